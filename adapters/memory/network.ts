@@ -1,0 +1,165 @@
+/**
+ * In-memory transport with fault injection: the simulator's network.
+ *
+ * Each connection is two FIFO directions; a message arrives after a (seeded) delay, never
+ * before one sent earlier on the same direction. Faults:
+ * - `drop(client)`: connections of that client are reset; messages in flight are lost and
+ *   each side learns of it after its own delay (as with a TCP reset).
+ * - `partition(client)`: the same, and new connections from it fail until `heal(client)`.
+ * - `stopServer()`: the hub "process" is gone: every connection resets, connects fail until
+ *   `listen` is called with the new hub.
+ * Messages are passed as values (structuredClone'd, so no object is shared across peers).
+ */
+import type {
+  ClientMessage, ClientTransport, CloseInfo, Connection, ConnectionAcceptor, ConnectionListener, Runtime, ServerMessage,
+} from "../../core/index.js"
+
+export interface MemoryNetworkOptions {
+  /** Delay of each message, ms (default 0). */
+  readonly latency?: () => number
+  /** Clone messages on send (default true): catches accidental sharing between peers. */
+  readonly clone?: boolean
+}
+
+interface Direction<T> {
+  lastAt: number
+  inflight: number
+  listener: ConnectionListener<T> | undefined
+}
+
+class Link {
+  open = true
+  readonly toServer: Direction<ClientMessage> = { lastAt: 0, inflight: 0, listener: undefined }
+  readonly toClient: Direction<ServerMessage> = { lastAt: 0, inflight: 0, listener: undefined }
+  /** Bumped on reset: deliveries scheduled before it are dropped. */
+  epoch = 0
+  constructor(readonly client: string) {}
+}
+
+export class MemoryNetwork {
+  private acceptor: ConnectionAcceptor | undefined
+  private readonly links = new Set<Link>()
+  private readonly partitioned = new Set<string>()
+  private readonly latency: () => number
+  private readonly clone: boolean
+  /** Messages delivered, for tests and benchmarks. */
+  delivered = 0
+
+  constructor(private readonly runtime: Runtime, options: MemoryNetworkOptions = {}) {
+    this.latency = options.latency ?? (() => 0)
+    this.clone = options.clone ?? true
+  }
+
+  /** Attaches the hub (again, after a restart). */
+  listen(acceptor: ConnectionAcceptor): void {
+    this.acceptor = acceptor
+  }
+
+  /** The hub process is gone: reset every connection; connects fail until `listen`. */
+  stopServer(): void {
+    this.acceptor = undefined
+    for (const link of [...this.links]) this.reset(link, "reset", "The hub went away.")
+  }
+
+  /** Resets the connections of `client` (or every client). */
+  drop(client?: string): void {
+    for (const link of [...this.links]) if (client === undefined || link.client === client) this.reset(link, "reset", "Connection lost.")
+  }
+
+  partition(client: string): void {
+    this.partitioned.add(client)
+    this.drop(client)
+  }
+
+  heal(client?: string): void {
+    if (client === undefined) this.partitioned.clear()
+    else this.partitioned.delete(client)
+  }
+
+  isPartitioned(client: string): boolean {
+    return this.partitioned.has(client)
+  }
+
+  get connectionCount(): number {
+    return this.links.size
+  }
+
+  /** A transport for one client; `name` is what faults address. */
+  transport(name: string): ClientTransport {
+    return { connect: (listener) => this.connect(name, listener) }
+  }
+
+  private deliver<T>(link: Link, dir: Direction<T>, message: T): void {
+    if (!link.open) return
+    const epoch = link.epoch
+    const payload = this.clone ? structuredClone(message) : message
+    const now = this.runtime.now()
+    const at = Math.max(dir.lastAt, now + this.latency())
+    dir.lastAt = at
+    dir.inflight++
+    this.runtime.setTimer(at - now, () => {
+      dir.inflight--
+      if (link.epoch !== epoch) return
+      this.delivered++
+      dir.listener?.onMessage(payload)
+    })
+  }
+
+  private reset(link: Link, code: string, reason: string): void {
+    if (!link.open) return
+    link.open = false
+    link.epoch++
+    this.links.delete(link)
+    const info: CloseInfo = { code, reason }
+    const toServer = link.toServer.listener
+    const toClient = link.toClient.listener
+    this.runtime.setTimer(this.latency(), () => toServer?.onClose(info))
+    this.runtime.setTimer(this.latency(), () => toClient?.onClose(info))
+  }
+
+  private connect(name: string, listener: ConnectionListener<ServerMessage>): Connection<ClientMessage> {
+    const link = new Link(name)
+    link.toClient.listener = listener
+    const net = this
+    const clientEnd: Connection<ClientMessage> = {
+      send: (m) => net.deliver(link, link.toServer, m),
+      close: (code = "closed", reason = "Closed by the client.") => net.closeFrom(link, "client", code, reason),
+      get bufferedAmount() { return link.toServer.inflight },
+    }
+    this.runtime.setTimer(this.latency(), () => {
+      const acceptor = this.acceptor
+      if (acceptor === undefined || this.partitioned.has(name)) {
+        link.open = false
+        listener.onClose({ code: "unreachable", reason: acceptor === undefined ? "No hub is listening." : "The network is partitioned." })
+        return
+      }
+      if (!link.open) return
+      this.links.add(link)
+      const serverEnd: Connection<ServerMessage> = {
+        send: (m) => net.deliver(link, link.toClient, m),
+        close: (code = "closed", reason = "Closed by the hub.") => net.closeFrom(link, "server", code, reason),
+        get bufferedAmount() { return link.toClient.inflight },
+      }
+      link.toServer.listener = acceptor.accept(serverEnd, { remoteAddress: `memory:${name}` })
+      listener.onOpen?.()
+    })
+    return clientEnd
+  }
+
+  /** A graceful close: messages already sent still arrive, then the peer hears the close. */
+  private closeFrom(link: Link, side: "client" | "server", code: string, reason: string): void {
+    if (!link.open) return
+    link.open = false
+    this.links.delete(link)
+    const peer = side === "client" ? link.toServer : link.toClient
+    // The closing side stops hearing from its peer at once.
+    if (side === "client") link.toClient.listener = undefined
+    else link.toServer.listener = undefined
+    const now = this.runtime.now()
+    const at = Math.max(peer.lastAt, now + this.latency())
+    const epoch = link.epoch
+    this.runtime.setTimer(at - now, () => {
+      if (link.epoch === epoch) (peer.listener as ConnectionListener<unknown> | undefined)?.onClose({ code, reason })
+    })
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * The real Runtime: wall clock, host timers, crypto randomness. Works in Node and browsers.
+ */
+import type { Runtime } from "../../core/index.js"
+
+const randomUnit = (): number => {
+  const buf = new Uint32Array(1)
+  globalThis.crypto.getRandomValues(buf)
+  return buf[0]! / 4294967296
+}
+
+export const systemRuntime: Runtime = {
+  now: () => Date.now(),
+  setTimer: (ms, fn) => {
+    const t = setTimeout(fn, ms)
+    return { cancel: () => clearTimeout(t) }
+  },
+  random: randomUnit,
+}

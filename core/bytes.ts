@@ -1,0 +1,191 @@
+/**
+ * Growable byte writer and bounds-checked reader: the primitives every Canon encoding is
+ * built from (canonical state bytes, storage records, wire frames). Varints are LEB128,
+ * unsigned, up to 2^53 - 1; anything else is a decode error, never a silent wrap.
+ */
+import { canonError } from "./errors.js"
+
+const textEncoder = new TextEncoder()
+const textDecoder = new TextDecoder("utf-8", { fatal: true })
+const TWO_32 = 4294967296
+
+export class ByteWriter {
+  private buf: Uint8Array
+  private view: DataView
+  pos = 0
+
+  constructor(initialSize = 256) {
+    this.buf = new Uint8Array(initialSize)
+    this.view = new DataView(this.buf.buffer)
+  }
+
+  private ensure(extra: number): void {
+    const need = this.pos + extra
+    if (need <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < need) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.pos))
+    this.buf = next
+    this.view = new DataView(next.buffer)
+  }
+
+  reset(): void {
+    this.pos = 0
+  }
+
+  byte(b: number): void {
+    this.ensure(1)
+    this.buf[this.pos++] = b
+  }
+
+  /** Unsigned LEB128 varint of an integer in [0, 2^53). */
+  varint(n: number): void {
+    this.ensure(8)
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n % 0x80) | 0x80
+      n = Math.floor(n / 0x80)
+    }
+    this.buf[this.pos++] = n
+  }
+
+  f64(n: number): void {
+    this.ensure(8)
+    this.view.setFloat64(this.pos, n)
+    this.pos += 8
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.ensure(bytes.length)
+    this.buf.set(bytes, this.pos)
+    this.pos += bytes.length
+  }
+
+  /** Length-prefixed bytes. */
+  bytes(bytes: Uint8Array): void {
+    this.varint(bytes.length)
+    this.raw(bytes)
+  }
+
+  /** Length-prefixed UTF-8. */
+  string(s: string): void {
+    // ASCII fast path: most keys and ids are ASCII, and this avoids a native call per string.
+    const n = s.length
+    if (n < 64) {
+      this.ensure(n + 1)
+      let ascii = true
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i)
+        if (c > 0x7f) { ascii = false; break }
+        this.buf[this.pos + 1 + i] = c
+      }
+      if (ascii) {
+        this.buf[this.pos] = n
+        this.pos += n + 1
+        return
+      }
+    }
+    this.ensure(n * 3 + 8)
+    // Reserve the largest prefix the length could need, then move the text if it was smaller.
+    const maxLen = n * 3
+    const prefix = maxLen < 0x80 ? 1 : maxLen < 0x4000 ? 2 : maxLen < 0x200000 ? 3 : 4
+    const start = this.pos
+    const { written } = textEncoder.encodeInto(s, this.buf.subarray(start + prefix))
+    this.varint(written)
+    const used = this.pos - start
+    if (used !== prefix) this.buf.copyWithin(start + used, start + prefix, start + prefix + written)
+    this.pos = start + used + written
+  }
+
+  /** A copy of what was written. */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos)
+  }
+
+  /** A view of what was written, valid until the next write or reset. */
+  view_(): Uint8Array {
+    return this.buf.subarray(0, this.pos)
+  }
+}
+
+export class ByteReader {
+  pos = 0
+  private readonly view: DataView
+
+  constructor(readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  }
+
+  get remaining(): number {
+    return this.buf.length - this.pos
+  }
+
+  done(): boolean {
+    return this.pos >= this.buf.length
+  }
+
+  byte(): number {
+    if (this.pos >= this.buf.length) throw canonError("decode-failed", "Unexpected end of data.")
+    return this.buf[this.pos++]!
+  }
+
+  varint(): number {
+    let result = 0
+    let mul = 1
+    for (let i = 0; i < 8; i++) {
+      const b = this.byte()
+      result += (b & 0x7f) * mul
+      if (b < 0x80) {
+        if (result > Number.MAX_SAFE_INTEGER) break
+        return result
+      }
+      mul *= 0x80
+    }
+    throw canonError("decode-failed", "Varint is longer than 53 bits.")
+  }
+
+  f64(): number {
+    if (this.remaining < 8) throw canonError("decode-failed", "Unexpected end of data in a float.")
+    const n = this.view.getFloat64(this.pos)
+    this.pos += 8
+    return n
+  }
+
+  raw(length: number): Uint8Array {
+    if (length > this.remaining) {
+      throw canonError("decode-failed", `A length of ${length} runs past the end of the data.`)
+    }
+    const out = this.buf.subarray(this.pos, this.pos + length)
+    this.pos += length
+    return out
+  }
+
+  bytes(): Uint8Array {
+    return this.raw(this.varint()).slice()
+  }
+
+  string(): string {
+    const len = this.varint()
+    const b = this.raw(len)
+    if (len < 32) {
+      let s = ""
+      for (let i = 0; i < len; i++) {
+        const c = b[i]!
+        if (c > 0x7f) return decodeUtf8(b)
+        s += String.fromCharCode(c)
+      }
+      return s
+    }
+    return decodeUtf8(b)
+  }
+}
+
+const decodeUtf8 = (b: Uint8Array): string => {
+  try {
+    return textDecoder.decode(b)
+  } catch {
+    throw canonError("decode-failed", "A string is not valid UTF-8.")
+  }
+}
+
+export const TWO_POW_32 = TWO_32

@@ -1,0 +1,156 @@
+/**
+ * Canonical encoding of plain data: one value, one byte sequence, on every peer. State
+ * hashes, state transfers and stored records all go through it.
+ *
+ * Plain data is: null, undefined, booleans, numbers, strings, Uint8Array, arrays and plain
+ * objects of those. Object keys are written in sorted order and properties whose value is
+ * undefined are left out (as JSON does), so two states that read the same encode the same.
+ * Integers in (-2^52, 2^52) are zigzag varints, other numbers (and -0) are float64.
+ * Anything else (Map, Date, class instances, functions) is refused with `state-unencodable`:
+ * a hash over such a value would not mean the same on every peer.
+ */
+import { ByteReader, ByteWriter } from "./bytes.js"
+import { canonError } from "./errors.js"
+
+const T_NULL = 0
+const T_FALSE = 1
+const T_TRUE = 2
+const T_UNDEFINED = 3
+const T_INT = 4
+const T_FLOAT = 5
+const T_STRING = 6
+const T_BYTES = 7
+const T_ARRAY = 8
+const T_OBJECT = 9
+
+const INT_LIMIT = 2 ** 52
+
+const toTag = Object.prototype.toString
+/** Uint8Array from any realm. */
+export const isBytes = (v: unknown): v is Uint8Array => ArrayBuffer.isView(v) && toTag.call(v) === "[object Uint8Array]"
+/** Nesting deeper than this is refused: it protects the decoder's stack from hostile input. */
+export const MAX_DEPTH = 512
+
+export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
+  switch (typeof value) {
+    case "number":
+      if (Number.isInteger(value) && value > -INT_LIMIT && value < INT_LIMIT && !Object.is(value, -0)) {
+        w.byte(T_INT)
+        w.varint(value >= 0 ? value * 2 : -value * 2 - 1)
+      } else {
+        w.byte(T_FLOAT)
+        w.f64(value)
+      }
+      return
+    case "string":
+      w.byte(T_STRING)
+      w.string(value)
+      return
+    case "boolean":
+      w.byte(value ? T_TRUE : T_FALSE)
+      return
+    case "undefined":
+      w.byte(T_UNDEFINED)
+      return
+    case "object": {
+      if (value === null) {
+        w.byte(T_NULL)
+        return
+      }
+      if (depth >= MAX_DEPTH) throw canonError("state-unencodable", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      if (Array.isArray(value)) {
+        w.byte(T_ARRAY)
+        w.varint(value.length)
+        for (let i = 0; i < value.length; i++) writeValue(w, value[i], depth + 1)
+        return
+      }
+      if (isBytes(value)) {
+        w.byte(T_BYTES)
+        w.bytes(value)
+        return
+      }
+      // Realm-independent (iframes, vm contexts, structuredClone): a plain object's
+      // prototype is null or some realm's Object.prototype, whose own prototype is null.
+      const proto = Object.getPrototypeOf(value)
+      if (proto !== null && Object.getPrototypeOf(proto) !== null) {
+        const name = (value as object).constructor?.name ?? "unknown"
+        throw canonError("state-unencodable", `A ${name} is not plain data; use objects, arrays, strings, numbers, booleans, null or Uint8Array.`)
+      }
+      const obj = value as Record<string, unknown>
+      const keys = Object.keys(obj)
+      let count = 0
+      for (let i = 0; i < keys.length; i++) if (obj[keys[i]!] !== undefined) count++
+      if (keys.length > 1) keys.sort()
+      w.byte(T_OBJECT)
+      w.varint(count)
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!
+        const v = obj[k]
+        if (v === undefined) continue
+        w.string(k)
+        writeValue(w, v, depth + 1)
+      }
+      return
+    }
+    default:
+      throw canonError("state-unencodable", `A ${typeof value} is not plain data.`)
+  }
+}
+
+export const readValue = (r: ByteReader, depth = 0): unknown => {
+  const tag = r.byte()
+  switch (tag) {
+    case T_NULL: return null
+    case T_FALSE: return false
+    case T_TRUE: return true
+    case T_UNDEFINED: return undefined
+    case T_INT: {
+      const z = r.varint()
+      return z % 2 === 0 ? z / 2 : -(z + 1) / 2
+    }
+    case T_FLOAT: return r.f64()
+    case T_STRING: return r.string()
+    case T_BYTES: return r.bytes()
+    case T_ARRAY: {
+      if (depth >= MAX_DEPTH) throw canonError("decode-failed", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      const n = r.varint()
+      // Each element takes at least one byte: a larger count is a lie, refuse before allocating.
+      if (n > r.remaining) throw canonError("decode-failed", `An array of ${n} items cannot fit in ${r.remaining} bytes.`)
+      const out = new Array<unknown>(n)
+      for (let i = 0; i < n; i++) out[i] = readValue(r, depth + 1)
+      return out
+    }
+    case T_OBJECT: {
+      if (depth >= MAX_DEPTH) throw canonError("decode-failed", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      const n = r.varint()
+      if (n * 2 > r.remaining) throw canonError("decode-failed", `An object of ${n} keys cannot fit in ${r.remaining} bytes.`)
+      const out: Record<string, unknown> = {}
+      for (let i = 0; i < n; i++) {
+        const k = r.string()
+        const v = readValue(r, depth + 1)
+        // defineProperty, not assignment: a "__proto__" key from the wire stays a plain key.
+        Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
+      }
+      return out
+    }
+    default:
+      throw canonError("decode-failed", `Unknown value tag ${tag}.`)
+  }
+}
+
+const shared = new ByteWriter(1 << 16)
+
+/** The canonical bytes of a plain value. */
+export const encodeCanonical = (value: unknown): Uint8Array => {
+  shared.reset()
+  writeValue(shared, value)
+  return shared.finish()
+}
+
+/** Decodes canonical bytes; a malformed input is a `decode-failed` CanonError. */
+export const decodeCanonical = (bytes: Uint8Array): unknown => {
+  const r = new ByteReader(bytes)
+  const v = readValue(r)
+  if (!r.done()) throw canonError("decode-failed", `${r.remaining} bytes left after the value.`)
+  return v
+}

@@ -1,0 +1,37 @@
+/**
+ * Log entries and command outcomes: the records that cross the wire and sit in storage.
+ */
+import type { Rejection } from "./errors.js"
+
+/** One accepted command in a document's total order. `seq` is contiguous from 1. */
+export interface Entry {
+  readonly seq: number
+  /** Milliseconds since the epoch, stamped by the authority. */
+  readonly time: number
+  readonly clientId: string
+  /** With clientId, the idempotency key: applied once, ever. */
+  readonly clientSeq: number
+  readonly name: string
+  /** Arguments in their encoded (wire) form. */
+  readonly args: unknown
+}
+
+/** A command as a replica sends it. */
+export interface CommandRequest {
+  readonly clientSeq: number
+  readonly name: string
+  readonly args: unknown
+}
+
+/** What became of a submitted command: its seq, or why it was refused. */
+export type Outcome =
+  | { readonly clientSeq: number; readonly seq: number }
+  | { readonly clientSeq: number; readonly rejection: Rejection }
+
+export const isAccepted = (o: Outcome): o is { readonly clientSeq: number; readonly seq: number } => "seq" in o
+
+/** A published `(seq, stateHash)`: the state after entry `seq` hashes to `hash`. */
+export interface Checkpoint {
+  readonly seq: number
+  readonly hash: string
+}

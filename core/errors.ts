@@ -1,0 +1,55 @@
+/**
+ * Errors are values with a stable `code` (for programs) and a `message` (for people).
+ * They extend Effect's `Data.TaggedError`, so the same class works as a rejected Promise
+ * and in an Effect's typed error channel.
+ *
+ * @example
+ * ```ts
+ * try { await doc.submit("move", { id: "c1", to: "done" }) }
+ * catch (e) { if (e instanceof CommandRejected) console.log(e.code, e.message) }
+ * ```
+ */
+import { Data } from "effect"
+
+/** Why the authority (or the local replica, for invalid arguments) refused a command. */
+export type RejectionCode =
+  | "rejected" // the command called ctx.reject(reason)
+  | "command-failed" // the command threw
+  | "invalid-args" // arguments failed the command's schema
+  | "unknown-command" // the machine has no command of that name
+  | "outcome-expired" // a retry arrived after the authority forgot the outcome (see DocAuthority)
+
+/** A command's refusal, as carried on the wire and stored in the idempotency table. */
+export interface Rejection {
+  readonly code: RejectionCode
+  readonly message: string
+}
+
+/** The promise of a submitted command rejects with this when the authority refuses it. */
+export class CommandRejected extends Data.TaggedError("CommandRejected")<{
+  readonly code: RejectionCode
+  readonly message: string
+  readonly command: string
+  readonly clientSeq: number
+}> {}
+
+/** Codes for failures of the engine itself (not of one command). */
+export type CanonErrorCode =
+  | "state-unencodable"
+  | "state-read-only"
+  | "decode-failed"
+  | "storage-failed"
+  | "storage-corrupt"
+  | "storage-too-new"
+  | "machine-mismatch"
+  | "protocol-error"
+  | "closed"
+
+/** An engine failure: storage, codec, misuse of the API. */
+export class CanonError extends Data.TaggedError("CanonError")<{
+  readonly code: CanonErrorCode
+  readonly message: string
+}> {}
+
+export const canonError = (code: CanonErrorCode, message: string): CanonError =>
+  new CanonError({ code, message })

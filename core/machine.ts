@@ -1,0 +1,168 @@
+/**
+ * Machines: the app's state and the deterministic commands that change it.
+ *
+ * A command has an argument schema (Effect `Schema`) and a pure `apply(state, args, ctx)`.
+ * `apply` may mutate `state` (it is a recorded draft, see journal.ts) or return a new state.
+ * `ctx` is the only door to the outside world: the entry's `seq`, the authority's `time`,
+ * the submitting `clientId`, a seeded `random()`, and `reject(reason)`.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { defineMachine } from "canon"
+ *
+ * export const Counter = defineMachine({
+ *   name: "counter",
+ *   version: 1,
+ *   initial: () => ({ value: 0 }),
+ *   commands: {
+ *     add: {
+ *       args: Schema.Struct({ by: Schema.Number }),
+ *       apply: (state, { by }, ctx) => {
+ *         if (by === 0) ctx.reject("Adding zero changes nothing.")
+ *         state.value += by
+ *       },
+ *     },
+ *   },
+ * })
+ * ```
+ */
+import { Result, Schema } from "effect"
+import type { Rejection } from "./errors.js"
+import { entryRandom } from "./random.js"
+
+/** What a command may know about the world. */
+export interface CommandContext {
+  /** The seq the entry has (or, while optimistic, is expected to have). */
+  readonly seq: number
+  /** Milliseconds since the epoch, stamped by the authority (a local estimate while optimistic). */
+  readonly time: number
+  /** The client that submitted the command. */
+  readonly clientId: string
+  /** Deterministic random numbers in [0, 1), seeded from the document and seq. */
+  random(): number
+  /** Refuses the command: its writes are undone and the submitter gets `reason`. */
+  reject(reason: string): never
+}
+
+export interface CommandDef<S, A, I = unknown> {
+  readonly args: Schema.Codec<A, I>
+  readonly apply: (state: S, args: A, ctx: CommandContext) => S | void
+}
+
+/** Declares one command outside a machine (give `S` explicitly); inside, use `{ args, apply }`. */
+export const command = <S, A, I>(
+  args: Schema.Codec<A, I>,
+  apply: (state: S, args: A, ctx: CommandContext) => S | void,
+): CommandDef<S, A, I> => ({ args, apply })
+
+export interface MachineDef<S, A extends Record<string, unknown>> {
+  /** Stable name, used on the wire and in storage. */
+  readonly name: string
+  /** Integer version of the machine's commands and state. */
+  readonly version: number
+  /** The state of a new document. Must return plain data (see canonical.ts). */
+  readonly initial: () => S
+  /** Commands by name; each one's argument type is inferred from its schema. */
+  readonly commands: { readonly [K in keyof A]: CommandDef<S, A[K], any> }
+}
+
+/** Compiled command: its schema codecs built once. */
+export interface CompiledCommand<S> {
+  readonly apply: (state: S, args: unknown, ctx: CommandContext) => S | void
+  readonly decode: (encoded: unknown) => Result.Result<unknown, Schema.SchemaError>
+  readonly encode: (args: unknown) => Result.Result<unknown, Schema.SchemaError>
+}
+
+export interface Machine<S = any, A extends Record<string, unknown> = Record<string, any>> extends MachineDef<S, A> {
+  /** @internal compiled commands by name */
+  readonly compiled: ReadonlyMap<string, CompiledCommand<S>>
+}
+
+/** The state type of a machine. */
+export type StateOf<M> = M extends Machine<infer S, any> ? S : never
+/** Command names of a machine. */
+export type CommandName<M> = M extends Machine<any, infer A> ? keyof A & string : never
+/** Argument type (decoded) of a machine's command. */
+export type ArgsOf<M, K extends string> = M extends Machine<any, infer A> ? A[K] : never
+
+/** Defines a machine. Validates the definition and compiles the argument schemas once. */
+export const defineMachine = <S, A extends Record<string, unknown>>(def: MachineDef<S, A>): Machine<S, A> => {
+  if (!/^[a-zA-Z0-9_.-]{1,64}$/.test(def.name)) {
+    throw new TypeError(`Machine name "${def.name}" must be 1-64 characters of letters, digits, '_', '.' or '-'.`)
+  }
+  if (!Number.isInteger(def.version) || def.version < 1) {
+    throw new TypeError(`Machine "${def.name}" has version ${def.version}; versions are integers from 1.`)
+  }
+  const compiled = new Map<string, CompiledCommand<S>>()
+  for (const [name, cmd] of Object.entries(def.commands) as [string, CommandDef<S, unknown, unknown>][]) {
+    compiled.set(name, {
+      apply: cmd.apply as CompiledCommand<S>["apply"],
+      decode: Schema.decodeUnknownResult(cmd.args as Schema.Codec<unknown, unknown>),
+      encode: Schema.encodeUnknownResult(cmd.args as Schema.Codec<unknown, unknown>),
+    })
+  }
+  return { ...def, compiled }
+}
+
+/** Thrown by ctx.reject; caught by the runner. */
+class RejectSignal {
+  constructor(readonly reason: string) {}
+}
+
+/** Makes the ctx for one application of a command. */
+export const makeContext = (docId: string, seq: number, time: number, clientId: string): CommandContext => {
+  let rng: (() => number) | undefined
+  return {
+    seq,
+    time,
+    clientId,
+    random: () => (rng ??= entryRandom(docId, seq))(),
+    reject: (reason: string): never => {
+      throw new RejectSignal(String(reason))
+    },
+  }
+}
+
+/** The argument message of a schema failure, on one line. */
+export const schemaMessage = (e: Schema.SchemaError): string => e.message.replace(/\s*\n\s*/g, " ")
+
+/** Checks and decodes the wire form of a command's arguments. */
+export const decodeArgs = <S>(
+  machine: Machine<S>,
+  name: string,
+  encoded: unknown,
+): { readonly ok: true; readonly cmd: CompiledCommand<S>; readonly args: unknown } | { readonly ok: false; readonly rejection: Rejection } => {
+  const cmd = machine.compiled.get(name)
+  if (cmd === undefined) {
+    return { ok: false, rejection: { code: "unknown-command", message: `Machine "${machine.name}" v${machine.version} has no command "${name}".` } }
+  }
+  const r = cmd.decode(encoded)
+  if (Result.isFailure(r)) {
+    return { ok: false, rejection: { code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(r.failure)}` } }
+  }
+  return { ok: true, cmd, args: r.success }
+}
+
+/**
+ * Runs `cmd.apply` on the draft of `host`. Returns undefined on success or the rejection;
+ * on rejection the command's writes are already undone. The caller owns begin/end of the
+ * journal so it can keep the records (replica) or drop them (authority).
+ */
+export const runApply = <S>(
+  host: { draft(): S; replaceRoot(next: S): void },
+  cmd: CompiledCommand<S>,
+  name: string,
+  args: unknown,
+  ctx: CommandContext,
+): Rejection | undefined => {
+  try {
+    const out = cmd.apply(host.draft(), args, ctx)
+    if (out !== undefined) host.replaceRoot(out)
+    return undefined
+  } catch (e) {
+    if (e instanceof RejectSignal) return { code: "rejected", message: e.reason }
+    const detail = e instanceof Error ? e.message : String(e)
+    return { code: "command-failed", message: `Command "${name}" threw: ${detail}` }
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The Storage port: an ordered key-value store with atomic batches, the contract every
+ * storage adapter implements (memory, LevelDB; a replicated database could too).
+ *
+ * Keys and values are bytes; keys sort bytewise (unsigned). Canon's own records and key
+ * layout live in core/store on top of this port, so an adapter only has to be a correct
+ * ordered map. Every adapter passes the shared suite in test/storage-conformance.
+ *
+ * @example
+ * ```ts
+ * const kv = new MemoryStorage()
+ * await kv.batch([{ type: "put", key: k, value: v }])
+ * const rows = await kv.range({ gte: lo, lt: hi, limit: 100 })
+ * ```
+ */
+export type BatchOp =
+  | { readonly type: "put"; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly type: "del"; readonly key: Uint8Array }
+
+export interface RangeOptions {
+  /** Inclusive lower bound. */
+  readonly gte?: Uint8Array
+  /** Exclusive upper bound. */
+  readonly lt?: Uint8Array
+  /** At most this many rows. */
+  readonly limit?: number
+  /** Highest keys first. */
+  readonly reverse?: boolean
+}
+
+export interface BatchOptions {
+  /** Flush to durable media before resolving (fsync). Slower; survives power loss. */
+  readonly sync?: boolean
+}
+
+export interface KVStore {
+  get(key: Uint8Array): Promise<Uint8Array | undefined>
+  /** All operations apply, or none do. Resolves once they are durable (per `sync`). */
+  batch(ops: ReadonlyArray<BatchOp>, options?: BatchOptions): Promise<void>
+  /** Rows in key order (or reverse), as [key, value]. */
+  range(options: RangeOptions): Promise<Array<readonly [Uint8Array, Uint8Array]>>
+  /** Releases the store; further calls fail with a `closed` CanonError. */
+  close(): Promise<void>
+}

@@ -1,0 +1,210 @@
+/**
+ * The replica side of Canon: one connection to a hub (reconnecting with backoff), one
+ * storage, many documents.
+ *
+ * @example
+ * ```ts
+ * const client = await CanonClient.open({ transport, runtime: systemRuntime, storage })
+ * const doc = await client.open(Todo, "groceries")
+ * doc.submit("add", { id: "t1", title: "Milk" })
+ * client.onStatus((s) => console.log(s))   // "connecting" | "online" | "offline"
+ * ```
+ */
+import { decodeCanonical } from "../canonical.js"
+import { canonError } from "../errors.js"
+import type { Machine, StateOf } from "../machine.js"
+import { applyLogged } from "../apply.js"
+import { JournaledState } from "../journal.js"
+import type { KVStore } from "../ports/storage.js"
+import type { ClientTransport, CloseInfo, Connection } from "../ports/transport.js"
+import { newClientId, type Runtime, type Timer } from "../ports/runtime.js"
+import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
+import { ReplicaStore } from "../store/replica-store.js"
+import { backoffDelay, type BackoffOptions } from "./backoff.js"
+import { Doc, type DocOptions } from "./doc.js"
+
+export type ClientStatus = "connecting" | "online" | "offline" | "closed"
+
+export interface ClientOptions extends DocOptions {
+  readonly transport: ClientTransport
+  readonly runtime: Runtime
+  /** Where the outbox and confirmed state live. Without it, nothing survives a restart. */
+  readonly storage?: KVStore
+  /** Fixed client id (else loaded from storage, or made and stored). */
+  readonly clientId?: string
+  readonly backoff?: BackoffOptions
+  /** A connection up this long resets the backoff. Default 10,000 ms. */
+  readonly stableMs?: number
+  /** Connect at once. Default true. */
+  readonly autoConnect?: boolean
+}
+
+export class CanonClient {
+  private readonly docs = new Map<string, Doc<any>>()
+  private conn: Connection<ClientMessage> | undefined
+  private welcomed = false
+  private attempt = 0
+  private retryTimer: Timer | undefined
+  private stableTimer: Timer | undefined
+  private currentStatus: ClientStatus = "offline"
+  private readonly statusListeners = new Set<(s: ClientStatus, info?: CloseInfo) => void>()
+  private wantOnline: boolean
+
+  private constructor(
+    readonly clientId: string,
+    private readonly options: ClientOptions,
+    private readonly store: ReplicaStore | undefined,
+  ) {
+    this.wantOnline = options.autoConnect ?? true
+  }
+
+  /** Opens a client: loads (or creates and stores) its clientId, then connects. */
+  static async open(options: ClientOptions): Promise<CanonClient> {
+    const store = options.storage ? new ReplicaStore(options.storage) : undefined
+    let clientId = options.clientId ?? (await store?.clientId())
+    if (clientId === undefined) {
+      clientId = newClientId(options.runtime)
+      await store?.setClientId(clientId)
+    }
+    const client = new CanonClient(clientId, options, store)
+    if (client.wantOnline) client.connect()
+    return client
+  }
+
+  get status(): ClientStatus {
+    return this.currentStatus
+  }
+
+  /** Calls `fn` on every status change; `info` says why a connection closed. */
+  onStatus(fn: (status: ClientStatus, info?: CloseInfo) => void): () => void {
+    this.statusListeners.add(fn)
+    return () => this.statusListeners.delete(fn)
+  }
+
+  private setStatus(s: ClientStatus, info?: CloseInfo): void {
+    if (s === this.currentStatus) return
+    this.currentStatus = s
+    for (const fn of this.statusListeners) {
+      try {
+        fn(s, info)
+      } catch {
+        // listeners must not break the connection logic
+      }
+    }
+  }
+
+  /**
+   * Opens a document: loads its confirmed state and outbox from storage (pending commands
+   * survive restarts) and follows it on the hub.
+   */
+  async open<M extends Machine<any, any>>(machine: M, docId: string): Promise<Doc<M>> {
+    if (this.currentStatus === "closed") throw canonError("closed", "This client is closed.")
+    const existing = this.docs.get(docId)
+    if (existing !== undefined) {
+      if (existing.machine !== machine) throw canonError("machine-mismatch", `Document "${docId}" is already open with machine "${existing.machine.name}".`)
+      return existing as Doc<M>
+    }
+    const stored = await this.store?.load(docId)
+    if (stored !== undefined && stored.meta.machine !== machine.name) {
+      throw canonError("machine-mismatch", `Stored document "${docId}" belongs to machine "${stored.meta.machine}", not "${machine.name}".`)
+    }
+    const host = new JournaledState<StateOf<M>>(stored?.snapshot ? (decodeCanonical(stored.snapshot.state) as StateOf<M>) : machine.initial())
+    let seq = stored?.snapshot?.seq ?? 0
+    for (const e of stored?.entries ?? []) {
+      if (e.seq !== seq + 1) break
+      applyLogged(host, docId, machine, e)
+      seq = e.seq
+    }
+    if (stored !== undefined && seq !== stored.meta.confirmedSeq) {
+      throw canonError("storage-corrupt", `Stored document "${docId}" claims seq ${stored.meta.confirmedSeq} but its state reaches ${seq}.`)
+    }
+    const again = this.docs.get(docId)
+    if (again !== undefined) return again as Doc<M>
+    const doc = new Doc(machine, docId, this.clientId, this.store, () => this.options.runtime.now(), {
+      state: host.root,
+      confirmedSeq: seq,
+      nextClientSeq: stored?.meta.nextClientSeq ?? 1,
+      snapshotSeq: stored?.snapshot?.seq ?? 0,
+      outbox: stored?.outbox ?? [],
+    }, this.options)
+    this.docs.set(docId, doc)
+    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m))
+    return doc
+  }
+
+  /** Goes online (after `disconnect`, or with autoConnect off). */
+  connect(): void {
+    this.wantOnline = true
+    if (this.conn !== undefined || this.currentStatus === "closed") return
+    this.retryTimer?.cancel()
+    this.retryTimer = undefined
+    this.setStatus("connecting")
+    let conn: Connection<ClientMessage> | undefined
+    const isCurrent = () => this.conn === conn && conn !== undefined
+    conn = this.options.transport.connect({
+      onOpen: () => {
+        if (isCurrent()) conn!.send({ type: "hello", clientId: this.clientId })
+      },
+      onMessage: (msg) => {
+        if (isCurrent()) this.receive(conn!, msg)
+      },
+      onClose: (info) => {
+        if (isCurrent()) this.lost(info)
+      },
+    })
+    this.conn = conn
+  }
+
+  /** Goes offline on purpose: local edits keep working and wait in the outbox. */
+  disconnect(): void {
+    this.wantOnline = false
+    this.retryTimer?.cancel()
+    this.retryTimer = undefined
+    const conn = this.conn
+    if (conn !== undefined) {
+      this.lost({ code: "closed", reason: "Disconnected by the app." })
+      conn.close("closed", "Disconnected by the app.")
+    }
+  }
+
+  private receive(conn: Connection<ClientMessage>, msg: ServerMessage): void {
+    if (msg.type === "welcome") {
+      this.welcomed = true
+      this.setStatus("online")
+      this.stableTimer?.cancel()
+      this.stableTimer = this.options.runtime.setTimer(this.options.stableMs ?? 10_000, () => {
+        this.attempt = 0
+      })
+      const send = (m: ClientMessage) => conn.send(m)
+      for (const doc of this.docs.values()) doc.connected(send)
+      return
+    }
+    if ("docId" in msg && msg.docId !== undefined) {
+      this.docs.get(msg.docId)?.receive(msg)
+    }
+  }
+
+  private lost(info: CloseInfo): void {
+    this.conn = undefined
+    this.welcomed = false
+    this.stableTimer?.cancel()
+    for (const doc of this.docs.values()) doc.disconnected()
+    if (this.currentStatus === "closed") return
+    this.setStatus("offline", info)
+    if (!this.wantOnline) return
+    const delay = backoffDelay(this.attempt++, () => this.options.runtime.random(), this.options.backoff)
+    this.retryTimer = this.options.runtime.setTimer(delay, () => {
+      this.retryTimer = undefined
+      if (this.wantOnline) this.connect()
+    })
+  }
+
+  /** Closes the connection and every document; waits for pending writes. */
+  async close(): Promise<void> {
+    const docs = [...this.docs.values()]
+    this.disconnect()
+    this.setStatus("closed")
+    this.docs.clear()
+    await Promise.all(docs.map((d) => d.close()))
+  }
+}

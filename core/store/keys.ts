@@ -1,0 +1,73 @@
+/**
+ * Key layout of Canon's records in a KVStore. Keys sort bytewise, so:
+ *
+ *   [0x00] "format"                     -> storage format version
+ *   "a" "m" <docId>                     -> authority: document head (machine, seq, checkpoint)
+ *   "a" "e" <docId> <seq:8 BE>          -> authority: log entry; one doc's log is one range, in seq order
+ *   "a" "c" <docId> <clientId>          -> authority: idempotency record of a client
+ *   "r" "i"                             -> replica: its clientId
+ *   "r" "m" <docId>                     -> replica: confirmedSeq, nextClientSeq, machine
+ *   "r" "s" <docId>                     -> replica: confirmed state snapshot
+ *   "r" "e" <docId> <seq:8 BE>          -> replica: confirmed entries after the snapshot
+ *   "r" "o" <docId> <clientSeq:8 BE>    -> replica: outbox, in clientSeq order
+ *
+ * <docId> and <clientId> are a varint length then UTF-8, so no id's key is a prefix of
+ * another's and each document's records are contiguous. Seqs are 8-byte big-endian so
+ * numeric order is byte order.
+ */
+import { ByteWriter } from "../bytes.js"
+
+const A = 0x61 // "a"
+const R = 0x72 // "r"
+
+const w = new ByteWriter(128)
+
+const key = (parts: (wr: ByteWriter) => void): Uint8Array => {
+  w.reset()
+  parts(w)
+  return w.finish()
+}
+
+const seq8 = (wr: ByteWriter, n: number): void => {
+  const hi = Math.floor(n / 4294967296)
+  const lo = n >>> 0
+  wr.byte((hi >>> 24) & 0xff); wr.byte((hi >>> 16) & 0xff); wr.byte((hi >>> 8) & 0xff); wr.byte(hi & 0xff)
+  wr.byte((lo >>> 24) & 0xff); wr.byte((lo >>> 16) & 0xff); wr.byte((lo >>> 8) & 0xff); wr.byte(lo & 0xff)
+}
+
+/** Reads the 8-byte big-endian number at the end of a key. */
+export const seqFromKey = (k: Uint8Array): number => {
+  const o = k.length - 8
+  const hi = ((k[o]! << 24) | (k[o + 1]! << 16) | (k[o + 2]! << 8) | k[o + 3]!) >>> 0
+  const lo = ((k[o + 4]! << 24) | (k[o + 5]! << 16) | (k[o + 6]! << 8) | k[o + 7]!) >>> 0
+  return hi * 4294967296 + lo
+}
+
+/** Smallest key greater than every key starting with `prefix`. */
+export const prefixEnd = (prefix: Uint8Array): Uint8Array => {
+  const out = prefix.slice()
+  for (let i = out.length - 1; i >= 0; i--) {
+    if (out[i]! < 0xff) {
+      out[i]!++
+      return out.subarray(0, i + 1)
+    }
+  }
+  return new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+}
+
+export const formatKey = key((k) => { k.byte(0); k.string("format") })
+
+export const authHead = (docId: string) => key((k) => { k.byte(A); k.byte(0x6d); k.string(docId) })
+export const authHeadPrefix = key((k) => { k.byte(A); k.byte(0x6d) })
+export const authEntryPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x65); k.string(docId) })
+export const authEntry = (docId: string, seq: number) => key((k) => { k.byte(A); k.byte(0x65); k.string(docId); seq8(k, seq) })
+export const authClientPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x63); k.string(docId) })
+export const authClient = (docId: string, clientId: string) => key((k) => { k.byte(A); k.byte(0x63); k.string(docId); k.string(clientId) })
+
+export const replicaClientId = key((k) => { k.byte(R); k.byte(0x69) })
+export const replicaMeta = (docId: string) => key((k) => { k.byte(R); k.byte(0x6d); k.string(docId) })
+export const replicaSnapshot = (docId: string) => key((k) => { k.byte(R); k.byte(0x73); k.string(docId) })
+export const replicaEntryPrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x65); k.string(docId) })
+export const replicaEntry = (docId: string, seq: number) => key((k) => { k.byte(R); k.byte(0x65); k.string(docId); seq8(k, seq) })
+export const replicaOutboxPrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId) })
+export const replicaOutbox = (docId: string, clientSeq: number) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId); seq8(k, clientSeq) })

@@ -1,0 +1,119 @@
+/**
+ * Value encodings of stored records: canonical-encoded tuples, so a record is compact and
+ * any corruption is a typed `storage-corrupt` error naming the document and key.
+ */
+import { decodeCanonical, encodeCanonical, isBytes } from "../canonical.js"
+import type { Entry, Checkpoint, Outcome } from "../entry.js"
+import { CanonError, canonError, type RejectionCode } from "../errors.js"
+
+const hex = (k: Uint8Array): string => Array.from(k, (b) => b.toString(16).padStart(2, "0")).join("")
+
+/** Decodes a record, turning any failure into `storage-corrupt` with where it was. */
+export const decodeRecord = <T>(bytes: Uint8Array, what: string, docId: string, key: Uint8Array, check: (v: unknown) => T): T => {
+  try {
+    return check(decodeCanonical(bytes))
+  } catch (e) {
+    const why = e instanceof CanonError ? e.message : String(e)
+    throw canonError("storage-corrupt", `The stored ${what} of document "${docId}" (key ${hex(key)}) is unreadable: ${why}`)
+  }
+}
+
+const fail = (what: string): never => {
+  throw new Error(`not a valid ${what}`)
+}
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v)
+const isStr = (v: unknown): v is string => typeof v === "string"
+
+// ---- entries: [time, clientId, clientSeq, name, args] ----
+
+export const encodeEntry = (e: Entry): Uint8Array => encodeCanonical([e.time, e.clientId, e.clientSeq, e.name, e.args])
+
+export const entryChecker = (seq: number) => (v: unknown): Entry => {
+  if (!Array.isArray(v) || v.length !== 5 || !isNum(v[0]) || !isStr(v[1]) || !isNum(v[2]) || !isStr(v[3])) return fail("entry")
+  return { seq, time: v[0], clientId: v[1], clientSeq: v[2], name: v[3], args: v[4] }
+}
+
+// ---- authority head: [machine, version, seq, lastTime, checkpointSeq, checkpointHash] ----
+
+export interface AuthorityHead {
+  readonly machine: string
+  readonly version: number
+  readonly seq: number
+  readonly lastTime: number
+  readonly checkpoint: Checkpoint | undefined
+}
+
+export const encodeHead = (h: AuthorityHead): Uint8Array =>
+  encodeCanonical([h.machine, h.version, h.seq, h.lastTime, h.checkpoint?.seq ?? 0, h.checkpoint?.hash ?? ""])
+
+export const checkHead = (v: unknown): AuthorityHead => {
+  if (!Array.isArray(v) || v.length !== 6 || !isStr(v[0]) || !isNum(v[1]) || !isNum(v[2]) || !isNum(v[3]) || !isNum(v[4]) || !isStr(v[5])) return fail("head")
+  return { machine: v[0], version: v[1], seq: v[2], lastTime: v[3], checkpoint: v[4] > 0 ? { seq: v[4], hash: v[5] } : undefined }
+}
+
+// ---- idempotency record: [last, acked, [[clientSeq, seq | -1, code, message], ...]] ----
+
+export interface ClientRecord {
+  /** Highest clientSeq processed. */
+  last: number
+  /** Outcomes up to here were acknowledged by the client and forgotten. */
+  acked: number
+  /** Outcomes of clientSeqs in (acked, last], in clientSeq order. */
+  readonly outcomes: Map<number, Outcome>
+}
+
+export const encodeClient = (c: ClientRecord): Uint8Array => {
+  const outs: unknown[] = []
+  for (const o of c.outcomes.values()) {
+    outs.push("seq" in o ? [o.clientSeq, o.seq] : [o.clientSeq, -1, o.rejection.code, o.rejection.message])
+  }
+  return encodeCanonical([c.last, c.acked, outs])
+}
+
+export const checkClient = (v: unknown): ClientRecord => {
+  if (!Array.isArray(v) || v.length !== 3 || !isNum(v[0]) || !isNum(v[1]) || !Array.isArray(v[2])) return fail("client record")
+  const outcomes = new Map<number, Outcome>()
+  for (const o of v[2] as unknown[]) {
+    if (!Array.isArray(o) || !isNum(o[0]) || !isNum(o[1])) return fail("outcome")
+    if (o[1] >= 0) outcomes.set(o[0], { clientSeq: o[0], seq: o[1] })
+    else {
+      if (!isStr(o[2]) || !isStr(o[3])) return fail("outcome")
+      outcomes.set(o[0], { clientSeq: o[0], rejection: { code: o[2] as RejectionCode, message: o[3] } })
+    }
+  }
+  return { last: v[0], acked: v[1], outcomes }
+}
+
+// ---- replica meta: [machine, version, confirmedSeq, nextClientSeq] ----
+
+export interface ReplicaMeta {
+  readonly machine: string
+  readonly version: number
+  readonly confirmedSeq: number
+  readonly nextClientSeq: number
+}
+
+export const encodeReplicaMeta = (m: ReplicaMeta): Uint8Array => encodeCanonical([m.machine, m.version, m.confirmedSeq, m.nextClientSeq])
+
+export const checkReplicaMeta = (v: unknown): ReplicaMeta => {
+  if (!Array.isArray(v) || v.length !== 4 || !isStr(v[0]) || !isNum(v[1]) || !isNum(v[2]) || !isNum(v[3])) return fail("replica meta")
+  return { machine: v[0], version: v[1], confirmedSeq: v[2], nextClientSeq: v[3] }
+}
+
+// ---- replica snapshot: [seq, stateBytes] ----
+
+export const encodeSnapshot = (seq: number, state: Uint8Array): Uint8Array => encodeCanonical([seq, state])
+
+export const checkSnapshot = (v: unknown): { seq: number; state: Uint8Array } => {
+  if (!Array.isArray(v) || v.length !== 2 || !isNum(v[0]) || !isBytes(v[1])) return fail("snapshot")
+  return { seq: v[0], state: v[1] }
+}
+
+// ---- outbox: [name, args] ----
+
+export const encodeOutbox = (name: string, args: unknown): Uint8Array => encodeCanonical([name, args])
+
+export const checkOutbox = (v: unknown): { name: string; args: unknown } => {
+  if (!Array.isArray(v) || v.length !== 2 || !isStr(v[0])) return fail("outbox record")
+  return { name: v[0], args: v[1] }
+}

@@ -1,0 +1,108 @@
+/**
+ * What a replica keeps, over a KVStore: its clientId and, per document, the confirmed state
+ * (a snapshot plus the confirmed entries since), the confirmed seq, and the outbox of
+ * commands not yet confirmed or rejected with the next clientSeq.
+ *
+ * The outbox write of a command (with the bumped clientSeq) is one batch and happens before
+ * the command is sent. Confirmations append entries, drop settled outbox records and advance
+ * the meta in one batch; every `snapshotEvery` entries the state is written whole and the
+ * entry tail dropped, so opening replays a bounded tail.
+ */
+import type { Entry } from "../entry.js"
+import type { BatchOp, KVStore } from "../ports/storage.js"
+import * as K from "./keys.js"
+import {
+  type ReplicaMeta, checkOutbox, checkReplicaMeta, checkSnapshot, decodeRecord, encodeEntry, encodeOutbox, encodeReplicaMeta,
+  encodeSnapshot, entryChecker,
+} from "./records.js"
+import { ensureFormat } from "./format.js"
+import { decodeCanonical, encodeCanonical } from "../canonical.js"
+
+export interface StoredReplicaDoc {
+  readonly meta: ReplicaMeta
+  readonly snapshot: { readonly seq: number; readonly state: Uint8Array } | undefined
+  /** Confirmed entries after the snapshot, in seq order. */
+  readonly entries: ReadonlyArray<Entry>
+  /** Outbox in clientSeq order. */
+  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+}
+
+export interface ConfirmBatch {
+  readonly meta: ReplicaMeta
+  readonly entries: ReadonlyArray<Entry>
+  readonly settled: ReadonlyArray<number>
+  /** When set: the confirmed state at `seq`, replacing the stored entries dropFrom..dropTo. */
+  readonly snapshot?: { readonly seq: number; readonly state: Uint8Array; readonly dropFrom: number; readonly dropTo: number }
+}
+
+export class ReplicaStore {
+  private ready: Promise<void> | undefined
+
+  constructor(readonly kv: KVStore) {}
+
+  open(): Promise<void> {
+    return (this.ready ??= ensureFormat(this.kv))
+  }
+
+  async clientId(): Promise<string | undefined> {
+    await this.open()
+    const raw = await this.kv.get(K.replicaClientId)
+    if (raw === undefined) return undefined
+    const v = decodeRecord(raw, "client id", "-", K.replicaClientId, (x) => x)
+    return typeof v === "string" ? v : undefined
+  }
+
+  async setClientId(id: string): Promise<void> {
+    await this.open()
+    await this.kv.batch([{ type: "put", key: K.replicaClientId, value: encodeCanonical(id) }])
+  }
+
+  async load(docId: string): Promise<StoredReplicaDoc | undefined> {
+    await this.open()
+    const metaKey = K.replicaMeta(docId)
+    const rawMeta = await this.kv.get(metaKey)
+    if (rawMeta === undefined) return undefined
+    const meta = decodeRecord(rawMeta, "replica meta", docId, metaKey, checkReplicaMeta)
+    const snapKey = K.replicaSnapshot(docId)
+    const rawSnap = await this.kv.get(snapKey)
+    const snapshot = rawSnap === undefined ? undefined : decodeRecord(rawSnap, "snapshot", docId, snapKey, checkSnapshot)
+    const ePrefix = K.replicaEntryPrefix(docId)
+    const entries: Entry[] = []
+    for (const [key, value] of await this.kv.range({ gte: ePrefix, lt: K.prefixEnd(ePrefix) })) {
+      const seq = K.seqFromKey(key)
+      entries.push(decodeRecord(value, `entry ${seq}`, docId, key, entryChecker(seq)))
+    }
+    const oPrefix = K.replicaOutboxPrefix(docId)
+    const outbox: { clientSeq: number; name: string; args: unknown }[] = []
+    for (const [key, value] of await this.kv.range({ gte: oPrefix, lt: K.prefixEnd(oPrefix) })) {
+      const clientSeq = K.seqFromKey(key)
+      outbox.push({ clientSeq, ...decodeRecord(value, `outbox record ${clientSeq}`, docId, key, checkOutbox) })
+    }
+    return { meta, snapshot, entries, outbox }
+  }
+
+  /** Stores new outbox records and the meta that counts them, atomically. */
+  async appendOutbox(docId: string, meta: ReplicaMeta, commands: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>): Promise<void> {
+    const ops: BatchOp[] = commands.map((c) => ({ type: "put", key: K.replicaOutbox(docId, c.clientSeq), value: encodeOutbox(c.name, c.args) }))
+    ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
+    await this.kv.batch(ops)
+  }
+
+  async confirm(docId: string, batch: ConfirmBatch): Promise<void> {
+    const ops: BatchOp[] = []
+    if (batch.snapshot !== undefined) {
+      const { seq, state, dropFrom, dropTo } = batch.snapshot
+      ops.push({ type: "put", key: K.replicaSnapshot(docId), value: encodeSnapshot(seq, state) })
+      for (let s = dropFrom; s <= dropTo; s++) ops.push({ type: "del", key: K.replicaEntry(docId, s) })
+    }
+    for (const e of batch.entries) {
+      if (batch.snapshot !== undefined && e.seq <= batch.snapshot.seq) continue
+      ops.push({ type: "put", key: K.replicaEntry(docId, e.seq), value: encodeEntry(e) })
+    }
+    for (const cs of batch.settled) ops.push({ type: "del", key: K.replicaOutbox(docId, cs) })
+    ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(batch.meta) })
+    await this.kv.batch(ops)
+  }
+}
+
+export const decodeSnapshotState = (bytes: Uint8Array): unknown => decodeCanonical(bytes)

@@ -45,16 +45,25 @@ export class JournaledState<S> {
       j.push(target, key, had, had ? (target as Record<PropertyKey, unknown>)[key] : MISSING)
       return j
     }
+    /**
+     * Arrays change `length` behind the traps: writing past the end grows it, shrinking it
+     * drops elements. Record what those implicit changes overwrite, so undo restores it.
+     */
+    const recordArrayLength = (target: unknown[], key: PropertyKey, value: unknown): void => {
+      if (key === "length") {
+        for (let i = target.length - 1; i >= (value as number); i--) record(target, String(i))
+      } else if (typeof key === "string") {
+        const index = Number(key)
+        if (Number.isInteger(index) && index >= target.length && String(index) === key) record(target, "length")
+      }
+    }
     this.handler = {
       get(target, key) {
         const v = (target as Record<PropertyKey, unknown>)[key]
         return isDraftable(v) ? self.draftOf(v) : v
       },
       set(target, key, value) {
-        // A shrinking array length drops elements without a trap per element: record them.
-        if (key === "length" && Array.isArray(target) && (value as number) < target.length) {
-          for (let i = target.length - 1; i >= (value as number); i--) record(target, String(i))
-        }
+        if (Array.isArray(target)) recordArrayLength(target, key, value)
         record(target, key)
         ;(target as Record<PropertyKey, unknown>)[key] = self.unwrap(value)
         return true
@@ -66,6 +75,7 @@ export class JournaledState<S> {
         return true
       },
       defineProperty(target, key, desc) {
+        if (Array.isArray(target)) recordArrayLength(target, key, desc.value)
         record(target, key)
         if ("value" in desc) desc = { ...desc, value: self.unwrap(desc.value) }
         return Reflect.defineProperty(target, key, desc)

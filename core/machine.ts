@@ -110,19 +110,24 @@ class RejectSignal {
   constructor(readonly reason: string) {}
 }
 
-/** Makes the ctx for one application of a command. */
-export const makeContext = (docId: string, seq: number, time: number, clientId: string): CommandContext => {
-  let rng: (() => number) | undefined
-  return {
-    seq,
-    time,
-    clientId,
-    random: () => (rng ??= entryRandom(docId, seq))(),
-    reject: (reason: string): never => {
-      throw new RejectSignal(String(reason))
-    },
+/**
+ * The ctx of one application of a command. A class, not a closure per call: applying a
+ * command must not allocate functions (it runs millions of times per second on replays).
+ */
+class Context implements CommandContext {
+  private rng: (() => number) | undefined
+  constructor(private readonly docId: string, readonly seq: number, readonly time: number, readonly clientId: string) {}
+  random(): number {
+    return (this.rng ??= entryRandom(this.docId, this.seq))()
+  }
+  reject(reason: string): never {
+    throw new RejectSignal(String(reason))
   }
 }
+
+/** Makes the ctx for one application of a command. */
+export const makeContext = (docId: string, seq: number, time: number, clientId: string): CommandContext =>
+  new Context(docId, seq, time, clientId)
 
 /** The argument message of a schema failure, on one line. */
 export const schemaMessage = (e: Schema.SchemaError): string => e.message.replace(/\s*\n\s*/g, " ")

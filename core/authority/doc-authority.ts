@@ -54,8 +54,10 @@ interface Pending {
 
 export class DocAuthority<S = unknown> {
   private readonly host: JournaledState<S>
-  /** Seq of the last committed entry; equals the in-memory state except mid-batch. */
+  /** Seq of the last entry applied in memory (ahead of `committed` while a batch is written). */
   private seq: number
+  /** Seq of the last durable entry: all that is ever served. */
+  private committed: number
   private lastTime: number
   private checkpoint: Checkpoint | undefined
   private readonly subscribers = new Map<Connection<ServerMessage>, Subscriber>()
@@ -82,6 +84,7 @@ export class DocAuthority<S = unknown> {
   ) {
     this.host = new JournaledState(state)
     this.seq = head.seq
+    this.committed = head.seq
     this.lastTime = head.lastTime
     this.checkpoint = head.checkpoint
     this.checkpointEvery = options.checkpointEvery ?? 256
@@ -122,8 +125,9 @@ export class DocAuthority<S = unknown> {
     return new DocAuthority(docId, machine, store, runtime, host.root, head, clients, options, onBroken)
   }
 
+  /** Seq of the last durable entry. */
   get headSeq(): number {
-    return this.seq
+    return this.committed
   }
 
   /** The current (committed) state. Read-only. */
@@ -146,7 +150,7 @@ export class DocAuthority<S = unknown> {
     this.ack(clientId, ackedClientSeq)
     const sub: Subscriber = { conn, clientId, cursor: Math.max(0, fromSeq), live: false, closed: false }
     this.subscribers.set(conn, sub)
-    if (sub.cursor > this.seq) {
+    if (sub.cursor > this.committed) {
       // The replica has entries we do not: it followed an incarnation of this document that
       // was lost. Give it our state; it resyncs from there.
       this.sendState(sub)
@@ -171,16 +175,20 @@ export class DocAuthority<S = unknown> {
   private async catchUp(sub: Subscriber): Promise<void> {
     for (;;) {
       if (sub.closed || this.broken) return
-      if (sub.cursor >= this.seq) {
+      if (sub.cursor >= this.committed) {
         sub.live = true
-        sub.conn.send({ type: "synced", docId: this.docId, seq: this.seq })
+        sub.conn.send({ type: "synced", docId: this.docId, seq: this.committed })
         const cp = this.checkpoint
-        if (cp !== undefined && cp.seq === this.seq) sub.conn.send({ type: "checkpoint", docId: this.docId, seq: cp.seq, hash: cp.hash })
+        if (cp !== undefined && cp.seq === this.committed) sub.conn.send({ type: "checkpoint", docId: this.docId, seq: cp.seq, hash: cp.hash })
         return
       }
-      const upTo = this.seq
-      const entries = await this.store.entries(this.docId, sub.cursor, Math.min(this.page, upTo - sub.cursor))
+      const from = sub.cursor
+      const entries = await this.store.entries(this.docId, from, Math.min(this.page, this.committed - from))
       if (sub.closed) return
+      if (entries.length === 0) {
+        throw new CanonError({ code: "storage-corrupt", message: `The log of "${this.docId}" ends before its head ${this.committed} (read after ${from}).` })
+      }
+      // A state transfer may have moved the cursor while we read.
       const fresh = entries.filter((e) => e.seq > sub.cursor)
       if (fresh.length === 0) continue
       const last = fresh[fresh.length - 1]!.seq
@@ -211,9 +219,10 @@ export class DocAuthority<S = unknown> {
 
   private sendState(sub: Subscriber): void {
     if (sub.closed) return
+    // Only called between batches, when memory equals what is committed.
     const state = encodeCanonical(this.host.root)
-    sub.conn.send({ type: "state", docId: this.docId, seq: this.seq, hash: hashState(this.host.root), state })
-    sub.cursor = this.seq
+    sub.conn.send({ type: "state", docId: this.docId, seq: this.committed, hash: hashState(this.host.root), state })
+    sub.cursor = this.committed
   }
 
   // ---- submit / group commit ----
@@ -261,7 +270,7 @@ export class DocAuthority<S = unknown> {
   }
 
   private async commitBatch(batch: Pending[]): Promise<void> {
-    const seqBefore = this.seq
+    const seqBefore = this.committed
     const entries: Entry[] = []
     const journals: Journal[] = []
     const dirty = new Map<string, ClientRecord>()
@@ -313,7 +322,30 @@ export class DocAuthority<S = unknown> {
       }
     }
 
-    if (entries.length === 0 && dirty.size === 0) return
+    if (entries.length > 0 || dirty.size > 0) {
+      if (!(await this.persist(entries, dirty, checkpoint, journals, seqBefore))) return
+    }
+
+    // Durable: acknowledge, then fan out to live subscribers.
+    for (const [conn, outcomes] of replies) {
+      if (outcomes.length > 0) conn.send({ type: "results", docId: this.docId, outcomes })
+    }
+    if (entries.length > 0) {
+      const msg: ServerMessage = checkpoint !== undefined
+        ? { type: "entries", docId: this.docId, entries, checkpoint }
+        : { type: "entries", docId: this.docId, entries }
+      for (const sub of this.subscribers.values()) {
+        if (sub.live && sub.cursor === seqBefore) {
+          sub.conn.send(msg)
+          sub.cursor = this.committed
+        }
+      }
+      this.armQuietCheckpoint()
+    }
+  }
+
+  /** Writes a batch atomically. On failure rolls memory back, marks the doc broken, returns false. */
+  private async persist(entries: Entry[], dirty: Map<string, ClientRecord>, checkpoint: Checkpoint | undefined, journals: Journal[], seqBefore: number): Promise<boolean> {
     const head: AuthorityHead = {
       machine: this.machine.name,
       version: this.machine.version,
@@ -329,26 +361,11 @@ export class DocAuthority<S = unknown> {
       for (let i = journals.length - 1; i >= 0; i--) this.host.undo(journals[i]!)
       this.seq = seqBefore
       this.onBroken(this, e)
-      return
+      return false
     }
+    this.committed = this.seq
     if (checkpoint !== undefined) this.checkpoint = checkpoint
-
-    // Durable: acknowledge, then fan out to live subscribers.
-    for (const [conn, outcomes] of replies) {
-      if (outcomes.length > 0) conn.send({ type: "results", docId: this.docId, outcomes })
-    }
-    if (entries.length > 0) {
-      const msg: ServerMessage = checkpoint !== undefined
-        ? { type: "entries", docId: this.docId, entries, checkpoint }
-        : { type: "entries", docId: this.docId, entries }
-      for (const sub of this.subscribers.values()) {
-        if (sub.live && sub.cursor === seqBefore) {
-          sub.conn.send(msg)
-          sub.cursor = this.seq
-        }
-      }
-      this.armQuietCheckpoint()
-    }
+    return true
   }
 
   private armQuietCheckpoint(): void {
@@ -356,8 +373,8 @@ export class DocAuthority<S = unknown> {
     this.quietTimer = this.runtime.setTimer(this.quietMs, () => {
       this.quietTimer = undefined
       if (this.flushing || this.broken) return this.armQuietCheckpoint()
-      if (this.checkpoint?.seq === this.seq) return
-      const cp = { seq: this.seq, hash: hashState(this.host.root) }
+      if (this.checkpoint?.seq === this.committed) return
+      const cp = { seq: this.committed, hash: hashState(this.host.root) }
       this.checkpoint = cp
       for (const sub of this.subscribers.values()) {
         if (sub.live && sub.cursor === cp.seq) sub.conn.send({ type: "checkpoint", docId: this.docId, seq: cp.seq, hash: cp.hash })

@@ -227,10 +227,11 @@ export class Doc<M extends Machine<any, any>> {
       () => {
         this.laneNext = next
         const live: PendingCommand[] = []
+        const stillPending = new Set(this.rs.pending)
         for (const p of batch) {
           p.persisted = true
           this.deferreds.get(p.clientSeq)?.persisted()
-          if (this.rs.pending.includes(p)) live.push(p)
+          if (stillPending.has(p)) live.push(p)
         }
         if (this.send !== undefined && live.length > 0) {
           this.sendSubmit(live)

@@ -1,0 +1,26 @@
+/**
+ * Canon's Effect API: the same engine as the Promise API, with typed errors, scoped
+ * resources and Streams. Clients and hubs are services whose layers close them when their
+ * scope ends; `submit` fails with `CommandRejected` in the error channel; subscriptions are
+ * Streams that unsubscribe when they end or are interrupted.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { CanonClientService, changes, open, submit } from "canon/effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const doc = yield* open(Todo, "groceries")
+ *   yield* Effect.forkChild(Stream.runForEach(changes(doc), (s) => Effect.sync(() => render(s))))
+ *   const { seq } = yield* submit(doc, "add", { id: "t1", title: "Milk" }).pipe(
+ *     Effect.catchTag("CommandRejected", (e) => Effect.succeed({ seq: -1, why: e.message })),
+ *   )
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(CanonClientService.layer({ transport, runtime: systemRuntime }))))
+ * ```
+ */
+export { CanonClientService, HubService } from "./services.js"
+export { open, submit } from "./doc.js"
+export { changes, events, status, type DocEventName, type DocEvent, type BufferOptions } from "./streams.js"
+export { CanonError, CommandRejected, type CanonErrorCode, type RejectionCode } from "../errors.js"

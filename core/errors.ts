@@ -18,6 +18,7 @@ export type RejectionCode =
   | "invalid-args" // arguments failed the command's schema
   | "unknown-command" // the machine has no command of that name
   | "outcome-expired" // a retry arrived after the authority forgot the outcome (see DocAuthority)
+  | "unauthorized" // the hub's authorize hook refused this client write access
 
 /** A command's refusal, as carried on the wire and stored in the idempotency table. */
 export interface Rejection {

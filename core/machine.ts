@@ -27,7 +27,9 @@
  * })
  * ```
  */
-import { Result, Schema } from "effect"
+import { Result, Schema, SchemaRepresentation } from "effect"
+import { encodeCanonical } from "./canonical.js"
+import { hashBytes } from "./hash.js"
 import type { Rejection } from "./errors.js"
 import { entryRandom } from "./random.js"
 
@@ -77,6 +79,25 @@ export interface CompiledCommand<S> {
 export interface Machine<S = any, A extends Record<string, unknown> = Record<string, any>> extends MachineDef<S, A> {
   /** @internal compiled commands by name */
   readonly compiled: ReadonlyMap<string, CompiledCommand<S>>
+  /**
+   * Hash of the machine's name, version and the wire (encoded) side of every command's
+   * schema. Two peers with the same version but different fingerprints disagree on what a
+   * command means: the hub refuses the newcomer with `schema-mismatch`.
+   */
+  readonly fingerprint: string
+}
+
+const describeCommands = (commands: Record<string, CommandDef<any, unknown, unknown>>): unknown => {
+  const out: Record<string, unknown> = {}
+  for (const name of Object.keys(commands).sort()) {
+    try {
+      out[name] = SchemaRepresentation.toJson(Schema.toRepresentation(commands[name]!.args as Schema.Codec<unknown, unknown>))
+    } catch {
+      // A schema Effect cannot describe still has a name: fingerprint what we can.
+      out[name] = null
+    }
+  }
+  return JSON.parse(JSON.stringify(out))
 }
 
 /** The state type of a machine. */
@@ -102,7 +123,14 @@ export const defineMachine = <S, A extends Record<string, unknown>>(def: Machine
       encode: Schema.encodeUnknownResult(cmd.args as Schema.Codec<unknown, unknown>),
     })
   }
-  return { ...def, compiled }
+  let fingerprint: string | undefined
+  return {
+    ...def,
+    compiled,
+    get fingerprint() {
+      return (fingerprint ??= hashBytes(encodeCanonical([def.name, def.version, describeCommands(def.commands as Record<string, CommandDef<S, unknown, unknown>>)])))
+    },
+  }
 }
 
 /** Thrown by ctx.reject; caught by the runner. */

@@ -50,6 +50,8 @@ interface Pending {
   readonly conn: Connection<ServerMessage>
   readonly clientId: string
   readonly msg: Submit
+  /** Refuse these commands (still consuming their clientSeqs) instead of applying them. */
+  readonly refuse: Rejection | undefined
 }
 
 export class DocAuthority<S = unknown> {
@@ -227,8 +229,8 @@ export class DocAuthority<S = unknown> {
 
   // ---- submit / group commit ----
 
-  submit(conn: Connection<ServerMessage>, clientId: string, msg: Submit): void {
-    this.queue.push({ conn, clientId, msg })
+  submit(conn: Connection<ServerMessage>, clientId: string, msg: Submit, refuse?: Rejection): void {
+    this.queue.push({ conn, clientId, msg, refuse })
     if (!this.flushing) void this.flush()
   }
 
@@ -277,7 +279,7 @@ export class DocAuthority<S = unknown> {
     const replies = new Map<Connection<ServerMessage>, Outcome[]>()
     let checkpoint: Checkpoint | undefined
 
-    for (const { conn, clientId, msg } of batch) {
+    for (const { conn, clientId, msg, refuse } of batch) {
       const rec = this.client(clientId)
       if (this.ack(clientId, msg.ackedClientSeq)) dirty.set(clientId, rec)
       let out = replies.get(conn)
@@ -289,7 +291,7 @@ export class DocAuthority<S = unknown> {
           continue
         }
         let outcome: Outcome
-        const decoded = decodeArgs(this.machine, cmd.name, cmd.args)
+        const decoded = refuse === undefined ? decodeArgs(this.machine, cmd.name, cmd.args) : { ok: false as const, rejection: refuse }
         if (!decoded.ok) {
           outcome = { clientSeq: cmd.clientSeq, rejection: decoded.rejection }
         } else {

@@ -11,18 +11,27 @@
  */
 import type { Machine } from "../machine.js"
 import type { KVStore } from "../ports/storage.js"
-import type { Connection, ConnectionAcceptor, ConnectionListener } from "../ports/transport.js"
+import type { Connection, ConnectionAcceptor, ConnectionInfo, ConnectionListener } from "../ports/transport.js"
 import type { Runtime } from "../ports/runtime.js"
-import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
+import type { ClientMessage, Hello, ServerMessage, VersionRange } from "../protocol/messages.js"
+import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
 import { DocAuthority, type AuthorityOptions } from "./doc-authority.js"
+import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
+import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
 
 export interface HubOptions extends AuthorityOptions {
-  readonly machines: ReadonlyArray<Machine<any>>
+  readonly machines: ReadonlyArray<Machine<any, any>>
   readonly storage: KVStore
   readonly runtime: Runtime
   /** fsync every commit batch. Default false (see README: durability vs. throughput). */
   readonly sync?: boolean
+  /** Protocol versions to accept. Default: all this build speaks. */
+  readonly protocol?: VersionRange
+  readonly authenticate?: Authenticate
+  readonly authorize?: Authorize
+  /** Per-connection limits; unspecified ones keep their defaults (limits.ts). */
+  readonly limits?: Partial<HubLimits>
   /** Diagnostics: documents that broke, connections refused. */
   readonly onEvent?: (event: HubEvent) => void
 }
@@ -31,13 +40,19 @@ export type HubEvent =
   | { readonly type: "doc-broken"; readonly docId: string; readonly error: unknown }
   | { readonly type: "doc-load-failed"; readonly docId: string; readonly error: unknown }
   | { readonly type: "protocol-error"; readonly message: string }
+  | { readonly type: "refused"; readonly code: string; readonly message: string }
+  | { readonly type: "limit"; readonly code: string; readonly message: string }
 
 interface Session {
   readonly conn: Connection<ServerMessage>
+  readonly info: ConnectionInfo | undefined
   clientId: string | undefined
+  principal: Principal | undefined
   readonly docs: Set<string>
   chain: Promise<void>
   closed: boolean
+  readonly messages: TokenBucket
+  readonly commands: TokenBucket
 }
 
 export class Hub implements ConnectionAcceptor {
@@ -46,14 +61,23 @@ export class Hub implements ConnectionAcceptor {
   private readonly docs = new Map<string, Promise<DocAuthority<any>>>()
   private readonly sessions = new Set<Session>()
   private closed = false
+  private readonly limits: HubLimits
+  /** clientId -> principal id: a clientId belongs to the first principal that used it. */
+  private readonly owners = new Map<string, string>()
 
   constructor(private readonly options: HubOptions) {
     this.store = new AuthorityStore(options.storage, { sync: options.sync ?? false })
     this.machines = new Map(options.machines.map((m) => [m.name, m]))
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits }
   }
 
-  accept(conn: Connection<ServerMessage>): ConnectionListener<ClientMessage> {
-    const session: Session = { conn, clientId: undefined, docs: new Set(), chain: Promise.resolve(), closed: false }
+  accept(conn: Connection<ServerMessage>, info?: ConnectionInfo): ConnectionListener<ClientMessage> {
+    const now = this.options.runtime.now()
+    const session: Session = {
+      conn, info, clientId: undefined, principal: undefined, docs: new Set(), chain: Promise.resolve(), closed: false,
+      messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
+      commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
+    }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
       return { onMessage: () => {}, onClose: () => {} }
@@ -61,6 +85,8 @@ export class Hub implements ConnectionAcceptor {
     this.sessions.add(session)
     return {
       onMessage: (msg) => {
+        if (session.closed) return
+        if (!this.withinLimits(session, msg)) return
         // One connection's messages are handled in order, even across async document loads.
         session.chain = session.chain.then(() => this.handle(session, msg)).catch((e) => this.fail(session, e))
       },
@@ -68,12 +94,76 @@ export class Hub implements ConnectionAcceptor {
     }
   }
 
+  /** Rate and size limits, checked as messages arrive (before any queueing). */
+  private withinLimits(session: Session, msg: ClientMessage): boolean {
+    const now = this.options.runtime.now()
+    const over = (code: string, message: string, close: boolean): false => {
+      this.options.onEvent?.({ type: "limit", code, message })
+      session.conn.send({ type: "error", code, message, ...("docId" in msg ? { docId: msg.docId } : {}) })
+      if (close) this.closeSession(session, code, message)
+      return false
+    }
+    if (!session.messages.take(1, now)) {
+      return over("rate-limited", `More than ${this.limits.messagesPerSecond} messages per second; slow down and reconnect.`, true)
+    }
+    if (msg.type === "submit") {
+      if (msg.commands.length > this.limits.maxCommandsPerSubmit) {
+        return over("too-many-commands", `A submit may carry at most ${this.limits.maxCommandsPerSubmit} commands; this one had ${msg.commands.length}.`, false)
+      }
+      if (!session.commands.take(msg.commands.length, now)) {
+        return over("rate-limited", `More than ${this.limits.commandsPerSecond} commands per second; slow down and reconnect.`, true)
+      }
+    }
+    return true
+  }
+
+  private async handshake(session: Session, hello: Hello): Promise<void> {
+    const refuse = (r: Refusal & { protocol?: VersionRange }) => {
+      this.options.onEvent?.({ type: "refused", code: r.code, message: r.message })
+      session.conn.send({ type: "refused", ...r })
+      this.closeSession(session, r.code, r.message)
+    }
+    const hubRange = this.options.protocol ?? SUPPORTED_PROTOCOL
+    const version = chooseVersion(hello.protocol, hubRange)
+    if (version === undefined) {
+      return refuse({
+        code: "protocol-unsupported",
+        protocol: hubRange,
+        message: `This hub speaks protocol ${hubRange.min}..${hubRange.max}; the client speaks ${hello.protocol.min}..${hello.protocol.max}. Update whichever is older.`,
+      })
+    }
+    for (const m of hello.machines) {
+      const refusal = checkMachine(m, this.machines)
+      if (refusal !== undefined) return refuse(refusal)
+    }
+    let principal: Principal = ANONYMOUS
+    if (this.options.authenticate) {
+      const result: { id?: unknown; refuse?: unknown } = await this.options.authenticate(hello, session.info)
+      if (typeof result.id !== "string") {
+        return refuse({ code: "unauthorized", message: typeof result.refuse === "string" ? result.refuse : "Authentication failed." })
+      }
+      principal = result as Principal
+    }
+    const owner = this.owners.get(hello.clientId)
+    if (owner !== undefined && owner !== principal.id) {
+      return refuse({ code: "unauthorized", message: `Client id ${hello.clientId} belongs to another user; a client id cannot be shared.` })
+    }
+    this.owners.set(hello.clientId, principal.id)
+    session.clientId = hello.clientId
+    session.principal = principal
+    session.conn.send({ type: "welcome", protocol: version, clientId: hello.clientId })
+  }
+
+  private async allowed(session: Session, docId: string, access: "read" | "write"): Promise<boolean> {
+    const authorize = this.options.authorize
+    return authorize === undefined || (await authorize(session.principal ?? ANONYMOUS, docId, access))
+  }
+
   private async handle(session: Session, msg: ClientMessage): Promise<void> {
     if (session.closed) return
     if (msg.type === "hello") {
-      session.clientId = msg.clientId
-      session.conn.send({ type: "welcome", clientId: msg.clientId })
-      return
+      if (session.clientId !== undefined) return this.protocolError(session, "A second hello on one connection.")
+      return this.handshake(session, msg)
     }
     const clientId = session.clientId
     if (clientId === undefined) {
@@ -85,6 +175,20 @@ export class Hub implements ConnectionAcceptor {
         const machine = this.machines.get(msg.machine)
         if (machine === undefined) {
           session.conn.send({ type: "error", code: "machine-unknown", message: `This hub has no machine "${msg.machine}".`, docId: msg.docId })
+          return
+        }
+        const mismatch = checkMachine({ name: msg.machine, version: msg.version, fingerprint: machine.fingerprint }, this.machines)
+        if (mismatch !== undefined) {
+          session.conn.send({ type: "error", code: mismatch.code, message: mismatch.message, docId: msg.docId })
+          return
+        }
+        if (!session.docs.has(msg.docId) && session.docs.size >= this.limits.maxDocsPerConnection) {
+          this.options.onEvent?.({ type: "limit", code: "too-many-docs", message: msg.docId })
+          session.conn.send({ type: "error", code: "too-many-docs", message: `One connection may follow at most ${this.limits.maxDocsPerConnection} documents; close some first.`, docId: msg.docId })
+          return
+        }
+        if (!(await this.allowed(session, msg.docId, "read"))) {
+          session.conn.send({ type: "error", code: "unauthorized", message: `You may not read document "${msg.docId}".`, docId: msg.docId })
           return
         }
         const doc = await this.doc(msg.docId, machine).catch((error) => {
@@ -112,7 +216,12 @@ export class Hub implements ConnectionAcceptor {
           return
         }
         const doc = await loaded
-        if (msg.type === "submit") doc.submit(session.conn, clientId, msg)
+        if (msg.type === "submit") {
+          const refuse = msg.commands.length > 0 && !(await this.allowed(session, msg.docId, "write"))
+            ? { code: "unauthorized" as const, message: `You may not change document "${msg.docId}".` }
+            : undefined
+          doc.submit(session.conn, clientId, msg, refuse)
+        }
         else if (msg.type === "fetch-state") doc.fetchState(session.conn)
         else {
           doc.unsubscribe(session.conn)
@@ -120,9 +229,18 @@ export class Hub implements ConnectionAcceptor {
         }
         return
       }
+      case "presence-set":
+      case "snapshot-ack":
+        // Presence and snapshot streaming arrive with their issues; ignored until then.
+        return
       default:
         this.protocolError(session, `Unknown message type "${(msg as { type: string }).type}".`)
     }
+  }
+
+  private closeSession(session: Session, code: string, reason: string): void {
+    session.conn.close(code, reason)
+    this.drop(session)
   }
 
   /** The authority of a document, loading it on first use. */
@@ -149,8 +267,7 @@ export class Hub implements ConnectionAcceptor {
   private protocolError(session: Session, message: string): void {
     this.options.onEvent?.({ type: "protocol-error", message })
     session.conn.send({ type: "error", code: "protocol-error", message })
-    session.conn.close("protocol-error", message)
-    this.drop(session)
+    this.closeSession(session, "protocol-error", message)
   }
 
   private fail(session: Session, e: unknown): void {

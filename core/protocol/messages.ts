@@ -6,10 +6,28 @@ import type { CommandRequest, Entry, Checkpoint, Outcome } from "../entry.js"
 
 // ---- client -> hub ----
 
-/** First message on a connection: who the client is. */
+/** A machine as a peer knows it: the hub checks name, version and schema fingerprint. */
+export interface MachineInfo {
+  readonly name: string
+  readonly version: number
+  /** Hash of the command schemas (see machine.ts `fingerprint`). */
+  readonly fingerprint: string
+}
+
+/** An inclusive range of protocol versions. */
+export interface VersionRange {
+  readonly min: number
+  readonly max: number
+}
+
+/** First message on a connection: what the client speaks and who it is. */
 export interface Hello {
   readonly type: "hello"
+  readonly protocol: VersionRange
   readonly clientId: string
+  readonly machines: ReadonlyArray<MachineInfo>
+  /** Opaque to Canon: handed to the hub's `authenticate` hook. */
+  readonly credentials?: string
 }
 
 /** Start (or resume) following a document from `fromSeq` (the replica's confirmedSeq). */
@@ -42,13 +60,49 @@ export interface Unsubscribe {
   readonly docId: string
 }
 
-export type ClientMessage = Hello | Subscribe | Submit | FetchState | Unsubscribe
+/** Flow control for a snapshot stream: the client has taken `received` bytes of it. */
+export interface SnapshotAck {
+  readonly type: "snapshot-ack"
+  readonly docId: string
+  readonly snapshotId: number
+  readonly received: number
+}
+
+/** Ephemeral state of this client on a document (cursor, name, colour); null when leaving. Never logged. */
+export interface PresenceSet {
+  readonly type: "presence-set"
+  readonly docId: string
+  readonly state: unknown
+}
+
+export type ClientMessage = Hello | Subscribe | Submit | FetchState | Unsubscribe | SnapshotAck | PresenceSet
 
 // ---- hub -> client ----
 
+/** The handshake succeeded: `protocol` is the version both sides now speak. */
 export interface Welcome {
   readonly type: "welcome"
+  readonly protocol: number
   readonly clientId: string
+}
+
+export type RefusalCode =
+  | "protocol-unsupported"
+  | "machine-unknown"
+  | "schema-too-old"
+  | "schema-too-new"
+  | "schema-mismatch"
+  | "unauthorized"
+
+/** The handshake failed; the hub closes the connection after this. */
+export interface Refused {
+  readonly type: "refused"
+  readonly code: RefusalCode
+  readonly message: string
+  /** The versions the hub speaks (with protocol-unsupported). */
+  readonly protocol?: VersionRange
+  /** The machine concerned (with the schema codes and machine-unknown). */
+  readonly machine?: string
 }
 
 /** Entries in seq order, contiguous; `checkpoint` (if any) is for a seq in this batch. */
@@ -98,4 +152,38 @@ export interface ErrorMsg {
   readonly docId?: string
 }
 
-export type ServerMessage = Welcome | Entries | Results | Synced | CheckpointMsg | StateMsg | ErrorMsg
+/** A snapshot stream starts: `size` bytes of canonical state at `seq`, sent in chunks. */
+export interface SnapshotBegin {
+  readonly type: "snapshot-begin"
+  readonly docId: string
+  readonly snapshotId: number
+  readonly seq: number
+  readonly hash: string
+  readonly size: number
+}
+
+export interface SnapshotChunk {
+  readonly type: "snapshot-chunk"
+  readonly docId: string
+  readonly snapshotId: number
+  readonly offset: number
+  readonly bytes: Uint8Array
+}
+
+export interface SnapshotEnd {
+  readonly type: "snapshot-end"
+  readonly docId: string
+  readonly snapshotId: number
+}
+
+/** Another client's presence on a document (`state` null: it left). */
+export interface Presence {
+  readonly type: "presence"
+  readonly docId: string
+  readonly clientId: string
+  readonly state: unknown
+}
+
+export type ServerMessage =
+  | Welcome | Refused | Entries | Results | Synced | CheckpointMsg | StateMsg | ErrorMsg
+  | SnapshotBegin | SnapshotChunk | SnapshotEnd | Presence

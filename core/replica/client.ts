@@ -18,16 +18,34 @@ import { JournaledState } from "../journal.js"
 import type { KVStore } from "../ports/storage.js"
 import type { ClientTransport, CloseInfo, Connection } from "../ports/transport.js"
 import { newClientId, type Runtime, type Timer } from "../ports/runtime.js"
-import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
+import type { ClientMessage, Refused, ServerMessage, VersionRange } from "../protocol/messages.js"
+import { SUPPORTED_PROTOCOL, describeMachine } from "../protocol/negotiate.js"
 import { ReplicaStore } from "../store/replica-store.js"
 import { backoffDelay, type BackoffOptions } from "./backoff.js"
 import { Doc, type DocOptions } from "./doc.js"
 
-export type ClientStatus = "connecting" | "online" | "offline" | "closed"
+/**
+ * - connecting: a connection is being opened;
+ * - online: handshake done, documents sync;
+ * - offline: no connection, retrying with backoff (or `disconnect` was called);
+ * - refused: the hub refused the handshake for a reason retrying cannot fix (see
+ *   `refusal`); local edits keep working; call `connect()` after fixing it (e.g. upgrade);
+ * - closed: `close` was called.
+ */
+export type ClientStatus = "connecting" | "online" | "offline" | "refused" | "closed"
+
+/** Refusals that retrying cannot fix: wait for the app (upgrade, new credentials). */
+const FINAL_REFUSALS: ReadonlySet<string> = new Set(["schema-too-old", "schema-mismatch", "machine-unknown", "unauthorized"])
 
 export interface ClientOptions extends DocOptions {
   readonly transport: ClientTransport
   readonly runtime: Runtime
+  /** Machines to declare in the handshake (documents opened later are added). */
+  readonly machines?: ReadonlyArray<Machine<any, any>>
+  /** Handed to the hub's authenticate hook; a function is called on every connect. */
+  readonly credentials?: string | (() => string | Promise<string>)
+  /** Protocol versions to offer. Default: all this build speaks. */
+  readonly protocol?: VersionRange
   /** Where the outbox and confirmed state live. Without it, nothing survives a restart. */
   readonly storage?: KVStore
   /** Fixed client id (else loaded from storage, or made and stored). */
@@ -49,6 +67,10 @@ export class CanonClient {
   private currentStatus: ClientStatus = "offline"
   private readonly statusListeners = new Set<(s: ClientStatus, info?: CloseInfo) => void>()
   private wantOnline: boolean
+  private lastRefusal: Refused | undefined
+  private readonly machines = new Map<string, Machine<any, any>>()
+  /** Protocol version agreed in the last handshake. */
+  protocol: number | undefined
 
   private constructor(
     readonly clientId: string,
@@ -56,6 +78,12 @@ export class CanonClient {
     private readonly store: ReplicaStore | undefined,
   ) {
     this.wantOnline = options.autoConnect ?? true
+    for (const m of options.machines ?? []) this.machines.set(m.name, m)
+  }
+
+  /** Why the hub last refused this client (code, sentence), if it did. */
+  get refusal(): { readonly code: string; readonly message: string } | undefined {
+    return this.lastRefusal
   }
 
   /** Opens a client: loads (or creates and stores) its clientId, then connects. */
@@ -120,13 +148,21 @@ export class CanonClient {
     }
     const again = this.docs.get(docId)
     if (again !== undefined) return again as Doc<M>
-    const doc = new Doc(machine, docId, this.clientId, this.store, () => this.options.runtime.now(), {
+    const known = this.machines.get(machine.name)
+    if (known === undefined) {
+      this.machines.set(machine.name, machine)
+      // The hub checks machines in the handshake: declare the new one on a fresh one.
+      if (this.conn !== undefined) this.reconnectNow()
+    }
+    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.store, () => this.options.runtime.now(), {
       state: host.root,
       confirmedSeq: seq,
       nextClientSeq: stored?.meta.nextClientSeq ?? 1,
       snapshotSeq: stored?.snapshot?.seq ?? 0,
       outbox: stored?.outbox ?? [],
-    }, this.options)
+    }, this.options, () => {
+      if (this.docs.get(docId) === doc) this.docs.delete(docId)
+    })
     this.docs.set(docId, doc)
     if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m))
     return doc
@@ -136,6 +172,7 @@ export class CanonClient {
   connect(): void {
     this.wantOnline = true
     if (this.conn !== undefined || this.currentStatus === "closed") return
+    if (this.currentStatus === "refused") this.attempt = 0
     this.retryTimer?.cancel()
     this.retryTimer = undefined
     this.setStatus("connecting")
@@ -143,7 +180,7 @@ export class CanonClient {
     const isCurrent = () => this.conn === conn && conn !== undefined
     conn = this.options.transport.connect({
       onOpen: () => {
-        if (isCurrent()) conn!.send({ type: "hello", clientId: this.clientId })
+        if (isCurrent()) void this.hello(conn!)
       },
       onMessage: (msg) => {
         if (isCurrent()) this.receive(conn!, msg)
@@ -153,6 +190,37 @@ export class CanonClient {
       },
     })
     this.conn = conn
+  }
+
+  private async hello(conn: Connection<ClientMessage>): Promise<void> {
+    const c = this.options.credentials
+    let credentials: string | undefined
+    try {
+      credentials = typeof c === "function" ? await c() : c
+    } catch (e) {
+      this.lost({ code: "credentials-failed", reason: `Getting credentials failed: ${e instanceof Error ? e.message : String(e)}` })
+      conn.close("closed", "No credentials.")
+      return
+    }
+    if (this.conn !== conn) return
+    conn.send({
+      type: "hello",
+      protocol: this.options.protocol ?? SUPPORTED_PROTOCOL,
+      clientId: this.clientId,
+      machines: [...this.machines.values()].map(describeMachine),
+      ...(credentials !== undefined ? { credentials } : {}),
+    })
+  }
+
+  /** Drops the current connection and opens a new one at once (not counted as a failure). */
+  private reconnectNow(): void {
+    const conn = this.conn
+    if (conn === undefined) return
+    this.conn = undefined
+    this.welcomed = false
+    for (const doc of this.docs.values()) doc.disconnected()
+    conn.close("closed", "Reconnecting to declare a new machine.")
+    this.connect()
   }
 
   /** Goes offline on purpose: local edits keep working and wait in the outbox. */
@@ -168,8 +236,14 @@ export class CanonClient {
   }
 
   private receive(conn: Connection<ClientMessage>, msg: ServerMessage): void {
+    if (msg.type === "refused") {
+      this.lastRefusal = msg
+      return
+    }
     if (msg.type === "welcome") {
       this.welcomed = true
+      this.protocol = msg.protocol
+      this.lastRefusal = undefined
       this.setStatus("online")
       this.stableTimer?.cancel()
       this.stableTimer = this.options.runtime.setTimer(this.options.stableMs ?? 10_000, () => {
@@ -190,6 +264,12 @@ export class CanonClient {
     this.stableTimer?.cancel()
     for (const doc of this.docs.values()) doc.disconnected()
     if (this.currentStatus === "closed") return
+    const refusal = this.lastRefusal
+    if (refusal !== undefined && FINAL_REFUSALS.has(refusal.code)) {
+      // Retrying cannot help: keep local data and the outbox, wait for the app.
+      this.setStatus("refused", { code: refusal.code, reason: refusal.message })
+      return
+    }
     this.setStatus("offline", info)
     if (!this.wantOnline) return
     const delay = backoffDelay(this.attempt++, () => this.options.runtime.random(), this.options.backoff)

@@ -43,7 +43,12 @@ export interface DocEvents<S> {
   synced: (event: { readonly seq: number }) => void
   /** The hub refused something about this document, or storage failed. */
   error: (event: { readonly code: string; readonly message: string }) => void
+  /** `close` was called: no more events follow. */
+  closed: (event: { readonly docId: string }) => void
 }
+
+/** Commands per submit message. */
+const SUBMIT_CHUNK = 256
 
 interface Deferred {
   resolve(v: { seq: number }): void
@@ -60,7 +65,7 @@ export class Doc<M extends Machine<any, any>> {
   private readonly rs: ReplicaState<StateOf<M>>
   private readonly deferreds = new Map<number, Deferred>()
   private readonly listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
-    change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(),
+    change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), closed: new Set(),
   }
   private nextClientSeq: number
   private toPersist: PendingCommand[] = []
@@ -89,6 +94,7 @@ export class Doc<M extends Machine<any, any>> {
     now: () => number,
     init: { state: StateOf<M>; confirmedSeq: number; nextClientSeq: number; snapshotSeq: number; outbox: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }> },
     options: DocOptions,
+    private readonly onClosed: () => void = () => {},
   ) {
     this.rs = new ReplicaState(docId, machine, clientId, now, init.state, init.confirmedSeq)
     this.nextClientSeq = init.nextClientSeq
@@ -251,7 +257,11 @@ export class Doc<M extends Machine<any, any>> {
   private sendSubmit(commands: ReadonlyArray<PendingCommand>): void {
     const acked = this.ackedClientSeq()
     this.lastAckSent = acked
-    this.send?.({ type: "submit", docId: this.docId, commands: commands.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
+    // Well under the hub's per-submit limit, so a long offline outbox goes out in pieces.
+    for (let i = 0; i < commands.length; i += SUBMIT_CHUNK) {
+      const part = commands.slice(i, i + SUBMIT_CHUNK)
+      this.send?.({ type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
+    }
   }
 
   // ---- connection (called by the client) ----
@@ -339,7 +349,7 @@ export class Doc<M extends Machine<any, any>> {
       case "error":
         this.emit("error", { code: msg.code, message: msg.message })
         return
-      case "welcome":
+      default:
         return
     }
   }
@@ -414,7 +424,14 @@ export class Doc<M extends Machine<any, any>> {
       this.closed = true
       this.send?.({ type: "unsubscribe", docId: this.docId })
       this.send = undefined
+      this.onClosed()
+      this.emit("closed", { docId: this.docId })
     }
     return this.lane
+  }
+
+  /** True after `close`. */
+  get isClosed(): boolean {
+    return this.closed
   }
 }

@@ -87,7 +87,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       runtime: hubProc.runtime,
       checkpointEvery: options.checkpointEvery ?? 16,
       quietCheckpointMs: options.quietCheckpointMs ?? 500,
-      onEvent: (e) => { if (e.type !== "protocol-error") ledger.errors.push(`hub: ${e.type} ${e.docId}: ${String((e as { error?: unknown }).error)}`) },
+      onEvent: (e) => {
+        if (e.type === "doc-broken" || e.type === "doc-load-failed") ledger.errors.push(`hub: ${e.type} ${e.docId}: ${String(e.error)}`)
+        else if (e.type === "refused" || e.type === "limit") ledger.errors.push(`hub: ${e.type} ${e.code}: ${e.message}`)
+      },
     })
     net.listen(hub)
     log("hub up")
@@ -139,7 +142,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const rawConnect = () => {
     const conn = net.transport("raw").connect({
       onOpen: () => {
-        conn.send({ type: "hello", clientId: "raw-client" })
+        conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "raw-client", machines: [] })
         conn.send({ type: "subscribe", docId: DOC, machine: machine.name, version: machine.version, fromSeq: 0, ackedClientSeq: 0 })
       },
       onMessage: (m: ServerMessage) => {

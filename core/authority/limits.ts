@@ -1,0 +1,48 @@
+/**
+ * Per-connection limits of the hub, with their defaults. A peer past a limit gets a typed
+ * error; where continuing would cost the hub (floods), its connection is closed. Other
+ * connections never notice.
+ */
+export interface HubLimits {
+  /** Commands in one submit message. Default 1000 (clients send at most 256). */
+  readonly maxCommandsPerSubmit: number
+  /** Documents one connection may follow at once. Default 100. */
+  readonly maxDocsPerConnection: number
+  /** Sustained messages per second per connection. Default 1000. */
+  readonly messagesPerSecond: number
+  /** Messages a connection may send in a burst above the sustained rate. Default 2000. */
+  readonly messageBurst: number
+  /** Sustained commands per second per connection. Default 5000. */
+  readonly commandsPerSecond: number
+  /** Burst of commands. Default 20,000 (a replica back from a long offline spell). */
+  readonly commandBurst: number
+}
+
+export const DEFAULT_LIMITS: HubLimits = {
+  maxCommandsPerSubmit: 1000,
+  maxDocsPerConnection: 100,
+  messagesPerSecond: 1000,
+  messageBurst: 2000,
+  commandsPerSecond: 5000,
+  commandBurst: 20_000,
+}
+
+/** A token bucket over the runtime's clock. */
+export class TokenBucket {
+  private tokens: number
+  private last: number
+
+  constructor(private readonly rate: number, private readonly burst: number, now: number) {
+    this.tokens = burst
+    this.last = now
+  }
+
+  /** Takes `n` tokens if there are enough; false means over the limit. */
+  take(n: number, now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
+    this.last = now
+    if (this.tokens < n) return false
+    this.tokens -= n
+    return true
+  }
+}

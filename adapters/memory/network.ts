@@ -6,6 +6,8 @@
  * - `drop(client)`: connections of that client are reset; messages in flight are lost and
  *   each side learns of it after its own delay (as with a TCP reset).
  * - `partition(client)`: the same, and new connections from it fail until `heal(client)`.
+ * - `stall(client)`: the client stops reading; messages to it pile up (bufferedAmount grows)
+ *   until `unstall(client)`.
  * - `stopServer()`: the hub "process" is gone: every connection resets, connects fail until
  *   `listen` is called with the new hub.
  * Messages are passed as values (structuredClone'd, so no object is shared across peers).
@@ -40,6 +42,8 @@ export class MemoryNetwork {
   private acceptor: ConnectionAcceptor | undefined
   private readonly links = new Set<Link>()
   private readonly partitioned = new Set<string>()
+  /** Clients that stopped reading: messages to them wait (and count as buffered). */
+  private readonly stalled = new Map<string, Array<() => void>>()
   private readonly latency: () => number
   private readonly clone: boolean
   /** Messages delivered, for tests and benchmarks. */
@@ -76,6 +80,18 @@ export class MemoryNetwork {
     else this.partitioned.delete(client)
   }
 
+  /** The client stops reading: messages to it pile up in its connection's buffer. */
+  stall(client: string): void {
+    if (!this.stalled.has(client)) this.stalled.set(client, [])
+  }
+
+  /** The client reads again: what piled up is delivered in order. */
+  unstall(client: string): void {
+    const held = this.stalled.get(client)
+    this.stalled.delete(client)
+    for (const deliver of held ?? []) deliver()
+  }
+
   isPartitioned(client: string): boolean {
     return this.partitioned.has(client)
   }
@@ -97,11 +113,16 @@ export class MemoryNetwork {
     const at = Math.max(dir.lastAt, now + this.latency())
     dir.lastAt = at
     dir.inflight++
-    this.runtime.setTimer(at - now, () => {
+    const arrive = () => {
       dir.inflight--
       if (link.epoch !== epoch) return
       this.delivered++
       dir.listener?.onMessage(payload)
+    }
+    this.runtime.setTimer(at - now, () => {
+      const held = dir === (link.toClient as Direction<unknown>) ? this.stalled.get(link.client) : undefined
+      if (held !== undefined) held.push(arrive)
+      else arrive()
     })
   }
 

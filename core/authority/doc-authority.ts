@@ -35,6 +35,13 @@ export interface AuthorityOptions {
   readonly catchUpPage?: number
   /** Outcomes remembered per client before the oldest are forgotten. Default 100,000. */
   readonly maxOutcomesPerClient?: number
+  /**
+   * A subscriber whose connection has more than this buffered (bytes on WebSocket, messages
+   * in memory) gets no more entries until it drains; they wait in the log. Default 1 MiB.
+   */
+  readonly highWaterMark?: number
+  /** Above this the connection is closed with `slow-consumer`. Default 8 MiB. */
+  readonly hardLimit?: number
 }
 
 interface Subscriber {
@@ -72,6 +79,8 @@ export class DocAuthority<S = unknown> {
   private readonly quietMs: number
   private readonly page: number
   private readonly maxOutcomes: number
+  private readonly highWater: number
+  private readonly hardLimit: number
 
   private constructor(
     readonly docId: string,
@@ -93,6 +102,8 @@ export class DocAuthority<S = unknown> {
     this.quietMs = options.quietCheckpointMs ?? 1000
     this.page = options.catchUpPage ?? 512
     this.maxOutcomes = options.maxOutcomesPerClient ?? 100_000
+    this.highWater = options.highWaterMark ?? 1 << 20
+    this.hardLimit = options.hardLimit ?? 8 << 20
   }
 
   /** Loads a document from storage (replaying its log) or creates it empty. */
@@ -174,9 +185,38 @@ export class DocAuthority<S = unknown> {
     sub.conn.send({ type: "error", code: "storage-failed", message: `Reading document "${this.docId}" failed: ${message}`, docId: this.docId })
   }
 
+  /**
+   * Backpressure: true if the subscriber may be sent more now. Over the high-water mark it
+   * is paused (and resumes by catching up from the log once drained); over the hard limit
+   * its connection is closed with `slow-consumer` (the client reconnects and catches up).
+   */
+  private canSend(sub: Subscriber): boolean {
+    const buffered = sub.conn.bufferedAmount
+    if (buffered > this.hardLimit) {
+      this.unsubscribe(sub.conn)
+      sub.conn.close("slow-consumer", `More than ${this.hardLimit} bytes waited unread; reconnect to catch up.`)
+      return false
+    }
+    if (buffered <= this.highWater) return true
+    sub.live = false
+    this.resumeWhenDrained(sub)
+    return false
+  }
+
+  private resumeWhenDrained(sub: Subscriber): void {
+    this.runtime.setTimer(DRAIN_POLL_MS, () => {
+      if (sub.closed || this.broken) return
+      const buffered = sub.conn.bufferedAmount
+      if (buffered > this.hardLimit) return void this.canSend(sub)
+      if (buffered > this.highWater / 2) return this.resumeWhenDrained(sub)
+      void this.catchUp(sub).catch((e) => this.dropSubscriber(sub, e))
+    })
+  }
+
   private async catchUp(sub: Subscriber): Promise<void> {
     for (;;) {
       if (sub.closed || this.broken) return
+      if (!this.canSend(sub)) return
       if (sub.cursor >= this.committed) {
         sub.live = true
         sub.conn.send({ type: "synced", docId: this.docId, seq: this.committed })
@@ -336,8 +376,8 @@ export class DocAuthority<S = unknown> {
       const msg: ServerMessage = checkpoint !== undefined
         ? { type: "entries", docId: this.docId, entries, checkpoint }
         : { type: "entries", docId: this.docId, entries }
-      for (const sub of this.subscribers.values()) {
-        if (sub.live && sub.cursor === seqBefore) {
+      for (const sub of [...this.subscribers.values()]) {
+        if (sub.live && sub.cursor === seqBefore && this.canSend(sub)) {
           sub.conn.send(msg)
           sub.cursor = this.committed
         }
@@ -391,6 +431,9 @@ export class DocAuthority<S = unknown> {
     this.subscribers.clear()
   }
 }
+
+/** How often a paused subscriber's buffer is looked at. */
+const DRAIN_POLL_MS = 50
 
 const expired = (clientSeq: number, acked: number): Outcome => ({
   clientSeq,

@@ -8,6 +8,7 @@ import { canonError } from "./errors.js"
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder("utf-8", { fatal: true })
 const TWO_32 = 4294967296
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 export class ByteWriter {
   private buf: Uint8Array
@@ -85,6 +86,8 @@ export class ByteWriter {
         return
       }
     }
+    // TextEncoder would turn a lone surrogate into U+FFFD: two strings, one encoding.
+    if (LONE_SURROGATE.test(s)) throw canonError("state-unencodable", "A string holds a lone UTF-16 surrogate; it has no UTF-8 form.")
     this.ensure(n * 3 + 8)
     // Reserve the largest prefix the length could need, then move the text if it was smaller.
     const maxLen = n * 3

@@ -89,8 +89,8 @@ test("a clientId is bound to the principal that first used it", async () => {
 test("authorize: read refused on subscribe, write refused as a rejection that consumes the clientSeq", async () => {
   const env = setup({ authorize: (_p, docId, access) => docId !== "secret" && (access === "read" || docId !== "readonly") })
   const { got, conn } = await rawHello(env, {})
-  conn.send({ type: "subscribe", docId: "secret", machine: "todo", version: 1, fromSeq: 0, ackedClientSeq: 0 })
-  conn.send({ type: "subscribe", docId: "readonly", machine: "todo", version: 1, fromSeq: 0, ackedClientSeq: 0 })
+  conn.send({ type: "subscribe", docId: "secret", machine: "todo", version: 1, fingerprint: Todo.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+  conn.send({ type: "subscribe", docId: "readonly", machine: "todo", version: 1, fingerprint: Todo.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
   conn.send({ type: "submit", docId: "readonly", commands: [{ clientSeq: 1, name: "add", args: { id: "a", title: "x" } }], ackedClientSeq: 0 })
   await env.rt.run({ forMs: 100 })
   expect(got).toContainEqual(expect.objectContaining({ type: "error", code: "unauthorized", docId: "secret" }))

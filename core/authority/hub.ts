@@ -177,7 +177,7 @@ export class Hub implements ConnectionAcceptor {
           session.conn.send({ type: "error", code: "machine-unknown", message: `This hub has no machine "${msg.machine}".`, docId: msg.docId })
           return
         }
-        const mismatch = checkMachine({ name: msg.machine, version: msg.version, fingerprint: machine.fingerprint }, this.machines)
+        const mismatch = checkMachine({ name: msg.machine, version: msg.version, fingerprint: msg.fingerprint }, this.machines)
         if (mismatch !== undefined) {
           session.conn.send({ type: "error", code: mismatch.code, message: mismatch.message, docId: msg.docId })
           return

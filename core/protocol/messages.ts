@@ -36,6 +36,8 @@ export interface Subscribe {
   readonly docId: string
   readonly machine: string
   readonly version: number
+  /** The machine's schema fingerprint: the hub refuses the document on a mismatch. */
+  readonly fingerprint: string
   readonly fromSeq: number
   /** Every command of this client up to here is settled and stored: the hub may forget their outcomes. */
   readonly ackedClientSeq: number

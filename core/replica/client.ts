@@ -148,12 +148,8 @@ export class CanonClient {
     }
     const again = this.docs.get(docId)
     if (again !== undefined) return again as Doc<M>
-    const known = this.machines.get(machine.name)
-    if (known === undefined) {
-      this.machines.set(machine.name, machine)
-      // The hub checks machines in the handshake: declare the new one on a fresh one.
-      if (this.conn !== undefined) this.reconnectNow()
-    }
+    // Declared in later handshakes; on this connection the subscribe carries the check.
+    if (!this.machines.has(machine.name)) this.machines.set(machine.name, machine)
     const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.store, () => this.options.runtime.now(), {
       state: host.root,
       confirmedSeq: seq,
@@ -210,17 +206,6 @@ export class CanonClient {
       machines: [...this.machines.values()].map(describeMachine),
       ...(credentials !== undefined ? { credentials } : {}),
     })
-  }
-
-  /** Drops the current connection and opens a new one at once (not counted as a failure). */
-  private reconnectNow(): void {
-    const conn = this.conn
-    if (conn === undefined) return
-    this.conn = undefined
-    this.welcomed = false
-    for (const doc of this.docs.values()) doc.disconnected()
-    conn.close("closed", "Reconnecting to declare a new machine.")
-    this.connect()
   }
 
   /** Goes offline on purpose: local edits keep working and wait in the outbox. */

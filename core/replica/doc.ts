@@ -16,6 +16,7 @@
  * ```
  */
 import type { Entry } from "../entry.js"
+import { decodeCanonical, encodeCanonical } from "../canonical.js"
 import { CommandRejected, canonError, type Rejection } from "../errors.js"
 import { schemaMessage, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import { Result } from "effect"
@@ -115,9 +116,19 @@ export class Doc<M extends Machine<any, any>> {
     }
   }
 
-  /** The view: confirmed state plus pending local commands. Treat it as read-only. */
+  /**
+   * The view: confirmed state plus pending local commands. A live read-only proxy: it always
+   * shows the latest state, and any write throws `state-read-only` (change it with `submit`).
+   * For a plain, independent copy (to keep, to structuredClone, to post to a worker) use
+   * `snapshot()`.
+   */
   get state(): StateOf<M> {
     return this.rs.view
+  }
+
+  /** A deep plain copy of the view, detached from the document. O(size of the state). */
+  snapshot(): StateOf<M> {
+    return decodeCanonical(encodeCanonical(this.rs.host.root)) as StateOf<M>
   }
 
   get confirmedSeq(): number {
@@ -273,7 +284,7 @@ export class Doc<M extends Machine<any, any>> {
     this.resyncing = false
     const acked = this.ackedClientSeq()
     this.lastAckSent = acked
-    send({ type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fromSeq: this.rs.confirmedSeq, ackedClientSeq: acked })
+    send({ type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: acked })
     this.resend()
   }
 
@@ -361,7 +372,7 @@ export class Doc<M extends Machine<any, any>> {
     const r = this.rs.integrate(entries, settle, wantSnapshot)
     if (r.gap) {
       // Missed entries (should not happen on an ordered link): follow again from where we are.
-      this.send?.({ type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fromSeq: this.rs.confirmedSeq, ackedClientSeq: this.ackedClientSeq() })
+      this.send?.({ type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: this.ackedClientSeq() })
     }
     const settled = [...r.confirmed.map((c) => c.command.clientSeq), ...(settle ?? [])]
     if (r.applied.length === 0 && settled.length === 0) return

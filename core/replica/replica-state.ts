@@ -72,7 +72,7 @@ export class ReplicaState<S> {
 
   /** The view: confirmed state with pending commands applied. Read-only for the app. */
   get view(): S {
-    return this.host.root
+    return this.host.view()
   }
 
   /** Applies a new local command on top of the view. */

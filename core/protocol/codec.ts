@@ -1,0 +1,808 @@
+/**
+ * The binary codec of the wire protocol: the only module that knows how messages look as
+ * bytes. This header is the protocol's specification; test/fixtures/protocol/v1/ holds the
+ * golden frames that pin it (a change to v1 bytes is a new protocol version, never an edit).
+ *
+ * ## Primitives
+ *
+ * - `u`      unsigned LEB128 varint, an integer in [0, 2^53) (at most 8 bytes).
+ * - `z`      zigzag varint of a signed delta d in [-2^52, 2^52): `u(d >= 0 ? 2d : -2d - 1)`.
+ *            (Delta-coded values below 2^52 always fit.)
+ * - `str`    `u` byte length, then that many bytes of UTF-8.
+ * - `bytes`  `u` length, then the raw bytes.
+ * - `val`    one canonical value (core/canonical.ts: tagged, sorted keys, max depth 512).
+ *            Command args and presence state use it.
+ * - `byte`   one byte.
+ * - `opt`    one byte whose bit i says whether optional field i follows; other bits are 0.
+ *
+ * ## Frame
+ *
+ *     byte type | byte flags | body
+ *
+ * Flags bit 0 = optional: a peer that does not know the type ignores the frame (decoders
+ * return `{ ok: "ignore" }`); an unknown type without it is an `unknown-type` error. Other
+ * bits are reserved: a known type must carry exactly its flags below. Client and server
+ * types are disjoint; a type of the other direction is an `unknown-type` error. A body must
+ * be consumed exactly (`trailing-bytes` otherwise). Every v1 type is required (flags 0)
+ * except presence messages (flags 1).
+ *
+ * The handshake frames (hello, welcome, refused) are read before a version is agreed:
+ * their layout is the same in every protocol version. A version does not travel in other
+ * frames: both sides use the one the handshake settled (`CodecOptions.version`).
+ *
+ * ## Client -> hub
+ *
+ *     0x01 hello          u protocol.min, u protocol.max, str clientId,
+ *                         u n, n x (str name, u version, str fingerprint),
+ *                         opt (bit 0: credentials), [str credentials]
+ *     0x02 subscribe      str docId, str machine, u version, str fingerprint, u fromSeq, u ackedClientSeq
+ *     0x03 submit         str docId, u ackedClientSeq, u n, n x command
+ *                           command = clientSeq, name, val args
+ *                           clientSeq: the first as u; each next as z(clientSeq - previous - 1)
+ *                           name: u k; k = 0: str name follows and joins this frame's name
+ *                           table; k >= 1: the table's (k-1)th name. A name is defined once
+ *                           per frame (a second definition is bad-value).
+ *     0x04 fetch-state    str docId
+ *     0x05 unsubscribe    str docId
+ *     0x06 snapshot-ack   str docId, u snapshotId, u received
+ *     0x07 presence-set   (optional) str docId, val state
+ *
+ * ## Hub -> client
+ *
+ *     0x40 welcome        u protocol, str clientId
+ *     0x41 refused        str code (a RefusalCode), str message,
+ *                         opt (bit 0: protocol, bit 1: machine), [u min, u max], [str machine]
+ *     0x42 entries        str docId, u n, [if n > 0: u firstSeq, n x entry],
+ *                         opt (bit 0: checkpoint), [u checkpoint.seq, str checkpoint.hash]
+ *                           seqs are contiguous: entry i has seq firstSeq + i (not written)
+ *                           entry = client, name, z time, val args
+ *                           client: u c; c = 0: str clientId, u clientSeq follow and the
+ *                           clientId joins this frame's client table (once per clientId);
+ *                           c >= 1: the table's (c-1)th clientId, then z(clientSeq - that
+ *                           client's previous clientSeq in this frame - 1)
+ *                           name: as in submit (a name table per frame)
+ *                           time: z(time - previous entry's time), the first from 0;
+ *                           times are integers in [0, 2^52)
+ *     0x43 results        str docId, u n, n x outcome
+ *                           outcome = clientSeq (as in submit), byte kind, then
+ *                           kind 0: accepted, z(seq - previous accepted seq in this frame),
+ *                                   the first from 0
+ *                           kind 1..5: rejected with code rejected, command-failed,
+ *                                   invalid-args, unknown-command, outcome-expired (in that
+ *                                   order), str message
+ *     0x44 synced         str docId, u seq
+ *     0x45 checkpoint     str docId, u seq, str hash
+ *     0x46 state          str docId, u seq, str hash, bytes state
+ *     0x47 error          str code, str message, opt (bit 0: docId), [str docId]
+ *     0x48 snapshot-begin str docId, u snapshotId, u seq, str hash, u size
+ *     0x49 snapshot-chunk str docId, u snapshotId, u offset, bytes
+ *     0x4a snapshot-end   str docId, u snapshotId
+ *     0x4b presence       (optional) str docId, str clientId, val state
+ *
+ * ## Failures
+ *
+ * Decoding never throws: a frame is a message, `ignore`, or a `DecodeError` with a code.
+ * Frames over `maxFrameBytes` are refused before parsing, and every count and length is
+ * checked against the bytes left before anything is allocated, so a decode allocates in
+ * proportion to its frame. Bytes fields are copies (never views of the frame, which the
+ * transport may reuse). A DecodeError carries no stack trace: it is the peer's doing, and a
+ * flood of garbage must stay cheap. Decoders check shapes, not meaning (a range with
+ * min > max or a checkpoint outside its batch decode; the engine judges them).
+ *
+ * Encoding throws a `CanonError`: `protocol-error` for a message the protocol cannot carry
+ * (a negative or fractional seq, non-contiguous entries, a delta out of range, a frame over
+ * `maxFrameBytes`...), `state-unencodable` for args or state that are not plain data (and,
+ * from core/bytes, for a string holding a lone UTF-16 surrogate, which has no UTF-8 form).
+ */
+import { Data } from "effect"
+import { ByteReader, ByteWriter } from "../bytes.js"
+import { isBytes, readValue, writeValue } from "../canonical.js"
+import { CanonError, canonError, type Rejection, type RejectionCode } from "../errors.js"
+import type { CommandRequest, Entry, Outcome } from "../entry.js"
+import type {
+  ClientMessage, Entries, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit,
+} from "./messages.js"
+
+// ---- public API ----
+
+/** The protocol versions this build speaks. */
+export const PROTOCOL_VERSIONS: { readonly min: 1; readonly max: 1 } = { min: 1, max: 1 }
+
+/** Frames larger than this are refused unread (and never produced). */
+export const DEFAULT_MAX_FRAME_BYTES = 1 << 20
+
+export type DecodeErrorCode =
+  | "empty" // a frame of zero bytes
+  | "truncated" // the frame ends inside a field, or a count/length cannot fit in what is left
+  | "too-large" // the frame is over maxFrameBytes
+  | "bad-varint" // a varint longer than 53 bits
+  | "unknown-type" // a required message type this build does not know (or of the other direction)
+  | "bad-value" // a field holds a value the protocol does not allow
+  | "trailing-bytes" // bytes left after the message
+  | "bad-utf8" // a string that is not UTF-8
+  | "too-deep" // a canonical value nested deeper than allowed
+  | "unsupported-version" // the codec was asked for a protocol version it does not speak
+
+/** Why a frame could not be decoded. Returned, never thrown, by the decoders. */
+export class DecodeError extends Data.TaggedError("DecodeError")<{
+  readonly code: DecodeErrorCode
+  readonly message: string
+}> {}
+
+export type Decoded<T> =
+  | { readonly ok: true; readonly message: T }
+  /** An optional message of a type this build does not know: skip it. */
+  | { readonly ok: "ignore"; readonly type: number }
+  | { readonly ok: false; readonly error: DecodeError }
+
+export interface CodecOptions {
+  /** The protocol version the connection speaks (default: 1). */
+  readonly version?: number
+  /** Largest frame accepted or produced (default: DEFAULT_MAX_FRAME_BYTES). */
+  readonly maxFrameBytes?: number
+}
+
+// ---- type numbers ----
+
+const HELLO = 0x01
+const SUBSCRIBE = 0x02
+const SUBMIT = 0x03
+const FETCH_STATE = 0x04
+const UNSUBSCRIBE = 0x05
+const SNAPSHOT_ACK = 0x06
+const PRESENCE_SET = 0x07
+
+const WELCOME = 0x40
+const REFUSED = 0x41
+const ENTRIES = 0x42
+const RESULTS = 0x43
+const SYNCED = 0x44
+const CHECKPOINT = 0x45
+const STATE = 0x46
+const ERROR = 0x47
+const SNAPSHOT_BEGIN = 0x48
+const SNAPSHOT_CHUNK = 0x49
+const SNAPSHOT_END = 0x4a
+const PRESENCE = 0x4b
+
+const REQUIRED = 0
+const OPTIONAL = 1
+
+// Globals read once: inside a vm context (jest) every global lookup on a hot path is slow.
+const { isInteger, isSafeInteger, MAX_SAFE_INTEGER: MAX_UINT } = Number
+const { isArray } = Array
+const ErrorClass = Error
+const Bytes = Uint8Array
+const TIME_LIMIT = 2 ** 52
+
+const REJECTION_CODES: ReadonlyArray<RejectionCode> = ["rejected", "command-failed", "invalid-args", "unknown-command", "outcome-expired"]
+const REFUSAL_CODES: ReadonlyArray<RefusalCode> = [
+  "protocol-unsupported", "machine-unknown", "schema-too-old", "schema-too-new", "schema-mismatch", "unauthorized",
+]
+
+// ---- encoding ----
+
+let writer = new ByteWriter(4096)
+const clientTable = new Map<string, number>()
+const nameTable = new Map<string, number>()
+const lastClientSeq: number[] = []
+
+const invalid = (message: string): never => {
+  throw canonError("protocol-error", message)
+}
+
+const show = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : String(v))
+
+const uint = (w: ByteWriter, n: number, what: string): void => {
+  if (!isSafeInteger(n) || n < 0) invalid(`${what} must be a non-negative integer, not ${show(n)}.`)
+  w.varint(n)
+}
+
+const delta = (w: ByteWriter, d: number, what: string): void => {
+  const z = d >= 0 ? d * 2 : -d * 2 - 1
+  if (!(z <= MAX_UINT)) invalid(`${what} is too far from the previous one to encode (${d}).`)
+  w.varint(z)
+}
+
+const str = (w: ByteWriter, s: string, what: string): void => {
+  if (typeof s !== "string") invalid(`${what} must be a string, not ${show(s)}.`)
+  w.string(s)
+}
+
+const name = (w: ByteWriter, s: string): void => {
+  const k = nameTable.get(s)
+  if (k !== undefined) {
+    w.varint(k)
+    return
+  }
+  if (typeof s !== "string") invalid(`A command name must be a string, not ${show(s)}.`)
+  nameTable.set(s, nameTable.size + 1)
+  w.byte(0)
+  w.string(s)
+}
+
+const list = <T>(w: ByteWriter, xs: ReadonlyArray<T>, what: string): ReadonlyArray<T> => {
+  if (!isArray(xs)) invalid(`${what} must be an array.`)
+  w.varint(xs.length)
+  return xs
+}
+
+const header = (w: ByteWriter, type: number, flags: number): void => {
+  w.reset()
+  w.byte(type)
+  w.byte(flags)
+}
+
+const spoken = (v: number): boolean => isInteger(v) && v >= PROTOCOL_VERSIONS.min && v <= PROTOCOL_VERSIONS.max
+
+const unspoken = (v: unknown): string => `Protocol version ${show(v)} is not spoken here (${PROTOCOL_VERSIONS.min}..${PROTOCOL_VERSIONS.max}).`
+
+const checkVersion = (options: CodecOptions | undefined): void => {
+  const v = options?.version ?? 1
+  if (!spoken(v)) invalid(unspoken(v))
+}
+
+const finish = (w: ByteWriter, options: CodecOptions | undefined): Uint8Array => {
+  const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+  if (w.pos > max) {
+    const size = w.pos
+    writer = new ByteWriter(4096)
+    invalid(`A frame of ${size} bytes is over the limit of ${max} bytes.`)
+  }
+  const out = w.finish()
+  // Do not keep a huge buffer alive after one huge frame.
+  if (w.pos > 1 << 20) writer = new ByteWriter(4096)
+  return out
+}
+
+const writeHello = (w: ByteWriter, m: Hello): void => {
+  uint(w, m.protocol.min, "protocol.min")
+  uint(w, m.protocol.max, "protocol.max")
+  str(w, m.clientId, "clientId")
+  const ms = list(w, m.machines, "machines")
+  for (let i = 0; i < ms.length; i++) {
+    const x: MachineInfo = ms[i]!
+    str(w, x.name, "A machine's name")
+    uint(w, x.version, "A machine's version")
+    str(w, x.fingerprint, "A machine's fingerprint")
+  }
+  if (m.credentials === undefined) w.byte(0)
+  else {
+    w.byte(1)
+    str(w, m.credentials, "credentials")
+  }
+}
+
+const writeSubmit = (w: ByteWriter, m: Submit): void => {
+  str(w, m.docId, "docId")
+  uint(w, m.ackedClientSeq, "ackedClientSeq")
+  const cs: ReadonlyArray<CommandRequest> = list(w, m.commands, "commands")
+  nameTable.clear()
+  let prev = 0
+  for (let i = 0; i < cs.length; i++) {
+    const c = cs[i]!
+    const seq = c.clientSeq
+    if (!isSafeInteger(seq) || seq < 0) invalid(`A clientSeq must be a non-negative integer, not ${show(seq)}.`)
+    if (i === 0) w.varint(seq)
+    else delta(w, seq - prev - 1, "A clientSeq")
+    prev = seq
+    name(w, c.name)
+    writeValue(w, c.args)
+  }
+}
+
+const writeEntries = (w: ByteWriter, m: Entries): void => {
+  str(w, m.docId, "docId")
+  const es: ReadonlyArray<Entry> = list(w, m.entries, "entries")
+  if (es.length > 0) {
+    const first = es[0]!.seq
+    uint(w, first, "An entry's seq")
+    if (es.length - 1 > MAX_UINT - first) invalid("Entry seqs run past 2^53 - 1.")
+    clientTable.clear()
+    nameTable.clear()
+    let time = 0
+    for (let i = 0; i < es.length; i++) {
+      const e = es[i]!
+      if (e.seq !== first + i) invalid(`Entries must have contiguous seqs: ${show(e.seq)} follows ${first + i - 1}.`)
+      const cs = e.clientSeq
+      if (!isSafeInteger(cs) || cs < 0) invalid(`A clientSeq must be a non-negative integer, not ${show(cs)}.`)
+      const c = clientTable.get(e.clientId)
+      if (c === undefined) {
+        if (typeof e.clientId !== "string") invalid(`A clientId must be a string, not ${show(e.clientId)}.`)
+        clientTable.set(e.clientId, clientTable.size)
+        lastClientSeq[clientTable.size - 1] = cs
+        w.byte(0)
+        w.string(e.clientId)
+        w.varint(cs)
+      } else {
+        w.varint(c + 1)
+        delta(w, cs - lastClientSeq[c]! - 1, "A clientSeq")
+        lastClientSeq[c] = cs
+      }
+      name(w, e.name)
+      const t = e.time
+      if (!isInteger(t) || t < 0 || t >= TIME_LIMIT) invalid(`An entry's time must be an integer in [0, 2^52), not ${show(t)}.`)
+      delta(w, t - time, "An entry's time")
+      time = t
+      writeValue(w, e.args)
+    }
+  }
+  const cp = m.checkpoint
+  if (cp === undefined) w.byte(0)
+  else {
+    w.byte(1)
+    uint(w, cp.seq, "checkpoint.seq")
+    str(w, cp.hash, "checkpoint.hash")
+  }
+}
+
+const writeResults = (w: ByteWriter, m: Results): void => {
+  str(w, m.docId, "docId")
+  const os: ReadonlyArray<Outcome> = list(w, m.outcomes, "outcomes")
+  let prevClientSeq = 0
+  let prevSeq = 0
+  for (let i = 0; i < os.length; i++) {
+    const o = os[i]!
+    const cs = o.clientSeq
+    if (!isSafeInteger(cs) || cs < 0) invalid(`A clientSeq must be a non-negative integer, not ${show(cs)}.`)
+    if (i === 0) w.varint(cs)
+    else delta(w, cs - prevClientSeq - 1, "A clientSeq")
+    prevClientSeq = cs
+    if ("seq" in o) {
+      const seq = o.seq
+      if (!isSafeInteger(seq) || seq < 0) invalid(`An outcome's seq must be a non-negative integer, not ${show(seq)}.`)
+      w.byte(0)
+      delta(w, seq - prevSeq, "An outcome's seq")
+      prevSeq = seq
+    } else {
+      const r: Rejection | undefined = o.rejection
+      const k = REJECTION_CODES.indexOf(r?.code)
+      if (k < 0) invalid(`Unknown rejection code ${show(r?.code)}.`)
+      w.byte(k + 1)
+      str(w, r!.message, "A rejection's message")
+    }
+  }
+}
+
+const writeRefused = (w: ByteWriter, m: Refused): void => {
+  if (!REFUSAL_CODES.includes(m.code)) invalid(`Unknown refusal code ${show(m.code)}.`)
+  w.string(m.code)
+  str(w, m.message, "message")
+  w.byte((m.protocol !== undefined ? 1 : 0) | (m.machine !== undefined ? 2 : 0))
+  if (m.protocol !== undefined) {
+    uint(w, m.protocol.min, "protocol.min")
+    uint(w, m.protocol.max, "protocol.max")
+  }
+  if (m.machine !== undefined) str(w, m.machine, "machine")
+}
+
+const writeClient = (w: ByteWriter, m: ClientMessage): void => {
+  switch (m.type) {
+    case "hello":
+      header(w, HELLO, REQUIRED)
+      writeHello(w, m)
+      return
+    case "subscribe":
+      header(w, SUBSCRIBE, REQUIRED)
+      str(w, m.docId, "docId")
+      str(w, m.machine, "machine")
+      uint(w, m.version, "version")
+      str(w, m.fingerprint, "fingerprint")
+      uint(w, m.fromSeq, "fromSeq")
+      uint(w, m.ackedClientSeq, "ackedClientSeq")
+      return
+    case "submit":
+      header(w, SUBMIT, REQUIRED)
+      writeSubmit(w, m)
+      return
+    case "fetch-state":
+      header(w, FETCH_STATE, REQUIRED)
+      str(w, m.docId, "docId")
+      return
+    case "unsubscribe":
+      header(w, UNSUBSCRIBE, REQUIRED)
+      str(w, m.docId, "docId")
+      return
+    case "snapshot-ack":
+      header(w, SNAPSHOT_ACK, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.snapshotId, "snapshotId")
+      uint(w, m.received, "received")
+      return
+    case "presence-set":
+      header(w, PRESENCE_SET, OPTIONAL)
+      str(w, m.docId, "docId")
+      writeValue(w, m.state)
+      return
+    default:
+      invalid(`Not a client message type: ${show((m as { type?: unknown } | null)?.type)}.`)
+  }
+}
+
+const writeServer = (w: ByteWriter, m: ServerMessage): void => {
+  switch (m.type) {
+    case "welcome":
+      header(w, WELCOME, REQUIRED)
+      uint(w, m.protocol, "protocol")
+      str(w, m.clientId, "clientId")
+      return
+    case "refused":
+      header(w, REFUSED, REQUIRED)
+      writeRefused(w, m)
+      return
+    case "entries":
+      header(w, ENTRIES, REQUIRED)
+      writeEntries(w, m)
+      return
+    case "results":
+      header(w, RESULTS, REQUIRED)
+      writeResults(w, m)
+      return
+    case "synced":
+      header(w, SYNCED, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.seq, "seq")
+      return
+    case "checkpoint":
+      header(w, CHECKPOINT, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.seq, "seq")
+      str(w, m.hash, "hash")
+      return
+    case "state":
+      header(w, STATE, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.seq, "seq")
+      str(w, m.hash, "hash")
+      if (!isBytes(m.state)) invalid("state must be a Uint8Array.")
+      w.bytes(m.state)
+      return
+    case "error":
+      header(w, ERROR, REQUIRED)
+      str(w, m.code, "code")
+      str(w, m.message, "message")
+      if (m.docId === undefined) w.byte(0)
+      else {
+        w.byte(1)
+        str(w, m.docId, "docId")
+      }
+      return
+    case "snapshot-begin":
+      header(w, SNAPSHOT_BEGIN, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.snapshotId, "snapshotId")
+      uint(w, m.seq, "seq")
+      str(w, m.hash, "hash")
+      uint(w, m.size, "size")
+      return
+    case "snapshot-chunk":
+      header(w, SNAPSHOT_CHUNK, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.snapshotId, "snapshotId")
+      uint(w, m.offset, "offset")
+      if (!isBytes(m.bytes)) invalid("bytes must be a Uint8Array.")
+      w.bytes(m.bytes)
+      return
+    case "snapshot-end":
+      header(w, SNAPSHOT_END, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.snapshotId, "snapshotId")
+      return
+    case "presence":
+      header(w, PRESENCE, OPTIONAL)
+      str(w, m.docId, "docId")
+      str(w, m.clientId, "clientId")
+      writeValue(w, m.state)
+      return
+    default:
+      invalid(`Not a server message type: ${show((m as { type?: unknown } | null)?.type)}.`)
+  }
+}
+
+/** Malformed input (a null where an object belongs...) surfaces as a CanonError too, not a TypeError. */
+const asEncodeError = (e: unknown): CanonError =>
+  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode the message: ${e instanceof Error ? e.message : String(e)}`)
+
+/** The frame of a client message. Throws a CanonError if the protocol cannot carry it. */
+export const encodeClientMessage = (m: ClientMessage, options?: CodecOptions): Uint8Array => {
+  checkVersion(options)
+  const w = writer
+  try {
+    writeClient(w, m)
+  } catch (e) {
+    throw asEncodeError(e)
+  }
+  return finish(w, options)
+}
+
+/** The frame of a server message. Throws a CanonError if the protocol cannot carry it. */
+export const encodeServerMessage = (m: ServerMessage, options?: CodecOptions): Uint8Array => {
+  checkVersion(options)
+  const w = writer
+  try {
+    writeServer(w, m)
+  } catch (e) {
+    throw asEncodeError(e)
+  }
+  return finish(w, options)
+}
+
+// ---- decoding ----
+
+/** Thrown inside the decoder (no stack trace to capture), turned into a DecodeError at the top. */
+class Fail {
+  constructor(readonly code: DecodeErrorCode, readonly message: string) {}
+}
+
+const bad = (message: string): never => {
+  throw new Fail("bad-value", message)
+}
+
+/** A count of items each taking at least `minBytes`: a count that cannot fit is refused before allocating. */
+const count = (r: ByteReader, minBytes: number, what: string): number => {
+  const n = r.varint()
+  if (n * minBytes > r.remaining) throw new Fail("truncated", `${n} ${what} cannot fit in the ${r.remaining} bytes left.`)
+  return n
+}
+
+const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2)
+
+/** `prev + 1 + delta`, which must be a non-negative safe integer. */
+const next = (r: ByteReader, prev: number, what: string): number => {
+  const v = prev + 1 + unzigzag(r.varint())
+  if (!(v >= 0 && v <= MAX_UINT)) bad(`${what} out of range (${v}).`)
+  return v
+}
+
+const optionalFields = (r: ByteReader, allowed: number): number => {
+  const b = r.byte()
+  if ((b & ~allowed) !== 0) bad(`Optional-field byte 0x${b.toString(16)} sets unknown fields.`)
+  return b
+}
+
+/**
+ * A frame's table of clientIds or command names, as the decoder builds it. A string is
+ * defined once per frame (as the encoder does): a second definition is refused, so every
+ * frame that decodes re-encodes, and the check stays linear however large the table.
+ */
+class Table {
+  readonly items: string[] = []
+  private set: Set<string> | undefined
+
+  constructor(private readonly what: string) {}
+
+  define(s: string): void {
+    const items = this.items
+    if (items.length < 16) {
+      if (items.includes(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
+    } else {
+      const set = (this.set ??= new Set(items))
+      if (set.has(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
+      set.add(s)
+    }
+    items.push(s)
+  }
+
+  get(k: number): string {
+    if (k > this.items.length) bad(`${this.what} reference ${k} but only ${this.items.length} defined so far.`)
+    return this.items[k - 1]!
+  }
+}
+
+const readName = (r: ByteReader, names: Table): string => {
+  const k = r.varint()
+  if (k === 0) {
+    const s = r.string()
+    names.define(s)
+    return s
+  }
+  return names.get(k)
+}
+
+const readHello = (r: ByteReader): Hello => {
+  const min = r.varint()
+  const max = r.varint()
+  const clientId = r.string()
+  const n = count(r, 3, "machines")
+  const machines: MachineInfo[] = new Array(n)
+  for (let i = 0; i < n; i++) machines[i] = { name: r.string(), version: r.varint(), fingerprint: r.string() }
+  const opt = optionalFields(r, 1)
+  const hello: { -readonly [K in keyof Hello]: Hello[K] } = { type: "hello", protocol: { min, max }, clientId, machines }
+  if (opt & 1) hello.credentials = r.string()
+  return hello
+}
+
+const readSubmit = (r: ByteReader): Submit => {
+  const docId = r.string()
+  const ackedClientSeq = r.varint()
+  const n = count(r, 3, "commands")
+  const commands: CommandRequest[] = new Array(n)
+  const names = new Table("Command name")
+  let clientSeq = 0
+  for (let i = 0; i < n; i++) {
+    clientSeq = i === 0 ? r.varint() : next(r, clientSeq, "A clientSeq")
+    const name = readName(r, names)
+    commands[i] = { clientSeq, name, args: readValue(r) }
+  }
+  return { type: "submit", docId, commands, ackedClientSeq }
+}
+
+const readEntries = (r: ByteReader): Entries => {
+  const docId = r.string()
+  const n = count(r, 5, "entries")
+  const entries: Entry[] = new Array(n)
+  if (n > 0) {
+    const first = r.varint()
+    if (n - 1 > MAX_UINT - first) bad("Entry seqs run past 2^53 - 1.")
+    const clients = new Table("ClientId")
+    const last: number[] = []
+    const names = new Table("Command name")
+    let time = 0
+    for (let i = 0; i < n; i++) {
+      const c = r.varint()
+      let clientId: string
+      let clientSeq: number
+      if (c === 0) {
+        clientId = r.string()
+        clientSeq = r.varint()
+        clients.define(clientId)
+        last.push(clientSeq)
+      } else {
+        clientId = clients.get(c)
+        clientSeq = next(r, last[c - 1]!, "A clientSeq")
+        last[c - 1] = clientSeq
+      }
+      const name = readName(r, names)
+      time += unzigzag(r.varint())
+      if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
+      entries[i] = { seq: first + i, time, clientId, clientSeq, name, args: readValue(r) }
+    }
+  }
+  const opt = optionalFields(r, 1)
+  if (opt & 1) return { type: "entries", docId, entries, checkpoint: { seq: r.varint(), hash: r.string() } }
+  return { type: "entries", docId, entries }
+}
+
+const readResults = (r: ByteReader): Results => {
+  const docId = r.string()
+  const n = count(r, 3, "outcomes")
+  const outcomes: Outcome[] = new Array(n)
+  let clientSeq = 0
+  let seq = 0
+  for (let i = 0; i < n; i++) {
+    clientSeq = i === 0 ? r.varint() : next(r, clientSeq, "A clientSeq")
+    const kind = r.byte()
+    if (kind === 0) {
+      seq = next(r, seq - 1, "An outcome's seq")
+      outcomes[i] = { clientSeq, seq }
+    } else {
+      const code = REJECTION_CODES[kind - 1]
+      if (code === undefined) bad(`Unknown outcome kind ${kind}.`)
+      outcomes[i] = { clientSeq, rejection: { code: code!, message: r.string() } }
+    }
+  }
+  return { type: "results", docId, outcomes }
+}
+
+const readRefused = (r: ByteReader): Refused => {
+  const code = r.string() as RefusalCode
+  if (!REFUSAL_CODES.includes(code)) bad(`Unknown refusal code ${show(code)}.`)
+  const message = r.string()
+  const opt = optionalFields(r, 3)
+  const m: { -readonly [K in keyof Refused]: Refused[K] } = { type: "refused", code, message }
+  if (opt & 1) m.protocol = { min: r.varint(), max: r.varint() }
+  if (opt & 2) m.machine = r.string()
+  return m
+}
+
+type Reader<T> = (r: ByteReader) => T
+
+interface Spec<T> {
+  readonly flags: number
+  readonly read: Reader<T>
+}
+
+const CLIENT_SPECS = new Map<number, Spec<ClientMessage>>([
+  [HELLO, { flags: REQUIRED, read: readHello }],
+  [SUBSCRIBE, { flags: REQUIRED, read: (r) => ({
+    type: "subscribe", docId: r.string(), machine: r.string(), version: r.varint(), fingerprint: r.string(), fromSeq: r.varint(), ackedClientSeq: r.varint(),
+  }) }],
+  [SUBMIT, { flags: REQUIRED, read: readSubmit }],
+  [FETCH_STATE, { flags: REQUIRED, read: (r) => ({ type: "fetch-state", docId: r.string() }) }],
+  [UNSUBSCRIBE, { flags: REQUIRED, read: (r) => ({ type: "unsubscribe", docId: r.string() }) }],
+  [SNAPSHOT_ACK, { flags: REQUIRED, read: (r) => ({ type: "snapshot-ack", docId: r.string(), snapshotId: r.varint(), received: r.varint() }) }],
+  [PRESENCE_SET, { flags: OPTIONAL, read: (r) => ({ type: "presence-set", docId: r.string(), state: readValue(r) }) }],
+])
+
+const SERVER_SPECS = new Map<number, Spec<ServerMessage>>([
+  [WELCOME, { flags: REQUIRED, read: (r) => ({ type: "welcome", protocol: r.varint(), clientId: r.string() }) }],
+  [REFUSED, { flags: REQUIRED, read: readRefused }],
+  [ENTRIES, { flags: REQUIRED, read: readEntries }],
+  [RESULTS, { flags: REQUIRED, read: readResults }],
+  [SYNCED, { flags: REQUIRED, read: (r) => ({ type: "synced", docId: r.string(), seq: r.varint() }) }],
+  [CHECKPOINT, { flags: REQUIRED, read: (r) => ({ type: "checkpoint", docId: r.string(), seq: r.varint(), hash: r.string() }) }],
+  [STATE, { flags: REQUIRED, read: (r) => ({ type: "state", docId: r.string(), seq: r.varint(), hash: r.string(), state: r.bytes() }) }],
+  [ERROR, { flags: REQUIRED, read: (r) => {
+    const code = r.string()
+    const message = r.string()
+    return optionalFields(r, 1) & 1 ? { type: "error", code, message, docId: r.string() } : { type: "error", code, message }
+  } }],
+  [SNAPSHOT_BEGIN, { flags: REQUIRED, read: (r) => ({
+    type: "snapshot-begin", docId: r.string(), snapshotId: r.varint(), seq: r.varint(), hash: r.string(), size: r.varint(),
+  }) }],
+  [SNAPSHOT_CHUNK, { flags: REQUIRED, read: (r) => ({
+    type: "snapshot-chunk", docId: r.string(), snapshotId: r.varint(), offset: r.varint(), bytes: r.bytes(),
+  }) }],
+  [SNAPSHOT_END, { flags: REQUIRED, read: (r) => ({ type: "snapshot-end", docId: r.string(), snapshotId: r.varint() }) }],
+  [PRESENCE, { flags: OPTIONAL, read: (r) => ({ type: "presence", docId: r.string(), clientId: r.string(), state: readValue(r) }) }],
+])
+
+/** Maps what the shared readers (core/bytes, core/canonical) throw to a decode error code. */
+const toDecodeError = (e: unknown): DecodeError => {
+  if (e instanceof Fail) return new DecodeError({ code: e.code, message: e.message })
+  if (e instanceof CanonError) {
+    const m = e.message
+    const code: DecodeErrorCode =
+      m.startsWith("Unexpected end") || m.includes("runs past the end") || m.includes("cannot fit in") ? "truncated"
+      : m.startsWith("Varint") ? "bad-varint"
+      : m.includes("UTF-8") ? "bad-utf8"
+      : m.includes("nests deeper") ? "too-deep"
+      : "bad-value"
+    return new DecodeError({ code, message: m })
+  }
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return new DecodeError({ code: "too-deep", message: "A value nests too deeply." })
+  return new DecodeError({ code: "bad-value", message: `Malformed frame: ${e instanceof Error ? e.message : String(e)}` })
+}
+
+const failure = (code: DecodeErrorCode, message: string): { readonly ok: false; readonly error: DecodeError } =>
+  ({ ok: false, error: new DecodeError({ code, message }) })
+
+const decode = <T>(
+  frame: Uint8Array,
+  options: CodecOptions | undefined,
+  specs: ReadonlyMap<number, Spec<T>>,
+  others: ReadonlyMap<number, unknown>,
+  side: string,
+): Decoded<T> => {
+  // A decode error is the peer's doing, not a bug here: no stack trace to capture (a flood of
+  // garbage frames must cost little), for DecodeError and for what the shared readers throw.
+  const stackTraceLimit = ErrorClass.stackTraceLimit
+  ErrorClass.stackTraceLimit = 0
+  try {
+    const version = options?.version ?? 1
+    if (!spoken(version)) return failure("unsupported-version", unspoken(version))
+    if (!isBytes(frame)) return failure("bad-value", "A frame must be a Uint8Array.")
+    const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    if (frame.length > max) return failure("too-large", `A frame of ${frame.length} bytes is over the limit of ${max} bytes.`)
+    if (frame.length === 0) return failure("empty", "An empty frame.")
+    if (frame.length === 1) return failure("truncated", "A frame of one byte has no flags.")
+    // A plain Uint8Array view (a Buffer's slice() would alias the frame instead of copying).
+    const bytes = frame.constructor === Bytes ? frame : new Bytes(frame.buffer, frame.byteOffset, frame.byteLength)
+    const type = bytes[0]!
+    const flags = bytes[1]!
+    const spec = specs.get(type)
+    if (spec === undefined) {
+      if (others.has(type)) return failure("unknown-type", `Message type 0x${type.toString(16)} is not a ${side} message.`)
+      if (flags & OPTIONAL) return { ok: "ignore", type }
+      return failure("unknown-type", `Unknown required message type 0x${type.toString(16)}.`)
+    }
+    if (flags !== spec.flags) return failure("bad-value", `Flags 0x${flags.toString(16)} on message type 0x${type.toString(16)} (expected 0x${spec.flags.toString(16)}).`)
+    const r = new ByteReader(bytes)
+    r.pos = 2
+    const message = spec.read(r)
+    if (r.remaining > 0) return failure("trailing-bytes", `${r.remaining} bytes left after a message of type 0x${type.toString(16)}.`)
+    return { ok: true, message }
+  } catch (e) {
+    return { ok: false, error: toDecodeError(e) }
+  } finally {
+    ErrorClass.stackTraceLimit = stackTraceLimit
+  }
+}
+
+/** Decodes a frame a client sent (the hub's side). Never throws. */
+export const decodeClientMessage = (frame: Uint8Array, options?: CodecOptions): Decoded<ClientMessage> =>
+  decode(frame, options, CLIENT_SPECS, SERVER_SPECS, "client")
+
+/** Decodes a frame the hub sent (a client's side). Never throws. */
+export const decodeServerMessage = (frame: Uint8Array, options?: CodecOptions): Decoded<ServerMessage> =>
+  decode(frame, options, SERVER_SPECS, CLIENT_SPECS, "server")

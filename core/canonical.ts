@@ -128,8 +128,9 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       for (let i = 0; i < n; i++) {
         const k = r.string()
         const v = readValue(r, depth + 1)
-        // defineProperty, not assignment: a "__proto__" key from the wire stays a plain key.
-        Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
+        // A "__proto__" key from the wire must stay a plain key, not replace the prototype.
+        if (k === "__proto__") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
+        else out[k] = v
       }
       return out
     }

@@ -24,3 +24,10 @@ export { JournaledState } from "./journal.js"
 export { AuthorityStore } from "./store/authority-store.js"
 export { ReplicaStore } from "./store/replica-store.js"
 export { STORAGE_FORMAT } from "./store/format.js"
+export {
+  encodeClientMessage, decodeClientMessage, encodeServerMessage, decodeServerMessage, DecodeError, PROTOCOL_VERSIONS, DEFAULT_MAX_FRAME_BYTES,
+  type Decoded, type DecodeErrorCode, type CodecOptions,
+} from "./protocol/codec.js"
+export { SUPPORTED_PROTOCOL, chooseVersion, checkMachine, describeMachine } from "./protocol/negotiate.js"
+export type { Principal, Authenticate, Authorize, AuthenticateResult } from "./authority/auth.js"
+export { DEFAULT_LIMITS, type HubLimits } from "./authority/limits.js"

@@ -15,12 +15,15 @@
 import type {
   ClientMessage, ClientTransport, CloseInfo, Connection, ConnectionAcceptor, ConnectionListener, Runtime, ServerMessage,
 } from "../../core/index.js"
+import { decodeClientMessage, decodeServerMessage, encodeClientMessage, encodeServerMessage } from "../../core/protocol/codec.js"
 
 export interface MemoryNetworkOptions {
   /** Delay of each message, ms (default 0). */
   readonly latency?: () => number
   /** Clone messages on send (default true): catches accidental sharing between peers. */
   readonly clone?: boolean
+  /** Send real frames through the protocol codec instead of cloning (default false). */
+  readonly encode?: boolean
 }
 
 interface Direction<T> {
@@ -38,6 +41,15 @@ class Link {
   constructor(readonly client: string) {}
 }
 
+/** Through the codec and back, as a real transport would: a decode failure is a bug here. */
+const roundTrip = <T>(toServer: boolean, message: T): T => {
+  const decoded = toServer
+    ? decodeClientMessage(encodeClientMessage(message as ClientMessage))
+    : decodeServerMessage(encodeServerMessage(message as ServerMessage))
+  if (decoded.ok !== true) throw new Error(`Codec round trip failed: ${decoded.ok === false ? decoded.error.message : "ignored"}`)
+  return decoded.message as T
+}
+
 export class MemoryNetwork {
   private acceptor: ConnectionAcceptor | undefined
   private readonly links = new Set<Link>()
@@ -46,12 +58,14 @@ export class MemoryNetwork {
   private readonly stalled = new Map<string, Array<() => void>>()
   private readonly latency: () => number
   private readonly clone: boolean
+  private readonly encode: boolean
   /** Messages delivered, for tests and benchmarks. */
   delivered = 0
 
   constructor(private readonly runtime: Runtime, options: MemoryNetworkOptions = {}) {
     this.latency = options.latency ?? (() => 0)
     this.clone = options.clone ?? true
+    this.encode = options.encode ?? false
   }
 
   /** Attaches the hub (again, after a restart). */
@@ -108,7 +122,7 @@ export class MemoryNetwork {
   private deliver<T>(link: Link, dir: Direction<T>, message: T): void {
     if (!link.open) return
     const epoch = link.epoch
-    const payload = this.clone ? structuredClone(message) : message
+    const payload = this.encode ? roundTrip(dir === (link.toServer as Direction<unknown>), message) : this.clone ? structuredClone(message) : message
     const now = this.runtime.now()
     const at = Math.max(dir.lastAt, now + this.latency())
     dir.lastAt = at

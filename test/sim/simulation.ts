@@ -68,7 +68,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, rawInvalid: 0, desyncs: 0,
   }
 
-  const net = new MemoryNetwork(rt, { latency: () => Math.floor(rng() * 20) })
+  // Real frames: the simulator also exercises the wire codec.
+  const net = new MemoryNetwork(rt, { latency: () => Math.floor(rng() * 20), encode: true })
   // Mostly fast, sometimes a slow write: widens the window in which a crash loses it.
   const diskLatency = () => (rng() < 0.1 ? Math.floor(rng() * 60) : Math.floor(rng() * 4))
   const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), rawOutcomes: new Map(), errors: [] }

@@ -10,6 +10,7 @@ import { environment, formatTable, hasGc, now, verdict, writeResults, type Suite
 
 const SUITES: Record<string, () => Promise<{ suite: Suite }>> = {
   core: () => import("./core.js"),
+  storage: () => import("./storage.js"),
 }
 
 const usage = `usage: npm run bench -- [--quick] [--suite NAME]

@@ -4,10 +4,11 @@
  * person can act on.
  */
 import type { Machine } from "../machine.js"
+import { PROTOCOL_VERSIONS } from "./codec.js"
 import type { MachineInfo, RefusalCode, VersionRange } from "./messages.js"
 
-/** The protocol versions this build speaks. */
-export const SUPPORTED_PROTOCOL: VersionRange = { min: 1, max: 1 }
+/** The protocol versions this build speaks (those the codec can read and write). */
+export const SUPPORTED_PROTOCOL: VersionRange = PROTOCOL_VERSIONS
 
 /** The highest version in both ranges, or undefined. */
 export const chooseVersion = (client: VersionRange, hub: VersionRange): number | undefined => {

@@ -53,13 +53,18 @@ export class MemoryStorage implements KVStore {
   }
 
   batch(ops: ReadonlyArray<BatchOp>, _options?: BatchOptions): Promise<void> {
+    let copy: BatchOp[]
     try {
       this.check()
+      // Copy now: the caller may reuse its buffers before the write lands.
+      copy = ops.map((op) => {
+        if (op.type === "put") return { type: "put" as const, key: op.key.slice(), value: op.value.slice() }
+        if (op.type === "del") return { type: "del" as const, key: op.key.slice() }
+        throw canonError("storage-failed", `Unknown batch operation "${(op as { type: unknown }).type}".`)
+      })
     } catch (e) {
       return Promise.reject(e)
     }
-    // Copy now: the caller may reuse its buffers before the write lands.
-    const copy = ops.map((op) => (op.type === "put" ? { type: "put" as const, key: op.key.slice(), value: op.value.slice() } : { type: "del" as const, key: op.key.slice() }))
     const latency = this.options.latency
     if (latency === undefined) {
       this.apply(copy)

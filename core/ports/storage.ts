@@ -35,7 +35,10 @@ export interface BatchOptions {
 
 export interface KVStore {
   get(key: Uint8Array): Promise<Uint8Array | undefined>
-  /** All operations apply, or none do. Resolves once they are durable (per `sync`). */
+  /**
+   * All operations apply, or none do. Resolves once they are durable (per `sync`). The store
+   * must not keep references to the given keys and values past the call (copy them).
+   */
   batch(ops: ReadonlyArray<BatchOp>, options?: BatchOptions): Promise<void>
   /** Rows in key order (or reverse), as [key, value]. */
   range(options: RangeOptions): Promise<Array<readonly [Uint8Array, Uint8Array]>>

@@ -21,7 +21,7 @@ export const ensureFormat = async (kv: KVStore): Promise<void> => {
   } catch {
     version = undefined
   }
-  if (typeof version !== "number") {
+  if (typeof version !== "number" || !Number.isInteger(version) || version < 1) {
     throw canonError("storage-corrupt", "The store's format key is unreadable; this is not a Canon store, or it is damaged.")
   }
   if (version > STORAGE_FORMAT) {

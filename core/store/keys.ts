@@ -35,6 +35,9 @@ const seq8 = (wr: ByteWriter, n: number): void => {
   wr.byte((lo >>> 24) & 0xff); wr.byte((lo >>> 16) & 0xff); wr.byte((lo >>> 8) & 0xff); wr.byte(lo & 0xff)
 }
 
+/** Length of an entry key of `docId` (prefix + 8-byte seq): anything else in the range is not an entry. */
+export const entryKeyLength = (prefix: Uint8Array): number => prefix.length + 8
+
 /** Reads the 8-byte big-endian number at the end of a key. */
 export const seqFromKey = (k: Uint8Array): number => {
   const o = k.length - 8
@@ -57,12 +60,15 @@ export const prefixEnd = (prefix: Uint8Array): Uint8Array => {
 
 export const formatKey = key((k) => { k.byte(0); k.string("format") })
 
-export const authHead = (docId: string) => key((k) => { k.byte(A); k.byte(0x6d); k.string(docId) })
+export const writeAuthHeadKey = (k: ByteWriter, docId: string): void => { k.byte(A); k.byte(0x6d); k.string(docId) }
+export const authHead = (docId: string) => key((k) => writeAuthHeadKey(k, docId))
 export const authHeadPrefix = key((k) => { k.byte(A); k.byte(0x6d) })
 export const authEntryPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x65); k.string(docId) })
-export const authEntry = (docId: string, seq: number) => key((k) => { k.byte(A); k.byte(0x65); k.string(docId); seq8(k, seq) })
+export const writeAuthEntryKey = (k: ByteWriter, docId: string, seq: number): void => { k.byte(A); k.byte(0x65); k.string(docId); seq8(k, seq) }
+export const authEntry = (docId: string, seq: number) => key((k) => writeAuthEntryKey(k, docId, seq))
 export const authClientPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x63); k.string(docId) })
-export const authClient = (docId: string, clientId: string) => key((k) => { k.byte(A); k.byte(0x63); k.string(docId); k.string(clientId) })
+export const writeAuthClientKey = (k: ByteWriter, docId: string, clientId: string): void => { k.byte(A); k.byte(0x63); k.string(docId); k.string(clientId) }
+export const authClient = (docId: string, clientId: string) => key((k) => writeAuthClientKey(k, docId, clientId))
 
 export const replicaClientId = key((k) => { k.byte(R); k.byte(0x69) })
 export const replicaMeta = (docId: string) => key((k) => { k.byte(R); k.byte(0x6d); k.string(docId) })

@@ -2,7 +2,8 @@
  * Value encodings of stored records: canonical-encoded tuples, so a record is compact and
  * any corruption is a typed `storage-corrupt` error naming the document and key.
  */
-import { decodeCanonical, encodeCanonical, isBytes } from "../canonical.js"
+import { decodeCanonical, encodeCanonical, isBytes, writeValue } from "../canonical.js"
+import { ByteWriter } from "../bytes.js"
 import type { Entry, Checkpoint, Outcome } from "../entry.js"
 import { CanonError, canonError, type RejectionCode } from "../errors.js"
 
@@ -27,6 +28,7 @@ const isStr = (v: unknown): v is string => typeof v === "string"
 // ---- entries: [time, clientId, clientSeq, name, args] ----
 
 export const encodeEntry = (e: Entry): Uint8Array => encodeCanonical([e.time, e.clientId, e.clientSeq, e.name, e.args])
+export const writeEntry = (w: ByteWriter, e: Entry): void => writeValue(w, [e.time, e.clientId, e.clientSeq, e.name, e.args])
 
 export const entryChecker = (seq: number) => (v: unknown): Entry => {
   if (!Array.isArray(v) || v.length !== 5 || !isNum(v[0]) || !isStr(v[1]) || !isNum(v[2]) || !isStr(v[3])) return fail("entry")
@@ -43,8 +45,9 @@ export interface AuthorityHead {
   readonly checkpoint: Checkpoint | undefined
 }
 
-export const encodeHead = (h: AuthorityHead): Uint8Array =>
-  encodeCanonical([h.machine, h.version, h.seq, h.lastTime, h.checkpoint?.seq ?? 0, h.checkpoint?.hash ?? ""])
+const headTuple = (h: AuthorityHead): unknown => [h.machine, h.version, h.seq, h.lastTime, h.checkpoint?.seq ?? 0, h.checkpoint?.hash ?? ""]
+export const encodeHead = (h: AuthorityHead): Uint8Array => encodeCanonical(headTuple(h))
+export const writeHead = (w: ByteWriter, h: AuthorityHead): void => writeValue(w, headTuple(h))
 
 export const checkHead = (v: unknown): AuthorityHead => {
   if (!Array.isArray(v) || v.length !== 6 || !isStr(v[0]) || !isNum(v[1]) || !isNum(v[2]) || !isNum(v[3]) || !isNum(v[4]) || !isStr(v[5])) return fail("head")
@@ -62,13 +65,15 @@ export interface ClientRecord {
   readonly outcomes: Map<number, Outcome>
 }
 
-export const encodeClient = (c: ClientRecord): Uint8Array => {
+const clientTuple = (c: ClientRecord): unknown => {
   const outs: unknown[] = []
   for (const o of c.outcomes.values()) {
     outs.push("seq" in o ? [o.clientSeq, o.seq] : [o.clientSeq, -1, o.rejection.code, o.rejection.message])
   }
-  return encodeCanonical([c.last, c.acked, outs])
+  return [c.last, c.acked, outs]
 }
+export const encodeClient = (c: ClientRecord): Uint8Array => encodeCanonical(clientTuple(c))
+export const writeClient = (w: ByteWriter, c: ClientRecord): void => writeValue(w, clientTuple(c))
 
 export const checkClient = (v: unknown): ClientRecord => {
   if (!Array.isArray(v) || v.length !== 3 || !isNum(v[0]) || !isNum(v[1]) || !Array.isArray(v[2])) return fail("client record")

@@ -6,6 +6,7 @@
  */
 import { CanonClient, Hub, ReplicaState, type ClientTransport, type Connection, type Entry, type ServerMessage, type Submit } from "../core/index.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { CollectingConnection } from "./collecting-connection.js"
 import { check, now } from "./harness.js"
 import { Counter } from "./machines.js"
 
@@ -61,31 +62,6 @@ export const localSubmitsPerSecond = async (bursts: number, size: number): Promi
   return (bursts * size) / (ms / 1000)
 }
 
-/** A hub-side connection that counts what the authority sends and wakes the waiting batch. */
-class CollectingConnection implements Connection<ServerMessage> {
-  readonly bufferedAmount = 0
-  fannedOut = 0
-  accepted = 0
-  errors: string[] = []
-  private wake: (() => void) | undefined
-
-  send(m: ServerMessage): void {
-    if (m.type === "entries") this.fannedOut += m.entries.length
-    else if (m.type === "error") this.errors.push(m.message)
-    else if (m.type === "results") {
-      this.accepted += m.outcomes.filter((o) => "seq" in o).length
-      const wake = this.wake
-      this.wake = undefined
-      wake?.()
-    }
-  }
-
-  close(): void {}
-
-  nextResults(): Promise<void> {
-    return new Promise((r) => (this.wake = r))
-  }
-}
 
 /** 1c. The authority ordering and committing `batches` submit messages of `size` commands. */
 export const authorityCommitsPerSecond = async (batches: number, size: number): Promise<number> => {

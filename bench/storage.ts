@@ -24,6 +24,7 @@ import { Level } from "level"
 import { AuthorityStore, Hub, type BatchOp, type BatchOptions, type Connection, type KVStore, type RangeOptions, type ServerMessage, type Submit } from "../core/index.js"
 import { VirtualRuntime } from "../adapters/memory/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
+import { CollectingConnection } from "./collecting-connection.js"
 import { check, collectGarbage, figure, formatNumber, now, type Figure, type Plan, type Suite, type SuiteContext } from "./harness.js"
 import { Counter } from "./machines.js"
 
@@ -61,31 +62,6 @@ class TempDirs {
   }
 }
 
-/** A hub-side connection counting acknowledged commands and waking the waiting submit. */
-class CollectingConnection implements Connection<ServerMessage> {
-  readonly bufferedAmount = 0
-  accepted = 0
-  fannedOut = 0
-  errors: string[] = []
-  private wake: (() => void) | undefined
-
-  send(m: ServerMessage): void {
-    if (m.type === "entries") this.fannedOut += m.entries.length
-    else if (m.type === "error") this.errors.push(m.message)
-    else if (m.type === "results") {
-      this.accepted += m.outcomes.filter((o) => "seq" in o).length
-      const wake = this.wake
-      this.wake = undefined
-      wake?.()
-    }
-  }
-
-  close(): void {}
-
-  nextResults(): Promise<void> {
-    return new Promise((r) => (this.wake = r))
-  }
-}
 
 /** Records the batches Canon writes (to shape the raw baseline like them). */
 class RecordingStore implements KVStore {

@@ -243,6 +243,11 @@ export class Hub implements ConnectionAcceptor {
     this.drop(session)
   }
 
+  /** What the hub holds right now: open documents and connections. */
+  stats(): { readonly documents: number; readonly connections: number } {
+    return { documents: this.docs.size, connections: this.sessions.size }
+  }
+
   /** The authority of a document, loading it on first use. */
   doc<S>(docId: string, machine: Machine<S>): Promise<DocAuthority<S>> {
     let p = this.docs.get(docId)

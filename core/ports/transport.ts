@@ -40,6 +40,10 @@ export interface ClientTransport {
 /** Facts about an accepted connection that the hub may use (auth comes in the handshake). */
 export interface ConnectionInfo {
   readonly remoteAddress?: string
+  /** The request URL (WebSocket upgrade), e.g. for a token in the query. */
+  readonly url?: string
+  /** Request headers (lower-case names), e.g. for a session cookie. */
+  readonly headers?: Readonly<Record<string, string | string[] | undefined>>
 }
 
 /** Server side: the hub accepts each connection a server transport receives. */

@@ -1,0 +1,80 @@
+/**
+ * The browser WebSocket client transport, on the global `WebSocket` (binary frames as
+ * ArrayBuffers). Same interface as the Node client (client-node.ts); no Node modules here.
+ *
+ * Heartbeats: browsers answer the server's pings by themselves (so the server detects a dead
+ * browser), but a page cannot see pings arrive. The idle timer therefore only sees data
+ * frames and is off by default here: a quiet document sends none. Set `idleTimeoutMs` if the
+ * hub sends data more often than that (an app-level heartbeat).
+ *
+ * @example
+ * ```ts
+ * import { wsClientTransport } from "canon/ws/browser"
+ * const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime })
+ * ```
+ */
+import type { ClientTransport } from "../../core/index.js"
+import { ClientLink, type WsClientOptions } from "./shared.js"
+
+/** The part of the WHATWG WebSocket this client uses. */
+export interface BrowserWebSocket {
+  binaryType: string
+  readonly bufferedAmount: number
+  send(data: Uint8Array): void
+  close(code?: number, reason?: string): void
+  addEventListener(type: "open" | "message" | "close" | "error", listener: (event: any) => void): void
+}
+
+export type BrowserWebSocketConstructor = new (url: string, protocols?: string | string[]) => BrowserWebSocket
+
+export interface BrowserWsClientOptions extends WsClientOptions {
+  /** Subprotocols to offer. */
+  readonly protocols?: string | string[]
+  /** The WebSocket class to use. Default: the global `WebSocket`. */
+  readonly WebSocket?: BrowserWebSocketConstructor
+}
+
+/** Default idle timeout of the browser client: off (pings are invisible to a page). */
+export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = 0
+
+/** A ClientTransport that opens a WebSocket to `url` (ws:// or wss://) for each connection. */
+export const wsClientTransport = (url: string | URL, options: BrowserWsClientOptions = {}): ClientTransport => ({
+  connect(listener) {
+    const link = new ClientLink(listener, options, BROWSER_DEFAULT_IDLE_TIMEOUT_MS)
+    const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: BrowserWebSocketConstructor }).WebSocket
+    if (Ctor === undefined) {
+      link.failed("This environment has no WebSocket.")
+      return link
+    }
+    let ws: BrowserWebSocket
+    try {
+      ws = options.protocols === undefined ? new Ctor(String(url)) : new Ctor(String(url), options.protocols)
+      ws.binaryType = "arraybuffer"
+    } catch (e) {
+      // A malformed URL (or a blocked port) throws here: report it like any failed connection.
+      link.failed(`Cannot connect to ${String(url)}: ${e instanceof Error ? e.message : String(e)}`)
+      return link
+    }
+    ws.addEventListener("open", () => link.opened())
+    ws.addEventListener("message", (event: { data: unknown }) => {
+      const data = event.data
+      if (typeof data === "string") link.frame(data)
+      else if (data instanceof ArrayBuffer) link.frame(new Uint8Array(data))
+      else if (ArrayBuffer.isView(data)) link.frame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+      else link.frame("(a frame that is neither text nor an ArrayBuffer)")
+    })
+    // Browsers give no detail on errors; the close event that follows says what is known.
+    ws.addEventListener("error", () => {})
+    ws.addEventListener("close", (event: { code: number; reason: string }) => link.closed(event.code, event.reason))
+    link.attach({
+      get bufferedAmount() {
+        return ws.bufferedAmount
+      },
+      send: (frame) => ws.send(frame),
+      close: (code, reason) => ws.close(code, reason),
+      // A page cannot drop a socket without the closing handshake: close it, with the timeout code.
+      abort: () => ws.close(4009, "timeout:"),
+    })
+    return link
+  },
+})

@@ -1,0 +1,69 @@
+/**
+ * The Node WebSocket client transport, on the `ws` package. Same interface as the browser
+ * client (client-browser.ts); `CanonClient` does reconnects, backoff and status on top.
+ *
+ * @example
+ * ```ts
+ * const client = await CanonClient.open({
+ *   transport: wsClientTransport("wss://sync.example.com/sync"),
+ *   runtime: systemRuntime,
+ * })
+ * ```
+ */
+import { WebSocket, type ClientOptions as WsLibraryOptions, type RawData } from "ws"
+import { DEFAULT_MAX_FRAME_BYTES, type ClientTransport } from "../../core/index.js"
+import { ClientLink, DEFAULT_IDLE_TIMEOUT_MS, type WsClientOptions } from "./shared.js"
+
+export interface NodeWsClientOptions extends WsClientOptions {
+  /** Extra HTTP headers of the upgrade request (e.g. a cookie or a bearer token). */
+  readonly headers?: Readonly<Record<string, string>>
+  /**
+   * Options for the `ws` library's client: TLS (`ca`, `cert`, `key`, `rejectUnauthorized`),
+   * `agent`, `origin`, `family`... `maxPayload` and `perMessageDeflate` are set by Canon.
+   */
+  readonly ws?: WsLibraryOptions
+  /** Called with each new socket: diagnostics and tests (pause it, terminate it). */
+  readonly onSocket?: (socket: WebSocket) => void
+}
+
+const toBytes = (data: RawData): Uint8Array =>
+  Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data
+
+/** A ClientTransport that opens a WebSocket to `url` (ws:// or wss://) for each connection. */
+export const wsClientTransport = (url: string | URL, options: NodeWsClientOptions = {}): ClientTransport => ({
+  connect(listener) {
+    const link = new ClientLink(listener, options, DEFAULT_IDLE_TIMEOUT_MS)
+    let ws: WebSocket
+    try {
+      ws = new WebSocket(url, {
+        ...options.ws,
+        headers: { ...options.ws?.headers, ...options.headers },
+        perMessageDeflate: false,
+        maxPayload: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      })
+    } catch (e) {
+      // A malformed URL throws here: report it like any failed connection, never throw.
+      link.failed(`Cannot connect to ${String(url)}: ${e instanceof Error ? e.message : String(e)}`)
+      return link
+    }
+    let error: string | undefined
+    ws.on("open", () => link.opened())
+    ws.on("message", (data, isBinary) => link.frame(isBinary ? toBytes(data) : Buffer.from(toBytes(data)).toString("utf8")))
+    ws.on("ping", () => link.heard())
+    ws.on("pong", () => link.heard())
+    ws.on("error", (e) => {
+      error ??= e.message
+    })
+    ws.on("close", (code, reason) => link.closed(code, reason.toString(), error))
+    link.attach({
+      get bufferedAmount() {
+        return ws.bufferedAmount
+      },
+      send: (frame) => ws.send(frame),
+      close: (code, reason) => ws.close(code, reason),
+      abort: () => ws.terminate(),
+    })
+    options.onSocket?.(ws)
+    return link
+  },
+})

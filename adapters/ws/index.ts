@@ -1,0 +1,14 @@
+/**
+ * The WebSocket transport, Node side: the server (on `ws`) and the Node client (on `ws`).
+ * Browsers import `canon/ws/browser` (client-browser.ts) instead: same client interface, on
+ * the global WebSocket, no Node modules.
+ */
+export {
+  WsServer, DEFAULT_PING_INTERVAL_MS, DEFAULT_PONG_TIMEOUT_MS, DEFAULT_CLOSE_TIMEOUT_MS,
+  type WsServerOptions, type WsServerEvent, type WsConnectionInfo, type ListenAddress, type BoundAddress,
+} from "./server.js"
+export { wsClientTransport, type NodeWsClientOptions } from "./client-node.js"
+export {
+  WS_CLOSE_CODES, WS_CLOSE_OTHER, toWsClose, fromWsClose, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,
+  type WsClientOptions,
+} from "./shared.js"

@@ -1,0 +1,454 @@
+/**
+ * The WebSocket server transport, on the `ws` package: every socket becomes a
+ * `Connection<ServerMessage>` handed to the acceptor (a Hub).
+ *
+ * - Where it listens is separate from where clients are told to connect: bind
+ *   `listen: [{ host: "0.0.0.0", port: 8787 }]` (several addresses, IPv6 `::1` included) and
+ *   publish `publicUrl: "wss://sync.example.com/sync"`; or attach to your own `http`/`https`
+ *   server (`server`, with a `path`), so TLS uses your certificates.
+ * - Frames are binary, one message each, at most `maxFrameBytes` (the `ws` library refuses
+ *   bigger ones with close code 1009 before reading them). A frame that does not decode, or
+ *   a text frame, gets an `error` message (`protocol-error`) and the socket is closed (4002);
+ *   other connections never notice.
+ * - Heartbeat: the server pings each socket every `pingIntervalMs`; a peer that sends
+ *   nothing back (no pong, no message) for `pongTimeoutMs` after a ping is terminated and the
+ *   hub is told `timeout`, so half-open connections do not linger.
+ * - `bufferedAmount` is the socket's unsent bytes: the hub's backpressure watches it.
+ * - Close codes: see shared.ts (Canon codes travel as 4000-4999 plus the reason's prefix).
+ *
+ * @example
+ * ```ts
+ * const hub = new Hub({ machines: [Todo], storage, runtime: systemRuntime })
+ * const server = await WsServer.start(hub, { listen: [{ host: "0.0.0.0", port: 8787 }], publicUrl: "wss://sync.example.com" })
+ * // or: await WsServer.start(hub, { server: myHttpsServer, path: "/sync" })
+ * ...
+ * await server.close()
+ * await hub.close()
+ * ```
+ */
+import * as http from "node:http"
+import * as https from "node:https"
+import type { Duplex } from "node:stream"
+import { WebSocket, WebSocketServer, type PerMessageDeflateOptions, type RawData } from "ws"
+import {
+  DEFAULT_MAX_FRAME_BYTES, decodeClientMessage, encodeServerMessage,
+  type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type ConnectionListener, type ServerMessage,
+} from "../../core/index.js"
+import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
+
+export interface ListenAddress {
+  readonly host: string
+  /** 0 picks a free port; `addresses()` says which. */
+  readonly port: number
+}
+
+export interface WsServerOptions {
+  /** Addresses to bind (each gets its own HTTP server that only upgrades). */
+  readonly listen?: ReadonlyArray<ListenAddress>
+  /** An existing http(s) server to attach to (it is not closed by `close`). */
+  readonly server?: http.Server | https.Server
+  /** Only upgrade requests for this path (e.g. "/sync"). Default: any path. */
+  readonly path?: string
+  /** The URL clients are told to use (behind a proxy, in a container); separate from where it binds. */
+  readonly publicUrl?: string
+  /** Largest frame in either direction. Default DEFAULT_MAX_FRAME_BYTES (1 MiB). */
+  readonly maxFrameBytes?: number
+  /** Ping every socket this often. Default 15,000 ms. */
+  readonly pingIntervalMs?: number
+  /** Terminate a socket that answers nothing this long after a ping. Default 15,000 ms. */
+  readonly pongTimeoutMs?: number
+  /** After a close frame is sent, wait this long for the peer's before dropping the socket. Default 5,000 ms. */
+  readonly closeTimeoutMs?: number
+  /** permessage-deflate. Default off (small binary frames gain little; it costs CPU and memory per socket). */
+  readonly perMessageDeflate?: boolean | PerMessageDeflateOptions
+  /**
+   * Decide on an upgrade request before it becomes a connection (origin checks, IP lists).
+   * Return false (or a status code) to refuse it. Authentication belongs in the hub's
+   * `authenticate` hook; this is for what must be refused before any frame is read.
+   */
+  readonly verifyUpgrade?: (request: http.IncomingMessage) => boolean | number
+  /** Diagnostics. */
+  readonly onEvent?: (event: WsServerEvent) => void
+}
+
+export type WsServerEvent =
+  | { readonly type: "connection"; readonly remoteAddress: string | undefined }
+  | { readonly type: "protocol-error"; readonly remoteAddress: string | undefined; readonly message: string }
+  | { readonly type: "timeout"; readonly remoteAddress: string | undefined }
+  | { readonly type: "encode-failed"; readonly remoteAddress: string | undefined; readonly message: string }
+  | { readonly type: "socket-error"; readonly remoteAddress: string | undefined; readonly error: Error }
+  | { readonly type: "listener-error"; readonly remoteAddress: string | undefined; readonly error: unknown }
+
+/** What the server tells the acceptor about a connection (ConnectionInfo plus the upgrade request). */
+export interface WsConnectionInfo extends ConnectionInfo {
+  readonly remoteAddress: string | undefined
+  /** The upgrade request's path and query. */
+  readonly url: string
+  /** The upgrade request's headers (cookies, origin, a proxy's X-Forwarded-For). */
+  readonly headers: http.IncomingHttpHeaders
+}
+
+export interface BoundAddress {
+  readonly host: string
+  readonly port: number
+  readonly family: "IPv4" | "IPv6"
+}
+
+export const DEFAULT_PING_INTERVAL_MS = 15_000
+export const DEFAULT_PONG_TIMEOUT_MS = 15_000
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000
+
+/** One socket and what the server knows of it. */
+interface Peer {
+  readonly ws: WebSocket
+  readonly remoteAddress: string | undefined
+  listener: ConnectionListener<ClientMessage> | undefined
+  /** The acceptor closed it, or it was told the connection ended: it hears nothing more. */
+  done: boolean
+  /** Protocol version agreed in the handshake. */
+  version: number | undefined
+  lastHeard: number
+  /** When the last ping was sent (pings go out every pingIntervalMs, whatever the traffic). */
+  lastPingAt: number
+  /** When the oldest unanswered ping was sent (anything heard since answers it). */
+  pingSentAt: number | undefined
+  readonly closed: Promise<void>
+}
+
+export class WsServer {
+  private readonly wss: WebSocketServer
+  private readonly owned: http.Server[] = []
+  private readonly peers = new Set<Peer>()
+  private readonly maxFrameBytes: number
+  private readonly pingIntervalMs: number
+  private readonly pongTimeoutMs: number
+  private readonly closeTimeoutMs: number
+  private readonly sweepTimer: ReturnType<typeof setInterval>
+  /**
+   * The hub fans one `entries` message object out to every live subscriber: encode it once.
+   * Keyed by the message object (hub messages are never mutated after sending) and version.
+   */
+  private readonly fanout = new WeakMap<ServerMessage, { readonly version: number | undefined; readonly frame: Uint8Array }>()
+  private closing: Promise<void> | undefined
+  /** Resolves once every address is bound; rejects if one fails (`close()` then releases the others; `start` does it for you). */
+  readonly ready: Promise<void>
+
+  /** Starts a server and waits until it listens. */
+  static async start(acceptor: ConnectionAcceptor, options: WsServerOptions): Promise<WsServer> {
+    const server = new WsServer(acceptor, options)
+    try {
+      await server.ready
+    } catch (e) {
+      await server.close()
+      throw e
+    }
+    return server
+  }
+
+  constructor(private readonly acceptor: ConnectionAcceptor, private readonly options: WsServerOptions) {
+    if ((options.listen === undefined || options.listen.length === 0) && options.server === undefined) {
+      throw new TypeError("WsServer needs `listen` addresses or a `server` to attach to.")
+    }
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    this.pingIntervalMs = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS
+    this.pongTimeoutMs = options.pongTimeoutMs ?? DEFAULT_PONG_TIMEOUT_MS
+    this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: this.maxFrameBytes,
+      perMessageDeflate: options.perMessageDeflate ?? false,
+      // Not in the typings: how long a started close waits for the peer's close frame.
+      ...({ closeTimeout: this.closeTimeoutMs } as object),
+    })
+    if (options.server !== undefined) options.server.on("upgrade", this.onAttachedUpgrade)
+    const binds = (options.listen ?? []).map((address) => this.bind(address))
+    this.ready = Promise.all(binds).then(() => undefined)
+    this.ready.catch(() => {})
+    // One timer for every socket; checks often enough to honour both durations.
+    const tick = Math.max(5, Math.min(this.pingIntervalMs, this.pongTimeoutMs) / 4)
+    this.sweepTimer = setInterval(() => this.sweep(), tick)
+    this.sweepTimer.unref()
+  }
+
+  private bind(address: ListenAddress): Promise<void> {
+    const server = http.createServer((_req, res) => {
+      const body = "This address only speaks WebSocket (Canon sync).\n"
+      res.writeHead(426, { "Content-Type": "text/plain", "Content-Length": Buffer.byteLength(body), "Upgrade": "websocket" })
+      res.end(body)
+    })
+    server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head, false))
+    this.owned.push(server)
+    return new Promise<void>((resolve, reject) => {
+      const fail = (e: Error) => reject(new Error(`Cannot listen on ${address.host}:${address.port}: ${e.message}`))
+      server.once("error", fail)
+      server.listen(address.port, address.host, () => {
+        server.off("error", fail)
+        server.on("error", (error) => this.options.onEvent?.({ type: "socket-error", remoteAddress: undefined, error }))
+        resolve()
+      })
+    })
+  }
+
+  /** Where it listens (the ports picked for port 0 included): its own addresses, then the attached server's. */
+  addresses(): BoundAddress[] {
+    return this.bound().map(({ address }) => address)
+  }
+
+  /** ws:// URLs of the bound addresses (wss:// for an attached https server). */
+  urls(): string[] {
+    const path = this.options.path ?? "/"
+    return this.bound().map(({ address: a, secure }) => `${secure ? "wss" : "ws"}://${a.family === "IPv6" ? `[${a.host}]` : a.host}:${a.port}${path}`)
+  }
+
+  private bound(): Array<{ address: BoundAddress; secure: boolean }> {
+    const servers: Array<[http.Server | https.Server, boolean]> = this.owned.map((s) => [s, false])
+    if (this.options.server !== undefined) servers.push([this.options.server, this.options.server instanceof https.Server])
+    const out: Array<{ address: BoundAddress; secure: boolean }> = []
+    for (const [s, secure] of servers) {
+      const a = s.address()
+      if (a === null || typeof a === "string") continue
+      out.push({ address: { host: a.address, port: a.port, family: a.family === "IPv6" || (a.family as unknown) === 6 ? "IPv6" : "IPv4" }, secure })
+    }
+    return out
+  }
+
+  /** The URL clients should use: `publicUrl`, else the first bound address. */
+  get publicUrl(): string | undefined {
+    return this.options.publicUrl ?? this.urls()[0]
+  }
+
+  /** Open sockets. */
+  get connectionCount(): number {
+    return this.peers.size
+  }
+
+  /** The open sockets, for diagnostics and tests (e.g. `terminate()` one to simulate a drop). */
+  sockets(): WebSocket[] {
+    return [...this.peers].map((p) => p.ws)
+  }
+
+  // ---- upgrades ----
+
+  private readonly onAttachedUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => this.upgrade(req, socket, head, true)
+
+  private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, attached: boolean): void {
+    socket.on("error", () => {})
+    const path = this.options.path
+    if (path !== undefined && pathOf(req.url) !== path) {
+      // Someone else's path: leave it to their upgrade listener if the server has one.
+      if (attached && this.options.server!.listenerCount("upgrade") > 1) return
+      return refuse(socket, 404)
+    }
+    if (this.closing !== undefined) return refuse(socket, 503)
+    const verdict = this.options.verifyUpgrade?.(req) ?? true
+    if (verdict !== true) return refuse(socket, typeof verdict === "number" ? verdict : 403)
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.adopt(ws, req))
+  }
+
+  private adopt(ws: WebSocket, req: http.IncomingMessage): void {
+    const remoteAddress = req.socket.remoteAddress
+    let resolveClosed!: () => void
+    const peer: Peer = {
+      ws, remoteAddress, listener: undefined, done: false, version: undefined,
+      lastHeard: Date.now(), lastPingAt: Date.now(), pingSentAt: undefined, closed: new Promise<void>((r) => (resolveClosed = r)),
+    }
+    this.peers.add(peer)
+    let error: Error | undefined
+    ws.on("error", (e) => {
+      error ??= e
+      this.options.onEvent?.({ type: "socket-error", remoteAddress, error: e })
+    })
+    ws.on("close", (code, reason) => {
+      this.peers.delete(peer)
+      resolveClosed()
+      // The ws library closed it for a receive error (1009: frame too big, 1002...): say so.
+      this.notify(peer, (error !== undefined ? receiveError(error) : undefined) ?? closeInfo(code, reason))
+    })
+    ws.on("message", (data, isBinary) => this.receive(peer, data, isBinary))
+    ws.on("pong", () => this.heard(peer))
+    ws.on("ping", () => this.heard(peer))
+    if (this.closing !== undefined) {
+      ws.close(1001, toWsClose("going-away", "The server is shutting down.").reason)
+      return
+    }
+    this.options.onEvent?.({ type: "connection", remoteAddress })
+    const conn = this.connection(peer)
+    const info: WsConnectionInfo = { remoteAddress, url: req.url ?? "/", headers: req.headers }
+    try {
+      peer.listener = this.acceptor.accept(conn, info)
+    } catch (e) {
+      this.options.onEvent?.({ type: "listener-error", remoteAddress, error: e })
+      conn.close("internal-error", "The hub could not take the connection.")
+    }
+  }
+
+  private connection(peer: Peer): Connection<ServerMessage> {
+    const server = this
+    return {
+      send(message) {
+        if (peer.done || peer.ws.readyState !== WebSocket.OPEN) return
+        const cached = message.type === "entries" ? server.fanout.get(message) : undefined
+        const frame = cached !== undefined && cached.version === peer.version
+          ? cached.frame
+          : encodeFrame(encodeServerMessage, message, server.maxFrameBytes, peer.version)
+        if (isEncodeFailure(frame)) {
+          // The protocol cannot carry it (over the frame limit...): the peer would miss a
+          // message, so the connection ends; never a throw into the hub.
+          server.options.onEvent?.({ type: "encode-failed", remoteAddress: peer.remoteAddress, message: frame.reason })
+          server.end(peer, frame.code === "too-large" ? "too-large" : "internal-error", frame.reason)
+          return
+        }
+        if (message.type === "entries" && cached === undefined) server.fanout.set(message, { version: peer.version, frame })
+        if (message.type === "welcome") peer.version = message.protocol
+        peer.ws.send(frame)
+      },
+      close(code = "closed", reason = "Closed by the hub.") {
+        if (peer.done) return
+        peer.done = true
+        const frame = toWsClose(code, reason)
+        peer.ws.close(frame.code, frame.reason)
+      },
+      get bufferedAmount() {
+        return peer.ws.bufferedAmount
+      },
+    }
+  }
+
+  private receive(peer: Peer, data: RawData, isBinary: boolean): void {
+    this.heard(peer)
+    if (peer.done) return
+    if (!isBinary) return this.protocolError(peer, "A text frame; Canon frames are binary.")
+    const frame = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data
+    const decoded = decodeClientMessage(frame, { maxFrameBytes: this.maxFrameBytes, ...(peer.version !== undefined ? { version: peer.version } : {}) })
+    if (decoded.ok === "ignore") return
+    if (decoded.ok === false) return this.protocolError(peer, `An undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
+    try {
+      peer.listener?.onMessage(decoded.message)
+    } catch (e) {
+      this.options.onEvent?.({ type: "listener-error", remoteAddress: peer.remoteAddress, error: e })
+      this.end(peer, "internal-error", "The hub failed on a message.")
+    }
+  }
+
+  private protocolError(peer: Peer, message: string): void {
+    this.options.onEvent?.({ type: "protocol-error", remoteAddress: peer.remoteAddress, message })
+    if (peer.ws.readyState === WebSocket.OPEN) {
+      try {
+        peer.ws.send(encodeServerMessage({ type: "error", code: "protocol-error", message }, { maxFrameBytes: this.maxFrameBytes }))
+      } catch {
+        // An error message always encodes; nothing to add if it somehow did not.
+      }
+    }
+    this.end(peer, "protocol-error", message)
+  }
+
+  /** The transport ends a connection: close the socket and tell the acceptor why. */
+  private end(peer: Peer, code: string, reason: string): void {
+    const frame = toWsClose(code, reason)
+    if (peer.ws.readyState === WebSocket.OPEN) peer.ws.close(frame.code, frame.reason)
+    this.notify(peer, { code, reason })
+  }
+
+  /** Tells the acceptor once that the connection is over (asynchronously, never inside its own calls). */
+  private notify(peer: Peer, info: CloseInfo): void {
+    if (peer.done) return
+    peer.done = true
+    const listener = peer.listener
+    if (listener === undefined) return
+    setImmediate(() => {
+      try {
+        listener.onClose(info)
+      } catch (e) {
+        this.options.onEvent?.({ type: "listener-error", remoteAddress: peer.remoteAddress, error: e })
+      }
+    })
+  }
+
+  // ---- heartbeat ----
+
+  private heard(peer: Peer): void {
+    peer.lastHeard = Date.now()
+    peer.pingSentAt = undefined
+  }
+
+  private sweep(): void {
+    const now = Date.now()
+    for (const peer of this.peers) {
+      if (peer.ws.readyState !== WebSocket.OPEN) continue
+      if (peer.pingSentAt !== undefined && now - peer.pingSentAt >= this.pongTimeoutMs) {
+        this.options.onEvent?.({ type: "timeout", remoteAddress: peer.remoteAddress })
+        peer.ws.terminate()
+        this.notify(peer, { code: "timeout", reason: `No answer to a ping within ${this.pongTimeoutMs} ms.` })
+      } else if (now - peer.lastPingAt >= this.pingIntervalMs) {
+        // Every interval, even to a chatty peer: the ping is the traffic a quiet hub sends,
+        // which the client's idle timer relies on.
+        peer.lastPingAt = now
+        peer.pingSentAt ??= now
+        peer.ws.ping()
+      }
+    }
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Stops accepting, closes every socket with `going-away` (terminating those that do not
+   * finish the closing handshake within `closeTimeoutMs`) and unbinds its own addresses. An
+   * attached server is left running. The acceptor hears `going-away` for each connection.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown(): Promise<void> {
+    clearInterval(this.sweepTimer)
+    this.options.server?.off("upgrade", this.onAttachedUpgrade)
+    await this.ready.catch(() => {})
+    const unbound = this.owned.map((s) => new Promise<void>((resolve) => {
+      if (!s.listening) return resolve()
+      s.close(() => resolve())
+      s.closeIdleConnections()
+    }))
+    const peers = [...this.peers]
+    for (const peer of peers) {
+      this.notify(peer, { code: "going-away", reason: "The server is shutting down." })
+      const frame = toWsClose("going-away", "The server is shutting down.")
+      if (peer.ws.readyState === WebSocket.OPEN) peer.ws.close(frame.code, frame.reason)
+    }
+    const all = Promise.all(peers.map((p) => p.closed))
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.closeTimeoutMs)))
+    await Promise.race([all, late])
+    clearTimeout(timer)
+    for (const peer of peers) peer.ws.terminate()
+    await all
+    this.wss.close()
+    for (const s of this.owned) s.closeAllConnections()
+    await Promise.all(unbound)
+  }
+}
+
+const pathOf = (url: string | undefined): string => {
+  const u = url ?? "/"
+  const q = u.indexOf("?")
+  return q < 0 ? u : u.slice(0, q)
+}
+
+const refuse = (socket: Duplex, status: number): void => {
+  const text = http.STATUS_CODES[status] ?? "Refused"
+  socket.once("finish", () => socket.destroy())
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`)
+}
+
+/** A received close, in Canon terms (the peer is a client: it had opened). */
+const closeInfo = (code: number, reason: Buffer): CloseInfo => fromWsClose(code, reason.toString(), true)
+
+/** What the `ws` library's receive errors mean for the acceptor. */
+const receiveError = (error: Error): CloseInfo | undefined => {
+  const code = (error as { code?: unknown }).code
+  if (typeof code !== "string" || !code.startsWith("WS_ERR_")) return undefined
+  if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || code === "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH") return { code: "too-large", reason: error.message }
+  return { code: "protocol-error", reason: error.message }
+}

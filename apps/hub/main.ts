@@ -1,0 +1,46 @@
+/**
+ * `npm start`: the demo hub on its embedded LevelDB. Ctrl-C shuts down cleanly.
+ */
+import { resolve } from "node:path"
+import { ConfigError, helpText, parseConfig } from "./config.js"
+import { startHub } from "./start.js"
+import { Board } from "../demo/board.js"
+import { statusPage } from "./status-page.js"
+
+const main = async (): Promise<void> => {
+  let config
+  try {
+    config = parseConfig(process.argv.slice(2), process.env)
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message)
+      process.exit(2)
+    }
+    throw e
+  }
+  if (config === "help") {
+    console.log(helpText)
+    return
+  }
+  const running = await startHub(config, [Board], statusPage)
+  console.log(`Canon hub listening on ${running.url}`)
+  console.log(`  sync endpoint: ${running.syncUrl}`)
+  console.log(`  data:          ${resolve(config.dataDir)} (LevelDB${config.sync ? ", fsync on every commit" : ""})`)
+  console.log("Press Ctrl-C to stop.")
+  let stopping = false
+  const stop = async () => {
+    if (stopping) return
+    stopping = true
+    console.log("\nStopping: closing connections and the store...")
+    await running.close()
+    console.log("Stopped.")
+    process.exit(0)
+  }
+  process.on("SIGINT", stop)
+  process.on("SIGTERM", stop)
+}
+
+main().catch((e: unknown) => {
+  console.error(`canon: ${e instanceof Error ? e.message : String(e)}`)
+  process.exit(1)
+})

@@ -1,0 +1,85 @@
+/**
+ * The hub app (`npm start`): LevelDB on disk + WebSocket on loopback + the Board machine,
+ * end to end, including a restart on the same data directory and clear startup errors.
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { CanonClient } from "../core/index.js"
+import { wsClientTransport } from "../adapters/ws/index.js"
+import { systemRuntime } from "../adapters/system/index.js"
+import { startHub, type RunningHub } from "../apps/hub/start.js"
+import { statusPage } from "../apps/hub/status-page.js"
+import { parseConfig } from "../apps/hub/config.js"
+import { Board } from "../apps/demo/board.js"
+
+let dir: string
+const running: RunningHub[] = []
+const clients: CanonClient[] = []
+
+beforeEach(() => { dir = mkdtempSync(join(tmpdir(), "canon-hub-")) })
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close()
+  for (const r of running.splice(0)) await r.close().catch(() => {})
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const start = async (port = 0) => {
+  const config = parseConfig(["--data", join(dir, "data"), "--port", String(port)], {})
+  if (config === "help") throw new Error("unexpected")
+  const r = await startHub(config, [Board], statusPage)
+  running.push(r)
+  return r
+}
+
+const until = async (cond: () => boolean, ms = 5_000) => {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out")
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+test("serves the status page and syncs a board over WebSocket; the board survives a restart", async () => {
+  const hub = await start()
+  const page = await fetch(hub.url)
+  expect(page.status).toBe(200)
+  expect(await page.text()).toContain("Canon hub")
+
+  const client = await CanonClient.open({ transport: wsClientTransport(hub.syncUrl), runtime: systemRuntime, machines: [Board] })
+  clients.push(client)
+  const doc = await client.open(Board, "team")
+  await doc.submit("addCard", { id: "c1", title: "Write tests", column: "To do", position: 1 })
+  await doc.submit("moveCard", { id: "c1", column: "Doing", position: 1 })
+  await expect(doc.submit("moveCard", { id: "nope", column: "Doing", position: 2 })).rejects.toMatchObject({ code: "rejected", message: "This card was deleted by someone else." })
+  const hash = doc.confirmedHash()
+  await client.close()
+  clients.pop()
+  const port = Number(new URL(hub.url).port)
+  await running.pop()!.close()
+
+  const again = await start(port)
+  const c2 = await CanonClient.open({ transport: wsClientTransport(again.syncUrl), runtime: systemRuntime, machines: [Board] })
+  clients.push(c2)
+  const d2 = await c2.open(Board, "team")
+  await until(() => d2.synced)
+  expect(d2.state.cards["c1"]?.column).toBe("Doing")
+  expect(d2.confirmedSeq).toBe(2)
+  expect(d2.confirmedHash()).toBe(hash)
+})
+
+test("a port in use and a locked data directory are clear errors", async () => {
+  const hub = await start()
+  const port = Number(new URL(hub.url).port)
+  const other = join(dir, "other")
+  const busy = parseConfig(["--data", other, "--port", String(port)], {})
+  await expect(startHub(busy as never, [Board], statusPage)).rejects.toThrow(/Port \d+ on 127.0.0.1 is in use/)
+  const locked = parseConfig(["--data", join(dir, "data"), "--port", "0"], {})
+  await expect(startHub(locked as never, [Board], statusPage)).rejects.toThrow(/in use/)
+})
+
+test("bad flags are explained", () => {
+  expect(() => parseConfig(["--port", "http"], {})).toThrow(/not a port number/)
+  expect(() => parseConfig(["--colour", "red"], {})).toThrow(/Unknown option --colour/)
+  expect(parseConfig([], { CANON_PORT: "9000", CANON_DATA: "/x" })).toMatchObject({ port: 9000, dataDir: "/x", host: "127.0.0.1" })
+})

@@ -47,6 +47,8 @@ export interface AuthorityOptions {
 interface Subscriber {
   readonly conn: Connection<ServerMessage>
   readonly clientId: string
+  /** Ephemeral presence of this connection on the document (never logged). */
+  presence: unknown
   /** Highest seq sent to this subscriber. */
   cursor: number
   live: boolean
@@ -161,13 +163,14 @@ export class DocAuthority<S = unknown> {
   subscribe(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, ackedClientSeq: number): void {
     this.unsubscribe(conn)
     this.ack(clientId, ackedClientSeq)
-    const sub: Subscriber = { conn, clientId, cursor: Math.max(0, fromSeq), live: false, closed: false }
+    const sub: Subscriber = { conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false }
     this.subscribers.set(conn, sub)
     if (sub.cursor > this.committed) {
       // The replica has entries we do not: it followed an incarnation of this document that
       // was lost. Give it our state; it resyncs from there.
       this.sendState(sub)
     }
+    this.sendPresenceTo(sub)
     void this.catchUp(sub).catch((e) => this.dropSubscriber(sub, e))
   }
 
@@ -176,6 +179,30 @@ export class DocAuthority<S = unknown> {
     if (sub !== undefined) {
       sub.closed = true
       this.subscribers.delete(conn)
+      if (sub.presence !== null) this.broadcastPresence(sub, null)
+    }
+  }
+
+  // ---- presence: ephemeral, relayed, never in the log ----
+
+  /** Sets this connection's presence and tells the document's other subscribers. */
+  setPresence(conn: Connection<ServerMessage>, state: unknown): void {
+    const sub = this.subscribers.get(conn)
+    if (sub === undefined) return
+    sub.presence = state ?? null
+    this.broadcastPresence(sub, sub.presence)
+  }
+
+  private broadcastPresence(from: Subscriber, state: unknown): void {
+    for (const other of this.subscribers.values()) {
+      if (other !== from) other.conn.send({ type: "presence", docId: this.docId, clientId: from.clientId, state })
+    }
+  }
+
+  /** Who else is here: sent to a new subscriber. */
+  private sendPresenceTo(sub: Subscriber): void {
+    for (const other of this.subscribers.values()) {
+      if (other !== sub && other.presence !== null) sub.conn.send({ type: "presence", docId: this.docId, clientId: other.clientId, state: other.presence })
     }
   }
 

@@ -19,6 +19,15 @@ import { AuthorityStore } from "../store/authority-store.js"
 import { DocAuthority, type AuthorityOptions } from "./doc-authority.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
+import { encodeCanonical } from "../canonical.js"
+
+const encodedSize = (v: unknown): number => {
+  try {
+    return encodeCanonical(v).length
+  } catch {
+    return Infinity
+  }
+}
 
 export interface HubOptions extends AuthorityOptions {
   readonly machines: ReadonlyArray<Machine<any, any>>
@@ -229,9 +238,18 @@ export class Hub implements ConnectionAcceptor {
         }
         return
       }
-      case "presence-set":
+      case "presence-set": {
+        const loaded = session.docs.has(msg.docId) ? this.docs.get(msg.docId) : undefined
+        if (loaded === undefined) return
+        if (encodedSize(msg.state) > this.limits.maxPresenceBytes) {
+          session.conn.send({ type: "error", code: "presence-too-large", message: `Presence is limited to ${this.limits.maxPresenceBytes} bytes; send less (a cursor, a name, a colour).`, docId: msg.docId })
+          return
+        }
+        ;(await loaded).setPresence(session.conn, msg.state)
+        return
+      }
       case "snapshot-ack":
-        // Presence and snapshot streaming arrive with their issues; ignored until then.
+        // Snapshot streaming flow control: the streaming itself comes with its own issue.
         return
       default:
         this.protocolError(session, `Unknown message type "${(msg as { type: string }).type}".`)

@@ -16,6 +16,8 @@ export interface HubLimits {
   readonly commandsPerSecond: number
   /** Burst of commands. Default 20,000 (a replica back from a long offline spell). */
   readonly commandBurst: number
+  /** Canonical bytes of one presence state. Default 4096. */
+  readonly maxPresenceBytes: number
 }
 
 export const DEFAULT_LIMITS: HubLimits = {
@@ -25,6 +27,7 @@ export const DEFAULT_LIMITS: HubLimits = {
   messageBurst: 2000,
   commandsPerSecond: 5000,
   commandBurst: 20_000,
+  maxPresenceBytes: 4096,
 }
 
 /** A token bucket over the runtime's clock. */

@@ -44,6 +44,8 @@ export interface DocEvents<S> {
   synced: (event: { readonly seq: number }) => void
   /** The hub refused something about this document, or storage failed. */
   error: (event: { readonly code: string; readonly message: string }) => void
+  /** Another client's presence changed (`state` null: it left or went away). */
+  presence: (event: { readonly clientId: string; readonly state: unknown }) => void
   /** `close` was called: no more events follow. */
   closed: (event: { readonly docId: string }) => void
 }
@@ -66,7 +68,7 @@ export class Doc<M extends Machine<any, any>> {
   private readonly rs: ReplicaState<StateOf<M>>
   private readonly deferreds = new Map<number, Deferred>()
   private readonly listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
-    change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), closed: new Set(),
+    change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(),
   }
   private nextClientSeq: number
   private toPersist: PendingCommand[] = []
@@ -75,6 +77,9 @@ export class Doc<M extends Machine<any, any>> {
   private readonly settling = new Set<number>()
   private send: ((m: ClientMessage) => void) | undefined
   private lastAckSent = -1
+  private ownPresence: unknown = null
+  private presenceQueued = false
+  private readonly others = new Map<string, unknown>()
   private resyncing = false
   private notifyScheduled = false
   private isSynced = false
@@ -189,6 +194,26 @@ export class Doc<M extends Machine<any, any>> {
     return Object.assign(promise, { clientSeq, persisted })
   }
 
+  /**
+   * Sets this client's presence on the document (a cursor, a name and colour, the card being
+   * edited): plain data, at most 4 KiB, never logged, gone when the client leaves. Calls in
+   * one tick send once; throttle high-rate sources (mouse moves) in the app.
+   */
+  setPresence(state: unknown): void {
+    this.ownPresence = state ?? null
+    if (this.presenceQueued) return
+    this.presenceQueued = true
+    queueMicrotask(() => {
+      this.presenceQueued = false
+      this.send?.({ type: "presence-set", docId: this.docId, state: this.ownPresence })
+    })
+  }
+
+  /** The presence of the other clients on this document, by clientId. */
+  get presence(): ReadonlyMap<string, unknown> {
+    return this.others
+  }
+
   /** Calls `fn` with the view after each batch of changes. Returns the unsubscribe function. */
   subscribe(fn: (state: StateOf<M>) => void): () => void {
     return this.on("change", fn)
@@ -285,6 +310,7 @@ export class Doc<M extends Machine<any, any>> {
     const acked = this.ackedClientSeq()
     this.lastAckSent = acked
     send({ type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: acked })
+    if (this.ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.ownPresence })
     this.resend()
   }
 
@@ -297,6 +323,11 @@ export class Doc<M extends Machine<any, any>> {
   disconnected(): void {
     this.send = undefined
     this.isSynced = false
+    // Who is here is unknown while offline: the hub resends it on reconnect.
+    for (const clientId of [...this.others.keys()]) {
+      this.others.delete(clientId)
+      this.emit("presence", { clientId, state: null })
+    }
   }
 
   /** @internal a message about this document. */
@@ -359,6 +390,11 @@ export class Doc<M extends Machine<any, any>> {
       }
       case "error":
         this.emit("error", { code: msg.code, message: msg.message })
+        return
+      case "presence":
+        if (msg.state === null) this.others.delete(msg.clientId)
+        else this.others.set(msg.clientId, msg.state)
+        this.emit("presence", { clientId: msg.clientId, state: msg.state })
         return
       default:
         return

@@ -139,6 +139,30 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
   }
 }
 
+/**
+ * An upper bound of the canonical size of a value, without encoding it: used to cut
+ * messages under the frame limit. Strings count 3 bytes per UTF-16 unit (UTF-8's worst).
+ */
+export const sizeBound = (value: unknown, depth = 0): number => {
+  switch (typeof value) {
+    case "string": return 6 + value.length * 3
+    case "number": return 9
+    case "object": {
+      if (value === null || depth > MAX_DEPTH) return 1
+      if (Array.isArray(value)) {
+        let n = 6
+        for (let i = 0; i < value.length; i++) n += sizeBound(value[i], depth + 1)
+        return n
+      }
+      if (ArrayBuffer.isView(value)) return 6 + value.byteLength
+      let n = 6
+      for (const k in value) n += 6 + k.length * 3 + sizeBound((value as Record<string, unknown>)[k], depth + 1)
+      return n
+    }
+    default: return 1
+  }
+}
+
 const shared = new ByteWriter(1 << 16)
 
 /** The canonical bytes of a plain value. */

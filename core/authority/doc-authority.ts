@@ -16,7 +16,7 @@ import { decodeArgs, makeContext, runApply, type Machine } from "../machine.js"
 import { JournaledState, type Journal } from "../journal.js"
 import { applyLogged } from "../apply.js"
 import { hashState } from "../hash.js"
-import { encodeCanonical } from "../canonical.js"
+import { encodeCanonical, sizeBound } from "../canonical.js"
 import type { Checkpoint, Entry, Outcome } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import { CanonError } from "../errors.js"
@@ -42,6 +42,30 @@ export interface AuthorityOptions {
   readonly highWaterMark?: number
   /** Above this the connection is closed with `slow-consumer`. Default 8 MiB. */
   readonly hardLimit?: number
+  /** Entries messages are cut below this many bytes (the frame limit is 1 MiB). Default 512 KiB. */
+  readonly maxMessageBytes?: number
+}
+
+/** An upper bound of an entry's bytes on the wire. */
+export const entrySizeBound = (e: Entry): number => 32 + e.clientId.length * 3 + e.name.length * 3 + sizeBound(e.args)
+
+/** Cuts entries into runs whose size bound stays under `max` (a run has at least one entry). */
+export const cutBySize = (entries: ReadonlyArray<Entry>, max: number): Entry[][] => {
+  const out: Entry[][] = []
+  let run: Entry[] = []
+  let size = 0
+  for (const e of entries) {
+    const n = entrySizeBound(e)
+    if (run.length > 0 && size + n > max) {
+      out.push(run)
+      run = []
+      size = 0
+    }
+    run.push(e)
+    size += n
+  }
+  if (run.length > 0) out.push(run)
+  return out
 }
 
 interface Subscriber {
@@ -83,6 +107,7 @@ export class DocAuthority<S = unknown> {
   private readonly maxOutcomes: number
   private readonly highWater: number
   private readonly hardLimit: number
+  private readonly maxMessageBytes: number
 
   private constructor(
     readonly docId: string,
@@ -106,6 +131,16 @@ export class DocAuthority<S = unknown> {
     this.maxOutcomes = options.maxOutcomesPerClient ?? 100_000
     this.highWater = options.highWaterMark ?? 1 << 20
     this.hardLimit = options.hardLimit ?? 8 << 20
+    this.maxMessageBytes = options.maxMessageBytes ?? 512 << 10
+  }
+
+  /** Entries as messages under the size limit; the checkpoint rides with the run holding its seq. */
+  private entriesMessages(entries: ReadonlyArray<Entry>, checkpoint: Checkpoint | undefined): ServerMessage[] {
+    return cutBySize(entries, this.maxMessageBytes).map((run) => {
+      const last = run[run.length - 1]!.seq
+      const cp = checkpoint !== undefined && checkpoint.seq >= run[0]!.seq && checkpoint.seq <= last ? checkpoint : undefined
+      return cp !== undefined ? { type: "entries", docId: this.docId, entries: run, checkpoint: cp } : { type: "entries", docId: this.docId, entries: run }
+    })
   }
 
   /** Loads a document from storage (replaying its log) or creates it empty. */
@@ -261,9 +296,7 @@ export class DocAuthority<S = unknown> {
       const fresh = entries.filter((e) => e.seq > sub.cursor)
       if (fresh.length === 0) continue
       const last = fresh[fresh.length - 1]!.seq
-      const cp = this.checkpoint
-      const checkpoint = cp !== undefined && cp.seq > sub.cursor && cp.seq <= last ? cp : undefined
-      sub.conn.send(checkpoint ? { type: "entries", docId: this.docId, entries: fresh, checkpoint } : { type: "entries", docId: this.docId, entries: fresh })
+      for (const msg of this.entriesMessages(fresh, this.checkpoint)) sub.conn.send(msg)
       sub.cursor = last
     }
   }
@@ -400,12 +433,11 @@ export class DocAuthority<S = unknown> {
       if (outcomes.length > 0) conn.send({ type: "results", docId: this.docId, outcomes })
     }
     if (entries.length > 0) {
-      const msg: ServerMessage = checkpoint !== undefined
-        ? { type: "entries", docId: this.docId, entries, checkpoint }
-        : { type: "entries", docId: this.docId, entries }
+      // One message object per run, shared by every subscriber (a transport may encode it once).
+      const msgs = this.entriesMessages(entries, checkpoint)
       for (const sub of [...this.subscribers.values()]) {
         if (sub.live && sub.cursor === seqBefore && this.canSend(sub)) {
-          sub.conn.send(msg)
+          for (const msg of msgs) sub.conn.send(msg)
           sub.cursor = this.committed
         }
       }

@@ -16,7 +16,7 @@
  * ```
  */
 import type { Entry } from "../entry.js"
-import { decodeCanonical, encodeCanonical } from "../canonical.js"
+import { decodeCanonical, encodeCanonical, sizeBound } from "../canonical.js"
 import { CommandRejected, canonError, type Rejection } from "../errors.js"
 import { schemaMessage, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import { Result } from "effect"
@@ -52,6 +52,8 @@ export interface DocEvents<S> {
 
 /** Commands per submit message. */
 const SUBMIT_CHUNK = 256
+/** Bytes (upper bound) per submit message: half the default 1 MiB frame limit. */
+const SUBMIT_BYTES = 512 << 10
 
 interface Deferred {
   resolve(v: { seq: number }): void
@@ -175,6 +177,9 @@ export class Doc<M extends Machine<any, any>> {
     if (cmd === undefined) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
     const encoded = cmd.encode(args)
     if (Result.isFailure(encoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(encoded.failure)}` })
+    if (sizeBound(encoded.success) > SUBMIT_BYTES) {
+      return refuse({ code: "invalid-args", message: `The arguments of "${name}" are too large to send (over ${SUBMIT_BYTES} bytes); keep big blobs out of commands.` })
+    }
 
     const clientSeq = this.nextClientSeq++
     const pending: PendingCommand = { clientSeq, name, args, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false }
@@ -293,11 +298,22 @@ export class Doc<M extends Machine<any, any>> {
   private sendSubmit(commands: ReadonlyArray<PendingCommand>): void {
     const acked = this.ackedClientSeq()
     this.lastAckSent = acked
-    // Well under the hub's per-submit limit, so a long offline outbox goes out in pieces.
-    for (let i = 0; i < commands.length; i += SUBMIT_CHUNK) {
-      const part = commands.slice(i, i + SUBMIT_CHUNK)
+    // Well under the hub's per-submit and frame limits, so a long offline outbox goes out in pieces.
+    let part: PendingCommand[] = []
+    let size = 0
+    const flush = () => {
+      if (part.length === 0) return
       this.send?.({ type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
+      part = []
+      size = 0
     }
+    for (const p of commands) {
+      const n = 16 + p.name.length * 3 + sizeBound(p.encoded)
+      if (part.length >= SUBMIT_CHUNK || (part.length > 0 && size + n > SUBMIT_BYTES)) flush()
+      part.push(p)
+      size += n
+    }
+    flush()
   }
 
   // ---- connection (called by the client) ----

@@ -455,7 +455,7 @@ export class DocAuthority<S = unknown> {
       checkpoint: checkpoint ?? this.checkpoint,
     }
     try {
-      await this.store.commit(this.docId, { head, entries, clients: [...dirty] })
+      await this.store.commit(this.docId, { head, entries, clients: [...dirty], ...(checkpoint !== undefined ? { checkpoint } : {}) })
     } catch (e) {
       this.broken = true
       // Roll the memory back so nothing reads an unpersisted state before the reload.
@@ -477,6 +477,8 @@ export class DocAuthority<S = unknown> {
       if (this.checkpoint?.seq === this.committed) return
       const cp = { seq: this.committed, hash: hashState(this.host.root) }
       this.checkpoint = cp
+      // Kept for `canon inspect`; losing it in a crash costs nothing but a later check.
+      this.store.putCheckpoint(this.docId, cp).catch(() => {})
       for (const sub of this.subscribers.values()) {
         if (sub.live && sub.cursor === cp.seq) sub.conn.send({ type: "checkpoint", docId: this.docId, seq: cp.seq, hash: cp.hash })
       }

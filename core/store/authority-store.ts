@@ -3,7 +3,8 @@
  * idempotency records. `commit` writes new entries, the head and changed client records in
  * one atomic batch: a command is acknowledged only after that batch is durable.
  */
-import type { Entry } from "../entry.js"
+import type { Checkpoint, Entry } from "../entry.js"
+import { encodeCanonical, writeValue } from "../canonical.js"
 import type { BatchOp, KVStore } from "../ports/storage.js"
 import { ByteReader, ByteWriter } from "../bytes.js"
 import { canonError } from "../errors.js"
@@ -15,6 +16,8 @@ import { ensureFormat } from "./format.js"
 
 export interface CommitBatch {
   readonly head: AuthorityHead
+  /** A checkpoint reached in this batch, kept so the log can be verified later. */
+  readonly checkpoint?: Checkpoint
   readonly entries: ReadonlyArray<Entry>
   readonly clients: ReadonlyArray<readonly [string, ClientRecord]>
 }
@@ -74,6 +77,51 @@ export class AuthorityStore {
     return out
   }
 
+  /** Stores a checkpoint published outside a commit (when the document went quiet). */
+  async putCheckpoint(docId: string, cp: Checkpoint): Promise<void> {
+    await this.kv.batch([{ type: "put", key: K.authCheckpoint(docId, cp.seq), value: encodeCanonical(cp.hash) }])
+  }
+
+  /** Every stored checkpoint of a document, in seq order. */
+  async checkpoints(docId: string): Promise<Checkpoint[]> {
+    await this.open()
+    const prefix = K.authCheckpointPrefix(docId)
+    const out: Checkpoint[] = []
+    for (const [key, value] of await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })) {
+      const seq = K.seqFromKey(key)
+      const hash = decodeRecord(value, `checkpoint ${seq}`, docId, key, (v) => {
+        if (typeof v !== "string") throw new Error("not a hash")
+        return v
+      })
+      out.push({ seq, hash })
+    }
+    return out
+  }
+
+  /** Every document's head, for listings. */
+  async heads(): Promise<Array<{ readonly docId: string; readonly head: AuthorityHead }>> {
+    await this.open()
+    const out: Array<{ docId: string; head: AuthorityHead }> = []
+    for (const [key, value] of await this.kv.range({ gte: K.authHeadPrefix, lt: K.prefixEnd(K.authHeadPrefix) })) {
+      const docId = new ByteReader(key.subarray(K.authHeadPrefix.length)).string()
+      out.push({ docId, head: decodeRecord(value, "head", docId, key, checkHead) })
+    }
+    return out
+  }
+
+  /** Bytes the document's records take (keys and values), for listings. */
+  async sizeOf(docId: string): Promise<{ readonly bytes: number; readonly entries: number }> {
+    let bytes = 0
+    let entries = 0
+    for (const prefix of [K.authEntryPrefix(docId), K.authClientPrefix(docId), K.authCheckpointPrefix(docId)]) {
+      for (const [k, v] of await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })) {
+        bytes += k.length + v.length
+        if (prefix[1] === 0x65) entries++
+      }
+    }
+    return { bytes, entries }
+  }
+
   /**
    * One atomic batch. All keys and values are written into one buffer owned by this batch
    * (views into it go to the store): no per-record allocation on the hottest write path.
@@ -90,6 +138,8 @@ export class AuthorityStore {
     }
     for (const e of batch.entries) span(() => K.writeAuthEntryKey(w, docId, e.seq), () => writeEntry(w, e))
     for (const [clientId, rec] of batch.clients) span(() => K.writeAuthClientKey(w, docId, clientId), () => writeClient(w, rec))
+    const cp = batch.checkpoint
+    if (cp !== undefined) span(() => K.writeAuthCheckpointKey(w, docId, cp.seq), () => writeValue(w, cp.hash))
     span(() => K.writeAuthHeadKey(w, docId), () => writeHead(w, batch.head))
     const buf = w.view_()
     const ops: BatchOp[] = []

@@ -5,6 +5,7 @@
  *   "a" "m" <docId>                     -> authority: document head (machine, seq, checkpoint)
  *   "a" "e" <docId> <seq:8 BE>          -> authority: log entry; one doc's log is one range, in seq order
  *   "a" "c" <docId> <clientId>          -> authority: idempotency record of a client
+ *   "a" "k" <docId> <seq:8 BE>          -> authority: checkpoint, the state hash after entry seq
  *   "r" "i"                             -> replica: its clientId
  *   "r" "m" <docId>                     -> replica: confirmedSeq, nextClientSeq, machine
  *   "r" "s" <docId>                     -> replica: confirmed state snapshot
@@ -69,6 +70,10 @@ export const authEntry = (docId: string, seq: number) => key((k) => writeAuthEnt
 export const authClientPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x63); k.string(docId) })
 export const writeAuthClientKey = (k: ByteWriter, docId: string, clientId: string): void => { k.byte(A); k.byte(0x63); k.string(docId); k.string(clientId) }
 export const authClient = (docId: string, clientId: string) => key((k) => writeAuthClientKey(k, docId, clientId))
+
+export const authCheckpointPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x6b); k.string(docId) })
+export const writeAuthCheckpointKey = (k: ByteWriter, docId: string, seq: number): void => { k.byte(A); k.byte(0x6b); k.string(docId); seq8(k, seq) }
+export const authCheckpoint = (docId: string, seq: number) => key((k) => writeAuthCheckpointKey(k, docId, seq))
 
 export const replicaClientId = key((k) => { k.byte(R); k.byte(0x69) })
 export const replicaMeta = (docId: string) => key((k) => { k.byte(R); k.byte(0x6d); k.string(docId) })

@@ -86,7 +86,7 @@ describe("round trips", () => {
     for (const m of fc.sample(clientMessage, { seed: 7, numRuns: 300 })) seen.add(m.type)
     for (const m of fc.sample(serverMessage, { seed: 7, numRuns: 500 })) seen.add(m.type)
     expect([...seen].sort()).toEqual([
-      "checkpoint", "entries", "error", "fetch-state", "hello", "presence", "presence-set", "refused", "results", "snapshot-ack",
+      "checkpoint", "entries", "error", "fetch-state", "hello", "keepalive", "presence", "presence-set", "refused", "results", "snapshot-ack",
       "snapshot-begin", "snapshot-chunk", "snapshot-end", "state", "submit", "subscribe", "synced", "unsubscribe", "welcome",
     ])
   })
@@ -151,7 +151,7 @@ describe("golden corpus", () => {
         const t = (fromJson(readFileSync(join(dir, `${n}.json`), "utf8")) as { type: string }).type
         count[t] = (count[t] ?? 0) + 1
       }
-      expect(Object.keys(count).length).toBe(19)
+      expect(Object.keys(count).length).toBe(20)
       for (const t of ["entries", "results", "submit"]) expect(count[t]).toBeGreaterThanOrEqual(3)
     })
 

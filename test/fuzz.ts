@@ -158,6 +158,7 @@ export const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
   fc.record({ type: fc.constant("snapshot-chunk" as const), docId: text, snapshotId: uint, offset: uint, bytes: fc.uint8Array({ maxLength: 64 }) }),
   fc.record({ type: fc.constant("snapshot-end" as const), docId: text, snapshotId: uint }),
   fc.record({ type: fc.constant("presence" as const), docId: text, clientId: text, state: plainValue }),
+  fc.record({ type: fc.constant("keepalive" as const) }),
 ) as fc.Arbitrary<ServerMessage>
 
 const OPTIONAL_FIELDS = ["credentials", "checkpoint", "protocol", "machine", "docId"]

@@ -3,9 +3,9 @@
  * ArrayBuffers). Same interface as the Node client (client-node.ts); no Node modules here.
  *
  * Heartbeats: browsers answer the server's pings by themselves (so the server detects a dead
- * browser), but a page cannot see pings arrive. The idle timer therefore only sees data
- * frames and is off by default here: a quiet document sends none. Set `idleTimeoutMs` if the
- * hub sends data more often than that (an app-level heartbeat).
+ * browser), but a page cannot see pings arrive, so the hub also sends a `keepalive` frame
+ * with each ping (every 15 s by default). A link silent for `idleTimeoutMs` (45 s) is
+ * declared dead here, so a half-open connection (sleep, a network switch) is noticed.
  *
  * @example
  * ```ts
@@ -35,7 +35,7 @@ export interface BrowserWsClientOptions extends WsClientOptions {
 }
 
 /** Default idle timeout of the browser client: off (pings are invisible to a page). */
-export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = 0
+export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = 45_000
 
 /** A ClientTransport that opens a WebSocket to `url` (ws:// or wss://) for each connection. */
 export const wsClientTransport = (url: string | URL, options: BrowserWsClientOptions = {}): ClientTransport => ({

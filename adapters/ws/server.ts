@@ -115,6 +115,8 @@ interface Peer {
   readonly closed: Promise<void>
 }
 
+const KEEPALIVE_FRAME = encodeServerMessage({ type: "keepalive" })
+
 export class WsServer {
   private readonly wss: WebSocketServer
   private readonly owned: http.Server[] = []
@@ -386,6 +388,8 @@ export class WsServer {
         peer.lastPingAt = now
         peer.pingSentAt ??= now
         peer.ws.ping()
+        // Pages cannot see pings: this frame is what keeps a browser's idle timer quiet.
+        peer.ws.send(KEEPALIVE_FRAME)
       }
     }
   }

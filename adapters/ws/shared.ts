@@ -260,6 +260,7 @@ export class ClientLink implements Connection<ClientMessage> {
     if (decoded.ok === "ignore") return
     if (decoded.ok === false) return this.protocolError(`The hub sent an undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
     const message = decoded.message
+    if (message.type === "keepalive") return
     if (message.type === "welcome") this.version = message.protocol
     this.listener.onMessage(message)
   }

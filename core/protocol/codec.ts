@@ -78,6 +78,7 @@
  *     0x49 snapshot-chunk str docId, u snapshotId, u offset, bytes
  *     0x4a snapshot-end   str docId, u snapshotId
  *     0x4b presence       (optional) str docId, str clientId, val state
+ *     0x4c keepalive      (optional) no body
  *
  * ## Failures
  *
@@ -164,6 +165,7 @@ const SNAPSHOT_BEGIN = 0x48
 const SNAPSHOT_CHUNK = 0x49
 const SNAPSHOT_END = 0x4a
 const PRESENCE = 0x4b
+const KEEPALIVE = 0x4c
 
 const REQUIRED = 0
 const OPTIONAL = 1
@@ -495,6 +497,9 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       str(w, m.clientId, "clientId")
       writeValue(w, m.state)
       return
+    case "keepalive":
+      header(w, KEEPALIVE, OPTIONAL)
+      return
     default:
       invalid(`Not a server message type: ${show((m as { type?: unknown } | null)?.type)}.`)
   }
@@ -736,6 +741,7 @@ const SERVER_SPECS = new Map<number, Spec<ServerMessage>>([
   }) }],
   [SNAPSHOT_END, { flags: REQUIRED, read: (r) => ({ type: "snapshot-end", docId: r.string(), snapshotId: r.varint() }) }],
   [PRESENCE, { flags: OPTIONAL, read: (r) => ({ type: "presence", docId: r.string(), clientId: r.string(), state: readValue(r) }) }],
+  [KEEPALIVE, { flags: OPTIONAL, read: () => ({ type: "keepalive" }) }],
 ])
 
 /** Maps what the shared readers (core/bytes, core/canonical) throw to a decode error code. */

@@ -186,6 +186,11 @@ export interface Presence {
   readonly state: unknown
 }
 
+/** Sent by WebSocket hubs with each ping: a browser page cannot see pings, it sees this. */
+export interface Keepalive {
+  readonly type: "keepalive"
+}
+
 export type ServerMessage =
   | Welcome | Refused | Entries | Results | Synced | CheckpointMsg | StateMsg | ErrorMsg
-  | SnapshotBegin | SnapshotChunk | SnapshotEnd | Presence
+  | SnapshotBegin | SnapshotChunk | SnapshotEnd | Presence | Keepalive

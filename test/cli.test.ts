@@ -86,7 +86,7 @@ const run = (args: string[], until?: RegExp) =>
   })
 
 test("canon serve starts a hub without the demo page and stops on SIGTERM", async () => {
-  const r = await run(["serve", "--data", join(dir, "d"), "--port", "0"], /Canon hub on http:\/\/127\.0\.0\.1:\d+/)
+  const r = await run(["serve", "--data", join(dir, "d"), "--port", "0"], /data: /)
   expect(r.out).toMatch(/machines: board v1/)
   expect(r.code).toBe(0)
 }, 30_000)

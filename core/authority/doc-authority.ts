@@ -172,7 +172,16 @@ export class DocAuthority<S = unknown> {
     if (at !== head.seq) {
       throw new CanonError({ code: "storage-corrupt", message: `Document "${docId}" has head ${head.seq} but its log ends at ${at}.` })
     }
-    return new DocAuthority(docId, machine, store, runtime, host.root, head, clients, options, onBroken)
+    // The stored checkpoint at the head must describe the state we rebuilt. If it does not,
+    // the machine is not deterministic (or changed): publish the truth, so replicas resync.
+    let checked = head
+    if (head.seq > 0 && head.checkpoint?.seq === head.seq) {
+      const hash = hashState(host.root)
+      if (hash !== head.checkpoint.hash) checked = { ...head, checkpoint: { seq: head.seq, hash } }
+    } else if (head.seq > 0) {
+      checked = { ...head, checkpoint: { seq: head.seq, hash: hashState(host.root) } }
+    }
+    return new DocAuthority(docId, machine, store, runtime, host.root, checked, clients, options, onBroken)
   }
 
   /** Seq of the last durable entry. */
@@ -428,10 +437,8 @@ export class DocAuthority<S = unknown> {
       if (!(await this.persist(entries, dirty, checkpoint, journals, seqBefore))) return
     }
 
-    // Durable: acknowledge, then fan out to live subscribers.
-    for (const [conn, outcomes] of replies) {
-      if (outcomes.length > 0) conn.send({ type: "results", docId: this.docId, outcomes })
-    }
+    // Durable: fan out to live subscribers, then acknowledge. Entries first: a submitter that
+    // follows the document confirms from them, so its receipt does not wait for the results.
     if (entries.length > 0) {
       // One message object per run, shared by every subscriber (a transport may encode it once).
       const msgs = this.entriesMessages(entries, checkpoint)
@@ -442,6 +449,9 @@ export class DocAuthority<S = unknown> {
         }
       }
       this.armQuietCheckpoint()
+    }
+    for (const [conn, outcomes] of replies) {
+      if (outcomes.length > 0) conn.send({ type: "results", docId: this.docId, outcomes })
     }
   }
 

@@ -50,6 +50,9 @@ export interface DocEvents<S> {
   closed: (event: { readonly docId: string }) => void
 }
 
+/** Settled commands after which an ack goes out on its own (else it rides the next submit). */
+const ACK_EVERY = 64
+
 /** Commands per submit message. */
 const SUBMIT_CHUNK = 256
 /** Bytes (upper bound) per submit message: half the default 1 MiB frame limit. */
@@ -445,9 +448,10 @@ export class Doc<M extends Machine<any, any>> {
         this.laneConfirmed = confirmedSeq
         if (snapshot !== undefined) this.laneSnapshotSeq = confirmedSeq
         for (const cs of settled) this.settling.delete(cs)
-        // Tell the authority it may forget these outcomes.
+        // Tell the authority it may forget these outcomes: on the next submit, or on its own
+        // once enough have piled up (a frame per confirmation would double the traffic).
         const acked = this.ackedClientSeq()
-        if (this.send !== undefined && acked > this.lastAckSent && this.toPersist.length === 0) {
+        if (this.send !== undefined && acked - this.lastAckSent >= ACK_EVERY && this.toPersist.length === 0) {
           this.lastAckSent = acked
           this.send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
         }

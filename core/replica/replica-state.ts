@@ -117,6 +117,8 @@ export class ReplicaState<S> {
     const confirmed: { command: PendingCommand; seq: number }[] = []
     const applied: Entry[] = []
     let gap = false
+    // Own entries come in clientSeq order; a map keeps a long backlog linear, not quadratic.
+    let byClientSeq: Map<number, PendingCommand> | undefined
     let desync: Desync | undefined
     for (const e of entries) {
       if (e.seq <= this.confirmedSeq) continue
@@ -128,10 +130,11 @@ export class ReplicaState<S> {
       this.confirmedSeq = e.seq
       applied.push(e)
       if (e.clientId === this.clientId) {
-        const i = this.pending.findIndex((p) => p.clientSeq === e.clientSeq)
-        if (i >= 0) {
-          confirmed.push({ command: this.pending[i]!, seq: e.seq })
-          this.pending.splice(i, 1)
+        byClientSeq ??= new Map(this.pending.map((p) => [p.clientSeq, p]))
+        const p = byClientSeq.get(e.clientSeq)
+        if (p !== undefined) {
+          byClientSeq.delete(e.clientSeq)
+          confirmed.push({ command: p, seq: e.seq })
         }
       }
       const expected = this.expected.get(e.seq)
@@ -139,6 +142,10 @@ export class ReplicaState<S> {
         this.expected.delete(e.seq)
         desync ??= this.check(e.seq, expected)
       }
+    }
+    if (confirmed.length > 0) {
+      const done = new Set(confirmed.map((c) => c.command))
+      this.pending = this.pending.filter((p) => !done.has(p))
     }
     if (settle !== undefined && settle.size > 0) this.pending = this.pending.filter((p) => !settle.has(p.clientSeq))
     const snapshot = wantSnapshot ? encodeCanonical(this.host.root) : undefined

@@ -126,7 +126,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     doc.on("rejected", (e) => {
       ledger.rejected.set(`${client.clientId}:${e.clientSeq}`, e.rejection.code)
     })
-    doc.on("desync", () => { stats.desyncs!++ })
+    doc.on("desync", (d) => { stats.desyncs!++; log(`${r.name} desync at ${d.seq}`) })
+    doc.on("error", (e) => log(`${r.name} error ${e.code}: ${e.message}`))
     log(`${r.name} up as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
   }
   for (let i = 0; i < options.replicas; i++) {

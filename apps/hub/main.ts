@@ -1,11 +1,13 @@
 /**
- * `npm start`: the demo hub on its embedded LevelDB. Ctrl-C shuts down cleanly.
+ * `npm start`: the Canon hub on its embedded LevelDB, serving the demo board. Builds the
+ * board's browser files first (esbuild, in memory), then listens. Ctrl-C shuts down cleanly.
  */
 import { resolve } from "node:path"
 import { ConfigError, helpText, parseConfig } from "./config.js"
 import { startHub } from "./start.js"
 import { Board } from "../demo/board.js"
-import { statusPage } from "./status-page.js"
+import { buildDemo } from "../demo/build.js"
+import { demoPages } from "../demo/pages.js"
 
 const main = async (): Promise<void> => {
   let config
@@ -22,10 +24,16 @@ const main = async (): Promise<void> => {
     console.log(helpText)
     return
   }
-  const running = await startHub(config, [Board], statusPage)
-  console.log(`Canon hub listening on ${running.url}`)
+  console.log("Building the board app (esbuild)...")
+  const assets = await buildDemo()
+  const running = await startHub(config, [Board], demoPages(assets))
+  const url = running.url.replace(/\/$/, "")
+  console.log(`Canon hub listening on ${url}`)
+  console.log(`  board:         ${url}/   (other boards: ${url}/#board=NAME)`)
   console.log(`  sync endpoint: ${running.syncUrl}`)
+  console.log(`  hub status:    ${url}/status`)
   console.log(`  data:          ${resolve(config.dataDir)} (LevelDB${config.sync ? ", fsync on every commit" : ""})`)
+  console.log(`  app bundle:    built in ${assets.buildMs} ms (version ${assets.version})`)
   console.log("Press Ctrl-C to stop.")
   let stopping = false
   const stop = async () => {

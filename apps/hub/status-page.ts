@@ -1,6 +1,7 @@
 /**
- * The page at `/`: what this hub is and how to reach it. (The demo board replaces it when
- * the demo app lands.)
+ * The hub's status page: what this hub is, how to reach it, what it holds. `npm start`
+ * serves it at `/status` next to the demo board (apps/demo/pages.ts); a hub without the
+ * demo can serve it at `/` too.
  */
 import type http from "node:http"
 import type { Hub } from "../../core/index.js"
@@ -18,10 +19,12 @@ const html = (hub: Hub, syncPath: string): string => {
 </body></html>`
 }
 
+const PATHS = new Set(["/", "/index.html", "/status"])
+
 export const statusPage = (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub): boolean => {
-  if (req.method !== "GET" || (req.url !== "/" && req.url !== "/index.html")) return false
+  if (req.method !== "GET" || !PATHS.has(new URL(req.url ?? "/", "http://x").pathname)) return false
   const body = html(hub, "/sync")
-  res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Content-Length": Buffer.byteLength(body) })
+  res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store" })
   res.end(body)
   return true
 }

@@ -1,0 +1,113 @@
+/**
+ * Builds the demo's browser files in memory with esbuild (well under a second): the app
+ * bundle, the service worker, the page, the styles, the manifest and the icon. The hub serves
+ * them (pages.ts); nothing is written to disk and no dev server runs.
+ *
+ * Every file but the page and the service worker is served under a versioned URL (`?v=` the
+ * build's hash), so browsers may cache them for good; a new build is a new service worker
+ * cache and the old one is dropped.
+ */
+import { createHash } from "node:crypto"
+import { readFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { gzipSync } from "node:zlib"
+import * as esbuild from "esbuild"
+
+export interface Asset {
+  readonly body: Buffer
+  /** The body gzipped, when that is smaller. */
+  readonly gzip: Buffer | undefined
+  readonly type: string
+  readonly etag: string
+  /** Cache-Control. */
+  readonly cache: string
+}
+
+export interface DemoAssets {
+  /** By URL path ("/", "/app.js", ...). */
+  readonly files: ReadonlyMap<string, Asset>
+  /** Hash of the build: the version in URLs and the service worker's cache name. */
+  readonly version: string
+  readonly buildMs: number
+}
+
+const WEB = join(dirname(fileURLToPath(import.meta.url)), "web")
+
+const TYPES: Record<string, string> = {
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".html": "text/html; charset=utf-8",
+  ".map": "application/json; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".webmanifest": "application/manifest+json; charset=utf-8",
+}
+
+const IMMUTABLE = "public, max-age=31536000, immutable"
+/** The page and the service worker are checked on every load (the worker falls back to its cache offline). */
+const REVALIDATE = "no-cache"
+
+const typeOf = (path: string): string => TYPES[path.slice(path.lastIndexOf("."))] ?? "application/octet-stream"
+
+const asset = (path: string, body: Buffer | string, cache: string): Asset => {
+  const bytes = typeof body === "string" ? Buffer.from(body) : body
+  const zipped = gzipSync(bytes)
+  return {
+    body: bytes,
+    gzip: zipped.length < bytes.length * 0.9 ? zipped : undefined,
+    type: typeOf(path === "/" ? ".html" : path),
+    etag: `"${createHash("sha256").update(bytes).digest("base64url").slice(0, 16)}"`,
+    cache,
+  }
+}
+
+const bundle = async (entry: string, define: Record<string, string> = {}): Promise<{ js: string; map: string }> => {
+  const result = await esbuild.build({
+    entryPoints: [join(WEB, entry)],
+    bundle: true,
+    format: "iife",
+    platform: "browser",
+    target: ["es2022", "chrome100", "firefox100", "safari15"],
+    minify: true,
+    sourcemap: "external",
+    write: false,
+    outdir: "/out",
+    legalComments: "none",
+    logLevel: "silent",
+    define: { "process.env.NODE_ENV": '"production"', ...define },
+    // abstract-level (level's IndexedDB build) imports Node's `events`.
+    alias: { events: join(WEB, "shims", "events.ts") },
+  })
+  const js = result.outputFiles.find((f) => f.path.endsWith(".js"))!.text
+  const map = result.outputFiles.find((f) => f.path.endsWith(".map"))!.text
+  return { js, map }
+}
+
+let cached: Promise<DemoAssets> | undefined
+
+/** Builds once per process (the sources do not change while the hub runs). */
+export const buildDemo = (): Promise<DemoAssets> => (cached ??= build())
+
+const build = async (): Promise<DemoAssets> => {
+  const started = performance.now()
+  const app = await bundle("main.ts")
+  const css = readFileSync(join(WEB, "styles.css"), "utf8")
+  const icon = readFileSync(join(WEB, "icon.svg"), "utf8")
+  const manifest = readFileSync(join(WEB, "manifest.webmanifest"), "utf8")
+  const version = createHash("sha256").update(app.js).update(css).update(icon).update(manifest).digest("hex").slice(0, 12)
+  const v = `?v=${version}`
+  const html = readFileSync(join(WEB, "index.html"), "utf8").replaceAll("{{v}}", v)
+  // What the service worker caches on install: with it the page loads with no network.
+  const shell = ["/", `/app.js${v}`, `/styles.css${v}`, `/icon.svg${v}`, `/manifest.webmanifest${v}`]
+  const sw = await bundle("sw.ts", { __CANON_VERSION__: JSON.stringify(version), __CANON_SHELL__: JSON.stringify(shell) })
+  const files = new Map<string, Asset>([
+    ["/", asset("/", html, REVALIDATE)],
+    ["/app.js", asset("/app.js", `${app.js.replace(/\/\/# sourceMappingURL=.*\n?$/, "")}//# sourceMappingURL=/app.js.map${v}\n`, IMMUTABLE)],
+    ["/app.js.map", asset("/app.js.map", app.map, IMMUTABLE)],
+    ["/styles.css", asset("/styles.css", css, IMMUTABLE)],
+    ["/icon.svg", asset("/icon.svg", icon, IMMUTABLE)],
+    ["/manifest.webmanifest", asset("/manifest.webmanifest", manifest, IMMUTABLE)],
+    ["/sw.js", asset("/sw.js", sw.js.replace(/\/\/# sourceMappingURL=.*\n?$/, ""), REVALIDATE)],
+  ])
+  return { files, version, buildMs: Math.round(performance.now() - started) }
+}

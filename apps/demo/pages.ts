@@ -1,0 +1,31 @@
+/**
+ * The hub's HTTP pages for the demo: the board app's files from memory (build.ts), gzipped
+ * when the browser accepts it, with ETags; `/status` is the hub's status page.
+ */
+import type http from "node:http"
+import type { Hub } from "../../core/index.js"
+import type { PageHandler } from "../hub/start.js"
+import { statusPage } from "../hub/status-page.js"
+import type { DemoAssets } from "./build.js"
+
+export const demoPages = (assets: DemoAssets): PageHandler => (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub): boolean => {
+  if (req.method !== "GET" && req.method !== "HEAD") return false
+  const path = new URL(req.url ?? "/", "http://x").pathname
+  if (path === "/status") return statusPage(req, res, hub)
+  const file = assets.files.get(path === "/index.html" ? "/" : path)
+  if (file === undefined) return false
+  const headers: Record<string, string | number> = { "Content-Type": file.type, "Cache-Control": file.cache, "ETag": file.etag, "Vary": "Accept-Encoding" }
+  if (path === "/sw.js") headers["Service-Worker-Allowed"] = "/"
+  if (req.headers["if-none-match"] === file.etag) {
+    res.writeHead(304, headers)
+    res.end()
+    return true
+  }
+  const gzip = file.gzip !== undefined && /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""))
+  const body = gzip ? file.gzip! : file.body
+  if (gzip) headers["Content-Encoding"] = "gzip"
+  headers["Content-Length"] = body.length
+  res.writeHead(200, headers)
+  res.end(req.method === "HEAD" ? undefined : body)
+  return true
+}

@@ -1,0 +1,256 @@
+/**
+ * Renders the board: a column per list, its cards in order, an "add a card" field. Elements
+ * are kept per card and only moved when the order changes, so a card being renamed keeps its
+ * input (and focus) while others edit the board.
+ *
+ * Card controls: double-click the title (or Enter / F2, or ✎) to rename; the arrows move a
+ * card (Alt + arrow keys too); × or Delete removes it. Drag and drop is in dnd.ts.
+ */
+import type { BoardState } from "../board.js"
+import { h } from "./dom.js"
+import { cardsIn } from "./positions.js"
+
+export interface BoardActions {
+  add(column: string, title: string): void
+  rename(id: string, title: string): void
+  /** Put card `id` at `index` among the other cards of `column`. */
+  move(id: string, column: string, index: number): void
+  remove(id: string): void
+  /** This person started (id) or stopped (null) editing a card. */
+  editing(id: string | null): void
+}
+
+/** Someone else editing a card. */
+export interface Editor {
+  readonly name: string
+  readonly colour: string
+}
+
+interface ColumnEls {
+  readonly section: HTMLElement
+  readonly list: HTMLOListElement
+  readonly count: HTMLElement
+}
+
+const BUTTONS: ReadonlyArray<readonly [action: string, label: string, text: string]> = [
+  ["left", "Move to the previous column", "←"],
+  ["up", "Move up", "↑"],
+  ["down", "Move down", "↓"],
+  ["right", "Move to the next column", "→"],
+  ["rename", "Rename", "✎"],
+  ["delete", "Delete", "×"],
+]
+
+export class BoardView {
+  private readonly columns = new Map<string, ColumnEls>()
+  private readonly cards = new Map<string, HTMLLIElement>()
+  private state: BoardState | undefined
+  private editingId: string | undefined
+  /** Elements move during render: a blur then is not the person leaving the field. */
+  private rendering = false
+
+  constructor(private readonly root: HTMLElement, private readonly actions: BoardActions, private readonly onEditLost: () => void) {
+    root.replaceChildren()
+    root.addEventListener("click", (e) => this.click(e))
+    root.addEventListener("dblclick", (e) => {
+      const card = (e.target as Element).closest<HTMLElement>(".card")
+      if (card !== null && (e.target as Element).closest("button, input") === null) this.startEdit(card.dataset.id!)
+    })
+    root.addEventListener("keydown", (e) => this.key(e))
+  }
+
+  /** The card being renamed here, if any. */
+  get editing(): string | undefined {
+    return this.editingId
+  }
+
+  render(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
+    this.state = state
+    const focused = document.activeElement
+    this.rendering = true
+    try {
+      this.renderAll(state, editors, pendingIds)
+    } finally {
+      this.rendering = false
+    }
+    // Moving an element blurs it: give focus back.
+    if (focused instanceof HTMLElement && focused !== document.activeElement && focused.isConnected) focused.focus()
+    if (this.editingId !== undefined && this.state.cards[this.editingId] === undefined) {
+      this.editingId = undefined
+      this.actions.editing(null)
+      this.onEditLost()
+    }
+  }
+
+  private renderAll(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
+    for (const column of state.columns) this.renderColumn(state, column, editors, pendingIds)
+    for (const [name, els] of this.columns) {
+      if (!state.columns.includes(name)) {
+        els.section.remove()
+        this.columns.delete(name)
+      }
+    }
+    for (const [id, el] of this.cards) {
+      if (state.cards[id] === undefined) {
+        el.remove()
+        this.cards.delete(id)
+      }
+    }
+  }
+
+  private renderColumn(state: BoardState, column: string, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
+    const els = this.columns.get(column) ?? this.makeColumn(column)
+    const placed = cardsIn(state, column)
+    els.count.textContent = String(placed.length)
+    placed.forEach(([id, card], i) => {
+      const el = this.cards.get(id) ?? this.makeCard(id)
+      el.dataset.column = column
+      if (id !== this.editingId) {
+        const title = el.querySelector(".card-title")
+        if (title !== null && title.textContent !== card.title) title.textContent = card.title
+      }
+      el.classList.toggle("pending", pendingIds.has(id))
+      this.showEditor(el, editors.get(id))
+      const at = state.columns.indexOf(column)
+      setDisabled(el, "left", at === 0)
+      setDisabled(el, "right", at === state.columns.length - 1)
+      setDisabled(el, "up", i === 0)
+      setDisabled(el, "down", i === placed.length - 1)
+      if (els.list.children[i] !== el) els.list.insertBefore(el, els.list.children[i] ?? null)
+    })
+    while (els.list.children.length > placed.length) {
+      const extra = els.list.lastElementChild as HTMLElement
+      // A card that moved to another column was already taken; anything left over is stale.
+      extra.remove()
+    }
+  }
+
+  private makeColumn(column: string): ColumnEls {
+    const count = h("span", { class: "count" }, "0")
+    const list = h("ol", { class: "cards", "data-column": column, "aria-label": `Cards in ${column}` })
+    const input = h("input", { name: "title", placeholder: "Add a card…", maxlength: "200", autocomplete: "off", "aria-label": `New card in ${column}` })
+    const form = h("form", { class: "add-card" }, input, h("button", { type: "submit" }, "Add"))
+    form.addEventListener("submit", (e) => {
+      e.preventDefault()
+      const title = input.value.trim()
+      if (title === "") return
+      this.actions.add(column, title)
+      input.value = ""
+    })
+    const section = h("section", { class: "column", "data-column": column }, h("header", {}, h("h2", {}, column), count), list, form)
+    this.root.append(section)
+    const els = { section, list, count }
+    this.columns.set(column, els)
+    return els
+  }
+
+  private makeCard(id: string): HTMLLIElement {
+    const actions = h("span", { class: "card-actions" },
+      ...BUTTONS.map(([action, label, text]) => h("button", { type: "button", "data-action": action, "aria-label": label, title: label }, text)),
+    )
+    const el = h("li", { class: "card", "data-id": id, tabindex: "0", draggable: "true" },
+      h("p", { class: "card-title" }),
+      h("div", { class: "card-foot" }, h("span", { class: "editor-slot" }), actions),
+    )
+    this.cards.set(id, el)
+    return el
+  }
+
+  private showEditor(el: HTMLElement, editor: Editor | undefined): void {
+    el.classList.toggle("edited", editor !== undefined)
+    const slot = el.querySelector(".editor-slot")!
+    if (editor === undefined) {
+      if (slot.childNodes.length > 0) slot.replaceChildren()
+      el.style.removeProperty("--c")
+      return
+    }
+    el.style.setProperty("--c", editor.colour)
+    const text = `${editor.name} is editing`
+    if (slot.textContent !== text) slot.replaceChildren(h("span", { class: "editor-tag" }, text))
+  }
+
+  // ---- input ----
+
+  private click(e: MouseEvent): void {
+    const button = (e.target as Element).closest<HTMLButtonElement>("button[data-action]")
+    const card = button?.closest<HTMLElement>(".card")
+    if (button == null || card == null) return
+    this.act(card.dataset.id!, button.dataset.action!)
+  }
+
+  private key(e: KeyboardEvent): void {
+    const target = e.target as HTMLElement
+    if (!target.classList.contains("card")) return
+    const id = target.dataset.id!
+    const arrows: Record<string, string> = { ArrowLeft: "left", ArrowRight: "right", ArrowUp: "up", ArrowDown: "down" }
+    let action: string | undefined
+    if (e.altKey && arrows[e.key] !== undefined) action = arrows[e.key]
+    else if (e.key === "Enter" || e.key === "F2") action = "rename"
+    else if (e.key === "Delete" || e.key === "Backspace") action = "delete"
+    if (action === undefined) return
+    e.preventDefault()
+    this.act(id, action)
+  }
+
+  private act(id: string, action: string): void {
+    const state = this.state
+    const card = state?.cards[id]
+    if (state === undefined || card === undefined) return
+    const placed = cardsIn(state, card.column)
+    const index = placed.findIndex(([cid]) => cid === id)
+    const at = state.columns.indexOf(card.column)
+    const toColumn = (c: string | undefined) => c !== undefined && this.actions.move(id, c, cardsIn(state, c).length)
+    switch (action) {
+      case "left": return void toColumn(state.columns[at - 1])
+      case "right": return void toColumn(state.columns[at + 1])
+      case "up": return void (index > 0 && this.actions.move(id, card.column, index - 1))
+      case "down": return void (index < placed.length - 1 && this.actions.move(id, card.column, index + 1))
+      case "rename": return this.startEdit(id)
+      case "delete": return this.actions.remove(id)
+    }
+  }
+
+  // ---- inline rename ----
+
+  startEdit(id: string): void {
+    const el = this.cards.get(id)
+    const card = this.state?.cards[id]
+    if (el === undefined || card === undefined || this.editingId === id) return
+    if (this.editingId !== undefined) this.cards.get(this.editingId)?.querySelector("input")?.blur()
+    this.editingId = id
+    this.actions.editing(id)
+    el.draggable = false
+    const title = el.querySelector(".card-title")!
+    const input = h("input", { class: "card-title-input", value: card.title, maxlength: "200", "aria-label": "Card title" })
+    title.replaceChildren(input)
+    let done = false
+    const finish = (save: boolean) => {
+      if (done) return
+      done = true
+      const text = input.value.trim()
+      const now = this.state?.cards[id]
+      this.editingId = undefined
+      el.draggable = true
+      title.replaceChildren(now?.title ?? card.title)
+      this.actions.editing(null)
+      if (save && now !== undefined && text !== "" && text !== now.title) {
+        title.textContent = text
+        this.actions.rename(id, text)
+      }
+      if (el.isConnected) el.focus()
+    }
+    input.addEventListener("keydown", (e) => {
+      e.stopPropagation()
+      if (e.key === "Enter") finish(true)
+      else if (e.key === "Escape") finish(false)
+    })
+    input.addEventListener("blur", () => this.rendering || finish(true))
+    input.focus()
+    input.select()
+  }
+}
+
+const setDisabled = (card: HTMLElement, action: string, disabled: boolean): void => {
+  const b = card.querySelector<HTMLButtonElement>(`button[data-action="${action}"]`)
+  if (b !== null && b.disabled !== disabled) b.disabled = disabled
+}

@@ -1,0 +1,75 @@
+/**
+ * The browser replica: a CanonClient on IndexedDB (through `level`) and the hub's WebSocket
+ * at /sync on this page's origin.
+ *
+ * - Offline-first: state and outbox live in IndexedDB, so edits made offline survive a
+ *   reload and go out when the network returns.
+ * - The browser's own network signal drives the connection: going offline closes the socket
+ *   at once (a socket on a dead network can look open for a long time), coming back online
+ *   or back to the tab reconnects without waiting for the backoff.
+ * - One replica per tab: each tab holds a Web Lock on a storage slot, so two tabs never share
+ *   a clientId and outbox (their command numbers would collide).
+ */
+import { CanonClient, type KVStore } from "../../../core/index.js"
+import { LevelStorage } from "../../../adapters/level/index.js"
+import { wsClientTransport } from "../../../adapters/ws/client-browser.js"
+import { systemRuntime } from "../../../adapters/system/index.js"
+import { Board } from "../board.js"
+
+export interface Replica {
+  readonly client: CanonClient
+  /** undefined when IndexedDB is unavailable (private mode in some browsers): nothing survives a reload. */
+  readonly storage: KVStore | undefined
+  readonly slot: number
+}
+
+export const syncUrl = (): string => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/sync`
+
+interface LockManager {
+  request(name: string, options: { signal?: AbortSignal; ifAvailable?: boolean }, fn: (lock: unknown) => Promise<void>): Promise<void>
+}
+
+/**
+ * A storage slot no other tab holds. Slot 0 is waited for a moment, since on a reload the old
+ * page may still hold it for a few milliseconds.
+ */
+const claimSlot = async (): Promise<number> => {
+  const locks = (navigator as { locks?: LockManager }).locks
+  if (locks === undefined) return 0
+  for (let slot = 0; slot < 16; slot++) {
+    const got = await new Promise<boolean>((resolve) => {
+      locks
+        .request(`canon-demo-slot-${slot}`, { signal: AbortSignal.timeout(slot === 0 ? 1500 : 200) }, () => {
+          resolve(true)
+          return new Promise<void>(() => {}) // held for the life of the page
+        })
+        .catch(() => resolve(false))
+    })
+    if (got) return slot
+  }
+  return 0
+}
+
+export const openReplica = async (onStorageProblem: (message: string) => void): Promise<Replica> => {
+  const slot = await claimSlot()
+  let storage: LevelStorage | undefined
+  try {
+    storage = await LevelStorage.open(`canon-demo-${slot}`)
+  } catch (e) {
+    onStorageProblem(`This browser won't let the board store data (${e instanceof Error ? e.message : String(e)}); edits are kept only while the page is open.`)
+  }
+  const client = await CanonClient.open({
+    transport: wsClientTransport(syncUrl()),
+    runtime: systemRuntime,
+    machines: [Board],
+    storage,
+    autoConnect: navigator.onLine,
+  })
+  addEventListener("offline", () => client.disconnect())
+  addEventListener("online", () => client.connect())
+  // Back to the tab: skip the rest of a long backoff.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && navigator.onLine && client.status === "offline") client.connect()
+  })
+  return { client, storage, slot }
+}

@@ -1,0 +1,55 @@
+/**
+ * The connection pill, always visible: online / offline / reconnecting, and how many local
+ * changes the hub has not confirmed yet. `data-state` and `data-pending` carry the same for
+ * tests and styles.
+ */
+import type { ClientStatus } from "../../../core/index.js"
+
+export type Shown = "online" | "offline" | "reconnecting" | "connecting" | "refused"
+
+export class StatusView {
+  private status: ClientStatus = "connecting"
+  private pending = 0
+  private everOnline = false
+  private refusal = ""
+
+  constructor(private readonly el: HTMLElement) {}
+
+  setStatus(status: ClientStatus, refusal = ""): void {
+    this.status = status
+    this.refusal = refusal
+    if (status === "online") this.everOnline = true
+    this.render()
+  }
+
+  setPending(n: number): void {
+    if (n === this.pending) return
+    this.pending = n
+    this.render()
+  }
+
+  render(): void {
+    const shown = this.shown()
+    const n = this.pending
+    const changes = `${n} change${n === 1 ? "" : "s"}`
+    const label: Record<Shown, string> = {
+      online: n === 0 ? "Online · all changes synced" : `Online · syncing ${changes}`,
+      offline: n === 0 ? "Offline · edits are kept on this device" : `Offline · ${changes} not yet synced`,
+      reconnecting: n === 0 ? "Reconnecting…" : `Reconnecting… · ${changes} not yet synced`,
+      connecting: "Connecting…",
+      refused: `Not syncing: ${this.refusal || "the hub refused this app"}`,
+    }
+    this.el.dataset.state = shown
+    this.el.dataset.pending = String(n)
+    this.el.title = shown === "offline" ? "No network: keep working, your changes sync when you are back online." : ""
+    const text = this.el.querySelector(".status-text")
+    if (text !== null) text.textContent = label[shown]
+  }
+
+  private shown(): Shown {
+    if (this.status === "refused") return "refused"
+    if (this.status === "online") return "online"
+    if (!navigator.onLine || this.status === "closed") return "offline"
+    return this.everOnline ? "reconnecting" : this.status === "connecting" ? "connecting" : "reconnecting"
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * The demo board end to end, in real Chromium (Debian's /usr/bin/chromium through
+ * playwright-core) against a real hub (startHub on a temporary LevelDB directory):
+ * two people editing the same card at once converge; edits made offline survive a reload
+ * served by the service worker and reach the hub's log exactly once; the board survives a
+ * hub restart; presence shows who is here and what they edit, and forgets who left.
+ *
+ * The tests run in order and share the hub and two browser profiles (A and B).
+ * Screenshots go to test/artifacts/ (git-ignored).
+ */
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import type http from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { Page } from "playwright-core"
+import { AuthorityStore, type Entry } from "../core/index.js"
+import { LevelStorage } from "../adapters/level/index.js"
+import { startHub, type PageHandler, type RunningHub } from "../apps/hub/start.js"
+import { parseConfig } from "../apps/hub/config.js"
+import { Board } from "../apps/demo/board.js"
+import { buildDemo } from "../apps/demo/build.js"
+import { demoPages } from "../apps/demo/pages.js"
+import { CHROMIUM, chromiumAvailable, launchProfile, type Profile } from "./support/browser.js"
+
+const BOARD = "e2e"
+const DOC_ID = `board/${BOARD}`
+const ARTIFACTS = join(process.cwd(), "test", "artifacts")
+/** Upper bound of any one wait: generous for a loaded 2-core machine, still bounded. */
+const WAIT_MS = 15_000
+
+let dir: string
+let hub: RunningHub | undefined
+let port = 0
+/** Requests for the page itself (`/`): the offline reload must not make one. */
+let pageRequests = 0
+let A: Profile | undefined
+let B: Profile | undefined
+let pa: Page
+let pb: Page
+
+const start = async (): Promise<RunningHub> => {
+  const config = parseConfig(["--data", join(dir, "data"), "--port", String(port)], {})
+  if (config === "help") throw new Error("unexpected")
+  const pages = demoPages(await buildDemo())
+  const counting: PageHandler = (req: http.IncomingMessage, res: http.ServerResponse, h) => {
+    if (new URL(req.url ?? "/", "http://x").pathname === "/") pageRequests++
+    return pages(req, res, h)
+  }
+  const running = await startHub(config, [Board], counting)
+  port = Number(new URL(running.url).port)
+  return running
+}
+
+/** Polls `check` until it returns true; fails with `what` (and the last value seen) after WAIT_MS. */
+const until = async (what: string, check: () => Promise<boolean> | boolean, ms = WAIT_MS): Promise<void> => {
+  const end = Date.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      if (await check()) return
+    } catch (e) {
+      last = e
+    }
+    if (Date.now() > end) throw new Error(`Timed out after ${ms} ms waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ""}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+interface DocInfo {
+  readonly seq: number
+  readonly hash: string
+  readonly pending: number
+  readonly synced: boolean
+  readonly status: string
+}
+
+const info = (page: Page): Promise<DocInfo> =>
+  page.evaluate(() => {
+    const c = window.canon!
+    return { seq: c.doc.confirmedSeq, hash: c.doc.confirmedHash(), pending: c.doc.pendingCount, synced: c.doc.synced, status: c.client.status }
+  })
+
+/** The board as rendered: column name -> card titles in order (what a person sees). */
+const rendered = (page: Page): Promise<Record<string, string[]>> =>
+  page.evaluate(() => {
+    const out: Record<string, string[]> = {}
+    for (const col of document.querySelectorAll<HTMLElement>("#board .column")) {
+      out[col.dataset.column!] = [...col.querySelectorAll(".card .card-title")].map((t) => t.textContent ?? "")
+    }
+    return out
+  })
+
+/** The board as the document holds it (same shape as `rendered`). */
+const modelled = (page: Page): Promise<Record<string, string[]>> =>
+  page.evaluate(() => {
+    const s = window.canon!.doc.snapshot()
+    const out: Record<string, string[]> = {}
+    for (const col of s.columns) {
+      out[col] = Object.entries(s.cards)
+        .filter(([, c]) => c.column === col)
+        .sort(([ia, a], [ib, b]) => a.position - b.position || (ia < ib ? -1 : 1))
+        .map(([, c]) => c.title)
+    }
+    return out
+  })
+
+const openBoard = async (page: Page): Promise<void> => {
+  await page.goto(`http://127.0.0.1:${port}/#board=${BOARD}`, { timeout: WAIT_MS })
+  await until("the board to load and sync", async () => (await page.evaluate(() => window.canon?.doc?.synced === true && window.canon.board === "e2e")))
+}
+
+/** Both pages: nothing pending, synced, the same confirmed seq and hash, and the same board on screen. */
+const converged = async (): Promise<Record<string, string[]>> => {
+  let seen: unknown
+  await until("both browsers to converge", async () => {
+    const [ia, ib] = await Promise.all([info(pa), info(pb)])
+    seen = { a: ia, b: ib }
+    if (ia.pending !== 0 || ib.pending !== 0 || !ia.synced || !ib.synced || ia.seq !== ib.seq || ia.hash !== ib.hash) return false
+    const [ra, rb, ma] = await Promise.all([rendered(pa), rendered(pb), modelled(pa)])
+    seen = { ra, rb, ma }
+    return JSON.stringify(ra) === JSON.stringify(rb) && JSON.stringify(ra) === JSON.stringify(ma)
+  }).catch((e: Error) => {
+    throw new Error(`${e.message}; last seen ${JSON.stringify(seen)}`)
+  })
+  return rendered(pa)
+}
+
+const cardId = async (page: Page, title: string): Promise<string> => {
+  let id: string | undefined
+  await until(`a card "${title}"`, async () => {
+    id = await page.evaluate((t) => Object.entries(window.canon!.doc.state.cards).find(([, c]) => c.title === t)?.[0], title)
+    return id !== undefined
+  })
+  return id!
+}
+
+const addCard = async (page: Page, column: string, title: string): Promise<void> => {
+  const input = page.locator(`input[aria-label="New card in ${column}"]`)
+  await input.fill(title)
+  await input.press("Enter")
+}
+
+const rename = async (page: Page, id: string, title: string): Promise<void> => {
+  await page.locator(`.card[data-id="${id}"] .card-title`).dblclick()
+  const input = page.locator(`.card[data-id="${id}"] input.card-title-input`)
+  await input.fill(title)
+  await input.press("Enter")
+}
+
+/** Moves a card with the keyboard (Alt + arrow), as a person without a mouse would. */
+const key = async (page: Page, id: string, keys: string): Promise<void> => {
+  await page.locator(`.card[data-id="${id}"]`).focus()
+  await page.keyboard.press(keys)
+}
+
+/** Clicks one of a card's buttons (they show on hover). */
+const button = async (page: Page, id: string, action: string): Promise<void> => {
+  await page.locator(`.card[data-id="${id}"]`).hover()
+  await page.locator(`.card[data-id="${id}"] button[data-action="${action}"]`).click()
+}
+
+const statusOf = (page: Page) => page.locator("#status").evaluate((el: HTMLElement) => ({ state: el.dataset.state, pending: el.dataset.pending, text: el.textContent }))
+
+beforeAll(async () => {
+  if (!chromiumAvailable()) throw new Error(`No Chromium at ${CHROMIUM}: install it with \`apt-get install chromium\` (.ci/run does), or set CANON_CHROMIUM.`)
+  mkdirSync(ARTIFACTS, { recursive: true })
+  dir = mkdtempSync(join(tmpdir(), "canon-e2e-"))
+  hub = await start()
+  ;[A, B] = await Promise.all([launchProfile(), launchProfile()])
+  pa = A.context.pages()[0] ?? (await A.context.newPage())
+  pb = B.context.pages()[0] ?? (await B.context.newPage())
+  for (const [page, who] of [[pa, "A"], [pb, "B"]] as const) {
+    page.on("pageerror", (e) => console.error(`page ${who}: ${e.message}`))
+  }
+  await Promise.all([openBoard(pa), openBoard(pb)])
+}, 60_000)
+
+afterAll(async () => {
+  await Promise.all([A?.close(), B?.close()])
+  await hub?.close().catch(() => {})
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+}, 30_000)
+
+test("two people add, rename and move the same card at once: both browsers converge", async () => {
+  await Promise.all([addCard(pa, "To do", "Write the docs"), addCard(pb, "To do", "Fix the login bug")])
+  await addCard(pa, "To do", "Plan the release")
+  const docs = await cardId(pb, "Write the docs")
+  await cardId(pa, "Fix the login bug")
+
+  // The same card, renamed and moved by both at the same moment.
+  await Promise.all([rename(pa, docs, "Write the docs (A)"), rename(pb, docs, "Write the docs (B)")])
+  await Promise.all([key(pa, docs, "Alt+ArrowRight"), key(pb, docs, "Alt+ArrowRight").then(() => key(pb, docs, "Alt+ArrowRight"))])
+  // A reorders with a button; B drags a card into Done.
+  const plan = await cardId(pa, "Plan the release")
+  await button(pa, plan, "up")
+  const bug = await cardId(pb, "Fix the login bug")
+  await pb.locator(`.card[data-id="${bug}"]`).dragTo(pb.locator('.column[data-column="Done"] .cards'))
+
+  const board = await converged()
+  const all = Object.values(board).flat()
+  expect(all).toHaveLength(3)
+  expect(all.filter((t) => t.startsWith("Write the docs ("))).toHaveLength(1)
+  expect(board["Done"]).toContain("Fix the login bug")
+  expect(board["To do"]).toEqual(["Plan the release"])
+})
+
+test("edits made offline survive a reload from the service worker and reach the hub once", async () => {
+  await until("the service worker to be active", () => pb.evaluate(() => navigator.serviceWorker.ready.then((r) => r.active !== null)))
+  const plan = await cardId(pb, "Plan the release")
+  const bug = await cardId(pb, "Fix the login bug")
+
+  await B!.context.setOffline(true)
+  await until("B to show offline", async () => (await statusOf(pb)).state === "offline")
+  await addCard(pb, "To do", "Offline idea 1")
+  await addCard(pb, "Doing", "Offline idea 2")
+  const idea = await cardId(pb, "Offline idea 1")
+  await rename(pb, idea, "Offline idea 1, renamed")
+  await key(pb, plan, "Alt+ArrowRight")
+  await key(pb, bug, "Alt+ArrowLeft") // B moves a card that A deletes meanwhile: rejected on reconnect
+  await button(pa, bug, "delete")
+  await addCard(pa, "Done", "Online meanwhile")
+  await until("B's status to count its 5 offline edits", async () => (await statusOf(pb)).pending === "5")
+  expect((await statusOf(pb)).text).toMatch(/Offline · 5 changes not yet synced/)
+
+  // Reload with no network: the service worker serves the page, IndexedDB the edits.
+  const before = pageRequests
+  await pb.reload({ timeout: WAIT_MS })
+  await until("B to reload offline", () => pb.evaluate(() => window.canon?.doc !== undefined && document.querySelectorAll(".card").length > 0))
+  expect(pageRequests).toBe(before)
+  expect((await info(pb)).pending).toBe(5)
+  const offlineView = Object.values(await rendered(pb)).flat()
+  expect(offlineView).toEqual(expect.arrayContaining(["Offline idea 1, renamed", "Offline idea 2", "Fix the login bug"]))
+  expect(offlineView).not.toContain("Online meanwhile")
+  expect((await statusOf(pb)).state).toBe("offline")
+  await pb.screenshot({ path: join(ARTIFACTS, "demo-board-offline.png") })
+
+  await B!.context.setOffline(false)
+  const board = await converged()
+  const all = Object.values(board).flat()
+  expect(all).toEqual(expect.arrayContaining(["Offline idea 1, renamed", "Offline idea 2", "Online meanwhile"]))
+  expect(all).not.toContain("Fix the login bug")
+  expect(board["Doing"]).toContain("Plan the release")
+  // The move of the deleted card was rejected, and B was told in words.
+  await until("B to show the rejection", async () => /Couldn't move the card: this card was deleted by someone else\./.test((await pb.locator("#toasts").textContent()) ?? ""))
+  await pb.waitForTimeout(250) // the toast's entrance animation
+  await pb.screenshot({ path: join(ARTIFACTS, "demo-board-rejected.png") })
+  await until("B's status to say all is synced", async () => (await statusOf(pb)).text === "Online · all changes synced")
+  await pa.mouse.move(5, 790)
+  await pa.screenshot({ path: join(ARTIFACTS, "demo-board-converged.png") })
+})
+
+test("the hub restarts on the same data directory: the log holds each edit once, the board is intact", async () => {
+  const board = await converged()
+  const { seq, hash } = await info(pa)
+  await hub!.close()
+  hub = undefined
+
+  const storage = await LevelStorage.open(join(dir, "data"))
+  let log: Entry[]
+  try {
+    log = await new AuthorityStore(storage).entries(DOC_ID, 0, 100_000)
+  } finally {
+    await storage.close()
+  }
+  expect(log).toHaveLength(seq)
+  const keys = log.map((e) => `${e.clientId}/${e.clientSeq}`)
+  expect(new Set(keys).size).toBe(keys.length)
+  const titled = (name: string, title: string) => log.filter((e) => e.name === name && (e.args as { title?: string }).title === title)
+  expect(titled("addCard", "Offline idea 1")).toHaveLength(1)
+  expect(titled("addCard", "Offline idea 2")).toHaveLength(1)
+  expect(titled("renameCard", "Offline idea 1, renamed")).toHaveLength(1)
+
+  hub = await start()
+  await Promise.all([pa.reload({ timeout: WAIT_MS }), pb.reload({ timeout: WAIT_MS })])
+  await until("both to resync after the restart", async () => (await Promise.all([pa, pb].map((p) => p.evaluate(() => window.canon?.doc?.synced === true)))).every(Boolean))
+  expect(await converged()).toEqual(board)
+  expect(await info(pa)).toMatchObject({ seq, hash })
+})
+
+test("presence: B sees A's name and the card A is editing, and sees A leave", async () => {
+  const name = await pa.evaluate(() => window.canon!.identity.name)
+  await until("B to list A", async () => (await pb.locator("#people").textContent())?.includes(name) === true)
+
+  const idea = await cardId(pa, "Offline idea 2")
+  await pa.locator(`.card[data-id="${idea}"] .card-title`).dblclick()
+  const edited = pb.locator(`.card[data-id="${idea}"]`)
+  await until("B to outline the card A edits", async () => (await edited.getAttribute("class"))?.includes("edited") === true)
+  expect(await edited.locator(".editor-tag").textContent()).toBe(`${name} is editing`)
+  await pb.screenshot({ path: join(ARTIFACTS, "demo-board-presence.png") })
+  await pa.keyboard.press("Escape")
+  await until("the outline to go when A stops editing", async () => (await edited.getAttribute("class"))?.includes("edited") === false)
+
+  await A!.close()
+  A = undefined
+  await until("B to see A leave", async () => (await pb.locator("#people").textContent())?.includes(name) === false)
+  await pb.setViewportSize({ width: 390, height: 800 })
+  await pb.screenshot({ path: join(ARTIFACTS, "demo-board-narrow.png"), fullPage: true })
+})

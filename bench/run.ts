@@ -11,6 +11,7 @@ import { environment, formatTable, hasGc, now, verdict, writeResults, type Suite
 const SUITES: Record<string, () => Promise<{ suite: Suite }>> = {
   core: () => import("./core.js"),
   storage: () => import("./storage.js"),
+  wire: () => import("./wire.js"),
 }
 
 const usage = `usage: npm run bench -- [--quick] [--suite NAME]

@@ -27,9 +27,9 @@ import type { AuthorityStore } from "../store/authority-store.js"
 import type { AuthorityHead, ClientRecord } from "../store/records.js"
 
 export interface AuthorityOptions {
-  /** Publish a checkpoint every this many entries. Default 256. */
+  /** Publish a checkpoint every this many entries. Default 256; Infinity turns checkpoints off. */
   readonly checkpointEvery?: number
-  /** Publish a checkpoint of the head after the document is quiet this long (ms). Default 1000. */
+  /** Publish a checkpoint of the head after the document is quiet this long (ms). Default 1000; Infinity: never. */
   readonly quietCheckpointMs?: number
   /** Entries per catch-up message. Default 512. */
   readonly catchUpPage?: number
@@ -175,7 +175,9 @@ export class DocAuthority<S = unknown> {
     // The stored checkpoint at the head must describe the state we rebuilt. If it does not,
     // the machine is not deterministic (or changed): publish the truth, so replicas resync.
     let checked = head
-    if (head.seq > 0 && head.checkpoint?.seq === head.seq) {
+    if (options.checkpointEvery === Infinity) {
+      // Checkpoints are off.
+    } else if (head.seq > 0 && head.checkpoint?.seq === head.seq) {
       const hash = hashState(host.root)
       if (hash !== head.checkpoint.hash) checked = { ...head, checkpoint: { seq: head.seq, hash } }
     } else if (head.seq > 0) {
@@ -481,6 +483,7 @@ export class DocAuthority<S = unknown> {
 
   private armQuietCheckpoint(): void {
     this.quietTimer?.cancel()
+    if (!Number.isFinite(this.quietMs)) return
     this.quietTimer = this.runtime.setTimer(this.quietMs, () => {
       this.quietTimer = undefined
       if (this.flushing || this.broken) return this.armQuietCheckpoint()

@@ -1,0 +1,91 @@
+/**
+ * `npm run chaos`: the kill -9 scenarios with more kills than `npm test` runs.
+ *
+ *   npm run chaos -- [--scenario hub|client|both] [--kills N] [--client-kills N] [--clients C]
+ *                    [--seed S] [--runs R] [--sync] [--quiet]
+ *
+ * --kills N         SIGKILLs of the hub (default 25)
+ * --client-kills N  SIGKILLs of the client process (default 10)
+ * --clients C       in-process clients submitting during the hub scenario (default 3)
+ * --seed S          first seed (default random); run i uses S + i
+ * --runs R          repeat each scenario R times (default 1)
+ * --sync            the hub fsyncs every commit
+ *
+ * Prints each run's summary; on a violated invariant prints it with the seed and the
+ * command that reproduces it, and exits 1. Children are SIGKILLed and temp dirs removed on
+ * every exit path (Ctrl-C included).
+ */
+import { killAllChildren, parseFlags, removeTempDirs } from "./harness.js"
+import { describeHubCrash, hubCrashRepro, runHubCrash } from "./hub-crash.js"
+import { clientCrashRepro, describeClientCrash, runClientCrash } from "./client-crash.js"
+
+const USAGE = "Usage: npm run chaos -- [--scenario hub|client|both] [--kills N] [--client-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]"
+
+const main = async (): Promise<number> => {
+  let flags
+  try {
+    flags = parseFlags(process.argv.slice(2))
+  } catch (e) {
+    console.error(`${e instanceof Error ? e.message : String(e)}\n${USAGE}`)
+    return 2
+  }
+  if (flags.has("help")) {
+    console.log(USAGE)
+    return 0
+  }
+  const scenario = flags.get("scenario") ?? "both"
+  if (!["hub", "client", "both"].includes(scenario)) {
+    console.error(`--scenario must be hub, client or both.\n${USAGE}`)
+    return 2
+  }
+  const kills = flags.num("kills", 25)
+  const clientKills = flags.num("client-kills", 10)
+  const clients = flags.num("clients", 3)
+  const runs = flags.num("runs", 1)
+  const firstSeed = flags.num("seed", Math.floor(Math.random() * 2 ** 31))
+  const sync = flags.has("sync")
+  const log = flags.has("quiet") ? () => {} : (l: string) => console.log(`  ${l}`)
+  let failed = 0
+  for (let run = 0; run < runs; run++) {
+    const seed = firstSeed + run
+    if (scenario !== "client") {
+      const r = await runHubCrash({ seed, kills, clients, sync, log })
+      console.log(describeHubCrash(r))
+      if (r.violations.length > 0) {
+        failed++
+        console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${hubCrashRepro({ seed, kills, clients, sync })}`)
+      }
+    }
+    if (scenario !== "hub") {
+      const r = await runClientCrash({ seed, kills: clientKills, log })
+      console.log(describeClientCrash(r))
+      if (r.violations.length > 0) {
+        failed++
+        console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${clientCrashRepro({ seed, kills: clientKills })}`)
+      }
+    }
+  }
+  console.log(failed === 0 ? "chaos: all invariants held" : `chaos: ${failed} run(s) violated an invariant`)
+  return failed === 0 ? 0 : 1
+}
+
+const cleanup = async () => {
+  await killAllChildren()
+  removeTempDirs()
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    void cleanup().finally(() => process.exit(130))
+  })
+}
+main().then(
+  async (code) => {
+    await cleanup()
+    process.exit(code)
+  },
+  async (e: unknown) => {
+    console.error(`chaos: ${e instanceof Error ? e.stack ?? e.message : String(e)}`)
+    await cleanup()
+    process.exit(1)
+  },
+)

@@ -1,0 +1,261 @@
+/**
+ * Scenario: a client process with pending commands is killed with SIGKILL and restarted on
+ * its LevelDB directory; once it reaches the hub, its pending commands are confirmed exactly
+ * once and it converges.
+ *
+ * A hub runs in a child process (hub-process.ts, LevelDB). One client process
+ * (client-process.ts, LevelStorage) is started `kills` times on the same directory and
+ * SIGKILLed at a seeded random moment each time: the first round always offline (its
+ * outbox only grows), later rounds offline (dead port, or autoConnect off) or online (killed
+ * while its commands are being sent and confirmed). Each kill comes after a random number of
+ * its commands reported `receipt.persisted`, while more are being submitted. An in-process
+ * client on the same document submits notes meanwhile, so the client's commands interleave
+ * with others. A last start with the hub reachable waits until nothing is pending.
+ *
+ * Checked, from the client's lines and the hub's directory read after a clean stop:
+ * - the client keeps its clientId across restarts; on each restart its outbox holds every
+ *   command that reported persisted and was not yet reported confirmed;
+ * - a clientSeq that reported persisted is never reused for another command;
+ * - in the log, the client's clientSeqs appear exactly once each and run 1..n without a gap,
+ *   and each persisted command is there with its own arguments (its id);
+ * - nothing of it was rejected; the log is contiguous; the in-process client's
+ *   acknowledgments are at their seqs;
+ * - the client's final confirmed seq and hash, and the in-process client's, equal a fresh
+ *   load of the authority from the hub's directory.
+ */
+import { CanonClient, CommandRejected, seededRandom, type Entry } from "../../core/index.js"
+import { MemoryStorage } from "../../adapters/memory/index.js"
+import { systemRuntime } from "../../adapters/system/index.js"
+import { wsClientTransport } from "../../adapters/ws/index.js"
+import { Todo } from "../support/machines.js"
+import { type Child, deadline, pickPort, removeTempDir, sleep, spawnScript, tempDir, until } from "./harness.js"
+import { readHubDir } from "./hub-crash.js"
+import { join } from "node:path"
+
+export interface ClientCrashOptions {
+  readonly seed: number
+  /** SIGKILLs of the client process (rounds before the final one). */
+  readonly kills: number
+  readonly log?: (line: string) => void
+}
+
+type Mode = "offline-dead-port" | "offline-no-connect" | "online"
+
+export interface RoundRecord {
+  readonly mode: Mode
+  readonly submitted: number
+  readonly persisted: number
+  readonly confirmed: number
+  /** Pending clientSeqs the restarted client found in its outbox. */
+  readonly pendingAtOpen: number
+}
+
+export interface ClientCrashReport {
+  readonly seed: number
+  readonly kills: number
+  readonly rounds: ReadonlyArray<RoundRecord>
+  /** Commands that reported persisted before a kill: each checked in the log. */
+  readonly persistedChecked: number
+  /** Log entries of the client (its clientSeqs 1..n). */
+  readonly clientEntries: number
+  /** Entries of the client that were durable but never reported persisted (killed in between). */
+  readonly durableUnreported: number
+  /** Acknowledged commands of the in-process client, checked against the log. */
+  readonly otherAcknowledged: number
+  readonly logLength: number
+  readonly durationMs: number
+  readonly violations: ReadonlyArray<string>
+}
+
+const DOC = "crash-client"
+
+export const clientCrashRepro = (o: Pick<ClientCrashOptions, "seed" | "kills">): string =>
+  `npm run chaos -- --scenario client --seed ${o.seed} --client-kills ${o.kills} (or CANON_CRASH_SEED=${o.seed} npm test -- crash-client)`
+
+export const runClientCrash = async (options: ClientCrashOptions): Promise<ClientCrashReport> => {
+  const started = Date.now()
+  const { seed, kills } = options
+  const log = options.log ?? (() => {})
+  const rand = seededRandom(seed)
+  const dir = tempDir("canon-crash-client-")
+  const hubDir = join(dir, "hub")
+  const clientDir = join(dir, "client")
+  const violations: string[] = []
+  const rounds: RoundRecord[] = []
+  let hub: Child | undefined
+  let client: Child | undefined
+  let other: CanonClient | undefined
+  let noiseOn = false
+  let noise: Promise<void> | undefined
+
+  try {
+    hub = spawnScript("hub", "hub-process.ts", ["--data", hubDir, "--port", String(await pickPort(rand))])
+    const port = Number((await hub.waitForLine((l) => l.startsWith("READY "), 30_000)).split(" ")[1])
+    const url = `ws://127.0.0.1:${port}/sync`
+    const deadUrl = `ws://127.0.0.1:${await pickPort(rand)}/sync`
+    log(`seed ${seed}: hub on ${url}, client data in ${clientDir}`)
+
+    // Someone else on the document, so the client's commands interleave with others'.
+    other = await CanonClient.open({ transport: wsClientTransport(url), runtime: systemRuntime, machines: [Todo], storage: new MemoryStorage(), backoff: { baseMs: 20, maxMs: 200 } })
+    const otherId = other.clientId
+    const otherDoc = await other.open(Todo, DOC)
+    const otherSent: { clientSeq: number; seq?: number; rejected?: string }[] = []
+    noiseOn = true
+    noise = (async () => {
+      for (let i = 0; noiseOn && i < 10_000; i++) {
+        const r = otherDoc.submit("note", { text: `other ${i}` })
+        const rec: { clientSeq: number; seq?: number; rejected?: string } = { clientSeq: r.clientSeq }
+        otherSent.push(rec)
+        r.then(({ seq }) => void (rec.seq = seq), (e: unknown) => void (rec.rejected = e instanceof CommandRejected ? e.code : String(e)))
+        await sleep(15)
+      }
+    })()
+
+    let clientId: string | undefined
+    /** clientSeq -> id, for every command that reported persisted (in any round). */
+    const persisted = new Map<number, string>()
+    /** clientSeqs reported confirmed (in any round). */
+    const confirmed = new Set<number>()
+
+    const start = async (name: string, args: string[]): Promise<Child> => {
+      const c = spawnScript(name, "client-process.ts", ["--data", clientDir, "--doc", DOC, ...args])
+      const idLine = await c.waitForLine((l) => l.startsWith("CLIENT "), 30_000)
+      const id = idLine.split(" ")[1]!
+      if (clientId === undefined) clientId = id
+      else if (id !== clientId) violations.push(`${name}: the client came back as ${id}, not ${clientId} (its clientId was not kept)`)
+      const opened = (await c.waitForLine((l) => l.startsWith("OPENED "), 15_000)).split(" ")
+      const pendingAtOpen = new Set(opened[2] === "-" ? [] : opened[2]!.split(",").map(Number))
+      for (const [cs, id2] of persisted) {
+        if (!confirmed.has(cs) && !pendingAtOpen.has(cs)) violations.push(`${name}: command ${cs} (${id2}) reported persisted, not confirmed, yet is missing from the outbox after the restart`)
+      }
+      return c
+    }
+
+    /** Collects a killed (or finished) round's lines into the shared maps. */
+    const absorb = (name: string, c: Child): { submitted: number; persisted: number; confirmed: number } => {
+      let p = 0
+      for (const [cs, id] of c.linesOf("PERSISTED").map(([a, b]) => [Number(a), b!] as const)) {
+        const before = persisted.get(cs)
+        if (before !== undefined && before !== id) violations.push(`${name}: clientSeq ${cs} reported persisted for ${before} earlier, now for ${id} (a persisted clientSeq was reused)`)
+        persisted.set(cs, id)
+        p++
+      }
+      let k = 0
+      for (const [cs] of c.linesOf("CONFIRMED")) {
+        confirmed.add(Number(cs))
+        k++
+      }
+      for (const [cs, code] of c.linesOf("REJECTED")) violations.push(`${name}: command ${cs} was rejected (${code}); every command of this test is valid`)
+      return { submitted: c.linesOf("SUBMITTED").length, persisted: p, confirmed: k }
+    }
+
+    for (let round = 0; round < kills; round++) {
+      const r = rand()
+      const mode: Mode = round === 0 ? (r < 0.5 ? "offline-dead-port" : "offline-no-connect") : r < 0.3 ? "offline-dead-port" : r < 0.5 ? "offline-no-connect" : "online"
+      const n = 20 + Math.floor(rand() * 100)
+      const interval = Math.floor(rand() * 3)
+      const name = `client round ${round + 1} (${mode})`
+      const args = [
+        "--url", mode === "offline-dead-port" ? deadUrl : url, "--tag", `r${round}`, "--submit", String(n), "--interval", String(interval),
+        ...(mode === "offline-no-connect" ? ["--no-connect"] : []),
+      ]
+      client = await start(name, args)
+      const pendingAtOpen = client.lines.find((l) => l.startsWith("OPENED "))!.split(" ")[2]
+      // Kill after a random number of its commands are persisted (more are on their way).
+      const target = 1 + Math.floor(rand() * (n - 1))
+      const c = client
+      if (!(await until(() => c.linesOf("PERSISTED").length >= target || !c.running, 20_000, 1))) {
+        violations.push(`${name}: fewer than ${target} commands persisted within 20 s (${c.linesOf("PERSISTED").length})`)
+      }
+      if (mode === "online" || rand() < 0.3) await sleep(Math.floor(rand() * 40))
+      if (!c.running) violations.push(`${name}: exited before the kill: ${c.describe()}`)
+      await c.stop("SIGKILL")
+      const got = absorb(name, c)
+      rounds.push({ mode, ...got, pendingAtOpen: pendingAtOpen === "-" || pendingAtOpen === undefined ? 0 : pendingAtOpen.split(",").length })
+      log(`${name}: ${got.submitted}/${n} submitted, ${got.persisted} persisted, ${got.confirmed} confirmed, then SIGKILL`)
+    }
+
+    // The others stop; the client comes back with the hub reachable and drains its outbox.
+    noiseOn = false
+    await noise
+    if (!(await until(() => otherSent.every((s) => s.seq !== undefined || s.rejected !== undefined), 15_000))) {
+      violations.push(`the in-process client's commands did not all settle within 15 s (${otherSent.filter((s) => s.seq === undefined && s.rejected === undefined).length} open)`)
+    }
+    client = await start("client, final round", ["--url", url, "--wait", "--wait-ms", "30000"])
+    const c = client
+    const done = (await c.waitForLine((l) => l.startsWith("DONE ") || l.startsWith("TIMEOUT "), 45_000)).split(" ")
+    await Promise.race([c.exited, deadline(10_000)])
+    absorb("client, final round", c)
+    if (done[0] !== "DONE") violations.push(`the restarted client did not drain its outbox: ${done.join(" ")}; ${c.describe()}`)
+    if (c.running || c.exitCode !== 0) violations.push(`the final client did not exit cleanly: ${c.describe()}`)
+    const finalSeq = Number(done[1])
+    const finalHash = done[2]
+    const otherFinal = { seq: otherDoc.confirmedSeq, hash: otherDoc.confirmedHash() }
+    if (!(await until(() => otherDoc.confirmedSeq === finalSeq, 15_000))) violations.push(`the in-process client stayed at seq ${otherDoc.confirmedSeq}, the final client reached ${finalSeq}`)
+    otherFinal.seq = otherDoc.confirmedSeq
+    otherFinal.hash = otherDoc.confirmedHash()
+    await other.close()
+    other = undefined
+
+    await hub.stop("SIGTERM")
+    if (hub.exitCode !== 0) violations.push(`the hub did not stop cleanly on SIGTERM: ${hub.describe()}`)
+    const disk = await readHubDir(hubDir, DOC)
+
+    disk.log.forEach((e, i) => {
+      if (e.seq !== i + 1) violations.push(`log position ${i} holds seq ${e.seq} (seqs not contiguous)`)
+    })
+    if (disk.headSeq !== disk.log.length) violations.push(`head says seq ${disk.headSeq} but the log has ${disk.log.length} entries`)
+    const seen = new Map<string, Entry>()
+    for (const e of disk.log) {
+      const key = `${e.clientId}/${e.clientSeq}`
+      if (seen.has(key)) violations.push(`(clientId, clientSeq) ${key} is in the log twice: seqs ${seen.get(key)!.seq} and ${e.seq}`)
+      seen.set(key, e)
+    }
+    // The crashed client: clientSeqs 1..n once each; every persisted command with its own id.
+    const mine = disk.log.filter((e) => e.clientId === clientId)
+    const seqsOfMine = mine.map((e) => e.clientSeq).sort((a, b) => a - b)
+    seqsOfMine.forEach((cs, i) => {
+      if (cs !== i + 1) violations.push(`the client's clientSeqs in the log are not 1..${mine.length}: position ${i} is ${cs}`)
+    })
+    const byClientSeq = new Map(mine.map((e) => [e.clientSeq, e]))
+    for (const [cs, id] of persisted) {
+      const e = byClientSeq.get(cs)
+      if (e === undefined) violations.push(`command ${cs} (${id}) reported persisted but is not in the log (lost)`)
+      else if ((e.args as { id?: unknown }).id !== id) violations.push(`command ${cs} reported persisted as ${id} but the log has ${JSON.stringify(e.args)}`)
+    }
+    const durableUnreported = mine.filter((e) => !persisted.has(e.clientSeq)).length
+    // The in-process client's acknowledgments.
+    let otherAcknowledged = 0
+    for (const s of otherSent) {
+      if (s.rejected !== undefined) violations.push(`the in-process client's command ${s.clientSeq} was rejected (${s.rejected})`)
+      if (s.seq === undefined) continue
+      otherAcknowledged++
+      const e = disk.log[s.seq - 1]
+      if (e === undefined || e.clientId !== otherId || e.clientSeq !== s.clientSeq || e.name !== "note") {
+        violations.push(`the in-process client's command ${s.clientSeq} was acknowledged at seq ${s.seq}, which holds ${e === undefined ? "nothing" : `${e.clientId}/${e.clientSeq} ${e.name}`}`)
+      }
+    }
+    // Convergence.
+    if (finalSeq !== disk.log.length) violations.push(`the restarted client confirmed seq ${finalSeq}, the log has ${disk.log.length}`)
+    if (finalHash !== disk.hash) violations.push(`the restarted client has hash ${finalHash}, the authority loaded from disk ${disk.hash}`)
+    if (otherFinal.seq !== disk.log.length || otherFinal.hash !== disk.hash) violations.push(`the in-process client ended at seq ${otherFinal.seq} hash ${otherFinal.hash}; the authority at ${disk.log.length} ${disk.hash}`)
+
+    return {
+      seed, kills: rounds.length, rounds, persistedChecked: persisted.size, clientEntries: mine.length, durableUnreported, otherAcknowledged,
+      logLength: disk.log.length, durationMs: Date.now() - started, violations,
+    }
+  } finally {
+    noiseOn = false
+    await noise?.catch(() => {})
+    await other?.close().catch(() => {})
+    await client?.stop("SIGKILL").catch(() => {})
+    await hub?.stop("SIGKILL").catch(() => {})
+    removeTempDir(dir)
+  }
+}
+
+export const describeClientCrash = (r: ClientCrashReport): string =>
+  `client crash, seed ${r.seed}: ${r.kills} SIGKILLs of the client (${r.rounds.map((x) => `${x.mode}: ${x.persisted} persisted/${x.confirmed} confirmed, ${x.pendingAtOpen} pending at open`).join("; ")}); ` +
+  `${r.persistedChecked} persisted commands checked in the log, the client has ${r.clientEntries} entries (${r.durableUnreported} durable but killed before reporting), ` +
+  `${r.otherAcknowledged} acknowledgments of the in-process client checked; log ${r.logLength} entries; ${(r.durationMs / 1000).toFixed(1)} s; ` +
+  `${r.violations.length === 0 ? "no invariant violated" : `${r.violations.length} VIOLATIONS`}`

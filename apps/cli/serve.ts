@@ -22,13 +22,14 @@ export const serve = async (argv: ReadonlyArray<string>): Promise<void> => {
   }
   const machines = await loadMachines(config.machines)
   const running = await startHub(config, machines, hubOnly)
-  console.log(`Canon hub on ${running.url} (sync: ${running.syncUrl})`)
-  console.log(`  machines: ${machines.map((m) => `${m.name} v${m.version}`).join(", ")}`)
-  console.log(`  data:     ${resolve(config.dataDir)}`)
+  // Handlers first: a signal right after the banner must still shut down cleanly.
   const stop = async () => {
     await running.close()
     process.exit(0)
   }
   process.on("SIGINT", stop)
   process.on("SIGTERM", stop)
+  console.log(`Canon hub on ${running.url} (sync: ${running.syncUrl})`)
+  console.log(`  machines: ${machines.map((m) => `${m.name} v${m.version}`).join(", ")}`)
+  console.log(`  data:     ${resolve(config.dataDir)}`)
 }

@@ -28,13 +28,7 @@ const main = async (): Promise<void> => {
   const assets = await buildDemo()
   const running = await startHub(config, [Board], demoPages(assets))
   const url = running.url.replace(/\/$/, "")
-  console.log(`Canon hub listening on ${url}`)
-  console.log(`  board:         ${url}/   (other boards: ${url}/#board=NAME)`)
-  console.log(`  sync endpoint: ${running.syncUrl}`)
-  console.log(`  hub status:    ${url}/status`)
-  console.log(`  data:          ${resolve(config.dataDir)} (LevelDB${config.sync ? ", fsync on every commit" : ""})`)
-  console.log(`  app bundle:    built in ${assets.buildMs} ms (version ${assets.version})`)
-  console.log("Press Ctrl-C to stop.")
+  // Handlers before the banner: a signal right after it must still shut down cleanly.
   let stopping = false
   const stop = async () => {
     if (stopping) return
@@ -46,6 +40,13 @@ const main = async (): Promise<void> => {
   }
   process.on("SIGINT", stop)
   process.on("SIGTERM", stop)
+  console.log(`Canon hub listening on ${url}`)
+  console.log(`  board:         ${url}/   (other boards: ${url}/#board=NAME)`)
+  console.log(`  sync endpoint: ${running.syncUrl}`)
+  console.log(`  hub status:    ${url}/status`)
+  console.log(`  data:          ${resolve(config.dataDir)} (LevelDB${config.sync ? ", fsync on every commit" : ""})`)
+  console.log(`  app bundle:    built in ${assets.buildMs} ms (version ${assets.version})`)
+  console.log("Press Ctrl-C to stop.")
 }
 
 main().catch((e: unknown) => {

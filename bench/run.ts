@@ -7,11 +7,13 @@
  * its loader to SUITES. Run through `node --expose-gc` so each figure starts from a collected heap.
  */
 import { environment, formatTable, hasGc, now, verdict, writeResults, type Suite } from "./harness.js"
+import { writeReadme } from "./report.js"
 
 const SUITES: Record<string, () => Promise<{ suite: Suite }>> = {
   core: () => import("./core.js"),
   storage: () => import("./storage.js"),
   wire: () => import("./wire.js"),
+  peers: () => import("./peers.js"),
 }
 
 const usage = `usage: npm run bench -- [--quick] [--suite NAME]
@@ -56,6 +58,7 @@ const main = async (): Promise<void> => {
     console.log(`wrote ${path}`)
   }
   if (missed > 0) console.log(`\n${missed} goal(s) missed`)
+  console.log(`wrote ${writeReadme()}`)
 }
 
 main().catch((e: unknown) => {

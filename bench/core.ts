@@ -11,7 +11,7 @@
  * 2. Rebase: 100 pending local commands over 1 incoming entry, with a state of 1k and of 100k
  *    items; goal: 100k takes at most twice as long as 1k (rebase must not scale with state).
  */
-import { figure, formatNumber, sample, type Figure, type Suite, type SuiteContext } from "./harness.js"
+import { figure, formatNumber, sample, type Figure, type Suite, type SuiteContext, figureLog } from "./harness.js"
 import { authorityCommitsPerSecond, entriesAppliedPerSecond, localSubmitsPerSecond } from "./core-throughput.js"
 import { rebaseTimes } from "./core-rebase.js"
 
@@ -36,11 +36,7 @@ const sizes = (quick: boolean) => ({
 
 const run = async (ctx: SuiteContext): Promise<Figure[]> => {
   const s = sizes(ctx.quick)
-  const figures: Figure[] = []
-  const add = (f: Figure) => {
-    figures.push(f)
-    ctx.log(`${f.label}: ${formatNumber(f.median)} ${f.unit} (median of ${f.samples.length})`)
-  }
+  const { figures, add } = figureLog(ctx)
 
   add(figure("replica-integrate", "1a. replica: confirmed entries applied", "entries/s",
     await sample(s.plan, () => entriesAppliedPerSecond(s.integrateBatches, s.batch)),

@@ -162,3 +162,13 @@ export const writeResults = (file: string, body: unknown): string => {
   renameSync(`${path}.tmp`, path)
   return path
 }
+
+/** A suite's figures, each logged as it lands. */
+export const figureLog = (ctx: SuiteContext): { readonly figures: Figure[]; readonly add: (f: Figure) => void } => {
+  const figures: Figure[] = []
+  const add = (f: Figure): void => {
+    figures.push(f)
+    ctx.log(`${f.label}: ${formatNumber(f.median)} ${f.unit}${f.samples.length > 1 ? ` (median of ${f.samples.length})` : ""}`)
+  }
+  return { figures, add }
+}

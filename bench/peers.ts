@@ -14,7 +14,7 @@
  * bench/report.ts turns into one comparison table per workload in bench/README.md.
  */
 import os from "node:os"
-import { formatNumber, now, type Figure, type Suite, type SuiteContext } from "./harness.js"
+import { formatNumber, now, type Figure, type Suite, type SuiteContext, figureLog } from "./harness.js"
 import { boardWorkload, type BoardSizes } from "./peers-board.js"
 import { textWorkload, type TextSizes } from "./peers-text.js"
 import { counterWorkload, type CounterSizes } from "./peers-counter.js"
@@ -37,11 +37,7 @@ const sizes = (quick: boolean): { board: BoardSizes; text: TextSizes; counter: C
 
 const run = async (ctx: SuiteContext): Promise<Figure[]> => {
   const s = sizes(ctx.quick)
-  const figures: Figure[] = []
-  const add = (f: Figure) => {
-    figures.push(f)
-    ctx.log(`${f.label}: ${formatNumber(f.median)} ${f.unit}${f.samples.length > 1 ? ` (median of ${f.samples.length})` : ""}`)
-  }
+  const { figures, add } = figureLog(ctx)
   const timed = async (name: string, work: () => Promise<void>) => {
     const t0 = now()
     await work()

@@ -25,7 +25,7 @@ import { AuthorityStore, Hub, type BatchOp, type BatchOptions, type Connection, 
 import { VirtualRuntime } from "../adapters/memory/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { CollectingConnection } from "./collecting-connection.js"
-import { check, collectGarbage, figure, formatNumber, now, type Figure, type Plan, type Suite, type SuiteContext } from "./harness.js"
+import { check, collectGarbage, figure, formatNumber, now, type Figure, type Plan, type Suite, type SuiteContext, figureLog } from "./harness.js"
 import { Counter } from "./machines.js"
 
 const DOC = "bench-doc"
@@ -245,11 +245,7 @@ const replayRun = async (location: string, entries: number): Promise<[number, nu
 
 const run = async (ctx: SuiteContext): Promise<Figure[]> => {
   const s = sizes(ctx.quick)
-  const figures: Figure[] = []
-  const add = (f: Figure) => {
-    figures.push(f)
-    ctx.log(`${f.label}: ${formatNumber(f.median)} ${f.unit} (median of ${f.samples.length})`)
-  }
+  const { figures, add } = figureLog(ctx)
   const dirs = new TempDirs()
   try {
     // Shape the baseline like a real Canon commit: record one run's batches, take a middle one.

@@ -18,7 +18,7 @@
  * The ratios pair runs measured back to back (raw run, then Canon run), so a change of load
  * on the shared machine moves both sides of a ratio together.
  */
-import { figure, formatNumber, median, sample, type Figure, type Plan, type Suite, type SuiteContext } from "./harness.js"
+import { figure, formatNumber, median, sample, type Figure, type Plan, type Suite, type SuiteContext, figureLog } from "./harness.js"
 import type { Doc } from "../core/index.js"
 import { Counter } from "./machines.js"
 import { MESSAGE_BYTES, RawWs, rawEchoRtt, rawMessagesPerSecond } from "./wire-raw.js"
@@ -64,11 +64,7 @@ const sampleEach = async <T>(plan: Plan, run: () => Promise<T>): Promise<T[]> =>
 
 const run = async (ctx: SuiteContext): Promise<Figure[]> => {
   const s = sizes(ctx.quick)
-  const figures: Figure[] = []
-  const add = (f: Figure) => {
-    figures.push(f)
-    ctx.log(`${f.label}: ${formatNumber(f.median)} ${f.unit} (median of ${f.samples.length})`)
-  }
+  const { figures, add } = figureLog(ctx)
   const raw = await RawWs.start(s.ackEvery)
   // One hub per section: MemoryStorage is a sorted array, so one document's log growing
   // in front of another's would charge each insert for moving the other's keys.

@@ -19,20 +19,10 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 /** This folder: the child scripts live here. */
 export const CRASH_DIR = fileURLToPath(new URL("./", import.meta.url))
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
 /** A sleep that does not keep the process alive: the losing side of a bounded race. */
 export const deadline = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref())
 
-/** Polls `done` every `stepMs` until it holds or `maxMs` went by; returns done(). */
-export const until = async (done: () => boolean, maxMs: number, stepMs = 10): Promise<boolean> => {
-  const end = Date.now() + maxMs
-  while (!done()) {
-    if (Date.now() >= end) return false
-    await sleep(stepMs)
-  }
-  return true
-}
+export { sleep, until } from "../support/ws.js"
 
 const children = new Set<Child>()
 const tempDirs = new Set<string>()

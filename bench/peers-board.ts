@@ -34,8 +34,7 @@ import { check, figure, now, type Figure, type Plan, type SuiteContext } from ".
 import { BoardMachine, COLUMNS, type BoardState } from "./peers-machines.js"
 import {
   CountingServer, SYSTEMS, StarLinks, UNLIMITED, backToBack, medianMemoryInChildren, openSocket, pick, startRelay, stopwatch, triple, turn, waitFor,
-  type Elapsed, type MemoryDelta, type Sys,
-} from "./peers-common.js"
+  type Elapsed, type MemoryDelta, type Sys, relayYjs, YJS_REMOTE } from "./peers-common.js"
 import { storedBytes } from "./peers-text.js"
 
 const DOC = "board"
@@ -292,7 +291,7 @@ const yjsSeed = (): Uint8Array => {
   return u
 }
 
-const REMOTE = "remote"
+const REMOTE = YJS_REMOTE
 
 export const yjsBoard = (replicas: number): BoardWorld & { docs: Y.Doc[] } => {
   const runtime = new VirtualRuntime(11)
@@ -307,16 +306,7 @@ export const yjsBoard = (replicas: number): BoardWorld & { docs: Y.Doc[] } => {
     Y.applyUpdate(doc, seed, REMOTE)
     docs.push(doc)
   }
-  // Replica -> server -> every other replica, as y-websocket relays (the server keeps a copy).
-  for (const [i, doc] of docs.entries()) {
-    doc.on("update", (u: Uint8Array, origin: unknown) => {
-      if (origin === REMOTE) return
-      links.send(`r${i}`, "server", u, (bytes) => {
-        Y.applyUpdate(server, bytes, REMOTE)
-        for (const [j, other] of docs.entries()) if (j !== i) links.send("server", `r${j}`, bytes, (b) => Y.applyUpdate(other, b, REMOTE))
-      })
-    })
-  }
+  relayYjs(links, server, docs)
   return {
     docs,
     apply: (i, op) => yjsApply(docs[i]!, op),

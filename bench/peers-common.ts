@@ -9,6 +9,7 @@ import * as http from "node:http"
 import type { AddressInfo, Socket } from "node:net"
 import { fileURLToPath } from "node:url"
 import { WebSocket, WebSocketServer } from "ws"
+import * as Y from "yjs"
 import type { Runtime } from "../core/index.js"
 import { collectGarbage, figure, now, type Figure, type Plan } from "./harness.js"
 
@@ -329,4 +330,20 @@ export const memoryNow = (): { heap: number; rss: number; external: number } => 
   const m = process.memoryUsage()
   // `external` already counts `arrayBuffers` (Buffers, WebAssembly memory).
   return { heap: m.heapUsed, rss: m.rss, external: m.external }
+}
+
+/** Origin of updates that came from elsewhere (so they are not relayed back). */
+export const YJS_REMOTE = "remote"
+
+/** Replica -> server -> every other replica, as y-websocket relays (the server keeps a copy). */
+export const relayYjs = (links: StarLinks, server: Y.Doc, docs: ReadonlyArray<Y.Doc>): void => {
+  for (const [i, doc] of docs.entries()) {
+    doc.on("update", (u: Uint8Array, origin: unknown) => {
+      if (origin === YJS_REMOTE) return
+      links.send(`r${i}`, "server", u, (bytes) => {
+        Y.applyUpdate(server, bytes, YJS_REMOTE)
+        for (const [j, other] of docs.entries()) if (j !== i) links.send("server", `r${j}`, bytes, (b) => Y.applyUpdate(other, b, YJS_REMOTE))
+      })
+    })
+  }
 }

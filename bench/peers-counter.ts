@@ -22,7 +22,7 @@ import { CanonClient, Hub, seededRandom, type Doc } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { check, type Figure, type Plan, type SuiteContext } from "./harness.js"
 import { Counter } from "./machines.js"
-import { SYSTEMS, StarLinks, backToBack, pick, stopwatch, triple, type Sys } from "./peers-common.js"
+import { SYSTEMS, StarLinks, backToBack, pick, stopwatch, triple, type Sys, relayYjs, YJS_REMOTE } from "./peers-common.js"
 
 const DOC = "counter"
 
@@ -83,7 +83,7 @@ const canonCounter = async (s: CounterSizes, times: number[][]): Promise<Counter
   return { convergeMs, wallMs, cpuMs, value: docs[0]!.state.value }
 }
 
-const REMOTE = "remote"
+const REMOTE = YJS_REMOTE
 
 const yjsCounter = async (s: CounterSizes, times: number[][]): Promise<CounterRun> => {
   const runtime = new VirtualRuntime(5)
@@ -94,15 +94,7 @@ const yjsCounter = async (s: CounterSizes, times: number[][]): Promise<CounterRu
     d.clientID = i + 1
     return d
   })
-  for (const [i, doc] of docs.entries()) {
-    doc.on("update", (u: Uint8Array, origin: unknown) => {
-      if (origin === REMOTE) return
-      links.send(`r${i}`, "server", u, (bytes) => {
-        Y.applyUpdate(server, bytes, REMOTE)
-        for (const [j, other] of docs.entries()) if (j !== i) links.send("server", `r${j}`, bytes, (b) => Y.applyUpdate(other, b, REMOTE))
-      })
-    })
-  }
+  relayYjs(links, server, docs)
   const t0 = runtime.now()
   for (const [i, offsets] of times.entries()) {
     const map = docs[i]!.getMap<number>("counter")

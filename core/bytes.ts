@@ -7,7 +7,6 @@ import { canonError } from "./errors.js"
 
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder("utf-8", { fatal: true })
-const TWO_32 = 4294967296
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 export class ByteWriter {
@@ -191,4 +190,3 @@ const decodeUtf8 = (b: Uint8Array): string => {
   }
 }
 
-export const TWO_POW_32 = TWO_32

@@ -9,6 +9,7 @@ import path from "node:path"
 import { CanonError } from "../core/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { storageConformance } from "./storage-conformance.js"
+import { canonErrorOf } from "./support/errors.js"
 
 const tempDir = (): string => mkdtempSync(path.join(os.tmpdir(), "canon-level-"))
 
@@ -28,16 +29,7 @@ describe("LevelStorage: opening", () => {
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
-  const openError = async (p: Promise<unknown>): Promise<CanonError> => {
-    let error: unknown
-    try {
-      await p
-    } catch (e) {
-      error = e
-    }
-    expect(error).toBeInstanceOf(CanonError)
-    return error as CanonError
-  }
+  const openError = canonErrorOf
 
   it("creates a missing directory (nested), with options as one object too", async () => {
     const kv = await LevelStorage.open({ location: path.join(dir, "a", "b", "db"), sync: true })

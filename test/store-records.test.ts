@@ -16,6 +16,7 @@ import * as K from "../core/store/keys.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { Counter, Todo } from "./support/machines.js"
+import { canonErrorOf } from "./support/errors.js"
 
 interface Fixture {
   kv: KVStore
@@ -50,16 +51,7 @@ const adapters: Array<[string, () => Promise<Fixture>]> = [
 
 const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")
 
-const failure = async (p: Promise<unknown>): Promise<CanonError> => {
-  let error: unknown
-  try {
-    await p
-  } catch (e) {
-    error = e
-  }
-  expect(error).toBeInstanceOf(CanonError)
-  return error as CanonError
-}
+const failure = canonErrorOf
 
 /** A hub-side connection that keeps the outcomes the authority acknowledges. */
 class Collector implements Connection<ServerMessage> {

@@ -46,7 +46,6 @@ export interface AuthorityHead {
 }
 
 const headTuple = (h: AuthorityHead): unknown => [h.machine, h.version, h.seq, h.lastTime, h.checkpoint?.seq ?? 0, h.checkpoint?.hash ?? ""]
-export const encodeHead = (h: AuthorityHead): Uint8Array => encodeCanonical(headTuple(h))
 export const writeHead = (w: ByteWriter, h: AuthorityHead): void => writeValue(w, headTuple(h))
 
 export const checkHead = (v: unknown): AuthorityHead => {

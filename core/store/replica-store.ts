@@ -16,7 +16,7 @@ import {
   encodeSnapshot, entryChecker,
 } from "./records.js"
 import { ensureFormat } from "./format.js"
-import { decodeCanonical, encodeCanonical } from "../canonical.js"
+import { encodeCanonical } from "../canonical.js"
 
 export interface StoredReplicaDoc {
   readonly meta: ReplicaMeta
@@ -105,4 +105,3 @@ export class ReplicaStore {
   }
 }
 
-export const decodeSnapshotState = (bytes: Uint8Array): unknown => decodeCanonical(bytes)

@@ -22,7 +22,7 @@ export const CRASH_DIR = fileURLToPath(new URL("./", import.meta.url))
 /** A sleep that does not keep the process alive: the losing side of a bounded race. */
 export const deadline = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref())
 
-export { sleep, until } from "../support/ws.js"
+export { deadPort, sleep, until } from "../support/ws.js"
 
 const children = new Set<Child>()
 const tempDirs = new Set<string>()
@@ -189,16 +189,6 @@ export const pickPort = async (random: () => number, host = "127.0.0.1"): Promis
   return 0
 }
 
-/** A loopback port where nothing listens (bound, then released). */
-export const deadPort = (host = "127.0.0.1"): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, host, () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
 
 /** Reads `--name value` flags and bare `--flag`s. */
 export const parseFlags = (argv: ReadonlyArray<string>): { get(name: string): string | undefined; has(name: string): boolean; num(name: string, fallback: number): number } => {

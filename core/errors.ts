@@ -9,7 +9,7 @@
  * catch (e) { if (e instanceof CommandRejected) console.log(e.code, e.message) }
  * ```
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /** Why the authority (or the local replica, for invalid arguments) refused a command. */
 export type RejectionCode =

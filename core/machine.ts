@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { Schema } from "effect"
+ * import * as Schema from "effect/Schema"
  * import { defineMachine } from "canon"
  *
  * export const Counter = defineMachine({
@@ -27,7 +27,9 @@
  * })
  * ```
  */
-import { Result, Schema, SchemaRepresentation } from "effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaRepresentation from "effect/SchemaRepresentation"
 import { encodeCanonical } from "./canonical.js"
 import { hashBytes } from "./hash.js"
 import type { Rejection } from "./errors.js"

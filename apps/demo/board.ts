@@ -3,7 +3,7 @@
  * moving the same card at once end in one order, and a move of a card someone just deleted
  * is rejected with a sentence the app can show.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { defineMachine } from "../../core/index.js"
 
 export interface Card {

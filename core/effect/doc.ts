@@ -1,5 +1,5 @@
 /** Documents as Effects: open one through the client service, submit commands. */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { CanonError, CommandRejected } from "../errors.js"
 import type { ArgsOf, CommandName, Machine } from "../machine.js"
 import type { Doc, Receipt } from "../replica/doc.js"

@@ -6,7 +6,8 @@
  *
  * @example
  * ```ts
- * import { Effect, Stream } from "effect"
+ * import * as Effect from "effect/Effect"
+ * import * as Stream from "effect/Stream"
  * import { CanonClientService, changes, open, submit } from "canon/effect"
  *
  * const program = Effect.gen(function* () {

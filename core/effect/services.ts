@@ -2,7 +2,10 @@
  * Services for the Effect API: a CanonClient and a Hub, each with a scoped constructor
  * (`make`) and a layer that closes it when the layer's scope ends.
  */
-import { Context, Effect, Layer, type Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import type { CanonError } from "../errors.js"
 import { Hub, type HubOptions } from "../authority/hub.js"
 import { CanonClient, type ClientOptions } from "../replica/client.js"

@@ -1,5 +1,7 @@
 /** Subscriptions as Streams: each subscribes when the stream starts and unsubscribes when it ends or is interrupted. */
-import { Effect, Queue, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import type { Machine, StateOf } from "../machine.js"
 import type { CanonClient, ClientStatus } from "../replica/client.js"
 import type { Doc, DocEvents } from "../replica/doc.js"

@@ -95,7 +95,7 @@
  * `maxFrameBytes`...), `state-unencodable` for args or state that are not plain data (and,
  * from core/bytes, for a string holding a lone UTF-16 surrogate, which has no UTF-8 form).
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import { ByteReader, ByteWriter } from "../bytes.js"
 import { isBytes, readValue, writeValue } from "../canonical.js"
 import { CanonError, canonError, type Rejection, type RejectionCode } from "../errors.js"

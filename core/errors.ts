@@ -19,6 +19,8 @@ export type RejectionCode =
   | "unknown-command" // the machine has no command of that name
   | "outcome-expired" // a retry arrived after the authority forgot the outcome (see DocAuthority)
   | "unauthorized" // the hub's authorize hook refused this client write access
+  | "state-unencodable" // the command wrote something that is not plain data (see README: state model)
+  | "command-too-large" // the command's entry would be larger or deeper than the hub's bound
 
 /** A command's refusal, as carried on the wire and stored in the idempotency table. */
 export interface Rejection {

@@ -67,9 +67,10 @@
  *                           outcome = clientSeq (as in submit), byte kind, then
  *                           kind 0: accepted, z(seq - previous accepted seq in this frame),
  *                                   the first from 0
- *                           kind 1..6: rejected with code rejected, command-failed,
+ *                           kind 1..8: rejected with code rejected, command-failed,
  *                                   invalid-args, unknown-command, outcome-expired,
- *                                   unauthorized (in that order), str message
+ *                                   unauthorized, state-unencodable, command-too-large
+ *                                   (in that order; 7 and 8 were added compatibly), str message
  *     0x44 synced         str docId, u seq
  *     0x45 checkpoint     str docId, u seq, str hash
  *     0x46 state          str docId, u seq, str hash, bytes state
@@ -178,7 +179,9 @@ const Bytes = Uint8Array
 const TIME_LIMIT = 2 ** 52
 
 // Append only: a code's position is its kind byte on the wire.
-const REJECTION_CODES: ReadonlyArray<RejectionCode> = ["rejected", "command-failed", "invalid-args", "unknown-command", "outcome-expired", "unauthorized"]
+const REJECTION_CODES: ReadonlyArray<RejectionCode> = [
+  "rejected", "command-failed", "invalid-args", "unknown-command", "outcome-expired", "unauthorized", "state-unencodable", "command-too-large",
+]
 const REFUSAL_CODES: ReadonlyArray<RefusalCode> = [
   "protocol-unsupported", "machine-unknown", "schema-too-old", "schema-too-new", "schema-mismatch", "unauthorized",
 ]

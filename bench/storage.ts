@@ -223,7 +223,7 @@ const buildLog = async (location: string, entries: number): Promise<void> => {
     await store.commit(DOC, {
       head: { machine: Counter.name, version: Counter.version, seq: to, lastTime: T0 + to, checkpoint: undefined },
       entries: batch,
-      clients: to === entries ? [[CLIENT, { last: entries, acked: entries, outcomes: new Map() }]] : [],
+      marks: to === entries ? [[CLIENT, { last: entries, acked: entries, evictedThrough: 0, evictedBound: 0, incarnation: 1 }]] : [],
     })
   }
   await kv.close()

@@ -402,7 +402,7 @@ describe("decode errors", () => {
     expect(codeOf(bytes(...head, 0, 2))).toBe("bad-value")
     expect(codeOf(bytes(0x47, 0, ...ascii("c"), ...ascii("m"), 0x80))).toBe("bad-value")
     // an unknown outcome kind
-    expect(codeOf(bytes(0x43, 0, ...ascii("d"), 1, 1, 7, ...ascii("m")))).toBe("bad-value")
+    expect(codeOf(bytes(0x43, 0, ...ascii("d"), 1, 1, 10, ...ascii("m")))).toBe("bad-value")
     // an unknown refusal code
     expect(codeOf(bytes(0x41, 0, ...ascii("nope"), ...ascii("m"), 0))).toBe("bad-value")
     // a submit clientSeq below zero

@@ -2,6 +2,7 @@
  * Handshake and negotiation: protocol ranges, machine schema codes, auth, and what a refused
  * client does (keeps its data, does not hot-loop).
  */
+import { secretFor } from "./support/secrets.js"
 import { Schema } from "effect"
 import { CanonClient, Hub, defineMachine, type Machine, type ClientMessage, type Connection, type Hello, type ServerMessage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -20,7 +21,7 @@ const rawHello = async (env: ReturnType<typeof setup>, hello: Partial<Hello>) =>
   const got: ServerMessage[] = []
   let closed: string | undefined
   const conn: Connection<ClientMessage> = env.net.transport("raw").connect({
-    onOpen: () => conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "c1", machines: [], ...hello }),
+    onOpen: () => conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "c1", secret: secretFor("c1"), machines: [], ...hello }),
     onMessage: (m) => got.push(m),
     onClose: (i) => { closed = i.code },
   })

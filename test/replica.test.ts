@@ -179,7 +179,7 @@ describe("Doc over a hub", () => {
   })
 
   test("a Doc fed one entries message of 50 entries notifies once, with the final view", async () => {
-    const doc = new Doc(Todo, DOC, "me", undefined, () => 0, { state: Todo.initial(), confirmedSeq: 0, nextClientSeq: 1, snapshotSeq: 0, outbox: [] }, {})
+    const doc = new Doc(Todo, DOC, "me", undefined, { now: () => 0, random: () => 0, setTimer: () => ({ cancel() {} }) }, { state: Todo.initial(), confirmedSeq: 0, nextClientSeq: 1, snapshotSeq: 0, outbox: [] }, {})
     const views: number[] = []
     doc.subscribe((s) => views.push(s.count))
     const entries = Array.from({ length: 50 }, (_, i) => entry(i + 1, "other", i + 1, "add", { id: `i${i}`, title: "t" }))

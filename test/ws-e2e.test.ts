@@ -10,6 +10,7 @@
  * - a client that stops reading: the hub's buffer for it stays bounded (bytes), it is
  *   dropped with slow-consumer (or paused at the high-water mark) and catches up later.
  */
+import { secretFor } from "./support/secrets.js"
 import { WebSocket } from "ws"
 import {
   AuthorityStore, CanonClient, CommandRejected, Hub, decodeServerMessage, encodeClientMessage, encodeServerMessage, seededRandom,
@@ -216,7 +217,7 @@ const raw = async (url: string) => {
   return { ws, got, undecodable, close: () => close }
 }
 
-const hello = (clientId: string): Uint8Array => encodeClientMessage({ type: "hello", protocol: { min: 1, max: 1 }, clientId, machines: [] })
+const hello = (clientId: string): Uint8Array => encodeClientMessage({ type: "hello", protocol: { min: 1, max: 1 }, clientId, secret: secretFor(clientId), machines: [] })
 
 describe("hostile peers get the documented errors; others carry on", () => {
   const MAX_FRAME = 64 * 1024

@@ -11,6 +11,12 @@
  * Catch-up for a (re)subscribing replica reads the log in pages outside the write lane
  * (committed entries never change) and switches the subscriber to live fan-out in the same
  * tick that it reaches the committed head, so no entry is skipped or sent twice.
+ *
+ * Every peer is untrusted: a command is bounded (encoded size and depth, so its entry always
+ * fits in a frame) before it is applied, its clientSeq must be the client's next one (see
+ * client-table.ts), and the state model refuses non-plain writes inside the command
+ * (journal.ts). Background work (checkpoint timers, the commit loop, catch-up) never throws
+ * into the process: a failure is reported and the document is dropped and reloaded.
  */
 import { decodeArgs, makeContext, runApply, type Machine } from "../machine.js"
 import { JournaledState, type Journal } from "../journal.js"
@@ -22,9 +28,11 @@ import type { Rejection } from "../errors.js"
 import { CanonError } from "../errors.js"
 import type { Connection, Timer } from "../ports/index.js"
 import type { Runtime } from "../ports/runtime.js"
-import type { ServerMessage, Submit } from "../protocol/messages.js"
+import type { ErrorMsg, ServerMessage, Submit } from "../protocol/messages.js"
 import type { AuthorityStore } from "../store/authority-store.js"
-import type { AuthorityHead, ClientRecord } from "../store/records.js"
+import type { AuthorityHead, StoredOutcome } from "../store/records.js"
+import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, boundedMessage, depthExceeds } from "../limits.js"
+import { ClientTable, commandHash } from "./client-table.js"
 
 export interface AuthorityOptions {
   /** Publish a checkpoint every this many entries. Default 256; Infinity turns checkpoints off. */
@@ -33,8 +41,13 @@ export interface AuthorityOptions {
   readonly quietCheckpointMs?: number
   /** Entries per catch-up message. Default 512. */
   readonly catchUpPage?: number
-  /** Outcomes remembered per client before the oldest are forgotten. Default 100,000. */
+  /**
+   * Outcomes kept per client without an acknowledgement before the oldest are forgotten (a
+   * retry of a forgotten one learns "applied at seq <= X"). Default 100,000.
+   */
   readonly maxOutcomesPerClient?: number
+  /** Largest encoded arguments of one command, in bytes; larger is `command-too-large`. Default 256 KiB. */
+  readonly maxCommandBytes?: number
   /**
    * A subscriber whose connection has more than this buffered (bytes on WebSocket, messages
    * in memory) gets no more entries until it drains; they wait in the log. Default 1 MiB.
@@ -49,8 +62,11 @@ export interface AuthorityOptions {
 /** An upper bound of an entry's bytes on the wire. */
 export const entrySizeBound = (e: Entry): number => 32 + e.clientId.length * 3 + e.name.length * 3 + sizeBound(e.args)
 
-/** Cuts entries into runs whose size bound stays under `max` (a run has at least one entry). */
-export const cutBySize = (entries: ReadonlyArray<Entry>, max: number): Entry[][] => {
+/**
+ * Cuts entries into runs whose size bound stays under `max` (a run has at least one entry),
+ * also ending a run after any seq in `cutAfter` (so each checkpoint rides with its own run).
+ */
+export const cutBySize = (entries: ReadonlyArray<Entry>, max: number, cutAfter?: ReadonlySet<number>): Entry[][] => {
   const out: Entry[][] = []
   let run: Entry[] = []
   let size = 0
@@ -63,6 +79,11 @@ export const cutBySize = (entries: ReadonlyArray<Entry>, max: number): Entry[][]
     }
     run.push(e)
     size += n
+    if (cutAfter?.has(e.seq)) {
+      out.push(run)
+      run = []
+      size = 0
+    }
   }
   if (run.length > 0) out.push(run)
   return out
@@ -79,12 +100,27 @@ interface Subscriber {
   closed: boolean
 }
 
+/** Who sent a submit: the proved clientId and which incarnation of it (see identity.ts). */
+export interface Sender {
+  readonly clientId: string
+  readonly incarnation: number
+}
+
 interface Pending {
   readonly conn: Connection<ServerMessage>
-  readonly clientId: string
+  readonly sender: Sender
   readonly msg: Submit
   /** Refuse these commands (still consuming their clientSeqs) instead of applying them. */
   readonly refuse: Rejection | undefined
+}
+
+/** A bare clientId (tests, benches driving an authority directly) is its first incarnation. */
+const asSender = (who: Sender | string): Sender => (typeof who === "string" ? { clientId: who, incarnation: 1 } : who)
+
+/** What a document tells its hub: it broke (drop and reload it), or something worth a log line. */
+export interface AuthorityHooks<S> {
+  readonly onBroken: (doc: DocAuthority<S>, error: unknown) => void
+  readonly onReport?: (report: { readonly docId: string; readonly code: string; readonly message: string }) => void
 }
 
 export class DocAuthority<S = unknown> {
@@ -104,7 +140,8 @@ export class DocAuthority<S = unknown> {
   private readonly checkpointEvery: number
   private readonly quietMs: number
   private readonly page: number
-  private readonly maxOutcomes: number
+  private readonly maxCommandBytes: number
+  private readonly clientTable: ClientTable
   private readonly highWater: number
   private readonly hardLimit: number
   private readonly maxMessageBytes: number
@@ -116,9 +153,8 @@ export class DocAuthority<S = unknown> {
     private readonly runtime: Runtime,
     state: S,
     head: AuthorityHead,
-    private readonly clients: Map<string, ClientRecord>,
     options: AuthorityOptions,
-    private readonly onBroken: (doc: DocAuthority<S>, error: unknown) => void,
+    private readonly hooks: AuthorityHooks<S>,
   ) {
     this.host = new JournaledState(state)
     this.seq = head.seq
@@ -128,17 +164,18 @@ export class DocAuthority<S = unknown> {
     this.checkpointEvery = options.checkpointEvery ?? 256
     this.quietMs = options.quietCheckpointMs ?? 1000
     this.page = options.catchUpPage ?? 512
-    this.maxOutcomes = options.maxOutcomesPerClient ?? 100_000
+    this.clientTable = new ClientTable(docId, store, options.maxOutcomesPerClient ?? 100_000)
+    this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.highWater = options.highWaterMark ?? 1 << 20
     this.hardLimit = options.hardLimit ?? 8 << 20
     this.maxMessageBytes = options.maxMessageBytes ?? 512 << 10
   }
 
-  /** Entries as messages under the size limit; the checkpoint rides with the run holding its seq. */
-  private entriesMessages(entries: ReadonlyArray<Entry>, checkpoint: Checkpoint | undefined): ServerMessage[] {
-    return cutBySize(entries, this.maxMessageBytes).map((run) => {
-      const last = run[run.length - 1]!.seq
-      const cp = checkpoint !== undefined && checkpoint.seq >= run[0]!.seq && checkpoint.seq <= last ? checkpoint : undefined
+  /** Entries as messages under the size limit; each checkpoint rides with the run it ends. */
+  private entriesMessages(entries: ReadonlyArray<Entry>, checkpoints: ReadonlyArray<Checkpoint>): ServerMessage[] {
+    const bySeq = new Map(checkpoints.map((c) => [c.seq, c]))
+    return cutBySize(entries, this.maxMessageBytes, new Set(bySeq.keys())).map((run) => {
+      const cp = bySeq.get(run[run.length - 1]!.seq)
       return cp !== undefined ? { type: "entries", docId: this.docId, entries: run, checkpoint: cp } : { type: "entries", docId: this.docId, entries: run }
     })
   }
@@ -150,14 +187,22 @@ export class DocAuthority<S = unknown> {
     store: AuthorityStore,
     runtime: Runtime,
     options: AuthorityOptions,
-    onBroken: (doc: DocAuthority<S>, error: unknown) => void,
+    hooks: AuthorityHooks<S>,
   ): Promise<DocAuthority<S>> {
     const stored = await store.head(docId)
     if (stored !== undefined && stored.machine !== machine.name) {
       throw new CanonError({ code: "machine-mismatch", message: `Document "${docId}" belongs to machine "${stored.machine}", not "${machine.name}".` })
     }
+    if (stored !== undefined && stored.version > machine.version) {
+      throw new CanonError({
+        code: "machine-mismatch",
+        message: `Document "${docId}" was written by machine "${machine.name}" v${stored.version}; this hub runs v${machine.version}. Run the newer hub (a document is never read by an older machine).`,
+      })
+    }
+    if (stored !== undefined && stored.version < machine.version) {
+      hooks.onReport?.({ docId, code: "machine-upgraded", message: `Document "${docId}" was written by "${machine.name}" v${stored.version}; replaying its log with v${machine.version}.` })
+    }
     const head: AuthorityHead = stored ?? { machine: machine.name, version: machine.version, seq: 0, lastTime: 0, checkpoint: undefined }
-    const clients = await store.clients(docId)
     const host = new JournaledState<S>(machine.initial())
     let at = 0
     const page = options.catchUpPage ?? 512
@@ -173,17 +218,25 @@ export class DocAuthority<S = unknown> {
       throw new CanonError({ code: "storage-corrupt", message: `Document "${docId}" has head ${head.seq} but its log ends at ${at}.` })
     }
     // The stored checkpoint at the head must describe the state we rebuilt. If it does not,
-    // the machine is not deterministic (or changed): publish the truth, so replicas resync.
+    // the machine is not deterministic (or changed): say so, and publish the truth so
+    // replicas resync.
     let checked = head
     if (options.checkpointEvery === Infinity) {
       // Checkpoints are off.
     } else if (head.seq > 0 && head.checkpoint?.seq === head.seq) {
       const hash = hashState(host.root)
-      if (hash !== head.checkpoint.hash) checked = { ...head, checkpoint: { seq: head.seq, hash } }
+      if (hash !== head.checkpoint.hash) {
+        hooks.onReport?.({
+          docId,
+          code: "checkpoint-mismatch",
+          message: `Replaying "${docId}" to seq ${head.seq} gives hash ${hash}, but ${head.checkpoint.hash} was stored: the machine's commands are not deterministic, or changed without a version bump. Replicas will resync to the replayed state.`,
+        })
+        checked = { ...head, checkpoint: { seq: head.seq, hash } }
+      }
     } else if (head.seq > 0) {
       checked = { ...head, checkpoint: { seq: head.seq, hash: hashState(host.root) } }
     }
-    return new DocAuthority(docId, machine, store, runtime, host.root, checked, clients, options, onBroken)
+    return new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks)
   }
 
   /** Seq of the last durable entry. */
@@ -206,18 +259,35 @@ export class DocAuthority<S = unknown> {
 
   // ---- subscribe / catch-up ----
 
-  subscribe(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, ackedClientSeq: number): void {
+  subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number): void {
+    const sender = asSender(who)
     this.unsubscribe(conn)
-    this.ack(clientId, ackedClientSeq)
-    const sub: Subscriber = { conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false }
+    // The ack goes through the write lane like a submit without commands.
+    this.submit(conn, sender, { type: "submit", docId: this.docId, commands: [], ackedClientSeq })
+    const sub: Subscriber = { conn, clientId: sender.clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false }
     this.subscribers.set(conn, sub)
+    this.sendPresenceTo(sub)
     if (sub.cursor > this.committed) {
       // The replica has entries we do not: it followed an incarnation of this document that
-      // was lost. Give it our state; it resyncs from there.
-      this.sendState(sub)
+      // was lost. Give it our state (between batches, when memory equals what is committed);
+      // catch-up continues from there.
+      this.whenIdle(() => {
+        this.sendState(sub)
+        this.startCatchUp(sub)
+      })
+      return
     }
-    this.sendPresenceTo(sub)
-    void this.catchUp(sub).catch((e) => this.dropSubscriber(sub, e))
+    this.startCatchUp(sub)
+  }
+
+  private startCatchUp(sub: Subscriber): void {
+    this.catchUp(sub).catch((e) => this.dropSubscriber(sub, e))
+  }
+
+  /** Runs `fn` when no batch is being applied and written (memory equals what is committed). */
+  private whenIdle(fn: () => void): void {
+    if (this.flushing) this.afterFlush.push(fn)
+    else this.guard("state transfer", fn)
   }
 
   unsubscribe(conn: Connection<ServerMessage>): void {
@@ -255,7 +325,28 @@ export class DocAuthority<S = unknown> {
   private dropSubscriber(sub: Subscriber, e: unknown): void {
     this.unsubscribe(sub.conn)
     const message = e instanceof Error ? e.message : String(e)
-    sub.conn.send({ type: "error", code: "storage-failed", message: `Reading document "${this.docId}" failed: ${message}`, docId: this.docId })
+    this.hooks.onReport?.({ docId: this.docId, code: "catch-up-failed", message })
+    sub.conn.send({ type: "error", code: "storage-failed", message: boundedMessage(`Reading document "${this.docId}" failed: ${message}`), docId: this.docId })
+  }
+
+  /**
+   * Runs background work (timers, deferred sends) so that a failure is reported and drops the
+   * document for a reload, and never escapes into the process.
+   */
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn()
+    } catch (e) {
+      this.fail(what, e)
+    }
+  }
+
+  private fail(what: string, e: unknown): void {
+    if (this.broken) return
+    this.broken = true
+    const message = e instanceof Error ? e.message : String(e)
+    this.hooks.onReport?.({ docId: this.docId, code: "background-failed", message: `${what} of "${this.docId}" failed: ${message}` })
+    this.hooks.onBroken(this, e)
   }
 
   /**
@@ -282,7 +373,7 @@ export class DocAuthority<S = unknown> {
       const buffered = sub.conn.bufferedAmount
       if (buffered > this.hardLimit) return void this.canSend(sub)
       if (buffered > this.highWater / 2) return this.resumeWhenDrained(sub)
-      void this.catchUp(sub).catch((e) => this.dropSubscriber(sub, e))
+      this.startCatchUp(sub)
     })
   }
 
@@ -307,7 +398,7 @@ export class DocAuthority<S = unknown> {
       const fresh = entries.filter((e) => e.seq > sub.cursor)
       if (fresh.length === 0) continue
       const last = fresh[fresh.length - 1]!.seq
-      for (const msg of this.entriesMessages(fresh, this.checkpoint)) sub.conn.send(msg)
+      for (const msg of this.entriesMessages(fresh, this.checkpoint === undefined ? [] : [this.checkpoint])) sub.conn.send(msg)
       sub.cursor = last
     }
   }
@@ -321,11 +412,7 @@ export class DocAuthority<S = unknown> {
       conn.send({ type: "error", code: "not-subscribed", message: `Subscribe to "${this.docId}" before fetching its state.`, docId: this.docId })
       return
     }
-    if (this.flushing) {
-      this.afterFlush.push(() => this.sendState(sub))
-    } else {
-      this.sendState(sub)
-    }
+    this.whenIdle(() => this.sendState(sub))
   }
 
   private afterFlush: Array<() => void> = []
@@ -340,110 +427,153 @@ export class DocAuthority<S = unknown> {
 
   // ---- submit / group commit ----
 
-  submit(conn: Connection<ServerMessage>, clientId: string, msg: Submit, refuse?: Rejection): void {
-    this.queue.push({ conn, clientId, msg, refuse })
-    if (!this.flushing) void this.flush()
-  }
-
-  private client(clientId: string): ClientRecord {
-    let rec = this.clients.get(clientId)
-    if (rec === undefined) {
-      rec = { last: 0, acked: 0, outcomes: new Map() }
-      this.clients.set(clientId, rec)
-    }
-    return rec
-  }
-
-  /** The client has stored every outcome up to `acked`: forget them. Returns true if changed. */
-  private ack(clientId: string, acked: number): boolean {
-    const rec = this.client(clientId)
-    if (acked <= rec.acked) return false
-    rec.acked = Math.min(acked, rec.last)
-    for (const cs of rec.outcomes.keys()) {
-      if (cs > rec.acked) break
-      rec.outcomes.delete(cs)
-    }
-    return true
+  submit(conn: Connection<ServerMessage>, who: Sender | string, msg: Submit, refuse?: Rejection): void {
+    this.queue.push({ conn, sender: asSender(who), msg, refuse })
+    if (!this.flushing) this.flush().catch((e) => this.fail("committing", e))
   }
 
   private async flush(): Promise<void> {
     this.flushing = true
     try {
       while (this.queue.length > 0 && !this.broken) {
-        const batch = this.queue
+        let batch = this.queue
         this.queue = []
+        const unreadable = await this.clientTable.load(batch.map((p) => p.sender.clientId))
+        if (this.broken) return
+        if (unreadable.size > 0) batch = this.refuseUnreadable(batch, unreadable)
         await this.commitBatch(batch)
       }
     } finally {
       this.flushing = false
       const after = this.afterFlush
       this.afterFlush = []
-      for (const f of after) f()
+      for (const f of after) this.guard("deferred work", f)
     }
+  }
+
+  /** A client whose records cannot be read gets an error for its submits; nobody else notices. */
+  private refuseUnreadable(batch: Pending[], unreadable: Map<string, unknown>): Pending[] {
+    const kept: Pending[] = []
+    for (const p of batch) {
+      const e = unreadable.get(p.sender.clientId)
+      if (e === undefined) {
+        kept.push(p)
+        continue
+      }
+      const message = e instanceof Error ? e.message : String(e)
+      this.hooks.onReport?.({ docId: this.docId, code: "client-unreadable", message })
+      p.conn.send({ type: "error", code: (e as { code?: string }).code ?? "storage-failed", message: boundedMessage(message), docId: this.docId })
+    }
+    return kept
+  }
+
+  /**
+   * Checks a command's size and depth before anything runs: an entry must always fit in a
+   * frame (with its clientId, name and seq) and under the decoder's depth limit, or every
+   * subscriber's catch-up would fail on it forever. Returns the canonical bytes of the args.
+   */
+  private bound(name: string, args: unknown): { bytes: Uint8Array } | { rejection: Rejection } {
+    if (depthExceeds(args, MAX_ARGS_DEPTH)) {
+      return { rejection: { code: "command-too-large", message: `The arguments of "${name}" nest deeper than ${MAX_ARGS_DEPTH} levels.` } }
+    }
+    let bytes: Uint8Array
+    try {
+      bytes = encodeCanonical(args)
+    } catch (e) {
+      return { rejection: { code: "invalid-args", message: boundedMessage(`The arguments of "${name}" are not plain data: ${e instanceof Error ? e.message : String(e)}`) } }
+    }
+    if (bytes.length > this.maxCommandBytes) {
+      return { rejection: { code: "command-too-large", message: `The arguments of "${name}" take ${bytes.length} bytes; this hub accepts at most ${this.maxCommandBytes}. Keep large blobs out of commands.` } }
+    }
+    return { bytes }
   }
 
   private async commitBatch(batch: Pending[]): Promise<void> {
     const seqBefore = this.committed
     const entries: Entry[] = []
     const journals: Journal[] = []
-    const dirty = new Map<string, ClientRecord>()
     const replies = new Map<Connection<ServerMessage>, Outcome[]>()
-    let checkpoint: Checkpoint | undefined
+    // Sequence errors go after the results of the same connection: a client settles its
+    // genuine retries before it renumbers what follows them.
+    const errors = new Map<Connection<ServerMessage>, ErrorMsg[]>()
+    const checkpoints: Checkpoint[] = []
+    const table = this.clientTable
 
-    for (const { conn, clientId, msg, refuse } of batch) {
-      const rec = this.client(clientId)
-      if (this.ack(clientId, msg.ackedClientSeq)) dirty.set(clientId, rec)
-      let out = replies.get(conn)
-      for (const cmd of msg.commands) {
-        if (out === undefined) replies.set(conn, (out = []))
-        if (cmd.clientSeq <= rec.last) {
-          // A retry: the original outcome, never a second application.
-          out.push(rec.outcomes.get(cmd.clientSeq) ?? expired(cmd.clientSeq, rec.acked))
-          continue
-        }
-        let outcome: Outcome
-        const decoded = refuse === undefined ? decodeArgs(this.machine, cmd.name, cmd.args) : { ok: false as const, rejection: refuse }
-        if (!decoded.ok) {
-          outcome = { clientSeq: cmd.clientSeq, rejection: decoded.rejection }
-        } else {
-          const seq = this.seq + 1
-          const time = Math.max(this.lastTime, this.runtime.now())
-          const journal = this.host.begin()
-          const rejection: Rejection | undefined = runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
-          this.host.end()
-          if (rejection !== undefined) {
-            this.host.undo(journal)
+    try {
+      for (const { conn, sender, msg, refuse } of batch) {
+        const { clientId, incarnation } = sender
+        table.ack(clientId, msg.ackedClientSeq)
+        let out = replies.get(conn)
+        for (const cmd of msg.commands) {
+          if (out === undefined) replies.set(conn, (out = []))
+          const bounded = this.bound(cmd.name, cmd.args)
+          const hash = "bytes" in bounded ? commandHash(cmd.name, bounded.bytes) : 0
+          const where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed)
+          if (where.kind === "duplicate") {
+            // A retry: the original outcome, never a second application.
+            out.push(where.outcome)
+            continue
+          }
+          if (where.kind !== "new") {
+            const list = errors.get(conn) ?? []
+            errors.set(conn, list)
+            list.push(where.kind === "gap"
+              ? { type: "error", code: "sequence-gap", docId: this.docId, seq: where.expected, message: `Command ${cmd.clientSeq} skips numbers: the next command of client ${clientId} on "${this.docId}" must be ${where.expected}.` }
+              : { type: "error", code: "sequence-reset", docId: this.docId, seq: where.resumeAt, message: `Command ${cmd.clientSeq} of client ${clientId} is not the command this document processed under that number (another device, or lost storage): number new commands from ${where.resumeAt}.` })
+            // The rest of this submit is numbered on top of the refused one: refuse it too.
+            break
+          }
+          let stored: StoredOutcome
+          let outcome: Outcome
+          const decoded = refuse !== undefined
+            ? { ok: false as const, rejection: refuse }
+            : "rejection" in bounded ? { ok: false as const, rejection: bounded.rejection } : decodeArgs(this.machine, cmd.name, cmd.args)
+          if (!decoded.ok) {
+            const rejection = { code: decoded.rejection.code, message: boundedMessage(decoded.rejection.message) }
+            stored = { hash, rejection }
             outcome = { clientSeq: cmd.clientSeq, rejection }
           } else {
-            journals.push(journal)
-            this.seq = seq
-            this.lastTime = time
-            entries.push({ seq, time, clientId, clientSeq: cmd.clientSeq, name: cmd.name, args: cmd.args })
-            if (seq % this.checkpointEvery === 0) checkpoint = { seq, hash: hashState(this.host.root) }
-            outcome = { clientSeq: cmd.clientSeq, seq }
+            const seq = this.seq + 1
+            const time = Math.max(this.lastTime, this.runtime.now())
+            const journal = this.host.begin()
+            const rejected: Rejection | undefined = runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
+            this.host.end()
+            if (rejected !== undefined) {
+              this.host.undo(journal)
+              const rejection = { code: rejected.code, message: boundedMessage(rejected.message) }
+              stored = { hash, rejection }
+              outcome = { clientSeq: cmd.clientSeq, rejection }
+            } else {
+              journals.push(journal)
+              this.seq = seq
+              this.lastTime = time
+              entries.push({ seq, time, clientId, clientSeq: cmd.clientSeq, name: cmd.name, args: cmd.args })
+              if (seq % this.checkpointEvery === 0) checkpoints.push({ seq, hash: hashState(this.host.root) })
+              stored = { hash, seq }
+              outcome = { clientSeq: cmd.clientSeq, seq }
+            }
           }
+          table.record(clientId, incarnation, cmd.clientSeq, stored)
+          out.push(outcome)
         }
-        rec.last = cmd.clientSeq
-        rec.outcomes.set(cmd.clientSeq, outcome)
-        if (rec.outcomes.size > this.maxOutcomes) {
-          const oldest = rec.outcomes.keys().next().value as number
-          rec.outcomes.delete(oldest)
-          rec.acked = Math.max(rec.acked, oldest)
-        }
-        dirty.set(clientId, rec)
-        out.push(outcome)
       }
+    } catch (e) {
+      // The second wall: the state model refuses bad writes inside commands, so this means a
+      // bug. Nothing of this batch was written or acknowledged; memory is rolled back.
+      this.rollback(journals, seqBefore)
+      this.fail("applying a batch", e)
+      return
     }
 
-    if (entries.length > 0 || dirty.size > 0) {
-      if (!(await this.persist(entries, dirty, checkpoint, journals, seqBefore))) return
+    if (entries.length > 0 || table.changed) {
+      if (!(await this.persist(entries, checkpoints, journals, seqBefore))) return
     }
 
     // Durable: fan out to live subscribers, then acknowledge. Entries first: a submitter that
     // follows the document confirms from them, so its receipt does not wait for the results.
     if (entries.length > 0) {
       // One message object per run, shared by every subscriber (a transport may encode it once).
-      const msgs = this.entriesMessages(entries, checkpoint)
+      const msgs = this.entriesMessages(entries, checkpoints)
       for (const sub of [...this.subscribers.values()]) {
         if (sub.live && sub.cursor === seqBefore && this.canSend(sub)) {
           for (const msg of msgs) sub.conn.send(msg)
@@ -455,10 +585,17 @@ export class DocAuthority<S = unknown> {
     for (const [conn, outcomes] of replies) {
       if (outcomes.length > 0) conn.send({ type: "results", docId: this.docId, outcomes })
     }
+    for (const [conn, list] of errors) for (const m of list) conn.send(m)
+  }
+
+  private rollback(journals: Journal[], seqBefore: number): void {
+    for (let i = journals.length - 1; i >= 0; i--) this.host.undo(journals[i]!)
+    this.seq = seqBefore
   }
 
   /** Writes a batch atomically. On failure rolls memory back, marks the doc broken, returns false. */
-  private async persist(entries: Entry[], dirty: Map<string, ClientRecord>, checkpoint: Checkpoint | undefined, journals: Journal[], seqBefore: number): Promise<boolean> {
+  private async persist(entries: Entry[], checkpoints: ReadonlyArray<Checkpoint>, journals: Journal[], seqBefore: number): Promise<boolean> {
+    const checkpoint = checkpoints[checkpoints.length - 1]
     const head: AuthorityHead = {
       machine: this.machine.name,
       version: this.machine.version,
@@ -467,13 +604,11 @@ export class DocAuthority<S = unknown> {
       checkpoint: checkpoint ?? this.checkpoint,
     }
     try {
-      await this.store.commit(this.docId, { head, entries, clients: [...dirty], ...(checkpoint !== undefined ? { checkpoint } : {}) })
+      await this.store.commit(this.docId, { head, entries, ...this.clientTable.drain(), checkpoints })
     } catch (e) {
-      this.broken = true
       // Roll the memory back so nothing reads an unpersisted state before the reload.
-      for (let i = journals.length - 1; i >= 0; i--) this.host.undo(journals[i]!)
-      this.seq = seqBefore
-      this.onBroken(this, e)
+      this.rollback(journals, seqBefore)
+      this.fail("writing a batch", e)
       return false
     }
     this.committed = this.seq
@@ -484,9 +619,10 @@ export class DocAuthority<S = unknown> {
   private armQuietCheckpoint(): void {
     this.quietTimer?.cancel()
     if (!Number.isFinite(this.quietMs)) return
-    this.quietTimer = this.runtime.setTimer(this.quietMs, () => {
+    this.quietTimer = this.runtime.setTimer(this.quietMs, () => this.guard("the quiet checkpoint", () => {
       this.quietTimer = undefined
-      if (this.flushing || this.broken) return this.armQuietCheckpoint()
+      if (this.broken) return
+      if (this.flushing) return this.armQuietCheckpoint()
       if (this.checkpoint?.seq === this.committed) return
       const cp = { seq: this.committed, hash: hashState(this.host.root) }
       this.checkpoint = cp
@@ -495,7 +631,7 @@ export class DocAuthority<S = unknown> {
       for (const sub of this.subscribers.values()) {
         if (sub.live && sub.cursor === cp.seq) sub.conn.send({ type: "checkpoint", docId: this.docId, seq: cp.seq, hash: cp.hash })
       }
-    })
+    }))
   }
 
   /** Stops timers and forgets subscribers (the hub closes their connections). */
@@ -508,13 +644,3 @@ export class DocAuthority<S = unknown> {
 
 /** How often a paused subscriber's buffer is looked at. */
 const DRAIN_POLL_MS = 50
-
-const expired = (clientSeq: number, acked: number): Outcome => ({
-  clientSeq,
-  rejection: {
-    code: "outcome-expired",
-    message: clientSeq <= acked
-      ? `Command ${clientSeq} was already settled and acknowledged by this client.`
-      : `The outcome of command ${clientSeq} is no longer kept; check the document's log.`,
-  },
-})

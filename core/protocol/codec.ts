@@ -34,7 +34,8 @@
  *
  *     0x01 hello          u protocol.min, u protocol.max, str clientId,
  *                         u n, n x (str name, u version, str fingerprint),
- *                         opt (bit 0: credentials), [str credentials]
+ *                         opt (bit 0: credentials, bit 1: secret), [str credentials], [str secret]
+ *                           (bit 1 was added compatibly: the secret proving the clientId)
  *     0x02 subscribe      str docId, str machine, u version, str fingerprint, u fromSeq, u ackedClientSeq
  *     0x03 submit         str docId, u ackedClientSeq, u n, n x command
  *                           command = clientSeq, name, val args
@@ -71,10 +72,14 @@
  *                                   invalid-args, unknown-command, outcome-expired,
  *                                   unauthorized, state-unencodable, command-too-large
  *                                   (in that order; 7 and 8 were added compatibly), str message
+ *                           kind 9 (added compatibly): the outcome is no longer kept; the
+ *                                   command was settled at or before seq: u seqAtMost
  *     0x44 synced         str docId, u seq
  *     0x45 checkpoint     str docId, u seq, str hash
  *     0x46 state          str docId, u seq, str hash, bytes state
- *     0x47 error          str code, str message, opt (bit 0: docId), [str docId]
+ *     0x47 error          str code, str message, opt (bit 0: docId, bit 1: seq), [str docId], [u seq]
+ *                           (bit 1 was added compatibly: the sequence number the error is
+ *                           about, e.g. where a client's clientSeqs must resume)
  *     0x48 snapshot-begin str docId, u snapshotId, u seq, str hash, u size
  *     0x49 snapshot-chunk str docId, u snapshotId, u offset, bytes
  *     0x4a snapshot-end   str docId, u snapshotId
@@ -102,7 +107,7 @@ import { isBytes, readValue, writeValue } from "../canonical.js"
 import { CanonError, canonError, type Rejection, type RejectionCode } from "../errors.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import type {
-  ClientMessage, Entries, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit,
+  ClientMessage, Entries, ErrorMsg, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit,
 } from "./messages.js"
 
 // ---- public API ----
@@ -179,6 +184,8 @@ const Bytes = Uint8Array
 const TIME_LIMIT = 2 ** 52
 
 // Append only: a code's position is its kind byte on the wire.
+/** The outcome kind of `{ seqAtMost }` (after the rejection codes' kinds). */
+const SEQ_AT_MOST_KIND = 9
 const REJECTION_CODES: ReadonlyArray<RejectionCode> = [
   "rejected", "command-failed", "invalid-args", "unknown-command", "outcome-expired", "unauthorized", "state-unencodable", "command-too-large",
 ]
@@ -272,11 +279,9 @@ const writeHello = (w: ByteWriter, m: Hello): void => {
     uint(w, x.version, "A machine's version")
     str(w, x.fingerprint, "A machine's fingerprint")
   }
-  if (m.credentials === undefined) w.byte(0)
-  else {
-    w.byte(1)
-    str(w, m.credentials, "credentials")
-  }
+  w.byte((m.credentials !== undefined ? 1 : 0) | (m.secret !== undefined ? 2 : 0))
+  if (m.credentials !== undefined) str(w, m.credentials, "credentials")
+  if (m.secret !== undefined) str(w, m.secret, "secret")
 }
 
 const writeSubmit = (w: ByteWriter, m: Submit): void => {
@@ -360,6 +365,9 @@ const writeResults = (w: ByteWriter, m: Results): void => {
       w.byte(0)
       delta(w, seq - prevSeq, "An outcome's seq")
       prevSeq = seq
+    } else if ("seqAtMost" in o) {
+      w.byte(SEQ_AT_MOST_KIND)
+      uint(w, o.seqAtMost, "seqAtMost")
     } else {
       const r: Rejection | undefined = o.rejection
       const k = REJECTION_CODES.indexOf(r?.code)
@@ -467,11 +475,9 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       header(w, ERROR, REQUIRED)
       str(w, m.code, "code")
       str(w, m.message, "message")
-      if (m.docId === undefined) w.byte(0)
-      else {
-        w.byte(1)
-        str(w, m.docId, "docId")
-      }
+      w.byte((m.docId !== undefined ? 1 : 0) | (m.seq !== undefined ? 2 : 0))
+      if (m.docId !== undefined) str(w, m.docId, "docId")
+      if (m.seq !== undefined) uint(w, m.seq, "seq")
       return
     case "snapshot-begin":
       header(w, SNAPSHOT_BEGIN, REQUIRED)
@@ -615,9 +621,10 @@ const readHello = (r: ByteReader): Hello => {
   const n = count(r, 3, "machines")
   const machines: MachineInfo[] = new Array(n)
   for (let i = 0; i < n; i++) machines[i] = { name: r.string(), version: r.varint(), fingerprint: r.string() }
-  const opt = optionalFields(r, 1)
+  const opt = optionalFields(r, 3)
   const hello: { -readonly [K in keyof Hello]: Hello[K] } = { type: "hello", protocol: { min, max }, clientId, machines }
   if (opt & 1) hello.credentials = r.string()
+  if (opt & 2) hello.secret = r.string()
   return hello
 }
 
@@ -684,6 +691,8 @@ const readResults = (r: ByteReader): Results => {
     if (kind === 0) {
       seq = next(r, seq - 1, "An outcome's seq")
       outcomes[i] = { clientSeq, seq }
+    } else if (kind === SEQ_AT_MOST_KIND) {
+      outcomes[i] = { clientSeq, seqAtMost: r.varint() }
     } else {
       const code = REJECTION_CODES[kind - 1]
       if (code === undefined) bad(`Unknown outcome kind ${kind}.`)
@@ -734,7 +743,11 @@ const SERVER_SPECS = new Map<number, Spec<ServerMessage>>([
   [ERROR, { flags: REQUIRED, read: (r) => {
     const code = r.string()
     const message = r.string()
-    return optionalFields(r, 1) & 1 ? { type: "error", code, message, docId: r.string() } : { type: "error", code, message }
+    const opt = optionalFields(r, 3)
+    const m: { -readonly [K in keyof ErrorMsg]: ErrorMsg[K] } = { type: "error", code, message }
+    if (opt & 1) m.docId = r.string()
+    if (opt & 2) m.seq = r.varint()
+    return m
   } }],
   [SNAPSHOT_BEGIN, { flags: REQUIRED, read: (r) => ({
     type: "snapshot-begin", docId: r.string(), snapshotId: r.varint(), seq: r.varint(), hash: r.string(), size: r.varint(),

@@ -28,6 +28,11 @@ export interface Hello {
   readonly machines: ReadonlyArray<MachineInfo>
   /** Opaque to Canon: handed to the hub's `authenticate` hook. */
   readonly credentials?: string
+  /**
+   * Proves the clientId: made by the client when it made its clientId and stored with it.
+   * The first hello registers it (the hub stores only its hash); later ones must match.
+   */
+  readonly secret?: string
 }
 
 /** Start (or resume) following a document from `fromSeq` (the replica's confirmedSeq). */
@@ -152,6 +157,11 @@ export interface ErrorMsg {
   readonly code: string
   readonly message: string
   readonly docId?: string
+  /**
+   * A sequence number the error is about: for `sequence-reset` and `sequence-gap`, the
+   * clientSeq the client's next command must have.
+   */
+  readonly seq?: number
 }
 
 /** A snapshot stream starts: `size` bytes of canonical state at `seq`, sent in chunks. */

@@ -17,7 +17,7 @@ import { applyLogged } from "../apply.js"
 import { JournaledState } from "../journal.js"
 import type { KVStore } from "../ports/storage.js"
 import type { ClientTransport, CloseInfo, Connection } from "../ports/transport.js"
-import { newClientId, type Runtime, type Timer } from "../ports/runtime.js"
+import { newClientId, newClientSecret, type Runtime, type Timer } from "../ports/runtime.js"
 import type { ClientMessage, Refused, ServerMessage, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../protocol/negotiate.js"
 import { ReplicaStore } from "../store/replica-store.js"
@@ -48,8 +48,14 @@ export interface ClientOptions extends DocOptions {
   readonly protocol?: VersionRange
   /** Where the outbox and confirmed state live. Without it, nothing survives a restart. */
   readonly storage?: KVStore
-  /** Fixed client id (else loaded from storage, or made and stored). */
+  /**
+   * Fixed client id (else loaded from storage, or made and stored). A clientId is proved to
+   * the hub by a secret made with it and kept in `storage`: a fixed clientId without storage
+   * needs `secret` too, or the hub refuses it on the next run.
+   */
   readonly clientId?: string
+  /** The secret proving a fixed `clientId` (16-256 characters), when there is no storage to keep it. */
+  readonly secret?: string
   readonly backoff?: BackoffOptions
   /** A connection up this long resets the backoff. Default 10,000 ms. */
   readonly stableMs?: number
@@ -74,6 +80,7 @@ export class CanonClient {
 
   private constructor(
     readonly clientId: string,
+    private readonly secret: string,
     private readonly options: ClientOptions,
     private readonly store: ReplicaStore | undefined,
   ) {
@@ -89,12 +96,18 @@ export class CanonClient {
   /** Opens a client: loads (or creates and stores) its clientId, then connects. */
   static async open(options: ClientOptions): Promise<CanonClient> {
     const store = options.storage ? new ReplicaStore(options.storage) : undefined
-    let clientId = options.clientId ?? (await store?.clientId())
-    if (clientId === undefined) {
-      clientId = newClientId(options.runtime)
-      await store?.setClientId(clientId)
+    const storedId = await store?.clientId()
+    const clientId = options.clientId ?? storedId ?? newClientId(options.runtime)
+    let secret = options.secret ?? (storedId === clientId ? await store?.secret() : undefined)
+    if (secret === undefined) {
+      // Made with the clientId and stored with it before the first hello: no window in which
+      // the hub knows a secret this client could lose.
+      secret = newClientSecret(options.runtime)
+      await store?.setIdentity(clientId, secret)
+    } else if (storedId !== clientId) {
+      await store?.setIdentity(clientId, secret)
     }
-    const client = new CanonClient(clientId, options, store)
+    const client = new CanonClient(clientId, secret, options, store)
     if (client.wantOnline) client.connect()
     return client
   }
@@ -150,7 +163,7 @@ export class CanonClient {
     if (again !== undefined) return again as Doc<M>
     // Declared in later handshakes; on this connection the subscribe carries the check.
     if (!this.machines.has(machine.name)) this.machines.set(machine.name, machine)
-    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.store, () => this.options.runtime.now(), {
+    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.store, this.options.runtime, {
       state: host.root,
       confirmedSeq: seq,
       nextClientSeq: stored?.meta.nextClientSeq ?? 1,
@@ -203,6 +216,7 @@ export class CanonClient {
       type: "hello",
       protocol: this.options.protocol ?? SUPPORTED_PROTOCOL,
       clientId: this.clientId,
+      secret: this.secret,
       machines: [...this.machines.values()].map(describeMachine),
       ...(credentials !== undefined ? { credentials } : {}),
     })

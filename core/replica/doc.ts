@@ -21,12 +21,28 @@ import { CommandRejected, canonError, type Rejection } from "../errors.js"
 import { schemaMessage, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
+import type { Runtime } from "../ports/runtime.js"
 import type { ReplicaStore } from "../store/replica-store.js"
+import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
 import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.js"
 
+/**
+ * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
+ * case: the hub no longer kept the command's outcome (it waited unacknowledged behind more
+ * than the hub's window of commands), so it only knows the command was applied at a seq no
+ * higher than `seq` (or settled without an entry); it is never applied again.
+ */
+export interface Confirmation {
+  readonly seq: number
+  readonly upperBound?: true
+}
+
 /** Resolves when the authority confirms the command; rejects with CommandRejected. */
-export interface Receipt extends Promise<{ readonly seq: number }> {
-  /** Assigned at submit; -1 when the command was refused locally (invalid arguments). */
+export interface Receipt extends Promise<Confirmation> {
+  /**
+   * Assigned at submit; -1 when the command was refused locally (invalid arguments, too
+   * large). It changes only if the hub tells this client its numbering must resume higher.
+   */
   readonly clientSeq: number
   /** Resolves once the command is in the durable outbox (and may be sent). */
   readonly persisted: Promise<void>
@@ -37,7 +53,7 @@ export interface DocEvents<S> {
   /** A command of this replica was refused (also for commands recovered after a restart). */
   rejected: (event: { readonly clientSeq: number; readonly command: string; readonly rejection: Rejection }) => void
   /** A command of this replica was confirmed. */
-  confirmed: (event: { readonly clientSeq: number; readonly command: string; readonly seq: number }) => void
+  confirmed: (event: { readonly clientSeq: number; readonly command: string; readonly seq: number; readonly upperBound?: true }) => void
   /** The confirmed state's hash differs from the authority's checkpoint; a resync follows. */
   desync: (event: Desync) => void
   /** Caught up with the authority. */
@@ -59,7 +75,7 @@ const SUBMIT_CHUNK = 256
 const SUBMIT_BYTES = 512 << 10
 
 interface Deferred {
-  resolve(v: { seq: number }): void
+  resolve(v: Confirmation): void
   reject(e: unknown): void
   persisted(): void
 }
@@ -67,11 +83,19 @@ interface Deferred {
 export interface DocOptions {
   /** Write the confirmed state whole every this many confirmed entries. Default 1000. */
   readonly snapshotEvery?: number
+  /**
+   * Largest encoded arguments of one command (canonical bytes); larger is refused locally
+   * with `command-too-large`. Default 256 KiB, the hub's default: keep them equal.
+   */
+  readonly maxCommandBytes?: number
 }
+
+/** How long a failed outbox write waits before it is tried again. */
+const OUTBOX_RETRY_MS = 1000
 
 export class Doc<M extends Machine<any, any>> {
   private readonly rs: ReplicaState<StateOf<M>>
-  private readonly deferreds = new Map<number, Deferred>()
+  private readonly deferreds = new Map<PendingCommand, Deferred>()
   private readonly listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
     change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(),
   }
@@ -80,6 +104,11 @@ export class Doc<M extends Machine<any, any>> {
   private lane: Promise<void> = Promise.resolve()
   /** Settled commands whose outbox removal is not durable yet. */
   private readonly settling = new Set<number>()
+  /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
+  private unwritten: { entries: Entry[]; settled: number[] } = { entries: [], settled: [] }
+  /** Own commands the hub answered with "applied at seq <= X": settled once confirmedSeq reaches X. */
+  private readonly settleAt = new Map<PendingCommand, number>()
+  private readonly maxCommandBytes: number
   private send: ((m: ClientMessage) => void) | undefined
   private lastAckSent = -1
   private ownPresence: unknown = null
@@ -102,12 +131,13 @@ export class Doc<M extends Machine<any, any>> {
     readonly docId: string,
     readonly clientId: string,
     private readonly store: ReplicaStore | undefined,
-    now: () => number,
+    private readonly runtime: Runtime,
     init: { state: StateOf<M>; confirmedSeq: number; nextClientSeq: number; snapshotSeq: number; outbox: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }> },
     options: DocOptions,
     private readonly onClosed: () => void = () => {},
   ) {
-    this.rs = new ReplicaState(docId, machine, clientId, now, init.state, init.confirmedSeq)
+    this.rs = new ReplicaState(docId, machine, clientId, () => runtime.now(), init.state, init.confirmedSeq)
+    this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.nextClientSeq = init.nextClientSeq
     this.laneNext = init.nextClientSeq
     this.laneConfirmed = init.confirmedSeq
@@ -180,26 +210,43 @@ export class Doc<M extends Machine<any, any>> {
     if (cmd === undefined) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
     const encoded = cmd.encode(args)
     if (Result.isFailure(encoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(encoded.failure)}` })
-    if (sizeBound(encoded.success) > SUBMIT_BYTES) {
-      return refuse({ code: "invalid-args", message: `The arguments of "${name}" are too large to send (over ${SUBMIT_BYTES} bytes); keep big blobs out of commands.` })
+    // The same bounds the hub applies, checked here first so an oversized command never
+    // reaches the outbox (it could never be sent).
+    if (depthExceeds(encoded.success, MAX_ARGS_DEPTH)) {
+      return refuse({ code: "command-too-large", message: `The arguments of "${name}" nest deeper than ${MAX_ARGS_DEPTH} levels.` })
     }
+    let size: number
+    try {
+      size = encodeCanonical(encoded.success).length
+    } catch (e) {
+      return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${e instanceof Error ? e.message : String(e)}` })
+    }
+    if (size > this.maxCommandBytes) {
+      return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.maxCommandBytes} fit in a command. Keep large blobs out of commands.` })
+    }
+    // Apply what the authority will apply: the arguments as decoded from their wire form.
+    const decoded = cmd.decode(encoded.success)
+    if (Result.isFailure(decoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(decoded.failure)}` })
 
     const clientSeq = this.nextClientSeq++
-    const pending: PendingCommand = { clientSeq, name, args, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false }
+    const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false }
     let deferred!: Deferred
     let persistedResolve!: () => void
     const persisted = new Promise<void>((r) => (persistedResolve = r))
-    const promise = new Promise<{ seq: number }>((resolve, reject) => {
+    const promise = new Promise<Confirmation>((resolve, reject) => {
       deferred = { resolve, reject, persisted: persistedResolve }
     })
     // Fire-and-forget callers must not crash the process on a rejection: mark it handled.
     promise.catch(() => {})
-    this.deferreds.set(clientSeq, deferred)
+    this.deferreds.set(pending, deferred)
     this.rs.push(pending)
     this.toPersist.push(pending)
     if (this.toPersist.length === 1) queueMicrotask(() => this.flushOutbox())
     this.scheduleNotify()
-    return Object.assign(promise, { clientSeq, persisted })
+    return Object.defineProperties(promise, {
+      clientSeq: { get: () => pending.clientSeq, enumerable: true },
+      persisted: { value: persisted, enumerable: true },
+    }) as Receipt
   }
 
   /**
@@ -251,7 +298,7 @@ export class Doc<M extends Machine<any, any>> {
     })
   }
 
-  private enqueue(write: (store: ReplicaStore) => Promise<void>, then: () => void): void {
+  private enqueue(write: (store: ReplicaStore) => Promise<void>, then: () => void, failed?: () => void): void {
     const store = this.store
     if (store === undefined) {
       this.lane = this.lane.then(then)
@@ -259,7 +306,10 @@ export class Doc<M extends Machine<any, any>> {
     }
     this.lane = this.lane
       .then(() => write(store))
-      .then(then, (e) => this.emit("error", { code: "storage-failed", message: `Writing document "${this.docId}" failed: ${e instanceof Error ? e.message : String(e)}` }))
+      .then(then, (e) => {
+        this.emit("error", { code: "storage-failed", message: `Writing document "${this.docId}" failed: ${e instanceof Error ? e.message : String(e)}` })
+        failed?.()
+      })
   }
 
   /** Settled lane: resolves when every write queued so far is done. */
@@ -271,30 +321,38 @@ export class Doc<M extends Machine<any, any>> {
     const batch = this.toPersist
     this.toPersist = []
     if (batch.length === 0) return
-    const next = batch[batch.length - 1]!.clientSeq + 1
+    const next = Math.max(this.nextClientSeq, batch[batch.length - 1]!.clientSeq + 1)
     this.enqueue(
       (store) => store.appendOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.laneConfirmed, nextClientSeq: next }, batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded }))),
       () => {
-        this.laneNext = next
+        this.laneNext = Math.max(this.laneNext, next)
         const live: PendingCommand[] = []
-        const stillPending = new Set(this.rs.pending)
         for (const p of batch) {
           p.persisted = true
-          this.deferreds.get(p.clientSeq)?.persisted()
-          if (stillPending.has(p)) live.push(p)
+          this.deferreds.get(p)?.persisted()
+          if (this.rs.pendingAt(p.clientSeq) === p) live.push(p)
         }
         if (this.send !== undefined && live.length > 0) {
           this.sendSubmit(live)
         }
       },
+      () => {
+        // Not durable, so not sent yet: try again (the app was told storage failed).
+        if (this.closed) return
+        this.toPersist = [...batch.filter((p) => this.rs.pendingAt(p.clientSeq) === p), ...this.toPersist]
+        this.runtime.setTimer(OUTBOX_RETRY_MS, () => this.flushOutbox())
+      },
     )
   }
 
   private ackedClientSeq(): number {
+    // Pending commands and the outbox queue are in clientSeq order.
     let low = this.nextClientSeq
-    for (const p of this.rs.pending) if (p.clientSeq < low) low = p.clientSeq
+    const p0 = this.rs.pending[0]
+    if (p0 !== undefined && p0.clientSeq < low) low = p0.clientSeq
     for (const cs of this.settling) if (cs < low) low = cs
-    for (const p of this.toPersist) if (p.clientSeq < low) low = p.clientSeq
+    const t0 = this.toPersist[0]
+    if (t0 !== undefined && t0.clientSeq < low) low = t0.clientSeq
     return low - 1
   }
 
@@ -326,9 +384,9 @@ export class Doc<M extends Machine<any, any>> {
     this.send = send
     this.isSynced = false
     this.resyncing = false
-    const acked = this.ackedClientSeq()
-    this.lastAckSent = acked
-    send({ type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: acked })
+    const sub = this.subscribeMessage()
+    this.lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
+    send(sub)
     if (this.ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.ownPresence })
     this.resend()
   }
@@ -361,22 +419,28 @@ export class Doc<M extends Machine<any, any>> {
       case "results": {
         const settle = new Set<number>()
         const rejected = new Map<number, Rejection>()
-        const acceptedEarlier: { clientSeq: number; seq: number }[] = []
+        const acceptedEarlier: { command: PendingCommand; seq: number; upperBound?: true }[] = []
         for (const o of msg.outcomes) {
-          if (!this.rs.pending.some((p) => p.clientSeq === o.clientSeq)) continue
+          const p = this.rs.pendingAt(o.clientSeq)
+          if (p === undefined) continue
           if ("rejection" in o) {
             settle.add(o.clientSeq)
             rejected.set(o.clientSeq, o.rejection)
+          } else if ("seqAtMost" in o) {
+            // The hub forgot this outcome: the command is settled, at a seq no higher than this.
+            if (o.seqAtMost <= this.rs.confirmedSeq) {
+              settle.add(o.clientSeq)
+              acceptedEarlier.push({ command: p, seq: o.seqAtMost, upperBound: true })
+            } else this.settleAt.set(p, o.seqAtMost)
           } else if (o.seq <= this.rs.confirmedSeq) {
             // Confirmed inside a state transfer: no entry will come for it.
             settle.add(o.clientSeq)
-            acceptedEarlier.push(o)
+            acceptedEarlier.push({ command: p, seq: o.seq })
           }
         }
         if (settle.size === 0) return
-        const names = new Map(this.rs.pending.filter((p) => settle.has(p.clientSeq)).map((p) => [p.clientSeq, p.name]))
         this.integrate([], settle, rejected)
-        for (const { clientSeq, seq } of acceptedEarlier) this.settleConfirmed(clientSeq, names.get(clientSeq) ?? "", seq)
+        for (const a of acceptedEarlier) this.settleConfirmed(a.command, a.seq, a.upperBound)
         return
       }
       case "checkpoint":
@@ -408,6 +472,13 @@ export class Doc<M extends Machine<any, any>> {
         return
       }
       case "error":
+        if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.resumeNumberingAt(msg.seq)
+        if (msg.code === "sequence-gap") {
+          // The hub lost track of where this client is (it should never happen on an ordered
+          // link): follow again from the confirmed seq, which resends the outbox in order.
+          this.send?.(this.subscribeMessage())
+          this.resend()
+        }
         this.emit("error", { code: msg.code, message: msg.message })
         return
       case "presence":
@@ -420,34 +491,73 @@ export class Doc<M extends Machine<any, any>> {
     }
   }
 
+  /**
+   * The hub says this client's commands on this document must be numbered from `from` (the
+   * same clientId was used by another device, or this one lost its storage). Pending commands
+   * below it were never applied under their numbers: renumber them, store the new outbox,
+   * and send them again.
+   */
+  private resumeNumberingAt(from: number): void {
+    // Commands still waiting for their first outbox write are numbered afresh before it.
+    const moves = this.rs.renumber(from)
+    let next = Math.max(this.nextClientSeq, from)
+    for (const p of this.rs.pending) next = Math.max(next, p.clientSeq + 1)
+    this.nextClientSeq = next
+    if (moves.length === 0) return
+    // Commands still in `toPersist` get their first write with the new numbers; every other
+    // moved command's record moves (a record whose append is still in the lane is written
+    // before this runs: the lane is in order).
+    const unwrittenYet = new Set(this.toPersist)
+    const persisted = moves.filter((m) => !unwrittenYet.has(m.command))
+    this.enqueue(
+      (store) => store.renumberOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.laneConfirmed, nextClientSeq: next },
+        persisted.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded }))),
+      () => {
+        this.laneNext = Math.max(this.laneNext, next)
+        if (this.send !== undefined) this.resend()
+      },
+    )
+  }
+
+  private subscribeMessage(): ClientMessage {
+    return { type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: this.ackedClientSeq() }
+  }
+
   private integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>): void {
     const wantSnapshot = this.store !== undefined && this.sinceSnapshot + entries.length >= this.snapshotEvery
-    const rejectedNames = new Map<number, string>()
-    if (rejected.size > 0) for (const p of this.rs.pending) if (rejected.has(p.clientSeq)) rejectedNames.set(p.clientSeq, p.name)
+    const rejectedCommands = new Map<number, PendingCommand>()
+    for (const cs of rejected.keys()) {
+      const p = this.rs.pendingAt(cs)
+      if (p !== undefined) rejectedCommands.set(cs, p)
+    }
     const r = this.rs.integrate(entries, settle, wantSnapshot)
     if (r.gap) {
       // Missed entries (should not happen on an ordered link): follow again from where we are.
-      this.send?.({ type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: this.ackedClientSeq() })
+      this.send?.(this.subscribeMessage())
     }
     const settled = [...r.confirmed.map((c) => c.command.clientSeq), ...(settle ?? [])]
     if (r.applied.length === 0 && settled.length === 0) return
     for (const cs of settled) this.settling.add(cs)
     const confirmedSeq = this.rs.confirmedSeq
+    // What an earlier failed write left out goes first: the stored log must have no hole.
+    const carried = this.unwritten
+    this.unwritten = { entries: [], settled: [] }
+    const applied = carried.entries.length > 0 ? [...carried.entries, ...r.applied] : r.applied
+    const removed = carried.settled.length > 0 ? [...carried.settled, ...settled] : settled
     const snapshot = r.snapshot
-    const applied = r.applied
-    this.sinceSnapshot = snapshot !== undefined ? 0 : this.sinceSnapshot + applied.length
+    this.sinceSnapshot = snapshot !== undefined ? 0 : this.sinceSnapshot + r.applied.length
     this.enqueue(
       // Built when the lane gets here, on top of what the writes before it stored.
       (store) => store.confirm(this.docId, {
         meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq, nextClientSeq: this.laneNext },
         entries: applied,
-        settled,
+        settled: removed,
         ...(snapshot !== undefined ? { snapshot: { seq: confirmedSeq, state: snapshot, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed } } : {}),
       }),
       () => {
         this.laneConfirmed = confirmedSeq
         if (snapshot !== undefined) this.laneSnapshotSeq = confirmedSeq
-        for (const cs of settled) this.settling.delete(cs)
+        for (const cs of removed) this.settling.delete(cs)
         // Tell the authority it may forget these outcomes: on the next submit, or on its own
         // once enough have piled up (a frame per confirmation would double the traffic).
         const acked = this.ackedClientSeq()
@@ -456,24 +566,47 @@ export class Doc<M extends Machine<any, any>> {
           this.send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
         }
       },
+      () => {
+        // Nothing of this batch was written (batches are atomic): the next write carries it.
+        this.unwritten = {
+          entries: [...applied, ...this.unwritten.entries],
+          settled: [...removed, ...this.unwritten.settled],
+        }
+        if (snapshot !== undefined) this.sinceSnapshot = this.snapshotEvery
+      },
     )
-    for (const { command, seq } of r.confirmed) this.settleConfirmed(command.clientSeq, command.name, seq)
+    for (const { command, seq } of r.confirmed) this.settleConfirmed(command, seq)
     for (const [clientSeq, rejection] of rejected) {
-      const command = rejectedNames.get(clientSeq) ?? ""
-      const d = this.deferreds.get(clientSeq)
-      this.deferreds.delete(clientSeq)
+      const p = rejectedCommands.get(clientSeq)
+      const command = p?.name ?? ""
+      const d = p === undefined ? undefined : this.deferreds.get(p)
+      if (p !== undefined) this.deferreds.delete(p)
       d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))
       this.emit("rejected", { clientSeq, command, rejection })
     }
+    if (this.settleAt.size > 0) this.settleReached()
     this.handleDesync(r.desync)
     this.scheduleNotify()
   }
 
-  private settleConfirmed(clientSeq: number, command: string, seq: number): void {
-    const d = this.deferreds.get(clientSeq)
-    this.deferreds.delete(clientSeq)
-    d?.resolve({ seq })
-    this.emit("confirmed", { clientSeq, command, seq })
+  /** Commands answered "applied at seq <= X" settle once the confirmed state has reached X. */
+  private settleReached(): void {
+    const due: { command: PendingCommand; seq: number }[] = []
+    for (const [p, seq] of this.settleAt) {
+      if (this.rs.pendingAt(p.clientSeq) !== p) this.settleAt.delete(p) // its entry confirmed it
+      else if (seq <= this.rs.confirmedSeq) due.push({ command: p, seq })
+    }
+    if (due.length === 0) return
+    for (const d of due) this.settleAt.delete(d.command)
+    this.integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map())
+    for (const d of due) this.settleConfirmed(d.command, d.seq, true)
+  }
+
+  private settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {
+    const d = this.deferreds.get(command)
+    this.deferreds.delete(command)
+    d?.resolve(upperBound ? { seq, upperBound } : { seq })
+    this.emit("confirmed", upperBound ? { clientSeq: command.clientSeq, command: command.name, seq, upperBound } : { clientSeq: command.clientSeq, command: command.name, seq })
   }
 
   private handleDesync(desync: Desync | undefined): void {

@@ -144,11 +144,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const rawConnect = () => {
     const conn = net.transport("raw").connect({
       onOpen: () => {
-        conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "raw-client", machines: [] })
+        conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "raw-client", secret: "raw-client-secret-0123456789", machines: [] })
         conn.send({ type: "subscribe", docId: DOC, machine: machine.name, version: machine.version, fingerprint: machine.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
       },
       onMessage: (m: ServerMessage) => {
-        if (m.type === "results") for (const o of m.outcomes) ledger.rawOutcomes.set(o.clientSeq, "seq" in o ? `seq:${o.seq}` : o.rejection.code)
+        if (m.type === "results") for (const o of m.outcomes) ledger.rawOutcomes.set(o.clientSeq, "seq" in o ? `seq:${o.seq}` : "rejection" in o ? o.rejection.code : `seqAtMost:${o.seqAtMost}`)
       },
       onClose: () => { if (rawConn === conn) rawConn = undefined },
     })

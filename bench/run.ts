@@ -14,6 +14,7 @@ const SUITES: Record<string, () => Promise<{ suite: Suite }>> = {
   storage: () => import("./storage.js"),
   wire: () => import("./wire.js"),
   peers: () => import("./peers.js"),
+  bundle: () => import("./bundle.js"),
 }
 
 const usage = `usage: npm run bench -- [--quick] [--suite NAME]

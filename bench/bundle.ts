@@ -12,7 +12,8 @@
  *
  * kB = 1000 bytes. Sizes are exact (one sample each); the first-render times are medians
  * over runs, measured in Chromium (bench/bundle-browser.ts; skipped with --quick: each cold
- * run launches a browser).
+ * run launches a browser). What a suspected culprit costs (a) or (b): `npx tsx
+ * bench/bundle-culprits.ts`.
  */
 import { buildDemo } from "../apps/demo/build.js"
 import { check, figure, figureLog, formatNumber, verdict, type Suite } from "./harness.js"

@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<{ suite: Suite }>> = {
   wire: () => import("./wire.js"),
   peers: () => import("./peers.js"),
   outbox: () => import("./outbox-sync.js"),
+  bundle: () => import("./bundle.js"),
 }
 
 const usage = `usage: npm run bench -- [--quick] [--suite NAME]

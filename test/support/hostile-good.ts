@@ -63,6 +63,8 @@ export class GoodClient {
   readonly statusLog: StatusChange[] = []
   /** Errors the hub sent about each document (a load failure, a refused subscribe...). */
   readonly errors = new Map<string, string[]>()
+  /** The same, in arrival order across documents. */
+  readonly errorLog: Array<{ readonly docId: string; readonly error: string; readonly at: number }> = []
 
   private constructor(readonly client: CanonClient, private readonly storage: LevelStorage | undefined) {
     client.onStatus((status, info) => this.statusLog.push({ status, info, at: Date.now() }))
@@ -88,7 +90,10 @@ export class GoodClient {
       doc = await this.client.open(machine, docId)
       const errors: string[] = []
       this.errors.set(docId, errors)
-      doc.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
+      doc.on("error", (e) => {
+        errors.push(`${e.code}: ${e.message}`)
+        this.errorLog.push({ docId, error: `${e.code}: ${e.message}`, at: Date.now() })
+      })
       this.docs.set(docId, doc)
     }
     try {
@@ -111,6 +116,15 @@ export class GoodClient {
   dropsSince(mark: number): string[] {
     return this.statusLog.slice(mark).filter((s) => s.status !== "online" && s.status !== "connecting")
       .map((s) => `${s.status}${s.info ? ` (${s.info.code}: ${s.info.reason})` : ""}`)
+  }
+
+  /** Errors the hub sent about `docIds` since `time`, one line each (repeats counted). */
+  errorsSince(time: number, docIds: ReadonlySet<string>): string[] {
+    const counts = new Map<string, number>()
+    for (const e of this.errorLog) {
+      if (e.at >= time && docIds.has(e.docId)) counts.set(`${e.docId}: ${e.error}`, (counts.get(`${e.docId}: ${e.error}`) ?? 0) + 1)
+    }
+    return [...counts].map(([line, n]) => (n > 1 ? `${line} (x${n})` : line))
   }
 
   async close(): Promise<void> {

@@ -426,7 +426,8 @@ describe("canon serve with a module exporting authenticate/authorize (test/fixtu
     p.check(alice.client.status === "online", `alice is ${alice.client.status}${alice.client.refusal ? ` (${alice.client.refusal.code}: ${alice.client.refusal.message})` : ""}`)
     if (alice.client.status !== "online") return
     await confirm(p, doc.submit("add", { id: "a2", title: "Alice 2" }), "alice's add a2")
-    await p.step("convergence", () => expectConverged(hub.syncUrl, Todo, doc, docId))
+    // Read back by another principal (everyone signed in may read).
+    await p.step("convergence", () => expectConverged(hub.syncUrl, Todo, doc, docId, "mallory-password"))
     const items = doc.state.items
     p.check(Object.hasOwn(items, "a2"), `alice's a2 is not in the document (items: ${Object.keys(items).join(", ")})`)
     p.check(!Object.hasOwn(items, "mallory-as-alice"), "mallory's item, written as alice, is in the document")

@@ -143,10 +143,10 @@ export const waitSynced = (doc: Doc<any>, ms: number, what: string): Promise<voi
   }), ms, `${what}: synced`)
 
 /** Reads the hub's state of a document through the protocol (a raw peer's fetch-state). */
-export const hubState = async (syncUrl: string, machine: Machine<any, any>, docId: string): Promise<{ readonly seq: number; readonly hash: string; readonly state: Uint8Array }> => {
+export const hubState = async (syncUrl: string, machine: Machine<any, any>, docId: string, credentials?: string): Promise<{ readonly seq: number; readonly hash: string; readonly state: Uint8Array }> => {
   const raw = await RawClient.connect(syncUrl)
   try {
-    await raw.helloFresh()
+    await raw.helloFresh(undefined, credentials)
     await raw.subscribe(docId, machine)
     const s = await raw.fetchState(docId)
     return { seq: s.seq, hash: s.hash, state: s.state }
@@ -157,19 +157,23 @@ export const hubState = async (syncUrl: string, machine: Machine<any, any>, docI
 
 /**
  * The well-behaved client's confirmed state of `docId` equals the hub's and a fresh
- * reader's (same seq, same hash). Throws a sentence naming the first difference.
+ * reader's (same seq, same hash). Throws a sentence naming the first difference. The
+ * readers sign in with `credentials` (a hub with an authenticate hook).
  */
-export const expectConverged = async (syncUrl: string, machine: Machine<any, any>, good: Doc<any>, docId: string): Promise<{ readonly seq: number; readonly hash: string }> => {
+export const expectConverged = async (syncUrl: string, machine: Machine<any, any>, good: Doc<any>, docId: string, credentials?: string): Promise<{ readonly seq: number; readonly hash: string }> => {
   await waitUntil(() => good.synced && good.pendingCount === 0, 8000, `the well-behaved client on ${docId} synced with nothing pending`)
-  let hub = await hubState(syncUrl, machine, docId)
+  let hub = await hubState(syncUrl, machine, docId, credentials)
   // Entries committed just before the state was read may still be on their way to the client.
   await waitUntil(() => good.confirmedSeq >= hub.seq, 5000, `the well-behaved client on ${docId} reaching the hub's seq ${hub.seq} (at ${good.confirmedSeq})`)
-  if (good.confirmedSeq !== hub.seq) hub = await hubState(syncUrl, machine, docId)
+  if (good.confirmedSeq !== hub.seq) hub = await hubState(syncUrl, machine, docId, credentials)
   if (good.confirmedSeq !== hub.seq) throw new Error(`${docId}: the well-behaved client is at seq ${good.confirmedSeq}, the hub at ${hub.seq}`)
   const goodHash = good.confirmedHash()
   if (goodHash !== hub.hash) throw new Error(`${docId}: the well-behaved client's state hash ${goodHash} differs from the hub's ${hub.hash} at seq ${hub.seq}`)
 
-  const fresh = await CanonClient.open({ transport: wsClientTransport(syncUrl), runtime: systemRuntime, storage: new MemoryStorage(), backoff: BACKOFF })
+  const fresh = await CanonClient.open({
+    transport: wsClientTransport(syncUrl), runtime: systemRuntime, storage: new MemoryStorage(), backoff: BACKOFF,
+    ...(credentials !== undefined ? { credentials } : {}),
+  })
   try {
     const doc = await fresh.open(machine, docId)
     await waitSynced(doc, 8000, `a fresh reader of ${docId}`)

@@ -297,13 +297,18 @@ describe("the authority serves only what is durable, and says what it finds (ite
       onClose: () => {},
     })
     await w.rt.run({ forMs: 300 })
-    const state = got.find((m) => m.type === "state") as Extract<ServerMessage, { type: "state" }>
+    // The state comes as a snapshot stream (begin, chunks, end), then the log after it.
+    const begin = got.find((m) => m.type === "snapshot-begin") as Extract<ServerMessage, { type: "snapshot-begin" }>
+    const chunks = got.filter((m): m is Extract<ServerMessage, { type: "snapshot-chunk" }> => m.type === "snapshot-chunk")
+    expect(got.some((m) => m.type === "snapshot-end")).toBe(true)
+    const bytes = new Uint8Array(begin.size)
+    for (const c of chunks) bytes.set(c.bytes, c.offset)
     const seqs = got.flatMap((m) => (m.type === "entries" ? m.entries.map((e) => e.seq) : []))
-    // Either the state was taken before the batch (seq 1, then entry 2) or after it (seq 2):
+    // Either the snapshot was taken before the batch (seq 1, then entry 2) or after it (seq 2):
     // never a state that holds an entry not yet durable, and never an entry twice.
-    expect(state.seq === 1 ? seqs : [state.seq, ...seqs]).toEqual([2])
+    expect(begin.seq === 1 ? seqs : [begin.seq, ...seqs]).toEqual([2])
     // And the state is exactly the state at its seq: one note per entry up to it.
-    expect((decodeCanonical(state.state) as { log: string[] }).log).toHaveLength(state.seq)
+    expect((decodeCanonical(bytes) as { log: string[] }).log).toHaveLength(begin.seq)
   })
 
   test("a stored checkpoint that the replay does not reproduce is reported on load", async () => {

@@ -8,9 +8,8 @@
  * write fails, the in-memory document is no longer trustworthy: it is discarded (`broken`)
  * and the hub reloads it from storage on next use, so nothing unacknowledged is ever served.
  *
- * Catch-up for a (re)subscribing replica reads the log in pages outside the write lane
- * (committed entries never change) and switches the subscriber to live fan-out in the same
- * tick that it reaches the committed head, so no entry is skipped or sent twice.
+ * Followers (catch-up, fan-out, backpressure, snapshot streams, presence) live in
+ * followers.ts; snapshots and log compaction in snapshots.ts; exactly-once in client-table.ts.
  *
  * Every peer is untrusted: a command is bounded (encoded size and depth, so its entry always
  * fits in a frame) before it is applied, its clientSeq must be the client's next one (see
@@ -33,6 +32,10 @@ import type { AuthorityStore } from "../store/authority-store.js"
 import type { AuthorityHead, StoredOutcome } from "../store/records.js"
 import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, boundedMessage, depthExceeds } from "../limits.js"
 import { ClientTable, commandHash } from "./client-table.js"
+import { Followers } from "./followers.js"
+import { Snapshotter, type SnapshotPolicy } from "./snapshots.js"
+import type { SnapshotMeta } from "../store/snapshot-store.js"
+import { hashBytes } from "../hash.js"
 
 export interface AuthorityOptions {
   /** Publish a checkpoint every this many entries. Default 256; Infinity turns checkpoints off. */
@@ -57,7 +60,20 @@ export interface AuthorityOptions {
   readonly hardLimit?: number
   /** Entries messages are cut below this many bytes (the frame limit is 1 MiB). Default 512 KiB. */
   readonly maxMessageBytes?: number
+  /** When to snapshot and compact the log (bytes-based; see snapshots.ts). */
+  readonly snapshots?: SnapshotPolicy
+  /** A replica more than this many entries behind gets a snapshot, if a newer one is stored. Default 2048. */
+  readonly snapshotLagEntries?: number
+  /** Bytes of a snapshot stream in flight past the replica's acknowledgement. Default 1 MiB. */
+  readonly snapshotWindowBytes?: number
 }
+
+/**
+ * States whose canonical encoding is larger than this are hashed in the background (sliced,
+ * see snapshots.ts) instead of inside the commit: checkpoints then come from snapshots and
+ * from quiet periods, never from a pause of the event loop.
+ */
+const BIG_STATE_BYTES = 1 << 20
 
 /** An upper bound of an entry's bytes on the wire. */
 export const entrySizeBound = (e: Entry): number => 32 + e.clientId.length * 3 + e.name.length * 3 + sizeBound(e.args)
@@ -87,17 +103,6 @@ export const cutBySize = (entries: ReadonlyArray<Entry>, max: number, cutAfter?:
   }
   if (run.length > 0) out.push(run)
   return out
-}
-
-interface Subscriber {
-  readonly conn: Connection<ServerMessage>
-  readonly clientId: string
-  /** Ephemeral presence of this connection on the document (never logged). */
-  presence: unknown
-  /** Highest seq sent to this subscriber. */
-  cursor: number
-  live: boolean
-  closed: boolean
 }
 
 /** Who sent a submit: the proved clientId and which incarnation of it (see identity.ts). */
@@ -131,7 +136,15 @@ export class DocAuthority<S = unknown> {
   private committed: number
   private lastTime: number
   private checkpoint: Checkpoint | undefined
-  private readonly subscribers = new Map<Connection<ServerMessage>, Subscriber>()
+  private readonly followers: Followers
+  private readonly snapshotter: Snapshotter
+  /** Entries at or below this may be gone from the log (compacted). */
+  private horizon: number
+  /** Canonical size of the state when last measured: decides how checkpoints are hashed. */
+  private stateBytes = 0
+  /** Commits wait here for a snapshot to begin between batches (memory equals what is committed). */
+  private snapshotDue = false
+  private readonly snapshotWaiters: Array<{ atLeast: number; resolve: (m: SnapshotMeta) => void; reject: (e: unknown) => void }> = []
   private queue: Pending[] = []
   private flushing = false
   private quietTimer: Timer | undefined
@@ -139,12 +152,10 @@ export class DocAuthority<S = unknown> {
   broken = false
   private readonly checkpointEvery: number
   private readonly quietMs: number
-  private readonly page: number
   private readonly maxCommandBytes: number
   private readonly clientTable: ClientTable
-  private readonly highWater: number
-  private readonly hardLimit: number
   private readonly maxMessageBytes: number
+  private readonly tailBytes: number
 
   private constructor(
     readonly docId: string,
@@ -155,20 +166,46 @@ export class DocAuthority<S = unknown> {
     head: AuthorityHead,
     options: AuthorityOptions,
     private readonly hooks: AuthorityHooks<S>,
+    snapshotter: Snapshotter,
+    horizon: number,
+    stateBytes: number,
   ) {
     this.host = new JournaledState(state)
+    this.snapshotter = snapshotter
+    this.horizon = horizon
+    this.stateBytes = stateBytes
     this.seq = head.seq
     this.committed = head.seq
     this.lastTime = head.lastTime
     this.checkpoint = head.checkpoint
     this.checkpointEvery = options.checkpointEvery ?? 256
     this.quietMs = options.quietCheckpointMs ?? 1000
-    this.page = options.catchUpPage ?? 512
     this.clientTable = new ClientTable(docId, store, options.maxOutcomesPerClient ?? 100_000)
     this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
-    this.highWater = options.highWaterMark ?? 1 << 20
-    this.hardLimit = options.hardLimit ?? 8 << 20
     this.maxMessageBytes = options.maxMessageBytes ?? 512 << 10
+    this.tailBytes = options.snapshots?.tailBytes ?? 64 << 10
+    const self = this
+    this.followers = new Followers({
+      docId, runtime,
+      committed: () => self.committed,
+      horizon: () => self.horizon,
+      checkpoint: () => self.checkpoint,
+      latestSnapshot: () => self.snapshotter.latest,
+      snapshotAtLeast: (seq) => self.snapshotAtLeast(seq),
+      useSnapshot: (seq) => self.snapshotter.use(seq),
+      readChunk: (seq, i) => self.snapshotter.readChunk(seq, i),
+      chunkBytes: () => self.snapshotter.chunkBytes,
+      entries: (after, limit) => store.entries(docId, after, limit),
+      entriesMessages: (entries, cps) => self.entriesMessages(entries, cps),
+      report: (code, message) => self.hooks.onReport?.({ docId, code, message }),
+      isBroken: () => self.broken,
+    }, {
+      page: options.catchUpPage ?? 512,
+      highWater: options.highWaterMark ?? 1 << 20,
+      hardLimit: options.hardLimit ?? 8 << 20,
+      snapshotLag: options.snapshotLagEntries ?? 2048,
+      snapshotWindow: options.snapshotWindowBytes ?? 1 << 20,
+    })
   }
 
   /** Entries as messages under the size limit; each checkpoint rides with the run it ends. */
@@ -203,8 +240,16 @@ export class DocAuthority<S = unknown> {
       hooks.onReport?.({ docId, code: "machine-upgraded", message: `Document "${docId}" was written by "${machine.name}" v${stored.version}; replaying its log with v${machine.version}.` })
     }
     const head: AuthorityHead = stored ?? { machine: machine.name, version: machine.version, seq: 0, lastTime: 0, checkpoint: undefined }
-    const host = new JournaledState<S>(machine.initial())
-    let at = 0
+    const report = (code: string, message: string) => hooks.onReport?.({ docId, code, message })
+    const snapshotter = new Snapshotter(docId, store.snapshots, runtime, options.snapshots, report)
+    const horizon = await store.snapshots.horizon(docId)
+    // The newest snapshot that verifies, then the log after it.
+    const base = await snapshotter.loadNewest(head.seq)
+    if (base === undefined && horizon > 0) {
+      throw new CanonError({ code: "storage-corrupt", message: `Document "${docId}" was compacted up to seq ${horizon} but no stored snapshot of it verifies.` })
+    }
+    const host = new JournaledState<S>(base !== undefined ? (base.state as S) : machine.initial())
+    let at = base?.meta.seq ?? 0
     const page = options.catchUpPage ?? 512
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at))
@@ -221,10 +266,14 @@ export class DocAuthority<S = unknown> {
     // the machine is not deterministic (or changed): say so, and publish the truth so
     // replicas resync.
     let checked = head
+    // Measured once here: big states are hashed in the background from now on.
+    const encoded = encodeCanonical(host.root)
+    const stateBytes = encoded.length
+    const loadedHash = hashBytes(encoded)
     if (options.checkpointEvery === Infinity) {
       // Checkpoints are off.
     } else if (head.seq > 0 && head.checkpoint?.seq === head.seq) {
-      const hash = hashState(host.root)
+      const hash = loadedHash
       if (hash !== head.checkpoint.hash) {
         hooks.onReport?.({
           docId,
@@ -234,9 +283,12 @@ export class DocAuthority<S = unknown> {
         checked = { ...head, checkpoint: { seq: head.seq, hash } }
       }
     } else if (head.seq > 0) {
-      checked = { ...head, checkpoint: { seq: head.seq, hash: hashState(host.root) } }
+      checked = { ...head, checkpoint: { seq: head.seq, hash: loadedHash } }
     }
-    return new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks)
+    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes)
+    // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
+    void doc.tidy()
+    return doc
   }
 
   /** Seq of the last durable entry. */
@@ -250,83 +302,56 @@ export class DocAuthority<S = unknown> {
   }
 
   get subscriberCount(): number {
-    return this.subscribers.size
+    return this.followers.size
+  }
+
+  /** Entries at or below this seq may be gone from the stored log. */
+  get compactedThrough(): number {
+    return this.horizon
+  }
+
+  /** The newest stored snapshot. */
+  get latestSnapshot(): SnapshotMeta | undefined {
+    return this.snapshotter.latest
   }
 
   stateHash(): string {
     return hashState(this.host.root)
   }
 
-  // ---- subscribe / catch-up ----
+  /** Takes a snapshot now (between batches) and compacts behind it; resolves when stored. */
+  snapshotNow(): Promise<SnapshotMeta> {
+    return this.snapshotAtLeast(this.committed)
+  }
+
+  // ---- followers ----
 
   subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number): void {
     const sender = asSender(who)
-    this.unsubscribe(conn)
     // The ack goes through the write lane like a submit without commands.
     this.submit(conn, sender, { type: "submit", docId: this.docId, commands: [], ackedClientSeq })
-    const sub: Subscriber = { conn, clientId: sender.clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false }
-    this.subscribers.set(conn, sub)
-    this.sendPresenceTo(sub)
-    if (sub.cursor > this.committed) {
-      // The replica has entries we do not: it followed an incarnation of this document that
-      // was lost. Give it our state (between batches, when memory equals what is committed);
-      // catch-up continues from there.
-      this.whenIdle(() => {
-        this.sendState(sub)
-        this.startCatchUp(sub)
-      })
-      return
-    }
-    this.startCatchUp(sub)
-  }
-
-  private startCatchUp(sub: Subscriber): void {
-    this.catchUp(sub).catch((e) => this.dropSubscriber(sub, e))
-  }
-
-  /** Runs `fn` when no batch is being applied and written (memory equals what is committed). */
-  private whenIdle(fn: () => void): void {
-    if (this.flushing) this.afterFlush.push(fn)
-    else this.guard("state transfer", fn)
+    this.followers.add(conn, sender.clientId, fromSeq)
   }
 
   unsubscribe(conn: Connection<ServerMessage>): void {
-    const sub = this.subscribers.get(conn)
-    if (sub !== undefined) {
-      sub.closed = true
-      this.subscribers.delete(conn)
-      if (sub.presence !== null) this.broadcastPresence(sub, null)
-    }
+    this.followers.remove(conn)
   }
 
-  // ---- presence: ephemeral, relayed, never in the log ----
-
-  /** Sets this connection's presence and tells the document's other subscribers. */
+  /** Sets this connection's presence and tells the document's other followers. */
   setPresence(conn: Connection<ServerMessage>, state: unknown): void {
-    const sub = this.subscribers.get(conn)
-    if (sub === undefined) return
-    sub.presence = state ?? null
-    this.broadcastPresence(sub, sub.presence)
+    this.followers.setPresence(conn, state)
   }
 
-  private broadcastPresence(from: Subscriber, state: unknown): void {
-    for (const other of this.subscribers.values()) {
-      if (other !== from) other.conn.send({ type: "presence", docId: this.docId, clientId: from.clientId, state })
+  /** The replica desynced: it gets the whole state as a snapshot stream, then the log. */
+  fetchState(conn: Connection<ServerMessage>): void {
+    if (!this.followers.wantState(conn)) {
+      conn.send({ type: "error", code: "not-subscribed", message: `Subscribe to "${this.docId}" before fetching its state.`, docId: this.docId })
     }
   }
 
-  /** Who else is here: sent to a new subscriber. */
-  private sendPresenceTo(sub: Subscriber): void {
-    for (const other of this.subscribers.values()) {
-      if (other !== sub && other.presence !== null) sub.conn.send({ type: "presence", docId: this.docId, clientId: other.clientId, state: other.presence })
-    }
-  }
-
-  private dropSubscriber(sub: Subscriber, e: unknown): void {
-    this.unsubscribe(sub.conn)
-    const message = e instanceof Error ? e.message : String(e)
-    this.hooks.onReport?.({ docId: this.docId, code: "catch-up-failed", message })
-    sub.conn.send({ type: "error", code: "storage-failed", message: boundedMessage(`Reading document "${this.docId}" failed: ${message}`), docId: this.docId })
+  /** Flow control (or the resume point) of a snapshot stream. */
+  snapshotAck(conn: Connection<ServerMessage>, snapshotId: number, received: number): void {
+    this.followers.snapshotAck(conn, snapshotId, received)
   }
 
   /**
@@ -349,80 +374,75 @@ export class DocAuthority<S = unknown> {
     this.hooks.onBroken(this, e)
   }
 
-  /**
-   * Backpressure: true if the subscriber may be sent more now. Over the high-water mark it
-   * is paused (and resumes by catching up from the log once drained); over the hard limit
-   * its connection is closed with `slow-consumer` (the client reconnects and catches up).
-   */
-  private canSend(sub: Subscriber): boolean {
-    const buffered = sub.conn.bufferedAmount
-    if (buffered > this.hardLimit) {
-      this.unsubscribe(sub.conn)
-      sub.conn.close("slow-consumer", `More than ${this.hardLimit} bytes waited unread; reconnect to catch up.`)
-      return false
-    }
-    if (buffered <= this.highWater) return true
-    sub.live = false
-    this.resumeWhenDrained(sub)
-    return false
+  private report(code: string, message: string): void {
+    this.hooks.onReport?.({ docId: this.docId, code, message })
   }
 
-  private resumeWhenDrained(sub: Subscriber): void {
-    this.runtime.setTimer(DRAIN_POLL_MS, () => {
-      if (sub.closed || this.broken) return
-      const buffered = sub.conn.bufferedAmount
-      if (buffered > this.hardLimit) return void this.canSend(sub)
-      if (buffered > this.highWater / 2) return this.resumeWhenDrained(sub)
-      this.startCatchUp(sub)
+  // ---- snapshots ----
+
+  /** A stored snapshot at or after `atLeast`: the latest if it will do, else a new one. */
+  private snapshotAtLeast(atLeast: number): Promise<SnapshotMeta> {
+    const latest = this.snapshotter.latest
+    if (latest !== undefined && latest.seq >= atLeast) return Promise.resolve(latest)
+    return new Promise((resolve, reject) => {
+      this.snapshotWaiters.push({ atLeast, resolve, reject })
+      this.snapshotDue = true
+      if (!this.flushing) this.beginSnapshot()
     })
   }
 
-  private async catchUp(sub: Subscriber): Promise<void> {
-    for (;;) {
-      if (sub.closed || this.broken) return
-      if (!this.canSend(sub)) return
-      if (sub.cursor >= this.committed) {
-        sub.live = true
-        sub.conn.send({ type: "synced", docId: this.docId, seq: this.committed })
-        const cp = this.checkpoint
-        if (cp !== undefined && cp.seq === this.committed) sub.conn.send({ type: "checkpoint", docId: this.docId, seq: cp.seq, hash: cp.hash })
-        return
-      }
-      const from = sub.cursor
-      const entries = await this.store.entries(this.docId, from, Math.min(this.page, this.committed - from))
-      if (sub.closed) return
-      if (entries.length === 0) {
-        throw new CanonError({ code: "storage-corrupt", message: `The log of "${this.docId}" ends before its head ${this.committed} (read after ${from}).` })
-      }
-      // A state transfer may have moved the cursor while we read.
-      const fresh = entries.filter((e) => e.seq > sub.cursor)
-      if (fresh.length === 0) continue
-      const last = fresh[fresh.length - 1]!.seq
-      for (const msg of this.entriesMessages(fresh, this.checkpoint === undefined ? [] : [this.checkpoint])) sub.conn.send(msg)
-      sub.cursor = last
+  /** Starts a snapshot of the committed state. Only between batches: memory equals what is committed. */
+  private beginSnapshot(): void {
+    if (this.flushing || this.snapshotter.running || this.broken) return
+    this.snapshotDue = false
+    const seq = this.committed
+    this.snapshotter.take(this.host, seq, this.lastTime, true).then(
+      (meta) => {
+        this.stateBytes = meta.size
+        if (this.checkpoint === undefined || this.checkpoint.seq < meta.seq) this.setCheckpoint({ seq: meta.seq, hash: meta.hash }, true)
+        for (const w of this.snapshotWaiters.splice(0)) {
+          if (meta.seq >= w.atLeast) w.resolve(meta)
+          else this.snapshotWaiters.push(w)
+        }
+        if (this.snapshotWaiters.length > 0) this.snapshotDue = true
+        if (this.snapshotDue && !this.flushing) this.beginSnapshot()
+        return this.compactBehind(meta)
+      },
+    ).catch((e) => {
+      const message = e instanceof Error ? e.message : String(e)
+      this.report("snapshot-failed", `A snapshot of "${this.docId}" at seq ${seq} failed: ${message}`)
+      for (const w of this.snapshotWaiters.splice(0)) w.reject(e)
+    })
+  }
+
+  /** Deletes entries behind a new snapshot, keeping a tail of about `tailBytes` for cheap catch-up. */
+  private async compactBehind(meta: SnapshotMeta): Promise<void> {
+    const tail = this.tailBytes
+    if (!Number.isFinite(tail)) return
+    const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)
+    if (upTo <= this.horizon) return
+    // Readers see the new horizon before the entries go: catch-up switches to a snapshot.
+    this.horizon = upTo
+    await this.store.snapshots.compact(this.docId, upTo)
+  }
+
+  /** Removes what crashes left behind; failures are reported and retried at the next load. */
+  private async tidy(): Promise<void> {
+    try {
+      const latest = this.snapshotter.latest
+      for (const m of await this.store.snapshots.metas(this.docId)) if (latest !== undefined && m.seq < latest.seq) await this.store.snapshots.drop(this.docId, m.seq)
+      await this.store.snapshots.dropOrphans(this.docId)
+      if (this.horizon > 0) await this.store.snapshots.compact(this.docId, this.horizon)
+    } catch (e) {
+      this.report("tidy-failed", `Cleaning up after an earlier crash failed for "${this.docId}": ${e instanceof Error ? e.message : String(e)}`)
     }
   }
 
-  // ---- state transfer ----
-
-  /** Sends the whole committed state (after a desync). Waits for an in-flight batch. */
-  fetchState(conn: Connection<ServerMessage>): void {
-    const sub = this.subscribers.get(conn)
-    if (sub === undefined) {
-      conn.send({ type: "error", code: "not-subscribed", message: `Subscribe to "${this.docId}" before fetching its state.`, docId: this.docId })
-      return
-    }
-    this.whenIdle(() => this.sendState(sub))
-  }
-
-  private afterFlush: Array<() => void> = []
-
-  private sendState(sub: Subscriber): void {
-    if (sub.closed) return
-    // Only called between batches, when memory equals what is committed.
-    const state = encodeCanonical(this.host.root)
-    sub.conn.send({ type: "state", docId: this.docId, seq: this.committed, hash: hashState(this.host.root), state })
-    sub.cursor = this.committed
+  private setCheckpoint(cp: Checkpoint, store: boolean): void {
+    this.checkpoint = cp
+    // Kept for `canon inspect`; losing it in a crash costs nothing but a later check.
+    if (store) this.store.putCheckpoint(this.docId, cp).catch(() => {})
+    this.followers.publishCheckpoint(cp)
   }
 
   // ---- submit / group commit ----
@@ -442,12 +462,16 @@ export class DocAuthority<S = unknown> {
         if (this.broken) return
         if (unreadable.size > 0) batch = this.refuseUnreadable(batch, unreadable)
         await this.commitBatch(batch)
+        // Between batches memory equals what is committed: the moment a snapshot may begin.
+        if (this.snapshotDue) {
+          this.flushing = false
+          this.beginSnapshot()
+          this.flushing = true
+        }
       }
     } finally {
       this.flushing = false
-      const after = this.afterFlush
-      this.afterFlush = []
-      for (const f of after) this.guard("deferred work", f)
+      if (this.snapshotDue) this.beginSnapshot()
     }
   }
 
@@ -548,7 +572,7 @@ export class DocAuthority<S = unknown> {
               this.seq = seq
               this.lastTime = time
               entries.push({ seq, time, clientId, clientSeq: cmd.clientSeq, name: cmd.name, args: cmd.args })
-              if (seq % this.checkpointEvery === 0) checkpoints.push({ seq, hash: hashState(this.host.root) })
+              if (seq % this.checkpointEvery === 0 && this.stateBytes <= BIG_STATE_BYTES) checkpoints.push(this.measure(seq))
               stored = { hash, seq }
               outcome = { clientSeq: cmd.clientSeq, seq }
             }
@@ -565,21 +589,18 @@ export class DocAuthority<S = unknown> {
       return
     }
 
+    let written = 0
     if (entries.length > 0 || table.changed) {
-      if (!(await this.persist(entries, checkpoints, journals, seqBefore))) return
+      const bytes = await this.persist(entries, checkpoints, journals, seqBefore)
+      if (bytes === undefined) return
+      written = bytes
     }
+    if (written > 0 && this.snapshotter.noteCommitted(written)) this.snapshotDue = true
 
     // Durable: fan out to live subscribers, then acknowledge. Entries first: a submitter that
     // follows the document confirms from them, so its receipt does not wait for the results.
     if (entries.length > 0) {
-      // One message object per run, shared by every subscriber (a transport may encode it once).
-      const msgs = this.entriesMessages(entries, checkpoints)
-      for (const sub of [...this.subscribers.values()]) {
-        if (sub.live && sub.cursor === seqBefore && this.canSend(sub)) {
-          for (const msg of msgs) sub.conn.send(msg)
-          sub.cursor = this.committed
-        }
-      }
+      this.followers.fanOut(seqBefore, this.entriesMessages(entries, checkpoints), this.committed)
       this.armQuietCheckpoint()
     }
     for (const [conn, outcomes] of replies) {
@@ -594,7 +615,8 @@ export class DocAuthority<S = unknown> {
   }
 
   /** Writes a batch atomically. On failure rolls memory back, marks the doc broken, returns false. */
-  private async persist(entries: Entry[], checkpoints: ReadonlyArray<Checkpoint>, journals: Journal[], seqBefore: number): Promise<boolean> {
+  /** Writes a batch atomically; resolves with the bytes of entries written, or undefined if it failed. */
+  private async persist(entries: Entry[], checkpoints: ReadonlyArray<Checkpoint>, journals: Journal[], seqBefore: number): Promise<number | undefined> {
     const checkpoint = checkpoints[checkpoints.length - 1]
     const head: AuthorityHead = {
       machine: this.machine.name,
@@ -603,17 +625,25 @@ export class DocAuthority<S = unknown> {
       lastTime: this.lastTime,
       checkpoint: checkpoint ?? this.checkpoint,
     }
+    let bytes: number
     try {
-      await this.store.commit(this.docId, { head, entries, ...this.clientTable.drain(), checkpoints })
+      bytes = await this.store.commit(this.docId, { head, entries, ...this.clientTable.drain(), checkpoints })
     } catch (e) {
       // Roll the memory back so nothing reads an unpersisted state before the reload.
       this.rollback(journals, seqBefore)
       this.fail("writing a batch", e)
-      return false
+      return undefined
     }
     this.committed = this.seq
     if (checkpoint !== undefined) this.checkpoint = checkpoint
-    return true
+    return bytes
+  }
+
+  /** The state's hash at `seq` (the live state must be at seq), noting its size. */
+  private measure(seq: number): Checkpoint {
+    const bytes = encodeCanonical(this.host.root)
+    this.stateBytes = bytes.length
+    return { seq, hash: hashBytes(bytes) }
   }
 
   private armQuietCheckpoint(): void {
@@ -624,23 +654,23 @@ export class DocAuthority<S = unknown> {
       if (this.broken) return
       if (this.flushing) return this.armQuietCheckpoint()
       if (this.checkpoint?.seq === this.committed) return
-      const cp = { seq: this.committed, hash: hashState(this.host.root) }
-      this.checkpoint = cp
-      // Kept for `canon inspect`; losing it in a crash costs nothing but a later check.
-      this.store.putCheckpoint(this.docId, cp).catch(() => {})
-      for (const sub of this.subscribers.values()) {
-        if (sub.live && sub.cursor === cp.seq) sub.conn.send({ type: "checkpoint", docId: this.docId, seq: cp.seq, hash: cp.hash })
-      }
+      if (this.stateBytes <= BIG_STATE_BYTES) return this.setCheckpoint(this.measure(this.committed), true)
+      // A big state: hash it in the background (a snapshot would do, but stores it too).
+      if (this.snapshotter.running) return this.armQuietCheckpoint()
+      const seq = this.committed
+      this.snapshotter.take(this.host, seq, this.lastTime, false).then(
+        (r) => {
+          this.stateBytes = r.size
+          if (this.checkpoint === undefined || this.checkpoint.seq < r.seq) this.setCheckpoint({ seq: r.seq, hash: r.hash }, true)
+        },
+        (e) => this.report("checkpoint-failed", `Hashing "${this.docId}" at seq ${seq} failed: ${e instanceof Error ? e.message : String(e)}`),
+      )
     }))
   }
 
-  /** Stops timers and forgets subscribers (the hub closes their connections). */
+  /** Stops timers and forgets followers (the hub closes their connections). */
   close(): void {
     this.quietTimer?.cancel()
-    for (const sub of this.subscribers.values()) sub.closed = true
-    this.subscribers.clear()
+    this.followers.clear()
   }
 }
-
-/** How often a paused subscriber's buffer is looked at. */
-const DRAIN_POLL_MS = 50

@@ -291,9 +291,12 @@ export class Hub implements ConnectionAcceptor {
         ;(await loaded).setPresence(session.conn, msg.state)
         return
       }
-      case "snapshot-ack":
-        // Snapshot streaming flow control: the streaming itself comes with its own issue.
+      case "snapshot-ack": {
+        const loaded = session.docs.has(msg.docId) ? this.docs.get(msg.docId) : undefined
+        if (loaded === undefined) return
+        ;(await loaded).snapshotAck(session.conn, msg.snapshotId, msg.received)
         return
+      }
       default:
         this.protocolError(session, `Unknown message type "${(msg as { type: string }).type}".`)
     }

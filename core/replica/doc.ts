@@ -25,6 +25,7 @@ import type { Runtime } from "../ports/runtime.js"
 import type { ReplicaStore } from "../store/replica-store.js"
 import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
 import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.js"
+import { SnapshotReceiver } from "./snapshot-receiver.js"
 
 /**
  * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
@@ -60,6 +61,8 @@ export interface DocEvents<S> {
   synced: (event: { readonly seq: number }) => void
   /** The hub refused something about this document, or storage failed. */
   error: (event: { readonly code: string; readonly message: string }) => void
+  /** A snapshot is streaming in (bytes received of its size), or was installed (received == size). */
+  snapshot: (event: { readonly seq: number; readonly received: number; readonly size: number }) => void
   /** Another client's presence changed (`state` null: it left or went away). */
   presence: (event: { readonly clientId: string; readonly state: unknown }) => void
   /** `close` was called: no more events follow. */
@@ -88,7 +91,12 @@ export interface DocOptions {
    * with `command-too-large`. Default 256 KiB, the hub's default: keep them equal.
    */
   readonly maxCommandBytes?: number
+  /** Largest snapshot this client accepts from a hub (it holds it in memory to verify it). Default 1 GiB. */
+  readonly maxSnapshotBytes?: number
 }
+
+/** A snapshot stream is acknowledged every this many bytes (the hub's window is larger). */
+const SNAPSHOT_ACK_EVERY = 256 << 10
 
 /** How long a failed outbox write waits before it is tried again. */
 const OUTBOX_RETRY_MS = 1000
@@ -97,7 +105,7 @@ export class Doc<M extends Machine<any, any>> {
   private readonly rs: ReplicaState<StateOf<M>>
   private readonly deferreds = new Map<PendingCommand, Deferred>()
   private readonly listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
-    change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(),
+    change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(), snapshot: new Set(),
   }
   private nextClientSeq: number
   private toPersist: PendingCommand[] = []
@@ -109,6 +117,10 @@ export class Doc<M extends Machine<any, any>> {
   /** Own commands the hub answered with "applied at seq <= X": settled once confirmedSeq reaches X. */
   private readonly settleAt = new Map<PendingCommand, number>()
   private readonly maxCommandBytes: number
+  private readonly maxSnapshotBytes: number
+  /** The snapshot stream being received (kept across a disconnect, to resume). */
+  private receiver: SnapshotReceiver | undefined
+  private snapshotFailures = 0
   private send: ((m: ClientMessage) => void) | undefined
   private lastAckSent = -1
   private ownPresence: unknown = null
@@ -138,6 +150,7 @@ export class Doc<M extends Machine<any, any>> {
   ) {
     this.rs = new ReplicaState(docId, machine, clientId, () => runtime.now(), init.state, init.confirmedSeq)
     this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
+    this.maxSnapshotBytes = options.maxSnapshotBytes ?? 1 << 30
     this.nextClientSeq = init.nextClientSeq
     this.laneNext = init.nextClientSeq
     this.laneConfirmed = init.confirmedSeq
@@ -386,7 +399,11 @@ export class Doc<M extends Machine<any, any>> {
     this.resyncing = false
     const sub = this.subscribeMessage()
     this.lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
+    this.snapshotFailures = 0
     send(sub)
+    // A snapshot stream cut by the disconnect: tell the hub how far it got.
+    const r = this.receiver
+    if (r !== undefined && r.received > 0) send({ type: "snapshot-ack", docId: this.docId, snapshotId: r.id, received: r.received })
     if (this.ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.ownPresence })
     this.resend()
   }
@@ -450,25 +467,45 @@ export class Doc<M extends Machine<any, any>> {
         this.isSynced = true
         this.emit("synced", { seq: msg.seq })
         return
-      case "state": {
-        this.resyncing = false
-        this.rs.reset(msg.seq, msg.state)
-        this.enqueue(
-          (store) => store.confirm(this.docId, {
-            meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: msg.seq, nextClientSeq: this.laneNext },
-            entries: [],
-            settled: [],
-            snapshot: { seq: msg.seq, state: msg.state, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed },
-          }),
-          () => {
-            this.laneConfirmed = msg.seq
-            this.laneSnapshotSeq = msg.seq
-            this.sinceSnapshot = 0
-          },
-        )
-        // Some pending commands may be inside that state: their duplicates' outcomes say so.
-        this.resend()
-        this.scheduleNotify()
+      case "state":
+        // A hub from before snapshot streams sends the state in one frame.
+        this.install(msg.seq, msg.state)
+        return
+      case "snapshot-begin": {
+        const r = this.receiver
+        if (r !== undefined && r.same(msg)) {
+          // The same snapshot again after a reconnect: continue where it stopped.
+          if (r.received > 0) this.send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: r.received })
+          return
+        }
+        if (msg.size > this.maxSnapshotBytes) {
+          this.receiver = undefined
+          this.emit("error", { code: "snapshot-too-large", message: `The hub sent a snapshot of ${msg.size} bytes; this client accepts at most ${this.maxSnapshotBytes} (option maxSnapshotBytes).` })
+          return
+        }
+        this.receiver = new SnapshotReceiver(msg, SNAPSHOT_ACK_EVERY)
+        this.emit("snapshot", this.receiver.progress)
+        return
+      }
+      case "snapshot-chunk": {
+        const r = this.receiver
+        if (r === undefined || r.id !== msg.snapshotId) return
+        const out = r.chunk(msg)
+        if (out.kind === "bad") return this.badSnapshot(out.reason)
+        if (out.ack !== undefined) {
+          this.send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: out.ack })
+          this.emit("snapshot", r.progress)
+        }
+        return
+      }
+      case "snapshot-end": {
+        const r = this.receiver
+        if (r === undefined || r.id !== msg.snapshotId) return
+        this.receiver = undefined
+        const done = r.finish()
+        if ("reason" in done) return this.badSnapshot(done.reason)
+        this.snapshotFailures = 0
+        this.install(r.begin.seq, done.bytes)
         return
       }
       case "error":
@@ -489,6 +526,42 @@ export class Doc<M extends Machine<any, any>> {
       default:
         return
     }
+  }
+
+  /** A snapshot stream that cannot be installed: discarded, and the state asked for again. */
+  private badSnapshot(reason: string): void {
+    this.receiver = undefined
+    this.snapshotFailures++
+    this.emit("error", { code: "snapshot-invalid", message: `A snapshot of "${this.docId}" was discarded: ${reason}. Fetching it again.` })
+    // A hub that keeps sending bad snapshots is not asked forever on the same connection.
+    if (this.snapshotFailures <= 3) this.send?.({ type: "fetch-state", docId: this.docId })
+  }
+
+  /**
+   * Replaces the confirmed state with the authority's at `seq` (a verified snapshot, or an old
+   * hub's state frame); pending commands stay on top and are sent again (some may be inside
+   * that state: their duplicates' outcomes say so).
+   */
+  private install(seq: number, bytes: Uint8Array): void {
+    this.resyncing = false
+    this.rs.reset(seq, bytes)
+    this.enqueue(
+      (store) => store.confirm(this.docId, {
+        meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.laneNext },
+        entries: [],
+        settled: [],
+        snapshot: { seq, state: bytes, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed },
+      }),
+      () => {
+        this.laneConfirmed = seq
+        this.laneSnapshotSeq = seq
+        this.sinceSnapshot = 0
+      },
+    )
+    this.emit("snapshot", { seq, received: bytes.length, size: bytes.length })
+    this.resend()
+    if (this.settleAt.size > 0) this.settleReached()
+    this.scheduleNotify()
   }
 
   /**

@@ -14,6 +14,7 @@ import {
   checkMark, decodeRecord, encodeIdentity, entryChecker, runChecker, writeEntry, writeHead, writeMark, writeRun,
 } from "./records.js"
 import { ensureFormat } from "./format.js"
+import { SnapshotStore } from "./snapshot-store.js"
 
 export interface CommitBatch {
   readonly head: AuthorityHead
@@ -33,7 +34,34 @@ export interface CommitBatch {
 export class AuthorityStore {
   private ready: Promise<void> | undefined
 
-  constructor(readonly kv: KVStore, readonly options: { readonly sync?: boolean } = {}) {}
+  /** Snapshots and compaction of the same documents. */
+  readonly snapshots: SnapshotStore
+
+  constructor(readonly kv: KVStore, readonly options: { readonly sync?: boolean } = {}) {
+    this.snapshots = new SnapshotStore(kv, options.sync ?? false)
+  }
+
+  /**
+   * Where compaction behind a snapshot at `snapshotSeq` may go: the highest seq such that
+   * the entries after it, up to the snapshot, take at least `tailBytes`.
+   */
+  async horizonFor(docId: string, snapshotSeq: number, tailBytes: number): Promise<number> {
+    await this.open()
+    const prefix = K.authEntryPrefix(docId)
+    let bytes = 0
+    let seq = snapshotSeq
+    for (;;) {
+      const rows = await this.kv.range({ gte: prefix, lt: K.authEntry(docId, seq + 1), reverse: true, limit: 256 })
+      if (rows.length === 0) return 0
+      for (const [key, value] of rows) {
+        seq = K.seqFromKey(key)
+        bytes += key.length + value.length
+        if (bytes >= tailBytes) return seq - 1
+      }
+      seq -= 1
+      if (rows.length < 256) return 0
+    }
+  }
 
   /** Checks the storage format once, before the first read. */
   open(): Promise<void> {
@@ -162,7 +190,8 @@ export class AuthorityStore {
    * One atomic batch. All keys and values are written into one buffer owned by this batch
    * (views into it go to the store): no per-record allocation on the hottest write path.
    */
-  async commit(docId: string, batch: CommitBatch): Promise<void> {
+  /** Resolves with the bytes of entries written (for the snapshot policy). */
+  async commit(docId: string, batch: CommitBatch): Promise<number> {
     const w = new ByteWriter(256 + batch.entries.length * 64)
     const spans: number[] = []
     const span = (writeKey: () => void, writeVal: () => void) => {
@@ -173,6 +202,7 @@ export class AuthorityStore {
       spans.push(w.pos)
     }
     for (const e of batch.entries) span(() => K.writeAuthEntryKey(w, docId, e.seq), () => writeEntry(w, e))
+    const entryBytes = w.pos
     for (const [clientId, run] of batch.runs ?? []) span(() => K.writeAuthOutcomeKey(w, docId, clientId, run.first), () => writeRun(w, run))
     for (const [clientId, mark] of batch.marks ?? []) span(() => K.writeAuthMarkKey(w, docId, clientId), () => writeMark(w, mark))
     for (const cp of batch.checkpoints ?? []) span(() => K.writeAuthCheckpointKey(w, docId, cp.seq), () => writeValue(w, cp.hash))
@@ -185,5 +215,6 @@ export class AuthorityStore {
     for (const [clientId, first] of batch.dropRuns ?? []) ops.push({ type: "del", key: K.authOutcome(docId, clientId, first) })
     for (const clientId of batch.dropLegacy ?? []) ops.push({ type: "del", key: K.authClient(docId, clientId) })
     await this.kv.batch(ops, { sync: this.options.sync ?? false })
+    return entryBytes
   }
 }

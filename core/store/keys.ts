@@ -8,6 +8,9 @@
  *   "a" "w" <docId> <clientId>          -> authority: a client's high-water mark (kept forever)
  *   "a" "o" <docId> <clientId> <clientSeq:8 BE> -> authority: a run of outcomes from that clientSeq
  *   "a" "k" <docId> <seq:8 BE>          -> authority: checkpoint, the state hash after entry seq
+ *   "a" "s" <docId> <seq:8 BE>          -> authority: a complete snapshot of the state at seq (hash, size, chunks)
+ *   "a" "t" <docId> <seq:8 BE> <i:4 BE> -> authority: chunk i of that snapshot's canonical bytes
+ *   "a" "z" <docId>                     -> authority: compaction horizon (entries up to it may be gone)
  *   "i" <clientId>                      -> hub: who owns a clientId (principal, secret hashes)
  *   "r" "i"                             -> replica: its clientId
  *   "r" "p"                             -> replica: the secret that proves its clientId
@@ -83,6 +86,16 @@ export const authOutcomePrefix = (docId: string, clientId: string) => key((k) =>
 export const authOutcomeDocPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x6f); k.string(docId) })
 export const writeAuthOutcomeKey = (k: ByteWriter, docId: string, clientId: string, first: number): void => { k.byte(A); k.byte(0x6f); k.string(docId); k.string(clientId); seq8(k, first) }
 export const authOutcome = (docId: string, clientId: string, first: number) => key((k) => writeAuthOutcomeKey(k, docId, clientId, first))
+
+export const authSnapshotPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x73); k.string(docId) })
+export const authSnapshot = (docId: string, seq: number) => key((k) => { k.byte(A); k.byte(0x73); k.string(docId); seq8(k, seq) })
+export const authChunkPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x74); k.string(docId) })
+export const authChunksOf = (docId: string, seq: number) => key((k) => { k.byte(A); k.byte(0x74); k.string(docId); seq8(k, seq) })
+export const authChunk = (docId: string, seq: number, i: number) => key((k) => {
+  k.byte(A); k.byte(0x74); k.string(docId); seq8(k, seq)
+  k.byte((i >>> 24) & 0xff); k.byte((i >>> 16) & 0xff); k.byte((i >>> 8) & 0xff); k.byte(i & 0xff)
+})
+export const authHorizon = (docId: string) => key((k) => { k.byte(A); k.byte(0x7a); k.string(docId) })
 
 export const identity = (clientId: string) => key((k) => { k.byte(I); k.string(clientId) })
 

@@ -237,11 +237,29 @@ export class RawClient {
     }, ms, `answer to clientSeq ${clientSeq} on ${docId}`, from)
   }
 
-  /** The hub's whole state of `docId` (subscribe first). */
-  fetchState(docId: string, ms = 5000): Promise<StateMsg> {
+  /**
+   * The hub's whole state of `docId` (subscribe first): a snapshot stream (begin, chunks, end)
+   * assembled and acknowledged as a replica does, or a one-frame state from an older hub.
+   */
+  async fetchState(docId: string, ms = 5000): Promise<StateMsg> {
     const from = this.received.length
     this.send({ type: "fetch-state", docId })
-    return this.waitFor((m) => (m.type === "state" && m.docId === docId ? m : undefined), ms, `state of ${docId}`, from)
+    let bytes: Uint8Array | undefined
+    let begin: { seq: number; hash: string; size: number; snapshotId: number } | undefined
+    return this.waitFor((m) => {
+      if (m.type === "state" && m.docId === docId) return m
+      if (!("docId" in m) || m.docId !== docId) return undefined
+      if (m.type === "snapshot-begin") {
+        begin = m
+        bytes = new Uint8Array(m.size)
+      } else if (m.type === "snapshot-chunk" && bytes !== undefined && m.snapshotId === begin?.snapshotId) {
+        bytes.set(m.bytes, m.offset)
+        this.send({ type: "snapshot-ack", docId, snapshotId: m.snapshotId, received: m.offset + m.bytes.length })
+      } else if (m.type === "snapshot-end" && bytes !== undefined && begin !== undefined && m.snapshotId === begin.snapshotId) {
+        return { type: "state", docId, seq: begin.seq, hash: begin.hash, state: bytes } satisfies StateMsg
+      }
+      return undefined
+    }, ms, `state of ${docId}`, from)
   }
 
   async close(): Promise<void> {

@@ -325,6 +325,8 @@ export class WsServer {
       this.options.onEvent?.({ type: "refused", remoteAddress, status: place.status, reason: place.reason })
       return refuse(socket, place.status, place.reason, { "Retry-After": "5" })
     }
+    // Released when the socket closes, whoever closes it (a socket gone already: at once).
+    if (socket.destroyed) return place.release()
     socket.once("close", place.release)
     this.wss.handleUpgrade(req, socket, head, (ws) => this.adopt(ws, req, remoteAddress))
   }
@@ -356,7 +358,7 @@ export class WsServer {
     }
     this.options.onEvent?.({ type: "connection", remoteAddress })
     const conn = this.connection(peer)
-    const info: WsConnectionInfo = { remoteAddress, peerAddress: req.socket.remoteAddress, url: req.url ?? "/", headers: req.headers }
+    const info: WsConnectionInfo = { remoteAddress, peerAddress: normalizeAddress(req.socket.remoteAddress) ?? req.socket.remoteAddress, url: req.url ?? "/", headers: req.headers }
     try {
       peer.listener = this.acceptor.accept(conn, info)
     } catch (e) {

@@ -65,6 +65,17 @@ test.each([
   expect(closed).toBe(code)
 })
 
+test("fingerprints see encodings and recursion, not descriptions", () => {
+  const one = (args: Schema.Codec<any, any>) => defineMachine({ name: "m", version: 1, initial: () => ({}), commands: { c: { args, apply: () => {} } } }).fingerprint
+  expect(one(Schema.Struct({ n: Schema.NumberFromString }))).not.toBe(one(Schema.Struct({ n: Schema.String })))
+  expect(one(Schema.Struct({ n: Schema.String.annotate({ description: "a name" }) }))).toBe(one(Schema.Struct({ n: Schema.String })))
+  expect(one(Schema.Struct({ n: Schema.optional(Schema.String) }))).not.toBe(one(Schema.Struct({ n: Schema.String })))
+  interface Tree { readonly children: ReadonlyArray<Tree> }
+  const Tree: Schema.Codec<Tree> = Schema.Struct({ children: Schema.Array(Schema.suspend((): Schema.Codec<Tree> => Tree)) })
+  expect(one(Tree)).toMatch(/^[0-9a-f]{16}$/)
+  expect(one(Tree)).not.toBe(one(Schema.Struct({ children: Schema.Array(Schema.String) })))
+})
+
 test("the same machine definition has a stable fingerprint; a schema change alters it", () => {
   expect(defineMachine({ ...Todo }).fingerprint).toBe(Todo.fingerprint)
   expect(TodoChanged.fingerprint).not.toBe(Todo.fingerprint)

@@ -50,12 +50,11 @@ export interface ClientOptions extends DocOptions {
   readonly storage?: KVStore
   /**
    * Fixed client id (else loaded from storage, or made and stored). A clientId is proved to
-   * the hub by a secret made with it and kept in `storage`: a fixed clientId without storage
-   * needs `secret` too, or the hub refuses it on the next run.
+   * the hub by a secret made with it and kept in `storage`. Without storage every run makes
+   * a new secret: a hub with an `authenticate` hook takes it as the same user's new device;
+   * a hub without one refuses the clientId on the second run (let Canon make ids instead).
    */
   readonly clientId?: string
-  /** The secret proving a fixed `clientId` (16-256 characters), when there is no storage to keep it. */
-  readonly secret?: string
   readonly backoff?: BackoffOptions
   /** A connection up this long resets the backoff. Default 10,000 ms. */
   readonly stableMs?: number
@@ -98,13 +97,11 @@ export class CanonClient {
     const store = options.storage ? new ReplicaStore(options.storage) : undefined
     const storedId = await store?.clientId()
     const clientId = options.clientId ?? storedId ?? newClientId(options.runtime)
-    let secret = options.secret ?? (storedId === clientId ? await store?.secret() : undefined)
+    let secret = storedId === clientId ? await store?.secret() : undefined
     if (secret === undefined) {
       // Made with the clientId and stored with it before the first hello: no window in which
       // the hub knows a secret this client could lose.
       secret = newClientSecret(options.runtime)
-      await store?.setIdentity(clientId, secret)
-    } else if (storedId !== clientId) {
       await store?.setIdentity(clientId, secret)
     }
     const client = new CanonClient(clientId, secret, options, store)

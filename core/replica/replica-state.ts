@@ -64,7 +64,12 @@ export interface IntegrateResult {
   readonly snapshot: Uint8Array | undefined
 }
 
-/** Snapshots need the confirmed state alone: not worth undoing and redoing a long outbox for. */
+/**
+ * Snapshots and checkpoint checks need the confirmed state alone: not worth undoing and
+ * redoing a long outbox for. With more pending commands than this, intermediate checkpoints
+ * are skipped; the authority publishes one at its head when the document goes quiet, and
+ * that one is checked once the outbox has drained, so a desync is still found.
+ */
 const SNAPSHOT_MAX_PENDING = 256
 
 /** The ctx of a local application: records whether the command read the time. */
@@ -165,9 +170,9 @@ export class ReplicaState<S> {
     this.pending = kept
   }
 
-  /** The authority applied entry `e` exactly as this replica applied its oldest pending command. */
-  private echoes(e: Entry): boolean {
-    const p = this.pending[0]
+  /** The authority applied entry `e` exactly as this replica applied its pending command at `index`. */
+  private echoes(e: Entry, index: number): boolean {
+    const p = this.pending[index]
     return p !== undefined
       && e.clientId === this.clientId
       && e.clientSeq === p.clientSeq
@@ -187,16 +192,19 @@ export class ReplicaState<S> {
     const applied: Entry[] = []
     let i = 0
     // Fast path: own commands coming back in order, already applied on the same base.
+    let promoted = 0
     for (; i < entries.length; i++) {
       const e = entries[i]!
       if (e.seq <= this.confirmedSeq) continue
-      if (e.seq !== this.confirmedSeq + 1 || !this.echoes(e)) break
-      const p = this.pending.shift()!
+      if (e.seq !== this.confirmedSeq + 1 || !this.echoes(e, promoted)) break
+      const p = this.pending[promoted++]!
       this.byClientSeq.delete(p.clientSeq)
       this.confirmedSeq = e.seq
       applied.push(e)
       confirmed.push({ command: p, seq: e.seq })
     }
+    // One splice for the run (shift() per entry would be quadratic on a long outbox).
+    if (promoted > 0) this.pending.splice(0, promoted)
     const snapshotNow = wantSnapshot && this.pending.length <= SNAPSHOT_MAX_PENDING
     if (i === entries.length && (settle === undefined || settle.size === 0) && !snapshotNow) {
       return { confirmed, applied, gap: false, desync: undefined, snapshot: undefined }
@@ -264,6 +272,7 @@ export class ReplicaState<S> {
    * writes are undone around the hash), kept for later if it is behind, ignored if past.
    */
   checkpoint(seq: number, hash: string): Desync | undefined {
+    if (this.pending.length > SNAPSHOT_MAX_PENDING) return undefined
     if (seq > this.confirmedSeq) {
       if (this.expected.size < 64) this.expected.set(seq, hash)
       return undefined

@@ -29,6 +29,7 @@
  * | `schema-too-new`       | 4013      |                                                                |
  * | `schema-mismatch`      | 4014      |                                                                |
  * | `rate-limited`         | 4029      | more messages or commands per second than the hub's limits     |
+ * | `handshake-timeout`    | 4408      | no hello within the hub's handshake deadline                   |
  * | `internal-error`       | 4500      | the transport could not encode a message, or a listener threw  |
  *
  * A client sends only 1000 and 4000-4999 (browsers allow no other): its `going-away` and
@@ -61,6 +62,7 @@ export const WS_CLOSE_CODES: Readonly<Record<string, number>> = {
   "schema-too-new": 4013,
   "schema-mismatch": 4014,
   "rate-limited": 4029,
+  "handshake-timeout": 4408,
   "internal-error": 4500,
 }
 

@@ -64,7 +64,7 @@ export interface AuthorityOptions {
   readonly snapshots?: SnapshotPolicy
   /** A replica more than this many entries behind gets a snapshot, if a newer one is stored. Default 2048. */
   readonly snapshotLagEntries?: number
-  /** Bytes of a snapshot stream in flight past the replica's acknowledgement. Default 1 MiB. */
+  /** Bytes of a snapshot stream in flight past the replica's acknowledgement. Default 1 MiB; at least 128 KiB. */
   readonly snapshotWindowBytes?: number
 }
 
@@ -204,7 +204,8 @@ export class DocAuthority<S = unknown> {
       highWater: options.highWaterMark ?? 1 << 20,
       hardLimit: options.hardLimit ?? 8 << 20,
       snapshotLag: options.snapshotLagEntries ?? 2048,
-      snapshotWindow: options.snapshotWindowBytes ?? 1 << 20,
+      // Replicas acknowledge every 64 KiB: a smaller window would wait for acks forever.
+      snapshotWindow: Math.max(128 << 10, options.snapshotWindowBytes ?? 1 << 20),
     })
   }
 
@@ -326,11 +327,11 @@ export class DocAuthority<S = unknown> {
 
   // ---- followers ----
 
-  subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number): void {
+  subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number, resume?: { readonly snapshotId: number; readonly received: number }): void {
     const sender = asSender(who)
     // The ack goes through the write lane like a submit without commands.
     this.submit(conn, sender, { type: "submit", docId: this.docId, commands: [], ackedClientSeq })
-    this.followers.add(conn, sender.clientId, fromSeq)
+    this.followers.add(conn, sender.clientId, fromSeq, resume)
   }
 
   unsubscribe(conn: Connection<ServerMessage>): void {

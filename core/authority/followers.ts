@@ -97,10 +97,10 @@ export class Followers {
     return this.all.get(conn)
   }
 
-  add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number): Follower {
+  add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, resume?: { readonly snapshotId: number; readonly received: number }): Follower {
     this.remove(conn)
     const f: Follower = {
-      conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume: undefined, catching: false, again: false,
+      conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false,
     }
     this.all.set(conn, f)
     this.sendPresenceTo(f)
@@ -138,12 +138,14 @@ export class Followers {
     return true
   }
 
-  /** Flow control of a snapshot stream (or where a resumed one should start). */
+  /**
+   * Flow control of the snapshot stream in progress. Acknowledgements of a stream that has
+   * ended are late and mean nothing (a resume point is only what a replica sends before it
+   * subscribes, see `add`).
+   */
   snapshotAck(conn: Connection<ServerMessage>, snapshotId: number, received: number): void {
     const f = this.all.get(conn)
-    if (f === undefined) return
-    if (f.stream !== undefined && f.stream.meta.seq === snapshotId) f.stream.ack(snapshotId, received)
-    else f.resume = { snapshotId, received }
+    if (f?.stream !== undefined && f.stream.meta.seq === snapshotId) f.stream.ack(snapshotId, received)
   }
 
   // ---- live fan-out ----
@@ -316,9 +318,9 @@ export class Followers {
       },
     )
     f.stream = sender
-    sender.start()
+    // A replica resuming a cut stream of this snapshot already has its first bytes.
     const resume = f.resume
     f.resume = undefined
-    if (resume !== undefined) sender.ack(resume.snapshotId, resume.received)
+    sender.start(resume !== undefined && resume.snapshotId === meta.seq ? resume.received : 0)
   }
 }

@@ -72,6 +72,8 @@ interface Session {
   sender: Sender | undefined
   principal: Principal | undefined
   readonly docs: Set<string>
+  /** Snapshot resume points a client sent before subscribing, by docId. */
+  readonly resume: Map<string, { readonly snapshotId: number; readonly received: number }>
   chain: Promise<void>
   closed: boolean
   readonly messages: TokenBucket
@@ -109,7 +111,7 @@ export class Hub implements ConnectionAcceptor {
     // only: documents fan out to many connections and must never see the exception.
     const conn = guardConnection(raw, (e) => this.report({ type: "send-failed", message: e instanceof Error ? e.message : String(e) }))
     const session: Session = {
-      conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), chain: Promise.resolve(), closed: false,
+      conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
     }
@@ -256,7 +258,9 @@ export class Hub implements ConnectionAcceptor {
           return
         }
         session.docs.add(msg.docId)
-        doc.subscribe(session.conn, sender, msg.fromSeq, msg.ackedClientSeq)
+        const resume = session.resume.get(msg.docId)
+        session.resume.delete(msg.docId)
+        doc.subscribe(session.conn, sender, msg.fromSeq, msg.ackedClientSeq, resume)
         return
       }
       case "submit":
@@ -293,7 +297,11 @@ export class Hub implements ConnectionAcceptor {
       }
       case "snapshot-ack": {
         const loaded = session.docs.has(msg.docId) ? this.docs.get(msg.docId) : undefined
-        if (loaded === undefined) return
+        if (loaded === undefined) {
+          // Sent before subscribing: where a resumed stream of that snapshot should start.
+          if (session.resume.size < this.limits.maxDocsPerConnection) session.resume.set(msg.docId, { snapshotId: msg.snapshotId, received: msg.received })
+          return
+        }
         ;(await loaded).snapshotAck(session.conn, msg.snapshotId, msg.received)
         return
       }

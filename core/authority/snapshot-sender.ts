@@ -41,8 +41,10 @@ export class SnapshotSender {
     return this.finished
   }
 
-  start(): void {
+  /** Begins the stream; `from` > 0 resumes it where the replica says it got to. */
+  start(from = 0): void {
     this.conn.send({ type: "snapshot-begin", docId: this.docId, snapshotId: this.meta.seq, seq: this.meta.seq, hash: this.meta.hash, size: this.meta.size })
+    this.offset = this.acked = Math.min(Math.max(0, Math.floor(from)), this.meta.size)
     this.pump()
   }
 

@@ -95,8 +95,12 @@ export interface DocOptions {
   readonly maxSnapshotBytes?: number
 }
 
-/** A snapshot stream is acknowledged every this many bytes (the hub's window is larger). */
-const SNAPSHOT_ACK_EVERY = 256 << 10
+/**
+ * A snapshot stream is acknowledged every this many bytes: a wire chunk (64 KiB). The hub's
+ * window is at least twice this, so the stream never waits for an acknowledgement that will
+ * not come.
+ */
+const SNAPSHOT_ACK_EVERY = 64 << 10
 
 /** How long a failed outbox write waits before it is tried again. */
 const OUTBOX_RETRY_MS = 1000
@@ -400,10 +404,11 @@ export class Doc<M extends Machine<any, any>> {
     const sub = this.subscribeMessage()
     this.lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
     this.snapshotFailures = 0
-    send(sub)
-    // A snapshot stream cut by the disconnect: tell the hub how far it got.
+    // A snapshot stream cut by the disconnect: tell the hub how far it got, before
+    // subscribing, so a new stream of the same snapshot starts there.
     const r = this.receiver
     if (r !== undefined && r.received > 0) send({ type: "snapshot-ack", docId: this.docId, snapshotId: r.id, received: r.received })
+    send(sub)
     if (this.ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.ownPresence })
     this.resend()
   }

@@ -228,6 +228,35 @@ describe("Doc over a hub", () => {
   })
 })
 
+describe("lazy rebase", () => {
+  // Counts how often its one command is applied (on this replica: local apply and rebases).
+  let applies = 0
+  const Counted = defineMachine({
+    name: "counted",
+    version: 1,
+    initial: () => ({ n: 0, others: 0 }),
+    commands: {
+      mine: { args: Schema.Struct({}), apply: (s) => { applies++; s.n++ } },
+      theirs: { args: Schema.Struct({}), apply: (s) => { s.others++ } },
+    },
+  })
+
+  test("entries messages arriving before the next read are integrated with one undo and one redo of the pending commands", async () => {
+    const rt = new VirtualRuntime(1)
+    const doc = new Doc(Counted, DOC, "me", undefined, rt, { state: Counted.initial(), confirmedSeq: 0, nextClientSeq: 1, snapshotSeq: 0, outbox: [] }, {})
+    doc.submit("mine", {})
+    doc.submit("mine", {})
+    applies = 0
+    for (let seq = 1; seq <= 10; seq++) doc.receive({ type: "entries", docId: DOC, entries: [entry(seq, "other", seq, "theirs", {})] })
+    expect(applies).toBe(0) // nothing integrated yet
+    expect(doc.state.others).toBe(10) // the read integrates all ten at once
+    expect(applies).toBe(2) // each pending command re-applied once, not ten times
+    expect(doc.state.n).toBe(2)
+    await flush()
+    expect(applies).toBe(2)
+  })
+})
+
 describe("ReplicaState", () => {
   const make = (clientId = "me") => new ReplicaState<TodoState>(DOC, Todo, clientId, () => 5000, Todo.initial(), 0)
   let nextClientSeq = 0

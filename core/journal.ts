@@ -1,185 +1,289 @@
 /**
+ * The live state of a document and the only ways to change it: drafts for commands, views for
+ * the app, an undo journal for rebase.
+ *
  * Undo journal: how a replica rebases in time proportional to the commands involved, not to
- * the size of the state.
+ * the size of the state. A command's `apply` receives a draft: a proxy over the live state that
+ * records, before every write, what the write overwrites (core/state/records.ts). Committing a
+ * command keeps its records; rolling it back replays them backwards. A replica therefore holds
+ * one state object (its view) and rebases by undoing its pending commands (newest first),
+ * applying the incoming entries, and applying the pending commands again. Nothing is copied, so
+ * a 100k-item state rebases as fast as a 1k-item one. `apply` may also return a new value: it
+ * replaces the whole state and is recorded as one undoable write.
  *
- * A command's `apply` receives a draft: a proxy over the live state that records, before
- * every write, the property's previous value. Committing a command keeps its records; rolling
- * it back replays them backwards. A replica therefore holds one state object (its view) and
- * rebases by: undoing its pending commands (their writes, newest first), applying the
- * incoming entries, and applying the pending commands again. Nothing is copied, so a 100k-item
- * state rebases as fast as a 1k-item one. (Copy-on-write would copy each touched container,
- * O(container size); persistent maps would force special data types on every machine.)
- *
- * `apply` may also return a new value: that replaces the whole state and is recorded as one
- * undoable write.
+ * The state model (see DESIGN.md, State model), enforced here as a command writes, so that a
+ * command that breaks it is a rejection (`state-unencodable`) and never a broken document:
+ * - **Plain data.** Objects, arrays, strings, numbers (every NaN is the one canonical NaN),
+ *   booleans, null, undefined, Uint8Array. Whatever else a command writes (a Date, a Map, a
+ *   class instance, a bigint, a string with a lone surrogate, an object with getters or symbol
+ *   keys, a value nested deeper than the encoder accepts, more than 64 MiB in one write) throws
+ *   a `state-unencodable` CanonError at the write, naming what, where and what to do instead.
+ *   Writing undefined into an object deletes the key (the encoding has no undefined property);
+ *   deleting an array element stores undefined (the encoding has no holes).
+ * - **A tree, never a graph; values, not references.** What is written is copied in
+ *   (core/state/adopt.ts): the state never shares an object with the command's arguments, with
+ *   a local the command keeps, or with another path of the state (`s.b = s.a` copies). The one
+ *   surprise this brings: after `const item = { done: false }; s.items[id] = item`, writing
+ *   `item.done = true` changes the local, not the state. Write through the state instead:
+ *   `s.items[id].done = true`. Idioms that rebuild a container from its own items
+ *   (`s.list = s.list.filter(f)`, `s.list = [...s.list, x]`, `return { ...state, n: 1 }`) move
+ *   those items instead of copying them, so they stay O(n).
+ * - **Own keys only.** Drafts and views read own properties only: `s.items["constructor"]`,
+ *   `["toString"]`, `["__proto__"]` are undefined unless the state has that key, and `in` is
+ *   own-only. "__proto__" is an ordinary key (written as an own property, never the prototype
+ *   setter). Arrays hold their elements and length only: another key written on an array is
+ *   refused (the encoding would drop it). Array and byte methods are frozen functions owned by
+ *   the engine (core/state/arrays.ts), never Array.prototype's own, so no key path from a
+ *   peer's arguments reaches a builtin. Prototypes cannot change, drafts cannot be frozen,
+ *   Object.defineProperty can only define plain writable, enumerable, configurable data.
+ *   Plain objects in the state have no methods: `obj.hasOwnProperty(k)` is not a function on a
+ *   draft, use `Object.hasOwn(obj, k)` or `k in obj`.
+ * - **Bounded.** Containers nest at most MAX_DEPTH deep (canonical.ts); one write adds at most
+ *   MAX_WRITE_BYTES (adopt.ts).
  *
  * Writes are only allowed while a command runs: a draft kept past its command throws
  * `state-read-only` on write. The app reads the state through `view()`, a proxy that refuses
  * every write, so a stray assignment cannot corrupt a replica behind the engine's back.
  *
  * Determinism details:
- * - Inside a command, plain objects enumerate their keys in canonical (sorted) order, the
- *   order the state hash uses. Undoing a `delete` puts the key back at the end of the
- *   object's insertion order, so the physical order differs between peers that undid
- *   different commands; sorted enumeration hides that from `apply`.
- * - Values assigned into the state are unwrapped deeply: `s.list = s.list.filter(...)`
- *   stores the items, not drafts of them.
+ * - Drafts and views enumerate plain-object keys in canonical (sorted) order, the order the
+ *   state hash uses. Undoing a `delete` puts the key back at the end of the object's insertion
+ *   order, so the physical order differs between peers that undid different commands; sorted
+ *   enumeration hides that from `apply` and from the app.
+ * - Array methods run on the raw array (one journal record per call: a rebase stays
+ *   O(commands), however long the arrays); callbacks and results see drafts.
  * - A Uint8Array in the state is immutable (its draft refuses writes): assign a new one.
  */
-import { canonError } from "./errors.js"
+import { MAX_DEPTH, isVerifiedTree, markVerifiedTree } from "./canonical.js"
+import { canonError, type CanonError } from "./errors.js"
+import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, arrayIndex, isObject, refuseLoneSurrogate, refusalError, wellFormed } from "./state/adopt.js"
+import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
+import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
+import { NOTHING, ROOT, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
 
-/** Recorded writes, flat: [target, key, hadKey, oldValue] per write. */
-export type Journal = unknown[]
+export type { Journal } from "./state/records.js"
+export { MAX_WRITE_BYTES } from "./state/adopt.js"
 
-const ROOT: object = Object.freeze({ root: true })
-const MISSING = Symbol("missing")
-
-const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
-
-/** Uint8Array methods that write: refused on drafts and views of bytes. */
-const BYTE_WRITERS: ReadonlySet<PropertyKey> = new Set(["set", "fill", "copyWithin", "reverse", "sort"])
-
-/** Deep unwrapping stops here: plain data is never this deep (see canonical.ts). */
-const MAX_UNWRAP_DEPTH = 512
+const hasOwn = Object.prototype.hasOwnProperty
+const objectProto = Object.prototype
+const MAX_ARRAY_LENGTH = 4294967295
 
 const readOnly = (): never => {
   throw canonError("state-read-only", "State can only change inside a command's apply; submit a command instead.")
 }
 
+const viewReadOnly = (): never => {
+  throw canonError("state-read-only", "The state a document shows is read-only; change it by submitting a command.")
+}
+
+/** A refusal that is not about a value: a key, an operation. */
+const refuseOp = (what: string, why: string): Refusal => new Refusal(what, why)
+
 /** A state plus the machinery to change it through recorded drafts. */
-export class JournaledState<S> {
+export class JournaledState<S> implements ProxyHost {
+  private current: S
   private journal: Journal | null = null
-  private readonly proxies = new WeakMap<object, object>()
+  /** raw object -> its draft's meta */
+  private readonly drafts = new WeakMap<object, Meta>()
+  /** raw object -> its view */
   private readonly views = new WeakMap<object, object>()
-  private readonly targets = new WeakMap<object, object>()
-  private readonly handler: ProxyHandler<object>
-  private readonly bytesHandler: ProxyHandler<object>
-  private readonly viewHandler: ProxyHandler<object>
-
-  constructor(public root: S) {
-    const self = this
-    const record = (target: object, key: PropertyKey): Journal => {
-      const j = self.journal
-      if (j === null) return readOnly()
-      const had = Object.prototype.hasOwnProperty.call(target, key)
-      j.push(target, key, had, had ? (target as Record<PropertyKey, unknown>)[key] : MISSING)
-      return j
-    }
-    /**
-     * Arrays change `length` behind the traps: writing past the end grows it, shrinking it
-     * drops elements. Record what those implicit changes overwrite, so undo restores it.
-     */
-    const recordArrayLength = (target: unknown[], key: PropertyKey, value: unknown): void => {
-      if (key === "length") {
-        for (let i = target.length - 1; i >= (value as number); i--) record(target, String(i))
-      } else if (typeof key === "string") {
-        const index = Number(key)
-        if (Number.isInteger(index) && index >= target.length && String(index) === key) record(target, "length")
-      }
-    }
-    /** Canonical (sorted) key order for plain objects; arrays keep index order. */
-    const ownKeys = (target: object): ArrayLike<string | symbol> => {
-      const keys = Reflect.ownKeys(target)
-      return Array.isArray(target) ? keys : (keys as string[]).sort()
-    }
-    this.handler = {
-      get(target, key) {
-        const v = (target as Record<PropertyKey, unknown>)[key]
-        return isObject(v) ? self.draftOf(v) : v
-      },
-      set(target, key, value) {
-        if (Array.isArray(target)) recordArrayLength(target, key, value)
-        record(target, key)
-        ;(target as Record<PropertyKey, unknown>)[key] = self.unwrap(value, 0)
-        return true
-      },
-      deleteProperty(target, key) {
-        if (!Object.prototype.hasOwnProperty.call(target, key)) return true
-        record(target, key)
-        delete (target as Record<PropertyKey, unknown>)[key]
-        return true
-      },
-      defineProperty(target, key, desc) {
-        if (Array.isArray(target)) recordArrayLength(target, key, desc.value)
-        record(target, key)
-        if ("value" in desc) desc = { ...desc, value: self.unwrap(desc.value, 0) }
-        return Reflect.defineProperty(target, key, desc)
-      },
-      ownKeys,
-      setPrototypeOf: () => false,
-    }
-    const frozen = {
-      set: readOnly,
-      deleteProperty: readOnly,
-      defineProperty: readOnly,
-      setPrototypeOf: readOnly,
-    }
-    this.bytesHandler = {
-      ...frozen,
-      get(target, key) {
-        const v = (target as unknown as Record<PropertyKey, unknown>)[key]
-        if (typeof v !== "function") return v
-        // Typed-array methods need the real array as `this`; the writing ones are refused.
-        return BYTE_WRITERS.has(key) ? readOnly : (v as Function).bind(target)
-      },
-    }
-    this.viewHandler = {
-      ...frozen,
-      get(target, key) {
-        const v = (target as Record<PropertyKey, unknown>)[key]
-        return isObject(v) ? self.viewOf(v) : v
-      },
-    }
-  }
-
-  private draftOf(target: object): object {
-    let p = this.proxies.get(target)
-    if (p === undefined) {
-      p = new Proxy(target, ArrayBuffer.isView(target) ? this.bytesHandler : this.handler)
-      this.proxies.set(target, p)
-      this.targets.set(p, target)
-    }
-    return p
-  }
-
-  private viewOf(target: object): object {
-    let p = this.views.get(target)
-    if (p === undefined) {
-      p = new Proxy(target, ArrayBuffer.isView(target) ? this.bytesHandler : this.viewHandler)
-      this.views.set(target, p)
-      this.targets.set(p, target)
-    }
-    return p
-  }
+  private readonly adopter: Adopter
+  private readonly objectDraft: ProxyHandler<object>
+  private readonly arrayDraft: ProxyHandler<object>
+  private readonly bytesProxy: ProxyHandler<object>
+  private readonly objectView: ProxyHandler<object>
+  private readonly arrayView: ProxyHandler<object>
 
   /**
-   * The raw value behind a draft, also inside fresh containers (`s.a = [s.b]`,
-   * `s.list = s.list.filter(...)`): drafts must never be stored in the state.
+   * Takes `root` as the state: checked and copied (a CanonError `state-unencodable` says what is
+   * not plain data, and where), unless it is a tree the engine already verified (freshly decoded
+   * canonical bytes, or another JournaledState's root, which this one then owns).
    */
-  private unwrap(value: unknown, depth: number): unknown {
-    if (!isObject(value)) return value
-    const target = this.targets.get(value)
-    if (target !== undefined) return target
-    if (depth >= MAX_UNWRAP_DEPTH || ArrayBuffer.isView(value)) return value
-    const obj = value as Record<string, unknown>
-    for (const k of Object.keys(obj)) {
-      const v = obj[k]
-      if (isObject(v)) {
-        const u = this.unwrap(v, depth + 1)
-        if (u !== v) obj[k] = u
-      }
+  constructor(root: S) {
+    const self = this
+    this.adopter = new Adopter({
+      rawOf: (v) => self.rawOf(v),
+      placeOf: (raw) => self.drafts.get(raw),
+      movedTo: (raw, parent, key) => {
+        const m = self.drafts.get(raw)
+        if (m !== undefined) {
+          m.parent = parent
+          m.key = key
+        }
+      },
+    })
+
+    const objectGet = (t: object, k: PropertyKey, view: boolean): unknown => {
+      if (typeof k !== "string") return undefined
+      const v = (t as Record<string, unknown>)[k]
+      if (v === undefined || !hasOwn.call(t, k)) return undefined
+      return isObject(v) ? (view ? self.viewOf(v) : self.child(v, t, k)) : v
     }
-    return value
+    const arrayGet = (t: unknown[], k: PropertyKey, view: boolean): unknown => {
+      if (typeof k === "string") {
+        const c = k.charCodeAt(0)
+        if (c >= 48 && c <= 57) {
+          const v = (t as unknown as Record<string, unknown>)[k]
+          return isObject(v) ? (view ? self.viewOf(v) : self.child(v, t, k)) : v
+        }
+        if (k === "length") return t.length
+        return ARRAY_METHODS[k]
+      }
+      return k === Symbol.iterator ? ARRAY_ITERATOR : undefined
+    }
+    const arrayHas = (t: unknown[], k: PropertyKey): boolean => {
+      if (typeof k !== "string") return k === Symbol.iterator
+      const i = arrayIndex(k)
+      return i >= 0 ? i < t.length : k === "length" || ARRAY_METHODS[k] !== undefined
+    }
+    /** Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object. */
+    const descriptor = (t: object, k: PropertyKey, view: boolean): PropertyDescriptor | undefined => {
+      const d = Reflect.getOwnPropertyDescriptor(t, k)
+      if (d !== undefined && isObject(d.value)) d.value = view ? self.viewOf(d.value) : self.child(d.value, t, k as string)
+      return d
+    }
+    const sortedKeys = (t: object): string[] => (Reflect.ownKeys(t) as string[]).sort()
+    const noPrototype = (t: object): never => {
+      throw refusalError(refuseOp("a new prototype", "State objects are plain: their prototype is Object.prototype or Array.prototype, always. Store the data, not the object."), self.pathTo(t))
+    }
+    const noFreeze = (t: object): never => {
+      throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State objects stay writable so later commands can change them. Copy the data ({ ...obj }) if you need a frozen value."), self.pathTo(t))
+    }
+
+    this.objectDraft = {
+      get: (t, k) => objectGet(t, k, false),
+      set(t, k, v, receiver) {
+        // A write on an object that merely inherits from this draft belongs to that object.
+        if (receiver !== self.drafts.get(t)!.proxy) return Reflect.set(t, k, v, receiver)
+        self.writeKey(t, k, v)
+        return true
+      },
+      deleteProperty(t, k) {
+        self.deleteKey(t, k)
+        return true
+      },
+      defineProperty(t, k, d) {
+        self.defineKey(t, k, d, false)
+        return true
+      },
+      has: (t, k) => typeof k === "string" && hasOwn.call(t, k),
+      ownKeys: sortedKeys,
+      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, false),
+      setPrototypeOf: noPrototype,
+      preventExtensions: noFreeze,
+    }
+    this.arrayDraft = {
+      get: (t, k) => arrayGet(t as unknown[], k, false),
+      set(t, k, v, receiver) {
+        if (receiver !== self.drafts.get(t)!.proxy) return Reflect.set(t, k, v, receiver)
+        self.writeElement(t as unknown[], k, v)
+        return true
+      },
+      deleteProperty(t, k) {
+        if (typeof k !== "string") return true
+        if (k === "length") return false
+        const i = arrayIndex(k)
+        // No holes: the encoding has none, so a deleted element is undefined on every peer.
+        if (i >= 0 && i < (t as unknown[]).length) self.writeElement(t as unknown[], k, undefined)
+        return true
+      },
+      defineProperty(t, k, d) {
+        self.defineKey(t, k, d, true)
+        return true
+      },
+      has: (t, k) => arrayHas(t as unknown[], k),
+      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, false),
+      setPrototypeOf: noPrototype,
+      preventExtensions: noFreeze,
+    }
+    const frozen = {
+      set: viewReadOnly,
+      deleteProperty: viewReadOnly,
+      defineProperty: viewReadOnly,
+      setPrototypeOf: viewReadOnly,
+      preventExtensions: viewReadOnly,
+    }
+    this.objectView = {
+      ...frozen,
+      get: (t, k) => objectGet(t, k, true),
+      has: (t, k) => typeof k === "string" && hasOwn.call(t, k),
+      ownKeys: sortedKeys,
+      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, true),
+    }
+    this.arrayView = {
+      ...frozen,
+      get: (t, k) => arrayGet(t as unknown[], k, true),
+      has: (t, k) => arrayHas(t as unknown[], k),
+      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, true),
+    }
+    this.bytesProxy = {
+      set: immutableBytes,
+      deleteProperty: immutableBytes,
+      defineProperty: immutableBytes,
+      setPrototypeOf: immutableBytes,
+      preventExtensions: immutableBytes,
+      get(t, k) {
+        const b = t as Uint8Array
+        if (typeof k === "string") {
+          const c = k.charCodeAt(0)
+          if (c >= 48 && c <= 57) return (b as unknown as Record<string, unknown>)[k]
+          if (k === "length" || k === "byteLength") return b.length
+          if (k === "byteOffset") return 0
+          if (k === "BYTES_PER_ELEMENT") return 1
+          // Not `buffer`: it would be a writable alias of bytes in the state.
+          return BYTES_METHODS[k]
+        }
+        if (k === Symbol.iterator) return BYTES_ITERATOR
+        return k === Symbol.toStringTag ? "Uint8Array" : undefined
+      },
+      has(t, k) {
+        if (typeof k !== "string") return k === Symbol.iterator
+        const i = arrayIndex(k)
+        return i >= 0 ? i < (t as Uint8Array).length : k === "length" || BYTES_METHODS[k] !== undefined
+      },
+    }
+    this.current = this.adoptRoot(root)
+  }
+
+  // ---- the state ----
+
+  /** The raw state. Engine code only: the app gets `view()`, commands get `draft()`. */
+  get root(): S {
+    return this.current
+  }
+
+  /** Replaces the state between commands (a resync): checked like the constructor's root. */
+  set root(next: S) {
+    if (this.journal !== null) {
+      throw canonError("state-read-only", "The state cannot be replaced while a command runs; return the new state from apply instead.")
+    }
+    this.current = this.adoptRoot(next)
+  }
+
+  private adoptRoot(v: S): S {
+    if (isObject(v) && isVerifiedTree(v)) return v
+    this.adopter.start(Infinity)
+    let out: unknown
+    try {
+      out = this.adopter.adopt(v, 0)
+    } catch (e) {
+      if (e instanceof Refusal) throw refusalError(e, [])
+      throw e
+    }
+    if (isObject(out)) markVerifiedTree(out)
+    return out as S
   }
 
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
   view(): S {
-    return isObject(this.root) ? (this.viewOf(this.root) as S) : this.root
+    return isObject(this.current) ? (this.viewOf(this.current) as S) : this.current
   }
 
   /** The draft handed to `apply`: the root itself when it is a primitive. */
   draft(): S {
-    return isObject(this.root) ? (this.draftOf(this.root) as S) : this.root
+    const root = this.current
+    if (!isObject(root)) return root
+    return (this.drafts.get(root)?.proxy ?? this.makeDraft(root, 0, null, "")) as S
   }
 
   /** Starts recording into a fresh journal. */
@@ -196,24 +300,395 @@ export class JournaledState<S> {
 
   /** Replaces the whole state inside the current command (apply returned a value). */
   replaceRoot(next: S): void {
-    const j = this.journal
-    if (j === null) return readOnly()
-    j.push(ROOT, "root", true, this.root)
-    this.root = this.unwrap(next, 0) as S
+    const j = this.writable()
+    this.adopter.start(MAX_WRITE_BYTES)
+    let v: unknown
+    try {
+      v = this.adopter.adopt(next, 0, () => this.current)
+    } catch (e) {
+      if (e instanceof Refusal) throw refusalError(e, [])
+      throw e
+    }
+    j.push(ROOT, "", true, this.current)
+    // The new root is the old one (`return state`) or a new container: never a draft at another depth.
+    this.current = v as S
+    if (isObject(v)) markVerifiedTree(v)
   }
 
   /** Reverts the writes of a journal, newest first. */
   undo(j: Journal): void {
-    for (let i = j.length - 4; i >= 0; i -= 4) {
-      const target = j[i] as Record<PropertyKey, unknown>
-      const key = j[i + 1] as PropertyKey
-      if (target === ROOT) {
-        this.root = j[i + 3] as S
-      } else if (j[i + 2] as boolean) {
-        target[key] = j[i + 3]
-      } else {
-        delete target[key]
-      }
+    undoRecords(j, (old) => {
+      this.current = old as S
+    })
+  }
+
+  // ---- proxies ----
+
+  private makeDraft(raw: object, depth: number, parent: object | null, key: string | number): object {
+    const handler = Array.isArray(raw) ? this.arrayDraft : ArrayBuffer.isView(raw) ? this.bytesProxy : this.objectDraft
+    const proxy = new Proxy(raw, handler)
+    const m: Meta = { raw, proxy, host: this, view: false, depth, parent, key }
+    this.drafts.set(raw, m)
+    PROXIES.set(proxy, m)
+    return proxy
+  }
+
+  /** The draft of `v`, found at `key` in the raw container `parent`. */
+  private child(v: object, parent: object, key: string | number): object {
+    const m = this.drafts.get(v)
+    if (m !== undefined) return m.proxy
+    return this.makeDraft(v, this.drafts.get(parent)!.depth + 1, parent, key)
+  }
+
+  private viewOf(raw: object): object {
+    let p = this.views.get(raw)
+    if (p === undefined) {
+      p = new Proxy(raw, Array.isArray(raw) ? this.arrayView : ArrayBuffer.isView(raw) ? this.bytesProxy : this.objectView)
+      this.views.set(raw, p)
+      PROXIES.set(p, { raw, proxy: p, host: this, view: true, depth: -1, parent: null, key: "" })
+    }
+    return p
+  }
+
+  /** The raw object behind a draft of this state (views are not drafts: assigning one copies it). */
+  private rawOf(v: object): object | undefined {
+    const m = PROXIES.get(v)
+    return m !== undefined && m.host === this && !m.view ? m.raw : undefined
+  }
+
+  /** @internal ProxyHost: an element as array methods hand it out. */
+  out(m: Meta, v: unknown, index: number): unknown {
+    if (!isObject(v)) return v
+    return m.view ? this.viewOf(v) : this.child(v, m.raw, index)
+  }
+
+  /** @internal ProxyHost: the raw object behind a proxy of this state, for identity searches. */
+  unwrap(v: unknown): unknown {
+    if (!isObject(v)) return v
+    const m = PROXIES.get(v)
+    return m !== undefined && m.host === this ? m.raw : v
+  }
+
+  // ---- writes ----
+
+  private writable(): Journal {
+    return this.journal ?? readOnly()
+  }
+
+  /** Runs an adoption, turning a refusal into a CanonError that says where the write was going. */
+  private adopting<T>(t: object, k: string | number, run: () => T): T {
+    try {
+      return run()
+    } catch (e) {
+      if (e instanceof Refusal) throw this.located(e, t, k)
+      throw e
     }
   }
+
+  private located(r: Refusal, t: object, k: string | number): CanonError {
+    return refusalError(r, [...this.pathTo(t), k])
+  }
+
+  /** The value to store for a write of the primitive `v` at t[k]. */
+  private adoptPrimitive(t: object, k: string | number, v: unknown): unknown {
+    // Fast paths first: most writes are numbers, booleans and short strings.
+    switch (typeof v) {
+      case "number": return v === v ? v : NaN
+      case "boolean": case "undefined": return v
+      case "string": if (v.length < 4096 && wellFormed(v)) return v
+    }
+    if (v === null) return v
+    this.adopter.start(MAX_WRITE_BYTES)
+    return this.adopting(t, k, () => this.adopter.primitive(v))
+  }
+
+  /** The value to store for a write of the object `v` at t[k]; `oldOf` reads what it overwrites. */
+  private adoptObject(t: object, k: string | number, v: object, oldOf: () => unknown): unknown {
+    this.adopter.start(MAX_WRITE_BYTES)
+    const depth = this.drafts.get(t)!.depth + 1
+    return this.adopting(t, k, () => this.adopter.adopt(v, depth, oldOf))
+  }
+
+  private checkKey(t: object, k: PropertyKey): string {
+    if (typeof k !== "string") {
+      throw this.located(refuseOp("a symbol key", "State keys are strings: the encoding has no symbols. Use a string key."), t, String(k))
+    }
+    if (!wellFormed(k)) throw this.located(refuseLoneSurrogate(), t, k)
+    return k
+  }
+
+  private writeKey(t: object, key: PropertyKey, v: unknown): void {
+    const j = this.writable()
+    const k = this.checkKey(t, key)
+    if (v === undefined) return this.deleteKey(t, k)
+    const o = t as Record<string, unknown>
+    const next = isObject(v) ? this.adoptObject(t, k, v, () => (hasOwn.call(o, k) ? o[k] : undefined)) : this.adoptPrimitive(t, k, v)
+    // Read after adopting: a getter of a user object may have written here in the meantime.
+    const had = hasOwn.call(o, k)
+    j.push(t, k, had, had ? o[k] : undefined)
+    if (had || !(k in objectProto)) o[k] = next
+    else setOwn(o, k, next)
+  }
+
+  private deleteKey(t: object, k: PropertyKey): void {
+    const j = this.writable()
+    if (typeof k !== "string" || !hasOwn.call(t, k)) return
+    const o = t as Record<string, unknown>
+    j.push(t, k, true, o[k])
+    delete o[k]
+  }
+
+  private defineKey(t: object, k: PropertyKey, d: PropertyDescriptor, array: boolean): void {
+    this.writable()
+    if ("get" in d || "set" in d) {
+      throw this.located(refuseOp("a property with a getter or setter", "State properties are data. Store the value itself."), t, String(k))
+    }
+    if (array && k === "length") {
+      if (d.writable === false || d.enumerable === true || d.configurable === true) {
+        throw this.located(refuseOp("a change to an array's length attributes", "An array's length stays writable."), t, k)
+      }
+      if ("value" in d) this.setLength(t as unknown[], d.value)
+      return
+    }
+    const key = this.checkKey(t, k)
+    const exists = array ? arrayIndex(key) >= 0 && arrayIndex(key) < (t as unknown[]).length : hasOwn.call(t, key)
+    for (const attr of ["writable", "enumerable", "configurable"] as const) {
+      if (attr in d ? d[attr] !== true : !exists) {
+        throw this.located(refuseOp(`a property that is not ${attr}`, "Object.defineProperty on the state may only define plain data (writable, enumerable, configurable), as assignment does. Assign instead."), t, key)
+      }
+    }
+    if (!("value" in d)) return
+    if (array) this.writeElement(t as unknown[], key, d.value)
+    else this.writeKey(t, key, d.value)
+  }
+
+  // ---- array writes ----
+
+  private writeElement(a: unknown[], key: PropertyKey, v: unknown): void {
+    const j = this.writable()
+    if (key === "length") return this.setLength(a, v)
+    const k = this.checkKey(a, key)
+    const i = arrayIndex(k)
+    if (i < 0) {
+      throw this.located(refuseOp(`the key ${JSON.stringify(k)} on an array`, "An array holds only its elements and length; the encoding would drop any other key, so peers would disagree. Use an object for named fields."), a, k)
+    }
+    const next = isObject(v) ? this.adoptObject(a, i, v, () => a[i]) : this.adoptPrimitive(a, i, v)
+    const len = a.length
+    if (i < len) {
+      j.push(a, k, true, a[i])
+      a[i] = next
+      return
+    }
+    // Past the end: the slots in between become undefined, not holes.
+    this.growthBudget(a, k, i + 1 - len)
+    j.push(a, len, i + 1 - len, NOTHING)
+    for (let x = len; x < i; x++) a.push(undefined)
+    a.push(next)
+  }
+
+  private growthBudget(a: unknown[], k: string | number, slots: number): void {
+    if (slots * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
+      throw this.located(refuseOp(`${slots} new array slots in one write`, `One write adds at most ${MAX_WRITE_BYTES / 1048576} MiB (8 bytes a slot). Push the elements you need instead of writing far past the end.`), a, k)
+    }
+  }
+
+  private setLength(a: unknown[], v: unknown): void {
+    const j = this.writable()
+    const n = Number(v)
+    if (!(Number.isInteger(n) && n >= 0 && n <= MAX_ARRAY_LENGTH)) throw new RangeError("Invalid array length")
+    const len = a.length
+    if (n < len) {
+      j.push(a, n, 0, a.slice(n))
+      a.length = n
+    } else if (n > len) {
+      this.growthBudget(a, "length", n - len)
+      j.push(a, len, n - len, NOTHING)
+      a.length = n
+      a.fill(undefined, len, n)
+    }
+  }
+
+  /** Adopts the items an array method inserts (copies: nothing is overwritten, so nothing moves). */
+  private adoptItems(m: Meta, items: readonly unknown[], at: () => number): unknown[] {
+    this.adopter.start(MAX_WRITE_BYTES)
+    const out: unknown[] = []
+    let i = 0
+    try {
+      for (; i < items.length; i++) out.push(this.adopter.adopt(items[i], m.depth + 1))
+    } catch (e) {
+      if (e instanceof Refusal) throw this.located(e, m.raw, at() + i)
+      throw e
+    }
+    return out
+  }
+
+  private mutable(m: Meta): Journal {
+    if (m.view) return viewReadOnly()
+    return this.writable()
+  }
+
+  /** @internal ProxyHost */
+  push(m: Meta, items: unknown[]): number {
+    this.mutable(m)
+    const a = m.raw as unknown[]
+    const adopted = this.adoptItems(m, items, () => a.length)
+    const len = a.length
+    if (len + adopted.length > MAX_ARRAY_LENGTH) throw new TypeError("Pushing past the maximum array length.")
+    this.writable().push(a, len, adopted.length, NOTHING)
+    for (const x of adopted) a.push(x)
+    return a.length
+  }
+
+  /** @internal ProxyHost */
+  unshift(m: Meta, items: unknown[]): number {
+    this.mutable(m)
+    const a = m.raw as unknown[]
+    const adopted = this.adoptItems(m, items, () => 0)
+    if (a.length + adopted.length > MAX_ARRAY_LENGTH) throw new TypeError("Unshifting past the maximum array length.")
+    this.writable().push(a, 0, adopted.length, NOTHING)
+    replaceRange(a, 0, 0, adopted)
+    return a.length
+  }
+
+  /** @internal ProxyHost */
+  pop(m: Meta): unknown {
+    const j = this.mutable(m)
+    const a = m.raw as unknown[]
+    const len = a.length
+    if (len === 0) return undefined
+    const x = a[len - 1]
+    j.push(a, len - 1, 0, [x])
+    a.length = len - 1
+    return this.out(m, x, len - 1)
+  }
+
+  /** @internal ProxyHost */
+  shift(m: Meta): unknown {
+    const j = this.mutable(m)
+    const a = m.raw as unknown[]
+    if (a.length === 0) return undefined
+    const x = a[0]
+    j.push(a, 0, 0, [x])
+    a.shift()
+    return this.out(m, x, 0)
+  }
+
+  /** @internal ProxyHost */
+  splice(m: Meta, args: unknown[]): unknown[] {
+    this.mutable(m)
+    const a = m.raw as unknown[]
+    // Coerce first (a valueOf may run user code), then adopt, then read the length.
+    const start = args.length > 0 ? toInt(args[0]) : 0
+    const del = args.length > 1 ? toInt(args[1]) : undefined
+    const adopted = this.adoptItems(m, args.length > 2 ? args.slice(2) : NOTHING, () => Math.max(0, start))
+    const len = a.length
+    const from = start < 0 ? Math.max(len + start, 0) : Math.min(start, len)
+    const count = args.length === 0 ? 0 : del === undefined ? len - from : Math.min(Math.max(del, 0), len - from)
+    if (len - count + adopted.length > MAX_ARRAY_LENGTH) throw new TypeError("Splicing past the maximum array length.")
+    if (count === 0 && adopted.length === 0) return []
+    const removed = a.slice(from, from + count)
+    this.writable().push(a, from, adopted.length, removed)
+    replaceRange(a, from, count, adopted)
+    const out: unknown[] = []
+    for (let i = 0; i < removed.length; i++) out.push(this.out(m, removed[i], from + i))
+    return out
+  }
+
+  /** @internal ProxyHost */
+  sort(m: Meta, compare: ((x: unknown, y: unknown) => number) | undefined): void {
+    const j = this.mutable(m)
+    const a = m.raw as unknown[]
+    // Recorded first, whole: the comparator is user code and may write (even to this array);
+    // undoing those writes and then this record restores the array exactly.
+    j.push(a, 0, -1, a.slice())
+    if (compare === undefined) a.sort()
+    else a.sort((x, y) => compare(this.out(m, x, -1), this.out(m, y, -1)))
+  }
+
+  /** @internal ProxyHost */
+  reverse(m: Meta): void {
+    const j = this.mutable(m)
+    const a = m.raw as unknown[]
+    j.push(a, -1, 0, null)
+    a.reverse()
+  }
+
+  /** @internal ProxyHost */
+  fill(m: Meta, value: unknown, start: unknown, end: unknown): void {
+    this.mutable(m)
+    const a = m.raw as unknown[]
+    const s = toInt(start)
+    const e = end === undefined ? undefined : toInt(end)
+    const first = this.adoptItems(m, [value], () => Math.max(0, s))[0]
+    const len = a.length
+    const from = s < 0 ? Math.max(len + s, 0) : Math.min(s, len)
+    const to = e === undefined ? len : e < 0 ? Math.max(len + e, 0) : Math.min(e, len)
+    if (to <= from) return
+    // Each slot gets its own copy: one object in several places would be a graph.
+    const values: unknown[] = [first]
+    this.adopting(a, from, () => {
+      for (let i = from + 1; i < to; i++) values.push(isObject(first) ? this.adopter.copy(first, m.depth + 1) : first)
+    })
+    this.writable().push(a, from, to - from, a.slice(from, to))
+    for (let i = from; i < to; i++) a[i] = values[i - from]
+  }
+
+  /** @internal ProxyHost */
+  copyWithin(m: Meta, target: unknown, start: unknown, end: unknown): void {
+    this.mutable(m)
+    const a = m.raw as unknown[]
+    const t = toInt(target)
+    const s = toInt(start)
+    const e = end === undefined ? undefined : toInt(end)
+    const len = a.length
+    const rel = (n: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
+    const to = rel(t)
+    const from = rel(s)
+    const final = e === undefined ? len : rel(e)
+    const count = Math.min(final - from, len - to)
+    if (count <= 0) return
+    // An object whose source slot is overwritten by this call moves; any other is copied.
+    const values = a.slice(from, from + count)
+    this.adopter.start(MAX_WRITE_BYTES)
+    this.adopting(a, to, () => {
+      for (let i = 0; i < count; i++) {
+        const src = from + i
+        const moves = src >= to && src < to + count
+        if (isObject(values[i]) && !moves) values[i] = this.adopter.copy(values[i], m.depth + 1)
+      }
+    })
+    this.writable().push(a, to, count, a.slice(to, to + count))
+    for (let i = 0; i < count; i++) a[to + i] = values[i]
+  }
+
+  // ---- locations, for messages ----
+
+  /**
+   * The path from the root to the raw container `t`, for error messages only. A bounded search
+   * (errors must stay cheap even when a peer sends many bad commands); "…" when not found.
+   */
+  private pathTo(t: object): Array<string | number> {
+    const root = this.current
+    if (t === root) return []
+    let budget = 10_000
+    const stack: Array<[object, Array<string | number>]> = isObject(root) ? [[root, []]] : []
+    while (stack.length > 0 && budget-- > 0) {
+      const [o, path] = stack.pop()!
+      if (ArrayBuffer.isView(o)) continue
+      const keys: Array<string | number> = Array.isArray(o) ? o.map((_, i) => i) : Object.keys(o)
+      for (const k of keys) {
+        const v = (o as Record<string | number, unknown>)[k]
+        if (!isObject(v)) continue
+        if (v === t) return [...path, k]
+        if (path.length < MAX_DEPTH) stack.push([v, [...path, k]])
+      }
+    }
+    return ["…"]
+  }
+}
+
+/** ToIntegerOrInfinity. */
+const toInt = (v: unknown): number => {
+  const n = Math.trunc(Number(v))
+  return n !== n ? 0 : n
 }

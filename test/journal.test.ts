@@ -83,30 +83,70 @@ const compare = (x: unknown, y: unknown): number => {
   return sx < sy ? -1 : sx > sy ? 1 : 0
 }
 
+/** Writes element `i` as plain data under the state model: slots before it become undefined, never holes. */
+const putAt = (c: unknown[], i: number, v: unknown): void => {
+  while (c.length < i) c.push(undefined)
+  c[i] = v
+}
+
 /**
- * Applies one operation to `root` (a draft or a plain object): the same op on the same shape
- * does the same thing, so a plain copy is the model of what the draft must do.
+ * Applies one operation to `root` (a draft, or with `plain` the plain-data model of what the
+ * draft must do). The same op on the same shape does the same thing; where the state model
+ * differs from plain JS objects the model spells it out: assigned containers are copied
+ * (values, not references), arrays get undefined where plain JS leaves holes.
  */
-const applyOp = (root: Container, op: Op, copying: boolean): void => {
+const applyOp = (root: Container, op: Op, copying: boolean, plain: boolean): void => {
   const all = containers(root)
   const c = all[op.a % all.length]!
   const fresh = (): Json => clone(op.v)
+  /** What an assignment of `v` stores: the model copies it, as the draft does. */
+  const val = <T>(v: T): T => (plain ? clone(v) : v)
   if (Array.isArray(c)) {
     const len = c.length
     switch (op.kind) {
-      case "set": c[op.b % (len + 3)] = fresh(); return // may write past the end
-      case "delete": if (len > 0) delete c[op.b % len]; return
+      case "set": {
+        const i = op.b % (len + 3) // may write past the end
+        if (plain) putAt(c, i, fresh())
+        else c[i] = fresh()
+        return
+      }
+      case "delete":
+        if (len === 0) return
+        if (plain) c[op.b % len] = undefined
+        else delete c[op.b % len]
+        return
       case "push": c.push(fresh(), ...(op.c % 2 === 0 ? [fresh()] : [])); return
       case "pop": c.pop(); return
       case "shift": c.shift(); return
       case "unshift": c.unshift(fresh()); return
       case "splice": c.splice(op.b % (len + 1), op.c % 3, ...(op.c % 2 === 0 ? [fresh()] : [fresh(), fresh()])); return
       case "truncate": c.length = op.b % (len + 1); return
-      case "extend": c.length = len + (op.b % 3); return
+      case "extend":
+        if (plain) for (let k = 0; k < op.b % 3; k++) c.push(undefined)
+        else c.length = len + (op.b % 3)
+        return
       case "sort": c.sort(compare); return
       case "reverse": c.reverse(); return
-      case "fill": if (len > 0) c.fill(fresh(), op.b % len, op.b % len + 1 + (op.c % 2)); return
-      case "copyWithin": if (len > 1) c.copyWithin(op.b % len, op.c % len); return
+      case "fill": {
+        if (len === 0) return
+        const start = op.b % len
+        const end = Math.min(start + 1 + (op.c % 2), len)
+        const v = fresh()
+        // Each slot gets its own copy in the state.
+        if (plain) for (let i = start; i < end; i++) c[i] = clone(v)
+        else c.fill(v, start, end)
+        return
+      }
+      case "copyWithin": {
+        if (len <= 1) return
+        if (plain) {
+          const target = op.b % len
+          const from = op.c % len
+          const src = c.slice(from, from + Math.min(len - from, len - target))
+          src.forEach((x, i) => { c[target + i] = clone(x) })
+        } else c.copyWithin(op.b % len, op.c % len)
+        return
+      }
       case "nested": {
         const i = op.b % (len + 1)
         c[i] = { inner: [] }
@@ -115,21 +155,21 @@ const applyOp = (root: Container, op: Op, copying: boolean): void => {
       }
       case "alias": {
         const src = all[op.b % all.length]!
-        if (!containers(src).includes(c)) c[op.c % (len + 1)] = src
+        if (!containers(src).includes(c)) c[op.c % (len + 1)] = val(src)
         return
       }
       case "copy": {
         if (!copying) return
         const src = all[op.b % all.length]!
         if (containers(src).includes(c)) return
-        c[op.c % (len + 1)] = Array.isArray(src) ? (op.c % 2 === 0 ? src.filter(() => true) : [...src]) : { ...src }
+        c[op.c % (len + 1)] = val(Array.isArray(src) ? (op.c % 2 === 0 ? src.filter(() => true) : [...src]) : { ...src })
         return
       }
       case "wrap": {
         if (!copying) return
         const src = all[op.b % all.length]!
         if (containers(src).includes(c)) return
-        c[op.c % (len + 1)] = op.c % 2 === 0 ? [src] : { inner: src }
+        c[op.c % (len + 1)] = val(op.c % 2 === 0 ? [src] : { inner: src })
         return
       }
       default: return
@@ -161,21 +201,21 @@ const applyOp = (root: Container, op: Op, copying: boolean): void => {
       return
     case "alias": {
       const src = all[op.b % all.length]!
-      if (!containers(src).includes(c)) c[key] = src
+      if (!containers(src).includes(c)) c[key] = val(src)
       return
     }
     case "copy": {
       if (!copying) return
       const src = all[op.b % all.length]!
       if (containers(src).includes(c)) return
-      c[key] = Array.isArray(src) ? src.slice() : { ...src }
+      c[key] = val(Array.isArray(src) ? src.slice() : { ...src })
       return
     }
     case "wrap": {
       if (!copying) return
       const src = all[op.b % all.length]!
       if (containers(src).includes(c)) return
-      c[key] = op.c % 2 === 0 ? [src] : { inner: src }
+      c[key] = val(op.c % 2 === 0 ? [src] : { inner: src })
       return
     }
     default:
@@ -218,8 +258,8 @@ const runGroups = (initial: Container, groups: Op[][], copying: boolean) => {
     const j = js.begin()
     const d = js.draft()
     for (const op of ops) {
-      applyOp(d, op, copying)
-      applyOp(model, op, copying)
+      applyOp(d, op, copying, false)
+      applyOp(model, op, copying, true)
     }
     js.end()
     journals.push(j)
@@ -257,7 +297,7 @@ describe("writes through a draft", () => {
         js.undo(journals[0]!)
         const j = js.begin()
         const d = js.draft()
-        for (const op of ops) applyOp(d, op, false)
+        for (const op of ops) applyOp(d, op, false, false)
         js.end()
         expect(js.root).toStrictEqual(model)
         js.undo(j)
@@ -382,24 +422,37 @@ describe("writes through a draft", () => {
   })
 
   test("a draft reads like the state: identity is stable, array methods work", () => {
-    const inner = { v: 1 }
-    const js = new JournaledState({ list: [inner, { v: 2 }], o: { inner } })
+    const js = new JournaledState({ list: [{ v: 1 }, { v: 2 }], o: { inner: { v: 3 } } })
     js.begin()
     const d = js.draft()
     expect(d.list[0]).toBe(d.list[0])
-    expect(d.list[0]).toBe(d.o.inner)
-    expect(d.list.indexOf(d.o.inner)).toBe(0)
+    expect(d.o.inner).toBe(d.o.inner)
+    expect(d.list.indexOf(d.list[1]!)).toBe(1)
+    expect(d.list.indexOf(d.o.inner)).toBe(-1)
     expect(d.list.map((x) => x.v)).toEqual([1, 2])
+    expect(d.list.find((x) => x.v === 2)).toBe(d.list[1])
     expect(Object.keys(d.o)).toEqual(["inner"])
     expect(JSON.stringify(d)).toBe(JSON.stringify(js.root))
     js.end()
+  })
+
+  test("the state given to the constructor is copied when it shares objects: a tree, never a graph", () => {
+    const inner = { v: 1 }
+    const js = new JournaledState({ list: [inner], o: { inner } })
+    expect(js.root.list[0]).not.toBe(js.root.o.inner)
+    expect(js.root.list[0]).not.toBe(inner)
+    js.begin()
+    js.draft().o.inner.v = 2
+    js.end()
+    expect(js.root.list[0]!.v).toBe(1)
+    expect(inner.v).toBe(1)
   })
 })
 
 describe("replaceRoot", () => {
   test("is recorded and undone: the original root object comes back", () => {
-    const original = { a: 1, nested: { b: [1, 2] } }
-    const js = new JournaledState<unknown>(original)
+    const js = new JournaledState<unknown>({ a: 1, nested: { b: [1, 2] } })
+    const original = js.root
     const j = js.begin()
     js.replaceRoot({ z: true })
     js.end()
@@ -515,7 +568,9 @@ describe("writing outside begin/end", () => {
   test("the prototype of a draft cannot be changed", () => {
     const js = new JournaledState({ a: {} as object })
     js.begin()
-    expect(() => Object.setPrototypeOf(js.draft().a, { evil: true })).toThrow(TypeError)
+    const e = readOnlyError(() => Object.setPrototypeOf(js.draft().a, { evil: true }))
+    expect(e.code).toBe("state-unencodable")
+    expect(e.message).toMatch(/prototype.*state\.a/)
     js.end()
     expect(Object.getPrototypeOf(js.root.a)).toBe(Object.prototype)
   })

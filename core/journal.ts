@@ -113,11 +113,20 @@ export class JournaledState<S> implements ProxyHost {
       },
     })
 
-    const objectGet = (t: object, k: PropertyKey, view: boolean): unknown => {
+    // Own properties only. What Object.prototype contributes to a plain object is functions and
+    // the __proto__ accessor (an object): those are checked; a primitive read is state data
+    // (unless other code polluted Object.prototype with data, which no key path here can do).
+    const draftGet = (t: object, k: PropertyKey): unknown => {
       if (typeof k !== "string") return undefined
       const v = (t as Record<string, unknown>)[k]
-      if (v === undefined || !hasOwn.call(t, k)) return undefined
-      return isObject(v) ? (view ? self.viewOf(v) : self.child(v, t, k)) : v
+      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.child(v, t, k) : v === null ? null : undefined
+      return typeof v === "function" ? undefined : v
+    }
+    const viewGet = (t: object, k: PropertyKey): unknown => {
+      if (typeof k !== "string") return undefined
+      const v = (t as Record<string, unknown>)[k]
+      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.viewOf(v) : v === null ? null : undefined
+      return typeof v === "function" ? undefined : v
     }
     const arrayGet = (t: unknown[], k: PropertyKey, view: boolean): unknown => {
       if (typeof k === "string") {
@@ -150,11 +159,11 @@ export class JournaledState<S> implements ProxyHost {
       throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State objects stay writable so later commands can change them. Copy the data ({ ...obj }) if you need a frozen value."), self.pathTo(t))
     }
 
+    // Writes ignore the receiver: a write on an object that inherits from a draft
+    // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
     this.objectDraft = {
-      get: (t, k) => objectGet(t, k, false),
-      set(t, k, v, receiver) {
-        // A write on an object that merely inherits from this draft belongs to that object.
-        if (receiver !== self.drafts.get(t)!.proxy) return Reflect.set(t, k, v, receiver)
+      get: draftGet,
+      set(t, k, v) {
         self.writeKey(t, k, v)
         return true
       },
@@ -174,8 +183,7 @@ export class JournaledState<S> implements ProxyHost {
     }
     this.arrayDraft = {
       get: (t, k) => arrayGet(t as unknown[], k, false),
-      set(t, k, v, receiver) {
-        if (receiver !== self.drafts.get(t)!.proxy) return Reflect.set(t, k, v, receiver)
+      set(t, k, v) {
         self.writeElement(t as unknown[], k, v)
         return true
       },
@@ -205,7 +213,7 @@ export class JournaledState<S> implements ProxyHost {
     }
     this.objectView = {
       ...frozen,
-      get: (t, k) => objectGet(t, k, true),
+      get: viewGet,
       has: (t, k) => typeof k === "string" && hasOwn.call(t, k),
       ownKeys: sortedKeys,
       getOwnPropertyDescriptor: (t, k) => descriptor(t, k, true),
@@ -317,9 +325,11 @@ export class JournaledState<S> implements ProxyHost {
 
   /** Reverts the writes of a journal, newest first. */
   undo(j: Journal): void {
-    undoRecords(j, (old) => {
-      this.current = old as S
-    })
+    undoRecords(j, this.setRoot)
+  }
+
+  private readonly setRoot = (old: unknown): void => {
+    this.current = old as S
   }
 
   // ---- proxies ----
@@ -409,6 +419,15 @@ export class JournaledState<S> implements ProxyHost {
     return this.adopting(t, k, () => this.adopter.adopt(v, depth, oldOf))
   }
 
+  // Separate functions: a closure created inside writeKey would make every write allocate its context.
+  private adoptIntoKey(o: Record<string, unknown>, key: string, v: object): unknown {
+    return this.adoptObject(o, key, v, () => (hasOwn.call(o, key) ? o[key] : undefined))
+  }
+
+  private adoptIntoElement(a: unknown[], i: number, v: object): unknown {
+    return this.adoptObject(a, i, v, () => a[i])
+  }
+
   private checkKey(t: object, k: PropertyKey): string {
     if (typeof k !== "string") {
       throw this.located(refuseOp("a symbol key", "State keys are strings: the encoding has no symbols. Use a string key."), t, String(k))
@@ -418,16 +437,21 @@ export class JournaledState<S> implements ProxyHost {
   }
 
   private writeKey(t: object, key: PropertyKey, v: unknown): void {
-    const j = this.writable()
-    const k = this.checkKey(t, key)
-    if (v === undefined) return this.deleteKey(t, k)
+    const j = this.journal ?? readOnly()
+    if (typeof key !== "string") return void this.checkKey(t, key)
     const o = t as Record<string, unknown>
-    const next = isObject(v) ? this.adoptObject(t, k, v, () => (hasOwn.call(o, k) ? o[k] : undefined)) : this.adoptPrimitive(t, k, v)
+    let next: unknown
+    if (typeof v === "object" && v !== null) next = this.adoptIntoKey(o, key, v)
+    else if (typeof v === "number") next = v === v ? v : NaN
+    else if (v === undefined) return this.deleteKey(t, key)
+    else next = this.adoptPrimitive(t, key, v)
     // Read after adopting: a getter of a user object may have written here in the meantime.
-    const had = hasOwn.call(o, k)
-    j.push(t, k, had, had ? o[k] : undefined)
-    if (had || !(k in objectProto)) o[k] = next
-    else setOwn(o, k, next)
+    const had = hasOwn.call(o, key)
+    // An existing key is well-formed already; a new one is checked.
+    if (!had) this.checkKey(t, key)
+    j.push(t, key, had, had ? o[key] : undefined)
+    if (had || !(key in objectProto)) o[key] = next
+    else setOwn(o, key, next)
   }
 
   private deleteKey(t: object, k: PropertyKey): void {
@@ -472,7 +496,7 @@ export class JournaledState<S> implements ProxyHost {
     if (i < 0) {
       throw this.located(refuseOp(`the key ${JSON.stringify(k)} on an array`, "An array holds only its elements and length; the encoding would drop any other key, so peers would disagree. Use an object for named fields."), a, k)
     }
-    const next = isObject(v) ? this.adoptObject(a, i, v, () => a[i]) : this.adoptPrimitive(a, i, v)
+    const next = isObject(v) ? this.adoptIntoElement(a, i, v) : this.adoptPrimitive(a, i, v)
     const len = a.length
     if (i < len) {
       j.push(a, k, true, a[i])
@@ -509,14 +533,14 @@ export class JournaledState<S> implements ProxyHost {
   }
 
   /** Adopts the items an array method inserts (copies: nothing is overwritten, so nothing moves). */
-  private adoptItems(m: Meta, items: readonly unknown[], at: () => number): unknown[] {
+  private adoptItems(m: Meta, items: readonly unknown[], at: number): unknown[] {
     this.adopter.start(MAX_WRITE_BYTES)
     const out: unknown[] = []
     let i = 0
     try {
       for (; i < items.length; i++) out.push(this.adopter.adopt(items[i], m.depth + 1))
     } catch (e) {
-      if (e instanceof Refusal) throw this.located(e, m.raw, at() + i)
+      if (e instanceof Refusal) throw this.located(e, m.raw, at + i)
       throw e
     }
     return out
@@ -531,7 +555,7 @@ export class JournaledState<S> implements ProxyHost {
   push(m: Meta, items: unknown[]): number {
     this.mutable(m)
     const a = m.raw as unknown[]
-    const adopted = this.adoptItems(m, items, () => a.length)
+    const adopted = this.adoptItems(m, items, a.length)
     const len = a.length
     if (len + adopted.length > MAX_ARRAY_LENGTH) throw new TypeError("Pushing past the maximum array length.")
     this.writable().push(a, len, adopted.length, NOTHING)
@@ -543,7 +567,7 @@ export class JournaledState<S> implements ProxyHost {
   unshift(m: Meta, items: unknown[]): number {
     this.mutable(m)
     const a = m.raw as unknown[]
-    const adopted = this.adoptItems(m, items, () => 0)
+    const adopted = this.adoptItems(m, items, 0)
     if (a.length + adopted.length > MAX_ARRAY_LENGTH) throw new TypeError("Unshifting past the maximum array length.")
     this.writable().push(a, 0, adopted.length, NOTHING)
     replaceRange(a, 0, 0, adopted)
@@ -580,7 +604,7 @@ export class JournaledState<S> implements ProxyHost {
     // Coerce first (a valueOf may run user code), then adopt, then read the length.
     const start = args.length > 0 ? toInt(args[0]) : 0
     const del = args.length > 1 ? toInt(args[1]) : undefined
-    const adopted = this.adoptItems(m, args.length > 2 ? args.slice(2) : NOTHING, () => Math.max(0, start))
+    const adopted = this.adoptItems(m, args.length > 2 ? args.slice(2) : NOTHING, Math.max(0, start))
     const len = a.length
     const from = start < 0 ? Math.max(len + start, 0) : Math.min(start, len)
     const count = args.length === 0 ? 0 : del === undefined ? len - from : Math.min(Math.max(del, 0), len - from)
@@ -619,7 +643,7 @@ export class JournaledState<S> implements ProxyHost {
     const a = m.raw as unknown[]
     const s = toInt(start)
     const e = end === undefined ? undefined : toInt(end)
-    const first = this.adoptItems(m, [value], () => Math.max(0, s))[0]
+    const first = this.adoptItems(m, [value], Math.max(0, s))[0]
     const len = a.length
     const from = s < 0 ? Math.max(len + s, 0) : Math.min(s, len)
     const to = e === undefined ? len : e < 0 ? Math.max(len + e, 0) : Math.min(e, len)

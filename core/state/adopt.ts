@@ -52,10 +52,9 @@ export const GROWTH_SLOT_BYTES = 8
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-const nativeWellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed
-/** True when `s` has no lone surrogate (native where the runtime has it). */
-export const wellFormed: (s: string) => boolean = nativeWellFormed !== undefined
-  ? (s) => nativeWellFormed.call(s)
+/** True when `s` has no lone surrogate (native where the runtime has it: Node 20, current browsers). */
+export const wellFormed: (s: string) => boolean = typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === "function"
+  ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
   : (s) => !LONE_SURROGATE.test(s)
 
 /** The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1. */

@@ -30,6 +30,7 @@ export const NOTHING: readonly unknown[] = Object.freeze([])
 const SPREAD_LIMIT = 8192
 
 const objectProto = Object.prototype
+const hasOwn = Object.prototype.hasOwnProperty
 
 /**
  * Sets `key` as an own data property. Assignment would call the `__proto__` setter, or fail
@@ -72,7 +73,10 @@ export const undoRecords = (j: Journal, setRoot: (old: unknown) => void): void =
     const a = j[i + 1]
     if (typeof a === "string") {
       if (target === ROOT) setRoot(j[i + 3])
-      else if (j[i + 2] as boolean) setOwn(target, a, j[i + 3])
+      else if (j[i + 2] as boolean) {
+        if (hasOwn.call(target, a)) target[a] = j[i + 3]
+        else setOwn(target, a, j[i + 3])
+      }
       else delete target[a]
     } else if ((a as number) >= 0) {
       replaceRange(target as unknown as unknown[], a as number, j[i + 2] as number, j[i + 3] as unknown[])

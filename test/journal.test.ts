@@ -964,6 +964,25 @@ describe("the app's view", () => {
   })
 })
 
+describe("values from other states", () => {
+  test("a draft or view of another state, bytes included, is copied in", () => {
+    const other = new JournaledState({ b: new Uint8Array([1, 2]), o: { list: [1] } })
+    const js = new JournaledState<Record<string, unknown>>({})
+    other.begin()
+    js.begin()
+    const d = js.draft()
+    d.fromDraft = other.draft().o
+    d.bytesFromDraft = other.draft().b
+    d.bytesFromView = other.view().b
+    d.fromView = { nested: other.view().o }
+    js.end()
+    other.end()
+    expect(js.root).toEqual({ fromDraft: { list: [1] }, bytesFromDraft: new Uint8Array([1, 2]), bytesFromView: new Uint8Array([1, 2]), fromView: { nested: { list: [1] } } })
+    expect(js.root.fromDraft).not.toBe(other.root.o)
+    expect(js.root.bytesFromView).not.toBe(other.root.b)
+  })
+})
+
 describe("roots", () => {
   test("a freshly decoded state is taken as it is; anything else is copied; none can be set during a command", () => {
     const decoded = decodeCanonical(encodeCanonical({ a: [1] })) as { a: number[] }

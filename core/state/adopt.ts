@@ -32,6 +32,7 @@
  */
 import { MAX_DEPTH, isBytes } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
+import { PROXIES } from "./meta.js"
 import { setOwn } from "./records.js"
 
 /**
@@ -234,7 +235,9 @@ export class Adopter {
   private fresh(v: unknown, depth: number, top: boolean): unknown {
     if (!isObject(v)) return this.primitive(v)
     if (depth >= MAX_DEPTH) throw refuseDepth()
-    const raw = this.host.rawOf(v)
+    // A draft or view of any state (this one's drafts here are not move candidates): its raw
+    // object is state data, copied directly (a proxy of bytes could not be read as bytes).
+    const raw = PROXIES.get(v)?.raw
     if (raw !== undefined) return this.copy(raw, depth)
     if (isBytes(v)) {
       this.spend(6 + v.byteLength)

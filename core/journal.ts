@@ -56,7 +56,7 @@
  */
 import { MAX_DEPTH, isVerifiedTree, markVerifiedTree } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
-import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, arrayIndex, isObject, refuseLoneSurrogate, refusalError, wellFormed } from "./state/adopt.js"
+import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError, wellFormed } from "./state/adopt.js"
 import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
 import { NOTHING, ROOT, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
@@ -688,26 +688,23 @@ export class JournaledState<S> implements ProxyHost {
   // ---- locations, for messages ----
 
   /**
-   * The path from the root to the raw container `t`, for error messages only. A bounded search
-   * (errors must stay cheap even when a peer sends many bad commands); "…" when not found.
+   * The path from the root to the raw container `t`, for error messages only: followed up
+   * through the places drafts were last seen, each step verified, O(depth). Errors stay cheap
+   * even when a peer sends many bad commands. A stale step ends the path with "…".
    */
   private pathTo(t: object): Array<string | number> {
-    const root = this.current
-    if (t === root) return []
-    let budget = 10_000
-    const stack: Array<[object, Array<string | number>]> = isObject(root) ? [[root, []]] : []
-    while (stack.length > 0 && budget-- > 0) {
-      const [o, path] = stack.pop()!
-      if (ArrayBuffer.isView(o)) continue
-      const keys: Array<string | number> = Array.isArray(o) ? o.map((_, i) => i) : Object.keys(o)
-      for (const k of keys) {
-        const v = (o as Record<string | number, unknown>)[k]
-        if (!isObject(v)) continue
-        if (v === t) return [...path, k]
-        if (path.length < MAX_DEPTH) stack.push([v, [...path, k]])
-      }
+    const keys: Array<string | number> = []
+    let cur = t
+    for (let n = 0; n <= MAX_DEPTH; n++) {
+      if (cur === this.current) return keys.reverse()
+      const m = this.drafts.get(cur)
+      const parent = m?.parent as Record<string | number, unknown> | null | undefined
+      if (m === undefined || parent === null || parent === undefined || parent[m.key] !== cur) break
+      keys.push(Array.isArray(parent) ? Number(m.key) : m.key)
+      cur = parent
     }
-    return ["…"]
+    keys.push(SOMEWHERE)
+    return keys.reverse()
   }
 }
 

@@ -964,6 +964,19 @@ describe("the app's view", () => {
   })
 })
 
+describe("refusals say where", () => {
+  test("the path of the write, through objects and arrays; '…' where a moved container cannot be placed", () => {
+    const js = new JournaledState({ a: { "b c": [{ k: 0 }, { k: 1 }, { k: 2 }] } })
+    js.begin()
+    const list = js.draft().a["b c"]
+    expect(canonErr(() => { (list[2] as Record<string, unknown>).when = new Date(0) }).message).toContain('a Date at state.a["b c"][2].when.')
+    const item = list[1]!
+    list.unshift({ k: -1 }) // item is now at index 2; where its draft was first seen is stale
+    expect(canonErr(() => { (item as Record<string, unknown>).m = new Map() }).message).toContain("a Map at state….m.")
+    js.end()
+  })
+})
+
 describe("values from other states", () => {
   test("a draft or view of another state, bytes included, is copied in", () => {
     const other = new JournaledState({ b: new Uint8Array([1, 2]), o: { list: [1] } })

@@ -112,10 +112,15 @@ export const refuseDepth = (): Refusal =>
 export const refuseSize = (limit: number): Refusal =>
   new Refusal(`more than ${limit / 1048576} MiB of data in one write`, "One write is bounded so a small command cannot make every peer allocate without limit. Split the data over several commands, or store less.")
 
+/** A path step the engine could not name (the container was not found from the root). */
+export const SOMEWHERE = "\u0000somewhere"
+
 /** Where a refused write was going, in JS-like syntax: state.items["a b"].done */
 export const formatPath = (keys: ReadonlyArray<string | number>): string => {
   let out = "state"
-  for (const k of keys) out += typeof k === "number" ? `[${k}]` : /^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`
+  for (const k of keys) {
+    out += k === SOMEWHERE ? "…" : typeof k === "number" ? `[${k}]` : /^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`
+  }
   return out
 }
 

@@ -546,143 +546,79 @@ export class JournaledState<S> implements ProxyHost {
     return out
   }
 
-  private mutable(m: Meta): Journal {
+  /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
+  mutate(m: Meta, name: string, args: unknown[]): unknown {
     if (m.view) return viewReadOnly()
-    return this.writable()
-  }
-
-  /** @internal ProxyHost */
-  push(m: Meta, items: unknown[]): number {
-    this.mutable(m)
+    const j = this.journal ?? readOnly()
     const a = m.raw as unknown[]
-    const adopted = this.adoptItems(m, items, a.length)
-    const len = a.length
-    if (len + adopted.length > MAX_ARRAY_LENGTH) throw new TypeError("Pushing past the maximum array length.")
-    this.writable().push(a, len, adopted.length, NOTHING)
-    for (const x of adopted) a.push(x)
-    return a.length
-  }
-
-  /** @internal ProxyHost */
-  unshift(m: Meta, items: unknown[]): number {
-    this.mutable(m)
-    const a = m.raw as unknown[]
-    const adopted = this.adoptItems(m, items, 0)
-    if (a.length + adopted.length > MAX_ARRAY_LENGTH) throw new TypeError("Unshifting past the maximum array length.")
-    this.writable().push(a, 0, adopted.length, NOTHING)
-    replaceRange(a, 0, 0, adopted)
-    return a.length
-  }
-
-  /** @internal ProxyHost */
-  pop(m: Meta): unknown {
-    const j = this.mutable(m)
-    const a = m.raw as unknown[]
-    const len = a.length
-    if (len === 0) return undefined
-    const x = a[len - 1]
-    j.push(a, len - 1, 0, [x])
-    a.length = len - 1
-    return this.out(m, x, len - 1)
-  }
-
-  /** @internal ProxyHost */
-  shift(m: Meta): unknown {
-    const j = this.mutable(m)
-    const a = m.raw as unknown[]
-    if (a.length === 0) return undefined
-    const x = a[0]
-    j.push(a, 0, 0, [x])
-    a.shift()
-    return this.out(m, x, 0)
-  }
-
-  /** @internal ProxyHost */
-  splice(m: Meta, args: unknown[]): unknown[] {
-    this.mutable(m)
-    const a = m.raw as unknown[]
-    // Coerce first (a valueOf may run user code), then adopt, then read the length.
-    const start = args.length > 0 ? toInt(args[0]) : 0
-    const del = args.length > 1 ? toInt(args[1]) : undefined
-    const adopted = this.adoptItems(m, args.length > 2 ? args.slice(2) : NOTHING, Math.max(0, start))
-    const len = a.length
-    const from = start < 0 ? Math.max(len + start, 0) : Math.min(start, len)
-    const count = args.length === 0 ? 0 : del === undefined ? len - from : Math.min(Math.max(del, 0), len - from)
-    if (len - count + adopted.length > MAX_ARRAY_LENGTH) throw new TypeError("Splicing past the maximum array length.")
-    if (count === 0 && adopted.length === 0) return []
-    const removed = a.slice(from, from + count)
-    this.writable().push(a, from, adopted.length, removed)
-    replaceRange(a, from, count, adopted)
-    const out: unknown[] = []
-    for (let i = 0; i < removed.length; i++) out.push(this.out(m, removed[i], from + i))
-    return out
-  }
-
-  /** @internal ProxyHost */
-  sort(m: Meta, compare: ((x: unknown, y: unknown) => number) | undefined): void {
-    const j = this.mutable(m)
-    const a = m.raw as unknown[]
-    // Recorded first, whole: the comparator is user code and may write (even to this array);
-    // undoing those writes and then this record restores the array exactly.
-    j.push(a, 0, -1, a.slice())
-    if (compare === undefined) a.sort()
-    else a.sort((x, y) => compare(this.out(m, x, -1), this.out(m, y, -1)))
-  }
-
-  /** @internal ProxyHost */
-  reverse(m: Meta): void {
-    const j = this.mutable(m)
-    const a = m.raw as unknown[]
-    j.push(a, -1, 0, null)
-    a.reverse()
-  }
-
-  /** @internal ProxyHost */
-  fill(m: Meta, value: unknown, start: unknown, end: unknown): void {
-    this.mutable(m)
-    const a = m.raw as unknown[]
-    const s = toInt(start)
-    const e = end === undefined ? undefined : toInt(end)
-    const first = this.adoptItems(m, [value], Math.max(0, s))[0]
-    const len = a.length
-    const from = s < 0 ? Math.max(len + s, 0) : Math.min(s, len)
-    const to = e === undefined ? len : e < 0 ? Math.max(len + e, 0) : Math.min(e, len)
-    if (to <= from) return
-    // Each slot gets its own copy: one object in several places would be a graph.
-    const values: unknown[] = [first]
-    this.adopting(a, from, () => {
-      for (let i = from + 1; i < to; i++) values.push(isObject(first) ? this.adopter.copy(first, m.depth + 1) : first)
-    })
-    this.writable().push(a, from, to - from, a.slice(from, to))
-    for (let i = from; i < to; i++) a[i] = values[i - from]
-  }
-
-  /** @internal ProxyHost */
-  copyWithin(m: Meta, target: unknown, start: unknown, end: unknown): void {
-    this.mutable(m)
-    const a = m.raw as unknown[]
-    const t = toInt(target)
-    const s = toInt(start)
-    const e = end === undefined ? undefined : toInt(end)
+    if (name === "sort") {
+      const f = args[0] as ((x: unknown, y: unknown) => number) | undefined
+      if (f !== undefined && typeof f !== "function") throw new TypeError("The comparator is not a function.")
+      // Recorded first, whole: the comparator is user code and may write (even to this array);
+      // undoing its writes and then this record restores the array exactly.
+      j.push(a, 0, -1, a.slice())
+      a.sort(f && ((x, y) => f(this.out(m, x, -1), this.out(m, y, -1))))
+      return m.proxy
+    }
+    if (name === "reverse") {
+      j.push(a, -1, 0, null)
+      a.reverse()
+      return m.proxy
+    }
+    // Arguments are coerced first (a valueOf may run user code), then new items adopted, and
+    // only then is the length read: nothing runs between reading it and the write.
+    const [x, y, z] = args
+    const ranged = name === "splice" || name === "fill" || name === "copyWithin"
+    const s = ranged ? toInt(name === "fill" ? y : x) : 0
+    const e = ranged ? toInt(name === "fill" ? z : y) : 0
+    const end = ranged && z !== undefined ? toInt(z) : undefined
+    const items = name === "push" || name === "unshift" ? args : name === "splice" ? args.slice(2) : name === "fill" ? [x] : NOTHING
+    const adopted = this.adoptItems(m, items, name === "push" ? a.length : Math.max(0, s))
     const len = a.length
     const rel = (n: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
-    const to = rel(t)
-    const from = rel(s)
-    const final = e === undefined ? len : rel(e)
-    const count = Math.min(final - from, len - to)
-    if (count <= 0) return
-    // An object whose source slot is overwritten by this call moves; any other is copied.
-    const values = a.slice(from, from + count)
-    this.adopter.start(MAX_WRITE_BYTES)
-    this.adopting(a, to, () => {
-      for (let i = 0; i < count; i++) {
-        const src = from + i
-        const moves = src >= to && src < to + count
-        if (isObject(values[i]) && !moves) values[i] = this.adopter.copy(values[i], m.depth + 1)
+    let from: number
+    let count: number
+    let values: unknown[] = adopted
+    if (name === "fill" || name === "copyWithin") {
+      const last = end === undefined ? len : rel(end)
+      if (name === "fill") {
+        from = rel(s)
+        count = Math.max(last - from, 0)
+        // Each slot its own copy: one object in several places would be a graph.
+        values = []
+        for (let i = 0; i < count; i++) values.push(i === 0 || !isObject(adopted[0]) ? adopted[0] : this.adopter.copy(adopted[0], m.depth + 1))
+      } else {
+        from = rel(s)
+        const src = rel(e)
+        count = Math.min(last - src, len - from)
+        values = a.slice(src, src + Math.max(count, 0))
+        // An object whose source slot this call overwrites moves; any other is copied.
+        for (let i = 0; i < values.length; i++) {
+          if (isObject(values[i]) && !(src + i >= from && src + i < from + count)) values[i] = this.adopter.copy(values[i], m.depth + 1)
+        }
       }
-    })
-    this.writable().push(a, to, count, a.slice(to, to + count))
-    for (let i = 0; i < count; i++) a[to + i] = values[i]
+      if (count <= 0) return m.proxy
+      j.push(a, from, count, a.slice(from, from + count))
+      for (let i = 0; i < count; i++) a[from + i] = values[i]
+      return m.proxy
+    }
+    if (name === "push") [from, count] = [len, 0]
+    else if (name === "unshift") [from, count] = [0, 0]
+    else if (name === "pop") [from, count] = [Math.max(len - 1, 0), Math.min(len, 1)]
+    else if (name === "shift") [from, count] = [0, Math.min(len, 1)]
+    else {
+      from = args.length > 0 ? rel(s) : 0
+      count = args.length === 0 ? 0 : args.length === 1 ? len - from : Math.min(Math.max(e, 0), len - from)
+    }
+    if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("The array would pass its maximum length.")
+    const removed = a.slice(from, from + count)
+    if (count > 0 || values.length > 0) {
+      j.push(a, from, values.length, removed)
+      replaceRange(a, from, count, values)
+    }
+    if (name === "push" || name === "unshift") return a.length
+    const drafts = removed.map((v, i) => this.out(m, v, from + i))
+    return name === "splice" ? drafts : drafts[0]
   }
 
   // ---- locations, for messages ----

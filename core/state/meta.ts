@@ -30,13 +30,6 @@ export interface ProxyHost {
   out(m: Meta, v: unknown, index: number): unknown
   /** The raw object behind `v` if it is a proxy of this state (draft or view), else `v`. */
   unwrap(v: unknown): unknown
-  push(m: Meta, items: unknown[]): number
-  unshift(m: Meta, items: unknown[]): number
-  pop(m: Meta): unknown
-  shift(m: Meta): unknown
-  splice(m: Meta, args: unknown[]): unknown[]
-  sort(m: Meta, compare: ((a: unknown, b: unknown) => number) | undefined): void
-  reverse(m: Meta): void
-  fill(m: Meta, value: unknown, start: unknown, end: unknown): void
-  copyWithin(m: Meta, target: unknown, start: unknown, end: unknown): void
+  /** Runs an array mutator (push, pop, shift, unshift, splice, sort, reverse, fill, copyWithin) natively, journaled. */
+  mutate(m: Meta, name: string, args: unknown[]): unknown
 }

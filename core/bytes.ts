@@ -140,7 +140,7 @@ export class ByteReader {
       const b = this.byte()
       result += (b & 0x7f) * mul
       if (b < 0x80) {
-        if (b === 0 && i > 0) throw canonError("decode-failed", "A varint with redundant trailing zero bits (not minimal).")
+        if (b === 0 && i > 0) throw canonError("decode-failed", "A varint that is not minimal.")
         if (result > Number.MAX_SAFE_INTEGER) break
         return result
       }

@@ -121,6 +121,11 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   }
 }
 
+const fail = (message: string): never => {
+  throw canonError("decode-failed", message)
+}
+const tooDeep = `Value nests deeper than ${MAX_DEPTH} levels.`
+
 export const readValue = (r: ByteReader, depth = 0): unknown => {
   const tag = r.byte()
   switch (tag) {
@@ -130,7 +135,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
     case T_UNDEFINED: return undefined
     case T_INT: {
       const z = r.varint()
-      if (z > MAX_ZIGZAG) throw canonError("decode-failed", "An integer outside (-2^52, 2^52) written as a varint; its canonical form is a float.")
+      if (z > MAX_ZIGZAG) fail("A varint integer beyond 2^52 (not canonical).")
       return z % 2 === 0 ? z / 2 : -(z + 1) / 2
     }
     case T_FLOAT: {
@@ -138,20 +143,20 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       const n = r.f64()
       if (n !== n) {
         for (let i = 0; i < 8; i++) {
-          if (r.buf[at + i] !== CANONICAL_NAN[i]) throw canonError("decode-failed", "A NaN with a non-canonical bit pattern.")
+          if (r.buf[at + i] !== CANONICAL_NAN[i]) fail("A non-canonical NaN.")
         }
       } else if (Number.isInteger(n) && n > -INT_LIMIT && n < INT_LIMIT && !Object.is(n, -0)) {
-        throw canonError("decode-failed", `The integer ${n} written as a float; its canonical form is a varint.`)
+        fail("An integer written as a float (not canonical).")
       }
       return n
     }
     case T_STRING: return r.string()
     case T_BYTES:
       // The encoder counts bytes as a nesting level: so does the decoder, or it would accept what cannot re-encode.
-      if (depth >= MAX_DEPTH) throw canonError("decode-failed", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      if (depth >= MAX_DEPTH) fail(tooDeep)
       return r.bytes()
     case T_ARRAY: {
-      if (depth >= MAX_DEPTH) throw canonError("decode-failed", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      if (depth >= MAX_DEPTH) fail(tooDeep)
       const n = r.varint()
       // Each element takes at least one byte: a larger count is a lie, refuse before allocating.
       if (n > r.remaining) throw canonError("decode-failed", `An array of ${n} items cannot fit in ${r.remaining} bytes.`)
@@ -160,7 +165,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       return out
     }
     case T_OBJECT: {
-      if (depth >= MAX_DEPTH) throw canonError("decode-failed", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      if (depth >= MAX_DEPTH) fail(tooDeep)
       const n = r.varint()
       if (n * 2 > r.remaining) throw canonError("decode-failed", `An object of ${n} keys cannot fit in ${r.remaining} bytes.`)
       const out: Record<string, unknown> = {}
@@ -168,10 +173,10 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       for (let i = 0; i < n; i++) {
         const k = r.string()
         // Strictly increasing (UTF-16 code unit order, as the encoder's sort): one order, no duplicates.
-        if (i > 0 && !(prev < k)) throw canonError("decode-failed", `Object keys out of canonical order: ${JSON.stringify(k)} after ${JSON.stringify(prev)}.`)
+        if (i > 0 && !(prev < k)) fail("Object keys not in canonical order.")
         prev = k
         const v = readValue(r, depth + 1)
-        if (v === undefined) throw canonError("decode-failed", `The property ${JSON.stringify(k)} is undefined; the canonical form leaves it out.`)
+        if (v === undefined) fail("An undefined property (not canonical).")
         // A "__proto__" key from the wire must stay a plain key, not replace the prototype.
         if (k === "__proto__") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
         else out[k] = v

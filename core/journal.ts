@@ -153,10 +153,10 @@ export class JournaledState<S> implements ProxyHost {
     }
     const sortedKeys = (t: object): string[] => (Reflect.ownKeys(t) as string[]).sort()
     const noPrototype = (t: object): never => {
-      throw refusalError(refuseOp("a new prototype", "State objects are plain: their prototype is Object.prototype or Array.prototype, always. Store the data, not the object."), self.pathTo(t))
+      throw refusalError(refuseOp("a new prototype", "State objects stay plain objects and arrays."), self.pathTo(t))
     }
     const noFreeze = (t: object): never => {
-      throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State objects stay writable so later commands can change them. Copy the data ({ ...obj }) if you need a frozen value."), self.pathTo(t))
+      throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.pathTo(t))
     }
 
     // Writes ignore the receiver: a write on an object that inherits from a draft
@@ -263,7 +263,7 @@ export class JournaledState<S> implements ProxyHost {
   /** Replaces the state between commands (a resync): checked like the constructor's root. */
   set root(next: S) {
     if (this.journal !== null) {
-      throw canonError("state-read-only", "The state cannot be replaced while a command runs; return the new state from apply instead.")
+      throw canonError("state-read-only", "The state cannot be replaced during a command; return the new state from apply.")
     }
     this.current = this.adoptRoot(next)
   }
@@ -312,7 +312,7 @@ export class JournaledState<S> implements ProxyHost {
     this.adopter.start(MAX_WRITE_BYTES)
     let v: unknown
     try {
-      v = this.adopter.adopt(next, 0, () => this.current)
+      v = this.adopter.adopt(next, 0, this, "current")
     } catch (e) {
       if (e instanceof Refusal) throw refusalError(e, [])
       throw e
@@ -385,52 +385,29 @@ export class JournaledState<S> implements ProxyHost {
     return this.journal ?? readOnly()
   }
 
-  /** Runs an adoption, turning a refusal into a CanonError that says where the write was going. */
-  private adopting<T>(t: object, k: string | number, run: () => T): T {
-    try {
-      return run()
-    } catch (e) {
-      if (e instanceof Refusal) throw this.located(e, t, k)
-      throw e
-    }
-  }
-
   private located(r: Refusal, t: object, k: string | number): CanonError {
     return refusalError(r, [...this.pathTo(t), k])
   }
 
-  /** The value to store for a write of the primitive `v` at t[k]. */
-  private adoptPrimitive(t: object, k: string | number, v: unknown): unknown {
+  /**
+   * What the state stores when `v` is written at t[k] (t a raw container of this state). With
+   * `moves`, t[k] is being overwritten: drafts of its children may move (adopt.ts).
+   */
+  private adoptAt(t: object, k: string | number, v: unknown, moves: boolean): unknown {
     // Fast paths first: most writes are numbers, booleans and short strings.
-    switch (typeof v) {
-      case "number": return v === v ? v : NaN
-      case "boolean": case "undefined": return v
-      case "string": if (v.length < 4096 && wellFormed(v)) return v
+    if (typeof v === "number") return v === v ? v : NaN
+    if (typeof v === "boolean" || v == null || (typeof v === "string" && v.length < 4096 && wellFormed(v))) return v
+    this.adopter.start(MAX_WRITE_BYTES)
+    try {
+      return this.adopter.adopt(v, this.drafts.get(t)!.depth + 1, moves ? t : undefined, k)
+    } catch (e) {
+      throw e instanceof Refusal ? this.located(e, t, k) : e
     }
-    if (v === null) return v
-    this.adopter.start(MAX_WRITE_BYTES)
-    return this.adopting(t, k, () => this.adopter.primitive(v))
-  }
-
-  /** The value to store for a write of the object `v` at t[k]; `oldOf` reads what it overwrites. */
-  private adoptObject(t: object, k: string | number, v: object, oldOf: () => unknown): unknown {
-    this.adopter.start(MAX_WRITE_BYTES)
-    const depth = this.drafts.get(t)!.depth + 1
-    return this.adopting(t, k, () => this.adopter.adopt(v, depth, oldOf))
-  }
-
-  // Separate functions: a closure created inside writeKey would make every write allocate its context.
-  private adoptIntoKey(o: Record<string, unknown>, key: string, v: object): unknown {
-    return this.adoptObject(o, key, v, () => (hasOwn.call(o, key) ? o[key] : undefined))
-  }
-
-  private adoptIntoElement(a: unknown[], i: number, v: object): unknown {
-    return this.adoptObject(a, i, v, () => a[i])
   }
 
   private checkKey(t: object, k: PropertyKey): string {
     if (typeof k !== "string") {
-      throw this.located(refuseOp("a symbol key", "State keys are strings: the encoding has no symbols. Use a string key."), t, String(k))
+      throw this.located(refuseOp("a symbol key", "State keys are strings."), t, String(k))
     }
     if (!wellFormed(k)) throw this.located(refuseLoneSurrogate(), t, k)
     return k
@@ -440,11 +417,8 @@ export class JournaledState<S> implements ProxyHost {
     const j = this.journal ?? readOnly()
     if (typeof key !== "string") return void this.checkKey(t, key)
     const o = t as Record<string, unknown>
-    let next: unknown
-    if (typeof v === "object" && v !== null) next = this.adoptIntoKey(o, key, v)
-    else if (typeof v === "number") next = v === v ? v : NaN
-    else if (v === undefined) return this.deleteKey(t, key)
-    else next = this.adoptPrimitive(t, key, v)
+    if (v === undefined) return this.deleteKey(t, key)
+    const next = this.adoptAt(o, key, v, true)
     // Read after adopting: a getter of a user object may have written here in the meantime.
     const had = hasOwn.call(o, key)
     // An existing key is well-formed already; a new one is checked.
@@ -464,26 +438,18 @@ export class JournaledState<S> implements ProxyHost {
 
   private defineKey(t: object, k: PropertyKey, d: PropertyDescriptor, array: boolean): void {
     this.writable()
-    if ("get" in d || "set" in d) {
-      throw this.located(refuseOp("a property with a getter or setter", "State properties are data. Store the value itself."), t, String(k))
+    const i = typeof k === "string" && array ? arrayIndex(k) : -1
+    const exists = array ? k === "length" || (i >= 0 && i < (t as unknown[]).length) : typeof k === "string" && hasOwn.call(t, k)
+    // Plain data only, as assignment makes it (an array's length: its value only).
+    const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
+      a in d ? d[a] === true && !(array && k === "length" && a !== "writable") : exists)
+    if (!plain) {
+      throw this.located(refuseOp("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
     }
-    if (array && k === "length") {
-      if (d.writable === false || d.enumerable === true || d.configurable === true) {
-        throw this.located(refuseOp("a change to an array's length attributes", "An array's length stays writable."), t, k)
-      }
-      if ("value" in d) this.setLength(t as unknown[], d.value)
-      return
+    if ("value" in d) {
+      if (array) this.writeElement(t as unknown[], k, d.value)
+      else this.writeKey(t, k, d.value)
     }
-    const key = this.checkKey(t, k)
-    const exists = array ? arrayIndex(key) >= 0 && arrayIndex(key) < (t as unknown[]).length : hasOwn.call(t, key)
-    for (const attr of ["writable", "enumerable", "configurable"] as const) {
-      if (attr in d ? d[attr] !== true : !exists) {
-        throw this.located(refuseOp(`a property that is not ${attr}`, "Object.defineProperty on the state may only define plain data (writable, enumerable, configurable), as assignment does. Assign instead."), t, key)
-      }
-    }
-    if (!("value" in d)) return
-    if (array) this.writeElement(t as unknown[], key, d.value)
-    else this.writeKey(t, key, d.value)
   }
 
   // ---- array writes ----
@@ -494,9 +460,9 @@ export class JournaledState<S> implements ProxyHost {
     const k = this.checkKey(a, key)
     const i = arrayIndex(k)
     if (i < 0) {
-      throw this.located(refuseOp(`the key ${JSON.stringify(k)} on an array`, "An array holds only its elements and length; the encoding would drop any other key, so peers would disagree. Use an object for named fields."), a, k)
+      throw this.located(refuseOp("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
     }
-    const next = isObject(v) ? this.adoptIntoElement(a, i, v) : this.adoptPrimitive(a, i, v)
+    const next = this.adoptAt(a, i, v, true)
     const len = a.length
     if (i < len) {
       j.push(a, k, true, a[i])
@@ -512,7 +478,7 @@ export class JournaledState<S> implements ProxyHost {
 
   private growthBudget(a: unknown[], k: string | number, slots: number): void {
     if (slots * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
-      throw this.located(refuseOp(`${slots} new array slots in one write`, `One write adds at most ${MAX_WRITE_BYTES / 1048576} MiB (8 bytes a slot). Push the elements you need instead of writing far past the end.`), a, k)
+      throw this.located(refuseOp(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
     }
   }
 
@@ -534,16 +500,7 @@ export class JournaledState<S> implements ProxyHost {
 
   /** Adopts the items an array method inserts (copies: nothing is overwritten, so nothing moves). */
   private adoptItems(m: Meta, items: readonly unknown[], at: number): unknown[] {
-    this.adopter.start(MAX_WRITE_BYTES)
-    const out: unknown[] = []
-    let i = 0
-    try {
-      for (; i < items.length; i++) out.push(this.adopter.adopt(items[i], m.depth + 1))
-    } catch (e) {
-      if (e instanceof Refusal) throw this.located(e, m.raw, at + i)
-      throw e
-    }
-    return out
+    return items.map((v, i) => this.adoptAt(m.raw, at + i, v, false))
   }
 
   /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
@@ -591,11 +548,9 @@ export class JournaledState<S> implements ProxyHost {
         from = rel(s)
         const src = rel(e)
         count = Math.min(last - src, len - from)
-        values = a.slice(src, src + Math.max(count, 0))
-        // An object whose source slot this call overwrites moves; any other is copied.
-        for (let i = 0; i < values.length; i++) {
-          if (isObject(values[i]) && !(src + i >= from && src + i < from + count)) values[i] = this.adopter.copy(values[i], m.depth + 1)
-        }
+        // Objects are copied: their source slots may keep them.
+        this.adopter.start(MAX_WRITE_BYTES)
+        values = a.slice(src, src + Math.max(count, 0)).map((v) => (isObject(v) ? this.adopter.copy(v, m.depth + 1) : v))
       }
       if (count <= 0) return m.proxy
       j.push(a, from, count, a.slice(from, from + count))

@@ -51,6 +51,7 @@ export const MAX_WRITE_BYTES = 64 * 1024 * 1024
 export const GROWTH_SLOT_BYTES = 8
 
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
+const hasOwn = Object.prototype.hasOwnProperty
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 /** True when `s` has no lone surrogate (native where the runtime has it: Node 20, current browsers). */
@@ -73,44 +74,38 @@ export class Refusal {
   constructor(readonly what: string, readonly why: string) {}
 }
 
-const PLAIN = "The state holds plain data only (objects, arrays, strings, numbers, booleans, null, undefined, Uint8Array), so every peer encodes and hashes it alike."
-
-/** What a refused object is, for a message: "a Date", "a Map", "an instance of Point". */
-const describe = (v: object): string => {
-  try {
-    const name = (Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null)?.constructor?.name
-    if (typeof name !== "string" || name === "") return "an object with a custom prototype"
-    return /^[AEIOU]/.test(name) ? `an ${name}` : `a ${name}`
-  } catch {
-    return "an exotic object"
-  }
+const PLAIN = "State is plain data (objects, arrays, strings, numbers, booleans, null, undefined, Uint8Array), encoded and hashed alike on every peer."
+/** What to store instead, by constructor name or typeof. */
+const INSTEAD: Record<string, string> = {
+  Date: "a number (ctx.time) or an ISO string",
+  Map: "a plain object keyed by strings",
+  Set: "an array, or an object whose keys are the members",
+  bigint: "a string, or a number if it fits",
+  symbol: "a string",
+  function: "the data it would produce",
 }
 
-const insteadOf = (v: object): string => {
-  if (v instanceof Date) return "Store a number (ctx.time, date.getTime()) or an ISO string instead."
-  if (v instanceof Map) return "Use a plain object keyed by strings instead."
-  if (v instanceof Set) return "Use an array, or an object whose keys are the members, instead."
-  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return "Copy the bytes into a Uint8Array, or store an array of numbers, instead."
-  return "Copy its fields into a plain object ({ ...value } of the data you need) instead."
-}
-
+/** A refusal of a value by its type: "a Date", "an Int16Array", "a function". */
 export const refuseType = (v: unknown): Refusal => {
-  switch (typeof v) {
-    case "bigint": return new Refusal("a bigint", `${PLAIN} Store it as a string (String(n)) or, if it fits, a number.`)
-    case "symbol": return new Refusal("a symbol", `${PLAIN} Use a string.`)
-    case "function": return new Refusal("a function", `${PLAIN} Store the data the function would produce.`)
-    default: return new Refusal(describe(v as object), `${PLAIN} ${insteadOf(v as object)}`)
+  let name: string = typeof v
+  if (name === "object") {
+    try {
+      name = String((Object.getPrototypeOf(v) as { constructor?: { name?: unknown } }).constructor?.name || "object with a custom prototype")
+    } catch {
+      name = "exotic object"
+    }
   }
+  return new Refusal(`${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`, `${PLAIN} Store ${INSTEAD[name] ?? (ArrayBuffer.isView(v) ? "a Uint8Array" : "its data in a plain object")} instead.`)
 }
 
 export const refuseLoneSurrogate = (): Refusal =>
-  new Refusal("a string with a lone UTF-16 surrogate", "It has no UTF-8 form, so peers could not agree on its bytes. Remove or pair the surrogate (e.g. s.toWellFormed()).")
+  new Refusal("a string with a lone UTF-16 surrogate", "It has no UTF-8 form, so peers could not agree on its bytes. Remove or pair the surrogate (s.toWellFormed()).")
 
 export const refuseDepth = (): Refusal =>
-  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, `The canonical encoding refuses deeper values (a decoder's stack must stay bounded). Flatten it, e.g. keep items in one object keyed by id with parent ids.`)
+  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "The canonical encoding refuses deeper values. Flatten it (e.g. items keyed by id, with parent ids).")
 
-export const refuseSize = (limit: number): Refusal =>
-  new Refusal(`more than ${limit / 1048576} MiB of data in one write`, "One write is bounded so a small command cannot make every peer allocate without limit. Split the data over several commands, or store less.")
+export const refuseSize = (): Refusal =>
+  new Refusal(`more than ${MAX_WRITE_BYTES / 1048576} MiB in one write`, "Split the data over several commands, or store less.")
 
 /** A path step the engine could not name (the container was not found from the root). */
 export const SOMEWHERE = "\u0000somewhere"
@@ -158,7 +153,7 @@ export class Adopter {
   }
 
   spend(n: number): void {
-    if ((this.budget -= n) < 0) throw refuseSize(MAX_WRITE_BYTES)
+    if ((this.budget -= n) < 0) throw refuseSize()
   }
 
   /** Checks a primitive (any value that is not an object) and returns what the state stores. */
@@ -188,11 +183,12 @@ export class Adopter {
 
   /**
    * Adopts `value` for a slot whose containers sit at `depth` (the slot's parent depth + 1).
-   * `oldOf()` reads the slot's current value; it is called after all user code has run, so the
-   * moves are decided against what the slot really holds when it is overwritten. Pass no
-   * `oldOf` when nothing is overwritten (push, insertion): then nothing moves.
+   * `slot[key]` is what the write overwrites; it is read after all user code has run, so moves
+   * are decided against what the slot really holds when it is overwritten. Pass no `slot` when
+   * nothing is overwritten (push, insertion): then nothing moves.
    */
-  adopt(value: unknown, depth: number, oldOf?: () => unknown): unknown {
+  adopt(value: unknown, depth: number, slot?: object, key?: string | number): unknown {
+    const oldOf = slot && ((): unknown => (hasOwn.call(slot, key!) ? (slot as Record<string | number, unknown>)[key!] : undefined))
     if (!isObject(value)) return this.primitive(value)
     const raw = this.host.rawOf(value)
     if (raw !== undefined) {
@@ -289,12 +285,12 @@ export class Adopter {
       for (let i = 0; i < keys.length; i++) {
         k = keys[i]!
         if (typeof k === "symbol") {
-          throw new Refusal("an object with a symbol key", `${PLAIN} Keys are strings: use String(key) or drop the symbol.`)
+          throw new Refusal("a symbol key", `${PLAIN} Keys are strings.`)
         }
         const d = Reflect.getOwnPropertyDescriptor(v, k)
         if (d === undefined || !d.enumerable) continue
         if (d.get !== undefined || d.set !== undefined) {
-          throw new Refusal("a property with a getter or setter", `${PLAIN} Store the value itself ({ ...obj } reads getters into plain properties).`)
+          throw new Refusal("a getter or setter", `${PLAIN} Store the value itself.`)
         }
         const x = d.value
         if (x === undefined) continue

@@ -83,6 +83,8 @@ const refuseOp = (what: string, why: string): Refusal => new Refusal(what, why)
 export class JournaledState<S> implements ProxyHost {
   private current: S
   private journal: Journal | null = null
+  /** While frozen: each container as it was when the freeze began, copied at its first write since. */
+  private frozen: Map<object, object> | null = null
   /** raw object -> its draft's meta */
   private readonly drafts = new WeakMap<object, Meta>()
   /** raw object -> its view */
@@ -282,6 +284,39 @@ export class JournaledState<S> implements ProxyHost {
     return out as S
   }
 
+  /**
+   * The state as it is now, kept readable while it goes on changing: a snapshot job encodes
+   * `root` a slice at a time, reading each container through `resolve`, which gives the copy
+   * taken just before that container's first write after the freeze (or the live container if
+   * it was not written). Only written containers are copied, once each. One freeze at a time.
+   */
+  freeze(): { readonly root: unknown; resolve(container: object): object; release(): void } {
+    if (this.frozen !== null) throw new Error("The state is already frozen for another snapshot.")
+    const copies = new Map<object, object>()
+    this.frozen = copies
+    return {
+      root: this.current,
+      resolve: (c) => copies.get(c) ?? c,
+      release: () => {
+        if (this.frozen === copies) this.frozen = null
+        copies.clear()
+      },
+    }
+  }
+
+  private touch(t: object): void {
+    const frozen = this.frozen!
+    if (frozen.has(t)) return
+    if (Array.isArray(t)) {
+      frozen.set(t, t.slice())
+      return
+    }
+    const copy = Object.create(Object.getPrototypeOf(t)) as Record<string, unknown>
+    const o = t as Record<string, unknown>
+    for (const k of Object.keys(o)) setOwn(copy, k, o[k])
+    frozen.set(t, copy)
+  }
+
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
   view(): S {
     return isObject(this.current) ? (this.viewOf(this.current) as S) : this.current
@@ -423,6 +458,7 @@ export class JournaledState<S> implements ProxyHost {
     const had = hasOwn.call(o, key)
     // An existing key is well-formed already; a new one is checked.
     if (!had) this.checkKey(t, key)
+    if (this.frozen !== null) this.touch(t)
     j.push(t, key, had, had ? o[key] : undefined)
     if (had || !(key in objectProto)) o[key] = next
     else setOwn(o, key, next)
@@ -432,6 +468,7 @@ export class JournaledState<S> implements ProxyHost {
     const j = this.writable()
     if (typeof k !== "string" || !hasOwn.call(t, k)) return
     const o = t as Record<string, unknown>
+    if (this.frozen !== null) this.touch(t)
     j.push(t, k, true, o[k])
     delete o[k]
   }
@@ -465,12 +502,14 @@ export class JournaledState<S> implements ProxyHost {
     const next = this.adoptAt(a, i, v, true)
     const len = a.length
     if (i < len) {
+      if (this.frozen !== null) this.touch(a)
       j.push(a, k, true, a[i])
       a[i] = next
       return
     }
     // Past the end: the slots in between become undefined, not holes.
     this.growthBudget(a, k, i + 1 - len)
+    if (this.frozen !== null) this.touch(a)
     j.push(a, len, i + 1 - len, NOTHING)
     for (let x = len; x < i; x++) a.push(undefined)
     a.push(next)
@@ -488,10 +527,12 @@ export class JournaledState<S> implements ProxyHost {
     if (!(Number.isInteger(n) && n >= 0 && n <= MAX_ARRAY_LENGTH)) throw new RangeError("Invalid array length")
     const len = a.length
     if (n < len) {
+      if (this.frozen !== null) this.touch(a)
       j.push(a, n, 0, a.slice(n))
       a.length = n
     } else if (n > len) {
       this.growthBudget(a, "length", n - len)
+      if (this.frozen !== null) this.touch(a)
       j.push(a, len, n - len, NOTHING)
       a.length = n
       a.fill(undefined, len, n)
@@ -513,11 +554,13 @@ export class JournaledState<S> implements ProxyHost {
       if (f !== undefined && typeof f !== "function") throw new TypeError("The comparator is not a function.")
       // Recorded first, whole: the comparator is user code and may write (even to this array);
       // undoing its writes and then this record restores the array exactly.
+      if (this.frozen !== null) this.touch(a)
       j.push(a, 0, -1, a.slice())
       a.sort(f && ((x, y) => f(this.out(m, x, -1), this.out(m, y, -1))))
       return m.proxy
     }
     if (name === "reverse") {
+      if (this.frozen !== null) this.touch(a)
       j.push(a, -1, 0, null)
       a.reverse()
       return m.proxy
@@ -553,6 +596,7 @@ export class JournaledState<S> implements ProxyHost {
         values = a.slice(src, src + Math.max(count, 0)).map((v) => (isObject(v) ? this.adopter.copy(v, m.depth + 1) : v))
       }
       if (count <= 0) return m.proxy
+      if (this.frozen !== null) this.touch(a)
       j.push(a, from, count, a.slice(from, from + count))
       for (let i = 0; i < count; i++) a[from + i] = values[i]
       return m.proxy
@@ -568,6 +612,7 @@ export class JournaledState<S> implements ProxyHost {
     if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("The array would pass its maximum length.")
     const removed = a.slice(from, from + count)
     if (count > 0 || values.length > 0) {
+      if (this.frozen !== null) this.touch(a)
       j.push(a, from, values.length, removed)
       replaceRange(a, from, count, values)
     }

@@ -306,3 +306,16 @@ describe("snapshots in the background", () => {
     expect(meta.hash).toBe(hashBytes(before))
   })
 })
+
+test("asking for a snapshot again with nothing committed since gives the same one, and keeps its chunks", async () => {
+  const w = world({ snapshots: { ...POLICY, minLogBytes: 1 << 30 } })
+  const a = await w.client("a")
+  await writeNotes(w, a.doc, 10, 100)
+  const doc = await w.hub().doc(DOC, Notes)
+  const first = await w.drive(doc.snapshotNow())
+  const again = await w.drive(doc.snapshotNow())
+  expect(again).toEqual(first)
+  const store = new AuthorityStore(w.storage)
+  expect(await store.snapshots.chunk(DOC, first.seq, 0)).toBeInstanceOf(Uint8Array)
+  expect((await store.snapshots.metas(DOC)).map((m) => m.seq)).toEqual([first.seq])
+})

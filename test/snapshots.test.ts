@@ -10,6 +10,8 @@ import {
 } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import * as K from "../core/store/keys.js"
+import { Snapshotter } from "../core/authority/snapshots.js"
+import { JournaledState } from "../core/journal.js"
 import { Todo } from "./support/machines.js"
 
 const DOC = "notes"
@@ -318,4 +320,24 @@ test("asking for a snapshot again with nothing committed since gives the same on
   const store = new AuthorityStore(w.storage)
   expect(await store.snapshots.chunk(DOC, first.seq, 0)).toBeInstanceOf(Uint8Array)
   expect((await store.snapshots.metas(DOC)).map((m) => m.seq)).toEqual([first.seq])
+})
+
+test("a second snapshot job at the same seq as the latest does not delete what it just wrote", async () => {
+  const rt = new VirtualRuntime(1)
+  const storage = new MemoryStorage()
+  const store = new AuthorityStore(storage)
+  const snapshotter = new Snapshotter("d", store.snapshots, rt, { chunkBytes: 16 }, () => {})
+  const host = new JournaledState({ notes: { a: "x".repeat(40) } })
+  const drive = async <T>(p: Promise<T>): Promise<T> => {
+    let done = false
+    p.then(() => { done = true }, () => { done = true })
+    while (!done) await rt.run({ forMs: 1 })
+    return p
+  }
+  const first = await drive(snapshotter.take(host, 10, 0, true))
+  const second = await drive(snapshotter.take(host, 10, 0, true))
+  expect(second.hash).toBe(first.hash)
+  await rt.run({ forMs: 10 })
+  expect(await store.snapshots.metas("d")).toHaveLength(1)
+  for (let i = 0; i < second.chunks; i++) expect(await store.snapshots.chunk("d", 10, i)).toBeInstanceOf(Uint8Array)
 })

@@ -42,7 +42,7 @@
  * hub is told `timeout`, the peer sees `reset`.
  */
 import {
-  DEFAULT_MAX_FRAME_BYTES, decodeServerMessage, encodeClientMessage,
+  CodecSession, DEFAULT_MAX_FRAME_BYTES, decodeServerMessage, encodeClientMessage,
   type ClientMessage, type CloseInfo, type CodecOptions, type Connection, type ConnectionListener, type ServerMessage,
 } from "../../core/index.js"
 
@@ -150,10 +150,11 @@ export const encodeFrame = <M extends { readonly type: string }>(
   message: M,
   maxFrameBytes: number,
   version: number | undefined,
+  session?: CodecSession,
 ): Uint8Array | EncodeFailure => {
   let frame: Uint8Array
   try {
-    frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, ...(version !== undefined ? { version } : {}) })
+    frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, ...(version !== undefined ? { version } : {}), ...(session !== undefined ? { session } : {}) })
   } catch (e) {
     const code = (e as { code?: unknown }).code
     return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `A ${message.type} message cannot be encoded: ${e instanceof Error ? e.message : String(e)}` }
@@ -213,6 +214,8 @@ export class ClientLink implements Connection<ClientMessage> {
   private connectTimer: ReturnType<typeof setTimeout> | undefined
   /** Protocol version agreed in the handshake (handshake frames are the same in every version). */
   private version: number | undefined
+  /** What this end remembers across frames (protocol 2's compact frames). */
+  private readonly session = new CodecSession()
   private readonly maxFrameBytes: number
   private readonly idleTimeoutMs: number
 
@@ -258,7 +261,7 @@ export class ClientLink implements Connection<ClientMessage> {
     if (this.state !== "open") return
     this.heard()
     if (typeof data === "string") return this.protocolError("The hub sent a text frame; Canon frames are binary.")
-    const decoded = decodeServerMessage(data, { maxFrameBytes: this.maxFrameBytes, ...(this.version !== undefined ? { version: this.version } : {}) })
+    const decoded = decodeServerMessage(data, { maxFrameBytes: this.maxFrameBytes, session: this.session, ...(this.version !== undefined ? { version: this.version } : {}) })
     if (decoded.ok === "ignore") return
     if (decoded.ok === false) return this.protocolError(`The hub sent an undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
     const message = decoded.message
@@ -284,7 +287,7 @@ export class ClientLink implements Connection<ClientMessage> {
 
   send(message: ClientMessage): void {
     if (this.state === "done") return
-    const frame = encodeFrame(encodeClientMessage, message, this.maxFrameBytes, this.version)
+    const frame = encodeFrame(encodeClientMessage, message, this.maxFrameBytes, this.version, this.session)
     if (isEncodeFailure(frame)) {
       // The protocol cannot carry it (over the frame limit, not plain data): the hub would
       // miss a message, so the connection ends, with the reason; never a throw.

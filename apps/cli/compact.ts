@@ -272,6 +272,8 @@ const compactOne = async (storage: LevelStorage, p: Plan, machines: ReadonlyArra
     return { compacted: false, failed, bytesAfter: (await recordBytes(storage, p.docId)).total }
   }
   if (p.head.seq === 0) return leave("nothing to do: it has no entries.", false)
+  // The hub could not load it either; compacting would only hide the damage.
+  if (p.survey.metasProblem !== undefined) return leave(`${p.survey.metasProblem} (see canon inspect ${storage.location} ${p.docId}).`, true)
   if (p.atHead <= p.survey.horizon) {
     return leave(p.survey.horizon > 0
       ? `nothing to do: it is compacted through seq ${fmt(p.survey.horizon)} and the entries after that are within the kept tail (${kib(tailBytes)}).`

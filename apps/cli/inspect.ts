@@ -130,7 +130,7 @@ export const inspect = async (dir: string, docId: string | undefined, machinesMo
 
     // What is stored.
     out.log(`${docId}: ${head.machine} v${head.version}, head at seq ${fmt(head.seq)}`)
-    const { log, horizon } = { log: survey.log, horizon: survey.horizon }
+    const { log, horizon } = survey
     const kept = log.entries - log.belowHorizon
     const seqs = log.first !== undefined ? ` (seqs ${fmt(log.first)}-${fmt(log.last!)})` : ""
     out.log(horizon > 0

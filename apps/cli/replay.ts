@@ -73,6 +73,11 @@ export const replayDoc = async (
   const expected = new Map(checkpoints.map((c) => [c.seq, c.hash]))
   const from = base?.seq ?? 0
   const problems: string[] = []
+  // A machine that changed may break every entry: keep the first few, count the rest.
+  const MAX_PROBLEMS = 100
+  const problem = (text: string) => {
+    if (problems.length < MAX_PROBLEMS) problems.push(text)
+  }
   let checked = 0
   let snapshotsChecked = 0
   let state: unknown
@@ -86,7 +91,7 @@ export const replayDoc = async (
     const cp = expected.get(base.seq)
     if (cp !== undefined) {
       checked++
-      if (cp !== base.hash) problems.push(`Checkpoint mismatch at seq ${fmt(base.seq)}: stored ${cp}, the snapshot there hashes to ${base.hash}.`)
+      if (cp !== base.hash) problem(`Checkpoint mismatch at seq ${fmt(base.seq)}: stored ${cp}, the snapshot there hashes to ${base.hash}.`)
     }
   }
   // Newer snapshots that verify are states the hub may load: each must agree with the replay.
@@ -99,14 +104,14 @@ export const replayDoc = async (
       page = await store.entries(docId, at, 4096)
     } catch (e) {
       if (!(e instanceof CanonError)) throw e
-      problems.push(e.message)
+      problem(e.message)
       break
     }
     if (page.length === 0) break
     for (const e of page) {
       if (e.seq > headSeq) break
       const rejection = applyLogged(host, docId, machine, e)
-      if (rejection !== undefined) problems.push(`Entry ${fmt(e.seq)} (${e.name}) no longer applies: ${rejection.message}`)
+      if (rejection !== undefined) problem(`Entry ${fmt(e.seq)} (${e.name}) no longer applies: ${rejection.message}`)
       at = e.seq
       const cp = expected.get(e.seq)
       const snap = later.get(e.seq)
@@ -114,16 +119,16 @@ export const replayDoc = async (
       const actual = hashState(host.root)
       if (cp !== undefined) {
         checked++
-        if (actual !== cp) problems.push(`Checkpoint mismatch at seq ${fmt(e.seq)}: stored ${cp}, replay gives ${actual}.`)
+        if (actual !== cp) problem(`Checkpoint mismatch at seq ${fmt(e.seq)}: stored ${cp}, replay gives ${actual}.`)
       }
       if (snap !== undefined) {
         snapshotsChecked++
-        if (actual !== snap) problems.push(`The snapshot at seq ${fmt(e.seq)} holds a state with hash ${snap}, but replaying the log to seq ${fmt(e.seq)} gives ${actual}: the machine is not deterministic, or changed without a version bump.`)
+        if (actual !== snap) problem(`The snapshot at seq ${fmt(e.seq)} holds a state with hash ${snap}, but replaying the log to seq ${fmt(e.seq)} gives ${actual}: the machine is not deterministic, or changed without a version bump.`)
       }
     }
     progress(at - from, headSeq - from)
   }
-  if (at !== headSeq && problems.length === 0) problems.push(`The log ends at ${fmt(at)} but the head says ${fmt(headSeq)}.`)
+  if (at !== headSeq && problems.length === 0) problem(`The log ends at ${fmt(at)} but the head says ${fmt(headSeq)}.`)
   return {
     base, at, replayed: at - from, hash: hashState(host.root), state: host.root, checked, before: checkpoints.filter((c) => c.seq < from).length, snapshotsChecked, problems,
   }

@@ -11,6 +11,11 @@ const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
+/** True when `s` has no lone UTF-16 surrogate (native where the runtime has it: Node 20, current browsers). */
+export const wellFormed: (s: string) => boolean = typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === "function"
+  ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
+  : (s) => !LONE_SURROGATE.test(s)
+
 export class ByteWriter {
   private buf: Uint8Array
   private view: DataView
@@ -88,7 +93,7 @@ export class ByteWriter {
       }
     }
     // TextEncoder would turn a lone surrogate into U+FFFD: two strings, one encoding.
-    if (LONE_SURROGATE.test(s)) throw canonError("state-unencodable", "A string holds a lone UTF-16 surrogate; it has no UTF-8 form.")
+    if (!wellFormed(s)) throw canonError("state-unencodable", "A string holds a lone UTF-16 surrogate; it has no UTF-8 form.")
     this.ensure(n * 3 + 8)
     // Reserve the largest prefix the length could need, then move the text if it was smaller.
     const maxLen = n * 3

@@ -54,9 +54,10 @@
  *   O(commands), however long the arrays); callbacks and results see drafts.
  * - A Uint8Array in the state is immutable (its draft refuses writes): assign a new one.
  */
+import { wellFormed } from "./bytes.js"
 import { MAX_DEPTH, isVerifiedTree, markVerifiedTree } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
-import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError, wellFormed } from "./state/adopt.js"
+import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError } from "./state/adopt.js"
 import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
 import { NOTHING, ROOT, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"

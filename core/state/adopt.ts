@@ -30,6 +30,7 @@
  * size, the estimate `sizeBound` uses) so one small command cannot make a peer allocate without
  * limit.
  */
+import { wellFormed } from "../bytes.js"
 import { MAX_DEPTH, isBytes } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
 import { PROXIES } from "./meta.js"
@@ -53,11 +54,6 @@ export const GROWTH_SLOT_BYTES = 8
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
 const hasOwn = Object.prototype.hasOwnProperty
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-/** True when `s` has no lone surrogate (native where the runtime has it: Node 20, current browsers). */
-export const wellFormed: (s: string) => boolean = typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === "function"
-  ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
-  : (s) => !LONE_SURROGATE.test(s)
 
 /** The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1. */
 export const arrayIndex = (k: string): number => {

@@ -81,10 +81,9 @@ const RECEIVED_ONLY: Readonly<Record<number, string>> = {
   1013: "going-away",
 }
 
-const CANON_BY_WS: ReadonlyMap<number, string> = new Map([
-  ...Object.entries(RECEIVED_ONLY).map(([n, c]) => [Number(n), c] as const),
-  ...Object.entries(WS_CLOSE_CODES).map(([c, n]) => [n, c] as const),
-])
+/** The Canon code a WebSocket close code stands for, if it has one. */
+const canonCodeOf = (wsCode: number): string | undefined =>
+  RECEIVED_ONLY[wsCode] ?? Object.keys(WS_CLOSE_CODES).find((c) => WS_CLOSE_CODES[c] === wsCode)
 
 /** A close frame's reason may hold at most this many bytes of UTF-8. */
 export const MAX_CLOSE_REASON_BYTES = 123
@@ -124,13 +123,9 @@ export const fromWsClose = (wsCode: number, reason: string, opened: boolean): Cl
   const prefixed = CODE_PREFIX.exec(reason)
   if (prefixed !== null) return { code: prefixed[1]!, reason: prefixed[2] ?? "" }
   if (!opened && (wsCode === 1006 || wsCode === 1005)) return { code: "unreachable", reason: reason || "Could not connect to the hub." }
-  const known = CANON_BY_WS.get(wsCode)
-  if (known !== undefined) return { code: known, reason: reason || defaultReason(known, wsCode) }
-  return { code: wsCode >= 3000 ? `ws-${wsCode}` : "closed", reason: reason || `WebSocket closed with code ${wsCode}.` }
+  const code = canonCodeOf(wsCode) ?? (wsCode >= 3000 ? `ws-${wsCode}` : "closed")
+  return { code, reason: reason || (code === "reset" ? "The connection dropped." : `WebSocket closed with code ${wsCode}.`) }
 }
-
-const defaultReason = (code: string, wsCode: number): string =>
-  code === "reset" ? "The connection dropped." : `WebSocket closed with code ${wsCode}.`
 
 // ---- encoding ----
 

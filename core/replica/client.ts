@@ -23,6 +23,7 @@ import { SUPPORTED_PROTOCOL, describeMachine } from "../protocol/negotiate.js"
 import { ReplicaStore } from "../store/replica-store.js"
 import { backoffDelay, type BackoffOptions } from "./backoff.js"
 import { Doc, type DocOptions } from "./doc.js"
+import { upgradeStoredReplica } from "../schema/replica-upgrade.js"
 
 /**
  * - connecting: a connection is being opened;
@@ -146,9 +147,11 @@ export class CanonClient {
     if (stored !== undefined && stored.meta.machine !== machine.name) {
       throw canonError("machine-mismatch", `Stored document "${docId}" belongs to machine "${stored.meta.machine}", not "${machine.name}".`)
     }
-    const host = new JournaledState<StateOf<M>>(stored?.snapshot ? (decodeCanonical(stored.snapshot.state) as StateOf<M>) : machine.initial())
-    let seq = stored?.snapshot?.seq ?? 0
-    for (const e of stored?.entries ?? []) {
+    // Stored by an older version of the app: migrated (core/schema/replica-upgrade.ts).
+    const upgraded = stored === undefined ? undefined : await upgradeStoredReplica(this.store, docId, stored, machine)
+    const host = new JournaledState<StateOf<M>>(upgraded !== undefined ? (upgraded.state as StateOf<M>) : stored?.snapshot ? (decodeCanonical(stored.snapshot.state) as StateOf<M>) : machine.initial())
+    let seq = upgraded?.confirmedSeq ?? stored?.snapshot?.seq ?? 0
+    for (const e of upgraded !== undefined ? [] : stored?.entries ?? []) {
       if (e.seq !== seq + 1) break
       applyLogged(host, docId, machine, e)
       seq = e.seq
@@ -164,8 +167,9 @@ export class CanonClient {
       state: host.root,
       confirmedSeq: seq,
       nextClientSeq: stored?.meta.nextClientSeq ?? 1,
-      snapshotSeq: stored?.snapshot?.seq ?? 0,
-      outbox: stored?.outbox ?? [],
+      snapshotSeq: upgraded?.snapshotSeq ?? stored?.snapshot?.seq ?? 0,
+      outbox: upgraded?.outbox ?? stored?.outbox ?? [],
+      fetchState: upgraded !== undefined,
     }, this.options, () => {
       if (this.docs.get(docId) === doc) this.docs.delete(docId)
     })

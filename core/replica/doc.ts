@@ -70,6 +70,11 @@ export interface DocEvents<S> {
   presence: (event: { readonly clientId: string; readonly state: unknown }) => void
   /** `close` was called: no more events follow. */
   closed: (event: { readonly docId: string }) => void
+  /**
+   * The document has changes from `seq` on that this app version cannot show (core/schema):
+   * the doc is read-only until the app is updated; its pending commands are kept and sent.
+   */
+  updateRequired: (event: { readonly seq: number; readonly message: string }) => void
 }
 
 /** Settled commands after which an ack goes out on its own (else it rides the next submit). */
@@ -113,7 +118,12 @@ export class Doc<M extends Machine<any, any>> {
   private readonly deferreds = new Map<PendingCommand, Deferred>()
   private readonly listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
     change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(), snapshot: new Set(),
+    updateRequired: new Set(),
   }
+  /** Set when the hub said this app version cannot follow the document past `seq` (read-only). */
+  private updateNeeded: { readonly seq: number; readonly message: string } | undefined
+  /** Fetch the authority's state on the next connection (the stored state was migrated from an older version). */
+  private fetchStateOnConnect: boolean
   private nextClientSeq: number
   private toPersist: PendingCommand[] = []
   private lane: Promise<void> = Promise.resolve()
@@ -156,7 +166,7 @@ export class Doc<M extends Machine<any, any>> {
     readonly clientId: string,
     private readonly store: ReplicaStore | undefined,
     private readonly runtime: Runtime,
-    init: { state: StateOf<M>; confirmedSeq: number; nextClientSeq: number; snapshotSeq: number; outbox: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }> },
+    init: { state: StateOf<M>; confirmedSeq: number; nextClientSeq: number; snapshotSeq: number; outbox: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>; fetchState?: boolean },
     options: DocOptions,
     private readonly onClosed: () => void = () => {},
   ) {
@@ -168,6 +178,7 @@ export class Doc<M extends Machine<any, any>> {
     this.laneConfirmed = init.confirmedSeq
     this.laneSnapshotSeq = init.snapshotSeq
     this.snapshotEvery = options.snapshotEvery ?? 1000
+    this.fetchStateOnConnect = init.fetchState === true
     for (const o of init.outbox) {
       const cmd = machine.compiled.get(o.name)
       const decoded = cmd?.decode(o.args)
@@ -224,6 +235,15 @@ export class Doc<M extends Machine<any, any>> {
     return this.rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: p.name }))
   }
 
+  /**
+   * Set when this app version cannot follow the document any more (the hub has changes from
+   * `seq` on that it cannot show): the doc is read-only and its pending commands are kept
+   * and sent. Update the app (a newer machine version) and open the document again.
+   */
+  get updateRequired(): { readonly seq: number; readonly message: string } | undefined {
+    return this.updateNeeded
+  }
+
   /** True once caught up with the authority on the current connection. */
   get synced(): boolean {
     return this.isSynced
@@ -247,7 +267,8 @@ export class Doc<M extends Machine<any, any>> {
       p.catch(() => {})
       return Object.assign(p, { clientSeq: -1, persisted: Promise.resolve() })
     }
-    if (cmd === undefined) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
+    if (cmd === undefined || name.startsWith("$")) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
+    if (this.updateNeeded !== undefined) return refuse({ code: "rejected", message: `update-required: ${this.updateNeeded.message}` })
     const encoded = cmd.encode(args)
     if (Result.isFailure(encoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(encoded.failure)}` })
     // The same bounds the hub applies, checked here first so an oversized command never
@@ -478,6 +499,11 @@ export class Doc<M extends Machine<any, any>> {
     const r = this.receiver
     if (r !== undefined && r.received > 0) send({ type: "snapshot-ack", docId: this.docId, snapshotId: r.id, received: r.received })
     send(sub)
+    if (this.fetchStateOnConnect) {
+      // The confirmed state was migrated here from an older version: take the authority's.
+      this.resyncing = true
+      send({ type: "fetch-state", docId: this.docId })
+    }
     if (this.ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.ownPresence })
     this.resend()
   }
@@ -598,6 +624,11 @@ export class Doc<M extends Machine<any, any>> {
         return
       }
       case "error":
+        if (msg.code === "update-required" && msg.seq !== undefined) {
+          const first = this.updateNeeded === undefined
+          this.updateNeeded = { seq: msg.seq, message: msg.message }
+          if (first) this.emit("updateRequired", this.updateNeeded)
+        }
         if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.resumeNumberingAt(msg.seq)
         if (msg.code === "sequence-gap") {
           // The hub lost track of where this client is (it should never happen on an ordered
@@ -633,6 +664,7 @@ export class Doc<M extends Machine<any, any>> {
    */
   private install(seq: number, bytes: Uint8Array): void {
     this.resyncing = false
+    this.fetchStateOnConnect = false
     this.rs.reset(seq, bytes)
     this.enqueue(
       (store) => store.confirm(this.docId, {

@@ -24,6 +24,7 @@ import { ReplicaStore } from "../store/replica-store.js"
 import { backoffDelay, type BackoffOptions } from "./backoff.js"
 import { Doc, type DocOptions } from "./doc.js"
 import { upgradeStoredReplica } from "../schema/replica-upgrade.js"
+import { historyOf } from "../schema/versions.js"
 
 /**
  * - connecting: a connection is being opened;
@@ -77,6 +78,14 @@ export class CanonClient {
   private readonly machines = new Map<string, Machine<any, any>>()
   /** Protocol version agreed in the last handshake. */
   protocol: number | undefined
+  /**
+   * Machines declared at an older version than the app's, on this connection: the hub is
+   * older than the app (it refused the newer one with schema-too-new) and the machine's
+   * history has the hub's version (core/schema: compat mode, see Doc).
+   */
+  private readonly declared = new Map<string, number>()
+  /** The last refusal was answered by declaring an older version: reconnect at once. */
+  private steppedDown = false
 
   private constructor(
     readonly clientId: string,
@@ -174,7 +183,7 @@ export class CanonClient {
       if (this.docs.get(docId) === doc) this.docs.delete(docId)
     })
     this.docs.set(docId, doc)
-    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m), this.protocol ?? 1)
+    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m), this.protocol ?? 1, this.declared.get(machine.name))
     return doc
   }
 
@@ -218,7 +227,10 @@ export class CanonClient {
       protocol: this.options.protocol ?? SUPPORTED_PROTOCOL,
       clientId: this.clientId,
       secret: this.secret,
-      machines: [...this.machines.values()].map(describeMachine),
+      machines: [...this.machines.values()].map((m) => {
+        const v = this.declared.get(m.name)
+        return describeMachine(v === undefined ? m : historyOf(m)!.at(v))
+      }),
       ...(credentials !== undefined ? { credentials } : {}),
     })
   }
@@ -238,6 +250,16 @@ export class CanonClient {
   private receive(conn: Connection<ClientMessage>, msg: ServerMessage): void {
     if (msg.type === "refused") {
       this.lastRefusal = msg
+      // A hub older than the app: declare the previous version of the machine, if the app has it.
+      const m = msg.code === "schema-too-new" && msg.machine !== undefined ? this.machines.get(msg.machine) : undefined
+      const h = m === undefined ? undefined : historyOf(m)
+      if (m !== undefined && h !== undefined) {
+        const next = (this.declared.get(m.name) ?? m.version) - 1
+        if (h.has(next)) {
+          this.declared.set(m.name, next)
+          this.steppedDown = true
+        }
+      }
       return
     }
     if (msg.type === "welcome") {
@@ -250,7 +272,7 @@ export class CanonClient {
         this.attempt = 0
       })
       const send = (m: ClientMessage) => conn.send(m)
-      for (const doc of this.docs.values()) doc.connected(send, msg.protocol)
+      for (const doc of this.docs.values()) doc.connected(send, msg.protocol, this.declared.get(doc.machine.name))
       return
     }
     if ("docId" in msg && msg.docId !== undefined) {
@@ -272,6 +294,17 @@ export class CanonClient {
     }
     this.setStatus("offline", info)
     if (!this.wantOnline) return
+    if (this.steppedDown) {
+      // Declaring an older version is a new offer, not a retry: no backoff.
+      this.steppedDown = false
+      this.retryTimer = this.options.runtime.setTimer(0, () => {
+        this.retryTimer = undefined
+        if (this.wantOnline) this.connect()
+      })
+      return
+    }
+    // Each new connection offers the app's own versions first (the hub may have been upgraded).
+    if (refusal === undefined) this.declared.clear()
     const delay = backoffDelay(this.attempt++, () => this.options.runtime.random(), this.options.backoff)
     this.retryTimer = this.options.runtime.setTimer(delay, () => {
       this.retryTimer = undefined

@@ -41,10 +41,9 @@
  * `going-away`. A server that terminates a peer for not answering pings closes no frame: the
  * hub is told `timeout`, the peer sees `reset`.
  */
-import {
-  CodecSession, DEFAULT_MAX_FRAME_BYTES, decodeServerMessage, encodeClientMessage,
-  type ClientMessage, type CloseInfo, type CodecOptions, type Connection, type ConnectionListener, type ServerMessage,
-} from "../../core/index.js"
+import type { ClientMessage, CloseInfo, Connection, ConnectionListener, ServerMessage } from "../../core/index.js"
+import { decodeServerMessage, encodeClientMessage } from "../../core/protocol/codec-client.js"
+import { CodecSession, DEFAULT_MAX_FRAME_BYTES, type CodecOptions } from "../../core/protocol/codec-shared.js"
 
 /** Canon close code -> WebSocket close code. Codes not listed are sent as 4000. */
 export const WS_CLOSE_CODES: Readonly<Record<string, number>> = {

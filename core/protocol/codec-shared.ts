@@ -61,8 +61,8 @@ export interface CodecOptions {
  */
 export class CodecSession {
   clientId: string | undefined
-  private readonly channels = new Map<string, number>()
-  private readonly docs: string[] = []
+  readonly #channels = new Map<string, number>()
+  readonly #docs: string[] = []
   /** Names this end defined for the other. */
   readonly namesSent = new Map<string, number>()
   /** Names the other end defined. */
@@ -70,19 +70,19 @@ export class CodecSession {
 
   /** Counts a subscribe: a new document gets the next channel. Returns false past the limit. */
   subscribed(docId: string): boolean {
-    if (this.channels.has(docId)) return true
-    if (this.docs.length >= MAX_CHANNELS) return false
-    this.docs.push(docId)
-    this.channels.set(docId, this.docs.length)
+    if (this.#channels.has(docId)) return true
+    if (this.#docs.length >= MAX_CHANNELS) return false
+    this.#docs.push(docId)
+    this.#channels.set(docId, this.#docs.length)
     return true
   }
 
   channelOf(docId: string): number | undefined {
-    return this.channels.get(docId)
+    return this.#channels.get(docId)
   }
 
   docOf(channel: number): string | undefined {
-    return this.docs[channel - 1]
+    return this.#docs[channel - 1]
   }
 }
 
@@ -300,7 +300,7 @@ export const optionalFields = (r: ByteReader, allowed: number): number => {
  */
 export class Table {
   readonly items: string[] = []
-  private set: Set<string> | undefined
+  #set: Set<string> | undefined
 
   constructor(private readonly what: string) {}
 
@@ -309,7 +309,7 @@ export class Table {
     if (items.length < 16) {
       if (items.includes(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
     } else {
-      const set = (this.set ??= new Set(items))
+      const set = (this.#set ??= new Set(items))
       if (set.has(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
       set.add(s)
     }

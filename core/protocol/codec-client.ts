@@ -7,10 +7,7 @@ import type { ByteReader, ByteWriter } from "../bytes.js"
 import { readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import {
-  CHECKPOINT, CLIENT_TYPES, ENTRIES, ENTRIES2, ERROR, FETCH_STATE, HELLO, KEEPALIVE, MAX_CHANNELS, MAX_NAMES, MAX_UINT, OPTIONAL, PRESENCE, PRESENCE_SET,
-  REFUSAL_CODES, REFUSED, REJECTION_CODES, REQUIRED, RESULTS, RESULTS2, SEQ_AT_MOST_KIND, SNAPSHOT_ACK, SNAPSHOT_BEGIN, SNAPSHOT_CHUNK, SNAPSHOT_END, STATE,
-  SUBMIT, SUBMIT2, SUBSCRIBE, SYNCED, TIME_LIMIT, Table, UNSUBSCRIBE, WELCOME,
-  bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
+  CLIENT_TYPES, OPTIONAL, REQUIRED, Type, MAX_CHANNELS, MAX_NAMES, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
   readChannel, readName, session, show, str, uint, unzigzag, header,
   type CodecOptions, type Decoded, type Spec,
 } from "./codec-shared.js"
@@ -74,12 +71,12 @@ const writeSubmit = (w: ByteWriter, m: Submit): void => {
 const writeClient = (w: ByteWriter, m: ClientMessage): void => {
   switch (m.type) {
     case "hello":
-      header(w, HELLO, REQUIRED)
+      header(w, Type.HELLO, REQUIRED)
       writeHello(w, m)
       if (session !== undefined) session.clientId = m.clientId
       return
     case "subscribe":
-      header(w, SUBSCRIBE, REQUIRED)
+      header(w, Type.SUBSCRIBE, REQUIRED)
       str(w, m.docId, "docId")
       if (session !== undefined && !session.subscribed(m.docId)) invalid(`A connection may subscribe to at most ${MAX_CHANNELS} documents over its life; reconnect.`)
       str(w, m.machine, "machine")
@@ -89,25 +86,25 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
       uint(w, m.ackedClientSeq, "ackedClientSeq")
       return
     case "submit":
-      header(w, m.compact === true ? SUBMIT2 : SUBMIT, REQUIRED)
+      header(w, m.compact === true ? Type.SUBMIT2 : Type.SUBMIT, REQUIRED)
       writeSubmit(w, m)
       return
     case "fetch-state":
-      header(w, FETCH_STATE, REQUIRED)
+      header(w, Type.FETCH_STATE, REQUIRED)
       str(w, m.docId, "docId")
       return
     case "unsubscribe":
-      header(w, UNSUBSCRIBE, REQUIRED)
+      header(w, Type.UNSUBSCRIBE, REQUIRED)
       str(w, m.docId, "docId")
       return
     case "snapshot-ack":
-      header(w, SNAPSHOT_ACK, REQUIRED)
+      header(w, Type.SNAPSHOT_ACK, REQUIRED)
       str(w, m.docId, "docId")
       uint(w, m.snapshotId, "snapshotId")
       uint(w, m.received, "received")
       return
     case "presence-set":
-      header(w, PRESENCE_SET, OPTIONAL)
+      header(w, Type.PRESENCE_SET, OPTIONAL)
       str(w, m.docId, "docId")
       writeValue(w, m.state)
       return
@@ -212,16 +209,16 @@ const readRefused = (r: ByteReader): Refused => {
 }
 
 const SERVER_SPECS = new Map<number, Spec<ServerMessage>>([
-  [WELCOME, { flags: REQUIRED, read: (r) => ({ type: "welcome", protocol: r.varint(), clientId: r.string() }) }],
-  [REFUSED, { flags: REQUIRED, read: readRefused }],
-  [ENTRIES, { flags: REQUIRED, read: readEntries }],
-  [RESULTS, { flags: REQUIRED, read: readResults }],
-  [ENTRIES2, { flags: REQUIRED, read: readEntries2, since: 2 }],
-  [RESULTS2, { flags: REQUIRED, read: readResults2, since: 2 }],
-  [SYNCED, { flags: REQUIRED, read: (r) => ({ type: "synced", docId: r.string(), seq: r.varint() }) }],
-  [CHECKPOINT, { flags: REQUIRED, read: (r) => ({ type: "checkpoint", docId: r.string(), seq: r.varint(), hash: r.string() }) }],
-  [STATE, { flags: REQUIRED, read: (r) => ({ type: "state", docId: r.string(), seq: r.varint(), hash: r.string(), state: r.bytes() }) }],
-  [ERROR, { flags: REQUIRED, read: (r) => {
+  [Type.WELCOME, { flags: REQUIRED, read: (r) => ({ type: "welcome", protocol: r.varint(), clientId: r.string() }) }],
+  [Type.REFUSED, { flags: REQUIRED, read: readRefused }],
+  [Type.ENTRIES, { flags: REQUIRED, read: readEntries }],
+  [Type.RESULTS, { flags: REQUIRED, read: readResults }],
+  [Type.ENTRIES2, { flags: REQUIRED, read: readEntries2, since: 2 }],
+  [Type.RESULTS2, { flags: REQUIRED, read: readResults2, since: 2 }],
+  [Type.SYNCED, { flags: REQUIRED, read: (r) => ({ type: "synced", docId: r.string(), seq: r.varint() }) }],
+  [Type.CHECKPOINT, { flags: REQUIRED, read: (r) => ({ type: "checkpoint", docId: r.string(), seq: r.varint(), hash: r.string() }) }],
+  [Type.STATE, { flags: REQUIRED, read: (r) => ({ type: "state", docId: r.string(), seq: r.varint(), hash: r.string(), state: r.bytes() }) }],
+  [Type.ERROR, { flags: REQUIRED, read: (r) => {
     const code = r.string()
     const message = r.string()
     const opt = optionalFields(r, 3)
@@ -230,15 +227,15 @@ const SERVER_SPECS = new Map<number, Spec<ServerMessage>>([
     if (opt & 2) m.seq = r.varint()
     return m
   } }],
-  [SNAPSHOT_BEGIN, { flags: REQUIRED, read: (r) => ({
+  [Type.SNAPSHOT_BEGIN, { flags: REQUIRED, read: (r) => ({
     type: "snapshot-begin", docId: r.string(), snapshotId: r.varint(), seq: r.varint(), hash: r.string(), size: r.varint(),
   }) }],
-  [SNAPSHOT_CHUNK, { flags: REQUIRED, read: (r) => ({
+  [Type.SNAPSHOT_CHUNK, { flags: REQUIRED, read: (r) => ({
     type: "snapshot-chunk", docId: r.string(), snapshotId: r.varint(), offset: r.varint(), bytes: r.bytes(),
   }) }],
-  [SNAPSHOT_END, { flags: REQUIRED, read: (r) => ({ type: "snapshot-end", docId: r.string(), snapshotId: r.varint() }) }],
-  [PRESENCE, { flags: OPTIONAL, read: (r) => ({ type: "presence", docId: r.string(), clientId: r.string(), state: readValue(r) }) }],
-  [KEEPALIVE, { flags: OPTIONAL, read: () => ({ type: "keepalive" }) }],
+  [Type.SNAPSHOT_END, { flags: REQUIRED, read: (r) => ({ type: "snapshot-end", docId: r.string(), snapshotId: r.varint() }) }],
+  [Type.PRESENCE, { flags: OPTIONAL, read: (r) => ({ type: "presence", docId: r.string(), clientId: r.string(), state: readValue(r) }) }],
+  [Type.KEEPALIVE, { flags: OPTIONAL, read: () => ({ type: "keepalive" }) }],
 ])
 
 /** Decodes a frame the hub sent (a client's side). Never throws. */

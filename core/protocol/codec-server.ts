@@ -8,10 +8,7 @@ import { isBytes, readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import {
-  CHECKPOINT, ENTRIES, ENTRIES2, ERROR, FETCH_STATE, HELLO, KEEPALIVE, MAX_CHANNELS, MAX_NAMES, MAX_UINT, OPTIONAL, PRESENCE, PRESENCE_SET,
-  REFUSAL_CODES, REFUSED, REJECTION_CODES, REQUIRED, RESULTS, RESULTS2, SEQ_AT_MOST_KIND, SERVER_TYPES, SNAPSHOT_ACK, SNAPSHOT_BEGIN, SNAPSHOT_CHUNK,
-  SNAPSHOT_END, STATE, SUBMIT, SUBMIT2, SUBSCRIBE, SYNCED, TIME_LIMIT, Table, UNSUBSCRIBE, WELCOME,
-  bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, header, invalid, isInteger, list, name, newNameTable, next,
+  OPTIONAL, REQUIRED, Type, MAX_CHANNELS, MAX_NAMES, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, SERVER_TYPES, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, header, invalid, isInteger, list, name, newNameTable, next,
   optionalFields, readChannel, readName, session, show, str, uint,
   type CodecOptions, type Decoded, type Spec,
 } from "./codec-shared.js"
@@ -128,35 +125,35 @@ const writeRefused = (w: ByteWriter, m: Refused): void => {
 const writeServer = (w: ByteWriter, m: ServerMessage): void => {
   switch (m.type) {
     case "welcome":
-      header(w, WELCOME, REQUIRED)
+      header(w, Type.WELCOME, REQUIRED)
       uint(w, m.protocol, "protocol")
       str(w, m.clientId, "clientId")
       return
     case "refused":
-      header(w, REFUSED, REQUIRED)
+      header(w, Type.REFUSED, REQUIRED)
       writeRefused(w, m)
       return
     case "entries":
-      header(w, m.compact === true ? ENTRIES2 : ENTRIES, REQUIRED)
+      header(w, m.compact === true ? Type.ENTRIES2 : Type.ENTRIES, REQUIRED)
       writeEntries(w, m)
       return
     case "results":
-      header(w, m.compact === true ? RESULTS2 : RESULTS, REQUIRED)
+      header(w, m.compact === true ? Type.RESULTS2 : Type.RESULTS, REQUIRED)
       writeResults(w, m)
       return
     case "synced":
-      header(w, SYNCED, REQUIRED)
+      header(w, Type.SYNCED, REQUIRED)
       str(w, m.docId, "docId")
       uint(w, m.seq, "seq")
       return
     case "checkpoint":
-      header(w, CHECKPOINT, REQUIRED)
+      header(w, Type.CHECKPOINT, REQUIRED)
       str(w, m.docId, "docId")
       uint(w, m.seq, "seq")
       str(w, m.hash, "hash")
       return
     case "state":
-      header(w, STATE, REQUIRED)
+      header(w, Type.STATE, REQUIRED)
       str(w, m.docId, "docId")
       uint(w, m.seq, "seq")
       str(w, m.hash, "hash")
@@ -164,7 +161,7 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       w.bytes(m.state)
       return
     case "error":
-      header(w, ERROR, REQUIRED)
+      header(w, Type.ERROR, REQUIRED)
       str(w, m.code, "code")
       str(w, m.message, "message")
       w.byte((m.docId !== undefined ? 1 : 0) | (m.seq !== undefined ? 2 : 0))
@@ -172,7 +169,7 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       if (m.seq !== undefined) uint(w, m.seq, "seq")
       return
     case "snapshot-begin":
-      header(w, SNAPSHOT_BEGIN, REQUIRED)
+      header(w, Type.SNAPSHOT_BEGIN, REQUIRED)
       str(w, m.docId, "docId")
       uint(w, m.snapshotId, "snapshotId")
       uint(w, m.seq, "seq")
@@ -180,7 +177,7 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       uint(w, m.size, "size")
       return
     case "snapshot-chunk":
-      header(w, SNAPSHOT_CHUNK, REQUIRED)
+      header(w, Type.SNAPSHOT_CHUNK, REQUIRED)
       str(w, m.docId, "docId")
       uint(w, m.snapshotId, "snapshotId")
       uint(w, m.offset, "offset")
@@ -188,18 +185,18 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       w.bytes(m.bytes)
       return
     case "snapshot-end":
-      header(w, SNAPSHOT_END, REQUIRED)
+      header(w, Type.SNAPSHOT_END, REQUIRED)
       str(w, m.docId, "docId")
       uint(w, m.snapshotId, "snapshotId")
       return
     case "presence":
-      header(w, PRESENCE, OPTIONAL)
+      header(w, Type.PRESENCE, OPTIONAL)
       str(w, m.docId, "docId")
       str(w, m.clientId, "clientId")
       writeValue(w, m.state)
       return
     case "keepalive":
-      header(w, KEEPALIVE, OPTIONAL)
+      header(w, Type.KEEPALIVE, OPTIONAL)
       return
     default:
       invalid(`Not a server message type: ${show((m as { type?: unknown } | null)?.type)}.`)
@@ -276,16 +273,16 @@ const readSubmit = (r: ByteReader): Submit => {
 }
 
 const CLIENT_SPECS = new Map<number, Spec<ClientMessage>>([
-  [HELLO, { flags: REQUIRED, read: readHello }],
-  [SUBSCRIBE, { flags: REQUIRED, read: (r) => ({
+  [Type.HELLO, { flags: REQUIRED, read: readHello }],
+  [Type.SUBSCRIBE, { flags: REQUIRED, read: (r) => ({
     type: "subscribe", docId: subscribedDoc(r.string()), machine: r.string(), version: r.varint(), fingerprint: r.string(), fromSeq: r.varint(), ackedClientSeq: r.varint(),
   }) }],
-  [SUBMIT, { flags: REQUIRED, read: readSubmit }],
-  [SUBMIT2, { flags: REQUIRED, read: readSubmit2, since: 2 }],
-  [FETCH_STATE, { flags: REQUIRED, read: (r) => ({ type: "fetch-state", docId: r.string() }) }],
-  [UNSUBSCRIBE, { flags: REQUIRED, read: (r) => ({ type: "unsubscribe", docId: r.string() }) }],
-  [SNAPSHOT_ACK, { flags: REQUIRED, read: (r) => ({ type: "snapshot-ack", docId: r.string(), snapshotId: r.varint(), received: r.varint() }) }],
-  [PRESENCE_SET, { flags: OPTIONAL, read: (r) => ({ type: "presence-set", docId: r.string(), state: readValue(r) }) }],
+  [Type.SUBMIT, { flags: REQUIRED, read: readSubmit }],
+  [Type.SUBMIT2, { flags: REQUIRED, read: readSubmit2, since: 2 }],
+  [Type.FETCH_STATE, { flags: REQUIRED, read: (r) => ({ type: "fetch-state", docId: r.string() }) }],
+  [Type.UNSUBSCRIBE, { flags: REQUIRED, read: (r) => ({ type: "unsubscribe", docId: r.string() }) }],
+  [Type.SNAPSHOT_ACK, { flags: REQUIRED, read: (r) => ({ type: "snapshot-ack", docId: r.string(), snapshotId: r.varint(), received: r.varint() }) }],
+  [Type.PRESENCE_SET, { flags: OPTIONAL, read: (r) => ({ type: "presence-set", docId: r.string(), state: readValue(r) }) }],
 ])
 
 /** Decodes a frame a client sent (the hub's side). Never throws. */

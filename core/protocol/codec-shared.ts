@@ -98,35 +98,37 @@ let encodingVersion = 1
 
 // ---- type numbers ----
 
-export const HELLO = 0x01
-export const SUBSCRIBE = 0x02
-export const SUBMIT = 0x03
-export const FETCH_STATE = 0x04
-export const UNSUBSCRIBE = 0x05
-export const SNAPSHOT_ACK = 0x06
-export const PRESENCE_SET = 0x07
-export const SUBMIT2 = 0x08
-
-export const WELCOME = 0x40
-export const REFUSED = 0x41
-export const ENTRIES = 0x42
-export const RESULTS = 0x43
-export const SYNCED = 0x44
-export const CHECKPOINT = 0x45
-export const STATE = 0x46
-export const ERROR = 0x47
-export const SNAPSHOT_BEGIN = 0x48
-export const SNAPSHOT_CHUNK = 0x49
-export const SNAPSHOT_END = 0x4a
-export const PRESENCE = 0x4b
-export const KEEPALIVE = 0x4c
-export const ENTRIES2 = 0x4d
-export const RESULTS2 = 0x4e
+/** Message type numbers (an enum: esbuild writes the numbers where they are used). */
+export enum Type {
+  HELLO = 0x01,
+  SUBSCRIBE = 0x02,
+  SUBMIT = 0x03,
+  FETCH_STATE = 0x04,
+  UNSUBSCRIBE = 0x05,
+  SNAPSHOT_ACK = 0x06,
+  PRESENCE_SET = 0x07,
+  SUBMIT2 = 0x08,
+  WELCOME = 0x40,
+  REFUSED = 0x41,
+  ENTRIES = 0x42,
+  RESULTS = 0x43,
+  SYNCED = 0x44,
+  CHECKPOINT = 0x45,
+  STATE = 0x46,
+  ERROR = 0x47,
+  SNAPSHOT_BEGIN = 0x48,
+  SNAPSHOT_CHUNK = 0x49,
+  SNAPSHOT_END = 0x4a,
+  PRESENCE = 0x4b,
+  KEEPALIVE = 0x4c,
+  ENTRIES2 = 0x4d,
+  RESULTS2 = 0x4e,
+}
 
 /** Every type a client sends, and every type the hub sends: a decoder refuses the other side's as not its own. */
-export const CLIENT_TYPES: ReadonlyArray<number> = [HELLO, SUBSCRIBE, SUBMIT, FETCH_STATE, UNSUBSCRIBE, SNAPSHOT_ACK, PRESENCE_SET, SUBMIT2]
+export const CLIENT_TYPES: ReadonlyArray<number> = [Type.HELLO, Type.SUBSCRIBE, Type.SUBMIT, Type.FETCH_STATE, Type.UNSUBSCRIBE, Type.SNAPSHOT_ACK, Type.PRESENCE_SET, Type.SUBMIT2]
 export const SERVER_TYPES: ReadonlyArray<number> = [
-  WELCOME, REFUSED, ENTRIES, RESULTS, SYNCED, CHECKPOINT, STATE, ERROR, SNAPSHOT_BEGIN, SNAPSHOT_CHUNK, SNAPSHOT_END, PRESENCE, KEEPALIVE, ENTRIES2, RESULTS2,
+  Type.WELCOME, Type.REFUSED, Type.ENTRIES, Type.RESULTS, Type.SYNCED, Type.CHECKPOINT, Type.STATE, Type.ERROR, Type.SNAPSHOT_BEGIN, Type.SNAPSHOT_CHUNK, Type.SNAPSHOT_END, Type.PRESENCE, Type.KEEPALIVE, Type.ENTRIES2, Type.RESULTS2,
 ]
 
 export const REQUIRED = 0

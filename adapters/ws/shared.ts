@@ -148,7 +148,7 @@ export const encodeFrame = <M extends { readonly type: string }>(
 ): Uint8Array | EncodeFailure => {
   let frame: Uint8Array
   try {
-    frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, ...(version !== undefined ? { version } : {}), ...(session !== undefined ? { session } : {}) })
+    frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, version, session })
   } catch (e) {
     const code = (e as { code?: unknown }).code
     return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `A ${message.type} message cannot be encoded: ${e instanceof Error ? e.message : String(e)}` }
@@ -254,10 +254,10 @@ export class ClientLink implements Connection<ClientMessage> {
   frame(data: Uint8Array | string): void {
     if (this.#state !== "open") return
     this.heard()
-    if (typeof data === "string") return this.#protocolError("The hub sent a text frame; Canon frames are binary.")
-    const decoded = decodeServerMessage(data, { maxFrameBytes: this.#maxFrameBytes, session: this.#session, ...(this.#version !== undefined ? { version: this.#version } : {}) })
+    if (typeof data === "string") return this.#fail("protocol-error", "The hub sent a text frame; Canon frames are binary.")
+    const decoded = decodeServerMessage(data, { maxFrameBytes: this.#maxFrameBytes, session: this.#session, version: this.#version })
     if (decoded.ok === "ignore") return
-    if (decoded.ok === false) return this.#protocolError(`The hub sent an undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
+    if (decoded.ok === false) return this.#fail("protocol-error", `The hub sent an undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
     const message = decoded.message
     if (message.type === "keepalive") return
     if (message.type === "welcome") this.#version = message.protocol
@@ -285,10 +285,7 @@ export class ClientLink implements Connection<ClientMessage> {
     if (isEncodeFailure(frame)) {
       // The protocol cannot carry it (over the frame limit, not plain data): the hub would
       // miss a message, so the connection ends, with the reason; never a throw.
-      const close = toWsClose(frame.code, frame.reason, true)
-      this.#socket?.close(close.code, close.reason)
-      this.#end({ code: frame.code, reason: frame.reason })
-      return
+      return this.#fail(frame.code, frame.reason)
     }
     if (this.#state === "connecting") {
       this.#early.push(frame)
@@ -299,11 +296,7 @@ export class ClientLink implements Connection<ClientMessage> {
   }
 
   close(code = "closed", reason = "Closed by the client."): void {
-    if (this.#state === "done") return
-    this.#state = "done"
-    this.#stopTimers()
-    this.#early = []
-    this.#earlyBytes = 0
+    if (!this.#finish()) return
     const frame = toWsClose(code, reason, true)
     this.#socket?.close(frame.code, frame.reason)
   }
@@ -314,20 +307,27 @@ export class ClientLink implements Connection<ClientMessage> {
 
   // ---- internals ----
 
-  #protocolError(reason: string): void {
-    const frame = toWsClose("protocol-error", reason, true)
+  /** Closes the socket with `code` and tells the listener. */
+  #fail(code: string, reason: string): void {
+    const frame = toWsClose(code, reason, true)
     this.#socket?.close(frame.code, frame.reason)
-    this.#end({ code: "protocol-error", reason })
+    this.#end({ code, reason })
+  }
+
+  /** Marks the connection over (false if it already was): no timers, no early frames. */
+  #finish(): boolean {
+    if (this.#state === "done") return false
+    this.#state = "done"
+    clearTimeout(this.#idleTimer)
+    clearTimeout(this.#connectTimer)
+    this.#early = []
+    this.#earlyBytes = 0
+    return true
   }
 
   /** The connection is over for the listener: tell it once (asynchronously). */
   #end(info: CloseInfo): void {
-    if (this.#state === "done") return
-    this.#state = "done"
-    this.#stopTimers()
-    this.#early = []
-    this.#earlyBytes = 0
-    setTimeout(() => this.listener.onClose(info), 0)
+    if (this.#finish()) setTimeout(() => this.listener.onClose(info), 0)
   }
 
   #armIdle(): void {
@@ -342,10 +342,5 @@ export class ClientLink implements Connection<ClientMessage> {
       }
       this.#armIdle()
     }, wait)
-  }
-
-  #stopTimers(): void {
-    clearTimeout(this.#idleTimer)
-    clearTimeout(this.#connectTimer)
   }
 }

@@ -764,6 +764,11 @@ export class Doc<M extends Machine<any, any>> {
       },
     )
     for (const { command, seq } of r.confirmed) this.settleConfirmed(command, seq)
+    // A refused CRDT merge is already in its field and cannot be taken out: reload the
+    // fields from the authority's state (pending merges are merged again on top).
+    if ([...rejectedCommands.values()].some((p) => p.cmd.crdt?.field !== undefined) && this.send !== undefined) {
+      this.send({ type: "fetch-state", docId: this.docId })
+    }
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""

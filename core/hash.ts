@@ -6,7 +6,7 @@
  */
 import { encodeCanonical } from "./canonical.js"
 import { StreamHash } from "./snapshot/stream-hash.js"
-import { fieldsOfRoot, hashedValue } from "./crdt/fields.js"
+import { fieldsOfRoot } from "./crdt/roots.js"
 
 /** Hash of raw bytes, 16 hex characters. */
 export const hashBytes = (bytes: Uint8Array): string => new StreamHash().update(bytes).digest()
@@ -17,5 +17,5 @@ export const hashBytes = (bytes: Uint8Array): string => new StreamHash().update(
  */
 export const hashState = (state: unknown): string => {
   const fields = fieldsOfRoot(state)
-  return hashBytes(encodeCanonical(fields === undefined ? state : hashedValue(state, fields)))
+  return hashBytes(encodeCanonical(fields === undefined ? state : [state, fields.hashes()]))
 }

@@ -34,7 +34,9 @@ import { encodeCanonical } from "./canonical.js"
 import { hashBytes } from "./hash.js"
 import { CanonError, type Rejection } from "./errors.js"
 import { entryRandom } from "./random.js"
-import { CRDT_KEY, crdtCommandName, fieldsOf, type CrdtCommandInfo, type CrdtDecls } from "./crdt/fields.js"
+// Types only: the CRDT field code comes with the field declarations (core/crdt/runtime.ts).
+import type { CrdtCommandInfo, CrdtDecls } from "./crdt/fields.js"
+import type { CrdtRuntime } from "./crdt/runtime.js"
 
 /** What a command may know about the world. */
 export interface CommandContext {
@@ -88,6 +90,8 @@ export interface CompiledCommand<S> {
 
 export interface Machine<S = any, A extends Record<string, unknown> = Record<string, any>, C extends CrdtDecls = any> extends MachineDef<S, A> {
   readonly crdt?: C
+  /** @internal the CRDT field code, when the machine has fields */
+  readonly crdtRuntime?: CrdtRuntime
   /** @internal compiled commands by name */
   readonly compiled: ReadonlyMap<string, CompiledCommand<S>>
   /**
@@ -174,28 +178,16 @@ export const defineMachine = <S, A extends Record<string, unknown>, C extends Cr
   const decls = def.crdt
   let commands = def.commands as Record<string, CommandDef<S, unknown, unknown>>
   let kinds: unknown
-  if (decls !== undefined && Object.keys(decls).length > 0) {
+  const runtime = decls !== undefined ? Object.values(decls)[0]?.runtime : undefined
+  if (runtime !== undefined) {
     commands = { ...commands }
-    kinds = Object.keys(decls).sort().map((field) => {
-      if (!/^[a-zA-Z0-9_]{1,64}$/.test(field)) throw new TypeError(`CRDT field "${field}" of machine "${def.name}" must be 1-64 letters, digits or '_'.`)
-      const engine = decls[field]!.engine
-      const name = crdtCommandName(field)
-      // Never called: runApply merges instead (the field is not in the state).
-      commands[name] = { args: engine.args, apply: () => undefined }
-      compiled.set(name, {
-        apply: () => undefined,
-        decode: Schema.decodeUnknownResult(engine.args),
-        encode: Schema.encodeUnknownResult(engine.args),
-        crdt: { decls, field },
-      })
-      return [field, engine.kind]
-    })
-    for (const [name, c] of compiled) if (c.crdt === undefined) compiled.set(name, { ...c, crdt: { decls } })
+    kinds = runtime.compileFields(def.name, decls!, compiled, commands)
   }
   let fingerprint: string | undefined
   return {
     ...def,
     commands: commands as MachineDef<S, A>["commands"],
+    ...(runtime !== undefined ? { crdtRuntime: runtime } : {}),
     compiled,
     get fingerprint() {
       // Machines without fields keep the fingerprint they always had.
@@ -267,18 +259,18 @@ export const runApply = <S>(
   // command reads the root; a field's merge command merges and writes nothing to the journal.
   const crdt = cmd.crdt
   if (crdt !== undefined) {
-    const fields = fieldsOf(crdt.decls, host)
+    const fields = crdt.runtime.fieldsOf(crdt.decls, host)
     if (crdt.field !== undefined) return fields.merge(crdt.field, args, ctx.clientId)
   }
   try {
     const out = cmd.apply(host.draft(), args, ctx)
     if (out !== undefined) {
-      if (crdt !== undefined && typeof out === "object" && out !== null && CRDT_KEY in out) {
-        return { code: "rejected", message: `Command "${name}": "${CRDT_KEY}" is reserved for CRDT fields.` }
+      if (crdt !== undefined && typeof out === "object" && out !== null && "$crdt" in out) {
+        return { code: "rejected", message: `Command "${name}": "$crdt" is reserved for CRDT fields.` }
       }
       host.replaceRoot(out)
       // The new root object must lead to the same fields.
-      if (crdt !== undefined) fieldsOf(crdt.decls, host)
+      if (crdt !== undefined) crdt.runtime.fieldsOf(crdt.decls, host)
     }
     return undefined
   } catch (e) {

@@ -13,6 +13,7 @@
  * ```
  */
 import type { CrdtFieldDecl } from "../../core/crdt/engine.js"
+import { crdtRuntime as runtime } from "../../core/crdt/runtime.js"
 import { AutomergeHandle, AutomergeTextHandle, automergeEngine, type AutomergeFieldOptions } from "./engine.js"
 
 export { AutomergeHandle, AutomergeTextHandle, automergeEngine, type AutomergeFieldOptions } from "./engine.js"
@@ -23,8 +24,8 @@ export { crdtReason, type CrdtReason, type CrdtEngine, type CrdtField } from "..
  * fingerprint, so every replica starts from the same first change).
  */
 export const automergeDoc = <T extends Record<string, unknown>>(initial: T, options?: AutomergeFieldOptions): CrdtFieldDecl<AutomergeHandle<T>> =>
-  ({ engine: automergeEngine<T, AutomergeHandle<T>>("doc", initial, (d) => new AutomergeHandle(d), options) })
+  ({ runtime, engine: automergeEngine<T, AutomergeHandle<T>>("doc", initial, (d) => new AutomergeHandle(d), options) })
 
 /** An Automerge text field: a document `{ text }` with `handle.text` and `handle.splice`. */
 export const automergeText = (options?: AutomergeFieldOptions): CrdtFieldDecl<AutomergeTextHandle> =>
-  ({ engine: automergeEngine<{ text: string }, AutomergeTextHandle>("text", { text: "" }, (d) => new AutomergeTextHandle(d), options) })
+  ({ runtime, engine: automergeEngine<{ text: string }, AutomergeTextHandle>("text", { text: "" }, (d) => new AutomergeTextHandle(d), options) })

@@ -14,14 +14,15 @@
  */
 import type * as Y from "yjs"
 import type { CrdtFieldDecl } from "../../core/crdt/engine.js"
+import { crdtRuntime as runtime } from "../../core/crdt/runtime.js"
 import { yjsEngine, type YFieldOptions } from "./engine.js"
 
 export { yjsEngine, type YFieldOptions, type YKind } from "./engine.js"
 export { crdtReason, type CrdtReason, type CrdtEngine, type CrdtField } from "../../core/crdt/engine.js"
 
 /** A collaborative text field: the app gets a live `Y.Text`. */
-export const yText = (options?: YFieldOptions): CrdtFieldDecl<Y.Text> => ({ engine: yjsEngine<Y.Text>("text", options) })
+export const yText = (options?: YFieldOptions): CrdtFieldDecl<Y.Text> => ({ runtime, engine: yjsEngine<Y.Text>("text", options) })
 /** A collaborative map field: the app gets a live `Y.Map`. */
-export const yMap = <V = unknown>(options?: YFieldOptions): CrdtFieldDecl<Y.Map<V>> => ({ engine: yjsEngine<Y.Map<V>>("map", options) })
+export const yMap = <V = unknown>(options?: YFieldOptions): CrdtFieldDecl<Y.Map<V>> => ({ runtime, engine: yjsEngine<Y.Map<V>>("map", options) })
 /** A collaborative array field: the app gets a live `Y.Array`. */
-export const yArray = <V = unknown>(options?: YFieldOptions): CrdtFieldDecl<Y.Array<V>> => ({ engine: yjsEngine<Y.Array<V>>("array", options) })
+export const yArray = <V = unknown>(options?: YFieldOptions): CrdtFieldDecl<Y.Array<V>> => ({ runtime, engine: yjsEngine<Y.Array<V>>("array", options) })

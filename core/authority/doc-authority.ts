@@ -38,7 +38,7 @@ import type { SnapshotMeta } from "../store/snapshot-store.js"
 import { hashBytes } from "../hash.js"
 import { argsCodecOf } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
-import { fieldsOf, snapshotValue, type CrdtFields } from "../crdt/fields.js"
+import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
 
 /** Arguments of a command no longer in the machine travel as one canonical value. */
@@ -182,7 +182,7 @@ export class DocAuthority<S = unknown> {
     stateBytes: number,
   ) {
     this.host = new JournaledState(state)
-    this.crdt = machine.crdt !== undefined && Object.keys(machine.crdt).length > 0 ? fieldsOf(machine.crdt, this.host) : undefined
+    this.crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, this.host)
     this.snapshotter = snapshotter
     this.horizon = horizon
     this.stateBytes = stateBytes
@@ -302,7 +302,7 @@ export class DocAuthority<S = unknown> {
     }
     const host = new JournaledState<S>(base !== undefined ? (base.state as S) : machine.initial())
     // CRDT fields load from the snapshot's `$crdt` before anything reads the root.
-    const crdt = machine.crdt !== undefined && Object.keys(machine.crdt).length > 0 ? fieldsOf(machine.crdt, host) : undefined
+    const crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, host)
     let at = base?.meta.seq ?? 0
     const page = options.catchUpPage ?? 512
     while (at < head.seq) {
@@ -486,11 +486,11 @@ export class DocAuthority<S = unknown> {
     const host = this.host
     return {
       get root() {
-        return snapshotValue(host.root, crdt)
+        return crdt.snapshotOf(host.root)
       },
       freeze() {
         const f = host.freeze()
-        return { root: snapshotValue(f.root, crdt), resolve: f.resolve, release: f.release }
+        return { root: crdt.snapshotOf(f.root), resolve: f.resolve, release: f.release }
       },
     }
   }

@@ -31,6 +31,7 @@
  */
 import type * as Schema from "effect/Schema"
 import type { Rejection } from "../errors.js"
+import type { CrdtRuntime } from "./runtime.js"
 
 /** Limits on one update (the hub's command limit applies too). */
 export interface CrdtLimits {
@@ -82,6 +83,8 @@ export interface CrdtEngine<H = unknown> {
 /** What `crdt: { ... }` holds per field: `yText()`, `automergeDoc(...)`. */
 export interface CrdtFieldDecl<H = unknown> {
   readonly engine: CrdtEngine<H>
+  /** The field code (core/crdt/runtime.ts), brought by the declaration so the core need not import it. */
+  readonly runtime: CrdtRuntime
 }
 
 /** The handle type of a field declaration. */

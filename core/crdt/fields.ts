@@ -21,10 +21,14 @@
  * `canonical({ ...root, $crdt: { field: encoded } })`: compact, but (Automerge's `save()`)
  * not canonical, so for these machines a snapshot's byte hash is not the checkpoint hash.
  */
+import * as Schema from "effect/Schema"
 import { isBytes } from "../canonical.js"
+import type { CommandDef, CompiledCommand } from "../machine.js"
 import type { Rejection } from "../errors.js"
 import { canonError } from "../errors.js"
 import { crdtRejection, type CrdtField, type CrdtFieldDecl, type ValidatedUpdate } from "./engine.js"
+import { fieldsOfRoot, registerRoot } from "./roots.js"
+import type { CrdtRuntime } from "./runtime.js"
 
 /** The root key carrying encoded fields inside snapshots. Reserved in machines with fields. */
 export const CRDT_KEY = "$crdt"
@@ -37,6 +41,7 @@ export type CrdtDecls = Readonly<Record<string, CrdtFieldDecl<any>>>
 /** What machine.ts puts on every compiled command of a machine with fields. */
 export interface CrdtCommandInfo {
   readonly decls: CrdtDecls
+  readonly runtime: CrdtRuntime
   /** Set on a field's merge command. */
   readonly field?: string
 }
@@ -158,6 +163,32 @@ export class CrdtFields {
     return undefined
   }
 
+  /**
+   * Merges the authority has not confirmed are in the fields (pending merge commands, local
+   * changes not yet submitted): their confirmed-only content is unknown.
+   */
+  busy(pending: ReadonlyArray<{ readonly cmd: { readonly crdt?: CrdtCommandInfo } }>, unsent: ReadonlyMap<string, ReadonlyArray<unknown>>): boolean {
+    for (const u of unsent.values()) if (u.length > 0) return true
+    return pending.some((p) => p.cmd.crdt?.field !== undefined)
+  }
+
+  /**
+   * A replica installs the authority's state (`root` freshly decoded, its `$crdt` taken out by
+   * `takeEncodedFields`): load the fields from it, and mark pending merges to be merged again
+   * on top; unsent local changes are merged here.
+   */
+  reset(encoded: unknown, host: { readonly root: unknown }, pending: ReadonlyArray<{ readonly cmd: { readonly crdt?: CrdtCommandInfo }; journal: unknown }>, unsent: ReadonlyMap<string, ReadonlyArray<unknown>>, clientId: string): void {
+    this.load(encoded)
+    fieldsOf(this.decls, host)
+    for (const p of pending) if (p.cmd.crdt?.field !== undefined) p.journal = undefined
+    for (const [field, updates] of unsent) for (const u of updates) this.merge(field, u, clientId)
+  }
+
+  /** The value whose canonical bytes are a snapshot of `root` with these fields. */
+  snapshotOf(root: unknown): unknown {
+    return snapshotValue(root, this)
+  }
+
   /** Field hashes in sorted field order. */
   hashes(): Array<[string, string]> {
     return this.names.map((n) => [n, this.live.get(n)!.hash()])
@@ -178,10 +209,38 @@ export class CrdtFields {
   }
 }
 
+/**
+ * Adds each field's merge command to a machine being defined (`compiled` and `commands`) and
+ * marks every compiled command so runApply finds the fields. Returns what the fingerprint
+ * covers: each field's name and kind.
+ */
+export const compileFields = (
+  machine: string,
+  decls: CrdtDecls,
+  compiled: Map<string, CompiledCommand<any>>,
+  commands: Record<string, CommandDef<any, unknown, unknown>>,
+): unknown => {
+  const runtime = Object.values(decls)[0]!.runtime
+  const kinds = Object.keys(decls).sort().map((field) => {
+    if (!/^[a-zA-Z0-9_]{1,64}$/.test(field)) throw new TypeError(`CRDT field "${field}" of machine "${machine}" must be 1-64 letters, digits or '_'.`)
+    const engine = decls[field]!.engine
+    // Never called: runApply merges instead (the field is not in the state).
+    commands[crdtCommandName(field)] = { args: engine.args, apply: () => undefined }
+    compiled.set(crdtCommandName(field), {
+      apply: () => undefined,
+      decode: Schema.decodeUnknownResult(engine.args),
+      encode: Schema.encodeUnknownResult(engine.args),
+      crdt: { decls, field, runtime },
+    })
+    return [field, engine.kind]
+  })
+  for (const [name, c] of compiled) if (c.crdt === undefined) compiled.set(name, { ...c, crdt: { decls, runtime } })
+  return kinds
+}
+
 // ---- where a document's fields are found ----
 
 const byHost = new WeakMap<object, CrdtFields>()
-const byRoot = new WeakMap<object, CrdtFields>()
 
 /**
  * The fields of the document held by `host` (a JournaledState), made on first use from the
@@ -192,7 +251,7 @@ export const fieldsOf = (decls: CrdtDecls, host: { readonly root: unknown }): Cr
   const root = host.root as Record<string, unknown>
   let f = byHost.get(host)
   if (f === undefined) {
-    f = byRoot.get(root)
+    f = fieldsOfRoot(root) as CrdtFields | undefined
     if (f === undefined) {
       const stored = root[CRDT_KEY]
       // Before any command or view reads the root: the key is not state.
@@ -201,21 +260,14 @@ export const fieldsOf = (decls: CrdtDecls, host: { readonly root: unknown }): Cr
     }
     byHost.set(host, f)
   }
-  if (byRoot.get(root) !== f) byRoot.set(root, f)
+  registerRoot(root, f)
   return f
 }
-
-/** The fields registered for a root object, if any (for `hashState`). */
-export const fieldsOfRoot = (root: unknown): CrdtFields | undefined =>
-  typeof root === "object" && root !== null ? byRoot.get(root) : undefined
 
 /** Forgets the fields of a host (its document closed or its fields were replaced). */
 export const detachFields = (host: object): void => {
   byHost.delete(host)
 }
-
-/** The value whose canonical bytes are hashed for a state with fields. */
-export const hashedValue = (root: unknown, fields: CrdtFields): unknown => [root, fields.hashes()]
 
 /** The value whose canonical bytes are a snapshot of a state with fields. */
 export const snapshotValue = (root: unknown, fields: CrdtFields): unknown =>

@@ -26,7 +26,7 @@ import type { ReplicaStore } from "../store/replica-store.js"
 import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
 import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.js"
 import { SnapshotReceiver } from "./snapshot-receiver.js"
-import { CrdtOutbox, crdtHandles, type CrdtHandles } from "../crdt/outbox.js"
+import type { CrdtOutbox, CrdtHandles } from "../crdt/outbox.js"
 import { argsCodecOf } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
@@ -185,7 +185,7 @@ export class Doc<M extends Machine<any, any>> {
     }
     const fields = this.rs.crdt
     if (fields !== undefined) {
-      this.crdtOutbox = new CrdtOutbox(fields, this.rs.unsent, {
+      this.crdtOutbox = new machine.crdtRuntime!.CrdtOutbox(fields, this.rs.unsent, {
         submit: (name, args) => void this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>),
         online: () => this.send !== undefined,
         pendingNames: () => this.rs.pending.map((p) => p.name),
@@ -201,7 +201,7 @@ export class Doc<M extends Machine<any, any>> {
   get crdt(): CrdtHandles<M> {
     const fields = this.rs.crdt
     if (fields === undefined) return {} as CrdtHandles<M>
-    return (this.crdtHandles ??= crdtHandles(fields)) as CrdtHandles<M>
+    return (this.crdtHandles ??= this.machine.crdtRuntime!.crdtHandles(fields)) as CrdtHandles<M>
   }
 
   /**

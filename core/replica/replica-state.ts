@@ -25,7 +25,7 @@ import type { Rejection } from "../errors.js"
 import { hashState } from "../hash.js"
 import { JournaledState, type Journal } from "../journal.js"
 import { makeContext, runApply, type CommandContext, type CompiledCommand, type Machine } from "../machine.js"
-import { fieldsOf, snapshotValue, takeEncodedFields, type CrdtFields } from "../crdt/fields.js"
+import type { CrdtFields } from "../crdt/fields.js"
 
 /** A CRDT field's merge command (core/crdt/fields.ts): never undone, never re-applied. */
 const isMerge = (p: PendingCommand): boolean => p.cmd.crdt?.field !== undefined
@@ -121,7 +121,7 @@ export class ReplicaState<S> {
     public confirmedSeq: number,
   ) {
     this.host = new JournaledState(state)
-    this.crdt = machine.crdt !== undefined && Object.keys(machine.crdt).length > 0 ? fieldsOf(machine.crdt, this.host) : undefined
+    this.crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, this.host)
   }
 
   /**
@@ -129,15 +129,13 @@ export class ReplicaState<S> {
    * unknown, so checkpoints are not checked and no local snapshot is written until they settle.
    */
   private crdtBusy(): boolean {
-    if (this.crdt === undefined) return false
-    for (const u of this.unsent.values()) if (u.length > 0) return true
-    return this.pending.some(isMerge)
+    return this.crdt?.busy(this.pending, this.unsent) ?? false
   }
 
   /** A field broke while merging an incoming entry: a resync reloads it. */
   private crdtBroken(seq: number): Desync | undefined {
     const f = this.crdt?.brokenField
-    return f === undefined ? undefined : { seq, expected: "a CRDT field that merges", actual: `field "${f}" broke` }
+    return f === undefined ? undefined : { seq, expected: "", actual: f }
   }
 
   /** The view: confirmed state with pending commands applied. Read-only for the app. */
@@ -272,7 +270,7 @@ export class ReplicaState<S> {
     if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
       this.drop((p) => this.byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
     }
-    const snapshot = snapshotNow ? encodeCanonical(this.crdt !== undefined ? snapshotValue(this.host.root, this.crdt) : this.host.root) : undefined
+    const snapshot = snapshotNow ? encodeCanonical(this.crdt !== undefined ? this.crdt.snapshotOf(this.host.root) : this.host.root) : undefined
     this.redoPending()
     return { confirmed, applied, gap, desync, snapshot }
   }
@@ -335,17 +333,12 @@ export class ReplicaState<S> {
   reset(seq: number, state: Uint8Array): void {
     const decoded = decodeCanonical(state) as S
     // CRDT fields come with the state: reload them, then merge what is local on top again.
-    const fields = this.crdt !== undefined ? takeEncodedFields(decoded) : undefined
+    const fields = this.machine.crdtRuntime?.takeEncodedFields(decoded)
     this.undoPending()
     this.host.root = decoded
     this.confirmedSeq = seq
     for (const s of [...this.expected.keys()]) if (s <= seq) this.expected.delete(s)
-    if (this.crdt !== undefined) {
-      this.crdt.load(fields)
-      fieldsOf(this.crdt.decls, this.host)
-      for (const p of this.pending) if (isMerge(p)) p.journal = undefined
-      for (const [field, updates] of this.unsent) for (const u of updates) this.crdt.merge(field, u, this.clientId)
-    }
+    this.crdt?.reset(fields, this.host, this.pending, this.unsent, this.clientId)
     this.redoPending()
   }
 }

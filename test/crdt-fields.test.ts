@@ -6,7 +6,8 @@
  */
 import * as Schema from "effect/Schema"
 import * as Y from "yjs"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import fc from "fast-check"
+import { CanonClient, Hub, defineMachine, seededRandom } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText, yMap } from "../adapters/yjs/index.js"
 
@@ -53,7 +54,8 @@ const settle = async (w: World, ms = 3000) => {
 
 describe("CRDT fields through a hub", () => {
   test("three replicas typing concurrently converge, with equal hashes, nothing lost", async () => {
-    const w = world(7, () => 1 + Math.floor(Math.random() * 20))
+    const rnd = seededRandom(7)
+    const w = world(7, () => 1 + Math.floor(rnd() * 20))
     const reps = await Promise.all(["a", "b", "c"].map((n) => open(w, n)))
     await settle(w, 200)
     for (let round = 0; round < 20; round++) {
@@ -196,4 +198,41 @@ describe("CRDT fields through a hub", () => {
     expect(other.doc.crdt.body.toString()).toBe("confirmed offline")
     expect(again.doc.pendingCount).toBe(0)
   })
+
+  test("any schedule of edits, delays, drops and partitions converges: same text, same hash, nothing lost (property)", async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.integer({ min: 1, max: 1e6 }),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 9 })), { minLength: 10, maxLength: 40 }),
+      async (seed, script) => {
+        const rnd = seededRandom(seed)
+        const w = world(seed, () => Math.floor(rnd() * 25))
+        const reps = await Promise.all(["a", "b", "c"].map((n) => open(w, n)))
+        await settle(w, 100)
+        const typed: string[] = []
+        for (const [k, [who, what]] of script.entries()) {
+          const { doc } = reps[who]!
+          const name = "abc"[who]!
+          if (what < 6) {
+            const mark = `<${name}${k}>`
+            doc.crdt.body.insert(what % 2 === 0 ? 0 : doc.crdt.body.length, mark)
+            typed.push(mark)
+          } else if (what === 6) doc.submit("note", { line: `${name}${k}` })
+          else if (what === 7) w.net.drop(name)
+          else if (what === 8) w.net.partition(name)
+          else w.net.heal()
+          await w.rt.run({ forMs: Math.floor(rnd() * 8) })
+        }
+        w.net.heal()
+        await settle(w, 3000)
+        const texts = reps.map(({ doc }) => doc.crdt.body.toString())
+        expect(new Set(texts).size).toBe(1)
+        for (const m of typed) expect(texts[0]).toContain(m)
+        const authority = await w.hub.doc(DOC, Note)
+        expect(new Set([...reps.map(({ doc }) => doc.confirmedHash()), authority.stateHash()]).size).toBe(1)
+        for (const { doc } of reps) expect(doc.state.log).toEqual(authority.state.log)
+        for (const { client } of reps) await client.close()
+      },
+    ), { numRuns: 12 })
+  })
 })
+

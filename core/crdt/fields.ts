@@ -249,6 +249,9 @@ const byHost = new WeakMap<object, CrdtFields>()
  */
 export const fieldsOf = (decls: CrdtDecls, host: { readonly root: unknown }): CrdtFields => {
   const root = host.root as Record<string, unknown>
+  if (typeof root !== "object" || root === null || Array.isArray(root)) {
+    throw new TypeError("A machine with CRDT fields must keep its state a plain object (its snapshots add the `$crdt` key).")
+  }
   let f = byHost.get(host)
   if (f === undefined) {
     f = fieldsOfRoot(root) as CrdtFields | undefined

@@ -56,8 +56,10 @@ const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : S
 export const acceptCommand = (machine: Machine<any, any>, sessionVersion: number, name: string, args: unknown): Accepted => {
   const sent: Cmd = { name, args }
   const h = historyOf(machine)
-  if (h === undefined || (sessionVersion === machine.version && !isReserved(name))) {
-    if (h !== undefined && isReserved(name)) return { ok: false, rejection: { code: "unknown-command", message: `"${name}" cannot be submitted.` }, hashed: sent }
+  // Canon's own built-ins are never submitted as such (other `$` names, e.g. CRDT merges, are the machine's).
+  const builtin = name === AS || name === BATCH || name === MIGRATE
+  if (h === undefined || (sessionVersion === machine.version && !builtin)) {
+    if (h !== undefined && builtin) return { ok: false, rejection: { code: "unknown-command", message: `"${name}" cannot be submitted.` }, hashed: sent }
     const d = decodeArgs(machine, name, args)
     return d.ok ? { ok: true, cmd: d.cmd, args: d.args, log: sent, hashed: sent } : { ok: false, rejection: d.rejection, hashed: sent }
   }
@@ -70,7 +72,7 @@ export const acceptCommand = (machine: Machine<any, any>, sessionVersion: number
     }
     from = a.v
     inner = { name: a.name, args: a.args }
-  } else if (isReserved(name)) {
+  } else if (builtin) {
     return { ok: false, rejection: { code: "unknown-command", message: `"${name}" cannot be submitted.` }, hashed: sent }
   }
   if (!h.has(from) || from > machine.version) {

@@ -257,6 +257,8 @@ export interface SharedLoad {
   readonly delivered: number[]
   /** Hub process CPU over the run, in cores (CPU ms / wall ms). */
   readonly hubCores: number
+  /** This process's CPU (the 50 clients) over the run, in cores. */
+  readonly clientCores: number
   /** Commands/s achieved. */
   readonly rate: number
 }
@@ -280,6 +282,7 @@ export const sharedLoad = async (
   let lastSubmitAt = 0
   let timer: ReturnType<typeof setTimeout> | undefined
   const cpu0 = await world.hubCpuMs()
+  const own0 = process.cpuUsage()
   const t0 = now()
   try {
     await deadline(new Promise<void>((resolve, reject) => {
@@ -308,6 +311,8 @@ export const sharedLoad = async (
     for (const u of unsubscribe) u()
   }
   const wallMs = now() - t0
+  const own = process.cpuUsage(own0)
+  const clientCores = (own.user + own.system) / 1000 / wallMs
   const hubCores = (await world.hubCpuMs() - cpu0) / wallMs
   check(docs.every((d) => d.confirmedSeq === head + count && d.state.value === head + count && d.pendingCount === 0), "shared load: every client reached the head, nothing pending")
   // For each client, the first moment its confirmedSeq reached each seq (seen[] is in time order).
@@ -328,5 +333,5 @@ export const sharedLoad = async (
     for (let i = 0; i < docs.length; i++) if (i !== s.by) last = Math.max(last, firstAt(i, s.seq))
     return (last - s.at) * 1000
   })
-  return { delivered, hubCores, rate: (count - 1) / ((lastSubmitAt - t0) / 1000) }
+  return { delivered, hubCores, clientCores, rate: (count - 1) / ((lastSubmitAt - t0) / 1000) }
 }

@@ -9,6 +9,10 @@
  *   kernel buffers);
  * - RTT: a 50-byte echo, one outstanding at a time.
  */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Level } from "level"
 import { WebSocket, type RawData } from "ws"
 import { check, now } from "./harness.js"
 import { deadline, percentile } from "./wire-util.js"
@@ -115,5 +119,39 @@ export const rawEchoRtt = async (raw: RawWs, samples: number, timeoutMs: number,
   } finally {
     clearTimeout(timer)
     await closeSocket(ws)
+  }
+}
+
+/**
+ * The floor under an acknowledged command: one raw LevelDB chained batch (one 40-byte put
+ * under a log-like key, `sync` as given) per timer tick at `rate`/s, `samples` writes in a
+ * fresh directory; returns the write latency p50 and p99 in µs.
+ */
+export const rawLevelWriteLatency = async (samples: number, rate: number, sync: boolean, timeoutMs: number): Promise<{ p50: number; p99: number }> => {
+  const dir = mkdtempSync(join(tmpdir(), "canon-wire-level-"))
+  const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" })
+  try {
+    await db.open()
+    const value = new Uint8Array(40).fill(5)
+    const latencies: number[] = []
+    const t0 = now()
+    await deadline((async () => {
+      for (let i = 0; i < samples; i++) {
+        const wait = t0 + (i * 1000) / rate - now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        const key = new Uint8Array(20).fill(0x61)
+        new DataView(key.buffer).setUint32(16, i)
+        const t = now()
+        const chain = db.batch()
+        chain.put(key, value)
+        await (sync ? chain.write({ sync: true }) : chain.write())
+        latencies.push((now() - t) * 1000)
+      }
+    })(), timeoutMs, "raw LevelDB paced writes")
+    check(latencies.length === samples, "raw LevelDB: every write done")
+    return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }
+  } finally {
+    await db.close().catch(() => {})
+    rmSync(dir, { recursive: true, force: true })
   }
 }

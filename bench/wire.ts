@@ -28,7 +28,7 @@
 import { figure, formatNumber, median, sample, type Figure, type Plan, type Suite, type SuiteContext, figureLog } from "./harness.js"
 import type { Doc } from "../core/index.js"
 import { Counter } from "./machines.js"
-import { MESSAGE_BYTES, RawWs, rawEchoRtt, rawMessagesPerSecond } from "./wire-raw.js"
+import { MESSAGE_BYTES, RawWs, rawEchoRtt, rawLevelWriteLatency, rawMessagesPerSecond } from "./wire-raw.js"
 import { CanonWorld, Meter, confirmedPerSecond, pacedLatencies, sharedLoad, todoTraffic, type TodoBytes, type Traffic } from "./wire-canon.js"
 import { WireTodo, todoWorkload, yjsTodo, type TodoCommand } from "./wire-todo.js"
 import { percentile } from "./wire-util.js"
@@ -71,6 +71,10 @@ const sampleEach = async <T>(plan: Plan, run: () => Promise<T>): Promise<T[]> =>
   return out.slice(-plan.runs)
 }
 
+/** y-websocket's header on an update (message type, sync step, the update's length) and a masked client WebSocket header, for updates under 126 bytes. */
+const Y_WEBSOCKET_HEADER = 3
+const WS_CLIENT_HEADER = 6
+
 const hubArgs = (process.env.CANON_BENCH_HUB_ARGS ?? "").split(" ").filter((x) => x !== "")
 
 const run = async (ctx: SuiteContext): Promise<Figure[]> => {
@@ -98,7 +102,8 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
       const rtt = await rawEchoRtt(raw, s.rttSamples, s.timeoutMs)
       const pacedRtt = await rawEchoRtt(raw, s.pacedCommands, s.timeoutMs, s.pacedRate)
       const paced = await pacedLatencies(latDoc, s.pacedCommands, s.pacedRate, s.timeoutMs)
-      return { rtt, pacedRtt, p50: percentile(paced.latencies, 0.5), p99: percentile(paced.latencies, 0.99), rate: paced.rate }
+      const fsync = await rawLevelWriteLatency(s.pacedCommands, s.pacedRate, true, s.timeoutMs)
+      return { rtt, pacedRtt, fsync, p50: percentile(paced.latencies, 0.5), p99: percentile(paced.latencies, 0.99), rate: paced.rate }
     })
     add(rawRate)
     add(figure("raw-rtt-p50", "1b. raw ws: 50-byte echo RTT p50", "µs", lat.map((l) => l.rtt.p50),
@@ -108,6 +113,9 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
     const pacedNote = `${s.pacedCommands} echoes per run, each started by a timer at ${s.pacedRate}/s as the Canon commands of 3a are (the loop idles in between)`
     add(figure("raw-rtt-paced-p50", `1d. raw ws: echo RTT p50 paced @ ${s.pacedRate.toLocaleString("en-US")}/s`, "µs", lat.map((l) => l.pacedRtt.p50), { note: pacedNote }))
     add(figure("raw-rtt-paced-p99", `1e. raw ws: echo RTT p99 paced @ ${s.pacedRate.toLocaleString("en-US")}/s`, "µs", lat.map((l) => l.pacedRtt.p99), { note: pacedNote }))
+    const fsyncNote = `${s.pacedCommands} one-put LevelDB chained batches per run, write({ sync: true }), paced at ${s.pacedRate}/s, in this process: the floor under an acknowledged command with the hub's default durability (one fsync per group commit)`
+    add(figure("raw-fsync-p50", "1f. raw LevelDB fsync'd write p50, paced", "µs", lat.map((l) => l.fsync.p50), { note: fsyncNote }))
+    add(figure("raw-fsync-p99", "1g. raw LevelDB fsync'd write p99, paced", "µs", lat.map((l) => l.fsync.p99), { note: fsyncNote }))
     add(figure("canon-confirmed", "2a. Canon: confirmed commands, 1 client", "commands/s", pairs.map((p) => p.canonRate),
       { note: `Counter incr over ws (protocol 2), hub in its own process on LevelDB, fsync per group commit (the hub's default); ${s.canonCommands.toLocaleString("en-US")} commands per run submitted ${s.burst} in one tick, each burst's receipts awaited before the next (at most ${s.canonWindow} unconfirmed), until every receipt resolved; a fresh document per run; hub rate limits lifted` }))
     add(figure("canon-vs-raw-rate", "2b. Canon confirmed / raw messages", "x", pairs.map((p) => p.canonRate / p.rawRate),
@@ -121,7 +129,9 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
       { goal: { op: "<=", value: 2 }, note: "per-run ratio; both sides paced at the same rate by a timer, so both pay the wake-up of an idle loop" }))
     add(figure("canon-vs-paced-rtt-p99", "3d. Canon p99 / paced raw RTT p99", "x", lat.map((l) => l.p99 / l.pacedRtt.p99),
       { goal: { op: "<=", value: 3 }, note: "per-run ratio, as 3c" }))
-    add(figure("canon-vs-raw-latency", "3e. Canon p50 / raw RTT p50 (back to back)", "x", lat.map((l) => l.p50 / l.rtt.p50),
+    add(figure("canon-vs-rtt-plus-fsync", "3e. Canon p50 / (paced raw RTT p50 + raw fsync p50)", "x", lat.map((l) => l.p50 / (l.pacedRtt.p50 + l.fsync.p50)),
+      { note: "per-run ratio, for reference: what Canon adds over the two raw costs every acknowledged command pays (a round trip and an fsync)" }))
+    add(figure("canon-vs-raw-latency", "3f. Canon p50 / raw RTT p50 (back to back)", "x", lat.map((l) => l.p50 / l.rtt.p50),
       { note: "per-run ratio, for reference: the raw echo here never lets its loop idle" }))
 
     // ---- 4: fan-out, clients sharing a rate ----
@@ -137,6 +147,8 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
       { note: `${loadNote}; per command, the latest time any of the other ${s.clients - 1} clients' confirmedSeq reached its seq` }))
     add(figure("shared-delivered-p99", "4c. fan-out: submit -> delivered to every other client, p99", "ms", loads.map((l) => percentile(l.delivered, 0.99) / 1000),
       { goal: { op: "<=", value: 20 }, note: "as 4b" }))
+    add(figure("shared-client-cpu", "4d. fan-out: CPU of the process running the 50 clients", "cores", loads.map((l) => l.clientCores),
+      { note: "for reference: the clients share one thread here; near 1 core they, not the hub, set the delivery time" }))
 
     // ---- 5: bytes per command, todo workload ----
     const writerMeter = new Meter()
@@ -186,8 +198,10 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
     yjsBytes.splice(0, yjsBytes.length - bytes.interactive.length)
     add(figure("bytes-yjs-update", "5g. Yjs: update bytes per command, same todo ops", "bytes/command", yjsBytes,
       { note: "items a Y.Map of Y.Map {title, done}, one transaction per command, V1 update bytes (what y-websocket sends, before its 2-3 byte header and the WebSocket header)" }))
-    add(figure("bytes-vs-yjs", "5h. todo one at a time: Canon writer -> hub / Yjs update bytes", "x", bytes.interactive.map((b, i) => b.writer.upWire / b.commands / yjsBytes[i]!),
-      { goal: { op: "<=", value: 0.5 }, note: "per run, the same commands: Canon's wire bytes (frames + WebSocket header) over the bare Yjs updates" }))
+    add(figure("bytes-vs-yjs", "5h. todo one at a time: Canon writer -> hub / Yjs update bytes", "x", bytes.interactive.map((b, i) => b.writer.upPayload / b.commands / yjsBytes[i]!),
+      { goal: { op: "<=", value: 0.5 }, note: "per run, the same commands, both without transport: Canon's frame bytes over the Yjs update bytes" }))
+    add(figure("bytes-vs-yjs-wire", "5i. same, both on the wire", "x", bytes.interactive.map((b, i) => b.writer.upWire / b.commands / (yjsBytes[i]! + Y_WEBSOCKET_HEADER + WS_CLIENT_HEADER)),
+      { note: `for reference: Canon's frames with their WebSocket headers over each Yjs update with y-websocket's ${Y_WEBSOCKET_HEADER}-byte sync header (messageSync, messageYjsUpdate, length) and a ${WS_CLIENT_HEADER}-byte masked WebSocket header` }))
   } finally {
     await world.close()
     await raw.close()

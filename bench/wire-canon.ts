@@ -255,6 +255,8 @@ export const todoTraffic = async (
 export interface SharedLoad {
   /** Submit -> the entry confirmed at every other client, µs, one per command. */
   readonly delivered: number[]
+  /** Submit -> the submitter's receipt resolved, µs, one per command. */
+  readonly confirmed: number[]
   /** Hub process CPU over the run, in cores (CPU ms / wall ms). */
   readonly hubCores: number
   /** This process's CPU (the 50 clients) over the run, in cores. */
@@ -277,7 +279,7 @@ export const sharedLoad = async (
   const unsubscribe = docs.map((d, i) => d.subscribe(() => {
     seen[i]!.push({ at: now(), seq: d.confirmedSeq })
   }))
-  const sent: Array<{ at: number; by: number; seq: number }> = []
+  const sent: Array<{ at: number; by: number; seq: number; confirmedAt: number }> = []
   let submitted = 0
   let lastSubmitAt = 0
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -293,10 +295,11 @@ export const sharedLoad = async (
           const by = submitted++ % docs.length
           const at = now()
           lastSubmitAt = at
-          const record = { at, by, seq: -1 }
+          const record = { at, by, seq: -1, confirmedAt: 0 }
           sent.push(record)
           docs[by]!.submit("incr", { by: 1 }).then(({ seq }) => {
             record.seq = seq
+            record.confirmedAt = now()
             if (++confirmed === count) resolve()
           }, reject)
         }
@@ -333,5 +336,6 @@ export const sharedLoad = async (
     for (let i = 0; i < docs.length; i++) if (i !== s.by) last = Math.max(last, firstAt(i, s.seq))
     return (last - s.at) * 1000
   })
-  return { delivered, hubCores, clientCores, rate: (count - 1) / ((lastSubmitAt - t0) / 1000) }
+  const confirmed = sent.map((s) => (s.confirmedAt - s.at) * 1000)
+  return { delivered, confirmed, hubCores, clientCores, rate: (count - 1) / ((lastSubmitAt - t0) / 1000) }
 }

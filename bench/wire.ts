@@ -82,28 +82,35 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
   const { figures, add } = figureLog(ctx)
   const raw = await RawWs.start(s.ackEvery)
   const world = await CanonWorld.start({ execArgv: hubArgs })
+  // For reference: the same hub without fsync, to tell the disk's share from Canon's.
+  const noSync = await CanonWorld.start({ sync: false })
   let docs = 0
   const freshDoc = (what: string) => `wire-${what}-${++docs}`
   try {
     // ---- 1 + 2: one-way throughput, raw and Canon back to back (a fresh document per run) ----
     const throughputClient = await world.client(Counter)
+    const noSyncClient = await noSync.client(Counter)
     const pairs = await sampleEach(s.pairs, async () => {
       const rawRate = await rawMessagesPerSecond(raw, s.rawMessages, s.rawWindow, s.ackEvery, s.timeoutMs)
       const doc = await world.open(throughputClient, Counter, freshDoc("throughput"))
       const canonRate = await confirmedPerSecond(doc, s.canonCommands, s.burst, s.canonWindow, s.timeoutMs)
-      return { rawRate, canonRate }
+      const noSyncDoc = await noSync.open(noSyncClient, Counter, freshDoc("throughput-nosync"))
+      const noSyncRate = await confirmedPerSecond(noSyncDoc, s.canonCommands, s.burst, s.canonWindow, s.timeoutMs)
+      return { rawRate, canonRate, noSyncRate }
     })
     const rawRate = figure("raw-messages", "1a. raw ws: 50-byte messages one way", "messages/s", pairs.map((p) => p.rawRate),
       { note: `raw server in its own process; one ws connection, ${s.rawMessages.toLocaleString("en-US")} binary messages of ${MESSAGE_BYTES} bytes per run, server acks every ${s.ackEvery}, at most ${s.rawWindow} unacknowledged` })
 
     // ---- 1 + 3: RTT and paced latency, back to back ----
     const latDoc = await world.open(await world.client(Counter), Counter, freshDoc("latency"))
+    const noSyncLatDoc = await noSync.open(await noSync.client(Counter), Counter, freshDoc("latency-nosync"))
     const lat = await sampleEach(s.latency, async () => {
       const rtt = await rawEchoRtt(raw, s.rttSamples, s.timeoutMs)
       const pacedRtt = await rawEchoRtt(raw, s.pacedCommands, s.timeoutMs, s.pacedRate)
       const paced = await pacedLatencies(latDoc, s.pacedCommands, s.pacedRate, s.timeoutMs)
       const fsync = await rawLevelWriteLatency(s.pacedCommands, s.pacedRate, true, s.timeoutMs)
-      return { rtt, pacedRtt, fsync, p50: percentile(paced.latencies, 0.5), p99: percentile(paced.latencies, 0.99), rate: paced.rate }
+      const noSyncPaced = await pacedLatencies(noSyncLatDoc, s.pacedCommands, s.pacedRate, s.timeoutMs)
+      return { rtt, pacedRtt, fsync, noSyncP50: percentile(noSyncPaced.latencies, 0.5), noSyncP99: percentile(noSyncPaced.latencies, 0.99), p50: percentile(paced.latencies, 0.5), p99: percentile(paced.latencies, 0.99), rate: paced.rate }
     })
     add(rawRate)
     add(figure("raw-rtt-p50", "1b. raw ws: 50-byte echo RTT p50", "µs", lat.map((l) => l.rtt.p50),
@@ -120,6 +127,8 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
       { note: `Counter incr over ws (protocol 2), hub in its own process on LevelDB, fsync per group commit (the hub's default); ${s.canonCommands.toLocaleString("en-US")} commands per run submitted ${s.burst} in one tick, each burst's receipts awaited before the next (at most ${s.canonWindow} unconfirmed), until every receipt resolved; a fresh document per run; hub rate limits lifted` }))
     add(figure("canon-vs-raw-rate", "2b. Canon confirmed / raw messages", "x", pairs.map((p) => p.canonRate / p.rawRate),
       { goal: { op: ">=", value: 1 }, note: "per-run ratio of runs measured back to back" }))
+    add(figure("canon-nosync-vs-raw-rate", "2c. fsync off, for reference: Canon confirmed / raw messages", "x", pairs.map((p) => p.noSyncRate / p.rawRate),
+      { note: `the same run on a second hub process with LevelDB fsync off (Hub sync: false); Canon ${formatNumber(median(pairs.map((p) => p.noSyncRate)))} commands/s` }))
     const rates = lat.map((l) => l.rate)
     add(figure("canon-latency-p50", `3a. Canon: submit -> confirmed p50 @ ${s.pacedRate.toLocaleString("en-US")}/s`, "µs", lat.map((l) => l.p50),
       { note: `${s.pacedCommands} Counter incr per run paced by a timer (achieved ${formatNumber(Math.min(...rates))}..${formatNumber(Math.max(...rates))} commands/s), time from submit to the receipt resolving; fsync per group commit` }))
@@ -131,6 +140,10 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
       { goal: { op: "<=", value: 3 }, note: "per-run ratio, as 3c" }))
     add(figure("canon-vs-rtt-plus-fsync", "3e. Canon p50 / (paced raw RTT p50 + raw fsync p50)", "x", lat.map((l) => l.p50 / (l.pacedRtt.p50 + l.fsync.p50)),
       { note: "per-run ratio, for reference: what Canon adds over the two raw costs every acknowledged command pays (a round trip and an fsync)" }))
+    add(figure("canon-nosync-vs-paced-rtt", "3g. fsync off, for reference: Canon p50 / paced raw RTT p50", "x", lat.map((l) => l.noSyncP50 / l.pacedRtt.p50),
+      { note: `the same paced run on the fsync-off hub: p50 ${formatNumber(median(lat.map((l) => l.noSyncP50)))} µs, p99 ${formatNumber(median(lat.map((l) => l.noSyncP99)))} µs` }))
+    add(figure("canon-nosync-vs-paced-rtt-p99", "3h. fsync off, for reference: Canon p99 / paced raw RTT p99", "x", lat.map((l) => l.noSyncP99 / l.pacedRtt.p99),
+      { note: "as 3g" }))
     add(figure("canon-vs-raw-latency", "3f. Canon p50 / raw RTT p50 (back to back)", "x", lat.map((l) => l.p50 / l.rtt.p50),
       { note: "per-run ratio, for reference: the raw echo here never lets its loop idle" }))
 
@@ -144,7 +157,7 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
     add(figure("shared-hub-cpu", `4a. fan-out: hub CPU, ${s.clients} clients sharing ${s.sharedRate.toLocaleString("en-US")} commands/s`, "cores", loads.map((l) => l.hubCores),
       { goal: { op: "<=", value: 1 }, note: `${loadNote}; hub process CPU (user + system) over the run's wall time` }))
     add(figure("shared-delivered-p50", "4b. fan-out: submit -> delivered to every other client, p50", "ms", loads.map((l) => percentile(l.delivered, 0.5) / 1000),
-      { note: `${loadNote}; per command, the latest time any of the other ${s.clients - 1} clients' confirmedSeq reached its seq` }))
+      { note: `${loadNote}; per command, the latest time any of the other ${s.clients - 1} clients' confirmedSeq reached its seq; the submitter's own receipt: p50 ${formatNumber(median(loads.map((l) => percentile(l.confirmed, 0.5) / 1000)))} ms, p99 ${formatNumber(median(loads.map((l) => percentile(l.confirmed, 0.99) / 1000)))} ms` }))
     add(figure("shared-delivered-p99", "4c. fan-out: submit -> delivered to every other client, p99", "ms", loads.map((l) => percentile(l.delivered, 0.99) / 1000),
       { goal: { op: "<=", value: 20 }, note: "as 4b" }))
     add(figure("shared-client-cpu", "4d. fan-out: CPU of the process running the 50 clients", "cores", loads.map((l) => l.clientCores),
@@ -204,6 +217,7 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
       { note: `for reference: Canon's frames with their WebSocket headers over each Yjs update with y-websocket's ${Y_WEBSOCKET_HEADER}-byte sync header (messageSync, messageYjsUpdate, length) and a ${WS_CLIENT_HEADER}-byte masked WebSocket header` }))
   } finally {
     await world.close()
+    await noSync.close()
     await raw.close()
   }
   return figures

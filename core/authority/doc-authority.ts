@@ -3,8 +3,9 @@
  *
  * Group commit: submits arriving in the same task, or while a write is in flight, queue up
  * and go out together in the next batch. For each batch the authority validates and applies
- * every command (a rejected or invalid command still consumes its clientSeq), then writes entries, head and
- * idempotency records in one atomic batch, and only then acknowledges and fans out. If the
+ * every command (a rejected or invalid command still consumes its clientSeq), then writes
+ * entries, head and idempotency records in one atomic batch, and only then acknowledges and
+ * fans out. If the
  * write fails, the in-memory document is no longer trustworthy: it is discarded (`broken`)
  * and the hub reloads it from storage on next use, so nothing unacknowledged is ever served.
  *

@@ -5,9 +5,9 @@
  * and go out together in the next batch. For each batch the authority validates and applies
  * every command (a rejected or invalid command still consumes its clientSeq), then writes
  * entries, head and idempotency records in one atomic batch, and only then acknowledges and
- * fans out. If the
- * write fails, the in-memory document is no longer trustworthy: it is discarded (`broken`)
- * and the hub reloads it from storage on next use, so nothing unacknowledged is ever served.
+ * fans out. If the write fails, the in-memory document is no longer trustworthy: it is
+ * discarded (`broken`) and the hub reloads it from storage on next use, so nothing
+ * unacknowledged is ever served.
  *
  * Followers (catch-up, fan-out, backpressure, snapshot streams, presence) live in
  * followers.ts; snapshots and log compaction in snapshots.ts; exactly-once in client-table.ts.

@@ -406,7 +406,7 @@ describe("attached to an existing server", () => {
     other.close()
   })
 
-  test("a path nobody serves is refused (404): unreachable for the client", async () => {
+  test("a path nobody serves is refused (404): not-found for the client (a final close, not a retried one)", async () => {
     const app = http.createServer((_req, res) => res.end("app"))
     await new Promise<void>((r) => app.listen(0, "127.0.0.1", () => r()))
     cleanup.push(() => new Promise((r) => {
@@ -419,7 +419,7 @@ describe("attached to an existing server", () => {
     const closes: CloseInfo[] = []
     wsClientTransport(`ws://127.0.0.1:${(app.address() as net.AddressInfo).port}/nope`).connect({ onMessage: () => {}, onClose: (i) => void closes.push(i) })
     expect(await until(() => closes.length > 0, 2_000)).toBe(true)
-    expect(closes[0]).toEqual({ code: "unreachable", reason: expect.stringMatching(/404/) })
+    expect(closes[0]).toEqual({ code: "not-found", reason: expect.stringMatching(/404/) })
     expect(conns).toEqual([])
   })
 

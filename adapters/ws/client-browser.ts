@@ -14,7 +14,7 @@
  * ```
  */
 import type { ClientTransport } from "../../core/index.js"
-import { ClientLink, type WsClientOptions } from "./shared.js"
+import { ClientLink, WS_CLOSE_OTHER, finalHttpStatus, type WsClientOptions } from "./shared.js"
 
 /** The part of the WHATWG WebSocket this client uses. */
 export interface BrowserWebSocket {
@@ -38,7 +38,20 @@ export interface BrowserWsClientOptions extends WsClientOptions {
 export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = 45_000
 
 /** A ClientTransport that opens a WebSocket to `url` (ws:// or wss://) for each connection. */
-export const wsClientTransport = (url: string | URL, options: BrowserWsClientOptions = {}): ClientTransport => ({
+export const wsClientTransport = (url: string | URL, options: BrowserWsClientOptions = {}): ClientTransport & { onWake(fn: () => void): () => void } => ({
+  // The network came back, or the tab is in front again: worth retrying at once.
+  onWake(fn) {
+    const g = globalThis as { addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void; document?: { visibilityState: string } }
+    const visible = () => {
+      if (g.document?.visibilityState === "visible") fn()
+    }
+    g.addEventListener?.("online", fn)
+    g.addEventListener?.("visibilitychange", visible)
+    return () => {
+      g.removeEventListener?.("online", fn)
+      g.removeEventListener?.("visibilitychange", visible)
+    }
+  },
   connect(listener) {
     const link = new ClientLink(listener, options, BROWSER_DEFAULT_IDLE_TIMEOUT_MS)
     const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: BrowserWebSocketConstructor }).WebSocket
@@ -55,7 +68,11 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
       link.failed(`Cannot connect to ${String(url)}: ${e instanceof Error ? e.message : String(e)}`)
       return link
     }
-    ws.addEventListener("open", () => link.opened())
+    let opened = false
+    ws.addEventListener("open", () => {
+      opened = true
+      link.opened()
+    })
     ws.addEventListener("message", (event: { data: unknown }) => {
       const data = event.data
       if (typeof data === "string") link.frame(data)
@@ -65,7 +82,23 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
     })
     // Browsers give no detail on errors; the close event that follows says what is known.
     ws.addEventListener("error", () => {})
-    ws.addEventListener("close", (event: { code: number; reason: string }) => link.closed(event.code, event.reason))
+    ws.addEventListener("close", (event: { code: number; reason: string }) => {
+      // A page is not told the HTTP status of a failed upgrade: ask the same URL over HTTP,
+      // so a wrong path (404) or refused credentials end retrying. A Canon hub answers a plain
+      // GET on its sync path with 426 (WsServer's own listener; the canon CLI's hub); a hub
+      // attached to your server must not answer it 404. Cross-origin without CORS, the probe
+      // fails and the close stays a retried one.
+      const probe = (globalThis as { fetch?: (u: string) => Promise<{ status: number }> }).fetch
+      if (opened || event.code !== 1006 || probe === undefined) return link.closed(event.code, event.reason)
+      const http = String(url).replace(/^ws/, "http")
+      probe(http).then(
+        (res) => {
+          const final = finalHttpStatus(res.status, String(url))
+          link.closed(final === undefined ? event.code : WS_CLOSE_OTHER, final === undefined ? event.reason : `${final.code}: ${final.reason}`)
+        },
+        () => link.closed(event.code, event.reason),
+      )
+    })
     link.attach({
       get bufferedAmount() {
         return ws.bufferedAmount

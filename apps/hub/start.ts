@@ -86,7 +86,12 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
   const tls = config.tls === undefined ? undefined : readTls(config.tls)
   let hub: Hub | undefined
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (hub === undefined) {
+    if (req.url?.split("?")[0] === "/sync") {
+      // A WebSocket endpoint: a browser whose upgrade failed asks here over HTTP to tell a
+      // wrong path (404) from a hub that is busy or restarting (adapters/ws/client-browser.ts).
+      res.writeHead(426, { "Content-Type": "text/plain", "Upgrade": "websocket" })
+      res.end("This path speaks WebSocket (Canon sync).\n")
+    } else if (hub === undefined) {
       res.writeHead(503, { "Content-Type": "text/plain", "Retry-After": "1" })
       res.end("The hub is starting.\n")
     } else if (!pages(req, res, hub)) {

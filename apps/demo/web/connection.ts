@@ -5,8 +5,9 @@
  * - Offline-first: state and outbox live in IndexedDB, so edits made offline survive a
  *   reload and go out when the network returns.
  * - The browser's own network signal drives the connection: going offline closes the socket
- *   at once (a socket on a dead network can look open for a long time), coming back online
- *   or back to the tab reconnects without waiting for the backoff.
+ *   at once (a socket on a dead network can look open for a long time); coming back online
+ *   or back to the tab reconnects without waiting for the backoff (the browser transport's
+ *   wake signal, in CanonClient).
  * - One replica per tab: each tab holds a Web Lock on a storage slot, so two tabs never share
  *   a clientId and outbox (their command numbers would collide).
  */
@@ -66,10 +67,7 @@ export const openReplica = async (onStorageProblem: (message: string) => void): 
     autoConnect: navigator.onLine,
   })
   addEventListener("offline", () => client.disconnect())
+  // After a disconnect on purpose the client waits for the app: the network is back.
   addEventListener("online", () => client.connect())
-  // Back to the tab: skip the rest of a long backoff.
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && navigator.onLine && client.status === "offline") client.connect()
-  })
   return { client, storage, slot }
 }

@@ -44,6 +44,7 @@ const main = async (): Promise<void> => {
     if (s === "refused") toast(`The hub refused this app: ${client.refusal?.message ?? "no reason given"}. Your edits stay on this device.`)
   })
   status.setStatus(client.status)
+  slot("retry").addEventListener("click", () => client.reconnectNow())
   addEventListener("online", () => status.render())
   addEventListener("offline", () => status.render())
 

@@ -44,6 +44,9 @@ export class StatusView {
     this.el.title = shown === "offline" ? "No network: keep working, your changes sync when you are back online." : ""
     const text = this.el.querySelector(".status-text")
     if (text !== null) text.textContent = label[shown]
+    // Retrying is automatic (at most 2 s apart); the link skips the wait, or retries a refusal.
+    const retry = this.el.querySelector<HTMLElement>(".retry")
+    if (retry !== null) retry.hidden = !(shown === "reconnecting" || shown === "refused")
   }
 
   private shown(): Shown {

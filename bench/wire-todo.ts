@@ -4,7 +4,8 @@
  * (10-character ids, titles people type into a todo list).
  */
 import { Schema } from "effect"
-import { defineMachine, seededRandom } from "../core/index.js"
+import { defineMachine } from "../core/index.js"
+import { seededRandom } from "../core/internal.js"
 
 export interface TodoItem {
   title: string

@@ -5,7 +5,8 @@
  * final typed refusal instead of endless "offline" retries, and receipts that settle with a
  * typed error after a final refusal (the outbox is kept).
  */
-import { CanonClient, CanonError, Hub, backoffDelay, defineMachine, type ClientTransport } from "../core/index.js"
+import { CanonClient, CanonError, Hub, defineMachine, type ClientTransport } from "../core/index.js"
+import { backoffDelay } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { WsServer, wsClientTransport } from "../adapters/ws/index.js"

@@ -41,10 +41,8 @@
  * `going-away`. A server that terminates a peer for not answering pings closes no frame: the
  * hub is told `timeout`, the peer sees `reset`.
  */
-import {
-  CodecSession, DEFAULT_MAX_FRAME_BYTES, decodeServerMessage, encodeClientMessage,
-  type ClientMessage, type CloseInfo, type CodecOptions, type Connection, type ConnectionListener, type ServerMessage,
-} from "../../core/index.js"
+import { DEFAULT_MAX_FRAME_BYTES, type ClientMessage, type CloseInfo, type Connection, type ConnectionListener, type ServerMessage } from "../../core/index.js"
+import { CodecSession, decodeServerMessage, encodeClientMessage, type CodecOptions } from "../../core/internal.js"
 
 /** Canon close code -> WebSocket close code. Codes not listed are sent as 4000. */
 export const WS_CLOSE_CODES: Readonly<Record<string, number>> = {

@@ -16,6 +16,8 @@ export interface BoardActions {
   /** Put card `id` at `index` among the other cards of `column`. */
   move(id: string, column: string, index: number): void
   remove(id: string): void
+  /** Show the card's details (author, history). */
+  details(id: string): void
   /** This person started (id) or stopped (null) editing a card. */
   editing(id: string | null): void
 }
@@ -38,6 +40,7 @@ const BUTTONS: ReadonlyArray<readonly [action: string, label: string, text: stri
   ["down", "Move down", "↓"],
   ["right", "Move to the next column", "→"],
   ["rename", "Rename", "✎"],
+  ["details", "Details", "ⓘ"],
   ["delete", "Delete", "×"],
 ]
 
@@ -48,6 +51,7 @@ export class BoardView {
   private editingId: string | undefined
   /** Elements move during render: a blur then is not the person leaving the field. */
   private rendering = false
+  private who: ((clientId: string) => { readonly name: string; readonly colour: string }) | undefined
 
   constructor(private readonly root: HTMLElement, private readonly actions: BoardActions, private readonly onEditLost: () => void) {
     root.replaceChildren()
@@ -64,8 +68,9 @@ export class BoardView {
     return this.editingId
   }
 
-  render(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
+  render(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, who?: (clientId: string) => { readonly name: string; readonly colour: string }): void {
     this.state = state
+    this.who = who
     const focused = document.activeElement
     this.rendering = true
     try {
@@ -110,6 +115,13 @@ export class BoardView {
         if (title !== null && title.textContent !== card.title) title.textContent = card.title
       }
       el.classList.toggle("pending", pendingIds.has(id))
+      el.dataset.state = pendingIds.has(id) ? "pending" : "confirmed"
+      const author = this.who?.(card.by)
+      if (author !== undefined) {
+        const tip = `Added by ${author.name}${pendingIds.has(id) ? " · not synced yet" : ""}`
+        if (el.title !== tip) el.title = tip
+        el.style.setProperty("--author", author.colour)
+      }
       this.showEditor(el, editors.get(id))
       const at = state.columns.indexOf(column)
       setDisabled(el, "left", at === 0)
@@ -207,6 +219,7 @@ export class BoardView {
       case "down": return void (index < placed.length - 1 && this.actions.move(id, card.column, index + 1))
       case "rename": return this.startEdit(id)
       case "delete": return this.actions.remove(id)
+      case "details": return this.actions.details(id)
     }
   }
 

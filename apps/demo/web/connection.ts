@@ -16,6 +16,7 @@ import { LevelStorage } from "../../../adapters/level/index.js"
 import { wsClientTransport } from "../../../adapters/ws/client-browser.js"
 import { systemRuntime } from "../../../adapters/system/index.js"
 import { Board } from "../board.js"
+import type { NetworkShaper } from "./net-shaper.js"
 
 export interface Replica {
   readonly client: CanonClient
@@ -51,7 +52,7 @@ const claimSlot = async (): Promise<number> => {
   return 0
 }
 
-export const openReplica = async (onStorageProblem: (message: string) => void): Promise<Replica> => {
+export const openReplica = async (onStorageProblem: (message: string) => void, shaper?: NetworkShaper): Promise<Replica> => {
   const slot = await claimSlot()
   let storage: LevelStorage | undefined
   try {
@@ -60,7 +61,7 @@ export const openReplica = async (onStorageProblem: (message: string) => void): 
     onStorageProblem(`This browser won't let the board store data (${e instanceof Error ? e.message : String(e)}); edits are kept only while the page is open.`)
   }
   const client = await CanonClient.open({
-    transport: wsClientTransport(syncUrl()),
+    transport: shaper === undefined ? wsClientTransport(syncUrl()) : shaper.wrap(wsClientTransport(syncUrl())),
     runtime: systemRuntime,
     machines: [Board],
     storage,

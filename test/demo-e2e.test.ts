@@ -397,6 +397,29 @@ test("the person whose rename lost the race is told; names and colours are disti
   await pb.keyboard.press("Escape")
 })
 
+test("load 20,000 cards: the hub snapshots and compacts the log; a page joining the board gets it as a streamed snapshot, with progress", async () => {
+  await pa.locator("#devtools-toggle").click()
+  await pa.locator('[data-testid="load-many"]').click()
+  await until("A to hold 20,000 cards, all confirmed", () => pa.evaluate(() => window.canon!.board.startsWith("big-") && Object.keys(window.canon!.doc.state.cards).length === 20_000 && window.canon!.doc.pendingCount === 0), 60_000)
+  const board = await pa.evaluate(() => window.canon!.board)
+  // The hub compacts behind its snapshot: the log no longer starts at seq 1.
+  await until("the hub to compact the log", async () => {
+    const log = (await (await fetch(`http://127.0.0.1:${port}/api/log?doc=board/${board}&limit=500`)).json()) as { compactedThrough: number }
+    return log.compactedThrough > 0
+  }, 30_000)
+  await pa.locator("#devtools .dt-close").click()
+  await pb.evaluate((b) => (location.hash = `board=${b}`), board)
+  await until("B to join the big board", () => pb.evaluate(() => window.canon!.board.startsWith("big-") && window.canon!.doc.synced && Object.keys(window.canon!.doc.state.cards).length === 20_000), 60_000)
+  const steps = await pb.evaluate(() => ({ steps: Number(document.body.dataset.snapshotSteps ?? 0), last: document.body.dataset.snapshotReceived ?? "" }))
+  expect(steps.steps).toBeGreaterThan(1)
+  const [received, size] = steps.last.split("/").map(Number)
+  expect(received).toBe(size)
+  expect(await pb.evaluate(() => window.canon!.doc.confirmedHash())).toBe(await pa.evaluate(() => window.canon!.doc.confirmedHash()))
+  await pb.screenshot({ path: join(ARTIFACTS, "demo-big-board.png") })
+  await Promise.all([pa, pb].map((p) => p.evaluate(() => (location.hash = "board=e2e"))))
+  await until("both back on the e2e board", async () => (await Promise.all([pa, pb].map((p) => p.evaluate(() => window.canon!.board === "e2e" && window.canon!.doc.synced)))).every(Boolean))
+}, 180_000)
+
 test("presence: B sees A's name and the card A is editing, and sees A leave", async () => {
   const name = await pa.evaluate(() => window.canon!.identity.name)
   await until("B to list A", async () => (await pb.locator("#people").textContent())?.includes(name) === true)

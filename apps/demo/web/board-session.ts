@@ -65,6 +65,25 @@ const rememberNames = (names: Record<string, string>): void => {
   }
 }
 
+/** The board is arriving as a snapshot stream: a bar at the top until it is installed. */
+const showSnapshotProgress = (received: number, size: number): void => {
+  let bar = document.getElementById("snapshot-progress") as HTMLProgressElement | null
+  if (bar === null) {
+    bar = document.createElement("progress")
+    bar.id = "snapshot-progress"
+    bar.setAttribute("aria-label", "Receiving the board")
+    document.body.prepend(bar)
+  }
+  bar.max = size
+  bar.value = received
+  bar.title = `Receiving the board: ${Math.round(received / 1024)} of ${Math.round(size / 1024)} KiB`
+  bar.dataset.done = String(received >= size)
+  // For the tests and the curious: how many progress steps this page saw.
+  document.body.dataset.snapshotSteps = String(Number(document.body.dataset.snapshotSteps ?? 0) + 1)
+  document.body.dataset.snapshotReceived = `${received}/${size}`
+  if (received >= size) setTimeout(() => bar?.remove(), 800)
+}
+
 /** How long after your rename or move someone else's replacing it counts as a race you lost. */
 const RACE_MS = 15_000
 
@@ -218,6 +237,7 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     doc.on("presence", render),
     doc.on("rejected", ({ command, rejection }) => toast(friendly(command, rejection.message))),
     doc.on("error", ({ message }) => toast(message)),
+    doc.on("snapshot", ({ received, size }) => showSnapshotProgress(received, size)),
   ]
   share()
   render()

@@ -32,7 +32,11 @@ interface ColumnEls {
   readonly section: HTMLElement
   readonly list: HTMLOListElement
   readonly count: HTMLElement
+  readonly more: HTMLElement
 }
+
+/** Cards drawn per column: a board of 20,000 cards stays responsive (the rest are counted). */
+const MAX_SHOWN = 200
 
 const BUTTONS: ReadonlyArray<readonly [action: string, label: string, text: string]> = [
   ["left", "Move to the previous column", "←"],
@@ -105,8 +109,11 @@ export class BoardView {
 
   private renderColumn(state: BoardState, column: string, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
     const els = this.columns.get(column) ?? this.makeColumn(column)
-    const placed = cardsIn(state, column)
-    els.count.textContent = String(placed.length)
+    const all = cardsIn(state, column)
+    const placed = all.length > MAX_SHOWN ? all.slice(0, MAX_SHOWN) : all
+    els.count.textContent = String(all.length)
+    els.more.hidden = all.length <= MAX_SHOWN
+    if (!els.more.hidden) els.more.textContent = `+ ${all.length - MAX_SHOWN} more cards`
     placed.forEach(([id, card], i) => {
       const el = this.cards.get(id) ?? this.makeCard(id)
       el.dataset.column = column
@@ -127,7 +134,7 @@ export class BoardView {
       setDisabled(el, "left", at === 0)
       setDisabled(el, "right", at === state.columns.length - 1)
       setDisabled(el, "up", i === 0)
-      setDisabled(el, "down", i === placed.length - 1)
+      setDisabled(el, "down", i === all.length - 1)
       if (els.list.children[i] !== el) els.list.insertBefore(el, els.list.children[i] ?? null)
     })
     while (els.list.children.length > placed.length) {
@@ -149,9 +156,10 @@ export class BoardView {
       this.actions.add(column, title)
       input.value = ""
     })
-    const section = h("section", { class: "column", "data-column": column }, h("header", {}, h("h2", {}, column), count), list, form)
+    const more = h("p", { class: "more muted", hidden: true })
+    const section = h("section", { class: "column", "data-column": column }, h("header", {}, h("h2", {}, column), count), list, more, form)
     this.root.append(section)
-    const els = { section, list, count }
+    const els = { section, list, count, more }
     this.columns.set(column, els)
     return els
   }

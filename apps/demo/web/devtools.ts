@@ -20,6 +20,8 @@ export interface LogEntry {
 
 export interface LogView {
   readonly head: { readonly seq: number; readonly machine: string; readonly version: number } | null
+  /** Entries at or below this seq were compacted into a snapshot. */
+  readonly compactedThrough?: number
   readonly entries: ReadonlyArray<LogEntry>
   readonly checkpoints: ReadonlyArray<{ readonly seq: number; readonly hash: string }>
   readonly hub?: { readonly seq: number; readonly hash: string }
@@ -40,6 +42,8 @@ export interface DevtoolsContext {
   readonly who: (clientId: string) => { readonly name: string; readonly colour: string }
   /** The offline switch was flipped. */
   readonly offline?: (offline: boolean) => void
+  /** "Load 20,000 cards": fills a new board. */
+  readonly loadMany?: () => void
 }
 
 export class Devtools {
@@ -76,7 +80,10 @@ export class Devtools {
         h("label", { class: "dt-row" }, "Latency each way ", latency, this.latencyLabel),
         this.versionsEl),
       h("section", {}, h("h3", {}, "Outbox (this page, not yet confirmed)"), this.outboxEl, h("h3", {}, "What the replica did"), this.eventsEl),
-      h("section", {}, h("h3", {}, "Snapshot"), h("p", { class: "muted dt-snapshot-note" }, "A page that joins a long board gets its state as a streamed snapshot; progress shows here."), this.snapshotEl),
+      h("section", {}, h("h3", {}, "Snapshot"),
+        h("p", { class: "muted dt-snapshot-note" }, "A page that joins a long board gets its state as a streamed snapshot; progress shows here. Fill a new board, then open it in another window:"),
+        h("button", { type: "button", "data-testid": "load-many", onclick: () => ctx.loadMany?.() }, "Load 20,000 cards into a new board"),
+        this.snapshotEl),
       h("section", {}, h("h3", {}, "Log (the hub's order)"), h("table", { class: "dt-log", "data-testid": "log" }, h("thead", {}, h("tr", {}, h("th", {}, "seq"), h("th", {}, "time"), h("th", {}, "who"), h("th", {}, "command"), h("th", {}, "args"))), this.logEl)),
       h("section", {}, h("h3", {}, "Checkpoints"), this.checkpointsEl),
     )

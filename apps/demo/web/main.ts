@@ -42,7 +42,7 @@ const main = async (): Promise<void> => {
   const shaper = new NetworkShaper()
   const replica = await openReplica((message) => toast(message), shaper)
   const { client } = replica
-  const devtools = new Devtools({ client, shaper, who: (id) => session?.who(id) ?? { name: id.slice(0, 6), colour: "#868e96" }, offline: (b) => status.setChosenOffline(b) })
+  const devtools = new Devtools({ client, shaper, who: (id) => session?.who(id) ?? { name: id.slice(0, 6), colour: "#868e96" }, offline: (b) => status.setChosenOffline(b), loadMany: () => void loadMany() })
   document.body.append(devtools.el)
   slot("devtools-toggle").addEventListener("click", () => devtools.toggle())
   const undo = () => session?.history.undo() ?? toast("Nothing of yours to undo on this board.", "info")
@@ -82,6 +82,22 @@ const main = async (): Promise<void> => {
       window.canon = { client, doc: session.doc, board: name, identity, slot: replica.slot, shaper }
     }).catch((e: unknown) => toast(`Could not open the board: ${e instanceof Error ? e.message : String(e)}`))
     return switching
+  }
+  /** 20 commands of 1,000 cards on a new board: enough log for the hub to snapshot and compact it. */
+  const loadMany = async () => {
+    const name = `big-${Date.now().toString(36)}`
+    location.hash = `board=${name}`
+    await show(name)
+    const doc = session!.doc
+    const columns = doc.state.columns
+    for (let batch = 0; batch < 20; batch++) {
+      const cards = Array.from({ length: 1000 }, (_, i) => {
+        const n = batch * 1000 + i
+        return { id: `c${n}`, title: `Card ${n + 1}`, column: columns[n % columns.length]!, position: n }
+      })
+      void doc.submit("addCards", { cards }).catch(() => {})
+    }
+    toast(`20,000 cards on board "${name}": open ${location.href} in another window to watch it arrive as a snapshot.`, "info")
   }
   addEventListener("hashchange", () => void show(boardFromHash()))
   await show(boardFromHash())

@@ -44,7 +44,7 @@ const BUTTONS: ReadonlyArray<readonly [action: string, label: string, text: stri
   ["down", "Move down", "↓"],
   ["right", "Move to the next column", "→"],
   ["rename", "Rename", "✎"],
-  ["details", "Details", "ⓘ"],
+  ["details", "Details", "i"],
   ["delete", "Delete", "×"],
 ]
 

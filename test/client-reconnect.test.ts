@@ -90,14 +90,16 @@ test("the browser transport wakes on the window's online and visibilitychange ev
   const g = globalThis as unknown as Record<string, unknown>
   const target = new EventTarget()
   const saved = { addEventListener: g["addEventListener"], removeEventListener: g["removeEventListener"], document: g["document"] }
-  const doc = { visibilityState: "hidden" }
+  const doc = { visibilityState: "visible" }
   Object.assign(g, { addEventListener: target.addEventListener.bind(target), removeEventListener: target.removeEventListener.bind(target), document: doc })
   try {
     let woken = 0
     const stop = browserTransport("ws://127.0.0.1:1/sync").onWake(() => woken++)
     target.dispatchEvent(new Event("online"))
     expect(woken).toBe(1)
+    doc.visibilityState = "hidden"
     target.dispatchEvent(new Event("visibilitychange")) // hidden: nothing to do
+    target.dispatchEvent(new Event("online")) // nor while hidden: it wakes when shown
     expect(woken).toBe(1)
     doc.visibilityState = "visible"
     target.dispatchEvent(new Event("visibilitychange"))

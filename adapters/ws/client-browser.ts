@@ -13,7 +13,7 @@
  * const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime })
  * ```
  */
-import type { ClientTransport } from "../../core/index.js"
+import type { ClientTransport, CloseInfo } from "../../core/index.js"
 import { ClientLink, WS_CLOSE_OTHER, finalHttpStatus, type WsClientOptions } from "./shared.js"
 
 /** The part of the WHATWG WebSocket this client uses. */
@@ -39,17 +39,13 @@ export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = 45_000
 
 /** A ClientTransport that opens a WebSocket to `url` (ws:// or wss://) for each connection. */
 export const wsClientTransport = (url: string | URL, options: BrowserWsClientOptions = {}): ClientTransport & { onWake(fn: () => void): () => void } => ({
-  // The network came back, or the tab is in front again: worth retrying at once.
+  // The network came back, or the tab is in front again (not while hidden): retry at once.
   onWake(fn) {
-    const g = globalThis as { addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void; document?: { visibilityState: string } }
-    const visible = () => {
-      if (g.document?.visibilityState === "visible") fn()
-    }
-    g.addEventListener?.("online", fn)
-    g.addEventListener?.("visibilitychange", visible)
+    const g = globalThis as { addEventListener?: Function; removeEventListener?: Function; document?: { visibilityState: string } }
+    const wake = () => g.document?.visibilityState !== "hidden" && fn()
+    for (const t of ["online", "visibilitychange"]) g.addEventListener?.(t, wake)
     return () => {
-      g.removeEventListener?.("online", fn)
-      g.removeEventListener?.("visibilitychange", visible)
+      for (const t of ["online", "visibilitychange"]) g.removeEventListener?.(t, wake)
     }
   },
   connect(listener) {
@@ -89,15 +85,9 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
       // attached to your server must not answer it 404. Cross-origin without CORS, the probe
       // fails and the close stays a retried one.
       const probe = (globalThis as { fetch?: (u: string) => Promise<{ status: number }> }).fetch
-      if (opened || event.code !== 1006 || probe === undefined) return link.closed(event.code, event.reason)
-      const http = String(url).replace(/^ws/, "http")
-      probe(http).then(
-        (res) => {
-          const final = finalHttpStatus(res.status, String(url))
-          link.closed(final === undefined ? event.code : WS_CLOSE_OTHER, final === undefined ? event.reason : `${final.code}: ${final.reason}`)
-        },
-        () => link.closed(event.code, event.reason),
-      )
+      const closed = (final?: CloseInfo) => (final ? link.closed(WS_CLOSE_OTHER, `${final.code}: ${final.reason}`) : link.closed(event.code, event.reason))
+      if (opened || event.code !== 1006 || !probe) return closed()
+      probe(String(url).replace(/^ws/, "http")).then((res) => closed(finalHttpStatus(res.status, String(url))), () => closed())
     })
     link.attach({
       get bufferedAmount() {

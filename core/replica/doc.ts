@@ -496,7 +496,7 @@ export class Doc<M extends Machine<any, any>> {
    * waiting for the hub (and any made until the next welcome) rejects; the outbox is kept.
    */
   refused(code: string, message: string): void {
-    this.refusal = canonError("refused", `The hub refused this client (${code}: ${message}); the command is kept in the outbox on this device until client.connect() succeeds.`)
+    this.refusal = canonError("refused", `${code}: ${message} The command is kept in the outbox on this device.`)
     // Kept in the map: `persisted` still resolves when the outbox write is done.
     for (const d of this.deferreds.values()) d.reject(this.refusal)
   }

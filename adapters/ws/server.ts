@@ -50,11 +50,8 @@ import * as http from "node:http"
 import * as https from "node:https"
 import type { Duplex } from "node:stream"
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions, type RawData } from "ws"
-import {
-  DEFAULT_MAX_FRAME_BYTES, decodeClientMessage, encodeServerMessage,
-  type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type ConnectionListener, type ServerMessage,
-  CodecSession,
-} from "../../core/index.js"
+import { DEFAULT_MAX_FRAME_BYTES, type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type ConnectionListener, type ServerMessage } from "../../core/index.js"
+import { decodeClientMessage, encodeServerMessage, CodecSession } from "../../core/internal.js"
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
 import { clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"

@@ -31,6 +31,7 @@ export type CrdtRejectionCode =
   | "unauthorized" // the principal may not write this document
   | "doc-kind-mismatch" // the document exists with another kind
   | "doc-unavailable" // the document could not be loaded (storage)
+  | "doc-id-invalid" // the document id is empty, too long or not well-formed
 
 export type CheckResult = { readonly ok: true } | ({ readonly ok: false } & CrdtRejection)
 

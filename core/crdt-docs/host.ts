@@ -69,7 +69,7 @@ export class CrdtDocHost {
     const engine = this.engines.get(kind)
     if (engine === undefined) return Promise.reject(new CrdtDocError("doc-unavailable", `This hub serves no ${kind} documents.`))
     const problem = docIdProblem(docId)
-    if (problem !== undefined) return Promise.reject(new CrdtDocError("doc-unavailable", problem))
+    if (problem !== undefined) return Promise.reject(new CrdtDocError("doc-id-invalid", problem))
     let p = this.docs.get(docId)
     if (p === undefined) {
       p = CrdtDocAuthority.load(docId, engine, this.store, {

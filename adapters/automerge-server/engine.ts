@@ -25,9 +25,9 @@ export interface AutomergeEngineOptions {
   readonly maxChangeBytes?: number
 }
 
+/** The changes an update carries: one change, or all of a document chunk (sync sends whole documents). */
 interface DecodedInfo {
-  readonly hash: string
-  readonly deps: ReadonlyArray<string>
+  readonly changes: ReadonlyArray<{ readonly bytes: A.Change; readonly hash: string; readonly deps: ReadonlyArray<string> }>
 }
 
 export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDocEngine<AutomergeBox> => {
@@ -37,12 +37,23 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   const decode = (change: Uint8Array): DecodedInfo | CheckResult => {
     if (change.length === 0) return { ok: false, code: "update-malformed", message: "An empty Automerge change." }
     if (change.length > maxBytes) return { ok: false, code: "update-too-large", message: `An Automerge change of ${change.length} bytes; the hub accepts at most ${maxBytes}.` }
+    const one = (bytes: A.Change) => {
+      const d = A.decodeChange(bytes)
+      if (typeof d.hash !== "string" || !Array.isArray(d.deps)) throw new Error("a change without a hash")
+      return { bytes, hash: d.hash, deps: d.deps }
+    }
     try {
-      const d = A.decodeChange(change as A.Change)
-      if (typeof d.hash !== "string" || !Array.isArray(d.deps)) throw new Error("no hash")
-      return { hash: d.hash, deps: d.deps }
+      return { changes: [one(change as A.Change)] }
     } catch (e) {
-      return { ok: false, code: "update-malformed", message: `Not an Automerge change (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).` }
+      // Not a change chunk: maybe a document chunk (Automerge's sync sends those on first contact).
+      try {
+        const doc = A.load(change)
+        const all = A.getAllChanges(doc).map(one)
+        A.free(doc)
+        return { changes: all }
+      } catch {
+        return { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).` }
+      }
     }
   }
 
@@ -65,11 +76,18 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const out = changes.map((c): boolean | CrdtRejection => {
         const d = decoded.get(c) ?? decode(c)
         if ("ok" in d) return d as CrdtRejection
-        if (batch.has(d.hash) || has(d.hash)) return false
-        const missing = d.deps.find((dep) => !batch.has(dep) && !has(dep))
-        if (missing !== undefined) return { code: "update-missing-deps", message: `The change depends on ${missing.slice(0, 12)}..., which the hub does not have; sync from the hub first.` }
-        batch.add(d.hash)
-        take.push(c as A.Change)
+        const fresh = d.changes.filter((x) => !batch.has(x.hash) && !has(x.hash))
+        if (fresh.length === 0) return false
+        // Changes of one update may depend on each other (a document chunk is in causal order).
+        const inUpdate = new Set(fresh.map((x) => x.hash))
+        for (const x of fresh) {
+          const missing = x.deps.find((dep) => !batch.has(dep) && !inUpdate.has(dep) && !has(dep))
+          if (missing !== undefined) return { code: "update-missing-deps", message: `A change depends on ${missing.slice(0, 12)}..., which the hub does not have; sync from the hub first.` }
+        }
+        for (const x of fresh) {
+          batch.add(x.hash)
+          take.push(x.bytes)
+        }
         return true
       })
       if (take.length > 0) {

@@ -30,3 +30,7 @@ test(`bundle (a) is at most ${CORE_LIMIT_BYTES / 1000} kB gzipped`, () => {
   }
   expect(a.gzipped).toBeLessThanOrEqual(CORE_LIMIT_BYTES)
 })
+
+test("bundle (a) holds no CRDT library: yjs, lib0 and @automerge come only with canon/yjs and canon/automerge", () => {
+  expect(Object.keys(a.metafile.inputs).filter((p) => /node_modules\/(yjs|lib0|@automerge)\//.test(p))).toEqual([])
+})

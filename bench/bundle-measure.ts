@@ -22,6 +22,8 @@ export const ENTRY = {
   coreLevel: `${ROOT}bench/bundle-entries/core-level.ts`,
   /** (a) with `import { Schema } from "effect"`: the barrel's cost. */
   coreBarrel: `${ROOT}bench/bundle-entries/core-barrel.ts`,
+  /** The command schema of (a), built and used to decode, without Canon: effect's floor under (a). */
+  schemaFloor: `${ROOT}bench/bundle-entries/schema-floor.ts`,
   yjs: `${ROOT}bench/bundle-entries/yjs.ts`,
   automerge: `${ROOT}bench/bundle-entries/automerge.ts`,
 } as const

@@ -23,6 +23,9 @@
  *   field.onLocalChange(fn)    the app changed `handle` itself: `fn(update)` with the update args
  *   field.coalesce(updates)    several local updates as one (sent while a submit is in flight)
  *
+ * A field declaration (what `yText()` returns) is `{ engine, runtime }`: `runtime` is
+ * core/crdt/runtime.ts, brought by the declaration so apps without CRDT fields never bundle it.
+ *
  * Updates are a command's arguments: plain data (bytes) that the engine's `args` schema checks.
  * Validation options: `clientId` (the Canon client sending it; the first one to use a Yjs
  * clientID or an Automerge actor owns it) and `trusted` (entries already ordered by the

@@ -28,6 +28,33 @@ const repo = (url: string, peerId: string): Repo => {
 }
 const text = (h: DocHandle<Note>): string | undefined => h.doc()?.text
 
+/** Waits (bounded) until the hub answers a request for the document with data, not doc-unavailable. */
+const hubHas = async (base: string, documentId: string): Promise<boolean> => {
+  const end = Date.now() + 15_000
+  while (Date.now() < end) {
+    const ws = new WebSocket(base)
+    const answer = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve("timeout"), 3_000)
+      ws.on("error", () => resolve("error"))
+      ws.on("message", (d) => {
+        const m = decodeRepoMessage(new Uint8Array(d as Buffer))
+        if (m?.type === "peer") {
+          const [, request] = A.generateSyncMessage(A.init(), A.initSyncState())
+          ws.send(encodeRepoMessage({ type: "request", senderId: "probe", targetId: "canon-hub", documentId, data: request! }))
+        } else if (m?.type === "sync" || m?.type === "doc-unavailable") {
+          clearTimeout(timer)
+          resolve(m.type)
+        }
+      })
+      ws.on("open", () => ws.send(encodeRepoMessage({ type: "join", senderId: "probe", peerMetadata: {}, supportedProtocolVersions: ["1"] })))
+    })
+    ws.close()
+    if (answer === "sync") return true
+    await sleep(100)
+  }
+  return false
+}
+
 let dir: string
 let hub: CrdtChild
 let url: string
@@ -55,7 +82,7 @@ afterAll(async () => {
 test("a document created on one repo loads by URL on another; concurrent edits converge", async () => {
   const r1 = repo(url, "peer-1")
   const h1 = r1.create<Note>({ text: "hello" })
-  await sleep(300)
+  expect(await hubHas(url, h1.documentId)).toBe(true)
   h1.change((d) => A.splice(d, ["text"], 5, 0, " world"))
   const r2 = repo(url, "peer-2")
   const h2 = await r2.find<Note>(h1.url)
@@ -68,7 +95,7 @@ test("a document created on one repo loads by URL on another; concurrent edits c
 test("ephemeral messages are relayed to the document's other peers", async () => {
   const r1 = repo(url, "peer-e1")
   const h1 = r1.create<Note>({ text: "x" })
-  await sleep(300)
+  expect(await hubHas(url, h1.documentId)).toBe(true)
   const r2 = repo(url, "peer-e2")
   const h2 = await r2.find<Note>(h1.url)
   let got: unknown
@@ -102,7 +129,7 @@ test("an unknown document is unavailable", async () => {
 test("offline edits and a hub restart: the document is kept in LevelDB and everything converges", async () => {
   const r1 = repo(url, "peer-o1")
   const h1 = r1.create<Note>({ text: "base" })
-  await sleep(300)
+  expect(await hubHas(url, h1.documentId)).toBe(true)
   for (let i = 0; i < 50; i++) h1.change((d) => A.splice(d, ["text"], d.text.length, 0, String(i % 10)))
   const r2 = repo(url, "peer-o2")
   const h2 = await r2.find<Note>(h1.url)
@@ -125,7 +152,7 @@ test("offline edits and a hub restart: the document is kept in LevelDB and every
 test("malformed frames close only that socket; a hostile change is refused and the hub keeps serving", async () => {
   const r1 = repo(url, "peer-h1")
   const h1 = r1.create<Note>({ text: "safe" })
-  await sleep(300)
+  expect(await hubHas(url, h1.documentId)).toBe(true)
   const raw = async () => {
     const ws = new WebSocket(url)
     let closed: number | undefined
@@ -178,7 +205,7 @@ test("authentication from the URL: no token is refused, a reader cannot change t
 
   const w = repo(`${base}?token=writer-1`, "peer-w")
   const hw = w.create<Note>({ text: "by writer" })
-  await sleep(300)
+  expect(await hubHas(`${base}?token=writer-probe`, hw.documentId)).toBe(true)
   const r = repo(`${base}?token=reader-1`, "peer-r")
   const hr = await r.find<Note>(hw.url)
   expect(await until(() => text(hr) === "by writer", 10_000)).toBe(true)

@@ -76,6 +76,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await hub.stop()
+  if (process.env.CRDT_SERVE_LOG) console.log(hub.output())
   rmSync(dir, { recursive: true, force: true })
 })
 

@@ -56,6 +56,12 @@ interface Follow extends CrdtSubscriber {
   readonly doc: CrdtDocAuthority<AutomergeBox>
   syncState: A.SyncState
   readonly canWrite: boolean
+  /**
+   * Set once the peer's first message was taken: before that the hub sends it nothing of its
+   * own accord. (A sync message with no changes reaching a peer that is still requesting the
+   * document makes a stock Repo give up on it as unavailable.)
+   */
+  started: boolean
 }
 
 interface Conn {
@@ -138,8 +144,10 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         return undefined
       }
       const f: Follow = {
-        doc, canWrite, syncState: A.initSyncState(),
-        onUpdates: () => syncTo(conn, documentId, f),
+        doc, canWrite, syncState: A.initSyncState(), started: false,
+        onUpdates: () => {
+          if (f.started) syncTo(conn, documentId, f)
+        },
         onEphemeral: (payload) => {
           const m = decodeRepoMessage(payload)
           if (m !== undefined && m.type === "ephemeral") send(conn, { ...m, targetId: conn.peerId })
@@ -178,6 +186,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     if (decoded.changes.length > 0) {
       if (!f.canWrite) {
         // Read-only: the changes are not taken; the peer is told what the hub has.
+        f.started = true
         return syncTo(conn, m.documentId, f)
       }
       const outcome = await f.doc.submit(decoded.changes, f).catch(() => undefined)
@@ -188,11 +197,13 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         refuse(bad.code, `automerge-repo ${m.documentId}: ${bad.message}`)
         if (bad.code === "update-malformed" || bad.code === "update-too-large") return close(conn, 4400, `${bad.code}: ${bad.message}`)
         // Start over with this peer: the next round sends what the hub lacks.
+        f.started = true
         f.syncState = A.initSyncState()
         return syncTo(conn, m.documentId, f)
       }
     }
     // Every change in it is in the document now: this only records what the peer has.
+    f.started = true
     const box = f.doc.doc
     try {
       ;[box.doc, f.syncState] = A.receiveSyncMessage(box.doc, f.syncState, m.data)

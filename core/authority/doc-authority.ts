@@ -1,12 +1,13 @@
 /**
  * The authority of one document: the single writer that puts commands in a total order.
  *
- * Group commit: submits arriving while a write is in flight queue up and go out together in
- * the next batch. For each batch the authority validates and applies every command (a
- * rejected or invalid command still consumes its clientSeq), then writes entries, head and
- * idempotency records in one atomic batch, and only then acknowledges and fans out. If the
- * write fails, the in-memory document is no longer trustworthy: it is discarded (`broken`)
- * and the hub reloads it from storage on next use, so nothing unacknowledged is ever served.
+ * Group commit: submits arriving in the same task, or while a write is in flight, queue up
+ * and go out together in the next batch. For each batch the authority validates and applies
+ * every command (a rejected or invalid command still consumes its clientSeq), then writes
+ * entries, head and idempotency records in one atomic batch, and only then acknowledges and
+ * fans out. If the write fails, the in-memory document is no longer trustworthy: it is
+ * discarded (`broken`) and the hub reloads it from storage on next use, so nothing
+ * unacknowledged is ever served.
  *
  * Followers (catch-up, fan-out, backpressure, snapshot streams, presence) live in
  * followers.ts; snapshots and log compaction in snapshots.ts; exactly-once in client-table.ts.
@@ -538,6 +539,9 @@ export class DocAuthority<S = unknown> {
   private async flush(): Promise<void> {
     this.flushing = true
     try {
+      // Submits of the same task (frames of one socket read, or of one burst) join this batch:
+      // one write and one fsync instead of a first batch of one and a second of the rest.
+      await undefined
       while (this.queue.length > 0 && !this.broken) {
         let batch = this.queue
         this.queue = []

@@ -71,6 +71,9 @@ export const measureBundle = async (
     treeShaking: true,
     format: "esm",
     platform: "browser",
+    // "canon" resolves to this checkout's sources (package.json exports), as in the repo's tools;
+    // "module" is what esbuild adds by itself when no conditions are given.
+    conditions: ["canon-source", "module"],
     define: { "process.env.NODE_ENV": '"production"' },
     alias: options.alias ?? {},
     plugins: options.plugins ?? [],

@@ -26,7 +26,8 @@
  */
 import * as A from "@automerge/automerge"
 import * as Y from "yjs"
-import { CanonClient, Hub, encodeCanonical, seededRandom, type Doc } from "../core/index.js"
+import { CanonClient, Hub, encodeCanonical, type Doc } from "../core/index.js"
+import { seededRandom } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { WsServer, wsClientTransport } from "../adapters/ws/index.js"

@@ -5,7 +5,8 @@
  */
 import { Schema } from "effect"
 import * as Y from "yjs"
-import { defineMachine, seededRandom } from "../core/index.js"
+import { defineMachine } from "../core/index.js"
+import { seededRandom } from "../core/internal.js"
 
 export interface TodoItem {
   title: string

@@ -9,7 +9,7 @@ import { CanonClient, CommandRejected, Hub, defineMachine } from "../core/index.
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { automergeDoc, automergeText, crdtReason } from "../adapters/automerge/index.js"
 import { CrdtFields } from "../core/crdt/fields.js"
-import { seededRandom } from "../core/index.js"
+import { seededRandom } from "../core/internal.js"
 import fc from "fast-check"
 
 const Sketch = defineMachine({

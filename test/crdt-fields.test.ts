@@ -7,7 +7,8 @@
 import * as Schema from "effect/Schema"
 import * as Y from "yjs"
 import fc from "fast-check"
-import { CanonClient, Hub, defineMachine, seededRandom } from "../core/index.js"
+import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import { seededRandom } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText, yMap } from "../adapters/yjs/index.js"
 

@@ -13,7 +13,7 @@ import { CanonClient, CommandRejected, Hub, defineMachine, type HubEvent } from 
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtFields } from "../core/crdt/fields.js"
 import { crdtReason, yText, yjsEngine } from "../adapters/yjs/index.js"
-import { seededRandom } from "../core/index.js"
+import { seededRandom } from "../core/internal.js"
 
 const text = () => yjsEngine<Y.Text>("text")
 

@@ -127,6 +127,15 @@ export const fromWsClose = (wsCode: number, reason: string, opened: boolean): Cl
   return { code, reason: reason || (code === "reset" ? "The connection dropped." : `WebSocket closed with code ${wsCode}.`) }
 }
 
+/**
+ * An HTTP answer to the upgrade that retrying cannot fix: a wrong URL (404, 410) is
+ * `not-found`, refused credentials (401, 403) `unauthorized`; the client then stops retrying.
+ */
+export const finalHttpStatus = (status: number, url: string): CloseInfo | undefined => {
+  const code = status === 404 || status === 410 ? "not-found" : status === 401 || status === 403 ? "unauthorized" : ""
+  return code ? { code, reason: `The hub at ${url} answered HTTP ${status}: check the URL, its path (the canon CLI's hub: /sync) and credentials.` } : undefined
+}
+
 // ---- encoding ----
 
 /** Why a message could not become a frame: `too-large`, or the codec's error code. */

@@ -8,7 +8,8 @@
  * is complete, and goes on through the tail. On the way every stored checkpoint after the
  * start is checked, and so is every newer snapshot (its hash is the state hash at its seq).
  */
-import { AuthorityStore, CanonError, JournaledState, decodeCanonical, hashState, type KVStore, type Machine } from "../../core/index.js"
+import { CanonError, decodeCanonical, hashState, type KVStore, type Machine } from "../../core/index.js"
+import { AuthorityStore, JournaledState } from "../../core/internal.js"
 import { applyLogged } from "../../core/apply.js"
 import * as K from "../../core/store/keys.js"
 import type { SnapshotMeta } from "../../core/store/snapshot-store.js"

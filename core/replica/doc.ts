@@ -17,7 +17,7 @@
  */
 import type { Entry } from "../entry.js"
 import { decodeCanonical, encodeCanonical, sizeBound } from "../canonical.js"
-import { CommandRejected, canonError, type Rejection } from "../errors.js"
+import { CommandRejected, canonError, type CanonError, type Rejection } from "../errors.js"
 import { schemaMessage, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
@@ -166,6 +166,8 @@ export class Doc<M extends Machine<any, any>> {
   private notifyScheduled = false
   private isSynced = false
   private closed = false
+  /** Set while the hub refuses this client (see `refused`). */
+  private refusal: CanonError | undefined
   // What the lane has written: the next write builds on these.
   private laneNext: number
   private laneConfirmed: number
@@ -348,6 +350,7 @@ export class Doc<M extends Machine<any, any>> {
     // Fire-and-forget callers must not crash the process on a rejection: mark it handled.
     promise.catch(() => {})
     this.deferreds.set(pending, deferred)
+    if (this.refusal !== undefined) deferred.reject(this.refusal)
     this.rs.push(pending)
     this.toPersist.push(pending)
     if (this.toPersist.length === 1) queueMicrotask(() => this.flushOutbox())
@@ -576,6 +579,7 @@ export class Doc<M extends Machine<any, any>> {
     this.protocol = protocol
     this.sessionVersion = sessionVersion !== undefined && sessionVersion < this.machine.version ? sessionVersion : undefined
     this.blockedTooNew = false
+    this.refusal = undefined
     this.isSynced = false
     this.resyncing = false
     const sub = this.subscribeMessage()
@@ -599,6 +603,16 @@ export class Doc<M extends Machine<any, any>> {
   private resend(): void {
     const ready = this.rs.pending.filter((p) => p.persisted)
     if (ready.length > 0) this.sendSubmit(ready)
+  }
+
+  /**
+   * @internal the hub refused this client for a reason retrying cannot fix: every receipt
+   * waiting for the hub (and any made until the next welcome) rejects; the outbox is kept.
+   */
+  refused(code: string, message: string): void {
+    this.refusal = canonError("refused", `${code}: ${message} The command is kept in the outbox on this device.`)
+    // Kept in the map: `persisted` still resolves when the outbox write is done.
+    for (const d of this.deferreds.values()) d.reject(this.refusal)
   }
 
   /** @internal the connection is gone. */

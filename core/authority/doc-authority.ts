@@ -41,6 +41,9 @@ import { argsCodecOf } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
+// Schema evolution (core/schema): several versions served at once, version changes in the log.
+import { HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/versions.js"
+import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
 
 /** Arguments of a command no longer in the machine travel as one canonical value. */
 const ANY_AST = Schema.Unknown.ast
@@ -121,10 +124,28 @@ export interface Sender {
   readonly protocol?: number
 }
 
+/** A scan of the log for version changes (only for machines with a history). */
+const scanMarkers = async (store: AuthorityStore, docId: string, head: number, page: number): Promise<Marker[]> => {
+  const out: Marker[] = []
+  let at = 0
+  while (at < head) {
+    const entries = await store.entries(docId, at, Math.min(page, head - at))
+    if (entries.length === 0) break
+    for (const e of entries) {
+      const m = markerOf(e)
+      if (m !== undefined) out.push(m)
+    }
+    at = entries[entries.length - 1]!.seq
+  }
+  return out
+}
+
 interface Pending {
   readonly conn: Connection<ServerMessage>
   readonly sender: Sender
   readonly msg: Submit
+  /** The machine version the submitter's session declared for this document. */
+  readonly version: number
   /** Refuse these commands (still consuming their clientSeqs) instead of applying them. */
   readonly refuse: Rejection | undefined
 }
@@ -166,6 +187,10 @@ export class DocAuthority<S = unknown> {
   private readonly clientTable: ClientTable
   private readonly maxMessageBytes: number
   private readonly tailBytes: number
+  /** The machine's version history, if it has one (core/schema/versions.ts). */
+  private readonly history: MachineHistory | undefined
+  /** Version changes in the log, ascending. */
+  private readonly markers: Marker[]
   /** CRDT fields of the document, if its machine has any (core/crdt/fields.ts). */
   private readonly crdt: CrdtFields | undefined
 
@@ -181,7 +206,10 @@ export class DocAuthority<S = unknown> {
     snapshotter: Snapshotter,
     horizon: number,
     stateBytes: number,
+    markers: Marker[] = [],
   ) {
+    this.history = historyOf(machine)
+    this.markers = markers
     this.host = new JournaledState(state)
     this.crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, this.host)
     this.snapshotter = snapshotter
@@ -210,6 +238,9 @@ export class DocAuthority<S = unknown> {
       chunkBytes: () => self.snapshotter.chunkBytes,
       entries: (after, limit) => store.entries(docId, after, limit),
       entriesMessages: (entries, cps, compact, elide) => self.entriesMessages(entries, cps, compact, elide),
+      version: () => machine.version,
+      lastMarker: () => self.markers[self.markers.length - 1]?.seq ?? 0,
+      entriesForVersion: (entries, version) => self.entriesForVersion(entries, version),
       report: (code, message) => self.hooks.onReport?.({ docId, code, message }),
       isBroken: () => self.broken,
     }, {
@@ -241,6 +272,17 @@ export class DocAuthority<S = unknown> {
     })
   }
 
+  /**
+   * Entries converted for a session at an older version (plain form, no checkpoints: those
+   * hash the newest version's state), cut at the first entry it cannot be shown.
+   */
+  private entriesForVersion(entries: ReadonlyArray<Entry>, version: number): { messages: ServerMessage[]; barrier: number | undefined } {
+    const h = this.history
+    if (h === undefined || !h.has(version)) return { messages: [], barrier: entries[0]?.seq }
+    const r = entriesForVersion(h, entries, version, (seq) => versionAt(this.markers, this.machine.version, seq))
+    return { messages: r.entries.length === 0 ? [] : this.entriesMessages(r.entries, [], false), barrier: r.barrier }
+  }
+
   /** Entries in protocol 2's form, made once each (fan-out to many, catch-up pages). */
   private readonly compacted = new WeakMap<Entry, Entry>()
 
@@ -257,8 +299,17 @@ export class DocAuthority<S = unknown> {
   }
 
   /** A compact (protocol 2) command's arguments, expanded to their encoded form by its schema. */
-  private expand(name: string, args: unknown): { args: unknown } | { rejection: Rejection } {
-    const schema = this.machine.commands[name]?.args
+  private expand(name: string, args: unknown, version = this.machine.version): { args: unknown } | { rejection: Rejection } {
+    // A session at an older version encodes by that version's schemas; built-ins are canonical values.
+    const machine = this.history !== undefined && this.history.has(version) ? this.history.at(version) : this.machine
+    if (this.history !== undefined && isReserved(name) && machine.commands[name] === undefined && args instanceof Uint8Array) {
+      try {
+        return { args: argsCodecOf(ANY_AST).decode(args) }
+      } catch (e) {
+        return { rejection: { code: "invalid-args", message: boundedMessage(`The arguments of "${name}" cannot be read: ${e instanceof Error ? e.message : String(e)}`) } }
+      }
+    }
+    const schema = machine.commands[name]?.args
     if (schema === undefined) {
       return { rejection: { code: "unknown-command", message: `Machine "${this.machine.name}" v${this.machine.version} has no command "${name}".` } }
     }
@@ -289,10 +340,14 @@ export class DocAuthority<S = unknown> {
         message: `Document "${docId}" was written by machine "${machine.name}" v${stored.version}; this hub runs v${machine.version}. Run the newer hub (a document is never read by an older machine).`,
       })
     }
-    if (stored !== undefined && stored.version < machine.version) {
+    const history = historyOf(machine)
+    if (stored !== undefined && history !== undefined && !history.has(stored.version)) {
+      throw new CanonError({ code: "machine-mismatch", message: `Document "${docId}" was written by machine "${machine.name}" v${stored.version}, a version this hub's history does not have (${history.oldest}..${history.newest}).` })
+    }
+    if (stored !== undefined && stored.version < machine.version && history === undefined) {
       hooks.onReport?.({ docId, code: "machine-upgraded", message: `Document "${docId}" was written by "${machine.name}" v${stored.version}; replaying its log with v${machine.version}.` })
     }
-    const head: AuthorityHead = stored ?? { machine: machine.name, version: machine.version, seq: 0, lastTime: 0, checkpoint: undefined }
+    let head: AuthorityHead = stored ?? { machine: machine.name, version: machine.version, seq: 0, lastTime: 0, checkpoint: undefined }
     const report = (code: string, message: string) => hooks.onReport?.({ docId, code, message })
     const snapshotter = new Snapshotter(docId, store.snapshots, runtime, options.snapshots, report)
     const horizon = await store.snapshots.horizon(docId)
@@ -301,16 +356,20 @@ export class DocAuthority<S = unknown> {
     if (base === undefined && horizon > 0) {
       throw new CanonError({ code: "storage-corrupt", message: `Document "${docId}" was compacted up to seq ${horizon} but no stored snapshot of it verifies.` })
     }
-    const host = new JournaledState<S>(base !== undefined ? (base.state as S) : machine.initial())
-    // CRDT fields load from the snapshot's `$crdt` before anything reads the root.
-    const crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, host)
     let at = base?.meta.seq ?? 0
     const page = options.catchUpPage ?? 512
+    // With a history, each entry applies with its epoch's version, and each marker migrates.
+    const markers = history === undefined ? [] : await scanMarkers(store, docId, head.seq, page * 8)
+    let epoch = versionAt(markers, head.version, at)
+    const host = new JournaledState<S>(base !== undefined ? (base.state as S) : (history?.at(epoch) ?? machine).initial())
+    // CRDT fields load from the snapshot's `$crdt` before anything reads the root.
+    const crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, host)
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at))
       if (entries.length === 0) break
       for (const e of entries) {
-        applyLogged(host, docId, machine, e)
+        if (history === undefined) applyLogged(host, docId, machine, e)
+        else epoch = replayEntry(host, docId, history, epoch, e)
         at = e.seq
       }
     }
@@ -321,6 +380,24 @@ export class DocAuthority<S = unknown> {
     // the machine is not deterministic (or changed): say so, and publish the truth so
     // replicas resync.
     let checked = head
+    let upgraded = false
+    if (history !== undefined && at === head.seq && epoch < machine.version) {
+      // A hub upgrade: the version change is an entry of the log, with the migrated state's
+      // checkpoint, in one atomic batch (a crash before it changes nothing).
+      const seq = head.seq + 1
+      const time = Math.max(head.lastTime, runtime.now())
+      const marker: Entry = { seq, time, clientId: HUB_CLIENT, clientSeq: 0, name: MIGRATE, args: { from: epoch, to: machine.version } }
+      applyMigration(host, docId, history, marker)
+      const cp = { seq, hash: hashState(host.root) }
+      checked = { machine: machine.name, version: machine.version, seq, lastTime: time, checkpoint: cp }
+      await store.commit(docId, { head: checked, entries: [marker], checkpoints: [cp] })
+      markers.push(markerOf(marker)!)
+      at = seq
+      epoch = machine.version
+      upgraded = true
+      hooks.onReport?.({ docId, code: "machine-upgraded", message: `Document "${docId}" moved from "${machine.name}" v${marker.args && (marker.args as { from: number }).from} to v${machine.version} at seq ${seq}.` })
+    }
+    head = checked
     // Measured once here: big states are hashed in the background from now on.
     const encoded = encodeCanonical(host.root)
     const stateBytes = encoded.length
@@ -340,12 +417,14 @@ export class DocAuthority<S = unknown> {
     } else if (head.seq > 0) {
       checked = { ...head, checkpoint: { seq: head.seq, hash: loadedHash } }
     }
-    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes)
+    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
     // sweep would take for leftovers (test/snapshot-load-race.test.ts). Without a crash
     // there is nothing to sweep and this costs a few range reads.
     await doc.tidy()
+    // A snapshot right after a version change lets replicas at the new version skip the old history.
+    if (upgraded) doc.snapshotNow().catch((e) => doc.report("snapshot-failed", `The snapshot after upgrading "${docId}" failed: ${e instanceof Error ? e.message : String(e)}`))
     return doc
   }
 
@@ -384,11 +463,12 @@ export class DocAuthority<S = unknown> {
 
   // ---- followers ----
 
-  subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number, resume?: { readonly snapshotId: number; readonly received: number }): void {
+  subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, version = this.machine.version): void {
     const sender = asSender(who)
+    // The follower first: the submit below reads its version.
+    this.followers.add(conn, sender.clientId, fromSeq, resume, sender.protocol ?? 1, version)
     // The ack goes through the write lane like a submit without commands.
     this.submit(conn, sender, { type: "submit", docId: this.docId, commands: [], ackedClientSeq })
-    this.followers.add(conn, sender.clientId, fromSeq, resume, sender.protocol ?? 1)
   }
 
   unsubscribe(conn: Connection<ServerMessage>): void {
@@ -432,7 +512,7 @@ export class DocAuthority<S = unknown> {
     this.hooks.onBroken(this, e)
   }
 
-  private report(code: string, message: string): void {
+  report(code: string, message: string): void {
     this.hooks.onReport?.({ docId: this.docId, code, message })
   }
 
@@ -532,7 +612,7 @@ export class DocAuthority<S = unknown> {
   // ---- submit / group commit ----
 
   submit(conn: Connection<ServerMessage>, who: Sender | string, msg: Submit, refuse?: Rejection): void {
-    this.queue.push({ conn, sender: asSender(who), msg, refuse })
+    this.queue.push({ conn, sender: asSender(who), msg, version: this.followers.get(conn)?.version ?? this.machine.version, refuse })
     if (!this.flushing) this.flush().catch((e) => this.fail("committing", e))
   }
 
@@ -613,17 +693,30 @@ export class DocAuthority<S = unknown> {
     const table = this.clientTable
 
     try {
-      for (const { conn, sender, msg, refuse } of batch) {
+      for (const { conn, sender, msg, version, refuse } of batch) {
         const { clientId, incarnation } = sender
         table.ack(clientId, msg.ackedClientSeq)
         let out = replies.get(conn)
         for (const cmd of msg.commands) {
           if (out === undefined) replies.set(conn, (out = []))
-          const expanded = msg.compact === true ? this.expand(cmd.name, cmd.args) : { args: cmd.args }
+          const expanded = msg.compact === true ? this.expand(cmd.name, cmd.args, version) : { args: cmd.args }
           const args = "args" in expanded ? expanded.args : undefined
           const bounded = "rejection" in expanded ? expanded : this.bound(cmd.name, args)
-          const hash = "bytes" in bounded ? commandHash(cmd.name, bounded.bytes) : 0
-          const where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed)
+          // With a history: decoded at the session's version and upcast; hashed in the form it was written in.
+          const accepted = this.history !== undefined && "bytes" in bounded ? acceptCommand(this.machine, version, cmd.name, args) : undefined
+          const hashed = accepted?.hashed
+          const hash = "bytes" in bounded ? (hashed === undefined || hashed.name === cmd.name && hashed.args === args ? commandHash(cmd.name, bounded.bytes) : commandHash(hashed.name, formBytes(hashed))) : 0
+          let where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed)
+          if (where.kind === "conflict" && hashed !== undefined) {
+            // A retry in another version's form (sent before an upgrade, or downcast by a newer client).
+            for (const alt of alternateForms(this.machine, version, hashed)) {
+              const w = table.classify(clientId, incarnation, cmd.clientSeq, commandHash(alt.name, formBytes(alt)), this.committed)
+              if (w.kind === "duplicate") {
+                where = w
+                break
+              }
+            }
+          }
           if (where.kind === "duplicate") {
             // A retry: the original outcome, never a second application.
             out.push(where.outcome)
@@ -642,7 +735,7 @@ export class DocAuthority<S = unknown> {
           let outcome: Outcome
           const decodedArgs = refuse !== undefined
             ? { ok: false as const, rejection: refuse }
-            : "rejection" in bounded ? { ok: false as const, rejection: bounded.rejection } : decodeArgs(this.machine, cmd.name, args)
+            : "rejection" in bounded ? { ok: false as const, rejection: bounded.rejection } : accepted ?? decodeArgs(this.machine, cmd.name, args)
           // A CRDT update is checked against its field before it merges (crdt/engine.ts).
           const crdtField = decodedArgs.ok ? decodedArgs.cmd.crdt?.field : undefined
           const crdtRefusal = crdtField !== undefined && decodedArgs.ok ? this.crdt?.check(crdtField, decodedArgs.args, clientId) : undefined
@@ -666,7 +759,8 @@ export class DocAuthority<S = unknown> {
               journals.push(journal)
               this.seq = seq
               this.lastTime = time
-              entries.push({ seq, time, clientId, clientSeq: cmd.clientSeq, name: cmd.name, args })
+              const log = accepted?.ok === true ? accepted.log : { name: cmd.name, args }
+              entries.push({ seq, time, clientId, clientSeq: cmd.clientSeq, name: log.name, args: log.args })
               if (msg.compact === true) {
                 let mine = own.get(conn)
                 if (mine === undefined) own.set(conn, (mine = new Set()))

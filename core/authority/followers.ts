@@ -43,6 +43,14 @@ export interface Follower {
   again: boolean
   /** Its connection's protocol version: 2 gets compact entries. */
   readonly protocol: number
+  /**
+   * The machine version its session declared (core/schema). Older than the document's: it
+   * gets entries converted down, no checkpoints and no snapshots (they describe the newest
+   * version's state), and stops at the first entry it cannot be shown (`update-required`).
+   */
+  readonly version: number
+  /** Told `update-required`: it gets no more entries of this document. */
+  stopped: boolean
 }
 
 /** What the followers need from their document. */
@@ -70,6 +78,12 @@ export interface FollowedDoc {
   entriesMessages(entries: ReadonlyArray<Entry>, checkpoints: ReadonlyArray<Checkpoint>, compact: boolean, elide?: ReadonlySet<number>): ServerMessage[]
   report(code: string, message: string): void
   isBroken(): boolean
+  /** The machine version the document runs (its newest). */
+  version(): number
+  /** Seq of the document's last version change (0: none): a follower at the newest version behind it needs a snapshot. */
+  lastMarker(): number
+  /** Entries for a follower at an older version, and the first seq it cannot be shown. */
+  entriesForVersion(entries: ReadonlyArray<Entry>, version: number): { readonly messages: ServerMessage[]; readonly barrier: number | undefined }
 }
 
 export interface FollowerOptions {
@@ -103,10 +117,11 @@ export class Followers {
     return this.all.get(conn)
   }
 
-  add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, protocol = 1): Follower {
+  add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, protocol = 1, version = this.doc.version()): Follower {
     this.remove(conn)
     const f: Follower = {
       conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
+      version, stopped: false,
     }
     this.all.set(conn, f)
     this.sendPresenceTo(f)
@@ -170,9 +185,21 @@ export class Followers {
     let v1: ServerMessage[] | undefined
     let v2: ServerMessage[] | undefined
     const elided = new Set<Connection<ServerMessage>>()
+    // Followers at older machine versions: one conversion per version, shared.
+    let older: Map<number, { readonly messages: ServerMessage[]; readonly barrier: number | undefined }> | undefined
+    const current = this.doc.version()
     for (const f of [...this.all.values()]) {
       if (!(f.live && f.cursor === before && this.canSend(f))) continue
       let msgs: ReadonlyArray<ServerMessage>
+      if (f.version < current) {
+        older ??= new Map()
+        let r = older.get(f.version)
+        if (r === undefined) older.set(f.version, (r = this.doc.entriesForVersion(entries, f.version)))
+        for (const m of r.messages) f.conn.send(m)
+        f.cursor = after
+        if (r.barrier !== undefined) this.updateRequired(f, r.barrier)
+        continue
+      }
       if (f.protocol < 2) msgs = v1 ??= this.doc.entriesMessages(entries, checkpoints, false)
       else {
         const mine = own.get(f.conn)
@@ -190,8 +217,9 @@ export class Followers {
 
   /** A checkpoint of the head, to every live follower there. */
   publishCheckpoint(cp: Checkpoint): void {
+    const current = this.doc.version()
     for (const f of this.all.values()) {
-      if (f.live && f.cursor === cp.seq) f.conn.send({ type: "checkpoint", docId: this.doc.docId, seq: cp.seq, hash: cp.hash })
+      if (f.live && f.cursor === cp.seq && f.version >= current) f.conn.send({ type: "checkpoint", docId: this.doc.docId, seq: cp.seq, hash: cp.hash })
     }
   }
 
@@ -271,19 +299,37 @@ export class Followers {
     f.conn.send({ type: "error", code: "storage-failed", message: boundedMessage(`Reading document "${this.doc.docId}" failed: ${message}`), docId: this.doc.docId })
   }
 
+  /**
+   * A follower at an older version reached an entry it cannot be shown (or needs a snapshot,
+   * which only the newest version has): it is told so, keeps what it has, and gets no more
+   * entries of this document (its submits are still applied).
+   */
+  private updateRequired(f: Follower, seq: number): void {
+    f.stopped = true
+    f.live = false
+    f.conn.send({
+      type: "error", code: "update-required", docId: this.doc.docId, seq,
+      message: `Document "${this.doc.docId}" has changes from seq ${seq} that this app version (v${f.version}) cannot show: update the app. Local changes are kept and sent.`,
+    })
+  }
+
   /** Whether the follower should get a snapshot rather than entries from its cursor. */
   private needsSnapshot(f: Follower): boolean {
     const committed = this.doc.committed()
     if (f.wantsState || f.cursor > committed || f.cursor < this.doc.horizon()) return true
+    // Behind a version change, at the new version: its state is not the migrated one.
+    if (f.version === this.doc.version() && f.cursor < this.doc.lastMarker()) return true
     const latest = this.doc.latestSnapshot()
     return latest !== undefined && latest.seq > f.cursor && committed - f.cursor > this.options.snapshotLag
   }
 
   private async loop(f: Follower): Promise<void> {
+    const older = f.version < this.doc.version()
     for (;;) {
-      if (f.closed || this.doc.isBroken()) return
+      if (f.closed || f.stopped || this.doc.isBroken()) return
       if (!this.canSend(f)) return
       if (this.needsSnapshot(f)) {
+        if (older) return this.updateRequired(f, f.cursor + 1)
         await this.stream(f)
         return
       }
@@ -292,7 +338,7 @@ export class Followers {
         f.live = true
         f.conn.send({ type: "synced", docId: this.doc.docId, seq: committed })
         const cp = this.doc.checkpoint()
-        if (cp !== undefined && cp.seq === committed) f.conn.send({ type: "checkpoint", docId: this.doc.docId, seq: cp.seq, hash: cp.hash })
+        if (cp !== undefined && cp.seq === committed && !older) f.conn.send({ type: "checkpoint", docId: this.doc.docId, seq: cp.seq, hash: cp.hash })
         return
       }
       const from = f.cursor
@@ -312,6 +358,13 @@ export class Followers {
       const fresh = entries.filter((e) => e.seq > f.cursor)
       if (fresh.length === 0) continue
       const last = fresh[fresh.length - 1]!.seq
+      if (older) {
+        const r = this.doc.entriesForVersion(fresh, f.version)
+        for (const msg of r.messages) f.conn.send(msg)
+        f.cursor = last
+        if (r.barrier !== undefined) return this.updateRequired(f, r.barrier)
+        continue
+      }
       const cp = this.doc.checkpoint()
       for (const msg of this.doc.entriesMessages(fresh, cp === undefined ? [] : [cp], f.protocol >= 2)) f.conn.send(msg)
       f.cursor = last
@@ -323,8 +376,10 @@ export class Followers {
     f.live = false
     // A desynced or ahead replica needs the state as it is now; others the newest stored one.
     const latest = this.doc.latestSnapshot()
-    const fresh = f.wantsState || f.cursor > this.doc.committed() || latest === undefined || latest.seq < this.doc.horizon()
-    const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : this.doc.horizon()) : latest
+    // Past the last version change too: an older snapshot holds an older version's state.
+    const floor = Math.max(this.doc.horizon(), this.doc.lastMarker())
+    const fresh = f.wantsState || f.cursor > this.doc.committed() || latest === undefined || latest.seq < floor
+    const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : floor) : latest
     if (f.closed) return
     f.wantsState = false
     const release = this.doc.useSnapshot(meta.seq)

@@ -284,7 +284,7 @@ export class Hub implements ConnectionAcceptor {
         session.docs.add(msg.docId)
         const resume = session.resume.get(msg.docId)
         session.resume.delete(msg.docId)
-        doc.subscribe(session.conn, sender, msg.fromSeq, msg.ackedClientSeq, resume)
+        doc.subscribe(session.conn, sender, msg.fromSeq, msg.ackedClientSeq, resume, msg.version)
         return
       }
       case "submit":

@@ -4,6 +4,7 @@
  * person can act on.
  */
 import type { Machine } from "../machine.js"
+import { historyOf } from "../schema/versions.js"
 import { PROTOCOL_VERSIONS } from "./codec.js"
 import type { MachineInfo, RefusalCode, VersionRange } from "./messages.js"
 
@@ -27,6 +28,13 @@ export const checkMachine = (info: MachineInfo, hubMachines: ReadonlyMap<string,
   const hub = hubMachines.get(info.name)
   if (hub === undefined) {
     return { code: "machine-unknown", machine: info.name, message: `This hub does not serve machine "${info.name}"; check the app is pointed at the right hub.` }
+  }
+  // A machine with a version history serves each of its older versions (core/schema): the
+  // client's commands are upcast, and what it receives is converted down for it.
+  const history = historyOf(hub)
+  if (info.version < hub.version && history !== undefined && history.has(info.version)) {
+    if (info.fingerprint === history.at(info.version).fingerprint) return undefined
+    return { code: "schema-mismatch", machine: info.name, message: `Machine "${info.name}" v${info.version} has different command schemas here than in the hub's history of it; bump the machine's version when its commands change.` }
   }
   if (info.version < hub.version) {
     return { code: "schema-too-old", machine: info.name, message: `Machine "${info.name}" is at version ${info.version} here but the hub runs ${hub.version}: update the app to sync again. Local changes are kept.` }

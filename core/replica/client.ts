@@ -23,6 +23,8 @@ import { SUPPORTED_PROTOCOL, describeMachine } from "../protocol/negotiate.js"
 import { ReplicaStore } from "../store/replica-store.js"
 import { backoffDelay, type BackoffOptions } from "./backoff.js"
 import { Doc, type DocOptions } from "./doc.js"
+import { upgradeStoredReplica } from "../schema/replica-upgrade.js"
+import { historyOf } from "../schema/versions.js"
 
 /**
  * - connecting: a connection is being opened;
@@ -88,6 +90,14 @@ export class CanonClient {
   private stopWake: (() => void) | undefined
   /** Protocol version agreed in the last handshake. */
   protocol: number | undefined
+  /**
+   * Machines declared at an older version than the app's, on this connection: the hub is
+   * older than the app (it refused the newer one with schema-too-new) and the machine's
+   * history has the hub's version (core/schema: compat mode, see Doc).
+   */
+  private readonly declared = new Map<string, number>()
+  /** The last refusal was answered by declaring an older version: reconnect at once. */
+  private steppedDown = false
 
   private constructor(
     readonly clientId: string,
@@ -161,9 +171,11 @@ export class CanonClient {
     if (stored !== undefined && stored.meta.machine !== machine.name) {
       throw canonError("machine-mismatch", `Stored document "${docId}" belongs to machine "${stored.meta.machine}", not "${machine.name}".`)
     }
-    const host = new JournaledState<StateOf<M>>(stored?.snapshot ? (decodeCanonical(stored.snapshot.state) as StateOf<M>) : machine.initial())
-    let seq = stored?.snapshot?.seq ?? 0
-    for (const e of stored?.entries ?? []) {
+    // Stored by an older version of the app: migrated (core/schema/replica-upgrade.ts).
+    const upgraded = stored === undefined ? undefined : await upgradeStoredReplica(this.store, docId, stored, machine)
+    const host = new JournaledState<StateOf<M>>(upgraded !== undefined ? (upgraded.state as StateOf<M>) : stored?.snapshot ? (decodeCanonical(stored.snapshot.state) as StateOf<M>) : machine.initial())
+    let seq = upgraded?.confirmedSeq ?? stored?.snapshot?.seq ?? 0
+    for (const e of upgraded !== undefined ? [] : stored?.entries ?? []) {
       if (e.seq !== seq + 1) break
       applyLogged(host, docId, machine, e)
       seq = e.seq
@@ -179,13 +191,14 @@ export class CanonClient {
       state: host.root,
       confirmedSeq: seq,
       nextClientSeq: stored?.meta.nextClientSeq ?? 1,
-      snapshotSeq: stored?.snapshot?.seq ?? 0,
-      outbox: stored?.outbox ?? [],
+      snapshotSeq: upgraded?.snapshotSeq ?? stored?.snapshot?.seq ?? 0,
+      outbox: upgraded?.outbox ?? stored?.outbox ?? [],
+      fetchState: upgraded !== undefined,
     }, this.options, () => {
       if (this.docs.get(docId) === doc) this.docs.delete(docId)
     })
     this.docs.set(docId, doc)
-    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m), this.protocol ?? 1)
+    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m), this.protocol ?? 1, this.declared.get(machine.name))
     return doc
   }
 
@@ -239,7 +252,10 @@ export class CanonClient {
       protocol: this.options.protocol ?? SUPPORTED_PROTOCOL,
       clientId: this.clientId,
       secret: this.secret,
-      machines: [...this.machines.values()].map(describeMachine),
+      machines: [...this.machines.values()].map((m) => {
+        const v = this.declared.get(m.name)
+        return describeMachine(v === undefined ? m : historyOf(m)!.at(v))
+      }),
       ...(credentials !== undefined ? { credentials } : {}),
     })
   }
@@ -259,6 +275,16 @@ export class CanonClient {
   private receive(conn: Connection<ClientMessage>, msg: ServerMessage): void {
     if (msg.type === "refused") {
       this.lastRefusal = msg
+      // A hub older than the app: declare the previous version of the machine, if the app has it.
+      const m = msg.code === "schema-too-new" && msg.machine !== undefined ? this.machines.get(msg.machine) : undefined
+      const h = m === undefined ? undefined : historyOf(m)
+      if (m !== undefined && h !== undefined) {
+        const next = (this.declared.get(m.name) ?? m.version) - 1
+        if (h.has(next)) {
+          this.declared.set(m.name, next)
+          this.steppedDown = true
+        }
+      }
       return
     }
     if (msg.type === "welcome") {
@@ -271,7 +297,7 @@ export class CanonClient {
         this.attempt = 0
       })
       const send = (m: ClientMessage) => conn.send(m)
-      for (const doc of this.docs.values()) doc.connected(send, msg.protocol)
+      for (const doc of this.docs.values()) doc.connected(send, msg.protocol, this.declared.get(doc.machine.name))
       return
     }
     if ("docId" in msg && msg.docId !== undefined) {
@@ -296,6 +322,17 @@ export class CanonClient {
     }
     this.setStatus("offline", info)
     if (!this.wantOnline) return
+    if (this.steppedDown) {
+      // Declaring an older version is a new offer, not a retry: no backoff.
+      this.steppedDown = false
+      this.retryTimer = this.options.runtime.setTimer(0, () => {
+        this.retryTimer = undefined
+        if (this.wantOnline) this.connect()
+      })
+      return
+    }
+    // Each new connection offers the app's own versions first (the hub may have been upgraded).
+    if (refusal === undefined) this.declared.clear()
     const delay = backoffDelay(this.attempt++, () => this.options.runtime.random(), this.options.backoff)
     this.retryTimer = this.options.runtime.setTimer(delay, () => {
       this.retryTimer = undefined

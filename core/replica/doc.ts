@@ -30,6 +30,9 @@ import type { CrdtOutbox, CrdtHandles } from "../crdt/outbox.js"
 import { argsCodecOf } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
+import { makeContext } from "../machine.js"
+import { AS, BATCH, encodeCmds, historyOf } from "../schema/versions.js"
+import { entriesForVersion } from "../schema/serve.js"
 
 /**
  * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
@@ -71,6 +74,11 @@ export interface DocEvents<S> {
   presence: (event: { readonly clientId: string; readonly state: unknown }) => void
   /** `close` was called: no more events follow. */
   closed: (event: { readonly docId: string }) => void
+  /**
+   * The document has changes from `seq` on that this app version cannot show (core/schema):
+   * the doc is read-only until the app is updated; its pending commands are kept and sent.
+   */
+  updateRequired: (event: { readonly seq: number; readonly message: string }) => void
 }
 
 /** Settled commands after which an ack goes out on its own (else it rides the next submit). */
@@ -116,7 +124,20 @@ export class Doc<M extends Machine<any, any>> {
   private readonly deferreds = new Map<PendingCommand, Deferred>()
   private readonly listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
     change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(), snapshot: new Set(),
+    updateRequired: new Set(),
   }
+  /** Set when the hub said this app version cannot follow the document past `seq` (read-only). */
+  private updateNeeded: { readonly seq: number; readonly message: string } | undefined
+  /** Fetch the authority's state on the next connection (the stored state was migrated from an older version). */
+  private fetchStateOnConnect: boolean
+  /**
+   * Compat mode (core/schema): the hub runs an older version of the machine than the app.
+   * Entries are upcast here, the state a snapshot brings is migrated here, checkpoints (of
+   * the older version's state) are not compared, and commands are sent downcast; the first
+   * one without a downcast waits, with everything after it, until the hub is upgraded.
+   */
+  private sessionVersion: number | undefined
+  private blockedTooNew = false
   private nextClientSeq: number
   private toPersist: PendingCommand[] = []
   private lane: Promise<void> = Promise.resolve()
@@ -164,7 +185,7 @@ export class Doc<M extends Machine<any, any>> {
     readonly clientId: string,
     private readonly store: ReplicaStore | undefined,
     private readonly runtime: Runtime,
-    init: { state: StateOf<M>; confirmedSeq: number; nextClientSeq: number; snapshotSeq: number; outbox: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }> },
+    init: { state: StateOf<M>; confirmedSeq: number; nextClientSeq: number; snapshotSeq: number; outbox: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>; fetchState?: boolean },
     options: DocOptions,
     private readonly onClosed: () => void = () => {},
   ) {
@@ -176,6 +197,7 @@ export class Doc<M extends Machine<any, any>> {
     this.laneConfirmed = init.confirmedSeq
     this.laneSnapshotSeq = init.snapshotSeq
     this.snapshotEvery = options.snapshotEvery ?? 1000
+    this.fetchStateOnConnect = init.fetchState === true
     for (const o of init.outbox) {
       const cmd = machine.compiled.get(o.name)
       const decoded = cmd?.decode(o.args)
@@ -251,6 +273,26 @@ export class Doc<M extends Machine<any, any>> {
     return this.rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: p.name }))
   }
 
+  /**
+   * Set when this app version cannot follow the document any more (the hub has changes from
+   * `seq` on that it cannot show): the doc is read-only and its pending commands are kept
+   * and sent. Update the app (a newer machine version) and open the document again.
+   */
+  get updateRequired(): { readonly seq: number; readonly message: string } | undefined {
+    return this.updateNeeded
+  }
+
+  /** The hub runs an older version and a pending command has no downcast to it: it waits (with those after it) for the hub's upgrade. */
+  get schemaTooNew(): boolean {
+    return this.blockedTooNew
+  }
+
+  /** The machine the current connection speaks for this document (older than the app's in compat mode). */
+  private get sessionMachine(): M {
+    const v = this.sessionVersion
+    return (v === undefined ? this.machine : historyOf(this.machine)!.at(v)) as M
+  }
+
   /** True once caught up with the authority on the current connection. */
   get synced(): boolean {
     return this.isSynced
@@ -274,7 +316,8 @@ export class Doc<M extends Machine<any, any>> {
       p.catch(() => {})
       return Object.assign(p, { clientSeq: -1, persisted: Promise.resolve() })
     }
-    if (cmd === undefined) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
+    if (cmd === undefined || name === AS || name === BATCH) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
+    if (this.updateNeeded !== undefined) return refuse({ code: "rejected", message: `update-required: ${this.updateNeeded.message}` })
     const encoded = cmd.encode(args)
     if (Result.isFailure(encoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(encoded.failure)}` })
     // The same bounds the hub applies, checked here first so an oversized command never
@@ -425,6 +468,7 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   private sendSubmit(commands: ReadonlyArray<PendingCommand>): void {
+    if (this.sessionVersion !== undefined) return this.sendDowncast(commands)
     const acked = this.ackedClientSeq()
     this.lastAckSent = acked
     // Well under the hub's per-submit and frame limits, so a long offline outbox goes out in pieces.
@@ -448,6 +492,44 @@ export class Doc<M extends Machine<any, any>> {
     flush()
   }
 
+  /** Compat mode: each command as the hub's version; stops at the first that has no single downcast. */
+  private sendDowncast(commands: ReadonlyArray<PendingCommand>): void {
+    const v = this.sessionVersion!
+    const h = historyOf(this.machine)!
+    const older = h.at(v)
+    const out: { clientSeq: number; name: string; args: unknown }[] = []
+    for (const p of commands) {
+      let form: { name: string; args: unknown } | undefined
+      if (p.name === AS) {
+        const a = p.encoded as { v: number }
+        form = a.v <= v ? { name: AS, args: p.encoded } : undefined
+      } else {
+        const down = h.convert([{ name: p.name, args: p.args }], this.machine.version, v)
+        try {
+          form = down !== undefined && down.length === 1 ? encodeCmds(older, down)[0] : undefined
+        } catch {
+          form = undefined
+        }
+      }
+      if (form === undefined) {
+        if (!this.blockedTooNew) this.emit("error", { code: "schema-too-new", message: `"${p.name}" cannot be sent to a hub running "${this.machine.name}" v${v}: it waits, with the commands after it, until the hub is upgraded. Nothing is lost.` })
+        this.blockedTooNew = true
+        break
+      }
+      out.push({ clientSeq: p.clientSeq, ...form })
+    }
+    if (out.length === 0) return
+    const acked = this.ackedClientSeq()
+    this.lastAckSent = acked
+    const schema = (name: string) => (older.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
+    for (let i = 0; i < out.length; i += SUBMIT_CHUNK) {
+      const part = out.slice(i, i + SUBMIT_CHUNK)
+      this.send?.(this.protocol >= 2
+        ? { type: "submit", docId: this.docId, commands: part.map((c) => ({ ...c, args: argsCodecOf(schema(c.name)).encode(c.args) })), ackedClientSeq: acked, compact: true }
+        : { type: "submit", docId: this.docId, commands: part, ackedClientSeq: acked })
+    }
+  }
+
   /** A pending command's arguments in protocol 2's compact form (made once per command). */
   private compactArgs(p: PendingCommand): Uint8Array {
     return (p.compact ??= argsCodecOf(this.schemaOf(p.name)).encode(p.encoded))
@@ -455,7 +537,7 @@ export class Doc<M extends Machine<any, any>> {
 
   /** The schema AST of a command's arguments (an unknown command's go as a canonical value). */
   private schemaOf(name: string): SchemaAST.AST {
-    return (this.machine.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
+    return (this.sessionMachine.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
   }
 
   /**
@@ -492,9 +574,11 @@ export class Doc<M extends Machine<any, any>> {
   // ---- connection (called by the client) ----
 
   /** @internal the connection is up: subscribe from the confirmed seq and resend the outbox. */
-  connected(send: (m: ClientMessage) => void, protocol = 1): void {
+  connected(send: (m: ClientMessage) => void, protocol = 1, sessionVersion?: number): void {
     this.send = send
     this.protocol = protocol
+    this.sessionVersion = sessionVersion !== undefined && sessionVersion < this.machine.version ? sessionVersion : undefined
+    this.blockedTooNew = false
     this.refusal = undefined
     this.isSynced = false
     this.resyncing = false
@@ -506,6 +590,11 @@ export class Doc<M extends Machine<any, any>> {
     const r = this.receiver
     if (r !== undefined && r.received > 0) send({ type: "snapshot-ack", docId: this.docId, snapshotId: r.id, received: r.received })
     send(sub)
+    if (this.fetchStateOnConnect) {
+      // The confirmed state was migrated here from an older version: take the authority's.
+      this.resyncing = true
+      send({ type: "fetch-state", docId: this.docId })
+    }
     if (this.ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.ownPresence })
     this.resend()
     this.crdtOutbox?.kick()
@@ -546,14 +635,20 @@ export class Doc<M extends Machine<any, any>> {
     if (msg.type !== "entries") this.flushIncoming()
     switch (msg.type) {
       case "entries": {
-        const entries = msg.compact === true ? this.expandEntries(msg.entries, msg.elide) : msg.entries
+        let entries = msg.compact === true ? this.expandEntries(msg.entries, msg.elide) : msg.entries
+        if (entries !== undefined && this.sessionVersion !== undefined) {
+          // Compat mode: entries of the hub's version, upcast to the app's (own elided ones already are).
+          const sv = this.sessionVersion
+          const own = new Set(msg.entries.filter((e) => e.elided === true).map((e) => e.seq))
+          entries = entriesForVersion(historyOf(this.machine)!, entries, this.machine.version, (seq) => (own.has(seq) ? this.machine.version : sv)).entries
+        }
         if (entries === undefined) {
           this.emit("error", { code: "protocol-error", message: `The hub sent entries of "${this.docId}" this replica cannot read; following again from seq ${this.rs.confirmedSeq}.` })
           this.flushIncoming()
           this.send?.(this.subscribeMessage())
           return
         }
-        if (msg.checkpoint !== undefined) this.handleDesync(this.rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
+        if (msg.checkpoint !== undefined && this.sessionVersion === undefined) this.handleDesync(this.rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
         // Lazy rebase: everything that arrives before the next read, submit or microtask is
         // integrated with one undo and one redo of the pending commands.
         for (const e of entries) this.incoming.push(e)
@@ -591,6 +686,7 @@ export class Doc<M extends Machine<any, any>> {
         return
       }
       case "checkpoint":
+        if (this.sessionVersion !== undefined) return // the older version's state: not comparable
         this.handleDesync(this.rs.checkpoint(msg.seq, msg.hash))
         return
       case "synced":
@@ -639,6 +735,11 @@ export class Doc<M extends Machine<any, any>> {
         return
       }
       case "error":
+        if (msg.code === "update-required" && msg.seq !== undefined) {
+          const first = this.updateNeeded === undefined
+          this.updateNeeded = { seq: msg.seq, message: msg.message }
+          if (first) this.emit("updateRequired", this.updateNeeded)
+        }
         if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.resumeNumberingAt(msg.seq)
         if (msg.code === "sequence-gap") {
           // The hub lost track of where this client is (it should never happen on an ordered
@@ -673,7 +774,12 @@ export class Doc<M extends Machine<any, any>> {
    * that state: their duplicates' outcomes say so).
    */
   private install(seq: number, bytes: Uint8Array): void {
+    if (this.sessionVersion !== undefined) {
+      // Compat mode: the hub's state is of its older version.
+      bytes = encodeCanonical(historyOf(this.machine)!.migrateState(decodeCanonical(bytes), this.sessionVersion, this.machine.version, makeContext(this.docId, seq, 0, "$local")))
+    }
     this.resyncing = false
+    this.fetchStateOnConnect = false
     this.rs.reset(seq, bytes)
     this.enqueue(
       (store) => store.confirm(this.docId, {
@@ -728,7 +834,8 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   private subscribeMessage(): ClientMessage {
-    return { type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: this.ackedClientSeq() }
+    const m = this.sessionMachine
+    return { type: "subscribe", docId: this.docId, machine: m.name, version: m.version, fingerprint: m.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: this.ackedClientSeq() }
   }
 
   private integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>): void {

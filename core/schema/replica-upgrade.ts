@@ -1,0 +1,75 @@
+/**
+ * A replica's store written by an older version of the app, opened by a newer one.
+ *
+ * The stored confirmed state (and the confirmed entries after it) are of the stored version
+ * k: they are replayed with v(k) and the state is migrated to the app's version n. That
+ * state is provisional (the replica may have followed an older version's view of the
+ * document), so the replica fetches the authority's state on its next connection.
+ *
+ * The outbox keeps every command in the version it was written in: a record of v(k) becomes
+ * `$as {v: k, name, args}`, sent as it is; the hub decodes it with v(k) and upcasts it, and
+ * its idempotency hash covers the original form, so a command that was sent before the
+ * upgrade and is sent again after it is applied once. Crash-safe in two writes: first the
+ * outbox in its `$as` form (valid at any version), then the migrated state with the new
+ * version in the meta.
+ */
+import { decodeCanonical, encodeCanonical } from "../canonical.js"
+import { canonError } from "../errors.js"
+import { JournaledState } from "../journal.js"
+import type { Machine } from "../machine.js"
+import { makeContext } from "../machine.js"
+import type { ReplicaStore, StoredReplicaDoc } from "../store/replica-store.js"
+import { AS, historyOf, isReserved } from "./versions.js"
+import { replayEntry } from "./serve.js"
+
+export interface UpgradedReplica {
+  readonly state: unknown
+  readonly confirmedSeq: number
+  readonly snapshotSeq: number
+  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+}
+
+/**
+ * Migrates a stored document to `machine`'s version, or returns undefined when it is at that
+ * version already. Throws `machine-mismatch` for a store of a newer version, or of a version
+ * the machine's history does not have.
+ */
+export const upgradeStoredReplica = async (
+  store: ReplicaStore | undefined, docId: string, stored: StoredReplicaDoc, machine: Machine<any, any>,
+): Promise<UpgradedReplica | undefined> => {
+  const k = stored.meta.version
+  if (k === machine.version) return undefined
+  if (k > machine.version) {
+    throw canonError("machine-mismatch", `Stored document "${docId}" was written by "${machine.name}" v${k}; this app runs v${machine.version}. Open it with the newer app (storage is never read by an older machine).`)
+  }
+  const h = historyOf(machine)
+  if (h === undefined || !h.has(k)) {
+    // A one-version machine whose version was bumped: what it stored is read as it is (as before versions existed).
+    return undefined
+  }
+  const old = h.at(k)
+  const host = new JournaledState<unknown>(stored.snapshot ? decodeCanonical(stored.snapshot.state) : old.initial())
+  let seq = stored.snapshot?.seq ?? 0
+  for (const e of stored.entries) {
+    if (e.seq !== seq + 1) break
+    replayEntry(host, docId, h, k, e)
+    seq = e.seq
+  }
+  if (seq !== stored.meta.confirmedSeq) {
+    throw canonError("storage-corrupt", `Stored document "${docId}" claims seq ${stored.meta.confirmedSeq} but its state reaches ${seq}.`)
+  }
+  const ctx = makeContext(docId, seq, 0, "$local")
+  const state = h.migrateState(host.root, k, machine.version, ctx)
+  const outbox = stored.outbox.map((o) => (isReserved(o.name) ? o : { clientSeq: o.clientSeq, name: AS, args: { v: k, name: o.name, args: o.args } }))
+  if (store !== undefined) {
+    const moves = outbox.filter((o, i) => o !== stored.outbox[i]).map((o) => ({ from: o.clientSeq, to: o.clientSeq, name: o.name, args: o.args }))
+    if (moves.length > 0) await store.renumberOutbox(docId, stored.meta, moves)
+    await store.confirm(docId, {
+      meta: { ...stored.meta, version: machine.version },
+      entries: [],
+      settled: [],
+      snapshot: { seq, state: encodeCanonical(state), dropFrom: (stored.snapshot?.seq ?? 0) + 1, dropTo: seq },
+    })
+  }
+  return { state, confirmedSeq: seq, snapshotSeq: seq, outbox }
+}

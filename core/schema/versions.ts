@@ -1,0 +1,313 @@
+/**
+ * A machine's version history: each version's commands and state, and the pure,
+ * deterministic migrations between neighbours.
+ *
+ * - `upcast` of each command from v(k) to v(k+1): to one command, several, or none. Total: a
+ *   command whose schema did not change is carried over as it is; a removed or changed
+ *   command must declare one (checked by `evolve`).
+ * - `downcast` from v(k+1) to v(k), where one exists: a command unchanged since v(k) goes down
+ *   as it is; others only if declared. A declared downcast may return `undefined` ("an
+ *   older reader cannot be shown this": that reader is told `update-required`) or `[]`
+ *   ("nothing to show").
+ * - `migrateState` from v(k) to v(k+1): returns a fresh plain tree (it must not share objects
+ *   with its input); its ctx has the seq of the version change, the time and a seeded random.
+ *
+ * Each version is a complete `Machine` (`historyOf(m).at(k)`): its fingerprint uses the
+ * formula of `defineMachine`, so a build that only knows v(k) and a build with the whole
+ * history agree on v(k). Three built-in commands, reserved (`$` names are never declared):
+ * `$batch` (several commands applied as one, atomically: what an upcast to several gives),
+ * `$as` (a command written at an older version, carried by a newer replica's outbox so it
+ * is sent in its original form and applied once) and `$migrate` (a version change in a
+ * document's log, written by the hub; replicas treat it as nothing).
+ *
+ * @example
+ * ```ts
+ * import * as Schema from "effect/Schema"
+ * import { defineMachine } from "canon"
+ * import { evolve } from "canon/schema"
+ *
+ * type Item1 = { title: string; done: boolean }
+ * export const TodoV1 = defineMachine({
+ *   name: "todo", version: 1,
+ *   initial: () => ({ items: {} as Record<string, Item1> }),
+ *   commands: {
+ *     add: { args: Schema.Struct({ id: Schema.String, title: Schema.String }), apply: (s, a) => { s.items[a.id] = { title: a.title, done: false } } },
+ *     toggle: { args: Schema.Struct({ id: Schema.String }), apply: (s, a, ctx) => { const i = s.items[a.id] ?? ctx.reject("No such item."); i.done = !i.done } },
+ *   },
+ * })
+ *
+ * type Item2 = Item1 & { priority: number }
+ * // v2 adds a priority. Old versions stay in the bundle: old logs, outboxes and readers need them.
+ * export const Todo = evolve(TodoV1, {
+ *   version: 2,
+ *   migrateState: (s) => ({ items: Object.fromEntries(Object.entries(s.items).map(([k, i]) => [k, { ...i, priority: 0 }])) }),
+ *   commands: {
+ *     add: { args: Schema.Struct({ id: Schema.String, title: Schema.String, priority: Schema.Number }), apply: (s: { items: Record<string, Item2> }, a) => { s.items[a.id] = { title: a.title, done: false, priority: a.priority } } },
+ *     toggle: { args: Schema.Struct({ id: Schema.String }), apply: (s: { items: Record<string, Item2> }, a, ctx) => { const i = s.items[a.id] ?? ctx.reject("No such item."); i.done = !i.done } },
+ *     setPriority: { args: Schema.Struct({ id: Schema.String, priority: Schema.Number }), apply: (s: { items: Record<string, Item2> }, a, ctx) => { (s.items[a.id] ?? ctx.reject("No such item.")).priority = a.priority } },
+ *   },
+ *   upcast: { add: (a) => ({ name: "add", args: { ...a, priority: 0 } }) },          // toggle: unchanged
+ *   downcast: {
+ *     add: (a) => ({ name: "add", args: { id: a.id, title: a.title } }),
+ *     setPriority: (a) => (a.priority === 0 ? [] : undefined),                        // v1 cannot show a priority
+ *   },
+ * })
+ * // A hub running `Todo` serves v1 and v2 apps; a v2 app opening a v1 replica's storage
+ * // migrates its state and sends its v1 outbox as it was written.
+ * ```
+ */
+import * as Result from "effect/Result"
+import { decodeCanonical, encodeCanonical } from "../canonical.js"
+import { canonError, type Rejection } from "../errors.js"
+import {
+  defineMachine, schemaMessage, type CommandContext, type CommandDef, type CompiledCommand, type Machine, type MachineDef,
+} from "../machine.js"
+
+/** A command with decoded arguments. */
+export interface Cmd {
+  readonly name: string
+  readonly args: unknown
+}
+
+/** A command of machine M, typed by name. */
+export type CmdOf<A> = { [K in keyof A & string]: { readonly name: K; readonly args: A[K] } }[keyof A & string]
+
+/** What a migration of one command gives: one command, several (applied as one, atomically), or none. */
+export type Converted<A> = CmdOf<A> | ReadonlyArray<CmdOf<A>>
+
+/** The ctx of `migrateState`: the version change's seq and time, and seeded random numbers. */
+export type MigrationContext = Pick<CommandContext, "seq" | "time" | "random">
+
+export interface EvolveDef<S1, A1 extends Record<string, unknown>, S2, A2 extends Record<string, unknown>> {
+  /** The previous version + 1. */
+  readonly version: number
+  /** The full command set of the new version (a previous command left out is removed). */
+  readonly commands: { readonly [K in keyof A2]: CommandDef<S2, A2[K], any> }
+  readonly migrateState: (state: S1, ctx: MigrationContext) => S2
+  /** The state of a new document. Default: the previous version's, migrated. */
+  readonly initial?: () => S2
+  /** Required for every previous command that was removed or whose arguments changed. */
+  readonly upcast?: { readonly [K in keyof NoInfer<A1>]?: (args: NoInfer<A1>[K]) => Converted<NoInfer<A2>> }
+  /** Optional, per new command: `undefined` when an older reader cannot be shown it. */
+  readonly downcast?: { readonly [K in keyof NoInfer<A2>]?: (args: NoInfer<A2>[K]) => Converted<NoInfer<A1>> | undefined }
+}
+
+interface Step {
+  readonly from: number
+  readonly to: number
+  readonly up: ReadonlyMap<string, (args: unknown) => unknown>
+  readonly down: ReadonlyMap<string, (args: unknown) => unknown>
+  readonly migrateState: (state: unknown, ctx: MigrationContext) => unknown
+}
+
+/** The versions of one machine, oldest first; the last is the machine itself. */
+export interface MachineHistory {
+  readonly name: string
+  readonly versions: ReadonlyArray<number>
+  readonly oldest: number
+  readonly newest: number
+  /** Version `v` as a complete machine (built-in `$` commands included). */
+  at(v: number): Machine<any, any>
+  /** Has version `v`. */
+  has(v: number): boolean
+  /** Commands of version `from` as version `to`: chained upcasts or downcasts; undefined when a downcast does not exist. */
+  convert(cmds: ReadonlyArray<Cmd>, from: number, to: number): Cmd[] | undefined
+  /** Migrates a state of version `from` up to `to`, step by step (a fresh tree). */
+  migrateState(state: unknown, from: number, to: number, ctx: MigrationContext): unknown
+}
+
+interface InternalHistory extends MachineHistory {
+  readonly steps: Step[]
+  readonly plains: Machine<any, any>[]
+}
+
+const histories = new WeakMap<Machine<any, any>, MachineHistory>()
+
+/** The version history of a machine made by `evolve`, or undefined for a one-version machine. */
+export const historyOf = (m: Machine<any, any>): MachineHistory | undefined => histories.get(m)
+
+/** Names the app may not declare. */
+export const isReserved = (name: string): boolean => name.startsWith("$")
+
+export const BATCH = "$batch"
+export const AS = "$as"
+export const MIGRATE = "$migrate"
+/** The clientId of entries the hub writes itself (a `$` never passes the clientId check). */
+export const HUB_CLIENT = "$hub"
+
+/** Applies several commands as one, on one draft and one ctx. */
+const applyAll = (state: unknown, list: ReadonlyArray<{ cmd: CompiledCommand<any>; args: unknown }>, ctx: CommandContext): unknown => {
+  let cur = state
+  for (const { cmd, args } of list) {
+    const out = cmd.apply(cur, args, ctx)
+    if (out !== undefined) cur = out
+  }
+  return cur === state ? undefined : cur
+}
+
+/** Decodes an encoded command of `machine` (its own commands only). */
+export const decodeCmd = (machine: Machine<any, any>, name: string, encoded: unknown): { ok: true; cmd: CompiledCommand<any>; args: unknown } | { ok: false; rejection: Rejection } => {
+  const cmd = isReserved(name) ? undefined : machine.compiled.get(name)
+  if (cmd === undefined) return { ok: false, rejection: { code: "unknown-command", message: `Machine "${machine.name}" v${machine.version} has no command "${name}".` } }
+  const r = cmd.decode(encoded)
+  if (Result.isFailure(r)) return { ok: false, rejection: { code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(r.failure)}` } }
+  return { ok: true, cmd, args: r.success }
+}
+
+/** Encodes decoded commands of `machine` to their wire form. */
+export const encodeCmds = (machine: Machine<any, any>, cmds: ReadonlyArray<Cmd>): Cmd[] =>
+  cmds.map((c) => {
+    const cmd = isReserved(c.name) ? undefined : machine.compiled.get(c.name)
+    if (cmd === undefined) throw new Error(`A migration of "${machine.name}" gave command "${c.name}", which v${machine.version} does not have.`)
+    const r = cmd.encode(c.args)
+    if (Result.isFailure(r)) throw new Error(`A migration of "${machine.name}" gave invalid arguments for "${c.name}" (v${machine.version}): ${schemaMessage(r.failure)}`)
+    return { name: c.name, args: r.success }
+  })
+
+/** One encoded entry body for several encoded commands: itself, a `$batch`, or an empty `$batch`. */
+export const asOne = (cmds: ReadonlyArray<Cmd>): Cmd =>
+  cmds.length === 1 ? cmds[0]! : { name: BATCH, args: cmds.map((c) => [c.name, c.args]) }
+
+const toList = (out: unknown): Cmd[] => (Array.isArray(out) ? (out as Cmd[]) : [out as Cmd])
+
+/** Adds the built-in commands to a version's compiled machine (they are not fingerprinted). */
+const withBuiltins = (m: Machine<any, any>, history: () => MachineHistory): Machine<any, any> => {
+  const compiled = new Map(m.compiled)
+  const fail = (message: string) => Result.fail({ message } as never)
+  // $batch: [[name, encodedArgs], ...] of this version, applied in order as one command.
+  compiled.set(BATCH, {
+    decode: (encoded) => {
+      if (!Array.isArray(encoded)) return fail("a $batch is a list of [name, args]")
+      const list: { cmd: CompiledCommand<any>; args: unknown }[] = []
+      for (const item of encoded as unknown[]) {
+        if (!Array.isArray(item) || item.length !== 2 || typeof item[0] !== "string") return fail("a $batch is a list of [name, args]")
+        const d = decodeCmd(m, item[0], item[1])
+        if (!d.ok) return fail(d.rejection.message)
+        list.push({ cmd: d.cmd, args: d.args })
+      }
+      return Result.succeed(list)
+    },
+    encode: (args) => Result.succeed(args),
+    apply: (state, list, ctx) => applyAll(state, list as { cmd: CompiledCommand<any>; args: unknown }[], ctx),
+  })
+  // $as: { v, name, args } a command written at version v <= this one, upcast here.
+  compiled.set(AS, {
+    decode: (encoded) => {
+      const a = encoded as { v?: unknown; name?: unknown; args?: unknown } | null
+      if (a === null || typeof a !== "object" || typeof a.v !== "number" || typeof a.name !== "string") return fail("a $as is { v, name, args }")
+      const h = history()
+      if (!h.has(a.v) || a.v > m.version) return fail(`version ${a.v} of "${m.name}" is not known here`)
+      const d = decodeCmd(h.at(a.v), a.name, a.args)
+      if (!d.ok) return fail(d.rejection.message)
+      const up = h.convert([{ name: a.name, args: d.args }], a.v, m.version)!
+      const list: { cmd: CompiledCommand<any>; args: unknown }[] = up.map((c) => ({ cmd: m.compiled.get(c.name)!, args: c.args }))
+      return Result.succeed(list)
+    },
+    encode: (args) => Result.succeed(args),
+    apply: (state, list, ctx) => applyAll(state, list as { cmd: CompiledCommand<any>; args: unknown }[], ctx),
+  })
+  return { ...m, compiled, fingerprint: m.fingerprint }
+}
+
+/** The one-command fingerprint of a command: equal when its argument schema is the same. */
+const commandShape = (name: string, def: CommandDef<any, any, any>): string =>
+  defineMachine({ name: "shape", version: 1, initial: () => null, commands: { [name]: def } }).fingerprint
+
+const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, steps: ReadonlyArray<Step>): MachineHistory => {
+  const byVersion = new Map(machines.map((m) => [m.version, m]))
+  const oldest = machines[0]!.version
+  const newest = machines[machines.length - 1]!.version
+  const stepUp = new Map(steps.map((s) => [s.from, s]))
+  const h: MachineHistory = {
+    name,
+    versions: machines.map((m) => m.version),
+    oldest,
+    newest,
+    at: (v) => {
+      const m = byVersion.get(v)
+      if (m === undefined) throw canonError("machine-mismatch", `Machine "${name}" has no version ${v} (it has ${oldest}..${newest}).`)
+      return m
+    },
+    has: (v) => byVersion.has(v),
+    convert: (cmds, from, to) => {
+      let cur: Cmd[] = [...cmds]
+      if (from < to) {
+        for (let v = from; v < to; v++) {
+          const s = stepUp.get(v)!
+          cur = cur.flatMap((c) => toList(s.up.get(c.name)!(c.args)))
+        }
+        return cur
+      }
+      for (let v = from; v > to; v--) {
+        const s = stepUp.get(v - 1)!
+        const next: Cmd[] = []
+        for (const c of cur) {
+          const f = s.down.get(c.name)
+          const out = f === undefined ? undefined : f(c.args)
+          if (out === undefined) return undefined
+          next.push(...toList(out))
+        }
+        cur = next
+      }
+      return cur
+    },
+    migrateState: (state, from, to, ctx) => {
+      let cur = state
+      for (let v = from; v < to; v++) {
+        // Through the canonical encoding: a plain, fresh tree whatever the function returned.
+        cur = decodeCanonical(encodeCanonical(stepUp.get(v)!.migrateState(cur, ctx)))
+      }
+      return cur
+    },
+  }
+  return h
+}
+
+/**
+ * The next version of a machine. `prev` is a machine from `defineMachine` (version 1, or any
+ * version of a history that starts there) or from an earlier `evolve`.
+ */
+export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Record<string, unknown>>(
+  prev: Machine<S1, A1>,
+  def: EvolveDef<S1, A1, S2, A2>,
+): Machine<S2, A2> => {
+  const before = historyOf(prev) as InternalHistory | undefined
+  // Each history has its own machine objects: evolving v2 into v3 leaves v2's history as it was.
+  const plains = before === undefined ? [prev as Machine<any, any>] : before.plains
+  const prevSteps: Step[] = before === undefined ? [] : before.steps
+  const last = plains[plains.length - 1]!
+  if (def.version !== last.version + 1) {
+    throw new TypeError(`Machine "${prev.name}" v${last.version} evolves to v${last.version + 1}, not v${def.version}.`)
+  }
+  for (const n of Object.keys(def.commands)) if (isReserved(n)) throw new TypeError(`Command name "${n}" is reserved (names starting with "$" are Canon's).`)
+  const oldDefs = last.commands as Record<string, CommandDef<any, any, any>>
+  const newDefs = def.commands as Record<string, CommandDef<any, any, any>>
+  const unchanged = new Set<string>()
+  for (const n of Object.keys(oldDefs)) {
+    if (newDefs[n] !== undefined && commandShape(n, oldDefs[n]!) === commandShape(n, newDefs[n]!)) unchanged.add(n)
+  }
+  const up = new Map<string, (args: unknown) => unknown>()
+  for (const n of Object.keys(oldDefs)) {
+    const declared = (def.upcast as Record<string, ((a: unknown) => unknown) | undefined> | undefined)?.[n]
+    if (declared !== undefined) up.set(n, declared)
+    else if (unchanged.has(n)) up.set(n, (args) => ({ name: n, args }))
+    else throw new TypeError(`Machine "${prev.name}" v${def.version}: command "${n}" of v${last.version} was removed or changed; declare its upcast.`)
+  }
+  const down = new Map<string, (args: unknown) => unknown>()
+  for (const n of Object.keys(newDefs)) {
+    const declared = (def.downcast as Record<string, ((a: unknown) => unknown) | undefined> | undefined)?.[n]
+    if (declared !== undefined) down.set(n, declared)
+    else if (unchanged.has(n)) down.set(n, (args) => ({ name: n, args }))
+  }
+  const migrate = def.migrateState as (s: unknown, ctx: MigrationContext) => unknown
+  const initial = def.initial ?? (() => migrate(last.initial(), { seq: 0, time: 0, random: () => 0 }) as S2)
+  const plain = defineMachine({ name: prev.name, version: def.version, initial, commands: def.commands } as MachineDef<S2, A2>)
+  let history!: InternalHistory
+  const allPlains = [...plains, plain]
+  const machines = allPlains.map((p) => withBuiltins(p, () => history))
+  const steps = [...prevSteps, { from: last.version, to: def.version, up, down, migrateState: migrate }]
+  history = Object.assign(buildHistory(prev.name, machines, steps), { steps, plains: allPlains })
+  for (const m of machines) histories.set(m, history)
+  const self = machines[machines.length - 1]!
+  return self as Machine<S2, A2>
+}

@@ -81,6 +81,11 @@ const longHistory = async (ctx: SuiteContext, s: ColdStartSizes, add: (f: Figure
   add(figure("open-1m-replay", `1b. old path: the same history written with snapshots off, opened by full replay`, "ms", times.off,
     { note: `every one of the ${n.toLocaleString("en-US")} entries read, decoded and applied` }))
   add(figure("open-1m-ratio", `1c. snapshots on / full replay`, "x", times.on.map((t, i) => t / times.off[i]!)))
+  add(figure("write-1m-on", `1d. writing that history through the authority, snapshots on (default policy)`, "s", [on.ms / 1000],
+    { note: "Hub + DocAuthority on LevelStorage (fsync off), group commits of 1000, until the last snapshot and its compaction are done; one run" }))
+  add(figure("write-1m-off", `1d. writing it with snapshots off`, "s", [off.ms / 1000]))
+  add(figure("write-1m-ratio", `1d. write time, snapshots on / off`, "x", [on.ms / off.ms],
+    { note: "compaction deletes entries from the start of the document's key range each time (SnapshotStore.compact), so each one walks the tombstones of every entry deleted before it: see the report" }))
 }
 
 // ---- figure 2: the board history, Canon's hub beside Yjs and Automerge ----

@@ -6,7 +6,9 @@
  * (bench/snapshots-hub.ts, bench/snapshots-yws.ts; their side is bench/snapshots-ipc.ts).
  */
 import { fork, type ChildProcess } from "node:child_process"
+import { mkdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
+import { build } from "esbuild"
 import * as Schema from "effect/Schema"
 import { AuthorityStore, Hub, defineMachine, type HubOptions, type KVStore, type Machine, type Submit } from "../core/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
@@ -121,6 +123,27 @@ export const compacted = async (kv: KVStore, doc: { compactedThrough: number }):
 
 // ---- hub child processes ----
 
+const root = fileURLToPath(new URL("../", import.meta.url))
+const bundles = new Map<string, Promise<string>>()
+
+/**
+ * `script` (relative to bench/) bundled with esbuild into one ES module under
+ * node_modules/.cache/canon-bench/ (so its packages, left external, resolve as from the
+ * project), once per process.
+ */
+export const bundled = (script: string): Promise<string> => {
+  let p = bundles.get(script)
+  if (p === undefined) {
+    const entry = fileURLToPath(new URL(script, import.meta.url))
+    const outDir = `${root}node_modules/.cache/canon-bench/`
+    const outfile = `${outDir}${script.replace(/^.*\//, "").replace(/\.ts$/, "")}.mjs`
+    mkdirSync(outDir, { recursive: true })
+    p = build({ entryPoints: [entry], outfile, bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", logLevel: "error" }).then(() => outfile)
+    bundles.set(script, p)
+  }
+  return p
+}
+
 /** What a hub child reports when it is ready (and on `mark`). */
 export interface ChildReady {
   readonly url: string
@@ -154,11 +177,14 @@ export class HubChild {
     })
   }
 
-  /** Starts `script` (a bench/ module) with `spec`; resolves once it says it is ready. */
+  /**
+   * Starts `script` (a bench/ module) with `spec`; resolves once it says it is ready. The
+   * script runs as plain JavaScript (bundled by `bundled`), not through tsx, whose loader
+   * alone holds ~40 MB of RSS: the hubs' memory figures are the engines', not the loader's.
+   */
   static async start(script: string, spec: Record<string, unknown>, extraArgv: ReadonlyArray<string> = []): Promise<{ child: HubChild; ready: ChildReady }> {
-    const path = fileURLToPath(new URL(script, import.meta.url))
-    const child = new HubChild(fork(path, [JSON.stringify(spec)], {
-      execArgv: ["--expose-gc", "--no-flush-bytecode", ...extraArgv, "--import", "tsx"],
+    const child = new HubChild(fork(await bundled(script), [JSON.stringify(spec)], {
+      execArgv: ["--expose-gc", "--no-flush-bytecode", ...extraArgv],
       stdio: ["ignore", "inherit", "pipe", "ipc"],
     }))
     const ready = (await child.call("ready", {}, 600_000)) as ChildReady
@@ -183,6 +209,11 @@ export class HubChild {
   /** The peak RSS since `mark` (sampled every 2 ms by a worker thread) and the RSS now. */
   peak(): Promise<{ peak: number; rss: number; samples: number }> {
     return this.call("peak") as Promise<{ peak: number; rss: number; samples: number }>
+  }
+
+  /** The child's process CPU (user + system) in ms since it started. */
+  async cpu(): Promise<number> {
+    return ((await this.call("cpu")) as { ms: number }).ms
   }
 
   async stop(): Promise<void> {

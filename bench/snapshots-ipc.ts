@@ -51,6 +51,11 @@ export const serveParent = (handlers: Record<string, Handler>): void => {
       await ask("reset")
       return { rss: process.memoryUsage.rss() }
     },
+    /** Process CPU (user + system, all threads) in ms since it started. */
+    cpu: () => {
+      const c = process.cpuUsage()
+      return { ms: (c.user + c.system) / 1000 }
+    },
     peak: async () => {
       const { peak, samples } = await ask("read")
       return { peak, rss: process.memoryUsage.rss(), samples }

@@ -135,19 +135,31 @@ const bigStateFigures = async (ctx: SuiteContext, s: StreamSizes, add: (f: Figur
     // 4. One replica streams the snapshot.
     const rates: number[] = []
     const times: number[] = []
+    const hubCpu: number[] = []
+    const clientCpu: number[] = []
     const warmup = s.streamRuns > 1 ? 1 : 0
     for (let r = 0; r < warmup + s.streamRuns; r++) {
       collectGarbage()
+      const h0 = await child.cpu()
+      const c0 = process.cpuUsage()
       const { ms, clients, docs } = await joinCanon(ready.url, 1, ready.head!, 600_000)
+      const c = process.cpuUsage(c0)
+      const h = (await child.cpu()) - h0
       verifyCanon(docs, ready, notes, true)
       await closeCanon(clients)
       if (r < warmup) continue
       times.push(ms)
       rates.push(built.stateBytes / MB / (ms / 1000))
+      hubCpu.push(h)
+      clientCpu.push((c.user + c.system) / 1000)
     }
     add(figure("stream-rate", `4. snapshot stream of a ${size} state over WebSocket loopback, verified and installed`, "MB/s", rates,
       { goal: { op: ">=", value: 100 }, note: `${built.stateBytes.toLocaleString("en-US")} bytes (${notes.toLocaleString("en-US")} notes of ${s.bytesPerNote} B); one new replica (no storage) from CanonClient.open to synced at the head: handshake, snapshot-begin, 64 KiB chunks under a 1 MiB credit window (acks every 64 KiB), hash checked, state decoded and installed; hub (LevelStorage, fsync on) in its own process` }))
     add(figure("stream-time", `4. that stream, time to a verified replica`, "ms", times))
+    add(figure("stream-cpu-hub", `4b. CPU of that stream: hub process`, "ms", hubCpu, { note: "process CPU (user + system, all threads) of the hub child over the stream: what it costs whatever else runs on the machine" }))
+    add(figure("stream-cpu-client", `4b. CPU of that stream: client process`, "ms", clientCpu, { note: "process CPU of the process holding the replica (nothing else runs in it meanwhile)" }))
+    add(figure("stream-cpu-rate", `4c. the stream's rate if only CPU bounded it (size / the larger of 4b)`, "MB/s", hubCpu.map((h, i) => built.stateBytes / MB / (Math.max(h, clientCpu[i]!) / 1000)),
+      { note: "hub and client run in parallel on the 2 cores; on a loaded machine wall time also counts other processes' turns" }))
 
     // 5. Ten replicas at once: the hub's RSS growth over the document itself.
     collectGarbage()
@@ -165,6 +177,8 @@ const bigStateFigures = async (ctx: SuiteContext, s: StreamSizes, add: (f: Figur
     const snap = (await child.call("stall", { kind: "snapshot", everyMs: 5, resolution: 5 })) as StallResult
     const cp = (await child.call("stall", { kind: "checkpoint", everyMs: 5, resolution: 5 })) as StallResult
     const stallNote = "perf_hooks.monitorEventLoopDelay (resolution 5 ms; the figure is its max minus the 5 ms period) in the hub process"
+    add(figure("hub-rss", `4d. hub RSS with the ${size} document loaded, after GC`, "MB", [ready.rss / MB],
+      { note: `the hub child (plain node, bundled by esbuild), the document opened from its stored snapshot in ${ready.loadMs!.toFixed(0)} ms` }))
     add(figure("stall", `7. longest event-loop stall during a snapshot or checkpoint of a ${size} state`, "ms", [Math.max(snap.maxMs, cp.maxMs)],
       { goal: { op: "<=", value: 50 }, note: `${stallNote}: the larger of 7a and 7b` }))
     add(figure("stall-snapshot", `7a. ... during a snapshot (snapshotNow + compaction), a write every 5 ms`, "ms", [snap.maxMs],
@@ -193,8 +207,8 @@ const stormFigures = async (ctx: SuiteContext, s: StreamSizes, add: (f: Figure) 
   const size = `${+(built.stateBytes / MB).toFixed(1)} MB${s.stormState < 5e6 || s.stormClients < 50 ? " (--quick: not 50 x 5 MB)" : ""}`
   ctx.log(`join storm: ${s.stormClients} clients, a ${mib(built.stateBytes)} state (${notes.toLocaleString("en-US")} notes), built in ${(built.ms / 1000).toFixed(1)} s`)
   const room = "storm"
-  const canon = { ms: [] as number[], peak: [] as number[], growth: [] as number[] }
-  const yjs = { ms: [] as number[], peak: [] as number[], growth: [] as number[] }
+  const canon = { ms: [] as number[], peak: [] as number[], growth: [] as number[], cpu: [] as number[] }
+  const yjs = { ms: [] as number[], peak: [] as number[], growth: [] as number[], cpu: [] as number[] }
   let yjsUpdate = 0
   for (let r = 0; r < s.stormWarmup + s.stormRuns; r++) {
     const measured = r >= s.stormWarmup
@@ -206,14 +220,17 @@ const stormFigures = async (ctx: SuiteContext, s: StreamSizes, add: (f: Figure) 
         const { child, ready } = await HubChild.start("./snapshots-hub.ts", { dir })
         try {
           const base = await child.mark()
+          const h0 = await child.cpu()
           const j = await joinCanon(ready.url, s.stormClients, ready.head!, 300_000)
           const peak = await child.peak()
+          const cpu = (await child.cpu()) - h0
           verifyCanon(j.docs, ready, notes, true)
           await closeCanon(j.clients)
           if (measured) {
             canon.ms.push(j.ms)
             canon.peak.push(peak.peak / MB)
             canon.growth.push((peak.peak - base.rss) / MB)
+            canon.cpu.push(cpu)
           }
         } finally {
           await child.stop()
@@ -223,14 +240,17 @@ const stormFigures = async (ctx: SuiteContext, s: StreamSizes, add: (f: Figure) 
         yjsUpdate = (ready as ChildReady & { update: number }).update
         try {
           const base = await child.mark()
+          const h0 = await child.cpu()
           const j = await joinYjs(ready.url, room, s.stormClients, notes, 300_000)
           const peak = await child.peak()
+          const cpu = (await child.cpu()) - h0
           verifyYjs(j.docs, notes, s.bytesPerNote)
           closeYjs(j.docs, j.providers)
           if (measured) {
             yjs.ms.push(j.ms)
             yjs.peak.push(peak.peak / MB)
             yjs.growth.push((peak.peak - base.rss) / MB)
+            yjs.cpu.push(cpu)
           }
         } finally {
           await child.stop()
@@ -251,4 +271,7 @@ const stormFigures = async (ctx: SuiteContext, s: StreamSizes, add: (f: Figure) 
   add(figure("storm-growth-canon", `6c. join storm: hub RSS growth over the loaded document: Canon`, "MB", canon.growth, { note: "the peak over the hub's RSS with the document loaded, after GC, just before the storm" }))
   add(figure("storm-growth-yjs", `6c. join storm: hub RSS growth over the loaded document: y-websocket`, "MB", yjs.growth))
   add(figure("storm-growth-ratio", `6c. join storm hub RSS growth: Canon / y-websocket`, "x", ratio(canon.growth, yjs.growth)))
+  add(figure("storm-cpu-canon", `6d. join storm: hub process CPU: Canon`, "ms", canon.cpu, { note: "user + system, all threads, from just before the clients start to all verified" }))
+  add(figure("storm-cpu-yjs", `6d. join storm: hub process CPU: y-websocket`, "ms", yjs.cpu))
+  add(figure("storm-cpu-ratio", `6d. join storm hub CPU: Canon / y-websocket`, "x", ratio(canon.cpu, yjs.cpu)))
 }

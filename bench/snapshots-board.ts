@@ -26,7 +26,19 @@ export interface BoardStoredSizes {
   readonly opsPerRound: number
 }
 
+/** Bytes (keys + values) of a store by kind of record (core/store/keys.ts). */
+const KINDS: Record<string, string> = { am: "head", ae: "log entries", ac: "client records (old format)", aw: "client marks", ao: "outcomes", ak: "checkpoints", as: "snapshot metas", at: "snapshot chunks", az: "horizon" }
+const byKind = async (storage: MemoryStorage): Promise<string> => {
+  const out = new Map<string, number>()
+  for (const [k, v] of await storage.range({})) {
+    const kind = k[0] === 0x61 ? KINDS[String.fromCharCode(k[0]!, k[1]!)] ?? "other" : k[0] === 0x69 ? "client identities" : "other"
+    out.set(kind, (out.get(kind) ?? 0) + k.length + v.length)
+  }
+  return [...out].sort((a, b) => b[1] - a[1]).map(([kind, n]) => `${kind} ${n.toLocaleString("en-US")}`).join(", ")
+}
+
 interface CanonStored {
+  readonly kinds: string
   readonly end: number
   readonly quiet: number
   readonly snapshot: number
@@ -76,7 +88,7 @@ const canonStored = async (script: BoardScript, replicas: number, hubOptions: Pa
   check(meta.seq === script.ops, "the snapshot is at the head")
   await runtime.run({ forMs: 5_000 })
   const quiet = await storedBytes(storage)
-  const out = { end, quiet, snapshot: meta.size, horizon: doc.compactedThrough, head: doc.headSeq }
+  const out = { kinds: await byKind(storage), end, quiet, snapshot: meta.size, horizon: doc.compactedThrough, head: doc.headSeq }
   for (const c of clients) await c.close()
   await hub.close()
   return out
@@ -102,7 +114,7 @@ export const boardStoredWorkload = async (ctx: SuiteContext, s: BoardStoredSizes
   ctx.log(`${scope}: Canon store ${def.end} B as the workload ends, ${def.quiet} B after a snapshot at the head (state ${def.snapshot} B, compacted through ${def.horizon} of ${def.head}), ${noTail.quiet} B with tailBytes 0; Yjs ${yjsBytes} B, Automerge ${amBytes} B`)
   const common = "Canon: every key and value of the hub's store (snapshot chunks and meta, the log's kept tail, head, checkpoints, client records); Yjs: encodeStateAsUpdate of the server doc; Automerge: save"
   add(figure("board-stored-quiet", `3. stored bytes after compaction, ${scope}: Canon (default policy, snapshot at the head)`, "bytes", [def.quiet],
-    { note: `${common}. The document went quiet and took a snapshot (snapshotNow) of its ${def.snapshot}-byte state; the log is compacted through seq ${def.horizon} of ${def.head}, keeping the default 64 KiB tail` }))
+    { note: `${common}. The document went quiet and took a snapshot (snapshotNow) of its ${def.snapshot}-byte state; the log is compacted through seq ${def.horizon} of ${def.head}, keeping the default 64 KiB tail. By kind: ${def.kinds}` }))
   add(figure("board-stored-yjs", `3. stored bytes: Yjs`, "bytes", [yjsBytes]))
   add(figure("board-stored-automerge", `3. stored bytes: Automerge`, "bytes", [amBytes]))
   add(figure("board-stored-ratio", `3. stored bytes after compaction: Canon / Yjs`, "x", [def.quiet / yjsBytes], { goal: { op: "<=", value: 0.5 } }))
@@ -110,9 +122,9 @@ export const boardStoredWorkload = async (ctx: SuiteContext, s: BoardStoredSizes
     { note: "what the byte-based policy left: snapshots taken as the log outgrew max(256 KiB, the last snapshot), compacted behind them with a 64 KiB tail; the log since the last snapshot is kept whole" }))
   add(figure("board-stored-end-ratio", `3b. ... / Yjs`, "x", [def.end / yjsBytes]))
   add(figure("board-stored-notail", `3c. Canon with tailBytes 0, snapshot at the head`, "bytes", [noTail.quiet],
-    { note: "what the store holds without the catch-up tail: snapshot, head, checkpoints, client records" }))
+    { note: `what the store holds without the catch-up tail; by kind: ${noTail.kinds}` }))
   add(figure("board-stored-notail-ratio", `3c. ... / Yjs`, "x", [noTail.quiet / yjsBytes]))
   add(figure("board-stored-capped", `3d. Canon with the tail capped at the snapshot's size (tailBytes ${Math.min(64 << 10, def.snapshot)}), snapshot at the head`, "bytes", [capped.quiet],
-    { note: "the policy change recommended in the report: keep min(tailBytes, snapshot size) of entries, since a replica further behind gets fewer bytes from the snapshot" }))
+    { note: `the policy change recommended in the report: keep min(tailBytes, snapshot size) of entries, since a replica further behind gets fewer bytes from the snapshot; by kind: ${capped.kinds}` }))
   add(figure("board-stored-capped-ratio", `3d. ... / Yjs`, "x", [capped.quiet / yjsBytes]))
 }

@@ -49,13 +49,30 @@ const putNote = (bytes: number) => (i: number) => ({ name: "put", args: { id: no
 type NotesDoc = Doc<typeof Notes>
 
 /** N Canon replicas open the document at once; resolves when every one is synced at the head. */
-const joinCanon = async (url: string, n: number, head: number, timeoutMs: number): Promise<{ ms: number; clients: CanonClient[]; docs: NotesDoc[] }> => {
+interface Phases {
+  /** The last snapshot byte arrived (ms from the start). */
+  received: number
+  /** The state was decoded and installed. */
+  installed: number
+}
+
+const joinCanon = async (url: string, n: number, head: number, timeoutMs: number): Promise<{ ms: number; clients: CanonClient[]; docs: NotesDoc[]; phases: Phases[] }> => {
   const clients: CanonClient[] = []
+  const phases: Phases[] = []
   const t0 = now()
   const docs = await Promise.all(Array.from({ length: n }, async () => {
     const client = await CanonClient.open({ transport: wsClientTransport(url), runtime: systemRuntime, machines: [Notes] })
     clients.push(client)
-    return client.open(Notes, "bench-notes")
+    const doc = await client.open(Notes, "bench-notes")
+    // "snapshot" fires per chunk, then once more when the verified state is installed.
+    const p: Phases = { received: NaN, installed: NaN }
+    phases.push(p)
+    doc.on("snapshot", (e) => {
+      if (e.received !== e.size) return
+      if (Number.isNaN(p.received)) p.received = now() - t0
+      else p.installed = now() - t0
+    })
+    return doc
   }))
   try {
     await until(() => docs.every((d) => d.synced && d.confirmedSeq >= head), timeoutMs, `${n} Canon replicas to sync`, 1)
@@ -63,7 +80,7 @@ const joinCanon = async (url: string, n: number, head: number, timeoutMs: number
     await closeCanon(clients)
     throw e
   }
-  return { ms: now() - t0, clients, docs }
+  return { ms: now() - t0, clients, docs, phases }
 }
 
 const closeCanon = async (clients: CanonClient[]): Promise<void> => {
@@ -137,12 +154,13 @@ const bigStateFigures = async (ctx: SuiteContext, s: StreamSizes, add: (f: Figur
     const times: number[] = []
     const hubCpu: number[] = []
     const clientCpu: number[] = []
+    const phase = { transfer: [] as number[], decode: [] as number[], after: [] as number[] }
     const warmup = s.streamRuns > 1 ? 1 : 0
     for (let r = 0; r < warmup + s.streamRuns; r++) {
       collectGarbage()
       const h0 = await child.cpu()
       const c0 = process.cpuUsage()
-      const { ms, clients, docs } = await joinCanon(ready.url, 1, ready.head!, 600_000)
+      const { ms, clients, docs, phases } = await joinCanon(ready.url, 1, ready.head!, 600_000)
       const c = process.cpuUsage(c0)
       const h = (await child.cpu()) - h0
       verifyCanon(docs, ready, notes, true)
@@ -152,10 +170,16 @@ const bigStateFigures = async (ctx: SuiteContext, s: StreamSizes, add: (f: Figur
       rates.push(built.stateBytes / MB / (ms / 1000))
       hubCpu.push(h)
       clientCpu.push((c.user + c.system) / 1000)
+      phase.transfer.push(phases[0]!.received)
+      phase.decode.push(phases[0]!.installed - phases[0]!.received)
+      phase.after.push(ms - phases[0]!.installed)
     }
     add(figure("stream-rate", `4. snapshot stream of a ${size} state over WebSocket loopback, verified and installed`, "MB/s", rates,
       { goal: { op: ">=", value: 100 }, note: `${built.stateBytes.toLocaleString("en-US")} bytes (${notes.toLocaleString("en-US")} notes of ${s.bytesPerNote} B); one new replica (no storage) from CanonClient.open to synced at the head: handshake, snapshot-begin, 64 KiB chunks under a 1 MiB credit window (acks every 64 KiB), hash checked, state decoded and installed; hub (LevelStorage, fsync on) in its own process` }))
     add(figure("stream-time", `4. that stream, time to a verified replica`, "ms", times))
+    add(figure("stream-phase-transfer", `4a. of which: open to the last byte received (hashed as it arrives)`, "ms", phase.transfer))
+    add(figure("stream-phase-decode", `4a. of which: verify + decode + install`, "ms", phase.decode, { note: "from the last chunk to the replica's \"snapshot\" event of the installed state" }))
+    add(figure("stream-phase-after", `4a. of which: installed to synced at the head`, "ms", phase.after, { note: "catch-up of the (empty) tail, and the replica checking the checkpoint the hub sends at the head (a hash of its whole state)" }))
     add(figure("stream-cpu-hub", `4b. CPU of that stream: hub process`, "ms", hubCpu, { note: "process CPU (user + system, all threads) of the hub child over the stream: what it costs whatever else runs on the machine" }))
     add(figure("stream-cpu-client", `4b. CPU of that stream: client process`, "ms", clientCpu, { note: "process CPU of the process holding the replica (nothing else runs in it meanwhile)" }))
     add(figure("stream-cpu-rate", `4c. the stream's rate if only CPU bounded it (size / the larger of 4b)`, "MB/s", hubCpu.map((h, i) => built.stateBytes / MB / (Math.max(h, clientCpu[i]!) / 1000)),

@@ -1,12 +1,14 @@
 /**
  * Growable byte writer and bounds-checked reader: the primitives every Canon encoding is
  * built from (canonical state bytes, storage records, wire frames). Varints are LEB128,
- * unsigned, up to 2^53 - 1; anything else is a decode error, never a silent wrap.
+ * unsigned, up to 2^53 - 1, minimal (no trailing 0x80 0x00 padding: one number, one encoding);
+ * anything else is a decode error, never a silent wrap.
  */
 import { canonError } from "./errors.js"
 
 const textEncoder = new TextEncoder()
-const textDecoder = new TextDecoder("utf-8", { fatal: true })
+// ignoreBOM: a leading U+FEFF is text, not a marker to strip ("\uFEFFa" must not decode as "a").
+const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 export class ByteWriter {
@@ -138,6 +140,7 @@ export class ByteReader {
       const b = this.byte()
       result += (b & 0x7f) * mul
       if (b < 0x80) {
+        if (b === 0 && i > 0) throw canonError("decode-failed", "A varint that is not minimal.")
         if (result > Number.MAX_SAFE_INTEGER) break
         return result
       }

@@ -32,7 +32,7 @@ import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
 import { encodeCanonical } from "./canonical.js"
 import { hashBytes } from "./hash.js"
-import type { Rejection } from "./errors.js"
+import { CanonError, type Rejection } from "./errors.js"
 import { entryRandom } from "./random.js"
 
 /** What a command may know about the world. */
@@ -216,9 +216,11 @@ export const decodeArgs = <S>(
 }
 
 /**
- * Runs `cmd.apply` on the draft of `host`. Returns undefined on success or the rejection;
- * on rejection the command's writes are already undone. The caller owns begin/end of the
- * journal so it can keep the records (replica) or drop them (authority).
+ * Runs `cmd.apply` on the draft of `host`. Returns undefined on success or the rejection:
+ * `rejected` (ctx.reject), `state-unencodable` (the command wrote something the state model
+ * refuses: see journal.ts; the write threw at once, so nothing of it is in the state) or
+ * `command-failed` (anything else it threw). On a rejection the caller undoes the journal:
+ * the caller owns begin/end so it can keep the records (replica) or drop them (authority).
  */
 export const runApply = <S>(
   host: { draft(): S; replaceRoot(next: S): void },
@@ -233,6 +235,7 @@ export const runApply = <S>(
     return undefined
   } catch (e) {
     if (e instanceof RejectSignal) return { code: "rejected", message: e.reason }
+    if (e instanceof CanonError && e.code === "state-unencodable") return { code: "state-unencodable", message: `Command "${name}": ${e.message}` }
     const detail = e instanceof Error ? e.message : String(e)
     return { code: "command-failed", message: `Command "${name}" threw: ${detail}` }
   }

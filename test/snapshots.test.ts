@@ -6,10 +6,12 @@
  */
 import * as Schema from "effect/Schema"
 import {
-  AuthorityStore, CanonClient, Hub, defineMachine, hashState, type ClientTransport, type HubEvent, type KVStore, type ServerMessage,
+  AuthorityStore, CanonClient, Hub, defineMachine, encodeCanonical, hashBytes, hashState, type ClientTransport, type HubEvent, type KVStore, type ServerMessage,
 } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import * as K from "../core/store/keys.js"
+import { Snapshotter } from "../core/authority/snapshots.js"
+import { JournaledState } from "../core/journal.js"
 import { Todo } from "./support/machines.js"
 
 const DOC = "notes"
@@ -261,4 +263,81 @@ describe("snapshot streams", () => {
     expect(a.doc.confirmedHash()).toBe(hub.stateHash())
     expect(hashState(a.doc.snapshot())).toBe(hub.stateHash())
   })
+})
+
+describe("snapshots in the background", () => {
+  test("a snapshot taken while commands keep landing holds exactly the state at its seq", async () => {
+    const w = world({ snapshots: { minLogBytes: 1 << 30, logRatio: 1, tailBytes: Infinity, chunkBytes: 1024 } })
+    const a = await w.client("a")
+    await writeNotes(w, a.doc, 40, 2000)
+    const doc = await w.hub().doc(DOC, Notes)
+    const before = encodeCanonical(doc.state)
+    const seq = doc.headSeq
+    const job = doc.snapshotNow()
+    // While it is encoded a slice at a time, the document changes between slices: existing
+    // notes rewritten, new ones added (straight to the authority: no network in between).
+    const conn = { send() {}, close() {}, bufferedAmount: 0 }
+    const commands = [
+      ...Array.from({ length: 10 }, (_, i) => ({ name: "put", args: { id: `n${i}`, text: "changed" } })),
+      ...Array.from({ length: 10 }, (_, i) => ({ name: "put", args: { id: `new${i}`, text: "new" } })),
+    ]
+    let headsSeenDuringJob = 0
+    let done = false
+    void job.then(() => { done = true })
+    for (let i = 0; i < commands.length; i++) {
+      doc.submit(conn, "writer", { type: "submit", docId: DOC, commands: [{ clientSeq: i + 1, ...commands[i]! }], ackedClientSeq: 0 })
+      await w.rt.run({ forMs: 0, maxEvents: 1 })
+      if (!done && doc.headSeq > seq) headsSeenDuringJob++
+    }
+    const meta = await w.drive(job)
+    expect(meta.seq).toBe(seq)
+    expect(meta.chunks).toBeGreaterThan(20)
+    expect(doc.headSeq).toBe(seq + 20)
+    // Commands were committed while the snapshot was still being written.
+    expect(headsSeenDuringJob).toBeGreaterThan(5)
+    const store = new AuthorityStore(w.storage)
+    const parts: Uint8Array[] = []
+    for (let i = 0; i < meta.chunks; i++) parts.push(await store.snapshots.chunk(DOC, meta.seq, i))
+    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+    let o = 0
+    for (const p of parts) {
+      bytes.set(p, o)
+      o += p.length
+    }
+    expect(bytes).toEqual(before)
+    expect(meta.hash).toBe(hashBytes(before))
+  })
+})
+
+test("asking for a snapshot again with nothing committed since gives the same one, and keeps its chunks", async () => {
+  const w = world({ snapshots: { ...POLICY, minLogBytes: 1 << 30 } })
+  const a = await w.client("a")
+  await writeNotes(w, a.doc, 10, 100)
+  const doc = await w.hub().doc(DOC, Notes)
+  const first = await w.drive(doc.snapshotNow())
+  const again = await w.drive(doc.snapshotNow())
+  expect(again).toMatchObject({ seq: first.seq, hash: first.hash, size: first.size, chunks: first.chunks })
+  const store = new AuthorityStore(w.storage)
+  expect(await store.snapshots.chunk(DOC, first.seq, 0)).toBeInstanceOf(Uint8Array)
+  expect((await store.snapshots.metas(DOC)).map((m) => m.seq)).toEqual([first.seq])
+})
+
+test("a second snapshot job at the same seq as the latest does not delete what it just wrote", async () => {
+  const rt = new VirtualRuntime(1)
+  const storage = new MemoryStorage()
+  const store = new AuthorityStore(storage)
+  const snapshotter = new Snapshotter("d", store.snapshots, rt, { chunkBytes: 16 }, () => {})
+  const host = new JournaledState({ notes: { a: "x".repeat(40) } })
+  const drive = async <T>(p: Promise<T>): Promise<T> => {
+    let done = false
+    p.then(() => { done = true }, () => { done = true })
+    while (!done) await rt.run({ forMs: 1 })
+    return p
+  }
+  const first = await drive(snapshotter.take(host, 10, 0, true))
+  const second = await drive(snapshotter.take(host, 10, 0, true))
+  expect(second.hash).toBe(first.hash)
+  await rt.run({ forMs: 10 })
+  expect(await store.snapshots.metas("d")).toHaveLength(1)
+  for (let i = 0; i < second.chunks; i++) expect(await store.snapshots.chunk("d", 10, i)).toBeInstanceOf(Uint8Array)
 })

@@ -397,6 +397,12 @@ export class DocAuthority<S = unknown> {
     if (this.flushing || this.snapshotter.running || this.broken) return
     this.snapshotDue = false
     const seq = this.committed
+    const latest = this.snapshotter.latest
+    if (latest !== undefined && latest.seq === seq) {
+      // Nothing committed since the last one: it is the snapshot of now.
+      for (const w of this.snapshotWaiters.splice(0)) w.resolve(latest)
+      return
+    }
     this.snapshotter.take(this.host, seq, this.lastTime, true).then(
       (meta) => {
         this.stateBytes = meta.size
@@ -665,7 +671,10 @@ export class DocAuthority<S = unknown> {
           if (this.checkpoint === undefined || this.checkpoint.seq < r.seq) this.setCheckpoint({ seq: r.seq, hash: r.hash }, true)
         },
         (e) => this.report("checkpoint-failed", `Hashing "${this.docId}" at seq ${seq} failed: ${e instanceof Error ? e.message : String(e)}`),
-      )
+      ).finally(() => {
+        // A snapshot asked for while this hash ran.
+        if (this.snapshotDue && !this.flushing) this.beginSnapshot()
+      })
     }))
   }
 

@@ -159,7 +159,7 @@ export class Snapshotter {
       const previous = this.latest
       this.latest = meta
       this.logBytes = Math.max(0, this.logBytes - bytesBefore)
-      if (previous !== undefined) this.retire(previous.seq)
+      if (previous !== undefined && previous.seq !== meta.seq) this.retire(previous.seq)
     }
     return { ...meta, stored: persist }
   }

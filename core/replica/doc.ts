@@ -114,6 +114,9 @@ export class Doc<M extends Machine<any, any>> {
   private nextClientSeq: number
   private toPersist: PendingCommand[] = []
   private lane: Promise<void> = Promise.resolve()
+  /** Entries received and not yet integrated (lazy rebase). */
+  private incoming: Entry[] = []
+  private incomingScheduled = false
   /** Settled commands whose outbox removal is not durable yet. */
   private readonly settling = new Set<number>()
   /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
@@ -180,25 +183,39 @@ export class Doc<M extends Machine<any, any>> {
    * `snapshot()`.
    */
   get state(): StateOf<M> {
+    this.flushIncoming()
     return this.rs.view
+  }
+
+  /** Integrates the entries received since the last read, submit or flush, in one rebase. */
+  private flushIncoming(): void {
+    this.incomingScheduled = false
+    if (this.incoming.length === 0 || this.closed) return
+    const entries = this.incoming
+    this.incoming = []
+    this.integrate(entries, undefined, new Map())
   }
 
   /** A deep plain copy of the view, detached from the document. O(size of the state). */
   snapshot(): StateOf<M> {
+    this.flushIncoming()
     return decodeCanonical(encodeCanonical(this.rs.host.root)) as StateOf<M>
   }
 
   get confirmedSeq(): number {
+    this.flushIncoming()
     return this.rs.confirmedSeq
   }
 
   /** Local commands not yet confirmed or rejected. */
   get pendingCount(): number {
+    this.flushIncoming()
     return this.rs.pending.length
   }
 
   /** clientSeqs of pending commands, oldest first. */
   get pending(): ReadonlyArray<{ readonly clientSeq: number; readonly name: string }> {
+    this.flushIncoming()
     return this.rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: p.name }))
   }
 
@@ -209,6 +226,7 @@ export class Doc<M extends Machine<any, any>> {
 
   /** Hash of the confirmed state (what checkpoints compare). */
   confirmedHash(): string {
+    this.flushIncoming()
     return this.rs.confirmedHash()
   }
 
@@ -245,6 +263,7 @@ export class Doc<M extends Machine<any, any>> {
     const decoded = cmd.decode(encoded.success)
     if (Result.isFailure(decoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(decoded.failure)}` })
 
+    this.flushIncoming()
     const clientSeq = this.nextClientSeq++
     const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false }
     let deferred!: Deferred
@@ -432,10 +451,18 @@ export class Doc<M extends Machine<any, any>> {
   /** @internal a message about this document. */
   receive(msg: ServerMessage): void {
     if (this.closed) return
+    // Anything else is about what came before it: integrate that first.
+    if (msg.type !== "entries") this.flushIncoming()
     switch (msg.type) {
       case "entries": {
         if (msg.checkpoint !== undefined) this.handleDesync(this.rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
-        this.integrate(msg.entries, undefined, new Map())
+        // Lazy rebase: everything that arrives before the next read, submit or microtask is
+        // integrated with one undo and one redo of the pending commands.
+        for (const e of msg.entries) this.incoming.push(e)
+        if (!this.incomingScheduled) {
+          this.incomingScheduled = true
+          queueMicrotask(() => this.flushIncoming())
+        }
         return
       }
       case "results": {

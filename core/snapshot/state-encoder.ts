@@ -17,9 +17,15 @@ import { canonError } from "../errors.js"
 const T_ARRAY = encodeCanonical([])[0]!
 const T_OBJECT = encodeCanonical({})[0]!
 
+/**
+ * A container being encoded. `origin` is the live container: it is resolved again at every
+ * read, because it may be written (and its as-of copy taken) after its frame was pushed.
+ * Its length or keys are read once, at push: until a write after the freeze, the live
+ * container is the as-of one.
+ */
 type Frame =
-  | { readonly array: ReadonlyArray<unknown>; i: number }
-  | { readonly object: Readonly<Record<string, unknown>>; readonly keys: string[]; i: number }
+  | { readonly origin: object; readonly length: number; i: number; readonly array: true }
+  | { readonly origin: object; readonly keys: string[]; i: number; readonly array: false }
 
 const isContainer = (v: unknown): v is object => typeof v === "object" && v !== null && !isBytes(v)
 
@@ -51,12 +57,12 @@ export class StateEncoder {
     }
     while (this.stack.length > 0 && w.pos < budget) {
       const top = this.stack[this.stack.length - 1]!
-      if ("array" in top) {
-        if (top.i >= top.array.length) {
+      if (top.array) {
+        if (top.i >= top.length) {
           this.stack.pop()
           continue
         }
-        this.value(top.array[top.i++])
+        this.value((this.resolve(top.origin) as unknown[])[top.i++])
       } else {
         if (top.i >= top.keys.length) {
           this.stack.pop()
@@ -64,7 +70,7 @@ export class StateEncoder {
         }
         const k = top.keys[top.i++]!
         w.string(k)
-        this.value(top.object[k])
+        this.value((this.resolve(top.origin) as Record<string, unknown>)[k])
       }
     }
     if (this.stack.length === 0) this.finished = true
@@ -84,7 +90,7 @@ export class StateEncoder {
     if (Array.isArray(c)) {
       this.w.byte(T_ARRAY)
       this.w.varint(c.length)
-      this.stack.push({ array: c, i: 0 })
+      this.stack.push({ origin: v, length: c.length, i: 0, array: true })
       return
     }
     const obj = c as Record<string, unknown>
@@ -98,6 +104,6 @@ export class StateEncoder {
     if (keys.length > 1) keys.sort()
     this.w.byte(T_OBJECT)
     this.w.varint(keys.length)
-    this.stack.push({ object: obj, keys, i: 0 })
+    this.stack.push({ origin: v, keys, i: 0, array: false })
   }
 }

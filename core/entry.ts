@@ -14,6 +14,11 @@ export interface Entry {
   readonly name: string
   /** Arguments in their encoded (wire) form. */
   readonly args: unknown
+  /**
+   * Protocol 2, to the client that submitted it: the entry came without its name and
+   * arguments, which that client holds in its outbox.
+   */
+  readonly elided?: true
 }
 
 /** A command as a replica sends it. */

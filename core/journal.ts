@@ -54,9 +54,10 @@
  *   O(commands), however long the arrays); callbacks and results see drafts.
  * - A Uint8Array in the state is immutable (its draft refuses writes): assign a new one.
  */
+import { wellFormed } from "./bytes.js"
 import { MAX_DEPTH, isVerifiedTree, markVerifiedTree } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
-import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError, wellFormed } from "./state/adopt.js"
+import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError } from "./state/adopt.js"
 import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
 import { NOTHING, ROOT, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
@@ -90,11 +91,12 @@ export class JournaledState<S> implements ProxyHost {
   /** raw object -> its view */
   private readonly views = new WeakMap<object, object>()
   private readonly adopter: Adopter
+  /** Handlers by kind: drafts of objects and arrays, views of objects and arrays, bytes (both). */
   private readonly objectDraft: ProxyHandler<object>
   private readonly arrayDraft: ProxyHandler<object>
-  private readonly bytesProxy: ProxyHandler<object>
   private readonly objectView: ProxyHandler<object>
   private readonly arrayView: ProxyHandler<object>
+  private readonly bytesProxy: ProxyHandler<object>
 
   /**
    * Takes `root` as the state: checked and copied (a CanonError `state-unencodable` says what is
@@ -115,19 +117,15 @@ export class JournaledState<S> implements ProxyHost {
       },
     })
 
+    /** What a draft (a command's) or a view (the app's) hands out for the object `v` at t[k]. */
+    const wrap = (v: object, t: object, k: string, view: boolean): object => (view ? self.viewOf(v) : self.child(v, t, k))
     // Own properties only. What Object.prototype contributes to a plain object is functions and
     // the __proto__ accessor (an object): those are checked; a primitive read is state data
     // (unless other code polluted Object.prototype with data, which no key path here can do).
-    const draftGet = (t: object, k: PropertyKey): unknown => {
+    const objectGet = (t: object, k: PropertyKey, view: boolean): unknown => {
       if (typeof k !== "string") return undefined
       const v = (t as Record<string, unknown>)[k]
-      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.child(v, t, k) : v === null ? null : undefined
-      return typeof v === "function" ? undefined : v
-    }
-    const viewGet = (t: object, k: PropertyKey): unknown => {
-      if (typeof k !== "string") return undefined
-      const v = (t as Record<string, unknown>)[k]
-      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.viewOf(v) : v === null ? null : undefined
+      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? wrap(v, t, k, view) : v === null ? null : undefined
       return typeof v === "function" ? undefined : v
     }
     const arrayGet = (t: unknown[], k: PropertyKey, view: boolean): unknown => {
@@ -135,60 +133,46 @@ export class JournaledState<S> implements ProxyHost {
         const c = k.charCodeAt(0)
         if (c >= 48 && c <= 57) {
           const v = (t as unknown as Record<string, unknown>)[k]
-          return isObject(v) ? (view ? self.viewOf(v) : self.child(v, t, k)) : v
+          return isObject(v) ? wrap(v, t, k, view) : v
         }
         if (k === "length") return t.length
         return ARRAY_METHODS[k]
       }
       return k === Symbol.iterator ? ARRAY_ITERATOR : undefined
     }
-    const arrayHas = (t: unknown[], k: PropertyKey): boolean => {
-      if (typeof k !== "string") return k === Symbol.iterator
-      const i = arrayIndex(k)
-      return i >= 0 ? i < t.length : k === "length" || ARRAY_METHODS[k] !== undefined
-    }
     /** Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object. */
     const descriptor = (t: object, k: PropertyKey, view: boolean): PropertyDescriptor | undefined => {
       const d = Reflect.getOwnPropertyDescriptor(t, k)
-      if (d !== undefined && isObject(d.value)) d.value = view ? self.viewOf(d.value) : self.child(d.value, t, k as string)
+      if (d !== undefined && isObject(d.value)) d.value = wrap(d.value, t, k as string, view)
       return d
     }
-    const sortedKeys = (t: object): string[] => (Reflect.ownKeys(t) as string[]).sort()
-    const noPrototype = (t: object): never => {
-      throw refusalError(refuseOp("a new prototype", "State objects stay plain objects and arrays."), self.pathTo(t))
-    }
-    const noFreeze = (t: object): never => {
-      throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.pathTo(t))
-    }
+    const handler = (array: boolean, view: boolean, writes: ProxyHandler<object>): ProxyHandler<object> => ({
+      ...writes,
+      get: array ? (t, k) => arrayGet(t as unknown[], k, view) : (t, k) => objectGet(t, k, view),
+      has: array ? (t, k) => hasIndexOr(t as unknown[], k, ARRAY_METHODS) : (t, k) => typeof k === "string" && hasOwn.call(t, k),
+      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, view),
+      ...(array ? {} : { ownKeys: (t: object) => (Reflect.ownKeys(t) as string[]).sort() }),
+    })
 
     // Writes ignore the receiver: a write on an object that inherits from a draft
     // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
-    this.objectDraft = {
-      get: draftGet,
-      set(t, k, v) {
-        self.writeKey(t, k, v)
-        return true
+    const shape = {
+      setPrototypeOf(t: object): never {
+        throw refusalError(refuseOp("a new prototype", "State objects stay plain objects and arrays."), self.pathTo(t))
       },
-      deleteProperty(t, k) {
-        self.deleteKey(t, k)
-        return true
+      preventExtensions(t: object): never {
+        throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.pathTo(t))
       },
-      defineProperty(t, k, d) {
-        self.defineKey(t, k, d, false)
-        return true
-      },
-      has: (t, k) => typeof k === "string" && hasOwn.call(t, k),
-      ownKeys: sortedKeys,
-      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, false),
-      setPrototypeOf: noPrototype,
-      preventExtensions: noFreeze,
     }
-    this.arrayDraft = {
-      get: (t, k) => arrayGet(t as unknown[], k, false),
-      set(t, k, v) {
-        self.writeElement(t as unknown[], k, v)
-        return true
-      },
+    this.objectDraft = handler(false, false, {
+      ...shape,
+      set: (t, k, v) => (self.writeKey(t, k, v), true),
+      deleteProperty: (t, k) => (self.deleteKey(t, k), true),
+      defineProperty: (t, k, d) => (self.defineKey(t, k, d, false), true),
+    })
+    this.arrayDraft = handler(true, false, {
+      ...shape,
+      set: (t, k, v) => (self.writeElement(t as unknown[], k, v), true),
       deleteProperty(t, k) {
         if (typeof k !== "string") return true
         if (k === "length") return false
@@ -197,41 +181,14 @@ export class JournaledState<S> implements ProxyHost {
         if (i >= 0 && i < (t as unknown[]).length) self.writeElement(t as unknown[], k, undefined)
         return true
       },
-      defineProperty(t, k, d) {
-        self.defineKey(t, k, d, true)
-        return true
-      },
-      has: (t, k) => arrayHas(t as unknown[], k),
-      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, false),
-      setPrototypeOf: noPrototype,
-      preventExtensions: noFreeze,
-    }
-    const frozen = {
-      set: viewReadOnly,
-      deleteProperty: viewReadOnly,
-      defineProperty: viewReadOnly,
-      setPrototypeOf: viewReadOnly,
-      preventExtensions: viewReadOnly,
-    }
-    this.objectView = {
-      ...frozen,
-      get: viewGet,
-      has: (t, k) => typeof k === "string" && hasOwn.call(t, k),
-      ownKeys: sortedKeys,
-      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, true),
-    }
-    this.arrayView = {
-      ...frozen,
-      get: (t, k) => arrayGet(t as unknown[], k, true),
-      has: (t, k) => arrayHas(t as unknown[], k),
-      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, true),
-    }
+      defineProperty: (t, k, d) => (self.defineKey(t, k, d, true), true),
+    })
+    const refuse = (fail: () => never): ProxyHandler<object> =>
+      ({ set: fail, deleteProperty: fail, defineProperty: fail, setPrototypeOf: fail, preventExtensions: fail })
+    this.objectView = handler(false, true, refuse(viewReadOnly))
+    this.arrayView = handler(true, true, refuse(viewReadOnly))
     this.bytesProxy = {
-      set: immutableBytes,
-      deleteProperty: immutableBytes,
-      defineProperty: immutableBytes,
-      setPrototypeOf: immutableBytes,
-      preventExtensions: immutableBytes,
+      ...refuse(immutableBytes),
       get(t, k) {
         const b = t as Uint8Array
         if (typeof k === "string") {
@@ -246,11 +203,7 @@ export class JournaledState<S> implements ProxyHost {
         if (k === Symbol.iterator) return BYTES_ITERATOR
         return k === Symbol.toStringTag ? "Uint8Array" : undefined
       },
-      has(t, k) {
-        if (typeof k !== "string") return k === Symbol.iterator
-        const i = arrayIndex(k)
-        return i >= 0 ? i < (t as Uint8Array).length : k === "length" || BYTES_METHODS[k] !== undefined
-      },
+      has: (t, k) => hasIndexOr(t as Uint8Array, k, BYTES_METHODS),
     }
     this.current = this.adoptRoot(root)
   }
@@ -302,6 +255,12 @@ export class JournaledState<S> implements ProxyHost {
         copies.clear()
       },
     }
+  }
+
+  /** Appends one undo record for a write to the container `t` (copying `t` first while frozen). */
+  private record(j: Journal, t: object, a: unknown, b: unknown, old: unknown): void {
+    if (this.frozen !== null) this.touch(t)
+    j.push(t, a, b, old)
   }
 
   private touch(t: object): void {
@@ -449,7 +408,7 @@ export class JournaledState<S> implements ProxyHost {
   }
 
   private writeKey(t: object, key: PropertyKey, v: unknown): void {
-    const j = this.journal ?? readOnly()
+    const j = this.writable()
     if (typeof key !== "string") return void this.checkKey(t, key)
     const o = t as Record<string, unknown>
     if (v === undefined) return this.deleteKey(t, key)
@@ -458,8 +417,7 @@ export class JournaledState<S> implements ProxyHost {
     const had = hasOwn.call(o, key)
     // An existing key is well-formed already; a new one is checked.
     if (!had) this.checkKey(t, key)
-    if (this.frozen !== null) this.touch(t)
-    j.push(t, key, had, had ? o[key] : undefined)
+    this.record(j, t, key, had, had ? o[key] : undefined)
     if (had || !(key in objectProto)) o[key] = next
     else setOwn(o, key, next)
   }
@@ -468,8 +426,7 @@ export class JournaledState<S> implements ProxyHost {
     const j = this.writable()
     if (typeof k !== "string" || !hasOwn.call(t, k)) return
     const o = t as Record<string, unknown>
-    if (this.frozen !== null) this.touch(t)
-    j.push(t, k, true, o[k])
+    this.record(j, t, k, true, o[k])
     delete o[k]
   }
 
@@ -502,15 +459,13 @@ export class JournaledState<S> implements ProxyHost {
     const next = this.adoptAt(a, i, v, true)
     const len = a.length
     if (i < len) {
-      if (this.frozen !== null) this.touch(a)
-      j.push(a, k, true, a[i])
+      this.record(j, a, k, true, a[i])
       a[i] = next
       return
     }
     // Past the end: the slots in between become undefined, not holes.
     this.growthBudget(a, k, i + 1 - len)
-    if (this.frozen !== null) this.touch(a)
-    j.push(a, len, i + 1 - len, NOTHING)
+    this.record(j, a, len, i + 1 - len, NOTHING)
     for (let x = len; x < i; x++) a.push(undefined)
     a.push(next)
   }
@@ -527,13 +482,11 @@ export class JournaledState<S> implements ProxyHost {
     if (!(Number.isInteger(n) && n >= 0 && n <= MAX_ARRAY_LENGTH)) throw new RangeError("Invalid array length")
     const len = a.length
     if (n < len) {
-      if (this.frozen !== null) this.touch(a)
-      j.push(a, n, 0, a.slice(n))
+      this.record(j, a, n, 0, a.slice(n))
       a.length = n
     } else if (n > len) {
       this.growthBudget(a, "length", n - len)
-      if (this.frozen !== null) this.touch(a)
-      j.push(a, len, n - len, NOTHING)
+      this.record(j, a, len, n - len, NOTHING)
       a.length = n
       a.fill(undefined, len, n)
     }
@@ -547,75 +500,67 @@ export class JournaledState<S> implements ProxyHost {
   /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
   mutate(m: Meta, name: string, args: unknown[]): unknown {
     if (m.view) return viewReadOnly()
-    const j = this.journal ?? readOnly()
+    const j = this.writable()
     const a = m.raw as unknown[]
     if (name === "sort") {
       const f = args[0] as ((x: unknown, y: unknown) => number) | undefined
       if (f !== undefined && typeof f !== "function") throw new TypeError("The comparator is not a function.")
       // Recorded first, whole: the comparator is user code and may write (even to this array);
       // undoing its writes and then this record restores the array exactly.
-      if (this.frozen !== null) this.touch(a)
-      j.push(a, 0, -1, a.slice())
+      this.record(j, a, 0, -1, a.slice())
       a.sort(f && ((x, y) => f(this.out(m, x, -1), this.out(m, y, -1))))
       return m.proxy
     }
     if (name === "reverse") {
-      if (this.frozen !== null) this.touch(a)
-      j.push(a, -1, 0, null)
+      this.record(j, a, -1, 0, null)
       a.reverse()
       return m.proxy
     }
+    // Every other mutator replaces `count` elements at `from` with `values`: one range record.
     // Arguments are coerced first (a valueOf may run user code), then new items adopted, and
     // only then is the length read: nothing runs between reading it and the write.
     const [x, y, z] = args
-    const ranged = name === "splice" || name === "fill" || name === "copyWithin"
-    const s = ranged ? toInt(name === "fill" ? y : x) : 0
-    const e = ranged ? toInt(name === "fill" ? z : y) : 0
-    const end = ranged && z !== undefined ? toInt(z) : undefined
-    const items = name === "push" || name === "unshift" ? args : name === "splice" ? args.slice(2) : name === "fill" ? [x] : NOTHING
+    const fill = name === "fill"
+    const overwrite = fill || name === "copyWithin"
+    const ranged = overwrite || name === "splice"
+    // splice(start, deleteCount), fill(value, start, end), copyWithin(target, start, end)
+    const s = ranged ? toInt(fill ? y : x) : 0
+    const e = ranged ? toInt(fill ? z : y) : 0
+    const end = z === undefined ? undefined : fill ? e : toInt(z)
+    const items = name === "push" || name === "unshift" ? args : name === "splice" ? args.slice(2) : fill ? [x] : NOTHING
     const adopted = this.adoptItems(m, items, name === "push" ? a.length : Math.max(0, s))
     const len = a.length
     const rel = (n: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
-    let from: number
-    let count: number
-    let values: unknown[] = adopted
-    if (name === "fill" || name === "copyWithin") {
+    let from = 0
+    let count = 0
+    let values = adopted
+    if (overwrite) {
+      from = rel(s)
       const last = end === undefined ? len : rel(end)
-      if (name === "fill") {
-        from = rel(s)
-        count = Math.max(last - from, 0)
-        // Each slot its own copy: one object in several places would be a graph.
-        values = []
-        for (let i = 0; i < count; i++) values.push(i === 0 || !isObject(adopted[0]) ? adopted[0] : this.adopter.copy(adopted[0], m.depth + 1))
-      } else {
-        from = rel(s)
-        const src = rel(e)
-        count = Math.min(last - src, len - from)
-        // Objects are copied: their source slots may keep them.
-        this.adopter.start(MAX_WRITE_BYTES)
-        values = a.slice(src, src + Math.max(count, 0)).map((v) => (isObject(v) ? this.adopter.copy(v, m.depth + 1) : v))
+      const src = fill ? from : rel(e)
+      count = Math.max(Math.min(last - src, len - from), 0)
+      // Objects are copied: one object in several slots (fill) or kept by its source slot
+      // (copyWithin) would make the state a graph.
+      if (!fill) this.adopter.start(MAX_WRITE_BYTES)
+      values = []
+      for (let i = 0; i < count; i++) {
+        const v = fill ? adopted[0] : a[src + i]
+        values.push(isObject(v) && !(fill && i === 0) ? this.adopter.copy(v, m.depth + 1) : v)
       }
-      if (count <= 0) return m.proxy
-      if (this.frozen !== null) this.touch(a)
-      j.push(a, from, count, a.slice(from, from + count))
-      for (let i = 0; i < count; i++) a[from + i] = values[i]
-      return m.proxy
-    }
-    if (name === "push") [from, count] = [len, 0]
-    else if (name === "unshift") [from, count] = [0, 0]
+    } else if (name === "push") from = len
     else if (name === "pop") [from, count] = [Math.max(len - 1, 0), Math.min(len, 1)]
-    else if (name === "shift") [from, count] = [0, Math.min(len, 1)]
-    else {
+    else if (name === "shift") count = Math.min(len, 1)
+    else if (name === "splice") {
       from = args.length > 0 ? rel(s) : 0
       count = args.length === 0 ? 0 : args.length === 1 ? len - from : Math.min(Math.max(e, 0), len - from)
     }
     if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("The array would pass its maximum length.")
     const removed = a.slice(from, from + count)
     if (count > 0 || values.length > 0) {
-      if (this.frozen !== null) this.touch(a)
-      j.push(a, from, values.length, removed)
+      this.record(j, a, from, values.length, removed)
       replaceRange(a, from, count, values)
     }
+    if (overwrite) return m.proxy
     if (name === "push" || name === "unshift") return a.length
     const drafts = removed.map((v, i) => this.out(m, v, from + i))
     return name === "splice" ? drafts : drafts[0]
@@ -642,6 +587,13 @@ export class JournaledState<S> implements ProxyHost {
     keys.push(SOMEWHERE)
     return keys.reverse()
   }
+}
+
+/** `in` on an array or bytes: an index below the length, `length`, a method, the iterator. */
+const hasIndexOr = (t: { readonly length: number }, k: PropertyKey, methods: Readonly<Record<string, unknown>>): boolean => {
+  if (typeof k !== "string") return k === Symbol.iterator
+  const i = arrayIndex(k)
+  return i >= 0 ? i < t.length : k === "length" || methods[k] !== undefined
 }
 
 /** ToIntegerOrInfinity. */

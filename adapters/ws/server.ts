@@ -53,6 +53,7 @@ import { WebSocket, WebSocketServer, type PerMessageDeflateOptions, type RawData
 import {
   DEFAULT_MAX_FRAME_BYTES, decodeClientMessage, encodeServerMessage,
   type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type ConnectionListener, type ServerMessage,
+  CodecSession,
 } from "../../core/index.js"
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
 import { clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
@@ -162,6 +163,8 @@ interface Peer {
   done: boolean
   /** Protocol version agreed in the handshake. */
   version: number | undefined
+  /** What this end remembers across frames (protocol 2's compact frames). */
+  readonly session: CodecSession
   lastHeard: number
   /** When the last ping was sent (pings go out every pingIntervalMs, whatever the traffic). */
   lastPingAt: number
@@ -334,7 +337,7 @@ export class WsServer {
   private adopt(ws: WebSocket, req: http.IncomingMessage, remoteAddress: string): void {
     let resolveClosed!: () => void
     const peer: Peer = {
-      ws, remoteAddress, listener: undefined, done: false, version: undefined,
+      ws, remoteAddress, listener: undefined, done: false, version: undefined, session: new CodecSession(),
       lastHeard: Date.now(), lastPingAt: Date.now(), pingSentAt: undefined, closed: new Promise<void>((r) => (resolveClosed = r)),
     }
     this.peers.add(peer)
@@ -372,10 +375,13 @@ export class WsServer {
     return {
       send(message) {
         if (peer.done || peer.ws.readyState !== WebSocket.OPEN) return
-        const cached = message.type === "entries" ? server.fanout.get(message) : undefined
+        // One frame per entries message for every peer, except compact ones (their channel
+        // numbers belong to each connection).
+        const shared = message.type === "entries" && message.compact !== true
+        const cached = shared ? server.fanout.get(message) : undefined
         const frame = cached !== undefined && cached.version === peer.version
           ? cached.frame
-          : encodeFrame(encodeServerMessage, message, server.maxFrameBytes, peer.version)
+          : encodeFrame(encodeServerMessage, message, server.maxFrameBytes, peer.version, peer.session)
         if (isEncodeFailure(frame)) {
           // The protocol cannot carry it (over the frame limit...): the peer would miss a
           // message, so the connection ends; never a throw into the hub.
@@ -383,7 +389,7 @@ export class WsServer {
           server.end(peer, frame.code === "too-large" ? "too-large" : "internal-error", frame.reason)
           return
         }
-        if (message.type === "entries" && cached === undefined) server.fanout.set(message, { version: peer.version, frame })
+        if (shared && cached === undefined) server.fanout.set(message, { version: peer.version, frame })
         if (message.type === "welcome") peer.version = message.protocol
         peer.ws.send(frame)
       },
@@ -404,7 +410,7 @@ export class WsServer {
     if (peer.done) return
     if (!isBinary) return this.protocolError(peer, "A text frame; Canon frames are binary.")
     const frame = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data
-    const decoded = decodeClientMessage(frame, { maxFrameBytes: this.maxFrameBytes, ...(peer.version !== undefined ? { version: peer.version } : {}) })
+    const decoded = decodeClientMessage(frame, { maxFrameBytes: this.maxFrameBytes, session: peer.session, ...(peer.version !== undefined ? { version: peer.version } : {}) })
     if (decoded.ok === "ignore") return
     if (decoded.ok === false) return this.protocolError(peer, `An undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
     try {

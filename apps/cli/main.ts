@@ -1,23 +1,18 @@
 /**
- * The `canon` command line: `canon serve ...` and `canon inspect DIR [docId]`. Each command
- * prints its own usage (`canon serve --help`, `canon inspect --help`).
+ * The `canon` command line: `canon serve ...`, `canon inspect DIR [docId]` and
+ * `canon compact DATA [docId]`. Each command prints its own usage (`canon serve --help`,
+ * `canon inspect --help`, `canon compact --help`).
  */
 import { serve } from "./serve.js"
 import { INSPECT_USAGE, inspect, parseInspectArgs } from "./inspect.js"
+import { COMPACT_USAGE, compact, parseCompactArgs } from "./compact.js"
+import { progressReporter } from "./progress.js"
 import { ConfigError } from "../hub/config.js"
 
 const USAGE = `Usage: canon COMMAND [options]   (from a checkout: npm run canon -- COMMAND [options])
   canon serve [options]          the hub alone, for your own machines (canon serve --help)
-  canon inspect DIR [docId]      what a hub's data directory holds (canon inspect --help)`
-
-/** A progress bar on stderr for long replays (only when stderr is a terminal). */
-const progress = (done: number, total: number): void => {
-  if (!process.stderr.isTTY || total < 10_000) return
-  const width = 30
-  const filled = Math.round((done / total) * width)
-  process.stderr.write(`\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${Math.floor((done / total) * 100)}% ${done.toLocaleString("en-US")}/${total.toLocaleString("en-US")}`)
-  if (done >= total) process.stderr.write("\n")
-}
+  canon inspect DIR [docId]      what a hub's data directory holds (canon inspect --help)
+  canon compact DATA [docId]     snapshot documents and delete the log behind (canon compact --help)`
 
 /** The exit code, or -1 while a hub keeps running. */
 const main = async (argv: ReadonlyArray<string>): Promise<number> => {
@@ -29,7 +24,15 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       console.log(INSPECT_USAGE)
       return 0
     }
-    return inspect(args.dir, args.docId, args.machines, { log: (l) => console.log(l), progress })
+    return inspect(args.dir, args.docId, args.machines, { log: (l) => console.log(l), progress: progressReporter(process.stderr) })
+  }
+  if (command === "compact") {
+    const args = parseCompactArgs(rest)
+    if (args === "help") {
+      console.log(COMPACT_USAGE)
+      return 0
+    }
+    return compact(args, { log: (l) => console.log(l), progress: progressReporter(process.stderr, 1_000) })
   }
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     console.log(USAGE)

@@ -16,6 +16,10 @@ type Db = Level<Uint8Array, Uint8Array>
 /** Why a directory cannot be inspected, as a sentence for the user. */
 export class NotInspectable extends Error {}
 
+/** What `canon inspect` and `canon compact` say about a directory a running hub holds. */
+export const inUseSentence = (dir: string): string =>
+  `${dir} is in use by a running hub: stop it, or use the hub's /status. (LevelDB lets one process at a time open a data directory.)`
+
 const levelCode = (e: unknown): string | undefined => {
   for (let x: unknown = e; x !== null && typeof x === "object"; x = (x as { cause?: unknown }).cause) {
     const code = (x as { code?: unknown }).code
@@ -41,7 +45,7 @@ export class ReadOnlyStore implements KVStore {
       await db.open()
     } catch (e) {
       if (levelCode(e) === "LEVEL_LOCKED") {
-        throw new NotInspectable(`${dir} is in use by a running hub: stop it, or use the hub's /status. (LevelDB lets one process at a time open a data directory.)`)
+        throw new NotInspectable(inUseSentence(dir))
       }
       throw new NotInspectable(`${dir} could not be opened as a Canon data directory: ${e instanceof Error ? e.message : String(e)}`)
     }

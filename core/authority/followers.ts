@@ -41,6 +41,8 @@ export interface Follower {
   catching: boolean
   /** Catch-up was asked for while one ran: run again when it ends. */
   again: boolean
+  /** Its connection's protocol version: 2 gets compact entries. */
+  readonly protocol: number
 }
 
 /** What the followers need from their document. */
@@ -61,7 +63,11 @@ export interface FollowedDoc {
   readChunk(seq: number, index: number): Promise<Uint8Array>
   chunkBytes(): number
   entries(afterSeq: number, limit: number): Promise<Entry[]>
-  entriesMessages(entries: ReadonlyArray<Entry>, checkpoints: ReadonlyArray<Checkpoint>): ServerMessage[]
+  /**
+   * Entries as messages under the size limit; `compact` for protocol 2 (arguments in their
+   * schema-driven bytes), eliding the seqs in `elide` (the receiver's own commands).
+   */
+  entriesMessages(entries: ReadonlyArray<Entry>, checkpoints: ReadonlyArray<Checkpoint>, compact: boolean, elide?: ReadonlySet<number>): ServerMessage[]
   report(code: string, message: string): void
   isBroken(): boolean
 }
@@ -97,10 +103,10 @@ export class Followers {
     return this.all.get(conn)
   }
 
-  add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, resume?: { readonly snapshotId: number; readonly received: number }): Follower {
+  add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, protocol = 1): Follower {
     this.remove(conn)
     const f: Follower = {
-      conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false,
+      conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
     }
     this.all.set(conn, f)
     this.sendPresenceTo(f)
@@ -151,16 +157,35 @@ export class Followers {
   // ---- live fan-out ----
 
   /**
-   * Sends newly committed entries to every live follower that was at `before`, in one
-   * message object per run (a transport may encode it once).
+   * Sends newly committed entries to every live follower that was at `before`: one message
+   * object per run and form, shared by the followers that get it (a transport may encode it
+   * once); a protocol 2 follower whose own commands are among them gets them elided.
+   * Returns the connections that received their own entries that way (their receipts are
+   * confirmed by them: the results need not repeat the seqs).
    */
-  fanOut(before: number, msgs: ReadonlyArray<ServerMessage>, after: number): void {
+  fanOut(
+    before: number, entries: ReadonlyArray<Entry>, checkpoints: ReadonlyArray<Checkpoint>, after: number,
+    own: ReadonlyMap<Connection<ServerMessage>, ReadonlySet<number>>,
+  ): Set<Connection<ServerMessage>> {
+    let v1: ServerMessage[] | undefined
+    let v2: ServerMessage[] | undefined
+    const elided = new Set<Connection<ServerMessage>>()
     for (const f of [...this.all.values()]) {
-      if (f.live && f.cursor === before && this.canSend(f)) {
-        for (const m of msgs) f.conn.send(m)
-        f.cursor = after
+      if (!(f.live && f.cursor === before && this.canSend(f))) continue
+      let msgs: ReadonlyArray<ServerMessage>
+      if (f.protocol < 2) msgs = v1 ??= this.doc.entriesMessages(entries, checkpoints, false)
+      else {
+        const mine = own.get(f.conn)
+        if (mine === undefined) msgs = v2 ??= this.doc.entriesMessages(entries, checkpoints, true)
+        else {
+          msgs = this.doc.entriesMessages(entries, checkpoints, true, mine)
+          elided.add(f.conn)
+        }
       }
+      for (const m of msgs) f.conn.send(m)
+      f.cursor = after
     }
+    return elided
   }
 
   /** A checkpoint of the head, to every live follower there. */
@@ -288,7 +313,7 @@ export class Followers {
       if (fresh.length === 0) continue
       const last = fresh[fresh.length - 1]!.seq
       const cp = this.doc.checkpoint()
-      for (const msg of this.doc.entriesMessages(fresh, cp === undefined ? [] : [cp])) f.conn.send(msg)
+      for (const msg of this.doc.entriesMessages(fresh, cp === undefined ? [] : [cp], f.protocol >= 2)) f.conn.send(msg)
       f.cursor = last
     }
   }

@@ -196,7 +196,7 @@ export class Hub implements ConnectionAcceptor {
     if (session.closed) return
     if (!proof.ok) return refuse({ code: "unauthorized", message: proof.message })
     session.clientId = hello.clientId
-    session.sender = { clientId: hello.clientId, incarnation: proof.incarnation }
+    session.sender = { clientId: hello.clientId, incarnation: proof.incarnation, protocol: version }
     session.principal = principal
     session.conn.send({ type: "welcome", protocol: version, clientId: hello.clientId })
   }

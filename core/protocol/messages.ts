@@ -54,6 +54,12 @@ export interface Submit {
   readonly docId: string
   readonly commands: ReadonlyArray<CommandRequest>
   readonly ackedClientSeq: number
+  /**
+   * Protocol 2's compact form: each command's `args` are the bytes of its schema-driven
+   * encoding (core/protocol/args-codec.ts); on the wire the document is its channel and
+   * command names are defined once per connection.
+   */
+  readonly compact?: true
 }
 
 /** Ask for the authority's whole state (after a desync). */
@@ -118,6 +124,10 @@ export interface Entries {
   readonly docId: string
   readonly entries: ReadonlyArray<Entry>
   readonly checkpoint?: Checkpoint
+  /** Protocol 2's compact form: `args` are schema-encoded bytes and the document is its channel. */
+  readonly compact?: true
+  /** Compact form, to the client that submitted them: these seqs go without name and arguments. */
+  readonly elide?: ReadonlySet<number>
 }
 
 /** Outcomes of this client's commands, in clientSeq order. */
@@ -125,6 +135,8 @@ export interface Results {
   readonly type: "results"
   readonly docId: string
   readonly outcomes: ReadonlyArray<Outcome>
+  /** Protocol 2's compact form: the document is its channel. */
+  readonly compact?: true
 }
 
 /** The client has every entry up to `seq`: catch-up is over, updates follow live. */

@@ -170,7 +170,7 @@ export class CanonClient {
       if (this.docs.get(docId) === doc) this.docs.delete(docId)
     })
     this.docs.set(docId, doc)
-    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m))
+    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m), this.protocol ?? 1)
     return doc
   }
 
@@ -246,7 +246,7 @@ export class CanonClient {
         this.attempt = 0
       })
       const send = (m: ClientMessage) => conn.send(m)
-      for (const doc of this.docs.values()) doc.connected(send)
+      for (const doc of this.docs.values()) doc.connected(send, msg.protocol)
       return
     }
     if ("docId" in msg && msg.docId !== undefined) {

@@ -26,6 +26,9 @@ import type { ReplicaStore } from "../store/replica-store.js"
 import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
 import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.js"
 import { SnapshotReceiver } from "./snapshot-receiver.js"
+import { argsCodecOf } from "../protocol/args-codec.js"
+import * as Schema from "effect/Schema"
+import type * as SchemaAST from "effect/SchemaAST"
 
 /**
  * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
@@ -129,6 +132,8 @@ export class Doc<M extends Machine<any, any>> {
   private receiver: SnapshotReceiver | undefined
   private snapshotFailures = 0
   private send: ((m: ClientMessage) => void) | undefined
+  /** The protocol version of the current connection (2: compact submits and entries). */
+  private protocol = 1
   private lastAckSent = -1
   private ownPresence: unknown = null
   private presenceQueued = false
@@ -400,7 +405,10 @@ export class Doc<M extends Machine<any, any>> {
     let size = 0
     const flush = () => {
       if (part.length === 0) return
-      this.send?.({ type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
+      this.send?.(this.protocol >= 2
+        // Protocol 2: arguments in their schema-driven bytes (args-codec.ts).
+        ? { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: this.compactArgs(p) })), ackedClientSeq: acked, compact: true }
+        : { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
       part = []
       size = 0
     }
@@ -413,11 +421,53 @@ export class Doc<M extends Machine<any, any>> {
     flush()
   }
 
+  /** A pending command's arguments in protocol 2's compact form (made once per command). */
+  private compactArgs(p: PendingCommand): Uint8Array {
+    return (p.compact ??= argsCodecOf(this.schemaOf(p.name)).encode(p.encoded))
+  }
+
+  /** The schema AST of a command's arguments (an unknown command's go as a canonical value). */
+  private schemaOf(name: string): SchemaAST.AST {
+    return (this.machine.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
+  }
+
+  /**
+   * Entries of a compact (protocol 2) message in their plain form: arguments expanded by
+   * their schema, and this replica's own elided entries filled in from its pending commands.
+   * Undefined if one cannot be (a bug or a hostile hub): the caller follows again.
+   */
+  private expandEntries(entries: ReadonlyArray<Entry>, elide: ReadonlySet<number> | undefined): Entry[] | undefined {
+    const out: Entry[] = new Array(entries.length)
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!
+      // Elided on the wire (the codec marks it), or marked to be by a transport that does
+      // not encode (in memory: the entry still holds its plain arguments).
+      if (e.elided === true || elide?.has(e.seq) === true) {
+        if (e.elided !== true) {
+          out[i] = e
+          continue
+        }
+        const p = this.rs.pendingAt(e.clientSeq)
+        if (p === undefined) return undefined
+        out[i] = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
+        continue
+      }
+      if (!(e.args instanceof Uint8Array)) return undefined
+      try {
+        out[i] = { ...e, args: argsCodecOf(this.schemaOf(e.name)).decode(e.args) }
+      } catch {
+        return undefined
+      }
+    }
+    return out
+  }
+
   // ---- connection (called by the client) ----
 
   /** @internal the connection is up: subscribe from the confirmed seq and resend the outbox. */
-  connected(send: (m: ClientMessage) => void): void {
+  connected(send: (m: ClientMessage) => void, protocol = 1): void {
     this.send = send
+    this.protocol = protocol
     this.isSynced = false
     this.resyncing = false
     const sub = this.subscribeMessage()
@@ -455,10 +505,17 @@ export class Doc<M extends Machine<any, any>> {
     if (msg.type !== "entries") this.flushIncoming()
     switch (msg.type) {
       case "entries": {
+        const entries = msg.compact === true ? this.expandEntries(msg.entries, msg.elide) : msg.entries
+        if (entries === undefined) {
+          this.emit("error", { code: "protocol-error", message: `The hub sent entries of "${this.docId}" this replica cannot read; following again from seq ${this.rs.confirmedSeq}.` })
+          this.flushIncoming()
+          this.send?.(this.subscribeMessage())
+          return
+        }
         if (msg.checkpoint !== undefined) this.handleDesync(this.rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
         // Lazy rebase: everything that arrives before the next read, submit or microtask is
         // integrated with one undo and one redo of the pending commands.
-        for (const e of msg.entries) this.incoming.push(e)
+        for (const e of entries) this.incoming.push(e)
         if (!this.incomingScheduled) {
           this.incomingScheduled = true
           queueMicrotask(() => this.flushIncoming())

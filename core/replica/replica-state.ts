@@ -40,6 +40,8 @@ export interface PendingCommand {
   localRejection: Rejection | undefined
   /** Its outbox record is durable (or there is no storage): it may be sent. */
   persisted: boolean
+  /** Its arguments in protocol 2's compact form, once made. */
+  compact?: Uint8Array
   /** The seq and time of its last local application; `timeRead` if the command looked at `ctx.time`. */
   appliedSeq?: number
   appliedTime?: number

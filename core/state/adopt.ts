@@ -30,6 +30,7 @@
  * size, the estimate `sizeBound` uses) so one small command cannot make a peer allocate without
  * limit.
  */
+import { wellFormed } from "../bytes.js"
 import { MAX_DEPTH, isBytes } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
 import { PROXIES } from "./meta.js"
@@ -53,11 +54,6 @@ export const GROWTH_SLOT_BYTES = 8
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
 const hasOwn = Object.prototype.hasOwnProperty
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-/** True when `s` has no lone surrogate (native where the runtime has it: Node 20, current browsers). */
-export const wellFormed: (s: string) => boolean = typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === "function"
-  ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
-  : (s) => !LONE_SURROGATE.test(s)
 
 /** The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1. */
 export const arrayIndex = (k: string): number => {
@@ -202,31 +198,12 @@ export class Adopter {
     return out
   }
 
-  /** A deep copy of data already in the state (valid by construction: only depth and size to check). */
+  /**
+   * A deep copy of data already in the state. It is checked like data from outside (it passes:
+   * only depth and size can refuse it): one copying path for both.
+   */
   copy(v: unknown, depth: number): unknown {
-    if (!isObject(v)) {
-      this.spend(typeof v === "string" ? 6 + v.length * 3 : 9)
-      return v
-    }
-    if (depth >= MAX_DEPTH) throw refuseDepth()
-    if (Array.isArray(v)) {
-      const n = v.length
-      this.spend(6 + n)
-      const out: unknown[] = []
-      for (let i = 0; i < n; i++) out.push(this.copy(v[i], depth + 1))
-      return out
-    }
-    if (ArrayBuffer.isView(v)) {
-      this.spend(6 + v.byteLength)
-      return (v as Uint8Array).slice()
-    }
-    const o = v as Record<string, unknown>
-    const out: Record<string, unknown> = {}
-    for (const k of Object.keys(o)) {
-      this.spend(6 + k.length * 3)
-      setOwn(out, k, this.copy(o[k], depth + 1))
-    }
-    return out
+    return this.fresh(v, depth, false)
   }
 
   /**

@@ -19,6 +19,8 @@ import { PROXIES, type Meta } from "./meta.js"
 
 type Fn = (...args: any[]) => any
 type Table = Readonly<Record<string, Fn>>
+/** What a method does on one of our proxies: `a` is the raw array (or bytes), `native` the builtin. */
+type Body = (m: Meta, a: any, args: any[], native: Fn) => unknown
 
 const metaOf = (self: unknown, bytes: boolean): Meta | undefined => {
   const m = typeof self === "object" && self !== null ? PROXIES.get(self) : undefined
@@ -26,7 +28,7 @@ const metaOf = (self: unknown, bytes: boolean): Meta | undefined => {
 }
 
 /** A method on our proxies of arrays (or bytes); the native one on anything else. */
-const method = (proto: object, name: string, bytes: boolean, body: (m: Meta, a: any, args: any[], native: Fn) => unknown): Fn => {
+const method = (proto: object, name: string, bytes: boolean, body: Body): Fn => {
   const native = (proto as Record<string, Fn>)[name]!
   const fn = function (this: unknown, ...args: any[]): unknown {
     const m = metaOf(this, bytes)
@@ -45,17 +47,26 @@ const seeing = (m: Meta, f: unknown, self: unknown): Fn => {
 }
 
 const arrayProto = Array.prototype
+const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object
 const { findIndex, forEach } = arrayProto
 const findLastIndex = (arrayProto as unknown as Record<string, Fn>).findLastIndex!
 const A: Record<string, Fn> = Object.create(null)
-const def = (name: string, body: (m: Meta, a: any[], args: any[], native: Fn) => unknown): void => {
+const B: Record<string, Fn> = Object.create(null)
+/** The native method on the raw array (or bytes). */
+const direct: Body = (_m, a, args, native) => native.apply(a, args)
+
+/**
+ * Registers `name` for arrays and, where Uint8Array has it, for bytes with `bytes` (by default
+ * the same body: the elements of bytes are numbers, which `out` hands out as they are).
+ */
+const def = (name: string, body: Body, bytes: Body = body): void => {
   A[name] = method(arrayProto, name, false, body)
+  if (name in typedProto) B[name] = method(typedProto, name, true, bytes)
 }
 
 // Callbacks see drafts; results are booleans, numbers, or whatever the callback returned.
-for (const name of ["every", "some", "forEach", "findIndex", "findLastIndex", "map", "flatMap"]) {
-  def(name, (m, a, [f, self], native) => native.call(a, seeing(m, f, self)))
-}
+const calling: Body = (m, a, [f, self], native) => native.call(a, seeing(m, f, self))
+for (const name of ["every", "some", "forEach", "findIndex", "findLastIndex", "map", "flatMap"]) def(name, calling)
 // Results hold elements: the drafts the callback saw.
 for (const [name, search] of [["find", findIndex], ["findLast", findLastIndex]] as const) {
   def(name, (m, a, [f, self]) => {
@@ -63,6 +74,7 @@ for (const [name, search] of [["find", findIndex], ["findLast", findLastIndex]] 
     return i < 0 ? undefined : out(m, a[i], i)
   })
 }
+// Bytes filter to bytes.
 def("filter", (m, a, [f, self]) => {
   const g = seeing(m, f, self)
   const r: unknown[] = []
@@ -70,7 +82,7 @@ def("filter", (m, a, [f, self]) => {
     if (g(x, i)) r.push(out(m, x, i))
   })
   return r
-})
+}, calling)
 for (const name of ["reduce", "reduceRight"]) {
   def(name, (m, a, args, native) => {
     const f = args[0]
@@ -85,7 +97,7 @@ for (const name of ["reduce", "reduceRight"]) {
 // Identity searches: a draft argument is looked up as the raw object it stands for.
 for (const name of ["indexOf", "lastIndexOf", "includes"]) def(name, (m, a, [x, ...rest], native) => native.call(a, m.host.unwrap(x), ...rest))
 // No elements in the result (or strings of them): native on the raw array.
-for (const name of ["join", "keys", "toString", "toLocaleString"]) def(name, (_m, a, args, native) => native.apply(a, args))
+for (const name of ["join", "keys", "toString", "toLocaleString"]) def(name, direct)
 // Results are elements of the raw array: turned into drafts.
 for (const name of ["slice", "toReversed", "toSorted"]) {
   def(name, (m, a, args, native) => {
@@ -103,49 +115,33 @@ def("concat", (m, a, args, native) => {
 // Results mix elements and new values: the native method runs on a copy made of drafts.
 const drafted = (m: Meta, a: unknown[]): unknown[] => a.map((x, i) => out(m, x, i))
 for (const name of ["flat", "toSpliced", "with"]) def(name, (m, a, args, native) => native.apply(drafted(m, a), args))
+// Iterators of bytes are the native ones (numbers need no wrapping).
 def("values", (m, a) => (function* () {
   for (let i = 0; i < a.length; i++) yield out(m, a[i], i)
-})())
+})(), direct)
 def("entries", (m, a) => (function* () {
   for (let i = 0; i < a.length; i++) yield [i, out(m, a[i], i)]
-})())
-// Mutators: the host writes one journal record (and refuses on views and outside a command).
-for (const name of ["push", "pop", "shift", "unshift", "splice", "sort", "reverse", "fill", "copyWithin"]) {
-  def(name, (m, _a, args) => m.host.mutate(m, name, args))
-}
+})(), direct)
 
-/** Every Array.prototype method a draft or view of an array answers to, by name. */
-export const ARRAY_METHODS: Table = Object.freeze(A)
-/** What `list[Symbol.iterator]` is. */
-export const ARRAY_ITERATOR: Fn = A.values!
-
-// ---- bytes ----
+// ---- mutators ----
 
 /** A Uint8Array in the state is immutable: assign a new one. */
 export const immutableBytes = (): never => {
   throw canonError("state-read-only", "A Uint8Array in the state cannot change in place; assign a new one.")
 }
 
-const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object
-const B: Record<string, Fn> = Object.create(null)
-const bytesMethod = (name: string, body: (m: Meta, a: Uint8Array, args: any[], native: Fn) => unknown): void => {
-  B[name] = method(typedProto, name, true, body)
+// Arrays: the host writes one journal record (and refuses on views and outside a command); bytes refuse.
+for (const name of ["push", "pop", "shift", "unshift", "splice", "sort", "reverse", "fill", "copyWithin"]) {
+  def(name, (m, _a, args) => m.host.mutate(m, name, args), immutableBytes)
 }
-// Callbacks get (value, index, the proxy): never the raw bytes, which would be writable.
-for (const name of ["every", "filter", "find", "findIndex", "findLast", "findLastIndex", "forEach", "map", "some"]) {
-  bytesMethod(name, (m, a, [f, self], native) => native.call(a, (x: number, i: number) => (f as Fn).call(self, x, i, m.proxy)))
-}
-for (const name of ["reduce", "reduceRight"]) {
-  bytesMethod(name, (m, a, [f, ...init], native) => native.call(a, (acc: unknown, x: number, i: number) => (f as Fn)(acc, x, i, m.proxy), ...init))
-}
-// Numbers, strings, iterators and fresh arrays: native on the raw bytes.
-for (const name of ["at", "entries", "includes", "indexOf", "join", "keys", "lastIndexOf", "slice", "toLocaleString", "toReversed", "toSorted", "toString", "values", "with"]) {
-  bytesMethod(name, (_m, a, args, native) => native.apply(a, args))
-}
+B.set = method(typedProto, "set", true, immutableBytes)
 // A copy, not a view: a view would be a writable alias of bytes in the state.
-bytesMethod("subarray", (_m, a, args) => a.slice(...(args as [number, number])))
-for (const name of ["copyWithin", "fill", "reverse", "set", "sort"]) bytesMethod(name, immutableBytes)
+B.subarray = method(typedProto, "subarray", true, (_m, a, args) => a.slice(...(args as [number, number])))
 
+/** Every Array.prototype method a draft or view of an array answers to, by name. */
+export const ARRAY_METHODS: Table = Object.freeze(A)
+/** What `list[Symbol.iterator]` is. */
+export const ARRAY_ITERATOR: Fn = A.values!
 /** Every Uint8Array method a draft or view of bytes answers to, by name. */
 export const BYTES_METHODS: Table = Object.freeze(B)
 export const BYTES_ITERATOR: Fn = B.values!

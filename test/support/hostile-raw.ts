@@ -177,7 +177,8 @@ export class RawClient {
     const from = this.received.length
     const hello = {
       type: "hello",
-      protocol: PROTOCOL_VERSIONS,
+      // The raw peer writes protocol 1's frames (it keeps no codec session).
+      protocol: { min: 1, max: 1 },
       clientId,
       machines: (options.machines ?? []).map(describeMachine),
       ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),

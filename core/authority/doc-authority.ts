@@ -162,7 +162,6 @@ export class DocAuthority<S = unknown> {
   private readonly maxCommandBytes: number
   private readonly clientTable: ClientTable
   private readonly maxMessageBytes: number
-  private readonly tailBytes: number
 
   private constructor(
     readonly docId: string,
@@ -190,7 +189,6 @@ export class DocAuthority<S = unknown> {
     this.clientTable = new ClientTable(docId, store, options.maxOutcomesPerClient ?? 100_000)
     this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.maxMessageBytes = options.maxMessageBytes ?? 512 << 10
-    this.tailBytes = options.snapshots?.tailBytes ?? 64 << 10
     const self = this
     this.followers = new Followers({
       docId, runtime,
@@ -471,9 +469,9 @@ export class DocAuthority<S = unknown> {
     })
   }
 
-  /** Deletes entries behind a new snapshot, keeping a tail of about `tailBytes` for cheap catch-up. */
+  /** Deletes entries behind a new snapshot, keeping a tail for cheap catch-up (Snapshotter.tailBytesBehind). */
   private async compactBehind(meta: SnapshotMeta): Promise<void> {
-    const tail = this.tailBytes
+    const tail = this.snapshotter.tailBytesBehind(meta)
     if (!Number.isFinite(tail)) return
     const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)
     if (upTo <= this.horizon) return

@@ -87,7 +87,7 @@ export const buildStore = async (
   if (o.finalSnapshot) {
     const meta = await doc.snapshotNow()
     check(meta.seq === count, `the final snapshot is at the head (${meta.seq})`)
-    await compacted(storage, doc)
+    await compacted(storage, doc, meta, o.hub?.snapshots?.tailBytes)
   } else {
     // Let a snapshot the policy started (and the compaction behind it) finish before closing.
     let last = doc.latestSnapshot?.seq
@@ -108,14 +108,18 @@ export const buildStore = async (
   return out
 }
 
-/** Waits until the entries at or below the document's horizon are deleted (compaction runs in the background). */
-export const compacted = async (kv: KVStore, doc: { compactedThrough: number }): Promise<void> => {
+/**
+ * Waits until the entries at or below the document's horizon are deleted (compaction runs in
+ * the background). With `behind` (a snapshot just taken), first until the horizon reaches
+ * where compaction behind that snapshot goes (the policy's tail: min(tailBytes, its size)).
+ */
+export const compacted = async (kv: KVStore, doc: { compactedThrough: number }, behind?: { seq: number; size: number }, tailBytes = 64 << 10): Promise<void> => {
   const store = new AuthorityStore(kv)
   const end = now() + 120_000
+  const target = behind !== undefined ? await store.horizonFor(DOC, behind.seq, Math.min(tailBytes, behind.size)) : 0
   for (;;) {
     const horizon = doc.compactedThrough
-    const first = await store.entries(DOC, 0, 1).catch(() => [])
-    if (horizon > 0 && (first.length === 0 || first[0]!.seq > horizon)) return
+    if (horizon > 0 && horizon >= target && (await store.snapshots.deletedThrough(DOC)) >= horizon) return
     if (now() > end) throw new Error("timed out waiting for compaction")
     await sleep(5)
   }

@@ -111,7 +111,7 @@ const main = async (): Promise<void> => {
         const meta = await doc.snapshotNow()
         snapshotSeq = meta.seq
         jobMs = performance.now() - t0
-        await compacted(storage!, doc)
+        await compacted(storage!, doc, meta)
         writing = false
         await loop
       } else {

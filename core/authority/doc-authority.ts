@@ -311,10 +311,13 @@ export class DocAuthority<S = unknown> {
     // the machine is not deterministic (or changed): say so, and publish the truth so
     // replicas resync.
     let checked = head
-    // Measured once here: big states are hashed in the background from now on.
-    const encoded = encodeCanonical(host.root)
-    const stateBytes = encoded.length
-    const loadedHash = hashBytes(encoded)
+    // Measured once here: big states are hashed in the background from now on. A state that
+    // is a verified snapshot at the head is its bytes (strict canonical decoding), whose size
+    // and hash its meta holds: encoding it again would cost a copy of the state and a pause.
+    const atSnapshot = base !== undefined && base.meta.seq === head.seq ? base.meta : undefined
+    const encoded = atSnapshot === undefined ? encodeCanonical(host.root) : undefined
+    const stateBytes = atSnapshot?.size ?? encoded!.length
+    const loadedHash = atSnapshot?.hash ?? hashBytes(encoded!)
     if (options.checkpointEvery === Infinity) {
       // Checkpoints are off.
     } else if (head.seq > 0 && head.checkpoint?.seq === head.seq) {

@@ -594,7 +594,7 @@ export class Doc<M extends Machine<any, any>> {
         const done = r.finish()
         if ("reason" in done) return this.badSnapshot(done.reason)
         this.snapshotFailures = 0
-        this.install(r.begin.seq, done.bytes)
+        this.install(r.begin.seq, done.bytes, r.begin.hash)
         return
       }
       case "error":
@@ -631,9 +631,9 @@ export class Doc<M extends Machine<any, any>> {
    * hub's state frame); pending commands stay on top and are sent again (some may be inside
    * that state: their duplicates' outcomes say so).
    */
-  private install(seq: number, bytes: Uint8Array): void {
+  private install(seq: number, bytes: Uint8Array, verifiedHash?: string): void {
     this.resyncing = false
-    this.rs.reset(seq, bytes)
+    this.rs.reset(seq, bytes, verifiedHash)
     this.enqueue(
       (store) => store.confirm(this.docId, {
         meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.laneNext },

@@ -113,6 +113,11 @@ export class SnapshotStore {
     return (await this.horizonRecord(docId)).horizon
   }
 
+  /** Entries at or below this seq are deleted (a compaction in progress or cut short has not reached its horizon yet). */
+  async deletedThrough(docId: string): Promise<number> {
+    return (await this.horizonRecord(docId)).done
+  }
+
   /**
    * The stored horizon and how far its deletes are done. The record is `[horizon, done]`:
    * entries at or below `done` are deleted, those in (done, horizon] may still be there (a

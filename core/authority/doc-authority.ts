@@ -209,7 +209,7 @@ export class DocAuthority<S = unknown> {
       highWater: options.highWaterMark ?? 1 << 20,
       hardLimit: options.hardLimit ?? 8 << 20,
       snapshotLag: options.snapshotLagEntries ?? 2048,
-      // Replicas acknowledge every 64 KiB: a smaller window would wait for acks forever.
+      // Replicas acknowledge every 128 KiB (core/replica/doc.ts): a smaller window would wait for acks forever.
       snapshotWindow: Math.max(128 << 10, options.snapshotWindowBytes ?? 1 << 20),
     })
   }

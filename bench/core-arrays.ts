@@ -8,7 +8,8 @@
  * Measured like figure 1a: a replica integrating confirmed entries, batches of `size`.
  */
 import * as Schema from "effect/Schema"
-import { ReplicaState, defineMachine, type Entry } from "../core/index.js"
+import { defineMachine, type Entry } from "../core/index.js"
+import { ReplicaState } from "../core/internal.js"
 import { check, now } from "./harness.js"
 
 const DOC = "bench-doc"

@@ -11,7 +11,8 @@
  * The two sizes run back to back in each run, so the per-run ratio sees the same machine load.
  */
 import { Result } from "effect"
-import { ReplicaState, seededRandom, type Entry } from "../core/index.js"
+import { type Entry } from "../core/index.js"
+import { ReplicaState, seededRandom } from "../core/internal.js"
 import { check, now, sample, type Plan } from "./harness.js"
 import { Board, boardWith, itemId, type BoardState } from "./machines.js"
 

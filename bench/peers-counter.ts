@@ -18,7 +18,8 @@
  */
 import * as A from "@automerge/automerge"
 import * as Y from "yjs"
-import { CanonClient, Hub, seededRandom, type Doc } from "../core/index.js"
+import { CanonClient, Hub, type Doc } from "../core/index.js"
+import { seededRandom } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { check, type Figure, type Plan, type SuiteContext } from "./harness.js"
 import { Counter } from "./machines.js"

@@ -9,7 +9,8 @@
  * `node --expose-gc --import tsx bench/snapshots-hub.ts '{"dir": ..., "hub": {...}}'`
  */
 import { monitorEventLoopDelay } from "node:perf_hooks"
-import { Hub, hashState, type DocAuthority, type Connection, type HubOptions, type ServerMessage } from "../core/index.js"
+import { Hub, hashState, type Connection, type HubOptions, type ServerMessage } from "../core/index.js"
+import type { DocAuthority } from "../core/internal.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { WsServer } from "../adapters/ws/index.js"

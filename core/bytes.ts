@@ -125,13 +125,14 @@ export class ByteWriter {
   }
 }
 
+/** One 8-byte scratch for every reader's floats: a DataView per reader cost ~4% of decoding. */
+const F64_BYTES = new Uint8Array(8)
+const F64_VIEW = new DataView(F64_BYTES.buffer)
+
 export class ByteReader {
   pos = 0
-  private readonly view: DataView
 
-  constructor(readonly buf: Uint8Array) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  }
+  constructor(readonly buf: Uint8Array) {}
 
   get remaining(): number {
     return this.buf.length - this.pos
@@ -164,9 +165,9 @@ export class ByteReader {
 
   f64(): number {
     if (this.remaining < 8) throw canonError("decode-failed", "Unexpected end of data in a float.")
-    const n = this.view.getFloat64(this.pos)
+    F64_BYTES.set(this.buf.subarray(this.pos, this.pos + 8))
     this.pos += 8
-    return n
+    return F64_VIEW.getFloat64(0)
   }
 
   raw(length: number): Uint8Array {

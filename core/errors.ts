@@ -47,6 +47,7 @@ export type CanonErrorCode =
   | "machine-mismatch"
   | "protocol-error"
   | "closed"
+  | "refused" // the hub refused this client (see CanonClient.refusal); the outbox is kept
 
 /** An engine failure: storage, codec, misuse of the API. */
 export class CanonError extends Data.TaggedError("CanonError")<{

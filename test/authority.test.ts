@@ -4,7 +4,8 @@
  * group commit, and "acknowledged means durable".
  */
 import { secretFor } from "./support/secrets.js"
-import { AuthorityStore, Hub, type ClientMessage, type CloseInfo, type CommandRequest, type HubEvent, type Outcome, type ServerMessage } from "../core/index.js"
+import { Hub, type ClientMessage, type CloseInfo, type CommandRequest, type HubEvent, type Outcome, type ServerMessage } from "../core/index.js"
+import { AuthorityStore } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../core/protocol/negotiate.js"
 import { Todo } from "./support/machines.js"

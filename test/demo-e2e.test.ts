@@ -13,7 +13,8 @@ import type http from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Page } from "playwright-core"
-import { AuthorityStore, type Entry } from "../core/index.js"
+import { type Entry } from "../core/index.js"
+import { AuthorityStore } from "../core/internal.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { startHub, type PageHandler, type RunningHub } from "../apps/hub/start.js"
 import { parseConfig } from "../apps/hub/config.js"
@@ -42,9 +43,9 @@ const start = async (): Promise<RunningHub> => {
   const config = parseConfig(["--data", join(dir, "data"), "--port", String(port)], {})
   if (config === "help") throw new Error("unexpected")
   const pages = demoPages(await buildDemo())
-  const counting: PageHandler = (req: http.IncomingMessage, res: http.ServerResponse, h) => {
+  const counting: PageHandler = (req: http.IncomingMessage, res: http.ServerResponse, h, storage) => {
     if (new URL(req.url ?? "/", "http://x").pathname === "/") pageRequests++
-    return pages(req, res, h)
+    return pages(req, res, h, storage)
   }
   const running = await startHub(config, [Board], counting)
   port = Number(new URL(running.url).port)
@@ -276,6 +277,148 @@ test("the hub restarts on the same data directory: the log holds each edit once,
   expect(await converged()).toEqual(board)
   expect(await info(pa)).toMatchObject({ seq, hash })
 })
+
+/** Sets the devtools' added latency (each way) on a page, as its slider does. */
+const setLatency = (page: Page, ms: number) =>
+  page.locator('[data-testid="latency"]').evaluate((el: HTMLInputElement, v) => {
+    el.value = String(v)
+    el.dispatchEvent(new Event("input", { bubbles: true }))
+  }, ms)
+
+const toasts = async (page: Page): Promise<string> => (await page.locator("#toasts").textContent()) ?? ""
+
+test("after a hub restart, open pages are back online within 2 s of the hub listening, with no reload (Retry now on one)", async () => {
+  await converged()
+  await hub!.close()
+  hub = undefined
+  await until("both pages to see the hub gone", async () => (await Promise.all([statusOf(pa), statusOf(pb)])).every((s) => s.state !== "online"))
+  // Long enough for the backoff to reach its cap (the pages sat 17-28 s when it was 30 s).
+  await new Promise((r) => setTimeout(r, 6_000))
+  expect(await pa.locator("#retry").isVisible()).toBe(true)
+  hub = await start()
+  const listening = Date.now()
+  await pa.locator("#retry").click() // A skips the wait; B waits for its own backoff
+  await until("both pages to be online again", async () => (await Promise.all([statusOf(pa), statusOf(pb)])).every((s) => s.state === "online"), 2_500)
+  const took = Date.now() - listening
+  expect(took).toBeLessThan(2_500)
+  await converged()
+})
+
+test("the devtools' offline switch takes a page offline and back", async () => {
+  await pa.locator("#devtools-toggle").click()
+  await pa.locator('[data-testid="offline"]').check()
+  await until("A to be offline", async () => (await statusOf(pa)).state === "offline")
+  await addCard(pa, "To do", "Made with the switch off")
+  await until("A to count it", async () => (await statusOf(pa)).pending === "1")
+  const id = await cardId(pa, "Made with the switch off")
+  expect(await pa.locator(`.card[data-id="${id}"]`).getAttribute("data-state")).toBe("pending")
+  expect(await pa.locator('[data-testid="outbox"]').textContent()).toMatch(/addCard/)
+  await pa.locator('[data-testid="offline"]').uncheck()
+  await converged()
+  expect(await pa.locator(`.card[data-id="${id}"]`).getAttribute("data-state")).toBe("confirmed")
+  await until("the log to show the card", async () => (await pa.locator('[data-testid="log"]').textContent())?.includes("Made with the switch off") === true)
+  await pa.locator("#devtools .dt-close").click()
+})
+
+test("devtools: under added latency the outbox fills and a rebase replays it over the other person's entry", async () => {
+  await pa.locator("#devtools-toggle").click()
+  await setLatency(pa, 1_500)
+  await addCard(pa, "Doing", "Slow A")
+  await addCard(pb, "Doing", "Fast B") // ordered before A's, which is still on its way
+  await until("A's devtools to show a rebase", async () => /rebase: \d+ pending replayed/.test((await pa.locator('[data-testid="events"]').textContent()) ?? ""))
+  expect(await pa.locator('[data-testid="outbox"]').textContent()).toMatch(/addCard/)
+  await pa.screenshot({ path: join(ARTIFACTS, "demo-devtools-rebase.png") })
+  await setLatency(pa, 0)
+  await converged()
+  await until("the log to list both", async () => {
+    const log = (await pa.locator('[data-testid="log"]').textContent()) ?? ""
+    return log.includes("Slow A") && log.includes("Fast B")
+  })
+  await pa.screenshot({ path: join(ARTIFACTS, "demo-devtools-log.png") })
+  await pa.locator("#devtools .dt-close").click()
+})
+
+test("pending markers survive a reload", async () => {
+  await B!.context.setOffline(true)
+  await until("B to show offline", async () => (await statusOf(pb)).state === "offline")
+  await addCard(pb, "Done", "Pending across reload")
+  const id = await cardId(pb, "Pending across reload")
+  await pb.reload({ timeout: WAIT_MS })
+  await until("B to reload offline", () => pb.evaluate(() => window.canon?.doc !== undefined && document.querySelectorAll(".card").length > 0))
+  expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("data-state")).toBe("pending")
+  expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("class")).toMatch(/\bpending\b/)
+  await B!.context.setOffline(false)
+  await converged()
+  expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("data-state")).toBe("confirmed")
+})
+
+test("undo and redo are commands: B sees A's undo and redo", async () => {
+  await addCard(pa, "To do", "Undo me")
+  const id = await cardId(pb, "Undo me")
+  await rename(pa, id, "Undo me, renamed")
+  await until("B to see the rename", async () => (await pb.evaluate((i) => window.canon!.doc.state.cards[i]?.title, id)) === "Undo me, renamed")
+  await pa.locator("body").click({ position: { x: 5, y: 5 } })
+  await pa.keyboard.press("Control+z")
+  await until("B to see the rename undone", async () => (await pb.evaluate((i) => window.canon!.doc.state.cards[i]?.title, id)) === "Undo me")
+  await pa.keyboard.press("Control+Shift+z")
+  await until("B to see it redone", async () => (await pb.evaluate((i) => window.canon!.doc.state.cards[i]?.title, id)) === "Undo me, renamed")
+  await pa.keyboard.press("Control+z")
+  await pa.keyboard.press("Control+z") // and the add: the card is deleted everywhere
+  await until("B to see the card gone", async () => (await pb.evaluate((i) => window.canon!.doc.state.cards[i] === undefined, id)))
+  await converged()
+})
+
+test("the person whose rename lost the race is told; names and colours are distinct; details show the author", async () => {
+  await addCard(pa, "To do", "Raced")
+  const id = await cardId(pb, "Raced")
+  await converged()
+  await setLatency(pb, 800) // B hears of A's rename late, and its own reaches the hub late
+  await rename(pa, id, "Raced by A")
+  await rename(pb, id, "Raced by B")
+  await setLatency(pb, 0)
+  await converged()
+  expect(await pa.evaluate((i) => window.canon!.doc.state.cards[i]?.title, id)).toBe("Raced by B")
+  await until("A to be told its rename was replaced", async () => /replaced your "Raced by A"/.test(await toasts(pa)))
+  expect(await toasts(pb)).not.toMatch(/replaced your/)
+  await pa.screenshot({ path: join(ARTIFACTS, "demo-overwrite-notice.png") })
+
+  const colours = await pb.locator("#people .avatar").evaluateAll((els) => els.map((e) => getComputedStyle(e).backgroundColor))
+  expect(colours.length).toBe(2)
+  expect(new Set(colours).size).toBe(2)
+
+  const name = await pa.evaluate(() => window.canon!.identity.name)
+  await pb.locator(`.card[data-id="${id}"]`).hover()
+  await pb.locator(`.card[data-id="${id}"] button[data-action="details"]`).click()
+  await until("the details to show the author and history", async () => {
+    const text = (await pb.locator("#details").textContent()) ?? ""
+    return text.includes(name) && /created it/.test(text) && /renamed it to "Raced by B"/.test(text)
+  })
+  await pb.screenshot({ path: join(ARTIFACTS, "demo-card-details.png") })
+  await pb.keyboard.press("Escape")
+})
+
+test("load 20,000 cards: the hub snapshots and compacts the log; a page joining the board gets it as a streamed snapshot, with progress", async () => {
+  await pa.locator("#devtools-toggle").click()
+  await pa.locator('[data-testid="load-many"]').click()
+  await until("A to hold 20,000 cards, all confirmed", () => pa.evaluate(() => window.canon!.board.startsWith("big-") && Object.keys(window.canon!.doc.state.cards).length === 20_000 && window.canon!.doc.pendingCount === 0), 60_000)
+  const board = await pa.evaluate(() => window.canon!.board)
+  // The hub compacts behind its snapshot: the log no longer starts at seq 1.
+  await until("the hub to compact the log", async () => {
+    const log = (await (await fetch(`http://127.0.0.1:${port}/api/log?doc=board/${board}&limit=500`)).json()) as { compactedThrough: number }
+    return log.compactedThrough > 0
+  }, 30_000)
+  await pa.locator("#devtools .dt-close").click()
+  await pb.evaluate((b) => (location.hash = `board=${b}`), board)
+  await until("B to join the big board", () => pb.evaluate(() => window.canon!.board.startsWith("big-") && window.canon!.doc.synced && Object.keys(window.canon!.doc.state.cards).length === 20_000), 60_000)
+  const steps = await pb.evaluate(() => ({ steps: Number(document.body.dataset.snapshotSteps ?? 0), last: document.body.dataset.snapshotReceived ?? "" }))
+  expect(steps.steps).toBeGreaterThan(1)
+  const [received, size] = steps.last.split("/").map(Number)
+  expect(received).toBe(size)
+  expect(await pb.evaluate(() => window.canon!.doc.confirmedHash())).toBe(await pa.evaluate(() => window.canon!.doc.confirmedHash()))
+  await pb.screenshot({ path: join(ARTIFACTS, "demo-big-board.png") })
+  await Promise.all([pa, pb].map((p) => p.evaluate(() => (location.hash = "board=e2e"))))
+  await until("both back on the e2e board", async () => (await Promise.all([pa, pb].map((p) => p.evaluate(() => window.canon!.board === "e2e" && window.canon!.doc.synced)))).every(Boolean))
+}, 180_000)
 
 test("presence: B sees A's name and the card A is editing, and sees A leave", async () => {
   const name = await pa.evaluate(() => window.canon!.identity.name)

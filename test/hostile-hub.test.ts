@@ -19,7 +19,8 @@
  * a new hub on the same data (so one failure does not hide the others).
  */
 import { setTimeout as sleep } from "node:timers/promises"
-import { DEFAULT_MAX_FRAME_BYTES, decodeCanonical, decodeClientMessage, type Doc, type Machine, type Submit } from "../core/index.js"
+import { DEFAULT_MAX_FRAME_BYTES, decodeCanonical, type Doc, type Machine, type Submit } from "../core/index.js"
+import { decodeClientMessage } from "../core/internal.js"
 import { killAllChildren, removeTempDirs, tempDir } from "./crash/harness.js"
 import { HubChild } from "./support/hostile-hub.js"
 import { RawClient, closeAllRaw, newIdentity, newSecret, showAnswer, showOutcome } from "./support/hostile-raw.js"

@@ -3,7 +3,8 @@
  * catch-up pages are cut by size (the memory network here encodes real frames, which refuse
  * anything over 1 MiB).
  */
-import { CanonClient, Hub, sizeBound } from "../core/index.js"
+import { CanonClient, Hub } from "../core/index.js"
+import { sizeBound } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { cutBySize } from "../core/authority/doc-authority.js"
 import { Todo } from "./support/machines.js"

@@ -1,56 +1,62 @@
 /**
- * The README's example, as written (port 0 and a temp directory instead of 8787 and ./data).
+ * The README's example, exactly as printed: its ```ts block under "## Example" is written to a
+ * file in this checkout (so `canon` resolves to the sources through the canon-source
+ * condition) and run with tsx, twice, from an empty directory: the first run adds the item,
+ * the second is refused with a CommandRejected it handles; both exit 0 by themselves (every
+ * handle closed) and write only ./todo-data.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Schema } from "effect"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
-import { MemoryStorage } from "../adapters/memory/index.js"
-import { LevelStorage } from "../adapters/level/index.js"
-import { WsServer, wsClientTransport } from "../adapters/ws/index.js"
-import { systemRuntime } from "../adapters/system/index.js"
+import { fileURLToPath } from "node:url"
 
-const Todo = defineMachine({
-  name: "todo",
-  version: 1,
-  initial: () => ({ items: {} as Record<string, { title: string; done: boolean }> }),
-  commands: {
-    add: {
-      args: Schema.Struct({ id: Schema.String, title: Schema.String }),
-      apply: (state, { id, title }, ctx) => {
-        if (state.items[id]) ctx.reject(`There is already an item ${id}.`)
-        state.items[id] = { title, done: false }
-      },
-    },
-    toggle: {
-      args: Schema.Struct({ id: Schema.String }),
-      apply: (state, { id }, ctx) => {
-        const item = state.items[id] ?? ctx.reject(`No item ${id}.`)
-        item.done = !item.done
-      },
-    },
-  },
+const ROOT = fileURLToPath(new URL("../", import.meta.url))
+
+/** The first ```ts block after the "## Example" heading. */
+const exampleBlock = (): string => {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8")
+  const section = readme.slice(readme.indexOf("\n## Example\n"))
+  const match = /```ts\n([\s\S]*?)\n```/.exec(section)
+  if (match === null) throw new Error("The README has no ```ts block under ## Example.")
+  return match[1]!
+}
+
+let dir: string
+let file: string
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "canon-readme-"))
+  mkdirSync(join(ROOT, "test/artifacts"), { recursive: true })
+  file = join(ROOT, "test/artifacts", `readme-example-${process.pid}.ts`)
+  writeFileSync(file, exampleBlock())
 })
 
-test("the README example runs", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "canon-readme-"))
-  const storage = await LevelStorage.open(join(dir, "data"))
-  const hub = new Hub({ machines: [Todo], storage, runtime: systemRuntime })
-  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }] })
-  const client = await CanonClient.open({ transport: wsClientTransport(server.urls()[0]!), runtime: systemRuntime, storage: new MemoryStorage() })
-  const doc = await client.open(Todo, "groceries")
-  const seen: unknown[] = []
-  doc.subscribe((state) => seen.push(state.items["milk"]?.title))
-  const receipt = doc.submit("add", { id: "milk", title: "Milk" })
-  expect(doc.state.items["milk"]?.title).toBe("Milk") // before the hub answers
-  const { seq } = await receipt
-  expect(seq).toBe(1)
-  await expect(doc.submit("toggle", { id: "eggs" })).rejects.toMatchObject({ code: "rejected", message: "No item eggs." })
-  expect(seen).toContain("Milk")
-  await client.close()
-  await server.close()
-  await hub.close()
-  await storage.close()
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
+  rmSync(file, { force: true })
 })
+
+const run = () =>
+  spawnSync(process.execPath, ["--conditions=canon-source", "--import", join(ROOT, "node_modules/tsx/dist/esm/index.mjs"), file], {
+    cwd: dir, encoding: "utf8", timeout: 60_000, env: { ...process.env, NODE_OPTIONS: "" },
+  })
+
+test("the README example uses the CLI hub's /sync path, its own port and data directory, and closes what it opens", () => {
+  const code = exampleBlock()
+  expect(code).toMatch(/wsClientTransport\("ws:\/\/127\.0\.0\.1:(\d+)\/sync"\)/)
+  expect(code).not.toMatch(/8787|"\.\/data"/) // npm start's port and directory
+  for (const closed of ["client", "server", "hub", "storage"]) expect(code).toContain(`await ${closed}.close()`)
+})
+
+test("the README example runs as printed, twice in a row, and exits by itself each time", () => {
+  const first = run()
+  expect(first.stderr).toBe("")
+  expect(first.stdout).toContain("added at seq 1")
+  expect(first.status).toBe(0)
+  const second = run()
+  expect(second.stderr).toBe("")
+  expect(second.stdout).toContain("refused (rejected): There is already an item milk.")
+  expect(second.status).toBe(0)
+  expect(readdirSync(dir)).toEqual(["todo-data"])
+}, 120_000)

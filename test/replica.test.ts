@@ -4,7 +4,8 @@
  */
 import fc from "fast-check"
 import { Schema } from "effect"
-import { CanonClient, CommandRejected, Doc, Hub, ReplicaState, defineMachine, seededRandom, type Entry } from "../core/index.js"
+import { CanonClient, CommandRejected, Doc, Hub, defineMachine, type Entry } from "../core/index.js"
+import { ReplicaState, seededRandom } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
 

@@ -1,6 +1,7 @@
 /** Pieces of a state's canonical encoding, and its hash over pieces, equal the one-shot ones. */
 import fc from "fast-check"
-import { encodeCanonical, hashBytes } from "../core/index.js"
+import { encodeCanonical } from "../core/index.js"
+import { hashBytes } from "../core/internal.js"
 import { StateEncoder } from "../core/snapshot/state-encoder.js"
 import { StreamHash } from "../core/snapshot/stream-hash.js"
 

@@ -11,7 +11,8 @@
  * Here the same interleaving is made certain: a store whose range reads over snapshot chunks
  * are slow (a busy disk), and a snapshot requested as soon as the document has loaded.
  */
-import { AuthorityStore, Hub, type Connection, type KVStore, type ServerMessage } from "../core/index.js"
+import { Hub, type Connection, type KVStore, type ServerMessage } from "../core/index.js"
+import { AuthorityStore } from "../core/internal.js"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import * as K from "../core/store/keys.js"

@@ -5,9 +5,8 @@
  * the horizon whose outbox applies exactly once, a multi-megabyte resync, crash leftovers.
  */
 import * as Schema from "effect/Schema"
-import {
-  AuthorityStore, CanonClient, Hub, defineMachine, encodeCanonical, hashBytes, hashState, type ClientTransport, type HubEvent, type KVStore, type ServerMessage,
-} from "../core/index.js"
+import { CanonClient, Hub, defineMachine, encodeCanonical, hashState, type ClientTransport, type HubEvent, type KVStore, type ServerMessage } from "../core/index.js"
+import { AuthorityStore, hashBytes } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import * as K from "../core/store/keys.js"
 import { Snapshotter } from "../core/authority/snapshots.js"

@@ -8,10 +8,8 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
-import {
-  AuthorityStore, CanonClient, CanonError, Hub, ReplicaStore, STORAGE_FORMAT, encodeCanonical,
-  type ClientTransport, type Connection, type KVStore, type ServerMessage,
-} from "../core/index.js"
+import { CanonClient, CanonError, Hub, encodeCanonical, type ClientTransport, type Connection, type KVStore, type ServerMessage } from "../core/index.js"
+import { AuthorityStore, ReplicaStore, STORAGE_FORMAT } from "../core/internal.js"
 import * as K from "../core/store/keys.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { LevelStorage } from "../adapters/level/index.js"

@@ -13,7 +13,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { WebSocket, WebSocketServer, type ClientOptions } from "ws"
-import { CanonClient, Hub, encodeServerMessage, type ClientTransport, type CloseInfo, type ConnectionAcceptor, type ConnectionInfo } from "../core/index.js"
+import { CanonClient, Hub, type ClientTransport, type CloseInfo, type ConnectionAcceptor, type ConnectionInfo } from "../core/index.js"
+import { encodeServerMessage } from "../core/internal.js"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { WsServer, WS_CLOSE_CODES, fromWsClose, toWsClose, type WsConnectionInfo } from "../adapters/ws/index.js"
@@ -406,7 +407,7 @@ describe("attached to an existing server", () => {
     other.close()
   })
 
-  test("a path nobody serves is refused (404): unreachable for the client", async () => {
+  test("a path nobody serves is refused (404): not-found for the client (a final close, not a retried one)", async () => {
     const app = http.createServer((_req, res) => res.end("app"))
     await new Promise<void>((r) => app.listen(0, "127.0.0.1", () => r()))
     cleanup.push(() => new Promise((r) => {
@@ -419,7 +420,7 @@ describe("attached to an existing server", () => {
     const closes: CloseInfo[] = []
     wsClientTransport(`ws://127.0.0.1:${(app.address() as net.AddressInfo).port}/nope`).connect({ onMessage: () => {}, onClose: (i) => void closes.push(i) })
     expect(await until(() => closes.length > 0, 2_000)).toBe(true)
-    expect(closes[0]).toEqual({ code: "unreachable", reason: expect.stringMatching(/404/) })
+    expect(closes[0]).toEqual({ code: "not-found", reason: expect.stringMatching(/404/) })
     expect(conns).toEqual([])
   })
 

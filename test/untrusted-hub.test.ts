@@ -5,10 +5,8 @@
  * the handshake deadline and the durability default. Each test names the item it covers.
  */
 import * as Schema from "effect/Schema"
-import {
-  AuthorityStore, CanonClient, Doc, Hub, decodeCanonical, defineMachine, encodeCanonical, type BatchOp, type BatchOptions, type ClientMessage, type Connection, type HubEvent,
-  type ServerMessage,
-} from "../core/index.js"
+import { CanonClient, Doc, Hub, decodeCanonical, defineMachine, encodeCanonical, type BatchOp, type BatchOptions, type ClientMessage, type Connection, type HubEvent, type ServerMessage } from "../core/index.js"
+import { AuthorityStore } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../core/protocol/negotiate.js"
 import * as K from "../core/store/keys.js"

@@ -12,10 +12,8 @@
  */
 import { secretFor } from "./support/secrets.js"
 import { WebSocket } from "ws"
-import {
-  AuthorityStore, CanonClient, CommandRejected, Hub, decodeServerMessage, encodeClientMessage, encodeServerMessage, seededRandom,
-  type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type Doc, type HubOptions, type ServerMessage, type VersionRange,
-} from "../core/index.js"
+import { CanonClient, CommandRejected, Hub, type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type Doc, type HubOptions, type ServerMessage, type VersionRange } from "../core/index.js"
+import { AuthorityStore, decodeServerMessage, encodeClientMessage, encodeServerMessage, seededRandom } from "../core/internal.js"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { WsServer, wsClientTransport, type NodeWsClientOptions, type WsServerOptions } from "../adapters/ws/index.js"

@@ -3,7 +3,8 @@
  * `run` advances time; events at the same instant fire in the order they were scheduled, and
  * every microtask they start settles before the next event. Same seed, same run.
  */
-import { seededRandom, type Runtime, type Timer } from "../../core/index.js"
+import { type Runtime, type Timer } from "../../core/index.js"
+import { seededRandom } from "../../core/internal.js"
 
 interface Event {
   readonly at: number

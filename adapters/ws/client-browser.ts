@@ -13,8 +13,8 @@
  * const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime })
  * ```
  */
-import type { ClientTransport } from "../../core/index.js"
-import { ClientLink, type WsClientOptions } from "./shared.js"
+import type { ClientTransport, CloseInfo } from "../../core/index.js"
+import { ClientLink, WS_CLOSE_OTHER, finalHttpStatus, type WsClientOptions } from "./shared.js"
 
 /** The part of the WHATWG WebSocket this client uses. */
 export interface BrowserWebSocket {
@@ -38,7 +38,16 @@ export interface BrowserWsClientOptions extends WsClientOptions {
 export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = 45_000
 
 /** A ClientTransport that opens a WebSocket to `url` (ws:// or wss://) for each connection. */
-export const wsClientTransport = (url: string | URL, options: BrowserWsClientOptions = {}): ClientTransport => ({
+export const wsClientTransport = (url: string | URL, options: BrowserWsClientOptions = {}): ClientTransport & { onWake(fn: () => void): () => void } => ({
+  // The network came back, or the tab is in front again (not while hidden): retry at once.
+  onWake(fn) {
+    const g = globalThis as { addEventListener?: Function; removeEventListener?: Function; document?: { visibilityState: string } }
+    const wake = () => g.document?.visibilityState !== "hidden" && fn()
+    for (const t of ["online", "visibilitychange"]) g.addEventListener?.(t, wake)
+    return () => {
+      for (const t of ["online", "visibilitychange"]) g.removeEventListener?.(t, wake)
+    }
+  },
   connect(listener) {
     const link = new ClientLink(listener, options, BROWSER_DEFAULT_IDLE_TIMEOUT_MS)
     const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: BrowserWebSocketConstructor }).WebSocket
@@ -55,7 +64,11 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
       link.failed(`Cannot connect to ${String(url)}: ${e instanceof Error ? e.message : String(e)}`)
       return link
     }
-    ws.addEventListener("open", () => link.opened())
+    let opened = false
+    ws.addEventListener("open", () => {
+      opened = true
+      link.opened()
+    })
     ws.addEventListener("message", (event: { data: unknown }) => {
       const data = event.data
       if (typeof data === "string") link.frame(data)
@@ -65,7 +78,17 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
     })
     // Browsers give no detail on errors; the close event that follows says what is known.
     ws.addEventListener("error", () => {})
-    ws.addEventListener("close", (event: { code: number; reason: string }) => link.closed(event.code, event.reason))
+    ws.addEventListener("close", (event: { code: number; reason: string }) => {
+      // A page is not told the HTTP status of a failed upgrade: ask the same URL over HTTP,
+      // so a wrong path (404) or refused credentials end retrying. A Canon hub answers a plain
+      // GET on its sync path with 426 (WsServer's own listener; the canon CLI's hub); a hub
+      // attached to your server must not answer it 404. Cross-origin without CORS, the probe
+      // fails and the close stays a retried one.
+      const probe = (globalThis as { fetch?: (u: string) => Promise<{ status: number }> }).fetch
+      const closed = (final?: CloseInfo) => (final ? link.closed(WS_CLOSE_OTHER, `${final.code}: ${final.reason}`) : link.closed(event.code, event.reason))
+      if (opened || event.code !== 1006 || !probe) return closed()
+      probe(String(url).replace(/^ws/, "http")).then((res) => closed(finalHttpStatus(res.status, String(url))), () => closed())
+    })
     link.attach({
       get bufferedAmount() {
         return ws.bufferedAmount

@@ -50,11 +50,8 @@ import * as http from "node:http"
 import * as https from "node:https"
 import type { Duplex } from "node:stream"
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions, type RawData } from "ws"
-import {
-  DEFAULT_MAX_FRAME_BYTES, decodeClientMessage, encodeServerMessage,
-  type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type ConnectionListener, type ServerMessage,
-  CodecSession,
-} from "../../core/index.js"
+import { DEFAULT_MAX_FRAME_BYTES, type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type ConnectionListener, type ServerMessage } from "../../core/index.js"
+import { decodeClientMessage, encodeServerMessage, CodecSession } from "../../core/internal.js"
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
 import { clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
@@ -106,6 +103,19 @@ export interface WsServerOptions {
   readonly verifyUpgrade?: (request: http.IncomingMessage) => boolean | number
   /** Diagnostics. */
   readonly onEvent?: (event: WsServerEvent) => void
+  /**
+   * Other protocols on the same server, by path prefix (e.g. the y-websocket endpoint at
+   * "/yjs", see adapters/yjs-server): an upgrade whose path is the prefix or starts with
+   * prefix + "/" goes to that route's `accept` instead of the Canon protocol (and ignores
+   * `path`). verifyUpgrade and the connection caps apply to routed sockets as to any other.
+   */
+  readonly routes?: ReadonlyArray<WsRoute>
+}
+
+/** A protocol mounted under a path prefix: it gets the raw socket after the upgrade checks passed. */
+export interface WsRoute {
+  readonly prefix: string
+  accept(ws: WebSocket, info: WsConnectionInfo): void
 }
 
 export type WsServerEvent =
@@ -179,6 +189,8 @@ export class WsServer {
   private readonly wss: WebSocketServer
   private readonly owned: http.Server[] = []
   private readonly peers = new Set<Peer>()
+  /** Sockets handed to a route (closed with the server). */
+  private readonly routed = new Set<WebSocket>()
   private readonly maxFrameBytes: number
   private readonly pingIntervalMs: number
   private readonly pongTimeoutMs: number
@@ -312,7 +324,8 @@ export class WsServer {
   private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, attached: boolean): void {
     socket.on("error", () => {})
     const path = this.options.path
-    if (path !== undefined && pathOf(req.url) !== path) {
+    const route = routeOf(this.options.routes, pathOf(req.url))
+    if (route === undefined && path !== undefined && pathOf(req.url) !== path) {
       // Someone else's path: leave it to their upgrade listener if the server has one.
       if (attached && this.options.server!.listenerCount("upgrade") > 1) return
       return refuse(socket, 404)
@@ -331,7 +344,22 @@ export class WsServer {
     // Released when the socket closes, whoever closes it (a socket gone already: at once).
     if (socket.destroyed) return place.release()
     socket.once("close", place.release)
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.adopt(ws, req, remoteAddress))
+    this.wss.handleUpgrade(req, socket, head, (ws) => (route !== undefined ? this.adoptRouted(route, ws, req, remoteAddress) : this.adopt(ws, req, remoteAddress)))
+  }
+
+  private adoptRouted(route: WsRoute, ws: WebSocket, req: http.IncomingMessage, remoteAddress: string): void {
+    this.routed.add(ws)
+    ws.on("close", () => this.routed.delete(ws))
+    ws.on("error", (error) => this.options.onEvent?.({ type: "socket-error", remoteAddress, error }))
+    if (this.closing !== undefined) return void ws.close(1001, "The server is shutting down.")
+    this.options.onEvent?.({ type: "connection", remoteAddress })
+    const info: WsConnectionInfo = { remoteAddress, peerAddress: normalizeAddress(req.socket.remoteAddress) ?? req.socket.remoteAddress, url: req.url ?? "/", headers: req.headers }
+    try {
+      route.accept(ws, info)
+    } catch (e) {
+      this.options.onEvent?.({ type: "listener-error", remoteAddress, error: e })
+      ws.close(1011, "The server could not take the connection.")
+    }
   }
 
   private adopt(ws: WebSocket, req: http.IncomingMessage, remoteAddress: string): void {
@@ -509,12 +537,17 @@ export class WsServer {
       const frame = toWsClose("going-away", "The server is shutting down.")
       if (peer.ws.readyState === WebSocket.OPEN) peer.ws.close(frame.code, frame.reason)
     }
-    const all = Promise.all(peers.map((p) => p.closed))
+    // Routed sockets (other protocols): a going-away close, terminated with the rest.
+    const routed = [...this.routed]
+    for (const ws of routed) if (ws.readyState === WebSocket.OPEN) ws.close(1001, "The server is shutting down.")
+    const routedClosed = routed.map((ws) => new Promise<void>((r) => (ws.readyState === WebSocket.CLOSED ? r() : ws.once("close", () => r()))))
+    const all = Promise.all([...peers.map((p) => p.closed), ...routedClosed])
     let timer: ReturnType<typeof setTimeout> | undefined
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.closeTimeoutMs)))
     await Promise.race([all, late])
     clearTimeout(timer)
     for (const peer of peers) peer.ws.terminate()
+    for (const ws of routed) ws.terminate()
     await all
     this.wss.close()
     for (const s of this.owned) s.closeAllConnections()
@@ -527,6 +560,9 @@ const pathOf = (url: string | undefined): string => {
   const q = u.indexOf("?")
   return q < 0 ? u : u.slice(0, q)
 }
+
+const routeOf = (routes: ReadonlyArray<WsRoute> | undefined, path: string): WsRoute | undefined =>
+  routes?.find((r) => path === r.prefix || path.startsWith(r.prefix.endsWith("/") ? r.prefix : `${r.prefix}/`))
 
 /** Answers an upgrade request with an HTTP error and a one-line body (the status text, or `line`). */
 const refuse = (socket: Duplex, status: number, line?: string, headers: Readonly<Record<string, string>> = {}): void => {

@@ -6,7 +6,8 @@
  * horizon that a cut compaction did not delete yet). Shared by `canon inspect` and
  * `canon compact`.
  */
-import { AuthorityStore, CanonError, type KVStore } from "../../core/index.js"
+import { CanonError, type KVStore } from "../../core/index.js"
+import { AuthorityStore } from "../../core/internal.js"
 import * as K from "../../core/store/keys.js"
 import { StreamHash } from "../../core/snapshot/stream-hash.js"
 import type { SnapshotMeta } from "../../core/store/snapshot-store.js"

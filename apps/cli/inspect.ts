@@ -11,7 +11,8 @@
  * Canon's format record), never creates one, and cannot open the data of a running hub
  * (LevelDB's lock), which it says (read-only-store.ts).
  */
-import { AuthorityStore, CanonError, type Machine } from "../../core/index.js"
+import { CanonError, type Machine } from "../../core/index.js"
+import { AuthorityStore } from "../../core/internal.js"
 import { formatKey } from "../../core/store/keys.js"
 import { ConfigError } from "../hub/config.js"
 import { loadMachines } from "./load-machines.js"

@@ -8,7 +8,8 @@
  * is complete, and goes on through the tail. On the way every stored checkpoint after the
  * start is checked, and so is every newer snapshot (its hash is the state hash at its seq).
  */
-import { AuthorityStore, CanonError, JournaledState, decodeCanonical, hashState, type KVStore, type Machine } from "../../core/index.js"
+import { CanonError, decodeCanonical, hashState, type KVStore, type Machine } from "../../core/index.js"
+import { AuthorityStore, JournaledState } from "../../core/internal.js"
 import { applyLogged } from "../../core/apply.js"
 import * as K from "../../core/store/keys.js"
 import type { SnapshotMeta } from "../../core/store/snapshot-store.js"
@@ -97,6 +98,8 @@ export const replayDoc = async (
   // Newer snapshots that verify are states the hub may load: each must agree with the replay.
   const later = new Map(survey.snapshots.filter((s) => s.verdict.ok && s.meta.seq > from).map((s) => [s.meta.seq, s.meta.hash]))
   const host = new JournaledState(state)
+  // CRDT fields load from the snapshot's `$crdt` before anything reads or hashes the root.
+  if (machine.crdt !== undefined) machine.crdtRuntime?.fieldsOf(machine.crdt, host)
   let at = from
   while (at < headSeq) {
     let page

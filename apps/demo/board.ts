@@ -50,6 +50,18 @@ export const Board = defineMachine({
         card.position = a.position
       },
     },
+    /** Many cards at once (the devtools' "load 20,000 cards"): one command per 1,000. */
+    addCards: {
+      args: Schema.Struct({ cards: Schema.Array(Schema.Struct({ id: Schema.String, title: Title, column: Schema.String, position: Schema.Number })) }),
+      apply: (s, a, ctx) => {
+        if (a.cards.length > 1000) ctx.reject("At most 1,000 cards at once.")
+        for (const c of a.cards) {
+          if (s.cards[c.id]) ctx.reject(`A card ${c.id} already exists.`)
+          if (!s.columns.includes(c.column)) ctx.reject(`There is no column "${c.column}".`)
+          s.cards[c.id] = { title: c.title, column: c.column, position: c.position, by: ctx.clientId }
+        }
+      },
+    },
     deleteCard: {
       args: Schema.Struct({ id: Schema.String }),
       apply: (s, a, ctx) => {

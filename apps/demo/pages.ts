@@ -1,17 +1,23 @@
 /**
  * The hub's HTTP pages for the demo: the board app's files from memory (build.ts), gzipped
- * when the browser accepts it, with ETags; `/status` is the hub's status page.
+ * when the browser accepts it, with ETags; `/status` is the hub's status page; `/api/log` the devtools' view of a board's log.
  */
 import type http from "node:http"
-import type { Hub } from "../../core/index.js"
+import type { Hub, KVStore } from "../../core/index.js"
+import { logApi } from "./log-api.js"
 import type { PageHandler } from "../hub/start.js"
 import { statusPage } from "../hub/status-page.js"
 import type { DemoAssets } from "./build.js"
 
-export const demoPages = (assets: DemoAssets): PageHandler => (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub): boolean => {
+export const demoPages = (assets: DemoAssets): PageHandler => (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub, storage?: KVStore): boolean => {
   if (req.method !== "GET" && req.method !== "HEAD") return false
-  const path = new URL(req.url ?? "/", "http://x").pathname
+  const url = new URL(req.url ?? "/", "http://x")
+  const path = url.pathname
   if (path === "/status") return statusPage(req, res, hub)
+  if (path === "/api/log" && storage !== undefined) {
+    void logApi(url, res, hub, storage)
+    return true
+  }
   const file = assets.files.get(path === "/index.html" ? "/" : path)
   if (file === undefined) return false
   const headers: Record<string, string | number> = { "Content-Type": file.type, "Cache-Control": file.cache, "ETag": file.etag, "Vary": "Accept-Encoding" }

@@ -9,7 +9,7 @@ import http from "node:http"
 import https from "node:https"
 import { existsSync, readFileSync, rmSync } from "node:fs"
 import { dirname, resolve } from "node:path"
-import { Hub, type Authenticate, type Authorize, type Machine } from "../../core/index.js"
+import { Hub, type Authenticate, type Authorize, type KVStore, type Machine } from "../../core/index.js"
 import { LevelStorage } from "../../adapters/level/index.js"
 import { DEFAULT_REQUEST_TIMEOUT_MS, WsServer, requestDeadlines } from "../../adapters/ws/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
@@ -22,7 +22,8 @@ export interface RunningHub {
   close(): Promise<void>
 }
 
-export type PageHandler = (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub) => boolean
+/** Answers a request (true) or leaves it (false, a 404). `storage` is the hub's store, for read-only pages. */
+export type PageHandler = (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub, storage?: KVStore) => boolean
 
 /** The app's say on who connects and what they may do (a `--machines` module may export them). */
 export interface AuthHooks {
@@ -86,10 +87,15 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
   const tls = config.tls === undefined ? undefined : readTls(config.tls)
   let hub: Hub | undefined
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (hub === undefined) {
+    if (req.url?.split("?")[0] === "/sync") {
+      // A WebSocket endpoint: a browser whose upgrade failed asks here over HTTP to tell a
+      // wrong path (404) from a hub that is busy or restarting (adapters/ws/client-browser.ts).
+      res.writeHead(426, { "Content-Type": "text/plain", "Upgrade": "websocket" })
+      res.end("This path speaks WebSocket (Canon sync).\n")
+    } else if (hub === undefined) {
       res.writeHead(503, { "Content-Type": "text/plain", "Retry-After": "1" })
       res.end("The hub is starting.\n")
-    } else if (!pages(req, res, hub)) {
+    } else if (!pages(req, res, hub, storage!)) {
       res.writeHead(404, { "Content-Type": "text/plain" })
       res.end("Not found.\n")
     }

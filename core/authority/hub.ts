@@ -23,6 +23,9 @@ import { IdentityRegistry } from "./identity.js"
 import { guardConnection } from "./guarded-connection.js"
 import { encodeCanonical } from "../canonical.js"
 import { boundedMessage, clientIdProblem, docIdProblem } from "../limits.js"
+import { CrdtDocHost, type CrdtDocEvent } from "../crdt-docs/host.js"
+import type { CrdtAuthorityOptions } from "../crdt-docs/authority.js"
+import type { CrdtDocEngine } from "../crdt-docs/engine.js"
 
 const encodedSize = (v: unknown): number => {
   try {
@@ -51,6 +54,12 @@ export interface HubOptions extends AuthorityOptions {
   readonly limits?: Partial<HubLimits>
   /** Diagnostics: documents that broke, connections refused. */
   readonly onEvent?: (event: HubEvent) => void
+  /**
+   * Whole CRDT documents (core/crdt-docs): the engines to serve (e.g. `yjsDocEngine()` from
+   * `canon/yjs-server`). They share this hub's storage, sync setting and auth hooks; their
+   * protocol endpoints mount on the WsServer (`routes`).
+   */
+  readonly crdt?: CrdtAuthorityOptions & { readonly engines: ReadonlyArray<CrdtDocEngine<any>> }
 }
 
 export type HubEvent =
@@ -63,6 +72,8 @@ export type HubEvent =
   | { readonly type: "doc-report"; readonly docId: string; readonly code: string; readonly message: string }
   /** A message could not be sent on a connection (the connection is closed). */
   | { readonly type: "send-failed"; readonly message: string }
+  /** From a whole CRDT document or one of its endpoints (core/crdt-docs). */
+  | { readonly type: "crdt"; readonly event: CrdtDocEvent }
 
 interface Session {
   readonly conn: Connection<ServerMessage>
@@ -88,12 +99,25 @@ export class Hub implements ConnectionAcceptor {
   private closed = false
   private readonly limits: HubLimits
   private readonly identities: IdentityRegistry
+  private crdtHost: CrdtDocHost | undefined
 
   constructor(private readonly options: HubOptions) {
     this.store = new AuthorityStore(options.storage, { sync: options.sync ?? true })
     this.identities = new IdentityRegistry(this.store)
     this.machines = new Map(options.machines.map((m) => [m.name, m]))
     this.limits = { ...DEFAULT_LIMITS, ...options.limits }
+  }
+
+  /** Whole CRDT documents (needs the `crdt` option): what the y-websocket / automerge-repo endpoints serve. */
+  get crdtDocs(): CrdtDocHost {
+    const { crdt, storage, sync, authenticate, authorize } = this.options
+    if (crdt === undefined) throw new TypeError("This hub has no CRDT engines: pass `crdt: { engines: [...] }` to new Hub().")
+    this.crdtHost ??= new CrdtDocHost({
+      ...crdt, storage, sync: sync ?? true,
+      ...(authenticate !== undefined ? { authenticate } : {}), ...(authorize !== undefined ? { authorize } : {}),
+      onEvent: (event) => this.report({ type: "crdt", event }),
+    })
+    return this.crdtHost
   }
 
   /** Reports to the app's onEvent; a throwing listener must not take the hub down. */
@@ -375,5 +399,6 @@ export class Hub implements ConnectionAcceptor {
       d?.close()
     }
     this.docs.clear()
+    await this.crdtHost?.close()
   }
 }

@@ -34,8 +34,19 @@ import { Doc, type DocOptions } from "./doc.js"
  */
 export type ClientStatus = "connecting" | "online" | "offline" | "refused" | "closed"
 
-/** Refusals that retrying cannot fix: wait for the app (upgrade, new credentials). */
-const FINAL_REFUSALS: ReadonlySet<string> = new Set(["schema-too-old", "schema-mismatch", "machine-unknown", "unauthorized"])
+/**
+ * Refusals that retrying cannot fix: wait for the app (upgrade, new credentials). `not-found`
+ * is a transport's close for a URL with no hub behind it (HTTP 404 at the upgrade).
+ */
+const FINAL_REFUSALS: ReadonlySet<string> = new Set(["schema-too-old", "schema-mismatch", "machine-unknown", "unauthorized", "not-found"])
+
+/**
+ * A transport that can tell when retrying now is worth it (the browser's `online` event, a tab
+ * made visible): the client then skips what is left of its backoff.
+ */
+interface WakingTransport extends ClientTransport {
+  onWake?(fn: () => void): () => void
+}
 
 export interface ClientOptions extends DocOptions {
   readonly transport: ClientTransport
@@ -74,6 +85,7 @@ export class CanonClient {
   private wantOnline: boolean
   private lastRefusal: Refused | undefined
   private readonly machines = new Map<string, Machine<any, any>>()
+  private stopWake: (() => void) | undefined
   /** Protocol version agreed in the last handshake. */
   protocol: number | undefined
 
@@ -105,6 +117,9 @@ export class CanonClient {
       await store?.setIdentity(clientId, secret)
     }
     const client = new CanonClient(clientId, secret, options, store)
+    client.stopWake = (options.transport as WakingTransport).onWake?.(() => {
+      if (client.currentStatus === "offline" && client.wantOnline) client.reconnectNow()
+    })
     if (client.wantOnline) client.connect()
     return client
   }
@@ -198,6 +213,16 @@ export class CanonClient {
     this.conn = conn
   }
 
+  /**
+   * Connects now, skipping what is left of the backoff (a "Retry now" link, the network is
+   * back). Also retries after a refusal, as `connect` does.
+   */
+  reconnectNow(): void {
+    if (this.conn !== undefined || this.currentStatus === "closed") return
+    this.attempt = 0
+    this.connect()
+  }
+
   private async hello(conn: Connection<ClientMessage>): Promise<void> {
     const c = this.options.credentials
     let credentials: string | undefined
@@ -260,9 +285,12 @@ export class CanonClient {
     this.stableTimer?.cancel()
     for (const doc of this.docs.values()) doc.disconnected()
     if (this.currentStatus === "closed") return
-    const refusal = this.lastRefusal
+    const refusal = this.lastRefusal ?? (FINAL_REFUSALS.has(info.code) ? { code: info.code, message: info.reason } : undefined)
     if (refusal !== undefined && FINAL_REFUSALS.has(refusal.code)) {
-      // Retrying cannot help: keep local data and the outbox, wait for the app.
+      // Retrying cannot help: keep local data and the outbox, wait for the app; receipts
+      // settle now rather than wait for a connection that will not come.
+      this.lastRefusal = refusal as Refused
+      for (const doc of this.docs.values()) doc.refused(refusal.code, refusal.message)
       this.setStatus("refused", { code: refusal.code, reason: refusal.message })
       return
     }
@@ -278,6 +306,7 @@ export class CanonClient {
   /** Closes the connection and every document; waits for pending writes. */
   async close(): Promise<void> {
     const docs = [...this.docs.values()]
+    this.stopWake?.()
     this.disconnect()
     this.setStatus("closed")
     this.docs.clear()

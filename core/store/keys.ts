@@ -11,6 +11,9 @@
  *   "a" "s" <docId> <seq:8 BE>          -> authority: a complete snapshot of the state at seq (hash, size, chunks)
  *   "a" "t" <docId> <seq:8 BE> <i:4 BE> -> authority: chunk i of that snapshot's canonical bytes
  *   "a" "z" <docId>                     -> authority: compaction horizon (entries up to it may be gone)
+ *   "c" "m" <docId>                     -> CRDT document (core/crdt-docs): kind, last seq, base seq
+ *   "c" "b" <docId>                     -> CRDT document: compacted base state (engine bytes) at the base seq
+ *   "c" "e" <docId> <seq:8 BE>          -> CRDT document: one accepted update after the base
  *   "i" <clientId>                      -> hub: who owns a clientId (principal, secret hashes)
  *   "r" "i"                             -> replica: its clientId
  *   "r" "p"                             -> replica: the secret that proves its clientId
@@ -26,6 +29,7 @@
 import { ByteWriter } from "../bytes.js"
 
 const A = 0x61 // "a"
+const C = 0x63 // "c": whole CRDT documents (core/crdt-docs), a key space apart from machines
 const I = 0x69 // "i"
 const R = 0x72 // "r"
 
@@ -111,3 +115,9 @@ export const replicaEntryPrefix = (docId: string) => key((k) => { k.byte(R); k.b
 export const replicaEntry = (docId: string, seq: number) => key((k) => { k.byte(R); k.byte(0x65); k.string(docId); seq8(k, seq) })
 export const replicaOutboxPrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId) })
 export const replicaOutbox = (docId: string, clientSeq: number) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId); seq8(k, clientSeq) })
+
+// Whole CRDT documents (core/crdt-docs/store.ts).
+export const crdtMeta = (docId: string) => key((k) => { k.byte(C); k.byte(0x6d); k.string(docId) })
+export const crdtBase = (docId: string) => key((k) => { k.byte(C); k.byte(0x62); k.string(docId) })
+export const crdtEntryPrefix = (docId: string) => key((k) => { k.byte(C); k.byte(0x65); k.string(docId) })
+export const crdtEntry = (docId: string, seq: number) => key((k) => { k.byte(C); k.byte(0x65); k.string(docId); seq8(k, seq) })

@@ -23,7 +23,8 @@
  * - the client's final confirmed seq and hash, and the in-process client's, equal a fresh
  *   load of the authority from the hub's directory.
  */
-import { CanonClient, CommandRejected, seededRandom, type Entry } from "../../core/index.js"
+import { CanonClient, CommandRejected, type Entry } from "../../core/index.js"
+import { seededRandom } from "../../core/internal.js"
 import { MemoryStorage } from "../../adapters/memory/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import { wsClientTransport } from "../../adapters/ws/index.js"

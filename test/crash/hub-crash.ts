@@ -19,9 +19,8 @@
  * The seed fixes the kill schedule and the workload; thread timing is not reproducible, so a
  * failure may need a few runs of the same seed to show again.
  */
-import {
-  AuthorityStore, CanonClient, CommandRejected, Hub, seededRandom, type Doc, type Entry, type KVStore,
-} from "../../core/index.js"
+import { CanonClient, CommandRejected, Hub, type Doc, type Entry, type KVStore } from "../../core/index.js"
+import { AuthorityStore, seededRandom } from "../../core/internal.js"
 import { LevelStorage } from "../../adapters/level/index.js"
 import { MemoryStorage } from "../../adapters/memory/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"

@@ -31,9 +31,8 @@
  * failure may need a few runs of the same seed to show again.
  */
 import { join } from "node:path"
-import {
-  AuthorityStore, CanonClient, CommandRejected, Hub, seededRandom, type Doc, type Entry, type KVStore,
-} from "../../core/index.js"
+import { CanonClient, CommandRejected, Hub, type Doc, type Entry, type KVStore } from "../../core/index.js"
+import { AuthorityStore, seededRandom } from "../../core/internal.js"
 import * as K from "../../core/store/keys.js"
 import { LevelStorage } from "../../adapters/level/index.js"
 import { MemoryStorage } from "../../adapters/memory/index.js"

@@ -4,10 +4,8 @@
  * faults. After an active phase full of faults the network heals, every process is brought
  * back, and the checker compares what every peer ended with (see checker.ts).
  */
-import {
-  AuthorityStore, CanonClient, Hub, hashState, seededRandom, type ClientMessage, type Connection, type Doc, type Machine,
-  type ServerMessage,
-} from "../../core/index.js"
+import { CanonClient, Hub, hashState, type ClientMessage, type Connection, type Doc, type Machine, type ServerMessage } from "../../core/index.js"
+import { AuthorityStore, seededRandom } from "../../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
 import { Todo } from "../support/machines.js"

@@ -6,6 +6,9 @@
 import { CommandRejected, type CanonClient, type Doc } from "../../../core/index.js"
 import { Board } from "../board.js"
 import { BoardView, type Editor } from "./board-view.js"
+import { colourOf } from "./colours.js"
+import { showDetails } from "./details.js"
+import { History, type Edit } from "./history.js"
 import { enableDragAndDrop } from "./dnd.js"
 import { asPresence, type Identity, type Presence } from "./identity.js"
 import type { PeopleView } from "./people-view.js"
@@ -16,9 +19,73 @@ import { toast } from "./toast.js"
 export interface BoardSession {
   readonly name: string
   readonly doc: Doc<typeof Board>
+  readonly history: History
+  /** A person's name and colour (as shown on this board) for a clientId. */
+  who(clientId: string): { readonly name: string; readonly colour: string }
   setIdentity(identity: Identity): void
   close(): Promise<void>
 }
+
+/**
+ * Which card each unconfirmed command touches, kept in localStorage per storage slot and
+ * board: the outbox survives a reload (IndexedDB), so the "not synced" dots must too.
+ */
+const touchedStore = (key: string) => ({
+  load: (): Map<number, string> => {
+    try {
+      const saved: unknown = JSON.parse(localStorage.getItem(key) ?? "[]")
+      return new Map(Array.isArray(saved) ? saved.filter((x): x is [number, string] => Array.isArray(x) && typeof x[0] === "number" && typeof x[1] === "string") : [])
+    } catch {
+      return new Map()
+    }
+  },
+  save: (touched: ReadonlyMap<number, string>): void => {
+    try {
+      localStorage.setItem(key, JSON.stringify([...touched]))
+    } catch {
+      // private mode: the dots last for this page only
+    }
+  },
+})
+
+/** Names of people seen on boards, so an author who left still has a name. */
+const NAMES_KEY = "canon-demo-names"
+const knownNames = (): Record<string, string> => {
+  try {
+    return JSON.parse(localStorage.getItem(NAMES_KEY) ?? "{}") as Record<string, string>
+  } catch {
+    return {}
+  }
+}
+const rememberNames = (names: Record<string, string>): void => {
+  try {
+    localStorage.setItem(NAMES_KEY, JSON.stringify(names))
+  } catch {
+    // private mode
+  }
+}
+
+/** The board is arriving as a snapshot stream: a bar at the top until it is installed. */
+const showSnapshotProgress = (received: number, size: number): void => {
+  let bar = document.getElementById("snapshot-progress") as HTMLProgressElement | null
+  if (bar === null) {
+    bar = document.createElement("progress")
+    bar.id = "snapshot-progress"
+    bar.setAttribute("aria-label", "Receiving the board")
+    document.body.prepend(bar)
+  }
+  bar.max = size
+  bar.value = received
+  bar.title = `Receiving the board: ${Math.round(received / 1024)} of ${Math.round(size / 1024)} KiB`
+  bar.dataset.done = String(received >= size)
+  // For the tests and the curious: how many progress steps this page saw.
+  document.body.dataset.snapshotSteps = String(Number(document.body.dataset.snapshotSteps ?? 0) + 1)
+  document.body.dataset.snapshotReceived = `${received}/${size}`
+  if (received >= size) setTimeout(() => bar?.remove(), 800)
+}
+
+/** How long after your rename or move someone else's replacing it counts as a race you lost. */
+const RACE_MS = 15_000
 
 const VERBS: Record<string, string> = {
   addCard: "add the card",
@@ -39,7 +106,7 @@ const newCardId = (): string => {
 /** The board's document name: boards are documents `board/<name>`. */
 export const docIdOf = (board: string): string => `board/${board}`
 
-export const openBoard = async (client: CanonClient, name: string, identity: Identity, ui: { status: StatusView; people: PeopleView }): Promise<BoardSession> => {
+export const openBoard = async (client: CanonClient, name: string, identity: Identity, ui: { status: StatusView; people: PeopleView }, slotNumber = 0): Promise<BoardSession> => {
   const doc = await client.open(Board, docIdOf(name))
   // A fresh element per board: its listeners go with it.
   const old = document.getElementById("board")!
@@ -49,33 +116,60 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
   let me = identity
   let editing: string | null = null
   /** Which card each unconfirmed command of this page touches (for the "not synced" dot). */
-  const touched = new Map<number, string>()
+  const touchedKey = touchedStore(`canon-demo-touched/${slotNumber}/${doc.docId}`)
+  const touched = touchedKey.load()
+  const names = knownNames()
 
   const share = () => doc.setPresence({ name: me.name, colour: me.colour, editing })
 
-  const submit = <K extends "addCard" | "renameCard" | "moveCard" | "deleteCard">(command: K, args: Parameters<typeof doc.submit<K>>[1], cardId: string) => {
-    const receipt = doc.submit(command, args)
-    if (receipt.clientSeq >= 0) touched.set(receipt.clientSeq, cardId)
-    receipt.catch((e: unknown) => {
-      // Refused before sending (invalid arguments); the hub's rejections come as events.
-      if (e instanceof CommandRejected && e.clientSeq === -1) toast(friendly(command, e.message))
-    })
+  /** Your confirmed renames and moves, to tell you when someone else's edit replaced one. */
+  const mine = new Map<string, { kind: "rename" | "move"; value: string; at: number }>()
+
+  const send = (edit: Edit) => {
+    const receipt = doc.submit(edit.name, edit.args as never)
+    if (receipt.clientSeq >= 0) {
+      touched.set(receipt.clientSeq, edit.args.id)
+      touchedKey.save(touched)
+    }
+    receipt.then(
+      () => {
+        if (edit.name === "renameCard") mine.set(edit.args.id, { kind: "rename", value: edit.args.title, at: Date.now() })
+        if (edit.name === "moveCard") mine.set(edit.args.id, { kind: "move", value: edit.args.column, at: Date.now() })
+        noticeOverwrites()
+      },
+      (e: unknown) => {
+        // Refused before sending (invalid arguments); the hub's rejections come as events.
+        if (e instanceof CommandRejected && e.clientSeq === -1) toast(friendly(edit.name, e.message))
+      },
+    )
+  }
+  const history = new History(send, () => render())
+  /** An edit made by hand: applied, and undoable. */
+  const submit = (edit: Edit) => {
+    history.record(doc.state, edit)
+    send(edit)
   }
 
   const add = (column: string, title: string) => {
     const id = newCardId()
-    submit("addCard", { id, title, column, position: positionAt(doc.state, column, cardsIn(doc.state, column).length) }, id)
+    submit({ name: "addCard", args: { id, title, column, position: positionAt(doc.state, column, cardsIn(doc.state, column).length) } })
   }
   const move = (id: string, column: string, index: number) => {
     const at = locate(doc.state, id)
     if (at === undefined || (at.column === column && at.index === index)) return
-    submit("moveCard", { id, column, position: positionAt(doc.state, column, index, id) }, id)
+    submit({ name: "moveCard", args: { id, column, position: positionAt(doc.state, column, index, id) } })
+  }
+  const who = (clientId: string) => {
+    const present = [client.clientId, ...doc.presence.keys()]
+    const name = clientId === client.clientId ? me.name : (asPresence(doc.presence.get(clientId))?.name ?? names[clientId] ?? `someone (${clientId.slice(0, 6)})`)
+    return { name, colour: colourOf(clientId, present.includes(clientId) ? present : [...present, clientId]) }
   }
   const view = new BoardView(root, {
     add,
     move,
-    rename: (id, title) => submit("renameCard", { id, title }, id),
-    remove: (id) => submit("deleteCard", { id }, id),
+    rename: (id, title) => submit({ name: "renameCard", args: { id, title } }),
+    remove: (id) => submit({ name: "deleteCard", args: { id } }),
+    details: (id) => showDetails(doc, id, who, client.clientId),
     editing: (id) => {
       editing = id
       share()
@@ -83,13 +177,41 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
   }, () => toast("The card you were renaming was deleted by someone else.", "info"))
   enableDragAndDrop(root, move)
 
+  /** Others present, each with a colour no one else present has. */
   const others = (): Map<string, Presence> => {
     const out = new Map<string, Presence>()
+    const present = [client.clientId, ...doc.presence.keys()]
+    let learned = false
     for (const [clientId, state] of doc.presence) {
       const p = asPresence(state)
-      if (p !== undefined && clientId !== client.clientId) out.set(clientId, p)
+      if (p === undefined || clientId === client.clientId) continue
+      out.set(clientId, { ...p, colour: colourOf(clientId, present) })
+      if (names[clientId] !== p.name) {
+        names[clientId] = p.name
+        learned = true
+      }
     }
+    if (learned) rememberNames(names)
     return out
+  }
+
+  /** Someone else's rename or move replaced one of yours (they were ordered after you): say so, once. */
+  const noticeOverwrites = () => {
+    const now = Date.now()
+    for (const [id, m] of mine) {
+      const card = doc.state.cards[id]
+      if (now - m.at > RACE_MS || card === undefined) {
+        mine.delete(id)
+        continue
+      }
+      if ([...touched.values()].includes(id)) continue // an edit of yours is still on its way
+      const current = m.kind === "rename" ? card.title : card.column
+      if (current === m.value) continue
+      mine.delete(id)
+      toast(m.kind === "rename"
+        ? `Someone renamed a card you had just renamed: "${card.title}" replaced your "${m.value}".`
+        : `Someone moved a card you had just moved: it is in "${card.column}" now, not "${m.value}".`, "info")
+    }
   }
 
   const render = () => {
@@ -98,13 +220,16 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     for (const p of people.values()) if (p.editing !== null) editors.set(p.editing, p)
     const pending = new Set<string>()
     const live = new Set(doc.pending.map((p) => p.clientSeq))
+    let dropped = false
     for (const [clientSeq, cardId] of touched) {
       if (live.has(clientSeq)) pending.add(cardId)
-      else touched.delete(clientSeq)
+      else dropped = touched.delete(clientSeq)
     }
-    view.render(doc.state, editors, pending)
-    ui.people.render(me, people)
+    if (dropped) touchedKey.save(touched)
+    view.render(doc.state, editors, pending, who)
+    ui.people.render({ ...me, colour: colourOf(client.clientId, [client.clientId, ...doc.presence.keys()]) }, people)
     ui.status.setPending(doc.pendingCount)
+    noticeOverwrites()
   }
 
   const stops = [
@@ -112,6 +237,7 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     doc.on("presence", render),
     doc.on("rejected", ({ command, rejection }) => toast(friendly(command, rejection.message))),
     doc.on("error", ({ message }) => toast(message)),
+    doc.on("snapshot", ({ received, size }) => showSnapshotProgress(received, size)),
   ]
   share()
   render()
@@ -119,6 +245,8 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
   return {
     name,
     doc,
+    history,
+    who,
     setIdentity: (identity) => {
       me = identity
       share()

@@ -16,6 +16,8 @@ export interface BoardActions {
   /** Put card `id` at `index` among the other cards of `column`. */
   move(id: string, column: string, index: number): void
   remove(id: string): void
+  /** Show the card's details (author, history). */
+  details(id: string): void
   /** This person started (id) or stopped (null) editing a card. */
   editing(id: string | null): void
 }
@@ -30,7 +32,11 @@ interface ColumnEls {
   readonly section: HTMLElement
   readonly list: HTMLOListElement
   readonly count: HTMLElement
+  readonly more: HTMLElement
 }
+
+/** Cards drawn per column: a board of 20,000 cards stays responsive (the rest are counted). */
+const MAX_SHOWN = 200
 
 const BUTTONS: ReadonlyArray<readonly [action: string, label: string, text: string]> = [
   ["left", "Move to the previous column", "←"],
@@ -38,6 +44,7 @@ const BUTTONS: ReadonlyArray<readonly [action: string, label: string, text: stri
   ["down", "Move down", "↓"],
   ["right", "Move to the next column", "→"],
   ["rename", "Rename", "✎"],
+  ["details", "Details", "i"],
   ["delete", "Delete", "×"],
 ]
 
@@ -48,6 +55,7 @@ export class BoardView {
   private editingId: string | undefined
   /** Elements move during render: a blur then is not the person leaving the field. */
   private rendering = false
+  private who: ((clientId: string) => { readonly name: string; readonly colour: string }) | undefined
 
   constructor(private readonly root: HTMLElement, private readonly actions: BoardActions, private readonly onEditLost: () => void) {
     root.replaceChildren()
@@ -64,8 +72,9 @@ export class BoardView {
     return this.editingId
   }
 
-  render(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
+  render(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, who?: (clientId: string) => { readonly name: string; readonly colour: string }): void {
     this.state = state
+    this.who = who
     const focused = document.activeElement
     this.rendering = true
     try {
@@ -100,8 +109,11 @@ export class BoardView {
 
   private renderColumn(state: BoardState, column: string, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
     const els = this.columns.get(column) ?? this.makeColumn(column)
-    const placed = cardsIn(state, column)
-    els.count.textContent = String(placed.length)
+    const all = cardsIn(state, column)
+    const placed = all.length > MAX_SHOWN ? all.slice(0, MAX_SHOWN) : all
+    els.count.textContent = String(all.length)
+    els.more.hidden = all.length <= MAX_SHOWN
+    if (!els.more.hidden) els.more.textContent = `+ ${all.length - MAX_SHOWN} more cards`
     placed.forEach(([id, card], i) => {
       const el = this.cards.get(id) ?? this.makeCard(id)
       el.dataset.column = column
@@ -110,12 +122,19 @@ export class BoardView {
         if (title !== null && title.textContent !== card.title) title.textContent = card.title
       }
       el.classList.toggle("pending", pendingIds.has(id))
+      el.dataset.state = pendingIds.has(id) ? "pending" : "confirmed"
+      const author = this.who?.(card.by)
+      if (author !== undefined) {
+        const tip = `Added by ${author.name}${pendingIds.has(id) ? " · not synced yet" : ""}`
+        if (el.title !== tip) el.title = tip
+        el.style.setProperty("--author", author.colour)
+      }
       this.showEditor(el, editors.get(id))
       const at = state.columns.indexOf(column)
       setDisabled(el, "left", at === 0)
       setDisabled(el, "right", at === state.columns.length - 1)
       setDisabled(el, "up", i === 0)
-      setDisabled(el, "down", i === placed.length - 1)
+      setDisabled(el, "down", i === all.length - 1)
       if (els.list.children[i] !== el) els.list.insertBefore(el, els.list.children[i] ?? null)
     })
     while (els.list.children.length > placed.length) {
@@ -137,9 +156,10 @@ export class BoardView {
       this.actions.add(column, title)
       input.value = ""
     })
-    const section = h("section", { class: "column", "data-column": column }, h("header", {}, h("h2", {}, column), count), list, form)
+    const more = h("p", { class: "more muted", hidden: true })
+    const section = h("section", { class: "column", "data-column": column }, h("header", {}, h("h2", {}, column), count), list, more, form)
     this.root.append(section)
-    const els = { section, list, count }
+    const els = { section, list, count, more }
     this.columns.set(column, els)
     return els
   }
@@ -207,6 +227,7 @@ export class BoardView {
       case "down": return void (index < placed.length - 1 && this.actions.move(id, card.column, index + 1))
       case "rename": return this.startEdit(id)
       case "delete": return this.actions.remove(id)
+      case "details": return this.actions.details(id)
     }
   }
 

@@ -5,8 +5,9 @@
  * - Offline-first: state and outbox live in IndexedDB, so edits made offline survive a
  *   reload and go out when the network returns.
  * - The browser's own network signal drives the connection: going offline closes the socket
- *   at once (a socket on a dead network can look open for a long time), coming back online
- *   or back to the tab reconnects without waiting for the backoff.
+ *   at once (a socket on a dead network can look open for a long time); coming back online
+ *   or back to the tab reconnects without waiting for the backoff (the browser transport's
+ *   wake signal, in CanonClient).
  * - One replica per tab: each tab holds a Web Lock on a storage slot, so two tabs never share
  *   a clientId and outbox (their command numbers would collide).
  */
@@ -15,6 +16,7 @@ import { LevelStorage } from "../../../adapters/level/index.js"
 import { wsClientTransport } from "../../../adapters/ws/client-browser.js"
 import { systemRuntime } from "../../../adapters/system/index.js"
 import { Board } from "../board.js"
+import type { NetworkShaper } from "./net-shaper.js"
 
 export interface Replica {
   readonly client: CanonClient
@@ -50,7 +52,7 @@ const claimSlot = async (): Promise<number> => {
   return 0
 }
 
-export const openReplica = async (onStorageProblem: (message: string) => void): Promise<Replica> => {
+export const openReplica = async (onStorageProblem: (message: string) => void, shaper?: NetworkShaper): Promise<Replica> => {
   const slot = await claimSlot()
   let storage: LevelStorage | undefined
   try {
@@ -59,17 +61,14 @@ export const openReplica = async (onStorageProblem: (message: string) => void): 
     onStorageProblem(`This browser won't let the board store data (${e instanceof Error ? e.message : String(e)}); edits are kept only while the page is open.`)
   }
   const client = await CanonClient.open({
-    transport: wsClientTransport(syncUrl()),
+    transport: shaper === undefined ? wsClientTransport(syncUrl()) : shaper.wrap(wsClientTransport(syncUrl())),
     runtime: systemRuntime,
     machines: [Board],
     storage,
     autoConnect: navigator.onLine,
   })
   addEventListener("offline", () => client.disconnect())
+  // After a disconnect on purpose the client waits for the app: the network is back.
   addEventListener("online", () => client.connect())
-  // Back to the tab: skip the rest of a long backoff.
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && navigator.onLine && client.status === "offline") client.connect()
-  })
   return { client, storage, slot }
 }

@@ -13,10 +13,12 @@ import { loadIdentity, saveIdentity, type Identity } from "./identity.js"
 import { PeopleView } from "./people-view.js"
 import { StatusView } from "./status-view.js"
 import { toast } from "./toast.js"
+import { Devtools } from "./devtools.js"
+import { NetworkShaper } from "./net-shaper.js"
 
 declare global {
   interface Window {
-    canon?: { client: CanonClient; doc: Doc<typeof Board>; board: string; identity: Identity; slot: number }
+    canon?: { client: CanonClient; doc: Doc<typeof Board>; board: string; identity: Identity; slot: number; shaper: NetworkShaper }
   }
 }
 
@@ -37,13 +39,31 @@ const main = async (): Promise<void> => {
     if (window.canon !== undefined) window.canon.identity = identity
   })
 
-  const replica = await openReplica((message) => toast(message))
+  const shaper = new NetworkShaper()
+  const replica = await openReplica((message) => toast(message), shaper)
   const { client } = replica
+  const devtools = new Devtools({ client, shaper, who: (id) => session?.who(id) ?? { name: id.slice(0, 6), colour: "#868e96" }, offline: (b) => status.setChosenOffline(b), loadMany: () => void loadMany() })
+  document.body.append(devtools.el)
+  slot("devtools-toggle").addEventListener("click", () => devtools.toggle())
+  const undo = () => session?.history.undo() ?? toast("Nothing of yours to undo on this board.", "info")
+  const redo = () => session?.history.redo() ?? toast("Nothing to redo.", "info")
+  slot("undo").addEventListener("click", () => void undo())
+  slot("redo").addEventListener("click", () => void redo())
+  addEventListener("keydown", (e) => {
+    const target = e.target as HTMLElement
+    if (target.closest("input, textarea, [contenteditable]") !== null || !(e.ctrlKey || e.metaKey)) return
+    const key = e.key.toLowerCase()
+    if (key === "z" && !e.shiftKey) undo()
+    else if ((key === "z" && e.shiftKey) || key === "y") redo()
+    else return
+    e.preventDefault()
+  })
   client.onStatus((s) => {
     status.setStatus(s, client.refusal?.message)
     if (s === "refused") toast(`The hub refused this app: ${client.refusal?.message ?? "no reason given"}. Your edits stay on this device.`)
   })
   status.setStatus(client.status)
+  slot("retry").addEventListener("click", () => client.reconnectNow())
   addEventListener("online", () => status.render())
   addEventListener("offline", () => status.render())
 
@@ -57,10 +77,27 @@ const main = async (): Promise<void> => {
       const previous = session
       session = undefined
       await previous?.close()
-      session = await openBoard(client, name, identity, { status, people })
-      window.canon = { client, doc: session.doc, board: name, identity, slot: replica.slot }
+      session = await openBoard(client, name, identity, { status, people }, replica.slot)
+      devtools.attach(session.doc)
+      window.canon = { client, doc: session.doc, board: name, identity, slot: replica.slot, shaper }
     }).catch((e: unknown) => toast(`Could not open the board: ${e instanceof Error ? e.message : String(e)}`))
     return switching
+  }
+  /** 20 commands of 1,000 cards on a new board: enough log for the hub to snapshot and compact it. */
+  const loadMany = async () => {
+    const name = `big-${Date.now().toString(36)}`
+    location.hash = `board=${name}`
+    await show(name)
+    const doc = session!.doc
+    const columns = doc.state.columns
+    for (let batch = 0; batch < 20; batch++) {
+      const cards = Array.from({ length: 1000 }, (_, i) => {
+        const n = batch * 1000 + i
+        return { id: `c${n}`, title: `Card ${n + 1}`, column: columns[n % columns.length]!, position: n }
+      })
+      void doc.submit("addCards", { cards }).catch(() => {})
+    }
+    toast(`20,000 cards on board "${name}": open ${location.href} in another window to watch it arrive as a snapshot.`, "info")
   }
   addEventListener("hashchange", () => void show(boardFromHash()))
   await show(boardFromHash())

@@ -12,6 +12,8 @@ export class StatusView {
   private pending = 0
   private everOnline = false
   private refusal = ""
+  /** Offline on purpose (the devtools' switch): not "reconnecting". */
+  private chosenOffline = false
 
   constructor(private readonly el: HTMLElement) {}
 
@@ -19,6 +21,11 @@ export class StatusView {
     this.status = status
     this.refusal = refusal
     if (status === "online") this.everOnline = true
+    this.render()
+  }
+
+  setChosenOffline(offline: boolean): void {
+    this.chosenOffline = offline
     this.render()
   }
 
@@ -44,12 +51,15 @@ export class StatusView {
     this.el.title = shown === "offline" ? "No network: keep working, your changes sync when you are back online." : ""
     const text = this.el.querySelector(".status-text")
     if (text !== null) text.textContent = label[shown]
+    // Retrying is automatic (at most 2 s apart); the link skips the wait, or retries a refusal.
+    const retry = document.getElementById("retry")
+    if (retry !== null) retry.hidden = !(shown === "reconnecting" || shown === "refused")
   }
 
   private shown(): Shown {
     if (this.status === "refused") return "refused"
     if (this.status === "online") return "online"
-    if (!navigator.onLine || this.status === "closed") return "offline"
+    if (!navigator.onLine || this.status === "closed" || this.chosenOffline) return "offline"
     return this.everOnline ? "reconnecting" : this.status === "connecting" ? "connecting" : "reconnecting"
   }
 }

@@ -1,0 +1,300 @@
+/**
+ * The automerge-repo endpoint: a stock `Repo` with `WebSocketClientAdapter` syncs documents
+ * through the hub (persisted, compacted, with the hub's auth and the WsServer's limits). The
+ * hub does not run automerge-repo: it speaks the protocol (protocol.ts) with Automerge's
+ * sync messages, one SyncState per (socket, document).
+ *
+ * Mount: `routes: [automergeRoute(hub.crdtDocs)]`; a client:
+ * `new Repo({ network: [new WebSocketClientAdapter("ws://host:port/automerge?token=...")] })`.
+ *
+ * - Authentication at the upgrade: the `token` query parameter (or `credentials(info)`) goes
+ *   to the hub's authenticate hook; refused: close 4401. `authorize` is asked per document:
+ *   no read access answers `doc-unavailable` (as the stock `shareConfig` does); read-only
+ *   peers get the document but their changes are dropped.
+ * - The peer id a socket joins with is bound to it; messages claiming another sender are
+ *   ignored.
+ * - A sync message's changes are checked and stored (durable) before the SyncState records
+ *   them; a refused change resets that SyncState (the next round resends what we lack) and
+ *   is reported; a malformed frame closes the socket (4400).
+ * - `request` for a document the hub does not have (and the requester has nothing of) is
+ *   answered `doc-unavailable`.
+ * - `ephemeral` is relayed to the document's other peers, deduplicated by session and count,
+ *   at most `maxEphemeralBytes`.
+ */
+import * as A from "@automerge/automerge"
+import { WebSocket, type RawData } from "ws"
+import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
+import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
+import type { Principal } from "../../core/authority/auth.js"
+import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
+import type { AutomergeBox } from "./engine.js"
+import { PROTOCOL_VERSION, decodeRepoMessage, encodeRepoMessage, type RepoMessage } from "./protocol.js"
+
+export interface AutomergeRouteOptions {
+  /** Path prefix. Default "/automerge". */
+  readonly prefix?: string
+  /** Credentials handed to `authenticate`. Default: the `token` query parameter. */
+  readonly credentials?: (info: WsConnectionInfo) => string | undefined
+  /** The hub's peer id. Default "canon-hub". */
+  readonly peerId?: string
+  /** The hub's storage id (lets clients with storage keep their SyncState with it). */
+  readonly storageId?: string
+  /** Ping period; a socket with no pong by the next one is terminated. Default 10,000 ms. */
+  readonly pingMs?: number
+  /** Largest ephemeral payload relayed. Default 64 KiB. */
+  readonly maxEphemeralBytes?: number
+  /** Documents one socket may follow. Default 1,000. */
+  readonly maxDocsPerConnection?: number
+}
+
+export interface AutomergeRoute extends WsRoute {
+  readonly connections: number
+  close(): void
+}
+
+interface Follow extends CrdtSubscriber {
+  readonly doc: CrdtDocAuthority<AutomergeBox>
+  syncState: A.SyncState
+  readonly canWrite: boolean
+  /**
+   * Set once the peer's first message was taken: before that the hub sends it nothing of its
+   * own accord. (A sync message with no changes reaching a peer that is still requesting the
+   * document makes a stock Repo give up on it as unavailable.)
+   */
+  started: boolean
+}
+
+interface Conn {
+  readonly ws: WebSocket
+  peerId: string | undefined
+  principal: Principal | undefined
+  readonly follows: Map<string, Follow | Promise<Follow | undefined>>
+  readonly seen: Map<string, number>
+  chain: Promise<void>
+  alive: boolean
+  closed: boolean
+}
+
+const queryParam = (url: string, name: string): string | undefined => {
+  const q = url.indexOf("?")
+  return q < 0 ? undefined : (new URLSearchParams(url.slice(q + 1)).get(name) ?? undefined)
+}
+
+const toBytes = (data: RawData): Uint8Array => (Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data)
+
+export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions = {}): AutomergeRoute => {
+  const prefix = (options.prefix ?? "/automerge").replace(/\/+$/, "")
+  const credentials = options.credentials ?? ((info: WsConnectionInfo) => queryParam(info.url, "token"))
+  const hubId = options.peerId ?? "canon-hub"
+  const maxEphemeral = options.maxEphemeralBytes ?? 64 * 1024
+  const maxDocs = options.maxDocsPerConnection ?? 1000
+  const conns = new Set<Conn>()
+  const peerMetadata = { isEphemeral: false, ...(options.storageId !== undefined ? { storageId: options.storageId } : {}) }
+
+  const refuse = (code: string, message: string) => host.report({ type: "refused", code, message })
+
+  const send = (conn: Conn, m: Record<string, unknown>): void => {
+    if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return
+    conn.ws.send(encodeRepoMessage(m))
+  }
+
+  const close = (conn: Conn, code: number, reason: string): void => {
+    if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING) conn.ws.close(code, reason.slice(0, 120))
+    leave(conn)
+  }
+
+  const leave = (conn: Conn): void => {
+    if (conn.closed) return
+    conn.closed = true
+    conns.delete(conn)
+    for (const f of conn.follows.values()) {
+      void Promise.resolve(f).then((follow) => {
+        if (follow === undefined) return
+        follow.doc.unsubscribe(follow)
+        host.release(follow.doc)
+      })
+    }
+    conn.follows.clear()
+  }
+
+  const syncTo = (conn: Conn, documentId: string, f: Follow): void => {
+    const [next, message] = A.generateSyncMessage(f.doc.doc.doc, f.syncState)
+    f.syncState = next
+    if (message !== null) send(conn, { type: "sync", senderId: hubId, targetId: conn.peerId, documentId, data: message })
+  }
+
+  const unavailable = (conn: Conn, documentId: string) => send(conn, { type: "doc-unavailable", senderId: hubId, targetId: conn.peerId, documentId })
+
+  /** The socket's follow of a document, opened (and authorized) on first use; undefined: refused. */
+  const follow = (conn: Conn, documentId: string): Promise<Follow | undefined> | Follow | undefined => {
+    const existing = conn.follows.get(documentId)
+    if (existing !== undefined) return existing
+    if (conn.follows.size >= maxDocs) return undefined
+    const opening = (async (): Promise<Follow | undefined> => {
+      const principal = conn.principal!
+      if (!(await host.authorize(principal, documentId, "read"))) return undefined
+      const canWrite = await host.authorize(principal, documentId, "write")
+      const doc = await host.open<AutomergeBox>("automerge", documentId).catch((e: unknown) => {
+        refuse((e as { code?: string }).code ?? "doc-unavailable", e instanceof Error ? e.message : String(e))
+        return undefined
+      })
+      if (doc === undefined) return undefined
+      if (conn.closed) {
+        host.release(doc)
+        return undefined
+      }
+      const f: Follow = {
+        doc, canWrite, syncState: A.initSyncState(), started: false,
+        onUpdates: () => {
+          if (f.started) syncTo(conn, documentId, f)
+        },
+        onEphemeral: (payload) => {
+          const m = decodeRepoMessage(payload)
+          if (m !== undefined && m.type === "ephemeral") send(conn, { ...m, targetId: conn.peerId })
+        },
+        onClose: (code, reason) => close(conn, code === "going-away" ? 1001 : 4503, reason),
+      }
+      doc.subscribe(f)
+      conn.follows.set(documentId, f)
+      return f
+    })()
+    conn.follows.set(documentId, opening)
+    opening.then((f) => {
+      if (f === undefined) conn.follows.delete(documentId)
+    }, () => conn.follows.delete(documentId))
+    return opening
+  }
+
+  const onSync = async (conn: Conn, m: Extract<RepoMessage, { type: "request" | "sync" }>): Promise<void> => {
+    let decoded: A.DecodedSyncMessage
+    try {
+      decoded = A.decodeSyncMessage(m.data)
+    } catch {
+      refuse("protocol-error", `automerge-repo: an undecodable sync message for ${m.documentId}.`)
+      return close(conn, 4400, "Undecodable sync message.")
+    }
+    const f = await follow(conn, m.documentId)
+    if (conn.closed) return
+    if (f === undefined) return unavailable(conn, m.documentId)
+    // Nobody has it: the requester holds nothing and the hub never stored it.
+    if (m.type === "request" && f.doc.seq === 0 && decoded.heads.length === 0 && decoded.changes.length === 0) {
+      conn.follows.delete(m.documentId)
+      f.doc.unsubscribe(f)
+      host.release(f.doc)
+      return unavailable(conn, m.documentId)
+    }
+    if (decoded.changes.length > 0) {
+      if (!f.canWrite) {
+        // Read-only: the changes are not taken; the peer is told what the hub has.
+        f.started = true
+        return syncTo(conn, m.documentId, f)
+      }
+      const outcome = await f.doc.submit(decoded.changes, f).catch(() => undefined)
+      if (conn.closed) return
+      if (outcome === undefined) return close(conn, 4503, "The document is unavailable; reconnect.")
+      const bad = outcome.rejected[0]
+      if (bad !== undefined) {
+        refuse(bad.code, `automerge-repo ${m.documentId}: ${bad.message}`)
+        if (bad.code === "update-malformed" || bad.code === "update-too-large") return close(conn, 4400, `${bad.code}: ${bad.message}`)
+        // Start over with this peer: the next round sends what the hub lacks.
+        f.started = true
+        f.syncState = A.initSyncState()
+        return syncTo(conn, m.documentId, f)
+      }
+    }
+    // Every change in it is in the document now: this only records what the peer has.
+    f.started = true
+    const box = f.doc.doc
+    try {
+      ;[box.doc, f.syncState] = A.receiveSyncMessage(box.doc, f.syncState, m.data)
+    } catch (e) {
+      refuse("protocol-error", `automerge-repo ${m.documentId}: ${e instanceof Error ? e.message : String(e)}`)
+      f.syncState = A.initSyncState()
+    }
+    syncTo(conn, m.documentId, f)
+  }
+
+  const onEphemeral = async (conn: Conn, m: Extract<RepoMessage, { type: "ephemeral" }>, frame: Uint8Array): Promise<void> => {
+    if (m.data.length > maxEphemeral) return refuse("presence-too-large", `automerge-repo: an ephemeral message of ${m.data.length} bytes.`)
+    const key = `${m.sessionId}\u0000${m.documentId}`
+    if ((conn.seen.get(key) ?? -1) >= m.count) return
+    if (conn.seen.size >= 4 * maxDocs) conn.seen.clear()
+    conn.seen.set(key, m.count)
+    const f = await follow(conn, m.documentId)
+    if (f !== undefined && !conn.closed) f.doc.relay(frame, f)
+  }
+
+  const handle = async (conn: Conn, frame: Uint8Array): Promise<void> => {
+    const m = decodeRepoMessage(frame)
+    if (m === undefined) {
+      refuse("protocol-error", "automerge-repo: a frame that is not a well-formed message.")
+      return close(conn, 4400, "Malformed message.")
+    }
+    if (m.type === "join") {
+      const versions = m.supportedProtocolVersions
+      if (versions !== undefined && !versions.includes(PROTOCOL_VERSION)) {
+        send(conn, { type: "error", senderId: hubId, message: "unsupported protocol version", targetId: m.senderId })
+        return close(conn, 4400, "Unsupported protocol version.")
+      }
+      if (conn.peerId !== undefined && conn.peerId !== m.senderId) return close(conn, 4400, "One peer id per socket.")
+      conn.peerId = m.senderId
+      return send(conn, { type: "peer", senderId: hubId, peerMetadata, selectedProtocolVersion: PROTOCOL_VERSION, targetId: m.senderId })
+    }
+    // Not joined, or claiming to be another peer: ignored (as the stock server does).
+    if (conn.peerId === undefined || m.senderId !== conn.peerId) return
+    if (m.type === "request" || m.type === "sync") return onSync(conn, m)
+    if (m.type === "ephemeral") return onEphemeral(conn, m, frame)
+    // doc-unavailable, remote-heads gossip: nothing for the hub to do.
+  }
+
+  const accept = (ws: WebSocket, info: WsConnectionInfo): void => {
+    const conn: Conn = { ws, peerId: undefined, principal: undefined, follows: new Map(), seen: new Map(), chain: Promise.resolve(), alive: true, closed: false }
+    conns.add(conn)
+    ws.binaryType = "nodebuffer"
+    // Authentication first; frames queue behind it on the connection's chain, in order.
+    conn.chain = (async () => {
+      const who = await host.authenticate(credentials(info), info)
+      if ("refuse" in who) {
+        refuse("unauthorized", who.refuse)
+        return close(conn, 4401, who.refuse)
+      }
+      conn.principal = who.principal
+    })()
+    ws.on("message", (data, isBinary) => {
+      conn.alive = true
+      if (conn.closed) return
+      if (!isBinary) return close(conn, 4400, "automerge-repo frames are binary.")
+      const frame = toBytes(data)
+      conn.chain = conn.chain.then(() => (conn.closed ? undefined : handle(conn, frame))).catch((e: unknown) => {
+        refuse("internal-error", `automerge-repo: ${e instanceof Error ? e.message : String(e)}`)
+        close(conn, 1011, "The hub failed on a message.")
+      })
+    })
+    ws.on("pong", () => (conn.alive = true))
+    ws.on("close", () => leave(conn))
+    ws.on("error", () => leave(conn))
+  }
+
+  const timer = setInterval(() => {
+    for (const conn of conns) {
+      if (conn.ws.readyState !== WebSocket.OPEN) continue
+      if (!conn.alive) {
+        conn.ws.terminate()
+        leave(conn)
+        continue
+      }
+      conn.alive = false
+      conn.ws.ping()
+    }
+  }, options.pingMs ?? 10_000)
+  timer.unref()
+
+  return {
+    prefix,
+    accept,
+    get connections() {
+      return conns.size
+    },
+    close: () => clearInterval(timer),
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * The listening side of a WebSocket peer link (Node, on `ws`): each accepted socket becomes
+ * a PeerLink handed to `onLink`. Two replicas in two processes: one listens, the other
+ * connects with `connectWsLink`. Binds where it is told (127.0.0.1 in tests).
+ */
+import { WebSocketServer, type WebSocket } from "ws"
+import type { PeerLink, PeerLinkListener } from "../../core/crdt-docs/peer-link.js"
+
+export interface PeerListener {
+  readonly port: number
+  close(): Promise<void>
+}
+
+/** Largest message a peer may send. Default 1 MiB. */
+export const listenWsLinks = (address: { host: string; port: number; maxMessageBytes?: number }, onLink: (link: PeerLink) => void): Promise<PeerListener> =>
+  new Promise((resolve, reject) => {
+    const wss = new WebSocketServer({ host: address.host, port: address.port, maxPayload: address.maxMessageBytes ?? 1 << 20 })
+    wss.once("error", reject)
+    wss.on("connection", (ws) => onLink(socketLink(ws)))
+    wss.once("listening", () => {
+      const a = wss.address()
+      resolve({
+        port: typeof a === "string" || a === null ? 0 : a.port,
+        close: () => new Promise<void>((r) => {
+          for (const c of wss.clients) c.terminate()
+          wss.close(() => r())
+        }),
+      })
+    })
+  })
+
+/** An accepted socket as a PeerLink (open already; it does not reconnect: the other side does). */
+const socketLink = (ws: WebSocket): PeerLink => {
+  const listeners = new Set<PeerLinkListener>()
+  let open = true
+  ws.on("message", (data, isBinary) => {
+    if (!isBinary) return
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data
+    for (const l of listeners) l.message(bytes)
+  })
+  ws.on("close", () => {
+    if (!open) return
+    open = false
+    for (const l of listeners) l.close?.()
+  })
+  ws.on("error", () => {})
+  return {
+    get isOpen() {
+      return open
+    },
+    send(bytes) {
+      if (open) ws.send(bytes)
+    },
+    subscribe(listener) {
+      // Open from the start: sessions check isOpen when they begin.
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    close() {
+      if (!open) return
+      open = false
+      ws.close(1000, "closed")
+      for (const l of listeners) l.close?.()
+    },
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * The y-websocket endpoint: stock `y-websocket` clients (WebsocketProvider) sync a Y.Doc
+ * through the hub, persisted and compacted by the CRDT document authority, with the hub's
+ * authenticate / authorize hooks and the WsServer's connection limits.
+ *
+ * Mount it on the WsServer: `routes: [yjsRoute(hub.crdtDocs)]`; a provider then connects to
+ * `new WebsocketProvider("ws://host:port/yjs", room, doc, { params: { token } })`. The room is
+ * the raw path after the prefix (the stock server does not percent-decode either).
+ *
+ * Per socket (the verified requirements, notes A.3):
+ * - authenticate before anything is sent: credentials from the `token` query parameter (or
+ *   `credentials(info)`), refused with close 4401; no read access: 4403 (y-websocket treats
+ *   4400-4499 as permanent and stops retrying). Without write access the socket still syncs
+ *   and relays awareness; its updates are dropped and it is told once (auth message).
+ * - send SyncStep1 (the hub's state vector) first: without it a client's offline edits never
+ *   reach the server; then the known awareness states.
+ * - step1 is answered with step2 (V1); step2 / update go to the authority (checked, stored,
+ *   then fanned out to the *other* sockets only, no echo). A refused update (malformed, too
+ *   large, missing dependencies) closes the socket with 4400: a stock client cannot recover
+ *   from a state the hub refuses, and a hostile one should not retry.
+ * - awareness is relayed; each socket's clients are removed (state null) when it closes;
+ *   states not renewed for 30 s are forgotten.
+ * - every 10 s: a 3-byte awareness keepalive (the client closes a socket silent for 30 s;
+ *   pings do not count) and a WebSocket ping (a socket with no pong by the next round is
+ *   terminated).
+ */
+import * as Y from "yjs"
+import { WebSocket, type RawData } from "ws"
+import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
+import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
+import type { Principal } from "../../core/authority/auth.js"
+import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
+import {
+  AWARENESS_KEEPALIVE, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
+  encodeStep1, encodeStep2, encodeUpdate, type AwarenessEntry,
+} from "./protocol.js"
+
+export interface YjsRouteOptions {
+  /** Path prefix. Default "/yjs". */
+  readonly prefix?: string
+  /** Credentials handed to `authenticate` (as `hello.credentials`). Default: the `token` query parameter. */
+  readonly credentials?: (info: WsConnectionInfo) => string | undefined
+  /** Keepalive, ping and awareness sweep period. Default 10,000 ms. */
+  readonly keepaliveMs?: number
+  /** Awareness states not renewed this long are forgotten. Default 30,000 ms. */
+  readonly awarenessTimeoutMs?: number
+  /** Largest awareness message. Default 64 KiB. */
+  readonly maxAwarenessBytes?: number
+  /** Close a socket (1013, it reconnects and resyncs) with more than this unsent. Default 8 MiB. */
+  readonly maxBufferedBytes?: number
+}
+
+export interface YjsRoute extends WsRoute {
+  /** Sockets open on this route. */
+  readonly connections: number
+  /** Stops the timer (the WsServer closes the sockets). */
+  close(): void
+}
+
+interface AwarenessState {
+  clock: number
+  state: string
+  conn: Conn | undefined
+  at: number
+}
+
+interface Room {
+  readonly docId: string
+  readonly awareness: Map<number, AwarenessState>
+}
+
+interface Conn extends CrdtSubscriber {
+  readonly ws: WebSocket
+  readonly ids: Set<number>
+  room: Room | undefined
+  doc: CrdtDocAuthority<Y.Doc> | undefined
+  alive: boolean
+  closed: boolean
+}
+
+/** Our close codes: 4400-4499 stop a y-websocket client for good, others make it retry. */
+const CLOSE = { malformed: 4400, unauthorized: 4401, forbidden: 4403, kind: 4409, unavailable: 4503, slow: 1013, away: 1001 } as const
+
+const queryParam = (url: string, name: string): string | undefined => {
+  const q = url.indexOf("?")
+  return q < 0 ? undefined : (new URLSearchParams(url.slice(q + 1)).get(name) ?? undefined)
+}
+
+const toBytes = (data: RawData): Uint8Array => (Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data)
+
+export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsRoute => {
+  const prefix = (options.prefix ?? "/yjs").replace(/\/+$/, "")
+  const credentials = options.credentials ?? ((info: WsConnectionInfo) => queryParam(info.url, "token"))
+  const period = options.keepaliveMs ?? 10_000
+  const awarenessTimeout = options.awarenessTimeoutMs ?? 30_000
+  const maxAwareness = options.maxAwarenessBytes ?? 64 * 1024
+  const maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024
+  const rooms = new Map<string, Room>()
+  const conns = new Set<Conn>()
+
+  const refuse = (code: string, message: string) => host.report({ type: "refused", code, message })
+
+  const send = (conn: Conn, bytes: Uint8Array): void => {
+    if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return
+    if (conn.ws.bufferedAmount > maxBuffered) return close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
+    conn.ws.send(bytes)
+  }
+
+  const close = (conn: Conn, code: number, reason: string): void => {
+    if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING) conn.ws.close(code, reason.slice(0, 120))
+    leave(conn)
+  }
+
+  /** The socket is gone: stop following, remove its awareness states (telling the others). */
+  const leave = (conn: Conn): void => {
+    if (conn.closed) return
+    conn.closed = true
+    conns.delete(conn)
+    const { room, doc } = conn
+    if (room === undefined || doc === undefined) return
+    doc.unsubscribe(conn)
+    const gone: AwarenessEntry[] = []
+    for (const id of conn.ids) {
+      const s = room.awareness.get(id)
+      if (s === undefined || s.conn !== conn) continue
+      room.awareness.delete(id)
+      if (s.state !== "null") gone.push({ clientID: id, clock: s.clock, state: "null" })
+    }
+    if (gone.length > 0) doc.relay(encodeAwareness(encodeAwarenessUpdate(gone)), conn)
+    if (doc.subscriberCount === 0) {
+      rooms.delete(room.docId)
+      host.release(doc)
+    }
+  }
+
+  /** Applies an awareness update to the room; true when anything in it was news. */
+  const takeAwareness = (conn: Conn, room: Room, update: Uint8Array): boolean => {
+    const entries = decodeAwarenessUpdate(update, 1024)
+    const now = Date.now()
+    let news = false
+    for (const e of entries) {
+      const cur = room.awareness.get(e.clientID)
+      const isNull = e.state === "null"
+      // The y-protocols rule: a newer clock wins; at the same clock only a removal does.
+      if (cur !== undefined && !(cur.clock < e.clock || (cur.clock === e.clock && isNull && cur.state !== "null"))) continue
+      news = true
+      room.awareness.set(e.clientID, { clock: e.clock, state: e.state, conn, at: now })
+      if (!isNull) conn.ids.add(e.clientID)
+    }
+    return news
+  }
+
+  const awarenessOf = (room: Room): Uint8Array | undefined => {
+    const entries: AwarenessEntry[] = []
+    for (const [clientID, s] of room.awareness) if (s.state !== "null") entries.push({ clientID, clock: s.clock, state: s.state })
+    return entries.length > 0 ? encodeAwareness(encodeAwarenessUpdate(entries)) : undefined
+  }
+
+  const handle = (conn: Conn, principalCanWrite: boolean, bytes: Uint8Array, deniedOnce: { told: boolean }): void => {
+    const doc = conn.doc!
+    const room = conn.room!
+    let msg
+    try {
+      msg = decodeYMessage(bytes)
+    } catch (e) {
+      refuse("protocol-error", `y-websocket: an undecodable message (${e instanceof Error ? e.message : String(e)}).`)
+      return close(conn, CLOSE.malformed, "Undecodable message.")
+    }
+    switch (msg.type) {
+      case "step1": {
+        let diff: Uint8Array
+        try {
+          diff = Y.encodeStateAsUpdate(doc.doc, msg.stateVector)
+        } catch {
+          refuse("protocol-error", "y-websocket: a step1 whose state vector does not decode.")
+          return close(conn, CLOSE.malformed, "Bad state vector.")
+        }
+        return send(conn, encodeStep2(diff))
+      }
+      case "step2":
+      case "update": {
+        if (!principalCanWrite) {
+          if (!deniedOnce.told) {
+            deniedOnce.told = true
+            send(conn, encodeAuthDenied(`You may read document "${room.docId}" but not change it; your edits stay on your device.`))
+          }
+          return
+        }
+        // Yjs emits an empty update (2 bytes) for a step2 that adds nothing: no work.
+        if (msg.update.length === 2 && msg.update[0] === 0 && msg.update[1] === 0) return
+        // Queued synchronously, so a socket's updates keep their order.
+        doc.submit([msg.update], conn).then((outcome) => {
+          const bad = outcome.rejected[0]
+          if (bad === undefined) return
+          refuse(bad.code, `y-websocket "${room.docId}": ${bad.message}`)
+          close(conn, CLOSE.malformed, `${bad.code}: ${bad.message}`)
+        }, (e: unknown) => {
+          if (!conn.closed) close(conn, CLOSE.unavailable, e instanceof Error ? e.message : "The document is unavailable.")
+        })
+        return
+      }
+      case "awareness": {
+        if (msg.update.length > maxAwareness) {
+          refuse("presence-too-large", `y-websocket: an awareness update of ${msg.update.length} bytes.`)
+          return close(conn, CLOSE.malformed, `Awareness is limited to ${maxAwareness} bytes.`)
+        }
+        let news: boolean
+        try {
+          news = takeAwareness(conn, room, msg.update)
+        } catch (e) {
+          refuse("protocol-error", `y-websocket: a bad awareness update (${e instanceof Error ? e.message : String(e)}).`)
+          return close(conn, CLOSE.malformed, "Bad awareness update.")
+        }
+        if (news) doc.relay(bytes, conn)
+        return
+      }
+      case "query-awareness": {
+        const all = awarenessOf(room)
+        if (all !== undefined) send(conn, all)
+        return
+      }
+      default:
+        // auth messages from a client, unknown types: ignored, as the stock server does.
+        return
+    }
+  }
+
+  const accept = (ws: WebSocket, info: WsConnectionInfo): void => {
+    const path = info.url.split("?")[0]!
+    const docId = path.slice(prefix.length + 1)
+    const conn: Conn = {
+      ws, ids: new Set(), room: undefined, doc: undefined, alive: true, closed: false,
+      onUpdates: (updates) => {
+        for (const u of updates) send(conn, encodeUpdate(u))
+      },
+      onEphemeral: (payload) => send(conn, payload),
+      onClose: (code, reason) => close(conn, code === "going-away" ? CLOSE.away : CLOSE.unavailable, reason),
+    }
+    conns.add(conn)
+    // Messages that arrive while authenticating wait (bounded), then run in order.
+    const early: Uint8Array[] = []
+    let ready: ((bytes: Uint8Array) => void) | undefined
+    ws.binaryType = "nodebuffer"
+    ws.on("message", (data, isBinary) => {
+      conn.alive = true
+      if (conn.closed) return
+      if (!isBinary) return close(conn, CLOSE.malformed, "y-websocket frames are binary.")
+      const bytes = toBytes(data)
+      if (ready !== undefined) return ready(bytes)
+      if (early.length >= 64) return close(conn, CLOSE.malformed, "Too many messages before the hub answered.")
+      early.push(bytes)
+    })
+    ws.on("pong", () => (conn.alive = true))
+    ws.on("close", () => leave(conn))
+    ws.on("error", () => leave(conn))
+
+    void (async () => {
+      if (docId.length === 0) return close(conn, CLOSE.malformed, "No room in the URL: connect to <prefix>/<room>.")
+      const who = await host.authenticate(credentials(info), info)
+      if (conn.closed) return
+      if ("refuse" in who) {
+        refuse("unauthorized", who.refuse)
+        return close(conn, CLOSE.unauthorized, who.refuse)
+      }
+      const principal: Principal = who.principal
+      if (!(await host.authorize(principal, docId, "read"))) {
+        refuse("unauthorized", `y-websocket: "${principal.id}" may not read "${docId}".`)
+        return close(conn, CLOSE.forbidden, `You may not read document "${docId}".`)
+      }
+      const canWrite = await host.authorize(principal, docId, "write")
+      let doc: CrdtDocAuthority<Y.Doc>
+      try {
+        doc = await host.open<Y.Doc>("yjs", docId)
+      } catch (e) {
+        const code = (e as { code?: string }).code
+        const message = e instanceof Error ? e.message : String(e)
+        return close(conn, code === "doc-kind-mismatch" ? CLOSE.kind : code === "doc-id-invalid" ? CLOSE.malformed : CLOSE.unavailable, message)
+      }
+      if (conn.closed) return host.release(doc)
+      let room = rooms.get(docId)
+      if (room === undefined) rooms.set(docId, (room = { docId, awareness: new Map() }))
+      conn.room = room
+      conn.doc = doc
+      doc.subscribe(conn)
+      if (conn.closed) return
+      send(conn, encodeStep1(Y.encodeStateVector(doc.doc)))
+      const all = awarenessOf(room)
+      if (all !== undefined) send(conn, all)
+      const denied = { told: false }
+      ready = (bytes) => handle(conn, canWrite, bytes, denied)
+      for (const bytes of early.splice(0)) if (!conn.closed) ready(bytes)
+    })().catch((e: unknown) => {
+      host.report({ type: "refused", code: "internal-error", message: `y-websocket: ${e instanceof Error ? e.message : String(e)}` })
+      close(conn, 1011, "The hub failed on this connection.")
+    })
+  }
+
+  const timer = setInterval(() => {
+    const now = Date.now()
+    for (const conn of conns) {
+      if (conn.ws.readyState !== WebSocket.OPEN) continue
+      if (!conn.alive) {
+        conn.ws.terminate()
+        leave(conn)
+        continue
+      }
+      conn.alive = false
+      conn.ws.ping()
+      if (conn.doc !== undefined) send(conn, AWARENESS_KEEPALIVE)
+    }
+    for (const room of rooms.values()) {
+      for (const [id, s] of room.awareness) if (now - s.at >= awarenessTimeout) room.awareness.delete(id)
+    }
+  }, period)
+  timer.unref()
+
+  return {
+    prefix,
+    accept,
+    get connections() {
+      return conns.size
+    },
+    close: () => clearInterval(timer),
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * Yjs documents on the hub (Node side): the engine of whole Yjs documents and the
+ * y-websocket endpoint. Browser code never imports this entry.
+ *
+ * @example
+ * ```ts
+ * const hub = new Hub({ machines, storage, runtime: systemRuntime, crdt: { engines: [yjsDocEngine()] } })
+ * const server = await WsServer.start(hub, { listen, routes: [yjsRoute(hub.crdtDocs)] })
+ * // a stock client: new WebsocketProvider("ws://127.0.0.1:8787/yjs", "my-room", ydoc)
+ * ```
+ */
+export { yjsDocEngine, newHubYDoc, missingDependency, MAX_YJS_CLOCK, type YjsEngineOptions } from "./engine.js"
+export { yjsRoute, type YjsRoute, type YjsRouteOptions } from "./endpoint.js"
+export * from "./protocol.js"

@@ -1,0 +1,111 @@
+/**
+ * The y-websocket wire protocol (y-websocket 3.x, y-protocols 1.x), as bytes. Every integer
+ * is a lib0 varUint (LEB128, the same as Canon's varint); byte arrays and strings are a
+ * varUint length then the bytes.
+ *
+ *   sync:        0, syncType (0 step1: state vector | 1 step2: V1 update | 2 update: V1 update), bytes
+ *   awareness:   1, bytes( n, n x (clientID, clock, string JSON state; "null" = gone) )
+ *   auth:        2, 0 (permission denied), string reason
+ *   queryAwareness: 3
+ *
+ * The same messages run over a PeerLink between replicas (adapters/peer/yjs-sync.ts), so a
+ * Canon replica, a stock y-websocket client and the hub all speak one protocol.
+ */
+import { ByteReader, ByteWriter } from "../../core/bytes.js"
+
+export type YMessage =
+  | { readonly type: "step1"; readonly stateVector: Uint8Array }
+  | { readonly type: "step2"; readonly update: Uint8Array }
+  | { readonly type: "update"; readonly update: Uint8Array }
+  | { readonly type: "awareness"; readonly update: Uint8Array }
+  | { readonly type: "auth-denied"; readonly reason: string }
+  | { readonly type: "query-awareness" }
+  | { readonly type: "unknown"; readonly code: number }
+
+export const MSG_SYNC = 0
+export const MSG_AWARENESS = 1
+export const MSG_AUTH = 2
+export const MSG_QUERY_AWARENESS = 3
+
+/** Decodes one message; throws (a CanonError `decode-failed`) on a malformed one. */
+export const decodeYMessage = (bytes: Uint8Array): YMessage => {
+  const r = new ByteReader(bytes)
+  const type = r.varint()
+  switch (type) {
+    case MSG_SYNC: {
+      const step = r.varint()
+      const payload = r.raw(r.varint())
+      if (step === 0) return { type: "step1", stateVector: payload }
+      if (step === 1) return { type: "step2", update: payload }
+      if (step === 2) return { type: "update", update: payload }
+      return { type: "unknown", code: 100 + step }
+    }
+    case MSG_AWARENESS:
+      return { type: "awareness", update: r.raw(r.varint()) }
+    case MSG_AUTH:
+      return r.varint() === 0 ? { type: "auth-denied", reason: r.string() } : { type: "unknown", code: 200 }
+    case MSG_QUERY_AWARENESS:
+      return { type: "query-awareness" }
+    default:
+      return { type: "unknown", code: type }
+  }
+}
+
+const sync = (step: number, payload: Uint8Array): Uint8Array => {
+  const w = new ByteWriter(payload.length + 12)
+  w.varint(MSG_SYNC)
+  w.varint(step)
+  w.bytes(payload)
+  return w.finish()
+}
+
+export const encodeStep1 = (stateVector: Uint8Array): Uint8Array => sync(0, stateVector)
+export const encodeStep2 = (update: Uint8Array): Uint8Array => sync(1, update)
+export const encodeUpdate = (update: Uint8Array): Uint8Array => sync(2, update)
+
+export const encodeAwareness = (awarenessUpdate: Uint8Array): Uint8Array => {
+  const w = new ByteWriter(awarenessUpdate.length + 8)
+  w.varint(MSG_AWARENESS)
+  w.bytes(awarenessUpdate)
+  return w.finish()
+}
+
+export const encodeAuthDenied = (reason: string): Uint8Array => {
+  const w = new ByteWriter(reason.length * 3 + 8)
+  w.varint(MSG_AUTH)
+  w.varint(0)
+  w.string(reason)
+  return w.finish()
+}
+
+export const encodeQueryAwareness = (): Uint8Array => new Uint8Array([MSG_QUERY_AWARENESS])
+
+/** An awareness message with no entries: changes nothing, answered by nothing; keeps y-websocket's 30 s watchdog quiet. */
+export const AWARENESS_KEEPALIVE = new Uint8Array([MSG_AWARENESS, 1, 0])
+
+export interface AwarenessEntry {
+  readonly clientID: number
+  readonly clock: number
+  /** The JSON text of the state; "null" means the client is gone. */
+  readonly state: string
+}
+
+export const decodeAwarenessUpdate = (update: Uint8Array, maxEntries: number): AwarenessEntry[] => {
+  const r = new ByteReader(update)
+  const n = r.varint()
+  if (n > maxEntries) throw new RangeError(`An awareness update with ${n} entries (at most ${maxEntries}).`)
+  const out: AwarenessEntry[] = []
+  for (let i = 0; i < n; i++) out.push({ clientID: r.varint(), clock: r.varint(), state: r.string() })
+  return out
+}
+
+export const encodeAwarenessUpdate = (entries: ReadonlyArray<AwarenessEntry>): Uint8Array => {
+  const w = new ByteWriter(64)
+  w.varint(entries.length)
+  for (const e of entries) {
+    w.varint(e.clientID)
+    w.varint(e.clock)
+    w.string(e.state)
+  }
+  return w.finish()
+}

@@ -1,0 +1,323 @@
+/**
+ * The authority of one whole CRDT document (a Yjs or Automerge document instead of a
+ * machine). No total order is needed: updates merge in any order. The authority still gives
+ * what the hub gives machines: every accepted update is durable before anyone hears of it,
+ * updates arriving during a write go together in the next atomic batch (group commit), an
+ * update that adds nothing is acknowledged without being stored, and the stored log is
+ * compacted into the engine's compact state once the tail outweighs the base.
+ *
+ * Untrusted input: each update passes the engine's `check` (decode, bounds) before it is
+ * queued. If the library still throws while applying, the live document may be half-changed
+ * (both Yjs and Automerge can throw after a partial change): it is rebuilt from storage plus
+ * the updates of the batch accepted before, and the failing update is refused.
+ *
+ * Subscribers are the connections following the document (a y-websocket socket, an
+ * automerge-repo peer, a Canon client link); each hears the updates of the others, never its
+ * own (no echo), and the ephemeral payloads (awareness, presence) the others relay.
+ */
+import type { CrdtDocEngine, CrdtRejection } from "./engine.js"
+import type { CrdtDocStore } from "./store.js"
+
+export interface CrdtSubscriber {
+  /** Updates accepted and durable, in seq order. Never called for its own submissions. */
+  onUpdates(updates: ReadonlyArray<Uint8Array>): void
+  /** An ephemeral payload another subscriber relayed (awareness, cursors). */
+  onEphemeral?(payload: Uint8Array, from: CrdtSubscriber): void
+  /** The document is gone from memory (storage failed, hub shutting down): reconnect to reload. */
+  onClose?(code: string, reason: string): void
+}
+
+export interface SubmitOutcome {
+  /** Updates that added something (stored and fanned out). */
+  readonly stored: number
+  /** Updates that were already known (acknowledged, not stored). */
+  readonly known: number
+  /** Refused updates, by index in the submitted list. */
+  readonly rejected: ReadonlyArray<CrdtRejection & { readonly index: number }>
+}
+
+export interface CrdtAuthorityOptions {
+  /** Compact when the stored tail reaches this many bytes and at least the base's size. Default 64 KiB. */
+  readonly compactAfterBytes?: number
+}
+
+export interface CrdtAuthorityHooks {
+  /** Storage failed: drop the document (the host closes its subscribers) and reload on next use. */
+  readonly onBroken: (doc: CrdtDocAuthority<any>, error: unknown) => void
+  /** Something worth a log line (an update the library threw on). */
+  readonly onReport?: (r: { readonly docId: string; readonly code: string; readonly message: string }) => void
+}
+
+interface Queued {
+  readonly updates: ReadonlyArray<Uint8Array>
+  /** Index in the submitted list of each queued update. */
+  readonly indexes: ReadonlyArray<number>
+  readonly origin: CrdtSubscriber | undefined
+  readonly rejected: Array<CrdtRejection & { readonly index: number }>
+  readonly resolve: (o: SubmitOutcome) => void
+  readonly reject: (e: unknown) => void
+}
+
+const DEFAULT_COMPACT_AFTER_BYTES = 64 * 1024
+
+export class CrdtDocAuthority<D> {
+  private readonly subscribers = new Set<CrdtSubscriber>()
+  private queue: Queued[] = []
+  private writing: Promise<void> | undefined
+  private closed = false
+  private baseSeq: number
+  private baseBytes: number
+  private tailBytes: number
+  private seqValue: number
+
+  private constructor(
+    readonly docId: string,
+    readonly engine: CrdtDocEngine<D>,
+    private readonly store: CrdtDocStore,
+    private docValue: D,
+    state: { seq: number; baseSeq: number; baseBytes: number; tailBytes: number },
+    private readonly hooks: CrdtAuthorityHooks,
+    private readonly options: CrdtAuthorityOptions,
+  ) {
+    this.seqValue = state.seq
+    this.baseSeq = state.baseSeq
+    this.baseBytes = state.baseBytes
+    this.tailBytes = state.tailBytes
+  }
+
+  /** Loads a document from storage (an empty one if it was never written). */
+  static async load<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore, hooks: CrdtAuthorityHooks, options: CrdtAuthorityOptions = {}): Promise<CrdtDocAuthority<D>> {
+    const { doc, seq, baseSeq, baseBytes, tailBytes } = await CrdtDocAuthority.read(docId, engine, store)
+    return new CrdtDocAuthority(docId, engine, store, doc, { seq, baseSeq, baseBytes, tailBytes }, hooks, options)
+  }
+
+  private static async read<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore) {
+    const stored = await store.load(docId)
+    if (stored !== undefined && stored.meta.kind !== engine.kind) {
+      throw new CrdtDocError("doc-kind-mismatch", `Document "${docId}" is a ${stored.meta.kind} document, not ${engine.kind}.`)
+    }
+    const doc = stored?.base !== undefined ? engine.load(stored.base) : engine.empty()
+    // Stored updates were accepted by this hub: their dependencies are all there.
+    if (stored !== undefined && stored.entries.length > 0) engine.apply(doc, stored.entries.map((e) => e.update))
+    return {
+      doc,
+      seq: stored?.meta.seq ?? 0,
+      baseSeq: stored?.meta.baseSeq ?? 0,
+      baseBytes: stored?.base?.length ?? 0,
+      tailBytes: stored?.entries.reduce((n, e) => n + e.update.length, 0) ?? 0,
+    }
+  }
+
+  /** The live document. Read it (state vectors, sync messages); change it only through `submit`. */
+  get doc(): D {
+    return this.docValue
+  }
+
+  /** Seq of the last stored update. */
+  get seq(): number {
+    return this.seqValue
+  }
+
+  /** Stored bytes: the base and the updates after it. */
+  get storedBytes(): { readonly base: number; readonly tail: number } {
+    return { base: this.baseBytes, tail: this.tailBytes }
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size
+  }
+
+  /** Whether nothing is queued or being written (the host may unload an idle document). */
+  get idle(): boolean {
+    return this.writing === undefined && this.queue.length === 0
+  }
+
+  subscribe(sub: CrdtSubscriber): void {
+    if (this.closed) return sub.onClose?.("closed", `Document "${this.docId}" is closed; reconnect.`)
+    this.subscribers.add(sub)
+  }
+
+  unsubscribe(sub: CrdtSubscriber): void {
+    this.subscribers.delete(sub)
+  }
+
+  /** Relays an ephemeral payload to every other subscriber (never stored). */
+  relay(payload: Uint8Array, from: CrdtSubscriber): void {
+    for (const s of this.subscribers) {
+      if (s !== from) s.onEphemeral?.(payload, from)
+    }
+  }
+
+  /**
+   * Merges untrusted updates: checked, applied, stored (group commit), then fanned out to the
+   * other subscribers. Resolves once they are durable; never rejects for a bad update (that
+   * is a rejection in the outcome), only when the document broke or closed.
+   */
+  submit(updates: ReadonlyArray<Uint8Array>, origin?: CrdtSubscriber): Promise<SubmitOutcome> {
+    if (this.closed) return Promise.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`))
+    const rejected: Array<CrdtRejection & { index: number }> = []
+    const ok: Uint8Array[] = []
+    const indexes: number[] = []
+    updates.forEach((u, index) => {
+      const c = this.engine.check(u)
+      if (c.ok) {
+        ok.push(u)
+        indexes.push(index)
+      } else rejected.push({ code: c.code, message: c.message, index })
+    })
+    if (ok.length === 0) return Promise.resolve({ stored: 0, known: 0, rejected })
+    return new Promise<SubmitOutcome>((resolve, reject) => {
+      this.queue.push({ updates: ok, indexes, origin, rejected, resolve, reject })
+      this.writing ??= this.drain()
+    })
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const batch = this.queue
+        this.queue = []
+        await this.commit(batch)
+      }
+    } finally {
+      this.writing = undefined
+    }
+  }
+
+  private async commit(batch: Queued[]): Promise<void> {
+    const toStore: Uint8Array[] = []
+    const fanout: Array<{ origin: CrdtSubscriber | undefined; updates: Uint8Array[] }> = []
+    const counts: Array<{ stored: number; known: number }> = []
+    for (const item of batch) {
+      const mine: Uint8Array[] = []
+      let known = 0
+      let results: ReadonlyArray<boolean | CrdtRejection> | undefined
+      try {
+        // One call per submit: Automerge's apply has a large fixed cost per call.
+        results = this.engine.apply(this.docValue, item.updates)
+      } catch (e) {
+        this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: e instanceof Error ? e.message : String(e) })
+        // The document may be half-changed: rebuild it, then find the culprit one by one.
+        try {
+          await this.rebuild(toStore)
+          results = await this.applyEach(item.updates, toStore)
+        } catch (error) {
+          return this.fail(batch, error)
+        }
+      }
+      results.forEach((result, i) => {
+        const u = item.updates[i]!
+        if (result === true) {
+          toStore.push(u)
+          mine.push(u)
+        } else if (result === false) known++
+        else item.rejected.push({ code: result.code, message: result.message, index: item.indexes[i]! })
+      })
+      counts.push({ stored: mine.length, known })
+      if (mine.length > 0) fanout.push({ origin: item.origin, updates: mine })
+    }
+    if (toStore.length > 0) {
+      const from = this.seqValue + 1
+      const seq = this.seqValue + toStore.length
+      try {
+        await this.store.append(this.docId, { kind: this.engine.kind, seq, baseSeq: this.baseSeq }, from, toStore)
+      } catch (error) {
+        return this.fail(batch, error)
+      }
+      this.seqValue = seq
+      for (const u of toStore) this.tailBytes += u.length
+    }
+    batch.forEach((item, i) => item.resolve({ ...counts[i]!, rejected: item.rejected }))
+    for (const { origin, updates } of fanout) {
+      for (const s of this.subscribers) {
+        if (s !== origin) s.onUpdates(updates)
+      }
+    }
+    await this.maybeCompact()
+  }
+
+  private fail(batch: Queued[], error: unknown): void {
+    for (const item of batch) item.reject(new CrdtDocError("doc-unavailable", `Storage failed for document "${this.docId}"; retry after reconnecting.`))
+    for (const item of this.queue) item.reject(new CrdtDocError("doc-unavailable", `Storage failed for document "${this.docId}"; retry after reconnecting.`))
+    this.queue = []
+    this.hooks.onBroken(this, error)
+  }
+
+  /** Applies updates one by one; one that throws is refused and the document rebuilt without it. */
+  private async applyEach(updates: ReadonlyArray<Uint8Array>, accepted: ReadonlyArray<Uint8Array>): Promise<Array<boolean | CrdtRejection>> {
+    const out: Array<boolean | CrdtRejection> = []
+    const kept = [...accepted]
+    for (const u of updates) {
+      try {
+        const r = this.engine.apply(this.docValue, [u])[0] ?? false
+        out.push(r)
+        if (r === true) kept.push(u)
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e)
+        out.push({ code: "update-failed", message: `The update could not be merged (${message.slice(0, 200)}); it was refused.` })
+        await this.rebuild(kept)
+      }
+    }
+    return out
+  }
+
+  private async rebuild(accepted: ReadonlyArray<Uint8Array>): Promise<void> {
+    const fresh = await CrdtDocAuthority.read(this.docId, this.engine, this.store)
+    if (accepted.length > 0) this.engine.apply(fresh.doc, accepted)
+    this.engine.dispose?.(this.docValue)
+    this.docValue = fresh.doc
+  }
+
+  /** Tail at least as big as the base (and past the threshold): encode the live doc as the new base. */
+  private async maybeCompact(): Promise<void> {
+    const threshold = this.options.compactAfterBytes ?? DEFAULT_COMPACT_AFTER_BYTES
+    if (this.tailBytes < threshold || this.tailBytes < this.baseBytes || this.seqValue === this.baseSeq) return
+    await this.compact()
+  }
+
+  /**
+   * Writes the live document's compact state as the base and deletes the updates it covers,
+   * in one atomic batch. Never merges stored updates (super-linear, keeps deleted content).
+   */
+  async compact(): Promise<void> {
+    if (this.seqValue === this.baseSeq || this.closed) return
+    const base = this.engine.encode(this.docValue)
+    const oldBaseSeq = this.baseSeq
+    const seq = this.seqValue
+    try {
+      await this.store.compact(this.docId, { kind: this.engine.kind, seq, baseSeq: seq }, oldBaseSeq, base)
+    } catch (error) {
+      // Nothing was lost (the batch is atomic); the document reloads from what is stored.
+      return this.fail([], error)
+    }
+    this.baseSeq = seq
+    this.baseBytes = base.length
+    this.tailBytes = 0
+  }
+
+  /** Waits until everything queued is written. */
+  async flush(): Promise<void> {
+    while (this.writing !== undefined) await this.writing
+  }
+
+  /** Drops the document from memory; subscribers hear `code`. */
+  close(code = "going-away", reason = "The hub is shutting down."): void {
+    if (this.closed) return
+    this.closed = true
+    for (const item of this.queue) item.reject(new CrdtDocError("doc-unavailable", reason))
+    this.queue = []
+    const subs = [...this.subscribers]
+    this.subscribers.clear()
+    for (const s of subs) s.onClose?.(code, reason)
+    // A write in flight still finishes; the engine's memory goes once it has.
+    void (this.writing ?? Promise.resolve()).finally(() => this.engine.dispose?.(this.docValue))
+  }
+}
+
+/** A typed failure of a CRDT document operation (load, submit). */
+export class CrdtDocError extends Error {
+  constructor(readonly code: CrdtRejection["code"], message: string) {
+    super(message)
+    this.name = "CrdtDocError"
+  }
+}

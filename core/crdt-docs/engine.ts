@@ -1,0 +1,57 @@
+/**
+ * The engine port of whole CRDT documents: what the CRDT document authority needs from a CRDT
+ * library (Yjs, Automerge) without importing it. Adapters implement it (adapters/yjs-server,
+ * adapters/automerge-server); core never loads a CRDT library, so browser bundles of `canon`
+ * stay free of them.
+ *
+ * An "update" is the unit the hub stores and fans out: a Yjs V1 update, one Automerge change.
+ * Updates from the network are untrusted: `check` decodes and bounds one before anything
+ * touches the live document, and `apply` may still throw (a library bug, a hostile input the
+ * checks missed); the authority then rebuilds the document from storage.
+ *
+ * @example
+ * ```ts
+ * const host = new CrdtDocHost({ engines: [yjsDocEngine()], storage, runtime })
+ * const doc = await host.open("yjs", "notes")
+ * await doc.submit([update])
+ * ```
+ */
+
+/** Why an update was refused (stable code, a sentence a person can act on). */
+export interface CrdtRejection {
+  readonly code: CrdtRejectionCode
+  readonly message: string
+}
+
+export type CrdtRejectionCode =
+  | "update-too-large" // over the engine's byte limit
+  | "update-malformed" // does not decode, or fails a structural check
+  | "update-missing-deps" // depends on data the hub does not have
+  | "update-failed" // the library threw while applying it (the document was rebuilt)
+  | "unauthorized" // the principal may not write this document
+  | "doc-kind-mismatch" // the document exists with another kind
+  | "doc-unavailable" // the document could not be loaded (storage)
+  | "doc-id-invalid" // the document id is empty, too long or not well-formed
+
+export type CheckResult = { readonly ok: true } | ({ readonly ok: false } & CrdtRejection)
+
+export interface CrdtDocEngine<D> {
+  /** Stable kind name, stored with the document ("yjs", "automerge"). */
+  readonly kind: string
+  /** A new empty document. */
+  empty(): D
+  /** A document from `encode`'s bytes (trusted: written by this hub). */
+  load(bytes: Uint8Array): D
+  /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
+  encode(doc: D): Uint8Array
+  /** Decodes and bounds an untrusted update before it is applied. Never throws. */
+  check(update: Uint8Array): CheckResult
+  /**
+   * Merges updates into the document, in order. Returns, per update, whether it added
+   * anything (an update whose data is all known already is not stored), or a rejection
+   * (dependencies missing: the hub refuses rather than holds). May throw.
+   */
+  apply(doc: D, updates: ReadonlyArray<Uint8Array>): ReadonlyArray<boolean | CrdtRejection>
+  /** Releases the document (wasm memory, listeners). */
+  dispose?(doc: D): void
+}

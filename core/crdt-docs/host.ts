@@ -1,0 +1,153 @@
+/**
+ * The hub's side of whole CRDT documents: loads one authority per document (by kind), shares
+ * the hub's storage and its authenticate / authorize hooks with the protocol endpoints
+ * (y-websocket, automerge-repo, Canon's own links), and unloads a document nobody follows.
+ *
+ * CRDT documents live in their own key space ("c", see core/store/keys.ts), so a y-websocket
+ * room can never open or overwrite a machine document; a document keeps the kind it was
+ * created with (opening it as another kind is `doc-kind-mismatch`).
+ *
+ * @example
+ * ```ts
+ * const hub = new Hub({ machines, storage, runtime, crdt: { engines: [yjsDocEngine(), automergeDocEngine()] } })
+ * const doc = await hub.crdtDocs.open("yjs", "notes")
+ * ```
+ */
+import type { Authenticate, Authorize, Principal } from "../authority/auth.js"
+import { ANONYMOUS } from "../authority/auth.js"
+import type { KVStore } from "../ports/storage.js"
+import type { ConnectionInfo } from "../ports/transport.js"
+import { docIdProblem } from "../limits.js"
+import { CrdtDocAuthority, CrdtDocError, type CrdtAuthorityOptions } from "./authority.js"
+import type { CrdtDocEngine } from "./engine.js"
+import { CrdtDocStore } from "./store.js"
+
+export interface CrdtHostOptions extends CrdtAuthorityOptions {
+  readonly engines: ReadonlyArray<CrdtDocEngine<any>>
+  readonly storage: KVStore
+  /** fsync every batch (default true, as the hub). */
+  readonly sync?: boolean
+  readonly authenticate?: Authenticate
+  readonly authorize?: Authorize
+  readonly onEvent?: (event: CrdtDocEvent) => void
+}
+
+export type CrdtDocEvent =
+  | { readonly type: "doc-broken"; readonly docId: string; readonly error: unknown }
+  | { readonly type: "doc-load-failed"; readonly docId: string; readonly error: unknown }
+  | { readonly type: "doc-report"; readonly docId: string; readonly code: string; readonly message: string }
+  /** An endpoint refused a peer or an update (bad frame, auth, limits). */
+  | { readonly type: "refused"; readonly code: string; readonly message: string }
+
+export class CrdtDocHost {
+  private readonly store: CrdtDocStore
+  private readonly engines: ReadonlyMap<string, CrdtDocEngine<any>>
+  private readonly docs = new Map<string, Promise<CrdtDocAuthority<any>>>()
+  private closed = false
+
+  constructor(private readonly options: CrdtHostOptions) {
+    this.store = new CrdtDocStore(options.storage, { sync: options.sync ?? true })
+    this.engines = new Map(options.engines.map((e) => [e.kind, e]))
+  }
+
+  /** Kinds this host serves. */
+  get kinds(): ReadonlyArray<string> {
+    return [...this.engines.keys()]
+  }
+
+  report(event: CrdtDocEvent): void {
+    try {
+      this.options.onEvent?.(event)
+    } catch {
+      // the app's diagnostics are its own business
+    }
+  }
+
+  /** The authority of a document, loaded on first use. Rejects with a CrdtDocError. */
+  open<D = unknown>(kind: string, docId: string): Promise<CrdtDocAuthority<D>> {
+    if (this.closed) return Promise.reject(new CrdtDocError("doc-unavailable", "The hub is shutting down."))
+    const engine = this.engines.get(kind)
+    if (engine === undefined) return Promise.reject(new CrdtDocError("doc-unavailable", `This hub serves no ${kind} documents.`))
+    const problem = docIdProblem(docId)
+    if (problem !== undefined) return Promise.reject(new CrdtDocError("doc-id-invalid", problem))
+    let p = this.docs.get(docId)
+    if (p === undefined) {
+      p = CrdtDocAuthority.load(docId, engine, this.store, {
+        onBroken: (doc, error) => this.broken(doc, error),
+        onReport: (r) => this.report({ type: "doc-report", ...r }),
+      }, this.options)
+      this.docs.set(docId, p)
+      p.catch((error) => {
+        this.docs.delete(docId)
+        this.report({ type: "doc-load-failed", docId, error })
+      })
+    }
+    return p.then((doc) => {
+      if (doc.engine.kind !== kind) throw new CrdtDocError("doc-kind-mismatch", `Document "${docId}" is a ${doc.engine.kind} document, not ${kind}.`)
+      return doc as CrdtDocAuthority<D>
+    })
+  }
+
+  /** Unloads a document nobody follows once its writes are done (it reloads from storage on next use). */
+  release(doc: CrdtDocAuthority<any>): void {
+    if (doc.subscriberCount > 0) return
+    void doc.flush().then(() => {
+      if (doc.subscriberCount > 0 || !doc.idle) return
+      const current = this.docs.get(doc.docId)
+      if (current === undefined) return
+      void current.then((d) => {
+        if (d !== doc || doc.subscriberCount > 0 || !doc.idle) return
+        this.docs.delete(doc.docId)
+        doc.close("closed", "Unloaded.")
+      }, () => {})
+    }, () => {})
+  }
+
+  /**
+   * Who a connection of a stock client is: the hub's `authenticate` hook with a synthesized
+   * hello (`clientId` "", no machines, `credentials` from the URL or cookie, see the
+   * endpoints) and the connection's request info.
+   */
+  async authenticate(credentials: string | undefined, info: ConnectionInfo | undefined): Promise<{ readonly principal: Principal } | { readonly refuse: string }> {
+    const hook = this.options.authenticate
+    if (hook === undefined) return { principal: ANONYMOUS }
+    try {
+      const result: { id?: unknown; refuse?: unknown } = await hook({ type: "hello", protocol: { min: 0, max: 0 }, clientId: "", machines: [], ...(credentials !== undefined ? { credentials } : {}) }, info)
+      if (typeof result.id === "string") return { principal: result as Principal }
+      return { refuse: typeof result.refuse === "string" ? result.refuse : "Authentication failed." }
+    } catch (e) {
+      return { refuse: `Authentication failed: ${e instanceof Error ? e.message : String(e)}` }
+    }
+  }
+
+  async authorize(principal: Principal, docId: string, access: "read" | "write"): Promise<boolean> {
+    const hook = this.options.authorize
+    if (hook === undefined) return true
+    try {
+      return (await hook(principal, docId, access)) === true
+    } catch {
+      return false
+    }
+  }
+
+  private broken(doc: CrdtDocAuthority<any>, error: unknown): void {
+    this.report({ type: "doc-broken", docId: doc.docId, error })
+    void this.docs.get(doc.docId)?.then((d) => {
+      if (d === doc) this.docs.delete(doc.docId)
+    }, () => {})
+    doc.close("storage-failed", `Storage failed for document "${doc.docId}"; reconnect to reload it.`)
+  }
+
+  /** Closes every document (subscribers hear `going-away`). Storage is the caller's to close. */
+  async close(): Promise<void> {
+    this.closed = true
+    const all = [...this.docs.values()]
+    this.docs.clear()
+    for (const p of all) {
+      const d = await p.catch(() => undefined)
+      if (d === undefined) continue
+      await d.flush().catch(() => {})
+      d.close()
+    }
+  }
+}

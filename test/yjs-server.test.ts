@@ -1,0 +1,232 @@
+/**
+ * Stock y-websocket clients (WebsocketProvider from npm `y-websocket`) against a hub with the
+ * y-websocket endpoint, run as a child process on LevelDB (test/support/crdt-serve.ts):
+ * sync, awareness, offline edits, concurrent edits, a hub restart, auth, hostile updates.
+ */
+import * as Y from "yjs"
+import { WebSocket } from "ws"
+import { WebsocketProvider } from "y-websocket"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { startCrdtServer, type CrdtChild } from "./support/crdt-child.js"
+import { sleep, until } from "./support/ws.js"
+import { LevelStorage } from "../adapters/level/index.js"
+import { CrdtDocStore } from "../core/crdt-docs/index.js"
+import { yjsDocEngine } from "../adapters/yjs-server/index.js"
+import { encodeStep1, encodeUpdate, decodeYMessage } from "../adapters/yjs-server/protocol.js"
+
+const providers: WebsocketProvider[] = []
+const open = (url: string, room: string, doc = new Y.Doc(), params: Record<string, string> = { token: "writer-t" }): WebsocketProvider => {
+  const p = new WebsocketProvider(url, room, doc, {
+    WebSocketPolyfill: WebSocket as never, params, maxBackoffTime: 200,
+    // Providers of one room in one process would otherwise sync over BroadcastChannel, not through the hub.
+    disableBc: true,
+  })
+  providers.push(p)
+  return p
+}
+const synced = (p: WebsocketProvider) => until(() => p.synced, 10_000)
+
+let dir: string
+let hub: CrdtChild
+let url: string
+
+// One hub for the file (starting a child is slow on a shared machine); each test has its rooms.
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "canon-yjs-"))
+  hub = await startCrdtServer(dir, 0, true)
+  url = `ws://127.0.0.1:${hub.port}/yjs`
+}, 60_000)
+
+afterEach(() => {
+  for (const p of providers.splice(0)) p.destroy()
+})
+
+afterAll(async () => {
+  await hub.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** A raw socket speaking the protocol by hand; collects what the hub sends and how it closes. */
+const rawClient = async (room: string, token: string | null = "writer-raw") => {
+  const ws = new WebSocket(`${url}/${room}${token !== null ? `?token=${token}` : ""}`)
+  const got: Uint8Array[] = []
+  let closed: number | undefined
+  ws.on("message", (d) => got.push(new Uint8Array(d as Buffer)))
+  ws.on("close", (code) => (closed = code))
+  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
+  return { ws, got, closed: () => closed }
+}
+
+test("two stock providers sync text and awareness through the hub", async () => {
+  const a = open(url, "room-1")
+  const b = open(url, "room-1")
+  expect(await synced(a)).toBe(true)
+  expect(await synced(b)).toBe(true)
+  a.doc.getText("t").insert(0, "hello")
+  expect(await until(() => b.doc.getText("t").toString() === "hello", 5_000)).toBe(true)
+  b.doc.getText("t").insert(5, " world")
+  expect(await until(() => a.doc.getText("t").toString() === "hello world", 5_000)).toBe(true)
+
+  a.awareness.setLocalState({ user: "ann", cursor: 3 })
+  expect(await until(() => (b.awareness.getStates().get(a.doc.clientID) as { user?: string } | undefined)?.user === "ann", 5_000)).toBe(true)
+  // A newcomer gets the text and the awareness states the hub holds.
+  const c = open(url, "room-1")
+  expect(await synced(c)).toBe(true)
+  expect(c.doc.getText("t").toString()).toBe("hello world")
+  expect(await until(() => c.awareness.getStates().has(a.doc.clientID), 5_000)).toBe(true)
+  // Leaving removes the client's awareness at the others.
+  a.destroy()
+  expect(await until(() => !b.awareness.getStates().has(a.doc.clientID), 5_000)).toBe(true)
+})
+
+test("offline edits reach the hub on reconnect and concurrent edits converge", async () => {
+  const a = open(url, "room-2")
+  const b = open(url, "room-2")
+  await synced(a)
+  await synced(b)
+  a.doc.getText("t").insert(0, "base.")
+  await until(() => b.doc.getText("t").toString() === "base.", 5_000)
+  b.disconnect()
+  // Both edit at once; b is offline.
+  b.doc.getText("t").insert(0, "[offline b]")
+  a.doc.getText("t").insert(5, "[online a]")
+  await sleep(200)
+  expect(a.doc.getText("t").toString()).not.toContain("offline b")
+  b.connect()
+  const want = (s: string) => s.includes("[offline b]") && s.includes("[online a]") && s.includes("base.")
+  expect(await until(() => want(a.doc.getText("t").toString()) && want(b.doc.getText("t").toString()), 10_000)).toBe(true)
+  expect(a.doc.getText("t").toString()).toBe(b.doc.getText("t").toString())
+  // A third client that never saw either gets the merged text from the hub alone.
+  const c = open(url, "room-2")
+  await synced(c)
+  expect(c.doc.getText("t").toString()).toBe(a.doc.getText("t").toString())
+})
+
+test("the document survives a hub restart on LevelDB (compacted), and a provider resyncs", async () => {
+  const a = open(url, "room-3")
+  await synced(a)
+  const text = a.doc.getText("t")
+  // Enough keystrokes to pass the test hub's 4 KiB compaction threshold.
+  for (let i = 0; i < 600; i++) text.insert(text.length, String.fromCharCode(97 + (i % 26)))
+  text.delete(0, 100)
+  const expected = text.toString()
+  const probe = open(url, "room-3")
+  await until(() => probe.doc.getText("t").toString() === expected, 10_000)
+  probe.destroy()
+  const port = hub.port
+  await hub.stop()
+  a.doc.getText("t").insert(0, "while-down:")
+  hub = await startCrdtServer(dir, port, true)
+  const fresh = open(url, "room-3")
+  const all = "while-down:" + expected
+  expect(await until(() => fresh.doc.getText("t").toString() === all, 15_000)).toBe(true)
+  expect(a.doc.getText("t").toString()).toBe(all)
+  // What LevelDB holds: a compacted base (Yjs V2 state) and a short tail.
+  await hub.stop()
+  const storage = await LevelStorage.open(dir)
+  try {
+    const stored = await new CrdtDocStore(storage).load("room-3")
+    expect(stored?.meta.kind).toBe("yjs")
+    expect(stored!.meta.baseSeq).toBeGreaterThan(0)
+    expect(stored!.entries.length).toBeLessThan(600)
+    const reloaded = yjsDocEngine().load(stored!.base!)
+    Y.applyUpdate(reloaded, Y.mergeUpdates(stored!.entries.map((e) => e.update)))
+    expect(reloaded.getText("t").toString()).toBe(all)
+  } finally {
+    await storage.close()
+  }
+  hub = await startCrdtServer(dir, port, true)
+}, 90_000)
+
+test("hostile and malformed updates are refused, the socket closed, and the hub keeps serving", async () => {
+  const ok = open(url, "room-4")
+  await synced(ok)
+  ok.doc.getText("t").insert(0, "safe")
+
+  // Garbage inside a sync update.
+  const g = await rawClient("room-4")
+  g.ws.send(encodeUpdate(new Uint8Array([0xff, 0xff, 0xff, 0x01, 0x02])))
+  expect(await until(() => g.closed() !== undefined, 5_000)).toBe(true)
+  expect(g.closed()).toBe(4400)
+
+  // The 26-byte V2 update (1e8 structs from RLE runs) that made Yjs allocate until Node died:
+  // the hub reads V1 only, where these bytes are an empty update; nothing happens.
+  const bomb = new Uint8Array([0, 0, 2, 141, 1, 0, 0, 1, 0, 1, 0, 0, 0, 5, 65, 128, 194, 215, 47, 1, 128, 194, 215, 47, 0, 0])
+  const h = await rawClient("room-4")
+  h.ws.send(encodeUpdate(bomb))
+  await sleep(300)
+  expect(h.closed()).toBeUndefined()
+  h.ws.close()
+
+  // A valid update whose dependencies the hub does not have.
+  const src = new Y.Doc()
+  src.getText("t").insert(0, "ab")
+  const first = Y.encodeStateAsUpdate(src)
+  const sv = Y.encodeStateVector(src)
+  src.getText("t").insert(1, "X")
+  const second = Y.encodeStateAsUpdate(src, sv)
+  const m = await rawClient("room-4")
+  m.ws.send(encodeUpdate(second))
+  expect(await until(() => m.closed() !== undefined, 5_000)).toBe(true)
+  expect(m.closed()).toBe(4400)
+  void first
+
+  // An undecodable frame.
+  const u = await rawClient("room-4")
+  u.ws.send(new Uint8Array([0, 0x80]))
+  expect(await until(() => u.closed() !== undefined, 5_000)).toBe(true)
+
+  // The hub is alive and the document intact.
+  const later = open(url, "room-4")
+  expect(await synced(later)).toBe(true)
+  expect(await until(() => later.doc.getText("t").toString() === "safe", 5_000)).toBe(true)
+  expect(hub.child.exitCode).toBeNull()
+})
+
+test("the hub sends SyncStep1 first, and does not echo an update to its sender", async () => {
+  const r = await rawClient("room-5")
+  expect(await until(() => r.got.length > 0, 5_000)).toBe(true)
+  expect(decodeYMessage(r.got[0]!).type).toBe("step1")
+  r.ws.send(encodeStep1(Y.encodeStateVector(new Y.Doc())))
+  const other = open(url, "room-5")
+  await synced(other)
+  const src = new Y.Doc()
+  src.getText("t").insert(0, "mine")
+  const before = r.got.length
+  r.ws.send(encodeUpdate(Y.encodeStateAsUpdate(src)))
+  expect(await until(() => other.doc.getText("t").toString() === "mine", 5_000)).toBe(true)
+  await sleep(100)
+  const echoed = r.got.slice(before).map(decodeYMessage).filter((m) => m.type === "update")
+  expect(echoed).toEqual([])
+  r.ws.close()
+})
+
+describe("authentication", () => {
+  test("no token: closed 4401 and the stock client stops retrying; a reader syncs but cannot write", async () => {
+    const anon = await rawClient("secret", null)
+    expect(await until(() => anon.closed() !== undefined, 5_000)).toBe(true)
+    expect(anon.closed()).toBe(4401)
+    const noToken = open(url, "secret", new Y.Doc(), {})
+    let closes = 0
+    noToken.on("connection-close", () => closes++)
+    await sleep(1_000)
+    expect(noToken.synced).toBe(false)
+    expect(closes).toBe(1)
+
+    const writer = open(url, "secret", new Y.Doc(), { token: "writer-1" })
+    await synced(writer)
+    writer.doc.getText("t").insert(0, "from writer")
+    const reader = open(url, "secret", new Y.Doc(), { token: "reader-1" })
+    await synced(reader)
+    expect(await until(() => reader.doc.getText("t").toString() === "from writer", 5_000)).toBe(true)
+    reader.doc.getText("t").insert(0, "reader edit ")
+    await sleep(300)
+    const check = open(url, "secret", new Y.Doc(), { token: "reader-2" })
+    await synced(check)
+    await sleep(100)
+    expect(check.doc.getText("t").toString()).toBe("from writer")
+    expect(writer.doc.getText("t").toString()).toBe("from writer")
+  })
+})

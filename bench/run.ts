@@ -16,6 +16,7 @@ const SUITES: Record<string, () => Promise<{ suite: Suite }>> = {
   peers: () => import("./peers.js"),
   outbox: () => import("./outbox-sync.js"),
   bundle: () => import("./bundle.js"),
+  snapshots: () => import("./snapshots.js"),
 }
 
 const usage = `usage: npm run bench -- [--quick] [--suite NAME]

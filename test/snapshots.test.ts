@@ -99,6 +99,28 @@ describe("snapshots and compaction on the authority", () => {
     expect(await w.storage.range({ gte: prefix, lt: K.authEntry(DOC, horizon + 1) })).toEqual([])
   })
 
+  test("the kept tail is at most the snapshot's size: a replica further behind gets fewer bytes from the snapshot", async () => {
+    const w = world({ snapshots: { ...POLICY, tailBytes: 64 << 10 } })
+    const a = await w.client("a")
+    // One note rewritten 60 times: a small state, a log of ~24 KiB.
+    const receipts = Array.from({ length: 60 }, (_, i) => a.doc.submit("put", { id: "x", text: text(400, `${i}-`) }))
+    await w.drive(Promise.all(receipts))
+    await w.rt.run({ forMs: 500 })
+    const store = new AuthorityStore(w.storage)
+    const [meta] = await store.snapshots.metas(DOC)
+    expect(meta!.size).toBeLessThan(1000)
+    const horizon = await store.snapshots.horizon(DOC)
+    const tail = (await store.entries(DOC, horizon, 1000)).filter((e) => e.seq <= meta!.seq)
+    // The tail is the fewest entries reaching the snapshot's size (each ~400 B): at most 3.
+    expect(tail.length).toBeGreaterThan(0)
+    expect(tail.length).toBeLessThanOrEqual(3)
+    expect(horizon).toBe(meta!.seq - tail.length)
+    // A replica joining now converges from the snapshot and what follows.
+    const b = await w.client("b")
+    await w.settle([a.doc, b.doc], () => a.doc.confirmedSeq)
+    expect(b.doc.confirmedHash()).toBe(a.doc.confirmedHash())
+  })
+
   test("a reload opens from the newest snapshot plus the tail and has the same state", async () => {
     const w = world()
     const a = await w.client("a")

@@ -186,7 +186,6 @@ export class DocAuthority<S = unknown> {
   private readonly maxCommandBytes: number
   private readonly clientTable: ClientTable
   private readonly maxMessageBytes: number
-  private readonly tailBytes: number
   /** The machine's version history, if it has one (core/schema/versions.ts). */
   private readonly history: MachineHistory | undefined
   /** Version changes in the log, ascending. */
@@ -224,7 +223,6 @@ export class DocAuthority<S = unknown> {
     this.clientTable = new ClientTable(docId, store, options.maxOutcomesPerClient ?? 100_000)
     this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.maxMessageBytes = options.maxMessageBytes ?? 512 << 10
-    this.tailBytes = options.snapshots?.tailBytes ?? 64 << 10
     const self = this
     this.followers = new Followers({
       docId, runtime,
@@ -248,7 +246,7 @@ export class DocAuthority<S = unknown> {
       highWater: options.highWaterMark ?? 1 << 20,
       hardLimit: options.hardLimit ?? 8 << 20,
       snapshotLag: options.snapshotLagEntries ?? 2048,
-      // Replicas acknowledge every 64 KiB: a smaller window would wait for acks forever.
+      // Replicas acknowledge every 128 KiB (core/replica/doc.ts): a smaller window would wait for acks forever.
       snapshotWindow: Math.max(128 << 10, options.snapshotWindowBytes ?? 1 << 20),
     })
   }
@@ -398,10 +396,14 @@ export class DocAuthority<S = unknown> {
       hooks.onReport?.({ docId, code: "machine-upgraded", message: `Document "${docId}" moved from "${machine.name}" v${marker.args && (marker.args as { from: number }).from} to v${machine.version} at seq ${seq}.` })
     }
     head = checked
-    // Measured once here: big states are hashed in the background from now on.
-    const encoded = encodeCanonical(host.root)
-    const stateBytes = encoded.length
-    const loadedHash = crdt !== undefined ? hashState(host.root) : hashBytes(encoded)
+    // Measured once here: big states are hashed in the background from now on. A state that
+    // is a verified snapshot at the head is its bytes (strict canonical decoding), whose size
+    // and hash its meta holds: encoding it again would cost a copy of the state and a pause.
+    // (With CRDT fields the snapshot holds more than the state: measured as before.)
+    const atSnapshot = crdt === undefined && base !== undefined && base.meta.seq === head.seq ? base.meta : undefined
+    const encoded = atSnapshot === undefined ? encodeCanonical(host.root) : undefined
+    const stateBytes = atSnapshot?.size ?? encoded!.length
+    const loadedHash = atSnapshot?.hash ?? (crdt !== undefined ? hashState(host.root) : hashBytes(encoded!))
     if (options.checkpointEvery === Infinity) {
       // Checkpoints are off.
     } else if (head.seq > 0 && head.checkpoint?.seq === head.seq) {
@@ -579,9 +581,9 @@ export class DocAuthority<S = unknown> {
     }
   }
 
-  /** Deletes entries behind a new snapshot, keeping a tail of about `tailBytes` for cheap catch-up. */
+  /** Deletes entries behind a new snapshot, keeping a tail for cheap catch-up (Snapshotter.tailBytesBehind). */
   private async compactBehind(meta: SnapshotMeta): Promise<void> {
-    const tail = this.tailBytes
+    const tail = this.snapshotter.tailBytesBehind(meta)
     if (!Number.isFinite(tail)) return
     const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)
     if (upTo <= this.horizon) return

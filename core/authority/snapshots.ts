@@ -6,8 +6,11 @@
  * Policy, in bytes (entry counts say nothing about cost): a snapshot is taken when the log
  * written since the last one is larger than `max(minLogBytes, logRatio x its size)`, as
  * automerge-repo compacts when incremental changes outgrow the last snapshot. After it, the
- * log is compacted up to the snapshot minus a tail of about `tailBytes` of entries, kept so a
- * replica a little behind catches up from entries instead of a whole snapshot.
+ * log is compacted up to the snapshot minus a tail of about `min(tailBytes, snapshot size)`
+ * of entries, kept so a replica a little behind catches up from entries instead of a whole
+ * snapshot. The tail is capped at the snapshot's size because a replica further behind than
+ * that many bytes of log gets fewer bytes from the snapshot than from the entries: a longer
+ * tail would cost storage and buy nothing (bench snapshots, rows 3 and 3d).
  *
  * A snapshot job encodes the state as it was at its seq while the document goes on accepting
  * commands: the journal hands out, for each container written after the job began, its copy
@@ -28,7 +31,10 @@ export interface SnapshotPolicy {
   readonly minLogBytes?: number
   /** ... and more than this times the last snapshot's size. Default 1. */
   readonly logRatio?: number
-  /** Bytes of entries kept behind a snapshot when the log is compacted. Default 64 KiB; Infinity: never compact. */
+  /**
+   * Bytes of entries kept behind a snapshot when the log is compacted, at most the snapshot's
+   * size (see above). Default 64 KiB; Infinity: never compact.
+   */
   readonly tailBytes?: number
   /** Bytes per stored chunk. Default 256 KiB. */
   readonly chunkBytes?: number
@@ -79,6 +85,12 @@ export class Snapshotter {
 
   get chunkBytes(): number {
     return this.policy.chunkBytes
+  }
+
+  /** Bytes of log to keep behind `meta` when compacting (Infinity: do not compact). */
+  tailBytesBehind(meta: SnapshotMeta): number {
+    const tail = this.policy.tailBytes
+    return Number.isFinite(tail) ? Math.min(tail, meta.size) : tail
   }
 
   /** Entries of `bytes` were committed: true when a snapshot is due. */

@@ -86,6 +86,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       runtime: hubProc.runtime,
       checkpointEvery: options.checkpointEvery ?? 16,
       quietCheckpointMs: options.quietCheckpointMs ?? 500,
+      // The checker reads the whole log: no compaction (covered by test/snapshot*.test.ts).
+      // Before the kept tail was capped at the snapshot's size, the sim's logs (under the
+      // 64 KiB tail) were never compacted either; a resync snapshot now would be.
+      snapshots: { tailBytes: Infinity },
       onEvent: (e) => {
         if (e.type === "doc-broken" || e.type === "doc-load-failed") ledger.errors.push(`hub: ${e.type} ${e.docId}: ${String(e.error)}`)
         else if (e.type === "refused" || e.type === "limit") ledger.errors.push(`hub: ${e.type} ${e.code}: ${e.message}`)

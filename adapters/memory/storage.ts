@@ -4,9 +4,12 @@
  *
  * For the simulator it can model a disk: with `latency`, a batch becomes durable only after
  * a (virtual) delay, in order, and `crash()` discards every batch not yet durable, as a
- * killed process loses writes still in flight.
+ * killed process loses writes still in flight. `latency.readMs` makes reads take virtual
+ * time too (a read returns what is durable when it completes; a crash leaves it unanswered,
+ * as the process that asked is gone). `failWrite` makes chosen batches fail as a disk
+ * can: the batch rejects with `storage-failed` and none of it is applied.
  */
-import { canonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions, type Runtime } from "../../core/index.js"
+import { canonError, type CanonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions, type Runtime } from "../../core/index.js"
 
 export const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
   const n = Math.min(a.length, b.length)
@@ -18,8 +21,10 @@ export const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
 }
 
 export interface MemoryStorageOptions {
-  /** Make writes take virtual time (simulator). */
-  readonly latency?: { readonly runtime: Runtime; readonly ms: () => number }
+  /** Make writes (and with `readMs`, reads) take virtual time (simulator). A delay of 0 or less is immediate. */
+  readonly latency?: { readonly runtime: Runtime; readonly ms: () => number; readonly readMs?: () => number }
+  /** Asked once per batch (simulator): true fails that batch, applying nothing. */
+  readonly failWrite?: () => boolean
 }
 
 export class MemoryStorage implements KVStore {
@@ -48,8 +53,27 @@ export class MemoryStorage implements KVStore {
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     this.check()
+    await this.readDelay()
     const i = this.find(key)
     return i < this.keys.length && compareBytes(this.keys[i]!, key) === 0 ? this.values[i]!.slice() : undefined
+  }
+
+  /** With a read latency: waits that long (and forever if the process crashes meanwhile). */
+  private readDelay(): Promise<void> | undefined {
+    const latency = this.options.latency
+    const ms = latency?.readMs?.() ?? 0
+    if (latency === undefined || ms <= 0) return undefined
+    return new Promise((resolve) => {
+      const timer = latency.runtime.setTimer(ms, () => {
+        this.inflight.delete(timer)
+        resolve()
+      })
+      this.inflight.add(timer)
+    })
+  }
+
+  private failure(): CanonError {
+    return canonError("storage-failed", "The memory store failed this write (injected fault); nothing of the batch was applied.")
   }
 
   batch(ops: ReadonlyArray<BatchOp>, _options?: BatchOptions): Promise<void> {
@@ -65,17 +89,20 @@ export class MemoryStorage implements KVStore {
     } catch (e) {
       return Promise.reject(e)
     }
+    const fails = this.options.failWrite?.() ?? false
     const latency = this.options.latency
     if (latency === undefined) {
+      if (fails) return Promise.reject(this.failure())
       this.apply(copy)
       return Promise.resolve()
     }
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const now = latency.runtime.now()
       const at = Math.max(this.lastDurableAt, now + latency.ms())
       this.lastDurableAt = at
       const timer = latency.runtime.setTimer(at - now, () => {
         this.inflight.delete(timer)
+        if (fails) return reject(this.failure())
         this.apply(copy)
         resolve()
       })
@@ -102,6 +129,7 @@ export class MemoryStorage implements KVStore {
 
   async range(options: RangeOptions): Promise<Array<readonly [Uint8Array, Uint8Array]>> {
     this.check()
+    await this.readDelay()
     const start = options.gte ? this.find(options.gte) : 0
     const end = options.lt ? this.find(options.lt) : this.keys.length
     const limit = options.limit ?? Infinity
@@ -118,7 +146,10 @@ export class MemoryStorage implements KVStore {
     this.closed = true
   }
 
-  /** Simulator: the process died. Writes not yet durable are lost; the data stays for a restart. */
+  /**
+   * Simulator: the process died. Writes not yet durable are lost and reads in flight are
+   * never answered; the data stays for a restart.
+   */
   crash(): void {
     for (const t of this.inflight) t.cancel()
     this.inflight.clear()

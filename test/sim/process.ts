@@ -12,6 +12,10 @@ const never = <T>(): Promise<T> => new Promise<T>(() => {})
 
 export class SimProcess {
   alive = true
+  /** Writes of this incarnation that failed (injected disk faults). */
+  failedWrites = 0
+  /** Times the app heard of a storage failure (an error event, a rejected open). */
+  reportedFailures = 0
   private readonly timers = new Set<Timer>()
 
   constructor(readonly name: string, private readonly base: Runtime, private readonly disk: MemoryStorage) {}
@@ -33,7 +37,13 @@ export class SimProcess {
   /** The process's view of its disk: dead processes neither read nor write. */
   readonly storage: KVStore = {
     get: (key: Uint8Array) => (this.alive ? this.disk.get(key) : never()),
-    batch: (ops: ReadonlyArray<BatchOp>, options?: BatchOptions) => (this.alive ? this.disk.batch(ops, options) : never()),
+    batch: (ops: ReadonlyArray<BatchOp>, options?: BatchOptions) => {
+      if (!this.alive) return never()
+      return this.disk.batch(ops, options).catch((e: unknown) => {
+        this.failedWrites++
+        throw e
+      })
+    },
     range: (options: RangeOptions) => (this.alive ? this.disk.range(options) : never()),
     close: () => Promise.resolve(),
   }

@@ -18,7 +18,8 @@
  *   --ops N --active-ms N      workload ticks and active virtual time (160, 20000)
  *   --checkpoint-every N --catch-up-page N (16, 8)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
- * --quiet (no per-failure lines, only the summary).
+ * --quiet (only the first failure line of each failing seed), --live (trace lines as they
+ * happen, on stderr: for a seed that does not finish).
  */
 import { DEFAULTS, runSimulation, type SimOptions } from "./simulation.js"
 
@@ -62,7 +63,7 @@ const knobs = {
 /** The knobs that differ from the defaults, as flags: part of every replay line. */
 const knobFlags = args.filter((a, i) => {
   const name = a.startsWith("--") ? a.slice(2) : args[i - 1]?.startsWith("--") ? args[i - 1]!.slice(2) : ""
-  return !["seeds", "seed", "from", "replicas", "verbose", "quiet", "first", "skip"].includes(name)
+  return !["seeds", "seed", "from", "replicas", "verbose", "quiet", "first", "skip", "live"].includes(name)
 }).join(" ")
 const replay = (seed: number) => `npm run sim -- --seed ${seed} --replicas ${replicas}${knobFlags ? ` ${knobFlags}` : ""} --verbose`
 
@@ -71,12 +72,12 @@ let ran = 0
 const byInvariant = new Map<string, { seeds: number[]; line: string }>()
 const started = Date.now()
 for (const seed of seeds) {
-  const r = await runSimulation({ seed, replicas, ...knobs })
+  const r = await runSimulation({ seed, replicas, ...knobs, ...(has("live") ? { onTrace: (l: string) => console.error(`    ${l}`) } : {}) })
   ran++
   if (r.failures.length > 0) {
     failures++
     console.log(`FAIL --seed ${seed} (replay: ${replay(seed)})`)
-    if (!quiet) for (const f of r.failures) console.log(`  ${f}`)
+    for (const f of quiet ? r.failures.slice(0, 1) : r.failures) console.log(`  ${f}`)
     if (verbose) for (const t of r.trace) console.log(`    ${t}`)
     const seenHere = new Set<string>()
     for (const f of r.failures) {

@@ -60,6 +60,16 @@ export interface SimOptions {
   readonly quietCheckpointMs?: number
   /** Entries per catch-up page of the authority (small, so paging is exercised). Default 8. */
   readonly catchUpPage?: number
+  /**
+   * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
+   * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
+   * with more ops.
+   */
+  readonly maxEvents?: number
+  /** Real time one seed may take (a safety net for livelocks that are slow per event). Default 120 s. */
+  readonly maxRealMs?: number
+  /** Called with each trace line as it happens (debugging a seed that does not finish). */
+  readonly onTrace?: (line: string) => void
 }
 
 export interface SimResult {
@@ -118,7 +128,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const vrt = new VirtualRuntime(seed)
   const rng = seededRandom(seed ^ 0x5eed)
   const trace: string[] = []
-  const log = (s: string) => trace.push(`${vrt.now() - 1_700_000_000_000} ${s}`)
+  const log = (s: string) => {
+    const line = `${vrt.now() - 1_700_000_000_000} ${s}`
+    trace.push(line)
+    options.onTrace?.(line)
+  }
   const stats: Record<string, number> = {
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0,
     hubWriteFailures: 0, replicaWriteFailures: 0,
@@ -135,10 +149,24 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
 
   // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
   // this seed, not a crash of the simulator: the run goes on and the checker reports it.
+  let timers = 0
+  const realStart = Date.now()
+  const maxEvents = options.maxEvents ?? Math.round(2_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops))
+  const maxRealMs = options.maxRealMs ?? 120_000
+  let stuck = false
+  /** The run is livelocked: stop every phase (checked between events). */
+  const overBudget = (): boolean => {
+    if (stuck) return true
+    if (timers <= maxEvents && Date.now() - realStart <= maxRealMs) return false
+    stuck = true
+    fail(`liveness: the world did not settle within ${timers > maxEvents ? `${maxEvents} events` : `${maxRealMs / 1000} s of real time`} (virtual time ${vrt.now() - 1_700_000_000_000} ms): a livelock`)
+    return true
+  }
   const rt: Runtime = {
     now: () => vrt.now(),
     random: () => vrt.random(),
     setTimer: (ms: number, fn: () => void): Timer => vrt.setTimer(ms, () => {
+      timers++
       try {
         fn()
       } catch (e) {
@@ -445,7 +473,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       })
     }
 
-    await vrt.run({ forMs: activeMs + 100 })
+    await vrt.run({ forMs: activeMs + 100, until: overBudget })
 
     // ---- heal: everything back up, then wait for quiet ----
     phase = "heal"
@@ -455,7 +483,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     for (const r of replicas) r.partitioned = false
     if (!hubProc.alive) startHub()
     // Let restarts scheduled in the active phase happen, then bring back anyone still down.
-    await vrt.run({ forMs: 3_000 })
+    await vrt.run({ forMs: 3_000, until: overBudget })
     for (const r of replicas) if (!r.proc.alive || r.client === undefined) rt.setTimer(0, () => { void startReplica(r) })
     const quiet = () => {
       if (!hubProc.alive) return false
@@ -468,16 +496,20 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
       return true
     }
-    await vrt.run({ forMs: 60_000, until: quiet })
+    await vrt.run({ forMs: 60_000, until: () => overBudget() || quiet() })
     // One more quiet period: the quiet checkpoint is published and any desync resolved.
-    await vrt.run({ forMs: 3_000 })
-    await vrt.run({ forMs: 30_000, until: quiet })
+    await vrt.run({ forMs: 3_000, until: overBudget })
+    await vrt.run({ forMs: 30_000, until: () => overBudget() || quiet() })
+
+    // A livelocked world is stopped mid-flight: comparing its peers would only add noise.
+    if (stuck) return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
 
     // ---- a fresh replica joins every document: replaying the whole log must give the authority's state ----
     const joiner = await CanonClient.open({ transport: net.transport("joiner"), runtime: rt, storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 500 } })
     const joined = new Map<string, Doc<any>>()
     for (const spec of specs) joined.set(spec.docId, await joiner.open(spec.machine, spec.docId))
-    await vrt.run({ forMs: 30_000, until: () => [...joined.values()].every((d) => d.synced) })
+    await vrt.run({ forMs: 30_000, until: () => overBudget() || [...joined.values()].every((d) => d.synced) })
+    if (stuck) return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
 
     // ---- check ----
     phase = "check"
@@ -520,6 +552,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       incarnations: replicas.flatMap((r) => r.incarnations.map((p) => ({ replica: r.name, proc: p }))),
     })
     stats.events = trace.length
+    stats.timers = timers
     const digest = hashState(digestParts)
     await joiner.close()
     await hub!.close()

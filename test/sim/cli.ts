@@ -10,6 +10,7 @@
  *   --big-kib N                grow one document to N KiB, 0: none (2048)
  *   --drifting 0|1             a deliberately non-deterministic document (1)
  *   --hostile 0|1              hostile raw clients and forgers (1)
+ *   --attacks a,b              the raw client's repertoire (all of hostile.ts ATTACKS)
  *   --app-bugs 0|1             honest replicas submit aliasing and non-plain writes (1)
  *   --read-latency 0|1         disk reads take virtual time (1)
  *   --hub-write-failures P     probability a hub disk write fails (0.01)
@@ -22,6 +23,7 @@
  * happen, on stderr: for a seed that does not finish).
  */
 import { DEFAULTS, runSimulation, type SimOptions } from "./simulation.js"
+import { ATTACKS, type Attack } from "./hostile.js"
 
 const args = process.argv.slice(2)
 const has = (name: string) => args.includes(`--${name}`)
@@ -35,6 +37,10 @@ const flag = (name: string, fallback: number): number => {
   }
   return v
 }
+const value = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : undefined
+}
 const verbose = has("verbose")
 const quiet = has("quiet")
 const replicas = flag("replicas", 5)
@@ -44,6 +50,12 @@ const skipArg = args.indexOf("--skip")
 const skip = new Set(skipArg >= 0 ? (args[skipArg + 1] ?? "").split(",").filter(Boolean).map(Number) : [])
 const seeds = single !== undefined ? [single] : Array.from({ length: flag("seeds", 100) }, (_, i) => from + i).filter((s) => !skip.has(s))
 
+for (const a of value("attacks")?.split(",") ?? []) {
+  if (!(ATTACKS as ReadonlyArray<string>).includes(a)) {
+    console.error(`Unknown attack ${a}; known: ${ATTACKS.join(", ")}`)
+    process.exit(2)
+  }
+}
 const knobs = {
   docs: flag("docs", DEFAULTS.docs),
   bigBytes: flag("big-kib", DEFAULTS.bigBytes / 1024) * 1024,
@@ -58,6 +70,7 @@ const knobs = {
   activeMs: flag("active-ms", DEFAULTS.activeMs),
   checkpointEvery: flag("checkpoint-every", DEFAULTS.checkpointEvery),
   catchUpPage: flag("catch-up-page", DEFAULTS.catchUpPage),
+  ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 
 /** The knobs that differ from the defaults, as flags: part of every replay line. */

@@ -14,8 +14,9 @@
  *
  * Every command sent is recorded with what the engine must do with it (checker.ts judges).
  */
+import { createHash } from "node:crypto"
 import {
-  DEFAULT_MAX_FRAME_BYTES, encodeCanonical, encodeClientMessage, hashBytes, type ClientMessage, type Connection, type Machine,
+  DEFAULT_MAX_FRAME_BYTES, encodeCanonical, encodeClientMessage, type ClientMessage, type Connection, type Machine,
   type Runtime, type ServerMessage,
 } from "../../core/index.js"
 import type { MemoryNetwork } from "../../adapters/memory/index.js"
@@ -75,10 +76,24 @@ export interface RawCommand {
   readonly errorsBefore: number
 }
 
+/** Identifies canonical bytes (node's native hash: the engine's is slow inside jest's vm context). */
+/** The raw client's attacks (the forger is separate). */
+export const ATTACKS = [
+  "legit", "invalid-args", "unknown-command", "proto-id", "proto-fields", "alias", "stamp", "oversize-under-frame", "oversize-over-frame",
+  "oversize-mid", "oversize-small", "deep", "gap", "huge-seq", "duplicate", "duplicate-in-batch",
+] as const
+export type Attack = (typeof ATTACKS)[number]
+/** Attacks with large or deep arguments: costly for an engine that accepts them. */
+export const SIZE_ATTACKS: ReadonlyArray<Attack> = ["oversize-under-frame", "oversize-over-frame", "oversize-mid", "oversize-small", "deep"]
+/** Attacks on the state model: prototype keys, aliasing, non-plain values. */
+export const STATE_ATTACKS: ReadonlyArray<Attack> = ["proto-id", "proto-fields", "alias", "stamp"]
+/** Attacks on the protocol: bad commands, clientSeq gaps and duplicates. */
+export const PROTOCOL_ATTACKS: ReadonlyArray<Attack> = ATTACKS.filter((a) => !SIZE_ATTACKS.includes(a) && !STATE_ATTACKS.includes(a))
+
 export const argsKey = (args: unknown): string | undefined => {
   try {
     const bytes = encodeCanonical(args)
-    return `${hashBytes(bytes)}/${bytes.length}`
+    return `${createHash("sha1").update(bytes).digest("hex").slice(0, 16)}/${bytes.length}`
   } catch {
     return undefined
   }
@@ -128,6 +143,8 @@ export class HostileClients {
     private readonly rng: Rng,
     private readonly docs: ReadonlyArray<HostileTarget>,
     private readonly log: (s: string) => void,
+    /** The raw client's repertoire (default: every attack). */
+    private readonly repertoire: ReadonlyArray<Attack> = ATTACKS,
   ) {}
 
   private connect(clientId: string, victim: string | undefined, docs: ReadonlyArray<HostileTarget>, acked: (docId: string) => number, extra: Record<string, unknown>): RawConn {
@@ -234,17 +251,13 @@ export class HostileClients {
       if (recs.some((r) => r.localRefusal === undefined)) rc.last.set(docId, n)
     }
     const r = this.rng()
-    const kinds = [
-      "legit", "invalid-args", "unknown-command", "proto-id", "proto-fields", "alias", "stamp", "oversize-under-frame", "oversize-over-frame",
-      "oversize-mid", "oversize-small", "deep", "gap", "huge-seq", "duplicate", "duplicate-in-batch",
-    ]
+    const kinds = this.repertoire
     const kind = kinds[Math.floor(r * kinds.length)]!
     const id = pick(this.rng, TODO_IDS)
     const own = rc.clientId
     switch (kind) {
       case "legit": {
-        const [name, args] = todoCommand(this.rng)
-        if (name === "stamp" || name === "alias" || name === "pin") return this.attackOn(rc)
+        const [name, args] = todoCommand(this.rng, false)
         return consumed(this.submit(rc, docId, [{ clientSeq: next, name, args, attack: kind, expect: "legit" }]))
       }
       case "invalid-args":
@@ -303,7 +316,10 @@ export class HostileClients {
       case "duplicate-in-batch": {
         if (kind === "duplicate") {
           const done = this.commands.filter((c) => c.conn === rc && c.docId === docId && c.outcome !== undefined && c.expect !== "original" && c.clientSeq <= last && c.attack !== "gap" && c.attack !== "huge-seq")
-          if (done.length === 0) return this.attackOn(rc)
+          if (done.length === 0) {
+            const [name, args] = plainCommand(this.rng, TodoPlus)
+            return consumed(this.submit(rc, docId, [{ clientSeq: next, name, args, attack: "legit", expect: "legit" }]))
+          }
           const original = pick(this.rng, done)
           this.submit(rc, docId, [{ clientSeq: original.clientSeq, name: "note", args: { text: "duplicate" }, attack: kind, expect: "original", original }])
           return

@@ -1,6 +1,6 @@
 /**
  * Runs the simulator against a mutated engine: a temporary copy of the repository (core/,
- * adapters/, test/, package.json, tsconfig.json; node_modules symlinked) with a mutant's
+ * adapters/, test/sim/, package.json, tsconfig.json; node_modules symlinked) with a mutant's
  * patches applied, and the sim CLI as a child process in it. Production code has no hooks.
  */
 import { spawn } from "node:child_process"
@@ -12,7 +12,8 @@ import type { Mutant } from "./mutant-table.js"
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 
-const COPIED = ["core", "adapters", "test", "package.json", "tsconfig.json"]
+/** What the simulator needs: the engine, the adapters, itself. */
+const COPIED = ["core", "adapters", "test/sim", "package.json", "tsconfig.json"]
 
 /** A patch could not be applied: the engine moved; refresh the anchor in mutant-table.ts. */
 export class AnchorMissing extends Error {
@@ -21,8 +22,17 @@ export class AnchorMissing extends Error {
   }
 }
 
+/** Throws AnchorMissing unless each patch's anchor occurs exactly once in `repo`. */
+export const checkAnchors = (mutant: Mutant, repo = REPO): void => {
+  for (const patch of mutant.patches) {
+    const count = readFileSync(join(repo, patch.file), "utf8").split(patch.anchor).length - 1
+    if (count !== 1) throw new AnchorMissing(mutant.name, patch.file, patch.anchor, count)
+  }
+}
+
 /** A copy of the repository, patched (no patches: the baseline). Remove it with `dispose`. */
 export const prepareCopy = (mutant: Mutant | undefined, repo = REPO): { dir: string; dispose(): void } => {
+  if (mutant !== undefined) checkAnchors(mutant, repo)
   const dir = mkdtempSync(join(tmpdir(), `canon-mutant-${mutant?.name ?? "baseline"}-`))
   const dispose = () => rmSync(dir, { recursive: true, force: true })
   try {

@@ -11,7 +11,7 @@
  * fails already say nothing about a mutant, so they are skipped and reported.
  */
 import { MUTANT_WORLD, MUTANTS, type Mutant } from "./mutant-table.js"
-import { AnchorMissing, prepareCopy, runMutant, runSim, type MutantResult } from "./mutant-runner.js"
+import { AnchorMissing, checkAnchors, prepareCopy, runMutant, runSim, type MutantResult } from "./mutant-runner.js"
 
 const args = process.argv.slice(2)
 const value = (name: string): string | undefined => {
@@ -35,7 +35,7 @@ const applicable: Mutant[] = []
 const results = new Map<string, MutantResult>()
 for (const m of mutants) {
   try {
-    prepareCopy(m).dispose()
+    checkAnchors(m)
     applicable.push(m)
   } catch (e) {
     if (!(e instanceof AnchorMissing)) throw e

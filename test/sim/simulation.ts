@@ -20,7 +20,7 @@ import {
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
 import { Big, TodoPlus, makeDrifting } from "./machines.js"
-import { argsKey, HostileClients, type Victim } from "./hostile.js"
+import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { honestCommand, pick, type BigPlan } from "./workload.js"
 import { diffGlobals, restoreGlobals, snapshotGlobals } from "./globals.js"
 import { checkWorld, ledgerKey, type DocView, type Ledger } from "./checker.js"
@@ -34,7 +34,7 @@ export interface SimOptions {
   readonly ops?: number
   /** How wild the network and crash faults are: 0 = none, 1 = default. */
   readonly faults?: number
-  /** One document of this machine instead of the default world (and no hostile client). */
+  /** One document of this machine instead of the default world (no hostile client, no disk failures unless asked for). */
   readonly machine?: Machine<any, any>
   /** The machine of `machine` is non-deterministic on purpose: replays cannot reproduce its hashes. */
   readonly nondeterministic?: boolean
@@ -46,6 +46,8 @@ export interface SimOptions {
   readonly drifting?: boolean
   /** Hostile raw clients and forgers. Default true. */
   readonly hostile?: boolean
+  /** The raw client's repertoire (hostile.ts ATTACKS). Default: all. */
+  readonly attacks?: ReadonlyArray<Attack>
   /** Honest replicas sometimes submit commands that alias or write non-plain values. Default true. */
   readonly appBugs?: boolean
   /** Disk reads take virtual time (0-3 ms, sometimes 30). Default true. */
@@ -121,7 +123,9 @@ const codeOf = (e: unknown): string => ((e as { code?: unknown })?.code as strin
 export const runSimulation = async (options: SimOptions): Promise<SimResult> => {
   const { seed } = options
   const single = options.machine
-  const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & SimOptions
+  // One custom machine is the old, smaller world: no disk failures unless asked for.
+  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, replicaWriteFailures: 0 }
+  const o = { ...base, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & SimOptions
   const activeMs = o.activeMs
   const faultLevel = o.faults
   const hostileOn = single === undefined && o.hostile
@@ -146,6 +150,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     log(`FAILURE ${s}`)
   }
   let phase: "active" | "heal" | "check" = "active"
+  let healedAt = Infinity
 
   // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
   // this seed, not a crash of the simulator: the run goes on and the checker reports it.
@@ -240,8 +245,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         catchUpPage: o.catchUpPage,
         onEvent: (e) => {
           if (e.type === "doc-broken" || e.type === "doc-load-failed") {
-            // A failed write breaks the document on purpose (it reloads); anything else is a bug.
+            // A failed write breaks the document on purpose (it reloads); anything else is a bug,
+            // and so is a failure that outlives the faults (a failed write remembered forever).
             if (codeOf(e.error) !== "storage-failed") fail(`storage: hub ${e.type} ${e.docId}: ${codeOf(e.error)}: ${message(e.error)}`)
+            else if (phase !== "active" && vrt.now() > healedAt + 2_000) fail(`storage: hub ${e.type} ${e.docId} seconds after the disk stopped failing: ${message(e.error)} (an old failure is remembered)`)
             log(`hub ${e.type} ${e.docId}: ${message(e.error)}`)
           } else if (e.type === "protocol-error" && e.message.startsWith("Internal error")) {
             fail(`crash: hub: ${e.message}`)
@@ -331,7 +338,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           log(`${r.name} ${spec.docId} error ${e.code}: ${e.message}`)
           // Its own failed writes are reported this way; anything else is the hub failing to serve it.
           if (e.code === "storage-failed" && e.message.startsWith("Writing")) proc.reportedFailures++
-          else fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
+          // The hub's disk failing (injected) is a fair answer; whether the document recovers is
+          // what convergence and the storage check judge.
+          else if (!(e.code === "storage-failed" && e.message.includes("injected fault"))) fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })
         log(`${r.name} follows ${spec.docId} as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
       }
@@ -349,7 +358,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
 
     // ---- hostile clients ----
     const todoDocs = specs.filter((s) => s.kind === "todo")
-    const hostile = hostileOn && todoDocs.length > 0 ? new HostileClients(net, rt, rng, todoDocs, log) : undefined
+    const hostile = hostileOn && todoDocs.length > 0 ? new HostileClients(net, rt, rng, todoDocs, log, options.attacks ?? ATTACKS) : undefined
     const nextClientSeq = (docId: string, clientId: string): number => {
       let max = 0
       for (const s of ledger.submitted.values()) if (s.docId === docId && s.clientId === clientId && s.clientSeq > max) max = s.clientSeq
@@ -477,6 +486,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
 
     // ---- heal: everything back up, then wait for quiet ----
     phase = "heal"
+    healedAt = vrt.now()
     log("heal all")
     hostile?.closeAll()
     net.heal()

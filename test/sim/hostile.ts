@@ -190,7 +190,10 @@ export class HostileClients {
       for (const o of m.outcomes) {
         // Outcomes come back in the order the commands were sent on this connection.
         const r = this.commands.find((c) => c.conn === rc && c.docId === m.docId && c.clientSeq === o.clientSeq && c.outcome === undefined && c.localRefusal === undefined)
-        if (r !== undefined) r.outcome = "seq" in o ? `seq:${o.seq}` : o.rejection.code
+        if (r === undefined) continue
+        r.outcome = "seq" in o ? `seq:${o.seq}` : o.rejection.code
+        // The hub took a clientSeq gap: it now counts this client far ahead; start afresh.
+        if ("seq" in o && (r.attack === "gap" || r.attack === "huge-seq")) rc.spoiled = true
       }
     }
   }
@@ -305,8 +308,8 @@ export class HostileClients {
         return consumed(this.submit(rc, docId, [{ clientSeq: next, name: "patch", args: { id: own, fields: { deep: nest(depth - 2) } }, attack: `${kind}:${depth}`, expect: "refuse-or-harmless", codes: ["command-too-large", "invalid-args", "state-unencodable"] }]))
       }
       case "gap": {
-        const recs = this.submit(rc, docId, [{ clientSeq: last + 2, name: "note", args: { text: "gap" }, attack: kind, expect: "refuse" }])
-        return void (rc.spoiled = recs[0]!.localRefusal === undefined && this.rng() < 0.5)
+        this.submit(rc, docId, [{ clientSeq: last + 2, name: "note", args: { text: "gap" }, attack: kind, expect: "refuse" }])
+        return
       }
       case "huge-seq": {
         this.submit(rc, docId, [{ clientSeq: 2 ** 52, name: "note", args: { text: "huge" }, attack: kind, expect: "refuse" }])

@@ -338,9 +338,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           log(`${r.name} ${spec.docId} error ${e.code}: ${e.message}`)
           // Its own failed writes are reported this way; anything else is the hub failing to serve it.
           if (e.code === "storage-failed" && e.message.startsWith("Writing")) proc.reportedFailures++
-          // The hub's disk failing (injected) is a fair answer; whether the document recovers is
-          // what convergence and the storage check judge.
-          else if (!(e.code === "storage-failed" && e.message.includes("injected fault"))) fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
+          // The hub's disk failing (injected) is a fair answer, and so is "not-subscribed" after
+          // it; whether the document recovers is what convergence and the storage check judge.
+          else if (!(e.code === "storage-failed" && e.message.includes("injected fault")) && e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })
         log(`${r.name} follows ${spec.docId} as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
       }

@@ -59,7 +59,8 @@ export interface DocView {
   readonly replayable: boolean
   /** The live authority at the end, or why the hub could not load the document. */
   readonly authority: { readonly seq: number; readonly hash: string; readonly state: unknown } | string
-  readonly entries: ReadonlyArray<Entry>
+  /** The stored log, or why it cannot be read (then commands of this document are not judged one by one). */
+  readonly entries: ReadonlyArray<Entry> | string
   /** A fresh Hub's view of the document loaded from storage, or why it could not load. */
   readonly reload: { readonly seq: number; readonly hash: string } | string
   /** A fresh replica that replayed the whole log, or why it did not get there. */
@@ -95,12 +96,16 @@ export const checkWorld = (w: WorldView): string[] => {
   const byKey = new Map<string, Entry>()
   const bySeq = new Map<string, Map<number, Entry>>()
   for (const d of w.docs) checkDoc(d, fail, byKey, bySeq)
+  // A log that cannot be read makes every command of its document look lost: say it once.
+  const unreadable = new Set(w.docs.filter((d) => typeof d.entries === "string").map((d) => d.docId))
+  const judged = (key: string) => !unreadable.has(key.slice(0, key.indexOf("|")))
 
   const { submitted, confirmed, rejected } = w.ledger
   const describe = (e: Entry | undefined) => (e === undefined ? "nothing" : `${e.clientId}:${e.clientSeq} ${e.name}`)
 
   // Acknowledged commands are in the log where the app was told, as the app sent them.
   for (const [key, seq] of confirmed) {
+    if (!judged(key)) continue
     const s = submitted.get(key)
     const docId = key.slice(0, key.indexOf("|"))
     const e = bySeq.get(docId)?.get(seq)
@@ -114,6 +119,7 @@ export const checkWorld = (w: WorldView): string[] => {
 
   // Every command settled, and the app heard of it.
   for (const [key, s] of submitted) {
+    if (!judged(key)) continue
     const e = byKey.get(key)
     const inLog = e !== undefined
     const wasConfirmed = confirmed.has(key)
@@ -142,14 +148,16 @@ export const checkWorld = (w: WorldView): string[] => {
     if (proc.failedWrites > 0 && proc.reportedFailures === 0) fail(`storage: ${replica} had ${proc.failedWrites} failed writes and the app was never told`)
   }
 
-  if (w.hostile !== undefined) checkHostile(w.hostile, w.replicaIds, byKey, bySeq, fail)
+  if (w.hostile !== undefined) checkHostile(w.hostile, w.replicaIds, byKey, bySeq, (docId) => !unreadable.has(docId), fail)
   return failures
 }
 
 const checkDoc = (d: DocView, fail: (s: string) => void, byKey: Map<string, Entry>, bySeq: Map<string, Map<number, Entry>>): void => {
   const seqs = new Map<number, Entry>()
   bySeq.set(d.docId, seqs)
-  d.entries.forEach((e, i) => {
+  if (typeof d.entries === "string") fail(`durability: the log of ${d.docId} cannot be read: ${d.entries}`)
+  const entries = typeof d.entries === "string" ? [] : d.entries
+  entries.forEach((e, i) => {
     if (e.seq !== i + 1) fail(`durability: ${d.docId}: entry at index ${i} has seq ${e.seq}`)
     seqs.set(e.seq, e)
     const key = ledgerKey(d.docId, e.clientId, e.clientSeq)
@@ -162,7 +170,7 @@ const checkDoc = (d: DocView, fail: (s: string) => void, byKey: Map<string, Entr
     return
   }
   const authority = d.authority
-  if (d.entries.length !== authority.seq) fail(`durability: ${d.docId}: ${d.entries.length} entries stored but the authority is at ${authority.seq}`)
+  if (typeof d.entries !== "string" && entries.length !== authority.seq) fail(`durability: ${d.docId}: ${entries.length} entries stored but the authority is at ${authority.seq}`)
 
   // The authority rebuilt from storage is the authority that served.
   if (typeof d.reload === "string") fail(`durability: ${d.docId} cannot be loaded from storage by a fresh hub: ${d.reload}`)
@@ -202,6 +210,7 @@ const checkHostile = (
   replicaIds: ReadonlySet<string>,
   byKey: ReadonlyMap<string, Entry>,
   bySeq: ReadonlyMap<string, ReadonlyMap<number, Entry>>,
+  readable: (docId: string) => boolean,
   fail: (s: string) => void,
 ): void => {
   const rawIds = new Set(h.conns.filter((c) => !c.forged).map((c) => c.clientId))
@@ -213,7 +222,7 @@ const checkHostile = (
   const what = (c: RawCommand) => `${c.conn.forged ? `forger of ${c.conn.victim}` : "raw"} ${c.attack} (${c.conn.clientId}:${c.clientSeq} on ${c.docId})`
 
   for (const c of h.commands) {
-    if (c.localRefusal !== undefined) continue
+    if (c.localRefusal !== undefined || !readable(c.docId)) continue
     const key = ledgerKey(c.docId, c.conn.clientId, c.clientSeq)
     const entry = byKey.get(key)
     const accepted = c.outcome?.startsWith("seq:") ?? false

@@ -179,8 +179,28 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
     }),
   }
-  const onUnhandled = (e: unknown) => fail(`crash: unhandled rejection: ${codeOf(e)}: ${message(e)}`)
+  // A rejection nobody handles is a failure; one handled late (a catch attached after a
+  // tick) is only sloppy, so it is reported at the end if it stays unhandled.
+  const unhandled = new Map<Promise<unknown>, string>()
+  const onUnhandled = (e: unknown, p: Promise<unknown>) => {
+    unhandled.set(p, `crash: unhandled rejection: ${codeOf(e)}: ${message(e)}`)
+    log(`unhandled rejection: ${message(e)}`)
+  }
+  const onHandled = (p: Promise<unknown>) => { unhandled.delete(p) }
+  const reportUnhandled = () => { for (const m of unhandled.values()) fail(m) }
   process.on("unhandledRejection", onUnhandled)
+  process.on("rejectionHandled", onHandled)
+  /**
+   * Awaits `p` while virtual time runs: a promise of the engine may wait on a disk or a
+   * timer, and nothing else moves the clock once the phases are over.
+   */
+  const drive = async <T>(p: Promise<T>): Promise<T> => {
+    let settled = false
+    p.then(() => { settled = true }, () => { settled = true })
+    await vrt.run({ forMs: 30_000, until: () => settled })
+    if (!settled) fail("liveness: an operation of the check phase did not finish in 30 s of virtual time")
+    return p
+  }
   const globalsBefore = snapshotGlobals()
   let globalsReported = false
   const watchGlobals = () => {
@@ -195,9 +215,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     return await run()
   } catch (e) {
     // The simulator must report, not die: whatever threw is this seed's failure.
+    reportUnhandled()
     return { seed, failures: [...ledger.errors, `crash: the run stopped: ${codeOf(e)}: ${message(e)} ${String((e as Error)?.stack ?? "").split("\n")[1]?.trim() ?? ""}`], digest: "", stats, trace }
   } finally {
     process.off("unhandledRejection", onUnhandled)
+    process.off("rejectionHandled", onHandled)
     restoreGlobals(globalsBefore)
   }
 
@@ -512,14 +534,20 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     await vrt.run({ forMs: 30_000, until: () => overBudget() || quiet() })
 
     // A livelocked world is stopped mid-flight: comparing its peers would only add noise.
-    if (stuck) return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
+    if (stuck) {
+      reportUnhandled()
+      return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
+    }
 
     // ---- a fresh replica joins every document: replaying the whole log must give the authority's state ----
-    const joiner = await CanonClient.open({ transport: net.transport("joiner"), runtime: rt, storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 500 } })
+    const joiner = await drive(CanonClient.open({ transport: net.transport("joiner"), runtime: rt, storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 500 } }))
     const joined = new Map<string, Doc<any>>()
-    for (const spec of specs) joined.set(spec.docId, await joiner.open(spec.machine, spec.docId))
+    for (const spec of specs) joined.set(spec.docId, await drive(joiner.open(spec.machine, spec.docId)))
     await vrt.run({ forMs: 30_000, until: () => overBudget() || [...joined.values()].every((d) => d.synced) })
-    if (stuck) return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
+    if (stuck) {
+      reportUnhandled()
+      return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
+    }
 
     // ---- check ----
     phase = "check"
@@ -528,17 +556,14 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const views: DocView[] = []
     const digestParts: unknown[] = [trace]
     for (const spec of specs) {
-      const authority = await hub!.doc(spec.docId, spec.machine).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
-      const entries: Entry[] = await store.entries(spec.docId, 0, 1_000_000).catch((e) => {
-        fail(`durability: the log of ${spec.docId} cannot be read: ${message(e)}`)
-        return []
-      })
+      const authority = await drive(hub!.doc(spec.docId, spec.machine)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
+      const entries: Entry[] | string = await drive(store.entries(spec.docId, 0, 1_000_000)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
       const fresh = new Hub({ machines, storage: hubDisk, runtime: rt })
-      const reload = await fresh.doc(spec.docId, spec.machine).then(
+      const reload = await drive(fresh.doc(spec.docId, spec.machine)).then(
         (d) => ({ seq: d.headSeq, hash: safeHash(() => d.stateHash()) }),
         (e) => `${codeOf(e)}: ${message(e)}`,
       )
-      await fresh.close()
+      await drive(fresh.close())
       const j = joined.get(spec.docId)!
       views.push({
         docId: spec.docId,
@@ -550,10 +575,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         joiner: j.synced ? { seq: j.confirmedSeq, hash: safeHash(() => j.confirmedHash()) } : `not synced (at seq ${j.confirmedSeq})`,
         replicas: replicas.filter((r) => r.follows.includes(spec)).map((r) => ({ name: r.name, clientId: r.clientId, doc: r.docs.get(spec.docId), status: r.client?.status })),
       })
-      digestParts.push(entries.map((e) => [e.seq, e.clientId, e.clientSeq, e.name]), typeof authority === "string" ? authority : safeHash(() => authority.stateHash()))
-      stats[`entries:${spec.docId}`] = entries.length
+      digestParts.push(typeof entries === "string" ? entries : entries.map((e) => [e.seq, e.clientId, e.clientSeq, e.name]), typeof authority === "string" ? authority : safeHash(() => authority.stateHash()))
+      stats[`entries:${spec.docId}`] = typeof entries === "string" ? 0 : entries.length
       if (spec.kind === "big" && typeof authority !== "string") stats.bigBytes = Object.values((authority.state as { blobs: Record<string, string> }).blobs).reduce((n, s) => n + s.length, 0)
     }
+    reportUnhandled()
     const failures = checkWorld({
       docs: views,
       ledger,
@@ -564,9 +590,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     stats.events = trace.length
     stats.timers = timers
     const digest = hashState(digestParts)
-    await joiner.close()
-    await hub!.close()
-    for (const r of replicas) await r.client?.close()
+    await drive(joiner.close())
+    await drive(hub!.close())
+    for (const r of replicas) if (r.client !== undefined) await drive(r.client.close())
     return { seed, failures, digest, stats, trace }
   }
 }

@@ -15,14 +15,14 @@
  *   arguments, clientSeq gaps and duplicates, forged clientIds.
  */
 import {
-  AuthorityStore, CanonClient, Hub, hashState, seededRandom, type Doc, type Entry, type Machine, type Runtime, type Timer,
+  AuthorityStore, CanonClient, Hub, hashState, seededRandom, type Doc, type Entry, type Machine,
 } from "../../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
 import { Big, TodoPlus, makeDrifting } from "./machines.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { honestCommand, pick, type BigPlan } from "./workload.js"
-import { diffGlobals, restoreGlobals, snapshotGlobals } from "./globals.js"
+import { codeOf, message, RunGuard } from "./guard.js"
 import { checkWorld, ledgerKey, type DocView, type Ledger } from "./checker.js"
 
 export interface SimOptions {
@@ -109,7 +109,6 @@ interface Replica {
   failedStarts: number
 }
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 /** A state that cannot be hashed is a finding, not a reason to stop checking. */
 const safeHash = (f: () => string): string => {
   try {
@@ -118,7 +117,6 @@ const safeHash = (f: () => string): string => {
     return `unhashable (${codeOf(e)}: ${message(e)})`
   }
 }
-const codeOf = (e: unknown): string => ((e as { code?: unknown })?.code as string | undefined) ?? "error"
 
 export const runSimulation = async (options: SimOptions): Promise<SimResult> => {
   const { seed } = options
@@ -154,73 +152,20 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
 
   // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
   // this seed, not a crash of the simulator: the run goes on and the checker reports it.
-  let timers = 0
-  const realStart = Date.now()
   const maxEvents = options.maxEvents ?? Math.round(2_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops))
-  const maxRealMs = options.maxRealMs ?? 120_000
-  let stuck = false
-  /** The run is livelocked: stop every phase (checked between events). */
-  const overBudget = (): boolean => {
-    if (stuck) return true
-    if (timers <= maxEvents && Date.now() - realStart <= maxRealMs) return false
-    stuck = true
-    fail(`liveness: the world did not settle within ${timers > maxEvents ? `${maxEvents} events` : `${maxRealMs / 1000} s of real time`} (virtual time ${vrt.now() - 1_700_000_000_000} ms): a livelock`)
-    return true
-  }
-  const rt: Runtime = {
-    now: () => vrt.now(),
-    random: () => vrt.random(),
-    setTimer: (ms: number, fn: () => void): Timer => vrt.setTimer(ms, () => {
-      timers++
-      try {
-        fn()
-      } catch (e) {
-        fail(`crash: an exception escaped into the event loop: ${codeOf(e)}: ${message(e)}`)
-      }
-    }),
-  }
-  // A rejection nobody handles is a failure; one handled late (a catch attached after a
-  // tick) is only sloppy, so it is reported at the end if it stays unhandled.
-  const unhandled = new Map<Promise<unknown>, string>()
-  const onUnhandled = (e: unknown, p: Promise<unknown>) => {
-    unhandled.set(p, `crash: unhandled rejection: ${codeOf(e)}: ${message(e)}`)
-    log(`unhandled rejection: ${message(e)}`)
-  }
-  const onHandled = (p: Promise<unknown>) => { unhandled.delete(p) }
-  const reportUnhandled = () => { for (const m of unhandled.values()) fail(m) }
-  process.on("unhandledRejection", onUnhandled)
-  process.on("rejectionHandled", onHandled)
-  /**
-   * Awaits `p` while virtual time runs: a promise of the engine may wait on a disk or a
-   * timer, and nothing else moves the clock once the phases are over.
-   */
-  const drive = async <T>(p: Promise<T>): Promise<T> => {
-    let settled = false
-    p.then(() => { settled = true }, () => { settled = true })
-    await vrt.run({ forMs: 30_000, until: () => settled })
-    if (!settled) fail("liveness: an operation of the check phase did not finish in 30 s of virtual time")
-    return p
-  }
-  const globalsBefore = snapshotGlobals()
-  let globalsReported = false
-  const watchGlobals = () => {
-    const diff = diffGlobals(globalsBefore)
-    if (diff.length > 0 && !globalsReported) {
-      globalsReported = true
-      fail(`globals: ${diff.slice(0, 3).join("; ")}`)
-    }
-  }
+  const guard = new RunGuard(vrt, fail, log, maxEvents, options.maxRealMs ?? 120_000)
+  const rt = guard.runtime
+  const { overBudget } = guard
+  const drive = <T>(what: string, p: Promise<T>) => guard.drive(what, p)
 
   try {
     return await run()
   } catch (e) {
     // The simulator must report, not die: whatever threw is this seed's failure.
-    reportUnhandled()
+    guard.reportUnhandled()
     return { seed, failures: [...ledger.errors, `crash: the run stopped: ${codeOf(e)}: ${message(e)} ${String((e as Error)?.stack ?? "").split("\n")[1]?.trim() ?? ""}`], digest: "", stats, trace }
   } finally {
-    process.off("unhandledRejection", onUnhandled)
-    process.off("rejectionHandled", onHandled)
-    restoreGlobals(globalsBefore)
+    guard.dispose()
   }
 
   async function run(): Promise<SimResult> {
@@ -455,7 +400,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       t += Math.floor(rng() * opGap * 2)
       if (t >= activeMs) break
       rt.setTimer(t, () => {
-        watchGlobals()
+        guard.watchGlobals()
         const x = rng()
         const f = faultLevel
         if (x < 0.05 * f) {
@@ -534,36 +479,36 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     await vrt.run({ forMs: 30_000, until: () => overBudget() || quiet() })
 
     // A livelocked world is stopped mid-flight: comparing its peers would only add noise.
-    if (stuck) {
-      reportUnhandled()
+    if (guard.stuck) {
+      guard.reportUnhandled()
       return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
     }
 
     // ---- a fresh replica joins every document: replaying the whole log must give the authority's state ----
-    const joiner = await drive(CanonClient.open({ transport: net.transport("joiner"), runtime: rt, storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 500 } }))
+    const joiner = await drive("opening a fresh replica", CanonClient.open({ transport: net.transport("joiner"), runtime: rt, storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 500 } }))
     const joined = new Map<string, Doc<any>>()
-    for (const spec of specs) joined.set(spec.docId, await drive(joiner.open(spec.machine, spec.docId)))
+    for (const spec of specs) joined.set(spec.docId, await drive(`opening ${spec.docId} on a fresh replica`, joiner.open(spec.machine, spec.docId)))
     await vrt.run({ forMs: 30_000, until: () => overBudget() || [...joined.values()].every((d) => d.synced) })
-    if (stuck) {
-      reportUnhandled()
+    if (guard.stuck) {
+      guard.reportUnhandled()
       return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
     }
 
     // ---- check ----
     phase = "check"
-    watchGlobals()
+    guard.watchGlobals()
     const store = new AuthorityStore(hubDisk)
     const views: DocView[] = []
     const digestParts: unknown[] = [trace]
     for (const spec of specs) {
-      const authority = await drive(hub!.doc(spec.docId, spec.machine)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
-      const entries: Entry[] | string = await drive(store.entries(spec.docId, 0, 1_000_000)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
+      const authority = await drive(`loading ${spec.docId} on the hub`, hub!.doc(spec.docId, spec.machine)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
+      const entries: Entry[] | string = await drive(`reading the log of ${spec.docId}`, store.entries(spec.docId, 0, 1_000_000)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
       const fresh = new Hub({ machines, storage: hubDisk, runtime: rt })
-      const reload = await drive(fresh.doc(spec.docId, spec.machine)).then(
+      const reload = await drive(`loading ${spec.docId} on a fresh hub`, fresh.doc(spec.docId, spec.machine)).then(
         (d) => ({ seq: d.headSeq, hash: safeHash(() => d.stateHash()) }),
         (e) => `${codeOf(e)}: ${message(e)}`,
       )
-      await drive(fresh.close())
+      await drive("closing the fresh hub", fresh.close()).catch(() => {})
       const j = joined.get(spec.docId)!
       views.push({
         docId: spec.docId,
@@ -579,7 +524,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       stats[`entries:${spec.docId}`] = typeof entries === "string" ? 0 : entries.length
       if (spec.kind === "big" && typeof authority !== "string") stats.bigBytes = Object.values((authority.state as { blobs: Record<string, string> }).blobs).reduce((n, s) => n + s.length, 0)
     }
-    reportUnhandled()
+    guard.reportUnhandled()
     const failures = checkWorld({
       docs: views,
       ledger,
@@ -588,11 +533,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       incarnations: replicas.flatMap((r) => r.incarnations.map((p) => ({ replica: r.name, proc: p }))),
     })
     stats.events = trace.length
-    stats.timers = timers
+    stats.timers = guard.events
     const digest = hashState(digestParts)
-    await drive(joiner.close())
-    await drive(hub!.close())
-    for (const r of replicas) if (r.client !== undefined) await drive(r.client.close())
+    // Closing waits for writes in flight; a peer that cannot finish them is reported, not awaited.
+    await drive("closing the fresh replica", joiner.close()).catch(() => {})
+    await drive("closing the hub", hub!.close()).catch(() => {})
+    for (const r of replicas) if (r.client !== undefined) await drive(`closing ${r.name}`, r.client.close()).catch(() => {})
     return { seed, failures, digest, stats, trace }
   }
 }

@@ -14,9 +14,14 @@
  * - determinism: a deterministic document never desyncs; ctx.random differs per entry;
  * - bad input: the hostile client's commands were refused with a clear code, or harmless;
  * - identity: nothing enters the log under a client's id that the client did not submit;
- * - storage: a failed replica write is reported to the app; documents reopen;
+ * - storage: a failed replica write is reported to the app; documents reopen; a failed hub
+ *   write is not remembered after the disk recovers;
+ * - serving: the hub never answers an honest replica with an error of its own making;
  * - globals: Object.prototype and friends are untouched (checked while running and at the end);
- * - crash: nothing escaped the engine (throws in timers, unhandled rejections, internal errors).
+ * - crash: nothing escaped the engine (throws in timers, unhandled rejections, internal errors);
+ * - liveness: the world settles (no livelock; every check-phase operation finishes).
+ * The last five are noticed while the world runs (simulation.ts, guard.ts) and arrive here
+ * in the ledger's errors.
  */
 import type { Doc, Entry, Machine } from "../../core/index.js"
 import { argsKey, type HostileClients, type RawCommand } from "./hostile.js"

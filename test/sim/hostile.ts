@@ -77,10 +77,10 @@ export interface RawCommand {
 }
 
 /** Identifies canonical bytes (node's native hash: the engine's is slow inside jest's vm context). */
-/** The raw client's attacks (the forger is separate). */
+/** The hostile clients' attacks: the raw client's, and "forged-id" (the forger). */
 export const ATTACKS = [
   "legit", "invalid-args", "unknown-command", "proto-id", "proto-fields", "alias", "stamp", "oversize-under-frame", "oversize-over-frame",
-  "oversize-mid", "oversize-small", "deep", "gap", "huge-seq", "duplicate", "duplicate-in-batch",
+  "oversize-mid", "oversize-small", "deep", "gap", "huge-seq", "duplicate", "duplicate-in-batch", "forged-id",
 ] as const
 export type Attack = (typeof ATTACKS)[number]
 /** Attacks with large or deep arguments: costly for an engine that accepts them. */
@@ -146,6 +146,20 @@ export class HostileClients {
     /** The raw client's repertoire (default: every attack). */
     private readonly repertoire: ReadonlyArray<Attack> = ATTACKS,
   ) {}
+
+  private get rawAttacks(): ReadonlyArray<Exclude<Attack, "forged-id">> {
+    return this.repertoire.filter((a): a is Exclude<Attack, "forged-id"> => a !== "forged-id")
+  }
+
+  /** Whether the raw client attacks at all. */
+  get raws(): boolean {
+    return this.rawAttacks.length > 0
+  }
+
+  /** Whether the forger is part of the repertoire. */
+  get forges(): boolean {
+    return this.repertoire.includes("forged-id")
+  }
 
   private connect(clientId: string, victim: string | undefined, docs: ReadonlyArray<HostileTarget>, acked: (docId: string) => number, extra: Record<string, unknown>): RawConn {
     const rc: RawConn = {
@@ -254,7 +268,7 @@ export class HostileClients {
       if (recs.some((r) => r.localRefusal === undefined)) rc.last.set(docId, n)
     }
     const r = this.rng()
-    const kinds = this.repertoire
+    const kinds = this.rawAttacks
     const kind = kinds[Math.floor(r * kinds.length)]!
     const id = pick(this.rng, TODO_IDS)
     const own = rc.clientId

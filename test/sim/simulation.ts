@@ -421,14 +421,19 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           crashReplica(pick(rng, replicas))
         } else if (x < 0.125 * f) {
           crashHub()
-        } else if (hostile !== undefined && x < 0.125 * f + 0.12) {
-          stats.hostile!++
-          hostile.attack()
         } else if (hostile !== undefined && x < 0.125 * f + 0.14) {
-          const v = victim(pick(rng, replicas))
-          if (v !== undefined) {
-            stats.forged!++
-            hostile.forge(v)
+          // The same share of ticks whatever the repertoire, so the rest of a seed stays put.
+          if (x < 0.125 * f + 0.12) {
+            if (hostile.raws) {
+              stats.hostile!++
+              hostile.attack()
+            }
+          } else if (hostile.forges) {
+            const v = victim(pick(rng, replicas))
+            if (v !== undefined) {
+              stats.forged!++
+              hostile.forge(v)
+            }
           }
         } else {
           // A burst of submits, sometimes followed closely by a fault aimed at the window

@@ -10,10 +10,13 @@
  *       batches of 1000).
  * 2. Rebase: 100 pending local commands over 1 incoming entry, with a state of 1k and of 100k
  *    items; goal: 100k takes at most twice as long as 1k (rebase must not scale with state).
+ * 3. Array commands (indexOf, splice, unshift, find on a list of 1,000 cards) applied by a
+ *    replica from confirmed entries (see core-arrays.ts).
  */
 import { figure, formatNumber, sample, type Figure, type Suite, type SuiteContext, figureLog } from "./harness.js"
 import { authorityCommitsPerSecond, entriesAppliedPerSecond, localSubmitsPerSecond } from "./core-throughput.js"
 import { rebaseTimes } from "./core-rebase.js"
+import { arrayEntriesPerSecond } from "./core-arrays.js"
 
 /**
  * --quick only cuts the number of runs and the warm-up: each run does the same work in both
@@ -32,6 +35,9 @@ const sizes = (quick: boolean) => ({
   pending: 100,
   small: 1_000,
   large: 100_000,
+  /** Array commands: batches per run, cards in the list. */
+  arrayBatches: 5,
+  listLength: 1_000,
 })
 
 const run = async (ctx: SuiteContext): Promise<Figure[]> => {
@@ -57,6 +63,10 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
   add(figure("rebase-100k", `2. rebase, state of ${s.large.toLocaleString("en-US")} items`, "µs", large, { note }))
   add(figure("rebase-ratio", "2. rebase ratio 100k / 1k", "x", rebase.ratios,
     { goal: { op: "<=", value: 2 }, note: "per-run ratio of the two sizes measured back to back" }))
+
+  add(figure("replica-array-commands", `3. replica: array commands on ${s.listLength.toLocaleString("en-US")} cards`, "entries/s",
+    await sample(s.plan, () => arrayEntriesPerSecond(s.arrayBatches, s.batch, s.listLength)),
+    { note: `move = indexOf + splice + unshift on the id list, find + flip on the cards; ReplicaState.integrate, batches of ${s.batch}` }))
   return figures
 }
 

@@ -14,6 +14,8 @@ const SUITES: Record<string, () => Promise<{ suite: Suite }>> = {
   storage: () => import("./storage.js"),
   wire: () => import("./wire.js"),
   peers: () => import("./peers.js"),
+  outbox: () => import("./outbox-sync.js"),
+  bundle: () => import("./bundle.js"),
 }
 
 const usage = `usage: npm run bench -- [--quick] [--suite NAME]

@@ -1,13 +1,28 @@
 /**
  * Growable byte writer and bounds-checked reader: the primitives every Canon encoding is
  * built from (canonical state bytes, storage records, wire frames). Varints are LEB128,
- * unsigned, up to 2^53 - 1; anything else is a decode error, never a silent wrap.
+ * unsigned, up to 2^53 - 1, minimal (no trailing 0x80 0x00 padding: one number, one encoding);
+ * anything else is a decode error, never a silent wrap.
  */
 import { canonError } from "./errors.js"
 
 const textEncoder = new TextEncoder()
-const textDecoder = new TextDecoder("utf-8", { fatal: true })
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+// ignoreBOM: a leading U+FEFF is text, not a marker to strip ("\uFEFFa" must not decode as "a").
+const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+/**
+ * True when `s` has no lone UTF-16 surrogate: native where the runtime has it (Node 20, current
+ * browsers); elsewhere encodeURIComponent, which refuses exactly those strings (URIError).
+ */
+export const wellFormed: (s: string) => boolean = typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === "function"
+  ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
+  : (s) => {
+      try {
+        encodeURIComponent(s)
+        return true
+      } catch {
+        return false
+      }
+    }
 
 export class ByteWriter {
   private buf: Uint8Array
@@ -86,7 +101,7 @@ export class ByteWriter {
       }
     }
     // TextEncoder would turn a lone surrogate into U+FFFD: two strings, one encoding.
-    if (LONE_SURROGATE.test(s)) throw canonError("state-unencodable", "A string holds a lone UTF-16 surrogate; it has no UTF-8 form.")
+    if (!wellFormed(s)) throw canonError("state-unencodable", "A string holds a lone UTF-16 surrogate; it has no UTF-8 form.")
     this.ensure(n * 3 + 8)
     // Reserve the largest prefix the length could need, then move the text if it was smaller.
     const maxLen = n * 3
@@ -138,6 +153,7 @@ export class ByteReader {
       const b = this.byte()
       result += (b & 0x7f) * mul
       if (b < 0x80) {
+        if (b === 0 && i > 0) throw canonError("decode-failed", "A varint that is not minimal.")
         if (result > Number.MAX_SAFE_INTEGER) break
         return result
       }

@@ -5,9 +5,16 @@
  * Plain data is: null, undefined, booleans, numbers, strings, Uint8Array, arrays and plain
  * objects of those. Object keys are written in sorted order and properties whose value is
  * undefined are left out (as JSON does), so two states that read the same encode the same.
- * Integers in (-2^52, 2^52) are zigzag varints, other numbers (and -0) are float64.
+ * Integers in (-2^52, 2^52) are zigzag varints, other numbers (and -0) are float64; every NaN
+ * is written as the one canonical NaN (0x7ff8000000000000), whatever its payload.
  * Anything else (Map, Date, class instances, functions) is refused with `state-unencodable`:
  * a hash over such a value would not mean the same on every peer.
+ *
+ * The decoder accepts canonical input only, so a value has exactly one encoding and
+ * encode(decode(b)) == b for every b it accepts: minimal varints, integers in (-2^52, 2^52)
+ * as varints (never as floats), the canonical NaN only, object keys strictly sorted (no
+ * duplicates), no undefined property, no trailing bytes. Two peers can therefore compare state
+ * bytes, not just hashes, and a stored or received state re-encodes to the bytes it came in.
  */
 import { ByteReader, ByteWriter } from "./bytes.js"
 import { canonError } from "./errors.js"
@@ -24,6 +31,20 @@ const T_ARRAY = 8
 const T_OBJECT = 9
 
 const INT_LIMIT = 2 ** 52
+/** Largest zigzag varint of an integer in (-2^52, 2^52): 2^52 - 1 encodes as 2^53 - 2. */
+const MAX_ZIGZAG = 2 ** 53 - 2
+/** The one NaN: quiet, positive, no payload (big-endian float64). */
+const CANONICAL_NAN = new Uint8Array([0x7f, 0xf8, 0, 0, 0, 0, 0, 0])
+
+/**
+ * Roots the engine verified as state (plain-data trees nothing else holds): fresh decodes and
+ * JournaledState roots. A JournaledState takes such a root as it is instead of copying it.
+ */
+const verifiedTrees = new WeakSet<object>()
+export const markVerifiedTree = (v: object): void => {
+  verifiedTrees.add(v)
+}
+export const isVerifiedTree = (v: object): boolean => verifiedTrees.has(v)
 
 const toTag = Object.prototype.toString
 /** Uint8Array from any realm. */
@@ -37,6 +58,9 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
       if (Number.isInteger(value) && value > -INT_LIMIT && value < INT_LIMIT && !Object.is(value, -0)) {
         w.byte(T_INT)
         w.varint(value >= 0 ? value * 2 : -value * 2 - 1)
+      } else if (value !== value) {
+        w.byte(T_FLOAT)
+        w.raw(CANONICAL_NAN)
       } else {
         w.byte(T_FLOAT)
         w.f64(value)
@@ -97,6 +121,11 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   }
 }
 
+const fail = (message: string): never => {
+  throw canonError("decode-failed", message)
+}
+const tooDeep = `Value nests deeper than ${MAX_DEPTH} levels.`
+
 export const readValue = (r: ByteReader, depth = 0): unknown => {
   const tag = r.byte()
   switch (tag) {
@@ -106,13 +135,28 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
     case T_UNDEFINED: return undefined
     case T_INT: {
       const z = r.varint()
+      if (z > MAX_ZIGZAG) fail("A varint integer beyond 2^52 (not canonical).")
       return z % 2 === 0 ? z / 2 : -(z + 1) / 2
     }
-    case T_FLOAT: return r.f64()
+    case T_FLOAT: {
+      const at = r.pos
+      const n = r.f64()
+      if (n !== n) {
+        for (let i = 0; i < 8; i++) {
+          if (r.buf[at + i] !== CANONICAL_NAN[i]) fail("A non-canonical NaN.")
+        }
+      } else if (Number.isInteger(n) && n > -INT_LIMIT && n < INT_LIMIT && !Object.is(n, -0)) {
+        fail("An integer written as a float (not canonical).")
+      }
+      return n
+    }
     case T_STRING: return r.string()
-    case T_BYTES: return r.bytes()
+    case T_BYTES:
+      // The encoder counts bytes as a nesting level: so does the decoder, or it would accept what cannot re-encode.
+      if (depth >= MAX_DEPTH) fail(tooDeep)
+      return r.bytes()
     case T_ARRAY: {
-      if (depth >= MAX_DEPTH) throw canonError("decode-failed", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      if (depth >= MAX_DEPTH) fail(tooDeep)
       const n = r.varint()
       // Each element takes at least one byte: a larger count is a lie, refuse before allocating.
       if (n > r.remaining) throw canonError("decode-failed", `An array of ${n} items cannot fit in ${r.remaining} bytes.`)
@@ -121,13 +165,18 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       return out
     }
     case T_OBJECT: {
-      if (depth >= MAX_DEPTH) throw canonError("decode-failed", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      if (depth >= MAX_DEPTH) fail(tooDeep)
       const n = r.varint()
       if (n * 2 > r.remaining) throw canonError("decode-failed", `An object of ${n} keys cannot fit in ${r.remaining} bytes.`)
       const out: Record<string, unknown> = {}
+      let prev = ""
       for (let i = 0; i < n; i++) {
         const k = r.string()
+        // Strictly increasing (UTF-16 code unit order, as the encoder's sort): one order, no duplicates.
+        if (i > 0 && !(prev < k)) fail("Object keys not in canonical order.")
+        prev = k
         const v = readValue(r, depth + 1)
+        if (v === undefined) fail("An undefined property (not canonical).")
         // A "__proto__" key from the wire must stay a plain key, not replace the prototype.
         if (k === "__proto__") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
         else out[k] = v
@@ -172,10 +221,14 @@ export const encodeCanonical = (value: unknown): Uint8Array => {
   return shared.finish()
 }
 
-/** Decodes canonical bytes; a malformed input is a `decode-failed` CanonError. */
+/**
+ * Decodes canonical bytes; a malformed or non-canonical input is a `decode-failed` CanonError.
+ * The result is a fresh tree of plain data (marked verified: a JournaledState adopts it as is).
+ */
 export const decodeCanonical = (bytes: Uint8Array): unknown => {
   const r = new ByteReader(bytes)
   const v = readValue(r)
   if (!r.done()) throw canonError("decode-failed", `${r.remaining} bytes left after the value.`)
+  if (typeof v === "object" && v !== null) verifiedTrees.add(v)
   return v
 }

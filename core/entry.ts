@@ -14,6 +14,11 @@ export interface Entry {
   readonly name: string
   /** Arguments in their encoded (wire) form. */
   readonly args: unknown
+  /**
+   * Protocol 2, to the client that submitted it: the entry came without its name and
+   * arguments, which that client holds in its outbox.
+   */
+  readonly elided?: true
 }
 
 /** A command as a replica sends it. */
@@ -23,10 +28,16 @@ export interface CommandRequest {
   readonly args: unknown
 }
 
-/** What became of a submitted command: its seq, or why it was refused. */
+/**
+ * What became of a submitted command: its seq, or why it was refused. `seqAtMost` answers a
+ * retry whose outcome the authority no longer keeps (the client never acknowledged it and
+ * more than the window of outcomes came after it): the command was applied at a seq no
+ * higher than that, or settled without an entry, and is never to be applied again.
+ */
 export type Outcome =
   | { readonly clientSeq: number; readonly seq: number }
   | { readonly clientSeq: number; readonly rejection: Rejection }
+  | { readonly clientSeq: number; readonly seqAtMost: number }
 
 export const isAccepted = (o: Outcome): o is { readonly clientSeq: number; readonly seq: number } => "seq" in o
 

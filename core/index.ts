@@ -25,7 +25,7 @@ export { AuthorityStore } from "./store/authority-store.js"
 export { ReplicaStore } from "./store/replica-store.js"
 export { STORAGE_FORMAT } from "./store/format.js"
 export {
-  encodeClientMessage, decodeClientMessage, encodeServerMessage, decodeServerMessage, DecodeError, PROTOCOL_VERSIONS, DEFAULT_MAX_FRAME_BYTES,
+  encodeClientMessage, decodeClientMessage, encodeServerMessage, decodeServerMessage, DecodeError, PROTOCOL_VERSIONS, DEFAULT_MAX_FRAME_BYTES, CodecSession,
   type Decoded, type DecodeErrorCode, type CodecOptions,
 } from "./protocol/codec.js"
 export { SUPPORTED_PROTOCOL, chooseVersion, checkMachine, describeMachine } from "./protocol/negotiate.js"

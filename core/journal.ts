@@ -1,185 +1,291 @@
 /**
+ * The live state of a document and the only ways to change it: drafts for commands, views for
+ * the app, an undo journal for rebase.
+ *
  * Undo journal: how a replica rebases in time proportional to the commands involved, not to
- * the size of the state.
+ * the size of the state. A command's `apply` receives a draft: a proxy over the live state that
+ * records, before every write, what the write overwrites (core/state/records.ts). Committing a
+ * command keeps its records; rolling it back replays them backwards. A replica therefore holds
+ * one state object (its view) and rebases by undoing its pending commands (newest first),
+ * applying the incoming entries, and applying the pending commands again. Nothing is copied, so
+ * a 100k-item state rebases as fast as a 1k-item one. `apply` may also return a new value: it
+ * replaces the whole state and is recorded as one undoable write.
  *
- * A command's `apply` receives a draft: a proxy over the live state that records, before
- * every write, the property's previous value. Committing a command keeps its records; rolling
- * it back replays them backwards. A replica therefore holds one state object (its view) and
- * rebases by: undoing its pending commands (their writes, newest first), applying the
- * incoming entries, and applying the pending commands again. Nothing is copied, so a 100k-item
- * state rebases as fast as a 1k-item one. (Copy-on-write would copy each touched container,
- * O(container size); persistent maps would force special data types on every machine.)
- *
- * `apply` may also return a new value: that replaces the whole state and is recorded as one
- * undoable write.
+ * The state model (see DESIGN.md, State model), enforced here as a command writes, so that a
+ * command that breaks it is a rejection (`state-unencodable`) and never a broken document:
+ * - **Plain data.** Objects, arrays, strings, numbers (every NaN is the one canonical NaN),
+ *   booleans, null, undefined, Uint8Array. Whatever else a command writes (a Date, a Map, a
+ *   class instance, a bigint, a string with a lone surrogate, an object with getters or symbol
+ *   keys, a value nested deeper than the encoder accepts, more than 64 MiB in one write) throws
+ *   a `state-unencodable` CanonError at the write, naming what, where and what to do instead.
+ *   Writing undefined into an object deletes the key (the encoding has no undefined property);
+ *   deleting an array element stores undefined (the encoding has no holes).
+ * - **A tree, never a graph; values, not references.** What is written is copied in
+ *   (core/state/adopt.ts): the state never shares an object with the command's arguments, with
+ *   a local the command keeps, or with another path of the state (`s.b = s.a` copies). The one
+ *   surprise this brings: after `const item = { done: false }; s.items[id] = item`, writing
+ *   `item.done = true` changes the local, not the state. Write through the state instead:
+ *   `s.items[id].done = true`. Idioms that rebuild a container from its own items
+ *   (`s.list = s.list.filter(f)`, `s.list = [...s.list, x]`, `return { ...state, n: 1 }`) move
+ *   those items instead of copying them, so they stay O(n).
+ * - **Own keys only.** Drafts and views read own properties only: `s.items["constructor"]`,
+ *   `["toString"]`, `["__proto__"]` are undefined unless the state has that key, and `in` is
+ *   own-only. "__proto__" is an ordinary key (written as an own property, never the prototype
+ *   setter). Arrays hold their elements and length only: another key written on an array is
+ *   refused (the encoding would drop it). Array and byte methods are frozen functions owned by
+ *   the engine (core/state/arrays.ts), never Array.prototype's own, so no key path from a
+ *   peer's arguments reaches a builtin. Prototypes cannot change, drafts cannot be frozen,
+ *   Object.defineProperty can only define plain writable, enumerable, configurable data.
+ *   Plain objects in the state have no methods: `obj.hasOwnProperty(k)` is not a function on a
+ *   draft, use `Object.hasOwn(obj, k)` or `k in obj`.
+ * - **Bounded.** Containers nest at most MAX_DEPTH deep (canonical.ts); one write adds at most
+ *   MAX_WRITE_BYTES (adopt.ts).
  *
  * Writes are only allowed while a command runs: a draft kept past its command throws
  * `state-read-only` on write. The app reads the state through `view()`, a proxy that refuses
  * every write, so a stray assignment cannot corrupt a replica behind the engine's back.
  *
  * Determinism details:
- * - Inside a command, plain objects enumerate their keys in canonical (sorted) order, the
- *   order the state hash uses. Undoing a `delete` puts the key back at the end of the
- *   object's insertion order, so the physical order differs between peers that undid
- *   different commands; sorted enumeration hides that from `apply`.
- * - Values assigned into the state are unwrapped deeply: `s.list = s.list.filter(...)`
- *   stores the items, not drafts of them.
+ * - Drafts and views enumerate plain-object keys in canonical (sorted) order, the order the
+ *   state hash uses. Undoing a `delete` puts the key back at the end of the object's insertion
+ *   order, so the physical order differs between peers that undid different commands; sorted
+ *   enumeration hides that from `apply` and from the app.
+ * - Array methods run on the raw array (one journal record per call: a rebase stays
+ *   O(commands), however long the arrays); callbacks and results see drafts.
  * - A Uint8Array in the state is immutable (its draft refuses writes): assign a new one.
  */
-import { canonError } from "./errors.js"
+import { wellFormed } from "./bytes.js"
+import { MAX_DEPTH, isVerifiedTree, markVerifiedTree } from "./canonical.js"
+import { canonError, type CanonError } from "./errors.js"
+import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError } from "./state/adopt.js"
+import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
+import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
+import { NOTHING, ROOT, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
 
-/** Recorded writes, flat: [target, key, hadKey, oldValue] per write. */
-export type Journal = unknown[]
+export type { Journal } from "./state/records.js"
+export { MAX_WRITE_BYTES } from "./state/adopt.js"
 
-const ROOT: object = Object.freeze({ root: true })
-const MISSING = Symbol("missing")
-
-const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
-
-/** Uint8Array methods that write: refused on drafts and views of bytes. */
-const BYTE_WRITERS: ReadonlySet<PropertyKey> = new Set(["set", "fill", "copyWithin", "reverse", "sort"])
-
-/** Deep unwrapping stops here: plain data is never this deep (see canonical.ts). */
-const MAX_UNWRAP_DEPTH = 512
+const hasOwn = Object.prototype.hasOwnProperty
+const objectProto = Object.prototype
+const MAX_ARRAY_LENGTH = 4294967295
 
 const readOnly = (): never => {
   throw canonError("state-read-only", "State can only change inside a command's apply; submit a command instead.")
 }
 
+const viewReadOnly = (): never => {
+  throw canonError("state-read-only", "The state a document shows is read-only; change it by submitting a command.")
+}
+
+/** A refusal that is not about a value: a key, an operation. */
+const refuseOp = (what: string, why: string): Refusal => new Refusal(what, why)
+
 /** A state plus the machinery to change it through recorded drafts. */
-export class JournaledState<S> {
+export class JournaledState<S> implements ProxyHost {
+  private current: S
   private journal: Journal | null = null
-  private readonly proxies = new WeakMap<object, object>()
+  /** While frozen: each container as it was when the freeze began, copied at its first write since. */
+  private frozen: Map<object, object> | null = null
+  /** raw object -> its draft's meta */
+  private readonly drafts = new WeakMap<object, Meta>()
+  /** raw object -> its view */
   private readonly views = new WeakMap<object, object>()
-  private readonly targets = new WeakMap<object, object>()
-  private readonly handler: ProxyHandler<object>
-  private readonly bytesHandler: ProxyHandler<object>
-  private readonly viewHandler: ProxyHandler<object>
+  private readonly adopter: Adopter
+  /** Handlers by kind: drafts of objects and arrays, views of objects and arrays, bytes (both). */
+  private readonly objectDraft: ProxyHandler<object>
+  private readonly arrayDraft: ProxyHandler<object>
+  private readonly objectView: ProxyHandler<object>
+  private readonly arrayView: ProxyHandler<object>
+  private readonly bytesProxy: ProxyHandler<object>
 
-  constructor(public root: S) {
+  /**
+   * Takes `root` as the state: checked and copied (a CanonError `state-unencodable` says what is
+   * not plain data, and where), unless it is a tree the engine already verified (freshly decoded
+   * canonical bytes, or another JournaledState's root, which this one then owns).
+   */
+  constructor(root: S) {
     const self = this
-    const record = (target: object, key: PropertyKey): Journal => {
-      const j = self.journal
-      if (j === null) return readOnly()
-      const had = Object.prototype.hasOwnProperty.call(target, key)
-      j.push(target, key, had, had ? (target as Record<PropertyKey, unknown>)[key] : MISSING)
-      return j
+    this.adopter = new Adopter({
+      rawOf: (v) => self.rawOf(v),
+      placeOf: (raw) => self.drafts.get(raw),
+      movedTo: (raw, parent, key) => {
+        const m = self.drafts.get(raw)
+        if (m !== undefined) {
+          m.parent = parent
+          m.key = key
+        }
+      },
+    })
+
+    /** What a draft (a command's) or a view (the app's) hands out for the object `v` at t[k]. */
+    const wrap = (v: object, t: object, k: string, view: boolean): object => (view ? self.viewOf(v) : self.child(v, t, k))
+    // Own properties only. What Object.prototype contributes to a plain object is functions and
+    // the __proto__ accessor (an object): those are checked; a primitive read is state data
+    // (unless other code polluted Object.prototype with data, which no key path here can do).
+    const objectGet = (t: object, k: PropertyKey, view: boolean): unknown => {
+      if (typeof k !== "string") return undefined
+      const v = (t as Record<string, unknown>)[k]
+      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? wrap(v, t, k, view) : v === null ? null : undefined
+      return typeof v === "function" ? undefined : v
     }
-    /**
-     * Arrays change `length` behind the traps: writing past the end grows it, shrinking it
-     * drops elements. Record what those implicit changes overwrite, so undo restores it.
-     */
-    const recordArrayLength = (target: unknown[], key: PropertyKey, value: unknown): void => {
-      if (key === "length") {
-        for (let i = target.length - 1; i >= (value as number); i--) record(target, String(i))
-      } else if (typeof key === "string") {
-        const index = Number(key)
-        if (Number.isInteger(index) && index >= target.length && String(index) === key) record(target, "length")
+    const arrayGet = (t: unknown[], k: PropertyKey, view: boolean): unknown => {
+      if (typeof k === "string") {
+        const c = k.charCodeAt(0)
+        if (c >= 48 && c <= 57) {
+          const v = (t as unknown as Record<string, unknown>)[k]
+          return isObject(v) ? wrap(v, t, k, view) : v
+        }
+        if (k === "length") return t.length
+        return ARRAY_METHODS[k]
       }
+      return k === Symbol.iterator ? ARRAY_ITERATOR : undefined
     }
-    /** Canonical (sorted) key order for plain objects; arrays keep index order. */
-    const ownKeys = (target: object): ArrayLike<string | symbol> => {
-      const keys = Reflect.ownKeys(target)
-      return Array.isArray(target) ? keys : (keys as string[]).sort()
+    /** Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object. */
+    const descriptor = (t: object, k: PropertyKey, view: boolean): PropertyDescriptor | undefined => {
+      const d = Reflect.getOwnPropertyDescriptor(t, k)
+      if (d !== undefined && isObject(d.value)) d.value = wrap(d.value, t, k as string, view)
+      return d
     }
-    this.handler = {
-      get(target, key) {
-        const v = (target as Record<PropertyKey, unknown>)[key]
-        return isObject(v) ? self.draftOf(v) : v
+    const handler = (array: boolean, view: boolean, writes: ProxyHandler<object>): ProxyHandler<object> => ({
+      ...writes,
+      get: array ? (t, k) => arrayGet(t as unknown[], k, view) : (t, k) => objectGet(t, k, view),
+      has: array ? (t, k) => hasIndexOr(t as unknown[], k, ARRAY_METHODS) : (t, k) => typeof k === "string" && hasOwn.call(t, k),
+      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, view),
+      ...(array ? {} : { ownKeys: (t: object) => (Reflect.ownKeys(t) as string[]).sort() }),
+    })
+
+    // Writes ignore the receiver: a write on an object that inherits from a draft
+    // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
+    const shape = {
+      setPrototypeOf(t: object): never {
+        throw refusalError(refuseOp("a new prototype", "State objects stay plain objects and arrays."), self.pathTo(t))
       },
-      set(target, key, value) {
-        if (Array.isArray(target)) recordArrayLength(target, key, value)
-        record(target, key)
-        ;(target as Record<PropertyKey, unknown>)[key] = self.unwrap(value, 0)
+      preventExtensions(t: object): never {
+        throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.pathTo(t))
+      },
+    }
+    this.objectDraft = handler(false, false, {
+      ...shape,
+      set: (t, k, v) => (self.writeKey(t, k, v), true),
+      deleteProperty: (t, k) => (self.deleteKey(t, k), true),
+      defineProperty: (t, k, d) => (self.defineKey(t, k, d, false), true),
+    })
+    this.arrayDraft = handler(true, false, {
+      ...shape,
+      set: (t, k, v) => (self.writeElement(t as unknown[], k, v), true),
+      deleteProperty(t, k) {
+        if (typeof k !== "string") return true
+        if (k === "length") return false
+        const i = arrayIndex(k)
+        // No holes: the encoding has none, so a deleted element is undefined on every peer.
+        if (i >= 0 && i < (t as unknown[]).length) self.writeElement(t as unknown[], k, undefined)
         return true
       },
-      deleteProperty(target, key) {
-        if (!Object.prototype.hasOwnProperty.call(target, key)) return true
-        record(target, key)
-        delete (target as Record<PropertyKey, unknown>)[key]
-        return true
+      defineProperty: (t, k, d) => (self.defineKey(t, k, d, true), true),
+    })
+    const refuse = (fail: () => never): ProxyHandler<object> =>
+      ({ set: fail, deleteProperty: fail, defineProperty: fail, setPrototypeOf: fail, preventExtensions: fail })
+    this.objectView = handler(false, true, refuse(viewReadOnly))
+    this.arrayView = handler(true, true, refuse(viewReadOnly))
+    this.bytesProxy = {
+      ...refuse(immutableBytes),
+      get(t, k) {
+        const b = t as Uint8Array
+        if (typeof k === "string") {
+          const c = k.charCodeAt(0)
+          if (c >= 48 && c <= 57) return (b as unknown as Record<string, unknown>)[k]
+          if (k === "length" || k === "byteLength") return b.length
+          if (k === "byteOffset") return 0
+          if (k === "BYTES_PER_ELEMENT") return 1
+          // Not `buffer`: it would be a writable alias of bytes in the state.
+          return BYTES_METHODS[k]
+        }
+        if (k === Symbol.iterator) return BYTES_ITERATOR
+        return k === Symbol.toStringTag ? "Uint8Array" : undefined
       },
-      defineProperty(target, key, desc) {
-        if (Array.isArray(target)) recordArrayLength(target, key, desc.value)
-        record(target, key)
-        if ("value" in desc) desc = { ...desc, value: self.unwrap(desc.value, 0) }
-        return Reflect.defineProperty(target, key, desc)
-      },
-      ownKeys,
-      setPrototypeOf: () => false,
+      has: (t, k) => hasIndexOr(t as Uint8Array, k, BYTES_METHODS),
     }
-    const frozen = {
-      set: readOnly,
-      deleteProperty: readOnly,
-      defineProperty: readOnly,
-      setPrototypeOf: readOnly,
-    }
-    this.bytesHandler = {
-      ...frozen,
-      get(target, key) {
-        const v = (target as unknown as Record<PropertyKey, unknown>)[key]
-        if (typeof v !== "function") return v
-        // Typed-array methods need the real array as `this`; the writing ones are refused.
-        return BYTE_WRITERS.has(key) ? readOnly : (v as Function).bind(target)
-      },
-    }
-    this.viewHandler = {
-      ...frozen,
-      get(target, key) {
-        const v = (target as Record<PropertyKey, unknown>)[key]
-        return isObject(v) ? self.viewOf(v) : v
-      },
-    }
+    this.current = this.adoptRoot(root)
   }
 
-  private draftOf(target: object): object {
-    let p = this.proxies.get(target)
-    if (p === undefined) {
-      p = new Proxy(target, ArrayBuffer.isView(target) ? this.bytesHandler : this.handler)
-      this.proxies.set(target, p)
-      this.targets.set(p, target)
-    }
-    return p
+  // ---- the state ----
+
+  /** The raw state. Engine code only: the app gets `view()`, commands get `draft()`. */
+  get root(): S {
+    return this.current
   }
 
-  private viewOf(target: object): object {
-    let p = this.views.get(target)
-    if (p === undefined) {
-      p = new Proxy(target, ArrayBuffer.isView(target) ? this.bytesHandler : this.viewHandler)
-      this.views.set(target, p)
-      this.targets.set(p, target)
+  /** Replaces the state between commands (a resync): checked like the constructor's root. */
+  set root(next: S) {
+    if (this.journal !== null) {
+      throw canonError("state-read-only", "The state cannot be replaced during a command; return the new state from apply.")
     }
-    return p
+    this.current = this.adoptRoot(next)
+  }
+
+  private adoptRoot(v: S): S {
+    if (isObject(v) && isVerifiedTree(v)) return v
+    this.adopter.start(Infinity)
+    let out: unknown
+    try {
+      out = this.adopter.adopt(v, 0)
+    } catch (e) {
+      if (e instanceof Refusal) throw refusalError(e, [])
+      throw e
+    }
+    if (isObject(out)) markVerifiedTree(out)
+    return out as S
   }
 
   /**
-   * The raw value behind a draft, also inside fresh containers (`s.a = [s.b]`,
-   * `s.list = s.list.filter(...)`): drafts must never be stored in the state.
+   * The state as it is now, kept readable while it goes on changing: a snapshot job encodes
+   * `root` a slice at a time, reading each container through `resolve`, which gives the copy
+   * taken just before that container's first write after the freeze (or the live container if
+   * it was not written). Only written containers are copied, once each. One freeze at a time.
    */
-  private unwrap(value: unknown, depth: number): unknown {
-    if (!isObject(value)) return value
-    const target = this.targets.get(value)
-    if (target !== undefined) return target
-    if (depth >= MAX_UNWRAP_DEPTH || ArrayBuffer.isView(value)) return value
-    const obj = value as Record<string, unknown>
-    for (const k of Object.keys(obj)) {
-      const v = obj[k]
-      if (isObject(v)) {
-        const u = this.unwrap(v, depth + 1)
-        if (u !== v) obj[k] = u
-      }
+  freeze(): { readonly root: unknown; resolve(container: object): object; release(): void } {
+    if (this.frozen !== null) throw new Error("The state is already frozen for another snapshot.")
+    const copies = new Map<object, object>()
+    this.frozen = copies
+    return {
+      root: this.current,
+      resolve: (c) => copies.get(c) ?? c,
+      release: () => {
+        if (this.frozen === copies) this.frozen = null
+        copies.clear()
+      },
     }
-    return value
+  }
+
+  /** Appends one undo record for a write to the container `t` (copying `t` first while frozen). */
+  private record(j: Journal, t: object, a: unknown, b: unknown, old: unknown): void {
+    if (this.frozen !== null) this.touch(t)
+    j.push(t, a, b, old)
+  }
+
+  private touch(t: object): void {
+    const frozen = this.frozen!
+    if (frozen.has(t)) return
+    if (Array.isArray(t)) {
+      frozen.set(t, t.slice())
+      return
+    }
+    const copy = Object.create(Object.getPrototypeOf(t)) as Record<string, unknown>
+    const o = t as Record<string, unknown>
+    for (const k of Object.keys(o)) setOwn(copy, k, o[k])
+    frozen.set(t, copy)
   }
 
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
   view(): S {
-    return isObject(this.root) ? (this.viewOf(this.root) as S) : this.root
+    return isObject(this.current) ? (this.viewOf(this.current) as S) : this.current
   }
 
   /** The draft handed to `apply`: the root itself when it is a primitive. */
   draft(): S {
-    return isObject(this.root) ? (this.draftOf(this.root) as S) : this.root
+    const root = this.current
+    if (!isObject(root)) return root
+    return (this.drafts.get(root)?.proxy ?? this.makeDraft(root, 0, null, "")) as S
   }
 
   /** Starts recording into a fresh journal. */
@@ -196,24 +302,302 @@ export class JournaledState<S> {
 
   /** Replaces the whole state inside the current command (apply returned a value). */
   replaceRoot(next: S): void {
-    const j = this.journal
-    if (j === null) return readOnly()
-    j.push(ROOT, "root", true, this.root)
-    this.root = this.unwrap(next, 0) as S
+    const j = this.writable()
+    this.adopter.start(MAX_WRITE_BYTES)
+    let v: unknown
+    try {
+      v = this.adopter.adopt(next, 0, this, "current")
+    } catch (e) {
+      if (e instanceof Refusal) throw refusalError(e, [])
+      throw e
+    }
+    j.push(ROOT, "", true, this.current)
+    // The new root is the old one (`return state`) or a new container: never a draft at another depth.
+    this.current = v as S
+    if (isObject(v)) markVerifiedTree(v)
   }
 
   /** Reverts the writes of a journal, newest first. */
   undo(j: Journal): void {
-    for (let i = j.length - 4; i >= 0; i -= 4) {
-      const target = j[i] as Record<PropertyKey, unknown>
-      const key = j[i + 1] as PropertyKey
-      if (target === ROOT) {
-        this.root = j[i + 3] as S
-      } else if (j[i + 2] as boolean) {
-        target[key] = j[i + 3]
-      } else {
-        delete target[key]
-      }
+    undoRecords(j, this.setRoot)
+  }
+
+  private readonly setRoot = (old: unknown): void => {
+    this.current = old as S
+  }
+
+  // ---- proxies ----
+
+  private makeDraft(raw: object, depth: number, parent: object | null, key: string | number): object {
+    const handler = Array.isArray(raw) ? this.arrayDraft : ArrayBuffer.isView(raw) ? this.bytesProxy : this.objectDraft
+    const proxy = new Proxy(raw, handler)
+    const m: Meta = { raw, proxy, host: this, view: false, depth, parent, key }
+    this.drafts.set(raw, m)
+    PROXIES.set(proxy, m)
+    return proxy
+  }
+
+  /** The draft of `v`, found at `key` in the raw container `parent`. */
+  private child(v: object, parent: object, key: string | number): object {
+    const m = this.drafts.get(v)
+    if (m !== undefined) return m.proxy
+    return this.makeDraft(v, this.drafts.get(parent)!.depth + 1, parent, key)
+  }
+
+  private viewOf(raw: object): object {
+    let p = this.views.get(raw)
+    if (p === undefined) {
+      p = new Proxy(raw, Array.isArray(raw) ? this.arrayView : ArrayBuffer.isView(raw) ? this.bytesProxy : this.objectView)
+      this.views.set(raw, p)
+      PROXIES.set(p, { raw, proxy: p, host: this, view: true, depth: -1, parent: null, key: "" })
+    }
+    return p
+  }
+
+  /** The raw object behind a draft of this state (views are not drafts: assigning one copies it). */
+  private rawOf(v: object): object | undefined {
+    const m = PROXIES.get(v)
+    return m !== undefined && m.host === this && !m.view ? m.raw : undefined
+  }
+
+  /** @internal ProxyHost: an element as array methods hand it out. */
+  out(m: Meta, v: unknown, index: number): unknown {
+    if (!isObject(v)) return v
+    return m.view ? this.viewOf(v) : this.child(v, m.raw, index)
+  }
+
+  /** @internal ProxyHost: the raw object behind a proxy of this state, for identity searches. */
+  unwrap(v: unknown): unknown {
+    if (!isObject(v)) return v
+    const m = PROXIES.get(v)
+    return m !== undefined && m.host === this ? m.raw : v
+  }
+
+  // ---- writes ----
+
+  private writable(): Journal {
+    return this.journal ?? readOnly()
+  }
+
+  private located(r: Refusal, t: object, k: string | number): CanonError {
+    return refusalError(r, [...this.pathTo(t), k])
+  }
+
+  /**
+   * What the state stores when `v` is written at t[k] (t a raw container of this state). With
+   * `moves`, t[k] is being overwritten: drafts of its children may move (adopt.ts).
+   */
+  private adoptAt(t: object, k: string | number, v: unknown, moves: boolean): unknown {
+    // Fast paths first: most writes are numbers, booleans and short strings.
+    if (typeof v === "number") return v === v ? v : NaN
+    if (typeof v === "boolean" || v == null || (typeof v === "string" && v.length < 4096 && wellFormed(v))) return v
+    this.adopter.start(MAX_WRITE_BYTES)
+    try {
+      return this.adopter.adopt(v, this.drafts.get(t)!.depth + 1, moves ? t : undefined, k)
+    } catch (e) {
+      throw e instanceof Refusal ? this.located(e, t, k) : e
     }
   }
+
+  private checkKey(t: object, k: PropertyKey): string {
+    if (typeof k !== "string") {
+      throw this.located(refuseOp("a symbol key", "State keys are strings."), t, String(k))
+    }
+    if (!wellFormed(k)) throw this.located(refuseLoneSurrogate(), t, k)
+    return k
+  }
+
+  private writeKey(t: object, key: PropertyKey, v: unknown): void {
+    const j = this.writable()
+    if (typeof key !== "string") return void this.checkKey(t, key)
+    const o = t as Record<string, unknown>
+    if (v === undefined) return this.deleteKey(t, key)
+    const next = this.adoptAt(o, key, v, true)
+    // Read after adopting: a getter of a user object may have written here in the meantime.
+    const had = hasOwn.call(o, key)
+    // An existing key is well-formed already; a new one is checked.
+    if (!had) this.checkKey(t, key)
+    this.record(j, t, key, had, had ? o[key] : undefined)
+    if (had || !(key in objectProto)) o[key] = next
+    else setOwn(o, key, next)
+  }
+
+  private deleteKey(t: object, k: PropertyKey): void {
+    const j = this.writable()
+    if (typeof k !== "string" || !hasOwn.call(t, k)) return
+    const o = t as Record<string, unknown>
+    this.record(j, t, k, true, o[k])
+    delete o[k]
+  }
+
+  private defineKey(t: object, k: PropertyKey, d: PropertyDescriptor, array: boolean): void {
+    this.writable()
+    const i = typeof k === "string" && array ? arrayIndex(k) : -1
+    const exists = array ? k === "length" || (i >= 0 && i < (t as unknown[]).length) : typeof k === "string" && hasOwn.call(t, k)
+    // Plain data only, as assignment makes it (an array's length: its value only).
+    const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
+      a in d ? d[a] === true && !(array && k === "length" && a !== "writable") : exists)
+    if (!plain) {
+      throw this.located(refuseOp("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
+    }
+    if ("value" in d) {
+      if (array) this.writeElement(t as unknown[], k, d.value)
+      else this.writeKey(t, k, d.value)
+    }
+  }
+
+  // ---- array writes ----
+
+  private writeElement(a: unknown[], key: PropertyKey, v: unknown): void {
+    const j = this.writable()
+    if (key === "length") return this.setLength(a, v)
+    const k = this.checkKey(a, key)
+    const i = arrayIndex(k)
+    if (i < 0) {
+      throw this.located(refuseOp("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
+    }
+    const next = this.adoptAt(a, i, v, true)
+    const len = a.length
+    if (i < len) {
+      this.record(j, a, k, true, a[i])
+      a[i] = next
+      return
+    }
+    // Past the end: the slots in between become undefined, not holes.
+    this.growthBudget(a, k, i + 1 - len)
+    this.record(j, a, len, i + 1 - len, NOTHING)
+    for (let x = len; x < i; x++) a.push(undefined)
+    a.push(next)
+  }
+
+  private growthBudget(a: unknown[], k: string | number, slots: number): void {
+    if (slots * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
+      throw this.located(refuseOp(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
+    }
+  }
+
+  private setLength(a: unknown[], v: unknown): void {
+    const j = this.writable()
+    const n = Number(v)
+    if (!(Number.isInteger(n) && n >= 0 && n <= MAX_ARRAY_LENGTH)) throw new RangeError("Invalid array length")
+    const len = a.length
+    if (n < len) {
+      this.record(j, a, n, 0, a.slice(n))
+      a.length = n
+    } else if (n > len) {
+      this.growthBudget(a, "length", n - len)
+      this.record(j, a, len, n - len, NOTHING)
+      a.length = n
+      a.fill(undefined, len, n)
+    }
+  }
+
+  /** Adopts the items an array method inserts (copies: nothing is overwritten, so nothing moves). */
+  private adoptItems(m: Meta, items: readonly unknown[], at: number): unknown[] {
+    return items.map((v, i) => this.adoptAt(m.raw, at + i, v, false))
+  }
+
+  /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
+  mutate(m: Meta, name: string, args: unknown[]): unknown {
+    if (m.view) return viewReadOnly()
+    const j = this.writable()
+    const a = m.raw as unknown[]
+    if (name === "sort") {
+      const f = args[0] as ((x: unknown, y: unknown) => number) | undefined
+      if (f !== undefined && typeof f !== "function") throw new TypeError("The comparator is not a function.")
+      // Recorded first, whole: the comparator is user code and may write (even to this array);
+      // undoing its writes and then this record restores the array exactly.
+      this.record(j, a, 0, -1, a.slice())
+      a.sort(f && ((x, y) => f(this.out(m, x, -1), this.out(m, y, -1))))
+      return m.proxy
+    }
+    if (name === "reverse") {
+      this.record(j, a, -1, 0, null)
+      a.reverse()
+      return m.proxy
+    }
+    // Every other mutator replaces `count` elements at `from` with `values`: one range record.
+    // Arguments are coerced first (a valueOf may run user code), then new items adopted, and
+    // only then is the length read: nothing runs between reading it and the write.
+    const [x, y, z] = args
+    const fill = name === "fill"
+    const overwrite = fill || name === "copyWithin"
+    const ranged = overwrite || name === "splice"
+    // splice(start, deleteCount), fill(value, start, end), copyWithin(target, start, end)
+    const s = ranged ? toInt(fill ? y : x) : 0
+    const e = ranged ? toInt(fill ? z : y) : 0
+    const end = z === undefined ? undefined : fill ? e : toInt(z)
+    const items = name === "push" || name === "unshift" ? args : name === "splice" ? args.slice(2) : fill ? [x] : NOTHING
+    const adopted = this.adoptItems(m, items, name === "push" ? a.length : Math.max(0, s))
+    const len = a.length
+    const rel = (n: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
+    let from = 0
+    let count = 0
+    let values = adopted
+    if (overwrite) {
+      from = rel(s)
+      const last = end === undefined ? len : rel(end)
+      const src = fill ? from : rel(e)
+      count = Math.max(Math.min(last - src, len - from), 0)
+      // Objects are copied: one object in several slots (fill) or kept by its source slot
+      // (copyWithin) would make the state a graph.
+      if (!fill) this.adopter.start(MAX_WRITE_BYTES)
+      values = []
+      for (let i = 0; i < count; i++) {
+        const v = fill ? adopted[0] : a[src + i]
+        values.push(isObject(v) && !(fill && i === 0) ? this.adopter.copy(v, m.depth + 1) : v)
+      }
+    } else if (name === "push") from = len
+    else if (name === "pop") [from, count] = [Math.max(len - 1, 0), Math.min(len, 1)]
+    else if (name === "shift") count = Math.min(len, 1)
+    else if (name === "splice") {
+      from = args.length > 0 ? rel(s) : 0
+      count = args.length === 0 ? 0 : args.length === 1 ? len - from : Math.min(Math.max(e, 0), len - from)
+    }
+    if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("The array would pass its maximum length.")
+    const removed = a.slice(from, from + count)
+    if (count > 0 || values.length > 0) {
+      this.record(j, a, from, values.length, removed)
+      replaceRange(a, from, count, values)
+    }
+    if (overwrite) return m.proxy
+    if (name === "push" || name === "unshift") return a.length
+    const drafts = removed.map((v, i) => this.out(m, v, from + i))
+    return name === "splice" ? drafts : drafts[0]
+  }
+
+  // ---- locations, for messages ----
+
+  /**
+   * The path from the root to the raw container `t`, for error messages only: followed up
+   * through the places drafts were last seen, each step verified, O(depth). Errors stay cheap
+   * even when a peer sends many bad commands. A stale step ends the path with "…".
+   */
+  private pathTo(t: object): Array<string | number> {
+    const keys: Array<string | number> = []
+    let cur = t
+    for (let n = 0; n <= MAX_DEPTH; n++) {
+      if (cur === this.current) return keys.reverse()
+      const m = this.drafts.get(cur)
+      const parent = m?.parent as Record<string | number, unknown> | null | undefined
+      if (m === undefined || parent === null || parent === undefined || parent[m.key] !== cur) break
+      keys.push(Array.isArray(parent) ? Number(m.key) : m.key)
+      cur = parent
+    }
+    keys.push(SOMEWHERE)
+    return keys.reverse()
+  }
+}
+
+/** `in` on an array or bytes: an index below the length, `length`, a method, the iterator. */
+const hasIndexOr = (t: { readonly length: number }, k: PropertyKey, methods: Readonly<Record<string, unknown>>): boolean => {
+  if (typeof k !== "string") return k === Symbol.iterator
+  const i = arrayIndex(k)
+  return i >= 0 ? i < t.length : k === "length" || methods[k] !== undefined
+}
+
+/** ToIntegerOrInfinity. */
+const toInt = (v: unknown): number => {
+  const n = Math.trunc(Number(v))
+  return n !== n ? 0 : n
 }

@@ -29,10 +29,10 @@
  */
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import * as SchemaRepresentation from "effect/SchemaRepresentation"
+import type * as SchemaAST from "effect/SchemaAST"
 import { encodeCanonical } from "./canonical.js"
 import { hashBytes } from "./hash.js"
-import type { Rejection } from "./errors.js"
+import { CanonError, type Rejection } from "./errors.js"
 import { entryRandom } from "./random.js"
 
 /** What a command may know about the world. */
@@ -89,17 +89,53 @@ export interface Machine<S = any, A extends Record<string, unknown> = Record<str
   readonly fingerprint: string
 }
 
+/** A check by its representation (id and payload: Effect's built-in checks have one), else by what it expects. */
+const checkShape = (check: SchemaAST.Check<unknown>): unknown =>
+  check._tag === "FilterGroup"
+    ? ["group", check.checks.map(checkShape)]
+    : [check.annotations?.representation?.id ?? check.annotations?.expected ?? "filter", check.annotations?.representation?.payload ?? null]
+
+/**
+ * A schema as plain data, for the fingerprint: each node's kind, optionality, checks and
+ * encoding chain (so `NumberFromString` differs from `String`), literal values, property
+ * names, elements and members; descriptions and titles are left out. Effect's
+ * `Schema.toRepresentation` describes it too, but pins about 17 KB of minified code into
+ * every browser bundle. A recursive schema refers back by depth.
+ */
+const schemaShape = (ast: SchemaAST.AST, open: ReadonlyArray<SchemaAST.AST>): unknown => {
+  const back = open.indexOf(ast)
+  if (back >= 0) return ["recursive", open.length - back]
+  const inner = [...open, ast]
+  const recur = (a: SchemaAST.AST) => schemaShape(a, inner)
+  const head = [ast._tag, ast.context?.isOptional === true, (ast.checks ?? []).map(checkShape), (ast.encoding ?? []).map((link) => recur(link.to))]
+  switch (ast._tag) {
+    case "Literal": return [...head, typeof ast.literal, String(ast.literal)]
+    case "UniqueSymbol": return [...head, String(ast.symbol)]
+    case "Enum": return [...head, ast.enums.map(([name, value]) => [name, typeof value, String(value)])]
+    case "TemplateLiteral": return [...head, ast.parts.map(recur)]
+    case "Arrays": return [...head, ast.elements.map(recur), ast.rest.map(recur)]
+    case "Objects": return [...head, ast.propertySignatures.map((p) => [String(p.name), recur(p.type)]), ast.indexSignatures.map((i) => [recur(i.parameter), recur(i.type)])]
+    case "Union": return [...head, ast.types.map(recur)]
+    case "Suspend": return [...head, recur(ast.thunk())]
+    case "Declaration": {
+      const r = ast.annotations?.representation as { readonly id: string; readonly payload: unknown } | undefined
+      return [...head, r === undefined ? (ast.annotations?.identifier ?? ast.annotations?.expected ?? null) : [r.id, r.payload], ast.typeParameters.map(recur)]
+    }
+    default: return head
+  }
+}
+
 const describeCommands = (commands: Record<string, CommandDef<any, unknown, unknown>>): unknown => {
   const out: Record<string, unknown> = {}
   for (const name of Object.keys(commands).sort()) {
     try {
-      out[name] = SchemaRepresentation.toJson(Schema.toRepresentation(commands[name]!.args as Schema.Codec<unknown, unknown>))
+      out[name] = JSON.parse(JSON.stringify(schemaShape(commands[name]!.args.ast, [])))
     } catch {
-      // A schema Effect cannot describe still has a name: fingerprint what we can.
+      // A schema this cannot describe still has a name: fingerprint what we can.
       out[name] = null
     }
   }
-  return JSON.parse(JSON.stringify(out))
+  return out
 }
 
 /** The state type of a machine. */
@@ -180,9 +216,11 @@ export const decodeArgs = <S>(
 }
 
 /**
- * Runs `cmd.apply` on the draft of `host`. Returns undefined on success or the rejection;
- * on rejection the command's writes are already undone. The caller owns begin/end of the
- * journal so it can keep the records (replica) or drop them (authority).
+ * Runs `cmd.apply` on the draft of `host`. Returns undefined on success or the rejection:
+ * `rejected` (ctx.reject), `state-unencodable` (the command wrote something the state model
+ * refuses: see journal.ts; the write threw at once, so nothing of it is in the state) or
+ * `command-failed` (anything else it threw). On a rejection the caller undoes the journal:
+ * the caller owns begin/end so it can keep the records (replica) or drop them (authority).
  */
 export const runApply = <S>(
   host: { draft(): S; replaceRoot(next: S): void },
@@ -197,6 +235,7 @@ export const runApply = <S>(
     return undefined
   } catch (e) {
     if (e instanceof RejectSignal) return { code: "rejected", message: e.reason }
+    if (e instanceof CanonError && e.code === "state-unencodable") return { code: "state-unencodable", message: `Command "${name}": ${e.message}` }
     const detail = e instanceof Error ? e.message : String(e)
     return { code: "command-failed", message: `Command "${name}" threw: ${detail}` }
   }

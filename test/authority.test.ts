@@ -3,6 +3,7 @@
  * protocol messages by hand: idempotency, rejections, input validation, protocol errors,
  * group commit, and "acknowledged means durable".
  */
+import { secretFor } from "./support/secrets.js"
 import { AuthorityStore, Hub, type ClientMessage, type CloseInfo, type CommandRequest, type HubEvent, type Outcome, type ServerMessage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../core/protocol/negotiate.js"
@@ -75,7 +76,7 @@ class RawClient {
   }
 
   hello(clientId: string): void {
-    this.send({ type: "hello", protocol: SUPPORTED_PROTOCOL, clientId, machines: [describeMachine(Todo)] })
+    this.send({ type: "hello", protocol: SUPPORTED_PROTOCOL, clientId, secret: secretFor(clientId), machines: [describeMachine(Todo)] })
   }
 
   subscribe(fromSeq = 0, ackedClientSeq = 0, docId = DOC): void {
@@ -169,17 +170,40 @@ describe("idempotency: (clientId, clientSeq) is applied once, ever", () => {
     expect(await logOf(s)).toHaveLength(2)
   })
 
-  test("a retry of an older clientSeq never applies again, even with different arguments", async () => {
+  test("an older clientSeq carrying a different command is neither applied nor answered with the old outcome: the client learns where to resume", async () => {
     const s = setup()
     const a = await connect(s, "a")
     a.submit([note(1, "first"), note(2, "second")])
     await s.rt.run({ forMs: 20 })
-    a.submit([note(1, "IMPOSTOR")])
+    a.submit([note(1, "IMPOSTOR"), note(2, "IMPOSTOR TOO")])
     await s.rt.run({ forMs: 20 })
     const doc = await s.hub.doc(DOC, Todo)
     expect(doc.state.log.join()).not.toContain("IMPOSTOR")
     expect(doc.headSeq).toBe(2)
-    expect(a.outcome(1)).toEqual([{ clientSeq: 1, seq: 1 }, { clientSeq: 1, seq: 1 }])
+    // Not a false "confirmed": the second submit got no outcomes at all, only where to resume.
+    expect(a.outcome(1)).toEqual([{ clientSeq: 1, seq: 1 }])
+    expect(a.outcome(2)).toEqual([{ clientSeq: 2, seq: 2 }])
+    expect(a.of("error")).toEqual([expect.objectContaining({ code: "sequence-reset", seq: 3, docId: DOC })])
+    a.submit([note(3, "renumbered")])
+    await s.rt.run({ forMs: 20 })
+    expect(a.outcome(3)).toEqual([{ clientSeq: 3, seq: 3 }])
+  })
+
+  test("a clientSeq past the next one is refused with sequence-gap and changes nothing (2^52 cannot lock a client out)", async () => {
+    const s = setup()
+    const a = await connect(s, "a")
+    a.submit([note(1, "one")])
+    await s.rt.run({ forMs: 20 })
+    a.submit([note(2 ** 52, "far"), note(2 ** 52 + 1, "farther")])
+    a.submit([note(3, "skips 2")])
+    await s.rt.run({ forMs: 20 })
+    expect(a.of("error").map((e) => [e.code, e.seq])).toEqual([["sequence-gap", 2], ["sequence-gap", 2]])
+    a.submit([note(2, "two"), note(3, "three")])
+    await s.rt.run({ forMs: 20 })
+    expect(a.outcome(2)).toEqual([{ clientSeq: 2, seq: 2 }])
+    expect(a.outcome(3)).toEqual([{ clientSeq: 3, seq: 3 }])
+    const doc = await s.hub.doc(DOC, Todo)
+    expect(doc.state.log).toEqual(["a:one@1", "a:two@2", "a:three@3"])
   })
 
   test("different clients may use the same clientSeq", async () => {
@@ -194,7 +218,7 @@ describe("idempotency: (clientId, clientSeq) is applied once, ever", () => {
     expect((await s.hub.doc(DOC, Todo)).state.count).toBe(2)
   })
 
-  test("a retry after the client acknowledged the outcome is outcome-expired, and still not applied", async () => {
+  test("resending a clientSeq the client acknowledged means it lost its storage: sequence-reset, never applied again", async () => {
     const s = setup()
     const a = await connect(s, "a")
     a.submit([add(1, "x")])
@@ -203,9 +227,8 @@ describe("idempotency: (clientId, clientSeq) is applied once, ever", () => {
     await s.rt.run({ forMs: 20 })
     a.submit([add(1, "x")], 1)
     await s.rt.run({ forMs: 20 })
-    const retry = a.outcome(1).slice(1)
-    expect(retry).toHaveLength(1)
-    expect(retry[0]).toMatchObject({ clientSeq: 1, rejection: { code: "outcome-expired" } })
+    expect(a.outcome(1)).toHaveLength(1)
+    expect(a.of("error")).toEqual([expect.objectContaining({ code: "sequence-reset", seq: 2 })])
     expect((await s.hub.doc(DOC, Todo)).headSeq).toBe(1)
   })
 })
@@ -234,8 +257,8 @@ describe("rejections", () => {
     const a = await connect(s, "a")
     a.submit([{ clientSeq: 1, name: "add", args: { id: 7, title: "bad" } }])
     await s.rt.run({ forMs: 20 })
-    // The same clientSeq again, now valid: settled already, so the original answer, not an application.
-    a.submit([add(1, "x"), add(2, "y")])
+    // The same command again: settled already, so the original answer, not an application.
+    a.submit([{ clientSeq: 1, name: "add", args: { id: 7, title: "bad" } }, add(2, "y")])
     await s.rt.run({ forMs: 20 })
     const [original, retry] = a.outcome(1)
     expect(original).toMatchObject({ clientSeq: 1, rejection: { code: "invalid-args" } })
@@ -256,10 +279,16 @@ describe("rejections", () => {
       add(5, "ok"),
     ])
     await s.rt.run({ forMs: 20 })
-    const codes = a.outcomes().map((o) => ("rejection" in o ? o.rejection.code : o.seq))
+    const codes = a.outcomes().map((o) => ("rejection" in o ? o.rejection.code : "seq" in o ? o.seq : `<=${o.seqAtMost}`))
     expect(codes).toEqual(["invalid-args", "unknown-command", "command-failed", "rejected", 1])
-    // Resending clientSeq 1..4 with valid arguments changes nothing: they are settled.
-    a.submit([add(1, "late"), add(2, "late2"), add(3, "late3"), add(4, "late4"), add(6, "next")])
+    // Resending clientSeq 1..4 changes nothing: they are settled.
+    a.submit([
+      { clientSeq: 1, name: "add", args: { id: 5, title: "bad" } },
+      { clientSeq: 2, name: "nope", args: {} },
+      { clientSeq: 3, name: "boom", args: {} },
+      { clientSeq: 4, name: "toggle", args: { id: "missing" } },
+      add(6, "next"),
+    ])
     await s.rt.run({ forMs: 20 })
     const doc = await s.hub.doc(DOC, Todo)
     expect(Object.keys(doc.state.items).sort()).toEqual(["next", "ok"])

@@ -460,3 +460,119 @@ describe("lying lengths", () => {
     )
   })
 })
+
+// ---- one value, one encoding ----
+
+const f64 = (n: number): number[] => {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setFloat64(0, n)
+  return [...b]
+}
+const T_UNDEFINED = 3
+const T_INT = 4
+const T_FLOAT = 5
+
+describe("the decoder accepts canonical input only", () => {
+  test("non-minimal varints, in values, lengths and counts", () => {
+    expectDecodeFailed(new Uint8Array([T_INT, 0x80, 0x00])) // 0 in two bytes
+    expectDecodeFailed(new Uint8Array([T_INT, 0x81, 0x80, 0x00])) // 1 in three bytes
+    expectDecodeFailed(new Uint8Array([T_STRING, 0x81, 0x00, 0x61])) // length 1 in two bytes
+    expectDecodeFailed(new Uint8Array([T_ARRAY, 0x80, 0x00])) // empty array, count in two bytes
+    expect(decodeCanonical(new Uint8Array([T_INT, 0x80, 0x01]))).toBe(64) // 128 zigzag: minimal, two bytes
+  })
+
+  test("an integer in (-2^52, 2^52) written as a float, or outside it written as a varint", () => {
+    for (const n of [0, 1, -1, 2 ** 52 - 1, -(2 ** 52 - 1), 1e15]) expectDecodeFailed(new Uint8Array([T_FLOAT, ...f64(n)]))
+    for (const n of [-0, 0.5, 2 ** 52, -(2 ** 52), 2 ** 53, Infinity, -Infinity]) expect(Object.is(decodeCanonical(new Uint8Array([T_FLOAT, ...f64(n)])), n)).toBe(true)
+    expect(decodeCanonical(new Uint8Array([T_INT, ...varint(2 ** 53 - 2)]))).toBe(2 ** 52 - 1)
+    expectDecodeFailed(new Uint8Array([T_INT, ...varint(2 ** 53 - 1)])) // would be -2^52, a float
+  })
+
+  test("NaN: only 0x7ff8000000000000; every NaN encodes to it", () => {
+    expect(hex(encodeCanonical(NaN))).toBe("057ff8000000000000")
+    const odd = new DataView(new Uint8Array([0x7f, 0xf8, 0, 0, 0, 0, 0, 1]).buffer).getFloat64(0)
+    expect(hex(encodeCanonical([odd]))).toBe(hex(encodeCanonical([NaN])))
+    expectDecodeFailed(new Uint8Array([T_FLOAT, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1]))
+    expectDecodeFailed(new Uint8Array([T_FLOAT, 0xff, 0xf8, 0, 0, 0, 0, 0, 0]))
+    expectDecodeFailed(new Uint8Array([T_FLOAT, 0x7f, 0xf0, 0, 0, 0, 0, 0, 1])) // signalling
+  })
+
+  test("object keys out of order, duplicated, or with an undefined value", () => {
+    const obj = (...pairs: Array<[string, number[]]>): Uint8Array =>
+      new Uint8Array([T_OBJECT, pairs.length, ...pairs.flatMap(([k, v]) => [k.length, ...Buffer.from(k), ...v])])
+    expect(decodeCanonical(obj(["a", [T_NULL]], ["b", [T_NULL]]))).toEqual({ a: null, b: null })
+    expectDecodeFailed(obj(["b", [T_NULL]], ["a", [T_NULL]]))
+    expectDecodeFailed(obj(["a", [T_NULL]], ["a", [T_NULL]]))
+    expectDecodeFailed(obj(["a", [T_UNDEFINED]]))
+    // Order is UTF-16 code unit order, as Array.prototype.sort: "Z" < "a" < "é".
+    expect(Object.keys(decodeCanonical(obj(["Z", [T_NULL]], ["a", [T_NULL]])) as object)).toEqual(["Z", "a"])
+    expectDecodeFailed(obj(["a", [T_NULL]], ["Z", [T_NULL]]))
+    // In arrays, undefined is an element.
+    expect(decodeCanonical(new Uint8Array([T_ARRAY, 1, T_UNDEFINED]))).toEqual([undefined])
+  })
+
+  test("bytes nested MAX_DEPTH deep are refused both ways (the encoder counts them as a level)", () => {
+    let v: unknown = new Uint8Array([1])
+    for (let i = 0; i < MAX_DEPTH; i++) v = [v]
+    expect(canonErrorOf(() => encodeCanonical(v)).code).toBe("state-unencodable")
+    const b: number[] = []
+    for (let i = 0; i < MAX_DEPTH; i++) b.push(T_ARRAY, 1)
+    expectDecodeFailed(new Uint8Array([...b, T_BYTES, 1, 1]))
+  })
+
+  test("a leading U+FEFF is text: it survives a round trip (TextDecoder would strip it)", () => {
+    for (const s of ["\uFEFF", "\uFEFFa", "\uFEFF".repeat(40) + "é"]) {
+      const bytes = encodeCanonical({ s })
+      expect((decodeCanonical(bytes) as { s: string }).s).toBe(s)
+      expect(hex(encodeCanonical(decodeCanonical(bytes)))).toBe(hex(bytes))
+    }
+  })
+
+  /** Byte strings near valid encodings: edits, insertions, deletions, and plain noise. */
+  const nearValid = fc.oneof(
+    fc.uint8Array({ maxLength: 48 }),
+    fc.tuple(plainValue, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom("set", "insert", "delete")), { maxLength: 3 })).map(([v, edits]) => {
+      const b = [...encodeCanonical(v)]
+      for (const [at, x, how] of edits) {
+        const i = at % (b.length + 1)
+        if (how === "set" && i < b.length) b[i] = x
+        else if (how === "insert") b.splice(i, 0, x)
+        else if (how === "delete") b.splice(i, 1)
+      }
+      return new Uint8Array(b)
+    }),
+  )
+
+  test("property: every byte string the decoder accepts re-encodes to itself", () => {
+    let accepted = 0
+    fc.assert(
+      fc.property(nearValid, (bytes) => {
+        let v: unknown
+        try {
+          v = decodeCanonical(bytes)
+        } catch (e) {
+          expect(e).toBeInstanceOf(CanonError)
+          return
+        }
+        accepted++
+        expect(hex(encodeCanonical(v))).toBe(hex(bytes))
+      }),
+      { seed: 7, numRuns: 6000 },
+    )
+    // The property is not vacuous: many inputs decode.
+    expect(accepted).toBeGreaterThan(500)
+  })
+
+  test("property: every plain value decodes to what reads the same and re-encodes identically", () => {
+    fc.assert(
+      fc.property(plainValue, (v) => {
+        const bytes = encodeCanonical(v)
+        const back = decodeCanonical(bytes)
+        same(back, normalize(v))
+        expect(hex(encodeCanonical(back))).toBe(hex(bytes))
+        expect(hex(encodeCanonical(decodeCanonical(encodeCanonical(back))))).toBe(hex(bytes))
+      }),
+      { seed: 11, numRuns: 1500 },
+    )
+  })
+})

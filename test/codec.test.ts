@@ -12,10 +12,11 @@ import { CanonError } from "../core/errors.js"
 import type { Entry } from "../core/entry.js"
 import type { ClientMessage, Entries, ServerMessage } from "../core/protocol/messages.js"
 import {
+  CodecSession,
   DEFAULT_MAX_FRAME_BYTES, DecodeError, PROTOCOL_VERSIONS, decodeClientMessage, decodeServerMessage, encodeClientMessage,
   encodeServerMessage, type DecodeErrorCode, type Decoded,
 } from "../core/protocol/codec.js"
-import { CLIENT_TYPES, CORPUS_ROOT, corpusVersions, fromJson, toJson } from "./fixtures/protocol/corpus.js"
+import { CLIENT_TYPES, CORPUS_ROOT, SESSION_PREFIX, corpusVersions, fromJson, toJson } from "./fixtures/protocol/corpus.js"
 import { clientMessage, normalizeMessage, serverMessage } from "./fuzz.js"
 
 // ---- helpers ----
@@ -129,6 +130,38 @@ describe("round trips", () => {
 
 // ---- golden corpus ----
 
+const readCorpusFrame = (version: number, name: string) => {
+  const dir = join(CORPUS_ROOT, `v${version}`)
+  const bin = new Uint8Array(readFileSync(join(dir, `${name}.bin`)))
+  const jsonText = readFileSync(join(dir, `${name}.json`), "utf8")
+  const expected = fromJson(jsonText) as ClientMessage | ServerMessage
+  return { bin, jsonText, expected, client: CLIENT_TYPES.has(expected.type) }
+}
+
+/**
+ * Codec options for a corpus frame's sender and receiver. A session frame gets fresh sessions
+ * that have seen the conversation up to it (each earlier frame encoded by its sender's session
+ * and decoded by its receiver's), so every frame is checked alone.
+ */
+const corpusEnds = (version: number, name: string, client: boolean) => {
+  if (!name.startsWith(SESSION_PREFIX)) return { sender: { version }, receiver: { version } }
+  const sessions = { client: new CodecSession(), hub: new CodecSession() }
+  const earlier = readdirSync(join(CORPUS_ROOT, `v${version}`))
+    .filter((f) => f.startsWith(SESSION_PREFIX) && f.endsWith(".bin")).map((f) => f.slice(0, -4)).filter((n) => n < name).sort()
+  for (const before of earlier) {
+    const f = readCorpusFrame(version, before)
+    const from = { version, session: f.client ? sessions.client : sessions.hub }
+    const to = { version, session: f.client ? sessions.hub : sessions.client }
+    if (f.client) encodeClientMessage(f.expected as ClientMessage, from)
+    else encodeServerMessage(f.expected as ServerMessage, from)
+    decoded<ClientMessage | ServerMessage>(f.client ? decodeClientMessage(f.bin, to) : decodeServerMessage(f.bin, to))
+  }
+  return {
+    sender: { version, session: client ? sessions.client : sessions.hub },
+    receiver: { version, session: client ? sessions.hub : sessions.client },
+  }
+}
+
 describe("golden corpus", () => {
   const versions = corpusVersions()
 
@@ -155,19 +188,35 @@ describe("golden corpus", () => {
       for (const t of ["entries", "results", "submit"]) expect(count[t]).toBeGreaterThanOrEqual(3)
     })
 
+    const read = (name: string) => readCorpusFrame(version, name)
+    const endsFor = (name: string, client: boolean) => corpusEnds(version, name, client)
+
     test.each(names)(`v${version}: %s decodes to its .json and re-encodes byte for byte`, (name) => {
-      const bin = new Uint8Array(readFileSync(join(dir, `${name}.bin`)))
-      const jsonText = readFileSync(join(dir, `${name}.json`), "utf8")
-      const expected = fromJson(jsonText) as ClientMessage | ServerMessage
-      const options = { version }
-      const client = CLIENT_TYPES.has(expected.type)
-      const message = decoded<ClientMessage | ServerMessage>(client ? decodeClientMessage(bin, options) : decodeServerMessage(bin, options))
+      const { bin, jsonText, expected, client } = read(name)
+      const { receiver } = endsFor(name, client)
+      const message = decoded<ClientMessage | ServerMessage>(client ? decodeClientMessage(bin, receiver) : decodeServerMessage(bin, receiver))
       expect(message).toStrictEqual(expected)
       expect(toJson(message)).toBe(jsonText)
-      const encode = (m: ClientMessage | ServerMessage) => (client ? encodeClientMessage(m as ClientMessage, options) : encodeServerMessage(m as ServerMessage, options))
+      const encode = (m: ClientMessage | ServerMessage) => {
+        const { sender } = endsFor(name, client)
+        return client ? encodeClientMessage(m as ClientMessage, sender) : encodeServerMessage(m as ServerMessage, sender)
+      }
       expect(Buffer.from(encode(message)).toString("hex")).toBe(Buffer.from(bin).toString("hex"))
       expect(Buffer.from(encode(expected)).toString("hex")).toBe(Buffer.from(bin).toString("hex"))
     })
+
+    if (version >= 2) {
+      test(`v${version}: the session frames need their session (without one they are bad-value)`, () => {
+        const compact = names.filter((n) => n.startsWith(SESSION_PREFIX) && /submit2|entries2|results2/.test(n))
+        expect(compact.length).toBeGreaterThanOrEqual(6)
+        for (const n of compact) {
+          const { bin, client } = read(n)
+          expect(failed<ClientMessage | ServerMessage>(client ? decodeClientMessage(bin, { version }) : decodeServerMessage(bin, { version })).code).toBe("bad-value")
+          // and protocol 1 does not know their types
+          expect(failed<ClientMessage | ServerMessage>(client ? decodeClientMessage(bin, { version: 1 }) : decodeServerMessage(bin, { version: 1 })).code).toBe("unknown-type")
+        }
+      })
+    }
   }
 })
 
@@ -294,9 +343,12 @@ describe("framing", () => {
       const dir = join(CORPUS_ROOT, `v${version}`)
       for (const f of readdirSync(dir).filter((x) => x.endsWith(".bin"))) {
         const bin = new Uint8Array(readFileSync(join(dir, f)))
+        const client = bin[0]! < 0x40
         for (let n = 0; n < bin.length; n++) {
           const cut = bin.subarray(0, n)
-          const d = bin[0]! < 0x40 ? decodeClientMessage(cut) : decodeServerMessage(cut)
+          // The receiver as it is when the frame arrives (a session frame's session has seen its conversation).
+          const { receiver } = corpusEnds(version, f.slice(0, -4), client)
+          const d = client ? decodeClientMessage(cut, receiver) : decodeServerMessage(cut, receiver)
           const e = failed<unknown>(d)
           expect(["empty", "truncated", "bad-varint", "bad-utf8", "bad-value"]).toContain(e.code)
         }
@@ -318,11 +370,12 @@ describe("framing", () => {
   })
 
   test("versions: only the ones this build speaks", () => {
-    expect(PROTOCOL_VERSIONS).toEqual({ min: 1, max: 1 })
+    expect(PROTOCOL_VERSIONS).toEqual({ min: 1, max: 2 })
     expect(decoded(decodeServerMessage(synced, { version: 1 }))).toEqual({ type: "synced", docId: "doc", seq: 5 })
-    expect(failed(decodeServerMessage(synced, { version: 2 })).code).toBe("unsupported-version")
+    expect(decoded(decodeServerMessage(synced, { version: 2 }))).toEqual({ type: "synced", docId: "doc", seq: 5 })
+    expect(failed(decodeServerMessage(synced, { version: 3 })).code).toBe("unsupported-version")
     expect(failed(decodeClientMessage(synced, { version: 0 })).code).toBe("unsupported-version")
-    encodeThrows(() => encodeServerMessage({ type: "synced", docId: "d", seq: 1 }, { version: 2 }), "protocol-error")
+    encodeThrows(() => encodeServerMessage({ type: "synced", docId: "d", seq: 1 }, { version: 3 }), "protocol-error")
   })
 
   test("a value that is not a Uint8Array is bad-value, not a throw", () => {
@@ -402,7 +455,7 @@ describe("decode errors", () => {
     expect(codeOf(bytes(...head, 0, 2))).toBe("bad-value")
     expect(codeOf(bytes(0x47, 0, ...ascii("c"), ...ascii("m"), 0x80))).toBe("bad-value")
     // an unknown outcome kind
-    expect(codeOf(bytes(0x43, 0, ...ascii("d"), 1, 1, 7, ...ascii("m")))).toBe("bad-value")
+    expect(codeOf(bytes(0x43, 0, ...ascii("d"), 1, 1, 10, ...ascii("m")))).toBe("bad-value")
     // an unknown refusal code
     expect(codeOf(bytes(0x41, 0, ...ascii("nope"), ...ascii("m"), 0))).toBe("bad-value")
     // a submit clientSeq below zero

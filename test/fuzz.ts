@@ -4,7 +4,9 @@
  *
  *     npx tsx test/fuzz.ts [--frames N] [--seed S]     (npm run fuzz -- --frames 1000000)
  *
- * Each frame goes to decodeClientMessage and decodeServerMessage. The run fails (exit 1)
+ * Each frame goes to decodeClientMessage and decodeServerMessage, under protocol 1 and under
+ * protocol 2 (with a session that knows some channels, names and its clientId, as a live
+ * connection's does; seeds include compact frames). The run fails (exit 1)
  * if a decoder throws, returns an error that is not a DecodeError with a known code, or
  * accepts a frame whose message does not re-encode stably (encode(decode(encode(m))) must
  * give the same bytes) or whose decoded size is out of proportion with the frame.
@@ -12,7 +14,7 @@
 import fc from "fast-check"
 import { pathToFileURL } from "node:url"
 import {
-  DecodeError, decodeClientMessage, decodeServerMessage, encodeClientMessage, encodeServerMessage,
+  CodecSession, DecodeError, decodeClientMessage, decodeServerMessage, encodeClientMessage, encodeServerMessage,
   type DecodeErrorCode, type Decoded,
 } from "../core/protocol/codec.js"
 import type { ClientMessage, ServerMessage } from "../core/protocol/messages.js"
@@ -203,6 +205,8 @@ export interface FuzzReport {
   readonly frames: number
   readonly decodes: number
   readonly accepted: number
+  /** Accepted protocol 2 compact frames (submit2, entries2, results2). */
+  readonly acceptedCompact: number
   readonly ignored: number
   readonly errors: Record<string, number>
   /** How many decodes went wrong (threw, odd error, unstable message...). */
@@ -261,7 +265,76 @@ const seedFrames = (seed: number): Uint8Array[] => {
   return out
 }
 
+// ---- protocol 2: compact frames need a session ----
+
+const V2_DOCS = ["list", "k3j5h2g8f9d0s1a2", "doc/ünïcödé"]
+const V2_NAMES = ["add", "toggle", "move"]
+const V2_CLIENT = "client0"
+
+/** A session as a live connection's: its clientId said, some channels and names known. */
+const primed = (): CodecSession => {
+  const s = new CodecSession()
+  s.clientId = V2_CLIENT
+  for (const d of V2_DOCS) s.subscribed(d)
+  V2_NAMES.forEach((n, i) => {
+    s.namesReceived.push(n)
+    s.namesSent.set(n, i + 1)
+  })
+  return s
+}
+
+const v2Doc = fc.constantFrom(...V2_DOCS)
+const v2Name = fc.oneof(fc.constantFrom(...V2_NAMES), commandName)
+const argBytes = fc.uint8Array({ maxLength: 24 })
+
+const compactMessage: fc.Arbitrary<ClientMessage | ServerMessage> = fc.oneof(
+  fc.record({
+    type: fc.constant("submit" as const), docId: v2Doc, ackedClientSeq: uint, compact: fc.constant(true as const),
+    commands: fc.array(fc.record({ name: v2Name, args: argBytes }), { maxLength: 6 }).chain((cs) =>
+      uint52.map((first) => cs.map((c, i) => ({ clientSeq: first + i, ...c })))),
+  }),
+  fc.record({
+    docId: v2Doc, first: uint52, checkpoint: fc.option(fc.record({ seq: uint, hash: text }), { nil: undefined }),
+    entries: fc.array(fc.record({ own: fc.boolean(), clientId: fc.constantFrom("a", "b", V2_CLIENT), clientSeq: uint52, name: v2Name, time: fc.nat({ max: 2 ** 40 }), args: argBytes }), { maxLength: 8 }),
+  }).map(({ docId, first, checkpoint, entries }): ServerMessage => {
+    const es: Entry[] = entries.map((e, i) => e.own
+      ? { seq: first + i, time: e.time, clientId: V2_CLIENT, clientSeq: e.clientSeq, name: "", args: null, elided: true }
+      : { seq: first + i, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: e.name, args: e.args })
+    // clientSeqs of one client in one frame go up (the delta coding's range)
+    const last = new Map<string, number>()
+    const fixed = es.map((e) => {
+      if (e.elided === true) return e
+      const p = last.get(e.clientId)
+      const clientSeq = p === undefined ? e.clientSeq % 2 ** 40 : p + 1 + (e.clientSeq % 5)
+      last.set(e.clientId, clientSeq)
+      return { ...e, clientSeq }
+    })
+    return { type: "entries", docId, entries: fixed, compact: true, ...(checkpoint !== undefined ? { checkpoint } : {}) }
+  }),
+  fc.record({ type: fc.constant("results" as const), docId: v2Doc, compact: fc.constant(true as const), outcomes: fc.constant<Outcome[]>([]) }).chain((m) =>
+    fc.array(fc.oneof(
+      fc.record({ seq: fc.nat({ max: 1000 }) }),
+      fc.record({ rejection: fc.record({ code: rejectionCode, message: text }) }),
+      fc.record({ seqAtMost: uint }),
+    ), { maxLength: 6 }).map((os) => ({ ...m, outcomes: os.map((o, i) => ({ clientSeq: 10 + i, ...o }) as Outcome) }))),
+)
+
+/** Protocol 2 frames to mutate: compact ones, encoded with a primed session. */
+const seedFrames2 = (seed: number): Uint8Array[] => {
+  const out: Uint8Array[] = []
+  for (const m of fc.sample(compactMessage, { seed: seed + 2, numRuns: 300 })) {
+    const client = m.type === "submit"
+    try {
+      out.push(client ? encodeClientMessage(m as ClientMessage, { version: 2, session: primed() }) : encodeServerMessage(m as ServerMessage, { version: 2, session: primed() }))
+    } catch {
+      // a generated value the protocol cannot carry (e.g. deltas out of range): not a seed
+    }
+  }
+  return out
+}
+
 const KNOWN_TYPES = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4a, 0x4b]
+const KNOWN_TYPES_2 = [...KNOWN_TYPES, 0x08, 0x4d, 0x4e]
 
 type Rng = () => number
 
@@ -318,14 +391,14 @@ const makeFrame = (rng: Rng, seeds: ReadonlyArray<Uint8Array>): Uint8Array => {
     case 0: return randomBytes(rng, int(rng, 4) === 0 ? int(rng, 2048) : int(rng, 48))
     case 1: { // a known type and flags, random body
       const b = randomBytes(rng, 2 + int(rng, 64))
-      b[0] = KNOWN_TYPES[int(rng, KNOWN_TYPES.length)]!
+      b[0] = KNOWN_TYPES_2[int(rng, KNOWN_TYPES_2.length)]!
       b[1] = int(rng, 8) === 0 ? 1 : 0
       return b
     }
     case 2: { // unknown types, optional or not
       const b = pick().slice()
       let t = int(rng, 256)
-      while (KNOWN_TYPES.includes(t)) t = int(rng, 256)
+      while (KNOWN_TYPES_2.includes(t)) t = int(rng, 256)
       b[0] = t
       if (b.length > 1) b[1] = int(rng, 256)
       return b
@@ -346,7 +419,7 @@ const makeFrame = (rng: Rng, seeds: ReadonlyArray<Uint8Array>): Uint8Array => {
     }
     case 6: { // a body for another type (the other direction included)
       const b = pick().slice()
-      if (b.length > 0) b[0] = KNOWN_TYPES[int(rng, KNOWN_TYPES.length)]!
+      if (b.length > 0) b[0] = KNOWN_TYPES_2[int(rng, KNOWN_TYPES_2.length)]!
       return b
     }
     case 7: { // trailing bytes
@@ -375,8 +448,12 @@ const makeFrame = (rng: Rng, seeds: ReadonlyArray<Uint8Array>): Uint8Array => {
 
 type Side = "client" | "server"
 
-const reencode = (side: Side, m: ClientMessage | ServerMessage): Uint8Array =>
-  side === "client" ? encodeClientMessage(m as ClientMessage, { maxFrameBytes: 1 << 30 }) : encodeServerMessage(m as ServerMessage, { maxFrameBytes: 1 << 30 })
+/** Codec options of one end under a version: protocol 2 gets a fresh primed session each time. */
+const ends = (version: number, maxFrameBytes?: number) =>
+  ({ version, ...(version >= 2 ? { session: primed() } : {}), ...(maxFrameBytes !== undefined ? { maxFrameBytes } : {}) })
+
+const reencode = (side: Side, version: number, m: ClientMessage | ServerMessage): Uint8Array =>
+  side === "client" ? encodeClientMessage(m as ClientMessage, ends(version, 1 << 30)) : encodeServerMessage(m as ServerMessage, ends(version, 1 << 30))
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
   if (a.length !== b.length) return false
@@ -388,12 +465,13 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
 export const runFuzz = (options: FuzzOptions): FuzzReport => {
   const seed = options.seed ?? 1
   const rng = seededRandom(seed)
-  const seeds = seedFrames(seed)
+  const seeds = [...seedFrames(seed), ...seedFrames2(seed)]
   const started = performance.now()
   const errors: Record<string, number> = {}
   const escapes: Array<{ frame: string; problem: string }> = []
   let escapeCount = 0
   let accepted = 0
+  let acceptedCompact = 0
   let ignored = 0
   let decodes = 0
   let maxRatio = 0
@@ -403,11 +481,11 @@ export const runFuzz = (options: FuzzOptions): FuzzReport => {
   let heapGrowth = 0
   const every = options.progressEvery ?? 100_000
 
-  const check = (side: Side, frame: Uint8Array, result: Decoded<ClientMessage | ServerMessage> | undefined, thrown: unknown): void => {
+  const check = (side: Side, version: number, frame: Uint8Array, result: Decoded<ClientMessage | ServerMessage> | undefined, thrown: unknown): void => {
     decodes++
     const escape = (problem: string) => {
       escapeCount++
-      if (escapes.length < 20) escapes.push({ frame: hex(frame.subarray(0, 256)), problem: `${side}: ${problem}` })
+      if (escapes.length < 20) escapes.push({ frame: hex(frame.subarray(0, 256)), problem: `${side} v${version}: ${problem}` })
     }
     if (thrown !== undefined || result === undefined) return escape(`threw ${String(thrown)}`)
     if (result.ok === false) {
@@ -418,18 +496,19 @@ export const runFuzz = (options: FuzzOptions): FuzzReport => {
     }
     if (result.ok === "ignore") {
       ignored++
-      if ((frame[1]! & 1) === 0 || KNOWN_TYPES.includes(frame[0]!) || result.type !== frame[0]) escape(`ignored a frame it must not ignore`)
+      if ((frame[1]! & 1) === 0 || (version >= 2 ? KNOWN_TYPES_2 : KNOWN_TYPES).includes(frame[0]!) || result.type !== frame[0]) escape(`ignored a frame it must not ignore`)
       return
     }
     accepted++
+    if (version >= 2 && (frame[0] === 0x08 || frame[0] === 0x4d || frame[0] === 0x4e)) acceptedCompact++
     const slots = footprint(result.message)
     if ((slots - FOOTPRINT_SLACK) / frame.length > maxRatio) maxRatio = (slots - FOOTPRINT_SLACK) / frame.length
     if (slots > FOOTPRINT_PER_BYTE * frame.length + FOOTPRINT_SLACK) escape(`decoded ${slots} slots from ${frame.length} bytes`)
     try {
-      const once = reencode(side, result.message)
-      const again = side === "client" ? decodeClientMessage(once, { maxFrameBytes: 1 << 30 }) : decodeServerMessage(once, { maxFrameBytes: 1 << 30 })
+      const once = reencode(side, version, result.message)
+      const again = side === "client" ? decodeClientMessage(once, ends(version, 1 << 30)) : decodeServerMessage(once, ends(version, 1 << 30))
       if (again.ok !== true) return escape(`re-encoded frame does not decode: ${again.ok === false ? again.error.message : "ignored"}`)
-      if (!sameBytes(reencode(side, again.message), once)) escape("re-encoding is not stable")
+      if (!sameBytes(reencode(side, version, again.message), once)) escape("re-encoding is not stable")
     } catch (e) {
       escape(`accepted a message that does not re-encode: ${String(e)}`)
     }
@@ -438,20 +517,23 @@ export const runFuzz = (options: FuzzOptions): FuzzReport => {
   for (let i = 0; i < options.frames; i++) {
     const frame = makeFrame(rng, seeds)
     if (frame.length > largestFrame) largestFrame = frame.length
-    for (const side of ["client", "server"] as const) {
-      let result: Decoded<ClientMessage | ServerMessage> | undefined
-      let thrown: unknown
-      // Now and then a limit just under the frame: it must be refused unread.
-      const limit = i % 64 === 0 && frame.length > 0 ? { maxFrameBytes: frame.length - 1 } : undefined
-      try {
-        result = side === "client" ? decodeClientMessage(frame, limit) : decodeServerMessage(frame, limit)
-      } catch (e) {
-        thrown = e ?? "undefined"
+    for (const version of [1, 2]) {
+      for (const side of ["client", "server"] as const) {
+        let result: Decoded<ClientMessage | ServerMessage> | undefined
+        let thrown: unknown
+        // Now and then a limit just under the frame: it must be refused unread.
+        const limit = i % 64 === 0 && frame.length > 0 ? frame.length - 1 : undefined
+        try {
+          const options = ends(version, limit)
+          result = side === "client" ? decodeClientMessage(frame, options) : decodeServerMessage(frame, options)
+        } catch (e) {
+          thrown = e ?? "undefined"
+        }
+        if (limit !== undefined && thrown === undefined && (result?.ok !== false || result.error.code !== "too-large")) {
+          thrown = "a frame over maxFrameBytes was not refused as too-large"
+        }
+        check(side, version, frame, result, thrown)
       }
-      if (limit !== undefined && thrown === undefined && (result?.ok !== false || result.error.code !== "too-large")) {
-        thrown = "a frame over maxFrameBytes was not refused as too-large"
-      }
-      check(side, frame, result, thrown)
     }
     if (i % 2000 === 0) {
       const mem = process.memoryUsage()
@@ -462,7 +544,7 @@ export const runFuzz = (options: FuzzOptions): FuzzReport => {
   }
 
   return {
-    frames: options.frames, decodes, accepted, ignored, errors, escapeCount, escapes, maxFootprintRatio: maxRatio, largestFrame,
+    frames: options.frames, decodes, accepted, acceptedCompact, ignored, errors, escapeCount, escapes, maxFootprintRatio: maxRatio, largestFrame,
     arrayBuffersGrowth: abGrowth, heapGrowth, ms: performance.now() - started,
   }
 }
@@ -495,7 +577,7 @@ const main = (argv: ReadonlyArray<string>): number => {
   console.log(`fuzz: ${frames} frames, seed ${seed}`)
   const r = runFuzz({ frames, seed, onProgress: (n) => console.log(`  ${n} frames`) })
   const mb = (n: number) => `${(n / 1048576).toFixed(1)} MiB`
-  console.log(`fuzz: ${r.decodes} decodes in ${(r.ms / 1000).toFixed(1)} s: ${r.accepted} accepted, ${r.ignored} ignored, errors ${JSON.stringify(r.errors)}`)
+  console.log(`fuzz: ${r.decodes} decodes in ${(r.ms / 1000).toFixed(1)} s: ${r.accepted} accepted (${r.acceptedCompact} compact), ${r.ignored} ignored, errors ${JSON.stringify(r.errors)}`)
   console.log(`fuzz: largest frame ${r.largestFrame} bytes, max decoded slots per frame byte ${r.maxFootprintRatio.toFixed(2)}, arrayBuffers growth ${mb(r.arrayBuffersGrowth)}, heap growth ${mb(r.heapGrowth)}`)
   if (r.escapeCount > 0) {
     console.error(`fuzz: ${r.escapeCount} ESCAPES (seed ${seed}), the first ${r.escapes.length}:`)

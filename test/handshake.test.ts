@@ -2,6 +2,7 @@
  * Handshake and negotiation: protocol ranges, machine schema codes, auth, and what a refused
  * client does (keeps its data, does not hot-loop).
  */
+import { secretFor } from "./support/secrets.js"
 import { Schema } from "effect"
 import { CanonClient, Hub, defineMachine, type Machine, type ClientMessage, type Connection, type Hello, type ServerMessage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -20,7 +21,7 @@ const rawHello = async (env: ReturnType<typeof setup>, hello: Partial<Hello>) =>
   const got: ServerMessage[] = []
   let closed: string | undefined
   const conn: Connection<ClientMessage> = env.net.transport("raw").connect({
-    onOpen: () => conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "c1", machines: [], ...hello }),
+    onOpen: () => conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "c1", secret: secretFor("c1"), machines: [], ...hello }),
     onMessage: (m) => got.push(m),
     onClose: (i) => { closed = i.code },
   })
@@ -30,18 +31,25 @@ const rawHello = async (env: ReturnType<typeof setup>, hello: Partial<Hello>) =>
 
 const info = (m: Machine<any, any>) => ({ name: m.name, version: m.version, fingerprint: m.fingerprint })
 
-test("a peer offering protocol 1..5 gets 1", async () => {
+test("a peer offering protocol 1..5 gets the highest both speak, 2", async () => {
   const env = setup()
   const { got, closed } = await rawHello(env, { protocol: { min: 1, max: 5 } })
+  expect(got[0]).toEqual({ type: "welcome", protocol: 2, clientId: "c1" })
+  expect(closed).toBeUndefined()
+})
+
+test("a peer offering only 1 gets 1 (a v2 hub serves v1 clients)", async () => {
+  const env = setup()
+  const { got, closed } = await rawHello(env, { protocol: { min: 1, max: 1 } })
   expect(got[0]).toEqual({ type: "welcome", protocol: 1, clientId: "c1" })
   expect(closed).toBeUndefined()
 })
 
-test("a peer offering only 2..3 is refused with protocol-unsupported and the hub's range", async () => {
+test("a peer offering only 3..4 is refused with protocol-unsupported and the hub's range", async () => {
   const env = setup()
-  const { got, closed } = await rawHello(env, { protocol: { min: 2, max: 3 } })
-  expect(got[0]).toMatchObject({ type: "refused", code: "protocol-unsupported", protocol: { min: 1, max: 1 } })
-  expect((got[0] as { message: string }).message).toMatch(/speaks protocol 1\.\.1/)
+  const { got, closed } = await rawHello(env, { protocol: { min: 3, max: 4 } })
+  expect(got[0]).toMatchObject({ type: "refused", code: "protocol-unsupported", protocol: { min: 1, max: 2 } })
+  expect((got[0] as { message: string }).message).toMatch(/speaks protocol 1\.\.2/)
   expect(closed).toBe("protocol-unsupported")
 })
 
@@ -62,6 +70,17 @@ test.each([
   expect(got[0]).toMatchObject({ type: "refused", code, machine: machine.name })
   expect((got[0] as { message: string }).message.length).toBeGreaterThan(20)
   expect(closed).toBe(code)
+})
+
+test("fingerprints see encodings and recursion, not descriptions", () => {
+  const one = (args: Schema.Codec<any, any>) => defineMachine({ name: "m", version: 1, initial: () => ({}), commands: { c: { args, apply: () => {} } } }).fingerprint
+  expect(one(Schema.Struct({ n: Schema.NumberFromString }))).not.toBe(one(Schema.Struct({ n: Schema.String })))
+  expect(one(Schema.Struct({ n: Schema.String.annotate({ description: "a name" }) }))).toBe(one(Schema.Struct({ n: Schema.String })))
+  expect(one(Schema.Struct({ n: Schema.optional(Schema.String) }))).not.toBe(one(Schema.Struct({ n: Schema.String })))
+  interface Tree { readonly children: ReadonlyArray<Tree> }
+  const Tree: Schema.Codec<Tree> = Schema.Struct({ children: Schema.Array(Schema.suspend((): Schema.Codec<Tree> => Tree)) })
+  expect(one(Tree)).toMatch(/^[0-9a-f]{16}$/)
+  expect(one(Tree)).not.toBe(one(Schema.Struct({ children: Schema.Array(Schema.String) })))
 })
 
 test("the same machine definition has a stable fingerprint; a schema change alters it", () => {

@@ -4,7 +4,7 @@
  * would mean a broken mix, not bad luck).
  */
 import fc from "fast-check"
-import { encodeCanonical } from "../core/canonical.js"
+import { decodeCanonical, encodeCanonical } from "../core/canonical.js"
 import { hashBytes, hashState } from "../core/hash.js"
 
 const put = (o: Record<string, unknown>, k: string, v: unknown): void => {
@@ -177,5 +177,20 @@ describe("hashBytes", () => {
     // 20,000 random 32-bit values: a collision has probability ~5%; more than 3 means a weak mix.
     expect(halves.size).toBeGreaterThanOrEqual(20000 - 3)
     expect(lows.size).toBeGreaterThanOrEqual(20000 - 3)
+  })
+})
+
+describe("hashes of values that read the same", () => {
+  test("every NaN hashes as the one NaN, whatever its payload; -0 and 0 differ", () => {
+    const payload = new DataView(new Uint8Array([0x7f, 0xf8, 0, 0, 0, 0, 0xbe, 0xef]).buffer).getFloat64(0)
+    const negative = new DataView(new Uint8Array([0xff, 0xf8, 0, 0, 0, 0, 0, 0]).buffer).getFloat64(0)
+    expect(hashState({ x: payload })).toBe(hashState({ x: NaN }))
+    expect(hashState([negative, payload])).toBe(hashState([NaN, NaN]))
+    expect(hashState(0)).not.toBe(hashState(-0))
+  })
+
+  test("a string starting with U+FEFF hashes differently from the same string without it, and survives a round trip", () => {
+    expect(hashState("\uFEFFa")).not.toBe(hashState("a"))
+    expect(hashState(decodeCanonical(encodeCanonical({ s: "\uFEFFa" })))).toBe(hashState({ s: "\uFEFFa" }))
   })
 })

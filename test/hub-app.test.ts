@@ -2,15 +2,17 @@
  * The hub app (`npm start`): LevelDB on disk + WebSocket on loopback + the Board machine,
  * end to end, including a restart on the same data directory and clear startup errors.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { CanonClient } from "../core/index.js"
+import { WebSocket } from "ws"
 import { wsClientTransport } from "../adapters/ws/index.js"
+import { LevelStorage } from "../adapters/level/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { startHub, type RunningHub } from "../apps/hub/start.js"
 import { statusPage } from "../apps/hub/status-page.js"
-import { parseConfig } from "../apps/hub/config.js"
+import { parseConfig, type HubConfig } from "../apps/hub/config.js"
 import { Board } from "../apps/demo/board.js"
 
 let dir: string
@@ -82,4 +84,66 @@ test("bad flags are explained", () => {
   expect(() => parseConfig(["--port", "http"], {})).toThrow(/not a port number/)
   expect(() => parseConfig(["--colour", "red"], {})).toThrow(/Unknown option --colour/)
   expect(parseConfig([], { CANON_PORT: "9000", CANON_DATA: "/x" })).toMatchObject({ port: 9000, dataDir: "/x", host: "127.0.0.1" })
+})
+
+const config = (argv: string[]): HubConfig => {
+  const c = parseConfig(argv, {})
+  if (c === "help") throw new Error("unexpected")
+  return c
+}
+
+test("a busy port leaves no data directory behind, however deep; a start that fails later removes only what it created", async () => {
+  const hub = await start()
+  const port = Number(new URL(hub.url).port)
+  const deep = join(dir, "a", "b", "data")
+  await expect(startHub(config(["--data", deep, "--port", String(port)]), [Board], statusPage)).rejects.toThrow(/Port \d+ on 127.0.0.1 is in use/)
+  expect(existsSync(join(dir, "a"))).toBe(false)
+  // Fails after the store was created (a WsServer option no flag would let through).
+  const bad = { ...config(["--data", deep, "--port", "0"]), trustProxy: ["not-an-address"] }
+  await expect(startHub(bad, [Board], statusPage)).rejects.toThrow(/not an IP address/)
+  expect(existsSync(join(dir, "a"))).toBe(false)
+  // A directory that was there before is left alone.
+  const mine = join(dir, "mine")
+  mkdirSync(mine)
+  await expect(startHub({ ...bad, dataDir: mine }, [Board], statusPage)).rejects.toThrow(/not an IP address/)
+  expect(existsSync(mine)).toBe(true)
+})
+
+test("the store is opened with fsync on by default, and without it under --no-sync", async () => {
+  const calls: unknown[] = []
+  const original = LevelStorage.open
+  ;(LevelStorage as { open: unknown }).open = (...args: unknown[]) => {
+    calls.push(args[1])
+    return (original as (...a: unknown[]) => unknown).apply(LevelStorage, args)
+  }
+  try {
+    const durable = await startHub(config(["--data", join(dir, "d1"), "--port", "0"]), [Board], statusPage)
+    running.push(durable)
+    const fast = await startHub(config(["--data", join(dir, "d2"), "--port", "0", "--no-sync"]), [Board], statusPage)
+    running.push(fast)
+  } finally {
+    ;(LevelStorage as { open: unknown }).open = original
+  }
+  expect(calls).toEqual([{ sync: true }, { sync: false }])
+})
+
+test("--max-connections-per-address reaches the hub's WebSocket endpoint: the extra socket gets 429", async () => {
+  const r = await startHub(config(["--data", join(dir, "data"), "--port", "0", "--max-connections-per-address", "2"]), [Board], statusPage)
+  running.push(r)
+  const attempt = () => new Promise<number>((resolve) => {
+    const ws = new WebSocket(r.syncUrl)
+    sockets.push(ws)
+    ws.on("error", () => {})
+    ws.once("open", () => resolve(101))
+    ws.once("unexpected-response", (_req, res) => {
+      resolve(res.statusCode ?? 0)
+      ws.terminate()
+    })
+  })
+  expect([await attempt(), await attempt(), await attempt()]).toEqual([101, 101, 429])
+})
+
+const sockets: WebSocket[] = []
+afterEach(() => {
+  for (const ws of sockets.splice(0)) ws.terminate()
 })

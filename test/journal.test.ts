@@ -4,8 +4,9 @@
  */
 import fc from "fast-check"
 import { types } from "node:util"
+import { MAX_DEPTH, decodeCanonical, encodeCanonical } from "../core/canonical.js"
 import { CanonError } from "../core/errors.js"
-import { JournaledState, type Journal } from "../core/journal.js"
+import { JournaledState, MAX_WRITE_BYTES, type Journal } from "../core/journal.js"
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 type Container = Record<string, unknown> | unknown[]
@@ -83,30 +84,70 @@ const compare = (x: unknown, y: unknown): number => {
   return sx < sy ? -1 : sx > sy ? 1 : 0
 }
 
+/** Writes element `i` as plain data under the state model: slots before it become undefined, never holes. */
+const putAt = (c: unknown[], i: number, v: unknown): void => {
+  while (c.length < i) c.push(undefined)
+  c[i] = v
+}
+
 /**
- * Applies one operation to `root` (a draft or a plain object): the same op on the same shape
- * does the same thing, so a plain copy is the model of what the draft must do.
+ * Applies one operation to `root` (a draft, or with `plain` the plain-data model of what the
+ * draft must do). The same op on the same shape does the same thing; where the state model
+ * differs from plain JS objects the model spells it out: assigned containers are copied
+ * (values, not references), arrays get undefined where plain JS leaves holes.
  */
-const applyOp = (root: Container, op: Op, copying: boolean): void => {
+const applyOp = (root: Container, op: Op, copying: boolean, plain: boolean): void => {
   const all = containers(root)
   const c = all[op.a % all.length]!
   const fresh = (): Json => clone(op.v)
+  /** What an assignment of `v` stores: the model copies it, as the draft does. */
+  const val = <T>(v: T): T => (plain ? clone(v) : v)
   if (Array.isArray(c)) {
     const len = c.length
     switch (op.kind) {
-      case "set": c[op.b % (len + 3)] = fresh(); return // may write past the end
-      case "delete": if (len > 0) delete c[op.b % len]; return
+      case "set": {
+        const i = op.b % (len + 3) // may write past the end
+        if (plain) putAt(c, i, fresh())
+        else c[i] = fresh()
+        return
+      }
+      case "delete":
+        if (len === 0) return
+        if (plain) c[op.b % len] = undefined
+        else delete c[op.b % len]
+        return
       case "push": c.push(fresh(), ...(op.c % 2 === 0 ? [fresh()] : [])); return
       case "pop": c.pop(); return
       case "shift": c.shift(); return
       case "unshift": c.unshift(fresh()); return
       case "splice": c.splice(op.b % (len + 1), op.c % 3, ...(op.c % 2 === 0 ? [fresh()] : [fresh(), fresh()])); return
       case "truncate": c.length = op.b % (len + 1); return
-      case "extend": c.length = len + (op.b % 3); return
+      case "extend":
+        if (plain) for (let k = 0; k < op.b % 3; k++) c.push(undefined)
+        else c.length = len + (op.b % 3)
+        return
       case "sort": c.sort(compare); return
       case "reverse": c.reverse(); return
-      case "fill": if (len > 0) c.fill(fresh(), op.b % len, op.b % len + 1 + (op.c % 2)); return
-      case "copyWithin": if (len > 1) c.copyWithin(op.b % len, op.c % len); return
+      case "fill": {
+        if (len === 0) return
+        const start = op.b % len
+        const end = Math.min(start + 1 + (op.c % 2), len)
+        const v = fresh()
+        // Each slot gets its own copy in the state.
+        if (plain) for (let i = start; i < end; i++) c[i] = clone(v)
+        else c.fill(v, start, end)
+        return
+      }
+      case "copyWithin": {
+        if (len <= 1) return
+        if (plain) {
+          const target = op.b % len
+          const from = op.c % len
+          const src = c.slice(from, from + Math.min(len - from, len - target))
+          src.forEach((x, i) => { c[target + i] = clone(x) })
+        } else c.copyWithin(op.b % len, op.c % len)
+        return
+      }
       case "nested": {
         const i = op.b % (len + 1)
         c[i] = { inner: [] }
@@ -115,21 +156,21 @@ const applyOp = (root: Container, op: Op, copying: boolean): void => {
       }
       case "alias": {
         const src = all[op.b % all.length]!
-        if (!containers(src).includes(c)) c[op.c % (len + 1)] = src
+        if (!containers(src).includes(c)) c[op.c % (len + 1)] = val(src)
         return
       }
       case "copy": {
         if (!copying) return
         const src = all[op.b % all.length]!
         if (containers(src).includes(c)) return
-        c[op.c % (len + 1)] = Array.isArray(src) ? (op.c % 2 === 0 ? src.filter(() => true) : [...src]) : { ...src }
+        c[op.c % (len + 1)] = val(Array.isArray(src) ? (op.c % 2 === 0 ? src.filter(() => true) : [...src]) : { ...src })
         return
       }
       case "wrap": {
         if (!copying) return
         const src = all[op.b % all.length]!
         if (containers(src).includes(c)) return
-        c[op.c % (len + 1)] = op.c % 2 === 0 ? [src] : { inner: src }
+        c[op.c % (len + 1)] = val(op.c % 2 === 0 ? [src] : { inner: src })
         return
       }
       default: return
@@ -161,21 +202,21 @@ const applyOp = (root: Container, op: Op, copying: boolean): void => {
       return
     case "alias": {
       const src = all[op.b % all.length]!
-      if (!containers(src).includes(c)) c[key] = src
+      if (!containers(src).includes(c)) c[key] = val(src)
       return
     }
     case "copy": {
       if (!copying) return
       const src = all[op.b % all.length]!
       if (containers(src).includes(c)) return
-      c[key] = Array.isArray(src) ? src.slice() : { ...src }
+      c[key] = val(Array.isArray(src) ? src.slice() : { ...src })
       return
     }
     case "wrap": {
       if (!copying) return
       const src = all[op.b % all.length]!
       if (containers(src).includes(c)) return
-      c[key] = op.c % 2 === 0 ? [src] : { inner: src }
+      c[key] = val(op.c % 2 === 0 ? [src] : { inner: src })
       return
     }
     default:
@@ -218,8 +259,8 @@ const runGroups = (initial: Container, groups: Op[][], copying: boolean) => {
     const j = js.begin()
     const d = js.draft()
     for (const op of ops) {
-      applyOp(d, op, copying)
-      applyOp(model, op, copying)
+      applyOp(d, op, copying, false)
+      applyOp(model, op, copying, true)
     }
     js.end()
     journals.push(j)
@@ -257,7 +298,7 @@ describe("writes through a draft", () => {
         js.undo(journals[0]!)
         const j = js.begin()
         const d = js.draft()
-        for (const op of ops) applyOp(d, op, false)
+        for (const op of ops) applyOp(d, op, false, false)
         js.end()
         expect(js.root).toStrictEqual(model)
         js.undo(j)
@@ -382,24 +423,37 @@ describe("writes through a draft", () => {
   })
 
   test("a draft reads like the state: identity is stable, array methods work", () => {
-    const inner = { v: 1 }
-    const js = new JournaledState({ list: [inner, { v: 2 }], o: { inner } })
+    const js = new JournaledState({ list: [{ v: 1 }, { v: 2 }], o: { inner: { v: 3 } } })
     js.begin()
     const d = js.draft()
     expect(d.list[0]).toBe(d.list[0])
-    expect(d.list[0]).toBe(d.o.inner)
-    expect(d.list.indexOf(d.o.inner)).toBe(0)
+    expect(d.o.inner).toBe(d.o.inner)
+    expect(d.list.indexOf(d.list[1]!)).toBe(1)
+    expect(d.list.indexOf(d.o.inner)).toBe(-1)
     expect(d.list.map((x) => x.v)).toEqual([1, 2])
+    expect(d.list.find((x) => x.v === 2)).toBe(d.list[1])
     expect(Object.keys(d.o)).toEqual(["inner"])
     expect(JSON.stringify(d)).toBe(JSON.stringify(js.root))
     js.end()
+  })
+
+  test("the state given to the constructor is copied when it shares objects: a tree, never a graph", () => {
+    const inner = { v: 1 }
+    const js = new JournaledState({ list: [inner], o: { inner } })
+    expect(js.root.list[0]).not.toBe(js.root.o.inner)
+    expect(js.root.list[0]).not.toBe(inner)
+    js.begin()
+    js.draft().o.inner.v = 2
+    js.end()
+    expect(js.root.list[0]!.v).toBe(1)
+    expect(inner.v).toBe(1)
   })
 })
 
 describe("replaceRoot", () => {
   test("is recorded and undone: the original root object comes back", () => {
-    const original = { a: 1, nested: { b: [1, 2] } }
-    const js = new JournaledState<unknown>(original)
+    const js = new JournaledState<unknown>({ a: 1, nested: { b: [1, 2] } })
+    const original = js.root
     const j = js.begin()
     js.replaceRoot({ z: true })
     js.end()
@@ -515,8 +569,448 @@ describe("writing outside begin/end", () => {
   test("the prototype of a draft cannot be changed", () => {
     const js = new JournaledState({ a: {} as object })
     js.begin()
-    expect(() => Object.setPrototypeOf(js.draft().a, { evil: true })).toThrow(TypeError)
+    const e = readOnlyError(() => Object.setPrototypeOf(js.draft().a, { evil: true }))
+    expect(e.code).toBe("state-unencodable")
+    expect(e.message).toMatch(/prototype.*state\.a/)
     js.end()
     expect(Object.getPrototypeOf(js.root.a)).toBe(Object.prototype)
+  })
+})
+
+// ---- the state model at the write (see core/state/adopt.ts) ----
+
+const canonErr = (fn: () => unknown): CanonError => readOnlyError(fn)
+/** ES2023 array methods (the project's lib is ES2022; Node 20 has them). */
+const es = (a: unknown[]) => a as unknown as Record<"toReversed" | "toSorted" | "toSpliced" | "with" | "findLast" | "findLastIndex", (...x: any[]) => unknown>
+const bytesOf = (v: unknown): string => Buffer.from(encodeCanonical(v)).toString("hex")
+
+describe("value semantics: copies and moves", () => {
+  test("rebuilding a list from its own items moves them (same objects), and undo puts the old list back", () => {
+    const js = new JournaledState({ list: [{ id: 1 }, { id: 2 }, { id: 3 }] as Array<{ id: number }> })
+    const [one, two, three] = js.root.list
+    const oldList = js.root.list
+    const j1 = js.begin()
+    const d = js.draft()
+    d.list = d.list.filter((x) => x.id !== 2)
+    js.end()
+    expect(js.root.list).toEqual([{ id: 1 }, { id: 3 }])
+    expect(js.root.list[0]).toBe(one)
+    expect(js.root.list[1]).toBe(three)
+    const j2 = js.begin()
+    js.draft().list = [...js.draft().list, { id: 4 }]
+    js.draft().list[0]!.id = 10
+    js.end()
+    expect(js.root.list[0]).toBe(one)
+    expect(js.root.list.map((x) => x.id)).toEqual([10, 3, 4])
+    js.undo(j2)
+    expect(js.root.list.map((x) => x.id)).toEqual([1, 3])
+    js.undo(j1)
+    expect(js.root.list).toBe(oldList)
+    expect(js.root.list[1]).toBe(two)
+    expect(js.root.list).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }])
+  })
+
+  test("a move happens once: the same item twice gives one moved object and one copy", () => {
+    const js = new JournaledState({ list: [{ n: 1 }] as Array<{ n: number }> })
+    const item = js.root.list[0]
+    js.begin()
+    const d = js.draft()
+    d.list = [d.list[0]!, d.list[0]!]
+    d.list[1]!.n = 2
+    js.end()
+    expect(js.root.list[0]).toBe(item)
+    expect(js.root.list[1]).not.toBe(item)
+    expect(js.root.list).toEqual([{ n: 1 }, { n: 2 }])
+  })
+
+  test("moves still happen when the place hints are stale (after unshift shifted every index)", () => {
+    const js = new JournaledState({ list: [{ n: 1 }, { n: 2 }] as Array<{ n: number }> })
+    const originals = [...js.root.list]
+    const j = js.begin()
+    const d = js.draft()
+    d.list.forEach((x) => x.n) // drafts made at indexes 0 and 1
+    d.list.unshift({ n: 0 })
+    d.list = d.list.filter(() => true)
+    js.end()
+    expect(js.root.list[1]).toBe(originals[0])
+    expect(js.root.list[2]).toBe(originals[1])
+    js.undo(j)
+    expect(js.root.list).toEqual([{ n: 1 }, { n: 2 }])
+  })
+
+  test("return { ...state, x } keeps the untouched parts as they are (moved), and undo restores the old root", () => {
+    const js = new JournaledState<{ big: number[]; x: number }>({ big: [1, 2, 3], x: 0 })
+    const root = js.root
+    const big = root.big
+    const j = js.begin()
+    const d = js.draft()
+    js.replaceRoot({ ...d, x: 1 })
+    js.end()
+    expect(js.root).not.toBe(root)
+    expect(js.root.big).toBe(big)
+    js.undo(j)
+    expect(js.root).toBe(root)
+    expect(root).toEqual({ big: [1, 2, 3], x: 0 })
+  })
+
+  test("what is copied in is not shared with the command's locals or arguments", () => {
+    const args = { tags: ["a"] }
+    const js = new JournaledState<{ a?: { tags: string[] }; b?: { tags: string[] } }>({})
+    js.begin()
+    const d = js.draft()
+    d.a = args
+    d.b = d.a
+    args.tags.push("local")
+    d.b!.tags.push("b")
+    js.end()
+    expect(js.root).toEqual({ a: { tags: ["a"] }, b: { tags: ["a", "b"] } })
+    expect(js.root.a).not.toBe(js.root.b)
+    expect(args.tags).toEqual(["a", "local"])
+  })
+
+  test("a Buffer or an other-realm Uint8Array is stored as a plain Uint8Array copy", () => {
+    const buf = Buffer.from([1, 2, 3])
+    const js = new JournaledState<{ b?: Uint8Array; c?: Uint8Array }>({})
+    js.begin()
+    js.draft().b = buf
+    js.draft().c = js.draft().b
+    js.end()
+    buf[0] = 9
+    expect(Object.getPrototypeOf(js.root.b)).toBe(Uint8Array.prototype)
+    expect([...js.root.b!]).toEqual([1, 2, 3])
+    expect(js.root.c).not.toBe(js.root.b)
+  })
+
+  test("undefined deletes an object key, a deleted element is undefined, growing an array leaves no holes", () => {
+    const js = new JournaledState<{ o: Record<string, unknown>; a: unknown[] }>({ o: { x: 1 }, a: [1, 2] })
+    const before = bytesOf(js.root)
+    const j = js.begin()
+    const d = js.draft()
+    d.o.x = undefined
+    d.o.y = { inner: undefined, k: 1 }
+    delete d.a[0]
+    d.a[4] = 5
+    d.a.length = 7
+    js.end()
+    expect(Object.keys(js.root.o)).toEqual(["y"])
+    expect(Object.keys(js.root.o.y as object)).toEqual(["k"])
+    expect(js.root.a).toStrictEqual([undefined, 2, undefined, undefined, 5, undefined, undefined])
+    expect(Object.keys(js.root.a)).toHaveLength(7)
+    js.undo(j)
+    expect(bytesOf(js.root)).toBe(before)
+  })
+})
+
+describe("array methods run on the raw array: one journal record per call", () => {
+  test("splice, push, unshift, sort, reverse, fill, copyWithin and length on 10k items: 4 journal slots each", () => {
+    const js = new JournaledState({ list: Array.from({ length: 10_000 }, (_, i) => ({ i })) })
+    const before = bytesOf(js.root)
+    const ops: Array<(l: Array<{ i: number }>) => unknown> = [
+      (l) => l.splice(0, 1),
+      (l) => l.splice(5, 100, { i: -1 }, { i: -2 }),
+      (l) => l.push({ i: 1 }, { i: 2 }, { i: 3 }),
+      (l) => l.unshift({ i: 0 }),
+      (l) => l.pop(),
+      (l) => l.shift(),
+      (l) => l.sort((a, b) => b.i - a.i),
+      (l) => l.reverse(),
+      (l) => l.fill({ i: 7 }, 10, 20),
+      (l) => l.copyWithin(0, 5000, 5100),
+      (l) => { l.length = 50 },
+    ]
+    const journals: Journal[] = []
+    for (const op of ops) {
+      const j = js.begin()
+      op(js.draft().list)
+      js.end()
+      expect(j.length).toBe(4)
+      journals.push(j)
+    }
+    for (let i = journals.length - 1; i >= 0; i--) js.undo(journals[i]!)
+    expect(bytesOf(js.root)).toBe(before)
+  })
+
+  test("readers hand out drafts: writes through callbacks and results are journaled", () => {
+    const js = new JournaledState({ list: [{ n: 1 }, { n: 2 }, { n: 3 }] })
+    const before = bytesOf(js.root)
+    const j = js.begin()
+    const d = js.draft()
+    d.list.forEach((x, i, arr) => {
+      x.n += 10
+      expect(arr).toBe(d.list)
+    })
+    d.list.find((x) => x.n === 12)!.n = 0
+    d.list.filter((x) => x.n > 0)[0]!.n = -1
+    d.list.slice(-1)[0]!.n = 99
+    d.list.at(-1)!.n++
+    for (const x of d.list) x.n *= 2
+    d.list.map((x) => x).reverse()[0]!.n = 5
+    js.end()
+    expect(js.root.list).toEqual([{ n: -2 }, { n: 0 }, { n: 5 }])
+    js.undo(j)
+    expect(bytesOf(js.root)).toBe(before)
+  })
+
+  test("indexOf, includes and lastIndexOf find drafts; other objects are never found", () => {
+    const js = new JournaledState({ list: [{ n: 1 }, { n: 2 }], o: { n: 1 } })
+    js.begin()
+    const d = js.draft()
+    expect(d.list.indexOf(d.list[1]!)).toBe(1)
+    expect(d.list.includes(d.list[0]!)).toBe(true)
+    expect(d.list.lastIndexOf(d.list[0]!)).toBe(0)
+    expect(d.list.indexOf(d.o)).toBe(-1)
+    expect(d.list.indexOf({ n: 1 })).toBe(-1)
+    expect((js.view().list as Array<{ n: number }>).indexOf(js.view().list[1]!)).toBe(1)
+    js.end()
+  })
+
+  test("the engine answers every Array.prototype method, and returns frozen functions of its own", () => {
+    const names = Object.getOwnPropertyNames(Array.prototype).filter((n) => n !== "constructor" && n !== "length")
+    const js = new JournaledState({ list: [3, 1, 2] })
+    js.begin()
+    const d = js.draft().list as unknown as Record<string, unknown>
+    for (const name of names) {
+      expect([name, typeof d[name]]).toEqual([name, "function"])
+      expect(d[name]).not.toBe((Array.prototype as unknown as Record<string, unknown>)[name])
+      expect(Object.isFrozen(d[name])).toBe(true)
+      expect(name in d).toBe(true)
+    }
+    expect(d[Symbol.iterator as unknown as string]).toBe(d.values)
+    js.end()
+  })
+
+  test("readers return what the native methods return", () => {
+    const data = [5, 1, 4, [2, [3]], "x", null]
+    const js = new JournaledState({ list: data })
+    js.begin()
+    const d = js.draft().list as unknown as unknown[]
+    const plain = structuredClone(data)
+    const same = (f: (a: unknown[]) => unknown): void => expect(JSON.stringify(f(d))).toBe(JSON.stringify(f(plain)))
+    same((a) => a.concat([7], 8))
+    same((a) => a.flat(Infinity))
+    same((a) => a.flatMap((x) => [x, x]))
+    same((a) => a.join("-"))
+    same((a) => String(a))
+    same((a) => [...a.entries()])
+    same((a) => [...a.keys()])
+    same((a) => a.slice(1, -1))
+    same((a) => a.reduce((s: string, x) => s + String(x), ""))
+    same((a) => a.reduceRight((s: string, x) => s + String(x), ""))
+    same((a) => es(a).toReversed())
+    same((a) => es(a).toSorted())
+    same((a) => es(a).toSpliced(1, 2, "y"))
+    same((a) => es(a).with(-1, 0))
+    same((a) => es(a).findLast((x: unknown) => typeof x === "number"))
+    same((a) => es(a).findLastIndex((x: unknown) => typeof x === "number"))
+    same((a) => a.some((x) => x === 4))
+    same((a) => a.every((x) => x !== undefined))
+    expect(() => d.reduce(() => 0)).not.toThrow()
+    expect(() => ([] as unknown[]).reduce(() => 0)).toThrow(TypeError)
+    js.end()
+  })
+
+  test("a method taken off a draft and called on something else does what the native one does", () => {
+    const js = new JournaledState({ list: [1] })
+    js.begin()
+    const push = js.draft().list.push
+    const other = [1, 2]
+    expect(push.call(other, 3)).toBe(3)
+    expect(other).toEqual([1, 2, 3])
+    expect(js.draft().list.map.call([1, 2], (x: number) => x * 2)).toEqual([2, 4])
+    js.end()
+    expect(js.root.list).toEqual([1])
+  })
+
+  test("fill and copyWithin never put one object in two places", () => {
+    const js = new JournaledState({ list: [{ n: 1 }, { n: 2 }, { n: 3 }] as Array<{ n: number }> })
+    js.begin()
+    const d = js.draft()
+    d.list.copyWithin(0, 1)
+    d.list.push({ n: 0 }, { n: 0 })
+    d.list.fill({ n: 9 }, 3)
+    d.list[0]!.n = 100
+    d.list[3]!.n = 7
+    js.end()
+    expect(js.root.list).toEqual([{ n: 100 }, { n: 3 }, { n: 3 }, { n: 7 }, { n: 9 }])
+    expect(new Set(js.root.list).size).toBe(5)
+  })
+
+  test("a comparator that writes to the array it sorts is still undone exactly", () => {
+    const js = new JournaledState({ list: [3, 1, 2], log: [] as number[] })
+    const before = bytesOf(js.root)
+    const j = js.begin()
+    const d = js.draft()
+    d.list.sort((a, b) => {
+      d.log.push(a)
+      d.list[0] = 42
+      return a - b
+    })
+    js.end()
+    js.undo(j)
+    expect(bytesOf(js.root)).toBe(before)
+  })
+})
+
+describe("bounds", () => {
+  test("a container at depth MAX_DEPTH - 1 can be written; one level deeper is refused, with the state unchanged", () => {
+    const js = new JournaledState<{ deep?: unknown }>({})
+    const nest = (levels: number): unknown => {
+      let v: unknown = 1
+      for (let i = 0; i < levels; i++) v = [v]
+      return v
+    }
+    js.begin()
+    // The root is depth 0, `deep` is depth 1: MAX_DEPTH - 1 more levels fit.
+    js.draft().deep = nest(MAX_DEPTH - 1)
+    js.end()
+    expect(() => encodeCanonical(js.root)).not.toThrow()
+    const before = bytesOf(js.root)
+    js.begin()
+    const e = canonErr(() => { js.draft().deep = nest(MAX_DEPTH) })
+    js.end()
+    expect(e.code).toBe("state-unencodable")
+    expect(e.message).toMatch(/deeper than 512/)
+    expect(bytesOf(js.root)).toBe(before)
+    // Writing into a deep draft counts its own depth.
+    js.begin()
+    let d = js.draft().deep as unknown[]
+    for (let i = 0; i < MAX_DEPTH - 2; i++) d = d[0] as unknown[]
+    expect(canonErr(() => { d[0] = [1] }).code).toBe("state-unencodable")
+    expect(canonErr(() => d.push([1])).code).toBe("state-unencodable")
+    d[0] = 2
+    js.end()
+  })
+
+  test(`one write adds at most ${MAX_WRITE_BYTES / 1048576} MiB; huge strings, far writes and long lengths are refused before allocating`, () => {
+    const js = new JournaledState<{ s?: string; list: unknown[] }>({ list: [] })
+    const before = bytesOf(js.root)
+    js.begin()
+    const d = js.draft()
+    expect(canonErr(() => { d.s = "x".repeat(MAX_WRITE_BYTES / 3 + 10) }).message).toMatch(/MiB/)
+    expect(canonErr(() => { d.list[2 ** 31] = 1 }).code).toBe("state-unencodable")
+    expect(canonErr(() => { d.list.length = 2 ** 30 }).code).toBe("state-unencodable")
+    expect(canonErr(() => d.list.push(1, ["y".repeat(MAX_WRITE_BYTES / 6), "y".repeat(MAX_WRITE_BYTES / 6)])).code).toBe("state-unencodable")
+    expect(d.list.length).toBe(0)
+    expect(() => { d.list.length = -1 }).toThrow(RangeError)
+    js.end()
+    expect(bytesOf(js.root)).toBe(before)
+  })
+})
+
+describe("what a draft refuses", () => {
+  test("defineProperty: accessors and non-default attributes; freeze, seal, preventExtensions", () => {
+    const js = new JournaledState<{ o: Record<string, unknown>; l: number[] }>({ o: { a: 1 }, l: [1] })
+    const before = bytesOf(js.root)
+    js.begin()
+    const d = js.draft()
+    expect(canonErr(() => Object.defineProperty(d.o, "g", { get: () => 1, enumerable: true, configurable: true })).code).toBe("state-unencodable")
+    expect(canonErr(() => Object.defineProperty(d.o, "b", { value: 1 })).message).toMatch(/writable/)
+    expect(canonErr(() => Object.defineProperty(d.o, "a", { value: 1, enumerable: false })).code).toBe("state-unencodable")
+    expect(canonErr(() => Object.freeze(d.o)).code).toBe("state-unencodable")
+    expect(canonErr(() => Object.seal(d.l)).code).toBe("state-unencodable")
+    expect(canonErr(() => Object.preventExtensions(d)).code).toBe("state-unencodable")
+    expect(canonErr(() => { (d.o as Record<symbol, unknown>)[Symbol("s")] = 1 }).code).toBe("state-unencodable")
+    expect(canonErr(() => { d.o["\uDC00"] = 1 }).code).toBe("state-unencodable")
+    // An existing key's value may be redefined with defaults left out; a length too.
+    Object.defineProperty(d.o, "a", { value: 2 })
+    Object.defineProperty(d.l, "length", { value: 0 })
+    js.end()
+    expect(js.root).toEqual({ o: { a: 2 }, l: [] })
+    expect(before).not.toBe(bytesOf(js.root))
+  })
+
+  test("bytes in the state are immutable, and no method or property hands out a writable alias", () => {
+    const js = new JournaledState({ b: new Uint8Array([1, 2, 3]) })
+    js.begin()
+    const b = js.draft().b
+    expect((b as unknown as Record<string, unknown>).buffer).toBeUndefined()
+    const sub = b.subarray(0, 2)
+    sub[0] = 9
+    expect(b.slice(0, 1)[0]).toBe(1)
+    expect(canonErr(() => b.forEach((_x, i, arr) => { arr[i] = 0 })).code).toBe("state-read-only")
+    expect(canonErr(() => b.set([5])).code).toBe("state-read-only")
+    expect(canonErr(() => { b[0] = 5 }).code).toBe("state-read-only")
+    expect([...b]).toEqual([1, 2, 3])
+    expect(b.map((x) => x * 2)).toEqual(new Uint8Array([2, 4, 6]))
+    expect(b.length).toBe(3)
+    expect(Object.prototype.toString.call(b)).toBe("[object Uint8Array]")
+    js.end()
+    expect([...js.root.b]).toEqual([1, 2, 3])
+  })
+})
+
+describe("the app's view", () => {
+  test("reads like the state in canonical key order; readers hand out views; writes and mutators are refused", () => {
+    const js = new JournaledState({ z: 1, a: { list: [{ n: 1 }, { n: 2 }] } })
+    const v = js.view()
+    expect(Object.keys(v)).toEqual(["a", "z"])
+    expect(JSON.stringify(v)).toBe('{"a":{"list":[{"n":1},{"n":2}]},"z":1}')
+    const first = v.a.list.find((x) => x.n === 1)!
+    expect(first).toBe(v.a.list[0])
+    expect(readOnlyError(() => { first.n = 5 }).code).toBe("state-read-only")
+    expect(readOnlyError(() => v.a.list.push({ n: 3 })).code).toBe("state-read-only")
+    expect(readOnlyError(() => v.a.list.sort()).code).toBe("state-read-only")
+    expect(readOnlyError(() => Object.freeze(v)).code).toBe("state-read-only")
+    expect(Object.getOwnPropertyDescriptor(v, "a")!.value).toBe(v.a)
+    expect(js.root).toEqual({ z: 1, a: { list: [{ n: 1 }, { n: 2 }] } })
+  })
+
+  test("a view assigned inside a command is copied in, like any outside value", () => {
+    const js = new JournaledState<{ a: { n: number }; b?: { n: number } }>({ a: { n: 1 } })
+    js.begin()
+    js.draft().b = js.view().a
+    js.end()
+    expect(js.root.b).toEqual({ n: 1 })
+    expect(js.root.b).not.toBe(js.root.a)
+  })
+})
+
+describe("refusals say where", () => {
+  test("the path of the write, through objects and arrays; '…' where a moved container cannot be placed", () => {
+    const js = new JournaledState({ a: { "b c": [{ k: 0 }, { k: 1 }, { k: 2 }] } })
+    js.begin()
+    const list = js.draft().a["b c"]
+    expect(canonErr(() => { (list[2] as Record<string, unknown>).when = new Date(0) }).message).toContain('a Date at state.a["b c"][2].when.')
+    const item = list[1]!
+    list.unshift({ k: -1 }) // item is now at index 2; where its draft was first seen is stale
+    expect(canonErr(() => { (item as Record<string, unknown>).m = new Map() }).message).toContain("a Map at state….m.")
+    js.end()
+  })
+})
+
+describe("values from other states", () => {
+  test("a draft or view of another state, bytes included, is copied in", () => {
+    const other = new JournaledState({ b: new Uint8Array([1, 2]), o: { list: [1] } })
+    const js = new JournaledState<Record<string, unknown>>({})
+    other.begin()
+    js.begin()
+    const d = js.draft()
+    d.fromDraft = other.draft().o
+    d.bytesFromDraft = other.draft().b
+    d.bytesFromView = other.view().b
+    d.fromView = { nested: other.view().o }
+    js.end()
+    other.end()
+    expect(js.root).toEqual({ fromDraft: { list: [1] }, bytesFromDraft: new Uint8Array([1, 2]), bytesFromView: new Uint8Array([1, 2]), fromView: { nested: { list: [1] } } })
+    expect(js.root.fromDraft).not.toBe(other.root.o)
+    expect(js.root.bytesFromView).not.toBe(other.root.b)
+  })
+})
+
+describe("roots", () => {
+  test("a freshly decoded state is taken as it is; anything else is copied; none can be set during a command", () => {
+    const decoded = decodeCanonical(encodeCanonical({ a: [1] })) as { a: number[] }
+    const js = new JournaledState(decoded)
+    expect(js.root).toBe(decoded)
+    const plain = { a: [2] }
+    js.root = plain
+    expect(js.root).toEqual(plain)
+    expect(js.root).not.toBe(plain)
+    // Another state's root is verified: handing it over does not copy it.
+    const other = new JournaledState(js.root)
+    expect(other.root).toBe(js.root)
+    js.begin()
+    expect(readOnlyError(() => { js.root = { a: [3] } }).code).toBe("state-read-only")
+    js.end()
   })
 })

@@ -33,7 +33,7 @@ test("a single command too large for a frame is refused locally with a sentence"
   const doc = await client.open(Todo, "d")
   const receipt = doc.submit("add", { id: "huge", title: "y".repeat(600_000) })
   expect(receipt.clientSeq).toBe(-1)
-  await expect(receipt).rejects.toMatchObject({ code: "invalid-args", message: expect.stringMatching(/too large to send/) })
+  await expect(receipt).rejects.toMatchObject({ code: "command-too-large", message: expect.stringMatching(/take \d+ bytes; at most 262144 fit in a command/) })
   expect(doc.pendingCount).toBe(0)
 })
 

@@ -62,6 +62,15 @@ const M = defineMachine({
     draw: { args: Args.count, apply: (s: S, a, ctx) => { for (let i = 0; i < a.count; i++) s.draws.push(ctx.random()) } },
     who: { args: Args.empty, apply: (s: S, _a, ctx) => { s.seen = { seq: ctx.seq, time: ctx.time, clientId: ctx.clientId } } },
     parsed: { args: Args.parsed, apply: (s: S, a) => { s.n = a.n; s.list = a.tags.map((t) => t.length) } },
+    writeDate: { args: Args.empty, apply: (s: S, _a, ctx) => { scribble(s); s.obj.when = new Date(ctx.time) } },
+    returnMap: { args: Args.empty, apply: (s: S) => { scribble(s); return { ...s, obj: { m: new Map() } } } },
+    catchRefusal: { args: Args.empty, apply: (s: S, _a, ctx) => {
+      try {
+        s.obj.when = new Date(ctx.time)
+      } catch {
+        s.obj.when = ctx.time // the refused write left nothing behind; store a number instead
+      }
+    } },
   },
 })
 
@@ -192,6 +201,22 @@ describe("command outcomes", () => {
     expect(journal.length).toBeGreaterThan(0)
     host.undo(journal)
     expect(host.root).toStrictEqual(initial())
+  })
+
+  test("writing non-plain data is state-unencodable (not command-failed): what, where, the command; all writes undone", () => {
+    for (const name of ["writeDate", "returnMap"]) {
+      const { rejection, state } = run(name, {})
+      expect(rejection?.code).toBe("state-unencodable")
+      expect(rejection?.message).toContain(`"${name}"`)
+      expect(rejection?.message).toMatch(name === "writeDate" ? /a Date at state\.obj\.when/ : /a Map at state\.obj\.m/)
+      expect(state).toStrictEqual(initial())
+    }
+  })
+
+  test("a command that catches the refusal goes on: the refused write left nothing behind", () => {
+    const { rejection, state } = run("catchRefusal", {})
+    expect(rejection).toBeUndefined()
+    expect(typeof state.obj.when).toBe("number")
   })
 
   test("arguments are decoded from their wire form before apply", () => {

@@ -5,95 +5,92 @@
  * proof that the checker bites.
  *
  * Each part of the world has its own test, so a red run says which invariant the engine
- * lets through: the core world, a large document, failed replica writes, app code that
- * aliases or writes non-plain values, hostile clients (protocol abuse; oversized arguments).
+ * lets through: the core world, snapshots and compaction with mixed protocols, a large
+ * document, failed replica writes, app code that aliases or writes non-plain values, hostile
+ * clients (protocol abuse; oversized arguments).
  *
- * Sizes are smaller than the CLI's: inside jest's vm context the engine's state hash runs
- * about 200 times slower than under tsx, and hashing is what a large state costs.
+ * The worlds run in the sim CLI as a child process (tsx): inside jest's vm context the
+ * engine's hashing runs many times slower, and a seed of the full world would take tens of
+ * seconds. A failing seed's replay line is in the assertion message.
  */
-import { runSimulation, type SimOptions } from "./sim/simulation.js"
-import { PROTOCOL_ATTACKS, SIZE_ATTACKS, STATE_ATTACKS } from "./sim/hostile.js"
+import { runSimulation } from "./sim/simulation.js"
+import { REPO, runSim } from "./sim/mutant-runner.js"
 import { Flaky } from "./support/machines.js"
 
-type World = Omit<SimOptions, "seed">
-
 /** Everything but the parts each test turns on. */
-const CORE: World = { replicas: 4, hostile: false, appBugs: false, replicaWriteFailures: 0, bigBytes: 0 }
-/** Neither app bugs nor attacks that break today's engine outright (jest fails a test on an unhandled rejection). */
-const CALM: Partial<World> = { appBugs: false, attacks: PROTOCOL_ATTACKS }
+const CORE = ["--hostile", "0", "--app-bugs", "0", "--replica-write-failures", "0", "--big-kib", "0"]
+/** Without the attacks that make a seed slow (megabyte arguments). */
+const PROTOCOL_ATTACKS = "legit,invalid-args,unknown-command,gap,huge-seq,duplicate,duplicate-in-batch,forged-id"
+const STATE_ATTACKS = "legit,proto-id,proto-fields,alias,stamp"
 
-/** Runs seeds 1..n; returns one line per failing seed (its first failures). */
-const failingSeeds = async (n: number, world: World): Promise<string[]> => {
-  const failed: string[] = []
-  for (let seed = 1; seed <= n; seed++) {
-    const r = await runSimulation({ seed, ...world })
-    if (r.failures.length > 0) failed.push(`--seed ${seed}: ${r.failures.slice(0, 3).join(" | ")}${r.failures.length > 3 ? ` (+${r.failures.length - 3} more)` : ""}`)
-  }
-  return failed
+/** Runs seeds 1..n of a world in the CLI; returns the failing seeds' first lines (empty: all passed). */
+const failing = async (n: number, world: ReadonlyArray<string>, replicas = 4): Promise<string[]> => {
+  const run = await runSim(REPO, [...world, "--seeds", String(n), "--replicas", String(replicas)], { timeoutMs: 120_000 })
+  const summary = new RegExp(`^sim: ${n} seeds`, "m").test(run.output)
+  const lines = run.output.split("\n").filter((l) => l.startsWith("FAIL") || l.startsWith("  ") && !l.startsWith("    "))
+  return summary && run.failingSeeds.length === 0 ? [] : [summary ? "" : `the simulator did not finish: ${run.output.slice(-500)}`, ...lines].filter(Boolean)
 }
 
-test("core world, 16 seeds: 3 documents (one drifting), crashes, partitions, disk latency, failed hub writes", async () => {
-  expect(await failingSeeds(16, CORE)).toEqual([])
+test("core world, 3 seeds: 3 documents (one drifting), crashes, partitions, disk latency, failed hub writes, snapshots, mixed protocols", async () => {
+  expect(await failing(3, CORE)).toEqual([])
 })
 
-test("a large document: 32-64 KiB commands, paged catch-up, restarts from snapshots (1 seed)", async () => {
-  const r = await runSimulation({ seed: 1, ...CORE, bigBytes: 192 << 10 })
-  expect(r.failures).toEqual([])
-  expect(r.stats.bigBytes).toBeGreaterThanOrEqual(192 << 10)
+test("snapshots and compaction: crashes aimed at snapshot writes, corrupted and cut streams, long outages, protocol 2 only and 1 only (2 + 2 seeds)", async () => {
+  const heavy = [...CORE, "--snapshot-crashes", "0.2", "--stream-faults", "0.4"]
+  const [v2, v1] = await Promise.all([failing(2, [...heavy, "--protocols", "v2"]), failing(2, [...heavy, "--protocols", "v1", "--from", "3"])])
+  expect([...v2, ...v1]).toEqual([])
 })
 
-test("failed replica writes are reported to the app and lose no command (6 seeds)", async () => {
-  expect(await failingSeeds(6, { ...CORE, replicaWriteFailures: 0.03 })).toEqual([])
+test("a large document: 32-64 KiB commands, paged catch-up, snapshots and streams of it (1 seed)", async () => {
+  expect(await failing(1, [...CORE, "--big-kib", "512", "--drifting", "0", "--docs", "1"], 3)).toEqual([])
 })
 
-test("app code that aliases or writes non-plain values is a rejection, never a broken document (6 seeds)", async () => {
-  expect(await failingSeeds(6, { ...CORE, appBugs: true })).toEqual([])
+test("failed replica writes are reported to the app and lose no command (3 seeds)", async () => {
+  expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"])).toEqual([])
 })
 
-test("hostile clients: bad commands, clientSeq gaps and duplicates, forged clientIds are refused (6 seeds)", async () => {
-  expect(await failingSeeds(6, { ...CORE, hostile: true, attacks: PROTOCOL_ATTACKS })).toEqual([])
+test("app code that aliases or writes non-plain values is a rejection, never a broken document (2 seeds)", async () => {
+  expect(await failing(2, [...CORE, "--app-bugs", "1"])).toEqual([])
 })
 
-test("hostile clients: prototype keys, aliasing and non-plain values are refused or harmless (6 seeds)", async () => {
-  expect(await failingSeeds(6, { ...CORE, hostile: true, attacks: STATE_ATTACKS })).toEqual([])
+test("hostile clients: bad commands, clientSeq gaps and duplicates, forged clientIds; prototype keys, aliasing, non-plain values (2 + 2 seeds)", async () => {
+  const [protocol, state] = await Promise.all([
+    failing(2, [...CORE, "--hostile", "1", "--attacks", PROTOCOL_ATTACKS]),
+    failing(2, [...CORE, "--hostile", "1", "--attacks", STATE_ATTACKS, "--from", "3"]),
+  ])
+  expect([...protocol, ...state]).toEqual([])
 })
 
 test("oversized and deeply nested arguments are refused (1 seed, bounded)", async () => {
-  // One replica and no checkpoints: an engine that accepts megabyte arguments still finishes
-  // (it is the hashing of such a state that is slow here); 25 s of real time at most.
-  const world: World = {
-    replicas: 1, docs: 1, bigBytes: 0, drifting: false, hostile: true, attacks: SIZE_ATTACKS, appBugs: false, replicaWriteFailures: 0,
-    checkpointEvery: Infinity, quietCheckpointMs: Infinity, ops: 80, maxRealMs: 25_000,
-  }
-  expect(await failingSeeds(1, world)).toEqual([])
+  const world = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--attacks", "oversize-under-frame,oversize-over-frame,oversize-mid,oversize-small,deep", "--app-bugs", "0", "--replica-write-failures", "0", "--ops", "80"]
+  expect(await failing(1, world, 1)).toEqual([])
 })
 
-test("the faults and attacks actually happen", async () => {
-  const totals: Record<string, number> = {}
-  for (let seed = 1; seed <= 3; seed++) {
-    const r = await runSimulation({ seed, replicas: 4, bigBytes: 64 << 10, ...CALM })
-    for (const [k, v] of Object.entries(r.stats)) totals[k] = (totals[k] ?? 0) + v
-  }
-  for (const k of ["drops", "partitions", "replicaCrashes", "hubCrashes", "hostile", "forged", "hubWriteFailures", "replicaWriteFailures", "desyncs", "localRefusals", "entries:todo-0", "entries:big"]) {
+test("the whole world at once, and the faults and attacks actually happen (2 seeds)", async () => {
+  const run = await runSim(REPO, ["--seeds", "2", "--replicas", "4", "--big-kib", "128", "--stats"], { timeoutMs: 120_000 })
+  expect(run.failingSeeds).toEqual([])
+  const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
+  for (const k of [
+    "drops", "partitions", "replicaCrashes", "hubCrashes", "hostile", "forged", "hubWriteFailures", "replicaWriteFailures", "desyncs", "localRefusals",
+    "entries:todo-0", "entries:big", "snapshotCrashes", "streams", "installs", "corruptChunks", "cutStreams", "compacted",
+  ]) {
     expect([k, totals[k]]).toEqual([k, expect.any(Number)])
-    expect(totals[k]).toBeGreaterThan(0)
+    expect([k, totals[k]! > 0]).toEqual([k, true])
   }
 })
 
-test("a seed replays exactly", async () => {
-  const world: World = { ...CALM, replicas: 3, bigBytes: 64 << 10 }
-  const a = await runSimulation({ seed: 7, ...world })
-  const b = await runSimulation({ seed: 7, ...world })
-  expect(b.digest).toBe(a.digest)
-  expect(b.trace).toEqual(a.trace)
-  expect(b.failures).toEqual(a.failures)
-  const c = await runSimulation({ seed: 8, ...world })
-  expect(c.digest).not.toBe(a.digest)
+test("a seed replays exactly (same trace and digest; another seed differs)", async () => {
+  const world = ["--replicas", "3", "--big-kib", "0", "--ops", "80", "--verbose"]
+  const [a, b, c] = await Promise.all([runSim(REPO, [...world, "--seed", "7"]), runSim(REPO, [...world, "--seed", "7"]), runSim(REPO, [...world, "--seed", "8"])])
+  const digest = (out: string) => /digest (\w+)/.exec(out)?.[1] ?? out.slice(0, 300)
+  expect(digest(a.output)).toMatch(/^[0-9a-f]{16}$/)
+  expect(b.output.replace(/\(\d+\.\d s, [\d.]+ seeds\/s\)/, "")).toBe(a.output.replace(/\(\d+\.\d s, [\d.]+ seeds\/s\)/, ""))
+  expect(digest(c.output)).not.toBe(digest(a.output))
 })
 
 test("a non-deterministic machine is caught by checkpoints and healed", async () => {
   let desyncs = 0
-  for (let seed = 1; seed <= 5; seed++) {
+  for (let seed = 1; seed <= 3; seed++) {
     const r = await runSimulation({ seed, replicas: 3, machine: Flaky, checkpointEvery: 8, nondeterministic: true })
     expect(r.failures).toEqual([])
     desyncs += r.stats.desyncs!

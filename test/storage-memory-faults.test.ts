@@ -70,3 +70,29 @@ test("a crash loses writes in flight and leaves reads in flight unanswered", asy
   await rt.run({ forMs: 20 })
   expect(text(await a)).toBe("1")
 })
+
+test("onBatch hears each batch as asked, onDurable only once it is durable; a crash's lost batch is never durable", async () => {
+  const rt = new VirtualRuntime(1)
+  const asked: string[] = []
+  const durable: string[] = []
+  const names = (ops: ReadonlyArray<{ type: string; key: Uint8Array }>) => ops.map((op) => `${op.type} ${text(op.key)}`).join(",")
+  const disk = new MemoryStorage({ latency: { runtime: rt, ms: () => 10 }, onBatch: (ops) => asked.push(names(ops)), onDurable: (ops) => durable.push(names(ops)) })
+  void disk.batch([{ type: "put", key: key("a"), value: key("1") }, { type: "del", key: key("b") }])
+  expect(asked).toEqual(["put a,del b"])
+  expect(durable).toEqual([])
+  await rt.run({ forMs: 20 })
+  expect(durable).toEqual(["put a,del b"])
+  void disk.batch([{ type: "put", key: key("c"), value: key("3") }])
+  disk.crash()
+  await rt.run({ forMs: 20 })
+  expect(asked).toEqual(["put a,del b", "put c"])
+  expect(durable).toEqual(["put a,del b"])
+})
+
+test("failWrite sees the batch it decides about", async () => {
+  const disk = new MemoryStorage({ failWrite: (ops) => ops.some((op) => text(op.key) === "bad") })
+  await disk.batch([{ type: "put", key: key("good"), value: key("1") }])
+  await expect(disk.batch([{ type: "put", key: key("bad"), value: key("1") }])).rejects.toMatchObject({ code: "storage-failed" })
+  expect(text(await disk.get(key("good")))).toBe("1")
+  expect(await disk.get(key("bad"))).toBeUndefined()
+})

@@ -10,10 +10,11 @@
  * - a client that stops reading: the hub's buffer for it stays bounded (bytes), it is
  *   dropped with slow-consumer (or paused at the high-water mark) and catches up later.
  */
+import { secretFor } from "./support/secrets.js"
 import { WebSocket } from "ws"
 import {
   AuthorityStore, CanonClient, CommandRejected, Hub, decodeServerMessage, encodeClientMessage, encodeServerMessage, seededRandom,
-  type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type Doc, type HubOptions, type ServerMessage,
+  type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type Doc, type HubOptions, type ServerMessage, type VersionRange,
 } from "../core/index.js"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
@@ -90,10 +91,11 @@ const world = async (hubOptions: Partial<HubOptions> = {}, serverOptions: Partia
   const server = await WsServer.start(acceptor, { listen: [{ host: "127.0.0.1", port: 0 }], ...serverOptions })
   cleanup.push(() => hub.close(), () => server.close())
   const url = server.urls()[0]!
-  const client = async (options: NodeWsClientOptions = {}, clientId?: string) => {
+  const client = async (options: NodeWsClientOptions = {}, clientId?: string, protocol?: VersionRange) => {
     const c = await CanonClient.open({
       transport: wsClientTransport(url, options), runtime: systemRuntime, machines: [Todo], backoff: { baseMs: 10, maxMs: 200 },
       ...(clientId !== undefined ? { clientId } : {}),
+      ...(protocol !== undefined ? { protocol } : {}),
     })
     cleanup.push(() => c.close())
     return c
@@ -104,17 +106,26 @@ const world = async (hubOptions: Partial<HubOptions> = {}, serverOptions: Partia
 const logOf = (storage: MemoryStorage, docId: string) => new AuthorityStore(storage).entries(docId, 0, 1e6)
 
 describe("convergence over ws with sockets destroyed mid-flight", () => {
-  test.each([11, 29])("seed %i: 3 clients converge; nothing acknowledged lost; nothing applied twice", async (seed) => {
+  const V1 = { min: 1, max: 1 }
+  // Protocol versions: today's (2) everywhere; a v2 hub serving v1 and v2 clients side by side;
+  // v2 clients speaking v1 to a hub that only speaks v1.
+  test.each([
+    { seed: 11, hub: undefined, clients: [undefined, undefined, undefined], expected: [2, 2, 2] },
+    { seed: 29, hub: undefined, clients: [undefined, undefined, undefined], expected: [2, 2, 2] },
+    { seed: 47, hub: undefined, clients: [V1, undefined, V1], expected: [1, 2, 1] },
+    { seed: 53, hub: V1, clients: [undefined, undefined, undefined], expected: [1, 1, 1] },
+  ])("seed $seed, protocols $expected: 3 clients converge; nothing acknowledged lost; nothing applied twice", async ({ seed, hub: hubProtocol, clients: protocols, expected }) => {
     const rand = seededRandom(seed)
-    const { storage, hub, server, client } = await world()
+    const { storage, hub, server, client } = await world(hubProtocol !== undefined ? { protocol: hubProtocol } : {})
     const clientSockets: WebSocket[][] = [[], [], []]
     const offline = [0, 0, 0]
-    const clients = await Promise.all([0, 1, 2].map((k) => client({ onSocket: (s) => clientSockets[k]!.push(s) })))
+    const clients = await Promise.all([0, 1, 2].map((k) => client({ onSocket: (s) => clientSockets[k]!.push(s) }, undefined, protocols[k])))
     clients.forEach((c, k) => c.onStatus((s) => {
       if (s === "offline") offline[k]!++
     }))
     const docs: Doc<typeof Todo>[] = await Promise.all(clients.map((c) => c.open(Todo, "e2e")))
     expect(await until(() => clients.every((c) => c.status === "online"), 5_000)).toBe(true)
+    expect(clients.map((c) => c.protocol)).toEqual(expected)
 
     type Settled = { k: number; clientSeq: number; seq?: number; rejected?: string }
     const settled: Settled[] = []
@@ -193,6 +204,45 @@ describe("convergence over ws with sockets destroyed mid-flight", () => {
   })
 })
 
+describe("protocol 2 on the wire", () => {
+  test("a v2 client's own commands come back elided and schema-encoded: fewer bytes both ways than a v1 client's, same state", async () => {
+    const { hub, client } = await world()
+    const bytes = { v1: { up: 0, down: 0 }, v2: { up: 0, down: 0 } }
+    const counted = (which: "v1" | "v2") => ({
+      onSocket: (s: WebSocket) => {
+        s.on("message", (d: Buffer) => void (bytes[which].down += d.length))
+        const send = s.send.bind(s)
+        s.send = ((data: Uint8Array, ...rest: never[]) => {
+          bytes[which].up += data.length
+          return (send as (...a: unknown[]) => void)(data, ...rest)
+        }) as typeof s.send
+      },
+    })
+    const c1 = await client(counted("v1"), undefined, { min: 1, max: 1 })
+    const c2 = await client(counted("v2"))
+    const [d1, d2] = await Promise.all([c1.open(Todo, "a"), c2.open(Todo, "b")])
+    expect(await until(() => c1.status === "online" && c2.status === "online", 5_000)).toBe(true)
+    expect([c1.protocol, c2.protocol]).toEqual([1, 2])
+    const start = { v1: { ...bytes.v1 }, v2: { ...bytes.v2 } }
+    // The same 200 commands on each client's own document, one at a time.
+    for (let i = 0; i < 200; i++) {
+      await Promise.all([
+        d1.submit("add", { id: `item-${i}`, title: `Buy ${i} apples` }),
+        d2.submit("add", { id: `item-${i}`, title: `Buy ${i} apples` }),
+      ])
+    }
+    const up = (w: "v1" | "v2") => bytes[w].up - start[w].up
+    const down = (w: "v1" | "v2") => bytes[w].down - start[w].down
+    expect(up("v2")).toBeLessThan(up("v1") * 0.8)
+    expect(down("v2")).toBeLessThan(down("v1") * 0.6)
+    const [a, b] = await Promise.all([hub.doc("a", Todo), hub.doc("b", Todo)])
+    expect(d1.confirmedHash()).toBe(a.stateHash())
+    expect(d2.confirmedHash()).toBe(b.stateHash())
+    expect(d2.snapshot().items["item-199"]!.title).toBe("Buy 199 apples")
+    console.log(`200 adds one at a time: up ${up("v1")} B (v1) / ${up("v2")} B (v2); down ${down("v1")} B (v1) / ${down("v2")} B (v2)`)
+  })
+})
+
 /** A raw `ws` client: collects decoded server messages and the close code/reason. */
 const raw = async (url: string) => {
   const ws = new WebSocket(url)
@@ -216,7 +266,7 @@ const raw = async (url: string) => {
   return { ws, got, undecodable, close: () => close }
 }
 
-const hello = (clientId: string): Uint8Array => encodeClientMessage({ type: "hello", protocol: { min: 1, max: 1 }, clientId, machines: [] })
+const hello = (clientId: string): Uint8Array => encodeClientMessage({ type: "hello", protocol: { min: 1, max: 1 }, clientId, secret: secretFor(clientId), machines: [] })
 
 describe("hostile peers get the documented errors; others carry on", () => {
   const MAX_FRAME = 64 * 1024

@@ -15,7 +15,7 @@
 import type {
   ClientMessage, ClientTransport, CloseInfo, Connection, ConnectionAcceptor, ConnectionListener, Runtime, ServerMessage,
 } from "../../core/index.js"
-import { decodeClientMessage, decodeServerMessage, encodeClientMessage, encodeServerMessage } from "../../core/protocol/codec.js"
+import { CodecSession, decodeClientMessage, decodeServerMessage, encodeClientMessage, encodeServerMessage } from "../../core/protocol/codec.js"
 
 export interface MemoryNetworkOptions {
   /** Delay of each message, ms (default 0). */
@@ -38,16 +38,27 @@ class Link {
   readonly toClient: Direction<ServerMessage> = { lastAt: 0, inflight: 0, listener: undefined }
   /** Bumped on reset: deliveries scheduled before it are dropped. */
   epoch = 0
+  readonly clientSession = new CodecSession()
+  readonly serverSession = new CodecSession()
+  /** The protocol version the handshake agreed (1 until the welcome passes). */
+  version = 1
   constructor(readonly client: string) {}
 }
 
-/** Through the codec and back, as a real transport would: a decode failure is a bug here. */
-const roundTrip = <T>(toServer: boolean, message: T): T => {
+/**
+ * Through the codec and back, as a real transport would: a decode failure is a bug here. Each
+ * end of a link has its session (what compact frames refer to), encoding what it sends and
+ * decoding what it receives, in order.
+ */
+const roundTrip = <T>(link: Link, toServer: boolean, message: T): T => {
+  const version = link.version
   const decoded = toServer
-    ? decodeClientMessage(encodeClientMessage(message as ClientMessage))
-    : decodeServerMessage(encodeServerMessage(message as ServerMessage))
+    ? decodeClientMessage(encodeClientMessage(message as ClientMessage, { version, session: link.clientSession }), { version, session: link.serverSession })
+    : decodeServerMessage(encodeServerMessage(message as ServerMessage, { version, session: link.serverSession }), { version, session: link.clientSession })
   if (decoded.ok !== true) throw new Error(`Codec round trip failed: ${decoded.ok === false ? decoded.error.message : "ignored"}`)
-  return decoded.message as T
+  const m = decoded.message as T
+  if ((m as ServerMessage).type === "welcome") link.version = (m as ServerMessage & { type: "welcome" }).protocol
+  return m
 }
 
 export class MemoryNetwork {
@@ -122,7 +133,7 @@ export class MemoryNetwork {
   private deliver<T>(link: Link, dir: Direction<T>, message: T): void {
     if (!link.open) return
     const epoch = link.epoch
-    const payload = this.encode ? roundTrip(dir === (link.toServer as Direction<unknown>), message) : this.clone ? structuredClone(message) : message
+    const payload = this.encode ? roundTrip(link, dir === (link.toServer as Direction<unknown>), message) : this.clone ? structuredClone(message) : message
     const now = this.runtime.now()
     const at = Math.max(dir.lastAt, now + this.latency())
     dir.lastAt = at

@@ -1,6 +1,6 @@
 /**
- * In-memory KVStore: a sorted array with binary search. For tests, the simulator, and apps
- * that want no persistence.
+ * In-memory KVStore over an ordered map of sorted blocks (sorted-map.ts). For tests, the
+ * simulator, and apps that want no persistence.
  *
  * For the simulator it can model a disk: with `latency`, a batch becomes durable only after
  * a (virtual) delay, in order, and `crash()` discards every batch not yet durable, as a
@@ -10,42 +10,28 @@
  * can: the batch rejects with `storage-failed` and none of it is applied.
  */
 import { canonError, type CanonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions, type Runtime } from "../../core/index.js"
+import { SortedBytesMap } from "./sorted-map.js"
 
-export const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
-  const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!
-    if (d !== 0) return d
-  }
-  return a.length - b.length
-}
+export { compareBytes } from "./sorted-map.js"
 
 export interface MemoryStorageOptions {
   /** Make writes (and with `readMs`, reads) take virtual time (simulator). A delay of 0 or less is immediate. */
   readonly latency?: { readonly runtime: Runtime; readonly ms: () => number; readonly readMs?: () => number }
   /** Asked once per batch (simulator): true fails that batch, applying nothing. */
-  readonly failWrite?: () => boolean
+  readonly failWrite?: (ops: ReadonlyArray<BatchOp>) => boolean
+  /** Told of each batch as it is asked for, before it is durable (simulator: aim a crash at a write). */
+  readonly onBatch?: (ops: ReadonlyArray<BatchOp>) => void
+  /** Told of each batch once it is durable (simulator: a shadow of what was ever stored). */
+  readonly onDurable?: (ops: ReadonlyArray<BatchOp>) => void
 }
 
 export class MemoryStorage implements KVStore {
-  private keys: Uint8Array[] = []
-  private values: Uint8Array[] = []
+  private readonly map = new SortedBytesMap()
   private closed = false
   private lastDurableAt = 0
   private inflight = new Set<{ cancel(): void }>()
 
   constructor(private readonly options: MemoryStorageOptions = {}) {}
-
-  private find(key: Uint8Array): number {
-    let lo = 0
-    let hi = this.keys.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (compareBytes(this.keys[mid]!, key) < 0) lo = mid + 1
-      else hi = mid
-    }
-    return lo
-  }
 
   private check(): void {
     if (this.closed) throw canonError("closed", "The memory store is closed.")
@@ -54,8 +40,7 @@ export class MemoryStorage implements KVStore {
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     this.check()
     await this.readDelay()
-    const i = this.find(key)
-    return i < this.keys.length && compareBytes(this.keys[i]!, key) === 0 ? this.values[i]!.slice() : undefined
+    return this.map.get(key)?.slice()
   }
 
   /** With a read latency: waits that long (and forever if the process crashes meanwhile). */
@@ -89,7 +74,8 @@ export class MemoryStorage implements KVStore {
     } catch (e) {
       return Promise.reject(e)
     }
-    const fails = this.options.failWrite?.() ?? false
+    const fails = this.options.failWrite?.(copy) ?? false
+    this.options.onBatch?.(copy)
     const latency = this.options.latency
     if (latency === undefined) {
       if (fails) return Promise.reject(this.failure())
@@ -112,34 +98,16 @@ export class MemoryStorage implements KVStore {
 
   private apply(ops: ReadonlyArray<BatchOp>): void {
     for (const op of ops) {
-      const i = this.find(op.key)
-      const exists = i < this.keys.length && compareBytes(this.keys[i]!, op.key) === 0
-      if (op.type === "put") {
-        if (exists) this.values[i] = op.value
-        else {
-          this.keys.splice(i, 0, op.key)
-          this.values.splice(i, 0, op.value)
-        }
-      } else if (exists) {
-        this.keys.splice(i, 1)
-        this.values.splice(i, 1)
-      }
+      if (op.type === "put") this.map.set(op.key, op.value)
+      else this.map.delete(op.key)
     }
+    this.options.onDurable?.(ops)
   }
 
   async range(options: RangeOptions): Promise<Array<readonly [Uint8Array, Uint8Array]>> {
     this.check()
     await this.readDelay()
-    const start = options.gte ? this.find(options.gte) : 0
-    const end = options.lt ? this.find(options.lt) : this.keys.length
-    const limit = options.limit ?? Infinity
-    const out: Array<readonly [Uint8Array, Uint8Array]> = []
-    if (options.reverse) {
-      for (let i = end - 1; i >= start && out.length < limit; i--) out.push([this.keys[i]!.slice(), this.values[i]!.slice()])
-    } else {
-      for (let i = start; i < end && out.length < limit; i++) out.push([this.keys[i]!.slice(), this.values[i]!.slice()])
-    }
-    return out
+    return this.map.range(options.gte, options.lt, options.limit ?? Infinity, options.reverse ?? false).map(([k, v]) => [k.slice(), v.slice()] as const)
   }
 
   async close(): Promise<void> {
@@ -158,6 +126,6 @@ export class MemoryStorage implements KVStore {
 
   /** Number of keys (tests). */
   get size(): number {
-    return this.keys.length
+    return this.map.size
   }
 }

@@ -16,4 +16,5 @@ export const systemRuntime: Runtime = {
     return { cancel: () => clearTimeout(t) }
   },
   random: randomUnit,
+  randomBytes: (length) => globalThis.crypto.getRandomValues(new Uint8Array(length)),
 }

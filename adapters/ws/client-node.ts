@@ -54,6 +54,28 @@ export const wsClientTransport = (url: string | URL, options: NodeWsClientOption
     ws.on("error", (e) => {
       error ??= e.message
     })
+    // The hub answered the upgrade with an HTTP error (a connection cap's 429, a 403 of
+    // verifyUpgrade...): its one-line body says why, so read a little of it into the reason.
+    ws.on("unexpected-response", (_req, res) => {
+      let body = ""
+      let done = false
+      const finish = () => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        const line = body.split("\n")[0]!.trim().slice(0, 200)
+        error ??= `The hub refused the connection: HTTP ${res.statusCode}${line !== "" ? ` (${line})` : ""}.`
+        ws.terminate()
+      }
+      const timer = setTimeout(finish, 1_000)
+      res.setEncoding("utf8")
+      res.on("data", (chunk: string) => {
+        body += chunk
+        if (body.length >= 1024) finish()
+      })
+      res.on("end", finish)
+      res.on("error", finish)
+    })
     ws.on("close", (code, reason) => link.closed(code, reason.toString(), error))
     link.attach({
       get bufferedAmount() {

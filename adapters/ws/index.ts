@@ -5,8 +5,10 @@
  */
 export {
   WsServer, DEFAULT_PING_INTERVAL_MS, DEFAULT_PONG_TIMEOUT_MS, DEFAULT_CLOSE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT_MS, requestDeadlines,
   type WsServerOptions, type WsServerEvent, type WsConnectionInfo, type ListenAddress, type BoundAddress,
 } from "./server.js"
+export { normalizeAddress, proxyTrust, type TrustProxy } from "./remote-address.js"
 export { wsClientTransport, type NodeWsClientOptions } from "./client-node.js"
 export {
   WS_CLOSE_CODES, WS_CLOSE_OTHER, toWsClose, fromWsClose, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS,

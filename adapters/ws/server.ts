@@ -16,6 +16,26 @@
  * - `bufferedAmount` is the socket's unsent bytes: the hub's backpressure watches it.
  * - Close codes: see shared.ts (Canon codes travel as 4000-4999 plus the reason's prefix).
  *
+ * Resource limits (a hub faces untrusted peers):
+ * - At most `maxConnectionsPerAddress` sockets (default 64) per client address, and at most
+ *   `maxConnections` in all (default: no cap). A socket counts from the moment its upgrade
+ *   is taken until it closes, so a burst of upgrades cannot get past the cap. Over a cap the
+ *   upgrade is refused before any WebSocket exists: HTTP 429 (per address) or 503 (in all)
+ *   with `Retry-After` and a one-line body saying which limit. The Node client reports it as
+ *   `unreachable` with that line and retries with backoff; a browser sees a failed connect.
+ *   Many users behind one NAT share one address: raise the cap for such deployments.
+ * - The client address is the socket's peer, unless `trustProxy` says the peer is a reverse
+ *   proxy: then it is the right-most untrusted `X-Forwarded-For` hop (remote-address.ts). A
+ *   forged header from a peer that is not a trusted proxy changes nothing. Behind a proxy,
+ *   set `trustProxy`, or every client shares the proxy's address and its cap. The address
+ *   reaches the acceptor as `ConnectionInfo.remoteAddress` (`peerAddress` is the socket's).
+ * - A socket that says nothing: on the addresses it binds itself the server closes a socket
+ *   that has not sent its whole upgrade request `requestTimeoutMs` (default 10 s) after
+ *   connecting, also one that sends no byte at all (Node's own defaults never time that one
+ *   out, and allow 60 s for headers). An attached server is the app's to configure: pass it
+ *   `requestDeadlines(ms)` at creation and call `server.setTimeout(ms)`, as apps/hub does.
+ *   After the upgrade, the hub closes a connection that does not say hello in time.
+ *
  * @example
  * ```ts
  * const hub = new Hub({ machines: [Todo], storage, runtime: systemRuntime })
@@ -33,8 +53,11 @@ import { WebSocket, WebSocketServer, type PerMessageDeflateOptions, type RawData
 import {
   DEFAULT_MAX_FRAME_BYTES, decodeClientMessage, encodeServerMessage,
   type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type ConnectionListener, type ServerMessage,
+  CodecSession,
 } from "../../core/index.js"
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
+import { clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
+import { ConnectionCounter, checkCap } from "./connection-limits.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -59,6 +82,20 @@ export interface WsServerOptions {
   readonly pongTimeoutMs?: number
   /** After a close frame is sent, wait this long for the peer's before dropping the socket. Default 5,000 ms. */
   readonly closeTimeoutMs?: number
+  /** Sockets one client address may hold at once (see the header). Default 64; Infinity for no cap. */
+  readonly maxConnectionsPerAddress?: number
+  /** Sockets the server holds at once. Default Infinity (no cap). */
+  readonly maxConnections?: number
+  /**
+   * Whether the socket's peer is a reverse proxy whose `X-Forwarded-For` names the client:
+   * `true` (the peer, one hop), or the proxies' addresses and CIDR ranges. Default false.
+   */
+  readonly trustProxy?: TrustProxy
+  /**
+   * On the addresses it binds: a socket must have sent its whole upgrade request this long
+   * after connecting (one that sends nothing included), or it is closed. Default 10,000 ms.
+   */
+  readonly requestTimeoutMs?: number
   /** permessage-deflate. Default off (small binary frames gain little; it costs CPU and memory per socket). */
   readonly perMessageDeflate?: boolean | PerMessageDeflateOptions
   /**
@@ -73,6 +110,8 @@ export interface WsServerOptions {
 
 export type WsServerEvent =
   | { readonly type: "connection"; readonly remoteAddress: string | undefined }
+  /** An upgrade refused over a connection cap (`status` 429: per address, 503: in all). */
+  | { readonly type: "refused"; readonly remoteAddress: string; readonly status: number; readonly reason: string }
   | { readonly type: "protocol-error"; readonly remoteAddress: string | undefined; readonly message: string }
   | { readonly type: "timeout"; readonly remoteAddress: string | undefined }
   | { readonly type: "encode-failed"; readonly remoteAddress: string | undefined; readonly message: string }
@@ -81,7 +120,10 @@ export type WsServerEvent =
 
 /** What the server tells the acceptor about a connection (ConnectionInfo plus the upgrade request). */
 export interface WsConnectionInfo extends ConnectionInfo {
+  /** The client's address: the socket's peer, or the client a trusted proxy names (see `trustProxy`). */
   readonly remoteAddress: string | undefined
+  /** The socket's peer (a proxy's address behind a trusted proxy). */
+  readonly peerAddress: string | undefined
   /** The upgrade request's path and query. */
   readonly url: string
   /** The upgrade request's headers (cookies, origin, a proxy's X-Forwarded-For). */
@@ -97,6 +139,20 @@ export interface BoundAddress {
 export const DEFAULT_PING_INTERVAL_MS = 15_000
 export const DEFAULT_PONG_TIMEOUT_MS = 15_000
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 64
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+
+/**
+ * Options for `http.createServer` that bound how long a request may take to arrive: its
+ * headers (an upgrade request is nothing else) within `ms`, checked every second or so.
+ * Node's defaults allow 60 s for headers and 300 s per request, checked every 30 s. A socket
+ * that sends no byte at all is not covered: `server.setTimeout(ms)` closes that one.
+ */
+export const requestDeadlines = (ms: number): http.ServerOptions => ({
+  headersTimeout: ms,
+  requestTimeout: ms,
+  connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(ms / 4))),
+})
 
 /** One socket and what the server knows of it. */
 interface Peer {
@@ -107,6 +163,8 @@ interface Peer {
   done: boolean
   /** Protocol version agreed in the handshake. */
   version: number | undefined
+  /** What this end remembers across frames (protocol 2's compact frames). */
+  readonly session: CodecSession
   lastHeard: number
   /** When the last ping was sent (pings go out every pingIntervalMs, whatever the traffic). */
   lastPingAt: number
@@ -125,6 +183,9 @@ export class WsServer {
   private readonly pingIntervalMs: number
   private readonly pongTimeoutMs: number
   private readonly closeTimeoutMs: number
+  private readonly requestTimeoutMs: number
+  private readonly counter: ConnectionCounter
+  private readonly trust: ProxyTrust
   private readonly sweepTimer: ReturnType<typeof setInterval>
   /**
    * The hub fans one `entries` message object out to every live subscriber: encode it once.
@@ -155,6 +216,12 @@ export class WsServer {
     this.pingIntervalMs = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS
     this.pongTimeoutMs = options.pongTimeoutMs ?? DEFAULT_PONG_TIMEOUT_MS
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    this.counter = new ConnectionCounter({
+      perAddress: checkCap("maxConnectionsPerAddress", options.maxConnectionsPerAddress, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+      total: checkCap("maxConnections", options.maxConnections, Infinity),
+    })
+    this.trust = proxyTrust(options.trustProxy)
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -174,11 +241,14 @@ export class WsServer {
   }
 
   private bind(address: ListenAddress): Promise<void> {
-    const server = http.createServer((_req, res) => {
+    const server = http.createServer(requestDeadlines(this.requestTimeoutMs), (_req, res) => {
       const body = "This address only speaks WebSocket (Canon sync).\n"
       res.writeHead(426, { "Content-Type": "text/plain", "Content-Length": Buffer.byteLength(body), "Upgrade": "websocket" })
       res.end(body)
     })
+    // A socket that sends nothing is not a request yet, so the deadlines above never see it.
+    // (An upgraded socket is no longer the http server's: `ws` clears this timeout on it.)
+    server.setTimeout(this.requestTimeoutMs)
     server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head, false))
     this.owned.push(server)
     return new Promise<void>((resolve, reject) => {
@@ -225,6 +295,11 @@ export class WsServer {
     return this.peers.size
   }
 
+  /** Sockets counted against the caps (upgrades in progress included): in all, or from one client address. */
+  connectionsHeld(address?: string): number {
+    return this.counter.held(address === undefined ? undefined : (normalizeAddress(address) ?? address))
+  }
+
   /** The open sockets, for diagnostics and tests (e.g. `terminate()` one to simulate a drop). */
   sockets(): WebSocket[] {
     return [...this.peers].map((p) => p.ws)
@@ -243,16 +318,26 @@ export class WsServer {
       return refuse(socket, 404)
     }
     if (this.closing !== undefined) return refuse(socket, 503)
+    const remoteAddress = clientAddress(req, this.trust)
+    // No peer address: the socket closed while its request was read.
+    if (remoteAddress === undefined) return void socket.destroy()
     const verdict = this.options.verifyUpgrade?.(req) ?? true
     if (verdict !== true) return refuse(socket, typeof verdict === "number" ? verdict : 403)
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.adopt(ws, req))
+    const place = this.counter.admit(remoteAddress)
+    if (!place.ok) {
+      this.options.onEvent?.({ type: "refused", remoteAddress, status: place.status, reason: place.reason })
+      return refuse(socket, place.status, place.reason, { "Retry-After": "5" })
+    }
+    // Released when the socket closes, whoever closes it (a socket gone already: at once).
+    if (socket.destroyed) return place.release()
+    socket.once("close", place.release)
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.adopt(ws, req, remoteAddress))
   }
 
-  private adopt(ws: WebSocket, req: http.IncomingMessage): void {
-    const remoteAddress = req.socket.remoteAddress
+  private adopt(ws: WebSocket, req: http.IncomingMessage, remoteAddress: string): void {
     let resolveClosed!: () => void
     const peer: Peer = {
-      ws, remoteAddress, listener: undefined, done: false, version: undefined,
+      ws, remoteAddress, listener: undefined, done: false, version: undefined, session: new CodecSession(),
       lastHeard: Date.now(), lastPingAt: Date.now(), pingSentAt: undefined, closed: new Promise<void>((r) => (resolveClosed = r)),
     }
     this.peers.add(peer)
@@ -276,7 +361,7 @@ export class WsServer {
     }
     this.options.onEvent?.({ type: "connection", remoteAddress })
     const conn = this.connection(peer)
-    const info: WsConnectionInfo = { remoteAddress, url: req.url ?? "/", headers: req.headers }
+    const info: WsConnectionInfo = { remoteAddress, peerAddress: normalizeAddress(req.socket.remoteAddress) ?? req.socket.remoteAddress, url: req.url ?? "/", headers: req.headers }
     try {
       peer.listener = this.acceptor.accept(conn, info)
     } catch (e) {
@@ -290,10 +375,13 @@ export class WsServer {
     return {
       send(message) {
         if (peer.done || peer.ws.readyState !== WebSocket.OPEN) return
-        const cached = message.type === "entries" ? server.fanout.get(message) : undefined
+        // One frame per entries message for every peer, except compact ones (their channel
+        // numbers belong to each connection).
+        const shared = message.type === "entries" && message.compact !== true
+        const cached = shared ? server.fanout.get(message) : undefined
         const frame = cached !== undefined && cached.version === peer.version
           ? cached.frame
-          : encodeFrame(encodeServerMessage, message, server.maxFrameBytes, peer.version)
+          : encodeFrame(encodeServerMessage, message, server.maxFrameBytes, peer.version, peer.session)
         if (isEncodeFailure(frame)) {
           // The protocol cannot carry it (over the frame limit...): the peer would miss a
           // message, so the connection ends; never a throw into the hub.
@@ -301,7 +389,7 @@ export class WsServer {
           server.end(peer, frame.code === "too-large" ? "too-large" : "internal-error", frame.reason)
           return
         }
-        if (message.type === "entries" && cached === undefined) server.fanout.set(message, { version: peer.version, frame })
+        if (shared && cached === undefined) server.fanout.set(message, { version: peer.version, frame })
         if (message.type === "welcome") peer.version = message.protocol
         peer.ws.send(frame)
       },
@@ -322,7 +410,7 @@ export class WsServer {
     if (peer.done) return
     if (!isBinary) return this.protocolError(peer, "A text frame; Canon frames are binary.")
     const frame = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data
-    const decoded = decodeClientMessage(frame, { maxFrameBytes: this.maxFrameBytes, ...(peer.version !== undefined ? { version: peer.version } : {}) })
+    const decoded = decodeClientMessage(frame, { maxFrameBytes: this.maxFrameBytes, session: peer.session, ...(peer.version !== undefined ? { version: peer.version } : {}) })
     if (decoded.ok === "ignore") return
     if (decoded.ok === false) return this.protocolError(peer, `An undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
     try {
@@ -440,10 +528,13 @@ const pathOf = (url: string | undefined): string => {
   return q < 0 ? u : u.slice(0, q)
 }
 
-const refuse = (socket: Duplex, status: number): void => {
+/** Answers an upgrade request with an HTTP error and a one-line body (the status text, or `line`). */
+const refuse = (socket: Duplex, status: number, line?: string, headers: Readonly<Record<string, string>> = {}): void => {
   const text = http.STATUS_CODES[status] ?? "Refused"
+  const body = `${line ?? text}\n`
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")
   socket.once("finish", () => socket.destroy())
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`)
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }
 
 /** A received close, in Canon terms (the peer is a client: it had opened). */

@@ -29,6 +29,7 @@
  * | `schema-too-new`       | 4013      |                                                                |
  * | `schema-mismatch`      | 4014      |                                                                |
  * | `rate-limited`         | 4029      | more messages or commands per second than the hub's limits     |
+ * | `handshake-timeout`    | 4408      | no hello within the hub's handshake deadline                   |
  * | `internal-error`       | 4500      | the transport could not encode a message, or a listener threw  |
  *
  * A client sends only 1000 and 4000-4999 (browsers allow no other): its `going-away` and
@@ -41,7 +42,7 @@
  * hub is told `timeout`, the peer sees `reset`.
  */
 import {
-  DEFAULT_MAX_FRAME_BYTES, decodeServerMessage, encodeClientMessage,
+  CodecSession, DEFAULT_MAX_FRAME_BYTES, decodeServerMessage, encodeClientMessage,
   type ClientMessage, type CloseInfo, type CodecOptions, type Connection, type ConnectionListener, type ServerMessage,
 } from "../../core/index.js"
 
@@ -61,6 +62,7 @@ export const WS_CLOSE_CODES: Readonly<Record<string, number>> = {
   "schema-too-new": 4013,
   "schema-mismatch": 4014,
   "rate-limited": 4029,
+  "handshake-timeout": 4408,
   "internal-error": 4500,
 }
 
@@ -79,10 +81,9 @@ const RECEIVED_ONLY: Readonly<Record<number, string>> = {
   1013: "going-away",
 }
 
-const CANON_BY_WS: ReadonlyMap<number, string> = new Map([
-  ...Object.entries(RECEIVED_ONLY).map(([n, c]) => [Number(n), c] as const),
-  ...Object.entries(WS_CLOSE_CODES).map(([c, n]) => [n, c] as const),
-])
+/** The Canon code a WebSocket close code stands for, if it has one. */
+const canonCodeOf = (wsCode: number): string | undefined =>
+  RECEIVED_ONLY[wsCode] ?? Object.keys(WS_CLOSE_CODES).find((c) => WS_CLOSE_CODES[c] === wsCode)
 
 /** A close frame's reason may hold at most this many bytes of UTF-8. */
 export const MAX_CLOSE_REASON_BYTES = 123
@@ -122,13 +123,9 @@ export const fromWsClose = (wsCode: number, reason: string, opened: boolean): Cl
   const prefixed = CODE_PREFIX.exec(reason)
   if (prefixed !== null) return { code: prefixed[1]!, reason: prefixed[2] ?? "" }
   if (!opened && (wsCode === 1006 || wsCode === 1005)) return { code: "unreachable", reason: reason || "Could not connect to the hub." }
-  const known = CANON_BY_WS.get(wsCode)
-  if (known !== undefined) return { code: known, reason: reason || defaultReason(known, wsCode) }
-  return { code: wsCode >= 3000 ? `ws-${wsCode}` : "closed", reason: reason || `WebSocket closed with code ${wsCode}.` }
+  const code = canonCodeOf(wsCode) ?? (wsCode >= 3000 ? `ws-${wsCode}` : "closed")
+  return { code, reason: reason || (code === "reset" ? "The connection dropped." : `WebSocket closed with code ${wsCode}.`) }
 }
-
-const defaultReason = (code: string, wsCode: number): string =>
-  code === "reset" ? "The connection dropped." : `WebSocket closed with code ${wsCode}.`
 
 // ---- encoding ----
 
@@ -148,10 +145,11 @@ export const encodeFrame = <M extends { readonly type: string }>(
   message: M,
   maxFrameBytes: number,
   version: number | undefined,
+  session?: CodecSession,
 ): Uint8Array | EncodeFailure => {
   let frame: Uint8Array
   try {
-    frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, ...(version !== undefined ? { version } : {}) })
+    frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, ...(version !== undefined ? { version } : {}), ...(session !== undefined ? { session } : {}) })
   } catch (e) {
     const code = (e as { code?: unknown }).code
     return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `A ${message.type} message cannot be encoded: ${e instanceof Error ? e.message : String(e)}` }
@@ -211,6 +209,8 @@ export class ClientLink implements Connection<ClientMessage> {
   private connectTimer: ReturnType<typeof setTimeout> | undefined
   /** Protocol version agreed in the handshake (handshake frames are the same in every version). */
   private version: number | undefined
+  /** What this end remembers across frames (protocol 2's compact frames). */
+  private readonly session = new CodecSession()
   private readonly maxFrameBytes: number
   private readonly idleTimeoutMs: number
 
@@ -256,7 +256,7 @@ export class ClientLink implements Connection<ClientMessage> {
     if (this.state !== "open") return
     this.heard()
     if (typeof data === "string") return this.protocolError("The hub sent a text frame; Canon frames are binary.")
-    const decoded = decodeServerMessage(data, { maxFrameBytes: this.maxFrameBytes, ...(this.version !== undefined ? { version: this.version } : {}) })
+    const decoded = decodeServerMessage(data, { maxFrameBytes: this.maxFrameBytes, session: this.session, ...(this.version !== undefined ? { version: this.version } : {}) })
     if (decoded.ok === "ignore") return
     if (decoded.ok === false) return this.protocolError(`The hub sent an undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
     const message = decoded.message
@@ -282,7 +282,7 @@ export class ClientLink implements Connection<ClientMessage> {
 
   send(message: ClientMessage): void {
     if (this.state === "done") return
-    const frame = encodeFrame(encodeClientMessage, message, this.maxFrameBytes, this.version)
+    const frame = encodeFrame(encodeClientMessage, message, this.maxFrameBytes, this.version, this.session)
     if (isEncodeFailure(frame)) {
       // The protocol cannot carry it (over the frame limit, not plain data): the hub would
       // miss a message, so the connection ends, with the reason; never a throw.

@@ -1,17 +1,31 @@
 /**
- * Loads the machines a hub serves from a module of the user's (every export that is a
- * machine defined with `defineMachine`), or the demo's Board by default.
+ * Loads what a hub serves from a module of the user's: every export that is a machine made
+ * with `defineMachine` (or an array of them), and the optional `authenticate` and
+ * `authorize` hooks (core/authority/auth.ts). Without a module: the demo's Board, no hooks.
  */
 import { pathToFileURL } from "node:url"
 import { resolve } from "node:path"
-import type { Machine } from "../../core/index.js"
+import type { Authenticate, Authorize, Machine } from "../../core/index.js"
 import { Board } from "../demo/board.js"
+
+export interface ServedModule {
+  readonly machines: ReadonlyArray<Machine<any, any>>
+  readonly authenticate?: Authenticate | undefined
+  readonly authorize?: Authorize | undefined
+}
 
 const isMachine = (v: unknown): v is Machine<any, any> =>
   typeof v === "object" && v !== null && "compiled" in v && "name" in v && "version" in v && "initial" in v
 
-export const loadMachines = async (module: string | undefined): Promise<ReadonlyArray<Machine<any, any>>> => {
-  if (module === undefined) return [Board]
+const hook = <F>(mod: Record<string, unknown>, name: string, module: string): F | undefined => {
+  const v = mod[name]
+  if (v === undefined) return undefined
+  if (typeof v !== "function") throw new Error(`${module} exports "${name}", but it is a ${v === null ? "null" : typeof v}, not a function: export ${name}(...) or nothing by that name.`)
+  return v as F
+}
+
+export const loadModule = async (module: string | undefined): Promise<ServedModule> => {
+  if (module === undefined) return { machines: [Board] }
   let mod: Record<string, unknown>
   try {
     mod = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>
@@ -21,5 +35,11 @@ export const loadMachines = async (module: string | undefined): Promise<Readonly
   const found = new Map<string, Machine<any, any>>()
   for (const v of Object.values(mod).flatMap((x) => (Array.isArray(x) ? x : [x]))) if (isMachine(v)) found.set(v.name, v)
   if (found.size === 0) throw new Error(`${module} exports no machine: export the results of defineMachine(...).`)
-  return [...found.values()]
+  return {
+    machines: [...found.values()],
+    authenticate: hook<Authenticate>(mod, "authenticate", module),
+    authorize: hook<Authorize>(mod, "authorize", module),
+  }
 }
+
+export const loadMachines = async (module: string | undefined): Promise<ReadonlyArray<Machine<any, any>>> => (await loadModule(module)).machines

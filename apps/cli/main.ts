@@ -1,48 +1,51 @@
 /**
- * The `canon` command line: `canon serve ...` and `canon inspect DIR [docId]`.
+ * The `canon` command line: `canon serve ...`, `canon inspect DIR [docId]` and
+ * `canon compact DATA [docId]`. Each command prints its own usage (`canon serve --help`,
+ * `canon inspect --help`, `canon compact --help`).
  */
 import { serve } from "./serve.js"
-import { inspect } from "./inspect.js"
+import { INSPECT_USAGE, inspect, parseInspectArgs } from "./inspect.js"
+import { COMPACT_USAGE, compact, parseCompactArgs } from "./compact.js"
+import { progressReporter } from "./progress.js"
 import { ConfigError } from "../hub/config.js"
 
-const USAGE = `Usage:
-  canon serve --data DIR --host H --port P [--public-url URL] [--machines MODULE] [--cert FILE --key FILE] [--sync]
-  canon inspect DIR [docId] [--machines MODULE]`
+const USAGE = `Usage: canon COMMAND [options]   (from a checkout: npm run canon -- COMMAND [options])
+  canon serve [options]          the hub alone, for your own machines (canon serve --help)
+  canon inspect DIR [docId]      what a hub's data directory holds (canon inspect --help)
+  canon compact DATA [docId]     snapshot documents and delete the log behind (canon compact --help)`
 
-/** A progress bar on stderr for long replays (only when stderr is a terminal). */
-const progress = (done: number, total: number): void => {
-  if (!process.stderr.isTTY || total < 10_000) return
-  const width = 30
-  const filled = Math.round((done / total) * width)
-  process.stderr.write(`\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${Math.floor((done / total) * 100)}% ${done.toLocaleString("en-US")}/${total.toLocaleString("en-US")}`)
-  if (done >= total) process.stderr.write("\n")
-}
-
+/** The exit code, or -1 while a hub keeps running. */
 const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   const [command, ...rest] = argv
-  if (command === "serve") {
-    await serve(rest)
-    return -1 // keeps running
-  }
+  if (command === "serve") return (await serve(rest)) === "running" ? -1 : 0
   if (command === "inspect") {
-    const machinesAt = rest.indexOf("--machines")
-    const machines = machinesAt >= 0 ? rest[machinesAt + 1] : undefined
-    const positional = machinesAt < 0 ? rest : rest.filter((_, i) => i !== machinesAt && i !== machinesAt + 1)
-    const [dir, docId] = positional
-    if (dir === undefined) {
-      console.error(USAGE)
-      return 2
+    const args = parseInspectArgs(rest)
+    if (args === "help") {
+      console.log(INSPECT_USAGE)
+      return 0
     }
-    return inspect(dir, docId, machines, { log: (l) => console.log(l), progress })
+    return inspect(args.dir, args.docId, args.machines, { log: (l) => console.log(l), progress: progressReporter(process.stderr) })
   }
-  console.error(USAGE)
-  return command === undefined || command === "help" || command === "--help" ? 0 : 2
+  if (command === "compact") {
+    const args = parseCompactArgs(rest)
+    if (args === "help") {
+      console.log(COMPACT_USAGE)
+      return 0
+    }
+    return compact(args, { log: (l) => console.log(l), progress: progressReporter(process.stderr, 1_000) })
+  }
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    console.log(USAGE)
+    return 0
+  }
+  console.error(`Unknown command "${command}".\n${USAGE}`)
+  return 2
 }
 
 main(process.argv.slice(2)).then(
   (code) => { if (code >= 0) process.exit(code) },
   (e: unknown) => {
-    console.error(`canon: ${e instanceof Error ? e.message : String(e)}`)
+    console.error(e instanceof ConfigError ? e.message : `canon: ${e instanceof Error ? e.message : String(e)}`)
     process.exit(e instanceof ConfigError ? 2 : 1)
   },
 )

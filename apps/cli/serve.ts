@@ -1,11 +1,12 @@
 /**
- * `canon serve`: the hub alone (no demo page), for apps of your own.
+ * `canon serve`: the hub alone (no demo page), for apps of your own: the machines, and the
+ * authenticate / authorize hooks, come from the `--machines` module.
  */
 import { resolve } from "node:path"
 import type http from "node:http"
 import { parseConfig, helpText } from "../hub/config.js"
 import { startHub } from "../hub/start.js"
-import { loadMachines } from "./load-machines.js"
+import { loadModule } from "./load-machines.js"
 
 const hubOnly = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
   if (req.url !== "/") return false
@@ -14,14 +15,14 @@ const hubOnly = (req: http.IncomingMessage, res: http.ServerResponse): boolean =
   return true
 }
 
-export const serve = async (argv: ReadonlyArray<string>): Promise<void> => {
-  const config = parseConfig(argv, process.env)
+export const serve = async (argv: ReadonlyArray<string>): Promise<"help" | "running"> => {
+  const config = parseConfig(argv, process.env, "canon serve")
   if (config === "help") {
-    console.log(helpText)
-    return
+    console.log(helpText("canon serve"))
+    return "help"
   }
-  const machines = await loadMachines(config.machines)
-  const running = await startHub(config, machines, hubOnly)
+  const served = await loadModule(config.machines)
+  const running = await startHub(config, served.machines, hubOnly, served)
   // Handlers first: a signal right after the banner must still shut down cleanly.
   const stop = async () => {
     await running.close()
@@ -29,7 +30,10 @@ export const serve = async (argv: ReadonlyArray<string>): Promise<void> => {
   }
   process.on("SIGINT", stop)
   process.on("SIGTERM", stop)
+  const hooks = [served.authenticate && "authenticate", served.authorize && "authorize"].filter(Boolean)
   console.log(`Canon hub on ${running.url} (sync: ${running.syncUrl})`)
-  console.log(`  machines: ${machines.map((m) => `${m.name} v${m.version}`).join(", ")}`)
-  console.log(`  data:     ${resolve(config.dataDir)}`)
+  console.log(`  machines: ${served.machines.map((m) => `${m.name} v${m.version}`).join(", ")}`)
+  if (hooks.length > 0) console.log(`  auth:     ${hooks.join(", ")} from ${config.machines}`)
+  console.log(`  data:     ${resolve(config.dataDir)} (${config.sync ? "fsync on every commit" : "no fsync: a power loss can lose the last acknowledged commands"})`)
+  return "running"
 }

@@ -1,54 +1,139 @@
 /**
  * Hub settings from flags and environment variables, with defaults that work on a fresh
- * machine: LevelDB in ./data, HTTP and WebSocket on 127.0.0.1:8787.
+ * machine: LevelDB in ./data, HTTP and WebSocket on 127.0.0.1:8787, every commit fsynced
+ * (acknowledged means durable). Two commands take them: `npm start` (the demo board) and
+ * `canon serve` (your machines); each has its own usage text.
  */
+import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, proxyTrust, type TrustProxy } from "../../adapters/ws/index.js"
+
 export interface HubConfig {
   readonly dataDir: string
   readonly host: string
   readonly port: number
   /** The URL clients are told to use (a hub behind a proxy differs from its bind address). */
   readonly publicUrl: string | undefined
-  /** fsync every commit. */
+  /** fsync every commit before acknowledging it. On unless --no-sync / CANON_SYNC=0. */
   readonly sync: boolean
   /** PEM files for HTTPS/WSS. */
   readonly tls?: { readonly cert: string; readonly key: string } | undefined
-  /** A module exporting the machines to serve (`canon serve`). */
+  /** A module exporting the machines to serve, and optionally auth hooks (`canon serve`). */
   readonly machines?: string | undefined
+  /** WebSocket connections one client address may hold. Default 64. */
+  readonly maxConnectionsPerAddress?: number | undefined
+  /** Reverse proxies whose X-Forwarded-For names the client. Default none. */
+  readonly trustProxy?: TrustProxy | undefined
 }
 
-const HELP = `Usage: npm start -- [--data DIR] [--host H] [--port P] [--public-url URL] [--sync]
-  --data DIR        LevelDB directory (env CANON_DATA, default ./data)
+export type Program = "npm start" | "canon serve"
+
+const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default ./data)
   --host H          address to bind (env CANON_HOST, default 127.0.0.1; 0.0.0.0 for all)
   --port P          port (env CANON_PORT, default 8787)
   --public-url URL  the URL clients use, if not http://host:port (env CANON_PUBLIC_URL)
-  --sync            fsync every commit: survives power loss, slower (env CANON_SYNC=1)
+  --no-sync         do not fsync each commit: faster, but a power loss or OS crash can lose
+                    the last acknowledged commands (env CANON_SYNC=0; default: fsync every
+                    commit, so acknowledged means durable; --sync is accepted and changes nothing)
   --cert FILE --key FILE   serve HTTPS and WSS with this certificate (PEM)
-  --machines MODULE        (canon serve) a module exporting the machines to serve`
+  --max-connections-per-address N
+                    WebSocket connections one client address may hold at once; more are
+                    refused with HTTP 429 (env CANON_MAX_CONNECTIONS_PER_ADDRESS, default ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})
+  --trust-proxy LIST
+                    behind a reverse proxy: the proxy addresses or CIDR ranges (comma-separated)
+                    whose X-Forwarded-For names the client, or "true" for the direct peer
+                    (env CANON_TRUST_PROXY, default none: the socket's address counts)
+  -h, --help        this text`
+
+const MACHINES = `  --machines MODULE a module (.ts or .js) exporting the machines to serve (default: the demo board)
+
+MODULE exports every machine made with defineMachine (or arrays of them), and may export
+  authenticate(hello, info)              who a connection is: return { id: "..." } or
+                                         { refuse: "a sentence" }; hello.credentials is what
+                                         the client passed as \`credentials\`, info.headers
+                                         and info.remoteAddress come from the upgrade request
+  authorize(principal, docId, access)    may principal "read" or "write" docId: true or false
+Both may be async. Example: apps/cli/examples/todo.ts`
+
+const HELP: Record<Program, string> = {
+  "npm start": `Usage: npm start -- [options]
+The demo board and its hub, on LevelDB.
+${OPTIONS}`,
+  "canon serve": `Usage: canon serve [options]   (from a checkout: npm run canon -- serve [options])
+The hub alone, for your own machines.
+${MACHINES}
+${OPTIONS}`,
+}
+
+export const helpText = (program: Program = "npm start"): string => HELP[program]
 
 export class ConfigError extends Error {}
 
-export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, string | undefined>): HubConfig | "help" => {
+const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "trust-proxy"]
+const SWITCHES = ["sync", "no-sync"]
+
+const positiveInteger = (text: string, what: string): number => {
+  const n = Number(text)
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1) throw new ConfigError(`${what} must be a whole number of at least 1, not "${text}".`)
+  return n
+}
+
+const parseSync = (text: string): boolean => {
+  const t = text.trim().toLowerCase()
+  if (t === "1" || t === "true" || t === "yes" || t === "on") return true
+  if (t === "0" || t === "false" || t === "no" || t === "off") return false
+  throw new ConfigError(`CANON_SYNC must be 1 (fsync every commit, the default) or 0 (no fsync), not "${text}".`)
+}
+
+const parseTrustProxy = (text: string, where: string): TrustProxy => {
+  const t = text.trim().toLowerCase()
+  if (t === "true" || t === "1") return true
+  if (t === "" || t === "false" || t === "0") return false
+  const list = text.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+  try {
+    proxyTrust(list)
+  } catch (e) {
+    throw new ConfigError(`${where}: ${(e as Error).message.replace(/^trustProxy: /, "")}`)
+  }
+  return list
+}
+
+export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, string | undefined>, program: Program = "npm start"): HubConfig | "help" => {
+  const usage = HELP[program]
+  const known = program === "canon serve" ? [...VALUE_FLAGS, "machines"] : VALUE_FLAGS
   const flags = new Map<string, string>()
-  const bools = new Set<string>()
+  const switches = new Set<string>()
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
     if (a === "--help" || a === "-h") return "help"
-    if (a === "--sync") { bools.add("sync"); continue }
-    if (!a.startsWith("--")) throw new ConfigError(`Unexpected argument "${a}".\n${HELP}`)
-    const value = argv[i + 1]
-    if (value === undefined || value.startsWith("--")) throw new ConfigError(`${a} needs a value.\n${HELP}`)
-    flags.set(a.slice(2), value)
-    i++
+    if (!a.startsWith("--")) throw new ConfigError(`Unexpected argument "${a}".\n${usage}`)
+    const eq = a.indexOf("=")
+    const name = a.slice(2, eq < 0 ? undefined : eq)
+    if (SWITCHES.includes(name)) {
+      if (eq >= 0) throw new ConfigError(`--${name} takes no value.\n${usage}`)
+      switches.add(name)
+      continue
+    }
+    if (!known.includes(name)) throw new ConfigError(`Unknown option --${name}.\n${usage}`)
+    const value = eq >= 0 ? a.slice(eq + 1) : argv[++i]
+    if (value === undefined || (eq < 0 && value.startsWith("--"))) throw new ConfigError(`--${name} needs a value.\n${usage}`)
+    flags.set(name, value)
   }
-  for (const k of flags.keys()) {
-    if (!["data", "host", "port", "public-url", "cert", "key", "machines"].includes(k)) throw new ConfigError(`Unknown option --${k}.\n${HELP}`)
-  }
+  if (switches.has("sync") && switches.has("no-sync")) throw new ConfigError("--sync and --no-sync contradict each other: give one (fsync is on by default).")
   const portText = flags.get("port") ?? env.CANON_PORT ?? "8787"
   const port = Number(portText)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`Port "${portText}" is not a port number (0-65535).`)
+  if (!/^\d+$/.test(portText.trim()) || port > 65535) throw new ConfigError(`Port "${portText}" is not a port number (0-65535).`)
   const cert = flags.get("cert")
   const key = flags.get("key")
   if ((cert === undefined) !== (key === undefined)) throw new ConfigError("--cert and --key go together: give both to serve HTTPS, or neither.")
+  const capFlag = flags.get("max-connections-per-address")
+  const capEnv = env.CANON_MAX_CONNECTIONS_PER_ADDRESS
+  const cap = capFlag !== undefined ? positiveInteger(capFlag, "--max-connections-per-address")
+    : capEnv !== undefined && capEnv !== "" ? positiveInteger(capEnv, "CANON_MAX_CONNECTIONS_PER_ADDRESS")
+    : DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+  const trustFlag = flags.get("trust-proxy")
+  const trustProxy = trustFlag !== undefined ? parseTrustProxy(trustFlag, "--trust-proxy")
+    : env.CANON_TRUST_PROXY !== undefined ? parseTrustProxy(env.CANON_TRUST_PROXY, "CANON_TRUST_PROXY")
+    : false
+  const sync = switches.has("no-sync") ? false : switches.has("sync") ? true : env.CANON_SYNC !== undefined && env.CANON_SYNC !== "" ? parseSync(env.CANON_SYNC) : true
   return {
     tls: cert !== undefined && key !== undefined ? { cert, key } : undefined,
     machines: flags.get("machines"),
@@ -56,8 +141,8 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
     host: flags.get("host") ?? env.CANON_HOST ?? "127.0.0.1",
     port,
     publicUrl: flags.get("public-url") ?? env.CANON_PUBLIC_URL,
-    sync: bools.has("sync") || env.CANON_SYNC === "1",
+    sync,
+    maxConnectionsPerAddress: cap,
+    trustProxy,
   }
 }
-
-export const helpText = HELP

@@ -12,7 +12,7 @@ import { demoPages } from "../demo/pages.js"
 const main = async (): Promise<void> => {
   let config
   try {
-    config = parseConfig(process.argv.slice(2), process.env)
+    config = parseConfig(process.argv.slice(2), process.env, "npm start")
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(e.message)
@@ -21,7 +21,7 @@ const main = async (): Promise<void> => {
     throw e
   }
   if (config === "help") {
-    console.log(helpText)
+    console.log(helpText("npm start"))
     return
   }
   console.log("Building the board app (esbuild)...")
@@ -44,7 +44,7 @@ const main = async (): Promise<void> => {
   console.log(`  board:         ${url}/   (other boards: ${url}/#board=NAME)`)
   console.log(`  sync endpoint: ${running.syncUrl}`)
   console.log(`  hub status:    ${url}/status`)
-  console.log(`  data:          ${resolve(config.dataDir)} (LevelDB${config.sync ? ", fsync on every commit" : ""})`)
+  console.log(`  data:          ${resolve(config.dataDir)} (LevelDB, ${config.sync ? "fsync on every commit" : "no fsync (--no-sync): a power loss can lose the last acknowledged commands"})`)
   console.log(`  app bundle:    built in ${assets.buildMs} ms (version ${assets.version})`)
   console.log("Press Ctrl-C to stop.")
 }

@@ -1,13 +1,17 @@
 /**
- * Starts a hub: LevelDB storage, the Hub, one HTTP server that answers pages and upgrades
- * WebSocket connections on /sync. Returns a handle that shuts everything down in order.
+ * Starts a hub: one HTTP server that answers pages and upgrades WebSocket connections on
+ * /sync, LevelDB storage, the Hub. Returns a handle that shuts everything down in order.
+ *
+ * The port is bound before the data directory is opened, so a busy port leaves nothing on
+ * disk; if anything fails after that, a data directory this start created is removed again.
  */
 import http from "node:http"
 import https from "node:https"
-import { readFileSync } from "node:fs"
-import { Hub, type Machine } from "../../core/index.js"
+import { existsSync, readFileSync, rmSync } from "node:fs"
+import { dirname, resolve } from "node:path"
+import { Hub, type Authenticate, type Authorize, type Machine } from "../../core/index.js"
 import { LevelStorage } from "../../adapters/level/index.js"
-import { WsServer } from "../../adapters/ws/index.js"
+import { DEFAULT_REQUEST_TIMEOUT_MS, WsServer, requestDeadlines } from "../../adapters/ws/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import type { HubConfig } from "./config.js"
 
@@ -19,6 +23,19 @@ export interface RunningHub {
 }
 
 export type PageHandler = (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub) => boolean
+
+/** The app's say on who connects and what they may do (a `--machines` module may export them). */
+export interface AuthHooks {
+  readonly authenticate?: Authenticate | undefined
+  readonly authorize?: Authorize | undefined
+}
+
+/**
+ * How long an HTTP socket may idle before its request arrives: page requests and upgrades
+ * alike (a browser's preconnected socket is reopened when needed). Node's defaults never
+ * close a socket that sends no byte, and allow 60 s for a request's headers.
+ */
+const REQUEST_TIMEOUT_MS = DEFAULT_REQUEST_TIMEOUT_MS
 
 const listen = (server: http.Server, host: string, port: number): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -49,37 +66,70 @@ const readTls = (files: { readonly cert: string; readonly key: string }): { cert
   return tls
 }
 
-export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machine<any, any>>, pages: PageHandler): Promise<RunningHub> => {
+/** The outermost directory of `dir` that does not exist yet (what opening the store would create), if any. */
+const firstMissing = (dir: string): string | undefined => {
+  let missing: string | undefined
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
+    missing = d
+    if (dirname(d) === d) break
+  }
+  return missing
+}
+
+const closeServer = (server: http.Server): Promise<void> =>
+  new Promise<void>((r) => {
+    server.close(() => r())
+    server.closeAllConnections()
+  })
+
+export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machine<any, any>>, pages: PageHandler, auth: AuthHooks = {}): Promise<RunningHub> => {
   const tls = config.tls === undefined ? undefined : readTls(config.tls)
-  const storage = await LevelStorage.open(config.dataDir, { sync: config.sync })
-  const hub = new Hub({ machines, storage, runtime: systemRuntime, sync: config.sync })
+  let hub: Hub | undefined
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (!pages(req, res, hub)) {
+    if (hub === undefined) {
+      res.writeHead(503, { "Content-Type": "text/plain", "Retry-After": "1" })
+      res.end("The hub is starting.\n")
+    } else if (!pages(req, res, hub)) {
       res.writeHead(404, { "Content-Type": "text/plain" })
       res.end("Not found.\n")
     }
   }
-  const server: http.Server = tls === undefined ? http.createServer(handler) : https.createServer(tls, handler)
-  let port: number
+  const options = requestDeadlines(REQUEST_TIMEOUT_MS)
+  const server: http.Server = tls === undefined ? http.createServer(options, handler) : https.createServer({ ...options, ...tls }, handler)
+  server.setTimeout(REQUEST_TIMEOUT_MS)
+  // Bind first: a busy port must fail before anything is written to disk.
+  const port = await listen(server, config.host, config.port)
+  const created = firstMissing(config.dataDir)
+  let storage: LevelStorage | undefined
+  let ws: WsServer | undefined
   try {
-    port = await listen(server, config.host, config.port)
+    storage = await LevelStorage.open(config.dataDir, { sync: config.sync })
+    hub = new Hub({ machines, storage, runtime: systemRuntime, sync: config.sync, authenticate: auth.authenticate, authorize: auth.authorize })
+    const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host
+    const url = config.publicUrl ?? `${tls === undefined ? "http" : "https"}://${shownHost}:${port}`
+    const syncUrl = `${url.replace(/^http/, "ws").replace(/\/$/, "")}/sync`
+    ws = new WsServer(hub, {
+      server, path: "/sync", publicUrl: syncUrl,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress, trustProxy: config.trustProxy,
+    })
+    const [running, openedHub, openedWs] = [storage, hub, ws]
+    return {
+      url,
+      syncUrl,
+      hub: openedHub,
+      close: async () => {
+        await openedWs.close()
+        await openedHub.close()
+        await closeServer(server)
+        await running.close()
+      },
+    }
   } catch (e) {
-    await storage.close()
+    await ws?.close()
+    await hub?.close()
+    await closeServer(server)
+    await storage?.close()
+    if (created !== undefined) rmSync(created, { recursive: true, force: true })
     throw e
-  }
-  const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host
-  const url = config.publicUrl ?? `${tls === undefined ? "http" : "https"}://${shownHost}:${port}`
-  const syncUrl = `${url.replace(/^http/, "ws").replace(/\/$/, "")}/sync`
-  const ws = new WsServer(hub, { server, path: "/sync", publicUrl: syncUrl })
-  return {
-    url,
-    syncUrl,
-    hub,
-    close: async () => {
-      await ws.close()
-      await hub.close()
-      await new Promise<void>((r) => server.close(() => r()))
-      await storage.close()
-    },
   }
 }

@@ -16,10 +16,13 @@ import type { Runtime } from "../ports/runtime.js"
 import type { ClientMessage, Hello, ServerMessage, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
-import { DocAuthority, type AuthorityOptions } from "./doc-authority.js"
+import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
+import { IdentityRegistry } from "./identity.js"
+import { guardConnection } from "./guarded-connection.js"
 import { encodeCanonical } from "../canonical.js"
+import { boundedMessage, clientIdProblem, docIdProblem } from "../limits.js"
 
 const encodedSize = (v: unknown): number => {
   try {
@@ -33,8 +36,13 @@ export interface HubOptions extends AuthorityOptions {
   readonly machines: ReadonlyArray<Machine<any, any>>
   readonly storage: KVStore
   readonly runtime: Runtime
-  /** fsync every commit batch. Default false (see README: durability vs. throughput). */
+  /**
+   * fsync every commit batch before acknowledging it. Default true: acknowledged means
+   * durable, also across a power loss. `false` trades that for throughput (see README).
+   */
   readonly sync?: boolean
+  /** A connection that has not said hello after this long is closed (`handshake-timeout`). Default 10,000 ms. */
+  readonly handshakeTimeoutMs?: number
   /** Protocol versions to accept. Default: all this build speaks. */
   readonly protocol?: VersionRange
   readonly authenticate?: Authenticate
@@ -51,13 +59,21 @@ export type HubEvent =
   | { readonly type: "protocol-error"; readonly message: string }
   | { readonly type: "refused"; readonly code: string; readonly message: string }
   | { readonly type: "limit"; readonly code: string; readonly message: string }
+  /** Something a document noticed and survived: a background failure (then it reloads), a checkpoint that did not match on load. */
+  | { readonly type: "doc-report"; readonly docId: string; readonly code: string; readonly message: string }
+  /** A message could not be sent on a connection (the connection is closed). */
+  | { readonly type: "send-failed"; readonly message: string }
 
 interface Session {
   readonly conn: Connection<ServerMessage>
   readonly info: ConnectionInfo | undefined
   clientId: string | undefined
+  /** Set once the clientId is proved. */
+  sender: Sender | undefined
   principal: Principal | undefined
   readonly docs: Set<string>
+  /** Snapshot resume points a client sent before subscribing, by docId. */
+  readonly resume: Map<string, { readonly snapshotId: number; readonly received: number }>
   chain: Promise<void>
   closed: boolean
   readonly messages: TokenBucket
@@ -71,19 +87,31 @@ export class Hub implements ConnectionAcceptor {
   private readonly sessions = new Set<Session>()
   private closed = false
   private readonly limits: HubLimits
-  /** clientId -> principal id: a clientId belongs to the first principal that used it. */
-  private readonly owners = new Map<string, string>()
+  private readonly identities: IdentityRegistry
 
   constructor(private readonly options: HubOptions) {
-    this.store = new AuthorityStore(options.storage, { sync: options.sync ?? false })
+    this.store = new AuthorityStore(options.storage, { sync: options.sync ?? true })
+    this.identities = new IdentityRegistry(this.store)
     this.machines = new Map(options.machines.map((m) => [m.name, m]))
     this.limits = { ...DEFAULT_LIMITS, ...options.limits }
   }
 
-  accept(conn: Connection<ServerMessage>, info?: ConnectionInfo): ConnectionListener<ClientMessage> {
+  /** Reports to the app's onEvent; a throwing listener must not take the hub down. */
+  private report(event: HubEvent): void {
+    try {
+      this.options.onEvent?.(event)
+    } catch {
+      // the app's diagnostics are its own business
+    }
+  }
+
+  accept(raw: Connection<ServerMessage>, info?: ConnectionInfo): ConnectionListener<ClientMessage> {
     const now = this.options.runtime.now()
+    // A send that throws (a message the transport cannot encode) closes that connection
+    // only: documents fan out to many connections and must never see the exception.
+    const conn = guardConnection(raw, (e) => this.report({ type: "send-failed", message: e instanceof Error ? e.message : String(e) }))
     const session: Session = {
-      conn, info, clientId: undefined, principal: undefined, docs: new Set(), chain: Promise.resolve(), closed: false,
+      conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
     }
@@ -92,6 +120,12 @@ export class Hub implements ConnectionAcceptor {
       return { onMessage: () => {}, onClose: () => {} }
     }
     this.sessions.add(session)
+    const deadline = this.options.handshakeTimeoutMs ?? 10_000
+    const timer = this.options.runtime.setTimer(deadline, () => {
+      if (session.closed || session.sender !== undefined) return
+      this.report({ type: "limit", code: "handshake-timeout", message: `No hello within ${deadline} ms.` })
+      this.closeSession(session, "handshake-timeout", `Say hello within ${deadline} ms of connecting.`)
+    })
     return {
       onMessage: (msg) => {
         if (session.closed) return
@@ -99,7 +133,10 @@ export class Hub implements ConnectionAcceptor {
         // One connection's messages are handled in order, even across async document loads.
         session.chain = session.chain.then(() => this.handle(session, msg)).catch((e) => this.fail(session, e))
       },
-      onClose: () => this.drop(session),
+      onClose: () => {
+        timer.cancel()
+        this.drop(session)
+      },
     }
   }
 
@@ -107,7 +144,7 @@ export class Hub implements ConnectionAcceptor {
   private withinLimits(session: Session, msg: ClientMessage): boolean {
     const now = this.options.runtime.now()
     const over = (code: string, message: string, close: boolean): false => {
-      this.options.onEvent?.({ type: "limit", code, message })
+      this.report({ type: "limit", code, message })
       session.conn.send({ type: "error", code, message, ...("docId" in msg ? { docId: msg.docId } : {}) })
       if (close) this.closeSession(session, code, message)
       return false
@@ -128,7 +165,7 @@ export class Hub implements ConnectionAcceptor {
 
   private async handshake(session: Session, hello: Hello): Promise<void> {
     const refuse = (r: Refusal & { protocol?: VersionRange }) => {
-      this.options.onEvent?.({ type: "refused", code: r.code, message: r.message })
+      this.report({ type: "refused", code: r.code, message: r.message })
       session.conn.send({ type: "refused", ...r })
       this.closeSession(session, r.code, r.message)
     }
@@ -153,12 +190,13 @@ export class Hub implements ConnectionAcceptor {
       }
       principal = result as Principal
     }
-    const owner = this.owners.get(hello.clientId)
-    if (owner !== undefined && owner !== principal.id) {
-      return refuse({ code: "unauthorized", message: `Client id ${hello.clientId} belongs to another user; a client id cannot be shared.` })
-    }
-    this.owners.set(hello.clientId, principal.id)
+    const idProblem = clientIdProblem(hello.clientId)
+    if (idProblem !== undefined) return refuse({ code: "unauthorized", message: idProblem })
+    const proof = await this.identities.prove(hello.clientId, hello.secret, principal.id, this.options.authenticate !== undefined)
+    if (session.closed) return
+    if (!proof.ok) return refuse({ code: "unauthorized", message: proof.message })
     session.clientId = hello.clientId
+    session.sender = { clientId: hello.clientId, incarnation: proof.incarnation, protocol: version }
     session.principal = principal
     session.conn.send({ type: "welcome", protocol: version, clientId: hello.clientId })
   }
@@ -174,10 +212,17 @@ export class Hub implements ConnectionAcceptor {
       if (session.clientId !== undefined) return this.protocolError(session, "A second hello on one connection.")
       return this.handshake(session, msg)
     }
-    const clientId = session.clientId
-    if (clientId === undefined) {
-      this.protocolError(session, `"${msg.type}" before "hello": say hello first.`)
+    const sender = session.sender
+    if (sender === undefined) {
+      this.protocolError(session, session.clientId === undefined ? `"${msg.type}" before "hello": say hello first.` : `"${msg.type}" before the hello was answered.`)
       return
+    }
+    if ("docId" in msg && msg.docId !== undefined) {
+      const problem = docIdProblem(msg.docId)
+      if (problem !== undefined) {
+        session.conn.send({ type: "error", code: "invalid-doc-id", message: problem })
+        return
+      }
     }
     switch (msg.type) {
       case "subscribe": {
@@ -192,7 +237,7 @@ export class Hub implements ConnectionAcceptor {
           return
         }
         if (!session.docs.has(msg.docId) && session.docs.size >= this.limits.maxDocsPerConnection) {
-          this.options.onEvent?.({ type: "limit", code: "too-many-docs", message: msg.docId })
+          this.report({ type: "limit", code: "too-many-docs", message: msg.docId })
           session.conn.send({ type: "error", code: "too-many-docs", message: `One connection may follow at most ${this.limits.maxDocsPerConnection} documents; close some first.`, docId: msg.docId })
           return
         }
@@ -201,8 +246,8 @@ export class Hub implements ConnectionAcceptor {
           return
         }
         const doc = await this.doc(msg.docId, machine).catch((error) => {
-          this.options.onEvent?.({ type: "doc-load-failed", docId: msg.docId, error })
-          const message = error instanceof Error ? error.message : String(error)
+          this.report({ type: "doc-load-failed", docId: msg.docId, error })
+          const message = boundedMessage(error instanceof Error ? error.message : String(error))
           const code = (error as { code?: string }).code ?? "storage-failed"
           session.conn.send({ type: "error", code, message, docId: msg.docId })
           return undefined
@@ -213,7 +258,9 @@ export class Hub implements ConnectionAcceptor {
           return
         }
         session.docs.add(msg.docId)
-        doc.subscribe(session.conn, clientId, msg.fromSeq, msg.ackedClientSeq)
+        const resume = session.resume.get(msg.docId)
+        session.resume.delete(msg.docId)
+        doc.subscribe(session.conn, sender, msg.fromSeq, msg.ackedClientSeq, resume)
         return
       }
       case "submit":
@@ -229,7 +276,7 @@ export class Hub implements ConnectionAcceptor {
           const refuse = msg.commands.length > 0 && !(await this.allowed(session, msg.docId, "write"))
             ? { code: "unauthorized" as const, message: `You may not change document "${msg.docId}".` }
             : undefined
-          doc.submit(session.conn, clientId, msg, refuse)
+          doc.submit(session.conn, sender, msg, refuse)
         }
         else if (msg.type === "fetch-state") doc.fetchState(session.conn)
         else {
@@ -248,9 +295,16 @@ export class Hub implements ConnectionAcceptor {
         ;(await loaded).setPresence(session.conn, msg.state)
         return
       }
-      case "snapshot-ack":
-        // Snapshot streaming flow control: the streaming itself comes with its own issue.
+      case "snapshot-ack": {
+        const loaded = session.docs.has(msg.docId) ? this.docs.get(msg.docId) : undefined
+        if (loaded === undefined) {
+          // Sent before subscribing: where a resumed stream of that snapshot should start.
+          if (session.resume.size < this.limits.maxDocsPerConnection) session.resume.set(msg.docId, { snapshotId: msg.snapshotId, received: msg.received })
+          return
+        }
+        ;(await loaded).snapshotAck(session.conn, msg.snapshotId, msg.received)
         return
+      }
       default:
         this.protocolError(session, `Unknown message type "${(msg as { type: string }).type}".`)
     }
@@ -270,7 +324,10 @@ export class Hub implements ConnectionAcceptor {
   doc<S>(docId: string, machine: Machine<S>): Promise<DocAuthority<S>> {
     let p = this.docs.get(docId)
     if (p === undefined) {
-      p = DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, (doc, error) => this.broken(doc, error))
+      p = DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, {
+        onBroken: (doc, error) => this.broken(doc, error),
+        onReport: (r) => this.report({ type: "doc-report", ...r }),
+      })
       this.docs.set(docId, p)
       p.catch(() => this.docs.delete(docId))
     }
@@ -278,7 +335,7 @@ export class Hub implements ConnectionAcceptor {
   }
 
   private broken(doc: DocAuthority<any>, error: unknown): void {
-    this.options.onEvent?.({ type: "doc-broken", docId: doc.docId, error })
+    this.report({ type: "doc-broken", docId: doc.docId, error })
     this.docs.delete(doc.docId)
     doc.close()
     // Clients reconnect and resubscribe; the document reloads from what storage holds.
@@ -288,7 +345,7 @@ export class Hub implements ConnectionAcceptor {
   }
 
   private protocolError(session: Session, message: string): void {
-    this.options.onEvent?.({ type: "protocol-error", message })
+    this.report({ type: "protocol-error", message })
     session.conn.send({ type: "error", code: "protocol-error", message })
     this.closeSession(session, "protocol-error", message)
   }

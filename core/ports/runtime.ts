@@ -14,6 +14,12 @@ export interface Runtime {
   setTimer(ms: number, fn: () => void): Timer
   /** Uniform in [0, 1): backoff jitter and new client ids; never used by commands. */
   random(): number
+  /**
+   * Cryptographically strong random bytes, for client secrets. The system runtime uses the
+   * platform's CSPRNG; without it, secrets come from `random()` (fine for a simulation, not
+   * for production).
+   */
+  randomBytes?(length: number): Uint8Array
 }
 
 /** A client id from the runtime's randomness: 16 base-36 characters (about 82 bits). */
@@ -21,4 +27,21 @@ export const newClientId = (runtime: Runtime): string => {
   let id = ""
   for (let i = 0; i < 16; i++) id += Math.floor(runtime.random() * 36).toString(36)
   return id
+}
+
+/** A client secret: 32 random bytes as base64url (43 characters). */
+export const newClientSecret = (runtime: Runtime): string => {
+  let bytes = runtime.randomBytes?.(32)
+  if (bytes === undefined) {
+    bytes = new Uint8Array(32)
+    for (let i = 0; i < 32; i++) bytes[i] = Math.floor(runtime.random() * 256)
+  }
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+  let out = ""
+  for (let i = 0; i < bytes.length; i += 3) {
+    const n = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0)
+    const chars = i + 1 >= bytes.length ? 2 : i + 2 >= bytes.length ? 3 : 4
+    for (let k = 0; k < chars; k++) out += alphabet[(n >> (18 - 6 * k)) & 63]
+  }
+  return out
 }

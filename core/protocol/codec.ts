@@ -34,7 +34,8 @@
  *
  *     0x01 hello          u protocol.min, u protocol.max, str clientId,
  *                         u n, n x (str name, u version, str fingerprint),
- *                         opt (bit 0: credentials), [str credentials]
+ *                         opt (bit 0: credentials, bit 1: secret), [str credentials], [str secret]
+ *                           (bit 1 was added compatibly: the secret proving the clientId)
  *     0x02 subscribe      str docId, str machine, u version, str fingerprint, u fromSeq, u ackedClientSeq
  *     0x03 submit         str docId, u ackedClientSeq, u n, n x command
  *                           command = clientSeq, name, val args
@@ -71,15 +72,44 @@
  *                                   invalid-args, unknown-command, outcome-expired,
  *                                   unauthorized, state-unencodable, command-too-large
  *                                   (in that order; 7 and 8 were added compatibly), str message
+ *                           kind 9 (added compatibly): the outcome is no longer kept; the
+ *                                   command was settled at or before seq: u seqAtMost
  *     0x44 synced         str docId, u seq
  *     0x45 checkpoint     str docId, u seq, str hash
  *     0x46 state          str docId, u seq, str hash, bytes state
- *     0x47 error          str code, str message, opt (bit 0: docId), [str docId]
+ *     0x47 error          str code, str message, opt (bit 0: docId, bit 1: seq), [str docId], [u seq]
+ *                           (bit 1 was added compatibly: the sequence number the error is
+ *                           about, e.g. where a client's clientSeqs must resume)
  *     0x48 snapshot-begin str docId, u snapshotId, u seq, str hash, u size
  *     0x49 snapshot-chunk str docId, u snapshotId, u offset, bytes
  *     0x4a snapshot-end   str docId, u snapshotId
  *     0x4b presence       (optional) str docId, str clientId, val state
  *     0x4c keepalive      (optional) no body
+ *
+ * ## Protocol 2
+ *
+ * Everything above, plus compact forms of the three hot messages. Their frames depend on
+ * the connection (`CodecSession`): the n-th document subscribed on a connection is its channel
+ * n (both ends count subscribe frames as they pass), command names in submits are defined once
+ * per connection, and the client's own clientId (from its hello) names its elided entries.
+ * Arguments are the bytes of their schema-driven encoding (core/protocol/args-codec.ts).
+ * A peer speaks them only once version 2 was agreed; a frame that a session cannot resolve
+ * (an unknown channel, an undefined name) is `bad-value`.
+ *
+ *     0x08 submit2        u channel, u ackedClientSeq, u n, n x command
+ *                           command = clientSeq (as in submit), name2, bytes args
+ *                           name2: u k; k = 0: str name follows and joins the connection's
+ *                           name table; k >= 1: the table's k-th name
+ *     0x4d entries2       u channel, u n, [if n > 0: u firstSeq, n x entry2], opt (bit 0:
+ *                         checkpoint), [u checkpoint.seq, str checkpoint.hash]
+ *                           entry2 = u head, then
+ *                             head 0: the receiver's own command: u clientSeq, z time
+ *                             head 1: a client new to this frame: str clientId, u clientSeq,
+ *                                     name, z time, bytes args
+ *                             head 2 + k: the frame's (k+1)th client: z(clientSeq - its previous
+ *                                     clientSeq in this frame - 1), name, z time, bytes args
+ *                           name and time as in entries
+ *     0x4e results2       u channel, then as results after its docId
  *
  * ## Failures
  *
@@ -102,13 +132,13 @@ import { isBytes, readValue, writeValue } from "../canonical.js"
 import { CanonError, canonError, type Rejection, type RejectionCode } from "../errors.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import type {
-  ClientMessage, Entries, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit,
+  ClientMessage, Entries, ErrorMsg, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit,
 } from "./messages.js"
 
 // ---- public API ----
 
 /** The protocol versions this build speaks. */
-export const PROTOCOL_VERSIONS: { readonly min: 1; readonly max: 1 } = { min: 1, max: 1 }
+export const PROTOCOL_VERSIONS: { readonly min: 1; readonly max: 2 } = { min: 1, max: 2 }
 
 /** Frames larger than this are refused unread (and never produced). */
 export const DEFAULT_MAX_FRAME_BYTES = 1 << 20
@@ -140,9 +170,57 @@ export type Decoded<T> =
 export interface CodecOptions {
   /** The protocol version the connection speaks (default: 1). */
   readonly version?: number
+  /**
+   * The connection's memory across frames: required to encode or decode protocol 2's compact
+   * frames, and kept up to date by every frame that passes (one per connection end).
+   */
+  readonly session?: CodecSession
   /** Largest frame accepted or produced (default: DEFAULT_MAX_FRAME_BYTES). */
   readonly maxFrameBytes?: number
 }
+
+/**
+ * What one end of a connection remembers across frames, for protocol 2's compact frames:
+ * the channel number of each document (the n-th document subscribed on the connection is
+ * channel n, counted by both ends as subscribe frames pass), the command names each end
+ * defined, and the connection's clientId (from its hello: it names elided entries).
+ */
+export class CodecSession {
+  clientId: string | undefined
+  private readonly channels = new Map<string, number>()
+  private readonly docs: string[] = []
+  /** Names this end defined for the other. */
+  readonly namesSent = new Map<string, number>()
+  /** Names the other end defined. */
+  readonly namesReceived: string[] = []
+
+  /** Counts a subscribe: a new document gets the next channel. Returns false past the limit. */
+  subscribed(docId: string): boolean {
+    if (this.channels.has(docId)) return true
+    if (this.docs.length >= MAX_CHANNELS) return false
+    this.docs.push(docId)
+    this.channels.set(docId, this.docs.length)
+    return true
+  }
+
+  channelOf(docId: string): number | undefined {
+    return this.channels.get(docId)
+  }
+
+  docOf(channel: number): string | undefined {
+    return this.docs[channel - 1]
+  }
+}
+
+/** Documents one connection may subscribe to over its life (channels are never reused). */
+const MAX_CHANNELS = 65_536
+/** Command names one end may define on a connection. */
+const MAX_NAMES = 4096
+
+/** The session of the frame being encoded or decoded (one frame at a time: no re-entry). */
+let session: CodecSession | undefined
+/** The protocol version of the frame being encoded. */
+let encodingVersion = 1
 
 // ---- type numbers ----
 
@@ -153,6 +231,7 @@ const FETCH_STATE = 0x04
 const UNSUBSCRIBE = 0x05
 const SNAPSHOT_ACK = 0x06
 const PRESENCE_SET = 0x07
+const SUBMIT2 = 0x08
 
 const WELCOME = 0x40
 const REFUSED = 0x41
@@ -167,6 +246,8 @@ const SNAPSHOT_CHUNK = 0x49
 const SNAPSHOT_END = 0x4a
 const PRESENCE = 0x4b
 const KEEPALIVE = 0x4c
+const ENTRIES2 = 0x4d
+const RESULTS2 = 0x4e
 
 const REQUIRED = 0
 const OPTIONAL = 1
@@ -179,6 +260,8 @@ const Bytes = Uint8Array
 const TIME_LIMIT = 2 ** 52
 
 // Append only: a code's position is its kind byte on the wire.
+/** The outcome kind of `{ seqAtMost }` (after the rejection codes' kinds). */
+const SEQ_AT_MOST_KIND = 9
 const REJECTION_CODES: ReadonlyArray<RejectionCode> = [
   "rejected", "command-failed", "invalid-args", "unknown-command", "outcome-expired", "unauthorized", "state-unencodable", "command-too-large",
 ]
@@ -272,15 +355,46 @@ const writeHello = (w: ByteWriter, m: Hello): void => {
     uint(w, x.version, "A machine's version")
     str(w, x.fingerprint, "A machine's fingerprint")
   }
-  if (m.credentials === undefined) w.byte(0)
-  else {
-    w.byte(1)
-    str(w, m.credentials, "credentials")
-  }
+  w.byte((m.credentials !== undefined ? 1 : 0) | (m.secret !== undefined ? 2 : 0))
+  if (m.credentials !== undefined) str(w, m.credentials, "credentials")
+  if (m.secret !== undefined) str(w, m.secret, "secret")
+}
+
+/** Protocol 2: a document by its channel on this connection. */
+const channel = (w: ByteWriter, docId: string): void => {
+  const c = session?.channelOf(docId)
+  if (c === undefined) invalid(`Document ${show(docId)} has no channel on this connection: a compact frame needs a session that saw its subscribe.`)
+  w.varint(c!)
+}
+
+/** Protocol 2: a command name defined once per connection. */
+const sessionName = (w: ByteWriter, s: string): void => {
+  const names = session!.namesSent
+  const k = names.get(s)
+  if (k !== undefined) return w.varint(k)
+  if (typeof s !== "string") invalid(`A command name must be a string, not ${show(s)}.`)
+  if (names.size >= MAX_NAMES) invalid(`More than ${MAX_NAMES} command names on one connection.`)
+  names.set(s, names.size + 1)
+  w.byte(0)
+  w.string(s)
+}
+
+const compactArgs = (w: ByteWriter, args: unknown): void => {
+  if (!isBytes(args)) invalid("A compact frame's arguments are bytes (core/protocol/args-codec.ts).")
+  w.bytes(args as Uint8Array)
+}
+
+/** Compact frames exist from protocol 2 on. */
+const compactFor = (m: { readonly compact?: true }): boolean => {
+  if (m.compact !== true) return false
+  if (encodingVersion < 2) invalid(`Compact frames need protocol 2; this connection speaks ${encodingVersion}.`)
+  return true
 }
 
 const writeSubmit = (w: ByteWriter, m: Submit): void => {
-  str(w, m.docId, "docId")
+  const compact = compactFor(m)
+  if (compact) channel(w, m.docId)
+  else str(w, m.docId, "docId")
   uint(w, m.ackedClientSeq, "ackedClientSeq")
   const cs: ReadonlyArray<CommandRequest> = list(w, m.commands, "commands")
   nameTable.clear()
@@ -292,13 +406,21 @@ const writeSubmit = (w: ByteWriter, m: Submit): void => {
     if (i === 0) w.varint(seq)
     else delta(w, seq - prev - 1, "A clientSeq")
     prev = seq
-    name(w, c.name)
-    writeValue(w, c.args)
+    if (compact) {
+      sessionName(w, c.name)
+      compactArgs(w, c.args)
+    } else {
+      name(w, c.name)
+      writeValue(w, c.args)
+    }
   }
 }
 
 const writeEntries = (w: ByteWriter, m: Entries): void => {
-  str(w, m.docId, "docId")
+  const compact = compactFor(m)
+  if (compact) channel(w, m.docId)
+  else str(w, m.docId, "docId")
+  const elide = compact ? m.elide : undefined
   const es: ReadonlyArray<Entry> = list(w, m.entries, "entries")
   if (es.length > 0) {
     const first = es[0]!.seq
@@ -312,25 +434,36 @@ const writeEntries = (w: ByteWriter, m: Entries): void => {
       if (e.seq !== first + i) invalid(`Entries must have contiguous seqs: ${show(e.seq)} follows ${first + i - 1}.`)
       const cs = e.clientSeq
       if (!isSafeInteger(cs) || cs < 0) invalid(`A clientSeq must be a non-negative integer, not ${show(cs)}.`)
+      const t = e.time
+      if (!isInteger(t) || t < 0 || t >= TIME_LIMIT) invalid(`An entry's time must be an integer in [0, 2^52), not ${show(t)}.`)
+      if (compact && (e.elided === true || elide?.has(e.seq) === true)) {
+        // The receiver's own command: it holds the name and arguments.
+        w.byte(0)
+        w.varint(cs)
+        delta(w, t - time, "An entry's time")
+        time = t
+        continue
+      }
       const c = clientTable.get(e.clientId)
+      // Client heads: v1 0 new, 1 + k the k-th; compact 1 new, 2 + k (0 is an elided entry).
+      const base = compact ? 1 : 0
       if (c === undefined) {
         if (typeof e.clientId !== "string") invalid(`A clientId must be a string, not ${show(e.clientId)}.`)
         clientTable.set(e.clientId, clientTable.size)
         lastClientSeq[clientTable.size - 1] = cs
-        w.byte(0)
+        w.varint(base)
         w.string(e.clientId)
         w.varint(cs)
       } else {
-        w.varint(c + 1)
+        w.varint(base + c + 1)
         delta(w, cs - lastClientSeq[c]! - 1, "A clientSeq")
         lastClientSeq[c] = cs
       }
       name(w, e.name)
-      const t = e.time
-      if (!isInteger(t) || t < 0 || t >= TIME_LIMIT) invalid(`An entry's time must be an integer in [0, 2^52), not ${show(t)}.`)
       delta(w, t - time, "An entry's time")
       time = t
-      writeValue(w, e.args)
+      if (compact) compactArgs(w, e.args)
+      else writeValue(w, e.args)
     }
   }
   const cp = m.checkpoint
@@ -343,7 +476,8 @@ const writeEntries = (w: ByteWriter, m: Entries): void => {
 }
 
 const writeResults = (w: ByteWriter, m: Results): void => {
-  str(w, m.docId, "docId")
+  if (compactFor(m)) channel(w, m.docId)
+  else str(w, m.docId, "docId")
   const os: ReadonlyArray<Outcome> = list(w, m.outcomes, "outcomes")
   let prevClientSeq = 0
   let prevSeq = 0
@@ -360,6 +494,9 @@ const writeResults = (w: ByteWriter, m: Results): void => {
       w.byte(0)
       delta(w, seq - prevSeq, "An outcome's seq")
       prevSeq = seq
+    } else if ("seqAtMost" in o) {
+      w.byte(SEQ_AT_MOST_KIND)
+      uint(w, o.seqAtMost, "seqAtMost")
     } else {
       const r: Rejection | undefined = o.rejection
       const k = REJECTION_CODES.indexOf(r?.code)
@@ -387,10 +524,12 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
     case "hello":
       header(w, HELLO, REQUIRED)
       writeHello(w, m)
+      if (session !== undefined) session.clientId = m.clientId
       return
     case "subscribe":
       header(w, SUBSCRIBE, REQUIRED)
       str(w, m.docId, "docId")
+      if (session !== undefined && !session.subscribed(m.docId)) invalid(`A connection may subscribe to at most ${MAX_CHANNELS} documents over its life; reconnect.`)
       str(w, m.machine, "machine")
       uint(w, m.version, "version")
       str(w, m.fingerprint, "fingerprint")
@@ -398,7 +537,7 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
       uint(w, m.ackedClientSeq, "ackedClientSeq")
       return
     case "submit":
-      header(w, SUBMIT, REQUIRED)
+      header(w, m.compact === true ? SUBMIT2 : SUBMIT, REQUIRED)
       writeSubmit(w, m)
       return
     case "fetch-state":
@@ -437,11 +576,11 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       writeRefused(w, m)
       return
     case "entries":
-      header(w, ENTRIES, REQUIRED)
+      header(w, m.compact === true ? ENTRIES2 : ENTRIES, REQUIRED)
       writeEntries(w, m)
       return
     case "results":
-      header(w, RESULTS, REQUIRED)
+      header(w, m.compact === true ? RESULTS2 : RESULTS, REQUIRED)
       writeResults(w, m)
       return
     case "synced":
@@ -467,11 +606,9 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       header(w, ERROR, REQUIRED)
       str(w, m.code, "code")
       str(w, m.message, "message")
-      if (m.docId === undefined) w.byte(0)
-      else {
-        w.byte(1)
-        str(w, m.docId, "docId")
-      }
+      w.byte((m.docId !== undefined ? 1 : 0) | (m.seq !== undefined ? 2 : 0))
+      if (m.docId !== undefined) str(w, m.docId, "docId")
+      if (m.seq !== undefined) uint(w, m.seq, "seq")
       return
     case "snapshot-begin":
       header(w, SNAPSHOT_BEGIN, REQUIRED)
@@ -515,6 +652,8 @@ const asEncodeError = (e: unknown): CanonError =>
 /** The frame of a client message. Throws a CanonError if the protocol cannot carry it. */
 export const encodeClientMessage = (m: ClientMessage, options?: CodecOptions): Uint8Array => {
   checkVersion(options)
+  session = options?.session
+  encodingVersion = options?.version ?? 1
   const w = writer
   try {
     writeClient(w, m)
@@ -527,6 +666,8 @@ export const encodeClientMessage = (m: ClientMessage, options?: CodecOptions): U
 /** The frame of a server message. Throws a CanonError if the protocol cannot carry it. */
 export const encodeServerMessage = (m: ServerMessage, options?: CodecOptions): Uint8Array => {
   checkVersion(options)
+  session = options?.session
+  encodingVersion = options?.version ?? 1
   const w = writer
   try {
     writeServer(w, m)
@@ -555,6 +696,12 @@ const count = (r: ByteReader, minBytes: number, what: string): number => {
 }
 
 const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2)
+
+/** A subscribe's docId: the session counts it (it may get the next channel). */
+const subscribedDoc = (docId: string): string => {
+  if (session !== undefined && !session.subscribed(docId)) bad(`A connection may subscribe to at most ${MAX_CHANNELS} documents over its life.`)
+  return docId
+}
 
 /** `prev + 1 + delta`, which must be a non-negative safe integer. */
 const next = (r: ByteReader, prev: number, what: string): number => {
@@ -609,16 +756,60 @@ const readName = (r: ByteReader, names: Table): string => {
 }
 
 const readHello = (r: ByteReader): Hello => {
+  const hello = readHelloFields(r)
+  if (session !== undefined) session.clientId = hello.clientId
+  return hello
+}
+
+const readHelloFields = (r: ByteReader): Hello => {
   const min = r.varint()
   const max = r.varint()
   const clientId = r.string()
   const n = count(r, 3, "machines")
   const machines: MachineInfo[] = new Array(n)
   for (let i = 0; i < n; i++) machines[i] = { name: r.string(), version: r.varint(), fingerprint: r.string() }
-  const opt = optionalFields(r, 1)
+  const opt = optionalFields(r, 3)
   const hello: { -readonly [K in keyof Hello]: Hello[K] } = { type: "hello", protocol: { min, max }, clientId, machines }
   if (opt & 1) hello.credentials = r.string()
+  if (opt & 2) hello.secret = r.string()
   return hello
+}
+
+/** Protocol 2: the document a channel names on this connection. */
+const readChannel = (r: ByteReader): string => {
+  if (session === undefined) bad("A compact frame on a connection without a session.")
+  const c = r.varint()
+  const d = session!.docOf(c)
+  if (d === undefined) bad(`Channel ${c} names no document on this connection.`)
+  return d!
+}
+
+/** Protocol 2: a command name defined once per connection. */
+const readSessionName = (r: ByteReader): string => {
+  const names = session!.namesReceived
+  const k = r.varint()
+  if (k !== 0) {
+    if (k > names.length) bad(`Command name ${k} was never defined on this connection.`)
+    return names[k - 1]!
+  }
+  const s = r.string()
+  if (names.length >= MAX_NAMES) bad(`More than ${MAX_NAMES} command names on one connection.`)
+  if (names.includes(s)) bad(`Command name ${show(s)} is defined twice on one connection.`)
+  names.push(s)
+  return s
+}
+
+const readSubmit2 = (r: ByteReader): Submit => {
+  const docId = readChannel(r)
+  const ackedClientSeq = r.varint()
+  const n = count(r, 3, "commands")
+  const commands: CommandRequest[] = new Array(n)
+  let clientSeq = 0
+  for (let i = 0; i < n; i++) {
+    clientSeq = i === 0 ? r.varint() : next(r, clientSeq, "A clientSeq")
+    commands[i] = { clientSeq, name: readSessionName(r), args: r.bytes() }
+  }
+  return { type: "submit", docId, commands, ackedClientSeq, compact: true }
 }
 
 const readSubmit = (r: ByteReader): Submit => {
@@ -636,9 +827,12 @@ const readSubmit = (r: ByteReader): Submit => {
   return { type: "submit", docId, commands, ackedClientSeq }
 }
 
-const readEntries = (r: ByteReader): Entries => {
-  const docId = r.string()
-  const n = count(r, 5, "entries")
+const readEntries = (r: ByteReader): Entries => readEntriesBody(r, r.string(), false)
+const readEntries2 = (r: ByteReader): Entries => readEntriesBody(r, readChannel(r), true)
+
+const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entries => {
+  // An elided entry takes 3 bytes at least; a full one 5.
+  const n = count(r, compact ? 3 : 5, "entries")
   const entries: Entry[] = new Array(n)
   if (n > 0) {
     const first = r.varint()
@@ -648,7 +842,20 @@ const readEntries = (r: ByteReader): Entries => {
     const names = new Table("Command name")
     let time = 0
     for (let i = 0; i < n; i++) {
-      const c = r.varint()
+      let c = r.varint()
+      if (compact) {
+        if (c === 0) {
+          // The receiver's own command: it holds the name and arguments.
+          const own = session!.clientId
+          if (own === undefined) bad("An elided entry on a connection that said no hello.")
+          const clientSeq = r.varint()
+          time += unzigzag(r.varint())
+          if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
+          entries[i] = { seq: first + i, time, clientId: own!, clientSeq, name: "", args: null, elided: true }
+          continue
+        }
+        c -= 1
+      }
       let clientId: string
       let clientSeq: number
       if (c === 0) {
@@ -664,16 +871,20 @@ const readEntries = (r: ByteReader): Entries => {
       const name = readName(r, names)
       time += unzigzag(r.varint())
       if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
-      entries[i] = { seq: first + i, time, clientId, clientSeq, name, args: readValue(r) }
+      entries[i] = { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r) }
     }
   }
   const opt = optionalFields(r, 1)
-  if (opt & 1) return { type: "entries", docId, entries, checkpoint: { seq: r.varint(), hash: r.string() } }
-  return { type: "entries", docId, entries }
+  const m: { -readonly [K in keyof Entries]: Entries[K] } = { type: "entries", docId, entries }
+  if (opt & 1) m.checkpoint = { seq: r.varint(), hash: r.string() }
+  if (compact) m.compact = true
+  return m
 }
 
-const readResults = (r: ByteReader): Results => {
-  const docId = r.string()
+const readResults = (r: ByteReader): Results => readResultsBody(r, r.string())
+const readResults2 = (r: ByteReader): Results => ({ ...readResultsBody(r, readChannel(r)), compact: true })
+
+const readResultsBody = (r: ByteReader, docId: string): Results => {
   const n = count(r, 3, "outcomes")
   const outcomes: Outcome[] = new Array(n)
   let clientSeq = 0
@@ -684,6 +895,8 @@ const readResults = (r: ByteReader): Results => {
     if (kind === 0) {
       seq = next(r, seq - 1, "An outcome's seq")
       outcomes[i] = { clientSeq, seq }
+    } else if (kind === SEQ_AT_MOST_KIND) {
+      outcomes[i] = { clientSeq, seqAtMost: r.varint() }
     } else {
       const code = REJECTION_CODES[kind - 1]
       if (code === undefined) bad(`Unknown outcome kind ${kind}.`)
@@ -709,14 +922,17 @@ type Reader<T> = (r: ByteReader) => T
 interface Spec<T> {
   readonly flags: number
   readonly read: Reader<T>
+  /** The first protocol version with this type (default 1): older versions do not know it. */
+  readonly since?: number
 }
 
 const CLIENT_SPECS = new Map<number, Spec<ClientMessage>>([
   [HELLO, { flags: REQUIRED, read: readHello }],
   [SUBSCRIBE, { flags: REQUIRED, read: (r) => ({
-    type: "subscribe", docId: r.string(), machine: r.string(), version: r.varint(), fingerprint: r.string(), fromSeq: r.varint(), ackedClientSeq: r.varint(),
+    type: "subscribe", docId: subscribedDoc(r.string()), machine: r.string(), version: r.varint(), fingerprint: r.string(), fromSeq: r.varint(), ackedClientSeq: r.varint(),
   }) }],
   [SUBMIT, { flags: REQUIRED, read: readSubmit }],
+  [SUBMIT2, { flags: REQUIRED, read: readSubmit2, since: 2 }],
   [FETCH_STATE, { flags: REQUIRED, read: (r) => ({ type: "fetch-state", docId: r.string() }) }],
   [UNSUBSCRIBE, { flags: REQUIRED, read: (r) => ({ type: "unsubscribe", docId: r.string() }) }],
   [SNAPSHOT_ACK, { flags: REQUIRED, read: (r) => ({ type: "snapshot-ack", docId: r.string(), snapshotId: r.varint(), received: r.varint() }) }],
@@ -728,13 +944,19 @@ const SERVER_SPECS = new Map<number, Spec<ServerMessage>>([
   [REFUSED, { flags: REQUIRED, read: readRefused }],
   [ENTRIES, { flags: REQUIRED, read: readEntries }],
   [RESULTS, { flags: REQUIRED, read: readResults }],
+  [ENTRIES2, { flags: REQUIRED, read: readEntries2, since: 2 }],
+  [RESULTS2, { flags: REQUIRED, read: readResults2, since: 2 }],
   [SYNCED, { flags: REQUIRED, read: (r) => ({ type: "synced", docId: r.string(), seq: r.varint() }) }],
   [CHECKPOINT, { flags: REQUIRED, read: (r) => ({ type: "checkpoint", docId: r.string(), seq: r.varint(), hash: r.string() }) }],
   [STATE, { flags: REQUIRED, read: (r) => ({ type: "state", docId: r.string(), seq: r.varint(), hash: r.string(), state: r.bytes() }) }],
   [ERROR, { flags: REQUIRED, read: (r) => {
     const code = r.string()
     const message = r.string()
-    return optionalFields(r, 1) & 1 ? { type: "error", code, message, docId: r.string() } : { type: "error", code, message }
+    const opt = optionalFields(r, 3)
+    const m: { -readonly [K in keyof ErrorMsg]: ErrorMsg[K] } = { type: "error", code, message }
+    if (opt & 1) m.docId = r.string()
+    if (opt & 2) m.seq = r.varint()
+    return m
   } }],
   [SNAPSHOT_BEGIN, { flags: REQUIRED, read: (r) => ({
     type: "snapshot-begin", docId: r.string(), snapshotId: r.varint(), seq: r.varint(), hash: r.string(), size: r.varint(),
@@ -781,6 +1003,7 @@ const decode = <T>(
   try {
     const version = options?.version ?? 1
     if (!spoken(version)) return failure("unsupported-version", unspoken(version))
+    session = options?.session
     if (!isBytes(frame)) return failure("bad-value", "A frame must be a Uint8Array.")
     const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     if (frame.length > max) return failure("too-large", `A frame of ${frame.length} bytes is over the limit of ${max} bytes.`)
@@ -790,7 +1013,9 @@ const decode = <T>(
     const bytes = frame.constructor === Bytes ? frame : new Bytes(frame.buffer, frame.byteOffset, frame.byteLength)
     const type = bytes[0]!
     const flags = bytes[1]!
-    const spec = specs.get(type)
+    const known = specs.get(type)
+    // A type newer than the connection's version is unknown to it, as to an older peer.
+    const spec = known !== undefined && (known.since ?? 1) <= version ? known : undefined
     if (spec === undefined) {
       if (others.has(type)) return failure("unknown-type", `Message type 0x${type.toString(16)} is not a ${side} message.`)
       if (flags & OPTIONAL) return { ok: "ignore", type }

@@ -28,6 +28,11 @@ export interface Hello {
   readonly machines: ReadonlyArray<MachineInfo>
   /** Opaque to Canon: handed to the hub's `authenticate` hook. */
   readonly credentials?: string
+  /**
+   * Proves the clientId: made by the client when it made its clientId and stored with it.
+   * The first hello registers it (the hub stores only its hash); later ones must match.
+   */
+  readonly secret?: string
 }
 
 /** Start (or resume) following a document from `fromSeq` (the replica's confirmedSeq). */
@@ -49,6 +54,12 @@ export interface Submit {
   readonly docId: string
   readonly commands: ReadonlyArray<CommandRequest>
   readonly ackedClientSeq: number
+  /**
+   * Protocol 2's compact form: each command's `args` are the bytes of its schema-driven
+   * encoding (core/protocol/args-codec.ts); on the wire the document is its channel and
+   * command names are defined once per connection.
+   */
+  readonly compact?: true
 }
 
 /** Ask for the authority's whole state (after a desync). */
@@ -113,6 +124,10 @@ export interface Entries {
   readonly docId: string
   readonly entries: ReadonlyArray<Entry>
   readonly checkpoint?: Checkpoint
+  /** Protocol 2's compact form: `args` are schema-encoded bytes and the document is its channel. */
+  readonly compact?: true
+  /** Compact form, to the client that submitted them: these seqs go without name and arguments. */
+  readonly elide?: ReadonlySet<number>
 }
 
 /** Outcomes of this client's commands, in clientSeq order. */
@@ -120,6 +135,8 @@ export interface Results {
   readonly type: "results"
   readonly docId: string
   readonly outcomes: ReadonlyArray<Outcome>
+  /** Protocol 2's compact form: the document is its channel. */
+  readonly compact?: true
 }
 
 /** The client has every entry up to `seq`: catch-up is over, updates follow live. */
@@ -152,6 +169,11 @@ export interface ErrorMsg {
   readonly code: string
   readonly message: string
   readonly docId?: string
+  /**
+   * A sequence number the error is about: for `sequence-reset` and `sequence-gap`, the
+   * clientSeq the client's next command must have.
+   */
+  readonly seq?: number
 }
 
 /** A snapshot stream starts: `size` bytes of canonical state at `seq`, sent in chunks. */

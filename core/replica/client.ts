@@ -17,7 +17,7 @@ import { applyLogged } from "../apply.js"
 import { JournaledState } from "../journal.js"
 import type { KVStore } from "../ports/storage.js"
 import type { ClientTransport, CloseInfo, Connection } from "../ports/transport.js"
-import { newClientId, type Runtime, type Timer } from "../ports/runtime.js"
+import { newClientId, newClientSecret, type Runtime, type Timer } from "../ports/runtime.js"
 import type { ClientMessage, Refused, ServerMessage, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../protocol/negotiate.js"
 import { ReplicaStore } from "../store/replica-store.js"
@@ -48,7 +48,12 @@ export interface ClientOptions extends DocOptions {
   readonly protocol?: VersionRange
   /** Where the outbox and confirmed state live. Without it, nothing survives a restart. */
   readonly storage?: KVStore
-  /** Fixed client id (else loaded from storage, or made and stored). */
+  /**
+   * Fixed client id (else loaded from storage, or made and stored). A clientId is proved to
+   * the hub by a secret made with it and kept in `storage`. Without storage every run makes
+   * a new secret: a hub with an `authenticate` hook takes it as the same user's new device;
+   * a hub without one refuses the clientId on the second run (let Canon make ids instead).
+   */
   readonly clientId?: string
   readonly backoff?: BackoffOptions
   /** A connection up this long resets the backoff. Default 10,000 ms. */
@@ -74,6 +79,7 @@ export class CanonClient {
 
   private constructor(
     readonly clientId: string,
+    private readonly secret: string,
     private readonly options: ClientOptions,
     private readonly store: ReplicaStore | undefined,
   ) {
@@ -89,12 +95,16 @@ export class CanonClient {
   /** Opens a client: loads (or creates and stores) its clientId, then connects. */
   static async open(options: ClientOptions): Promise<CanonClient> {
     const store = options.storage ? new ReplicaStore(options.storage) : undefined
-    let clientId = options.clientId ?? (await store?.clientId())
-    if (clientId === undefined) {
-      clientId = newClientId(options.runtime)
-      await store?.setClientId(clientId)
+    const storedId = await store?.clientId()
+    const clientId = options.clientId ?? storedId ?? newClientId(options.runtime)
+    let secret = storedId === clientId ? await store?.secret() : undefined
+    if (secret === undefined) {
+      // Made with the clientId and stored with it before the first hello: no window in which
+      // the hub knows a secret this client could lose.
+      secret = newClientSecret(options.runtime)
+      await store?.setIdentity(clientId, secret)
     }
-    const client = new CanonClient(clientId, options, store)
+    const client = new CanonClient(clientId, secret, options, store)
     if (client.wantOnline) client.connect()
     return client
   }
@@ -150,7 +160,7 @@ export class CanonClient {
     if (again !== undefined) return again as Doc<M>
     // Declared in later handshakes; on this connection the subscribe carries the check.
     if (!this.machines.has(machine.name)) this.machines.set(machine.name, machine)
-    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.store, () => this.options.runtime.now(), {
+    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.store, this.options.runtime, {
       state: host.root,
       confirmedSeq: seq,
       nextClientSeq: stored?.meta.nextClientSeq ?? 1,
@@ -160,7 +170,7 @@ export class CanonClient {
       if (this.docs.get(docId) === doc) this.docs.delete(docId)
     })
     this.docs.set(docId, doc)
-    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m))
+    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m), this.protocol ?? 1)
     return doc
   }
 
@@ -203,6 +213,7 @@ export class CanonClient {
       type: "hello",
       protocol: this.options.protocol ?? SUPPORTED_PROTOCOL,
       clientId: this.clientId,
+      secret: this.secret,
       machines: [...this.machines.values()].map(describeMachine),
       ...(credentials !== undefined ? { credentials } : {}),
     })
@@ -235,7 +246,7 @@ export class CanonClient {
         this.attempt = 0
       })
       const send = (m: ClientMessage) => conn.send(m)
-      for (const doc of this.docs.values()) doc.connected(send)
+      for (const doc of this.docs.values()) doc.connected(send, msg.protocol)
       return
     }
     if ("docId" in msg && msg.docId !== undefined) {

@@ -21,12 +21,32 @@ import { CommandRejected, canonError, type Rejection } from "../errors.js"
 import { schemaMessage, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
+import type { Runtime } from "../ports/runtime.js"
 import type { ReplicaStore } from "../store/replica-store.js"
+import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
 import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.js"
+import { SnapshotReceiver } from "./snapshot-receiver.js"
+import { argsCodecOf } from "../protocol/args-codec.js"
+import * as Schema from "effect/Schema"
+import type * as SchemaAST from "effect/SchemaAST"
+
+/**
+ * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
+ * case: the hub no longer kept the command's outcome (it waited unacknowledged behind more
+ * than the hub's window of commands), so it only knows the command was applied at a seq no
+ * higher than `seq` (or settled without an entry); it is never applied again.
+ */
+export interface Confirmation {
+  readonly seq: number
+  readonly upperBound?: true
+}
 
 /** Resolves when the authority confirms the command; rejects with CommandRejected. */
-export interface Receipt extends Promise<{ readonly seq: number }> {
-  /** Assigned at submit; -1 when the command was refused locally (invalid arguments). */
+export interface Receipt extends Promise<Confirmation> {
+  /**
+   * Assigned at submit; -1 when the command was refused locally (invalid arguments, too
+   * large). It changes only if the hub tells this client its numbering must resume higher.
+   */
   readonly clientSeq: number
   /** Resolves once the command is in the durable outbox (and may be sent). */
   readonly persisted: Promise<void>
@@ -37,13 +57,15 @@ export interface DocEvents<S> {
   /** A command of this replica was refused (also for commands recovered after a restart). */
   rejected: (event: { readonly clientSeq: number; readonly command: string; readonly rejection: Rejection }) => void
   /** A command of this replica was confirmed. */
-  confirmed: (event: { readonly clientSeq: number; readonly command: string; readonly seq: number }) => void
+  confirmed: (event: { readonly clientSeq: number; readonly command: string; readonly seq: number; readonly upperBound?: true }) => void
   /** The confirmed state's hash differs from the authority's checkpoint; a resync follows. */
   desync: (event: Desync) => void
   /** Caught up with the authority. */
   synced: (event: { readonly seq: number }) => void
   /** The hub refused something about this document, or storage failed. */
   error: (event: { readonly code: string; readonly message: string }) => void
+  /** A snapshot is streaming in (bytes received of its size), or was installed (received == size). */
+  snapshot: (event: { readonly seq: number; readonly received: number; readonly size: number }) => void
   /** Another client's presence changed (`state` null: it left or went away). */
   presence: (event: { readonly clientId: string; readonly state: unknown }) => void
   /** `close` was called: no more events follow. */
@@ -59,7 +81,7 @@ const SUBMIT_CHUNK = 256
 const SUBMIT_BYTES = 512 << 10
 
 interface Deferred {
-  resolve(v: { seq: number }): void
+  resolve(v: Confirmation): void
   reject(e: unknown): void
   persisted(): void
 }
@@ -67,20 +89,51 @@ interface Deferred {
 export interface DocOptions {
   /** Write the confirmed state whole every this many confirmed entries. Default 1000. */
   readonly snapshotEvery?: number
+  /**
+   * Largest encoded arguments of one command (canonical bytes); larger is refused locally
+   * with `command-too-large`. Default 256 KiB, the hub's default: keep them equal.
+   */
+  readonly maxCommandBytes?: number
+  /** Largest snapshot this client accepts from a hub (it holds it in memory to verify it). Default 1 GiB. */
+  readonly maxSnapshotBytes?: number
 }
+
+/**
+ * A snapshot stream is acknowledged every this many bytes: a wire chunk (64 KiB). The hub's
+ * window is at least twice this, so the stream never waits for an acknowledgement that will
+ * not come.
+ */
+const SNAPSHOT_ACK_EVERY = 64 << 10
+
+/** How long a failed outbox write waits before it is tried again. */
+const OUTBOX_RETRY_MS = 1000
 
 export class Doc<M extends Machine<any, any>> {
   private readonly rs: ReplicaState<StateOf<M>>
-  private readonly deferreds = new Map<number, Deferred>()
+  private readonly deferreds = new Map<PendingCommand, Deferred>()
   private readonly listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
-    change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(),
+    change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(), snapshot: new Set(),
   }
   private nextClientSeq: number
   private toPersist: PendingCommand[] = []
   private lane: Promise<void> = Promise.resolve()
+  /** Entries received and not yet integrated (lazy rebase). */
+  private incoming: Entry[] = []
+  private incomingScheduled = false
   /** Settled commands whose outbox removal is not durable yet. */
   private readonly settling = new Set<number>()
+  /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
+  private unwritten: { entries: Entry[]; settled: number[] } = { entries: [], settled: [] }
+  /** Own commands the hub answered with "applied at seq <= X": settled once confirmedSeq reaches X. */
+  private readonly settleAt = new Map<PendingCommand, number>()
+  private readonly maxCommandBytes: number
+  private readonly maxSnapshotBytes: number
+  /** The snapshot stream being received (kept across a disconnect, to resume). */
+  private receiver: SnapshotReceiver | undefined
+  private snapshotFailures = 0
   private send: ((m: ClientMessage) => void) | undefined
+  /** The protocol version of the current connection (2: compact submits and entries). */
+  private protocol = 1
   private lastAckSent = -1
   private ownPresence: unknown = null
   private presenceQueued = false
@@ -102,12 +155,14 @@ export class Doc<M extends Machine<any, any>> {
     readonly docId: string,
     readonly clientId: string,
     private readonly store: ReplicaStore | undefined,
-    now: () => number,
+    private readonly runtime: Runtime,
     init: { state: StateOf<M>; confirmedSeq: number; nextClientSeq: number; snapshotSeq: number; outbox: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }> },
     options: DocOptions,
     private readonly onClosed: () => void = () => {},
   ) {
-    this.rs = new ReplicaState(docId, machine, clientId, now, init.state, init.confirmedSeq)
+    this.rs = new ReplicaState(docId, machine, clientId, () => runtime.now(), init.state, init.confirmedSeq)
+    this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
+    this.maxSnapshotBytes = options.maxSnapshotBytes ?? 1 << 30
     this.nextClientSeq = init.nextClientSeq
     this.laneNext = init.nextClientSeq
     this.laneConfirmed = init.confirmedSeq
@@ -133,25 +188,39 @@ export class Doc<M extends Machine<any, any>> {
    * `snapshot()`.
    */
   get state(): StateOf<M> {
+    this.flushIncoming()
     return this.rs.view
+  }
+
+  /** Integrates the entries received since the last read, submit or flush, in one rebase. */
+  private flushIncoming(): void {
+    this.incomingScheduled = false
+    if (this.incoming.length === 0 || this.closed) return
+    const entries = this.incoming
+    this.incoming = []
+    this.integrate(entries, undefined, new Map())
   }
 
   /** A deep plain copy of the view, detached from the document. O(size of the state). */
   snapshot(): StateOf<M> {
+    this.flushIncoming()
     return decodeCanonical(encodeCanonical(this.rs.host.root)) as StateOf<M>
   }
 
   get confirmedSeq(): number {
+    this.flushIncoming()
     return this.rs.confirmedSeq
   }
 
   /** Local commands not yet confirmed or rejected. */
   get pendingCount(): number {
+    this.flushIncoming()
     return this.rs.pending.length
   }
 
   /** clientSeqs of pending commands, oldest first. */
   get pending(): ReadonlyArray<{ readonly clientSeq: number; readonly name: string }> {
+    this.flushIncoming()
     return this.rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: p.name }))
   }
 
@@ -162,6 +231,7 @@ export class Doc<M extends Machine<any, any>> {
 
   /** Hash of the confirmed state (what checkpoints compare). */
   confirmedHash(): string {
+    this.flushIncoming()
     return this.rs.confirmedHash()
   }
 
@@ -180,26 +250,44 @@ export class Doc<M extends Machine<any, any>> {
     if (cmd === undefined) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
     const encoded = cmd.encode(args)
     if (Result.isFailure(encoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(encoded.failure)}` })
-    if (sizeBound(encoded.success) > SUBMIT_BYTES) {
-      return refuse({ code: "invalid-args", message: `The arguments of "${name}" are too large to send (over ${SUBMIT_BYTES} bytes); keep big blobs out of commands.` })
+    // The same bounds the hub applies, checked here first so an oversized command never
+    // reaches the outbox (it could never be sent).
+    if (depthExceeds(encoded.success, MAX_ARGS_DEPTH)) {
+      return refuse({ code: "command-too-large", message: `The arguments of "${name}" nest deeper than ${MAX_ARGS_DEPTH} levels.` })
     }
+    let size: number
+    try {
+      size = encodeCanonical(encoded.success).length
+    } catch (e) {
+      return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${e instanceof Error ? e.message : String(e)}` })
+    }
+    if (size > this.maxCommandBytes) {
+      return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.maxCommandBytes} fit in a command. Keep large blobs out of commands.` })
+    }
+    // Apply what the authority will apply: the arguments as decoded from their wire form.
+    const decoded = cmd.decode(encoded.success)
+    if (Result.isFailure(decoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(decoded.failure)}` })
 
+    this.flushIncoming()
     const clientSeq = this.nextClientSeq++
-    const pending: PendingCommand = { clientSeq, name, args, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false }
+    const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false }
     let deferred!: Deferred
     let persistedResolve!: () => void
     const persisted = new Promise<void>((r) => (persistedResolve = r))
-    const promise = new Promise<{ seq: number }>((resolve, reject) => {
+    const promise = new Promise<Confirmation>((resolve, reject) => {
       deferred = { resolve, reject, persisted: persistedResolve }
     })
     // Fire-and-forget callers must not crash the process on a rejection: mark it handled.
     promise.catch(() => {})
-    this.deferreds.set(clientSeq, deferred)
+    this.deferreds.set(pending, deferred)
     this.rs.push(pending)
     this.toPersist.push(pending)
     if (this.toPersist.length === 1) queueMicrotask(() => this.flushOutbox())
     this.scheduleNotify()
-    return Object.assign(promise, { clientSeq, persisted })
+    return Object.defineProperties(promise, {
+      clientSeq: { get: () => pending.clientSeq, enumerable: true },
+      persisted: { value: persisted, enumerable: true },
+    }) as Receipt
   }
 
   /**
@@ -251,7 +339,7 @@ export class Doc<M extends Machine<any, any>> {
     })
   }
 
-  private enqueue(write: (store: ReplicaStore) => Promise<void>, then: () => void): void {
+  private enqueue(write: (store: ReplicaStore) => Promise<void>, then: () => void, failed?: () => void): void {
     const store = this.store
     if (store === undefined) {
       this.lane = this.lane.then(then)
@@ -259,7 +347,10 @@ export class Doc<M extends Machine<any, any>> {
     }
     this.lane = this.lane
       .then(() => write(store))
-      .then(then, (e) => this.emit("error", { code: "storage-failed", message: `Writing document "${this.docId}" failed: ${e instanceof Error ? e.message : String(e)}` }))
+      .then(then, (e) => {
+        this.emit("error", { code: "storage-failed", message: `Writing document "${this.docId}" failed: ${e instanceof Error ? e.message : String(e)}` })
+        failed?.()
+      })
   }
 
   /** Settled lane: resolves when every write queued so far is done. */
@@ -271,30 +362,38 @@ export class Doc<M extends Machine<any, any>> {
     const batch = this.toPersist
     this.toPersist = []
     if (batch.length === 0) return
-    const next = batch[batch.length - 1]!.clientSeq + 1
+    const next = Math.max(this.nextClientSeq, batch[batch.length - 1]!.clientSeq + 1)
     this.enqueue(
       (store) => store.appendOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.laneConfirmed, nextClientSeq: next }, batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded }))),
       () => {
-        this.laneNext = next
+        this.laneNext = Math.max(this.laneNext, next)
         const live: PendingCommand[] = []
-        const stillPending = new Set(this.rs.pending)
         for (const p of batch) {
           p.persisted = true
-          this.deferreds.get(p.clientSeq)?.persisted()
-          if (stillPending.has(p)) live.push(p)
+          this.deferreds.get(p)?.persisted()
+          if (this.rs.pendingAt(p.clientSeq) === p) live.push(p)
         }
         if (this.send !== undefined && live.length > 0) {
           this.sendSubmit(live)
         }
       },
+      () => {
+        // Not durable, so not sent yet: try again (the app was told storage failed).
+        if (this.closed) return
+        this.toPersist = [...batch.filter((p) => this.rs.pendingAt(p.clientSeq) === p), ...this.toPersist]
+        this.runtime.setTimer(OUTBOX_RETRY_MS, () => this.flushOutbox())
+      },
     )
   }
 
   private ackedClientSeq(): number {
+    // Pending commands and the outbox queue are in clientSeq order.
     let low = this.nextClientSeq
-    for (const p of this.rs.pending) if (p.clientSeq < low) low = p.clientSeq
+    const p0 = this.rs.pending[0]
+    if (p0 !== undefined && p0.clientSeq < low) low = p0.clientSeq
     for (const cs of this.settling) if (cs < low) low = cs
-    for (const p of this.toPersist) if (p.clientSeq < low) low = p.clientSeq
+    const t0 = this.toPersist[0]
+    if (t0 !== undefined && t0.clientSeq < low) low = t0.clientSeq
     return low - 1
   }
 
@@ -306,7 +405,10 @@ export class Doc<M extends Machine<any, any>> {
     let size = 0
     const flush = () => {
       if (part.length === 0) return
-      this.send?.({ type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
+      this.send?.(this.protocol >= 2
+        // Protocol 2: arguments in their schema-driven bytes (args-codec.ts).
+        ? { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: this.compactArgs(p) })), ackedClientSeq: acked, compact: true }
+        : { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
       part = []
       size = 0
     }
@@ -319,16 +421,63 @@ export class Doc<M extends Machine<any, any>> {
     flush()
   }
 
+  /** A pending command's arguments in protocol 2's compact form (made once per command). */
+  private compactArgs(p: PendingCommand): Uint8Array {
+    return (p.compact ??= argsCodecOf(this.schemaOf(p.name)).encode(p.encoded))
+  }
+
+  /** The schema AST of a command's arguments (an unknown command's go as a canonical value). */
+  private schemaOf(name: string): SchemaAST.AST {
+    return (this.machine.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
+  }
+
+  /**
+   * Entries of a compact (protocol 2) message in their plain form: arguments expanded by
+   * their schema, and this replica's own elided entries filled in from its pending commands.
+   * Undefined if one cannot be (a bug or a hostile hub): the caller follows again.
+   */
+  private expandEntries(entries: ReadonlyArray<Entry>, elide: ReadonlySet<number> | undefined): Entry[] | undefined {
+    const out: Entry[] = new Array(entries.length)
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!
+      // Elided on the wire (the codec marks it), or marked to be by a transport that does
+      // not encode (in memory: the entry still holds its plain arguments).
+      if (e.elided === true || elide?.has(e.seq) === true) {
+        if (e.elided !== true) {
+          out[i] = e
+          continue
+        }
+        const p = this.rs.pendingAt(e.clientSeq)
+        if (p === undefined) return undefined
+        out[i] = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
+        continue
+      }
+      if (!(e.args instanceof Uint8Array)) return undefined
+      try {
+        out[i] = { ...e, args: argsCodecOf(this.schemaOf(e.name)).decode(e.args) }
+      } catch {
+        return undefined
+      }
+    }
+    return out
+  }
+
   // ---- connection (called by the client) ----
 
   /** @internal the connection is up: subscribe from the confirmed seq and resend the outbox. */
-  connected(send: (m: ClientMessage) => void): void {
+  connected(send: (m: ClientMessage) => void, protocol = 1): void {
     this.send = send
+    this.protocol = protocol
     this.isSynced = false
     this.resyncing = false
-    const acked = this.ackedClientSeq()
-    this.lastAckSent = acked
-    send({ type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: acked })
+    const sub = this.subscribeMessage()
+    this.lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
+    this.snapshotFailures = 0
+    // A snapshot stream cut by the disconnect: tell the hub how far it got, before
+    // subscribing, so a new stream of the same snapshot starts there.
+    const r = this.receiver
+    if (r !== undefined && r.received > 0) send({ type: "snapshot-ack", docId: this.docId, snapshotId: r.id, received: r.received })
+    send(sub)
     if (this.ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.ownPresence })
     this.resend()
   }
@@ -352,31 +501,52 @@ export class Doc<M extends Machine<any, any>> {
   /** @internal a message about this document. */
   receive(msg: ServerMessage): void {
     if (this.closed) return
+    // Anything else is about what came before it: integrate that first.
+    if (msg.type !== "entries") this.flushIncoming()
     switch (msg.type) {
       case "entries": {
+        const entries = msg.compact === true ? this.expandEntries(msg.entries, msg.elide) : msg.entries
+        if (entries === undefined) {
+          this.emit("error", { code: "protocol-error", message: `The hub sent entries of "${this.docId}" this replica cannot read; following again from seq ${this.rs.confirmedSeq}.` })
+          this.flushIncoming()
+          this.send?.(this.subscribeMessage())
+          return
+        }
         if (msg.checkpoint !== undefined) this.handleDesync(this.rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
-        this.integrate(msg.entries, undefined, new Map())
+        // Lazy rebase: everything that arrives before the next read, submit or microtask is
+        // integrated with one undo and one redo of the pending commands.
+        for (const e of entries) this.incoming.push(e)
+        if (!this.incomingScheduled) {
+          this.incomingScheduled = true
+          queueMicrotask(() => this.flushIncoming())
+        }
         return
       }
       case "results": {
         const settle = new Set<number>()
         const rejected = new Map<number, Rejection>()
-        const acceptedEarlier: { clientSeq: number; seq: number }[] = []
+        const acceptedEarlier: { command: PendingCommand; seq: number; upperBound?: true }[] = []
         for (const o of msg.outcomes) {
-          if (!this.rs.pending.some((p) => p.clientSeq === o.clientSeq)) continue
+          const p = this.rs.pendingAt(o.clientSeq)
+          if (p === undefined) continue
           if ("rejection" in o) {
             settle.add(o.clientSeq)
             rejected.set(o.clientSeq, o.rejection)
+          } else if ("seqAtMost" in o) {
+            // The hub forgot this outcome: the command is settled, at a seq no higher than this.
+            if (o.seqAtMost <= this.rs.confirmedSeq) {
+              settle.add(o.clientSeq)
+              acceptedEarlier.push({ command: p, seq: o.seqAtMost, upperBound: true })
+            } else this.settleAt.set(p, o.seqAtMost)
           } else if (o.seq <= this.rs.confirmedSeq) {
             // Confirmed inside a state transfer: no entry will come for it.
             settle.add(o.clientSeq)
-            acceptedEarlier.push(o)
+            acceptedEarlier.push({ command: p, seq: o.seq })
           }
         }
         if (settle.size === 0) return
-        const names = new Map(this.rs.pending.filter((p) => settle.has(p.clientSeq)).map((p) => [p.clientSeq, p.name]))
         this.integrate([], settle, rejected)
-        for (const { clientSeq, seq } of acceptedEarlier) this.settleConfirmed(clientSeq, names.get(clientSeq) ?? "", seq)
+        for (const a of acceptedEarlier) this.settleConfirmed(a.command, a.seq, a.upperBound)
         return
       }
       case "checkpoint":
@@ -386,28 +556,55 @@ export class Doc<M extends Machine<any, any>> {
         this.isSynced = true
         this.emit("synced", { seq: msg.seq })
         return
-      case "state": {
-        this.resyncing = false
-        this.rs.reset(msg.seq, msg.state)
-        this.enqueue(
-          (store) => store.confirm(this.docId, {
-            meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: msg.seq, nextClientSeq: this.laneNext },
-            entries: [],
-            settled: [],
-            snapshot: { seq: msg.seq, state: msg.state, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed },
-          }),
-          () => {
-            this.laneConfirmed = msg.seq
-            this.laneSnapshotSeq = msg.seq
-            this.sinceSnapshot = 0
-          },
-        )
-        // Some pending commands may be inside that state: their duplicates' outcomes say so.
-        this.resend()
-        this.scheduleNotify()
+      case "state":
+        // A hub from before snapshot streams sends the state in one frame.
+        this.install(msg.seq, msg.state)
+        return
+      case "snapshot-begin": {
+        const r = this.receiver
+        if (r !== undefined && r.same(msg)) {
+          // The same snapshot again after a reconnect: continue where it stopped.
+          if (r.received > 0) this.send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: r.received })
+          return
+        }
+        if (msg.size > this.maxSnapshotBytes) {
+          this.receiver = undefined
+          this.emit("error", { code: "snapshot-too-large", message: `The hub sent a snapshot of ${msg.size} bytes; this client accepts at most ${this.maxSnapshotBytes} (option maxSnapshotBytes).` })
+          return
+        }
+        this.receiver = new SnapshotReceiver(msg, SNAPSHOT_ACK_EVERY)
+        this.emit("snapshot", this.receiver.progress)
+        return
+      }
+      case "snapshot-chunk": {
+        const r = this.receiver
+        if (r === undefined || r.id !== msg.snapshotId) return
+        const out = r.chunk(msg)
+        if (out.kind === "bad") return this.badSnapshot(out.reason)
+        if (out.ack !== undefined) {
+          this.send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: out.ack })
+          this.emit("snapshot", r.progress)
+        }
+        return
+      }
+      case "snapshot-end": {
+        const r = this.receiver
+        if (r === undefined || r.id !== msg.snapshotId) return
+        this.receiver = undefined
+        const done = r.finish()
+        if ("reason" in done) return this.badSnapshot(done.reason)
+        this.snapshotFailures = 0
+        this.install(r.begin.seq, done.bytes)
         return
       }
       case "error":
+        if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.resumeNumberingAt(msg.seq)
+        if (msg.code === "sequence-gap") {
+          // The hub lost track of where this client is (it should never happen on an ordered
+          // link): follow again from the confirmed seq, which resends the outbox in order.
+          this.send?.(this.subscribeMessage())
+          this.resend()
+        }
         this.emit("error", { code: msg.code, message: msg.message })
         return
       case "presence":
@@ -420,34 +617,109 @@ export class Doc<M extends Machine<any, any>> {
     }
   }
 
+  /** A snapshot stream that cannot be installed: discarded, and the state asked for again. */
+  private badSnapshot(reason: string): void {
+    this.receiver = undefined
+    this.snapshotFailures++
+    this.emit("error", { code: "snapshot-invalid", message: `A snapshot of "${this.docId}" was discarded: ${reason}. Fetching it again.` })
+    // A hub that keeps sending bad snapshots is not asked forever on the same connection.
+    if (this.snapshotFailures <= 3) this.send?.({ type: "fetch-state", docId: this.docId })
+  }
+
+  /**
+   * Replaces the confirmed state with the authority's at `seq` (a verified snapshot, or an old
+   * hub's state frame); pending commands stay on top and are sent again (some may be inside
+   * that state: their duplicates' outcomes say so).
+   */
+  private install(seq: number, bytes: Uint8Array): void {
+    this.resyncing = false
+    this.rs.reset(seq, bytes)
+    this.enqueue(
+      (store) => store.confirm(this.docId, {
+        meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.laneNext },
+        entries: [],
+        settled: [],
+        snapshot: { seq, state: bytes, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed },
+      }),
+      () => {
+        this.laneConfirmed = seq
+        this.laneSnapshotSeq = seq
+        this.sinceSnapshot = 0
+      },
+    )
+    this.emit("snapshot", { seq, received: bytes.length, size: bytes.length })
+    this.resend()
+    if (this.settleAt.size > 0) this.settleReached()
+    this.scheduleNotify()
+  }
+
+  /**
+   * The hub says this client's commands on this document must be numbered from `from` (the
+   * same clientId was used by another device, or this one lost its storage). Pending commands
+   * below it were never applied under their numbers: renumber them, store the new outbox,
+   * and send them again.
+   */
+  private resumeNumberingAt(from: number): void {
+    // Commands still waiting for their first outbox write are numbered afresh before it.
+    const moves = this.rs.renumber(from)
+    let next = Math.max(this.nextClientSeq, from)
+    for (const p of this.rs.pending) next = Math.max(next, p.clientSeq + 1)
+    this.nextClientSeq = next
+    if (moves.length === 0) return
+    // Commands still in `toPersist` get their first write with the new numbers; every other
+    // moved command's record moves (a record whose append is still in the lane is written
+    // before this runs: the lane is in order).
+    const unwrittenYet = new Set(this.toPersist)
+    const persisted = moves.filter((m) => !unwrittenYet.has(m.command))
+    this.enqueue(
+      (store) => store.renumberOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.laneConfirmed, nextClientSeq: next },
+        persisted.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded }))),
+      () => {
+        this.laneNext = Math.max(this.laneNext, next)
+        if (this.send !== undefined) this.resend()
+      },
+    )
+  }
+
+  private subscribeMessage(): ClientMessage {
+    return { type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: this.ackedClientSeq() }
+  }
+
   private integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>): void {
     const wantSnapshot = this.store !== undefined && this.sinceSnapshot + entries.length >= this.snapshotEvery
-    const rejectedNames = new Map<number, string>()
-    if (rejected.size > 0) for (const p of this.rs.pending) if (rejected.has(p.clientSeq)) rejectedNames.set(p.clientSeq, p.name)
+    const rejectedCommands = new Map<number, PendingCommand>()
+    for (const cs of rejected.keys()) {
+      const p = this.rs.pendingAt(cs)
+      if (p !== undefined) rejectedCommands.set(cs, p)
+    }
     const r = this.rs.integrate(entries, settle, wantSnapshot)
     if (r.gap) {
       // Missed entries (should not happen on an ordered link): follow again from where we are.
-      this.send?.({ type: "subscribe", docId: this.docId, machine: this.machine.name, version: this.machine.version, fingerprint: this.machine.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: this.ackedClientSeq() })
+      this.send?.(this.subscribeMessage())
     }
     const settled = [...r.confirmed.map((c) => c.command.clientSeq), ...(settle ?? [])]
     if (r.applied.length === 0 && settled.length === 0) return
     for (const cs of settled) this.settling.add(cs)
     const confirmedSeq = this.rs.confirmedSeq
+    // What an earlier failed write left out goes first: the stored log must have no hole.
+    const carried = this.unwritten
+    this.unwritten = { entries: [], settled: [] }
+    const applied = carried.entries.length > 0 ? [...carried.entries, ...r.applied] : r.applied
+    const removed = carried.settled.length > 0 ? [...carried.settled, ...settled] : settled
     const snapshot = r.snapshot
-    const applied = r.applied
-    this.sinceSnapshot = snapshot !== undefined ? 0 : this.sinceSnapshot + applied.length
+    this.sinceSnapshot = snapshot !== undefined ? 0 : this.sinceSnapshot + r.applied.length
     this.enqueue(
       // Built when the lane gets here, on top of what the writes before it stored.
       (store) => store.confirm(this.docId, {
         meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq, nextClientSeq: this.laneNext },
         entries: applied,
-        settled,
+        settled: removed,
         ...(snapshot !== undefined ? { snapshot: { seq: confirmedSeq, state: snapshot, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed } } : {}),
       }),
       () => {
         this.laneConfirmed = confirmedSeq
         if (snapshot !== undefined) this.laneSnapshotSeq = confirmedSeq
-        for (const cs of settled) this.settling.delete(cs)
+        for (const cs of removed) this.settling.delete(cs)
         // Tell the authority it may forget these outcomes: on the next submit, or on its own
         // once enough have piled up (a frame per confirmation would double the traffic).
         const acked = this.ackedClientSeq()
@@ -456,24 +728,47 @@ export class Doc<M extends Machine<any, any>> {
           this.send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
         }
       },
+      () => {
+        // Nothing of this batch was written (batches are atomic): the next write carries it.
+        this.unwritten = {
+          entries: [...applied, ...this.unwritten.entries],
+          settled: [...removed, ...this.unwritten.settled],
+        }
+        if (snapshot !== undefined) this.sinceSnapshot = this.snapshotEvery
+      },
     )
-    for (const { command, seq } of r.confirmed) this.settleConfirmed(command.clientSeq, command.name, seq)
+    for (const { command, seq } of r.confirmed) this.settleConfirmed(command, seq)
     for (const [clientSeq, rejection] of rejected) {
-      const command = rejectedNames.get(clientSeq) ?? ""
-      const d = this.deferreds.get(clientSeq)
-      this.deferreds.delete(clientSeq)
+      const p = rejectedCommands.get(clientSeq)
+      const command = p?.name ?? ""
+      const d = p === undefined ? undefined : this.deferreds.get(p)
+      if (p !== undefined) this.deferreds.delete(p)
       d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))
       this.emit("rejected", { clientSeq, command, rejection })
     }
+    if (this.settleAt.size > 0) this.settleReached()
     this.handleDesync(r.desync)
     this.scheduleNotify()
   }
 
-  private settleConfirmed(clientSeq: number, command: string, seq: number): void {
-    const d = this.deferreds.get(clientSeq)
-    this.deferreds.delete(clientSeq)
-    d?.resolve({ seq })
-    this.emit("confirmed", { clientSeq, command, seq })
+  /** Commands answered "applied at seq <= X" settle once the confirmed state has reached X. */
+  private settleReached(): void {
+    const due: { command: PendingCommand; seq: number }[] = []
+    for (const [p, seq] of this.settleAt) {
+      if (this.rs.pendingAt(p.clientSeq) !== p) this.settleAt.delete(p) // its entry confirmed it
+      else if (seq <= this.rs.confirmedSeq) due.push({ command: p, seq })
+    }
+    if (due.length === 0) return
+    for (const d of due) this.settleAt.delete(d.command)
+    this.integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map())
+    for (const d of due) this.settleConfirmed(d.command, d.seq, true)
+  }
+
+  private settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {
+    const d = this.deferreds.get(command)
+    this.deferreds.delete(command)
+    d?.resolve(upperBound ? { seq, upperBound } : { seq })
+    this.emit("confirmed", upperBound ? { clientSeq: command.clientSeq, command: command.name, seq, upperBound } : { clientSeq: command.clientSeq, command: command.name, seq })
   }
 
   private handleDesync(desync: Desync | undefined): void {

@@ -11,6 +11,12 @@
  *   4. apply the remaining pending commands again, in order -> new view
  * A pending command that now fails locally stays pending with no effect on the view: only
  * the authority's verdict settles it.
+ *
+ * Fast path: when the incoming entries are this replica's own oldest pending commands, in
+ * order, each applied locally on exactly the base the authority applied it on (same seq, so
+ * the same `ctx.random`; and it did not read `ctx.time`, or read the same time), the view
+ * already holds their effect: they move from pending to confirmed without an undo or a redo.
+ * That makes a writer's own echo O(1) per command, whatever the length of its outbox.
  */
 import { applyLogged } from "../apply.js"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
@@ -18,12 +24,13 @@ import type { Entry } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import { hashState } from "../hash.js"
 import { JournaledState, type Journal } from "../journal.js"
-import { makeContext, runApply, type CompiledCommand, type Machine } from "../machine.js"
+import { makeContext, runApply, type CommandContext, type CompiledCommand, type Machine } from "../machine.js"
 
 export interface PendingCommand {
-  readonly clientSeq: number
+  /** Assigned at submit; changed only when the hub says the numbering must resume higher. */
+  clientSeq: number
   readonly name: string
-  /** Decoded arguments, for local application. */
+  /** Decoded arguments, for local application (decoded from `encoded`, as the authority will). */
   readonly args: unknown
   /** Wire form of the arguments. */
   readonly encoded: unknown
@@ -33,6 +40,12 @@ export interface PendingCommand {
   localRejection: Rejection | undefined
   /** Its outbox record is durable (or there is no storage): it may be sent. */
   persisted: boolean
+  /** Its arguments in protocol 2's compact form, once made. */
+  compact?: Uint8Array
+  /** The seq and time of its last local application; `timeRead` if the command looked at `ctx.time`. */
+  appliedSeq?: number
+  appliedTime?: number
+  timeRead?: boolean
 }
 
 export interface Desync {
@@ -53,9 +66,41 @@ export interface IntegrateResult {
   readonly snapshot: Uint8Array | undefined
 }
 
+/**
+ * Snapshots and checkpoint checks need the confirmed state alone: not worth undoing and
+ * redoing a long outbox for. With more pending commands than this, intermediate checkpoints
+ * are skipped; the authority publishes one at its head when the document goes quiet, and
+ * that one is checked once the outbox has drained, so a desync is still found.
+ */
+const SNAPSHOT_MAX_PENDING = 256
+
+/** The ctx of a local application: records whether the command read the time. */
+class TrackingContext implements CommandContext {
+  timeRead = false
+  constructor(private readonly inner: CommandContext) {}
+  get seq(): number {
+    return this.inner.seq
+  }
+  get time(): number {
+    this.timeRead = true
+    return this.inner.time
+  }
+  get clientId(): string {
+    return this.inner.clientId
+  }
+  random(): number {
+    return this.inner.random()
+  }
+  reject(reason: string): never {
+    return this.inner.reject(reason)
+  }
+}
+
 export class ReplicaState<S> {
   readonly host: JournaledState<S>
+  /** Pending commands in clientSeq order. */
   pending: PendingCommand[] = []
+  private readonly byClientSeq = new Map<number, PendingCommand>()
   /** Checkpoints announced for seqs not reached yet. */
   private readonly expected = new Map<number, string>()
 
@@ -75,17 +120,28 @@ export class ReplicaState<S> {
     return this.host.view()
   }
 
+  /** The pending command with this clientSeq. */
+  pendingAt(clientSeq: number): PendingCommand | undefined {
+    return this.byClientSeq.get(clientSeq)
+  }
+
   /** Applies a new local command on top of the view. */
   push(p: PendingCommand): void {
     this.pending.push(p)
+    this.byClientSeq.set(p.clientSeq, p)
     this.applyPending(p, this.pending.length - 1)
   }
 
   private applyPending(p: PendingCommand, index: number): void {
-    const ctx = makeContext(this.docId, this.confirmedSeq + index + 1, this.now(), this.clientId)
+    const seq = this.confirmedSeq + index + 1
+    const time = this.now()
+    const ctx = new TrackingContext(makeContext(this.docId, seq, time, this.clientId))
     const journal = this.host.begin()
     const rejection = runApply(this.host, p.cmd, p.name, p.args, ctx)
     this.host.end()
+    p.appliedSeq = seq
+    p.appliedTime = time
+    p.timeRead = ctx.timeRead
     if (rejection !== undefined) {
       this.host.undo(journal)
       p.journal = undefined
@@ -107,20 +163,60 @@ export class ReplicaState<S> {
     for (let i = 0; i < this.pending.length; i++) this.applyPending(this.pending[i]!, i)
   }
 
+  private drop(done: (p: PendingCommand) => boolean): void {
+    const kept: PendingCommand[] = []
+    for (const p of this.pending) {
+      if (done(p)) this.byClientSeq.delete(p.clientSeq)
+      else kept.push(p)
+    }
+    this.pending = kept
+  }
+
+  /** The authority applied entry `e` exactly as this replica applied its pending command at `index`. */
+  private echoes(e: Entry, index: number): boolean {
+    const p = this.pending[index]
+    return p !== undefined
+      && e.clientId === this.clientId
+      && e.clientSeq === p.clientSeq
+      && p.journal !== undefined
+      && p.appliedSeq === e.seq
+      && (!p.timeRead || p.appliedTime === e.time)
+      && !this.expected.has(e.seq)
+  }
+
   /**
    * Rebase onto confirmed entries and drop settled commands. `settle` names clientSeqs the
    * authority settled without an entry this replica will see (rejections; commands included
    * in a state transfer).
    */
   integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, wantSnapshot: boolean): IntegrateResult {
-    this.undoPending()
     const confirmed: { command: PendingCommand; seq: number }[] = []
     const applied: Entry[] = []
+    let i = 0
+    // Fast path: own commands coming back in order, already applied on the same base.
+    let promoted = 0
+    for (; i < entries.length; i++) {
+      const e = entries[i]!
+      if (e.seq <= this.confirmedSeq) continue
+      if (e.seq !== this.confirmedSeq + 1 || !this.echoes(e, promoted)) break
+      const p = this.pending[promoted++]!
+      this.byClientSeq.delete(p.clientSeq)
+      this.confirmedSeq = e.seq
+      applied.push(e)
+      confirmed.push({ command: p, seq: e.seq })
+    }
+    // One splice for the run (shift() per entry would be quadratic on a long outbox).
+    if (promoted > 0) this.pending.splice(0, promoted)
+    const snapshotNow = wantSnapshot && this.pending.length <= SNAPSHOT_MAX_PENDING
+    if (i === entries.length && (settle === undefined || settle.size === 0) && !snapshotNow) {
+      return { confirmed, applied, gap: false, desync: undefined, snapshot: undefined }
+    }
+
+    this.undoPending()
     let gap = false
-    // Own entries come in clientSeq order; a map keeps a long backlog linear, not quadratic.
-    let byClientSeq: Map<number, PendingCommand> | undefined
     let desync: Desync | undefined
-    for (const e of entries) {
+    for (; i < entries.length; i++) {
+      const e = entries[i]!
       if (e.seq <= this.confirmedSeq) continue
       if (e.seq !== this.confirmedSeq + 1) {
         gap = true
@@ -130,10 +226,9 @@ export class ReplicaState<S> {
       this.confirmedSeq = e.seq
       applied.push(e)
       if (e.clientId === this.clientId) {
-        byClientSeq ??= new Map(this.pending.map((p) => [p.clientSeq, p]))
-        const p = byClientSeq.get(e.clientSeq)
+        const p = this.byClientSeq.get(e.clientSeq)
         if (p !== undefined) {
-          byClientSeq.delete(e.clientSeq)
+          this.byClientSeq.delete(e.clientSeq)
           confirmed.push({ command: p, seq: e.seq })
         }
       }
@@ -143,14 +238,35 @@ export class ReplicaState<S> {
         desync ??= this.check(e.seq, expected)
       }
     }
-    if (confirmed.length > 0) {
-      const done = new Set(confirmed.map((c) => c.command))
-      this.pending = this.pending.filter((p) => !done.has(p))
+    if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
+      this.drop((p) => this.byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
     }
-    if (settle !== undefined && settle.size > 0) this.pending = this.pending.filter((p) => !settle.has(p.clientSeq))
-    const snapshot = wantSnapshot ? encodeCanonical(this.host.root) : undefined
+    const snapshot = snapshotNow ? encodeCanonical(this.host.root) : undefined
     this.redoPending()
     return { confirmed, applied, gap, desync, snapshot }
+  }
+
+  /**
+   * Renumbers pending commands so that none is below `from` (the hub said this client's
+   * numbering must resume there). Returns the moves, oldest first, or nothing to do.
+   */
+  renumber(from: number): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
+    const start = this.pending.findIndex((p) => p.clientSeq < from)
+    if (start < 0) return []
+    const moves: Array<{ command: PendingCommand; from: number; to: number }> = []
+    let next = from
+    for (let i = start; i < this.pending.length; i++) {
+      const p = this.pending[i]!
+      const to = Math.max(next, p.clientSeq)
+      if (to !== p.clientSeq) moves.push({ command: p, from: p.clientSeq, to })
+      next = to + 1
+    }
+    for (const m of moves) this.byClientSeq.delete(m.from)
+    for (const m of moves) {
+      m.command.clientSeq = m.to
+      this.byClientSeq.set(m.to, m.command)
+    }
+    return moves
   }
 
   /**
@@ -158,6 +274,7 @@ export class ReplicaState<S> {
    * writes are undone around the hash), kept for later if it is behind, ignored if past.
    */
   checkpoint(seq: number, hash: string): Desync | undefined {
+    if (this.pending.length > SNAPSHOT_MAX_PENDING) return undefined
     if (seq > this.confirmedSeq) {
       if (this.expected.size < 64) this.expected.set(seq, hash)
       return undefined

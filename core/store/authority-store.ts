@@ -10,22 +10,58 @@ import { ByteReader, ByteWriter } from "../bytes.js"
 import { canonError } from "../errors.js"
 import * as K from "./keys.js"
 import {
-  type AuthorityHead, type ClientRecord, checkClient, checkHead, decodeRecord, entryChecker, writeClient, writeEntry, writeHead,
+  type AuthorityHead, type ClientMark, type Identity, type LegacyClientRecord, type OutcomeRun, checkHead, checkIdentity, checkLegacyClient,
+  checkMark, decodeRecord, encodeIdentity, entryChecker, runChecker, writeEntry, writeHead, writeMark, writeRun,
 } from "./records.js"
 import { ensureFormat } from "./format.js"
+import { SnapshotStore } from "./snapshot-store.js"
 
 export interface CommitBatch {
   readonly head: AuthorityHead
-  /** A checkpoint reached in this batch, kept so the log can be verified later. */
-  readonly checkpoint?: Checkpoint
+  /** Checkpoints reached in this batch, kept so the log can be verified later. */
+  readonly checkpoints?: ReadonlyArray<Checkpoint>
   readonly entries: ReadonlyArray<Entry>
-  readonly clients: ReadonlyArray<readonly [string, ClientRecord]>
+  /** Changed client marks. */
+  readonly marks?: ReadonlyArray<readonly [string, ClientMark]>
+  /** New outcome runs. */
+  readonly runs?: ReadonlyArray<readonly [string, OutcomeRun]>
+  /** Outcome runs to forget (acknowledged or out of the window), by clientId and first clientSeq. */
+  readonly dropRuns?: ReadonlyArray<readonly [string, number]>
+  /** Format-1 client records converted in this batch. */
+  readonly dropLegacy?: ReadonlyArray<string>
 }
 
 export class AuthorityStore {
   private ready: Promise<void> | undefined
 
-  constructor(readonly kv: KVStore, readonly options: { readonly sync?: boolean } = {}) {}
+  /** Snapshots and compaction of the same documents. */
+  readonly snapshots: SnapshotStore
+
+  constructor(readonly kv: KVStore, readonly options: { readonly sync?: boolean } = {}) {
+    this.snapshots = new SnapshotStore(kv, options.sync ?? false)
+  }
+
+  /**
+   * Where compaction behind a snapshot at `snapshotSeq` may go: the highest seq such that
+   * the entries after it, up to the snapshot, take at least `tailBytes`.
+   */
+  async horizonFor(docId: string, snapshotSeq: number, tailBytes: number): Promise<number> {
+    await this.open()
+    const prefix = K.authEntryPrefix(docId)
+    let bytes = 0
+    let seq = snapshotSeq
+    for (;;) {
+      const rows = await this.kv.range({ gte: prefix, lt: K.authEntry(docId, seq + 1), reverse: true, limit: 256 })
+      if (rows.length === 0) return 0
+      for (const [key, value] of rows) {
+        seq = K.seqFromKey(key)
+        bytes += key.length + value.length
+        if (bytes >= tailBytes) return seq - 1
+      }
+      seq -= 1
+      if (rows.length < 256) return 0
+    }
+  }
 
   /** Checks the storage format once, before the first read. */
   open(): Promise<void> {
@@ -39,19 +75,47 @@ export class AuthorityStore {
     return raw === undefined ? undefined : decodeRecord(raw, "head", docId, key, checkHead)
   }
 
-  async clients(docId: string): Promise<Map<string, ClientRecord>> {
+  /** A client's high-water mark on a document, if it ever submitted there. */
+  async mark(docId: string, clientId: string): Promise<ClientMark | undefined> {
     await this.open()
-    const prefix = K.authClientPrefix(docId)
-    const rows = await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })
-    const out = new Map<string, ClientRecord>()
-    for (const [key, value] of rows) {
-      const rec = decodeRecord(value, "client record", docId, key, checkClient)
-      // The key ends with the length-prefixed clientId.
-      const reader = new ByteReader(key.subarray(prefix.length))
-      const id = reader.string()
-      out.set(id, rec)
+    const key = K.authMark(docId, clientId)
+    const raw = await this.kv.get(key)
+    return raw === undefined ? undefined : decodeRecord(raw, "client mark", docId, key, checkMark)
+  }
+
+  /** A format-1 idempotency record (converted to marks and runs on first use). */
+  async legacyClient(docId: string, clientId: string): Promise<LegacyClientRecord | undefined> {
+    await this.open()
+    const key = K.authClient(docId, clientId)
+    const raw = await this.kv.get(key)
+    return raw === undefined ? undefined : decodeRecord(raw, "client record", docId, key, checkLegacyClient)
+  }
+
+  /** The stored outcome runs of a client on a document, in clientSeq order. */
+  async runs(docId: string, clientId: string): Promise<OutcomeRun[]> {
+    await this.open()
+    const prefix = K.authOutcomePrefix(docId, clientId)
+    const out: OutcomeRun[] = []
+    for (const [key, value] of await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })) {
+      if (key.length !== prefix.length + 8) continue
+      const first = K.seqFromKey(key)
+      out.push(decodeRecord(value, `outcome run ${first}`, docId, key, runChecker(first)))
     }
     return out
+  }
+
+  /** Who owns a clientId, hub-wide. */
+  async identity(clientId: string): Promise<Identity | undefined> {
+    await this.open()
+    const key = K.identity(clientId)
+    const raw = await this.kv.get(key)
+    return raw === undefined ? undefined : decodeRecord(raw, "client identity", "-", key, checkIdentity)
+  }
+
+  /** Stores a clientId's owner; durable (fsync) before it resolves, whatever the hub's sync setting. */
+  async putIdentity(clientId: string, identity: Identity): Promise<void> {
+    await this.open()
+    await this.kv.batch([{ type: "put", key: K.identity(clientId), value: encodeIdentity(identity) }], { sync: this.options.sync ?? false })
   }
 
   /** Entries with seq in (afterSeq, afterSeq + limit], in order. */
@@ -113,7 +177,7 @@ export class AuthorityStore {
   async sizeOf(docId: string): Promise<{ readonly bytes: number; readonly entries: number }> {
     let bytes = 0
     let entries = 0
-    for (const prefix of [K.authEntryPrefix(docId), K.authClientPrefix(docId), K.authCheckpointPrefix(docId)]) {
+    for (const prefix of [K.authEntryPrefix(docId), K.authClientPrefix(docId), K.authMarkPrefix(docId), K.authOutcomeDocPrefix(docId), K.authCheckpointPrefix(docId)]) {
       for (const [k, v] of await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })) {
         bytes += k.length + v.length
         if (prefix[1] === 0x65) entries++
@@ -126,7 +190,8 @@ export class AuthorityStore {
    * One atomic batch. All keys and values are written into one buffer owned by this batch
    * (views into it go to the store): no per-record allocation on the hottest write path.
    */
-  async commit(docId: string, batch: CommitBatch): Promise<void> {
+  /** Resolves with the bytes of entries written (for the snapshot policy). */
+  async commit(docId: string, batch: CommitBatch): Promise<number> {
     const w = new ByteWriter(256 + batch.entries.length * 64)
     const spans: number[] = []
     const span = (writeKey: () => void, writeVal: () => void) => {
@@ -137,15 +202,19 @@ export class AuthorityStore {
       spans.push(w.pos)
     }
     for (const e of batch.entries) span(() => K.writeAuthEntryKey(w, docId, e.seq), () => writeEntry(w, e))
-    for (const [clientId, rec] of batch.clients) span(() => K.writeAuthClientKey(w, docId, clientId), () => writeClient(w, rec))
-    const cp = batch.checkpoint
-    if (cp !== undefined) span(() => K.writeAuthCheckpointKey(w, docId, cp.seq), () => writeValue(w, cp.hash))
+    const entryBytes = w.pos
+    for (const [clientId, run] of batch.runs ?? []) span(() => K.writeAuthOutcomeKey(w, docId, clientId, run.first), () => writeRun(w, run))
+    for (const [clientId, mark] of batch.marks ?? []) span(() => K.writeAuthMarkKey(w, docId, clientId), () => writeMark(w, mark))
+    for (const cp of batch.checkpoints ?? []) span(() => K.writeAuthCheckpointKey(w, docId, cp.seq), () => writeValue(w, cp.hash))
     span(() => K.writeAuthHeadKey(w, docId), () => writeHead(w, batch.head))
     const buf = w.view_()
     const ops: BatchOp[] = []
     for (let i = 0; i < spans.length; i += 3) {
       ops.push({ type: "put", key: buf.subarray(spans[i]!, spans[i + 1]!), value: buf.subarray(spans[i + 1]!, spans[i + 2]!) })
     }
+    for (const [clientId, first] of batch.dropRuns ?? []) ops.push({ type: "del", key: K.authOutcome(docId, clientId, first) })
+    for (const clientId of batch.dropLegacy ?? []) ops.push({ type: "del", key: K.authClient(docId, clientId) })
     await this.kv.batch(ops, { sync: this.options.sync ?? false })
+    return entryBytes
   }
 }

@@ -4,9 +4,16 @@
  *   [0x00] "format"                     -> storage format version
  *   "a" "m" <docId>                     -> authority: document head (machine, seq, checkpoint)
  *   "a" "e" <docId> <seq:8 BE>          -> authority: log entry; one doc's log is one range, in seq order
- *   "a" "c" <docId> <clientId>          -> authority: idempotency record of a client
+ *   "a" "c" <docId> <clientId>          -> authority: idempotency record of a client (format 1; converted on use)
+ *   "a" "w" <docId> <clientId>          -> authority: a client's high-water mark (kept forever)
+ *   "a" "o" <docId> <clientId> <clientSeq:8 BE> -> authority: a run of outcomes from that clientSeq
  *   "a" "k" <docId> <seq:8 BE>          -> authority: checkpoint, the state hash after entry seq
+ *   "a" "s" <docId> <seq:8 BE>          -> authority: a complete snapshot of the state at seq (hash, size, chunks)
+ *   "a" "t" <docId> <seq:8 BE> <i:4 BE> -> authority: chunk i of that snapshot's canonical bytes
+ *   "a" "z" <docId>                     -> authority: compaction horizon (entries up to it may be gone)
+ *   "i" <clientId>                      -> hub: who owns a clientId (principal, secret hashes)
  *   "r" "i"                             -> replica: its clientId
+ *   "r" "p"                             -> replica: the secret that proves its clientId
  *   "r" "m" <docId>                     -> replica: confirmedSeq, nextClientSeq, machine
  *   "r" "s" <docId>                     -> replica: confirmed state snapshot
  *   "r" "e" <docId> <seq:8 BE>          -> replica: confirmed entries after the snapshot
@@ -19,6 +26,7 @@
 import { ByteWriter } from "../bytes.js"
 
 const A = 0x61 // "a"
+const I = 0x69 // "i"
 const R = 0x72 // "r"
 
 const w = new ByteWriter(128)
@@ -71,11 +79,32 @@ export const authClientPrefix = (docId: string) => key((k) => { k.byte(A); k.byt
 export const writeAuthClientKey = (k: ByteWriter, docId: string, clientId: string): void => { k.byte(A); k.byte(0x63); k.string(docId); k.string(clientId) }
 export const authClient = (docId: string, clientId: string) => key((k) => writeAuthClientKey(k, docId, clientId))
 
+export const writeAuthMarkKey = (k: ByteWriter, docId: string, clientId: string): void => { k.byte(A); k.byte(0x77); k.string(docId); k.string(clientId) }
+export const authMark = (docId: string, clientId: string) => key((k) => writeAuthMarkKey(k, docId, clientId))
+export const authMarkPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x77); k.string(docId) })
+export const authOutcomePrefix = (docId: string, clientId: string) => key((k) => { k.byte(A); k.byte(0x6f); k.string(docId); k.string(clientId) })
+export const authOutcomeDocPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x6f); k.string(docId) })
+export const writeAuthOutcomeKey = (k: ByteWriter, docId: string, clientId: string, first: number): void => { k.byte(A); k.byte(0x6f); k.string(docId); k.string(clientId); seq8(k, first) }
+export const authOutcome = (docId: string, clientId: string, first: number) => key((k) => writeAuthOutcomeKey(k, docId, clientId, first))
+
+export const authSnapshotPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x73); k.string(docId) })
+export const authSnapshot = (docId: string, seq: number) => key((k) => { k.byte(A); k.byte(0x73); k.string(docId); seq8(k, seq) })
+export const authChunkPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x74); k.string(docId) })
+export const authChunksOf = (docId: string, seq: number) => key((k) => { k.byte(A); k.byte(0x74); k.string(docId); seq8(k, seq) })
+export const authChunk = (docId: string, seq: number, i: number) => key((k) => {
+  k.byte(A); k.byte(0x74); k.string(docId); seq8(k, seq)
+  k.byte((i >>> 24) & 0xff); k.byte((i >>> 16) & 0xff); k.byte((i >>> 8) & 0xff); k.byte(i & 0xff)
+})
+export const authHorizon = (docId: string) => key((k) => { k.byte(A); k.byte(0x7a); k.string(docId) })
+
+export const identity = (clientId: string) => key((k) => { k.byte(I); k.string(clientId) })
+
 export const authCheckpointPrefix = (docId: string) => key((k) => { k.byte(A); k.byte(0x6b); k.string(docId) })
 export const writeAuthCheckpointKey = (k: ByteWriter, docId: string, seq: number): void => { k.byte(A); k.byte(0x6b); k.string(docId); seq8(k, seq) }
 export const authCheckpoint = (docId: string, seq: number) => key((k) => writeAuthCheckpointKey(k, docId, seq))
 
 export const replicaClientId = key((k) => { k.byte(R); k.byte(0x69) })
+export const replicaSecret = key((k) => { k.byte(R); k.byte(0x70) })
 export const replicaMeta = (docId: string) => key((k) => { k.byte(R); k.byte(0x6d); k.string(docId) })
 export const replicaSnapshot = (docId: string) => key((k) => { k.byte(R); k.byte(0x73); k.string(docId) })
 export const replicaEntryPrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x65); k.string(docId) })

@@ -5,7 +5,7 @@
 import { decodeCanonical, encodeCanonical, isBytes, writeValue } from "../canonical.js"
 import { ByteWriter } from "../bytes.js"
 import type { Entry, Checkpoint, Outcome } from "../entry.js"
-import { CanonError, canonError, type RejectionCode } from "../errors.js"
+import { CanonError, canonError, type Rejection, type RejectionCode } from "../errors.js"
 
 const hex = (k: Uint8Array): string => Array.from(k, (b) => b.toString(16).padStart(2, "0")).join("")
 
@@ -53,39 +53,108 @@ export const checkHead = (v: unknown): AuthorityHead => {
   return { machine: v[0], version: v[1], seq: v[2], lastTime: v[3], checkpoint: v[4] > 0 ? { seq: v[4], hash: v[5] } : undefined }
 }
 
-// ---- idempotency record: [last, acked, [[clientSeq, seq | -1, code, message], ...]] ----
+// ---- legacy idempotency record (format 1): [last, acked, [[clientSeq, seq | -1, code, message], ...]] ----
+// Read once per client and converted to the layout below in the next commit.
 
-export interface ClientRecord {
-  /** Highest clientSeq processed. */
-  last: number
-  /** Outcomes up to here were acknowledged by the client and forgotten. */
-  acked: number
-  /** Outcomes of clientSeqs in (acked, last], in clientSeq order. */
-  readonly outcomes: Map<number, Outcome>
+export interface LegacyClientRecord {
+  readonly last: number
+  readonly acked: number
+  readonly outcomes: ReadonlyArray<Outcome>
 }
 
-const clientTuple = (c: ClientRecord): unknown => {
-  const outs: unknown[] = []
-  for (const o of c.outcomes.values()) {
-    outs.push("seq" in o ? [o.clientSeq, o.seq] : [o.clientSeq, -1, o.rejection.code, o.rejection.message])
-  }
-  return [c.last, c.acked, outs]
-}
-export const encodeClient = (c: ClientRecord): Uint8Array => encodeCanonical(clientTuple(c))
-export const writeClient = (w: ByteWriter, c: ClientRecord): void => writeValue(w, clientTuple(c))
-
-export const checkClient = (v: unknown): ClientRecord => {
+export const checkLegacyClient = (v: unknown): LegacyClientRecord => {
   if (!Array.isArray(v) || v.length !== 3 || !isNum(v[0]) || !isNum(v[1]) || !Array.isArray(v[2])) return fail("client record")
-  const outcomes = new Map<number, Outcome>()
+  const outcomes: Outcome[] = []
   for (const o of v[2] as unknown[]) {
     if (!Array.isArray(o) || !isNum(o[0]) || !isNum(o[1])) return fail("outcome")
-    if (o[1] >= 0) outcomes.set(o[0], { clientSeq: o[0], seq: o[1] })
+    if (o[1] >= 0) outcomes.push({ clientSeq: o[0], seq: o[1] })
     else {
       if (!isStr(o[2]) || !isStr(o[3])) return fail("outcome")
-      outcomes.set(o[0], { clientSeq: o[0], rejection: { code: o[2] as RejectionCode, message: o[3] } })
+      outcomes.push({ clientSeq: o[0], rejection: { code: o[2] as RejectionCode, message: o[3] } })
     }
   }
   return { last: v[0], acked: v[1], outcomes }
+}
+
+// ---- client mark (per document and client): [last, acked, evictedThrough, evictedBound, incarnation] ----
+
+/** What a document remembers of a client forever: the high-water mark that makes exactly-once hold. */
+export interface ClientMark {
+  /** Highest clientSeq processed (applied or rejected). */
+  last: number
+  /** The client stored every outcome up to here: they are forgotten. */
+  acked: number
+  /** Outcomes up to here were forgotten without an ack (the window overflowed). */
+  evictedThrough: number
+  /** No forgotten outcome has a seq above this: "applied at seq <= evictedBound". */
+  evictedBound: number
+  /** The client incarnation that processed `last`. */
+  incarnation: number
+}
+
+const markTuple = (m: ClientMark): unknown => [m.last, m.acked, m.evictedThrough, m.evictedBound, m.incarnation]
+export const writeMark = (w: ByteWriter, m: ClientMark): void => writeValue(w, markTuple(m))
+
+export const checkMark = (v: unknown): ClientMark => {
+  if (!Array.isArray(v) || v.length !== 5 || !v.every(isNum)) return fail("client mark")
+  const [last, acked, evictedThrough, evictedBound, incarnation] = v as number[]
+  return { last: last!, acked: acked!, evictedThrough: evictedThrough!, evictedBound: evictedBound!, incarnation: incarnation! }
+}
+
+// ---- outcome run: [incarnation, [[hash, seq] | [hash, -1, code, message], ...]] ----
+// The outcomes of one client's contiguous clientSeqs processed in one commit, keyed by the
+// first clientSeq: written once, deleted when acknowledged or pushed out of the window.
+
+/** One outcome as the authority keeps it: `hash` identifies the command it answers. */
+export type StoredOutcome =
+  | { readonly hash: number; readonly seq: number }
+  | { readonly hash: number; readonly rejection: Rejection }
+
+export interface OutcomeRun {
+  readonly first: number
+  readonly incarnation: number
+  readonly outcomes: ReadonlyArray<StoredOutcome>
+}
+
+const runTuple = (r: OutcomeRun): unknown => [
+  r.incarnation,
+  r.outcomes.map((o) => ("seq" in o ? [o.hash, o.seq] : [o.hash, -1, o.rejection.code, o.rejection.message])),
+]
+export const writeRun = (w: ByteWriter, r: OutcomeRun): void => writeValue(w, runTuple(r))
+
+export const runChecker = (first: number) => (v: unknown): OutcomeRun => {
+  if (!Array.isArray(v) || v.length !== 2 || !isNum(v[0]) || !Array.isArray(v[1])) return fail("outcome run")
+  const outcomes: StoredOutcome[] = []
+  for (const o of v[1] as unknown[]) {
+    if (!Array.isArray(o) || !isNum(o[0]) || !isNum(o[1])) return fail("outcome")
+    if (o[1] >= 0) outcomes.push({ hash: o[0], seq: o[1] })
+    else {
+      if (!isStr(o[2]) || !isStr(o[3])) return fail("outcome")
+      outcomes.push({ hash: o[0], rejection: { code: o[2] as RejectionCode, message: o[3] } })
+    }
+  }
+  return { first, incarnation: v[0], outcomes }
+}
+
+// ---- client identity (hub-wide): [principal, [[incarnation, secretHash], ...]] ----
+
+/** Who owns a clientId, and the hashes of the secrets its incarnations proved themselves with. */
+export interface Identity {
+  readonly principal: string
+  readonly incarnations: ReadonlyArray<{ readonly incarnation: number; readonly secretHash: string }>
+}
+
+export const encodeIdentity = (i: Identity): Uint8Array =>
+  encodeCanonical([i.principal, i.incarnations.map((x) => [x.incarnation, x.secretHash])])
+
+export const checkIdentity = (v: unknown): Identity => {
+  if (!Array.isArray(v) || v.length !== 2 || !isStr(v[0]) || !Array.isArray(v[1])) return fail("client identity")
+  const incarnations: { incarnation: number; secretHash: string }[] = []
+  for (const x of v[1] as unknown[]) {
+    if (!Array.isArray(x) || x.length !== 2 || !isNum(x[0]) || !isStr(x[1])) return fail("client identity")
+    incarnations.push({ incarnation: x[0], secretHash: x[1] })
+  }
+  return { principal: v[0], incarnations }
 }
 
 // ---- replica meta: [machine, version, confirmedSeq, nextClientSeq] ----

@@ -57,6 +57,24 @@ export class ReplicaStore {
     await this.kv.batch([{ type: "put", key: K.replicaClientId, value: encodeCanonical(id) }])
   }
 
+  /** The secret that proves this replica's clientId (see core/authority/identity.ts). */
+  async secret(): Promise<string | undefined> {
+    await this.open()
+    const raw = await this.kv.get(K.replicaSecret)
+    if (raw === undefined) return undefined
+    const v = decodeRecord(raw, "client secret", "-", K.replicaSecret, (x) => x)
+    return typeof v === "string" ? v : undefined
+  }
+
+  /** Stores a clientId and its secret together: one is never kept without the other. */
+  async setIdentity(id: string, secret: string): Promise<void> {
+    await this.open()
+    await this.kv.batch([
+      { type: "put", key: K.replicaClientId, value: encodeCanonical(id) },
+      { type: "put", key: K.replicaSecret, value: encodeCanonical(secret) },
+    ], { sync: true })
+  }
+
   async load(docId: string): Promise<StoredReplicaDoc | undefined> {
     await this.open()
     const metaKey = K.replicaMeta(docId)
@@ -84,6 +102,15 @@ export class ReplicaStore {
   /** Stores new outbox records and the meta that counts them, atomically. */
   async appendOutbox(docId: string, meta: ReplicaMeta, commands: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>): Promise<void> {
     const ops: BatchOp[] = commands.map((c) => ({ type: "put", key: K.replicaOutbox(docId, c.clientSeq), value: encodeOutbox(c.name, c.args) }))
+    ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
+    await this.kv.batch(ops)
+  }
+
+  /** Moves outbox records to new clientSeqs (the hub said numbering resumes higher), atomically with the meta. */
+  async renumberOutbox(docId: string, meta: ReplicaMeta, moves: ReadonlyArray<{ from: number; to: number; name: string; args: unknown }>): Promise<void> {
+    const ops: BatchOp[] = []
+    for (const m of moves) ops.push({ type: "del", key: K.replicaOutbox(docId, m.from) })
+    for (const m of moves) ops.push({ type: "put", key: K.replicaOutbox(docId, m.to), value: encodeOutbox(m.name, m.args) })
     ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
     await this.kv.batch(ops)
   }

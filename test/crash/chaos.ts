@@ -1,10 +1,14 @@
 /**
  * `npm run chaos`: the kill -9 scenarios with more kills than `npm test` runs.
  *
- *   npm run chaos -- [--scenario hub|client|both] [--kills N] [--client-kills N] [--clients C]
- *                    [--seed S] [--runs R] [--sync] [--quiet]
+ *   npm run chaos -- [--scenario hub|client|snapshot|both|all] [--kills N] [--client-kills N]
+ *                    [--snapshot-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]
  *
+ * --scenario        hub, client, snapshot (the hub killed while it snapshots and compacts),
+ *                   both (hub and client) or all (default)
  * --kills N         SIGKILLs of the hub (default 25)
+ * --snapshot-kills N  SIGKILLs of the hub in the snapshot scenario, aimed into snapshot
+ *                   writes, compactions and snapshot deletions in turn (default 30)
  * --client-kills N  SIGKILLs of the client process (default 10)
  * --clients C       in-process clients submitting during the hub scenario (default 3)
  * --seed S          first seed (default random); run i uses S + i
@@ -18,8 +22,9 @@
 import { killAllChildren, parseFlags, removeTempDirs } from "./harness.js"
 import { describeHubCrash, hubCrashRepro, runHubCrash } from "./hub-crash.js"
 import { clientCrashRepro, describeClientCrash, runClientCrash } from "./client-crash.js"
+import { describeSnapshotCrash, runSnapshotCrash, snapshotCrashRepro } from "./snapshot-crash.js"
 
-const USAGE = "Usage: npm run chaos -- [--scenario hub|client|both] [--kills N] [--client-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]"
+const USAGE = "Usage: npm run chaos -- [--scenario hub|client|snapshot|both|all] [--kills N] [--client-kills N] [--snapshot-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]"
 
 const main = async (): Promise<number> => {
   let flags
@@ -33,13 +38,15 @@ const main = async (): Promise<number> => {
     console.log(USAGE)
     return 0
   }
-  const scenario = flags.get("scenario") ?? "both"
-  if (!["hub", "client", "both"].includes(scenario)) {
-    console.error(`--scenario must be hub, client or both.\n${USAGE}`)
+  const scenario = flags.get("scenario") ?? "all"
+  if (!["hub", "client", "snapshot", "both", "all"].includes(scenario)) {
+    console.error(`--scenario must be hub, client, snapshot, both or all.\n${USAGE}`)
     return 2
   }
+  const selected = (name: "hub" | "client" | "snapshot") => scenario === name || scenario === "all" || (scenario === "both" && name !== "snapshot")
   const kills = flags.num("kills", 25)
   const clientKills = flags.num("client-kills", 10)
+  const snapshotKills = flags.num("snapshot-kills", scenario === "snapshot" ? flags.num("kills", 30) : 30)
   const clients = flags.num("clients", 3)
   const runs = flags.num("runs", 1)
   const firstSeed = flags.num("seed", Math.floor(Math.random() * 2 ** 31))
@@ -48,7 +55,7 @@ const main = async (): Promise<number> => {
   let failed = 0
   for (let run = 0; run < runs; run++) {
     const seed = firstSeed + run
-    if (scenario !== "client") {
+    if (selected("hub")) {
       const r = await runHubCrash({ seed, kills, clients, sync, log })
       console.log(describeHubCrash(r))
       if (r.violations.length > 0) {
@@ -56,12 +63,20 @@ const main = async (): Promise<number> => {
         console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${hubCrashRepro({ seed, kills, clients, sync })}`)
       }
     }
-    if (scenario !== "hub") {
+    if (selected("client")) {
       const r = await runClientCrash({ seed, kills: clientKills, log })
       console.log(describeClientCrash(r))
       if (r.violations.length > 0) {
         failed++
         console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${clientCrashRepro({ seed, kills: clientKills })}`)
+      }
+    }
+    if (selected("snapshot")) {
+      const r = await runSnapshotCrash({ seed, kills: snapshotKills, clients, sync, log })
+      console.log(describeSnapshotCrash(r))
+      if (r.violations.length > 0) {
+        failed++
+        console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${snapshotCrashRepro({ seed, kills: snapshotKills, clients, sync })}`)
       }
     }
   }

@@ -153,7 +153,7 @@ export const checkWorld = (w: WorldView): string[] => {
     if (proc.failedWrites > 0 && proc.reportedFailures === 0) fail(`storage: ${replica} had ${proc.failedWrites} failed writes and the app was never told`)
   }
 
-  if (w.hostile !== undefined) checkHostile(w.hostile, w.replicaIds, byKey, bySeq, (docId) => !unreadable.has(docId), fail)
+  if (w.hostile !== undefined) checkHostile(w.hostile, w.replicaIds, byKey, bySeq, (docId) => !unreadable.has(docId), fail, submitted)
   return failures
 }
 
@@ -217,6 +217,7 @@ const checkHostile = (
   bySeq: ReadonlyMap<string, ReadonlyMap<number, Entry>>,
   readable: (docId: string) => boolean,
   fail: (s: string) => void,
+  submitted: ReadonlyMap<string, Submitted> = new Map(),
 ): void => {
   const rawIds = new Set(h.conns.filter((c) => !c.forged).map((c) => c.clientId))
   const first = new Map<string, RawCommand>()
@@ -235,7 +236,10 @@ const checkHostile = (
 
     if (c.conn.forged) {
       // A forger must never get its own command into the log under the victim's id.
-      if (entry !== undefined && argsKey(entry.args) === c.argsKey && entry.name === c.name && c.attack.endsWith(":next")) {
+      // (An entry the victim itself submitted with the same name and arguments is the victim's.)
+      const victims = submitted.get(key)
+      const victimsOwn = victims !== undefined && victims.name === entry?.name && victims.argsKey === argsKey(entry?.args)
+      if (entry !== undefined && argsKey(entry.args) === c.argsKey && entry.name === c.name && c.attack.endsWith(":next") && !victimsOwn) {
         fail(`identity: ${what(c)} entered the log at seq ${entry.seq} under ${c.conn.victim}'s id`)
       }
       if (refusedWith === "outcome-expired") fail(`identity: ${what(c)}: the hub answered a forged clientId as if it were its owner (outcome-expired)`)

@@ -18,7 +18,13 @@
  *   --faults F                 network and crash faults, 0 = none (1)
  *   --ops N --active-ms N      workload ticks and active virtual time (160, 20000)
  *   --checkpoint-every N --catch-up-page N (16, 8)
+ *   --protocols mixed|v1|v2    wire protocol of replicas and hub starts (mixed)
+ *   --snapshots 0|1            small snapshot policy: snapshots, compaction, streams (1)
+ *   --snapshot-crashes P       probability a hub crash is aimed at a snapshot/compaction write (0.05)
+ *   --stream-faults P          probability a streamed chunk is corrupted or its connection cut (0.2)
+ *   --long-outages 0|1         some replica crashes last seconds (1)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
+ * --stats (print the counters of every seed summed, as one JSON line "stats {...}"),
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
  * happen, on stderr: for a seed that does not finish).
  */
@@ -56,6 +62,14 @@ for (const a of value("attacks")?.split(",") ?? []) {
     process.exit(2)
   }
 }
+function protocols(): "mixed" | "v1" | "v2" {
+  const v = value("protocols") ?? "mixed"
+  if (v !== "mixed" && v !== "v1" && v !== "v2") {
+    console.error(`--protocols is mixed, v1 or v2, not ${JSON.stringify(v)}`)
+    process.exit(2)
+  }
+  return v
+}
 const knobs = {
   docs: flag("docs", DEFAULTS.docs),
   bigBytes: flag("big-kib", DEFAULTS.bigBytes / 1024) * 1024,
@@ -70,13 +84,18 @@ const knobs = {
   activeMs: flag("active-ms", DEFAULTS.activeMs),
   checkpointEvery: flag("checkpoint-every", DEFAULTS.checkpointEvery),
   catchUpPage: flag("catch-up-page", DEFAULTS.catchUpPage),
+  protocols: protocols(),
+  snapshots: flag("snapshots", 1) !== 0,
+  snapshotCrashes: flag("snapshot-crashes", DEFAULTS.snapshotCrashes),
+  streamFaults: flag("stream-faults", DEFAULTS.streamFaults),
+  longOutages: flag("long-outages", 1) !== 0,
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 
 /** The knobs that differ from the defaults, as flags: part of every replay line. */
 const knobFlags = args.filter((a, i) => {
   const name = a.startsWith("--") ? a.slice(2) : args[i - 1]?.startsWith("--") ? args[i - 1]!.slice(2) : ""
-  return !["seeds", "seed", "from", "replicas", "verbose", "quiet", "first", "skip", "live"].includes(name)
+  return !["seeds", "seed", "from", "replicas", "verbose", "quiet", "first", "skip", "live", "stats"].includes(name)
 }).join(" ")
 const replay = (seed: number) => `npm run sim -- --seed ${seed} --replicas ${replicas}${knobFlags ? ` ${knobFlags}` : ""} --verbose`
 
@@ -84,9 +103,11 @@ let failures = 0
 let ran = 0
 const byInvariant = new Map<string, { seeds: number[]; line: string }>()
 const started = Date.now()
+const totals: Record<string, number> = {}
 for (const seed of seeds) {
   const r = await runSimulation({ seed, replicas, ...knobs, ...(has("live") ? { onTrace: (l: string) => console.error(`    ${l}`) } : {}) })
   ran++
+  for (const [k, v] of Object.entries(r.stats)) totals[k] = (totals[k] ?? 0) + v
   if (r.failures.length > 0) {
     failures++
     console.log(`FAIL --seed ${seed} (replay: ${replay(seed)})`)
@@ -113,5 +134,6 @@ if (byInvariant.size > 0) {
     console.log(`  ${k}: ${g.seeds.length} seeds; ${g.line}`)
   }
 }
+if (has("stats")) console.log(`stats ${JSON.stringify(totals)}`)
 console.log(`sim: ${ran} seeds, ${replicas} replicas, ${failures} failures (${secs.toFixed(1)} s, ${(ran / secs).toFixed(2)} seeds/s)`)
 process.exit(failures > 0 ? 1 : 0)

@@ -205,7 +205,7 @@ export class HostileClients {
         // Outcomes come back in the order the commands were sent on this connection.
         const r = this.commands.find((c) => c.conn === rc && c.docId === m.docId && c.clientSeq === o.clientSeq && c.outcome === undefined && c.localRefusal === undefined)
         if (r === undefined) continue
-        r.outcome = "seq" in o ? `seq:${o.seq}` : o.rejection.code
+        r.outcome = "seq" in o ? `seq:${o.seq}` : "rejection" in o ? o.rejection.code : `seqAtMost:${o.seqAtMost}`
         // The hub took a clientSeq gap: it now counts this client far ahead; start afresh.
         if ("seq" in o && (r.attack === "gap" || r.attack === "huge-seq")) rc.spoiled = true
       }

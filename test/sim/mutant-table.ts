@@ -33,12 +33,17 @@ export const MUTANT_WORLD: ReadonlyArray<string> = ["--hostile", "0", "--app-bug
 const AUTH = "core/authority/doc-authority.ts"
 const RS = "core/replica/replica-state.ts"
 const DOC = "core/replica/doc.ts"
+const TABLE = "core/authority/client-table.ts"
 
 export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "skip-dedupe",
     breaks: "a retried clientSeq is applied again",
-    patches: [{ file: AUTH, anchor: "if (cmd.clientSeq <= rec.last) {", replacement: "if (false) {" }],
+    patches: [
+      { file: TABLE, anchor: "if (clientSeq === m.last + 1) return { kind: \"new\" }", replacement: "if (clientSeq <= m.last + 1) return { kind: \"new\" }" },
+      { file: TABLE, anchor: "if (clientSeq !== m.last + 1) throw", replacement: "if (false) throw" },
+      { file: TABLE, anchor: "    m.last = clientSeq\n", replacement: "    m.last = Math.max(m.last, clientSeq)\n" },
+    ],
   },
   {
     name: "ack-before-durable",
@@ -48,16 +53,19 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "fan-out-before-commit",
     breaks: "entries go to subscribers before they are durable",
-    patches: [{
-      file: AUTH,
-      anchor: "if (entries.length > 0 || dirty.size > 0) {",
-      replacement: "for (const s of this.subscribers.values()) if (s.live && entries.length > 0) for (const m of this.entriesMessages(entries, checkpoint)) s.conn.send(m)\n    if (entries.length > 0 || dirty.size > 0) {",
-    }],
+    patches: [
+      {
+        file: AUTH,
+        anchor: "    if (entries.length > 0 || table.changed) {",
+        replacement: "    const early = entries.length > 0 ? this.followers.fanOut(seqBefore, entries, checkpoints, this.seq, own) : new Set<Connection<ServerMessage>>()\n    if (entries.length > 0 || table.changed) {",
+      },
+      { file: AUTH, anchor: "confirmedByEntries = this.followers.fanOut(seqBefore, entries, checkpoints, this.committed, own)", replacement: "confirmedByEntries = early" },
+    ],
   },
   {
     name: "skip-rebase-undo",
     breaks: "entries are applied on top of pending commands",
-    patches: [{ file: RS, anchor: "IntegrateResult {\n    this.undoPending()", replacement: "IntegrateResult {" }],
+    patches: [{ file: RS, anchor: "    this.undoPending()\n    let gap = false", replacement: "    let gap = false" }],
   },
   {
     name: "skip-rebase-redo",
@@ -72,9 +80,11 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "accept-clientseq-gaps",
     breaks: "a clientSeq beyond the next one is accepted",
-    needsEngineSupport: true,
     simArgs: ["--hostile", "1"],
-    patches: [{ file: AUTH, anchor: "cmd.clientSeq > rec.last + 1", replacement: "false" }],
+    patches: [
+      { file: TABLE, anchor: "if (clientSeq > m.last + 1) return { kind: \"gap\", expected: m.last + 1 }", replacement: "if (clientSeq > m.last + 1) return { kind: \"new\" }" },
+      { file: TABLE, anchor: "if (clientSeq !== m.last + 1) throw", replacement: "if (false) throw" },
+    ],
   },
   {
     name: "drop-outbox-write",
@@ -85,14 +95,14 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     name: "forget-client-record",
     breaks: "the hub never persists its idempotency records",
     patches: [
-      { file: AUTH, anchor: "if (this.ack(clientId, msg.ackedClientSeq)) dirty.set(clientId, rec)", replacement: "this.ack(clientId, msg.ackedClientSeq)" },
-      { file: AUTH, anchor: "        dirty.set(clientId, rec)\n        out.push(outcome)", replacement: "        out.push(outcome)" },
+      { file: TABLE, anchor: "out.marks.push([clientId, { ...s.mark }])", replacement: "void s.mark" },
+      { file: TABLE, anchor: "for (const r of s.fresh) out.runs.push(", replacement: "for (const r of s.fresh.slice(0, 0)) out.runs.push(" },
     ],
   },
   {
     name: "catch-up-off-by-one",
     breaks: "each catch-up page starts one entry late",
-    patches: [{ file: AUTH, anchor: "this.store.entries(this.docId, from,", replacement: "this.store.entries(this.docId, from + 1," }],
+    patches: [{ file: "core/authority/followers.ts", anchor: "entries = await this.doc.entries(from, ", replacement: "entries = await this.doc.entries(from + 1, " }],
   },
   {
     name: "confirm-foreign-entry",
@@ -107,7 +117,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "skip-undo-on-rejection",
     breaks: "a rejected command's writes stay in the authority's state",
-    patches: [{ file: AUTH, anchor: "            this.host.undo(journal)\n            outcome = { clientSeq: cmd.clientSeq, rejection }", replacement: "            outcome = { clientSeq: cmd.clientSeq, rejection }" }],
+    patches: [{ file: AUTH, anchor: "              this.host.undo(journal)\n              const rejection = { code: rejected.code", replacement: "              const rejection = { code: rejected.code" }],
   },
   {
     name: "swallow-rejection",
@@ -117,5 +127,25 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
       anchor: "d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))\n      this.emit(\"rejected\", { clientSeq, command, rejection })",
       replacement: "void CommandRejected",
     }],
+  },
+  {
+    name: "v2-elide-wrong-clientseq",
+    breaks: "protocol 2 names the receiver's own elided entry with the next clientSeq",
+    patches: [{ file: "core/protocol/codec.ts", anchor: "        w.byte(0)\n        w.varint(cs)\n", replacement: "        w.byte(0)\n        w.varint(cs + 1)\n" }],
+  },
+  {
+    name: "compact-one-too-many",
+    breaks: "compaction deletes the first entry of the kept tail too",
+    patches: [{ file: "core/store/snapshot-store.ts", anchor: "const end = K.authEntry(docId, upTo + 1)", replacement: "const end = K.authEntry(docId, upTo + 2)" }],
+  },
+  {
+    name: "install-without-hash-check",
+    breaks: "a replica installs a streamed snapshot whose bytes do not hash to the announced hash",
+    patches: [{ file: "core/replica/snapshot-receiver.ts", anchor: "if (actual !== this.begin.hash) return", replacement: "if (false) return" }],
+  },
+  {
+    name: "compact-without-snapshot",
+    breaks: "the horizon passes the newest snapshot (entries go that no snapshot holds)",
+    patches: [{ file: AUTH, anchor: "const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)", replacement: "const upTo = this.committed" }],
   },
 ]

@@ -4,7 +4,7 @@
  * The storage's contents survive for the next incarnation.
  */
 import type {
-  BatchOp, BatchOptions, ClientTransport, KVStore, RangeOptions, Runtime, Timer,
+  BatchOp, BatchOptions, ClientTransport, KVStore, RangeOptions, Runtime, ServerMessage, Timer,
 } from "../../core/index.js"
 import type { MemoryStorage } from "../../adapters/memory/index.js"
 
@@ -48,13 +48,20 @@ export class SimProcess {
     close: () => Promise.resolve(),
   }
 
-  /** Wraps a transport so a dead process hears nothing more. */
-  wrapTransport(t: ClientTransport): ClientTransport {
+  /**
+   * Wraps a transport so a dead process hears nothing more. `tamper` sees each message before
+   * the process does and may change it (a corrupted frame that still decodes).
+   */
+  wrapTransport(t: ClientTransport, tamper?: (m: ServerMessage) => ServerMessage | undefined): ClientTransport {
     return {
       connect: (listener) => {
         const conn = t.connect({
           onOpen: () => { if (this.alive) listener.onOpen?.() },
-          onMessage: (m) => { if (this.alive) listener.onMessage(m) },
+          onMessage: (m) => {
+            if (!this.alive) return
+            const heard = tamper === undefined ? m : tamper(m)
+            if (heard !== undefined) listener.onMessage(heard)
+          },
           onClose: (i) => { if (this.alive) listener.onClose(i) },
         })
         return {

@@ -15,7 +15,7 @@
  *   arguments, clientSeq gaps and duplicates, forged clientIds.
  */
 import {
-  AuthorityStore, CanonClient, Hub, hashState, seededRandom, type Doc, type Entry, type Machine,
+  AuthorityStore, CanonClient, Hub, hashState, seededRandom, type BatchOp, type Doc, type Entry, type Machine, type ServerMessage,
 } from "../../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
@@ -24,6 +24,7 @@ import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./ho
 import { honestCommand, pick, type BigPlan } from "./workload.js"
 import { codeOf, message, RunGuard } from "./guard.js"
 import { checkWorld, ledgerKey, type DocView, type Ledger } from "./checker.js"
+import { ShadowLog } from "./shadow-log.js"
 
 export interface SimOptions {
   readonly seed: number
@@ -63,6 +64,23 @@ export interface SimOptions {
   /** Entries per catch-up page of the authority (small, so paging is exercised). Default 8. */
   readonly catchUpPage?: number
   /**
+   * Wire protocol versions: "mixed" (default) gives each replica incarnation protocol 1 or
+   * 1..2 and each hub start 1..2 or, now and then, 1 only (a rolling downgrade); "v1" or "v2"
+   * pins everyone.
+   */
+  readonly protocols?: "mixed" | "v1" | "v2"
+  /**
+   * A small snapshot policy, so snapshots, compaction and snapshot streams happen all the
+   * time (a replica more than a few entries behind joins by stream). Default true.
+   */
+  readonly snapshots?: boolean
+  /** Probability that a hub snapshot or compaction write has a hub crash aimed at it. Default 0.05. */
+  readonly snapshotCrashes?: number
+  /** Probability that a streamed snapshot chunk is corrupted or its connection cut. Default 0.2. */
+  readonly streamFaults?: number
+  /** Some replica crashes last seconds (the log is compacted past them meanwhile). Default true. */
+  readonly longOutages?: boolean
+  /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
    * with more ops.
@@ -87,7 +105,16 @@ export interface SimResult {
 export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
+  protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
 } as const
+
+/** Small enough that a TodoPlus document snapshots every few dozen commands. */
+const SNAPSHOT_POLICY = { minLogBytes: 2 << 10, logRatio: 0.5, tailBytes: 1 << 10, chunkBytes: 4 << 10 }
+
+type Range = { readonly min: number; readonly max: number }
+const V1: Range = { min: 1, max: 1 }
+const V12: Range = { min: 1, max: 2 }
+const V2: Range = { min: 2, max: 2 }
 
 interface DocSpec {
   readonly docId: string
@@ -107,6 +134,21 @@ interface Replica {
   readonly follows: ReadonlyArray<DocSpec>
   readonly incarnations: SimProcess[]
   failedStarts: number
+  /** Snapshot chunks we corrupted on the way to it, not yet reported back as snapshot-invalid. */
+  corrupted: number
+}
+
+/** What a hub batch does to snapshots or compaction, if anything. */
+const snapshotWrite = (ops: ReadonlyArray<BatchOp>): string | undefined => {
+  for (const op of ops) {
+    if (op.key[0] !== 0x61) continue
+    const k = op.key[1]
+    if (k === 0x74) return op.type === "put" ? "snapshot chunk" : "snapshot drop"
+    if (k === 0x73) return op.type === "put" ? "snapshot meta" : "snapshot drop"
+    if (k === 0x7a) return "compaction horizon"
+    if (k === 0x65 && op.type === "del") return "compaction delete"
+  }
+  return undefined
 }
 
 /** A state that cannot be hashed is a finding, not a reason to stop checking. */
@@ -137,7 +179,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   }
   const stats: Record<string, number> = {
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0,
-    hubWriteFailures: 0, replicaWriteFailures: 0,
+    hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
   }
   const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [] }
   const failed = new Set<string>()
@@ -194,7 +236,13 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
 
     // ---- the hub process ----
-    const hubDisk = new MemoryStorage({ latency: { runtime: rt, ms: diskLatency, readMs: readLatency }, failWrite: failing(o.hubWriteFailures, "hubWriteFailures") })
+    const shadow = new ShadowLog(specs.map((s) => s.docId), fail)
+    const hubDisk = new MemoryStorage({
+      latency: { runtime: rt, ms: diskLatency, readMs: readLatency },
+      failWrite: failing(o.hubWriteFailures, "hubWriteFailures"),
+      onDurable: shadow.observe,
+      onBatch: (ops) => aimCrash(ops),
+    })
     let hubProc = new SimProcess("hub", rt, hubDisk)
     let hub: Hub
     let hubStarted = false
@@ -203,8 +251,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (hubProc.alive && hubStarted) return
       hubStarted = true
       hubProc = new SimProcess("hub", rt, hubDisk)
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : rng() < 0.2 ? V1 : V12
       hub = new Hub({
         machines,
+        protocol,
+        ...(o.snapshots ? { snapshots: SNAPSHOT_POLICY, snapshotLagEntries: 12 } : {}),
         storage: hubProc.storage,
         runtime: hubProc.runtime,
         checkpointEvery: o.checkpointEvery,
@@ -225,9 +276,21 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         },
       })
       net.listen(hub)
-      log("hub up")
+      log(`hub up (protocol ${protocol.min}..${protocol.max})`)
     }
     startHub()
+
+    // A hub crash aimed at a snapshot or compaction write: chunks before the meta, the meta,
+    // the horizon before the deletes, the deletes, an old snapshot's deletion.
+    function aimCrash(ops: ReadonlyArray<BatchOp>): void {
+      if (phase !== "active" || o.snapshotCrashes <= 0 || !hubProc.alive) return
+      const kind = snapshotWrite(ops)
+      if (kind === undefined || rng() >= o.snapshotCrashes) return
+      stats.snapshotCrashes!++
+      const after = Math.floor(rng() * 6)
+      log(`hub crash aimed at a ${kind} write (+${after} ms)`)
+      rt.setTimer(after, () => crashHub())
+    }
 
     // ---- replicas ----
     const replicas: Replica[] = []
@@ -257,9 +320,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         }
       }
       let client: CanonClient
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : rng() < 0.4 ? V1 : V12
       try {
         client = await CanonClient.open({
-          transport: proc.wrapTransport(net.transport(r.name)),
+          protocol,
+          transport: proc.wrapTransport(net.transport(r.name), (m) => tamper(r, m)),
           runtime: proc.runtime,
           storage: proc.storage,
           backoff: { baseMs: 50, maxMs: 2_000 },
@@ -296,6 +361,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           ledger.confirmed.set(k, e.seq)
         })
         doc.on("rejected", (e) => { ledger.rejected.set(key(e.clientSeq), e.rejection.code) })
+        doc.on("snapshot", () => { stats.installs!++ })
         doc.on("desync", (d) => {
           stats.desyncs!++
           ledger.desyncs.push({ replica: r.name, docId: spec.docId, seq: d.seq })
@@ -307,6 +373,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           if (e.code === "storage-failed" && e.message.startsWith("Writing")) proc.reportedFailures++
           // The hub's disk failing (injected) is a fair answer, and so is "not-subscribed" after
           // it; whether the document recovers is what convergence and the storage check judge.
+          // A stream we corrupted on the wire is discarded with snapshot-invalid: that is the point.
+          else if (e.code === "snapshot-invalid" && r.corrupted > 0) r.corrupted--
           else if (!(e.code === "storage-failed" && e.message.includes("injected fault")) && e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })
         log(`${r.name} follows ${spec.docId} as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
@@ -317,7 +385,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       const disk = new MemoryStorage({ latency: { runtime: rt, ms: diskLatency, readMs: readLatency }, failWrite: failing(o.replicaWriteFailures, "replicaWriteFailures") })
       const proc = new SimProcess(`r${i}`, rt, disk)
       proc.alive = false
-      const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: follows(i), incarnations: [], failedStarts: 0 }
+      const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: follows(i), incarnations: [], failedStarts: 0, corrupted: 0 }
       replicas.push(r)
       // Storage takes virtual time: everything async happens inside rt.run.
       rt.setTimer(0, () => { void startReplica(r) })
@@ -382,7 +450,29 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       r.docs.clear()
       stats.replicaCrashes!++
       log(`${r.name} crash`)
-      rt.setTimer(200 + Math.floor(rng() * 2000), () => { void startReplica(r) })
+      // Now and then a long outage: the log is compacted past the replica meanwhile.
+      const down = o.longOutages && rng() < 0.25 ? 4_000 + Math.floor(rng() * 4_000) : 200 + Math.floor(rng() * 2000)
+      rt.setTimer(down, () => { void startReplica(r) })
+    }
+
+    // Snapshot streams on the wire to a replica: a chunk now and then corrupted (the replica
+    // must discard the stream and fetch again) or its connection cut (resume or restart).
+    const tamper = (r: Replica, m: ServerMessage): ServerMessage | undefined => {
+      if (m.type === "snapshot-begin") stats.streams!++
+      if (m.type !== "snapshot-chunk" || phase !== "active" || o.streamFaults <= 0 || rng() >= o.streamFaults) return m
+      if (rng() < 0.5 && m.bytes.length > 0) {
+        stats.corruptChunks!++
+        r.corrupted++
+        const bytes = m.bytes.slice()
+        const i = Math.floor(rng() * bytes.length)
+        bytes[i] = bytes[i]! ^ (1 + Math.floor(rng() * 255))
+        log(`corrupt chunk at ${m.offset} of snapshot ${m.snapshotId} of ${m.docId} to ${r.name}`)
+        return { ...m, bytes }
+      }
+      stats.cutStreams!++
+      log(`cut the snapshot stream of ${m.docId} to ${r.name} at ${m.offset}`)
+      rt.setTimer(0, () => net.drop(r.name))
+      return m
     }
 
     const crashHub = () => {
@@ -507,7 +597,21 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const digestParts: unknown[] = [trace]
     for (const spec of specs) {
       const authority = await drive(`loading ${spec.docId} on the hub`, hub!.doc(spec.docId, spec.machine)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
-      const entries: Entry[] | string = await drive(`reading the log of ${spec.docId}`, store.entries(spec.docId, 0, 1_000_000)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
+      // Compaction leaves a tail behind a snapshot: the checker reads every entry ever made
+      // durable (the shadow), and the stored tail must be exactly its end.
+      const head = typeof authority === "string" ? 0 : authority.headSeq
+      const entries: Entry[] | string = shadow.log(spec.docId, head)
+      const horizon = await drive(`reading the horizon of ${spec.docId}`, store.snapshots.horizon(spec.docId)).catch(() => 0)
+      const tail = await drive(`reading the log of ${spec.docId}`, store.entries(spec.docId, horizon, 1_000_000)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
+      if (typeof tail === "string") fail(`durability: the stored log of ${spec.docId} after its horizon ${horizon} cannot be read: ${tail}`)
+      else if (typeof entries !== "string") {
+        if (horizon + tail.length !== head) fail(`durability: ${spec.docId}: the stored tail after horizon ${horizon} has ${tail.length} entries, the head is ${head}`)
+        for (const e of tail) {
+          const s = entries[e.seq - 1]
+          if (s === undefined || s.clientId !== e.clientId || s.clientSeq !== e.clientSeq || s.name !== e.name) fail(`durability: ${spec.docId}: stored entry ${e.seq} differs from the one made durable`)
+        }
+      }
+      stats.compacted = (stats.compacted ?? 0) + shadow.deleted(spec.docId)
       const fresh = new Hub({ machines, storage: hubDisk, runtime: rt })
       const reload = await drive(`loading ${spec.docId} on a fresh hub`, fresh.doc(spec.docId, spec.machine)).then(
         (d) => ({ seq: d.headSeq, hash: safeHash(() => d.stateHash()) }),

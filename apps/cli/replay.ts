@@ -1,0 +1,135 @@
+/**
+ * `canon inspect DIR docId`'s replay: rebuilds a document's state from as far back as its
+ * stored log reaches and checks every stored hash it passes.
+ *
+ * A whole log (never compacted) is replayed from the machine's initial state. A compacted
+ * one cannot be (entries at or below the horizon are gone): the replay starts from the
+ * oldest stored snapshot that verifies and is not behind the horizon, so the log after it
+ * is complete, and goes on through the tail. On the way every stored checkpoint after the
+ * start is checked, and so is every newer snapshot (its hash is the state hash at its seq).
+ */
+import { AuthorityStore, CanonError, JournaledState, decodeCanonical, hashState, type KVStore, type Machine } from "../../core/index.js"
+import { applyLogged } from "../../core/apply.js"
+import * as K from "../../core/store/keys.js"
+import type { SnapshotMeta } from "../../core/store/snapshot-store.js"
+import { fmt, type DocSurvey } from "./doc-records.js"
+
+export interface ReplayResult {
+  /** The snapshot the replay started from, or undefined for the machine's initial state. */
+  readonly base: SnapshotMeta | undefined
+  /** Seq reached. */
+  readonly at: number
+  readonly replayed: number
+  readonly hash: string
+  /** The state at `at` (live: the caller owns it). */
+  readonly state: unknown
+  /** Stored checkpoints compared with the replay. */
+  readonly checked: number
+  /** Stored checkpoints before the replay's start (the log behind them is compacted). */
+  readonly before: number
+  /** Newer snapshots compared with the replay. */
+  readonly snapshotsChecked: number
+  readonly problems: ReadonlyArray<string>
+}
+
+/** Reads a verified snapshot's state (its chunks into one buffer of its size, as the hub does on load). */
+const readState = async (kv: KVStore, docId: string, meta: SnapshotMeta): Promise<unknown> => {
+  const bytes = new Uint8Array(meta.size)
+  let at = 0
+  for (let i = 0; i < meta.chunks; i++) {
+    const chunk = await kv.get(K.authChunk(docId, meta.seq, i))
+    if (chunk === undefined || at + chunk.length > meta.size) throw new Error(`chunk ${i} changed while it was read`)
+    bytes.set(chunk, at)
+    at += chunk.length
+  }
+  return decodeCanonical(bytes)
+}
+
+/** Where a replay can start: undefined for the initial state, a snapshot, or a sentence saying why none will do. */
+export const replayBase = (survey: DocSurvey, headSeq: number): { base: SnapshotMeta | undefined } | { problem: string } => {
+  if (survey.horizon === 0) return { base: undefined }
+  const usable = survey.snapshots.filter((s) => s.verdict.ok && s.meta.seq >= survey.horizon && s.meta.seq <= headSeq)
+  const base = usable[usable.length - 1]?.meta
+  if (base !== undefined) return { base }
+  return {
+    problem: `The log is compacted through seq ${fmt(survey.horizon)} and no stored snapshot at or after it verifies: ` +
+      "the document cannot be rebuilt (the hub will refuse to load it). Restore the data directory from a backup.",
+  }
+}
+
+export const replayDoc = async (
+  kv: KVStore,
+  docId: string,
+  machine: Machine<any, any>,
+  headSeq: number,
+  survey: DocSurvey,
+  progress: (done: number, total: number) => void,
+): Promise<ReplayResult | { readonly problem: string }> => {
+  const start = replayBase(survey, headSeq)
+  if ("problem" in start) return start
+  const { base } = start
+  const store = new AuthorityStore(kv)
+  const checkpoints = await store.checkpoints(docId)
+  const expected = new Map(checkpoints.map((c) => [c.seq, c.hash]))
+  const from = base?.seq ?? 0
+  const problems: string[] = []
+  // A machine that changed may break every entry: keep the first few, count the rest.
+  const MAX_PROBLEMS = 100
+  const problem = (text: string) => {
+    if (problems.length < MAX_PROBLEMS) problems.push(text)
+  }
+  let checked = 0
+  let snapshotsChecked = 0
+  let state: unknown
+  if (base === undefined) state = machine.initial()
+  else {
+    try {
+      state = await readState(kv, docId, base)
+    } catch (e) {
+      return { problem: `The snapshot at seq ${fmt(base.seq)} verifies but cannot be read back as a state: ${e instanceof Error ? e.message : String(e)}` }
+    }
+    const cp = expected.get(base.seq)
+    if (cp !== undefined) {
+      checked++
+      if (cp !== base.hash) problem(`Checkpoint mismatch at seq ${fmt(base.seq)}: stored ${cp}, the snapshot there hashes to ${base.hash}.`)
+    }
+  }
+  // Newer snapshots that verify are states the hub may load: each must agree with the replay.
+  const later = new Map(survey.snapshots.filter((s) => s.verdict.ok && s.meta.seq > from).map((s) => [s.meta.seq, s.meta.hash]))
+  const host = new JournaledState(state)
+  let at = from
+  while (at < headSeq) {
+    let page
+    try {
+      page = await store.entries(docId, at, 4096)
+    } catch (e) {
+      if (!(e instanceof CanonError)) throw e
+      problem(e.message)
+      break
+    }
+    if (page.length === 0) break
+    for (const e of page) {
+      if (e.seq > headSeq) break
+      const rejection = applyLogged(host, docId, machine, e)
+      if (rejection !== undefined) problem(`Entry ${fmt(e.seq)} (${e.name}) no longer applies: ${rejection.message}`)
+      at = e.seq
+      const cp = expected.get(e.seq)
+      const snap = later.get(e.seq)
+      if (cp === undefined && snap === undefined) continue
+      const actual = hashState(host.root)
+      if (cp !== undefined) {
+        checked++
+        if (actual !== cp) problem(`Checkpoint mismatch at seq ${fmt(e.seq)}: stored ${cp}, replay gives ${actual}.`)
+      }
+      if (snap !== undefined) {
+        snapshotsChecked++
+        if (actual !== snap) problem(`The snapshot at seq ${fmt(e.seq)} holds a state with hash ${snap}, but replaying the log to seq ${fmt(e.seq)} gives ${actual}: the machine is not deterministic, or changed without a version bump.`)
+      }
+    }
+    progress(at - from, headSeq - from)
+  }
+  if (at !== headSeq && problems.length === 0) problem(`The log ends at ${fmt(at)} but the head says ${fmt(headSeq)}.`)
+  return {
+    base, at, replayed: at - from, hash: hashState(host.root), state: host.root, checked, before: checkpoints.filter((c) => c.seq < from).length, snapshotsChecked, problems,
+  }
+}

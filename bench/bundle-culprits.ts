@@ -1,0 +1,87 @@
+/**
+ * `npx tsx bench/bundle-culprits.ts`: what each suspected culprit costs bundle (a) (or (b)),
+ * measured by bundling the same entry with and without it. "Without" swaps the source at
+ * bundle time (an esbuild plugin; no file changes), so the figure is the most a change
+ * could save; the change itself must keep the behaviour (see the notes printed).
+ * A culprit whose source is no longer there is reported as gone.
+ */
+import { readFileSync } from "node:fs"
+import type * as esbuild from "esbuild"
+import { ENTRY, EVENTS_SHIM, measureBundle, ROOT } from "./bundle-measure.js"
+
+interface Edit {
+  /** Repository-relative file. */
+  readonly file: string
+  readonly from: string
+  readonly to: string
+}
+
+interface Culprit {
+  readonly name: string
+  readonly entry: string
+  readonly alias?: Record<string, string>
+  readonly edits?: ReadonlyArray<Edit>
+  /** Extra aliases for the "without" build. */
+  readonly without?: Record<string, string>
+}
+
+/** A plain Error with the tag and fields, as Data.TaggedError makes, minus Effect's Equal/Hash/Yieldable. */
+const PLAIN_TAGGED = `const Data = { TaggedError: (tag) => class extends Error { constructor(a) { super(a.message); Object.assign(this, a); this._tag = tag } } }`
+
+const CULPRITS: ReadonlyArray<Culprit> = [
+  {
+    name: "fingerprint through Schema.toRepresentation + SchemaRepresentation.toJson (core/machine.ts describeCommands)",
+    entry: ENTRY.core,
+    edits: [{
+      file: "core/machine.ts",
+      from: "SchemaRepresentation.toJson(Schema.toRepresentation(commands[name]!.args as Schema.Codec<unknown, unknown>))",
+      to: "null",
+    }],
+  },
+  {
+    name: "Data.TaggedError for CanonError, CommandRejected (core/errors.ts) and DecodeError (core/protocol/codec.ts)",
+    entry: ENTRY.core,
+    edits: [
+      { file: "core/errors.ts", from: `import * as Data from "effect/Data"`, to: PLAIN_TAGGED },
+      { file: "core/protocol/codec.ts", from: `import * as Data from "effect/Data"`, to: PLAIN_TAGGED },
+    ],
+  },
+  {
+    name: "the `buffer` polyfill level-transcoder requires in level's browser build (bundle (b); the demo too)",
+    entry: ENTRY.coreLevel,
+    alias: EVENTS_SHIM,
+    without: { buffer: `${ROOT}bench/bundle-entries/no-buffer.ts` },
+  },
+]
+
+const swap = (edits: ReadonlyArray<Edit>, missing: string[]): esbuild.Plugin => ({
+  name: "swap-source",
+  setup(build) {
+    build.onLoad({ filter: /\.ts$/ }, (args) => {
+      const mine = edits.filter((e) => args.path === `${ROOT}${e.file}`)
+      if (mine.length === 0) return undefined
+      let source = readFileSync(args.path, "utf8")
+      for (const e of mine) {
+        if (source.includes(e.from)) source = source.replace(e.from, e.to)
+        else missing.push(`${e.file}: ${e.from.slice(0, 60)}`)
+      }
+      return { contents: source, loader: "ts" }
+    })
+  },
+})
+
+const main = async (): Promise<void> => {
+  for (const c of CULPRITS) {
+    const missing: string[] = []
+    const withIt = await measureBundle(c.entry, { alias: c.alias ?? {} })
+    const without = await measureBundle(c.entry, { alias: { ...c.alias, ...c.without }, plugins: [swap(c.edits ?? [], missing)] })
+    console.log(`${c.name}\n  with: ${withIt.gzipped} B gzipped (${withIt.minified} B minified); without: ${without.gzipped} B (${without.minified} B)` +
+      `\n  cost: ${withIt.gzipped - without.gzipped} B gzipped, ${withIt.minified - without.minified} B minified` +
+      (missing.length > 0 ? `\n  gone: source not found (${missing.join("; ")}), so the figures compare the same code` : ""))
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e)
+  process.exit(1)
+})

@@ -1,0 +1,31 @@
+/**
+ * Bundle (b): bundle (a) plus the replica kept in IndexedDB (`canon/level`: the `level`
+ * package's browser build), so edits survive a reload and go out when the network returns.
+ * Never run; bench/bundle.ts bundles it.
+ */
+import * as Schema from "effect/Schema"
+import { CanonClient, defineMachine } from "canon"
+import { LevelStorage } from "canon/level"
+import { wsClientTransport } from "canon/ws/browser"
+import { systemRuntime } from "canon/system"
+
+const Todo = defineMachine({
+  name: "todo",
+  version: 1,
+  initial: () => ({ items: {} as Record<string, { title: string; done: boolean }> }),
+  commands: {
+    add: {
+      args: Schema.Struct({ id: Schema.String, title: Schema.String }),
+      apply: (state, { id, title }, ctx) => {
+        if (state.items[id]) ctx.reject(`There is already an item ${id}.`)
+        state.items[id] = { title, done: false }
+      },
+    },
+  },
+})
+
+const storage = await LevelStorage.open("todo")
+const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime, machines: [Todo], storage })
+const doc = await client.open(Todo, "groceries")
+doc.subscribe((state) => console.log(state.items))
+await doc.submit("add", { id: "milk", title: "Milk" })

@@ -1,0 +1,100 @@
+/**
+ * Bundles one entry the way a browser app ships it and weighs it: esbuild (bundle, minify,
+ * ESM, platform browser, tree shaking, `process.env.NODE_ENV` = "production"), then gzip at
+ * level 9 (node:zlib). Sizes are bytes; the metafile says which inputs the bytes came from.
+ * Shared by bench/bundle.ts and test/bundle-size.test.ts, so both weigh the same thing.
+ */
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { gzipSync } from "node:zlib"
+import * as esbuild from "esbuild"
+
+export const ROOT = fileURLToPath(new URL("../", import.meta.url))
+
+/** The most bundle (a) may weigh, gzipped (kB = 1000 bytes): held by test/bundle-size.test.ts, shown by bench/bundle.ts. */
+export const CORE_LIMIT_BYTES = 45_000
+
+/** The entries bench/bundle.ts weighs (bench/bundle-entries/*.ts). */
+export const ENTRY = {
+  /** (a) core + browser WebSocket client + a one-command machine, as the README writes it. */
+  core: `${ROOT}bench/bundle-entries/core.ts`,
+  /** (b) (a) + canon/level (IndexedDB). */
+  coreLevel: `${ROOT}bench/bundle-entries/core-level.ts`,
+  /** (a) with `import { Schema } from "effect"`: the barrel's cost. */
+  coreBarrel: `${ROOT}bench/bundle-entries/core-barrel.ts`,
+  yjs: `${ROOT}bench/bundle-entries/yjs.ts`,
+  automerge: `${ROOT}bench/bundle-entries/automerge.ts`,
+} as const
+
+/** abstract-level (under level's browser build) imports Node's `events`: the demo's shim, as apps/demo/build.ts maps it. */
+export const EVENTS_SHIM = { events: `${ROOT}apps/demo/web/shims/events.ts` }
+
+/** The Automerge WebAssembly a page fetches beside the script (bench/bundle-entries/automerge.ts). */
+export const AUTOMERGE_WASM = `${ROOT}node_modules/@automerge/automerge/dist/automerge.wasm`
+
+export interface Input {
+  /** Repository-relative path (node_modules/... for dependencies, wherever node_modules really is). */
+  readonly path: string
+  /** Bytes this input contributed to the minified output. */
+  readonly bytes: number
+}
+
+export interface BundleSize {
+  readonly minified: number
+  readonly gzipped: number
+  /** Every input that contributed bytes, largest first. */
+  readonly inputs: ReadonlyArray<Input>
+  readonly metafile: esbuild.Metafile
+}
+
+export const gzipSize = (bytes: Uint8Array): number => gzipSync(bytes, { level: 9 }).length
+
+export const measureBundle = async (
+  entry: string,
+  options: { alias?: Record<string, string>; plugins?: esbuild.Plugin[] } = {},
+): Promise<BundleSize> => {
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    absWorkingDir: ROOT,
+    bundle: true,
+    minify: true,
+    treeShaking: true,
+    format: "esm",
+    platform: "browser",
+    define: { "process.env.NODE_ENV": '"production"' },
+    alias: options.alias ?? {},
+    plugins: options.plugins ?? [],
+    write: false,
+    outdir: "/out",
+    metafile: true,
+    logLevel: "silent",
+  })
+  const js = result.outputFiles.find((f) => f.path.endsWith(".js"))
+  if (js === undefined) throw new Error(`esbuild produced no script for ${entry}`)
+  const output = Object.values(result.metafile.outputs).find((o) => o.entryPoint !== undefined)!
+  const inputs = Object.entries(output.inputs)
+    // A symlinked node_modules (a worktree sharing another's) shows as ../other/node_modules/...
+    .map(([path, i]) => ({ path: path.replace(/^.*?\/?node_modules\//, "node_modules/"), bytes: i.bytesInOutput }))
+    .filter((i) => i.bytes > 0)
+    .sort((a, b) => b.bytes - a.bytes)
+  return { minified: js.contents.length, gzipped: gzipSize(js.contents), inputs, metafile: result.metafile }
+}
+
+/** The package an input belongs to ("effect", "@automerge/automerge"), or "canon" for this repository's files. */
+export const packageOf = (path: string): string => {
+  const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)
+  return m === null ? "canon" : m[1]!
+}
+
+/** Minified bytes per package, largest first. */
+export const byPackage = (inputs: ReadonlyArray<Input>): Array<{ pkg: string; bytes: number }> => {
+  const sums = new Map<string, number>()
+  for (const i of inputs) sums.set(packageOf(i.path), (sums.get(packageOf(i.path)) ?? 0) + i.bytes)
+  return [...sums].map(([pkg, bytes]) => ({ pkg, bytes })).sort((a, b) => b.bytes - a.bytes)
+}
+
+/** Raw and gzipped bytes of a file shipped beside a bundle (a .wasm). */
+export const fileSize = (path: string): { raw: number; gzipped: number } => {
+  const bytes = readFileSync(path)
+  return { raw: bytes.length, gzipped: gzipSize(bytes) }
+}

@@ -1,0 +1,266 @@
+/**
+ * Exactly-once, forever: what one document remembers about each client that submits to it.
+ *
+ * - A **mark** per client, kept forever: the highest clientSeq processed (`last`), what the
+ *   client acknowledged (`acked`), and what fell out of the window. ClientSeqs are contiguous:
+ *   a command is either the next one (`last + 1`), a retry (`<= last`), or a gap, which is
+ *   refused, so nobody can skip a client's numbers ahead (a clientSeq of 2^52 once locked a
+ *   victim out for good).
+ * - **Outcome runs**, append-only: the outcomes of one client's clientSeqs processed in one
+ *   commit are one record keyed by the first clientSeq. Runs are deleted once the client
+ *   acknowledges them, or pushed out when more than `window` outcomes wait unacknowledged.
+ *   A retry whose outcome was pushed out learns "applied at seq <= X" (never a false
+ *   rejection).
+ * - Each outcome keeps a 32-bit hash of its command and the client **incarnation** that sent
+ *   it. A "retry" that carries a different command, or comes from another incarnation (the
+ *   same user's new device reusing a clientId without its storage), is not a retry: the
+ *   client is told where its numbering must resume instead of being answered with somebody
+ *   else's outcome.
+ *
+ * State is loaded per client on first use (never the whole table at document load), and
+ * changes are drained into the document's next atomic commit batch.
+ */
+import type { Outcome } from "../entry.js"
+import type { AuthorityStore } from "../store/authority-store.js"
+import type { ClientMark, OutcomeRun, StoredOutcome } from "../store/records.js"
+
+/** How a command's clientSeq relates to what the document has processed for its client. */
+export type Classified =
+  | { readonly kind: "new" }
+  | { readonly kind: "duplicate"; readonly outcome: Outcome }
+  /** Not a retry of what is stored at that clientSeq: renumber from `resumeAt`. */
+  | { readonly kind: "conflict"; readonly resumeAt: number }
+  /** Numbers were skipped: the next one must be `expected`. */
+  | { readonly kind: "gap"; readonly expected: number }
+
+interface Run {
+  readonly first: number
+  readonly incarnation: number
+  readonly outcomes: StoredOutcome[]
+}
+
+interface ClientState {
+  readonly mark: ClientMark
+  /** Runs not yet acknowledged or evicted, in clientSeq order. */
+  readonly runs: Run[]
+  /** Runs made since the last drain (each also in `runs`). */
+  fresh: Run[]
+  dirty: boolean
+  /** Loaded from a format-1 record: delete it in the next commit. */
+  legacy: boolean
+}
+
+/** The changes of one batch, for `AuthorityStore.commit`. */
+export interface ClientChanges {
+  readonly marks: Array<readonly [string, ClientMark]>
+  readonly runs: Array<readonly [string, OutcomeRun]>
+  readonly dropRuns: Array<readonly [string, number]>
+  readonly dropLegacy: string[]
+}
+
+/** 32-bit FNV-1a over a command's name and its canonical argument bytes. */
+export const commandHash = (name: string, args: Uint8Array): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  h ^= 0xff
+  h = Math.imul(h, 0x01000193)
+  for (let i = 0; i < args.length; i++) {
+    h ^= args[i]!
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
+}
+
+const runEnd = (r: Run): number => r.first + r.outcomes.length - 1
+
+export class ClientTable {
+  private readonly clients = new Map<string, ClientState>()
+  private readonly loading = new Map<string, Promise<void>>()
+  private drops: Array<readonly [string, number]> = []
+  private readonly dirty = new Set<string>()
+
+  constructor(
+    private readonly docId: string,
+    private readonly store: AuthorityStore,
+    /** Outcomes kept per client without an ack before the oldest are forgotten. */
+    private readonly window: number,
+  ) {}
+
+  /**
+   * Loads the state of these clients (once each). Call before `classify`/`record`/`ack`.
+   * Returns the clients whose records could not be read (a corrupted record): their commands
+   * are refused, everybody else's go on.
+   */
+  async load(clientIds: Iterable<string>): Promise<Map<string, unknown>> {
+    const failed = new Map<string, unknown>()
+    const waits: Promise<void>[] = []
+    for (const id of new Set(clientIds)) {
+      if (this.clients.has(id)) continue
+      let p = this.loading.get(id)
+      if (p === undefined) {
+        p = this.loadOne(id).finally(() => this.loading.delete(id))
+        this.loading.set(id, p)
+      }
+      waits.push(p.catch((e) => void failed.set(id, e)))
+    }
+    await Promise.all(waits)
+    return failed
+  }
+
+  private async loadOne(clientId: string): Promise<void> {
+    const stored = await this.store.mark(this.docId, clientId)
+    if (stored !== undefined) {
+      const open = stored.last > Math.max(stored.acked, stored.evictedThrough)
+      const runs: Run[] = open ? (await this.store.runs(this.docId, clientId)).map((r) => ({ ...r, outcomes: [...r.outcomes] })) : []
+      this.clients.set(clientId, { mark: stored, runs, fresh: [], dirty: false, legacy: false })
+      return
+    }
+    const legacy = await this.store.legacyClient(this.docId, clientId)
+    if (legacy === undefined) {
+      this.clients.set(clientId, { mark: { last: 0, acked: 0, evictedThrough: 0, evictedBound: 0, incarnation: 0 }, runs: [], fresh: [], dirty: false, legacy: false })
+      return
+    }
+    // Format 1 kept no command hashes or incarnations: its outcomes answer retries as they are
+    // (hash 0 and incarnation 0 match anything, see `classify`).
+    const runs: Run[] = []
+    let maxSeq = 0
+    for (const o of legacy.outcomes) {
+      const stored: StoredOutcome = "seq" in o ? { hash: 0, seq: o.seq } : { hash: 0, rejection: "rejection" in o ? o.rejection : { code: "outcome-expired", message: "" } }
+      if ("seq" in o) maxSeq = Math.max(maxSeq, o.seq)
+      const last = runs[runs.length - 1]
+      if (last !== undefined && runEnd(last) + 1 === o.clientSeq) last.outcomes.push(stored)
+      else runs.push({ first: o.clientSeq, incarnation: 0, outcomes: [stored] })
+    }
+    const firstKept = runs[0]?.first ?? legacy.last + 1
+    const mark: ClientMark = {
+      last: legacy.last,
+      acked: legacy.acked,
+      evictedThrough: Math.max(legacy.acked, firstKept - 1),
+      // Format 1 did not record the seqs it forgot: the highest seq it still knew bounds nothing
+      // below, so use it only as a floor.
+      evictedBound: maxSeq,
+      incarnation: 0,
+    }
+    this.clients.set(clientId, { mark, runs, fresh: [...runs], dirty: true, legacy: true })
+    this.dirty.add(clientId)
+  }
+
+  private state(clientId: string): ClientState {
+    const s = this.clients.get(clientId)
+    if (s === undefined) throw new Error(`Client ${clientId} was not loaded before use.`)
+    return s
+  }
+
+  /** The high-water mark of a loaded client. */
+  mark(clientId: string): Readonly<ClientMark> {
+    return this.state(clientId).mark
+  }
+
+  /** The client stored every outcome up to `acked`: forget them. */
+  ack(clientId: string, acked: number): void {
+    const s = this.state(clientId)
+    const upTo = Math.min(acked, s.mark.last)
+    if (upTo <= s.mark.acked) return
+    s.mark.acked = upTo
+    this.touch(clientId, s)
+    while (s.runs.length > 0 && runEnd(s.runs[0]!) <= upTo) this.dropRun(clientId, s, s.runs.shift()!)
+  }
+
+  private dropRun(clientId: string, s: ClientState, run: Run): void {
+    const i = s.fresh.indexOf(run)
+    if (i >= 0) s.fresh.splice(i, 1)
+    else this.drops.push([clientId, run.first])
+  }
+
+  /** Where `clientSeq` stands. `committed` bounds the answer if a stored outcome is missing. */
+  classify(clientId: string, incarnation: number, clientSeq: number, hash: number, committed: number): Classified {
+    const m = this.state(clientId).mark
+    if (clientSeq === m.last + 1) return { kind: "new" }
+    if (clientSeq > m.last + 1) return { kind: "gap", expected: m.last + 1 }
+    // A client never resends what it acknowledged: this is a client that lost its storage.
+    if (clientSeq <= m.acked) return { kind: "conflict", resumeAt: m.last + 1 }
+    if (clientSeq <= m.evictedThrough) return { kind: "duplicate", outcome: { clientSeq, seqAtMost: m.evictedBound } }
+    const found = this.lookup(this.state(clientId), clientSeq)
+    if (found === undefined) return { kind: "duplicate", outcome: { clientSeq, seqAtMost: committed } }
+    const { run, outcome } = found
+    const sameSender = run.incarnation === 0 || run.incarnation === incarnation
+    const sameCommand = outcome.hash === 0 || outcome.hash === hash
+    if (!sameSender || !sameCommand) return { kind: "conflict", resumeAt: m.last + 1 }
+    return { kind: "duplicate", outcome: "seq" in outcome ? { clientSeq, seq: outcome.seq } : { clientSeq, rejection: outcome.rejection } }
+  }
+
+  private lookup(s: ClientState, clientSeq: number): { run: Run; outcome: StoredOutcome } | undefined {
+    let lo = 0
+    let hi = s.runs.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const r = s.runs[mid]!
+      if (clientSeq < r.first) hi = mid - 1
+      else if (clientSeq > runEnd(r)) lo = mid + 1
+      else return { run: r, outcome: r.outcomes[clientSeq - r.first]! }
+    }
+    return undefined
+  }
+
+  /** Records the outcome of the next command (`clientSeq === last + 1`). */
+  record(clientId: string, incarnation: number, clientSeq: number, outcome: StoredOutcome): void {
+    const s = this.state(clientId)
+    const m = s.mark
+    if (clientSeq !== m.last + 1) throw new Error(`Recording clientSeq ${clientSeq} after ${m.last}.`)
+    const tail = s.fresh[s.fresh.length - 1]
+    if (tail !== undefined && tail.incarnation === incarnation && runEnd(tail) + 1 === clientSeq) tail.outcomes.push(outcome)
+    else {
+      const run: Run = { first: clientSeq, incarnation, outcomes: [outcome] }
+      s.runs.push(run)
+      s.fresh.push(run)
+    }
+    m.last = clientSeq
+    m.incarnation = incarnation
+    this.touch(clientId, s)
+    this.evict(clientId, s)
+  }
+
+  private touch(clientId: string, s: ClientState): void {
+    s.dirty = true
+    this.dirty.add(clientId)
+  }
+
+  /** Forgets whole runs that fell out of the window (the client is not acknowledging). */
+  private evict(clientId: string, s: ClientState): void {
+    const m = s.mark
+    const floor = m.last - this.window
+    while (s.runs.length > 1 && runEnd(s.runs[0]!) <= floor) {
+      const run = s.runs.shift()!
+      for (const o of run.outcomes) if ("seq" in o && o.seq > m.evictedBound) m.evictedBound = o.seq
+      m.evictedThrough = runEnd(run)
+      this.dropRun(clientId, s, run)
+    }
+  }
+
+  /** Everything changed since the last drain, for the next commit batch. */
+  drain(): ClientChanges {
+    const out: ClientChanges = { marks: [], runs: [], dropRuns: this.drops, dropLegacy: [] }
+    this.drops = []
+    for (const clientId of this.dirty) {
+      const s = this.clients.get(clientId)!
+      s.dirty = false
+      out.marks.push([clientId, { ...s.mark }])
+      for (const r of s.fresh) out.runs.push([clientId, { first: r.first, incarnation: r.incarnation, outcomes: r.outcomes.slice() }])
+      s.fresh = []
+      if (s.legacy) {
+        s.legacy = false
+        out.dropLegacy.push(clientId)
+      }
+    }
+    this.dirty.clear()
+    return out
+  }
+
+  /** True when `drain` would return something. */
+  get changed(): boolean {
+    return this.drops.length > 0 || this.dirty.size > 0
+  }
+}

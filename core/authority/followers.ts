@@ -1,0 +1,351 @@
+/**
+ * The replicas following one document on the authority: catch-up, live fan-out,
+ * backpressure, snapshot streams and presence.
+ *
+ * Catch-up for a (re)subscribing replica reads the log in pages outside the write lane
+ * (committed entries never change) and switches it to live fan-out in the same tick that it
+ * reaches the committed head, so no entry is skipped or sent twice. A replica that is new to
+ * a long history, far behind, behind the compaction horizon, ahead of the authority (it
+ * followed a lost incarnation of the document), or desynced gets a snapshot stream instead,
+ * then the log from the snapshot's seq.
+ *
+ * Backpressure: a follower over the high-water mark is paused (entries wait in the log; it
+ * resumes by catching up once drained); over the hard limit its connection is closed with
+ * `slow-consumer` (the client reconnects and catches up).
+ */
+import type { Checkpoint, Entry } from "../entry.js"
+import { CanonError } from "../errors.js"
+import { boundedMessage } from "../limits.js"
+import type { Connection } from "../ports/transport.js"
+import type { Runtime } from "../ports/runtime.js"
+import type { ServerMessage } from "../protocol/messages.js"
+import type { SnapshotMeta } from "../store/snapshot-store.js"
+import { SnapshotSender } from "./snapshot-sender.js"
+
+export interface Follower {
+  readonly conn: Connection<ServerMessage>
+  readonly clientId: string
+  /** Ephemeral presence of this connection on the document (never logged). */
+  presence: unknown
+  /** Highest seq sent to this follower. */
+  cursor: number
+  live: boolean
+  closed: boolean
+  /** It asked for the whole state (a desync): the next catch-up step is a snapshot. */
+  wantsState: boolean
+  /** The snapshot stream in progress, if any. */
+  stream: SnapshotSender | undefined
+  /** A snapshot-ack that arrived before its stream began (a replica resuming a cut stream). */
+  resume: { readonly snapshotId: number; readonly received: number } | undefined
+  /** A catch-up loop is running for it. */
+  catching: boolean
+  /** Catch-up was asked for while one ran: run again when it ends. */
+  again: boolean
+  /** Its connection's protocol version: 2 gets compact entries. */
+  readonly protocol: number
+}
+
+/** What the followers need from their document. */
+export interface FollowedDoc {
+  readonly docId: string
+  readonly runtime: Runtime
+  /** Seq of the last durable entry. */
+  committed(): number
+  /** Entries at or below this may be gone from the log. */
+  horizon(): number
+  checkpoint(): Checkpoint | undefined
+  /** The newest stored snapshot, if any. */
+  latestSnapshot(): SnapshotMeta | undefined
+  /** A snapshot of the committed state, taking one if none is recent enough. */
+  snapshotAtLeast(seq: number): Promise<SnapshotMeta>
+  /** Marks the snapshot `seq` as read by a stream until the returned function is called. */
+  useSnapshot(seq: number): () => void
+  readChunk(seq: number, index: number): Promise<Uint8Array>
+  chunkBytes(): number
+  entries(afterSeq: number, limit: number): Promise<Entry[]>
+  /**
+   * Entries as messages under the size limit; `compact` for protocol 2 (arguments in their
+   * schema-driven bytes), eliding the seqs in `elide` (the receiver's own commands).
+   */
+  entriesMessages(entries: ReadonlyArray<Entry>, checkpoints: ReadonlyArray<Checkpoint>, compact: boolean, elide?: ReadonlySet<number>): ServerMessage[]
+  report(code: string, message: string): void
+  isBroken(): boolean
+}
+
+export interface FollowerOptions {
+  /** Entries per catch-up page. */
+  readonly page: number
+  readonly highWater: number
+  readonly hardLimit: number
+  /** A replica more than this many entries behind the head gets a snapshot, if one is newer than it. */
+  readonly snapshotLag: number
+  /** Bytes of a snapshot stream in flight past the replica's last acknowledgement. */
+  readonly snapshotWindow: number
+}
+
+/** How often a paused follower's buffer is looked at. */
+const DRAIN_POLL_MS = 50
+
+export class Followers {
+  private readonly all = new Map<Connection<ServerMessage>, Follower>()
+
+  constructor(private readonly doc: FollowedDoc, private readonly options: FollowerOptions) {}
+
+  get size(): number {
+    return this.all.size
+  }
+
+  values(): IterableIterator<Follower> {
+    return this.all.values()
+  }
+
+  get(conn: Connection<ServerMessage>): Follower | undefined {
+    return this.all.get(conn)
+  }
+
+  add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, protocol = 1): Follower {
+    this.remove(conn)
+    const f: Follower = {
+      conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
+    }
+    this.all.set(conn, f)
+    this.sendPresenceTo(f)
+    this.catchUp(f)
+    return f
+  }
+
+  remove(conn: Connection<ServerMessage>): void {
+    const f = this.all.get(conn)
+    if (f === undefined) return
+    f.closed = true
+    f.stream?.stop()
+    this.all.delete(conn)
+    if (f.presence !== null) this.broadcastPresence(f, null)
+  }
+
+  /** Stops everything (the document closes). */
+  clear(): void {
+    for (const f of this.all.values()) {
+      f.closed = true
+      f.stream?.stop()
+    }
+    this.all.clear()
+  }
+
+  // ---- state transfer ----
+
+  /** The follower desynced: give it the whole state (a snapshot stream), then the log. */
+  wantState(conn: Connection<ServerMessage>): boolean {
+    const f = this.all.get(conn)
+    if (f === undefined) return false
+    f.wantsState = true
+    f.live = false
+    this.catchUp(f)
+    return true
+  }
+
+  /**
+   * Flow control of the snapshot stream in progress. Acknowledgements of a stream that has
+   * ended are late and mean nothing (a resume point is only what a replica sends before it
+   * subscribes, see `add`).
+   */
+  snapshotAck(conn: Connection<ServerMessage>, snapshotId: number, received: number): void {
+    const f = this.all.get(conn)
+    if (f?.stream !== undefined && f.stream.meta.seq === snapshotId) f.stream.ack(snapshotId, received)
+  }
+
+  // ---- live fan-out ----
+
+  /**
+   * Sends newly committed entries to every live follower that was at `before`: one message
+   * object per run and form, shared by the followers that get it (a transport may encode it
+   * once); a protocol 2 follower whose own commands are among them gets them elided.
+   * Returns the connections that received their own entries that way (their receipts are
+   * confirmed by them: the results need not repeat the seqs).
+   */
+  fanOut(
+    before: number, entries: ReadonlyArray<Entry>, checkpoints: ReadonlyArray<Checkpoint>, after: number,
+    own: ReadonlyMap<Connection<ServerMessage>, ReadonlySet<number>>,
+  ): Set<Connection<ServerMessage>> {
+    let v1: ServerMessage[] | undefined
+    let v2: ServerMessage[] | undefined
+    const elided = new Set<Connection<ServerMessage>>()
+    for (const f of [...this.all.values()]) {
+      if (!(f.live && f.cursor === before && this.canSend(f))) continue
+      let msgs: ReadonlyArray<ServerMessage>
+      if (f.protocol < 2) msgs = v1 ??= this.doc.entriesMessages(entries, checkpoints, false)
+      else {
+        const mine = own.get(f.conn)
+        if (mine === undefined) msgs = v2 ??= this.doc.entriesMessages(entries, checkpoints, true)
+        else {
+          msgs = this.doc.entriesMessages(entries, checkpoints, true, mine)
+          elided.add(f.conn)
+        }
+      }
+      for (const m of msgs) f.conn.send(m)
+      f.cursor = after
+    }
+    return elided
+  }
+
+  /** A checkpoint of the head, to every live follower there. */
+  publishCheckpoint(cp: Checkpoint): void {
+    for (const f of this.all.values()) {
+      if (f.live && f.cursor === cp.seq) f.conn.send({ type: "checkpoint", docId: this.doc.docId, seq: cp.seq, hash: cp.hash })
+    }
+  }
+
+  // ---- presence: ephemeral, relayed, never in the log ----
+
+  setPresence(conn: Connection<ServerMessage>, state: unknown): void {
+    const f = this.all.get(conn)
+    if (f === undefined) return
+    f.presence = state ?? null
+    this.broadcastPresence(f, f.presence)
+  }
+
+  private broadcastPresence(from: Follower, state: unknown): void {
+    for (const other of this.all.values()) {
+      if (other !== from) other.conn.send({ type: "presence", docId: this.doc.docId, clientId: from.clientId, state })
+    }
+  }
+
+  private sendPresenceTo(f: Follower): void {
+    for (const other of this.all.values()) {
+      if (other !== f && other.presence !== null) f.conn.send({ type: "presence", docId: this.doc.docId, clientId: other.clientId, state: other.presence })
+    }
+  }
+
+  // ---- backpressure ----
+
+  private canSend(f: Follower): boolean {
+    const buffered = f.conn.bufferedAmount
+    if (buffered > this.options.hardLimit) {
+      this.remove(f.conn)
+      f.conn.close("slow-consumer", `More than ${this.options.hardLimit} bytes waited unread; reconnect to catch up.`)
+      return false
+    }
+    if (buffered <= this.options.highWater) return true
+    f.live = false
+    this.resumeWhenDrained(f)
+    return false
+  }
+
+  private resumeWhenDrained(f: Follower): void {
+    this.doc.runtime.setTimer(DRAIN_POLL_MS, () => {
+      if (f.closed || this.doc.isBroken()) return
+      const buffered = f.conn.bufferedAmount
+      if (buffered > this.options.hardLimit) return void this.canSend(f)
+      if (buffered > this.options.highWater / 2) return this.resumeWhenDrained(f)
+      this.catchUp(f)
+    })
+  }
+
+  // ---- catch-up ----
+
+  private catchUp(f: Follower): void {
+    if (f.stream !== undefined) return
+    if (f.catching) {
+      // The running loop may be past the point where it would see why we were called.
+      f.again = true
+      return
+    }
+    f.catching = true
+    f.again = false
+    this.loop(f).then(
+      () => {
+        f.catching = false
+        if (f.again && !f.closed) this.catchUp(f)
+      },
+      (e) => {
+        f.catching = false
+        this.drop(f, e)
+      },
+    )
+  }
+
+  private drop(f: Follower, e: unknown): void {
+    this.remove(f.conn)
+    const message = e instanceof Error ? e.message : String(e)
+    this.doc.report("catch-up-failed", message)
+    f.conn.send({ type: "error", code: "storage-failed", message: boundedMessage(`Reading document "${this.doc.docId}" failed: ${message}`), docId: this.doc.docId })
+  }
+
+  /** Whether the follower should get a snapshot rather than entries from its cursor. */
+  private needsSnapshot(f: Follower): boolean {
+    const committed = this.doc.committed()
+    if (f.wantsState || f.cursor > committed || f.cursor < this.doc.horizon()) return true
+    const latest = this.doc.latestSnapshot()
+    return latest !== undefined && latest.seq > f.cursor && committed - f.cursor > this.options.snapshotLag
+  }
+
+  private async loop(f: Follower): Promise<void> {
+    for (;;) {
+      if (f.closed || this.doc.isBroken()) return
+      if (!this.canSend(f)) return
+      if (this.needsSnapshot(f)) {
+        await this.stream(f)
+        return
+      }
+      const committed = this.doc.committed()
+      if (f.cursor >= committed) {
+        f.live = true
+        f.conn.send({ type: "synced", docId: this.doc.docId, seq: committed })
+        const cp = this.doc.checkpoint()
+        if (cp !== undefined && cp.seq === committed) f.conn.send({ type: "checkpoint", docId: this.doc.docId, seq: cp.seq, hash: cp.hash })
+        return
+      }
+      const from = f.cursor
+      let entries: Entry[]
+      try {
+        entries = await this.doc.entries(from, Math.min(this.options.page, committed - from))
+      } catch (e) {
+        // Compacted while we read: the next round streams a snapshot.
+        if (from < this.doc.horizon()) continue
+        throw e
+      }
+      if (f.closed) return
+      if (entries.length === 0) {
+        if (from < this.doc.horizon()) continue
+        throw new CanonError({ code: "storage-corrupt", message: `The log of "${this.doc.docId}" ends before its head ${committed} (read after ${from}).` })
+      }
+      const fresh = entries.filter((e) => e.seq > f.cursor)
+      if (fresh.length === 0) continue
+      const last = fresh[fresh.length - 1]!.seq
+      const cp = this.doc.checkpoint()
+      for (const msg of this.doc.entriesMessages(fresh, cp === undefined ? [] : [cp], f.protocol >= 2)) f.conn.send(msg)
+      f.cursor = last
+    }
+  }
+
+  /** Streams a snapshot at or after the follower's needs, then catches up from its seq. */
+  private async stream(f: Follower): Promise<void> {
+    f.live = false
+    // A desynced or ahead replica needs the state as it is now; others the newest stored one.
+    const latest = this.doc.latestSnapshot()
+    const fresh = f.wantsState || f.cursor > this.doc.committed() || latest === undefined || latest.seq < this.doc.horizon()
+    const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : this.doc.horizon()) : latest
+    if (f.closed) return
+    f.wantsState = false
+    const release = this.doc.useSnapshot(meta.seq)
+    const sender = new SnapshotSender(
+      this.doc.docId, meta, this.doc.chunkBytes(), (seq, i) => this.doc.readChunk(seq, i), f.conn, this.options.snapshotWindow,
+      () => {
+        release()
+        f.stream = undefined
+        f.cursor = meta.seq
+        this.catchUp(f)
+      },
+      (e) => {
+        release()
+        f.stream = undefined
+        this.drop(f, e)
+      },
+    )
+    f.stream = sender
+    // A replica resuming a cut stream of this snapshot already has its first bytes.
+    const resume = f.resume
+    f.resume = undefined
+    sender.start(resume !== undefined && resume.snapshotId === meta.seq ? resume.received : 0)
+  }
+}

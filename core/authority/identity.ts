@@ -1,0 +1,96 @@
+/**
+ * Durable client identity: a connection that claims a clientId proves it.
+ *
+ * Every clientId is visible to every reader of a document (entries carry it), so a claim
+ * alone proves nothing. A client makes a random secret together with its clientId and keeps
+ * both in its storage; its hellos carry the secret. The hub stores only a hash of it, durably,
+ * at first contact (so a hub restart changes nothing) and refuses any later hello for that
+ * clientId whose secret does not match.
+ *
+ * Why the client makes the secret rather than the hub: a secret issued by the hub in its
+ * welcome would be lost if the client crashed before storing it, locking the client out of
+ * its own id with an outbox it can no longer send. A secret made and stored with the clientId
+ * has no such window; a hub that crashes before storing the hash simply registers it again.
+ *
+ * With an `authenticate` hook the binding clientId -> principal is what matters, and it is
+ * durable too: a clientId belongs to the first principal that used it, forever. The same
+ * principal may use its clientId from a new device (a new secret): that is a new
+ * *incarnation*, recorded so the document's exactly-once table can tell a retry of the old
+ * device from a new command of the new one (see client-table.ts).
+ */
+import type { AuthorityStore } from "../store/authority-store.js"
+import type { Identity } from "../store/records.js"
+import { sha256Hex } from "../sha256.js"
+
+/** Secrets are random strings the client made; anything shorter is not worth checking. */
+export const MIN_SECRET_CHARS = 16
+export const MAX_SECRET_CHARS = 256
+/** Incarnations remembered per clientId (devices of one principal sharing a clientId). */
+const MAX_INCARNATIONS = 64
+/** Identities kept in memory; older ones are read again from storage when they return. */
+const CACHE_SIZE = 50_000
+
+export type Proof =
+  | { readonly ok: true; readonly incarnation: number }
+  | { readonly ok: false; readonly message: string }
+
+/** SHA-256 of the secret, domain-separated. */
+export const hashSecret = (secret: string): string => sha256Hex(new TextEncoder().encode(`canon-client-secret:${secret}`))
+
+export class IdentityRegistry {
+  private readonly cache = new Map<string, Identity>()
+
+  private remember(clientId: string, identity: Identity): void {
+    this.cache.delete(clientId)
+    this.cache.set(clientId, identity)
+    if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!)
+  }
+  /** One proof per clientId at a time: two first contacts must not both register. */
+  private readonly lanes = new Map<string, Promise<unknown>>()
+
+  constructor(private readonly store: AuthorityStore) {}
+
+  /**
+   * Checks (and on first contact records) that `secret` proves `clientId` for `principal`.
+   * `principals` says whether principals are real users (an authenticate hook is set): then a
+   * new secret from the owning principal is a new incarnation instead of an impostor.
+   */
+  prove(clientId: string, secret: string | undefined, principal: string, principals: boolean): Promise<Proof> {
+    const prev = this.lanes.get(clientId) ?? Promise.resolve()
+    const next = prev.then(() => this.proveNow(clientId, secret, principal, principals))
+    const settled = next.catch(() => undefined)
+    this.lanes.set(clientId, settled)
+    void settled.then(() => {
+      if (this.lanes.get(clientId) === settled) this.lanes.delete(clientId)
+    })
+    return next
+  }
+
+  private async proveNow(clientId: string, secret: string | undefined, principal: string, principals: boolean): Promise<Proof> {
+    if (secret === undefined || secret.length < MIN_SECRET_CHARS || secret.length > MAX_SECRET_CHARS) {
+      return { ok: false, message: `Client ${clientId} did not prove its id: hellos must carry the client's secret (${MIN_SECRET_CHARS}-${MAX_SECRET_CHARS} characters). Update the Canon client.` }
+    }
+    const hash = hashSecret(secret)
+    let known = this.cache.get(clientId) ?? (await this.store.identity(clientId))
+    if (known === undefined) {
+      known = { principal, incarnations: [{ incarnation: 1, secretHash: hash }] }
+      await this.store.putIdentity(clientId, known)
+      this.remember(clientId, known)
+      return { ok: true, incarnation: 1 }
+    }
+    this.remember(clientId, known)
+    if (known.principal !== principal) {
+      return { ok: false, message: `Client id ${clientId} belongs to another user; a client id cannot be shared. Let Canon make a new one (omit \`clientId\`).` }
+    }
+    const match = known.incarnations.find((i) => i.secretHash === hash)
+    if (match !== undefined) return { ok: true, incarnation: match.incarnation }
+    if (!principals) {
+      return { ok: false, message: `Client id ${clientId} is registered to another device (its secret does not match). A client that lost its storage must use a new client id: omit \`clientId\` and Canon makes one.` }
+    }
+    const incarnation = Math.max(0, ...known.incarnations.map((i) => i.incarnation)) + 1
+    const updated: Identity = { principal, incarnations: [...known.incarnations, { incarnation, secretHash: hash }].slice(-MAX_INCARNATIONS) }
+    await this.store.putIdentity(clientId, updated)
+    this.remember(clientId, updated)
+    return { ok: true, incarnation }
+  }
+}

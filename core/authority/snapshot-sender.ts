@@ -1,0 +1,99 @@
+/**
+ * Streams one stored snapshot to one subscriber: `snapshot-begin`, chunks of at most 64 KiB
+ * read from the stored chunks, `snapshot-end`. Credit-based flow control: the replica
+ * acknowledges what it has taken (`snapshot-ack`), and no more than `window` bytes past its
+ * last acknowledgement are ever in flight, whatever the reader's speed or the snapshot's size.
+ * An acknowledgement ahead of what was sent (a replica resuming a stream cut by a disconnect)
+ * skips to it. Stored chunks come through a cache shared by every stream of the document, so
+ * a join storm reads each chunk from storage about once.
+ */
+import type { Connection } from "../ports/transport.js"
+import type { ServerMessage } from "../protocol/messages.js"
+import type { SnapshotMeta } from "../store/snapshot-store.js"
+
+/** Largest chunk on the wire. */
+export const WIRE_CHUNK = 64 << 10
+
+export type ChunkReader = (seq: number, index: number) => Promise<Uint8Array>
+
+export class SnapshotSender {
+  /** Next byte to send. */
+  private offset = 0
+  /** Bytes the replica has taken. */
+  private acked = 0
+  private pumping = false
+  private finished = false
+  private stopped = false
+
+  constructor(
+    private readonly docId: string,
+    readonly meta: SnapshotMeta,
+    /** Bytes per stored chunk (every stored chunk but the last has this size). */
+    private readonly storedChunk: number,
+    private readonly read: ChunkReader,
+    private readonly conn: Connection<ServerMessage>,
+    private readonly window: number,
+    private readonly onDone: () => void,
+    private readonly onError: (e: unknown) => void,
+  ) {}
+
+  get done(): boolean {
+    return this.finished
+  }
+
+  /** Begins the stream; `from` > 0 resumes it where the replica says it got to. */
+  start(from = 0): void {
+    this.conn.send({ type: "snapshot-begin", docId: this.docId, snapshotId: this.meta.seq, seq: this.meta.seq, hash: this.meta.hash, size: this.meta.size })
+    this.offset = this.acked = Math.min(Math.max(0, Math.floor(from)), this.meta.size)
+    this.pump()
+  }
+
+  /** The replica took `received` bytes of snapshot `snapshotId`. */
+  ack(snapshotId: number, received: number): void {
+    if (snapshotId !== this.meta.seq || this.finished) return
+    const r = Math.min(Math.max(0, Math.floor(received)), this.meta.size)
+    if (r > this.acked) this.acked = r
+    // A resuming replica already has the bytes up to here: skip them.
+    if (r > this.offset) this.offset = r
+    this.pump()
+  }
+
+  stop(): void {
+    this.stopped = true
+  }
+
+  private pump(): void {
+    if (this.pumping || this.stopped || this.finished) return
+    this.pumping = true
+    this.run().then(
+      () => { this.pumping = false },
+      (e) => {
+        this.pumping = false
+        this.stopped = true
+        this.onError(e)
+      },
+    )
+  }
+
+  private async run(): Promise<void> {
+    const size = this.meta.size
+    while (!this.stopped && this.offset < size && this.offset - this.acked < this.window) {
+      const index = Math.floor(this.offset / this.storedChunk)
+      const chunk = await this.read(this.meta.seq, index)
+      if (this.stopped) return
+      const base = index * this.storedChunk
+      // Send what of this stored chunk the window allows, in wire-sized pieces.
+      while (this.offset < base + chunk.length && this.offset - this.acked < this.window) {
+        const from = this.offset - base
+        const bytes = chunk.subarray(from, Math.min(chunk.length, from + WIRE_CHUNK))
+        this.conn.send({ type: "snapshot-chunk", docId: this.docId, snapshotId: this.meta.seq, offset: this.offset, bytes })
+        this.offset += bytes.length
+      }
+    }
+    if (!this.stopped && this.offset >= size && !this.finished) {
+      this.finished = true
+      this.conn.send({ type: "snapshot-end", docId: this.docId, snapshotId: this.meta.seq })
+      this.onDone()
+    }
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Bounds on what a peer may send, checked where it enters (the hub's handshake and submit,
+ * the client's submit), so that nothing accepted can later fail to fit in a frame, a record
+ * or the decoder's depth limit. Every number here leaves headroom under the 1 MiB frame
+ * limit and the canonical decoder's depth limit (512).
+ */
+import { MAX_DEPTH } from "./canonical.js"
+
+/** A clientId: what `newClientId` makes (16 base-36 characters) or an app's own id. */
+export const CLIENT_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/
+
+/** UTF-8 bytes of a docId. Documents are named by the app; a name is not a payload. */
+export const MAX_DOC_ID_BYTES = 512
+
+/**
+ * Default bound of one command's encoded arguments (canonical bytes). An entry adds at most
+ * a few hundred bytes (clientId, name, seq, time), so one entry always fits in a frame with
+ * room to spare, and a catch-up page of many entries is cut below the frame limit.
+ */
+export const DEFAULT_MAX_COMMAND_BYTES = 256 << 10
+
+/**
+ * Nesting of a command's arguments. Stored entries wrap the arguments in one more level and
+ * snapshots of the state are bytes, so this keeps every record under the decoder's limit.
+ */
+export const MAX_ARGS_DEPTH = MAX_DEPTH - 16
+
+/** Longest rejection or error sentence carried on the wire; longer ones are cut. */
+export const MAX_MESSAGE_CHARS = 1024
+
+const utf8 = new TextEncoder()
+
+/** Why a docId cannot be used, or undefined if it can. */
+export const docIdProblem = (docId: string): string | undefined => {
+  if (docId.length === 0) return "A document id cannot be empty."
+  if (docId.length > MAX_DOC_ID_BYTES || utf8.encode(docId).length > MAX_DOC_ID_BYTES) {
+    return `A document id is at most ${MAX_DOC_ID_BYTES} bytes of UTF-8.`
+  }
+  return undefined
+}
+
+/** Why a clientId cannot be used, or undefined if it can. */
+export const clientIdProblem = (clientId: string): string | undefined =>
+  CLIENT_ID_PATTERN.test(clientId)
+    ? undefined
+    : "A client id is 1-128 characters of letters, digits and _ . : @ - (let Canon make one: omit `clientId`)."
+
+/** Cuts a human sentence to what the wire carries. */
+export const boundedMessage = (s: string): string =>
+  s.length <= MAX_MESSAGE_CHARS ? s : `${s.slice(0, MAX_MESSAGE_CHARS - 1)}…`
+
+/**
+ * Depth of a plain value, stopping as soon as it exceeds `max` (so a hostile value costs at
+ * most `max` levels of recursion). Arrays and objects count one level each.
+ */
+export const depthExceeds = (value: unknown, max: number): boolean => {
+  const walk = (v: unknown, depth: number): boolean => {
+    if (typeof v !== "object" || v === null || ArrayBuffer.isView(v)) return false
+    if (depth >= max) return true
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) if (walk(v[i], depth + 1)) return true
+      return false
+    }
+    for (const k in v) if (Object.prototype.hasOwnProperty.call(v, k) && walk((v as Record<string, unknown>)[k], depth + 1)) return true
+    return false
+  }
+  return walk(value, 0)
+}

@@ -1,0 +1,317 @@
+/**
+ * Command arguments encoded by their schema, for protocol v2: field order comes from the
+ * schema, so no field names travel; literals and enum members are an index or nothing;
+ * optional fields cost one bit. Both peers build the same codec from the same schema (the
+ * handshake checked the machine's fingerprint), so this is a compact, not a self-describing,
+ * form. Whatever the schema does not pin down (`Unknown`, declarations, symbols) is written as
+ * one canonical value, and a value that does not fit the schema's shape at all is written
+ * whole in canonical form: encoding never fails on a shape, it only gets less compact.
+ *
+ *     args    = byte form, then form 0: node(encoded AST of the schema)
+ *                                 form 1: val (canonical value)
+ *     String        str
+ *     Number        val (canonical number: one tag byte, varint or float64)
+ *     Boolean       byte 0 | 1
+ *     Null, Undefined, Void, Literal    nothing
+ *     Enum          u index of the member
+ *     Union         u index of the first member whose shape the value has, then that member
+ *     Objects       bitmap of the optional properties present (ceil(k/8) bytes, property order),
+ *                   each present property's node in declaration order, then, with index
+ *                   signatures, u n and n x (str key, node) for the other keys
+ *     Arrays        each element's node, then, with a rest type, u n and n rest nodes
+ *     Suspend       the node it stands for
+ *     anything else val
+ *
+ * Decoding is strict and bounded: every count is checked against the bytes left, nesting is
+ * bounded, and the input must be consumed exactly. It yields the encoded (wire) form of the
+ * arguments, which the receiver still decodes and validates with the schema itself.
+ */
+import * as SchemaAST from "effect/SchemaAST"
+import { ByteReader, ByteWriter } from "../bytes.js"
+import { readValue, writeValue } from "../canonical.js"
+import { canonError } from "../errors.js"
+import { MAX_ARGS_DEPTH } from "../limits.js"
+
+export interface ArgsCodec {
+  /** The compact form of a command's encoded arguments. */
+  encode(args: unknown): Uint8Array
+  /** Back to the encoded arguments; a malformed input throws a `decode-failed` CanonError. */
+  decode(bytes: Uint8Array): unknown
+}
+
+/** Thrown inside the encoder when the value leaves the schema's shape: encode it whole instead. */
+class Misfit {}
+const MISFIT = new Misfit()
+
+const FORM_SCHEMA = 0
+const FORM_VALUE = 1
+
+type Ast = SchemaAST.AST
+const hasOwn = Object.prototype.hasOwnProperty
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+  if (typeof v !== "object" || v === null || Array.isArray(v) || ArrayBuffer.isView(v)) return false
+  const p = Object.getPrototypeOf(v)
+  return p === null || Object.getPrototypeOf(p) === null
+}
+
+/** Whether `v` has the shape of `ast` (types only; checks and refinements are the schema's job). */
+const fits = (ast: Ast, v: unknown, depth: number): boolean => {
+  if (depth > MAX_ARGS_DEPTH) return false
+  switch (ast._tag) {
+    case "String": case "TemplateLiteral": return typeof v === "string"
+    case "Number": return typeof v === "number"
+    case "Boolean": return typeof v === "boolean"
+    case "Null": return v === null
+    case "Undefined": case "Void": return v === undefined
+    case "Literal": return v === ast.literal
+    case "Enum": return ast.enums.some(([, e]) => e === v)
+    case "Union": return ast.types.some((t) => fits(t, v, depth + 1))
+    case "Suspend": return fits(ast.thunk(), v, depth + 1)
+    case "Arrays": {
+      if (!Array.isArray(v)) return false
+      const n = ast.elements.length
+      if (ast.rest.length > 1) return false
+      if (v.length < n || (ast.rest.length === 0 && v.length !== n)) return false
+      for (let i = 0; i < v.length; i++) if (!fits(i < n ? ast.elements[i]! : ast.rest[0]!, v[i], depth + 1)) return false
+      return true
+    }
+    case "Objects": {
+      if (!isPlainObject(v)) return false
+      for (const p of ast.propertySignatures) {
+        if (typeof p.name !== "string") return false
+        const present = hasOwn.call(v, p.name) && v[p.name] !== undefined
+        if (!present ? !SchemaAST.isOptional(p.type) : !fits(p.type, v[p.name], depth + 1)) return false
+      }
+      if (ast.indexSignatures.length > 1) return false
+      const index = ast.indexSignatures[0]
+      const declared = new Set(ast.propertySignatures.map((p) => p.name))
+      for (const k of Object.keys(v)) {
+        if (declared.has(k) || v[k] === undefined) continue
+        if (index === undefined || !fits(index.type, v[k], depth + 1)) return false
+      }
+      return true
+    }
+    default: return true // written as a canonical value
+  }
+}
+
+const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void => {
+  if (depth > MAX_ARGS_DEPTH) throw MISFIT
+  switch (ast._tag) {
+    case "String": case "TemplateLiteral":
+      if (typeof v !== "string") throw MISFIT
+      w.string(v)
+      return
+    case "Number":
+      if (typeof v !== "number") throw MISFIT
+      writeValue(w, v)
+      return
+    case "Boolean":
+      if (typeof v !== "boolean") throw MISFIT
+      w.byte(v ? 1 : 0)
+      return
+    case "Null":
+      if (v !== null) throw MISFIT
+      return
+    case "Undefined": case "Void":
+      if (v !== undefined) throw MISFIT
+      return
+    case "Literal":
+      if (v !== ast.literal) throw MISFIT
+      return
+    case "Enum": {
+      const i = ast.enums.findIndex(([, e]) => e === v)
+      if (i < 0) throw MISFIT
+      w.varint(i)
+      return
+    }
+    case "Union": {
+      const i = ast.types.findIndex((t) => fits(t, v, depth + 1))
+      if (i < 0) throw MISFIT
+      w.varint(i)
+      encodeNode(w, ast.types[i]!, v, depth + 1)
+      return
+    }
+    case "Suspend":
+      encodeNode(w, ast.thunk(), v, depth + 1)
+      return
+    case "Arrays": {
+      if (!Array.isArray(v) || ast.rest.length > 1) throw MISFIT
+      const n = ast.elements.length
+      if (v.length < n || (ast.rest.length === 0 && v.length !== n)) throw MISFIT
+      for (let i = 0; i < n; i++) encodeNode(w, ast.elements[i]!, v[i], depth + 1)
+      if (ast.rest.length === 1) {
+        w.varint(v.length - n)
+        for (let i = n; i < v.length; i++) encodeNode(w, ast.rest[0]!, v[i], depth + 1)
+      }
+      return
+    }
+    case "Objects": {
+      if (!isPlainObject(v) || ast.indexSignatures.length > 1) throw MISFIT
+      const props = ast.propertySignatures
+      const optional = props.filter((p) => SchemaAST.isOptional(p.type))
+      // The presence bitmap of the optional properties, in declaration order.
+      let bits = 0
+      let nbits = 0
+      for (const p of optional) {
+        if (typeof p.name !== "string") throw MISFIT
+        if (hasOwn.call(v, p.name) && v[p.name] !== undefined) bits |= 1 << nbits % 8
+        if (++nbits % 8 === 0) {
+          w.byte(bits)
+          bits = 0
+        }
+      }
+      if (nbits % 8 !== 0) w.byte(bits)
+      for (const p of props) {
+        if (typeof p.name !== "string") throw MISFIT
+        const present = hasOwn.call(v, p.name) && v[p.name] !== undefined
+        if (!present) {
+          if (!SchemaAST.isOptional(p.type)) throw MISFIT
+          continue
+        }
+        encodeNode(w, p.type, v[p.name], depth + 1)
+      }
+      const index = ast.indexSignatures[0]
+      const declared = new Set(props.map((p) => p.name))
+      const rest = Object.keys(v).filter((k) => !declared.has(k) && v[k] !== undefined)
+      if (index === undefined) {
+        if (rest.length > 0) throw MISFIT // keys the schema does not know: send the value whole
+        return
+      }
+      w.varint(rest.length)
+      for (const k of rest) {
+        w.string(k)
+        encodeNode(w, index.type, v[k], depth + 1)
+      }
+      return
+    }
+    default:
+      writeValue(w, v, depth)
+  }
+}
+
+const bad = (message: string): never => {
+  throw canonError("decode-failed", message)
+}
+
+const setOwn = (o: Record<string, unknown>, k: string, v: unknown): void => {
+  // A "__proto__" key from the wire stays a plain key.
+  if (k === "__proto__") Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })
+  else o[k] = v
+}
+
+const decodeNode = (r: ByteReader, ast: Ast, depth: number): unknown => {
+  if (depth > MAX_ARGS_DEPTH) bad(`Arguments nest deeper than ${MAX_ARGS_DEPTH} levels.`)
+  switch (ast._tag) {
+    case "String": case "TemplateLiteral": return r.string()
+    case "Number": {
+      const v = readValue(r, depth)
+      if (typeof v !== "number") bad("A number was expected.")
+      return v
+    }
+    case "Boolean": {
+      const b = r.byte()
+      if (b > 1) bad(`A boolean byte is ${b}.`)
+      return b === 1
+    }
+    case "Null": return null
+    case "Undefined": case "Void": return undefined
+    case "Literal": return ast.literal
+    case "Enum": {
+      const i = r.varint()
+      const e = ast.enums[i]
+      if (e === undefined) bad(`Enum member ${i} does not exist.`)
+      return e![1]
+    }
+    case "Union": {
+      const i = r.varint()
+      const t = ast.types[i]
+      if (t === undefined) bad(`Union member ${i} does not exist.`)
+      return decodeNode(r, t!, depth + 1)
+    }
+    case "Suspend": return decodeNode(r, ast.thunk(), depth + 1)
+    case "Arrays": {
+      if (ast.rest.length > 1) bad("This schema's arrays travel as values.")
+      const out: unknown[] = ast.elements.map((e) => decodeNode(r, e, depth + 1))
+      if (ast.rest.length === 1) {
+        const n = r.varint()
+        // A rest element takes at least a byte, except a Null or a Literal (none): bound those too.
+        if (n > r.remaining + 65_536) bad(`An array of ${n} items cannot fit in ${r.remaining} bytes.`)
+        for (let i = 0; i < n; i++) out.push(decodeNode(r, ast.rest[0]!, depth + 1))
+      }
+      return out
+    }
+    case "Objects": {
+      if (ast.indexSignatures.length > 1) bad("This schema's objects travel as values.")
+      const props = ast.propertySignatures
+      const optional = props.filter((p) => SchemaAST.isOptional(p.type))
+      const present = new Set<PropertyKey>()
+      for (let i = 0; i < optional.length; i += 8) {
+        const b = r.byte()
+        for (let k = 0; k < 8 && i + k < optional.length; k++) if (b & (1 << k)) present.add(optional[i + k]!.name)
+        const used = Math.min(8, optional.length - i)
+        if (used < 8 && b >> used !== 0) bad("An optional-field bitmap sets unknown fields.")
+      }
+      const out: Record<string, unknown> = {}
+      for (const p of props) {
+        if (typeof p.name !== "string") bad("This schema has a key that is not a string.")
+        if (SchemaAST.isOptional(p.type) && !present.has(p.name)) continue
+        setOwn(out, p.name as string, decodeNode(r, p.type, depth + 1))
+      }
+      const index = ast.indexSignatures[0]
+      if (index !== undefined) {
+        const n = r.varint()
+        if (n > r.remaining) bad(`An object of ${n} more keys cannot fit in ${r.remaining} bytes.`)
+        for (let i = 0; i < n; i++) {
+          const k = r.string()
+          if (hasOwn.call(out, k)) bad(`Key "${k}" appears twice.`)
+          setOwn(out, k, decodeNode(r, index.type, depth + 1))
+        }
+      }
+      return out
+    }
+    default: return readValue(r, depth)
+  }
+}
+
+const writer = new ByteWriter(256)
+const codecs = new WeakMap<Ast, ArgsCodec>()
+
+/** The compact codec of a schema's encoded side, built once per schema. */
+export const argsCodecOf = (ast: Ast): ArgsCodec => {
+  let c = codecs.get(ast)
+  if (c === undefined) codecs.set(ast, (c = argsCodec(ast)))
+  return c
+}
+
+/** The compact codec of a schema's encoded side. */
+export const argsCodec = (ast: Ast): ArgsCodec => {
+  const wire = SchemaAST.toEncoded(ast)
+  return {
+    encode(args: unknown): Uint8Array {
+      const w = writer
+      w.reset()
+      try {
+        w.byte(FORM_SCHEMA)
+        encodeNode(w, wire, args, 0)
+      } catch (e) {
+        if (e !== MISFIT) throw e
+        w.reset()
+        w.byte(FORM_VALUE)
+        writeValue(w, args)
+      }
+      return w.finish()
+    },
+    decode(bytes: Uint8Array): unknown {
+      const r = new ByteReader(bytes)
+      const form = r.byte()
+      let v: unknown
+      if (form === FORM_SCHEMA) v = decodeNode(r, wire, 0)
+      else if (form === FORM_VALUE) v = readValue(r)
+      else bad(`Unknown arguments form ${form}.`)
+      if (!r.done()) bad(`${r.remaining} bytes left after the arguments.`)
+      return v
+    },
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * A replica's side of a snapshot stream: assembles the chunks of one snapshot in a buffer of
+ * its announced size (the only copy of the bytes: with the decoded state that follows, about
+ * two copies in all), hashes them as they arrive in order, acknowledges every `ackEvery`
+ * bytes (the hub's credit window), and hands out the bytes only if they hash to what the
+ * stream began with. A chunk out of place, a size over the limit, or a hash that does not
+ * match discards the stream: the replica asks for the state again, it never installs a bad one.
+ *
+ * A stream cut by a disconnect is kept: after reconnecting, the replica tells the hub how far
+ * it got (`resumeAck`), and if the hub streams the same snapshot again it continues there.
+ */
+import type { SnapshotBegin, SnapshotChunk } from "../protocol/messages.js"
+import { StreamHash } from "../snapshot/stream-hash.js"
+
+export interface SnapshotProgress {
+  readonly seq: number
+  readonly received: number
+  readonly size: number
+}
+
+export type ChunkOutcome =
+  | { readonly kind: "progress"; readonly ack: number | undefined }
+  | { readonly kind: "bad"; readonly reason: string }
+
+export class SnapshotReceiver {
+  private buffer: Uint8Array
+  private hash = new StreamHash()
+  /** Bytes received in order from 0. */
+  received = 0
+  private lastAck = 0
+
+  constructor(
+    readonly begin: SnapshotBegin,
+    private readonly ackEvery: number,
+  ) {
+    this.buffer = new Uint8Array(begin.size)
+  }
+
+  get id(): number {
+    return this.begin.snapshotId
+  }
+
+  get progress(): SnapshotProgress {
+    return { seq: this.begin.seq, received: this.received, size: this.begin.size }
+  }
+
+  /** The same snapshot as `b` (a restarted stream this receiver can continue). */
+  same(b: SnapshotBegin): boolean {
+    return b.snapshotId === this.begin.snapshotId && b.seq === this.begin.seq && b.hash === this.begin.hash && b.size === this.begin.size
+  }
+
+  /** Takes a chunk. Chunks below what was received are duplicates of a resumed stream. */
+  chunk(c: SnapshotChunk): ChunkOutcome {
+    if (c.snapshotId !== this.begin.snapshotId) return { kind: "bad", reason: `a chunk of snapshot ${c.snapshotId} inside the stream of ${this.begin.snapshotId}` }
+    const end = c.offset + c.bytes.length
+    if (end > this.begin.size) return { kind: "bad", reason: `a chunk at ${c.offset} runs past the snapshot's ${this.begin.size} bytes` }
+    if (end <= this.received) return { kind: "progress", ack: undefined }
+    if (c.offset > this.received) return { kind: "bad", reason: `a chunk at ${c.offset} leaves a hole after ${this.received} bytes` }
+    const fresh = c.bytes.subarray(this.received - c.offset)
+    this.buffer.set(fresh, this.received)
+    this.hash.update(fresh)
+    this.received = end
+    if (this.received - this.lastAck >= this.ackEvery || this.received === this.begin.size) {
+      this.lastAck = this.received
+      return { kind: "progress", ack: this.received }
+    }
+    return { kind: "progress", ack: undefined }
+  }
+
+  /** The end of the stream: the verified bytes, or why they cannot be used. */
+  finish(): { readonly bytes: Uint8Array } | { readonly reason: string } {
+    if (this.received !== this.begin.size) return { reason: `the stream ended after ${this.received} of ${this.begin.size} bytes` }
+    const actual = this.hash.digest()
+    if (actual !== this.begin.hash) return { reason: `the snapshot's bytes hash to ${actual}, not ${this.begin.hash}` }
+    const bytes = this.buffer
+    this.buffer = new Uint8Array(0)
+    return { bytes }
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * Value semantics for everything written into the state: the one place that decides what may
+ * enter it, and makes sure what enters is a tree of plain data that nothing outside shares.
+ *
+ * A value written into the state is *adopted*:
+ * - primitives are checked: bigint, symbol and function are refused, a string with a lone
+ *   UTF-16 surrogate is refused (it has no UTF-8 form, so peers could not agree on it), every
+ *   NaN becomes the one canonical NaN;
+ * - a Uint8Array (or Buffer, or one from another realm) is copied into a plain Uint8Array;
+ * - other typed arrays, ArrayBuffer, Map, Set, Date, class instances, boxed primitives, objects
+ *   with a getter or setter or a symbol key are refused;
+ * - plain objects and arrays are copied, deeply, checking all of the above. Properties whose
+ *   value is undefined are left out (the canonical encoding leaves them out too), holes in
+ *   arrays become undefined, non-enumerable properties and an array's non-index properties are
+ *   not data and are not copied;
+ * - a draft (an object already in the state) is copied too: the state is a tree, never a graph.
+ *
+ * One exception keeps the common idioms O(n) instead of O(n * item size): a *move*. When a
+ * write replaces the value O at a slot, drafts that sit directly inside the new container and
+ * whose objects are direct children of O are moved (kept, not copied), each once:
+ * `s.list = s.list.filter(f)`, `s.list = [...s.list, x]`, `s.items = { ...s.items, [id]: v }`,
+ * `return { ...state, n: 1 }`. This is sound because of the tree invariant: a child of O is
+ * reachable only through O, and O leaves the state with this write, so after it the child is
+ * reachable only through the new container; undo puts O back (O itself was never changed, so
+ * it still holds the child) and drops the new container. A move never changes the depth of
+ * what moves (it is one level under the slot before and after), so depths stay valid.
+ *
+ * Bounds: nothing nests deeper than the canonical encoder accepts (MAX_DEPTH containers, see
+ * canonical.ts), and one write adds at most MAX_WRITE_BYTES (an upper bound of its canonical
+ * size, the estimate `sizeBound` uses) so one small command cannot make a peer allocate without
+ * limit.
+ */
+import { wellFormed } from "../bytes.js"
+import { MAX_DEPTH, isBytes } from "../canonical.js"
+import { CanonError, canonError } from "../errors.js"
+import { PROXIES } from "./meta.js"
+import { setOwn } from "./records.js"
+
+/**
+ * Most data one write may add to the state, in bytes of canonical encoding (upper bound: 3 per
+ * UTF-16 unit of a string, 9 per number, 6 per container and key overhead). 64 MiB: far above
+ * any sane single write (a frame is 1 MiB, a whole snapshot is streamed in 64 KiB chunks), far
+ * below what makes a browser tab or the hub run out of memory.
+ */
+export const MAX_WRITE_BYTES = 64 * 1024 * 1024
+
+/**
+ * Growing an array by writing past its end or setting `length` adds undefined slots: 1 byte
+ * each encoded, but 8 in memory. Counted at 8, so `s.list[2 ** 31] = 1` from a 20-byte command
+ * is refused instead of allocating gigabytes.
+ */
+export const GROWTH_SLOT_BYTES = 8
+
+export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
+const hasOwn = Object.prototype.hasOwnProperty
+
+
+/** The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1. */
+export const arrayIndex = (k: string): number => {
+  const c = k.charCodeAt(0)
+  if (c < 48 || c > 57) return -1
+  const n = Number(k)
+  return n < 4294967295 && String(n) === k ? n : -1
+}
+
+/** A value refused by the state rules; the journal turns it into a CanonError with its location. */
+export class Refusal {
+  /** Keys from the written value down to the refused part, innermost last once unwound. */
+  readonly inner: Array<string | number> = []
+  constructor(readonly what: string, readonly why: string) {}
+}
+
+const PLAIN = "State is plain data (objects, arrays, strings, numbers, booleans, null, undefined, Uint8Array), encoded and hashed alike on every peer."
+/** What to store instead, by constructor name or typeof. */
+const INSTEAD: Record<string, string> = {
+  Date: "a number (ctx.time) or an ISO string",
+  Map: "a plain object keyed by strings",
+  Set: "an array, or an object whose keys are the members",
+  bigint: "a string, or a number if it fits",
+  symbol: "a string",
+  function: "the data it would produce",
+}
+
+/** A refusal of a value by its type: "a Date", "an Int16Array", "a function". */
+export const refuseType = (v: unknown): Refusal => {
+  let name: string = typeof v
+  if (name === "object") {
+    try {
+      name = String((Object.getPrototypeOf(v) as { constructor?: { name?: unknown } }).constructor?.name || "object with a custom prototype")
+    } catch {
+      name = "exotic object"
+    }
+  }
+  return new Refusal(`${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`, `${PLAIN} Store ${INSTEAD[name] ?? (ArrayBuffer.isView(v) ? "a Uint8Array" : "its data in a plain object")} instead.`)
+}
+
+export const refuseLoneSurrogate = (): Refusal =>
+  new Refusal("a string with a lone UTF-16 surrogate", "It has no UTF-8 form, so peers could not agree on its bytes. Remove or pair the surrogate (s.toWellFormed()).")
+
+export const refuseDepth = (): Refusal =>
+  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "The canonical encoding refuses deeper values. Flatten it (e.g. items keyed by id, with parent ids).")
+
+export const refuseSize = (): Refusal =>
+  new Refusal(`more than ${MAX_WRITE_BYTES / 1048576} MiB in one write`, "Split the data over several commands, or store less.")
+
+/** A path step the engine could not name (the container was not found from the root). */
+export const SOMEWHERE = "\u0000somewhere"
+
+/** Where a refused write was going, in JS-like syntax: state.items["a b"].done */
+export const formatPath = (keys: ReadonlyArray<string | number>): string => {
+  let out = "state"
+  for (const k of keys) {
+    out += k === SOMEWHERE ? "…" : typeof k === "number" ? `[${k}]` : /^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`
+  }
+  return out
+}
+
+/** The CanonError for a refusal at `path` (the slot written, then the path inside the value). */
+export const refusalError = (r: Refusal, path: ReadonlyArray<string | number>): CanonError =>
+  canonError("state-unencodable", `Cannot store ${r.what} at ${formatPath([...path, ...r.inner.slice().reverse()])}. ${r.why}`)
+
+/** What the adopter needs from the state it adopts into. */
+export interface AdoptHost {
+  /** The raw object behind `v` if `v` is a draft of this state, else undefined. */
+  rawOf(v: object): object | undefined
+  /** For a raw object with a draft: where that draft was last seen (its parent and key), for moves. */
+  placeOf(raw: object): { parent: object | null; key: string | number } | undefined
+  /** Records that `raw` now sits in `parent` at `key` (it was moved there). */
+  movedTo(raw: object, parent: object, key: string | number): void
+}
+
+/**
+ * Adopts values for one write at a time. Not reentrant by design: a write runs no user code
+ * between its start and its end except inside `fresh` (getters of user proxies), and each
+ * write's candidate list is settled before the next write begins.
+ */
+export class Adopter {
+  private budget = 0
+  /** Drafts found directly inside the written container: [container, key, raw] triples. */
+  private readonly candidates: unknown[] = []
+  /** Objects moved by the current write. */
+  private readonly moved: object[] = []
+
+  constructor(private readonly host: AdoptHost) {}
+
+  /** Starts one write that may add at most `limit` bytes. */
+  start(limit: number): void {
+    this.budget = limit
+  }
+
+  spend(n: number): void {
+    if ((this.budget -= n) < 0) throw refuseSize()
+  }
+
+  /** Checks a primitive (any value that is not an object) and returns what the state stores. */
+  primitive(v: unknown): unknown {
+    switch (typeof v) {
+      case "number":
+        this.spend(9)
+        return v === v ? v : NaN
+      case "string":
+        this.spend(6 + v.length * 3)
+        if (!wellFormed(v)) throw refuseLoneSurrogate()
+        return v
+      case "boolean":
+      case "undefined":
+        this.spend(1)
+        return v
+      case "object":
+        if (v === null) {
+          this.spend(1)
+          return v
+        }
+      // fall through: not reached for objects (callers test isObject first)
+      default:
+        throw refuseType(v)
+    }
+  }
+
+  /**
+   * Adopts `value` for a slot whose containers sit at `depth` (the slot's parent depth + 1).
+   * `slot[key]` is what the write overwrites; it is read after all user code has run, so moves
+   * are decided against what the slot really holds when it is overwritten. Pass no `slot` when
+   * nothing is overwritten (push, insertion): then nothing moves.
+   */
+  adopt(value: unknown, depth: number, slot?: object, key?: string | number): unknown {
+    const oldOf = slot && ((): unknown => (hasOwn.call(slot, key!) ? (slot as Record<string | number, unknown>)[key!] : undefined))
+    if (!isObject(value)) return this.primitive(value)
+    const raw = this.host.rawOf(value)
+    if (raw !== undefined) {
+      // `s.a = s.a`: the object stays where it is. Any other draft is copied.
+      if (oldOf !== undefined && raw === oldOf()) return raw
+      return this.copy(raw, depth)
+    }
+    this.candidates.length = 0
+    const out = this.fresh(value, depth, oldOf !== undefined)
+    if (this.candidates.length > 0) this.settle(oldOf!(), depth + 1)
+    return out
+  }
+
+  /**
+   * A deep copy of data already in the state. It is checked like data from outside (it passes:
+   * only depth and size can refuse it): one copying path for both.
+   */
+  copy(v: unknown, depth: number): unknown {
+    return this.fresh(v, depth, false)
+  }
+
+  /**
+   * Copies a value from outside the state, checking it. With `top`, drafts directly inside it
+   * are left in place as move candidates, decided by `settle`.
+   */
+  private fresh(v: unknown, depth: number, top: boolean): unknown {
+    if (!isObject(v)) return this.primitive(v)
+    if (depth >= MAX_DEPTH) throw refuseDepth()
+    // A draft or view of any state (this one's drafts here are not move candidates): its raw
+    // object is state data, copied directly (a proxy of bytes could not be read as bytes).
+    const raw = PROXIES.get(v)?.raw
+    if (raw !== undefined) return this.copy(raw, depth)
+    if (isBytes(v)) {
+      this.spend(6 + v.byteLength)
+      return new Uint8Array(v)
+    }
+    if (Array.isArray(v)) return this.freshArray(v, depth, top)
+    const proto = Object.getPrototypeOf(v)
+    // Realm-independent: a plain object's prototype is null or some realm's Object.prototype.
+    if (proto !== null && Object.getPrototypeOf(proto) !== null) throw refuseType(v)
+    return this.freshObject(v, depth, top)
+  }
+
+  private freshArray(v: unknown[], depth: number, top: boolean): unknown[] {
+    const n = v.length
+    this.spend(6 + n)
+    const out: unknown[] = []
+    let i = 0
+    try {
+      for (; i < n; i++) {
+        const x = v[i]
+        if (top && isObject(x)) {
+          const raw = this.host.rawOf(x)
+          if (raw !== undefined) {
+            this.candidates.push(out, i, raw)
+            out.push(raw)
+            continue
+          }
+        }
+        out.push(this.fresh(x, depth + 1, false))
+      }
+    } catch (e) {
+      if (e instanceof Refusal) e.inner.push(i)
+      throw e
+    }
+    return out
+  }
+
+  private freshObject(v: object, depth: number, top: boolean): Record<string, unknown> {
+    const keys = Reflect.ownKeys(v)
+    this.spend(6)
+    const out: Record<string, unknown> = {}
+    let k: string | symbol = ""
+    try {
+      for (let i = 0; i < keys.length; i++) {
+        k = keys[i]!
+        if (typeof k === "symbol") {
+          throw new Refusal("a symbol key", `${PLAIN} Keys are strings.`)
+        }
+        const d = Reflect.getOwnPropertyDescriptor(v, k)
+        if (d === undefined || !d.enumerable) continue
+        if (d.get !== undefined || d.set !== undefined) {
+          throw new Refusal("a getter or setter", `${PLAIN} Store the value itself.`)
+        }
+        const x = d.value
+        if (x === undefined) continue
+        if (!wellFormed(k)) throw refuseLoneSurrogate()
+        this.spend(6 + k.length * 3)
+        if (top && isObject(x)) {
+          const raw = this.host.rawOf(x)
+          if (raw !== undefined) {
+            this.candidates.push(out, k, raw)
+            setOwn(out, k, raw)
+            continue
+          }
+        }
+        setOwn(out, k, this.fresh(x, depth + 1, false))
+      }
+    } catch (e) {
+      if (e instanceof Refusal && typeof k === "string") e.inner.push(k)
+      throw e
+    }
+    return out
+  }
+
+  /**
+   * Decides the move candidates: each one whose object is a direct child of `old` (the value
+   * being overwritten) moves, once; the others are replaced by copies. First by the place the
+   * draft was last seen (O(1), verified against `old`), else by a set of `old`'s children built
+   * once (O(size of old), like the spread or filter that produced the candidates).
+   */
+  private settle(old: unknown, depth: number): void {
+    const c = this.candidates
+    const moved = this.moved
+    moved.length = 0
+    let children: Set<object> | undefined
+    const container = isObject(old) && !ArrayBuffer.isView(old) ? (old as Record<string | number, unknown>) : undefined
+    for (let i = 0; i < c.length; i += 3) {
+      const into = c[i] as Record<string | number, unknown>
+      const key = c[i + 1] as string | number
+      const raw = c[i + 2] as object
+      let move = false
+      if (container !== undefined) {
+        const place = this.host.placeOf(raw)
+        if (place !== undefined && place.parent === container && container[place.key] === raw) {
+          move = true
+          children?.delete(raw)
+        } else {
+          if (children === undefined) {
+            children = new Set()
+            if (Array.isArray(container)) {
+              for (let k = 0; k < container.length; k++) if (isObject(container[k])) children.add(container[k] as object)
+            } else {
+              for (const k of Object.keys(container)) if (isObject(container[k])) children.add(container[k] as object)
+            }
+            for (const m of moved) children.delete(m)
+          }
+          move = children.delete(raw)
+        }
+      }
+      if (move) {
+        moved.push(raw)
+        this.host.movedTo(raw, into, key)
+      } else {
+        const copy = this.copy(raw, depth)
+        if (typeof key === "number") into[key] = copy
+        else setOwn(into, key, copy)
+      }
+    }
+    c.length = 0
+    moved.length = 0
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The array and byte methods drafts and views answer with, instead of Array.prototype's.
+ *
+ * Why: through a proxy, every native array method runs one trap per element it touches (a
+ * `splice` at the front of 10k items is 20k traps, and as many journal records). These run
+ * the native method on the raw array instead: a mutator is one journal record (records.ts); a
+ * reader wraps the callback so it sees drafts (or views) and the proxy as its array argument,
+ * and turns raw elements in the result into drafts, so whatever code writes through them is
+ * still journaled and checked.
+ *
+ * They are also the only functions a proxy returns for a name that is not data: reading `push`
+ * never yields the real `Array.prototype.push`, so no key path chosen by a peer
+ * (`s.list["push"].x = 1`) reaches a shared builtin. Every function here is frozen and shared
+ * by all states; unknown names read as undefined. Called on anything but one of our proxies
+ * (`const f = d.list.map; f.call(other, ...)`), each does what the native one does.
+ */
+import { canonError } from "../errors.js"
+import { PROXIES, type Meta } from "./meta.js"
+
+type Fn = (...args: any[]) => any
+type Table = Readonly<Record<string, Fn>>
+/** What a method does on one of our proxies: `a` is the raw array (or bytes), `native` the builtin. */
+type Body = (m: Meta, a: any, args: any[], native: Fn) => unknown
+
+const metaOf = (self: unknown, bytes: boolean): Meta | undefined => {
+  const m = typeof self === "object" && self !== null ? PROXIES.get(self) : undefined
+  return m !== undefined && (bytes ? ArrayBuffer.isView(m.raw) : Array.isArray(m.raw)) ? m : undefined
+}
+
+/** A method on our proxies of arrays (or bytes); the native one on anything else. */
+const method = (proto: object, name: string, bytes: boolean, body: Body): Fn => {
+  const native = (proto as Record<string, Fn>)[name]!
+  const fn = function (this: unknown, ...args: any[]): unknown {
+    const m = metaOf(this, bytes)
+    return m === undefined ? native.apply(this, args) : body(m, m.raw, args, native)
+  }
+  Object.defineProperty(fn, "name", { value: name })
+  return Object.freeze(fn)
+}
+
+const out = (m: Meta, v: unknown, i: number): unknown => m.host.out(m, v, i)
+
+/** The callback a native method on the raw array calls: elements as drafts, the proxy as the array. */
+const seeing = (m: Meta, f: unknown, self: unknown): Fn => {
+  if (typeof f !== "function") throw new TypeError("The callback is not a function.")
+  return (x: unknown, i: number) => (f as Fn).call(self, out(m, x, i), i, m.proxy)
+}
+
+const arrayProto = Array.prototype
+const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object
+const { findIndex, forEach } = arrayProto
+const findLastIndex = (arrayProto as unknown as Record<string, Fn>).findLastIndex!
+const A: Record<string, Fn> = Object.create(null)
+const B: Record<string, Fn> = Object.create(null)
+/** The native method on the raw array (or bytes). */
+const direct: Body = (_m, a, args, native) => native.apply(a, args)
+
+/**
+ * Registers `name` for arrays and, where Uint8Array has it, for bytes with `bytes` (by default
+ * the same body: the elements of bytes are numbers, which `out` hands out as they are).
+ */
+const def = (name: string, body: Body, bytes: Body = body): void => {
+  A[name] = method(arrayProto, name, false, body)
+  if (name in typedProto) B[name] = method(typedProto, name, true, bytes)
+}
+
+// Callbacks see drafts; results are booleans, numbers, or whatever the callback returned.
+const calling: Body = (m, a, [f, self], native) => native.call(a, seeing(m, f, self))
+for (const name of ["every", "some", "forEach", "findIndex", "findLastIndex", "map", "flatMap"]) def(name, calling)
+// Results hold elements: the drafts the callback saw.
+for (const [name, search] of [["find", findIndex], ["findLast", findLastIndex]] as const) {
+  def(name, (m, a, [f, self]) => {
+    const i = search.call(a, seeing(m, f, self)) as number
+    return i < 0 ? undefined : out(m, a[i], i)
+  })
+}
+// Bytes filter to bytes.
+def("filter", (m, a, [f, self]) => {
+  const g = seeing(m, f, self)
+  const r: unknown[] = []
+  forEach.call(a, (x, i) => {
+    if (g(x, i)) r.push(out(m, x, i))
+  })
+  return r
+}, calling)
+for (const name of ["reduce", "reduceRight"]) {
+  def(name, (m, a, args, native) => {
+    const f = args[0]
+    if (typeof f !== "function") throw new TypeError("The callback is not a function.")
+    // Without an initial value the first element starts the sum: as a draft, never raw.
+    const bare = args.length < 2
+    const first = name === "reduce" ? 0 : a.length - 1
+    if (bare && a.length === 0) throw new TypeError("Reduce of empty array with no initial value")
+    return native.call(a, (acc: unknown, x: unknown, i: number) => (bare && i === first ? acc : f(acc, out(m, x, i), i, m.proxy)), bare ? out(m, a[first], first) : args[1])
+  })
+}
+// Identity searches: a draft argument is looked up as the raw object it stands for.
+for (const name of ["indexOf", "lastIndexOf", "includes"]) def(name, (m, a, [x, ...rest], native) => native.call(a, m.host.unwrap(x), ...rest))
+// No elements in the result (or strings of them): native on the raw array.
+for (const name of ["join", "keys", "toString", "toLocaleString"]) def(name, direct)
+// Results are elements of the raw array: turned into drafts.
+for (const name of ["slice", "toReversed", "toSorted"]) {
+  def(name, (m, a, args, native) => {
+    const f = args[0]
+    const r = name === "toSorted" && typeof f === "function" ? native.call(a, (x: unknown, y: unknown) => f(out(m, x, -1), out(m, y, -1))) : native.apply(a, args)
+    return (r as unknown[]).map((x) => out(m, x, -1))
+  })
+}
+def("at", (m, a, [i], native) => out(m, native.call(a, i), -1))
+def("concat", (m, a, args, native) => {
+  const r = native.apply(a, args) as unknown[]
+  for (let i = 0; i < a.length; i++) r[i] = out(m, r[i], i)
+  return r
+})
+// Results mix elements and new values: the native method runs on a copy made of drafts.
+const drafted = (m: Meta, a: unknown[]): unknown[] => a.map((x, i) => out(m, x, i))
+for (const name of ["flat", "toSpliced", "with"]) def(name, (m, a, args, native) => native.apply(drafted(m, a), args))
+// Iterators of bytes are the native ones (numbers need no wrapping).
+def("values", (m, a) => (function* () {
+  for (let i = 0; i < a.length; i++) yield out(m, a[i], i)
+})(), direct)
+def("entries", (m, a) => (function* () {
+  for (let i = 0; i < a.length; i++) yield [i, out(m, a[i], i)]
+})(), direct)
+
+// ---- mutators ----
+
+/** A Uint8Array in the state is immutable: assign a new one. */
+export const immutableBytes = (): never => {
+  throw canonError("state-read-only", "A Uint8Array in the state cannot change in place; assign a new one.")
+}
+
+// Arrays: the host writes one journal record (and refuses on views and outside a command); bytes refuse.
+for (const name of ["push", "pop", "shift", "unshift", "splice", "sort", "reverse", "fill", "copyWithin"]) {
+  def(name, (m, _a, args) => m.host.mutate(m, name, args), immutableBytes)
+}
+B.set = method(typedProto, "set", true, immutableBytes)
+// A copy, not a view: a view would be a writable alias of bytes in the state.
+B.subarray = method(typedProto, "subarray", true, (_m, a, args) => a.slice(...(args as [number, number])))
+
+/** Every Array.prototype method a draft or view of an array answers to, by name. */
+export const ARRAY_METHODS: Table = Object.freeze(A)
+/** What `list[Symbol.iterator]` is. */
+export const ARRAY_ITERATOR: Fn = A.values!
+/** Every Uint8Array method a draft or view of bytes answers to, by name. */
+export const BYTES_METHODS: Table = Object.freeze(B)
+export const BYTES_ITERATOR: Fn = B.values!

@@ -1,0 +1,142 @@
+/**
+ * Authority snapshots and log compaction, over a KVStore.
+ *
+ * A snapshot of a document at seq S is its state's canonical bytes in chunks (keys per chunk,
+ * so neither writing nor reading needs the whole encoding in one buffer) plus a meta record
+ * written last: a snapshot without its meta is an unfinished write (a crash) and is never
+ * read; its chunks are deleted later. The meta's hash is the state hash at S, so a snapshot
+ * is verified by hashing its chunks as they are read.
+ *
+ * Compaction moves the horizon (entries at or below it may be gone) and then deletes those
+ * entries page by page. The horizon never passes the newest complete snapshot, so load (the
+ * newest verified snapshot, then the log tail) always has what it needs; a crash between the
+ * horizon write and the deletes leaves entries that the next compaction deletes.
+ */
+import type { BatchOp, KVStore } from "../ports/storage.js"
+import { decodeCanonical, encodeCanonical } from "../canonical.js"
+import { canonError } from "../errors.js"
+import * as K from "./keys.js"
+import { decodeRecord } from "./records.js"
+
+/** A complete snapshot: what it holds and how to read it back. */
+export interface SnapshotMeta {
+  readonly seq: number
+  /** The state hash at seq (hash of the canonical bytes). */
+  readonly hash: string
+  /** Bytes of the canonical encoding. */
+  readonly size: number
+  readonly chunks: number
+  /** The authority's last entry time at seq (times never go backwards across a reload). */
+  readonly lastTime: number
+}
+
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v)
+
+const checkMeta = (seq: number) => (v: unknown): SnapshotMeta => {
+  if (!Array.isArray(v) || v.length !== 4 || typeof v[0] !== "string" || !isNum(v[1]) || !isNum(v[2]) || !isNum(v[3])) {
+    throw new Error("not a valid snapshot meta")
+  }
+  return { seq, hash: v[0], size: v[1], chunks: v[2], lastTime: v[3] }
+}
+
+/** Entries deleted per batch while compacting: bounded work per write. */
+const DELETE_PAGE = 1024
+
+export class SnapshotStore {
+  constructor(private readonly kv: KVStore, private readonly sync: boolean) {}
+
+  /** Writes chunks [first, first + chunks.length) of the snapshot at seq. */
+  async putChunks(docId: string, seq: number, first: number, chunks: ReadonlyArray<Uint8Array>): Promise<void> {
+    await this.kv.batch(chunks.map((value, i) => ({ type: "put" as const, key: K.authChunk(docId, seq, first + i), value })))
+  }
+
+  /** Marks the snapshot complete (after all its chunks are written). Durable before it resolves. */
+  async putMeta(docId: string, meta: SnapshotMeta): Promise<void> {
+    await this.kv.batch([{ type: "put", key: K.authSnapshot(docId, meta.seq), value: encodeCanonical([meta.hash, meta.size, meta.chunks, meta.lastTime]) }], { sync: this.sync })
+  }
+
+  /** Complete snapshots of a document, newest first. */
+  async metas(docId: string): Promise<SnapshotMeta[]> {
+    const prefix = K.authSnapshotPrefix(docId)
+    const out: SnapshotMeta[] = []
+    for (const [key, value] of await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix), reverse: true })) {
+      if (key.length !== prefix.length + 8) continue
+      const seq = K.seqFromKey(key)
+      out.push(decodeRecord(value, `snapshot ${seq}`, docId, key, checkMeta(seq)))
+    }
+    return out
+  }
+
+  /** Chunk i of the snapshot at seq; a missing chunk is `storage-corrupt`. */
+  async chunk(docId: string, seq: number, i: number): Promise<Uint8Array> {
+    const v = await this.kv.get(K.authChunk(docId, seq, i))
+    if (v === undefined) throw canonError("storage-corrupt", `Chunk ${i} of the snapshot of "${docId}" at seq ${seq} is missing.`)
+    return v
+  }
+
+  /** Deletes a snapshot: its meta first (so it is never read again), then its chunks. */
+  async drop(docId: string, seq: number): Promise<void> {
+    await this.kv.batch([{ type: "del", key: K.authSnapshot(docId, seq) }])
+    await this.dropChunks(docId, seq)
+  }
+
+  private async dropChunks(docId: string, seq: number): Promise<void> {
+    const prefix = K.authChunksOf(docId, seq)
+    for (;;) {
+      const rows = await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix), limit: 64 })
+      if (rows.length === 0) return
+      await this.kv.batch(rows.map(([key]) => ({ type: "del" as const, key })))
+    }
+  }
+
+  /** Deletes chunks that belong to no complete snapshot (a write cut by a crash). */
+  async dropOrphans(docId: string): Promise<number> {
+    const complete = new Set((await this.metas(docId)).map((m) => m.seq))
+    const prefix = K.authChunkPrefix(docId)
+    let from = prefix
+    let dropped = 0
+    for (;;) {
+      const [row] = await this.kv.range({ gte: from, lt: K.prefixEnd(prefix), limit: 1 })
+      if (row === undefined) return dropped
+      const seq = K.seqFromKey(row[0].subarray(0, prefix.length + 8))
+      if (!complete.has(seq)) {
+        await this.dropChunks(docId, seq)
+        dropped++
+      }
+      from = K.prefixEnd(K.authChunksOf(docId, seq))
+    }
+  }
+
+  /** Entries at or below this seq may be gone (0: the log is whole). */
+  async horizon(docId: string): Promise<number> {
+    const key = K.authHorizon(docId)
+    const raw = await this.kv.get(key)
+    if (raw === undefined) return 0
+    return decodeRecord(raw, "compaction horizon", docId, key, (v) => {
+      if (!isNum(v) || v < 0) throw new Error("not a horizon")
+      return v
+    })
+  }
+
+  /**
+   * Moves the horizon to `upTo` and deletes the entries at or below it, a page per batch.
+   * Returns the number of entries deleted.
+   */
+  async compact(docId: string, upTo: number, onProgress?: (deleted: number) => void): Promise<number> {
+    await this.kv.batch([{ type: "put", key: K.authHorizon(docId), value: encodeCanonical(upTo) }], { sync: this.sync })
+    const prefix = K.authEntryPrefix(docId)
+    const end = K.authEntry(docId, upTo + 1)
+    let deleted = 0
+    for (;;) {
+      const rows = await this.kv.range({ gte: prefix, lt: end, limit: DELETE_PAGE })
+      if (rows.length === 0) return deleted
+      const ops: BatchOp[] = rows.map(([key]) => ({ type: "del", key }))
+      await this.kv.batch(ops)
+      deleted += rows.length
+      onProgress?.(deleted)
+    }
+  }
+}
+
+/** The canonical value of `bytes`, read through the strict decoder (a snapshot is untrusted input too). */
+export const decodeSnapshotBytes = (bytes: Uint8Array): unknown => decodeCanonical(bytes)

@@ -1,0 +1,32 @@
+/**
+ * The weight of a browser app using Canon: bundle (a) (bench/bundle-entries/core.ts: core,
+ * the browser WebSocket client and a one-command machine, written as the README writes it)
+ * stays at or under 45 kB gzipped, bundled as bench/bundle-measure.ts does (esbuild minify,
+ * ESM, platform browser; gzip -9). `npm run bench -- --suite bundle` shows the figure beside
+ * Yjs and Automerge and what each input weighs.
+ */
+import { byPackage, CORE_LIMIT_BYTES, ENTRY, measureBundle, type BundleSize } from "../bench/bundle-measure.js"
+
+let a: BundleSize
+
+beforeAll(async () => {
+  a = await measureBundle(ENTRY.core)
+}, 60_000)
+
+test("bundle (a) holds the client, the browser transport and the machine's schema", () => {
+  const paths = a.inputs.map((i) => i.path)
+  expect(paths).toEqual(expect.arrayContaining(["core/replica/client.ts", "core/machine.ts", "adapters/ws/client-browser.ts", "node_modules/effect/dist/Schema.js"]))
+})
+
+test("nothing in bundle (a) imports the effect barrel (it pins most of effect)", () => {
+  expect(Object.keys(a.metafile.inputs).filter((p) => p.endsWith("node_modules/effect/dist/index.js"))).toEqual([])
+})
+
+test(`bundle (a) is at most ${CORE_LIMIT_BYTES / 1000} kB gzipped`, () => {
+  if (a.gzipped > CORE_LIMIT_BYTES) {
+    const packages = byPackage(a.inputs).map((p) => `${p.pkg} ${p.bytes}`).join(", ")
+    const largest = a.inputs.slice(0, 8).map((i) => `${i.path} ${i.bytes}`).join(", ")
+    throw new Error(`Bundle (a) is ${a.gzipped} bytes gzipped, over ${CORE_LIMIT_BYTES}. Minified bytes by package: ${packages}. Largest inputs: ${largest}.`)
+  }
+  expect(a.gzipped).toBeLessThanOrEqual(CORE_LIMIT_BYTES)
+})

@@ -72,7 +72,7 @@ test("the whole world at once, and the faults and attacks actually happen (2 see
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of [
     "drops", "partitions", "replicaCrashes", "hubCrashes", "hostile", "forged", "hubWriteFailures", "replicaWriteFailures", "desyncs", "localRefusals",
-    "entries:todo-0", "entries:big", "snapshotCrashes", "streams", "installs", "corruptChunks", "cutStreams", "compacted",
+    "entries:todo-0", "entries:big", "snapshotCrashes", "streams", "installs", "corruptChunks", "cutStreams", "compacted", "hostileAnswered",
   ]) {
     expect([k, totals[k]]).toEqual([k, expect.any(Number)])
     expect([k, totals[k]! > 0]).toEqual([k, true])

@@ -233,7 +233,9 @@ export class HostileClients {
   private rawConn(): RawConn {
     if (this.raw === undefined || this.raw.closed !== undefined || this.raw.spoiled) {
       const old = this.raw
-      this.raw = this.connect(`raw-${this.nextConn}`, undefined, this.docs, () => 0, {})
+      // Its own id, proved by its own secret (a hello without one is refused outright).
+      const clientId = `raw-${this.nextConn}`
+      this.raw = this.connect(clientId, undefined, this.docs, () => 0, { secret: `secret-of-${clientId}-0123456789` })
       this.close(old, "The raw client moves on.")
     }
     return this.raw
@@ -357,7 +359,8 @@ export class HostileClients {
     const docs = victim.docs
     if (docs.length === 0) return
     const guess = this.rng() < 0.5
-    const secret = Math.floor(this.rng() * 2 ** 48).toString(36)
+    // A guess as long as a real secret: refused because it does not match, not for its length.
+    const secret = `${Math.floor(this.rng() * 2 ** 48).toString(36)}-${Math.floor(this.rng() * 2 ** 48).toString(36)}-guess`
     const extra = guess ? { credentials: secret, secret } : {}
     const rc = this.connect(victim.clientId, victim.name, docs, (docId) => victim.nextClientSeq(docId) + 100, extra)
     rc.queue.push(() => {

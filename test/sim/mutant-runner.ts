@@ -61,6 +61,8 @@ export interface SimRun {
   readonly failingSeeds: ReadonlyArray<number>
   readonly output: string
   readonly exitCode: number | null
+  /** Stopped at its time limit (then a missing summary is not a crash of the simulator). */
+  readonly timedOut: boolean
 }
 
 /** Runs `npm run sim` in `dir` with `args` (plus --quiet); with `first`, stops at the first failing seed. */
@@ -71,7 +73,11 @@ export const runSim = (dir: string, args: ReadonlyArray<string>, options: { read
     let output = ""
     child.stdout.on("data", (b: Buffer) => { output += b.toString() })
     child.stderr.on("data", (b: Buffer) => { output += b.toString() })
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30 * 60_000)
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill("SIGKILL")
+    }, options.timeoutMs ?? 30 * 60_000)
     child.on("close", (exitCode) => {
       clearTimeout(timer)
       const lines = output.split("\n")
@@ -85,8 +91,9 @@ export const runSim = (dir: string, args: ReadonlyArray<string>, options: { read
       })
       const summary = /^sim: (\d+) seeds/m.exec(output)
       // A child that died before its summary (a crash of the simulator itself) counts as caught.
-      if (summary === null && caught === undefined) caught = { seed: 0, line: `the simulator died (exit ${exitCode}): ${output.trim().split("\n").slice(-3).join(" | ")}` }
-      done({ seedsRun: summary !== null ? Number(summary[1]) : 0, caught, failingSeeds, output, exitCode })
+      if (summary === null && caught === undefined && !timedOut) caught = { seed: 0, line: `the simulator died (exit ${exitCode}): ${output.trim().split("\n").slice(-3).join(" | ")}` }
+      const seedsRun = summary !== null ? Number(summary[1]) : lines.filter((l) => /^(FAIL|ok) --seed/.test(l)).length
+      done({ seedsRun, caught, failingSeeds, output, exitCode, timedOut })
     })
   })
 
@@ -98,7 +105,7 @@ export interface MutantResult {
 }
 
 /** Applies a mutant and runs seeds 1..seeds (minus `skip`) until one fails. */
-export const runMutant = async (mutant: Mutant, simArgs: ReadonlyArray<string>, seeds: number, skip: ReadonlyArray<number> = []): Promise<MutantResult> => {
+export const runMutant = async (mutant: Mutant, simArgs: ReadonlyArray<string>, seeds: number, skip: ReadonlyArray<number> = [], timeoutMs?: number): Promise<MutantResult> => {
   let copy: { dir: string; dispose(): void }
   try {
     copy = prepareCopy(mutant)
@@ -108,8 +115,8 @@ export const runMutant = async (mutant: Mutant, simArgs: ReadonlyArray<string>, 
   }
   try {
     const args = [...simArgs, ...(mutant.simArgs ?? []), "--seeds", String(seeds), ...(skip.length > 0 ? ["--skip", skip.join(",")] : [])]
-    const run = await runSim(copy.dir, args, { first: true })
-    if (run.caught === undefined) return { mutant, status: "survived", seedsRun: run.seedsRun, line: "" }
+    const run = await runSim(copy.dir, args, { first: true, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
+    if (run.caught === undefined) return { mutant, status: "survived", seedsRun: run.seedsRun, line: run.timedOut ? "stopped at the time limit" : "" }
     return { mutant, status: "caught", seedsRun: run.seedsRun, line: `--seed ${run.caught.seed}: ${run.caught.line}` }
   } finally {
     copy.dispose()

@@ -1,5 +1,5 @@
 /**
- * npm run sim:mutants [-- --seeds 100] [--replicas 4] [--jobs 2] [--only a,b] [--no-baseline]
+ * npm run sim:mutants [-- --seeds 100] [--replicas 4] [--jobs 2] [--only a,b] [--no-baseline] [--max-minutes 60]
  *
  * Mutation testing of the engine: each mutant of mutant-table.ts is applied to a temporary
  * copy of the repository and the simulator runs seeds 1..100 in it until one fails. Prints a
@@ -9,6 +9,9 @@
  *
  * First the unmutated engine runs the same seeds in the same world (the baseline): seeds it
  * fails already say nothing about a mutant, so they are skipped and reported.
+ *
+ * Bounded: at most `--seeds` per mutant, and `--max-minutes` for the whole run (a child still
+ * running then is stopped, and its mutant reported as not caught in time).
  */
 import { MUTANT_WORLD, MUTANTS, type Mutant } from "./mutant-table.js"
 import { AnchorMissing, checkAnchors, prepareCopy, runMutant, runSim, type MutantResult } from "./mutant-runner.js"
@@ -28,6 +31,8 @@ if (only !== undefined && mutants.length !== only.length) {
   process.exit(2)
 }
 const started = Date.now()
+const deadline = started + Number(value("max-minutes") ?? 60) * 60_000
+const left = () => Math.max(1_000, deadline - Date.now())
 const worldOf = (m: Mutant) => [...MUTANT_WORLD, ...(m.simArgs ?? []), "--replicas", replicas]
 
 // Anchors first: a stale table fails in a second, not after an hour of baselines.
@@ -49,7 +54,7 @@ if (!args.includes("--no-baseline")) {
   for (const world of new Set(applicable.map((m) => worldOf(m).join(" ")))) {
     const copy = prepareCopy(undefined)
     try {
-      const run = await runSim(copy.dir, [...world.split(" "), "--seeds", String(seeds)])
+      const run = await runSim(copy.dir, [...world.split(" "), "--seeds", String(seeds)], { timeoutMs: left() })
       skips.set(world, [...run.failingSeeds])
       console.log(`baseline [${world}]: ${run.failingSeeds.length} of ${run.seedsRun} seeds fail on the unmutated engine${run.failingSeeds.length > 0 ? ` (skipped: ${run.failingSeeds.join(",")}; first: ${run.caught?.line})` : ""}`)
     } finally {
@@ -63,7 +68,7 @@ const queue = [...applicable]
 await Promise.all(Array.from({ length: Math.max(1, jobs) }, async () => {
   for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
     const world = worldOf(m)
-    const r = await runMutant(m, world, seeds, skips.get(world.join(" ")) ?? [])
+    const r = await runMutant(m, world, seeds, skips.get(world.join(" ")) ?? [], left())
     results.set(m.name, r)
     console.log(`  ${m.name}: ${r.status}${r.status === "caught" ? ` after ${r.seedsRun} seeds` : ""}`)
   }

@@ -641,6 +641,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       replicaIds: new Set(replicas.map((r) => r.clientId).filter((c): c is string => c !== undefined)),
       incarnations: replicas.flatMap((r) => r.incarnations.map((p) => ({ replica: r.name, proc: p }))),
     })
+    // Hostile commands the hub answered (a raw client refused at its hello attacks nothing).
+    if (hostile !== undefined) stats.hostileAnswered = hostile.commands.filter((c) => c.outcome !== undefined).length
     stats.events = trace.length
     stats.timers = guard.events
     const digest = hashState(digestParts)

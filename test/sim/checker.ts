@@ -5,7 +5,9 @@
  * - convergence: every replica's confirmed state hash equals the authority's, at its seq;
  *   a fresh replica replaying the whole log reaches it too;
  * - durability: the log is contiguous and as long as the authority's head; a fresh Hub
- *   loading the document from storage has the same seq and hash;
+ *   loading the document from storage has the same seq and hash; with compaction the log
+ *   judged is every entry ever made durable (shadow-log.ts), the stored tail after the
+ *   horizon is its end, and no entry is deleted unless a complete snapshot covers it;
  * - exactly-once: no (clientId, clientSeq) twice in the log, no command confirmed twice;
  * - acknowledged: a command the app was told is confirmed at seq N is the entry at N, with the
  *   same name and the same arguments (canonical bytes);

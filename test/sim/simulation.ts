@@ -12,7 +12,13 @@
  * - faults: dropped connections, partitions, replica and hub kill -9 (writes in flight lost),
  *   disk read and write latency, and failed writes on the hub's and the replicas' disks;
  * - hostile clients (hostile.ts): bad arguments, prototype keys, oversized and deep
- *   arguments, clientSeq gaps and duplicates, forged clientIds.
+ *   arguments, clientSeq gaps and duplicates, forged clientIds;
+ * - wire protocols mixed: each replica incarnation speaks 1 or 1..2, each hub start 1..2 or
+ *   (a rolling downgrade) 1 only;
+ * - snapshots and compaction all the time (a small policy), replicas far behind or new
+ *   joining by snapshot stream, long replica outages past the horizon with an outbox, hub
+ *   crashes aimed at snapshot and compaction writes, stream chunks corrupted or cut on the
+ *   wire.
  */
 import {
   AuthorityStore, CanonClient, Hub, hashState, seededRandom, type BatchOp, type Doc, type Entry, type Machine, type ServerMessage,

@@ -67,7 +67,7 @@ test("oversized and deeply nested arguments are refused (1 seed, bounded)", asyn
 })
 
 test("the whole world at once, and the faults and attacks actually happen (2 seeds)", async () => {
-  const run = await runSim(REPO, ["--seeds", "2", "--replicas", "4", "--big-kib", "128", "--stats"], { timeoutMs: 120_000 })
+  const run = await runSim(REPO, ["--seeds", "2", "--replicas", "4", "--big-kib", "128", "--stream-faults", "0.4", "--stats"], { timeoutMs: 120_000 })
   expect(run.failingSeeds).toEqual([])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of [

@@ -8,7 +8,9 @@
  * (c) the demo app's script as apps/demo/build.ts bundles it for `npm start`
  * yjs + y-websocket's WebsocketProvider; @automerge/automerge + automerge-repo + its
  * WebSocket client adapter (script + the .wasm it fetches); and (a) written with the effect
- * barrel, whose difference from (a) is what the barrel costs.
+ * barrel, whose difference from (a) is what the barrel costs; and (a)'s command schema alone,
+ * used to decode, without Canon (schema-floor.ts): what effect weighs under (a) whatever Canon
+ * does, so (a) minus it is Canon's own weight.
  *
  * kB = 1000 bytes. Sizes are exact (one sample each); the first-render times are medians
  * over runs, measured in Chromium (bench/bundle-browser.ts; skipped with --quick: each cold
@@ -34,12 +36,13 @@ export const suite: Suite = {
   title: "browser bundle sizes (esbuild minify, ESM, browser; gzip -9) and the demo's first render from IndexedDB",
   async run(ctx) {
     const { figures, add } = figureLog(ctx)
-    const [a, b, barrel, yjs, automerge] = await Promise.all([
+    const [a, b, barrel, yjs, automerge, floor] = await Promise.all([
       measureBundle(ENTRY.core),
       measureBundle(ENTRY.coreLevel, { alias: EVENTS_SHIM }),
       measureBundle(ENTRY.coreBarrel),
       measureBundle(ENTRY.yjs),
       measureBundle(ENTRY.automerge),
+      measureBundle(ENTRY.schemaFloor),
     ])
     check(has(a, "core/replica/client.ts") && has(a, "adapters/ws/client-browser.ts") && has(a, "effect/dist/Schema"), "(a) bundles the client, the browser transport and effect's Schema")
     check(has(b, "adapters/level/storage.ts") && has(b, "browser-level/"), "(b) bundles level's browser build")
@@ -65,6 +68,12 @@ export const suite: Suite = {
     add(figure("a.min", "1b. (a): minified", "kB", [kB(a.minified)], { note: bytes(a.minified) }))
     add(figure("a.effect", "1c. (a): of which effect, minified", "kB", [kB(effectOfA)], { note: "bytes of effect's modules in the minified output (esbuild metafile); the rest is Canon" }))
     add(figure("a.per-yjs", "1d. (a) / yjs + y-websocket, gzipped", "x", [a.gzipped / yjs.gzipped], { goal: { op: "<=", value: 1.5 } }))
+    add(figure("a.floor", "1e. (a)'s schema alone, no Canon (effect's floor): gzipped", "kB", [kB(floor.gzipped)], {
+      note: `${bytes(floor.gzipped)}, ${bytes(floor.minified)} minified; bench/bundle-entries/schema-floor.ts: Schema.Struct + decodeUnknownResult pin effect's parser and fiber runtime`,
+    }))
+    add(figure("a.canon", "1f. (a) minus the floor: Canon's own weight, gzipped", "kB", [kB(a.gzipped - floor.gzipped)], {
+      note: `1a - 1e: ${bytes(a.gzipped - floor.gzipped)} gzipped, ${bytes(a.minified - floor.minified)} minified`,
+    }))
     add(figure("b.gzip", "2a. (b) (a) + canon/level (IndexedDB): gzipped", "kB", [kB(b.gzipped)], {
       note: `${bytes(b.gzipped)}; bench/bundle-entries/core-level.ts; \`events\` mapped to apps/demo/web/shims/events.ts as the demo's build does`,
     }))

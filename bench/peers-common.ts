@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url"
 import { WebSocket, WebSocketServer } from "ws"
 import * as Y from "yjs"
 import type { Runtime } from "../core/index.js"
-import { collectGarbage, figure, now, type Figure, type Plan } from "./harness.js"
+import { collectGarbage, figure, now, type Figure, type Goal, type Plan } from "./harness.js"
 
 export const SYSTEMS = ["canon", "yjs", "automerge"] as const
 export type Sys = (typeof SYSTEMS)[number]
@@ -60,7 +60,7 @@ export const triple = (
   label: string,
   unit: string,
   samples: Partial<Record<Sys, ReadonlyArray<number>>>,
-  options: { readonly note?: string; readonly ratios?: boolean } = {},
+  options: { readonly note?: string; readonly ratios?: boolean; readonly yjsGoal?: Goal } = {},
 ): void => {
   const more = options.note !== undefined ? { note: options.note } : {}
   for (const sys of SYSTEMS) {
@@ -76,7 +76,8 @@ export const triple = (
     // A ratio of a negative or zero figure (a memory delta lost in noise) says nothing.
     if ([...canon, ...p].some((v) => v <= 0)) continue
     const ratios = p.length === canon.length ? canon.map((c, i) => c / p[i]!) : [median(canon) / median(p)]
-    add(figure(figId(workload, metric, `canon/${peer}`), `${label}: Canon / ${SYS_LABEL[peer]}`, "x", ratios))
+    const goal = peer === "yjs" && options.yjsGoal !== undefined ? { goal: options.yjsGoal } : {}
+    add(figure(figId(workload, metric, `canon/${peer}`), `${label}: Canon / ${SYS_LABEL[peer]}`, "x", ratios, goal))
   }
 }
 

@@ -1,41 +1,36 @@
 /**
- * Canon over WebSocket for the `wire` suite: a Hub on MemoryStorage with the system runtime,
- * served by WsServer on 127.0.0.1, and Node CanonClients over wsClientTransport, all in this
- * process. Each function measures one run and checks the end state, so a broken path
+ * Canon over WebSocket for the `wire` suite: a Hub on LevelStorage in its own process
+ * (bench/wire-hub.ts), served by WsServer on 127.0.0.1, and Node CanonClients over
+ * wsClientTransport in this process. Each function measures one run and checks the end state, so a broken path
  * cannot look fast; every wait is bounded.
  */
 import type { WebSocket } from "ws"
-import { CanonClient, Hub, type Doc, type HubLimits, type Machine } from "../core/index.js"
-import { MemoryStorage } from "../adapters/memory/index.js"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { CanonClient, type Doc, type Machine } from "../core/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
-import { WsServer, wsClientTransport } from "../adapters/ws/index.js"
+import { wsClientTransport } from "../adapters/ws/index.js"
+import { ChildServer } from "./wire-process.js"
 import { check, now } from "./harness.js"
 import { Counter } from "./machines.js"
 import { WireTodo, todoWorkload, type TodoCommand } from "./wire-todo.js"
 import { deadline, turn, until } from "./wire-util.js"
 
-/**
- * The bench hub's per-connection rate limits are lifted: the defaults (1,000 messages/s,
- * 5,000 commands/s per connection) are abuse limits that a throughput figure would only
- * measure. Everything else (frame size, commands per submit, backpressure) keeps its default.
- */
-export const BENCH_LIMITS: Partial<HubLimits> = {
-  messagesPerSecond: 1e9, messageBurst: 1e9, commandsPerSecond: 1e9, commandBurst: 1e9,
-}
-
-/** A hub, its server, and the clients opened on it; `close` ends them all. */
+/** A hub in its own process (bench/wire-hub.ts), and the clients opened on it here; `close` ends them all. */
 export class CanonWorld {
   private readonly clients: CanonClient[] = []
 
-  private constructor(readonly hub: Hub, readonly server: WsServer, readonly url: string) {}
+  private constructor(private readonly child: ChildServer, readonly url: string, readonly pid: number) {}
 
-  static async start(machines: ReadonlyArray<Machine<any, any>>): Promise<CanonWorld> {
-    const hub = new Hub({ machines, storage: new MemoryStorage(), runtime: systemRuntime, limits: BENCH_LIMITS })
-    const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }] })
-    return new CanonWorld(hub, server, server.urls()[0]!)
+  /** A hub on a fresh LevelDB directory; `sync` unset keeps the hub's default (fsync on). */
+  static async start(options: { sync?: boolean; execArgv?: ReadonlyArray<string> } = {}): Promise<CanonWorld> {
+    const dir = mkdtempSync(join(tmpdir(), "canon-wire-"))
+    const { child, ready } = await ChildServer.start("wire-hub.ts", { dir, ...(options.sync !== undefined ? { sync: options.sync } : {}) }, options.execArgv ?? [])
+    return new CanonWorld(child, ready.url as string, ready.pid as number)
   }
 
-  /** A connected client (online), optionally told about its socket. */
+  /** A connected client (online, the newest protocol both sides speak), optionally told about its socket. */
   async client(machine: Machine<any, any>, onSocket?: (ws: WebSocket) => void): Promise<CanonClient> {
     const client = await CanonClient.open({
       transport: wsClientTransport(this.url, onSocket !== undefined ? { onSocket } : {}),
@@ -56,14 +51,18 @@ export class CanonWorld {
 
   /** The authority's committed head of a document. */
   async head(docId: string, machine: Machine<any, any>): Promise<number> {
-    return (await this.hub.doc(docId, machine)).headSeq
+    return (await this.child.call("head", { docId, machine: machine.name })) as number
+  }
+
+  /** The hub process's CPU time (user + system) in ms since it started. */
+  hubCpuMs(): Promise<number> {
+    return this.child.cpuMs()
   }
 
   async close(): Promise<void> {
     const clients = this.clients.splice(0)
     await Promise.all(clients.map((c) => deadline(c.close(), 5_000, "closing a client").catch(() => {})))
-    await deadline(this.server.close(), 10_000, "closing the ws server").catch(() => {})
-    await this.hub.close()
+    await this.child.stop()
   }
 }
 
@@ -251,4 +250,92 @@ export const todoTraffic = async (
   await turn()
   check(writer.confirmedSeq === head + count && reader.confirmedSeq === head + count && writer.pendingCount === 0, "todo bytes: every command confirmed, none rejected")
   return { writer: writerMeter.traffic, reader: readerMeter.traffic, commands: count }
+}
+
+export interface SharedLoad {
+  /** Submit -> the entry confirmed at every other client, µs, one per command. */
+  readonly delivered: number[]
+  /** Submit -> the submitter's receipt resolved, µs, one per command. */
+  readonly confirmed: number[]
+  /** Hub process CPU over the run, in cores (CPU ms / wall ms). */
+  readonly hubCores: number
+  /** This process's CPU (the 50 clients) over the run, in cores. */
+  readonly clientCores: number
+  /** Commands/s achieved. */
+  readonly rate: number
+}
+
+/**
+ * Figure 4, one run: `docs.length` clients (one socket each) share `rate` commands/s on one
+ * document, round robin, paced by one timer, for `count` commands. Each client notes when
+ * its confirmedSeq moved (its change events); a command's delivery time is the latest
+ * moment any other client reached its seq. Also returns the hub process's CPU over the run.
+ */
+export const sharedLoad = async (
+  world: CanonWorld, docs: ReadonlyArray<Doc<typeof Counter>>, head: number, count: number, rate: number, timeoutMs: number,
+): Promise<SharedLoad> => {
+  const interval = 1000 / rate
+  const seen: Array<Array<{ at: number; seq: number }>> = docs.map(() => [])
+  const unsubscribe = docs.map((d, i) => d.subscribe(() => {
+    seen[i]!.push({ at: now(), seq: d.confirmedSeq })
+  }))
+  const sent: Array<{ at: number; by: number; seq: number; confirmedAt: number }> = []
+  let submitted = 0
+  let lastSubmitAt = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const cpu0 = await world.hubCpuMs()
+  const own0 = process.cpuUsage()
+  const t0 = now()
+  try {
+    await deadline(new Promise<void>((resolve, reject) => {
+      let confirmed = 0
+      const tick = () => {
+        const due = Math.min(count, Math.floor((now() - t0) / interval) + 1)
+        while (submitted < due) {
+          const by = submitted++ % docs.length
+          const at = now()
+          lastSubmitAt = at
+          const record = { at, by, seq: -1, confirmedAt: 0 }
+          sent.push(record)
+          docs[by]!.submit("incr", { by: 1 }).then(({ seq }) => {
+            record.seq = seq
+            record.confirmedAt = now()
+            if (++confirmed === count) resolve()
+          }, reject)
+        }
+        if (submitted < count) timer = setTimeout(tick, Math.max(0, t0 + submitted * interval - now()))
+      }
+      tick()
+    }), timeoutMs, "Canon shared load run", () => clearTimeout(timer))
+    const target = head + count
+    await until(() => docs.every((d) => d.confirmedSeq >= target), timeoutMs, "every client to reach the head")
+    await turn()
+  } finally {
+    for (const u of unsubscribe) u()
+  }
+  const wallMs = now() - t0
+  const own = process.cpuUsage(own0)
+  const clientCores = (own.user + own.system) / 1000 / wallMs
+  const hubCores = (await world.hubCpuMs() - cpu0) / wallMs
+  check(docs.every((d) => d.confirmedSeq === head + count && d.state.value === head + count && d.pendingCount === 0), "shared load: every client reached the head, nothing pending")
+  // For each client, the first moment its confirmedSeq reached each seq (seen[] is in time order).
+  const firstAt = (i: number, seq: number): number => {
+    const obs = seen[i]!
+    let lo = 0
+    let hi = obs.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (obs[mid]!.seq >= seq) hi = mid
+      else lo = mid + 1
+    }
+    check(obs.length > 0 && obs[lo]!.seq >= seq, "shared load: every client saw every seq")
+    return obs[lo]!.at
+  }
+  const delivered = sent.map((s) => {
+    let last = 0
+    for (let i = 0; i < docs.length; i++) if (i !== s.by) last = Math.max(last, firstAt(i, s.seq))
+    return (last - s.at) * 1000
+  })
+  const confirmed = sent.map((s) => (s.confirmedAt - s.at) * 1000)
+  return { delivered, confirmed, hubCores, clientCores, rate: (count - 1) / ((lastSubmitAt - t0) / 1000) }
 }

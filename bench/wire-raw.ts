@@ -1,7 +1,7 @@
 /**
  * The raw WebSocket baseline of the `wire` suite: the `ws` package alone, no Canon, on
- * 127.0.0.1 in this process (server and client share the event loop, as the hub and the
- * Canon client do in the Canon figures).
+ * 127.0.0.1; the server (bench/wire-raw-server.ts) in its own process, as the Canon hub is,
+ * the client in the bench process, as the Canon clients are.
  *
  * - one-way throughput: the client sends 50-byte binary messages; the server counts them and
  *   answers a 4-byte ack every `ackEvery` messages; the client keeps at most `window`
@@ -9,46 +9,27 @@
  *   kernel buffers);
  * - RTT: a 50-byte echo, one outstanding at a time.
  */
-import * as http from "node:http"
-import { WebSocket, WebSocketServer, type RawData } from "ws"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Level } from "level"
+import { WebSocket, type RawData } from "ws"
 import { check, now } from "./harness.js"
 import { deadline, percentile } from "./wire-util.js"
+import { ChildServer } from "./wire-process.js"
 
 export const MESSAGE_BYTES = 50
 
 const size = (data: RawData): number =>
   Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data instanceof ArrayBuffer ? data.byteLength : data.length
 
-/** A `ws` server with two paths: /count (counts, acks every N) and /echo. */
+/** The raw server (bench/wire-raw-server.ts) in its own process, and connections to it. */
 export class RawWs {
-  private constructor(private readonly http: http.Server, private readonly wss: WebSocketServer, readonly url: string) {}
+  private constructor(private readonly child: ChildServer, readonly url: string) {}
 
   static async start(ackEvery: number): Promise<RawWs> {
-    const server = http.createServer()
-    const wss = new WebSocketServer({ server, perMessageDeflate: false, clientTracking: true })
-    wss.on("connection", (ws, req) => {
-      ws.on("error", () => {})
-      if (req.url === "/echo") {
-        ws.on("message", (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }))
-        return
-      }
-      let received = 0
-      const ack = Buffer.alloc(4)
-      ws.on("message", (data) => {
-        check(size(data) === MESSAGE_BYTES, "raw ws: every message is 50 bytes")
-        received++
-        if (received % ackEvery === 0) {
-          ack.writeUInt32LE(received >>> 0)
-          ws.send(ack)
-        }
-      })
-    })
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject)
-      server.listen(0, "127.0.0.1", () => resolve())
-    })
-    const port = (server.address() as { port: number }).port
-    return new RawWs(server, wss, `ws://127.0.0.1:${port}`)
+    const { child, ready } = await ChildServer.start("wire-raw-server.ts", { ackEvery, messageBytes: MESSAGE_BYTES })
+    return new RawWs(child, ready.url as string)
   }
 
   connect(path: "/count" | "/echo"): Promise<WebSocket> {
@@ -61,10 +42,7 @@ export class RawWs {
   }
 
   async close(): Promise<void> {
-    for (const ws of this.wss.clients) ws.terminate()
-    await new Promise<void>((resolve) => this.wss.close(() => resolve()))
-    this.http.closeAllConnections()
-    await new Promise<void>((resolve) => this.http.close(() => resolve()))
+    await this.child.stop()
   }
 }
 
@@ -141,5 +119,39 @@ export const rawEchoRtt = async (raw: RawWs, samples: number, timeoutMs: number,
   } finally {
     clearTimeout(timer)
     await closeSocket(ws)
+  }
+}
+
+/**
+ * The floor under an acknowledged command: one raw LevelDB chained batch (one 40-byte put
+ * under a log-like key, `sync` as given) per timer tick at `rate`/s, `samples` writes in a
+ * fresh directory; returns the write latency p50 and p99 in µs.
+ */
+export const rawLevelWriteLatency = async (samples: number, rate: number, sync: boolean, timeoutMs: number): Promise<{ p50: number; p99: number }> => {
+  const dir = mkdtempSync(join(tmpdir(), "canon-wire-level-"))
+  const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" })
+  try {
+    await db.open()
+    const value = new Uint8Array(40).fill(5)
+    const latencies: number[] = []
+    const t0 = now()
+    await deadline((async () => {
+      for (let i = 0; i < samples; i++) {
+        const wait = t0 + (i * 1000) / rate - now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        const key = new Uint8Array(20).fill(0x61)
+        new DataView(key.buffer).setUint32(16, i)
+        const t = now()
+        const chain = db.batch()
+        chain.put(key, value)
+        await (sync ? chain.write({ sync: true }) : chain.write())
+        latencies.push((now() - t) * 1000)
+      }
+    })(), timeoutMs, "raw LevelDB paced writes")
+    check(latencies.length === samples, "raw LevelDB: every write done")
+    return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }
+  } finally {
+    await db.close().catch(() => {})
+    rmSync(dir, { recursive: true, force: true })
   }
 }

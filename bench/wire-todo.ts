@@ -4,6 +4,7 @@
  * (10-character ids, titles people type into a todo list).
  */
 import { Schema } from "effect"
+import * as Y from "yjs"
 import { defineMachine, seededRandom } from "../core/index.js"
 
 export interface TodoItem {
@@ -69,5 +70,38 @@ export const todoWorkload = (seed: number): (() => TodoCommand) => {
     }
     if (r < 0.7) return { name: "rename", args: { id: pick(ids), title: pick(TITLES) } }
     return { name: "toggle", args: { id: pick(ids) } }
+  }
+}
+
+/**
+ * The same commands on a Yjs document, for the bytes comparison: `items` a Y.Map of Y.Map
+ * {title, done} (each field its own entry, so a rename or a toggle updates one field), one
+ * transaction per command; `apply` returns the V1 update it produced (what y-websocket sends,
+ * before its own 2-3 byte header), in bytes.
+ */
+export const yjsTodo = (): { apply: (c: TodoCommand) => number } => {
+  const doc = new Y.Doc()
+  const items = doc.getMap<Y.Map<string | boolean>>("items")
+  let bytes = 0
+  doc.on("update", (u: Uint8Array) => {
+    bytes += u.length
+  })
+  return {
+    apply: (c) => {
+      bytes = 0
+      doc.transact(() => {
+        if (c.name === "add") {
+          const item = new Y.Map<string | boolean>()
+          item.set("title", c.args.title)
+          item.set("done", false)
+          items.set(c.args.id, item)
+        } else if (c.name === "rename") items.get(c.args.id)!.set("title", c.args.title)
+        else {
+          const item = items.get(c.args.id)!
+          item.set("done", !item.get("done"))
+        }
+      })
+      return bytes
+    },
   }
 }

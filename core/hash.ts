@@ -6,9 +6,16 @@
  */
 import { encodeCanonical } from "./canonical.js"
 import { StreamHash } from "./snapshot/stream-hash.js"
+import { fieldsOfRoot } from "./crdt/roots.js"
 
 /** Hash of raw bytes, 16 hex characters. */
 export const hashBytes = (bytes: Uint8Array): string => new StreamHash().update(bytes).digest()
 
-/** Hash of a state: hash of its canonical encoding. */
-export const hashState = (state: unknown): string => hashBytes(encodeCanonical(state))
+/**
+ * Hash of a state: hash of its canonical encoding. A state with CRDT fields (core/crdt) also
+ * covers each field's canonical hash: `canonical([state, [[field, hash], ...]])`.
+ */
+export const hashState = (state: unknown): string => {
+  const fields = fieldsOfRoot(state)
+  return hashBytes(encodeCanonical(fields === undefined ? state : [state, fields.hashes()]))
+}

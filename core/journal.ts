@@ -82,21 +82,22 @@ const refuseOp = (what: string, why: string): Refusal => new Refusal(what, why)
 
 /** A state plus the machinery to change it through recorded drafts. */
 export class JournaledState<S> implements ProxyHost {
+  /** A named field, not #private: replaceRoot hands the adopter (this, "current") as the slot it overwrites. */
   private current: S
-  private journal: Journal | null = null
+  #journal: Journal | null = null
   /** While frozen: each container as it was when the freeze began, copied at its first write since. */
-  private frozen: Map<object, object> | null = null
+  #frozen: Map<object, object> | null = null
   /** raw object -> its draft's meta */
-  private readonly drafts = new WeakMap<object, Meta>()
+  readonly #drafts = new WeakMap<object, Meta>()
   /** raw object -> its view */
-  private readonly views = new WeakMap<object, object>()
-  private readonly adopter: Adopter
+  readonly #views = new WeakMap<object, object>()
+  readonly #adopter: Adopter
   /** Handlers by kind: drafts of objects and arrays, views of objects and arrays, bytes (both). */
-  private readonly objectDraft: ProxyHandler<object>
-  private readonly arrayDraft: ProxyHandler<object>
-  private readonly objectView: ProxyHandler<object>
-  private readonly arrayView: ProxyHandler<object>
-  private readonly bytesProxy: ProxyHandler<object>
+  readonly #objectDraft: ProxyHandler<object>
+  readonly #arrayDraft: ProxyHandler<object>
+  readonly #objectView: ProxyHandler<object>
+  readonly #arrayView: ProxyHandler<object>
+  readonly #bytesProxy: ProxyHandler<object>
 
   /**
    * Takes `root` as the state: checked and copied (a CanonError `state-unencodable` says what is
@@ -105,11 +106,11 @@ export class JournaledState<S> implements ProxyHost {
    */
   constructor(root: S) {
     const self = this
-    this.adopter = new Adopter({
-      rawOf: (v) => self.rawOf(v),
-      placeOf: (raw) => self.drafts.get(raw),
+    this.#adopter = new Adopter({
+      rawOf: (v) => self.#rawOf(v),
+      placeOf: (raw) => self.#drafts.get(raw),
       movedTo: (raw, parent, key) => {
-        const m = self.drafts.get(raw)
+        const m = self.#drafts.get(raw)
         if (m !== undefined) {
           m.parent = parent
           m.key = key
@@ -118,7 +119,7 @@ export class JournaledState<S> implements ProxyHost {
     })
 
     /** What a draft (a command's) or a view (the app's) hands out for the object `v` at t[k]. */
-    const wrap = (v: object, t: object, k: string, view: boolean): object => (view ? self.viewOf(v) : self.child(v, t, k))
+    const wrap = (v: object, t: object, k: string, view: boolean): object => (view ? self.#viewOf(v) : self.#child(v, t, k))
     // Own properties only. What Object.prototype contributes to a plain object is functions and
     // the __proto__ accessor (an object): those are checked; a primitive read is state data
     // (unless other code polluted Object.prototype with data, which no key path here can do).
@@ -158,36 +159,36 @@ export class JournaledState<S> implements ProxyHost {
     // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
     const shape = {
       setPrototypeOf(t: object): never {
-        throw refusalError(refuseOp("a new prototype", "State objects stay plain objects and arrays."), self.pathTo(t))
+        throw refusalError(refuseOp("a new prototype", "State objects stay plain objects and arrays."), self.#pathTo(t))
       },
       preventExtensions(t: object): never {
-        throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.pathTo(t))
+        throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.#pathTo(t))
       },
     }
-    this.objectDraft = handler(false, false, {
+    this.#objectDraft = handler(false, false, {
       ...shape,
-      set: (t, k, v) => (self.writeKey(t, k, v), true),
-      deleteProperty: (t, k) => (self.deleteKey(t, k), true),
-      defineProperty: (t, k, d) => (self.defineKey(t, k, d, false), true),
+      set: (t, k, v) => (self.#writeKey(t, k, v), true),
+      deleteProperty: (t, k) => (self.#deleteKey(t, k), true),
+      defineProperty: (t, k, d) => (self.#defineKey(t, k, d, false), true),
     })
-    this.arrayDraft = handler(true, false, {
+    this.#arrayDraft = handler(true, false, {
       ...shape,
-      set: (t, k, v) => (self.writeElement(t as unknown[], k, v), true),
+      set: (t, k, v) => (self.#writeElement(t as unknown[], k, v), true),
       deleteProperty(t, k) {
         if (typeof k !== "string") return true
         if (k === "length") return false
         const i = arrayIndex(k)
         // No holes: the encoding has none, so a deleted element is undefined on every peer.
-        if (i >= 0 && i < (t as unknown[]).length) self.writeElement(t as unknown[], k, undefined)
+        if (i >= 0 && i < (t as unknown[]).length) self.#writeElement(t as unknown[], k, undefined)
         return true
       },
-      defineProperty: (t, k, d) => (self.defineKey(t, k, d, true), true),
+      defineProperty: (t, k, d) => (self.#defineKey(t, k, d, true), true),
     })
     const refuse = (fail: () => never): ProxyHandler<object> =>
       ({ set: fail, deleteProperty: fail, defineProperty: fail, setPrototypeOf: fail, preventExtensions: fail })
-    this.objectView = handler(false, true, refuse(viewReadOnly))
-    this.arrayView = handler(true, true, refuse(viewReadOnly))
-    this.bytesProxy = {
+    this.#objectView = handler(false, true, refuse(viewReadOnly))
+    this.#arrayView = handler(true, true, refuse(viewReadOnly))
+    this.#bytesProxy = {
       ...refuse(immutableBytes),
       get(t, k) {
         const b = t as Uint8Array
@@ -205,7 +206,7 @@ export class JournaledState<S> implements ProxyHost {
       },
       has: (t, k) => hasIndexOr(t as Uint8Array, k, BYTES_METHODS),
     }
-    this.current = this.adoptRoot(root)
+    this.current = this.#adoptRoot(root)
   }
 
   // ---- the state ----
@@ -217,18 +218,18 @@ export class JournaledState<S> implements ProxyHost {
 
   /** Replaces the state between commands (a resync): checked like the constructor's root. */
   set root(next: S) {
-    if (this.journal !== null) {
+    if (this.#journal !== null) {
       throw canonError("state-read-only", "The state cannot be replaced during a command; return the new state from apply.")
     }
-    this.current = this.adoptRoot(next)
+    this.current = this.#adoptRoot(next)
   }
 
-  private adoptRoot(v: S): S {
+  #adoptRoot(v: S): S {
     if (isObject(v) && isVerifiedTree(v)) return v
-    this.adopter.start(Infinity)
+    this.#adopter.start(Infinity)
     let out: unknown
     try {
-      out = this.adopter.adopt(v, 0)
+      out = this.#adopter.adopt(v, 0)
     } catch (e) {
       if (e instanceof Refusal) throw refusalError(e, [])
       throw e
@@ -244,27 +245,27 @@ export class JournaledState<S> implements ProxyHost {
    * it was not written). Only written containers are copied, once each. One freeze at a time.
    */
   freeze(): { readonly root: unknown; resolve(container: object): object; release(): void } {
-    if (this.frozen !== null) throw new Error("The state is already frozen for another snapshot.")
+    if (this.#frozen !== null) throw new Error("The state is already frozen for another snapshot.")
     const copies = new Map<object, object>()
-    this.frozen = copies
+    this.#frozen = copies
     return {
       root: this.current,
       resolve: (c) => copies.get(c) ?? c,
       release: () => {
-        if (this.frozen === copies) this.frozen = null
+        if (this.#frozen === copies) this.#frozen = null
         copies.clear()
       },
     }
   }
 
   /** Appends one undo record for a write to the container `t` (copying `t` first while frozen). */
-  private record(j: Journal, t: object, a: unknown, b: unknown, old: unknown): void {
-    if (this.frozen !== null) this.touch(t)
+  #record(j: Journal, t: object, a: unknown, b: unknown, old: unknown): void {
+    if (this.#frozen !== null) this.#touch(t)
     j.push(t, a, b, old)
   }
 
-  private touch(t: object): void {
-    const frozen = this.frozen!
+  #touch(t: object): void {
+    const frozen = this.#frozen!
     if (frozen.has(t)) return
     if (Array.isArray(t)) {
       frozen.set(t, t.slice())
@@ -278,35 +279,35 @@ export class JournaledState<S> implements ProxyHost {
 
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
   view(): S {
-    return isObject(this.current) ? (this.viewOf(this.current) as S) : this.current
+    return isObject(this.current) ? (this.#viewOf(this.current) as S) : this.current
   }
 
   /** The draft handed to `apply`: the root itself when it is a primitive. */
   draft(): S {
     const root = this.current
     if (!isObject(root)) return root
-    return (this.drafts.get(root)?.proxy ?? this.makeDraft(root, 0, null, "")) as S
+    return (this.#drafts.get(root)?.proxy ?? this.#makeDraft(root, 0, null, "")) as S
   }
 
   /** Starts recording into a fresh journal. */
   begin(): Journal {
     const j: Journal = []
-    this.journal = j
+    this.#journal = j
     return j
   }
 
   /** Stops recording. */
   end(): void {
-    this.journal = null
+    this.#journal = null
   }
 
   /** Replaces the whole state inside the current command (apply returned a value). */
   replaceRoot(next: S): void {
-    const j = this.writable()
-    this.adopter.start(MAX_WRITE_BYTES)
+    const j = this.#writable()
+    this.#adopter.start(MAX_WRITE_BYTES)
     let v: unknown
     try {
-      v = this.adopter.adopt(next, 0, this, "current")
+      v = this.#adopter.adopt(next, 0, this, "current")
     } catch (e) {
       if (e instanceof Refusal) throw refusalError(e, [])
       throw e
@@ -319,43 +320,43 @@ export class JournaledState<S> implements ProxyHost {
 
   /** Reverts the writes of a journal, newest first. */
   undo(j: Journal): void {
-    undoRecords(j, this.setRoot)
+    undoRecords(j, this.#setRoot)
   }
 
-  private readonly setRoot = (old: unknown): void => {
+  readonly #setRoot = (old: unknown): void => {
     this.current = old as S
   }
 
   // ---- proxies ----
 
-  private makeDraft(raw: object, depth: number, parent: object | null, key: string | number): object {
-    const handler = Array.isArray(raw) ? this.arrayDraft : ArrayBuffer.isView(raw) ? this.bytesProxy : this.objectDraft
+  #makeDraft(raw: object, depth: number, parent: object | null, key: string | number): object {
+    const handler = Array.isArray(raw) ? this.#arrayDraft : ArrayBuffer.isView(raw) ? this.#bytesProxy : this.#objectDraft
     const proxy = new Proxy(raw, handler)
     const m: Meta = { raw, proxy, host: this, view: false, depth, parent, key }
-    this.drafts.set(raw, m)
+    this.#drafts.set(raw, m)
     PROXIES.set(proxy, m)
     return proxy
   }
 
   /** The draft of `v`, found at `key` in the raw container `parent`. */
-  private child(v: object, parent: object, key: string | number): object {
-    const m = this.drafts.get(v)
+  #child(v: object, parent: object, key: string | number): object {
+    const m = this.#drafts.get(v)
     if (m !== undefined) return m.proxy
-    return this.makeDraft(v, this.drafts.get(parent)!.depth + 1, parent, key)
+    return this.#makeDraft(v, this.#drafts.get(parent)!.depth + 1, parent, key)
   }
 
-  private viewOf(raw: object): object {
-    let p = this.views.get(raw)
+  #viewOf(raw: object): object {
+    let p = this.#views.get(raw)
     if (p === undefined) {
-      p = new Proxy(raw, Array.isArray(raw) ? this.arrayView : ArrayBuffer.isView(raw) ? this.bytesProxy : this.objectView)
-      this.views.set(raw, p)
+      p = new Proxy(raw, Array.isArray(raw) ? this.#arrayView : ArrayBuffer.isView(raw) ? this.#bytesProxy : this.#objectView)
+      this.#views.set(raw, p)
       PROXIES.set(p, { raw, proxy: p, host: this, view: true, depth: -1, parent: null, key: "" })
     }
     return p
   }
 
   /** The raw object behind a draft of this state (views are not drafts: assigning one copies it). */
-  private rawOf(v: object): object | undefined {
+  #rawOf(v: object): object | undefined {
     const m = PROXIES.get(v)
     return m !== undefined && m.host === this && !m.view ? m.raw : undefined
   }
@@ -363,7 +364,7 @@ export class JournaledState<S> implements ProxyHost {
   /** @internal ProxyHost: an element as array methods hand it out. */
   out(m: Meta, v: unknown, index: number): unknown {
     if (!isObject(v)) return v
-    return m.view ? this.viewOf(v) : this.child(v, m.raw, index)
+    return m.view ? this.#viewOf(v) : this.#child(v, m.raw, index)
   }
 
   /** @internal ProxyHost: the raw object behind a proxy of this state, for identity searches. */
@@ -375,144 +376,144 @@ export class JournaledState<S> implements ProxyHost {
 
   // ---- writes ----
 
-  private writable(): Journal {
-    return this.journal ?? readOnly()
+  #writable(): Journal {
+    return this.#journal ?? readOnly()
   }
 
-  private located(r: Refusal, t: object, k: string | number): CanonError {
-    return refusalError(r, [...this.pathTo(t), k])
+  #located(r: Refusal, t: object, k: string | number): CanonError {
+    return refusalError(r, [...this.#pathTo(t), k])
   }
 
   /**
    * What the state stores when `v` is written at t[k] (t a raw container of this state). With
    * `moves`, t[k] is being overwritten: drafts of its children may move (adopt.ts).
    */
-  private adoptAt(t: object, k: string | number, v: unknown, moves: boolean): unknown {
+  #adoptAt(t: object, k: string | number, v: unknown, moves: boolean): unknown {
     // Fast paths first: most writes are numbers, booleans and short strings.
     if (typeof v === "number") return v === v ? v : NaN
     if (typeof v === "boolean" || v == null || (typeof v === "string" && v.length < 4096 && wellFormed(v))) return v
-    this.adopter.start(MAX_WRITE_BYTES)
+    this.#adopter.start(MAX_WRITE_BYTES)
     try {
-      return this.adopter.adopt(v, this.drafts.get(t)!.depth + 1, moves ? t : undefined, k)
+      return this.#adopter.adopt(v, this.#drafts.get(t)!.depth + 1, moves ? t : undefined, k)
     } catch (e) {
-      throw e instanceof Refusal ? this.located(e, t, k) : e
+      throw e instanceof Refusal ? this.#located(e, t, k) : e
     }
   }
 
-  private checkKey(t: object, k: PropertyKey): string {
+  #checkKey(t: object, k: PropertyKey): string {
     if (typeof k !== "string") {
-      throw this.located(refuseOp("a symbol key", "State keys are strings."), t, String(k))
+      throw this.#located(refuseOp("a symbol key", "State keys are strings."), t, String(k))
     }
-    if (!wellFormed(k)) throw this.located(refuseLoneSurrogate(), t, k)
+    if (!wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
     return k
   }
 
-  private writeKey(t: object, key: PropertyKey, v: unknown): void {
-    const j = this.writable()
-    if (typeof key !== "string") return void this.checkKey(t, key)
+  #writeKey(t: object, key: PropertyKey, v: unknown): void {
+    const j = this.#writable()
+    if (typeof key !== "string") return void this.#checkKey(t, key)
     const o = t as Record<string, unknown>
-    if (v === undefined) return this.deleteKey(t, key)
-    const next = this.adoptAt(o, key, v, true)
+    if (v === undefined) return this.#deleteKey(t, key)
+    const next = this.#adoptAt(o, key, v, true)
     // Read after adopting: a getter of a user object may have written here in the meantime.
     const had = hasOwn.call(o, key)
     // An existing key is well-formed already; a new one is checked.
-    if (!had) this.checkKey(t, key)
-    this.record(j, t, key, had, had ? o[key] : undefined)
+    if (!had) this.#checkKey(t, key)
+    this.#record(j, t, key, had, had ? o[key] : undefined)
     if (had || !(key in objectProto)) o[key] = next
     else setOwn(o, key, next)
   }
 
-  private deleteKey(t: object, k: PropertyKey): void {
-    const j = this.writable()
+  #deleteKey(t: object, k: PropertyKey): void {
+    const j = this.#writable()
     if (typeof k !== "string" || !hasOwn.call(t, k)) return
     const o = t as Record<string, unknown>
-    this.record(j, t, k, true, o[k])
+    this.#record(j, t, k, true, o[k])
     delete o[k]
   }
 
-  private defineKey(t: object, k: PropertyKey, d: PropertyDescriptor, array: boolean): void {
-    this.writable()
+  #defineKey(t: object, k: PropertyKey, d: PropertyDescriptor, array: boolean): void {
+    this.#writable()
     const i = typeof k === "string" && array ? arrayIndex(k) : -1
     const exists = array ? k === "length" || (i >= 0 && i < (t as unknown[]).length) : typeof k === "string" && hasOwn.call(t, k)
     // Plain data only, as assignment makes it (an array's length: its value only).
     const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
       a in d ? d[a] === true && !(array && k === "length" && a !== "writable") : exists)
     if (!plain) {
-      throw this.located(refuseOp("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
+      throw this.#located(refuseOp("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
     }
     if ("value" in d) {
-      if (array) this.writeElement(t as unknown[], k, d.value)
-      else this.writeKey(t, k, d.value)
+      if (array) this.#writeElement(t as unknown[], k, d.value)
+      else this.#writeKey(t, k, d.value)
     }
   }
 
   // ---- array writes ----
 
-  private writeElement(a: unknown[], key: PropertyKey, v: unknown): void {
-    const j = this.writable()
-    if (key === "length") return this.setLength(a, v)
-    const k = this.checkKey(a, key)
+  #writeElement(a: unknown[], key: PropertyKey, v: unknown): void {
+    const j = this.#writable()
+    if (key === "length") return this.#setLength(a, v)
+    const k = this.#checkKey(a, key)
     const i = arrayIndex(k)
     if (i < 0) {
-      throw this.located(refuseOp("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
+      throw this.#located(refuseOp("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
     }
-    const next = this.adoptAt(a, i, v, true)
+    const next = this.#adoptAt(a, i, v, true)
     const len = a.length
     if (i < len) {
-      this.record(j, a, k, true, a[i])
+      this.#record(j, a, k, true, a[i])
       a[i] = next
       return
     }
     // Past the end: the slots in between become undefined, not holes.
-    this.growthBudget(a, k, i + 1 - len)
-    this.record(j, a, len, i + 1 - len, NOTHING)
+    this.#growthBudget(a, k, i + 1 - len)
+    this.#record(j, a, len, i + 1 - len, NOTHING)
     for (let x = len; x < i; x++) a.push(undefined)
     a.push(next)
   }
 
-  private growthBudget(a: unknown[], k: string | number, slots: number): void {
+  #growthBudget(a: unknown[], k: string | number, slots: number): void {
     if (slots * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
-      throw this.located(refuseOp(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
+      throw this.#located(refuseOp(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
     }
   }
 
-  private setLength(a: unknown[], v: unknown): void {
-    const j = this.writable()
+  #setLength(a: unknown[], v: unknown): void {
+    const j = this.#writable()
     const n = Number(v)
     if (!(Number.isInteger(n) && n >= 0 && n <= MAX_ARRAY_LENGTH)) throw new RangeError("Invalid array length")
     const len = a.length
     if (n < len) {
-      this.record(j, a, n, 0, a.slice(n))
+      this.#record(j, a, n, 0, a.slice(n))
       a.length = n
     } else if (n > len) {
-      this.growthBudget(a, "length", n - len)
-      this.record(j, a, len, n - len, NOTHING)
+      this.#growthBudget(a, "length", n - len)
+      this.#record(j, a, len, n - len, NOTHING)
       a.length = n
       a.fill(undefined, len, n)
     }
   }
 
   /** Adopts the items an array method inserts (copies: nothing is overwritten, so nothing moves). */
-  private adoptItems(m: Meta, items: readonly unknown[], at: number): unknown[] {
-    return items.map((v, i) => this.adoptAt(m.raw, at + i, v, false))
+  #adoptItems(m: Meta, items: readonly unknown[], at: number): unknown[] {
+    return items.map((v, i) => this.#adoptAt(m.raw, at + i, v, false))
   }
 
   /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
   mutate(m: Meta, name: string, args: unknown[]): unknown {
     if (m.view) return viewReadOnly()
-    const j = this.writable()
+    const j = this.#writable()
     const a = m.raw as unknown[]
     if (name === "sort") {
       const f = args[0] as ((x: unknown, y: unknown) => number) | undefined
       if (f !== undefined && typeof f !== "function") throw new TypeError("The comparator is not a function.")
       // Recorded first, whole: the comparator is user code and may write (even to this array);
       // undoing its writes and then this record restores the array exactly.
-      this.record(j, a, 0, -1, a.slice())
+      this.#record(j, a, 0, -1, a.slice())
       a.sort(f && ((x, y) => f(this.out(m, x, -1), this.out(m, y, -1))))
       return m.proxy
     }
     if (name === "reverse") {
-      this.record(j, a, -1, 0, null)
+      this.#record(j, a, -1, 0, null)
       a.reverse()
       return m.proxy
     }
@@ -528,7 +529,7 @@ export class JournaledState<S> implements ProxyHost {
     const e = ranged ? toInt(fill ? z : y) : 0
     const end = z === undefined ? undefined : fill ? e : toInt(z)
     const items = name === "push" || name === "unshift" ? args : name === "splice" ? args.slice(2) : fill ? [x] : NOTHING
-    const adopted = this.adoptItems(m, items, name === "push" ? a.length : Math.max(0, s))
+    const adopted = this.#adoptItems(m, items, name === "push" ? a.length : Math.max(0, s))
     const len = a.length
     const rel = (n: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
     let from = 0
@@ -541,11 +542,11 @@ export class JournaledState<S> implements ProxyHost {
       count = Math.max(Math.min(last - src, len - from), 0)
       // Objects are copied: one object in several slots (fill) or kept by its source slot
       // (copyWithin) would make the state a graph.
-      if (!fill) this.adopter.start(MAX_WRITE_BYTES)
+      if (!fill) this.#adopter.start(MAX_WRITE_BYTES)
       values = []
       for (let i = 0; i < count; i++) {
         const v = fill ? adopted[0] : a[src + i]
-        values.push(isObject(v) && !(fill && i === 0) ? this.adopter.copy(v, m.depth + 1) : v)
+        values.push(isObject(v) && !(fill && i === 0) ? this.#adopter.copy(v, m.depth + 1) : v)
       }
     } else if (name === "push") from = len
     else if (name === "pop") [from, count] = [Math.max(len - 1, 0), Math.min(len, 1)]
@@ -557,7 +558,7 @@ export class JournaledState<S> implements ProxyHost {
     if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("The array would pass its maximum length.")
     const removed = a.slice(from, from + count)
     if (count > 0 || values.length > 0) {
-      this.record(j, a, from, values.length, removed)
+      this.#record(j, a, from, values.length, removed)
       replaceRange(a, from, count, values)
     }
     if (overwrite) return m.proxy
@@ -573,12 +574,12 @@ export class JournaledState<S> implements ProxyHost {
    * through the places drafts were last seen, each step verified, O(depth). Errors stay cheap
    * even when a peer sends many bad commands. A stale step ends the path with "…".
    */
-  private pathTo(t: object): Array<string | number> {
+  #pathTo(t: object): Array<string | number> {
     const keys: Array<string | number> = []
     let cur = t
     for (let n = 0; n <= MAX_DEPTH; n++) {
       if (cur === this.current) return keys.reverse()
-      const m = this.drafts.get(cur)
+      const m = this.#drafts.get(cur)
       const parent = m?.parent as Record<string | number, unknown> | null | undefined
       if (m === undefined || parent === null || parent === undefined || parent[m.key] !== cur) break
       keys.push(Array.isArray(parent) ? Number(m.key) : m.key)

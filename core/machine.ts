@@ -34,6 +34,9 @@ import { encodeCanonical } from "./canonical.js"
 import { hashBytes } from "./hash.js"
 import { CanonError, type Rejection } from "./errors.js"
 import { entryRandom } from "./random.js"
+// Types only: the CRDT field code comes with the field declarations (core/crdt/runtime.ts).
+import type { CrdtCommandInfo, CrdtDecls } from "./crdt/fields.js"
+import type { CrdtRuntime } from "./crdt/runtime.js"
 
 /** What a command may know about the world. */
 export interface CommandContext {
@@ -69,6 +72,11 @@ export interface MachineDef<S, A extends Record<string, unknown>> {
   readonly initial: () => S
   /** Commands by name; each one's argument type is inferred from its schema. */
   readonly commands: { readonly [K in keyof A]: CommandDef<S, A[K], any> }
+  /**
+   * CRDT fields beside the plain state (core/crdt/fields.ts), e.g. `{ body: yText() }` from
+   * `canon/yjs`. Each gets a built-in merge command `$crdt.<field>`; commands never read them.
+   */
+  readonly crdt?: CrdtDecls
 }
 
 /** Compiled command: its schema codecs built once. */
@@ -76,9 +84,14 @@ export interface CompiledCommand<S> {
   readonly apply: (state: S, args: unknown, ctx: CommandContext) => S | void
   readonly decode: (encoded: unknown) => Result.Result<unknown, Schema.SchemaError>
   readonly encode: (args: unknown) => Result.Result<unknown, Schema.SchemaError>
+  /** Set on every command of a machine with CRDT fields (see runApply). */
+  readonly crdt?: CrdtCommandInfo
 }
 
-export interface Machine<S = any, A extends Record<string, unknown> = Record<string, any>> extends MachineDef<S, A> {
+export interface Machine<S = any, A extends Record<string, unknown> = Record<string, any>, C extends CrdtDecls = any> extends MachineDef<S, A> {
+  readonly crdt?: C
+  /** @internal the CRDT field code, when the machine has fields */
+  readonly crdtRuntime?: CrdtRuntime
   /** @internal compiled commands by name */
   readonly compiled: ReadonlyMap<string, CompiledCommand<S>>
   /**
@@ -146,7 +159,7 @@ export type CommandName<M> = M extends Machine<any, infer A> ? keyof A & string 
 export type ArgsOf<M, K extends string> = M extends Machine<any, infer A> ? A[K] : never
 
 /** Defines a machine. Validates the definition and compiles the argument schemas once. */
-export const defineMachine = <S, A extends Record<string, unknown>>(def: MachineDef<S, A>): Machine<S, A> => {
+export const defineMachine = <S, A extends Record<string, unknown>, C extends CrdtDecls = {}>(def: MachineDef<S, A> & { readonly crdt?: C }): Machine<S, A, C> => {
   if (!/^[a-zA-Z0-9_.-]{1,64}$/.test(def.name)) {
     throw new TypeError(`Machine name "${def.name}" must be 1-64 characters of letters, digits, '_', '.' or '-'.`)
   }
@@ -161,14 +174,27 @@ export const defineMachine = <S, A extends Record<string, unknown>>(def: Machine
       encode: Schema.encodeUnknownResult(cmd.args as Schema.Codec<unknown, unknown>),
     })
   }
+  // CRDT fields: a merge command per field, and every command marked so runApply finds them.
+  const decls = def.crdt
+  let commands = def.commands as Record<string, CommandDef<S, unknown, unknown>>
+  let kinds: unknown
+  const runtime = decls !== undefined ? Object.values(decls)[0]?.runtime : undefined
+  if (runtime !== undefined) {
+    commands = { ...commands }
+    kinds = runtime.compileFields(def.name, decls!, compiled, commands)
+  }
   let fingerprint: string | undefined
   return {
     ...def,
+    commands: commands as MachineDef<S, A>["commands"],
+    ...(runtime !== undefined ? { crdtRuntime: runtime } : {}),
     compiled,
     get fingerprint() {
-      return (fingerprint ??= hashBytes(encodeCanonical([def.name, def.version, describeCommands(def.commands as Record<string, CommandDef<S, unknown, unknown>>)])))
+      // Machines without fields keep the fingerprint they always had.
+      const described = [def.name, def.version, describeCommands(def.commands as Record<string, CommandDef<S, unknown, unknown>>)]
+      return (fingerprint ??= hashBytes(encodeCanonical(kinds === undefined ? described : [...described, kinds])))
     },
-  }
+  } as Machine<S, A, C>
 }
 
 /** Thrown by ctx.reject; caught by the runner. */
@@ -223,15 +249,29 @@ export const decodeArgs = <S>(
  * the caller owns begin/end so it can keep the records (replica) or drop them (authority).
  */
 export const runApply = <S>(
-  host: { draft(): S; replaceRoot(next: S): void },
+  host: { readonly root: S; draft(): S; replaceRoot(next: S): void },
   cmd: CompiledCommand<S>,
   name: string,
   args: unknown,
   ctx: CommandContext,
 ): Rejection | undefined => {
+  // CRDT fields (core/crdt/fields.ts): found (or loaded from the root's `$crdt`) before any
+  // command reads the root; a field's merge command merges and writes nothing to the journal.
+  const crdt = cmd.crdt
+  if (crdt !== undefined) {
+    const fields = crdt.runtime.fieldsOf(crdt.decls, host)
+    if (crdt.field !== undefined) return fields.merge(crdt.field, args, ctx.clientId)
+  }
   try {
     const out = cmd.apply(host.draft(), args, ctx)
-    if (out !== undefined) host.replaceRoot(out)
+    if (out !== undefined) {
+      if (crdt !== undefined && typeof out === "object" && out !== null && "$crdt" in out) {
+        return { code: "rejected", message: `Command "${name}": "$crdt" is reserved for CRDT fields.` }
+      }
+      host.replaceRoot(out)
+      // The new root object must lead to the same fields.
+      if (crdt !== undefined) crdt.runtime.fieldsOf(crdt.decls, host)
+    }
     return undefined
   } catch (e) {
     if (e instanceof RejectSignal) return { code: "rejected", message: e.reason }

@@ -41,10 +41,9 @@
  * `going-away`. A server that terminates a peer for not answering pings closes no frame: the
  * hub is told `timeout`, the peer sees `reset`.
  */
-import {
-  CodecSession, DEFAULT_MAX_FRAME_BYTES, decodeServerMessage, encodeClientMessage,
-  type ClientMessage, type CloseInfo, type CodecOptions, type Connection, type ConnectionListener, type ServerMessage,
-} from "../../core/index.js"
+import type { ClientMessage, CloseInfo, Connection, ConnectionListener, ServerMessage } from "../../core/index.js"
+import { decodeServerMessage, encodeClientMessage } from "../../core/protocol/codec-client.js"
+import { CodecSession, DEFAULT_MAX_FRAME_BYTES, type CodecOptions } from "../../core/protocol/codec-shared.js"
 
 /** Canon close code -> WebSocket close code. Codes not listed are sent as 4000. */
 export const WS_CLOSE_CODES: Readonly<Record<string, number>> = {
@@ -109,7 +108,8 @@ const CODE_PREFIX = /^([a-z][a-z0-9-]{0,63}):(?: ([\s\S]*))?$/
  * codes (going-away, too-large) as 4000; the prefix still carries them.
  */
 export const toWsClose = (code: string, reason: string, fromClient = false): { readonly code: number; readonly reason: string } => {
-  const safe = /^[a-z][a-z0-9-]{0,63}$/.test(code) ? code : "closed"
+  // CODE_PREFIX matches `code:` exactly when code is a well-formed Canon code.
+  const safe = CODE_PREFIX.test(`${code}:`) ? code : "closed"
   let ws = WS_CLOSE_CODES[safe] ?? WS_CLOSE_OTHER
   if (fromClient && ws !== 1000 && (ws < 3000 || ws > 4999)) ws = WS_CLOSE_OTHER
   return { code: ws, reason: truncateUtf8(reason.length > 0 ? `${safe}: ${reason}` : `${safe}:`, MAX_CLOSE_REASON_BYTES) }
@@ -149,7 +149,7 @@ export const encodeFrame = <M extends { readonly type: string }>(
 ): Uint8Array | EncodeFailure => {
   let frame: Uint8Array
   try {
-    frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, ...(version !== undefined ? { version } : {}), ...(session !== undefined ? { session } : {}) })
+    frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, version, session })
   } catch (e) {
     const code = (e as { code?: unknown }).code
     return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `A ${message.type} message cannot be encoded: ${e instanceof Error ? e.message : String(e)}` }
@@ -199,30 +199,30 @@ export interface ClientSocket {
  * first: whoever calls `close` hears nothing more.
  */
 export class ClientLink implements Connection<ClientMessage> {
-  private socket: ClientSocket | undefined
-  private state: "connecting" | "open" | "done" = "connecting"
+  #socket: ClientSocket | undefined
+  #state: "connecting" | "open" | "done" = "connecting"
   /** Frames sent before the socket opened, sent on open. */
-  private early: Uint8Array[] = []
-  private earlyBytes = 0
-  private lastHeard = 0
-  private idleTimer: ReturnType<typeof setTimeout> | undefined
-  private connectTimer: ReturnType<typeof setTimeout> | undefined
+  #early: Uint8Array[] = []
+  #earlyBytes = 0
+  #lastHeard = 0
+  #idleTimer: ReturnType<typeof setTimeout> | undefined
+  #connectTimer: ReturnType<typeof setTimeout> | undefined
   /** Protocol version agreed in the handshake (handshake frames are the same in every version). */
-  private version: number | undefined
+  #version: number | undefined
   /** What this end remembers across frames (protocol 2's compact frames). */
-  private readonly session = new CodecSession()
-  private readonly maxFrameBytes: number
-  private readonly idleTimeoutMs: number
+  readonly #session = new CodecSession()
+  readonly #maxFrameBytes: number
+  readonly #idleTimeoutMs: number
 
   constructor(private readonly listener: ConnectionListener<ServerMessage>, options: WsClientOptions, defaultIdleTimeoutMs: number) {
-    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
-    this.idleTimeoutMs = options.idleTimeoutMs ?? defaultIdleTimeoutMs
+    this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? defaultIdleTimeoutMs
     const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     if (connectTimeout > 0) {
-      this.connectTimer = setTimeout(() => {
-        if (this.state !== "connecting") return
-        this.socket?.abort()
-        this.end({ code: "unreachable", reason: `The connection did not open within ${connectTimeout} ms.` })
+      this.#connectTimer = setTimeout(() => {
+        if (this.#state !== "connecting") return
+        this.#socket?.abort()
+        this.#end({ code: "unreachable", reason: `The connection did not open within ${connectTimeout} ms.` })
       }, connectTimeout)
     }
   }
@@ -230,123 +230,118 @@ export class ClientLink implements Connection<ClientMessage> {
   // ---- fed by the platform ----
 
   attach(socket: ClientSocket): void {
-    this.socket = socket
+    this.#socket = socket
   }
 
   /** The socket could not even be created (a bad URL, no WebSocket in this environment). */
   failed(reason: string): void {
-    setTimeout(() => this.end({ code: "unreachable", reason }), 0)
+    setTimeout(() => this.#end({ code: "unreachable", reason }), 0)
   }
 
   opened(): void {
-    if (this.state !== "connecting") return
-    this.state = "open"
-    clearTimeout(this.connectTimer)
+    if (this.#state !== "connecting") return
+    this.#state = "open"
+    clearTimeout(this.#connectTimer)
     this.heard()
-    this.armIdle()
-    const early = this.early
-    this.early = []
-    this.earlyBytes = 0
-    for (const f of early) this.socket?.send(f)
+    this.#armIdle()
+    const early = this.#early
+    this.#early = []
+    this.#earlyBytes = 0
+    for (const f of early) this.#socket?.send(f)
     this.listener.onOpen?.()
   }
 
   /** A data frame arrived (a string for a text frame). */
   frame(data: Uint8Array | string): void {
-    if (this.state !== "open") return
+    if (this.#state !== "open") return
     this.heard()
-    if (typeof data === "string") return this.protocolError("The hub sent a text frame; Canon frames are binary.")
-    const decoded = decodeServerMessage(data, { maxFrameBytes: this.maxFrameBytes, session: this.session, ...(this.version !== undefined ? { version: this.version } : {}) })
+    if (typeof data === "string") return this.#fail("protocol-error", "The hub sent a text frame; Canon frames are binary.")
+    const decoded = decodeServerMessage(data, { maxFrameBytes: this.#maxFrameBytes, session: this.#session, version: this.#version })
     if (decoded.ok === "ignore") return
-    if (decoded.ok === false) return this.protocolError(`The hub sent an undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
+    if (decoded.ok === false) return this.#fail("protocol-error", `The hub sent an undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
     const message = decoded.message
     if (message.type === "keepalive") return
-    if (message.type === "welcome") this.version = message.protocol
+    if (message.type === "welcome") this.#version = message.protocol
     this.listener.onMessage(message)
   }
 
   /** Something arrived that is not a data frame (ping, pong): the link is alive. */
   heard(): void {
-    this.lastHeard = Date.now()
+    this.#lastHeard = Date.now()
   }
 
   /** The socket closed (after a close frame or a drop). */
   closed(wsCode: number, reason: string, error?: string): void {
-    if (this.state === "done") return
-    const opened = this.state === "open"
+    if (this.#state === "done") return
+    const opened = this.#state === "open"
     const info = fromWsClose(wsCode, reason, opened)
-    this.end(info.code === "unreachable" && error !== undefined ? { code: "unreachable", reason: error } : info)
+    this.#end(info.code === "unreachable" && error !== undefined ? { code: "unreachable", reason: error } : info)
   }
 
   // ---- Connection ----
 
   send(message: ClientMessage): void {
-    if (this.state === "done") return
-    const frame = encodeFrame(encodeClientMessage, message, this.maxFrameBytes, this.version, this.session)
+    if (this.#state === "done") return
+    const frame = encodeFrame(encodeClientMessage, message, this.#maxFrameBytes, this.#version, this.#session)
     if (isEncodeFailure(frame)) {
       // The protocol cannot carry it (over the frame limit, not plain data): the hub would
       // miss a message, so the connection ends, with the reason; never a throw.
-      const close = toWsClose(frame.code, frame.reason, true)
-      this.socket?.close(close.code, close.reason)
-      this.end({ code: frame.code, reason: frame.reason })
+      return this.#fail(frame.code, frame.reason)
+    }
+    if (this.#state === "connecting") {
+      this.#early.push(frame)
+      this.#earlyBytes += frame.length
       return
     }
-    if (this.state === "connecting") {
-      this.early.push(frame)
-      this.earlyBytes += frame.length
-      return
-    }
-    this.socket?.send(frame)
+    this.#socket?.send(frame)
   }
 
   close(code = "closed", reason = "Closed by the client."): void {
-    if (this.state === "done") return
-    this.state = "done"
-    this.stopTimers()
-    this.early = []
-    this.earlyBytes = 0
+    if (!this.#finish()) return
     const frame = toWsClose(code, reason, true)
-    this.socket?.close(frame.code, frame.reason)
+    this.#socket?.close(frame.code, frame.reason)
   }
 
   get bufferedAmount(): number {
-    return this.earlyBytes + (this.state === "done" ? 0 : (this.socket?.bufferedAmount ?? 0))
+    return this.#earlyBytes + (this.#state === "done" ? 0 : (this.#socket?.bufferedAmount ?? 0))
   }
 
   // ---- internals ----
 
-  private protocolError(reason: string): void {
-    const frame = toWsClose("protocol-error", reason, true)
-    this.socket?.close(frame.code, frame.reason)
-    this.end({ code: "protocol-error", reason })
+  /** Closes the socket with `code` and tells the listener. */
+  #fail(code: string, reason: string): void {
+    const frame = toWsClose(code, reason, true)
+    this.#socket?.close(frame.code, frame.reason)
+    this.#end({ code, reason })
+  }
+
+  /** Marks the connection over (false if it already was): no timers, no early frames. */
+  #finish(): boolean {
+    if (this.#state === "done") return false
+    this.#state = "done"
+    clearTimeout(this.#idleTimer)
+    clearTimeout(this.#connectTimer)
+    this.#early = []
+    this.#earlyBytes = 0
+    return true
   }
 
   /** The connection is over for the listener: tell it once (asynchronously). */
-  private end(info: CloseInfo): void {
-    if (this.state === "done") return
-    this.state = "done"
-    this.stopTimers()
-    this.early = []
-    this.earlyBytes = 0
-    setTimeout(() => this.listener.onClose(info), 0)
+  #end(info: CloseInfo): void {
+    if (this.#finish()) setTimeout(() => this.listener.onClose(info), 0)
   }
 
-  private armIdle(): void {
-    if (this.idleTimeoutMs <= 0) return
-    const wait = Math.max(1, this.lastHeard + this.idleTimeoutMs - Date.now())
-    this.idleTimer = setTimeout(() => {
-      if (this.state !== "open") return
-      if (Date.now() - this.lastHeard >= this.idleTimeoutMs) {
-        this.socket?.abort()
-        this.end({ code: "timeout", reason: `Nothing heard from the hub for ${this.idleTimeoutMs} ms.` })
+  #armIdle(): void {
+    if (this.#idleTimeoutMs <= 0) return
+    const wait = Math.max(1, this.#lastHeard + this.#idleTimeoutMs - Date.now())
+    this.#idleTimer = setTimeout(() => {
+      if (this.#state !== "open") return
+      if (Date.now() - this.#lastHeard >= this.#idleTimeoutMs) {
+        this.#socket?.abort()
+        this.#end({ code: "timeout", reason: `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.` })
         return
       }
-      this.armIdle()
+      this.#armIdle()
     }, wait)
-  }
-
-  private stopTimers(): void {
-    clearTimeout(this.idleTimer)
-    clearTimeout(this.connectTimer)
   }
 }

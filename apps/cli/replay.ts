@@ -97,6 +97,8 @@ export const replayDoc = async (
   // Newer snapshots that verify are states the hub may load: each must agree with the replay.
   const later = new Map(survey.snapshots.filter((s) => s.verdict.ok && s.meta.seq > from).map((s) => [s.meta.seq, s.meta.hash]))
   const host = new JournaledState(state)
+  // CRDT fields load from the snapshot's `$crdt` before anything reads or hashes the root.
+  if (machine.crdt !== undefined) machine.crdtRuntime?.fieldsOf(machine.crdt, host)
   let at = from
   while (at < headSeq) {
     let page

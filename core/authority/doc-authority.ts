@@ -1,12 +1,13 @@
 /**
  * The authority of one document: the single writer that puts commands in a total order.
  *
- * Group commit: submits arriving while a write is in flight queue up and go out together in
- * the next batch. For each batch the authority validates and applies every command (a
- * rejected or invalid command still consumes its clientSeq), then writes entries, head and
- * idempotency records in one atomic batch, and only then acknowledges and fans out. If the
- * write fails, the in-memory document is no longer trustworthy: it is discarded (`broken`)
- * and the hub reloads it from storage on next use, so nothing unacknowledged is ever served.
+ * Group commit: submits arriving in the same task, or while a write is in flight, queue up
+ * and go out together in the next batch. For each batch the authority validates and applies
+ * every command (a rejected or invalid command still consumes its clientSeq), then writes
+ * entries, head and idempotency records in one atomic batch, and only then acknowledges and
+ * fans out. If the write fails, the in-memory document is no longer trustworthy: it is
+ * discarded (`broken`) and the hub reloads it from storage on next use, so nothing
+ * unacknowledged is ever served.
  *
  * Followers (catch-up, fan-out, backpressure, snapshot streams, presence) live in
  * followers.ts; snapshots and log compaction in snapshots.ts; exactly-once in client-table.ts.
@@ -38,6 +39,8 @@ import type { SnapshotMeta } from "../store/snapshot-store.js"
 import { hashBytes } from "../hash.js"
 import { argsCodecOf } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
+import type { CrdtFields } from "../crdt/fields.js"
+import type { Freezable } from "./snapshots.js"
 
 /** Arguments of a command no longer in the machine travel as one canonical value. */
 const ANY_AST = Schema.Unknown.ast
@@ -163,6 +166,8 @@ export class DocAuthority<S = unknown> {
   private readonly clientTable: ClientTable
   private readonly maxMessageBytes: number
   private readonly tailBytes: number
+  /** CRDT fields of the document, if its machine has any (core/crdt/fields.ts). */
+  private readonly crdt: CrdtFields | undefined
 
   private constructor(
     readonly docId: string,
@@ -178,6 +183,7 @@ export class DocAuthority<S = unknown> {
     stateBytes: number,
   ) {
     this.host = new JournaledState(state)
+    this.crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, this.host)
     this.snapshotter = snapshotter
     this.horizon = horizon
     this.stateBytes = stateBytes
@@ -296,6 +302,8 @@ export class DocAuthority<S = unknown> {
       throw new CanonError({ code: "storage-corrupt", message: `Document "${docId}" was compacted up to seq ${horizon} but no stored snapshot of it verifies.` })
     }
     const host = new JournaledState<S>(base !== undefined ? (base.state as S) : machine.initial())
+    // CRDT fields load from the snapshot's `$crdt` before anything reads the root.
+    const crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, host)
     let at = base?.meta.seq ?? 0
     const page = options.catchUpPage ?? 512
     while (at < head.seq) {
@@ -316,7 +324,7 @@ export class DocAuthority<S = unknown> {
     // Measured once here: big states are hashed in the background from now on.
     const encoded = encodeCanonical(host.root)
     const stateBytes = encoded.length
-    const loadedHash = hashBytes(encoded)
+    const loadedHash = crdt !== undefined ? hashState(host.root) : hashBytes(encoded)
     if (options.checkpointEvery === Infinity) {
       // Checkpoints are off.
     } else if (head.seq > 0 && head.checkpoint?.seq === head.seq) {
@@ -452,10 +460,11 @@ export class DocAuthority<S = unknown> {
       for (const w of this.snapshotWaiters.splice(0)) w.resolve(latest)
       return
     }
-    this.snapshotter.take(this.host, seq, this.lastTime, true).then(
+    this.snapshotter.take(this.snapshotSource(), seq, this.lastTime, true).then(
       (meta) => {
-        this.stateBytes = meta.size
-        if (this.checkpoint === undefined || this.checkpoint.seq < meta.seq) this.setCheckpoint({ seq: meta.seq, hash: meta.hash }, true)
+        if (this.crdt === undefined) this.stateBytes = meta.size
+        // With CRDT fields a snapshot's byte hash is not the state hash (fields.ts).
+        if (this.crdt === undefined && (this.checkpoint === undefined || this.checkpoint.seq < meta.seq)) this.setCheckpoint({ seq: meta.seq, hash: meta.hash }, true)
         for (const w of this.snapshotWaiters.splice(0)) {
           if (meta.seq >= w.atLeast) w.resolve(meta)
           else this.snapshotWaiters.push(w)
@@ -469,6 +478,25 @@ export class DocAuthority<S = unknown> {
       this.report("snapshot-failed", `A snapshot of "${this.docId}" at seq ${seq} failed: ${message}`)
       for (const w of this.snapshotWaiters.splice(0)) w.reject(e)
     })
+  }
+
+  /**
+   * What a snapshot encodes: the state, and with CRDT fields the state plus `$crdt` (each
+   * field's bytes, encoded now, between batches, when memory equals what is committed).
+   */
+  private snapshotSource(): Freezable {
+    const crdt = this.crdt
+    if (crdt === undefined) return this.host
+    const host = this.host
+    return {
+      get root() {
+        return crdt.snapshotOf(host.root)
+      },
+      freeze() {
+        const f = host.freeze()
+        return { root: crdt.snapshotOf(f.root), resolve: f.resolve, release: f.release }
+      },
+    }
   }
 
   /** Deletes entries behind a new snapshot, keeping a tail of about `tailBytes` for cheap catch-up. */
@@ -511,6 +539,9 @@ export class DocAuthority<S = unknown> {
   private async flush(): Promise<void> {
     this.flushing = true
     try {
+      // Submits of the same task (frames of one socket read, or of one burst) join this batch:
+      // one write and one fsync instead of a first batch of one and a second of the rest.
+      await undefined
       while (this.queue.length > 0 && !this.broken) {
         let batch = this.queue
         this.queue = []
@@ -609,9 +640,13 @@ export class DocAuthority<S = unknown> {
           }
           let stored: StoredOutcome
           let outcome: Outcome
-          const decoded = refuse !== undefined
+          const decodedArgs = refuse !== undefined
             ? { ok: false as const, rejection: refuse }
             : "rejection" in bounded ? { ok: false as const, rejection: bounded.rejection } : decodeArgs(this.machine, cmd.name, args)
+          // A CRDT update is checked against its field before it merges (crdt/engine.ts).
+          const crdtField = decodedArgs.ok ? decodedArgs.cmd.crdt?.field : undefined
+          const crdtRefusal = crdtField !== undefined && decodedArgs.ok ? this.crdt?.check(crdtField, decodedArgs.args, clientId) : undefined
+          const decoded = crdtRefusal !== undefined ? { ok: false as const, rejection: crdtRefusal } : decodedArgs
           if (!decoded.ok) {
             const rejection = { code: decoded.rejection.code, message: boundedMessage(decoded.rejection.message) }
             stored = { hash, rejection }
@@ -676,6 +711,9 @@ export class DocAuthority<S = unknown> {
       if (rest.length > 0) conn.send({ type: "results", docId: this.docId, outcomes: rest })
     }
     for (const [conn, list] of errors) for (const m of list) conn.send(m)
+    // A CRDT library threw half-way through a merge (that command was rejected and nothing
+    // of it is logged): reload the document from storage, never serve a broken field.
+    if (this.crdt?.brokenField !== undefined) this.fail("merging a CRDT update", new Error(`CRDT field "${this.crdt.brokenField}" broke`))
   }
 
   private rollback(journals: Journal[], seqBefore: number): void {
@@ -711,7 +749,7 @@ export class DocAuthority<S = unknown> {
   private measure(seq: number): Checkpoint {
     const bytes = encodeCanonical(this.host.root)
     this.stateBytes = bytes.length
-    return { seq, hash: hashBytes(bytes) }
+    return { seq, hash: this.crdt !== undefined ? hashState(this.host.root) : hashBytes(bytes) }
   }
 
   private armQuietCheckpoint(): void {
@@ -722,7 +760,7 @@ export class DocAuthority<S = unknown> {
       if (this.broken) return
       if (this.flushing) return this.armQuietCheckpoint()
       if (this.checkpoint?.seq === this.committed) return
-      if (this.stateBytes <= BIG_STATE_BYTES) return this.setCheckpoint(this.measure(this.committed), true)
+      if (this.stateBytes <= BIG_STATE_BYTES || this.crdt !== undefined) return this.setCheckpoint(this.measure(this.committed), true)
       // A big state: hash it in the background (a snapshot would do, but stores it too).
       if (this.snapshotter.running) return this.armQuietCheckpoint()
       const seq = this.committed

@@ -55,47 +55,6 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => {
   return p === null || Object.getPrototypeOf(p) === null
 }
 
-/** Whether `v` has the shape of `ast` (types only; checks and refinements are the schema's job). */
-const fits = (ast: Ast, v: unknown, depth: number): boolean => {
-  if (depth > MAX_ARGS_DEPTH) return false
-  switch (ast._tag) {
-    case "String": case "TemplateLiteral": return typeof v === "string"
-    case "Number": return typeof v === "number"
-    case "Boolean": return typeof v === "boolean"
-    case "Null": return v === null
-    case "Undefined": case "Void": return v === undefined
-    case "Literal": return v === ast.literal
-    case "Enum": return ast.enums.some(([, e]) => e === v)
-    case "Union": return ast.types.some((t) => fits(t, v, depth + 1))
-    case "Suspend": return fits(ast.thunk(), v, depth + 1)
-    case "Arrays": {
-      if (!Array.isArray(v)) return false
-      const n = ast.elements.length
-      if (ast.rest.length > 1) return false
-      if (v.length < n || (ast.rest.length === 0 && v.length !== n)) return false
-      for (let i = 0; i < v.length; i++) if (!fits(i < n ? ast.elements[i]! : ast.rest[0]!, v[i], depth + 1)) return false
-      return true
-    }
-    case "Objects": {
-      if (!isPlainObject(v)) return false
-      for (const p of ast.propertySignatures) {
-        if (typeof p.name !== "string") return false
-        const present = hasOwn.call(v, p.name) && v[p.name] !== undefined
-        if (!present ? !SchemaAST.isOptional(p.type) : !fits(p.type, v[p.name], depth + 1)) return false
-      }
-      if (ast.indexSignatures.length > 1) return false
-      const index = ast.indexSignatures[0]
-      const declared = new Set(ast.propertySignatures.map((p) => p.name))
-      for (const k of Object.keys(v)) {
-        if (declared.has(k) || v[k] === undefined) continue
-        if (index === undefined || !fits(index.type, v[k], depth + 1)) return false
-      }
-      return true
-    }
-    default: return true // written as a canonical value
-  }
-}
-
 const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void => {
   if (depth > MAX_ARGS_DEPTH) throw MISFIT
   switch (ast._tag) {
@@ -127,11 +86,19 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
       return
     }
     case "Union": {
-      const i = ast.types.findIndex((t) => fits(t, v, depth + 1))
-      if (i < 0) throw MISFIT
-      w.varint(i)
-      encodeNode(w, ast.types[i]!, v, depth + 1)
-      return
+      // The first member whose shape the value has: the first that encodes it without a misfit.
+      const start = w.pos
+      for (let i = 0; i < ast.types.length; i++) {
+        try {
+          w.varint(i)
+          encodeNode(w, ast.types[i]!, v, depth + 1)
+          return
+        } catch (e) {
+          if (e !== MISFIT) throw e
+          w.pos = start
+        }
+      }
+      throw MISFIT
     }
     case "Suspend":
       encodeNode(w, ast.thunk(), v, depth + 1)

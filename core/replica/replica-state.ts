@@ -25,6 +25,10 @@ import type { Rejection } from "../errors.js"
 import { hashState } from "../hash.js"
 import { JournaledState, type Journal } from "../journal.js"
 import { makeContext, runApply, type CommandContext, type CompiledCommand, type Machine } from "../machine.js"
+import type { CrdtFields } from "../crdt/fields.js"
+
+/** A CRDT field's merge command (core/crdt/fields.ts): never undone, never re-applied. */
+const isMerge = (p: PendingCommand): boolean => p.cmd.crdt?.field !== undefined
 
 export interface PendingCommand {
   /** Assigned at submit; changed only when the hub says the numbering must resume higher. */
@@ -103,6 +107,10 @@ export class ReplicaState<S> {
   private readonly byClientSeq = new Map<number, PendingCommand>()
   /** Checkpoints announced for seqs not reached yet. */
   private readonly expected = new Map<number, string>()
+  /** CRDT fields, if the machine has any: live, holding confirmed and pending merges alike. */
+  readonly crdt: CrdtFields | undefined
+  /** Local CRDT changes not yet in a pending command (coalesced by Doc), by field. */
+  readonly unsent = new Map<string, unknown[]>()
 
   constructor(
     readonly docId: string,
@@ -113,6 +121,21 @@ export class ReplicaState<S> {
     public confirmedSeq: number,
   ) {
     this.host = new JournaledState(state)
+    this.crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, this.host)
+  }
+
+  /**
+   * The fields hold merges the authority has not confirmed: their confirmed-only content is
+   * unknown, so checkpoints are not checked and no local snapshot is written until they settle.
+   */
+  private crdtBusy(): boolean {
+    return this.crdt?.busy(this.pending, this.unsent) ?? false
+  }
+
+  /** A field broke while merging an incoming entry: a resync reloads it. */
+  private crdtBroken(seq: number): Desync | undefined {
+    const f = this.crdt?.brokenField
+    return f === undefined ? undefined : { seq, expected: "", actual: f }
   }
 
   /** The view: confirmed state with pending commands applied. Read-only for the app. */
@@ -160,7 +183,12 @@ export class ReplicaState<S> {
   }
 
   private redoPending(): void {
-    for (let i = 0; i < this.pending.length; i++) this.applyPending(this.pending[i]!, i)
+    for (let i = 0; i < this.pending.length; i++) {
+      const p = this.pending[i]!
+      // A merge stays in its field across a rebase (it commutes with what came in).
+      if (isMerge(p) && p.journal !== undefined) continue
+      this.applyPending(p, i)
+    }
   }
 
   private drop(done: (p: PendingCommand) => boolean): void {
@@ -179,7 +207,7 @@ export class ReplicaState<S> {
       && e.clientId === this.clientId
       && e.clientSeq === p.clientSeq
       && p.journal !== undefined
-      && p.appliedSeq === e.seq
+      && (p.appliedSeq === e.seq || isMerge(p))
       && (!p.timeRead || p.appliedTime === e.time)
       && !this.expected.has(e.seq)
   }
@@ -207,7 +235,7 @@ export class ReplicaState<S> {
     }
     // One splice for the run (shift() per entry would be quadratic on a long outbox).
     if (promoted > 0) this.pending.splice(0, promoted)
-    const snapshotNow = wantSnapshot && this.pending.length <= SNAPSHOT_MAX_PENDING
+    const snapshotNow = wantSnapshot && this.pending.length <= SNAPSHOT_MAX_PENDING && !this.crdtBusy()
     if (i === entries.length && (settle === undefined || settle.size === 0) && !snapshotNow) {
       return { confirmed, applied, gap: false, desync: undefined, snapshot: undefined }
     }
@@ -235,13 +263,14 @@ export class ReplicaState<S> {
       const expected = this.expected.get(e.seq)
       if (expected !== undefined) {
         this.expected.delete(e.seq)
-        desync ??= this.check(e.seq, expected)
+        if (!this.crdtBusy()) desync ??= this.check(e.seq, expected)
       }
+      desync ??= this.crdtBroken(e.seq)
     }
     if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
       this.drop((p) => this.byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
     }
-    const snapshot = snapshotNow ? encodeCanonical(this.host.root) : undefined
+    const snapshot = snapshotNow ? encodeCanonical(this.crdt !== undefined ? this.crdt.snapshotOf(this.host.root) : this.host.root) : undefined
     this.redoPending()
     return { confirmed, applied, gap, desync, snapshot }
   }
@@ -275,6 +304,7 @@ export class ReplicaState<S> {
    */
   checkpoint(seq: number, hash: string): Desync | undefined {
     if (this.pending.length > SNAPSHOT_MAX_PENDING) return undefined
+    if (this.crdtBusy()) return undefined
     if (seq > this.confirmedSeq) {
       if (this.expected.size < 64) this.expected.set(seq, hash)
       return undefined
@@ -302,10 +332,13 @@ export class ReplicaState<S> {
   /** Replaces the confirmed state with the authority's (after a desync); pending stays on top. */
   reset(seq: number, state: Uint8Array): void {
     const decoded = decodeCanonical(state) as S
+    // CRDT fields come with the state: reload them, then merge what is local on top again.
+    const fields = this.machine.crdtRuntime?.takeEncodedFields(decoded)
     this.undoPending()
     this.host.root = decoded
     this.confirmedSeq = seq
     for (const s of [...this.expected.keys()]) if (s <= seq) this.expected.delete(s)
+    this.crdt?.reset(fields, this.host, this.pending, this.unsent, this.clientId)
     this.redoPending()
   }
 }

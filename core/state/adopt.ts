@@ -135,21 +135,21 @@ export interface AdoptHost {
  * write's candidate list is settled before the next write begins.
  */
 export class Adopter {
-  private budget = 0
+  #budget = 0
   /** Drafts found directly inside the written container: [container, key, raw] triples. */
-  private readonly candidates: unknown[] = []
+  readonly #candidates: unknown[] = []
   /** Objects moved by the current write. */
-  private readonly moved: object[] = []
+  readonly #moved: object[] = []
 
   constructor(private readonly host: AdoptHost) {}
 
   /** Starts one write that may add at most `limit` bytes. */
   start(limit: number): void {
-    this.budget = limit
+    this.#budget = limit
   }
 
   spend(n: number): void {
-    if ((this.budget -= n) < 0) throw refuseSize()
+    if ((this.#budget -= n) < 0) throw refuseSize()
   }
 
   /** Checks a primitive (any value that is not an object) and returns what the state stores. */
@@ -192,9 +192,9 @@ export class Adopter {
       if (oldOf !== undefined && raw === oldOf()) return raw
       return this.copy(raw, depth)
     }
-    this.candidates.length = 0
-    const out = this.fresh(value, depth, oldOf !== undefined)
-    if (this.candidates.length > 0) this.settle(oldOf!(), depth + 1)
+    this.#candidates.length = 0
+    const out = this.#fresh(value, depth, oldOf !== undefined)
+    if (this.#candidates.length > 0) this.#settle(oldOf!(), depth + 1)
     return out
   }
 
@@ -203,14 +203,14 @@ export class Adopter {
    * only depth and size can refuse it): one copying path for both.
    */
   copy(v: unknown, depth: number): unknown {
-    return this.fresh(v, depth, false)
+    return this.#fresh(v, depth, false)
   }
 
   /**
    * Copies a value from outside the state, checking it. With `top`, drafts directly inside it
    * are left in place as move candidates, decided by `settle`.
    */
-  private fresh(v: unknown, depth: number, top: boolean): unknown {
+  #fresh(v: unknown, depth: number, top: boolean): unknown {
     if (!isObject(v)) return this.primitive(v)
     if (depth >= MAX_DEPTH) throw refuseDepth()
     // A draft or view of any state (this one's drafts here are not move candidates): its raw
@@ -221,14 +221,14 @@ export class Adopter {
       this.spend(6 + v.byteLength)
       return new Uint8Array(v)
     }
-    if (Array.isArray(v)) return this.freshArray(v, depth, top)
+    if (Array.isArray(v)) return this.#freshArray(v, depth, top)
     const proto = Object.getPrototypeOf(v)
     // Realm-independent: a plain object's prototype is null or some realm's Object.prototype.
     if (proto !== null && Object.getPrototypeOf(proto) !== null) throw refuseType(v)
-    return this.freshObject(v, depth, top)
+    return this.#freshObject(v, depth, top)
   }
 
-  private freshArray(v: unknown[], depth: number, top: boolean): unknown[] {
+  #freshArray(v: unknown[], depth: number, top: boolean): unknown[] {
     const n = v.length
     this.spend(6 + n)
     const out: unknown[] = []
@@ -239,12 +239,12 @@ export class Adopter {
         if (top && isObject(x)) {
           const raw = this.host.rawOf(x)
           if (raw !== undefined) {
-            this.candidates.push(out, i, raw)
+            this.#candidates.push(out, i, raw)
             out.push(raw)
             continue
           }
         }
-        out.push(this.fresh(x, depth + 1, false))
+        out.push(this.#fresh(x, depth + 1, false))
       }
     } catch (e) {
       if (e instanceof Refusal) e.inner.push(i)
@@ -253,7 +253,7 @@ export class Adopter {
     return out
   }
 
-  private freshObject(v: object, depth: number, top: boolean): Record<string, unknown> {
+  #freshObject(v: object, depth: number, top: boolean): Record<string, unknown> {
     const keys = Reflect.ownKeys(v)
     this.spend(6)
     const out: Record<string, unknown> = {}
@@ -276,12 +276,12 @@ export class Adopter {
         if (top && isObject(x)) {
           const raw = this.host.rawOf(x)
           if (raw !== undefined) {
-            this.candidates.push(out, k, raw)
+            this.#candidates.push(out, k, raw)
             setOwn(out, k, raw)
             continue
           }
         }
-        setOwn(out, k, this.fresh(x, depth + 1, false))
+        setOwn(out, k, this.#fresh(x, depth + 1, false))
       }
     } catch (e) {
       if (e instanceof Refusal && typeof k === "string") e.inner.push(k)
@@ -296,9 +296,9 @@ export class Adopter {
    * draft was last seen (O(1), verified against `old`), else by a set of `old`'s children built
    * once (O(size of old), like the spread or filter that produced the candidates).
    */
-  private settle(old: unknown, depth: number): void {
-    const c = this.candidates
-    const moved = this.moved
+  #settle(old: unknown, depth: number): void {
+    const c = this.#candidates
+    const moved = this.#moved
     moved.length = 0
     let children: Set<object> | undefined
     const container = isObject(old) && !ArrayBuffer.isView(old) ? (old as Record<string | number, unknown>) : undefined

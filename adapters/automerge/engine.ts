@@ -1,0 +1,264 @@
+/**
+ * The Automerge engine of a CRDT field (core/crdt/engine.ts). An update is a list of
+ * Automerge changes (the bytes of `getLastLocalChange`, or several coalesced).
+ *
+ * Untrusted input (research notes, D.3): every change is decoded with `decodeChange` before
+ * anything touches the document (it validates and gives hash, actor, seq and deps); the
+ * actor must belong to the sending Canon client (the first client to use an actor owns it),
+ * its seq must follow the actor's last one (a reused seq with other content is
+ * equivocation), and every dependency must be known or earlier in the same update, else the
+ * update is refused with `crdt-missing-deps` naming the missing hashes: never held silently
+ * (Automerge would keep it pending and never tell). A throw from `applyChanges` breaks the
+ * field, which is then reloaded.
+ *
+ * Determinism: `save()` differs between arrival orders but the heads do not (sorted SHA-256
+ * change hashes, committing to the whole history), so the field hash is the hash of the
+ * sorted heads; snapshots carry `save()`. The initial content is one change made with a fixed
+ * actor and time 0, so every replica starts from the same history.
+ */
+import * as A from "@automerge/automerge"
+import * as Schema from "effect/Schema"
+import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.js"
+import { hashBytes } from "../../core/hash.js"
+import {
+  DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
+  type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
+} from "../../core/crdt/engine.js"
+
+const ENCODING = "a1"
+/** The actor of the initial change, the same on every replica. */
+const INITIAL_ACTOR = "00000000000000000000000000000000"
+/** Changes in one update. */
+const MAX_CHANGES = 4096
+
+interface Validated extends ValidatedUpdate {
+  readonly changes: ReadonlyArray<Uint8Array>
+  /** Decoded heads of each change, when checked (untrusted). */
+  readonly meta: ReadonlyArray<{ readonly hash: string; readonly actor: string; readonly seq: number }>
+  readonly owner: string
+}
+
+const randomActor = (): string => {
+  const b = new Uint8Array(16)
+  globalThis.crypto.getRandomValues(b)
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")
+}
+
+/** The live handle the app edits: `handle.doc` is the current document, `change(fn)` edits it. */
+export class AutomergeHandle<T> {
+  private current: A.Doc<T>
+  private readonly watchers = new Set<(doc: A.Doc<T>) => void>()
+  /** @internal the field listens here for local changes */
+  readonly local = new Set<(changes: Uint8Array[]) => void>()
+
+  constructor(doc: A.Doc<T>) {
+    this.current = doc
+  }
+
+  /** The current document (an immutable Automerge value: read `handle.doc` again after a change). */
+  get doc(): A.Doc<T> {
+    return this.current
+  }
+
+  /** Edits the document; the change becomes the field's merge command. */
+  change(fn: A.ChangeFn<T>): void {
+    const next = A.change(this.current, fn)
+    if (next === this.current) return
+    const change = A.getLastLocalChange(next)
+    this.set(next)
+    if (change !== undefined) for (const l of this.local) l([change])
+  }
+
+  /** Called after every change, local or merged. */
+  onChange(fn: (doc: A.Doc<T>) => void): () => void {
+    this.watchers.add(fn)
+    return () => this.watchers.delete(fn)
+  }
+
+  /** @internal */
+  set(doc: A.Doc<T>): void {
+    this.current = doc
+    for (const w of this.watchers) w(doc)
+  }
+}
+
+/** A text field's handle: `text`, and `splice` for edits. */
+export class AutomergeTextHandle extends AutomergeHandle<{ text: string }> {
+  get text(): string {
+    return this.doc.text
+  }
+
+  /** Deletes `del` characters at `index` and inserts `insert` there. */
+  splice(index: number, del: number, insert?: string): void {
+    this.change((d) => {
+      A.splice(d, ["text"], index, del, insert)
+    })
+  }
+}
+
+class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
+  broken = false
+  private cachedHash: string | undefined
+  /** Max seq seen per actor (built on the first untrusted check). */
+  private seqs: Map<string, number> | undefined
+  private readonly listeners = new Set<(update: unknown) => void>()
+  private readonly stopLocal: () => void
+
+  constructor(
+    readonly handle: H,
+    private readonly maxBytes: number,
+    /** Automerge actor -> the Canon clientId that owns it. */
+    private readonly owners: Map<string, string>,
+  ) {
+    const onLocal = (changes: Uint8Array[]) => {
+      this.cachedHash = undefined
+      for (const fn of this.listeners) fn(changes)
+    }
+    handle.local.add(onLocal)
+    this.stopLocal = () => handle.local.delete(onLocal)
+  }
+
+  private knownSeqs(): Map<string, number> {
+    if (this.seqs === undefined) {
+      this.seqs = new Map()
+      for (const c of A.getAllChanges(this.handle.doc)) {
+        const d = A.decodeChange(c)
+        if (d.seq > (this.seqs.get(d.actor) ?? 0)) this.seqs.set(d.actor, d.seq)
+      }
+    }
+    return this.seqs
+  }
+
+  validate(update: unknown, options: ValidateOptions): ValidateResult {
+    if (!Array.isArray(update) || update.length === 0 || !update.every(isBytes)) return crdtRejection("crdt-invalid", "An Automerge update must be a non-empty list of changes (bytes).")
+    if (update.length > MAX_CHANGES) return crdtRejection("crdt-too-large", `The update has ${update.length} changes; at most ${MAX_CHANGES}.`)
+    let total = 0
+    for (const c of update as Uint8Array[]) total += c.length
+    if (total > this.maxBytes) return crdtRejection("crdt-too-large", `The Automerge update has ${total} bytes; a field accepts at most ${this.maxBytes}.`)
+    const meta: Array<{ hash: string; actor: string; seq: number; deps: string[] }> = []
+    for (const c of update as Uint8Array[]) {
+      try {
+        const d = A.decodeChange(c)
+        if (typeof d.hash !== "string") throw new Error("no hash")
+        meta.push({ hash: d.hash, actor: d.actor, seq: d.seq, deps: d.deps })
+      } catch (e) {
+        return crdtRejection("crdt-invalid", `A change is not an Automerge change (${e instanceof Error ? e.message : String(e)}).`)
+      }
+    }
+    const changes = update as Uint8Array[]
+    if (options.trusted) return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId } as Validated }
+
+    const doc = this.handle.doc
+    const seqs = new Map(this.knownSeqs())
+    const here = new Set<string>()
+    for (const m of meta) {
+      const owner = this.owners.get(m.actor)
+      if (owner !== undefined && owner !== options.clientId) return crdtRejection("crdt-not-owner", `Automerge actor ${m.actor} belongs to another Canon client; use an actor of your own.`)
+      if (m.actor === INITIAL_ACTOR) return crdtRejection("crdt-not-owner", "The initial actor writes only the initial content.")
+      if (here.has(m.hash) || A.hasHeads(doc, [m.hash])) continue // known: merging it again is a no-op
+      const last = seqs.get(m.actor) ?? 0
+      if (m.seq <= last) return crdtRejection("crdt-equivocation", `Automerge actor ${m.actor} already has a change ${m.seq} with other content.`)
+      const missing = m.deps.filter((h) => !here.has(h) && !A.hasHeads(doc, [h]))
+      if (missing.length > 0 || m.seq !== last + 1) {
+        return crdtRejection("crdt-missing-deps", `Change ${m.hash.slice(0, 12)} depends on changes the field does not have: ${missing.length > 0 ? missing.join(", ") : `seq ${last + 1} of actor ${m.actor}`}.`)
+      }
+      seqs.set(m.actor, m.seq)
+      here.add(m.hash)
+    }
+    return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId } as Validated }
+  }
+
+  apply(batch: ReadonlyArray<ValidatedUpdate>): void {
+    const doc = this.handle.doc
+    const fresh: Uint8Array[] = []
+    // One applyChanges per batch: its cost is mostly per call (notes, D.4); known changes are skipped.
+    for (const u of batch as ReadonlyArray<Validated>) {
+      u.changes.forEach((c, i) => {
+        if (!A.hasHeads(doc, [u.meta[i]!.hash])) fresh.push(c)
+      })
+    }
+    if (fresh.length > 0) {
+      let next: A.Doc<T>
+      try {
+        ;[next] = A.applyChanges(doc, fresh)
+      } catch (e) {
+        this.broken = true
+        throw e
+      }
+      this.cachedHash = undefined
+      this.handle.set(next)
+    }
+    for (const u of batch as ReadonlyArray<Validated>) {
+      for (const m of u.meta) {
+        if (m.actor !== INITIAL_ACTOR && !this.owners.has(m.actor)) this.owners.set(m.actor, u.owner)
+        if (this.seqs !== undefined && m.seq > (this.seqs.get(m.actor) ?? 0)) this.seqs.set(m.actor, m.seq)
+      }
+    }
+  }
+
+  hash(): string {
+    return (this.cachedHash ??= hashBytes(encodeCanonical(["a", [...A.getHeads(this.handle.doc)].sort()])))
+  }
+
+  encode(): Uint8Array {
+    const owners = [...this.owners].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    return encodeCanonical([ENCODING, A.save(this.handle.doc), owners])
+  }
+
+  onLocalChange(listener: (update: unknown) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  coalesce(updates: ReadonlyArray<unknown>): unknown {
+    return (updates as ReadonlyArray<Uint8Array[]>).flat()
+  }
+
+  destroy(): void {
+    this.listeners.clear()
+    this.stopLocal()
+  }
+}
+
+export interface AutomergeFieldOptions extends CrdtLimits {}
+
+/**
+ * The Automerge engine of a field starting as `initial` (plain data, the same on every
+ * replica), with the handle `makeHandle` builds.
+ */
+export const automergeEngine = <T, H extends AutomergeHandle<T>>(
+  kind: string,
+  initial: T,
+  makeHandle: (doc: A.Doc<T>) => H,
+  options: AutomergeFieldOptions = {},
+): CrdtEngine<H> => {
+  const max = options.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES
+  // The same first change everywhere: fixed actor, time 0.
+  let base: Uint8Array | undefined
+  const initialSave = (): Uint8Array => {
+    if (base === undefined) {
+      const empty = A.init<T>({ actor: INITIAL_ACTOR })
+      const keys = Object.keys(initial as object)
+      const doc = keys.length === 0 ? empty : A.change(empty, { time: 0 }, (d) => {
+        for (const k of keys) (d as Record<string, unknown>)[k] = (initial as Record<string, unknown>)[k]
+      })
+      base = A.save(doc)
+    }
+    return base
+  }
+  return {
+    kind: `automerge-${kind}/1:${JSON.stringify(initial)}`,
+    args: Schema.Array(Schema.Uint8Array) as unknown as Schema.Codec<unknown, unknown>,
+    create: () => new AmField<T, H>(makeHandle(A.load<T>(initialSave(), { actor: randomActor() })), max, new Map()),
+    load: (bytes) => {
+      const v = decodeCanonical(bytes) as unknown
+      if (!Array.isArray(v) || v[0] !== ENCODING || !isBytes(v[1]) || !Array.isArray(v[2])) throw new Error("Not a Canon Automerge field encoding.")
+      const owners = new Map<string, string>()
+      for (const o of v[2] as unknown[]) {
+        if (!Array.isArray(o) || typeof o[0] !== "string" || typeof o[1] !== "string") throw new Error("Bad ownership table.")
+        owners.set(o[0], o[1])
+      }
+      return new AmField<T, H>(makeHandle(A.load<T>(v[1], { actor: randomActor() })), max, owners)
+    },
+  }
+}

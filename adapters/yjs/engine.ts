@@ -1,0 +1,226 @@
+/**
+ * The Yjs engine of a CRDT field (core/crdt/engine.ts): one Y.Doc per field, its one root type
+ * named by the field kind ("t" text, "m" map, "a" array).
+ *
+ * Untrusted input (see the research notes, D.1): updates are V1 only (V1 decoding is bounded
+ * by its length; a 26-byte V2 update can take gigabytes), at most `maxUpdateBytes`, decoded
+ * with `Y.decodeUpdate` before anything touches the document, and checked: no subdocuments,
+ * no other root type, clocks below 2^40, every clientID owned by the sending Canon client
+ * (the first client to use one owns it), no overlap with clocks the field has (equivocation),
+ * and every origin, parent and deleted range present (else `crdt-missing-deps`). A library
+ * throw while applying, or a document that cannot be encoded afterwards, breaks the field: it
+ * is reloaded from what is durable.
+ *
+ * Determinism: Y.Text formatting cleanup makes a replica emit a new local update while it
+ * merges a remote one when rich-text formatting is present, so replicas would diverge. The
+ * `afterTransaction` hook clears Yjs's private `_needFormattingCleanup` flag (pinned yjs,
+ * covered by test/crdt-yjs.test.ts). The field hash is the hash of
+ * `encodeSnapshotV2(snapshot(doc))` (state vector + delete set): order-independent, and it
+ * identifies the content because the hub never lets two structs share an ID.
+ */
+import * as Y from "yjs"
+import * as Schema from "effect/Schema"
+import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.js"
+import { hashBytes } from "../../core/hash.js"
+import {
+  DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
+  type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
+} from "../../core/crdt/engine.js"
+
+/** Origin of the updates Canon merges (they are not the app's local changes). */
+const CANON = Symbol("canon-merge")
+const MAX_CLOCK = 2 ** 40
+const ENCODING = "y1"
+
+export type YKind = "text" | "map" | "array"
+const ROOT: Record<YKind, string> = { text: "t", map: "m", array: "a" }
+
+interface Validated extends ValidatedUpdate {
+  readonly bytes: Uint8Array
+  /** Yjs clientIDs the update writes, for the ownership table. */
+  readonly clients: ReadonlyArray<number>
+  readonly owner: string
+  readonly untrusted: boolean
+}
+
+type Id = { client: number; clock: number }
+type Struct = { id: Id; length: number; constructor: { name: string } } & {
+  origin?: Id | null
+  rightOrigin?: Id | null
+  parent?: Id | string | null
+  content?: { constructor: { name: string } }
+}
+
+const rootType = (doc: Y.Doc, kind: YKind): Y.AbstractType<any> =>
+  kind === "text" ? doc.getText(ROOT.text) : kind === "map" ? doc.getMap(ROOT.map) : doc.getArray(ROOT.array)
+
+const newDoc = (kind: YKind): Y.Doc => {
+  const doc = new Y.Doc({ gc: true })
+  // Formatting cleanup would make this replica write while merging (see above).
+  doc.on("afterTransaction", (tr: Y.Transaction) => {
+    (tr as unknown as { _needFormattingCleanup: boolean })._needFormattingCleanup = false
+  })
+  rootType(doc, kind)
+  return doc
+}
+
+class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
+  broken = false
+  private cachedHash: string | undefined
+  private readonly listeners = new Set<(update: unknown) => void>()
+  readonly handle: H
+
+  constructor(
+    readonly doc: Y.Doc,
+    private readonly kind: YKind,
+    private readonly maxBytes: number,
+    /** Yjs clientID -> the Canon clientId that owns it. */
+    private readonly owners: Map<number, string>,
+  ) {
+    this.handle = rootType(doc, kind) as H
+    doc.on("update", (update: Uint8Array, origin: unknown) => {
+      this.cachedHash = undefined
+      if (origin === CANON) return
+      for (const fn of this.listeners) fn(update)
+    })
+  }
+
+  validate(update: unknown, options: ValidateOptions): ValidateResult {
+    if (!isBytes(update)) return crdtRejection("crdt-invalid", "A Yjs update must be bytes.")
+    if (update.length > this.maxBytes) return crdtRejection("crdt-too-large", `The Yjs update has ${update.length} bytes; a field accepts at most ${this.maxBytes}.`)
+    let decoded: { structs: Struct[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
+    try {
+      decoded = Y.decodeUpdate(update) as unknown as typeof decoded
+    } catch (e) {
+      return crdtRejection("crdt-invalid", `The bytes are not a Yjs V1 update (${e instanceof Error ? e.message : String(e)}).`)
+    }
+    const clients: number[] = []
+    // Per client: [first clock, end clock) written by this update (structs come in clock order).
+    const ranges = new Map<number, [number, number]>()
+    for (const s of decoded.structs) {
+      const name = s.constructor.name
+      const { client, clock } = s.id
+      if (!(s.length >= 0) || clock + s.length > MAX_CLOCK) return crdtRejection("crdt-invalid", `The update writes clock ${clock + s.length} of client ${client}; clocks stay below 2^40.`)
+      if (name === "Skip") {
+        if (!options.trusted) return crdtRejection("crdt-missing-deps", `The update skips clocks of client ${client} from ${clock}.`)
+        continue
+      }
+      if (name !== "Item" && name !== "GC") return crdtRejection("crdt-invalid", `The update holds an unknown struct ${name}.`)
+      const r = ranges.get(client)
+      if (r === undefined) {
+        ranges.set(client, [clock, clock + s.length])
+        clients.push(client)
+      } else if (r[1] === clock) {
+        r[1] = clock + s.length
+      } else if (!options.trusted) {
+        return crdtRejection("crdt-missing-deps", `The update skips clocks of client ${client} from ${r[1]} to ${clock}.`)
+      }
+      if (name === "Item") {
+        const content = s.content?.constructor.name
+        if (content === "ContentDoc") return crdtRejection("crdt-invalid", "Subdocuments are not supported in a CRDT field.")
+        if (typeof s.parent === "string" && s.parent !== ROOT[this.kind]) {
+          return crdtRejection("crdt-invalid", `The update writes the root type "${s.parent}"; this ${this.kind} field has only "${ROOT[this.kind]}".`)
+        }
+      }
+    }
+    if (options.trusted) return { ok: true, update: this.validated(update, clients, options, false) }
+
+    const sv = Y.decodeStateVector(Y.encodeStateVector(this.doc))
+    const has = (id: Id | null | undefined): boolean => {
+      if (id === null || id === undefined) return true
+      if (id.clock < (sv.get(id.client) ?? 0)) return true
+      const r = ranges.get(id.client)
+      return r !== undefined && id.clock >= r[0] && id.clock < r[1]
+    }
+    for (const [client, [from, to]] of ranges) {
+      const owner = this.owners.get(client)
+      if (owner !== undefined && owner !== options.clientId) {
+        return crdtRejection("crdt-not-owner", `Yjs client ${client} belongs to another Canon client; use a Y.Doc clientID of your own.`)
+      }
+      const known = sv.get(client) ?? 0
+      if (from < known) return crdtRejection("crdt-equivocation", `The update rewrites clocks ${from}..${Math.min(to, known) - 1} of Yjs client ${client}, which the field has.`)
+      if (from > known) return crdtRejection("crdt-missing-deps", `Yjs client ${client} from clock ${known} is missing (the update starts at ${from}).`)
+    }
+    for (const s of decoded.structs) {
+      if (s.constructor.name !== "Item") continue
+      for (const dep of [s.origin, s.rightOrigin, typeof s.parent === "object" ? s.parent : null]) {
+        if (!has(dep)) return crdtRejection("crdt-missing-deps", `Yjs client ${dep!.client} from clock ${dep!.clock} is missing.`)
+      }
+    }
+    for (const [client, deletes] of decoded.ds.clients) {
+      const r = ranges.get(client)
+      const end = Math.max(sv.get(client) ?? 0, r?.[1] ?? 0)
+      for (const d of deletes) {
+        if (d.clock + d.len > end) return crdtRejection("crdt-missing-deps", `The update deletes clocks up to ${d.clock + d.len - 1} of Yjs client ${client}, which the field does not have.`)
+      }
+    }
+    return { ok: true, update: this.validated(update, clients, options, true) }
+  }
+
+  private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean): Validated {
+    return { __validated: true, bytes, clients, owner: options.clientId, untrusted }
+  }
+
+  apply(batch: ReadonlyArray<ValidatedUpdate>): void {
+    for (const u of batch as ReadonlyArray<Validated>) {
+      const sv = u.untrusted ? Y.encodeStateVector(this.doc) : undefined
+      try {
+        Y.applyUpdate(this.doc, u.bytes, CANON)
+        // Where a poisoned document shows: it can no longer encode its delete set.
+        if (sv !== undefined) Y.encodeStateAsUpdate(this.doc, sv)
+      } catch (e) {
+        this.broken = true
+        throw e
+      }
+      for (const c of u.clients) if (!this.owners.has(c)) this.owners.set(c, u.owner)
+    }
+  }
+
+  hash(): string {
+    return (this.cachedHash ??= hashBytes(Y.encodeSnapshotV2(Y.snapshot(this.doc))))
+  }
+
+  encode(): Uint8Array {
+    const owners = [...this.owners].sort((a, b) => a[0] - b[0])
+    return encodeCanonical([ENCODING, Y.encodeStateAsUpdateV2(this.doc), owners])
+  }
+
+  onLocalChange(listener: (update: unknown) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  coalesce(updates: ReadonlyArray<unknown>): unknown {
+    return updates.length === 1 ? updates[0] : Y.mergeUpdates(updates as Uint8Array[])
+  }
+
+  destroy(): void {
+    this.listeners.clear()
+    this.doc.destroy()
+  }
+}
+
+export interface YFieldOptions extends CrdtLimits {}
+
+/** The Yjs engine for one field kind. */
+export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: YFieldOptions = {}): CrdtEngine<H> => {
+  const max = options.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES
+  return {
+    kind: `yjs-${kind}/1`,
+    args: Schema.Uint8Array as unknown as Schema.Codec<unknown, unknown>,
+    create: () => new YField<H>(newDoc(kind), kind, max, new Map()),
+    load: (bytes) => {
+      const v = decodeCanonical(bytes) as unknown
+      if (!Array.isArray(v) || v[0] !== ENCODING || !isBytes(v[1]) || !Array.isArray(v[2])) throw new Error("Not a Canon Yjs field encoding.")
+      const owners = new Map<number, string>()
+      for (const o of v[2] as unknown[]) {
+        if (!Array.isArray(o) || typeof o[0] !== "number" || typeof o[1] !== "string") throw new Error("Bad ownership table.")
+        owners.set(o[0], o[1])
+      }
+      const doc = newDoc(kind)
+      // Snapshots come from the authority's own encoding (verified by hash), hence V2.
+      Y.applyUpdateV2(doc, v[1], CANON)
+      return new YField<H>(doc, kind, max, owners)
+    },
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The CRDT field port: what Canon needs from a CRDT library (Yjs, Automerge) to hold one
+ * field of a document, merge updates from peers, hash it canonically and snapshot it. The core
+ * never imports a CRDT library: `canon/yjs` and `canon/automerge` implement this interface and
+ * machines name them in `crdt: { ... }` (see fields.ts).
+ *
+ * API (stable; also used for whole CRDT documents):
+ *
+ *   engine.create()            a new, empty field
+ *   engine.load(bytes)         a field from `field.encode()` (throws CanonError "crdt-invalid")
+ *   field.handle               the library's live object (a Y.Text, an Automerge handle) for the app
+ *   field.validate(update, o)  decode and check a peer's update WITHOUT changing the field:
+ *                              `{ ok: true, update }` (a validated update) or `{ ok: false, rejection }`
+ *                              with a stable code: crdt-invalid, crdt-too-large, crdt-missing-deps,
+ *                              crdt-not-owner, crdt-equivocation
+ *   field.apply(batch)         merges validated updates, in order (idempotent, commutative). A
+ *                              throw means the library failed half-way: the field is broken
+ *                              (`field.broken`), drop it and load it again from what is durable
+ *   field.hash()               canonical hash: equal for equal content and history whatever the
+ *                              arrival order (Yjs: state vector + delete set; Automerge: heads)
+ *   field.encode()             compact bytes for snapshots (Yjs V2 state, Automerge save()),
+ *                              plus the ownership table the hub checks against
+ *   field.onLocalChange(fn)    the app changed `handle` itself: `fn(update)` with the update args
+ *   field.coalesce(updates)    several local updates as one (sent while a submit is in flight)
+ *
+ * A field declaration (what `yText()` returns) is `{ engine, runtime }`: `runtime` is
+ * core/crdt/runtime.ts, brought by the declaration so apps without CRDT fields never bundle it.
+ *
+ * Updates are a command's arguments: plain data (bytes) that the engine's `args` schema checks.
+ * Validation options: `clientId` (the Canon client sending it; the first one to use a Yjs
+ * clientID or an Automerge actor owns it) and `trusted` (entries already ordered by the
+ * authority: still decoded before they are applied, but ownership and dependencies are not
+ * re-judged; ownership is still recorded so a reloaded hub knows it).
+ */
+import type * as Schema from "effect/Schema"
+import type { Rejection } from "../errors.js"
+import type { CrdtRuntime } from "./runtime.js"
+
+/** Limits on one update (the hub's command limit applies too). */
+export interface CrdtLimits {
+  /** Largest update bytes. Default 256 KiB. */
+  readonly maxUpdateBytes?: number
+}
+
+export const DEFAULT_MAX_UPDATE_BYTES = 256 << 10
+
+export interface ValidateOptions {
+  /** The Canon clientId that sent the update. */
+  readonly clientId: string
+  /** Ordered by the authority already (a log replay, a replica's incoming entry). */
+  readonly trusted: boolean
+}
+
+/** An update that passed `validate` against the field as it was then. Opaque to the core. */
+export interface ValidatedUpdate {
+  readonly __validated: true
+}
+
+export type ValidateResult =
+  | { readonly ok: true; readonly update: ValidatedUpdate }
+  | { readonly ok: false; readonly rejection: Rejection }
+
+export interface CrdtField<H = unknown> {
+  readonly handle: H
+  /** The library threw while changing the field: its content is not trustworthy. */
+  readonly broken: boolean
+  validate(update: unknown, options: ValidateOptions): ValidateResult
+  apply(batch: ReadonlyArray<ValidatedUpdate>): void
+  hash(): string
+  encode(): Uint8Array
+  onLocalChange(listener: (update: unknown) => void): () => void
+  coalesce(updates: ReadonlyArray<unknown>): unknown
+  /** Releases listeners and library objects. */
+  destroy(): void
+}
+
+export interface CrdtEngine<H = unknown> {
+  /** Stable name of the field kind and its encoding ("yjs-text/1"): part of the machine fingerprint. */
+  readonly kind: string
+  /** Schema of an update (a command's arguments) on the wire. */
+  readonly args: Schema.Codec<unknown, unknown>
+  create(): CrdtField<H>
+  load(bytes: Uint8Array): CrdtField<H>
+}
+
+/** What `crdt: { ... }` holds per field: `yText()`, `automergeDoc(...)`. */
+export interface CrdtFieldDecl<H = unknown> {
+  readonly engine: CrdtEngine<H>
+  /** The field code (core/crdt/runtime.ts), brought by the declaration so the core need not import it. */
+  readonly runtime: CrdtRuntime
+}
+
+/** The handle type of a field declaration. */
+export type HandleOf<D> = D extends CrdtFieldDecl<infer H> ? H : never
+
+/**
+ * Why a CRDT update was refused. The wire's rejection codes are a fixed table (protocol v1),
+ * so the reason travels as the first word of the message, `crdt-missing-deps: ...`, under the
+ * nearest rejection code (see `crdtRejection`); `crdtReason(rejection)` reads it back.
+ */
+export type CrdtReason =
+  | "crdt-invalid" // not decodable, or a structure a field does not allow (code invalid-args)
+  | "crdt-too-large" // more bytes than the field's limit (code command-too-large)
+  | "crdt-missing-deps" // depends on updates the field does not have (code invalid-args)
+  | "crdt-not-owner" // uses a Yjs clientID / Automerge actor another client owns (code unauthorized)
+  | "crdt-equivocation" // reuses clocks or sequence numbers with different content (code invalid-args)
+  | "crdt-failed" // the library threw while merging; the field was reloaded (code command-failed)
+
+const CODE_OF: Record<CrdtReason, Rejection["code"]> = {
+  "crdt-invalid": "invalid-args",
+  "crdt-too-large": "command-too-large",
+  "crdt-missing-deps": "invalid-args",
+  "crdt-not-owner": "unauthorized",
+  "crdt-equivocation": "invalid-args",
+  "crdt-failed": "command-failed",
+}
+
+/** A rejection of an update, carrying its reason. */
+export const crdtRejection = (reason: CrdtReason, message: string): { readonly ok: false; readonly rejection: Rejection } =>
+  ({ ok: false, rejection: { code: CODE_OF[reason], message: `${reason}: ${message}` } })
+
+/** The CRDT reason of a rejection (or of a CommandRejected), if it is one. */
+export const crdtReason = (rejection: { readonly message: string }): CrdtReason | undefined => {
+  const m = /^(crdt-[a-z-]+):/.exec(rejection.message)
+  return m !== null && m[1]! in CODE_OF ? (m[1] as CrdtReason) : undefined
+}

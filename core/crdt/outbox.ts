@@ -1,0 +1,83 @@
+/**
+ * A replica's local CRDT changes on their way to the outbox. The app edits a field's handle
+ * (a Y.Text, an Automerge handle); the engine reports each change as an update, which waits
+ * here and becomes the field's merge command. While a merge command of the same field is
+ * unconfirmed on a live connection, further changes are coalesced into one update (keystrokes
+ * typed during a round trip cost one command); offline, each change goes to the durable outbox
+ * at once, so nothing typed is lost with the process.
+ */
+import type { CrdtDecls, CrdtFields } from "./fields.js"
+import { crdtCommandName } from "./fields.js"
+import type { HandleOf } from "./engine.js"
+import type { Machine } from "../machine.js"
+
+/** At most this many local updates are merged into one command. */
+const MAX_COALESCED = 256
+
+export interface CrdtOutboxPort {
+  /** Submits a merge command (as `doc.submit`). */
+  submit(name: string, args: unknown): void
+  /** A connection is up. */
+  online(): boolean
+  /** Names of the pending (unconfirmed) commands. */
+  pendingNames(): Iterable<string>
+}
+
+export class CrdtOutbox {
+  private scheduled = false
+  private readonly stop: () => void
+
+  constructor(
+    private readonly fields: CrdtFields,
+    /** The replica's buffer (ReplicaState.unsent): re-merged there if the fields are reloaded. */
+    private readonly unsent: Map<string, unknown[]>,
+    private readonly port: CrdtOutboxPort,
+  ) {
+    this.stop = fields.onLocalChange((field, update) => {
+      let list = unsent.get(field)
+      if (list === undefined) unsent.set(field, (list = []))
+      list.push(update)
+      this.kick()
+    })
+  }
+
+  /** Looks at the buffer soon (after a change, a confirmation, a connection change). */
+  kick(): void {
+    if (this.scheduled) return
+    this.scheduled = true
+    // After the app's transaction: the handle's own event is not the place to submit from.
+    queueMicrotask(() => this.flush(false))
+  }
+
+  /** Submits what is buffered; unless `all`, a field with a merge in flight keeps coalescing. */
+  flush(all: boolean): void {
+    this.scheduled = false
+    let busy: Set<string> | undefined
+    for (const [field, list] of this.unsent) {
+      if (list.length === 0) continue
+      if (!all && list.length < MAX_COALESCED && this.port.online()) {
+        busy ??= new Set(this.port.pendingNames())
+        if (busy.has(crdtCommandName(field))) continue
+      }
+      const update = this.fields.field(field).coalesce(list)
+      this.unsent.set(field, [])
+      this.port.submit(crdtCommandName(field), update)
+    }
+  }
+
+  close(): void {
+    this.flush(true)
+    this.stop()
+  }
+}
+
+/** `doc.crdt`: each field's live handle, by name (a getter: a reloaded field has a new handle). */
+export type CrdtHandles<M> = M extends Machine<any, any, infer C>
+  ? C extends CrdtDecls ? { readonly [K in keyof C]: HandleOf<C[K]> } : {}
+  : {}
+
+export const crdtHandles = (fields: CrdtFields): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const name of fields.fieldNames) Object.defineProperty(out, name, { get: () => fields.field(name).handle, enumerable: true })
+  return Object.freeze(out)
+}

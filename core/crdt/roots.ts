@@ -1,0 +1,18 @@
+/**
+ * Which CRDT fields belong to a state's root object, so that `hashState(root)` covers them
+ * (core/hash.ts). Kept apart from fields.ts: apps without CRDT fields bundle only this.
+ */
+export interface HashedFields {
+  /** Field hashes in sorted field order. */
+  hashes(): Array<[string, string]>
+}
+
+const byRoot = new WeakMap<object, HashedFields>()
+
+export const registerRoot = (root: object, fields: HashedFields): void => {
+  if (byRoot.get(root) !== fields) byRoot.set(root, fields)
+}
+
+/** The fields registered for a root object, if any. */
+export const fieldsOfRoot = (root: unknown): HashedFields | undefined =>
+  typeof root === "object" && root !== null ? byRoot.get(root) : undefined

@@ -1,0 +1,11 @@
+/**
+ * The CRDT field code the engine runs, handed to it by the field declarations (`yText()`,
+ * `automergeDoc()` carry it) rather than imported by the core: an app without CRDT fields
+ * does not bundle it.
+ */
+import { compileFields, fieldsOf, snapshotValue, takeEncodedFields } from "./fields.js"
+import { CrdtOutbox, crdtHandles } from "./outbox.js"
+
+export const crdtRuntime = { compileFields, fieldsOf, snapshotValue, takeEncodedFields, CrdtOutbox, crdtHandles }
+
+export type CrdtRuntime = typeof crdtRuntime

@@ -1,0 +1,243 @@
+/**
+ * The client's half of the wire codec (the specification is the header of
+ * core/protocol/codec.ts): the frames a client sends, and the reading of the frames the hub
+ * sends. A browser bundle holds this half only; codec-server.ts is the hub's.
+ */
+import type { ByteReader, ByteWriter } from "../bytes.js"
+import { readValue, writeValue } from "../canonical.js"
+import type { CommandRequest, Entry, Outcome } from "../entry.js"
+import {
+  CLIENT_TYPES, OPTIONAL, REQUIRED, Type, MAX_CHANNELS, MAX_NAMES, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
+  readChannel, readName, session, show, str, uint, unzigzag, header,
+  type CodecOptions, type Decoded, type Spec,
+} from "./codec-shared.js"
+import type { ClientMessage, Entries, ErrorMsg, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit } from "./messages.js"
+
+// ---- encoding ----
+
+const writeHello = (w: ByteWriter, m: Hello): void => {
+  uint(w, m.protocol.min, "protocol.min")
+  uint(w, m.protocol.max, "protocol.max")
+  str(w, m.clientId, "clientId")
+  const ms = list(w, m.machines, "machines")
+  for (let i = 0; i < ms.length; i++) {
+    const x: MachineInfo = ms[i]!
+    str(w, x.name, "A machine's name")
+    uint(w, x.version, "A machine's version")
+    str(w, x.fingerprint, "A machine's fingerprint")
+  }
+  w.byte((m.credentials !== undefined ? 1 : 0) | (m.secret !== undefined ? 2 : 0))
+  if (m.credentials !== undefined) str(w, m.credentials, "credentials")
+  if (m.secret !== undefined) str(w, m.secret, "secret")
+}
+
+/** Protocol 2: a command name defined once per connection. */
+const sessionName = (w: ByteWriter, s: string): void => {
+  const names = session!.namesSent
+  const k = names.get(s)
+  if (k !== undefined) return w.varint(k)
+  if (typeof s !== "string") invalid(`A command name must be a string, not ${show(s)}.`)
+  if (names.size >= MAX_NAMES) invalid(`More than ${MAX_NAMES} command names on one connection.`)
+  names.set(s, names.size + 1)
+  w.byte(0)
+  w.string(s)
+}
+
+const writeSubmit = (w: ByteWriter, m: Submit): void => {
+  const compact = compactFor(m)
+  if (compact) channel(w, m.docId)
+  else str(w, m.docId, "docId")
+  uint(w, m.ackedClientSeq, "ackedClientSeq")
+  const cs: ReadonlyArray<CommandRequest> = list(w, m.commands, "commands")
+  newNameTable()
+  let prev = 0
+  for (let i = 0; i < cs.length; i++) {
+    const c = cs[i]!
+    const seq = c.clientSeq
+    checkUint(seq, "A clientSeq")
+    if (i === 0) w.varint(seq)
+    else delta(w, seq - prev - 1, "A clientSeq")
+    prev = seq
+    if (compact) {
+      sessionName(w, c.name)
+      compactArgs(w, c.args)
+    } else {
+      name(w, c.name)
+      writeValue(w, c.args)
+    }
+  }
+}
+
+const writeClient = (w: ByteWriter, m: ClientMessage): void => {
+  switch (m.type) {
+    case "hello":
+      header(w, Type.HELLO, REQUIRED)
+      writeHello(w, m)
+      if (session !== undefined) session.clientId = m.clientId
+      return
+    case "subscribe":
+      header(w, Type.SUBSCRIBE, REQUIRED)
+      str(w, m.docId, "docId")
+      if (session !== undefined && !session.subscribed(m.docId)) invalid(`A connection may subscribe to at most ${MAX_CHANNELS} documents over its life; reconnect.`)
+      str(w, m.machine, "machine")
+      uint(w, m.version, "version")
+      str(w, m.fingerprint, "fingerprint")
+      uint(w, m.fromSeq, "fromSeq")
+      uint(w, m.ackedClientSeq, "ackedClientSeq")
+      return
+    case "submit":
+      header(w, m.compact === true ? Type.SUBMIT2 : Type.SUBMIT, REQUIRED)
+      writeSubmit(w, m)
+      return
+    case "fetch-state":
+      header(w, Type.FETCH_STATE, REQUIRED)
+      str(w, m.docId, "docId")
+      return
+    case "unsubscribe":
+      header(w, Type.UNSUBSCRIBE, REQUIRED)
+      str(w, m.docId, "docId")
+      return
+    case "snapshot-ack":
+      header(w, Type.SNAPSHOT_ACK, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.snapshotId, "snapshotId")
+      uint(w, m.received, "received")
+      return
+    case "presence-set":
+      header(w, Type.PRESENCE_SET, OPTIONAL)
+      str(w, m.docId, "docId")
+      writeValue(w, m.state)
+      return
+    default:
+      invalid(`Not a client message type: ${show((m as { type?: unknown } | null)?.type)}.`)
+  }
+}
+
+/** The frame of a client message. Throws a CanonError if the protocol cannot carry it. */
+export const encodeClientMessage = (m: ClientMessage, options?: CodecOptions): Uint8Array => encodeFrame(m, options, writeClient)
+
+// ---- decoding ----
+
+const readEntries = (r: ByteReader): Entries => readEntriesBody(r, r.string(), false)
+const readEntries2 = (r: ByteReader): Entries => readEntriesBody(r, readChannel(r), true)
+
+const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entries => {
+  // An elided entry takes 3 bytes at least; a full one 5.
+  const n = count(r, compact ? 3 : 5, "entries")
+  const entries: Entry[] = new Array(n)
+  if (n > 0) {
+    const first = r.varint()
+    if (n - 1 > MAX_UINT - first) bad("Entry seqs run past 2^53 - 1.")
+    const clients = new Table("ClientId")
+    const last: number[] = []
+    const names = new Table("Command name")
+    let time = 0
+    for (let i = 0; i < n; i++) {
+      let c = r.varint()
+      if (compact) {
+        if (c === 0) {
+          // The receiver's own command: it holds the name and arguments.
+          const own = session!.clientId
+          if (own === undefined) bad("An elided entry on a connection that said no hello.")
+          const clientSeq = r.varint()
+          time += unzigzag(r.varint())
+          if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
+          entries[i] = { seq: first + i, time, clientId: own!, clientSeq, name: "", args: null, elided: true }
+          continue
+        }
+        c -= 1
+      }
+      let clientId: string
+      let clientSeq: number
+      if (c === 0) {
+        clientId = r.string()
+        clientSeq = r.varint()
+        clients.define(clientId)
+        last.push(clientSeq)
+      } else {
+        clientId = clients.get(c)
+        clientSeq = next(r, last[c - 1]!, "A clientSeq")
+        last[c - 1] = clientSeq
+      }
+      const name = readName(r, names)
+      time += unzigzag(r.varint())
+      if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
+      entries[i] = { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r) }
+    }
+  }
+  const opt = optionalFields(r, 1)
+  const m: { -readonly [K in keyof Entries]: Entries[K] } = { type: "entries", docId, entries }
+  if (opt & 1) m.checkpoint = { seq: r.varint(), hash: r.string() }
+  if (compact) m.compact = true
+  return m
+}
+
+const readResults = (r: ByteReader): Results => readResultsBody(r, r.string())
+const readResults2 = (r: ByteReader): Results => ({ ...readResultsBody(r, readChannel(r)), compact: true })
+
+const readResultsBody = (r: ByteReader, docId: string): Results => {
+  const n = count(r, 3, "outcomes")
+  const outcomes: Outcome[] = new Array(n)
+  let clientSeq = 0
+  let seq = 0
+  for (let i = 0; i < n; i++) {
+    clientSeq = i === 0 ? r.varint() : next(r, clientSeq, "A clientSeq")
+    const kind = r.byte()
+    if (kind === 0) {
+      seq = next(r, seq - 1, "An outcome's seq")
+      outcomes[i] = { clientSeq, seq }
+    } else if (kind === SEQ_AT_MOST_KIND) {
+      outcomes[i] = { clientSeq, seqAtMost: r.varint() }
+    } else {
+      const code = REJECTION_CODES[kind - 1]
+      if (code === undefined) bad(`Unknown outcome kind ${kind}.`)
+      outcomes[i] = { clientSeq, rejection: { code: code!, message: r.string() } }
+    }
+  }
+  return { type: "results", docId, outcomes }
+}
+
+const readRefused = (r: ByteReader): Refused => {
+  const code = r.string() as RefusalCode
+  if (!REFUSAL_CODES.includes(code)) bad(`Unknown refusal code ${show(code)}.`)
+  const message = r.string()
+  const opt = optionalFields(r, 3)
+  const m: { -readonly [K in keyof Refused]: Refused[K] } = { type: "refused", code, message }
+  if (opt & 1) m.protocol = { min: r.varint(), max: r.varint() }
+  if (opt & 2) m.machine = r.string()
+  return m
+}
+
+const SERVER_SPECS = new Map<number, Spec<ServerMessage>>([
+  [Type.WELCOME, { flags: REQUIRED, read: (r) => ({ type: "welcome", protocol: r.varint(), clientId: r.string() }) }],
+  [Type.REFUSED, { flags: REQUIRED, read: readRefused }],
+  [Type.ENTRIES, { flags: REQUIRED, read: readEntries }],
+  [Type.RESULTS, { flags: REQUIRED, read: readResults }],
+  [Type.ENTRIES2, { flags: REQUIRED, read: readEntries2, since: 2 }],
+  [Type.RESULTS2, { flags: REQUIRED, read: readResults2, since: 2 }],
+  [Type.SYNCED, { flags: REQUIRED, read: (r) => ({ type: "synced", docId: r.string(), seq: r.varint() }) }],
+  [Type.CHECKPOINT, { flags: REQUIRED, read: (r) => ({ type: "checkpoint", docId: r.string(), seq: r.varint(), hash: r.string() }) }],
+  [Type.STATE, { flags: REQUIRED, read: (r) => ({ type: "state", docId: r.string(), seq: r.varint(), hash: r.string(), state: r.bytes() }) }],
+  [Type.ERROR, { flags: REQUIRED, read: (r) => {
+    const code = r.string()
+    const message = r.string()
+    const opt = optionalFields(r, 3)
+    const m: { -readonly [K in keyof ErrorMsg]: ErrorMsg[K] } = { type: "error", code, message }
+    if (opt & 1) m.docId = r.string()
+    if (opt & 2) m.seq = r.varint()
+    return m
+  } }],
+  [Type.SNAPSHOT_BEGIN, { flags: REQUIRED, read: (r) => ({
+    type: "snapshot-begin", docId: r.string(), snapshotId: r.varint(), seq: r.varint(), hash: r.string(), size: r.varint(),
+  }) }],
+  [Type.SNAPSHOT_CHUNK, { flags: REQUIRED, read: (r) => ({
+    type: "snapshot-chunk", docId: r.string(), snapshotId: r.varint(), offset: r.varint(), bytes: r.bytes(),
+  }) }],
+  [Type.SNAPSHOT_END, { flags: REQUIRED, read: (r) => ({ type: "snapshot-end", docId: r.string(), snapshotId: r.varint() }) }],
+  [Type.PRESENCE, { flags: OPTIONAL, read: (r) => ({ type: "presence", docId: r.string(), clientId: r.string(), state: readValue(r) }) }],
+  [Type.KEEPALIVE, { flags: OPTIONAL, read: () => ({ type: "keepalive" }) }],
+])
+
+/** Decodes a frame the hub sent (a client's side). Never throws. */
+export const decodeServerMessage = (frame: Uint8Array, options?: CodecOptions): Decoded<ServerMessage> =>
+  decodeFrame(frame, options, SERVER_SPECS, CLIENT_TYPES, "server")

@@ -1,0 +1,290 @@
+/**
+ * The hub's half of the wire codec (the specification is the header of
+ * core/protocol/codec.ts): the frames the hub sends, and the reading of the frames a client
+ * sends. codec-client.ts is the client's half.
+ */
+import type { ByteReader, ByteWriter } from "../bytes.js"
+import { isBytes, readValue, writeValue } from "../canonical.js"
+import type { CommandRequest, Entry, Outcome } from "../entry.js"
+import type { Rejection } from "../errors.js"
+import {
+  OPTIONAL, REQUIRED, Type, MAX_CHANNELS, MAX_NAMES, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, SERVER_TYPES, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, header, invalid, isInteger, list, name, newNameTable, next,
+  optionalFields, readChannel, readName, session, show, str, uint,
+  type CodecOptions, type Decoded, type Spec,
+} from "./codec-shared.js"
+import type { ClientMessage, Entries, Hello, MachineInfo, Refused, Results, ServerMessage, Submit } from "./messages.js"
+
+// ---- encoding ----
+
+const clientTable = new Map<string, number>()
+const lastClientSeq: number[] = []
+
+const writeEntries = (w: ByteWriter, m: Entries): void => {
+  const compact = compactFor(m)
+  if (compact) channel(w, m.docId)
+  else str(w, m.docId, "docId")
+  const elide = compact ? m.elide : undefined
+  const es: ReadonlyArray<Entry> = list(w, m.entries, "entries")
+  if (es.length > 0) {
+    const first = es[0]!.seq
+    uint(w, first, "An entry's seq")
+    if (es.length - 1 > MAX_UINT - first) invalid("Entry seqs run past 2^53 - 1.")
+    clientTable.clear()
+    newNameTable()
+    let time = 0
+    for (let i = 0; i < es.length; i++) {
+      const e = es[i]!
+      if (e.seq !== first + i) invalid(`Entries must have contiguous seqs: ${show(e.seq)} follows ${first + i - 1}.`)
+      const cs = e.clientSeq
+      checkUint(cs, "A clientSeq")
+      const t = e.time
+      if (!isInteger(t) || t < 0 || t >= TIME_LIMIT) invalid(`An entry's time must be an integer in [0, 2^52), not ${show(t)}.`)
+      if (compact && (e.elided === true || elide?.has(e.seq) === true)) {
+        // The receiver's own command: it holds the name and arguments.
+        w.byte(0)
+        w.varint(cs)
+        delta(w, t - time, "An entry's time")
+        time = t
+        continue
+      }
+      const c = clientTable.get(e.clientId)
+      // Client heads: v1 0 new, 1 + k the k-th; compact 1 new, 2 + k (0 is an elided entry).
+      const base = compact ? 1 : 0
+      if (c === undefined) {
+        if (typeof e.clientId !== "string") invalid(`A clientId must be a string, not ${show(e.clientId)}.`)
+        clientTable.set(e.clientId, clientTable.size)
+        lastClientSeq[clientTable.size - 1] = cs
+        w.varint(base)
+        w.string(e.clientId)
+        w.varint(cs)
+      } else {
+        w.varint(base + c + 1)
+        delta(w, cs - lastClientSeq[c]! - 1, "A clientSeq")
+        lastClientSeq[c] = cs
+      }
+      name(w, e.name)
+      delta(w, t - time, "An entry's time")
+      time = t
+      if (compact) compactArgs(w, e.args)
+      else writeValue(w, e.args)
+    }
+  }
+  const cp = m.checkpoint
+  if (cp === undefined) w.byte(0)
+  else {
+    w.byte(1)
+    uint(w, cp.seq, "checkpoint.seq")
+    str(w, cp.hash, "checkpoint.hash")
+  }
+}
+
+const writeResults = (w: ByteWriter, m: Results): void => {
+  if (compactFor(m)) channel(w, m.docId)
+  else str(w, m.docId, "docId")
+  const os: ReadonlyArray<Outcome> = list(w, m.outcomes, "outcomes")
+  let prevClientSeq = 0
+  let prevSeq = 0
+  for (let i = 0; i < os.length; i++) {
+    const o = os[i]!
+    const cs = o.clientSeq
+    checkUint(cs, "A clientSeq")
+    if (i === 0) w.varint(cs)
+    else delta(w, cs - prevClientSeq - 1, "A clientSeq")
+    prevClientSeq = cs
+    if ("seq" in o) {
+      const seq = o.seq
+      checkUint(seq, "An outcome's seq")
+      w.byte(0)
+      delta(w, seq - prevSeq, "An outcome's seq")
+      prevSeq = seq
+    } else if ("seqAtMost" in o) {
+      w.byte(SEQ_AT_MOST_KIND)
+      uint(w, o.seqAtMost, "seqAtMost")
+    } else {
+      const r: Rejection | undefined = o.rejection
+      const k = REJECTION_CODES.indexOf(r?.code)
+      if (k < 0) invalid(`Unknown rejection code ${show(r?.code)}.`)
+      w.byte(k + 1)
+      str(w, r!.message, "A rejection's message")
+    }
+  }
+}
+
+const writeRefused = (w: ByteWriter, m: Refused): void => {
+  if (!REFUSAL_CODES.includes(m.code)) invalid(`Unknown refusal code ${show(m.code)}.`)
+  w.string(m.code)
+  str(w, m.message, "message")
+  w.byte((m.protocol !== undefined ? 1 : 0) | (m.machine !== undefined ? 2 : 0))
+  if (m.protocol !== undefined) {
+    uint(w, m.protocol.min, "protocol.min")
+    uint(w, m.protocol.max, "protocol.max")
+  }
+  if (m.machine !== undefined) str(w, m.machine, "machine")
+}
+
+const writeServer = (w: ByteWriter, m: ServerMessage): void => {
+  switch (m.type) {
+    case "welcome":
+      header(w, Type.WELCOME, REQUIRED)
+      uint(w, m.protocol, "protocol")
+      str(w, m.clientId, "clientId")
+      return
+    case "refused":
+      header(w, Type.REFUSED, REQUIRED)
+      writeRefused(w, m)
+      return
+    case "entries":
+      header(w, m.compact === true ? Type.ENTRIES2 : Type.ENTRIES, REQUIRED)
+      writeEntries(w, m)
+      return
+    case "results":
+      header(w, m.compact === true ? Type.RESULTS2 : Type.RESULTS, REQUIRED)
+      writeResults(w, m)
+      return
+    case "synced":
+      header(w, Type.SYNCED, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.seq, "seq")
+      return
+    case "checkpoint":
+      header(w, Type.CHECKPOINT, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.seq, "seq")
+      str(w, m.hash, "hash")
+      return
+    case "state":
+      header(w, Type.STATE, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.seq, "seq")
+      str(w, m.hash, "hash")
+      if (!isBytes(m.state)) invalid("state must be a Uint8Array.")
+      w.bytes(m.state)
+      return
+    case "error":
+      header(w, Type.ERROR, REQUIRED)
+      str(w, m.code, "code")
+      str(w, m.message, "message")
+      w.byte((m.docId !== undefined ? 1 : 0) | (m.seq !== undefined ? 2 : 0))
+      if (m.docId !== undefined) str(w, m.docId, "docId")
+      if (m.seq !== undefined) uint(w, m.seq, "seq")
+      return
+    case "snapshot-begin":
+      header(w, Type.SNAPSHOT_BEGIN, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.snapshotId, "snapshotId")
+      uint(w, m.seq, "seq")
+      str(w, m.hash, "hash")
+      uint(w, m.size, "size")
+      return
+    case "snapshot-chunk":
+      header(w, Type.SNAPSHOT_CHUNK, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.snapshotId, "snapshotId")
+      uint(w, m.offset, "offset")
+      if (!isBytes(m.bytes)) invalid("bytes must be a Uint8Array.")
+      w.bytes(m.bytes)
+      return
+    case "snapshot-end":
+      header(w, Type.SNAPSHOT_END, REQUIRED)
+      str(w, m.docId, "docId")
+      uint(w, m.snapshotId, "snapshotId")
+      return
+    case "presence":
+      header(w, Type.PRESENCE, OPTIONAL)
+      str(w, m.docId, "docId")
+      str(w, m.clientId, "clientId")
+      writeValue(w, m.state)
+      return
+    case "keepalive":
+      header(w, Type.KEEPALIVE, OPTIONAL)
+      return
+    default:
+      invalid(`Not a server message type: ${show((m as { type?: unknown } | null)?.type)}.`)
+  }
+}
+
+/** The frame of a server message. Throws a CanonError if the protocol cannot carry it. */
+export const encodeServerMessage = (m: ServerMessage, options?: CodecOptions): Uint8Array => encodeFrame(m, options, writeServer)
+
+// ---- decoding ----
+
+/** A subscribe's docId: the session counts it (it may get the next channel). */
+const subscribedDoc = (docId: string): string => {
+  if (session !== undefined && !session.subscribed(docId)) bad(`A connection may subscribe to at most ${MAX_CHANNELS} documents over its life.`)
+  return docId
+}
+
+const readHello = (r: ByteReader): Hello => {
+  const min = r.varint()
+  const max = r.varint()
+  const clientId = r.string()
+  const n = count(r, 3, "machines")
+  const machines: MachineInfo[] = new Array(n)
+  for (let i = 0; i < n; i++) machines[i] = { name: r.string(), version: r.varint(), fingerprint: r.string() }
+  const opt = optionalFields(r, 3)
+  const hello: { -readonly [K in keyof Hello]: Hello[K] } = { type: "hello", protocol: { min, max }, clientId, machines }
+  if (opt & 1) hello.credentials = r.string()
+  if (opt & 2) hello.secret = r.string()
+  if (session !== undefined) session.clientId = clientId
+  return hello
+}
+
+/** Protocol 2: a command name defined once per connection. */
+const readSessionName = (r: ByteReader): string => {
+  const names = session!.namesReceived
+  const k = r.varint()
+  if (k !== 0) {
+    if (k > names.length) bad(`Command name ${k} was never defined on this connection.`)
+    return names[k - 1]!
+  }
+  const s = r.string()
+  if (names.length >= MAX_NAMES) bad(`More than ${MAX_NAMES} command names on one connection.`)
+  if (names.includes(s)) bad(`Command name ${show(s)} is defined twice on one connection.`)
+  names.push(s)
+  return s
+}
+
+const readSubmit2 = (r: ByteReader): Submit => {
+  const docId = readChannel(r)
+  const ackedClientSeq = r.varint()
+  const n = count(r, 3, "commands")
+  const commands: CommandRequest[] = new Array(n)
+  let clientSeq = 0
+  for (let i = 0; i < n; i++) {
+    clientSeq = i === 0 ? r.varint() : next(r, clientSeq, "A clientSeq")
+    commands[i] = { clientSeq, name: readSessionName(r), args: r.bytes() }
+  }
+  return { type: "submit", docId, commands, ackedClientSeq, compact: true }
+}
+
+const readSubmit = (r: ByteReader): Submit => {
+  const docId = r.string()
+  const ackedClientSeq = r.varint()
+  const n = count(r, 3, "commands")
+  const commands: CommandRequest[] = new Array(n)
+  const names = new Table("Command name")
+  let clientSeq = 0
+  for (let i = 0; i < n; i++) {
+    clientSeq = i === 0 ? r.varint() : next(r, clientSeq, "A clientSeq")
+    const name = readName(r, names)
+    commands[i] = { clientSeq, name, args: readValue(r) }
+  }
+  return { type: "submit", docId, commands, ackedClientSeq }
+}
+
+const CLIENT_SPECS = new Map<number, Spec<ClientMessage>>([
+  [Type.HELLO, { flags: REQUIRED, read: readHello }],
+  [Type.SUBSCRIBE, { flags: REQUIRED, read: (r) => ({
+    type: "subscribe", docId: subscribedDoc(r.string()), machine: r.string(), version: r.varint(), fingerprint: r.string(), fromSeq: r.varint(), ackedClientSeq: r.varint(),
+  }) }],
+  [Type.SUBMIT, { flags: REQUIRED, read: readSubmit }],
+  [Type.SUBMIT2, { flags: REQUIRED, read: readSubmit2, since: 2 }],
+  [Type.FETCH_STATE, { flags: REQUIRED, read: (r) => ({ type: "fetch-state", docId: r.string() }) }],
+  [Type.UNSUBSCRIBE, { flags: REQUIRED, read: (r) => ({ type: "unsubscribe", docId: r.string() }) }],
+  [Type.SNAPSHOT_ACK, { flags: REQUIRED, read: (r) => ({ type: "snapshot-ack", docId: r.string(), snapshotId: r.varint(), received: r.varint() }) }],
+  [Type.PRESENCE_SET, { flags: OPTIONAL, read: (r) => ({ type: "presence-set", docId: r.string(), state: readValue(r) }) }],
+])
+
+/** Decodes a frame a client sent (the hub's side). Never throws. */
+export const decodeClientMessage = (frame: Uint8Array, options?: CodecOptions): Decoded<ClientMessage> =>
+  decodeFrame(frame, options, CLIENT_SPECS, SERVER_TYPES, "client")

@@ -1,0 +1,419 @@
+/**
+ * What both directions of the wire codec share (the specification is the header of
+ * core/protocol/codec.ts): options and errors, the connection's session, type numbers, and
+ * the primitives that write and read fields. codec-client.ts (what a client encodes and
+ * decodes) and codec-server.ts (the hub's half) build on it, so a browser bundle carries
+ * one direction only.
+ */
+import * as Data from "effect/Data"
+import { ByteReader, ByteWriter } from "../bytes.js"
+import { isBytes } from "../canonical.js"
+import { CanonError, canonError, type RejectionCode } from "../errors.js"
+import type { RefusalCode } from "./messages.js"
+
+/** The protocol versions this build speaks. */
+export const PROTOCOL_VERSIONS: { readonly min: 1; readonly max: 2 } = { min: 1, max: 2 }
+
+/** Frames larger than this are refused unread (and never produced). */
+export const DEFAULT_MAX_FRAME_BYTES = 1 << 20
+
+export type DecodeErrorCode =
+  | "empty" // a frame of zero bytes
+  | "truncated" // the frame ends inside a field, or a count/length cannot fit in what is left
+  | "too-large" // the frame is over maxFrameBytes
+  | "bad-varint" // a varint longer than 53 bits
+  | "unknown-type" // a required message type this build does not know (or of the other direction)
+  | "bad-value" // a field holds a value the protocol does not allow
+  | "trailing-bytes" // bytes left after the message
+  | "bad-utf8" // a string that is not UTF-8
+  | "too-deep" // a canonical value nested deeper than allowed
+  | "unsupported-version" // the codec was asked for a protocol version it does not speak
+
+/** Why a frame could not be decoded. Returned, never thrown, by the decoders. */
+export class DecodeError extends Data.TaggedError("DecodeError")<{
+  readonly code: DecodeErrorCode
+  readonly message: string
+}> {}
+
+export type Decoded<T> =
+  | { readonly ok: true; readonly message: T }
+  /** An optional message of a type this build does not know: skip it. */
+  | { readonly ok: "ignore"; readonly type: number }
+  | { readonly ok: false; readonly error: DecodeError }
+
+export interface CodecOptions {
+  /** The protocol version the connection speaks (default: 1). */
+  readonly version?: number
+  /**
+   * The connection's memory across frames: required to encode or decode protocol 2's compact
+   * frames, and kept up to date by every frame that passes (one per connection end).
+   */
+  readonly session?: CodecSession
+  /** Largest frame accepted or produced (default: DEFAULT_MAX_FRAME_BYTES). */
+  readonly maxFrameBytes?: number
+}
+
+/**
+ * What one end of a connection remembers across frames, for protocol 2's compact frames:
+ * the channel number of each document (the n-th document subscribed on the connection is
+ * channel n, counted by both ends as subscribe frames pass), the command names each end
+ * defined, and the connection's clientId (from its hello: it names elided entries).
+ */
+export class CodecSession {
+  clientId: string | undefined
+  readonly #channels = new Map<string, number>()
+  readonly #docs: string[] = []
+  /** Names this end defined for the other. */
+  readonly namesSent = new Map<string, number>()
+  /** Names the other end defined. */
+  readonly namesReceived: string[] = []
+
+  /** Counts a subscribe: a new document gets the next channel. Returns false past the limit. */
+  subscribed(docId: string): boolean {
+    if (this.#channels.has(docId)) return true
+    if (this.#docs.length >= MAX_CHANNELS) return false
+    this.#docs.push(docId)
+    this.#channels.set(docId, this.#docs.length)
+    return true
+  }
+
+  channelOf(docId: string): number | undefined {
+    return this.#channels.get(docId)
+  }
+
+  docOf(channel: number): string | undefined {
+    return this.#docs[channel - 1]
+  }
+}
+
+/** Documents one connection may subscribe to over its life (channels are never reused). */
+export const MAX_CHANNELS = 65_536
+/** Command names one end may define on a connection. */
+export const MAX_NAMES = 4096
+
+/** The session of the frame being encoded or decoded (one frame at a time: no re-entry). */
+export let session: CodecSession | undefined
+/** The protocol version of the frame being encoded. */
+let encodingVersion = 1
+
+// ---- type numbers ----
+
+/** Message type numbers (an enum: esbuild writes the numbers where they are used). */
+export enum Type {
+  HELLO = 0x01,
+  SUBSCRIBE = 0x02,
+  SUBMIT = 0x03,
+  FETCH_STATE = 0x04,
+  UNSUBSCRIBE = 0x05,
+  SNAPSHOT_ACK = 0x06,
+  PRESENCE_SET = 0x07,
+  SUBMIT2 = 0x08,
+  WELCOME = 0x40,
+  REFUSED = 0x41,
+  ENTRIES = 0x42,
+  RESULTS = 0x43,
+  SYNCED = 0x44,
+  CHECKPOINT = 0x45,
+  STATE = 0x46,
+  ERROR = 0x47,
+  SNAPSHOT_BEGIN = 0x48,
+  SNAPSHOT_CHUNK = 0x49,
+  SNAPSHOT_END = 0x4a,
+  PRESENCE = 0x4b,
+  KEEPALIVE = 0x4c,
+  ENTRIES2 = 0x4d,
+  RESULTS2 = 0x4e,
+}
+
+/** Every type a client sends, and every type the hub sends: a decoder refuses the other side's as not its own. */
+export const CLIENT_TYPES: ReadonlyArray<number> = [Type.HELLO, Type.SUBSCRIBE, Type.SUBMIT, Type.FETCH_STATE, Type.UNSUBSCRIBE, Type.SNAPSHOT_ACK, Type.PRESENCE_SET, Type.SUBMIT2]
+export const SERVER_TYPES: ReadonlyArray<number> = [
+  Type.WELCOME, Type.REFUSED, Type.ENTRIES, Type.RESULTS, Type.SYNCED, Type.CHECKPOINT, Type.STATE, Type.ERROR, Type.SNAPSHOT_BEGIN, Type.SNAPSHOT_CHUNK, Type.SNAPSHOT_END, Type.PRESENCE, Type.KEEPALIVE, Type.ENTRIES2, Type.RESULTS2,
+]
+
+export const REQUIRED = 0
+export const OPTIONAL = 1
+
+// Globals read once: inside a vm context (jest) every global lookup on a hot path is slow.
+const { isInteger, isSafeInteger, MAX_SAFE_INTEGER: MAX_UINT } = Number
+export { isInteger, MAX_UINT }
+const { isArray } = Array
+const ErrorClass = Error
+const Bytes = Uint8Array
+export const TIME_LIMIT = 2 ** 52
+
+// Append only: a code's position is its kind byte on the wire.
+/** The outcome kind of `{ seqAtMost }` (after the rejection codes' kinds). */
+export const SEQ_AT_MOST_KIND = 9
+export const REJECTION_CODES: ReadonlyArray<RejectionCode> = [
+  "rejected", "command-failed", "invalid-args", "unknown-command", "outcome-expired", "unauthorized", "state-unencodable", "command-too-large",
+]
+export const REFUSAL_CODES: ReadonlyArray<RefusalCode> = [
+  "protocol-unsupported", "machine-unknown", "schema-too-old", "schema-too-new", "schema-mismatch", "unauthorized",
+]
+
+export const show = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : String(v))
+
+// ---- encoding ----
+
+let writer = new ByteWriter(4096)
+const nameTable = new Map<string, number>()
+
+export const invalid = (message: string): never => {
+  throw canonError("protocol-error", message)
+}
+
+/** A count or sequence number: a non-negative safe integer (written by the caller, as is or as a delta). */
+export const checkUint = (n: number, what: string): void => {
+  if (!isSafeInteger(n) || n < 0) invalid(`${what} must be a non-negative integer, not ${show(n)}.`)
+}
+
+export const uint = (w: ByteWriter, n: number, what: string): void => {
+  checkUint(n, what)
+  w.varint(n)
+}
+
+export const delta = (w: ByteWriter, d: number, what: string): void => {
+  const z = d >= 0 ? d * 2 : -d * 2 - 1
+  if (!(z <= MAX_UINT)) invalid(`${what} is too far from the previous one to encode (${d}).`)
+  w.varint(z)
+}
+
+export const str = (w: ByteWriter, s: string, what: string): void => {
+  if (typeof s !== "string") invalid(`${what} must be a string, not ${show(s)}.`)
+  w.string(s)
+}
+
+/** Starts a frame's name table (submit, entries: a name is defined once per frame). */
+export const newNameTable = (): void => nameTable.clear()
+
+export const name = (w: ByteWriter, s: string): void => {
+  const k = nameTable.get(s)
+  if (k !== undefined) {
+    w.varint(k)
+    return
+  }
+  if (typeof s !== "string") invalid(`A command name must be a string, not ${show(s)}.`)
+  nameTable.set(s, nameTable.size + 1)
+  w.byte(0)
+  w.string(s)
+}
+
+export const list = <T>(w: ByteWriter, xs: ReadonlyArray<T>, what: string): ReadonlyArray<T> => {
+  if (!isArray(xs)) invalid(`${what} must be an array.`)
+  w.varint(xs.length)
+  return xs
+}
+
+export const header = (w: ByteWriter, type: number, flags: number): void => {
+  w.reset()
+  w.byte(type)
+  w.byte(flags)
+}
+
+const spoken = (v: number): boolean => isInteger(v) && v >= PROTOCOL_VERSIONS.min && v <= PROTOCOL_VERSIONS.max
+
+const unspoken = (v: unknown): string => `Protocol version ${show(v)} is not spoken here (${PROTOCOL_VERSIONS.min}..${PROTOCOL_VERSIONS.max}).`
+
+/** Protocol 2: a document by its channel on this connection. */
+export const channel = (w: ByteWriter, docId: string): void => {
+  const c = session?.channelOf(docId)
+  if (c === undefined) invalid(`Document ${show(docId)} has no channel on this connection: a compact frame needs a session that saw its subscribe.`)
+  w.varint(c!)
+}
+
+export const compactArgs = (w: ByteWriter, args: unknown): void => {
+  if (!isBytes(args)) invalid("A compact frame's arguments are bytes (core/protocol/args-codec.ts).")
+  w.bytes(args as Uint8Array)
+}
+
+/** Compact frames exist from protocol 2 on. */
+export const compactFor = (m: { readonly compact?: true }): boolean => {
+  if (m.compact !== true) return false
+  if (encodingVersion < 2) invalid(`Compact frames need protocol 2; this connection speaks ${encodingVersion}.`)
+  return true
+}
+
+/** Malformed input (a null where an object belongs...) surfaces as a CanonError too, not a TypeError. */
+const asEncodeError = (e: unknown): CanonError =>
+  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode the message: ${e instanceof Error ? e.message : String(e)}`)
+
+/** One frame: `write` fills the writer (header first). Throws a CanonError if the protocol cannot carry the message. */
+export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (w: ByteWriter, m: M) => void): Uint8Array => {
+  const v = options?.version ?? 1
+  if (!spoken(v)) invalid(unspoken(v))
+  session = options?.session
+  encodingVersion = v
+  const w = writer
+  try {
+    write(w, m)
+  } catch (e) {
+    throw asEncodeError(e)
+  }
+  const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+  if (w.pos > max) {
+    const size = w.pos
+    writer = new ByteWriter(4096)
+    invalid(`A frame of ${size} bytes is over the limit of ${max} bytes.`)
+  }
+  const out = w.finish()
+  // Do not keep a huge buffer alive after one huge frame.
+  if (w.pos > 1 << 20) writer = new ByteWriter(4096)
+  return out
+}
+
+// ---- decoding ----
+
+/** Thrown inside the decoder (no stack trace to capture), turned into a DecodeError at the top. */
+class Fail {
+  constructor(readonly code: DecodeErrorCode, readonly message: string) {}
+}
+
+export const bad = (message: string): never => {
+  throw new Fail("bad-value", message)
+}
+
+/** A count of items each taking at least `minBytes`: a count that cannot fit is refused before allocating. */
+export const count = (r: ByteReader, minBytes: number, what: string): number => {
+  const n = r.varint()
+  if (n * minBytes > r.remaining) throw new Fail("truncated", `${n} ${what} cannot fit in the ${r.remaining} bytes left.`)
+  return n
+}
+
+export const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2)
+
+/** `prev + 1 + delta`, which must be a non-negative safe integer. */
+export const next = (r: ByteReader, prev: number, what: string): number => {
+  const v = prev + 1 + unzigzag(r.varint())
+  if (!(v >= 0 && v <= MAX_UINT)) bad(`${what} out of range (${v}).`)
+  return v
+}
+
+export const optionalFields = (r: ByteReader, allowed: number): number => {
+  const b = r.byte()
+  if ((b & ~allowed) !== 0) bad(`Optional-field byte 0x${b.toString(16)} sets unknown fields.`)
+  return b
+}
+
+/**
+ * A frame's table of clientIds or command names, as the decoder builds it. A string is
+ * defined once per frame (as the encoder does): a second definition is refused, so every
+ * frame that decodes re-encodes, and the check stays linear however large the table.
+ */
+export class Table {
+  readonly items: string[] = []
+  #set: Set<string> | undefined
+
+  constructor(private readonly what: string) {}
+
+  define(s: string): void {
+    const items = this.items
+    if (items.length < 16) {
+      if (items.includes(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
+    } else {
+      const set = (this.#set ??= new Set(items))
+      if (set.has(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
+      set.add(s)
+    }
+    items.push(s)
+  }
+
+  get(k: number): string {
+    if (k > this.items.length) bad(`${this.what} reference ${k} but only ${this.items.length} defined so far.`)
+    return this.items[k - 1]!
+  }
+}
+
+export const readName = (r: ByteReader, names: Table): string => {
+  const k = r.varint()
+  if (k === 0) {
+    const s = r.string()
+    names.define(s)
+    return s
+  }
+  return names.get(k)
+}
+
+/** Protocol 2: the document a channel names on this connection. */
+export const readChannel = (r: ByteReader): string => {
+  if (session === undefined) bad("A compact frame on a connection without a session.")
+  const c = r.varint()
+  const d = session!.docOf(c)
+  if (d === undefined) bad(`Channel ${c} names no document on this connection.`)
+  return d!
+}
+
+export type Reader<T> = (r: ByteReader) => T
+
+export interface Spec<T> {
+  readonly flags: number
+  readonly read: Reader<T>
+  /** The first protocol version with this type (default 1): older versions do not know it. */
+  readonly since?: number
+}
+
+/** Maps what the shared readers (core/bytes, core/canonical) throw to a decode error code. */
+const toDecodeError = (e: unknown): DecodeError => {
+  if (e instanceof Fail) return new DecodeError({ code: e.code, message: e.message })
+  if (e instanceof CanonError) {
+    const m = e.message
+    const code: DecodeErrorCode =
+      m.startsWith("Unexpected end") || m.includes("runs past the end") || m.includes("cannot fit in") ? "truncated"
+      : m.startsWith("Varint") ? "bad-varint"
+      : m.includes("UTF-8") ? "bad-utf8"
+      : m.includes("nests deeper") ? "too-deep"
+      : "bad-value"
+    return new DecodeError({ code, message: m })
+  }
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return new DecodeError({ code: "too-deep", message: "A value nests too deeply." })
+  return new DecodeError({ code: "bad-value", message: `Malformed frame: ${e instanceof Error ? e.message : String(e)}` })
+}
+
+const failure = (code: DecodeErrorCode, message: string): { readonly ok: false; readonly error: DecodeError } =>
+  ({ ok: false, error: new DecodeError({ code, message }) })
+
+/** Decodes one frame of one direction: `specs` are its types, `others` the other direction's. */
+export const decodeFrame = <T>(
+  frame: Uint8Array,
+  options: CodecOptions | undefined,
+  specs: ReadonlyMap<number, Spec<T>>,
+  others: ReadonlyArray<number>,
+  side: string,
+): Decoded<T> => {
+  // A decode error is the peer's doing, not a bug here: no stack trace to capture (a flood of
+  // garbage frames must cost little), for DecodeError and for what the shared readers throw.
+  const stackTraceLimit = ErrorClass.stackTraceLimit
+  ErrorClass.stackTraceLimit = 0
+  try {
+    const version = options?.version ?? 1
+    if (!spoken(version)) return failure("unsupported-version", unspoken(version))
+    session = options?.session
+    if (!isBytes(frame)) return failure("bad-value", "A frame must be a Uint8Array.")
+    const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    if (frame.length > max) return failure("too-large", `A frame of ${frame.length} bytes is over the limit of ${max} bytes.`)
+    if (frame.length === 0) return failure("empty", "An empty frame.")
+    if (frame.length === 1) return failure("truncated", "A frame of one byte has no flags.")
+    // A plain Uint8Array view (a Buffer's slice() would alias the frame instead of copying).
+    const bytes = frame.constructor === Bytes ? frame : new Bytes(frame.buffer, frame.byteOffset, frame.byteLength)
+    const type = bytes[0]!
+    const flags = bytes[1]!
+    const known = specs.get(type)
+    // A type newer than the connection's version is unknown to it, as to an older peer.
+    const spec = known !== undefined && (known.since ?? 1) <= version ? known : undefined
+    if (spec === undefined) {
+      if (others.includes(type)) return failure("unknown-type", `Message type 0x${type.toString(16)} is not a ${side} message.`)
+      if (flags & OPTIONAL) return { ok: "ignore", type }
+      return failure("unknown-type", `Unknown required message type 0x${type.toString(16)}.`)
+    }
+    if (flags !== spec.flags) return failure("bad-value", `Flags 0x${flags.toString(16)} on message type 0x${type.toString(16)} (expected 0x${spec.flags.toString(16)}).`)
+    const r = new ByteReader(bytes)
+    r.pos = 2
+    const message = spec.read(r)
+    if (r.remaining > 0) return failure("trailing-bytes", `${r.remaining} bytes left after a message of type 0x${type.toString(16)}.`)
+    return { ok: true, message }
+  } catch (e) {
+    return { ok: false, error: toDecodeError(e) }
+  } finally {
+    ErrorClass.stackTraceLimit = stackTraceLimit
+  }
+}

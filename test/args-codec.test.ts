@@ -1,0 +1,55 @@
+/**
+ * Schema-driven argument encoding (core/protocol/args-codec.ts, protocol 2): every value
+ * round-trips, a union writes the index of the first member whose shape the value has, and
+ * a value outside the schema's shape travels whole as a canonical value.
+ */
+import * as Schema from "effect/Schema"
+import fc from "fast-check"
+import { argsCodec } from "../core/protocol/args-codec.js"
+import { decodeCanonical } from "../core/canonical.js"
+
+const Shape = Schema.Union([
+  Schema.Struct({ kind: Schema.Literal("a"), n: Schema.Number }),
+  Schema.Struct({ kind: Schema.Literal("b"), s: Schema.String, tags: Schema.optional(Schema.Array(Schema.String)) }),
+  Schema.Null,
+])
+const Nested = Schema.Struct({
+  x: Schema.Union([Schema.String, Schema.Number, Schema.Array(Schema.Union([Schema.Boolean, Schema.Struct({ y: Schema.Number })]))]),
+  more: Schema.Record(Schema.String, Schema.Union([Schema.Number, Schema.String])),
+})
+
+test("a union writes the index of the first member whose shape the value has", () => {
+  const c = argsCodec(Shape.ast)
+  // form 0, member 1, optional bitmap 0, then "b" is a literal (nothing), s = "hi"
+  expect([...c.encode({ kind: "b", s: "hi" })]).toEqual([0, 1, 0, 2, 0x68, 0x69])
+  expect([...c.encode(null)]).toEqual([0, 2])
+  expect(c.decode(c.encode({ kind: "a", n: 3 }))).toEqual({ kind: "a", n: 3 })
+})
+
+test("a member that fails deep inside is abandoned whole: nothing it wrote stays", () => {
+  const c = argsCodec(Nested.ast)
+  const v = { x: [true, { y: 2 }, false], more: { k: "v", j: 1 } }
+  const bytes = c.encode(v)
+  expect(bytes[0]).toBe(0)
+  expect(c.decode(bytes)).toEqual(v)
+})
+
+test("a value outside the schema's shape travels whole, as a canonical value", () => {
+  const c = argsCodec(Shape.ast)
+  const v = { kind: "c", other: [1, 2] }
+  const bytes = c.encode(v)
+  expect(bytes[0]).toBe(1)
+  expect(decodeCanonical(bytes.subarray(1))).toEqual(v)
+  expect(c.decode(bytes)).toEqual(v)
+})
+
+test("every value round-trips, in or out of the schema's shape", () => {
+  const c = argsCodec(Nested.ast)
+  const leaf = fc.oneof(fc.string(), fc.double({ noNaN: true }), fc.boolean(), fc.record({ y: fc.double({ noNaN: true }) }))
+  const x = fc.oneof(fc.string(), fc.double({ noNaN: true }), fc.array(leaf, { maxLength: 5 }), fc.constant(null))
+  const more = fc.dictionary(fc.string({ maxLength: 4 }), fc.oneof(fc.string(), fc.integer(), fc.boolean()), { maxKeys: 4 })
+  fc.assert(fc.property(x, more, (x, more) => {
+    const v = { x, more }
+    expect(c.decode(c.encode(v))).toEqual(v)
+  }), { numRuns: 300 })
+})

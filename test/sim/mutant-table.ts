@@ -131,7 +131,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "v2-elide-wrong-clientseq",
     breaks: "protocol 2 names the receiver's own elided entry with the next clientSeq",
-    patches: [{ file: "core/protocol/codec.ts", anchor: "        w.byte(0)\n        w.varint(cs)\n", replacement: "        w.byte(0)\n        w.varint(cs + 1)\n" }],
+    patches: [{ file: "core/protocol/codec-server.ts", anchor: "        w.byte(0)\n        w.varint(cs)\n", replacement: "        w.byte(0)\n        w.varint(cs + 1)\n" }],
   },
   {
     name: "compact-one-too-many",

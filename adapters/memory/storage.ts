@@ -4,16 +4,25 @@
  *
  * For the simulator it can model a disk: with `latency`, a batch becomes durable only after
  * a (virtual) delay, in order, and `crash()` discards every batch not yet durable, as a
- * killed process loses writes still in flight.
+ * killed process loses writes still in flight. `latency.readMs` makes reads take virtual
+ * time too (a read returns what is durable when it completes; a crash leaves it unanswered,
+ * as the process that asked is gone). `failWrite` makes chosen batches fail as a disk
+ * can: the batch rejects with `storage-failed` and none of it is applied.
  */
-import { canonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions, type Runtime } from "../../core/index.js"
+import { canonError, type CanonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions, type Runtime } from "../../core/index.js"
 import { SortedBytesMap } from "./sorted-map.js"
 
 export { compareBytes } from "./sorted-map.js"
 
 export interface MemoryStorageOptions {
-  /** Make writes take virtual time (simulator). */
-  readonly latency?: { readonly runtime: Runtime; readonly ms: () => number }
+  /** Make writes (and with `readMs`, reads) take virtual time (simulator). A delay of 0 or less is immediate. */
+  readonly latency?: { readonly runtime: Runtime; readonly ms: () => number; readonly readMs?: () => number }
+  /** Asked once per batch (simulator): true fails that batch, applying nothing. */
+  readonly failWrite?: (ops: ReadonlyArray<BatchOp>) => boolean
+  /** Told of each batch as it is asked for, before it is durable (simulator: aim a crash at a write). */
+  readonly onBatch?: (ops: ReadonlyArray<BatchOp>) => void
+  /** Told of each batch once it is durable (simulator: a shadow of what was ever stored). */
+  readonly onDurable?: (ops: ReadonlyArray<BatchOp>) => void
 }
 
 export class MemoryStorage implements KVStore {
@@ -30,7 +39,26 @@ export class MemoryStorage implements KVStore {
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     this.check()
+    await this.readDelay()
     return this.map.get(key)?.slice()
+  }
+
+  /** With a read latency: waits that long (and forever if the process crashes meanwhile). */
+  private readDelay(): Promise<void> | undefined {
+    const latency = this.options.latency
+    const ms = latency?.readMs?.() ?? 0
+    if (latency === undefined || ms <= 0) return undefined
+    return new Promise((resolve) => {
+      const timer = latency.runtime.setTimer(ms, () => {
+        this.inflight.delete(timer)
+        resolve()
+      })
+      this.inflight.add(timer)
+    })
+  }
+
+  private failure(): CanonError {
+    return canonError("storage-failed", "The memory store failed this write (injected fault); nothing of the batch was applied.")
   }
 
   batch(ops: ReadonlyArray<BatchOp>, _options?: BatchOptions): Promise<void> {
@@ -46,17 +74,21 @@ export class MemoryStorage implements KVStore {
     } catch (e) {
       return Promise.reject(e)
     }
+    const fails = this.options.failWrite?.(copy) ?? false
+    this.options.onBatch?.(copy)
     const latency = this.options.latency
     if (latency === undefined) {
+      if (fails) return Promise.reject(this.failure())
       this.apply(copy)
       return Promise.resolve()
     }
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const now = latency.runtime.now()
       const at = Math.max(this.lastDurableAt, now + latency.ms())
       this.lastDurableAt = at
       const timer = latency.runtime.setTimer(at - now, () => {
         this.inflight.delete(timer)
+        if (fails) return reject(this.failure())
         this.apply(copy)
         resolve()
       })
@@ -69,10 +101,12 @@ export class MemoryStorage implements KVStore {
       if (op.type === "put") this.map.set(op.key, op.value)
       else this.map.delete(op.key)
     }
+    this.options.onDurable?.(ops)
   }
 
   async range(options: RangeOptions): Promise<Array<readonly [Uint8Array, Uint8Array]>> {
     this.check()
+    await this.readDelay()
     return this.map.range(options.gte, options.lt, options.limit ?? Infinity, options.reverse ?? false).map(([k, v]) => [k.slice(), v.slice()] as const)
   }
 
@@ -80,7 +114,10 @@ export class MemoryStorage implements KVStore {
     this.closed = true
   }
 
-  /** Simulator: the process died. Writes not yet durable are lost; the data stays for a restart. */
+  /**
+   * Simulator: the process died. Writes not yet durable are lost and reads in flight are
+   * never answered; the data stays for a restart.
+   */
   crash(): void {
     for (const t of this.inflight) t.cancel()
     this.inflight.clear()

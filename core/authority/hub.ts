@@ -375,6 +375,8 @@ export class Hub implements ConnectionAcceptor {
   }
 
   private fail(session: Session, e: unknown): void {
+    // The hub's disk failing is not the peer's fault: it reconnects and tries again.
+    if ((e as { code?: unknown })?.code === "storage-failed") return this.closeSession(session, "storage-failed", `The hub's storage failed; reconnect and try again. ${e instanceof Error ? e.message : ""}`)
     this.protocolError(session, `Internal error: ${e instanceof Error ? e.message : String(e)}`)
   }
 

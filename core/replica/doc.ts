@@ -149,7 +149,7 @@ export class Doc<M extends Machine<any, any>> {
   /** Settled commands whose outbox removal is not durable yet. */
   private readonly settling = new Set<number>()
   /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
-  private unwritten: { entries: Entry[]; settled: number[] } = { entries: [], settled: [] }
+  private unwritten: { entries: Entry[]; settled: number[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
   /** Own commands the hub answered with "applied at seq <= X": settled once confirmedSeq reaches X. */
   private readonly settleAt = new Map<PendingCommand, number>()
   private readonly maxCommandBytes: number
@@ -784,18 +784,26 @@ export class Doc<M extends Machine<any, any>> {
     this.resyncing = false
     this.fetchStateOnConnect = false
     this.rs.reset(seq, bytes, verifiedHash)
+    let settledBefore: number[] = []
     this.enqueue(
-      (store) => store.confirm(this.docId, {
-        meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.laneNext },
-        entries: [],
-        settled: [],
-        snapshot: { seq, state: bytes, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed },
-      }),
+      (store) => {
+        // Entries an earlier failed write left out are inside this state (or of a timeline it replaces).
+        settledBefore = this.unwritten.settled
+        this.unwritten = { entries: [], settled: [] }
+        return store.confirm(this.docId, {
+          meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.laneNext },
+          entries: [],
+          settled: settledBefore,
+          snapshot: { seq, state: bytes, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed },
+        })
+      },
       () => {
         this.laneConfirmed = seq
         this.laneSnapshotSeq = seq
         this.sinceSnapshot = 0
       },
+      // Not written: the next confirm carries the installed state, or its entries would follow a hole.
+      () => { this.unwritten = { entries: [], settled: [...settledBefore, ...this.unwritten.settled], snapshot: { seq, state: bytes } } },
     )
     this.emit("snapshot", { seq, received: bytes.length, size: bytes.length })
     this.resend()
@@ -857,24 +865,31 @@ export class Doc<M extends Machine<any, any>> {
     if (r.applied.length === 0 && settled.length === 0) return
     for (const cs of settled) this.settling.add(cs)
     const confirmedSeq = this.rs.confirmedSeq
-    // What an earlier failed write left out goes first: the stored log must have no hole.
-    const carried = this.unwritten
-    this.unwritten = { entries: [], settled: [] }
-    const applied = carried.entries.length > 0 ? [...carried.entries, ...r.applied] : r.applied
-    const removed = carried.settled.length > 0 ? [...carried.settled, ...settled] : settled
+    let applied = r.applied
+    let removed = settled
+    let base: { seq: number; state: Uint8Array } | undefined
     const snapshot = r.snapshot
     this.sinceSnapshot = snapshot !== undefined ? 0 : this.sinceSnapshot + r.applied.length
     this.enqueue(
-      // Built when the lane gets here, on top of what the writes before it stored.
-      (store) => store.confirm(this.docId, {
+      // Built when the lane gets here, on top of what the writes before it stored; what an
+      // earlier failed write left out goes first (taken here, not at integrate time: a write
+      // queued behind one that then fails must carry it), so the stored log has no hole.
+      (store) => {
+        const carried = this.unwritten
+        this.unwritten = { entries: [], settled: [] }
+        if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
+        if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
+        base = snapshot !== undefined ? { seq: confirmedSeq, state: snapshot } : carried.snapshot
+        return store.confirm(this.docId, {
         meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq, nextClientSeq: this.laneNext },
         entries: applied,
         settled: removed,
-        ...(snapshot !== undefined ? { snapshot: { seq: confirmedSeq, state: snapshot, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed } } : {}),
-      }),
+        ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed } } : {}),
+        })
+      },
       () => {
         this.laneConfirmed = confirmedSeq
-        if (snapshot !== undefined) this.laneSnapshotSeq = confirmedSeq
+        if (base !== undefined) this.laneSnapshotSeq = base.seq
         for (const cs of removed) this.settling.delete(cs)
         // Tell the authority it may forget these outcomes: on the next submit, or on its own
         // once enough have piled up (a frame per confirmation would double the traffic).
@@ -889,6 +904,7 @@ export class Doc<M extends Machine<any, any>> {
         this.unwritten = {
           entries: [...applied, ...this.unwritten.entries],
           settled: [...removed, ...this.unwritten.settled],
+          ...(base !== undefined ? { snapshot: base } : {}),
         }
         if (snapshot !== undefined) this.sinceSnapshot = this.snapshotEvery
       },

@@ -1,100 +1,297 @@
 /**
- * The simulator's invariants (DESIGN.md), checked once the network has healed:
- * 1. convergence: every replica's confirmed state hash equals the authority's, at its seq;
- * 2. nothing acknowledged is lost: every confirmed command is in the durable log at its seq,
- *    and the authority reloaded from storage has the same state;
- * 3. exactly once: no (clientId, clientSeq) appears twice in the log;
- * 4. every command that reached the outbox was confirmed or rejected, and the app was told;
- * 5. bad input (the raw client's) was refused with a clear code and never entered the log.
+ * The simulator's invariants (DESIGN.md), checked per document once the network has healed.
+ * Every failure starts with the name of the invariant it breaks:
+ *
+ * - convergence: every replica's confirmed state hash equals the authority's, at its seq;
+ *   a fresh replica replaying the whole log reaches it too;
+ * - durability: the log is contiguous and as long as the authority's head; a fresh Hub
+ *   loading the document from storage has the same seq and hash; with compaction the log
+ *   judged is every entry ever made durable (shadow-log.ts), the stored tail after the
+ *   horizon is its end, and no entry is deleted unless a complete snapshot covers it;
+ * - exactly-once: no (clientId, clientSeq) twice in the log, no command confirmed twice;
+ * - acknowledged: a command the app was told is confirmed at seq N is the entry at N, with the
+ *   same name and the same arguments (canonical bytes);
+ * - outbox: every command that reached the outbox, and every command of a process still
+ *   running, was confirmed or rejected, and the app was told which;
+ * - determinism: a deterministic document never desyncs; ctx.random differs per entry;
+ * - bad input: the hostile client's commands were refused with a clear code, or harmless;
+ * - identity: nothing enters the log under a client's id that the client did not submit;
+ * - storage: a failed replica write is reported to the app; documents reopen; a failed hub
+ *   write is not remembered after the disk recovers;
+ * - serving: the hub never answers an honest replica with an error of its own making;
+ * - globals: Object.prototype and friends are untouched (checked while running and at the end);
+ * - crash: nothing escaped the engine (throws in timers, unhandled rejections, internal errors);
+ * - liveness: the world settles (no livelock; every check-phase operation finishes).
+ * The last five are noticed while the world runs (simulation.ts, guard.ts) and arrive here
+ * in the ledger's errors.
  */
 import type { Doc, Entry, Machine } from "../../core/index.js"
+import { argsKey, type HostileClients, type RawCommand } from "./hostile.js"
+import type { SimProcess } from "./process.js"
+import { TodoPlus, type TodoState } from "./machines.js"
+
+export interface Submitted {
+  readonly docId: string
+  readonly clientId: string
+  readonly clientSeq: number
+  readonly name: string
+  readonly replica: string
+  /** The incarnation that submitted it. */
+  readonly proc: SimProcess
+  /** Hash and length of the canonical bytes of the encoded arguments. */
+  readonly argsKey: string | undefined
+  persisted: boolean
+  /** The receipt settled (confirmed or rejected). */
+  settled: boolean
+}
 
 export interface Ledger {
-  /** Commands the app submitted, by "clientId:clientSeq". */
-  readonly submitted: Map<string, { name: string; persisted: boolean }>
+  /** Commands the app submitted, by ledgerKey. */
+  readonly submitted: Map<string, Submitted>
   /** Confirmations the app saw (receipt or event), with their seq. */
   readonly confirmed: Map<string, number>
   /** Rejections the app saw, with their code. */
   readonly rejected: Map<string, string>
-  /** Outcomes the raw client received, by its clientSeq. */
-  readonly rawOutcomes: Map<number, string>
-  /** Inconsistencies noticed while running. */
+  /** Failures noticed while running. */
   readonly errors: string[]
+  readonly desyncs: Array<{ readonly replica: string; readonly docId: string; readonly seq: number }>
+}
+
+export const ledgerKey = (docId: string, clientId: string, clientSeq: number): string => `${docId}|${clientId}:${clientSeq}`
+
+export interface DocView {
+  readonly docId: string
+  readonly machine: Machine<any, any>
+  /** A replay of the log reproduces the state (false for deliberately non-deterministic machines). */
+  readonly replayable: boolean
+  /** The live authority at the end, or why the hub could not load the document. */
+  readonly authority: { readonly seq: number; readonly hash: string; readonly state: unknown } | string
+  /** The stored log, or why it cannot be read (then commands of this document are not judged one by one). */
+  readonly entries: ReadonlyArray<Entry> | string
+  /** A fresh Hub's view of the document loaded from storage, or why it could not load. */
+  readonly reload: { readonly seq: number; readonly hash: string } | string
+  /** A fresh replica that replayed the whole log, or why it did not get there. */
+  readonly joiner: { readonly seq: number; readonly hash: string } | string
+  readonly replicas: ReadonlyArray<{ name: string; clientId: string | undefined; doc: Doc<any> | undefined; status: string | undefined }>
 }
 
 export interface WorldView {
-  readonly machine: Machine<any, any>
-  readonly docId: string
-  readonly authority: { readonly seq: number; readonly hash: string }
-  readonly entries: ReadonlyArray<Entry>
-  readonly replicas: ReadonlyArray<{ name: string; clientId: string; doc: Doc<any> | undefined; status: string | undefined }>
+  readonly docs: ReadonlyArray<DocView>
   readonly ledger: Ledger
-  readonly reload: () => Promise<{ seq: number; hash: string }>
-  /** A replay of the log reproduces the state (false for deliberately non-deterministic machines). */
-  readonly replayable: boolean
+  readonly hostile: HostileClients | undefined
+  /** clientIds of the honest replicas. */
+  readonly replicaIds: ReadonlySet<string>
+  readonly incarnations: ReadonlyArray<{ readonly replica: string; readonly proc: SimProcess }>
 }
 
-export const checkWorld = async (w: WorldView): Promise<string[]> => {
-  const failures: string[] = [...w.ledger.errors]
-  const fail = (s: string) => { if (failures.length < 30) failures.push(s) }
+const MAX_FAILURES = 40
+/** A hostile command with no answer for this long on an open connection was ignored, not refused. */
+const SILENCE_MS = 5_000
 
-  // The log itself: contiguous seqs, each idempotency key once.
-  const bySeq = new Map<number, Entry>()
-  const byKey = new Map<string, number>()
-  w.entries.forEach((e, i) => {
-    if (e.seq !== i + 1) fail(`log: entry at index ${i} has seq ${e.seq}`)
-    bySeq.set(e.seq, e)
-    const key = `${e.clientId}:${e.clientSeq}`
-    if (byKey.has(key)) fail(`exactly-once: ${key} is in the log at seq ${byKey.get(key)} and ${e.seq}`)
-    byKey.set(key, e.seq)
-  })
-  if (w.entries.length !== w.authority.seq) fail(`log: ${w.entries.length} entries stored but the authority is at ${w.authority.seq}`)
+export const checkWorld = (w: WorldView): string[] => {
+  const failures: string[] = []
+  const seen = new Set<string>()
+  const fail = (s: string) => {
+    if (failures.length < MAX_FAILURES && !seen.has(s)) {
+      seen.add(s)
+      failures.push(s)
+    }
+  }
+  for (const e of w.ledger.errors) fail(e)
 
-  // Durability: the authority rebuilt from storage is the authority that served.
-  const reloaded = await w.reload()
-  if (reloaded.seq !== w.authority.seq || (w.replayable && reloaded.hash !== w.authority.hash)) {
-    fail(`durability: reloaded authority at ${reloaded.seq}/${reloaded.hash}, live one at ${w.authority.seq}/${w.authority.hash}`)
+  // Log entries by idempotency key, over every document.
+  const byKey = new Map<string, Entry>()
+  const bySeq = new Map<string, Map<number, Entry>>()
+  for (const d of w.docs) checkDoc(d, fail, byKey, bySeq)
+  // A log that cannot be read makes every command of its document look lost: say it once.
+  const unreadable = new Set(w.docs.filter((d) => typeof d.entries === "string").map((d) => d.docId))
+  const judged = (key: string) => !unreadable.has(key.slice(0, key.indexOf("|")))
+
+  const { submitted, confirmed, rejected } = w.ledger
+  const describe = (e: Entry | undefined) => (e === undefined ? "nothing" : `${e.clientId}:${e.clientSeq} ${e.name}`)
+
+  // Acknowledged commands are in the log where the app was told, as the app sent them.
+  for (const [key, seq] of confirmed) {
+    if (!judged(key)) continue
+    const s = submitted.get(key)
+    const docId = key.slice(0, key.indexOf("|"))
+    const e = bySeq.get(docId)?.get(seq)
+    if (e === undefined || ledgerKey(docId, e.clientId, e.clientSeq) !== key) {
+      fail(`acknowledged: ${key} was confirmed at seq ${seq} but the log has ${describe(e)} there`)
+    } else if (s !== undefined && (e.name !== s.name || argsKey(e.args) !== s.argsKey)) {
+      fail(`acknowledged: ${key} was confirmed at seq ${seq} as ${s.name} ${s.argsKey} but the entry there is ${e.name} ${argsKey(e.args)}`)
+    }
+    if (rejected.has(key)) fail(`exactly-once: ${key} was both confirmed and rejected`)
   }
 
-  // Convergence.
-  for (const r of w.replicas) {
-    if (r.doc === undefined) { fail(`${r.name}: not running at the end`); continue }
-    if (r.status !== "online") fail(`${r.name}: status ${r.status} at the end`)
-    if (r.doc.confirmedSeq !== w.authority.seq) fail(`convergence: ${r.name} at seq ${r.doc.confirmedSeq}, authority at ${w.authority.seq}`)
-    const h = r.doc.confirmedHash()
-    if (h !== w.authority.hash) fail(`convergence: ${r.name} hash ${h} != authority ${w.authority.hash} (seq ${r.doc.confirmedSeq})`)
-    if (r.doc.pendingCount !== 0) fail(`outbox: ${r.name} still has ${r.doc.pendingCount} pending`)
+  // Every command settled, and the app heard of it.
+  for (const [key, s] of submitted) {
+    if (!judged(key)) continue
+    const e = byKey.get(key)
+    const inLog = e !== undefined
+    const wasConfirmed = confirmed.has(key)
+    const wasRejected = rejected.has(key)
+    if (inLog && (e.name !== s.name || argsKey(e.args) !== s.argsKey)) {
+      fail(`identity: ${key} is in the log as ${e.name} ${argsKey(e.args)}, but ${s.replica} submitted ${s.name} ${s.argsKey}`)
+    }
+    if (inLog && !wasConfirmed) fail(`outbox: ${key} (${s.name}) is in the log but the app was never told it was confirmed`)
+    if (inLog && wasRejected) fail(`outbox: ${key} (${s.name}) is in the log at seq ${e.seq} but the app was told it was rejected (${rejected.get(key)})`)
+    if (s.persisted && !inLog && !wasRejected) fail(`outbox: ${key} (${s.name}) reached the outbox but was neither confirmed nor rejected`)
+    if (s.proc.alive && !s.settled) fail(`outbox: ${key} (${s.name}) was submitted by ${s.replica}, still running, and never settled (persisted: ${s.persisted})`)
+  }
+  // Nothing is in the log under a replica's id that the replica did not submit.
+  for (const [key, e] of byKey) {
+    if (w.replicaIds.has(e.clientId) && !submitted.has(key)) fail(`identity: ${key} (${e.name}) is in the log but its client never submitted it`)
   }
 
-  // Acknowledged commands are in the log where the app was told.
-  for (const [key, seq] of w.ledger.confirmed) {
-    const e = bySeq.get(seq)
-    if (e === undefined || `${e.clientId}:${e.clientSeq}` !== key) fail(`lost: ${key} was confirmed at seq ${seq} but the log has ${e ? `${e.clientId}:${e.clientSeq}` : "nothing"} there`)
-    if (w.ledger.rejected.has(key)) fail(`${key} was both confirmed and rejected`)
+  // Determinism: a deterministic document never needs a resync.
+  const replayable = new Set(w.docs.filter((d) => d.replayable).map((d) => d.docId))
+  for (const d of w.ledger.desyncs) {
+    if (replayable.has(d.docId)) fail(`determinism: ${d.replica} desynced on ${d.docId} at seq ${d.seq} (the machine is deterministic: the engine let state differ)`)
   }
 
-  // Every durable command settled, and the app heard of it.
-  for (const [key, s] of w.ledger.submitted) {
-    const inLog = byKey.has(key)
-    const confirmed = w.ledger.confirmed.has(key)
-    const rejected = w.ledger.rejected.has(key)
-    if (inLog && !confirmed) fail(`${key} (${s.name}) is in the log but the app was never told it was confirmed`)
-    if (inLog && rejected) fail(`${key} (${s.name}) is in the log but the app was told it was rejected`)
-    if (s.persisted && !inLog && !rejected) fail(`${key} (${s.name}) reached the outbox but was neither confirmed nor rejected`)
-    if (!s.persisted && (confirmed || rejected) && !inLog && !rejected) fail(`${key} settled without persisting`)
-  }
-  // Nothing from our replicas is in the log that the app did not submit.
-  const clientIds = new Set(w.replicas.map((r) => r.clientId))
-  for (const [key] of byKey) {
-    const [cid] = key.split(":")
-    if (clientIds.has(cid!) && !w.ledger.submitted.has(key)) fail(`${key} is in the log but was never submitted`)
+  // A failed replica write is reported to the app.
+  for (const { replica, proc } of w.incarnations) {
+    if (proc.failedWrites > 0 && proc.reportedFailures === 0) fail(`storage: ${replica} had ${proc.failedWrites} failed writes and the app was never told`)
   }
 
-  // Bad input: refused, clearly, and not in the log.
-  for (const [cs, outcome] of w.ledger.rawOutcomes) {
-    if (outcome.startsWith("seq:")) fail(`bad input: raw command ${cs} was accepted (${outcome})`)
-    else if (outcome !== "invalid-args" && outcome !== "unknown-command") fail(`bad input: raw command ${cs} got ${outcome}`)
-  }
-  for (const [key] of byKey) if (key.startsWith("raw-client:")) fail(`bad input: ${key} is in the log`)
+  if (w.hostile !== undefined) checkHostile(w.hostile, w.replicaIds, byKey, bySeq, (docId) => !unreadable.has(docId), fail, submitted)
   return failures
+}
+
+const checkDoc = (d: DocView, fail: (s: string) => void, byKey: Map<string, Entry>, bySeq: Map<string, Map<number, Entry>>): void => {
+  const seqs = new Map<number, Entry>()
+  bySeq.set(d.docId, seqs)
+  if (typeof d.entries === "string") fail(`durability: the log of ${d.docId} cannot be read: ${d.entries}`)
+  const entries = typeof d.entries === "string" ? [] : d.entries
+  entries.forEach((e, i) => {
+    if (e.seq !== i + 1) fail(`durability: ${d.docId}: entry at index ${i} has seq ${e.seq}`)
+    seqs.set(e.seq, e)
+    const key = ledgerKey(d.docId, e.clientId, e.clientSeq)
+    const prev = byKey.get(key)
+    if (prev !== undefined) fail(`exactly-once: ${key} is in the log at seq ${prev.seq} and ${e.seq}`)
+    byKey.set(key, e)
+  })
+  if (typeof d.authority === "string") {
+    fail(`durability: the hub cannot load ${d.docId} at the end: ${d.authority}`)
+    return
+  }
+  const authority = d.authority
+  if (typeof d.entries !== "string" && entries.length !== authority.seq) fail(`durability: ${d.docId}: ${entries.length} entries stored but the authority is at ${authority.seq}`)
+
+  // The authority rebuilt from storage is the authority that served.
+  if (typeof d.reload === "string") fail(`durability: ${d.docId} cannot be loaded from storage by a fresh hub: ${d.reload}`)
+  else if (d.reload.seq !== authority.seq || (d.replayable && d.reload.hash !== authority.hash)) {
+    fail(`durability: ${d.docId}: reloaded authority at ${d.reload.seq}/${d.reload.hash}, live one at ${authority.seq}/${authority.hash}`)
+  }
+
+  // Convergence, and a fresh replica replaying everything gets there too.
+  if (typeof d.joiner === "string") fail(`convergence: a fresh replica of ${d.docId} is ${d.joiner}, authority at ${authority.seq}`)
+  else if (d.joiner.seq !== authority.seq || (d.replayable && d.joiner.hash !== authority.hash)) {
+    fail(`convergence: ${d.docId}: a fresh replica replaying the log reached ${d.joiner.seq}/${d.joiner.hash}, authority at ${authority.seq}/${authority.hash}`)
+  }
+  for (const r of d.replicas) {
+    if (r.doc === undefined) { fail(`convergence: ${r.name} does not follow ${d.docId} at the end (status ${r.status})`); continue }
+    if (r.status !== "online") fail(`convergence: ${r.name} is ${r.status} at the end`)
+    if (r.doc.confirmedSeq !== authority.seq) fail(`convergence: ${r.name} at seq ${r.doc.confirmedSeq} of ${d.docId}, authority at ${authority.seq}`)
+    let h: string
+    try {
+      h = r.doc.confirmedHash()
+    } catch (e) {
+      h = `unhashable (${e instanceof Error ? e.message : String(e)})`
+    }
+    if (h !== authority.hash) fail(`convergence: ${r.name} hash ${h} != authority ${authority.hash} on ${d.docId} (seq ${r.doc.confirmedSeq})`)
+    if (r.doc.pendingCount !== 0) fail(`outbox: ${r.name} still has ${r.doc.pendingCount} pending on ${d.docId}`)
+  }
+
+  // ctx.random is seeded per (document, seq): different entries draw different numbers.
+  if (d.machine === TodoPlus) {
+    const rolls = (authority.state as TodoState).rolls
+    if (new Set(rolls).size !== rolls.length) fail(`determinism: ${d.docId}: different roll entries drew the same ctx.random() (${rolls.join(", ")})`)
+  }
+}
+
+/** What each hostile command must have come to. */
+const checkHostile = (
+  h: HostileClients,
+  replicaIds: ReadonlySet<string>,
+  byKey: ReadonlyMap<string, Entry>,
+  bySeq: ReadonlyMap<string, ReadonlyMap<number, Entry>>,
+  readable: (docId: string) => boolean,
+  fail: (s: string) => void,
+  submitted: ReadonlyMap<string, Submitted> = new Map(),
+): void => {
+  const rawIds = new Set(h.conns.filter((c) => !c.forged).map((c) => c.clientId))
+  const first = new Map<string, RawCommand>()
+  for (const c of h.commands) {
+    const key = ledgerKey(c.docId, c.conn.clientId, c.clientSeq)
+    if (!c.conn.forged && c.expect !== "original" && c.localRefusal === undefined && !first.has(key)) first.set(key, c)
+  }
+  const what = (c: RawCommand) => `${c.conn.forged ? `forger of ${c.conn.victim}` : "raw"} ${c.attack} (${c.conn.clientId}:${c.clientSeq} on ${c.docId})`
+
+  for (const c of h.commands) {
+    if (c.localRefusal !== undefined || !readable(c.docId)) continue
+    const key = ledgerKey(c.docId, c.conn.clientId, c.clientSeq)
+    const entry = byKey.get(key)
+    const accepted = c.outcome?.startsWith("seq:") ?? false
+    const refusedWith = c.outcome !== undefined && !accepted ? c.outcome : undefined
+
+    if (c.conn.forged) {
+      // A forger must never get its own command into the log under the victim's id.
+      // (An entry the victim itself submitted with the same name and arguments is the victim's.)
+      const victims = submitted.get(key)
+      const victimsOwn = victims !== undefined && victims.name === entry?.name && victims.argsKey === argsKey(entry?.args)
+      if (entry !== undefined && argsKey(entry.args) === c.argsKey && entry.name === c.name && c.attack.endsWith(":next") && !victimsOwn) {
+        fail(`identity: ${what(c)} entered the log at seq ${entry.seq} under ${c.conn.victim}'s id`)
+      }
+      if (refusedWith === "outcome-expired") fail(`identity: ${what(c)}: the hub answered a forged clientId as if it were its owner (outcome-expired)`)
+      continue
+    }
+
+    // A clear code when refused ("rejected" by the app is fair when the raw client's own
+    // item, the target of its size and depth attacks, never made it into the document).
+    const ownItemMissing = refusedWith === "rejected" && !h.commands.some((o) => o.conn === c.conn && o.docId === c.docId && o.attack === "own-item" && o.outcome?.startsWith("seq:"))
+    if (refusedWith !== undefined && c.codes !== undefined && !c.codes.includes(refusedWith) && c.expect !== "original" && !ownItemMissing) {
+      fail(`bad input: ${what(c)} was refused with ${refusedWith}, expected ${c.codes.join(" or ")}`)
+    }
+    switch (c.expect) {
+      case "refuse": {
+        const applied = entry !== undefined && entry.name === c.name && argsKey(entry.args) === c.argsKey
+        if (applied) fail(`bad input: ${what(c)} was accepted (in the log at seq ${entry.seq})`)
+        else if (accepted) {
+          const at = bySeq.get(c.docId)?.get(Number(c.outcome!.slice(4)))
+          fail(`acknowledged: ${what(c)} was answered ${c.outcome}, which holds ${at === undefined ? "nothing" : `${at.clientId}:${at.clientSeq} ${at.name}`}`)
+        }
+        break
+      }
+      case "original": {
+        const o = c.original
+        if (o?.outcome !== undefined && c.outcome !== undefined && c.outcome !== o.outcome && c.outcome !== "outcome-expired") {
+          fail(`exactly-once: ${what(c)} got ${c.outcome} but the original command ${o.clientSeq} got ${o.outcome}`)
+        }
+        break
+      }
+      default:
+        break
+    }
+    // Silence is not a clear answer: a command on a connection the network did not cut and
+    // the hub did not close (with its code) gets an answer within seconds.
+    const closed = c.conn.closed
+    const openFor = (closed?.at ?? Infinity) - c.sentAt
+    if (c.outcome === undefined && (closed === undefined || closed.byUs === true) && openFor >= SILENCE_MS && c.conn.errors.length === c.errorsBefore) {
+      fail(`bad input: ${what(c)} got no answer in ${Number.isFinite(openFor) ? `${openFor} ms` : "the whole run"} on a connection that stayed open`)
+    }
+  }
+
+  // The raw client's entries are its own commands, as it first sent them.
+  for (const [key, e] of byKey) {
+    if (!rawIds.has(e.clientId)) {
+      if (!replicaIds.has(e.clientId)) fail(`identity: ${key} (${e.name}) is in the log under a client that never connected`)
+      continue
+    }
+    const c = first.get(key)
+    if (c === undefined) fail(`identity: ${key} (${e.name}) is in the log but the raw client never sent it as a new command`)
+    else if (c.name !== e.name || c.argsKey !== argsKey(e.args)) fail(`exactly-once: ${key} is in the log as ${e.name} but was first sent as ${c.name}`)
+    else if (c.outcome !== undefined && c.outcome !== `seq:${e.seq}`) fail(`acknowledged: raw ${key} is at seq ${e.seq} but its outcome was ${c.outcome}`)
+  }
 }

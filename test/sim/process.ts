@@ -4,7 +4,7 @@
  * The storage's contents survive for the next incarnation.
  */
 import type {
-  BatchOp, BatchOptions, ClientTransport, KVStore, RangeOptions, Runtime, Timer,
+  BatchOp, BatchOptions, ClientTransport, KVStore, RangeOptions, Runtime, ServerMessage, Timer,
 } from "../../core/index.js"
 import type { MemoryStorage } from "../../adapters/memory/index.js"
 
@@ -12,6 +12,10 @@ const never = <T>(): Promise<T> => new Promise<T>(() => {})
 
 export class SimProcess {
   alive = true
+  /** Writes of this incarnation that failed (injected disk faults). */
+  failedWrites = 0
+  /** Times the app heard of a storage failure (an error event, a rejected open). */
+  reportedFailures = 0
   private readonly timers = new Set<Timer>()
 
   constructor(readonly name: string, private readonly base: Runtime, private readonly disk: MemoryStorage) {}
@@ -33,18 +37,31 @@ export class SimProcess {
   /** The process's view of its disk: dead processes neither read nor write. */
   readonly storage: KVStore = {
     get: (key: Uint8Array) => (this.alive ? this.disk.get(key) : never()),
-    batch: (ops: ReadonlyArray<BatchOp>, options?: BatchOptions) => (this.alive ? this.disk.batch(ops, options) : never()),
+    batch: (ops: ReadonlyArray<BatchOp>, options?: BatchOptions) => {
+      if (!this.alive) return never()
+      return this.disk.batch(ops, options).catch((e: unknown) => {
+        this.failedWrites++
+        throw e
+      })
+    },
     range: (options: RangeOptions) => (this.alive ? this.disk.range(options) : never()),
     close: () => Promise.resolve(),
   }
 
-  /** Wraps a transport so a dead process hears nothing more. */
-  wrapTransport(t: ClientTransport): ClientTransport {
+  /**
+   * Wraps a transport so a dead process hears nothing more. `tamper` sees each message before
+   * the process does and may change it (a corrupted frame that still decodes).
+   */
+  wrapTransport(t: ClientTransport, tamper?: (m: ServerMessage) => ServerMessage | undefined): ClientTransport {
     return {
       connect: (listener) => {
         const conn = t.connect({
           onOpen: () => { if (this.alive) listener.onOpen?.() },
-          onMessage: (m) => { if (this.alive) listener.onMessage(m) },
+          onMessage: (m) => {
+            if (!this.alive) return
+            const heard = tamper === undefined ? m : tamper(m)
+            if (heard !== undefined) listener.onMessage(heard)
+          },
           onClose: (i) => { if (this.alive) listener.onClose(i) },
         })
         return {

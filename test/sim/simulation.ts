@@ -1,33 +1,100 @@
 /**
- * The seeded fault simulator: one hub, K replicas and a hostile raw client over the
- * in-memory network, on virtual time. A seed fixes everything: latencies, the workload, the
- * faults. After an active phase full of faults the network heals, every process is brought
- * back, and the checker compares what every peer ended with (see checker.ts).
+ * The seeded fault simulator: one hub, K replicas and hostile raw clients over the in-memory
+ * network (real codec frames), on virtual time. A seed fixes everything: latencies, the
+ * workload, the faults. After an active phase full of faults the network heals, every
+ * process is brought back, a fresh replica joins every document, and the checker compares
+ * what every peer ended with (checker.ts).
+ *
+ * The world (each part a knob, see SimOptions; the defaults turn all of it on):
+ * - several documents: TodoPlus ones (the README's Todo plus patch, aliasing and non-plain
+ *   writes), one grown to megabytes, and one deliberately non-deterministic; each replica
+ *   follows 1-3 of them;
+ * - faults: dropped connections, partitions, replica and hub kill -9 (writes in flight lost),
+ *   disk read and write latency, and failed writes on the hub's and the replicas' disks;
+ * - hostile clients (hostile.ts): bad arguments, prototype keys, oversized and deep
+ *   arguments, clientSeq gaps and duplicates, forged clientIds;
+ * - wire protocols mixed: each replica incarnation speaks 1 or 1..2, each hub start 1..2 or
+ *   (a rolling downgrade) 1 only;
+ * - snapshots and compaction all the time (a small policy), replicas far behind or new
+ *   joining by snapshot stream, long replica outages past the horizon with an outbox, hub
+ *   crashes aimed at snapshot and compaction writes, stream chunks corrupted or cut on the
+ *   wire.
  */
-import { CanonClient, Hub, hashState, type ClientMessage, type Connection, type Doc, type Machine, type ServerMessage } from "../../core/index.js"
+import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type ServerMessage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
-import { Todo } from "../support/machines.js"
-import { checkWorld, type Ledger } from "./checker.js"
+import { Big, TodoPlus, makeDrifting } from "./machines.js"
+import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
+import { honestCommand, pick, type BigPlan } from "./workload.js"
+import { codeOf, message, RunGuard } from "./guard.js"
+import { checkWorld, ledgerKey, type DocView, type Ledger } from "./checker.js"
+import { ShadowLog } from "./shadow-log.js"
 
 export interface SimOptions {
   readonly seed: number
   readonly replicas: number
-  /** Virtual ms of workload and faults. */
+  /** Virtual ms of workload and faults. Default 20,000. */
   readonly activeMs?: number
-  /** Workload operations (submits) in the active phase, roughly. */
+  /** Workload ticks in the active phase, roughly. Default 160. */
   readonly ops?: number
-  /** How wild the faults are: 0 = none, 1 = default. */
+  /** How wild the network and crash faults are: 0 = none, 1 = default. */
   readonly faults?: number
-  /** The machine replicated (default Todo). */
+  /** One document of this machine instead of the default world (no hostile client, no disk failures unless asked for). */
   readonly machine?: Machine<any, any>
-  /** Checkpoint period of the authority. */
-  readonly checkpointEvery?: number
-  /** Quiet-checkpoint delay of the authority (ms). */
-  readonly quietCheckpointMs?: number
-  /** The machine is non-deterministic on purpose: a replay cannot reproduce the authority's hash. */
+  /** The machine of `machine` is non-deterministic on purpose: replays cannot reproduce its hashes. */
   readonly nondeterministic?: boolean
+  /** TodoPlus documents. Default 2. */
+  readonly docs?: number
+  /** Grow one document to this many bytes with 32-64 KiB strings; 0: no big document. Default 2 MiB. */
+  readonly bigBytes?: number
+  /** A deliberately non-deterministic document (checkpoints must heal it). Default true. */
+  readonly drifting?: boolean
+  /** Hostile raw clients and forgers. Default true. */
+  readonly hostile?: boolean
+  /** The raw client's repertoire (hostile.ts ATTACKS). Default: all. */
+  readonly attacks?: ReadonlyArray<Attack>
+  /** Honest replicas sometimes submit commands that alias or write non-plain values. Default true. */
+  readonly appBugs?: boolean
+  /** Disk reads take virtual time (0-3 ms, sometimes 30). Default true. */
+  readonly readLatency?: boolean
+  /** Probability that a hub disk write fails (nothing applied). Default 0.01. */
+  readonly hubWriteFailures?: number
+  /** Probability that a replica disk write fails (nothing applied). Default 0.01. */
+  readonly replicaWriteFailures?: number
+  /** Checkpoint period of the authority. Default 16. */
+  readonly checkpointEvery?: number
+  /** Quiet-checkpoint delay of the authority (ms). Default 500. */
+  readonly quietCheckpointMs?: number
+  /** Entries per catch-up page of the authority (small, so paging is exercised). Default 8. */
+  readonly catchUpPage?: number
+  /**
+   * Wire protocol versions: "mixed" (default) gives each replica incarnation protocol 1 or
+   * 1..2 and each hub start 1..2 or, now and then, 1 only (a rolling downgrade); "v1" or "v2"
+   * pins everyone.
+   */
+  readonly protocols?: "mixed" | "v1" | "v2"
+  /**
+   * A small snapshot policy, so snapshots, compaction and snapshot streams happen all the
+   * time (a replica more than a few entries behind joins by stream). Default true.
+   */
+  readonly snapshots?: boolean
+  /** Probability that a hub snapshot or compaction write has a hub crash aimed at it. Default 0.05. */
+  readonly snapshotCrashes?: number
+  /** Probability that a streamed snapshot chunk is corrupted or its connection cut. Default 0.2. */
+  readonly streamFaults?: number
+  /** Some replica crashes last seconds (the log is compacted past them meanwhile). Default true. */
+  readonly longOutages?: boolean
+  /**
+   * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
+   * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
+   * with more ops.
+   */
+  readonly maxEvents?: number
+  /** Real time one seed may take (a safety net for livelocks that are slow per event). Default 120 s. */
+  readonly maxRealMs?: number
+  /** Called with each trace line as it happens (debugging a seed that does not finish). */
+  readonly onTrace?: (line: string) => void
 }
 
 export interface SimResult {
@@ -39,284 +106,557 @@ export interface SimResult {
   readonly trace: ReadonlyArray<string>
 }
 
-const DOC = "sim-doc"
+/** The knobs as the CLI and the mutant harness spell them, with their defaults. */
+export const DEFAULTS = {
+  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01,
+  checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
+  protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
+} as const
+
+/** Small enough that a TodoPlus document snapshots every few dozen commands. */
+const SNAPSHOT_POLICY = { minLogBytes: 2 << 10, logRatio: 0.5, tailBytes: 1 << 10, chunkBytes: 4 << 10 }
+
+type Range = { readonly min: number; readonly max: number }
+const V1: Range = { min: 1, max: 1 }
+const V12: Range = { min: 1, max: 2 }
+const V2: Range = { min: 2, max: 2 }
+
+interface DocSpec {
+  readonly docId: string
+  readonly machine: Machine<any, any>
+  readonly kind: "todo" | "big" | "drifting" | "custom"
+  readonly replayable: boolean
+}
 
 interface Replica {
   readonly name: string
   readonly disk: MemoryStorage
   proc: SimProcess
   client: CanonClient | undefined
-  doc: Doc<any> | undefined
+  readonly docs: Map<string, Doc<any>>
   clientId: string | undefined
   partitioned: boolean
+  readonly follows: ReadonlyArray<DocSpec>
+  readonly incarnations: SimProcess[]
+  failedStarts: number
+  /** Snapshot chunks we corrupted on the way to it, not yet reported back as snapshot-invalid. */
+  corrupted: number
+}
+
+/** What a hub batch does to snapshots or compaction, if anything. */
+const snapshotWrite = (ops: ReadonlyArray<BatchOp>): string | undefined => {
+  for (const op of ops) {
+    if (op.key[0] !== 0x61) continue
+    const k = op.key[1]
+    if (k === 0x74) return op.type === "put" ? "snapshot chunk" : "snapshot drop"
+    if (k === 0x73) return op.type === "put" ? "snapshot meta" : "snapshot drop"
+    if (k === 0x7a) return "compaction horizon"
+    if (k === 0x65 && op.type === "del") return "compaction delete"
+  }
+  return undefined
+}
+
+/** A state that cannot be hashed is a finding, not a reason to stop checking. */
+const safeHash = (f: () => string): string => {
+  try {
+    return f()
+  } catch (e) {
+    return `unhashable (${codeOf(e)}: ${message(e)})`
+  }
 }
 
 export const runSimulation = async (options: SimOptions): Promise<SimResult> => {
   const { seed } = options
-  const machine = options.machine ?? Todo
-  const activeMs = options.activeMs ?? 20_000
-  const ops = options.ops ?? 120
-  const faultLevel = options.faults ?? 1
-  const rt = new VirtualRuntime(seed)
+  const single = options.machine
+  // One custom machine is the old, smaller world: no disk failures unless asked for.
+  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, replicaWriteFailures: 0 }
+  const o = { ...base, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & SimOptions
+  const activeMs = o.activeMs
+  const faultLevel = o.faults
+  const hostileOn = single === undefined && o.hostile
+  const vrt = new VirtualRuntime(seed)
   const rng = seededRandom(seed ^ 0x5eed)
-  const pick = <T>(xs: ReadonlyArray<T>): T => xs[Math.floor(rng() * xs.length)]!
   const trace: string[] = []
-  const log = (s: string) => trace.push(`${rt.now() - 1_700_000_000_000} ${s}`)
+  const log = (s: string) => {
+    const line = `${vrt.now() - 1_700_000_000_000} ${s}`
+    trace.push(line)
+    options.onTrace?.(line)
+  }
   const stats: Record<string, number> = {
-    submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, rawInvalid: 0, desyncs: 0,
+    submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0,
+    hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
+  }
+  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [] }
+  const failed = new Set<string>()
+  const fail = (s: string) => {
+    if (failed.has(s)) return
+    failed.add(s)
+    if (ledger.errors.length < 50) ledger.errors.push(s)
+    log(`FAILURE ${s}`)
+  }
+  let phase: "active" | "heal" | "check" = "active"
+  let healedAt = Infinity
+
+  // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
+  // this seed, not a crash of the simulator: the run goes on and the checker reports it.
+  const maxEvents = options.maxEvents ?? Math.round(2_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops))
+  const guard = new RunGuard(vrt, fail, log, maxEvents, options.maxRealMs ?? 120_000)
+  const rt = guard.runtime
+  const { overBudget } = guard
+  const drive = <T>(what: string, p: Promise<T>) => guard.drive(what, p)
+
+  try {
+    return await run()
+  } catch (e) {
+    // The simulator must report, not die: whatever threw is this seed's failure.
+    guard.reportUnhandled()
+    return { seed, failures: [...ledger.errors, `crash: the run stopped: ${codeOf(e)}: ${message(e)} ${String((e as Error)?.stack ?? "").split("\n")[1]?.trim() ?? ""}`], digest: "", stats, trace }
+  } finally {
+    guard.dispose()
   }
 
-  // Real frames: the simulator also exercises the wire codec.
-  const net = new MemoryNetwork(rt, { latency: () => Math.floor(rng() * 20), encode: true })
-  // Mostly fast, sometimes a slow write: widens the window in which a crash loses it.
-  const diskLatency = () => (rng() < 0.1 ? Math.floor(rng() * 60) : Math.floor(rng() * 4))
-  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), rawOutcomes: new Map(), errors: [] }
-
-  // ---- the hub process ----
-  const hubDisk = new MemoryStorage({ latency: { runtime: rt, ms: diskLatency } })
-  let hubProc = new SimProcess("hub", rt, hubDisk)
-  let hub: Hub
-  const startHub = () => {
-    // One hub process at a time (a real store is locked by its process).
-    if (hubProc.alive && trace.length > 0) return
-    hubProc = new SimProcess("hub", rt, hubDisk)
-    hub = new Hub({
-      machines: [machine],
-      storage: hubProc.storage,
-      runtime: hubProc.runtime,
-      checkpointEvery: options.checkpointEvery ?? 16,
-      quietCheckpointMs: options.quietCheckpointMs ?? 500,
-      // The checker reads the whole log: no compaction (covered by test/snapshot*.test.ts).
-      // Before the kept tail was capped at the snapshot's size, the sim's logs (under the
-      // 64 KiB tail) were never compacted either; a resync snapshot now would be.
-      snapshots: { tailBytes: Infinity },
-      onEvent: (e) => {
-        if (e.type === "doc-broken" || e.type === "doc-load-failed") ledger.errors.push(`hub: ${e.type} ${e.docId}: ${String(e.error)}`)
-        else if (e.type === "refused" || e.type === "limit") ledger.errors.push(`hub: ${e.type} ${e.code}: ${e.message}`)
-      },
-    })
-    net.listen(hub)
-    log("hub up")
-  }
-  startHub()
-
-  // ---- replicas ----
-  const replicas: Replica[] = []
-  const startReplica = async (r: Replica) => {
-    r.proc = new SimProcess(r.name, rt, r.disk)
-    const proc = r.proc
-    const client = await CanonClient.open({
-      transport: proc.wrapTransport(net.transport(r.name)),
-      runtime: proc.runtime,
-      storage: proc.storage,
-      backoff: { baseMs: 50, maxMs: 2_000 },
-      stableMs: 3_000,
-      snapshotEvery: 20,
-    })
-    if (!proc.alive) return
-    const doc = await client.open(machine, DOC)
-    if (!proc.alive) return
-    r.client = client
-    r.doc = doc
-    r.clientId = client.clientId
-    doc.on("confirmed", (e) => {
-      const key = `${client.clientId}:${e.clientSeq}`
-      const prev = ledger.confirmed.get(key)
-      if (prev !== undefined && prev !== e.seq) ledger.errors.push(`${key} confirmed twice with different seqs ${prev} and ${e.seq}`)
-      ledger.confirmed.set(key, e.seq)
-    })
-    doc.on("rejected", (e) => {
-      ledger.rejected.set(`${client.clientId}:${e.clientSeq}`, e.rejection.code)
-    })
-    doc.on("desync", (d) => { stats.desyncs!++; log(`${r.name} desync at ${d.seq}`) })
-    doc.on("error", (e) => log(`${r.name} error ${e.code}: ${e.message}`))
-    log(`${r.name} up as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
-  }
-  for (let i = 0; i < options.replicas; i++) {
-    const disk = new MemoryStorage({ latency: { runtime: rt, ms: diskLatency } })
-    const r: Replica = { name: `r${i}`, disk, proc: new SimProcess(`r${i}`, rt, disk), client: undefined, doc: undefined, clientId: undefined, partitioned: false }
-    replicas.push(r)
-    // Storage takes virtual time: everything async happens inside rt.run.
-    rt.setTimer(0, () => { void startReplica(r) })
-  }
-
-  // ---- a hostile raw client: invalid arguments, unknown commands, retries ----
-  let rawConn: Connection<ClientMessage> | undefined
-  let rawSeq = 0
-  const rawConnect = () => {
-    const conn = net.transport("raw").connect({
-      onOpen: () => {
-        conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "raw-client", secret: "raw-client-secret-0123456789", machines: [] })
-        conn.send({ type: "subscribe", docId: DOC, machine: machine.name, version: machine.version, fingerprint: machine.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
-      },
-      onMessage: (m: ServerMessage) => {
-        if (m.type === "results") for (const o of m.outcomes) ledger.rawOutcomes.set(o.clientSeq, "seq" in o ? `seq:${o.seq}` : "rejection" in o ? o.rejection.code : `seqAtMost:${o.seqAtMost}`)
-      },
-      onClose: () => { if (rawConn === conn) rawConn = undefined },
-    })
-    rawConn = conn
-  }
-
-  // ---- workload ----
-  const ids = ["a", "b", "c", "d", "e", "f", "g", "h"]
-  const randomCommand = (): [string, unknown] => {
-    if (machine !== Todo) {
-      const names = [...machine.compiled.keys()]
-      return [pick(names), {}]
+  async function run(): Promise<SimResult> {
+    // ---- the world ----
+    const driftRng = seededRandom(seed ^ 0xd21f7)
+    const specs: DocSpec[] = []
+    if (single !== undefined) {
+      specs.push({ docId: "sim-doc", machine: single, kind: "custom", replayable: !options.nondeterministic })
+    } else {
+      for (let i = 0; i < o.docs; i++) specs.push({ docId: `todo-${i}`, machine: TodoPlus, kind: "todo", replayable: true })
+      if (o.bigBytes > 0) specs.push({ docId: "big", machine: Big, kind: "big", replayable: true })
+      if (o.drifting) specs.push({ docId: "drifting", machine: makeDrifting(driftRng), kind: "drifting", replayable: false })
     }
-    const r = rng()
-    const id = pick(ids)
-    if (r < 0.3) return ["add", { id, title: `t${Math.floor(rng() * 100)}` }]
-    if (r < 0.5) return ["rename", { id, title: `r${Math.floor(rng() * 100)}` }]
-    if (r < 0.6) return ["toggle", { id }]
-    if (r < 0.75) return ["remove", { id }]
-    if (r < 0.95) return ["note", { text: `n${Math.floor(rng() * 1000)}` }]
-    return ["boom", {}]
-  }
+    const machines = [...new Set(specs.map((s) => s.machine))]
+    const bigPlan: BigPlan = { targetBytes: o.bigBytes, minBlob: 32 << 10, maxBlob: 64 << 10 }
 
-  const submit = (r: Replica) => {
-    const doc = r.doc
-    if (doc === undefined || !r.proc.alive) return
-    const invalid = machine === Todo && rng() < 0.05
-    const [name, args] = invalid ? ["rename", { id: 7 }] : randomCommand()
-    const receipt = doc.submit(name as never, args as never)
-    stats.submits!++
-    if (receipt.clientSeq < 0) {
-      stats.localRefusals!++
-      receipt.catch((e: { code?: string }) => { if (e.code !== "invalid-args") ledger.errors.push(`local refusal with code ${e.code}`) })
-      return
+    // Real frames: the simulator also exercises the wire codec.
+    const net = new MemoryNetwork(rt, { latency: () => Math.floor(rng() * 20), encode: true })
+    // Mostly fast, sometimes slow: widens the window in which a crash loses a write.
+    const diskLatency = () => (rng() < 0.1 ? Math.floor(rng() * 60) : Math.floor(rng() * 4))
+    const readLatency = () => (phase === "check" || !o.readLatency ? 0 : rng() < 0.05 ? Math.floor(rng() * 30) : Math.floor(rng() * 3))
+    const failing = (p: number, counter: "hubWriteFailures" | "replicaWriteFailures") => () => {
+      if (phase !== "active" || p <= 0 || rng() >= p) return false
+      stats[counter]!++
+      return true
     }
-    const key = `${r.clientId}:${receipt.clientSeq}`
-    ledger.submitted.set(key, { name, persisted: false })
-    receipt.persisted.then(() => { ledger.submitted.get(key)!.persisted = true })
-    receipt.then((v) => {
-      const prev = ledger.confirmed.get(key)
-      if (prev !== undefined && prev !== v.seq) ledger.errors.push(`${key}: receipt seq ${v.seq} but event seq ${prev}`)
-      ledger.confirmed.set(key, v.seq)
-    }, (e: { code?: string }) => ledger.rejected.set(key, e.code ?? "?"))
-    log(`${r.name} submit ${receipt.clientSeq} ${name}`)
-  }
 
-  const crashReplica = (r: Replica) => {
-    if (!r.proc.alive) return
-    r.proc.kill()
-    net.drop(r.name)
-    r.client = undefined
-    r.doc = undefined
-    stats.replicaCrashes!++
-    log(`${r.name} crash`)
-    rt.setTimer(200 + Math.floor(rng() * 2000), () => { void startReplica(r) })
-  }
+    // ---- the hub process ----
+    const shadow = new ShadowLog(specs.map((s) => s.docId), fail)
+    const hubDisk = new MemoryStorage({
+      latency: { runtime: rt, ms: diskLatency, readMs: readLatency },
+      failWrite: failing(o.hubWriteFailures, "hubWriteFailures"),
+      onDurable: shadow.observe,
+      onBatch: (ops) => aimCrash(ops),
+    })
+    let hubProc = new SimProcess("hub", rt, hubDisk)
+    let hub: Hub
+    let hubStarted = false
+    const startHub = () => {
+      // One hub process at a time (a real store is locked by its process).
+      if (hubProc.alive && hubStarted) return
+      hubStarted = true
+      hubProc = new SimProcess("hub", rt, hubDisk)
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : rng() < 0.2 ? V1 : V12
+      hub = new Hub({
+        machines,
+        protocol,
+        ...(o.snapshots ? { snapshots: SNAPSHOT_POLICY, snapshotLagEntries: 12 } : {}),
+        storage: hubProc.storage,
+        runtime: hubProc.runtime,
+        checkpointEvery: o.checkpointEvery,
+        quietCheckpointMs: o.quietCheckpointMs,
+        catchUpPage: o.catchUpPage,
+        onEvent: (e) => {
+          if (e.type === "doc-broken" || e.type === "doc-load-failed") {
+            // A failed write breaks the document on purpose (it reloads); anything else is a bug,
+            // and so is a failure that outlives the faults (a failed write remembered forever).
+            if (codeOf(e.error) !== "storage-failed") fail(`storage: hub ${e.type} ${e.docId}: ${codeOf(e.error)}: ${message(e.error)}`)
+            else if (phase !== "active" && vrt.now() > healedAt + 2_000) fail(`storage: hub ${e.type} ${e.docId} seconds after the disk stopped failing: ${message(e.error)} (an old failure is remembered)`)
+            log(`hub ${e.type} ${e.docId}: ${message(e.error)}`)
+          } else if (e.type === "protocol-error" && e.message.startsWith("Internal error")) {
+            fail(`crash: hub: ${e.message}`)
+          } else if (e.type === "crdt") {
+            log(`hub crdt ${e.event.type}`)
+          } else {
+            log(`hub ${e.type} ${"code" in e ? e.code : ""}: ${e.message}`)
+          }
+        },
+      })
+      net.listen(hub)
+      log(`hub up (protocol ${protocol.min}..${protocol.max})`)
+    }
+    startHub()
 
-  const crashHub = () => {
-    if (!hubProc.alive) return
-    hubProc.kill()
-    net.stopServer()
-    stats.hubCrashes!++
-    log("hub crash")
-    rt.setTimer(100 + Math.floor(rng() * 1500), startHub)
-  }
+    // A hub crash aimed at a snapshot or compaction write: chunks before the meta, the meta,
+    // the horizon before the deletes, the deletes, an old snapshot's deletion.
+    function aimCrash(ops: ReadonlyArray<BatchOp>): void {
+      if (phase !== "active" || o.snapshotCrashes <= 0 || !hubProc.alive) return
+      const kind = snapshotWrite(ops)
+      if (kind === undefined || rng() >= o.snapshotCrashes) return
+      stats.snapshotCrashes!++
+      const after = Math.floor(rng() * 6)
+      log(`hub crash aimed at a ${kind} write (+${after} ms)`)
+      rt.setTimer(after, () => crashHub())
+    }
 
-  // Schedule the active phase up front, so the order of events depends on the seed only.
-  const opGap = activeMs / ops
-  for (let t = 0, i = 0; i < ops; i++) {
-    t += Math.floor(rng() * opGap * 2)
-    if (t >= activeMs) break
-    const at = t
-    rt.setTimer(at, () => {
-      const x = rng()
-      const f = faultLevel
-      if (x < 0.05 * f) {
-        const r = pick(replicas)
-        stats.drops!++
-        log(`drop ${r.name}`)
-        net.drop(r.name)
-      } else if (x < 0.08 * f) {
-        const r = pick(replicas)
-        if (!r.partitioned) {
-          r.partitioned = true
-          stats.partitions!++
-          log(`partition ${r.name}`)
-          net.partition(r.name)
-          rt.setTimer(500 + Math.floor(rng() * 3000), () => { r.partitioned = false; net.heal(r.name); log(`heal ${r.name}`) })
-        }
-      } else if (x < 0.11 * f) {
-        crashReplica(pick(replicas))
-      } else if (x < 0.125 * f) {
-        crashHub()
-      } else if (x < 0.16 && machine === Todo) {
-        // The raw client: invalid arguments and unknown commands, sometimes resent.
-        if (rawConn === undefined) rawConnect()
-        const retry = rawSeq > 0 && rng() < 0.3
-        const clientSeq = retry ? rawSeq : ++rawSeq
-        const bad = rng() < 0.5 ? { clientSeq, name: "rename", args: { id: 42, title: null } } : { clientSeq, name: "launch-missiles", args: {} }
-        stats.rawInvalid!++
-        log(`raw submit ${clientSeq}${retry ? " (retry)" : ""}`)
-        rawConn?.send({ type: "submit", docId: DOC, commands: [bad], ackedClientSeq: 0 })
-      } else {
-        // A burst of submits, sometimes followed closely by a fault aimed at the window
-        // between a submit and its acknowledgement (or its durable write).
-        const r = pick(replicas)
-        const n = 1 + Math.floor(rng() * 4)
-        for (let k = 0; k < n; k++) submit(r)
-        if (rng() < 0.3 * f) {
-          const y = rng()
-          rt.setTimer(Math.floor(rng() * 40), () => {
-            if (y < 0.45) { stats.drops!++; log(`drop ${r.name} (after submit)`); net.drop(r.name) }
-            else if (y < 0.7) crashReplica(r)
-            else crashHub()
-          })
+    // ---- replicas ----
+    const replicas: Replica[] = []
+    const follows = (i: number): DocSpec[] => {
+      if (specs.length === 1) return [...specs]
+      const n = 1 + Math.floor(rng() * Math.min(3, specs.length))
+      const mine = new Set<DocSpec>([specs[i % specs.length]!])
+      while (mine.size < n) mine.add(pick(rng, specs))
+      return [...mine]
+    }
+    const startReplica = async (r: Replica) => {
+      if (r.proc.alive && r.client !== undefined) return
+      r.proc = new SimProcess(r.name, rt, r.disk)
+      r.incarnations.push(r.proc)
+      const proc = r.proc
+      // The app restarts the client: soon after an injected write failure, with growing
+      // patience after anything else (a store that cannot be opened stays that way).
+      const retry = (why: string, e: unknown) => {
+        const injected = codeOf(e) === "storage-failed"
+        if (injected) proc.reportedFailures++
+        else fail(`storage: ${r.name} ${why}: ${codeOf(e)}: ${message(e)}`)
+        log(`${r.name} ${why}: ${message(e)}`)
+        if (proc.alive) {
+          proc.kill()
+          r.failedStarts = injected ? r.failedStarts : r.failedStarts + 1
+          rt.setTimer(Math.min(10_000, 300 * 2 ** r.failedStarts), () => { void startReplica(r) })
         }
       }
-    })
-  }
-
-  await rt.run({ forMs: activeMs + 100 })
-
-  // ---- heal: everything back up, then wait for quiet ----
-  log("heal all")
-  net.heal()
-  for (const r of replicas) r.partitioned = false
-  if (!hubProc.alive) startHub()
-  // Let restarts scheduled in the active phase happen, then bring back anyone still down.
-  await rt.run({ forMs: 3_000 })
-  for (const r of replicas) if (!r.proc.alive || r.doc === undefined) rt.setTimer(0, () => { void startReplica(r) })
-  const quiet = () => {
-    if (!hubProc.alive) return false
-    for (const r of replicas) {
-      if (r.doc === undefined || r.client?.status !== "online" || !r.doc.synced || r.doc.pendingCount > 0) return false
+      let client: CanonClient
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : rng() < 0.4 ? V1 : V12
+      try {
+        client = await CanonClient.open({
+          protocol,
+          transport: proc.wrapTransport(net.transport(r.name), (m) => tamper(r, m)),
+          runtime: proc.runtime,
+          storage: proc.storage,
+          backoff: { baseMs: 50, maxMs: 2_000 },
+          stableMs: 3_000,
+          snapshotEvery: 20,
+        })
+      } catch (e) {
+        return retry("could not open its client", e)
+      }
+      if (!proc.alive) return
+      if (r.clientId !== undefined && client.clientId !== r.clientId && ledgerHas(r.clientId)) {
+        fail(`identity: ${r.name} came back as ${client.clientId} after using ${r.clientId}`)
+      }
+      r.clientId = client.clientId
+      r.client = client
+      client.onStatus((s, info) => {
+        if (s === "refused") fail(`identity: ${r.name} was refused by the hub: ${info?.code}: ${info?.reason}`)
+        if (info?.code === "protocol-error") fail(`crash: the hub closed ${r.name}'s connection: ${info.reason}`)
+      })
+      for (const spec of r.follows) {
+        let doc: Doc<any>
+        try {
+          doc = await client.open(spec.machine, spec.docId)
+        } catch (e) {
+          return retry(`could not open ${spec.docId}`, e)
+        }
+        if (!proc.alive) return
+        r.docs.set(spec.docId, doc)
+        const key = (cs: number) => ledgerKey(spec.docId, client.clientId, cs)
+        doc.on("confirmed", (e) => {
+          const k = key(e.clientSeq)
+          const prev = ledger.confirmed.get(k)
+          if (prev !== undefined && prev !== e.seq) fail(`exactly-once: ${k} confirmed twice with different seqs ${prev} and ${e.seq}`)
+          ledger.confirmed.set(k, e.seq)
+        })
+        doc.on("rejected", (e) => { ledger.rejected.set(key(e.clientSeq), e.rejection.code) })
+        doc.on("snapshot", () => { stats.installs!++ })
+        doc.on("desync", (d) => {
+          stats.desyncs!++
+          ledger.desyncs.push({ replica: r.name, docId: spec.docId, seq: d.seq })
+          log(`${r.name} desync on ${spec.docId} at ${d.seq}`)
+        })
+        doc.on("error", (e) => {
+          log(`${r.name} ${spec.docId} error ${e.code}: ${e.message}`)
+          // Its own failed writes are reported this way; anything else is the hub failing to serve it.
+          if (e.code === "storage-failed" && e.message.startsWith("Writing")) proc.reportedFailures++
+          // The hub's disk failing (injected) is a fair answer, and so is "not-subscribed" after
+          // it; whether the document recovers is what convergence and the storage check judge.
+          // A stream we corrupted on the wire is discarded with snapshot-invalid: that is the point.
+          else if (e.code === "snapshot-invalid" && r.corrupted > 0) r.corrupted--
+          else if (!(e.code === "storage-failed" && e.message.includes("injected fault")) && e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
+        })
+        log(`${r.name} follows ${spec.docId} as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
+      }
     }
-    return true
-  }
-  await rt.run({ forMs: 60_000, until: quiet })
-  // One more quiet period: the quiet checkpoint is published and any desync resolved.
-  await rt.run({ forMs: 3_000 })
-  await rt.run({ forMs: 30_000, until: quiet })
+    const ledgerHas = (clientId: string) => [...ledger.submitted.values()].some((s) => s.clientId === clientId)
+    for (let i = 0; i < options.replicas; i++) {
+      const disk = new MemoryStorage({ latency: { runtime: rt, ms: diskLatency, readMs: readLatency }, failWrite: failing(o.replicaWriteFailures, "replicaWriteFailures") })
+      const proc = new SimProcess(`r${i}`, rt, disk)
+      proc.alive = false
+      const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: follows(i), incarnations: [], failedStarts: 0, corrupted: 0 }
+      replicas.push(r)
+      // Storage takes virtual time: everything async happens inside rt.run.
+      rt.setTimer(0, () => { void startReplica(r) })
+    }
 
-  // ---- check ----
-  // Reads of the simulated disk resolve at once (only writes take virtual time).
-  const authority = await hub!.doc(DOC, machine)
-  const entries = await new AuthorityStore(hubDisk).entries(DOC, 0, 1_000_000)
-  const failures = await checkWorld({
-    machine,
-    docId: DOC,
-    authority: { seq: authority.headSeq, hash: authority.stateHash() },
-    entries,
-    replicas: replicas.map((r) => ({ name: r.name, clientId: r.clientId!, doc: r.doc, status: r.client?.status })),
-    ledger,
-    replayable: !options.nondeterministic,
-    reload: async () => {
-      const fresh = new Hub({ machines: [machine], storage: hubDisk, runtime: rt })
-      const d = await fresh.doc(DOC, machine)
-      const out = { seq: d.headSeq, hash: d.stateHash() }
-      await fresh.close()
-      return out
-    },
-  })
-  stats.entries = entries.length
-  stats.events = trace.length
-  const digest = hashState([trace, entries.map((e) => [e.seq, e.clientId, e.clientSeq, e.name]), authority.stateHash()])
-  await hub!.close()
-  for (const r of replicas) await r.client?.close()
-  return { seed, failures, digest, stats, trace }
+    // ---- hostile clients ----
+    const todoDocs = specs.filter((s) => s.kind === "todo")
+    const hostile = hostileOn && todoDocs.length > 0 ? new HostileClients(net, rt, rng, todoDocs, log, options.attacks ?? ATTACKS) : undefined
+    const nextClientSeq = (docId: string, clientId: string): number => {
+      let max = 0
+      for (const s of ledger.submitted.values()) if (s.docId === docId && s.clientId === clientId && s.clientSeq > max) max = s.clientSeq
+      return max + 1
+    }
+    const victim = (r: Replica): Victim | undefined => r.clientId === undefined ? undefined : {
+      name: r.name, clientId: r.clientId, docs: r.follows, nextClientSeq: (docId) => nextClientSeq(docId, r.clientId!),
+    }
+
+    // ---- workload ----
+    const submit = (r: Replica, spec: DocSpec) => {
+      const doc = r.docs.get(spec.docId)
+      if (doc === undefined || !r.proc.alive || doc.isClosed) return
+      const invalid = spec.kind === "todo" && rng() < 0.05
+      const [name, args] = invalid ? ["rename", { id: 7 }] : honestCommand(rng, spec.machine, doc.state, bigPlan, o.appBugs)
+      let receipt: ReturnType<Doc<any>["submit"]>
+      try {
+        receipt = doc.submit(name as never, args as never)
+      } catch (e) {
+        return fail(`crash: ${r.name} submit of ${name} threw ${codeOf(e)}: ${message(e)}`)
+      }
+      stats.submits!++
+      if (receipt.clientSeq < 0) {
+        stats.localRefusals!++
+        receipt.catch((e: { code?: string }) => { if (e.code !== "invalid-args" || !invalid) fail(`bad input: local refusal of a valid ${name} with code ${e.code}`) })
+        return
+      }
+      const clientId = r.clientId!
+      const key = ledgerKey(spec.docId, clientId, receipt.clientSeq)
+      const encoded = spec.machine.compiled.get(name)!.encode(args)
+      const entry = {
+        docId: spec.docId, clientId, clientSeq: receipt.clientSeq, name, replica: r.name, proc: r.proc,
+        argsKey: encoded._tag === "Success" ? argsKey(encoded.success) : undefined, persisted: false, settled: false,
+      }
+      ledger.submitted.set(key, entry)
+      receipt.persisted.then(() => { entry.persisted = true })
+      receipt.then((v) => {
+        entry.settled = true
+        const prev = ledger.confirmed.get(key)
+        if (prev !== undefined && prev !== v.seq) fail(`exactly-once: ${key}: receipt seq ${v.seq} but event seq ${prev}`)
+        ledger.confirmed.set(key, v.seq)
+      }, (e: { code?: string }) => {
+        entry.settled = true
+        ledger.rejected.set(key, e.code ?? "?")
+      })
+      log(`${r.name} submit ${spec.docId} ${receipt.clientSeq} ${name}`)
+    }
+
+    const crashReplica = (r: Replica) => {
+      if (!r.proc.alive) return
+      r.proc.kill()
+      net.drop(r.name)
+      r.client = undefined
+      r.docs.clear()
+      stats.replicaCrashes!++
+      log(`${r.name} crash`)
+      // Now and then a long outage: the log is compacted past the replica meanwhile.
+      const down = o.longOutages && rng() < 0.25 ? 4_000 + Math.floor(rng() * 4_000) : 200 + Math.floor(rng() * 2000)
+      rt.setTimer(down, () => { void startReplica(r) })
+    }
+
+    // Snapshot streams on the wire to a replica: a chunk now and then corrupted (the replica
+    // must discard the stream and fetch again) or its connection cut (resume or restart).
+    const tamper = (r: Replica, m: ServerMessage): ServerMessage | undefined => {
+      if (m.type === "snapshot-begin") stats.streams!++
+      if (m.type !== "snapshot-chunk" || phase !== "active" || o.streamFaults <= 0 || rng() >= o.streamFaults) return m
+      if (rng() < 0.5 && m.bytes.length > 0) {
+        stats.corruptChunks!++
+        r.corrupted++
+        const bytes = m.bytes.slice()
+        const i = Math.floor(rng() * bytes.length)
+        bytes[i] = bytes[i]! ^ (1 + Math.floor(rng() * 255))
+        log(`corrupt chunk at ${m.offset} of snapshot ${m.snapshotId} of ${m.docId} to ${r.name}`)
+        return { ...m, bytes }
+      }
+      stats.cutStreams!++
+      log(`cut the snapshot stream of ${m.docId} to ${r.name} at ${m.offset}`)
+      rt.setTimer(0, () => net.drop(r.name))
+      return m
+    }
+
+    const crashHub = () => {
+      if (!hubProc.alive) return
+      hubProc.kill()
+      net.stopServer()
+      stats.hubCrashes!++
+      log("hub crash")
+      rt.setTimer(100 + Math.floor(rng() * 1500), startHub)
+    }
+
+    // Schedule the active phase up front, so the order of events depends on the seed only.
+    const opGap = activeMs / o.ops
+    for (let t = 0, i = 0; i < o.ops; i++) {
+      t += Math.floor(rng() * opGap * 2)
+      if (t >= activeMs) break
+      rt.setTimer(t, () => {
+        guard.watchGlobals()
+        const x = rng()
+        const f = faultLevel
+        if (x < 0.05 * f) {
+          const r = pick(rng, replicas)
+          stats.drops!++
+          log(`drop ${r.name}`)
+          net.drop(r.name)
+        } else if (x < 0.08 * f) {
+          const r = pick(rng, replicas)
+          if (!r.partitioned) {
+            r.partitioned = true
+            stats.partitions!++
+            log(`partition ${r.name}`)
+            net.partition(r.name)
+            rt.setTimer(500 + Math.floor(rng() * 3000), () => { r.partitioned = false; net.heal(r.name); log(`heal ${r.name}`) })
+          }
+        } else if (x < 0.11 * f) {
+          crashReplica(pick(rng, replicas))
+        } else if (x < 0.125 * f) {
+          crashHub()
+        } else if (hostile !== undefined && x < 0.125 * f + 0.14) {
+          // The same share of ticks whatever the repertoire, so the rest of a seed stays put.
+          if (x < 0.125 * f + 0.12) {
+            if (hostile.raws) {
+              stats.hostile!++
+              hostile.attack()
+            }
+          } else if (hostile.forges) {
+            const v = victim(pick(rng, replicas))
+            if (v !== undefined) {
+              stats.forged!++
+              hostile.forge(v)
+            }
+          }
+        } else {
+          // A burst of submits, sometimes followed closely by a fault aimed at the window
+          // between a submit and its acknowledgement (or its durable write).
+          const r = pick(rng, replicas)
+          const spec = pick(rng, r.follows)
+          const n = 1 + Math.floor(rng() * 4)
+          for (let k = 0; k < n; k++) submit(r, spec)
+          if (rng() < 0.3 * f) {
+            const y = rng()
+            rt.setTimer(Math.floor(rng() * 40), () => {
+              if (y < 0.45) { stats.drops!++; log(`drop ${r.name} (after submit)`); net.drop(r.name) }
+              else if (y < 0.7) crashReplica(r)
+              else crashHub()
+            })
+          }
+        }
+      })
+    }
+
+    await vrt.run({ forMs: activeMs + 100, until: overBudget })
+
+    // ---- heal: everything back up, then wait for quiet ----
+    phase = "heal"
+    healedAt = vrt.now()
+    log("heal all")
+    hostile?.closeAll()
+    net.heal()
+    for (const r of replicas) r.partitioned = false
+    if (!hubProc.alive) startHub()
+    // Let restarts scheduled in the active phase happen, then bring back anyone still down.
+    await vrt.run({ forMs: 3_000, until: overBudget })
+    for (const r of replicas) if (!r.proc.alive || r.client === undefined) rt.setTimer(0, () => { void startReplica(r) })
+    const quiet = () => {
+      if (!hubProc.alive) return false
+      for (const r of replicas) {
+        if (r.client?.status !== "online") return false
+        for (const spec of r.follows) {
+          const d = r.docs.get(spec.docId)
+          if (d === undefined || !d.synced || d.pendingCount > 0) return false
+        }
+      }
+      return true
+    }
+    await vrt.run({ forMs: 60_000, until: () => overBudget() || quiet() })
+    // One more quiet period: the quiet checkpoint is published and any desync resolved.
+    await vrt.run({ forMs: 3_000, until: overBudget })
+    await vrt.run({ forMs: 30_000, until: () => overBudget() || quiet() })
+
+    // A livelocked world is stopped mid-flight: comparing its peers would only add noise.
+    if (guard.stuck) {
+      guard.reportUnhandled()
+      return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
+    }
+
+    // ---- a fresh replica joins every document: replaying the whole log must give the authority's state ----
+    const joiner = await drive("opening a fresh replica", CanonClient.open({ transport: net.transport("joiner"), runtime: rt, storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 500 } }))
+    const joined = new Map<string, Doc<any>>()
+    for (const spec of specs) joined.set(spec.docId, await drive(`opening ${spec.docId} on a fresh replica`, joiner.open(spec.machine, spec.docId)))
+    await vrt.run({ forMs: 30_000, until: () => overBudget() || [...joined.values()].every((d) => d.synced) })
+    if (guard.stuck) {
+      guard.reportUnhandled()
+      return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
+    }
+
+    // ---- check ----
+    phase = "check"
+    guard.watchGlobals()
+    const store = new AuthorityStore(hubDisk)
+    const views: DocView[] = []
+    const digestParts: unknown[] = [trace]
+    for (const spec of specs) {
+      const authority = await drive(`loading ${spec.docId} on the hub`, hub!.doc(spec.docId, spec.machine)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
+      // Compaction leaves a tail behind a snapshot: the checker reads every entry ever made
+      // durable (the shadow), and the stored tail must be exactly its end.
+      const head = typeof authority === "string" ? 0 : authority.headSeq
+      const entries: Entry[] | string = shadow.log(spec.docId, head)
+      const horizon = await drive(`reading the horizon of ${spec.docId}`, store.snapshots.horizon(spec.docId)).catch(() => 0)
+      const tail = await drive(`reading the log of ${spec.docId}`, store.entries(spec.docId, horizon, 1_000_000)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
+      if (typeof tail === "string") fail(`durability: the stored log of ${spec.docId} after its horizon ${horizon} cannot be read: ${tail}`)
+      else if (typeof entries !== "string") {
+        if (horizon + tail.length !== head) fail(`durability: ${spec.docId}: the stored tail after horizon ${horizon} has ${tail.length} entries, the head is ${head}`)
+        for (const e of tail) {
+          const s = entries[e.seq - 1]
+          if (s === undefined || s.clientId !== e.clientId || s.clientSeq !== e.clientSeq || s.name !== e.name) fail(`durability: ${spec.docId}: stored entry ${e.seq} differs from the one made durable`)
+        }
+      }
+      stats.compacted = (stats.compacted ?? 0) + shadow.deleted(spec.docId)
+      const fresh = new Hub({ machines, storage: hubDisk, runtime: rt })
+      const reload = await drive(`loading ${spec.docId} on a fresh hub`, fresh.doc(spec.docId, spec.machine)).then(
+        (d) => ({ seq: d.headSeq, hash: safeHash(() => d.stateHash()) }),
+        (e) => `${codeOf(e)}: ${message(e)}`,
+      )
+      await drive("closing the fresh hub", fresh.close()).catch(() => {})
+      const j = joined.get(spec.docId)!
+      views.push({
+        docId: spec.docId,
+        machine: spec.machine,
+        replayable: spec.replayable,
+        authority: typeof authority === "string" ? authority : { seq: authority.headSeq, hash: safeHash(() => authority.stateHash()), state: authority.state },
+        entries,
+        reload,
+        joiner: j.synced ? { seq: j.confirmedSeq, hash: safeHash(() => j.confirmedHash()) } : `not synced (at seq ${j.confirmedSeq})`,
+        replicas: replicas.filter((r) => r.follows.includes(spec)).map((r) => ({ name: r.name, clientId: r.clientId, doc: r.docs.get(spec.docId), status: r.client?.status })),
+      })
+      digestParts.push(typeof entries === "string" ? entries : entries.map((e) => [e.seq, e.clientId, e.clientSeq, e.name]), typeof authority === "string" ? authority : safeHash(() => authority.stateHash()))
+      stats[`entries:${spec.docId}`] = typeof entries === "string" ? 0 : entries.length
+      if (spec.kind === "big" && typeof authority !== "string") stats.bigBytes = Object.values((authority.state as { blobs: Record<string, string> }).blobs).reduce((n, s) => n + s.length, 0)
+    }
+    guard.reportUnhandled()
+    const failures = checkWorld({
+      docs: views,
+      ledger,
+      hostile,
+      replicaIds: new Set(replicas.map((r) => r.clientId).filter((c): c is string => c !== undefined)),
+      incarnations: replicas.flatMap((r) => r.incarnations.map((p) => ({ replica: r.name, proc: p }))),
+    })
+    // Hostile commands the hub answered (a raw client refused at its hello attacks nothing).
+    if (hostile !== undefined) stats.hostileAnswered = hostile.commands.filter((c) => c.outcome !== undefined).length
+    stats.events = trace.length
+    stats.timers = guard.events
+    const digest = hashState(digestParts)
+    // Closing waits for writes in flight; a peer that cannot finish them is reported, not awaited.
+    await drive("closing the fresh replica", joiner.close()).catch(() => {})
+    await drive("closing the hub", hub!.close()).catch(() => {})
+    for (const r of replicas) if (r.client !== undefined) await drive(`closing ${r.name}`, r.client.close()).catch(() => {})
+    return { seed, failures, digest, stats, trace }
+  }
 }

@@ -1,0 +1,201 @@
+/**
+ * The simulator's machines.
+ *
+ * - TodoPlus: the README's Todo plus the commands real apps get wrong: `patch`
+ *   (`Object.assign(item, fields)` with free-form fields), commands that alias (`s.b = s.a`),
+ *   write non-plain values, or write and then reject. The engine must keep the state a tree
+ *   of plain data whatever they do (DESIGN.md, state model).
+ * - Big: documents of megabytes (32-64 KiB strings).
+ * - a deliberately non-deterministic machine (per simulation, seeded): only checkpoints can
+ *   notice it, so it is what proves checkpoint verification works.
+ */
+import * as Schema from "effect/Schema"
+import { defineMachine, type Machine } from "../../core/index.js"
+
+export interface TodoItem {
+  title: string
+  done: boolean
+  order: number
+  [field: string]: unknown
+}
+
+export interface TodoState {
+  items: Record<string, TodoItem>
+  bumps: number
+  pinned: unknown[]
+  log: string[]
+  /** ctx.random() of the last `roll` entries: seeded per (document, seq), so all different. */
+  rolls: number[]
+}
+
+class Point {
+  constructor(readonly x: number, readonly y: number) {}
+}
+
+/** What `stamp` writes into an item: every kind of value that is not plain data, and edge numbers. */
+export const STAMP_KINDS = ["date", "map", "set", "fn", "class", "bigint", "symbol", "cycle", "infinity", "nan", "negzero", "undefined"] as const
+
+const stampValue = (kind: string, item: unknown, time: number): unknown => {
+  switch (kind) {
+    case "date": return new Date(time)
+    case "map": return new Map([["a", 1]])
+    case "set": return new Set([1])
+    case "fn": return () => time
+    case "class": return new Point(1, 2)
+    case "bigint": return BigInt(time)
+    case "symbol": return Symbol("s")
+    case "cycle": return item
+    case "infinity": return Infinity
+    case "nan": return NaN
+    case "negzero": return -0
+    default: return undefined
+  }
+}
+
+export const TodoPlus = defineMachine({
+  name: "todo-plus",
+  version: 1,
+  initial: (): TodoState => ({ items: {}, bumps: 0, pinned: [], log: [], rolls: [] }),
+  commands: {
+    // The README's Todo, as written there (plus a random order: ctx.random must differ per seq).
+    add: {
+      args: Schema.Struct({ id: Schema.String, title: Schema.String }),
+      apply: (state, { id, title }, ctx) => {
+        if (state.items[id]) ctx.reject(`There is already an item ${id}.`)
+        state.items[id] = { title, done: false, order: Math.floor(ctx.random() * 2 ** 32) }
+      },
+    },
+    toggle: {
+      args: Schema.Struct({ id: Schema.String }),
+      apply: (state, { id }, ctx) => {
+        const item = state.items[id] ?? ctx.reject(`No item ${id}.`)
+        item.done = !item.done
+      },
+    },
+    rename: {
+      args: Schema.Struct({ id: Schema.String, title: Schema.String }),
+      apply: (state, { id, title }, ctx) => {
+        const item = state.items[id] ?? ctx.reject(`No item ${id}.`)
+        item.title = title
+      },
+    },
+    remove: {
+      args: Schema.Struct({ id: Schema.String }),
+      apply: (state, { id }, ctx) => {
+        if (!state.items[id]) ctx.reject(`No item ${id}.`)
+        delete state.items[id]
+      },
+    },
+    // Free-form fields merged into an item: keys come from the sender.
+    patch: {
+      args: Schema.Struct({ id: Schema.String, fields: Schema.Record(Schema.String, Schema.Unknown) }),
+      apply: (state, { id, fields }, ctx) => {
+        const item = state.items[id] ?? ctx.reject(`No item ${id}.`)
+        Object.assign(item, fields)
+      },
+    },
+    // Aliasing: one object reachable from two places (s.b = s.a).
+    alias: {
+      args: Schema.Struct({ from: Schema.String, to: Schema.String }),
+      apply: (state, { from, to }, ctx) => {
+        state.items[to] = state.items[from] ?? ctx.reject(`No item ${from}.`)
+      },
+    },
+    pin: {
+      args: Schema.Struct({ id: Schema.String }),
+      apply: (state, { id }, ctx) => {
+        state.pinned.push(state.items[id] ?? ctx.reject(`No item ${id}.`))
+        if (state.pinned.length > 4) state.pinned.shift()
+      },
+    },
+    // Writes something that is not plain data (or an edge number).
+    stamp: {
+      args: Schema.Struct({ id: Schema.String, kind: Schema.String }),
+      apply: (state, { id, kind }, ctx) => {
+        const item = state.items[id] ?? ctx.reject(`No item ${id}.`)
+        item.stamp = stampValue(kind, item, ctx.time)
+      },
+    },
+    // Writes, then rejects: the write must be undone everywhere.
+    bump: {
+      args: Schema.Struct({ id: Schema.String }),
+      apply: (state, { id }, ctx) => {
+        state.bumps++
+        if (!state.items[id]) ctx.reject(`No item ${id} to bump.`)
+      },
+    },
+    note: {
+      args: Schema.Struct({ text: Schema.String }),
+      apply: (state, { text }, ctx) => {
+        state.log.push(`${ctx.clientId}:${text}@${ctx.seq}`)
+        if (state.log.length > 20) state.log.splice(0, state.log.length - 20)
+      },
+    },
+    roll: {
+      args: Schema.Struct({}),
+      apply: (state, _args, ctx) => {
+        state.rolls.push(Math.floor(ctx.random() * 2 ** 32))
+        if (state.rolls.length > 20) state.rolls.shift()
+      },
+    },
+    boom: {
+      args: Schema.Struct({}),
+      apply: () => {
+        throw new Error("kaboom")
+      },
+    },
+  },
+})
+
+export interface BigState {
+  blobs: Record<string, string>
+  touches: Record<string, number>
+}
+
+/** Documents of megabytes: each `put` stores a string of tens of KiB. */
+export const Big = defineMachine({
+  name: "big",
+  version: 1,
+  initial: (): BigState => ({ blobs: {}, touches: {} }),
+  commands: {
+    put: {
+      args: Schema.Struct({ id: Schema.String, text: Schema.String }),
+      apply: (state, { id, text }) => {
+        state.blobs[id] = text
+      },
+    },
+    drop: {
+      args: Schema.Struct({ id: Schema.String }),
+      apply: (state, { id }, ctx) => {
+        if (state.blobs[id] === undefined) ctx.reject(`No blob ${id}.`)
+        delete state.blobs[id]
+      },
+    },
+    touch: {
+      args: Schema.Struct({ id: Schema.String }),
+      apply: (state, { id }) => {
+        state.touches[id] = (state.touches[id] ?? 0) + 1
+      },
+    },
+  },
+})
+
+/**
+ * Non-deterministic on purpose, yet reproducible per seed: `roll` draws from a generator the
+ * simulation owns, so each peer applying an entry draws a different number.
+ */
+export const makeDrifting = (draw: () => number): Machine<{ values: number[] }, any> =>
+  defineMachine({
+    name: "drifting",
+    version: 1,
+    initial: () => ({ values: [] as number[] }),
+    commands: {
+      roll: {
+        args: Schema.Struct({}),
+        apply: (s) => {
+          s.values.push(Math.floor(draw() * 1e9))
+          if (s.values.length > 50) s.values.shift()
+        },
+      },
+    },
+  })

@@ -1,0 +1,151 @@
+/**
+ * The engine mutations the simulator must catch (npm run sim:mutants). Each is a textual
+ * patch: in `file`, the exact `anchor` text (it must occur exactly once) is replaced. The
+ * engine keeps changing, so anchors are short; refresh them here after a merge. A mutant
+ * marked `needsEngineSupport` targets engine code that may not exist yet: a missing anchor
+ * then shows as "needs engine support" instead of failing the run.
+ *
+ * `simArgs` widen the world a mutant runs in beyond MUTANT_WORLD when catching it needs more
+ * (the hostile client, say).
+ */
+
+export interface Patch {
+  readonly file: string
+  readonly anchor: string
+  readonly replacement: string
+}
+
+export interface Mutant {
+  readonly name: string
+  /** What the mutation breaks, in a few words. */
+  readonly breaks: string
+  readonly patches: ReadonlyArray<Patch>
+  readonly needsEngineSupport?: boolean
+  readonly simArgs?: ReadonlyArray<string>
+}
+
+/**
+ * The world mutants run in: the whole world (hostile clients, app bugs, disk faults, mixed
+ * protocols, snapshots, stream faults), with a smaller big document so seeds stay quick.
+ */
+export const MUTANT_WORLD: ReadonlyArray<string> = ["--big-kib", "256"]
+
+const AUTH = "core/authority/doc-authority.ts"
+const RS = "core/replica/replica-state.ts"
+const DOC = "core/replica/doc.ts"
+const TABLE = "core/authority/client-table.ts"
+
+export const MUTANTS: ReadonlyArray<Mutant> = [
+  {
+    name: "skip-dedupe",
+    breaks: "a retried clientSeq is applied again",
+    patches: [
+      { file: TABLE, anchor: "if (clientSeq === m.last + 1) return { kind: \"new\" }", replacement: "if (clientSeq <= m.last + 1) return { kind: \"new\" }" },
+      { file: TABLE, anchor: "if (clientSeq !== m.last + 1) throw", replacement: "if (false) throw" },
+      { file: TABLE, anchor: "    m.last = clientSeq\n", replacement: "    m.last = Math.max(m.last, clientSeq)\n" },
+    ],
+  },
+  {
+    name: "ack-before-durable",
+    breaks: "the hub acknowledges and fans out without waiting for the write",
+    patches: [{ file: AUTH, anchor: "await this.store.commit(this.docId, {", replacement: "void this.store.commit(this.docId, {" }],
+  },
+  {
+    name: "fan-out-before-commit",
+    breaks: "entries go to subscribers before they are durable",
+    patches: [
+      {
+        file: AUTH,
+        anchor: "    if (entries.length > 0 || table.changed) {",
+        replacement: "    const early = entries.length > 0 ? this.followers.fanOut(seqBefore, entries, checkpoints, this.seq, own) : new Set<Connection<ServerMessage>>()\n    if (entries.length > 0 || table.changed) {",
+      },
+      { file: AUTH, anchor: "confirmedByEntries = this.followers.fanOut(seqBefore, entries, checkpoints, this.committed, own)", replacement: "confirmedByEntries = early" },
+    ],
+  },
+  {
+    name: "skip-rebase-undo",
+    breaks: "entries are applied on top of pending commands",
+    patches: [{ file: RS, anchor: "    this.undoPending()\n    let gap = false", replacement: "    let gap = false" }],
+  },
+  {
+    name: "skip-rebase-redo",
+    breaks: "pending commands are not re-applied after a rebase",
+    patches: [{ file: RS, anchor: "    this.redoPending()\n    return { confirmed, applied", replacement: "    return { confirmed, applied" }],
+  },
+  {
+    name: "skip-checkpoint-verify",
+    breaks: "a replica never compares its hash with the authority's",
+    patches: [{ file: RS, anchor: "return actual === expected ? undefined : { seq, expected, actual }", replacement: "return undefined" }],
+  },
+  {
+    name: "accept-clientseq-gaps",
+    breaks: "a clientSeq beyond the next one is accepted",
+    simArgs: ["--hostile", "1"],
+    patches: [
+      { file: TABLE, anchor: "if (clientSeq > m.last + 1) return { kind: \"gap\", expected: m.last + 1 }", replacement: "if (clientSeq > m.last + 1) return { kind: \"new\" }" },
+      { file: TABLE, anchor: "if (clientSeq !== m.last + 1) throw", replacement: "if (false) throw" },
+    ],
+  },
+  {
+    name: "drop-outbox-write",
+    breaks: "commands are sent without being written to the outbox",
+    patches: [{ file: DOC, anchor: "(store) => store.appendOutbox(", replacement: "(store) => Promise.resolve(store) && Promise.resolve() || store.appendOutbox(" }],
+  },
+  {
+    name: "forget-client-record",
+    breaks: "the hub never persists its idempotency records",
+    patches: [
+      { file: TABLE, anchor: "out.marks.push([clientId, { ...s.mark }])", replacement: "void s.mark" },
+      { file: TABLE, anchor: "for (const r of s.fresh) out.runs.push(", replacement: "for (const r of s.fresh.slice(0, 0)) out.runs.push(" },
+    ],
+  },
+  {
+    name: "catch-up-off-by-one",
+    breaks: "each catch-up page starts one entry late",
+    patches: [{ file: "core/authority/followers.ts", anchor: "entries = await this.doc.entries(from, ", replacement: "entries = await this.doc.entries(from + 1, " }],
+  },
+  {
+    name: "confirm-foreign-entry",
+    breaks: "another client's entry confirms a pending command with the same clientSeq",
+    patches: [{ file: RS, anchor: "if (e.clientId === this.clientId) {", replacement: "if (true) {" }],
+  },
+  {
+    name: "reuse-random-seed",
+    breaks: "ctx.random() draws the same numbers at every seq",
+    patches: [{ file: "core/machine.ts", anchor: "entryRandom(this.docId, this.seq)", replacement: "entryRandom(this.docId, 1)" }],
+  },
+  {
+    name: "skip-undo-on-rejection",
+    breaks: "a rejected command's writes stay in the authority's state",
+    patches: [{ file: AUTH, anchor: "              this.host.undo(journal)\n              const rejection = { code: rejected.code", replacement: "              const rejection = { code: rejected.code" }],
+  },
+  {
+    name: "swallow-rejection",
+    breaks: "a rejected command leaves the outbox and the app is never told",
+    patches: [{
+      file: DOC,
+      anchor: "d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))\n      this.emit(\"rejected\", { clientSeq, command, rejection })",
+      replacement: "void CommandRejected",
+    }],
+  },
+  {
+    name: "v2-elide-wrong-clientseq",
+    breaks: "protocol 2 names the receiver's own elided entry with the next clientSeq",
+    patches: [{ file: "core/protocol/codec-server.ts", anchor: "        w.byte(0)\n        w.varint(cs)\n", replacement: "        w.byte(0)\n        w.varint(cs + 1)\n" }],
+  },
+  {
+    name: "compact-one-too-many",
+    breaks: "compaction deletes the first entry of the kept tail too",
+    patches: [{ file: "core/store/snapshot-store.ts", anchor: "const end = K.authEntry(docId, upTo + 1)", replacement: "const end = K.authEntry(docId, upTo + 2)" }],
+  },
+  {
+    name: "install-without-hash-check",
+    breaks: "a replica installs a streamed snapshot whose bytes do not hash to the announced hash",
+    patches: [{ file: "core/replica/snapshot-receiver.ts", anchor: "if (actual !== this.begin.hash) return", replacement: "if (false) return" }],
+  },
+  {
+    name: "compact-without-snapshot",
+    breaks: "the horizon passes the newest snapshot (entries go that no snapshot holds)",
+    patches: [{ file: AUTH, anchor: "const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)", replacement: "const upTo = this.committed" }],
+  },
+]

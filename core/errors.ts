@@ -13,6 +13,13 @@ import * as Data from "effect/Data"
 
 /** Why the authority (or the local replica, for invalid arguments) refused a command. */
 export type RejectionCode =
+  | WireRejectionCode
+  /** Local only (never on the wire): the hub's document moved to a version this app cannot
+   * show or write; its commands are kept in the outbox until the app is updated. */
+  | "update-required"
+
+/** The rejection codes a hub sends (the wire's kind table, append only). */
+export type WireRejectionCode =
   | "rejected" // the command called ctx.reject(reason)
   | "command-failed" // the command threw
   | "invalid-args" // arguments failed the command's schema

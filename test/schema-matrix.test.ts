@@ -93,7 +93,7 @@ describe("schema version matrix (memory network, real codec)", () => {
       expect(doc.updateRequired?.seq).toBe(c === 2 ? 2 : 1)
       if (c === 2) expect(doc.state.items.w1).toBeDefined()
       // Read-only: new commands are refused; what was pending is kept (and was applied by the hub).
-      await expect(doc.submit("toggle" as never, { id: "c1" } as never)).rejects.toMatchObject({ message: expect.stringMatching(/^update-required/) })
+      await expect(doc.submit("toggle" as never, { id: "c1" } as never)).rejects.toMatchObject({ code: "update-required" })
       expect(doc.pendingCount).toBe(2)
       expect(doc.state.items.c1).toBeDefined()
       expect(hubDoc.state.items.c1.done).toBe(true)

@@ -13,6 +13,10 @@ import { historyOf } from "../core/schema/versions.js"
 import { replayEntry } from "../core/schema/serve.js"
 import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
 
+// These tests read the whole log back: no compaction (a small log is compacted behind
+// its first snapshot otherwise).
+const KEEP_LOG = { tailBytes: Infinity }
+
 const DOC = "list"
 const V1 = historyOf(TodoV2)!.at(1)
 
@@ -27,7 +31,7 @@ describe("hub upgrade in the log", () => {
     const hubStore = new MemoryStorage()
     const reports: string[] = []
     const startHub = (m: typeof TodoV1 | typeof TodoV2) => {
-      const hub = new Hub({ machines: [m], storage: hubStore, runtime: rt, onEvent: (e) => { if (e.type === "doc-report") reports.push(e.code) } })
+      const hub = new Hub({ machines: [m], storage: hubStore, runtime: rt, snapshots: KEEP_LOG, onEvent: (e) => { if (e.type === "doc-report") reports.push(e.code) } })
       net.listen(hub)
       return hub
     }
@@ -122,7 +126,7 @@ describe("client upgrade", () => {
     const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
     const hubStore = new MemoryStorage()
     // A replica behind by more than one entry gets a snapshot: the commands' entries never come back.
-    const hub = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt, snapshotLagEntries: 1 })
+    const hub = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt, snapshotLagEntries: 1 , snapshots: KEEP_LOG })
     net.listen(hub)
     const store = new MemoryStorage()
     const old = await CanonClient.open({ transport: net.transport("client"), runtime: rt, clientId: "client", storage: store })

@@ -16,6 +16,10 @@ import { historyOf } from "../core/schema/versions.js"
 import { TodoV1, TodoV2NoDown } from "./support/versioned-machines.js"
 import { until } from "./support/ws.js"
 
+// These tests read the whole log back: no compaction (a small log is compacted behind
+// its first snapshot otherwise).
+const KEEP_LOG = { tailBytes: Infinity }
+
 const DOC = "board"
 const V1 = historyOf(TodoV2NoDown)!.at(1)
 let dir: string
@@ -29,7 +33,7 @@ afterEach(async () => {
 
 const startHub = async (machine: typeof TodoV1 | typeof TodoV2NoDown) => {
   const storage = await LevelStorage.open(join(dir, "hub"))
-  const hub = new Hub({ machines: [machine], storage, runtime: systemRuntime })
+  const hub = new Hub({ machines: [machine], storage, runtime: systemRuntime , snapshots: KEEP_LOG })
   const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }] })
   const stop = async () => {
     await server.close()

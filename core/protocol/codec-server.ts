@@ -102,7 +102,7 @@ const writeResults = (w: ByteWriter, m: Results): void => {
       uint(w, o.seqAtMost, "seqAtMost")
     } else {
       const r: Rejection | undefined = o.rejection
-      const k = REJECTION_CODES.indexOf(r?.code)
+      const k = (REJECTION_CODES as ReadonlyArray<string | undefined>).indexOf(r?.code)
       if (k < 0) invalid(`Unknown rejection code ${show(r?.code)}.`)
       w.byte(k + 1)
       str(w, r!.message, "A rejection's message")

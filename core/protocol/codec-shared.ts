@@ -8,7 +8,7 @@
 import * as Data from "effect/Data"
 import { ByteReader, ByteWriter } from "../bytes.js"
 import { isBytes } from "../canonical.js"
-import { CanonError, canonError, type RejectionCode } from "../errors.js"
+import { CanonError, canonError, type RejectionCode, type WireRejectionCode } from "../errors.js"
 import type { RefusalCode } from "./messages.js"
 
 /** The protocol versions this build speaks. */
@@ -145,7 +145,7 @@ export const TIME_LIMIT = 2 ** 52
 // Append only: a code's position is its kind byte on the wire.
 /** The outcome kind of `{ seqAtMost }` (after the rejection codes' kinds). */
 export const SEQ_AT_MOST_KIND = 9
-export const REJECTION_CODES: ReadonlyArray<RejectionCode> = [
+export const REJECTION_CODES: ReadonlyArray<WireRejectionCode> = [
   "rejected", "command-failed", "invalid-args", "unknown-command", "outcome-expired", "unauthorized", "state-unencodable", "command-too-large",
 ]
 export const REFUSAL_CODES: ReadonlyArray<RefusalCode> = [

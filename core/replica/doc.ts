@@ -319,7 +319,7 @@ export class Doc<M extends Machine<any, any>> {
       return Object.assign(p, { clientSeq: -1, persisted: Promise.resolve() })
     }
     if (cmd === undefined || name === AS || name === BATCH) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
-    if (this.updateNeeded !== undefined) return refuse({ code: "rejected", message: `update-required: ${this.updateNeeded.message}` })
+    if (this.updateNeeded !== undefined) return refuse({ code: "update-required", message: this.updateNeeded.message })
     const encoded = cmd.encode(args)
     if (Result.isFailure(encoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(encoded.failure)}` })
     // The same bounds the hub applies, checked here first so an oversized command never

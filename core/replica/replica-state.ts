@@ -351,8 +351,9 @@ export class ReplicaState<S> {
     this.undoPending()
     this.host.root = decoded
     this.confirmedSeq = seq
-    // Strict canonical decoding: the decoded state encodes back to exactly these bytes.
-    this.installed = hash !== undefined ? { seq, hash } : undefined
+    // Strict canonical decoding: the decoded state encodes back to exactly these bytes. With
+    // CRDT fields the bytes hold more than the state the checkpoints hash: no shortcut.
+    this.installed = hash !== undefined && this.machine.crdtRuntime === undefined ? { seq, hash } : undefined
     for (const s of [...this.expected.keys()]) if (s <= seq) this.expected.delete(s)
     this.crdt?.reset(fields, this.host, this.pending, this.unsent, this.clientId)
     this.redoPending()

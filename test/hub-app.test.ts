@@ -147,3 +147,37 @@ const sockets: WebSocket[] = []
 afterEach(() => {
   for (const ws of sockets.splice(0)) ws.terminate()
 })
+
+test("the hub also serves whole Yjs documents to stock y-websocket clients on /yjs, kept across a restart", async () => {
+  const Y = await import("yjs")
+  const { WebsocketProvider } = await import("y-websocket")
+  const hub = await start()
+  expect(hub.crdt).toEqual({ paths: ["/yjs", "/automerge"] })
+  const base = hub.url.replace(/^http/, "ws") + "/yjs"
+  // Providers and docs are destroyed at the end: a Y.Doc's awareness keeps an interval.
+  const providers: Array<{ destroy(): void }> = []
+  const join = (room: string) => {
+    const doc = new Y.Doc()
+    const p = new WebsocketProvider(base, room, doc, { WebSocketPolyfill: WebSocket as never, disableBc: true })
+    providers.push(p, doc)
+    return { doc, p }
+  }
+  try {
+    const a = join("notes")
+    const b = join("notes")
+    a.doc.getText("t").insert(0, "hello from a")
+    await until(() => b.doc.getText("t").toString() === "hello from a", 10_000)
+    b.doc.getText("t").insert(0, "b says: ")
+    await until(() => a.doc.getText("t").toString() === "b says: hello from a", 10_000)
+    for (const p of providers.splice(0)) p.destroy()
+    const port = Number(new URL(hub.url).port)
+    await running.pop()!.close()
+    const again = await start(port)
+    const c = new Y.Doc()
+    providers.push(c)
+    providers.unshift(new WebsocketProvider(again.url.replace(/^http/, "ws") + "/yjs", "notes", c, { WebSocketPolyfill: WebSocket as never, disableBc: true }))
+    await until(() => c.getText("t").toString() === "b says: hello from a", 10_000)
+  } finally {
+    for (const p of providers) p.destroy()
+  }
+}, 60_000)

@@ -44,6 +44,12 @@ const main = async (): Promise<void> => {
   console.log(`  board:         ${url}/   (other boards: ${url}/#board=NAME)`)
   console.log(`  sync endpoint: ${running.syncUrl}`)
   console.log(`  hub status:    ${url}/status`)
+  if ("paths" in running.crdt) {
+    const ws = url.replace(/^http/, "ws")
+    console.log(`  whole CRDT documents: ${running.crdt.paths.map((p) => `${ws}${p}`).join(", ")} (stock y-websocket and automerge-repo clients)`)
+  } else {
+    console.log(`  ${running.crdt.skipped}`)
+  }
   console.log(`  data:          ${resolve(config.dataDir)} (LevelDB, ${config.sync ? "fsync on every commit" : "no fsync (--no-sync): a power loss can lose the last acknowledged commands"})`)
   console.log(`  app bundle:    built in ${assets.buildMs} ms (version ${assets.version})`)
   console.log("Press Ctrl-C to stop.")

@@ -1,6 +1,9 @@
 /**
  * Starts a hub: one HTTP server that answers pages and upgrades WebSocket connections on
  * /sync, LevelDB storage, the Hub. Returns a handle that shuts everything down in order.
+ * Whole CRDT documents are served beside it to stock clients: y-websocket on /yjs/<room>,
+ * automerge-repo on /automerge, when yjs and @automerge/automerge are installed (they are
+ * optional peers of the package: without them the hub serves machines only, and says so).
  *
  * The port is bound before the data directory is opened, so a busy port leaves nothing on
  * disk; if anything fails after that, a data directory this start created is removed again.
@@ -18,6 +21,8 @@ import type { HubConfig } from "./config.js"
 export interface RunningHub {
   readonly url: string
   readonly syncUrl: string
+  /** The CRDT endpoints served (e.g. ["/yjs", "/automerge"]), or why there are none. */
+  readonly crdt: { readonly paths: ReadonlyArray<string> } | { readonly skipped: string }
   readonly hub: Hub
   close(): Promise<void>
 }
@@ -110,20 +115,28 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
   let ws: WsServer | undefined
   try {
     storage = await LevelStorage.open(config.dataDir, { sync: config.sync })
-    hub = new Hub({ machines, storage, runtime: systemRuntime, sync: config.sync, authenticate: auth.authenticate, authorize: auth.authorize })
+    const crdt = await crdtEndpoints()
+    hub = new Hub({
+      machines, storage, runtime: systemRuntime, sync: config.sync, authenticate: auth.authenticate, authorize: auth.authorize,
+      ...("engines" in crdt ? { crdt: { engines: crdt.engines } } : {}),
+    })
+    const routes = "engines" in crdt ? crdt.routes(hub) : []
     const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host
     const url = config.publicUrl ?? `${tls === undefined ? "http" : "https"}://${shownHost}:${port}`
     const syncUrl = `${url.replace(/^http/, "ws").replace(/\/$/, "")}/sync`
     ws = new WsServer(hub, {
       server, path: "/sync", publicUrl: syncUrl,
       maxConnectionsPerAddress: config.maxConnectionsPerAddress, trustProxy: config.trustProxy,
+      routes,
     })
     const [running, openedHub, openedWs] = [storage, hub, ws]
     return {
       url,
       syncUrl,
       hub: openedHub,
+      crdt: "engines" in crdt ? { paths: routes.map((r) => r.prefix) } : crdt,
       close: async () => {
+        for (const r of routes) r.close()
         await openedWs.close()
         await openedHub.close()
         await closeServer(server)
@@ -137,5 +150,26 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
     await storage?.close()
     if (created !== undefined) rmSync(created, { recursive: true, force: true })
     throw e
+  }
+}
+
+type CrdtRoute = { readonly prefix: string; close(): void } & import("../../adapters/ws/index.js").WsRoute
+
+/**
+ * The CRDT engines and endpoints, loaded only if their libraries are installed (a dynamic
+ * import: the hub must start without them).
+ */
+const crdtEndpoints = async (): Promise<
+  { readonly engines: ReadonlyArray<import("../../core/crdt-docs/engine.js").CrdtDocEngine<any>>; routes(hub: Hub): CrdtRoute[] } | { readonly skipped: string }
+> => {
+  try {
+    const y = await import("../../adapters/yjs-server/index.js")
+    const a = await import("../../adapters/automerge-server/index.js")
+    return {
+      engines: [y.yjsDocEngine(), a.automergeDocEngine()],
+      routes: (hub) => [y.yjsRoute(hub.crdtDocs), a.automergeRoute(hub.crdtDocs)] as CrdtRoute[],
+    }
+  } catch (e) {
+    return { skipped: `whole CRDT documents are off: ${e instanceof Error ? e.message : String(e)} (install yjs and @automerge/automerge to serve them)` }
   }
 }

@@ -145,3 +145,33 @@ test("a client refused for a newer schema than the hub retries with backoff, not
   expect(attempts).toBeGreaterThan(3)
   expect(attempts).toBeLessThan(60)
 })
+
+test("the handshake timer ends with the handshake: a proved hello or a hub shutdown leaves no timer pending", async () => {
+  // A pending 10 s timer per connection kept Node processes (and jest) alive after close.
+  const rt = new VirtualRuntime(5)
+  const live = new Set<object>()
+  const counting = {
+    now: () => rt.now(),
+    random: () => rt.random(),
+    setTimer: (ms: number, fn: () => void) => {
+      const key = {}
+      live.add(key)
+      const t = rt.setTimer(ms, () => { live.delete(key); fn() })
+      return { cancel: () => { live.delete(key); t.cancel() } }
+    },
+  }
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hub = new Hub({ machines: [Todo], storage: new MemoryStorage(), runtime: counting, checkpointEvery: Infinity })
+  net.listen(hub)
+  const env = { rt, net, hub }
+  const { got } = await rawHello(env, {})
+  expect(got[0]).toMatchObject({ type: "welcome" })
+  expect(live.size).toBe(0)
+  // A connection that never says hello, then the hub shuts down.
+  env.net.transport("silent").connect({ onOpen: () => {}, onMessage: () => {}, onClose: () => {} })
+  await rt.run({ forMs: 50 })
+  expect(live.size).toBe(1)
+  await hub.close()
+  await rt.run({ forMs: 50 })
+  expect(live.size).toBe(0)
+})

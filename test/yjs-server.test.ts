@@ -40,7 +40,11 @@ beforeAll(async () => {
 }, 60_000)
 
 afterEach(() => {
-  for (const p of providers.splice(0)) p.destroy()
+  // A Y.Doc's awareness keeps an interval running until the doc itself is destroyed.
+  for (const p of providers.splice(0)) {
+    p.destroy()
+    p.doc.destroy()
+  }
 })
 
 afterAll(async () => {

@@ -12,7 +12,7 @@
 import type { Machine } from "../machine.js"
 import type { KVStore } from "../ports/storage.js"
 import type { Connection, ConnectionAcceptor, ConnectionInfo, ConnectionListener } from "../ports/transport.js"
-import type { Runtime } from "../ports/runtime.js"
+import type { Runtime, Timer } from "../ports/runtime.js"
 import type { ClientMessage, Hello, ServerMessage, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
@@ -87,6 +87,8 @@ interface Session {
   readonly resume: Map<string, { readonly snapshotId: number; readonly received: number }>
   chain: Promise<void>
   closed: boolean
+  /** Closes the connection if no hello is proved in time; cancelled by the hello or the close. */
+  handshakeTimer: Timer | undefined
   readonly messages: TokenBucket
   readonly commands: TokenBucket
 }
@@ -135,7 +137,7 @@ export class Hub implements ConnectionAcceptor {
     // only: documents fan out to many connections and must never see the exception.
     const conn = guardConnection(raw, (e) => this.report({ type: "send-failed", message: e instanceof Error ? e.message : String(e) }))
     const session: Session = {
-      conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false,
+      conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
     }
@@ -145,7 +147,10 @@ export class Hub implements ConnectionAcceptor {
     }
     this.sessions.add(session)
     const deadline = this.options.handshakeTimeoutMs ?? 10_000
-    const timer = this.options.runtime.setTimer(deadline, () => {
+    // Cancelled by the proved hello or the close: a pending timer would keep a process (and
+    // a test runner) alive for the whole deadline after the hub closed.
+    session.handshakeTimer = this.options.runtime.setTimer(deadline, () => {
+      session.handshakeTimer = undefined
       if (session.closed || session.sender !== undefined) return
       this.report({ type: "limit", code: "handshake-timeout", message: `No hello within ${deadline} ms.` })
       this.closeSession(session, "handshake-timeout", `Say hello within ${deadline} ms of connecting.`)
@@ -158,7 +163,6 @@ export class Hub implements ConnectionAcceptor {
         session.chain = session.chain.then(() => this.handle(session, msg)).catch((e) => this.fail(session, e))
       },
       onClose: () => {
-        timer.cancel()
         this.drop(session)
       },
     }
@@ -221,6 +225,8 @@ export class Hub implements ConnectionAcceptor {
     if (!proof.ok) return refuse({ code: "unauthorized", message: proof.message })
     session.clientId = hello.clientId
     session.sender = { clientId: hello.clientId, incarnation: proof.incarnation, protocol: version }
+    session.handshakeTimer?.cancel()
+    session.handshakeTimer = undefined
     session.principal = principal
     session.conn.send({ type: "welcome", protocol: version, clientId: hello.clientId })
   }
@@ -383,6 +389,8 @@ export class Hub implements ConnectionAcceptor {
   private drop(session: Session): void {
     if (session.closed) return
     session.closed = true
+    session.handshakeTimer?.cancel()
+    session.handshakeTimer = undefined
     this.sessions.delete(session)
     for (const docId of session.docs) {
       void this.docs.get(docId)?.then((d) => d.unsubscribe(session.conn), () => {})

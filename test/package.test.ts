@@ -2,7 +2,8 @@
  * The package as others get it: `npm pack` (which builds dist/ first), the tarball unpacked
  * into a temporary project's node_modules/canon with its runtime dependencies beside it
  * (links to this checkout's copies: a test reaches no registry), then plain Node, no tsx, imports `canon`, `canon/ws`, `canon/level`, `canon/memory` and
- * `canon/system` and runs a tiny hub and client; and a TypeScript consumer type-checks
+ * `canon/system` and runs a tiny hub and client; and a TypeScript consumer (with a two-version
+ * machine from `canon/schema`) type-checks
  * against the shipped `.d.ts`.
  */
 import { execFileSync, spawnSync } from "node:child_process"
@@ -50,6 +51,19 @@ import { CanonClient, defineMachine, type Receipt } from "canon"
 import { MemoryStorage } from "canon/memory"
 import { wsClientTransport } from "canon/ws"
 import { systemRuntime } from "canon/system"
+import { evolve } from "canon/schema"
+
+const CounterV1 = defineMachine({
+  name: "counter", version: 1, initial: () => ({ n: 0 }),
+  commands: { add: { args: Schema.Struct({ by: Schema.Number }), apply: (s, a) => { s.n += a.by } } },
+})
+export const Counter = evolve(CounterV1, {
+  version: 2,
+  migrateState: (s) => ({ cents: s.n * 100 }),
+  commands: { addCents: { args: Schema.Struct({ cents: Schema.Number }), apply: (s: { cents: number }, a) => { s.cents += a.cents } } },
+  upcast: { add: (a) => ({ name: "addCents", args: { cents: a.by * 100 } }) },
+  downcast: { addCents: (a) => (a.cents % 100 === 0 ? { name: "add", args: { by: a.cents / 100 } } : undefined) },
+})
 
 const Todo = defineMachine({
   name: "todo",

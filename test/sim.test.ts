@@ -49,6 +49,11 @@ test("failed replica writes are reported to the app and lose no command (3 seeds
   expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"])).toEqual([])
 })
 
+test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
+  // Seed 20 failed with "raw gap was answered seq:7" before the hostile client marked the gap refused.
+  expect(await failing(1, ["--from", "20"], 5)).toEqual([])
+})
+
 test("app code that aliases or writes non-plain values is a rejection, never a broken document (2 seeds)", async () => {
   expect(await failing(2, [...CORE, "--app-bugs", "1"])).toEqual([])
 })

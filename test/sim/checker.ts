@@ -225,7 +225,9 @@ const checkHostile = (
   const first = new Map<string, RawCommand>()
   for (const c of h.commands) {
     const key = ledgerKey(c.docId, c.conn.clientId, c.clientSeq)
-    if (!c.conn.forged && c.expect !== "original" && c.localRefusal === undefined && !first.has(key)) first.set(key, c)
+    // A command refused for its number (a gap) never took it: the next one sent under it is new.
+    const numberRefused = c.outcome === "sequence-gap" || c.outcome === "sequence-reset"
+    if (!c.conn.forged && c.expect !== "original" && c.localRefusal === undefined && !numberRefused && !first.has(key)) first.set(key, c)
   }
   const what = (c: RawCommand) => `${c.conn.forged ? `forger of ${c.conn.victim}` : "raw"} ${c.attack} (${c.conn.clientId}:${c.clientSeq} on ${c.docId})`
 

@@ -199,7 +199,16 @@ export class HostileClients {
   private receive(rc: RawConn, m: ServerMessage): void {
     if (m.type === "welcome") rc.welcomed = true
     else if (m.type === "refused") rc.refused = m.code
-    else if (m.type === "error") rc.errors.push(m.code)
+    else if (m.type === "error") {
+      rc.errors.push(m.code)
+      // A refused gap is answered by an error, not an outcome: its clientSeq is free again, and
+      // a later command under that number must not be matched to it.
+      if ((m.code === "sequence-gap" || m.code === "sequence-reset") && "docId" in m && m.seq !== undefined) {
+        for (const c of this.commands) {
+          if (c.conn === rc && c.docId === m.docId && c.outcome === undefined && c.clientSeq > m.seq && (c.attack === "gap" || c.attack === "huge-seq")) c.outcome = m.code
+        }
+      }
+    }
     else if (m.type === "results") {
       for (const o of m.outcomes) {
         // Outcomes come back in the order the commands were sent on this connection.

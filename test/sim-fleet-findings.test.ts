@@ -96,3 +96,115 @@ test("compat mode: a command submitted while an earlier one waits for the hub's 
   await client.close()
   await hub.close()
 })
+
+test("an app that stepped down for an older hub offers its own version again after a connection lost without a refusal", async () => {
+  const rt = new VirtualRuntime(19)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hubStore = new MemoryStorage()
+  const hub1 = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt })
+  net.listen(hub1)
+  const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 200 } })
+  const doc = await client.open(TodoV2, DOC)
+  // The v1 hub refuses v2 (schema-too-new); the client steps down to v1 and reconnects at
+  // once. That connection is lost before any answer: the hub is being upgraded.
+  let upgraded = false
+  client.onStatus((s) => {
+    if (s === "offline" && client.refusal?.code === "schema-too-new" && !upgraded) {
+      upgraded = true
+      net.stopServer()
+    }
+  })
+  await settle(rt, 200)
+  expect(upgraded).toBe(true)
+  await hub1.close()
+  const hub2 = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt })
+  net.listen(hub2)
+  await settle(rt)
+  expect(client.status).toBe("online")
+  // The app and the hub are both v2 now: a command with no downcast to v1 goes through.
+  doc.submit("add", { id: "x", title: "X", priority: 0 })
+  doc.submit("setPriority", { id: "x", priority: 3 })
+  await settle(rt)
+  expect(doc.schemaTooNew).toBe(false)
+  expect(doc.pendingCount).toBe(0)
+  expect((await hub2.doc(DOC, TodoV2)).state.items.x).toEqual({ title: "X", done: false, priority: 3 })
+  await client.close()
+  await hub2.close()
+})
+
+test.each([1, 2])("compat mode, protocol %i: an app's own command that the hub logged downcast is confirmed in the logged form (replicas of one version agree)", async (protocol) => {
+  const rt = new VirtualRuntime(20 + protocol)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const range = { min: protocol, max: protocol }
+  const a = await CanonClient.open({ transport: net.transport("a"), runtime: rt, clientId: "a", storage: new MemoryStorage(), protocol: range })
+  const b = await CanonClient.open({ transport: net.transport("b"), runtime: rt, clientId: "b", storage: new MemoryStorage(), protocol: range })
+  const docA = await a.open(TodoV2, DOC)
+  const docB = await b.open(TodoV2, DOC)
+  // v2's add goes down to v1's add without its priority (a declared, lossy downcast).
+  docA.submit("add", { id: "x", title: "X", priority: 2 })
+  await settle(rt)
+  expect(docA.pendingCount).toBe(0)
+  expect((await hub.doc(DOC, TodoV1)).state.items.x).toEqual({ title: "X", done: false })
+  expect(docB.state.items.x).toEqual({ title: "X", done: false, priority: 0 })
+  // The hub applied (and logged) the v1 form: the writer's confirmed state must be the same.
+  expect(docA.state.items.x).toEqual(docB.state.items.x)
+  expect(docA.confirmedHash()).toBe(docB.confirmedHash())
+  await a.close()
+  await b.close()
+  await hub.close()
+})
+
+test("an app built before versions existed (v1 only, no history) follows a $batch entry the hub sends it", async () => {
+  const rt = new VirtualRuntime(23)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [TodoV2], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const a = await CanonClient.open({ transport: net.transport("a"), runtime: rt, clientId: "a", storage: new MemoryStorage() })
+  const b = await CanonClient.open({ transport: net.transport("b"), runtime: rt, clientId: "b", storage: new MemoryStorage() })
+  // TodoV1 is a plain defineMachine: the build of an app from before v2 was declared.
+  const docA = await a.open(TodoV1, DOC)
+  const docB = await b.open(TodoV1, DOC)
+  // v1's addDone is upcast to [add, toggle]: one `$batch` entry, sent down to v1 as a `$batch` of v1 commands.
+  docA.submit("addDone", { id: "y", title: "Y" })
+  await settle(rt)
+  expect((await hub.doc(DOC, TodoV2)).state.items.y).toEqual({ title: "Y", done: true, priority: 0 })
+  expect(docA.pendingCount).toBe(0)
+  expect(docB.state.items.y).toEqual({ title: "Y", done: true })
+  await a.close()
+  await b.close()
+  await hub.close()
+})
+
+test("an upgraded store whose app stopped before the authority's state arrived still fetches it on the next start (no desync)", async () => {
+  const rt = new VirtualRuntime(24)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [TodoV2], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const w = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  const docW = await w.open(TodoV2, DOC)
+  const store = new MemoryStorage()
+  const old = await CanonClient.open({ transport: net.transport("o"), runtime: rt, clientId: "o", storage: store })
+  const docOld = await old.open(TodoV1, DOC)
+  // v1 is shown v2's add without its priority (a declared, lossy downcast).
+  docW.submit("add", { id: "x", title: "X", priority: 2 })
+  await settle(rt)
+  expect(docOld.state.items.x).toEqual({ title: "X", done: false })
+  await old.close()
+  // The app is updated; the new code opens the v1 store (migrated: provisional) and stops before connecting.
+  const interrupted = await CanonClient.open({ transport: net.transport("o"), runtime: rt, clientId: "o", storage: store, autoConnect: false })
+  await interrupted.open(TodoV2, DOC)
+  await interrupted.close()
+  // Next start: the state is still the migrated v1 view; it must be replaced by the authority's.
+  const again = await CanonClient.open({ transport: net.transport("o"), runtime: rt, clientId: "o", storage: store })
+  const doc = await again.open(TodoV2, DOC)
+  const desyncs: number[] = []
+  doc.on("desync", (d) => desyncs.push(d.seq))
+  await settle(rt, 5000)
+  expect(desyncs).toEqual([])
+  expect(doc.state.items.x).toEqual({ title: "X", done: false, priority: 2 })
+  expect(doc.confirmedHash()).toBe((await hub.doc(DOC, TodoV2)).stateHash())
+  for (const c of [again, w]) await c.close()
+  await hub.close()
+})

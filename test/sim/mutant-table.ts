@@ -148,4 +148,14 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "the horizon passes the newest snapshot (entries go that no snapshot holds)",
     patches: [{ file: AUTH, anchor: "const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)", replacement: "const upTo = this.committed" }],
   },
+  {
+    name: "skip-downcast",
+    breaks: "an older app is sent newer entries as they are, not converted down to its version",
+    patches: [{ file: "core/schema/serve.ts", anchor: "const conv = h.convert(cmds, from, to)", replacement: "const conv = from > to ? cmds : h.convert(cmds, from, to)" }],
+  },
+  {
+    name: "migrate-twice",
+    breaks: "replay runs a $migrate marker's state migration twice",
+    patches: [{ file: "core/schema/serve.ts", anchor: "    applyMigration(host, docId, h, e)\n    return marker.to", replacement: "    applyMigration(host, docId, h, e)\n    applyMigration(host, docId, h, e)\n    return marker.to" }],
+  },
 ]

@@ -65,7 +65,26 @@ export interface Ledger {
   /** Failures noticed while running. */
   readonly errors: string[]
   readonly desyncs: Array<{ readonly replica: string; readonly docId: string; readonly seq: number }>
+  /** Versioned documents: each update-required a replica was told, with where the log stood then. */
+  readonly updateRequired?: Array<UpdateRequiredSeen>
 }
+
+export interface UpdateRequiredSeen {
+  readonly replica: string
+  readonly docId: string
+  /** The app version told. */
+  readonly version: number
+  /** The first seq it cannot be shown. */
+  readonly seq: number
+  /** The log when it was told: highest durable seq, highest compacted away. */
+  readonly head: number
+  readonly deletedUpTo: number
+  /** Its state was provisional (an upgraded store): it asked for the authority's state, which an older version is never sent. */
+  readonly provisional: boolean
+}
+
+/** Entries a follower may lag behind a newer snapshot before it is sent one instead (the sim's hub option). */
+export const SNAPSHOT_LAG = 12
 
 export const ledgerKey = (docId: string, clientId: string, clientSeq: number): string => `${docId}|${clientId}:${clientSeq}`
 
@@ -182,6 +201,21 @@ export const checkWorld = (w: WorldView): string[] => {
   // Nothing is in the log under a replica's id that the replica did not submit.
   for (const [key, e] of byKey) {
     if (w.replicaIds.has(e.clientId) && !submitted.has(key)) fail(`identity: ${key} (${e.name}) is in the log but its client never submitted it`)
+  }
+
+  // update-required only when it must be: the entry has no form at the app's version, or the
+  // replica would need a snapshot (behind the compacted log, far behind a newer snapshot, or
+  // asking for the authority's state), which only the newest version is sent.
+  for (const u of w.ledger.updateRequired ?? []) {
+    const d = w.docs.find((x) => x.docId === u.docId)
+    if (d?.versioned === undefined || typeof d.entries === "string") continue
+    const view = viewAt(d.docId, d.entries, d.versioned.current, u.version, u.seq)
+    const cursor = u.seq - 1
+    const barrier = view.barrier !== undefined && view.barrier <= u.seq
+    if (!barrier && !u.provisional && cursor >= u.deletedUpTo && u.head - cursor <= SNAPSHOT_LAG) {
+      const e = d.entries[u.seq - 1]
+      fail(`versions: ${u.replica} (v${u.version}) was told update-required at seq ${u.seq} of ${u.docId} (${e === undefined ? "no entry" : `${e.name} ${JSON.stringify(e.args)}`}), which has a v${u.version} form, and it was not behind (head ${u.head}, compacted to ${u.deletedUpTo})`)
+    }
   }
 
   // Determinism: a deterministic document never needs a resync.

@@ -33,7 +33,7 @@ import { Big, TodoPlus, makeDrifting } from "./machines.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { honestCommand, pick, type BigPlan } from "./workload.js"
 import { codeOf, message, RunGuard } from "./guard.js"
-import { checkWorld, ledgerKey, type DocView, type Ledger } from "./checker.js"
+import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type Ledger } from "./checker.js"
 import { ShadowLog } from "./shadow-log.js"
 import { NEWEST, VTodoV3, appMachine, hubMachine, versionedCommand } from "./versioned.js"
 
@@ -204,7 +204,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0 } : {}),
   }
-  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [] }
+  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [], updateRequired: [] }
   const failed = new Set<string>()
   const fail = (s: string) => {
     if (failed.has(s)) return
@@ -287,7 +287,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       hub = new Hub({
         machines: hubMachines(),
         protocol,
-        ...(o.snapshots ? { snapshots: SNAPSHOT_POLICY, snapshotLagEntries: 12 } : {}),
+        ...(o.snapshots ? { snapshots: SNAPSHOT_POLICY, snapshotLagEntries: SNAPSHOT_LAG } : {}),
         storage: hubProc.storage,
         runtime: hubProc.runtime,
         checkpointEvery: o.checkpointEvery,
@@ -409,7 +409,13 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           stats.installs!++
           if (spec.kind === "versioned" && s.received === s.size) r.provisional = false
         })
-        if (spec.kind === "versioned") doc.on("updateRequired", (e) => { stats.updateRequired!++; log(`${r.name} v${r.version} update-required on ${spec.docId} at ${e.seq}`) })
+        if (spec.kind === "versioned") {
+          doc.on("updateRequired", (e) => {
+            stats.updateRequired!++
+            ledger.updateRequired!.push({ replica: r.name, docId: spec.docId, version: appVersion, seq: e.seq, ...shadow.position(spec.docId), provisional: r.provisional })
+            log(`${r.name} v${appVersion} update-required on ${spec.docId} at ${e.seq}`)
+          })
+        }
         doc.on("desync", (d) => {
           stats.desyncs!++
           // Known engine bug (test/sim-fleet-findings.test.ts): an upgraded store's migrated state

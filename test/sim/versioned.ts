@@ -6,8 +6,11 @@
  * - v2 (TodoV2): add gains a priority, rename becomes retitle, addDone upcasts to two
  *   commands; downcasts declared for add and retitle, setPriority goes down only when its
  *   priority is 0 (a v1 reader is told `update-required` at any other).
- * - v3 (here): `archive` is new with no downcast declared (a v2 reader cannot be shown it),
- *   `star` is new with a declared downcast (to setPriority 9, which v1 cannot show).
+ * - v3 (here): priorities count in tenths (the state migration multiplies them by 10: not
+ *   idempotent, so a migration run twice shows), add and setPriority upcast x10 and go down
+ *   only when divisible by 10; `archive` is new with no downcast declared (a v2 reader cannot
+ *   be shown it); `star` is new with a declared downcast (to setPriority 9, which v1 cannot
+ *   show).
  *
  * What the checker needs to judge it: the form a command submitted at version v takes in the
  * log at the epoch of its entry (`logForm`), and the document as a replica of version k
@@ -30,10 +33,14 @@ const Id = Schema.Struct({ id: Schema.String })
 const Titled = Schema.Struct({ id: Schema.String, title: Schema.String })
 const Prio = Schema.Struct({ id: Schema.String, priority: Schema.Number })
 
-/** v3: archive (no downcast) and star (down to setPriority 9). */
+const tenths = (items: Record<string, Item2>): Record<string, Item2> =>
+  Object.fromEntries(Object.entries(items).map(([k, i]) => [k, { title: i.title, done: i.done, priority: i.priority * 10 }]))
+const down10 = (p: number): number | undefined => (p % 10 === 0 ? p / 10 : undefined)
+
+/** v3: priorities in tenths, archive (no downcast) and star (down to setPriority 9). */
 export const VTodoV3 = evolve(TodoV2, {
   version: 3,
-  migrateState: (s: S2): S3 => ({ items: JSON.parse(JSON.stringify(s.items)) as Record<string, Item2>, archived: [] }),
+  migrateState: (s: S2): S3 => ({ items: tenths(s.items), archived: [] }),
   commands: {
     add: {
       args: Schema.Struct({ id: Schema.String, title: Schema.String, priority: Schema.Number }),
@@ -45,7 +52,7 @@ export const VTodoV3 = evolve(TodoV2, {
     toggle: { args: Id, apply: (s: S3, a: { id: string }, ctx: Ctx) => { const i = s.items[a.id] ?? ctx.reject(`No item ${a.id}.`); i.done = !i.done } },
     retitle: { args: Titled, apply: (s: S3, a: { id: string; title: string }, ctx: Ctx) => { (s.items[a.id] ?? ctx.reject(`No item ${a.id}.`)).title = a.title } },
     setPriority: { args: Prio, apply: (s: S3, a: { id: string; priority: number }, ctx: Ctx) => { (s.items[a.id] ?? ctx.reject(`No item ${a.id}.`)).priority = a.priority } },
-    star: { args: Id, apply: (s: S3, a: { id: string }, ctx: Ctx) => { (s.items[a.id] ?? ctx.reject(`No item ${a.id}.`)).priority = 9 } },
+    star: { args: Id, apply: (s: S3, a: { id: string }, ctx: Ctx) => { (s.items[a.id] ?? ctx.reject(`No item ${a.id}.`)).priority = 90 } },
     archive: {
       args: Id,
       apply: (s: S3, a: { id: string }, ctx: Ctx) => {
@@ -54,7 +61,15 @@ export const VTodoV3 = evolve(TodoV2, {
       },
     },
   },
-  downcast: { star: (a) => ({ name: "setPriority", args: { id: a.id, priority: 9 } }) },
+  upcast: {
+    add: (a) => ({ name: "add", args: { ...a, priority: a.priority * 10 } }),
+    setPriority: (a) => ({ name: "setPriority", args: { ...a, priority: a.priority * 10 } }),
+  },
+  downcast: {
+    add: (a) => { const p = down10(a.priority); return p === undefined ? undefined : { name: "add", args: { ...a, priority: p } } },
+    setPriority: (a) => { const p = down10(a.priority); return p === undefined ? undefined : { name: "setPriority", args: { ...a, priority: p } } },
+    star: (a) => ({ name: "setPriority", args: { id: a.id, priority: 9 } }),
+  },
 })
 
 export const NEWEST = 3
@@ -81,10 +96,12 @@ export const versionedCommand = (rng: Rng, v: number): [string, unknown] => {
     if (r < 0.8) return ["rename", { id, title }]
     return ["addDone", { id, title }]
   }
-  if (r < 0.35) return ["add", { id, title, priority: rng() < 0.6 ? 0 : 1 + Math.floor(rng() * 3) }]
+  // v3 counts in tenths: mostly whole v2 priorities, sometimes one v2 cannot be shown.
+  const priority = (p: number) => (v === 2 ? p : rng() < 0.8 ? p * 10 : p * 10 + 5)
+  if (r < 0.35) return ["add", { id, title, priority: rng() < 0.6 ? 0 : priority(1 + Math.floor(rng() * 3)) }]
   if (r < 0.6) return ["toggle", { id }]
   if (r < 0.8) return ["retitle", { id, title }]
-  if (v === 2 || r < 0.9) return ["setPriority", { id, priority: rng() < 0.7 ? 0 : 1 + Math.floor(rng() * 3) }]
+  if (v === 2 || r < 0.9) return ["setPriority", { id, priority: rng() < 0.7 ? 0 : priority(1 + Math.floor(rng() * 3)) }]
   if (r < 0.96) return ["star", { id }]
   return ["archive", { id }]
 }

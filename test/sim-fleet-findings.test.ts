@@ -208,3 +208,31 @@ test("an upgraded store whose app stopped before the authority's state arrived s
   for (const c of [again, w]) await c.close()
   await hub.close()
 })
+
+test("an upgraded app's old outbox is applied by a hub still on the old version built without a history", async () => {
+  const rt = new VirtualRuntime(25)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  // The hub of before versions existed: a plain v1 machine.
+  const hub = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const store = new MemoryStorage()
+  const old = await CanonClient.open({ transport: net.transport("u"), runtime: rt, clientId: "u", storage: store, autoConnect: false })
+  const d1 = await old.open(TodoV1, DOC)
+  d1.submit("add", { id: "p", title: "P" })
+  d1.submit("add", { id: "q", title: "Q" })
+  d1.submit("toggle", { id: "p" })
+  await d1.whenStored()
+  await old.close()
+  // The app is updated before the hub: its v1 outbox (kept as `$as` v1) goes to the v1 hub in compat mode.
+  const fresh = await CanonClient.open({ transport: net.transport("u"), runtime: rt, clientId: "u", storage: store })
+  const d2 = await fresh.open(TodoV2, DOC)
+  const outcomes: string[] = []
+  d2.on("rejected", (e) => outcomes.push(`rejected ${e.clientSeq} ${e.rejection.code}`))
+  d2.on("confirmed", (e) => outcomes.push(`confirmed ${e.clientSeq}`))
+  await settle(rt, 5000)
+  expect(outcomes).toEqual(["confirmed 1", "confirmed 2", "confirmed 3"])
+  expect((await hub.doc(DOC, TodoV1)).state.items).toEqual({ p: { title: "P", done: true }, q: { title: "Q", done: false } })
+  expect(d2.pendingCount).toBe(0)
+  await fresh.close()
+  await hub.close()
+})

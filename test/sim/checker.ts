@@ -283,6 +283,14 @@ const checkDoc = (d: DocView, fail: (s: string) => void, byKey: Map<string, Entr
     if (r.doc.pendingCount !== 0) fail(`outbox: ${r.name} still has ${r.doc.pendingCount} pending on ${d.docId}`)
   }
 
+  // A versioned document's state is its log replayed through the declared conversions, from
+  // the first epoch's initial state (the machines are built so that migrations and upcasts
+  // commute): a migration run twice, a command applied unconverted, show here.
+  if (d.versioned !== undefined && typeof d.entries !== "string" && d.replayable) {
+    const v = viewAt(d.docId, d.entries, d.versioned.current, d.versioned.current, authority.seq)
+    if (v.hash !== authority.hash) fail(`versions: the authority's state of ${d.docId} at seq ${authority.seq} (${authority.hash}) is not its log converted to v${d.versioned.current} and replayed (${v.hash})`)
+  }
+
   // ctx.random is seeded per (document, seq): different entries draw different numbers.
   if (d.machine === TodoPlus) {
     const rolls = (authority.state as TodoState).rolls

@@ -155,7 +155,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   },
   {
     name: "migrate-twice",
-    breaks: "replay runs a $migrate marker's state migration twice",
-    patches: [{ file: "core/schema/serve.ts", anchor: "    applyMigration(host, docId, h, e)\n    return marker.to", replacement: "    applyMigration(host, docId, h, e)\n    applyMigration(host, docId, h, e)\n    return marker.to" }],
+    breaks: "a hub upgrade runs the state migration twice (v3 priorities x100)",
+    patches: [{ file: AUTH, anchor: "      applyMigration(host, docId, history, marker)\n", replacement: "      applyMigration(host, docId, history, marker)\n      applyMigration(host, docId, history, marker)\n" }],
   },
 ]

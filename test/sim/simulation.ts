@@ -539,12 +539,18 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
       ledger.submitted.set(key, entry)
       receipt.persisted.then(() => { entry.persisted = true })
+      // A replica keeps its storage here: nothing should make it renumber its commands (sequence-reset).
+      const renumbered = () => {
+        if (receipt.clientSeq !== entry.clientSeq) fail(`identity: ${key} (${name}) was renumbered to clientSeq ${receipt.clientSeq} (a sequence-reset) though ${r.name} kept its storage`)
+      }
       receipt.then((v) => {
+        renumbered()
         entry.settled = true
         const prev = ledger.confirmed.get(key)
         if (prev !== undefined && prev !== v.seq) fail(`exactly-once: ${key}: receipt seq ${v.seq} but event seq ${prev}`)
         ledger.confirmed.set(key, v.seq)
       }, (e: { code?: string }) => {
+        renumbered()
         entry.settled = true
         ledger.rejected.set(key, e.code ?? "?")
       })

@@ -24,6 +24,7 @@ import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { AuthorityStore } from "../core/store/authority-store.js"
 import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
+import { VTodoV3 } from "./sim/versioned.js"
 
 const DOC = "list"
 
@@ -233,6 +234,43 @@ test("an upgraded app's old outbox is applied by a hub still on the old version 
   expect(outcomes).toEqual(["confirmed 1", "confirmed 2", "confirmed 3"])
   expect((await hub.doc(DOC, TodoV1)).state.items).toEqual({ p: { title: "P", done: true }, q: { title: "Q", done: false } })
   expect(d2.pendingCount).toBe(0)
+  await fresh.close()
+  await hub.close()
+})
+
+test("a command sent downcast in compat mode, unacknowledged, and resent after both upgrades is a retry, not a renumbering", async () => {
+  const rt = new VirtualRuntime(26)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hubStore = new MemoryStorage()
+  let hub = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt })
+  net.listen(hub)
+  const store = new MemoryStorage()
+  const c = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: store })
+  const d2 = await c.open(TodoV2, DOC)
+  await settle(rt)
+  // Compat mode: v2's add goes to the v1 hub downcast (without its priority); the answer never comes back.
+  net.stall("c")
+  d2.submit("add", { id: "x", title: "X", priority: 1 })
+  await settle(rt)
+  expect((await hub.doc(DOC, TodoV1)).state.items.x).toEqual({ title: "X", done: false })
+  expect(d2.pendingCount).toBe(1)
+  await c.close()
+  net.unstall("c")
+  net.drop("c")
+  await hub.close()
+  net.stopServer()
+  // Both upgraded: the hub to v3, the app to v3 (its v2 outbox kept as `$as` v2).
+  hub = new Hub({ machines: [VTodoV3], storage: hubStore, runtime: rt })
+  net.listen(hub)
+  const fresh = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: store })
+  const d3 = await fresh.open(VTodoV3, DOC)
+  const outcomes: string[] = []
+  d3.on("rejected", (e) => outcomes.push(`rejected ${e.clientSeq} ${e.rejection.code}`))
+  d3.on("confirmed", (e) => outcomes.push(`confirmed ${e.clientSeq}`))
+  await settle(rt, 5000)
+  // It was applied once, at v1: the retry gets that outcome (not "sequence-reset", then a rejection as a new add).
+  expect(outcomes).toEqual(["confirmed 1"])
+  expect(d3.pendingCount).toBe(0)
   await fresh.close()
   await hub.close()
 })

@@ -274,3 +274,19 @@ test("a command sent downcast in compat mode, unacknowledged, and resent after b
   await fresh.close()
   await hub.close()
 })
+
+test("a snapshot of an empty document written by an older hub is not taken as the newer version's state", async () => {
+  const rt = new VirtualRuntime(27)
+  const hubStore = new MemoryStorage()
+  const hub1 = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt })
+  const d1 = await hub1.doc(DOC, TodoV1)
+  // A replica asked for the state of a document nobody has written yet (a fresh or upgraded app).
+  const snap = d1.snapshotNow()
+  await settle(rt, 500)
+  expect((await snap).seq).toBe(0)
+  await hub1.close()
+  const hub3 = new Hub({ machines: [VTodoV3], storage: hubStore, runtime: rt })
+  const d3 = await hub3.doc(DOC, VTodoV3)
+  expect(d3.state).toEqual({ items: {}, archived: [] })
+  await hub3.close()
+})

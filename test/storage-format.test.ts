@@ -225,7 +225,7 @@ describe.each(adapters)("storage format over %s", (_name, make) => {
       const failing = new FailingKV(fx.kv, 3)
       const e = await canonErrorOf(runMigrations(failing, steps, 3))
       expect(e.code).toBe("storage-failed")
-      expect(e.message).toBe("Migrating the store from format 1 to 2 (move x to y) failed: disk full (injected) Nothing was lost: the records " +
+      expect(e.message).toBe("Migrating the store from format 1 to 2 (move x to y) failed: disk full (injected). Nothing was lost: the records " +
         "converted so far are whole and the rest are still in format 1. Fix the cause and open the store again; the migration resumes where it stopped.")
       const kv = await fx.reopen()
       expect(await readFormat(kv)).toBe(1)

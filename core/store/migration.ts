@@ -76,7 +76,8 @@ const writeFormat = (kv: KVStore, version: number): Promise<void> =>
   kv.batch([{ type: "put", key: formatKey, value: encodeCanonical(version) }], { sync: true })
 
 const failed = (step: MigrationStep, e: unknown): CanonError => {
-  const why = e instanceof Error ? e.message : String(e)
+  const message = e instanceof Error ? e.message : String(e)
+  const why = /[.!?]$/.test(message) ? message : `${message}.`
   const code = e instanceof CanonError && e.code === "storage-corrupt" ? "storage-corrupt" : "storage-failed"
   return canonError(code, `Migrating the store from format ${step.from} to ${step.to} (${step.what}) failed: ${why} ` +
     `Nothing was lost: the records converted so far are whole and the rest are still in format ${step.from}. ` +

@@ -247,14 +247,6 @@ describe.each(adapters)("storage format over %s", (_name, make) => {
       expect(await readFormat(kv)).toBe(3)
     })
 
-    it("data without a format key (written before its first open) is taken as format 1 and migrated", async () => {
-      await seedX(fx.kv, 3)
-      await fx.kv.batch([{ type: "del", key: K.formatKey }])
-      await runMigrations(fx.kv, steps, 3)
-      expect(await readFormat(fx.kv)).toBe(3)
-      expect((await fx.kv.range({ gte: Uint8Array.of(Z), lt: Uint8Array.of(Z + 1) })).length).toBe(3)
-    })
-
     it("a newer format is refused with storage-too-new and the store is left untouched", async () => {
       await seedX(fx.kv, 3, 4)
       const before = await dump(fx.kv)

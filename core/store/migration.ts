@@ -86,19 +86,15 @@ const failed = (step: MigrationStep, e: unknown): CanonError => {
 
 /**
  * Checks the stored format and runs the steps from it up to `target`, in order. A store
- * without a format key is stamped with `target` if it is empty; one holding data without the
- * key (written before its first open) is taken as format 1, the oldest: every step only
- * converts records it finds, so that is safe whatever the data is.
+ * without a format key is new and is stamped with `target`: every Canon since the first
+ * stamped the key at its first open, before writing anything else. (The same reads and
+ * writes as before migrations existed, so simulator runs keep their I/O schedule.)
  */
 export const runMigrations = async (kv: KVStore, steps: ReadonlyArray<MigrationStep>, target: number, options: OpenFormatOptions = {}): Promise<void> => {
-  let version = await readFormat(kv)
+  const version = await readFormat(kv)
   if (version === undefined) {
-    if (options.readOnly === true) return
-    if ((await kv.range({ limit: 1 })).length === 0) {
-      await kv.batch([{ type: "put", key: formatKey, value: encodeCanonical(target) }])
-      return
-    }
-    version = 1
+    if (options.readOnly !== true) await kv.batch([{ type: "put", key: formatKey, value: encodeCanonical(target) }])
+    return
   }
   if (version > target) {
     throw canonError("storage-too-new", `The store was written by a newer Canon (format ${version}; this build reads up to ${target}). Upgrade Canon to open it.`)

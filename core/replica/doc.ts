@@ -31,8 +31,8 @@ import { argsCodecOf } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
 import { makeContext } from "../machine.js"
-import { AS, BATCH, encodeCmds, historyOf } from "../schema/versions.js"
-import { entriesForVersion } from "../schema/serve.js"
+// Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
+import { AS, BATCH, historyOf } from "../schema/registry.js"
 
 /**
  * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
@@ -508,7 +508,7 @@ export class Doc<M extends Machine<any, any>> {
       } else {
         const down = h.convert([{ name: p.name, args: p.args }], this.machine.version, v)
         try {
-          form = down !== undefined && down.length === 1 ? encodeCmds(older, down)[0] : undefined
+          form = down !== undefined && down.length === 1 ? h.encodeCmds(older, down)[0] : undefined
         } catch {
           form = undefined
         }
@@ -642,7 +642,7 @@ export class Doc<M extends Machine<any, any>> {
           // Compat mode: entries of the hub's version, upcast to the app's (own elided ones already are).
           const sv = this.sessionVersion
           const own = new Set(msg.entries.filter((e) => e.elided === true).map((e) => e.seq))
-          entries = entriesForVersion(historyOf(this.machine)!, entries, this.machine.version, (seq) => (own.has(seq) ? this.machine.version : sv)).entries
+          entries = historyOf(this.machine)!.entriesForVersion(entries, this.machine.version, (seq) => (own.has(seq) ? this.machine.version : sv)).entries
         }
         if (entries === undefined) {
           this.emit("error", { code: "protocol-error", message: `The hub sent entries of "${this.docId}" this replica cannot read; following again from seq ${this.rs.confirmedSeq}.` })

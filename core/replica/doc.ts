@@ -505,26 +505,10 @@ export class Doc<M extends Machine<any, any>> {
     const v = this.#sessionVersion!
     const h = historyOf(this.machine)!
     const older = h.at(v)
-    const out: { clientSeq: number; name: string; args: unknown }[] = []
-    for (const p of commands) {
-      let form: { name: string; args: unknown } | undefined
-      if (p.name === AS) {
-        const a = p.encoded as { v: number }
-        form = a.v <= v ? { name: AS, args: p.encoded } : undefined
-      } else {
-        const down = h.convert([{ name: p.name, args: p.args }], this.machine.version, v)
-        try {
-          form = down !== undefined && down.length === 1 ? h.encodeCmds(older, down)[0] : undefined
-        } catch {
-          form = undefined
-        }
-      }
-      if (form === undefined) {
-        if (!this.#blockedTooNew) this.#emit("error", { code: "schema-too-new", message: `"${p.name}" cannot be sent to a hub running "${this.machine.name}" v${v}: it waits, with the commands after it, until the hub is upgraded. Nothing is lost.` })
-        this.#blockedTooNew = true
-        break
-      }
-      out.push({ clientSeq: p.clientSeq, ...form })
+    const { out, stuck } = h.downcastOutbox(commands, this.machine.version, v)
+    if (stuck !== undefined) {
+      if (!this.#blockedTooNew) this.#emit("error", { code: "schema-too-new", message: `"${stuck}" cannot be sent to a hub running "${this.machine.name}" v${v}: it waits, with the commands after it, until the hub is upgraded. Nothing is lost.` })
+      this.#blockedTooNew = true
     }
     if (out.length === 0) return
     const acked = this.#ackedClientSeq()

@@ -42,10 +42,16 @@ export interface MachineHistory {
   convert(cmds: ReadonlyArray<Cmd>, from: number, to: number): Cmd[] | undefined
   /** Migrates a state of version `from` up to `to`, step by step (a fresh tree). */
   migrateState(state: unknown, from: number, to: number, ctx: MigrationContext): unknown
-  /** Encodes decoded commands of `machine` (a version of this history) to their wire form; throws when one is not `machine`'s (`encodeCmds`). */
-  encodeCmds(machine: Machine<any, any>, cmds: ReadonlyArray<Cmd>): Cmd[]
   /** Entries converted for version `t`, up to the first that has no downcast (the barrier) (`entriesForVersion` in core/schema/serve.ts). */
   entriesForVersion(entries: ReadonlyArray<Entry>, t: number, versionOf: (seq: number) => number): { readonly entries: Entry[]; readonly barrier: number | undefined }
+  /**
+   * Compat mode's outbox: pending commands of version `from` as version `to` (the hub's), in
+   * order, each as one command in wire form (a `$as` of a version up to `to` as it is); stops at
+   * the first that has no single downcast (`stuck`: its name).
+   */
+  downcastOutbox<C extends { readonly clientSeq: number; readonly name: string; readonly args: unknown; readonly encoded: unknown }>(
+    cmds: ReadonlyArray<C>, from: number, to: number,
+  ): { readonly out: Array<{ clientSeq: number; name: string; args: unknown }>; readonly stuck: string | undefined }
   /** A stored document of an older version migrated to `machine`'s, or undefined when there is nothing to migrate (`upgradeStoredReplica` in core/schema/replica-upgrade.ts). */
   upgradeStoredReplica(store: ReplicaStore | undefined, docId: string, stored: StoredReplicaDoc, machine: Machine<any, any>): Promise<UpgradedReplica | undefined>
 }

@@ -206,8 +206,27 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
       return cur
     },
     // The client-side code, carried by the history so that the replica imports only the registry.
-    encodeCmds,
     entriesForVersion: (entries, t, versionOf) => entriesForVersion(h, entries, t, versionOf),
+    downcastOutbox: (cmds, from, to) => {
+      const older = h.at(to)
+      const out: Array<{ clientSeq: number; name: string; args: unknown }> = []
+      for (const p of cmds) {
+        let form: Cmd | undefined
+        if (p.name === AS) {
+          form = (p.encoded as { v: number }).v <= to ? { name: AS, args: p.encoded } : undefined
+        } else {
+          const down = h.convert([{ name: p.name, args: p.args }], from, to)
+          try {
+            form = down !== undefined && down.length === 1 ? encodeCmds(older, down)[0] : undefined
+          } catch {
+            form = undefined
+          }
+        }
+        if (form === undefined) return { out, stuck: p.name }
+        out.push({ clientSeq: p.clientSeq, ...form })
+      }
+      return { out, stuck: undefined }
+    },
     upgradeStoredReplica,
   }
   return h

@@ -36,12 +36,12 @@ export interface ConfirmBatch {
 }
 
 export class ReplicaStore {
-  private ready: Promise<void> | undefined
+  #ready: Promise<void> | undefined
 
   constructor(readonly kv: KVStore) {}
 
   open(): Promise<void> {
-    return (this.ready ??= ensureFormat(this.kv))
+    return (this.#ready ??= ensureFormat(this.kv))
   }
 
   async clientId(): Promise<string | undefined> {

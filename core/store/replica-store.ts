@@ -37,15 +37,15 @@ export interface ConfirmBatch {
 }
 
 export class ReplicaStore {
-  private ready: Promise<void> | undefined
-  private opened = false
+  #ready: Promise<void> | undefined
+  #opened = false
 
   constructor(readonly kv: KVStore, readonly options: OpenFormatOptions = {}) {}
 
   /** Checks the storage format once, before the first read or write, migrating an older store (core/store/format.ts). */
   open(): Promise<void> {
-    return (this.ready ??= ensureFormat(this.kv, this.options).then(() => {
-      this.opened = true
+    return (this.#ready ??= ensureFormat(this.kv, this.options).then(() => {
+      this.#opened = true
     }))
   }
 
@@ -106,7 +106,7 @@ export class ReplicaStore {
 
   /** Stores new outbox records and the meta that counts them, atomically. */
   async appendOutbox(docId: string, meta: ReplicaMeta, commands: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>): Promise<void> {
-    if (!this.opened) await this.open()
+    if (!this.#opened) await this.open()
     const ops: BatchOp[] = commands.map((c) => ({ type: "put", key: K.replicaOutbox(docId, c.clientSeq), value: encodeOutbox(c.name, c.args) }))
     ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
     await this.kv.batch(ops)
@@ -114,7 +114,7 @@ export class ReplicaStore {
 
   /** Moves outbox records to new clientSeqs (the hub said numbering resumes higher), atomically with the meta. */
   async renumberOutbox(docId: string, meta: ReplicaMeta, moves: ReadonlyArray<{ from: number; to: number; name: string; args: unknown }>): Promise<void> {
-    if (!this.opened) await this.open()
+    if (!this.#opened) await this.open()
     const ops: BatchOp[] = []
     for (const m of moves) ops.push({ type: "del", key: K.replicaOutbox(docId, m.from) })
     for (const m of moves) ops.push({ type: "put", key: K.replicaOutbox(docId, m.to), value: encodeOutbox(m.name, m.args) })
@@ -123,7 +123,7 @@ export class ReplicaStore {
   }
 
   async confirm(docId: string, batch: ConfirmBatch): Promise<void> {
-    if (!this.opened) await this.open()
+    if (!this.#opened) await this.open()
     const ops: BatchOp[] = []
     if (batch.snapshot !== undefined) {
       const { seq, state, dropFrom, dropTo } = batch.snapshot

@@ -21,8 +21,9 @@ import { Hub, encodeCanonical, hashState, type BatchOp, type BatchOptions, type 
 import { AuthorityStore, ReplicaStore } from "../core/internal.js"
 import { ClientTable } from "../core/authority/client-table.js"
 import * as K from "../core/store/keys.js"
-import { MIGRATIONS, STORAGE_FORMAT, ensureFormat } from "../core/store/format.js"
-import { type MigrationEvent, type MigrationStep, readFormat, runMigrations } from "../core/store/migration.js"
+import { STORAGE_FORMAT, readFormat } from "../core/store/format.js"
+import { MIGRATIONS, ensureFormat } from "../core/store/migrations.js"
+import { type MigrationEvent, type MigrationStep, runMigrations } from "../core/store/migration.js"
 import { SLICE } from "../core/store/migrate-client-records.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
@@ -328,6 +329,18 @@ describe.each(adapters)("storage format over %s", (_name, make) => {
       expect(loaded?.outbox).toEqual([{ clientSeq: 5, name: "incr", args: { by: 7 } }, { clientSeq: 6, name: "incr", args: { by: 8 } }])
       expect(await replica.clientId()).toBe("c1")
       expect((await dump(replicaKv)).filter((r) => !r.startsWith("00"))).toEqual(replicaBefore.filter((r) => !r.startsWith("00")))
+    })
+
+    it("a replica's open moves a format-1 replica store to 2, but refuses one that also holds a hub's format-1 records, untouched", async () => {
+      await writeFormat1(fx.kv, [...replicaOps(fixtureReplica), ...fixtureDocs.flatMap(docOps)])
+      const before = await dump(fx.kv)
+      const e = await canonErrorOf(new ReplicaStore(fx.kv).load("alpha"))
+      expect(e.code).toBe("storage-failed")
+      expect(e.message).toBe("This store is in storage format 1 and also holds a hub's records, which only the hub migrates: open it with the hub first, then as a replica.")
+      expect(await dump(fx.kv)).toEqual(before)
+      // The hub's open migrates it; then the replica opens it as it is.
+      await new AuthorityStore(fx.kv).open()
+      expect((await new ReplicaStore(fx.kv).load("alpha"))?.outbox.map((o) => o.clientSeq)).toEqual([5, 6])
     })
 
     it("gives exactly the records the client table's own conversion of a format-1 record writes", async () => {

@@ -13,7 +13,7 @@ import {
   type AuthorityHead, type ClientMark, type Identity, type LegacyClientRecord, type OutcomeRun, checkHead, checkIdentity, checkLegacyClient,
   checkMark, decodeRecord, encodeIdentity, entryChecker, runChecker, writeEntry, writeHead, writeMark, writeRun,
 } from "./records.js"
-import { ensureFormat } from "./format.js"
+import { ensureFormat } from "./migrations.js"
 import { gatedKV } from "./gated-kv.js"
 import type { MigrationEvent } from "./migration.js"
 import { SnapshotStore } from "./snapshot-store.js"

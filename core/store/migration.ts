@@ -16,10 +16,9 @@
  * `storage-corrupt` when a record cannot be read) says which step, why, and that opening
  * again resumes.
  */
-import { decodeCanonical, encodeCanonical } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
 import type { KVStore } from "../ports/storage.js"
-import { formatKey } from "./keys.js"
+import { readFormat, tooNew, writeFormat } from "./format.js"
 
 /** One layout change, from format `from` to `to` (= from + 1). */
 export interface MigrationStep {
@@ -55,26 +54,6 @@ export interface OpenFormatOptions {
   readonly onMigration?: (event: MigrationEvent) => void
 }
 
-/** The stored format number, or undefined if the key is absent. */
-export const readFormat = async (kv: KVStore): Promise<number | undefined> => {
-  const raw = await kv.get(formatKey)
-  if (raw === undefined) return undefined
-  let version: unknown
-  try {
-    version = decodeCanonical(raw)
-  } catch {
-    version = undefined
-  }
-  if (typeof version !== "number" || !Number.isInteger(version) || version < 1) {
-    throw canonError("storage-corrupt", "The store's format key is unreadable; this is not a Canon store, or it is damaged.")
-  }
-  return version
-}
-
-const writeFormat = (kv: KVStore, version: number): Promise<void> =>
-  // Synced: every slice of the step is durable before the store claims the new format.
-  kv.batch([{ type: "put", key: formatKey, value: encodeCanonical(version) }], { sync: true })
-
 const failed = (step: MigrationStep, e: unknown): CanonError => {
   const message = e instanceof Error ? e.message : String(e)
   const why = /[.!?]$/.test(message) ? message : `${message}.`
@@ -93,11 +72,11 @@ const failed = (step: MigrationStep, e: unknown): CanonError => {
 export const runMigrations = async (kv: KVStore, steps: ReadonlyArray<MigrationStep>, target: number, options: OpenFormatOptions = {}): Promise<void> => {
   const version = await readFormat(kv)
   if (version === undefined) {
-    if (options.readOnly !== true) await kv.batch([{ type: "put", key: formatKey, value: encodeCanonical(target) }])
+    if (options.readOnly !== true) await writeFormat(kv, target, false)
     return
   }
   if (version > target) {
-    throw canonError("storage-too-new", `The store was written by a newer Canon (format ${version}; this build reads up to ${target}). Upgrade Canon to open it.`)
+    throw tooNew(version, target)
   }
   const pending: MigrationStep[] = []
   for (let v = version; v < target; v++) {

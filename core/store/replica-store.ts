@@ -15,8 +15,7 @@ import {
   type ReplicaMeta, checkOutbox, checkReplicaMeta, checkSnapshot, decodeRecord, encodeEntry, encodeOutbox, encodeReplicaMeta,
   encodeSnapshot, entryChecker,
 } from "./records.js"
-import { ensureFormat } from "./format.js"
-import type { OpenFormatOptions } from "./migration.js"
+import { ensureReplicaFormat } from "./format.js"
 import { encodeCanonical } from "../canonical.js"
 
 export interface StoredReplicaDoc {
@@ -40,11 +39,11 @@ export class ReplicaStore {
   #ready: Promise<void> | undefined
   #opened = false
 
-  constructor(readonly kv: KVStore, readonly options: OpenFormatOptions = {}) {}
+  constructor(readonly kv: KVStore) {}
 
-  /** Checks the storage format once, before the first read or write, migrating an older store (core/store/format.ts). */
+  /** Checks the storage format once, before the first read or write (core/store/format.ts). */
   open(): Promise<void> {
-    return (this.#ready ??= ensureFormat(this.kv, this.options).then(() => {
+    return (this.#ready ??= ensureReplicaFormat(this.kv).then(() => {
       this.#opened = true
     }))
   }

@@ -11,7 +11,7 @@
  */
 import { LevelStorage } from "../../adapters/level/index.js"
 import { AuthorityStore } from "../../core/internal.js"
-import { readFormat } from "../../core/store/migration.js"
+import { readFormat } from "../../core/store/format.js"
 import { exitWithParent, parseFlags, say } from "../crash/harness.js"
 
 const flags = parseFlags(process.argv.slice(2))

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Level } from "level"
-import { CanonClient, CommandRejected, encodeCanonical } from "../core/index.js"
+import { CanonClient, CommandRejected, decodeCanonical, encodeCanonical } from "../core/index.js"
 import { AuthorityStore } from "../core/internal.js"
 import * as K from "../core/store/keys.js"
 import { LevelStorage } from "../adapters/level/index.js"
@@ -25,6 +25,7 @@ import { progressReporter } from "../apps/cli/progress.js"
 import { startSnapshotHub } from "./support/snapshot-hub.js"
 import { loadModule } from "../apps/cli/load-machines.js"
 import { Board } from "../apps/demo/board.js"
+import { F1, docOps, writeFormat1 } from "./support/format1-layout.js"
 
 let dir: string
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), "canon-cli-")) })
@@ -77,6 +78,20 @@ test("inspect explains a missing directory and an unknown document", async () =>
   const u = capture()
   expect(await inspect(data, "other", undefined, u.out)).toBe(2)
   expect(u.lines[0]).toMatch(/No document "other"/)
+})
+
+test("inspect reads a store in an older format without migrating it (it never writes)", async () => {
+  const data = join(dir, "old")
+  const storage = await LevelStorage.open(data)
+  await writeFormat1(storage, docOps({ docId: "old", machine: Board.name, version: Board.version, entries: [], clients: [{ clientId: "client-0001", last: 3, acked: 1, outcomes: [{ clientSeq: 2, seq: 7 }, { clientSeq: 3, seq: 8 }] }] }))
+  await storage.close()
+  const r = capture()
+  expect(await inspect(data, undefined, undefined, r.out)).toBe(0)
+  expect(r.lines.join("\n")).toMatch(/old/)
+  const after = await LevelStorage.open(data)
+  expect(decodeCanonical((await after.get(F1.format))!)).toBe(1)
+  expect(await after.get(F1.client("old", "client-0001"))).toBeDefined()
+  await after.close()
 })
 
 const run = (args: string[], until?: RegExp) =>

@@ -207,9 +207,10 @@ test("a v1 tab beside a v2 tab: it follows through downcasts, is told an update 
   const banner = pa.locator("#update-required")
   await until("A to be told an update is required", async () => (await banner.count()) === 1)
   expect(await banner.textContent()).toMatch(/^Update required: your 2 changes are kept\./)
+  expect(await pa.locator("#status").evaluate((el: HTMLElement) => [el.dataset.state, el.textContent])).toEqual(["update-required", "Update required · 2 changes kept on this device"])
   // Read-only now: an edit is refused and the board is as it was.
   await addCard(pa, "To do", "Refused in v1")
-  await until("A to say why", async () => /update|version/i.test((await pa.locator("#toasts").textContent()) ?? ""))
+  await until("A to say why", async () => /reload with the new version/.test((await pa.locator("#toasts").textContent()) ?? ""))
   expect(await pa.evaluate(() => window.canon!.doc.pendingCount)).toBe(2)
   await pa.screenshot({ path: join(SHOTS, "demo-versions-update-required.png") })
 
@@ -224,6 +225,7 @@ test("a v1 tab beside a v2 tab: it follows through downcasts, is told an update 
   })
   expect(await pa.locator(`.card[data-id="${fromV1}"] .priority-tag`).textContent()).toBe("low")
   expect(await pa.locator("#update-required").count()).toBe(0)
+  expect(await pa.locator("#status").getAttribute("data-state")).toBe("online")
   const log = (await (await fetch(`${base}/api/log?doc=board/versions&limit=100`)).json()) as { head: { version: number }; entries: Array<{ name: string; args: { title?: string; args?: { title?: string } } }> }
   expect(log.head.version).toBe(2)
   // A command sent by the v2 app from the v1 outbox is a `$as` (its v1 form inside).

@@ -27,8 +27,12 @@ export const PRIORITIES = ["none", "low", "medium", "high"] as const
 /** Version 2: a priority per card. The hub runs this one; `?v=1` runs a v1 tab. */
 export const Board = evolve(BoardV1, {
   version: 2,
-  // v1 cards have no priority: absent means none, so the state carries over as it is.
-  migrateState: (s: BoardState): BoardState => structuredClone(s),
+  // v1 cards have no priority: absent means none, so the state carries over as it is (a fresh
+  // copy: the input may be the hub's live state, a proxy that structuredClone refuses).
+  migrateState: (s: BoardState): BoardState => ({
+    columns: [...s.columns],
+    cards: Object.fromEntries(Object.entries(s.cards).map(([id, card]) => [id, { ...card }])),
+  }),
   commands: {
     ...BoardV1.commands,
     setPriority: {

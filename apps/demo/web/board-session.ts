@@ -15,7 +15,7 @@ import type { PeopleView } from "./people-view.js"
 import { cardsIn, locate, positionAt } from "./positions.js"
 import type { StatusView } from "./status-view.js"
 import { toast } from "./toast.js"
-import { showUpdateRequired } from "./update-banner.js"
+import { hideUpdateRequired, showUpdateRequired } from "./update-banner.js"
 import { appVersion, boardMachine } from "./version.js"
 
 export interface BoardSession {
@@ -142,7 +142,8 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
       },
       (e: unknown) => {
         // Refused before sending (invalid arguments); the hub's rejections come as events.
-        if (e instanceof CommandRejected && e.clientSeq === -1) toast(friendly(edit.name, e.message))
+        if (e instanceof CommandRejected && e.code === "update-required") toast("This version of the app can only show this board: use the button at the top to reload with the new version (your changes are kept).", "info")
+        else if (e instanceof CommandRejected && e.clientSeq === -1) toast(friendly(edit.name, e.message))
       },
     )
   }
@@ -172,7 +173,7 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     move,
     rename: (id, title) => submit({ name: "renameCard", args: { id, title } }),
     remove: (id) => submit({ name: "deleteCard", args: { id } }),
-    details: (id) => showDetails({ doc, who, me: client.clientId, openText: (cardId) => client.open(CardText, cardTextDocId(name, cardId)) }, id),
+    details: (id) => showDetails({ doc, who, me: client.clientId, openText: (cardId) => client.open(CardText, cardTextDocId(name, cardId)), priorities: appVersion() >= 2 }, id),
     priority: appVersion() >= 2 ? (id, priority) => submit({ name: "setPriority", args: { id, priority } }) : undefined,
     editing: (id) => {
       editing = id
@@ -241,13 +242,18 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     doc.on("presence", render),
     doc.on("rejected", ({ command, rejection }) => toast(friendly(command, rejection.message))),
     // An older app than the board's: read-only from here; its changes wait for the new version.
-    doc.on("updateRequired", () => showUpdateRequired(doc.pendingCount)),
+    doc.on("updateRequired", () => {
+      ui.status.setUpdateRequired(true)
+      showUpdateRequired(doc.pendingCount)
+    }),
     doc.on("error", ({ code, message }) => code === "update-required" || toast(message)),
     doc.on("snapshot", ({ received, size }) => showSnapshotProgress(received, size)),
   ]
   share()
   render()
+  ui.status.setUpdateRequired(doc.updateRequired !== undefined)
   if (doc.updateRequired !== undefined) showUpdateRequired(doc.pendingCount)
+  else hideUpdateRequired()
 
   return {
     name,
@@ -261,6 +267,7 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     },
     close: async () => {
       for (const stop of stops) stop()
+      hideUpdateRequired()
       await doc.close()
     },
   }

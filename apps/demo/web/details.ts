@@ -25,6 +25,8 @@ export interface DetailsContext {
   readonly me: string
   /** The card's description document (opened for the dialog, closed with it). */
   readonly openText: (cardId: string) => Promise<Doc<typeof CardText>>
+  /** This app's version has priorities (v2). */
+  readonly priorities: boolean
 }
 
 /** Binds the description textarea to the card's text document; follows a reloaded field (a resync gives a new Y.Text). */
@@ -70,7 +72,7 @@ export const showDetails = (ctx: DetailsContext, id: string): void => {
     area,
     h("dl", {},
       h("dt", {}, "Column"), h("dd", {}, card.column),
-      h("dt", {}, "Priority"), h("dd", {}, PRIORITIES[card.priority ?? 0] ?? "none"),
+      ctx.priorities && h("dt", {}, "Priority"), ctx.priorities && h("dd", {}, PRIORITIES[card.priority ?? 0] ?? "none"),
       h("dt", {}, "Added by"), h("dd", { class: "details-author" }, h("span", { class: "dt-who", style: `--c:${author.colour}` }, card.by === me ? `${author.name} (you)` : author.name)),
       h("dt", {}, "Card id"), h("dd", {}, h("code", {}, id)),
     ),

@@ -16,17 +16,29 @@ const ORIGIN = Symbol("textarea")
 
 type Delta = ReadonlyArray<{ readonly insert?: unknown; readonly delete?: number; readonly retain?: number }>
 
-/** Where position `pos` of the old text is after `delta` (a remote insert exactly at `pos` goes after the caret). */
+/**
+ * Where position `pos` of the old text is after `delta`. Someone else's insert exactly at the
+ * caret goes after it (the caret stays put), unless it replaces text that ran up to or across
+ * the caret: then the caret ends after the replacement, as after a word someone retyped.
+ */
 export const mapPosition = (delta: Delta, pos: number): number => {
   let old = 0
   let shift = 0
+  let replacing = false
   for (const d of delta) {
-    if (old >= pos) break
-    if (d.retain !== undefined) old += d.retain
-    else if (d.insert !== undefined) shift += typeof d.insert === "string" ? d.insert.length : 1
-    else if (d.delete !== undefined) {
-      shift -= Math.min(d.delete, pos - old)
+    if (d.retain !== undefined) {
+      old += d.retain
+      replacing = false
+      if (old >= pos) break
+    } else if (d.insert !== undefined) {
+      if (old < pos || replacing) shift += typeof d.insert === "string" ? d.insert.length : 1
+    } else if (d.delete !== undefined) {
+      const from = old
       old += d.delete
+      if (from < pos) {
+        shift -= Math.min(d.delete, pos - from)
+        replacing = old >= pos
+      }
     }
   }
   return pos + shift

@@ -9,6 +9,11 @@ import { currentVersionUrl } from "./version.js"
 
 const changes = (n: number): string => (n === 1 ? "your 1 change is kept" : `your ${n} changes are kept`)
 
+export const hideUpdateRequired = (): void => {
+  document.getElementById("update-required")?.remove()
+  delete document.body.dataset.updateRequired
+}
+
 export const showUpdateRequired = (pending: number): void => {
   document.getElementById("update-required")?.remove()
   document.body.dataset.updateRequired = "true"

@@ -42,7 +42,7 @@ import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
-import { HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/versions.js"
+import { HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
 import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
 
 /** Arguments of a command no longer in the machine travel as one canonical value. */

@@ -1,24 +1,39 @@
 /**
  * Engine bugs the simulator's mixed fleet (test/sim/versioned.ts) found, each reduced to a
- * deterministic test. Both fail on the engine as it is; the fix of each is in its comment.
+ * deterministic test. A patch fixing 2-5 and 7-9 (the tests pass with it) is described in the
+ * h17 report; 1 is fixed on main (h19 found it too), 6 needs a stored flag.
  *
- * 1. A hub whose machine has a version history cannot load a compacted document:
- *    `scanMarkers` (core/authority/doc-authority.ts) reads the log from seq 0 to find the
- *    `$migrate` markers, and after compaction entry 1 is gone ("The log of document ... has a
- *    hole: entry 1 is missing"). Every document of an evolved machine whose log was compacted
- *    is lost to the hub until then. Fix: scan from the compaction horizon (markers before it
- *    are covered by the snapshot the load starts from; `DocAuthority.load` already reads
- *    `horizon` before the scan: pass it and start `at` there). Found by every seed of
- *    `npm run sim -- --seeds 6 --replicas 5`.
- * 2. Compat mode (an app newer than the hub): a command with no downcast waits, "with the
- *    commands after it" (doc.ts `sendDowncast`), but a command submitted after it is sent
- *    anyway when its outbox write completes (`flushOutbox` -> `sendSubmit` -> `sendDowncast`
- *    with just the new command), and the hub refuses it as a clientSeq gap. Nothing is lost
- *    (the outbox is resent in order at the next connection), but each such submit costs an
- *    error frame and a resubscribe. Fix: `sendDowncast` returns at once while
- *    `this.blockedTooNew` is set (it is cleared on each new connection). Found by `npm run
- *    sim -- --seed 1 --replicas 3 --faults 0 --hostile 0 --snapshots 0 --docs 0 --big-kib 0
- *    --drifting 0`.
+ * 1. A hub with a versioned machine could not load a compacted document: `scanMarkers` read
+ *    the log from seq 0 (fixed on main: it scans from the horizon).
+ * 2. Compat mode: a command submitted while an earlier one waits for the hub's upgrade was
+ *    sent anyway (`sendDowncast` with just the new command) and refused as a clientSeq gap.
+ *    Fix: `sendDowncast` returns while `blockedTooNew` is set.
+ * 3. An app that stepped down for an older hub (schema-too-new) and then lost a connection
+ *    without a refusal kept declaring the older version (`lost` read a stale `lastRefusal`):
+ *    after the hub's upgrade it was served as an old app (compat mode, even update-required).
+ *    Fix: remember whether the current connection was refused; only then keep `declared`.
+ * 4. Compat mode: an own command the hub logged in a lossy downcast form was confirmed as the
+ *    app applied it (the echo fast path, and protocol 2 fills elided own entries with the
+ *    original): the writer diverges from the authority and every other replica of its
+ *    version, with no checkpoint to notice. Fix: fill elided own entries with the form sent
+ *    (downcastOutbox) and compare an echo's name and arguments in compat mode.
+ * 5. An app built before versions existed (a plain v1 machine) is sent `$batch` entries it
+ *    cannot apply (no `$batch` command): silently skipped, diverged. Fix: `applyLogged`
+ *    applies a `$batch` of the machine's own commands atomically for any machine.
+ * 6. An upgraded store (migrated, provisional) whose app stops before the authority's state
+ *    arrives never asks for it again: the flag is in memory only; a checkpoint then shows a
+ *    desync (or, without checkpoints, the replica stays wrong). Fix: keep the flag in the
+ *    stored meta, cleared by the next install.
+ * 7. An upgraded app's `$as` outbox sent in compat mode to a hub of that version built
+ *    without a history is rejected (`unknown-command`): the commands are lost. Fix: a `$as`
+ *    of the session's version is sent as the command it wraps.
+ * 8. A command sent downcast in compat mode, unacknowledged, and resent as `$as` after both
+ *    upgrades is not recognised as a retry (alternate forms were computed at the session's
+ *    version, not the `$as` version): sequence-reset, renumbered, and then rejected or
+ *    applied twice. Fix: pass the `$as` version to `alternateForms`.
+ * 9. A snapshot of an empty document (taken for a replica that asked) written by an older
+ *    hub is loaded by a newer hub as its own version's state (no head, so no migration).
+ *    Fix: no snapshot is loaded for a document without a head.
  */
 import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"

@@ -99,8 +99,7 @@ test("a seed replays exactly (same trace and digest; another seed differs)", asy
 const FLEET = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "1"]
 
 test("a mixed fleet: machine versions 1..3, the hub upgraded once, replicas upgraded at random moments or never, all faults on (3 seeds); the upgrades, compat mode and update-required happen", async () => {
-  // Red until the engine fixes described in test/sim-fleet-findings.test.ts land (every seed
-  // fails on the first of them: a compacted document of a versioned machine cannot be loaded).
+  // Red until the engine fixes described in test/sim-fleet-findings.test.ts land.
   const run = await runSim(REPO, [...FLEET, "--seeds", "3", "--replicas", "5", "--stats", "--quiet"], { timeoutMs: 120_000 })
   expect([run.failingSeeds, run.output.split("\n").filter((l) => l.startsWith("  ") && !l.startsWith("    "))]).toEqual([[], []])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>

@@ -407,7 +407,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         doc.on("rejected", (e) => { ledger.rejected.set(key(e.clientSeq), e.rejection.code) })
         doc.on("snapshot", (s) => {
           stats.installs!++
-          if (spec.kind === "versioned" && s.received === s.size) r.provisional = false
+          // Installed, unless a chunk we corrupted makes it discarded (snapshot-invalid follows).
+          if (spec.kind === "versioned" && s.received === s.size && r.corrupted === 0) r.provisional = false
         })
         if (spec.kind === "versioned") {
           doc.on("updateRequired", (e) => {

@@ -99,6 +99,9 @@ export const canonYjsField = async (trace: Trace): Promise<FieldReplay> => {
 /** Plain Yjs: one Y.Doc, one transaction per edit, each V1 update collected. */
 export const plainYjs = (trace: Trace): { ms: number; updateBytes: number; v2StateBytes: number } => {
   const doc = new Y.Doc()
+  // Every update carries the clientID as a varint: fix it at a 5-byte one (a random uint32
+  // is >= 2^28 15 times in 16) so byte figures do not move with the draw between runs.
+  doc.clientID = 2 ** 31 + 12_345
   const t = doc.getText("t")
   let updateBytes = 0
   doc.on("update", (u: Uint8Array) => (updateBytes += u.length))

@@ -36,3 +36,8 @@ test(`bundle (a) is at most ${CORE_GUARD_BYTES} B gzipped (guard; the goal of ${
 test("bundle (a) holds no CRDT library: yjs, lib0 and @automerge come only with canon/yjs and canon/automerge", () => {
   expect(Object.keys(a.metafile.inputs).filter((p) => /node_modules\/(yjs|lib0|@automerge)\//.test(p))).toEqual([])
 })
+
+test("bundle (a) holds no version-history code: a machine made by evolve() carries it, the replica imports only core/schema/registry.ts", () => {
+  // By bytes: the hub's modules reach core/schema through core/index.ts, and tree shaking drops them.
+  expect(a.inputs.map((i) => i.path).filter((p) => p.startsWith("core/schema/"))).toEqual(["core/schema/registry.ts"])
+})

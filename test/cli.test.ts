@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Level } from "level"
-import { CanonClient, CommandRejected, encodeCanonical } from "../core/index.js"
+import { CanonClient, CommandRejected, decodeCanonical, encodeCanonical } from "../core/index.js"
 import { AuthorityStore } from "../core/internal.js"
 import * as K from "../core/store/keys.js"
 import { LevelStorage } from "../adapters/level/index.js"
@@ -25,6 +25,7 @@ import { progressReporter } from "../apps/cli/progress.js"
 import { startSnapshotHub } from "./support/snapshot-hub.js"
 import { loadModule } from "../apps/cli/load-machines.js"
 import { Board } from "../apps/demo/board.js"
+import { F1, docOps, writeFormat1 } from "./support/format1-layout.js"
 
 let dir: string
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), "canon-cli-")) })
@@ -50,10 +51,10 @@ test("inspect lists documents and verifies every checkpoint of a replay", async 
   await fill(data, 600)
   const list = capture()
   expect(await inspect(data, undefined, undefined, list.out)).toBe(0)
-  expect(list.lines[0]).toMatch(/^team {2}board v1 {2}seq 600 {2}600 entries .* checkpoint at 512/)
+  expect(list.lines[0]).toMatch(/^team {2}board v2 {2}seq 600 {2}600 entries .* checkpoint at 512/)
   const one = capture()
   expect(await inspect(data, "team", undefined, one.out)).toBe(0)
-  expect(one.lines.join("\n")).toMatch(/replayed 600 entries of board v1, checked 2 checkpoints/)
+  expect(one.lines.join("\n")).toMatch(/replayed 600 entries of board v2, checked 2 checkpoints/)
   expect(one.lines.at(-1)).toBe("All checkpoints match.")
 })
 
@@ -79,6 +80,20 @@ test("inspect explains a missing directory and an unknown document", async () =>
   expect(u.lines[0]).toMatch(/No document "other"/)
 })
 
+test("inspect reads a store in an older format without migrating it (it never writes)", async () => {
+  const data = join(dir, "old")
+  const storage = await LevelStorage.open(data)
+  await writeFormat1(storage, docOps({ docId: "old", machine: Board.name, version: Board.version, entries: [], clients: [{ clientId: "client-0001", last: 3, acked: 1, outcomes: [{ clientSeq: 2, seq: 7 }, { clientSeq: 3, seq: 8 }] }] }))
+  await storage.close()
+  const r = capture()
+  expect(await inspect(data, undefined, undefined, r.out)).toBe(0)
+  expect(r.lines.join("\n")).toMatch(/old/)
+  const after = await LevelStorage.open(data)
+  expect(decodeCanonical((await after.get(F1.format))!)).toBe(1)
+  expect(await after.get(F1.client("old", "client-0001"))).toBeDefined()
+  await after.close()
+})
+
 const run = (args: string[], until?: RegExp) =>
   new Promise<{ code: number | null; out: string }>((resolve) => {
     const child = spawn(process.execPath, ["apps/cli/canon.mjs", ...args], { cwd: process.cwd() })
@@ -98,7 +113,7 @@ const run = (args: string[], until?: RegExp) =>
 
 test("canon serve starts a hub without the demo page and stops on SIGTERM", async () => {
   const r = await run(["serve", "--data", join(dir, "d"), "--port", "0"], /data: /)
-  expect(r.out).toMatch(/machines: board v1/)
+  expect(r.out).toMatch(/machines: board v2/)
   expect(r.code).toBe(0)
 }, 30_000)
 
@@ -186,10 +201,10 @@ test("counts in inspect's output have the right plural", async () => {
   await fill(data, 1)
   const list = capture()
   expect(await inspect(data, undefined, undefined, list.out)).toBe(0)
-  expect(list.lines[0]).toMatch(/^team {2}board v1 {2}seq 1 {2}1 entry {2}/)
+  expect(list.lines[0]).toMatch(/^team {2}board v2 {2}seq 1 {2}1 entry {2}/)
   const one = capture()
   expect(await inspect(data, "team", undefined, one.out)).toBe(0)
-  expect(one.lines.find((l) => l.startsWith("team: replayed"))).toMatch(/^team: replayed 1 entry of board v1, checked (0 checkpoints|1 checkpoint);/)
+  expect(one.lines.find((l) => l.startsWith("team: replayed"))).toMatch(/^team: replayed 1 entry of board v2, checked (0 checkpoints|1 checkpoint);/)
   expect(one.lines).toContain("  log: 1 entry (seqs 1-1), never compacted")
 })
 
@@ -389,17 +404,17 @@ describe("inspect on a compacted log", () => {
     const list = capture()
     expect(await inspect(data, undefined, undefined, list.out)).toBe(0)
     const n = (x: number) => x.toLocaleString("en-US")
-    expect(list.lines[0]).toMatch(new RegExp(`^team {2}board v1 {2}seq ${n(seq)} {2}${n(seq - horizon)} entries {2}.* {2}snapshot at ${n(snapshot!)} {2}compacted through ${n(horizon)} {2}checkpoint at`))
+    expect(list.lines[0]).toMatch(new RegExp(`^team {2}board v2 {2}seq ${n(seq)} {2}${n(seq - horizon)} entries {2}.* {2}snapshot at ${n(snapshot!)} {2}compacted through ${n(horizon)} {2}checkpoint at`))
 
     const one = capture()
     expect(await inspect(data, "team", undefined, one.out)).toBe(0)
     const text = one.lines.join("\n")
-    expect(one.lines[0]).toBe(`team: board v1, head at seq ${n(seq)}`)
+    expect(one.lines[0]).toBe(`team: board v2, head at seq ${n(seq)}`)
     expect(text).toContain(`  log: ${n(seq - horizon)} entries kept (seqs ${n(horizon + 1)}-${n(seq)}); compacted through seq ${n(horizon)} (entries at or below it are gone)`)
     expect(text).toMatch(/ {2}on disk: [\d.]+ KiB of records: log [\d.]+ (KiB|B), snapshots [\d.]+ KiB, client records \d+ B, checkpoints [\d.]+ (KiB|B)/)
     expect(text).toMatch(new RegExp(`  snapshot at seq ${n(snapshot!)}: [\\d.]+ KiB in \\d+ chunks, hash [0-9a-f]{16}: verifies`))
     // It cannot replay from 0 (the log behind the horizon is gone): it starts at the snapshot.
-    expect(text).toContain(`team: replayed ${n(seq - snapshot!)} entr${seq - snapshot! === 1 ? "y" : "ies"} of board v1 from the snapshot at seq ${n(snapshot!)}, checked `)
+    expect(text).toContain(`team: replayed ${n(seq - snapshot!)} entr${seq - snapshot! === 1 ? "y" : "ies"} of board v2 from the snapshot at seq ${n(snapshot!)}, checked `)
     expect(text).toContain(`state hash ${hash}.`)
     expect(one.lines.at(-1)).toBe("All checkpoints match and every snapshot verifies.")
     // Read-only, whatever it reads.

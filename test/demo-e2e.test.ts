@@ -18,7 +18,7 @@ import { AuthorityStore } from "../core/internal.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { startHub, type PageHandler, type RunningHub } from "../apps/hub/start.js"
 import { parseConfig } from "../apps/hub/config.js"
-import { Board } from "../apps/demo/board.js"
+import { demoMachines } from "../apps/demo/board.js"
 import { buildDemo } from "../apps/demo/build.js"
 import { demoPages } from "../apps/demo/pages.js"
 import { CHROMIUM, chromiumAvailable, launchProfile, type Profile } from "./support/browser.js"
@@ -47,7 +47,7 @@ const start = async (): Promise<RunningHub> => {
     if (new URL(req.url ?? "/", "http://x").pathname === "/") pageRequests++
     return pages(req, res, h, storage)
   }
-  const running = await startHub(config, [Board], counting)
+  const running = await startHub(config, demoMachines, counting)
   port = Number(new URL(running.url).port)
   return running
 }

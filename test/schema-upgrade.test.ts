@@ -120,6 +120,30 @@ describe("hub upgrade in the log", () => {
   })
 })
 
+test("a compacted document of a versioned machine opens again after a restart (its version changes are read from the horizon on)", async () => {
+  const rt = new VirtualRuntime(5)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hubStore = new MemoryStorage()
+  const policy = { minLogBytes: 256, logRatio: 0.1, tailBytes: 64 }
+  const hub = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt, snapshots: policy })
+  net.listen(hub)
+  const c = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: new MemoryStorage() })
+  const d = await c.open(TodoV2, DOC)
+  for (let i = 0; i < 40; i++) d.submit("add", { id: `i${i}`, title: `item ${i}`, priority: i % 3 })
+  await settle(rt, 5000)
+  expect(d.pendingCount).toBe(0)
+  const before = (await hub.doc(DOC, TodoV2)).stateHash()
+  expect(await new AuthorityStore(hubStore).snapshots.horizon(DOC)).toBeGreaterThan(0)
+  await c.close()
+  await hub.close()
+  net.stopServer()
+  const again = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt, snapshots: policy })
+  const doc = await again.doc(DOC, TodoV2)
+  expect(doc.headSeq).toBe(40)
+  expect(doc.stateHash()).toBe(before)
+  await again.close()
+})
+
 describe("client upgrade", () => {
   test("an old outbox the hub applied but never acknowledged, opened by new code, is applied exactly once", async () => {
     const rt = new VirtualRuntime(11)

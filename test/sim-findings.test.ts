@@ -10,6 +10,11 @@
  *    protocol error ("Internal error: ..."), the code for a peer that broke the protocol,
  *    instead of a storage failure the client retries. Found by `npm run sim -- --seed 3
  *    --replicas 4 --hostile 0 --app-bugs 0 --replica-write-failures 0 --big-kib 0`.
+ * 3. A catch-up that failed on the hub's disk (here: writing the snapshot a desynced replica
+ *    asked for) dropped the follower for good: the replica's subscription stood, so it never
+ *    asked again and saw no entry of that document until it reconnected, while its own
+ *    commands were still applied. Found by `npm run sim -- --seeds 500 --replicas 5` (seed 423
+ *    on 5e28f35).
  */
 import { CanonClient, Hub, type BatchOp, type ServerMessage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -106,4 +111,40 @@ test("a replica whose snapshot install fails to write, then confirms more entrie
   const again = await drive(rt, CanonClient.open({ transport: net.transport("reader2"), runtime: rt, storage: disk }))
   const reopened = await drive(rt, again.open(Todo, DOC)).then((d) => d.confirmedSeq, (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`)
   expect(typeof reopened === "number" ? "opens" : reopened).toBe("opens")
+})
+
+test("a catch-up that fails on the hub's disk is tried again: the replica gets its snapshot once the disk recovers", async () => {
+  const rt = new VirtualRuntime(1)
+  const net = new MemoryNetwork(rt, { latency: () => 1 })
+  const snapshotKeys = [K.authSnapshotPrefix(DOC), K.authChunkPrefix(DOC)]
+  let failing = 0
+  const storage = new MemoryStorage({ failWrite: (ops) => failing > 0 && ops.some((op) => snapshotKeys.some((p) => startsWith(op.key, p))) && failing-- > 0 })
+  const hub = new Hub({ machines: [Todo], storage, runtime: rt })
+  net.listen(hub)
+  const writer = await drive(rt, CanonClient.open({ transport: net.transport("writer"), runtime: rt }))
+  const doc = await drive(rt, writer.open(Todo, DOC))
+  for (let i = 0; i < 5; i++) await drive(rt, doc.submit("add", { id: `i${i}`, title: `item ${i}` }))
+  const heard: ServerMessage[] = []
+  const conn = net.transport("reader").connect({
+    onOpen: () => {
+      conn.send({ type: "hello", protocol: { min: 1, max: 2 }, clientId: "reader-0001", secret: "a-secret-of-enough-characters", machines: [] })
+      conn.send({ type: "subscribe", docId: DOC, machine: Todo.name, version: Todo.version, fingerprint: Todo.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+    },
+    onMessage: (m) => heard.push(m),
+    onClose: () => {},
+  })
+  await rt.run({ forMs: 100 })
+  // The reader asks for the whole state (as after a desync); the snapshot write fails twice.
+  failing = 2
+  conn.send({ type: "fetch-state", docId: DOC })
+  await rt.run({ forMs: 5_000 })
+  expect(heard.filter((m) => m.type === "error").map((m) => (m as { code: string }).code)).toEqual(["storage-failed", "storage-failed"])
+  expect(heard.some((m) => m.type === "snapshot-begin")).toBe(true)
+  // Live again: a new command reaches the reader.
+  await drive(rt, doc.submit("add", { id: "late", title: "after the disk recovered" }))
+  await rt.run({ forMs: 100 })
+  const seqs = heard.flatMap((m) => (m.type === "entries" ? m.entries.map((e) => e.seq) : []))
+  expect(Math.max(...seqs)).toBe(6)
+  await drive(rt, writer.close())
+  await drive(rt, hub.close())
 })

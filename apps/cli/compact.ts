@@ -158,7 +158,7 @@ export const compact = async (args: CompactArgs, out: CompactOutput): Promise<nu
       out.log(`${dir} is not a Canon data directory (a LevelDB store without Canon's format record): pass the hub's --data directory.`)
       return 2
     }
-    const store = new AuthorityStore(ro)
+    const store = new AuthorityStore(ro, { readOnly: true })
     let heads: Awaited<ReturnType<AuthorityStore["heads"]>>
     try {
       heads = await store.heads()

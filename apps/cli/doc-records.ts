@@ -162,7 +162,7 @@ export interface DocSurvey {
 }
 
 export const surveyDoc = async (kv: KVStore, docId: string): Promise<DocSurvey> => {
-  const store = new AuthorityStore(kv)
+  const store = new AuthorityStore(kv, { readOnly: true })
   const horizon = await store.snapshots.horizon(docId)
   let metas: SnapshotMeta[] = []
   let metasProblem: string | undefined

@@ -91,7 +91,7 @@ export const inspect = async (dir: string, docId: string | undefined, machinesMo
       out.log(`${dir} is not a Canon data directory (a LevelDB store without Canon's format record): pass the hub's --data directory.`)
       return 2
     }
-    const store = new AuthorityStore(storage)
+    const store = new AuthorityStore(storage, { readOnly: true })
     let heads: Awaited<ReturnType<AuthorityStore["heads"]>>
     try {
       heads = await store.heads()

@@ -69,7 +69,7 @@ export const replayDoc = async (
   const start = replayBase(survey, headSeq)
   if ("problem" in start) return start
   const { base } = start
-  const store = new AuthorityStore(kv)
+  const store = new AuthorityStore(kv, { readOnly: true })
   const checkpoints = await store.checkpoints(docId)
   const expected = new Map(checkpoints.map((c) => [c.seq, c.hash]))
   const from = base?.seq ?? 0

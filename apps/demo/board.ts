@@ -1,73 +1,65 @@
 /**
- * The demo's machine: a board of columns and cards. Every edit is a command, so two people
+ * The demo's machines. The board: columns and cards. Every edit is a command, so two people
  * moving the same card at once end in one order, and a move of a card someone just deleted
  * is rejected with a sentence the app can show.
+ *
+ * Two versions of the board: v1 (the first release, kept as it was: stored boards, old tabs
+ * and old outboxes are v1) and v2, declared on it with `evolve`, which adds a card priority.
+ * A v1 tab beside a v2 tab follows the board through downcasts (every v1 command is
+ * unchanged) until someone sets a priority, which v1 cannot show: that tab is told
+ * "update required" and keeps its changes for the v2 app.
+ *
+ * A card's description is collaborative text, a Yjs field: one small document per card
+ * (`CardText`), not a field of the board. A machine's CRDT fields are a fixed set (one
+ * `yText()` is one text, not one per card), and `evolve` declares commands and state only,
+ * so adding a field to the board would change v1's fingerprint and strand every stored board.
  */
 import * as Schema from "effect/Schema"
 import { defineMachine } from "../../core/index.js"
+import { evolve } from "../../core/schema/index.js"
+import { yText } from "../../adapters/yjs/index.js"
+import { BoardV1, type BoardState } from "./board-v1.js"
 
-export interface Card {
-  title: string
-  column: string
-  /** Fractional position within its column (reordering never renumbers siblings). */
-  position: number
-  by: string
-}
+export type { BoardState, Card } from "./board-v1.js"
 
-export interface BoardState {
-  columns: string[]
-  cards: Record<string, Card>
-}
+export const PRIORITIES = ["none", "low", "medium", "high"] as const
 
-const Title = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200))
-
-export const Board = defineMachine({
-  name: "board",
-  version: 1,
-  initial: (): BoardState => ({ columns: ["To do", "Doing", "Done"], cards: {} }),
+/** Version 2: a priority per card. The hub runs this one; `?v=1` runs a v1 tab. */
+export const Board = evolve(BoardV1, {
+  version: 2,
+  // v1 cards have no priority: absent means none, so the state carries over as it is (a fresh
+  // copy: the input may be the hub's live state, a proxy that structuredClone refuses).
+  migrateState: (s: BoardState): BoardState => ({
+    columns: [...s.columns],
+    cards: Object.fromEntries(Object.entries(s.cards).map(([id, card]) => [id, { ...card }])),
+  }),
   commands: {
-    addCard: {
-      args: Schema.Struct({ id: Schema.String, title: Title, column: Schema.String, position: Schema.Number }),
-      apply: (s, a, ctx) => {
-        if (s.cards[a.id]) ctx.reject("That card already exists.")
-        if (!s.columns.includes(a.column)) ctx.reject(`There is no column "${a.column}".`)
-        s.cards[a.id] = { title: a.title, column: a.column, position: a.position, by: ctx.clientId }
-      },
-    },
-    renameCard: {
-      args: Schema.Struct({ id: Schema.String, title: Title }),
-      apply: (s, a, ctx) => {
+    ...BoardV1.commands,
+    setPriority: {
+      args: Schema.Struct({ id: Schema.String, priority: Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 3 })) }),
+      apply: (s: BoardState, a, ctx) => {
         const card = s.cards[a.id] ?? ctx.reject("This card was deleted by someone else.")
-        card.title = a.title
-      },
-    },
-    moveCard: {
-      args: Schema.Struct({ id: Schema.String, column: Schema.String, position: Schema.Number }),
-      apply: (s, a, ctx) => {
-        const card = s.cards[a.id] ?? ctx.reject("This card was deleted by someone else.")
-        if (!s.columns.includes(a.column)) ctx.reject(`There is no column "${a.column}".`)
-        card.column = a.column
-        card.position = a.position
-      },
-    },
-    /** Many cards at once (the devtools' "load 20,000 cards"): one command per 1,000. */
-    addCards: {
-      args: Schema.Struct({ cards: Schema.Array(Schema.Struct({ id: Schema.String, title: Title, column: Schema.String, position: Schema.Number })) }),
-      apply: (s, a, ctx) => {
-        if (a.cards.length > 1000) ctx.reject("At most 1,000 cards at once.")
-        for (const c of a.cards) {
-          if (s.cards[c.id]) ctx.reject(`A card ${c.id} already exists.`)
-          if (!s.columns.includes(c.column)) ctx.reject(`There is no column "${c.column}".`)
-          s.cards[c.id] = { title: c.title, column: c.column, position: c.position, by: ctx.clientId }
-        }
-      },
-    },
-    deleteCard: {
-      args: Schema.Struct({ id: Schema.String }),
-      apply: (s, a, ctx) => {
-        if (!s.cards[a.id]) ctx.reject("This card was already deleted.")
-        delete s.cards[a.id]
+        if (a.priority === 0) delete card.priority
+        else card.priority = a.priority
       },
     },
   },
+  // Every v1 command is unchanged (carried over both ways). A v1 reader cannot be shown a
+  // priority (it is told "update required"); clearing one shows it nothing, as it never saw one.
+  downcast: { setPriority: (a) => (a.priority === 0 ? [] : undefined) },
 })
+
+/** One card's description: collaborative text (Yjs) merged, not ordered. */
+export const CardText = defineMachine({
+  name: "card-text",
+  version: 1,
+  initial: () => ({}),
+  commands: {},
+  crdt: { description: yText() },
+})
+
+/** The document of a card's description: `card-text/<board>/<card id>`. */
+export const cardTextDocId = (board: string, cardId: string): string => `card-text/${board}/${cardId}`
+
+/** What the hub serves for the demo. */
+export const demoMachines = [Board, CardText] as const

@@ -5,7 +5,7 @@
 import { resolve } from "node:path"
 import { ConfigError, helpText, parseConfig } from "./config.js"
 import { startHub } from "./start.js"
-import { Board } from "../demo/board.js"
+import { demoMachines } from "../demo/board.js"
 import { buildDemo } from "../demo/build.js"
 import { demoPages } from "../demo/pages.js"
 
@@ -26,7 +26,7 @@ const main = async (): Promise<void> => {
   }
   console.log("Building the board app (esbuild)...")
   const assets = await buildDemo()
-  const running = await startHub(config, [Board], demoPages(assets))
+  const running = await startHub(config, demoMachines, demoPages(assets))
   const url = running.url.replace(/\/$/, "")
   // Handlers before the banner: a signal right after it must still shut down cleanly.
   let stopping = false

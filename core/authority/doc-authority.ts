@@ -42,7 +42,7 @@ import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
-import { HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/versions.js"
+import { HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
 import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
 
 /** Arguments of a command no longer in the machine travel as one canonical value. */
@@ -125,9 +125,10 @@ export interface Sender {
 }
 
 /** A scan of the log for version changes (only for machines with a history). */
-const scanMarkers = async (store: AuthorityStore, docId: string, head: number, page: number): Promise<Marker[]> => {
+const scanMarkers = async (store: AuthorityStore, docId: string, from: number, head: number, page: number): Promise<Marker[]> => {
   const out: Marker[] = []
-  let at = 0
+  // From the compaction horizon: the entries below it are gone (the snapshot holds them).
+  let at = from
   while (at < head) {
     const entries = await store.entries(docId, at, Math.min(page, head - at))
     if (entries.length === 0) break
@@ -357,7 +358,7 @@ export class DocAuthority<S = unknown> {
     let at = base?.meta.seq ?? 0
     const page = options.catchUpPage ?? 512
     // With a history, each entry applies with its epoch's version, and each marker migrates.
-    const markers = history === undefined ? [] : await scanMarkers(store, docId, head.seq, page * 8)
+    const markers = history === undefined ? [] : await scanMarkers(store, docId, horizon, head.seq, page * 8)
     let epoch = versionAt(markers, head.version, at)
     const host = new JournaledState<S>(base !== undefined ? (base.state as S) : (history?.at(epoch) ?? machine).initial())
     // CRDT fields load from the snapshot's `$crdt` before anything reads the root.

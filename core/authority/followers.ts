@@ -17,7 +17,7 @@ import type { Checkpoint, Entry } from "../entry.js"
 import { CanonError } from "../errors.js"
 import { boundedMessage } from "../limits.js"
 import type { Connection } from "../ports/transport.js"
-import type { Runtime } from "../ports/runtime.js"
+import type { Runtime, Timer } from "../ports/runtime.js"
 import type { ServerMessage } from "../protocol/messages.js"
 import type { SnapshotMeta } from "../store/snapshot-store.js"
 import { SnapshotSender } from "./snapshot-sender.js"
@@ -51,6 +51,10 @@ export interface Follower {
   readonly version: number
   /** Told `update-required`: it gets no more entries of this document. */
   stopped: boolean
+  /** Catch-up failures in a row (storage errors); the next try waits longer. */
+  failures: number
+  /** The retry after a failed catch-up, if one is waiting. */
+  retry: Timer | undefined
 }
 
 /** What the followers need from their document. */
@@ -99,6 +103,9 @@ export interface FollowerOptions {
 
 /** How often a paused follower's buffer is looked at. */
 const DRAIN_POLL_MS = 50
+/** First pause after a failed catch-up; doubles per failure in a row, up to the max. */
+const CATCH_UP_RETRY_MS = 250
+const CATCH_UP_RETRY_MAX_MS = 10_000
 
 export class Followers {
   private readonly all = new Map<Connection<ServerMessage>, Follower>()
@@ -121,7 +128,7 @@ export class Followers {
     this.remove(conn)
     const f: Follower = {
       conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
-      version, stopped: false,
+      version, stopped: false, failures: 0, retry: undefined,
     }
     this.all.set(conn, f)
     this.sendPresenceTo(f)
@@ -134,6 +141,7 @@ export class Followers {
     if (f === undefined) return
     f.closed = true
     f.stream?.stop()
+    f.retry?.cancel()
     this.all.delete(conn)
     if (f.presence !== null) this.broadcastPresence(f, null)
   }
@@ -143,6 +151,7 @@ export class Followers {
     for (const f of this.all.values()) {
       f.closed = true
       f.stream?.stop()
+      f.retry?.cancel()
     }
     this.all.clear()
   }
@@ -283,20 +292,34 @@ export class Followers {
     this.loop(f).then(
       () => {
         f.catching = false
+        f.failures = 0
         if (f.again && !f.closed) this.catchUp(f)
       },
       (e) => {
         f.catching = false
-        this.drop(f, e)
+        this.failed(f, e)
       },
     )
   }
 
-  private drop(f: Follower, e: unknown): void {
-    this.remove(f.conn)
+  /**
+   * A catch-up step failed (the hub's disk: reading the log, writing the snapshot it needed).
+   * The follower is told, and kept: it is caught up again after a pause that grows with the
+   * failures in a row, so a passing disk error never leaves a replica unserved on a live
+   * connection (it would never ask again: its subscription stands).
+   */
+  private failed(f: Follower, e: unknown): void {
+    if (f.closed) return
     const message = e instanceof Error ? e.message : String(e)
-    this.doc.report("catch-up-failed", message)
-    f.conn.send({ type: "error", code: "storage-failed", message: boundedMessage(`Reading document "${this.doc.docId}" failed: ${message}`), docId: this.doc.docId })
+    const wait = Math.min(CATCH_UP_RETRY_MAX_MS, CATCH_UP_RETRY_MS * 2 ** Math.min(f.failures, 8))
+    f.failures++
+    this.doc.report("catch-up-failed", `${message} (follower ${f.clientId}; trying again in ${wait} ms)`)
+    f.conn.send({ type: "error", code: "storage-failed", message: boundedMessage(`Reading document "${this.doc.docId}" failed: ${message} The hub tries again in ${wait} ms.`), docId: this.doc.docId })
+    f.retry?.cancel()
+    f.retry = this.doc.runtime.setTimer(wait, () => {
+      f.retry = undefined
+      if (!f.closed && !this.doc.isBroken()) this.catchUp(f)
+    })
   }
 
   /**
@@ -394,7 +417,7 @@ export class Followers {
       (e) => {
         release()
         f.stream = undefined
-        this.drop(f, e)
+        this.failed(f, e)
       },
     )
     f.stream = sender

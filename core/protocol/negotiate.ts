@@ -4,7 +4,7 @@
  * person can act on.
  */
 import type { Machine } from "../machine.js"
-import { historyOf } from "../schema/versions.js"
+import { historyOf } from "../schema/registry.js"
 import { PROTOCOL_VERSIONS } from "./codec.js"
 import type { MachineInfo, RefusalCode, VersionRange } from "./messages.js"
 

@@ -23,8 +23,8 @@ import { SUPPORTED_PROTOCOL, describeMachine } from "../protocol/negotiate.js"
 import { ReplicaStore } from "../store/replica-store.js"
 import { backoffDelay, type BackoffOptions } from "./backoff.js"
 import { Doc, type DocOptions } from "./doc.js"
-import { upgradeStoredReplica } from "../schema/replica-upgrade.js"
-import { historyOf } from "../schema/versions.js"
+// Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
+import { historyOf, newerStoreError } from "../schema/registry.js"
 
 /**
  * - connecting: a connection is being opened;
@@ -171,8 +171,11 @@ export class CanonClient {
     if (stored !== undefined && stored.meta.machine !== machine.name) {
       throw canonError("machine-mismatch", `Stored document "${docId}" belongs to machine "${stored.meta.machine}", not "${machine.name}".`)
     }
-    // Stored by an older version of the app: migrated (core/schema/replica-upgrade.ts).
-    const upgraded = stored === undefined ? undefined : await upgradeStoredReplica(this.store, docId, stored, machine)
+    // Stored by a newer version of the app: never read. By an older one: migrated by the
+    // machine's version history, if it has one (core/schema/replica-upgrade.ts); a one-version
+    // machine whose version was bumped reads what it stored as it is.
+    if (stored !== undefined && stored.meta.version > machine.version) throw newerStoreError(docId, stored.meta.version, machine)
+    const upgraded = stored === undefined ? undefined : await historyOf(machine)?.upgradeStoredReplica(this.store, docId, stored, machine)
     const host = new JournaledState<StateOf<M>>(upgraded !== undefined ? (upgraded.state as StateOf<M>) : stored?.snapshot ? (decodeCanonical(stored.snapshot.state) as StateOf<M>) : machine.initial())
     let seq = upgraded?.confirmedSeq ?? stored?.snapshot?.seq ?? 0
     for (const e of upgraded !== undefined ? [] : stored?.entries ?? []) {

@@ -31,8 +31,8 @@ import { argsCodecOf } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
 import { makeContext } from "../machine.js"
-import { AS, BATCH, encodeCmds, historyOf } from "../schema/versions.js"
-import { entriesForVersion } from "../schema/serve.js"
+// Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
+import { AS, BATCH, historyOf } from "../schema/registry.js"
 
 /**
  * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
@@ -122,101 +122,107 @@ const SNAPSHOT_ACK_EVERY = 128 << 10
 const OUTBOX_RETRY_MS = 1000
 
 export class Doc<M extends Machine<any, any>> {
-  private readonly rs: ReplicaState<StateOf<M>>
-  private readonly deferreds = new Map<PendingCommand, Deferred>()
-  private readonly listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
+  readonly #rs: ReplicaState<StateOf<M>>
+  readonly #deferreds = new Map<PendingCommand, Deferred>()
+  readonly #listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
     change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(), snapshot: new Set(),
     updateRequired: new Set(),
   }
   /** Set when the hub said this app version cannot follow the document past `seq` (read-only). */
-  private updateNeeded: { readonly seq: number; readonly message: string } | undefined
+  #updateNeeded: { readonly seq: number; readonly message: string } | undefined
   /** Fetch the authority's state on the next connection (the stored state was migrated from an older version). */
-  private fetchStateOnConnect: boolean
+  #fetchStateOnConnect: boolean
   /**
    * Compat mode (core/schema): the hub runs an older version of the machine than the app.
    * Entries are upcast here, the state a snapshot brings is migrated here, checkpoints (of
    * the older version's state) are not compared, and commands are sent downcast; the first
    * one without a downcast waits, with everything after it, until the hub is upgraded.
    */
-  private sessionVersion: number | undefined
-  private blockedTooNew = false
-  private nextClientSeq: number
-  private toPersist: PendingCommand[] = []
-  private lane: Promise<void> = Promise.resolve()
+  #sessionVersion: number | undefined
+  #blockedTooNew = false
+  #nextClientSeq: number
+  #toPersist: PendingCommand[] = []
+  #lane: Promise<void> = Promise.resolve()
   /** Entries received and not yet integrated (lazy rebase). */
-  private incoming: Entry[] = []
-  private incomingScheduled = false
+  #incoming: Entry[] = []
+  #incomingScheduled = false
   /** Settled commands whose outbox removal is not durable yet. */
-  private readonly settling = new Set<number>()
+  readonly #settling = new Set<number>()
   /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
-  private unwritten: { entries: Entry[]; settled: number[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
+  #unwritten: { entries: Entry[]; settled: number[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
   /** Own commands the hub answered with "applied at seq <= X": settled once confirmedSeq reaches X. */
-  private readonly settleAt = new Map<PendingCommand, number>()
-  private readonly maxCommandBytes: number
-  private readonly maxSnapshotBytes: number
+  readonly #settleAt = new Map<PendingCommand, number>()
+  readonly #maxCommandBytes: number
+  readonly #maxSnapshotBytes: number
   /** The snapshot stream being received (kept across a disconnect, to resume). */
-  private receiver: SnapshotReceiver | undefined
-  private snapshotFailures = 0
-  private send: ((m: ClientMessage) => void) | undefined
+  #receiver: SnapshotReceiver | undefined
+  #snapshotFailures = 0
+  #send: ((m: ClientMessage) => void) | undefined
   /** The protocol version of the current connection (2: compact submits and entries). */
-  private protocol = 1
-  private lastAckSent = -1
-  private ownPresence: unknown = null
-  private presenceQueued = false
-  private readonly others = new Map<string, unknown>()
-  private resyncing = false
-  private notifyScheduled = false
-  private isSynced = false
-  private closed = false
+  #protocol = 1
+  #lastAckSent = -1
+  #ownPresence: unknown = null
+  #presenceQueued = false
+  readonly #others = new Map<string, unknown>()
+  #resyncing = false
+  #notifyScheduled = false
+  #isSynced = false
+  #closed = false
   /** Set while the hub refuses this client (see `refused`). */
-  private refusal: CanonError | undefined
+  #refusal: CanonError | undefined
   // What the lane has written: the next write builds on these.
-  private laneNext: number
-  private laneConfirmed: number
-  private laneSnapshotSeq: number
-  private sinceSnapshot = 0
-  private readonly snapshotEvery: number
+  #laneNext: number
+  #laneConfirmed: number
+  #laneSnapshotSeq: number
+  #sinceSnapshot = 0
+  readonly #snapshotEvery: number
   /** CRDT fields: local changes on their way to merge commands (core/crdt/outbox.ts). */
-  private readonly crdtOutbox: CrdtOutbox | undefined
-  private crdtHandles: Record<string, unknown> | undefined
+  readonly #crdtOutbox: CrdtOutbox | undefined
+  #crdtHandles: Record<string, unknown> | undefined
+  readonly #store: ReplicaStore | undefined
+  readonly #runtime: Runtime
+  readonly #onClosed: () => void
 
   /** @internal use `CanonClient.open` */
   constructor(
     readonly machine: M,
     readonly docId: string,
     readonly clientId: string,
-    private readonly store: ReplicaStore | undefined,
-    private readonly runtime: Runtime,
+    store: ReplicaStore | undefined,
+    runtime: Runtime,
     init: { state: StateOf<M>; confirmedSeq: number; nextClientSeq: number; snapshotSeq: number; outbox: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>; fetchState?: boolean },
     options: DocOptions,
-    private readonly onClosed: () => void = () => {},
+    onClosed: () => void = () => {},
   ) {
-    this.rs = new ReplicaState(docId, machine, clientId, () => runtime.now(), init.state, init.confirmedSeq)
-    this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
-    this.maxSnapshotBytes = options.maxSnapshotBytes ?? 1 << 30
-    this.nextClientSeq = init.nextClientSeq
-    this.laneNext = init.nextClientSeq
-    this.laneConfirmed = init.confirmedSeq
-    this.laneSnapshotSeq = init.snapshotSeq
-    this.snapshotEvery = options.snapshotEvery ?? 1000
-    this.fetchStateOnConnect = init.fetchState === true
+    this.#store = store
+    this.#runtime = runtime
+    this.#onClosed = onClosed
+    this.#rs = new ReplicaState(docId, machine, clientId, () => runtime.now(), init.state, init.confirmedSeq)
+    this.#maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
+    this.#maxSnapshotBytes = options.maxSnapshotBytes ?? 1 << 30
+    this.#nextClientSeq = init.nextClientSeq
+    this.#laneNext = init.nextClientSeq
+    this.#laneConfirmed = init.confirmedSeq
+    this.#laneSnapshotSeq = init.snapshotSeq
+    this.#snapshotEvery = options.snapshotEvery ?? 1000
+    this.#fetchStateOnConnect = init.fetchState === true
     for (const o of init.outbox) {
       const cmd = machine.compiled.get(o.name)
       const decoded = cmd?.decode(o.args)
       if (cmd === undefined || decoded === undefined || Result.isFailure(decoded)) {
         // Stored by an older machine and no longer valid here: the authority will say so.
         const fallback = machine.compiled.values().next().value!
-        this.rs.push({ clientSeq: o.clientSeq, name: o.name, args: undefined, encoded: o.args, cmd: { ...fallback, apply: () => undefined }, journal: undefined, localRejection: undefined, persisted: true })
+        this.#rs.push({ clientSeq: o.clientSeq, name: o.name, args: undefined, encoded: o.args, cmd: { ...fallback, apply: () => undefined }, journal: undefined, localRejection: undefined, persisted: true })
         continue
       }
-      this.rs.push({ clientSeq: o.clientSeq, name: o.name, args: decoded.success, encoded: o.args, cmd, journal: undefined, localRejection: undefined, persisted: true })
+      this.#rs.push({ clientSeq: o.clientSeq, name: o.name, args: decoded.success, encoded: o.args, cmd, journal: undefined, localRejection: undefined, persisted: true })
     }
-    const fields = this.rs.crdt
+    const fields = this.#rs.crdt
     if (fields !== undefined) {
-      this.crdtOutbox = new machine.crdtRuntime!.CrdtOutbox(fields, this.rs.unsent, {
+      this.#crdtOutbox = new machine.crdtRuntime!.CrdtOutbox(fields, this.#rs.unsent, {
         submit: (name, args) => void this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>),
-        online: () => this.send !== undefined,
-        pendingNames: () => this.rs.pending.map((p) => p.name),
+        online: () => this.#send !== undefined,
+        pendingNames: () => this.#rs.pending.map((p) => p.name),
       })
     }
   }
@@ -227,9 +233,9 @@ export class Doc<M extends Machine<any, any>> {
    * (a resync), its handle is a new object: read `doc.crdt.<field>` again on `snapshot` events.
    */
   get crdt(): CrdtHandles<M> {
-    const fields = this.rs.crdt
+    const fields = this.#rs.crdt
     if (fields === undefined) return {} as CrdtHandles<M>
-    return (this.crdtHandles ??= this.machine.crdtRuntime!.crdtHandles(fields)) as CrdtHandles<M>
+    return (this.#crdtHandles ??= this.machine.crdtRuntime!.crdtHandles(fields)) as CrdtHandles<M>
   }
 
   /**
@@ -239,40 +245,40 @@ export class Doc<M extends Machine<any, any>> {
    * `snapshot()`.
    */
   get state(): StateOf<M> {
-    this.flushIncoming()
-    return this.rs.view
+    this.#flushIncoming()
+    return this.#rs.view
   }
 
   /** Integrates the entries received since the last read, submit or flush, in one rebase. */
-  private flushIncoming(): void {
-    this.incomingScheduled = false
-    if (this.incoming.length === 0 || this.closed) return
-    const entries = this.incoming
-    this.incoming = []
-    this.integrate(entries, undefined, new Map())
+  #flushIncoming(): void {
+    this.#incomingScheduled = false
+    if (this.#incoming.length === 0 || this.#closed) return
+    const entries = this.#incoming
+    this.#incoming = []
+    this.#integrate(entries, undefined, new Map())
   }
 
   /** A deep plain copy of the view, detached from the document. O(size of the state). */
   snapshot(): StateOf<M> {
-    this.flushIncoming()
-    return decodeCanonical(encodeCanonical(this.rs.host.root)) as StateOf<M>
+    this.#flushIncoming()
+    return decodeCanonical(encodeCanonical(this.#rs.host.root)) as StateOf<M>
   }
 
   get confirmedSeq(): number {
-    this.flushIncoming()
-    return this.rs.confirmedSeq
+    this.#flushIncoming()
+    return this.#rs.confirmedSeq
   }
 
   /** Local commands not yet confirmed or rejected. */
   get pendingCount(): number {
-    this.flushIncoming()
-    return this.rs.pending.length
+    this.#flushIncoming()
+    return this.#rs.pending.length
   }
 
   /** clientSeqs of pending commands, oldest first. */
   get pending(): ReadonlyArray<{ readonly clientSeq: number; readonly name: string }> {
-    this.flushIncoming()
-    return this.rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: p.name }))
+    this.#flushIncoming()
+    return this.#rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: p.name }))
   }
 
   /**
@@ -281,29 +287,29 @@ export class Doc<M extends Machine<any, any>> {
    * and sent. Update the app (a newer machine version) and open the document again.
    */
   get updateRequired(): { readonly seq: number; readonly message: string } | undefined {
-    return this.updateNeeded
+    return this.#updateNeeded
   }
 
   /** The hub runs an older version and a pending command has no downcast to it: it waits (with those after it) for the hub's upgrade. */
   get schemaTooNew(): boolean {
-    return this.blockedTooNew
+    return this.#blockedTooNew
   }
 
   /** The machine the current connection speaks for this document (older than the app's in compat mode). */
-  private get sessionMachine(): M {
-    const v = this.sessionVersion
+  get #sessionMachine(): M {
+    const v = this.#sessionVersion
     return (v === undefined ? this.machine : historyOf(this.machine)!.at(v)) as M
   }
 
   /** True once caught up with the authority on the current connection. */
   get synced(): boolean {
-    return this.isSynced
+    return this.#isSynced
   }
 
   /** Hash of the confirmed state (what checkpoints compare). */
   confirmedHash(): string {
-    this.flushIncoming()
-    return this.rs.confirmedHash()
+    this.#flushIncoming()
+    return this.#rs.confirmedHash()
   }
 
   /**
@@ -311,7 +317,7 @@ export class Doc<M extends Machine<any, any>> {
    * with the entry's seq once confirmed, or rejects with `CommandRejected`.
    */
   submit<K extends CommandName<M>>(name: K, args: ArgsOf<M, K>): Receipt {
-    if (this.closed) throw canonError("closed", `Document "${this.docId}" is closed.`)
+    if (this.#closed) throw canonError("closed", `Document "${this.docId}" is closed.`)
     const cmd = this.machine.compiled.get(name)
     const refuse = (rejection: Rejection): Receipt => {
       const p = Promise.reject(new CommandRejected({ ...rejection, command: name, clientSeq: -1 }))
@@ -319,7 +325,7 @@ export class Doc<M extends Machine<any, any>> {
       return Object.assign(p, { clientSeq: -1, persisted: Promise.resolve() })
     }
     if (cmd === undefined || name === AS || name === BATCH) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
-    if (this.updateNeeded !== undefined) return refuse({ code: "update-required", message: this.updateNeeded.message })
+    if (this.#updateNeeded !== undefined) return refuse({ code: "update-required", message: this.#updateNeeded.message })
     const encoded = cmd.encode(args)
     if (Result.isFailure(encoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(encoded.failure)}` })
     // The same bounds the hub applies, checked here first so an oversized command never
@@ -333,15 +339,15 @@ export class Doc<M extends Machine<any, any>> {
     } catch (e) {
       return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${e instanceof Error ? e.message : String(e)}` })
     }
-    if (size > this.maxCommandBytes) {
-      return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.maxCommandBytes} fit in a command. Keep large blobs out of commands.` })
+    if (size > this.#maxCommandBytes) {
+      return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.#maxCommandBytes} fit in a command. Keep large blobs out of commands.` })
     }
     // Apply what the authority will apply: the arguments as decoded from their wire form.
     const decoded = cmd.decode(encoded.success)
     if (Result.isFailure(decoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(decoded.failure)}` })
 
-    this.flushIncoming()
-    const clientSeq = this.nextClientSeq++
+    this.#flushIncoming()
+    const clientSeq = this.#nextClientSeq++
     const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false }
     let deferred!: Deferred
     let persistedResolve!: () => void
@@ -351,12 +357,12 @@ export class Doc<M extends Machine<any, any>> {
     })
     // Fire-and-forget callers must not crash the process on a rejection: mark it handled.
     promise.catch(() => {})
-    this.deferreds.set(pending, deferred)
-    if (this.refusal !== undefined) deferred.reject(this.refusal)
-    this.rs.push(pending)
-    this.toPersist.push(pending)
-    if (this.toPersist.length === 1) queueMicrotask(() => this.flushOutbox())
-    this.scheduleNotify()
+    this.#deferreds.set(pending, deferred)
+    if (this.#refusal !== undefined) deferred.reject(this.#refusal)
+    this.#rs.push(pending)
+    this.#toPersist.push(pending)
+    if (this.#toPersist.length === 1) queueMicrotask(() => this.#flushOutbox())
+    this.#scheduleNotify()
     // Plain data properties (a getter through Object.defineProperties cost a third of submit);
     // a renumbering updates clientSeq (resumeNumberingAt).
     return (deferred.receipt = Object.assign(promise, { clientSeq, persisted }))
@@ -368,18 +374,18 @@ export class Doc<M extends Machine<any, any>> {
    * one tick send once; throttle high-rate sources (mouse moves) in the app.
    */
   setPresence(state: unknown): void {
-    this.ownPresence = state ?? null
-    if (this.presenceQueued) return
-    this.presenceQueued = true
+    this.#ownPresence = state ?? null
+    if (this.#presenceQueued) return
+    this.#presenceQueued = true
     queueMicrotask(() => {
-      this.presenceQueued = false
-      this.send?.({ type: "presence-set", docId: this.docId, state: this.ownPresence })
+      this.#presenceQueued = false
+      this.#send?.({ type: "presence-set", docId: this.docId, state: this.#ownPresence })
     })
   }
 
   /** The presence of the other clients on this document, by clientId. */
   get presence(): ReadonlyMap<string, unknown> {
-    return this.others
+    return this.#others
   }
 
   /** Calls `fn` with the view after each batch of changes. Returns the unsubscribe function. */
@@ -388,12 +394,12 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   on<K extends keyof DocEvents<StateOf<M>>>(event: K, fn: DocEvents<StateOf<M>>[K]): () => void {
-    this.listeners[event].add(fn)
-    return () => this.listeners[event].delete(fn)
+    this.#listeners[event].add(fn)
+    return () => this.#listeners[event].delete(fn)
   }
 
-  private emit<K extends keyof DocEvents<StateOf<M>>>(event: K, arg: Parameters<DocEvents<StateOf<M>>[K]>[0]): void {
-    for (const fn of this.listeners[event]) {
+  #emit<K extends keyof DocEvents<StateOf<M>>>(event: K, arg: Parameters<DocEvents<StateOf<M>>[K]>[0]): void {
+    for (const fn of this.#listeners[event]) {
       try {
         fn(arg)
       } catch {
@@ -402,85 +408,85 @@ export class Doc<M extends Machine<any, any>> {
     }
   }
 
-  private scheduleNotify(): void {
-    if (this.notifyScheduled) return
-    this.notifyScheduled = true
+  #scheduleNotify(): void {
+    if (this.#notifyScheduled) return
+    this.#notifyScheduled = true
     queueMicrotask(() => {
-      this.notifyScheduled = false
-      this.emit("change", this.rs.view)
+      this.#notifyScheduled = false
+      this.#emit("change", this.#rs.view)
     })
   }
 
-  private enqueue(write: (store: ReplicaStore) => Promise<void>, then: () => void, failed?: () => void): void {
-    const store = this.store
+  #enqueue(write: (store: ReplicaStore) => Promise<void>, then: () => void, failed?: () => void): void {
+    const store = this.#store
     if (store === undefined) {
-      this.lane = this.lane.then(then)
+      this.#lane = this.#lane.then(then)
       return
     }
-    this.lane = this.lane
+    this.#lane = this.#lane
       .then(() => write(store))
       .then(then, (e) => {
-        this.emit("error", { code: "storage-failed", message: `Writing document "${this.docId}" failed: ${e instanceof Error ? e.message : String(e)}` })
+        this.#emit("error", { code: "storage-failed", message: `Writing document "${this.docId}" failed: ${e instanceof Error ? e.message : String(e)}` })
         failed?.()
       })
   }
 
   /** Settled lane: resolves when every write queued so far is done. */
   whenStored(): Promise<void> {
-    return this.lane
+    return this.#lane
   }
 
-  private flushOutbox(): void {
-    const batch = this.toPersist
-    this.toPersist = []
+  #flushOutbox(): void {
+    const batch = this.#toPersist
+    this.#toPersist = []
     if (batch.length === 0) return
-    const next = Math.max(this.nextClientSeq, batch[batch.length - 1]!.clientSeq + 1)
-    this.enqueue(
-      (store) => store.appendOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.laneConfirmed, nextClientSeq: next }, batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded }))),
+    const next = Math.max(this.#nextClientSeq, batch[batch.length - 1]!.clientSeq + 1)
+    this.#enqueue(
+      (store) => store.appendOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next }, batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded }))),
       () => {
-        this.laneNext = Math.max(this.laneNext, next)
+        this.#laneNext = Math.max(this.#laneNext, next)
         const live: PendingCommand[] = []
         for (const p of batch) {
           p.persisted = true
-          this.deferreds.get(p)?.persisted()
-          if (this.rs.pendingAt(p.clientSeq) === p) live.push(p)
+          this.#deferreds.get(p)?.persisted()
+          if (this.#rs.pendingAt(p.clientSeq) === p) live.push(p)
         }
-        if (this.send !== undefined && live.length > 0) {
-          this.sendSubmit(live)
+        if (this.#send !== undefined && live.length > 0) {
+          this.#sendSubmit(live)
         }
       },
       () => {
         // Not durable, so not sent yet: try again (the app was told storage failed).
-        if (this.closed) return
-        this.toPersist = [...batch.filter((p) => this.rs.pendingAt(p.clientSeq) === p), ...this.toPersist]
-        this.runtime.setTimer(OUTBOX_RETRY_MS, () => this.flushOutbox())
+        if (this.#closed) return
+        this.#toPersist = [...batch.filter((p) => this.#rs.pendingAt(p.clientSeq) === p), ...this.#toPersist]
+        this.#runtime.setTimer(OUTBOX_RETRY_MS, () => this.#flushOutbox())
       },
     )
   }
 
-  private ackedClientSeq(): number {
+  #ackedClientSeq(): number {
     // Pending commands and the outbox queue are in clientSeq order.
-    let low = this.nextClientSeq
-    const p0 = this.rs.pending[0]
+    let low = this.#nextClientSeq
+    const p0 = this.#rs.pending[0]
     if (p0 !== undefined && p0.clientSeq < low) low = p0.clientSeq
-    for (const cs of this.settling) if (cs < low) low = cs
-    const t0 = this.toPersist[0]
+    for (const cs of this.#settling) if (cs < low) low = cs
+    const t0 = this.#toPersist[0]
     if (t0 !== undefined && t0.clientSeq < low) low = t0.clientSeq
     return low - 1
   }
 
-  private sendSubmit(commands: ReadonlyArray<PendingCommand>): void {
-    if (this.sessionVersion !== undefined) return this.sendDowncast(commands)
-    const acked = this.ackedClientSeq()
-    this.lastAckSent = acked
+  #sendSubmit(commands: ReadonlyArray<PendingCommand>): void {
+    if (this.#sessionVersion !== undefined) return this.#sendDowncast(commands)
+    const acked = this.#ackedClientSeq()
+    this.#lastAckSent = acked
     // Well under the hub's per-submit and frame limits, so a long offline outbox goes out in pieces.
     let part: PendingCommand[] = []
     let size = 0
     const flush = () => {
       if (part.length === 0) return
-      this.send?.(this.protocol >= 2
+      this.#send?.(this.#protocol >= 2
         // Protocol 2: arguments in their schema-driven bytes (args-codec.ts).
-        ? { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: this.compactArgs(p) })), ackedClientSeq: acked, compact: true }
+        ? { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: this.#compactArgs(p) })), ackedClientSeq: acked, compact: true }
         : { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
       part = []
       size = 0
@@ -495,51 +501,35 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   /** Compat mode: each command as the hub's version; stops at the first that has no single downcast. */
-  private sendDowncast(commands: ReadonlyArray<PendingCommand>): void {
-    const v = this.sessionVersion!
+  #sendDowncast(commands: ReadonlyArray<PendingCommand>): void {
+    const v = this.#sessionVersion!
     const h = historyOf(this.machine)!
     const older = h.at(v)
-    const out: { clientSeq: number; name: string; args: unknown }[] = []
-    for (const p of commands) {
-      let form: { name: string; args: unknown } | undefined
-      if (p.name === AS) {
-        const a = p.encoded as { v: number }
-        form = a.v <= v ? { name: AS, args: p.encoded } : undefined
-      } else {
-        const down = h.convert([{ name: p.name, args: p.args }], this.machine.version, v)
-        try {
-          form = down !== undefined && down.length === 1 ? encodeCmds(older, down)[0] : undefined
-        } catch {
-          form = undefined
-        }
-      }
-      if (form === undefined) {
-        if (!this.blockedTooNew) this.emit("error", { code: "schema-too-new", message: `"${p.name}" cannot be sent to a hub running "${this.machine.name}" v${v}: it waits, with the commands after it, until the hub is upgraded. Nothing is lost.` })
-        this.blockedTooNew = true
-        break
-      }
-      out.push({ clientSeq: p.clientSeq, ...form })
+    const { out, stuck } = h.downcastOutbox(commands, this.machine.version, v)
+    if (stuck !== undefined) {
+      if (!this.#blockedTooNew) this.#emit("error", { code: "schema-too-new", message: `"${stuck}" cannot be sent to a hub running "${this.machine.name}" v${v}: it waits, with the commands after it, until the hub is upgraded. Nothing is lost.` })
+      this.#blockedTooNew = true
     }
     if (out.length === 0) return
-    const acked = this.ackedClientSeq()
-    this.lastAckSent = acked
+    const acked = this.#ackedClientSeq()
+    this.#lastAckSent = acked
     const schema = (name: string) => (older.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
     for (let i = 0; i < out.length; i += SUBMIT_CHUNK) {
       const part = out.slice(i, i + SUBMIT_CHUNK)
-      this.send?.(this.protocol >= 2
+      this.#send?.(this.#protocol >= 2
         ? { type: "submit", docId: this.docId, commands: part.map((c) => ({ ...c, args: argsCodecOf(schema(c.name)).encode(c.args) })), ackedClientSeq: acked, compact: true }
         : { type: "submit", docId: this.docId, commands: part, ackedClientSeq: acked })
     }
   }
 
   /** A pending command's arguments in protocol 2's compact form (made once per command). */
-  private compactArgs(p: PendingCommand): Uint8Array {
-    return (p.compact ??= argsCodecOf(this.schemaOf(p.name)).encode(p.encoded))
+  #compactArgs(p: PendingCommand): Uint8Array {
+    return (p.compact ??= argsCodecOf(this.#schemaOf(p.name)).encode(p.encoded))
   }
 
   /** The schema AST of a command's arguments (an unknown command's go as a canonical value). */
-  private schemaOf(name: string): SchemaAST.AST {
-    return (this.sessionMachine.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
+  #schemaOf(name: string): SchemaAST.AST {
+    return (this.#sessionMachine.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
   }
 
   /**
@@ -547,7 +537,7 @@ export class Doc<M extends Machine<any, any>> {
    * their schema, and this replica's own elided entries filled in from its pending commands.
    * Undefined if one cannot be (a bug or a hostile hub): the caller follows again.
    */
-  private expandEntries(entries: ReadonlyArray<Entry>, elide: ReadonlySet<number> | undefined): Entry[] | undefined {
+  #expandEntries(entries: ReadonlyArray<Entry>, elide: ReadonlySet<number> | undefined): Entry[] | undefined {
     const out: Entry[] = new Array(entries.length)
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!
@@ -558,14 +548,14 @@ export class Doc<M extends Machine<any, any>> {
           out[i] = e
           continue
         }
-        const p = this.rs.pendingAt(e.clientSeq)
+        const p = this.#rs.pendingAt(e.clientSeq)
         if (p === undefined) return undefined
         out[i] = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
         continue
       }
       if (!(e.args instanceof Uint8Array)) return undefined
       try {
-        out[i] = { ...e, args: argsCodecOf(this.schemaOf(e.name)).decode(e.args) }
+        out[i] = { ...e, args: argsCodecOf(this.#schemaOf(e.name)).decode(e.args) }
       } catch {
         return undefined
       }
@@ -577,34 +567,34 @@ export class Doc<M extends Machine<any, any>> {
 
   /** @internal the connection is up: subscribe from the confirmed seq and resend the outbox. */
   connected(send: (m: ClientMessage) => void, protocol = 1, sessionVersion?: number): void {
-    this.send = send
-    this.protocol = protocol
-    this.sessionVersion = sessionVersion !== undefined && sessionVersion < this.machine.version ? sessionVersion : undefined
-    this.blockedTooNew = false
-    this.refusal = undefined
-    this.isSynced = false
-    this.resyncing = false
-    const sub = this.subscribeMessage()
-    this.lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
-    this.snapshotFailures = 0
+    this.#send = send
+    this.#protocol = protocol
+    this.#sessionVersion = sessionVersion !== undefined && sessionVersion < this.machine.version ? sessionVersion : undefined
+    this.#blockedTooNew = false
+    this.#refusal = undefined
+    this.#isSynced = false
+    this.#resyncing = false
+    const sub = this.#subscribeMessage()
+    this.#lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
+    this.#snapshotFailures = 0
     // A snapshot stream cut by the disconnect: tell the hub how far it got, before
     // subscribing, so a new stream of the same snapshot starts there.
-    const r = this.receiver
+    const r = this.#receiver
     if (r !== undefined && r.received > 0) send({ type: "snapshot-ack", docId: this.docId, snapshotId: r.id, received: r.received })
     send(sub)
-    if (this.fetchStateOnConnect) {
+    if (this.#fetchStateOnConnect) {
       // The confirmed state was migrated here from an older version: take the authority's.
-      this.resyncing = true
+      this.#resyncing = true
       send({ type: "fetch-state", docId: this.docId })
     }
-    if (this.ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.ownPresence })
-    this.resend()
-    this.crdtOutbox?.kick()
+    if (this.#ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.#ownPresence })
+    this.#resend()
+    this.#crdtOutbox?.kick()
   }
 
-  private resend(): void {
-    const ready = this.rs.pending.filter((p) => p.persisted)
-    if (ready.length > 0) this.sendSubmit(ready)
+  #resend(): void {
+    const ready = this.#rs.pending.filter((p) => p.persisted)
+    if (ready.length > 0) this.#sendSubmit(ready)
   }
 
   /**
@@ -612,51 +602,51 @@ export class Doc<M extends Machine<any, any>> {
    * waiting for the hub (and any made until the next welcome) rejects; the outbox is kept.
    */
   refused(code: string, message: string): void {
-    this.refusal = canonError("refused", `${code}: ${message} The command is kept in the outbox on this device.`)
+    this.#refusal = canonError("refused", `${code}: ${message} The command is kept in the outbox on this device.`)
     // Kept in the map: `persisted` still resolves when the outbox write is done.
-    for (const d of this.deferreds.values()) d.reject(this.refusal)
+    for (const d of this.#deferreds.values()) d.reject(this.#refusal)
   }
 
   /** @internal the connection is gone. */
   disconnected(): void {
-    this.send = undefined
-    this.isSynced = false
+    this.#send = undefined
+    this.#isSynced = false
     // Offline, local CRDT changes go to the durable outbox at once.
-    this.crdtOutbox?.kick()
+    this.#crdtOutbox?.kick()
     // Who is here is unknown while offline: the hub resends it on reconnect.
-    for (const clientId of [...this.others.keys()]) {
-      this.others.delete(clientId)
-      this.emit("presence", { clientId, state: null })
+    for (const clientId of [...this.#others.keys()]) {
+      this.#others.delete(clientId)
+      this.#emit("presence", { clientId, state: null })
     }
   }
 
   /** @internal a message about this document. */
   receive(msg: ServerMessage): void {
-    if (this.closed) return
+    if (this.#closed) return
     // Anything else is about what came before it: integrate that first.
-    if (msg.type !== "entries") this.flushIncoming()
+    if (msg.type !== "entries") this.#flushIncoming()
     switch (msg.type) {
       case "entries": {
-        let entries = msg.compact === true ? this.expandEntries(msg.entries, msg.elide) : msg.entries
-        if (entries !== undefined && this.sessionVersion !== undefined) {
+        let entries = msg.compact === true ? this.#expandEntries(msg.entries, msg.elide) : msg.entries
+        if (entries !== undefined && this.#sessionVersion !== undefined) {
           // Compat mode: entries of the hub's version, upcast to the app's (own elided ones already are).
-          const sv = this.sessionVersion
+          const sv = this.#sessionVersion
           const own = new Set(msg.entries.filter((e) => e.elided === true).map((e) => e.seq))
-          entries = entriesForVersion(historyOf(this.machine)!, entries, this.machine.version, (seq) => (own.has(seq) ? this.machine.version : sv)).entries
+          entries = historyOf(this.machine)!.entriesForVersion(entries, this.machine.version, (seq) => (own.has(seq) ? this.machine.version : sv)).entries
         }
         if (entries === undefined) {
-          this.emit("error", { code: "protocol-error", message: `The hub sent entries of "${this.docId}" this replica cannot read; following again from seq ${this.rs.confirmedSeq}.` })
-          this.flushIncoming()
-          this.send?.(this.subscribeMessage())
+          this.#emit("error", { code: "protocol-error", message: `The hub sent entries of "${this.docId}" this replica cannot read; following again from seq ${this.#rs.confirmedSeq}.` })
+          this.#flushIncoming()
+          this.#send?.(this.#subscribeMessage())
           return
         }
-        if (msg.checkpoint !== undefined && this.sessionVersion === undefined) this.handleDesync(this.rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
+        if (msg.checkpoint !== undefined && this.#sessionVersion === undefined) this.#handleDesync(this.#rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
         // Lazy rebase: everything that arrives before the next read, submit or microtask is
         // integrated with one undo and one redo of the pending commands.
-        for (const e of entries) this.incoming.push(e)
-        if (!this.incomingScheduled) {
-          this.incomingScheduled = true
-          queueMicrotask(() => this.flushIncoming())
+        for (const e of entries) this.#incoming.push(e)
+        if (!this.#incomingScheduled) {
+          this.#incomingScheduled = true
+          queueMicrotask(() => this.#flushIncoming())
         }
         return
       }
@@ -665,96 +655,96 @@ export class Doc<M extends Machine<any, any>> {
         const rejected = new Map<number, Rejection>()
         const acceptedEarlier: { command: PendingCommand; seq: number; upperBound?: true }[] = []
         for (const o of msg.outcomes) {
-          const p = this.rs.pendingAt(o.clientSeq)
+          const p = this.#rs.pendingAt(o.clientSeq)
           if (p === undefined) continue
           if ("rejection" in o) {
             settle.add(o.clientSeq)
             rejected.set(o.clientSeq, o.rejection)
           } else if ("seqAtMost" in o) {
             // The hub forgot this outcome: the command is settled, at a seq no higher than this.
-            if (o.seqAtMost <= this.rs.confirmedSeq) {
+            if (o.seqAtMost <= this.#rs.confirmedSeq) {
               settle.add(o.clientSeq)
               acceptedEarlier.push({ command: p, seq: o.seqAtMost, upperBound: true })
-            } else this.settleAt.set(p, o.seqAtMost)
-          } else if (o.seq <= this.rs.confirmedSeq) {
+            } else this.#settleAt.set(p, o.seqAtMost)
+          } else if (o.seq <= this.#rs.confirmedSeq) {
             // Confirmed inside a state transfer: no entry will come for it.
             settle.add(o.clientSeq)
             acceptedEarlier.push({ command: p, seq: o.seq })
           }
         }
         if (settle.size === 0) return
-        this.integrate([], settle, rejected)
-        for (const a of acceptedEarlier) this.settleConfirmed(a.command, a.seq, a.upperBound)
+        this.#integrate([], settle, rejected)
+        for (const a of acceptedEarlier) this.#settleConfirmed(a.command, a.seq, a.upperBound)
         return
       }
       case "checkpoint":
-        if (this.sessionVersion !== undefined) return // the older version's state: not comparable
-        this.handleDesync(this.rs.checkpoint(msg.seq, msg.hash))
+        if (this.#sessionVersion !== undefined) return // the older version's state: not comparable
+        this.#handleDesync(this.#rs.checkpoint(msg.seq, msg.hash))
         return
       case "synced":
-        this.isSynced = true
-        this.emit("synced", { seq: msg.seq })
+        this.#isSynced = true
+        this.#emit("synced", { seq: msg.seq })
         return
       case "state":
         // A hub from before snapshot streams sends the state in one frame.
-        this.install(msg.seq, msg.state)
+        this.#install(msg.seq, msg.state)
         return
       case "snapshot-begin": {
-        const r = this.receiver
+        const r = this.#receiver
         if (r !== undefined && r.same(msg)) {
           // The same snapshot again after a reconnect: continue where it stopped.
-          if (r.received > 0) this.send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: r.received })
+          if (r.received > 0) this.#send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: r.received })
           return
         }
-        if (msg.size > this.maxSnapshotBytes) {
-          this.receiver = undefined
-          this.emit("error", { code: "snapshot-too-large", message: `The hub sent a snapshot of ${msg.size} bytes; this client accepts at most ${this.maxSnapshotBytes} (option maxSnapshotBytes).` })
+        if (msg.size > this.#maxSnapshotBytes) {
+          this.#receiver = undefined
+          this.#emit("error", { code: "snapshot-too-large", message: `The hub sent a snapshot of ${msg.size} bytes; this client accepts at most ${this.#maxSnapshotBytes} (option maxSnapshotBytes).` })
           return
         }
-        this.receiver = new SnapshotReceiver(msg, SNAPSHOT_ACK_EVERY)
-        this.emit("snapshot", this.receiver.progress)
+        this.#receiver = new SnapshotReceiver(msg, SNAPSHOT_ACK_EVERY)
+        this.#emit("snapshot", this.#receiver.progress)
         return
       }
       case "snapshot-chunk": {
-        const r = this.receiver
+        const r = this.#receiver
         if (r === undefined || r.id !== msg.snapshotId) return
         const out = r.chunk(msg)
-        if (out.kind === "bad") return this.badSnapshot(out.reason)
+        if (out.kind === "bad") return this.#badSnapshot(out.reason)
         if (out.ack !== undefined) {
-          this.send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: out.ack })
-          this.emit("snapshot", r.progress)
+          this.#send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: out.ack })
+          this.#emit("snapshot", r.progress)
         }
         return
       }
       case "snapshot-end": {
-        const r = this.receiver
+        const r = this.#receiver
         if (r === undefined || r.id !== msg.snapshotId) return
-        this.receiver = undefined
+        this.#receiver = undefined
         const done = r.finish()
-        if ("reason" in done) return this.badSnapshot(done.reason)
-        this.snapshotFailures = 0
-        this.install(r.begin.seq, done.bytes, r.begin.hash)
+        if ("reason" in done) return this.#badSnapshot(done.reason)
+        this.#snapshotFailures = 0
+        this.#install(r.begin.seq, done.bytes, r.begin.hash)
         return
       }
       case "error":
         if (msg.code === "update-required" && msg.seq !== undefined) {
-          const first = this.updateNeeded === undefined
-          this.updateNeeded = { seq: msg.seq, message: msg.message }
-          if (first) this.emit("updateRequired", this.updateNeeded)
+          const first = this.#updateNeeded === undefined
+          this.#updateNeeded = { seq: msg.seq, message: msg.message }
+          if (first) this.#emit("updateRequired", this.#updateNeeded)
         }
-        if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.resumeNumberingAt(msg.seq)
+        if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.#resumeNumberingAt(msg.seq)
         if (msg.code === "sequence-gap") {
           // The hub lost track of where this client is (it should never happen on an ordered
           // link): follow again from the confirmed seq, which resends the outbox in order.
-          this.send?.(this.subscribeMessage())
-          this.resend()
+          this.#send?.(this.#subscribeMessage())
+          this.#resend()
         }
-        this.emit("error", { code: msg.code, message: msg.message })
+        this.#emit("error", { code: msg.code, message: msg.message })
         return
       case "presence":
-        if (msg.state === null) this.others.delete(msg.clientId)
-        else this.others.set(msg.clientId, msg.state)
-        this.emit("presence", { clientId: msg.clientId, state: msg.state })
+        if (msg.state === null) this.#others.delete(msg.clientId)
+        else this.#others.set(msg.clientId, msg.state)
+        this.#emit("presence", { clientId: msg.clientId, state: msg.state })
         return
       default:
         return
@@ -762,12 +752,12 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   /** A snapshot stream that cannot be installed: discarded, and the state asked for again. */
-  private badSnapshot(reason: string): void {
-    this.receiver = undefined
-    this.snapshotFailures++
-    this.emit("error", { code: "snapshot-invalid", message: `A snapshot of "${this.docId}" was discarded: ${reason}. Fetching it again.` })
+  #badSnapshot(reason: string): void {
+    this.#receiver = undefined
+    this.#snapshotFailures++
+    this.#emit("error", { code: "snapshot-invalid", message: `A snapshot of "${this.docId}" was discarded: ${reason}. Fetching it again.` })
     // A hub that keeps sending bad snapshots is not asked forever on the same connection.
-    if (this.snapshotFailures <= 3) this.send?.({ type: "fetch-state", docId: this.docId })
+    if (this.#snapshotFailures <= 3) this.#send?.({ type: "fetch-state", docId: this.docId })
   }
 
   /**
@@ -775,40 +765,40 @@ export class Doc<M extends Machine<any, any>> {
    * hub's state frame); pending commands stay on top and are sent again (some may be inside
    * that state: their duplicates' outcomes say so).
    */
-  private install(seq: number, bytes: Uint8Array, verifiedHash?: string): void {
-    if (this.sessionVersion !== undefined) {
+  #install(seq: number, bytes: Uint8Array, verifiedHash?: string): void {
+    if (this.#sessionVersion !== undefined) {
       // Compat mode: the hub's state is of its older version (and its hash is of that form).
-      bytes = encodeCanonical(historyOf(this.machine)!.migrateState(decodeCanonical(bytes), this.sessionVersion, this.machine.version, makeContext(this.docId, seq, 0, "$local")))
+      bytes = encodeCanonical(historyOf(this.machine)!.migrateState(decodeCanonical(bytes), this.#sessionVersion, this.machine.version, makeContext(this.docId, seq, 0, "$local")))
       verifiedHash = undefined
     }
-    this.resyncing = false
-    this.fetchStateOnConnect = false
-    this.rs.reset(seq, bytes, verifiedHash)
+    this.#resyncing = false
+    this.#fetchStateOnConnect = false
+    this.#rs.reset(seq, bytes, verifiedHash)
     let settledBefore: number[] = []
-    this.enqueue(
+    this.#enqueue(
       (store) => {
         // Entries an earlier failed write left out are inside this state (or of a timeline it replaces).
-        settledBefore = this.unwritten.settled
-        this.unwritten = { entries: [], settled: [] }
+        settledBefore = this.#unwritten.settled
+        this.#unwritten = { entries: [], settled: [] }
         return store.confirm(this.docId, {
-          meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.laneNext },
+          meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.#laneNext },
           entries: [],
           settled: settledBefore,
-          snapshot: { seq, state: bytes, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed },
+          snapshot: { seq, state: bytes, dropFrom: this.#laneSnapshotSeq + 1, dropTo: this.#laneConfirmed },
         })
       },
       () => {
-        this.laneConfirmed = seq
-        this.laneSnapshotSeq = seq
-        this.sinceSnapshot = 0
+        this.#laneConfirmed = seq
+        this.#laneSnapshotSeq = seq
+        this.#sinceSnapshot = 0
       },
       // Not written: the next confirm carries the installed state, or its entries would follow a hole.
-      () => { this.unwritten = { entries: [], settled: [...settledBefore, ...this.unwritten.settled], snapshot: { seq, state: bytes } } },
+      () => { this.#unwritten = { entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state: bytes } } },
     )
-    this.emit("snapshot", { seq, received: bytes.length, size: bytes.length })
-    this.resend()
-    if (this.settleAt.size > 0) this.settleReached()
-    this.scheduleNotify()
+    this.#emit("snapshot", { seq, received: bytes.length, size: bytes.length })
+    this.#resend()
+    if (this.#settleAt.size > 0) this.#settleReached()
+    this.#scheduleNotify()
   }
 
   /**
@@ -817,163 +807,163 @@ export class Doc<M extends Machine<any, any>> {
    * below it were never applied under their numbers: renumber them, store the new outbox,
    * and send them again.
    */
-  private resumeNumberingAt(from: number): void {
+  #resumeNumberingAt(from: number): void {
     // Commands still waiting for their first outbox write are numbered afresh before it.
-    const moves = this.rs.renumber(from)
+    const moves = this.#rs.renumber(from)
     // A command recovered from the outbox after a restart has no receipt.
     for (const m of moves) {
-      const d = this.deferreds.get(m.command)
+      const d = this.#deferreds.get(m.command)
       if (d) d.receipt!.clientSeq = m.to
     }
-    let next = Math.max(this.nextClientSeq, from)
-    for (const p of this.rs.pending) next = Math.max(next, p.clientSeq + 1)
-    this.nextClientSeq = next
+    let next = Math.max(this.#nextClientSeq, from)
+    for (const p of this.#rs.pending) next = Math.max(next, p.clientSeq + 1)
+    this.#nextClientSeq = next
     if (moves.length === 0) return
     // Commands still in `toPersist` get their first write with the new numbers; every other
     // moved command's record moves (a record whose append is still in the lane is written
     // before this runs: the lane is in order).
-    const unwrittenYet = new Set(this.toPersist)
+    const unwrittenYet = new Set(this.#toPersist)
     const persisted = moves.filter((m) => !unwrittenYet.has(m.command))
-    this.enqueue(
-      (store) => store.renumberOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.laneConfirmed, nextClientSeq: next },
+    this.#enqueue(
+      (store) => store.renumberOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next },
         persisted.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded }))),
       () => {
-        this.laneNext = Math.max(this.laneNext, next)
-        if (this.send !== undefined) this.resend()
+        this.#laneNext = Math.max(this.#laneNext, next)
+        if (this.#send !== undefined) this.#resend()
       },
     )
   }
 
-  private subscribeMessage(): ClientMessage {
-    const m = this.sessionMachine
-    return { type: "subscribe", docId: this.docId, machine: m.name, version: m.version, fingerprint: m.fingerprint, fromSeq: this.rs.confirmedSeq, ackedClientSeq: this.ackedClientSeq() }
+  #subscribeMessage(): ClientMessage {
+    const m = this.#sessionMachine
+    return { type: "subscribe", docId: this.docId, machine: m.name, version: m.version, fingerprint: m.fingerprint, fromSeq: this.#rs.confirmedSeq, ackedClientSeq: this.#ackedClientSeq() }
   }
 
-  private integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>): void {
-    const wantSnapshot = this.store !== undefined && this.sinceSnapshot + entries.length >= this.snapshotEvery
+  #integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>): void {
+    const wantSnapshot = this.#store !== undefined && this.#sinceSnapshot + entries.length >= this.#snapshotEvery
     const rejectedCommands = new Map<number, PendingCommand>()
     for (const cs of rejected.keys()) {
-      const p = this.rs.pendingAt(cs)
+      const p = this.#rs.pendingAt(cs)
       if (p !== undefined) rejectedCommands.set(cs, p)
     }
-    const r = this.rs.integrate(entries, settle, wantSnapshot)
+    const r = this.#rs.integrate(entries, settle, wantSnapshot)
     if (r.gap) {
       // Missed entries (should not happen on an ordered link): follow again from where we are.
-      this.send?.(this.subscribeMessage())
+      this.#send?.(this.#subscribeMessage())
     }
     const settled = [...r.confirmed.map((c) => c.command.clientSeq), ...(settle ?? [])]
     if (r.applied.length === 0 && settled.length === 0) return
-    for (const cs of settled) this.settling.add(cs)
-    const confirmedSeq = this.rs.confirmedSeq
+    for (const cs of settled) this.#settling.add(cs)
+    const confirmedSeq = this.#rs.confirmedSeq
     let applied = r.applied
     let removed = settled
     let base: { seq: number; state: Uint8Array } | undefined
     const snapshot = r.snapshot
-    this.sinceSnapshot = snapshot !== undefined ? 0 : this.sinceSnapshot + r.applied.length
-    this.enqueue(
+    this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + r.applied.length
+    this.#enqueue(
       // Built when the lane gets here, on top of what the writes before it stored; what an
       // earlier failed write left out goes first (taken here, not at integrate time: a write
       // queued behind one that then fails must carry it), so the stored log has no hole.
       (store) => {
-        const carried = this.unwritten
-        this.unwritten = { entries: [], settled: [] }
+        const carried = this.#unwritten
+        this.#unwritten = { entries: [], settled: [] }
         if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
         if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
         base = snapshot !== undefined ? { seq: confirmedSeq, state: snapshot } : carried.snapshot
         return store.confirm(this.docId, {
-        meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq, nextClientSeq: this.laneNext },
+        meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq, nextClientSeq: this.#laneNext },
         entries: applied,
         settled: removed,
-        ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.laneSnapshotSeq + 1, dropTo: this.laneConfirmed } } : {}),
+        ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#laneSnapshotSeq + 1, dropTo: this.#laneConfirmed } } : {}),
         })
       },
       () => {
-        this.laneConfirmed = confirmedSeq
-        if (base !== undefined) this.laneSnapshotSeq = base.seq
-        for (const cs of removed) this.settling.delete(cs)
+        this.#laneConfirmed = confirmedSeq
+        if (base !== undefined) this.#laneSnapshotSeq = base.seq
+        for (const cs of removed) this.#settling.delete(cs)
         // Tell the authority it may forget these outcomes: on the next submit, or on its own
         // once enough have piled up (a frame per confirmation would double the traffic).
-        const acked = this.ackedClientSeq()
-        if (this.send !== undefined && acked - this.lastAckSent >= ACK_EVERY && this.toPersist.length === 0) {
-          this.lastAckSent = acked
-          this.send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
+        const acked = this.#ackedClientSeq()
+        if (this.#send !== undefined && acked - this.#lastAckSent >= ACK_EVERY && this.#toPersist.length === 0) {
+          this.#lastAckSent = acked
+          this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
         }
       },
       () => {
         // Nothing of this batch was written (batches are atomic): the next write carries it.
-        this.unwritten = {
-          entries: [...applied, ...this.unwritten.entries],
-          settled: [...removed, ...this.unwritten.settled],
+        this.#unwritten = {
+          entries: [...applied, ...this.#unwritten.entries],
+          settled: [...removed, ...this.#unwritten.settled],
           ...(base !== undefined ? { snapshot: base } : {}),
         }
-        if (snapshot !== undefined) this.sinceSnapshot = this.snapshotEvery
+        if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
       },
     )
-    for (const { command, seq } of r.confirmed) this.settleConfirmed(command, seq)
+    for (const { command, seq } of r.confirmed) this.#settleConfirmed(command, seq)
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top).
-    if ([...rejectedCommands.values()].some((p) => p.cmd.crdt?.field !== undefined) && this.send !== undefined) {
-      this.send({ type: "fetch-state", docId: this.docId })
+    if ([...rejectedCommands.values()].some((p) => p.cmd.crdt?.field !== undefined) && this.#send !== undefined) {
+      this.#send({ type: "fetch-state", docId: this.docId })
     }
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""
-      const d = p === undefined ? undefined : this.deferreds.get(p)
-      if (p !== undefined) this.deferreds.delete(p)
+      const d = p === undefined ? undefined : this.#deferreds.get(p)
+      if (p !== undefined) this.#deferreds.delete(p)
       d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))
-      this.emit("rejected", { clientSeq, command, rejection })
+      this.#emit("rejected", { clientSeq, command, rejection })
     }
-    if (this.settleAt.size > 0) this.settleReached()
-    this.handleDesync(r.desync)
-    this.scheduleNotify()
+    if (this.#settleAt.size > 0) this.#settleReached()
+    this.#handleDesync(r.desync)
+    this.#scheduleNotify()
     // A merge confirmed: the changes coalesced meanwhile may go.
-    this.crdtOutbox?.kick()
+    this.#crdtOutbox?.kick()
   }
 
   /** Commands answered "applied at seq <= X" settle once the confirmed state has reached X. */
-  private settleReached(): void {
+  #settleReached(): void {
     const due: { command: PendingCommand; seq: number }[] = []
-    for (const [p, seq] of this.settleAt) {
-      if (this.rs.pendingAt(p.clientSeq) !== p) this.settleAt.delete(p) // its entry confirmed it
-      else if (seq <= this.rs.confirmedSeq) due.push({ command: p, seq })
+    for (const [p, seq] of this.#settleAt) {
+      if (this.#rs.pendingAt(p.clientSeq) !== p) this.#settleAt.delete(p) // its entry confirmed it
+      else if (seq <= this.#rs.confirmedSeq) due.push({ command: p, seq })
     }
     if (due.length === 0) return
-    for (const d of due) this.settleAt.delete(d.command)
-    this.integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map())
-    for (const d of due) this.settleConfirmed(d.command, d.seq, true)
+    for (const d of due) this.#settleAt.delete(d.command)
+    this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map())
+    for (const d of due) this.#settleConfirmed(d.command, d.seq, true)
   }
 
-  private settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {
-    const d = this.deferreds.get(command)
-    this.deferreds.delete(command)
+  #settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {
+    const d = this.#deferreds.get(command)
+    this.#deferreds.delete(command)
     d?.resolve(upperBound ? { seq, upperBound } : { seq })
-    this.emit("confirmed", upperBound ? { clientSeq: command.clientSeq, command: command.name, seq, upperBound } : { clientSeq: command.clientSeq, command: command.name, seq })
+    this.#emit("confirmed", upperBound ? { clientSeq: command.clientSeq, command: command.name, seq, upperBound } : { clientSeq: command.clientSeq, command: command.name, seq })
   }
 
-  private handleDesync(desync: Desync | undefined): void {
+  #handleDesync(desync: Desync | undefined): void {
     if (desync === undefined) return
-    this.emit("desync", desync)
-    if (!this.resyncing && this.send !== undefined) {
-      this.resyncing = true
-      this.send({ type: "fetch-state", docId: this.docId })
+    this.#emit("desync", desync)
+    if (!this.#resyncing && this.#send !== undefined) {
+      this.#resyncing = true
+      this.#send({ type: "fetch-state", docId: this.docId })
     }
   }
 
   /** Stops following the document. Pending commands stay in the outbox for next time. */
   close(): Promise<void> {
-    if (!this.closed) {
-      this.crdtOutbox?.close()
-      this.closed = true
-      this.send?.({ type: "unsubscribe", docId: this.docId })
-      this.send = undefined
-      this.onClosed()
-      this.emit("closed", { docId: this.docId })
+    if (!this.#closed) {
+      this.#crdtOutbox?.close()
+      this.#closed = true
+      this.#send?.({ type: "unsubscribe", docId: this.docId })
+      this.#send = undefined
+      this.#onClosed()
+      this.#emit("closed", { docId: this.docId })
     }
-    return this.lane
+    return this.#lane
   }
 
   /** True after `close`. */
   get isClosed(): boolean {
-    return this.closed
+    return this.#closed
   }
 }

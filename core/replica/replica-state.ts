@@ -81,22 +81,25 @@ const SNAPSHOT_MAX_PENDING = 256
 /** The ctx of a local application: records whether the command read the time. */
 class TrackingContext implements CommandContext {
   timeRead = false
-  constructor(private readonly inner: CommandContext) {}
+  readonly #inner: CommandContext
+  constructor(inner: CommandContext) {
+    this.#inner = inner
+  }
   get seq(): number {
-    return this.inner.seq
+    return this.#inner.seq
   }
   get time(): number {
     this.timeRead = true
-    return this.inner.time
+    return this.#inner.time
   }
   get clientId(): string {
-    return this.inner.clientId
+    return this.#inner.clientId
   }
   random(): number {
-    return this.inner.random()
+    return this.#inner.random()
   }
   reject(reason: string): never {
-    return this.inner.reject(reason)
+    return this.#inner.reject(reason)
   }
 }
 
@@ -104,22 +107,24 @@ export class ReplicaState<S> {
   readonly host: JournaledState<S>
   /** Pending commands in clientSeq order. */
   pending: PendingCommand[] = []
-  private readonly byClientSeq = new Map<number, PendingCommand>()
+  readonly #byClientSeq = new Map<number, PendingCommand>()
   /** Checkpoints announced for seqs not reached yet. */
-  private readonly expected = new Map<number, string>()
+  readonly #expected = new Map<number, string>()
   /** CRDT fields, if the machine has any: live, holding confirmed and pending merges alike. */
   readonly crdt: CrdtFields | undefined
   /** Local CRDT changes not yet in a pending command (coalesced by Doc), by field. */
   readonly unsent = new Map<string, unknown[]>()
+  readonly #now: () => number
 
   constructor(
     readonly docId: string,
     readonly machine: Machine<S>,
     readonly clientId: string,
-    private readonly now: () => number,
+    now: () => number,
     state: S,
     public confirmedSeq: number,
   ) {
+    this.#now = now
     this.host = new JournaledState(state)
     this.crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, this.host)
   }
@@ -128,12 +133,12 @@ export class ReplicaState<S> {
    * The fields hold merges the authority has not confirmed: their confirmed-only content is
    * unknown, so checkpoints are not checked and no local snapshot is written until they settle.
    */
-  private crdtBusy(): boolean {
+  #crdtBusy(): boolean {
     return this.crdt?.busy(this.pending, this.unsent) ?? false
   }
 
   /** A field broke while merging an incoming entry: a resync reloads it. */
-  private crdtBroken(seq: number): Desync | undefined {
+  #crdtBroken(seq: number): Desync | undefined {
     const f = this.crdt?.brokenField
     return f === undefined ? undefined : { seq, expected: "", actual: f }
   }
@@ -145,19 +150,19 @@ export class ReplicaState<S> {
 
   /** The pending command with this clientSeq. */
   pendingAt(clientSeq: number): PendingCommand | undefined {
-    return this.byClientSeq.get(clientSeq)
+    return this.#byClientSeq.get(clientSeq)
   }
 
   /** Applies a new local command on top of the view. */
   push(p: PendingCommand): void {
     this.pending.push(p)
-    this.byClientSeq.set(p.clientSeq, p)
-    this.applyPending(p, this.pending.length - 1)
+    this.#byClientSeq.set(p.clientSeq, p)
+    this.#applyPending(p, this.pending.length - 1)
   }
 
-  private applyPending(p: PendingCommand, index: number): void {
+  #applyPending(p: PendingCommand, index: number): void {
     const seq = this.confirmedSeq + index + 1
-    const time = this.now()
+    const time = this.#now()
     const ctx = new TrackingContext(makeContext(this.docId, seq, time, this.clientId))
     const journal = this.host.begin()
     const rejection = runApply(this.host, p.cmd, p.name, p.args, ctx)
@@ -175,33 +180,33 @@ export class ReplicaState<S> {
     }
   }
 
-  private undoPending(): void {
+  #undoPending(): void {
     for (let i = this.pending.length - 1; i >= 0; i--) {
       const j = this.pending[i]!.journal
       if (j !== undefined) this.host.undo(j)
     }
   }
 
-  private redoPending(): void {
+  #redoPending(): void {
     for (let i = 0; i < this.pending.length; i++) {
       const p = this.pending[i]!
       // A merge stays in its field across a rebase (it commutes with what came in).
       if (isMerge(p) && p.journal !== undefined) continue
-      this.applyPending(p, i)
+      this.#applyPending(p, i)
     }
   }
 
-  private drop(done: (p: PendingCommand) => boolean): void {
+  #drop(done: (p: PendingCommand) => boolean): void {
     const kept: PendingCommand[] = []
     for (const p of this.pending) {
-      if (done(p)) this.byClientSeq.delete(p.clientSeq)
+      if (done(p)) this.#byClientSeq.delete(p.clientSeq)
       else kept.push(p)
     }
     this.pending = kept
   }
 
   /** The authority applied entry `e` exactly as this replica applied its pending command at `index`. */
-  private echoes(e: Entry, index: number): boolean {
+  #echoes(e: Entry, index: number): boolean {
     const p = this.pending[index]
     return p !== undefined
       && e.clientId === this.clientId
@@ -209,7 +214,7 @@ export class ReplicaState<S> {
       && p.journal !== undefined
       && (p.appliedSeq === e.seq || isMerge(p))
       && (!p.timeRead || p.appliedTime === e.time)
-      && !this.expected.has(e.seq)
+      && !this.#expected.has(e.seq)
   }
 
   /**
@@ -226,21 +231,21 @@ export class ReplicaState<S> {
     for (; i < entries.length; i++) {
       const e = entries[i]!
       if (e.seq <= this.confirmedSeq) continue
-      if (e.seq !== this.confirmedSeq + 1 || !this.echoes(e, promoted)) break
+      if (e.seq !== this.confirmedSeq + 1 || !this.#echoes(e, promoted)) break
       const p = this.pending[promoted++]!
-      this.byClientSeq.delete(p.clientSeq)
+      this.#byClientSeq.delete(p.clientSeq)
       this.confirmedSeq = e.seq
       applied.push(e)
       confirmed.push({ command: p, seq: e.seq })
     }
     // One splice for the run (shift() per entry would be quadratic on a long outbox).
     if (promoted > 0) this.pending.splice(0, promoted)
-    const snapshotNow = wantSnapshot && this.pending.length <= SNAPSHOT_MAX_PENDING && !this.crdtBusy()
+    const snapshotNow = wantSnapshot && this.pending.length <= SNAPSHOT_MAX_PENDING && !this.#crdtBusy()
     if (i === entries.length && (settle === undefined || settle.size === 0) && !snapshotNow) {
       return { confirmed, applied, gap: false, desync: undefined, snapshot: undefined }
     }
 
-    this.undoPending()
+    this.#undoPending()
     let gap = false
     let desync: Desync | undefined
     for (; i < entries.length; i++) {
@@ -254,24 +259,24 @@ export class ReplicaState<S> {
       this.confirmedSeq = e.seq
       applied.push(e)
       if (e.clientId === this.clientId) {
-        const p = this.byClientSeq.get(e.clientSeq)
+        const p = this.#byClientSeq.get(e.clientSeq)
         if (p !== undefined) {
-          this.byClientSeq.delete(e.clientSeq)
+          this.#byClientSeq.delete(e.clientSeq)
           confirmed.push({ command: p, seq: e.seq })
         }
       }
-      const expected = this.expected.get(e.seq)
+      const expected = this.#expected.get(e.seq)
       if (expected !== undefined) {
-        this.expected.delete(e.seq)
-        if (!this.crdtBusy()) desync ??= this.check(e.seq, expected)
+        this.#expected.delete(e.seq)
+        if (!this.#crdtBusy()) desync ??= this.#check(e.seq, expected)
       }
-      desync ??= this.crdtBroken(e.seq)
+      desync ??= this.#crdtBroken(e.seq)
     }
     if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
-      this.drop((p) => this.byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
+      this.#drop((p) => this.#byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
     }
     const snapshot = snapshotNow ? encodeCanonical(this.crdt !== undefined ? this.crdt.snapshotOf(this.host.root) : this.host.root) : undefined
-    this.redoPending()
+    this.#redoPending()
     return { confirmed, applied, gap, desync, snapshot }
   }
 
@@ -290,10 +295,10 @@ export class ReplicaState<S> {
       if (to !== p.clientSeq) moves.push({ command: p, from: p.clientSeq, to })
       next = to + 1
     }
-    for (const m of moves) this.byClientSeq.delete(m.from)
+    for (const m of moves) this.#byClientSeq.delete(m.from)
     for (const m of moves) {
       m.command.clientSeq = m.to
-      this.byClientSeq.set(m.to, m.command)
+      this.#byClientSeq.set(m.to, m.command)
     }
     return moves
   }
@@ -304,20 +309,20 @@ export class ReplicaState<S> {
    */
   checkpoint(seq: number, hash: string): Desync | undefined {
     if (this.pending.length > SNAPSHOT_MAX_PENDING) return undefined
-    if (this.crdtBusy()) return undefined
+    if (this.#crdtBusy()) return undefined
     if (seq > this.confirmedSeq) {
-      if (this.expected.size < 64) this.expected.set(seq, hash)
+      if (this.#expected.size < 64) this.#expected.set(seq, hash)
       return undefined
     }
     if (seq < this.confirmedSeq) return undefined
-    this.undoPending()
-    const desync = this.check(seq, hash)
-    this.redoPending()
+    this.#undoPending()
+    const desync = this.#check(seq, hash)
+    this.#redoPending()
     return desync
   }
 
-  private check(seq: number, expected: string): Desync | undefined {
-    const actual = this.knownHash() ?? hashState(this.host.root)
+  #check(seq: number, expected: string): Desync | undefined {
+    const actual = this.#knownHash() ?? hashState(this.host.root)
     return actual === expected ? undefined : { seq, expected, actual }
   }
 
@@ -326,19 +331,19 @@ export class ReplicaState<S> {
    * confirmed since): the hub's checkpoint at that seq is then checked without encoding and
    * hashing the whole state again (for a 100 MB state, a copy of it and over a second).
    */
-  private installed: { readonly seq: number; readonly hash: string } | undefined
+  #installed: { readonly seq: number; readonly hash: string } | undefined
 
-  private knownHash(): string | undefined {
-    return this.installed !== undefined && this.installed.seq === this.confirmedSeq ? this.installed.hash : undefined
+  #knownHash(): string | undefined {
+    return this.#installed !== undefined && this.#installed.seq === this.confirmedSeq ? this.#installed.hash : undefined
   }
 
   /** Hash of the confirmed state. */
   confirmedHash(): string {
-    const known = this.knownHash()
+    const known = this.#knownHash()
     if (known !== undefined) return known
-    this.undoPending()
+    this.#undoPending()
     const h = hashState(this.host.root)
-    this.redoPending()
+    this.#redoPending()
     return h
   }
 
@@ -348,14 +353,14 @@ export class ReplicaState<S> {
     const decoded = decodeCanonical(state) as S
     // CRDT fields come with the state: reload them, then merge what is local on top again.
     const fields = this.machine.crdtRuntime?.takeEncodedFields(decoded)
-    this.undoPending()
+    this.#undoPending()
     this.host.root = decoded
     this.confirmedSeq = seq
     // Strict canonical decoding: the decoded state encodes back to exactly these bytes. With
     // CRDT fields the bytes hold more than the state the checkpoints hash: no shortcut.
-    this.installed = hash !== undefined && this.machine.crdtRuntime === undefined ? { seq, hash } : undefined
-    for (const s of [...this.expected.keys()]) if (s <= seq) this.expected.delete(s)
+    this.#installed = hash !== undefined && this.machine.crdtRuntime === undefined ? { seq, hash } : undefined
+    for (const s of [...this.#expected.keys()]) if (s <= seq) this.#expected.delete(s)
     this.crdt?.reset(fields, this.host, this.pending, this.unsent, this.clientId)
-    this.redoPending()
+    this.#redoPending()
   }
 }

@@ -23,17 +23,19 @@ export type ChunkOutcome =
   | { readonly kind: "bad"; readonly reason: string }
 
 export class SnapshotReceiver {
-  private buffer: Uint8Array
-  private hash = new StreamHash()
+  #buffer: Uint8Array
+  #hash = new StreamHash()
   /** Bytes received in order from 0. */
   received = 0
-  private lastAck = 0
+  #lastAck = 0
+  readonly #ackEvery: number
 
   constructor(
     readonly begin: SnapshotBegin,
-    private readonly ackEvery: number,
+    ackEvery: number,
   ) {
-    this.buffer = new Uint8Array(begin.size)
+    this.#ackEvery = ackEvery
+    this.#buffer = new Uint8Array(begin.size)
   }
 
   get id(): number {
@@ -57,11 +59,11 @@ export class SnapshotReceiver {
     if (end <= this.received) return { kind: "progress", ack: undefined }
     if (c.offset > this.received) return { kind: "bad", reason: `a chunk at ${c.offset} leaves a hole after ${this.received} bytes` }
     const fresh = c.bytes.subarray(this.received - c.offset)
-    this.buffer.set(fresh, this.received)
-    this.hash.update(fresh)
+    this.#buffer.set(fresh, this.received)
+    this.#hash.update(fresh)
     this.received = end
-    if (this.received - this.lastAck >= this.ackEvery || this.received === this.begin.size) {
-      this.lastAck = this.received
+    if (this.received - this.#lastAck >= this.#ackEvery || this.received === this.begin.size) {
+      this.#lastAck = this.received
       return { kind: "progress", ack: this.received }
     }
     return { kind: "progress", ack: undefined }
@@ -70,10 +72,10 @@ export class SnapshotReceiver {
   /** The end of the stream: the verified bytes, or why they cannot be used. */
   finish(): { readonly bytes: Uint8Array } | { readonly reason: string } {
     if (this.received !== this.begin.size) return { reason: `the stream ended after ${this.received} of ${this.begin.size} bytes` }
-    const actual = this.hash.digest()
+    const actual = this.#hash.digest()
     if (actual !== this.begin.hash) return { reason: `the snapshot's bytes hash to ${actual}, not ${this.begin.hash}` }
-    const bytes = this.buffer
-    this.buffer = new Uint8Array(0)
+    const bytes = this.#buffer
+    this.#buffer = new Uint8Array(0)
     return { bytes }
   }
 }

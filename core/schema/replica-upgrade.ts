@@ -19,15 +19,10 @@ import { JournaledState } from "../journal.js"
 import type { Machine } from "../machine.js"
 import { makeContext } from "../machine.js"
 import type { ReplicaStore, StoredReplicaDoc } from "../store/replica-store.js"
-import { AS, historyOf, isReserved } from "./versions.js"
+import { AS, historyOf, isReserved, newerStoreError, type UpgradedReplica } from "./registry.js"
 import { replayEntry } from "./serve.js"
 
-export interface UpgradedReplica {
-  readonly state: unknown
-  readonly confirmedSeq: number
-  readonly snapshotSeq: number
-  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
-}
+export type { UpgradedReplica } from "./registry.js"
 
 /**
  * Migrates a stored document to `machine`'s version, or returns undefined when it is at that
@@ -39,9 +34,7 @@ export const upgradeStoredReplica = async (
 ): Promise<UpgradedReplica | undefined> => {
   const k = stored.meta.version
   if (k === machine.version) return undefined
-  if (k > machine.version) {
-    throw canonError("machine-mismatch", `Stored document "${docId}" was written by "${machine.name}" v${k}; this app runs v${machine.version}. Open it with the newer app (storage is never read by an older machine).`)
-  }
+  if (k > machine.version) throw newerStoreError(docId, k, machine)
   const h = historyOf(machine)
   if (h === undefined || !h.has(k)) {
     // A one-version machine whose version was bumped: what it stored is read as it is (as before versions existed).

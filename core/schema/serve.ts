@@ -20,7 +20,8 @@ import type { Entry } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import type { JournaledState } from "../journal.js"
 import { decodeArgs, makeContext, runApply, type CompiledCommand, type Machine } from "../machine.js"
-import { AS, BATCH, MIGRATE, asOne, decodeCmd, encodeCmds, historyOf, isReserved, type Cmd, type MachineHistory } from "./versions.js"
+import { asOne, decodeCmd, encodeCmds } from "./commands.js"
+import { AS, BATCH, MIGRATE, historyOf, isReserved, type Cmd, type MachineHistory } from "./registry.js"
 
 /** A version change in a document's log. */
 export interface Marker {

@@ -58,25 +58,24 @@
  */
 import * as Result from "effect/Result"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
-import { canonError, type Rejection } from "../errors.js"
+import { canonError } from "../errors.js"
 import {
-  defineMachine, schemaMessage, type CommandContext, type CommandDef, type CompiledCommand, type Machine, type MachineDef,
+  defineMachine, type CommandContext, type CommandDef, type CompiledCommand, type Machine, type MachineDef,
 } from "../machine.js"
+import { decodeCmd, encodeCmds } from "./commands.js"
+import { AS, BATCH, historyOf, isReserved, registerHistory, type Cmd, type MachineHistory, type MigrationContext } from "./registry.js"
+import { upgradeStoredReplica } from "./replica-upgrade.js"
+import { entriesForVersion } from "./serve.js"
 
-/** A command with decoded arguments. */
-export interface Cmd {
-  readonly name: string
-  readonly args: unknown
-}
+// What other modules (the hub, tests) import from here, defined beside the registry or the codecs.
+export { AS, BATCH, HUB_CLIENT, MIGRATE, historyOf, isReserved, type Cmd, type MachineHistory, type MigrationContext } from "./registry.js"
+export { asOne, decodeCmd, encodeCmds } from "./commands.js"
 
 /** A command of machine M, typed by name. */
 export type CmdOf<A> = { [K in keyof A & string]: { readonly name: K; readonly args: A[K] } }[keyof A & string]
 
 /** What a migration of one command gives: one command, several (applied as one, atomically), or none. */
 export type Converted<A> = CmdOf<A> | ReadonlyArray<CmdOf<A>>
-
-/** The ctx of `migrateState`: the version change's seq and time, and seeded random numbers. */
-export type MigrationContext = Pick<CommandContext, "seq" | "time" | "random">
 
 export interface EvolveDef<S1, A1 extends Record<string, unknown>, S2, A2 extends Record<string, unknown>> {
   /** The previous version + 1. */
@@ -100,40 +99,10 @@ interface Step {
   readonly migrateState: (state: unknown, ctx: MigrationContext) => unknown
 }
 
-/** The versions of one machine, oldest first; the last is the machine itself. */
-export interface MachineHistory {
-  readonly name: string
-  readonly versions: ReadonlyArray<number>
-  readonly oldest: number
-  readonly newest: number
-  /** Version `v` as a complete machine (built-in `$` commands included). */
-  at(v: number): Machine<any, any>
-  /** Has version `v`. */
-  has(v: number): boolean
-  /** Commands of version `from` as version `to`: chained upcasts or downcasts; undefined when a downcast does not exist. */
-  convert(cmds: ReadonlyArray<Cmd>, from: number, to: number): Cmd[] | undefined
-  /** Migrates a state of version `from` up to `to`, step by step (a fresh tree). */
-  migrateState(state: unknown, from: number, to: number, ctx: MigrationContext): unknown
-}
-
 interface InternalHistory extends MachineHistory {
   readonly steps: Step[]
   readonly plains: Machine<any, any>[]
 }
-
-const histories = new WeakMap<Machine<any, any>, MachineHistory>()
-
-/** The version history of a machine made by `evolve`, or undefined for a one-version machine. */
-export const historyOf = (m: Machine<any, any>): MachineHistory | undefined => histories.get(m)
-
-/** Names the app may not declare. */
-export const isReserved = (name: string): boolean => name.startsWith("$")
-
-export const BATCH = "$batch"
-export const AS = "$as"
-export const MIGRATE = "$migrate"
-/** The clientId of entries the hub writes itself (a `$` never passes the clientId check). */
-export const HUB_CLIENT = "$hub"
 
 /** Applies several commands as one, on one draft and one ctx. */
 const applyAll = (state: unknown, list: ReadonlyArray<{ cmd: CompiledCommand<any>; args: unknown }>, ctx: CommandContext): unknown => {
@@ -144,29 +113,6 @@ const applyAll = (state: unknown, list: ReadonlyArray<{ cmd: CompiledCommand<any
   }
   return cur === state ? undefined : cur
 }
-
-/** Decodes an encoded command of `machine` (its own commands only). */
-export const decodeCmd = (machine: Machine<any, any>, name: string, encoded: unknown): { ok: true; cmd: CompiledCommand<any>; args: unknown } | { ok: false; rejection: Rejection } => {
-  const cmd = isReserved(name) ? undefined : machine.compiled.get(name)
-  if (cmd === undefined) return { ok: false, rejection: { code: "unknown-command", message: `Machine "${machine.name}" v${machine.version} has no command "${name}".` } }
-  const r = cmd.decode(encoded)
-  if (Result.isFailure(r)) return { ok: false, rejection: { code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(r.failure)}` } }
-  return { ok: true, cmd, args: r.success }
-}
-
-/** Encodes decoded commands of `machine` to their wire form. */
-export const encodeCmds = (machine: Machine<any, any>, cmds: ReadonlyArray<Cmd>): Cmd[] =>
-  cmds.map((c) => {
-    const cmd = isReserved(c.name) ? undefined : machine.compiled.get(c.name)
-    if (cmd === undefined) throw new Error(`A migration of "${machine.name}" gave command "${c.name}", which v${machine.version} does not have.`)
-    const r = cmd.encode(c.args)
-    if (Result.isFailure(r)) throw new Error(`A migration of "${machine.name}" gave invalid arguments for "${c.name}" (v${machine.version}): ${schemaMessage(r.failure)}`)
-    return { name: c.name, args: r.success }
-  })
-
-/** One encoded entry body for several encoded commands: itself, a `$batch`, or an empty `$batch`. */
-export const asOne = (cmds: ReadonlyArray<Cmd>): Cmd =>
-  cmds.length === 1 ? cmds[0]! : { name: BATCH, args: cmds.map((c) => [c.name, c.args]) }
 
 const toList = (out: unknown): Cmd[] => (Array.isArray(out) ? (out as Cmd[]) : [out as Cmd])
 
@@ -259,6 +205,29 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
       }
       return cur
     },
+    // The client-side code, carried by the history so that the replica imports only the registry.
+    entriesForVersion: (entries, t, versionOf) => entriesForVersion(h, entries, t, versionOf),
+    downcastOutbox: (cmds, from, to) => {
+      const older = h.at(to)
+      const out: Array<{ clientSeq: number; name: string; args: unknown }> = []
+      for (const p of cmds) {
+        let form: Cmd | undefined
+        if (p.name === AS) {
+          form = (p.encoded as { v: number }).v <= to ? { name: AS, args: p.encoded } : undefined
+        } else {
+          const down = h.convert([{ name: p.name, args: p.args }], from, to)
+          try {
+            form = down !== undefined && down.length === 1 ? encodeCmds(older, down)[0] : undefined
+          } catch {
+            form = undefined
+          }
+        }
+        if (form === undefined) return { out, stuck: p.name }
+        out.push({ clientSeq: p.clientSeq, ...form })
+      }
+      return { out, stuck: undefined }
+    },
+    upgradeStoredReplica,
   }
   return h
 }
@@ -307,7 +276,7 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
   const machines = allPlains.map((p) => withBuiltins(p, () => history))
   const steps = [...prevSteps, { from: last.version, to: def.version, up, down, migrateState: migrate }]
   history = Object.assign(buildHistory(prev.name, machines, steps), { steps, plains: allPlains })
-  for (const m of machines) histories.set(m, history)
+  for (const m of machines) registerHistory(m, history)
   const self = machines[machines.length - 1]!
   return self as Machine<S2, A2>
 }

@@ -13,7 +13,9 @@ import {
   type AuthorityHead, type ClientMark, type Identity, type LegacyClientRecord, type OutcomeRun, checkHead, checkIdentity, checkLegacyClient,
   checkMark, decodeRecord, encodeIdentity, entryChecker, runChecker, writeEntry, writeHead, writeMark, writeRun,
 } from "./records.js"
-import { ensureFormat } from "./format.js"
+import { ensureFormat } from "./migrations.js"
+import { gatedKV } from "./gated-kv.js"
+import type { MigrationEvent } from "./migration.js"
 import { SnapshotStore } from "./snapshot-store.js"
 
 export interface CommitBatch {
@@ -31,14 +33,26 @@ export interface CommitBatch {
   readonly dropLegacy?: ReadonlyArray<string>
 }
 
+export interface AuthorityStoreOptions {
+  readonly sync?: boolean
+  /**
+   * Opened for reading only (canon inspect): an older storage format is read as it is when
+   * this build can, never migrated; see core/store/migration.ts.
+   */
+  readonly readOnly?: boolean
+  /** Progress of a storage-format migration run by `open` (a hub can log it). */
+  readonly onMigration?: (event: MigrationEvent) => void
+}
+
 export class AuthorityStore {
   private ready: Promise<void> | undefined
+  private opened = false
 
-  /** Snapshots and compaction of the same documents. */
+  /** Snapshots and compaction of the same documents (their reads wait for `open` too). */
   readonly snapshots: SnapshotStore
 
-  constructor(readonly kv: KVStore, readonly options: { readonly sync?: boolean } = {}) {
-    this.snapshots = new SnapshotStore(kv, options.sync ?? false)
+  constructor(readonly kv: KVStore, readonly options: AuthorityStoreOptions = {}) {
+    this.snapshots = new SnapshotStore(gatedKV(kv, () => this.open(), () => this.opened), options.sync ?? false)
   }
 
   /**
@@ -63,9 +77,14 @@ export class AuthorityStore {
     }
   }
 
-  /** Checks the storage format once, before the first read. */
+  /**
+   * Checks the storage format once, before the first read or write, and migrates a store of
+   * an older format (core/store/format.ts): nothing reads the data before that is done.
+   */
   open(): Promise<void> {
-    return (this.ready ??= ensureFormat(this.kv))
+    return (this.ready ??= ensureFormat(this.kv, this.options).then(() => {
+      this.opened = true
+    }))
   }
 
   async head(docId: string): Promise<AuthorityHead | undefined> {
@@ -83,7 +102,10 @@ export class AuthorityStore {
     return raw === undefined ? undefined : decodeRecord(raw, "client mark", docId, key, checkMark)
   }
 
-  /** A format-1 idempotency record (converted to marks and runs on first use). */
+  /**
+   * A format-1 idempotency record. A store opened for writing holds none (the migration to
+   * format 2 converted them all); only a read-only open of a format-1 store can find one.
+   */
   async legacyClient(docId: string, clientId: string): Promise<LegacyClientRecord | undefined> {
     await this.open()
     const key = K.authClient(docId, clientId)
@@ -143,6 +165,7 @@ export class AuthorityStore {
 
   /** Stores a checkpoint published outside a commit (when the document went quiet). */
   async putCheckpoint(docId: string, cp: Checkpoint): Promise<void> {
+    if (!this.opened) await this.open()
     await this.kv.batch([{ type: "put", key: K.authCheckpoint(docId, cp.seq), value: encodeCanonical(cp.hash) }])
   }
 
@@ -175,6 +198,7 @@ export class AuthorityStore {
 
   /** Bytes the document's records take (keys and values), for listings. */
   async sizeOf(docId: string): Promise<{ readonly bytes: number; readonly entries: number }> {
+    await this.open()
     let bytes = 0
     let entries = 0
     for (const prefix of [K.authEntryPrefix(docId), K.authClientPrefix(docId), K.authMarkPrefix(docId), K.authOutcomeDocPrefix(docId), K.authCheckpointPrefix(docId)]) {
@@ -192,6 +216,7 @@ export class AuthorityStore {
    */
   /** Resolves with the bytes of entries written (for the snapshot policy). */
   async commit(docId: string, batch: CommitBatch): Promise<number> {
+    if (!this.opened) await this.open()
     const w = new ByteWriter(256 + batch.entries.length * 64)
     const spans: number[] = []
     const span = (writeKey: () => void, writeVal: () => void) => {

@@ -1,10 +1,10 @@
 /**
  * Key layout of Canon's records in a KVStore. Keys sort bytewise, so:
  *
- *   [0x00] "format"                     -> storage format version
+ *   [0x00] "format"                     -> storage format version (format.ts: migrated on open)
  *   "a" "m" <docId>                     -> authority: document head (machine, seq, checkpoint)
  *   "a" "e" <docId> <seq:8 BE>          -> authority: log entry; one doc's log is one range, in seq order
- *   "a" "c" <docId> <clientId>          -> authority: idempotency record of a client (format 1; converted on use)
+ *   "a" "c" <docId> <clientId>          -> authority: idempotency record of a client (format 1 only: format 2 holds none)
  *   "a" "w" <docId> <clientId>          -> authority: a client's high-water mark (kept forever)
  *   "a" "o" <docId> <clientId> <clientSeq:8 BE> -> authority: a run of outcomes from that clientSeq
  *   "a" "k" <docId> <seq:8 BE>          -> authority: checkpoint, the state hash after entry seq

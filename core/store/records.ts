@@ -54,7 +54,8 @@ export const checkHead = (v: unknown): AuthorityHead => {
 }
 
 // ---- legacy idempotency record (format 1): [last, acked, [[clientSeq, seq | -1, code, message], ...]] ----
-// Read once per client and converted to the layout below in the next commit.
+// Storage format 2 holds none: migrate-client-records.ts converts every one to the mark and
+// outcome runs below when a format-1 store is opened.
 
 export interface LegacyClientRecord {
   readonly last: number
@@ -94,6 +95,7 @@ export interface ClientMark {
 
 const markTuple = (m: ClientMark): unknown => [m.last, m.acked, m.evictedThrough, m.evictedBound, m.incarnation]
 export const writeMark = (w: ByteWriter, m: ClientMark): void => writeValue(w, markTuple(m))
+export const encodeMark = (m: ClientMark): Uint8Array => encodeCanonical(markTuple(m))
 
 export const checkMark = (v: unknown): ClientMark => {
   if (!Array.isArray(v) || v.length !== 5 || !v.every(isNum)) return fail("client mark")
@@ -121,6 +123,7 @@ const runTuple = (r: OutcomeRun): unknown => [
   r.outcomes.map((o) => ("seq" in o ? [o.hash, o.seq] : [o.hash, -1, o.rejection.code, o.rejection.message])),
 ]
 export const writeRun = (w: ByteWriter, r: OutcomeRun): void => writeValue(w, runTuple(r))
+export const encodeRun = (r: OutcomeRun): Uint8Array => encodeCanonical(runTuple(r))
 
 export const runChecker = (first: number) => (v: unknown): OutcomeRun => {
   if (!Array.isArray(v) || v.length !== 2 || !isNum(v[0]) || !Array.isArray(v[1])) return fail("outcome run")

@@ -15,7 +15,7 @@ import {
   type ReplicaMeta, checkOutbox, checkReplicaMeta, checkSnapshot, decodeRecord, encodeEntry, encodeOutbox, encodeReplicaMeta,
   encodeSnapshot, entryChecker,
 } from "./records.js"
-import { ensureFormat } from "./format.js"
+import { ensureReplicaFormat } from "./format.js"
 import { encodeCanonical } from "../canonical.js"
 
 export interface StoredReplicaDoc {
@@ -36,12 +36,16 @@ export interface ConfirmBatch {
 }
 
 export class ReplicaStore {
-  private ready: Promise<void> | undefined
+  #ready: Promise<void> | undefined
+  #opened = false
 
   constructor(readonly kv: KVStore) {}
 
+  /** Checks the storage format once, before the first read or write (core/store/format.ts). */
   open(): Promise<void> {
-    return (this.ready ??= ensureFormat(this.kv))
+    return (this.#ready ??= ensureReplicaFormat(this.kv).then(() => {
+      this.#opened = true
+    }))
   }
 
   async clientId(): Promise<string | undefined> {
@@ -101,6 +105,7 @@ export class ReplicaStore {
 
   /** Stores new outbox records and the meta that counts them, atomically. */
   async appendOutbox(docId: string, meta: ReplicaMeta, commands: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>): Promise<void> {
+    if (!this.#opened) await this.open()
     const ops: BatchOp[] = commands.map((c) => ({ type: "put", key: K.replicaOutbox(docId, c.clientSeq), value: encodeOutbox(c.name, c.args) }))
     ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
     await this.kv.batch(ops)
@@ -108,6 +113,7 @@ export class ReplicaStore {
 
   /** Moves outbox records to new clientSeqs (the hub said numbering resumes higher), atomically with the meta. */
   async renumberOutbox(docId: string, meta: ReplicaMeta, moves: ReadonlyArray<{ from: number; to: number; name: string; args: unknown }>): Promise<void> {
+    if (!this.#opened) await this.open()
     const ops: BatchOp[] = []
     for (const m of moves) ops.push({ type: "del", key: K.replicaOutbox(docId, m.from) })
     for (const m of moves) ops.push({ type: "put", key: K.replicaOutbox(docId, m.to), value: encodeOutbox(m.name, m.args) })
@@ -116,6 +122,7 @@ export class ReplicaStore {
   }
 
   async confirm(docId: string, batch: ConfirmBatch): Promise<void> {
+    if (!this.#opened) await this.open()
     const ops: BatchOp[] = []
     if (batch.snapshot !== undefined) {
       const { seq, state, dropFrom, dropTo } = batch.snapshot

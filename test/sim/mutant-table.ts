@@ -65,12 +65,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "skip-rebase-undo",
     breaks: "entries are applied on top of pending commands",
-    patches: [{ file: RS, anchor: "    this.undoPending()\n    let gap = false", replacement: "    let gap = false" }],
+    patches: [{ file: RS, anchor: "    this.#undoPending()\n    let gap = false", replacement: "    let gap = false" }],
   },
   {
     name: "skip-rebase-redo",
     breaks: "pending commands are not re-applied after a rebase",
-    patches: [{ file: RS, anchor: "    this.redoPending()\n    return { confirmed, applied", replacement: "    return { confirmed, applied" }],
+    patches: [{ file: RS, anchor: "    this.#redoPending()\n    return { confirmed, applied", replacement: "    return { confirmed, applied" }],
   },
   {
     name: "skip-checkpoint-verify",
@@ -124,7 +124,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "a rejected command leaves the outbox and the app is never told",
     patches: [{
       file: DOC,
-      anchor: "d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))\n      this.emit(\"rejected\", { clientSeq, command, rejection })",
+      anchor: "d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))\n      this.#emit(\"rejected\", { clientSeq, command, rejection })",
       replacement: "void CommandRejected",
     }],
   },

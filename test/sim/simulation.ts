@@ -406,7 +406,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       for (const s of ledger.submitted.values()) if (s.docId === docId && s.clientId === clientId && s.clientSeq > max) max = s.clientSeq
       return max + 1
     }
-    const victim = (r: Replica): Victim | undefined => r.clientId === undefined ? undefined : {
+    // An attacker learns a clientId from the entries it reads: only a replica with a confirmed
+    // command is a victim. (A clientId the hub never saw belongs to whoever proves it first;
+    // forging one the victim has not used yet is guessing 82 random bits.)
+    const onWire = (clientId: string) => [...ledger.confirmed.keys()].some((k) => k.includes(`|${clientId}:`))
+    const victim = (r: Replica): Victim | undefined => r.clientId === undefined || !onWire(r.clientId) ? undefined : {
       name: r.name, clientId: r.clientId, docs: r.follows, nextClientSeq: (docId) => nextClientSeq(docId, r.clientId!),
     }
 

@@ -4,7 +4,7 @@
  * just deleted) is rolled back by Canon and explained in a toast.
  */
 import { CommandRejected, type CanonClient, type Doc } from "../../../core/index.js"
-import { Board } from "../board.js"
+import { CardText, cardTextDocId, type Board } from "../board.js"
 import { BoardView, type Editor } from "./board-view.js"
 import { colourOf } from "./colours.js"
 import { showDetails } from "./details.js"
@@ -15,6 +15,8 @@ import type { PeopleView } from "./people-view.js"
 import { cardsIn, locate, positionAt } from "./positions.js"
 import type { StatusView } from "./status-view.js"
 import { toast } from "./toast.js"
+import { hideUpdateRequired, showUpdateRequired } from "./update-banner.js"
+import { appVersion, boardMachine } from "./version.js"
 
 export interface BoardSession {
   readonly name: string
@@ -92,6 +94,7 @@ const VERBS: Record<string, string> = {
   renameCard: "rename the card",
   moveCard: "move the card",
   deleteCard: "delete the card",
+  setPriority: "change the priority",
 }
 
 /** "Couldn't move the card: this card was deleted by someone else." */
@@ -107,7 +110,7 @@ const newCardId = (): string => {
 export const docIdOf = (board: string): string => `board/${board}`
 
 export const openBoard = async (client: CanonClient, name: string, identity: Identity, ui: { status: StatusView; people: PeopleView }, slotNumber = 0): Promise<BoardSession> => {
-  const doc = await client.open(Board, docIdOf(name))
+  const doc = await client.open(boardMachine(), docIdOf(name))
   // A fresh element per board: its listeners go with it.
   const old = document.getElementById("board")!
   const root = old.cloneNode(false) as HTMLElement
@@ -139,7 +142,8 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
       },
       (e: unknown) => {
         // Refused before sending (invalid arguments); the hub's rejections come as events.
-        if (e instanceof CommandRejected && e.clientSeq === -1) toast(friendly(edit.name, e.message))
+        if (e instanceof CommandRejected && e.code === "update-required") toast("This version of the app can only show this board: use the button at the top to reload with the new version (your changes are kept).", "info")
+        else if (e instanceof CommandRejected && e.clientSeq === -1) toast(friendly(edit.name, e.message))
       },
     )
   }
@@ -169,7 +173,8 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     move,
     rename: (id, title) => submit({ name: "renameCard", args: { id, title } }),
     remove: (id) => submit({ name: "deleteCard", args: { id } }),
-    details: (id) => showDetails(doc, id, who, client.clientId),
+    details: (id) => showDetails({ doc, who, me: client.clientId, openText: (cardId) => client.open(CardText, cardTextDocId(name, cardId)), priorities: appVersion() >= 2 }, id),
+    priority: appVersion() >= 2 ? (id, priority) => submit({ name: "setPriority", args: { id, priority } }) : undefined,
     editing: (id) => {
       editing = id
       share()
@@ -236,11 +241,19 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     doc.subscribe(render),
     doc.on("presence", render),
     doc.on("rejected", ({ command, rejection }) => toast(friendly(command, rejection.message))),
-    doc.on("error", ({ message }) => toast(message)),
+    // An older app than the board's: read-only from here; its changes wait for the new version.
+    doc.on("updateRequired", () => {
+      ui.status.setUpdateRequired(true)
+      showUpdateRequired(doc.pendingCount)
+    }),
+    doc.on("error", ({ code, message }) => code === "update-required" || toast(message)),
     doc.on("snapshot", ({ received, size }) => showSnapshotProgress(received, size)),
   ]
   share()
   render()
+  ui.status.setUpdateRequired(doc.updateRequired !== undefined)
+  if (doc.updateRequired !== undefined) showUpdateRequired(doc.pendingCount)
+  else hideUpdateRequired()
 
   return {
     name,
@@ -254,6 +267,7 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     },
     close: async () => {
       for (const stop of stops) stop()
+      hideUpdateRequired()
       await doc.close()
     },
   }

@@ -4,9 +4,10 @@
  * input (and focus) while others edit the board.
  *
  * Card controls: double-click the title (or Enter / F2, or ✎) to rename; the arrows move a
- * card (Alt + arrow keys too); × or Delete removes it. Drag and drop is in dnd.ts.
+ * card (Alt + arrow keys too); × or Delete removes it; ! cycles the priority (v2 apps only: a
+ * v1 tab has no priorities). Drag and drop is in dnd.ts.
  */
-import type { BoardState } from "../board.js"
+import { PRIORITIES, type BoardState } from "../board.js"
 import { h } from "./dom.js"
 import { cardsIn } from "./positions.js"
 
@@ -16,8 +17,10 @@ export interface BoardActions {
   /** Put card `id` at `index` among the other cards of `column`. */
   move(id: string, column: string, index: number): void
   remove(id: string): void
-  /** Show the card's details (author, history). */
+  /** Show the card's details (description, author, history). */
   details(id: string): void
+  /** Set the card's priority (0-3); undefined when this app's version has no priorities. */
+  priority?: ((id: string, priority: number) => void) | undefined
   /** This person started (id) or stopped (null) editing a card. */
   editing(id: string | null): void
 }
@@ -44,6 +47,7 @@ const BUTTONS: ReadonlyArray<readonly [action: string, label: string, text: stri
   ["down", "Move down", "↓"],
   ["right", "Move to the next column", "→"],
   ["rename", "Rename", "✎"],
+  ["priority", "Change the priority", "!"],
   ["details", "Details", "i"],
   ["delete", "Delete", "×"],
 ]
@@ -129,6 +133,7 @@ export class BoardView {
         if (el.title !== tip) el.title = tip
         el.style.setProperty("--author", author.colour)
       }
+      this.showPriority(el, card.priority ?? 0)
       this.showEditor(el, editors.get(id))
       const at = state.columns.indexOf(column)
       setDisabled(el, "left", at === 0)
@@ -166,14 +171,21 @@ export class BoardView {
 
   private makeCard(id: string): HTMLLIElement {
     const actions = h("span", { class: "card-actions" },
-      ...BUTTONS.map(([action, label, text]) => h("button", { type: "button", "data-action": action, "aria-label": label, title: label }, text)),
+      ...BUTTONS.filter(([action]) => action !== "priority" || this.actions.priority !== undefined).map(([action, label, text]) => h("button", { type: "button", "data-action": action, "aria-label": label, title: label }, text)),
     )
     const el = h("li", { class: "card", "data-id": id, tabindex: "0", draggable: "true" },
       h("p", { class: "card-title" }),
-      h("div", { class: "card-foot" }, h("span", { class: "editor-slot" }), actions),
+      h("div", { class: "card-foot" }, h("span", { class: "priority-slot" }), h("span", { class: "editor-slot" }), actions),
     )
     this.cards.set(id, el)
     return el
+  }
+
+  private showPriority(el: HTMLElement, priority: number): void {
+    const name = PRIORITIES[priority] ?? "none"
+    if (el.dataset.priority === name) return
+    el.dataset.priority = name
+    el.querySelector(".priority-slot")!.replaceChildren(...(priority === 0 ? [] : [h("span", { class: `priority-tag p${priority}` }, name)]))
   }
 
   private showEditor(el: HTMLElement, editor: Editor | undefined): void {
@@ -228,6 +240,7 @@ export class BoardView {
       case "rename": return this.startEdit(id)
       case "delete": return this.actions.remove(id)
       case "details": return this.actions.details(id)
+      case "priority": return this.actions.priority?.(id, ((card.priority ?? 0) + 1) % PRIORITIES.length)
     }
   }
 

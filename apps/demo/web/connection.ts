@@ -15,7 +15,8 @@ import { CanonClient, type KVStore } from "../../../core/index.js"
 import { LevelStorage } from "../../../adapters/level/index.js"
 import { wsClientTransport } from "../../../adapters/ws/client-browser.js"
 import { systemRuntime } from "../../../adapters/system/index.js"
-import { Board } from "../board.js"
+import { CardText } from "../board.js"
+import { boardMachine } from "./version.js"
 import type { NetworkShaper } from "./net-shaper.js"
 
 export interface Replica {
@@ -63,7 +64,7 @@ export const openReplica = async (onStorageProblem: (message: string) => void, s
   const client = await CanonClient.open({
     transport: shaper === undefined ? wsClientTransport(syncUrl()) : shaper.wrap(wsClientTransport(syncUrl())),
     runtime: systemRuntime,
-    machines: [Board],
+    machines: [boardMachine(), CardText],
     storage,
     autoConnect: navigator.onLine,
   })

@@ -1,26 +1,78 @@
 /**
- * A card's details: its title, column, author (the state's `by`, a clientId, shown by name
- * where the board knows it), and its history from the hub's log (who did what, at which seq
- * and time), which also says when it was created and last changed.
+ * A card's details: its description (collaborative text: everyone types at once, offline too,
+ * and every keystroke is kept), title, column, priority, author (the state's `by`, a
+ * clientId, shown by name where the board knows it), and its history from the hub's log (who
+ * did what, at which seq and time), which also says when it was created and last changed.
  */
 import type { Doc } from "../../../core/index.js"
-import type { Board } from "../board.js"
+import { PRIORITIES, type Board, type CardText } from "../board.js"
 import { fetchLog } from "./devtools.js"
 import { h } from "./dom.js"
+import { bindTextarea } from "./text-binding.js"
 
-const VERB: Record<string, string> = { addCard: "created it", renameCard: "renamed it", moveCard: "moved it", deleteCard: "deleted it" }
+const VERB: Record<string, string> = { addCard: "created it", renameCard: "renamed it", moveCard: "moved it", deleteCard: "deleted it", setPriority: "set its priority" }
 
-export const showDetails = (doc: Doc<typeof Board>, id: string, who: (clientId: string) => { name: string; colour: string }, me: string): void => {
+declare global {
+  interface Window {
+    /** Debug handle: the description document of the open details dialog (the tests read it). */
+    canonText?: Doc<typeof CardText> | undefined
+  }
+}
+
+export interface DetailsContext {
+  readonly doc: Doc<typeof Board>
+  readonly who: (clientId: string) => { name: string; colour: string }
+  readonly me: string
+  /** The card's description document (opened for the dialog, closed with it). */
+  readonly openText: (cardId: string) => Promise<Doc<typeof CardText>>
+  /** This app's version has priorities (v2). */
+  readonly priorities: boolean
+}
+
+/** Binds the description textarea to the card's text document; follows a reloaded field (a resync gives a new Y.Text). */
+const bindDescription = (area: HTMLTextAreaElement, text: Doc<typeof CardText>): (() => void) => {
+  let field = text.crdt.description
+  let unbind = bindTextarea(area, field)
+  area.disabled = false
+  area.placeholder = "Add a description… (everyone on the board can type here at once)"
+  const follow = () => {
+    if (text.crdt.description === field) return
+    const anchors = unbind()
+    field = text.crdt.description
+    unbind = bindTextarea(area, field, anchors)
+  }
+  const stops = [text.subscribe(follow), text.on("snapshot", follow)]
+  return () => {
+    for (const stop of stops) stop()
+    unbind()
+  }
+}
+
+export const showDetails = (ctx: DetailsContext, id: string): void => {
+  const { doc, who, me } = ctx
   const card = doc.state.cards[id]
   if (card === undefined) return
   document.getElementById("details")?.remove()
   const author = who(card.by)
   const history = h("ol", { class: "details-history" }, h("li", { class: "muted" }, "Loading the history…"))
-  const close = () => dialog.remove()
-  const dialog = h("dialog", { id: "details", class: "details", "aria-label": "Card details" },
+  const area = h("textarea", { class: "details-description", "aria-label": "Description", rows: "6", disabled: true, placeholder: "Opening the description…" })
+  let unbind: (() => void) | undefined
+  let textDoc: Doc<typeof CardText> | undefined
+  let closed = false
+  const close = () => {
+    if (closed) return
+    closed = true
+    dialog.remove()
+    unbind?.()
+    if (window.canonText === textDoc) window.canonText = undefined
+    void textDoc?.close()
+  }
+  const dialog = h("dialog", { id: "details", class: "details", "aria-label": "Card details", "data-card": id },
     h("header", {}, h("h2", {}, card.title), h("button", { type: "button", "aria-label": "Close", onclick: close }, "×")),
+    area,
     h("dl", {},
       h("dt", {}, "Column"), h("dd", {}, card.column),
+      ctx.priorities && h("dt", {}, "Priority"), ctx.priorities && h("dd", {}, PRIORITIES[card.priority ?? 0] ?? "none"),
       h("dt", {}, "Added by"), h("dd", { class: "details-author" }, h("span", { class: "dt-who", style: `--c:${author.colour}` }, card.by === me ? `${author.name} (you)` : author.name)),
       h("dt", {}, "Card id"), h("dd", {}, h("code", {}, id)),
     ),
@@ -29,6 +81,15 @@ export const showDetails = (doc: Doc<typeof Board>, id: string, who: (clientId: 
   dialog.addEventListener("close", close)
   document.body.append(dialog)
   dialog.showModal()
+  ctx.openText(id).then(
+    (text) => {
+      if (closed) return void text.close()
+      textDoc = text
+      window.canonText = text
+      unbind = bindDescription(area, text)
+    },
+    (e: unknown) => (area.placeholder = `The description cannot be opened: ${e instanceof Error ? e.message : String(e)}`),
+  )
   fetchLog(doc.docId, 500).then(
     (log) => {
       const mine = log.entries.filter((e) => e.args.id === id)

@@ -11,6 +11,7 @@ export type Edit =
   | { readonly name: "renameCard"; readonly args: { id: string; title: string } }
   | { readonly name: "moveCard"; readonly args: { id: string; column: string; position: number } }
   | { readonly name: "deleteCard"; readonly args: { id: string } }
+  | { readonly name: "setPriority"; readonly args: { id: string; priority: number } }
 
 /** The edit that takes `edit` back, given the state just before it; undefined if there is none. */
 export const inverseOf = (state: BoardState, edit: Edit): Edit | undefined => {
@@ -24,6 +25,8 @@ export const inverseOf = (state: BoardState, edit: Edit): Edit | undefined => {
       return card && { name: "moveCard", args: { id: edit.args.id, column: card.column, position: card.position } }
     case "deleteCard":
       return card && { name: "addCard", args: { id: edit.args.id, title: card.title, column: card.column, position: card.position } }
+    case "setPriority":
+      return card && { name: "setPriority", args: { id: edit.args.id, priority: card.priority ?? 0 } }
   }
 }
 

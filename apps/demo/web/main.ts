@@ -15,10 +15,11 @@ import { StatusView } from "./status-view.js"
 import { toast } from "./toast.js"
 import { Devtools } from "./devtools.js"
 import { NetworkShaper } from "./net-shaper.js"
+import { appVersion } from "./version.js"
 
 declare global {
   interface Window {
-    canon?: { client: CanonClient; doc: Doc<typeof Board>; board: string; identity: Identity; slot: number; shaper: NetworkShaper }
+    canon?: { client: CanonClient; doc: Doc<typeof Board>; board: string; identity: Identity; slot: number; shaper: NetworkShaper; version: number }
   }
 }
 
@@ -29,6 +30,14 @@ const registerServiceWorker = (): void => {
 
 const main = async (): Promise<void> => {
   registerServiceWorker()
+  if (appVersion() === 1) {
+    // An old app kept beside the new one, to show what versions do: say which this is.
+    const badge = document.createElement("span")
+    badge.className = "app-version"
+    badge.title = "This tab runs version 1 of the board (no priorities). Remove ?v=1 from the address for the current version."
+    badge.textContent = "v1 app"
+    document.querySelector(".brand")?.append(badge)
+  }
   const status = new StatusView(slot("status"))
   let identity = loadIdentity()
   let session: BoardSession | undefined
@@ -79,7 +88,7 @@ const main = async (): Promise<void> => {
       await previous?.close()
       session = await openBoard(client, name, identity, { status, people }, replica.slot)
       devtools.attach(session.doc)
-      window.canon = { client, doc: session.doc, board: name, identity, slot: replica.slot, shaper }
+      window.canon = { client, doc: session.doc, board: name, identity, slot: replica.slot, shaper, version: appVersion() }
     }).catch((e: unknown) => toast(`Could not open the board: ${e instanceof Error ? e.message : String(e)}`))
     return switching
   }

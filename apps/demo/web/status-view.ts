@@ -5,7 +5,7 @@
  */
 import type { ClientStatus } from "../../../core/index.js"
 
-export type Shown = "online" | "offline" | "reconnecting" | "connecting" | "refused"
+export type Shown = "online" | "offline" | "reconnecting" | "connecting" | "refused" | "update-required"
 
 export class StatusView {
   private status: ClientStatus = "connecting"
@@ -14,6 +14,8 @@ export class StatusView {
   private refusal = ""
   /** Offline on purpose (the devtools' switch): not "reconnecting". */
   private chosenOffline = false
+  /** This app's version cannot show the board any more (a v1 tab): read-only, changes kept. */
+  private updateRequired = false
 
   constructor(private readonly el: HTMLElement) {}
 
@@ -26,6 +28,12 @@ export class StatusView {
 
   setChosenOffline(offline: boolean): void {
     this.chosenOffline = offline
+    this.render()
+  }
+
+  setUpdateRequired(required: boolean): void {
+    if (required === this.updateRequired) return
+    this.updateRequired = required
     this.render()
   }
 
@@ -45,6 +53,7 @@ export class StatusView {
       reconnecting: n === 0 ? "Reconnecting…" : `Reconnecting… · ${changes} not yet synced`,
       connecting: "Connecting…",
       refused: `Not syncing: ${this.refusal || "the hub refused this app"}`,
+      "update-required": n === 0 ? "Update required · read-only" : `Update required · ${changes} kept on this device`,
     }
     this.el.dataset.state = shown
     this.el.dataset.pending = String(n)
@@ -58,6 +67,7 @@ export class StatusView {
 
   private shown(): Shown {
     if (this.status === "refused") return "refused"
+    if (this.updateRequired) return "update-required"
     if (this.status === "online") return "online"
     if (!navigator.onLine || this.status === "closed" || this.chosenOffline) return "offline"
     return this.everOnline ? "reconnecting" : this.status === "connecting" ? "connecting" : "reconnecting"

@@ -1,0 +1,80 @@
+/**
+ * What the engine knows of version histories without bundling them: the registry `evolve`
+ * (core/schema/versions.ts) writes each history into, the reserved command names, and the
+ * interface the replica and the handshake use. The history object carries the client-side
+ * code (converting entries and commands, migrating states and stored replicas), the way a
+ * CRDT field carries its runtime (`machine.crdtRuntime`): an app whose machines have no
+ * version history imports this module only, and none of core/schema's code.
+ */
+import { canonError, type CanonError } from "../errors.js"
+import type { Entry } from "../entry.js"
+import type { CommandContext, Machine } from "../machine.js"
+import type { ReplicaStore, StoredReplicaDoc } from "../store/replica-store.js"
+
+/** A command with decoded arguments. */
+export interface Cmd {
+  readonly name: string
+  readonly args: unknown
+}
+
+/** The ctx of `migrateState`: the version change's seq and time, and seeded random numbers. */
+export type MigrationContext = Pick<CommandContext, "seq" | "time" | "random">
+
+/** A stored replica migrated to the app's version (core/schema/replica-upgrade.ts). */
+export interface UpgradedReplica {
+  readonly state: unknown
+  readonly confirmedSeq: number
+  readonly snapshotSeq: number
+  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+}
+
+/** The versions of one machine, oldest first; the last is the machine itself. */
+export interface MachineHistory {
+  readonly name: string
+  readonly versions: ReadonlyArray<number>
+  readonly oldest: number
+  readonly newest: number
+  /** Version `v` as a complete machine (built-in `$` commands included). */
+  at(v: number): Machine<any, any>
+  /** Has version `v`. */
+  has(v: number): boolean
+  /** Commands of version `from` as version `to`: chained upcasts or downcasts; undefined when a downcast does not exist. */
+  convert(cmds: ReadonlyArray<Cmd>, from: number, to: number): Cmd[] | undefined
+  /** Migrates a state of version `from` up to `to`, step by step (a fresh tree). */
+  migrateState(state: unknown, from: number, to: number, ctx: MigrationContext): unknown
+  /** Entries converted for version `t`, up to the first that has no downcast (the barrier) (`entriesForVersion` in core/schema/serve.ts). */
+  entriesForVersion(entries: ReadonlyArray<Entry>, t: number, versionOf: (seq: number) => number): { readonly entries: Entry[]; readonly barrier: number | undefined }
+  /**
+   * Compat mode's outbox: pending commands of version `from` as version `to` (the hub's), in
+   * order, each as one command in wire form (a `$as` of a version up to `to` as it is); stops at
+   * the first that has no single downcast (`stuck`: its name).
+   */
+  downcastOutbox<C extends { readonly clientSeq: number; readonly name: string; readonly args: unknown; readonly encoded: unknown }>(
+    cmds: ReadonlyArray<C>, from: number, to: number,
+  ): { readonly out: Array<{ clientSeq: number; name: string; args: unknown }>; readonly stuck: string | undefined }
+  /** A stored document of an older version migrated to `machine`'s, or undefined when there is nothing to migrate (`upgradeStoredReplica` in core/schema/replica-upgrade.ts). */
+  upgradeStoredReplica(store: ReplicaStore | undefined, docId: string, stored: StoredReplicaDoc, machine: Machine<any, any>): Promise<UpgradedReplica | undefined>
+}
+
+const histories = new WeakMap<Machine<any, any>, MachineHistory>()
+
+/** The version history of a machine made by `evolve`, or undefined for a one-version machine. */
+export const historyOf = (m: Machine<any, any>): MachineHistory | undefined => histories.get(m)
+
+/** Records `m` as a version of history `h` (called by `evolve` only). */
+export const registerHistory = (m: Machine<any, any>, h: MachineHistory): void => {
+  histories.set(m, h)
+}
+
+/** Names the app may not declare. */
+export const isReserved = (name: string): boolean => name.startsWith("$")
+
+export const BATCH = "$batch"
+export const AS = "$as"
+export const MIGRATE = "$migrate"
+/** The clientId of entries the hub writes itself (a `$` never passes the clientId check). */
+export const HUB_CLIENT = "$hub"
+
+/** A stored document of version `stored` opened by an app running `machine`'s older version: storage is never read by an older machine. */
+export const newerStoreError = (docId: string, stored: number, machine: Machine<any, any>): CanonError =>
+  canonError("machine-mismatch", `Stored document "${docId}" was written by "${machine.name}" v${stored}; this app runs v${machine.version}. Open it with the newer app (storage is never read by an older machine).`)

@@ -17,6 +17,8 @@ const SUITES: Record<string, () => Promise<{ suite: Suite }>> = {
   outbox: () => import("./outbox-sync.js"),
   bundle: () => import("./bundle.js"),
   snapshots: () => import("./snapshots.js"),
+  crdt: () => import("./crdt.js"),
+  versions: () => import("./versions.js"),
 }
 
 const usage = `usage: npm run bench -- [--quick] [--suite NAME]

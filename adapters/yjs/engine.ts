@@ -44,12 +44,20 @@ interface Validated extends ValidatedUpdate {
 }
 
 type Id = { client: number; clock: number }
-type Struct = { id: Id; length: number; constructor: { name: string } } & {
+type Struct = { id: Id; length: number } & {
   origin?: Id | null
   rightOrigin?: Id | null
   parent?: Id | string | null
-  content?: { constructor: { name: string } }
+  content?: unknown
 }
+
+/**
+ * What kind of struct `s` is, by class identity: a bundler renames classes (esbuild turns
+ * Yjs's `Item` into `_Item`, or `t` when minifying), so `constructor.name` would make a
+ * browser replica refuse every merge, incoming ones included, and desync at each checkpoint.
+ */
+const structKind = (s: unknown): "Item" | "GC" | "Skip" | undefined =>
+  s instanceof Y.Item ? "Item" : s instanceof Y.GC ? "GC" : s instanceof Y.Skip ? "Skip" : undefined
 
 const rootType = (doc: Y.Doc, kind: YKind): Y.AbstractType<any> =>
   kind === "text" ? doc.getText(ROOT.text) : kind === "map" ? doc.getMap(ROOT.map) : doc.getArray(ROOT.array)
@@ -98,14 +106,14 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // Per client: [first clock, end clock) written by this update (structs come in clock order).
     const ranges = new Map<number, [number, number]>()
     for (const s of decoded.structs) {
-      const name = s.constructor.name
+      const name = structKind(s)
       const { client, clock } = s.id
       if (!(s.length >= 0) || clock + s.length > MAX_CLOCK) return crdtRejection("crdt-invalid", `The update writes clock ${clock + s.length} of client ${client}; clocks stay below 2^40.`)
       if (name === "Skip") {
         if (!options.trusted) return crdtRejection("crdt-missing-deps", `The update skips clocks of client ${client} from ${clock}.`)
         continue
       }
-      if (name !== "Item" && name !== "GC") return crdtRejection("crdt-invalid", `The update holds an unknown struct ${name}.`)
+      if (name === undefined) return crdtRejection("crdt-invalid", "The update holds a struct that is not a Yjs Item, GC or Skip.")
       const r = ranges.get(client)
       if (r === undefined) {
         ranges.set(client, [clock, clock + s.length])
@@ -116,8 +124,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
         return crdtRejection("crdt-missing-deps", `The update skips clocks of client ${client} from ${r[1]} to ${clock}.`)
       }
       if (name === "Item") {
-        const content = s.content?.constructor.name
-        if (content === "ContentDoc") return crdtRejection("crdt-invalid", "Subdocuments are not supported in a CRDT field.")
+        if (s.content instanceof Y.ContentDoc) return crdtRejection("crdt-invalid", "Subdocuments are not supported in a CRDT field.")
         if (typeof s.parent === "string" && s.parent !== ROOT[this.kind]) {
           return crdtRejection("crdt-invalid", `The update writes the root type "${s.parent}"; this ${this.kind} field has only "${ROOT[this.kind]}".`)
         }
@@ -142,7 +149,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
       if (from > known) return crdtRejection("crdt-missing-deps", `Yjs client ${client} from clock ${known} is missing (the update starts at ${from}).`)
     }
     for (const s of decoded.structs) {
-      if (s.constructor.name !== "Item") continue
+      if (!(s instanceof Y.Item)) continue
       for (const dep of [s.origin, s.rightOrigin, typeof s.parent === "object" ? s.parent : null]) {
         if (!has(dep)) return crdtRejection("crdt-missing-deps", `Yjs client ${dep!.client} from clock ${dep!.clock} is missing.`)
       }

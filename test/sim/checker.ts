@@ -22,6 +22,11 @@
  * - globals: Object.prototype and friends are untouched (checked while running and at the end);
  * - crash: nothing escaped the engine (throws in timers, unhandled rejections, internal errors);
  * - liveness: the world settles (no livelock; every check-phase operation finishes).
+ * - versions (the mixed fleet, versioned.ts): a command is logged in the form its version
+ *   converts to at its entry's epoch; a replica of the authority's version converges to it;
+ *   an older one that is still following has the document as its version sees it (the log
+ *   converted down); one told update-required is read-only and keeps every command it has
+ *   not heard back about in its outbox (after an upgrade they are sent and applied once).
  * The last five are noticed while the world runs (simulation.ts, guard.ts) and arrive here
  * in the ledger's errors.
  */
@@ -29,6 +34,8 @@ import type { Doc, Entry, Machine } from "../../core/index.js"
 import { argsKey, type HostileClients, type RawCommand } from "./hostile.js"
 import type { SimProcess } from "./process.js"
 import { TodoPlus, type TodoState } from "./machines.js"
+import { epochs, logForm, viewAt } from "./versioned.js"
+import { HUB_CLIENT } from "../../core/schema/versions.js"
 
 export interface Submitted {
   readonly docId: string
@@ -43,6 +50,9 @@ export interface Submitted {
   persisted: boolean
   /** The receipt settled (confirmed or rejected). */
   settled: boolean
+  /** Versioned documents: the app version that submitted it, and its encoded arguments. */
+  readonly version?: number
+  readonly args?: unknown
 }
 
 export interface Ledger {
@@ -55,7 +65,26 @@ export interface Ledger {
   /** Failures noticed while running. */
   readonly errors: string[]
   readonly desyncs: Array<{ readonly replica: string; readonly docId: string; readonly seq: number }>
+  /** Versioned documents: each update-required a replica was told, with where the log stood then. */
+  readonly updateRequired?: Array<UpdateRequiredSeen>
 }
+
+export interface UpdateRequiredSeen {
+  readonly replica: string
+  readonly docId: string
+  /** The app version told. */
+  readonly version: number
+  /** The first seq it cannot be shown. */
+  readonly seq: number
+  /** The log when it was told: highest durable seq, highest compacted away. */
+  readonly head: number
+  readonly deletedUpTo: number
+  /** Its state was provisional (an upgraded store): it asked for the authority's state, which an older version is never sent. */
+  readonly provisional: boolean
+}
+
+/** Entries a follower may lag behind a newer snapshot before it is sent one instead (the sim's hub option). */
+export const SNAPSHOT_LAG = 12
 
 export const ledgerKey = (docId: string, clientId: string, clientSeq: number): string => `${docId}|${clientId}:${clientSeq}`
 
@@ -72,7 +101,9 @@ export interface DocView {
   readonly reload: { readonly seq: number; readonly hash: string } | string
   /** A fresh replica that replayed the whole log, or why it did not get there. */
   readonly joiner: { readonly seq: number; readonly hash: string } | string
-  readonly replicas: ReadonlyArray<{ name: string; clientId: string | undefined; doc: Doc<any> | undefined; status: string | undefined }>
+  readonly replicas: ReadonlyArray<{ name: string; clientId: string | undefined; doc: Doc<any> | undefined; status: string | undefined; version?: number; upgraded?: boolean }>
+  /** A document of a machine with versions (the mixed fleet): the authority's version at the end. */
+  readonly versioned?: { readonly current: number }
 }
 
 export interface WorldView {
@@ -110,6 +141,31 @@ export const checkWorld = (w: WorldView): string[] => {
   const { submitted, confirmed, rejected } = w.ledger
   const describe = (e: Entry | undefined) => (e === undefined ? "nothing" : `${e.clientId}:${e.clientSeq} ${e.name}`)
 
+  // Versioned documents: the epoch of each entry, and the commands kept in the outbox of a
+  // read-only (update-required) replica: not heard back about, and rightly so.
+  const epochOf = new Map<string, Map<number, number>>()
+  const kept = new Set<string>()
+  for (const d of w.docs) {
+    if (d.versioned === undefined) continue
+    const entries = typeof d.entries === "string" ? [] : d.entries
+    const eps = epochs(entries, d.versioned.current)
+    epochOf.set(d.docId, new Map(entries.map((e, i) => [e.seq, eps[i]!])))
+    for (const r of d.replicas) {
+      if (r.doc?.updateRequired === undefined || r.clientId === undefined) continue
+      for (const p of r.doc.pending) kept.add(ledgerKey(d.docId, r.clientId, p.clientSeq))
+    }
+  }
+  /** Whether entry e is command s as logged (a command of an older or newer version is logged converted to the entry's epoch). */
+  const sameCommand = (s: Submitted, e: Entry): string | undefined => {
+    const epoch = s.version === undefined ? undefined : epochOf.get(s.docId)?.get(e.seq)
+    if (s.version === undefined || epoch === undefined) {
+      return e.name === s.name && argsKey(e.args) === s.argsKey ? undefined : `${s.name} ${s.argsKey}`
+    }
+    const form = logForm(s.name, s.args, s.version, epoch)
+    if (typeof form === "string") return `${s.name} ${s.argsKey} (${form})`
+    return e.name === form.name && argsKey(e.args) === form.argsKey ? undefined : `v${s.version} ${s.name} ${s.argsKey}, at v${epoch} ${form.name} ${form.argsKey}`
+  }
+
   // Acknowledged commands are in the log where the app was told, as the app sent them.
   for (const [key, seq] of confirmed) {
     if (!judged(key)) continue
@@ -118,8 +174,8 @@ export const checkWorld = (w: WorldView): string[] => {
     const e = bySeq.get(docId)?.get(seq)
     if (e === undefined || ledgerKey(docId, e.clientId, e.clientSeq) !== key) {
       fail(`acknowledged: ${key} was confirmed at seq ${seq} but the log has ${describe(e)} there`)
-    } else if (s !== undefined && (e.name !== s.name || argsKey(e.args) !== s.argsKey)) {
-      fail(`acknowledged: ${key} was confirmed at seq ${seq} as ${s.name} ${s.argsKey} but the entry there is ${e.name} ${argsKey(e.args)}`)
+    } else if (s !== undefined && sameCommand(s, e) !== undefined) {
+      fail(`acknowledged: ${key} was confirmed at seq ${seq} as ${sameCommand(s, e)} but the entry there is ${e.name} ${argsKey(e.args)}`)
     }
     if (rejected.has(key)) fail(`exactly-once: ${key} was both confirmed and rejected`)
   }
@@ -131,17 +187,35 @@ export const checkWorld = (w: WorldView): string[] => {
     const inLog = e !== undefined
     const wasConfirmed = confirmed.has(key)
     const wasRejected = rejected.has(key)
-    if (inLog && (e.name !== s.name || argsKey(e.args) !== s.argsKey)) {
-      fail(`identity: ${key} is in the log as ${e.name} ${argsKey(e.args)}, but ${s.replica} submitted ${s.name} ${s.argsKey}`)
+    if (inLog && sameCommand(s, e) !== undefined) {
+      fail(`identity: ${key} is in the log as ${e.name} ${argsKey(e.args)}, but ${s.replica} submitted ${sameCommand(s, e)}`)
     }
-    if (inLog && !wasConfirmed) fail(`outbox: ${key} (${s.name}) is in the log but the app was never told it was confirmed`)
+    // A read-only replica keeps what it has not heard back about (the hub may have applied it).
+    const isKept = kept.has(key)
+    if (isKept && (wasConfirmed || wasRejected)) fail(`outbox: ${key} (${s.name}) is still in ${s.replica}'s outbox but the app was told it was ${wasConfirmed ? "confirmed" : "rejected"}`)
+    if (inLog && !wasConfirmed && !isKept) fail(`outbox: ${key} (${s.name}) is in the log but the app was never told it was confirmed`)
     if (inLog && wasRejected) fail(`outbox: ${key} (${s.name}) is in the log at seq ${e.seq} but the app was told it was rejected (${rejected.get(key)})`)
-    if (s.persisted && !inLog && !wasRejected) fail(`outbox: ${key} (${s.name}) reached the outbox but was neither confirmed nor rejected`)
-    if (s.proc.alive && !s.settled) fail(`outbox: ${key} (${s.name}) was submitted by ${s.replica}, still running, and never settled (persisted: ${s.persisted})`)
+    if (s.persisted && !inLog && !wasRejected && !isKept) fail(`outbox: ${key} (${s.name}) reached the outbox but was neither confirmed nor rejected`)
+    if (s.proc.alive && !s.settled && !isKept) fail(`outbox: ${key} (${s.name}) was submitted by ${s.replica}, still running, and never settled (persisted: ${s.persisted})`)
   }
   // Nothing is in the log under a replica's id that the replica did not submit.
   for (const [key, e] of byKey) {
     if (w.replicaIds.has(e.clientId) && !submitted.has(key)) fail(`identity: ${key} (${e.name}) is in the log but its client never submitted it`)
+  }
+
+  // update-required only when it must be: the entry has no form at the app's version, or the
+  // replica would need a snapshot (behind the compacted log, far behind a newer snapshot, or
+  // asking for the authority's state), which only the newest version is sent.
+  for (const u of w.ledger.updateRequired ?? []) {
+    const d = w.docs.find((x) => x.docId === u.docId)
+    if (d?.versioned === undefined || typeof d.entries === "string") continue
+    const view = viewAt(d.docId, d.entries, d.versioned.current, u.version, u.seq)
+    const cursor = u.seq - 1
+    const barrier = view.barrier !== undefined && view.barrier <= u.seq
+    if (!barrier && !u.provisional && cursor >= u.deletedUpTo && u.head - cursor <= SNAPSHOT_LAG) {
+      const e = d.entries[u.seq - 1]
+      fail(`versions: ${u.replica} (v${u.version}) was told update-required at seq ${u.seq} of ${u.docId} (${e === undefined ? "no entry" : `${e.name} ${JSON.stringify(e.args)}`}), which has a v${u.version} form, and it was not behind (head ${u.head}, compacted to ${u.deletedUpTo})`)
+    }
   }
 
   // Determinism: a deterministic document never needs a resync.
@@ -193,6 +267,11 @@ const checkDoc = (d: DocView, fail: (s: string) => void, byKey: Map<string, Entr
   for (const r of d.replicas) {
     if (r.doc === undefined) { fail(`convergence: ${r.name} does not follow ${d.docId} at the end (status ${r.status})`); continue }
     if (r.status !== "online") fail(`convergence: ${r.name} is ${r.status} at the end`)
+    if (d.versioned !== undefined && r.version !== undefined && r.version !== d.versioned.current) {
+      checkOlder(d, r.name, r.version, r.upgraded === true, r.doc, entries, d.versioned.current, fail)
+      continue
+    }
+    if (d.versioned !== undefined && r.doc.updateRequired !== undefined) fail(`versions: ${r.name} runs the authority's version of ${d.docId} but was told update-required at ${r.doc.updateRequired.seq}`)
     if (r.doc.confirmedSeq !== authority.seq) fail(`convergence: ${r.name} at seq ${r.doc.confirmedSeq} of ${d.docId}, authority at ${authority.seq}`)
     let h: string
     try {
@@ -204,11 +283,51 @@ const checkDoc = (d: DocView, fail: (s: string) => void, byKey: Map<string, Entr
     if (r.doc.pendingCount !== 0) fail(`outbox: ${r.name} still has ${r.doc.pendingCount} pending on ${d.docId}`)
   }
 
+  // A versioned document's state is its log replayed through the declared conversions, from
+  // the first epoch's initial state (the machines are built so that migrations and upcasts
+  // commute): a migration run twice, a command applied unconverted, show here.
+  if (d.versioned !== undefined && typeof d.entries !== "string" && d.replayable) {
+    const v = viewAt(d.docId, d.entries, d.versioned.current, d.versioned.current, authority.seq)
+    if (v.hash !== authority.hash) fail(`versions: the authority's state of ${d.docId} at seq ${authority.seq} (${authority.hash}) is not its log converted to v${d.versioned.current} and replayed (${v.hash})`)
+  }
+
   // ctx.random is seeded per (document, seq): different entries draw different numbers.
   if (d.machine === TodoPlus) {
     const rolls = (authority.state as TodoState).rolls
     if (new Set(rolls).size !== rolls.length) fail(`determinism: ${d.docId}: different roll entries drew the same ctx.random() (${rolls.join(", ")})`)
   }
+}
+
+/**
+ * A replica of an older version than the authority: following, it has the document as its
+ * version sees it, at the head; told update-required, it holds that view at its own seq
+ * (nothing it could not be shown was applied) and refuses new commands; unless it was
+ * upgraded: an upgraded store holds the older version's view migrated, provisional until the
+ * authority's state arrives, which a version older than the authority's is never sent.
+ */
+const checkOlder = (d: DocView, name: string, k: number, upgraded: boolean, doc: Doc<any>, entries: ReadonlyArray<Entry>, current: number, fail: (s: string) => void): void => {
+  const authority = d.authority as { seq: number }
+  const hash = (() => {
+    try {
+      return doc.confirmedHash()
+    } catch (e) {
+      return `unhashable (${e instanceof Error ? e.message : String(e)})`
+    }
+  })()
+  const view = viewAt(d.docId, entries, current, k, doc.confirmedSeq)
+  if (doc.updateRequired === undefined) {
+    const head = viewAt(d.docId, entries, current, k, authority.seq)
+    if (head.barrier !== undefined) fail(`versions: ${name} (v${k}) still follows ${d.docId}, but entry ${head.barrier} has no form at v${k} (it should have been told update-required)`)
+    else {
+      if (doc.confirmedSeq !== authority.seq) fail(`convergence: ${name} (v${k}) at seq ${doc.confirmedSeq} of ${d.docId}, authority at ${authority.seq}`)
+      if (hash !== view.hash) fail(`convergence: ${name} (v${k}) hash ${hash} != the v${k} view of ${d.docId} ${view.hash} (seq ${doc.confirmedSeq})`)
+    }
+    if (doc.pendingCount !== 0) fail(`outbox: ${name} (v${k}) still has ${doc.pendingCount} pending on ${d.docId}`)
+    return
+  }
+  if (upgraded) return
+  if (view.barrier !== undefined) fail(`versions: ${name} (v${k}) is at seq ${doc.confirmedSeq} of ${d.docId}, past entry ${view.barrier} which has no form at v${k}`)
+  else if (hash !== view.hash) fail(`convergence: ${name} (v${k}, update-required at ${doc.updateRequired.seq}) hash ${hash} != the v${k} view of ${d.docId} ${view.hash} at its seq ${doc.confirmedSeq}`)
 }
 
 /** What each hostile command must have come to. */
@@ -288,7 +407,7 @@ const checkHostile = (
   // The raw client's entries are its own commands, as it first sent them.
   for (const [key, e] of byKey) {
     if (!rawIds.has(e.clientId)) {
-      if (!replicaIds.has(e.clientId)) fail(`identity: ${key} (${e.name}) is in the log under a client that never connected`)
+      if (!replicaIds.has(e.clientId) && e.clientId !== HUB_CLIENT) fail(`identity: ${key} (${e.name}) is in the log under a client that never connected`)
       continue
     }
     const c = first.get(key)

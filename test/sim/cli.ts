@@ -23,6 +23,8 @@
  *   --snapshot-crashes P       probability a hub crash is aimed at a snapshot/compaction write (0.05)
  *   --stream-faults P          probability a streamed chunk is corrupted or its connection cut (0.2)
  *   --long-outages 0|1         some replica crashes last seconds (1)
+ *   --mixed-fleet 0|1          a document of a machine with versions 1..3, replicas of every
+ *                              version, hub and replica upgrades at random moments (1)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
  * --stats (print the counters of every seed summed, as one JSON line "stats {...}"),
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
@@ -89,6 +91,7 @@ const knobs = {
   snapshotCrashes: flag("snapshot-crashes", DEFAULTS.snapshotCrashes),
   streamFaults: flag("stream-faults", DEFAULTS.streamFaults),
   longOutages: flag("long-outages", 1) !== 0,
+  mixedFleet: flag("mixed-fleet", 1) !== 0,
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 

@@ -13,7 +13,7 @@ import type { Mutant } from "./mutant-table.js"
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 
 /** What the simulator needs: the engine, the adapters, itself. */
-const COPIED = ["core", "adapters", "test/sim", "package.json", "tsconfig.json"]
+const COPIED = ["core", "adapters", "test/sim", "test/support", "package.json", "tsconfig.json"]
 
 /** A patch could not be applied: the engine moved; refresh the anchor in mutant-table.ts. */
 export class AnchorMissing extends Error {

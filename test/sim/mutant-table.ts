@@ -148,4 +148,14 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "the horizon passes the newest snapshot (entries go that no snapshot holds)",
     patches: [{ file: AUTH, anchor: "const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)", replacement: "const upTo = this.committed" }],
   },
+  {
+    name: "skip-downcast",
+    breaks: "an older app is sent newer entries as they are, not converted down to its version",
+    patches: [{ file: "core/schema/serve.ts", anchor: "const conv = h.convert(cmds, from, to)", replacement: "const conv = from > to ? cmds : h.convert(cmds, from, to)" }],
+  },
+  {
+    name: "migrate-twice",
+    breaks: "a hub upgrade runs the state migration twice (v3 priorities x100)",
+    patches: [{ file: AUTH, anchor: "      applyMigration(host, docId, history, marker)\n", replacement: "      applyMigration(host, docId, history, marker)\n      applyMigration(host, docId, history, marker)\n" }],
+  },
 ]

@@ -89,4 +89,12 @@ export class ShadowLog {
   deleted(docId: string): number {
     return this.docs.get(docId)?.deleted ?? 0
   }
+
+  /** Where the log stands now: the highest durable seq and the highest compacted away. */
+  position(docId: string): { readonly head: number; readonly deletedUpTo: number } {
+    const d = this.docs.get(docId)!
+    let head = 0
+    for (const s of d.entries.keys()) if (s > head) head = s
+    return { head, deletedUpTo: d.deletedUpTo }
+  }
 }

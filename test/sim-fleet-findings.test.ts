@@ -1,0 +1,307 @@
+/**
+ * Engine bugs the simulator's mixed fleet (test/sim/versioned.ts) found, each reduced to a
+ * deterministic test. A patch fixing 2-5 and 7-9 (the tests pass with it) is described in the
+ * h17 report; 1 is fixed on main (h19 found it too), 6 needs a stored flag.
+ *
+ * 1. A hub with a versioned machine could not load a compacted document: `scanMarkers` read
+ *    the log from seq 0 (fixed on main: it scans from the horizon).
+ * 2. Compat mode: a command submitted while an earlier one waits for the hub's upgrade was
+ *    sent anyway (`sendDowncast` with just the new command) and refused as a clientSeq gap.
+ *    Fix: `sendDowncast` returns while `blockedTooNew` is set.
+ * 3. An app that stepped down for an older hub (schema-too-new) and then lost a connection
+ *    without a refusal kept declaring the older version (`lost` read a stale `lastRefusal`):
+ *    after the hub's upgrade it was served as an old app (compat mode, even update-required).
+ *    Fix: remember whether the current connection was refused; only then keep `declared`.
+ * 4. Compat mode: an own command the hub logged in a lossy downcast form was confirmed as the
+ *    app applied it (the echo fast path, and protocol 2 fills elided own entries with the
+ *    original): the writer diverges from the authority and every other replica of its
+ *    version, with no checkpoint to notice. Fix: fill elided own entries with the form sent
+ *    (downcastOutbox) and compare an echo's name and arguments in compat mode.
+ * 5. An app built before versions existed (a plain v1 machine) is sent `$batch` entries it
+ *    cannot apply (no `$batch` command): silently skipped, diverged. Fix: `applyLogged`
+ *    applies a `$batch` of the machine's own commands atomically for any machine.
+ * 6. An upgraded store (migrated, provisional) whose app stops before the authority's state
+ *    arrives never asks for it again: the flag is in memory only; a checkpoint then shows a
+ *    desync (or, without checkpoints, the replica stays wrong). Fix: keep the flag in the
+ *    stored meta, cleared by the next install.
+ * 7. An upgraded app's `$as` outbox sent in compat mode to a hub of that version built
+ *    without a history is rejected (`unknown-command`): the commands are lost. Fix: a `$as`
+ *    of the session's version is sent as the command it wraps.
+ * 8. A command sent downcast in compat mode, unacknowledged, and resent as `$as` after both
+ *    upgrades is not recognised as a retry (alternate forms were computed at the session's
+ *    version, not the `$as` version): sequence-reset, renumbered, and then rejected or
+ *    applied twice. Fix: pass the `$as` version to `alternateForms`.
+ * 9. A snapshot of an empty document (taken for a replica that asked) written by an older
+ *    hub is loaded by a newer hub as its own version's state (no head, so no migration).
+ *    Fix: no snapshot is loaded for a document without a head.
+ */
+import { CanonClient, Hub } from "../core/index.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { AuthorityStore } from "../core/store/authority-store.js"
+import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
+import { VTodoV3 } from "./sim/versioned.js"
+
+const DOC = "list"
+
+const settle = async (rt: VirtualRuntime, ms = 3000) => {
+  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
+}
+
+test("a hub with a versioned machine loads a document whose log was compacted", async () => {
+  const rt = new VirtualRuntime(17)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hubStore = new MemoryStorage()
+  // Small: snapshots and compaction after a few dozen commands.
+  const policy = { minLogBytes: 2 << 10, logRatio: 0.5, tailBytes: 256, chunkBytes: 4 << 10 }
+  let hub = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt, snapshots: policy })
+  net.listen(hub)
+  const client = await CanonClient.open({ transport: net.transport("a"), runtime: rt, clientId: "a", storage: new MemoryStorage() })
+  const doc = await client.open(TodoV2, DOC)
+  for (let i = 0; i < 120; i++) {
+    doc.submit("add", { id: `i${i}`, title: "x".repeat(40), priority: i % 3 })
+    if (i % 20 === 19) await settle(rt, 500)
+  }
+  await settle(rt)
+  const head = (await hub.doc(DOC, TodoV2)).headSeq
+  expect(head).toBe(120)
+  expect(await new AuthorityStore(hubStore).snapshots.horizon(DOC)).toBeGreaterThan(0)
+  await client.close()
+  await hub.close()
+  net.stopServer()
+
+  hub = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt, snapshots: policy })
+  const reloaded = await hub.doc(DOC, TodoV2).then((d) => ({ seq: d.headSeq, items: Object.keys(d.state.items).length }), (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`)
+  expect(reloaded).toEqual({ seq: 120, items: 120 })
+  await hub.close()
+})
+
+test("compat mode: a command submitted while an earlier one waits for the hub's upgrade waits too (no clientSeq gap)", async () => {
+  const rt = new VirtualRuntime(18)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hubStore = new MemoryStorage()
+  let hub = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt })
+  net.listen(hub)
+  const client = await CanonClient.open({ transport: net.transport("b"), runtime: rt, clientId: "b", storage: new MemoryStorage() })
+  const doc = await client.open(TodoV2, DOC)
+  const errors: string[] = []
+  doc.on("error", (e) => errors.push(e.code))
+  doc.submit("add", { id: "x", title: "X", priority: 0 })
+  await settle(rt)
+  expect(doc.pendingCount).toBe(0)
+  // No downcast to v1 for a non-zero priority: it waits.
+  doc.submit("setPriority", { id: "x", priority: 3 })
+  await settle(rt)
+  expect(doc.schemaTooNew).toBe(true)
+  // Submitted after it: must wait behind it, not be sent ahead of it.
+  doc.submit("toggle", { id: "x" })
+  doc.submit("retitle", { id: "x", title: "Y" })
+  await settle(rt)
+  expect(errors.filter((c) => c === "sequence-gap")).toEqual([])
+  expect(doc.pendingCount).toBe(3)
+
+  // After the hub's upgrade, all three are applied once, in order.
+  await hub.close()
+  net.stopServer()
+  hub = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt })
+  net.listen(hub)
+  await settle(rt, 10_000)
+  const authority = await hub.doc(DOC, TodoV2)
+  expect(doc.pendingCount).toBe(0)
+  expect(authority.state.items.x).toEqual({ title: "Y", done: true, priority: 3 })
+  expect(doc.confirmedHash()).toBe(authority.stateHash())
+  await client.close()
+  await hub.close()
+})
+
+test("an app that stepped down for an older hub offers its own version again after a connection lost without a refusal", async () => {
+  const rt = new VirtualRuntime(19)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hubStore = new MemoryStorage()
+  const hub1 = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt })
+  net.listen(hub1)
+  const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 200 } })
+  const doc = await client.open(TodoV2, DOC)
+  // The v1 hub refuses v2 (schema-too-new); the client steps down to v1 and reconnects at
+  // once. That connection is lost before any answer: the hub is being upgraded.
+  let upgraded = false
+  client.onStatus((s) => {
+    if (s === "offline" && client.refusal?.code === "schema-too-new" && !upgraded) {
+      upgraded = true
+      net.stopServer()
+    }
+  })
+  await settle(rt, 200)
+  expect(upgraded).toBe(true)
+  await hub1.close()
+  const hub2 = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt })
+  net.listen(hub2)
+  await settle(rt)
+  expect(client.status).toBe("online")
+  // The app and the hub are both v2 now: a command with no downcast to v1 goes through.
+  doc.submit("add", { id: "x", title: "X", priority: 0 })
+  doc.submit("setPriority", { id: "x", priority: 3 })
+  await settle(rt)
+  expect(doc.schemaTooNew).toBe(false)
+  expect(doc.pendingCount).toBe(0)
+  expect((await hub2.doc(DOC, TodoV2)).state.items.x).toEqual({ title: "X", done: false, priority: 3 })
+  await client.close()
+  await hub2.close()
+})
+
+test.each([1, 2])("compat mode, protocol %i: an app's own command that the hub logged downcast is confirmed in the logged form (replicas of one version agree)", async (protocol) => {
+  const rt = new VirtualRuntime(20 + protocol)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const range = { min: protocol, max: protocol }
+  const a = await CanonClient.open({ transport: net.transport("a"), runtime: rt, clientId: "a", storage: new MemoryStorage(), protocol: range })
+  const b = await CanonClient.open({ transport: net.transport("b"), runtime: rt, clientId: "b", storage: new MemoryStorage(), protocol: range })
+  const docA = await a.open(TodoV2, DOC)
+  const docB = await b.open(TodoV2, DOC)
+  // v2's add goes down to v1's add without its priority (a declared, lossy downcast).
+  docA.submit("add", { id: "x", title: "X", priority: 2 })
+  await settle(rt)
+  expect(docA.pendingCount).toBe(0)
+  expect((await hub.doc(DOC, TodoV1)).state.items.x).toEqual({ title: "X", done: false })
+  expect(docB.state.items.x).toEqual({ title: "X", done: false, priority: 0 })
+  // The hub applied (and logged) the v1 form: the writer's confirmed state must be the same.
+  expect(docA.state.items.x).toEqual(docB.state.items.x)
+  expect(docA.confirmedHash()).toBe(docB.confirmedHash())
+  await a.close()
+  await b.close()
+  await hub.close()
+})
+
+test("an app built before versions existed (v1 only, no history) follows a $batch entry the hub sends it", async () => {
+  const rt = new VirtualRuntime(23)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [TodoV2], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const a = await CanonClient.open({ transport: net.transport("a"), runtime: rt, clientId: "a", storage: new MemoryStorage() })
+  const b = await CanonClient.open({ transport: net.transport("b"), runtime: rt, clientId: "b", storage: new MemoryStorage() })
+  // TodoV1 is a plain defineMachine: the build of an app from before v2 was declared.
+  const docA = await a.open(TodoV1, DOC)
+  const docB = await b.open(TodoV1, DOC)
+  // v1's addDone is upcast to [add, toggle]: one `$batch` entry, sent down to v1 as a `$batch` of v1 commands.
+  docA.submit("addDone", { id: "y", title: "Y" })
+  await settle(rt)
+  expect((await hub.doc(DOC, TodoV2)).state.items.y).toEqual({ title: "Y", done: true, priority: 0 })
+  expect(docA.pendingCount).toBe(0)
+  expect(docB.state.items.y).toEqual({ title: "Y", done: true })
+  await a.close()
+  await b.close()
+  await hub.close()
+})
+
+test("an upgraded store whose app stopped before the authority's state arrived still fetches it on the next start (no desync)", async () => {
+  const rt = new VirtualRuntime(24)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [TodoV2], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const w = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  const docW = await w.open(TodoV2, DOC)
+  const store = new MemoryStorage()
+  const old = await CanonClient.open({ transport: net.transport("o"), runtime: rt, clientId: "o", storage: store })
+  const docOld = await old.open(TodoV1, DOC)
+  // v1 is shown v2's add without its priority (a declared, lossy downcast).
+  docW.submit("add", { id: "x", title: "X", priority: 2 })
+  await settle(rt)
+  expect(docOld.state.items.x).toEqual({ title: "X", done: false })
+  await old.close()
+  // The app is updated; the new code opens the v1 store (migrated: provisional) and stops before connecting.
+  const interrupted = await CanonClient.open({ transport: net.transport("o"), runtime: rt, clientId: "o", storage: store, autoConnect: false })
+  await interrupted.open(TodoV2, DOC)
+  await interrupted.close()
+  // Next start: the state is still the migrated v1 view; it must be replaced by the authority's.
+  const again = await CanonClient.open({ transport: net.transport("o"), runtime: rt, clientId: "o", storage: store })
+  const doc = await again.open(TodoV2, DOC)
+  const desyncs: number[] = []
+  doc.on("desync", (d) => desyncs.push(d.seq))
+  await settle(rt, 5000)
+  expect(desyncs).toEqual([])
+  expect(doc.state.items.x).toEqual({ title: "X", done: false, priority: 2 })
+  expect(doc.confirmedHash()).toBe((await hub.doc(DOC, TodoV2)).stateHash())
+  for (const c of [again, w]) await c.close()
+  await hub.close()
+})
+
+test("an upgraded app's old outbox is applied by a hub still on the old version built without a history", async () => {
+  const rt = new VirtualRuntime(25)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  // The hub of before versions existed: a plain v1 machine.
+  const hub = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const store = new MemoryStorage()
+  const old = await CanonClient.open({ transport: net.transport("u"), runtime: rt, clientId: "u", storage: store, autoConnect: false })
+  const d1 = await old.open(TodoV1, DOC)
+  d1.submit("add", { id: "p", title: "P" })
+  d1.submit("add", { id: "q", title: "Q" })
+  d1.submit("toggle", { id: "p" })
+  await d1.whenStored()
+  await old.close()
+  // The app is updated before the hub: its v1 outbox (kept as `$as` v1) goes to the v1 hub in compat mode.
+  const fresh = await CanonClient.open({ transport: net.transport("u"), runtime: rt, clientId: "u", storage: store })
+  const d2 = await fresh.open(TodoV2, DOC)
+  const outcomes: string[] = []
+  d2.on("rejected", (e) => outcomes.push(`rejected ${e.clientSeq} ${e.rejection.code}`))
+  d2.on("confirmed", (e) => outcomes.push(`confirmed ${e.clientSeq}`))
+  await settle(rt, 5000)
+  expect(outcomes).toEqual(["confirmed 1", "confirmed 2", "confirmed 3"])
+  expect((await hub.doc(DOC, TodoV1)).state.items).toEqual({ p: { title: "P", done: true }, q: { title: "Q", done: false } })
+  expect(d2.pendingCount).toBe(0)
+  await fresh.close()
+  await hub.close()
+})
+
+test("a command sent downcast in compat mode, unacknowledged, and resent after both upgrades is a retry, not a renumbering", async () => {
+  const rt = new VirtualRuntime(26)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hubStore = new MemoryStorage()
+  let hub = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt })
+  net.listen(hub)
+  const store = new MemoryStorage()
+  const c = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: store })
+  const d2 = await c.open(TodoV2, DOC)
+  await settle(rt)
+  // Compat mode: v2's add goes to the v1 hub downcast (without its priority); the answer never comes back.
+  net.stall("c")
+  d2.submit("add", { id: "x", title: "X", priority: 1 })
+  await settle(rt)
+  expect((await hub.doc(DOC, TodoV1)).state.items.x).toEqual({ title: "X", done: false })
+  expect(d2.pendingCount).toBe(1)
+  await c.close()
+  net.unstall("c")
+  net.drop("c")
+  await hub.close()
+  net.stopServer()
+  // Both upgraded: the hub to v3, the app to v3 (its v2 outbox kept as `$as` v2).
+  hub = new Hub({ machines: [VTodoV3], storage: hubStore, runtime: rt })
+  net.listen(hub)
+  const fresh = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: store })
+  const d3 = await fresh.open(VTodoV3, DOC)
+  const outcomes: string[] = []
+  d3.on("rejected", (e) => outcomes.push(`rejected ${e.clientSeq} ${e.rejection.code}`))
+  d3.on("confirmed", (e) => outcomes.push(`confirmed ${e.clientSeq}`))
+  await settle(rt, 5000)
+  // It was applied once, at v1: the retry gets that outcome (not "sequence-reset", then a rejection as a new add).
+  expect(outcomes).toEqual(["confirmed 1"])
+  expect(d3.pendingCount).toBe(0)
+  await fresh.close()
+  await hub.close()
+})
+
+test("a snapshot of an empty document written by an older hub is not taken as the newer version's state", async () => {
+  const rt = new VirtualRuntime(27)
+  const hubStore = new MemoryStorage()
+  const hub1 = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt })
+  const d1 = await hub1.doc(DOC, TodoV1)
+  // A replica asked for the state of a document nobody has written yet (a fresh or upgraded app).
+  const snap = d1.snapshotNow()
+  await settle(rt, 500)
+  expect((await snap).seq).toBe(0)
+  await hub1.close()
+  const hub3 = new Hub({ machines: [VTodoV3], storage: hubStore, runtime: rt })
+  const d3 = await hub3.doc(DOC, VTodoV3)
+  expect(d3.state).toEqual({ items: {}, archived: [] })
+  await hub3.close()
+})

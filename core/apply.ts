@@ -9,6 +9,22 @@ import type { Rejection } from "./errors.js"
  * writes are undone and the rejection returned: checkpoints then expose the divergence.
  */
 export const applyLogged = <S>(host: JournaledState<S>, docId: string, machine: Machine<S>, e: Entry): Rejection | undefined => {
+  // A `$batch` sent to a build with no version history (it has no `$batch` command): its
+  // commands, applied in order as one.
+  if (e.name === "$batch" && !machine.compiled.has("$batch") && Array.isArray(e.args)) {
+    const journal = host.begin()
+    const ctx = makeContext(docId, e.seq, e.time, e.clientId)
+    let rejection: Rejection | undefined
+    for (const item of e.args as unknown[]) {
+      const [name, args] = Array.isArray(item) ? (item as [unknown, unknown]) : [undefined, undefined]
+      const d = typeof name === "string" ? decodeArgs(machine, name, args) : { ok: false as const, rejection: { code: "invalid-args", message: "A $batch is a list of [name, args]." } as Rejection }
+      rejection = d.ok ? runApply(host, d.cmd, name as string, d.args, ctx) : d.rejection
+      if (rejection !== undefined) break
+    }
+    host.end()
+    if (rejection !== undefined) host.undo(journal)
+    return rejection
+  }
   const decoded = decodeArgs(machine, e.name, e.args)
   if (!decoded.ok) return decoded.rejection
   const journal = host.begin()

@@ -42,7 +42,7 @@ import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
-import { HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
+import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
 import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
 
 /** Arguments of a command no longer in the machine travel as one canonical value. */
@@ -351,7 +351,9 @@ export class DocAuthority<S = unknown> {
     const snapshotter = new Snapshotter(docId, store.snapshots, runtime, options.snapshots, report)
     const horizon = await store.snapshots.horizon(docId)
     // The newest snapshot that verifies, then the log after it.
-    const base = await snapshotter.loadNewest(head.seq)
+    // No head: nothing was ever written; a snapshot of the empty document (taken for a replica
+    // that asked) may be of an older version's initial state.
+    const base = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq)
     if (base === undefined && horizon > 0) {
       throw new CanonError({ code: "storage-corrupt", message: `Document "${docId}" was compacted up to seq ${horizon} but no stored snapshot of it verifies.` })
     }
@@ -712,7 +714,9 @@ export class DocAuthority<S = unknown> {
           let where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed)
           if (where.kind === "conflict" && hashed !== undefined) {
             // A retry in another version's form (sent before an upgrade, or downcast by a newer client).
-            for (const alt of alternateForms(this.machine, version, hashed)) {
+            // A `$as` command's form is of the version it names, not the session's.
+            const formVersion = cmd.name === AS && typeof (args as { v?: unknown } | null)?.v === "number" ? (args as { v: number }).v : version
+            for (const alt of alternateForms(this.machine, formVersion, hashed)) {
               const w = table.classify(clientId, incarnation, cmd.clientSeq, commandHash(alt.name, formBytes(alt)), this.committed)
               if (w.kind === "duplicate") {
                 where = w

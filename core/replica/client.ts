@@ -98,6 +98,8 @@ export class CanonClient {
   private readonly declared = new Map<string, number>()
   /** The last refusal was answered by declaring an older version: reconnect at once. */
   private steppedDown = false
+  /** The current connection was refused (lastRefusal may be from an earlier one). */
+  private refusedHere = false
 
   private constructor(
     readonly clientId: string,
@@ -196,7 +198,7 @@ export class CanonClient {
       nextClientSeq: stored?.meta.nextClientSeq ?? 1,
       snapshotSeq: upgraded?.snapshotSeq ?? stored?.snapshot?.seq ?? 0,
       outbox: upgraded?.outbox ?? stored?.outbox ?? [],
-      fetchState: upgraded !== undefined,
+      fetchState: upgraded !== undefined || stored?.provisional === true,
     }, this.options, () => {
       if (this.docs.get(docId) === doc) this.docs.delete(docId)
     })
@@ -213,6 +215,7 @@ export class CanonClient {
     this.retryTimer?.cancel()
     this.retryTimer = undefined
     this.setStatus("connecting")
+    this.refusedHere = false
     let conn: Connection<ClientMessage> | undefined
     const isCurrent = () => this.conn === conn && conn !== undefined
     conn = this.options.transport.connect({
@@ -278,6 +281,7 @@ export class CanonClient {
   private receive(conn: Connection<ClientMessage>, msg: ServerMessage): void {
     if (msg.type === "refused") {
       this.lastRefusal = msg
+      this.refusedHere = true
       // A hub older than the app: declare the previous version of the machine, if the app has it.
       const m = msg.code === "schema-too-new" && msg.machine !== undefined ? this.machines.get(msg.machine) : undefined
       const h = m === undefined ? undefined : historyOf(m)
@@ -314,7 +318,7 @@ export class CanonClient {
     this.stableTimer?.cancel()
     for (const doc of this.docs.values()) doc.disconnected()
     if (this.currentStatus === "closed") return
-    const refusal = this.lastRefusal ?? (FINAL_REFUSALS.has(info.code) ? { code: info.code, message: info.reason } : undefined)
+    const refusal = (this.refusedHere ? this.lastRefusal : undefined) ?? (FINAL_REFUSALS.has(info.code) ? { code: info.code, message: info.reason } : undefined)
     if (refusal !== undefined && FINAL_REFUSALS.has(refusal.code)) {
       // Retrying cannot help: keep local data and the outbox, wait for the app; receipts
       // settle now rather than wait for a connection that will not come.

@@ -502,6 +502,8 @@ export class Doc<M extends Machine<any, any>> {
 
   /** Compat mode: each command as the hub's version; stops at the first that has no single downcast. */
   #sendDowncast(commands: ReadonlyArray<PendingCommand>): void {
+    // Commands after one that waits for the hub's upgrade wait too (sent now they would be a clientSeq gap).
+    if (this.#blockedTooNew) return
     const v = this.#sessionVersion!
     const h = historyOf(this.machine)!
     const older = h.at(v)
@@ -550,6 +552,13 @@ export class Doc<M extends Machine<any, any>> {
         }
         const p = this.#rs.pendingAt(e.clientSeq)
         if (p === undefined) return undefined
+        // Compat mode: the hub logged the form it was sent (downcast), which may have lost something.
+        if (this.#sessionVersion !== undefined && p.name !== AS) {
+          const form = historyOf(this.machine)!.downcastOutbox([p], this.machine.version, this.#sessionVersion).out[0]
+          if (form === undefined) return undefined
+          out[i] = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: form.name, args: form.args }
+          continue
+        }
         out[i] = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
         continue
       }
@@ -631,7 +640,8 @@ export class Doc<M extends Machine<any, any>> {
         if (entries !== undefined && this.#sessionVersion !== undefined) {
           // Compat mode: entries of the hub's version, upcast to the app's (own elided ones already are).
           const sv = this.#sessionVersion
-          const own = new Set(msg.entries.filter((e) => e.elided === true).map((e) => e.seq))
+          // Own `$as` commands are filled in as written (the app's version); other own ones in the hub's form.
+          const own = new Set(msg.entries.filter((e) => e.elided === true && this.#rs.pendingAt(e.clientSeq)?.name === AS).map((e) => e.seq))
           entries = historyOf(this.machine)!.entriesForVersion(entries, this.machine.version, (seq) => (own.has(seq) ? this.machine.version : sv)).entries
         }
         if (entries === undefined) {
@@ -846,6 +856,8 @@ export class Doc<M extends Machine<any, any>> {
       const p = this.#rs.pendingAt(cs)
       if (p !== undefined) rejectedCommands.set(cs, p)
     }
+    // Compat mode: own commands come back in the hub's form, which may differ (a lossy downcast).
+    this.#rs.strictEcho = this.#sessionVersion !== undefined
     const r = this.#rs.integrate(entries, settle, wantSnapshot)
     if (r.gap) {
       // Missed entries (should not happen on an ordered link): follow again from where we are.
@@ -941,7 +953,9 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   #handleDesync(desync: Desync | undefined): void {
-    if (desync === undefined) return
+    // A state migrated here (an app upgrade) is expected to differ until the authority's
+    // arrives, which was already asked for: not a desync.
+    if (desync === undefined || this.#fetchStateOnConnect) return
     this.#emit("desync", desync)
     if (!this.#resyncing && this.#send !== undefined) {
       this.#resyncing = true

@@ -103,6 +103,8 @@ class TrackingContext implements CommandContext {
   }
 }
 
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
+
 export class ReplicaState<S> {
   readonly host: JournaledState<S>
   /** Pending commands in clientSeq order. */
@@ -215,7 +217,11 @@ export class ReplicaState<S> {
       && (p.appliedSeq === e.seq || isMerge(p))
       && (!p.timeRead || p.appliedTime === e.time)
       && !this.#expected.has(e.seq)
+      && (!this.strictEcho || (e.name === p.name && sameBytes(encodeCanonical(e.args), encodeCanonical(p.encoded))))
   }
+
+  /** Own entries count as echoes only when logged in the very form applied here (compat mode). */
+  strictEcho = false
 
   /**
    * Rebase onto confirmed entries and drop settled commands. `settle` names clientSeqs the

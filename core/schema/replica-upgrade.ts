@@ -62,6 +62,8 @@ export const upgradeStoredReplica = async (
       entries: [],
       settled: [],
       snapshot: { seq, state: encodeCanonical(state), dropFrom: (stored.snapshot?.seq ?? 0) + 1, dropTo: seq },
+      // Until the authority's state arrives, a restart must ask for it again.
+      provisional: true,
     })
   }
   return { state, confirmedSeq: seq, snapshotSeq: seq, outbox }

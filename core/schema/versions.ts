@@ -213,7 +213,9 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
       for (const p of cmds) {
         let form: Cmd | undefined
         if (p.name === AS) {
-          form = (p.encoded as { v: number }).v <= to ? { name: AS, args: p.encoded } : undefined
+          const a = p.encoded as { v: number; name: string; args: unknown }
+          // Written at the hub's version: sent as it is (a hub built without a history knows no `$as`).
+          form = a.v === to ? { name: a.name, args: a.args } : a.v < to ? { name: AS, args: p.encoded } : undefined
         } else {
           const down = h.convert([{ name: p.name, args: p.args }], from, to)
           try {

@@ -21,6 +21,7 @@
  *   "r" "s" <docId>                     -> replica: confirmed state snapshot
  *   "r" "e" <docId> <seq:8 BE>          -> replica: confirmed entries after the snapshot
  *   "r" "o" <docId> <clientSeq:8 BE>    -> replica: outbox, in clientSeq order
+ *   "r" "v" <docId>                     -> replica: its state was migrated locally (an app upgrade): fetch the authority's
  *
  * <docId> and <clientId> are a varint length then UTF-8, so no id's key is a prefix of
  * another's and each document's records are contiguous. Seqs are 8-byte big-endian so
@@ -114,6 +115,7 @@ export const replicaSnapshot = (docId: string) => key((k) => { k.byte(R); k.byte
 export const replicaEntryPrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x65); k.string(docId) })
 export const replicaEntry = (docId: string, seq: number) => key((k) => { k.byte(R); k.byte(0x65); k.string(docId); seq8(k, seq) })
 export const replicaOutboxPrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId) })
+export const replicaProvisional = (docId: string) => key((k) => { k.byte(R); k.byte(0x76); k.string(docId) })
 export const replicaOutbox = (docId: string, clientSeq: number) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId); seq8(k, clientSeq) })
 
 // Whole CRDT documents (core/crdt-docs/store.ts).

@@ -25,6 +25,8 @@ export interface StoredReplicaDoc {
   readonly entries: ReadonlyArray<Entry>
   /** Outbox in clientSeq order. */
   readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+  /** The stored state was migrated locally (an app upgrade) and the authority's has not arrived yet. */
+  readonly provisional: boolean
 }
 
 export interface ConfirmBatch {
@@ -33,6 +35,11 @@ export interface ConfirmBatch {
   readonly settled: ReadonlyArray<number>
   /** When set: the confirmed state at `seq`, replacing the stored entries dropFrom..dropTo. */
   readonly snapshot?: { readonly seq: number; readonly state: Uint8Array; readonly dropFrom: number; readonly dropTo: number }
+  /**
+   * The snapshot is a state migrated here, not the authority's: the next open asks for the
+   * authority's state until a snapshot without this flag (an install) replaces it.
+   */
+  readonly provisional?: boolean
 }
 
 export class ReplicaStore {
@@ -100,7 +107,8 @@ export class ReplicaStore {
       const clientSeq = K.seqFromKey(key)
       outbox.push({ clientSeq, ...decodeRecord(value, `outbox record ${clientSeq}`, docId, key, checkOutbox) })
     }
-    return { meta, snapshot, entries, outbox }
+    const provisional = (await this.kv.get(K.replicaProvisional(docId))) !== undefined
+    return { meta, snapshot, entries, outbox, provisional }
   }
 
   /** Stores new outbox records and the meta that counts them, atomically. */
@@ -128,6 +136,9 @@ export class ReplicaStore {
       const { seq, state, dropFrom, dropTo } = batch.snapshot
       ops.push({ type: "put", key: K.replicaSnapshot(docId), value: encodeSnapshot(seq, state) })
       for (let s = dropFrom; s <= dropTo; s++) ops.push({ type: "del", key: K.replicaEntry(docId, s) })
+      ops.push(batch.provisional === true
+        ? { type: "put", key: K.replicaProvisional(docId), value: encodeCanonical(true) }
+        : { type: "del", key: K.replicaProvisional(docId) })
     }
     for (const e of batch.entries) {
       if (batch.snapshot !== undefined && e.seq <= batch.snapshot.seq) continue

@@ -419,14 +419,6 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         }
         doc.on("desync", (d) => {
           stats.desyncs!++
-          // Known engine bug (test/sim-fleet-findings.test.ts): an upgraded store's migrated state
-          // is judged against checkpoints before (or, after a restart, instead of) fetching the
-          // authority's. The desync heals it; convergence is still judged at the end.
-          if (spec.kind === "versioned" && r.provisional) {
-            stats.provisionalDesyncs = (stats.provisionalDesyncs ?? 0) + 1
-            log(`${r.name} desync on ${spec.docId} at ${d.seq} (provisional state after an upgrade)`)
-            return
-          }
           ledger.desyncs.push({ replica: r.name, docId: spec.docId, seq: d.seq })
           log(`${r.name} desync on ${spec.docId} at ${d.seq}`)
         })
@@ -441,10 +433,6 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           // An older app told it cannot be shown an entry; a newer one whose command has no downcast to the hub's version.
           else if (spec.kind === "versioned" && e.code === "update-required" && appVersion < NEWEST) return
           else if (spec.kind === "versioned" && e.code === "schema-too-new" && appVersion > hubFirstVersion) return
-          // Known engine bug (test/sim-fleet-findings.test.ts): in compat mode, a command
-          // submitted while an earlier one waits for the hub's upgrade is sent anyway and
-          // refused as a gap (nothing is lost; the outbox is resent in order). Counted, not failed.
-          else if (spec.kind === "versioned" && e.code === "sequence-gap" && doc.schemaTooNew) { stats.gapsWhileBlocked = (stats.gapsWhileBlocked ?? 0) + 1; return }
           else if (!(e.code === "storage-failed" && e.message.includes("injected fault")) && e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })
         log(`${r.name} follows ${spec.docId} as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)

@@ -591,8 +591,17 @@ export class DocAuthority<S = unknown> {
     const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)
     if (upTo <= this.horizon) return
     // Readers see the new horizon before the entries go: catch-up switches to a snapshot.
+    const before = this.horizon
     this.horizon = upTo
-    await this.store.snapshots.compact(this.docId, upTo)
+    try {
+      await this.store.snapshots.compact(this.docId, upTo)
+    } catch (e) {
+      // The horizon record is written before any delete: if it did not land, every entry is
+      // still there and older-version followers (who cannot take a snapshot) can be served.
+      const stored = await this.store.snapshots.horizon(this.docId).catch(() => upTo)
+      this.horizon = Math.max(before, Math.min(upTo, stored))
+      throw e
+    }
   }
 
   /** Removes what crashes left behind; failures are reported and retried at the next load. */

@@ -337,9 +337,18 @@ export class Followers {
   }
 
   /** Whether the follower should get a snapshot rather than entries from its cursor. */
-  private needsSnapshot(f: Follower): boolean {
+  private needsSnapshot(f: Follower, older: boolean): boolean {
     const committed = this.doc.committed()
-    if (f.wantsState || f.cursor > committed || f.cursor < this.doc.horizon()) return true
+    if (f.cursor > committed || f.cursor < this.doc.horizon()) return true
+    if (f.wantsState) {
+      if (!older) return true
+      // Snapshots hold the newest version's state: a follower at an older version that asks
+      // for the state (an app upgraded on its device, its state migrated there) is served the
+      // log from its cursor while the log has it, instead of being told to update again.
+      f.wantsState = false
+    }
+    // Only the newest version gets snapshots; an older one is served entries while it can be.
+    if (older) return false
     // Behind a version change, at the new version: its state is not the migrated one.
     if (f.version === this.doc.version() && f.cursor < this.doc.lastMarker()) return true
     const latest = this.doc.latestSnapshot()
@@ -351,7 +360,7 @@ export class Followers {
     for (;;) {
       if (f.closed || f.stopped || this.doc.isBroken()) return
       if (!this.canSend(f)) return
-      if (this.needsSnapshot(f)) {
+      if (this.needsSnapshot(f, older)) {
         if (older) return this.updateRequired(f, f.cursor + 1)
         await this.stream(f)
         return

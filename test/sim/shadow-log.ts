@@ -10,6 +10,7 @@
  */
 import type { BatchOp, Entry } from "../../core/index.js"
 import * as K from "../../core/store/keys.js"
+import { decodeCanonical } from "../../core/canonical.js"
 import { decodeRecord, entryChecker } from "../../core/store/records.js"
 
 const startsWith = (key: Uint8Array, prefix: Uint8Array): boolean => {
@@ -26,6 +27,9 @@ interface DocShadow {
   readonly snapshots: Set<number>
   /** Highest seq ever deleted by compaction. */
   deletedUpTo: number
+  readonly horizonKey: Uint8Array
+  /** Highest compaction horizon recorded (the hub announces it before the deletes land). */
+  horizon: number
   deleted: number
 }
 
@@ -35,7 +39,7 @@ export class ShadowLog {
   constructor(docIds: ReadonlyArray<string>, private readonly fail: (s: string) => void) {
     for (const docId of docIds) {
       this.docs.set(docId, {
-        entryPrefix: K.authEntryPrefix(docId), snapshotPrefix: K.authSnapshotPrefix(docId), entries: new Map(), snapshots: new Set(), deletedUpTo: 0, deleted: 0,
+        entryPrefix: K.authEntryPrefix(docId), snapshotPrefix: K.authSnapshotPrefix(docId), entries: new Map(), snapshots: new Set(), deletedUpTo: 0, deleted: 0, horizonKey: K.authHorizon(docId), horizon: 0,
       })
     }
   }
@@ -45,6 +49,12 @@ export class ShadowLog {
     for (const op of ops) {
       if (op.key[0] !== 0x61) continue
       for (const [docId, d] of this.docs) {
+        if (op.type === "put" && op.key.length === d.horizonKey.length && startsWith(op.key, d.horizonKey)) {
+          const v = decodeCanonical(op.value)
+          const h = typeof v === "number" ? v : Array.isArray(v) && typeof v[0] === "number" ? v[0] : 0
+          d.horizon = Math.max(d.horizon, h)
+          break
+        }
         if (startsWith(op.key, d.entryPrefix) && op.key.length === K.entryKeyLength(d.entryPrefix)) {
           const seq = K.seqFromKey(op.key)
           if (op.type === "put") {
@@ -95,6 +105,8 @@ export class ShadowLog {
     const d = this.docs.get(docId)!
     let head = 0
     for (const s of d.entries.keys()) if (s > head) head = s
-    return { head, deletedUpTo: d.deletedUpTo }
+    // Compacted as far as the hub has announced: its catch-up treats entries up to the
+    // horizon as gone from the moment it is recorded, before their deletes are durable.
+    return { head, deletedUpTo: Math.max(d.deletedUpTo, d.horizon) }
   }
 }

@@ -116,6 +116,9 @@ export interface DocOptions {
  * sender the receiver's TCP work too: every 64 KiB it was an eighth of a replica's CPU for a
  * 100 MB stream (bench snapshots, row 4b).
  */
+/** An own command the authority applied at `seq` (at most `seq` when `upperBound`). */
+type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number; readonly upperBound?: true }
+
 const SNAPSHOT_ACK_EVERY = 128 << 10
 
 /** How long a failed outbox write waits before it is tried again. */
@@ -150,6 +153,12 @@ export class Doc<M extends Machine<any, any>> {
   readonly #settling = new Set<number>()
   /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
   #unwritten: { entries: Entry[]; settled: number[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
+  /**
+   * Confirmations whose outbox removal is not stored yet: the app is told once it is, so a
+   * command it was told about is never back in the outbox after a restart (a read-only app,
+   * told `update-required`, would keep it there for good and never hear of it again).
+   */
+  #untold: OwnConfirmation[] = []
   /** Own commands the hub answered with "applied at seq <= X": settled once confirmedSeq reaches X. */
   readonly #settleAt = new Map<PendingCommand, number>()
   readonly #maxCommandBytes: number
@@ -683,8 +692,7 @@ export class Doc<M extends Machine<any, any>> {
           }
         }
         if (settle.size === 0) return
-        this.#integrate([], settle, rejected)
-        for (const a of acceptedEarlier) this.#settleConfirmed(a.command, a.seq, a.upperBound)
+        this.#integrate([], settle, rejected, acceptedEarlier)
         return
       }
       case "checkpoint":
@@ -801,6 +809,7 @@ export class Doc<M extends Machine<any, any>> {
         this.#laneConfirmed = seq
         this.#laneSnapshotSeq = seq
         this.#sinceSnapshot = 0
+        if (settledBefore.length > 0) this.#tellConfirmed([])
       },
       // Not written: the next confirm carries the installed state, or its entries would follow a hole.
       () => { this.#unwritten = { entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state: bytes } } },
@@ -849,7 +858,7 @@ export class Doc<M extends Machine<any, any>> {
     return { type: "subscribe", docId: this.docId, machine: m.name, version: m.version, fingerprint: m.fingerprint, fromSeq: this.#rs.confirmedSeq, ackedClientSeq: this.#ackedClientSeq() }
   }
 
-  #integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>): void {
+  #integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>, accepted: ReadonlyArray<OwnConfirmation> = []): void {
     const wantSnapshot = this.#store !== undefined && this.#sinceSnapshot + entries.length >= this.#snapshotEvery
     const rejectedCommands = new Map<number, PendingCommand>()
     for (const cs of rejected.keys()) {
@@ -871,6 +880,7 @@ export class Doc<M extends Machine<any, any>> {
     let removed = settled
     let base: { seq: number; state: Uint8Array } | undefined
     const snapshot = r.snapshot
+    const tell: OwnConfirmation[] = [...r.confirmed, ...accepted]
     this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + r.applied.length
     this.#enqueue(
       // Built when the lane gets here, on top of what the writes before it stored; what an
@@ -900,6 +910,7 @@ export class Doc<M extends Machine<any, any>> {
           this.#lastAckSent = acked
           this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
         }
+        this.#tellConfirmed(tell)
       },
       () => {
         // Nothing of this batch was written (batches are atomic): the next write carries it.
@@ -908,10 +919,10 @@ export class Doc<M extends Machine<any, any>> {
           settled: [...removed, ...this.#unwritten.settled],
           ...(base !== undefined ? { snapshot: base } : {}),
         }
+        this.#untold.push(...tell)
         if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
       },
     )
-    for (const { command, seq } of r.confirmed) this.#settleConfirmed(command, seq)
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top).
     if ([...rejectedCommands.values()].some((p) => p.cmd.crdt?.field !== undefined) && this.#send !== undefined) {
@@ -941,8 +952,14 @@ export class Doc<M extends Machine<any, any>> {
     }
     if (due.length === 0) return
     for (const d of due) this.#settleAt.delete(d.command)
-    this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map())
-    for (const d of due) this.#settleConfirmed(d.command, d.seq, true)
+    this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map(), due.map((d) => ({ ...d, upperBound: true as const })))
+  }
+
+  /** The outbox removals of these (and of any told nothing yet) are stored: the app hears of them. */
+  #tellConfirmed(tell: ReadonlyArray<OwnConfirmation>): void {
+    const all = this.#untold.length > 0 ? [...this.#untold, ...tell] : tell
+    this.#untold = []
+    for (const c of all) this.#settleConfirmed(c.command, c.seq, c.upperBound)
   }
 
   #settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {

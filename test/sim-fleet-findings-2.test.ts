@@ -1,0 +1,82 @@
+/**
+ * More engine bugs the simulator's mixed fleet (test/sim/versioned.ts) found, each reduced to
+ * a deterministic test.
+ *
+ * 1. Seed 438: the app was told a command was confirmed as soon as its entry arrived, before
+ *    the write removing it from the outbox was stored. A crash in between brought it back in
+ *    the outbox. Usually harmless (sent again, the hub answers "duplicate" and it is
+ *    confirmed again at the same seq), but an app that restarts into `update-required` (the
+ *    seed: its version cannot be served from its confirmed seq on) keeps its outbox
+ *    read-only and never hears of it again: a command the app was told about stays in the
+ *    outbox for good. Fix: the app is told once the removal is stored.
+ */
+import { CanonClient, Hub } from "../core/index.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
+import { SimProcess } from "./sim/process.js"
+
+const DOC = "list"
+
+const settle = async (rt: VirtualRuntime, ms = 3000) => {
+  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
+}
+
+/** Awaits `p` while virtual time runs (a store with latency answers on the runtime's timers). */
+const running = async <T>(rt: VirtualRuntime, p: Promise<T>): Promise<T> => {
+  let done = false
+  void p.finally(() => { done = true })
+  for (let t = 0; t < 10_000 && !done; t += 10) await rt.run({ forMs: 10 })
+  return p
+}
+
+test("a command the app was told is confirmed is not back in the outbox after a crash", async () => {
+  const rt = new VirtualRuntime(23)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hub = new Hub({ machines: [TodoV2], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  let diskMs = 0
+  const disk = new MemoryStorage({ latency: { runtime: rt, ms: () => diskMs } })
+  const start = async (autoConnect = true) => {
+    const proc = new SimProcess("a", rt, disk)
+    const client = await CanonClient.open({ transport: proc.wrapTransport(net.transport("a")), runtime: proc.runtime, clientId: "a", storage: proc.storage, backoff: { baseMs: 50, maxMs: 200 }, autoConnect })
+    return { proc, client, doc: await client.open(TodoV1, DOC) }
+  }
+  const b = await CanonClient.open({ transport: net.transport("b"), runtime: rt, clientId: "b", storage: new MemoryStorage() })
+  const docB = await b.open(TodoV2, DOC)
+  docB.submit("add", { id: "x", title: "X", priority: 0 })
+  const first = await running(rt, start())
+  await settle(rt)
+  expect(first.doc.state.items.x).toEqual({ title: "X", done: false })
+
+  // The command is stored in the outbox and sent; then the disk slows down, and the process
+  // dies while the write removing it from the outbox is in flight.
+  const told: number[] = []
+  first.doc.on("confirmed", (e) => told.push(e.clientSeq))
+  net.partition("a")
+  first.doc.submit("toggle", { id: "x" })
+  await settle(rt, 500)
+  diskMs = 60_000
+  net.heal("a")
+  await settle(rt)
+  expect((await hub.doc(DOC, TodoV2)).state.items.x?.done).toBe(true)
+  first.proc.kill()
+  net.drop("a")
+  diskMs = 0
+
+  // The restarted app, before it connects: what the outbox holds was never confirmed to it.
+  const second = await running(rt, start(false))
+  const kept = second.doc.pending.map((p) => p.clientSeq)
+  expect(told.filter((cs) => kept.includes(cs))).toEqual([])
+  expect(told.length + kept.length).toBe(1)
+  // Sent again, it is recognised (applied once) and confirmed.
+  const toldAfter: number[] = []
+  second.doc.on("confirmed", (e) => toldAfter.push(e.clientSeq))
+  second.client.connect()
+  await settle(rt)
+  expect(second.doc.pendingCount).toBe(0)
+  expect([...told, ...toldAfter]).toEqual([1])
+  expect(second.doc.state.items.x).toEqual({ title: "X", done: true })
+  await running(rt, second.client.close())
+  await b.close()
+  await hub.close()
+})

@@ -109,6 +109,9 @@ export interface DocOptions {
   readonly maxSnapshotBytes?: number
 }
 
+/** An own command the authority applied at `seq` (at most `seq` when `upperBound`). */
+type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number; readonly upperBound?: true }
+
 /**
  * A snapshot stream is acknowledged every this many bytes: two wire chunks (128 KiB). The
  * hub's window is at least this (its floor), so the stream never waits for an acknowledgement
@@ -116,9 +119,6 @@ export interface DocOptions {
  * sender the receiver's TCP work too: every 64 KiB it was an eighth of a replica's CPU for a
  * 100 MB stream (bench snapshots, row 4b).
  */
-/** An own command the authority applied at `seq` (at most `seq` when `upperBound`). */
-type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number; readonly upperBound?: true }
-
 const SNAPSHOT_ACK_EVERY = 128 << 10
 
 /** How long a failed outbox write waits before it is tried again. */

@@ -9,6 +9,10 @@
  *    seed: its version cannot be served from its confirmed seq on) keeps its outbox
  *    read-only and never hears of it again: a command the app was told about stays in the
  *    outbox for good. Fix: the app is told once the removal is stored.
+ * 2. Seed 380: an outbox write that failed (a disk fault) was retried a second later, but the
+ *    write of the commands submitted after it, already queued, stored and sent them: the
+ *    hub refused the gap (sequence-gap), and after a crash before the retry the stored
+ *    outbox had a hole for good. Fix: the next outbox write carries the failed commands first.
  */
 import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -78,5 +82,46 @@ test("a command the app was told is confirmed is not back in the outbox after a 
   expect(second.doc.state.items.x).toEqual({ title: "X", done: true })
   await running(rt, second.client.close())
   await b.close()
+  await hub.close()
+})
+
+test("an outbox write that fails is carried by the next one: no gap in the outbox, on the wire or after a crash", async () => {
+  const rt = new VirtualRuntime(24)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hub = new Hub({ machines: [TodoV2], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  let failNext = 0
+  const disk = new MemoryStorage({ latency: { runtime: rt, ms: () => 20 }, failWrite: () => failNext-- > 0 })
+  const start = async () => {
+    const proc = new SimProcess("a", rt, disk)
+    const client = await CanonClient.open({ transport: proc.wrapTransport(net.transport("a")), runtime: proc.runtime, clientId: "a", storage: proc.storage, backoff: { baseMs: 50, maxMs: 200 } })
+    return { proc, client, doc: await client.open(TodoV2, DOC) }
+  }
+  const first = await running(rt, start())
+  await settle(rt)
+  const errors: string[] = []
+  first.doc.on("error", (e) => errors.push(e.code))
+
+  // The first write fails; the commands submitted while it is in flight are written after it.
+  failNext = 1
+  first.doc.submit("add", { id: "x", title: "X", priority: 0 })
+  await rt.run({ forMs: 5 })
+  first.doc.submit("add", { id: "y", title: "Y", priority: 0 })
+  first.doc.submit("add", { id: "z", title: "Z", priority: 0 })
+  // The process dies before the failed write is retried (a second later).
+  await rt.run({ forMs: 200 })
+  first.proc.kill()
+  net.drop("a")
+  expect(errors).toContain("storage-failed")
+  expect(errors).not.toContain("sequence-gap")
+
+  const second = await running(rt, start())
+  const errorsAfter: string[] = []
+  second.doc.on("error", (e) => errorsAfter.push(e.code))
+  await settle(rt)
+  expect(errorsAfter).toEqual([])
+  expect(second.doc.pendingCount).toBe(0)
+  expect(Object.keys((await hub.doc(DOC, TodoV2)).state.items).sort()).toEqual(["x", "y", "z"])
+  await running(rt, second.client.close())
   await hub.close()
 })

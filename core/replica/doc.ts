@@ -145,6 +145,8 @@ export class Doc<M extends Machine<any, any>> {
   #blockedTooNew = false
   #nextClientSeq: number
   #toPersist: PendingCommand[] = []
+  /** Commands whose outbox write failed: the next outbox write stores them first. */
+  #outboxUnstored: PendingCommand[] = []
   #lane: Promise<void> = Promise.resolve()
   /** Entries received and not yet integrated (lazy rebase). */
   #incoming: Entry[] = []
@@ -446,13 +448,25 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   #flushOutbox(): void {
-    const batch = this.#toPersist
+    const queued = this.#toPersist
     this.#toPersist = []
-    if (batch.length === 0) return
-    const next = Math.max(this.#nextClientSeq, batch[batch.length - 1]!.clientSeq + 1)
+    if (queued.length === 0 && this.#outboxUnstored.length === 0) return
+    let batch = queued
+    const nextAfter = (b: ReadonlyArray<PendingCommand>) => Math.max(this.#nextClientSeq, (b[b.length - 1]?.clientSeq ?? 0) + 1)
+    let next = nextAfter(batch)
     this.#enqueue(
-      (store) => store.appendOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next }, batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded }))),
+      (store) => {
+        // Commands of an earlier outbox write that failed go first, in this write: one queued
+        // behind it must not store (and send) later commands while they are not stored, or the
+        // outbox has a hole the hub refuses (sequence-gap), after a restart for good.
+        batch = [...this.#outboxUnstored.filter((p) => this.#rs.pendingAt(p.clientSeq) === p), ...queued]
+        this.#outboxUnstored = []
+        next = nextAfter(batch)
+        if (batch.length === 0) return Promise.resolve()
+        return store.appendOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next }, batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })))
+      },
       () => {
+        if (batch.length === 0) return
         this.#laneNext = Math.max(this.#laneNext, next)
         const live: PendingCommand[] = []
         for (const p of batch) {
@@ -465,9 +479,9 @@ export class Doc<M extends Machine<any, any>> {
         }
       },
       () => {
-        // Not durable, so not sent yet: try again (the app was told storage failed).
+        // Not durable, so not sent yet: the next outbox write carries them (the app was told storage failed).
         if (this.#closed) return
-        this.#toPersist = [...batch.filter((p) => this.#rs.pendingAt(p.clientSeq) === p), ...this.#toPersist]
+        this.#outboxUnstored = [...batch, ...this.#outboxUnstored]
         this.#runtime.setTimer(OUTBOX_RETRY_MS, () => this.#flushOutbox())
       },
     )
@@ -479,6 +493,8 @@ export class Doc<M extends Machine<any, any>> {
     const p0 = this.#rs.pending[0]
     if (p0 !== undefined && p0.clientSeq < low) low = p0.clientSeq
     for (const cs of this.#settling) if (cs < low) low = cs
+    const u0 = this.#outboxUnstored[0]
+    if (u0 !== undefined && u0.clientSeq < low) low = u0.clientSeq
     const t0 = this.#toPersist[0]
     if (t0 !== undefined && t0.clientSeq < low) low = t0.clientSeq
     return low - 1
@@ -841,7 +857,7 @@ export class Doc<M extends Machine<any, any>> {
     // Commands still in `toPersist` get their first write with the new numbers; every other
     // moved command's record moves (a record whose append is still in the lane is written
     // before this runs: the lane is in order).
-    const unwrittenYet = new Set(this.#toPersist)
+    const unwrittenYet = new Set([...this.#outboxUnstored, ...this.#toPersist])
     const persisted = moves.filter((m) => !unwrittenYet.has(m.command))
     this.#enqueue(
       (store) => store.renumberOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next },

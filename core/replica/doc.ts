@@ -892,53 +892,9 @@ export class Doc<M extends Machine<any, any>> {
     if (r.applied.length === 0 && settled.length === 0) return
     for (const cs of settled) this.#settling.add(cs)
     const confirmedSeq = this.#rs.confirmedSeq
-    let applied = r.applied
-    let removed = settled
-    let base: { seq: number; state: Uint8Array } | undefined
     const snapshot = r.snapshot
-    const tell: OwnConfirmation[] = [...r.confirmed, ...accepted]
     this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + r.applied.length
-    this.#enqueue(
-      // Built when the lane gets here, on top of what the writes before it stored; what an
-      // earlier failed write left out goes first (taken here, not at integrate time: a write
-      // queued behind one that then fails must carry it), so the stored log has no hole.
-      (store) => {
-        const carried = this.#unwritten
-        this.#unwritten = { entries: [], settled: [] }
-        if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
-        if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
-        base = snapshot !== undefined ? { seq: confirmedSeq, state: snapshot } : carried.snapshot
-        return store.confirm(this.docId, {
-        meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq, nextClientSeq: this.#laneNext },
-        entries: applied,
-        settled: removed,
-        ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#laneSnapshotSeq + 1, dropTo: this.#laneConfirmed } } : {}),
-        })
-      },
-      () => {
-        this.#laneConfirmed = confirmedSeq
-        if (base !== undefined) this.#laneSnapshotSeq = base.seq
-        for (const cs of removed) this.#settling.delete(cs)
-        // Tell the authority it may forget these outcomes: on the next submit, or on its own
-        // once enough have piled up (a frame per confirmation would double the traffic).
-        const acked = this.#ackedClientSeq()
-        if (this.#send !== undefined && acked - this.#lastAckSent >= ACK_EVERY && this.#toPersist.length === 0) {
-          this.#lastAckSent = acked
-          this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
-        }
-        this.#tellConfirmed(tell)
-      },
-      () => {
-        // Nothing of this batch was written (batches are atomic): the next write carries it.
-        this.#unwritten = {
-          entries: [...applied, ...this.#unwritten.entries],
-          settled: [...removed, ...this.#unwritten.settled],
-          ...(base !== undefined ? { snapshot: base } : {}),
-        }
-        this.#untold.push(...tell)
-        if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
-      },
-    )
+    this.#storeConfirmed(confirmedSeq, r.applied, settled, snapshot, [...r.confirmed, ...accepted])
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top).
     if ([...rejectedCommands.values()].some((p) => p.cmd.crdt?.field !== undefined) && this.#send !== undefined) {
@@ -957,6 +913,64 @@ export class Doc<M extends Machine<any, any>> {
     this.#scheduleNotify()
     // A merge confirmed: the changes coalesced meanwhile may go.
     this.#crdtOutbox?.kick()
+  }
+
+  /**
+   * Stores confirmed entries and outbox removals (with what earlier failed writes left out),
+   * then tells the app of the confirmations. `confirmedSeq` undefined: a retry of what failed,
+   * up to where it reached.
+   */
+  #storeConfirmed(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<OwnConfirmation>): void {
+    let base: { seq: number; state: Uint8Array } | undefined
+    let seq = confirmedSeq ?? this.#laneConfirmed
+    this.#enqueue(
+      // Built when the lane gets here, on top of what the writes before it stored; what an
+      // earlier failed write left out goes first (taken here, not at integrate time: a write
+      // queued behind one that then fails must carry it), so the stored log has no hole.
+      (store) => {
+        const carried = this.#unwritten
+        this.#unwritten = { entries: [], settled: [] }
+        if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
+        if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
+        if (confirmedSeq === undefined) {
+          // A retry: nothing left if a write since carried it.
+          seq = Math.max(this.#laneConfirmed, applied[applied.length - 1]?.seq ?? 0, carried.snapshot?.seq ?? 0)
+          if (applied.length === 0 && removed.length === 0 && carried.snapshot === undefined) return Promise.resolve()
+        }
+        base = snapshot !== undefined ? { seq, state: snapshot } : carried.snapshot
+        return store.confirm(this.docId, {
+          meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.#laneNext },
+          entries: applied,
+          settled: removed,
+          ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#laneSnapshotSeq + 1, dropTo: this.#laneConfirmed } } : {}),
+        })
+      },
+      () => {
+        this.#laneConfirmed = confirmedSeq === undefined ? Math.max(this.#laneConfirmed, seq) : seq
+        if (base !== undefined) this.#laneSnapshotSeq = base.seq
+        for (const cs of removed) this.#settling.delete(cs)
+        // Tell the authority it may forget these outcomes: on the next submit, or on its own
+        // once enough have piled up (a frame per confirmation would double the traffic).
+        const acked = this.#ackedClientSeq()
+        if (this.#send !== undefined && acked - this.#lastAckSent >= ACK_EVERY && this.#toPersist.length === 0) {
+          this.#lastAckSent = acked
+          this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
+        }
+        this.#tellConfirmed(tell)
+      },
+      () => {
+        // Nothing of this batch was written (batches are atomic): the next write carries it,
+        // or a retry if none comes (the app hears of these confirmations once stored).
+        this.#unwritten = {
+          entries: [...applied, ...this.#unwritten.entries],
+          settled: [...removed, ...this.#unwritten.settled],
+          ...(base !== undefined ? { snapshot: base } : {}),
+        }
+        this.#untold.push(...tell)
+        if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
+        if (!this.#closed) this.#runtime.setTimer(OUTBOX_RETRY_MS, () => { if (!this.#closed) this.#storeConfirmed(undefined, [], [], undefined, []) })
+      },
+    )
   }
 
   /** Commands answered "applied at seq <= X" settle once the confirmed state has reached X. */

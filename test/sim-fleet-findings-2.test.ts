@@ -13,6 +13,9 @@
  *    write of the commands submitted after it, already queued, stored and sent them: the
  *    hub refused the gap (sequence-gap), and after a crash before the retry the stored
  *    outbox had a hole for good. Fix: the next outbox write carries the failed commands first.
+ * 3. Seed 194 (with fix 1 alone): a confirmation write that failed waited for the next
+ *    write to carry it; with no further entry, the app never heard of the confirmation.
+ *    Fix: a failed confirmation write is retried a second later.
  */
 import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -123,5 +126,31 @@ test("an outbox write that fails is carried by the next one: no gap in the outbo
   expect(second.doc.pendingCount).toBe(0)
   expect(Object.keys((await hub.doc(DOC, TodoV2)).state.items).sort()).toEqual(["x", "y", "z"])
   await running(rt, second.client.close())
+  await hub.close()
+})
+
+test("a confirmation whose write failed is told once a retry stores it, with no later entry to carry it", async () => {
+  const rt = new VirtualRuntime(25)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hub = new Hub({ machines: [TodoV2], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  let failNext = 0
+  const disk = new MemoryStorage({ latency: { runtime: rt, ms: () => 5 }, failWrite: () => failNext-- > 0 })
+  const a = await running(rt, CanonClient.open({ transport: net.transport("a"), runtime: rt, clientId: "a", storage: disk }))
+  const doc = await running(rt, a.open(TodoV2, DOC))
+  await settle(rt)
+  const told: number[] = []
+  doc.on("confirmed", (e) => told.push(e.clientSeq))
+  doc.submit("add", { id: "x", title: "X", priority: 0 })
+  // The outbox write succeeds (it is sent); the write removing it after its entry fails.
+  await rt.run({ forMs: 8 })
+  failNext = 1
+  await settle(rt, 200)
+  expect(failNext).toBe(0)
+  expect(told).toEqual([])
+  await settle(rt, 2000)
+  expect(told).toEqual([1])
+  expect(doc.pendingCount).toBe(0)
+  await running(rt, a.close())
   await hub.close()
 })

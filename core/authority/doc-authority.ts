@@ -353,7 +353,13 @@ export class DocAuthority<S = unknown> {
     // The newest snapshot that verifies, then the log after it.
     // No head: nothing was ever written; a snapshot of the empty document (taken for a replica
     // that asked) may be of an older version's initial state.
-    const base = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq)
+    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq)
+    // A snapshot at seq 0 is never loaded: the state there is the first epoch's initial state,
+    // and one stored may be of another version's (taken for a replica that asked by an older
+    // hub, before anything was written: the first write starts the log at the version of the
+    // hub that wrote it, with no marker). Nor is it the newest snapshot: the next one is taken.
+    const base = newest !== undefined && newest.meta.seq > 0 ? newest : undefined
+    if (newest !== undefined && base === undefined) snapshotter.latest = undefined
     if (base === undefined && horizon > 0) {
       throw new CanonError({ code: "storage-corrupt", message: `Document "${docId}" was compacted up to seq ${horizon} but no stored snapshot of it verifies.` })
     }
@@ -608,7 +614,10 @@ export class DocAuthority<S = unknown> {
   private async tidy(): Promise<void> {
     try {
       const latest = this.snapshotter.latest
-      for (const m of await this.store.snapshots.metas(this.docId)) if (latest !== undefined && m.seq < latest.seq) await this.store.snapshots.drop(this.docId, m.seq)
+      // A seq-0 snapshot of a document with entries is never loaded (see `load`): nothing needs it.
+      for (const m of await this.store.snapshots.metas(this.docId)) {
+        if ((latest !== undefined && m.seq < latest.seq) || (m.seq === 0 && this.committed > 0)) await this.store.snapshots.drop(this.docId, m.seq)
+      }
       await this.store.snapshots.dropOrphans(this.docId)
       if (this.horizon > 0) await this.store.snapshots.compact(this.docId, this.horizon)
     } catch (e) {

@@ -596,18 +596,8 @@ export class DocAuthority<S = unknown> {
     if (!Number.isFinite(tail)) return
     const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)
     if (upTo <= this.horizon) return
-    // Readers see the new horizon before the entries go: catch-up switches to a snapshot.
-    const before = this.horizon
-    this.horizon = upTo
-    try {
-      await this.store.snapshots.compact(this.docId, upTo)
-    } catch (e) {
-      // The horizon record is written before any delete: if it did not land, every entry is
-      // still there and older-version followers (who cannot take a snapshot) can be served.
-      const stored = await this.store.snapshots.horizon(this.docId).catch(() => upTo)
-      this.horizon = Math.max(before, Math.min(upTo, stored))
-      throw e
-    }
+    // Readers see the new horizon once it is recorded, before the entries go: catch-up switches to a snapshot.
+    await this.store.snapshots.compact(this.docId, upTo, undefined, (h) => { if (h > this.horizon) this.horizon = h })
   }
 
   /** Removes what crashes left behind; failures are reported and retried at the next load. */

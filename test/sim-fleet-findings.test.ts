@@ -34,6 +34,11 @@
  * 9. A snapshot of an empty document (taken for a replica that asked) written by an older
  *    hub is loaded by a newer hub as its own version's state (no head, so no migration).
  *    Fix: no snapshot is loaded for a document without a head.
+ * 10. The same stale snapshot, once the newer hub has written the document's first entries
+ *    (its log starts at the newer version: no marker): a reload before any newer snapshot is
+ *    stored loaded it as the state at seq 0 and replayed the newer log on it (sim seed 105:
+ *    an `archive` on a v1 state without `archived` was a no-op, the reloaded hub disagreed
+ *    with its own log and a replica desynced). Fix: a seq-0 snapshot is never loaded.
  */
 import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -304,4 +309,39 @@ test("a snapshot of an empty document written by an older hub is not taken as th
   const d3 = await hub3.doc(DOC, VTodoV3)
   expect(d3.state).toEqual({ items: {}, archived: [] })
   await hub3.close()
+})
+
+test("a snapshot of an empty document written by an older hub is not loaded after the newer hub wrote the first entries", async () => {
+  const rt = new VirtualRuntime(28)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hubStore = new MemoryStorage()
+  const hub1 = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt })
+  // The v1 hub snapshots the empty document for a replica that asked; nothing is written.
+  const snap = (await hub1.doc(DOC, TodoV1)).snapshotNow()
+  await settle(rt, 500)
+  expect((await snap).seq).toBe(0)
+  await hub1.close()
+  // Upgraded to v3 before the first write: the log starts at v3, with no marker.
+  let hub = new Hub({ machines: [VTodoV3], storage: hubStore, runtime: rt })
+  net.listen(hub)
+  const client = await CanonClient.open({ transport: net.transport("a"), runtime: rt, clientId: "a", storage: new MemoryStorage() })
+  const doc = await client.open(VTodoV3, DOC)
+  doc.submit("add", { id: "x", title: "X", priority: 20 })
+  doc.submit("archive", { id: "x" })
+  await settle(rt)
+  expect(doc.pendingCount).toBe(0)
+  const live = await hub.doc(DOC, VTodoV3)
+  const expected = { items: { x: { title: "X", done: false, priority: 20 } }, archived: ["x"] }
+  expect(live.state).toEqual(expected)
+  const liveHash = live.stateHash()
+  await client.close()
+  await hub.close()
+  net.stopServer()
+  // A restart before any snapshot of the v3 log: the state is the v3 log replayed from v3's initial state.
+  hub = new Hub({ machines: [VTodoV3], storage: hubStore, runtime: rt })
+  const reloaded = await hub.doc(DOC, VTodoV3)
+  expect(reloaded.headSeq).toBe(2)
+  expect(reloaded.state).toEqual(expected)
+  expect(reloaded.stateHash()).toBe(liveHash)
+  await hub.close()
 })

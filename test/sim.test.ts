@@ -55,12 +55,13 @@ test("a refused clientSeq gap frees its number: the next command sent under it i
   expect(await failing(1, ["--from", "20", "--mixed-fleet", "0"], 5)).toEqual([])
 })
 
-test("older-version followers are served entries while the log has them (seeds 120 and 194 of the whole world, 5 replicas)", async () => {
-  // Seed 120: a compaction whose horizon record failed to write left the hub's horizon ahead of
-  // its log, and a v2 follower was told update-required; seed 194: the checker judged "behind"
-  // by durable deletes while the hub compacts from the moment it records its horizon.
-  const [a, b] = await Promise.all([failing(1, ["--from", "120"], 5), failing(1, ["--from", "194"], 5)])
-  expect([...a, ...b]).toEqual([])
+test("older-version followers are served entries while the log has them (seeds 82, 120 and 194 of the whole world, 5 replicas)", async () => {
+  // The hub moved its compaction horizon in memory before the record was written: a v2
+  // follower between the two was told update-required (seed 82), for good when the write then
+  // failed (seed 120); the horizon now moves once recorded. Seed 194: the checker judged
+  // "behind" by durable deletes instead of the recorded horizon.
+  const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed], 5)))
+  expect(runs.flat()).toEqual([])
 })
 
 test("app code that aliases or writes non-plain values is a rejection, never a broken document (2 seeds)", async () => {

@@ -353,7 +353,13 @@ export class DocAuthority<S = unknown> {
     // The newest snapshot that verifies, then the log after it.
     // No head: nothing was ever written; a snapshot of the empty document (taken for a replica
     // that asked) may be of an older version's initial state.
-    const base = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq)
+    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq)
+    // A snapshot at seq 0 is never loaded: the state there is the first epoch's initial state,
+    // and one stored may be of another version's (taken for a replica that asked by an older
+    // hub, before anything was written: the first write starts the log at the version of the
+    // hub that wrote it, with no marker). Nor is it the newest snapshot: the next one is taken.
+    const base = newest !== undefined && newest.meta.seq > 0 ? newest : undefined
+    if (newest !== undefined && base === undefined) snapshotter.latest = undefined
     if (base === undefined && horizon > 0) {
       throw new CanonError({ code: "storage-corrupt", message: `Document "${docId}" was compacted up to seq ${horizon} but no stored snapshot of it verifies.` })
     }
@@ -590,25 +596,18 @@ export class DocAuthority<S = unknown> {
     if (!Number.isFinite(tail)) return
     const upTo = await this.store.horizonFor(this.docId, meta.seq, tail)
     if (upTo <= this.horizon) return
-    // Readers see the new horizon before the entries go: catch-up switches to a snapshot.
-    const before = this.horizon
-    this.horizon = upTo
-    try {
-      await this.store.snapshots.compact(this.docId, upTo)
-    } catch (e) {
-      // The horizon record is written before any delete: if it did not land, every entry is
-      // still there and older-version followers (who cannot take a snapshot) can be served.
-      const stored = await this.store.snapshots.horizon(this.docId).catch(() => upTo)
-      this.horizon = Math.max(before, Math.min(upTo, stored))
-      throw e
-    }
+    // Readers see the new horizon once it is recorded, before the entries go: catch-up switches to a snapshot.
+    await this.store.snapshots.compact(this.docId, upTo, undefined, (h) => { if (h > this.horizon) this.horizon = h })
   }
 
   /** Removes what crashes left behind; failures are reported and retried at the next load. */
   private async tidy(): Promise<void> {
     try {
       const latest = this.snapshotter.latest
-      for (const m of await this.store.snapshots.metas(this.docId)) if (latest !== undefined && m.seq < latest.seq) await this.store.snapshots.drop(this.docId, m.seq)
+      // A seq-0 snapshot of a document with entries is never loaded (see `load`): nothing needs it.
+      for (const m of await this.store.snapshots.metas(this.docId)) {
+        if ((latest !== undefined && m.seq < latest.seq) || (m.seq === 0 && this.committed > 0)) await this.store.snapshots.drop(this.docId, m.seq)
+      }
       await this.store.snapshots.dropOrphans(this.docId)
       if (this.horizon > 0) await this.store.snapshots.compact(this.docId, this.horizon)
     } catch (e) {

@@ -150,22 +150,24 @@ export class SnapshotStore {
    * deletion markers, so compaction grew with the history; bench snapshots, row 1d.)
    * Returns the number of entries deleted.
    */
-  compact(docId: string, upTo: number, onProgress?: (deleted: number) => void): Promise<number> {
+  compact(docId: string, upTo: number, onProgress?: (deleted: number) => void, onRecorded?: (horizon: number) => void): Promise<number> {
     const previous = this.compacting.get(docId) ?? Promise.resolve()
-    const run = previous.catch(() => {}).then(() => this.compactNow(docId, upTo, onProgress))
+    const run = previous.catch(() => {}).then(() => this.compactNow(docId, upTo, onProgress, onRecorded))
     this.compacting.set(docId, run)
     const clear = () => { if (this.compacting.get(docId) === run) this.compacting.delete(docId) }
     run.then(clear, clear)
     return run
   }
 
-  private async compactNow(docId: string, upTo: number, onProgress?: (deleted: number) => void): Promise<number> {
+  private async compactNow(docId: string, upTo: number, onProgress?: (deleted: number) => void, onRecorded?: (horizon: number) => void): Promise<number> {
     const stored = await this.horizonRecord(docId)
     const horizon = Math.max(upTo, stored.horizon)
+    onRecorded?.(stored.horizon)
     if (stored.done >= horizon) return 0
     // Durable before any delete: a crash in between leaves entries the next compaction (or
     // the next load's tidy-up) deletes, from `done`.
     if (horizon !== stored.horizon) await this.putHorizon(docId, horizon, stored.done, this.sync)
+    onRecorded?.(horizon)
     const end = K.authEntry(docId, horizon + 1)
     let from = stored.done > 0 ? K.authEntry(docId, stored.done + 1) : K.authEntryPrefix(docId)
     let deleted = 0

@@ -109,6 +109,9 @@ export interface DocOptions {
   readonly maxSnapshotBytes?: number
 }
 
+/** An own command the authority applied at `seq` (at most `seq` when `upperBound`). */
+type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number; readonly upperBound?: true }
+
 /**
  * A snapshot stream is acknowledged every this many bytes: two wire chunks (128 KiB). The
  * hub's window is at least this (its floor), so the stream never waits for an acknowledgement
@@ -142,6 +145,8 @@ export class Doc<M extends Machine<any, any>> {
   #blockedTooNew = false
   #nextClientSeq: number
   #toPersist: PendingCommand[] = []
+  /** Commands whose outbox write failed: the next outbox write stores them first. */
+  #outboxUnstored: PendingCommand[] = []
   #lane: Promise<void> = Promise.resolve()
   /** Entries received and not yet integrated (lazy rebase). */
   #incoming: Entry[] = []
@@ -150,6 +155,12 @@ export class Doc<M extends Machine<any, any>> {
   readonly #settling = new Set<number>()
   /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
   #unwritten: { entries: Entry[]; settled: number[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
+  /**
+   * Confirmations whose outbox removal is not stored yet: the app is told once it is, so a
+   * command it was told about is never back in the outbox after a restart (a read-only app,
+   * told `update-required`, would keep it there for good and never hear of it again).
+   */
+  #untold: OwnConfirmation[] = []
   /** Own commands the hub answered with "applied at seq <= X": settled once confirmedSeq reaches X. */
   readonly #settleAt = new Map<PendingCommand, number>()
   readonly #maxCommandBytes: number
@@ -437,13 +448,25 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   #flushOutbox(): void {
-    const batch = this.#toPersist
+    const queued = this.#toPersist
     this.#toPersist = []
-    if (batch.length === 0) return
-    const next = Math.max(this.#nextClientSeq, batch[batch.length - 1]!.clientSeq + 1)
+    if (queued.length === 0 && this.#outboxUnstored.length === 0) return
+    let batch = queued
+    const nextAfter = (b: ReadonlyArray<PendingCommand>) => Math.max(this.#nextClientSeq, (b[b.length - 1]?.clientSeq ?? 0) + 1)
+    let next = nextAfter(batch)
     this.#enqueue(
-      (store) => store.appendOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next }, batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded }))),
+      (store) => {
+        // Commands of an earlier outbox write that failed go first, in this write: one queued
+        // behind it must not store (and send) later commands while they are not stored, or the
+        // outbox has a hole the hub refuses (sequence-gap), after a restart for good.
+        batch = [...this.#outboxUnstored.filter((p) => this.#rs.pendingAt(p.clientSeq) === p), ...queued]
+        this.#outboxUnstored = []
+        next = nextAfter(batch)
+        if (batch.length === 0) return Promise.resolve()
+        return store.appendOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next }, batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })))
+      },
       () => {
+        if (batch.length === 0) return
         this.#laneNext = Math.max(this.#laneNext, next)
         const live: PendingCommand[] = []
         for (const p of batch) {
@@ -456,9 +479,9 @@ export class Doc<M extends Machine<any, any>> {
         }
       },
       () => {
-        // Not durable, so not sent yet: try again (the app was told storage failed).
+        // Not durable, so not sent yet: the next outbox write carries them (the app was told storage failed).
         if (this.#closed) return
-        this.#toPersist = [...batch.filter((p) => this.#rs.pendingAt(p.clientSeq) === p), ...this.#toPersist]
+        this.#outboxUnstored = [...batch, ...this.#outboxUnstored]
         this.#runtime.setTimer(OUTBOX_RETRY_MS, () => this.#flushOutbox())
       },
     )
@@ -470,6 +493,8 @@ export class Doc<M extends Machine<any, any>> {
     const p0 = this.#rs.pending[0]
     if (p0 !== undefined && p0.clientSeq < low) low = p0.clientSeq
     for (const cs of this.#settling) if (cs < low) low = cs
+    const u0 = this.#outboxUnstored[0]
+    if (u0 !== undefined && u0.clientSeq < low) low = u0.clientSeq
     const t0 = this.#toPersist[0]
     if (t0 !== undefined && t0.clientSeq < low) low = t0.clientSeq
     return low - 1
@@ -683,8 +708,7 @@ export class Doc<M extends Machine<any, any>> {
           }
         }
         if (settle.size === 0) return
-        this.#integrate([], settle, rejected)
-        for (const a of acceptedEarlier) this.#settleConfirmed(a.command, a.seq, a.upperBound)
+        this.#integrate([], settle, rejected, acceptedEarlier)
         return
       }
       case "checkpoint":
@@ -801,6 +825,7 @@ export class Doc<M extends Machine<any, any>> {
         this.#laneConfirmed = seq
         this.#laneSnapshotSeq = seq
         this.#sinceSnapshot = 0
+        if (settledBefore.length > 0) this.#tellConfirmed([])
       },
       // Not written: the next confirm carries the installed state, or its entries would follow a hole.
       () => { this.#unwritten = { entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state: bytes } } },
@@ -832,7 +857,7 @@ export class Doc<M extends Machine<any, any>> {
     // Commands still in `toPersist` get their first write with the new numbers; every other
     // moved command's record moves (a record whose append is still in the lane is written
     // before this runs: the lane is in order).
-    const unwrittenYet = new Set(this.#toPersist)
+    const unwrittenYet = new Set([...this.#outboxUnstored, ...this.#toPersist])
     const persisted = moves.filter((m) => !unwrittenYet.has(m.command))
     this.#enqueue(
       (store) => store.renumberOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next },
@@ -849,7 +874,7 @@ export class Doc<M extends Machine<any, any>> {
     return { type: "subscribe", docId: this.docId, machine: m.name, version: m.version, fingerprint: m.fingerprint, fromSeq: this.#rs.confirmedSeq, ackedClientSeq: this.#ackedClientSeq() }
   }
 
-  #integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>): void {
+  #integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>, accepted: ReadonlyArray<OwnConfirmation> = []): void {
     const wantSnapshot = this.#store !== undefined && this.#sinceSnapshot + entries.length >= this.#snapshotEvery
     const rejectedCommands = new Map<number, PendingCommand>()
     for (const cs of rejected.keys()) {
@@ -867,51 +892,9 @@ export class Doc<M extends Machine<any, any>> {
     if (r.applied.length === 0 && settled.length === 0) return
     for (const cs of settled) this.#settling.add(cs)
     const confirmedSeq = this.#rs.confirmedSeq
-    let applied = r.applied
-    let removed = settled
-    let base: { seq: number; state: Uint8Array } | undefined
     const snapshot = r.snapshot
     this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + r.applied.length
-    this.#enqueue(
-      // Built when the lane gets here, on top of what the writes before it stored; what an
-      // earlier failed write left out goes first (taken here, not at integrate time: a write
-      // queued behind one that then fails must carry it), so the stored log has no hole.
-      (store) => {
-        const carried = this.#unwritten
-        this.#unwritten = { entries: [], settled: [] }
-        if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
-        if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
-        base = snapshot !== undefined ? { seq: confirmedSeq, state: snapshot } : carried.snapshot
-        return store.confirm(this.docId, {
-        meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq, nextClientSeq: this.#laneNext },
-        entries: applied,
-        settled: removed,
-        ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#laneSnapshotSeq + 1, dropTo: this.#laneConfirmed } } : {}),
-        })
-      },
-      () => {
-        this.#laneConfirmed = confirmedSeq
-        if (base !== undefined) this.#laneSnapshotSeq = base.seq
-        for (const cs of removed) this.#settling.delete(cs)
-        // Tell the authority it may forget these outcomes: on the next submit, or on its own
-        // once enough have piled up (a frame per confirmation would double the traffic).
-        const acked = this.#ackedClientSeq()
-        if (this.#send !== undefined && acked - this.#lastAckSent >= ACK_EVERY && this.#toPersist.length === 0) {
-          this.#lastAckSent = acked
-          this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
-        }
-      },
-      () => {
-        // Nothing of this batch was written (batches are atomic): the next write carries it.
-        this.#unwritten = {
-          entries: [...applied, ...this.#unwritten.entries],
-          settled: [...removed, ...this.#unwritten.settled],
-          ...(base !== undefined ? { snapshot: base } : {}),
-        }
-        if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
-      },
-    )
-    for (const { command, seq } of r.confirmed) this.#settleConfirmed(command, seq)
+    this.#storeConfirmed(confirmedSeq, r.applied, settled, snapshot, [...r.confirmed, ...accepted])
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top).
     if ([...rejectedCommands.values()].some((p) => p.cmd.crdt?.field !== undefined) && this.#send !== undefined) {
@@ -932,6 +915,64 @@ export class Doc<M extends Machine<any, any>> {
     this.#crdtOutbox?.kick()
   }
 
+  /**
+   * Stores confirmed entries and outbox removals (with what earlier failed writes left out),
+   * then tells the app of the confirmations. `confirmedSeq` undefined: a retry of what failed,
+   * up to where it reached.
+   */
+  #storeConfirmed(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<OwnConfirmation>): void {
+    let base: { seq: number; state: Uint8Array } | undefined
+    let seq = confirmedSeq ?? this.#laneConfirmed
+    this.#enqueue(
+      // Built when the lane gets here, on top of what the writes before it stored; what an
+      // earlier failed write left out goes first (taken here, not at integrate time: a write
+      // queued behind one that then fails must carry it), so the stored log has no hole.
+      (store) => {
+        const carried = this.#unwritten
+        this.#unwritten = { entries: [], settled: [] }
+        if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
+        if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
+        if (confirmedSeq === undefined) {
+          // A retry: nothing left if a write since carried it.
+          seq = Math.max(this.#laneConfirmed, applied[applied.length - 1]?.seq ?? 0, carried.snapshot?.seq ?? 0)
+          if (applied.length === 0 && removed.length === 0 && carried.snapshot === undefined) return Promise.resolve()
+        }
+        base = snapshot !== undefined ? { seq, state: snapshot } : carried.snapshot
+        return store.confirm(this.docId, {
+          meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.#laneNext },
+          entries: applied,
+          settled: removed,
+          ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#laneSnapshotSeq + 1, dropTo: this.#laneConfirmed } } : {}),
+        })
+      },
+      () => {
+        this.#laneConfirmed = confirmedSeq === undefined ? Math.max(this.#laneConfirmed, seq) : seq
+        if (base !== undefined) this.#laneSnapshotSeq = base.seq
+        for (const cs of removed) this.#settling.delete(cs)
+        // Tell the authority it may forget these outcomes: on the next submit, or on its own
+        // once enough have piled up (a frame per confirmation would double the traffic).
+        const acked = this.#ackedClientSeq()
+        if (this.#send !== undefined && acked - this.#lastAckSent >= ACK_EVERY && this.#toPersist.length === 0) {
+          this.#lastAckSent = acked
+          this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
+        }
+        this.#tellConfirmed(tell)
+      },
+      () => {
+        // Nothing of this batch was written (batches are atomic): the next write carries it,
+        // or a retry if none comes (the app hears of these confirmations once stored).
+        this.#unwritten = {
+          entries: [...applied, ...this.#unwritten.entries],
+          settled: [...removed, ...this.#unwritten.settled],
+          ...(base !== undefined ? { snapshot: base } : {}),
+        }
+        this.#untold.push(...tell)
+        if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
+        if (!this.#closed) this.#runtime.setTimer(OUTBOX_RETRY_MS, () => { if (!this.#closed) this.#storeConfirmed(undefined, [], [], undefined, []) })
+      },
+    )
+  }
+
   /** Commands answered "applied at seq <= X" settle once the confirmed state has reached X. */
   #settleReached(): void {
     const due: { command: PendingCommand; seq: number }[] = []
@@ -941,8 +982,14 @@ export class Doc<M extends Machine<any, any>> {
     }
     if (due.length === 0) return
     for (const d of due) this.#settleAt.delete(d.command)
-    this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map())
-    for (const d of due) this.#settleConfirmed(d.command, d.seq, true)
+    this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map(), due.map((d) => ({ ...d, upperBound: true as const })))
+  }
+
+  /** The outbox removals of these (and of any told nothing yet) are stored: the app hears of them. */
+  #tellConfirmed(tell: ReadonlyArray<OwnConfirmation>): void {
+    const all = this.#untold.length > 0 ? [...this.#untold, ...tell] : tell
+    this.#untold = []
+    for (const c of all) this.#settleConfirmed(c.command, c.seq, c.upperBound)
   }
 
   #settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {

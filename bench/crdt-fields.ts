@@ -73,28 +73,37 @@ const compactAndCount = async (w: ReturnType<typeof world>, machine: typeof YjsN
   return { stored: await storedBytes(w.storage), snapshot: meta!.size }
 }
 
-/** The trace through a Canon Yjs field, each edit confirmed by the hub before the next. */
-export const canonYjsField = async (trace: Trace): Promise<FieldReplay> => {
-  const w = world(YjsNote)
+/**
+ * The trace through a Canon CRDT text field `body`, each edit confirmed by the hub before the
+ * next: the same driver for both libraries, which differ only in how an edit is made and read.
+ */
+const canonField = async <M extends typeof YjsNote | typeof AmNote>(
+  trace: Trace, machine: M, edit: (body: any, pos: number, del: number, ins: string) => void, text: (body: any) => string, what: string,
+): Promise<FieldReplay> => {
+  const w = world(machine)
   const client = await CanonClient.open({ transport: w.network.transport("writer"), runtime: w.runtime, clientId: "writer" })
   try {
-    const doc = await client.open(YjsNote, DOC)
+    const doc = await client.open(machine as typeof YjsNote, DOC)
     await w.runtime.run({ forMs: 100 })
-    const body = doc.crdt.body
+    const body = (doc.crdt as { body: unknown }).body
     const t0 = now()
     for (const [pos, del, ins] of trace.edits) {
-      editYText(body, pos, del, ins)
+      edit(body, pos, del, ins)
       await w.runtime.run({ forMs: TYPING_MS })
     }
     const ms = now() - t0
     check(doc.pendingCount === 0 && doc.confirmedSeq === trace.edits.length, `every edit confirmed (${doc.confirmedSeq} of ${trace.edits.length}, ${doc.pendingCount} pending)`)
-    check(body.toString() === trace.text, "the Yjs field's text equals the trace's")
-    return { ms, ...(await compactAndCount(w, YjsNote, trace.edits.length)) }
+    check(text(body) === trace.text, `the ${what} field's text equals the trace's`)
+    return { ms, ...(await compactAndCount(w, machine, trace.edits.length)) }
   } finally {
     await client.close()
     await w.hub.close()
   }
 }
+
+/** The trace through a Canon Yjs field, each edit confirmed by the hub before the next. */
+export const canonYjsField = (trace: Trace): Promise<FieldReplay> =>
+  canonField(trace, YjsNote, editYText, (body: Y.Text) => body.toString(), "Yjs")
 
 /** Plain Yjs: one Y.Doc, one transaction per edit, each V1 update collected. */
 export const plainYjs = (trace: Trace): { ms: number; updateBytes: number; v2StateBytes: number } => {
@@ -115,27 +124,8 @@ export const plainYjs = (trace: Trace): { ms: number; updateBytes: number; v2Sta
 }
 
 /** The trace through a Canon Automerge text field, each edit confirmed before the next. */
-export const canonAutomergeField = async (trace: Trace): Promise<FieldReplay> => {
-  const w = world(AmNote)
-  const client = await CanonClient.open({ transport: w.network.transport("writer"), runtime: w.runtime, clientId: "writer" })
-  try {
-    const doc = await client.open(AmNote, DOC)
-    await w.runtime.run({ forMs: 100 })
-    const body = doc.crdt.body
-    const t0 = now()
-    for (const [pos, del, ins] of trace.edits) {
-      body.splice(pos, del, ins)
-      await w.runtime.run({ forMs: TYPING_MS })
-    }
-    const ms = now() - t0
-    check(doc.pendingCount === 0 && doc.confirmedSeq === trace.edits.length, `every edit confirmed (${doc.confirmedSeq} of ${trace.edits.length}, ${doc.pendingCount} pending)`)
-    check(body.text === trace.text, "the Automerge field's text equals the trace's")
-    return { ms, ...(await compactAndCount(w, AmNote, trace.edits.length)) }
-  } finally {
-    await client.close()
-    await w.hub.close()
-  }
-}
+export const canonAutomergeField = (trace: Trace): Promise<FieldReplay> =>
+  canonField(trace, AmNote, (body: { splice(pos: number, del: number, ins: string): void }, pos, del, ins) => body.splice(pos, del, ins), (body: { text: string }) => body.text, "Automerge")
 
 /** Plain Automerge: `change` + `splice` per edit, and the change's bytes (what a peer ships). */
 export const plainAutomerge = (trace: Trace): { ms: number; changeBytes: number } => {

@@ -100,7 +100,8 @@ const canonReplicaOpen = async (dir: string, cards: number): Promise<number> => 
 
 const KEY = "board"
 
-const buildYjs = async (ops: ReadonlyArray<BoardOp>, dir: string): Promise<number> => {
+/** Shared with bench/snapshots-coldstart.ts. */
+export const buildYjs = async (ops: ReadonlyArray<BoardOp>, dir: string): Promise<number> => {
   const doc = new Y.Doc()
   doc.clientID = 1
   const columns = doc.getMap<Y.Array<string>>("columns")
@@ -117,7 +118,8 @@ const buildYjs = async (ops: ReadonlyArray<BoardOp>, dir: string): Promise<numbe
   return update.length
 }
 
-const yjsOpen = async (dir: string, cards: number): Promise<number> => {
+/** Shared with bench/snapshots-coldstart.ts. */
+export const yjsOpen = async (dir: string, cards: number): Promise<number> => {
   const t0 = now()
   const db = new Level<string, Uint8Array>(dir, { valueEncoding: "view" })
   await db.open()
@@ -132,7 +134,8 @@ const yjsOpen = async (dir: string, cards: number): Promise<number> => {
   return ms
 }
 
-const buildAutomerge = (ops: ReadonlyArray<BoardOp>, file: string): number => {
+/** Shared with bench/snapshots-coldstart.ts. */
+export const buildAutomerge = (ops: ReadonlyArray<BoardOp>, file: string): number => {
   const columns: Record<string, A.ImmutableString[]> = {}
   for (const c of COLUMNS) columns[c] = []
   let doc = A.from<AmBoard>({ cards: {}, columns }, { actor: "01" })
@@ -143,7 +146,8 @@ const buildAutomerge = (ops: ReadonlyArray<BoardOp>, file: string): number => {
   return bytes.length
 }
 
-const automergeOpen = (file: string, cards: number): number => {
+/** Shared with bench/snapshots-coldstart.ts. */
+export const automergeOpen = (file: string, cards: number): number => {
   const t0 = now()
   const doc = A.load<AmBoard>(readFileSync(file))
   const n = Object.keys(doc.cards).length

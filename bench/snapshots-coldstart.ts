@@ -14,22 +14,20 @@
  * every run (page cache warm); each open is
  * checked (head, state), so a broken path cannot look fast.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import os from "node:os"
 import path from "node:path"
-import * as A from "@automerge/automerge"
-import * as Y from "yjs"
-import { Level } from "level"
 import { Hub, type Machine } from "../core/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { check, figure, now, type Figure, type Plan, type SuiteContext } from "./harness.js"
 import { Counter } from "./machines.js"
-import { BoardMachine, COLUMNS, type BoardState } from "./peers-machines.js"
-import { automergeApply, boardScript, canonArgs, yjsApply, type AmBoard, type BoardOp } from "./peers-board.js"
+import { BoardMachine, type BoardState } from "./peers-machines.js"
+import { boardScript, canonArgs } from "./peers-board.js"
 import { backToBack, pick } from "./peers-common.js"
 import { DOC, buildStore, type BuiltStore } from "./snapshots-common.js"
+import { automergeOpen, buildAutomerge, buildYjs, yjsOpen } from "./peers-coldstart.js"
 
 export interface ColdStartSizes {
   /** Figure 1: entries in the Counter history. */
@@ -95,61 +93,6 @@ const longHistory = async (ctx: SuiteContext, s: ColdStartSizes, add: (f: Figure
 }
 
 // ---- figure 2: the board history, Canon's hub beside Yjs and Automerge ----
-
-const KEY = "board"
-
-const buildYjs = async (ops: ReadonlyArray<BoardOp>, dir: string): Promise<number> => {
-  const doc = new Y.Doc()
-  doc.clientID = 1
-  const columns = doc.getMap<Y.Array<string>>("columns")
-  doc.transact(() => {
-    for (const c of COLUMNS) columns.set(c, new Y.Array<string>())
-  })
-  for (const op of ops) yjsApply(doc, op)
-  const update = Y.encodeStateAsUpdate(doc)
-  doc.destroy()
-  const db = new Level<string, Uint8Array>(dir, { valueEncoding: "view" })
-  await db.open()
-  await db.put(KEY, update)
-  await db.close()
-  return update.length
-}
-
-const yjsOpen = async (dir: string, cards: number): Promise<number> => {
-  const t0 = now()
-  const db = new Level<string, Uint8Array>(dir, { valueEncoding: "view" })
-  await db.open()
-  const update = await db.get(KEY)
-  const doc = new Y.Doc()
-  Y.applyUpdate(doc, update!)
-  const n = doc.getMap("cards").size
-  const ms = now() - t0
-  check(n === cards, `Yjs: ${cards} cards (read ${n})`)
-  doc.destroy()
-  await db.close()
-  return ms
-}
-
-const buildAutomerge = (ops: ReadonlyArray<BoardOp>, file: string): number => {
-  const columns: Record<string, A.ImmutableString[]> = {}
-  for (const c of COLUMNS) columns[c] = []
-  let doc = A.from<AmBoard>({ cards: {}, columns }, { actor: "01" })
-  for (const op of ops) doc = automergeApply(doc, op)
-  const bytes = A.save(doc)
-  A.free(doc)
-  writeFileSync(file, bytes)
-  return bytes.length
-}
-
-const automergeOpen = (file: string, cards: number): number => {
-  const t0 = now()
-  const doc = A.load<AmBoard>(readFileSync(file))
-  const n = Object.keys(doc.cards).length
-  const ms = now() - t0
-  check(n === cards, `Automerge: ${cards} cards (read ${n})`)
-  A.free(doc)
-  return ms
-}
 
 const boardHistory = async (ctx: SuiteContext, s: ColdStartSizes, add: (f: Figure) => void, dir: string): Promise<void> => {
   // The generator of bench/peers-coldstart.ts: one writer, rounds of 1000 ops.

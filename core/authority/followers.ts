@@ -340,15 +340,9 @@ export class Followers {
   private needsSnapshot(f: Follower, older: boolean): boolean {
     const committed = this.doc.committed()
     if (f.cursor > committed || f.cursor < this.doc.horizon()) return true
-    if (f.wantsState) {
-      if (!older) return true
-      // Snapshots hold the newest version's state: a follower at an older version that asks
-      // for the state (an app upgraded on its device, its state migrated there) is served the
-      // log from its cursor while the log has it, instead of being told to update again.
-      f.wantsState = false
-    }
     // Only the newest version gets snapshots; an older one is served entries while it can be.
     if (older) return false
+    if (f.wantsState) return true
     // Behind a version change, at the new version: its state is not the migrated one.
     if (f.version === this.doc.version() && f.cursor < this.doc.lastMarker()) return true
     const latest = this.doc.latestSnapshot()
@@ -357,6 +351,10 @@ export class Followers {
 
   private async loop(f: Follower): Promise<void> {
     const older = f.version < this.doc.version()
+    // Snapshots hold the newest version's state: a follower at an older version that asks for
+    // the state (an app upgraded on its device, its state migrated there) is served the log
+    // from its cursor while the log has it, instead of being told to update again.
+    if (older) f.wantsState = false
     for (;;) {
       if (f.closed || f.stopped || this.doc.isBroken()) return
       if (!this.canSend(f)) return

@@ -127,12 +127,7 @@ export class SnapshotStore {
   private async horizonRecord(docId: string): Promise<{ horizon: number; done: number }> {
     const key = K.authHorizon(docId)
     const raw = await this.kv.get(key)
-    if (raw === undefined) return { horizon: 0, done: 0 }
-    return decodeRecord(raw, "compaction horizon", docId, key, (v) => {
-      if (isNum(v) && v >= 0) return { horizon: v, done: 0 }
-      if (Array.isArray(v) && v.length === 2 && isNum(v[0]) && isNum(v[1]) && v[1] >= 0 && v[1] <= v[0]) return { horizon: v[0], done: v[1] }
-      throw new Error("not a horizon")
-    })
+    return raw === undefined ? { horizon: 0, done: 0 } : decodeHorizon(raw, docId)
   }
 
   private putHorizon(docId: string, horizon: number, done: number, sync: boolean): Promise<void> {
@@ -189,3 +184,11 @@ export class SnapshotStore {
 
 /** The canonical value of `bytes`, read through the strict decoder (a snapshot is untrusted input too). */
 export const decodeSnapshotBytes = (bytes: Uint8Array): unknown => decodeCanonical(bytes)
+
+/** A stored compaction horizon record: a bare number (older stores) or [horizon, done]. */
+export const decodeHorizon = (raw: Uint8Array, docId: string): { horizon: number; done: number } =>
+  decodeRecord(raw, "compaction horizon", docId, K.authHorizon(docId), (v) => {
+    if (isNum(v) && v >= 0) return { horizon: v, done: 0 }
+    if (Array.isArray(v) && v.length === 2 && isNum(v[0]) && isNum(v[1]) && v[1] >= 0 && v[1] <= v[0]) return { horizon: v[0], done: v[1] }
+    throw new Error("not a horizon")
+  })

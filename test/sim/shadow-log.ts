@@ -10,7 +10,7 @@
  */
 import type { BatchOp, Entry } from "../../core/index.js"
 import * as K from "../../core/store/keys.js"
-import { decodeCanonical } from "../../core/canonical.js"
+import { decodeHorizon } from "../../core/store/snapshot-store.js"
 import { decodeRecord, entryChecker } from "../../core/store/records.js"
 
 const startsWith = (key: Uint8Array, prefix: Uint8Array): boolean => {
@@ -50,9 +50,7 @@ export class ShadowLog {
       if (op.key[0] !== 0x61) continue
       for (const [docId, d] of this.docs) {
         if (op.type === "put" && op.key.length === d.horizonKey.length && startsWith(op.key, d.horizonKey)) {
-          const v = decodeCanonical(op.value)
-          const h = typeof v === "number" ? v : Array.isArray(v) && typeof v[0] === "number" ? v[0] : 0
-          d.horizon = Math.max(d.horizon, h)
+          d.horizon = Math.max(d.horizon, decodeHorizon(op.value, docId).horizon)
           break
         }
         if (startsWith(op.key, d.entryPrefix) && op.key.length === K.entryKeyLength(d.entryPrefix)) {

@@ -452,7 +452,10 @@ export class Doc<M extends Machine<any, any>> {
     this.#toPersist = []
     if (queued.length === 0 && this.#outboxUnstored.length === 0) return
     let batch = queued
-    const nextAfter = (b: ReadonlyArray<PendingCommand>) => Math.max(this.#nextClientSeq, (b[b.length - 1]?.clientSeq ?? 0) + 1)
+    // The stored next number never runs past the stored commands: numbers taken by commands
+    // still waiting for their own write would be a hole in the outbox after a crash, and the
+    // hub refuses a hole for good (crash-client seed 251190864).
+    const nextAfter = (b: ReadonlyArray<PendingCommand>) => Math.max(this.#laneNext, (b[b.length - 1]?.clientSeq ?? 0) + 1)
     let next = nextAfter(batch)
     this.#enqueue(
       (store) => {
@@ -767,7 +770,12 @@ export class Doc<M extends Machine<any, any>> {
           if (first) this.#emit("updateRequired", this.#updateNeeded)
         }
         if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.#resumeNumberingAt(msg.seq)
-        if (msg.code === "sequence-gap") {
+        if (msg.code === "sequence-gap" && msg.seq !== undefined && (this.#rs.pending[0]?.clientSeq ?? 0) > msg.seq) {
+          // No command here holds the numbers the hub is missing: they were taken by commands
+          // that died unstored (a store written before that was fixed). Close the hole, or
+          // this outbox is refused for good.
+          this.#renumber(this.#rs.renumberDown(msg.seq), msg.seq, true)
+        } else if (msg.code === "sequence-gap") {
           // The hub lost track of where this client is (it should never happen on an ordered
           // link): follow again from the confirmed seq, which resends the outbox in order.
           this.#send?.(this.#subscribeMessage())
@@ -843,14 +851,21 @@ export class Doc<M extends Machine<any, any>> {
    * and send them again.
    */
   #resumeNumberingAt(from: number): void {
-    // Commands still waiting for their first outbox write are numbered afresh before it.
-    const moves = this.#rs.renumber(from)
+    this.#renumber(this.#rs.renumber(from), from, false)
+  }
+
+  /**
+   * Stores and sends pending commands under new numbers (`moves`, oldest first) so that the
+   * next the hub expects is `from`. `down`: the numbers went down, so the stored next number
+   * does too (it ran past the stored commands).
+   */
+  #renumber(moves: ReadonlyArray<{ readonly command: PendingCommand; readonly from: number; readonly to: number }>, from: number, down: boolean): void {
     // A command recovered from the outbox after a restart has no receipt.
     for (const m of moves) {
       const d = this.#deferreds.get(m.command)
       if (d) d.receipt!.clientSeq = m.to
     }
-    let next = Math.max(this.#nextClientSeq, from)
+    let next = down ? from : Math.max(this.#nextClientSeq, from)
     for (const p of this.#rs.pending) next = Math.max(next, p.clientSeq + 1)
     this.#nextClientSeq = next
     if (moves.length === 0) return
@@ -859,11 +874,16 @@ export class Doc<M extends Machine<any, any>> {
     // before this runs: the lane is in order).
     const unwrittenYet = new Set([...this.#outboxUnstored, ...this.#toPersist])
     const persisted = moves.filter((m) => !unwrittenYet.has(m.command))
+    // As in #flushOutbox: the stored next number covers the stored commands only.
+    let storedNext = from
     this.#enqueue(
-      (store) => store.renumberOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next },
-        persisted.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded }))),
+      (store) => {
+        storedNext = Math.max(down ? from : this.#laneNext, from, ...persisted.map((m) => m.to + 1))
+        return store.renumberOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: storedNext },
+          persisted.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded })))
+      },
       () => {
-        this.#laneNext = Math.max(this.#laneNext, next)
+        this.#laneNext = down ? storedNext : Math.max(this.#laneNext, storedNext)
         if (this.#send !== undefined) this.#resend()
       },
     )

@@ -310,6 +310,23 @@ export class ReplicaState<S> {
   }
 
   /**
+   * Numbers pending commands on from `at`, downwards (the hub expects `at` and no pending
+   * command holds the numbers between: they were taken by commands that died unstored).
+   * Returns the moves, oldest first, or nothing to do.
+   */
+  renumberDown(at: number): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
+    const first = this.pending[0]
+    if (first === undefined || first.clientSeq <= at) return []
+    const moves = this.pending.map((p, i) => ({ command: p, from: p.clientSeq, to: at + i }))
+    for (const m of moves) this.#byClientSeq.delete(m.from)
+    for (const m of moves) {
+      m.command.clientSeq = m.to
+      this.#byClientSeq.set(m.to, m.command)
+    }
+    return moves
+  }
+
+  /**
    * A checkpoint from the authority. Checked now if the replica is exactly at `seq` (pending
    * writes are undone around the hash), kept for later if it is behind, ignored if past.
    */

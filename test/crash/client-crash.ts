@@ -61,6 +61,8 @@ export interface ClientCrashReport {
   readonly clientEntries: number
   /** Entries of the client that were durable but never reported persisted (killed in between). */
   readonly durableUnreported: number
+  /** Commands whose confirmation was stored (gone from the outbox, inside the stored state) but killed before reporting it. */
+  readonly confirmedUnreported: number
   /** Acknowledged commands of the in-process client, checked against the log. */
   readonly otherAcknowledged: number
   readonly logLength: number
@@ -117,6 +119,8 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
     const persisted = new Map<number, string>()
     /** clientSeqs reported confirmed (in any round). */
     const confirmed = new Set<number>()
+    /** Persisted, never reported confirmed, and gone from the outbox at a restart. */
+    const leftOutbox: { name: string; cs: number; id: string; confirmedSeqAtOpen: number }[] = []
 
     const start = async (name: string, args: string[]): Promise<Child> => {
       const c = spawnScript(name, "client-process.ts", ["--data", clientDir, "--doc", DOC, ...args])
@@ -125,9 +129,13 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
       if (clientId === undefined) clientId = id
       else if (id !== clientId) violations.push(`${name}: the client came back as ${id}, not ${clientId} (its clientId was not kept)`)
       const opened = (await c.waitForLine((l) => l.startsWith("OPENED "), 15_000)).split(" ")
+      const confirmedSeqAtOpen = Number(opened[1])
       const pendingAtOpen = new Set(opened[2] === "-" ? [] : opened[2]!.split(",").map(Number))
+      // Not in the outbox and never reported confirmed: the kill may have come after the
+      // confirmation was stored and before the app heard of it. Checked against the log at the
+      // end: its seq must be covered by the confirmed state the client opened with.
       for (const [cs, id2] of persisted) {
-        if (!confirmed.has(cs) && !pendingAtOpen.has(cs)) violations.push(`${name}: command ${cs} (${id2}) reported persisted, not confirmed, yet is missing from the outbox after the restart`)
+        if (!confirmed.has(cs) && !pendingAtOpen.has(cs)) leftOutbox.push({ name, cs, id: id2, confirmedSeqAtOpen })
       }
       return c
     }
@@ -225,6 +233,13 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
       else if ((e.args as { id?: unknown }).id !== id) violations.push(`command ${cs} reported persisted as ${id} but the log has ${JSON.stringify(e.args)}`)
     }
     const durableUnreported = mine.filter((e) => !persisted.has(e.clientSeq)).length
+    for (const l of leftOutbox) {
+      const e = byClientSeq.get(l.cs)
+      if (e === undefined || e.seq > l.confirmedSeqAtOpen) {
+        violations.push(`${l.name}: command ${l.cs} (${l.id}) reported persisted, not confirmed, yet is missing from the outbox after the restart, and the client's stored confirmed state (seq ${l.confirmedSeqAtOpen}) does not hold it (${e === undefined ? "not in the log" : `log seq ${e.seq}`})`)
+      }
+    }
+    const confirmedUnreported = leftOutbox.length
     // The in-process client's acknowledgments.
     let otherAcknowledged = 0
     for (const s of otherSent) {
@@ -242,7 +257,7 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
     if (otherFinal.seq !== disk.log.length || otherFinal.hash !== disk.hash) violations.push(`the in-process client ended at seq ${otherFinal.seq} hash ${otherFinal.hash}; the authority at ${disk.log.length} ${disk.hash}`)
 
     return {
-      seed, kills: rounds.length, rounds, persistedChecked: persisted.size, clientEntries: mine.length, durableUnreported, otherAcknowledged,
+      seed, kills: rounds.length, rounds, persistedChecked: persisted.size, clientEntries: mine.length, durableUnreported, confirmedUnreported, otherAcknowledged,
       logLength: disk.log.length, durationMs: Date.now() - started, violations,
     }
   } finally {
@@ -258,5 +273,6 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
 export const describeClientCrash = (r: ClientCrashReport): string =>
   `client crash, seed ${r.seed}: ${r.kills} SIGKILLs of the client (${r.rounds.map((x) => `${x.mode}: ${x.persisted} persisted/${x.confirmed} confirmed, ${x.pendingAtOpen} pending at open`).join("; ")}); ` +
   `${r.persistedChecked} persisted commands checked in the log, the client has ${r.clientEntries} entries (${r.durableUnreported} durable but killed before reporting), ` +
+  `${r.confirmedUnreported} confirmed and stored but killed before reporting, ` +
   `${r.otherAcknowledged} acknowledgments of the in-process client checked; log ${r.logLength} entries; ${(r.durationMs / 1000).toFixed(1)} s; ` +
   `${r.violations.length === 0 ? "no invariant violated" : `${r.violations.length} VIOLATIONS`}`

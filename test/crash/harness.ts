@@ -6,9 +6,12 @@
  *
  * A child also exits by itself when its stdin closes (the parent died) or when its
  * `--max-ms` lifetime runs out: nothing outlives a crashed test run for long.
+ *
+ * To read what the children said in a failing seed: CANON_CRASH_DUMP=file appends every
+ * stdout line, prefixed with the child's name.
  */
 import { spawn, type ChildProcess } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -74,6 +77,8 @@ export class Child {
       const parts = (this.partial + chunk).split("\n")
       this.partial = parts.pop()!
       for (const l of parts) this.lines.push(l)
+      const dump = process.env.CANON_CRASH_DUMP
+      if (dump) for (const l of parts) appendFileSync(dump, `${this.name} ${l}\n`)
       this.wake()
     })
     proc.stderr!.setEncoding("utf8")

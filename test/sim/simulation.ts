@@ -248,6 +248,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const fleetOn = specs.some((s) => s.kind === "versioned")
     // Its own stream of numbers: the fleet's plan does not shift the rest of a seed's choices.
     const fleetRng = seededRandom(seed ^ 0xf1ee7)
+    // Its own stream, so the rest of a seed stays put: some submits of a burst come a few ms
+    // apart, so one lands while the outbox write of the one before waits in the storage lane.
+    const spreadRng = seededRandom(seed ^ 0x5b7ead)
     // The hub starts at v1 or v2 and is upgraded to the newest once, at a random moment.
     let hubVersion = fleetOn ? (fleetRng() < 0.5 ? 1 : 2) : NEWEST
     const hubFirstVersion = hubVersion
@@ -652,7 +655,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           const r = pick(rng, replicas)
           const spec = pick(rng, r.follows)
           const n = 1 + Math.floor(rng() * 4)
-          for (let k = 0; k < n; k++) submit(r, spec)
+          for (let k = 0; k < n; k++) {
+            if (k > 0 && spreadRng() < 0.5) rt.setTimer(k * (1 + Math.floor(spreadRng() * 8)), () => submit(r, spec))
+            else submit(r, spec)
+          }
           if (rng() < 0.3 * f) {
             const y = rng()
             rt.setTimer(Math.floor(rng() * 40), () => {

@@ -1,0 +1,116 @@
+/**
+ * A client's command numbers (clientSeqs) have no holes, in the stored outbox or on the wire:
+ * the hub refuses a hole (sequence-gap), so a hole stored on disk would leave the client's
+ * outbox unsendable for good.
+ *
+ * Found by the client crash test (test/crash/client-crash.ts, seed 251190864): the stored
+ * "next clientSeq" of an outbox write counted commands submitted while the write waited in
+ * the storage lane, whose own write came later. Killed between the two writes, the restarted
+ * client numbered new commands past a hole. Fixes: the stored next number covers stored
+ * commands only; and a client told of a hole that none of its commands holds closes it (for
+ * stores written before the fix).
+ */
+import { CanonClient, Hub } from "../core/index.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { ReplicaStore } from "../core/internal.js"
+import { Todo } from "./support/machines.js"
+import { SimProcess } from "./sim/process.js"
+
+const DOC = "list"
+
+const settle = async (rt: VirtualRuntime, ms = 3000) => {
+  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
+}
+
+const running = async <T>(rt: VirtualRuntime, p: Promise<T>): Promise<T> => {
+  let done = false
+  void p.finally(() => { done = true })
+  for (let t = 0; t < 10_000 && !done; t += 10) await rt.run({ forMs: 10 })
+  return p
+}
+
+const world = (seed: number, diskMs: () => number) => {
+  const rt = new VirtualRuntime(seed)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hubStore = new MemoryStorage()
+  const hub = new Hub({ machines: [Todo], storage: hubStore, runtime: rt })
+  net.listen(hub)
+  const disk = new MemoryStorage({ latency: { runtime: rt, ms: diskMs } })
+  const start = async (autoConnect: boolean) => {
+    const proc = new SimProcess("a", rt, disk)
+    const client = await CanonClient.open({ transport: proc.wrapTransport(net.transport("a")), runtime: proc.runtime, clientId: "a", storage: proc.storage, backoff: { baseMs: 50, maxMs: 200 }, autoConnect })
+    const doc = await client.open(Todo, DOC)
+    const errors: string[] = []
+    doc.on("error", (e) => errors.push(e.code))
+    return { proc, client, doc, errors }
+  }
+  return { rt, net, hub, disk, start }
+}
+
+test("commands submitted while an outbox write waits in the lane leave no hole after a crash", async () => {
+  const w = world(31, () => 100)
+  const first = await running(w.rt, w.start(false))
+  // Command 1's write is on the disk for 100 ms; 2 is flushed behind it; 3 is submitted while
+  // 2's write waits in the lane (so its number is taken before 2's write runs).
+  first.doc.submit("add", { id: "a", title: "A" })
+  await w.rt.run({ forMs: 1 })
+  first.doc.submit("add", { id: "b", title: "B" })
+  await w.rt.run({ forMs: 1 })
+  first.doc.submit("add", { id: "c", title: "C" })
+  // 1 and 2 are stored (t = 200 ms); 3's write is in flight when the process dies.
+  await w.rt.run({ forMs: 250 })
+  first.proc.kill()
+  w.net.drop("a")
+
+  const second = await running(w.rt, w.start(false))
+  expect(second.doc.pending.map((p) => p.clientSeq)).toEqual([1, 2])
+  const receipt = second.doc.submit("add", { id: "d", title: "D" })
+  expect(receipt.clientSeq).toBe(3)
+  second.client.connect()
+  await settle(w.rt)
+  expect(second.errors).toEqual([])
+  expect(second.doc.pendingCount).toBe(0)
+  expect(Object.keys((await w.hub.doc(DOC, Todo)).state.items).sort()).toEqual(["a", "b", "d"])
+  await running(w.rt, second.client.close())
+  await w.hub.close()
+})
+
+test("a stored outbox with a hole before it (written before the fix) is renumbered and sent, once", async () => {
+  const w = world(32, () => 1)
+  // What the faulty write left: commands 1 and 2 in the outbox, the next number 6.
+  const store = new ReplicaStore(w.disk)
+  await running(w.rt, store.appendOutbox(DOC, { machine: Todo.name, version: Todo.version, confirmedSeq: 0, nextClientSeq: 6 }, [
+    { clientSeq: 1, name: "add", args: { id: "a", title: "A" } },
+    { clientSeq: 2, name: "add", args: { id: "b", title: "B" } },
+  ]))
+  const first = await running(w.rt, w.start(false))
+  // Numbered past the hole, as the faulty store says; the hub expects 3.
+  const late = first.doc.submit("add", { id: "c", title: "C" })
+  expect(late.clientSeq).toBe(6)
+  await settle(w.rt, 500)
+  first.client.connect()
+  await settle(w.rt)
+  // Told once of the hole, it closed it: every command applied once, in order.
+  expect(first.errors).toEqual(["sequence-gap"])
+  expect(first.doc.pendingCount).toBe(0)
+  expect(late.clientSeq).toBe(3)
+  expect(await late).toMatchObject({ seq: 3 })
+  const log = (await w.hub.doc(DOC, Todo)).state.items
+  expect(Object.keys(log).sort()).toEqual(["a", "b", "c"])
+  // The next command follows on, stored and on the wire.
+  expect(first.doc.submit("add", { id: "d", title: "D" }).clientSeq).toBe(4)
+  await settle(w.rt)
+  expect(first.errors).toEqual(["sequence-gap"])
+  expect(first.doc.pendingCount).toBe(0)
+  await running(w.rt, first.client.close())
+
+  // After a restart the stored numbers are contiguous too.
+  const again = await running(w.rt, w.start(false))
+  expect(again.doc.submit("add", { id: "e", title: "E" }).clientSeq).toBe(5)
+  again.client.connect()
+  await settle(w.rt)
+  expect(again.errors).toEqual([])
+  expect(Object.keys((await w.hub.doc(DOC, Todo)).state.items).sort()).toEqual(["a", "b", "c", "d", "e"])
+  await running(w.rt, again.client.close())
+  await w.hub.close()
+})

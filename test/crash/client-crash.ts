@@ -210,10 +210,14 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
     if (hub.exitCode !== 0) violations.push(`the hub did not stop cleanly on SIGTERM: ${hub.describe()}`)
     const disk = await readHubDir(hubDir, DOC)
 
+    // The log from its first stored entry (a long run compacts the start away): commands
+    // below it are checked in the state (each `add` made its own item).
+    const base = disk.compactedThrough
+    const end = base + disk.log.length
     disk.log.forEach((e, i) => {
-      if (e.seq !== i + 1) violations.push(`log position ${i} holds seq ${e.seq} (seqs not contiguous)`)
+      if (e.seq !== base + i + 1) violations.push(`log position ${i} holds seq ${e.seq} (seqs not contiguous)`)
     })
-    if (disk.headSeq !== disk.log.length) violations.push(`head says seq ${disk.headSeq} but the log has ${disk.log.length} entries`)
+    if (disk.headSeq !== end) violations.push(`head says seq ${disk.headSeq} but the log ends at ${end}`)
     const seen = new Map<string, Entry>()
     for (const e of disk.log) {
       const key = `${e.clientId}/${e.clientSeq}`
@@ -223,18 +227,21 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
     // The crashed client: clientSeqs 1..n once each; every persisted command with its own id.
     const mine = disk.log.filter((e) => e.clientId === clientId)
     const seqsOfMine = mine.map((e) => e.clientSeq).sort((a, b) => a - b)
+    const firstOfMine = base === 0 ? 1 : seqsOfMine[0] ?? Infinity
     seqsOfMine.forEach((cs, i) => {
-      if (cs !== i + 1) violations.push(`the client's clientSeqs in the log are not 1..${mine.length}: position ${i} is ${cs}`)
+      if (cs !== firstOfMine + i) violations.push(`the client's clientSeqs in the log are not ${firstOfMine}..${firstOfMine + mine.length - 1}: position ${i} is ${cs}`)
     })
     const byClientSeq = new Map(mine.map((e) => [e.clientSeq, e]))
     for (const [cs, id] of persisted) {
       const e = byClientSeq.get(cs)
+      if (e === undefined && cs < firstOfMine && disk.itemIds.has(id)) continue
       if (e === undefined) violations.push(`command ${cs} (${id}) reported persisted but is not in the log (lost)`)
       else if ((e.args as { id?: unknown }).id !== id) violations.push(`command ${cs} reported persisted as ${id} but the log has ${JSON.stringify(e.args)}`)
     }
     const durableUnreported = mine.filter((e) => !persisted.has(e.clientSeq)).length
     for (const l of leftOutbox) {
       const e = byClientSeq.get(l.cs)
+      if (e === undefined && l.cs < firstOfMine && disk.itemIds.has(l.id)) continue
       if (e === undefined || e.seq > l.confirmedSeqAtOpen) {
         violations.push(`${l.name}: command ${l.cs} (${l.id}) reported persisted, not confirmed, yet is missing from the outbox after the restart, and the client's stored confirmed state (seq ${l.confirmedSeqAtOpen}) does not hold it (${e === undefined ? "not in the log" : `log seq ${e.seq}`})`)
       }
@@ -244,21 +251,21 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
     let otherAcknowledged = 0
     for (const s of otherSent) {
       if (s.rejected !== undefined) violations.push(`the in-process client's command ${s.clientSeq} was rejected (${s.rejected})`)
-      if (s.seq === undefined) continue
+      if (s.seq === undefined || s.seq <= base) continue
       otherAcknowledged++
-      const e = disk.log[s.seq - 1]
+      const e = disk.log[s.seq - 1 - base]
       if (e === undefined || e.clientId !== otherId || e.clientSeq !== s.clientSeq || e.name !== "note") {
         violations.push(`the in-process client's command ${s.clientSeq} was acknowledged at seq ${s.seq}, which holds ${e === undefined ? "nothing" : `${e.clientId}/${e.clientSeq} ${e.name}`}`)
       }
     }
     // Convergence.
-    if (finalSeq !== disk.log.length) violations.push(`the restarted client confirmed seq ${finalSeq}, the log has ${disk.log.length}`)
+    if (finalSeq !== end) violations.push(`the restarted client confirmed seq ${finalSeq}, the log ends at ${end}`)
     if (finalHash !== disk.hash) violations.push(`the restarted client has hash ${finalHash}, the authority loaded from disk ${disk.hash}`)
-    if (otherFinal.seq !== disk.log.length || otherFinal.hash !== disk.hash) violations.push(`the in-process client ended at seq ${otherFinal.seq} hash ${otherFinal.hash}; the authority at ${disk.log.length} ${disk.hash}`)
+    if (otherFinal.seq !== end || otherFinal.hash !== disk.hash) violations.push(`the in-process client ended at seq ${otherFinal.seq} hash ${otherFinal.hash}; the authority at ${end} ${disk.hash}`)
 
     return {
       seed, kills: rounds.length, rounds, persistedChecked: persisted.size, clientEntries: mine.length, durableUnreported, confirmedUnreported, otherAcknowledged,
-      logLength: disk.log.length, durationMs: Date.now() - started, violations,
+      logLength: end, durationMs: Date.now() - started, violations,
     }
   } finally {
     noiseOn = false

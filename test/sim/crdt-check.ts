@@ -71,7 +71,8 @@ export const checkText = (v: TextView): string[] => {
   for (const e of v.edits.edits) {
     if (e.kind !== "delete" || !acked(e)) continue
     for (const m of e.markers) {
-      if (!deletedBy.has(m)) deletedBy.set(m, e)
+      if (deletedBy.has(m)) continue
+      deletedBy.set(m, e)
       if (present.has(m)) fail(`${m} is still in the text though ${e.replica}'s delete removed it (${how(e)})`)
     }
   }

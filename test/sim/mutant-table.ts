@@ -154,6 +154,21 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: "core/schema/serve.ts", anchor: "const conv = h.convert(cmds, from, to)", replacement: "const conv = from > to ? cmds : h.convert(cmds, from, to)" }],
   },
   {
+    name: "crdt-coalesce-drops",
+    breaks: "keystrokes typed while a merge is in flight are coalesced into the first one only (the rest never leave the replica)",
+    patches: [{ file: "adapters/yjs/engine.ts", anchor: "return updates.length === 1 ? updates[0] : Y.mergeUpdates(updates as Uint8Array[])", replacement: "return updates[0]" }],
+  },
+  {
+    name: "crdt-hub-drops-merge",
+    breaks: "the hub confirms a CRDT merge it checked but never merges it into its field",
+    patches: [{ file: "core/crdt/fields.ts", anchor: "      update = pre.update\n", replacement: "      return undefined\n" }],
+  },
+  {
+    name: "crdt-refuse-honest-delete",
+    breaks: "the hub refuses an honest Yjs delete of a client's newest clock as missing dependencies (the keystrokes merged with it are lost)",
+    patches: [{ file: "adapters/yjs/engine.ts", anchor: "if (d.clock + d.len > end) return", replacement: "if (d.clock + d.len >= end) return" }],
+  },
+  {
     name: "migrate-twice",
     breaks: "a hub upgrade runs the state migration twice (v3 priorities x100)",
     patches: [{ file: AUTH, anchor: "      applyMigration(host, docId, history, marker)\n", replacement: "      applyMigration(host, docId, history, marker)\n      applyMigration(host, docId, history, marker)\n" }],

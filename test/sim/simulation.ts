@@ -368,6 +368,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // ---- replicas ----
     const replicas: Replica[] = []
     const follows = (i: number): DocSpec[] => {
+      const mine = orderedFollows(i)
+      // At least two typists, most replicas one.
+      if (textSpec !== undefined && (i < 2 || textRng() < 0.6)) mine.push(textSpec)
+      return mine
+    }
+    const orderedFollows = (i: number): DocSpec[] => {
       if (ordered.length === 1) return [...ordered]
       const n = 1 + Math.floor(rng() * Math.min(3, ordered.length))
       const mine = new Set<DocSpec>([ordered[i % ordered.length]!])
@@ -375,8 +381,6 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       // Most replicas follow the versioned document: a fleet of one version is no fleet.
       const versioned = specs.find((s) => s.kind === "versioned")
       if (versioned !== undefined && fleetRng() < 0.6) mine.add(versioned)
-      // At least two typists, most replicas one.
-      if (textSpec !== undefined && (i < 2 || textRng() < 0.6)) mine.add(textSpec)
       return [...mine]
     }
     const startReplica = async (r: Replica) => {
@@ -750,6 +754,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       for (let t = 0, i = 0; i < o.ops; i++) {
         t += Math.floor(textRng() * opGap * 2)
         if (t >= activeMs) break
+        if (writers.length === 0) break
         const r = pick(textRng, writers)
         rt.setTimer(t, () => typeBurst(r))
       }

@@ -600,8 +600,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
 
     // Typing: a replica following the text document edits its Y.Text (1-3 edits, some a few
-    // ms apart, so they coalesce behind a merge in flight), now and then submits the ordered
-    // `touch`, and now and then is hit by a fault soon after. All drawn from the text stream.
+    // ms apart, so they coalesce behind a merge in flight; now and then a long run of them),
+    // now and then submits the ordered `touch`, goes offline to type alone for a while, or is
+    // hit by a fault soon after. All drawn from the text stream.
     const type = (r: Replica) => {
       const doc = r.docs.get(textSpec!.docId)
       if (doc === undefined || !r.proc.alive || doc.isClosed) return
@@ -615,13 +616,23 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       log(`${r.name} ${what}`)
     }
     const typeBurst = (r: Replica) => {
-      const n = 1 + Math.floor(textRng() * 3)
-      for (let k = 0; k < n; k++) {
-        if (k > 0 && textRng() < 0.5) rt.setTimer(k * (1 + Math.floor(textRng() * 30)), () => type(r))
+      const long = textRng() < 0.08
+      const n = long ? 5 + Math.floor(textRng() * 30) : 1 + Math.floor(textRng() * 3)
+      for (let k = 0, at = 0; k < n; k++) {
+        at += long ? Math.floor(textRng() * 12) : 1 + Math.floor(textRng() * 30)
+        if (k > 0 && (long || textRng() < 0.5)) rt.setTimer(at, () => type(r))
         else type(r)
       }
       if (textRng() < 0.1) submit(r, textSpec!)
-      if (textRng() < 0.15 * faultLevel) {
+      const x = textRng()
+      if (x < 0.04 * faultLevel) {
+        if (r.partitioned) return
+        r.partitioned = true
+        stats.partitions!++
+        log(`partition ${r.name} (typing offline)`)
+        net.partition(r.name)
+        rt.setTimer(1_000 + Math.floor(textRng() * 4_000), () => { r.partitioned = false; net.heal(r.name); log(`heal ${r.name}`) })
+      } else if (x < 0.19 * faultLevel) {
         const y = textRng()
         rt.setTimer(Math.floor(textRng() * 40), () => {
           if (y < 0.5) { stats.drops!++; log(`drop ${r.name} (after typing)`); net.drop(r.name) }

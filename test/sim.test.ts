@@ -110,11 +110,11 @@ test("a seed replays exactly (same trace and digest; another seed differs)", asy
 /** The collaborative text with the rest of the world quick: one TodoPlus document beside it, every fault on. */
 const TEXT = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "0", "--hostile", "0", "--crdt", "1"]
 
-test("collaborative text: replicas type into a Yjs field concurrently across drops, partitions, crashes, disk faults and snapshots; every acknowledged insert survives unless an acknowledged delete removed it, and all texts are equal (2 seeds)", async () => {
+test("collaborative text: replicas type into a Yjs and an Automerge text field concurrently across drops, partitions, crashes, disk faults and snapshots; every acknowledged insert survives unless an acknowledged delete removed it, and all texts are equal (2 seeds)", async () => {
   const run = await runSim(REPO, [...TEXT, "--seeds", "2", "--replicas", "5", "--stats"], { timeoutMs: 60_000 })
   expect([run.failingSeeds, run.output.split("\n").filter((l) => l.startsWith("  ") && !l.startsWith("    "))]).toEqual([[], []])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
-  for (const k of ["textEdits", "textAckedInserts", "textAckedDeletes", "textChars", "replicaCrashes", "hubCrashes", "partitions", "installs", "compacted"]) {
+  for (const k of ["textEdits", "textAckedInserts", "textAckedDeletes", "textChars", "textAckedInserts:am", "textAckedDeletes:am", "textChars:am", "replicaCrashes", "hubCrashes", "partitions", "installs", "compacted"]) {
     expect([k, (totals[k] ?? 0) > 0]).toEqual([k, true])
   }
 })
@@ -124,7 +124,7 @@ test("the text checker bites: a hub that refuses honest Yjs deletes loses the ke
   try {
     const run = await runSim(copy.dir, [...TEXT, "--seeds", "1", "--replicas", "5"], { timeoutMs: 60_000 })
     expect(run.failingSeeds).toEqual([1])
-    expect(run.output).toMatch(/^ {2}crdt: 1 seeds; crdt: text: r\d's insert ⟨r\d:\d+⟩ was stored in its outbox but never acknowledged \(text\|\w+:\d+ rejected \(invalid-args\)\)/m)
+    expect(run.output).toMatch(/^ {2}crdt: 1 seeds; crdt: text\.text: r\d's insert ⟨r\d:\d+⟩ was stored in its outbox but never acknowledged \(text\|\w+:\d+ rejected \(invalid-args\)\)/m)
   } finally {
     copy.dispose()
   }

@@ -1,30 +1,62 @@
 /**
- * The simulator's typists: replicas edit the collaborative text of a SimText document
- * (machines.ts) the way an app does, through the live Y.Text the library hands out
- * (`doc.crdt.text.insert/delete`); the library turns each local change into the field's merge
- * command (coalesced while one is in flight). Every insert is a unique marker, `⟨r2:17⟩`,
+ * The simulator's typists: replicas edit the collaborative texts of a SimText document
+ * (machines.ts) the way an app does, through the live objects the library hands out: the
+ * Y.Text of `text` (`doc.crdt.text.insert/delete`) and the Automerge text of `am`
+ * (`doc.crdt.am.splice`); the library turns each local change into the field's merge command
+ * (coalesced while one is in flight). Every insert is a unique marker, `⟨r2:17⟩`,
  * placed between markers, and every delete removes whole markers, so the text is always a
  * sequence of markers and the checker (crdt-check.ts) can say which edits survived.
  *
  * Which command carried an edit: the library's outbox submits, in one command, every local
- * change of the field made since its previous submit (core/crdt/outbox.ts), and it submits
- * through the document's own `submit`. The typist wraps that method on each opened document
- * (an observer: arguments and receipt pass through untouched) and hands the edits made since
- * the last merge submit to the command it sees.
+ * change of a field made since its previous submit of that field (core/crdt/outbox.ts), and it
+ * submits through the document's own `submit`. The typist wraps that method on each opened
+ * document (an observer: arguments and receipt pass through untouched) and hands the edits of
+ * the field made since its last merge submit to the command it sees.
  *
- * Determinism: a Y.Doc draws its clientID from crypto. Before the first local edit on each
- * field object (a reload makes a new one) the typist gives it a fresh clientID from the
- * seed's own stream, so a seed replays exactly and no two writers share an ID.
+ * Determinism: a Y.Doc draws its clientID and an Automerge field its actor from crypto, and
+ * Automerge stamps each change with Date.now(). Before the first local edit on each field
+ * object (a reload makes a new one) the typist gives it a fresh clientID or actor from the
+ * seed's own stream (no two writers share one), and it runs Automerge edits with Date.now
+ * reading virtual time, so a seed replays exactly.
  */
+import * as A from "@automerge/automerge"
 import type * as Y from "yjs"
 import type { Doc, Receipt } from "../../core/index.js"
 import { crdtCommandName } from "../../core/crdt/fields.js"
+import type { AutomergeTextHandle } from "../../adapters/automerge/index.js"
 import type { Rng } from "./workload.js"
 import type { Submitted } from "./checker.js"
 
-/** The field the typists write. */
-export const TEXT_FIELD = "text"
-const MERGE = crdtCommandName(TEXT_FIELD)
+/** How a typist reads and edits one kind of text field, and gives its writer an identity of the seed's. */
+interface TextAccess {
+  read(handle: unknown): string
+  insert(handle: unknown, at: number, s: string): void
+  remove(handle: unknown, at: number, n: number): void
+  /** The object that carries the writer identity (a new one after a reload). */
+  identity(handle: unknown): object
+  seed(handle: unknown, id: number): void
+}
+
+const yjsText: TextAccess = {
+  read: (h) => (h as Y.Text).toString(),
+  insert: (h, at, s) => (h as Y.Text).insert(at, s),
+  remove: (h, at, n) => (h as Y.Text).delete(at, n),
+  identity: (h) => (h as Y.Text).doc!,
+  seed: (h, id) => { (h as Y.Text).doc!.clientID = id },
+}
+
+const automergeText: TextAccess = {
+  read: (h) => (h as AutomergeTextHandle).text,
+  insert: (h, at, s) => (h as AutomergeTextHandle).splice(at, 0, s),
+  remove: (h, at, n) => (h as AutomergeTextHandle).splice(at, n),
+  identity: (h) => h as object,
+  // The handle's own document, cloned under an actor of the seed's (same history).
+  seed: (h, id) => (h as AutomergeTextHandle).set(A.clone((h as AutomergeTextHandle).doc, { actor: id.toString(16).padStart(32, "0") })),
+}
+
+/** The text fields of SimText (machines.ts) and how each is typed into. */
+export const TEXT_FIELDS: Readonly<Record<string, TextAccess>> = { text: yjsText, am: automergeText }
+const AUTOMERGE = new Set(["am"])
 
 /** A marker: `⟨r2:17⟩`. */
 export const MARKER = /⟨r\d+:\d+⟩/g
@@ -60,11 +92,12 @@ export interface TextLedger {
 export type RecordMerge = (name: string, args: unknown, receipt: Receipt) => Carrier | undefined
 
 export class Typists {
-  readonly ledger: TextLedger = { edits: [], inserts: new Map() }
-  /** Edits made on each open document since its last merge submit. */
-  private readonly unsent = new WeakMap<Doc<any>, TextEdit[]>()
-  /** Field objects that have their clientID from the seed. */
-  private readonly seeded = new WeakSet<Y.Doc>()
+  /** Per field, every edit typed into it. */
+  readonly ledgers = new Map<string, TextLedger>(Object.keys(TEXT_FIELDS).map((f) => [f, { edits: [], inserts: new Map() }]))
+  /** Per open document and field, the edits made since the field's last merge submit. */
+  private readonly unsent = new WeakMap<Doc<any>, Map<string, TextEdit[]>>()
+  /** Field objects whose writer identity is the seed's. */
+  private readonly seeded = new WeakSet<object>()
   private readonly usedIds = new Set<number>()
   private readonly counters = new Map<string, number>()
 
@@ -72,15 +105,16 @@ export class Typists {
 
   /** Watches a freshly opened document's merge submits (before the app types into it). */
   attach(doc: Doc<any>, record: RecordMerge): void {
-    const list: TextEdit[] = []
-    this.unsent.set(doc, list)
+    const lists = new Map(Object.keys(TEXT_FIELDS).map((f) => [crdtCommandName(f), [] as TextEdit[]]))
+    this.unsent.set(doc, new Map(Object.keys(TEXT_FIELDS).map((f) => [f, lists.get(crdtCommandName(f))!])))
     const submit = doc.submit.bind(doc) as (name: string, args: unknown) => Receipt
     Object.defineProperty(doc, "submit", {
       configurable: true,
       writable: true,
       value: (name: string, args: unknown): Receipt => {
         const receipt = submit(name, args)
-        if (name === MERGE) {
+        const list = lists.get(name)
+        if (list !== undefined) {
           const carrier = record(name, args, receipt)
           for (const e of list.splice(0)) e.carrier = carrier
         }
@@ -89,22 +123,24 @@ export class Typists {
     })
   }
 
-  /** One local edit by `replica` on its open `doc`: an insert of a new marker, or a delete of 1-3 markers. */
-  edit(replica: string, doc: Doc<any>, deleteShare = 0.3): string {
-    const text = (doc.crdt as Record<string, Y.Text>)[TEXT_FIELD]!
-    this.seedClientId(text.doc!)
-    const current = text.toString()
+  /** One local edit by `replica` on `field` of its open `doc`: an insert of a new marker, or a delete of 1-3 markers. */
+  edit(replica: string, doc: Doc<any>, field: string, deleteShare = 0.3): string {
+    const access = TEXT_FIELDS[field]!
+    const handle = (doc.crdt as Record<string, unknown>)[field]
+    this.seedIdentity(access, handle)
+    const current = access.read(handle)
     const spans = [...current.matchAll(MARKER)].map((m) => ({ marker: m[0], at: m.index!, end: m.index! + m[0].length }))
-    const list = this.unsent.get(doc)!
+    const list = this.unsent.get(doc)!.get(field)!
+    const ledger = this.ledgers.get(field)!
     if (spans.length > 0 && this.rng() < deleteShare) {
       const first = Math.floor(this.rng() * spans.length)
       const last = Math.min(spans.length - 1, first + Math.floor(this.rng() * 3))
       const covered = spans.slice(first, last + 1)
       const e: TextEdit = { kind: "delete", replica, markers: covered.map((s) => s.marker), at: this.now(), carrier: undefined }
-      this.ledger.edits.push(e)
+      ledger.edits.push(e)
       list.push(e)
-      text.delete(covered[0]!.at, covered[covered.length - 1]!.end - covered[0]!.at)
-      return `delete ${e.markers.join("")}`
+      this.timed(field, () => access.remove(handle, covered[0]!.at, covered[covered.length - 1]!.end - covered[0]!.at))
+      return `delete ${e.markers.join("")} from ${field}`
     }
     const n = (this.counters.get(replica) ?? 0) + 1
     this.counters.set(replica, n)
@@ -113,20 +149,33 @@ export class Typists {
     const boundaries = [0, ...spans.map((s) => s.end)]
     const pos = boundaries[Math.floor(this.rng() * boundaries.length)]!
     const e: TextEdit = { kind: "insert", replica, markers: [marker], at: this.now(), carrier: undefined }
-    this.ledger.edits.push(e)
-    this.ledger.inserts.set(marker, e)
+    ledger.edits.push(e)
+    ledger.inserts.set(marker, e)
     list.push(e)
-    text.insert(pos, marker)
-    return `insert ${marker} at ${pos}`
+    this.timed(field, () => access.insert(handle, pos, marker))
+    return `insert ${marker} into ${field} at ${pos}`
   }
 
-  private seedClientId(ydoc: Y.Doc): void {
-    if (this.seeded.has(ydoc)) return
+  /** Automerge stamps a change with Date.now(): virtual time instead, so the change is the same on every run of the seed. */
+  private timed(field: string, edit: () => void): void {
+    if (!AUTOMERGE.has(field)) return edit()
+    const wall = Date.now
+    Date.now = () => this.now()
+    try {
+      edit()
+    } finally {
+      Date.now = wall
+    }
+  }
+
+  private seedIdentity(access: TextAccess, handle: unknown): void {
+    const carrier = access.identity(handle)
+    if (this.seeded.has(carrier)) return
     let id: number
     do id = 1 + Math.floor(this.rng() * 0x7fff_fffe)
     while (this.usedIds.has(id))
     this.usedIds.add(id)
-    ydoc.clientID = id
-    this.seeded.add(ydoc)
+    access.seed(handle, id)
+    this.seeded.add(carrier)
   }
 }

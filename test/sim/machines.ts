@@ -12,6 +12,7 @@
 import * as Schema from "effect/Schema"
 import { defineMachine, type Machine } from "../../core/index.js"
 import { yText } from "../../adapters/yjs/index.js"
+import { automergeText } from "../../adapters/automerge/index.js"
 
 export interface TodoItem {
   title: string
@@ -202,9 +203,10 @@ export const makeDrifting = (draw: () => number): Machine<{ values: number[] }, 
   })
 
 /**
- * A document with collaborative text (the demo's CardText, plus one ordered command): the
- * replicas type into `text` (a Yjs Y.Text) through the library's helper, concurrently, while
- * `touch` still goes through the authority's order, so rebases run with CRDT merges pending.
+ * A document with collaborative texts (the demo's CardText, plus an Automerge text and one
+ * ordered command): the replicas type into `text` (a Yjs Y.Text) and `am` (an Automerge text)
+ * through the library's helpers, concurrently, while `touch` still goes through the
+ * authority's order, so rebases run with CRDT merges pending.
  */
 export const SimText = defineMachine({
   name: "sim-text",
@@ -218,5 +220,5 @@ export const SimText = defineMachine({
       },
     },
   },
-  crdt: { text: yText() },
+  crdt: { text: yText(), am: automergeText() },
 })

@@ -169,6 +169,11 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: "adapters/yjs/engine.ts", anchor: "if (d.clock + d.len > end) return", replacement: "if (d.clock + d.len >= end) return" }],
   },
   {
+    name: "crdt-am-coalesce-drops",
+    breaks: "Automerge changes made while a merge is in flight are coalesced into the first one only",
+    patches: [{ file: "adapters/automerge/engine.ts", anchor: "return (updates as ReadonlyArray<Uint8Array[]>).flat()", replacement: "return updates[0]" }],
+  },
+  {
     name: "migrate-twice",
     breaks: "a hub upgrade runs the state migration twice (v3 priorities x100)",
     patches: [{ file: AUTH, anchor: "      applyMigration(host, docId, history, marker)\n", replacement: "      applyMigration(host, docId, history, marker)\n      applyMigration(host, docId, history, marker)\n" }],

@@ -38,7 +38,7 @@ import { codeOf, message, RunGuard } from "./guard.js"
 import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type Ledger, type Submitted } from "./checker.js"
 import { ShadowLog } from "./shadow-log.js"
 import { NEWEST, VTodoV3, appMachine, hubMachine, versionedCommand } from "./versioned.js"
-import { TEXT_FIELD, Typists, type Carrier } from "./crdt-text.js"
+import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
 import { checkText } from "./crdt-check.js"
 import { fieldsOfRoot } from "../../core/crdt/roots.js"
 import type { CrdtFields } from "../../core/crdt/fields.js"
@@ -108,6 +108,8 @@ export interface SimOptions {
    * from a stream of their own. Default true.
    */
   readonly crdt?: boolean
+  /** Share of the typing that goes into the Automerge text (the rest into the Yjs one). Default 0.3. */
+  readonly crdtAutomerge?: number
   /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
@@ -134,7 +136,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -186,10 +188,10 @@ const snapshotWrite = (ops: ReadonlyArray<BatchOp>): string | undefined => {
 }
 
 /** A text field's content, or why it cannot be read. */
-const readText = (handle: () => unknown): string | { error: string } => {
+const readText = (field: string, handle: () => unknown): string | { error: string } => {
   try {
     const h = handle()
-    return h === undefined ? { error: "no such field" } : String(h)
+    return h === undefined ? { error: "no such field" } : TEXT_FIELDS[field]!.read(h)
   } catch (e) {
     return { error: `${codeOf(e)}: ${message(e)}` }
   }
@@ -606,9 +608,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const type = (r: Replica) => {
       const doc = r.docs.get(textSpec!.docId)
       if (doc === undefined || !r.proc.alive || doc.isClosed) return
+      const field = textRng() < o.crdtAutomerge ? "am" : "text"
       let what: string
       try {
-        what = typists.edit(r.name, doc)
+        what = typists.edit(r.name, doc, field)
       } catch (e) {
         return fail(`crash: ${r.name} editing the text threw ${codeOf(e)}: ${message(e)}`)
       }
@@ -824,13 +827,15 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const store = new AuthorityStore(hubDisk)
     const views: DocView[] = []
     const digestParts: unknown[] = [trace]
-    let hubText: string | { error: string } = { error: "not loaded" }
+    let hubTexts: ReadonlyMap<string, string | { error: string }> = new Map()
     for (const spec of specs) {
       const authority = await drive(`loading ${spec.docId} on the hub`, hub!.doc(spec.docId, spec.machine)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
       // Compaction leaves a tail behind a snapshot: the checker reads every entry ever made
       // durable (the shadow), and the stored tail must be exactly its end.
       const head = typeof authority === "string" ? 0 : authority.headSeq
-      if (spec === textSpec) hubText = typeof authority === "string" ? { error: authority } : readText(() => (fieldsOfRoot(authority.state) as CrdtFields | undefined)?.field(TEXT_FIELD).handle)
+      if (spec === textSpec) {
+        hubTexts = new Map(Object.keys(TEXT_FIELDS).map((f) => [f, typeof authority === "string" ? { error: authority } : readText(f, () => (fieldsOfRoot(authority.state) as CrdtFields | undefined)?.field(f).handle)]))
+      }
       const entries: Entry[] | string = shadow.log(spec.docId, head)
       const horizon = await drive(`reading the horizon of ${spec.docId}`, store.snapshots.horizon(spec.docId)).catch(() => 0)
       const tail = await drive(`reading the log of ${spec.docId}`, store.entries(spec.docId, horizon, 1_000_000)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
@@ -867,18 +872,24 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
     const textFailures: string[] = []
     if (textSpec !== undefined) {
-      const texts = [
-        { who: "the hub", text: hubText },
-        { who: "a fresh replica", text: readText(() => (joined.get(textSpec.docId)!.crdt as Record<string, unknown>)[TEXT_FIELD]) },
-        ...replicas.filter((r) => r.follows.includes(textSpec) && r.docs.has(textSpec.docId)).map((r) => ({ who: r.name, text: readText(() => (r.docs.get(textSpec.docId)!.crdt as Record<string, unknown>)[TEXT_FIELD]) })),
-      ]
-      textFailures.push(...checkText({ docId: textSpec.docId, texts, edits: typists.ledger, ledger }))
-      digestParts.push(hubText)
       const acked = (c: Carrier | undefined) => c !== undefined && ledger.submitted.get(c.key) === c.entry && ledger.confirmed.has(c.key)
-      stats.textInserts = typists.ledger.inserts.size
-      stats.textAckedInserts = [...typists.ledger.inserts.values()].filter((e) => acked(e.carrier)).length
-      stats.textAckedDeletes = typists.ledger.edits.filter((e) => e.kind === "delete" && acked(e.carrier)).length
-      stats.textChars = typeof hubText === "string" ? hubText.length : 0
+      const followers = replicas.filter((r) => r.follows.includes(textSpec) && r.docs.has(textSpec.docId))
+      for (const [field, edits] of typists.ledgers) {
+        const crdt = (d: Doc<any>) => (d.crdt as Record<string, unknown>)[field]
+        const texts = [
+          { who: "the hub", text: hubTexts.get(field) ?? { error: "not loaded" } },
+          { who: "a fresh replica", text: readText(field, () => crdt(joined.get(textSpec.docId)!)) },
+          ...followers.map((r) => ({ who: r.name, text: readText(field, () => crdt(r.docs.get(textSpec.docId)!)) })),
+        ]
+        textFailures.push(...checkText({ docId: `${textSpec.docId}.${field}`, texts, edits, ledger }))
+        const hubText = hubTexts.get(field)
+        digestParts.push(hubText)
+        const tag = field === "text" ? "" : `:${field}`
+        stats[`textInserts${tag}`] = edits.inserts.size
+        stats[`textAckedInserts${tag}`] = [...edits.inserts.values()].filter((e) => acked(e.carrier)).length
+        stats[`textAckedDeletes${tag}`] = edits.edits.filter((e) => e.kind === "delete" && acked(e.carrier)).length
+        stats[`textChars${tag}`] = typeof hubText === "string" ? hubText.length : 0
+      }
     }
     guard.reportUnhandled()
     const failures = [...checkWorld({

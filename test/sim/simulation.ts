@@ -24,8 +24,10 @@
  *   moment (restarted with the newer machine list: a `$migrate` entry), replicas upgraded at
  *   random moments (a process restarted with newer app code opening its old store), some
  *   never;
- * - collaborative text (crdt-text.ts): a document whose Yjs text field the replicas type into
- *   concurrently, every insert a unique marker, checked at the end by crdt-check.ts.
+ * - collaborative text (crdt-text.ts): a document whose Yjs and Automerge text fields the
+ *   replicas type into concurrently, every insert a unique marker, checked at the end by
+ *   crdt-check.ts (every acknowledged insert survives unless an acknowledged delete removed
+ *   it, nothing else appears, all texts equal). Its choices come from a stream of its own.
  */
 import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type Receipt, type ServerMessage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
@@ -103,9 +105,10 @@ export interface SimOptions {
    */
   readonly mixedFleet?: boolean
   /**
-   * A document with collaborative text (SimText: a Yjs text field) that replicas type into
-   * concurrently through the library's helper, checked by crdt-check.ts. Its choices come
-   * from a stream of their own. Default true.
+   * A document with collaborative text (SimText: a Yjs and an Automerge text field) that
+   * replicas type into concurrently through the library's helpers, checked by crdt-check.ts.
+   * Its choices come from a stream of their own; off, every other seed runs as it did before
+   * the text document existed. Default true.
    */
   readonly crdt?: boolean
   /** Share of the typing that goes into the Automerge text (the rest into the Yjs one). Default 0.3. */

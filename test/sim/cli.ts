@@ -28,6 +28,7 @@
  *   --crdt 0|1                 a document with a Yjs and an Automerge text field the replicas
  *                              type into concurrently, checked by crdt-check.ts (1)
  *   --crdt-automerge P         share of the typing that goes into the Automerge text (0.3)
+ *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
  * --stats (print the counters of every seed summed, as one JSON line "stats {...}"),
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
@@ -97,6 +98,7 @@ const knobs = {
   mixedFleet: flag("mixed-fleet", 1) !== 0,
   crdt: flag("crdt", 1) !== 0,
   crdtAutomerge: flag("crdt-automerge", DEFAULTS.crdtAutomerge),
+  crdtPastes: flag("crdt-pastes", DEFAULTS.crdtPastes),
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 

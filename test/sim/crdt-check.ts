@@ -13,7 +13,7 @@
  * - persisted: an insert whose command reached the replica's outbox (stored) was confirmed;
  *   only one lost with the process before it was stored may be missing.
  */
-import { MARKER, type TextEdit, type TextLedger } from "./crdt-text.js"
+import { MARKER, label, type TextEdit, type TextLedger } from "./crdt-text.js"
 import type { Ledger } from "./checker.js"
 
 export interface TextView {
@@ -25,7 +25,10 @@ export interface TextView {
 }
 
 const MAX = 20
-const short = (s: string) => (s.length > 160 ? `${s.slice(0, 160)}... (${s.length} chars)` : s)
+const short = (s: string) => {
+  const t = s.replace(MARKER, label)
+  return t.length > 160 ? `${t.slice(0, 160)}... (${s.length} chars)` : t
+}
 
 export const checkText = (v: TextView): string[] => {
   const failures: string[] = []
@@ -54,16 +57,16 @@ export const checkText = (v: TextView): string[] => {
   const present = new Map<string, number>()
   let covered = 0
   for (const m of text.matchAll(MARKER)) {
-    if (m.index! !== covered) fail(`the text has characters no insert wrote at ${covered}: ${JSON.stringify(text.slice(covered, m.index!))}`)
+    if (m.index! !== covered) fail(`the text has characters no insert wrote at ${covered}: ${JSON.stringify(short(text.slice(covered, m.index!)))}`)
     covered = m.index! + m[0].length
     present.set(m[0], (present.get(m[0]) ?? 0) + 1)
   }
-  if (covered !== text.length) fail(`the text has characters no insert wrote at ${covered}: ${JSON.stringify(text.slice(covered))}`)
+  if (covered !== text.length) fail(`the text has characters no insert wrote at ${covered}: ${JSON.stringify(short(text.slice(covered)))}`)
   for (const [marker, n] of present) {
     const insert = v.edits.inserts.get(marker)
-    if (insert === undefined) fail(`${marker} is in the text but no replica inserted it`)
-    else if (!acked(insert)) fail(`${marker} is in the text but its insert was never acknowledged (${how(insert)})`)
-    if (n > 1) fail(`${marker} is in the text ${n} times`)
+    if (insert === undefined) fail(`${label(marker)} is in the text but no replica inserted it`)
+    else if (!acked(insert)) fail(`${label(marker)} is in the text but its insert was never acknowledged (${how(insert)})`)
+    if (n > 1) fail(`${label(marker)} is in the text ${n} times`)
   }
 
   // What acknowledged deletes removed.
@@ -73,13 +76,13 @@ export const checkText = (v: TextView): string[] => {
     for (const m of e.markers) {
       if (deletedBy.has(m)) continue
       deletedBy.set(m, e)
-      if (present.has(m)) fail(`${m} is still in the text though ${e.replica}'s delete removed it (${how(e)})`)
+      if (present.has(m)) fail(`${label(m)} is still in the text though ${e.replica}'s delete removed it (${how(e)})`)
     }
   }
   for (const [marker, e] of v.edits.inserts) {
     if (present.has(marker) || deletedBy.has(marker)) continue
-    if (acked(e)) fail(`${e.replica}'s acknowledged insert ${marker} (${how(e)}) is missing and no acknowledged delete removed it`)
-    else if (carried(e) && e.carrier!.entry.persisted) fail(`${e.replica}'s insert ${marker} was stored in its outbox but never acknowledged (${how(e)})`)
+    if (acked(e)) fail(`${e.replica}'s acknowledged insert ${label(marker)} (${how(e)}) is missing and no acknowledged delete removed it`)
+    else if (carried(e) && e.carrier!.entry.persisted) fail(`${e.replica}'s insert ${label(marker)} was stored in its outbox but never acknowledged (${how(e)})`)
   }
   return failures
 }

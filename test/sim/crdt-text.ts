@@ -58,8 +58,11 @@ const automergeText: TextAccess = {
 export const TEXT_FIELDS: Readonly<Record<string, TextAccess>> = { text: yjsText, am: automergeText }
 const AUTOMERGE = new Set(["am"])
 
-/** A marker: `⟨r2:17⟩`. */
-export const MARKER = /⟨r\d+:\d+⟩/g
+/** A marker: `⟨r2:17⟩`, or a pasted one carrying tens of KiB, `⟨r2:18:xxxx...⟩`. */
+export const MARKER = /⟨r\d+:\d+(?::[a-z]+)?⟩/g
+
+/** A marker as failure lines and the trace name it (a pasted one without its payload). */
+export const label = (marker: string): string => marker.replace(/:([a-z]+)⟩$/, (_, p: string) => `+${p.length}⟩`)
 
 export interface TextEdit {
   readonly kind: "insert" | "delete"
@@ -123,8 +126,11 @@ export class Typists {
     })
   }
 
-  /** One local edit by `replica` on `field` of its open `doc`: an insert of a new marker, or a delete of 1-3 markers. */
-  edit(replica: string, doc: Doc<any>, field: string, deleteShare = 0.3): string {
+  /**
+   * One local edit by `replica` on `field` of its open `doc`: an insert of a new marker (of
+   * `pasteBytes` characters: a paste), or a delete of 1-3 markers.
+   */
+  edit(replica: string, doc: Doc<any>, field: string, pasteBytes = 0, deleteShare = 0.3): string {
     const access = TEXT_FIELDS[field]!
     const handle = (doc.crdt as Record<string, unknown>)[field]
     this.seedIdentity(access, handle)
@@ -132,7 +138,7 @@ export class Typists {
     const spans = [...current.matchAll(MARKER)].map((m) => ({ marker: m[0], at: m.index!, end: m.index! + m[0].length }))
     const list = this.unsent.get(doc)!.get(field)!
     const ledger = this.ledgers.get(field)!
-    if (spans.length > 0 && this.rng() < deleteShare) {
+    if (pasteBytes === 0 && spans.length > 0 && this.rng() < deleteShare) {
       const first = Math.floor(this.rng() * spans.length)
       const last = Math.min(spans.length - 1, first + Math.floor(this.rng() * 3))
       const covered = spans.slice(first, last + 1)
@@ -140,11 +146,11 @@ export class Typists {
       ledger.edits.push(e)
       list.push(e)
       this.timed(field, () => access.remove(handle, covered[0]!.at, covered[covered.length - 1]!.end - covered[0]!.at))
-      return `delete ${e.markers.join("")} from ${field}`
+      return `delete ${e.markers.map(label).join("")} from ${field}`
     }
     const n = (this.counters.get(replica) ?? 0) + 1
     this.counters.set(replica, n)
-    const marker = `⟨${replica}:${n}⟩`
+    const marker = pasteBytes > 0 ? `⟨${replica}:${n}:${String.fromCharCode(97 + (n % 26)).repeat(pasteBytes)}⟩` : `⟨${replica}:${n}⟩`
     // Between two markers (or at either end), never inside one.
     const boundaries = [0, ...spans.map((s) => s.end)]
     const pos = boundaries[Math.floor(this.rng() * boundaries.length)]!
@@ -153,7 +159,7 @@ export class Typists {
     ledger.inserts.set(marker, e)
     list.push(e)
     this.timed(field, () => access.insert(handle, pos, marker))
-    return `insert ${marker} into ${field} at ${pos}`
+    return `insert ${label(marker)} into ${field} at ${pos}`
   }
 
   /** Automerge stamps a change with Date.now(): virtual time instead, so the change is the same on every run of the seed. */

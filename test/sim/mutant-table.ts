@@ -169,6 +169,14 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: "adapters/yjs/engine.ts", anchor: "if (d.clock + d.len > end) return", replacement: "if (d.clock + d.len >= end) return" }],
   },
   {
+    name: "crdt-coalesce-unbounded",
+    breaks: "changes coalesced behind a merge in flight go as one command whatever their size (over the command limit: refused before sending, lost)",
+    patches: [
+      { file: "core/crdt/outbox.ts", anchor: "list.length < MAX_COALESCED && sizeOf(list) < MAX_COALESCED_BYTES && this.port.online()", replacement: "list.length < MAX_COALESCED && this.port.online()" },
+      { file: "core/crdt/outbox.ts", anchor: "const updates = batches(list).map(", replacement: "const updates = [list].map(" },
+    ],
+  },
+  {
     name: "crdt-am-coalesce-drops",
     breaks: "Automerge changes made while a merge is in flight are coalesced into the first one only",
     patches: [{ file: "adapters/automerge/engine.ts", anchor: "return (updates as ReadonlyArray<Uint8Array[]>).flat()", replacement: "return updates[0]" }],

@@ -113,6 +113,8 @@ export interface SimOptions {
   readonly crdt?: boolean
   /** Share of the typing that goes into the Automerge text (the rest into the Yjs one). Default 0.3. */
   readonly crdtAutomerge?: number
+  /** Probability that a typing burst is 2-4 pastes of 30-100 KiB each into the Yjs text, a few ms apart. Default 0.02. */
+  readonly crdtPastes?: number
   /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
@@ -139,7 +141,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -230,7 +232,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0,
     hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0 } : {}),
-    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0 } : {}),
+    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0 } : {}),
   }
   const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [], updateRequired: [] }
   const failed = new Set<string>()
@@ -608,13 +610,13 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // ms apart, so they coalesce behind a merge in flight; now and then a long run of them),
     // now and then submits the ordered `touch`, goes offline to type alone for a while, or is
     // hit by a fault soon after. All drawn from the text stream.
-    const type = (r: Replica) => {
+    const type = (r: Replica, pasteBytes = 0) => {
       const doc = r.docs.get(textSpec!.docId)
       if (doc === undefined || !r.proc.alive || doc.isClosed) return
-      const field = textRng() < o.crdtAutomerge ? "am" : "text"
+      const field = pasteBytes > 0 ? "text" : textRng() < o.crdtAutomerge ? "am" : "text"
       let what: string
       try {
-        what = typists.edit(r.name, doc, field)
+        what = typists.edit(r.name, doc, field, pasteBytes)
       } catch (e) {
         return fail(`crash: ${r.name} editing the text threw ${codeOf(e)}: ${message(e)}`)
       }
@@ -622,6 +624,17 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       log(`${r.name} ${what}`)
     }
     const typeBurst = (r: Replica) => {
+      if (textRng() < o.crdtPastes) {
+        // Pastes during one round trip: they coalesce behind the first, and must still fit in commands.
+        const n = 2 + Math.floor(textRng() * 3)
+        for (let k = 0, at = 0; k < n; k++) {
+          const bytes = (30 << 10) + Math.floor(textRng() * (70 << 10))
+          if (k === 0) type(r, bytes)
+          else rt.setTimer((at += 1 + Math.floor(textRng() * 5)), () => type(r, bytes))
+        }
+        stats.textPastes!++
+        return
+      }
       const long = textRng() < 0.08
       const n = long ? 5 + Math.floor(textRng() * 30) : 1 + Math.floor(textRng() * 3)
       for (let k = 0, at = 0; k < n; k++) {

@@ -84,8 +84,10 @@ test("oversized and deeply nested arguments are refused (1 seed, bounded)", asyn
   expect(await failing(1, world, 1)).toEqual([])
 })
 
-test("the whole world at once, and the faults and attacks actually happen (2 seeds)", async () => {
-  const run = await runSim(REPO, ["--seeds", "2", "--replicas", "4", "--big-kib", "128", "--stream-faults", "0.6", "--stats"], { timeoutMs: 120_000 })
+// Seeds chosen so that every kind of fault happens in them (seeds 1-2 have no corrupted chunk
+// since bursts spread their submits): the point is that each one is survived, not which seed.
+test("the whole world at once, and the faults and attacks actually happen (seeds 3-4)", async () => {
+  const run = await runSim(REPO, ["--seeds", "2", "--from", "3", "--replicas", "4", "--big-kib", "128", "--stream-faults", "0.6", "--stats"], { timeoutMs: 120_000 })
   expect(run.failingSeeds).toEqual([])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of [
@@ -133,9 +135,9 @@ test("the text checker bites: a hub that refuses honest Yjs deletes loses the ke
 /** The mixed fleet with the rest of the world quick: one TodoPlus document, no big one. */
 const FLEET = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "1"]
 
-test("a mixed fleet: machine versions 1..3, the hub upgraded once, replicas upgraded at random moments or never, all faults on (3 seeds); the upgrades, compat mode and update-required happen", async () => {
-  // Red until the engine fixes described in test/sim-fleet-findings.test.ts land.
-  const run = await runSim(REPO, [...FLEET, "--seeds", "3", "--replicas", "5", "--stats", "--quiet"], { timeoutMs: 120_000 })
+test("a mixed fleet: machine versions 1..3, the hub upgraded once, replicas upgraded at random moments or never, all faults on (seeds 4-6); the upgrades, compat mode and update-required happen", async () => {
+  // Seeds 4-6: in 1-3 no replica upgrades with commands in its outbox since bursts spread their submits.
+  const run = await runSim(REPO, [...FLEET, "--seeds", "3", "--from", "4", "--replicas", "5", "--stats", "--quiet"], { timeoutMs: 120_000 })
   expect([run.failingSeeds, run.output.split("\n").filter((l) => l.startsWith("  ") && !l.startsWith("    "))]).toEqual([[], []])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of ["hubUpgrades", "replicaUpgrades", "updateRequired", "compatRefusals", "upgradesWithKeptOutbox", "entries:versioned", "hubCrashes", "compacted"]) {

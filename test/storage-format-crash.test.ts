@@ -3,8 +3,8 @@
  * written in the format-1 layout (test/support/format1-layout.ts) is opened by a child
  * process (test/support/format-migrate-child.ts, the real AuthorityStore open path), which
  * migrates it to the current format; the parent SIGKILLs the child at seeded random points
- * of the migration, several times, checking after each kill that every client is wholly in
- * the old layout or wholly in the new one (never both, never neither) and the store still
+ * of the migration, up to KILLS times (at least two land inside it), checking after each
+ * kill that every client is wholly in the old layout or wholly in the new one (never both, never neither) and the store still
  * says format 1. A last child finishes; the store must then hold exactly, byte for byte,
  * what an uninterrupted migration of the same data in memory gives.
  *
@@ -41,7 +41,7 @@ const clientsUnder = async (kv: KVStore, b: number): Promise<Set<string>> => {
   return new Set(rows.map(([k]) => hex(k.subarray(2))))
 }
 
-test(`SIGKILLed ${KILLS} times while migrating ${DOCS * CLIENTS} format-1 records (seed ${seed}): nothing lost, the store ends at format ${STORAGE_FORMAT}`, async () => {
+test(`SIGKILLed up to ${KILLS} times while migrating ${DOCS * CLIENTS} format-1 records (seed ${seed}): nothing lost, the store ends at format ${STORAGE_FORMAT}`, async () => {
   const random = rng(seed)
   const dir = tempDir("canon-format-crash-")
   const docs = bigFormat1Docs(seed, DOCS, CLIENTS)
@@ -84,14 +84,15 @@ test(`SIGKILLed ${KILLS} times while migrating ${DOCS * CLIENTS} format-1 record
     // A random point of what is left (records this run converts), keeping a few slices in
     // hand so the kill still lands before the end, then up to 4 ms more: the kill lands
     // anywhere in a later slice (reading, converting or writing it).
-    const aim = Math.floor(random() * Math.max(0, before.old - 4 * SLICE) * 0.6)
+    const aim = Math.floor(random() * Math.max(0, before.old - 6 * SLICE) * 0.6)
     if (aim > 0) {
       await child.waitForLine((l) => (l.startsWith("PROGRESS ") && Number(l.split(" ")[1]) >= aim) || l.startsWith("FINISHED"), 30_000)
     }
     await sleep(Math.floor(random() * 5))
     await child.stop("SIGKILL")
-    expect(child.exitSignal).toBe("SIGKILL")
     const finished = child.linesOf("FINISHED").length > 0
+    // On a loaded machine the last slices may all run before the kill: then it finished cleanly.
+    expect(child.exitSignal === "SIGKILL" || (finished && child.exitCode === 0)).toBe(true)
     const after = await survey()
     // Inside the migration: started, not finished, the format still 1.
     const inside = !finished && after.format === 1
@@ -117,5 +118,7 @@ test(`SIGKILLed ${KILLS} times while migrating ${DOCS * CLIENTS} format-1 record
   } finally {
     await s.close()
   }
-  expect(landed).toBe(KILLS)
+  // Most land inside (the first always has most of the migration ahead of it); the later
+  // ones race the last slices, which a loaded machine may finish first.
+  expect(landed).toBeGreaterThanOrEqual(2)
 }, 150_000)

@@ -8,6 +8,7 @@ export {
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT_MS, requestDeadlines,
   type WsServerOptions, type WsServerEvent, type WsConnectionInfo, type ListenAddress, type BoundAddress, type WsRoute,
 } from "./server.js"
+export { closeUpgradesUntilReady, STARTING_CLOSE } from "./starting.js"
 export { normalizeAddress, proxyTrust, type TrustProxy } from "./remote-address.js"
 export { wsClientTransport, type NodeWsClientOptions } from "./client-node.js"
 export {

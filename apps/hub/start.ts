@@ -14,7 +14,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { Hub, type Authenticate, type Authorize, type KVStore, type Machine } from "../../core/index.js"
 import { LevelStorage } from "../../adapters/level/index.js"
-import { DEFAULT_REQUEST_TIMEOUT_MS, WsServer, requestDeadlines } from "../../adapters/ws/index.js"
+import { DEFAULT_REQUEST_TIMEOUT_MS, WsServer, closeUpgradesUntilReady, requestDeadlines } from "../../adapters/ws/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import type { HubConfig } from "./config.js"
 
@@ -110,6 +110,8 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
   server.setTimeout(REQUEST_TIMEOUT_MS)
   // Bind first: a busy port must fail before anything is written to disk.
   const port = await listen(server, config.host, config.port)
+  // Clients that connect before the hub is ready are closed with 1013 and come back.
+  const ready = closeUpgradesUntilReady(server)
   const created = firstMissing(config.dataDir)
   let storage: LevelStorage | undefined
   let ws: WsServer | undefined
@@ -124,6 +126,7 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
     const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host
     const url = config.publicUrl ?? `${tls === undefined ? "http" : "https"}://${shownHost}:${port}`
     const syncUrl = `${url.replace(/^http/, "ws").replace(/\/$/, "")}/sync`
+    ready()
     ws = new WsServer(hub, {
       server, path: "/sync", publicUrl: syncUrl,
       maxConnectionsPerAddress: config.maxConnectionsPerAddress, trustProxy: config.trustProxy,
@@ -144,6 +147,7 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
       },
     }
   } catch (e) {
+    ready()
     await ws?.close()
     await hub?.close()
     await closeServer(server)

@@ -43,7 +43,7 @@ import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
-import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
+import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, initialStateFor, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
 
 /** Arguments of a command no longer in the machine travel as one canonical value. */
 const ANY_AST = Schema.Unknown.ast
@@ -240,6 +240,7 @@ export class DocAuthority<S = unknown> {
       version: () => machine.version,
       lastMarker: () => self.markers[self.markers.length - 1]?.seq ?? 0,
       entriesForVersion: (entries, version) => self.entriesForVersion(entries, version),
+      initialState: (version) => (self.history === undefined ? undefined : initialStateFor(self.history, version)),
       report: (code, message) => self.hooks.onReport?.({ docId, code, message }),
       isBroken: () => self.broken,
     }, {

@@ -20,7 +20,7 @@ import type { Connection } from "../ports/transport.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
 import type { ServerMessage } from "../protocol/messages.js"
 import type { SnapshotMeta } from "../store/snapshot-store.js"
-import { SnapshotSender } from "./snapshot-sender.js"
+import { SnapshotSender, type ChunkReader } from "./snapshot-sender.js"
 
 export interface Follower {
   readonly conn: Connection<ServerMessage>
@@ -46,7 +46,8 @@ export interface Follower {
   /**
    * The machine version its session declared (core/schema). Older than the document's: it
    * gets entries converted down, no checkpoints and no snapshots (they describe the newest
-   * version's state), and stops at the first entry it cannot be shown (`update-required`).
+   * version's state; asking for the state, it gets its version's initial state at seq 0 and
+   * the log from there), and stops at the first entry it cannot be shown (`update-required`).
    */
   readonly version: number
   /** Told `update-required`: it gets no more entries of this document. */
@@ -88,6 +89,8 @@ export interface FollowedDoc {
   lastMarker(): number
   /** Entries for a follower at an older version, and the first seq it cannot be shown. */
   entriesForVersion(entries: ReadonlyArray<Entry>, version: number): { readonly messages: ServerMessage[]; readonly barrier: number | undefined }
+  /** The state a session at an older `version` starts from (seq 0), in a snapshot's encoding; undefined if the history lacks it. */
+  initialState(version: number): { readonly bytes: Uint8Array; readonly hash: string } | undefined
 }
 
 export interface FollowerOptions {
@@ -351,13 +354,10 @@ export class Followers {
 
   private async loop(f: Follower): Promise<void> {
     const older = f.version < this.doc.version()
-    // Snapshots hold the newest version's state: a follower at an older version that asks for
-    // the state (an app upgraded on its device, its state migrated there) is served the log
-    // from its cursor while the log has it, instead of being told to update again.
-    if (older) f.wantsState = false
     for (;;) {
       if (f.closed || f.stopped || this.doc.isBroken()) return
       if (!this.canSend(f)) return
+      if (older && f.wantsState) return this.olderState(f)
       if (this.needsSnapshot(f, older)) {
         if (older) return this.updateRequired(f, f.cursor + 1)
         await this.stream(f)
@@ -401,6 +401,26 @@ export class Followers {
     }
   }
 
+  /**
+   * A follower at an older version asked for the state: its app was upgraded on the device
+   * and migrated the state it had followed, the view of its previous version. Downcasts may
+   * drop what a newer version shows (a v1 app is shown a v2 `add` without its priority, which
+   * the migration to v2 then sets to 0), so that state need not be its version's view, and
+   * entries on top of it would keep it wrong for good (sim seed 75). Snapshots hold the
+   * newest version's state; the one state of its version the hub can vouch for is the
+   * document's start: its version's initial state at seq 0, then the whole log converted.
+   * Once the log's start is compacted away nothing can give it its version's state: it is
+   * told update-required (it keeps what it has and its outbox).
+   */
+  private olderState(f: Follower): void {
+    f.wantsState = false
+    f.live = false
+    const start = this.doc.horizon() > 0 ? undefined : this.doc.initialState(f.version)
+    if (start === undefined) return this.updateRequired(f, f.cursor + 1)
+    const meta: SnapshotMeta = { seq: 0, hash: start.hash, size: start.bytes.length, chunks: 1, lastTime: 0 }
+    this.send(f, meta, Math.max(1, start.bytes.length), async () => start.bytes, () => {})
+  }
+
   /** Streams a snapshot at or after the follower's needs, then catches up from its seq. */
   private async stream(f: Follower): Promise<void> {
     f.live = false
@@ -412,9 +432,13 @@ export class Followers {
     const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : floor) : latest
     if (f.closed) return
     f.wantsState = false
-    const release = this.doc.useSnapshot(meta.seq)
+    this.send(f, meta, this.doc.chunkBytes(), (seq, i) => this.doc.readChunk(seq, i), this.doc.useSnapshot(meta.seq))
+  }
+
+  /** Sends the snapshot `meta` (its chunks read by `read`), then catches up from its seq. */
+  private send(f: Follower, meta: SnapshotMeta, chunkBytes: number, read: ChunkReader, release: () => void): void {
     const sender = new SnapshotSender(
-      this.doc.docId, meta, this.doc.chunkBytes(), (seq, i) => this.doc.readChunk(seq, i), f.conn, this.options.snapshotWindow,
+      this.doc.docId, meta, chunkBytes, read, f.conn, this.options.snapshotWindow,
       () => {
         release()
         f.stream = undefined

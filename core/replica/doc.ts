@@ -953,8 +953,11 @@ export class Doc<M extends Machine<any, any>> {
         if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
         if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
         if (confirmedSeq === undefined) {
-          // A retry: nothing left if a write since carried it.
-          seq = Math.max(this.#laneConfirmed, applied[applied.length - 1]?.seq ?? 0, carried.snapshot?.seq ?? 0)
+          // A retry: nothing left if a write since carried it. An installed state it carries
+          // replaces the stored one, and may be of a lower seq (an older-version follower is
+          // sent its version's state at seq 0): the seq is where that state and its entries reach.
+          const last = applied[applied.length - 1]?.seq ?? 0
+          seq = carried.snapshot !== undefined ? Math.max(carried.snapshot.seq, last) : Math.max(this.#laneConfirmed, last)
           if (applied.length === 0 && removed.length === 0 && carried.snapshot === undefined) return Promise.resolve()
         }
         base = snapshot !== undefined ? { seq, state: snapshot } : carried.snapshot
@@ -966,7 +969,7 @@ export class Doc<M extends Machine<any, any>> {
         })
       },
       () => {
-        this.#laneConfirmed = confirmedSeq === undefined ? Math.max(this.#laneConfirmed, seq) : seq
+        this.#laneConfirmed = confirmedSeq === undefined && base === undefined ? Math.max(this.#laneConfirmed, seq) : seq
         if (base !== undefined) this.#laneSnapshotSeq = base.seq
         for (const cs of removed) this.#settling.delete(cs)
         // Tell the authority it may forget these outcomes: on the next submit, or on its own

@@ -11,11 +11,15 @@
  * - A session at an older version t receives entries converted down to t
  *   (`entriesForVersion`); the first one that cannot be is its barrier: it is told
  *   `update-required` with that seq, and gets no more entries of the document.
+ * - A session at an older version that asks for the state (an app upgraded on its device:
+ *   the state it migrated is its previous version's view) is sent its version's initial state
+ *   at seq 0 (`initialStateFor`) and the whole log converted, while the log has its start.
  * - Exactly-once across forms: a command's idempotency hash is over the form it was first
  *   written in (`$as` carries that form); `alternateForms` gives the forms a retry in another
  *   version can take (down the versions), so a retry after an upgrade is still a retry.
  */
 import { encodeCanonical } from "../canonical.js"
+import { hashBytes } from "../hash.js"
 import type { Entry } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import type { JournaledState } from "../journal.js"
@@ -183,6 +187,17 @@ export const entriesForVersion = (
     out.push(converted)
   }
   return { entries: out, barrier: undefined }
+}
+
+/**
+ * The document's start for a session at version `t`: `t`'s initial state at seq 0, as a
+ * snapshot stream carries it (canonical bytes and their hash). What a replica of `t` that
+ * follows from the start begins with; undefined when the history has no version `t`.
+ */
+export const initialStateFor = (h: MachineHistory, t: number): { readonly bytes: Uint8Array; readonly hash: string } | undefined => {
+  if (!h.has(t)) return undefined
+  const bytes = encodeCanonical(h.at(t).initial())
+  return { bytes, hash: hashBytes(bytes) }
 }
 
 const convertEntry = (h: MachineHistory, e: Entry, from: number, to: number): Entry | undefined => {

@@ -205,7 +205,8 @@ export const checkWorld = (w: WorldView): string[] => {
 
   // update-required only when it must be: the entry has no form at the app's version, or the
   // replica would need a snapshot (behind the compacted log, far behind a newer snapshot, or
-  // asking for the authority's state), which only the newest version is sent.
+  // asking for the authority's state), which only the newest version is sent (an older one
+  // asking for the state gets its version's start and the whole log, while the log has it).
   for (const u of w.ledger.updateRequired ?? []) {
     const d = w.docs.find((x) => x.docId === u.docId)
     if (d?.versioned === undefined || typeof d.entries === "string") continue
@@ -303,7 +304,8 @@ const checkDoc = (d: DocView, fail: (s: string) => void, byKey: Map<string, Entr
  * version sees it, at the head; told update-required, it holds that view at its own seq
  * (nothing it could not be shown was applied) and refuses new commands; unless it was
  * upgraded: an upgraded store holds the older version's view migrated, provisional until the
- * authority's state arrives, which a version older than the authority's is never sent.
+ * hub sends its version's start and the log from there, which it cannot once the log's start
+ * is compacted away (then it is told update-required on that provisional state).
  */
 const checkOlder = (d: DocView, name: string, k: number, upgraded: boolean, doc: Doc<any>, entries: ReadonlyArray<Entry>, current: number, fail: (s: string) => void): void => {
   const authority = d.authority as { seq: number }

@@ -8,14 +8,15 @@
  * lets through: the core world, snapshots and compaction with mixed protocols, a large
  * document, failed replica writes, app code that aliases or writes non-plain values, hostile
  * clients (protocol abuse; oversized arguments), a mixed fleet of machine versions with
- * rolling upgrades.
+ * rolling upgrades, collaborative text (a Yjs field typed into concurrently).
  *
  * The worlds run in the sim CLI as a child process (tsx): inside jest's vm context the
  * engine's hashing runs many times slower, and a seed of the full world would take tens of
  * seconds. A failing seed's replay line is in the assertion message.
  */
 import { runSimulation } from "./sim/simulation.js"
-import { REPO, runSim } from "./sim/mutant-runner.js"
+import { REPO, prepareCopy, runSim } from "./sim/mutant-runner.js"
+import { MUTANTS } from "./sim/mutant-table.js"
 import { Flaky } from "./support/machines.js"
 
 /** Everything but the parts each test turns on. */
@@ -52,7 +53,8 @@ test("failed replica writes are reported to the app and lose no command (3 seeds
 
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
   // Seed 20 failed with "raw gap was answered seq:7" before the hostile client marked the gap refused.
-  expect(await failing(1, ["--from", "20", "--mixed-fleet", "0"], 5)).toEqual([])
+  // Pinned to the world the seed was found in (before the text document joined it).
+  expect(await failing(1, ["--from", "20", "--mixed-fleet", "0", "--crdt", "0"], 5)).toEqual([])
 })
 
 test("older-version followers are served entries while the log has them (seeds 82, 120 and 194 of the whole world, 5 replicas)", async () => {
@@ -60,7 +62,8 @@ test("older-version followers are served entries while the log has them (seeds 8
   // follower between the two was told update-required (seed 82), for good when the write then
   // failed (seed 120); the horizon now moves once recorded. Seed 194: the checker judged
   // "behind" by durable deletes instead of the recorded horizon.
-  const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed], 5)))
+  // Pinned to the world the seeds were found in (before the text document joined it).
+  const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed, "--crdt", "0"], 5)))
   expect(runs.flat()).toEqual([])
 })
 
@@ -90,7 +93,7 @@ test("the whole world at once, and the faults and attacks actually happen (seeds
   for (const k of [
     "drops", "partitions", "replicaCrashes", "hubCrashes", "hostile", "forged", "hubWriteFailures", "replicaWriteFailures", "desyncs", "localRefusals",
     "entries:todo-0", "entries:big", "snapshotCrashes", "streams", "installs", "corruptChunks", "cutStreams", "compacted", "hostileAnswered",
-    "hubUpgrades", "replicaUpgrades", "entries:versioned",
+    "hubUpgrades", "replicaUpgrades", "entries:versioned", "textEdits", "textAckedInserts", "textAckedDeletes", "entries:text",
   ]) {
     expect([k, totals[k]]).toEqual([k, expect.any(Number)])
     expect([k, totals[k]! > 0]).toEqual([k, true])
@@ -104,6 +107,29 @@ test("a seed replays exactly (same trace and digest; another seed differs)", asy
   expect(digest(a.output)).toMatch(/^[0-9a-f]{16}$/)
   expect(b.output.replace(/\(\d+\.\d s, [\d.]+ seeds\/s\)/, "")).toBe(a.output.replace(/\(\d+\.\d s, [\d.]+ seeds\/s\)/, ""))
   expect(digest(c.output)).not.toBe(digest(a.output))
+})
+
+/** The collaborative text with the rest of the world quick: one TodoPlus document beside it, every fault on. */
+const TEXT = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "0", "--hostile", "0", "--crdt", "1"]
+
+test("collaborative text: replicas type into a Yjs and an Automerge text field concurrently across drops, partitions, crashes, disk faults and snapshots; every acknowledged insert survives unless an acknowledged delete removed it, and all texts are equal (2 seeds)", async () => {
+  const run = await runSim(REPO, [...TEXT, "--seeds", "2", "--replicas", "5", "--stats"], { timeoutMs: 60_000 })
+  expect([run.failingSeeds, run.output.split("\n").filter((l) => l.startsWith("  ") && !l.startsWith("    "))]).toEqual([[], []])
+  const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
+  for (const k of ["textEdits", "textAckedInserts", "textAckedDeletes", "textChars", "textAckedInserts:am", "textAckedDeletes:am", "textChars:am", "replicaCrashes", "hubCrashes", "partitions", "installs", "compacted"]) {
+    expect([k, (totals[k] ?? 0) > 0]).toEqual([k, true])
+  }
+})
+
+test("the text checker bites: a hub that refuses honest Yjs deletes loses the keystrokes merged with them, and crdt-check says so (1 seed, mutant crdt-refuse-honest-delete)", async () => {
+  const copy = prepareCopy(MUTANTS.find((m) => m.name === "crdt-refuse-honest-delete"))
+  try {
+    const run = await runSim(copy.dir, [...TEXT, "--seeds", "1", "--replicas", "5"], { timeoutMs: 60_000 })
+    expect(run.failingSeeds).toEqual([1])
+    expect(run.output).toMatch(/^ {2}crdt: 1 seeds; crdt: text\.text: r\d's insert ⟨r\d:\d+⟩ was stored in its outbox but never acknowledged \(text\|\w+:\d+ rejected \(invalid-args\)\)/m)
+  } finally {
+    copy.dispose()
+  }
 })
 
 /** The mixed fleet with the rest of the world quick: one TodoPlus document, no big one. */

@@ -13,6 +13,34 @@ import type { Machine } from "../machine.js"
 
 /** At most this many local updates are merged into one command. */
 const MAX_COALESCED = 256
+/**
+ * At most this many bytes of local updates are merged into one command: changes that each fit
+ * in a command must not add up to one that does not (the command and update limits default to
+ * 256 KiB; an update over them is refused before it is sent, and the changes in it are lost).
+ */
+const MAX_COALESCED_BYTES = 64 << 10
+
+/** Bytes of a local update (Yjs: the update; Automerge: its changes). */
+const sizeOf = (u: unknown): number => (u instanceof Uint8Array ? u.length : Array.isArray(u) ? u.reduce((n: number, x: unknown) => n + sizeOf(x), 0) : 0)
+
+/** Consecutive runs of updates, each within the coalescing bounds (an update over them alone). */
+const batches = (list: ReadonlyArray<unknown>): unknown[][] => {
+  const out: unknown[][] = []
+  let run: unknown[] = []
+  let bytes = 0
+  for (const u of list) {
+    const n = sizeOf(u)
+    if (run.length > 0 && (bytes + n > MAX_COALESCED_BYTES || run.length >= MAX_COALESCED)) {
+      out.push(run)
+      run = []
+      bytes = 0
+    }
+    run.push(u)
+    bytes += n
+  }
+  if (run.length > 0) out.push(run)
+  return out
+}
 
 export interface CrdtOutboxPort {
   /** Submits a merge command (as `doc.submit`). */
@@ -49,19 +77,23 @@ export class CrdtOutbox {
     queueMicrotask(() => this.flush(false))
   }
 
-  /** Submits what is buffered; unless `all`, a field with a merge in flight keeps coalescing. */
+  /**
+   * Submits what is buffered; unless `all`, a field with a merge in flight keeps coalescing
+   * (up to the bounds). What is buffered goes as one command per run within the bounds.
+   */
   flush(all: boolean): void {
     this.scheduled = false
     let busy: Set<string> | undefined
     for (const [field, list] of this.unsent) {
       if (list.length === 0) continue
-      if (!all && list.length < MAX_COALESCED && this.port.online()) {
+      if (!all && list.length < MAX_COALESCED && sizeOf(list) < MAX_COALESCED_BYTES && this.port.online()) {
         busy ??= new Set(this.port.pendingNames())
         if (busy.has(crdtCommandName(field))) continue
       }
-      const update = this.fields.field(field).coalesce(list)
+      const f = this.fields.field(field)
+      const updates = batches(list).map((run) => f.coalesce(run))
       this.unsent.set(field, [])
-      this.port.submit(crdtCommandName(field), update)
+      for (const update of updates) this.port.submit(crdtCommandName(field), update)
     }
   }
 

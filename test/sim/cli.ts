@@ -25,6 +25,10 @@
  *   --long-outages 0|1         some replica crashes last seconds (1)
  *   --mixed-fleet 0|1          a document of a machine with versions 1..3, replicas of every
  *                              version, hub and replica upgrades at random moments (1)
+ *   --crdt 0|1                 a document with a Yjs and an Automerge text field the replicas
+ *                              type into concurrently, checked by crdt-check.ts (1)
+ *   --crdt-automerge P         share of the typing that goes into the Automerge text (0.3)
+ *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
  * --stats (print the counters of every seed summed, as one JSON line "stats {...}"),
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
@@ -92,6 +96,9 @@ const knobs = {
   streamFaults: flag("stream-faults", DEFAULTS.streamFaults),
   longOutages: flag("long-outages", 1) !== 0,
   mixedFleet: flag("mixed-fleet", 1) !== 0,
+  crdt: flag("crdt", 1) !== 0,
+  crdtAutomerge: flag("crdt-automerge", DEFAULTS.crdtAutomerge),
+  crdtPastes: flag("crdt-pastes", DEFAULTS.crdtPastes),
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 

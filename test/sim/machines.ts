@@ -11,6 +11,8 @@
  */
 import * as Schema from "effect/Schema"
 import { defineMachine, type Machine } from "../../core/index.js"
+import { yText } from "../../adapters/yjs/index.js"
+import { automergeText } from "../../adapters/automerge/index.js"
 
 export interface TodoItem {
   title: string
@@ -199,3 +201,24 @@ export const makeDrifting = (draw: () => number): Machine<{ values: number[] }, 
       },
     },
   })
+
+/**
+ * A document with collaborative texts (the demo's CardText, plus an Automerge text and one
+ * ordered command): the replicas type into `text` (a Yjs Y.Text) and `am` (an Automerge text)
+ * through the library's helpers, concurrently, while `touch` still goes through the
+ * authority's order, so rebases run with CRDT merges pending.
+ */
+export const SimText = defineMachine({
+  name: "sim-text",
+  version: 1,
+  initial: () => ({ touches: 0 }),
+  commands: {
+    touch: {
+      args: Schema.Struct({}),
+      apply: (s) => {
+        s.touches++
+      },
+    },
+  },
+  crdt: { text: yText(), am: automergeText() },
+})

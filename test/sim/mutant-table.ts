@@ -154,6 +154,34 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: "core/schema/serve.ts", anchor: "const conv = h.convert(cmds, from, to)", replacement: "const conv = from > to ? cmds : h.convert(cmds, from, to)" }],
   },
   {
+    name: "crdt-coalesce-drops",
+    breaks: "keystrokes typed while a merge is in flight are coalesced into the first one only (the rest never leave the replica)",
+    patches: [{ file: "adapters/yjs/engine.ts", anchor: "return updates.length === 1 ? updates[0] : Y.mergeUpdates(updates as Uint8Array[])", replacement: "return updates[0]" }],
+  },
+  {
+    name: "crdt-hub-drops-merge",
+    breaks: "the hub confirms a CRDT merge it checked but never merges it into its field",
+    patches: [{ file: "core/crdt/fields.ts", anchor: "      update = pre.update\n", replacement: "      return undefined\n" }],
+  },
+  {
+    name: "crdt-refuse-honest-delete",
+    breaks: "the hub refuses an honest Yjs delete of a client's newest clock as missing dependencies (the keystrokes merged with it are lost)",
+    patches: [{ file: "adapters/yjs/engine.ts", anchor: "if (d.clock + d.len > end) return", replacement: "if (d.clock + d.len >= end) return" }],
+  },
+  {
+    name: "crdt-coalesce-unbounded",
+    breaks: "changes coalesced behind a merge in flight go as one command whatever their size (over the command limit: refused before sending, lost)",
+    patches: [
+      { file: "core/crdt/outbox.ts", anchor: "list.length < MAX_COALESCED && sizeOf(list) < MAX_COALESCED_BYTES && this.port.online()", replacement: "list.length < MAX_COALESCED && this.port.online()" },
+      { file: "core/crdt/outbox.ts", anchor: "const updates = batches(list).map(", replacement: "const updates = [list].map(" },
+    ],
+  },
+  {
+    name: "crdt-am-coalesce-drops",
+    breaks: "Automerge changes made while a merge is in flight are coalesced into the first one only",
+    patches: [{ file: "adapters/automerge/engine.ts", anchor: "return (updates as ReadonlyArray<Uint8Array[]>).flat()", replacement: "return updates[0]" }],
+  },
+  {
     name: "migrate-twice",
     breaks: "a hub upgrade runs the state migration twice (v3 priorities x100)",
     patches: [{ file: AUTH, anchor: "      applyMigration(host, docId, history, marker)\n", replacement: "      applyMigration(host, docId, history, marker)\n      applyMigration(host, docId, history, marker)\n" }],

@@ -23,19 +23,27 @@
  *   different app versions (compat mode, update-required), the hub upgraded once at a random
  *   moment (restarted with the newer machine list: a `$migrate` entry), replicas upgraded at
  *   random moments (a process restarted with newer app code opening its old store), some
- *   never.
+ *   never;
+ * - collaborative text (crdt-text.ts): a document whose Yjs and Automerge text fields the
+ *   replicas type into concurrently, every insert a unique marker, checked at the end by
+ *   crdt-check.ts (every acknowledged insert survives unless an acknowledged delete removed
+ *   it, nothing else appears, all texts equal). Its choices come from a stream of its own.
  */
-import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type ServerMessage } from "../../core/index.js"
+import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type Receipt, type ServerMessage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
-import { Big, TodoPlus, makeDrifting } from "./machines.js"
+import { Big, SimText, TodoPlus, makeDrifting } from "./machines.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { honestCommand, pick, type BigPlan } from "./workload.js"
 import { codeOf, message, RunGuard } from "./guard.js"
-import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type Ledger } from "./checker.js"
+import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type Ledger, type Submitted } from "./checker.js"
 import { ShadowLog } from "./shadow-log.js"
 import { NEWEST, VTodoV3, appMachine, hubMachine, versionedCommand } from "./versioned.js"
+import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
+import { checkText } from "./crdt-check.js"
+import { fieldsOfRoot } from "../../core/crdt/roots.js"
+import type { CrdtFields } from "../../core/crdt/fields.js"
 
 export interface SimOptions {
   readonly seed: number
@@ -97,6 +105,17 @@ export interface SimOptions {
    */
   readonly mixedFleet?: boolean
   /**
+   * A document with collaborative text (SimText: a Yjs and an Automerge text field) that
+   * replicas type into concurrently through the library's helpers, checked by crdt-check.ts.
+   * Its choices come from a stream of their own; off, every other seed runs as it did before
+   * the text document existed. Default true.
+   */
+  readonly crdt?: boolean
+  /** Share of the typing that goes into the Automerge text (the rest into the Yjs one). Default 0.3. */
+  readonly crdtAutomerge?: number
+  /** Probability that a typing burst is 2-4 pastes of 30-100 KiB each into the Yjs text, a few ms apart. Default 0.02. */
+  readonly crdtPastes?: number
+  /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
    * with more ops.
@@ -122,7 +141,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -136,7 +155,7 @@ const V2: Range = { min: 2, max: 2 }
 interface DocSpec {
   readonly docId: string
   readonly machine: Machine<any, any>
-  readonly kind: "todo" | "big" | "drifting" | "custom" | "versioned"
+  readonly kind: "todo" | "big" | "drifting" | "custom" | "versioned" | "text"
   readonly replayable: boolean
 }
 
@@ -173,6 +192,16 @@ const snapshotWrite = (ops: ReadonlyArray<BatchOp>): string | undefined => {
   return undefined
 }
 
+/** A text field's content, or why it cannot be read. */
+const readText = (field: string, handle: () => unknown): string | { error: string } => {
+  try {
+    const h = handle()
+    return h === undefined ? { error: "no such field" } : TEXT_FIELDS[field]!.read(h)
+  } catch (e) {
+    return { error: `${codeOf(e)}: ${message(e)}` }
+  }
+}
+
 /** A state that cannot be hashed is a finding, not a reason to stop checking. */
 const safeHash = (f: () => string): string => {
   try {
@@ -203,6 +232,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0,
     hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0 } : {}),
+    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0 } : {}),
   }
   const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [], updateRequired: [] }
   const failed = new Set<string>()
@@ -245,6 +275,15 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (o.drifting) specs.push({ docId: "drifting", machine: makeDrifting(driftRng), kind: "drifting", replayable: false })
       if (o.mixedFleet) specs.push({ docId: "versioned", machine: VTodoV3, kind: "versioned", replayable: true })
     }
+    // The ordered documents: the main stream's choices (who follows what, the workload, the
+    // forgers) are drawn among these only, so the text document shifts none of them.
+    const ordered = [...specs]
+    const ofOrdered = (docs: ReadonlyArray<DocSpec>) => docs.filter((s) => s.kind !== "text")
+    const textSpec: DocSpec | undefined = single === undefined && o.crdt ? { docId: "text", machine: SimText, kind: "text", replayable: true } : undefined
+    if (textSpec !== undefined) specs.push(textSpec)
+    // Its own stream: who types, what, when.
+    const textRng = seededRandom(seed ^ 0x7e475)
+    const typists = new Typists(textRng, () => vrt.now())
     const fleetOn = specs.some((s) => s.kind === "versioned")
     // Its own stream of numbers: the fleet's plan does not shift the rest of a seed's choices.
     const fleetRng = seededRandom(seed ^ 0xf1ee7)
@@ -336,10 +375,16 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // ---- replicas ----
     const replicas: Replica[] = []
     const follows = (i: number): DocSpec[] => {
-      if (specs.length === 1) return [...specs]
-      const n = 1 + Math.floor(rng() * Math.min(3, specs.length))
-      const mine = new Set<DocSpec>([specs[i % specs.length]!])
-      while (mine.size < n) mine.add(pick(rng, specs))
+      const mine = orderedFollows(i)
+      // At least two typists, most replicas one.
+      if (textSpec !== undefined && (i < 2 || textRng() < 0.6)) mine.push(textSpec)
+      return mine
+    }
+    const orderedFollows = (i: number): DocSpec[] => {
+      if (ordered.length === 1) return [...ordered]
+      const n = 1 + Math.floor(rng() * Math.min(3, ordered.length))
+      const mine = new Set<DocSpec>([ordered[i % ordered.length]!])
+      while (mine.size < n) mine.add(pick(rng, ordered))
       // Most replicas follow the versioned document: a fleet of one version is no fleet.
       const versioned = specs.find((s) => s.kind === "versioned")
       if (versioned !== undefined && fleetRng() < 0.6) mine.add(versioned)
@@ -400,6 +445,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         }
         if (!proc.alive) return
         r.docs.set(spec.docId, doc)
+        // Before anything is typed: the typists see which command carries each edit.
+        if (spec.kind === "text") typists.attach(doc, (name, args, receipt) => record(r, spec, name, args, receipt, false, false))
         const key = (cs: number) => ledgerKey(spec.docId, client.clientId, cs)
         doc.on("confirmed", (e) => {
           const k = key(e.clientSeq)
@@ -498,7 +545,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // forging one the victim has not used yet is guessing 82 random bits.)
     const onWire = (clientId: string) => [...ledger.confirmed.keys()].some((k) => k.includes(`|${clientId}:`))
     const victim = (r: Replica): Victim | undefined => r.clientId === undefined || !onWire(r.clientId) ? undefined : {
-      name: r.name, clientId: r.clientId, docs: r.follows, nextClientSeq: (docId) => nextClientSeq(docId, r.clientId!),
+      name: r.name, clientId: r.clientId, docs: ofOrdered(r.follows), nextClientSeq: (docId) => nextClientSeq(docId, r.clientId!),
     }
 
     // ---- workload ----
@@ -506,7 +553,6 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       const doc = r.docs.get(spec.docId)
       if (doc === undefined || !r.proc.alive || doc.isClosed) return
       const invalid = spec.kind === "todo" && rng() < 0.05
-      const machine = machineOf(r, spec)
       const [name, args] = invalid ? ["rename", { id: 7 }] : spec.kind === "versioned" ? versionedCommand(rng, r.version) : honestCommand(rng, spec.machine, doc.state, bigPlan, o.appBugs)
       // A read-only document (update-required) refuses locally: that is its contract.
       const readOnly = spec.kind === "versioned" && doc.updateRequired !== undefined
@@ -516,6 +562,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       } catch (e) {
         return fail(`crash: ${r.name} submit of ${name} threw ${codeOf(e)}: ${message(e)}`)
       }
+      record(r, spec, name, args, receipt, invalid, readOnly)
+    }
+
+    /** Puts a command an app submitted (or the CRDT outbox for it) in the ledger; its key, unless refused locally. */
+    function record(r: Replica, spec: DocSpec, name: string, args: unknown, receipt: Receipt, invalid: boolean, readOnly: boolean): Carrier | undefined {
+      const machine = machineOf(r, spec)
       stats.submits!++
       if (receipt.clientSeq < 0) {
         stats.localRefusals!++
@@ -523,12 +575,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           if (readOnly && e.code === "update-required") return
           if (e.code !== "invalid-args" || !invalid) fail(`bad input: local refusal of a valid ${name} with code ${e.code}`)
         })
-        return
+        return undefined
       }
       const clientId = r.clientId!
       const key = ledgerKey(spec.docId, clientId, receipt.clientSeq)
       const encoded = machine.compiled.get(name)!.encode(args)
-      const entry = {
+      const entry: Submitted = {
         docId: spec.docId, clientId, clientSeq: receipt.clientSeq, name, replica: r.name, proc: r.proc,
         argsKey: encoded._tag === "Success" ? argsKey(encoded.success) : undefined, persisted: false, settled: false,
         ...(spec.kind === "versioned" ? { version: r.version, args: encoded._tag === "Success" ? encoded.success : args } : {}),
@@ -551,6 +603,61 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         ledger.rejected.set(key, e.code ?? "?")
       })
       log(`${r.name} submit ${spec.docId} ${receipt.clientSeq} ${name}${spec.kind === "versioned" ? ` (v${r.version})` : ""}`)
+      return { key, entry }
+    }
+
+    // Typing: a replica following the text document edits its Y.Text (1-3 edits, some a few
+    // ms apart, so they coalesce behind a merge in flight; now and then a long run of them),
+    // now and then submits the ordered `touch`, goes offline to type alone for a while, or is
+    // hit by a fault soon after. All drawn from the text stream.
+    const type = (r: Replica, pasteBytes = 0) => {
+      const doc = r.docs.get(textSpec!.docId)
+      if (doc === undefined || !r.proc.alive || doc.isClosed) return
+      const field = pasteBytes > 0 ? "text" : textRng() < o.crdtAutomerge ? "am" : "text"
+      let what: string
+      try {
+        what = typists.edit(r.name, doc, field, pasteBytes)
+      } catch (e) {
+        return fail(`crash: ${r.name} editing the text threw ${codeOf(e)}: ${message(e)}`)
+      }
+      stats.textEdits!++
+      log(`${r.name} ${what}`)
+    }
+    const typeBurst = (r: Replica) => {
+      if (textRng() < o.crdtPastes) {
+        // Pastes during one round trip: they coalesce behind the first, and must still fit in commands.
+        const n = 2 + Math.floor(textRng() * 3)
+        for (let k = 0, at = 0; k < n; k++) {
+          const bytes = (30 << 10) + Math.floor(textRng() * (70 << 10))
+          if (k === 0) type(r, bytes)
+          else rt.setTimer((at += 1 + Math.floor(textRng() * 5)), () => type(r, bytes))
+        }
+        stats.textPastes!++
+        return
+      }
+      const long = textRng() < 0.08
+      const n = long ? 5 + Math.floor(textRng() * 30) : 1 + Math.floor(textRng() * 3)
+      for (let k = 0, at = 0; k < n; k++) {
+        at += long ? Math.floor(textRng() * 12) : 1 + Math.floor(textRng() * 30)
+        if (k > 0 && (long || textRng() < 0.5)) rt.setTimer(at, () => type(r))
+        else type(r)
+      }
+      if (textRng() < 0.1) submit(r, textSpec!)
+      const x = textRng()
+      if (x < 0.04 * faultLevel) {
+        if (r.partitioned) return
+        r.partitioned = true
+        stats.partitions!++
+        log(`partition ${r.name} (typing offline)`)
+        net.partition(r.name)
+        rt.setTimer(1_000 + Math.floor(textRng() * 4_000), () => { r.partitioned = false; net.heal(r.name); log(`heal ${r.name}`) })
+      } else if (x < 0.19 * faultLevel) {
+        const y = textRng()
+        rt.setTimer(Math.floor(textRng() * 40), () => {
+          if (y < 0.5) { stats.drops!++; log(`drop ${r.name} (after typing)`); net.drop(r.name) }
+          else crashReplica(r)
+        })
+      }
     }
 
     const crashReplica = (r: Replica) => {
@@ -653,7 +760,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           // A burst of submits, sometimes followed closely by a fault aimed at the window
           // between a submit and its acknowledgement (or its durable write).
           const r = pick(rng, replicas)
-          const spec = pick(rng, r.follows)
+          const spec = pick(rng, ofOrdered(r.follows))
           const n = 1 + Math.floor(rng() * 4)
           for (let k = 0; k < n; k++) {
             if (k > 0 && spreadRng() < 0.5) rt.setTimer(k * (1 + Math.floor(spreadRng() * 8)), () => submit(r, spec))
@@ -669,6 +776,18 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           }
         }
       })
+    }
+
+    // The typists' schedule, from their own stream.
+    if (textSpec !== undefined) {
+      const writers = replicas.filter((r) => r.follows.includes(textSpec))
+      for (let t = 0, i = 0; i < o.ops; i++) {
+        t += Math.floor(textRng() * opGap * 2)
+        if (t >= activeMs) break
+        if (writers.length === 0) break
+        const r = pick(textRng, writers)
+        rt.setTimer(t, () => typeBurst(r))
+      }
     }
 
     await vrt.run({ forMs: activeMs + 100, until: overBudget })
@@ -724,11 +843,15 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const store = new AuthorityStore(hubDisk)
     const views: DocView[] = []
     const digestParts: unknown[] = [trace]
+    let hubTexts: ReadonlyMap<string, string | { error: string }> = new Map()
     for (const spec of specs) {
       const authority = await drive(`loading ${spec.docId} on the hub`, hub!.doc(spec.docId, spec.machine)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
       // Compaction leaves a tail behind a snapshot: the checker reads every entry ever made
       // durable (the shadow), and the stored tail must be exactly its end.
       const head = typeof authority === "string" ? 0 : authority.headSeq
+      if (spec === textSpec) {
+        hubTexts = new Map(Object.keys(TEXT_FIELDS).map((f) => [f, typeof authority === "string" ? { error: authority } : readText(f, () => (fieldsOfRoot(authority.state) as CrdtFields | undefined)?.field(f).handle)]))
+      }
       const entries: Entry[] | string = shadow.log(spec.docId, head)
       const horizon = await drive(`reading the horizon of ${spec.docId}`, store.snapshots.horizon(spec.docId)).catch(() => 0)
       const tail = await drive(`reading the log of ${spec.docId}`, store.entries(spec.docId, horizon, 1_000_000)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
@@ -763,14 +886,35 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       stats[`entries:${spec.docId}`] = typeof entries === "string" ? 0 : entries.length
       if (spec.kind === "big" && typeof authority !== "string") stats.bigBytes = Object.values((authority.state as { blobs: Record<string, string> }).blobs).reduce((n, s) => n + s.length, 0)
     }
+    const textFailures: string[] = []
+    if (textSpec !== undefined) {
+      const acked = (c: Carrier | undefined) => c !== undefined && ledger.submitted.get(c.key) === c.entry && ledger.confirmed.has(c.key)
+      const followers = replicas.filter((r) => r.follows.includes(textSpec) && r.docs.has(textSpec.docId))
+      for (const [field, edits] of typists.ledgers) {
+        const crdt = (d: Doc<any>) => (d.crdt as Record<string, unknown>)[field]
+        const texts = [
+          { who: "the hub", text: hubTexts.get(field) ?? { error: "not loaded" } },
+          { who: "a fresh replica", text: readText(field, () => crdt(joined.get(textSpec.docId)!)) },
+          ...followers.map((r) => ({ who: r.name, text: readText(field, () => crdt(r.docs.get(textSpec.docId)!)) })),
+        ]
+        textFailures.push(...checkText({ docId: `${textSpec.docId}.${field}`, texts, edits, ledger }))
+        const hubText = hubTexts.get(field)
+        digestParts.push(hubText)
+        const tag = field === "text" ? "" : `:${field}`
+        stats[`textInserts${tag}`] = edits.inserts.size
+        stats[`textAckedInserts${tag}`] = [...edits.inserts.values()].filter((e) => acked(e.carrier)).length
+        stats[`textAckedDeletes${tag}`] = edits.edits.filter((e) => e.kind === "delete" && acked(e.carrier)).length
+        stats[`textChars${tag}`] = typeof hubText === "string" ? hubText.length : 0
+      }
+    }
     guard.reportUnhandled()
-    const failures = checkWorld({
+    const failures = [...checkWorld({
       docs: views,
       ledger,
       hostile,
       replicaIds: new Set(replicas.map((r) => r.clientId).filter((c): c is string => c !== undefined)),
       incarnations: replicas.flatMap((r) => r.incarnations.map((p) => ({ replica: r.name, proc: p }))),
-    })
+    }), ...textFailures]
     // Hostile commands the hub answered (a raw client refused at its hello attacks nothing).
     if (hostile !== undefined) stats.hostileAnswered = hostile.commands.filter((c) => c.outcome !== undefined).length
     stats.events = trace.length

@@ -1,0 +1,187 @@
+/**
+ * The simulator's typists: replicas edit the collaborative texts of a SimText document
+ * (machines.ts) the way an app does, through the live objects the library hands out: the
+ * Y.Text of `text` (`doc.crdt.text.insert/delete`) and the Automerge text of `am`
+ * (`doc.crdt.am.splice`); the library turns each local change into the field's merge command
+ * (coalesced while one is in flight). Every insert is a unique marker, `⟨r2:17⟩`,
+ * placed between markers, and every delete removes whole markers, so the text is always a
+ * sequence of markers and the checker (crdt-check.ts) can say which edits survived.
+ *
+ * Which command carried an edit: the library's outbox submits, in one command, every local
+ * change of a field made since its previous submit of that field (core/crdt/outbox.ts), and it
+ * submits through the document's own `submit`. The typist wraps that method on each opened
+ * document (an observer: arguments and receipt pass through untouched) and hands the edits of
+ * the field made since its last merge submit to the command it sees.
+ *
+ * Determinism: a Y.Doc draws its clientID and an Automerge field its actor from crypto, and
+ * Automerge stamps each change with Date.now(). Before the first local edit on each field
+ * object (a reload makes a new one) the typist gives it a fresh clientID or actor from the
+ * seed's own stream (no two writers share one), and it runs Automerge edits with Date.now
+ * reading virtual time, so a seed replays exactly.
+ */
+import * as A from "@automerge/automerge"
+import type * as Y from "yjs"
+import type { Doc, Receipt } from "../../core/index.js"
+import { crdtCommandName } from "../../core/crdt/fields.js"
+import type { AutomergeTextHandle } from "../../adapters/automerge/index.js"
+import type { Rng } from "./workload.js"
+import type { Submitted } from "./checker.js"
+
+/** How a typist reads and edits one kind of text field, and gives its writer an identity of the seed's. */
+interface TextAccess {
+  read(handle: unknown): string
+  insert(handle: unknown, at: number, s: string): void
+  remove(handle: unknown, at: number, n: number): void
+  /** The object that carries the writer identity (a new one after a reload). */
+  identity(handle: unknown): object
+  seed(handle: unknown, id: number): void
+}
+
+const yjsText: TextAccess = {
+  read: (h) => (h as Y.Text).toString(),
+  insert: (h, at, s) => (h as Y.Text).insert(at, s),
+  remove: (h, at, n) => (h as Y.Text).delete(at, n),
+  identity: (h) => (h as Y.Text).doc!,
+  seed: (h, id) => { (h as Y.Text).doc!.clientID = id },
+}
+
+const automergeText: TextAccess = {
+  read: (h) => (h as AutomergeTextHandle).text,
+  insert: (h, at, s) => (h as AutomergeTextHandle).splice(at, 0, s),
+  remove: (h, at, n) => (h as AutomergeTextHandle).splice(at, n),
+  identity: (h) => h as object,
+  // The handle's own document, cloned under an actor of the seed's (same history).
+  seed: (h, id) => (h as AutomergeTextHandle).set(A.clone((h as AutomergeTextHandle).doc, { actor: id.toString(16).padStart(32, "0") })),
+}
+
+/** The text fields of SimText (machines.ts) and how each is typed into. */
+export const TEXT_FIELDS: Readonly<Record<string, TextAccess>> = { text: yjsText, am: automergeText }
+const AUTOMERGE = new Set(["am"])
+
+/** A marker: `⟨r2:17⟩`, or a pasted one carrying tens of KiB, `⟨r2:18:xxxx...⟩`. */
+export const MARKER = /⟨r\d+:\d+(?::[a-z]+)?⟩/g
+
+/** A marker as failure lines and the trace name it (a pasted one without its payload). */
+export const label = (marker: string): string => marker.replace(/:([a-z]+)⟩$/, (_, p: string) => `+${p.length}⟩`)
+
+export interface TextEdit {
+  readonly kind: "insert" | "delete"
+  readonly replica: string
+  /** insert: the one marker it wrote; delete: every marker it removed from the writer's view. */
+  readonly markers: ReadonlyArray<string>
+  /** Virtual time it was made. */
+  readonly at: number
+  /** The merge command that carried it; undefined while (or if forever) unsent. */
+  carrier: Carrier | undefined
+}
+
+/**
+ * A merge command in the simulation's ledger: its key, and its ledger entry (the key alone is
+ * not enough: a command lost with its process before it was stored leaves its clientSeq free,
+ * and the next incarnation numbers a new command with it).
+ */
+export interface Carrier {
+  readonly key: string
+  readonly entry: Submitted
+}
+
+export interface TextLedger {
+  readonly edits: TextEdit[]
+  /** Each marker's insert. */
+  readonly inserts: Map<string, TextEdit>
+}
+
+/** What the simulation does with a merge command the library submitted: its ledger entry (undefined: refused locally). */
+export type RecordMerge = (name: string, args: unknown, receipt: Receipt) => Carrier | undefined
+
+export class Typists {
+  /** Per field, every edit typed into it. */
+  readonly ledgers = new Map<string, TextLedger>(Object.keys(TEXT_FIELDS).map((f) => [f, { edits: [], inserts: new Map() }]))
+  /** Per open document and field, the edits made since the field's last merge submit. */
+  private readonly unsent = new WeakMap<Doc<any>, Map<string, TextEdit[]>>()
+  /** Field objects whose writer identity is the seed's. */
+  private readonly seeded = new WeakSet<object>()
+  private readonly usedIds = new Set<number>()
+  private readonly counters = new Map<string, number>()
+
+  constructor(private readonly rng: Rng, private readonly now: () => number) {}
+
+  /** Watches a freshly opened document's merge submits (before the app types into it). */
+  attach(doc: Doc<any>, record: RecordMerge): void {
+    const lists = new Map(Object.keys(TEXT_FIELDS).map((f) => [crdtCommandName(f), [] as TextEdit[]]))
+    this.unsent.set(doc, new Map(Object.keys(TEXT_FIELDS).map((f) => [f, lists.get(crdtCommandName(f))!])))
+    const submit = doc.submit.bind(doc) as (name: string, args: unknown) => Receipt
+    Object.defineProperty(doc, "submit", {
+      configurable: true,
+      writable: true,
+      value: (name: string, args: unknown): Receipt => {
+        const receipt = submit(name, args)
+        const list = lists.get(name)
+        if (list !== undefined) {
+          const carrier = record(name, args, receipt)
+          for (const e of list.splice(0)) e.carrier = carrier
+        }
+        return receipt
+      },
+    })
+  }
+
+  /**
+   * One local edit by `replica` on `field` of its open `doc`: an insert of a new marker (of
+   * `pasteBytes` characters: a paste), or a delete of 1-3 markers.
+   */
+  edit(replica: string, doc: Doc<any>, field: string, pasteBytes = 0, deleteShare = 0.3): string {
+    const access = TEXT_FIELDS[field]!
+    const handle = (doc.crdt as Record<string, unknown>)[field]
+    this.seedIdentity(access, handle)
+    const current = access.read(handle)
+    const spans = [...current.matchAll(MARKER)].map((m) => ({ marker: m[0], at: m.index!, end: m.index! + m[0].length }))
+    const list = this.unsent.get(doc)!.get(field)!
+    const ledger = this.ledgers.get(field)!
+    if (pasteBytes === 0 && spans.length > 0 && this.rng() < deleteShare) {
+      const first = Math.floor(this.rng() * spans.length)
+      const last = Math.min(spans.length - 1, first + Math.floor(this.rng() * 3))
+      const covered = spans.slice(first, last + 1)
+      const e: TextEdit = { kind: "delete", replica, markers: covered.map((s) => s.marker), at: this.now(), carrier: undefined }
+      ledger.edits.push(e)
+      list.push(e)
+      this.timed(field, () => access.remove(handle, covered[0]!.at, covered[covered.length - 1]!.end - covered[0]!.at))
+      return `delete ${e.markers.map(label).join("")} from ${field}`
+    }
+    const n = (this.counters.get(replica) ?? 0) + 1
+    this.counters.set(replica, n)
+    const marker = pasteBytes > 0 ? `⟨${replica}:${n}:${String.fromCharCode(97 + (n % 26)).repeat(pasteBytes)}⟩` : `⟨${replica}:${n}⟩`
+    // Between two markers (or at either end), never inside one.
+    const boundaries = [0, ...spans.map((s) => s.end)]
+    const pos = boundaries[Math.floor(this.rng() * boundaries.length)]!
+    const e: TextEdit = { kind: "insert", replica, markers: [marker], at: this.now(), carrier: undefined }
+    ledger.edits.push(e)
+    ledger.inserts.set(marker, e)
+    list.push(e)
+    this.timed(field, () => access.insert(handle, pos, marker))
+    return `insert ${label(marker)} into ${field} at ${pos}`
+  }
+
+  /** Automerge stamps a change with Date.now(): virtual time instead, so the change is the same on every run of the seed. */
+  private timed(field: string, edit: () => void): void {
+    if (!AUTOMERGE.has(field)) return edit()
+    const wall = Date.now
+    Date.now = () => this.now()
+    try {
+      edit()
+    } finally {
+      Date.now = wall
+    }
+  }
+
+  private seedIdentity(access: TextAccess, handle: unknown): void {
+    const carrier = access.identity(handle)
+    if (this.seeded.has(carrier)) return
+    let id: number
+    do id = 1 + Math.floor(this.rng() * 0x7fff_fffe)
+    while (this.usedIds.has(id))
+    this.usedIds.add(id)
+    access.seed(handle, id)
+    this.seeded.add(carrier)
+  }
+}

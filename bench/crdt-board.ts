@@ -15,7 +15,11 @@
  * - Yjs: peers-board's Y.Doc board, plus a `desc` Y.Text in each card's Y.Map, made in the
  *   card's add transaction; one transaction (one update, one message) per keystroke; star
  *   through a server Y.Doc over StarLinks on a VirtualRuntime.
- * Each op and keystroke is its own message; a round's messages are delivered when it drains.
+ * Each board op is its own message (Canon: an event-loop turn after each submit, as in
+ * peers-board). A Yjs keystroke is its own update and message; a Canon keystroke goes to the
+ * field's outbox, which sends the first of a round's keystrokes at once and coalesces the
+ * rest while that merge is unconfirmed (as it does for a real typist during a round trip).
+ * A round's messages are delivered when it drains.
  * After each run the bench checks every replica against the script (the board's cards, each
  * description's length) and against each other (every description equal), and throws if not.
  */
@@ -101,12 +105,12 @@ export const canonDescBoard = async (replicas: number): Promise<DescWorld> => {
       }
       descs.set(card, docs)
     },
-    type: async (i, card, key) => {
+    type: (i, card, key) => {
       const text = descs.get(card)![i]!.crdt.description
+      // The field's outbox takes the change in a microtask, before the runner's next step; no
+      // event-loop turn per keystroke (the Yjs side pays none either).
       if (key.t === "ins") text.insert(key.pos, key.text)
       else text.delete(key.pos, 1)
-      // Its own message: the outbox flushes before the next keystroke (as a board op).
-      await turn()
     },
     drain: async () => {
       // A confirmation releases the field's coalesced keystrokes (a microtask later): run

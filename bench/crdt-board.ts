@@ -27,7 +27,7 @@ import * as Y from "yjs"
 import { CanonClient, Hub, type Doc } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CardText, cardTextDocId } from "../apps/demo/board.js"
-import { check, figure, type Figure, type Plan, type SuiteContext } from "./harness.js"
+import { check, figure, median, type Figure, type Plan, type SuiteContext } from "./harness.js"
 import { BoardMachine, type BoardState } from "./peers-machines.js"
 import { canonArgs, yjsBoard, type BoardOp, type BoardScript } from "./peers-board.js"
 import { UNLIMITED, backToBack, pick, stopwatch, turn, type Elapsed, type Sys } from "./peers-common.js"
@@ -247,6 +247,8 @@ export const descBoardWorkload = async (ctx: SuiteContext, s: DescBoardSizes): P
     figure("board.time.yjs", `6. board + concurrent descriptions: Yjs, same`, "ms", yjs,
       { note: "one Y.Doc (cards Y.Map with a desc Y.Text each), one update per op and keystroke, star through a server Y.Doc" }),
     figure("board.time.ratio", "6. board + concurrent descriptions: Canon / Yjs, time until all replicas agree", "x", canon.map((c, i) => c / yjs[i]!),
-      { goal: { op: "<=", value: 1.0 }, note: `per run, back to back; CPU time Canon / Yjs ${(cpu.canon!.reduce((a, b) => a + b, 0) / cpu.yjs!.reduce((a, b) => a + b, 0)).toFixed(2)}x` }),
+      { goal: { op: "<=", value: 1.0 }, note: "per run, back to back" }),
+    figure("board.cpu.ratio", "6. board + concurrent descriptions: Canon / Yjs, CPU time of those runs", "x", cpu.canon!.map((c, i) => c / cpu.yjs![i]!),
+      { note: `process CPU (user + system), less sensitive than wall time to other work on the machine; Canon ${median(cpu.canon!).toFixed(0)} ms, Yjs ${median(cpu.yjs!).toFixed(0)} ms` }),
   ]
 }

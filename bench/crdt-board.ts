@@ -22,6 +22,16 @@
  * A round's messages are delivered when it drains.
  * After each run the bench checks every replica against the script (the board's cards, each
  * description's length) and against each other (every description equal), and throws if not.
+ *
+ * Where Canon's time goes (full size, 2026-12-01, 2 shared cores, load ~2-3; ~1.4x Yjs): the
+ * typing costs Canon less than Yjs (Canon ~+0.4 s over the same run without keystrokes, Yjs
+ * ~+0.6 s: a typist's keystrokes of a round travel as one or two coalesced merges, where Yjs
+ * relays every keystroke's update to every peer). The excess is the board: without keystrokes
+ * Canon is ~1.9x Yjs, as the ordered ops cost the hub a commit each (fan-out through the
+ * protocol codec, storage) and the replicas an integrate and rebase (the `peers` suite's board
+ * row, the same ops without descriptions, is ~1.5x Yjs), plus one description document opened
+ * per card typed into on every replica (`--cpu-prof`: ~6% of Canon's run, mostly the field's
+ * `new Y.Doc()` drawing a random guid, lib0 uuidv4 = 31 getRandomValues calls, ~0.3 ms each doc).
  */
 import * as Y from "yjs"
 import { CanonClient, Hub, type Doc } from "../core/index.js"
@@ -247,7 +257,7 @@ export const descBoardWorkload = async (ctx: SuiteContext, s: DescBoardSizes): P
     figure("board.time.yjs", `6. board + concurrent descriptions: Yjs, same`, "ms", yjs,
       { note: "one Y.Doc (cards Y.Map with a desc Y.Text each), one update per op and keystroke, star through a server Y.Doc" }),
     figure("board.time.ratio", "6. board + concurrent descriptions: Canon / Yjs, time until all replicas agree", "x", canon.map((c, i) => c / yjs[i]!),
-      { goal: { op: "<=", value: 1.0 }, note: "per run, back to back" }),
+      { goal: { op: "<=", value: 1.0 }, note: "per run, back to back; where Canon's time goes: the header of bench/crdt-board.ts (the ordered board ops and a description document per card, not the typing)" }),
     figure("board.cpu.ratio", "6. board + concurrent descriptions: Canon / Yjs, CPU time of those runs", "x", cpu.canon!.map((c, i) => c / cpu.yjs![i]!),
       { note: `process CPU (user + system), less sensitive than wall time to other work on the machine; Canon ${median(cpu.canon!).toFixed(0)} ms, Yjs ${median(cpu.yjs!).toFixed(0)} ms` }),
   ]

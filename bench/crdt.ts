@@ -8,16 +8,20 @@
  * 4. an Automerge text field vs plain Automerge: time <= 1.2x
  * 5. y-websocket clients syncing through the Canon hub vs through @y/websocket-server: time
  *    and bytes <= 1.0x (live typing relayed to a reader, and a newcomer's initial sync).
+ * 6. the board workload with card descriptions typed by several replicas at once: time until
+ *    all replicas agree, Canon vs Yjs <= 1.0x (bench/crdt-board.ts; needs no trace, so it runs
+ *    without one; alone: `node --expose-gc --import tsx bench/crdt-board-run.ts [--quick]`).
  * The Yjs field replays the whole trace (259,778 edits; a prefix in --quick); the others
  * replay prefixes (labels say how many edits): an Automerge field edit costs the hub an
  * applyChanges that grows with the document (~3.6 ms per edit at 10,000 edits), and the
  * wire figure takes a loopback round trip per edit.
- * Details in bench/crdt-fields.ts and bench/crdt-yws.ts.
+ * Details in bench/crdt-fields.ts, bench/crdt-yws.ts and bench/crdt-board.ts.
  */
 import { collectGarbage, figure, type Figure, type Suite, type SuiteContext } from "./harness.js"
 import { TRACE_PATH, loadTrace, type Trace } from "./peers-text.js"
 import { canonAutomergeField, canonYjsField, canonYjsWire, plainAutomerge, plainYjs } from "./crdt-fields.js"
 import { canonYws, stockYws, ywsRun, type YwsRun } from "./crdt-yws.js"
+import { DESC_FULL, DESC_QUICK, descBoardWorkload } from "./crdt-board.js"
 
 interface Sizes {
   readonly yjsEdits: number
@@ -33,11 +37,17 @@ const FULL: Sizes = { yjsEdits: Infinity, amEdits: 10_000, wireEdits: 5_000, yws
 
 const n = (x: number) => x.toLocaleString("en-US")
 
-const run = async (ctx: SuiteContext): Promise<Figure[]> => {
+const run = async (ctx: SuiteContext): Promise<Figure[]> => [
+  ...(await traceRows(ctx)),
+  ...(await descBoardWorkload(ctx, ctx.quick ? DESC_QUICK : DESC_FULL)),
+]
+
+/** Rows 1-5, on the automerge-paper trace. */
+const traceRows = async (ctx: SuiteContext): Promise<Figure[]> => {
   const s = ctx.quick ? QUICK : FULL
   const full = loadTrace()
   if (full === undefined) {
-    ctx.log(`no trace at ${TRACE_PATH} (set CANON_BENCH_TRACE or put shared/ beside the repository): the crdt suite measured nothing`)
+    ctx.log(`no trace at ${TRACE_PATH} (set CANON_BENCH_TRACE or put shared/ beside the repository): rows 1-5 measured nothing`)
     return []
   }
   const prefix = (count: number): Trace => count >= full.edits.length ? full : loadTrace(count)!
@@ -125,6 +135,6 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
 
 export const suite: Suite = {
   name: "crdt",
-  title: "CRDT fields and whole documents vs plain Yjs / Automerge / @y/websocket-server (automerge-paper trace)",
+  title: "CRDT fields and whole documents vs plain Yjs / Automerge / @y/websocket-server (automerge-paper trace), board with concurrent descriptions vs Yjs",
   run,
 }

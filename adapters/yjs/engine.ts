@@ -63,7 +63,9 @@ const rootType = (doc: Y.Doc, kind: YKind): Y.AbstractType<any> =>
   kind === "text" ? doc.getText(ROOT.text) : kind === "map" ? doc.getMap(ROOT.map) : doc.getArray(ROOT.array)
 
 const newDoc = (kind: YKind): Y.Doc => {
-  const doc = new Y.Doc({ gc: true })
+  // A fixed guid: nothing reads it (subdocuments are refused), and a random one costs ~0.3 ms
+  // per field a replica opens (31 getRandomValues calls; bench/crdt-board.ts, a doc per card).
+  const doc = new Y.Doc({ gc: true, guid: "canon-field" })
   // Formatting cleanup would make this replica write while merging (see above).
   doc.on("afterTransaction", (tr: Y.Transaction) => {
     (tr as unknown as { _needFormattingCleanup: boolean })._needFormattingCleanup = false

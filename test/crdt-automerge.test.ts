@@ -11,6 +11,7 @@ import { automergeDoc, automergeText, crdtReason } from "../adapters/automerge/i
 import { CrdtFields } from "../core/crdt/fields.js"
 import { seededRandom } from "../core/internal.js"
 import fc from "fast-check"
+import { settleWithTurns } from "./support/virtual-time.js"
 
 const Sketch = defineMachine({
   name: "sketch",
@@ -38,18 +39,12 @@ const open = async (w: World, name: string) => {
   return { client, doc: await client.open(Sketch, DOC) }
 }
 
-const settle = async (w: World, ms = 2000) => {
-  for (let i = 0; i < ms / 10; i++) {
-    await w.rt.run({ forMs: 10 })
-    await new Promise((r) => setImmediate(r))
-  }
-}
 
 describe("Automerge fields through a hub", () => {
   test("concurrent edits from three replicas converge with equal hashes; nothing lost", async () => {
     const w = world(3, () => 1 + Math.floor(Math.random() * 15))
     const reps = await Promise.all(["a", "b", "c"].map((n) => open(w, n)))
-    await settle(w, 100)
+    await settleWithTurns(w.rt, 100)
     for (let round = 0; round < 8; round++) {
       for (const [i, { doc }] of reps.entries()) {
         doc.crdt.sketch.change((d) => { d.strokes.push([i, round]) })
@@ -58,7 +53,7 @@ describe("Automerge fields through a hub", () => {
       if (round === 4) reps[0]!.doc.submit("rename", { name: "x" })
       await w.rt.run({ forMs: 4 })
     }
-    await settle(w)
+    await settleWithTurns(w.rt, 2000)
     const texts = reps.map(({ doc }) => doc.crdt.notes.text)
     expect(new Set(texts).size).toBe(1)
     for (const i of [0, 1, 2]) for (let round = 0; round < 8; round++) expect(texts[0]).toContain(`${"abc"[i]}${round};`)
@@ -73,7 +68,7 @@ describe("Automerge fields through a hub", () => {
   test("a change whose dependency the hub lacks is rejected with crdt-missing-deps", async () => {
     const w = world()
     const { doc } = await open(w, "a")
-    await settle(w, 100)
+    await settleWithTurns(w.rt, 100)
     // A second Automerge document with the same initial history makes two changes; only the
     // second is submitted.
     const other = A.clone(doc.crdt.sketch.doc, { actor: "abcdef0123456789abcdef0123456789" })
@@ -83,13 +78,13 @@ describe("Automerge fields through a hub", () => {
     const second = A.getLastLocalChange(two)!
     const before = doc.crdt.sketch
     const receipt = doc.submit("$crdt.sketch" as never, [second] as never)
-    await settle(w, 200)
+    await settleWithTurns(w.rt, 200)
     const error = await receipt.then(() => undefined, (e: unknown) => e)
     expect(error).toBeInstanceOf(CommandRejected)
     expect(crdtReason(error as CommandRejected)).toBe("crdt-missing-deps")
     expect((error as CommandRejected).message).toContain(firstHash)
     // The refused change was merged locally: the replica reloads its fields from the hub.
-    await settle(w, 500)
+    await settleWithTurns(w.rt, 500)
     const authority = await w.hub.doc(DOC, Sketch)
     expect(doc.confirmedHash()).toBe(authority.stateHash())
     expect(doc.crdt.sketch).not.toBe(before)

@@ -23,6 +23,7 @@ import { seededRandom } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { crdtReason, yText, yjsEngine } from "../adapters/yjs/index.js"
 import { automergeText } from "../adapters/automerge/index.js"
+import { settleWithTurns } from "./support/virtual-time.js"
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..")
 const DOC = "card-text/board/c1"
@@ -91,12 +92,6 @@ const world = (seed: number, machine: typeof CardText | typeof AmCardText) => {
 }
 type World = ReturnType<typeof world>
 
-const settle = async (w: World, ms: number): Promise<void> => {
-  for (let i = 0; i < ms / 10; i++) {
-    await w.rt.run({ forMs: 10 })
-    await new Promise((r) => setImmediate(r))
-  }
-}
 
 /** One tab: a client, its description document, its caret, and the desyncs it reported. */
 interface Tab {
@@ -173,9 +168,9 @@ const expectInStep = async (w: World, tabs: Tab[], joiner: Tab, hubHash: string)
 const demoSchedule = async (w: World, open: (name: string) => Promise<Tab>, offline: "a" | "b", keys: number): Promise<{ tabs: Tab[]; typed: string[] }> => {
   const a = await open("a")
   const b = await open("b")
-  await settle(w, 100)
+  await settleWithTurns(w.rt, 100)
   a.input(0, "~~")
-  await settle(w, 200)
+  await settleWithTurns(w.rt, 200)
   b.caret = b.text().length
   const rnd = seededRandom(keys)
   const typed: string[] = []
@@ -192,11 +187,11 @@ const demoSchedule = async (w: World, open: (name: string) => Promise<Tab>, offl
       }
       // B types at the end of the text, whatever A added before it.
       if (tab === b) b.caret = Math.max(b.caret, b.text().length)
-      await settle(w, 10 * Math.floor(rnd() * 3))
+      await settleWithTurns(w.rt, 10 * Math.floor(rnd() * 3))
     }
   }
   away.client.connect()
-  await settle(w, 3000)
+  await settleWithTurns(w.rt, 3000)
   return { tabs: [a, b], typed }
 }
 
@@ -214,7 +209,7 @@ describe("the demo's description, key by key, one tab offline for part of it", (
         const w = world(offline === "a" ? 11 : 12, CardText)
         const { tabs } = await demoSchedule(w, (n) => openYjs(w, lib, n), offline, 60)
         const joiner = await openYjs(w, SOURCES, "joiner")
-        await settle(w, 500)
+        await settleWithTurns(w.rt, 500)
         const authority = await w.hub.doc(DOC, CardText)
         await expectInStep(w, tabs, joiner, authority.stateHash())
         // Both texts hold what was typed (backspaces removed some of it): sanity on the schedule.
@@ -228,7 +223,7 @@ describe("the demo's description, key by key, one tab offline for part of it", (
     const w = world(13, AmCardText)
     const { tabs } = await demoSchedule(w, (n) => openAutomerge(w, n), "a", 40)
     const joiner = await openAutomerge(w, "joiner")
-    await settle(w, 500)
+    await settleWithTurns(w.rt, 500)
     const authority = await w.hub.doc(DOC, AmCardText)
     await expectInStep(w, tabs, joiner, authority.stateHash())
     for (const t of [...tabs, joiner]) await t.client.close()
@@ -287,7 +282,7 @@ describe("random interleavings (property)", () => {
       await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 1e6 }), fc.array(step, { minLength: 20, maxLength: 80 }), async (seed, script) => {
         const w = world(seed, CardText)
         const tabs = [await openYjs(w, lib, "a"), await openYjs(w, lib, "b")]
-        await settle(w, 100)
+        await settleWithTurns(w.rt, 100)
         for (const [who, what, n] of script) {
           const tab = tabs[who]!
           if (what < 8) tab.input(0, "abcdefghijklmnop"[(n + who * 8) % 16]!)
@@ -296,12 +291,12 @@ describe("random interleavings (property)", () => {
           else if (what === 11) tab.client.disconnect()
           else if (what === 12) tab.client.connect()
           else if (what === 13) w.net.drop(tab.name)
-          else await settle(w, 10 * (n % 5))
+          else await settleWithTurns(w.rt, 10 * (n % 5))
         }
         for (const t of tabs) t.client.connect()
-        await settle(w, 3000)
+        await settleWithTurns(w.rt, 3000)
         const joiner = await openYjs(w, SOURCES, "joiner")
-        await settle(w, 300)
+        await settleWithTurns(w.rt, 300)
         const authority = await w.hub.doc(DOC, CardText)
         await expectInStep(w, tabs, joiner, authority.stateHash())
         for (const t of [...tabs, joiner]) await t.client.close()

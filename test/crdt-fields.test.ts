@@ -11,6 +11,7 @@ import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { seededRandom } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText, yMap } from "../adapters/yjs/index.js"
+import { settleWithTurns } from "./support/virtual-time.js"
 
 export const Note = defineMachine({
   name: "note",
@@ -46,19 +47,13 @@ const open = async (w: World, name: string, storage?: MemoryStorage) => {
   return { client, doc }
 }
 
-const settle = async (w: World, ms = 3000) => {
-  for (let i = 0; i < ms / 10; i++) {
-    await w.rt.run({ forMs: 10 })
-    await new Promise((r) => setImmediate(r))
-  }
-}
 
 describe("CRDT fields through a hub", () => {
   test("three replicas typing concurrently converge, with equal hashes, nothing lost", async () => {
     const rnd = seededRandom(7)
     const w = world(7, () => 1 + Math.floor(rnd() * 20))
     const reps = await Promise.all(["a", "b", "c"].map((n) => open(w, n)))
-    await settle(w, 200)
+    await settleWithTurns(w.rt, 200)
     for (let round = 0; round < 20; round++) {
       for (const [i, { doc }] of reps.entries()) {
         const t = doc.crdt.body
@@ -68,7 +63,7 @@ describe("CRDT fields through a hub", () => {
       }
       await w.rt.run({ forMs: 3 })
     }
-    await settle(w)
+    await settleWithTurns(w.rt, 3000)
     const texts = reps.map(({ doc }) => doc.crdt.body.toString())
     expect(new Set(texts).size).toBe(1)
     for (const i of [0, 1, 2]) for (let round = 0; round < 20; round++) expect(texts[0]).toContain(`${"abc"[i]}${round};`)
@@ -84,7 +79,7 @@ describe("CRDT fields through a hub", () => {
     const w = world(2, () => 20)
     const a = await open(w, "a")
     const b = await open(w, "b")
-    await settle(w, 200)
+    await settleWithTurns(w.rt, 200)
     // b's ordered command and keystrokes reach the hub first; a's are pending meanwhile.
     b.doc.submit("note", { line: "b1" })
     b.doc.crdt.body.insert(0, "BBB")
@@ -94,7 +89,7 @@ describe("CRDT fields through a hub", () => {
     a.doc.crdt.body.insert(3, "AAA")
     expect(a.doc.crdt.body.toString()).toBe("aaaAAA")
     expect(a.doc.state.log).toEqual(["a1"])
-    await settle(w, 1000)
+    await settleWithTurns(w.rt, 1000)
     // a rebased onto b1: its own line after b's, and its keystrokes still there.
     expect(a.doc.state.log).toEqual(["b1", "a1"])
     expect(b.doc.state.log).toEqual(["b1", "a1"])
@@ -108,19 +103,19 @@ describe("CRDT fields through a hub", () => {
   test("keystrokes typed while a merge is in flight are coalesced into one command", async () => {
     const w = world(4, () => 30)
     const a = await open(w, "a")
-    await settle(w, 200)
+    await settleWithTurns(w.rt, 200)
     const t = a.doc.crdt.body
     for (let i = 0; i < 40; i++) {
       t.insert(t.length, String.fromCharCode(97 + (i % 26)))
       await w.rt.run({ forMs: 1 })
     }
-    await settle(w, 1000)
+    await settleWithTurns(w.rt, 1000)
     const authority = await w.hub.doc(DOC, Note)
     // 40 keystrokes over ~40 ms with a 60 ms round trip: far fewer than 40 commands.
     expect(authority.headSeq).toBeLessThanOrEqual(4)
     expect(authority.headSeq).toBeGreaterThanOrEqual(1)
     const c = await open(w, "c")
-    await settle(w, 500)
+    await settleWithTurns(w.rt, 500)
     expect(c.doc.crdt.body.toString()).toBe(t.toString())
     expect(t.length).toBe(40)
   })
@@ -128,12 +123,12 @@ describe("CRDT fields through a hub", () => {
   test("exactly once: a merge retried after a lost connection is one entry", async () => {
     const w = world(5, () => 10)
     const a = await open(w, "a")
-    await settle(w, 200)
+    await settleWithTurns(w.rt, 200)
     a.doc.crdt.body.insert(0, "hello")
     a.doc.submit("note", { line: "x" })
     await w.rt.run({ forMs: 12 }) // the submit reached the hub; the results did not come back
     w.net.drop("a")
-    await settle(w, 2000)
+    await settleWithTurns(w.rt, 2000)
     const authority = await w.hub.doc(DOC, Note)
     expect(authority.headSeq).toBe(2)
     expect(a.doc.pendingCount).toBe(0)
@@ -145,14 +140,14 @@ describe("CRDT fields through a hub", () => {
   test("a replica joining by snapshot gets the fields; a restarted hub loads them from its snapshot", async () => {
     const w = world(6, () => 3, new MemoryStorage(), POLICY)
     const a = await open(w, "a")
-    await settle(w, 100)
+    await settleWithTurns(w.rt, 100)
     for (let i = 0; i < 300; i++) {
       a.doc.crdt.body.insert(a.doc.crdt.body.length, `line ${i}\n`)
       if (i % 50 === 0) a.doc.crdt.meta.set("at", String(i))
       if (i % 100 === 0) a.doc.submit("note", { line: String(i) })
       await w.rt.run({ forMs: 2 })
     }
-    await settle(w, 2000)
+    await settleWithTurns(w.rt, 2000)
     const authority = await w.hub.doc(DOC, Note)
     expect(authority.latestSnapshot).toBeDefined()
     expect(authority.compactedThrough).toBeGreaterThan(0)
@@ -160,7 +155,7 @@ describe("CRDT fields through a hub", () => {
     const joiner = await open(w, "j")
     const snapshots: unknown[] = []
     joiner.doc.on("snapshot", (e) => snapshots.push(e))
-    await settle(w, 2000)
+    await settleWithTurns(w.rt, 2000)
     expect(snapshots.length).toBeGreaterThan(0)
     expect(joiner.doc.crdt.body.toString()).toBe(a.doc.crdt.body.toString())
     expect(joiner.doc.crdt.meta.get("at")).toBe("250")
@@ -168,7 +163,7 @@ describe("CRDT fields through a hub", () => {
     expect(joiner.doc.confirmedHash()).toBe(hash)
     // The joiner types into the snapshot-loaded field: everyone gets it.
     joiner.doc.crdt.body.insert(0, "J:")
-    await settle(w, 1000)
+    await settleWithTurns(w.rt, 1000)
     expect(a.doc.crdt.body.toString().startsWith("J:line 0")).toBe(true)
 
     // A hub restarted on the same storage loads the snapshot and the log after it.
@@ -182,20 +177,20 @@ describe("CRDT fields through a hub", () => {
     const w = world(8, () => 5)
     const storage = new MemoryStorage()
     const first = await open(w, "a", storage)
-    await settle(w, 100)
+    await settleWithTurns(w.rt, 100)
     first.doc.crdt.body.insert(0, "confirmed ")
-    await settle(w, 500)
+    await settleWithTurns(w.rt, 500)
     w.net.partition("a")
-    await settle(w, 50)
+    await settleWithTurns(w.rt, 50)
     first.doc.crdt.body.insert(first.doc.crdt.body.length, "offline")
-    await settle(w, 50)
+    await settleWithTurns(w.rt, 50)
     await first.client.close()
     w.net.heal("a")
     const again = await open(w, "a", storage)
     expect(again.doc.crdt.body.toString()).toBe("confirmed offline")
-    await settle(w, 1000)
+    await settleWithTurns(w.rt, 1000)
     const other = await open(w, "b")
-    await settle(w, 500)
+    await settleWithTurns(w.rt, 500)
     expect(other.doc.crdt.body.toString()).toBe("confirmed offline")
     expect(again.doc.pendingCount).toBe(0)
   })
@@ -208,7 +203,7 @@ describe("CRDT fields through a hub", () => {
         const rnd = seededRandom(seed)
         const w = world(seed, () => Math.floor(rnd() * 25))
         const reps = await Promise.all(["a", "b", "c"].map((n) => open(w, n)))
-        await settle(w, 100)
+        await settleWithTurns(w.rt, 100)
         const typed: string[] = []
         for (const [k, [who, what]] of script.entries()) {
           const { doc } = reps[who]!
@@ -224,7 +219,7 @@ describe("CRDT fields through a hub", () => {
           await w.rt.run({ forMs: Math.floor(rnd() * 8) })
         }
         w.net.heal()
-        await settle(w, 3000)
+        await settleWithTurns(w.rt, 3000)
         const texts = reps.map(({ doc }) => doc.crdt.body.toString())
         expect(new Set(texts).size).toBe(1)
         for (const m of typed) expect(texts[0]).toContain(m)

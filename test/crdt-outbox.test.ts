@@ -11,6 +11,7 @@ import { CanonClient, Hub, defineMachine, type Doc } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { automergeText } from "../adapters/automerge/index.js"
+import { settleWithTurns } from "./support/virtual-time.js"
 
 const Pad = defineMachine({
   name: "pad",
@@ -28,12 +29,6 @@ const world = () => {
   return { rt, net, hub }
 }
 
-const settle = async (w: ReturnType<typeof world>, ms: number) => {
-  for (let i = 0; i < ms / 10; i++) {
-    await w.rt.run({ forMs: 10 })
-    await new Promise((r) => setImmediate(r))
-  }
-}
 
 const PASTE = 90 << 10
 /** 90 KiB of text, different per paste. */
@@ -53,7 +48,7 @@ const open = async (w: ReturnType<typeof world>, name: string): Promise<Doc<type
 test("Yjs: three 90 KiB pastes during one round trip all reach the hub and every replica", async () => {
   const w = world()
   const a = await open(w, "a")
-  await settle(w, 200)
+  await settleWithTurns(w.rt, 200)
   const refused: string[] = []
   a.on("rejected", (e) => refused.push(`${e.command}: ${e.rejection.code}`))
   const t = a.crdt.body
@@ -63,11 +58,11 @@ test("Yjs: three 90 KiB pastes during one round trip all reach the hub and every
     await w.rt.run({ forMs: 2 })
     t.insert(t.length, paste(i))
   }
-  await settle(w, 2000)
+  await settleWithTurns(w.rt, 2000)
   expect(refused).toEqual([])
   expect(a.pendingCount).toBe(0)
   const b = await open(w, "b")
-  await settle(w, 1000)
+  await settleWithTurns(w.rt, 1000)
   expect(b.crdt.body.length).toBe(1 + 3 * PASTE)
   expect(b.crdt.body.toString()).toBe(t.toString())
   const authority = await w.hub.doc("p1", Pad)
@@ -77,7 +72,7 @@ test("Yjs: three 90 KiB pastes during one round trip all reach the hub and every
 test("Automerge: three 90 KiB splices during one round trip all reach the hub and every replica", async () => {
   const w = world()
   const a = await open(w, "a")
-  await settle(w, 200)
+  await settleWithTurns(w.rt, 200)
   const refused: string[] = []
   a.on("rejected", (e) => refused.push(`${e.command}: ${e.rejection.code}`))
   a.crdt.notes.splice(0, 0, "x")
@@ -85,11 +80,11 @@ test("Automerge: three 90 KiB splices during one round trip all reach the hub an
     await w.rt.run({ forMs: 2 })
     a.crdt.notes.splice(a.crdt.notes.text.length, 0, paste(i))
   }
-  await settle(w, 2000)
+  await settleWithTurns(w.rt, 2000)
   expect(refused).toEqual([])
   expect(a.pendingCount).toBe(0)
   const b = await open(w, "b")
-  await settle(w, 1000)
+  await settleWithTurns(w.rt, 1000)
   expect(b.crdt.notes.text.length).toBe(1 + 3 * PASTE)
   expect(b.crdt.notes.text).toBe(a.crdt.notes.text)
 })

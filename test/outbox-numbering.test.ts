@@ -15,19 +15,9 @@ import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory
 import { ReplicaStore } from "../core/internal.js"
 import { Todo } from "./support/machines.js"
 import { SimProcess } from "./sim/process.js"
+import { running, settle } from "./support/virtual-time.js"
 
 const DOC = "list"
-
-const settle = async (rt: VirtualRuntime, ms = 3000) => {
-  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
-}
-
-const running = async <T>(rt: VirtualRuntime, p: Promise<T>): Promise<T> => {
-  let done = false
-  void p.finally(() => { done = true })
-  for (let t = 0; t < 10_000 && !done; t += 10) await rt.run({ forMs: 10 })
-  return p
-}
 
 const world = (seed: number, diskMs: () => number) => {
   const rt = new VirtualRuntime(seed)

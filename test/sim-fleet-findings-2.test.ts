@@ -21,20 +21,9 @@ import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
 import { SimProcess } from "./sim/process.js"
+import { running, settle } from "./support/virtual-time.js"
 
 const DOC = "list"
-
-const settle = async (rt: VirtualRuntime, ms = 3000) => {
-  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
-}
-
-/** Awaits `p` while virtual time runs (a store with latency answers on the runtime's timers). */
-const running = async <T>(rt: VirtualRuntime, p: Promise<T>): Promise<T> => {
-  let done = false
-  void p.finally(() => { done = true })
-  for (let t = 0; t < 10_000 && !done; t += 10) await rt.run({ forMs: 10 })
-  return p
-}
 
 test("a command the app was told is confirmed is not back in the outbox after a crash", async () => {
   const rt = new VirtualRuntime(23)

@@ -26,12 +26,9 @@ import { CanonClient, Hub, type ClientTransport, type Doc } from "../core/index.
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { AuthorityStore } from "../core/store/authority-store.js"
 import { TodoV1, TodoV2, TodoV3 } from "./support/versioned-machines.js"
+import { settle } from "./support/virtual-time.js"
 
 const DOC = "list"
-
-const settle = async (rt: VirtualRuntime, ms = 3000) => {
-  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
-}
 
 interface WorldOptions {
   /** More of the document's life while the old app follows it (it stays at the head). */

@@ -45,12 +45,9 @@ import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory
 import { AuthorityStore } from "../core/store/authority-store.js"
 import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
 import { VTodoV3 } from "./sim/versioned.js"
+import { settle } from "./support/virtual-time.js"
 
 const DOC = "list"
-
-const settle = async (rt: VirtualRuntime, ms = 3000) => {
-  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
-}
 
 test("a hub with a versioned machine loads a document whose log was compacted", async () => {
   const rt = new VirtualRuntime(17)

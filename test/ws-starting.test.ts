@@ -6,23 +6,12 @@
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
-import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { WebSocket } from "ws"
 import { Repo } from "@automerge/automerge-repo"
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
-import { sleep, until } from "./support/ws.js"
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
+import { deadPort, sleep, until } from "./support/ws.js"
 
 type Answer = { kind: "refused-tcp" } | { kind: "http"; status: number } | { kind: "closed"; code: number; reason: string } | { kind: "open" }
 
@@ -81,7 +70,8 @@ afterEach(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 test("canon serve closes upgrades with 1013 while it starts (never an HTTP refusal); a stock automerge-repo client then connects", async () => {
-  const port = await freePort()
+  // Free now; canon serve binds it.
+  const port = await deadPort()
   const uncaught: unknown[] = []
   const onUncaught = (e: unknown) => { uncaught.push(e) }
   process.on("uncaughtException", onUncaught)

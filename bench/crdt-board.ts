@@ -37,7 +37,7 @@
 import * as Y from "yjs"
 import { CanonClient, Hub, type Doc } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
-import { CardText, cardTextDocId } from "../apps/demo/board.js"
+import { CardText, cardTextDocId } from "../apps/demo/card-text.js"
 import { check, figure, median, type Figure, type Plan, type SuiteContext } from "./harness.js"
 import { BoardMachine, type BoardState } from "./peers-machines.js"
 import { canonArgs, yjsBoard, type BoardOp, type BoardScript } from "./peers-board.js"

@@ -28,7 +28,7 @@ import { settleWithTurns } from "./support/virtual-time.js"
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..")
 const DOC = "card-text/board/c1"
 
-/** The demo's CardText (apps/demo/board.ts). */
+/** The demo's CardText (apps/demo/card-text.ts). */
 const CardText = defineMachine({ name: "card-text", version: 1, initial: () => ({}), commands: {}, crdt: { description: yText() } })
 const AmCardText = defineMachine({ name: "am-card-text", version: 1, initial: () => ({}), commands: {}, crdt: { description: automergeText() } })
 

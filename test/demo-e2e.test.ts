@@ -18,7 +18,7 @@ import { AuthorityStore } from "../core/internal.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { startHub, type PageHandler, type RunningHub } from "../apps/hub/start.js"
 import { parseConfig } from "../apps/hub/config.js"
-import { demoMachines } from "../apps/demo/board.js"
+import { demoMachines } from "../apps/demo/machines.js"
 import { buildDemo } from "../apps/demo/build.js"
 import { demoPages } from "../apps/demo/pages.js"
 import { CHROMIUM, chromiumAvailable, launchProfile, type Profile } from "./support/browser.js"
@@ -233,6 +233,12 @@ test("edits made offline survive a reload from the service worker and reach the 
   expect(offlineView).toEqual(expect.arrayContaining(["Offline idea 1, renamed", "Offline idea 2", "Fix the login bug"]))
   expect(offlineView).not.toContain("Online meanwhile")
   expect((await statusOf(pb)).state).toBe("offline")
+  // A description opens offline too: its code (Yjs, loaded on first use) comes from the service worker's cache.
+  await button(pb, idea, "details")
+  await until("B's description to open offline", () => pb.evaluate(() => window.canonText !== undefined && !document.querySelector<HTMLTextAreaElement>("#details textarea")!.disabled))
+  await pb.locator("#details textarea").fill("typed offline")
+  expect(await pb.evaluate(() => window.canonText!.crdt.description.toString())).toBe("typed offline")
+  await pb.locator('#details button[aria-label="Close"]').click()
   await pb.screenshot({ path: join(ARTIFACTS, "demo-board-offline.png") })
 
   await B!.context.setOffline(false)

@@ -9,15 +9,11 @@
  * unchanged) until someone sets a priority, which v1 cannot show: that tab is told
  * "update required" and keeps its changes for the v2 app.
  *
- * A card's description is collaborative text, a Yjs field: one small document per card
- * (`CardText`), not a field of the board. A machine's CRDT fields are a fixed set (one
- * `yText()` is one text, not one per card), and `evolve` declares commands and state only,
- * so adding a field to the board would change v1's fingerprint and strand every stored board.
+ * A card's description is its own machine (`CardText`, card-text.ts), kept out of this
+ * module so that the browser loads Yjs only when a description is opened.
  */
 import * as Schema from "effect/Schema"
-import { defineMachine } from "../../core/index.js"
 import { evolve } from "../../core/schema/index.js"
-import { yText } from "../../adapters/yjs/index.js"
 import { BoardV1, type BoardState } from "./board-v1.js"
 
 export type { BoardState, Card } from "./board-v1.js"
@@ -48,18 +44,3 @@ export const Board = evolve(BoardV1, {
   // priority (it is told "update required"); clearing one shows it nothing, as it never saw one.
   downcast: { setPriority: (a) => (a.priority === 0 ? [] : undefined) },
 })
-
-/** One card's description: collaborative text (Yjs) merged, not ordered. */
-export const CardText = defineMachine({
-  name: "card-text",
-  version: 1,
-  initial: () => ({}),
-  commands: {},
-  crdt: { description: yText() },
-})
-
-/** The document of a card's description: `card-text/<board>/<card id>`. */
-export const cardTextDocId = (board: string, cardId: string): string => `card-text/${board}/${cardId}`
-
-/** What the hub serves for the demo. */
-export const demoMachines = [Board, CardText] as const

@@ -61,26 +61,51 @@ const asset = (path: string, body: Buffer | string, cache: string): Asset => {
   }
 }
 
-const bundle = async (entry: string, define: Record<string, string> = {}): Promise<{ js: string; map: string }> => {
+const OPTIONS = {
+  bundle: true,
+  platform: "browser",
+  target: ["es2022", "chrome100", "firefox100", "safari15"],
+  minify: true,
+  sourcemap: "external",
+  write: false,
+  outdir: "/out",
+  legalComments: "none",
+  logLevel: "silent",
+} satisfies esbuild.BuildOptions
+
+/** One output file of a build: its name ("app.js", "chunk-X.js", "app.js.map") and its text. */
+interface Output {
+  readonly name: string
+  readonly text: string
+}
+
+/**
+ * The app: an ES module (`app.js`) plus the chunks it imports on demand (`chunk-<hash>.js`:
+ * the card description and Yjs, web/description.ts), each with its source map. Chunk names
+ * carry their content hash, so their URLs need no `?v=`.
+ */
+const bundleApp = async (): Promise<ReadonlyArray<Output>> => {
   const result = await esbuild.build({
-    entryPoints: [join(WEB, entry)],
-    bundle: true,
-    format: "iife",
-    platform: "browser",
-    target: ["es2022", "chrome100", "firefox100", "safari15"],
-    minify: true,
-    sourcemap: "external",
-    write: false,
-    outdir: "/out",
-    legalComments: "none",
-    logLevel: "silent",
-    define: { "process.env.NODE_ENV": '"production"', ...define },
-    // abstract-level (level's IndexedDB build) imports Node's `events`.
-    alias: { events: join(WEB, "shims", "events.ts") },
+    ...OPTIONS,
+    entryPoints: { app: join(WEB, "main.ts") },
+    format: "esm",
+    splitting: true,
+    chunkNames: "chunk-[hash]",
+    define: { "process.env.NODE_ENV": '"production"' },
   })
-  const js = result.outputFiles.find((f) => f.path.endsWith(".js"))!.text
-  const map = result.outputFiles.find((f) => f.path.endsWith(".map"))!.text
-  return { js, map }
+  return result.outputFiles.map((f) => ({ name: f.path.slice(f.path.lastIndexOf("/") + 1), text: f.text }))
+}
+
+/** The service worker: one classic script. */
+const bundleWorker = async (define: Record<string, string>): Promise<string> => {
+  const result = await esbuild.build({
+    ...OPTIONS,
+    entryPoints: [join(WEB, "sw.ts")],
+    format: "iife",
+    sourcemap: false,
+    define: { "process.env.NODE_ENV": '"production"', ...define },
+  })
+  return result.outputFiles.find((f) => f.path.endsWith(".js"))!.text
 }
 
 let cached: Promise<DemoAssets> | undefined
@@ -90,24 +115,33 @@ export const buildDemo = (): Promise<DemoAssets> => (cached ??= build())
 
 const build = async (): Promise<DemoAssets> => {
   const started = performance.now()
-  const app = await bundle("main.ts")
+  const outputs = await bundleApp()
+  const app = outputs.find((o) => o.name === "app.js")!
+  const chunks = outputs.filter((o) => o.name.startsWith("chunk-"))
   const css = readFileSync(join(WEB, "styles.css"), "utf8")
   const icon = readFileSync(join(WEB, "icon.svg"), "utf8")
   const manifest = readFileSync(join(WEB, "manifest.webmanifest"), "utf8")
-  const version = createHash("sha256").update(app.js).update(css).update(icon).update(manifest).digest("hex").slice(0, 12)
+  const hash = createHash("sha256").update(css).update(icon).update(manifest)
+  for (const o of outputs) hash.update(o.name).update(o.text)
+  const version = hash.digest("hex").slice(0, 12)
   const v = `?v=${version}`
   const html = readFileSync(join(WEB, "index.html"), "utf8").replaceAll("{{v}}", v)
-  // What the service worker caches on install: with it the page loads with no network.
-  const shell = ["/", `/app.js${v}`, `/styles.css${v}`, `/icon.svg${v}`, `/manifest.webmanifest${v}`]
-  const sw = await bundle("sw.ts", { __CANON_VERSION__: JSON.stringify(version), __CANON_SHELL__: JSON.stringify(shell) })
+  const scripts = chunks.filter((c) => c.name.endsWith(".js"))
+  // What the service worker caches on install: with it the page loads with no network, and a
+  // description (a chunk loaded on demand) opens with no network too.
+  const shell = ["/", `/app.js${v}`, ...scripts.map((c) => `/${c.name}`), `/styles.css${v}`, `/icon.svg${v}`, `/manifest.webmanifest${v}`]
+  const sw = await bundleWorker({ __CANON_VERSION__: JSON.stringify(version), __CANON_SHELL__: JSON.stringify(shell) })
+  const appMap = outputs.find((o) => o.name === "app.js.map")!
   const files = new Map<string, Asset>([
     ["/", asset("/", html, REVALIDATE)],
-    ["/app.js", asset("/app.js", `${app.js.replace(/\/\/# sourceMappingURL=.*\n?$/, "")}//# sourceMappingURL=/app.js.map${v}\n`, IMMUTABLE)],
-    ["/app.js.map", asset("/app.js.map", app.map, IMMUTABLE)],
+    ["/app.js", asset("/app.js", `${app.text.replace(/\/\/# sourceMappingURL=.*\n?$/, "")}//# sourceMappingURL=/app.js.map${v}\n`, IMMUTABLE)],
+    ["/app.js.map", asset("/app.js.map", appMap.text, IMMUTABLE)],
+    // Chunks and their maps: named by content hash, so immutable as they are.
+    ...chunks.map((c): [string, Asset] => [`/${c.name}`, asset(`/${c.name}`, c.text, IMMUTABLE)]),
     ["/styles.css", asset("/styles.css", css, IMMUTABLE)],
     ["/icon.svg", asset("/icon.svg", icon, IMMUTABLE)],
     ["/manifest.webmanifest", asset("/manifest.webmanifest", manifest, IMMUTABLE)],
-    ["/sw.js", asset("/sw.js", sw.js.replace(/\/\/# sourceMappingURL=.*\n?$/, ""), REVALIDATE)],
+    ["/sw.js", asset("/sw.js", sw.replace(/\/\/# sourceMappingURL=.*\n?$/, ""), REVALIDATE)],
   ])
   return { files, version, buildMs: Math.round(performance.now() - started) }
 }

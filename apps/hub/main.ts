@@ -5,7 +5,7 @@
 import { resolve } from "node:path"
 import { ConfigError, helpText, parseConfig } from "./config.js"
 import { startHub } from "./start.js"
-import { demoMachines } from "../demo/board.js"
+import { demoMachines } from "../demo/machines.js"
 import { buildDemo } from "../demo/build.js"
 import { demoPages } from "../demo/pages.js"
 

@@ -4,7 +4,7 @@
  * just deleted) is rolled back by Canon and explained in a toast.
  */
 import { CommandRejected, type CanonClient, type Doc } from "../../../core/index.js"
-import { CardText, cardTextDocId, type Board } from "../board.js"
+import type { Board } from "../board.js"
 import { BoardView, type Editor } from "./board-view.js"
 import { colourOf } from "./colours.js"
 import { showDetails } from "./details.js"
@@ -173,7 +173,11 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     move,
     rename: (id, title) => submit({ name: "renameCard", args: { id, title } }),
     remove: (id) => submit({ name: "deleteCard", args: { id } }),
-    details: (id) => showDetails({ doc, who, me: client.clientId, openText: (cardId) => client.open(CardText, cardTextDocId(name, cardId)), priorities: appVersion() >= 2 }, id),
+    details: (id) => showDetails({ doc, who, me: client.clientId, openText: async (cardId) => {
+      // Loaded on first use: the description brings Yjs, which the board's first render does not need.
+      const { openDescription, bindDescription } = await import("./description.js")
+      return { text: await openDescription(client, name, cardId), bind: bindDescription }
+    }, priorities: appVersion() >= 2 }, id),
     priority: appVersion() >= 2 ? (id, priority) => submit({ name: "setPriority", args: { id, priority } }) : undefined,
     editing: (id) => {
       editing = id

@@ -5,17 +5,17 @@
  * did what, at which seq and time), which also says when it was created and last changed.
  */
 import type { Doc } from "../../../core/index.js"
-import { PRIORITIES, type Board, type CardText } from "../board.js"
+import { PRIORITIES, type Board } from "../board.js"
+import type { CardTextDoc } from "./description.js"
 import { fetchLog } from "./devtools.js"
 import { h } from "./dom.js"
-import { bindTextarea } from "./text-binding.js"
 
 const VERB: Record<string, string> = { addCard: "created it", renameCard: "renamed it", moveCard: "moved it", deleteCard: "deleted it", setPriority: "set its priority" }
 
 declare global {
   interface Window {
     /** Debug handle: the description document of the open details dialog (the tests read it). */
-    canonText?: Doc<typeof CardText> | undefined
+    canonText?: CardTextDoc | undefined
   }
 }
 
@@ -23,29 +23,13 @@ export interface DetailsContext {
   readonly doc: Doc<typeof Board>
   readonly who: (clientId: string) => { name: string; colour: string }
   readonly me: string
-  /** The card's description document (opened for the dialog, closed with it). */
-  readonly openText: (cardId: string) => Promise<Doc<typeof CardText>>
+  /**
+   * The card's description document (opened for the dialog, closed with it), and the binding
+   * of a textarea to it: both from web/description.ts, which is loaded on first use.
+   */
+  readonly openText: (cardId: string) => Promise<{ readonly text: CardTextDoc; readonly bind: (area: HTMLTextAreaElement, text: CardTextDoc) => () => void }>
   /** This app's version has priorities (v2). */
   readonly priorities: boolean
-}
-
-/** Binds the description textarea to the card's text document; follows a reloaded field (a resync gives a new Y.Text). */
-const bindDescription = (area: HTMLTextAreaElement, text: Doc<typeof CardText>): (() => void) => {
-  let field = text.crdt.description
-  let unbind = bindTextarea(area, field)
-  area.disabled = false
-  area.placeholder = "Add a description… (everyone on the board can type here at once)"
-  const follow = () => {
-    if (text.crdt.description === field) return
-    const anchors = unbind()
-    field = text.crdt.description
-    unbind = bindTextarea(area, field, anchors)
-  }
-  const stops = [text.subscribe(follow), text.on("snapshot", follow)]
-  return () => {
-    for (const stop of stops) stop()
-    unbind()
-  }
 }
 
 export const showDetails = (ctx: DetailsContext, id: string): void => {
@@ -57,7 +41,7 @@ export const showDetails = (ctx: DetailsContext, id: string): void => {
   const history = h("ol", { class: "details-history" }, h("li", { class: "muted" }, "Loading the history…"))
   const area = h("textarea", { class: "details-description", "aria-label": "Description", rows: "6", disabled: true, placeholder: "Opening the description…" })
   let unbind: (() => void) | undefined
-  let textDoc: Doc<typeof CardText> | undefined
+  let textDoc: CardTextDoc | undefined
   let closed = false
   const close = () => {
     if (closed) return
@@ -82,11 +66,11 @@ export const showDetails = (ctx: DetailsContext, id: string): void => {
   document.body.append(dialog)
   dialog.showModal()
   ctx.openText(id).then(
-    (text) => {
+    ({ text, bind }) => {
       if (closed) return void text.close()
       textDoc = text
       window.canonText = text
-      unbind = bindDescription(area, text)
+      unbind = bind(area, text)
     },
     (e: unknown) => (area.placeholder = `The description cannot be opened: ${e instanceof Error ? e.message : String(e)}`),
   )

@@ -1,7 +1,9 @@
 /**
  * The part of Node's `events` module that `abstract-level` (under `level`'s IndexedDB build)
- * uses: an EventEmitter with `newListener` / `removeListener` notifications. The bundle maps
- * the `events` import here (build.ts), so the browser needs no Node polyfill package.
+ * uses: an EventEmitter with `newListener` / `removeListener` notifications. A browser build
+ * of `canon/level` maps the `events` import here (bench/bundle.ts's bundle (b) does), so the
+ * browser needs no Node polyfill package. The demo itself stores through canon/indexeddb and
+ * needs none of this.
  */
 type Listener = (...args: any[]) => void
 

@@ -33,8 +33,10 @@ export const CORE_GUARD_BYTES = 52_282
 export const ENTRY = {
   /** (a) core + browser WebSocket client + a one-command machine, as the README writes it. */
   core: `${ROOT}bench/bundle-entries/core.ts`,
-  /** (b) (a) + canon/level (IndexedDB). */
+  /** (b) (a) + canon/level (IndexedDB through level's browser build). */
   coreLevel: `${ROOT}bench/bundle-entries/core-level.ts`,
+  /** (b') (a) + canon/indexeddb (IndexedDB, no dependency). */
+  coreIndexedDb: `${ROOT}bench/bundle-entries/core-indexeddb.ts`,
   /** (a) with `import { Schema } from "effect"`: the barrel's cost. */
   coreBarrel: `${ROOT}bench/bundle-entries/core-barrel.ts`,
   /** The command schema of (a), built and used to decode, without Canon: effect's floor under (a). */

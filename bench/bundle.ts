@@ -4,8 +4,10 @@
  * tree shaking; gzip -9), and how fast the demo shows a board from IndexedDB.
  *
  * (a) core + browser WebSocket client + a one-command machine (bench/bundle-entries/core.ts)
- * (b) (a) + canon/level, IndexedDB through level's browser build (core-level.ts)
- * (c) the demo app's script as apps/demo/build.ts bundles it for `npm start`
+ * (b) (a) + canon/level, IndexedDB through level's browser build (core-level.ts); (b') the
+ * same through canon/indexeddb, the browser's API with no dependency (core-indexeddb.ts)
+ * (c) the demo app's scripts as apps/demo/build.ts bundles them for `npm start`: what runs
+ * before the first render (app.js and the chunks it imports), and what loads on demand
  * yjs + y-websocket's WebsocketProvider; @automerge/automerge + automerge-repo + its
  * WebSocket client adapter (script + the .wasm it fetches); and (a) written with the effect
  * barrel, whose difference from (a) is what the barrel costs; and (a)'s command schema alone,
@@ -31,14 +33,32 @@ const bytes = (n: number): string => `${n.toLocaleString("en-US")} bytes`
 
 const has = (b: BundleSize, fragment: string): boolean => b.inputs.some((i) => i.path.includes(fragment))
 
+/**
+ * The demo's scripts by when a visit loads them: `first`, app.js and every chunk it imports
+ * statically (transitively), before the board renders; `later`, the chunks only `import()`
+ * reaches (a card's description).
+ */
+const demoScripts = (files: ReadonlyMap<string, { readonly body: Buffer }>): { first: string[]; later: string[] } => {
+  const first = ["/app.js"]
+  for (let i = 0; i < first.length; i++) {
+    const text = files.get(first[i]!)!.body.toString()
+    for (const m of text.matchAll(/(?:^|[;}\s])(?:import|export)\s*(?:[^"'();]*?from\s*)?"\.\/(chunk-[\w-]+\.js)"/g)) {
+      if (!first.includes(`/${m[1]}`)) first.push(`/${m[1]}`)
+    }
+  }
+  const later = [...files.keys()].filter((p) => /^\/chunk-[\w-]+\.js$/.test(p) && !first.includes(p))
+  return { first, later }
+}
+
 export const suite: Suite = {
   name: "bundle",
   title: "browser bundle sizes (esbuild minify, ESM, browser; gzip -9) and the demo's first render from IndexedDB",
   async run(ctx) {
     const { figures, add } = figureLog(ctx)
-    const [a, b, barrel, yjs, automerge, floor] = await Promise.all([
+    const [a, b, bIdb, barrel, yjs, automerge, floor] = await Promise.all([
       measureBundle(ENTRY.core),
       measureBundle(ENTRY.coreLevel, { alias: EVENTS_SHIM }),
+      measureBundle(ENTRY.coreIndexedDb),
       measureBundle(ENTRY.coreBarrel),
       measureBundle(ENTRY.yjs),
       measureBundle(ENTRY.automerge),
@@ -46,13 +66,18 @@ export const suite: Suite = {
     ])
     check(has(a, "core/replica/client.ts") && has(a, "adapters/ws/client-browser.ts") && has(a, "effect/dist/Schema"), "(a) bundles the client, the browser transport and effect's Schema")
     check(has(b, "adapters/level/storage.ts") && has(b, "browser-level/"), "(b) bundles level's browser build")
+    check(has(bIdb, "adapters/indexeddb/storage.ts") && !has(bIdb, "abstract-level/"), "(b') bundles canon/indexeddb and no level")
     check(has(yjs, "yjs/dist") && has(yjs, "y-websocket/"), "the Yjs bundle holds yjs and y-websocket")
     check(has(automerge, "automerge-repo/") && has(automerge, "automerge-repo-network-websocket/"), "the Automerge bundle holds the repo and its adapter")
     const wasm = fileSize(AUTOMERGE_WASM)
     const demo = await buildDemo()
     const app = demo.files.get("/app.js")
     check(app !== undefined, "the demo build has /app.js")
-    const appGz = gzipSize(app!.body)
+    const { first, later } = demoScripts(demo.files)
+    const firstGz = first.reduce((sum, p) => sum + gzipSize(demo.files.get(p)!.body), 0)
+    const firstMin = first.reduce((sum, p) => sum + demo.files.get(p)!.body.length, 0)
+    const laterGz = later.reduce((sum, p) => sum + gzipSize(demo.files.get(p)!.body), 0)
+    check(later.length > 0, "the demo loads its description chunk on demand")
     const shell = [...demo.files].filter(([path]) => !path.endsWith(".map"))
     const shellGz = shell.reduce((sum, [, f]) => sum + gzipSize(f.body), 0)
 
@@ -75,13 +100,26 @@ export const suite: Suite = {
       note: `1a - 1e: ${bytes(a.gzipped - floor.gzipped)} gzipped, ${bytes(a.minified - floor.minified)} minified`,
     }))
     add(figure("b.gzip", "2a. (b) (a) + canon/level (IndexedDB): gzipped", "kB", [kB(b.gzipped)], {
-      note: `${bytes(b.gzipped)}; bench/bundle-entries/core-level.ts; \`events\` mapped to apps/demo/web/shims/events.ts as the demo's build does`,
+      note: `${bytes(b.gzipped)}; bench/bundle-entries/core-level.ts; \`events\` mapped to apps/demo/web/shims/events.ts`,
     }))
     add(figure("b.min", "2b. (b): minified", "kB", [kB(b.minified)], { note: bytes(b.minified) }))
-    add(figure("c.gzip", "3a. (c) demo app.js: gzipped", "kB", [kB(appGz)], { note: `${bytes(appGz)}; as apps/demo/build.ts bundles it for \`npm start\` (IIFE, es2022 targets, minified)` }))
-    add(figure("c.min", "3b. (c) demo app.js: minified", "kB", [kB(app!.body.length)], { note: bytes(app!.body.length) }))
-    add(figure("c.per-before", "3c. (c) / demo app.js before (159 kB gzipped, e7a5506)", "x", [appGz / DEMO_BEFORE_BYTES], { goal: { op: "<=", value: 0.5 } }))
-    add(figure("c.shell", "3d. demo: every file of a first visit, gzipped", "kB", [kB(shellGz)], { note: `${shell.map(([p]) => p).join(", ")}; source map excluded` }))
+    add(figure("b-idb.gzip", "2c. (b') (a) + canon/indexeddb (IndexedDB, no dependency): gzipped", "kB", [kB(bIdb.gzipped)], {
+      note: `${bytes(bIdb.gzipped)}; bench/bundle-entries/core-indexeddb.ts; 2a - 2c = ${bytes(b.gzipped - bIdb.gzipped)}: what level's browser build adds`,
+    }))
+    add(figure("b-idb.min", "2d. (b'): minified", "kB", [kB(bIdb.minified)], { note: bytes(bIdb.minified) }))
+    add(figure("c.gzip", "3a. (c) demo, scripts before the first render: gzipped", "kB", [kB(firstGz)], {
+      note: `${bytes(firstGz)}; ${first.join(" + ")}, as apps/demo/build.ts bundles them for \`npm start\` (ESM with splitting, es2022 targets, minified)`,
+    }))
+    add(figure("c.min", "3b. (c) demo, scripts before the first render: minified", "kB", [kB(firstMin)], { note: bytes(firstMin) }))
+    add(figure("c.per-before", "3c. (c) / demo app.js before (159 kB gzipped, e7a5506)", "x", [firstGz / DEMO_BEFORE_BYTES], {
+      goal: { op: "<=", value: 0.5 },
+      note: "the bytes a visit loads before the board shows; e7a5506 had no collaborative descriptions (3e adds them, on demand)",
+    }))
+    add(figure("c.later", "3e. (c) demo, scripts loaded on demand (a card's description: Yjs): gzipped", "kB", [kB(laterGz)], {
+      note: `${bytes(laterGz)}; ${later.join(" + ")}; imported when a description is first opened, precached by the service worker after the first render`,
+    }))
+    add(figure("c.all", "3f. (c) demo, every script: gzipped", "kB", [kB(firstGz + laterGz)], { note: `3a + 3e: ${bytes(firstGz + laterGz)}; ${((firstGz + laterGz) / DEMO_BEFORE_BYTES).toFixed(3)}x of e7a5506's app.js` }))
+    add(figure("c.shell", "3d. demo: every file of a first visit, gzipped", "kB", [kB(shellGz)], { note: `${shell.map(([p]) => p).join(", ")}; source maps excluded; the service worker fetches the on-demand chunks too` }))
     add(figure("yjs.gzip", "4a. yjs + y-websocket: gzipped", "kB", [kB(yjs.gzipped)], { note: `${bytes(yjs.gzipped)}; bench/bundle-entries/yjs.ts` }))
     add(figure("yjs.min", "4b. yjs + y-websocket: minified", "kB", [kB(yjs.minified)], { note: bytes(yjs.minified) }))
     add(figure("automerge.gzip", "5a. automerge + repo + ws adapter: gzipped, script + wasm", "kB", [kB(automerge.gzipped + wasm.gzipped)], {

@@ -1,0 +1,32 @@
+/**
+ * Bundle (b'): bundle (a) plus the replica kept in IndexedDB through `canon/indexeddb` (the
+ * browser's API, no dependency), so edits survive a reload and go out when the network
+ * returns. Bundle (b) does the same through `canon/level` (core-level.ts).
+ * Never run; bench/bundle.ts bundles it.
+ */
+import * as Schema from "effect/Schema"
+import { CanonClient, defineMachine } from "canon"
+import { IndexedDbStorage } from "canon/indexeddb"
+import { wsClientTransport } from "canon/ws/browser"
+import { systemRuntime } from "canon/system"
+
+const Todo = defineMachine({
+  name: "todo",
+  version: 1,
+  initial: () => ({ items: {} as Record<string, { title: string; done: boolean }> }),
+  commands: {
+    add: {
+      args: Schema.Struct({ id: Schema.String, title: Schema.String }),
+      apply: (state, { id, title }, ctx) => {
+        if (state.items[id]) ctx.reject(`There is already an item ${id}.`)
+        state.items[id] = { title, done: false }
+      },
+    },
+  },
+})
+
+const storage = await IndexedDbStorage.open("todo")
+const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime, machines: [Todo], storage })
+const doc = await client.open(Todo, "groceries")
+doc.subscribe((state) => console.log(state.items))
+await doc.submit("add", { id: "milk", title: "Milk" })

@@ -71,3 +71,27 @@ test("a database of that name holding something else is refused as storage-corru
   expect((err as CanonError).code).toBe("storage-corrupt")
   expect((err as CanonError).message).toMatch(/open a different name, or delete that database/)
 })
+
+test("a value that is not bytes (written by something else) is refused as storage-corrupt, not handed on", async () => {
+  const idb = await IndexedDbStorage.open("not-bytes")
+  await idb.batch([{ type: "put", key: bytes("ok"), value: bytes("v") }])
+  await idb.close()
+  await new Promise<void>((resolve, reject) => {
+    const req = indexedDB.open("level-js-not-bytes", 1)
+    req.onsuccess = () => {
+      const tx = req.result.transaction("not-bytes", "readwrite")
+      tx.objectStore("not-bytes").put("a string", bytes("bad"))
+      tx.oncomplete = () => (req.result.close(), resolve())
+      tx.onerror = () => reject(tx.error)
+    }
+    req.onerror = () => reject(req.error)
+  })
+  const again = await IndexedDbStorage.open("not-bytes")
+  expect(await again.get(bytes("ok"))).toEqual(bytes("v"))
+  for (const read of [() => again.get(bytes("bad")), () => again.range({}), () => again.range({ reverse: true })]) {
+    const err = await read().catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(CanonError)
+    expect((err as CanonError).code).toBe("storage-corrupt")
+  }
+  await again.close()
+})

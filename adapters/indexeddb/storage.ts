@@ -73,6 +73,13 @@ const own = (v: unknown): Uint8Array | undefined => {
   return undefined
 }
 
+/** A stored key or value that is not bytes was written by something other than Canon. */
+const bytesOf = (name: string, v: unknown): Uint8Array => {
+  const b = own(v)
+  if (b === undefined) throw canonError("storage-corrupt", `IndexedDB "${name}" holds a ${v === null ? "null" : typeof v} where Canon stores bytes: it was written by something else; open a different name, or delete that database.`)
+  return b
+}
+
 /** Bytewise unsigned order, the port's. */
 const compare = (a: Uint8Array, b: Uint8Array): number => {
   const n = Math.min(a.length, b.length)
@@ -119,7 +126,6 @@ export class IndexedDbStorage implements KVStore {
       req.onupgradeneeded = () => {
         if (!req.result.objectStoreNames.contains(name)) req.result.createObjectStore(name)
       }
-      req.onblocked = () => req.onerror?.(new Event("blocked"))
       db = await request(req)
     } catch (e) {
       throw canonError("storage-failed", `The browser would not open IndexedDB "${name}": check that this site may store data (site settings, private mode) and that no other tab is upgrading it, then reload. (${describe(e)})`)
@@ -154,7 +160,8 @@ export class IndexedDbStorage implements KVStore {
   async get(k: Uint8Array): Promise<Uint8Array | undefined> {
     const tx = this.#tx("readonly")
     try {
-      return own(await request(tx.objectStore(this.#store).get(key(k))))
+      const value = await request(tx.objectStore(this.#store).get(key(k)))
+      return value === undefined ? undefined : bytesOf(this.#store, value)
     } catch (e) {
       throw failure(this.#store, "get", e)
     }
@@ -214,7 +221,7 @@ export class IndexedDbStorage implements KVStore {
         // Two bulk reads in one transaction see the same snapshot, so keys and values pair up.
         const count = limit === Infinity ? undefined : limit
         const [keys, values] = await Promise.all([request(store.getAllKeys(range, count)), request(store.getAll(range, count))])
-        for (let i = 0; i < keys.length; i++) out.push([own(keys[i])!, own(values[i])!])
+        for (let i = 0; i < keys.length; i++) out.push([bytesOf(this.#store, keys[i]), bytesOf(this.#store, values[i])])
         return out
       }
       await new Promise<void>((resolve, reject) => {
@@ -223,7 +230,11 @@ export class IndexedDbStorage implements KVStore {
         req.onsuccess = () => {
           const cursor = req.result
           if (cursor === null) return resolve()
-          out.push([own(cursor.key)!, own(cursor.value)!])
+          try {
+            out.push([bytesOf(this.#store, cursor.key), bytesOf(this.#store, cursor.value)])
+          } catch (e) {
+            return reject(e)
+          }
           if (out.length >= limit) return resolve()
           cursor.continue()
         }

@@ -22,33 +22,14 @@
 import { buildDemo } from "../apps/demo/build.js"
 import { check, figure, figureLog, formatNumber, verdict, type Suite } from "./harness.js"
 import { chromiumAvailable, CHROMIUM, measureFirstRender } from "./bundle-browser.js"
-import { AUTOMERGE_WASM, byPackage, CORE_LIMIT_BYTES, ENTRY, EVENTS_SHIM, fileSize, gzipSize, measureBundle, type BundleSize } from "./bundle-measure.js"
+import { AUTOMERGE_WASM, byPackage, CORE_LIMIT_BYTES, DEMO_BEFORE_BYTES, demoScripts, ENTRY, EVENTS_SHIM, fileSize, gzipSize, measureBundle, type BundleSize } from "./bundle-measure.js"
 
-/** The demo's app.js gzipped (-9) at e7a5506, before effect was imported by module path. */
-const DEMO_BEFORE_BYTES = 159_018
 const FIRST_RENDER = { runs: 5, cards: 200 }
 
 const kB = (bytes: number): number => bytes / 1000
 const bytes = (n: number): string => `${n.toLocaleString("en-US")} bytes`
 
 const has = (b: BundleSize, fragment: string): boolean => b.inputs.some((i) => i.path.includes(fragment))
-
-/**
- * The demo's scripts by when a visit loads them: `first`, app.js and every chunk it imports
- * statically (transitively), before the board renders; `later`, the chunks only `import()`
- * reaches (a card's description).
- */
-const demoScripts = (files: ReadonlyMap<string, { readonly body: Buffer }>): { first: string[]; later: string[] } => {
-  const first = ["/app.js"]
-  for (let i = 0; i < first.length; i++) {
-    const text = files.get(first[i]!)!.body.toString()
-    for (const m of text.matchAll(/(?:^|[;}\s])(?:import|export)\s*(?:[^"'();]*?from\s*)?"\.\/(chunk-[\w-]+\.js)"/g)) {
-      if (!first.includes(`/${m[1]}`)) first.push(`/${m[1]}`)
-    }
-  }
-  const later = [...files.keys()].filter((p) => /^\/chunk-[\w-]+\.js$/.test(p) && !first.includes(p))
-  return { first, later }
-}
 
 export const suite: Suite = {
   name: "bundle",

@@ -5,8 +5,11 @@
  * ESM, platform browser; gzip -9). `npm run bench -- --suite bundle` shows the figure beside
  * Yjs and Automerge and what each input weighs, and the goal row (45 kB, CORE_LIMIT_BYTES), which
  * is missed today: the guard keeps the bundle from growing while the goal is open.
+ * The demo's scripts before its first render stay within half of its app.js before (row 3c),
+ * with Yjs and level out of them.
  */
-import { byPackage, CORE_GUARD_BYTES, CORE_LIMIT_BYTES, ENTRY, measureBundle, type BundleSize } from "../bench/bundle-measure.js"
+import { buildDemo } from "../apps/demo/build.js"
+import { byPackage, CORE_GUARD_BYTES, CORE_LIMIT_BYTES, DEMO_BEFORE_BYTES, demoScripts, ENTRY, gzipSize, measureBundle, type BundleSize } from "../bench/bundle-measure.js"
 
 let a: BundleSize
 
@@ -40,4 +43,32 @@ test("bundle (a) holds no CRDT library: yjs, lib0 and @automerge come only with 
 test("bundle (a) holds no version-history code: a machine made by evolve() carries it, the replica imports only core/schema/registry.ts", () => {
   // By bytes: the hub's modules reach core/schema through core/index.ts, and tree shaking drops them.
   expect(a.inputs.map((i) => i.path).filter((p) => p.startsWith("core/schema/"))).toEqual(["core/schema/registry.ts"])
+})
+
+describe("the demo (apps/demo/build.ts, as `npm start` serves it)", () => {
+  let files: ReadonlyMap<string, { readonly body: Buffer }>
+  let scripts: { first: string[]; later: string[] }
+
+  beforeAll(async () => {
+    files = (await buildDemo()).files
+    scripts = demoScripts(files)
+  }, 60_000)
+
+  const inputsOf = (paths: ReadonlyArray<string>): string => paths.map((p) => files.get(p)!.body.toString()).join("\n")
+
+  test("the scripts before the first render hold no Yjs and no level: a description loads them on demand, storage is canon/indexeddb", () => {
+    expect(scripts.later.length).toBeGreaterThan(0)
+    const first = inputsOf(scripts.first)
+    const later = inputsOf(scripts.later)
+    // Strings only Yjs and abstract-level carry, which minification keeps.
+    expect(later).toContain("Yjs was already imported")
+    expect(first).not.toContain("Yjs was already imported")
+    expect(first).toContain("canon-demo-") // the storage's name: the check below reads the right script
+    expect(first).not.toContain("The postopen hook failed on open()") // abstract-level
+  })
+
+  test(`the scripts before the first render weigh at most half of app.js before (${DEMO_BEFORE_BYTES} B gzipped at e7a5506)`, () => {
+    const gz = scripts.first.reduce((sum, p) => sum + gzipSize(files.get(p)!.body), 0)
+    expect(gz).toBeLessThanOrEqual(DEMO_BEFORE_BYTES / 2)
+  })
 })

@@ -25,7 +25,7 @@ import type http from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { chromium, type BrowserContext, type Page } from "playwright-core"
-import { Board } from "../apps/demo/board.js"
+import { demoMachines } from "../apps/demo/machines.js"
 import { buildDemo } from "../apps/demo/build.js"
 import { demoPages } from "../apps/demo/pages.js"
 import { parseConfig } from "../apps/hub/config.js"
@@ -107,7 +107,7 @@ export const measureFirstRender = async (options: { runs: number; cards: number;
   }
   const config = parseConfig(["--data", join(dir, "data"), "--host", "127.0.0.1", "--port", "0"], {})
   if (config === "help") throw new Error("unexpected --help")
-  const hub = await startHub(config, [Board], counting)
+  const hub = await startHub(config, demoMachines, counting)
   const url = `${hub.url}/#board=${BOARD}`
   const launch = () => chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1200, height: 800 }, timeout: WAIT_MS })
   let context: BrowserContext | undefined

@@ -79,21 +79,33 @@ interface Output {
   readonly text: string
 }
 
+/** The app's output files, and the chunks app.js imports statically (needed before the first render). */
+interface AppBuild {
+  readonly outputs: ReadonlyArray<Output>
+  readonly preload: ReadonlyArray<string>
+}
+
 /**
  * The app: an ES module (`app.js`) plus the chunks it imports on demand (`chunk-<hash>.js`:
  * the card description and Yjs, web/description.ts), each with its source map. Chunk names
  * carry their content hash, so their URLs need no `?v=`.
  */
-const bundleApp = async (): Promise<ReadonlyArray<Output>> => {
+const bundleApp = async (): Promise<AppBuild> => {
   const result = await esbuild.build({
     ...OPTIONS,
     entryPoints: { app: join(WEB, "main.ts") },
     format: "esm",
     splitting: true,
     chunkNames: "chunk-[hash]",
+    metafile: true,
     define: { "process.env.NODE_ENV": '"production"' },
   })
-  return result.outputFiles.map((f) => ({ name: f.path.slice(f.path.lastIndexOf("/") + 1), text: f.text }))
+  const base = (path: string) => path.slice(path.lastIndexOf("/") + 1)
+  const app = Object.entries(result.metafile.outputs).find(([path]) => base(path) === "app.js")![1]
+  return {
+    outputs: result.outputFiles.map((f) => ({ name: base(f.path), text: f.text })),
+    preload: app.imports.filter((i) => i.kind === "import-statement").map((i) => base(i.path)),
+  }
 }
 
 /** The service worker: one classic script. */
@@ -115,7 +127,7 @@ export const buildDemo = (): Promise<DemoAssets> => (cached ??= build())
 
 const build = async (): Promise<DemoAssets> => {
   const started = performance.now()
-  const outputs = await bundleApp()
+  const { outputs, preload } = await bundleApp()
   const app = outputs.find((o) => o.name === "app.js")!
   const chunks = outputs.filter((o) => o.name.startsWith("chunk-"))
   const css = readFileSync(join(WEB, "styles.css"), "utf8")
@@ -125,7 +137,9 @@ const build = async (): Promise<DemoAssets> => {
   for (const o of outputs) hash.update(o.name).update(o.text)
   const version = hash.digest("hex").slice(0, 12)
   const v = `?v=${version}`
+  // The chunks app.js imports are fetched beside it, not after it has been parsed.
   const html = readFileSync(join(WEB, "index.html"), "utf8").replaceAll("{{v}}", v)
+    .replace("{{preload}}", preload.map((name) => `<link rel="modulepreload" href="/${name}">`).join("\n"))
   const scripts = chunks.filter((c) => c.name.endsWith(".js"))
   // What the service worker caches on install: with it the page loads with no network, and a
   // description (a chunk loaded on demand) opens with no network too.

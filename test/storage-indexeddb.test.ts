@@ -80,7 +80,7 @@ test("a value that is not bytes (written by something else) is refused as storag
     const req = indexedDB.open("level-js-not-bytes", 1)
     req.onsuccess = () => {
       const tx = req.result.transaction("not-bytes", "readwrite")
-      tx.objectStore("not-bytes").put("a string", bytes("bad"))
+      tx.objectStore("not-bytes").put("a string", bytes("bad") as Uint8Array<ArrayBuffer>)
       tx.oncomplete = () => (req.result.close(), resolve())
       tx.onerror = () => reject(tx.error)
     }

@@ -134,3 +134,13 @@ test("a TypeScript consumer type-checks against the shipped declarations", () =>
   expect(bad.status).not.toBe(0)
   expect(bad.stdout).toMatch(/main\.ts/)
 })
+
+test("canon/indexeddb ships and, where there is no IndexedDB (plain Node), refuses to open with what to do", () => {
+  writeFileSync(join(project, "idb.mjs"), `import { IndexedDbStorage } from "canon/indexeddb"
+try { await IndexedDbStorage.open("x"); console.log("opened") } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`)
+  const run = spawnSync(process.execPath, ["idb.mjs"], { cwd: project, encoding: "utf8", timeout: 30_000, env: { ...process.env, NODE_OPTIONS: "" } })
+  expect(run.stderr).toBe("")
+  const out = JSON.parse(run.stdout) as { code: string; message: string }
+  expect(out.code).toBe("storage-failed")
+  expect(out.message).toMatch(/no IndexedDB.*use canon\/level or canon\/memory/)
+})

@@ -88,3 +88,55 @@ test("Automerge: three 90 KiB splices during one round trip all reach the hub an
   expect(b.crdt.notes.text.length).toBe(1 + 3 * PASTE)
   expect(b.crdt.notes.text).toBe(a.crdt.notes.text)
 })
+
+describe("under an app's smaller command limit (16 KiB), changes coalesced during a round trip stay under it", () => {
+  const LIMIT = 16 << 10
+  const SMALL = 6 << 10
+  const small = (i: number) => `<${i}>`.padEnd(SMALL, String.fromCharCode(97 + i))
+  const openLimited = async (w: ReturnType<typeof world>, name: string): Promise<Doc<typeof Pad>> => {
+    const client = await CanonClient.open({ transport: w.net.transport(name), runtime: w.rt, clientId: name, maxCommandBytes: LIMIT })
+    clients.push(client)
+    return client.open(Pad, "p1")
+  }
+
+  test("Yjs: three 6 KiB pastes behind a keystroke all reach the hub", async () => {
+    const w = world()
+    const a = await openLimited(w, "a")
+    await settleWithTurns(w.rt, 200)
+    const refused: string[] = []
+    a.on("rejected", (e) => refused.push(`${e.command}: ${e.rejection.code}`))
+    const t = a.crdt.body
+    t.insert(0, "x")
+    for (let i = 0; i < 3; i++) {
+      await w.rt.run({ forMs: 2 })
+      t.insert(t.length, small(i))
+    }
+    await settleWithTurns(w.rt, 2000)
+    expect(refused).toEqual([])
+    expect(a.pendingCount).toBe(0)
+    const b = await openLimited(w, "b")
+    await settleWithTurns(w.rt, 1000)
+    expect(b.crdt.body.toString()).toBe(t.toString())
+    expect(b.crdt.body.length).toBe(1 + 3 * SMALL)
+  })
+
+  test("Automerge: three 6 KiB splices behind a keystroke all reach the hub", async () => {
+    const w = world()
+    const a = await openLimited(w, "a")
+    await settleWithTurns(w.rt, 200)
+    const refused: string[] = []
+    a.on("rejected", (e) => refused.push(`${e.command}: ${e.rejection.code}`))
+    a.crdt.notes.splice(0, 0, "x")
+    for (let i = 0; i < 3; i++) {
+      await w.rt.run({ forMs: 2 })
+      a.crdt.notes.splice(a.crdt.notes.text.length, 0, small(i))
+    }
+    await settleWithTurns(w.rt, 2000)
+    expect(refused).toEqual([])
+    expect(a.pendingCount).toBe(0)
+    const b = await openLimited(w, "b")
+    await settleWithTurns(w.rt, 1000)
+    expect(b.crdt.notes.text).toBe(a.crdt.notes.text)
+    expect(b.crdt.notes.text.length).toBe(1 + 3 * SMALL)
+  })
+})

@@ -17,20 +17,28 @@ const MAX_COALESCED = 256
  * At most this many bytes of local updates are merged into one command: changes that each fit
  * in a command must not add up to one that does not (the command and update limits default to
  * 256 KiB; an update over them is refused before it is sent, and the changes in it are lost).
+ * Less when the app sets a smaller command limit: half of it (coalescedBudget).
  */
 const MAX_COALESCED_BYTES = 64 << 10
+
+/**
+ * The coalescing budget under a command limit: half of it, at most MAX_COALESCED_BYTES. Half
+ * leaves room for the command's encoding around the updates (Automerge's changes are framed
+ * one by one), so a run of changes that each fit never adds up to one that does not.
+ */
+export const coalescedBudget = (maxCommandBytes: number): number => Math.max(1, Math.min(MAX_COALESCED_BYTES, Math.floor(maxCommandBytes / 2)))
 
 /** Bytes of a local update (Yjs: the update; Automerge: its changes). */
 const sizeOf = (u: unknown): number => (u instanceof Uint8Array ? u.length : Array.isArray(u) ? u.reduce((n: number, x: unknown) => n + sizeOf(x), 0) : 0)
 
 /** Consecutive runs of updates, each within the coalescing bounds (an update over them alone). */
-const batches = (list: ReadonlyArray<unknown>): unknown[][] => {
+const batches = (list: ReadonlyArray<unknown>, budget: number): unknown[][] => {
   const out: unknown[][] = []
   let run: unknown[] = []
   let bytes = 0
   for (const u of list) {
     const n = sizeOf(u)
-    if (run.length > 0 && (bytes + n > MAX_COALESCED_BYTES || run.length >= MAX_COALESCED)) {
+    if (run.length > 0 && (bytes + n > budget || run.length >= MAX_COALESCED)) {
       out.push(run)
       run = []
       bytes = 0
@@ -49,6 +57,8 @@ export interface CrdtOutboxPort {
   online(): boolean
   /** Names of the pending (unconfirmed) commands. */
   pendingNames(): Iterable<string>
+  /** The replica's command limit (DocOptions.maxCommandBytes): coalesced runs stay well under it. */
+  readonly maxCommandBytes: number
 }
 
 export class CrdtOutbox {
@@ -86,12 +96,13 @@ export class CrdtOutbox {
     let busy: Set<string> | undefined
     for (const [field, list] of this.unsent) {
       if (list.length === 0) continue
-      if (!all && list.length < MAX_COALESCED && sizeOf(list) < MAX_COALESCED_BYTES && this.port.online()) {
+      const budget = coalescedBudget(this.port.maxCommandBytes)
+      if (!all && list.length < MAX_COALESCED && sizeOf(list) < budget && this.port.online()) {
         busy ??= new Set(this.port.pendingNames())
         if (busy.has(crdtCommandName(field))) continue
       }
       const f = this.fields.field(field)
-      const updates = batches(list).map((run) => f.coalesce(run))
+      const updates = batches(list, budget).map((run) => f.coalesce(run))
       this.unsent.set(field, [])
       for (const update of updates) this.port.submit(crdtCommandName(field), update)
     }

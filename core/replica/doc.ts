@@ -234,6 +234,7 @@ export class Doc<M extends Machine<any, any>> {
         submit: (name, args) => void this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>),
         online: () => this.#send !== undefined,
         pendingNames: () => this.#rs.pending.map((p) => p.name),
+        maxCommandBytes: this.#maxCommandBytes,
       })
     }
   }

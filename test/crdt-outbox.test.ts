@@ -140,3 +140,16 @@ describe("under an app's smaller command limit (16 KiB), changes coalesced durin
     expect(b.crdt.notes.text.length).toBe(1 + 3 * SMALL)
   })
 })
+
+test("a single change over the command limit cannot be sent: the app hears of it as an error event, not silence", async () => {
+  const w = world()
+  const client = await CanonClient.open({ transport: w.net.transport("a"), runtime: w.rt, clientId: "a", maxCommandBytes: 4 << 10 })
+  clients.push(client)
+  const a = await client.open(Pad, "p1")
+  await settleWithTurns(w.rt, 200)
+  const errors: Array<{ code: string; message: string }> = []
+  a.on("error", (e) => errors.push(e))
+  a.crdt.body.insert(0, "y".repeat(10 << 10))
+  await settleWithTurns(w.rt, 500)
+  expect(errors).toEqual([{ code: "command-too-large", message: expect.stringMatching(/^A change to field "body" of "p1" cannot be sent, so only this replica has it: .*at most 4096/) }])
+})

@@ -177,7 +177,16 @@ interface Replica {
   upgraded: boolean
   /** Its versioned document's state was migrated from an older version and the authority's has not been installed since. */
   provisional: boolean
+  /**
+   * The app's own command limit (DocOptions.maxCommandBytes), smaller than the default for
+   * some typists: their pastes fit in a command one by one but not merged together, so
+   * coalescing must follow the limit. Only replicas that do not write the big document's blobs.
+   */
+  readonly commandLimit: number | undefined
 }
+
+/** A typist's smaller command limit, and its pastes (12-20 KiB: alone they fit, 2 or 3 merged often do not). */
+const SMALL_COMMAND_LIMIT = 40 << 10
 
 /** What a hub batch does to snapshots or compaction, if anything. */
 const snapshotWrite = (ops: ReadonlyArray<BatchOp>): string | undefined => {
@@ -232,7 +241,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0,
     hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0 } : {}),
-    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0 } : {}),
+    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
   }
   const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [], updateRequired: [] }
   const failed = new Set<string>()
@@ -290,6 +299,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // Its own stream, so the rest of a seed stays put: some submits of a burst come a few ms
     // apart, so one lands while the outbox write of the one before waits in the storage lane.
     const spreadRng = seededRandom(seed ^ 0x5b7ead)
+    // Its own stream: choosing limits does not move any other draw of a seed.
+    const limitRng = seededRandom(seed ^ 0x1e3175)
     // The hub starts at v1 or v2 and is upgraded to the newest once, at a random moment.
     let hubVersion = fleetOn ? (fleetRng() < 0.5 ? 1 : 2) : NEWEST
     const hubFirstVersion = hubVersion
@@ -419,6 +430,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           backoff: { baseMs: 50, maxMs: 2_000 },
           stableMs: 3_000,
           snapshotEvery: 20,
+          ...(r.commandLimit !== undefined ? { maxCommandBytes: r.commandLimit } : {}),
         })
       } catch (e) {
         return retry("could not open its client", e)
@@ -525,7 +537,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       const disk = new MemoryStorage({ latency: { runtime: rt, ms: diskLatency, readMs: readLatency }, failWrite: failing(o.replicaWriteFailures, "replicaWriteFailures") })
       const proc = new SimProcess(`r${i}`, rt, disk)
       proc.alive = false
-      const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: follows(i), incarnations: [], failedStarts: 0, corrupted: 0, version: NEWEST, upgraded: false, provisional: false }
+      const mine = follows(i)
+      const commandLimit = mine.some((s) => s.kind === "text") && !mine.some((s) => s.kind === "big") && limitRng() < 0.4 ? SMALL_COMMAND_LIMIT : undefined
+      const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: mine, incarnations: [], failedStarts: 0, corrupted: 0, version: NEWEST, upgraded: false, provisional: false, commandLimit }
       replicas.push(r)
       if (r.follows.some((s) => s.kind === "versioned")) planFleet(r)
       // Storage takes virtual time: everything async happens inside rt.run.
@@ -624,15 +638,18 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       log(`${r.name} ${what}`)
     }
     const typeBurst = (r: Replica) => {
-      if (textRng() < o.crdtPastes) {
+      // A typist under a smaller command limit pastes more often, 3-4 at a time: the case is coalescing under it.
+      const limited = r.commandLimit !== undefined
+      if (textRng() < (limited ? 5 * o.crdtPastes : o.crdtPastes)) {
         // Pastes during one round trip: they coalesce behind the first, and must still fit in commands.
-        const n = 2 + Math.floor(textRng() * 3)
+        const n = (limited ? 3 : 2) + Math.floor(textRng() * (limited ? 2 : 3))
         for (let k = 0, at = 0; k < n; k++) {
-          const bytes = (30 << 10) + Math.floor(textRng() * (70 << 10))
+          const bytes = r.commandLimit === undefined ? (30 << 10) + Math.floor(textRng() * (70 << 10)) : (12 << 10) + Math.floor(textRng() * (8 << 10))
           if (k === 0) type(r, bytes)
           else rt.setTimer((at += 1 + Math.floor(textRng() * 5)), () => type(r, bytes))
         }
         stats.textPastes!++
+        if (r.commandLimit !== undefined) stats.textPastesUnderLimit!++
         return
       }
       const long = textRng() < 0.08

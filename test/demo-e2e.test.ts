@@ -426,6 +426,16 @@ test("load 20,000 cards: the hub snapshots and compacts the log; a page joining 
   await until("both back on the e2e board", async () => (await Promise.all([pa, pb].map((p) => p.evaluate(() => window.canon!.board === "e2e" && window.canon!.doc.synced)))).every(Boolean))
 }, 180_000)
 
+test("a paste over the command limit into a description cannot be sent, and the page says so", async () => {
+  const idea = await cardId(pa, "Offline idea 2")
+  await button(pa, idea, "details")
+  await until("A's description to open", () => pa.evaluate(() => window.canonText !== undefined && !document.querySelector<HTMLTextAreaElement>("#details textarea")!.disabled))
+  await pa.locator("#details textarea").fill("z".repeat(300_000)) // one change of ~300 KB: over the 256 KiB command limit
+  await until("A's toast", async () => (await pa.locator("#toasts").textContent())?.includes('A change to field "description"') === true)
+  expect(await pa.locator("#toasts").textContent()).toMatch(/cannot be sent, so only this replica has it: The arguments of "\$crdt\.description" take \d+ bytes; at most 262144/)
+  await pa.locator('#details button[aria-label="Close"]').click()
+})
+
 test("presence: B sees A's name and the card A is editing, and sees A leave", async () => {
   const name = await pa.evaluate(() => window.canon!.identity.name)
   await until("B to list A", async () => (await pb.locator("#people").textContent())?.includes(name) === true)

@@ -7,6 +7,7 @@
 import type { CanonClient, Doc } from "../../../core/index.js"
 import { CardText, cardTextDocId } from "../card-text.js"
 import { bindTextarea } from "./text-binding.js"
+import { toast } from "./toast.js"
 
 export type CardTextDoc = Doc<typeof CardText>
 
@@ -26,7 +27,8 @@ export const bindDescription = (area: HTMLTextAreaElement, text: CardTextDoc): (
     field = text.crdt.description
     unbind = bindTextarea(area, field, anchors)
   }
-  const stops = [text.subscribe(follow), text.on("snapshot", follow)]
+  // A change that cannot be sent (a paste over the command limit) stays on this page only: say so.
+  const stops = [text.subscribe(follow), text.on("snapshot", follow), text.on("error", ({ message }) => toast(message))]
   return () => {
     for (const stop of stops) stop()
     unbind()

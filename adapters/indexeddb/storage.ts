@@ -1,8 +1,8 @@
 /**
  * IndexedDB KVStore for browsers, on the browser's own API: no dependency. `canon/level` also
  * reaches IndexedDB in a browser (through `browser-level`), but brings abstract-level, its
- * transcoder and Node shims: about 14 kB of a gzipped app (bench row 2, `npm run bench --
- * --suite bundle`), to wrap the four calls the Storage port needs.
+ * transcoder and Node shims: about 22 kB of a gzipped app (rows 2a and 2c of `npm run bench
+ * -- --suite bundle`), to wrap the four calls the Storage port needs.
  *
  * Layout: the database `level-js-<name>` holds one object store `<name>` with binary keys
  * and Uint8Array values, which is exactly what `canon/level` writes in a browser for the
@@ -104,6 +104,10 @@ export class IndexedDbStorage implements KVStore {
     this.#sync = sync
     // Another tab deletes or upgrades the database: step aside instead of blocking it.
     db.onversionchange = () => void this.close()
+    // The browser closed it (site data cleared, storage evicted): later calls say `closed`.
+    db.onclose = () => {
+      this.#closed = true
+    }
   }
 
   /** The store's name (its database is `level-js-<name>`). */

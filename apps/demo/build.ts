@@ -4,8 +4,10 @@
  * them (pages.ts); nothing is written to disk and no dev server runs.
  *
  * Every file but the page and the service worker is served under a versioned URL (`?v=` the
- * build's hash), so browsers may cache them for good; a new build is a new service worker
- * cache and the old one is dropped.
+ * build's hash; the app's chunks carry their own content hash in their names), so browsers may
+ * cache them for good; a new build is a new service worker cache and the old one is dropped.
+ * The app is an ES module split in two: what the board's first render needs, and a card's
+ * description (Yjs), imported when one is first opened.
  */
 import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"

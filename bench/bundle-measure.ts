@@ -32,23 +32,6 @@ export const CORE_GUARD_BYTES = 52_282
 /** The demo's app.js gzipped (-9) at e7a5506, before effect was imported by module path: row 3c's goal is half of it. */
 export const DEMO_BEFORE_BYTES = 159_018
 
-/**
- * The demo's scripts by when a visit loads them: `first`, app.js and every chunk it imports
- * statically (transitively), before the board renders; `later`, the chunks only `import()`
- * reaches (a card's description).
- */
-export const demoScripts = (files: ReadonlyMap<string, { readonly body: Buffer }>): { first: string[]; later: string[] } => {
-  const first = ["/app.js"]
-  for (let i = 0; i < first.length; i++) {
-    const text = files.get(first[i]!)!.body.toString()
-    for (const m of text.matchAll(/(?:^|[;}\s])(?:import|export)\s*(?:[^"'();]*?from\s*)?"\.\/(chunk-[\w-]+\.js)"/g)) {
-      if (!first.includes(`/${m[1]}`)) first.push(`/${m[1]}`)
-    }
-  }
-  const later = [...files.keys()].filter((p) => /^\/chunk-[\w-]+\.js$/.test(p) && !first.includes(p))
-  return { first, later }
-}
-
 /** The entries bench/bundle.ts weighs (bench/bundle-entries/*.ts). */
 export const ENTRY = {
   /** (a) core + browser WebSocket client + a one-command machine, as the README writes it. */

@@ -22,7 +22,7 @@
 import { buildDemo } from "../apps/demo/build.js"
 import { check, figure, figureLog, formatNumber, verdict, type Suite } from "./harness.js"
 import { chromiumAvailable, CHROMIUM, measureFirstRender } from "./bundle-browser.js"
-import { AUTOMERGE_WASM, byPackage, CORE_LIMIT_BYTES, DEMO_BEFORE_BYTES, demoScripts, ENTRY, EVENTS_SHIM, fileSize, gzipSize, measureBundle, type BundleSize } from "./bundle-measure.js"
+import { AUTOMERGE_WASM, byPackage, CORE_LIMIT_BYTES, DEMO_BEFORE_BYTES, ENTRY, EVENTS_SHIM, fileSize, gzipSize, measureBundle, type BundleSize } from "./bundle-measure.js"
 
 const FIRST_RENDER = { runs: 5, cards: 200 }
 
@@ -52,9 +52,8 @@ export const suite: Suite = {
     check(has(automerge, "automerge-repo/") && has(automerge, "automerge-repo-network-websocket/"), "the Automerge bundle holds the repo and its adapter")
     const wasm = fileSize(AUTOMERGE_WASM)
     const demo = await buildDemo()
-    const app = demo.files.get("/app.js")
-    check(app !== undefined, "the demo build has /app.js")
-    const { first, later } = demoScripts(demo.files)
+    check(demo.files.has("/app.js"), "the demo build has /app.js")
+    const { first, later } = demo.scripts
     const firstGz = first.reduce((sum, p) => sum + gzipSize(demo.files.get(p)!.body), 0)
     const firstMin = first.reduce((sum, p) => sum + demo.files.get(p)!.body.length, 0)
     const laterGz = later.reduce((sum, p) => sum + gzipSize(demo.files.get(p)!.body), 0)

@@ -9,6 +9,16 @@ import { canonError } from "./errors.js"
 const textEncoder = new TextEncoder()
 // ignoreBOM: a leading U+FEFF is text, not a marker to strip ("\uFEFFa" must not decode as "a").
 const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+/** Bytewise unsigned order of keys, the Storage port's (core/ports/storage.ts). */
+export const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!
+    if (d !== 0) return d
+  }
+  return a.length - b.length
+}
+
 /**
  * True when `s` has no lone UTF-16 surrogate: native where the runtime has it (Node 20, current
  * browsers); elsewhere encodeURIComponent, which refuses exactly those strings (URIError).

@@ -8,8 +8,8 @@
  * The demo's scripts before its first render stay within half of its app.js before (row 3c),
  * with Yjs and level out of them.
  */
-import { buildDemo } from "../apps/demo/build.js"
-import { byPackage, CORE_GUARD_BYTES, CORE_LIMIT_BYTES, DEMO_BEFORE_BYTES, demoScripts, ENTRY, gzipSize, measureBundle, type BundleSize } from "../bench/bundle-measure.js"
+import { buildDemo, type DemoAssets } from "../apps/demo/build.js"
+import { byPackage, CORE_GUARD_BYTES, CORE_LIMIT_BYTES, DEMO_BEFORE_BYTES, ENTRY, gzipSize, measureBundle, type BundleSize } from "../bench/bundle-measure.js"
 
 let a: BundleSize
 
@@ -46,12 +46,11 @@ test("bundle (a) holds no version-history code: a machine made by evolve() carri
 })
 
 describe("the demo (apps/demo/build.ts, as `npm start` serves it)", () => {
-  let files: ReadonlyMap<string, { readonly body: Buffer }>
-  let scripts: { first: string[]; later: string[] }
+  let files: DemoAssets["files"]
+  let scripts: DemoAssets["scripts"]
 
   beforeAll(async () => {
-    files = (await buildDemo()).files
-    scripts = demoScripts(files)
+    ;({ files, scripts } = await buildDemo())
   }, 60_000)
 
   const inputsOf = (paths: ReadonlyArray<string>): string => paths.map((p) => files.get(p)!.body.toString()).join("\n")

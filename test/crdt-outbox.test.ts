@@ -30,122 +30,76 @@ const world = () => {
 }
 
 
-const PASTE = 90 << 10
-/** 90 KiB of text, different per paste. */
-const paste = (i: number) => `<${i}>`.padEnd(PASTE, String.fromCharCode(97 + i))
+/** `size` characters of text, different per paste. */
+const paste = (i: number, size: number) => `<${i}>`.padEnd(size, String.fromCharCode(97 + i))
 
 const clients: CanonClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close()
 })
 
-const open = async (w: ReturnType<typeof world>, name: string): Promise<Doc<typeof Pad>> => {
-  const client = await CanonClient.open({ transport: w.net.transport(name), runtime: w.rt, clientId: name })
+const open = async (w: ReturnType<typeof world>, name: string, maxCommandBytes?: number): Promise<Doc<typeof Pad>> => {
+  const client = await CanonClient.open({ transport: w.net.transport(name), runtime: w.rt, clientId: name, ...(maxCommandBytes !== undefined ? { maxCommandBytes } : {}) })
   clients.push(client)
   return client.open(Pad, "p1")
 }
 
-test("Yjs: three 90 KiB pastes during one round trip all reach the hub and every replica", async () => {
+/** The two fields, as a typist appends to them and a reader reads them. */
+const FIELDS = {
+  Yjs: { append: (d: Doc<typeof Pad>, s: string) => d.crdt.body.insert(d.crdt.body.length, s), text: (d: Doc<typeof Pad>) => d.crdt.body.toString() },
+  Automerge: { append: (d: Doc<typeof Pad>, s: string) => d.crdt.notes.splice(d.crdt.notes.text.length, 0, s), text: (d: Doc<typeof Pad>) => d.crdt.notes.text },
+} as const
+
+/**
+ * A keystroke goes out alone and three pastes of `size` wait behind it (coalesced); all of
+ * them reach the hub and a second replica, and nothing is refused.
+ */
+const pastesBehindKeystroke = async (engine: keyof typeof FIELDS, size: number, maxCommandBytes?: number) => {
+  const { append, text } = FIELDS[engine]
   const w = world()
-  const a = await open(w, "a")
+  const a = await open(w, "a", maxCommandBytes)
   await settleWithTurns(w.rt, 200)
   const refused: string[] = []
   a.on("rejected", (e) => refused.push(`${e.command}: ${e.rejection.code}`))
-  const t = a.crdt.body
-  // A keystroke goes out alone; the pastes wait behind it (coalesced): 270 KiB together.
-  t.insert(0, "x")
+  append(a, "x")
   for (let i = 0; i < 3; i++) {
     await w.rt.run({ forMs: 2 })
-    t.insert(t.length, paste(i))
+    append(a, paste(i, size))
   }
   await settleWithTurns(w.rt, 2000)
   expect(refused).toEqual([])
   expect(a.pendingCount).toBe(0)
-  const b = await open(w, "b")
+  const b = await open(w, "b", maxCommandBytes)
   await settleWithTurns(w.rt, 1000)
-  expect(b.crdt.body.length).toBe(1 + 3 * PASTE)
-  expect(b.crdt.body.toString()).toBe(t.toString())
+  expect(text(b).length).toBe(1 + 3 * size)
+  expect(text(b)).toBe(text(a))
+  return { w, b }
+}
+
+test("Yjs: three 90 KiB pastes during one round trip all reach the hub and every replica", async () => {
+  // 270 KiB together: over the 256 KiB command limit if merged into one command.
+  const { w, b } = await pastesBehindKeystroke("Yjs", 90 << 10)
   const authority = await w.hub.doc("p1", Pad)
   expect(b.confirmedHash()).toBe(authority.stateHash())
 })
 
 test("Automerge: three 90 KiB splices during one round trip all reach the hub and every replica", async () => {
-  const w = world()
-  const a = await open(w, "a")
-  await settleWithTurns(w.rt, 200)
-  const refused: string[] = []
-  a.on("rejected", (e) => refused.push(`${e.command}: ${e.rejection.code}`))
-  a.crdt.notes.splice(0, 0, "x")
-  for (let i = 0; i < 3; i++) {
-    await w.rt.run({ forMs: 2 })
-    a.crdt.notes.splice(a.crdt.notes.text.length, 0, paste(i))
-  }
-  await settleWithTurns(w.rt, 2000)
-  expect(refused).toEqual([])
-  expect(a.pendingCount).toBe(0)
-  const b = await open(w, "b")
-  await settleWithTurns(w.rt, 1000)
-  expect(b.crdt.notes.text.length).toBe(1 + 3 * PASTE)
-  expect(b.crdt.notes.text).toBe(a.crdt.notes.text)
+  await pastesBehindKeystroke("Automerge", 90 << 10)
 })
 
 describe("under an app's smaller command limit (16 KiB), changes coalesced during a round trip stay under it", () => {
-  const LIMIT = 16 << 10
-  const SMALL = 6 << 10
-  const small = (i: number) => `<${i}>`.padEnd(SMALL, String.fromCharCode(97 + i))
-  const openLimited = async (w: ReturnType<typeof world>, name: string): Promise<Doc<typeof Pad>> => {
-    const client = await CanonClient.open({ transport: w.net.transport(name), runtime: w.rt, clientId: name, maxCommandBytes: LIMIT })
-    clients.push(client)
-    return client.open(Pad, "p1")
-  }
-
   test("Yjs: three 6 KiB pastes behind a keystroke all reach the hub", async () => {
-    const w = world()
-    const a = await openLimited(w, "a")
-    await settleWithTurns(w.rt, 200)
-    const refused: string[] = []
-    a.on("rejected", (e) => refused.push(`${e.command}: ${e.rejection.code}`))
-    const t = a.crdt.body
-    t.insert(0, "x")
-    for (let i = 0; i < 3; i++) {
-      await w.rt.run({ forMs: 2 })
-      t.insert(t.length, small(i))
-    }
-    await settleWithTurns(w.rt, 2000)
-    expect(refused).toEqual([])
-    expect(a.pendingCount).toBe(0)
-    const b = await openLimited(w, "b")
-    await settleWithTurns(w.rt, 1000)
-    expect(b.crdt.body.toString()).toBe(t.toString())
-    expect(b.crdt.body.length).toBe(1 + 3 * SMALL)
+    await pastesBehindKeystroke("Yjs", 6 << 10, 16 << 10)
   })
 
   test("Automerge: three 6 KiB splices behind a keystroke all reach the hub", async () => {
-    const w = world()
-    const a = await openLimited(w, "a")
-    await settleWithTurns(w.rt, 200)
-    const refused: string[] = []
-    a.on("rejected", (e) => refused.push(`${e.command}: ${e.rejection.code}`))
-    a.crdt.notes.splice(0, 0, "x")
-    for (let i = 0; i < 3; i++) {
-      await w.rt.run({ forMs: 2 })
-      a.crdt.notes.splice(a.crdt.notes.text.length, 0, small(i))
-    }
-    await settleWithTurns(w.rt, 2000)
-    expect(refused).toEqual([])
-    expect(a.pendingCount).toBe(0)
-    const b = await openLimited(w, "b")
-    await settleWithTurns(w.rt, 1000)
-    expect(b.crdt.notes.text).toBe(a.crdt.notes.text)
-    expect(b.crdt.notes.text.length).toBe(1 + 3 * SMALL)
+    await pastesBehindKeystroke("Automerge", 6 << 10, 16 << 10)
   })
 })
 
 test("a single change over the command limit cannot be sent: the app hears of it as an error event, not silence", async () => {
   const w = world()
-  const client = await CanonClient.open({ transport: w.net.transport("a"), runtime: w.rt, clientId: "a", maxCommandBytes: 4 << 10 })
-  clients.push(client)
-  const a = await client.open(Pad, "p1")
+  const a = await open(w, "a", 4 << 10)
   await settleWithTurns(w.rt, 200)
   const errors: Array<{ code: string; message: string }> = []
   a.on("error", (e) => errors.push(e))

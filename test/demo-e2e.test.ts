@@ -160,6 +160,12 @@ const button = async (page: Page, id: string, action: string): Promise<void> => 
   await page.locator(`.card[data-id="${id}"] button[data-action="${action}"]`).click()
 }
 
+/** Opens a card's details and waits for its description to be editable (its code loads on first use). */
+const openDescription = async (page: Page, id: string): Promise<void> => {
+  await button(page, id, "details")
+  await until("the description to open", () => page.evaluate(() => window.canonText !== undefined && !document.querySelector<HTMLTextAreaElement>("#details textarea")!.disabled))
+}
+
 const statusOf = (page: Page) => page.locator("#status").evaluate((el: HTMLElement) => ({ state: el.dataset.state, pending: el.dataset.pending, text: el.textContent }))
 
 beforeAll(async () => {
@@ -234,8 +240,7 @@ test("edits made offline survive a reload from the service worker and reach the 
   expect(offlineView).not.toContain("Online meanwhile")
   expect((await statusOf(pb)).state).toBe("offline")
   // A description opens offline too: its code (Yjs, loaded on first use) comes from the service worker's cache.
-  await button(pb, idea, "details")
-  await until("B's description to open offline", () => pb.evaluate(() => window.canonText !== undefined && !document.querySelector<HTMLTextAreaElement>("#details textarea")!.disabled))
+  await openDescription(pb, idea)
   await pb.locator("#details textarea").fill("typed offline")
   expect(await pb.evaluate(() => window.canonText!.crdt.description.toString())).toBe("typed offline")
   await pb.locator('#details button[aria-label="Close"]').click()
@@ -428,8 +433,7 @@ test("load 20,000 cards: the hub snapshots and compacts the log; a page joining 
 
 test("a paste over the command limit into a description cannot be sent, and the page says so", async () => {
   const idea = await cardId(pa, "Offline idea 2")
-  await button(pa, idea, "details")
-  await until("A's description to open", () => pa.evaluate(() => window.canonText !== undefined && !document.querySelector<HTMLTextAreaElement>("#details textarea")!.disabled))
+  await openDescription(pa, idea)
   await pa.locator("#details textarea").fill("z".repeat(300_000)) // one change of ~300 KB: over the 256 KiB command limit
   await until("A's toast", async () => (await pa.locator("#toasts").textContent())?.includes('A change to field "description"') === true)
   expect(await pa.locator("#toasts").textContent()).toMatch(/cannot be sent, so only this replica has it: The arguments of "\$crdt\.description" take \d+ bytes; at most 262144/)

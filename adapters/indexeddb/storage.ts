@@ -31,6 +31,7 @@
  * ```
  */
 import { CanonError, canonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions } from "../../core/index.js"
+import { compareBytes } from "../../core/bytes.js"
 
 export interface IndexedDbOpenOptions {
   /** Ask for `strict` durability on every batch (flushed before it resolves). Default false. */
@@ -78,13 +79,6 @@ const bytesOf = (name: string, v: unknown): Uint8Array => {
   const b = own(v)
   if (b === undefined) throw canonError("storage-corrupt", `IndexedDB "${name}" holds a ${v === null ? "null" : typeof v} where Canon stores bytes: it was written by something else; open a different name, or delete that database.`)
   return b
-}
-
-/** Bytewise unsigned order, the port's. */
-const compare = (a: Uint8Array, b: Uint8Array): number => {
-  const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!
-  return a.length - b.length
 }
 
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array
@@ -213,7 +207,7 @@ export class IndexedDbStorage implements KVStore {
     if (limit === 0) return out
     const { gte, lt } = options
     // IDBKeyRange refuses an empty or inverted range; the port answers it with no rows.
-    if (gte !== undefined && lt !== undefined && compare(gte, lt) >= 0) return out
+    if (gte !== undefined && lt !== undefined && compareBytes(gte, lt) >= 0) return out
     const range = gte !== undefined && lt !== undefined ? IDBKeyRange.bound(gte, lt, false, true)
       : gte !== undefined ? IDBKeyRange.lowerBound(gte)
         : lt !== undefined ? IDBKeyRange.upperBound(lt, true)

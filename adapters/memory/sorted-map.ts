@@ -5,14 +5,9 @@
  * time proportional to the batch, not to the store (a single sorted array made a long outbox's
  * confirmation quadratic).
  */
-export const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
-  const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!
-    if (d !== 0) return d
-  }
-  return a.length - b.length
-}
+import { compareBytes } from "../../core/bytes.js"
+
+export { compareBytes }
 
 const BLOCK = 512
 

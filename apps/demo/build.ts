@@ -31,6 +31,12 @@ export interface DemoAssets {
   readonly files: ReadonlyMap<string, Asset>
   /** Hash of the build: the version in URLs and the service worker's cache name. */
   readonly version: string
+  /**
+   * The app's scripts by URL path: `first`, app.js and the chunks it imports statically
+   * (transitively), which run before the board's first render; `later`, the chunks only an
+   * `import()` reaches (a card's description). From esbuild's metafile.
+   */
+  readonly scripts: { readonly first: ReadonlyArray<string>; readonly later: ReadonlyArray<string> }
   readonly buildMs: number
 }
 
@@ -81,10 +87,11 @@ interface Output {
   readonly text: string
 }
 
-/** The app's output files, and the chunks app.js imports statically (needed before the first render). */
+/** The app's output files, and its scripts by when they load (DemoAssets.scripts, by file name). */
 interface AppBuild {
   readonly outputs: ReadonlyArray<Output>
-  readonly preload: ReadonlyArray<string>
+  readonly first: ReadonlyArray<string>
+  readonly later: ReadonlyArray<string>
 }
 
 /**
@@ -103,10 +110,15 @@ const bundleApp = async (): Promise<AppBuild> => {
     define: { "process.env.NODE_ENV": '"production"' },
   })
   const base = (path: string) => path.slice(path.lastIndexOf("/") + 1)
-  const app = Object.entries(result.metafile.outputs).find(([path]) => base(path) === "app.js")![1]
+  const meta = new Map(Object.entries(result.metafile.outputs).map(([path, o]) => [base(path), o]))
+  const first = ["app.js"]
+  for (let i = 0; i < first.length; i++) {
+    for (const imp of meta.get(first[i]!)!.imports) if (imp.kind === "import-statement" && !first.includes(base(imp.path))) first.push(base(imp.path))
+  }
   return {
     outputs: result.outputFiles.map((f) => ({ name: base(f.path), text: f.text })),
-    preload: app.imports.filter((i) => i.kind === "import-statement").map((i) => base(i.path)),
+    first,
+    later: [...meta.keys()].filter((name) => name.endsWith(".js") && !first.includes(name)),
   }
 }
 
@@ -129,7 +141,7 @@ export const buildDemo = (): Promise<DemoAssets> => (cached ??= build())
 
 const build = async (): Promise<DemoAssets> => {
   const started = performance.now()
-  const { outputs, preload } = await bundleApp()
+  const { outputs, first, later } = await bundleApp()
   const app = outputs.find((o) => o.name === "app.js")!
   const chunks = outputs.filter((o) => o.name.startsWith("chunk-"))
   const css = readFileSync(join(WEB, "styles.css"), "utf8")
@@ -141,11 +153,10 @@ const build = async (): Promise<DemoAssets> => {
   const v = `?v=${version}`
   // The chunks app.js imports are fetched beside it, not after it has been parsed.
   const html = readFileSync(join(WEB, "index.html"), "utf8").replaceAll("{{v}}", v)
-    .replace("{{preload}}", preload.map((name) => `<link rel="modulepreload" href="/${name}">`).join("\n"))
-  const scripts = chunks.filter((c) => c.name.endsWith(".js"))
+    .replace("{{preload}}", first.slice(1).map((name) => `<link rel="modulepreload" href="/${name}">`).join("\n"))
   // What the service worker caches on install: with it the page loads with no network, and a
   // description (a chunk loaded on demand) opens with no network too.
-  const shell = ["/", `/app.js${v}`, ...scripts.map((c) => `/${c.name}`), `/styles.css${v}`, `/icon.svg${v}`, `/manifest.webmanifest${v}`]
+  const shell = ["/", `/app.js${v}`, ...[...first.slice(1), ...later].map((name) => `/${name}`), `/styles.css${v}`, `/icon.svg${v}`, `/manifest.webmanifest${v}`]
   const sw = await bundleWorker({ __CANON_VERSION__: JSON.stringify(version), __CANON_SHELL__: JSON.stringify(shell) })
   const appMap = outputs.find((o) => o.name === "app.js.map")!
   const files = new Map<string, Asset>([
@@ -159,5 +170,5 @@ const build = async (): Promise<DemoAssets> => {
     ["/manifest.webmanifest", asset("/manifest.webmanifest", manifest, IMMUTABLE)],
     ["/sw.js", asset("/sw.js", sw.replace(/\/\/# sourceMappingURL=.*\n?$/, ""), REVALIDATE)],
   ])
-  return { files, version, buildMs: Math.round(performance.now() - started) }
+  return { files, version, scripts: { first: first.map((n) => `/${n}`), later: later.map((n) => `/${n}`) }, buildMs: Math.round(performance.now() - started) }
 }

@@ -1,6 +1,6 @@
 /**
  * Bundle (a) written with the `effect` barrel (`import { Schema } from "effect"`) instead of
- * the module path: the only difference from core.ts. Measures what the barrel costs an app
+ * the module path: the only difference from core.ts with todo.ts. Measures what the barrel costs an app
  * (the figure quoted in the README). Never run; bench/bundle.ts bundles it.
  */
 import { Schema } from "effect"

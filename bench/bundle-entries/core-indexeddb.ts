@@ -4,26 +4,11 @@
  * returns. Bundle (b) does the same through `canon/level` (core-level.ts).
  * Never run; bench/bundle.ts bundles it.
  */
-import * as Schema from "effect/Schema"
-import { CanonClient, defineMachine } from "canon"
+import { CanonClient } from "canon"
 import { IndexedDbStorage } from "canon/indexeddb"
 import { wsClientTransport } from "canon/ws/browser"
 import { systemRuntime } from "canon/system"
-
-const Todo = defineMachine({
-  name: "todo",
-  version: 1,
-  initial: () => ({ items: {} as Record<string, { title: string; done: boolean }> }),
-  commands: {
-    add: {
-      args: Schema.Struct({ id: Schema.String, title: Schema.String }),
-      apply: (state, { id, title }, ctx) => {
-        if (state.items[id]) ctx.reject(`There is already an item ${id}.`)
-        state.items[id] = { title, done: false }
-      },
-    },
-  },
-})
+import { Todo } from "./todo.js"
 
 const storage = await IndexedDbStorage.open("todo")
 const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime, machines: [Todo], storage })

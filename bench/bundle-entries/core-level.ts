@@ -3,26 +3,11 @@
  * package's browser build), so edits survive a reload and go out when the network returns.
  * Never run; bench/bundle.ts bundles it.
  */
-import * as Schema from "effect/Schema"
-import { CanonClient, defineMachine } from "canon"
+import { CanonClient } from "canon"
 import { LevelStorage } from "canon/level"
 import { wsClientTransport } from "canon/ws/browser"
 import { systemRuntime } from "canon/system"
-
-const Todo = defineMachine({
-  name: "todo",
-  version: 1,
-  initial: () => ({ items: {} as Record<string, { title: string; done: boolean }> }),
-  commands: {
-    add: {
-      args: Schema.Struct({ id: Schema.String, title: Schema.String }),
-      apply: (state, { id, title }, ctx) => {
-        if (state.items[id]) ctx.reject(`There is already an item ${id}.`)
-        state.items[id] = { title, done: false }
-      },
-    },
-  },
-})
+import { Todo } from "./todo.js"
 
 const storage = await LevelStorage.open("todo")
 const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime, machines: [Todo], storage })

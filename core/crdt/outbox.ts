@@ -51,8 +51,13 @@ const batches = (list: ReadonlyArray<unknown>, budget: number): unknown[][] => {
 }
 
 export interface CrdtOutboxPort {
-  /** Submits a merge command (as `doc.submit`). */
-  submit(name: string, args: unknown): void
+  /** Submits a merge command (as `doc.submit`); a receipt with clientSeq -1 was refused before queuing. */
+  submit(name: string, args: unknown): Promise<unknown> & { readonly clientSeq: number }
+  /**
+   * A change of `field` was refused before it was queued (over the command limit): it stays in
+   * this replica's field only, and the app must hear of it.
+   */
+  unsendable(field: string, refusal: { readonly code: string; readonly message: string }): void
   /** A connection is up. */
   online(): boolean
   /** Names of the pending (unconfirmed) commands. */
@@ -104,7 +109,11 @@ export class CrdtOutbox {
       const f = this.fields.field(field)
       const updates = batches(list, budget).map((run) => f.coalesce(run))
       this.unsent.set(field, [])
-      for (const update of updates) this.port.submit(crdtCommandName(field), update)
+      for (const update of updates) {
+        const receipt = this.port.submit(crdtCommandName(field), update)
+        // The hub's refusals of queued merges come as `rejected`, as for any command.
+        if (receipt.clientSeq === -1) receipt.catch((e: { code: string; message: string }) => this.port.unsendable(field, e))
+      }
     }
   }
 

@@ -231,16 +231,8 @@ export class Doc<M extends Machine<any, any>> {
     const fields = this.#rs.crdt
     if (fields !== undefined) {
       this.#crdtOutbox = new machine.crdtRuntime!.CrdtOutbox(fields, this.#rs.unsent, {
-        submit: (name, args) => {
-          const receipt = this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>)
-          // Refused here (clientSeq -1: never queued), the change stays in this replica's field
-          // only and nobody else will see it: the app must hear of it. The hub's refusals of
-          // queued merges come as `rejected`, as for any command.
-          if (receipt.clientSeq === -1) {
-            receipt.catch((e: CommandRejected) =>
-              this.#emit("error", { code: e.code, message: `A change to field "${name.slice("$crdt.".length)}" of "${this.docId}" cannot be sent, so only this replica has it: ${e.message}` }))
-          }
-        },
+        submit: (name, args) => this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>),
+        unsendable: (field, e) => this.#emit("error", { code: e.code, message: `A change to field "${field}" of "${this.docId}" cannot be sent, so only this replica has it: ${e.message}` }),
         online: () => this.#send !== undefined,
         pendingNames: () => this.#rs.pending.map((p) => p.name),
         maxCommandBytes: this.#maxCommandBytes,

@@ -23,27 +23,33 @@ interface Culprit {
   readonly edits?: ReadonlyArray<Edit>
   /** Extra aliases for the "without" build. */
   readonly without?: Record<string, string>
-  /** Files (repository-relative) rewritten whole by `transform` in the "without" build. */
-  readonly transform?: { readonly files: ReadonlyArray<string>; readonly rewrite: (source: string) => string }
-}
-
-/**
- * TypeScript `private` members as `#private` ones: esbuild shortens #names when minifying, but
- * never property names. (Textual: members declared `private` at the class's top level and
- * used as `this.x`; a member read by name elsewhere would break, so the measure is an upper
- * bound until the change is made and tested.)
- */
-const hashPrivate = (source: string): string => {
-  let s = source
-  for (const [, name] of s.matchAll(/^ {2}private (?:readonly )?([A-Za-z_]\w*)/gm)) {
-    s = s.replace(new RegExp(`^( {2})private (readonly )?${name}\\b`, "gm"), (_m, indent: string, ro: string | undefined) => `${indent}${ro ?? ""}#${name}`)
-    s = s.replace(new RegExp(`\\b(this|self)\\.${name}\\b`, "g"), `$1.#${name}`)
-  }
-  return s
 }
 
 /** A plain Error with the tag and fields, as Data.TaggedError makes, minus Effect's Equal/Hash/Yieldable. */
 const PLAIN_TAGGED = `const Data = { TaggedError: (tag) => class extends Error { constructor(a) { super(a.message); Object.assign(this, a); this._tag = tag } } }`
+
+/**
+ * Parts of the replica that bundle (a) carries but does not use: what the 45 kB goal could at
+ * most gain from making them optional. Each "without" disables the part in place.
+ */
+const OPTIONAL: ReadonlyArray<{ readonly name: string; readonly edits: ReadonlyArray<Edit> }> = [
+  {
+    name: "the replica store (core/store/*), for an app that passes no storage",
+    edits: [{ file: "core/replica/client.ts", from: "options.storage ? new ReplicaStore(options.storage) : undefined", to: "undefined" }],
+  },
+  {
+    name: "compat mode's downcast, for a hub older than the app (core/replica/doc.ts)",
+    edits: [{ file: "core/replica/doc.ts", from: "#sendDowncast(commands: ReadonlyArray<PendingCommand>): void {", to: "#sendDowncast(commands: ReadonlyArray<PendingCommand>): void { return" }],
+  },
+  {
+    name: "presence (Doc.setPresence)",
+    edits: [{ file: "core/replica/doc.ts", from: "setPresence(state: unknown): void {", to: "setPresence(state: unknown): void { return" }],
+  },
+  {
+    name: "protocol 1 submits, for a hub that speaks only protocol 1",
+    edits: [{ file: "core/replica/doc.ts", from: "this.#protocol >= 2\n", to: "true\n" }],
+  },
+]
 
 const CULPRITS: ReadonlyArray<Culprit> = [
   {
@@ -54,10 +60,11 @@ const CULPRITS: ReadonlyArray<Culprit> = [
       { file: "core/protocol/codec-shared.ts", from: `import * as Data from "effect/Data"`, to: PLAIN_TAGGED },
     ],
   },
+  ...OPTIONAL.map((o) => ({ name: o.name, entry: ENTRY.core, edits: o.edits })),
   {
-    name: "named private members of the replica's classes (Doc, ReplicaState, SnapshotReceiver, ReplicaStore): as #private",
+    name: "all of the above at once: (a) with no optional part of the replica (the best a smaller client could do without touching its core)",
     entry: ENTRY.core,
-    transform: { files: ["core/replica/doc.ts", "core/replica/replica-state.ts", "core/replica/snapshot-receiver.ts", "core/store/replica-store.ts"], rewrite: hashPrivate },
+    edits: OPTIONAL.flatMap((o) => o.edits),
   },
   {
     name: "the `buffer` polyfill level-transcoder requires in level's browser build (bundle (b); the demo too)",
@@ -67,15 +74,13 @@ const CULPRITS: ReadonlyArray<Culprit> = [
   },
 ]
 
-const swap = (edits: ReadonlyArray<Edit>, missing: string[], transform?: Culprit["transform"]): esbuild.Plugin => ({
+const swap = (edits: ReadonlyArray<Edit>, missing: string[]): esbuild.Plugin => ({
   name: "swap-source",
   setup(build) {
     build.onLoad({ filter: /\.ts$/ }, (args) => {
       const mine = edits.filter((e) => args.path === `${ROOT}${e.file}`)
-      const rewrite = transform !== undefined && transform.files.some((f) => args.path === `${ROOT}${f}`)
-      if (mine.length === 0 && !rewrite) return undefined
+      if (mine.length === 0) return undefined
       let source = readFileSync(args.path, "utf8")
-      if (rewrite) source = transform!.rewrite(source)
       for (const e of mine) {
         if (source.includes(e.from)) source = source.replace(e.from, e.to)
         else missing.push(`${e.file}: ${e.from.slice(0, 60)}`)
@@ -89,7 +94,7 @@ const main = async (): Promise<void> => {
   for (const c of CULPRITS) {
     const missing: string[] = []
     const withIt = await measureBundle(c.entry, { alias: c.alias ?? {} })
-    const without = await measureBundle(c.entry, { alias: { ...c.alias, ...c.without }, plugins: [swap(c.edits ?? [], missing, c.transform)] })
+    const without = await measureBundle(c.entry, { alias: { ...c.alias, ...c.without }, plugins: [swap(c.edits ?? [], missing)] })
     console.log(`${c.name}\n  with: ${withIt.gzipped} B gzipped (${withIt.minified} B minified); without: ${without.gzipped} B (${without.minified} B)` +
       `\n  cost: ${withIt.gzipped - without.gzipped} B gzipped, ${withIt.minified - without.minified} B minified` +
       (missing.length > 0 ? `\n  gone: source not found (${missing.join("; ")}), so the figures compare the same code` : ""))

@@ -76,18 +76,18 @@ export interface ClientOptions extends DocOptions {
 }
 
 export class CanonClient {
-  private readonly docs = new Map<string, Doc<any>>()
-  private conn: Connection<ClientMessage> | undefined
-  private welcomed = false
-  private attempt = 0
-  private retryTimer: Timer | undefined
-  private stableTimer: Timer | undefined
-  private currentStatus: ClientStatus = "offline"
-  private readonly statusListeners = new Set<(s: ClientStatus, info?: CloseInfo) => void>()
-  private wantOnline: boolean
-  private lastRefusal: Refused | undefined
-  private readonly machines = new Map<string, Machine<any, any>>()
-  private stopWake: (() => void) | undefined
+  readonly #docs = new Map<string, Doc<any>>()
+  #conn: Connection<ClientMessage> | undefined
+  #welcomed = false
+  #attempt = 0
+  #retryTimer: Timer | undefined
+  #stableTimer: Timer | undefined
+  #currentStatus: ClientStatus = "offline"
+  readonly #statusListeners = new Set<(s: ClientStatus, info?: CloseInfo) => void>()
+  #wantOnline: boolean
+  #lastRefusal: Refused | undefined
+  readonly #machines = new Map<string, Machine<any, any>>()
+  #stopWake: (() => void) | undefined
   /** Protocol version agreed in the last handshake. */
   protocol: number | undefined
   /**
@@ -95,25 +95,27 @@ export class CanonClient {
    * older than the app (it refused the newer one with schema-too-new) and the machine's
    * history has the hub's version (core/schema: compat mode, see Doc).
    */
-  private readonly declared = new Map<string, number>()
+  readonly #declared = new Map<string, number>()
   /** The last refusal was answered by declaring an older version: reconnect at once. */
-  private steppedDown = false
+  #steppedDown = false
   /** The current connection was refused (lastRefusal may be from an earlier one). */
-  private refusedHere = false
+  #refusedHere = false
 
-  private constructor(
-    readonly clientId: string,
-    private readonly secret: string,
-    private readonly options: ClientOptions,
-    private readonly store: ReplicaStore | undefined,
-  ) {
-    this.wantOnline = options.autoConnect ?? true
-    for (const m of options.machines ?? []) this.machines.set(m.name, m)
+  readonly #secret: string
+  readonly #options: ClientOptions
+  readonly #store: ReplicaStore | undefined
+
+  private constructor(readonly clientId: string, secret: string, options: ClientOptions, store: ReplicaStore | undefined) {
+    this.#secret = secret
+    this.#options = options
+    this.#store = store
+    this.#wantOnline = options.autoConnect ?? true
+    for (const m of options.machines ?? []) this.#machines.set(m.name, m)
   }
 
   /** Why the hub last refused this client (code, sentence), if it did. */
   get refusal(): { readonly code: string; readonly message: string } | undefined {
-    return this.lastRefusal
+    return this.#lastRefusal
   }
 
   /** Opens a client: loads (or creates and stores) its clientId, then connects. */
@@ -129,27 +131,27 @@ export class CanonClient {
       await store?.setIdentity(clientId, secret)
     }
     const client = new CanonClient(clientId, secret, options, store)
-    client.stopWake = (options.transport as WakingTransport).onWake?.(() => {
-      if (client.currentStatus === "offline" && client.wantOnline) client.reconnectNow()
+    client.#stopWake = (options.transport as WakingTransport).onWake?.(() => {
+      if (client.#currentStatus === "offline" && client.#wantOnline) client.reconnectNow()
     })
-    if (client.wantOnline) client.connect()
+    if (client.#wantOnline) client.connect()
     return client
   }
 
   get status(): ClientStatus {
-    return this.currentStatus
+    return this.#currentStatus
   }
 
   /** Calls `fn` on every status change; `info` says why a connection closed. */
   onStatus(fn: (status: ClientStatus, info?: CloseInfo) => void): () => void {
-    this.statusListeners.add(fn)
-    return () => this.statusListeners.delete(fn)
+    this.#statusListeners.add(fn)
+    return () => this.#statusListeners.delete(fn)
   }
 
-  private setStatus(s: ClientStatus, info?: CloseInfo): void {
-    if (s === this.currentStatus) return
-    this.currentStatus = s
-    for (const fn of this.statusListeners) {
+  #setStatus(s: ClientStatus, info?: CloseInfo): void {
+    if (s === this.#currentStatus) return
+    this.#currentStatus = s
+    for (const fn of this.#statusListeners) {
       try {
         fn(s, info)
       } catch {
@@ -163,13 +165,13 @@ export class CanonClient {
    * survive restarts) and follows it on the hub.
    */
   async open<M extends Machine<any, any>>(machine: M, docId: string): Promise<Doc<M>> {
-    if (this.currentStatus === "closed") throw canonError("closed", "This client is closed.")
-    const existing = this.docs.get(docId)
+    if (this.#currentStatus === "closed") throw canonError("closed", "This client is closed.")
+    const existing = this.#docs.get(docId)
     if (existing !== undefined) {
       if (existing.machine !== machine) throw canonError("machine-mismatch", `Document "${docId}" is already open with machine "${existing.machine.name}".`)
       return existing as Doc<M>
     }
-    const stored = await this.store?.load(docId)
+    const stored = await this.#store?.load(docId)
     if (stored !== undefined && stored.meta.machine !== machine.name) {
       throw canonError("machine-mismatch", `Stored document "${docId}" belongs to machine "${stored.meta.machine}", not "${machine.name}".`)
     }
@@ -177,7 +179,7 @@ export class CanonClient {
     // machine's version history, if it has one (core/schema/replica-upgrade.ts); a one-version
     // machine whose version was bumped reads what it stored as it is.
     if (stored !== undefined && stored.meta.version > machine.version) throw newerStoreError(docId, stored.meta.version, machine)
-    const upgraded = stored === undefined ? undefined : await historyOf(machine)?.upgradeStoredReplica(this.store, docId, stored, machine)
+    const upgraded = stored === undefined ? undefined : await historyOf(machine)?.upgradeStoredReplica(this.#store, docId, stored, machine)
     const host = new JournaledState<StateOf<M>>(upgraded !== undefined ? (upgraded.state as StateOf<M>) : stored?.snapshot ? (decodeCanonical(stored.snapshot.state) as StateOf<M>) : machine.initial())
     let seq = upgraded?.confirmedSeq ?? stored?.snapshot?.seq ?? 0
     for (const e of upgraded !== undefined ? [] : stored?.entries ?? []) {
@@ -188,48 +190,48 @@ export class CanonClient {
     if (stored !== undefined && seq !== stored.meta.confirmedSeq) {
       throw canonError("storage-corrupt", `Stored document "${docId}" claims seq ${stored.meta.confirmedSeq} but its state reaches ${seq}.`)
     }
-    const again = this.docs.get(docId)
+    const again = this.#docs.get(docId)
     if (again !== undefined) return again as Doc<M>
     // Declared in later handshakes; on this connection the subscribe carries the check.
-    if (!this.machines.has(machine.name)) this.machines.set(machine.name, machine)
-    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.store, this.options.runtime, {
+    if (!this.#machines.has(machine.name)) this.#machines.set(machine.name, machine)
+    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.#store, this.#options.runtime, {
       state: host.root,
       confirmedSeq: seq,
       nextClientSeq: stored?.meta.nextClientSeq ?? 1,
       snapshotSeq: upgraded?.snapshotSeq ?? stored?.snapshot?.seq ?? 0,
       outbox: upgraded?.outbox ?? stored?.outbox ?? [],
       fetchState: upgraded !== undefined || stored?.provisional === true,
-    }, this.options, () => {
-      if (this.docs.get(docId) === doc) this.docs.delete(docId)
+    }, this.#options, () => {
+      if (this.#docs.get(docId) === doc) this.#docs.delete(docId)
     })
-    this.docs.set(docId, doc)
-    if (this.welcomed && this.conn) doc.connected((m) => this.conn?.send(m), this.protocol ?? 1, this.declared.get(machine.name))
+    this.#docs.set(docId, doc)
+    if (this.#welcomed && this.#conn) doc.connected((m) => this.#conn?.send(m), this.protocol ?? 1, this.#declared.get(machine.name))
     return doc
   }
 
   /** Goes online (after `disconnect`, or with autoConnect off). */
   connect(): void {
-    this.wantOnline = true
-    if (this.conn !== undefined || this.currentStatus === "closed") return
-    if (this.currentStatus === "refused") this.attempt = 0
-    this.retryTimer?.cancel()
-    this.retryTimer = undefined
-    this.setStatus("connecting")
-    this.refusedHere = false
+    this.#wantOnline = true
+    if (this.#conn !== undefined || this.#currentStatus === "closed") return
+    if (this.#currentStatus === "refused") this.#attempt = 0
+    this.#retryTimer?.cancel()
+    this.#retryTimer = undefined
+    this.#setStatus("connecting")
+    this.#refusedHere = false
     let conn: Connection<ClientMessage> | undefined
-    const isCurrent = () => this.conn === conn && conn !== undefined
-    conn = this.options.transport.connect({
+    const isCurrent = () => this.#conn === conn && conn !== undefined
+    conn = this.#options.transport.connect({
       onOpen: () => {
-        if (isCurrent()) void this.hello(conn!)
+        if (isCurrent()) void this.#hello(conn!)
       },
       onMessage: (msg) => {
-        if (isCurrent()) this.receive(conn!, msg)
+        if (isCurrent()) this.#receive(conn!, msg)
       },
       onClose: (info) => {
-        if (isCurrent()) this.lost(info)
+        if (isCurrent()) this.#lost(info)
       },
     })
-    this.conn = conn
+    this.#conn = conn
   }
 
   /**
@@ -237,29 +239,29 @@ export class CanonClient {
    * back). Also retries after a refusal, as `connect` does.
    */
   reconnectNow(): void {
-    if (this.conn !== undefined || this.currentStatus === "closed") return
-    this.attempt = 0
+    if (this.#conn !== undefined || this.#currentStatus === "closed") return
+    this.#attempt = 0
     this.connect()
   }
 
-  private async hello(conn: Connection<ClientMessage>): Promise<void> {
-    const c = this.options.credentials
+  async #hello(conn: Connection<ClientMessage>): Promise<void> {
+    const c = this.#options.credentials
     let credentials: string | undefined
     try {
       credentials = typeof c === "function" ? await c() : c
     } catch (e) {
-      this.lost({ code: "credentials-failed", reason: `Getting credentials failed: ${e instanceof Error ? e.message : String(e)}` })
+      this.#lost({ code: "credentials-failed", reason: `Getting credentials failed: ${e instanceof Error ? e.message : String(e)}` })
       conn.close("closed", "No credentials.")
       return
     }
-    if (this.conn !== conn) return
+    if (this.#conn !== conn) return
     conn.send({
       type: "hello",
-      protocol: this.options.protocol ?? SUPPORTED_PROTOCOL,
+      protocol: this.#options.protocol ?? SUPPORTED_PROTOCOL,
       clientId: this.clientId,
-      secret: this.secret,
-      machines: [...this.machines.values()].map((m) => {
-        const v = this.declared.get(m.name)
+      secret: this.#secret,
+      machines: [...this.#machines.values()].map((m) => {
+        const v = this.#declared.get(m.name)
         return describeMachine(v === undefined ? m : historyOf(m)!.at(v))
       }),
       ...(credentials !== undefined ? { credentials } : {}),
@@ -268,92 +270,92 @@ export class CanonClient {
 
   /** Goes offline on purpose: local edits keep working and wait in the outbox. */
   disconnect(): void {
-    this.wantOnline = false
-    this.retryTimer?.cancel()
-    this.retryTimer = undefined
-    const conn = this.conn
+    this.#wantOnline = false
+    this.#retryTimer?.cancel()
+    this.#retryTimer = undefined
+    const conn = this.#conn
     if (conn !== undefined) {
-      this.lost({ code: "closed", reason: "Disconnected by the app." })
+      this.#lost({ code: "closed", reason: "Disconnected by the app." })
       conn.close("closed", "Disconnected by the app.")
     }
   }
 
-  private receive(conn: Connection<ClientMessage>, msg: ServerMessage): void {
+  #receive(conn: Connection<ClientMessage>, msg: ServerMessage): void {
     if (msg.type === "refused") {
-      this.lastRefusal = msg
-      this.refusedHere = true
+      this.#lastRefusal = msg
+      this.#refusedHere = true
       // A hub older than the app: declare the previous version of the machine, if the app has it.
-      const m = msg.code === "schema-too-new" && msg.machine !== undefined ? this.machines.get(msg.machine) : undefined
+      const m = msg.code === "schema-too-new" && msg.machine !== undefined ? this.#machines.get(msg.machine) : undefined
       const h = m === undefined ? undefined : historyOf(m)
       if (m !== undefined && h !== undefined) {
-        const next = (this.declared.get(m.name) ?? m.version) - 1
+        const next = (this.#declared.get(m.name) ?? m.version) - 1
         if (h.has(next)) {
-          this.declared.set(m.name, next)
-          this.steppedDown = true
+          this.#declared.set(m.name, next)
+          this.#steppedDown = true
         }
       }
       return
     }
     if (msg.type === "welcome") {
-      this.welcomed = true
+      this.#welcomed = true
       this.protocol = msg.protocol
-      this.lastRefusal = undefined
-      this.setStatus("online")
-      this.stableTimer?.cancel()
-      this.stableTimer = this.options.runtime.setTimer(this.options.stableMs ?? 10_000, () => {
-        this.attempt = 0
+      this.#lastRefusal = undefined
+      this.#setStatus("online")
+      this.#stableTimer?.cancel()
+      this.#stableTimer = this.#options.runtime.setTimer(this.#options.stableMs ?? 10_000, () => {
+        this.#attempt = 0
       })
       const send = (m: ClientMessage) => conn.send(m)
-      for (const doc of this.docs.values()) doc.connected(send, msg.protocol, this.declared.get(doc.machine.name))
+      for (const doc of this.#docs.values()) doc.connected(send, msg.protocol, this.#declared.get(doc.machine.name))
       return
     }
     if ("docId" in msg && msg.docId !== undefined) {
-      this.docs.get(msg.docId)?.receive(msg)
+      this.#docs.get(msg.docId)?.receive(msg)
     }
   }
 
-  private lost(info: CloseInfo): void {
-    this.conn = undefined
-    this.welcomed = false
-    this.stableTimer?.cancel()
-    for (const doc of this.docs.values()) doc.disconnected()
-    if (this.currentStatus === "closed") return
-    const refusal = (this.refusedHere ? this.lastRefusal : undefined) ?? (FINAL_REFUSALS.has(info.code) ? { code: info.code, message: info.reason } : undefined)
+  #lost(info: CloseInfo): void {
+    this.#conn = undefined
+    this.#welcomed = false
+    this.#stableTimer?.cancel()
+    for (const doc of this.#docs.values()) doc.disconnected()
+    if (this.#currentStatus === "closed") return
+    const refusal = (this.#refusedHere ? this.#lastRefusal : undefined) ?? (FINAL_REFUSALS.has(info.code) ? { code: info.code, message: info.reason } : undefined)
     if (refusal !== undefined && FINAL_REFUSALS.has(refusal.code)) {
       // Retrying cannot help: keep local data and the outbox, wait for the app; receipts
       // settle now rather than wait for a connection that will not come.
-      this.lastRefusal = refusal as Refused
-      for (const doc of this.docs.values()) doc.refused(refusal.code, refusal.message)
-      this.setStatus("refused", { code: refusal.code, reason: refusal.message })
+      this.#lastRefusal = refusal as Refused
+      for (const doc of this.#docs.values()) doc.refused(refusal.code, refusal.message)
+      this.#setStatus("refused", { code: refusal.code, reason: refusal.message })
       return
     }
-    this.setStatus("offline", info)
-    if (!this.wantOnline) return
-    if (this.steppedDown) {
+    this.#setStatus("offline", info)
+    if (!this.#wantOnline) return
+    if (this.#steppedDown) {
       // Declaring an older version is a new offer, not a retry: no backoff.
-      this.steppedDown = false
-      this.retryTimer = this.options.runtime.setTimer(0, () => {
-        this.retryTimer = undefined
-        if (this.wantOnline) this.connect()
+      this.#steppedDown = false
+      this.#retryTimer = this.#options.runtime.setTimer(0, () => {
+        this.#retryTimer = undefined
+        if (this.#wantOnline) this.connect()
       })
       return
     }
     // Each new connection offers the app's own versions first (the hub may have been upgraded).
-    if (refusal === undefined) this.declared.clear()
-    const delay = backoffDelay(this.attempt++, () => this.options.runtime.random(), this.options.backoff)
-    this.retryTimer = this.options.runtime.setTimer(delay, () => {
-      this.retryTimer = undefined
-      if (this.wantOnline) this.connect()
+    if (refusal === undefined) this.#declared.clear()
+    const delay = backoffDelay(this.#attempt++, () => this.#options.runtime.random(), this.#options.backoff)
+    this.#retryTimer = this.#options.runtime.setTimer(delay, () => {
+      this.#retryTimer = undefined
+      if (this.#wantOnline) this.connect()
     })
   }
 
   /** Closes the connection and every document; waits for pending writes. */
   async close(): Promise<void> {
-    const docs = [...this.docs.values()]
-    this.stopWake?.()
+    const docs = [...this.#docs.values()]
+    this.#stopWake?.()
     this.disconnect()
-    this.setStatus("closed")
-    this.docs.clear()
+    this.#setStatus("closed")
+    this.#docs.clear()
     await Promise.all(docs.map((d) => d.close()))
   }
 }

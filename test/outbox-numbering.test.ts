@@ -104,3 +104,19 @@ test("a stored outbox with a hole before it (written before the fix) is renumber
   await running(w.rt, again.client.close())
   await w.hub.close()
 })
+
+test("a stored next number behind the stored outbox (a damaged meta) never reuses a stored command's number", async () => {
+  const storage = new MemoryStorage()
+  await new ReplicaStore(storage).appendOutbox(DOC, { machine: "todo", version: 1, confirmedSeq: 0, nextClientSeq: 1 }, [
+    { clientSeq: 1, name: "add", args: { id: "a", title: "A" } },
+    { clientSeq: 2, name: "add", args: { id: "b", title: "B" } },
+  ])
+  const offline = { connect: () => ({ send() {}, close() {}, bufferedAmount: 0 }) }
+  const client = await CanonClient.open({ transport: offline, runtime: new VirtualRuntime(1), clientId: "a", storage, autoConnect: false })
+  const doc = await client.open(Todo, DOC)
+  const receipt = doc.submit("add", { id: "c", title: "C" })
+  await receipt.persisted
+  expect(receipt.clientSeq).toBe(3)
+  expect((await new ReplicaStore(storage).load(DOC))!.outbox.map((o) => o.clientSeq)).toEqual([1, 2, 3])
+  await client.close()
+})

@@ -363,6 +363,16 @@ describe.each(adapters)("Canon records over %s", (_name, make) => {
       expect(m.message).toContain(hex(metaKey))
     })
 
+    it("a snapshot whose state bytes are damaged: opening the document is storage-corrupt naming it", async () => {
+      await new ReplicaStore(fx.kv).confirm("alpha", { meta: meta(4, 1), entries: [], settled: [], snapshot: { seq: 4, state: new Uint8Array([0xff, 0x00, 0x13]), dropFrom: 1, dropTo: 0 } })
+      const offline: ClientTransport = { connect: () => ({ send() {}, close() {}, bufferedAmount: 0 }) }
+      const client = await CanonClient.open({ transport: offline, runtime: new VirtualRuntime(1), autoConnect: false, storage: await fx.reopen() })
+      const e = await failure(client.open(Counter, "alpha"))
+      expect(e.code).toBe("storage-corrupt")
+      expect(e.message).toMatch(/^The stored snapshot of document "alpha" is unreadable: /)
+      await client.close()
+    })
+
     it("a hole in the replica's confirmed entries is detected when the document opens", async () => {
       const rs = new ReplicaStore(fx.kv)
       await rs.setClientId("me")

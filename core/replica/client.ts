@@ -75,6 +75,15 @@ export interface ClientOptions extends DocOptions {
   readonly autoConnect?: boolean
 }
 
+/** A stored snapshot's state: damaged bytes are storage-corrupt, naming the document. */
+const storedState = (docId: string, bytes: Uint8Array): unknown => {
+  try {
+    return decodeCanonical(bytes)
+  } catch (e) {
+    throw canonError("storage-corrupt", `The stored snapshot of document "${docId}" is unreadable: ${e instanceof Error ? e.message : String(e)}`)
+  }
+}
+
 export class CanonClient {
   readonly #docs = new Map<string, Doc<any>>()
   #conn: Connection<ClientMessage> | undefined
@@ -180,7 +189,7 @@ export class CanonClient {
     // machine whose version was bumped reads what it stored as it is.
     if (stored !== undefined && stored.meta.version > machine.version) throw newerStoreError(docId, stored.meta.version, machine)
     const upgraded = stored === undefined ? undefined : await historyOf(machine)?.upgradeStoredReplica(this.#store, docId, stored, machine)
-    const host = new JournaledState<StateOf<M>>(upgraded !== undefined ? (upgraded.state as StateOf<M>) : stored?.snapshot ? (decodeCanonical(stored.snapshot.state) as StateOf<M>) : machine.initial())
+    const host = new JournaledState<StateOf<M>>(upgraded !== undefined ? (upgraded.state as StateOf<M>) : stored?.snapshot ? (storedState(docId, stored.snapshot.state) as StateOf<M>) : machine.initial())
     let seq = upgraded?.confirmedSeq ?? stored?.snapshot?.seq ?? 0
     for (const e of upgraded !== undefined ? [] : stored?.entries ?? []) {
       if (e.seq !== seq + 1) break
@@ -197,7 +206,8 @@ export class CanonClient {
     const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.#store, this.#options.runtime, {
       state: host.root,
       confirmedSeq: seq,
-      nextClientSeq: stored?.meta.nextClientSeq ?? 1,
+      // Never below a stored command's number: a reused number would overwrite that command.
+      nextClientSeq: (upgraded?.outbox ?? stored?.outbox ?? []).reduce((n, o) => Math.max(n, o.clientSeq + 1), stored?.meta.nextClientSeq ?? 1),
       snapshotSeq: upgraded?.snapshotSeq ?? stored?.snapshot?.seq ?? 0,
       outbox: upgraded?.outbox ?? stored?.outbox ?? [],
       fetchState: upgraded !== undefined || stored?.provisional === true,
@@ -225,7 +235,18 @@ export class CanonClient {
         if (isCurrent()) void this.#hello(conn!)
       },
       onMessage: (msg) => {
-        if (isCurrent()) this.#receive(conn!, msg)
+        if (!isCurrent()) return
+        try {
+          this.#receive(conn!, msg)
+        } catch (e) {
+          // What a hub sends is checked where the replica takes it; this is the net under
+          // those checks: a message this client cannot use ends the connection (a new one
+          // starts over, after the backoff), it never throws into the transport, where it
+          // would be an uncaught exception.
+          const reason = `The hub sent a "${msg.type}" message this client cannot use: ${e instanceof Error ? e.message : String(e)}`
+          conn!.close("protocol-error", reason)
+          this.#lost({ code: "protocol-error", reason })
+        }
       },
       onClose: (info) => {
         if (isCurrent()) this.#lost(info)

@@ -761,7 +761,6 @@ export class Doc<M extends Machine<any, any>> {
         this.#receiver = undefined
         const done = r.finish()
         if ("reason" in done) return this.#badSnapshot(done.reason)
-        this.#snapshotFailures = 0
         this.#install(r.begin.seq, done.bytes, r.begin.hash)
         return
       }
@@ -810,14 +809,22 @@ export class Doc<M extends Machine<any, any>> {
    * that state: their duplicates' outcomes say so).
    */
   #install(seq: number, bytes: Uint8Array, verifiedHash?: string): void {
-    if (this.#sessionVersion !== undefined) {
-      // Compat mode: the hub's state is of its older version (and its hash is of that form).
-      bytes = encodeCanonical(historyOf(this.machine)!.migrateState(decodeCanonical(bytes), this.#sessionVersion, this.machine.version, makeContext(this.docId, seq, 0, "$local")))
-      verifiedHash = undefined
+    try {
+      if (this.#sessionVersion !== undefined) {
+        // Compat mode: the hub's state is of its older version (and its hash is of that form).
+        bytes = encodeCanonical(historyOf(this.machine)!.migrateState(decodeCanonical(bytes), this.#sessionVersion, this.machine.version, makeContext(this.docId, seq, 0, "$local")))
+        verifiedHash = undefined
+      }
+      // Decoded before anything changes: bytes that are no state of this machine change nothing.
+      this.#rs.reset(seq, bytes, verifiedHash)
+    } catch (e) {
+      // A hash only says the bytes are the ones the hub meant: a broken or hostile hub's
+      // state is refused here, never thrown into the connection.
+      return this.#badSnapshot(`its state cannot be read (${e instanceof Error ? e.message : String(e)})`)
     }
+    this.#snapshotFailures = 0
     this.#resyncing = false
     this.#fetchStateOnConnect = false
-    this.#rs.reset(seq, bytes, verifiedHash)
     let settledBefore: number[] = []
     this.#enqueue(
       (store) => {
@@ -1039,6 +1046,9 @@ export class Doc<M extends Machine<any, any>> {
   close(): Promise<void> {
     if (!this.#closed) {
       this.#crdtOutbox?.close()
+      // Commands submitted in this tick wait for a microtask to be written: write them now,
+      // so that the lane returned below holds them ("pending commands stay in the outbox").
+      this.#flushOutbox()
       this.#closed = true
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined

@@ -21,7 +21,7 @@
 import { applyLogged } from "../apply.js"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
 import type { Entry } from "../entry.js"
-import type { Rejection } from "../errors.js"
+import { canonError, type Rejection } from "../errors.js"
 import { hashState } from "../hash.js"
 import { JournaledState, type Journal } from "../journal.js"
 import { makeContext, runApply, type CommandContext, type CompiledCommand, type Machine } from "../machine.js"
@@ -372,18 +372,35 @@ export class ReplicaState<S> {
 
   /** Replaces the confirmed state with the authority's (after a desync); pending stays on top. */
   /** `hash`: the bytes' verified hash (a snapshot stream's), remembered for the checkpoint at `seq`. */
+  /**
+   * Throws (a CanonError) on bytes that are not a state of this machine, and then nothing has
+   * changed: the caller discards them and asks again.
+   */
   reset(seq: number, state: Uint8Array, hash?: string): void {
     const decoded = decodeCanonical(state) as S
     // CRDT fields come with the state: reload them, then merge what is local on top again.
     const fields = this.machine.crdtRuntime?.takeEncodedFields(decoded)
+    if (this.crdt !== undefined && (typeof decoded !== "object" || decoded === null || Array.isArray(decoded))) {
+      throw canonError("decode-failed", "The state of a machine with CRDT fields is an object.")
+    }
     this.#undoPending()
+    const before = { root: this.host.root, seq: this.confirmedSeq, installed: this.#installed }
     this.host.root = decoded
     this.confirmedSeq = seq
     // Strict canonical decoding: the decoded state encodes back to exactly these bytes. With
     // CRDT fields the bytes hold more than the state the checkpoints hash: no shortcut.
     this.#installed = hash !== undefined && this.machine.crdtRuntime === undefined ? { seq, hash } : undefined
+    try {
+      // Loading the fields throws before replacing any (a field's bytes that do not load).
+      this.crdt?.reset(fields, this.host, this.pending, this.unsent, this.clientId)
+    } catch (e) {
+      this.host.root = before.root
+      this.confirmedSeq = before.seq
+      this.#installed = before.installed
+      this.#redoPending()
+      throw e
+    }
     for (const s of [...this.#expected.keys()]) if (s <= seq) this.#expected.delete(s)
-    this.crdt?.reset(fields, this.host, this.pending, this.unsent, this.clientId)
     this.#redoPending()
   }
 }

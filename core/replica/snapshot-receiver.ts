@@ -1,10 +1,10 @@
 /**
- * A replica's side of a snapshot stream: assembles the chunks of one snapshot in a buffer of
- * its announced size (the only copy of the bytes: with the decoded state that follows, about
- * two copies in all), hashes them as they arrive in order, acknowledges every `ackEvery`
- * bytes (the hub's credit window), and hands out the bytes only if they hash to what the
- * stream began with. A chunk out of place, a size over the limit, or a hash that does not
- * match discards the stream: the replica asks for the state again, it never installs a bad one.
+ * A replica's side of a snapshot stream: assembles the chunks of one snapshot in a buffer that
+ * grows to its announced size as bytes come (an announced size alone allocates at most 1 MiB),
+ * hashes them as they arrive in order, acknowledges every `ackEvery` bytes (the hub's credit
+ * window), and hands out the bytes only if they hash to what the stream began with. A chunk
+ * out of place, a size over the limit, or a hash that does not match discards the stream: the
+ * replica asks for the state again, it never installs a bad one.
  *
  * A stream cut by a disconnect is kept: after reconnecting, the replica tells the hub how far
  * it got (`resumeAck`), and if the hub streams the same snapshot again it continues there.
@@ -22,6 +22,9 @@ export type ChunkOutcome =
   | { readonly kind: "progress"; readonly ack: number | undefined }
   | { readonly kind: "bad"; readonly reason: string }
 
+/** What a stream's buffer starts at; it doubles (up to the announced size) as bytes arrive. */
+const FIRST_BUFFER_BYTES = 1 << 20
+
 export class SnapshotReceiver {
   #buffer: Uint8Array
   #hash = new StreamHash()
@@ -35,7 +38,8 @@ export class SnapshotReceiver {
     ackEvery: number,
   ) {
     this.#ackEvery = ackEvery
-    this.#buffer = new Uint8Array(begin.size)
+    // Grown as bytes arrive: an announced size is only a claim until the bytes come.
+    this.#buffer = new Uint8Array(Math.min(begin.size, FIRST_BUFFER_BYTES))
   }
 
   get id(): number {
@@ -59,6 +63,11 @@ export class SnapshotReceiver {
     if (end <= this.received) return { kind: "progress", ack: undefined }
     if (c.offset > this.received) return { kind: "bad", reason: `a chunk at ${c.offset} leaves a hole after ${this.received} bytes` }
     const fresh = c.bytes.subarray(this.received - c.offset)
+    if (end > this.#buffer.length) {
+      const grown = new Uint8Array(Math.min(this.begin.size, Math.max(end, this.#buffer.length * 2)))
+      grown.set(this.#buffer.subarray(0, this.received))
+      this.#buffer = grown
+    }
     this.#buffer.set(fresh, this.received)
     this.#hash.update(fresh)
     this.received = end

@@ -1,0 +1,162 @@
+/**
+ * A broken or hostile hub against a CanonClient. Whatever it sends, nothing throws out of the
+ * transport's onMessage (over a real socket that is an uncaught exception: the app's process
+ * dies), a state the replica cannot read changes nothing, and the replica stays usable.
+ * The last test runs a real client process against a raw WebSocket "hub".
+ */
+import { spawnSync } from "node:child_process"
+import fc from "fast-check"
+import * as Schema from "effect/Schema"
+import { CanonClient, defineMachine, encodeCanonical, type ClientMessage, type ConnectionListener, type ServerMessage } from "../core/index.js"
+import { hashBytes } from "../core/internal.js"
+import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { yText } from "../adapters/yjs/index.js"
+import { Todo } from "./support/machines.js"
+import { ROOT } from "./crash/harness.js"
+
+const DOC = "list"
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
+
+/** A transport whose "hub" is the test: `deliver` is the transport calling onMessage. */
+const scriptedHub = () => {
+  let listener: ConnectionListener<ServerMessage> | undefined
+  const sent: ClientMessage[] = []
+  const closes: string[] = []
+  const transport = {
+    connect(l: ConnectionListener<ServerMessage>) {
+      listener = l
+      queueMicrotask(() => l.onOpen?.())
+      return { send: (m: ClientMessage) => void sent.push(m), close: (code?: string) => void closes.push(code ?? "closed"), bufferedAmount: 0 }
+    },
+  }
+  return { transport, sent, closes, deliver: (m: ServerMessage) => listener!.onMessage(m) }
+}
+
+const Note = defineMachine({
+  name: "note",
+  version: 1,
+  initial: () => ({ title: "" }),
+  commands: { rename: { args: Schema.Struct({ title: Schema.String }), apply: (s: { title: string }, a: { title: string }) => void (s.title = a.title) } },
+  crdt: { body: yText() },
+})
+
+const setup = async <M extends typeof Todo | typeof Note>(machine: M, protocol = 1) => {
+  const hub = scriptedHub()
+  const client = await CanonClient.open({ transport: hub.transport, runtime: new VirtualRuntime(1), storage: new MemoryStorage(), clientId: "c1", machines: [machine] })
+  await flush()
+  hub.deliver({ type: "welcome", protocol, clientId: "c1" })
+  const doc = await client.open(machine, DOC)
+  const errors: string[] = []
+  doc.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
+  await flush()
+  return { hub, client, doc, errors }
+}
+
+const snapshotStream = (bytes: Uint8Array, seq: number, snapshotId = seq): ServerMessage[] => [
+  { type: "snapshot-begin", docId: DOC, snapshotId, seq, hash: hashBytes(bytes), size: bytes.length },
+  { type: "snapshot-chunk", docId: DOC, snapshotId, offset: 0, bytes },
+  { type: "snapshot-end", docId: DOC, snapshotId },
+]
+
+describe("a state the replica cannot read is refused where it arrives", () => {
+  test("a state frame (a hub from before snapshot streams) of bytes that are not a canonical value", async () => {
+    const { hub, doc, errors } = await setup(Todo)
+    expect(() => hub.deliver({ type: "state", docId: DOC, seq: 3, hash: "x", state: Uint8Array.of(0xff, 0xff, 0xff) })).not.toThrow()
+    expect(doc.confirmedSeq).toBe(0)
+    expect(errors).toEqual([expect.stringMatching(/^snapshot-invalid: A snapshot of "list" was discarded: its state cannot be read/)])
+    expect(hub.sent.filter((m) => m.type === "fetch-state")).toHaveLength(1)
+    expect(hub.closes).toEqual([])
+  })
+
+  test("a snapshot stream whose bytes hash right but do not decode", async () => {
+    const { hub, doc, errors } = await setup(Todo)
+    for (const m of snapshotStream(Uint8Array.of(0xff, 0xfe, 0xfd, 0x00), 5)) expect(() => hub.deliver(m)).not.toThrow()
+    expect(doc.confirmedSeq).toBe(0)
+    expect(errors).toHaveLength(1)
+  })
+
+  test("a hub that keeps sending an unreadable state is asked again at most 3 times per connection", async () => {
+    const { hub, errors } = await setup(Todo)
+    for (let i = 0; i < 10; i++) for (const m of snapshotStream(Uint8Array.of(0xff, i), 5 + i)) hub.deliver(m)
+    expect(hub.sent.filter((m) => m.type === "fetch-state")).toHaveLength(3)
+    expect(errors).toHaveLength(10)
+  })
+
+  test("a CRDT field that does not load changes nothing: the confirmed state stays, pending commands stay on top", async () => {
+    const { hub, doc, errors } = await setup(Note)
+    void doc.submit("rename", { title: "mine" })
+    doc.crdt.body.insert(0, "local text")
+    await flush()
+    const bad = encodeCanonical({ title: "hub's", $crdt: { body: Uint8Array.of(1, 2, 3, 4, 5) } })
+    for (const m of snapshotStream(bad, 7)) expect(() => hub.deliver(m)).not.toThrow()
+    await flush()
+    expect(doc.confirmedSeq).toBe(0)
+    expect(doc.state).toEqual({ title: "mine" })
+    expect(doc.crdt.body.toString()).toBe("local text")
+    expect(errors).toEqual([expect.stringMatching(/^snapshot-invalid: .*cannot be read/)])
+    // The replica still works: a good snapshot after it installs, with the pending command on top.
+    const good = encodeCanonical({ title: "hub's" })
+    for (const m of snapshotStream(good, 8)) hub.deliver(m)
+    await flush()
+    expect(doc.confirmedSeq).toBe(8)
+    expect(doc.state).toEqual({ title: "mine" })
+  })
+
+  test("an announced size is not allocated before the bytes come", async () => {
+    const { hub } = await setup(Todo)
+    const before = process.memoryUsage().arrayBuffers
+    hub.deliver({ type: "snapshot-begin", docId: DOC, snapshotId: 1, seq: 9, hash: "h", size: 512 * 1024 * 1024 })
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024)
+  })
+})
+
+// ---- any sequence of messages ----
+
+const bytes = fc.uint8Array({ maxLength: 48 })
+const plain = fc.jsonValue({ maxDepth: 4 })
+const seq = fc.nat({ max: 40 })
+const entry = fc.record({
+  seq,
+  time: fc.nat(),
+  clientId: fc.constantFrom("c1", "c2", "__proto__"),
+  clientSeq: fc.nat({ max: 10 }),
+  name: fc.constantFrom("add", "toggle", "nope", "constructor", "$batch"),
+  args: fc.oneof(plain, fc.record({ id: fc.string(), title: fc.string() }), bytes),
+})
+const message: fc.Arbitrary<ServerMessage[]> = fc.oneof(
+  fc.record({ type: fc.constant("state" as const), docId: fc.constant(DOC), seq, hash: fc.string(), state: fc.oneof(bytes, plain.map((v) => encodeCanonical(v))) }).map((m) => [m]),
+  fc.tuple(fc.oneof(bytes, plain.map((v) => encodeCanonical(v)), fc.record({ items: fc.dictionary(fc.string(), plain) }).map((v) => encodeCanonical(v))), seq).map(([b, s]) => snapshotStream(b, s)),
+  fc.record({ type: fc.constant("entries" as const), docId: fc.constant(DOC), entries: fc.array(entry, { maxLength: 4 }), checkpoint: fc.option(fc.record({ seq, hash: fc.string() }), { nil: undefined }) }).map((m) => [m]),
+  // Protocol 2's compact form: arguments are schema-encoded bytes, own entries may come elided.
+  fc.record({ type: fc.constant("entries" as const), docId: fc.constant(DOC), entries: fc.array(entry.map((e) => ({ ...e, args: e.args instanceof Uint8Array ? e.args : encodeCanonical(e.args) })), { maxLength: 4 }), compact: fc.constant(true as const), elide: fc.array(seq, { maxLength: 3 }).map((s) => new Set(s)) }).map((m) => [m]),
+  fc.record({ type: fc.constant("results" as const), docId: fc.constant(DOC), outcomes: fc.array(fc.oneof(fc.record({ clientSeq: fc.nat({ max: 6 }), seq }), fc.record({ clientSeq: fc.nat({ max: 6 }), seqAtMost: seq }), fc.record({ clientSeq: fc.nat({ max: 6 }), rejection: fc.record({ code: fc.constantFrom("rejected", "invalid-args"), message: fc.string() }) })), { maxLength: 3 }) }).map((m) => [m as ServerMessage]),
+  fc.record({ type: fc.constant("checkpoint" as const), docId: fc.constant(DOC), seq, hash: fc.string() }).map((m) => [m]),
+  fc.record({ type: fc.constant("synced" as const), docId: fc.constant(DOC), seq }).map((m) => [m]),
+  fc.record({ type: fc.constant("presence" as const), docId: fc.constant(DOC), clientId: fc.string(), state: plain }).map((m) => [m as ServerMessage]),
+  fc.record({ type: fc.constant("error" as const), docId: fc.constant(DOC), code: fc.constantFrom("sequence-gap", "sequence-reset", "update-required", "x"), message: fc.string(), seq: fc.option(seq, { nil: undefined }) }).map((m) => [m as ServerMessage]),
+)
+
+test("no sequence of hub messages throws out of onMessage, and the replica stays usable", async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom(1, 2), fc.array(message, { maxLength: 12 }), fc.array(fc.nat({ max: 3 }), { maxLength: 4 }), async (protocol, script, submits) => {
+      const { hub, client, doc } = await setup(Todo, protocol)
+      for (const [i, n] of submits.entries()) for (let k = 0; k < n; k++) void doc.submit("add", { id: `x${i}.${k}`, title: "t" })
+      for (const batch of script) {
+        for (const m of batch) expect(() => hub.deliver(m)).not.toThrow()
+        await flush()
+      }
+      expect(() => doc.state).not.toThrow()
+      expect(() => void doc.submit("add", { id: "last", title: "t" })).not.toThrow()
+      await flush()
+      // Each message is refused where it arrives: none needs the client's last resort (closing the connection).
+      expect(hub.closes).toEqual([])
+      await client.close()
+    }),
+    { numRuns: 200 },
+  )
+}, 120_000)
+
+test("a real client process survives a hub that sends an unreadable state over a WebSocket", () => {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "test/support/garbage-state-hub.ts"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 })
+  expect({ status: r.status, out: r.stdout.trim(), err: r.stderr.split("\n").filter((l) => /Error/.test(l)).slice(0, 3) }).toEqual({ status: 0, out: "survived: snapshot-invalid", err: [] })
+}, 70_000)

@@ -13,6 +13,12 @@ export const CLIENT_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/
 export const MAX_DOC_ID_BYTES = 512
 
 /**
+ * UTF-8 bytes of a command name. Names travel in every submit and entry, and protocol 2 keeps
+ * each one a connection uses for the connection's life; defineMachine refuses longer ones.
+ */
+export const MAX_COMMAND_NAME_BYTES = 256
+
+/**
  * Default bound of one command's encoded arguments (canonical bytes). An entry adds at most
  * a few hundred bytes (clientId, name, seq, time), so one entry always fits in a frame with
  * room to spare, and a catch-up page of many entries is cut below the frame limit.
@@ -37,6 +43,12 @@ export const docIdProblem = (docId: string): string | undefined => {
     return `A document id is at most ${MAX_DOC_ID_BYTES} bytes of UTF-8.`
   }
   return undefined
+}
+
+/** Why a command name cannot travel (it is too long), or undefined if it can. */
+export const commandNameProblem = (name: string): string | undefined => {
+  const bytes = name.length > MAX_COMMAND_NAME_BYTES / 3 ? utf8.encode(name).length : 0
+  return bytes > MAX_COMMAND_NAME_BYTES ? `A command name is at most ${MAX_COMMAND_NAME_BYTES} bytes of UTF-8, not ${bytes}.` : undefined
 }
 
 /** Why a clientId cannot be used, or undefined if it can. */

@@ -34,6 +34,7 @@ import { encodeCanonical } from "./canonical.js"
 import { hashBytes } from "./hash.js"
 import { CanonError, type Rejection } from "./errors.js"
 import { entryRandom } from "./random.js"
+import { commandNameProblem } from "./limits.js"
 // Types only: the CRDT field code comes with the field declarations (core/crdt/runtime.ts).
 import type { CrdtCommandInfo, CrdtDecls } from "./crdt/fields.js"
 import type { CrdtRuntime } from "./crdt/runtime.js"
@@ -182,6 +183,11 @@ export const defineMachine = <S, A extends Record<string, unknown>, C extends Cr
   if (runtime !== undefined) {
     commands = { ...commands }
     kinds = runtime.compileFields(def.name, decls!, compiled, commands)
+  }
+  // Every name travels on the wire, where a longer one is refused (core/limits.ts).
+  for (const name of compiled.keys()) {
+    const problem = commandNameProblem(name)
+    if (problem !== undefined) throw new TypeError(`Machine "${def.name}" command "${name.slice(0, 40)}…": ${problem}`)
   }
   let fingerprint: string | undefined
   return {

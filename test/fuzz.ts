@@ -277,7 +277,7 @@ const primed = (): CodecSession => {
   s.clientId = V2_CLIENT
   for (const d of V2_DOCS) s.subscribed(d)
   V2_NAMES.forEach((n, i) => {
-    s.namesReceived.push(n)
+    s.defineReceived(n)
     s.namesSent.set(n, i + 1)
   })
   return s

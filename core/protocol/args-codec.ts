@@ -23,8 +23,11 @@
  *     anything else val
  *
  * Decoding is strict and bounded: every count is checked against the bytes left, nesting is
- * bounded, and the input must be consumed exactly. It yields the encoded (wire) form of the
- * arguments, which the receiver still decodes and validates with the schema itself.
+ * bounded, and the input must be consumed exactly. Array elements and index keys of a whole
+ * decode share one budget, the input's length + FREE_ITEMS (an element may take no bytes: a
+ * Null, a Literal, an empty Struct), so nesting arrays cannot multiply what a few bytes yield;
+ * the encoder writes a value that would go over it whole (form 1) instead. It yields the
+ * encoded (wire) form of the arguments, which the receiver still decodes and validates with the schema itself.
  */
 import * as SchemaAST from "effect/SchemaAST"
 import { ByteReader, ByteWriter } from "../bytes.js"
@@ -45,6 +48,15 @@ const MISFIT = new Misfit()
 
 const FORM_SCHEMA = 0
 const FORM_VALUE = 1
+
+/**
+ * Array elements and index keys one decode may yield beyond one per byte of input: the
+ * allowance for elements that take no bytes, shared by every array of the arguments.
+ */
+export const FREE_ITEMS = 65_536
+
+/** Array elements and index keys met so far in this encode, or left to this decode. */
+let items = 0
 
 type Ast = SchemaAST.AST
 const hasOwn = Object.prototype.hasOwnProperty
@@ -88,6 +100,7 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
     case "Union": {
       // The first member whose shape the value has: the first that encodes it without a misfit.
       const start = w.pos
+      const counted = items
       for (let i = 0; i < ast.types.length; i++) {
         try {
           w.varint(i)
@@ -96,6 +109,7 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
         } catch (e) {
           if (e !== MISFIT) throw e
           w.pos = start
+          items = counted
         }
       }
       throw MISFIT
@@ -110,6 +124,7 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
       for (let i = 0; i < n; i++) encodeNode(w, ast.elements[i]!, v[i], depth + 1)
       if (ast.rest.length === 1) {
         w.varint(v.length - n)
+        items += v.length - n
         for (let i = n; i < v.length; i++) encodeNode(w, ast.rest[0]!, v[i], depth + 1)
       }
       return
@@ -147,6 +162,7 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
         return
       }
       w.varint(rest.length)
+      items += rest.length
       for (const k of rest) {
         w.string(k)
         encodeNode(w, index.type, v[k], depth + 1)
@@ -203,8 +219,9 @@ const decodeNode = (r: ByteReader, ast: Ast, depth: number): unknown => {
       const out: unknown[] = ast.elements.map((e) => decodeNode(r, e, depth + 1))
       if (ast.rest.length === 1) {
         const n = r.varint()
-        // A rest element takes at least a byte, except a Null or a Literal (none): bound those too.
-        if (n > r.remaining + 65_536) bad(`An array of ${n} items cannot fit in ${r.remaining} bytes.`)
+        // An element may take no bytes (a Null, a Literal): the whole decode's budget bounds them.
+        if (n > items) bad(`An array of ${n} more items is over what ${r.remaining} bytes may hold.`)
+        items -= n
         for (let i = 0; i < n; i++) out.push(decodeNode(r, ast.rest[0]!, depth + 1))
       }
       return out
@@ -230,6 +247,8 @@ const decodeNode = (r: ByteReader, ast: Ast, depth: number): unknown => {
       if (index !== undefined) {
         const n = r.varint()
         if (n > r.remaining) bad(`An object of ${n} more keys cannot fit in ${r.remaining} bytes.`)
+        if (n > items) bad(`An object of ${n} more keys is over what the arguments may hold.`)
+        items -= n
         for (let i = 0; i < n; i++) {
           const k = r.string()
           if (hasOwn.call(out, k)) bad(`Key "${k}" appears twice.`)
@@ -261,7 +280,10 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       w.reset()
       try {
         w.byte(FORM_SCHEMA)
+        items = 0
         encodeNode(w, wire, args, 0)
+        // More items than the decoder's budget for these bytes: the value form has a byte each.
+        if (items > w.pos + FREE_ITEMS) throw MISFIT
       } catch (e) {
         if (e !== MISFIT) throw e
         w.reset()
@@ -274,7 +296,10 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       const r = new ByteReader(bytes)
       const form = r.byte()
       let v: unknown
-      if (form === FORM_SCHEMA) v = decodeNode(r, wire, 0)
+      if (form === FORM_SCHEMA) {
+        items = bytes.length + FREE_ITEMS
+        v = decodeNode(r, wire, 0)
+      }
       else if (form === FORM_VALUE) v = readValue(r)
       else bad(`Unknown arguments form ${form}.`)
       if (!r.done()) bad(`${r.remaining} bytes left after the arguments.`)

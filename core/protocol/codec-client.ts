@@ -7,10 +7,11 @@ import type { ByteReader, ByteWriter } from "../bytes.js"
 import { readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import {
-  CLIENT_TYPES, OPTIONAL, REQUIRED, Type, MAX_CHANNELS, MAX_NAMES, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
-  readChannel, readName, session, show, str, uint, unzigzag, header,
+  CLIENT_TYPES, OPTIONAL, REQUIRED, Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
+  readChannel, readName, session, show, str, uint, unzigzag, utf8Length, header,
   type CodecOptions, type Decoded, type Spec,
 } from "./codec-shared.js"
+import { MAX_DOC_ID_BYTES } from "../limits.js"
 import type { ClientMessage, Entries, ErrorMsg, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit } from "./messages.js"
 
 // ---- encoding ----
@@ -31,14 +32,13 @@ const writeHello = (w: ByteWriter, m: Hello): void => {
   if (m.secret !== undefined) str(w, m.secret, "secret")
 }
 
-/** Protocol 2: a command name defined once per connection. */
+/** Protocol 2: a command name defined once per connection (bounded as the hub's decoder bounds it). */
 const sessionName = (w: ByteWriter, s: string): void => {
-  const names = session!.namesSent
-  const k = names.get(s)
-  if (k !== undefined) return w.varint(k)
   if (typeof s !== "string") invalid(`A command name must be a string, not ${show(s)}.`)
-  if (names.size >= MAX_NAMES) invalid(`More than ${MAX_NAMES} command names on one connection.`)
-  names.set(s, names.size + 1)
+  const known = session!.namesSent.size
+  const k = session!.defineSent(s)
+  if (typeof k === "string") return invalid(k)
+  if (k <= known) return w.varint(k)
   w.byte(0)
   w.string(s)
 }
@@ -78,7 +78,13 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
     case "subscribe":
       header(w, Type.SUBSCRIBE, REQUIRED)
       str(w, m.docId, "docId")
-      if (session !== undefined && !session.subscribed(m.docId)) invalid(`A connection may subscribe to at most ${MAX_CHANNELS} documents over its life; reconnect.`)
+      {
+        // Refused as the hub's decoder refuses it (a docId over the limit, a session full).
+        const bytes = utf8Length(m.docId)
+        if (bytes > MAX_DOC_ID_BYTES) invalid(`A docId is at most ${MAX_DOC_ID_BYTES} bytes of UTF-8, not ${bytes}.`)
+        const problem = session?.subscribed(m.docId, bytes)
+        if (problem !== undefined) invalid(problem)
+      }
       str(w, m.machine, "machine")
       uint(w, m.version, "version")
       str(w, m.fingerprint, "fingerprint")

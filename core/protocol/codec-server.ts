@@ -8,10 +8,11 @@ import { isBytes, readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import {
-  OPTIONAL, REQUIRED, Type, MAX_CHANNELS, MAX_NAMES, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, SERVER_TYPES, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, header, invalid, isInteger, list, name, newNameTable, next,
+  OPTIONAL, REQUIRED, Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, SERVER_TYPES, TIME_LIMIT, Table, bad, boundedLength, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, header, invalid, isInteger, list, name, newNameTable, next,
   optionalFields, readChannel, readName, session, show, str, uint,
   type CodecOptions, type Decoded, type Spec,
 } from "./codec-shared.js"
+import { MAX_COMMAND_NAME_BYTES, MAX_DOC_ID_BYTES } from "../limits.js"
 import type { ClientMessage, Entries, Hello, MachineInfo, Refused, Results, ServerMessage, Submit } from "./messages.js"
 
 // ---- encoding ----
@@ -208,9 +209,15 @@ export const encodeServerMessage = (m: ServerMessage, options?: CodecOptions): U
 
 // ---- decoding ----
 
-/** A subscribe's docId: the session counts it (it may get the next channel). */
-const subscribedDoc = (docId: string): string => {
-  if (session !== undefined && !session.subscribed(docId)) bad(`A connection may subscribe to at most ${MAX_CHANNELS} documents over its life.`)
+/**
+ * A subscribe's docId: the session counts it (it may get the next channel). One over the
+ * protocol's limit is refused before it is decoded, with or without a session.
+ */
+const subscribedDoc = (r: ByteReader): string => {
+  const bytes = boundedLength(r, MAX_DOC_ID_BYTES, "A subscribe's docId")
+  const docId = r.string()
+  const problem = session?.subscribed(docId, bytes)
+  if (problem !== undefined) bad(problem)
   return docId
 }
 
@@ -229,7 +236,7 @@ const readHello = (r: ByteReader): Hello => {
   return hello
 }
 
-/** Protocol 2: a command name defined once per connection. */
+/** Protocol 2: a command name defined once per connection (bounded: the session keeps it). */
 const readSessionName = (r: ByteReader): string => {
   const names = session!.namesReceived
   const k = r.varint()
@@ -237,10 +244,10 @@ const readSessionName = (r: ByteReader): string => {
     if (k > names.length) bad(`Command name ${k} was never defined on this connection.`)
     return names[k - 1]!
   }
+  const bytes = boundedLength(r, MAX_COMMAND_NAME_BYTES, "A command name")
   const s = r.string()
-  if (names.length >= MAX_NAMES) bad(`More than ${MAX_NAMES} command names on one connection.`)
-  if (names.includes(s)) bad(`Command name ${show(s)} is defined twice on one connection.`)
-  names.push(s)
+  const problem = session!.defineReceived(s, bytes)
+  if (problem !== undefined) bad(problem)
   return s
 }
 
@@ -275,7 +282,7 @@ const readSubmit = (r: ByteReader): Submit => {
 const CLIENT_SPECS = new Map<number, Spec<ClientMessage>>([
   [Type.HELLO, { flags: REQUIRED, read: readHello }],
   [Type.SUBSCRIBE, { flags: REQUIRED, read: (r) => ({
-    type: "subscribe", docId: subscribedDoc(r.string()), machine: r.string(), version: r.varint(), fingerprint: r.string(), fromSeq: r.varint(), ackedClientSeq: r.varint(),
+    type: "subscribe", docId: subscribedDoc(r), machine: r.string(), version: r.varint(), fingerprint: r.string(), fromSeq: r.varint(), ackedClientSeq: r.varint(),
   }) }],
   [Type.SUBMIT, { flags: REQUIRED, read: readSubmit }],
   [Type.SUBMIT2, { flags: REQUIRED, read: readSubmit2, since: 2 }],

@@ -9,6 +9,7 @@ import * as Data from "effect/Data"
 import { ByteReader, ByteWriter } from "../bytes.js"
 import { isBytes } from "../canonical.js"
 import { CanonError, canonError, type RejectionCode, type WireRejectionCode } from "../errors.js"
+import { MAX_COMMAND_NAME_BYTES, MAX_DOC_ID_BYTES } from "../limits.js"
 import type { RefusalCode } from "./messages.js"
 
 /** The protocol versions this build speaks. */
@@ -58,6 +59,11 @@ export interface CodecOptions {
  * the channel number of each document (the n-th document subscribed on the connection is
  * channel n, counted by both ends as subscribe frames pass), the command names each end
  * defined, and the connection's clientId (from its hello: it names elided entries).
+ *
+ * What it remembers is bounded where it enters, in count and in bytes, the same way on both
+ * ends (the encoder refuses what the decoder would): a docId of at most MAX_DOC_ID_BYTES, a
+ * command name of at most MAX_COMMAND_NAME_BYTES, at most MAX_CHANNELS documents and
+ * MAX_NAMES names, and MAX_SESSION_BYTES of them all (UTF-8 bytes, as they travel).
  */
 export class CodecSession {
   clientId: string | undefined
@@ -65,16 +71,33 @@ export class CodecSession {
   readonly #docs: string[] = []
   /** Names this end defined for the other. */
   readonly namesSent = new Map<string, number>()
-  /** Names the other end defined. */
-  readonly namesReceived: string[] = []
+  readonly #namesReceived: string[] = []
+  readonly #received = new Set<string>()
+  #bytes = 0
 
-  /** Counts a subscribe: a new document gets the next channel. Returns false past the limit. */
-  subscribed(docId: string): boolean {
-    if (this.#channels.has(docId)) return true
-    if (this.#docs.length >= MAX_CHANNELS) return false
+  /** Names the other end defined, in the order it defined them (name k is the k-th). */
+  get namesReceived(): ReadonlyArray<string> {
+    return this.#namesReceived
+  }
+
+  /** UTF-8 bytes of the docIds and names remembered (at most MAX_SESSION_BYTES). */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  /**
+   * Counts a subscribe of a docId of `bytes` UTF-8 bytes: a new document gets the next
+   * channel. Returns why it cannot (past a limit), or undefined.
+   */
+  subscribed(docId: string, bytes = utf8Length(docId)): string | undefined {
+    if (this.#channels.has(docId)) return undefined
+    if (bytes > MAX_DOC_ID_BYTES) return `A docId is at most ${MAX_DOC_ID_BYTES} bytes of UTF-8, not ${bytes}.`
+    if (this.#docs.length >= MAX_CHANNELS) return `A connection may subscribe to at most ${MAX_CHANNELS} documents over its life.`
+    const over = this.#charge(bytes)
+    if (over !== undefined) return over
     this.#docs.push(docId)
     this.#channels.set(docId, this.#docs.length)
-    return true
+    return undefined
   }
 
   channelOf(docId: string): number | undefined {
@@ -84,12 +107,60 @@ export class CodecSession {
   docOf(channel: number): string | undefined {
     return this.#docs[channel - 1]
   }
+
+  /** A name this end defines (encoding): its number, or why it cannot be defined. */
+  defineSent(name: string, bytes = utf8Length(name)): number | string {
+    const k = this.namesSent.get(name)
+    if (k !== undefined) return k
+    const problem = this.#nameProblem(this.namesSent.size, bytes)
+    if (problem !== undefined) return problem
+    this.namesSent.set(name, this.namesSent.size + 1)
+    return this.namesSent.size
+  }
+
+  /** A name the other end defines (decoding), of `bytes` UTF-8 bytes: why it cannot be, or undefined. */
+  defineReceived(name: string, bytes = utf8Length(name)): string | undefined {
+    if (this.#received.has(name)) return `Command name ${show(name)} is defined twice on one connection.`
+    const problem = this.#nameProblem(this.#namesReceived.length, bytes)
+    if (problem !== undefined) return problem
+    this.#received.add(name)
+    this.#namesReceived.push(name)
+    return undefined
+  }
+
+  #nameProblem(defined: number, bytes: number): string | undefined {
+    if (bytes > MAX_COMMAND_NAME_BYTES) return `A command name is at most ${MAX_COMMAND_NAME_BYTES} bytes of UTF-8, not ${bytes}.`
+    if (defined >= MAX_NAMES) return `More than ${MAX_NAMES} command names on one connection.`
+    return this.#charge(bytes)
+  }
+
+  #charge(bytes: number): string | undefined {
+    if (this.#bytes + bytes > MAX_SESSION_BYTES) return `A connection may name at most ${MAX_SESSION_BYTES} bytes of documents and commands over its life.`
+    this.#bytes += bytes
+    return undefined
+  }
 }
 
 /** Documents one connection may subscribe to over its life (channels are never reused). */
 export const MAX_CHANNELS = 65_536
 /** Command names one end may define on a connection. */
 export const MAX_NAMES = 4096
+/**
+ * UTF-8 bytes of the docIds and command names one session remembers over a connection's life.
+ * 8,192 docIds of the longest kind, or 65,536 of 64 bytes; past it the client reconnects (a
+ * new connection starts a new session), as past MAX_CHANNELS.
+ */
+export const MAX_SESSION_BYTES = 4 << 20
+
+/** UTF-8 bytes of a well-formed string (a surrogate pair is 4), without encoding it. */
+export const utf8Length = (s: string): number => {
+  let n = s.length
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2
+  }
+  return n
+}
 
 /** The session of the frame being encoded or decoded (one frame at a time: no re-entry). */
 export let session: CodecSession | undefined
@@ -277,6 +348,18 @@ export const bad = (message: string): never => {
 export const count = (r: ByteReader, minBytes: number, what: string): number => {
   const n = r.varint()
   if (n * minBytes > r.remaining) throw new Fail("truncated", `${n} ${what} cannot fit in the ${r.remaining} bytes left.`)
+  return n
+}
+
+/**
+ * The UTF-8 length of the string that starts here, refused if over `max` before the string is
+ * decoded; the reader stays where it was (read the string next).
+ */
+export const boundedLength = (r: ByteReader, max: number, what: string): number => {
+  const at = r.pos
+  const n = r.varint()
+  if (n > max) bad(`${what} of ${n} bytes is over the limit of ${max} bytes.`)
+  r.pos = at
   return n
 }
 

@@ -10,7 +10,9 @@
  * object 9 (u n, then n x (str key, value), keys sorted).
  */
 
+const SUBSCRIBE = 0x02
 const SUBMIT = 0x03
+const SUBMIT2 = 0x08
 const T_INT = 4
 const T_STRING = 6
 const T_ARRAY = 8
@@ -122,4 +124,45 @@ export const addFrameOfSize = (docId: string, clientSeq: number, id: string, fra
     }
   }
   throw new Error(`no title length gives an add frame of exactly ${frameBytes} bytes`)
+}
+
+/**
+ * A subscribe frame: `0x02 0x00 | str docId, str machine, u version, str fingerprint, u fromSeq,
+ * u ackedClientSeq`. The codec's encoder refuses a docId over the protocol's limit; this does not.
+ */
+export const subscribeFrame = (docId: string, machine: { readonly name: string; readonly version: number; readonly fingerprint: string }, fromSeq = 0): Uint8Array =>
+  bytes([SUBSCRIBE, 0], str(docId), str(machine.name), varint(machine.version), str(machine.fingerprint), varint(fromSeq), varint(0))
+
+/** A protocol 2 command: a new name (defined for the connection's life) or the k-th defined, and compact argument bytes. */
+export interface RawCommand2 {
+  readonly clientSeq: number
+  readonly name: string | number
+  readonly args: Uint8Array
+}
+
+/**
+ * A protocol 2 submit frame: `0x08 0x00 | u channel, u ackedClientSeq, u n, n x (clientSeq,
+ * name, bytes args)`; a name is `0, str` (a new one for the connection) or `k` (the k-th).
+ */
+export const submit2Frame = (channel: number, commands: ReadonlyArray<RawCommand2>): Uint8Array => {
+  const parts: Array<Uint8Array | number[]> = [[SUBMIT2, 0], varint(channel), varint(0), varint(commands.length)]
+  let prev = 0
+  commands.forEach((c, i) => {
+    parts.push(i === 0 ? varint(c.clientSeq) : varint(zigzag(c.clientSeq - prev - 1)))
+    prev = c.clientSeq
+    parts.push(typeof c.name === "number" ? varint(c.name) : bytes([0], str(c.name)))
+    parts.push(varint(c.args.length), c.args)
+  })
+  return bytes(...parts)
+}
+
+/**
+ * Compact arguments (core/protocol/args-codec.ts, form 0) of `Array(Array(<no bytes>))` where
+ * each of `outer` inner arrays claims as many elements as a per-array bound of `remaining +
+ * 65,536` would allow: a few hundred bytes that once decoded into millions of values.
+ */
+export const nestedEmptyArrays = (outer: number): Uint8Array => {
+  const parts: number[][] = [[0], varint(outer)]
+  for (let i = 0; i < outer; i++) parts.push(varint(65_536 + 3 * (outer - i - 1)))
+  return bytes(...parts)
 }

@@ -52,6 +52,7 @@ export type CanonErrorCode =
   | "storage-corrupt"
   | "storage-too-new"
   | "machine-mismatch"
+  | "invalid-doc-id" // empty, or longer than the wire carries (core/limits.ts)
   | "protocol-error"
   | "closed"
   | "refused" // the hub refused this client (see CanonClient.refusal); the outbox is kept

@@ -3,6 +3,7 @@
  * the commands submitted before them are in the stored outbox ("pending commands stay in the
  * outbox for next time"), even when the close comes in the same tick as the submit, before
  * the outbox write that a submit schedules for a microtask.
+ * Opening a document whose id the wire cannot carry is refused at once.
  */
 import { CanonClient, type ClientTransport, type KVStore } from "../core/index.js"
 import { ReplicaStore } from "../core/internal.js"
@@ -37,5 +38,17 @@ test.each([
   await close(client, doc)
   expect((await new ReplicaStore(inner).load("list"))?.outbox.map((o) => o.name)).toEqual(["add"])
   await receipt.persisted
+  await client.close()
+})
+
+test("a document id the wire cannot carry is refused by open, before any subscribe", async () => {
+  const sent: unknown[] = []
+  const transport: ClientTransport = { connect: () => ({ send: (m) => void sent.push(m), close() {}, bufferedAmount: 0 }) }
+  const client = await CanonClient.open({ transport, runtime: new VirtualRuntime(1), autoConnect: false })
+  for (const docId of ["", "é".repeat(257)]) {
+    await expect(client.open(Todo, docId)).rejects.toMatchObject({ code: "invalid-doc-id" })
+  }
+  expect((await client.open(Todo, "é".repeat(256))).docId).toHaveLength(256)
+  expect(sent).toEqual([])
   await client.close()
 })

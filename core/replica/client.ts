@@ -12,6 +12,7 @@
  */
 import { decodeCanonical } from "../canonical.js"
 import { canonError } from "../errors.js"
+import { docIdProblem } from "../limits.js"
 import type { Machine, StateOf } from "../machine.js"
 import { applyLogged } from "../apply.js"
 import { JournaledState } from "../journal.js"
@@ -175,6 +176,9 @@ export class CanonClient {
    */
   async open<M extends Machine<any, any>>(machine: M, docId: string): Promise<Doc<M>> {
     if (this.#currentStatus === "closed") throw canonError("closed", "This client is closed.")
+    // Refused here, as the hub would: a subscribe the wire cannot carry would end the connection.
+    const problem = docIdProblem(docId)
+    if (problem !== undefined) throw canonError("invalid-doc-id", problem)
     const existing = this.#docs.get(docId)
     if (existing !== undefined) {
       if (existing.machine !== machine) throw canonError("machine-mismatch", `Document "${docId}" is already open with machine "${existing.machine.name}".`)

@@ -11,6 +11,7 @@ import { CrdtDocHost, CrdtDocStore, type CrdtSubscriber } from "../core/crdt-doc
 import type { BatchOp, BatchOptions, KVStore } from "../core/ports/storage.js"
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
+import { cyclicUpdate, rawUpdate } from "./support/yjs-raw.js"
 
 const host = (storage: KVStore, compactAfterBytes = 1 << 30) =>
   new CrdtDocHost({ engines: [yjsDocEngine(), automergeDocEngine()], storage, sync: false, compactAfterBytes })
@@ -162,4 +163,75 @@ test("fuzz: bit flips and random bytes through the update path never throw and l
   expect(() => Y.encodeStateAsUpdateV2(ydoc.doc)).not.toThrow()
   await expect(h2.open("yjs", "fy")).resolves.toBeDefined()
   await expect(h2.open("automerge", "fa")).resolves.toBeDefined()
+})
+
+test("Yjs: an update Yjs cannot integrate in full is refused before it touches the document: no rebuild, nothing held", async () => {
+  const inner = new MemoryStorage()
+  let reads = 0
+  const counting: KVStore = {
+    get: (k) => (reads++, inner.get(k)),
+    range: (o) => (reads++, inner.range(o)),
+    close: () => inner.close(),
+    batch: (ops, o) => inner.batch(ops, o),
+  }
+  const events: string[] = []
+  const h = new CrdtDocHost({ engines: [yjsDocEngine()], storage: counting, sync: false, compactAfterBytes: 1 << 30, onEvent: (e) => events.push(e.type === "doc-report" ? `${e.type}:${e.code}` : e.type) })
+  const doc = await h.open<Y.Doc>("yjs", "cyc")
+  await doc.submit(typing("hello", 7))
+  const before = Y.encodeStateAsUpdateV2(doc.doc)
+  reads = 0
+  const hostile = [
+    cyclicUpdate([0x51, 0x52]),
+    cyclicUpdate([1, 2, 3]),
+    rawUpdate([{ client: 9, clock: 0, items: [{ origin: [9, 1], text: "a" }, { text: "b" }] }]),
+    rawUpdate([{ client: 9, clock: 0, items: [{ origin: [7, 0], text: "a" }] }, { client: 9, clock: 1, items: [{ origin: [9, 0], text: "b" }] }]),
+    rawUpdate([], [[7, 5, 0]]),
+  ]
+  const out = await doc.submit(hostile)
+  expect(out.rejected.map((r) => r.code)).toEqual(["update-missing-deps", "update-missing-deps", "update-missing-deps", "update-malformed", "update-missing-deps"])
+  expect(out.rejected[0]!.message).toMatch(/cycle/)
+  // Refused by the check: no library throw, no reload from storage.
+  expect(events).toEqual([])
+  expect(reads).toBe(0)
+  expect(doc.doc.store.pendingStructs).toBeNull()
+  expect(doc.doc.store.pendingDs).toBeNull()
+  expect(Buffer.from(Y.encodeStateAsUpdateV2(doc.doc))).toEqual(Buffer.from(before))
+  // The IDs the cycle named are free: a real write of them is taken.
+  const d = new Y.Doc(); d.clientID = 0x51
+  Y.applyUpdate(d, Y.encodeStateAsUpdate(doc.doc))
+  d.getText("t").insert(5, "!")
+  expect(await doc.submit([Y.encodeStateAsUpdate(d, Y.encodeStateVector(doc.doc))])).toMatchObject({ stored: 1, rejected: [] })
+  expect(doc.doc.getText("t").toString()).toBe("hello!")
+  await h.close()
+})
+
+test("fuzz: random origin graphs among new items: cycles refused without a rebuild, the others taken", async () => {
+  const h = new CrdtDocHost({ engines: [yjsDocEngine()], storage: new MemoryStorage(), sync: false, onEvent: (e) => { if (e.type === "doc-report") throw new Error(e.message) } })
+  const doc = await h.open<Y.Doc>("yjs", "fz")
+  await doc.submit(typing("abc", 7))
+  let next = 100
+  await fc.assert(fc.asyncProperty(
+    fc.integer({ min: 2, max: 5 }).chain((n) => fc.tuple(fc.constant(n), fc.array(fc.tuple(fc.nat(n), fc.nat(n - 1)), { minLength: n, maxLength: n }))),
+    async ([n, links]) => {
+      // n clients, one item each; item i's origin: client links[i][0]'s item (n: the present "abc").
+      const clients = Array.from({ length: n }, () => next++)
+      const origin = (i: number): readonly [number, number] => (links[i]![0] === n ? [7, 2] : [clients[links[i]![0]]!, 0])
+      const u = rawUpdate(clients.map((client, i) => ({ client, clock: 0, items: [{ origin: origin(i), text: "x" }] })))
+      // A cycle exists iff following origins from some item comes back to it.
+      const cyclic = clients.some((_, start) => {
+        let i = start
+        for (let k = 0; k <= n; k++) {
+          if (links[i]![0] === n) return false
+          i = links[i]![0]
+          if (i === start) return true
+        }
+        return false
+      })
+      const out = await doc.submit([u])
+      if (cyclic) expect(out.rejected.map((r) => r.code)).toEqual(["update-missing-deps"])
+      else expect(out).toMatchObject({ stored: 1, rejected: [] })
+      expect(doc.doc.store.pendingStructs).toBeNull()
+    },
+  ), { numRuns: 200, seed: 12 })
+  await h.close()
 })

@@ -26,6 +26,7 @@ import { automergeText } from "../adapters/automerge/index.js"
 import { yjsDocEngine, yjsRoute, encodeStep1, encodeUpdate, decodeYMessage, encodeAwareness, encodeAwarenessUpdate } from "../adapters/yjs-server/index.js"
 import { automergeDocEngine, automergeRoute, encodeRepoMessage, decodeRepoMessage } from "../adapters/automerge-server/index.js"
 import { sleep, until } from "./support/ws.js"
+import { cyclicUpdate } from "./support/yjs-raw.js"
 
 const SEED = process.env.CRDT_FUZZ_SEED !== undefined ? Number(process.env.CRDT_FUZZ_SEED) : 20261201
 /** fast-check prints the seed and path of a failing run; the seed is also in the test name. */
@@ -58,6 +59,7 @@ type Hostile =
   | { kind: "random-yjs"; bytes: Uint8Array }
   | { kind: "oversized-yjs"; bytes: Uint8Array }
   | { kind: "missing-deps-yjs"; bytes: Uint8Array }
+  | { kind: "cyclic-yjs"; bytes: Uint8Array }
   | { kind: "automerge-into-yjs"; bytes: Uint8Array }
   | { kind: "truncated-automerge"; bytes: Uint8Array }
   | { kind: "random-automerge"; bytes: Uint8Array }
@@ -84,6 +86,8 @@ const hostileInput = (amBase: A.Doc<{ text: string }>): fc.Arbitrary<Hostile> =>
     fc.uint8Array({ minLength: 1, maxLength: 300 }).map((bytes) => ({ kind: "random-yjs" as const, bytes })),
     fc.integer({ min: LIMIT + 1, max: LIMIT + 2000 }).map((n) => ({ kind: "oversized-yjs" as const, bytes: new Uint8Array(n).fill(7) })),
     fc.tuple(fc.integer({ min: 1_000_000, max: 2 ** 31 }), fc.string({ minLength: 1, maxLength: 20 })).map(([id, s]) => ({ kind: "missing-deps-yjs" as const, bytes: yjsPair(id, s).second })),
+    // Items whose origins form a cycle: Yjs would hold them pending for good.
+    fc.uniqueArray(fc.integer({ min: 1_000_000, max: 2 ** 31 }), { minLength: 2, maxLength: 4 }).map((ids) => ({ kind: "cyclic-yjs" as const, bytes: cyclicUpdate(ids) })),
     validAm.map((bytes) => ({ kind: "automerge-into-yjs" as const, bytes })),
     fc.tuple(validAm, fc.nat(200)).map(([b, k]) => ({ kind: "truncated-automerge" as const, bytes: truncate(b, k) })),
     fc.uint8Array({ minLength: 1, maxLength: 300 }).map((bytes) => ({ kind: "random-automerge" as const, bytes })),
@@ -98,6 +102,7 @@ const EXPECTED: Partial<Record<Hostile["kind"], string>> = {
   "oversized-yjs": "crdt-too-large",
   "oversized-automerge": "crdt-too-large",
   "missing-deps-yjs": "crdt-missing-deps",
+  "cyclic-yjs": "crdt-missing-deps",
   "missing-deps-automerge": "crdt-missing-deps",
 }
 
@@ -146,7 +151,7 @@ describe(`CRDT field update path (seed ${SEED})`, () => {
         seen.set(h.kind, (seen.get(h.kind) ?? 0) + 1)
       }), params(150))
       // Every kind was tried.
-      expect([...seen.keys()].sort()).toHaveLength(10)
+      expect([...seen.keys()].sort()).toHaveLength(11)
       honest.crdt.body.insert(0, "still here:")
       honest.crdt.notes.splice(0, 0, "and here:")
       await run(500)
@@ -235,6 +240,7 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
       fc.nat(valid.length - 1).map((k) => encodeUpdate(valid.subarray(0, k))),
       fc.tuple(fc.nat(valid.length * 8 - 1)).map(([bit]) => { const u = valid.slice(); u[bit >> 3]! ^= 1 << (bit & 7); return encodeUpdate(u) }),
       fc.tuple(fc.integer({ min: 1_000_000, max: 2 ** 31 }), fc.string({ minLength: 1, maxLength: 20 })).map(([id, s]) => encodeUpdate(yjsPair(id, s).second)),
+      fc.uniqueArray(fc.integer({ min: 1_000_000, max: 2 ** 31 }), { minLength: 2, maxLength: 4 }).map((ids) => encodeUpdate(cyclicUpdate(ids))),
       fc.tuple(fc.nat(2 ** 31), fc.nat(100), fc.string({ maxLength: 40 })).map(([c, clock, s]) => encodeAwareness(encodeAwarenessUpdate([{ clientID: c, clock, state: s } as never]))),
     )
     const codes = new Map<number | "served", number>()

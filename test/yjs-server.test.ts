@@ -14,7 +14,12 @@ import { sleep, until } from "./support/ws.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { CrdtDocStore } from "../core/crdt-docs/index.js"
 import { yjsDocEngine } from "../adapters/yjs-server/index.js"
-import { encodeStep1, encodeUpdate, decodeYMessage } from "../adapters/yjs-server/protocol.js"
+import { encodeStep1, encodeUpdate, decodeYMessage, encodeAwareness, encodeAwarenessUpdate, encodeQueryAwareness, decodeAwarenessUpdate } from "../adapters/yjs-server/protocol.js"
+import { yjsRoute, MAX_AWARENESS_BYTES_PER_ROOM, MAX_AWARENESS_STATES_PER_SOCKET } from "../adapters/yjs-server/index.js"
+import { Hub } from "../core/index.js"
+import { MemoryStorage } from "../adapters/memory/index.js"
+import { WsServer } from "../adapters/ws/index.js"
+import { systemRuntime } from "../adapters/system/index.js"
 
 const providers: WebsocketProvider[] = []
 const open = (url: string, room: string, doc = new Y.Doc(), params: Record<string, string> = { token: "writer-t" }): WebsocketProvider => {
@@ -233,4 +238,102 @@ describe("authentication", () => {
     expect(check.doc.getText("t").toString()).toBe("from writer")
     expect(writer.doc.getText("t").toString()).toBe("from writer")
   })
+})
+
+describe("awareness bounds (in process)", () => {
+  const start = async (options: Parameters<typeof yjsRoute>[1] = {}) => {
+    const reports: string[] = []
+    const hub = new Hub({ machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] }, onEvent: (e) => { if (e.type === "crdt" && e.event.type === "refused") reports.push(e.event.code) } })
+    const route = yjsRoute(hub.crdtDocs, options)
+    const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [route] })
+    const base = `ws://127.0.0.1:${server.addresses()[0]!.port}/yjs`
+    const sockets: WebSocket[] = []
+    const connect = async (room: string) => {
+      const ws = new WebSocket(`${base}/${room}`)
+      sockets.push(ws)
+      const got: Uint8Array[] = []
+      let closed: number | undefined
+      ws.on("message", (d) => got.push(new Uint8Array(d as Buffer)))
+      ws.on("close", (c) => (closed = c))
+      await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
+      await until(() => got.length > 0, 5_000)
+      return { ws, got, closed: () => closed }
+    }
+    const stop = async () => {
+      for (const ws of sockets) ws.close()
+      route.close()
+      await server.close()
+      await hub.close()
+    }
+    return { connect, stop, reports }
+  }
+  /** Awareness states (clientIDs with a non-null state) in frames. */
+  const states = (frames: Uint8Array[]): Set<number> => {
+    const out = new Set<number>()
+    for (const f of frames) {
+      const m = decodeYMessage(f)
+      if (m.type === "awareness") for (const e of decodeAwarenessUpdate(m.update, 1e9)) if (e.state !== "null") out.add(e.clientID)
+    }
+    return out
+  }
+  const announce = (ids: number[], clock = 1) => encodeAwareness(encodeAwarenessUpdate(ids.map((clientID) => ({ clientID, clock, state: `{"user":${clientID}}` }))))
+
+  test("one socket flooding new clientIDs is closed (4400) at the per-socket bound; joiners and queries get a bounded set", async () => {
+    const { connect, stop, reports } = await start()
+    try {
+      const attacker = await connect("flood")
+      for (let i = 0; i < 200; i++) attacker.ws.send(announce(Array.from({ length: 1024 }, (_, k) => 1_000_000 + i * 1024 + k)))
+      expect(await until(() => attacker.closed() !== undefined, 5_000)).toBe(true)
+      expect(attacker.closed()).toBe(4400)
+      expect(reports).toContain("presence-limit")
+      const joiner = await connect("flood")
+      await sleep(200)
+      const before = joiner.got.length
+      joiner.ws.send(encodeQueryAwareness())
+      await sleep(300)
+      expect(states(joiner.got).size).toBeLessThanOrEqual(MAX_AWARENESS_STATES_PER_SOCKET)
+      expect(joiner.got.slice(before).reduce((n, f) => n + f.length, 0)).toBeLessThan(MAX_AWARENESS_BYTES_PER_ROOM)
+      expect(joiner.closed()).toBeUndefined()
+    } finally {
+      await stop()
+    }
+  }, 30_000)
+
+  test("a full room drops new states (not relayed, reported once per socket) and keeps serving; a leaving socket makes room", async () => {
+    const { connect, stop, reports } = await start({ maxAwarenessStates: 6, maxAwarenessStatesPerSocket: 2 })
+    try {
+      const watcher = await connect("full")
+      const fillers: Array<Awaited<ReturnType<typeof connect>>> = []
+      for (let s = 0; s < 3; s++) {
+        const c = await connect("full")
+        c.ws.send(announce([100 + 2 * s, 101 + 2 * s]))
+        fillers.push(c)
+      }
+      expect(await until(() => states(watcher.got).size === 6, 5_000)).toBe(true)
+      // The room is full: a newcomer's state is dropped, its socket stays and syncs.
+      const late = await connect("full")
+      late.ws.send(announce([500]))
+      late.ws.send(announce([500], 2))
+      late.ws.send(encodeStep1(Y.encodeStateVector(new Y.Doc())))
+      expect(await until(() => late.got.some((m) => decodeYMessage(m).type === "step2"), 5_000)).toBe(true)
+      await sleep(200)
+      expect(states(watcher.got).has(500)).toBe(false)
+      expect(reports.filter((r) => r === "presence-limit")).toHaveLength(1)
+      expect(late.closed()).toBeUndefined()
+      const joiner = await connect("full")
+      await sleep(200)
+      expect([...states(joiner.got)].sort()).toEqual([100, 101, 102, 103, 104, 105])
+      // A filler leaves (its states removed): the newcomer's next announcement is taken and relayed.
+      fillers[0]!.ws.close()
+      await sleep(200)
+      late.ws.send(announce([500], 3))
+      expect(await until(() => states(watcher.got.slice(-2)).has(500), 5_000)).toBe(true)
+      // Updating a held state is always taken; a socket past its own bound is closed.
+      fillers[1]!.ws.send(announce([102, 103, 900]))
+      expect(await until(() => fillers[1]!.closed() !== undefined, 5_000)).toBe(true)
+      expect(fillers[1]!.closed()).toBe(4400)
+    } finally {
+      await stop()
+    }
+  }, 30_000)
 })

@@ -19,7 +19,14 @@
  *   large, missing dependencies) closes the socket with 4400: a stock client cannot recover
  *   from a state the hub refuses, and a hostile one should not retry.
  * - awareness is relayed; each socket's clients are removed (state null) when it closes;
- *   states not renewed for 30 s are forgotten.
+ *   states not renewed for 30 s are forgotten. Bounded: a room keeps at most
+ *   `MAX_AWARENESS_STATES_PER_ROOM` states and `MAX_AWARENESS_BYTES_PER_ROOM` bytes of them
+ *   (past that, states of new clients are dropped, not relayed, and the hub reports
+ *   `presence-limit` once per socket: the socket still syncs its document); one socket holds
+ *   at most `MAX_AWARENESS_STATES_PER_SOCKET` states and `maxAwarenessBytes` bytes of them
+ *   (a stock provider has one clientID): past that it is closed with 4400. A removal (null
+ *   state) of a client the room does not hold is dropped. So what a joiner or a
+ *   query-awareness gets is bounded too.
  * - every 10 s: a 3-byte awareness keepalive (the client closes a socket silent for 30 s;
  *   pings do not count) and a WebSocket ping (a socket with no pong by the next round is
  *   terminated).
@@ -44,8 +51,14 @@ export interface YjsRouteOptions {
   readonly keepaliveMs?: number
   /** Awareness states not renewed this long are forgotten. Default 30,000 ms. */
   readonly awarenessTimeoutMs?: number
-  /** Largest awareness message. Default 64 KiB. */
+  /** Largest awareness message, and the most bytes of awareness states one socket holds. Default 64 KiB. */
   readonly maxAwarenessBytes?: number
+  /** Awareness states a room keeps. Default `MAX_AWARENESS_STATES_PER_ROOM`. */
+  readonly maxAwarenessStates?: number
+  /** Bytes of awareness states a room keeps. Default `MAX_AWARENESS_BYTES_PER_ROOM`. */
+  readonly maxAwarenessRoomBytes?: number
+  /** Awareness states one socket holds. Default `MAX_AWARENESS_STATES_PER_SOCKET`. */
+  readonly maxAwarenessStatesPerSocket?: number
   /** Close a socket (1013, it reconnects and resyncs) with more than this unsent. Default 8 MiB. */
   readonly maxBufferedBytes?: number
 }
@@ -67,16 +80,30 @@ interface AwarenessState {
 interface Room {
   readonly docId: string
   readonly awareness: Map<number, AwarenessState>
+  /** Sum of the states' lengths. */
+  bytes: number
 }
 
 interface Conn extends CrdtSubscriber {
   readonly ws: WebSocket
+  /** The room's awareness entries this socket set last (it owns them). */
   readonly ids: Set<number>
+  /** Sum of the lengths of the states in `ids`. */
+  awarenessBytes: number
+  /** Told (reported) once that its room's awareness is full. */
+  toldFull: boolean
   room: Room | undefined
   doc: CrdtDocAuthority<Y.Doc> | undefined
   alive: boolean
   closed: boolean
 }
+
+/** Awareness states a room keeps (a stock room has a few dozen); states of new clients past it are dropped. */
+export const MAX_AWARENESS_STATES_PER_ROOM = 1024
+/** Bytes of awareness states (their JSON) a room keeps; past it, new or growing states are dropped. */
+export const MAX_AWARENESS_BYTES_PER_ROOM = 512 * 1024
+/** Awareness states one socket may hold (a stock provider holds one); past it the socket is closed (4400). */
+export const MAX_AWARENESS_STATES_PER_SOCKET = 64
 
 /** Our close codes: 4400-4499 stop a y-websocket client for good, others make it retry. */
 const CLOSE = { malformed: 4400, unauthorized: 4401, forbidden: 4403, kind: 4409, unavailable: 4503, slow: 1013, away: 1001 } as const
@@ -94,6 +121,9 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   const period = options.keepaliveMs ?? 10_000
   const awarenessTimeout = options.awarenessTimeoutMs ?? 30_000
   const maxAwareness = options.maxAwarenessBytes ?? 64 * 1024
+  const maxRoomStates = options.maxAwarenessStates ?? MAX_AWARENESS_STATES_PER_ROOM
+  const maxRoomBytes = options.maxAwarenessRoomBytes ?? MAX_AWARENESS_BYTES_PER_ROOM
+  const maxSocketStates = options.maxAwarenessStatesPerSocket ?? MAX_AWARENESS_STATES_PER_SOCKET
   const maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024
   const rooms = new Map<string, Room>()
   const conns = new Set<Conn>()
@@ -120,10 +150,10 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     if (room === undefined || doc === undefined) return
     doc.unsubscribe(conn)
     const gone: AwarenessEntry[] = []
-    for (const id of conn.ids) {
+    for (const id of [...conn.ids]) {
       const s = room.awareness.get(id)
       if (s === undefined || s.conn !== conn) continue
-      room.awareness.delete(id)
+      forget(room, id)
       if (s.state !== "null") gone.push({ clientID: id, clock: s.clock, state: "null" })
     }
     if (gone.length > 0) doc.relay(encodeAwareness(encodeAwarenessUpdate(gone)), conn)
@@ -133,21 +163,63 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     }
   }
 
-  /** Applies an awareness update to the room; true when anything in it was news. */
-  const takeAwareness = (conn: Conn, room: Room, update: Uint8Array): boolean => {
+  /** Sets a room's awareness entry, keeping the room's and the owners' counts. */
+  const put = (room: Room, id: number, entry: AwarenessState): void => {
+    forget(room, id)
+    room.awareness.set(id, entry)
+    room.bytes += entry.state.length
+    if (entry.conn !== undefined) {
+      entry.conn.ids.add(id)
+      entry.conn.awarenessBytes += entry.state.length
+    }
+  }
+
+  const forget = (room: Room, id: number): void => {
+    const cur = room.awareness.get(id)
+    if (cur === undefined) return
+    room.awareness.delete(id)
+    room.bytes -= cur.state.length
+    if (cur.conn !== undefined && cur.conn.ids.delete(id)) cur.conn.awarenessBytes -= cur.state.length
+  }
+
+  /**
+   * Applies an awareness update to the room within its bounds (see the header). Returns what
+   * to relay (undefined: nothing was news; "whole": the message as it came), or `close`:
+   * why the socket is closed.
+   */
+  const takeAwareness = (conn: Conn, room: Room, update: Uint8Array): AwarenessEntry[] | "whole" | undefined | { close: string } => {
     const entries = decodeAwarenessUpdate(update, 1024)
     const now = Date.now()
-    let news = false
+    const taken: AwarenessEntry[] = []
+    let whole = true
+    let full = false
     for (const e of entries) {
       const cur = room.awareness.get(e.clientID)
       const isNull = e.state === "null"
       // The y-protocols rule: a newer clock wins; at the same clock only a removal does.
       if (cur !== undefined && !(cur.clock < e.clock || (cur.clock === e.clock && isNull && cur.state !== "null"))) continue
-      news = true
-      room.awareness.set(e.clientID, { clock: e.clock, state: e.state, conn, at: now })
-      if (!isNull) conn.ids.add(e.clientID)
+      if (cur === undefined && isNull) {
+        // The removal of a state the room does not hold (forgotten, or never there): nothing to keep.
+        whole = false
+        continue
+      }
+      const mine = cur !== undefined && cur.conn === conn
+      if (!mine && conn.ids.size >= maxSocketStates) return { close: `A socket holds at most ${maxSocketStates} awareness states.` }
+      if (conn.awarenessBytes - (mine ? cur.state.length : 0) + e.state.length > maxAwareness) return { close: `A socket's awareness states are limited to ${maxAwareness} bytes.` }
+      const bytes = room.bytes - (cur?.state.length ?? 0) + e.state.length
+      if ((cur === undefined && room.awareness.size >= maxRoomStates) || (bytes > room.bytes && bytes > maxRoomBytes)) {
+        whole = false
+        full = true
+        continue
+      }
+      put(room, e.clientID, { clock: e.clock, state: e.state, conn, at: now })
+      taken.push(e)
     }
-    return news
+    if (full && !conn.toldFull) {
+      conn.toldFull = true
+      refuse("presence-limit", `y-websocket "${room.docId}": the room holds ${room.awareness.size} awareness states (${room.bytes} bytes; at most ${maxRoomStates} and ${maxRoomBytes}); new ones are dropped.`)
+    }
+    return taken.length === 0 ? undefined : whole ? "whole" : taken
   }
 
   const awarenessOf = (room: Room): Uint8Array | undefined => {
@@ -204,15 +276,18 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
           refuse("presence-too-large", `y-websocket: an awareness update of ${msg.update.length} bytes.`)
           return close(conn, CLOSE.malformed, `Awareness is limited to ${maxAwareness} bytes.`)
         }
-        let news: boolean
+        let taken: ReturnType<typeof takeAwareness>
         try {
-          news = takeAwareness(conn, room, msg.update)
+          taken = takeAwareness(conn, room, msg.update)
         } catch (e) {
           refuse("protocol-error", `y-websocket: a bad awareness update (${e instanceof Error ? e.message : String(e)}).`)
           return close(conn, CLOSE.malformed, "Bad awareness update.")
         }
-        if (news) doc.relay(bytes, conn)
-        return
+        if (taken === undefined) return
+        if (taken === "whole") return doc.relay(bytes, conn)
+        if (Array.isArray(taken)) return doc.relay(encodeAwareness(encodeAwarenessUpdate(taken)), conn)
+        refuse("presence-limit", `y-websocket "${room.docId}": ${taken.close}`)
+        return close(conn, CLOSE.malformed, taken.close)
       }
       case "query-awareness": {
         const all = awarenessOf(room)
@@ -229,7 +304,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const path = info.url.split("?")[0]!
     const docId = path.slice(prefix.length + 1)
     const conn: Conn = {
-      ws, ids: new Set(), room: undefined, doc: undefined, alive: true, closed: false,
+      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, room: undefined, doc: undefined, alive: true, closed: false,
       onUpdates: (updates) => {
         for (const u of updates) send(conn, encodeUpdate(u))
       },
@@ -278,7 +353,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       }
       if (conn.closed) return host.release(doc)
       let room = rooms.get(docId)
-      if (room === undefined) rooms.set(docId, (room = { docId, awareness: new Map() }))
+      if (room === undefined) rooms.set(docId, (room = { docId, awareness: new Map(), bytes: 0 }))
       conn.room = room
       conn.doc = doc
       doc.subscribe(conn)
@@ -309,7 +384,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       if (conn.doc !== undefined) send(conn, AWARENESS_KEEPALIVE)
     }
     for (const room of rooms.values()) {
-      for (const [id, s] of room.awareness) if (now - s.at >= awarenessTimeout) room.awareness.delete(id)
+      for (const [id, s] of room.awareness) if (now - s.at >= awarenessTimeout) forget(room, id)
     }
   }, period)
   timer.unref()

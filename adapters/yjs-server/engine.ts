@@ -4,9 +4,11 @@
  * Untrusted updates are Yjs **V1** only: V1 decoding is bounded by the input's length, while
  * a 26-byte V2 update can make Yjs allocate until Node dies (RLE runs that repeat forever).
  * Each update is decoded with `Y.decodeUpdate` before it touches the document, bounded
- * (bytes, clocks below 2^40, no subdocuments) and checked for missing dependencies against
- * the document's state vector: the hub refuses an update it cannot integrate instead of
- * holding it (held updates cost a re-merge per apply and let a peer grow memory).
+ * (bytes, clocks below 2^40, no subdocuments) and checked against the document's state
+ * vector with the CRDT fields' check (adapters/yjs/integrable.ts): the hub refuses an update
+ * Yjs would not integrate in full (a missing dependency, a cycle of origins inside the
+ * update) instead of holding it (held updates cost a re-merge per apply and let a peer grow
+ * memory), and refuses it without touching the document, so no rebuild from storage.
  *
  * Determinism: Yjs cleans up rich-text formatting after a *remote* transaction by making a
  * new local one; the hub would then hold content nobody else has. The cleanup is switched
@@ -19,6 +21,7 @@
  */
 import * as Y from "yjs"
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "../../core/crdt-docs/engine.js"
+import { dropPending, encodeIntegratedV2, holdsPending, notIntegrable, type NotIntegrable } from "../yjs/integrable.js"
 
 export interface YjsEngineOptions {
   /** Largest V1 update accepted. Default 1 MiB (the WebSocket frame limit). */
@@ -57,36 +60,13 @@ export const newHubYDoc = (): Y.Doc => {
 
 const reject = (code: CrdtRejection["code"], message: string): CheckResult => ({ ok: false, code, message })
 
-/** What an update needs that `sv` (plus the update itself) does not have, as "client:clock", or undefined. */
-export const missingDependency = (decoded: Decoded, stateOf: (client: number) => number): string | undefined => {
-  const have = new Map<number, number>()
-  const known = (client: number): number => {
-    let n = have.get(client)
-    if (n === undefined) have.set(client, (n = stateOf(client)))
-    return n
-  }
-  const needs = (client: number, clock: number): boolean => clock >= known(client)
-  // Structs come sorted by client, then clock: each client's run must start at or before what we have.
-  for (const s of decoded.structs) {
-    if (s instanceof Y.Skip) continue
-    const { client, clock } = s.id
-    const at = known(client)
-    if (clock > at) return `${client}:${at}`
-    have.set(client, Math.max(at, clock + s.length))
-  }
-  for (const s of decoded.structs) {
-    if (!(s instanceof Y.Item)) continue
-    for (const id of [s.origin, s.rightOrigin, s.parent instanceof Y.ID ? s.parent : null]) {
-      if (id !== null && needs(id.client, id.clock)) return `${id.client}:${id.clock}`
-    }
-  }
-  for (const [client, ranges] of decoded.ds.clients) {
-    for (const r of ranges) {
-      if (r.len > 0 && needs(client, r.clock + r.len - 1)) return `${client}:${r.clock + r.len - 1}`
-    }
-  }
-  return undefined
-}
+/**
+ * What keeps Yjs from integrating all of `update` (decoded) into a document whose state vector
+ * is `stateOf`: a missing dependency, a cycle inside the update, a client in two blocks
+ * (adapters/yjs/integrable.ts, the check the CRDT fields use too); undefined if nothing.
+ */
+export const missingDependency = (update: Uint8Array, decoded: Decoded, stateOf: (client: number) => number): NotIntegrable | undefined =>
+  notIntegrable(update, decoded, stateOf)
 
 /** The next clock the document expects from `client` (its state vector entry). */
 const clockOf = (doc: Y.Doc, client: number): number => {
@@ -127,9 +107,11 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     load(bytes) {
       const doc = newHubYDoc()
       Y.applyUpdateV2(doc, bytes)
+      // A base an older hub wrote may hold structs Yjs could not integrate: never serve them.
+      dropPending(doc)
       return doc
     },
-    encode: (doc) => Y.encodeStateAsUpdateV2(doc),
+    encode: (doc) => encodeIntegratedV2(doc),
     check(update) {
       const d = decode(update)
       if ("ok" in d) return d
@@ -140,13 +122,16 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       return updates.map((u) => {
         const d = decodedCache.get(u) ?? decode(u)
         if ("ok" in d) return d as CrdtRejection
-        const missing = missingDependency(d, (client) => clockOf(doc, client))
-        if (missing !== undefined) return { code: "update-missing-deps", message: `The update depends on ${missing}, which the hub does not have; sync from the hub first.` }
+        const cannot = missingDependency(u, d, (client) => clockOf(doc, client))
+        if (cannot !== undefined) {
+          return cannot.reason === "missing"
+            ? { code: "update-missing-deps", message: `${cannot.message} The hub does not integrate it; sync from the hub first.` }
+            : { code: "update-malformed", message: cannot.message }
+        }
         changedFlag.set(doc, false)
         Y.applyUpdate(doc, u)
-        const store = doc.store as unknown as { pendingStructs: unknown; pendingDs: unknown }
-        // The dependency check above makes this unreachable; if Yjs disagrees, rebuild (throw).
-        if (store.pendingStructs !== null || store.pendingDs !== null) throw new Error("Yjs held part of an update whose dependencies looked complete.")
+        // The check above makes this unreachable; if Yjs disagrees, the authority rebuilds (throw).
+        if (holdsPending(doc)) throw new Error("Yjs held part of an update whose dependencies looked complete.")
         return changedFlag.get(doc) === true
       })
     },

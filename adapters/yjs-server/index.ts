@@ -10,5 +10,7 @@
  * ```
  */
 export { yjsDocEngine, newHubYDoc, missingDependency, MAX_YJS_CLOCK, type YjsEngineOptions } from "./engine.js"
-export { yjsRoute, type YjsRoute, type YjsRouteOptions } from "./endpoint.js"
+export {
+  yjsRoute, MAX_AWARENESS_STATES_PER_ROOM, MAX_AWARENESS_BYTES_PER_ROOM, MAX_AWARENESS_STATES_PER_SOCKET, type YjsRoute, type YjsRouteOptions,
+} from "./endpoint.js"
 export * from "./protocol.js"

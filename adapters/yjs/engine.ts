@@ -7,7 +7,9 @@
  * with `Y.decodeUpdate` before anything touches the document, and checked: no subdocuments,
  * no other root type, clocks below 2^40, every clientID owned by the sending Canon client
  * (the first client to use one owns it), no overlap with clocks the field has (equivocation),
- * and every origin, parent and deleted range present (else `crdt-missing-deps`). A library
+ * and all of it integrable: every origin, parent and deleted range present and no cycle
+ * inside the update (./integrable.ts, else `crdt-missing-deps`), so Yjs never holds structs
+ * pending, the state vector covers everything the field has, and encodings hold nothing else. A library
  * throw while applying, or a document that cannot be encoded afterwards, breaks the field: it
  * is reloaded from what is durable.
  *
@@ -26,6 +28,7 @@ import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
+import { dropPending, encodeIntegratedV2, holdsPending, notIntegrable } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
 const CANON = Symbol("canon-merge")
@@ -135,12 +138,6 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     if (options.trusted) return { ok: true, update: this.validated(update, clients, options, false) }
 
     const sv = Y.decodeStateVector(Y.encodeStateVector(this.doc))
-    const has = (id: Id | null | undefined): boolean => {
-      if (id === null || id === undefined) return true
-      if (id.clock < (sv.get(id.client) ?? 0)) return true
-      const r = ranges.get(id.client)
-      return r !== undefined && id.clock >= r[0] && id.clock < r[1]
-    }
     for (const [client, [from, to]] of ranges) {
       const owner = this.owners.get(client)
       if (owner !== undefined && owner !== options.clientId) {
@@ -150,19 +147,10 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
       if (from < known) return crdtRejection("crdt-equivocation", `The update rewrites clocks ${from}..${Math.min(to, known) - 1} of Yjs client ${client}, which the field has.`)
       if (from > known) return crdtRejection("crdt-missing-deps", `Yjs client ${client} from clock ${known} is missing (the update starts at ${from}).`)
     }
-    for (const s of decoded.structs) {
-      if (!(s instanceof Y.Item)) continue
-      for (const dep of [s.origin, s.rightOrigin, typeof s.parent === "object" ? s.parent : null]) {
-        if (!has(dep)) return crdtRejection("crdt-missing-deps", `Yjs client ${dep!.client} from clock ${dep!.clock} is missing.`)
-      }
-    }
-    for (const [client, deletes] of decoded.ds.clients) {
-      const r = ranges.get(client)
-      const end = Math.max(sv.get(client) ?? 0, r?.[1] ?? 0)
-      for (const d of deletes) {
-        if (d.clock + d.len > end) return crdtRejection("crdt-missing-deps", `The update deletes clocks up to ${d.clock + d.len - 1} of Yjs client ${client}, which the field does not have.`)
-      }
-    }
+    // Every origin, parent and deleted range present, no cycle inside the update: Yjs
+    // integrates all of it (nothing held pending, which would let the same IDs be written again).
+    const cannot = notIntegrable(update, decoded, (client) => sv.get(client) ?? 0)
+    if (cannot !== undefined) return crdtRejection(cannot.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", cannot.message)
     return { ok: true, update: this.validated(update, clients, options, true) }
   }
 
@@ -175,8 +163,12 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
       const sv = u.untrusted ? Y.encodeStateVector(this.doc) : undefined
       try {
         Y.applyUpdate(this.doc, u.bytes, CANON)
-        // Where a poisoned document shows: it can no longer encode its delete set.
-        if (sv !== undefined) Y.encodeStateAsUpdate(this.doc, sv)
+        if (sv !== undefined) {
+          // validate() makes this unreachable; if Yjs disagrees, the field is reloaded.
+          if (holdsPending(this.doc)) throw new Error("Yjs held part of an update that validation found integrable.")
+          // Where a poisoned document shows: it can no longer encode its delete set.
+          Y.encodeStateAsUpdate(this.doc, sv)
+        }
       } catch (e) {
         this.broken = true
         throw e
@@ -191,7 +183,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
 
   encode(): Uint8Array {
     const owners = [...this.owners].sort((a, b) => a[0] - b[0])
-    return encodeCanonical([ENCODING, Y.encodeStateAsUpdateV2(this.doc), owners])
+    return encodeCanonical([ENCODING, encodeIntegratedV2(this.doc), owners])
   }
 
   onLocalChange(listener: (update: unknown) => void): () => void {
@@ -229,6 +221,8 @@ export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: Y
       const doc = newDoc(kind)
       // Snapshots come from the authority's own encoding (verified by hash), hence V2.
       Y.applyUpdateV2(doc, v[1], CANON)
+      // An older hub's snapshot may hold structs Yjs could not integrate: they are in no hash.
+      dropPending(doc)
       return new YField<H>(doc, kind, max, owners)
     },
   }

@@ -1,0 +1,200 @@
+/**
+ * Whether Yjs integrates every struct and every deletion of a V1 update, decided before the
+ * update touches a document. One check for both Yjs engines: the CRDT field
+ * (adapters/yjs/engine.ts) and the whole document on the hub (adapters/yjs-server/engine.ts).
+ *
+ * Yjs never refuses what it cannot integrate: it keeps it in `store.pendingStructs` /
+ * `store.pendingDs`, the state vector does not advance past it, and the held structs are
+ * merged into every encoding of the document. A hub holding them would accept the same IDs
+ * again with other content (equivocation), write them into snapshots that load into other
+ * text than the log gives (with the same state-vector hash), and re-merge them on every
+ * update. So an update is accepted only if Yjs integrates all of it, which is the case when:
+ *
+ * - each client has one block of structs (Yjs keeps only the last block of a client, so a
+ *   second or an empty block makes the decoded structs differ from what is applied);
+ * - each client's structs continue the document (no clock past what the document plus the
+ *   earlier structs of the update have; a Skip is only allowed where nothing follows it that
+ *   the document lacks);
+ * - every origin, right origin and parent is in the document or in the update, a reference
+ *   to the struct's own client points below the struct's clock, and the references inside
+ *   the update form no cycle (a struct depends on the one holding each referenced clock, and
+ *   on the previous struct of its client);
+ * - every deleted range ends at or before what the document plus the update have.
+ */
+import * as Y from "yjs"
+
+/** What `Y.decodeUpdate` gives (the fields read here). */
+export interface DecodedYUpdate {
+  readonly structs: ReadonlyArray<unknown>
+  readonly ds: { readonly clients: Map<number, ReadonlyArray<{ readonly clock: number; readonly len: number }>> }
+}
+
+/** Why an update cannot be integrated: `malformed` (block structure) or `missing` (a dependency Yjs would wait for). */
+export interface NotIntegrable {
+  readonly reason: "malformed" | "missing"
+  readonly message: string
+}
+
+type Id = { readonly client: number; readonly clock: number }
+
+/** The first varUint of a V1 update: its number of client blocks (-1 if unreadable). */
+const blockCount = (bytes: Uint8Array): number => {
+  let n = 0
+  let mult = 1
+  for (let i = 0; i < bytes.length && i < 8; i++) {
+    const b = bytes[i]!
+    n += (b & 127) * mult
+    if (b < 128) return n
+    mult *= 128
+  }
+  return -1
+}
+
+const missing = (message: string): NotIntegrable => ({ reason: "missing", message })
+
+/**
+ * Undefined when Yjs integrates all of `decoded` (the V1 `update`) into a document whose state
+ * vector is `stateOf`; otherwise why not. Linear in the update's structs.
+ */
+export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, stateOf: (client: number) => number): NotIntegrable | undefined => {
+  // 1. One block per client, none empty.
+  const structs = decoded.structs as ReadonlyArray<(Y.Item | Y.GC | Y.Skip) & { id: Id; length: number }>
+  let runs = 0
+  const seen = new Set<number>()
+  for (let i = 0; i < structs.length; i++) {
+    const client = structs[i]!.id.client
+    if (i === 0 || structs[i - 1]!.id.client !== client) {
+      runs++
+      if (seen.has(client)) break
+      seen.add(client)
+    }
+  }
+  if (runs !== blockCount(update) || seen.size !== runs) {
+    return { reason: "malformed", message: "The update lists a Yjs client in more than one block, or a block without structs (Yjs would apply only the last)." }
+  }
+
+  // 2. Each client's structs continue what the document has. `nodes` are the structs to
+  // integrate (no Skips), each client's consecutive and in clock order.
+  const have = new Map<number, number>()
+  const nodes: Array<(Y.Item | Y.GC) & { id: Id; length: number }> = []
+  const first = new Map<number, number>()
+  for (const s of structs) {
+    const { client, clock } = s.id
+    let at = have.get(client)
+    if (at === undefined) have.set(client, (at = stateOf(client)))
+    if (s instanceof Y.Skip) continue
+    if (clock > at) return missing(`Yjs client ${client} from clock ${at} is missing (the update continues at ${clock}).`)
+    have.set(client, Math.max(at, clock + s.length))
+    if (!first.has(client)) first.set(client, nodes.length)
+    nodes.push(s as (typeof nodes)[number])
+  }
+  const end = (client: number) => have.get(client) ?? stateOf(client)
+
+  // 3. References: present, same-client ones backwards, and (below) acyclic inside the update.
+  // deps[4i]: the previous struct of the client; deps[4i+1..3]: origin, right origin, parent.
+  const n = nodes.length
+  const deps = new Int32Array(n * 4).fill(-1)
+  /** The node of the update holding (client, clock), or -1. */
+  const lastOf = new Map<number, number>()
+  for (let i = 0; i < n; i++) lastOf.set(nodes[i]!.id.client, i)
+  const nodeIn = (client: number, clock: number): number => {
+    let lo = first.get(client) ?? 0
+    let hi = lastOf.get(client) ?? -1
+    while (lo <= hi) {
+      const mid: number = (lo + hi) >> 1
+      const s = nodes[mid]!
+      if (clock < s.id.clock) hi = mid - 1
+      else if (clock >= s.id.clock + s.length) lo = mid + 1
+      else return mid
+    }
+    return -1
+  }
+  for (let i = 0; i < n; i++) {
+    const s = nodes[i]!
+    if (i > 0 && nodes[i - 1]!.id.client === s.id.client) deps[4 * i] = i - 1
+    if (!(s instanceof Y.Item)) continue
+    const refs: Array<Id | null> = [s.origin, s.rightOrigin, s.parent instanceof Y.ID ? s.parent : null]
+    for (let k = 0; k < 3; k++) {
+      const ref = refs[k]
+      if (ref === null || ref === undefined) continue
+      if (ref.client === s.id.client) {
+        // Earlier structs of the client come first anyway (the previous-struct edge).
+        if (ref.clock >= s.id.clock) return missing(`A Yjs struct of client ${s.id.client} at clock ${s.id.clock} refers to its own client's clock ${ref.clock}, which does not precede it.`)
+        continue
+      }
+      if (ref.clock < stateOf(ref.client)) continue
+      const at = ref.clock < end(ref.client) ? nodeIn(ref.client, ref.clock) : -1
+      if (at < 0) return missing(`Yjs client ${ref.client} from clock ${ref.clock} is missing.`)
+      deps[4 * i + 1 + k] = at
+    }
+  }
+  // Depth-first, iterative (an update can hold ~10^5 structs): a reference back onto the path is a cycle.
+  const mark = new Uint8Array(n) // 0 unseen, 1 on the path, 2 done
+  const cursor = new Uint8Array(n)
+  const path: number[] = []
+  for (let root = 0; root < n; root++) {
+    if (mark[root] !== 0) continue
+    mark[root] = 1
+    path.push(root)
+    while (path.length > 0) {
+      const top = path[path.length - 1]!
+      if (cursor[top]! === 4) {
+        mark[top] = 2
+        path.pop()
+        continue
+      }
+      const d = deps[4 * top + cursor[top]!]!
+      cursor[top]!++
+      if (d < 0 || mark[d] === 2) continue
+      if (mark[d] === 1) {
+        const { client, clock } = nodes[d]!.id
+        return missing(`The update's structs depend on each other in a cycle (through Yjs client ${client} clock ${clock}); Yjs would hold them forever.`)
+      }
+      mark[d] = 1
+      path.push(d)
+    }
+  }
+
+  // 4. Deletions within what the document and the update have.
+  for (const [client, ranges] of decoded.ds.clients) {
+    const e = end(client)
+    for (const r of ranges) {
+      if (r.clock >= e || r.clock + r.len > e) {
+        return missing(`The update deletes clocks ${r.clock}..${r.clock + Math.max(r.len, 1) - 1} of Yjs client ${client}; the document has up to ${e - 1}.`)
+      }
+    }
+  }
+  return undefined
+}
+
+type PendingStore = { pendingStructs: unknown; pendingDs: unknown }
+
+/** Whether Yjs holds structs or deletions of `doc` it could not integrate. */
+export const holdsPending = (doc: Y.Doc): boolean => {
+  const store = doc.store as unknown as PendingStore
+  return store.pendingStructs !== null || store.pendingDs !== null
+}
+
+/**
+ * Forgets what Yjs holds unintegrated (a document loaded from bytes an older hub wrote may
+ * hold some): it is in no hash and must be in no encoding.
+ */
+export const dropPending = (doc: Y.Doc): void => {
+  const store = doc.store as unknown as PendingStore
+  store.pendingStructs = null
+  store.pendingDs = null
+}
+
+/** `Y.encodeStateAsUpdateV2(doc)` of the integrated document only (Yjs would merge held structs into it). */
+export const encodeIntegratedV2 = (doc: Y.Doc): Uint8Array => {
+  if (!holdsPending(doc)) return Y.encodeStateAsUpdateV2(doc)
+  const store = doc.store as unknown as PendingStore
+  const { pendingStructs, pendingDs } = store
+  dropPending(doc)
+  try {
+    return Y.encodeStateAsUpdateV2(doc)
+  } finally {
+    store.pendingStructs = pendingStructs
+    store.pendingDs = pendingDs
+  }
+}

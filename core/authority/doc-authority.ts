@@ -17,6 +17,12 @@
  * client-table.ts), and the state model refuses non-plain writes inside the command
  * (journal.ts). Background work (checkpoint timers, the commit loop, catch-up) never throws
  * into the process: a failure is reported and the document is dropped and reloaded.
+ *
+ * Lifetime: a document nobody follows, with no work in flight (no batch queued or being
+ * written, no snapshot or compaction running) and so nothing unwritten, tells its hub
+ * (`onIdle`) after `idleUnloadMs`; the hub unloads it and loads it again from storage on next
+ * use (head, newest snapshot, log tail; client records are read from storage as needed).
+ * An unloaded instance refuses to be used again: only one instance ever writes a document.
  */
 import { decodeArgs, makeContext, runApply, type Machine } from "../machine.js"
 import { JournaledState, type Journal } from "../journal.js"
@@ -77,6 +83,12 @@ export interface AuthorityOptions {
   readonly snapshotLagEntries?: number
   /** Bytes of a snapshot stream in flight past the replica's acknowledgement. Default 1 MiB; at least 128 KiB. */
   readonly snapshotWindowBytes?: number
+  /**
+   * A document nobody follows is unloaded once it has been idle this long (ms), and loaded
+   * again from storage when next used. Default 250 (a quick resubscribe finds it loaded);
+   * Infinity: documents stay loaded (the hub's memory then grows with every document read).
+   */
+  readonly idleUnloadMs?: number
 }
 
 /**
@@ -157,6 +169,8 @@ const asSender = (who: Sender | string): Sender => (typeof who === "string" ? { 
 /** What a document tells its hub: it broke (drop and reload it), or something worth a log line. */
 export interface AuthorityHooks<S> {
   readonly onBroken: (doc: DocAuthority<S>, error: unknown) => void
+  /** Nobody follows the document and nothing is in flight (see the header): it may be unloaded. */
+  readonly onIdle?: (doc: DocAuthority<S>) => void
   readonly onReport?: (report: { readonly docId: string; readonly code: string; readonly message: string }) => void
 }
 
@@ -182,6 +196,14 @@ export class DocAuthority<S = unknown> {
   private quietTimer: Timer | undefined
   /** Set when a storage write failed: the hub must drop and reload this document. */
   broken = false
+  /** Set when the hub unloaded it: this instance must never write again. */
+  private unloaded = false
+  /** Background writes outside the commit loop (compaction, a quiet checkpoint) in flight. */
+  private writing = 0
+  private idleTimer: Timer | undefined
+  private readonly idleMs: number
+  /** The state at seq 0 in a snapshot's encoding, made when first asked for. */
+  private zero: { readonly bytes: Uint8Array; readonly hash: string } | undefined
   private readonly checkpointEvery: number
   private readonly quietMs: number
   private readonly maxCommandBytes: number
@@ -224,6 +246,7 @@ export class DocAuthority<S = unknown> {
     this.clientTable = new ClientTable(docId, store, options.maxOutcomesPerClient ?? 100_000)
     this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.maxMessageBytes = options.maxMessageBytes ?? 512 << 10
+    this.idleMs = options.idleUnloadMs ?? 250
     const self = this
     this.followers = new Followers({
       docId, runtime,
@@ -241,6 +264,8 @@ export class DocAuthority<S = unknown> {
       lastMarker: () => self.markers[self.markers.length - 1]?.seq ?? 0,
       entriesForVersion: (entries, version) => self.entriesForVersion(entries, version),
       initialState: (version) => (self.history === undefined ? undefined : initialStateFor(self.history, version)),
+      stateAtZero: () => self.stateAtZero(),
+      followersGone: () => self.watchIdle(),
       report: (code, message) => self.hooks.onReport?.({ docId, code, message }),
       isBroken: () => self.broken,
     }, {
@@ -372,8 +397,11 @@ export class DocAuthority<S = unknown> {
     const host = new JournaledState<S>(base !== undefined ? (base.state as S) : (history?.at(epoch) ?? machine).initial())
     // CRDT fields load from the snapshot's `$crdt` before anything reads the root.
     const crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, host)
+    // Bytes of log since the newest snapshot: the snapshot policy goes on counting from them
+    // (a document unloaded and loaded again between writes would otherwise never snapshot).
+    const logSince = { bytes: 0 }
     while (at < head.seq) {
-      const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at))
+      const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at), logSince)
       if (entries.length === 0) break
       for (const e of entries) {
         if (history === undefined) applyLogged(host, docId, machine, e)
@@ -429,6 +457,7 @@ export class DocAuthority<S = unknown> {
     } else if (head.seq > 0) {
       checked = { ...head, checkpoint: { seq: head.seq, hash: loadedHash } }
     }
+    snapshotter.noteLoaded(logSince.bytes)
     const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
@@ -437,6 +466,8 @@ export class DocAuthority<S = unknown> {
     await doc.tidy()
     // A snapshot right after a version change lets replicas at the new version skip the old history.
     if (upgraded) doc.snapshotNow().catch((e) => doc.report("snapshot-failed", `The snapshot after upgrading "${docId}" failed: ${e instanceof Error ? e.message : String(e)}`))
+    // Loaded and not followed yet (a subscribe cancels this): unloaded if nobody comes.
+    doc.watchIdle()
     return doc
   }
 
@@ -476,9 +507,12 @@ export class DocAuthority<S = unknown> {
   // ---- followers ----
 
   subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, version = this.machine.version): void {
+    this.assertLoaded()
     const sender = asSender(who)
     // The follower first: the submit below reads its version.
     this.followers.add(conn, sender.clientId, fromSeq, resume, sender.protocol ?? 1, version)
+    this.idleTimer?.cancel()
+    this.idleTimer = undefined
     // The ack goes through the write lane like a submit without commands.
     this.submit(conn, sender, { type: "submit", docId: this.docId, commands: [], ackedClientSeq })
   }
@@ -563,7 +597,8 @@ export class DocAuthority<S = unknown> {
         }
         if (this.snapshotWaiters.length > 0) this.snapshotDue = true
         if (this.snapshotDue && !this.flushing) this.beginSnapshot()
-        return this.compactBehind(meta)
+        this.writing++
+        return this.compactBehind(meta).finally(() => this.writing--)
       },
     ).catch((e) => {
       const message = e instanceof Error ? e.message : String(e)
@@ -619,13 +654,17 @@ export class DocAuthority<S = unknown> {
   private setCheckpoint(cp: Checkpoint, store: boolean): void {
     this.checkpoint = cp
     // Kept for `canon inspect`; losing it in a crash costs nothing but a later check.
-    if (store) this.store.putCheckpoint(this.docId, cp).catch(() => {})
+    if (store) {
+      this.writing++
+      this.store.putCheckpoint(this.docId, cp).catch(() => {}).finally(() => this.writing--)
+    }
     this.followers.publishCheckpoint(cp)
   }
 
   // ---- submit / group commit ----
 
   submit(conn: Connection<ServerMessage>, who: Sender | string, msg: Submit, refuse?: Rejection): void {
+    this.assertLoaded()
     this.queue.push({ conn, sender: asSender(who), msg, version: this.followers.get(conn)?.version ?? this.machine.version, refuse })
     if (!this.flushing) this.flush().catch((e) => this.fail("committing", e))
   }
@@ -667,7 +706,7 @@ export class DocAuthority<S = unknown> {
       }
       const message = e instanceof Error ? e.message : String(e)
       this.hooks.onReport?.({ docId: this.docId, code: "client-unreadable", message })
-      p.conn.send({ type: "error", code: (e as { code?: string }).code ?? "storage-failed", message: boundedMessage(message), docId: this.docId })
+      this.followers.sendReply(p.conn, { type: "error", code: (e as { code?: string }).code ?? "storage-failed", message: boundedMessage(message), docId: this.docId })
     }
     return kept
   }
@@ -818,9 +857,9 @@ export class DocAuthority<S = unknown> {
       // A protocol 2 submitter that got its elided entries has its new seqs from them.
       const mine = confirmedByEntries.has(conn) ? own.get(conn) : undefined
       const rest = mine === undefined ? outcomes : outcomes.filter((o) => !("seq" in o && mine.has(o.seq)))
-      if (rest.length > 0) conn.send({ type: "results", docId: this.docId, outcomes: rest })
+      if (rest.length > 0) this.followers.sendReply(conn, { type: "results", docId: this.docId, outcomes: rest })
     }
-    for (const [conn, list] of errors) for (const m of list) conn.send(m)
+    for (const [conn, list] of errors) for (const m of list) this.followers.sendReply(conn, m)
     // A CRDT library threw half-way through a merge (that command was rejected and nothing
     // of it is logged): reload the document from storage, never serve a broken field.
     if (this.crdt?.brokenField !== undefined) this.fail("merging a CRDT update", new Error(`CRDT field "${this.crdt.brokenField}" broke`))
@@ -890,6 +929,49 @@ export class DocAuthority<S = unknown> {
   /** Stops timers and forgets followers (the hub closes their connections). */
   close(): void {
     this.quietTimer?.cancel()
+    this.idleTimer?.cancel()
+    this.idleTimer = undefined
     this.followers.clear()
+  }
+
+  // ---- lifetime ----
+
+  /** Nobody follows it and nothing is in flight: unloading it loses nothing (see the header). */
+  get idle(): boolean {
+    return this.followers.size === 0 && !this.flushing && this.queue.length === 0 && !this.snapshotter.running && !this.snapshotDue &&
+      this.snapshotWaiters.length === 0 && this.writing === 0 && !this.broken && !this.unloaded
+  }
+
+  /**
+   * Nobody follows it: tells the hub once it has been idle for `idleUnloadMs` (work still in
+   * flight then is waited for, a new follower cancels it).
+   */
+  private watchIdle(): void {
+    if (this.hooks.onIdle === undefined || this.idleTimer !== undefined || !Number.isFinite(this.idleMs)) return
+    if (this.followers.size > 0 || this.broken || this.unloaded) return
+    this.idleTimer = this.runtime.setTimer(this.idleMs, () => {
+      this.idleTimer = undefined
+      if (this.idle) this.hooks.onIdle?.(this)
+      else this.watchIdle()
+    })
+  }
+
+  /** The hub let it go: its followers, timers and memory go; a later use loads it again. */
+  unload(): void {
+    this.unloaded = true
+    this.close()
+  }
+
+  private assertLoaded(): void {
+    if (this.unloaded) throw new CanonError({ code: "closed", message: `Document "${this.docId}" was unloaded by its hub: get it again from the hub (hub.doc) instead of keeping it.` })
+  }
+
+  /** The state at seq 0 (nothing committed), encoded like a snapshot; undefined while a first batch is applied. */
+  private stateAtZero(): { readonly bytes: Uint8Array; readonly hash: string } | undefined {
+    if (this.zero === undefined && this.seq === 0) {
+      const bytes = encodeCanonical(this.snapshotSource().root)
+      this.zero = { bytes, hash: hashBytes(bytes) }
+    }
+    return this.zero
   }
 }

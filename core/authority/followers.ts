@@ -9,9 +9,13 @@
  * followed a lost incarnation of the document), or desynced gets a snapshot stream instead,
  * then the log from the snapshot's seq.
  *
- * Backpressure: a follower over the high-water mark is paused (entries wait in the log; it
- * resumes by catching up once drained); over the hard limit its connection is closed with
- * `slow-consumer` (the client reconnects and catches up).
+ * Backpressure, one rule for everything the hub sends a follower (entries, checkpoints,
+ * results, presence, snapshot chunks), decided in one place (`canSend`): over the high-water
+ * mark the follower is paused (entries wait in the log, a snapshot stream waits at its offset,
+ * presence is coalesced to the latest state per client), and it resumes once drained; over the
+ * hard limit its connection is closed with `slow-consumer` (the client reconnects and catches
+ * up). So what the hub holds for a reader is bounded whatever the reader's speed or what it
+ * claims to have read.
  */
 import type { Checkpoint, Entry } from "../entry.js"
 import { CanonError } from "../errors.js"
@@ -56,6 +60,13 @@ export interface Follower {
   failures: number
   /** The retry after a failed catch-up, if one is waiting. */
   retry: Timer | undefined
+  /**
+   * Clients whose presence changed while this follower was paused: their latest presence (or
+   * their leaving) is sent when it drains. One entry per client, whatever the number of updates.
+   */
+  readonly presenceDue: Set<string>
+  /** A timer watches its buffer drain (at most one). */
+  draining: boolean
 }
 
 /** What the followers need from their document. */
@@ -91,6 +102,14 @@ export interface FollowedDoc {
   entriesForVersion(entries: ReadonlyArray<Entry>, version: number): { readonly messages: ServerMessage[]; readonly barrier: number | undefined }
   /** The state a session at an older `version` starts from (seq 0), in a snapshot's encoding; undefined if the history lacks it. */
   initialState(version: number): { readonly bytes: Uint8Array; readonly hash: string } | undefined
+  /**
+   * The document's state at seq 0 (nothing committed yet) in a snapshot's encoding, made in
+   * memory: the machine's initial state needs no stored snapshot, and a reader must not make
+   * the hub write one. Undefined while a first batch is being applied (try again shortly).
+   */
+  stateAtZero(): { readonly bytes: Uint8Array; readonly hash: string } | undefined
+  /** The last follower left (the document may be unloaded when idle). */
+  followersGone(): void
 }
 
 export interface FollowerOptions {
@@ -131,7 +150,7 @@ export class Followers {
     this.remove(conn)
     const f: Follower = {
       conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
-      version, stopped: false, failures: 0, retry: undefined,
+      version, stopped: false, failures: 0, retry: undefined, presenceDue: new Set(), draining: false,
     }
     this.all.set(conn, f)
     this.sendPresenceTo(f)
@@ -145,8 +164,10 @@ export class Followers {
     f.closed = true
     f.stream?.stop()
     f.retry?.cancel()
+    f.presenceDue.clear()
     this.all.delete(conn)
     if (f.presence !== null) this.broadcastPresence(f, null)
+    if (this.all.size === 0) this.doc.followersGone()
   }
 
   /** Stops everything (the document closes). */
@@ -155,6 +176,7 @@ export class Followers {
       f.closed = true
       f.stream?.stop()
       f.retry?.cancel()
+      f.presenceDue.clear()
     }
     this.all.clear()
   }
@@ -201,13 +223,13 @@ export class Followers {
     let older: Map<number, { readonly messages: ServerMessage[]; readonly barrier: number | undefined }> | undefined
     const current = this.doc.version()
     for (const f of [...this.all.values()]) {
-      if (!(f.live && f.cursor === before && this.canSend(f))) continue
+      if (!(f.live && f.cursor === before)) continue
       let msgs: ReadonlyArray<ServerMessage>
       if (f.version < current) {
         older ??= new Map()
         let r = older.get(f.version)
         if (r === undefined) older.set(f.version, (r = this.doc.entriesForVersion(entries, f.version)))
-        for (const m of r.messages) f.conn.send(m)
+        if (!this.sendEntries(f, r.messages)) continue
         f.cursor = after
         if (r.barrier !== undefined) this.updateRequired(f, r.barrier)
         continue
@@ -221,17 +243,33 @@ export class Followers {
           elided.add(f.conn)
         }
       }
-      for (const m of msgs) f.conn.send(m)
+      // Paused part way: it catches up from the last entry it was sent.
+      if (!this.sendEntries(f, msgs)) continue
       f.cursor = after
     }
     return elided
+  }
+
+  /**
+   * Sends entries messages one by one while the follower may be sent more, moving its cursor
+   * to each message's last entry; false if it was paused (or dropped) before the last one.
+   */
+  private sendEntries(f: Follower, msgs: ReadonlyArray<ServerMessage>): boolean {
+    for (const m of msgs) {
+      if (!this.canSend(f)) return false
+      f.conn.send(m)
+      const last = m.type === "entries" ? m.entries[m.entries.length - 1] : undefined
+      if (last !== undefined) f.cursor = last.seq
+    }
+    return true
   }
 
   /** A checkpoint of the head, to every live follower there. */
   publishCheckpoint(cp: Checkpoint): void {
     const current = this.doc.version()
     for (const f of this.all.values()) {
-      if (f.live && f.cursor === cp.seq && f.version >= current) f.conn.send({ type: "checkpoint", docId: this.doc.docId, seq: cp.seq, hash: cp.hash })
+      // A paused follower gets it with the head when it catches up.
+      if (f.live && f.cursor === cp.seq && f.version >= current && this.canSend(f)) f.conn.send({ type: "checkpoint", docId: this.doc.docId, seq: cp.seq, hash: cp.hash })
     }
   }
 
@@ -245,39 +283,88 @@ export class Followers {
   }
 
   private broadcastPresence(from: Follower, state: unknown): void {
-    for (const other of this.all.values()) {
-      if (other !== from) other.conn.send({ type: "presence", docId: this.doc.docId, clientId: from.clientId, state })
+    for (const other of [...this.all.values()]) {
+      if (other === from || other.closed) continue
+      other.presenceDue.add(from.clientId)
+      this.sendPresenceDue(other)
     }
   }
 
   private sendPresenceTo(f: Follower): void {
-    for (const other of this.all.values()) {
-      if (other !== f && other.presence !== null) f.conn.send({ type: "presence", docId: this.doc.docId, clientId: other.clientId, state: other.presence })
-    }
+    for (const other of this.all.values()) if (other !== f && other.presence !== null) f.presenceDue.add(other.clientId)
+    this.sendPresenceDue(f)
+  }
+
+  /**
+   * Sends `f` the presence of the clients it is due, each as it is now (null: gone), if it
+   * may be sent more; otherwise they wait (one per client) until it drains.
+   */
+  private sendPresenceDue(f: Follower): void {
+    if (f.presenceDue.size === 0 || f.closed || !this.canSend(f)) return
+    const due = [...f.presenceDue]
+    f.presenceDue.clear()
+    for (const clientId of due) f.conn.send({ type: "presence", docId: this.doc.docId, clientId, state: this.presenceOf(clientId, f) })
+  }
+
+  /** The presence of `clientId` on this document as `to` should see it now (null: none, or gone). */
+  private presenceOf(clientId: string, to: Follower): unknown {
+    let state: unknown = null
+    for (const o of this.all.values()) if (o !== to && o.clientId === clientId && o.presence !== null) state = o.presence
+    return state
   }
 
   // ---- backpressure ----
 
+  /**
+   * A connection that is not a follower of this document (a submitter's results): sent only
+   * under the hard limit, past which it is closed like a follower. Replies are not held at the
+   * high-water mark: they answer the client's own (rate-limited) submits.
+   */
+  sendReply(conn: Connection<ServerMessage>, message: ServerMessage): void {
+    const f = this.all.get(conn)
+    if (f !== undefined) {
+      if (this.overHardLimit(f)) return
+    } else if (conn.bufferedAmount > this.options.hardLimit) return this.closeSlow(conn)
+    conn.send(message)
+  }
+
+  /**
+   * The one place that decides whether a follower may be sent more. Over the high-water mark
+   * it is paused (and resumed once drained: catch-up, the snapshot stream, due presence); over
+   * the hard limit it is dropped and its connection closed with `slow-consumer`.
+   */
   private canSend(f: Follower): boolean {
-    const buffered = f.conn.bufferedAmount
-    if (buffered > this.options.hardLimit) {
-      this.remove(f.conn)
-      f.conn.close("slow-consumer", `More than ${this.options.hardLimit} bytes waited unread; reconnect to catch up.`)
-      return false
-    }
-    if (buffered <= this.options.highWater) return true
+    if (f.closed) return false
+    if (this.overHardLimit(f)) return false
+    if (f.conn.bufferedAmount <= this.options.highWater) return true
     f.live = false
     this.resumeWhenDrained(f)
     return false
   }
 
+  private overHardLimit(f: Follower): boolean {
+    if (f.conn.bufferedAmount <= this.options.hardLimit) return false
+    this.remove(f.conn)
+    this.closeSlow(f.conn)
+    return true
+  }
+
+  private closeSlow(conn: Connection<ServerMessage>): void {
+    conn.close("slow-consumer", `More than ${this.options.hardLimit} bytes waited unread; reconnect to catch up.`)
+  }
+
   private resumeWhenDrained(f: Follower): void {
+    if (f.draining) return
+    f.draining = true
     this.doc.runtime.setTimer(DRAIN_POLL_MS, () => {
+      f.draining = false
       if (f.closed || this.doc.isBroken()) return
       const buffered = f.conn.bufferedAmount
       if (buffered > this.options.hardLimit) return void this.canSend(f)
       if (buffered > this.options.highWater / 2) return this.resumeWhenDrained(f)
-      this.catchUp(f)
+      this.sendPresenceDue(f)
+      if (f.stream !== undefined) f.stream.resume()
+      else this.catchUp(f)
     })
   }
 
@@ -390,13 +477,14 @@ export class Followers {
       const last = fresh[fresh.length - 1]!.seq
       if (older) {
         const r = this.doc.entriesForVersion(fresh, f.version)
-        for (const msg of r.messages) f.conn.send(msg)
+        if (!this.sendEntries(f, r.messages)) return
         f.cursor = last
         if (r.barrier !== undefined) return this.updateRequired(f, r.barrier)
         continue
       }
       const cp = this.doc.checkpoint()
-      for (const msg of this.doc.entriesMessages(fresh, cp === undefined ? [] : [cp], f.protocol >= 2)) f.conn.send(msg)
+      // Each message through the limits: a page of big entries is not sent in one go.
+      if (!this.sendEntries(f, this.doc.entriesMessages(fresh, cp === undefined ? [] : [cp], f.protocol >= 2))) return
       f.cursor = last
     }
   }
@@ -429,6 +517,23 @@ export class Followers {
     // Past the last version change too: an older snapshot holds an older version's state.
     const floor = Math.max(this.doc.horizon(), this.doc.lastMarker())
     const fresh = f.wantsState || f.cursor > this.doc.committed() || latest === undefined || latest.seq < floor
+    if (fresh && this.doc.committed() === 0) {
+      // Nothing committed: the state is the machine's initial state, made in memory. Storing
+      // it would let a reader (a replica ahead of an empty document, or asking for its state)
+      // make the hub write records.
+      const zero = this.doc.stateAtZero()
+      if (zero === undefined) {
+        f.retry?.cancel()
+        f.retry = this.doc.runtime.setTimer(DRAIN_POLL_MS, () => {
+          f.retry = undefined
+          if (!f.closed && !this.doc.isBroken()) this.catchUp(f)
+        })
+        return
+      }
+      f.wantsState = false
+      const meta: SnapshotMeta = { seq: 0, hash: zero.hash, size: zero.bytes.length, chunks: 1, lastTime: 0 }
+      return this.send(f, meta, Math.max(1, zero.bytes.length), async () => zero.bytes, () => {})
+    }
     const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : floor) : latest
     if (f.closed) return
     f.wantsState = false
@@ -439,6 +544,10 @@ export class Followers {
   private send(f: Follower, meta: SnapshotMeta, chunkBytes: number, read: ChunkReader, release: () => void): void {
     const sender = new SnapshotSender(
       this.doc.docId, meta, chunkBytes, read, f.conn, this.options.snapshotWindow,
+      // Every chunk goes through the follower's limits, whatever the replica acknowledged.
+      () => this.canSend(f),
+      // Stopped (the follower left): the stored snapshot is no longer read by it.
+      release,
       () => {
         release()
         f.stream = undefined

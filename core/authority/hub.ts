@@ -1,7 +1,9 @@
 /**
  * The hub: accepts connections from a transport and routes each document's messages to its
  * authority (one per document, loaded on first use). Documents are independent: a broken or
- * slow document does not hold up any other.
+ * slow document does not hold up any other. A document nobody follows is unloaded once idle
+ * (doc-authority.ts, `idleUnloadMs`) and loaded again on next use, so the hub holds the
+ * documents being followed, not every document ever read.
  *
  * @example
  * ```ts
@@ -296,18 +298,17 @@ export class Hub implements ConnectionAcceptor {
       case "submit":
       case "fetch-state":
       case "unsubscribe": {
-        const loaded = session.docs.has(msg.docId) ? this.docs.get(msg.docId) : undefined
-        if (loaded === undefined) {
-          session.conn.send({ type: "error", code: "not-subscribed", message: `Subscribe to "${msg.docId}" before "${msg.type}".`, docId: msg.docId })
-          return
-        }
+        const notSubscribed = () => session.conn.send({ type: "error", code: "not-subscribed", message: `Subscribe to "${msg.docId}" before "${msg.type}".`, docId: msg.docId })
+        if (!session.docs.has(msg.docId) || !this.docs.has(msg.docId)) return notSubscribed()
+        // Asked before the document is taken from the map: no instance is held across the
+        // app's hook (one unloaded meanwhile must never be written to).
+        const refuse = msg.type === "submit" && msg.commands.length > 0 && !(await this.allowed(session, msg.docId, "write"))
+          ? { code: "unauthorized" as const, message: `You may not change document "${msg.docId}".` }
+          : undefined
+        const loaded = session.docs.has(msg.docId) && !session.closed ? this.docs.get(msg.docId) : undefined
+        if (loaded === undefined) return notSubscribed()
         const doc = await loaded
-        if (msg.type === "submit") {
-          const refuse = msg.commands.length > 0 && !(await this.allowed(session, msg.docId, "write"))
-            ? { code: "unauthorized" as const, message: `You may not change document "${msg.docId}".` }
-            : undefined
-          doc.submit(session.conn, sender, msg, refuse)
-        }
+        if (msg.type === "submit") doc.submit(session.conn, sender, msg, refuse)
         else if (msg.type === "fetch-state") doc.fetchState(session.conn)
         else {
           doc.unsubscribe(session.conn)
@@ -350,14 +351,25 @@ export class Hub implements ConnectionAcceptor {
     return { documents: this.docs.size, connections: this.sessions.size }
   }
 
-  /** The authority of a document, loading it on first use. */
+  /**
+   * The authority of a document, loading it on first use. A document nobody follows is
+   * unloaded once idle (`idleUnloadMs`): get it again rather than keep the instance (an
+   * unloaded one refuses submits and subscribes).
+   */
   doc<S>(docId: string, machine: Machine<S>): Promise<DocAuthority<S>> {
     let p = this.docs.get(docId)
     if (p === undefined) {
-      p = DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, {
+      const loading: Promise<DocAuthority<any>> = DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, {
         onBroken: (doc, error) => this.broken(doc, error),
         onReport: (r) => this.report({ type: "doc-report", ...r }),
+        // Idle: nobody follows it, nothing in flight. A later use loads it again from storage.
+        onIdle: (doc) => {
+          if (this.docs.get(docId) !== loading) return
+          this.docs.delete(docId)
+          doc.unload()
+        },
       })
+      p = loading
       this.docs.set(docId, p)
       p.catch(() => this.docs.delete(docId))
     }

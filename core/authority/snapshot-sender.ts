@@ -4,7 +4,10 @@
  * acknowledges what it has taken (`snapshot-ack`), and no more than `window` bytes past its
  * last acknowledgement are ever in flight, whatever the reader's speed or the snapshot's size.
  * An acknowledgement ahead of what was sent (a replica resuming a stream cut by a disconnect)
- * skips to it. Stored chunks come through a cache shared by every stream of the document, so
+ * skips to it. Acknowledgements are the replica's word only: every chunk also waits for
+ * `mayPush`, the follower's backpressure limits on what the connection really holds unread
+ * (followers.ts), so a peer acknowledging bytes it never read gets the stream paused (and,
+ * past the hard limit, closed) like any slow reader; `resume` continues it once drained. Stored chunks come through a cache shared by every stream of the document, so
  * a join storm reads each chunk from storage about once.
  */
 import type { Connection } from "../ports/transport.js"
@@ -33,6 +36,10 @@ export class SnapshotSender {
     private readonly read: ChunkReader,
     private readonly conn: Connection<ServerMessage>,
     private readonly window: number,
+    /** Whether the connection may be sent more now (false: paused, or closed). */
+    private readonly mayPush: () => boolean,
+    /** Called once if the stream is stopped before it ends. */
+    private readonly onStop: () => void,
     private readonly onDone: () => void,
     private readonly onError: (e: unknown) => void,
   ) {}
@@ -58,8 +65,15 @@ export class SnapshotSender {
     this.pump()
   }
 
+  /** The connection drained after a pause: go on. */
+  resume(): void {
+    this.pump()
+  }
+
   stop(): void {
+    if (this.stopped || this.finished) return
     this.stopped = true
+    this.onStop()
   }
 
   private pump(): void {
@@ -69,6 +83,7 @@ export class SnapshotSender {
       () => { this.pumping = false },
       (e) => {
         this.pumping = false
+        if (this.stopped) return
         this.stopped = true
         this.onError(e)
       },
@@ -84,6 +99,7 @@ export class SnapshotSender {
       const base = index * this.storedChunk
       // Send what of this stored chunk the window allows, in wire-sized pieces.
       while (this.offset < base + chunk.length && this.offset - this.acked < this.window) {
+        if (!this.mayPush()) return
         const from = this.offset - base
         const bytes = chunk.subarray(from, Math.min(chunk.length, from + WIRE_CHUNK))
         this.conn.send({ type: "snapshot-chunk", docId: this.docId, snapshotId: this.meta.seq, offset: this.offset, bytes })

@@ -93,6 +93,11 @@ export class Snapshotter {
     return Number.isFinite(tail) ? Math.min(tail, meta.size) : tail
   }
 
+  /** The document was loaded with `bytes` of log after its newest snapshot (or since it began, without one). */
+  noteLoaded(bytes: number): void {
+    this.logBytes = bytes
+  }
+
   /** Entries of `bytes` were committed: true when a snapshot is due. */
   noteCommitted(bytes: number): boolean {
     this.logBytes += bytes

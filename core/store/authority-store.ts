@@ -140,8 +140,8 @@ export class AuthorityStore {
     await this.kv.batch([{ type: "put", key: K.identity(clientId), value: encodeIdentity(identity) }], { sync: this.options.sync ?? false })
   }
 
-  /** Entries with seq in (afterSeq, afterSeq + limit], in order. */
-  async entries(docId: string, afterSeq: number, limit: number): Promise<Entry[]> {
+  /** Entries with seq in (afterSeq, afterSeq + limit], in order; `sizes.bytes` grows by their stored bytes (keys and values). */
+  async entries(docId: string, afterSeq: number, limit: number, sizes?: { bytes: number }): Promise<Entry[]> {
     await this.open()
     const prefix = K.authEntryPrefix(docId)
     const rows = await this.kv.range({ gte: K.authEntry(docId, afterSeq + 1), lt: K.prefixEnd(prefix), limit })
@@ -158,6 +158,7 @@ export class AuthorityStore {
         throw canonError("storage-corrupt", `The log of document "${docId}" has a hole: entry ${expect} is missing (found ${seq}).`)
       }
       expect++
+      if (sizes !== undefined) sizes.bytes += key.length + value.length
       out.push(entry)
     }
     return out

@@ -1,0 +1,144 @@
+/**
+ * One rule for everything the hub sends a reader (followers.ts `canSend`): over the
+ * high-water mark it is paused, over the hard limit closed with `slow-consumer`, whether what
+ * it is sent is entries of a catch-up page, presence, or the chunks of a snapshot stream it
+ * claims to have read. Peers here model a socket's buffer (support/hub-wire.ts): a stalled
+ * one reads nothing until told to, and the test watches the most the hub left unread for it.
+ */
+import { hubWorld } from "./support/hub-wire.js"
+import { decodeCanonical } from "../core/canonical.js"
+
+const KiB = 1 << 10
+
+test("presence to a stalled reader is held at the high-water mark, latest per client, and sent when it reads", async () => {
+  const highWaterMark = 64 * KiB
+  const w = hubWorld({ highWaterMark, hardLimit: 512 * KiB })
+  const victim = await w.peer()
+  w.subscribe(victim, "doc")
+  const attackers = [await w.peer(), await w.peer(), await w.peer()]
+  for (const a of attackers) w.subscribe(a, "doc")
+  await w.run(10)
+  victim.stall()
+  const blob = "x".repeat(4000)
+  // 3 x 400 updates of 4 KB: 4.8 MB if every one were queued for the victim.
+  for (let round = 0; round < 400; round++) {
+    for (const a of attackers) a.send({ type: "presence-set", docId: "doc", state: { c: blob, n: round } })
+    if (round % 20 === 19) await w.run(5)
+  }
+  await w.run(200)
+  // Bounded by the mark plus one message per client, and the victim was not dropped for it.
+  expect(victim.closed).toBeUndefined()
+  expect(victim.maxBuffered).toBeLessThan(highWaterMark + 3 * 5 * KiB)
+  victim.read()
+  await w.run(200)
+  // Whatever was skipped, the victim ends with every client's latest presence.
+  const last = new Map<string, unknown>()
+  for (const m of victim.of("presence", "doc")) last.set(m.clientId, m.state)
+  for (const a of attackers) expect(last.get(a.clientId)).toEqual({ c: blob, n: 399 })
+  // A client that leaves while the victim is paused is seen leaving.
+  victim.stall()
+  for (let i = 0; i < 40; i++) attackers[0]!.send({ type: "presence-set", docId: "doc", state: { c: blob, n: 1000 + i } })
+  await w.run(5)
+  attackers[1]!.send({ type: "unsubscribe", docId: "doc" })
+  await w.run(100)
+  victim.read()
+  await w.run(200)
+  for (const m of victim.of("presence", "doc")) last.set(m.clientId, m.state)
+  expect(last.get(attackers[0]!.clientId)).toEqual({ c: blob, n: 1039 })
+  expect(last.get(attackers[1]!.clientId)).toBeNull()
+})
+
+test("a snapshot stream waits for the reader's buffer, whatever it acknowledges, and resumes when it reads", async () => {
+  const highWaterMark = 128 * KiB
+  const w = hubWorld({ highWaterMark, hardLimit: 1024 * KiB, snapshots: { minLogBytes: Infinity } })
+  const writer = await w.peer()
+  w.subscribe(writer, "big")
+  await w.run(10)
+  // About 3 MB of state.
+  for (let i = 1; i <= 30; i++) {
+    writer.send({ type: "submit", docId: "big", ackedClientSeq: 0, commands: [{ clientSeq: i, name: "add", args: { id: `i${i}`, title: "t".repeat(100_000) } }] })
+    await w.run(2)
+  }
+  const doc = await w.hub.doc("big", (await import("./support/machines.js")).Todo)
+  expect(doc.headSeq).toBe(30)
+  const taking = doc.snapshotNow()
+  await w.run(200)
+  const meta = await taking
+  expect(meta.size).toBeGreaterThan(2_900_000)
+  const reader = await w.peer()
+  w.subscribe(reader, "big", 30)
+  await w.run(10)
+  reader.stall()
+  reader.send({ type: "fetch-state", docId: "big" })
+  // It claims to have read everything it was sent and more, and reads nothing.
+  for (let claimed = 256 * KiB; claimed <= 4096 * KiB; claimed += 256 * KiB) {
+    await w.run(20)
+    reader.send({ type: "snapshot-ack", docId: "big", snapshotId: 30, received: claimed })
+  }
+  await w.run(500)
+  // Paused at the mark (plus one wire chunk), never the whole snapshot; or dropped at the hard limit.
+  expect(reader.maxBuffered).toBeLessThan(highWaterMark + 80 * KiB)
+  expect(reader.closed).toBeUndefined()
+  // When it reads again, the stream goes on to its end and the reader is live.
+  reader.read()
+  for (let i = 0; i < 40 && reader.of("synced", "big").length < 2; i++) {
+    await w.run(100)
+    const chunks = reader.of("snapshot-chunk", "big")
+    const last = chunks[chunks.length - 1]
+    if (last !== undefined) reader.send({ type: "snapshot-ack", docId: "big", snapshotId: 30, received: last.offset + last.bytes.length })
+  }
+  expect(reader.of("snapshot-end", "big")).toHaveLength(1)
+  expect(reader.of("synced", "big").map((m) => m.seq)).toEqual([30, 30])
+})
+
+test("a catch-up page of big entries is sent message by message within the limits", async () => {
+  const highWaterMark = 256 * KiB
+  const w = hubWorld({ highWaterMark, hardLimit: 1024 * KiB, snapshots: { minLogBytes: Infinity } })
+  const writer = await w.peer()
+  w.subscribe(writer, "log")
+  await w.run(10)
+  // 100 entries of 50 KB: one catch-up page of about 5 MB.
+  for (let i = 1; i <= 100; i++) {
+    writer.send({ type: "submit", docId: "log", ackedClientSeq: 0, commands: [{ clientSeq: i, name: "note", args: { text: "n".repeat(50_000) } }] })
+    await w.run(1)
+  }
+  await w.run(50)
+  const reader = await w.peer()
+  reader.stall()
+  w.subscribe(reader, "log")
+  await w.run(500)
+  // Paused after the message that crossed the mark (entries messages are cut at 512 KiB).
+  expect(reader.maxBuffered).toBeLessThan(highWaterMark + 600 * KiB)
+  expect(reader.closed).toBeUndefined()
+  reader.read()
+  await w.run(2000)
+  const seqs = reader.of("entries", "log").flatMap((m) => m.entries.map((e) => e.seq))
+  expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+  expect(reader.of("synced", "log").map((m) => m.seq)).toEqual([100])
+})
+
+test("a reader's subscribe to a document that does not exist writes nothing, and gets the initial state from memory", async () => {
+  const w = hubWorld()
+  const reader = await w.peer()
+  // After the hello: the format marker and the reader's identity are the hello's.
+  const before = w.storage.size
+  // "Ahead of the authority" (it followed a lost incarnation): it gets the state at seq 0.
+  for (let i = 0; i < 20; i++) {
+    w.subscribe(reader, `ghost-${i}`, 1 + i)
+    await w.run(5)
+  }
+  // Asking for the whole state of an empty document is a read too.
+  w.subscribe(reader, "empty")
+  await w.run(5)
+  reader.send({ type: "fetch-state", docId: "empty" })
+  await w.run(50)
+  expect(w.storage.size).toBe(before)
+  for (const docId of ["ghost-0", "ghost-19", "empty"]) {
+    const begin = reader.of("snapshot-begin", docId)
+    expect(begin.map((b) => b.seq)).toEqual([0])
+    const bytes = Buffer.concat(reader.of("snapshot-chunk", docId).map((c) => c.bytes))
+    expect(bytes.length).toBe(begin[0]!.size)
+    expect(decodeCanonical(bytes)).toEqual({ items: {}, count: 0, log: [] })
+    expect(reader.of("synced", docId).map((m) => m.seq)).toContain(0)
+  }
+})

@@ -1,0 +1,110 @@
+/**
+ * Document lifetime on the hub: a document nobody follows is unloaded once idle (nothing
+ * queued, being written, snapshotted or compacted) and loaded again from storage on next use,
+ * with its state, log and exactly-once records as they were. A document only looked at does
+ * not stay in memory; nothing in flight is lost by an unload.
+ */
+import { hubWorld } from "./support/hub-wire.js"
+import { Todo } from "./support/machines.js"
+import { Hub } from "../core/index.js"
+import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { hashState } from "../core/hash.js"
+
+const add = (clientSeq: number, id: string) => ({ clientSeq, name: "add", args: { id, title: id } })
+
+test("documents opened and left are unloaded once idle; followed ones stay", async () => {
+  const w = hubWorld()
+  const looker = await w.peer()
+  const stayer = await w.peer()
+  w.subscribe(stayer, "kept")
+  for (let i = 0; i < 200; i++) {
+    w.subscribe(looker, `look-${i}`)
+    looker.send({ type: "unsubscribe", docId: `look-${i}` })
+    if (i % 50 === 49) await w.run(60)
+  }
+  // A connection that closes while following documents leaves them too.
+  for (let i = 0; i < 20; i++) w.subscribe(looker, `held-${i}`)
+  await w.run(20)
+  looker.conn.close("closed", "bye")
+  await w.run(2_000)
+  expect(w.hub.stats()).toEqual({ documents: 1, connections: 1 })
+  // Still followed long after: never unloaded under its follower.
+  await w.run(10_000)
+  expect(w.hub.stats().documents).toBe(1)
+  stayer.send({ type: "unsubscribe", docId: "kept" })
+  await w.run(1_000)
+  expect(w.hub.stats().documents).toBe(0)
+})
+
+test("a reloaded document has its state, log and exactly-once records", async () => {
+  const w = hubWorld()
+  const a = await w.peer()
+  w.subscribe(a, "d")
+  await w.run(10)
+  a.send({ type: "submit", docId: "d", ackedClientSeq: 0, commands: [add(1, "x"), add(2, "y"), add(3, "x")] })
+  await w.run(10)
+  const first = await w.hub.doc("d", Todo)
+  const hash = first.stateHash()
+  expect(first.headSeq).toBe(2)
+  a.send({ type: "unsubscribe", docId: "d" })
+  await w.run(1_000)
+  expect(w.hub.stats().documents).toBe(0)
+  // The instance let go refuses to be written to: only one instance ever writes a document.
+  expect(() => first.submit(a.conn, a.clientId, { type: "submit", docId: "d", ackedClientSeq: 0, commands: [add(4, "z")] })).toThrow(/unloaded/)
+  // Back: the retries get their original outcomes (no second application), the next is new.
+  w.subscribe(a, "d")
+  await w.run(10)
+  a.send({ type: "submit", docId: "d", ackedClientSeq: 0, commands: [add(2, "y"), add(3, "x"), add(4, "z")] })
+  await w.run(10)
+  const second = await w.hub.doc("d", Todo)
+  expect(second).not.toBe(first)
+  const results = a.of("results", "d").flatMap((r) => r.outcomes)
+  expect(results.slice(-3)).toEqual([
+    { clientSeq: 2, seq: 2 },
+    expect.objectContaining({ clientSeq: 3, rejection: expect.objectContaining({ code: "rejected" }) }),
+    { clientSeq: 4, seq: 3 },
+  ])
+  expect(second.headSeq).toBe(3)
+  // A newcomer catches up through the reloaded log to the same state.
+  const b = await w.peer()
+  w.subscribe(b, "d")
+  await w.run(50)
+  expect(b.of("entries", "d").flatMap((m) => m.entries.map((e) => e.seq))).toEqual([1, 2, 3])
+  expect(hash).not.toBe(second.stateHash())
+  expect(second.state).toMatchObject({ count: 3 })
+})
+
+test("an unload waits for writes in flight: a submit followed by leaving loses nothing", async () => {
+  const rt = new VirtualRuntime(3)
+  // Every write takes 300 ms of (virtual) disk time: longer than the idle delay.
+  const storage = new MemoryStorage({ latency: { runtime: rt, ms: () => 300 } })
+  const hub = new Hub({ machines: [Todo], storage, runtime: rt, idleUnloadMs: 10, snapshots: { minLogBytes: 1 } })
+  const { WirePeer } = await import("./support/hub-wire.js")
+  const { newClientSecret } = await import("../core/ports/runtime.js")
+  const p = new WirePeer("writer000000000001")
+  p.listener = hub.accept(p.conn)
+  p.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: p.clientId, machines: [], secret: newClientSecret(rt) })
+  await rt.run({ forMs: 1_000 })
+  p.send({ type: "subscribe", docId: "d", machine: Todo.name, version: Todo.version, fingerprint: Todo.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+  await rt.run({ forMs: 1_000 })
+  let loads = 0
+  const doc = await hub.doc("d", Todo)
+  // The batch is being written (and then snapshotted and compacted, minLogBytes 1) when it leaves.
+  p.send({ type: "submit", docId: "d", ackedClientSeq: 0, commands: [add(1, "x"), add(2, "y")] })
+  await rt.run({ forMs: 1 })
+  p.send({ type: "unsubscribe", docId: "d" })
+  await rt.run({ forMs: 100 })
+  // Still loaded: its write is in flight.
+  expect(hub.stats().documents).toBe(1)
+  await rt.run({ forMs: 5_000 })
+  expect(hub.stats().documents).toBe(0)
+  expect(p.of("results", "d").flatMap((r) => r.outcomes)).toEqual([{ clientSeq: 1, seq: 1 }, { clientSeq: 2, seq: 2 }])
+  const expected = hashState(doc.state)
+  const again = hub.doc("d", Todo).then((d) => (loads++, d))
+  await rt.run({ forMs: 2_000 })
+  const reloaded = await again
+  expect(loads).toBe(1)
+  expect(reloaded.headSeq).toBe(2)
+  expect(reloaded.stateHash()).toBe(expected)
+  await hub.close()
+})

@@ -138,17 +138,24 @@ const inflateBounded = (data: Uint8Array, limits: MeasureLimits, budget: Budget)
   return out
 }
 
-/** Reads column metadata and returns the largest entry count among the columns that follow. */
-const columns = (r: Reader, specs: Array<[number, number]>, limits: MeasureLimits, budget: Budget): number => {
-  let most = 0
+/** A document's successor column (op counters): a delete is a successor there, not an op. */
+const SUCC_COUNTER = (8 << 4) | 3
+
+/**
+ * Reads the columns that follow their metadata; returns the largest entry count among them,
+ * plus (for a document's ops) the successors, which decode to delete ops of their own.
+ */
+const columns = (r: Reader, specs: Array<[number, number]>, limits: MeasureLimits, budget: Budget, succ = false): number => {
+  let most = 0, succs = 0
   for (const [spec, len] of specs) {
     let data = r.bytes(len)
     if (spec & 8) data = inflateBounded(data, limits, budget)
     const n = countColumn(data, spec & 7)
     if (n > most) most = n
-    if (most > limits.maxOps) throw new Bad(`a column decodes to more than ${limits.maxOps} entries`, true)
+    if (succ && (spec & ~8) === SUCC_COUNTER) succs += n
+    if (most + succs > limits.maxOps) throw new Bad(`the columns decode to more than ${limits.maxOps} entries`, true)
   }
-  return most
+  return most + succs
 }
 
 const columnSpecs = (r: Reader): Array<[number, number]> => {
@@ -183,7 +190,7 @@ const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budg
   const changeSpecs = columnSpecs(r)
   const opSpecs = columnSpecs(r)
   const changes = columns(r, changeSpecs, limits, budget)
-  const ops = columns(r, opSpecs, limits, budget)
+  const ops = columns(r, opSpecs, limits, budget, true)
   return { ops, changes }
 }
 

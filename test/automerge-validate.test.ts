@@ -164,6 +164,8 @@ describe("CRDT fields", () => {
       fc.record({ k: fc.constant("list" as const), at: fc.nat(), del: fc.boolean(), v: fc.integer() }),
       fc.record({ k: fc.constant("mark" as const), at: fc.nat() }),
       fc.record({ k: fc.constant("unset" as const), key: fc.constantFrom("a", "b", "c") }),
+      fc.record({ k: fc.constant("nested" as const), at: fc.nat(), v: fc.integer() }),
+      fc.record({ k: fc.constant("counter" as const), by: fc.integer({ min: -5, max: 5 }) }),
     )
     fc.assert(fc.property(fc.array(fc.tuple(fc.nat(2), fc.array(op, { minLength: 1, maxLength: 4 }), fc.boolean()), { minLength: 1, maxLength: 12 }), (steps) => {
       const hub = new CrdtFields(decls)
@@ -176,6 +178,16 @@ describe("CRDT fields", () => {
             if (o.k === "text") A.splice(x, ["text"], o.at % (x.text.length + 1), o.del, o.s)
             else if (o.k === "map") x.m[o.key] = o.v
             else if (o.k === "unset") delete x.m[o.key]
+            else if (o.k === "nested") {
+              // An object inside the list, then edited in place (ops in an object made by an insert).
+              const at = o.at % (x.list.length + 1)
+              x.list.insertAt(at, { v: o.v, inner: [o.v] })
+              x.list[at].v = o.v + 1
+              x.list[at].inner.push(o.v)
+            } else if (o.k === "counter") {
+              if (x.m.n === undefined) x.m.n = new A.Counter(0)
+              else x.m.n.increment(o.by)
+            }
             else if (o.k === "list") {
               if (o.del && x.list.length > 0) x.list.deleteAt(o.at % x.list.length)
               else x.list.insertAt(o.at % (x.list.length + 1), o.v)

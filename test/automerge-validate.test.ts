@@ -234,7 +234,7 @@ describe("whole documents", () => {
     expect(content(again.doc.doc)).toBe(live)
   })
 
-  test("a document chunk carrying a forged change is refused as a whole", async () => {
+  test("a document chunk carrying a forged change is refused as a whole (a guard: A.load refuses this one by itself too)", async () => {
     const h = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false })
     const doc = await h.open<AutomergeBox>("automerge", "am")
     const src = source()

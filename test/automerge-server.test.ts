@@ -194,6 +194,38 @@ test("malformed frames close only that socket; a hostile change is refused and t
   expect(hub.child.exitCode).toBeNull()
 })
 
+test("a forged change (its set's pred names a character of another user's text) is refused; every peer still syncs the same document", async () => {
+  const r1 = repo(url, "peer-f1")
+  const h1 = r1.create<{ text: string; m: Record<string, number> }>({ text: "hello world", m: { a: 1 } })
+  expect(await hubHas(url, h1.documentId)).toBe(true)
+  // The attacker's own actor, the right seq and deps; only the pred is forged.
+  const honest = h1.doc()!
+  const ops = A.getAllChanges(honest).map((c) => A.decodeChange(c)).flatMap((d) => d.ops.map((o, i) => ({ o, id: `${d.startOp + i}@${d.actor}` })))
+  const char = ops[ops.findIndex((x) => x.o.action === "makeText") + 1]!.id
+  const change = A.getLastLocalChange(A.change(A.clone(honest, { actor: "ab".repeat(16) }), (x) => { x.m.b = 2 }))!
+  const dc = A.decodeChange(change) as any
+  delete dc.hash
+  dc.ops[0].pred = [char]
+  const forged = A.encodeChange(dc)
+  const ws = new WebSocket(url)
+  let closed: number | undefined
+  ws.on("close", (c) => (closed = c))
+  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
+  ws.send(encodeRepoMessage({ type: "join", senderId: "mallory", peerMetadata: {}, supportedProtocolVersions: ["1"] }))
+  ws.send(encodeRepoMessage({ type: "sync", senderId: "mallory", targetId: "canon-hub", documentId: h1.documentId, data: A.encodeSyncMessage({ heads: [A.decodeChange(forged).hash], need: [], have: [], changes: [forged] }) }))
+  expect(await until(() => closed !== undefined, 5_000)).toBe(true)
+  expect(closed).toBe(4400)
+  // A new peer and the old one keep syncing the same document.
+  const r2 = repo(url, "peer-f2")
+  const h2 = await r2.find<{ text: string; m: Record<string, number> }>(h1.url)
+  expect(await until(() => h2.doc()?.text === "hello world", 10_000)).toBe(true)
+  h1.change((d) => { d.m.c = 3 })
+  expect(await until(() => h2.doc()?.m.c === 3, 10_000)).toBe(true)
+  expect(JSON.stringify(h2.doc())).toBe(JSON.stringify(h1.doc()))
+  expect(h2.doc()!.m.b).toBeUndefined()
+  expect(hub.child.exitCode).toBeNull()
+})
+
 test("authentication from the URL: no token is refused, a reader cannot change the document", async () => {
   const base = `ws://127.0.0.1:${hub.port}/automerge`
   const anon = new WebSocket(base)

@@ -2,7 +2,8 @@
  * Fuzzed CRDT update paths (fast-check, bounded runs; the seed is printed on failure and can
  * be set with CRDT_FUZZ_SEED):
  * - CRDT fields: `$crdt.<field>` commands with hostile bytes (truncated, random, oversized,
- *   valid but missing dependencies, a valid update of the other field's library) from a
+ *   valid but missing dependencies, a valid update of the other field's library, Automerge
+ *   changes with forged ops or a run-length bomb of ops) from a
  *   client through a hub: each is a typed rejection (a CommandRejected carrying its crdt
  *   reason); afterwards honest edits still flow and the hub, the honest replica and a fresh
  *   reader hold equal state hashes.
@@ -66,6 +67,10 @@ type Hostile =
   | { kind: "oversized-automerge"; bytes: Uint8Array }
   | { kind: "missing-deps-automerge"; bytes: Uint8Array }
   | { kind: "yjs-into-automerge"; bytes: Uint8Array }
+  | { kind: "forged-pred-automerge"; bytes: Uint8Array }
+  | { kind: "forged-startop-automerge"; bytes: Uint8Array }
+  | { kind: "key-on-text-automerge"; bytes: Uint8Array }
+  | { kind: "run-length-bomb-automerge"; bytes: Uint8Array }
 
 /** Automerge changes on top of the field's initial history, from a fresh actor: [first, second]. */
 const automergePair = (base: A.Doc<{ text: string }>, actor: string, text: string): [Uint8Array, Uint8Array] => {
@@ -76,6 +81,34 @@ const automergePair = (base: A.Doc<{ text: string }>, actor: string, text: strin
 }
 
 const hex = (n: number) => n.toString(16).padStart(32, "0")
+
+/**
+ * Changes Automerge's decodeChange and applyChanges take but no honest Automerge makes (see
+ * test/automerge-validate.test.ts): re-encoded after their decoded ops were rewritten.
+ */
+const forgedAutomerge = (base: A.Doc<{ text: string }>, actor: string, text: string, how: "pred" | "startop" | "key"): Uint8Array => {
+  const one = A.change(A.clone(base, { actor }), (x) => A.splice(x, ["text"], 0, 0, text))
+  const dc = A.decodeChange(A.getLastLocalChange(one)!) as any
+  delete dc.hash
+  if (how === "startop") dc.startOp = 1
+  else if (how === "key") {
+    delete dc.ops[0].elemId
+    delete dc.ops[0].insert
+    dc.ops[0].key = "k"
+  } else {
+    // An overwrite of the text object's own creation (an op of the root map).
+    dc.ops[0].insert = false
+    dc.ops[0].elemId = dc.ops[0].obj
+    dc.ops[0].pred = [dc.ops[0].obj]
+  }
+  return A.encodeChange(dc)
+}
+
+/** A change of a few dozen bytes that decodes to more ops than the field's byte limit: deletes are run-length encoded. */
+const runLengthBomb = (base: A.Doc<{ text: string }>, actor: string): Uint8Array => {
+  const one = A.change(A.clone(base, { actor }), (x) => A.splice(x, ["text"], 0, 0, "z".repeat(LIMIT + 100)))
+  return A.getLastLocalChange(A.change(one, (x) => A.splice(x, ["text"], 0, LIMIT + 100)))!
+}
 
 const hostileInput = (amBase: A.Doc<{ text: string }>): fc.Arbitrary<Hostile> => {
   const validYjs = fc.tuple(fc.integer({ min: 1_000_000, max: 2 ** 31 }), fc.string({ minLength: 1, maxLength: 40 })).map(([id, s]) => yjsPair(id, s).first)
@@ -94,6 +127,10 @@ const hostileInput = (amBase: A.Doc<{ text: string }>): fc.Arbitrary<Hostile> =>
     fc.integer({ min: LIMIT + 1, max: LIMIT + 2000 }).map((n) => ({ kind: "oversized-automerge" as const, bytes: new Uint8Array(n).fill(7) })),
     fc.tuple(fc.integer({ min: 1, max: 2 ** 40 }), fc.string({ minLength: 1, maxLength: 20 })).map(([a, s]) => ({ kind: "missing-deps-automerge" as const, bytes: automergePair(amBase, hex(a), s)[1] })),
     fc.tuple(fc.integer({ min: 1_000_000, max: 2 ** 31 }), fc.string({ minLength: 1, maxLength: 20 })).map(([id, s]) => ({ kind: "yjs-into-automerge" as const, bytes: yjsPair(id, s).first })),
+    fc.tuple(fc.integer({ min: 1, max: 2 ** 40 }), fc.string({ minLength: 1, maxLength: 20 })).map(([a, s]) => ({ kind: "forged-pred-automerge" as const, bytes: forgedAutomerge(amBase, hex(a), s, "pred") })),
+    fc.tuple(fc.integer({ min: 1, max: 2 ** 40 }), fc.string({ minLength: 1, maxLength: 20 })).map(([a, s]) => ({ kind: "forged-startop-automerge" as const, bytes: forgedAutomerge(amBase, hex(a), s, "startop") })),
+    fc.tuple(fc.integer({ min: 1, max: 2 ** 40 }), fc.string({ minLength: 1, maxLength: 20 })).map(([a, s]) => ({ kind: "key-on-text-automerge" as const, bytes: forgedAutomerge(amBase, hex(a), s, "key") })),
+    fc.integer({ min: 1, max: 2 ** 40 }).map((a) => ({ kind: "run-length-bomb-automerge" as const, bytes: runLengthBomb(amBase, hex(a)) })),
   )
 }
 
@@ -104,6 +141,10 @@ const EXPECTED: Partial<Record<Hostile["kind"], string>> = {
   "missing-deps-yjs": "crdt-missing-deps",
   "cyclic-yjs": "crdt-missing-deps",
   "missing-deps-automerge": "crdt-missing-deps",
+  "forged-pred-automerge": "crdt-invalid",
+  "forged-startop-automerge": "crdt-equivocation",
+  "key-on-text-automerge": "crdt-invalid",
+  "run-length-bomb-automerge": "crdt-too-large",
 }
 
 describe(`CRDT field update path (seed ${SEED})`, () => {
@@ -151,7 +192,7 @@ describe(`CRDT field update path (seed ${SEED})`, () => {
         seen.set(h.kind, (seen.get(h.kind) ?? 0) + 1)
       }), params(150))
       // Every kind was tried.
-      expect([...seen.keys()].sort()).toHaveLength(11)
+      expect([...seen.keys()].sort()).toHaveLength(15)
       honest.crdt.body.insert(0, "still here:")
       honest.crdt.notes.splice(0, 0, "and here:")
       await run(500)

@@ -10,11 +10,23 @@
  * `applyChanges` call per submit: Automerge's apply has a large fixed cost per call on long
  * histories (~110 ms on the automerge-paper document), so batching is what keeps it usable.
  *
- * The base record is `save()` (compressed); heads, not `save()` bytes, identify a state
+ * What the ops do is checked before `applyChanges` (adapters/automerge/validate.ts, shared with
+ * CRDT fields): first the decoded work is bounded without decoding (column runs counted,
+ * deflated parts inflated under `maxInflatedBytes`, at most `maxChangeOps` ops per update:
+ * `decodeChange` costs ~10 µs per op), then each new change must start above every op counter
+ * of its history and follow its actor's last seq, and every op must name an existing object
+ * of the right type, existing elements and preds of the same object and key: otherwise
+ * `update-malformed`. The index this needs is built per document on its first apply
+ * (O(document) once) and kept up to date after.
+ *
+ * The base record is `save()` (compressed), only if it loads back with the same heads
+ * (otherwise `encode` throws and the authority keeps the previous base); heads, not `save()` bytes, identify a state
  * (save differs by arrival order).
  */
 import * as A from "@automerge/automerge"
+import zlib from "node:zlib"
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "../../core/crdt-docs/engine.js"
+import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "../automerge/validate.js"
 
 export interface AutomergeBox {
   doc: A.Doc<unknown>
@@ -23,45 +35,86 @@ export interface AutomergeBox {
 export interface AutomergeEngineOptions {
   /** Largest change accepted. Default 1 MiB. */
   readonly maxChangeBytes?: number
+  /**
+   * Most ops (or preds, or changes) one update may decode to, counted before decoding.
+   * Default 262,144 (~2.6 s of decoding at most; the automerge-paper editing trace, 259,778
+   * ops, fits as one document chunk).
+   */
+  readonly maxChangeOps?: number
+  /** Most bytes the deflated parts of one update may inflate to. Default 16 MiB. */
+  readonly maxInflatedBytes?: number
 }
 
 /** The changes an update carries: one change, or all of a document chunk (sync sends whole documents). */
 interface DecodedInfo {
-  readonly changes: ReadonlyArray<{ readonly bytes: A.Change; readonly hash: string; readonly deps: ReadonlyArray<string> }>
+  readonly changes: ReadonlyArray<{ readonly bytes: A.Change; readonly hash: string; readonly deps: ReadonlyArray<string>; readonly decoded: A.DecodedChange }>
+}
+
+/** Raw DEFLATE, refusing output over `max` bytes. */
+const inflate = (data: Uint8Array, max: number): Uint8Array | undefined => {
+  try {
+    return zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, max) })
+  } catch {
+    return undefined
+  }
 }
 
 export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDocEngine<AutomergeBox> => {
   const maxBytes = options.maxChangeBytes ?? 1 << 20
+  const maxOps = options.maxChangeOps ?? 1 << 18
+  const maxInflatedBytes = options.maxInflatedBytes ?? 16 << 20
   const decoded = new WeakMap<Uint8Array, DecodedInfo>()
+  /** Per live document, what validation needs of it (built on its first apply). */
+  const indexes = new WeakMap<AutomergeBox, OpIndex>()
 
   const decode = (change: Uint8Array): DecodedInfo | CheckResult => {
     if (change.length === 0) return { ok: false, code: "update-malformed", message: "An empty Automerge change." }
     if (change.length > maxBytes) return { ok: false, code: "update-too-large", message: `An Automerge change of ${change.length} bytes; the hub accepts at most ${maxBytes}.` }
+    // Bound the decoded work before decoding: column runs and deflate make a few hundred bytes 300,000 ops.
+    const m = measureChunk(change, { maxOps, maxInflatedBytes, inflate })
+    if (!m.ok) {
+      return m.tooLarge
+        ? { ok: false, code: "update-too-large", message: `An Automerge update that decodes to more than the hub's limit (${m.message}); at most ${maxOps} ops and ${maxInflatedBytes} inflated bytes.` }
+        : { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${m.message.slice(0, 120)}).` }
+    }
     const one = (bytes: A.Change) => {
       const d = A.decodeChange(bytes)
       if (typeof d.hash !== "string" || !Array.isArray(d.deps)) throw new Error("a change without a hash")
-      return { bytes, hash: d.hash, deps: d.deps }
+      return { bytes, hash: d.hash, deps: d.deps, decoded: d }
     }
     try {
-      return { changes: [one(change as A.Change)] }
-    } catch (e) {
-      // Not a change chunk: maybe a document chunk (Automerge's sync sends those on first contact).
-      try {
-        const doc = A.load(change)
-        const all = A.getAllChanges(doc).map(one)
-        A.free(doc)
-        return { changes: all }
-      } catch {
-        return { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).` }
+      if (m.type !== CHUNK_DOCUMENT) {
+        if (m.changes !== 1) throw new Error("several change chunks in one change")
+        return { changes: [one(change as A.Change)] }
       }
+      // A document chunk (Automerge's sync sends those on first contact).
+      const doc = A.load(change)
+      const all = A.getAllChanges(doc).map(one)
+      A.free(doc)
+      return { changes: all }
+    } catch (e) {
+      return { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).` }
     }
+  }
+
+  // The box's document is replaced by sync rounds, always with content that went through apply.
+  const indexOf = (box: AutomergeBox): OpIndex => {
+    let index = indexes.get(box)
+    if (index === undefined) indexes.set(box, (index = OpIndex.of(box.doc)))
+    return index
   }
 
   return {
     kind: "automerge",
     empty: () => ({ doc: A.init() }),
     load: (bytes) => ({ doc: A.load(bytes) }),
-    encode: (box) => A.save(box.doc),
+    encode: (box) => {
+      const saved = A.save(box.doc)
+      // Last line of defence: never a base that does not load back as this document.
+      const why = saveReloads(box.doc, saved)
+      if (why !== undefined) throw new Error(`The document's ${why}; the previous base is kept.`)
+      return saved
+    },
     check(change) {
       const d = decode(change)
       if ("ok" in d) return d
@@ -73,6 +126,8 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const has = (hash: string) => backend.getChangeByHash(hash) != null
       const batch = new Set<string>()
       const take: A.Change[] = []
+      const index = indexOf(box)
+      const overlay = new Overlay(index)
       const out = changes.map((c): boolean | CrdtRejection => {
         const d = decoded.get(c) ?? decode(c)
         if ("ok" in d) return d as CrdtRejection
@@ -84,6 +139,13 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
           const missing = x.deps.find((dep) => !batch.has(dep) && !inUpdate.has(dep) && !has(dep))
           if (missing !== undefined) return { code: "update-missing-deps", message: `A change depends on ${missing.slice(0, 12)}..., which the hub does not have; sync from the hub first.` }
         }
+        // What the ops do, against the document and what this batch took before (all or nothing per update).
+        const mine = new Overlay(overlay)
+        for (const x of fresh) {
+          const verdict = mine.check(x.decoded)
+          if (verdict !== undefined) return { code: "update-malformed", message: `${verdict.message}: not what Automerge makes.` }
+        }
+        mine.commit()
         for (const x of fresh) {
           batch.add(x.hash)
           take.push(x.bytes)
@@ -94,6 +156,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         ;[box.doc] = A.applyChanges(box.doc, take)
         // Automerge holds changes it cannot integrate yet; the checks above should prevent any.
         if (A.getMissingDeps(box.doc, []).length > 0) throw new Error("Automerge held changes whose dependencies looked complete.")
+        overlay.commit()
       }
       return out
     },

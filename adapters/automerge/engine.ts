@@ -11,6 +11,14 @@
  * (Automerge would keep it pending and never tell). A throw from `applyChanges` breaks the
  * field, which is then reloaded.
  *
+ * What the ops do is checked too (validate.ts): before decoding, the work a change stands for is
+ * bounded by counting its column runs (`maxUpdateOps`; compressed or deflated chunks, which
+ * an honest Automerge never sends as a change, are refused); an untrusted change must then
+ * start above every op counter of its history (`crdt-equivocation` otherwise), and every op
+ * must name an existing object of the right type, existing elements and preds of the same
+ * object and key (`crdt-invalid` otherwise). The index this needs is built on the first
+ * untrusted check (the hub) and kept up to date by `apply`.
+ *
  * Determinism: `save()` differs between arrival orders but the heads do not (sorted SHA-256
  * change hashes, committing to the whole history), so the field hash is the hash of the
  * sorted heads; snapshots carry `save()`. The initial content is one change made with a fixed
@@ -20,6 +28,7 @@ import * as A from "@automerge/automerge"
 import * as Schema from "effect/Schema"
 import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.js"
 import { hashBytes } from "../../core/hash.js"
+import { OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
 import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
@@ -30,12 +39,22 @@ const ENCODING = "a1"
 const INITIAL_ACTOR = "00000000000000000000000000000000"
 /** Changes in one update. */
 const MAX_CHANGES = 4096
+/**
+ * Ops (or preds) one update may decode to, by default: one per byte of the byte limit. An
+ * honest insert costs at least a byte (its value), so insert-only updates under the byte limit
+ * are never refused; a delete costs almost nothing (100,000 deleted characters are a 135-byte
+ * change) and `decodeChange` costs ~10 µs per op, so deleting more than this in one change is
+ * refused like an over-large change.
+ */
+export const DEFAULT_MAX_UPDATE_OPS = DEFAULT_MAX_UPDATE_BYTES
 
 interface Validated extends ValidatedUpdate {
   readonly changes: ReadonlyArray<Uint8Array>
-  /** Decoded heads of each change, when checked (untrusted). */
-  readonly meta: ReadonlyArray<{ readonly hash: string; readonly actor: string; readonly seq: number }>
+  /** The decoded changes. */
+  readonly meta: ReadonlyArray<A.DecodedChange>
   readonly owner: string
+  /** The changes as checked against the index (untrusted), to commit once applied. */
+  readonly overlay?: Overlay
 }
 
 const randomActor = (): string => {
@@ -99,14 +118,15 @@ export class AutomergeTextHandle extends AutomergeHandle<{ text: string }> {
 class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   broken = false
   private cachedHash: string | undefined
-  /** Max seq seen per actor (built on the first untrusted check). */
-  private seqs: Map<string, number> | undefined
+  /** What validation needs of the document (built on the first untrusted check). */
+  private index: OpIndex | undefined
   private readonly listeners = new Set<(update: unknown) => void>()
   private readonly stopLocal: () => void
 
   constructor(
     readonly handle: H,
     private readonly maxBytes: number,
+    private readonly maxOps: number,
     /** Automerge actor -> the Canon clientId that owns it. */
     private readonly owners: Map<string, string>,
   ) {
@@ -118,16 +138,6 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     this.stopLocal = () => handle.local.delete(onLocal)
   }
 
-  private knownSeqs(): Map<string, number> {
-    if (this.seqs === undefined) {
-      this.seqs = new Map()
-      for (const c of A.getAllChanges(this.handle.doc)) {
-        const d = A.decodeChange(c)
-        if (d.seq > (this.seqs.get(d.actor) ?? 0)) this.seqs.set(d.actor, d.seq)
-      }
-    }
-    return this.seqs
-  }
 
   validate(update: unknown, options: ValidateOptions): ValidateResult {
     if (!Array.isArray(update) || update.length === 0 || !update.every(isBytes)) return crdtRejection("crdt-invalid", "An Automerge update must be a non-empty list of changes (bytes).")
@@ -135,12 +145,22 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     let total = 0
     for (const c of update as Uint8Array[]) total += c.length
     if (total > this.maxBytes) return crdtRejection("crdt-too-large", `The Automerge update has ${total} bytes; a field accepts at most ${this.maxBytes}.`)
-    const meta: Array<{ hash: string; actor: string; seq: number; deps: string[] }> = []
+    // Bound the decoded work before decoding: RLE columns make a 135-byte change 100,000 ops.
+    let ops = 0
+    for (const c of update as Uint8Array[]) {
+      const m = measureChunk(c, { maxOps: this.maxOps - ops, maxInflatedBytes: 0 })
+      if (!m.ok) return m.tooLarge
+        ? crdtRejection("crdt-too-large", `The Automerge update decodes to more than ${this.maxOps} ops; a field accepts at most that many.`)
+        : crdtRejection("crdt-invalid", `A change is not an uncompressed Automerge change (${m.message}).`)
+      if (m.type !== 1 || m.changes !== 1) return crdtRejection("crdt-invalid", "A change is not one uncompressed Automerge change chunk.")
+      ops += m.ops
+    }
+    const meta: A.DecodedChange[] = []
     for (const c of update as Uint8Array[]) {
       try {
         const d = A.decodeChange(c)
         if (typeof d.hash !== "string") throw new Error("no hash")
-        meta.push({ hash: d.hash, actor: d.actor, seq: d.seq, deps: d.deps })
+        meta.push(d)
       } catch (e) {
         return crdtRejection("crdt-invalid", `A change is not an Automerge change (${e instanceof Error ? e.message : String(e)}).`)
       }
@@ -149,23 +169,27 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     if (options.trusted) return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId } as Validated }
 
     const doc = this.handle.doc
-    const seqs = new Map(this.knownSeqs())
+    const index = (this.index ??= OpIndex.of(doc))
+    const overlay = new Overlay(index)
+    const seqs = new Map<string, number>()
     const here = new Set<string>()
     for (const m of meta) {
       const owner = this.owners.get(m.actor)
       if (owner !== undefined && owner !== options.clientId) return crdtRejection("crdt-not-owner", `Automerge actor ${m.actor} belongs to another Canon client; use an actor of your own.`)
       if (m.actor === INITIAL_ACTOR) return crdtRejection("crdt-not-owner", "The initial actor writes only the initial content.")
       if (here.has(m.hash) || A.hasHeads(doc, [m.hash])) continue // known: merging it again is a no-op
-      const last = seqs.get(m.actor) ?? 0
+      const last = seqs.get(m.actor) ?? index.actors.get(m.actor)?.seq ?? 0
       if (m.seq <= last) return crdtRejection("crdt-equivocation", `Automerge actor ${m.actor} already has a change ${m.seq} with other content.`)
       const missing = m.deps.filter((h) => !here.has(h) && !A.hasHeads(doc, [h]))
       if (missing.length > 0 || m.seq !== last + 1) {
         return crdtRejection("crdt-missing-deps", `Change ${m.hash.slice(0, 12)} depends on changes the field does not have: ${missing.length > 0 ? missing.join(", ") : `seq ${last + 1} of actor ${m.actor}`}.`)
       }
+      const verdict = overlay.check(m)
+      if (verdict !== undefined) return crdtRejection(verdict.clock ? "crdt-equivocation" : "crdt-invalid", `${verdict.message}: not what Automerge makes.`)
       seqs.set(m.actor, m.seq)
       here.add(m.hash)
     }
-    return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId } as Validated }
+    return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId, overlay } as Validated }
   }
 
   apply(batch: ReadonlyArray<ValidatedUpdate>): void {
@@ -188,10 +212,18 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
       this.cachedHash = undefined
       this.handle.set(next)
     }
+    const index = this.index
     for (const u of batch as ReadonlyArray<Validated>) {
       for (const m of u.meta) {
         if (m.actor !== INITIAL_ACTOR && !this.owners.has(m.actor)) this.owners.set(m.actor, u.owner)
-        if (this.seqs !== undefined && m.seq > (this.seqs.get(m.actor) ?? 0)) this.seqs.set(m.actor, m.seq)
+      }
+      if (index === undefined) continue
+      if (u.overlay?.base === index) u.overlay.commit()
+      else {
+        // Trusted (or checked against an older index): taken as they are.
+        const o = new Overlay(index)
+        for (const m of u.meta) if (!o.has(m.hash)) o.stage(m)
+        o.commit()
       }
     }
   }
@@ -202,7 +234,23 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
 
   encode(): Uint8Array {
     const owners = [...this.owners].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-    return encodeCanonical([ENCODING, A.save(this.handle.doc), owners])
+    const doc = this.handle.doc
+    let saved = A.save(doc)
+    // Last line of defence: a save() that does not load back as the same document is never
+    // handed out; the changes themselves are (A.load takes concatenated change chunks too).
+    if (saveReloads(doc, saved) !== undefined) {
+      const all = A.getAllChanges(doc)
+      const joined = new Uint8Array(all.reduce((n, c) => n + c.length, 0))
+      let at = 0
+      for (const c of all) {
+        joined.set(c, at)
+        at += c.length
+      }
+      const why = saveReloads(doc, joined)
+      if (why !== undefined) throw new Error(`The Automerge field cannot be encoded so that it loads again: ${why}.`)
+      saved = joined
+    }
+    return encodeCanonical([ENCODING, saved, owners])
   }
 
   onLocalChange(listener: (update: unknown) => void): () => void {
@@ -220,7 +268,10 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   }
 }
 
-export interface AutomergeFieldOptions extends CrdtLimits {}
+export interface AutomergeFieldOptions extends CrdtLimits {
+  /** Most ops (or preds) one update may decode to, counted before decoding. Default: one per byte of `maxUpdateBytes` (262,144). */
+  readonly maxUpdateOps?: number
+}
 
 /**
  * The Automerge engine of a field starting as `initial` (plain data, the same on every
@@ -233,6 +284,7 @@ export const automergeEngine = <T, H extends AutomergeHandle<T>>(
   options: AutomergeFieldOptions = {},
 ): CrdtEngine<H> => {
   const max = options.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES
+  const maxOps = options.maxUpdateOps ?? (options.maxUpdateBytes !== undefined ? max : DEFAULT_MAX_UPDATE_OPS)
   // The same first change everywhere: fixed actor, time 0.
   let base: Uint8Array | undefined
   const initialSave = (): Uint8Array => {
@@ -249,7 +301,7 @@ export const automergeEngine = <T, H extends AutomergeHandle<T>>(
   return {
     kind: `automerge-${kind}/1:${JSON.stringify(initial)}`,
     args: Schema.Array(Schema.Uint8Array) as unknown as Schema.Codec<unknown, unknown>,
-    create: () => new AmField<T, H>(makeHandle(A.load<T>(initialSave(), { actor: randomActor() })), max, new Map()),
+    create: () => new AmField<T, H>(makeHandle(A.load<T>(initialSave(), { actor: randomActor() })), max, maxOps, new Map()),
     load: (bytes) => {
       const v = decodeCanonical(bytes) as unknown
       if (!Array.isArray(v) || v[0] !== ENCODING || !isBytes(v[1]) || !Array.isArray(v[2])) throw new Error("Not a Canon Automerge field encoding.")
@@ -258,7 +310,7 @@ export const automergeEngine = <T, H extends AutomergeHandle<T>>(
         if (!Array.isArray(o) || typeof o[0] !== "string" || typeof o[1] !== "string") throw new Error("Bad ownership table.")
         owners.set(o[0], o[1])
       }
-      return new AmField<T, H>(makeHandle(A.load<T>(v[1], { actor: randomActor() })), max, owners)
+      return new AmField<T, H>(makeHandle(A.load<T>(v[1], { actor: randomActor() })), max, maxOps, owners)
     },
   }
 }

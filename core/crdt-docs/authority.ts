@@ -278,10 +278,20 @@ export class CrdtDocAuthority<D> {
   /**
    * Writes the live document's compact state as the base and deletes the updates it covers,
    * in one atomic batch. Never merges stored updates (super-linear, keeps deleted content).
+   * An engine whose `encode` throws (its state would not load back) keeps the previous base,
+   * reported as `compact-failed`.
    */
   async compact(): Promise<void> {
     if (this.seqValue === this.baseSeq || this.closed) return
-    const base = this.engine.encode(this.docValue)
+    let base: Uint8Array
+    try {
+      base = this.engine.encode(this.docValue)
+    } catch (e) {
+      // The engine would not vouch for its compact state (it does not load back): the previous
+      // base and the stored updates stay as they are, and the document still loads from them.
+      this.hooks.onReport?.({ docId: this.docId, code: "compact-failed", message: e instanceof Error ? e.message : String(e) })
+      return
+    }
     const oldBaseSeq = this.baseSeq
     const seq = this.seqValue
     try {

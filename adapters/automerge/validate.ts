@@ -1,0 +1,453 @@
+/**
+ * What an honest Automerge would produce: the checks both Automerge paths (CRDT fields,
+ * adapters/automerge/engine.ts; whole documents, adapters/automerge-server/engine.ts) run on
+ * an untrusted change before `applyChanges` sees it. Automerge's own `decodeChange` and
+ * `applyChanges` check the encoding, hash, actor, seq and deps, but not what the ops do: a
+ * forged `pred` naming an op of another object, a `startOp` reusing op counters, or a map key
+ * on a list op are all applied, and then `save()` no longer loads, or loads other content
+ * with equal heads.
+ *
+ * Two parts:
+ *
+ * - `measureChunk(bytes)`: a bound on decoded work BEFORE decoding. Automerge's columns are
+ *   run-length encoded (and may be deflated), so a 135-byte change can stand for 100,000
+ *   ops, and `decodeChange` costs ~10 µs per op. The chunk's header and column metadata are
+ *   parsed and every column's runs counted (O(bytes), nothing materialized); deflated data is
+ *   inflated under a byte bound (only where an `inflate` is given: the hub in Node).
+ * - `OpIndex` / `Overlay`: an incremental index of the document (op id -> object and key or
+ *   element; object id -> type; change hash -> highest op counter in its history; actor ->
+ *   last seq and op counter), so checking a change costs O(its ops + deps), not O(document).
+ *
+ * Not checked (not cheap): that an op a change references (obj, element, pred) is in the
+ * change's dependency history rather than concurrent with it. Its counter must be below the
+ * referencing op's, which keeps Automerge's Lamport order; a concurrent reference so named is
+ * deterministic on every peer and survives save/load.
+ */
+import * as A from "@automerge/automerge"
+
+// ---------------------------------------------------------------------------------------------
+// Bounding decoded work
+
+export const MAGIC = [0x85, 0x6f, 0x4a, 0x83] as const
+export const CHUNK_DOCUMENT = 0
+export const CHUNK_CHANGE = 1
+export const CHUNK_COMPRESSED_CHANGE = 2
+
+export interface MeasureLimits {
+  /** Most entries any column may decode to (ops, preds, or changes of a document chunk). */
+  readonly maxOps: number
+  /** Most bytes inflating the chunk's deflated parts may produce. */
+  readonly maxInflatedBytes: number
+  /** Raw DEFLATE with a bound: the inflated bytes, or undefined when over `max`. Absent: deflated data is refused. */
+  readonly inflate?: (data: Uint8Array, max: number) => Uint8Array | undefined
+}
+
+export type Measured =
+  | { readonly ok: true; readonly type: number; readonly ops: number; readonly changes: number; readonly inflated: number }
+  | { readonly ok: false; readonly tooLarge: boolean; readonly message: string }
+
+class Bad extends Error {
+  constructor(message: string, readonly tooLarge = false) {
+    super(message)
+  }
+}
+
+class Reader {
+  pos = 0
+  constructor(readonly b: Uint8Array, start = 0, readonly end = b.length) {
+    this.pos = start
+  }
+  get done(): boolean {
+    return this.pos >= this.end
+  }
+  byte(): number {
+    if (this.pos >= this.end) throw new Bad("truncated")
+    return this.b[this.pos++]!
+  }
+  uleb(): number {
+    let v = 0, mul = 1
+    for (let i = 0; i < 10; i++) {
+      const x = this.byte()
+      v += (x & 0x7f) * mul
+      if ((x & 0x80) === 0) {
+        if (v > Number.MAX_SAFE_INTEGER) throw new Bad("integer out of range")
+        return v
+      }
+      mul *= 128
+    }
+    throw new Bad("integer too long")
+  }
+  sleb(): number {
+    let v = 0, mul = 1, x = 0
+    for (let i = 0; i < 10; i++) {
+      x = this.byte()
+      v += (x & 0x7f) * mul
+      mul *= 128
+      if ((x & 0x80) === 0) break
+      if (i === 9) throw new Bad("integer too long")
+    }
+    if (x & 0x40) v -= mul
+    if (!Number.isSafeInteger(v)) throw new Bad("integer out of range")
+    return v
+  }
+  skip(n: number): void {
+    if (n < 0 || this.pos + n > this.end) throw new Bad("truncated")
+    this.pos += n
+  }
+  bytes(n: number): Uint8Array {
+    const start = this.pos
+    this.skip(n)
+    return this.b.subarray(start, start + n)
+  }
+}
+
+/** Entries a column decodes to, from its runs (type: the column spec's low 3 bits). */
+const countColumn = (data: Uint8Array, type: number): number => {
+  const r = new Reader(data)
+  let n = 0
+  if (type === 7) return 0 // raw value bytes: bounded by their length
+  if (type === 4) {
+    // boolean: alternating run lengths
+    while (!r.done) n += r.uleb()
+    return n
+  }
+  const value = type === 3 ? () => void r.sleb() : type === 5 ? () => r.skip(r.uleb()) : () => void r.uleb()
+  while (!r.done) {
+    const len = r.sleb()
+    if (len > 0) {
+      value()
+      n += len
+    } else if (len < 0) {
+      for (let i = 0; i < -len; i++) value()
+      n += -len
+    } else n += r.uleb()
+  }
+  return n
+}
+
+interface Budget {
+  inflated: number
+}
+
+const inflateBounded = (data: Uint8Array, limits: MeasureLimits, budget: Budget): Uint8Array => {
+  if (limits.inflate === undefined) throw new Bad("deflated data is not accepted here")
+  const left = limits.maxInflatedBytes - budget.inflated
+  const out = left < 0 ? undefined : limits.inflate(data, left)
+  if (out === undefined) throw new Bad(`deflated data inflates to more than ${limits.maxInflatedBytes} bytes`, true)
+  budget.inflated += out.length
+  return out
+}
+
+/** A document's successor column (op counters): a delete is a successor there, not an op. */
+const SUCC_COUNTER = (8 << 4) | 3
+
+/**
+ * Reads the columns that follow their metadata; returns the largest entry count among them,
+ * plus (for a document's ops) the successors, which decode to delete ops of their own.
+ */
+const columns = (r: Reader, specs: Array<[number, number]>, limits: MeasureLimits, budget: Budget, succ = false): number => {
+  let most = 0, succs = 0
+  for (const [spec, len] of specs) {
+    let data = r.bytes(len)
+    if (spec & 8) data = inflateBounded(data, limits, budget)
+    const n = countColumn(data, spec & 7)
+    if (n > most) most = n
+    if (succ && (spec & ~8) === SUCC_COUNTER) succs += n
+    if (most + succs > limits.maxOps) throw new Bad(`the columns decode to more than ${limits.maxOps} entries`, true)
+  }
+  return most + succs
+}
+
+const columnSpecs = (r: Reader): Array<[number, number]> => {
+  const count = r.uleb()
+  if (count > 64) throw new Bad("too many columns")
+  const specs: Array<[number, number]> = []
+  for (let i = 0; i < count; i++) specs.push([r.uleb(), r.uleb()])
+  return specs
+}
+
+const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budget: Budget): { ops: number; changes: number } => {
+  const r = new Reader(body)
+  if (type === CHUNK_CHANGE) {
+    const deps = r.uleb()
+    r.skip(deps * 32)
+    r.skip(r.uleb()) // actor
+    r.uleb() // seq
+    r.uleb() // startOp
+    r.sleb() // time
+    r.skip(r.uleb()) // message
+    const others = r.uleb()
+    if (others > body.length) throw new Bad("truncated")
+    for (let i = 0; i < others; i++) r.skip(r.uleb())
+    const ops = columns(r, columnSpecs(r), limits, budget)
+    return { ops, changes: 1 }
+  }
+  // Document chunk: actors, heads, change columns, op columns.
+  const actors = r.uleb()
+  if (actors > body.length) throw new Bad("truncated")
+  for (let i = 0; i < actors; i++) r.skip(r.uleb())
+  r.skip(r.uleb() * 32)
+  const changeSpecs = columnSpecs(r)
+  const opSpecs = columnSpecs(r)
+  const changes = columns(r, changeSpecs, limits, budget)
+  const ops = columns(r, opSpecs, limits, budget, true)
+  return { ops, changes }
+}
+
+/**
+ * The decoded work a chunk (a change, a compressed change, a document; several concatenated
+ * for documents) stands for, from its header and column runs, without decoding it.
+ */
+export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured => {
+  const budget: Budget = { inflated: 0 }
+  let ops = 0, changes = 0, type = -1
+  try {
+    const r = new Reader(bytes)
+    if (r.done) throw new Bad("empty")
+    while (!r.done) {
+      for (const m of MAGIC) if (r.byte() !== m) throw new Bad("not an Automerge chunk")
+      r.skip(4) // checksum
+      const t = r.byte()
+      const body = r.bytes(r.uleb())
+      if (t === CHUNK_DOCUMENT) type = type === -1 ? t : type
+      else if (t === CHUNK_CHANGE || t === CHUNK_COMPRESSED_CHANGE) type = type === -1 ? t : type
+      else throw new Bad(`unknown chunk type ${t}`)
+      const m = t === CHUNK_COMPRESSED_CHANGE
+        ? measureBody(CHUNK_CHANGE, inflateBounded(body, limits, budget), limits, budget)
+        : measureBody(t, body, limits, budget)
+      ops += m.ops
+      changes += m.changes
+      if (ops > limits.maxOps) throw new Bad(`more than ${limits.maxOps} ops`, true)
+    }
+  } catch (e) {
+    if (e instanceof Bad) return { ok: false, tooLarge: e.tooLarge, message: e.message }
+    return { ok: false, tooLarge: false, message: e instanceof Error ? e.message : String(e) }
+  }
+  return { ok: true, type, ops, changes, inflated: budget.inflated }
+}
+
+/** The chunk type of one chunk (the byte after magic and checksum), or -1. */
+export const chunkType = (bytes: Uint8Array): number => {
+  for (let i = 0; i < 4; i++) if (bytes[i] !== MAGIC[i]) return -1
+  return bytes.length > 8 ? bytes[8]! : -1
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the ops do
+
+type ObjType = "map" | "list" | "text" | "table"
+
+interface OpEntry {
+  /** The object the op is in. */
+  readonly obj: string
+  /** Map ops: "k" + key; list ops: "e" + the element (an insert's own id). */
+  readonly slot: string
+  /** Whether it creates an element of a list or text. */
+  readonly insert: boolean
+}
+
+interface ActorState {
+  readonly seq: number
+  readonly maxOp: number
+}
+
+const ROOT = "_root"
+const HEAD = "_head"
+const MAKES: Record<string, ObjType> = { makeMap: "map", makeList: "list", makeText: "text", makeTable: "table" }
+const ACTIONS = new Set(["makeMap", "makeList", "makeText", "makeTable", "set", "del", "inc", "markBegin", "markEnd"])
+
+const counterOf = (opId: string): number => {
+  const at = opId.indexOf("@")
+  const n = at > 0 ? Number(opId.slice(0, at)) : NaN
+  return Number.isSafeInteger(n) && n > 0 ? n : -1
+}
+
+/** Why a change is refused: `clock` when it reuses seqs or op counters (equivocation), else its ops. */
+export interface Verdict {
+  readonly clock: boolean
+  readonly message: string
+}
+
+/** Lookups both the index and an overlay answer. */
+interface View {
+  op(id: string): OpEntry | undefined
+  obj(id: string): ObjType | undefined
+  hmax(hash: string): number | undefined
+  actor(a: string): ActorState | undefined
+}
+
+/** The document as far as validation needs it. Built once from the document, then kept up to date. */
+export class OpIndex implements View {
+  readonly ops = new Map<string, OpEntry>()
+  readonly objs = new Map<string, ObjType>([[ROOT, "map"]])
+  /** Change hash -> the highest op counter in the change and its history. */
+  readonly historyMax = new Map<string, number>()
+  readonly actors = new Map<string, ActorState>()
+
+  /** The index of a document: decodes every change (O(document), once). */
+  static of(doc: A.Doc<unknown>): OpIndex {
+    const index = new OpIndex()
+    const o = new Overlay(index)
+    for (const c of A.getAllChanges(doc)) o.stage(A.decodeChange(c))
+    o.commit()
+    return index
+  }
+
+  op(id: string): OpEntry | undefined {
+    return this.ops.get(id)
+  }
+  obj(id: string): ObjType | undefined {
+    return this.objs.get(id)
+  }
+  hmax(hash: string): number | undefined {
+    return this.historyMax.get(hash)
+  }
+  actor(a: string): ActorState | undefined {
+    return this.actors.get(a)
+  }
+}
+
+/** Changes checked (or taken as they are) on top of an index or another overlay, not yet in it. */
+export class Overlay implements View {
+  readonly ops = new Map<string, OpEntry>()
+  readonly objs = new Map<string, ObjType>()
+  readonly historyMax = new Map<string, number>()
+  readonly actors = new Map<string, ActorState>()
+
+  constructor(readonly base: OpIndex | Overlay) {}
+
+  op(id: string): OpEntry | undefined {
+    return this.ops.get(id) ?? this.base.op(id)
+  }
+  obj(id: string): ObjType | undefined {
+    return this.objs.get(id) ?? this.base.obj(id)
+  }
+  hmax(hash: string): number | undefined {
+    return this.historyMax.get(hash) ?? this.base.hmax(hash)
+  }
+  actor(a: string): ActorState | undefined {
+    return this.actors.get(a) ?? this.base.actor(a)
+  }
+
+  /** Whether a change is known (in the index or staged). */
+  has(hash: string): boolean {
+    return this.hmax(hash) !== undefined
+  }
+
+  /**
+   * Checks an untrusted change against the document and what is staged; on success stages
+   * it. Returns why it is not what an honest Automerge produces, or undefined. Its deps must
+   * be known (checked by the caller).
+   */
+  check(c: A.DecodedChange): Verdict | undefined {
+    const why = this.judge(c)
+    if (why === undefined) this.stage(c)
+    return why
+  }
+
+  private judge(c: A.DecodedChange): Verdict | undefined {
+    const clock = (message: string): Verdict => ({ clock: true, message })
+    const ops = (message: string): Verdict => ({ clock: false, message })
+    const short = `change ${c.hash.slice(0, 12)}`
+    let histMax = 0
+    for (const d of c.deps) {
+      const m = this.hmax(d)
+      if (m === undefined) return ops(`${short} depends on ${d.slice(0, 12)}, which is not in the document`)
+      if (m > histMax) histMax = m
+    }
+    const last = this.actor(c.actor)
+    if (c.seq !== (last?.seq ?? 0) + 1) return clock(`${short} has seq ${c.seq}; actor ${c.actor}'s next is ${(last?.seq ?? 0) + 1}`)
+    if (last !== undefined && last.maxOp > histMax) histMax = last.maxOp
+    if (!Number.isSafeInteger(c.startOp) || c.startOp <= histMax) return clock(`${short} starts at op ${c.startOp}, reusing op counters up to ${histMax} of its history`)
+    // Ops of this change, as they are checked.
+    const mine = new Map<string, OpEntry>()
+    const mineObjs = new Map<string, ObjType>()
+    const op = (id: string) => mine.get(id) ?? this.op(id)
+    const objType = (id: string) => mineObjs.get(id) ?? this.obj(id)
+    for (let i = 0; i < c.ops.length; i++) {
+      const o = c.ops[i]! as A.DecodedChange["ops"][number] & { elemId?: string; insert?: boolean }
+      const counter = c.startOp + i
+      const id = `${counter}@${c.actor}`
+      const at = `${short} op ${id}`
+      if (!ACTIONS.has(o.action)) return ops(`${at}: unknown action ${String(o.action)}`)
+      const type = objType(o.obj)
+      if (type === undefined) return ops(`${at}: object ${o.obj} does not exist`)
+      if (o.obj !== ROOT && counterOf(o.obj) >= counter) return ops(`${at}: object ${o.obj} is not older than the op`)
+      let slot: string
+      const insert = o.insert === true
+      if (type === "map" || type === "table") {
+        if (typeof o.key !== "string" || o.elemId !== undefined || insert) return ops(`${at}: an op on map ${o.obj} needs a key, not an element`)
+        if (o.action === "markBegin" || o.action === "markEnd") return ops(`${at}: a mark on map ${o.obj}`)
+        slot = `k${o.key}`
+      } else {
+        if (typeof o.elemId !== "string" || o.key !== undefined) return ops(`${at}: an op on ${type} ${o.obj} needs an element, not a key`)
+        if (o.elemId !== HEAD) {
+          const e = op(o.elemId)
+          if (e === undefined || !e.insert || e.obj !== o.obj) return ops(`${at}: element ${o.elemId} is not in ${type} ${o.obj}`)
+          if (counterOf(o.elemId) >= counter) return ops(`${at}: element ${o.elemId} is not older than the op`)
+        } else if (!insert) return ops(`${at}: only an insert may name the head of ${type} ${o.obj}`)
+        if (!insert && (o.action === "markBegin" || o.action === "markEnd")) return ops(`${at}: a mark that inserts nothing`)
+        slot = insert ? `e${id}` : `e${o.elemId}`
+      }
+      if (!Array.isArray(o.pred)) return ops(`${at}: no pred`)
+      if (insert && o.pred.length > 0) return ops(`${at}: an insert cannot overwrite anything`)
+      if ((o.action === "del" || o.action === "inc") && o.pred.length === 0) return ops(`${at}: a ${o.action} of nothing`)
+      for (const p of o.pred) {
+        const e = typeof p === "string" ? op(p) : undefined
+        if (e === undefined) return ops(`${at}: pred ${String(p)} does not exist`)
+        if (e.obj !== o.obj || e.slot !== slot) return ops(`${at}: pred ${p} is another ${e.obj !== o.obj ? "object's op" : "key's or element's op"}`)
+        if (counterOf(p) >= counter) return ops(`${at}: pred ${p} is not older than the op`)
+      }
+      mine.set(id, { obj: o.obj, slot, insert })
+      const made = MAKES[o.action]
+      if (made !== undefined) mineObjs.set(id, made)
+    }
+    return undefined
+  }
+
+  /** Stages a change without judging it (trusted: the authority already checked it). */
+  stage(c: A.DecodedChange): void {
+    let histMax = c.ops.length > 0 ? c.startOp + c.ops.length - 1 : 0
+    for (const d of c.deps) histMax = Math.max(histMax, this.hmax(d) ?? 0)
+    this.historyMax.set(c.hash, histMax)
+    const last = this.actor(c.actor)
+    if (last === undefined || c.seq > last.seq) this.actors.set(c.actor, { seq: c.seq, maxOp: Math.max(last?.maxOp ?? 0, c.startOp + c.ops.length - 1) })
+    c.ops.forEach((o0, i) => {
+      const o = o0 as A.DecodedChange["ops"][number] & { elemId?: string; insert?: boolean }
+      const id = `${c.startOp + i}@${c.actor}`
+      const insert = o.insert === true
+      const slot = o.elemId === undefined ? `k${o.key}` : insert ? `e${id}` : `e${o.elemId}`
+      this.ops.set(id, { obj: o.obj, slot, insert })
+      const made = MAKES[o.action]
+      if (made !== undefined) this.objs.set(id, made)
+    })
+  }
+
+  /** Moves what is staged into the index (or the overlay below). */
+  commit(): void {
+    for (const [k, v] of this.ops) this.base.ops.set(k, v)
+    for (const [k, v] of this.objs) this.base.objs.set(k, v)
+    for (const [k, v] of this.historyMax) this.base.historyMax.set(k, v)
+    for (const [k, v] of this.actors) this.base.actors.set(k, v)
+    this.ops.clear()
+    this.objs.clear()
+    this.historyMax.clear()
+    this.actors.clear()
+  }
+}
+
+/**
+ * Whether `save()`'s bytes load back to a document with the same heads (the last line of
+ * defence before storing them as a base or snapshot). Returns why not, or undefined.
+ */
+export const saveReloads = (doc: A.Doc<unknown>, saved: Uint8Array): string | undefined => {
+  try {
+    const again = A.load(saved)
+    const a = [...A.getHeads(again)].sort().join(",")
+    A.free(again)
+    const b = [...A.getHeads(doc)].sort().join(",")
+    return a === b ? undefined : "save() loads back with other heads"
+  } catch (e) {
+    return `save() does not load back (${e instanceof Error ? e.message.slice(0, 160) : String(e)})`
+  }
+}

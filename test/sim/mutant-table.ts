@@ -166,7 +166,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "crdt-refuse-honest-delete",
     breaks: "the hub refuses an honest Yjs delete of a client's newest clock as missing dependencies (the keystrokes merged with it are lost)",
-    patches: [{ file: "adapters/yjs/engine.ts", anchor: "if (d.clock + d.len > end) return", replacement: "if (d.clock + d.len >= end) return" }],
+    patches: [{ file: "adapters/yjs/integrable.ts", anchor: "if (r.clock >= e || r.clock + r.len > e) {", replacement: "if (r.clock >= e || r.clock + r.len >= e) {" }],
   },
   {
     name: "crdt-coalesce-unbounded",

@@ -4,6 +4,7 @@
  * or the decoder's depth limit. Every number here leaves headroom under the 1 MiB frame
  * limit and the canonical decoder's depth limit (512).
  */
+import { wellFormed } from "./bytes.js"
 import { MAX_DEPTH } from "./canonical.js"
 
 /** A clientId: what `newClientId` makes (16 base-36 characters) or an app's own id. */
@@ -39,6 +40,8 @@ const utf8 = new TextEncoder()
 /** Why a docId cannot be used, or undefined if it can. */
 export const docIdProblem = (docId: string): string | undefined => {
   if (docId.length === 0) return "A document id cannot be empty."
+  // The wire's strings are UTF-8: half of a surrogate pair (a slice through an emoji) has none.
+  if (!wellFormed(docId)) return "A document id must be well-formed Unicode (it holds half of a surrogate pair)."
   if (docId.length > MAX_DOC_ID_BYTES || utf8.encode(docId).length > MAX_DOC_ID_BYTES) {
     return `A document id is at most ${MAX_DOC_ID_BYTES} bytes of UTF-8.`
   }

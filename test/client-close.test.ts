@@ -45,7 +45,7 @@ test("a document id the wire cannot carry is refused by open, before any subscri
   const sent: unknown[] = []
   const transport: ClientTransport = { connect: () => ({ send: (m) => void sent.push(m), close() {}, bufferedAmount: 0 }) }
   const client = await CanonClient.open({ transport, runtime: new VirtualRuntime(1), autoConnect: false })
-  for (const docId of ["", "é".repeat(257)]) {
+  for (const docId of ["", "é".repeat(257), "board/😀😀\ud83d"]) {
     await expect(client.open(Todo, docId)).rejects.toMatchObject({ code: "invalid-doc-id" })
   }
   expect((await client.open(Todo, "é".repeat(256))).docId).toHaveLength(256)

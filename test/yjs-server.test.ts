@@ -336,4 +336,27 @@ describe("awareness bounds (in process)", () => {
       await stop()
     }
   }, 30_000)
+
+  test("a socket relaying removals of others' states (a stock client's 30 s timeout) is not charged for them", async () => {
+    const { connect, stop } = await start({ maxAwarenessStatesPerSocket: 2 })
+    try {
+      const owners = [await connect("echo"), await connect("echo"), await connect("echo")]
+      owners.forEach((o, i) => o.ws.send(announce([10 + 2 * i, 11 + 2 * i])))
+      const relay = await connect("echo")
+      relay.ws.send(announce([99]))
+      expect(await until(() => states(relay.got).size === 6, 5_000)).toBe(true)
+      // The relay sends back the removal of all six others' states, at their clock.
+      const removals = encodeAwareness(encodeAwarenessUpdate([10, 11, 12, 13, 14, 15].map((clientID) => ({ clientID, clock: 1, state: "null" }))))
+      relay.ws.send(removals)
+      relay.ws.send(announce([99], 2))
+      await sleep(300)
+      expect(relay.closed()).toBeUndefined()
+      // Each owner still holds its own two: a new state of its own is taken without a close.
+      owners[0]!.ws.send(announce([10, 11], 2))
+      await sleep(200)
+      expect(owners[0]!.closed()).toBeUndefined()
+    } finally {
+      await stop()
+    }
+  }, 30_000)
 })

@@ -204,15 +204,21 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         continue
       }
       const mine = cur !== undefined && cur.conn === conn
-      if (!mine && conn.ids.size >= maxSocketStates) return { close: `A socket holds at most ${maxSocketStates} awareness states.` }
-      if (conn.awarenessBytes - (mine ? cur.state.length : 0) + e.state.length > maxAwareness) return { close: `A socket's awareness states are limited to ${maxAwareness} bytes.` }
+      // A stock client relays every awareness change it sees, removals of others' states too
+      // (its 30 s timeout): such a removal stays the owner's and never counts against the
+      // socket that relayed it, or a busy room would close honest clients.
+      const owner = isNull && !mine ? cur!.conn : conn
+      if (owner === conn) {
+        if (!mine && conn.ids.size >= maxSocketStates) return { close: `A socket holds at most ${maxSocketStates} awareness states.` }
+        if (conn.awarenessBytes - (mine ? cur.state.length : 0) + e.state.length > maxAwareness) return { close: `A socket's awareness states are limited to ${maxAwareness} bytes.` }
+      }
       const bytes = room.bytes - (cur?.state.length ?? 0) + e.state.length
       if ((cur === undefined && room.awareness.size >= maxRoomStates) || (bytes > room.bytes && bytes > maxRoomBytes)) {
         whole = false
         full = true
         continue
       }
-      put(room, e.clientID, { clock: e.clock, state: e.state, conn, at: now })
+      put(room, e.clientID, { clock: e.clock, state: e.state, conn: owner, at: now })
       taken.push(e)
     }
     if (full && !conn.toldFull) {

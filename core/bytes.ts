@@ -19,6 +19,16 @@ export const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
   return a.length - b.length
 }
 
+/** UTF-8 bytes of a well-formed string (a surrogate pair is 4), without encoding it. */
+export const utf8Length = (s: string): number => {
+  let n = s.length
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2
+  }
+  return n
+}
+
 /**
  * True when `s` has no lone UTF-16 surrogate: native where the runtime has it (Node 20, current
  * browsers); elsewhere encodeURIComponent, which refuses exactly those strings (URIError).

@@ -52,7 +52,7 @@ export type CanonErrorCode =
   | "storage-corrupt"
   | "storage-too-new"
   | "machine-mismatch"
-  | "invalid-doc-id" // empty, or longer than the wire carries (core/limits.ts)
+  | "invalid-doc-id" // one the wire cannot carry: empty, too long, not well-formed (core/limits.ts docIdProblem)
   | "protocol-error"
   | "closed"
   | "refused" // the hub refused this client (see CanonClient.refusal); the outbox is kept

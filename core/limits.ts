@@ -4,7 +4,7 @@
  * or the decoder's depth limit. Every number here leaves headroom under the 1 MiB frame
  * limit and the canonical decoder's depth limit (512).
  */
-import { wellFormed } from "./bytes.js"
+import { utf8Length, wellFormed } from "./bytes.js"
 import { MAX_DEPTH } from "./canonical.js"
 
 /** A clientId: what `newClientId` makes (16 base-36 characters) or an app's own id. */
@@ -35,24 +35,21 @@ export const MAX_ARGS_DEPTH = MAX_DEPTH - 16
 /** Longest rejection or error sentence carried on the wire; longer ones are cut. */
 export const MAX_MESSAGE_CHARS = 1024
 
-const utf8 = new TextEncoder()
+/** Why a docId of `bytes` UTF-8 bytes is too long for the wire, or undefined. */
+export const docIdBytesProblem = (bytes: number): string | undefined =>
+  bytes > MAX_DOC_ID_BYTES ? `A document id is at most ${MAX_DOC_ID_BYTES} bytes of UTF-8, not ${bytes}.` : undefined
 
 /** Why a docId cannot be used, or undefined if it can. */
 export const docIdProblem = (docId: string): string | undefined => {
   if (docId.length === 0) return "A document id cannot be empty."
   // The wire's strings are UTF-8: half of a surrogate pair (a slice through an emoji) has none.
   if (!wellFormed(docId)) return "A document id must be well-formed Unicode (it holds half of a surrogate pair)."
-  if (docId.length > MAX_DOC_ID_BYTES || utf8.encode(docId).length > MAX_DOC_ID_BYTES) {
-    return `A document id is at most ${MAX_DOC_ID_BYTES} bytes of UTF-8.`
-  }
-  return undefined
+  return docIdBytesProblem(utf8Length(docId))
 }
 
 /** Why a command name cannot travel (it is too long), or undefined if it can. */
-export const commandNameProblem = (name: string): string | undefined => {
-  const bytes = name.length > MAX_COMMAND_NAME_BYTES / 3 ? utf8.encode(name).length : 0
-  return bytes > MAX_COMMAND_NAME_BYTES ? `A command name is at most ${MAX_COMMAND_NAME_BYTES} bytes of UTF-8, not ${bytes}.` : undefined
-}
+export const commandNameProblem = (name: string, bytes = utf8Length(name)): string | undefined =>
+  bytes > MAX_COMMAND_NAME_BYTES ? `A command name is at most ${MAX_COMMAND_NAME_BYTES} bytes of UTF-8, not ${bytes}.` : undefined
 
 /** Why a clientId cannot be used, or undefined if it can. */
 export const clientIdProblem = (clientId: string): string | undefined =>

@@ -9,8 +9,8 @@ import { CanonClient, type ClientTransport, type KVStore } from "../core/index.j
 import { ReplicaStore } from "../core/internal.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
+import { offlineTransport } from "./support/offline.js"
 
-const offline: ClientTransport = { connect: () => ({ send() {}, close() {}, bufferedAmount: 0 }) }
 
 /** A disk whose writes take real milliseconds, so an unawaited write is still in flight. */
 const slowDisk = (): { storage: KVStore; inner: MemoryStorage } => {
@@ -32,7 +32,7 @@ test.each([
   ["client.close()", (c: CanonClient) => c.close()],
 ])("submit, then at once %s: the command is stored when it resolves", async (_what, close) => {
   const { storage, inner } = slowDisk()
-  const client = await CanonClient.open({ transport: offline, runtime: new VirtualRuntime(1), storage, autoConnect: false })
+  const client = await CanonClient.open({ transport: offlineTransport, runtime: new VirtualRuntime(1), storage, autoConnect: false })
   const doc = await client.open(Todo, "list")
   const receipt = doc.submit("add", { id: "a", title: "A" })
   await close(client, doc)

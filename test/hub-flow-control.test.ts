@@ -6,9 +6,21 @@
  * one reads nothing until told to, and the test watches the most the hub left unread for it.
  */
 import { hubWorld } from "./support/hub-wire.js"
+import { Todo } from "./support/machines.js"
 import { decodeCanonical } from "../core/canonical.js"
 
 const KiB = 1 << 10
+
+/** A peer that commits `count` commands to `docId`, one submit each, virtual time moving `pauseMs` after each. */
+const write = async (w: ReturnType<typeof hubWorld>, docId: string, count: number, pauseMs: number, command: (i: number) => { name: string; args: unknown }): Promise<void> => {
+  const writer = await w.peer()
+  w.subscribe(writer, docId)
+  await w.run(10)
+  for (let i = 1; i <= count; i++) {
+    writer.send({ type: "submit", docId, ackedClientSeq: 0, commands: [{ clientSeq: i, ...command(i) }] })
+    await w.run(pauseMs)
+  }
+}
 
 test("presence to a stalled reader is held at the high-water mark, latest per client, and sent when it reads", async () => {
   const highWaterMark = 64 * KiB
@@ -51,15 +63,9 @@ test("presence to a stalled reader is held at the high-water mark, latest per cl
 test("a snapshot stream waits for the reader's buffer, whatever it acknowledges, and resumes when it reads", async () => {
   const highWaterMark = 128 * KiB
   const w = hubWorld({ highWaterMark, hardLimit: 1024 * KiB, snapshots: { minLogBytes: Infinity } })
-  const writer = await w.peer()
-  w.subscribe(writer, "big")
-  await w.run(10)
   // About 3 MB of state.
-  for (let i = 1; i <= 30; i++) {
-    writer.send({ type: "submit", docId: "big", ackedClientSeq: 0, commands: [{ clientSeq: i, name: "add", args: { id: `i${i}`, title: "t".repeat(100_000) } }] })
-    await w.run(2)
-  }
-  const doc = await w.hub.doc("big", (await import("./support/machines.js")).Todo)
+  await write(w, "big", 30, 2, (i) => ({ name: "add", args: { id: `i${i}`, title: "t".repeat(100_000) } }))
+  const doc = await w.hub.doc("big", Todo)
   expect(doc.headSeq).toBe(30)
   const taking = doc.snapshotNow()
   await w.run(200)
@@ -94,14 +100,8 @@ test("a snapshot stream waits for the reader's buffer, whatever it acknowledges,
 test("a catch-up page of big entries is sent message by message within the limits", async () => {
   const highWaterMark = 256 * KiB
   const w = hubWorld({ highWaterMark, hardLimit: 1024 * KiB, snapshots: { minLogBytes: Infinity } })
-  const writer = await w.peer()
-  w.subscribe(writer, "log")
-  await w.run(10)
   // 100 entries of 50 KB: one catch-up page of about 5 MB.
-  for (let i = 1; i <= 100; i++) {
-    writer.send({ type: "submit", docId: "log", ackedClientSeq: 0, commands: [{ clientSeq: i, name: "note", args: { text: "n".repeat(50_000) } }] })
-    await w.run(1)
-  }
+  await write(w, "log", 100, 1, () => ({ name: "note", args: { text: "n".repeat(50_000) } }))
   await w.run(50)
   const reader = await w.peer()
   reader.stall()

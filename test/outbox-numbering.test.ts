@@ -14,6 +14,7 @@ import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { ReplicaStore } from "../core/internal.js"
 import { Todo } from "./support/machines.js"
+import { offlineTransport } from "./support/offline.js"
 import { SimProcess } from "./sim/process.js"
 import { running, settle } from "./support/virtual-time.js"
 
@@ -111,8 +112,7 @@ test("a stored next number behind the stored outbox (a damaged meta) never reuse
     { clientSeq: 1, name: "add", args: { id: "a", title: "A" } },
     { clientSeq: 2, name: "add", args: { id: "b", title: "B" } },
   ])
-  const offline = { connect: () => ({ send() {}, close() {}, bufferedAmount: 0 }) }
-  const client = await CanonClient.open({ transport: offline, runtime: new VirtualRuntime(1), clientId: "a", storage, autoConnect: false })
+  const client = await CanonClient.open({ transport: offlineTransport, runtime: new VirtualRuntime(1), clientId: "a", storage, autoConnect: false })
   const doc = await client.open(Todo, DOC)
   const receipt = doc.submit("add", { id: "c", title: "C" })
   await receipt.persisted

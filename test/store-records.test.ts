@@ -15,6 +15,7 @@ import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { Counter, Todo } from "./support/machines.js"
 import { canonErrorOf } from "./support/errors.js"
+import { offlineTransport } from "./support/offline.js"
 
 interface Fixture {
   kv: KVStore
@@ -365,8 +366,7 @@ describe.each(adapters)("Canon records over %s", (_name, make) => {
 
     it("a snapshot whose state bytes are damaged: opening the document is storage-corrupt naming it", async () => {
       await new ReplicaStore(fx.kv).confirm("alpha", { meta: meta(4, 1), entries: [], settled: [], snapshot: { seq: 4, state: new Uint8Array([0xff, 0x00, 0x13]), dropFrom: 1, dropTo: 0 } })
-      const offline: ClientTransport = { connect: () => ({ send() {}, close() {}, bufferedAmount: 0 }) }
-      const client = await CanonClient.open({ transport: offline, runtime: new VirtualRuntime(1), autoConnect: false, storage: await fx.reopen() })
+      const client = await CanonClient.open({ transport: offlineTransport, runtime: new VirtualRuntime(1), autoConnect: false, storage: await fx.reopen() })
       const e = await failure(client.open(Counter, "alpha"))
       expect(e.code).toBe("storage-corrupt")
       expect(e.message).toMatch(/^The stored snapshot of document "alpha" is unreadable: /)

@@ -28,7 +28,7 @@ import * as A from "@automerge/automerge"
 import * as Schema from "effect/Schema"
 import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.js"
 import { hashBytes } from "../../core/hash.js"
-import { OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
+import { CHUNK_CHANGE, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
 import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
@@ -39,14 +39,13 @@ const ENCODING = "a1"
 const INITIAL_ACTOR = "00000000000000000000000000000000"
 /** Changes in one update. */
 const MAX_CHANGES = 4096
-/**
+/*
  * Ops (or preds) one update may decode to, by default: one per byte of the byte limit. An
  * honest insert costs at least a byte (its value), so insert-only updates under the byte limit
  * are never refused; a delete costs almost nothing (100,000 deleted characters are a 135-byte
  * change) and `decodeChange` costs ~10 µs per op, so deleting more than this in one change is
  * refused like an over-large change.
  */
-export const DEFAULT_MAX_UPDATE_OPS = DEFAULT_MAX_UPDATE_BYTES
 
 interface Validated extends ValidatedUpdate {
   readonly changes: ReadonlyArray<Uint8Array>
@@ -118,6 +117,8 @@ export class AutomergeTextHandle extends AutomergeHandle<{ text: string }> {
 class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   broken = false
   private cachedHash: string | undefined
+  /** encode()'s bytes until the field or its owners change: a save() and its reload check are O(document). */
+  private cachedEncoding: Uint8Array | undefined
   /** What validation needs of the document (built on the first untrusted check). */
   private index: OpIndex | undefined
   private readonly listeners = new Set<(update: unknown) => void>()
@@ -132,6 +133,7 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   ) {
     const onLocal = (changes: Uint8Array[]) => {
       this.cachedHash = undefined
+      this.cachedEncoding = undefined
       for (const fn of this.listeners) fn(changes)
     }
     handle.local.add(onLocal)
@@ -152,7 +154,7 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
       if (!m.ok) return m.tooLarge
         ? crdtRejection("crdt-too-large", `The Automerge update decodes to more than ${this.maxOps} ops; a field accepts at most that many.`)
         : crdtRejection("crdt-invalid", `A change is not an uncompressed Automerge change (${m.message}).`)
-      if (m.type !== 1 || m.changes !== 1) return crdtRejection("crdt-invalid", "A change is not one uncompressed Automerge change chunk.")
+      if (m.type !== CHUNK_CHANGE || m.changes !== 1) return crdtRejection("crdt-invalid", "A change is not one uncompressed Automerge change chunk.")
       ops += m.ops
     }
     const meta: A.DecodedChange[] = []
@@ -194,6 +196,7 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
 
   apply(batch: ReadonlyArray<ValidatedUpdate>): void {
     const doc = this.handle.doc
+    this.cachedEncoding = undefined // owners may change even when no change is new
     const fresh: Uint8Array[] = []
     // One applyChanges per batch: its cost is mostly per call (notes, D.4); known changes are skipped.
     for (const u of batch as ReadonlyArray<Validated>) {
@@ -233,6 +236,10 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   }
 
   encode(): Uint8Array {
+    return (this.cachedEncoding ??= this.encodeNow())
+  }
+
+  private encodeNow(): Uint8Array {
     const owners = [...this.owners].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     const doc = this.handle.doc
     let saved = A.save(doc)
@@ -284,7 +291,7 @@ export const automergeEngine = <T, H extends AutomergeHandle<T>>(
   options: AutomergeFieldOptions = {},
 ): CrdtEngine<H> => {
   const max = options.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES
-  const maxOps = options.maxUpdateOps ?? (options.maxUpdateBytes !== undefined ? max : DEFAULT_MAX_UPDATE_OPS)
+  const maxOps = options.maxUpdateOps ?? max
   // The same first change everywhere: fixed actor, time 0.
   let base: Uint8Array | undefined
   const initialSave = (): Uint8Array => {

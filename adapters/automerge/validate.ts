@@ -24,14 +24,15 @@
  * deterministic on every peer and survives save/load.
  */
 import * as A from "@automerge/automerge"
+import { ByteReader } from "../../core/bytes.js"
 
 // ---------------------------------------------------------------------------------------------
 // Bounding decoded work
 
-export const MAGIC = [0x85, 0x6f, 0x4a, 0x83] as const
+const MAGIC = [0x85, 0x6f, 0x4a, 0x83] as const
 export const CHUNK_DOCUMENT = 0
 export const CHUNK_CHANGE = 1
-export const CHUNK_COMPRESSED_CHANGE = 2
+const CHUNK_COMPRESSED_CHANGE = 2
 
 export interface MeasureLimits {
   /** Most entries any column may decode to (ops, preds, or changes of a document chunk). */
@@ -43,7 +44,7 @@ export interface MeasureLimits {
 }
 
 export type Measured =
-  | { readonly ok: true; readonly type: number; readonly ops: number; readonly changes: number; readonly inflated: number }
+  | { readonly ok: true; readonly type: number; readonly ops: number; readonly changes: number }
   | { readonly ok: false; readonly tooLarge: boolean; readonly message: string }
 
 class Bad extends Error {
@@ -52,31 +53,8 @@ class Bad extends Error {
   }
 }
 
-class Reader {
-  pos = 0
-  constructor(readonly b: Uint8Array, start = 0, readonly end = b.length) {
-    this.pos = start
-  }
-  get done(): boolean {
-    return this.pos >= this.end
-  }
-  byte(): number {
-    if (this.pos >= this.end) throw new Bad("truncated")
-    return this.b[this.pos++]!
-  }
-  uleb(): number {
-    let v = 0, mul = 1
-    for (let i = 0; i < 10; i++) {
-      const x = this.byte()
-      v += (x & 0x7f) * mul
-      if ((x & 0x80) === 0) {
-        if (v > Number.MAX_SAFE_INTEGER) throw new Bad("integer out of range")
-        return v
-      }
-      mul *= 128
-    }
-    throw new Bad("integer too long")
-  }
+/** core/bytes.ts's reader (truncation, minimal LEB128 up to 2^53), plus Automerge's signed LEB128. */
+class Reader extends ByteReader {
   sleb(): number {
     let v = 0, mul = 1, x = 0
     for (let i = 0; i < 10; i++) {
@@ -90,15 +68,6 @@ class Reader {
     if (!Number.isSafeInteger(v)) throw new Bad("integer out of range")
     return v
   }
-  skip(n: number): void {
-    if (n < 0 || this.pos + n > this.end) throw new Bad("truncated")
-    this.pos += n
-  }
-  bytes(n: number): Uint8Array {
-    const start = this.pos
-    this.skip(n)
-    return this.b.subarray(start, start + n)
-  }
 }
 
 /** Entries a column decodes to, from its runs (type: the column spec's low 3 bits). */
@@ -108,11 +77,11 @@ const countColumn = (data: Uint8Array, type: number): number => {
   if (type === 7) return 0 // raw value bytes: bounded by their length
   if (type === 4) {
     // boolean: alternating run lengths
-    while (!r.done) n += r.uleb()
+    while (!r.done()) n += r.varint()
     return n
   }
-  const value = type === 3 ? () => void r.sleb() : type === 5 ? () => r.skip(r.uleb()) : () => void r.uleb()
-  while (!r.done) {
+  const value = type === 3 ? () => void r.sleb() : type === 5 ? () => void r.raw(r.varint()) : () => void r.varint()
+  while (!r.done()) {
     const len = r.sleb()
     if (len > 0) {
       value()
@@ -120,7 +89,7 @@ const countColumn = (data: Uint8Array, type: number): number => {
     } else if (len < 0) {
       for (let i = 0; i < -len; i++) value()
       n += -len
-    } else n += r.uleb()
+    } else n += r.varint()
   }
   return n
 }
@@ -148,7 +117,7 @@ const SUCC_COUNTER = (8 << 4) | 3
 const columns = (r: Reader, specs: Array<[number, number]>, limits: MeasureLimits, budget: Budget, succ = false): number => {
   let most = 0, succs = 0
   for (const [spec, len] of specs) {
-    let data = r.bytes(len)
+    let data = r.raw(len)
     if (spec & 8) data = inflateBounded(data, limits, budget)
     const n = countColumn(data, spec & 7)
     if (n > most) most = n
@@ -159,34 +128,34 @@ const columns = (r: Reader, specs: Array<[number, number]>, limits: MeasureLimit
 }
 
 const columnSpecs = (r: Reader): Array<[number, number]> => {
-  const count = r.uleb()
+  const count = r.varint()
   if (count > 64) throw new Bad("too many columns")
   const specs: Array<[number, number]> = []
-  for (let i = 0; i < count; i++) specs.push([r.uleb(), r.uleb()])
+  for (let i = 0; i < count; i++) specs.push([r.varint(), r.varint()])
   return specs
 }
 
 const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budget: Budget): { ops: number; changes: number } => {
   const r = new Reader(body)
   if (type === CHUNK_CHANGE) {
-    const deps = r.uleb()
-    r.skip(deps * 32)
-    r.skip(r.uleb()) // actor
-    r.uleb() // seq
-    r.uleb() // startOp
+    const deps = r.varint()
+    r.raw(deps * 32)
+    r.raw(r.varint()) // actor
+    r.varint() // seq
+    r.varint() // startOp
     r.sleb() // time
-    r.skip(r.uleb()) // message
-    const others = r.uleb()
+    r.raw(r.varint()) // message
+    const others = r.varint()
     if (others > body.length) throw new Bad("truncated")
-    for (let i = 0; i < others; i++) r.skip(r.uleb())
+    for (let i = 0; i < others; i++) r.raw(r.varint())
     const ops = columns(r, columnSpecs(r), limits, budget)
     return { ops, changes: 1 }
   }
   // Document chunk: actors, heads, change columns, op columns.
-  const actors = r.uleb()
+  const actors = r.varint()
   if (actors > body.length) throw new Bad("truncated")
-  for (let i = 0; i < actors; i++) r.skip(r.uleb())
-  r.skip(r.uleb() * 32)
+  for (let i = 0; i < actors; i++) r.raw(r.varint())
+  r.raw(r.varint() * 32)
   const changeSpecs = columnSpecs(r)
   const opSpecs = columnSpecs(r)
   const changes = columns(r, changeSpecs, limits, budget)
@@ -203,15 +172,14 @@ export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured
   let ops = 0, changes = 0, type = -1
   try {
     const r = new Reader(bytes)
-    if (r.done) throw new Bad("empty")
-    while (!r.done) {
+    if (r.done()) throw new Bad("empty")
+    while (!r.done()) {
       for (const m of MAGIC) if (r.byte() !== m) throw new Bad("not an Automerge chunk")
-      r.skip(4) // checksum
+      r.raw(4) // checksum
       const t = r.byte()
-      const body = r.bytes(r.uleb())
-      if (t === CHUNK_DOCUMENT) type = type === -1 ? t : type
-      else if (t === CHUNK_CHANGE || t === CHUNK_COMPRESSED_CHANGE) type = type === -1 ? t : type
-      else throw new Bad(`unknown chunk type ${t}`)
+      const body = r.raw(r.varint())
+      if (t > CHUNK_COMPRESSED_CHANGE) throw new Bad(`unknown chunk type ${t}`)
+      if (type === -1) type = t
       const m = t === CHUNK_COMPRESSED_CHANGE
         ? measureBody(CHUNK_CHANGE, inflateBounded(body, limits, budget), limits, budget)
         : measureBody(t, body, limits, budget)
@@ -223,13 +191,7 @@ export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured
     if (e instanceof Bad) return { ok: false, tooLarge: e.tooLarge, message: e.message }
     return { ok: false, tooLarge: false, message: e instanceof Error ? e.message : String(e) }
   }
-  return { ok: true, type, ops, changes, inflated: budget.inflated }
-}
-
-/** The chunk type of one chunk (the byte after magic and checksum), or -1. */
-export const chunkType = (bytes: Uint8Array): number => {
-  for (let i = 0; i < 4; i++) if (bytes[i] !== MAGIC[i]) return -1
-  return bytes.length > 8 ? bytes[8]! : -1
+  return { ok: true, type, ops, changes }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -65,8 +65,7 @@ const reject = (code: CrdtRejection["code"], message: string): CheckResult => ({
  * is `stateOf`: a missing dependency, a cycle inside the update, a client in two blocks
  * (adapters/yjs/integrable.ts, the check the CRDT fields use too); undefined if nothing.
  */
-export const missingDependency = (update: Uint8Array, decoded: Decoded, stateOf: (client: number) => number): NotIntegrable | undefined =>
-  notIntegrable(update, decoded, stateOf)
+export const missingDependency: (update: Uint8Array, decoded: Decoded, stateOf: (client: number) => number) => NotIntegrable | undefined = notIntegrable
 
 /** The next clock the document expects from `client` (its state vector entry). */
 const clockOf = (doc: Y.Doc, client: number): number => {

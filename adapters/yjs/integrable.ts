@@ -22,6 +22,7 @@
  * - every deleted range ends at or before what the document plus the update have.
  */
 import * as Y from "yjs"
+import { ByteReader } from "../../core/bytes.js"
 
 /** What `Y.decodeUpdate` gives (the fields read here). */
 export interface DecodedYUpdate {
@@ -39,15 +40,11 @@ type Id = { readonly client: number; readonly clock: number }
 
 /** The first varUint of a V1 update: its number of client blocks (-1 if unreadable). */
 const blockCount = (bytes: Uint8Array): number => {
-  let n = 0
-  let mult = 1
-  for (let i = 0; i < bytes.length && i < 8; i++) {
-    const b = bytes[i]!
-    n += (b & 127) * mult
-    if (b < 128) return n
-    mult *= 128
+  try {
+    return new ByteReader(bytes).varint()
+  } catch {
+    return -1
   }
-  return -1
 }
 
 const missing = (message: string): NotIntegrable => ({ reason: "missing", message })

@@ -166,7 +166,7 @@ export class Followers {
     f.retry?.cancel()
     f.presenceDue.clear()
     this.all.delete(conn)
-    if (f.presence !== null) this.broadcastPresence(f, null)
+    if (f.presence !== null) this.broadcastPresence(f)
     if (this.all.size === 0) this.doc.followersGone()
   }
 
@@ -279,14 +279,21 @@ export class Followers {
     const f = this.all.get(conn)
     if (f === undefined) return
     f.presence = state ?? null
-    this.broadcastPresence(f, f.presence)
+    this.broadcastPresence(f)
   }
 
-  private broadcastPresence(from: Follower, state: unknown): void {
+  /** Tells every other follower that `from`'s client changed its presence (or left). */
+  private broadcastPresence(from: Follower): void {
+    // Its connections here (usually `from` alone): what each follower sees of that client.
+    const same = [...this.all.values()].filter((o) => o.clientId === from.clientId)
     for (const other of [...this.all.values()]) {
       if (other === from || other.closed) continue
-      other.presenceDue.add(from.clientId)
-      this.sendPresenceDue(other)
+      if (other.presenceDue.size === 0 && this.canSend(other)) {
+        other.conn.send({ type: "presence", docId: this.doc.docId, clientId: from.clientId, state: latestPresence(same, other) })
+      } else {
+        other.presenceDue.add(from.clientId)
+        this.sendPresenceDue(other)
+      }
     }
   }
 
@@ -303,14 +310,14 @@ export class Followers {
     if (f.presenceDue.size === 0 || f.closed || !this.canSend(f)) return
     const due = [...f.presenceDue]
     f.presenceDue.clear()
-    for (const clientId of due) f.conn.send({ type: "presence", docId: this.doc.docId, clientId, state: this.presenceOf(clientId, f) })
-  }
-
-  /** The presence of `clientId` on this document as `to` should see it now (null: none, or gone). */
-  private presenceOf(clientId: string, to: Follower): unknown {
-    let state: unknown = null
-    for (const o of this.all.values()) if (o !== to && o.clientId === clientId && o.presence !== null) state = o.presence
-    return state
+    // One pass over the followers, not one per client due.
+    const byClient = new Map<string, Follower[]>()
+    for (const o of this.all.values()) {
+      const list = byClient.get(o.clientId)
+      if (list === undefined) byClient.set(o.clientId, [o])
+      else list.push(o)
+    }
+    for (const clientId of due) f.conn.send({ type: "presence", docId: this.doc.docId, clientId, state: latestPresence(byClient.get(clientId) ?? [], f) })
   }
 
   // ---- backpressure ----
@@ -505,6 +512,11 @@ export class Followers {
     f.live = false
     const start = this.doc.horizon() > 0 ? undefined : this.doc.initialState(f.version)
     if (start === undefined) return this.updateRequired(f, f.cursor + 1)
+    this.sendStart(f, start)
+  }
+
+  /** Streams a seq-0 state held in memory (never stored), then catches up. */
+  private sendStart(f: Follower, start: { readonly bytes: Uint8Array; readonly hash: string }): void {
     const meta: SnapshotMeta = { seq: 0, hash: start.hash, size: start.bytes.length, chunks: 1, lastTime: 0 }
     this.send(f, meta, Math.max(1, start.bytes.length), async () => start.bytes, () => {})
   }
@@ -531,8 +543,7 @@ export class Followers {
         return
       }
       f.wantsState = false
-      const meta: SnapshotMeta = { seq: 0, hash: zero.hash, size: zero.bytes.length, chunks: 1, lastTime: 0 }
-      return this.send(f, meta, Math.max(1, zero.bytes.length), async () => zero.bytes, () => {})
+      return this.sendStart(f, zero)
     }
     const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : floor) : latest
     if (f.closed) return
@@ -566,4 +577,11 @@ export class Followers {
     f.resume = undefined
     sender.start(resume !== undefined && resume.snapshotId === meta.seq ? resume.received : 0)
   }
+}
+
+/** A client's presence as `to` sees it: the last set by its connections other than `to` (null: none, or gone). */
+const latestPresence = (connections: ReadonlyArray<Follower>, to: Follower): unknown => {
+  let state: unknown = null
+  for (const o of connections) if (o !== to && o.presence !== null) state = o.presence
+  return state
 }

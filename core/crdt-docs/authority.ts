@@ -68,6 +68,8 @@ export class CrdtDocAuthority<D> {
   private baseSeq: number
   private baseBytes: number
   private tailBytes: number
+  /** The tail when a compaction last failed: tried again only once the tail has grown by another threshold (encode is O(document)). */
+  private failedAtTail = -Infinity
   private seqValue: number
 
   private constructor(
@@ -272,6 +274,7 @@ export class CrdtDocAuthority<D> {
   private async maybeCompact(): Promise<void> {
     const threshold = this.options.compactAfterBytes ?? DEFAULT_COMPACT_AFTER_BYTES
     if (this.tailBytes < threshold || this.tailBytes < this.baseBytes || this.seqValue === this.baseSeq) return
+    if (this.tailBytes < this.failedAtTail + threshold) return
     await this.compact()
   }
 
@@ -289,6 +292,7 @@ export class CrdtDocAuthority<D> {
     } catch (e) {
       // The engine would not vouch for its compact state (it does not load back): the previous
       // base and the stored updates stay as they are, and the document still loads from them.
+      this.failedAtTail = this.tailBytes
       this.hooks.onReport?.({ docId: this.docId, code: "compact-failed", message: e instanceof Error ? e.message : String(e) })
       return
     }

@@ -69,6 +69,8 @@ export interface CrdtOutboxPort {
 export class CrdtOutbox {
   private scheduled = false
   private readonly stop: () => void
+  /** coalescedBudget of the port's command limit (fixed for the replica's life). */
+  private readonly budget: number
 
   constructor(
     private readonly fields: CrdtFields,
@@ -76,6 +78,7 @@ export class CrdtOutbox {
     private readonly unsent: Map<string, unknown[]>,
     private readonly port: CrdtOutboxPort,
   ) {
+    this.budget = coalescedBudget(port.maxCommandBytes)
     this.stop = fields.onLocalChange((field, update) => {
       let list = unsent.get(field)
       if (list === undefined) unsent.set(field, (list = []))
@@ -101,13 +104,12 @@ export class CrdtOutbox {
     let busy: Set<string> | undefined
     for (const [field, list] of this.unsent) {
       if (list.length === 0) continue
-      const budget = coalescedBudget(this.port.maxCommandBytes)
-      if (!all && list.length < MAX_COALESCED && sizeOf(list) < budget && this.port.online()) {
+      if (!all && list.length < MAX_COALESCED && sizeOf(list) < this.budget && this.port.online()) {
         busy ??= new Set(this.port.pendingNames())
         if (busy.has(crdtCommandName(field))) continue
       }
       const f = this.fields.field(field)
-      const updates = batches(list, budget).map((run) => f.coalesce(run))
+      const updates = batches(list, this.budget).map((run) => f.coalesce(run))
       this.unsent.set(field, [])
       for (const update of updates) {
         const receipt = this.port.submit(crdtCommandName(field), update)

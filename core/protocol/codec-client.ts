@@ -3,15 +3,15 @@
  * core/protocol/codec.ts): the frames a client sends, and the reading of the frames the hub
  * sends. A browser bundle holds this half only; codec-server.ts is the hub's.
  */
-import type { ByteReader, ByteWriter } from "../bytes.js"
+import { utf8Length, type ByteReader, type ByteWriter } from "../bytes.js"
 import { readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import {
   CLIENT_TYPES, OPTIONAL, REQUIRED, Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
-  readChannel, readName, session, show, str, uint, unzigzag, utf8Length, header,
+  readChannel, readName, session, show, str, uint, unzigzag, header,
   type CodecOptions, type Decoded, type Spec,
 } from "./codec-shared.js"
-import { MAX_DOC_ID_BYTES } from "../limits.js"
+import { docIdBytesProblem } from "../limits.js"
 import type { ClientMessage, Entries, ErrorMsg, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit } from "./messages.js"
 
 // ---- encoding ----
@@ -81,8 +81,7 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
       {
         // Refused as the hub's decoder refuses it (a docId over the limit, a session full).
         const bytes = utf8Length(m.docId)
-        if (bytes > MAX_DOC_ID_BYTES) invalid(`A docId is at most ${MAX_DOC_ID_BYTES} bytes of UTF-8, not ${bytes}.`)
-        const problem = session?.subscribed(m.docId, bytes)
+        const problem = docIdBytesProblem(bytes) ?? session?.subscribed(m.docId, bytes)
         if (problem !== undefined) invalid(problem)
       }
       str(w, m.machine, "machine")

@@ -6,10 +6,10 @@
  * one direction only.
  */
 import * as Data from "effect/Data"
-import { ByteReader, ByteWriter } from "../bytes.js"
+import { ByteReader, ByteWriter, utf8Length } from "../bytes.js"
 import { isBytes } from "../canonical.js"
 import { CanonError, canonError, type RejectionCode, type WireRejectionCode } from "../errors.js"
-import { MAX_COMMAND_NAME_BYTES, MAX_DOC_ID_BYTES } from "../limits.js"
+import { commandNameProblem, docIdBytesProblem } from "../limits.js"
 import type { RefusalCode } from "./messages.js"
 
 /** The protocol versions this build speaks. */
@@ -91,7 +91,8 @@ export class CodecSession {
    */
   subscribed(docId: string, bytes = utf8Length(docId)): string | undefined {
     if (this.#channels.has(docId)) return undefined
-    if (bytes > MAX_DOC_ID_BYTES) return `A docId is at most ${MAX_DOC_ID_BYTES} bytes of UTF-8, not ${bytes}.`
+    const long = docIdBytesProblem(bytes)
+    if (long !== undefined) return long
     if (this.#docs.length >= MAX_CHANNELS) return `A connection may subscribe to at most ${MAX_CHANNELS} documents over its life.`
     const over = this.#charge(bytes)
     if (over !== undefined) return over
@@ -112,7 +113,7 @@ export class CodecSession {
   defineSent(name: string, bytes = utf8Length(name)): number | string {
     const k = this.namesSent.get(name)
     if (k !== undefined) return k
-    const problem = this.#nameProblem(this.namesSent.size, bytes)
+    const problem = this.#nameProblem(name, this.namesSent.size, bytes)
     if (problem !== undefined) return problem
     this.namesSent.set(name, this.namesSent.size + 1)
     return this.namesSent.size
@@ -121,15 +122,16 @@ export class CodecSession {
   /** A name the other end defines (decoding), of `bytes` UTF-8 bytes: why it cannot be, or undefined. */
   defineReceived(name: string, bytes = utf8Length(name)): string | undefined {
     if (this.#received.has(name)) return `Command name ${show(name)} is defined twice on one connection.`
-    const problem = this.#nameProblem(this.#namesReceived.length, bytes)
+    const problem = this.#nameProblem(name, this.#namesReceived.length, bytes)
     if (problem !== undefined) return problem
     this.#received.add(name)
     this.#namesReceived.push(name)
     return undefined
   }
 
-  #nameProblem(defined: number, bytes: number): string | undefined {
-    if (bytes > MAX_COMMAND_NAME_BYTES) return `A command name is at most ${MAX_COMMAND_NAME_BYTES} bytes of UTF-8, not ${bytes}.`
+  #nameProblem(name: string, defined: number, bytes: number): string | undefined {
+    const long = commandNameProblem(name, bytes)
+    if (long !== undefined) return long
     if (defined >= MAX_NAMES) return `More than ${MAX_NAMES} command names on one connection.`
     return this.#charge(bytes)
   }
@@ -152,15 +154,6 @@ export const MAX_NAMES = 4096
  */
 export const MAX_SESSION_BYTES = 4 << 20
 
-/** UTF-8 bytes of a well-formed string (a surrogate pair is 4), without encoding it. */
-export const utf8Length = (s: string): number => {
-  let n = s.length
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2
-  }
-  return n
-}
 
 /** The session of the frame being encoded or decoded (one frame at a time: no re-entry). */
 export let session: CodecSession | undefined

@@ -207,13 +207,14 @@ export class CanonClient {
     if (again !== undefined) return again as Doc<M>
     // Declared in later handshakes; on this connection the subscribe carries the check.
     if (!this.#machines.has(machine.name)) this.#machines.set(machine.name, machine)
+    const outbox = upgraded?.outbox ?? stored?.outbox ?? []
     const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.#store, this.#options.runtime, {
       state: host.root,
       confirmedSeq: seq,
       // Never below a stored command's number: a reused number would overwrite that command.
-      nextClientSeq: (upgraded?.outbox ?? stored?.outbox ?? []).reduce((n, o) => Math.max(n, o.clientSeq + 1), stored?.meta.nextClientSeq ?? 1),
+      nextClientSeq: outbox.reduce((n, o) => Math.max(n, o.clientSeq + 1), stored?.meta.nextClientSeq ?? 1),
       snapshotSeq: upgraded?.snapshotSeq ?? stored?.snapshot?.seq ?? 0,
-      outbox: upgraded?.outbox ?? stored?.outbox ?? [],
+      outbox,
       fetchState: upgraded !== undefined || stored?.provisional === true,
     }, this.#options, () => {
       if (this.#docs.get(docId) === doc) this.#docs.delete(docId)

@@ -172,14 +172,14 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     name: "crdt-coalesce-unbounded",
     breaks: "changes coalesced behind a merge in flight go as one command whatever their size (over the command limit: refused before sending, lost)",
     patches: [
-      { file: "core/crdt/outbox.ts", anchor: "list.length < MAX_COALESCED && sizeOf(list) < budget && this.port.online()", replacement: "list.length < MAX_COALESCED && this.port.online()" },
-      { file: "core/crdt/outbox.ts", anchor: "const updates = batches(list, budget).map(", replacement: "const updates = [list].map(" },
+      { file: "core/crdt/outbox.ts", anchor: "list.length < MAX_COALESCED && sizeOf(list) < this.budget && this.port.online()", replacement: "list.length < MAX_COALESCED && this.port.online()" },
+      { file: "core/crdt/outbox.ts", anchor: "const updates = batches(list, this.budget).map(", replacement: "const updates = [list].map(" },
     ],
   },
   {
     name: "crdt-coalesce-ignores-limit",
     breaks: "coalescing keeps its 64 KiB budget under an app's smaller command limit (pastes that fit one by one go merged, refused before sending, lost)",
-    patches: [{ file: "core/crdt/outbox.ts", anchor: "const budget = coalescedBudget(this.port.maxCommandBytes)", replacement: "const budget = coalescedBudget(256 << 10)" }],
+    patches: [{ file: "core/crdt/outbox.ts", anchor: "this.budget = coalescedBudget(port.maxCommandBytes)", replacement: "this.budget = coalescedBudget(256 << 10)" }],
   },
   {
     name: "crdt-am-coalesce-drops",

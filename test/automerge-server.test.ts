@@ -55,6 +55,19 @@ const hubHas = async (base: string, documentId: string): Promise<boolean> => {
   return false
 }
 
+/** A raw peer ("mallory") joins at `url` and sends one change of `documentId`; resolves with the close code (undefined: still open after 5 s). */
+const sendChangeRaw = async (url: string, documentId: string, change: Uint8Array): Promise<number | undefined> => {
+  const ws = new WebSocket(url)
+  let closed: number | undefined
+  ws.on("close", (c) => (closed = c))
+  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
+  ws.send(encodeRepoMessage({ type: "join", senderId: "mallory", peerMetadata: {}, supportedProtocolVersions: ["1"] }))
+  ws.send(encodeRepoMessage({ type: "sync", senderId: "mallory", targetId: "canon-hub", documentId: documentId as never, data: A.encodeSyncMessage({ heads: [A.decodeChange(change).hash], need: [], have: [], changes: [change] }) }))
+  await until(() => closed !== undefined, 5_000)
+  if (closed === undefined) ws.close()
+  return closed
+}
+
 let dir: string
 let hub: CrdtChild
 let url: string
@@ -207,14 +220,7 @@ test("a forged change (its set's pred names a character of another user's text) 
   delete dc.hash
   dc.ops[0].pred = [char]
   const forged = A.encodeChange(dc)
-  const ws = new WebSocket(url)
-  let closed: number | undefined
-  ws.on("close", (c) => (closed = c))
-  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
-  ws.send(encodeRepoMessage({ type: "join", senderId: "mallory", peerMetadata: {}, supportedProtocolVersions: ["1"] }))
-  ws.send(encodeRepoMessage({ type: "sync", senderId: "mallory", targetId: "canon-hub", documentId: h1.documentId, data: A.encodeSyncMessage({ heads: [A.decodeChange(forged).hash], need: [], have: [], changes: [forged] }) }))
-  expect(await until(() => closed !== undefined, 5_000)).toBe(true)
-  expect(closed).toBe(4400)
+  expect(await sendChangeRaw(url, h1.documentId, forged)).toBe(4400)
   // A new peer and the old one keep syncing the same document.
   const r2 = repo(url, "peer-f2")
   const h2 = await r2.find<{ text: string; m: Record<string, number> }>(h1.url)
@@ -223,6 +229,24 @@ test("a forged change (its set's pred names a character of another user's text) 
   expect(await until(() => h2.doc()?.m.c === 3, 10_000)).toBe(true)
   expect(JSON.stringify(h2.doc())).toBe(JSON.stringify(h1.doc()))
   expect(h2.doc()!.m.b).toBeUndefined()
+  expect(hub.child.exitCode).toBeNull()
+})
+
+test("a change of another user's actor is refused (4400); that user's next change lands and every peer syncs the same document", async () => {
+  const base = url.split("?")[0]!
+  const r1 = repo(`${base}?token=writer-ann`, "peer-ann")
+  const h1 = r1.create<Note>({ text: "ann" })
+  expect(await hubHas(`${base}?token=writer-probe`, h1.documentId)).toBe(true)
+  // Mallory writes ann's next seq: ann's actor, the right seq and deps, a valid change.
+  const honest = h1.doc()!
+  const forged = A.getLastLocalChange(A.change(A.clone(honest, { actor: A.getActorId(honest) }), (d) => { d.text = "FORGED" }))!
+  expect(await sendChangeRaw(`${base}?token=writer-mallory`, h1.documentId, forged)).toBe(4400)
+  // Ann's own next change (the seq mallory tried to take) reaches a new peer.
+  h1.change((d) => { d.text = "ann!" })
+  const r2 = repo(`${base}?token=writer-bob`, "peer-bob")
+  const h2 = await r2.find<Note>(h1.url)
+  expect(await until(() => text(h2) === "ann!", 10_000)).toBe(true)
+  expect(JSON.stringify(h2.doc())).toBe(JSON.stringify(h1.doc()))
   expect(hub.child.exitCode).toBeNull()
 })
 

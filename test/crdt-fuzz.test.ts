@@ -10,7 +10,9 @@
  * - Whole documents: random and mutated y-websocket frames on /yjs/<room> and automerge-repo
  *   frames on /automerge, each on its own socket: the socket is closed with one of the
  *   endpoint's close codes, or it keeps serving (answers a sync request); afterwards a fresh
- *   client receives exactly the honest document.
+ *   client receives exactly the honest document. The fuzzing sockets are another principal
+ *   than the honest writer, and some frames write as the honest writer (its Yjs clientID, its
+ *   Automerge actor, at its next clock or seq): those must be refused (4400).
  */
 import fc from "fast-check"
 import * as Schema from "effect/Schema"
@@ -226,6 +228,8 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
     hub = new Hub({
       machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, onEvent: (e) => events.push(e),
       crdt: { engines: [yjsDocEngine(), automergeDocEngine()], compactAfterBytes: 4096 },
+      // The token is the principal: the honest writer and the fuzzing sockets are different users.
+      authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
     })
     const y = yjsRoute(hub.crdtDocs)
     const a = automergeRoute(hub.crdtDocs)
@@ -263,7 +267,7 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
     const honest = new Y.Doc()
     honest.getText("t").insert(0, "honest text")
     honest.getMap("m").set("k", 1)
-    const w = await raw("/yjs/fz-room")
+    const w = await raw("/yjs/fz-room?token=honest")
     w.ws.send(encodeUpdate(Y.encodeStateAsUpdate(honest)))
     // The writer stays on as the honest replica: a mutated update can be a valid edit by
     // another Yjs client (a flipped clientID bit), which the hub takes and relays to it.
@@ -273,7 +277,19 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
     })
     await sleep(100)
     const valid = Y.encodeStateAsUpdate(honest)
-    const frame = fc.oneof(
+    /** An edit as the honest writer (its clientID, its next clock), by the fuzzing principal. */
+    const forgedAsHonest = (text: string, at: number): Uint8Array => {
+      const forger = new Y.Doc()
+      Y.applyUpdate(forger, Y.encodeStateAsUpdate(honest))
+      const sv = Y.encodeStateVector(forger)
+      forger.clientID = honest.clientID
+      const t = forger.getText("t")
+      t.insert(at % (t.length + 1), text)
+      const u = Y.encodeStateAsUpdate(forger, sv)
+      forger.destroy()
+      return encodeUpdate(u)
+    }
+    const hostileFrame = fc.oneof(
       fc.uint8Array({ minLength: 1, maxLength: 200 }),
       fc.uint8Array({ minLength: 1, maxLength: 200 }).map((u) => encodeUpdate(u)),
       fc.uint8Array({ minLength: 1, maxLength: 200 }).map((u) => encodeStep1(u)),
@@ -284,9 +300,14 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
       fc.uniqueArray(fc.integer({ min: 1_000_000, max: 2 ** 31 }), { minLength: 2, maxLength: 4 }).map((ids) => encodeUpdate(cyclicUpdate(ids))),
       fc.tuple(fc.nat(2 ** 31), fc.nat(100), fc.string({ maxLength: 40 })).map(([c, clock, s]) => encodeAwareness(encodeAwarenessUpdate([{ clientID: c, clock, state: s } as never]))),
     )
+    const frame = fc.oneof(
+      { arbitrary: hostileFrame.map((bytes) => ({ bytes, asHonest: false })), weight: 8 },
+      { arbitrary: fc.tuple(fc.string({ minLength: 1, maxLength: 20 }), fc.nat()).map(([text, at]) => ({ bytes: forgedAsHonest(text, at), asHonest: true })), weight: 1 },
+    )
     const codes = new Map<number | "served", number>()
-    await fc.assert(fc.asyncProperty(frame, async (bytes) => {
-      const c = await raw("/yjs/fz-room")
+    let refusedAsHonest = 0
+    await fc.assert(fc.asyncProperty(frame, async ({ bytes, asHonest }) => {
+      const c = await raw("/yjs/fz-room?token=fuzz")
       try {
         // The hub speaks first (its step1); then the hostile frame.
         expect(await until(() => c.got.length > 0, 5_000)).toBe(true)
@@ -297,6 +318,12 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
         c.ws.send(encodeStep1(Y.encodeStateVector(new Y.Doc())))
         const answered = () => c.got.slice(before).some((m) => decodeYMessage(m).type === "step2")
         expect(await until(() => c.closed() !== undefined || answered(), 5_000)).toBe(true)
+        if (asHonest) {
+          // Writing as another user: refused (the probe may be answered first), never taken.
+          expect(await until(() => c.closed() !== undefined, 5_000)).toBe(true)
+          expect(c.closed()).toBe(4400)
+          refusedAsHonest++
+        }
         if (c.closed() !== undefined) {
           expect([4400, 4503]).toContain(c.closed())
           codes.set(c.closed()!, (codes.get(c.closed()!) ?? 0) + 1)
@@ -308,22 +335,33 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
       }
     }), params(120))
     expect(codes.get(4400)).toBeGreaterThan(10)
+    expect(refusedAsHonest).toBeGreaterThan(3)
+    // The honest writer's next edit (the clocks the forgeries tried to take) is taken.
+    const before = Y.encodeStateVector(honest)
+    honest.getText("t").insert(0, "later ")
+    w.ws.send(encodeUpdate(Y.encodeStateAsUpdate(honest, before)))
     // A fresh client gets what the honest replica holds, honest content included.
     const fresh = await raw("/yjs/fz-room")
     try {
       fresh.ws.send(encodeStep1(Y.encodeStateVector(new Y.Doc())))
       const got = new Y.Doc()
       expect(await until(() => fresh.got.some((m) => decodeYMessage(m).type === "step2"), 5_000)).toBe(true)
-      for (const m of fresh.got) {
-        const msg = decodeYMessage(m)
-        if (msg.type === "step2" || msg.type === "update") Y.applyUpdate(got, msg.update)
-      }
-      expect(w.closed()).toBeUndefined()
+      let applied = 0
       const sv = (d: Y.Doc) => Buffer.from(Y.encodeStateVector(d)).toString("hex")
-      expect(await until(() => sv(got) === sv(honest), 5_000)).toBe(true)
+      // The honest writer's last edit may reach the fresh client as a later update.
+      expect(await until(() => {
+        for (const m of fresh.got.slice(applied)) {
+          const msg = decodeYMessage(m)
+          if (msg.type === "step2" || msg.type === "update") Y.applyUpdate(got, msg.update)
+        }
+        applied = fresh.got.length
+        return sv(got) === sv(honest)
+      }, 5_000)).toBe(true)
+      expect(w.closed()).toBeUndefined()
       expect(Buffer.from(Y.encodeStateAsUpdateV2(got))).toEqual(Buffer.from(Y.encodeStateAsUpdateV2(honest)))
       expect(got.getText("t").toString()).toBe(honest.getText("t").toString())
       expect(got.getText("t").toString()).toContain("honest text")
+      expect(got.getText("t").toString().startsWith("later ")).toBe(true)
       expect(got.getMap("m").get("k")).toBe(1)
       got.destroy()
     } finally {
@@ -339,8 +377,8 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
     const honest = A.change(A.init<{ text: string }>(), (d) => { d.text = "honest" })
     const change = A.getLastLocalChange(honest)!
     /** A joined socket (the hub answered `peer`). */
-    const joined = async () => {
-      const c = await raw("/automerge")
+    const joined = async (token = "fuzz") => {
+      const c = await raw(`/automerge?token=${token}`)
       c.ws.send(encodeRepoMessage({ type: "join", senderId: "fuzz", peerMetadata: {}, supportedProtocolVersions: ["1"] }))
       expect(await until(() => c.got.some((m) => decodeRepoMessage(m)?.type === "peer"), 5_000)).toBe(true)
       return c
@@ -374,14 +412,14 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
       }
       return doc
     }
-    const w = await joined()
+    const w = await joined("honest")
     const written = await syncWith(w, honest, "sync")
     expect(A.getHeads(written)).toEqual(A.getHeads(honest))
     await done(w.ws)
     const honestHash = A.getHeads(honest)[0]!
 
     const syncMsg = A.generateSyncMessage(honest, A.initSyncState())[1]!
-    const frame = fc.oneof(
+    const hostileFrame = fc.oneof(
       fc.uint8Array({ minLength: 1, maxLength: 200 }),
       fc.uint8Array({ minLength: 1, maxLength: 200 }).map((data) => encodeRepoMessage({ type: "sync", senderId: "fuzz", targetId: "hub", documentId, data })),
       fc.nat(syncMsg.length - 1).map((k) => encodeRepoMessage({ type: "sync", senderId: "fuzz", targetId: "hub", documentId, data: syncMsg.subarray(0, k) })),
@@ -395,14 +433,30 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
       fc.string({ maxLength: 30 }).map((s) => encodeRepoMessage({ type: "sync", senderId: s, targetId: "hub", documentId: s, data: syncMsg } as never)),
       fc.string({ maxLength: 10 }).map((v) => encodeRepoMessage({ type: "join", senderId: "fuzz", peerMetadata: {}, supportedProtocolVersions: [v] })),
     )
+    /** A valid change as the honest writer (its actor, its next seq), by the fuzzing principal. */
+    const forgedAsHonest = (text: string): Uint8Array => {
+      const forged = A.getLastLocalChange(A.change(A.clone(honest, { actor: A.getActorId(honest) }), (d) => { d.text = text }))!
+      const carrier = A.encodeSyncMessage({ heads: [A.decodeChange(forged).hash], need: [], have: [], changes: [forged] } as never)
+      return encodeRepoMessage({ type: "sync", senderId: "fuzz", targetId: "hub", documentId, data: carrier })
+    }
+    const frame = fc.oneof(
+      { arbitrary: hostileFrame.map((bytes) => ({ bytes, asHonest: false })), weight: 6 },
+      { arbitrary: fc.string({ maxLength: 20 }).map((text) => ({ bytes: forgedAsHonest(text), asHonest: true })), weight: 1 },
+    )
     const codes = new Map<number | "served", number>()
-    await fc.assert(fc.asyncProperty(frame, async (bytes) => {
+    let refusedAsHonest = 0
+    await fc.assert(fc.asyncProperty(frame, async ({ bytes, asHonest }) => {
       const c = await joined()
       try {
         // The hostile frame, then an honest request behind it (handled in order): the hub
         // either closes the socket or answers the request with the document.
         c.ws.send(bytes)
         const got = await syncWith(c, A.init<{ text: string }>(), "request")
+        if (asHonest) {
+          // Writing as another user: refused, never taken.
+          expect(c.closed()).toBe(4400)
+          refusedAsHonest++
+        }
         if (c.closed() !== undefined) {
           expect([4400, 4503]).toContain(c.closed())
           codes.set(c.closed()!, (codes.get(c.closed()!) ?? 0) + 1)
@@ -418,6 +472,7 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
     }), params(100))
     expect(codes.get(4400)).toBeGreaterThan(10)
     expect(codes.get("served")).toBeGreaterThan(0)
+    expect(refusedAsHonest).toBeGreaterThan(3)
     // Two fresh clients get the same document, with equal heads, the honest change included.
     const fresh = await joined()
     const second = await joined()

@@ -194,6 +194,34 @@ test("hostile and malformed updates are refused, the socket closed, and the hub 
   expect(hub.child.exitCode).toBeNull()
 })
 
+test("writing as another user's clientID is refused (4400); that user's next edits land and everyone sees the same text", async () => {
+  const ann = open(url, "room-writers", new Y.Doc(), { token: "writer-ann" })
+  const bob = open(url, "room-writers", new Y.Doc(), { token: "writer-bob" })
+  await synced(ann)
+  await synced(bob)
+  ann.doc.getText("t").insert(0, "ann")
+  expect(await until(() => bob.doc.getText("t").toString() === "ann", 5_000)).toBe(true)
+
+  // Mallory (another principal) takes ann's clientID and the clock of ann's next edit.
+  const forger = new Y.Doc()
+  Y.applyUpdate(forger, Y.encodeStateAsUpdate(ann.doc))
+  const sv = Y.encodeStateVector(forger)
+  forger.clientID = ann.doc.clientID
+  forger.getText("t").insert(3, " FORGED")
+  const m = await rawClient("room-writers", "writer-mallory")
+  m.ws.send(encodeUpdate(Y.encodeStateAsUpdate(forger, sv)))
+  expect(await until(() => m.closed() !== undefined, 5_000)).toBe(true)
+  expect(m.closed()).toBe(4400)
+
+  // Ann's next edit (the clock mallory tried to take) reaches bob, and both read the same.
+  ann.doc.getText("t").insert(3, "!")
+  expect(await until(() => bob.doc.getText("t").toString() === "ann!", 5_000)).toBe(true)
+  const later = open(url, "room-writers", new Y.Doc(), { token: "writer-carol" })
+  expect(await synced(later)).toBe(true)
+  expect(await until(() => later.doc.getText("t").toString() === "ann!", 5_000)).toBe(true)
+  expect(ann.doc.getText("t").toString()).toBe("ann!")
+})
+
 test("the hub sends SyncStep1 first, and does not echo an update to its sender", async () => {
   const r = await rawClient("room-5")
   expect(await until(() => r.got.length > 0, 5_000)).toBe(true)

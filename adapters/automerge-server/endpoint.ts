@@ -16,6 +16,11 @@
  * - A sync message's changes are checked and stored (durable) before the SyncState records
  *   them; a refused change resets that SyncState (the next round resends what we lack) and
  *   is reported; a malformed frame closes the socket (4400).
+ * - Writers are bound (core/crdt-docs/authority.ts): the first principal to write changes of an
+ *   actor owns it; another principal's new change of that actor closes its socket (4400,
+ *   `not-owner`). A peer relaying a third party's changes the hub has not seen yet binds them
+ *   to itself: set `bindWriters: false` where users relay each other's changes (peers synced
+ *   between users outside the hub).
  * - `request` for a document the hub does not have (and the requester has nothing of) is
  *   answered `doc-unavailable`.
  * - `ephemeral` is relayed to the document's other peers, deduplicated by session and count,
@@ -45,6 +50,8 @@ export interface AutomergeRouteOptions {
   readonly maxEphemeralBytes?: number
   /** Documents one socket may follow. Default 1,000. */
   readonly maxDocsPerConnection?: number
+  /** Bind Automerge actors to the principal that first writes as them (see the header). Default true. */
+  readonly bindWriters?: boolean
 }
 
 export interface AutomergeRoute extends WsRoute {
@@ -88,6 +95,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   const hubId = options.peerId ?? "canon-hub"
   const maxEphemeral = options.maxEphemeralBytes ?? 64 * 1024
   const maxDocs = options.maxDocsPerConnection ?? 1000
+  const bindWriters = options.bindWriters ?? true
   const conns = new Set<Conn>()
   const peerMetadata = { isEphemeral: false, ...(options.storageId !== undefined ? { storageId: options.storageId } : {}) }
 
@@ -189,13 +197,14 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         f.started = true
         return syncTo(conn, m.documentId, f)
       }
-      const outcome = await f.doc.submit(decoded.changes, f).catch(() => undefined)
+      const outcome = await f.doc.submit(decoded.changes, f, bindWriters ? conn.principal!.id : undefined).catch(() => undefined)
       if (conn.closed) return
       if (outcome === undefined) return close(conn, 4503, "The document is unavailable; reconnect.")
       const bad = outcome.rejected[0]
       if (bad !== undefined) {
         refuse(bad.code, `automerge-repo ${m.documentId}: ${bad.message}`)
-        if (bad.code === "update-malformed" || bad.code === "update-too-large") return close(conn, 4400, `${bad.code}: ${bad.message}`)
+        // Sending them again would be refused again: this peer stops.
+        if (bad.code === "update-malformed" || bad.code === "update-too-large" || bad.code === "not-owner") return close(conn, 4400, `${bad.code}: ${bad.message}`)
         // Start over with this peer: the next round sends what the hub lacks.
         f.started = true
         f.syncState = A.initSyncState()

@@ -19,6 +19,9 @@
  * `update-malformed`. The index this needs is built per document on its first apply
  * (O(document) once) and kept up to date after.
  *
+ * Writers (the authority binds them to principals): the actors of the changes an update
+ * carries that the document lacks.
+ *
  * The base record is `save()` (compressed), only if it loads back with the same heads
  * (otherwise `encode` throws and the authority keeps the previous base); heads, not `save()` bytes, identify a state
  * (save differs by arrival order).
@@ -159,6 +162,14 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         overlay.commit()
       }
       return out
+    },
+    writers(box, change) {
+      const d = decoded.get(change) ?? decode(change)
+      if ("ok" in d) return []
+      const backend = A.getBackend(box.doc)
+      const out = new Set<string>()
+      for (const x of d.changes) if (backend.getChangeByHash(x.hash) == null) out.add(x.decoded.actor)
+      return [...out]
     },
     dispose: (box) => A.free(box.doc),
   }

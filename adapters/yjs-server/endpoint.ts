@@ -18,6 +18,12 @@
  *   then fanned out to the *other* sockets only, no echo). A refused update (malformed, too
  *   large, missing dependencies) closes the socket with 4400: a stock client cannot recover
  *   from a state the hub refuses, and a hostile one should not retry.
+ * - writers are bound (core/crdt-docs/authority.ts): the first principal to write structs of a
+ *   Yjs clientID owns it; another principal's update with new structs of that clientID is
+ *   refused (`not-owner`, 4400), so nobody writes as another user or takes the clocks of its
+ *   next edits. Tabs of one user share a principal. A client relaying a third party's edits the
+ *   hub has not seen yet binds them to itself: set `bindWriters: false` where users relay each
+ *   other's edits outside the hub (y-webrtc beside it).
  * - awareness is relayed; each socket's clients are removed (state null) when it closes;
  *   states not renewed for 30 s are forgotten. Bounded: a room keeps at most
  *   `MAX_AWARENESS_STATES_PER_ROOM` states and `MAX_AWARENESS_BYTES_PER_ROOM` bytes of them
@@ -61,6 +67,8 @@ export interface YjsRouteOptions {
   readonly maxAwarenessStatesPerSocket?: number
   /** Close a socket (1013, it reconnects and resyncs) with more than this unsent. Default 8 MiB. */
   readonly maxBufferedBytes?: number
+  /** Bind Yjs clientIDs to the principal that first writes as them (see the header). Default true. */
+  readonly bindWriters?: boolean
 }
 
 export interface YjsRoute extends WsRoute {
@@ -125,6 +133,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   const maxRoomBytes = options.maxAwarenessRoomBytes ?? MAX_AWARENESS_BYTES_PER_ROOM
   const maxSocketStates = options.maxAwarenessStatesPerSocket ?? MAX_AWARENESS_STATES_PER_SOCKET
   const maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024
+  const bindWriters = options.bindWriters ?? true
   const rooms = new Map<string, Room>()
   const conns = new Set<Conn>()
 
@@ -234,7 +243,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     return entries.length > 0 ? encodeAwareness(encodeAwarenessUpdate(entries)) : undefined
   }
 
-  const handle = (conn: Conn, principalCanWrite: boolean, bytes: Uint8Array, deniedOnce: { told: boolean }): void => {
+  /** `writer`: the principal id its updates are judged as for writer ownership (undefined: not judged). */
+  const handle = (conn: Conn, principalCanWrite: boolean, writer: string | undefined, bytes: Uint8Array, deniedOnce: { told: boolean }): void => {
     const doc = conn.doc!
     const room = conn.room!
     let msg
@@ -267,7 +277,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         // Yjs emits an empty update (2 bytes) for a step2 that adds nothing: no work.
         if (msg.update.length === 2 && msg.update[0] === 0 && msg.update[1] === 0) return
         // Queued synchronously, so a socket's updates keep their order.
-        doc.submit([msg.update], conn).then((outcome) => {
+        doc.submit([msg.update], conn, writer).then((outcome) => {
           const bad = outcome.rejected[0]
           if (bad === undefined) return
           refuse(bad.code, `y-websocket "${room.docId}": ${bad.message}`)
@@ -368,7 +378,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       const all = awarenessOf(room)
       if (all !== undefined) send(conn, all)
       const denied = { told: false }
-      ready = (bytes) => handle(conn, canWrite, bytes, denied)
+      const writer = bindWriters ? principal.id : undefined
+      ready = (bytes) => handle(conn, canWrite, writer, bytes, denied)
       for (const bytes of early.splice(0)) if (!conn.closed) ready(bytes)
     })().catch((e: unknown) => {
       host.report({ type: "refused", code: "internal-error", message: `y-websocket: ${e instanceof Error ? e.message : String(e)}` })

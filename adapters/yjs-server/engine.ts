@@ -15,6 +15,10 @@
  * off on the hub's documents (an afterTransaction hook on a private field, pinned with yjs
  * and tested in test/yjs-server.test.ts).
  *
+ * Writers (the authority binds them to principals): the clientIDs an update has structs for
+ * past the document's clock, as decimal strings. Deletions are not writing as anyone: any
+ * writer may delete any item, as in every Yjs document.
+ *
  * The stored base is `encodeStateAsUpdateV2` of the live document (written by this hub, so
  * trusted), the compact form: 159,918 B for the automerge-paper trace against 3.8 MB of
  * V1 updates.
@@ -133,6 +137,15 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         if (holdsPending(doc)) throw new Error("Yjs held part of an update whose dependencies looked complete.")
         return changedFlag.get(doc) === true
       })
+    },
+    writers(doc, update) {
+      const d = decodedCache.get(update) ?? decode(update)
+      if ("ok" in d) return []
+      const out = new Set<string>()
+      for (const s of d.structs) {
+        if (s.id.clock + s.length > clockOf(doc, s.id.client)) out.add(String(s.id.client))
+      }
+      return [...out]
     },
     dispose: (doc) => doc.destroy(),
   }

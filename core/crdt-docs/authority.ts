@@ -11,12 +11,20 @@
  * (both Yjs and Automerge can throw after a partial change): it is rebuilt from storage plus
  * the updates of the batch accepted before, and the failing update is refused.
  *
+ * Writer identities: an update adds data under writer identities (Yjs clientIDs, Automerge
+ * actors; the engine's `writers`). The first principal to write under one owns it, durably;
+ * an update of another principal that adds data under it is refused (`not-owner`), so nobody
+ * writes as somebody else: no forged authorship, and no front-running a peer's next clock or
+ * seq, which would drop that peer's own edits and leave it diverged for good. Relaying data
+ * the hub already has is not writing. Only submits that name their principal are judged
+ * (the endpoints do; a trusted caller of `submit` may not).
+ *
  * Subscribers are the connections following the document (a y-websocket socket, an
  * automerge-repo peer, a Canon client link); each hears the updates of the others, never its
  * own (no echo), and the ephemeral payloads (awareness, presence) the others relay.
  */
 import type { CrdtDocEngine, CrdtRejection } from "./engine.js"
-import type { CrdtDocStore } from "./store.js"
+import type { CrdtDocStore, OwnerRecord } from "./store.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
@@ -53,6 +61,8 @@ interface Queued {
   /** Index in the submitted list of each queued update. */
   readonly indexes: ReadonlyArray<number>
   readonly origin: CrdtSubscriber | undefined
+  /** The principal id that submitted (judged against writer ownership), if named. */
+  readonly by: string | undefined
   readonly rejected: Array<CrdtRejection & { readonly index: number }>
   readonly resolve: (o: SubmitOutcome) => void
   readonly reject: (e: unknown) => void
@@ -77,6 +87,8 @@ export class CrdtDocAuthority<D> {
     readonly engine: CrdtDocEngine<D>,
     private readonly store: CrdtDocStore,
     private docValue: D,
+    /** Writer identity -> owning principal id (stored ones, and those bound since load). */
+    private readonly owners: Map<string, string>,
     state: { seq: number; baseSeq: number; baseBytes: number; tailBytes: number },
     private readonly hooks: CrdtAuthorityHooks,
     private readonly options: CrdtAuthorityOptions,
@@ -89,8 +101,8 @@ export class CrdtDocAuthority<D> {
 
   /** Loads a document from storage (an empty one if it was never written). */
   static async load<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore, hooks: CrdtAuthorityHooks, options: CrdtAuthorityOptions = {}): Promise<CrdtDocAuthority<D>> {
-    const { doc, seq, baseSeq, baseBytes, tailBytes } = await CrdtDocAuthority.read(docId, engine, store)
-    return new CrdtDocAuthority(docId, engine, store, doc, { seq, baseSeq, baseBytes, tailBytes }, hooks, options)
+    const { doc, owners, seq, baseSeq, baseBytes, tailBytes } = await CrdtDocAuthority.read(docId, engine, store)
+    return new CrdtDocAuthority(docId, engine, store, doc, owners, { seq, baseSeq, baseBytes, tailBytes }, hooks, options)
   }
 
   private static async read<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore) {
@@ -103,6 +115,7 @@ export class CrdtDocAuthority<D> {
     if (stored !== undefined && stored.entries.length > 0) engine.apply(doc, stored.entries.map((e) => e.update))
     return {
       doc,
+      owners: stored?.owners ?? new Map<string, string>(),
       seq: stored?.meta.seq ?? 0,
       baseSeq: stored?.meta.baseSeq ?? 0,
       baseBytes: stored?.base?.length ?? 0,
@@ -150,12 +163,18 @@ export class CrdtDocAuthority<D> {
     }
   }
 
+  /** The principal id that owns a writer identity (see the header), if one does. */
+  ownerOf(writer: string): string | undefined {
+    return this.owners.get(writer)
+  }
+
   /**
    * Merges untrusted updates: checked, applied, stored (group commit), then fanned out to the
    * other subscribers. Resolves once they are durable; never rejects for a bad update (that
-   * is a rejection in the outcome), only when the document broke or closed.
+   * is a rejection in the outcome), only when the document broke or closed. `by`, the
+   * submitting principal's id, subjects the updates to writer ownership (see the header).
    */
-  submit(updates: ReadonlyArray<Uint8Array>, origin?: CrdtSubscriber): Promise<SubmitOutcome> {
+  submit(updates: ReadonlyArray<Uint8Array>, origin?: CrdtSubscriber, by?: string): Promise<SubmitOutcome> {
     if (this.closed) return Promise.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`))
     const rejected: Array<CrdtRejection & { index: number }> = []
     const ok: Uint8Array[] = []
@@ -169,7 +188,7 @@ export class CrdtDocAuthority<D> {
     })
     if (ok.length === 0) return Promise.resolve({ stored: 0, known: 0, rejected })
     return new Promise<SubmitOutcome>((resolve, reject) => {
-      this.queue.push({ updates: ok, indexes, origin, rejected, resolve, reject })
+      this.queue.push({ updates: ok, indexes, origin, by, rejected, resolve, reject })
       this.writing ??= this.drain()
     })
   }
@@ -186,34 +205,79 @@ export class CrdtDocAuthority<D> {
     }
   }
 
+  /**
+   * The updates of `item` that write only under writer identities nobody else owns (the others
+   * are refused, `not-owner`), each with the identities it would bind to `item.by`.
+   */
+  private ownWriters(item: Queued): { updates: Uint8Array[]; indexes: number[]; binds: Array<ReadonlyArray<string>> } {
+    const by = item.by
+    const writersOf = this.engine.writers
+    if (by === undefined || writersOf === undefined) return { updates: [...item.updates], indexes: [...item.indexes], binds: [] }
+    const updates: Uint8Array[] = []
+    const indexes: number[] = []
+    const binds: Array<ReadonlyArray<string>> = []
+    item.updates.forEach((u, i) => {
+      let writers: ReadonlyArray<string>
+      try {
+        writers = writersOf.call(this.engine, this.docValue, u)
+      } catch (e) {
+        item.rejected.push({ code: "update-malformed", message: `The update's writers could not be read (${e instanceof Error ? e.message.slice(0, 200) : String(e)}).`, index: item.indexes[i]! })
+        return
+      }
+      const taken = writers.find((w) => {
+        const owner = this.owners.get(w)
+        return owner !== undefined && owner !== by
+      })
+      if (taken !== undefined) {
+        // The owner is not named: a principal id may be personal data.
+        item.rejected.push({ code: "not-owner", message: `The update writes as ${taken}, which another user owns; write as an identity of your own (a new Y.Doc, a new Automerge actor).`, index: item.indexes[i]! })
+        return
+      }
+      updates.push(u)
+      indexes.push(item.indexes[i]!)
+      binds.push(writers.filter((w) => !this.owners.has(w)))
+    })
+    return { updates, indexes, binds }
+  }
+
   private async commit(batch: Queued[]): Promise<void> {
     const toStore: Uint8Array[] = []
+    const bound: OwnerRecord[] = []
     const fanout: Array<{ origin: CrdtSubscriber | undefined; updates: Uint8Array[] }> = []
     const counts: Array<{ stored: number; known: number }> = []
     for (const item of batch) {
       const mine: Uint8Array[] = []
       let known = 0
-      let results: ReadonlyArray<boolean | CrdtRejection> | undefined
-      try {
-        // One call per submit: Automerge's apply has a large fixed cost per call.
-        results = this.engine.apply(this.docValue, item.updates)
-      } catch (e) {
-        this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: e instanceof Error ? e.message : String(e) })
-        // The document may be half-changed: rebuild it, then find the culprit one by one.
+      const { updates, indexes, binds } = this.ownWriters(item)
+      let results: ReadonlyArray<boolean | CrdtRejection> = []
+      if (updates.length > 0) {
         try {
-          await this.rebuild(toStore)
-          results = await this.applyEach(item.updates, toStore)
-        } catch (error) {
-          return this.fail(batch, error)
+          // One call per submit: Automerge's apply has a large fixed cost per call.
+          results = this.engine.apply(this.docValue, updates)
+        } catch (e) {
+          this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: e instanceof Error ? e.message : String(e) })
+          // The document may be half-changed: rebuild it, then find the culprit one by one.
+          try {
+            await this.rebuild(toStore)
+            results = await this.applyEach(updates, toStore)
+          } catch (error) {
+            return this.fail(batch, error)
+          }
         }
       }
       results.forEach((result, i) => {
-        const u = item.updates[i]!
+        const u = updates[i]!
         if (result === true) {
           toStore.push(u)
           mine.push(u)
+          // Bound now, so the next submit of this batch is judged against it too.
+          for (const w of binds[i] ?? []) {
+            if (this.owners.has(w)) continue
+            this.owners.set(w, item.by!)
+            bound.push([w, item.by!])
+          }
         } else if (result === false) known++
-        else item.rejected.push({ code: result.code, message: result.message, index: item.indexes[i]! })
+        else item.rejected.push({ code: result.code, message: result.message, index: indexes[i]! })
       })
       counts.push({ stored: mine.length, known })
       if (mine.length > 0) fanout.push({ origin: item.origin, updates: mine })
@@ -222,7 +286,7 @@ export class CrdtDocAuthority<D> {
       const from = this.seqValue + 1
       const seq = this.seqValue + toStore.length
       try {
-        await this.store.append(this.docId, { kind: this.engine.kind, seq, baseSeq: this.baseSeq }, from, toStore)
+        await this.store.append(this.docId, { kind: this.engine.kind, seq, baseSeq: this.baseSeq }, from, toStore, bound)
       } catch (error) {
         return this.fail(batch, error)
       }

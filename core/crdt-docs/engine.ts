@@ -29,6 +29,7 @@ export type CrdtRejectionCode =
   | "update-missing-deps" // depends on data the hub does not have
   | "update-failed" // the library threw while applying it (the document was rebuilt)
   | "unauthorized" // the principal may not write this document
+  | "not-owner" // writes as a Yjs client / Automerge actor another principal wrote first
   | "doc-kind-mismatch" // the document exists with another kind
   | "doc-unavailable" // the document could not be loaded (storage)
   | "doc-id-invalid" // the document id is empty, too long or not well-formed
@@ -52,6 +53,14 @@ export interface CrdtDocEngine<D> {
    * (dependencies missing: the hub refuses rather than holds). May throw.
    */
   apply(doc: D, updates: ReadonlyArray<Uint8Array>): ReadonlyArray<boolean | CrdtRejection>
+  /**
+   * The writer identities `update` (already checked) adds data under, given the document as it
+   * is before the update: Yjs clientIDs with structs past the document's clock, actors of
+   * Automerge changes the document lacks. Data it already has does not count, so relaying
+   * known data is never writing. The authority binds each identity to the principal that
+   * first writes under it, and refuses another principal's writes under it (`not-owner`).
+   */
+  writers?(doc: D, update: Uint8Array): ReadonlyArray<string>
   /** Releases the document (wasm memory, listeners). */
   dispose?(doc: D): void
 }

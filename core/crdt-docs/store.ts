@@ -6,11 +6,15 @@
  * Appending writes the entries and the meta in one atomic batch; compaction writes the new
  * base and meta and deletes the entries it covers in one atomic batch too, so a crash leaves
  * either the old base plus its tail or the new base plus a shorter one, never a gap.
+ *
+ * Writer ownership (which principal first wrote as a Yjs clientID or an Automerge actor, see
+ * CrdtDocAuthority) is one record per writer, written in the batch of the update that bound
+ * it; compaction leaves it alone. A store from before ownership has none: writers bind anew.
  */
 import { ByteReader, ByteWriter } from "../bytes.js"
 import { canonError } from "../errors.js"
 import type { BatchOp, KVStore } from "../ports/storage.js"
-import { crdtBase, crdtEntry, crdtEntryPrefix, crdtMeta, prefixEnd, seqFromKey } from "../store/keys.js"
+import { crdtBase, crdtEntry, crdtEntryPrefix, crdtMeta, crdtOwner, crdtOwnerPrefix, prefixEnd, seqFromKey } from "../store/keys.js"
 
 export interface CrdtMeta {
   readonly kind: string
@@ -25,6 +29,18 @@ export interface StoredCrdtDoc {
   readonly base: Uint8Array | undefined
   /** Updates after the base, in seq order. */
   readonly entries: ReadonlyArray<{ readonly seq: number; readonly update: Uint8Array }>
+  /** Writer identity -> the id of the principal that owns it. */
+  readonly owners: Map<string, string>
+}
+
+/** A writer identity bound to a principal id (core/crdt-docs/authority.ts). */
+export type OwnerRecord = readonly [writer: string, principal: string]
+
+const encodeOwner = ([writer, principal]: OwnerRecord): Uint8Array => {
+  const w = new ByteWriter(16 + writer.length + principal.length)
+  w.string(writer)
+  w.string(principal)
+  return w.finish()
 }
 
 const META_VERSION = 1
@@ -70,12 +86,23 @@ export class CrdtDocStore {
       expected++
     }
     if (expected - 1 < meta.seq) throw canonError("storage-corrupt", `CRDT document "${docId}" ends at update ${expected - 1}; its meta says ${meta.seq}.`)
-    return { meta, base, entries: entries.filter((e) => e.seq <= meta.seq) }
+    const owners = new Map<string, string>()
+    const ownerPrefix = crdtOwnerPrefix(docId)
+    for (const [, v] of await this.kv.range({ gte: ownerPrefix, lt: prefixEnd(ownerPrefix) })) {
+      try {
+        const r = new ByteReader(v)
+        owners.set(r.string(), r.string())
+      } catch (e) {
+        throw canonError("storage-corrupt", `A writer record of CRDT document "${docId}" does not decode: ${e instanceof Error ? e.message : String(e)}`)
+      }
+    }
+    return { meta, base, entries: entries.filter((e) => e.seq <= meta.seq), owners }
   }
 
-  /** Writes updates `from`, `from + 1`, ... and the new meta, atomically. */
-  async append(docId: string, meta: CrdtMeta, from: number, updates: ReadonlyArray<Uint8Array>): Promise<void> {
+  /** Writes updates `from`, `from + 1`, ..., the writers they bound and the new meta, atomically. */
+  async append(docId: string, meta: CrdtMeta, from: number, updates: ReadonlyArray<Uint8Array>, owners: ReadonlyArray<OwnerRecord> = []): Promise<void> {
     const ops: BatchOp[] = updates.map((u, i) => ({ type: "put", key: crdtEntry(docId, from + i), value: u }))
+    for (const o of owners) ops.push({ type: "put", key: crdtOwner(docId, o[0]), value: encodeOwner(o) })
     ops.push({ type: "put", key: crdtMeta(docId), value: encodeMeta(meta) })
     await this.kv.batch(ops, this.options.sync === undefined ? undefined : { sync: this.options.sync })
   }

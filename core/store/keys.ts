@@ -14,6 +14,7 @@
  *   "c" "m" <docId>                     -> CRDT document (core/crdt-docs): kind, last seq, base seq
  *   "c" "b" <docId>                     -> CRDT document: compacted base state (engine bytes) at the base seq
  *   "c" "e" <docId> <seq:8 BE>          -> CRDT document: one accepted update after the base
+ *   "c" "o" <docId> <writer>            -> CRDT document: the principal that owns a writer identity (Yjs clientID, Automerge actor)
  *   "i" <clientId>                      -> hub: who owns a clientId (principal, secret hashes)
  *   "r" "i"                             -> replica: its clientId
  *   "r" "p"                             -> replica: the secret that proves its clientId
@@ -123,3 +124,5 @@ export const crdtMeta = (docId: string) => key((k) => { k.byte(C); k.byte(0x6d);
 export const crdtBase = (docId: string) => key((k) => { k.byte(C); k.byte(0x62); k.string(docId) })
 export const crdtEntryPrefix = (docId: string) => key((k) => { k.byte(C); k.byte(0x65); k.string(docId) })
 export const crdtEntry = (docId: string, seq: number) => key((k) => { k.byte(C); k.byte(0x65); k.string(docId); seq8(k, seq) })
+export const crdtOwnerPrefix = (docId: string) => key((k) => { k.byte(C); k.byte(0x6f); k.string(docId) })
+export const crdtOwner = (docId: string, writer: string) => key((k) => { k.byte(C); k.byte(0x6f); k.string(docId); k.string(writer) })

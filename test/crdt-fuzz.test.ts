@@ -26,7 +26,7 @@ import { WsServer } from "../adapters/ws/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { crdtReason, yText } from "../adapters/yjs/index.js"
 import { automergeText } from "../adapters/automerge/index.js"
-import { yjsDocEngine, yjsRoute, encodeStep1, encodeUpdate, decodeYMessage, encodeAwareness, encodeAwarenessUpdate } from "../adapters/yjs-server/index.js"
+import { yjsDocEngine, yjsRoute, encodeStep1, encodeUpdate, decodeYMessage, encodeAwareness, encodeAwarenessUpdate, decodeAwarenessUpdate } from "../adapters/yjs-server/index.js"
 import { automergeDocEngine, automergeRoute, encodeRepoMessage, decodeRepoMessage } from "../adapters/automerge-server/index.js"
 import { sleep, until } from "./support/ws.js"
 import { cyclicUpdate } from "./support/yjs-raw.js"
@@ -269,6 +269,8 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
     honest.getMap("m").set("k", 1)
     const w = await raw("/yjs/fz-room?token=honest")
     w.ws.send(encodeUpdate(Y.encodeStateAsUpdate(honest)))
+    const HONEST_AWARENESS = '{"user":"honest"}'
+    w.ws.send(encodeAwareness(encodeAwarenessUpdate([{ clientID: honest.clientID, clock: 1, state: HONEST_AWARENESS }])))
     // The writer stays on as the honest replica: a mutated update can be a valid edit by
     // another Yjs client (a flipped clientID bit), which the hub takes and relays to it.
     w.ws.on("message", (d) => {
@@ -299,6 +301,8 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
       fc.tuple(fc.integer({ min: 1_000_000, max: 2 ** 31 }), fc.string({ minLength: 1, maxLength: 20 })).map(([id, s]) => encodeUpdate(yjsPair(id, s).second)),
       fc.uniqueArray(fc.integer({ min: 1_000_000, max: 2 ** 31 }), { minLength: 2, maxLength: 4 }).map((ids) => encodeUpdate(cyclicUpdate(ids))),
       fc.tuple(fc.nat(2 ** 31), fc.nat(100), fc.string({ maxLength: 40 })).map(([c, clock, s]) => encodeAwareness(encodeAwarenessUpdate([{ clientID: c, clock, state: s } as never]))),
+      // The honest writer's awareness, at a newer clock: dropped (not its socket, not its principal).
+      fc.tuple(fc.integer({ min: 2, max: 1000 }), fc.string({ maxLength: 40 })).map(([clock, s]) => encodeAwareness(encodeAwarenessUpdate([{ clientID: honest.clientID, clock, state: JSON.stringify(s) }]))),
     )
     const frame = fc.oneof(
       { arbitrary: hostileFrame.map((bytes) => ({ bytes, asHonest: false })), weight: 8 },
@@ -362,6 +366,12 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
       expect(got.getText("t").toString()).toBe(honest.getText("t").toString())
       expect(got.getText("t").toString()).toContain("honest text")
       expect(got.getText("t").toString().startsWith("later ")).toBe(true)
+      // The honest writer's awareness is still its own.
+      const shown = fresh.got.flatMap((m) => {
+        const msg = decodeYMessage(m)
+        return msg.type === "awareness" ? decodeAwarenessUpdate(msg.update, 1e9).filter((e) => e.clientID === honest.clientID) : []
+      })
+      expect(shown.map((e) => e.state)).toEqual([HONEST_AWARENESS])
       expect(got.getMap("m").get("k")).toBe(1)
       got.destroy()
     } finally {

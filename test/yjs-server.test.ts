@@ -222,6 +222,46 @@ test("writing as another user's clientID is refused (4400); that user's next edi
   expect(ann.doc.getText("t").toString()).toBe("ann!")
 })
 
+test("awareness as another user is dropped: a live socket's state stays its own, and a clientID's document owner keeps it after it leaves", async () => {
+  const ann = open(url, "room-aw-owner", new Y.Doc(), { token: "writer-ann" })
+  const bob = open(url, "room-aw-owner", new Y.Doc(), { token: "writer-bob" })
+  await synced(ann)
+  await synced(bob)
+  ann.awareness.setLocalState({ user: "ann" })
+  const annSeen = () => (bob.awareness.getStates().get(ann.doc.clientID) as { user?: string } | undefined)?.user
+  expect(await until(() => annSeen() === "ann", 5_000)).toBe(true)
+  ann.doc.getText("t").insert(0, "ann wrote this")
+  expect(await until(() => bob.doc.getText("t").toString() === "ann wrote this", 5_000)).toBe(true)
+
+  // Mallory announces ann's clientID at a newer clock, as "MALLORY".
+  const fake = (clock: number) => encodeAwareness(encodeAwarenessUpdate([{ clientID: ann.doc.clientID, clock, state: '{"user":"MALLORY"}' }]))
+  const m = await rawClient("room-aw-owner", "writer-mallory")
+  m.ws.send(fake(1_000))
+  // A probe behind it (handled in order): by its answer the fake was handled.
+  m.ws.send(encodeStep1(Y.encodeStateVector(new Y.Doc())))
+  expect(await until(() => m.got.some((f) => decodeYMessage(f).type === "step2"), 5_000)).toBe(true)
+  const late = open(url, "room-aw-owner", new Y.Doc(), { token: "writer-carol" })
+  expect(await synced(late)).toBe(true)
+  expect(await until(() => late.awareness.getStates().has(ann.doc.clientID), 5_000)).toBe(true)
+  expect((late.awareness.getStates().get(ann.doc.clientID) as { user?: string }).user).toBe("ann")
+  expect(annSeen()).toBe("ann")
+
+  // Ann leaves (her state is removed); her clientID's document writes are hers, so mallory still cannot show it.
+  ann.destroy()
+  expect(await until(() => !bob.awareness.getStates().has(ann.doc.clientID), 5_000)).toBe(true)
+  m.ws.send(fake(2_000))
+  m.ws.send(encodeStep1(Y.encodeStateVector(new Y.Doc())))
+  const answers = () => m.got.filter((f) => decodeYMessage(f).type === "step2").length
+  expect(await until(() => answers() >= 2, 5_000)).toBe(true)
+  const joiner = open(url, "room-aw-owner", new Y.Doc(), { token: "writer-dan" })
+  expect(await synced(joiner)).toBe(true)
+  joiner.awareness.setLocalState({ user: "dan" })
+  expect(await until(() => bob.awareness.getStates().has(joiner.doc.clientID), 5_000)).toBe(true)
+  expect(joiner.awareness.getStates().has(ann.doc.clientID)).toBe(false)
+  expect(bob.awareness.getStates().has(ann.doc.clientID)).toBe(false)
+  expect(m.closed()).toBeUndefined()
+})
+
 test("the hub sends SyncStep1 first, and does not echo an update to its sender", async () => {
   const r = await rawClient("room-5")
   expect(await until(() => r.got.length > 0, 5_000)).toBe(true)

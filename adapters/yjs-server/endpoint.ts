@@ -33,6 +33,12 @@
  *   (a stock provider has one clientID): past that it is closed with 4400. A removal (null
  *   state) of a client the room does not hold is dropped. So what a joiner or a
  *   query-awareness gets is bounded too.
+ * - an awareness state belongs to the socket that set it: another socket's new state for
+ *   that clientID is dropped (reported once per socket), unless it is the same signed-in
+ *   principal (a reconnect while the old socket lingers); and no socket sets the state of a
+ *   clientID whose document writes another principal owns. So nobody shows a cursor or a
+ *   name as someone else. A removal stays allowed (stock clients remove others' states on
+ *   their 30 s timeout); the owner's next renewal shows it again.
  * - every 10 s: a 3-byte awareness keepalive (the client closes a socket silent for 30 s;
  *   pings do not count) and a WebSocket ping (a socket with no pong by the next round is
  *   terminated).
@@ -41,7 +47,7 @@ import * as Y from "yjs"
 import { WebSocket, type RawData } from "ws"
 import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
-import type { Principal } from "../../core/authority/auth.js"
+import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import {
   AWARENESS_KEEPALIVE, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
@@ -100,6 +106,10 @@ interface Conn extends CrdtSubscriber {
   awarenessBytes: number
   /** Told (reported) once that its room's awareness is full. */
   toldFull: boolean
+  /** Told (reported) once that it set a state another owns. */
+  toldNotOwner: boolean
+  /** Id of the principal it authenticated as (once it has). */
+  principal: string | undefined
   room: Room | undefined
   doc: CrdtDocAuthority<Y.Doc> | undefined
   alive: boolean
@@ -191,6 +201,14 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     if (cur.conn !== undefined && cur.conn.ids.delete(id)) cur.conn.awarenessBytes -= cur.state.length
   }
 
+  /** Whether `conn` may set the awareness state of `id` (see the header), held now by `cur`. */
+  const mayClaim = (conn: Conn, id: number, cur: AwarenessState | undefined): boolean => {
+    const writer = bindWriters ? conn.doc!.ownerOf(String(id)) : undefined
+    if (writer !== undefined && writer !== conn.principal) return false
+    const holder = cur?.conn
+    return holder === undefined || holder === conn || holder.closed || (holder.principal === conn.principal && conn.principal !== ANONYMOUS.id)
+  }
+
   /**
    * Applies an awareness update to the room within its bounds (see the header). Returns what
    * to relay (undefined: nothing was news; "whole": the message as it came), or `close`:
@@ -213,6 +231,14 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         continue
       }
       const mine = cur !== undefined && cur.conn === conn
+      if (!isNull && !mine && !mayClaim(conn, e.clientID, cur)) {
+        whole = false
+        if (!conn.toldNotOwner) {
+          conn.toldNotOwner = true
+          refuse("presence-not-owner", `y-websocket "${room.docId}": a socket set the awareness state of client ${e.clientID}, which another socket or user owns; dropped.`)
+        }
+        continue
+      }
       // A stock client relays every awareness change it sees, removals of others' states too
       // (its 30 s timeout): such a removal stays the owner's and never counts against the
       // socket that relayed it, or a busy room would close honest clients.
@@ -320,7 +346,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const path = info.url.split("?")[0]!
     const docId = path.slice(prefix.length + 1)
     const conn: Conn = {
-      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, room: undefined, doc: undefined, alive: true, closed: false,
+      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, room: undefined, doc: undefined, alive: true, closed: false,
       onUpdates: (updates) => {
         for (const u of updates) send(conn, encodeUpdate(u))
       },
@@ -354,6 +380,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         return close(conn, CLOSE.unauthorized, who.refuse)
       }
       const principal: Principal = who.principal
+      conn.principal = principal.id
       if (!(await host.authorize(principal, docId, "read"))) {
         refuse("unauthorized", `y-websocket: "${principal.id}" may not read "${docId}".`)
         return close(conn, CLOSE.forbidden, `You may not read document "${docId}".`)

@@ -524,11 +524,14 @@ export class Followers {
   /** Streams a snapshot at or after the follower's needs, then catches up from its seq. */
   private async stream(f: Follower): Promise<void> {
     f.live = false
-    // A desynced or ahead replica needs the state as it is now; others the newest stored one.
+    // An ahead replica needs the state as it is now; others, a desynced one too, the newest
+    // stored snapshot and the log after it, unless that log is long: a reader asking for its
+    // state again and again must not make the hub encode a snapshot at every new head.
     const latest = this.doc.latestSnapshot()
     // Past the last version change too: an older snapshot holds an older version's state.
     const floor = Math.max(this.doc.horizon(), this.doc.lastMarker())
-    const fresh = f.wantsState || f.cursor > this.doc.committed() || latest === undefined || latest.seq < floor
+    const fresh = f.cursor > this.doc.committed() || latest === undefined || latest.seq < floor ||
+      (f.wantsState && this.doc.committed() - latest.seq > this.options.snapshotLag)
     if (fresh && this.doc.committed() === 0) {
       // Nothing committed: the state is the machine's initial state, made in memory. Storing
       // it would let a reader (a replica ahead of an empty document, or asking for its state)

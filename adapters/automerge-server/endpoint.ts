@@ -23,6 +23,10 @@
  *   between users outside the hub).
  * - `request` for a document the hub does not have (and the requester has nothing of) is
  *   answered `doc-unavailable`.
+ * - Input flow control (adapters/ws/inflow.ts): a socket whose frames the hub has not finished
+ *   with (each waits for the one before it, and a change for its disk write) past
+ *   `maxInflowBytes` is paused until they are down to half, so a peer sending faster than the
+ *   disk slows down instead of filling the hub's memory.
  * - `ephemeral` is relayed to the document's other peers, deduplicated by session and count,
  *   at most `maxEphemeralBytes`.
  */
@@ -32,6 +36,7 @@ import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/auth
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
 import type { Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
+import { DEFAULT_MAX_INFLOW_BYTES, Inflow } from "../ws/inflow.js"
 import type { AutomergeBox } from "./engine.js"
 import { PROTOCOL_VERSION, decodeRepoMessage, encodeRepoMessage, type RepoMessage } from "./protocol.js"
 
@@ -52,10 +57,14 @@ export interface AutomergeRouteOptions {
   readonly maxDocsPerConnection?: number
   /** Bind Automerge actors to the principal that first writes as them (see the header). Default true. */
   readonly bindWriters?: boolean
+  /** Bytes of a socket's frames the hub may be working on before it stops reading it. Default 8 MiB. */
+  readonly maxInflowBytes?: number
 }
 
 export interface AutomergeRoute extends WsRoute {
   readonly connections: number
+  /** Bytes of frames received and not yet done with, over all sockets (input flow control). */
+  readonly pendingBytes: number
   close(): void
 }
 
@@ -75,6 +84,7 @@ interface Conn {
   readonly ws: WebSocket
   peerId: string | undefined
   principal: Principal | undefined
+  readonly inflow: Inflow
   readonly follows: Map<string, Follow | Promise<Follow | undefined>>
   readonly seen: Map<string, number>
   chain: Promise<void>
@@ -96,6 +106,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   const maxEphemeral = options.maxEphemeralBytes ?? 64 * 1024
   const maxDocs = options.maxDocsPerConnection ?? 1000
   const bindWriters = options.bindWriters ?? true
+  const maxInflow = options.maxInflowBytes ?? DEFAULT_MAX_INFLOW_BYTES
   const conns = new Set<Conn>()
   const peerMetadata = { isEphemeral: false, ...(options.storageId !== undefined ? { storageId: options.storageId } : {}) }
 
@@ -257,7 +268,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   }
 
   const accept = (ws: WebSocket, info: WsConnectionInfo): void => {
-    const conn: Conn = { ws, peerId: undefined, principal: undefined, follows: new Map(), seen: new Map(), chain: Promise.resolve(), alive: true, closed: false }
+    const conn: Conn = { ws, peerId: undefined, principal: undefined, inflow: new Inflow(ws, maxInflow), follows: new Map(), seen: new Map(), chain: Promise.resolve(), alive: true, closed: false }
     conns.add(conn)
     ws.binaryType = "nodebuffer"
     // Authentication first; frames queue behind it on the connection's chain, in order.
@@ -274,10 +285,11 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
       if (conn.closed) return
       if (!isBinary) return close(conn, 4400, "automerge-repo frames are binary.")
       const frame = toBytes(data)
+      const done = conn.inflow.take(frame.length)
       conn.chain = conn.chain.then(() => (conn.closed ? undefined : handle(conn, frame))).catch((e: unknown) => {
         refuse("internal-error", `automerge-repo: ${e instanceof Error ? e.message : String(e)}`)
         close(conn, 1011, "The hub failed on a message.")
-      })
+      }).finally(done)
     })
     ws.on("pong", () => (conn.alive = true))
     ws.on("close", () => leave(conn))
@@ -287,7 +299,8 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   const timer = setInterval(() => {
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
-      if (!conn.alive) {
+      // A paused socket (input flow control) has its pongs unread: not a dead one.
+      if (!conn.alive && !conn.ws.isPaused) {
         conn.ws.terminate()
         leave(conn)
         continue
@@ -303,6 +316,11 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     accept,
     get connections() {
       return conns.size
+    },
+    get pendingBytes() {
+      let n = 0
+      for (const c of conns) n += c.inflow.pending
+      return n
     },
     close: () => clearInterval(timer),
   }

@@ -39,6 +39,10 @@
  *   clientID whose document writes another principal owns. So nobody shows a cursor or a
  *   name as someone else. A removal stays allowed (stock clients remove others' states on
  *   their 30 s timeout); the owner's next renewal shows it again.
+ * - input flow control (adapters/ws/inflow.ts): a socket whose frames the hub has not finished
+ *   with (updates not yet durable, frames waiting for authentication) pass `maxInflowBytes` is
+ *   paused until they are down to half, so a peer sending faster than the disk slows down
+ *   instead of filling the hub's memory.
  * - every 10 s: a 3-byte awareness keepalive (the client closes a socket silent for 30 s;
  *   pings do not count) and a WebSocket ping (a socket with no pong by the next round is
  *   terminated).
@@ -49,6 +53,7 @@ import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/auth
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
+import { DEFAULT_MAX_INFLOW_BYTES, Inflow } from "../ws/inflow.js"
 import {
   AWARENESS_KEEPALIVE, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
   encodeStep1, encodeStep2, encodeUpdate, type AwarenessEntry,
@@ -75,11 +80,15 @@ export interface YjsRouteOptions {
   readonly maxBufferedBytes?: number
   /** Bind Yjs clientIDs to the principal that first writes as them (see the header). Default true. */
   readonly bindWriters?: boolean
+  /** Bytes of a socket's frames the hub may be working on before it stops reading it. Default 8 MiB. */
+  readonly maxInflowBytes?: number
 }
 
 export interface YjsRoute extends WsRoute {
   /** Sockets open on this route. */
   readonly connections: number
+  /** Bytes of frames received and not yet done with, over all sockets (input flow control). */
+  readonly pendingBytes: number
   /** Stops the timer (the WsServer closes the sockets). */
   close(): void
 }
@@ -110,6 +119,7 @@ interface Conn extends CrdtSubscriber {
   toldNotOwner: boolean
   /** Id of the principal it authenticated as (once it has). */
   principal: string | undefined
+  readonly inflow: Inflow
   room: Room | undefined
   doc: CrdtDocAuthority<Y.Doc> | undefined
   alive: boolean
@@ -144,6 +154,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   const maxSocketStates = options.maxAwarenessStatesPerSocket ?? MAX_AWARENESS_STATES_PER_SOCKET
   const maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024
   const bindWriters = options.bindWriters ?? true
+  const maxInflow = options.maxInflowBytes ?? DEFAULT_MAX_INFLOW_BYTES
   const rooms = new Map<string, Room>()
   const conns = new Set<Conn>()
 
@@ -269,8 +280,11 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     return entries.length > 0 ? encodeAwareness(encodeAwarenessUpdate(entries)) : undefined
   }
 
-  /** `writer`: the principal id its updates are judged as for writer ownership (undefined: not judged). */
-  const handle = (conn: Conn, principalCanWrite: boolean, writer: string | undefined, bytes: Uint8Array, deniedOnce: { told: boolean }): void => {
+  /**
+   * `writer`: the principal id its updates are judged as for writer ownership (undefined: not
+   * judged). Returns the submit of an update (the frame is done with once it settles).
+   */
+  const handle = (conn: Conn, principalCanWrite: boolean, writer: string | undefined, bytes: Uint8Array, deniedOnce: { told: boolean }): Promise<void> | void => {
     const doc = conn.doc!
     const room = conn.room!
     let msg
@@ -303,7 +317,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         // Yjs emits an empty update (2 bytes) for a step2 that adds nothing: no work.
         if (msg.update.length === 2 && msg.update[0] === 0 && msg.update[1] === 0) return
         // Queued synchronously, so a socket's updates keep their order.
-        doc.submit([msg.update], conn, writer).then((outcome) => {
+        return doc.submit([msg.update], conn, writer).then((outcome) => {
           const bad = outcome.rejected[0]
           if (bad === undefined) return
           refuse(bad.code, `y-websocket "${room.docId}": ${bad.message}`)
@@ -311,7 +325,6 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         }, (e: unknown) => {
           if (!conn.closed) close(conn, CLOSE.unavailable, e instanceof Error ? e.message : "The document is unavailable.")
         })
-        return
       }
       case "awareness": {
         if (msg.update.length > maxAwareness) {
@@ -346,7 +359,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const path = info.url.split("?")[0]!
     const docId = path.slice(prefix.length + 1)
     const conn: Conn = {
-      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, room: undefined, doc: undefined, alive: true, closed: false,
+      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: new Inflow(ws, maxInflow), room: undefined, doc: undefined, alive: true, closed: false,
       onUpdates: (updates) => {
         for (const u of updates) send(conn, encodeUpdate(u))
       },
@@ -355,17 +368,18 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     }
     conns.add(conn)
     // Messages that arrive while authenticating wait (bounded), then run in order.
-    const early: Uint8Array[] = []
-    let ready: ((bytes: Uint8Array) => void) | undefined
+    const early: Array<{ bytes: Uint8Array; done: () => void }> = []
+    let ready: ((bytes: Uint8Array, done: () => void) => void) | undefined
     ws.binaryType = "nodebuffer"
     ws.on("message", (data, isBinary) => {
       conn.alive = true
       if (conn.closed) return
       if (!isBinary) return close(conn, CLOSE.malformed, "y-websocket frames are binary.")
       const bytes = toBytes(data)
-      if (ready !== undefined) return ready(bytes)
+      const done = conn.inflow.take(bytes.length)
+      if (ready !== undefined) return ready(bytes, done)
       if (early.length >= 64) return close(conn, CLOSE.malformed, "Too many messages before the hub answered.")
-      early.push(bytes)
+      early.push({ bytes, done })
     })
     ws.on("pong", () => (conn.alive = true))
     ws.on("close", () => leave(conn))
@@ -406,8 +420,12 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       if (all !== undefined) send(conn, all)
       const denied = { told: false }
       const writer = bindWriters ? principal.id : undefined
-      ready = (bytes) => handle(conn, canWrite, writer, bytes, denied)
-      for (const bytes of early.splice(0)) if (!conn.closed) ready(bytes)
+      ready = (bytes, done) => {
+        const submitted = handle(conn, canWrite, writer, bytes, denied)
+        if (submitted === undefined) done()
+        else void submitted.finally(done)
+      }
+      for (const { bytes, done } of early.splice(0)) if (!conn.closed) ready(bytes, done)
     })().catch((e: unknown) => {
       host.report({ type: "refused", code: "internal-error", message: `y-websocket: ${e instanceof Error ? e.message : String(e)}` })
       close(conn, 1011, "The hub failed on this connection.")
@@ -418,7 +436,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const now = Date.now()
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
-      if (!conn.alive) {
+      // A paused socket (input flow control) has its pongs unread: not a dead one.
+      if (!conn.alive && !conn.ws.isPaused) {
         conn.ws.terminate()
         leave(conn)
         continue
@@ -438,6 +457,11 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     accept,
     get connections() {
       return conns.size
+    },
+    get pendingBytes() {
+      let n = 0
+      for (const c of conns) n += c.inflow.pending
+      return n
     },
     close: () => clearInterval(timer),
   }

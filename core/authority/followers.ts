@@ -127,10 +127,21 @@ export interface FollowerOptions {
 const DRAIN_POLL_MS = 50
 /** First pause after a failed catch-up; doubles per failure in a row, up to the max. */
 const CATCH_UP_RETRY_MS = 250
+/** Least time between two snapshots taken for replicas asking for their state. */
+const STATE_SNAPSHOT_GAP_MS = 1000
+/** ... and at least this many times the last such snapshot's duration (at most ~1/10 of the hub's time). */
+const STATE_SNAPSHOT_DUTY = 9
 const CATCH_UP_RETRY_MAX_MS = 10_000
 
 export class Followers {
   private readonly all = new Map<Connection<ServerMessage>, Follower>()
+  /**
+   * When a snapshot may next be taken because a replica asked for its state (a desync): each
+   * costs O(state) and a reader may ask again and again, so they are spaced by at least
+   * STATE_SNAPSHOT_GAP_MS and by STATE_SNAPSHOT_DUTY times the last one's duration. Askers in
+   * between wait and share the next one.
+   */
+  private stateSnapshotsFrom = 0
 
   constructor(private readonly doc: FollowedDoc, private readonly options: FollowerOptions) {}
 
@@ -524,14 +535,12 @@ export class Followers {
   /** Streams a snapshot at or after the follower's needs, then catches up from its seq. */
   private async stream(f: Follower): Promise<void> {
     f.live = false
-    // An ahead replica needs the state as it is now; others, a desynced one too, the newest
-    // stored snapshot and the log after it, unless that log is long: a reader asking for its
-    // state again and again must not make the hub encode a snapshot at every new head.
+    // A desynced or ahead replica needs the state as it is now (replaying the log would
+    // repeat a desync's cause); others the newest stored one.
     const latest = this.doc.latestSnapshot()
     // Past the last version change too: an older snapshot holds an older version's state.
     const floor = Math.max(this.doc.horizon(), this.doc.lastMarker())
-    const fresh = f.cursor > this.doc.committed() || latest === undefined || latest.seq < floor ||
-      (f.wantsState && this.doc.committed() - latest.seq > this.options.snapshotLag)
+    const fresh = f.wantsState || f.cursor > this.doc.committed() || latest === undefined || latest.seq < floor
     if (fresh && this.doc.committed() === 0) {
       // Nothing committed: the state is the machine's initial state, made in memory. Storing
       // it would let a reader (a replica ahead of an empty document, or asking for its state)
@@ -548,7 +557,22 @@ export class Followers {
       f.wantsState = false
       return this.sendStart(f, zero)
     }
+    const asked = f.wantsState && (latest === undefined || latest.seq < this.doc.committed())
+    const now = this.doc.runtime.now()
+    if (asked && now < this.stateSnapshotsFrom) {
+      // Snapshots taken for asked-for states are paced (see `stateSnapshotsFrom`): wait.
+      f.retry?.cancel()
+      f.retry = this.doc.runtime.setTimer(this.stateSnapshotsFrom - now, () => {
+        f.retry = undefined
+        if (!f.closed && !this.doc.isBroken()) this.catchUp(f)
+      })
+      return
+    }
     const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : floor) : latest
+    if (asked) {
+      const end = this.doc.runtime.now()
+      this.stateSnapshotsFrom = end + Math.max(STATE_SNAPSHOT_GAP_MS, STATE_SNAPSHOT_DUTY * (end - now))
+    }
     if (f.closed) return
     f.wantsState = false
     this.send(f, meta, this.doc.chunkBytes(), (seq, i) => this.doc.readChunk(seq, i), this.doc.useSnapshot(meta.seq))

@@ -428,3 +428,43 @@ describe("awareness bounds (in process)", () => {
     }
   }, 30_000)
 })
+
+test("bindWriters: false (users relaying each other's edits outside the hub): another principal may write under a clientID", async () => {
+  const hub = new Hub({
+    machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] },
+    authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
+  })
+  const route = yjsRoute(hub.crdtDocs, { bindWriters: false })
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [route] })
+  const base = `ws://127.0.0.1:${server.addresses()[0]!.port}/yjs/relayed`
+  const sockets: WebSocket[] = []
+  try {
+    const doc = await hub.crdtDocs.open<Y.Doc>("yjs", "relayed")
+    const write = async (token: string, text: string) => {
+      const ws = new WebSocket(`${base}?token=${token}`)
+      sockets.push(ws)
+      let closed: number | undefined
+      ws.on("close", (c) => (closed = c))
+      await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
+      const d = new Y.Doc()
+      Y.applyUpdate(d, Y.encodeStateAsUpdate(doc.doc))
+      const sv = Y.encodeStateVector(d)
+      d.clientID = 77
+      d.getText("t").insert(d.getText("t").length, text)
+      const seq = doc.seq
+      ws.send(encodeUpdate(Y.encodeStateAsUpdate(d, sv)))
+      expect(await until(() => doc.seq > seq || closed !== undefined, 5_000)).toBe(true)
+      return closed
+    }
+    expect(await write("ann", "ann's")).toBeUndefined()
+    expect(await write("bob", " and bob's")).toBeUndefined()
+    expect(doc.doc.getText("t").toString()).toBe("ann's and bob's")
+    expect(doc.ownerOf("77")).toBeUndefined()
+    hub.crdtDocs.release(doc)
+  } finally {
+    for (const ws of sockets) ws.close()
+    route.close()
+    await server.close()
+    await hub.close()
+  }
+})

@@ -7,6 +7,7 @@
  */
 import { hubWorld } from "./support/hub-wire.js"
 import { Todo } from "./support/machines.js"
+import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
 import { decodeCanonical } from "../core/canonical.js"
 
 const KiB = 1 << 10
@@ -178,4 +179,41 @@ test("a reader asking for its state again and again gets the head, from snapshot
   expect(reader.of("snapshot-begin", "asked")).toHaveLength(30)
   // Asked back to back, they were taken at most one a second (and the first), however fast it asked.
   expect(snapshots).toBeLessThanOrEqual(Math.floor(seconds) + 1)
+})
+
+test("a reader at an older version asking for its state again and again gets the whole log converted at most once a second", async () => {
+  const w = hubWorld({ machines: [TodoV2], snapshots: { minLogBytes: Infinity } })
+  const sub = (p: Awaited<ReturnType<typeof w.peer>>, m: typeof TodoV1 | typeof TodoV2) =>
+    p.send({ type: "subscribe", docId: "d", machine: m.name, version: m.version, fingerprint: m.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+  const writer = await w.peer()
+  sub(writer, TodoV2)
+  await w.run(10)
+  const N = 2000
+  let seq = 1
+  for (let b = 0; b < N / 500; b++) {
+    writer.send({ type: "submit", docId: "d", ackedClientSeq: 0, commands: Array.from({ length: 500 }, () => ({ clientSeq: seq, name: "add", args: { id: `i${seq++}`, title: "t", priority: 0 } })) })
+    await w.run(50)
+  }
+  const doc = await w.hub.doc("d", TodoV2)
+  expect(doc.headSeq).toBe(N)
+  const old = await w.peer()
+  sub(old, TodoV1)
+  await w.run(200)
+  expect(old.of("synced", "d").length).toBe(1)
+  const entriesBefore = old.of("entries", "d").reduce((n, m) => n + m.entries.length, 0)
+  expect(entriesBefore).toBe(N)
+  // 40 fetch-state messages over ~2 s of virtual time (well under the message rate limit).
+  const start = w.rt.now()
+  for (let i = 0; i < 40; i++) {
+    old.send({ type: "fetch-state", docId: "d" })
+    await w.run(50)
+    const chunks = old.of("snapshot-chunk", "d")
+    const last = chunks.at(-1)
+    if (last !== undefined) old.send({ type: "snapshot-ack", docId: "d", snapshotId: last.snapshotId, received: last.offset + last.bytes.length })
+  }
+  await w.run(500)
+  const seconds = (w.rt.now() - start) / 1000
+  const resent = old.of("entries", "d").reduce((n, m) => n + m.entries.length, 0) - entriesBefore
+  // Safe: like asked-for snapshots, whole-history answers at most about once a second.
+  expect(resent).toBeLessThanOrEqual(N * (Math.floor(seconds) + 1))
 })

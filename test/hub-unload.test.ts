@@ -4,7 +4,7 @@
  * with its state, log and exactly-once records as they were. A document only looked at does
  * not stay in memory; nothing in flight is lost by an unload.
  */
-import { hubWorld } from "./support/hub-wire.js"
+import { hubWorld, type WirePeer } from "./support/hub-wire.js"
 import { Todo } from "./support/machines.js"
 import { Hub } from "../core/index.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -107,4 +107,52 @@ test("an unload waits for writes in flight: a submit followed by leaving loses n
   expect(reloaded.headSeq).toBe(2)
   expect(reloaded.stateHash()).toBe(expected)
   await hub.close()
+})
+
+test("snapshots taken for asked-for states stay paced across idle unloads: a document keeps its pacing till it has passed", async () => {
+  const w = hubWorld({ snapshots: { minLogBytes: Infinity } })
+  const a = await w.peer()
+  w.subscribe(a, "d")
+  await w.run(10)
+  let cs = 1
+  // Some state: 200 items of 1 KB.
+  for (let b = 0; b < 4; b++) {
+    a.send({ type: "submit", docId: "d", ackedClientSeq: 0, commands: Array.from({ length: 50 }, () => ({ clientSeq: cs, name: "add", args: { id: `i${cs++}`, title: "t".repeat(1000) } })) })
+    await w.run(20)
+  }
+  a.send({ type: "unsubscribe", docId: "d" })
+  await w.run(400)
+  expect(w.hub.stats().documents).toBe(0)
+  let taken = 0
+  let lastLatest: number | undefined
+  const start = w.rt.now()
+  const drain = async (p: WirePeer, before: number) => {
+    for (let i = 0; i < 50 && p.of("synced", "d").length === before; i++) {
+      await w.run(5)
+      const last = p.of("snapshot-chunk", "d").at(-1)
+      if (last !== undefined) p.send({ type: "snapshot-ack", docId: "d", snapshotId: last.snapshotId, received: last.offset + last.bytes.length })
+    }
+  }
+  for (let cycle = 0; cycle < 12; cycle++) {
+    let before = a.of("synced", "d").length
+    w.subscribe(a, "d", 1_000_000) // ahead: gets the latest stored snapshot, no new one
+    await drain(a, before)
+    a.send({ type: "submit", docId: "d", ackedClientSeq: cs - 1, commands: [{ clientSeq: cs, name: "add", args: { id: `i${cs++}`, title: "x" } }] })
+    await w.run(5)
+    before = a.of("synced", "d").length
+    a.send({ type: "fetch-state", docId: "d" })
+    await drain(a, before)
+    const doc = await w.hub.doc("d", Todo)
+    const latest = doc.latestSnapshot?.seq
+    if (latest !== lastLatest) taken++
+    lastLatest = latest
+    a.send({ type: "unsubscribe", docId: "d" })
+    // Past the idle delay: it would be unloaded here, but for the pacing it keeps.
+    await w.run(300)
+  }
+  const seconds = (w.rt.now() - start) / 1000
+  expect(taken).toBeLessThanOrEqual(Math.floor(seconds) + 1)
+  // Once the pacing has passed, nobody follows it: unloaded.
+  await w.run(3_000)
+  expect(w.hub.stats().documents).toBe(0)
 })

@@ -939,7 +939,9 @@ export class DocAuthority<S = unknown> {
   /** Nobody follows it and nothing is in flight: unloading it loses nothing (see the header). */
   get idle(): boolean {
     return this.followers.size === 0 && !this.flushing && this.queue.length === 0 && !this.snapshotter.running && !this.snapshotDue &&
-      this.snapshotWaiters.length === 0 && this.writing === 0 && !this.broken && !this.unloaded
+      this.snapshotWaiters.length === 0 && this.writing === 0 && !this.broken && !this.unloaded &&
+      // An unload would forget when asked-for states may next be made.
+      this.runtime.now() >= this.followers.pacedUntil
   }
 
   /**

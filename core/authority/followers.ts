@@ -136,10 +136,11 @@ const CATCH_UP_RETRY_MAX_MS = 10_000
 export class Followers {
   private readonly all = new Map<Connection<ServerMessage>, Follower>()
   /**
-   * When a snapshot may next be taken because a replica asked for its state (a desync): each
-   * costs O(state) and a reader may ask again and again, so they are spaced by at least
-   * STATE_SNAPSHOT_GAP_MS and by STATE_SNAPSHOT_DUTY times the last one's duration. Askers in
-   * between wait and share the next one.
+   * When a replica's asked-for state (a desync) may next be made: a snapshot at the head
+   * (O(state)), or for a replica at an older version its initial state and the whole log
+   * converted (O(log)). A reader may ask again and again, so they are spaced by at least
+   * STATE_SNAPSHOT_GAP_MS and by STATE_SNAPSHOT_DUTY times the last snapshot's duration.
+   * Askers in between wait (snapshot askers then share the next one).
    */
   private stateSnapshotsFrom = 0
 
@@ -462,7 +463,12 @@ export class Followers {
     for (;;) {
       if (f.closed || f.stopped || this.doc.isBroken()) return
       if (!this.canSend(f)) return
-      if (older && f.wantsState) return this.olderState(f)
+      if (older && f.wantsState) {
+        // The whole log again, converted: paced like a snapshot for an asked-for state.
+        if (this.mustWait(f)) return
+        this.paced(this.doc.runtime.now())
+        return this.olderState(f)
+      }
       if (this.needsSnapshot(f, older)) {
         if (older) return this.updateRequired(f, f.cursor + 1)
         await this.stream(f)
@@ -558,24 +564,36 @@ export class Followers {
       return this.sendStart(f, zero)
     }
     const asked = f.wantsState && (latest === undefined || latest.seq < this.doc.committed())
-    const now = this.doc.runtime.now()
-    if (asked && now < this.stateSnapshotsFrom) {
-      // Snapshots taken for asked-for states are paced (see `stateSnapshotsFrom`): wait.
-      f.retry?.cancel()
-      f.retry = this.doc.runtime.setTimer(this.stateSnapshotsFrom - now, () => {
-        f.retry = undefined
-        if (!f.closed && !this.doc.isBroken()) this.catchUp(f)
-      })
-      return
-    }
+    if (asked && this.mustWait(f)) return
+    const startedAt = this.doc.runtime.now()
     const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : floor) : latest
-    if (asked) {
-      const end = this.doc.runtime.now()
-      this.stateSnapshotsFrom = end + Math.max(STATE_SNAPSHOT_GAP_MS, STATE_SNAPSHOT_DUTY * (end - now))
-    }
+    if (asked) this.paced(startedAt)
     if (f.closed) return
     f.wantsState = false
     this.send(f, meta, this.doc.chunkBytes(), (seq, i) => this.doc.readChunk(seq, i), this.doc.useSnapshot(meta.seq))
+  }
+
+  /** Whether an asked-for state must wait for the pacing (see `stateSnapshotsFrom`); if so, `f` asks again then. */
+  private mustWait(f: Follower): boolean {
+    const now = this.doc.runtime.now()
+    if (now >= this.stateSnapshotsFrom) return false
+    f.retry?.cancel()
+    f.retry = this.doc.runtime.setTimer(this.stateSnapshotsFrom - now, () => {
+      f.retry = undefined
+      if (!f.closed && !this.doc.isBroken()) this.catchUp(f)
+    })
+    return true
+  }
+
+  /** An asked-for state's work began at `startedAt` and is done: the next waits (see `stateSnapshotsFrom`). */
+  private paced(startedAt: number): void {
+    const end = this.doc.runtime.now()
+    this.stateSnapshotsFrom = end + Math.max(STATE_SNAPSHOT_GAP_MS, STATE_SNAPSHOT_DUTY * (end - startedAt))
+  }
+
+  /** Until when asked-for states wait (the document stays loaded till then, so an unload does not reset it). */
+  get pacedUntil(): number {
+    return this.stateSnapshotsFrom
   }
 
   /** Sends the snapshot `meta` (its chunks read by `read`), then catches up from its seq. */

@@ -476,6 +476,11 @@ export class DocAuthority<S = unknown> {
     return this.committed
   }
 
+  /** Nothing was ever committed, nor is anything being written: its machine is not settled yet. */
+  get unwritten(): boolean {
+    return this.committed === 0 && this.seq === 0 && this.queue.length === 0 && !this.flushing && this.writing === 0 && !this.unloaded && !this.broken
+  }
+
   /** The current (committed) state. Read-only. */
   get state(): S {
     return this.host.root

@@ -277,14 +277,19 @@ export class Hub implements ConnectionAcceptor {
           session.conn.send({ type: "error", code: "unauthorized", message: `You may not read document "${msg.docId}".`, docId: msg.docId })
           return
         }
-        const doc = await this.doc(msg.docId, machine).catch((error) => {
+        const load = (): Promise<DocAuthority<any> | undefined> => this.doc(msg.docId, machine).catch((error) => {
           this.report({ type: "doc-load-failed", docId: msg.docId, error })
           const message = boundedMessage(error instanceof Error ? error.message : String(error))
           const code = (error as { code?: string }).code ?? "storage-failed"
           session.conn.send({ type: "error", code, message, docId: msg.docId })
           return undefined
         })
+        let doc = await load()
         if (doc === undefined || session.closed) return
+        if (doc.machine !== machine && (await this.claimUnwritten(session, doc))) {
+          doc = await load()
+          if (doc === undefined || session.closed) return
+        }
         if (doc.machine !== machine) {
           session.conn.send({ type: "error", code: "machine-mismatch", message: `Document "${msg.docId}" is a "${doc.machine.name}", not a "${msg.machine}".`, docId: msg.docId })
           return
@@ -339,6 +344,30 @@ export class Hub implements ConnectionAcceptor {
       default:
         this.protocolError(session, `Unknown message type "${(msg as { type: string }).type}".`)
     }
+  }
+
+  /**
+   * A document nobody has written yet is loaded with its first subscriber's machine, but that
+   * does not settle it: a subscriber with another machine that may write it takes it when none
+   * of those following it may (they are told `machine-mismatch`), so a reader cannot lock a
+   * document's writers out before it is created. Returns whether it was let go for a reload.
+   */
+  private async claimUnwritten(session: Session, doc: DocAuthority<any>): Promise<boolean> {
+    const docId = doc.docId
+    if (!doc.unwritten || !(await this.allowed(session, docId, "write"))) return false
+    const followers = [...this.sessions].filter((s) => s !== session && s.docs.has(docId))
+    for (const s of followers) if (await this.allowed(s, docId, "write")) return false
+    // Checked again after the hooks: a write, an unload or a reload may have come meanwhile.
+    const current = this.docs.get(docId)
+    if (!doc.unwritten || current === undefined || (await current) !== doc || session.closed) return false
+    this.docs.delete(docId)
+    for (const s of this.sessions) {
+      if (s === session || !s.docs.has(docId)) continue
+      s.docs.delete(docId)
+      s.conn.send({ type: "error", code: "machine-mismatch", message: `Document "${docId}" is being created as another machine by a client that may write it; it is not a "${doc.machine.name}".`, docId })
+    }
+    doc.unload()
+    return true
   }
 
   private closeSession(session: Session, code: string, reason: string): void {

@@ -30,6 +30,8 @@ const text = (h: DocHandle<Note>): string | undefined => h.doc()?.text
 
 /** Waits (bounded) until the hub answers a request for the document with data, not doc-unavailable. */
 const hubHas = async (base: string, documentId: string): Promise<boolean> => {
+  // A peer id of its own per URL (a peer id belongs to the first user that joined with it).
+  const probe = `probe-${base}`
   const end = Date.now() + 15_000
   while (Date.now() < end) {
     const ws = new WebSocket(base)
@@ -40,13 +42,13 @@ const hubHas = async (base: string, documentId: string): Promise<boolean> => {
         const m = decodeRepoMessage(new Uint8Array(d as Buffer))
         if (m?.type === "peer") {
           const [, request] = A.generateSyncMessage(A.init(), A.initSyncState())
-          ws.send(encodeRepoMessage({ type: "request", senderId: "probe", targetId: "canon-hub", documentId, data: request! }))
+          ws.send(encodeRepoMessage({ type: "request", senderId: probe, targetId: "canon-hub", documentId, data: request! }))
         } else if (m?.type === "sync" || m?.type === "doc-unavailable") {
           clearTimeout(timer)
           resolve(m.type)
         }
       })
-      ws.on("open", () => ws.send(encodeRepoMessage({ type: "join", senderId: "probe", peerMetadata: {}, supportedProtocolVersions: ["1"] })))
+      ws.on("open", () => ws.send(encodeRepoMessage({ type: "join", senderId: probe, peerMetadata: {}, supportedProtocolVersions: ["1"] })))
     })
     ws.close()
     if (answer === "sync") return true
@@ -61,8 +63,10 @@ const sendChangeRaw = async (url: string, documentId: string, change: Uint8Array
   let closed: number | undefined
   ws.on("close", (c) => (closed = c))
   await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
-  ws.send(encodeRepoMessage({ type: "join", senderId: "mallory", peerMetadata: {}, supportedProtocolVersions: ["1"] }))
-  ws.send(encodeRepoMessage({ type: "sync", senderId: "mallory", targetId: "canon-hub", documentId: documentId as never, data: A.encodeSyncMessage({ heads: [A.decodeChange(change).hash], need: [], have: [], changes: [change] }) }))
+  // A peer id of its own per URL (a peer id belongs to the first user that joined with it).
+  const peer = `mallory-${url}`
+  ws.send(encodeRepoMessage({ type: "join", senderId: peer, peerMetadata: {}, supportedProtocolVersions: ["1"] }))
+  ws.send(encodeRepoMessage({ type: "sync", senderId: peer, targetId: "canon-hub", documentId: documentId as never, data: A.encodeSyncMessage({ heads: [A.decodeChange(change).hash], need: [], have: [], changes: [change] }) }))
   await until(() => closed !== undefined, 5_000)
   if (closed === undefined) ws.close()
   return closed

@@ -29,7 +29,7 @@ import { automergeText } from "../adapters/automerge/index.js"
 import { yjsDocEngine, yjsRoute, encodeStep1, encodeUpdate, decodeYMessage, encodeAwareness, encodeAwarenessUpdate, decodeAwarenessUpdate } from "../adapters/yjs-server/index.js"
 import { automergeDocEngine, automergeRoute, encodeRepoMessage, decodeRepoMessage } from "../adapters/automerge-server/index.js"
 import { sleep, until } from "./support/ws.js"
-import { cyclicUpdate } from "./support/yjs-raw.js"
+import { cyclicUpdate, rawUpdate } from "./support/yjs-raw.js"
 
 const SEED = process.env.CRDT_FUZZ_SEED !== undefined ? Number(process.env.CRDT_FUZZ_SEED) : 20261201
 /** fast-check prints the seed and path of a failing run; the seed is also in the test name. */
@@ -291,6 +291,10 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
       forger.destroy()
       return encodeUpdate(u)
     }
+    const zeroAtHonest = (n: number): Uint8Array => {
+      const next = Y.decodeStateVector(Y.encodeStateVector(honest)).get(honest.clientID) ?? 0
+      return encodeUpdate(rawUpdate([{ client: honest.clientID, clock: next, items: Array.from({ length: n }, () => ({ origin: [honest.clientID, next - 1] as const, text: "" })) }]))
+    }
     const hostileFrame = fc.oneof(
       fc.uint8Array({ minLength: 1, maxLength: 200 }),
       fc.uint8Array({ minLength: 1, maxLength: 200 }).map((u) => encodeUpdate(u)),
@@ -307,6 +311,8 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
     const frame = fc.oneof(
       { arbitrary: hostileFrame.map((bytes) => ({ bytes, asHonest: false })), weight: 8 },
       { arbitrary: fc.tuple(fc.string({ minLength: 1, maxLength: 20 }), fc.nat()).map(([text, at]) => ({ bytes: forgedAsHonest(text, at), asHonest: true })), weight: 1 },
+      // Zero-length items at the honest writer's next clock (they move no clock, but would take the ID of its next edit).
+      { arbitrary: fc.integer({ min: 1, max: 4 }).map((n) => ({ bytes: zeroAtHonest(n), asHonest: true })), weight: 1 },
     )
     const codes = new Map<number | "served", number>()
     let refusedAsHonest = 0
@@ -387,11 +393,12 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
     const honest = A.change(A.init<{ text: string }>(), (d) => { d.text = "honest" })
     const change = A.getLastLocalChange(honest)!
     /** A joined socket (the hub answered `peer`). */
+    // The peer id is the token: a peer id belongs to the first user that joined with it.
     const joined = async (token = "fuzz") => {
       const c = await raw(`/automerge?token=${token}`)
-      c.ws.send(encodeRepoMessage({ type: "join", senderId: "fuzz", peerMetadata: {}, supportedProtocolVersions: ["1"] }))
+      c.ws.send(encodeRepoMessage({ type: "join", senderId: token, peerMetadata: {}, supportedProtocolVersions: ["1"] }))
       expect(await until(() => c.got.some((m) => decodeRepoMessage(m)?.type === "peer"), 5_000)).toBe(true)
-      return c
+      return Object.assign(c, { peer: token })
     }
     /**
      * Syncs `doc` with the hub over `c` (bounded rounds) until the hub says it has the heads
@@ -403,7 +410,7 @@ describe(`whole-document endpoints (seed ${SEED})`, () => {
       let seen = c.got.length
       let hubHeads: string | undefined
       const send = (data: Uint8Array, t: "request" | "sync") => {
-        if (c.ws.readyState === WebSocket.OPEN) c.ws.send(encodeRepoMessage({ type: t, senderId: "fuzz", targetId: "hub", documentId, data }))
+        if (c.ws.readyState === WebSocket.OPEN) c.ws.send(encodeRepoMessage({ type: t, senderId: c.peer, targetId: "hub", documentId, data }))
       }
       let out: Uint8Array | null
       ;[state, out] = A.generateSyncMessage(doc, state)

@@ -12,7 +12,9 @@
  *   no read access answers `doc-unavailable` (as the stock `shareConfig` does); read-only
  *   peers get the document but their changes are dropped.
  * - The peer id a socket joins with is bound to it; messages claiming another sender are
- *   ignored.
+ *   ignored. A peer id belongs to the principal that first joined with it (others see it only
+ *   after that): another principal joining with it is closed (4400), so nobody sends
+ *   ephemeral messages (presence) as another user's peer.
  * - A sync message's changes are checked and stored (durable) before the SyncState records
  *   them; a refused change resets that SyncState (the next round resends what we lack) and
  *   is reported; a malformed frame closes the socket (4400).
@@ -39,6 +41,9 @@ import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, Inflow } from "../ws/inflow.js"
 import type { AutomergeBox } from "./engine.js"
 import { PROTOCOL_VERSION, decodeRepoMessage, encodeRepoMessage, type RepoMessage } from "./protocol.js"
+
+/** Peer ids whose first principal the route remembers (the oldest are forgotten past this). */
+const MAX_PEER_OWNERS = 65_536
 
 export interface AutomergeRouteOptions {
   /** Path prefix. Default "/automerge". */
@@ -108,6 +113,8 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   const bindWriters = options.bindWriters ?? true
   const maxInflow = options.maxInflowBytes ?? DEFAULT_MAX_INFLOW_BYTES
   const conns = new Set<Conn>()
+  /** Peer id -> the principal that first joined with it (the newest MAX_PEER_OWNERS). */
+  const peerOwners = new Map<string, string>()
   const peerMetadata = { isEphemeral: false, ...(options.storageId !== undefined ? { storageId: options.storageId } : {}) }
 
   const refuse = (code: string, message: string) => host.report({ type: "refused", code, message })
@@ -257,6 +264,16 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         return close(conn, 4400, "Unsupported protocol version.")
       }
       if (conn.peerId !== undefined && conn.peerId !== m.senderId) return close(conn, 4400, "One peer id per socket.")
+      // A peer id is seen by others only once its owner has joined: its first principal owns it.
+      const principal = conn.principal!.id
+      const owner = peerOwners.get(m.senderId)
+      if (owner !== undefined && owner !== principal) {
+        refuse("unauthorized", `automerge-repo: "${principal}" joined with a peer id another user joined with first.`)
+        return close(conn, 4400, "This peer id belongs to another user; use your own.")
+      }
+      peerOwners.delete(m.senderId)
+      peerOwners.set(m.senderId, principal)
+      if (peerOwners.size > MAX_PEER_OWNERS) peerOwners.delete(peerOwners.keys().next().value!)
       conn.peerId = m.senderId
       return send(conn, { type: "peer", senderId: hubId, peerMetadata, selectedProtocolVersion: PROTOCOL_VERSION, targetId: m.senderId })
     }

@@ -35,8 +35,10 @@
  *   query-awareness gets is bounded too.
  * - an awareness state belongs to the socket that set it: another socket's new state for
  *   that clientID is dropped (reported once per socket), unless it is the same signed-in
- *   principal (a reconnect while the old socket lingers); and no socket sets the state of a
- *   clientID whose document writes another principal owns. So nobody shows a cursor or a
+ *   principal (a reconnect while the old socket lingers); no socket sets the state of a
+ *   clientID whose document writes another principal owns, or that another principal held
+ *   first in this room (remembered after its socket leaves, so nobody takes it over while
+ *   its owner is away). So nobody shows a cursor or a
  *   name as someone else. A removal stays allowed (stock clients remove others' states on
  *   their 30 s timeout); the owner's next renewal shows it again.
  * - input flow control (adapters/ws/inflow.ts): a socket whose frames the hub has not finished
@@ -103,6 +105,12 @@ interface AwarenessState {
 interface Room {
   readonly docId: string
   readonly awareness: Map<number, AwarenessState>
+  /**
+   * The principal that first held each clientID's awareness here, kept after its socket
+   * leaves (the newest `maxAwarenessStates * 4`): a clientID is only seen once its owner has
+   * announced it, so the first holder is its owner, and nobody takes it over while it is away.
+   */
+  readonly claimed: Map<number, string>
   /** Sum of the states' lengths. */
   bytes: number
 }
@@ -197,6 +205,11 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   const put = (room: Room, id: number, entry: AwarenessState): void => {
     forget(room, id)
     room.awareness.set(id, entry)
+    const principal = entry.conn?.principal
+    if (principal !== undefined && !room.claimed.has(id)) {
+      room.claimed.set(id, principal)
+      if (room.claimed.size > maxRoomStates * 4) room.claimed.delete(room.claimed.keys().next().value!)
+    }
     room.bytes += entry.state.length
     if (entry.conn !== undefined) {
       entry.conn.ids.add(id)
@@ -216,6 +229,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   const mayClaim = (conn: Conn, id: number, cur: AwarenessState | undefined): boolean => {
     const writer = bindWriters ? conn.doc!.ownerOf(String(id)) : undefined
     if (writer !== undefined && writer !== conn.principal) return false
+    const first = conn.room!.claimed.get(id)
+    if (first !== undefined && first !== conn.principal) return false
     const holder = cur?.conn
     return holder === undefined || holder === conn || holder.closed || (holder.principal === conn.principal && conn.principal !== ANONYMOUS.id)
   }
@@ -410,7 +425,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       }
       if (conn.closed) return host.release(doc)
       let room = rooms.get(docId)
-      if (room === undefined) rooms.set(docId, (room = { docId, awareness: new Map(), bytes: 0 }))
+      if (room === undefined) rooms.set(docId, (room = { docId, awareness: new Map(), claimed: new Map(), bytes: 0 }))
       conn.room = room
       conn.doc = doc
       doc.subscribe(conn)

@@ -15,8 +15,9 @@
  * off on the hub's documents (an afterTransaction hook on a private field, pinned with yjs
  * and tested in test/yjs-server.test.ts).
  *
- * Writers (the authority binds them to principals): the clientIDs an update has structs for
- * past the document's clock, as decimal strings. Deletions are not writing as anyone: any
+ * Writers (the authority binds them to principals): the clientIDs an update has structs (not
+ * Skips: they hold no data) for past the document's clock, as decimal strings; structs of
+ * length 0 are refused (integrable.ts), so every write moves a clock. Deletions are not writing as anyone: any
  * writer may delete any item, as in every Yjs document.
  *
  * The stored base is `encodeStateAsUpdateV2` of the live document (written by this hub, so
@@ -143,6 +144,8 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       if ("ok" in d) return []
       const out = new Set<string>()
       for (const s of d.structs) {
+        // A Skip holds no data and is never integrated: it writes nothing.
+        if (s instanceof Y.Skip) continue
         if (s.id.clock + s.length > clockOf(doc, s.id.client)) out.add(String(s.id.client))
       }
       return [...out]

@@ -80,6 +80,8 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
     let at = have.get(client)
     if (at === undefined) have.set(client, (at = stateOf(client)))
     if (s instanceof Y.Skip) continue
+    // Yjs never makes one; integrated at another client's next clock it breaks that client's next edit.
+    if (!(s.length > 0)) return { reason: "malformed", message: `A Yjs struct of length ${s.length} at client ${client}, clock ${clock}.` }
     if (clock > at) return missing(`Yjs client ${client} from clock ${at} is missing (the update continues at ${clock}).`)
     have.set(client, Math.max(at, clock + s.length))
     if (!first.has(client)) first.set(client, nodes.length)

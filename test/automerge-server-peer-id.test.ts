@@ -1,0 +1,55 @@
+/**
+ * automerge-repo route: "the peer id a socket joins with is bound to it", but nothing stops a
+ * socket of another principal from joining with the same peer id as a victim's live socket.
+ * Its ephemeral (presence) messages then reach the other peers with senderId = the victim's
+ * peer id: presence shown as the victim.
+ */
+import { WebSocket } from "ws"
+import { Hub } from "../core/index.js"
+import { MemoryStorage } from "../adapters/memory/index.js"
+import { WsServer } from "../adapters/ws/index.js"
+import { systemRuntime } from "../adapters/system/index.js"
+import { automergeDocEngine, automergeRoute } from "../adapters/automerge-server/index.js"
+import { encodeRepoMessage, decodeRepoMessage } from "../adapters/automerge-server/protocol.js"
+import { sleep, until } from "./support/ws.js"
+
+test("another principal cannot join with a victim's peer id and send presence as the victim", async () => {
+  const hub = new Hub({
+    machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [automergeDocEngine()] },
+    authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
+  })
+  const route = automergeRoute(hub.crdtDocs)
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [route] })
+  const base = `ws://127.0.0.1:${server.addresses()[0]!.port}/automerge`
+  const sockets: WebSocket[] = []
+  const connect = async (token: string, peerId: string) => {
+    const ws = new WebSocket(`${base}?token=${token}`)
+    sockets.push(ws)
+    const got: any[] = []
+    let closed: number | undefined
+    ws.on("message", (d) => got.push(decodeRepoMessage(new Uint8Array(d as Buffer))))
+    ws.on("close", (c) => (closed = c))
+    await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
+    ws.send(encodeRepoMessage({ type: "join", senderId: peerId, peerMetadata: {}, supportedProtocolVersions: ["1"] }))
+    await until(() => got.some((m) => m?.type === "peer"), 5_000)
+    return { ws, got, closed: () => closed, peerId }
+  }
+  const eph = (peerId: string, sessionId: string, count: number, data: string) =>
+    encodeRepoMessage({ type: "ephemeral", senderId: peerId, targetId: "canon-hub", documentId: "doc1", sessionId, count, data: new TextEncoder().encode(data) })
+  try {
+    const observer = await connect("observer", "peer-observer")
+    observer.ws.send(eph("peer-observer", "s-o", 1, "hi"))
+    const victim = await connect("victim", "peer-victim")
+    victim.ws.send(eph("peer-victim", "s-v", 1, `{"name":"Victim"}`))
+    await sleep(200)
+    const mallory = await connect("mallory", "peer-victim") // the victim's peer id, its own principal
+    mallory.ws.send(eph("peer-victim", "s-v2", 1, `{"name":"Victim","says":"forged"}`))
+    await sleep(300)
+    const fromVictimId = observer.got.filter((m) => m?.type === "ephemeral" && m.senderId === "peer-victim").map((m) => new TextDecoder().decode(m.data))
+    // Safe: mallory's join is refused, or its messages never carry the victim's peer id.
+    expect(fromVictimId).toEqual([`{"name":"Victim"}`])
+  } finally {
+    for (const ws of sockets) ws.close()
+    route.close(); await server.close(); await hub.close()
+  }
+}, 20_000)

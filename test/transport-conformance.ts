@@ -9,7 +9,7 @@
  * connecting to nothing ends in onClose (asynchronously, never a throw); bufferedAmount is a
  * number that returns to 0 when idle; many concurrent connections keep their messages apart;
  * messages up to the frame limit arrive whole; a server that goes away closes its
- * connections.
+ * connections; a paused server end (the hub's input flow control) hears nothing until resumed.
  */
 import type {
   ClientMessage, ClientTransport, CloseInfo, Connection, ConnectionAcceptor, ConnectionInfo, ServerMessage,
@@ -241,6 +241,27 @@ export const transportConformance = (name: string, make: () => TransportHarness 
       expect(await h.until(() => c.got.length === 1, 5_000)).toBe(true)
       expect(c.events).toEqual(["open", "message"])
       expectSame(c.got, [SERVER_SAMPLES[0]])
+    })
+
+    test("a paused server end hears nothing until resumed, then every message in order", async () => {
+      const { c, s } = await connected()
+      // Optional in the port; every transport here implements it.
+      expect(typeof s.conn.pause).toBe("function")
+      s.conn.pause!()
+      for (let i = 0; i < 50; i++) c.conn.send(numbered(i))
+      await h.until(() => false, 200)
+      // A socket may have read a frame or two before the pause took hold; never all of them.
+      expect(s.got.length).toBeLessThan(50)
+      s.conn.resume!()
+      expect(await h.until(() => s.got.length === 50, 5_000)).toBe(true)
+      // Paused again: what comes next waits too.
+      s.conn.pause!()
+      for (let i = 50; i < 100; i++) c.conn.send(numbered(i))
+      await h.until(() => false, 200)
+      expect(s.got.length).toBeLessThan(100)
+      s.conn.resume!()
+      expect(await h.until(() => s.got.length === 100, 5_000)).toBe(true)
+      expect(s.got).toEqual(Array.from({ length: 100 }, (_, i) => numbered(i)))
     })
 
     test("many messages both ways at once keep their order", async () => {

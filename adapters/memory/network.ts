@@ -42,6 +42,10 @@ class Link {
   readonly serverSession = new CodecSession()
   /** The protocol version the handshake agreed (1 until the welcome passes). */
   version = 1
+  /** The hub stopped reading this link (input flow control). */
+  paused = false
+  /** Messages to the hub waiting, in order, while it is paused and until delivered after `resume`. */
+  held: Array<() => void> | undefined
   constructor(readonly client: string) {}
 }
 
@@ -145,7 +149,7 @@ export class MemoryNetwork {
       dir.listener?.onMessage(payload)
     }
     this.runtime.setTimer(at - now, () => {
-      const held = dir === (link.toClient as Direction<unknown>) ? this.stalled.get(link.client) : undefined
+      const held = dir === (link.toClient as Direction<unknown>) ? this.stalled.get(link.client) : link.held
       if (held !== undefined) held.push(arrive)
       else arrive()
     })
@@ -185,6 +189,21 @@ export class MemoryNetwork {
         send: (m) => net.deliver(link, link.toClient, m),
         close: (code = "closed", reason = "Closed by the hub.") => net.closeFrom(link, "server", code, reason),
         get bufferedAmount() { return link.toClient.inflight },
+        pause: () => {
+          link.paused = true
+          link.held ??= []
+        },
+        // What waited is delivered in order, in a later task (never inside the hub's call);
+        // what arrives meanwhile queues behind it, and a pause on the way stops the rest.
+        resume: () => {
+          if (!link.paused) return
+          link.paused = false
+          this.runtime.setTimer(0, () => {
+            const held = link.held
+            while (held !== undefined && held.length > 0 && !link.paused) held.shift()!()
+            if (!link.paused) link.held = undefined
+          })
+        },
       }
       link.toServer.listener = acceptor.accept(serverEnd, { remoteAddress: `memory:${name}` })
       listener.onOpen?.()

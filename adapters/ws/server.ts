@@ -430,6 +430,9 @@ export class WsServer {
       get bufferedAmount() {
         return peer.ws.bufferedAmount
       },
+      // The hub's input flow control: the socket is not read while paused.
+      pause: () => peer.ws.pause(),
+      resume: () => peer.ws.resume(),
     }
   }
 
@@ -494,6 +497,8 @@ export class WsServer {
     const now = Date.now()
     for (const peer of this.peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue
+      // A paused socket (the hub's input flow control) has its pongs unread: not a dead one.
+      if (peer.ws.isPaused) peer.pingSentAt = undefined
       if (peer.pingSentAt !== undefined && now - peer.pingSentAt >= this.pongTimeoutMs) {
         this.options.onEvent?.({ type: "timeout", remoteAddress: peer.remoteAddress })
         peer.ws.terminate()

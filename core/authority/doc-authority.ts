@@ -161,6 +161,8 @@ interface Pending {
   readonly version: number
   /** Refuse these commands (still consuming their clientSeqs) instead of applying them. */
   readonly refuse: Rejection | undefined
+  /** Called once the submit is through its group commit (or dropped): the hub's input flow control. */
+  readonly release: (() => void) | undefined
 }
 
 /** A bare clientId (tests, benches driving an authority directly) is its first incarnation. */
@@ -668,9 +670,10 @@ export class DocAuthority<S = unknown> {
 
   // ---- submit / group commit ----
 
-  submit(conn: Connection<ServerMessage>, who: Sender | string, msg: Submit, refuse?: Rejection): void {
+  submit(conn: Connection<ServerMessage>, who: Sender | string, msg: Submit, refuse?: Rejection, release?: () => void): void {
+    if (this.unloaded) release?.()
     this.assertLoaded()
-    this.queue.push({ conn, sender: asSender(who), msg, version: this.followers.get(conn)?.version ?? this.machine.version, refuse })
+    this.queue.push({ conn, sender: asSender(who), msg, version: this.followers.get(conn)?.version ?? this.machine.version, refuse, release })
     if (!this.flushing) this.flush().catch((e) => this.fail("committing", e))
   }
 
@@ -681,12 +684,17 @@ export class DocAuthority<S = unknown> {
       // one write and one fsync instead of a first batch of one and a second of the rest.
       await undefined
       while (this.queue.length > 0 && !this.broken) {
-        let batch = this.queue
+        const taken = this.queue
+        let batch = taken
         this.queue = []
-        const unreadable = await this.clientTable.load(batch.map((p) => p.sender.clientId))
-        if (this.broken) return
-        if (unreadable.size > 0) batch = this.refuseUnreadable(batch, unreadable)
-        await this.commitBatch(batch)
+        try {
+          const unreadable = await this.clientTable.load(batch.map((p) => p.sender.clientId))
+          if (this.broken) return
+          if (unreadable.size > 0) batch = this.refuseUnreadable(batch, unreadable)
+          await this.commitBatch(batch)
+        } finally {
+          for (const p of taken) p.release?.()
+        }
         // Between batches memory equals what is committed: the moment a snapshot may begin.
         if (this.snapshotDue) {
           this.flushing = false

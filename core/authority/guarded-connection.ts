@@ -22,4 +22,6 @@ export const guardConnection = <Out>(conn: Connection<Out>, onError: (e: unknown
   get bufferedAmount() {
     return conn.bufferedAmount
   },
+  pause: () => conn.pause?.(),
+  resume: () => conn.resume?.(),
 })

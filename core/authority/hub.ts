@@ -15,7 +15,7 @@ import type { Machine } from "../machine.js"
 import type { KVStore } from "../ports/storage.js"
 import type { Connection, ConnectionAcceptor, ConnectionInfo, ConnectionListener } from "../ports/transport.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
-import type { ClientMessage, Hello, ServerMessage, VersionRange } from "../protocol/messages.js"
+import type { ClientMessage, Hello, ServerMessage, Submit, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
 import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
@@ -23,7 +23,7 @@ import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
 import { IdentityRegistry } from "./identity.js"
 import { guardConnection } from "./guarded-connection.js"
-import { encodeCanonical } from "../canonical.js"
+import { encodeCanonical, sizeBound } from "../canonical.js"
 import { boundedMessage, clientIdProblem, docIdProblem } from "../limits.js"
 import { CrdtDocHost, type CrdtDocEvent } from "../crdt-docs/host.js"
 import type { CrdtAuthorityOptions } from "../crdt-docs/authority.js"
@@ -93,6 +93,17 @@ interface Session {
   handshakeTimer: Timer | undefined
   readonly messages: TokenBucket
   readonly commands: TokenBucket
+  /** Estimated bytes of its submits not yet through their group commit (input flow control). */
+  inflight: number
+  /** Its transport was paused for `inflight` (see `admit`). */
+  paused: boolean
+}
+
+/** A submit counted in its session's `inflight`: released once, by its document or by the hub. */
+interface Ticket {
+  /** Handed to a document, which releases it after the submit's group commit. */
+  handed: boolean
+  readonly release: () => void
 }
 
 export class Hub implements ConnectionAcceptor {
@@ -142,6 +153,7 @@ export class Hub implements ConnectionAcceptor {
       conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
+      inflight: 0, paused: false,
     }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
@@ -161,11 +173,42 @@ export class Hub implements ConnectionAcceptor {
       onMessage: (msg) => {
         if (session.closed) return
         if (!this.withinLimits(session, msg)) return
+        const ticket = msg.type === "submit" ? this.admit(session, msg) : undefined
         // One connection's messages are handled in order, even across async document loads.
-        session.chain = session.chain.then(() => this.handle(session, msg)).catch((e) => this.fail(session, e))
+        session.chain = session.chain.then(() => this.handle(session, msg, ticket)).catch((e) => this.fail(session, e))
+        if (ticket !== undefined) session.chain = session.chain.finally(() => ticket.handed || ticket.release())
       },
       onClose: () => {
         this.drop(session)
+      },
+    }
+  }
+
+  /**
+   * Input flow control: a submit's commands wait in memory until their group commit, and a
+   * writer may send faster than the disk takes them. Past `maxInflightBytes` of them the hub
+   * stops reading the connection (on a transport that can pause; TCP then slows the writer)
+   * until they are down to half.
+   */
+  private admit(session: Session, msg: Submit): Ticket {
+    let bytes = 16
+    for (const c of msg.commands) bytes += 16 + c.name.length * 3 + sizeBound(c.args)
+    session.inflight += bytes
+    if (!session.paused && session.inflight > this.limits.maxInflightBytes) {
+      session.paused = true
+      session.conn.pause?.()
+    }
+    let released = false
+    return {
+      handed: false,
+      release: () => {
+        if (released) return
+        released = true
+        session.inflight -= bytes
+        if (session.paused && session.inflight <= this.limits.maxInflightBytes / 2) {
+          session.paused = false
+          session.conn.resume?.()
+        }
       },
     }
   }
@@ -238,7 +281,7 @@ export class Hub implements ConnectionAcceptor {
     return authorize === undefined || (await authorize(session.principal ?? ANONYMOUS, docId, access))
   }
 
-  private async handle(session: Session, msg: ClientMessage): Promise<void> {
+  private async handle(session: Session, msg: ClientMessage, ticket?: Ticket): Promise<void> {
     if (session.closed) return
     if (msg.type === "hello") {
       if (session.clientId !== undefined) return this.protocolError(session, "A second hello on one connection.")
@@ -313,7 +356,10 @@ export class Hub implements ConnectionAcceptor {
         const loaded = session.docs.has(msg.docId) && !session.closed ? this.docs.get(msg.docId) : undefined
         if (loaded === undefined) return notSubscribed()
         const doc = await loaded
-        if (msg.type === "submit") doc.submit(session.conn, sender, msg, refuse)
+        if (msg.type === "submit") {
+          if (ticket !== undefined) ticket.handed = true
+          doc.submit(session.conn, sender, msg, refuse, ticket?.release)
+        }
         else if (msg.type === "fetch-state") doc.fetchState(session.conn)
         else {
           doc.unsubscribe(session.conn)

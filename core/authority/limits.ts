@@ -18,6 +18,12 @@ export interface HubLimits {
   readonly commandBurst: number
   /** Canonical bytes of one presence state. Default 4096. */
   readonly maxPresenceBytes: number
+  /**
+   * Bytes of a connection's submitted commands (arguments, estimated) waiting for their group
+   * commit; past this the hub stops reading the connection until they are down to half (on a
+   * transport that can pause). Default 8 MiB.
+   */
+  readonly maxInflightBytes: number
 }
 
 export const DEFAULT_LIMITS: HubLimits = {
@@ -28,6 +34,7 @@ export const DEFAULT_LIMITS: HubLimits = {
   commandsPerSecond: 5000,
   commandBurst: 20_000,
   maxPresenceBytes: 4096,
+  maxInflightBytes: 8 << 20,
 }
 
 /** A token bucket over the runtime's clock. */

@@ -23,6 +23,13 @@ export interface Connection<Out> {
   close(code?: string, reason?: string): void
   /** Bytes (or messages, for in-memory links) sent but not yet taken by the peer. */
   readonly bufferedAmount: number
+  /**
+   * Stops delivering the peer's messages until `resume` (a socket is then not read, so TCP
+   * slows the peer down): the hub's input flow control. Optional: a transport without it is
+   * never paused.
+   */
+  pause?(): void
+  resume?(): void
 }
 
 /** What the owner of a connection is told. */

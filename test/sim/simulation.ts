@@ -45,6 +45,9 @@ import { checkText } from "./crdt-check.js"
 import { fieldsOfRoot } from "../../core/crdt/roots.js"
 import type { CrdtFields } from "../../core/crdt/fields.js"
 
+/** Bytes of a connection's commands waiting for their group commit before the hub stops reading it (default 8 MiB). */
+const SIM_INFLIGHT_BYTES = 48 * 1024
+
 export interface SimOptions {
   readonly seed: number
   readonly replicas: number
@@ -346,6 +349,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         checkpointEvery: o.checkpointEvery,
         quietCheckpointMs: o.quietCheckpointMs,
         catchUpPage: o.catchUpPage,
+        // Small, so the hub's input flow control pauses and resumes links all the time.
+        limits: { maxInflightBytes: SIM_INFLIGHT_BYTES },
         onEvent: (e) => {
           if (e.type === "doc-broken" || e.type === "doc-load-failed") {
             // A failed write breaks the document on purpose (it reloads); anything else is a bug,

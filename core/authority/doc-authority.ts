@@ -161,7 +161,7 @@ interface Pending {
   readonly version: number
   /** Refuse these commands (still consuming their clientSeqs) instead of applying them. */
   readonly refuse: Rejection | undefined
-  /** Called once the submit is through its group commit (or dropped): the hub's input flow control. */
+  /** Called once the submit is through its group commit (or dropped): the hub's input flow control. Idempotent. */
   readonly release: (() => void) | undefined
 }
 
@@ -704,6 +704,8 @@ export class DocAuthority<S = unknown> {
       }
     } finally {
       this.flushing = false
+      // A broken document writes no more: what waits is dropped, and its connections read again.
+      if (this.broken) for (const p of this.queue.splice(0)) p.release?.()
       if (this.snapshotDue) this.beginSnapshot()
     }
   }
@@ -941,6 +943,8 @@ export class DocAuthority<S = unknown> {
 
   /** Stops timers and forgets followers (the hub closes their connections). */
   close(): void {
+    // Their connections read again (a submit's release is once only; a flush may still write them).
+    for (const p of this.queue) p.release?.()
     this.quietTimer?.cancel()
     this.idleTimer?.cancel()
     this.idleTimer = undefined

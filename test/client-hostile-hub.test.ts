@@ -160,3 +160,31 @@ test("a real client process survives a hub that sends an unreadable state over a
   const r = spawnSync(process.execPath, ["--import", "tsx", "test/support/garbage-state-hub.ts"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 })
   expect({ status: r.status, out: r.stdout.trim(), err: r.stderr.split("\n").filter((l) => /Error/.test(l)).slice(0, 3) }).toEqual({ status: 0, out: "survived: snapshot-invalid", err: [] })
 }, 70_000)
+
+test("a snapshot event says received == size only once the state is installed: never for bytes all in but not verified", async () => {
+  const { hub, doc } = await setup(Todo)
+  const events: Array<{ seq: number; received: number; size: number }> = []
+  doc.on("snapshot", (e) => events.push({ ...e }))
+  const state = encodeCanonical({ items: { a: { title: "A", done: false, order: 1 } }, count: 1, log: [] })
+  const [begin, chunk, end] = snapshotStream(state, 3)
+  hub.deliver(begin!)
+  hub.deliver(chunk!)
+  await flush()
+  // Every byte is in; nothing is verified or installed yet.
+  expect(events.some((e) => e.received === e.size)).toBe(false)
+  // A corrupt stream of the same size ends without an install.
+  const bad = state.slice()
+  bad[bad.length - 1]! ^= 1
+  hub.deliver({ type: "snapshot-begin", docId: DOC, snapshotId: 4, seq: 4, hash: hashBytes(state), size: state.length })
+  hub.deliver({ type: "snapshot-chunk", docId: DOC, snapshotId: 4, offset: 0, bytes: bad })
+  hub.deliver({ type: "snapshot-end", docId: DOC, snapshotId: 4 })
+  await flush()
+  expect(events.some((e) => e.received === e.size)).toBe(false)
+  // The good one, ended: installed, and said so once.
+  hub.deliver(begin!)
+  hub.deliver(chunk!)
+  hub.deliver(end!)
+  await flush()
+  expect(events.filter((e) => e.received === e.size)).toEqual([{ seq: 3, received: state.length, size: state.length }])
+  expect(doc.confirmedSeq).toBe(3)
+})

@@ -68,7 +68,7 @@ export interface DocEvents<S> {
   synced: (event: { readonly seq: number }) => void
   /** The hub refused something about this document, or storage failed. */
   error: (event: { readonly code: string; readonly message: string }) => void
-  /** A snapshot is streaming in (bytes received of its size), or was installed (received == size). */
+  /** A snapshot is streaming in (bytes received, below its size), or was verified and installed (received == size, said once). */
   snapshot: (event: { readonly seq: number; readonly received: number; readonly size: number }) => void
   /** Another client's presence changed (`state` null: it left or went away). */
   presence: (event: { readonly clientId: string; readonly state: unknown }) => void
@@ -751,7 +751,8 @@ export class Doc<M extends Machine<any, any>> {
         if (out.kind === "bad") return this.#badSnapshot(out.reason)
         if (out.ack !== undefined) {
           this.#send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: out.ack })
-          this.#emit("snapshot", r.progress)
+          // received == size is said once, by the install: all bytes in is not yet verified.
+          if (r.received < r.progress.size) this.#emit("snapshot", r.progress)
         }
         return
       }

@@ -38,7 +38,8 @@ import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/auth
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
 import type { Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
-import { DEFAULT_MAX_INFLOW_BYTES, Inflow } from "../ws/inflow.js"
+import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
+import type { Inflow } from "../../core/inflow.js"
 import type { AutomergeBox } from "./engine.js"
 import { PROTOCOL_VERSION, decodeRepoMessage, encodeRepoMessage, type RepoMessage } from "./protocol.js"
 
@@ -285,7 +286,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   }
 
   const accept = (ws: WebSocket, info: WsConnectionInfo): void => {
-    const conn: Conn = { ws, peerId: undefined, principal: undefined, inflow: new Inflow(ws, maxInflow), follows: new Map(), seen: new Map(), chain: Promise.resolve(), alive: true, closed: false }
+    const conn: Conn = { ws, peerId: undefined, principal: undefined, inflow: socketInflow(ws, maxInflow), follows: new Map(), seen: new Map(), chain: Promise.resolve(), alive: true, closed: false }
     conns.add(conn)
     ws.binaryType = "nodebuffer"
     // Authentication first; frames queue behind it on the connection's chain, in order.

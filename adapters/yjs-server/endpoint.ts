@@ -55,7 +55,8 @@ import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/auth
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
-import { DEFAULT_MAX_INFLOW_BYTES, Inflow } from "../ws/inflow.js"
+import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
+import type { Inflow } from "../../core/inflow.js"
 import {
   AWARENESS_KEEPALIVE, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
   encodeStep1, encodeStep2, encodeUpdate, type AwarenessEntry,
@@ -374,7 +375,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const path = info.url.split("?")[0]!
     const docId = path.slice(prefix.length + 1)
     const conn: Conn = {
-      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: new Inflow(ws, maxInflow), room: undefined, doc: undefined, alive: true, closed: false,
+      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow), room: undefined, doc: undefined, alive: true, closed: false,
       onUpdates: (updates) => {
         for (const u of updates) send(conn, encodeUpdate(u))
       },

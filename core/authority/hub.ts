@@ -21,6 +21,7 @@ import { AuthorityStore } from "../store/authority-store.js"
 import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
+import { Inflow } from "../inflow.js"
 import { IdentityRegistry } from "./identity.js"
 import { guardConnection } from "./guarded-connection.js"
 import { encodeCanonical, sizeBound } from "../canonical.js"
@@ -93,10 +94,8 @@ interface Session {
   handshakeTimer: Timer | undefined
   readonly messages: TokenBucket
   readonly commands: TokenBucket
-  /** Estimated bytes of its submits not yet through their group commit (input flow control). */
-  inflight: number
-  /** Its transport was paused for `inflight` (see `admit`). */
-  paused: boolean
+  /** Estimated bytes of its submits not yet through their group commit (input flow control, see `admit`). */
+  readonly inflow: Inflow
 }
 
 /** A submit counted in its session's `inflight`: released once, by its document or by the hub. */
@@ -153,7 +152,7 @@ export class Hub implements ConnectionAcceptor {
       conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
-      inflight: 0, paused: false,
+      inflow: new Inflow(() => conn.pause?.(), () => conn.resume?.(), this.limits.maxInflightBytes),
     }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
@@ -193,24 +192,7 @@ export class Hub implements ConnectionAcceptor {
   private admit(session: Session, msg: Submit): Ticket {
     let bytes = 16
     for (const c of msg.commands) bytes += 16 + c.name.length * 3 + sizeBound(c.args)
-    session.inflight += bytes
-    if (!session.paused && session.inflight > this.limits.maxInflightBytes) {
-      session.paused = true
-      session.conn.pause?.()
-    }
-    let released = false
-    return {
-      handed: false,
-      release: () => {
-        if (released) return
-        released = true
-        session.inflight -= bytes
-        if (session.paused && session.inflight <= this.limits.maxInflightBytes / 2) {
-          session.paused = false
-          session.conn.resume?.()
-        }
-      },
-    }
+    return { handed: false, release: session.inflow.take(bytes) }
   }
 
   /** Rate and size limits, checked as messages arrive (before any queueing). */

@@ -5,22 +5,14 @@
  * peer id: presence shown as the victim.
  */
 import { WebSocket } from "ws"
-import { Hub } from "../core/index.js"
-import { MemoryStorage } from "../adapters/memory/index.js"
-import { WsServer } from "../adapters/ws/index.js"
-import { systemRuntime } from "../adapters/system/index.js"
 import { automergeDocEngine, automergeRoute } from "../adapters/automerge-server/index.js"
 import { encodeRepoMessage, decodeRepoMessage } from "../adapters/automerge-server/protocol.js"
 import { sleep, until } from "./support/ws.js"
+import { crdtRoutesHub } from "./support/crdt-routes.js"
 
 test("another principal cannot join with a victim's peer id and send presence as the victim", async () => {
-  const hub = new Hub({
-    machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [automergeDocEngine()] },
-    authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
-  })
-  const route = automergeRoute(hub.crdtDocs)
-  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [route] })
-  const base = `ws://127.0.0.1:${server.addresses()[0]!.port}/automerge`
+  const { url, stop } = await crdtRoutesHub([automergeDocEngine()], (host) => [automergeRoute(host)])
+  const base = url("/automerge")
   const sockets: WebSocket[] = []
   const connect = async (token: string, peerId: string) => {
     const ws = new WebSocket(`${base}?token=${token}`)
@@ -50,6 +42,6 @@ test("another principal cannot join with a victim's peer id and send presence as
     expect(fromVictimId).toEqual([`{"name":"Victim"}`])
   } finally {
     for (const ws of sockets) ws.close()
-    route.close(); await server.close(); await hub.close()
+    await stop()
   }
 }, 20_000)

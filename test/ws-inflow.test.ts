@@ -8,14 +8,14 @@ import * as Y from "yjs"
 import * as A from "@automerge/automerge"
 import { generateAutomergeUrl, parseAutomergeUrl } from "@automerge/automerge-repo"
 import { WebSocket } from "ws"
-import { Hub } from "../core/index.js"
 import { MemoryStorage } from "../adapters/memory/index.js"
-import { WsServer, type WsRoute } from "../adapters/ws/index.js"
+import type { WsRoute } from "../adapters/ws/index.js"
 import { DEFAULT_MAX_INFLOW_BYTES } from "../adapters/ws/inflow.js"
 import { systemRuntime } from "../adapters/system/index.js"
-import { yjsDocEngine, yjsRoute, encodeUpdate } from "../adapters/yjs-server/index.js"
-import { automergeDocEngine, automergeRoute, encodeRepoMessage, decodeRepoMessage, type AutomergeBox } from "../adapters/automerge-server/index.js"
+import { yjsDocEngine, yjsRoute, encodeUpdate, type YjsRoute } from "../adapters/yjs-server/index.js"
+import { automergeDocEngine, automergeRoute, encodeRepoMessage, decodeRepoMessage, type AutomergeBox, type AutomergeRoute } from "../adapters/automerge-server/index.js"
 import { until } from "./support/ws.js"
+import { crdtRoutesHub } from "./support/crdt-routes.js"
 
 const FRAMES = 64
 const FRAME_BYTES = 512 * 1024
@@ -31,33 +31,25 @@ const noise = (n: number, seed: number): string => {
   return s.slice(0, n)
 }
 
-/** A route that remembers the hub's end of each socket it accepts. */
-const recording = (route: WsRoute, sockets: WebSocket[]): WsRoute => ({
-  prefix: route.prefix,
-  accept: (ws, info) => {
-    sockets.push(ws)
-    route.accept(ws, info)
-  },
-})
+/** `route`, remembering the hub's end of each socket it accepts. */
+const recording = <R extends WsRoute>(route: R, sockets: WebSocket[]): R => {
+  const accept = route.accept.bind(route)
+  return Object.assign(route, { accept: (ws: WebSocket, info: Parameters<WsRoute["accept"]>[1]) => (sockets.push(ws), accept(ws, info)) })
+}
 
 /** A hub whose disk takes `diskMs` per batch. */
 const start = async (diskMs: number) => {
   const storage = new MemoryStorage({ latency: { runtime: systemRuntime, ms: () => diskMs } })
-  const hub = new Hub({ machines: [], storage, runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine(), automergeDocEngine()] } })
-  const y = yjsRoute(hub.crdtDocs)
-  const a = automergeRoute(hub.crdtDocs)
   const hubSockets: WebSocket[] = []
-  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [recording(y, hubSockets), recording(a, hubSockets)] })
-  const base = `ws://127.0.0.1:${server.addresses()[0]!.port}`
-  const stop = async () => {
-    y.close()
-    a.close()
-    await server.close()
-    await hub.close()
-  }
+  const { hub, url, stop, routes } = await crdtRoutesHub(
+    [yjsDocEngine(), automergeDocEngine()],
+    (host) => [recording(yjsRoute(host), hubSockets), recording(automergeRoute(host), hubSockets)] as const,
+    { storage },
+  )
+  const [y, a] = routes
   /** Bytes the hub has read off its end of the newest socket (frames and their headers). */
   const bytesRead = (): number => (hubSockets[hubSockets.length - 1] as unknown as { _socket: { bytesRead: number } })._socket.bytesRead
-  return { hub, y, a, base, stop, bytesRead }
+  return { hub, y: y as YjsRoute, a: a as AutomergeRoute, base: url(""), stop, bytesRead }
 }
 
 const connect = async (url: string) => {

@@ -6,22 +6,14 @@
  * then refused its own presence.
  */
 import { WebSocket } from "ws"
-import { Hub } from "../core/index.js"
-import { MemoryStorage } from "../adapters/memory/index.js"
-import { WsServer } from "../adapters/ws/index.js"
-import { systemRuntime } from "../adapters/system/index.js"
 import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
 import { decodeYMessage, decodeAwarenessUpdate, encodeAwareness, encodeAwarenessUpdate, encodeQueryAwareness } from "../adapters/yjs-server/protocol.js"
 import { sleep, until } from "./support/ws.js"
+import { crdtRoutesHub } from "./support/crdt-routes.js"
 
 test("after a victim's socket drops, another principal cannot take over its clientID's presence and lock the victim out", async () => {
-  const hub = new Hub({
-    machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] },
-    authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
-  })
-  const route = yjsRoute(hub.crdtDocs)
-  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [route] })
-  const base = `ws://127.0.0.1:${server.addresses()[0]!.port}/yjs/room`
+  const { url, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host)])
+  const base = url("/yjs/room")
   const sockets: WebSocket[] = []
   const connect = async (token: string) => {
     const ws = new WebSocket(`${base}?token=${token}`)
@@ -58,6 +50,6 @@ test("after a victim's socket drops, another principal cannot take over its clie
     expect(shown).toEqual([`{"user":{"name":"Victim"}}`])
   } finally {
     for (const ws of sockets) ws.close()
-    route.close(); await server.close(); await hub.close()
+    await stop()
   }
 }, 20_000)

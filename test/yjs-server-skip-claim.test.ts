@@ -8,13 +8,10 @@ import * as Y from "yjs"
 import * as encoding from "lib0/encoding"
 import { WebSocket } from "ws"
 import { WebsocketProvider } from "y-websocket"
-import { Hub } from "../core/index.js"
-import { MemoryStorage } from "../adapters/memory/index.js"
-import { WsServer } from "../adapters/ws/index.js"
-import { systemRuntime } from "../adapters/system/index.js"
 import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
 import { decodeYMessage, decodeAwarenessUpdate, encodeUpdate } from "../adapters/yjs-server/protocol.js"
 import { sleep, until } from "./support/ws.js"
+import { crdtRoutesHub } from "./support/crdt-routes.js"
 
 const skipClaim = (own: number, victim: number): Uint8Array => {
   const e = encoding.createEncoder()
@@ -26,13 +23,8 @@ const skipClaim = (own: number, victim: number): Uint8Array => {
 }
 
 test("a stock provider's edits are not refused after another principal Skip-claims its clientID", async () => {
-  const hub = new Hub({
-    machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] },
-    authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
-  })
-  const route = yjsRoute(hub.crdtDocs)
-  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [route] })
-  const base = `ws://127.0.0.1:${server.addresses()[0]!.port}/yjs`
+  const { hub, url, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host)])
+  const base = url("/yjs")
   const vdoc = new Y.Doc()
   const victim = new WebsocketProvider(base, "room", vdoc, { WebSocketPolyfill: WebSocket as never, params: { token: "victim" }, maxBackoffTime: 200, disableBc: true })
   let victimClosed: number | undefined
@@ -57,6 +49,6 @@ test("a stock provider's edits are not refused after another principal Skip-clai
     hub.crdtDocs.release(doc)
   } finally {
     victim.destroy(); vdoc.destroy(); atk.close()
-    route.close(); await server.close(); await hub.close()
+    await stop()
   }
 }, 20_000)

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { startCrdtServer, type CrdtChild } from "./support/crdt-child.js"
 import { sleep, until } from "./support/ws.js"
+import { crdtRoutesHub } from "./support/crdt-routes.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { CrdtDocStore } from "../core/crdt-docs/index.js"
 import { yjsDocEngine } from "../adapters/yjs-server/index.js"
@@ -430,13 +431,8 @@ describe("awareness bounds (in process)", () => {
 })
 
 test("bindWriters: false (users relaying each other's edits outside the hub): another principal may write under a clientID", async () => {
-  const hub = new Hub({
-    machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] },
-    authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
-  })
-  const route = yjsRoute(hub.crdtDocs, { bindWriters: false })
-  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [route] })
-  const base = `ws://127.0.0.1:${server.addresses()[0]!.port}/yjs/relayed`
+  const { hub, url, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host, { bindWriters: false })])
+  const base = url("/yjs/relayed")
   const sockets: WebSocket[] = []
   try {
     const doc = await hub.crdtDocs.open<Y.Doc>("yjs", "relayed")
@@ -463,8 +459,6 @@ test("bindWriters: false (users relaying each other's edits outside the hub): an
     hub.crdtDocs.release(doc)
   } finally {
     for (const ws of sockets) ws.close()
-    route.close()
-    await server.close()
-    await hub.close()
+    await stop()
   }
 })

@@ -98,7 +98,7 @@ interface Session {
   readonly inflow: Inflow
 }
 
-/** A submit counted in its session's `inflight`: released once, by its document or by the hub. */
+/** A submit counted in its session's `inflow`: released once, by its document or by the hub. */
 interface Ticket {
   /** Handed to a document, which releases it after the submit's group commit. */
   handed: boolean

@@ -14,8 +14,6 @@ import { LevelStorage } from "../../adapters/level/index.js"
 import { MemoryStorage } from "../../adapters/memory/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import { wsClientTransport } from "../../adapters/ws/index.js"
-import { ReplicaState } from "../../core/internal.js"
-import { encodeCanonical } from "../../core/canonical.js"
 import { RawClient } from "./hostile-raw.js"
 
 /** Reconnect quickly: the suite restarts hubs on purpose. */
@@ -144,26 +142,14 @@ export const waitSynced = (doc: Doc<any>, ms: number, what: string): Promise<voi
     })
   }), ms, `${what}: synced`)
 
-/**
- * Reads the hub's state of a document at its head through the protocol: a raw peer's
- * fetch-state (a snapshot, maybe behind the head) and the log the hub sends after it,
- * applied to it by the engine's replica state.
- */
+/** Reads the hub's state of a document through the protocol (a raw peer's fetch-state). */
 export const hubState = async (syncUrl: string, machine: Machine<any, any>, docId: string, credentials?: string): Promise<{ readonly seq: number; readonly hash: string; readonly state: Uint8Array }> => {
   const raw = await RawClient.connect(syncUrl)
   try {
     await raw.helloFresh(undefined, credentials)
     await raw.subscribe(docId, machine)
-    const from = raw.received.length
     const s = await raw.fetchState(docId)
-    // The catch-up after the snapshot ends with "synced".
-    await raw.waitFor((m) => (m.type === "synced" && m.docId === docId && m.seq >= s.seq ? m : undefined), 5000, `synced after the state of ${docId}`, from)
-    const entries = raw.received.slice(from).flatMap((m) => (m.type === "entries" && m.docId === docId ? m.entries : [])).filter((e) => e.seq > s.seq)
-    if (entries.length === 0) return { seq: s.seq, hash: s.hash, state: s.state }
-    const replica = new ReplicaState(docId, machine, "hub-state", () => 0, machine.initial(), 0)
-    replica.reset(s.seq, s.state, s.hash)
-    replica.integrate(entries, undefined, false)
-    return { seq: replica.confirmedSeq, hash: replica.confirmedHash(), state: encodeCanonical(replica.host.root) }
+    return { seq: s.seq, hash: s.hash, state: s.state }
   } finally {
     await raw.close()
   }

@@ -237,10 +237,8 @@ export class RawClient {
   }
 
   /**
-   * The hub's whole state of `docId` at the seq it names (subscribe first): a snapshot stream
-   * (begin, chunks, end) assembled and acknowledged as a replica does, or a one-frame state
-   * from an older hub. The hub sends its newest stored snapshot and the log after it, so the
-   * seq may be behind the head (support/hostile-good.ts hubState applies the log).
+   * The hub's whole state of `docId` (subscribe first): a snapshot stream (begin, chunks, end)
+   * assembled and acknowledged as a replica does, or a one-frame state from an older hub.
    */
   async fetchState(docId: string, ms = 5000): Promise<StateMsg> {
     const from = this.received.length

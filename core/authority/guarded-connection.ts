@@ -22,6 +22,6 @@ export const guardConnection = <Out>(conn: Connection<Out>, onError: (e: unknown
   get bufferedAmount() {
     return conn.bufferedAmount
   },
-  pause: () => conn.pause?.(),
-  resume: () => conn.resume?.(),
+  // Only where the transport can pause: the hub closes a flood it cannot slow down.
+  ...(conn.pause !== undefined && conn.resume !== undefined ? { pause: () => conn.pause!(), resume: () => conn.resume!() } : {}),
 })

@@ -96,6 +96,10 @@ interface Session {
   readonly commands: TokenBucket
   /** Estimated bytes of its submits not yet through their group commit (input flow control, see `admit`). */
   readonly inflow: Inflow
+  /** Reasons the connection is not read now (input flow control, a rate hold); read again at 0. */
+  pauses: number
+  /** Set while commands over the rate hold the connection paused: resumes when the bucket is out of debt. */
+  rateHold: Timer | undefined
 }
 
 /** A submit counted in its session's `inflow`: released once, by its document or by the hub. */
@@ -152,7 +156,8 @@ export class Hub implements ConnectionAcceptor {
       conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
-      inflow: new Inflow(() => conn.pause?.(), () => conn.resume?.(), this.limits.maxInflightBytes),
+      inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
+      pauses: 0, rateHold: undefined,
     }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
@@ -195,6 +200,30 @@ export class Hub implements ConnectionAcceptor {
     return { handed: false, release: session.inflow.take(bytes) }
   }
 
+  private pause(session: Session): void {
+    if (session.pauses++ === 0) session.conn.pause?.()
+  }
+
+  private resume(session: Session): void {
+    if (--session.pauses === 0 && !session.closed) session.conn.resume?.()
+  }
+
+  /**
+   * Commands past the rate: the connection is not read until the bucket is out of debt, so a
+   * replica catching up after a long offline spell is slowed, not closed and made to send its
+   * outbox again. Messages read before the pause took effect extend the hold.
+   */
+  private holdForRate(session: Session, ms: number): void {
+    if (session.rateHold === undefined) {
+      this.pause(session)
+      this.report({ type: "limit", code: "rate-held", message: `Commands past ${this.limits.commandsPerSecond} per second: this connection is not read for ${ms} ms.` })
+    } else session.rateHold.cancel()
+    session.rateHold = this.options.runtime.setTimer(ms, () => {
+      session.rateHold = undefined
+      this.resume(session)
+    })
+  }
+
   /** Rate and size limits, checked as messages arrive (before any queueing). */
   private withinLimits(session: Session, msg: ClientMessage): boolean {
     const now = this.options.runtime.now()
@@ -211,7 +240,11 @@ export class Hub implements ConnectionAcceptor {
       if (msg.commands.length > this.limits.maxCommandsPerSubmit) {
         return over("too-many-commands", `A submit may carry at most ${this.limits.maxCommandsPerSubmit} commands; this one had ${msg.commands.length}.`, false)
       }
-      if (!session.commands.take(msg.commands.length, now)) {
+      if (session.conn.pause !== undefined) {
+        // A paused transport delivers at most what it had buffered, so the debt stays bounded.
+        const wait = session.commands.borrow(msg.commands.length, now)
+        if (wait > 0) this.holdForRate(session, wait)
+      } else if (!session.commands.take(msg.commands.length, now)) {
         return over("rate-limited", `More than ${this.limits.commandsPerSecond} commands per second; slow down and reconnect.`, true)
       }
     }
@@ -460,6 +493,8 @@ export class Hub implements ConnectionAcceptor {
     session.closed = true
     session.handshakeTimer?.cancel()
     session.handshakeTimer = undefined
+    session.rateHold?.cancel()
+    session.rateHold = undefined
     this.sessions.delete(session)
     for (const docId of session.docs) {
       void this.docs.get(docId)?.then((d) => d.unsubscribe(session.conn), () => {})

@@ -12,9 +12,14 @@ export interface HubLimits {
   readonly messagesPerSecond: number
   /** Messages a connection may send in a burst above the sustained rate. Default 2000. */
   readonly messageBurst: number
-  /** Sustained commands per second per connection. Default 5000. */
+  /**
+   * Sustained commands per second per connection. Default 5000. Past it (and the burst), on
+   * a transport that can pause, the hub stops reading the connection until the rate allows
+   * what it read: a replica back with a long outbox is slowed, never refused. On a transport
+   * that cannot pause, a connection past it is closed `rate-limited`.
+   */
   readonly commandsPerSecond: number
-  /** Burst of commands. Default 20,000 (a replica back from a long offline spell). */
+  /** Burst of commands. Default 20,000 (a replica back from a long offline spell sends its outbox at once). */
   readonly commandBurst: number
   /** Canonical bytes of one presence state. Default 4096. */
   readonly maxPresenceBytes: number
@@ -49,10 +54,24 @@ export class TokenBucket {
 
   /** Takes `n` tokens if there are enough; false means over the limit. */
   take(n: number, now: number): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
-    this.last = now
+    this.refill(now)
     if (this.tokens < n) return false
     this.tokens -= n
     return true
+  }
+
+  /**
+   * Takes `n` tokens, going into debt if it must: the milliseconds until the bucket is out
+   * of debt (0 if it had enough). For a connection that is then not read that long.
+   */
+  borrow(n: number, now: number): number {
+    this.refill(now)
+    this.tokens -= n
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000)
+  }
+
+  private refill(now: number): void {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
+    this.last = now
   }
 }

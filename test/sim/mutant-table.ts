@@ -191,4 +191,14 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "a hub upgrade runs the state migration twice (v3 priorities x100)",
     patches: [{ file: AUTH, anchor: "      applyMigration(host, docId, history, marker)\n", replacement: "      applyMigration(host, docId, history, marker)\n      applyMigration(host, docId, history, marker)\n" }],
   },
+  {
+    name: "rate-hold-stuck",
+    breaks: "a connection held for the command rate is never read again (the replica's outbox never drains)",
+    patches: [{ file: "core/authority/hub.ts", anchor: "      session.rateHold = undefined\n      this.resume(session)\n", replacement: "      session.rateHold = undefined\n" }],
+  },
+  {
+    name: "inflow-stuck",
+    breaks: "a connection paused by input flow control is never read again",
+    patches: [{ file: "core/inflow.ts", anchor: "        this.#paused = false\n        this.resume()\n", replacement: "        this.#paused = false\n" }],
+  },
 ]

@@ -47,6 +47,8 @@ import type { CrdtFields } from "../../core/crdt/fields.js"
 
 /** Bytes of a connection's commands waiting for their group commit before the hub stops reading it (default 8 MiB). */
 const SIM_INFLIGHT_BYTES = 48 * 1024
+/** Commands per second per connection past the burst (default 5000 and 20,000): low, so catch-ups are held for the rate. */
+const SIM_COMMAND_RATE = { commandsPerSecond: 20, commandBurst: 30 }
 
 export interface SimOptions {
   readonly seed: number
@@ -241,7 +243,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     options.onTrace?.(line)
   }
   const stats: Record<string, number> = {
-    submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0,
+    submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0,
     hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0 } : {}),
     ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
@@ -349,8 +351,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         checkpointEvery: o.checkpointEvery,
         quietCheckpointMs: o.quietCheckpointMs,
         catchUpPage: o.catchUpPage,
-        // Small, so the hub's input flow control pauses and resumes links all the time.
-        limits: { maxInflightBytes: SIM_INFLIGHT_BYTES },
+        // Small, so the hub's input flow control pauses and resumes links all the time, and
+        // replicas back from a partition or a crash with a long outbox are held for the rate.
+        limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE },
         onEvent: (e) => {
           if (e.type === "doc-broken" || e.type === "doc-load-failed") {
             // A failed write breaks the document on purpose (it reloads); anything else is a bug,
@@ -364,6 +367,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
             // An app newer than the hub, stepping down to the hub's version (compat mode).
             if (stats.compatRefusals !== undefined) stats.compatRefusals++
             log(`hub refused ${e.code}: ${e.message}`)
+          } else if (e.type === "limit" && e.code === "rate-held") {
+            stats.rateHolds!++
+            log(`hub ${e.code}: ${e.message}`)
           } else if (e.type === "crdt") {
             log(`hub crdt ${e.event.type}`)
           } else {

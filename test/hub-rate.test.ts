@@ -1,0 +1,103 @@
+/**
+ * The hub's command rate against a replica back from a long offline spell: on a transport
+ * that can pause, commands past the rate are held (the connection is not read until the
+ * bucket allows them), never refused, so the outbox arrives once, on one connection. Where
+ * the transport cannot pause, a flood is still closed `rate-limited`. The last test runs over a
+ * real WebSocket server on 127.0.0.1.
+ */
+import { CanonClient, Hub, type HubEvent } from "../core/index.js"
+import type { ConnectionAcceptor } from "../core/ports/transport.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { WsServer } from "../adapters/ws/index.js"
+import { systemRuntime } from "../adapters/system/index.js"
+import { encodeClientMessage } from "../core/internal.js"
+import { Counter } from "./support/machines.js"
+import { RawClient } from "./support/hostile-raw.js"
+
+const RATE = 1_000
+const BURST = 2_000
+const N = 10_000
+
+const setup = (acceptor: (hub: Hub) => ConnectionAcceptor = (hub) => hub) => {
+  const rt = new VirtualRuntime(7)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const events: HubEvent[] = []
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { commandsPerSecond: RATE, commandBurst: BURST } })
+  net.listen(acceptor(hub))
+  return { rt, net, hub, events }
+}
+
+/** A client that queued N commands offline, then connects. */
+const backFromOffline = async (env: ReturnType<typeof setup>) => {
+  const client = await CanonClient.open({ transport: env.net.transport("c"), runtime: env.rt, machines: [Counter], autoConnect: false })
+  const doc = await client.open(Counter, "d")
+  for (let i = 0; i < N; i++) doc.submit("incr", { by: 1 })
+  await env.rt.run({ forMs: 100 })
+  client.connect()
+  return doc
+}
+
+test("a long outbox over the command rate is held, not refused: one connection, every command once, no faster than the rate", async () => {
+  let accepted = 0
+  const env = setup((hub) => ({ accept: (conn, info) => (accepted++, hub.accept(conn, info)) }))
+  const doc = await backFromOffline(env)
+  const t0 = env.rt.now()
+  const authority = await env.hub.doc("d", Counter)
+  for (let i = 0; i < 200 && doc.pendingCount > 0; i++) {
+    await env.rt.run({ forMs: 100 })
+    // What the hub let in by now: a burst, then the rate (plus one submit read as a hold began).
+    expect(authority.state.value).toBeLessThanOrEqual(BURST + (RATE * (env.rt.now() - t0)) / 1000 + 256)
+  }
+  expect(doc.pendingCount).toBe(0)
+  expect(authority.state.value).toBe(N)
+  expect(env.events.filter((e) => e.type === "limit" && e.code !== "rate-held")).toEqual([])
+  expect(env.events.some((e) => e.type === "limit" && e.code === "rate-held")).toBe(true)
+  expect(accepted).toBe(1)
+})
+
+test("a transport that cannot pause: commands past the rate close the connection rate-limited, and the client still gets everything in", async () => {
+  // The hub sees connections without pause/resume.
+  const env = setup((hub) => ({
+    accept: (conn, info) => hub.accept({ send: (m) => conn.send(m), close: (c, r) => conn.close(c, r), get bufferedAmount() { return conn.bufferedAmount } }, info),
+  }))
+  const doc = await backFromOffline(env)
+  for (let i = 0; i < 600 && doc.pendingCount > 0; i++) await env.rt.run({ forMs: 100 })
+  expect(doc.pendingCount).toBe(0)
+  expect((await env.hub.doc("d", Counter)).state.value).toBe(N)
+  expect(env.events.some((e) => e.type === "limit" && e.code === "rate-limited")).toBe(true)
+  expect(env.events.some((e) => e.type === "limit" && e.code === "rate-held")).toBe(false)
+})
+
+test("over a real WebSocket: a peer sending its outbox at once past the rate is held, never closed", async () => {
+  const events: HubEvent[] = []
+  const rate = 2_000
+  const burst = 1_000
+  const frames = 40
+  const perFrame = 250
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime, limits: { commandsPerSecond: rate, commandBurst: burst }, onEvent: (e) => events.push(e) })
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }] })
+  const raw = await RawClient.connect(`ws://127.0.0.1:${server.addresses()[0]!.port}/sync`)
+  try {
+    await raw.helloFresh()
+    await raw.subscribe("d", Counter)
+    let clientSeq = 0
+    for (let f = 0; f < frames; f++) {
+      const commands = Array.from({ length: perFrame }, () => ({ clientSeq: ++clientSeq, name: "incr", args: { by: 1 } }))
+      raw.sendFrame(encodeClientMessage({ type: "submit", docId: "d", commands, ackedClientSeq: 0 }))
+    }
+    const outcomes = () => raw.received.flatMap((m) => (m.type === "results" && m.docId === "d" ? m.outcomes : []))
+    const end = Date.now() + 30_000
+    while (outcomes().length < frames * perFrame && raw.closed === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
+    expect(raw.closed).toBeUndefined()
+    expect(raw.received.filter((m) => m.type === "error")).toEqual([])
+    expect(outcomes().map((o) => o.clientSeq)).toEqual(Array.from({ length: frames * perFrame }, (_, i) => i + 1))
+    // Held at least once. (How closely the rate holds is the memory test's: a paused socket
+    // still delivers what it had buffered, so over TCP the hub may read a little past it.)
+    expect(events.filter((e) => e.type === "limit").map((e) => (e as { code: string }).code)).toContain("rate-held")
+    expect(events.filter((e) => e.type === "limit" && e.code !== "rate-held")).toEqual([])
+  } finally {
+    await raw.close()
+    await server.close()
+    await hub.close()
+  }
+}, 60_000)

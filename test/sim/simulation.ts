@@ -258,6 +258,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   }
   let phase: "active" | "heal" | "check" = "active"
   let healedAt = Infinity
+  /** Until when the hub holds some connection unread for the command rate. */
+  let heldUntil = 0
 
   // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
   // this seed, not a crash of the simulator: the run goes on and the checker reports it.
@@ -369,6 +371,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
             log(`hub refused ${e.code}: ${e.message}`)
           } else if (e.type === "limit" && e.code === "rate-held") {
             stats.rateHolds!++
+            heldUntil = Math.max(heldUntil, vrt.now() + Number(/for (\d+) ms/.exec(e.message)?.[1] ?? 0))
             log(`hub ${e.code}: ${e.message}`)
           } else if (e.type === "crdt") {
             log(`hub crdt ${e.event.type}`)
@@ -832,7 +835,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     await vrt.run({ forMs: 3_000, until: overBudget })
     for (const r of replicas) if (!r.proc.alive || r.client === undefined) rt.setTimer(0, () => { void startReplica(r) })
     const quiet = () => {
-      if (!hubProc.alive) return false
+      // A connection held for the command rate has messages in flight (a fetch-state, say).
+      if (!hubProc.alive || vrt.now() < heldUntil) return false
       for (const r of replicas) {
         if (r.client?.status !== "online") return false
         for (const spec of r.follows) {

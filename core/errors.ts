@@ -51,6 +51,7 @@ export type CanonErrorCode =
   | "storage-failed"
   | "storage-corrupt"
   | "storage-too-new"
+  | "storage-in-use" // another open client holds the storage (KVStore.claim): one client per storage
   | "machine-mismatch"
   | "invalid-doc-id" // one the wire cannot carry: empty, too long, not well-formed (core/limits.ts docIdProblem)
   | "protocol-error"

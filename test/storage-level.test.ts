@@ -43,7 +43,7 @@ describe("LevelStorage: opening", () => {
     const location = path.join(dir, "db")
     const first = await LevelStorage.open(location)
     const e = await openError(LevelStorage.open(location))
-    expect(e.code).toBe("storage-failed")
+    expect(e.code).toBe("storage-in-use")
     expect(e.message).toContain(location)
     expect(e.message).toMatch(/in use by another process/)
     expect(e.message).toMatch(/close it first, or open a different directory/)

@@ -19,6 +19,11 @@
  *   the tab or the browser loses nothing acknowledged. `sync: true` (on the store or the call)
  *   asks for `strict`: flushed first. Browsers without the durability hint use their default.
  *
+ * One tab, one replica: `claim` (which CanonClient.open calls) holds the store with a Web
+ * Lock, so a client opened on the same name in a second tab is refused `storage-in-use`
+ * instead of sharing the first one's clientId (the hub would drop one's commands as the
+ * other's retries). Give each tab its own name (the demo: a free slot per tab).
+ *
  * After `close()` every call rejects with a CanonError `closed`. If another tab deletes or
  * upgrades the database, this store closes itself (rather than blocking that tab) and later
  * calls reject with `closed`.
@@ -241,6 +246,27 @@ export class IndexedDbStorage implements KVStore {
     } catch (e) {
       throw failure(this.#store, "range", e)
     }
+  }
+
+  /**
+   * Holds this store for one replica against other tabs and workers of the site (a Web Lock
+   * named after it, held until the returned function is called): CanonClient.open calls it,
+   * and rejects with `storage-in-use` while another tab has a client open on the same name.
+   * Where the browser has no Web Locks, it holds nothing.
+   */
+  claim(): Promise<() => void> {
+    const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks
+    if (locks === undefined) return Promise.resolve(() => {})
+    return new Promise((resolve, reject) => {
+      locks.request(`canon:${PREFIX}${this.#store}`, { ifAvailable: true }, (lock) => {
+        if (lock === null) {
+          reject(canonError("storage-in-use", `IndexedDB "${this.#store}" is in use by a client in another tab or worker: open a store of another name here (one per tab), or close that client.`))
+          return
+        }
+        // Held until let go: the lock's callback resolves when the replica is done.
+        return new Promise<void>((letGo) => resolve(() => letGo()))
+      }).catch(reject)
+    })
   }
 
   /** Closes the database (idempotent). Later calls reject with a CanonError `closed`. */

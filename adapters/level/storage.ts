@@ -73,7 +73,7 @@ const openError = (location: string, e: unknown): CanonError => {
   const detail = describe(cause ?? e)
   switch (code) {
     case "LEVEL_LOCKED":
-      return canonError("storage-failed", `The store at "${location}" is in use by another process (or another LevelStorage in this one): close it first, or open a different directory. (${detail})`)
+      return canonError("storage-in-use", `The store at "${location}" is in use by another process (or another LevelStorage in this one): close it first, or open a different directory. (${detail})`)
     case "LEVEL_CORRUPTION":
       return canonError("storage-corrupt", `The store at "${location}" is damaged and LevelDB cannot open it; restore it from a backup or repair it with LevelDB's repair tool. (${detail})`)
     case "EACCES":

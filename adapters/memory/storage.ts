@@ -30,6 +30,8 @@ export class MemoryStorage implements KVStore {
   private closed = false
   private lastDurableAt = 0
   private inflight = new Set<{ cancel(): void }>()
+  /** The open client holding this store (KVStore.claim), if any. */
+  private holder: object | undefined
 
   constructor(private readonly options: MemoryStorageOptions = {}) {}
 
@@ -114,6 +116,16 @@ export class MemoryStorage implements KVStore {
     this.closed = true
   }
 
+  /** One open client at a time (KVStore.claim). A crash lets go, as a dead process's locks go with it. */
+  async claim(): Promise<() => void> {
+    if (this.holder !== undefined) throw canonError("storage-in-use", "This MemoryStorage is held by another open CanonClient: close that client first, or give this one its own storage.")
+    const token = {}
+    this.holder = token
+    return () => {
+      if (this.holder === token) this.holder = undefined
+    }
+  }
+
   /**
    * Simulator: the process died. Writes not yet durable are lost and reads in flight are
    * never answered; the data stays for a restart.
@@ -122,6 +134,7 @@ export class MemoryStorage implements KVStore {
     for (const t of this.inflight) t.cancel()
     this.inflight.clear()
     this.lastDurableAt = 0
+    this.holder = undefined
   }
 
   /** Number of keys (tests). */

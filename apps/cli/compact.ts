@@ -198,7 +198,7 @@ export const compact = async (args: CompactArgs, out: CompactOutput): Promise<nu
     storage = await LevelStorage.open(dir, { sync: true })
   } catch (e) {
     // Taken between the survey and now.
-    if (e instanceof CanonError && /in use by another process/.test(e.message)) {
+    if (e instanceof CanonError && e.code === "storage-in-use") {
       out.log(inUseSentence(dir))
       return 2
     }

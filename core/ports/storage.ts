@@ -44,4 +44,14 @@ export interface KVStore {
   range(options: RangeOptions): Promise<Array<readonly [Uint8Array, Uint8Array]>>
   /** Releases the store; further calls fail with a `closed` CanonError. */
   close(): Promise<void>
+  /**
+   * Holds the store for one replica (CanonClient.open calls it) against other clients, tabs,
+   * workers or processes on the same data (memory: one holder per object, let go by a crash;
+   * IndexedDB: the browser's Web Locks); rejects with a `storage-in-use` CanonError while
+   * another holds it. Resolves with the function that lets go. Optional: a store only one
+   * process can open at a time (LevelDB on disk locks its directory) needs none.
+   * Two replicas on one store would share a clientId and its command numbers, and the hub
+   * would take one's commands for the other's retries.
+   */
+  claim?(): Promise<() => void>
 }

@@ -60,7 +60,11 @@ export interface ClientOptions extends DocOptions {
   readonly credentials?: string | (() => string | Promise<string>)
   /** Protocol versions to offer. Default: all this build speaks. */
   readonly protocol?: VersionRange
-  /** Where the outbox and confirmed state live. Without it, nothing survives a restart. */
+  /**
+   * Where the outbox and confirmed state live. Without it, nothing survives a restart. One
+   * open client per storage: `open` on a storage another client holds (the store's `claim`:
+   * memory, IndexedDB across tabs) rejects with `storage-in-use`; give each tab its own.
+   */
   readonly storage?: KVStore
   /**
    * Fixed client id (else loaded from storage, or made and stored). A clientId is proved to
@@ -114,11 +118,13 @@ export class CanonClient {
   readonly #secret: string
   readonly #options: ClientOptions
   readonly #store: ReplicaStore | undefined
+  readonly #release: () => void
 
-  private constructor(readonly clientId: string, secret: string, options: ClientOptions, store: ReplicaStore | undefined) {
+  private constructor(readonly clientId: string, secret: string, options: ClientOptions, store: ReplicaStore | undefined, release: () => void) {
     this.#secret = secret
     this.#options = options
     this.#store = store
+    this.#release = release
     this.#wantOnline = options.autoConnect ?? true
     for (const m of options.machines ?? []) this.#machines.set(m.name, m)
   }
@@ -130,17 +136,26 @@ export class CanonClient {
 
   /** Opens a client: loads (or creates and stores) its clientId, then connects. */
   static async open(options: ClientOptions): Promise<CanonClient> {
+    // One open client per storage (see KVStore.claim): two would share a clientId and its
+    // command numbers, and the hub would drop one's commands as the other's retries.
+    const release = (await options.storage?.claim?.()) ?? (() => {})
     const store = options.storage ? new ReplicaStore(options.storage) : undefined
-    const storedId = await store?.clientId()
-    const clientId = options.clientId ?? storedId ?? newClientId(options.runtime)
-    let secret = storedId === clientId ? await store?.secret() : undefined
-    if (secret === undefined) {
-      // Made with the clientId and stored with it before the first hello: no window in which
-      // the hub knows a secret this client could lose.
-      secret = newClientSecret(options.runtime)
-      await store?.setIdentity(clientId, secret)
+    let clientId: string, secret: string | undefined
+    try {
+      const storedId = await store?.clientId()
+      clientId = options.clientId ?? storedId ?? newClientId(options.runtime)
+      secret = storedId === clientId ? await store?.secret() : undefined
+      if (secret === undefined) {
+        // Made with the clientId and stored with it before the first hello: no window in which
+        // the hub knows a secret this client could lose.
+        secret = newClientSecret(options.runtime)
+        await store?.setIdentity(clientId, secret)
+      }
+    } catch (e) {
+      release()
+      throw e
     }
-    const client = new CanonClient(clientId, secret, options, store)
+    const client = new CanonClient(clientId, secret, options, store, release)
     client.#stopWake = (options.transport as WakingTransport).onWake?.(() => {
       if (client.#currentStatus === "offline" && client.#wantOnline) client.reconnectNow()
     })
@@ -375,13 +390,17 @@ export class CanonClient {
     })
   }
 
-  /** Closes the connection and every document; waits for pending writes. */
+  /** Closes the connection and every document; waits for pending writes, then lets go of the storage. */
   async close(): Promise<void> {
     const docs = [...this.#docs.values()]
     this.#stopWake?.()
     this.disconnect()
     this.#setStatus("closed")
     this.#docs.clear()
-    await Promise.all(docs.map((d) => d.close()))
+    try {
+      await Promise.all(docs.map((d) => d.close()))
+    } finally {
+      this.#release()
+    }
   }
 }

@@ -1,0 +1,62 @@
+/**
+ * One replica per IndexedDB store across tabs, in real Chromium: a client opened on a store
+ * another tab has a client open on is refused `storage-in-use` (the store's Web Lock, taken by
+ * CanonClient.open through `claim`), and gets it once that tab closes its client or itself.
+ * Without it both tabs shared one clientId, and the hub dropped one tab's commands as the
+ * other's retries (test/client-storage-claim.test.ts shows the loss in Node).
+ */
+import { createServer, type Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import * as esbuild from "esbuild"
+import type { Page } from "playwright-core"
+import { CHROMIUM, chromiumAvailable, launchProfile, type Profile } from "./support/browser.js"
+
+let server: Server
+let origin: string
+let profile: Profile
+
+beforeAll(async () => {
+  if (!chromiumAvailable()) throw new Error(`No Chromium at ${CHROMIUM}: install it with \`apt-get install chromium\` (.ci/run does), or set CANON_CHROMIUM.`)
+  const built = await esbuild.build({
+    entryPoints: [new URL("./support/tabs-page.ts", import.meta.url).pathname],
+    bundle: true, format: "esm", platform: "browser", write: false, logLevel: "silent", conditions: ["canon-source", "module"],
+  })
+  const script = built.outputFiles[0]!.contents
+  server = createServer((req, res) => {
+    if (req.url === "/page.js") res.writeHead(200, { "content-type": "text/javascript" }).end(script)
+    else res.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><script type="module" src="/page.js"></script>')
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  profile = await launchProfile()
+}, 60_000)
+
+afterAll(async () => {
+  await profile?.close()
+  await new Promise((resolve) => server?.close(resolve))
+})
+
+const tab = async (): Promise<Page> => {
+  const page = await profile.context.newPage()
+  await page.goto(`${origin}/`)
+  await page.waitForFunction(() => "openReplica" in window, undefined, { timeout: 20_000 })
+  return page
+}
+
+const open = (page: Page, name: string): Promise<string> => page.evaluate((n) => (window as unknown as { openReplica(n: string): Promise<string> }).openReplica(n), name)
+
+test("a second tab opening a client on the same store is refused storage-in-use until the first lets go", async () => {
+  const [one, two] = await Promise.all([tab(), tab()])
+  const id = await open(one, "board")
+  expect(id).toMatch(/^[0-9a-z]{16}$/)
+  expect(await open(two, "board")).toBe("error storage-in-use")
+  // Another store is another replica: fine in the same tab set.
+  expect(await open(two, "notes")).toMatch(/^[0-9a-z]{16}$/)
+  // The first tab closes its client: the store is free, and it is the same replica.
+  await one.evaluate(() => (window as unknown as { closeReplica(): Promise<void> }).closeReplica())
+  const three = await tab()
+  expect(await open(three, "board")).toBe(id)
+  // A tab that goes away lets go too (the browser releases its locks).
+  await three.close()
+  expect(await open(one, "board")).toBe(id)
+}, 60_000)

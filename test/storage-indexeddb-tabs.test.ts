@@ -1,7 +1,8 @@
 /**
  * One replica per IndexedDB store across tabs, in real Chromium: a client opened on a store
  * another tab has a client open on is refused `storage-in-use` (the store's Web Lock, taken by
- * CanonClient.open through `claim`), and gets it once that tab closes its client or itself.
+ * CanonClient.open through `claim`), and gets it once that tab closes its client or itself;
+ * canon/indexeddb and canon/level's browser build take the same lock for the same data.
  * Without it both tabs shared one clientId, and the hub dropped one tab's commands as the
  * other's retries (test/client-storage-claim.test.ts shows the loss in Node).
  */
@@ -10,6 +11,7 @@ import type { AddressInfo } from "node:net"
 import * as esbuild from "esbuild"
 import type { Page } from "playwright-core"
 import { CHROMIUM, chromiumAvailable, launchProfile, type Profile } from "./support/browser.js"
+import { EVENTS_SHIM } from "../bench/bundle-measure.js"
 
 let server: Server
 let origin: string
@@ -20,6 +22,8 @@ beforeAll(async () => {
   const built = await esbuild.build({
     entryPoints: [new URL("./support/tabs-page.ts", import.meta.url).pathname],
     bundle: true, format: "esm", platform: "browser", write: false, logLevel: "silent", conditions: ["canon-source", "module"],
+    // canon/level's browser build (abstract-level) imports Node's `events`: the demo's shim.
+    alias: EVENTS_SHIM,
   })
   const script = built.outputFiles[0]!.contents
   server = createServer((req, res) => {
@@ -43,7 +47,16 @@ const tab = async (): Promise<Page> => {
   return page
 }
 
-const open = (page: Page, name: string): Promise<string> => page.evaluate((n) => (window as unknown as { openReplica(n: string): Promise<string> }).openReplica(n), name)
+const open = (page: Page, name: string, adapter: "indexeddb" | "level" = "indexeddb"): Promise<string> =>
+  page.evaluate(([n, a]) => (window as unknown as { openReplica(n: string, a: string): Promise<string> }).openReplica(n, a), [name, adapter] as const)
+
+/** Waits (bounded) until the browser has let go of a closed tab's locks: it does so a moment after the tab is gone. */
+const letGo = async (page: Page, store: string): Promise<void> => {
+  await page.waitForFunction(async (name) => {
+    const { held } = await (navigator as unknown as { locks: { query(): Promise<{ held: Array<{ name: string }> }> } }).locks.query()
+    return !held.some((l) => l.name === `canon:level-js-${name}`)
+  }, store, { timeout: 10_000, polling: 50 })
+}
 
 test("a second tab opening a client on the same store is refused storage-in-use until the first lets go", async () => {
   const [one, two] = await Promise.all([tab(), tab()])
@@ -58,5 +71,18 @@ test("a second tab opening a client on the same store is refused storage-in-use 
   expect(await open(three, "board")).toBe(id)
   // A tab that goes away lets go too (the browser releases its locks).
   await three.close()
+  await letGo(one, "board")
   expect(await open(one, "board")).toBe(id)
+}, 60_000)
+
+test("canon/level's browser build holds the same lock: a tab on it and a tab on canon/indexeddb never share one store", async () => {
+  const [one, two] = await Promise.all([tab(), tab()])
+  const id = await open(one, "shared", "level")
+  expect(id).toMatch(/^[0-9a-z]{16}$/)
+  expect(await open(two, "shared", "indexeddb")).toBe("error storage-in-use")
+  expect(await open(two, "shared", "level")).toBe("error storage-in-use")
+  await one.close()
+  await letGo(two, "shared")
+  // Same data through the other adapter: the same replica.
+  expect(await open(two, "shared", "indexeddb")).toBe(id)
 }, 60_000)

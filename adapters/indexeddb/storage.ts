@@ -37,6 +37,7 @@
  */
 import { CanonError, canonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions } from "../../core/index.js"
 import { compareBytes } from "../../core/bytes.js"
+import { holdWebLock } from "../system/web-lock.js"
 
 export interface IndexedDbOpenOptions {
   /** Ask for `strict` durability on every batch (flushed before it resolves). Default false. */
@@ -255,18 +256,7 @@ export class IndexedDbStorage implements KVStore {
    * Where the browser has no Web Locks, it holds nothing.
    */
   claim(): Promise<() => void> {
-    const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks
-    if (locks === undefined) return Promise.resolve(() => {})
-    return new Promise((resolve, reject) => {
-      locks.request(`canon:${PREFIX}${this.#store}`, { ifAvailable: true }, (lock) => {
-        if (lock === null) {
-          reject(canonError("storage-in-use", `IndexedDB "${this.#store}" is in use by a client in another tab or worker: open a store of another name here (one per tab), or close that client.`))
-          return
-        }
-        // Held until let go: the lock's callback resolves when the replica is done.
-        return new Promise<void>((letGo) => resolve(() => letGo()))
-      }).catch(reject)
-    })
+    return holdWebLock(PREFIX + this.#store, () => canonError("storage-in-use", `IndexedDB "${this.#store}" is in use by a client in another tab or worker: open a store of another name here (one per tab), or close that client.`))
   }
 
   /** Closes the database (idempotent). Later calls reject with a CanonError `closed`. */

@@ -23,7 +23,10 @@
  *   On IndexedDB `sync` is ignored: the browser decides when a transaction is flushed.
  *
  * Opening takes the directory's LevelDB lock: a second process (or a second LevelStorage in
- * this one) on the same directory fails with a CanonError saying so. After `close()` every
+ * this one) on the same directory fails with a CanonError `storage-in-use`. In a browser,
+ * IndexedDB has no such lock: `claim` (which CanonClient.open calls) holds the database with
+ * a Web Lock, the same one canon/indexeddb takes, so a client in a second tab is refused
+ * `storage-in-use` instead of sharing the first one's clientId. After `close()` every
  * call rejects with a CanonError `closed`, as MemoryStorage does.
  *
  * @example
@@ -34,6 +37,7 @@
  */
 import { Level } from "level"
 import { CanonError, canonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions } from "../../core/index.js"
+import { holdWebLock } from "../system/web-lock.js"
 
 export interface LevelOpenOptions {
   /** fsync LevelDB's log before each batch resolves (survives power loss). Default false. */
@@ -192,6 +196,14 @@ export class LevelStorage implements KVStore {
       await it.close().catch(() => {})
     }
     return out
+  }
+
+  /**
+   * Holds the store for one client (see KVStore.claim). On Node the directory's lock, taken
+   * at open, already does; in a browser a Web Lock on the IndexedDB database does.
+   */
+  claim(): Promise<() => void> {
+    return holdWebLock(`level-js-${this.location}`, () => canonError("storage-in-use", `The store "${this.location}" is in use by a client in another tab or worker: open a store of another name here (one per tab), or close that client.`))
   }
 
   /** Closes the database (idempotent). Later calls reject with a CanonError `closed`. */

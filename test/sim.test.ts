@@ -92,7 +92,7 @@ test("the whole world at once, and the faults and attacks actually happen (seeds
   expect(run.failingSeeds).toEqual([])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of [
-    "drops", "partitions", "replicaCrashes", "hubCrashes", "hostile", "forged", "hubWriteFailures", "replicaWriteFailures", "desyncs", "localRefusals", "rateHolds",
+    "drops", "partitions", "replicaCrashes", "hubCrashes", "hostile", "forged", "hubWriteFailures", "replicaWriteFailures", "desyncs", "localRefusals", "rateHolds", "secondTabs",
     "entries:todo-0", "entries:big", "snapshotCrashes", "streams", "installs", "corruptChunks", "cutStreams", "compacted", "hostileAnswered",
     "hubUpgrades", "replicaUpgrades", "entries:versioned", "textEdits", "textAckedInserts", "textAckedDeletes", "entries:text",
   ]) {

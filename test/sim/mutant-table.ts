@@ -201,4 +201,9 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "a connection paused by input flow control is never read again",
     patches: [{ file: "core/inflow.ts", anchor: "        this.#paused = false\n        this.resume()\n", replacement: "        this.#paused = false\n" }],
   },
+  {
+    name: "no-storage-claim",
+    breaks: "a second client opens on a store in use (two tabs share a clientId; the hub drops one's commands as the other's retries)",
+    patches: [{ file: "core/replica/client.ts", anchor: "const release = (await options.storage?.claim?.()) ?? (() => {})", replacement: "const release = () => {}" }],
+  },
 ]

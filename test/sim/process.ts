@@ -46,6 +46,8 @@ export class SimProcess {
     },
     range: (options: RangeOptions) => (this.alive ? this.disk.range(options) : never()),
     close: () => Promise.resolve(),
+    // One client per disk (a crash lets go): a second tab on it is refused.
+    claim: () => (this.alive ? this.disk.claim() : never()),
   }
 
   /**

@@ -243,7 +243,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     options.onTrace?.(line)
   }
   const stats: Record<string, number> = {
-    submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0,
+    submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
     hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0 } : {}),
     ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
@@ -308,6 +308,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const spreadRng = seededRandom(seed ^ 0x5b7ead)
     // Its own stream: choosing limits does not move any other draw of a seed.
     const limitRng = seededRandom(seed ^ 0x1e3175)
+    // Its own stream: second tabs on a replica's disk shift nothing else of a seed.
+    const tabRng = seededRandom(seed ^ 0x7ab5)
     // The hub starts at v1 or v2 and is upgraded to the newest once, at a random moment.
     let hubVersion = fleetOn ? (fleetRng() < 0.5 ? 1 : 2) : NEWEST
     const hubFirstVersion = hubVersion
@@ -455,6 +457,24 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
       r.clientId = client.clientId
       r.client = client
+      // Now and then the app opens a second client on the same disk (a second tab): it must be
+      // refused, or two replicas would share this one's clientId and lose each other's commands.
+      if (tabRng() < 0.3) {
+        rt.setTimer(Math.floor(tabRng() * 2_000), () => {
+          if (!proc.alive || phase !== "active") return
+          stats.secondTabs!++
+          void CanonClient.open({ transport: proc.wrapTransport(net.transport(`${r.name}-tab`)), runtime: proc.runtime, storage: proc.storage, autoConnect: false }).then(
+            (tab) => {
+              fail(`identity: a second client opened on ${r.name}'s store while ${r.name} ran (clientId ${tab.clientId})`)
+              void tab.close()
+            },
+            (e: unknown) => {
+              if (codeOf(e) !== "storage-in-use") fail(`identity: a second client on ${r.name}'s store failed with ${codeOf(e)}, not storage-in-use: ${message(e)}`)
+              else log(`${r.name} second tab refused: ${codeOf(e)}`)
+            },
+          )
+        })
+      }
       // The app version of this incarnation (events of a killed one may still arrive after an upgrade).
       const appVersion = r.version
       client.onStatus((s, info) => {

@@ -6,9 +6,15 @@
  * second one is refused `storage-in-use`: MemoryStorage here, IndexedDB across tabs with a
  * Web Lock (test/storage-indexeddb-tabs.test.ts, in Chromium).
  */
+import { mkdtempSync, rmSync } from "node:fs"
+import os from "node:os"
+import path from "node:path"
 import { CanonClient, CanonError, Hub, type KVStore } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { LevelStorage } from "../adapters/level/index.js"
+import { systemRuntime } from "../adapters/system/index.js"
 import { Counter } from "./support/machines.js"
+import { offlineTransport } from "./support/offline.js"
 
 const setup = () => {
   const rt = new VirtualRuntime(7)
@@ -75,4 +81,81 @@ test("the store's claim: refused by another holder, let go on close, and let go 
   expect(events).toEqual(["claim tab1", "release tab1", "claim tab3", "release tab3"])
   const c = await CanonClient.open({ transport: env.net.transport("c"), runtime: env.rt, machines: [Counter], storage: broken })
   await c.close()
+})
+
+/** Runs the virtual clock until `p` settles. */
+const drive = async <T>(rt: VirtualRuntime, p: Promise<T>): Promise<T> => {
+  let done = false
+  p.then(() => (done = true), () => (done = true))
+  for (let i = 0; i < 100 && !done; i++) await rt.run({ until: () => done, forMs: 1000 })
+  return p
+}
+
+const offline = (rt: VirtualRuntime | typeof systemRuntime, storage: KVStore) =>
+  CanonClient.open({ transport: offlineTransport, runtime: rt, machines: [Counter], storage, autoConnect: false })
+
+test("one LevelStorage object handed to two clients of one process: the second is refused (the directory lock only covers a second open)", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "canon-claim-"))
+  const storage = await LevelStorage.open(path.join(dir, "db"))
+  try {
+    const a = await offline(systemRuntime, storage)
+    expect(codeOf(await offline(systemRuntime, storage).catch((e: unknown) => e))).toBe("storage-in-use")
+    await a.close()
+  } finally {
+    await storage.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test("close() called twice: the store is let go only once the first call's writes are done", async () => {
+  const rt = new VirtualRuntime(3)
+  const shared = new MemoryStorage({ latency: { runtime: rt, ms: () => 50 } })
+  const a = await drive(rt, offline(rt, shared))
+  const docA = await drive(rt, a.open(Counter, "d"))
+  docA.submit("incr", { by: 1 }).catch(() => {})
+  const first = a.close()
+  const second = a.close()
+  expect(second).toBe(first)
+  // Still writing the outbox: another client waits until it is let go, then loads that command.
+  let opened: CanonClient | undefined
+  void offline(rt, shared).then((b) => (opened = b))
+  await rt.run({ forMs: 10 })
+  expect(opened).toBeUndefined()
+  await drive(rt, first)
+  await rt.run({ forMs: 10 })
+  expect(opened?.clientId).toBe(a.clientId)
+  const docB = await drive(rt, opened!.open(Counter, "d"))
+  expect(docB.pending.map((p) => p.clientSeq)).toEqual([1])
+  expect(docB.submit("incr", { by: 2 }).clientSeq).toBe(2)
+  await drive(rt, opened!.close())
+})
+
+test("a document opening while its client closes is refused closed, never handed out live on a store let go", async () => {
+  const rt = new VirtualRuntime(3)
+  const shared = new MemoryStorage({ latency: { runtime: rt, ms: () => 5, readMs: () => 20 } })
+  const a = await drive(rt, offline(rt, shared))
+  const opening = a.open(Counter, "d")
+  await drive(rt, a.close())
+  expect(codeOf(await drive(rt, opening.then((d) => d, (e: unknown) => e)))).toBe("closed")
+})
+
+test("close() not awaited, then a new client on the same store (an effect's cleanup and the effect again): it waits and opens", async () => {
+  const storage = new MemoryStorage()
+  const a = await offline(systemRuntime, storage)
+  const doc = await a.open(Counter, "d")
+  doc.submit("incr", { by: 1 }).catch(() => {})
+  void a.close()
+  const b = await offline(systemRuntime, storage)
+  expect(b.clientId).toBe(a.clientId)
+  expect((await b.open(Counter, "d")).pendingCount).toBe(1)
+  await b.close()
+})
+
+test("a transport whose close throws: the client still lets go of its store", async () => {
+  const storage = new MemoryStorage()
+  const throwingClose = { connect: () => ({ send() {}, close() { throw new Error("socket already gone") }, bufferedAmount: 0 }) }
+  const a = await CanonClient.open({ transport: throwingClose, runtime: systemRuntime, machines: [Counter], storage })
+  await a.close().catch(() => {})
+  const b = await offline(systemRuntime, storage)
+  await b.close()
 })

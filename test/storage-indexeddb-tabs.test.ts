@@ -28,7 +28,8 @@ beforeAll(async () => {
   const script = built.outputFiles[0]!.contents
   server = createServer((req, res) => {
     if (req.url === "/page.js") res.writeHead(200, { "content-type": "text/javascript" }).end(script)
-    else res.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><script type="module" src="/page.js"></script>')
+    // `?open=<store>`: the page opens its replica as soon as it runs, as an app does.
+    else res.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><script type="module">import "/page.js"; const open = new URLSearchParams(location.search).get("open"); if (open) window.opened = window.openReplica(open)</script>')
   })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -86,3 +87,19 @@ test("canon/level's browser build holds the same lock: a tab on it and a tab on 
   // Same data through the other adapter: the same replica.
   expect(await open(two, "shared", "indexeddb")).toBe(id)
 }, 60_000)
+
+test("a tab reloaded again and again opens its replica each time (the old page's lock is waited for, not refused)", async () => {
+  const page = await profile.context.newPage()
+  const opened = async () => {
+    await page.waitForFunction(() => "opened" in window, undefined, { timeout: 20_000 })
+    return page.evaluate(() => (window as unknown as { opened: Promise<string> }).opened)
+  }
+  await page.goto(`${origin}/?open=reloaded`)
+  const results = [await opened()]
+  for (let i = 0; i < 8; i++) {
+    await page.reload()
+    results.push(await opened())
+  }
+  expect(new Set(results)).toEqual(new Set([results[0]]))
+  expect(results[0]).toMatch(/^[0-9a-z]{16}$/)
+}, 120_000)

@@ -5,6 +5,5 @@ import { storageConformance } from "./storage-conformance.js"
 storageConformance("memory", () => ({
   open: async () => new MemoryStorage(),
   persistent: false,
-  claims: true,
   dispose: async () => {},
 }))

@@ -38,6 +38,7 @@
 import { CanonError, canonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions } from "../../core/index.js"
 import { compareBytes } from "../../core/bytes.js"
 import { holdWebLock } from "../system/web-lock.js"
+import { Hold } from "../../core/store/hold.js"
 
 export interface IndexedDbOpenOptions {
   /** Ask for `strict` durability on every batch (flushed before it resolves). Default false. */
@@ -94,6 +95,7 @@ const key = (b: Uint8Array): IDBValidKey => b as Uint8Array<ArrayBuffer>
 
 export class IndexedDbStorage implements KVStore {
   #closed = false
+  readonly #hold = new Hold()
   readonly #db: IDBDatabase
   readonly #store: string
   readonly #sync: boolean
@@ -256,7 +258,7 @@ export class IndexedDbStorage implements KVStore {
    * Where the browser has no Web Locks, it holds nothing.
    */
   claim(): Promise<() => void> {
-    return holdWebLock(PREFIX + this.#store, () => canonError("storage-in-use", `IndexedDB "${this.#store}" is in use by a client in another tab or worker: open a store of another name here (one per tab), or close that client.`))
+    return holdWebLock(this.#hold, PREFIX + this.#store, () => canonError("storage-in-use", `IndexedDB "${this.#store}" is in use by another client (in this tab, or another tab or worker): open a store of another name (one per tab), or close that client.`))
   }
 
   /** Closes the database (idempotent). Later calls reject with a CanonError `closed`. */

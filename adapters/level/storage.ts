@@ -38,6 +38,7 @@
 import { Level } from "level"
 import { CanonError, canonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions } from "../../core/index.js"
 import { holdWebLock } from "../system/web-lock.js"
+import { Hold } from "../../core/store/hold.js"
 
 export interface LevelOpenOptions {
   /** fsync LevelDB's log before each batch resolves (survives power loss). Default false. */
@@ -98,6 +99,7 @@ const openError = (location: string, e: unknown): CanonError => {
 
 export class LevelStorage implements KVStore {
   private closed = false
+  private readonly hold = new Hold()
 
   private constructor(private readonly db: Db, readonly location: string, private readonly sync: boolean) {}
 
@@ -199,11 +201,12 @@ export class LevelStorage implements KVStore {
   }
 
   /**
-   * Holds the store for one client (see KVStore.claim). On Node the directory's lock, taken
-   * at open, already does; in a browser a Web Lock on the IndexedDB database does.
+   * Holds the store for one client (see KVStore.claim): this object for one client of this
+   * process or page; across processes, on Node, the directory's lock taken at open; across
+   * tabs, in a browser, a Web Lock on the IndexedDB database.
    */
   claim(): Promise<() => void> {
-    return holdWebLock(`level-js-${this.location}`, () => canonError("storage-in-use", `The store "${this.location}" is in use by a client in another tab or worker: open a store of another name here (one per tab), or close that client.`))
+    return holdWebLock(this.hold, `level-js-${this.location}`, () => canonError("storage-in-use", `The store "${this.location}" is in use by another client (in this process or page, or another tab or worker): open a store of another name (one per tab), or close that client.`))
   }
 
   /** Closes the database (idempotent). Later calls reject with a CanonError `closed`. */

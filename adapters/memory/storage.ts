@@ -10,6 +10,7 @@
  * can: the batch rejects with `storage-failed` and none of it is applied.
  */
 import { canonError, type CanonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions, type Runtime } from "../../core/index.js"
+import { Hold } from "../../core/store/hold.js"
 import { SortedBytesMap } from "./sorted-map.js"
 
 export { compareBytes } from "./sorted-map.js"
@@ -30,8 +31,8 @@ export class MemoryStorage implements KVStore {
   private closed = false
   private lastDurableAt = 0
   private inflight = new Set<{ cancel(): void }>()
-  /** The open client holding this store (KVStore.claim), if any. */
-  private holder: object | undefined
+  /** The open client holding this store (KVStore.claim). */
+  private readonly hold = new Hold()
 
   constructor(private readonly options: MemoryStorageOptions = {}) {}
 
@@ -118,12 +119,7 @@ export class MemoryStorage implements KVStore {
 
   /** One open client at a time (KVStore.claim). A crash lets go, as a dead process's locks go with it. */
   async claim(): Promise<() => void> {
-    if (this.holder !== undefined) throw canonError("storage-in-use", "This MemoryStorage is held by another open CanonClient: close that client first, or give this one its own storage.")
-    const token = {}
-    this.holder = token
-    return () => {
-      if (this.holder === token) this.holder = undefined
-    }
+    return this.hold.take(() => canonError("storage-in-use", "This MemoryStorage is held by another open CanonClient: close that client first, or give this one its own storage."))
   }
 
   /**
@@ -134,7 +130,7 @@ export class MemoryStorage implements KVStore {
     for (const t of this.inflight) t.cancel()
     this.inflight.clear()
     this.lastDurableAt = 0
-    this.holder = undefined
+    this.hold.reset()
   }
 
   /** Number of keys (tests). */

@@ -7,29 +7,52 @@
  *
  * @example
  * ```ts
- * const letGo = await holdWebLock("level-js-my-app", () => canonError("storage-in-use", "..."))
+ * const letGo = await holdWebLock(this.#hold, "level-js-my-app", () => canonError("storage-in-use", "..."))
  * ```
  */
+import type { Hold } from "../../core/store/hold.js"
+
 interface Locks {
-  request(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<void> | undefined): Promise<unknown>
+  request(name: string, options: { signal: AbortSignal }, callback: (lock: unknown) => Promise<void>): Promise<unknown>
 }
 
 /**
- * Holds the lock for `database` until the returned function is called; rejects with
- * `inUse()` while another tab or worker holds it. Without Web Locks (Node, old browsers) it
- * holds nothing.
+ * How long a claim waits for another tab to let go before refusing: a reloaded page's old
+ * document may hold the lock for a moment after the new one starts.
  */
-export const holdWebLock = (database: string, inUse: () => Error): Promise<() => void> => {
+export const WEB_LOCK_WAIT_MS = 2_000
+
+/**
+ * Holds `hold` (this page's holder of the store object) and the Web Lock for `database` until
+ * the returned function is called; rejects with `inUse()` while another client of this page
+ * holds the object, or another tab or worker the lock (after waiting up to
+ * `WEB_LOCK_WAIT_MS` for it). Without Web Locks (Node, a page not
+ * served over https or localhost, old browsers) only the object is held.
+ */
+export const holdWebLock = async (hold: Hold, database: string, inUse: () => Error): Promise<() => void> => {
+  const letGoObject = hold.take(inUse)
+  try {
+    const letGoLock = await webLock(database, inUse)
+    return () => {
+      letGoLock()
+      letGoObject()
+    }
+  } catch (e) {
+    letGoObject()
+    throw e
+  }
+}
+
+const webLock = (database: string, inUse: () => Error): Promise<() => void> => {
   const locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks
   if (locks === undefined) return Promise.resolve(() => {})
   return new Promise((resolve, reject) => {
-    locks.request(`canon:${database}`, { ifAvailable: true }, (lock) => {
-      if (lock === null) {
-        reject(inUse())
-        return undefined
-      }
+    locks.request(`canon:${database}`, { signal: AbortSignal.timeout(WEB_LOCK_WAIT_MS) }, () =>
       // Held until let go: the lock is released when this promise settles.
-      return new Promise<void>((letGo) => resolve(() => letGo()))
-    }).catch(reject)
+      new Promise<void>((letGo) => resolve(() => letGo())),
+    ).catch((e: unknown) => {
+      const name = (e as { name?: unknown } | null)?.name
+      reject(name === "TimeoutError" || name === "AbortError" ? inUse() : e)
+    })
   })
 }

@@ -46,12 +46,13 @@ export interface KVStore {
   close(): Promise<void>
   /**
    * Holds the store for one replica (CanonClient.open calls it) against other clients, tabs,
-   * workers or processes on the same data (memory: one holder per object, let go by a crash;
-   * IndexedDB: the browser's Web Locks); rejects with a `storage-in-use` CanonError while
-   * another holds it. Resolves with the function that lets go. Optional: a store only one
-   * process can open at a time (LevelDB on disk locks its directory) needs none.
-   * Two replicas on one store would share a clientId and its command numbers, and the hub
-   * would take one's commands for the other's retries.
+   * workers or processes on the same data; rejects with a `storage-in-use` CanonError while
+   * another holds it. Resolves with the function that lets go. Every adapter here holds the
+   * object (core/store/hold.ts; memory: a crash lets go), and IndexedDB (canon/indexeddb,
+   * canon/level in a browser) a Web Lock too; LevelDB on disk locks its directory at open.
+   * Optional, but a store without it is not protected. Two replicas on one store would share
+   * a clientId and its command numbers, and the hub would take one's commands for the
+   * other's retries.
    */
   claim?(): Promise<() => void>
 }

@@ -80,6 +80,9 @@ export interface ClientOptions extends DocOptions {
   readonly autoConnect?: boolean
 }
 
+/** Storages a client of this page is closing on, until it has let go (see `open`). */
+const closingStores = new WeakMap<KVStore, Promise<void>>()
+
 /** A stored snapshot's state: damaged bytes are storage-corrupt, naming the document. */
 const storedState = (docId: string, bytes: Uint8Array): unknown => {
   try {
@@ -119,6 +122,8 @@ export class CanonClient {
   readonly #options: ClientOptions
   readonly #store: ReplicaStore | undefined
   readonly #release: () => void
+  readonly #opening = new Set<Promise<unknown>>()
+  #closing: Promise<void> | undefined
 
   private constructor(readonly clientId: string, secret: string, options: ClientOptions, store: ReplicaStore | undefined, release: () => void) {
     this.#secret = secret
@@ -137,7 +142,9 @@ export class CanonClient {
   /** Opens a client: loads (or creates and stores) its clientId, then connects. */
   static async open(options: ClientOptions): Promise<CanonClient> {
     // One open client per storage (see KVStore.claim): two would share a clientId and its
-    // command numbers, and the hub would drop one's commands as the other's retries.
+    // command numbers, and the hub would drop one's commands as the other's retries. A client
+    // of this page closing on it is waited for (an effect's cleanup, then the effect again).
+    if (options.storage !== undefined) await closingStores.get(options.storage)
     const release = (await options.storage?.claim?.()) ?? (() => {})
     const store = options.storage ? new ReplicaStore(options.storage) : undefined
     let clientId: string, secret: string | undefined
@@ -189,7 +196,15 @@ export class CanonClient {
    * Opens a document: loads its confirmed state and outbox from storage (pending commands
    * survive restarts) and follows it on the hub.
    */
-  async open<M extends Machine<any, any>>(machine: M, docId: string): Promise<Doc<M>> {
+  open<M extends Machine<any, any>>(machine: M, docId: string): Promise<Doc<M>> {
+    const opening = this.#openDoc(machine, docId)
+    // Closing waits for opens in flight: none writes the store (a migration) after it is let go.
+    this.#opening.add(opening)
+    void opening.finally(() => this.#opening.delete(opening)).catch(() => {})
+    return opening
+  }
+
+  async #openDoc<M extends Machine<any, any>>(machine: M, docId: string): Promise<Doc<M>> {
     if (this.#currentStatus === "closed") throw canonError("closed", "This client is closed.")
     // Refused here, as the hub would: a subscribe the wire cannot carry would end the connection.
     const problem = docIdProblem(docId)
@@ -218,6 +233,8 @@ export class CanonClient {
     if (stored !== undefined && seq !== stored.meta.confirmedSeq) {
       throw canonError("storage-corrupt", `Stored document "${docId}" claims seq ${stored.meta.confirmedSeq} but its state reaches ${seq}.`)
     }
+    // Closed meanwhile: its storage may be another client's by now.
+    if (this.#closing !== undefined) throw canonError("closed", "This client is closed.")
     const again = this.#docs.get(docId)
     if (again !== undefined) return again as Doc<M>
     // Declared in later handshakes; on this connection the subscribe carries the check.
@@ -390,14 +407,32 @@ export class CanonClient {
     })
   }
 
-  /** Closes the connection and every document; waits for pending writes, then lets go of the storage. */
-  async close(): Promise<void> {
-    const docs = [...this.#docs.values()]
-    this.#stopWake?.()
-    this.disconnect()
-    this.#setStatus("closed")
-    this.#docs.clear()
+  /**
+   * Closes the connection and every document; waits for pending writes, then lets go of the
+   * storage (a client opened on it meanwhile in this page waits for that). Calls after the
+   * first return the same promise.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closing = this.#close()
+      const storage = this.#options.storage
+      if (storage !== undefined) {
+        const done = this.#closing.catch(() => {})
+        closingStores.set(storage, done)
+        void done.then(() => closingStores.get(storage) === done && closingStores.delete(storage))
+      }
+    }
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
     try {
+      const docs = [...this.#docs.values()]
+      this.#setStatus("closed")
+      this.#docs.clear()
+      this.#stopWake?.()
+      this.disconnect()
+      await Promise.allSettled([...this.#opening])
       await Promise.all(docs.map((d) => d.close()))
     } finally {
       this.#release()

@@ -24,6 +24,7 @@ export interface Replica {
   readonly client: CanonClient
   /** undefined when IndexedDB is unavailable (private mode in some browsers): nothing survives a reload. */
   readonly storage: KVStore | undefined
+  /** -1 when every slot is held by another tab (then no storage either). */
   readonly slot: number
 }
 
@@ -34,10 +35,10 @@ interface LockManager {
 }
 
 /**
- * A storage slot no other tab holds. Slot 0 is waited for a moment, since on a reload the old
- * page may still hold it for a few milliseconds.
+ * A storage slot no other tab holds (undefined: all of them are held). Slot 0 is waited for a
+ * moment, since on a reload the old page may still hold it for a few milliseconds.
  */
-const claimSlot = async (): Promise<number> => {
+const claimSlot = async (): Promise<number | undefined> => {
   const locks = (navigator as { locks?: LockManager }).locks
   if (locks === undefined) return 0
   for (let slot = 0; slot < 16; slot++) {
@@ -51,16 +52,21 @@ const claimSlot = async (): Promise<number> => {
     })
     if (got) return slot
   }
-  return 0
+  return undefined
 }
 
 export const openReplica = async (onStorageProblem: (message: string) => void, shaper?: NetworkShaper): Promise<Replica> => {
   const slot = await claimSlot()
   let storage: IndexedDbStorage | undefined
-  try {
-    storage = await IndexedDbStorage.open(`canon-demo-${slot}`)
-  } catch (e) {
-    onStorageProblem(`This browser won't let the board store data (${e instanceof Error ? e.message : String(e)}); edits are kept only while the page is open.`)
+  if (slot === undefined) {
+    // A replica per tab: this one would share a store, and with it another tab's clientId.
+    onStorageProblem("The board is open in too many tabs to give this one its own storage; its edits are kept only while the page is open.")
+  } else {
+    try {
+      storage = await IndexedDbStorage.open(`canon-demo-${slot}`)
+    } catch (e) {
+      onStorageProblem(`This browser won't let the board store data (${e instanceof Error ? e.message : String(e)}); edits are kept only while the page is open.`)
+    }
   }
   const client = await CanonClient.open({
     transport: shaper === undefined ? wsClientTransport(syncUrl()) : shaper.wrap(wsClientTransport(syncUrl())),
@@ -74,5 +80,5 @@ export const openReplica = async (onStorageProblem: (message: string) => void, s
   addEventListener("offline", () => client.disconnect())
   // After a disconnect on purpose the client waits for the app: the network is back.
   addEventListener("online", () => client.connect())
-  return { client, storage, slot }
+  return { client, storage, slot: slot ?? -1 }
 }

@@ -18,20 +18,20 @@ const RATE = 1_000
 const BURST = 2_000
 const N = 10_000
 
-const setup = (acceptor: (hub: Hub) => ConnectionAcceptor = (hub) => hub) => {
+const setup = (acceptor: (hub: Hub) => ConnectionAcceptor = (hub) => hub, limits = { commandsPerSecond: RATE, commandBurst: BURST }) => {
   const rt = new VirtualRuntime(7)
   const net = new MemoryNetwork(rt, { latency: () => 2 })
   const events: HubEvent[] = []
-  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { commandsPerSecond: RATE, commandBurst: BURST } })
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits })
   net.listen(acceptor(hub))
   return { rt, net, hub, events }
 }
 
 /** A client that queued N commands offline, then connects. */
-const backFromOffline = async (env: ReturnType<typeof setup>) => {
+const backFromOffline = async (env: ReturnType<typeof setup>, n = N) => {
   const client = await CanonClient.open({ transport: env.net.transport("c"), runtime: env.rt, machines: [Counter], autoConnect: false })
   const doc = await client.open(Counter, "d")
-  for (let i = 0; i < N; i++) doc.submit("incr", { by: 1 })
+  for (let i = 0; i < n; i++) doc.submit("incr", { by: 1 }).catch(() => {})
   await env.rt.run({ forMs: 100 })
   client.connect()
   return doc
@@ -101,3 +101,37 @@ test("over a real WebSocket: a peer sending its outbox at once past the rate is 
     await hub.close()
   }
 }, 60_000)
+
+test("a held WebSocket the server closes completes its close handshake at once (the socket is read again to hear the peer's close)", async () => {
+  const events: HubEvent[] = []
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime, limits: { commandsPerSecond: 100, commandBurst: 10 }, onEvent: (e) => events.push(e) })
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }] })
+  const raw = await RawClient.connect(`ws://127.0.0.1:${server.addresses()[0]!.port}/sync`)
+  try {
+    await raw.helloFresh()
+    await raw.subscribe("d", Counter)
+    // One submit of 1000 commands at 100/s: a hold of about 10 s.
+    const commands = Array.from({ length: 1000 }, (_, i) => ({ clientSeq: i + 1, name: "incr", args: { by: 1 } }))
+    raw.sendFrame(encodeClientMessage({ type: "submit", docId: "d", commands, ackedClientSeq: 0 }))
+    for (let i = 0; i < 500 && !events.some((e) => e.type === "limit" && e.code === "rate-held"); i++) await new Promise((r) => setTimeout(r, 10))
+    expect(events.some((e) => e.type === "limit" && e.code === "rate-held")).toBe(true)
+    const t0 = Date.now()
+    await server.close()
+    // Before: 5 s, the close timeout, since the held socket never read the peer's close frame.
+    expect(Date.now() - t0).toBeLessThan(2_000)
+    expect(raw.closed).toBeDefined()
+  } finally {
+    await raw.close()
+    await hub.close()
+  }
+}, 30_000)
+
+test("commandsPerSecond 0 (a burst, then nothing): past the burst the connection is closed rate-limited, never held forever or let through", async () => {
+  const env = setup(undefined, { commandsPerSecond: 0, commandBurst: 100 })
+  const doc = await backFromOffline(env, 2_000)
+  await env.rt.run({ forMs: 2_000 })
+  expect(env.events.some((e) => e.type === "limit" && e.code === "rate-limited")).toBe(true)
+  expect(env.events.some((e) => e.type === "limit" && e.code === "rate-held")).toBe(false)
+  expect((await env.hub.doc("d", Counter)).state.value).toBeLessThanOrEqual(100)
+  expect(doc.pendingCount).toBeGreaterThan(0)
+})

@@ -240,7 +240,7 @@ export class Hub implements ConnectionAcceptor {
       if (msg.commands.length > this.limits.maxCommandsPerSubmit) {
         return over("too-many-commands", `A submit may carry at most ${this.limits.maxCommandsPerSubmit} commands; this one had ${msg.commands.length}.`, false)
       }
-      if (session.conn.pause !== undefined) {
+      if (session.conn.pause !== undefined && this.limits.commandsPerSecond > 0) {
         // A paused transport delivers at most what it had buffered, so the debt stays bounded.
         const wait = session.commands.borrow(msg.commands.length, now)
         if (wait > 0) this.holdForRate(session, wait)
@@ -495,6 +495,8 @@ export class Hub implements ConnectionAcceptor {
     session.handshakeTimer = undefined
     session.rateHold?.cancel()
     session.rateHold = undefined
+    // Read again, so the close handshake completes (a paused socket never reads the peer's close frame).
+    if (session.pauses > 0) session.conn.resume?.()
     this.sessions.delete(session)
     for (const docId of session.docs) {
       void this.docs.get(docId)?.then((d) => d.unsubscribe(session.conn), () => {})

@@ -151,7 +151,13 @@ export class Hub implements ConnectionAcceptor {
     const now = this.options.runtime.now()
     // A send that throws (a message the transport cannot encode) closes that connection
     // only: documents fan out to many connections and must never see the exception.
-    const conn = guardConnection(raw, (e) => this.report({ type: "send-failed", message: e instanceof Error ? e.message : String(e) }))
+    const conn = guardConnection(
+      raw,
+      (e) => this.report({ type: "send-failed", message: e instanceof Error ? e.message : String(e) }),
+      // Any close (the hub's, a document's slow-consumer, a failed send): transports do not
+      // report a close they were asked for, so the session is forgotten here.
+      () => this.drop(session),
+    )
     const session: Session = {
       conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
@@ -471,7 +477,7 @@ export class Hub implements ConnectionAcceptor {
     this.docs.delete(doc.docId)
     doc.close()
     // Clients reconnect and resubscribe; the document reloads from what storage holds.
-    for (const s of this.sessions) {
+    for (const s of [...this.sessions]) {
       if (s.docs.has(doc.docId)) s.conn.close("storage-failed", `Storage failed for document "${doc.docId}"; reconnect to reload it.`)
     }
   }

@@ -206,4 +206,9 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "a second client opens on a store in use (two tabs share a clientId; the hub drops one's commands as the other's retries)",
     patches: [{ file: "core/replica/client.ts", anchor: "const release = (await options.storage?.claim?.()) ?? (() => {})", replacement: "const release = () => {}" }],
   },
+  {
+    name: "session-leak",
+    breaks: "a connection the hub closes itself (a broken document, a slow consumer, a failed send) stays in the hub, following its documents",
+    patches: [{ file: "core/authority/guarded-connection.ts", anchor: "        onClosed()\n", replacement: "" }],
+  },
 ]

@@ -168,6 +168,8 @@ interface Replica {
   readonly name: string
   readonly disk: MemoryStorage
   proc: SimProcess
+  /** The process that is opening its client, until it has (another start waits for it). */
+  starting?: SimProcess
   client: CanonClient | undefined
   readonly docs: Map<string, Doc<any>>
   clientId: string | undefined
@@ -418,8 +420,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       return [...mine]
     }
     const startReplica = async (r: Replica) => {
-      if (r.proc.alive && r.client !== undefined) return
+      // Running, or still starting (opening its client): one process per disk, as on a device.
+      if (r.proc.alive && (r.client !== undefined || r.starting === r.proc)) return
       r.proc = new SimProcess(r.name, rt, r.disk)
+      r.starting = r.proc
       r.incarnations.push(r.proc)
       const proc = r.proc
       // The app restarts the client: soon after an injected write failure, with growing
@@ -892,6 +896,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // ---- check ----
     phase = "check"
     guard.watchGlobals()
+    // Hub memory: a connection closed (by either end, for any reason) is forgotten; only the
+    // replicas' and the joiner's are left (the hostile peers were closed at heal).
+    const open = replicas.filter((r) => r.proc.alive && r.client?.status === "online").length + 1
+    if (hubProc.alive && hub!.stats().connections > open) fail(`memory: the hub holds ${hub!.stats().connections} connections; ${open} are open`)
     const store = new AuthorityStore(hubDisk)
     const views: DocView[] = []
     const digestParts: unknown[] = [trace]

@@ -135,3 +135,21 @@ test("commandsPerSecond 0 (a burst, then nothing): past the burst the connection
   expect((await env.hub.doc("d", Counter)).state.value).toBeLessThanOrEqual(100)
   expect(doc.pendingCount).toBeGreaterThan(0)
 })
+
+test("a client's other documents are not held behind one document's long outbox: it sends a window at a time", async () => {
+  const env = setup()
+  const client = await CanonClient.open({ transport: env.net.transport("c"), runtime: env.rt, machines: [Counter], autoConnect: false })
+  const a = await client.open(Counter, "a")
+  for (let i = 0; i < 3 * N; i++) a.submit("incr", { by: 1 }).catch(() => {})
+  const b = await client.open(Counter, "b")
+  await env.rt.run({ forMs: 100 })
+  client.connect()
+  const t0 = env.rt.now()
+  for (let i = 0; i < 400 && !b.synced; i++) await env.rt.run({ forMs: 20 })
+  // Before: "b" was synced only after "a"'s whole backlog had been read at the rate (28 s).
+  expect(env.rt.now() - t0).toBeLessThan(1_000)
+  // And "a"'s outbox still arrives whole, at the rate.
+  for (let i = 0; i < 600 && a.pendingCount > 0; i++) await env.rt.run({ forMs: 100 })
+  expect((await env.hub.doc("a", Counter)).state.value).toBe(3 * N)
+  await client.close()
+}, 60_000)

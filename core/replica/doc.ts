@@ -88,6 +88,17 @@ const ACK_EVERY = 64
 const SUBMIT_CHUNK = 256
 /** Bytes (upper bound) per submit message: half the default 1 MiB frame limit. */
 const SUBMIT_BYTES = 512 << 10
+/**
+ * Commands (and bytes) sent and not yet answered, per document. A long offline outbox goes
+ * out as the hub answers it: the hub stops reading a connection past its command rate or
+ * its input flow control, and a whole backlog sent at once would make the connection's other
+ * messages (another document's subscribe, a fetch-state) wait behind all of it.
+ */
+const SEND_WINDOW = 4 * SUBMIT_CHUNK
+const SEND_WINDOW_BYTES = 4 * SUBMIT_BYTES
+
+/** A command's bytes in a submit, an upper bound (counted once). */
+const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3 + sizeBound(p.encoded))
 
 interface Deferred {
   resolve(v: Confirmation): void
@@ -172,6 +183,8 @@ export class Doc<M extends Machine<any, any>> {
   /** The protocol version of the current connection (2: compact submits and entries). */
   #protocol = 1
   #lastAckSent = -1
+  /** The highest clientSeq sent on this connection (see `#pump`). */
+  #sentThrough = 0
   #ownPresence: unknown = null
   #presenceQueued = false
   readonly #others = new Map<string, unknown>()
@@ -479,9 +492,7 @@ export class Doc<M extends Machine<any, any>> {
           this.#deferreds.get(p)?.persisted()
           if (this.#rs.pendingAt(p.clientSeq) === p) live.push(p)
         }
-        if (this.#send !== undefined && live.length > 0) {
-          this.#sendSubmit(live)
-        }
+        if (live.length > 0) this.#pump()
       },
       () => {
         // Not durable, so not sent yet: the next outbox write carries them (the app was told storage failed).
@@ -522,7 +533,7 @@ export class Doc<M extends Machine<any, any>> {
       size = 0
     }
     for (const p of commands) {
-      const n = 16 + p.name.length * 3 + sizeBound(p.encoded)
+      const n = sizeOf(p)
       if (part.length >= SUBMIT_CHUNK || (part.length > 0 && size + n > SUBMIT_BYTES)) flush()
       part.push(p)
       size += n
@@ -631,9 +642,33 @@ export class Doc<M extends Machine<any, any>> {
     this.#crdtOutbox?.kick()
   }
 
+  /** Sends the pending commands again from the first, as the window allows (a new connection, a renumbering). */
   #resend(): void {
-    const ready = this.#rs.pending.filter((p) => p.persisted)
-    if (ready.length > 0) this.#sendSubmit(ready)
+    this.#sentThrough = 0
+    this.#pump()
+  }
+
+  /**
+   * Sends stored commands not yet sent on this connection, in order, while fewer than
+   * SEND_WINDOW (and SEND_WINDOW_BYTES) are unanswered; called again as answers settle them.
+   */
+  #pump(): void {
+    if (this.#send === undefined) return
+    const pending = this.#rs.pending
+    let i = 0
+    let bytes = 0
+    for (; i < pending.length && pending[i]!.clientSeq <= this.#sentThrough; i++) bytes += sizeOf(pending[i]!)
+    const batch: PendingCommand[] = []
+    for (let inFlight = i; i < pending.length && inFlight < SEND_WINDOW; i++, inFlight++) {
+      const p = pending[i]!
+      // Not stored yet: it and those after it wait (sent, they would be a hole after a crash).
+      if (!p.persisted || (inFlight > 0 && bytes + sizeOf(p) > SEND_WINDOW_BYTES)) break
+      bytes += sizeOf(p)
+      batch.push(p)
+    }
+    if (batch.length === 0) return
+    this.#sentThrough = batch[batch.length - 1]!.clientSeq
+    this.#sendSubmit(batch)
   }
 
   /**
@@ -941,6 +976,8 @@ export class Doc<M extends Machine<any, any>> {
     if (this.#settleAt.size > 0) this.#settleReached()
     this.#handleDesync(r.desync)
     this.#scheduleNotify()
+    // Answers free the send window.
+    this.#pump()
     // A merge confirmed: the changes coalesced meanwhile may go.
     this.#crdtOutbox?.kick()
   }

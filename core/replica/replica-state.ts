@@ -46,6 +46,8 @@ export interface PendingCommand {
   persisted: boolean
   /** Its arguments in protocol 2's compact form, once made. */
   compact?: Uint8Array
+  /** Bytes it takes in a submit (an upper bound), once counted. */
+  size?: number
   /** The seq and time of its last local application; `timeRead` if the command looked at `ctx.time`. */
   appliedSeq?: number
   appliedTime?: number

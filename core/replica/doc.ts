@@ -118,6 +118,12 @@ export interface DocOptions {
   readonly maxCommandBytes?: number
   /** Largest snapshot this client accepts from a hub (it holds it in memory to verify it). Default 1 GiB. */
   readonly maxSnapshotBytes?: number
+  /**
+   * Commands of one document sent and not yet answered (at most 2 MiB of them); more go as
+   * answers come. Default 1024: a long offline outbox never queues in front of the
+   * connection's other messages.
+   */
+  readonly sendWindow?: number
 }
 
 /** An own command the authority applied at `seq` (at most `seq` when `upperBound`). */
@@ -185,6 +191,7 @@ export class Doc<M extends Machine<any, any>> {
   #lastAckSent = -1
   /** The highest clientSeq sent on this connection (see `#pump`). */
   #sentThrough = 0
+  readonly #sendWindow: number
   #ownPresence: unknown = null
   #presenceQueued = false
   readonly #others = new Map<string, unknown>()
@@ -229,6 +236,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#laneConfirmed = init.confirmedSeq
     this.#laneSnapshotSeq = init.snapshotSeq
     this.#snapshotEvery = options.snapshotEvery ?? 1000
+    this.#sendWindow = Math.max(1, options.sendWindow ?? SEND_WINDOW)
     this.#fetchStateOnConnect = init.fetchState === true
     for (const o of init.outbox) {
       const cmd = machine.compiled.get(o.name)
@@ -649,8 +657,8 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   /**
-   * Sends stored commands not yet sent on this connection, in order, while fewer than
-   * SEND_WINDOW (and SEND_WINDOW_BYTES) are unanswered; called again as answers settle them.
+   * Sends stored commands not yet sent on this connection, in order, while fewer than the
+   * window (and SEND_WINDOW_BYTES) are unanswered; called again as answers settle them.
    */
   #pump(): void {
     if (this.#send === undefined) return
@@ -659,7 +667,7 @@ export class Doc<M extends Machine<any, any>> {
     let bytes = 0
     for (; i < pending.length && pending[i]!.clientSeq <= this.#sentThrough; i++) bytes += sizeOf(pending[i]!)
     const batch: PendingCommand[] = []
-    for (let inFlight = i; i < pending.length && inFlight < SEND_WINDOW; i++, inFlight++) {
+    for (let inFlight = i; i < pending.length && inFlight < this.#sendWindow; i++, inFlight++) {
       const p = pending[i]!
       // Not stored yet: it and those after it wait (sent, they would be a hole after a crash).
       if (!p.persisted || (inFlight > 0 && bytes + sizeOf(p) > SEND_WINDOW_BYTES)) break

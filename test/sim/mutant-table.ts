@@ -211,4 +211,9 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "a connection the hub closes itself (a broken document, a slow consumer, a failed send) stays in the hub, following its documents",
     patches: [{ file: "core/authority/guarded-connection.ts", anchor: "        onClosed()\n", replacement: "" }],
   },
+  {
+    name: "send-window-stuck",
+    breaks: "answers do not refill a document's send window (commands past the first window are never sent)",
+    patches: [{ file: DOC, anchor: "    // Answers free the send window.\n    this.#pump()\n", replacement: "" }],
+  },
 ]

@@ -170,6 +170,8 @@ interface Replica {
   proc: SimProcess
   /** The process that is opening its client, until it has (another start waits for it). */
   starting?: SimProcess
+  /** Commands per document sent and unanswered (the client's default is 1024). */
+  sendWindow?: number
   client: CanonClient | undefined
   readonly docs: Map<string, Doc<any>>
   clientId: string | undefined
@@ -451,6 +453,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           stableMs: 3_000,
           snapshotEvery: 20,
           ...(r.commandLimit !== undefined ? { maxCommandBytes: r.commandLimit } : {}),
+          // A small send window, so outboxes go out a window at a time and refill as answers come.
+          ...(r.sendWindow !== undefined ? { sendWindow: r.sendWindow } : {}),
         })
       } catch (e) {
         return retry("could not open its client", e)
@@ -577,7 +581,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       proc.alive = false
       const mine = follows(i)
       const commandLimit = mine.some((s) => s.kind === "text") && !mine.some((s) => s.kind === "big") && limitRng() < 0.4 ? SMALL_COMMAND_LIMIT : undefined
-      const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: mine, incarnations: [], failedStarts: 0, corrupted: 0, version: NEWEST, upgraded: false, provisional: false, commandLimit }
+      // Half the replicas send their outboxes a few commands at a time (own stream: no other draw moves).
+      const sendWindow = tabRng() < 0.5 ? 1 + Math.floor(tabRng() * 4) : undefined
+      const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: mine, incarnations: [], failedStarts: 0, corrupted: 0, version: NEWEST, upgraded: false, provisional: false, commandLimit, sendWindow }
       replicas.push(r)
       if (r.follows.some((s) => s.kind === "versioned")) planFleet(r)
       // Storage takes virtual time: everything async happens inside rt.run.

@@ -428,12 +428,19 @@ export class CanonClient {
   async #close(): Promise<void> {
     try {
       const docs = [...this.#docs.values()]
+      let failed: { error: unknown } | undefined
+      try {
+        this.#stopWake?.()
+        this.disconnect()
+      } catch (error) {
+        // A transport that throws on close: the documents still close before the store is let go.
+        failed = { error }
+      }
       this.#setStatus("closed")
       this.#docs.clear()
-      this.#stopWake?.()
-      this.disconnect()
       await Promise.allSettled([...this.#opening])
       await Promise.all(docs.map((d) => d.close()))
+      if (failed !== undefined) throw failed.error
     } finally {
       this.#release()
     }

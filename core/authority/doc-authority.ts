@@ -593,7 +593,7 @@ export class DocAuthority<S = unknown> {
       for (const w of this.snapshotWaiters.splice(0)) w.resolve(latest)
       return
     }
-    this.snapshotter.take(this.snapshotSource(), seq, this.lastTime, true).then(
+    this.track(this.snapshotter.take(this.snapshotSource(), seq, this.lastTime, true).then(
       (meta) => {
         if (this.crdt === undefined) this.stateBytes = meta.size
         // With CRDT fields a snapshot's byte hash is not the state hash (fields.ts).
@@ -611,7 +611,27 @@ export class DocAuthority<S = unknown> {
       const message = e instanceof Error ? e.message : String(e)
       this.report("snapshot-failed", `A snapshot of "${this.docId}" at seq ${seq} failed: ${message}`)
       for (const w of this.snapshotWaiters.splice(0)) w.reject(e)
-    })
+    }))
+  }
+
+  /** Writes begun and not over: commits, snapshots with the compaction behind them, checkpoints. */
+  private readonly inFlight = new Set<Promise<unknown>>()
+
+  private track(p: Promise<unknown>): void {
+    this.inFlight.add(p)
+    const done = () => this.inFlight.delete(p)
+    p.then(done, done)
+  }
+
+  /**
+   * Resolves once nothing this instance began still writes. The hub loads a document again
+   * (after it broke) only then: two instances writing one document's storage would take each
+   * other's snapshot in progress for a crash's leftovers (test/snapshot-broken-race.test.ts).
+   */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0 || this.snapshotter.busy) {
+      await Promise.allSettled([...this.inFlight, this.snapshotter.settled()])
+    }
   }
 
   /**
@@ -663,7 +683,7 @@ export class DocAuthority<S = unknown> {
     // Kept for `canon inspect`; losing it in a crash costs nothing but a later check.
     if (store) {
       this.writing++
-      this.store.putCheckpoint(this.docId, cp).catch(() => {}).finally(() => this.writing--)
+      this.track(this.store.putCheckpoint(this.docId, cp).catch(() => {}).finally(() => this.writing--))
     }
     this.followers.publishCheckpoint(cp)
   }
@@ -674,7 +694,7 @@ export class DocAuthority<S = unknown> {
     if (this.unloaded) release?.()
     this.assertLoaded()
     this.queue.push({ conn, sender: asSender(who), msg, version: this.followers.get(conn)?.version ?? this.machine.version, refuse, release })
-    if (!this.flushing) this.flush().catch((e) => this.fail("committing", e))
+    if (!this.flushing) this.track(this.flush().catch((e) => this.fail("committing", e)))
   }
 
   private async flush(): Promise<void> {

@@ -113,6 +113,8 @@ export class Hub implements ConnectionAcceptor {
   private readonly store: AuthorityStore
   private readonly machines: ReadonlyMap<string, Machine<any>>
   private readonly docs = new Map<string, Promise<DocAuthority<any>>>()
+  /** Broken documents whose old instance still writes, by docId (see `doc`). */
+  private readonly settling = new Map<string, Promise<void>>()
   private readonly sessions = new Set<Session>()
   private closed = false
   private readonly limits: HubLimits
@@ -455,7 +457,10 @@ export class Hub implements ConnectionAcceptor {
   doc<S>(docId: string, machine: Machine<S>): Promise<DocAuthority<S>> {
     let p = this.docs.get(docId)
     if (p === undefined) {
-      const loading: Promise<DocAuthority<any>> = DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, {
+      // A broken instance still writing (a snapshot, the compaction behind it) finishes first:
+      // one writer per document's storage.
+      const before = this.settling.get(docId) ?? Promise.resolve()
+      const loading: Promise<DocAuthority<any>> = before.then(() => DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, {
         onBroken: (doc, error) => this.broken(doc, error),
         onReport: (r) => this.report({ type: "doc-report", ...r }),
         // Idle: nobody follows it, nothing in flight. A later use loads it again from storage.
@@ -464,7 +469,7 @@ export class Hub implements ConnectionAcceptor {
           this.docs.delete(docId)
           doc.unload()
         },
-      })
+      }))
       p = loading
       this.docs.set(docId, p)
       p.catch(() => this.docs.delete(docId))
@@ -476,6 +481,9 @@ export class Hub implements ConnectionAcceptor {
     this.report({ type: "doc-broken", docId: doc.docId, error })
     this.docs.delete(doc.docId)
     doc.close()
+    const settled = doc.settled()
+    this.settling.set(doc.docId, settled)
+    void settled.then(() => this.settling.get(doc.docId) === settled && this.settling.delete(doc.docId))
     // Clients reconnect and resubscribe; the document reloads from what storage holds.
     for (const s of [...this.sessions]) {
       if (s.docs.has(doc.docId)) s.conn.close("storage-failed", `Storage failed for document "${doc.docId}"; reconnect to reload it.`)
@@ -516,11 +524,15 @@ export class Hub implements ConnectionAcceptor {
       s.conn.close("going-away", "The hub is shutting down.")
       this.drop(s)
     }
+    const closing: Array<Promise<void>> = [...this.settling.values()]
     for (const p of this.docs.values()) {
       const d = await p.catch(() => undefined)
       d?.close()
+      if (d !== undefined) closing.push(d.settled())
     }
     this.docs.clear()
+    // What documents still write (a snapshot) ends before the caller closes the storage or opens it again.
+    await Promise.allSettled(closing)
     await this.crdtHost?.close()
   }
 }

@@ -209,7 +209,22 @@ export class Snapshotter {
   private dropNow(seq: number): void {
     this.retired.delete(seq)
     for (const k of [...this.cache.keys()]) if (k.startsWith(`${seq}:`)) this.cache.delete(k)
-    this.store.drop(this.docId, seq).catch((e) => this.report("snapshot-drop-failed", `Deleting the old snapshot of "${this.docId}" at seq ${seq} failed (it is retried at the next snapshot): ${e instanceof Error ? e.message : String(e)}`))
+    const drop = this.store.drop(this.docId, seq).catch((e) => this.report("snapshot-drop-failed", `Deleting the old snapshot of "${this.docId}" at seq ${seq} failed (it is retried at the next snapshot): ${e instanceof Error ? e.message : String(e)}`))
+    this.drops.add(drop)
+    void drop.finally(() => this.drops.delete(drop))
+  }
+
+  /** Deletes of retired snapshots not over yet. */
+  private readonly drops = new Set<Promise<unknown>>()
+
+  /** A job or a delete is still writing. */
+  get busy(): boolean {
+    return this.job !== undefined || this.drops.size > 0
+  }
+
+  /** Resolves once no job or delete of this instance writes any more (see DocAuthority.settled). */
+  async settled(): Promise<void> {
+    while (this.busy) await Promise.allSettled([...(this.job !== undefined ? [this.job] : []), ...this.drops])
   }
 
   /** Chunk `index` of stored snapshot `seq`, through the shared cache. */

@@ -16,7 +16,8 @@ import { until } from "./wire-util.js"
 
 /** Milliseconds from connect() to all `n` offline commands confirmed. */
 export const syncOutbox = async (n: number): Promise<number> => {
-  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime, sync: false })
+  let refused = 0
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, onEvent: (e) => { if (e.type === "limit" && e.code !== "rate-held") refused++ } })
   const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }] })
   const client = await CanonClient.open({
     transport: wsClientTransport(server.urls()[0]!), runtime: systemRuntime, storage: new MemoryStorage(), machines: [Counter], autoConnect: false,
@@ -32,6 +33,8 @@ export const syncOutbox = async (n: number): Promise<number> => {
     const ms = now() - t0
     const seqs = await Promise.all(receipts)
     check(seqs[n - 1]!.seq === n && (await hub.doc("offline", Counter)).headSeq === n, "every command applied once, in order")
+    // Slowed to the rate if it must be (rate-held), never refused or closed as a flood.
+    check(refused === 0, "the offline backlog hit no limit but the rate")
     return ms
   } finally {
     await client.close()

@@ -13,7 +13,9 @@ export interface HubLimits {
   /** Messages a connection may send in a burst above the sustained rate. Default 2000. */
   readonly messageBurst: number
   /**
-   * Sustained commands per second per connection. Default 5000. Past it (and the burst), on
+   * Sustained commands per second per connection. Default 20,000 (a hub on one core applies
+   * some 50,000 a second: a long offline outbox catches up at a good share of it, while one
+   * connection cannot take the hub whole). Past it (and the burst), on
    * a transport that can pause, the hub stops reading the connection until the rate allows
    * what it read: a replica back with a long outbox is slowed, never refused. On a transport
    * that cannot pause, a connection past it is closed `rate-limited`.
@@ -36,7 +38,7 @@ export const DEFAULT_LIMITS: HubLimits = {
   maxDocsPerConnection: 100,
   messagesPerSecond: 1000,
   messageBurst: 2000,
-  commandsPerSecond: 5000,
+  commandsPerSecond: 20_000,
   commandBurst: 20_000,
   maxPresenceBytes: 4096,
   maxInflightBytes: 8 << 20,

@@ -20,3 +20,18 @@ transportConformance("memory", () => {
     dispose: async () => {},
   }
 })
+
+test("a connection dropped before the hub accepted it never reaches the hub, and its client hears the reset", async () => {
+  // As a connection reset before its handshake: else the hub kept a session that never said
+  // hello (found by the simulator, seed 303: a replica killed while connecting).
+  const rt = new VirtualRuntime(1)
+  const net = new MemoryNetwork(rt, { latency: () => 5 })
+  let accepted = 0
+  net.listen({ accept: () => (accepted++, { onMessage: () => {}, onClose: () => {} }) })
+  const closes: string[] = []
+  net.transport("c").connect({ onMessage: () => {}, onClose: (i) => closes.push(i.code) })
+  net.drop("c")
+  await rt.run({ forMs: 100 })
+  expect(accepted).toBe(0)
+  expect(closes).toEqual(["reset"])
+})

@@ -68,6 +68,8 @@ const roundTrip = <T>(link: Link, toServer: boolean, message: T): T => {
 export class MemoryNetwork {
   private acceptor: ConnectionAcceptor | undefined
   private readonly links = new Set<Link>()
+  /** Connections on their way to the hub (not accepted yet): a drop loses them too. */
+  private readonly connecting = new Set<Link>()
   private readonly partitioned = new Set<string>()
   /** Clients that stopped reading: messages to them wait (and count as buffered). */
   private readonly stalled = new Map<string, Array<() => void>>()
@@ -97,6 +99,14 @@ export class MemoryNetwork {
   /** Resets the connections of `client` (or every client). */
   drop(client?: string): void {
     for (const link of [...this.links]) if (client === undefined || link.client === client) this.reset(link, "reset", "Connection lost.")
+    // Not accepted yet: the hub never sees it (as a connection reset before the handshake).
+    for (const link of [...this.connecting]) {
+      if (client !== undefined && link.client !== client) continue
+      this.connecting.delete(link)
+      link.open = false
+      const toClient = link.toClient.listener
+      this.runtime.setTimer(this.latency(), () => toClient?.onClose({ code: "reset", reason: "Connection lost." }))
+    }
   }
 
   partition(client: string): void {
@@ -176,7 +186,9 @@ export class MemoryNetwork {
       close: (code = "closed", reason = "Closed by the client.") => net.closeFrom(link, "client", code, reason),
       get bufferedAmount() { return link.toServer.inflight },
     }
+    this.connecting.add(link)
     this.runtime.setTimer(this.latency(), () => {
+      this.connecting.delete(link)
       const acceptor = this.acceptor
       if (acceptor === undefined || this.partitioned.has(name)) {
         link.open = false

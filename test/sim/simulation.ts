@@ -905,7 +905,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // Hub memory: a connection closed (by either end, for any reason) is forgotten; only the
     // replicas' and the joiner's are left (the hostile peers were closed at heal).
     const open = replicas.filter((r) => r.proc.alive && r.client?.status === "online").length + 1
-    if (hubProc.alive && hub!.stats().connections > open) fail(`memory: the hub holds ${hub!.stats().connections} connections; ${open} are open`)
+    if (hubProc.alive && hub!.stats().connections > open) {
+      fail(`memory: the hub holds ${hub!.stats().connections} connections; ${open} are open (${replicas.map((r) => `${r.name} ${r.proc.alive ? r.client?.status ?? "starting" : "down"}`).join(", ")}, joiner)`)
+    }
     const store = new AuthorityStore(hubDisk)
     const views: DocView[] = []
     const digestParts: unknown[] = [trace]

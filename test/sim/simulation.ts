@@ -264,6 +264,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   let healedAt = Infinity
   /** Until when the hub holds some connection unread for the command rate. */
   let heldUntil = 0
+  /** Replica/document pairs that found themselves diverged and have not installed a state since. */
+  const resyncing = new Set<string>()
 
   // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
   // this seed, not a crash of the simulator: the run goes on and the checker reports it.
@@ -426,6 +428,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (r.proc.alive && (r.client !== undefined || r.starting === r.proc)) return
       r.proc = new SimProcess(r.name, rt, r.disk)
       r.starting = r.proc
+      // A new incarnation loads from its disk and syncs anew: what the old one awaited is moot.
+      for (const k of [...resyncing]) if (k.startsWith(`${r.name}/`)) resyncing.delete(k)
       r.incarnations.push(r.proc)
       const proc = r.proc
       // The app restarts the client: soon after an injected write failure, with growing
@@ -511,6 +515,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         doc.on("rejected", (e) => { ledger.rejected.set(key(e.clientSeq), e.rejection.code) })
         doc.on("snapshot", (s) => {
           stats.installs!++
+          if (s.received === s.size) resyncing.delete(`${r.name}/${spec.docId}`)
           // Installed, unless a chunk we corrupted makes it discarded (snapshot-invalid follows).
           if (spec.kind === "versioned" && s.received === s.size && r.corrupted === 0) r.provisional = false
         })
@@ -523,6 +528,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         }
         doc.on("desync", (d) => {
           stats.desyncs!++
+          if (proc.alive) resyncing.add(`${r.name}/${spec.docId}`)
           ledger.desyncs.push({ replica: r.name, docId: spec.docId, seq: d.seq })
           log(`${r.name} desync on ${spec.docId} at ${d.seq}`)
         })
@@ -865,8 +871,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     await vrt.run({ forMs: 3_000, until: overBudget })
     for (const r of replicas) if (!r.proc.alive || r.client === undefined) rt.setTimer(0, () => { void startReplica(r) })
     const quiet = () => {
-      // A connection held for the command rate has messages in flight (a fetch-state, say).
-      if (!hubProc.alive || vrt.now() < heldUntil) return false
+      // A connection held for the command rate has messages in flight (a fetch-state, say), and
+      // a replica that found itself diverged waits for the state it asked for (paced by the hub).
+      if (!hubProc.alive || vrt.now() < heldUntil || resyncing.size > 0) return false
       for (const r of replicas) {
         if (r.client?.status !== "online") return false
         for (const spec of r.follows) {

@@ -439,9 +439,9 @@ export class Hub implements ConnectionAcceptor {
     return true
   }
 
+  /** Closes the connection; the guarded connection's close forgets the session (see `accept`). */
   private closeSession(session: Session, code: string, reason: string): void {
     session.conn.close(code, reason)
-    this.drop(session)
   }
 
   /** What the hub holds right now: open documents and connections. */
@@ -520,10 +520,7 @@ export class Hub implements ConnectionAcceptor {
   /** Closes every connection and document. Storage is the caller's to close. */
   async close(): Promise<void> {
     this.closed = true
-    for (const s of [...this.sessions]) {
-      s.conn.close("going-away", "The hub is shutting down.")
-      this.drop(s)
-    }
+    for (const s of [...this.sessions]) this.closeSession(s, "going-away", "The hub is shutting down.")
     const closing: Array<Promise<void>> = [...this.settling.values()]
     for (const p of this.docs.values()) {
       const d = await p.catch(() => undefined)

@@ -661,8 +661,9 @@ export class Doc<M extends Machine<any, any>> {
    * window (and SEND_WINDOW_BYTES) are unanswered; called again as answers settle them.
    */
   #pump(): void {
-    if (this.#send === undefined) return
     const pending = this.#rs.pending
+    // Nothing unsent (the usual case, on every entries message): no walk over what is in flight.
+    if (this.#send === undefined || (pending[pending.length - 1]?.clientSeq ?? 0) <= this.#sentThrough) return
     let i = 0
     let bytes = 0
     for (; i < pending.length && pending[i]!.clientSeq <= this.#sentThrough; i++) bytes += sizeOf(pending[i]!)

@@ -1,43 +1,53 @@
 /**
  * Document lifetime on the hub: a document nobody follows is unloaded once idle (nothing
- * queued, being written, snapshotted or compacted) and loaded again from storage on next use,
+ * queued, being written, snapshotted or compacted) and, after being kept a while within
+ * bounds (hub-idle-documents.test.ts), loaded again from storage on next use,
  * with its state, log and exactly-once records as they were. A document only looked at does
- * not stay in memory; nothing in flight is lost by an unload.
+ * not stay in memory past those bounds; nothing in flight is lost by an unload.
  */
 import { hubWorld, type WirePeer } from "./support/hub-wire.js"
 import { Todo } from "./support/machines.js"
 import { Hub } from "../core/index.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { hashState } from "../core/hash.js"
+import { DEFAULT_IDLE_DOCUMENTS } from "../core/authority/idle-documents.js"
 
 const add = (clientSeq: number, id: string) => ({ clientSeq, name: "add", args: { id, title: id } })
 
-test("documents opened and left are unloaded once idle; followed ones stay", async () => {
+test("documents opened and left are kept loaded within bounds, then unloaded; followed ones stay", async () => {
   const w = hubWorld()
   const looker = await w.peer()
   const stayer = await w.peer()
   w.subscribe(stayer, "kept")
+  let most = 0
   for (let i = 0; i < 200; i++) {
     w.subscribe(looker, `look-${i}`)
     looker.send({ type: "unsubscribe", docId: `look-${i}` })
-    if (i % 50 === 49) await w.run(60)
+    if (i % 50 === 49) await w.run(300)
+    most = Math.max(most, w.hub.stats().documents)
   }
   // A connection that closes while following documents leaves them too.
   for (let i = 0; i < 20; i++) w.subscribe(looker, `held-${i}`)
   await w.run(20)
   looker.conn.close("closed", "bye")
   await w.run(2_000)
+  // The followed one, and the newest 64 left (the default bound), wait to be used again.
+  expect(w.hub.stats()).toEqual({ documents: 1 + DEFAULT_IDLE_DOCUMENTS.count, connections: 1 })
+  // Then their time is up.
+  await w.run(DEFAULT_IDLE_DOCUMENTS.ms)
   expect(w.hub.stats()).toEqual({ documents: 1, connections: 1 })
+  // Never more than the followed one, the bound, and those not yet idle (left within 250 ms).
+  expect(most).toBeLessThanOrEqual(1 + DEFAULT_IDLE_DOCUMENTS.count + 50)
   // Still followed long after: never unloaded under its follower.
   await w.run(10_000)
   expect(w.hub.stats().documents).toBe(1)
   stayer.send({ type: "unsubscribe", docId: "kept" })
-  await w.run(1_000)
+  await w.run(DEFAULT_IDLE_DOCUMENTS.ms + 1_000)
   expect(w.hub.stats().documents).toBe(0)
 })
 
 test("a reloaded document has its state, log and exactly-once records", async () => {
-  const w = hubWorld()
+  const w = hubWorld({ idleDocuments: { count: 0 } })
   const a = await w.peer()
   w.subscribe(a, "d")
   await w.run(10)
@@ -78,7 +88,7 @@ test("an unload waits for writes in flight: a submit followed by leaving loses n
   const rt = new VirtualRuntime(3)
   // Every write takes 300 ms of (virtual) disk time: longer than the idle delay.
   const storage = new MemoryStorage({ latency: { runtime: rt, ms: () => 300 } })
-  const hub = new Hub({ machines: [Todo], storage, runtime: rt, idleUnloadMs: 10, snapshots: { minLogBytes: 1 } })
+  const hub = new Hub({ machines: [Todo], storage, runtime: rt, idleUnloadMs: 10, idleDocuments: { count: 0 }, snapshots: { minLogBytes: 1 } })
   const { WirePeer } = await import("./support/hub-wire.js")
   const { newClientSecret } = await import("../core/ports/runtime.js")
   const p = new WirePeer("writer000000000001")
@@ -110,7 +120,7 @@ test("an unload waits for writes in flight: a submit followed by leaving loses n
 })
 
 test("snapshots taken for asked-for states stay paced across idle unloads: a document keeps its pacing till it has passed", async () => {
-  const w = hubWorld({ snapshots: { minLogBytes: Infinity } })
+  const w = hubWorld({ snapshots: { minLogBytes: Infinity }, idleDocuments: { count: 0 } })
   const a = await w.peer()
   w.subscribe(a, "d")
   await w.run(10)

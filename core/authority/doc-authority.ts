@@ -84,8 +84,9 @@ export interface AuthorityOptions {
   /** Bytes of a snapshot stream in flight past the replica's acknowledgement. Default 1 MiB; at least 128 KiB. */
   readonly snapshotWindowBytes?: number
   /**
-   * A document nobody follows is unloaded once it has been idle this long (ms), and loaded
-   * again from storage when next used. Default 250 (a quick resubscribe finds it loaded);
+   * A document nobody follows, with nothing in flight, tells its hub after it has been idle
+   * this long (ms); the hub then keeps it loaded a while, within bounds (`HubOptions.idleDocuments`),
+   * and loads it again from storage when next used after that. Default 250.
    * Infinity: documents stay loaded (the hub's memory then grows with every document read).
    */
   readonly idleUnloadMs?: number
@@ -973,6 +974,11 @@ export class DocAuthority<S = unknown> {
 
   // ---- lifetime ----
 
+  /** Encoded bytes of the state, as last measured (a snapshot, a checkpoint, the load): roughly what keeping it loaded costs. */
+  get stateSize(): number {
+    return this.stateBytes
+  }
+
   /** Nobody follows it and nothing is in flight: unloading it loses nothing (see the header). */
   get idle(): boolean {
     return this.followers.size === 0 && !this.flushing && this.queue.length === 0 && !this.snapshotter.running && !this.snapshotDue &&
@@ -983,9 +989,10 @@ export class DocAuthority<S = unknown> {
 
   /**
    * Nobody follows it: tells the hub once it has been idle for `idleUnloadMs` (work still in
-   * flight then is waited for, a new follower cancels it).
+   * flight then is waited for, a new follower cancels it). The hub calls it again for a kept
+   * idle document it hands out, since that use may end without a follower.
    */
-  private watchIdle(): void {
+  watchIdle(): void {
     if (this.hooks.onIdle === undefined || this.idleTimer !== undefined || !Number.isFinite(this.idleMs)) return
     if (this.followers.size > 0 || this.broken || this.unloaded) return
     this.idleTimer = this.runtime.setTimer(this.idleMs, () => {

@@ -1,9 +1,10 @@
 /**
  * The hub: accepts connections from a transport and routes each document's messages to its
  * authority (one per document, loaded on first use). Documents are independent: a broken or
- * slow document does not hold up any other. A document nobody follows is unloaded once idle
- * (doc-authority.ts, `idleUnloadMs`) and loaded again on next use, so the hub holds the
- * documents being followed, not every document ever read.
+ * slow document does not hold up any other. A document nobody follows is kept loaded a
+ * while once idle, within bounds (idle-documents.ts, `idleDocuments`), then unloaded and
+ * loaded again on next use, so the hub holds the documents being followed and a bounded few
+ * more, not every document ever read.
  *
  * @example
  * ```ts
@@ -21,6 +22,7 @@ import { AuthorityStore } from "../store/authority-store.js"
 import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
+import { DEFAULT_IDLE_DOCUMENTS, IdleDocuments, type IdleDocumentLimits } from "./idle-documents.js"
 import { Inflow } from "../inflow.js"
 import { IdentityRegistry } from "./identity.js"
 import { guardConnection } from "./guarded-connection.js"
@@ -63,6 +65,13 @@ export interface HubOptions extends AuthorityOptions {
    * protocol endpoints mount on the WsServer (`routes`).
    */
   readonly crdt?: CrdtAuthorityOptions & { readonly engines: ReadonlyArray<CrdtDocEngine<any>> }
+  /**
+   * Documents nobody follows stay loaded a while, so a reader back soon is not a reload from
+   * storage: at most `count` of them (default 64), `bytes` of state in all (default 16 MiB),
+   * each `ms` after it was left (default 30,000). The same bounds apply to whole CRDT
+   * documents. `{ count: 0 }` unloads a document as soon as it is idle.
+   */
+  readonly idleDocuments?: Partial<IdleDocumentLimits>
 }
 
 export type HubEvent =
@@ -113,6 +122,8 @@ export class Hub implements ConnectionAcceptor {
   private readonly store: AuthorityStore
   private readonly machines: ReadonlyMap<string, Machine<any>>
   private readonly docs = new Map<string, Promise<DocAuthority<any>>>()
+  /** Loaded documents nobody follows, kept a while (their entries in `docs` stay). */
+  private readonly idleDocs: IdleDocuments<{ readonly doc: DocAuthority<any>; readonly loading: Promise<DocAuthority<any>> }>
   /** Broken documents whose old instance still writes, by docId (see `doc`). */
   private readonly settling = new Map<string, Promise<void>>()
   private readonly sessions = new Set<Session>()
@@ -126,6 +137,11 @@ export class Hub implements ConnectionAcceptor {
     this.identities = new IdentityRegistry(this.store)
     this.machines = new Map(options.machines.map((m) => [m.name, m]))
     this.limits = { ...DEFAULT_LIMITS, ...options.limits }
+    this.idleDocs = new IdleDocuments(options.runtime, this.idleLimits, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading))
+  }
+
+  private get idleLimits(): IdleDocumentLimits {
+    return { ...DEFAULT_IDLE_DOCUMENTS, ...this.options.idleDocuments }
   }
 
   /** Whole CRDT documents (needs the `crdt` option): what the y-websocket / automerge-repo endpoints serve. */
@@ -133,7 +149,7 @@ export class Hub implements ConnectionAcceptor {
     const { crdt, storage, sync, authenticate, authorize } = this.options
     if (crdt === undefined) throw new TypeError("This hub has no CRDT engines: pass `crdt: { engines: [...] }` to new Hub().")
     this.crdtHost ??= new CrdtDocHost({
-      ...crdt, storage, sync: sync ?? true,
+      ...crdt, storage, sync: sync ?? true, runtime: this.options.runtime, idleDocuments: this.idleLimits,
       ...(authenticate !== undefined ? { authenticate } : {}), ...(authorize !== undefined ? { authorize } : {}),
       onEvent: (event) => this.report({ type: "crdt", event }),
     })
@@ -451,11 +467,13 @@ export class Hub implements ConnectionAcceptor {
 
   /**
    * The authority of a document, loading it on first use. A document nobody follows is
-   * unloaded once idle (`idleUnloadMs`): get it again rather than keep the instance (an
-   * unloaded one refuses submits and subscribes).
+   * unloaded a while after it is idle (`idleDocuments`): get it again rather than keep the
+   * instance (an unloaded one refuses submits and subscribes).
    */
   doc<S>(docId: string, machine: Machine<S>): Promise<DocAuthority<S>> {
     let p = this.docs.get(docId)
+    // A kept idle document in use again: it tells again when idle, if this use ends without a follower.
+    this.idleDocs.take(docId)?.doc.watchIdle()
     if (p === undefined) {
       // A broken instance still writing (a snapshot, the compaction behind it) finishes first:
       // one writer per document's storage.
@@ -463,11 +481,9 @@ export class Hub implements ConnectionAcceptor {
       const loading: Promise<DocAuthority<any>> = before.then(() => DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, {
         onBroken: (doc, error) => this.broken(doc, error),
         onReport: (r) => this.report({ type: "doc-report", ...r }),
-        // Idle: nobody follows it, nothing in flight. A later use loads it again from storage.
+        // Idle: nobody follows it, nothing in flight. Kept a while; a later use after that loads it again from storage.
         onIdle: (doc) => {
-          if (this.docs.get(docId) !== loading) return
-          this.docs.delete(docId)
-          doc.unload()
+          if (this.docs.get(docId) === loading) this.idleDocs.keep(docId, { doc, loading }, doc.stateSize)
         },
       }))
       p = loading
@@ -477,9 +493,18 @@ export class Hub implements ConnectionAcceptor {
     return p as Promise<DocAuthority<S>>
   }
 
+  /** A kept idle document's time is up (or room is needed): unloaded, unless it was used again meanwhile. */
+  private unloadIdle(docId: string, doc: DocAuthority<any>, loading: Promise<DocAuthority<any>>): void {
+    if (this.docs.get(docId) !== loading) return
+    if (!doc.idle) return doc.watchIdle()
+    this.docs.delete(docId)
+    doc.unload()
+  }
+
   private broken(doc: DocAuthority<any>, error: unknown): void {
     this.report({ type: "doc-broken", docId: doc.docId, error })
     this.docs.delete(doc.docId)
+    this.idleDocs.forget(doc.docId, (kept) => kept.doc === doc)
     doc.close()
     const settled = doc.settled()
     this.settling.set(doc.docId, settled)
@@ -528,6 +553,7 @@ export class Hub implements ConnectionAcceptor {
       if (d !== undefined) closing.push(d.settled())
     }
     this.docs.clear()
+    this.idleDocs.clear()
     // What documents still write (a snapshot) ends before the caller closes the storage or opens it again.
     await Promise.allSettled(closing)
     await this.crdtHost?.close()

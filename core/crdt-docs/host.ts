@@ -1,7 +1,8 @@
 /**
  * The hub's side of whole CRDT documents: loads one authority per document (by kind), shares
  * the hub's storage and its authenticate / authorize hooks with the protocol endpoints
- * (y-websocket, automerge-repo, Canon's own links), and unloads a document nobody follows.
+ * (y-websocket, automerge-repo, Canon's own links), and unloads a document nobody follows
+ * (with a `runtime`, after keeping it loaded a while within bounds: idle-documents.ts).
  *
  * CRDT documents live in their own key space ("c", see core/store/keys.ts), so a y-websocket
  * room can never open or overwrite a machine document; a document keeps the kind it was
@@ -21,6 +22,8 @@ import { docIdProblem } from "../limits.js"
 import { CrdtDocAuthority, CrdtDocError, type CrdtAuthorityOptions } from "./authority.js"
 import type { CrdtDocEngine } from "./engine.js"
 import { CrdtDocStore } from "./store.js"
+import type { Runtime } from "../ports/runtime.js"
+import { DEFAULT_IDLE_DOCUMENTS, IdleDocuments, type IdleDocumentLimits } from "../authority/idle-documents.js"
 
 export interface CrdtHostOptions extends CrdtAuthorityOptions {
   readonly engines: ReadonlyArray<CrdtDocEngine<any>>
@@ -30,6 +33,10 @@ export interface CrdtHostOptions extends CrdtAuthorityOptions {
   readonly authenticate?: Authenticate
   readonly authorize?: Authorize
   readonly onEvent?: (event: CrdtDocEvent) => void
+  /** Timers for keeping documents nobody follows loaded a while; without it they are unloaded at once. */
+  readonly runtime?: Runtime
+  /** Bounds on those kept documents (defaults: the hub's, idle-documents.ts). */
+  readonly idleDocuments?: Partial<IdleDocumentLimits>
 }
 
 export type CrdtDocEvent =
@@ -43,11 +50,16 @@ export class CrdtDocHost {
   private readonly store: CrdtDocStore
   private readonly engines: ReadonlyMap<string, CrdtDocEngine<any>>
   private readonly docs = new Map<string, Promise<CrdtDocAuthority<any>>>()
+  /** Loaded documents nobody follows, kept a while (their entries in `docs` stay). */
+  private readonly idleDocs: IdleDocuments<{ readonly doc: CrdtDocAuthority<any>; readonly loading: Promise<CrdtDocAuthority<any>> }> | undefined
   private closed = false
 
   constructor(private readonly options: CrdtHostOptions) {
     this.store = new CrdtDocStore(options.storage, { sync: options.sync ?? true })
     this.engines = new Map(options.engines.map((e) => [e.kind, e]))
+    if (options.runtime !== undefined) {
+      this.idleDocs = new IdleDocuments(options.runtime, { ...DEFAULT_IDLE_DOCUMENTS, ...options.idleDocuments }, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading))
+    }
   }
 
   /** Kinds this host serves. */
@@ -71,6 +83,8 @@ export class CrdtDocHost {
     const problem = docIdProblem(docId)
     if (problem !== undefined) return Promise.reject(new CrdtDocError("doc-id-invalid", problem))
     let p = this.docs.get(docId)
+    // A kept document in use again (its endpoint releases it when its last follower goes).
+    this.idleDocs?.take(docId)
     if (p === undefined) {
       p = CrdtDocAuthority.load(docId, engine, this.store, {
         onBroken: (doc, error) => this.broken(doc, error),
@@ -88,7 +102,10 @@ export class CrdtDocHost {
     })
   }
 
-  /** Unloads a document nobody follows once its writes are done (it reloads from storage on next use). */
+  /**
+   * A document nobody follows any more: once its writes are done it is kept loaded a while,
+   * then unloaded (it reloads from storage on next use).
+   */
   release(doc: CrdtDocAuthority<any>): void {
     if (doc.subscriberCount > 0) return
     void doc.flush().then(() => {
@@ -96,11 +113,20 @@ export class CrdtDocHost {
       const current = this.docs.get(doc.docId)
       if (current === undefined) return
       void current.then((d) => {
-        if (d !== doc || doc.subscriberCount > 0 || !doc.idle) return
-        this.docs.delete(doc.docId)
-        doc.close("closed", "Unloaded.")
+        if (d !== doc || doc.subscriberCount > 0 || !doc.idle || this.docs.get(doc.docId) !== current) return
+        if (this.idleDocs === undefined) return this.unloadIdle(doc.docId, doc, current)
+        const { base, tail } = doc.storedBytes
+        this.idleDocs.keep(doc.docId, { doc, loading: current }, base + tail)
       }, () => {})
     }, () => {})
+  }
+
+  /** A kept document's time is up (or room is needed): unloaded, unless it is in use again. */
+  private unloadIdle(docId: string, doc: CrdtDocAuthority<any>, loading: Promise<CrdtDocAuthority<any>>): void {
+    if (this.docs.get(docId) !== loading || doc.subscriberCount > 0) return
+    if (!doc.idle) return this.release(doc)
+    this.docs.delete(docId)
+    doc.close("closed", "Unloaded.")
   }
 
   /**
@@ -132,6 +158,7 @@ export class CrdtDocHost {
 
   private broken(doc: CrdtDocAuthority<any>, error: unknown): void {
     this.report({ type: "doc-broken", docId: doc.docId, error })
+    this.idleDocs?.forget(doc.docId, (kept) => kept.doc === doc)
     void this.docs.get(doc.docId)?.then((d) => {
       if (d === doc) this.docs.delete(doc.docId)
     }, () => {})
@@ -143,6 +170,7 @@ export class CrdtDocHost {
     this.closed = true
     const all = [...this.docs.values()]
     this.docs.clear()
+    this.idleDocs?.clear()
     for (const p of all) {
       const d = await p.catch(() => undefined)
       if (d === undefined) continue

@@ -57,6 +57,7 @@ export type CanonErrorCode =
   | "protocol-error"
   | "closed"
   | "refused" // the hub refused this client (see CanonClient.refusal); the outbox is kept
+  | "migration-failed" // the app's own migration code (evolve: upcast, migrateState) threw
 
 /** An engine failure: storage, codec, misuse of the API. */
 export class CanonError extends Data.TaggedError("CanonError")<{

@@ -307,7 +307,7 @@ export class DocAuthority<S = unknown> {
   private entriesForVersion(entries: ReadonlyArray<Entry>, version: number): { messages: ServerMessage[]; barrier: number | undefined } {
     const h = this.history
     if (h === undefined || !h.has(version)) return { messages: [], barrier: entries[0]?.seq }
-    const r = entriesForVersion(h, entries, version, (seq) => versionAt(this.markers, this.machine.version, seq))
+    const r = entriesForVersion(h, entries, version, (seq) => versionAt(this.markers, this.machine.version, seq), this.maxCommandBytes)
     return { messages: r.entries.length === 0 ? [] : this.entriesMessages(r.entries, [], false), barrier: r.barrier }
   }
 
@@ -792,7 +792,12 @@ export class DocAuthority<S = unknown> {
           const args = "args" in expanded ? expanded.args : undefined
           const bounded = "rejection" in expanded ? expanded : this.bound(cmd.name, args)
           // With a history: decoded at the session's version and upcast; hashed in the form it was written in.
-          const accepted = this.history !== undefined && "bytes" in bounded ? acceptCommand(this.machine, version, cmd.name, args) : undefined
+          let accepted = this.history !== undefined && "bytes" in bounded ? acceptCommand(this.machine, version, cmd.name, args) : undefined
+          if (accepted?.ok === true && accepted.log.args !== args) {
+            // What is logged is the upcast form, which may be far larger than what was sent: it is bounded too.
+            const logged = this.bound(accepted.log.name, accepted.log.args)
+            if ("rejection" in logged) accepted = { ok: false, rejection: { code: logged.rejection.code, message: `Upcast to v${this.machine.version}: ${logged.rejection.message}` }, hashed: accepted.hashed }
+          }
           const hashed = accepted?.hashed
           const hash = "bytes" in bounded ? (hashed === undefined || hashed.name === cmd.name && hashed.args === args ? commandHash(cmd.name, bounded.bytes) : commandHash(hashed.name, formBytes(hashed))) : 0
           let where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed)

@@ -25,6 +25,7 @@ import type { Rejection } from "../errors.js"
 import type { JournaledState } from "../journal.js"
 import { decodeArgs, makeContext, runApply, type CompiledCommand, type Machine } from "../machine.js"
 import { asOne, decodeCmd, encodeCmds } from "./commands.js"
+import { canonError } from "../errors.js"
 import { AS, BATCH, MIGRATE, historyOf, isReserved, type Cmd, type MachineHistory } from "./registry.js"
 
 /** A version change in a document's log. */
@@ -163,17 +164,19 @@ export const applyMigration = <S>(host: JournaledState<S>, docId: string, h: Mac
   host.begin()
   const r = runApply(host, migrate, MIGRATE, null, makeContext(docId, e.seq, e.time, e.clientId))
   host.end()
-  if (r !== undefined) throw new Error(`Migrating the state of "${docId}" from v${from} to v${to} failed: ${r.message}`)
+  if (r !== undefined) throw canonError("migration-failed", `Migrating the state of "${docId}" from v${from} to v${to} failed: ${r.message}`)
 }
 
 /**
  * Entries converted for a session at version `t`: each entry of epoch version `ve` goes up or
  * down to `t` (several commands as one `$batch`, none as an empty `$batch`); markers pass as
- * they are (replicas treat them as nothing). Stops at the first entry that has no downcast:
- * that seq is the barrier.
+ * they are (replicas treat them as nothing). Stops at the first entry that has no downcast,
+ * or whose downcast's arguments take more than `maxArgsBytes` (it could not be sent): that
+ * seq is the barrier. An entry whose upcast fails (an app newer than its hub) is shown as
+ * nothing, as an entry its own version cannot read.
  */
 export const entriesForVersion = (
-  h: MachineHistory, entries: ReadonlyArray<Entry>, t: number, versionOf: (seq: number) => number,
+  h: MachineHistory, entries: ReadonlyArray<Entry>, t: number, versionOf: (seq: number) => number, maxArgsBytes = Infinity,
 ): { readonly entries: Entry[]; readonly barrier: number | undefined } => {
   const out: Entry[] = []
   for (const e of entries) {
@@ -182,7 +185,7 @@ export const entriesForVersion = (
       out.push(e)
       continue
     }
-    const converted = convertEntry(h, e, ve, t)
+    const converted = convertEntry(h, e, ve, t, maxArgsBytes)
     if (converted === undefined) return { entries: out, barrier: e.seq }
     out.push(converted)
   }
@@ -200,7 +203,7 @@ export const initialStateFor = (h: MachineHistory, t: number): { readonly bytes:
   return { bytes, hash: hashBytes(bytes) }
 }
 
-const convertEntry = (h: MachineHistory, e: Entry, from: number, to: number): Entry | undefined => {
+const convertEntry = (h: MachineHistory, e: Entry, from: number, to: number, maxArgsBytes: number): Entry | undefined => {
   const m = h.at(from)
   let cmds: Cmd[]
   if (e.name === BATCH) {
@@ -218,12 +221,21 @@ const convertEntry = (h: MachineHistory, e: Entry, from: number, to: number): En
     if (!d.ok) return { ...e, name: BATCH, args: [] }
     cmds = [{ name: e.name, args: d.args }]
   }
-  const conv = h.convert(cmds, from, to)
+  const noop: Entry = { ...e, name: BATCH, args: [] }
+  let conv: Cmd[] | undefined
+  try {
+    conv = h.convert(cmds, from, to)
+  } catch {
+    // Only an upcast throws (a failed downcast is undefined): this version cannot apply it.
+    return noop
+  }
   if (conv === undefined) return undefined
+  if (conv.length === 0) return noop
   try {
     const one = asOne(encodeCmds(h.at(to), conv))
-    return { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: conv.length === 0 ? BATCH : one.name, args: conv.length === 0 ? [] : one.args }
+    if (maxArgsBytes !== Infinity && encodeCanonical(one.args).length > maxArgsBytes) return undefined
+    return { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: one.name, args: one.args }
   } catch {
-    return undefined
+    return from < to ? noop : undefined
   }
 }

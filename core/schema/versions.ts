@@ -116,6 +116,22 @@ const applyAll = (state: unknown, list: ReadonlyArray<{ cmd: CompiledCommand<any
 
 const toList = (out: unknown): Cmd[] => (Array.isArray(out) ? (out as Cmd[]) : [out as Cmd])
 
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/**
+ * Runs the app's migration code. It runs on what peers sent (an old client's command, a
+ * document's log), so it may throw on arguments its schema accepts (a parse helper, a length
+ * check): that is a typed `migration-failed` for every caller to handle, never an exception
+ * out of a connection handler or a commit.
+ */
+const migrating = <T>(what: string, f: () => T): T => {
+  try {
+    return f()
+  } catch (e) {
+    throw canonError("migration-failed", `${what} threw: ${messageOf(e)}. Make it handle every value its version's schema accepts.`)
+  }
+}
+
 /** Adds the built-in commands to a version's compiled machine (they are not fingerprinted). */
 const withBuiltins = (m: Machine<any, any>, history: () => MachineHistory): Machine<any, any> => {
   const compiled = new Map(m.compiled)
@@ -145,8 +161,15 @@ const withBuiltins = (m: Machine<any, any>, history: () => MachineHistory): Mach
       if (!h.has(a.v) || a.v > m.version) return fail(`version ${a.v} of "${m.name}" is not known here`)
       const d = decodeCmd(h.at(a.v), a.name, a.args)
       if (!d.ok) return fail(d.rejection.message)
-      const up = h.convert([{ name: a.name, args: d.args }], a.v, m.version)!
-      const list: { cmd: CompiledCommand<any>; args: unknown }[] = up.map((c) => ({ cmd: m.compiled.get(c.name)!, args: c.args }))
+      const list: { cmd: CompiledCommand<any>; args: unknown }[] = []
+      try {
+        const up = h.convert([{ name: a.name, args: d.args }], a.v, m.version)!
+        // Encoded here to check it: an upcast may name a command this version lacks, or give arguments its schema refuses.
+        encodeCmds(m, up)
+        for (const c of up) list.push({ cmd: m.compiled.get(c.name)!, args: c.args })
+      } catch (e) {
+        return fail(`its upcast from v${a.v} failed: ${messageOf(e)}`)
+      }
       return Result.succeed(list)
     },
     encode: (args) => Result.succeed(args),
@@ -180,7 +203,7 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
       if (from < to) {
         for (let v = from; v < to; v++) {
           const s = stepUp.get(v)!
-          cur = cur.flatMap((c) => toList(s.up.get(c.name)!(c.args)))
+          cur = cur.flatMap((c) => toList(migrating(`The upcast of "${c.name}" from v${v} to v${v + 1}`, () => s.up.get(c.name)!(c.args))))
         }
         return cur
       }
@@ -189,7 +212,13 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
         const next: Cmd[] = []
         for (const c of cur) {
           const f = s.down.get(c.name)
-          const out = f === undefined ? undefined : f(c.args)
+          let out: unknown
+          try {
+            out = f === undefined ? undefined : f(c.args)
+          } catch {
+            // A downcast that throws cannot show this to an older reader, as one that returns undefined.
+            return undefined
+          }
           if (out === undefined) return undefined
           next.push(...toList(out))
         }
@@ -201,7 +230,8 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
       let cur = state
       for (let v = from; v < to; v++) {
         // Through the canonical encoding: a plain, fresh tree whatever the function returned.
-        cur = decodeCanonical(encodeCanonical(stepUp.get(v)!.migrateState(cur, ctx)))
+        const state = cur
+        cur = decodeCanonical(encodeCanonical(migrating(`The state migration of "${name}" from v${v} to v${v + 1}`, () => stepUp.get(v)!.migrateState(state, ctx))))
       }
       return cur
     },
@@ -217,8 +247,8 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
           // Written at the hub's version: sent as it is (a hub built without a history knows no `$as`).
           form = a.v === to ? { name: a.name, args: a.args } : a.v < to ? { name: AS, args: p.encoded } : undefined
         } else {
-          const down = h.convert([{ name: p.name, args: p.args }], from, to)
           try {
+            const down = h.convert([{ name: p.name, args: p.args }], from, to)
             form = down !== undefined && down.length === 1 ? encodeCmds(older, down)[0] : undefined
           } catch {
             form = undefined

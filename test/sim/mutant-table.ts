@@ -218,4 +218,9 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "answers do not refill a document's send window (commands past the first window are never sent)",
     patches: [{ file: DOC, anchor: "    // Answers free the send window.\n    this.#pump()\n", replacement: "" }],
   },
+  {
+    name: "downcast-throw-escapes",
+    breaks: "an app's downcast that throws escapes into the hub (fan-out, catch-up) instead of being a barrier for older readers",
+    patches: [{ file: "core/schema/versions.ts", anchor: "          } catch {\n            // A downcast that throws", replacement: "          } catch (e) {\n            throw e\n            // A downcast that throws" }],
+  },
 ]

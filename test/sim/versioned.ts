@@ -10,7 +10,9 @@
  *   idempotent, so a migration run twice shows), add and setPriority upcast x10 and go down
  *   only when divisible by 10; `archive` is new with no downcast declared (a v2 reader cannot
  *   be shown it); `star` is new with a declared downcast (to setPriority 9, which v1 cannot
- *   show).
+ *   show). The downcast of `add` throws on the title "t42" (an app's migration code failing
+ *   on a value its schema accepts): an older reader cannot be shown that entry, as if the
+ *   downcast had said so, and nothing else breaks.
  *
  * What the checker needs to judge it: the form a command submitted at version v takes in the
  * log at the epoch of its entry (`logForm`), and the document as a replica of version k
@@ -36,6 +38,8 @@ const Prio = Schema.Struct({ id: Schema.String, priority: Schema.Number })
 const tenths = (items: Record<string, Item2>): Record<string, Item2> =>
   Object.fromEntries(Object.entries(items).map(([k, i]) => [k, { title: i.title, done: i.done, priority: i.priority * 10 }]))
 const down10 = (p: number): number | undefined => (p % 10 === 0 ? p / 10 : undefined)
+/** A title v3's downcast of `add` throws on (about 1 in 100 v3 adds). */
+const THROWS_DOWN = "t42"
 
 /** v3: priorities in tenths, archive (no downcast) and star (down to setPriority 9). */
 export const VTodoV3 = evolve(TodoV2, {
@@ -66,7 +70,11 @@ export const VTodoV3 = evolve(TodoV2, {
     setPriority: (a) => ({ name: "setPriority", args: { ...a, priority: a.priority * 10 } }),
   },
   downcast: {
-    add: (a) => { const p = down10(a.priority); return p === undefined ? undefined : { name: "add", args: { ...a, priority: p } } },
+    add: (a) => {
+      if (a.title === THROWS_DOWN) throw new Error(`v2 has no title ${THROWS_DOWN}`)
+      const p = down10(a.priority)
+      return p === undefined ? undefined : { name: "add", args: { ...a, priority: p } }
+    },
     setPriority: (a) => { const p = down10(a.priority); return p === undefined ? undefined : { name: "setPriority", args: { ...a, priority: p } } },
     star: (a) => ({ name: "setPriority", args: { id: a.id, priority: 9 } }),
   },

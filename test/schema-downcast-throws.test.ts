@@ -1,0 +1,111 @@
+/**
+ * A downcast that throws on some arguments its own version's schema accepts (an app's
+ * helper that parses, as its upcasts may too). The hub contains a throwing upcast
+ * (`acceptCommand` rejects the command with `command-failed`), but not a throwing downcast:
+ *
+ * - Live fan-out to a follower at an older version (followers.ts `fanOut` ->
+ *   doc-authority.ts `entriesForVersion` -> serve.ts `convertEntry`, whose `h.convert` is
+ *   outside its try) throws out of `commitBatch` after the batch is durable: the document
+ *   is broken and every connection following it is closed. The older follower, once back,
+ *   fails its catch-up on the same entry for good (reported as `storage-failed`, retried
+ *   forever) instead of being told `update-required`.
+ * - A retry in another form (a command number reused with other arguments: any client can
+ *   send it) runs `alternateForms` inside the batch's try: its `h.convert` throws, the whole
+ *   batch (other clients' commands too) is rolled back and the document broken. Repeatable
+ *   at will: every follower of the document is disconnected each time.
+ *
+ * The right behaviour: a downcast that throws is "this reader cannot be shown it" (the
+ * barrier: `update-required`), and no form to compare for a retry (`sequence-reset`).
+ */
+import * as Schema from "effect/Schema"
+import { defineMachine } from "../core/index.js"
+import { evolve, historyOf } from "../core/schema/versions.js"
+import { hubWorld, type WirePeer } from "./support/hub-wire.js"
+
+type S1 = { rgb: number[] }
+type S2 = { hex: string }
+const parseHex = (hex: string): number[] => {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex)
+  if (m === null) throw new Error(`Not a colour: ${hex}`)
+  return [parseInt(m[1]!, 16), parseInt(m[2]!, 16), parseInt(m[3]!, 16)]
+}
+const toHex = (rgb: ReadonlyArray<number>): string => "#" + rgb.map((n) => n.toString(16).padStart(2, "0")).join("")
+
+const ColorV1 = defineMachine({
+  name: "color",
+  version: 1,
+  initial: (): S1 => ({ rgb: [0, 0, 0] }),
+  commands: {
+    setRgb: { args: Schema.Struct({ rgb: Schema.Array(Schema.Number) }), apply: (s: S1, a) => { s.rgb = [...a.rgb] } },
+  },
+})
+const ColorV2 = evolve(ColorV1, {
+  version: 2,
+  migrateState: (s: S1): S2 => ({ hex: toHex(s.rgb) }),
+  commands: {
+    setColor: { args: Schema.Struct({ hex: Schema.String }), apply: (s: S2, a) => { s.hex = a.hex } },
+  },
+  upcast: { setRgb: (a) => ({ name: "setColor", args: { hex: toHex(a.rgb) } }) },
+  downcast: { setColor: (a) => ({ name: "setRgb", args: { rgb: parseHex(a.hex) } }) },
+})
+const V1 = historyOf(ColorV2)!.at(1)
+const DOC = "c"
+
+const subscribeAt = (p: WirePeer, m: typeof V1 | typeof ColorV2, fromSeq = 0) =>
+  p.send({ type: "subscribe", docId: DOC, machine: m.name, version: m.version, fingerprint: m.fingerprint, fromSeq, ackedClientSeq: 0 })
+
+test("a command whose downcast throws: the v1 follower is told update-required, the document is not broken", async () => {
+  const broken: string[] = []
+  const w = hubWorld({ machines: [ColorV2], onEvent: (e) => { if (e.type === "doc-broken") broken.push(String(e.error)) } })
+  const writer = await w.peer()
+  const old = await w.peer()
+  subscribeAt(writer, ColorV2)
+  subscribeAt(old, V1)
+  await w.run(50)
+  writer.send({ type: "submit", docId: DOC, commands: [{ clientSeq: 1, name: "setColor", args: { hex: "#102030" } }], ackedClientSeq: 0 })
+  await w.run(50)
+  writer.send({ type: "submit", docId: DOC, commands: [{ clientSeq: 2, name: "setColor", args: { hex: "teal" } }], ackedClientSeq: 0 })
+  await w.run(200)
+  expect(broken).toEqual([])
+  expect(writer.closed).toBeUndefined()
+  expect(old.closed).toBeUndefined()
+  // The writer's command is acknowledged; the v1 reader saw seq 1 and is told it cannot be shown seq 2.
+  const outcomes = writer.of("results", DOC).flatMap((m) => m.outcomes)
+  expect(outcomes).toContainEqual({ clientSeq: 2, seq: 2 })
+  expect(old.of("entries", DOC).flatMap((m) => m.entries).map((e) => e.seq)).toEqual([1])
+  expect(old.of("error", DOC).map((e) => [e.code, e.seq])).toContainEqual(["update-required", 2])
+})
+
+test("a v1 reader subscribing after such an entry is told update-required (not storage-failed forever)", async () => {
+  const w = hubWorld({ machines: [ColorV2] })
+  const writer = await w.peer()
+  subscribeAt(writer, ColorV2)
+  await w.run(50)
+  writer.send({ type: "submit", docId: DOC, commands: [{ clientSeq: 1, name: "setColor", args: { hex: "teal" } }], ackedClientSeq: 0 })
+  await w.run(100)
+  const old = await w.peer()
+  subscribeAt(old, V1)
+  await w.run(2000)
+  const errors = old.of("error", DOC).map((e) => e.code)
+  expect(errors).toEqual(["update-required"])
+})
+
+test("a reused command number whose downcast throws is refused as a sequence reset; nobody else is disconnected", async () => {
+  const broken: string[] = []
+  const w = hubWorld({ machines: [ColorV2], onEvent: (e) => { if (e.type === "doc-broken") broken.push(String(e.error)) } })
+  const bystander = await w.peer()
+  const attacker = await w.peer()
+  subscribeAt(bystander, ColorV2)
+  subscribeAt(attacker, ColorV2)
+  await w.run(50)
+  attacker.send({ type: "submit", docId: DOC, commands: [{ clientSeq: 1, name: "setColor", args: { hex: "#000000" } }], ackedClientSeq: 0 })
+  await w.run(50)
+  // The same number again, other arguments (whose downcast throws), with a bystander's command in the same batch.
+  attacker.send({ type: "submit", docId: DOC, commands: [{ clientSeq: 1, name: "setColor", args: { hex: "x" } }], ackedClientSeq: 0 })
+  bystander.send({ type: "submit", docId: DOC, commands: [{ clientSeq: 1, name: "setColor", args: { hex: "#ffffff" } }], ackedClientSeq: 0 })
+  await w.run(200)
+  expect(broken).toEqual([])
+  expect(bystander.closed).toBeUndefined()
+  expect(bystander.of("results", DOC).flatMap((m) => m.outcomes)).toContainEqual({ clientSeq: 1, seq: 2 })
+  expect(attacker.of("error", DOC).map((e) => e.code)).toContain("sequence-reset")
+})

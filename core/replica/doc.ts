@@ -66,6 +66,12 @@ export interface DocEvents<S> {
   desync: (event: Desync) => void
   /** Caught up with the authority. */
   synced: (event: { readonly seq: number }) => void
+  /**
+   * The hub's document is behind what this replica had confirmed (the hub was restored from
+   * an older backup): entries `to + 1` to `from`, this replica's confirmed commands among
+   * them, are gone from it. The replica now shows the hub's state at `to`.
+   */
+  rewound: (event: { readonly from: number; readonly to: number }) => void
   /** The hub refused something about this document, or storage failed. */
   error: (event: { readonly code: string; readonly message: string }) => void
   /** A snapshot is streaming in (bytes received, below its size), or was verified and installed (received == size, said once). */
@@ -146,7 +152,7 @@ export class Doc<M extends Machine<any, any>> {
   readonly #deferreds = new Map<PendingCommand, Deferred>()
   readonly #listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
     change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(), snapshot: new Set(),
-    updateRequired: new Set(),
+    updateRequired: new Set(), rewound: new Set(),
   }
   /** Set when the hub said this app version cannot follow the document past `seq` (read-only). */
   #updateNeeded: { readonly seq: number; readonly message: string } | undefined
@@ -854,6 +860,7 @@ export class Doc<M extends Machine<any, any>> {
    * that state: their duplicates' outcomes say so).
    */
   #install(seq: number, bytes: Uint8Array, verifiedHash?: string): void {
+    let rewound: number | undefined
     try {
       if (this.#sessionVersion !== undefined) {
         // Compat mode: the hub's state is of its older version (and its hash is of that form).
@@ -861,6 +868,8 @@ export class Doc<M extends Machine<any, any>> {
         verifiedHash = undefined
       }
       // Decoded before anything changes: bytes that are no state of this machine change nothing.
+      // (An older version's start at seq 0, asked for by a provisional or desynced replica, is not a rewind.)
+      if (seq < this.confirmedSeq && !this.#fetchStateOnConnect && !this.#resyncing) rewound = this.confirmedSeq
       this.#rs.reset(seq, bytes, verifiedHash)
     } catch (e) {
       // A hash only says the bytes are the ones the hub meant: a broken or hostile hub's
@@ -893,6 +902,7 @@ export class Doc<M extends Machine<any, any>> {
       () => { this.#unwritten = { entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state: bytes } } },
     )
     this.#emit("snapshot", { seq, received: bytes.length, size: bytes.length })
+    if (rewound !== undefined) this.#emit("rewound", { from: rewound, to: seq })
     this.#resend()
     if (this.#settleAt.size > 0) this.#settleReached()
     this.#scheduleNotify()

@@ -68,8 +68,8 @@ export interface HubOptions extends AuthorityOptions {
   /**
    * Documents nobody follows stay loaded a while, so a reader back soon is not a reload from
    * storage: at most `count` of them (default 64), `bytes` of state in all (default 16 MiB),
-   * each `ms` after it was left (default 30,000). The same bounds apply to whole CRDT
-   * documents. `{ count: 0 }` unloads a document as soon as it is idle.
+   * each `ms` after it was left (default 30,000). Whole CRDT documents have bounds of their
+   * own, the same. `{ count: 0 }` unloads a document as soon as it is idle.
    */
   readonly idleDocuments?: Partial<IdleDocumentLimits>
 }

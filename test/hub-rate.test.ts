@@ -13,6 +13,8 @@ import { systemRuntime } from "../adapters/system/index.js"
 import { encodeClientMessage } from "../core/internal.js"
 import { Counter } from "./support/machines.js"
 import { RawClient } from "./support/hostile-raw.js"
+import { WirePeer, hubWorld } from "./support/hub-wire.js"
+import { newClientSecret } from "../core/ports/runtime.js"
 
 const RATE = 1_000
 const BURST = 2_000
@@ -153,3 +155,34 @@ test("a client's other documents are not held behind one document's long outbox:
   expect((await env.hub.doc("a", Counter)).state.value).toBe(3 * N)
   await client.close()
 }, 60_000)
+
+test("a client's connections share its command rate: reconnecting does not start a fresh burst", async () => {
+  const w = hubWorld({ limits: { commandsPerSecond: 10, commandBurst: 200 } })
+  const secret = newClientSecret(w.rt)
+  const connect = async (clientId: string): Promise<WirePeer> => {
+    const p = new WirePeer(clientId)
+    p.listener = w.hub.accept(p.conn, { remoteAddress: "test" })
+    p.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId, machines: [], secret })
+    await w.run(5)
+    w.subscribe(p, "d")
+    await w.run(10)
+    return p
+  }
+  const submit = (p: WirePeer, from: number, n: number) =>
+    p.send({ type: "submit", docId: "d", ackedClientSeq: 0, commands: Array.from({ length: n }, (_, i) => ({ clientSeq: from + i, name: "add", args: { id: `${p.clientId}-${from + i}`, title: "t" } })) })
+  const first = await connect("shared0000000001")
+  submit(first, 1, 150)
+  await w.run(10)
+  expect(first.closed).toBeUndefined()
+  first.conn.close("closed", "bye")
+  // Same client, new connection: 50 commands are left of its burst, not 200.
+  const again = await connect("shared0000000001")
+  submit(again, 151, 150)
+  await w.run(10)
+  expect(again.closed).toBe("rate-limited")
+  // Another client has a bucket of its own.
+  const other = await connect("other00000000001")
+  submit(other, 1, 150)
+  await w.run(10)
+  expect(other.closed).toBeUndefined()
+})

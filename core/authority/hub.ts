@@ -40,6 +40,9 @@ const encodedSize = (v: unknown): number => {
   }
 }
 
+/** Clients whose command buckets the hub remembers across their connections. */
+const MAX_CLIENT_BUCKETS = 65_536
+
 export interface HubOptions extends AuthorityOptions {
   readonly machines: ReadonlyArray<Machine<any, any>>
   readonly storage: KVStore
@@ -102,7 +105,8 @@ interface Session {
   /** Closes the connection if no hello is proved in time; cancelled by the hello or the close. */
   handshakeTimer: Timer | undefined
   readonly messages: TokenBucket
-  readonly commands: TokenBucket
+  /** The client's, once its hello is proved (shared by its connections, see `commandBucketOf`). */
+  commands: TokenBucket
   /** Estimated bytes of its submits not yet through their group commit (input flow control, see `admit`). */
   readonly inflow: Inflow
   /** Reasons the connection is not read now (input flow control, a rate hold); read again at 0. */
@@ -127,6 +131,8 @@ export class Hub implements ConnectionAcceptor {
   /** Broken documents whose old instance still writes, by docId (see `doc`). */
   private readonly settling = new Map<string, Promise<void>>()
   private readonly sessions = new Set<Session>()
+  /** Command buckets by clientId, least recently connected first. */
+  private readonly commandBuckets = new Map<string, TokenBucket>()
   private closed = false
   private readonly limits: HubLimits
   private readonly identities: IdentityRegistry
@@ -154,6 +160,20 @@ export class Hub implements ConnectionAcceptor {
       onEvent: (event) => this.report({ type: "crdt", event }),
     })
     return this.crdtHost
+  }
+
+  /**
+   * The command bucket of a proved client, shared by its connections: one per connection let
+   * a client reset its rate by reconnecting (a fresh burst each time). The newest 65,536
+   * clients are remembered; one forgotten starts with a full bucket again.
+   */
+  private commandBucketOf(clientId: string): TokenBucket {
+    let bucket = this.commandBuckets.get(clientId)
+    if (bucket !== undefined) this.commandBuckets.delete(clientId)
+    else bucket = new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, this.options.runtime.now())
+    this.commandBuckets.set(clientId, bucket)
+    if (this.commandBuckets.size > MAX_CLIENT_BUCKETS) this.commandBuckets.delete(this.commandBuckets.keys().next().value!)
+    return bucket
   }
 
   /** Reports to the app's onEvent; a throwing listener must not take the hub down. */
@@ -309,6 +329,7 @@ export class Hub implements ConnectionAcceptor {
     if (!proof.ok) return refuse({ code: "unauthorized", message: proof.message })
     session.clientId = hello.clientId
     session.sender = { clientId: hello.clientId, incarnation: proof.incarnation, protocol: version }
+    session.commands = this.commandBucketOf(hello.clientId)
     session.handshakeTimer?.cancel()
     session.handshakeTimer = undefined
     session.principal = principal

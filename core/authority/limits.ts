@@ -13,7 +13,8 @@ export interface HubLimits {
   /** Messages a connection may send in a burst above the sustained rate. Default 2000. */
   readonly messageBurst: number
   /**
-   * Sustained commands per second per connection. Default 20,000 (a hub on one core applies
+   * Sustained commands per second per client (its connections share one bucket, so a
+   * reconnect does not reset it). Default 20,000 (a hub on one core applies
    * some 50,000 a second: a long offline outbox catches up at a good share of it, while one
    * connection cannot take the hub whole). Past it (and the burst), on
    * a transport that can pause, the hub stops reading the connection until the rate allows

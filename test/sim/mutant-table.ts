@@ -151,7 +151,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "skip-downcast",
     breaks: "an older app is sent newer entries as they are, not converted down to its version",
-    patches: [{ file: "core/schema/serve.ts", anchor: "const conv = h.convert(cmds, from, to)", replacement: "const conv = from > to ? cmds : h.convert(cmds, from, to)" }],
+    patches: [{ file: "core/schema/serve.ts", anchor: "    conv = h.convert(cmds, from, to)", replacement: "    conv = from > to ? cmds : h.convert(cmds, from, to)" }],
   },
   {
     name: "crdt-coalesce-drops",

@@ -352,6 +352,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       hubStarted = true
       hubProc = new SimProcess("hub", rt, hubDisk)
       const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : rng() < 0.2 ? V1 : V12
+      // Documents nobody follows: unloaded at once, kept briefly one at a time, or kept as by default;
+      // the first two make the hub reload documents from storage all the time.
+      const keep = rng()
+      const idleDocuments = keep < 0.4 ? { count: 0 } : keep < 0.7 ? { count: 1, ms: 1_000 } : {}
       hub = new Hub({
         machines: hubMachines(),
         protocol,
@@ -361,6 +365,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         checkpointEvery: o.checkpointEvery,
         quietCheckpointMs: o.quietCheckpointMs,
         catchUpPage: o.catchUpPage,
+        idleDocuments,
         // Small, so the hub's input flow control pauses and resumes links all the time, and
         // replicas back from a partition or a crash with a long outbox are held for the rate.
         limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE },

@@ -979,9 +979,13 @@ export class DocAuthority<S = unknown> {
 
   // ---- lifetime ----
 
-  /** Encoded bytes of the state, as last measured (a snapshot, a checkpoint, the load): roughly what keeping it loaded costs. */
+  /**
+   * Roughly what keeping it loaded costs, in encoded bytes: the state as last measured or the
+   * newest snapshot (which holds CRDT fields too, where the measure has only the plain root),
+   * plus the log committed since that snapshot.
+   */
   get stateSize(): number {
-    return this.stateBytes
+    return Math.max(this.stateBytes, this.snapshotter.latest?.size ?? 0) + this.snapshotter.logBytesSince
   }
 
   /** Nobody follows it and nothing is in flight: unloading it loses nothing (see the header). */

@@ -25,6 +25,12 @@ export interface IdleDocumentLimits {
 
 export const DEFAULT_IDLE_DOCUMENTS: IdleDocumentLimits = { count: 64, bytes: 16 << 20, ms: 30_000 }
 
+/**
+ * For whole CRDT documents: a loaded Yjs document takes about 10 times its encoded bytes in
+ * memory, an Automerge one up to 35 times (measured), so fewer bytes of them are kept.
+ */
+export const DEFAULT_IDLE_CRDT_DOCUMENTS: IdleDocumentLimits = { count: 64, bytes: 2 << 20, ms: 30_000 }
+
 interface Kept<D> {
   readonly doc: D
   readonly bytes: number
@@ -36,12 +42,22 @@ export class IdleDocuments<D> {
   private readonly kept = new Map<string, Kept<D>>()
   private totalBytes = 0
 
+  private readonly limits: IdleDocumentLimits
+
   constructor(
     private readonly runtime: Runtime,
-    private readonly limits: IdleDocumentLimits,
+    limits: Partial<IdleDocumentLimits> | undefined,
     /** Lets the document go (the owner checks it is still idle and still the loaded instance). */
     private readonly release: (docId: string, doc: D) => void,
-  ) {}
+    defaults: IdleDocumentLimits = DEFAULT_IDLE_DOCUMENTS,
+  ) {
+    // Field by field: `{ count: undefined }` or NaN (an unset environment variable) keeps the default, never removes the bound.
+    const pick = (k: keyof IdleDocumentLimits): number => {
+      const v = limits?.[k]
+      return typeof v === "number" && !Number.isNaN(v) ? v : defaults[k]
+    }
+    this.limits = { count: pick("count"), bytes: pick("bytes"), ms: pick("ms") }
+  }
 
   /** Keeps `doc`, left just now, as the newest; lets the oldest go past the bounds. */
   keep(docId: string, doc: D, bytes: number): void {

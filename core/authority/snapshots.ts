@@ -106,6 +106,11 @@ export class Snapshotter {
     return this.logBytes > threshold
   }
 
+  /** Log bytes committed since the newest snapshot (or since the document began, without one). */
+  get logBytesSince(): number {
+    return this.logBytes
+  }
+
   get running(): boolean {
     return this.job !== undefined
   }

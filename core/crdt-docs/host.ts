@@ -23,7 +23,7 @@ import { CrdtDocAuthority, CrdtDocError, type CrdtAuthorityOptions } from "./aut
 import type { CrdtDocEngine } from "./engine.js"
 import { CrdtDocStore } from "./store.js"
 import type { Runtime } from "../ports/runtime.js"
-import { DEFAULT_IDLE_DOCUMENTS, IdleDocuments, type IdleDocumentLimits } from "../authority/idle-documents.js"
+import { DEFAULT_IDLE_CRDT_DOCUMENTS, IdleDocuments, type IdleDocumentLimits } from "../authority/idle-documents.js"
 
 export interface CrdtHostOptions extends CrdtAuthorityOptions {
   readonly engines: ReadonlyArray<CrdtDocEngine<any>>
@@ -35,7 +35,7 @@ export interface CrdtHostOptions extends CrdtAuthorityOptions {
   readonly onEvent?: (event: CrdtDocEvent) => void
   /** Timers for keeping documents nobody follows loaded a while; without it they are unloaded at once. */
   readonly runtime?: Runtime
-  /** Bounds on those kept documents (defaults: the hub's, idle-documents.ts). */
+  /** Bounds on those kept documents (defaults: DEFAULT_IDLE_CRDT_DOCUMENTS, idle-documents.ts). */
   readonly idleDocuments?: Partial<IdleDocumentLimits>
 }
 
@@ -58,7 +58,7 @@ export class CrdtDocHost {
     this.store = new CrdtDocStore(options.storage, { sync: options.sync ?? true })
     this.engines = new Map(options.engines.map((e) => [e.kind, e]))
     if (options.runtime !== undefined) {
-      this.idleDocs = new IdleDocuments(options.runtime, { ...DEFAULT_IDLE_DOCUMENTS, ...options.idleDocuments }, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading))
+      this.idleDocs = new IdleDocuments(options.runtime, options.idleDocuments, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading), DEFAULT_IDLE_CRDT_DOCUMENTS)
     }
   }
 
@@ -97,7 +97,11 @@ export class CrdtDocHost {
       })
     }
     return p.then((doc) => {
-      if (doc.engine.kind !== kind) throw new CrdtDocError("doc-kind-mismatch", `Document "${docId}" is a ${doc.engine.kind} document, not ${kind}.`)
+      if (doc.engine.kind !== kind) {
+        // Handed back: the caller gets no document to release (a kept one taken above would stay loaded for good).
+        this.release(doc)
+        throw new CrdtDocError("doc-kind-mismatch", `Document "${docId}" is a ${doc.engine.kind} document, not ${kind}.`)
+      }
       return doc as CrdtDocAuthority<D>
     })
   }

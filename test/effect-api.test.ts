@@ -35,11 +35,12 @@ const until = async (cond: () => boolean, rounds = 1000): Promise<void> => {
   if (!cond()) throw new Error("condition never held")
 }
 
-/** Counts live listeners of a doc by wrapping its public `on` (which `subscribe` uses too). */
+/** Counts live listeners of a doc by wrapping its public `on` (which `subscribe` uses too); not "closed", which streams add to end with the doc. */
 const countListeners = (doc: { on: (...a: any[]) => () => unknown }) => {
   const counter = { active: 0 }
   const on = doc.on.bind(doc)
   doc.on = (...a: any[]) => {
+    if (a[0] === "closed") return on(...a)
     const off = on(...a)
     counter.active++
     let done = false

@@ -35,10 +35,11 @@ export const submit = <M extends Machine<any, any>, K extends CommandName<M>>(
     } catch (e) {
       return e instanceof CanonError ? Effect.fail(e) : Effect.die(e)
     }
-    return Effect.callback<{ readonly seq: number }, CommandRejected>((resume) => {
+    return Effect.callback<{ readonly seq: number }, CommandRejected | CanonError>((resume) => {
       receipt.then(
         (r) => resume(Effect.succeed(r)),
-        (e) => resume(e instanceof CommandRejected ? Effect.fail(e) : Effect.die(e)),
+        // A refusal of the client or a close before confirmation is a CanonError, typed too.
+        (e) => resume(e instanceof CommandRejected || e instanceof CanonError ? Effect.fail(e) : Effect.die(e)),
       )
     })
   })

@@ -12,7 +12,8 @@
  *
  * const program = Effect.gen(function* () {
  *   const doc = yield* open(Todo, "groceries")
- *   yield* Effect.forkChild(Stream.runForEach(changes(doc), (s) => Effect.sync(() => render(s))))
+ *   // `current: true` renders the view as it is too: the stream subscribes when its fiber starts, later.
+ *   yield* Effect.forkChild(Stream.runForEach(changes(doc, { current: true }), (s) => Effect.sync(() => render(s))))
  *   const { seq } = yield* submit(doc, "add", { id: "t1", title: "Milk" }).pipe(
  *     Effect.catchTag("CommandRejected", (e) => Effect.succeed({ seq: -1, why: e.message })),
  *   )

@@ -21,7 +21,8 @@ export class CanonClientService extends Context.Service<CanonClientService, Cano
   static readonly make = (options: ClientOptions): Effect.Effect<CanonClient, CanonError, Scope.Scope> =>
     Effect.acquireRelease(
       Effect.tryPromise({ try: () => CanonClient.open(options), catch: (e) => toCanonError(e, "storage-failed") }),
-      (client) => Effect.promise(() => client.close()),
+      // A failed close (a transport that throws) is logged: it must not turn the program's result into a defect.
+      (client) => Effect.tryPromise(() => client.close()).pipe(Effect.ignore({ log: "Warn", message: "Closing the Canon client failed" })),
     )
 
   /** A layer holding one client, closed (connection and documents) when the layer is released. */
@@ -35,7 +36,7 @@ export class HubService extends Context.Service<HubService, Hub>()("canon/Hub") 
   static readonly make = (options: HubOptions): Effect.Effect<Hub, never, Scope.Scope> =>
     Effect.acquireRelease(
       Effect.sync(() => new Hub(options)),
-      (hub) => Effect.promise(() => hub.close()),
+      (hub) => Effect.tryPromise(() => hub.close()).pipe(Effect.ignore({ log: "Warn", message: "Closing the Canon hub failed" })),
     )
 
   /** A layer holding one hub, closed when the layer is released. Storage stays the caller's to close. */

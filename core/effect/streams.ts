@@ -15,7 +15,8 @@ export type DocEvent<M extends Machine<any, any>, K extends DocEventName> = Para
 /** How a stream buffers when its consumer is slower than the events (Stream.callback's options). */
 export interface BufferOptions {
   readonly bufferSize?: number
-  readonly strategy?: "sliding" | "dropping" | "suspend"
+  // No "suspend": a listener cannot wait for the consumer (it would drop, as "dropping").
+  readonly strategy?: "sliding" | "dropping"
 }
 
 const fromListener = <A>(
@@ -31,16 +32,32 @@ const fromListener = <A>(
     options,
   )
 
+/** A stream of a document's listener that ends when the document closes (at once if it is closed). */
+const fromDoc = <A>(doc: Doc<any>, subscribe: (emit: (a: A) => void) => () => unknown, options?: BufferOptions): Stream.Stream<A> =>
+  fromListener<A>((emit, end) => {
+    if (doc.isClosed) {
+      end()
+      return () => {}
+    }
+    const off = subscribe(emit)
+    const offClosed = doc.on("closed", end)
+    return () => {
+      off()
+      offClosed()
+    }
+  }, options)
+
 /**
  * The document's view after each batch of changes (local submits, confirmations, rebases).
- * With `current: true` it starts with the view as it is now.
+ * With `current: true` it starts with the view as it is now. It subscribes when its fiber
+ * starts (a forked stream misses changes made before), and ends when the document closes.
  *
  * The view is one live object that the replica updates in place: every element is that same
  * object, read it (or copy it) when it arrives. A slow consumer skips to the newest view
  * (a sliding buffer of one), so memory stays bounded.
  */
 export const changes = <M extends Machine<any, any>>(doc: Doc<M>, options?: { readonly current?: boolean }): Stream.Stream<StateOf<M>> =>
-  fromListener<StateOf<M>>((emit) => {
+  fromDoc<StateOf<M>>(doc, (emit) => {
     const off = doc.subscribe(emit)
     if (options?.current === true) emit(doc.state)
     return off
@@ -48,10 +65,10 @@ export const changes = <M extends Machine<any, any>>(doc: Doc<M>, options?: { re
 
 /**
  * Every event `event` of the document ("rejected", "confirmed", "desync", "synced", "error",
- * "change"). Unbounded buffer unless `options` say otherwise.
+ * "change"). Unbounded buffer unless `options` say otherwise. Ends when the document closes.
  */
 export const events = <M extends Machine<any, any>, K extends DocEventName>(doc: Doc<M>, event: K, options?: BufferOptions): Stream.Stream<DocEvent<M, K>> =>
-  fromListener<DocEvent<M, K>>((emit) => doc.on(event, emit as DocEvents<StateOf<M>>[K]), options)
+  fromDoc<DocEvent<M, K>>(doc, (emit) => doc.on(event, emit as DocEvents<StateOf<M>>[K]), options)
 
 /**
  * The client's status: the current one first, then every change. Ends after "closed".

@@ -354,7 +354,9 @@ export class Doc<M extends Machine<any, any>> {
 
   /**
    * Applies the command locally at once and sends it to the authority. The receipt resolves
-   * with the entry's seq once confirmed, or rejects with `CommandRejected`.
+   * with the entry's seq once confirmed, or rejects with `CommandRejected`, or with a
+   * `CanonError` if the document closes first (`closed`) or the hub refuses this client
+   * (`refused`); in both the command stays in the outbox.
    */
   submit<K extends CommandName<M>>(name: K, args: ArgsOf<M, K>): Receipt {
     if (this.#closed) throw canonError("closed", `Document "${this.docId}" is closed.`)
@@ -1107,6 +1109,9 @@ export class Doc<M extends Machine<any, any>> {
       // so that the lane returned below holds them ("pending commands stay in the outbox").
       this.#flushOutbox()
       this.#closed = true
+      // Its receipts would never settle (a caller awaiting one would wait forever); the commands stay.
+      const closed = canonError("closed", `Document "${this.docId}" was closed before the command was confirmed. It stays in the outbox: with storage, it is sent when the document is opened again.`)
+      for (const d of this.#deferreds.values()) d.reject(closed)
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined
       this.#onClosed()

@@ -278,6 +278,11 @@ export const runApply = <S>(
       // The new root object must lead to the same fields.
       if (crdt !== undefined) crdt.runtime.fieldsOf(crdt.decls, host)
     }
+    // Written through the draft (`s[key] = value` with a key from the arguments): a snapshot
+    // replaces that key with the fields' bytes, so what was acknowledged would be lost there.
+    if (crdt !== undefined && Object.prototype.hasOwnProperty.call(host.root, "$crdt")) {
+      return { code: "rejected", message: `Command "${name}": "$crdt" is reserved for CRDT fields.` }
+    }
     return undefined
   } catch (e) {
     if (e instanceof RejectSignal) return { code: "rejected", message: e.reason }

@@ -84,7 +84,7 @@ export class CrdtDocHost {
     if (problem !== undefined) return Promise.reject(new CrdtDocError("doc-id-invalid", problem))
     let p = this.docs.get(docId)
     // A kept document in use again (its endpoint releases it when its last follower goes).
-    this.idleDocs?.take(docId)
+    const kept = this.idleDocs?.take(docId) !== undefined
     if (p === undefined) {
       p = CrdtDocAuthority.load(docId, engine, this.store, {
         onBroken: (doc, error) => this.broken(doc, error),
@@ -99,7 +99,7 @@ export class CrdtDocHost {
     return p.then((doc) => {
       if (doc.engine.kind !== kind) {
         // Handed back: the caller gets no document to release (a kept one taken above would stay loaded for good).
-        this.release(doc)
+        if (kept) this.release(doc)
         throw new CrdtDocError("doc-kind-mismatch", `Document "${docId}" is a ${doc.engine.kind} document, not ${kind}.`)
       }
       return doc as CrdtDocAuthority<D>

@@ -70,7 +70,7 @@ const reject = (code: CrdtRejection["code"], message: string): CheckResult => ({
  * is `stateOf`: a missing dependency, a cycle inside the update, a client in two blocks
  * (adapters/yjs/integrable.ts, the check the CRDT fields use too); undefined if nothing.
  */
-export const missingDependency: (update: Uint8Array, decoded: Decoded, stateOf: (client: number) => number) => NotIntegrable | undefined = notIntegrable
+export const missingDependency: (update: Uint8Array, decoded: Decoded, stateOf: (client: number) => number, doc?: Y.Doc) => NotIntegrable | undefined = notIntegrable
 
 /** The next clock the document expects from `client` (its state vector entry). */
 const clockOf = (doc: Y.Doc, client: number): number => {
@@ -126,7 +126,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       return updates.map((u) => {
         const d = decodedCache.get(u) ?? decode(u)
         if ("ok" in d) return d as CrdtRejection
-        const cannot = missingDependency(u, d, (client) => clockOf(doc, client))
+        const cannot = missingDependency(u, d, (client) => clockOf(doc, client), doc)
         if (cannot !== undefined) {
           return cannot.reason === "missing"
             ? { code: "update-missing-deps", message: `${cannot.message} The hub does not integrate it; sync from the hub first.` }

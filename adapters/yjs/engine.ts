@@ -149,7 +149,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     }
     // Every origin, parent and deleted range present, no cycle inside the update: Yjs
     // integrates all of it (nothing held pending, which would let the same IDs be written again).
-    const cannot = notIntegrable(update, decoded, (client) => sv.get(client) ?? 0)
+    const cannot = notIntegrable(update, decoded, (client) => sv.get(client) ?? 0, this.doc)
     if (cannot !== undefined) return crdtRejection(cannot.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", cannot.message)
     return { ok: true, update: this.validated(update, clients, options, true) }
   }

@@ -19,7 +19,10 @@
  *   to the struct's own client points below the struct's clock, and the references inside
  *   the update form no cycle (a struct depends on the one holding each referenced clock, and
  *   on the previous struct of its client);
- * - every deleted range ends at or before what the document plus the update have.
+ * - every deleted range ends at or before what the document plus the update have;
+ * - shared types nest at most `MAX_TYPE_DEPTH` deep (Yjs walks nested types recursively:
+ *   `toJSON`, deletion and garbage collection of a chain of thousands overflow the stack on
+ *   every peer, for good: nobody could read or delete it).
  */
 import * as Y from "yjs"
 import { ByteReader } from "../../core/bytes.js"
@@ -49,11 +52,28 @@ const blockCount = (bytes: Uint8Array): number => {
 
 const missing = (message: string): NotIntegrable => ({ reason: "missing", message })
 
+/** How deep shared types may nest (a root type is depth 0; a map in it, 1). */
+export const MAX_TYPE_DEPTH = 128
+
+/** The depth of the type holding the integrated struct at `id` of `doc` (its root type: 0). */
+const depthInDoc = (doc: Y.Doc, id: Id): number => {
+  let struct: { parent?: unknown }
+  try {
+    struct = Y.getItem(doc.store, Y.createID(id.client, id.clock)) as { parent?: unknown }
+  } catch {
+    return 0
+  }
+  let depth = 0
+  // Bounded: what the document holds was checked (an older store may be deeper: the walk stops past the bound).
+  for (let t = struct.parent as { _item: { parent: unknown } | null } | null | undefined; t?._item != null && depth <= MAX_TYPE_DEPTH; t = t._item.parent as typeof t) depth++
+  return depth
+}
+
 /**
  * Undefined when Yjs integrates all of `decoded` (the V1 `update`) into a document whose state
  * vector is `stateOf`; otherwise why not. Linear in the update's structs.
  */
-export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, stateOf: (client: number) => number): NotIntegrable | undefined => {
+export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, stateOf: (client: number) => number, doc?: Y.Doc): NotIntegrable | undefined => {
   // 1. One block per client, none empty.
   const structs = decoded.structs as ReadonlyArray<(Y.Item | Y.GC | Y.Skip) & { id: Id; length: number }>
   let runs = 0
@@ -127,6 +147,29 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
       deps[4 * i + 1 + k] = at
     }
   }
+  // The depth of the type each node is in, computed when the node is done (its references are).
+  const depth = new Int32Array(n)
+  const refDepth = (ref: Id | null | undefined, node: number, isParent: boolean): number | undefined => {
+    if (ref === null || ref === undefined) return undefined
+    const inUpdate = ref.clock >= stateOf(ref.client)
+    const j = node >= 0 ? node : inUpdate ? nodeIn(ref.client, ref.clock) : -1
+    const d = j >= 0 ? depth[j]! : doc !== undefined && !inUpdate ? depthInDoc(doc, ref) : 0
+    // A parent reference names the type's own item: one deeper than where that item is.
+    return isParent ? d + 1 : d
+  }
+  const tooDeep = (i: number): NotIntegrable | undefined => {
+    const s = nodes[i]!
+    if (!(s instanceof Y.Item)) return undefined
+    const parent = s.parent
+    const d = typeof parent === "string" ? 0
+      : parent instanceof Y.ID ? refDepth(parent, deps[4 * i + 3]!, true)
+      : refDepth(s.origin, deps[4 * i + 1]!, false) ?? refDepth(s.rightOrigin, deps[4 * i + 2]!, false)
+    depth[i] = d ?? 0
+    if (s.content instanceof Y.ContentType && depth[i]! + 1 > MAX_TYPE_DEPTH) {
+      return { reason: "malformed", message: `Shared types nest deeper than ${MAX_TYPE_DEPTH} levels (Yjs client ${s.id.client}, clock ${s.id.clock}): flatten the data (e.g. items keyed by id, with parent ids).` }
+    }
+    return undefined
+  }
   // Depth-first, iterative (an update can hold ~10^5 structs): a reference back onto the path is a cycle.
   const mark = new Uint8Array(n) // 0 unseen, 1 on the path, 2 done
   const cursor = new Uint8Array(n)
@@ -140,6 +183,8 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
       if (cursor[top]! === 4) {
         mark[top] = 2
         path.pop()
+        const deep = tooDeep(top)
+        if (deep !== undefined) return deep
         continue
       }
       const d = deps[4 * top + cursor[top]!]!

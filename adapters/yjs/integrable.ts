@@ -20,6 +20,8 @@
  *   the update form no cycle (a struct depends on the one holding each referenced clock, and
  *   on the previous struct of its client);
  * - every deleted range ends at or before what the document plus the update have;
+ * - no map key is `__proto__` (`toJSON()` assigns keys to a plain object: that one would set
+ *   its prototype to a peer's value);
  * - shared types nest at most `MAX_TYPE_DEPTH` deep (Yjs walks nested types recursively:
  *   `toJSON`, deletion and garbage collection of a chain of thousands overflow the stack on
  *   every peer, for good: nobody could read or delete it).
@@ -160,6 +162,9 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
   const tooDeep = (i: number): NotIntegrable | undefined => {
     const s = nodes[i]!
     if (!(s instanceof Y.Item)) return undefined
+    if (s.parentSub === "__proto__") {
+      return { reason: "malformed", message: `The map key "__proto__" is refused (Yjs client ${s.id.client}, clock ${s.id.clock}): toJSON() would make its value the prototype of the object it builds.` }
+    }
     const parent = s.parent
     const d = typeof parent === "string" ? 0
       : parent instanceof Y.ID ? refDepth(parent, deps[4 * i + 3]!, true)

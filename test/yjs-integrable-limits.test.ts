@@ -98,3 +98,17 @@ test("nesting up to the bound is accepted, one deeper is refused, for a whole Yj
   expect(check(nest(MAX_TYPE_DEPTH / 2, doc), doc)).toBeUndefined()
   expect(check(nest(MAX_TYPE_DEPTH / 2 + 1, doc), doc)?.reason).toBe("malformed")
 })
+
+test("a map key __proto__ is refused where it enters (toJSON would set the prototype of the object it builds)", async () => {
+  const { notIntegrable } = await import("../adapters/yjs/integrable.js")
+  const src = new Y.Doc()
+  src.getMap("m").set("__proto__", { isAdmin: true })
+  // What a replica that accepted it would show: an object inheriting the peer's value.
+  expect((src.getMap("m").toJSON() as { isAdmin?: boolean }).isAdmin).toBe(true)
+  const update = Y.encodeStateAsUpdate(src)
+  expect(notIntegrable(update, Y.decodeUpdate(update) as never, () => 0, new Y.Doc())?.reason).toBe("malformed")
+  const fine = new Y.Doc()
+  fine.getMap("m").set("constructor", 1)
+  const ok = Y.encodeStateAsUpdate(fine)
+  expect(notIntegrable(ok, Y.decodeUpdate(ok) as never, () => 0, new Y.Doc())).toBeUndefined()
+})

@@ -9,6 +9,16 @@ import { Board } from "./board.js"
 import { AuthorityStore } from "../../core/internal.js"
 
 const MAX_LIMIT = 500
+/** What one answer may weigh: a row per entry is what the devtools show, not megabytes of arguments. */
+const MAX_RESPONSE_BYTES = 1 << 20
+/** Arguments shown per entry, encoded as JSON; longer ones are cut to a preview. */
+const MAX_ARGS_CHARS = 1024
+
+/** Arguments as the devtools show them: bytes as their size (JSON would write each byte as a key), long ones as a preview. */
+const preview = (args: unknown): unknown => {
+  const json = JSON.stringify(args, (_k, v: unknown) => (v instanceof Uint8Array ? { bytes: v.length } : v)) ?? "null"
+  return json.length <= MAX_ARGS_CHARS ? JSON.parse(json) : { preview: json.slice(0, MAX_ARGS_CHARS), chars: json.length }
+}
 
 export const logApi = async (url: URL, res: http.ServerResponse, hub: Hub, storage: KVStore): Promise<void> => {
   const docId = url.searchParams.get("doc") ?? ""
@@ -28,10 +38,19 @@ export const logApi = async (url: URL, res: http.ServerResponse, hub: Hub, stora
     const compactedThrough = (await hub.doc(docId, Board)).compactedThrough
     const entries = await store.entries(docId, Math.max(compactedThrough, head.seq - limit), limit)
     const checkpoints = (await store.checkpoints(docId)).slice(-20)
+    // The newest entries first, until the answer's budget is spent.
+    const rows: unknown[] = []
+    let bytes = 0
+    for (let i = entries.length - 1; i >= 0 && bytes < MAX_RESPONSE_BYTES; i--) {
+      const e = entries[i]!
+      const row = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: e.name, args: preview(e.args) }
+      bytes += JSON.stringify(row).length
+      rows.push(row)
+    }
     send(200, {
       head: { seq: head.seq, machine: head.machine, version: head.version, lastTime: head.lastTime },
       compactedThrough,
-      entries: entries.map((e) => ({ seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: e.name, args: e.args })),
+      entries: rows.reverse(),
       checkpoints: checkpoints.map((c) => ({ seq: c.seq, hash: c.hash })),
     })
   } catch (e) {

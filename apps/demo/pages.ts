@@ -7,11 +7,13 @@ import type { Hub, KVStore } from "../../core/index.js"
 import { logApi } from "./log-api.js"
 import type { PageHandler } from "../hub/start.js"
 import { statusPage } from "../hub/status-page.js"
+import { requestUrl } from "../hub/request-url.js"
 import type { DemoAssets } from "./build.js"
 
 export const demoPages = (assets: DemoAssets): PageHandler => (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub, storage?: KVStore): boolean => {
   if (req.method !== "GET" && req.method !== "HEAD") return false
-  const url = new URL(req.url ?? "/", "http://x")
+  const url = requestUrl(req)
+  if (url === undefined) return false
   const path = url.pathname
   if (path === "/status") return statusPage(req, res, hub)
   if (path === "/api/log" && storage !== undefined) {

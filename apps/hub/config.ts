@@ -133,14 +133,21 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
   const trustProxy = trustFlag !== undefined ? parseTrustProxy(trustFlag, "--trust-proxy")
     : env.CANON_TRUST_PROXY !== undefined ? parseTrustProxy(env.CANON_TRUST_PROXY, "CANON_TRUST_PROXY")
     : false
+  // An empty variable is unset, as for the others (an env file's `CANON_HOST=`); an empty flag is a mistake.
+  // An empty host would bind every interface.
+  const hostFlag = flags.get("host")
+  if (hostFlag !== undefined && hostFlag.trim() === "") throw new ConfigError("--host needs an address (127.0.0.1 for this machine only, 0.0.0.0 for every interface).")
+  const urlFlag = flags.get("public-url")
+  if (urlFlag !== undefined && urlFlag.trim() === "") throw new ConfigError("--public-url needs the URL clients use (e.g. https://sync.example.com), or leave it out.")
+  const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === "" ? undefined : v)
   const sync = switches.has("no-sync") ? false : switches.has("sync") ? true : env.CANON_SYNC !== undefined && env.CANON_SYNC !== "" ? parseSync(env.CANON_SYNC) : true
   return {
     tls: cert !== undefined && key !== undefined ? { cert, key } : undefined,
     machines: flags.get("machines"),
     dataDir: flags.get("data") ?? env.CANON_DATA ?? "./data",
-    host: flags.get("host") ?? env.CANON_HOST ?? "127.0.0.1",
+    host: hostFlag ?? nonEmpty(env.CANON_HOST) ?? "127.0.0.1",
     port,
-    publicUrl: flags.get("public-url") ?? env.CANON_PUBLIC_URL,
+    publicUrl: urlFlag ?? nonEmpty(env.CANON_PUBLIC_URL),
     sync,
     maxConnectionsPerAddress: cap,
     trustProxy,

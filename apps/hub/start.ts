@@ -10,13 +10,14 @@
  */
 import http from "node:http"
 import https from "node:https"
-import { existsSync, readFileSync, rmSync } from "node:fs"
-import { dirname, resolve } from "node:path"
+import { mkdirSync, readFileSync, rmSync } from "node:fs"
+import { resolve } from "node:path"
 import { Hub, type Authenticate, type Authorize, type KVStore, type Machine } from "../../core/index.js"
 import { LevelStorage } from "../../adapters/level/index.js"
 import { DEFAULT_REQUEST_TIMEOUT_MS, WsServer, closeUpgradesUntilReady, requestDeadlines } from "../../adapters/ws/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import type { HubConfig } from "./config.js"
+import { requestUrl } from "./request-url.js"
 
 export interface RunningHub {
   readonly url: string
@@ -72,16 +73,6 @@ const readTls = (files: { readonly cert: string; readonly key: string }): { cert
   return tls
 }
 
-/** The outermost directory of `dir` that does not exist yet (what opening the store would create), if any. */
-const firstMissing = (dir: string): string | undefined => {
-  let missing: string | undefined
-  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
-    missing = d
-    if (dirname(d) === d) break
-  }
-  return missing
-}
-
 const closeServer = (server: http.Server): Promise<void> =>
   new Promise<void>((r) => {
     server.close(() => r())
@@ -100,9 +91,21 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
     } else if (hub === undefined) {
       res.writeHead(503, { "Content-Type": "text/plain", "Retry-After": "1" })
       res.end("The hub is starting.\n")
-    } else if (!pages(req, res, hub, storage!)) {
-      res.writeHead(404, { "Content-Type": "text/plain" })
-      res.end("Not found.\n")
+    } else {
+      // A page that throws answers this request only: it must never take the process down.
+      let served: boolean
+      try {
+        served = pages(req, res, hub, storage!)
+      } catch {
+        served = false
+        if (!res.headersSent) res.writeHead(400, { "Content-Type": "text/plain" })
+        res.end("Bad request.\n")
+        return
+      }
+      if (!served) {
+        res.writeHead(requestUrl(req) === undefined ? 400 : 404, { "Content-Type": "text/plain" })
+        res.end(requestUrl(req) === undefined ? "Bad request.\n" : "Not found.\n")
+      }
     }
   }
   const options = requestDeadlines(REQUEST_TIMEOUT_MS)
@@ -112,7 +115,15 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
   const port = await listen(server, config.host, config.port)
   // Clients that connect before the hub is ready are closed with 1013 and come back.
   const ready = closeUpgradesUntilReady(server)
-  const created = firstMissing(config.dataDir)
+  // Only what this start itself created may be removed on failure: a directory another hub
+  // created a moment ago (two starts on a new data directory) is that hub's live store.
+  let created: string | undefined
+  try {
+    created = mkdirSync(resolve(config.dataDir), { recursive: true })
+  } catch (e) {
+    await closeServer(server)
+    throw e
+  }
   let storage: LevelStorage | undefined
   let ws: WsServer | undefined
   try {
@@ -152,7 +163,15 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
     await hub?.close()
     await closeServer(server)
     await storage?.close()
-    if (created !== undefined) rmSync(created, { recursive: true, force: true })
+    // Never after a lock failure (the store is another process's), and a failed cleanup must not hide why the start failed.
+    const locked = (e as { code?: unknown })?.code === "storage-in-use"
+    if (created !== undefined && !locked) {
+      try {
+        rmSync(created, { recursive: true, force: true })
+      } catch {
+        // the start's own error says what went wrong
+      }
+    }
     throw e
   }
 }

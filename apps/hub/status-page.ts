@@ -5,6 +5,7 @@
  */
 import type http from "node:http"
 import type { Hub } from "../../core/index.js"
+import { requestUrl } from "./request-url.js"
 
 const html = (hub: Hub, syncPath: string): string => {
   const { documents, connections } = hub.stats()
@@ -22,9 +23,11 @@ const html = (hub: Hub, syncPath: string): string => {
 const PATHS = new Set(["/", "/index.html", "/status"])
 
 export const statusPage = (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub): boolean => {
-  if (req.method !== "GET" || !PATHS.has(new URL(req.url ?? "/", "http://x").pathname)) return false
+  const url = requestUrl(req)
+  // HEAD too: uptime checks use it.
+  if ((req.method !== "GET" && req.method !== "HEAD") || url === undefined || !PATHS.has(url.pathname)) return false
   const body = html(hub, "/sync")
   res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store" })
-  res.end(body)
+  res.end(req.method === "HEAD" ? undefined : body)
   return true
 }

@@ -216,6 +216,19 @@ interface ActorState {
 const ROOT = "_root"
 const HEAD = "_head"
 const MAKES: Record<string, ObjType> = { makeMap: "map", makeList: "list", makeText: "text", makeTable: "table" }
+/**
+ * How deep objects may nest (the root is depth 0; a map in it, 1), as for Yjs
+ * (adapters/yjs/integrable.ts): a chain of about 2,000 broke structuredClone of the value on
+ * every replica, and one of 7,800 in one change aborted Automerge's WebAssembly, after which
+ * every Automerge call of the process threw ("Module terminated").
+ */
+export const MAX_OBJECT_DEPTH = 128
+/**
+ * What a change's map ops may weigh, each its object's depth (at least 1): Automerge's JS
+ * value costs about that per op (measured: 60,000 puts into one map took 1.3 s at depth 1 and
+ * 42 s at depth 128), so a change within the op limit can still not keep a peer busy for long.
+ */
+export const MAX_MAP_DEPTH_WEIGHT = 1 << 19
 const ACTIONS = new Set(["makeMap", "makeList", "makeText", "makeTable", "set", "del", "inc", "markBegin", "markEnd"])
 
 const counterOf = (opId: string): number => {
@@ -234,6 +247,7 @@ export interface Verdict {
 interface View {
   op(id: string): OpEntry | undefined
   obj(id: string): ObjType | undefined
+  depth(id: string): number | undefined
   hmax(hash: string): number | undefined
   actor(a: string): ActorState | undefined
 }
@@ -242,6 +256,7 @@ interface View {
 export class OpIndex implements View {
   readonly ops = new Map<string, OpEntry>()
   readonly objs = new Map<string, ObjType>([[ROOT, "map"]])
+  readonly depths = new Map<string, number>([[ROOT, 0]])
   /** Change hash -> the highest op counter in the change and its history. */
   readonly historyMax = new Map<string, number>()
   readonly actors = new Map<string, ActorState>()
@@ -261,6 +276,9 @@ export class OpIndex implements View {
   obj(id: string): ObjType | undefined {
     return this.objs.get(id)
   }
+  depth(id: string): number | undefined {
+    return this.depths.get(id)
+  }
   hmax(hash: string): number | undefined {
     return this.historyMax.get(hash)
   }
@@ -273,6 +291,7 @@ export class OpIndex implements View {
 export class Overlay implements View {
   readonly ops = new Map<string, OpEntry>()
   readonly objs = new Map<string, ObjType>()
+  readonly depths = new Map<string, number>()
   readonly historyMax = new Map<string, number>()
   readonly actors = new Map<string, ActorState>()
 
@@ -283,6 +302,9 @@ export class Overlay implements View {
   }
   obj(id: string): ObjType | undefined {
     return this.objs.get(id) ?? this.base.obj(id)
+  }
+  depth(id: string): number | undefined {
+    return this.depths.get(id) ?? this.base.depth(id)
   }
   hmax(hash: string): number | undefined {
     return this.historyMax.get(hash) ?? this.base.hmax(hash)
@@ -326,6 +348,8 @@ export class Overlay implements View {
     const mineObjs = new Map<string, ObjType>()
     const op = (id: string) => mine.get(id) ?? this.op(id)
     const objType = (id: string) => mineObjs.get(id) ?? this.obj(id)
+    const mineDepths = new Map<string, number>()
+    let weight = 0
     for (let i = 0; i < c.ops.length; i++) {
       const o = c.ops[i]! as A.DecodedChange["ops"][number] & { elemId?: string; insert?: boolean }
       const counter = c.startOp + i
@@ -340,6 +364,9 @@ export class Overlay implements View {
       if (type === "map" || type === "table") {
         if (typeof o.key !== "string" || o.elemId !== undefined || insert) return ops(`${at}: an op on map ${o.obj} needs a key, not an element`)
         if (o.action === "markBegin" || o.action === "markEnd") return ops(`${at}: a mark on map ${o.obj}`)
+        if (o.key === "__proto__") return ops(`${at}: the map key __proto__ (Automerge's materialized value would take it as its prototype)`)
+        weight += Math.max(1, mineDepths.get(o.obj) ?? this.depth(o.obj) ?? 0)
+        if (weight > MAX_MAP_DEPTH_WEIGHT) return ops(`${short}: its map ops weigh more than ${MAX_MAP_DEPTH_WEIGHT} (each counts its map's depth); split it, or keep data flatter`)
         slot = `k${o.key}`
       } else {
         if (typeof o.elemId !== "string" || o.key !== undefined) return ops(`${at}: an op on ${type} ${o.obj} needs an element, not a key`)
@@ -362,7 +389,12 @@ export class Overlay implements View {
       }
       mine.set(id, { obj: o.obj, slot, insert })
       const made = MAKES[o.action]
-      if (made !== undefined) mineObjs.set(id, made)
+      if (made !== undefined) {
+        const d = (mineDepths.get(o.obj) ?? this.depth(o.obj) ?? 0) + 1
+        if (d > MAX_OBJECT_DEPTH) return ops(`${at}: objects nest deeper than ${MAX_OBJECT_DEPTH} levels`)
+        mineObjs.set(id, made)
+        mineDepths.set(id, d)
+      }
     }
     return undefined
   }
@@ -381,7 +413,10 @@ export class Overlay implements View {
       const slot = o.elemId === undefined ? `k${o.key}` : insert ? `e${id}` : `e${o.elemId}`
       this.ops.set(id, { obj: o.obj, slot, insert })
       const made = MAKES[o.action]
-      if (made !== undefined) this.objs.set(id, made)
+      if (made !== undefined) {
+        this.objs.set(id, made)
+        this.depths.set(id, (this.depth(o.obj) ?? 0) + 1)
+      }
     })
   }
 
@@ -389,10 +424,12 @@ export class Overlay implements View {
   commit(): void {
     for (const [k, v] of this.ops) this.base.ops.set(k, v)
     for (const [k, v] of this.objs) this.base.objs.set(k, v)
+    for (const [k, v] of this.depths) this.base.depths.set(k, v)
     for (const [k, v] of this.historyMax) this.base.historyMax.set(k, v)
     for (const [k, v] of this.actors) this.base.actors.set(k, v)
     this.ops.clear()
     this.objs.clear()
+    this.depths.clear()
     this.historyMax.clear()
     this.actors.clear()
   }

@@ -1,0 +1,91 @@
+/**
+ * Property tests over the structure of CRDT updates from peers, for both libraries' shared
+ * validators (adapters/yjs/integrable.ts, adapters/automerge/validate.ts): random trees of
+ * nested maps (depths around the bound, keys including prototype names). An update is
+ * refused exactly when it nests past the bound or uses the key `__proto__`; what is accepted
+ * can be read back as plain data (no inherited properties) by a fresh peer.
+ */
+import fc from "fast-check"
+import * as A from "@automerge/automerge"
+import * as Y from "yjs"
+import { MAX_TYPE_DEPTH, notIntegrable } from "../adapters/yjs/integrable.js"
+import { MAX_OBJECT_DEPTH, OpIndex, Overlay } from "../adapters/automerge/validate.js"
+
+/** A tree of maps: each node a list of (key, child) pairs; leaves are numbers. */
+type Tree = ReadonlyArray<readonly [string, Tree | number]>
+
+const KEYS = ["a", "b", "constructor", "toString", "__proto__", "x"]
+
+/** Trees whose deepest map is around the bound (a spine of `depth` maps with small branches). */
+const tree = (bound: number): fc.Arbitrary<{ readonly tree: Tree; readonly depth: number; readonly proto: boolean }> =>
+  fc.record({
+    depth: fc.integer({ min: bound - 3, max: bound + 3 }),
+    branches: fc.array(fc.tuple(fc.integer({ min: 0, max: bound + 3 }), fc.constantFrom(...KEYS)), { maxLength: 4 }),
+    spineKey: fc.constantFrom("a", "x", "__proto__"),
+  }).map(({ depth, branches, spineKey }) => {
+    // The spine: `depth` nested maps under spineKey; a branch (level, key) puts a leaf on the spine's map at that level.
+    const build = (level: number): Tree => {
+      const here: Array<readonly [string, Tree | number]> = branches.filter(([at]) => at === level).map(([, key]) => [key === spineKey ? `${key}-leaf` : key, level] as const)
+      if (level <= depth) here.push([spineKey, build(level + 1)])
+      return here
+    }
+    const root = build(1)
+    const keys = new Set<string>()
+    const walk = (t: Tree): void => t.forEach(([k, v]) => (keys.add(k), typeof v !== "number" && walk(v)))
+    walk(root)
+    return { tree: root, depth, proto: keys.has("__proto__") }
+  })
+
+const noInherited = (v: unknown): boolean => {
+  if (typeof v !== "object" || v === null) return true
+  if (!Array.isArray(v) && Object.getPrototypeOf(v) !== Object.prototype) return false
+  return Object.values(v).every(noInherited)
+}
+
+test("Yjs: refused exactly past the depth bound or with a __proto__ key; what passes reads back as plain data", () => {
+  fc.assert(fc.property(tree(MAX_TYPE_DEPTH), ({ tree: t, depth, proto }) => {
+    const src = new Y.Doc()
+    const fill = (m: Y.Map<unknown>, node: Tree): void => {
+      for (const [k, v] of node) {
+        if (typeof v === "number") m.set(k, v)
+        else {
+          const c = new Y.Map<unknown>()
+          m.set(k, c)
+          fill(c, v)
+        }
+      }
+    }
+    src.transact(() => fill(src.getMap("m"), t))
+    const update = Y.encodeStateAsUpdate(src)
+    const verdict = notIntegrable(update, Y.decodeUpdate(update) as never, () => 0, new Y.Doc())
+    // The root map is depth 0: `depth` nested maps reach depth `depth`.
+    expect(verdict !== undefined).toBe(depth > MAX_TYPE_DEPTH || proto)
+    if (verdict === undefined) {
+      const peer = new Y.Doc()
+      Y.applyUpdate(peer, update)
+      expect(noInherited(peer.getMap("m").toJSON())).toBe(true)
+    }
+  }), { numRuns: 40 })
+})
+
+test("Automerge: refused exactly past the depth bound or with a __proto__ key; what passes reads back as plain data", () => {
+  const base = A.init<Record<string, unknown>>({ actor: "aa".repeat(16) })
+  fc.assert(fc.property(tree(MAX_OBJECT_DEPTH), ({ tree: t, depth, proto }) => {
+    const h = A.getBackend(A.clone(base, { actor: "bb".repeat(16) }))
+    const fill = (obj: string, node: Tree): void => {
+      for (const [k, v] of node) {
+        if (typeof v === "number") h.put(obj, k, v)
+        else fill(h.putObject(obj, k, {}), v)
+      }
+    }
+    fill("_root", t)
+    h.commit("", 0)
+    const change = h.getLastLocalChange()!
+    const verdict = new Overlay(OpIndex.of(base)).check(A.decodeChange(change))
+    expect(verdict !== undefined).toBe(depth > MAX_OBJECT_DEPTH || proto)
+    if (verdict === undefined) {
+      const [peer] = A.applyChanges(A.clone(base), [change])
+      expect(noInherited(A.toJS(peer))).toBe(true)
+    }
+  }), { numRuns: 40 })
+})

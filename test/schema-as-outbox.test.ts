@@ -10,35 +10,13 @@
  * The right behaviour: it opens; the command is kept (a local no-op), sent, and its rejection
  * reaches the app.
  */
-import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
-import { evolve, historyOf } from "../core/schema/versions.js"
+import { ColorV2, V1 } from "./support/color-machines.js"
+import { settle } from "./support/virtual-time.js"
 
-type S1 = { rgb: number[] }
-type S2 = { hex: string }
-const toHex = (rgb: ReadonlyArray<number>): string => {
-  if (rgb.length !== 3) throw new Error(`Not a colour: ${rgb.length} components`)
-  return "#" + rgb.map((n) => n.toString(16).padStart(2, "0")).join("")
-}
-const ColorV1 = defineMachine({
-  name: "color",
-  version: 1,
-  initial: (): S1 => ({ rgb: [0, 0, 0] }),
-  commands: { setRgb: { args: Schema.Struct({ rgb: Schema.Array(Schema.Number) }), apply: (s: S1, a) => { s.rgb = [...a.rgb] } } },
-})
-const ColorV2 = evolve(ColorV1, {
-  version: 2,
-  migrateState: (s: S1): S2 => ({ hex: s.rgb.length === 3 ? toHex(s.rgb) : "#000000" }),
-  commands: { setColor: { args: Schema.Struct({ hex: Schema.String }), apply: (s: S2, a) => { s.hex = a.hex } } },
-  upcast: { setRgb: (a) => ({ name: "setColor", args: { hex: toHex(a.rgb) } }) },
-})
-const V1 = historyOf(ColorV2)!.at(1)
 const DOC = "c"
 
-const settle = async (rt: VirtualRuntime, ms = 3000) => {
-  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
-}
 
 test("an upgraded outbox holding a command the upcast throws on: the app opens the document, the command is rejected by the hub", async () => {
   const rt = new VirtualRuntime(4)

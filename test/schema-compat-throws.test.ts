@@ -15,43 +15,14 @@
  * entry it cannot read, and a command it cannot downcast waits like one without a downcast
  * (`schemaTooNew`); neither breaks the connection.
  */
-import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
-import { evolve, historyOf } from "../core/schema/versions.js"
+import { ColorV1, ColorV2, V1 } from "./support/color-machines.js"
+import { settle } from "./support/virtual-time.js"
 
-type S1 = { rgb: number[] }
-type S2 = { hex: string }
-const parseHex = (hex: string): number[] => {
-  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex)
-  if (m === null) throw new Error(`Not a colour: ${hex}`)
-  return [parseInt(m[1]!, 16), parseInt(m[2]!, 16), parseInt(m[3]!, 16)]
-}
-const toHex = (rgb: ReadonlyArray<number>): string => {
-  if (rgb.length !== 3) throw new Error(`Not a colour: ${rgb.length} components`)
-  return "#" + rgb.map((n) => n.toString(16).padStart(2, "0")).join("")
-}
-
-const ColorV1 = defineMachine({
-  name: "color",
-  version: 1,
-  initial: (): S1 => ({ rgb: [0, 0, 0] }),
-  commands: { setRgb: { args: Schema.Struct({ rgb: Schema.Array(Schema.Number) }), apply: (s: S1, a) => { s.rgb = [...a.rgb] } } },
-})
-const ColorV2 = evolve(ColorV1, {
-  version: 2,
-  migrateState: (s: S1): S2 => ({ hex: s.rgb.length === 3 ? toHex(s.rgb) : "#000000" }),
-  commands: { setColor: { args: Schema.Struct({ hex: Schema.String }), apply: (s: S2, a) => { s.hex = a.hex } } },
-  upcast: { setRgb: (a) => ({ name: "setColor", args: { hex: toHex(a.rgb) } }) },
-  downcast: { setColor: (a) => ({ name: "setRgb", args: { rgb: parseHex(a.hex) } }) },
-})
-const V1 = historyOf(ColorV2)!.at(1)
 const DOC = "c"
 const OTHER = "other"
 
-const settle = async (rt: VirtualRuntime, ms = 3000) => {
-  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
-}
 
 const world = async () => {
   const rt = new VirtualRuntime(3)

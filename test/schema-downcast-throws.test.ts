@@ -17,38 +17,9 @@
  * The right behaviour: a downcast that throws is "this reader cannot be shown it" (the
  * barrier: `update-required`), and no form to compare for a retry (`sequence-reset`).
  */
-import * as Schema from "effect/Schema"
-import { defineMachine } from "../core/index.js"
-import { evolve, historyOf } from "../core/schema/versions.js"
+import { ColorV2, V1 } from "./support/color-machines.js"
 import { hubWorld, type WirePeer } from "./support/hub-wire.js"
 
-type S1 = { rgb: number[] }
-type S2 = { hex: string }
-const parseHex = (hex: string): number[] => {
-  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex)
-  if (m === null) throw new Error(`Not a colour: ${hex}`)
-  return [parseInt(m[1]!, 16), parseInt(m[2]!, 16), parseInt(m[3]!, 16)]
-}
-const toHex = (rgb: ReadonlyArray<number>): string => "#" + rgb.map((n) => n.toString(16).padStart(2, "0")).join("")
-
-const ColorV1 = defineMachine({
-  name: "color",
-  version: 1,
-  initial: (): S1 => ({ rgb: [0, 0, 0] }),
-  commands: {
-    setRgb: { args: Schema.Struct({ rgb: Schema.Array(Schema.Number) }), apply: (s: S1, a) => { s.rgb = [...a.rgb] } },
-  },
-})
-const ColorV2 = evolve(ColorV1, {
-  version: 2,
-  migrateState: (s: S1): S2 => ({ hex: toHex(s.rgb) }),
-  commands: {
-    setColor: { args: Schema.Struct({ hex: Schema.String }), apply: (s: S2, a) => { s.hex = a.hex } },
-  },
-  upcast: { setRgb: (a) => ({ name: "setColor", args: { hex: toHex(a.rgb) } }) },
-  downcast: { setColor: (a) => ({ name: "setRgb", args: { rgb: parseHex(a.hex) } }) },
-})
-const V1 = historyOf(ColorV2)!.at(1)
 const DOC = "c"
 
 const subscribeAt = (p: WirePeer, m: typeof V1 | typeof ColorV2, fromSeq = 0) =>

@@ -12,6 +12,7 @@ import * as Schema from "effect/Schema"
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { evolve, historyOf } from "../core/schema/versions.js"
+import { settle } from "./support/virtual-time.js"
 
 type S1 = { list: string[] }
 type S2 = { items: string[] }
@@ -31,9 +32,6 @@ const ListV2 = evolve(ListV1, {
 const V1 = historyOf(ListV2)!.at(1)
 const DOC = "l"
 
-const settle = async (rt: VirtualRuntime, ms = 3000) => {
-  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
-}
 
 test("a v1 replica that stored the hub's $migrate marker opens after the app's update, its state migrated once, its outbox kept", async () => {
   const rt = new VirtualRuntime(5)

@@ -11,6 +11,7 @@ import * as Schema from "effect/Schema"
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { evolve, historyOf } from "../core/schema/versions.js"
+import { settle } from "./support/virtual-time.js"
 
 type Item = { title: string; priority: number; tags: string[] }
 type S = { items: Record<string, Item> }
@@ -41,9 +42,6 @@ const V2 = evolve(V1Only, {
 const V1 = historyOf(V2)!.at(1)
 const DOC = "d"
 
-const settle = async (rt: VirtualRuntime, ms = 3000) => {
-  for (let t = 0; t < ms; t += 50) await rt.run({ forMs: 50 })
-}
 
 // Before the fix the reader's connection is closed over and over ("The hub could not send a
 // message on this connection") and it never gets seq 1.

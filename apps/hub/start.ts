@@ -93,19 +93,16 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
       res.end("The hub is starting.\n")
     } else {
       // A page that throws answers this request only: it must never take the process down.
-      let served: boolean
+      let served: boolean | "threw"
       try {
         served = pages(req, res, hub, storage!)
       } catch {
-        served = false
-        if (!res.headersSent) res.writeHead(400, { "Content-Type": "text/plain" })
-        res.end("Bad request.\n")
-        return
+        served = "threw"
       }
-      if (!served) {
-        res.writeHead(requestUrl(req) === undefined ? 400 : 404, { "Content-Type": "text/plain" })
-        res.end(requestUrl(req) === undefined ? "Bad request.\n" : "Not found.\n")
-      }
+      if (served === true) return
+      const bad = served === "threw" || requestUrl(req) === undefined
+      if (!res.headersSent) res.writeHead(bad ? 400 : 404, { "Content-Type": "text/plain" })
+      res.end(bad ? "Bad request.\n" : "Not found.\n")
     }
   }
   const options = requestDeadlines(REQUEST_TIMEOUT_MS)

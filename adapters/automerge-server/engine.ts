@@ -29,7 +29,8 @@
 import * as A from "@automerge/automerge"
 import zlib from "node:zlib"
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "../../core/crdt-docs/engine.js"
-import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "../automerge/validate.js"
+import { OpIndex, Overlay, measureChunk, saveReloads } from "../automerge/validate.js"
+import { admitChanges, changesOf, type UntrustedChange } from "../automerge/admit.js"
 
 export interface AutomergeBox {
   doc: A.Doc<unknown>
@@ -50,7 +51,7 @@ export interface AutomergeEngineOptions {
 
 /** The changes an update carries: one change, or all of a document chunk (sync sends whole documents). */
 interface DecodedInfo {
-  readonly changes: ReadonlyArray<{ readonly bytes: A.Change; readonly hash: string; readonly deps: ReadonlyArray<string>; readonly decoded: A.DecodedChange }>
+  readonly changes: ReadonlyArray<UntrustedChange>
 }
 
 /** Raw DEFLATE, refusing output over `max` bytes. */
@@ -80,21 +81,8 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         ? { ok: false, code: "update-too-large", message: `An Automerge update that decodes to more than the hub's limit (${m.message}); at most ${maxOps} ops and ${maxInflatedBytes} inflated bytes.` }
         : { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${m.message.slice(0, 120)}).` }
     }
-    const one = (bytes: A.Change) => {
-      const d = A.decodeChange(bytes)
-      if (typeof d.hash !== "string" || !Array.isArray(d.deps)) throw new Error("a change without a hash")
-      return { bytes, hash: d.hash, deps: d.deps, decoded: d }
-    }
     try {
-      if (m.type !== CHUNK_DOCUMENT) {
-        if (m.changes !== 1) throw new Error("several change chunks in one change")
-        return { changes: [one(change as A.Change)] }
-      }
-      // A document chunk (Automerge's sync sends those on first contact).
-      const doc = A.load(change)
-      const all = A.getAllChanges(doc).map(one)
-      A.free(doc)
-      return { changes: all }
+      return { changes: changesOf(change, m) }
     } catch (e) {
       return { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).` }
     }
@@ -134,20 +122,17 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const out = changes.map((c): boolean | CrdtRejection => {
         const d = decoded.get(c) ?? decode(c)
         if ("ok" in d) return d as CrdtRejection
-        const fresh = d.changes.filter((x) => !batch.has(x.hash) && !has(x.hash))
-        if (fresh.length === 0) return false
-        // Changes of one update may depend on each other (a document chunk is in causal order).
-        const inUpdate = new Set(fresh.map((x) => x.hash))
-        for (const x of fresh) {
-          const missing = x.deps.find((dep) => !batch.has(dep) && !inUpdate.has(dep) && !has(dep))
-          if (missing !== undefined) return { code: "update-missing-deps", message: `A change depends on ${missing.slice(0, 12)}..., which the hub does not have; sync from the hub first.` }
-        }
-        // What the ops do, against the document and what this batch took before (all or nothing per update).
+        // Changes of one update may depend on each other (a document chunk is in causal order);
+        // what the ops do is checked against the document and what this batch took before (all or nothing per update).
         const mine = new Overlay(overlay)
-        for (const x of fresh) {
-          const verdict = mine.check(x.decoded)
-          if (verdict !== undefined) return { code: "update-malformed", message: `${verdict.message}: not what Automerge makes.` }
+        const admitted = admitChanges(mine, d.changes, (hash) => batch.has(hash) || has(hash))
+        if (!admitted.ok) {
+          return "missing" in admitted
+            ? { code: "update-missing-deps", message: `A change depends on ${admitted.missing.slice(0, 12)}..., which the hub does not have; sync from the hub first.` }
+            : { code: "update-malformed", message: `${admitted.verdict.message}: not what Automerge makes.` }
         }
+        const fresh = admitted.fresh
+        if (fresh.length === 0) return false
         mine.commit()
         for (const x of fresh) {
           batch.add(x.hash)

@@ -8,34 +8,34 @@
  *   side gained meanwhile (its own offline edits, or edits it got from a third peer while
  *   the other was away) reaches the other. This is how a replica hands the hub, once it is
  *   back, what the hub lacks.
- * - Updates from a peer are V1 only (bounded decoding; see adapters/yjs-server/engine.ts), are
- *   decoded before they are applied, and one that throws is dropped (reported via onError).
- * - An update whose dependencies have not arrived is held by Yjs. Held bytes are bounded
- *   (`maxPendingBytes`): past it they are dropped and the handshake re-run, which fetches the
- *   missing data in one step2.
+ * - Updates from a peer are V1 only (bounded decoding; see adapters/yjs-server/engine.ts) and
+ *   go through the checks every Yjs route shares (adapters/yjs/integrable.ts) before they
+ *   touch the document: clocks, subdocuments, nesting depth, the key `__proto__`, block
+ *   structure. One that fails is dropped (reported via onError). A peer is as untrusted as any
+ *   client of the hub: one update of thousands of nested maps would break `toJSON()` of this
+ *   document for good.
+ * - An update whose dependencies have not arrived is not held (Yjs would integrate it later,
+ *   unchecked, once they do): it is dropped and the handshake re-run, whose step2 carries
+ *   what was missing and the update itself.
  */
 import * as Y from "yjs"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
 import { decodeYMessage, encodeStep1, encodeStep2, encodeUpdate } from "../yjs-server/protocol.js"
+import { notIntegrable, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
 
 export interface YSyncOptions {
-  /** Held (dependency-waiting) update bytes allowed before they are dropped and the handshake re-run. Default 1 MiB. */
-  readonly maxPendingBytes?: number
   /** Largest update accepted from the peer. Default 1 MiB. */
   readonly maxUpdateBytes?: number
   readonly onError?: (error: { readonly code: string; readonly message: string }) => void
 }
 
-interface PendingStore {
-  pendingStructs: { update: Uint8Array } | null
-  pendingDs: Uint8Array | null
-}
-
 export class YSyncSession {
   private readonly unsubscribe: () => void
   private syncedValue = false
+  /** A step1 went out and its step2 has not come back: a missing dependency needs no other. */
+  private awaitingStep2 = false
   private readonly waiters = new Set<() => void>()
-  /** Bytes dropped from the pending store and handshakes re-run because of it (diagnostics). */
+  /** Updates dropped for a missing dependency, each answered by a handshake unless one was under way (diagnostics). */
   resyncs = 0
 
   constructor(readonly doc: Y.Doc, readonly link: PeerLink, private readonly options: YSyncOptions = {}) {
@@ -43,7 +43,10 @@ export class YSyncSession {
     this.unsubscribe = link.subscribe({
       message: (bytes) => this.receive(bytes),
       open: () => this.handshake(),
-      close: () => (this.syncedValue = false),
+      close: () => {
+        this.syncedValue = false
+        this.awaitingStep2 = false
+      },
     })
     if (link.isOpen) this.handshake()
   }
@@ -61,6 +64,7 @@ export class YSyncSession {
 
   private handshake(): void {
     this.syncedValue = false
+    this.awaitingStep2 = true
     this.link.send(encodeStep1(Y.encodeStateVector(this.doc)))
   }
 
@@ -92,7 +96,8 @@ export class YSyncSession {
       }
       case "step2":
       case "update": {
-        this.apply(msg.update)
+        if (msg.type === "step2") this.awaitingStep2 = false
+        this.apply(msg.update, msg.type === "step2")
         if (msg.type === "step2" && !this.syncedValue) {
           this.syncedValue = true
           for (const w of this.waiters) w()
@@ -108,27 +113,30 @@ export class YSyncSession {
     }
   }
 
-  private apply(update: Uint8Array): void {
+  private apply(update: Uint8Array, step2: boolean): void {
     const max = this.options.maxUpdateBytes ?? 1 << 20
     if (update.length > max) return this.fail("update-too-large", `An update of ${update.length} bytes from the peer (at most ${max}).`)
+    let decoded: DecodedYUpdate
     try {
-      Y.decodeUpdate(update)
+      decoded = Y.decodeUpdate(update) as unknown as DecodedYUpdate
     } catch (e) {
       return this.fail("update-malformed", `Not a Yjs V1 update (${e instanceof Error ? e.message : String(e)}).`)
     }
+    const unsupported = unsupportedStructs(decoded)
+    if (unsupported !== undefined) return this.fail("update-malformed", unsupported)
+    const cannot = notIntegrable(update, decoded, (client) => Y.getState(this.doc.store, client), this.doc)
+    // A step2 answers this document's state vector: what it lacks, the peer lacks too (asking again would loop).
+    if (cannot?.reason === "missing" && step2) return this.fail("update-missing-deps", `The peer's step2 is incomplete: ${cannot.message}`)
+    if (cannot?.reason === "missing") {
+      this.resyncs++
+      if (!this.awaitingStep2 && this.link.isOpen) this.handshake()
+      return
+    }
+    if (cannot !== undefined) return this.fail("update-malformed", cannot.message)
     try {
       Y.applyUpdate(this.doc, update, this)
     } catch (e) {
       return this.fail("update-failed", `An update from the peer could not be merged (${e instanceof Error ? e.message : String(e)}).`)
-    }
-    const store = this.doc.store as unknown as PendingStore
-    const held = (store.pendingStructs?.update.length ?? 0) + (store.pendingDs?.length ?? 0)
-    if (held > (this.options.maxPendingBytes ?? 1 << 20)) {
-      // Drop what waits and ask again: the peer's step2 carries the missing data and these.
-      store.pendingStructs = null
-      store.pendingDs = null
-      this.resyncs++
-      this.handshake()
     }
   }
 

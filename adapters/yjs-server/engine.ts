@@ -26,15 +26,14 @@
  */
 import * as Y from "yjs"
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "../../core/crdt-docs/engine.js"
-import { dropPending, encodeIntegratedV2, holdsPending, notIntegrable, type NotIntegrable } from "../yjs/integrable.js"
+import { MAX_YJS_CLOCK, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
 
 export interface YjsEngineOptions {
   /** Largest V1 update accepted. Default 1 MiB (the WebSocket frame limit). */
   readonly maxUpdateBytes?: number
 }
 
-/** Clocks at or past this are refused (a 2^52 clock would exhaust a client's range for good). */
-export const MAX_YJS_CLOCK = 2 ** 40
+export { MAX_YJS_CLOCK }
 
 interface Decoded {
   readonly structs: ReadonlyArray<Y.Item | Y.GC | Y.Skip>
@@ -93,15 +92,8 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     } catch (e) {
       return reject("update-malformed", `Not a Yjs V1 update (${e instanceof Error ? e.message : String(e)}).`)
     }
-    for (const s of decoded.structs) {
-      if (!(s.id.clock + s.length <= MAX_YJS_CLOCK) || !(s.length >= 0)) return reject("update-malformed", `A Yjs struct at clock ${s.id.clock} (length ${s.length}) is past the hub's clock limit 2^40.`)
-      if (s instanceof Y.Item && s.content instanceof Y.ContentDoc) return reject("update-malformed", "Subdocuments are not supported by the hub.")
-    }
-    for (const ranges of decoded.ds.clients.values()) {
-      for (const r of ranges) {
-        if (!(r.clock + r.len <= MAX_YJS_CLOCK)) return reject("update-malformed", `A Yjs deletion at clock ${r.clock} is past the hub's clock limit 2^40.`)
-      }
-    }
+    const unsupported = unsupportedStructs(decoded)
+    if (unsupported !== undefined) return reject("update-malformed", unsupported)
     return decoded
   }
 

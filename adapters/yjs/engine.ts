@@ -28,11 +28,10 @@ import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
-import { dropPending, encodeIntegratedV2, holdsPending, notIntegrable } from "./integrable.js"
+import { dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
 const CANON = Symbol("canon-merge")
-const MAX_CLOCK = 2 ** 40
 const ENCODING = "y1"
 
 export type YKind = "text" | "map" | "array"
@@ -107,13 +106,14 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     } catch (e) {
       return crdtRejection("crdt-invalid", `The bytes are not a Yjs V1 update (${e instanceof Error ? e.message : String(e)}).`)
     }
+    const unsupported = unsupportedStructs(decoded)
+    if (unsupported !== undefined) return crdtRejection("crdt-invalid", unsupported)
     const clients: number[] = []
     // Per client: [first clock, end clock) written by this update (structs come in clock order).
     const ranges = new Map<number, [number, number]>()
     for (const s of decoded.structs) {
       const name = structKind(s)
       const { client, clock } = s.id
-      if (!(s.length >= 0) || clock + s.length > MAX_CLOCK) return crdtRejection("crdt-invalid", `The update writes clock ${clock + s.length} of client ${client}; clocks stay below 2^40.`)
       if (name === "Skip") {
         if (!options.trusted) return crdtRejection("crdt-missing-deps", `The update skips clocks of client ${client} from ${clock}.`)
         continue
@@ -129,7 +129,6 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
         return crdtRejection("crdt-missing-deps", `The update skips clocks of client ${client} from ${r[1]} to ${clock}.`)
       }
       if (name === "Item") {
-        if (s.content instanceof Y.ContentDoc) return crdtRejection("crdt-invalid", "Subdocuments are not supported in a CRDT field.")
         if (typeof s.parent === "string" && s.parent !== ROOT[this.kind]) {
           return crdtRejection("crdt-invalid", `The update writes the root type "${s.parent}"; this ${this.kind} field has only "${ROOT[this.kind]}".`)
         }

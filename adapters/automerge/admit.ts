@@ -1,0 +1,147 @@
+/**
+ * Admitting an untrusted Automerge update into a document: the steps every route that takes
+ * changes from a peer runs, in this order, so that none can skip one. The hub's whole
+ * documents (adapters/automerge-server/engine.ts) and a replica syncing with peers
+ * (adapters/peer/automerge-sync.ts) both use them; CRDT fields run the same checks of
+ * ./validate.ts on single changes (adapters/automerge/engine.ts).
+ *
+ * 1. `measureChunk` (./validate.ts): the decoded work bounded before decoding.
+ * 2. `changesOf`: decoded, a change chunk or every change of a document chunk (Automerge's
+ *    sync sends a whole document on first contact).
+ * 3. `admitChanges`: the new ones only, every dependency present (Automerge would hold a
+ *    change that lacks one and apply it later, unchecked), and what each op does checked
+ *    against the document (`Overlay`): depth, `__proto__`, preds, op counters.
+ */
+import * as A from "@automerge/automerge"
+import { CHUNK_DOCUMENT, measureChunk, type Measured, type Overlay, type Verdict } from "./validate.js"
+
+/** One change an update carries, decoded. */
+export interface UntrustedChange {
+  readonly bytes: A.Change
+  readonly hash: string
+  readonly deps: ReadonlyArray<string>
+  readonly decoded: A.DecodedChange
+}
+
+/**
+ * The changes of a measured chunk (`measured` is `measureChunk`'s verdict on `bytes`), in
+ * causal order. Throws when Automerge cannot decode them.
+ */
+export const changesOf = (bytes: Uint8Array, measured: Extract<Measured, { ok: true }>): UntrustedChange[] => {
+  const one = (b: A.Change): UntrustedChange => {
+    const d = A.decodeChange(b)
+    if (typeof d.hash !== "string" || !Array.isArray(d.deps)) throw new Error("a change without a hash")
+    return { bytes: b, hash: d.hash, deps: d.deps, decoded: d }
+  }
+  if (measured.type !== CHUNK_DOCUMENT) {
+    if (measured.changes !== 1) throw new Error("several change chunks in one change")
+    return [one(bytes as A.Change)]
+  }
+  const doc = A.load(bytes)
+  try {
+    return A.getAllChanges(doc).map(one)
+  } finally {
+    A.free(doc)
+  }
+}
+
+/** What `admitChanges` decided: the changes to apply, or why none of them. */
+export type Admitted =
+  | { readonly ok: true; readonly fresh: ReadonlyArray<UntrustedChange> }
+  | { readonly ok: false; readonly missing: string }
+  | { readonly ok: false; readonly verdict: Verdict }
+
+/**
+ * Which of `changes` to apply, all or nothing: those `known` does not have, each with every
+ * dependency known or earlier among them, each passing `overlay`'s checks (on success they
+ * are staged in it; the caller commits it once they are applied).
+ */
+export const admitChanges = (overlay: Overlay, changes: ReadonlyArray<UntrustedChange>, known: (hash: string) => boolean): Admitted => {
+  const fresh = changes.filter((x) => !known(x.hash))
+  const inUpdate = new Set(fresh.map((x) => x.hash))
+  for (const x of fresh) {
+    const missing = x.deps.find((dep) => !inUpdate.has(dep) && !known(dep))
+    if (missing !== undefined) return { ok: false, missing }
+  }
+  for (const x of fresh) {
+    const verdict = overlay.check(x.decoded)
+    if (verdict !== undefined) return { ok: false, verdict }
+  }
+  return { ok: true, fresh }
+}
+
+/** Raw DEFLATE, asynchronously, with a bound: undefined when the output passes `max`. Throws on data that is not DEFLATE. */
+export type InflateAsync = (data: Uint8Array, max: number) => Promise<Uint8Array | undefined>
+
+/**
+ * Raw DEFLATE through the platform's DecompressionStream (browsers; Node 18+), read chunk by
+ * chunk and cancelled as soon as the output passes `max`: a few kilobytes can stand for
+ * gigabytes.
+ */
+export const inflateWithStreams: InflateAsync = async (data, max) => {
+  const stream = new DecompressionStream("deflate-raw")
+  const writer = stream.writable.getWriter()
+  // Errors surface on the reading side; the writer's own promises would only repeat them.
+  writer.write(data as Uint8Array<ArrayBuffer>).catch(() => {})
+  writer.close().catch(() => {})
+  const reader = stream.readable.getReader()
+  const parts: Uint8Array[] = []
+  let length = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    length += value.length
+    if (length > max) {
+      await reader.cancel().catch(() => {})
+      return undefined
+    }
+    parts.push(value)
+  }
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+
+/** How many deflated parts one chunk may have (an honest one has a few per column group). */
+const MAX_DEFLATED_PARTS = 64
+
+/**
+ * `measureChunk` where inflating is asynchronous (a browser has no synchronous inflate): each
+ * deflated part is inflated once, under the whole chunk's bound, and the measure run again
+ * with what is inflated so far until it needs nothing more.
+ */
+export const measureChunkAsync = async (
+  bytes: Uint8Array,
+  limits: { readonly maxOps: number; readonly maxInflatedBytes: number; readonly inflate: InflateAsync },
+): Promise<Measured> => {
+  // By buffer, then offset and length: a compressed change's columns are parts of its inflated body.
+  const inflated = new Map<ArrayBufferLike, Map<string, Uint8Array>>()
+  const keyOf = (data: Uint8Array) => `${data.byteOffset}:${data.length}`
+  for (let round = 0; round <= MAX_DEFLATED_PARTS; round++) {
+    let wanted: Uint8Array | undefined
+    const measured = measureChunk(bytes, {
+      maxOps: limits.maxOps,
+      maxInflatedBytes: limits.maxInflatedBytes,
+      inflate: (data, max) => {
+        const out = inflated.get(data.buffer)?.get(keyOf(data))
+        if (out === undefined) wanted = data
+        return out !== undefined && out.length <= max ? out : undefined
+      },
+    })
+    if (wanted === undefined) return measured
+    let out: Uint8Array | undefined
+    try {
+      out = await limits.inflate(wanted, limits.maxInflatedBytes)
+    } catch {
+      return { ok: false, tooLarge: false, message: "deflated data that does not inflate" }
+    }
+    if (out === undefined) return { ok: false, tooLarge: true, message: `deflated data inflates to more than ${limits.maxInflatedBytes} bytes` }
+    const parts = inflated.get(wanted.buffer) ?? new Map<string, Uint8Array>()
+    inflated.set(wanted.buffer, parts.set(keyOf(wanted), out))
+  }
+  return { ok: false, tooLarge: true, message: `more than ${MAX_DEFLATED_PARTS} deflated parts` }
+}

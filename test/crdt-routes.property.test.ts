@@ -1,0 +1,195 @@
+/**
+ * Every route by which a peer's CRDT bytes reach a document refuses what the shared checks
+ * refuse. The class this keeps out: a route written on its own (the peer sessions were) that
+ * hands a peer's bytes to Yjs or Automerge directly, past adapters/yjs/integrable.ts and
+ * adapters/automerge/validate.ts + admit.ts.
+ *
+ * 1. A property over the routes: the same random tree of nested maps (depths around the bound,
+ *    keys including prototype names) goes through each route from a fresh document; each
+ *    takes it exactly when the validators would (depth within the bound, no `__proto__`).
+ * 2. A census of the calls that hand bytes to the libraries (`Y.applyUpdate`,
+ *    `A.applyChanges`, `A.receiveSyncMessage`, `A.load`, ...): a new one fails here until it
+ *    is added to the list below with what guards it, and to the routes of (1) if a peer's
+ *    bytes reach it.
+ */
+import fc from "fast-check"
+import * as A from "@automerge/automerge"
+import * as Y from "yjs"
+import { readFileSync, readdirSync, statSync } from "node:fs"
+import { dirname, join, relative } from "node:path"
+import { fileURLToPath } from "node:url"
+import { MAX_TYPE_DEPTH } from "../adapters/yjs/integrable.js"
+import { MAX_OBJECT_DEPTH } from "../adapters/automerge/validate.js"
+import { yjsEngine } from "../adapters/yjs/index.js"
+import { automergeDoc } from "../adapters/automerge/index.js"
+import { yjsDocEngine } from "../adapters/yjs-server/index.js"
+import { automergeDocEngine } from "../adapters/automerge-server/index.js"
+import { AutomergeReplica, YSyncSession } from "../adapters/peer/index.js"
+import { memoryLinkPair } from "../core/crdt-docs/peer-link.js"
+import { encodeUpdate } from "../adapters/yjs-server/protocol.js"
+
+/** A tree of maps: each node a list of (key, child) pairs; leaves are numbers. */
+type Tree = ReadonlyArray<readonly [string, Tree | number]>
+
+const KEYS = ["a", "constructor", "toString", "__proto__", "x"]
+
+const tree = (bound: number): fc.Arbitrary<{ readonly tree: Tree; readonly depth: number; readonly proto: boolean }> =>
+  fc.record({
+    depth: fc.integer({ min: bound - 2, max: bound + 2 }),
+    branches: fc.array(fc.tuple(fc.integer({ min: 0, max: bound + 2 }), fc.constantFrom(...KEYS)), { maxLength: 3 }),
+    spineKey: fc.constantFrom("a", "x", "__proto__"),
+  }).map(({ depth, branches, spineKey }) => {
+    const build = (level: number): Tree => {
+      const here: Array<readonly [string, Tree | number]> = branches.filter(([at]) => at === level).map(([, key]) => [key === spineKey ? `${key}-leaf` : key, level] as const)
+      if (level <= depth) here.push([spineKey, build(level + 1)])
+      return here
+    }
+    const root = build(1)
+    const keys = new Set<string>()
+    const walk = (t: Tree): void => t.forEach(([k, v]) => (keys.add(k), typeof v !== "number" && walk(v)))
+    walk(root)
+    return { tree: root, depth, proto: keys.has("__proto__") }
+  })
+
+const turn = () => new Promise((r) => setTimeout(r, 0))
+
+// ---- Yjs: the update a peer makes of a tree, under map "m" ----
+
+const yUpdate = (t: Tree): Uint8Array => {
+  const src = new Y.Doc()
+  src.clientID = 4242
+  const fill = (m: Y.Map<unknown>, node: Tree): void => {
+    for (const [k, v] of node) {
+      if (typeof v === "number") m.set(k, v)
+      else {
+        const c = new Y.Map<unknown>()
+        m.set(k, c)
+        fill(c, v)
+      }
+    }
+  }
+  src.transact(() => fill(src.getMap("m"), t))
+  return Y.encodeStateAsUpdate(src)
+}
+
+/** Each Yjs route, from a fresh document: whether it took the update. */
+const yRoutes: Record<string, (update: Uint8Array) => Promise<boolean>> = {
+  "CRDT field (yMap)": async (update) => yjsEngine<Y.Map<unknown>>("map").create().validate(update, { clientId: "peer", trusted: false }).ok,
+  "hub whole document": async (update) => {
+    const engine = yjsDocEngine()
+    if (!engine.check(update).ok) return false
+    return engine.apply(engine.empty(), [update])[0] === true
+  },
+  "peer session": async (update) => {
+    const [mine, theirs] = memoryLinkPair()
+    const doc = new Y.Doc()
+    new YSyncSession(doc, mine, { onError: () => {} })
+    theirs.send(encodeUpdate(update))
+    await turn()
+    return doc.getMap("m").size > 0
+  },
+}
+
+test("Yjs: every route takes a tree exactly when it nests within the bound without a __proto__ key", async () => {
+  await fc.assert(fc.asyncProperty(tree(MAX_TYPE_DEPTH), async ({ tree: t, depth, proto }) => {
+    const update = yUpdate(t)
+    for (const [route, take] of Object.entries(yRoutes)) {
+      expect({ route, taken: await take(update) }).toEqual({ route, taken: !(depth > MAX_TYPE_DEPTH || proto) })
+    }
+  }), { numRuns: 15 })
+})
+
+// ---- Automerge: one change a peer makes of a tree, on a base every route starts from ----
+
+const amChange = (base: A.Doc<unknown>, t: Tree): Uint8Array => {
+  const h = A.getBackend(A.clone(base, { actor: "bb".repeat(16) }))
+  const fill = (obj: string, node: Tree): void => {
+    for (const [k, v] of node) {
+      if (typeof v === "number") h.put(obj, k, v)
+      else fill(h.putObject(obj, k, {}), v)
+    }
+  }
+  fill("_root", t)
+  h.commit("", 0)
+  return h.getLastLocalChange()!
+}
+
+/** Each Automerge route: its base document, and whether it took a change made on that base. */
+const amRoutes: Record<string, () => { base: A.Doc<unknown>; take: (change: Uint8Array) => Promise<boolean> }> = {
+  "CRDT field (automergeDoc)": () => {
+    const field = automergeDoc({}).engine.create()
+    return { base: field.handle.doc as A.Doc<unknown>, take: async (c) => field.validate([c], { clientId: "peer", trusted: false }).ok }
+  },
+  "hub whole document": () => {
+    const engine = automergeDocEngine()
+    const box = engine.empty()
+    const seed = A.change(A.init<Record<string, unknown>>({ actor: "01".repeat(16) }), (d) => { d.seed = 1 })
+    engine.apply(box, [A.getLastLocalChange(seed)!])
+    return {
+      base: seed,
+      take: async (c) => engine.check(c).ok && engine.apply(box, [c])[0] === true,
+    }
+  },
+  "peer replica": () => {
+    const base = A.from<Record<string, unknown>>({ seed: 1 }, { actor: "02".repeat(16) })
+    const replica = new AutomergeReplica(A.clone(base), { onError: () => {} })
+    const [mine, theirs] = memoryLinkPair()
+    replica.attach(mine)
+    return {
+      base,
+      take: async (c) => {
+        theirs.send(A.encodeSyncMessage({ heads: [A.decodeChange(c).hash], need: [], have: [], changes: [c] }))
+        await turn()
+        await replica.idle()
+        return A.getHeads(replica.doc).includes(A.decodeChange(c).hash)
+      },
+    }
+  },
+}
+
+test("Automerge: every route takes a tree exactly when it nests within the bound without a __proto__ key", async () => {
+  await fc.assert(fc.asyncProperty(tree(MAX_OBJECT_DEPTH), async ({ tree: t, depth, proto }) => {
+    for (const [route, make] of Object.entries(amRoutes)) {
+      const { base, take } = make()
+      const taken = await take(amChange(base, t))
+      expect({ route, taken }).toEqual({ route, taken: !(depth > MAX_OBJECT_DEPTH || proto) })
+    }
+  }), { numRuns: 15 })
+})
+
+// ---- The census ----
+
+/** Where bytes are handed to Yjs or Automerge, and what guards each call. */
+const HANDOFFS: Record<string, { readonly calls: number; readonly guard: string }> = {
+  "adapters/yjs/engine.ts": { calls: 3, guard: "field updates: validate() (integrable.ts); the hub's field snapshot (left alone: a hostile hub); merging validated updates" },
+  "adapters/yjs-server/engine.ts": { calls: 2, guard: "the hub's own stored base; updates after check() and notIntegrable" },
+  "adapters/peer/yjs-sync.ts": { calls: 1, guard: "peer updates after unsupportedStructs and notIntegrable (route: peer session)" },
+  "adapters/automerge/engine.ts": { calls: 1, guard: "field changes after validate() (measureChunk, Overlay)" },
+  "adapters/automerge/validate.ts": { calls: 1, guard: "saveReloads: this process's own save()" },
+  "adapters/automerge/admit.ts": { calls: 1, guard: "changesOf: a document chunk after measureChunk" },
+  "adapters/automerge-server/engine.ts": { calls: 2, guard: "the hub's own stored base; changes after admitChanges" },
+  "adapters/automerge-server/endpoint.ts": { calls: 1, guard: "a sync message whose changes the document took through the engine (submit) first" },
+  "adapters/peer/automerge-sync.ts": { calls: 1, guard: "a sync message re-encoded with admitted changes only (route: peer replica)" },
+}
+
+const HANDOFF = /\b(?:Y\.(?:applyUpdate|applyUpdateV2|mergeUpdates|mergeUpdatesV2)|A\.(?:applyChanges|receiveSyncMessage|load|loadIncremental|merge))\(/g
+
+test("census: every call handing bytes to Yjs or Automerge is listed with its guard", () => {
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+  const found: Record<string, number> = {}
+  const visit = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name)
+      if (statSync(path).isDirectory()) visit(path)
+      else if (name.endsWith(".ts")) {
+        // Comments are not calls.
+        const code = readFileSync(path, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "")
+        const n = code.match(HANDOFF)?.length ?? 0
+        if (n > 0) found[relative(root, path)] = n
+      }
+    }
+  }
+  for (const top of ["core", "adapters", "apps"]) visit(join(root, top))
+  const listed = Object.fromEntries(Object.entries(HANDOFFS).map(([file, h]) => [file, h.calls]))
+  expect(found).toEqual(listed)
+})

@@ -149,16 +149,45 @@ test("Automerge: a peer's map key __proto__ is refused", async () => {
   expect(Object.getPrototypeOf(replica.doc)).toBe(Object.prototype)
 })
 
-test("Automerge: a change whose dependency has not arrived is not held; the round starts over", async () => {
-  const { replica, errors, send } = amReplica()
-  let other = A.clone(replica.doc as A.Doc<Record<string, unknown>>, { actor: "ef".repeat(16) })
+test("Automerge: a change whose dependency has not arrived is held by the replica, not Automerge, asked for, and checked once it is here", async () => {
+  const [mine, theirs] = memoryLinkPair()
+  const errors: string[] = []
+  const replica = new AutomergeReplica(A.from<Record<string, unknown>>({ kept: 1 }), { onError: (e) => errors.push(e.code) })
+  const asked: string[][] = []
+  theirs.subscribe({ message: (bytes) => asked.push(A.decodeSyncMessage(bytes).need) })
+  replica.attach(mine)
+  const send = async (bytes: Uint8Array) => {
+    theirs.send(bytes)
+    await sleep(20)
+    await replica.idle()
+  }
+  let other = A.clone(replica.doc, { actor: "ef".repeat(16) })
   other = A.change(other, (d) => { d.a = 1 })
+  const first = A.getLastLocalChange(other)!
   other = A.change(other, (d) => { d.b = 2 })
   await send(syncMessage([A.getLastLocalChange(other)!]))
-  expect(errors).toEqual([])
-  expect(replica.resyncs).toBe(1)
-  expect(A.getMissingDeps(replica.doc, [])).toEqual([])
   expect(replica.doc).toEqual({ kept: 1 })
+  // Automerge holds nothing it would apply unchecked later; the replica asks for the dependency.
+  expect(A.getMissingDeps(replica.doc, [])).toEqual([])
+  expect(asked.at(-1)).toContain(A.decodeChange(first).hash)
+  await send(syncMessage([first]))
+  expect(errors).toEqual([])
+  expect(replica.doc).toEqual({ kept: 1, a: 1, b: 2 })
+})
+
+test("Automerge: held changes are bounded in bytes; past the bound they are dropped and the rounds start over", async () => {
+  const { replica, send } = amReplica({ maxHeldBytes: 2_000 })
+  let other = A.clone(replica.doc, { actor: "ab".repeat(16) })
+  other = A.change(other, (d) => { d.root = 0 })
+  // Orphans: each a 1 KB change whose chain starts with a change never sent.
+  for (let i = 0; i < 5; i++) {
+    other = A.change(other, (d) => { d[`k${i}`] = "x".repeat(1000) })
+    await send(syncMessage([A.getLastLocalChange(other)!]))
+    expect(replica.heldBytes).toBeLessThanOrEqual(2_000)
+  }
+  expect(replica.resyncs).toBeGreaterThan(0)
+  expect(replica.doc).toEqual({ kept: 1 })
+  expect(A.getMissingDeps(replica.doc, [])).toEqual([])
 })
 
 test("Automerge: first contact from an empty replica (a deflated document chunk) syncs; its inflated bytes are bounded", async () => {

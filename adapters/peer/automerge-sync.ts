@@ -7,16 +7,21 @@
  * A peer is as untrusted as any client of the hub, so the changes of its sync messages go
  * through the steps the hub's documents take (adapters/automerge/admit.ts) before Automerge
  * sees them: the decoded work bounded before decoding (deflated parts inflated under a bound,
- * asynchronously: messages are handled one after another), only changes whose dependencies
- * are here (Automerge would hold the others and apply them later, unchecked), and what each
- * op does checked (depth, `__proto__`, preds, op counters). One 16 KB change of thousands of
- * nested maps would otherwise abort Automerge's WebAssembly for every document of the page.
- * A message that fails is dropped, reported, and that link's SyncState reset (the next round
- * starts over); a missing dependency only resets it (the new round fetches it).
+ * asynchronously: messages are handled one after another), then what each op does checked
+ * (depth, `__proto__`, preds, op counters). One 16 KB change of thousands of nested maps would
+ * otherwise abort Automerge's WebAssembly for every document of the page. A message that
+ * fails is dropped, reported, and that link's SyncState reset (the next round starts over).
+ *
+ * A change whose dependencies have not arrived (a Bloom filter's false positive left one out;
+ * a BroadcastChannel is several peers behind one SyncState) cannot be checked yet, and
+ * Automerge must not hold it: it would apply it later, unchecked. The replica holds it itself
+ * (at most `maxHeldBytes`; past that, everything held is dropped and the rounds start over),
+ * asks for the missing dependencies in the `need` of its next message, and checks and applies
+ * it once they are here.
  */
 import * as A from "@automerge/automerge"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
-import { admitChanges, changesOf, inflateWithStreams, measureChunkAsync, type InflateAsync, type UntrustedChange } from "../automerge/admit.js"
+import { changesOf, inflateWithStreams, measureChunkAsync, type InflateAsync, type UntrustedChange } from "../automerge/admit.js"
 import { OpIndex, Overlay } from "../automerge/validate.js"
 
 export interface AutomergeSyncOptions {
@@ -26,6 +31,8 @@ export interface AutomergeSyncOptions {
   readonly maxChangeOps?: number
   /** Most bytes the deflated parts of one chunk may inflate to. Default 16 MiB. */
   readonly maxInflatedBytes?: number
+  /** Bytes of changes held until their dependencies arrive. Default 8 MiB. */
+  readonly maxHeldBytes?: number
   /** Raw DEFLATE with a bound. Default: the platform's DecompressionStream. */
   readonly inflate?: InflateAsync
   readonly onError?: (error: { readonly code: string; readonly message: string }) => void
@@ -35,6 +42,8 @@ interface Attached {
   readonly link: PeerLink
   state: A.SyncState
   readonly unsubscribe: () => void
+  /** The dependencies last asked for on this link (asked again only when they change). */
+  asked: string
 }
 
 export class AutomergeReplica<T> {
@@ -44,7 +53,10 @@ export class AutomergeReplica<T> {
   private index: OpIndex | undefined
   /** Messages are handled in arrival order, one at a time (measuring may wait for inflating). */
   private inbox: Promise<void> = Promise.resolve()
-  /** Rounds started over because a change's dependency was missing (diagnostics). */
+  /** Peers' changes whose dependencies have not arrived, by hash, in arrival order. */
+  private readonly held = new Map<string, UntrustedChange>()
+  #heldBytes = 0
+  /** Times the held changes passed `maxHeldBytes` and were dropped (diagnostics). */
   resyncs = 0
 
   constructor(private docValue: A.Doc<T>, private readonly options: AutomergeSyncOptions = {}) {}
@@ -75,6 +87,11 @@ export class AutomergeReplica<T> {
     return () => this.listeners.delete(fn)
   }
 
+  /** Bytes of peers' changes held until their dependencies arrive (at most `maxHeldBytes`). */
+  get heldBytes(): number {
+    return this.#heldBytes
+  }
+
   /** Resolves once every message received so far is handled. */
   idle(): Promise<void> {
     return this.inbox
@@ -85,12 +102,14 @@ export class AutomergeReplica<T> {
     const a: Attached = {
       link,
       state: A.initSyncState(),
+      asked: "",
       unsubscribe: link.subscribe({
         message: (bytes) => {
           this.inbox = this.inbox.then(() => this.receive(a, bytes))
         },
         open: () => {
           a.state = A.initSyncState()
+          a.asked = ""
           this.offer(a)
         },
       }),
@@ -107,7 +126,25 @@ export class AutomergeReplica<T> {
     if (!a.link.isOpen) return
     const [state, message] = A.generateSyncMessage(this.docValue, a.state)
     a.state = state
-    if (message !== null) a.link.send(message)
+    const need = this.missing()
+    const asked = need.join()
+    if (need.length === 0 || (asked === a.asked && message === null)) {
+      if (message !== null) a.link.send(message)
+      return
+    }
+    // Ask for what the held changes lack (Automerge asks only for what it holds itself).
+    a.asked = asked
+    const m: A.DecodedSyncMessage = message !== null ? A.decodeSyncMessage(message) : { heads: A.getHeads(this.docValue), need: [], have: [], changes: [] }
+    a.link.send(A.encodeSyncMessage({ ...m, need: [...new Set([...m.need, ...need])] }))
+  }
+
+  /** The dependencies of held changes that are neither here nor held, sorted. */
+  private missing(): string[] {
+    if (this.held.size === 0) return []
+    const backend = A.getBackend(this.docValue)
+    const out = new Set<string>()
+    for (const c of this.held.values()) for (const d of c.deps) if (!this.held.has(d) && backend.getChangeByHash(d) == null) out.add(d)
+    return [...out].sort()
   }
 
   private refuse(a: Attached, code: string, message: string): void {
@@ -147,27 +184,33 @@ export class AutomergeReplica<T> {
     } catch (e) {
       return this.refuse(a, "update-malformed", `A sync message that does not decode (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).`)
     }
-    let fresh: ReadonlyArray<UntrustedChange> = []
+    let take: UntrustedChange[] = []
     let overlay: Overlay | undefined
     if (message.changes.length > 0) {
       const changes = await this.changesIn(a, message.changes)
       if (changes === undefined || !this.links.has(a)) return
       const backend = A.getBackend(this.docValue)
-      overlay = new Overlay((this.index ??= OpIndex.of(this.docValue)))
-      const admitted = admitChanges(overlay, changes, (hash) => backend.getChangeByHash(hash) != null)
-      if (!admitted.ok && "missing" in admitted) {
-        // Not an attack by itself (a bloom filter's false positive leaves one out): start the round over.
+      const known = (hash: string) => backend.getChangeByHash(hash) != null
+      for (const c of changes) {
+        if (known(c.hash) || this.held.has(c.hash)) continue
+        this.held.set(c.hash, c)
+        this.#heldBytes += c.bytes.length
+      }
+      if (this.#heldBytes > (this.options.maxHeldBytes ?? 8 << 20)) {
+        this.held.clear()
+        this.#heldBytes = 0
         this.resyncs++
-        a.state = A.initSyncState()
+        for (const l of this.links) l.state = A.initSyncState()
         return this.offer(a)
       }
-      if (!admitted.ok) return this.refuse(a, "update-malformed", `A change from the peer is not what Automerge makes (${admitted.verdict.message}).`)
-      fresh = admitted.fresh
-    }
-    const before = A.getHeads(this.docValue).join()
+      overlay = new Overlay((this.index ??= OpIndex.of(this.docValue)))
+      const taken = this.takeReady(a, overlay, known)
+      if (taken === undefined) return
+      take = taken
+    }    const before = A.getHeads(this.docValue).join()
     try {
       // Only the checked changes reach Automerge; the rest of the message records what the peer has.
-      const checked = A.encodeSyncMessage({ ...message, changes: fresh.map((x) => x.bytes) })
+      const checked = A.encodeSyncMessage({ ...message, changes: take.map((x) => x.bytes) })
       ;[this.docValue, a.state] = A.receiveSyncMessage(this.docValue, a.state, checked)
     } catch (e) {
       this.index = undefined
@@ -176,6 +219,38 @@ export class AutomergeReplica<T> {
     overlay?.commit()
     if (A.getHeads(this.docValue).join() !== before) this.changed()
     else this.offer(a)
+  }
+
+  /**
+   * The held changes whose dependencies are all here or taken before them, checked in causal
+   * order and staged in `overlay`; they leave the held set. Undefined when one is not what
+   * Automerge makes: everything held is dropped, reported, and the link's round starts over.
+   */
+  private takeReady(a: Attached, overlay: Overlay, known: (hash: string) => boolean): UntrustedChange[] | undefined {
+    const take: UntrustedChange[] = []
+    const taken = new Set<string>()
+    // Passes in arrival order (causal order, as peers send): each takes what became ready.
+    for (let progress = true; progress;) {
+      progress = false
+      for (const c of this.held.values()) {
+        if (taken.has(c.hash) || !c.deps.every((d) => taken.has(d) || known(d))) continue
+        const verdict = overlay.check(c.decoded)
+        if (verdict !== undefined) {
+          this.held.clear()
+          this.#heldBytes = 0
+          this.refuse(a, "update-malformed", `A change from the peer is not what Automerge makes (${verdict.message}).`)
+          return undefined
+        }
+        take.push(c)
+        taken.add(c.hash)
+        progress = true
+      }
+    }
+    for (const c of take) {
+      this.held.delete(c.hash)
+      this.#heldBytes -= c.bytes.length
+    }
+    return take
   }
 
   private changed(): void {

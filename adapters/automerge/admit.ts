@@ -70,6 +70,38 @@ export const admitChanges = (overlay: Overlay, changes: ReadonlyArray<UntrustedC
   return { ok: true, fresh }
 }
 
+/** Most hashes a sync message's heads, need or have list may name (an honest one names its heads and a few needs). */
+export const MAX_SYNC_HASHES = 4096
+/** Most `have` entries of a sync message (Automerge sends one). */
+const MAX_SYNC_HAVES = 16
+const HASH = /^[0-9a-f]{64}$/
+
+/**
+ * A peer's decoded sync message with its lists checked before they reach a SyncState:
+ * hashes well formed and each named once, lists bounded. A `need` naming a change of the
+ * document twice made every later `generateSyncMessage` on that SyncState panic
+ * (`PanicError: ... MissingOps`). Returns the cleaned message, or why it is refused.
+ */
+export const cleanSyncMessage = (m: A.DecodedSyncMessage): A.DecodedSyncMessage | string => {
+  const hashes = (list: unknown, what: string): string[] | string => {
+    if (!Array.isArray(list) || list.length > MAX_SYNC_HASHES) return `its ${what} list is not a list of at most ${MAX_SYNC_HASHES} hashes`
+    for (const h of list) if (typeof h !== "string" || !HASH.test(h)) return `its ${what} list names something that is not a change hash`
+    return [...new Set(list as string[])]
+  }
+  const heads = hashes(m.heads, "heads")
+  if (typeof heads === "string") return heads
+  const need = hashes(m.need, "need")
+  if (typeof need === "string") return need
+  if (!Array.isArray(m.have) || m.have.length > MAX_SYNC_HAVES) return `it has more than ${MAX_SYNC_HAVES} have entries`
+  const have: A.DecodedSyncMessage["have"] = []
+  for (const h of m.have) {
+    const lastSync = hashes(h.lastSync, "lastSync")
+    if (typeof lastSync === "string") return lastSync
+    have.push({ ...h, lastSync })
+  }
+  return { ...m, heads, need, have }
+}
+
 /** Raw DEFLATE, asynchronously, with a bound: undefined when the output passes `max`. Throws on data that is not DEFLATE. */
 export type InflateAsync = (data: Uint8Array, max: number) => Promise<Uint8Array | undefined>
 

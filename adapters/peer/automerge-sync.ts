@@ -21,7 +21,7 @@
  */
 import * as A from "@automerge/automerge"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
-import { changesOf, inflateWithStreams, measureChunkAsync, type InflateAsync, type UntrustedChange } from "../automerge/admit.js"
+import { changesOf, cleanSyncMessage, inflateWithStreams, measureChunkAsync, type InflateAsync, type UntrustedChange } from "../automerge/admit.js"
 import { OpIndex, Overlay } from "../automerge/validate.js"
 
 export interface AutomergeSyncOptions {
@@ -105,7 +105,8 @@ export class AutomergeReplica<T> {
       asked: "",
       unsubscribe: link.subscribe({
         message: (bytes) => {
-          this.inbox = this.inbox.then(() => this.receive(a, bytes))
+          // One message's failure never stops the ones after it.
+          this.inbox = this.inbox.then(() => this.receive(a, bytes)).catch((e: unknown) => this.refuse(a, "internal-error", `A sync message failed here (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).`))
         },
         open: () => {
           a.state = A.initSyncState()
@@ -124,8 +125,15 @@ export class AutomergeReplica<T> {
 
   private offer(a: Attached): void {
     if (!a.link.isOpen) return
-    const [state, message] = A.generateSyncMessage(this.docValue, a.state)
-    a.state = state
+    let message: A.SyncMessage | null
+    try {
+      ;[a.state, message] = A.generateSyncMessage(this.docValue, a.state)
+    } catch (e) {
+      // What the peer said left this SyncState unusable (cleanSyncMessage refuses what is known to): start over.
+      a.state = A.initSyncState()
+      this.options.onError?.({ code: "internal-error", message: `Automerge could not answer the peer (${e instanceof Error ? e.message.slice(0, 120) : String(e)}); the round starts over.` })
+      return
+    }
     const need = this.missing()
     const asked = need.join()
     if (need.length === 0 || (asked === a.asked && message === null)) {
@@ -178,12 +186,14 @@ export class AutomergeReplica<T> {
     if (!this.links.has(a)) return
     const max = this.options.maxMessageBytes ?? 4 << 20
     if (bytes.length > max) return this.options.onError?.({ code: "update-too-large", message: `A sync message of ${bytes.length} bytes (at most ${max}).` })
-    let message: A.DecodedSyncMessage
+    let decoded: A.DecodedSyncMessage
     try {
-      message = A.decodeSyncMessage(bytes)
+      decoded = A.decodeSyncMessage(bytes)
     } catch (e) {
       return this.refuse(a, "update-malformed", `A sync message that does not decode (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).`)
     }
+    const message = cleanSyncMessage(decoded)
+    if (typeof message === "string") return this.refuse(a, "update-malformed", `A sync message refused: ${message}.`)
     let take: UntrustedChange[] = []
     let overlay: Overlay | undefined
     if (message.changes.length > 0) {

@@ -30,7 +30,7 @@ export interface OpenedYDoc {
   readonly doc: Y.Doc
   readonly link: WsLink
   readonly session: YSyncSession
-  /** Resolves once the hub's step2 arrived (the doc holds what the hub holds). */
+  /** Resolves once the hub's step2 arrived (the doc holds what the hub holds); rejects (`closed`) if closed first. */
   readonly synced: Promise<void>
   /** Stops syncing with the hub and closes the link (the doc stays). */
   close(): void

@@ -1,6 +1,8 @@
 /**
  * A PeerLink over a WebSocket, client side: connects to `url` and reconnects with backoff
- * (100 ms doubling to 2.5 s, jittered) until closed. `open` fires on each connect, so a sync
+ * (100 ms doubling to 2.5 s, jittered) until closed. The backoff starts over only after a
+ * connection stayed open `stableMs` (a server that accepts and closes at once, shedding
+ * load, is not retried ten times a second). `open` fires on each connect, so a sync
  * session re-runs its handshake after every reconnect. Works with the browser's WebSocket or
  * Node's `ws` (pass `WebSocket`). Used replica to replica (the other side listens, see
  * ws-listen.ts) and replica to hub (the hub's y-websocket endpoint, see open-ydoc.ts).
@@ -27,6 +29,8 @@ export interface WsLinkOptions {
   /** Reconnect after a close. Default true. */
   readonly reconnect?: boolean
   readonly maxBackoffMs?: number
+  /** How long a connection must stay open for the backoff to start over. Default 5 s. */
+  readonly stableMs?: number
   /** A close with one of these codes is final (default: 4400-4499, as y-websocket). */
   readonly isPermanent?: (code: number) => boolean
   /** Each close, with its code and reason (a refusal by the hub, for one). */
@@ -54,6 +58,7 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
   let open = false
   let closed = false
   let failures = 0
+  let openedAt = 0
   let timer: ReturnType<typeof setTimeout> | undefined
 
   const connect = () => {
@@ -64,7 +69,7 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
     sock.onopen = () => {
       if (ws !== sock) return
       open = true
-      failures = 0
+      openedAt = Date.now()
       for (const l of listeners) l.open?.()
     }
     sock.onmessage = (ev) => {
@@ -77,6 +82,7 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
       if (ws !== sock) return
       const wasOpen = open
       open = false
+      if (wasOpen && Date.now() - openedAt >= (options.stableMs ?? 5_000)) failures = 0
       ws = undefined
       options.onClose?.(ev.code, ev.reason)
       if (wasOpen) for (const l of listeners) l.close?.()

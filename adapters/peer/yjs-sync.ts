@@ -21,6 +21,7 @@
 import * as Y from "yjs"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
 import { decodeYMessage, encodeStep1, encodeStep2, encodeUpdate } from "../yjs-server/protocol.js"
+import { canonError } from "../../core/errors.js"
 import { notIntegrable, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
 
 export interface YSyncOptions {
@@ -34,7 +35,9 @@ export class YSyncSession {
   private syncedValue = false
   /** A step1 went out and its step2 has not come back: a missing dependency needs no other. */
   private awaitingStep2 = false
-  private readonly waiters = new Set<() => void>()
+  /** What whenSynced() hands out until the next step2 (one promise, however many callers). */
+  private waiting: { readonly promise: Promise<void>; readonly resolve: () => void; readonly reject: (e: unknown) => void } | undefined
+  private destroyed = false
   /** Updates dropped for a missing dependency, each answered by a handshake unless one was under way (diagnostics). */
   resyncs = 0
 
@@ -56,10 +59,18 @@ export class YSyncSession {
     return this.syncedValue
   }
 
-  /** Resolves once synced (now, or at the next step2). */
+  /** Resolves once synced (now, or at the next step2); rejects (`closed`) if destroyed first. */
   whenSynced(): Promise<void> {
     if (this.syncedValue) return Promise.resolve()
-    return new Promise((r) => this.waiters.add(r))
+    if (this.destroyed) return Promise.reject(canonError("closed", "The sync session was destroyed before it synced."))
+    if (this.waiting === undefined) {
+      let resolve!: () => void, reject!: (e: unknown) => void
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)))
+      // A caller that stopped waiting must not crash the process when destroy() rejects it.
+      promise.catch(() => {})
+      this.waiting = { promise, resolve, reject }
+    }
+    return this.waiting.promise
   }
 
   private handshake(): void {
@@ -100,8 +111,8 @@ export class YSyncSession {
         this.apply(msg.update, msg.type === "step2")
         if (msg.type === "step2" && !this.syncedValue) {
           this.syncedValue = true
-          for (const w of this.waiters) w()
-          this.waiters.clear()
+          this.waiting?.resolve()
+          this.waiting = undefined
         }
         return
       }
@@ -142,7 +153,11 @@ export class YSyncSession {
 
   /** Stops syncing (the doc and the link stay as they are). */
   destroy(): void {
+    if (this.destroyed) return
+    this.destroyed = true
     this.doc.off("update", this.onLocal)
     this.unsubscribe()
+    this.waiting?.reject(canonError("closed", "The sync session was destroyed before it synced."))
+    this.waiting = undefined
   }
 }

@@ -113,6 +113,7 @@ export class AutomergeReplica<T> {
           a.asked = ""
           this.offer(a)
         },
+        end: () => this.links.delete(a),
       }),
     }
     this.links.add(a)

@@ -33,6 +33,8 @@ export const broadcastChannelLink = (name: string): PeerLink => {
       open = false
       channel.close()
       for (const l of listeners) l.close?.()
+      for (const l of listeners) l.end?.()
+      listeners.clear()
     },
   }
 }

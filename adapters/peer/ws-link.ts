@@ -118,6 +118,8 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
       ws = undefined
       if (open) for (const l of listeners) l.close?.()
       open = false
+      for (const l of listeners) l.end?.()
+      listeners.clear()
       sock?.close(1000, "closed")
     },
   }

@@ -38,11 +38,15 @@ const socketLink = (ws: WebSocket): PeerLink => {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data
     for (const l of listeners) l.message(bytes)
   })
-  ws.on("close", () => {
+  // An accepted socket never reopens: its close ends the link.
+  const end = () => {
     if (!open) return
     open = false
     for (const l of listeners) l.close?.()
-  })
+    for (const l of listeners) l.end?.()
+    listeners.clear()
+  }
+  ws.on("close", end)
   ws.on("error", () => {})
   return {
     get isOpen() {
@@ -58,9 +62,8 @@ const socketLink = (ws: WebSocket): PeerLink => {
     },
     close() {
       if (!open) return
-      open = false
       ws.close(1000, "closed")
-      for (const l of listeners) l.close?.()
+      end()
     },
   }
 }

@@ -50,6 +50,8 @@ export class YSyncSession {
         this.syncedValue = false
         this.awaitingStep2 = false
       },
+      // The link is gone for good: nothing of this session may stay on the document.
+      end: () => this.destroy(),
     })
     if (link.isOpen) this.handshake()
   }

@@ -19,6 +19,12 @@ export interface PeerLinkListener {
   message(bytes: Uint8Array): void
   open?(): void
   close?(): void
+  /**
+   * The link is closed for good (after `close` if it was open): it never opens again and
+   * drops its listeners. Sessions let go of what they hold for it here (an accepted socket
+   * that closes ends its link; without this every connection left a session behind).
+   */
+  end?(): void
 }
 
 export interface PeerLink {
@@ -62,6 +68,8 @@ export const memoryLinkPair = (): [MemoryLink, MemoryLink] => {
       if (closed) return
       closed = true
       for (const set of listeners) for (const l of set) l.close?.()
+      for (const set of listeners) for (const l of set) l.end?.()
+      for (const set of listeners) set.clear()
     },
     setConnected(next) {
       if (closed || next === up) return

@@ -13,6 +13,7 @@ import type { PeerLink, PeerLinkListener } from "../../core/crdt-docs/peer-link.
 export interface WebSocketLike {
   binaryType: string
   readonly readyState: number
+  readonly bufferedAmount: number
   send(data: Uint8Array): void
   close(code?: number, reason?: string): void
   onopen: ((ev: unknown) => void) | null
@@ -29,6 +30,8 @@ export interface WsLinkOptions {
   /** Reconnect after a close. Default true. */
   readonly reconnect?: boolean
   readonly maxBackoffMs?: number
+  /** What may queue unsent before the connection is dropped and made again (the handshake then sends what the other side lacks). Default 8 MiB. */
+  readonly maxBufferedBytes?: number
   /** How long a connection must stay open for the backoff to start over. Default 5 s. */
   readonly stableMs?: number
   /** A close with one of these codes is final (default: 4400-4499, as y-websocket). */
@@ -98,7 +101,13 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
       return open
     },
     send(bytes) {
-      if (open && ws !== undefined) ws.send(bytes)
+      if (!open || ws === undefined) return
+      if (ws.bufferedAmount + bytes.length > (options.maxBufferedBytes ?? 8 << 20)) {
+        // The other side does not read: drop this connection (onclose reconnects with backoff).
+        ws.close(4000, "Too far behind; reconnecting.")
+        return
+      }
+      ws.send(bytes)
     },
     subscribe(listener) {
       listeners.add(listener)

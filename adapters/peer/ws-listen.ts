@@ -11,12 +11,19 @@ export interface PeerListener {
   close(): Promise<void>
 }
 
-/** Largest message a peer may send. Default 1 MiB. */
-export const listenWsLinks = (address: { host: string; port: number; maxMessageBytes?: number }, onLink: (link: PeerLink) => void): Promise<PeerListener> =>
+/** How far behind a peer may fall (bytes queued for it) before its socket is closed (1013). Default 8 MiB, as the hub. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 8 << 20
+
+/**
+ * Listens on `host:port`. `maxMessageBytes`: largest message a peer may send (default 1 MiB).
+ * `maxBufferedBytes`: what may queue for a peer that does not read before it is dropped
+ * (default 8 MiB); it reconnects and its handshake fetches what it missed.
+ */
+export const listenWsLinks = (address: { host: string; port: number; maxMessageBytes?: number; maxBufferedBytes?: number }, onLink: (link: PeerLink) => void): Promise<PeerListener> =>
   new Promise((resolve, reject) => {
     const wss = new WebSocketServer({ host: address.host, port: address.port, maxPayload: address.maxMessageBytes ?? 1 << 20 })
     wss.once("error", reject)
-    wss.on("connection", (ws) => onLink(socketLink(ws)))
+    wss.on("connection", (ws) => onLink(socketLink(ws, address.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES)))
     wss.once("listening", () => {
       const a = wss.address()
       resolve({
@@ -30,7 +37,7 @@ export const listenWsLinks = (address: { host: string; port: number; maxMessageB
   })
 
 /** An accepted socket as a PeerLink (open already; it does not reconnect: the other side does). */
-const socketLink = (ws: WebSocket): PeerLink => {
+const socketLink = (ws: WebSocket, maxBuffered: number): PeerLink => {
   const listeners = new Set<PeerLinkListener>()
   let open = true
   ws.on("message", (data, isBinary) => {
@@ -53,7 +60,13 @@ const socketLink = (ws: WebSocket): PeerLink => {
       return open
     },
     send(bytes) {
-      if (open) ws.send(bytes)
+      if (!open) return
+      // A peer that does not read is dropped, not buffered for without bound.
+      if (ws.bufferedAmount + bytes.length > maxBuffered) {
+        ws.close(1013, "Too far behind; reconnect.")
+        return end()
+      }
+      ws.send(bytes)
     },
     subscribe(listener) {
       // Open from the start: sessions check isOpen when they begin.

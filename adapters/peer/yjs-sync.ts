@@ -22,6 +22,7 @@ import * as Y from "yjs"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
 import { decodeYMessage, encodeStep1, encodeStep2, encodeUpdate } from "../yjs-server/protocol.js"
 import { canonError } from "../../core/errors.js"
+import { AnswerBudget } from "./answer-budget.js"
 import { notIntegrable, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
 
 export interface YSyncOptions {
@@ -38,6 +39,8 @@ export class YSyncSession {
   /** What whenSynced() hands out until the next step2 (one promise, however many callers). */
   private waiting: { readonly promise: Promise<void>; readonly resolve: () => void; readonly reject: (e: unknown) => void } | undefined
   private destroyed = false
+  /** Step1s are answered with everything the peer lacks: three at once, then one a second (./answer-budget.ts). */
+  private readonly answers = new AnswerBudget<Uint8Array>(3, 1_000, (stateVector) => this.answer(stateVector))
   /** Updates dropped for a missing dependency, each answered by a handshake unless one was under way (diagnostics). */
   resyncs = 0
 
@@ -98,15 +101,8 @@ export class YSyncSession {
       return this.fail("protocol-error", `An undecodable message from the peer (${e instanceof Error ? e.message : String(e)}).`)
     }
     switch (msg.type) {
-      case "step1": {
-        let diff: Uint8Array
-        try {
-          diff = Y.encodeStateAsUpdate(this.doc, msg.stateVector)
-        } catch {
-          return this.fail("protocol-error", "A state vector that does not decode.")
-        }
-        return this.link.send(encodeStep2(diff))
-      }
+      case "step1":
+        return this.answers.request(msg.stateVector)
       case "step2":
       case "update": {
         if (msg.type === "step2") this.awaitingStep2 = false
@@ -124,6 +120,16 @@ export class YSyncSession {
         // awareness, query-awareness, unknown: not this session's business.
         return
     }
+  }
+
+  private answer(stateVector: Uint8Array): void {
+    let diff: Uint8Array
+    try {
+      diff = Y.encodeStateAsUpdate(this.doc, stateVector)
+    } catch {
+      return this.fail("protocol-error", "A state vector that does not decode.")
+    }
+    this.link.send(encodeStep2(diff))
   }
 
   private apply(update: Uint8Array, step2: boolean): void {
@@ -157,6 +163,7 @@ export class YSyncSession {
   destroy(): void {
     if (this.destroyed) return
     this.destroyed = true
+    this.answers.close()
     this.doc.off("update", this.onLocal)
     this.unsubscribe()
     this.waiting?.reject(canonError("closed", "The sync session was destroyed before it synced."))

@@ -26,11 +26,11 @@ import { OpIndex, Overlay } from "../automerge/validate.js"
 import { AnswerBudget } from "./answer-budget.js"
 
 export interface AutomergeSyncOptions {
-  /** Largest sync message accepted. Default 4 MiB. */
+  /** Largest sync message accepted (a fresh peer gets the whole document in one). Default 64 MiB. */
   readonly maxMessageBytes?: number
   /** Most ops (or preds, or changes) one change or document chunk of a message may decode to, counted before decoding. Default 262,144. */
   readonly maxChangeOps?: number
-  /** Most bytes the deflated parts of one chunk may inflate to. Default 16 MiB. */
+  /** Most bytes the deflated parts of one chunk may inflate to. Default 64 MiB. */
   readonly maxInflatedBytes?: number
   /** Bytes of changes held until their dependencies arrive. Default 8 MiB. */
   readonly maxHeldBytes?: number
@@ -182,7 +182,7 @@ export class AutomergeReplica<T> {
   /** The changes of a peer's message, measured and decoded, or undefined (refused and reported). */
   private async changesIn(a: Attached, chunks: ReadonlyArray<Uint8Array>): Promise<UntrustedChange[] | undefined> {
     const maxOps = this.options.maxChangeOps ?? 1 << 18
-    const maxInflatedBytes = this.options.maxInflatedBytes ?? 16 << 20
+    const maxInflatedBytes = this.options.maxInflatedBytes ?? 64 << 20
     const inflate = this.options.inflate ?? inflateWithStreams
     const out: UntrustedChange[] = []
     for (const chunk of chunks) {
@@ -203,7 +203,7 @@ export class AutomergeReplica<T> {
 
   private async receive(a: Attached, bytes: Uint8Array, budgeted: boolean): Promise<void> {
     if (!this.links.has(a)) return
-    const max = this.options.maxMessageBytes ?? 4 << 20
+    const max = this.options.maxMessageBytes ?? 64 << 20
     if (bytes.length > max) return this.options.onError?.({ code: "update-too-large", message: `A sync message of ${bytes.length} bytes (at most ${max}).` })
     let decoded: A.DecodedSyncMessage
     try {
@@ -227,17 +227,17 @@ export class AutomergeReplica<T> {
         this.held.set(c.hash, c)
         this.#heldBytes += c.bytes.length
       }
+      overlay = new Overlay((this.index ??= OpIndex.of(this.docValue)))
+      const taken = this.takeReady(a, overlay, known)
+      if (taken === undefined) return
+      take = taken
+      // What still waits for a dependency is bounded (what is taken now never counts).
       if (this.#heldBytes > (this.options.maxHeldBytes ?? 8 << 20)) {
         this.held.clear()
         this.#heldBytes = 0
         this.resyncs++
         for (const l of this.links) l.state = A.initSyncState()
-        return this.offer(a)
       }
-      overlay = new Overlay((this.index ??= OpIndex.of(this.docValue)))
-      const taken = this.takeReady(a, overlay, known)
-      if (taken === undefined) return
-      take = taken
     }    const before = A.getHeads(this.docValue).join()
     try {
       // Only the checked changes reach Automerge; the rest of the message records what the peer has.

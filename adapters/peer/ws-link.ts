@@ -102,7 +102,7 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
     },
     send(bytes) {
       if (!open || ws === undefined) return
-      if (ws.bufferedAmount + bytes.length > (options.maxBufferedBytes ?? 8 << 20)) {
+      if (ws.bufferedAmount > 0 && ws.bufferedAmount + bytes.length > (options.maxBufferedBytes ?? 8 << 20)) {
         // The other side does not read: drop this connection (onclose reconnects with backoff).
         ws.close(4000, "Too far behind; reconnecting.")
         return

@@ -15,13 +15,14 @@ export interface PeerListener {
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 << 20
 
 /**
- * Listens on `host:port`. `maxMessageBytes`: largest message a peer may send (default 1 MiB).
+ * Listens on `host:port`. `maxMessageBytes`: largest message a peer may send (default 64 MiB:
+ * a fresh peer's whole document comes in one sync answer).
  * `maxBufferedBytes`: what may queue for a peer that does not read before it is dropped
  * (default 8 MiB); it reconnects and its handshake fetches what it missed.
  */
 export const listenWsLinks = (address: { host: string; port: number; maxMessageBytes?: number; maxBufferedBytes?: number }, onLink: (link: PeerLink) => void): Promise<PeerListener> =>
   new Promise((resolve, reject) => {
-    const wss = new WebSocketServer({ host: address.host, port: address.port, maxPayload: address.maxMessageBytes ?? 1 << 20 })
+    const wss = new WebSocketServer({ host: address.host, port: address.port, maxPayload: address.maxMessageBytes ?? 64 << 20 })
     wss.once("error", reject)
     wss.on("connection", (ws) => onLink(socketLink(ws, address.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES)))
     wss.once("listening", () => {
@@ -61,8 +62,9 @@ const socketLink = (ws: WebSocket, maxBuffered: number): PeerLink => {
     },
     send(bytes) {
       if (!open) return
-      // A peer that does not read is dropped, not buffered for without bound.
-      if (ws.bufferedAmount + bytes.length > maxBuffered) {
+      // A peer that does not read is dropped, not buffered for without bound (one message
+      // larger than the bound still goes when nothing waits: a whole document to a fresh peer).
+      if (ws.bufferedAmount > 0 && ws.bufferedAmount + bytes.length > maxBuffered) {
         ws.close(1013, "Too far behind; reconnect.")
         return end()
       }

@@ -25,9 +25,17 @@ import { canonError } from "../../core/errors.js"
 import { AnswerBudget } from "./answer-budget.js"
 import { notIntegrable, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
 
+/** Default bound on a step2 answering this session's step1 (and on a peer link's messages). */
+export const DEFAULT_MAX_SYNC_BYTES = 64 << 20
+
 export interface YSyncOptions {
   /** Largest update accepted from the peer. Default 1 MiB. */
   readonly maxUpdateBytes?: number
+  /**
+   * Largest step2 accepted in answer to this session's own step1: the whole document when it
+   * starts empty, so it may be far larger than one update. Default 64 MiB.
+   */
+  readonly maxSyncBytes?: number
   readonly onError?: (error: { readonly code: string; readonly message: string }) => void
 }
 
@@ -89,8 +97,9 @@ export class YSyncSession {
     if (origin !== this) this.link.send(encodeUpdate(update))
   }
 
-  private fail(code: string, message: string): void {
+  private fail(code: string, message: string): false {
     this.options.onError?.({ code, message })
+    return false
   }
 
   private receive(bytes: Uint8Array): void {
@@ -98,16 +107,21 @@ export class YSyncSession {
     try {
       msg = decodeYMessage(bytes)
     } catch (e) {
-      return this.fail("protocol-error", `An undecodable message from the peer (${e instanceof Error ? e.message : String(e)}).`)
+      this.fail("protocol-error", `An undecodable message from the peer (${e instanceof Error ? e.message : String(e)}).`)
+      return
     }
     switch (msg.type) {
       case "step1":
         return this.answers.request(msg.stateVector)
       case "step2":
       case "update": {
-        if (msg.type === "step2") this.awaitingStep2 = false
-        this.apply(msg.update, msg.type === "step2")
-        if (msg.type === "step2" && !this.syncedValue) {
+        // The answer to this session's step1 (a step2 meant for another member of a
+        // BroadcastChannel is an update like any other).
+        const answer = msg.type === "step2" && this.awaitingStep2
+        if (answer) this.awaitingStep2 = false
+        const applied = this.apply(msg.update, answer)
+        // Synced means the document holds what the peer had: not after an answer it refused.
+        if (answer && applied && !this.syncedValue) {
           this.syncedValue = true
           this.waiting?.resolve()
           this.waiting = undefined
@@ -115,7 +129,8 @@ export class YSyncSession {
         return
       }
       case "auth-denied":
-        return this.fail("unauthorized", msg.reason)
+        this.fail("unauthorized", msg.reason)
+        return
       default:
         // awareness, query-awareness, unknown: not this session's business.
         return
@@ -127,14 +142,16 @@ export class YSyncSession {
     try {
       diff = Y.encodeStateAsUpdate(this.doc, stateVector)
     } catch {
-      return this.fail("protocol-error", "A state vector that does not decode.")
+      this.fail("protocol-error", "A state vector that does not decode.")
+      return
     }
     this.link.send(encodeStep2(diff))
   }
 
-  private apply(update: Uint8Array, step2: boolean): void {
-    const max = this.options.maxUpdateBytes ?? 1 << 20
-    if (update.length > max) return this.fail("update-too-large", `An update of ${update.length} bytes from the peer (at most ${max}).`)
+  /** Whether the update is in the document now (or was already). */
+  private apply(update: Uint8Array, answer: boolean): boolean {
+    const max = answer ? (this.options.maxSyncBytes ?? DEFAULT_MAX_SYNC_BYTES) : (this.options.maxUpdateBytes ?? 1 << 20)
+    if (update.length > max) return this.fail("update-too-large", `${answer ? "A step2" : "An update"} of ${update.length} bytes from the peer (at most ${max}).`)
     let decoded: DecodedYUpdate
     try {
       decoded = Y.decodeUpdate(update) as unknown as DecodedYUpdate
@@ -145,11 +162,11 @@ export class YSyncSession {
     if (unsupported !== undefined) return this.fail("update-malformed", unsupported)
     const cannot = notIntegrable(update, decoded, (client) => Y.getState(this.doc.store, client), this.doc)
     // A step2 answers this document's state vector: what it lacks, the peer lacks too (asking again would loop).
-    if (cannot?.reason === "missing" && step2) return this.fail("update-missing-deps", `The peer's step2 is incomplete: ${cannot.message}`)
+    if (cannot?.reason === "missing" && answer) return this.fail("update-missing-deps", `The peer's step2 is incomplete: ${cannot.message}`)
     if (cannot?.reason === "missing") {
       this.resyncs++
       if (!this.awaitingStep2 && this.link.isOpen) this.handshake()
-      return
+      return false
     }
     if (cannot !== undefined) return this.fail("update-malformed", cannot.message)
     try {
@@ -157,6 +174,7 @@ export class YSyncSession {
     } catch (e) {
       return this.fail("update-failed", `An update from the peer could not be merged (${e instanceof Error ? e.message : String(e)}).`)
     }
+    return true
   }
 
   /** Stops syncing (the doc and the link stay as they are). */

@@ -27,29 +27,7 @@ import { automergeDocEngine } from "../adapters/automerge-server/index.js"
 import { AutomergeReplica, YSyncSession } from "../adapters/peer/index.js"
 import { memoryLinkPair } from "../core/crdt-docs/peer-link.js"
 import { encodeUpdate } from "../adapters/yjs-server/protocol.js"
-
-/** A tree of maps: each node a list of (key, child) pairs; leaves are numbers. */
-type Tree = ReadonlyArray<readonly [string, Tree | number]>
-
-const KEYS = ["a", "constructor", "toString", "__proto__", "x"]
-
-const tree = (bound: number): fc.Arbitrary<{ readonly tree: Tree; readonly depth: number; readonly proto: boolean }> =>
-  fc.record({
-    depth: fc.integer({ min: bound - 2, max: bound + 2 }),
-    branches: fc.array(fc.tuple(fc.integer({ min: 0, max: bound + 2 }), fc.constantFrom(...KEYS)), { maxLength: 3 }),
-    spineKey: fc.constantFrom("a", "x", "__proto__"),
-  }).map(({ depth, branches, spineKey }) => {
-    const build = (level: number): Tree => {
-      const here: Array<readonly [string, Tree | number]> = branches.filter(([at]) => at === level).map(([, key]) => [key === spineKey ? `${key}-leaf` : key, level] as const)
-      if (level <= depth) here.push([spineKey, build(level + 1)])
-      return here
-    }
-    const root = build(1)
-    const keys = new Set<string>()
-    const walk = (t: Tree): void => t.forEach(([k, v]) => (keys.add(k), typeof v !== "number" && walk(v)))
-    walk(root)
-    return { tree: root, depth, proto: keys.has("__proto__") }
-  })
+import { tree, type Tree } from "./support/nested-trees.js"
 
 const turn = () => new Promise((r) => setTimeout(r, 0))
 

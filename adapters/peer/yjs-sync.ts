@@ -25,6 +25,9 @@ import { canonError } from "../../core/errors.js"
 import { AnswerBudget } from "./answer-budget.js"
 import { notIntegrable, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
 
+/** How long a step1 waits for its step2 before another may go out. */
+const STEP2_WAIT_MS = 1_000
+
 /** Default bound on a step2 answering this session's step1 (and on a peer link's messages). */
 export const DEFAULT_MAX_SYNC_BYTES = 64 << 20
 
@@ -42,8 +45,10 @@ export interface YSyncOptions {
 export class YSyncSession {
   private readonly unsubscribe: () => void
   private syncedValue = false
-  /** A step1 went out and its step2 has not come back: a missing dependency needs no other. */
+  /** A step1 went out and its step2 has not come back: a missing dependency needs no other (for a while). */
   private awaitingStep2 = false
+  /** When the last step1 went out (a BroadcastChannel may have had nobody to answer it). */
+  private step1At = 0
   /** What whenSynced() hands out until the next step2 (one promise, however many callers). */
   private waiting: { readonly promise: Promise<void>; readonly resolve: () => void; readonly reject: (e: unknown) => void } | undefined
   private destroyed = false
@@ -89,6 +94,7 @@ export class YSyncSession {
   private handshake(): void {
     this.syncedValue = false
     this.awaitingStep2 = true
+    this.step1At = Date.now()
     this.link.send(encodeStep1(Y.encodeStateVector(this.doc)))
   }
 
@@ -146,6 +152,10 @@ export class YSyncSession {
       return
     }
     this.link.send(encodeStep2(diff))
+    // A peer that asks while this session has no answer of its own (its step1 went out when
+    // nobody was on a BroadcastChannel) is asked back: its content would never come otherwise.
+    // (Within the answer budget: two unsynced peers stop once each has the other's step2.)
+    if (!this.syncedValue) this.handshake()
   }
 
   /** Whether the update is in the document now (or was already). */
@@ -165,7 +175,7 @@ export class YSyncSession {
     if (cannot?.reason === "missing" && answer) return this.fail("update-missing-deps", `The peer's step2 is incomplete: ${cannot.message}`)
     if (cannot?.reason === "missing") {
       this.resyncs++
-      if (!this.awaitingStep2 && this.link.isOpen) this.handshake()
+      if ((!this.awaitingStep2 || Date.now() - this.step1At > STEP2_WAIT_MS) && this.link.isOpen) this.handshake()
       return false
     }
     if (cannot !== undefined) return this.fail("update-malformed", cannot.message)

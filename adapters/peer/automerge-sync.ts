@@ -15,7 +15,8 @@
  * A change whose dependencies have not arrived (a Bloom filter's false positive left one out;
  * a BroadcastChannel is several peers behind one SyncState) cannot be checked yet, and
  * Automerge must not hold it: it would apply it later, unchecked. The replica holds it itself
- * (at most `maxHeldBytes`; past that, everything held is dropped and the rounds start over),
+ * (at most `maxHeldBytes`; past that, everything held is dropped and its peers are asked to
+ * send again what they sent),
  * asks for the missing dependencies in the `need` of its next message, and checks and applies
  * it once they are here.
  */
@@ -48,6 +49,12 @@ interface Attached {
   /** Whether a message came on this link since it (re)opened. */
   heard: boolean
   /**
+   * Held changes from this peer were dropped (past `maxHeldBytes`): its Automerge counts them
+   * as sent and would never send them again. The next message says "no heads", which makes it
+   * forget what it sent (once).
+   */
+  lost: boolean
+  /**
    * Messages with no heads after the first: Automerge takes one as "the peer lost its data"
    * and resends everything (7 bytes in, the whole document out, ~200 ms of CPU for 256 KiB).
    * Two at once, then one per 5 s (./answer-budget.ts).
@@ -63,7 +70,7 @@ export class AutomergeReplica<T> {
   /** Messages are handled in arrival order, one at a time (measuring may wait for inflating). */
   private inbox: Promise<void> = Promise.resolve()
   /** Peers' changes whose dependencies have not arrived, by hash, in arrival order. */
-  private readonly held = new Map<string, UntrustedChange>()
+  private readonly held = new Map<string, { readonly change: UntrustedChange; readonly from: Attached }>()
   #heldBytes = 0
   /** Times the held changes passed `maxHeldBytes` and were dropped (diagnostics). */
   resyncs = 0
@@ -113,6 +120,7 @@ export class AutomergeReplica<T> {
       state: A.initSyncState(),
       asked: "",
       heard: false,
+      lost: false,
       resets: new AnswerBudget<Uint8Array>(2, 5_000, (bytes) => this.enqueue(a, bytes, true)),
       unsubscribe: link.subscribe({
         message: (bytes) => this.enqueue(a, bytes, false),
@@ -153,6 +161,12 @@ export class AutomergeReplica<T> {
       this.options.onError?.({ code: "internal-error", message: `Automerge could not answer the peer (${e instanceof Error ? e.message.slice(0, 120) : String(e)}); the round starts over.` })
       return
     }
+    if (a.lost) {
+      a.lost = false
+      const m: A.DecodedSyncMessage = message !== null ? A.decodeSyncMessage(message) : { heads: [], need: [], have: [], changes: [] }
+      a.link.send(A.encodeSyncMessage({ ...m, heads: [] }))
+      return
+    }
     const need = this.missing()
     const asked = need.join()
     if (need.length === 0 || (asked === a.asked && message === null)) {
@@ -170,7 +184,7 @@ export class AutomergeReplica<T> {
     if (this.held.size === 0) return []
     const backend = A.getBackend(this.docValue)
     const out = new Set<string>()
-    for (const c of this.held.values()) for (const d of c.deps) if (!this.held.has(d) && backend.getChangeByHash(d) == null) out.add(d)
+    for (const { change } of this.held.values()) for (const d of change.deps) if (!this.held.has(d) && backend.getChangeByHash(d) == null) out.add(d)
     return [...out].sort()
   }
 
@@ -224,21 +238,20 @@ export class AutomergeReplica<T> {
       const known = (hash: string) => backend.getChangeByHash(hash) != null
       for (const c of changes) {
         if (known(c.hash) || this.held.has(c.hash)) continue
-        this.held.set(c.hash, c)
+        this.held.set(c.hash, { change: c, from: a })
         this.#heldBytes += c.bytes.length
       }
       overlay = new Overlay((this.index ??= OpIndex.of(this.docValue)))
-      const taken = this.takeReady(a, overlay, known)
-      if (taken === undefined) return
-      take = taken
+      take = this.takeReady(overlay, known)
       // What still waits for a dependency is bounded (what is taken now never counts).
       if (this.#heldBytes > (this.options.maxHeldBytes ?? 8 << 20)) {
+        for (const { from } of this.held.values()) from.lost = true
         this.held.clear()
         this.#heldBytes = 0
         this.resyncs++
-        for (const l of this.links) l.state = A.initSyncState()
       }
-    }    const before = A.getHeads(this.docValue).join()
+    }
+    const before = A.getHeads(this.docValue).join()
     try {
       // Only the checked changes reach Automerge; the rest of the message records what the peer has.
       const checked = A.encodeSyncMessage({ ...message, changes: take.map((x) => x.bytes) })
@@ -250,36 +263,46 @@ export class AutomergeReplica<T> {
     overlay?.commit()
     if (A.getHeads(this.docValue).join() !== before) this.changed()
     else this.offer(a)
+    // Peers whose held changes were dropped are told now, not at their next turn.
+    for (const l of this.links) if (l.lost) this.offer(l)
   }
 
   /**
    * The held changes whose dependencies are all here or taken before them, checked in causal
-   * order and staged in `overlay`; they leave the held set. Undefined when one is not what
-   * Automerge makes: everything held is dropped, reported, and the link's round starts over.
+   * order and staged in `overlay`; they leave the held set. One that is not what Automerge
+   * makes leaves it too, with every held change that depends on it, and is reported (its
+   * peer's round starts over); the others are unaffected (another peer's bad change must not
+   * drop what an honest one sent).
    */
-  private takeReady(a: Attached, overlay: Overlay, known: (hash: string) => boolean): UntrustedChange[] | undefined {
+  private takeReady(overlay: Overlay, known: (hash: string) => boolean): UntrustedChange[] {
     const take: UntrustedChange[] = []
     const taken = new Set<string>()
+    const bad = new Set<string>()
     // Passes in arrival order (causal order, as peers send): each takes what became ready.
     for (let progress = true; progress;) {
       progress = false
-      for (const c of this.held.values()) {
-        if (taken.has(c.hash) || !c.deps.every((d) => taken.has(d) || known(d))) continue
-        const verdict = overlay.check(c.decoded)
-        if (verdict !== undefined) {
-          this.held.clear()
-          this.#heldBytes = 0
-          this.refuse(a, "update-malformed", `A change from the peer is not what Automerge makes (${verdict.message}).`)
-          return undefined
+      for (const [hash, { change, from }] of this.held) {
+        if (taken.has(hash) || bad.has(hash)) continue
+        if (change.deps.some((d) => bad.has(d))) {
+          bad.add(hash)
+          progress = true
+          continue
         }
-        take.push(c)
-        taken.add(c.hash)
+        if (!change.deps.every((d) => taken.has(d) || known(d))) continue
+        const verdict = overlay.check(change.decoded)
+        if (verdict !== undefined) {
+          bad.add(hash)
+          this.refuse(from, "update-malformed", `A change from the peer is not what Automerge makes (${verdict.message}).`)
+        } else {
+          take.push(change)
+          taken.add(hash)
+        }
         progress = true
       }
     }
-    for (const c of take) {
-      this.held.delete(c.hash)
-      this.#heldBytes -= c.bytes.length
+    for (const hash of [...taken, ...bad]) {
+      this.#heldBytes -= this.held.get(hash)!.change.bytes.length
+      this.held.delete(hash)
     }
     return take
   }

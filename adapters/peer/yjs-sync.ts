@@ -23,7 +23,7 @@ import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
 import { decodeYMessage, encodeStep1, encodeStep2, encodeUpdate } from "../yjs-server/protocol.js"
 import { canonError } from "../../core/errors.js"
 import { AnswerBudget } from "./answer-budget.js"
-import { notIntegrable, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
+import { MAX_UPDATE_STRUCTS, countV1Structs, notIntegrable, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
 
 /** How long a step1 waits for its step2 before another may go out. */
 const STEP2_WAIT_MS = 1_000
@@ -39,6 +39,11 @@ export interface YSyncOptions {
    * starts empty, so it may be far larger than one update. Default 64 MiB.
    */
   readonly maxSyncBytes?: number
+  /**
+   * Most structs that step2 may hold, counted before it is decoded (decoding costs per
+   * struct, and a struct can be 2 bytes). Default 1,048,576 (about 2 s); an update: 262,144.
+   */
+  readonly maxSyncStructs?: number
   readonly onError?: (error: { readonly code: string; readonly message: string }) => void
 }
 
@@ -162,6 +167,10 @@ export class YSyncSession {
   private apply(update: Uint8Array, answer: boolean): boolean {
     const max = answer ? (this.options.maxSyncBytes ?? DEFAULT_MAX_SYNC_BYTES) : (this.options.maxUpdateBytes ?? 1 << 20)
     if (update.length > max) return this.fail("update-too-large", `${answer ? "A step2" : "An update"} of ${update.length} bytes from the peer (at most ${max}).`)
+    const maxStructs = answer ? (this.options.maxSyncStructs ?? 1 << 20) : MAX_UPDATE_STRUCTS
+    const structs = countV1Structs(update, maxStructs)
+    if (typeof structs === "string") return this.fail("update-malformed", structs)
+    if (structs === undefined) return this.fail("update-too-large", `${answer ? "A step2" : "An update"} of more than ${maxStructs} structs from the peer.`)
     let decoded: DecodedYUpdate
     try {
       decoded = Y.decodeUpdate(update) as unknown as DecodedYUpdate

@@ -26,7 +26,7 @@
  */
 import * as Y from "yjs"
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "../../core/crdt-docs/engine.js"
-import { MAX_YJS_CLOCK, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
+import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
 
 export interface YjsEngineOptions {
   /** Largest V1 update accepted. Default 1 MiB (the WebSocket frame limit). */
@@ -86,6 +86,9 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   const decode = (update: Uint8Array): Decoded | CheckResult => {
     if (update.length === 0) return reject("update-malformed", "An empty Yjs update.")
     if (update.length > maxBytes) return reject("update-too-large", `A Yjs update of ${update.length} bytes; the hub accepts at most ${maxBytes}. Send it in smaller pieces.`)
+    const structs = countV1Structs(update, MAX_UPDATE_STRUCTS)
+    if (typeof structs === "string") return reject("update-malformed", structs)
+    if (structs === undefined) return reject("update-too-large", `A Yjs update of more than ${MAX_UPDATE_STRUCTS} structs; send it in smaller pieces.`)
     let decoded: Decoded
     try {
       decoded = Y.decodeUpdate(update) as unknown as Decoded

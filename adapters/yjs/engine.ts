@@ -28,7 +28,7 @@ import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
-import { dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs } from "./integrable.js"
+import { MAX_UPDATE_STRUCTS, countV1Structs, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
 const CANON = Symbol("canon-merge")
@@ -100,6 +100,9 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
   validate(update: unknown, options: ValidateOptions): ValidateResult {
     if (!isBytes(update)) return crdtRejection("crdt-invalid", "A Yjs update must be bytes.")
     if (update.length > this.maxBytes) return crdtRejection("crdt-too-large", `The Yjs update has ${update.length} bytes; a field accepts at most ${this.maxBytes}.`)
+    const structs = countV1Structs(update, MAX_UPDATE_STRUCTS)
+    if (typeof structs === "string") return crdtRejection("crdt-invalid", structs)
+    if (structs === undefined) return crdtRejection("crdt-too-large", `The Yjs update holds more than ${MAX_UPDATE_STRUCTS} structs; a field accepts at most that many in one update.`)
     let decoded: { structs: Struct[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
     try {
       decoded = Y.decodeUpdate(update) as unknown as typeof decoded

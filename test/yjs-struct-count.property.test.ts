@@ -1,0 +1,93 @@
+/**
+ * countV1Structs (adapters/yjs/integrable.ts) reads a V1 update's structs without decoding
+ * it, so every Yjs route can bound the decoded work first. It must agree with
+ * `Y.decodeUpdate` on every update Yjs makes: random documents of every type and content
+ * (text with formats and embeds, maps and arrays of nested plain values, XML, deletions,
+ * subdocuments), whole and as incremental updates.
+ */
+import fc from "fast-check"
+import * as Y from "yjs"
+import { countV1Structs } from "../adapters/yjs/integrable.js"
+
+/** Plain values as Yjs stores them (lib0 any): nested objects and arrays included. */
+const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+  v: fc.oneof(
+    { depthSize: "small", withCrossShrink: true },
+    fc.constant(null), fc.boolean(), fc.integer(), fc.double({ noNaN: true }), fc.string(),
+    fc.uint8Array({ maxLength: 8 }),
+    fc.array(tie("v"), { maxLength: 4 }),
+    fc.dictionary(fc.string({ maxLength: 4 }), tie("v"), { maxKeys: 4, noNullPrototype: true }),
+  ),
+})).v
+
+type Op =
+  | { readonly kind: "text"; readonly at: number; readonly s: string; readonly format?: boolean }
+  | { readonly kind: "delete"; readonly at: number; readonly n: number }
+  | { readonly kind: "embed"; readonly at: number }
+  | { readonly kind: "map"; readonly key: string; readonly v: unknown }
+  | { readonly kind: "array"; readonly vs: unknown[] }
+  | { readonly kind: "nested" }
+  | { readonly kind: "xml" }
+  | { readonly kind: "subdoc" }
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constant("text" as const), at: fc.nat(50), s: fc.string({ minLength: 1, maxLength: 6 }), format: fc.boolean() }),
+  fc.record({ kind: fc.constant("delete" as const), at: fc.nat(50), n: fc.integer({ min: 1, max: 5 }) }),
+  fc.record({ kind: fc.constant("embed" as const), at: fc.nat(50) }),
+  fc.record({ kind: fc.constant("map" as const), key: fc.string({ maxLength: 3 }), v: value }),
+  fc.record({ kind: fc.constant("array" as const), vs: fc.array(value, { minLength: 1, maxLength: 3 }) }),
+  fc.constant({ kind: "nested" as const }),
+  fc.constant({ kind: "xml" as const }),
+  fc.constant({ kind: "subdoc" as const }),
+)
+
+const apply = (doc: Y.Doc, o: Op): void => {
+  const text = doc.getText("t")
+  const at = (n: number) => Math.min(n, text.length)
+  switch (o.kind) {
+    case "text": return o.format ? text.insert(at(o.at), o.s, { bold: true }) : text.insert(at(o.at), o.s)
+    case "delete": { const from = at(o.at); return text.delete(from, Math.min(o.n, text.length - from)) }
+    case "embed": return text.insertEmbed(at(o.at), { image: "x.png" })
+    case "map": { doc.getMap("m").set(o.key, o.v); return }
+    case "array": return doc.getArray("a").push(o.vs)
+    case "nested": { const inner = new Y.Map<unknown>(); doc.getMap("m").set("inner", inner); inner.set("k", new Y.Array()); return }
+    case "xml": { const el = new Y.XmlElement("p"); el.setAttribute("class", "c"); el.insert(0, [new Y.XmlText("hi"), new Y.XmlHook("h") as unknown as Y.XmlText]); doc.getXmlFragment("x").push([el]); return }
+    case "subdoc": { doc.getMap("docs").set("d", new Y.Doc()); return }
+  }
+}
+
+test("countV1Structs agrees with Y.decodeUpdate on whole and incremental updates", () => {
+  fc.assert(fc.property(fc.array(op, { minLength: 1, maxLength: 25 }), fc.integer({ min: 1, max: 2 ** 30 }), (ops, clientID) => {
+    const doc = new Y.Doc()
+    doc.clientID = clientID
+    const updates: Uint8Array[] = []
+    doc.on("update", (u: Uint8Array) => updates.push(u))
+    for (const o of ops) apply(doc, o)
+    for (const u of [...updates, Y.encodeStateAsUpdate(doc)]) {
+      const structs = (Y.decodeUpdate(u) as unknown as { structs: unknown[] }).structs.length
+      expect(countV1Structs(u, 1 << 20)).toBe(structs)
+      if (structs > 0) expect(countV1Structs(u, structs - 1)).toBeUndefined()
+    }
+  }), { numRuns: 200 })
+})
+
+test("a flood of 2-byte GC structs is counted without decoding, and garbage is not an update", () => {
+  // One client, 200,000 GC structs of length 1: what an attacker sends, 2 bytes each.
+  const n = 200_000
+  const bytes = [1, ...varuint(n), 7, 0, ...new Array<number>(n).fill(0).flatMap(() => [0, 1]), 0]
+  const update = new Uint8Array(bytes)
+  expect(countV1Structs(update, 1 << 20)).toBe(n)
+  expect(countV1Structs(update, n - 1)).toBeUndefined()
+  expect(typeof countV1Structs(new Uint8Array([1, 1, 7, 0, 31]), 10)).toBe("string")
+  expect(typeof countV1Structs(new Uint8Array([1, 1]), 10)).toBe("string")
+})
+
+function varuint(n: number): number[] {
+  const out: number[] = []
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
+  out.push(n)
+  return out
+}

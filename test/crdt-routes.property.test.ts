@@ -161,7 +161,7 @@ const HANDOFFS: Record<string, { readonly calls: number; readonly guard: string 
   "adapters/peer/yjs-sync.ts": { calls: 1, guard: "peer updates after unsupportedStructs and notIntegrable (route: peer session)" },
   "adapters/automerge/engine.ts": { calls: 1, guard: "field changes after validate() (measureChunk, Overlay)" },
   "adapters/automerge/validate.ts": { calls: 1, guard: "saveReloads: this process's own save()" },
-  "adapters/automerge/admit.ts": { calls: 1, guard: "changesOf: a document chunk after measureChunk" },
+  "adapters/automerge/admit.ts": { calls: 2, guard: "changesOf, changesOfAsync: a document chunk after measureChunk" },
   "adapters/automerge-server/engine.ts": { calls: 2, guard: "the hub's own stored base; changes after admitChanges" },
   "adapters/automerge-server/endpoint.ts": { calls: 1, guard: "a sync message whose changes the document took through the engine (submit) first" },
   "adapters/peer/automerge-sync.ts": { calls: 1, guard: "a sync message re-encoded with admitted changes only (route: peer replica)" },

@@ -28,21 +28,43 @@ export interface UntrustedChange {
  * causal order. Throws when Automerge cannot decode them.
  */
 export const changesOf = (bytes: Uint8Array, measured: Extract<Measured, { ok: true }>): UntrustedChange[] => {
-  const one = (b: A.Change): UntrustedChange => {
-    const d = A.decodeChange(b)
-    if (typeof d.hash !== "string" || !Array.isArray(d.deps)) throw new Error("a change without a hash")
-    return { bytes: b, hash: d.hash, deps: d.deps, decoded: d }
-  }
   if (measured.type !== CHUNK_DOCUMENT) {
     if (measured.changes !== 1) throw new Error("several change chunks in one change")
-    return [one(bytes as A.Change)]
+    return [decodeUntrusted(bytes as A.Change)]
   }
   const doc = A.load(bytes)
   try {
-    return A.getAllChanges(doc).map(one)
+    return A.getAllChanges(doc).map(decodeUntrusted)
   } finally {
     A.free(doc)
   }
+}
+
+/** Changes decoded between two turns of the event loop. */
+const DECODE_SLICE = 1_000
+
+/** changesOf, yielding to the event loop between slices of a document chunk's changes (for replicas, where the page must stay responsive). */
+export const changesOfAsync = async (bytes: Uint8Array, measured: Extract<Measured, { ok: true }>): Promise<UntrustedChange[]> => {
+  if (measured.type !== CHUNK_DOCUMENT) return changesOf(bytes, measured)
+  const doc = A.load(bytes)
+  try {
+    const all = A.getAllChanges(doc)
+    const out: UntrustedChange[] = []
+    for (let i = 0; i < all.length; i++) {
+      if (i > 0 && i % DECODE_SLICE === 0) await new Promise((r) => setTimeout(r, 0))
+      out.push(decodeUntrusted(all[i]!))
+    }
+    return out
+  } finally {
+    A.free(doc)
+  }
+}
+
+/** One change decoded (throws when Automerge cannot). */
+export const decodeUntrusted = (bytes: A.Change): UntrustedChange => {
+  const d = A.decodeChange(bytes)
+  if (typeof d.hash !== "string" || !Array.isArray(d.deps)) throw new Error("a change without a hash")
+  return { bytes, hash: d.hash, deps: d.deps, decoded: d }
 }
 
 /** What `admitChanges` decided: the changes to apply, or why none of them. */

@@ -27,28 +27,13 @@ import { automergeDocEngine } from "../adapters/automerge-server/index.js"
 import { AutomergeReplica, YSyncSession } from "../adapters/peer/index.js"
 import { memoryLinkPair } from "../core/crdt-docs/peer-link.js"
 import { encodeUpdate } from "../adapters/yjs-server/protocol.js"
-import { tree, type Tree } from "./support/nested-trees.js"
+import { automergeChangeOf, tree, yjsUpdateOf, type Tree } from "./support/nested-trees.js"
 
 const turn = () => new Promise((r) => setTimeout(r, 0))
 
 // ---- Yjs: the update a peer makes of a tree, under map "m" ----
 
-const yUpdate = (t: Tree): Uint8Array => {
-  const src = new Y.Doc()
-  src.clientID = 4242
-  const fill = (m: Y.Map<unknown>, node: Tree): void => {
-    for (const [k, v] of node) {
-      if (typeof v === "number") m.set(k, v)
-      else {
-        const c = new Y.Map<unknown>()
-        m.set(k, c)
-        fill(c, v)
-      }
-    }
-  }
-  src.transact(() => fill(src.getMap("m"), t))
-  return Y.encodeStateAsUpdate(src)
-}
+const yUpdate = (t: Tree): Uint8Array => yjsUpdateOf(t, 4242)
 
 /** Each Yjs route, from a fresh document: whether it took the update. */
 const yRoutes: Record<string, (update: Uint8Array) => Promise<boolean>> = {
@@ -96,18 +81,7 @@ function varuint(n: number): number[] {
 
 // ---- Automerge: one change a peer makes of a tree, on a base every route starts from ----
 
-const amChange = (base: A.Doc<unknown>, t: Tree): Uint8Array => {
-  const h = A.getBackend(A.clone(base, { actor: "bb".repeat(16) }))
-  const fill = (obj: string, node: Tree): void => {
-    for (const [k, v] of node) {
-      if (typeof v === "number") h.put(obj, k, v)
-      else fill(h.putObject(obj, k, {}), v)
-    }
-  }
-  fill("_root", t)
-  h.commit("", 0)
-  return h.getLastLocalChange()!
-}
+const amChange = automergeChangeOf
 
 /** Each Automerge route: its base document, and whether it took a change made on that base. */
 const amRoutes: Record<string, () => { base: A.Doc<unknown>; take: (change: Uint8Array) => Promise<boolean> }> = {

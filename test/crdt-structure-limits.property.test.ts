@@ -10,7 +10,7 @@ import * as A from "@automerge/automerge"
 import * as Y from "yjs"
 import { MAX_TYPE_DEPTH, notIntegrable } from "../adapters/yjs/integrable.js"
 import { MAX_OBJECT_DEPTH, OpIndex, Overlay } from "../adapters/automerge/validate.js"
-import { tree, type Tree } from "./support/nested-trees.js"
+import { automergeChangeOf, tree, yjsUpdateOf } from "./support/nested-trees.js"
 
 const noInherited = (v: unknown): boolean => {
   if (typeof v !== "object" || v === null) return true
@@ -20,19 +20,7 @@ const noInherited = (v: unknown): boolean => {
 
 test("Yjs: refused exactly past the depth bound or with a __proto__ key; what passes reads back as plain data", () => {
   fc.assert(fc.property(tree(MAX_TYPE_DEPTH), ({ tree: t, depth, proto }) => {
-    const src = new Y.Doc()
-    const fill = (m: Y.Map<unknown>, node: Tree): void => {
-      for (const [k, v] of node) {
-        if (typeof v === "number") m.set(k, v)
-        else {
-          const c = new Y.Map<unknown>()
-          m.set(k, c)
-          fill(c, v)
-        }
-      }
-    }
-    src.transact(() => fill(src.getMap("m"), t))
-    const update = Y.encodeStateAsUpdate(src)
+    const update = yjsUpdateOf(t)
     const verdict = notIntegrable(update, Y.decodeUpdate(update) as never, () => 0, new Y.Doc())
     // The root map is depth 0: `depth` nested maps reach depth `depth`.
     expect(verdict !== undefined).toBe(depth > MAX_TYPE_DEPTH || proto)
@@ -47,16 +35,7 @@ test("Yjs: refused exactly past the depth bound or with a __proto__ key; what pa
 test("Automerge: refused exactly past the depth bound or with a __proto__ key; what passes reads back as plain data", () => {
   const base = A.init<Record<string, unknown>>({ actor: "aa".repeat(16) })
   fc.assert(fc.property(tree(MAX_OBJECT_DEPTH), ({ tree: t, depth, proto }) => {
-    const h = A.getBackend(A.clone(base, { actor: "bb".repeat(16) }))
-    const fill = (obj: string, node: Tree): void => {
-      for (const [k, v] of node) {
-        if (typeof v === "number") h.put(obj, k, v)
-        else fill(h.putObject(obj, k, {}), v)
-      }
-    }
-    fill("_root", t)
-    h.commit("", 0)
-    const change = h.getLastLocalChange()!
+    const change = automergeChangeOf(base, t)
     const verdict = new Overlay(OpIndex.of(base)).check(A.decodeChange(change))
     expect(verdict !== undefined).toBe(depth > MAX_OBJECT_DEPTH || proto)
     if (verdict === undefined) {

@@ -4,6 +4,8 @@
  * nested around a depth bound, small branches, keys including prototype names.
  */
 import fc from "fast-check"
+import * as A from "@automerge/automerge"
+import * as Y from "yjs"
 
 /** A tree of maps: each node a list of (key, child) pairs; leaves are numbers. */
 export type Tree = ReadonlyArray<readonly [string, Tree | number]>
@@ -30,3 +32,35 @@ export const tree = (bound: number): fc.Arbitrary<{ readonly tree: Tree; readonl
     return { tree: root, depth, proto: keys.has("__proto__") }
   })
 
+
+/** A Yjs update that writes `tree` under map "m" of a fresh document. */
+export const yjsUpdateOf = (tree: Tree, clientID?: number): Uint8Array => {
+  const src = new Y.Doc()
+  if (clientID !== undefined) src.clientID = clientID
+  const fill = (m: Y.Map<unknown>, node: Tree): void => {
+    for (const [k, v] of node) {
+      if (typeof v === "number") m.set(k, v)
+      else {
+        const c = new Y.Map<unknown>()
+        m.set(k, c)
+        fill(c, v)
+      }
+    }
+  }
+  src.transact(() => fill(src.getMap("m"), tree))
+  return Y.encodeStateAsUpdate(src)
+}
+
+/** One Automerge change, on `base`'s history, that writes `tree` at the root (Automerge's own API). */
+export const automergeChangeOf = (base: A.Doc<unknown>, tree: Tree): Uint8Array => {
+  const h = A.getBackend(A.clone(base, { actor: "bb".repeat(16) }))
+  const fill = (obj: string, node: Tree): void => {
+    for (const [k, v] of node) {
+      if (typeof v === "number") h.put(obj, k, v)
+      else fill(h.putObject(obj, k, {}), v)
+    }
+  }
+  fill("_root", tree)
+  h.commit("", 0)
+  return h.getLastLocalChange()!
+}

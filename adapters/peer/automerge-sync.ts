@@ -14,11 +14,12 @@
  *
  * A change whose dependencies have not arrived (a Bloom filter's false positive left one out;
  * a BroadcastChannel is several peers behind one SyncState) cannot be checked yet, and
- * Automerge must not hold it: it would apply it later, unchecked. The replica holds it itself
- * (at most `maxHeldBytes`; past that, everything held is dropped and its peers are asked to
- * send again what they sent),
+ * Automerge must not hold it: it would apply it later, unchecked. The replica holds it itself,
  * asks for the missing dependencies in the `need` of its next message, and checks and applies
- * it once they are here.
+ * it once they are here. Held changes are bounded (`maxHeldBytes`; past it they are dropped
+ * and each peer that sent them is asked to send them again); a peer's invalid change drops
+ * only itself and what depends on it. Requests for everything are answered within a budget
+ * (./answer-budget.ts).
  */
 import * as A from "@automerge/automerge"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"

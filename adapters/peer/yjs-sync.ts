@@ -17,6 +17,10 @@
  * - An update whose dependencies have not arrived is not held (Yjs would integrate it later,
  *   unchecked, once they do): it is dropped and the handshake re-run, whose step2 carries
  *   what was missing and the update itself.
+ * - Decoding is bounded before it starts: bytes and structs (a struct can be 2 bytes), with a
+ *   larger bound for the step2 answering this session's own step1 (a fresh replica gets the
+ *   whole document in it). A step1 is answered within a budget (./answer-budget.ts), and a
+ *   session that has no answer of its own asks back whoever asks it.
  */
 import * as Y from "yjs"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"

@@ -289,36 +289,59 @@ export class AutomergeReplica<T> {
    * order and staged in `overlay`; they leave the held set. One that is not what Automerge
    * makes leaves it too, with every held change that depends on it, and is reported (its
    * peer's round starts over); the others are unaffected (another peer's bad change must not
-   * drop what an honest one sent).
+   * drop what an honest one sent). Linear in the held changes and their dependencies, in
+   * whatever order they came (a chain sent backwards made repeated passes quadratic: 20 s for
+   * 4,000 changes).
    */
   private takeReady(overlay: Overlay, known: (hash: string) => boolean): UntrustedChange[] {
+    /** Held hash -> how many of its dependencies are neither here nor taken yet. */
+    const waiting = new Map<string, number>()
+    /** Dependency hash -> the held changes waiting for it. */
+    const dependents = new Map<string, string[]>()
+    const ready: string[] = []
+    for (const [hash, { change }] of this.held) {
+      let n = 0
+      for (const d of new Set(change.deps)) {
+        if (known(d)) continue
+        n++
+        const list = dependents.get(d)
+        if (list === undefined) dependents.set(d, [hash])
+        else list.push(hash)
+      }
+      waiting.set(hash, n)
+      if (n === 0) ready.push(hash)
+    }
     const take: UntrustedChange[] = []
-    const taken = new Set<string>()
-    const bad = new Set<string>()
-    // Passes in arrival order (causal order, as peers send): each takes what became ready.
-    for (let progress = true; progress;) {
-      progress = false
-      for (const [hash, { change, from }] of this.held) {
-        if (taken.has(hash) || bad.has(hash)) continue
-        if (change.deps.some((d) => bad.has(d))) {
-          bad.add(hash)
-          progress = true
-          continue
+    const gone: string[] = []
+    for (let i = 0; i < ready.length; i++) {
+      const hash = ready[i]!
+      const { change, from } = this.held.get(hash)!
+      gone.push(hash)
+      const verdict = overlay.check(change.decoded)
+      if (verdict !== undefined) {
+        this.refuse(from, "update-malformed", `A change from the peer is not what Automerge makes (${verdict.message}).`)
+        // What depends on it can never be applied: it goes too.
+        for (let j = 0, bad = [hash]; j < bad.length; j++) {
+          for (const w of dependents.get(bad[j]!) ?? []) {
+            if (waiting.get(w) === -1) continue
+            waiting.set(w, -1)
+            gone.push(w)
+            bad.push(w)
+          }
         }
-        if (!change.deps.every((d) => taken.has(d) || known(d))) continue
-        const verdict = overlay.check(change.decoded)
-        if (verdict !== undefined) {
-          bad.add(hash)
-          this.refuse(from, "update-malformed", `A change from the peer is not what Automerge makes (${verdict.message}).`)
-        } else {
-          take.push(change)
-          taken.add(hash)
-        }
-        progress = true
+        continue
+      }
+      take.push(change)
+      for (const w of dependents.get(hash) ?? []) {
+        const n = waiting.get(w)! - 1
+        waiting.set(w, n)
+        if (n === 0) ready.push(w)
       }
     }
-    for (const hash of [...taken, ...bad]) {
-      this.#heldBytes -= this.held.get(hash)!.change.bytes.length
+    for (const hash of gone) {
+      const h = this.held.get(hash)
+      if (h === undefined) continue
+      this.#heldBytes -= h.change.bytes.length
       this.held.delete(hash)
     }
     return take

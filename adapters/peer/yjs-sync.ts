@@ -133,8 +133,10 @@ export class YSyncSession {
         // The answer to this session's step1 (a step2 meant for another member of a
         // BroadcastChannel is an update like any other).
         const answer = msg.type === "step2" && this.awaitingStep2
-        if (answer) this.awaitingStep2 = false
         const applied = this.apply(msg.update, answer)
+        // Only an answer taken ends the wait: a refused one (a bad member of a
+        // BroadcastChannel answering first) leaves room for the others'.
+        if (answer && applied) this.awaitingStep2 = false
         // Synced means the document holds what the peer had: not after an answer it refused.
         if (answer && applied && !this.syncedValue) {
           this.syncedValue = true
@@ -163,8 +165,22 @@ export class YSyncSession {
     this.link.send(encodeStep2(diff))
     // A peer that asks while this session has no answer of its own (its step1 went out when
     // nobody was on a BroadcastChannel) is asked back: its content would never come otherwise.
-    // (Within the answer budget: two unsynced peers stop once each has the other's step2.)
-    if (!this.syncedValue) this.handshake()
+    // So is a peer that has what this document lacks (a BroadcastChannel has no join event: a
+    // third member's offline edits would stay with it). Within the answer budget: two peers
+    // stop once each has the other's step2.
+    if (!this.syncedValue || this.lacksWhatTheyHave(stateVector)) this.handshake()
+  }
+
+  /** Whether a peer's state vector names clocks this document does not have. */
+  private lacksWhatTheyHave(stateVector: Uint8Array): boolean {
+    let theirs: Map<number, number>
+    try {
+      theirs = Y.decodeStateVector(stateVector)
+    } catch {
+      return false
+    }
+    for (const [client, clock] of theirs) if (clock > Y.getState(this.doc.store, client)) return true
+    return false
   }
 
   /** Whether the update is in the document now (or was already). */

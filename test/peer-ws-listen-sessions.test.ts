@@ -19,7 +19,7 @@
 import * as Y from "yjs"
 import * as A from "@automerge/automerge"
 import { WebSocket } from "ws"
-import { AutomergeReplica, YSyncSession } from "../adapters/peer/index.js"
+import { AutomergeReplica, YSyncSession, memoryLinkPair } from "../adapters/peer/index.js"
 import { listenWsLinks } from "../adapters/peer/ws-listen.js"
 import { sleep } from "./support/ws.js"
 
@@ -62,4 +62,16 @@ test("connections that come and go do not leave dead links on an Automerge repli
   } finally {
     await listener.close()
   }
+})
+
+test("a session made on a link that has already ended lets go of the document, and whenSynced says closed", async () => {
+  const doc = new Y.Doc()
+  const observers = () => (doc as unknown as { _observers: Map<string, Set<unknown>> })._observers.get("update")?.size ?? 0
+  const [link] = memoryLinkPair()
+  link.close()
+  const session = new YSyncSession(doc, link)
+  const synced = session.whenSynced()
+  await sleep(10)
+  expect(observers()).toBe(0)
+  await expect(synced).rejects.toMatchObject({ code: "closed" })
 })

@@ -3,7 +3,7 @@
  * one process). Every other member of the channel hears each message, so it is a link to
  * all of them at once; the sync protocols are idempotent, which makes that harmless.
  */
-import type { PeerLink, PeerLinkListener } from "../../core/crdt-docs/peer-link.js"
+import { endedLink, type PeerLink, type PeerLinkListener } from "../../core/crdt-docs/peer-link.js"
 
 export const broadcastChannelLink = (name: string): PeerLink => {
   const Ctor = (globalThis as { BroadcastChannel?: typeof BroadcastChannel }).BroadcastChannel
@@ -24,6 +24,7 @@ export const broadcastChannelLink = (name: string): PeerLink => {
       if (open) channel.postMessage(bytes)
     },
     subscribe(listener) {
+      if (!open) return endedLink(listener)
       // Open from the start: sessions check isOpen when they begin.
       listeners.add(listener)
       return () => listeners.delete(listener)

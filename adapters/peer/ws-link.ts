@@ -7,7 +7,7 @@
  * Node's `ws` (pass `WebSocket`). Used replica to replica (the other side listens, see
  * ws-listen.ts) and replica to hub (the hub's y-websocket endpoint, see open-ydoc.ts).
  */
-import type { PeerLink, PeerLinkListener } from "../../core/crdt-docs/peer-link.js"
+import { endedLink, type PeerLink, type PeerLinkListener } from "../../core/crdt-docs/peer-link.js"
 
 /** The part of the WebSocket API this link uses (browser WebSocket and `ws` both have it). */
 export interface WebSocketLike {
@@ -110,6 +110,7 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
       ws.send(bytes)
     },
     subscribe(listener) {
+      if (closed) return endedLink(listener)
       listeners.add(listener)
       return () => listeners.delete(listener)
     },

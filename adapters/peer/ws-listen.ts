@@ -4,7 +4,7 @@
  * connects with `connectWsLink`. Binds where it is told (127.0.0.1 in tests).
  */
 import { WebSocketServer, type WebSocket } from "ws"
-import type { PeerLink, PeerLinkListener } from "../../core/crdt-docs/peer-link.js"
+import { endedLink, type PeerLink, type PeerLinkListener } from "../../core/crdt-docs/peer-link.js"
 
 export interface PeerListener {
   readonly port: number
@@ -71,6 +71,7 @@ const socketLink = (ws: WebSocket, maxBuffered: number): PeerLink => {
       ws.send(bytes)
     },
     subscribe(listener) {
+      if (!open) return endedLink(listener)
       // Open from the start: sessions check isOpen when they begin.
       listeners.add(listener)
       return () => listeners.delete(listener)

@@ -38,6 +38,16 @@ export interface PeerLink {
   close(): void
 }
 
+/**
+ * What `subscribe` does on a link that has ended: the listener hears `end` (on a later turn,
+ * never inside `subscribe`) and nothing else, so a session made on it lets go at once.
+ * Every link uses it (test/peer-link-conformance.ts).
+ */
+export const endedLink = (listener: PeerLinkListener): (() => void) => {
+  queueMicrotask(() => listener.end?.())
+  return () => {}
+}
+
 /** A link in memory: the other end receives each message in a later microtask (never inside `send`). */
 export interface MemoryLink extends PeerLink {
   /** Takes the link down (`false`) or up (`true`), as a network partition would. */
@@ -61,6 +71,7 @@ export const memoryLinkPair = (): [MemoryLink, MemoryLink] => {
       })
     },
     subscribe(listener) {
+      if (closed) return endedLink(listener)
       listeners[me].add(listener)
       return () => listeners[me].delete(listener)
     },

@@ -1,16 +1,17 @@
 /**
  * Admitting an untrusted Automerge update into a document: the steps every route that takes
- * changes from a peer runs, in this order, so that none can skip one. The hub's whole
- * documents (adapters/automerge-server/engine.ts) and a replica syncing with peers
- * (adapters/peer/automerge-sync.ts) both use them; CRDT fields run the same checks of
- * ./validate.ts on single changes (adapters/automerge/engine.ts).
+ * changes from a peer runs, in this order, so that none can skip one. CRDT fields run the
+ * same checks of ./validate.ts on single changes (adapters/automerge/engine.ts).
  *
- * 1. `measureChunk` (./validate.ts): the decoded work bounded before decoding.
- * 2. `changesOf`: decoded, a change chunk or every change of a document chunk (Automerge's
- *    sync sends a whole document on first contact).
- * 3. `admitChanges`: the new ones only, every dependency present (Automerge would hold a
- *    change that lacks one and apply it later, unchecked), and what each op does checked
- *    against the document (`Overlay`): depth, `__proto__`, preds, op counters.
+ * 1. `measureChunk` (./validate.ts; `measureChunkAsync` where inflating is asynchronous):
+ *    the decoded work bounded before decoding.
+ * 2. `changesOf` (`changesOfAsync`, in slices): decoded, a change chunk or every change of a
+ *    document chunk (Automerge's sync sends a whole document on first contact).
+ * 3. What each op does checked against the document (`Overlay`): depth, `__proto__`, preds,
+ *    op counters, only once every dependency is present (Automerge would hold a change that
+ *    lacks one and apply it later, unchecked). The hub's whole documents
+ *    (adapters/automerge-server/engine.ts) refuse such a change (`admitChanges`); a replica
+ *    syncing with peers (adapters/peer/automerge-sync.ts) holds it and asks for what it lacks.
  */
 import * as A from "@automerge/automerge"
 import { CHUNK_DOCUMENT, measureChunk, type Measured, type Overlay, type Verdict } from "./validate.js"

@@ -3,35 +3,32 @@
  * Automerge message with no heads makes the answering side encode and send its whole
  * document: a peer repeating one would turn a few hundred bytes into tens of megabytes and
  * seconds of CPU. Requests are answered at once while the budget lasts (`burst`), then one
- * per `everyMs`; a request that waits is replaced by a newer one (only the latest is
- * answered, as it supersedes the others).
+ * per `everyMs` (the hub's TokenBucket); a request that waits is replaced by a newer one
+ * (only the latest is answered, as it supersedes the others).
  */
+import { TokenBucket } from "../../core/authority/limits.js"
+
 export class AnswerBudget<T> {
-  #tokens: number
-  #refilledAt = Date.now()
+  readonly #tokens: TokenBucket
   #waiting: { readonly value: T } | undefined
   #timer: ReturnType<typeof setTimeout> | undefined
   #closed = false
 
   constructor(
-    private readonly burst: number,
+    burst: number,
     private readonly everyMs: number,
     private readonly answer: (request: T) => void,
   ) {
-    this.#tokens = burst
+    this.#tokens = new TokenBucket(1000 / everyMs, burst, Date.now())
   }
 
   /** Answers `request` now if the budget allows, else when it does (if no newer request comes first). */
   request(request: T): void {
     if (this.#closed) return
-    this.#refill()
-    if (this.#tokens >= 1 && this.#waiting === undefined) {
-      this.#tokens--
-      this.answer(request)
-      return
-    }
+    if (this.#waiting === undefined && this.#tokens.take(1, Date.now())) return this.answer(request)
     this.#waiting = { value: request }
-    this.#timer ??= setTimeout(() => this.#drain(), Math.max(0, this.everyMs - (Date.now() - this.#refilledAt)))
+    // A token is back within everyMs.
+    this.#timer ??= setTimeout(() => this.#drain(), this.everyMs)
   }
 
   /** Forgets what waits (the link closed). */
@@ -40,14 +37,6 @@ export class AnswerBudget<T> {
     clearTimeout(this.#timer)
     this.#timer = undefined
     this.#waiting = undefined
-  }
-
-  #refill(): void {
-    const now = Date.now()
-    const earned = Math.floor((now - this.#refilledAt) / this.everyMs)
-    if (earned <= 0) return
-    this.#tokens = Math.min(this.burst, this.#tokens + earned)
-    this.#refilledAt = this.#tokens === this.burst ? now : this.#refilledAt + earned * this.everyMs
   }
 
   #drain(): void {

@@ -32,7 +32,7 @@ import { MAX_UPDATE_STRUCTS, countV1Structs, notIntegrable, unsupportedStructs, 
 /** How long a step1 waits for its step2 before another may go out. */
 const STEP2_WAIT_MS = 1_000
 
-/** Default bound on a step2 answering this session's step1 (and on a peer link's messages). */
+/** Default bound on a step2 answering this session's step1 (ws-listen accepts messages as large). */
 export const DEFAULT_MAX_SYNC_BYTES = 64 << 20
 
 export interface YSyncOptions {

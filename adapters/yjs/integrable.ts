@@ -154,13 +154,13 @@ export const MAX_YJS_CLOCK = 2 ** 40
 
 /**
  * What no route takes from a peer whatever the document holds, checked right after decoding:
- * a struct or deletion past MAX_YJS_CLOCK, a struct of negative length, a subdocument (Canon
- * syncs none; Yjs would load whatever it names). A sentence saying which, or undefined.
+ * a struct or deletion past MAX_YJS_CLOCK, a struct of negative length. (Subdocuments never
+ * get this far: countV1Structs refuses them before decoding.) A sentence saying which, or
+ * undefined.
  */
 export const unsupportedStructs = (decoded: DecodedYUpdate): string | undefined => {
-  for (const s of decoded.structs as ReadonlyArray<{ id: Id; length: number; content?: unknown }>) {
+  for (const s of decoded.structs as ReadonlyArray<{ id: Id; length: number }>) {
     if (!(s.length >= 0) || !(s.id.clock + s.length <= MAX_YJS_CLOCK)) return `A Yjs struct of client ${s.id.client} at clock ${s.id.clock} (length ${s.length}) is past the clock limit 2^40.`
-    if (s instanceof Y.Item && s.content instanceof Y.ContentDoc) return "Yjs subdocuments are not supported."
   }
   for (const [client, ranges] of decoded.ds.clients) {
     for (const r of ranges) if (!(r.clock + r.len <= MAX_YJS_CLOCK)) return `A Yjs deletion of client ${client} at clock ${r.clock} is past the clock limit 2^40.`

@@ -67,7 +67,7 @@ test("the depth counts through what the field already has (a chain grown change 
   expect(refused).toBe(true)
 })
 
-test("the hub's whole-document engine refuses one change of 10,000 nested maps (20 KB) before applyChanges", () => {
+test("the hub's whole-document engine refuses one change of 10,000 nested maps (20 KB) before applyChanges", async () => {
   const engine = automergeDocEngine()
   const seed = A.change(A.init<Record<string, unknown>>({ actor: "01".repeat(16) }), (d) => { d.title = "t" })
   const change = nested(seed, 10_000, "ab".repeat(16))
@@ -75,7 +75,7 @@ test("the hub's whole-document engine refuses one change of 10,000 nested maps (
   // The engine refuses it in check(), or in apply()'s op checks (the Overlay) that run before
   // A.applyChanges: either is enough. (Running apply itself on current code blocks for minutes
   // and then kills Automerge's wasm module for the rest of the process.)
-  const checked = engine.check(change)
+  const checked = await engine.check(change)
   const verdict = checked.ok ? new Overlay(OpIndex.of(seed)).check(A.decodeChange(change)) : checked
   expect(verdict).toBeDefined()
   expect(A.from({ alive: true }).alive).toBe(true)

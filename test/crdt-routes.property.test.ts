@@ -40,8 +40,8 @@ const yRoutes: Record<string, (update: Uint8Array) => Promise<boolean>> = {
   "CRDT field (yMap)": async (update) => yjsEngine<Y.Map<unknown>>("map").create().validate(update, { clientId: "peer", trusted: false }).ok,
   "hub whole document": async (update) => {
     const engine = yjsDocEngine()
-    if (!engine.check(update).ok) return false
-    return engine.apply(engine.empty(), [update])[0] === true
+    if (!(await engine.check(update)).ok) return false
+    return (await engine.apply(engine.empty(), [update]))[0] === true
   },
   "peer session": async (update) => {
     const [mine, theirs] = memoryLinkPair()
@@ -93,10 +93,13 @@ const amRoutes: Record<string, () => { base: A.Doc<unknown>; take: (change: Uint
     const engine = automergeDocEngine()
     const box = engine.empty()
     const seed = A.change(A.init<Record<string, unknown>>({ actor: "01".repeat(16) }), (d) => { d.seed = 1 })
-    engine.apply(box, [A.getLastLocalChange(seed)!])
+    const seeded = engine.apply(box, [A.getLastLocalChange(seed)!])
     return {
       base: seed,
-      take: async (c) => engine.check(c).ok && engine.apply(box, [c])[0] === true,
+      take: async (c) => {
+        await seeded
+        return (await engine.check(c)).ok && (await engine.apply(box, [c]))[0] === true
+      },
     }
   },
   "peer replica": () => {
@@ -136,8 +139,8 @@ const HANDOFFS: Record<string, { readonly calls: number; readonly guard: string 
   "adapters/automerge/engine.ts": { calls: 1, guard: "field changes after validate() (measureChunk, Overlay)" },
   "adapters/automerge/validate.ts": { calls: 1, guard: "saveReloads: this process's own save()" },
   "adapters/automerge/admit.ts": { calls: 2, guard: "changesOf, changesOfAsync: a document chunk after measureChunk" },
-  "adapters/automerge-server/engine.ts": { calls: 2, guard: "the hub's own stored base; changes after admitChanges" },
-  "adapters/automerge-server/endpoint.ts": { calls: 1, guard: "a sync message whose changes the document took through the engine (submit) first" },
+  "adapters/automerge-server/engine.ts": { calls: 3, guard: "the hub's own stored base; single changes and document chunks after admitChanges" },
+  "adapters/automerge-server/endpoint.ts": { calls: 1, guard: "a sync message without its changes, which the document took through the engine (submit) first" },
   "adapters/peer/automerge-sync.ts": { calls: 1, guard: "a sync message re-encoded with admitted changes only (route: peer replica)" },
 }
 

@@ -230,11 +230,13 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         return syncTo(conn, m.documentId, f)
       }
     }
-    // Every change in it is in the document now: this only records what the peer has.
+    // Every change in it is in the document now: this only records what the peer has, so the
+    // changes are left out (Automerge would decode a whole document chunk again to find them known).
     f.started = true
     const box = f.doc.doc
     try {
-      ;[box.doc, f.syncState] = A.receiveSyncMessage(box.doc, f.syncState, m.data)
+      const data = decoded.changes.length === 0 ? m.data : A.encodeSyncMessage({ ...decoded, changes: [] })
+      ;[box.doc, f.syncState] = A.receiveSyncMessage(box.doc, f.syncState, data)
     } catch (e) {
       refuse("protocol-error", `automerge-repo ${m.documentId}: ${e instanceof Error ? e.message : String(e)}`)
       f.syncState = A.initSyncState()

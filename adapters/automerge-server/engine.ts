@@ -29,8 +29,8 @@
 import * as A from "@automerge/automerge"
 import zlib from "node:zlib"
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "../../core/crdt-docs/engine.js"
-import { OpIndex, Overlay, measureChunk, saveReloads } from "../automerge/validate.js"
-import { admitChanges, changesOf, type UntrustedChange } from "../automerge/admit.js"
+import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "../automerge/validate.js"
+import { admitChanges, changesOfAsync, type UntrustedChange } from "../automerge/admit.js"
 
 export interface AutomergeBox {
   doc: A.Doc<unknown>
@@ -52,6 +52,8 @@ export interface AutomergeEngineOptions {
 /** The changes an update carries: one change, or all of a document chunk (sync sends whole documents). */
 interface DecodedInfo {
   readonly changes: ReadonlyArray<UntrustedChange>
+  /** A document chunk: applied with `loadIncremental`, several times cheaper per change than `applyChanges`. */
+  readonly document: boolean
 }
 
 /** Raw DEFLATE, refusing output over `max` bytes. */
@@ -71,7 +73,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   /** Per live document, what validation needs of it (built on its first apply). */
   const indexes = new WeakMap<AutomergeBox, OpIndex>()
 
-  const decode = (change: Uint8Array): DecodedInfo | CheckResult => {
+  const decode = async (change: Uint8Array): Promise<DecodedInfo | CheckResult> => {
     if (change.length === 0) return { ok: false, code: "update-malformed", message: "An empty Automerge change." }
     if (change.length > maxBytes) return { ok: false, code: "update-too-large", message: `An Automerge change of ${change.length} bytes; the hub accepts at most ${maxBytes}.` }
     // Bound the decoded work before decoding: column runs and deflate make a few hundred bytes 300,000 ops.
@@ -82,7 +84,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         : { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${m.message.slice(0, 120)}).` }
     }
     try {
-      return { changes: changesOf(change, m) }
+      return { changes: await changesOfAsync(change, m), document: m.type === CHUNK_DOCUMENT }
     } catch (e) {
       return { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).` }
     }
@@ -106,42 +108,60 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       if (why !== undefined) throw new Error(`The document's ${why}; the previous base is kept.`)
       return saved
     },
-    check(change) {
-      const d = decode(change)
+    // Decoding and admitting run in slices between turns of the event loop (admit.ts): an
+    // update's work grows with its changes, and one peer's upload must not stall the hub.
+    async check(change) {
+      const d = await decode(change)
       if ("ok" in d) return d
       decoded.set(change, d)
       return { ok: true }
     },
-    apply(box, changes) {
-      const backend = A.getBackend(box.doc)
-      const has = (hash: string) => backend.getChangeByHash(hash) != null
+    async apply(box, changes) {
+      // box.doc is read afresh after every pause: an endpoint may have replaced the handle.
+      const has = (hash: string) => A.getBackend(box.doc).getChangeByHash(hash) != null
       const batch = new Set<string>()
-      const take: A.Change[] = []
-      const index = indexOf(box)
-      const overlay = new Overlay(index)
-      const out = changes.map((c): boolean | CrdtRejection => {
-        const d = decoded.get(c) ?? decode(c)
-        if ("ok" in d) return d as CrdtRejection
+      /** Single changes taken, applied together (Automerge's apply has a large fixed cost per call). */
+      let singles: A.Change[] = []
+      let took = false
+      const flush = () => {
+        if (singles.length > 0) [box.doc] = A.applyChanges(box.doc, singles)
+        singles = []
+      }
+      const overlay = new Overlay(indexOf(box))
+      const out: Array<boolean | CrdtRejection> = []
+      for (const c of changes) {
+        const d = decoded.get(c) ?? (await decode(c))
+        if ("ok" in d) {
+          out.push(d as CrdtRejection)
+          continue
+        }
         // Changes of one update may depend on each other (a document chunk is in causal order);
         // what the ops do is checked against the document and what this batch took before (all or nothing per update).
         const mine = new Overlay(overlay)
-        const admitted = admitChanges(mine, d.changes, (hash) => batch.has(hash) || has(hash))
+        const admitted = await admitChanges(mine, d.changes, (hash) => batch.has(hash) || has(hash))
         if (!admitted.ok) {
-          return "missing" in admitted
+          out.push("missing" in admitted
             ? { code: "update-missing-deps", message: `A change depends on ${admitted.missing.slice(0, 12)}..., which the hub does not have; sync from the hub first.` }
-            : { code: "update-malformed", message: `${admitted.verdict.message}: not what Automerge makes.` }
+            : { code: "update-malformed", message: `${admitted.verdict.message}: not what Automerge makes.` })
+          continue
         }
         const fresh = admitted.fresh
-        if (fresh.length === 0) return false
-        mine.commit()
-        for (const x of fresh) {
-          batch.add(x.hash)
-          take.push(x.bytes)
+        if (fresh.length === 0) {
+          out.push(false)
+          continue
         }
-        return true
-      })
-      if (take.length > 0) {
-        ;[box.doc] = A.applyChanges(box.doc, take)
+        mine.commit()
+        for (const x of fresh) batch.add(x.hash)
+        took = true
+        out.push(true)
+        if (d.document) {
+          // The chunk's changes are exactly those admitted (and known ones, which Automerge skips).
+          flush()
+          box.doc = A.loadIncremental(box.doc, c)
+        } else for (const x of fresh) singles.push(x.bytes)
+      }
+      flush()
+      if (took) {
         // Automerge holds changes it cannot integrate yet; the checks above should prevent any.
         if (A.getMissingDeps(box.doc, []).length > 0) throw new Error("Automerge held changes whose dependencies looked complete.")
         overlay.commit()
@@ -149,8 +169,9 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       return out
     },
     writers(box, change) {
-      const d = decoded.get(change) ?? decode(change)
-      if ("ok" in d) return []
+      // Asked only of a checked update, whose decoding check kept; anything else is refused (the authority turns a throw into a refusal).
+      const d = decoded.get(change)
+      if (d === undefined) throw new Error("an update that was not checked")
       const backend = A.getBackend(box.doc)
       const out = new Set<string>()
       for (const x of d.changes) if (backend.getChangeByHash(x.hash) == null) out.add(x.decoded.actor)

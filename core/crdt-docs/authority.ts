@@ -23,7 +23,7 @@
  * automerge-repo peer, a Canon client link); each hears the updates of the others, never its
  * own (no echo), and the ephemeral payloads (awareness, presence) the others relay.
  */
-import type { CrdtDocEngine, CrdtRejection } from "./engine.js"
+import type { CheckResult, CrdtDocEngine, CrdtRejection } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 
 export interface CrdtSubscriber {
@@ -57,15 +57,26 @@ export interface CrdtAuthorityHooks {
 }
 
 interface Queued {
+  /** The submitted updates, each with its check (settled in `commit`, in arrival order). */
   readonly updates: ReadonlyArray<Uint8Array>
-  /** Index in the submitted list of each queued update. */
-  readonly indexes: ReadonlyArray<number>
+  readonly checks: ReadonlyArray<CheckResult | Promise<CheckResult>>
   readonly origin: CrdtSubscriber | undefined
   /** The principal id that submitted (judged against writer ownership), if named. */
   readonly by: string | undefined
   readonly rejected: Array<CrdtRejection & { readonly index: number }>
   readonly resolve: (o: SubmitOutcome) => void
   readonly reject: (e: unknown) => void
+}
+
+/** An engine's check that broke its promise never to throw or reject refuses the update (and no rejection goes unhandled while it waits in the queue). */
+const checkSafely = <D>(engine: CrdtDocEngine<D>, update: Uint8Array): CheckResult | Promise<CheckResult> => {
+  const refuse = (e: unknown): CheckResult => ({ ok: false, code: "update-malformed", message: `The update could not be checked (${e instanceof Error ? e.message.slice(0, 200) : String(e)}).` })
+  try {
+    const c = engine.check(update)
+    return c instanceof Promise ? c.catch(refuse) : c
+  } catch (e) {
+    return refuse(e)
+  }
 }
 
 const DEFAULT_COMPACT_AFTER_BYTES = 64 * 1024
@@ -112,7 +123,7 @@ export class CrdtDocAuthority<D> {
     }
     const doc = stored?.base !== undefined ? engine.load(stored.base) : engine.empty()
     // Stored updates were accepted by this hub: their dependencies are all there.
-    if (stored !== undefined && stored.entries.length > 0) engine.apply(doc, stored.entries.map((e) => e.update))
+    if (stored !== undefined && stored.entries.length > 0) await engine.apply(doc, stored.entries.map((e) => e.update))
     return {
       doc,
       owners: stored?.owners ?? new Map<string, string>(),
@@ -176,21 +187,27 @@ export class CrdtDocAuthority<D> {
    */
   submit(updates: ReadonlyArray<Uint8Array>, origin?: CrdtSubscriber, by?: string): Promise<SubmitOutcome> {
     if (this.closed) return Promise.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`))
-    const rejected: Array<CrdtRejection & { index: number }> = []
-    const ok: Uint8Array[] = []
-    const indexes: number[] = []
-    updates.forEach((u, index) => {
-      const c = this.engine.check(u)
-      if (c.ok) {
-        ok.push(u)
-        indexes.push(index)
-      } else rejected.push({ code: c.code, message: c.message, index })
-    })
-    if (ok.length === 0) return Promise.resolve({ stored: 0, known: 0, rejected })
+    // Checked where they enter; queued at once all the same, so a slow check (a large
+    // Automerge document chunk, decoded in slices) never lets a later submit overtake it.
+    const checks = updates.map((u) => checkSafely(this.engine, u))
     return new Promise<SubmitOutcome>((resolve, reject) => {
-      this.queue.push({ updates: ok, indexes, origin, by, rejected, resolve, reject })
+      this.queue.push({ updates, checks, origin, by, rejected: [], resolve, reject })
       this.writing ??= this.drain()
     })
+  }
+
+  /** The updates of `item` that passed their checks (the others are refused), with their indexes. */
+  private async checked(item: Queued): Promise<{ updates: Uint8Array[]; indexes: number[] }> {
+    const updates: Uint8Array[] = []
+    const indexes: number[] = []
+    for (let index = 0; index < item.updates.length; index++) {
+      const c = await item.checks[index]!
+      if (c.ok) {
+        updates.push(item.updates[index]!)
+        indexes.push(index)
+      } else item.rejected.push({ code: c.code, message: c.message, index })
+    }
+    return { updates, indexes }
   }
 
   private async drain(): Promise<void> {
@@ -209,19 +226,19 @@ export class CrdtDocAuthority<D> {
    * The updates of `item` that write only under writer identities nobody else owns (the others
    * are refused, `not-owner`), each with the identities it would bind to `item.by`.
    */
-  private ownWriters(item: Queued): { updates: Uint8Array[]; indexes: number[]; binds: Array<ReadonlyArray<string>> } {
+  private ownWriters(item: Queued, checked: { updates: Uint8Array[]; indexes: number[] }): { updates: Uint8Array[]; indexes: number[]; binds: Array<ReadonlyArray<string>> } {
     const by = item.by
     const writersOf = this.engine.writers
-    if (by === undefined || writersOf === undefined) return { updates: [...item.updates], indexes: [...item.indexes], binds: [] }
+    if (by === undefined || writersOf === undefined) return { ...checked, binds: [] }
     const updates: Uint8Array[] = []
     const indexes: number[] = []
     const binds: Array<ReadonlyArray<string>> = []
-    item.updates.forEach((u, i) => {
+    checked.updates.forEach((u, i) => {
       let writers: ReadonlyArray<string>
       try {
         writers = writersOf.call(this.engine, this.docValue, u)
       } catch (e) {
-        item.rejected.push({ code: "update-malformed", message: `The update's writers could not be read (${e instanceof Error ? e.message.slice(0, 200) : String(e)}).`, index: item.indexes[i]! })
+        item.rejected.push({ code: "update-malformed", message: `The update's writers could not be read (${e instanceof Error ? e.message.slice(0, 200) : String(e)}).`, index: checked.indexes[i]! })
         return
       }
       const taken = writers.find((w) => {
@@ -230,11 +247,11 @@ export class CrdtDocAuthority<D> {
       })
       if (taken !== undefined) {
         // The owner is not named: a principal id may be personal data.
-        item.rejected.push({ code: "not-owner", message: `The update writes as ${taken}, which another user owns; write as an identity of your own (a new Y.Doc, a new Automerge actor).`, index: item.indexes[i]! })
+        item.rejected.push({ code: "not-owner", message: `The update writes as ${taken}, which another user owns; write as an identity of your own (a new Y.Doc, a new Automerge actor).`, index: checked.indexes[i]! })
         return
       }
       updates.push(u)
-      indexes.push(item.indexes[i]!)
+      indexes.push(checked.indexes[i]!)
       binds.push(writers.filter((w) => !this.owners.has(w)))
     })
     return { updates, indexes, binds }
@@ -248,12 +265,12 @@ export class CrdtDocAuthority<D> {
     for (const item of batch) {
       const mine: Uint8Array[] = []
       let known = 0
-      const { updates, indexes, binds } = this.ownWriters(item)
+      const { updates, indexes, binds } = this.ownWriters(item, await this.checked(item))
       let results: ReadonlyArray<boolean | CrdtRejection> = []
       if (updates.length > 0) {
         try {
           // One call per submit: Automerge's apply has a large fixed cost per call.
-          results = this.engine.apply(this.docValue, updates)
+          results = await this.engine.apply(this.docValue, updates)
         } catch (e) {
           this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: e instanceof Error ? e.message : String(e) })
           // The document may be half-changed: rebuild it, then find the culprit one by one.
@@ -315,7 +332,7 @@ export class CrdtDocAuthority<D> {
     const kept = [...accepted]
     for (const u of updates) {
       try {
-        const r = this.engine.apply(this.docValue, [u])[0] ?? false
+        const r = (await this.engine.apply(this.docValue, [u]))[0] ?? false
         out.push(r)
         if (r === true) kept.push(u)
       } catch (e) {
@@ -329,7 +346,7 @@ export class CrdtDocAuthority<D> {
 
   private async rebuild(accepted: ReadonlyArray<Uint8Array>): Promise<void> {
     const fresh = await CrdtDocAuthority.read(this.docId, this.engine, this.store)
-    if (accepted.length > 0) this.engine.apply(fresh.doc, accepted)
+    if (accepted.length > 0) await this.engine.apply(fresh.doc, accepted)
     this.engine.dispose?.(this.docValue)
     this.docValue = fresh.doc
   }

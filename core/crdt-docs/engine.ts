@@ -9,6 +9,11 @@
  * touches the live document, and `apply` may still throw (a library bug, a hostile input the
  * checks missed); the authority then rebuilds the document from storage.
  *
+ * `check` and `apply` may return promises: an engine whose work grows with the update (an
+ * Automerge document chunk of 262,144 changes is seconds of decoding) does it in slices
+ * between turns of the event loop, so one peer's upload never stalls every other document on
+ * the hub. The authority keeps arrival order either way.
+ *
  * @example
  * ```ts
  * const host = new CrdtDocHost({ engines: [yjsDocEngine()], storage, runtime })
@@ -45,14 +50,16 @@ export interface CrdtDocEngine<D> {
   load(bytes: Uint8Array): D
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
-  /** Decodes and bounds an untrusted update before it is applied. Never throws. */
-  check(update: Uint8Array): CheckResult
+  /** Decodes and bounds an untrusted update before it is applied. Never throws (nor rejects). */
+  check(update: Uint8Array): CheckResult | Promise<CheckResult>
   /**
    * Merges updates into the document, in order. Returns, per update, whether it added
    * anything (an update whose data is all known already is not stored), or a rejection
-   * (dependencies missing: the hub refuses rather than holds). May throw.
+   * (dependencies missing: the hub refuses rather than holds). May throw (or reject). The
+   * authority never runs two applies on one document at once; an asynchronous one must read
+   * the document afresh after each pause (endpoints may replace an Automerge handle meanwhile).
    */
-  apply(doc: D, updates: ReadonlyArray<Uint8Array>): ReadonlyArray<boolean | CrdtRejection>
+  apply(doc: D, updates: ReadonlyArray<Uint8Array>): ReadonlyArray<boolean | CrdtRejection> | Promise<ReadonlyArray<boolean | CrdtRejection>>
   /**
    * The writer identities `update` (already checked) adds data under, given the document as it
    * is before the update: Yjs clientIDs with structs past the document's clock, actors of

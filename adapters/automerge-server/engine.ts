@@ -6,9 +6,12 @@
  *
  * Untrusted changes are decoded (`decodeChange`: hash, deps) and bounded before they touch
  * the document; a change whose dependencies are neither in the document nor earlier in the
- * same batch is refused (`update-missing-deps`) instead of held. Changes are applied in one
- * `applyChanges` call per submit: Automerge's apply has a large fixed cost per call on long
- * histories (~110 ms on the automerge-paper document), so batching is what keeps it usable.
+ * same batch is refused (`update-missing-deps`) instead of held. Single changes are applied in
+ * one `applyChanges` call per submit: Automerge's apply has a large fixed cost per call on long
+ * histories (~110 ms on the automerge-paper document), so batching is what keeps it usable. A
+ * document chunk is applied with `loadIncremental` (8x cheaper per change than `applyChanges`).
+ * Decoding and the checks run in slices between turns of the event loop (../automerge/admit.ts),
+ * so `check` and `apply` return promises.
  *
  * What the ops do is checked before `applyChanges` (adapters/automerge/validate.ts, shared with
  * CRDT fields): first the decoded work is bounded without decoding (column runs counted,

@@ -85,8 +85,12 @@ export class JournaledState<S> implements ProxyHost {
   /** A named field, not #private: replaceRoot hands the adopter (this, "current") as the slot it overwrites. */
   private current: S
   #journal: Journal | null = null
-  /** While frozen: each container as it was when the freeze began, copied at its first write since. */
-  #frozen: Map<object, object> | null = null
+  /**
+   * @internal Called with each container before its write is recorded, while a snapshot holds
+   * the state (`freezeState` sets it; one at a time). Not #private so that the freeze, which
+   * only the hub uses, lives outside the class and a replica's bundle leaves it out.
+   */
+  beforeWrite: ((container: object) => void) | undefined = undefined
   /** raw object -> its draft's meta */
   readonly #drafts = new WeakMap<object, Meta>()
   /** raw object -> its view */
@@ -238,43 +242,10 @@ export class JournaledState<S> implements ProxyHost {
     return out as S
   }
 
-  /**
-   * The state as it is now, kept readable while it goes on changing: a snapshot job encodes
-   * `root` a slice at a time, reading each container through `resolve`, which gives the copy
-   * taken just before that container's first write after the freeze (or the live container if
-   * it was not written). Only written containers are copied, once each. One freeze at a time.
-   */
-  freeze(): { readonly root: unknown; resolve(container: object): object; release(): void } {
-    if (this.#frozen !== null) throw new Error("The state is already frozen for another snapshot.")
-    const copies = new Map<object, object>()
-    this.#frozen = copies
-    return {
-      root: this.current,
-      resolve: (c) => copies.get(c) ?? c,
-      release: () => {
-        if (this.#frozen === copies) this.#frozen = null
-        copies.clear()
-      },
-    }
-  }
-
-  /** Appends one undo record for a write to the container `t` (copying `t` first while frozen). */
+  /** Appends one undo record for a write to the container `t` (copying `t` first while frozen: `freezeState`). */
   #record(j: Journal, t: object, a: unknown, b: unknown, old: unknown): void {
-    if (this.#frozen !== null) this.#touch(t)
+    this.beforeWrite?.(t)
     j.push(t, a, b, old)
-  }
-
-  #touch(t: object): void {
-    const frozen = this.#frozen!
-    if (frozen.has(t)) return
-    if (Array.isArray(t)) {
-      frozen.set(t, t.slice())
-      return
-    }
-    const copy = Object.create(Object.getPrototypeOf(t)) as Record<string, unknown>
-    const o = t as Record<string, unknown>
-    for (const k of Object.keys(o)) setOwn(copy, k, o[k])
-    frozen.set(t, copy)
   }
 
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
@@ -591,6 +562,38 @@ export class JournaledState<S> implements ProxyHost {
 }
 
 /** `in` on an array or bytes: an index below the length, `length`, a method, the iterator. */
+/**
+ * The state as it is now, kept readable while it goes on changing: a snapshot job encodes
+ * `root` a slice at a time, reading each container through `resolve`, which gives the copy
+ * taken just before that container's first write after the freeze (or the live container if
+ * it was not written). Only written containers are copied, once each. One freeze at a time.
+ * A function, not a method: only the hub takes snapshots, and a replica's bundle leaves it out.
+ */
+export const freezeState = (host: JournaledState<unknown>): { readonly root: unknown; resolve(container: object): object; release(): void } => {
+  if (host.beforeWrite !== undefined) throw new Error("The state is already frozen for another snapshot.")
+  const copies = new Map<object, object>()
+  const touch = (t: object): void => {
+    if (copies.has(t)) return
+    if (Array.isArray(t)) {
+      copies.set(t, t.slice())
+      return
+    }
+    const copy = Object.create(Object.getPrototypeOf(t)) as Record<string, unknown>
+    const o = t as Record<string, unknown>
+    for (const k of Object.keys(o)) setOwn(copy, k, o[k])
+    copies.set(t, copy)
+  }
+  host.beforeWrite = touch
+  return {
+    root: host.root,
+    resolve: (c) => copies.get(c) ?? c,
+    release: () => {
+      if (host.beforeWrite === touch) host.beforeWrite = undefined
+      copies.clear()
+    },
+  }
+}
+
 const hasIndexOr = (t: { readonly length: number }, k: PropertyKey, methods: Readonly<Record<string, unknown>>): boolean => {
   if (typeof k !== "string") return k === Symbol.iterator
   const i = arrayIndex(k)

@@ -25,7 +25,7 @@
  * An unloaded instance refuses to be used again: only one instance ever writes a document.
  */
 import { decodeArgs, makeContext, runApply, type Machine } from "../machine.js"
-import { JournaledState, type Journal } from "../journal.js"
+import { JournaledState, freezeState, type Journal } from "../journal.js"
 import { applyLogged } from "../apply.js"
 import { hashState } from "../hash.js"
 import { encodeCanonical, sizeBound } from "../canonical.js"
@@ -648,7 +648,7 @@ export class DocAuthority<S = unknown> {
         return crdt.snapshotOf(host.root)
       },
       freeze() {
-        const f = host.freeze()
+        const f = freezeState(host)
         return { root: crdt.snapshotOf(f.root), resolve: f.resolve, release: f.release }
       },
     }

@@ -14,7 +14,7 @@
  *
  * A snapshot job encodes the state as it was at its seq while the document goes on accepting
  * commands: the journal hands out, for each container written after the job began, its copy
- * as of then (`JournaledState.freeze`). The job encodes one stored chunk per slice and yields
+ * as of then (`freezeState`, core/journal.ts). The job encodes one stored chunk per slice and yields
  * between slices, so neither the write lane nor the event loop is held for long; the chunks'
  * hash, computed as they are written, is the state hash at that seq (a checkpoint for free).
  */
@@ -25,6 +25,7 @@ import { StreamHash } from "../snapshot/stream-hash.js"
 import type { SnapshotMeta, SnapshotStore } from "../store/snapshot-store.js"
 import { decodeCanonical } from "../canonical.js"
 import { canonError } from "../errors.js"
+import { JournaledState, freezeState } from "../journal.js"
 
 export interface SnapshotPolicy {
   /** Snapshot once this many bytes of log were written since the last one (at least). Default 256 KiB. */
@@ -40,7 +41,7 @@ export interface SnapshotPolicy {
   readonly chunkBytes?: number
 }
 
-/** A state as of one seq, while the live one moves on (see journal.ts `freeze`). */
+/** A state as of one seq, while the live one moves on (see journal.ts `freezeState`). */
 export interface Frozen {
   readonly root: unknown
   resolve(container: object): object
@@ -121,7 +122,7 @@ export class Snapshotter {
    */
   take(host: Freezable, seq: number, lastTime: number, persist: boolean): Promise<SnapshotResult> {
     if (this.job !== undefined) return this.job
-    const frozen: Frozen = host.freeze?.() ?? { root: host.root, resolve: (c) => c, release: () => {}, sync: true } as Frozen & { sync: true }
+    const frozen: Frozen = (host instanceof JournaledState ? freezeState(host) : host.freeze?.()) ?? { root: host.root, resolve: (c) => c, release: () => {}, sync: true } as Frozen & { sync: true }
     const job = this.run(frozen, seq, lastTime, persist).finally(() => {
       frozen.release()
       if (this.job === job) this.job = undefined

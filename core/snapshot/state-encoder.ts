@@ -7,7 +7,7 @@
  *
  * `resolve` maps a container to the version to encode: while a snapshot of seq S is being
  * written the document keeps changing, and the journal hands out the copy of a container as
- * it was at S once it is written to after S (see `JournaledState.freeze`).
+ * it was at S once it is written to after S (see `freezeState` in core/journal.ts).
  */
 import { ByteWriter } from "../bytes.js"
 import { MAX_DEPTH, encodeCanonical, isBytes, writeValue } from "../canonical.js"

@@ -14,7 +14,7 @@
 import fc from "fast-check"
 import { pathToFileURL } from "node:url"
 import {
-  CodecSession, DecodeError, decodeClientMessage, decodeServerMessage, encodeClientMessage, encodeServerMessage,
+  CodecSession, DecodeError, decodeClientMessage, defineReceived, decodeServerMessage, encodeClientMessage, encodeServerMessage,
   type DecodeErrorCode, type Decoded,
 } from "../core/protocol/codec.js"
 import type { ClientMessage, ServerMessage } from "../core/protocol/messages.js"
@@ -277,7 +277,7 @@ const primed = (): CodecSession => {
   s.clientId = V2_CLIENT
   for (const d of V2_DOCS) s.subscribed(d)
   V2_NAMES.forEach((n, i) => {
-    s.defineReceived(n)
+    defineReceived(s, n)
     s.namesSent.set(n, i + 1)
   })
   return s

@@ -3,14 +3,14 @@
  * core/protocol/codec.ts): the frames the hub sends, and the reading of the frames a client
  * sends. codec-client.ts is the client's half.
  */
-import type { ByteReader, ByteWriter } from "../bytes.js"
+import { type ByteReader, type ByteWriter, utf8Length } from "../bytes.js"
 import { isBytes, readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import {
   OPTIONAL, REQUIRED, Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, SERVER_TYPES, TIME_LIMIT, Table, bad, boundedLength, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, header, invalid, isInteger, list, name, newNameTable, next,
   optionalFields, readChannel, readName, session, show, str, uint,
-  type CodecOptions, type Decoded, type Spec,
+  type CodecOptions, type CodecSession, type Decoded, type Spec,
 } from "./codec-shared.js"
 import { MAX_COMMAND_NAME_BYTES, MAX_DOC_ID_BYTES } from "../limits.js"
 import type { ClientMessage, Entries, Hello, MachineInfo, Refused, Results, ServerMessage, Submit } from "./messages.js"
@@ -236,6 +236,21 @@ const readHello = (r: ByteReader): Hello => {
   return hello
 }
 
+/**
+ * A name the client defines on `session` (decoding), of `bytes` UTF-8 bytes: why it cannot
+ * be (defined twice, or past a limit), or undefined, and then it is `session.namesReceived`'s
+ * next. Here, not a CodecSession method: only the hub decodes names.
+ */
+export const defineReceived = (session: CodecSession, name: string, bytes = utf8Length(name)): string | undefined => {
+  const received = (session.received ??= new Set())
+  if (received.has(name)) return `Command name ${show(name)} is defined twice on one connection.`
+  const problem = session.nameProblem(name, session.namesReceived.length, bytes)
+  if (problem !== undefined) return problem
+  received.add(name)
+  session.namesReceived.push(name)
+  return undefined
+}
+
 /** Protocol 2: a command name defined once per connection (bounded: the session keeps it). */
 const readSessionName = (r: ByteReader): string => {
   const names = session!.namesReceived
@@ -246,7 +261,7 @@ const readSessionName = (r: ByteReader): string => {
   }
   const bytes = boundedLength(r, MAX_COMMAND_NAME_BYTES, "A command name")
   const s = r.string()
-  const problem = session!.defineReceived(s, bytes)
+  const problem = defineReceived(session!, s, bytes)
   if (problem !== undefined) bad(problem)
   return s
 }

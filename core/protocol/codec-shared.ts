@@ -71,14 +71,15 @@ export class CodecSession {
   readonly #docs: string[] = []
   /** Names this end defined for the other. */
   readonly namesSent = new Map<string, number>()
-  readonly #namesReceived: string[] = []
-  readonly #received = new Set<string>()
+  /**
+   * Names the other end defined, in the order it defined them (name k is the k-th). Only a
+   * decoding hub defines them (codec-server.ts `defineReceived`): a function there, not a
+   * method here, so that a client's bundle leaves it out.
+   */
+  readonly namesReceived: string[] = []
+  /** @internal The same names as a set (made by `defineReceived`): a name defined twice is found without a scan. */
+  declare received?: Set<string>
   #bytes = 0
-
-  /** Names the other end defined, in the order it defined them (name k is the k-th). */
-  get namesReceived(): ReadonlyArray<string> {
-    return this.#namesReceived
-  }
 
   /** UTF-8 bytes of the docIds and names remembered (at most MAX_SESSION_BYTES). */
   get bytes(): number {
@@ -113,23 +114,17 @@ export class CodecSession {
   defineSent(name: string, bytes = utf8Length(name)): number | string {
     const k = this.namesSent.get(name)
     if (k !== undefined) return k
-    const problem = this.#nameProblem(name, this.namesSent.size, bytes)
+    const problem = this.nameProblem(name, this.namesSent.size, bytes)
     if (problem !== undefined) return problem
     this.namesSent.set(name, this.namesSent.size + 1)
     return this.namesSent.size
   }
 
-  /** A name the other end defines (decoding), of `bytes` UTF-8 bytes: why it cannot be, or undefined. */
-  defineReceived(name: string, bytes = utf8Length(name)): string | undefined {
-    if (this.#received.has(name)) return `Command name ${show(name)} is defined twice on one connection.`
-    const problem = this.#nameProblem(name, this.#namesReceived.length, bytes)
-    if (problem !== undefined) return problem
-    this.#received.add(name)
-    this.#namesReceived.push(name)
-    return undefined
-  }
-
-  #nameProblem(name: string, defined: number, bytes: number): string | undefined {
+  /**
+   * @internal Why the name `name` of `bytes` UTF-8 bytes cannot be defined when `defined`
+   * names are (past a limit), or undefined, its bytes then counted.
+   */
+  nameProblem(name: string, defined: number, bytes: number): string | undefined {
     const long = commandNameProblem(name, bytes)
     if (long !== undefined) return long
     if (defined >= MAX_NAMES) return `More than ${MAX_NAMES} command names on one connection.`

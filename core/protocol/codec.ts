@@ -134,4 +134,4 @@ export {
   type CodecOptions, type Decoded, type DecodeErrorCode,
 } from "./codec-shared.js"
 export { decodeServerMessage, encodeClientMessage } from "./codec-client.js"
-export { decodeClientMessage, encodeServerMessage } from "./codec-server.js"
+export { decodeClientMessage, defineReceived, encodeServerMessage } from "./codec-server.js"

@@ -33,7 +33,7 @@ import { fileURLToPath } from "node:url"
 import { gunzipSync } from "node:zlib"
 import * as A from "@automerge/automerge"
 import * as Y from "yjs"
-import { CanonClient, Hub, encodeCanonical, type ClientTransport, type KVStore } from "../core/index.js"
+import { CanonClient, Hub, encodeCanonical, type ClientTransport, type KVStore, replicaStorage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { WsServer, wsClientTransport } from "../adapters/ws/index.js"
@@ -163,7 +163,7 @@ const followIntoStore = async (replay: CanonReplay, expectedSeq: number): Promis
 /** Cold load from a replica store: open the client and the document, read the text. */
 const canonLoad = async (storage: KVStore, expected: string): Promise<number> => {
   const t0 = now()
-  const client = await CanonClient.open({ transport: offline, runtime: systemRuntime, storage, autoConnect: false })
+  const client = await CanonClient.open({ transport: offline, runtime: systemRuntime, storage: replicaStorage(storage), autoConnect: false })
   const doc = await client.open(TextMachine, DOC)
   const text = textOf(doc.state as TextState)
   const ms = now() - t0

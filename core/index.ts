@@ -10,6 +10,8 @@ export { CanonError, CommandRejected, canonError, type CanonErrorCode, type Reje
 export type { Entry, Outcome, Checkpoint, CommandRequest } from "./entry.js"
 export type * from "./protocol/messages.js"
 export type * from "./ports/storage.js"
+export { REPLICA_STORE } from "./ports/storage.js"
+export { replicaStorage } from "./store/replica-store.js"
 export type * from "./ports/transport.js"
 export type * from "./ports/runtime.js"
 export { newClientId } from "./ports/runtime.js"

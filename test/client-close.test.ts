@@ -5,7 +5,7 @@
  * the outbox write that a submit schedules for a microtask.
  * Opening a document whose id the wire cannot carry is refused at once.
  */
-import { CanonClient, type ClientTransport, type KVStore } from "../core/index.js"
+import { CanonClient, type ClientTransport, type KVStore, replicaStorage } from "../core/index.js"
 import { ReplicaStore } from "../core/internal.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
@@ -32,7 +32,7 @@ test.each([
   ["client.close()", (c: CanonClient) => c.close()],
 ])("submit, then at once %s: the command is stored when it resolves", async (_what, close) => {
   const { storage, inner } = slowDisk()
-  const client = await CanonClient.open({ transport: offlineTransport, runtime: new VirtualRuntime(1), storage, autoConnect: false })
+  const client = await CanonClient.open({ transport: offlineTransport, runtime: new VirtualRuntime(1), storage: replicaStorage(storage), autoConnect: false })
   const doc = await client.open(Todo, "list")
   const receipt = doc.submit("add", { id: "a", title: "A" })
   await close(client, doc)

@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
-import { CanonClient, CanonError, Hub, type KVStore } from "../core/index.js"
+import { CanonClient, CanonError, Hub, type KVStore, replicaStorage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
@@ -68,8 +68,8 @@ test("the store's claim: refused by another holder, let go on close, and let go 
     }
   }
   // Two store objects standing for one database in two tabs.
-  const a = await CanonClient.open({ transport: env.net.transport("a"), runtime: env.rt, machines: [Counter], storage: lockable("tab1") })
-  const refused = await CanonClient.open({ transport: env.net.transport("b"), runtime: env.rt, machines: [Counter], storage: lockable("tab2") }).catch((e: unknown) => e)
+  const a = await CanonClient.open({ transport: env.net.transport("a"), runtime: env.rt, machines: [Counter], storage: replicaStorage(lockable("tab1")) })
+  const refused = await CanonClient.open({ transport: env.net.transport("b"), runtime: env.rt, machines: [Counter], storage: replicaStorage(lockable("tab2")) }).catch((e: unknown) => e)
   expect(codeOf(refused)).toBe("storage-in-use")
   expect((refused as CanonError).message).toBe("held by tab1")
   await a.close()
@@ -77,9 +77,9 @@ test("the store's claim: refused by another holder, let go on close, and let go 
   // A storage that fails while the client loads its identity: the claim is let go.
   const broken = lockable("tab3")
   const failing: KVStore = { ...broken, get: () => Promise.reject(new CanonError({ code: "storage-failed", message: "disk gone" })) }
-  expect(codeOf(await CanonClient.open({ transport: env.net.transport("c"), runtime: env.rt, machines: [Counter], storage: failing }).catch((e: unknown) => e))).toBe("storage-failed")
+  expect(codeOf(await CanonClient.open({ transport: env.net.transport("c"), runtime: env.rt, machines: [Counter], storage: replicaStorage(failing) }).catch((e: unknown) => e))).toBe("storage-failed")
   expect(events).toEqual(["claim tab1", "release tab1", "claim tab3", "release tab3"])
-  const c = await CanonClient.open({ transport: env.net.transport("c"), runtime: env.rt, machines: [Counter], storage: broken })
+  const c = await CanonClient.open({ transport: env.net.transport("c"), runtime: env.rt, machines: [Counter], storage: replicaStorage(broken) })
   await c.close()
 })
 
@@ -92,7 +92,7 @@ const drive = async <T>(rt: VirtualRuntime, p: Promise<T>): Promise<T> => {
 }
 
 const offline = (rt: VirtualRuntime | typeof systemRuntime, storage: KVStore) =>
-  CanonClient.open({ transport: offlineTransport, runtime: rt, machines: [Counter], storage, autoConnect: false })
+  CanonClient.open({ transport: offlineTransport, runtime: rt, machines: [Counter], storage: replicaStorage(storage), autoConnect: false })
 
 test("one LevelStorage object handed to two clients of one process: the second is refused (the directory lock only covers a second open)", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "canon-claim-"))

@@ -10,7 +10,7 @@
  * commands only; and a client told of a hole that none of its commands holds closes it (for
  * stores written before the fix).
  */
-import { CanonClient, Hub } from "../core/index.js"
+import { CanonClient, Hub, replicaStorage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { ReplicaStore } from "../core/internal.js"
 import { Todo } from "./support/machines.js"
@@ -29,7 +29,7 @@ const world = (seed: number, diskMs: () => number) => {
   const disk = new MemoryStorage({ latency: { runtime: rt, ms: diskMs } })
   const start = async (autoConnect: boolean) => {
     const proc = new SimProcess("a", rt, disk)
-    const client = await CanonClient.open({ transport: proc.wrapTransport(net.transport("a")), runtime: proc.runtime, clientId: "a", storage: proc.storage, backoff: { baseMs: 50, maxMs: 200 }, autoConnect })
+    const client = await CanonClient.open({ transport: proc.wrapTransport(net.transport("a")), runtime: proc.runtime, clientId: "a", storage: replicaStorage(proc.storage), backoff: { baseMs: 50, maxMs: 200 }, autoConnect })
     const doc = await client.open(Todo, DOC)
     const errors: string[] = []
     doc.on("error", (e) => errors.push(e.code))

@@ -17,7 +17,7 @@
  *    write to carry it; with no further entry, the app never heard of the confirmation.
  *    Fix: a failed confirmation write is retried a second later.
  */
-import { CanonClient, Hub } from "../core/index.js"
+import { CanonClient, Hub, replicaStorage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
 import { SimProcess } from "./sim/process.js"
@@ -34,7 +34,7 @@ test("a command the app was told is confirmed is not back in the outbox after a 
   const disk = new MemoryStorage({ latency: { runtime: rt, ms: () => diskMs } })
   const start = async (autoConnect = true) => {
     const proc = new SimProcess("a", rt, disk)
-    const client = await CanonClient.open({ transport: proc.wrapTransport(net.transport("a")), runtime: proc.runtime, clientId: "a", storage: proc.storage, backoff: { baseMs: 50, maxMs: 200 }, autoConnect })
+    const client = await CanonClient.open({ transport: proc.wrapTransport(net.transport("a")), runtime: proc.runtime, clientId: "a", storage: replicaStorage(proc.storage), backoff: { baseMs: 50, maxMs: 200 }, autoConnect })
     return { proc, client, doc: await client.open(TodoV1, DOC) }
   }
   const b = await CanonClient.open({ transport: net.transport("b"), runtime: rt, clientId: "b", storage: new MemoryStorage() })
@@ -86,7 +86,7 @@ test("an outbox write that fails is carried by the next one: no gap in the outbo
   const disk = new MemoryStorage({ latency: { runtime: rt, ms: () => 20 }, failWrite: () => failNext-- > 0 })
   const start = async () => {
     const proc = new SimProcess("a", rt, disk)
-    const client = await CanonClient.open({ transport: proc.wrapTransport(net.transport("a")), runtime: proc.runtime, clientId: "a", storage: proc.storage, backoff: { baseMs: 50, maxMs: 200 } })
+    const client = await CanonClient.open({ transport: proc.wrapTransport(net.transport("a")), runtime: proc.runtime, clientId: "a", storage: replicaStorage(proc.storage), backoff: { baseMs: 50, maxMs: 200 } })
     return { proc, client, doc: await client.open(TodoV2, DOC) }
   }
   const first = await running(rt, start())

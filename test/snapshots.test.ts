@@ -5,7 +5,7 @@
  * the horizon whose outbox applies exactly once, a multi-megabyte resync, crash leftovers.
  */
 import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine, encodeCanonical, hashState, type ClientTransport, type HubEvent, type KVStore, type ServerMessage } from "../core/index.js"
+import { CanonClient, Hub, defineMachine, encodeCanonical, hashState, type ClientTransport, type HubEvent, type KVStore, type ServerMessage, replicaStorage } from "../core/index.js"
 import { AuthorityStore, hashBytes } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import * as K from "../core/store/keys.js"
@@ -59,7 +59,7 @@ const world = (options: { storage?: KVStore; snapshots?: typeof POLICY | { tailB
   const client = async (name: string, opts: { storage?: KVStore; transport?: ClientTransport; autoConnect?: boolean } = {}) => {
     const c = await drive(CanonClient.open({
       transport: opts.transport ?? net.transport(name), runtime: rt, machines: [Notes], backoff: { baseMs: 20, maxMs: 100 },
-      ...(opts.storage ? { storage: opts.storage } : {}), ...(opts.autoConnect === false ? { autoConnect: false } : {}),
+      ...(opts.storage ? { storage: replicaStorage(opts.storage) } : {}), ...(opts.autoConnect === false ? { autoConnect: false } : {}),
     }))
     const doc = await drive(c.open(Notes, DOC))
     return { client: c, doc }

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
-import { CanonClient, CanonError, Hub, encodeCanonical, type ClientTransport, type Connection, type KVStore, type ServerMessage } from "../core/index.js"
+import { CanonClient, CanonError, Hub, encodeCanonical, type ClientTransport, type Connection, type KVStore, type ServerMessage, replicaStorage } from "../core/index.js"
 import { AuthorityStore, ReplicaStore, STORAGE_FORMAT } from "../core/internal.js"
 import * as K from "../core/store/keys.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -146,7 +146,7 @@ describe.each(adapters)("Canon records over %s", (_name, make) => {
       expect(h.code).toBe("storage-too-new")
       await hub.close()
       const offline: ClientTransport = { connect: () => { throw new Error("offline") } }
-      const client = failure(CanonClient.open({ transport: offline, runtime: new VirtualRuntime(1), autoConnect: false, storage: kv }))
+      const client = failure(CanonClient.open({ transport: offline, runtime: new VirtualRuntime(1), autoConnect: false, storage: replicaStorage(kv) }))
       expect((await client).code).toBe("storage-too-new")
 
       // Nothing was rewritten: an upgraded Canon finds the store as it was.
@@ -366,7 +366,7 @@ describe.each(adapters)("Canon records over %s", (_name, make) => {
 
     it("a snapshot whose state bytes are damaged: opening the document is storage-corrupt naming it", async () => {
       await new ReplicaStore(fx.kv).confirm("alpha", { meta: meta(4, 1), entries: [], settled: [], snapshot: { seq: 4, state: new Uint8Array([0xff, 0x00, 0x13]), dropFrom: 1, dropTo: 0 } })
-      const client = await CanonClient.open({ transport: offlineTransport, runtime: new VirtualRuntime(1), autoConnect: false, storage: await fx.reopen() })
+      const client = await CanonClient.open({ transport: offlineTransport, runtime: new VirtualRuntime(1), autoConnect: false, storage: replicaStorage(await fx.reopen()) })
       const e = await failure(client.open(Counter, "alpha"))
       expect(e.code).toBe("storage-corrupt")
       expect(e.message).toMatch(/^The stored snapshot of document "alpha" is unreadable: /)
@@ -380,7 +380,7 @@ describe.each(adapters)("Canon records over %s", (_name, make) => {
       await rs.confirm("beta", { meta: meta(2, 1), entries: [1, 2].map(entry), settled: [] })
       await fx.kv.batch([{ type: "del", key: K.replicaEntry("alpha", 3) }])
       const offline: ClientTransport = { connect: () => { throw new Error("offline") } }
-      const client = await CanonClient.open({ transport: offline, runtime: new VirtualRuntime(1), autoConnect: false, storage: await fx.reopen() })
+      const client = await CanonClient.open({ transport: offline, runtime: new VirtualRuntime(1), autoConnect: false, storage: replicaStorage(await fx.reopen()) })
       const e = await failure(client.open(Counter, "alpha"))
       expect(e.code).toBe("storage-corrupt")
       expect(e.message).toContain(`"alpha"`)

@@ -39,6 +39,8 @@ import { CanonError, canonError, type BatchOp, type BatchOptions, type KVStore, 
 import { compareBytes } from "../../core/bytes.js"
 import { holdWebLock } from "../system/web-lock.js"
 import { Hold } from "../../core/store/hold.js"
+import { REPLICA_STORE, type ReplicaStorage } from "../../core/ports/storage.js"
+import { ReplicaStore } from "../../core/store/replica-store.js"
 
 export interface IndexedDbOpenOptions {
   /** Ask for `strict` durability on every batch (flushed before it resolves). Default false. */
@@ -93,7 +95,7 @@ const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array
 /** A key as IndexedDB's types spell it (binary keys are any ArrayBufferView). */
 const key = (b: Uint8Array): IDBValidKey => b as Uint8Array<ArrayBuffer>
 
-export class IndexedDbStorage implements KVStore {
+export class IndexedDbStorage implements ReplicaStorage {
   #closed = false
   readonly #hold = new Hold()
   readonly #db: IDBDatabase
@@ -266,5 +268,10 @@ export class IndexedDbStorage implements KVStore {
     if (this.#closed) return
     this.#closed = true
     this.#db.close()
+  }
+
+  /** The replica layer on this store (ReplicaStorage): a CanonClient takes this store as its storage as it is. */
+  [REPLICA_STORE](): ReplicaStore {
+    return new ReplicaStore(this)
   }
 }

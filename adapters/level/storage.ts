@@ -39,6 +39,8 @@ import { Level } from "level"
 import { CanonError, canonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions } from "../../core/index.js"
 import { holdWebLock } from "../system/web-lock.js"
 import { Hold } from "../../core/store/hold.js"
+import { REPLICA_STORE, type ReplicaStorage } from "../../core/ports/storage.js"
+import { ReplicaStore } from "../../core/store/replica-store.js"
 
 export interface LevelOpenOptions {
   /** fsync LevelDB's log before each batch resolves (survives power loss). Default false. */
@@ -97,7 +99,7 @@ const openError = (location: string, e: unknown): CanonError => {
   }
 }
 
-export class LevelStorage implements KVStore {
+export class LevelStorage implements ReplicaStorage {
   private closed = false
   private readonly hold = new Hold()
 
@@ -214,5 +216,10 @@ export class LevelStorage implements KVStore {
     if (this.closed) return
     this.closed = true
     await this.db.close()
+  }
+
+  /** The replica layer on this store (ReplicaStorage): a CanonClient takes this store as its storage as it is. */
+  [REPLICA_STORE](): ReplicaStore {
+    return new ReplicaStore(this)
   }
 }

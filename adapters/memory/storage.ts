@@ -11,6 +11,8 @@
  */
 import { canonError, type CanonError, type BatchOp, type BatchOptions, type KVStore, type RangeOptions, type Runtime } from "../../core/index.js"
 import { Hold } from "../../core/store/hold.js"
+import { REPLICA_STORE, type ReplicaStorage } from "../../core/ports/storage.js"
+import { ReplicaStore } from "../../core/store/replica-store.js"
 import { SortedBytesMap } from "./sorted-map.js"
 
 export { compareBytes } from "./sorted-map.js"
@@ -26,7 +28,7 @@ export interface MemoryStorageOptions {
   readonly onDurable?: (ops: ReadonlyArray<BatchOp>) => void
 }
 
-export class MemoryStorage implements KVStore {
+export class MemoryStorage implements ReplicaStorage {
   private readonly map = new SortedBytesMap()
   private closed = false
   private lastDurableAt = 0
@@ -136,5 +138,10 @@ export class MemoryStorage implements KVStore {
   /** Number of keys (tests). */
   get size(): number {
     return this.map.size
+  }
+
+  /** The replica layer on this store (ReplicaStorage): a CanonClient takes this store as its storage as it is. */
+  [REPLICA_STORE](): ReplicaStore {
+    return new ReplicaStore(this)
   }
 }

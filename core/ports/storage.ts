@@ -4,7 +4,9 @@
  *
  * Keys and values are bytes; keys sort bytewise (unsigned). Canon's own records and key
  * layout live in core/store on top of this port, so an adapter only has to be a correct
- * ordered map. Every adapter passes the shared suite in test/storage-conformance.
+ * ordered map. Every adapter passes the shared suite in test/storage-conformance. A client's
+ * storage is a ReplicaStorage (below): the adapters' stores are; `replicaStorage(kv)` makes
+ * any other KVStore one.
  *
  * @example
  * ```ts
@@ -13,6 +15,8 @@
  * const rows = await kv.range({ gte: lo, lt: hi, limit: 100 })
  * ```
  */
+import type { ReplicaStore } from "../store/replica-store.js"
+
 export type BatchOp =
   | { readonly type: "put"; readonly key: Uint8Array; readonly value: Uint8Array }
   | { readonly type: "del"; readonly key: Uint8Array }
@@ -55,4 +59,21 @@ export interface KVStore {
    * other's retries.
    */
   claim?(): Promise<() => void>
+}
+
+/**
+ * Where a storage keeps the replica layer that CanonClient writes through (the records of
+ * core/store/replica-store.ts): a store a client can open carries it under this key, so an
+ * app that passes no storage does not ship that code.
+ */
+export const REPLICA_STORE: unique symbol = Symbol.for("canon.replica-store")
+
+/**
+ * A KVStore a CanonClient can keep its replica in (ClientOptions.storage). The adapters'
+ * stores are ones (MemoryStorage, IndexedDbStorage, LevelStorage); any other KVStore becomes
+ * one with `replicaStorage(kv)` (from "canon").
+ */
+export interface ReplicaStorage extends KVStore {
+  /** @internal The replica's records on this store (a new ReplicaStore over it). */
+  [REPLICA_STORE](): ReplicaStore
 }

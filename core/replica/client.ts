@@ -16,12 +16,12 @@ import { docIdProblem } from "../limits.js"
 import type { Machine, StateOf } from "../machine.js"
 import { applyLogged } from "../apply.js"
 import { JournaledState } from "../journal.js"
-import type { KVStore } from "../ports/storage.js"
+import { REPLICA_STORE, type ReplicaStorage } from "../ports/storage.js"
 import type { ClientTransport, CloseInfo, Connection } from "../ports/transport.js"
 import { newClientId, newClientSecret, type Runtime, type Timer } from "../ports/runtime.js"
 import type { ClientMessage, Refused, ServerMessage, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../protocol/negotiate.js"
-import { ReplicaStore } from "../store/replica-store.js"
+import type { ReplicaStore } from "../store/replica-store.js"
 import { backoffDelay, type BackoffOptions } from "./backoff.js"
 import { Doc, type DocOptions } from "./doc.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
@@ -64,8 +64,11 @@ export interface ClientOptions extends DocOptions {
    * Where the outbox and confirmed state live. Without it, nothing survives a restart. One
    * open client per storage: `open` on a storage another client holds (the store's `claim`:
    * memory, IndexedDB across tabs) rejects with `storage-in-use`; give each tab its own.
+   * The adapters' stores are given as they are (MemoryStorage, IndexedDbStorage,
+   * LevelStorage); a KVStore of your own as `replicaStorage(kv)` (from "canon"). The replica
+   * layer comes with them, so an app without storage does not ship it.
    */
-  readonly storage?: KVStore
+  readonly storage?: ReplicaStorage
   /**
    * Fixed client id (else loaded from storage, or made and stored). A clientId is proved to
    * the hub by a secret made with it and kept in `storage`. Without storage every run makes
@@ -81,7 +84,7 @@ export interface ClientOptions extends DocOptions {
 }
 
 /** Storages a client of this page is closing on, until it has let go (see `open`). */
-const closingStores = new WeakMap<KVStore, Promise<void>>()
+const closingStores = new WeakMap<ReplicaStorage, Promise<void>>()
 
 /** A stored snapshot's state: damaged bytes are storage-corrupt, naming the document. */
 const storedState = (docId: string, bytes: Uint8Array): unknown => {
@@ -144,9 +147,13 @@ export class CanonClient {
     // One open client per storage (see KVStore.claim): two would share a clientId and its
     // command numbers, and the hub would drop one's commands as the other's retries. A client
     // of this page closing on it is waited for (an effect's cleanup, then the effect again).
-    if (options.storage !== undefined) await closingStores.get(options.storage)
-    const release = (await options.storage?.claim?.()) ?? (() => {})
-    const store = options.storage ? new ReplicaStore(options.storage) : undefined
+    const storage = options.storage
+    if (storage && typeof storage[REPLICA_STORE] !== "function") {
+      throw canonError("storage-failed", "This storage is a KVStore without the replica layer: pass storage: replicaStorage(kv) (import { replicaStorage } from \"canon\"). MemoryStorage, IndexedDbStorage and LevelStorage need no wrapping.")
+    }
+    if (storage !== undefined) await closingStores.get(storage)
+    const release = (await storage?.claim?.()) ?? (() => {})
+    const store = storage ? storage[REPLICA_STORE]() : undefined
     let clientId: string, secret: string | undefined
     try {
       const storedId = await store?.clientId()

@@ -9,7 +9,7 @@
  * entry tail dropped, so opening replays a bounded tail.
  */
 import type { Entry } from "../entry.js"
-import type { BatchOp, KVStore } from "../ports/storage.js"
+import { REPLICA_STORE, type BatchOp, type KVStore, type ReplicaStorage } from "../ports/storage.js"
 import * as K from "./keys.js"
 import {
   type ReplicaMeta, checkOutbox, checkReplicaMeta, checkSnapshot, decodeRecord, encodeEntry, encodeOutbox, encodeReplicaMeta,
@@ -150,3 +150,29 @@ export class ReplicaStore {
   }
 }
 
+
+const wrapped = new WeakMap<KVStore, ReplicaStorage>()
+
+/**
+ * A KVStore of your own, made a storage CanonClient can keep a replica in
+ * (`storage: replicaStorage(kv)`): it calls `kv` for everything, and the same `kv` gives the
+ * same storage. The adapters' stores (MemoryStorage, IndexedDbStorage, LevelStorage) need
+ * no wrapping. The replica layer reaches an app's bundle through here or through those
+ * adapters, never when it passes no storage.
+ */
+export const replicaStorage = (kv: KVStore): ReplicaStorage => {
+  if (typeof (kv as Partial<ReplicaStorage>)[REPLICA_STORE] === "function") return kv as ReplicaStorage
+  let s = wrapped.get(kv)
+  if (s === undefined) {
+    s = {
+      get: (key) => kv.get(key),
+      batch: (ops, options) => kv.batch(ops, options),
+      range: (options) => kv.range(options),
+      close: () => kv.close(),
+      ...(kv.claim !== undefined ? { claim: () => kv.claim!() } : {}),
+      [REPLICA_STORE]: () => new ReplicaStore(kv),
+    }
+    wrapped.set(kv, s)
+  }
+  return s
+}

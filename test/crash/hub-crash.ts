@@ -19,7 +19,7 @@
  * The seed fixes the kill schedule and the workload; thread timing is not reproducible, so a
  * failure may need a few runs of the same seed to show again.
  */
-import { CanonClient, CommandRejected, Hub, type Doc, type Entry, type KVStore } from "../../core/index.js"
+import { CanonClient, CommandRejected, Hub, type Doc, type Entry, type KVStore, replicaStorage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
 import * as K from "../../core/store/keys.js"
 import { LevelStorage } from "../../adapters/level/index.js"
@@ -165,7 +165,7 @@ export const runHubCrash = async (options: HubCrashOptions): Promise<HubCrashRep
       const storage: KVStore = k === 0 ? await LevelStorage.open(join(dir, `client-${k}`)) : new MemoryStorage()
       storages.push(storage)
       const c = await CanonClient.open({
-        transport: wsClientTransport(url), runtime: systemRuntime, machines: [Todo], storage,
+        transport: wsClientTransport(url), runtime: systemRuntime, machines: [Todo], storage: replicaStorage(storage),
         backoff: { baseMs: 20, maxMs: 250 }, stableMs: 1_000,
       })
       clients.push(c)

@@ -31,7 +31,7 @@
  * failure may need a few runs of the same seed to show again.
  */
 import { join } from "node:path"
-import { CanonClient, CommandRejected, Hub, type Doc, type Entry, type KVStore } from "../../core/index.js"
+import { CanonClient, CommandRejected, Hub, type Doc, type Entry, type KVStore, replicaStorage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
 import * as K from "../../core/store/keys.js"
 import { LevelStorage } from "../../adapters/level/index.js"
@@ -256,7 +256,7 @@ export const runSnapshotCrash = async (options: SnapshotCrashOptions): Promise<S
     for (let k = 0; k < nClients; k++) {
       const storage: KVStore = k === 0 ? await LevelStorage.open(join(dir, `client-${k}`)) : new MemoryStorage()
       storages.push(storage)
-      const c = await CanonClient.open({ transport: wsClientTransport(url), runtime: systemRuntime, machines: [Ledger], storage, backoff: { baseMs: 20, maxMs: 250 }, stableMs: 1_000 })
+      const c = await CanonClient.open({ transport: wsClientTransport(url), runtime: systemRuntime, machines: [Ledger], storage: replicaStorage(storage), backoff: { baseMs: 20, maxMs: 250 }, stableMs: 1_000 })
       clients.push(c)
       const doc = await c.open(Ledger, DOC)
       doc.on("desync", (d) => problems.push(`client ${k}: desync ${JSON.stringify(d)}`))

@@ -29,7 +29,7 @@
  *   crdt-check.ts (every acknowledged insert survives unless an acknowledged delete removed
  *   it, nothing else appears, all texts equal). Its choices come from a stream of its own.
  */
-import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type Receipt, type ServerMessage } from "../../core/index.js"
+import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type Receipt, type ServerMessage, replicaStorage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
@@ -457,7 +457,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           protocol,
           transport: proc.wrapTransport(net.transport(r.name), (m) => tamper(r, m)),
           runtime: proc.runtime,
-          storage: proc.storage,
+          storage: replicaStorage(proc.storage),
           backoff: { baseMs: 50, maxMs: 2_000 },
           stableMs: 3_000,
           snapshotEvery: 20,
@@ -480,7 +480,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         rt.setTimer(Math.floor(tabRng() * 2_000), () => {
           if (!proc.alive || phase !== "active") return
           stats.secondTabs!++
-          void CanonClient.open({ transport: proc.wrapTransport(net.transport(`${r.name}-tab`)), runtime: proc.runtime, storage: proc.storage, autoConnect: false }).then(
+          void CanonClient.open({ transport: proc.wrapTransport(net.transport(`${r.name}-tab`)), runtime: proc.runtime, storage: replicaStorage(proc.storage), autoConnect: false }).then(
             (tab) => {
               fail(`identity: a second client opened on ${r.name}'s store while ${r.name} ran (clientId ${tab.clientId})`)
               void tab.close()

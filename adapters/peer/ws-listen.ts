@@ -15,16 +15,30 @@ export interface PeerListener {
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 << 20
 
 /**
+ * Sockets open at once, by default. Each may be partway through a message of up to
+ * `maxMessageBytes`, which `ws` holds until it is whole, so this bounds that memory too
+ * (32 x 64 MiB); a replica has a few peers, not hundreds.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 32
+
+/**
  * Listens on `host:port`. `maxMessageBytes`: largest message a peer may send (default 64 MiB:
  * a fresh peer's whole document comes in one sync answer).
  * `maxBufferedBytes`: what may queue for a peer that does not read before it is dropped
  * (default 8 MiB); it reconnects and its handshake fetches what it missed.
+ * `maxConnections`: sockets open at once (default 32); one more is closed at once with 1013
+ * ("try again later") and never becomes a link.
  */
-export const listenWsLinks = (address: { host: string; port: number; maxMessageBytes?: number; maxBufferedBytes?: number }, onLink: (link: PeerLink) => void): Promise<PeerListener> =>
+export const listenWsLinks = (address: { host: string; port: number; maxMessageBytes?: number; maxBufferedBytes?: number; maxConnections?: number }, onLink: (link: PeerLink) => void): Promise<PeerListener> =>
   new Promise((resolve, reject) => {
     const wss = new WebSocketServer({ host: address.host, port: address.port, maxPayload: address.maxMessageBytes ?? 64 << 20 })
+    const maxConnections = address.maxConnections ?? DEFAULT_MAX_CONNECTIONS
     wss.once("error", reject)
-    wss.on("connection", (ws) => onLink(socketLink(ws, address.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES)))
+    wss.on("connection", (ws) => {
+      // wss.clients already counts this socket.
+      if (wss.clients.size > maxConnections) return ws.close(1013, "Too many peers; try again later.")
+      onLink(socketLink(ws, address.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES))
+    })
     wss.once("listening", () => {
       const a = wss.address()
       resolve({

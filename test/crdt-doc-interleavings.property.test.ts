@@ -3,7 +3,7 @@
  * that an engine's check and apply may pause between slices (the Automerge engine decodes and
  * admits a document chunk 1,000 changes at a time). fast-check draws, for two writers on two
  * documents, honest uploads (a single change, a batch of changes, or the writer's whole
- * document as one chunk of up to 3,000 changes), issued without waiting for each other, with
+ * document as one chunk of up to 1,500 changes), issued without waiting for each other, with
  * random turns of the event loop between them; compaction runs often. Whatever the
  * interleaving:
  * - no honest upload is refused (a writer's updates reach a document in the order it sent

@@ -129,6 +129,53 @@ test("Automerge: every route takes a tree exactly when it nests within the bound
   }), { numRuns: 15 })
 })
 
+test("Automerge: no route applies a chunk carried after a document chunk (held back when the bytes are loaded alone, applied where the document has its dependency)", async () => {
+  const joined = (...parts: Uint8Array[]) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+    let at = 0
+    for (const p of parts) {
+      out.set(p, at)
+      at += p.length
+    }
+    return out
+  }
+  // D: a harmless document of the sender's own; X: a change on the route's base, whose dependency D lacks.
+  const smuggle = (base: A.Doc<unknown>) => {
+    const d = A.save(A.change(A.init<Record<string, unknown>>({ actor: "0d".repeat(16) }), (x) => { x.own = 1 }))
+    const x = A.getLastLocalChange(A.change(A.clone(base as A.Doc<Record<string, unknown>>, { actor: "0e".repeat(16) }), (y) => { y.smuggled = true }))!
+    return { bytes: joined(d, x), hash: A.decodeChange(x).hash }
+  }
+  for (const [route, make] of Object.entries(amRoutes)) {
+    const { base, take } = make()
+    const { bytes, hash } = smuggle(base)
+    let taken: boolean
+    try {
+      taken = await take(bytes)
+    } catch {
+      taken = false // the peer route's harness decodes its input as one change
+    }
+    expect({ route, taken }).toEqual({ route, taken: false })
+  }
+  // The hub's whole document and the peer replica, looked at directly: X is nowhere.
+  const engine = automergeDocEngine()
+  const box = engine.empty()
+  const seed = A.change(A.init<Record<string, unknown>>({ actor: "01".repeat(16) }), (d) => { d.seed = 1 })
+  await engine.apply(box, [A.getLastLocalChange(seed)!])
+  const hub = smuggle(seed)
+  const verdict = await engine.check(hub.bytes)
+  if (verdict.ok) await engine.apply(box, [hub.bytes])
+  expect(A.getBackend(box.doc).getChangeByHash(hub.hash)).toBeNull()
+  const replicaBase = A.from<Record<string, unknown>>({ seed: 1 }, { actor: "02".repeat(16) })
+  const replica = new AutomergeReplica(A.clone(replicaBase), { onError: () => {} })
+  const [mine, theirs] = memoryLinkPair()
+  replica.attach(mine)
+  const peer = smuggle(replicaBase)
+  theirs.send(A.encodeSyncMessage({ heads: [peer.hash], need: [], have: [], changes: [peer.bytes] }))
+  await turn()
+  await replica.idle()
+  expect(A.getBackend(replica.doc).getChangeByHash(peer.hash)).toBeNull()
+})
+
 // ---- The census ----
 
 /** Where bytes are handed to Yjs or Automerge, and what guards each call. */
@@ -140,7 +187,7 @@ const HANDOFFS: Record<string, { readonly calls: number; readonly guard: string 
   "adapters/automerge/validate.ts": { calls: 1, guard: "saveReloads: this process's own save()" },
   "adapters/automerge/admit.ts": { calls: 2, guard: "changesOf, changesOfAsync: a document chunk after measureChunk" },
   "adapters/automerge-server/engine.ts": { calls: 3, guard: "the hub's own stored base; single changes and document chunks after admitChanges" },
-  "adapters/automerge-server/endpoint.ts": { calls: 1, guard: "a sync message without its changes, which the document took through the engine (submit) first" },
+  "adapters/automerge-server/endpoint.ts": { calls: 1, guard: "a sync message whose changes the document took through the engine (submit) first; one known change stands in for them" },
   "adapters/peer/automerge-sync.ts": { calls: 1, guard: "a sync message re-encoded with admitted changes only (route: peer replica)" },
 }
 

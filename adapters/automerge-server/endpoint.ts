@@ -144,6 +144,23 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     conn.follows.clear()
   }
 
+  /**
+   * A peer's sync message whose changes the document already took, for `receiveSyncMessage`
+   * to record what the peer has. Its changes are replaced by one change of the document that
+   * the peer named as a head: Automerge would otherwise decode a whole document chunk a
+   * second time, while a message with no changes at all, its heads now ours, makes Automerge
+   * count them as sent and never answer (the peer never hears the hub has its edits).
+   */
+  const recordOnly = (doc: A.Doc<unknown>, decoded: A.DecodedSyncMessage, data: Uint8Array): Uint8Array => {
+    if (decoded.changes.length === 0) return data
+    const backend = A.getBackend(doc)
+    for (const head of decoded.heads) {
+      const known = backend.getChangeByHash(head)
+      if (known != null) return A.encodeSyncMessage({ ...decoded, changes: [known] })
+    }
+    return data
+  }
+
   const syncTo = (conn: Conn, documentId: string, f: Follow): void => {
     const [next, message] = A.generateSyncMessage(f.doc.doc.doc, f.syncState)
     f.syncState = next
@@ -230,13 +247,11 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         return syncTo(conn, m.documentId, f)
       }
     }
-    // Every change in it is in the document now: this only records what the peer has, so the
-    // changes are left out (Automerge would decode a whole document chunk again to find them known).
+    // Every change in it is in the document now: this only records what the peer has.
     f.started = true
     const box = f.doc.doc
     try {
-      const data = decoded.changes.length === 0 ? m.data : A.encodeSyncMessage({ ...decoded, changes: [] })
-      ;[box.doc, f.syncState] = A.receiveSyncMessage(box.doc, f.syncState, data)
+      ;[box.doc, f.syncState] = A.receiveSyncMessage(box.doc, f.syncState, recordOnly(box.doc, decoded, m.data))
     } catch (e) {
       refuse("protocol-error", `automerge-repo ${m.documentId}: ${e instanceof Error ? e.message : String(e)}`)
       f.syncState = A.initSyncState()

@@ -35,10 +35,23 @@ export const changesOf = (bytes: Uint8Array, measured: Extract<Measured, { ok: t
   }
   const doc = A.load(bytes)
   try {
-    return A.getAllChanges(doc).map(decodeUntrusted)
+    return changesLoaded(doc, measured).map(decodeUntrusted)
   } finally {
     A.free(doc)
   }
+}
+
+/**
+ * Every change of a loaded document chunk, or a throw when the bytes carried anything else.
+ * Decoded changes must be all the bytes stand for: a route may hand the same bytes to
+ * Automerge (the hub's `loadIncremental`), and Automerge would apply there what it held back
+ * here, unchecked (a change chunk after the document whose dependency only the hub has).
+ */
+const changesLoaded = (doc: A.Doc<unknown>, measured: Extract<Measured, { ok: true }>): A.Change[] => {
+  if (measured.chunks !== 1) throw new Error("a document chunk followed by more chunks; a document comes alone")
+  const all = A.getAllChanges(doc)
+  if (all.length !== measured.changes || A.getMissingDeps(doc, []).length > 0) throw new Error("a document chunk whose changes do not all load")
+  return all
 }
 
 /** Changes decoded (or admitted) between two turns of the event loop. */
@@ -63,7 +76,7 @@ export const changesOfAsync = async (bytes: Uint8Array, measured: Extract<Measur
   const doc = A.load(bytes)
   try {
     await pause()
-    const all = A.getAllChanges(doc)
+    const all = changesLoaded(doc, measured)
     const out: UntrustedChange[] = []
     for (let i = 0; i < all.length; i++) {
       if (i % DECODE_SLICE === 0) await pause()

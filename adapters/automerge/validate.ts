@@ -44,7 +44,7 @@ export interface MeasureLimits {
 }
 
 export type Measured =
-  | { readonly ok: true; readonly type: number; readonly ops: number; readonly changes: number }
+  | { readonly ok: true; readonly type: number; readonly ops: number; readonly changes: number; readonly chunks: number }
   | { readonly ok: false; readonly tooLarge: boolean; readonly message: string }
 
 class Bad extends Error {
@@ -169,7 +169,7 @@ const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budg
  */
 export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured => {
   const budget: Budget = { inflated: 0 }
-  let ops = 0, changes = 0, type = -1
+  let ops = 0, changes = 0, type = -1, chunks = 0
   try {
     const r = new Reader(bytes)
     if (r.done()) throw new Bad("empty")
@@ -180,6 +180,7 @@ export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured
       const body = r.raw(r.varint())
       if (t > CHUNK_COMPRESSED_CHANGE) throw new Bad(`unknown chunk type ${t}`)
       if (type === -1) type = t
+      chunks++
       const m = t === CHUNK_COMPRESSED_CHANGE
         ? measureBody(CHUNK_CHANGE, inflateBounded(body, limits, budget), limits, budget)
         : measureBody(t, body, limits, budget)
@@ -191,7 +192,7 @@ export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured
     if (e instanceof Bad) return { ok: false, tooLarge: e.tooLarge, message: e.message }
     return { ok: false, tooLarge: false, message: e instanceof Error ? e.message : String(e) }
   }
-  return { ok: true, type, ops, changes }
+  return { ok: true, type, ops, changes, chunks }
 }
 
 // ---------------------------------------------------------------------------------------------

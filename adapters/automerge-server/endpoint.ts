@@ -36,6 +36,7 @@ import * as A from "@automerge/automerge"
 import { WebSocket, type RawData } from "ws"
 import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
+import { workPayer } from "../../core/crdt-docs/work-budget.js"
 import type { Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
@@ -233,7 +234,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         f.started = true
         return syncTo(conn, m.documentId, f)
       }
-      const outcome = await f.doc.submit(decoded.changes, f, bindWriters ? conn.principal!.id : undefined).catch(() => undefined)
+      const outcome = await f.doc.submit(decoded.changes, f, bindWriters ? conn.principal!.id : undefined, workPayer(conn.principal!.id, conn)).catch(() => undefined)
       if (conn.closed) return
       if (outcome === undefined) return close(conn, 4503, "The document is unavailable; reconnect.")
       const bad = outcome.rejected[0]

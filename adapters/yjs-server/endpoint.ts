@@ -53,6 +53,7 @@ import * as Y from "yjs"
 import { WebSocket, type RawData } from "ws"
 import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
+import { workPayer } from "../../core/crdt-docs/work-budget.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
@@ -332,8 +333,9 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         }
         // Yjs emits an empty update (2 bytes) for a step2 that adds nothing: no work.
         if (msg.update.length === 2 && msg.update[0] === 0 && msg.update[1] === 0) return
-        // Queued synchronously, so a socket's updates keep their order.
-        return doc.submit([msg.update], conn, writer).then((outcome) => {
+        // Queued synchronously, so a socket's updates keep their order (or, while its principal
+        // is in debt for the hub's work, in turn behind its earlier ones: work-budget.ts).
+        return doc.submit([msg.update], conn, writer, workPayer(conn.principal ?? "anonymous", conn)).then((outcome) => {
           const bad = outcome.rejected[0]
           if (bad === undefined) return
           refuse(bad.code, `y-websocket "${room.docId}": ${bad.message}`)

@@ -31,6 +31,7 @@ import { boundedMessage, clientIdProblem, docIdProblem } from "../limits.js"
 import { CrdtDocHost, type CrdtDocEvent } from "../crdt-docs/host.js"
 import type { CrdtAuthorityOptions } from "../crdt-docs/authority.js"
 import type { CrdtDocEngine } from "../crdt-docs/engine.js"
+import type { CrdtWorkLimits } from "../crdt-docs/work-budget.js"
 
 const encodedSize = (v: unknown): number => {
   try {
@@ -67,7 +68,11 @@ export interface HubOptions extends AuthorityOptions {
    * `canon/yjs-server`). They share this hub's storage, sync setting and auth hooks; their
    * protocol endpoints mount on the WsServer (`routes`).
    */
-  readonly crdt?: CrdtAuthorityOptions & { readonly engines: ReadonlyArray<CrdtDocEngine<any>> }
+  readonly crdt?: CrdtAuthorityOptions & {
+    readonly engines: ReadonlyArray<CrdtDocEngine<any>>
+    /** Each principal's share of the decoding work (defaults DEFAULT_CRDT_WORK: 15 s of estimated work at once, a quarter of a core sustained). */
+    readonly work?: Partial<CrdtWorkLimits>
+  }
   /**
    * Documents nobody follows stay loaded a while, so a reader back soon is not a reload from
    * storage: at most `count` of them (default 64), `bytes` of state in all (default 16 MiB),

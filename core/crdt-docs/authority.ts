@@ -25,6 +25,7 @@
  */
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
+import type { CrdtWorkBudget } from "./work-budget.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
@@ -54,6 +55,8 @@ export interface CrdtAuthorityHooks {
   readonly onBroken: (doc: CrdtDocAuthority<any>, error: unknown) => void
   /** Something worth a log line (an update the library threw on). */
   readonly onReport?: (r: { readonly docId: string; readonly code: string; readonly message: string }) => void
+  /** The principals' shares of the hub's work (the host's, shared by its documents); none: unmetered. */
+  readonly work?: CrdtWorkBudget
 }
 
 interface Queued {
@@ -63,6 +66,8 @@ interface Queued {
   readonly origin: CrdtSubscriber | undefined
   /** The principal id that submitted (judged against writer ownership), if named. */
   readonly by: string | undefined
+  /** The principal whose work budget pays for the checked updates, if any. */
+  readonly payer: string | undefined
   readonly rejected: Array<CrdtRejection & { readonly index: number }>
   readonly resolve: (o: SubmitOutcome) => void
   readonly reject: (e: unknown) => void
@@ -184,14 +189,32 @@ export class CrdtDocAuthority<D> {
    * other subscribers. Resolves once they are durable; never rejects for a bad update (that
    * is a rejection in the outcome), only when the document broke or closed. `by`, the
    * submitting principal's id, subjects the updates to writer ownership (see the header).
+   * `payer`, a principal id, pays the checked updates' weight from its share of the hub's
+   * work (the host's CrdtWorkBudget) and, while in debt, waits before its updates are queued.
    */
-  submit(updates: ReadonlyArray<Uint8Array>, origin?: CrdtSubscriber, by?: string): Promise<SubmitOutcome> {
+  submit(updates: ReadonlyArray<Uint8Array>, origin?: CrdtSubscriber, by?: string, payer?: string): Promise<SubmitOutcome> {
     if (this.closed) return Promise.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`))
+    // A principal in debt for the hub's work waits its turn first (its submits in order).
+    const turn = payer === undefined ? undefined : this.hooks.work?.turn(payer)
+    if (turn === undefined) return this.enqueue(updates, origin, by, payer)
+    return turn.then(() => {
+      if (this.closed) throw new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`)
+      return this.enqueue(updates, origin, by, payer)
+    })
+  }
+
+  private enqueue(updates: ReadonlyArray<Uint8Array>, origin: CrdtSubscriber | undefined, by: string | undefined, payer: string | undefined): Promise<SubmitOutcome> {
     // Checked where they enter; queued at once all the same, so a slow check (a large
     // Automerge document chunk, decoded in slices) never lets a later submit overtake it.
-    const checks = updates.map((u) => checkSafely(this.engine, u))
+    // One asynchronous check at a time per submit: each may hold a whole loaded document.
+    let previous: Promise<unknown> | undefined
+    const checks = updates.map((u) => {
+      const c = previous === undefined ? checkSafely(this.engine, u) : previous.then(() => checkSafely(this.engine, u))
+      if (c instanceof Promise) previous = c
+      return c
+    })
     return new Promise<SubmitOutcome>((resolve, reject) => {
-      this.queue.push({ updates, checks, origin, by, rejected: [], resolve, reject })
+      this.queue.push({ updates, checks, origin, by, payer, rejected: [], resolve, reject })
       this.writing ??= this.drain()
     })
   }
@@ -200,13 +223,16 @@ export class CrdtDocAuthority<D> {
   private async checked(item: Queued): Promise<{ updates: Uint8Array[]; indexes: number[] }> {
     const updates: Uint8Array[] = []
     const indexes: number[] = []
+    let weight = 0
     for (let index = 0; index < item.updates.length; index++) {
       const c = await item.checks[index]!
       if (c.ok) {
         updates.push(item.updates[index]!)
         indexes.push(index)
+        weight += c.weight ?? 0
       } else item.rejected.push({ code: c.code, message: c.message, index })
     }
+    if (item.payer !== undefined) this.hooks.work?.pay(item.payer, weight)
     return { updates, indexes }
   }
 

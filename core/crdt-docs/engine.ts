@@ -39,7 +39,12 @@ export type CrdtRejectionCode =
   | "doc-unavailable" // the document could not be loaded (storage)
   | "doc-id-invalid" // the document id is empty, too long or not well-formed
 
-export type CheckResult = { readonly ok: true } | ({ readonly ok: false } & CrdtRejection)
+/**
+ * A check's verdict. `weight`: the hub work the update stands for, in estimated microseconds,
+ * counted before decoding (structs, changes, ops); the submitting principal's work budget pays
+ * it (work-budget.ts). Without it the update costs nothing there.
+ */
+export type CheckResult = { readonly ok: true; readonly weight?: number } | ({ readonly ok: false } & CrdtRejection)
 
 export interface CrdtDocEngine<D> {
   /** Stable kind name, stored with the document ("yjs", "automerge"). */

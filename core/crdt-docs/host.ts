@@ -21,6 +21,7 @@ import type { ConnectionInfo } from "../ports/transport.js"
 import { docIdProblem } from "../limits.js"
 import { CrdtDocAuthority, CrdtDocError, type CrdtAuthorityOptions } from "./authority.js"
 import type { CrdtDocEngine } from "./engine.js"
+import { CrdtWorkBudget, type CrdtWorkLimits } from "./work-budget.js"
 import { CrdtDocStore } from "./store.js"
 import type { Runtime } from "../ports/runtime.js"
 import { DEFAULT_IDLE_CRDT_DOCUMENTS, IdleDocuments, type IdleDocumentLimits } from "../authority/idle-documents.js"
@@ -37,6 +38,11 @@ export interface CrdtHostOptions extends CrdtAuthorityOptions {
   readonly runtime?: Runtime
   /** Bounds on those kept documents (defaults: DEFAULT_IDLE_CRDT_DOCUMENTS, idle-documents.ts). */
   readonly idleDocuments?: Partial<IdleDocumentLimits>
+  /**
+   * Each principal's share of the hub's decoding work (work-budget.ts; defaults
+   * DEFAULT_CRDT_WORK). Needs `runtime`: without one, work is not metered.
+   */
+  readonly work?: Partial<CrdtWorkLimits>
 }
 
 export type CrdtDocEvent =
@@ -53,12 +59,15 @@ export class CrdtDocHost {
   /** Loaded documents nobody follows, kept a while (their entries in `docs` stay). */
   private readonly idleDocs: IdleDocuments<{ readonly doc: CrdtDocAuthority<any>; readonly loading: Promise<CrdtDocAuthority<any>> }> | undefined
   private closed = false
+  /** The principals' shares of decoding work, shared by every document of this host. */
+  private readonly work: CrdtWorkBudget | undefined
 
   constructor(private readonly options: CrdtHostOptions) {
     this.store = new CrdtDocStore(options.storage, { sync: options.sync ?? true })
     this.engines = new Map(options.engines.map((e) => [e.kind, e]))
     if (options.runtime !== undefined) {
       this.idleDocs = new IdleDocuments(options.runtime, options.idleDocuments, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading), DEFAULT_IDLE_CRDT_DOCUMENTS)
+      this.work = new CrdtWorkBudget(options.runtime, options.work)
     }
   }
 
@@ -89,6 +98,7 @@ export class CrdtDocHost {
       p = CrdtDocAuthority.load(docId, engine, this.store, {
         onBroken: (doc, error) => this.broken(doc, error),
         onReport: (r) => this.report({ type: "doc-report", ...r }),
+        work: this.work,
       }, this.options)
       this.docs.set(docId, p)
       p.catch((error) => {

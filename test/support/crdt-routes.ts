@@ -6,6 +6,7 @@
 import { Hub } from "../../core/index.js"
 import type { CrdtDocEngine } from "../../core/crdt-docs/engine.js"
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
+import type { CrdtWorkLimits } from "../../core/crdt-docs/work-budget.js"
 import { MemoryStorage } from "../../adapters/memory/index.js"
 import { WsServer, type WsRoute } from "../../adapters/ws/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
@@ -13,10 +14,11 @@ import { systemRuntime } from "../../adapters/system/index.js"
 export const crdtRoutesHub = async <R extends WsRoute & { close(): void }>(
   engines: ReadonlyArray<CrdtDocEngine<any>>,
   routesOf: (host: CrdtDocHost) => ReadonlyArray<R>,
-  options: { readonly storage?: MemoryStorage; readonly onEvent?: ConstructorParameters<typeof Hub>[0]["onEvent"] } = {},
+  options: { readonly storage?: MemoryStorage; readonly onEvent?: ConstructorParameters<typeof Hub>[0]["onEvent"]; readonly work?: Partial<CrdtWorkLimits> } = {},
 ) => {
   const hub = new Hub({
-    machines: [], storage: options.storage ?? new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines },
+    machines: [], storage: options.storage ?? new MemoryStorage(), runtime: systemRuntime, sync: false,
+    crdt: { engines, ...(options.work !== undefined ? { work: options.work } : {}) },
     authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
     ...(options.onEvent !== undefined ? { onEvent: options.onEvent } : {}),
   })

@@ -1,0 +1,104 @@
+/**
+ * Each principal's share of the hub's work on whole CRDT documents. Decoding and merging an
+ * update costs the hub per struct or change, not per byte: a 200-byte Automerge document chunk
+ * can stand for 262,144 changes (seconds of work, in slices), so byte and message limits do
+ * not bound it, and many sockets of one user would multiply it.
+ *
+ * An engine weighs each update it checks (`CheckResult.weight`, estimated microseconds of hub
+ * work, counted before decoding). The submitting principal's bucket pays it once the checks
+ * settle, going into debt if it must; while a principal is in debt, its next submits wait
+ * until it is out, in the order they came, so a socket's updates keep their order. Nothing is
+ * refused: a heavy uploader is slowed, as a replica with a long outbox is (HubLimits). The
+ * endpoints name the payer with `workPayer`: the principal, or the socket when anonymous.
+ *
+ * @example
+ * ```ts
+ * const work = new CrdtWorkBudget(runtime)
+ * await work.turn("alice")      // undefined (no wait) unless alice is in debt
+ * work.pay("alice", 2_000_000)  // two seconds of estimated work
+ * ```
+ */
+import { TokenBucket } from "../authority/limits.js"
+import type { Runtime } from "../ports/runtime.js"
+import { ANONYMOUS } from "../authority/auth.js"
+
+export interface CrdtWorkLimits {
+  /** Estimated microseconds of hub work a principal may spend at once. Default 15 s (one upload at the engines' largest bound fits). */
+  readonly burstMicros: number
+  /** Estimated microseconds of hub work per second, sustained, per principal. Default 250,000 (a quarter of one core). */
+  readonly microsPerSecond: number
+}
+
+export const DEFAULT_CRDT_WORK: CrdtWorkLimits = { burstMicros: 15_000_000, microsPerSecond: 250_000 }
+
+const connectionIds = new WeakMap<object, string>()
+let nextConnection = 0
+
+/**
+ * Who pays for a connection's work: its principal, so one user's sockets share one budget;
+ * but every connection of the anonymous principal (a hub without an authenticate hook) pays
+ * on its own, or one anonymous uploader would make every anonymous writer wait.
+ */
+export const workPayer = (principalId: string, connection: object): string => {
+  if (principalId !== ANONYMOUS.id) return principalId
+  let id = connectionIds.get(connection)
+  if (id === undefined) connectionIds.set(connection, (id = `\u0000connection ${nextConnection++}`))
+  return id
+}
+
+/** Principals remembered; one forgotten starts with a full bucket again. */
+const MAX_PRINCIPALS = 65_536
+
+interface Account {
+  readonly bucket: TokenBucket
+  /** The last waiting submit's turn: the next one waits behind it. */
+  tail: Promise<void> | undefined
+}
+
+export class CrdtWorkBudget {
+  readonly #accounts = new Map<string, Account>()
+  readonly #limits: CrdtWorkLimits
+
+  constructor(private readonly runtime: Runtime, limits: Partial<CrdtWorkLimits> = {}) {
+    this.#limits = { ...DEFAULT_CRDT_WORK, ...limits }
+  }
+
+  #account(principal: string): Account {
+    let a = this.#accounts.get(principal)
+    if (a !== undefined) this.#accounts.delete(principal)
+    else a = { bucket: new TokenBucket(this.#limits.microsPerSecond, this.#limits.burstMicros, this.runtime.now()), tail: undefined }
+    this.#accounts.set(principal, a)
+    if (this.#accounts.size > MAX_PRINCIPALS) this.#accounts.delete(this.#accounts.keys().next().value!)
+    return a
+  }
+
+  /**
+   * When `principal` may submit: undefined at once (not in debt, nobody of its waiting), else a
+   * promise that resolves once it is out of debt and every earlier waiting submit of it went.
+   */
+  turn(principal: string): Promise<void> | undefined {
+    const a = this.#account(principal)
+    if (a.tail === undefined && a.bucket.borrow(0, this.runtime.now()) === 0) return undefined
+    const mine: Promise<void> = (a.tail ?? Promise.resolve()).then(() => this.#outOfDebt(a)).finally(() => {
+      if (a.tail === mine) a.tail = undefined
+    })
+    a.tail = mine
+    return mine
+  }
+
+  /** Charges `micros` of work to `principal` (after the fact: its next submit waits off any debt). */
+  pay(principal: string, micros: number): void {
+    if (micros > 0) this.#account(principal).bucket.borrow(micros, this.runtime.now())
+  }
+
+  #outOfDebt(a: Account): Promise<void> {
+    return new Promise((resolve) => {
+      const wait = () => {
+        const ms = a.bucket.borrow(0, this.runtime.now())
+        if (ms === 0) resolve()
+        else this.runtime.setTimer(ms, wait)
+      }
+      wait()
+    })
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Each principal's share of the hub's work on whole CRDT documents (core/crdt-docs/work-budget.ts).
+ * A 200-byte Automerge chunk can stand for seconds of decoding, and byte or message limits do
+ * not see it; one user with many sockets multiplied it. Engines weigh each checked update
+ * (estimated microseconds); the submitting principal pays, and while in debt its next submits
+ * wait, in order, on the runtime's clock. Other principals are not slowed; nothing is refused.
+ * Virtual time: the waits are asserted exactly, not timed.
+ */
+import * as A from "@automerge/automerge"
+import * as Y from "yjs"
+import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { CrdtDocHost, CrdtWorkBudget, workPayer } from "../core/crdt-docs/index.js"
+import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
+import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
+
+/** A document chunk of `n` empty changes by `actor`. */
+const chunkOf = (n: number, actor: string): Uint8Array => {
+  let d = A.init<unknown>({ actor })
+  for (let i = 0; i < n; i++) d = A.emptyChange(d)
+  return A.save(d)
+}
+
+/** Lets promise callbacks and setImmediate turns (the engine's slices) run without moving virtual time. */
+const settle = async () => {
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r))
+}
+
+test("the engines weigh what they check: Automerge by changes and ops, Yjs by structs, before any budget pays", async () => {
+  const am = automergeDocEngine()
+  const verdict = await am.check(chunkOf(1_000, "0a".repeat(16)))
+  expect(verdict).toEqual({ ok: true, weight: 35 * 1_000 })
+  const y = new Y.Doc()
+  y.getText("t").insert(0, "abc")
+  y.getMap("m").set("k", 1)
+  const update = Y.encodeStateAsUpdate(y)
+  const structs = Y.decodeUpdate(update).structs.length
+  expect(yjsDocEngine().check(update)).toEqual({ ok: true, weight: 2 * structs })
+})
+
+test("a principal in debt waits off its debt before its next submit is queued; another principal does not wait", async () => {
+  const runtime = new VirtualRuntime(7)
+  // 1 s of work at once, 0.1 s a second: a 2,000-change chunk (70 ms) is cheap, 40,000 (1.4 s) is debt.
+  const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, runtime, work: { burstMicros: 1_000_000, microsPerSecond: 100_000 } })
+  const doc = await host.open<AutomergeBox>("automerge", "d")
+  const heavy = chunkOf(40_000, "0a".repeat(16))
+  expect(await doc.submit([heavy], undefined, undefined, "mallory")).toMatchObject({ stored: 1, rejected: [] })
+  // 1.4 s of work against a 1 s burst: 0.4 s of debt, paid off at 0.1 s a second = 4,000 ms.
+  let next: string | undefined
+  const nextDone = doc.submit([chunkOf(1, "0b".repeat(16))], undefined, undefined, "mallory").then((o) => (next = `stored ${o.stored}`))
+  const other = await doc.submit([chunkOf(1, "0c".repeat(16))], undefined, undefined, "alice")
+  expect(other).toMatchObject({ stored: 1, rejected: [] })
+  await settle()
+  expect(next).toBeUndefined()
+  await runtime.run({ forMs: 3_990 })
+  await settle()
+  expect(next).toBeUndefined()
+  await runtime.run({ forMs: 20 })
+  await settle()
+  await nextDone
+  expect(next).toBe("stored 1")
+  await host.close()
+}, 60_000)
+
+test("a principal's waiting submits keep their order (a socket's updates must not overtake each other)", async () => {
+  const runtime = new VirtualRuntime(8)
+  const work = new CrdtWorkBudget(runtime, { burstMicros: 100, microsPerSecond: 100 })
+  work.pay("p", 1_000)
+  const order: number[] = []
+  const waits = [1, 2, 3].map((i) => work.turn("p")!.then(() => order.push(i)))
+  expect(work.turn("q")).toBeUndefined()
+  await runtime.run({ forMs: 20_000 })
+  await Promise.all(waits)
+  expect(order).toEqual([1, 2, 3])
+  // Out of debt and nobody waiting: no wait at all.
+  expect(work.turn("p")).toBeUndefined()
+})
+
+test("without a runtime nothing is metered (an embedded host with no clock)", async () => {
+  const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false })
+  const doc = await host.open<AutomergeBox>("automerge", "d")
+  for (let i = 0; i < 3; i++) expect(await doc.submit([chunkOf(5_000, `0${i}`.repeat(16))], undefined, undefined, "p")).toMatchObject({ stored: 1 })
+  await host.close()
+}, 60_000)
+
+test("the payer is the principal, except that every anonymous connection pays on its own", () => {
+  const one = {}, two = {}
+  expect(workPayer("alice", one)).toBe("alice")
+  expect(workPayer("alice", two)).toBe("alice")
+  expect(workPayer("anonymous", one)).toBe(workPayer("anonymous", one))
+  expect(workPayer("anonymous", one)).not.toBe(workPayer("anonymous", two))
+  expect(workPayer("anonymous", one)).not.toBe("anonymous")
+})

@@ -90,3 +90,26 @@ test("an update whose check throws is refused, and the rejection is never left u
   expect(outcome.rejected).toEqual([{ code: "update-malformed", message: expect.stringContaining("engine bug"), index: 0 }])
   await h.close()
 })
+
+test("a submit's asynchronous checks run one at a time (each may hold a whole loaded document)", async () => {
+  const engine = automergeDocEngine()
+  let inFlight = 0
+  let most = 0
+  const counted = {
+    ...engine,
+    check: async (u: Uint8Array) => {
+      most = Math.max(most, ++inFlight)
+      try {
+        return await engine.check(u)
+      } finally {
+        inFlight--
+      }
+    },
+  }
+  const h = new CrdtDocHost({ engines: [counted], storage: new MemoryStorage(), sync: false })
+  const doc = await h.open<AutomergeBox>("automerge", "d")
+  const chunks = ["0d", "0e", "0f"].map((a) => emptyChanges(2 * DECODE_SLICE, a.repeat(16)).chunk)
+  expect(await doc.submit(chunks)).toEqual({ stored: 3, known: 0, rejected: [] })
+  expect(most).toBe(1)
+  await h.close()
+}, 60_000)

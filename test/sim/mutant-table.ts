@@ -204,7 +204,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "no-storage-claim",
     breaks: "a second client opens on a store in use (two tabs share a clientId; the hub drops one's commands as the other's retries)",
-    patches: [{ file: "core/replica/client.ts", anchor: "const release = (await options.storage?.claim?.()) ?? (() => {})", replacement: "const release = () => {}" }],
+    patches: [{ file: "core/replica/client.ts", anchor: "const release = (await storage?.claim?.()) ?? (() => {})", replacement: "const release = () => {}" }],
   },
   {
     name: "session-leak",

@@ -108,9 +108,12 @@ const run = async (withAttacker: boolean, flood = false) => {
   a.attach(ab)
   b.attach(ba)
   if (withAttacker) a.attach(mA)
-  await sleep(300)
+  // Until the two agree, or 8 s: the exchange after the drop took 160-520 ms here (it goes
+  // through timers: the answer budget's turns, the decoding pauses), so a fixed 300 ms failed.
+  const agree = () => A.getHeads(a.doc).sort().join() === A.getHeads(b.doc).sort().join()
+  for (const end = Date.now() + 8_000; Date.now() < end && !agree(); ) await sleep(50)
   await a.idle(); await b.idle()
-  const converged = A.getHeads(a.doc).sort().join() === A.getHeads(b.doc).sort().join()
+  const converged = agree()
   const aHasX = A.getBackend(a.doc).getChangeByHash(fp.x) != null
   console.log(`${withAttacker ? "with M" : "control"}: Bloom FP after ${fp.tries} tries; A held up to ${maxHeld} bytes; messages A<->B ${counter.n}${counter.n > counter.cap ? " (cap hit)" : ""}; converged=${converged} A has X=${aHasX}`)
   return { converged, messages: counter.n, maxHeld, attacked, dropped: a.resyncs }

@@ -16,7 +16,7 @@
  * malformed op, and LevelDB applies a write batch whole, also across a crash (one record in
  * its write-ahead log). An I/O failure in the middle of a write is not simulated here.
  */
-import { CanonError, type BatchOp, type KVStore } from "../core/index.js"
+import { CanonError, REPLICA_STORE, type BatchOp, type KVStore, type ReplicaStorage } from "../core/index.js"
 
 export interface StorageHarness {
   /** Opens the store. After close(), a persistent adapter opens the same data again. */
@@ -135,6 +135,22 @@ export const storageConformance = (name: string, factory: () => StorageHarness |
     afterEach(async () => {
       await kv.close().catch(() => {})
       await harness.dispose()
+    })
+
+    // A CanonClient takes an adapter's store as its storage as it is: the store brings the
+    // replica layer (core/ports/storage.ts ReplicaStorage), which writes through to it.
+    test("replica storage: the store carries a replica layer that keeps its records in this store", async () => {
+      const carrier = (kv as Partial<ReplicaStorage>)[REPLICA_STORE]
+      expect(carrier).toBeInstanceOf(Function)
+      const replica = (kv as ReplicaStorage)[REPLICA_STORE]()
+      await replica.open()
+      await replica.setIdentity("c1", "s1")
+      expect(await replica.clientId()).toBe("c1")
+      expect((await kv.range({})).length).toBeGreaterThan(0)
+      // A second replica layer over the same store reads what the first wrote.
+      const again = (kv as ReplicaStorage)[REPLICA_STORE]()
+      await again.open()
+      expect(await again.clientId()).toBe("c1")
     })
 
     // Held per object in this realm by every adapter (core/store/hold.ts); across tabs and

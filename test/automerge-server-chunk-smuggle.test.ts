@@ -35,19 +35,10 @@ import { encodeRepoMessage, decodeRepoMessage } from "../adapters/automerge-serv
 import { WebSocket } from "ws"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
 import { sleep, until } from "./support/ws.js"
+import { bytes } from "./support/hostile-frames.js"
 
 const ALICE = "aa".repeat(16)
 const MALLORY = "bb".repeat(16)
-
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
 
 test("a change chunk appended to a document chunk is not applied unchecked under another principal's actor", async () => {
   const h = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, compactAfterBytes: 1 << 30 })
@@ -66,7 +57,7 @@ test("a change chunk appended to a document chunk is not applied unchecked under
 
   // The same X behind a document chunk of mallory's own.
   const D = A.save(A.change(A.init<Record<string, unknown>>({ actor: MALLORY }), (d) => { d.m = 1 }))
-  const out = await doc.submit([concat(D, X)], undefined, "mallory")
+  const out = await doc.submit([bytes(D, X)], undefined, "mallory")
 
   const state = doc.doc.doc as Record<string, unknown>
   const aliceSeqs = A.getAllChanges(doc.doc.doc).map((c) => A.decodeChange(c)).filter((c) => c.actor === ALICE).length
@@ -102,7 +93,7 @@ test("a change chunk appended to a document chunk does not skip the ops checks (
 
   // X behind a document chunk of mallory's own (X depends on alice's change, which only the hub has).
   const D = A.save(A.change(A.init<Record<string, unknown>>({ actor: MALLORY }), (d) => { d.m = 1 }))
-  await doc.submit([concat(D, X)], undefined, "mallory")
+  await doc.submit([bytes(D, X)], undefined, "mallory")
 
   // What every peer served this document reads: no inherited isAdmin.
   expect((A.toJS(doc.doc.doc) as Record<string, unknown>).isAdmin).toBeUndefined()
@@ -138,7 +129,7 @@ test("through the automerge-repo endpoint: mallory's sync message carrying D + X
     const m = await peer("mallory", "peer-mallory")
     const X = A.getLastLocalChange(A.change(A.clone(alice, { actor: ALICE }), (d) => { d.text = "FORGED by mallory" }))!
     const D = A.save(A.change(A.init<Record<string, unknown>>({ actor: MALLORY }), (d) => { d.m = 1 }))
-    m.sync([concat(D, X)], [])
+    m.sync([bytes(D, X)], [])
     await sleep(1_000)
     expect((doc.doc.doc as Record<string, unknown>).text).toBe("alice")
     expect(A.getAllChanges(doc.doc.doc).map((c) => A.decodeChange(c)).filter((c) => c.actor === ALICE).length).toBe(1)

@@ -28,6 +28,7 @@ import { AutomergeReplica, YSyncSession } from "../adapters/peer/index.js"
 import { memoryLinkPair } from "../core/crdt-docs/peer-link.js"
 import { encodeUpdate } from "../adapters/yjs-server/protocol.js"
 import { automergeChangeOf, tree, yjsUpdateOf, type Tree } from "./support/nested-trees.js"
+import { bytes as concat } from "./support/hostile-frames.js"
 
 const turn = () => new Promise((r) => setTimeout(r, 0))
 
@@ -130,20 +131,11 @@ test("Automerge: every route takes a tree exactly when it nests within the bound
 })
 
 test("Automerge: no route applies a chunk carried after a document chunk (held back when the bytes are loaded alone, applied where the document has its dependency)", async () => {
-  const joined = (...parts: Uint8Array[]) => {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-    let at = 0
-    for (const p of parts) {
-      out.set(p, at)
-      at += p.length
-    }
-    return out
-  }
   // D: a harmless document of the sender's own; X: a change on the route's base, whose dependency D lacks.
   const smuggle = (base: A.Doc<unknown>) => {
     const d = A.save(A.change(A.init<Record<string, unknown>>({ actor: "0d".repeat(16) }), (x) => { x.own = 1 }))
     const x = A.getLastLocalChange(A.change(A.clone(base as A.Doc<Record<string, unknown>>, { actor: "0e".repeat(16) }), (y) => { y.smuggled = true }))!
-    return { bytes: joined(d, x), hash: A.decodeChange(x).hash }
+    return { bytes: concat(d, x), hash: A.decodeChange(x).hash }
   }
   for (const [route, make] of Object.entries(amRoutes)) {
     const { base, take } = make()

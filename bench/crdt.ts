@@ -11,6 +11,8 @@
  * 6. the board workload with card descriptions typed by several replicas at once: time until
  *    all replicas agree, Canon vs Yjs <= 1.0x (bench/crdt-board.ts; needs no trace, so it runs
  *    without one; alone: `node --expose-gc --import tsx bench/crdt-board-run.ts [--quick]`).
+ * 7. one Automerge document chunk of 262,144 empty changes (a few hundred bytes) checked and
+ *    applied by the hub: the longest stretch its event loop is held <= 2 s (bench/crdt-hub-chunk.ts).
  * The Yjs field replays the whole trace (259,778 edits; a prefix in --quick); the others
  * replay prefixes (labels say how many edits): an Automerge field edit costs the hub an
  * applyChanges that grows with the document (~3.6 ms per edit at 10,000 edits), and the
@@ -22,6 +24,7 @@ import { TRACE_PATH, loadTrace, type Trace } from "./peers-text.js"
 import { canonAutomergeField, canonYjsField, canonYjsWire, plainAutomerge, plainYjs } from "./crdt-fields.js"
 import { canonYws, stockYws, ywsRun, type YwsRun } from "./crdt-yws.js"
 import { DESC_FULL, DESC_QUICK, descBoardWorkload } from "./crdt-board.js"
+import { hubChunkRows } from "./crdt-hub-chunk.js"
 
 interface Sizes {
   readonly yjsEdits: number
@@ -40,6 +43,7 @@ const n = (x: number) => x.toLocaleString("en-US")
 const run = async (ctx: SuiteContext): Promise<Figure[]> => [
   ...(await traceRows(ctx)),
   ...(await descBoardWorkload(ctx, ctx.quick ? DESC_QUICK : DESC_FULL)),
+  ...(await hubChunkRows(ctx)),
 ]
 
 /** Rows 1-5, on the automerge-paper trace. */

@@ -79,28 +79,32 @@ test("a slow check never lets a later update on the same document overtake it", 
   await h.close()
 }, 60_000)
 
-test("an update whose check throws is refused, and the rejection is never left unhandled in the queue", async () => {
+test("an update whose check throws or whose prepare rejects is refused, and no rejection is left unhandled", async () => {
   const engine = automergeDocEngine()
-  const broken = { ...engine, check: () => Promise.reject(new Error("engine bug")) }
-  const h = new CrdtDocHost({ engines: [broken], storage: new MemoryStorage(), sync: false })
-  const doc = await h.open<AutomergeBox>("automerge", "d")
   const one = A.change(A.init<Record<string, unknown>>(), (d) => { d.x = 1 })
-  const outcome = await doc.submit([A.getLastLocalChange(one)!])
-  expect(outcome.stored).toBe(0)
-  expect(outcome.rejected).toEqual([{ code: "update-malformed", message: expect.stringContaining("engine bug"), index: 0 }])
-  await h.close()
+  for (const broken of [
+    { ...engine, check: (): never => { throw new Error("engine bug") } },
+    { ...engine, prepare: () => Promise.reject(new Error("engine bug")) },
+  ]) {
+    const h = new CrdtDocHost({ engines: [broken], storage: new MemoryStorage(), sync: false })
+    const doc = await h.open<AutomergeBox>("automerge", "d")
+    const outcome = await doc.submit([A.getLastLocalChange(one)!])
+    expect(outcome.stored).toBe(0)
+    expect(outcome.rejected).toEqual([{ code: "update-malformed", message: expect.stringContaining("engine bug"), index: 0 }])
+    await h.close()
+  }
 })
 
-test("a submit's asynchronous checks run one at a time (each may hold a whole loaded document)", async () => {
+test("a submit's updates are prepared (decoded) one at a time (each may hold a whole loaded document)", async () => {
   const engine = automergeDocEngine()
   let inFlight = 0
   let most = 0
   const counted = {
     ...engine,
-    check: async (u: Uint8Array) => {
+    prepare: async (u: Uint8Array) => {
       most = Math.max(most, ++inFlight)
       try {
-        return await engine.check(u)
+        return await engine.prepare!(u)
       } finally {
         inFlight--
       }

@@ -9,7 +9,7 @@
 import * as A from "@automerge/automerge"
 import * as Y from "yjs"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
-import { CrdtDocHost, CrdtWorkBudget, workPayer } from "../core/crdt-docs/index.js"
+import { CrdtDocHost, CrdtWorkBudget, WorkInFlight, workPayer } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
 
@@ -84,9 +84,33 @@ test("without a runtime nothing is metered (an embedded host with no clock)", as
 
 test("the payer is the principal, except that every anonymous connection pays on its own", () => {
   const one = {}, two = {}
-  expect(workPayer("alice", one)).toBe("alice")
-  expect(workPayer("alice", two)).toBe("alice")
+  expect(workPayer("alice", one)).toBe("p:alice")
+  expect(workPayer("alice", two)).toBe("p:alice")
   expect(workPayer("anonymous", one)).toBe(workPayer("anonymous", one))
   expect(workPayer("anonymous", one)).not.toBe(workPayer("anonymous", two))
   expect(workPayer("anonymous", one)).not.toBe("anonymous")
+})
+
+test("heavy work in flight is bounded host-wide: light work goes at once, heavy work waits its turn in order, one too large runs alone", async () => {
+  const limit = new WorkInFlight(1_000, 100)
+  const order: string[] = []
+  const light = await limit.take(100)
+  const a = await limit.take(600)
+  const b = limit.take(600).then((release) => (order.push("b"), release))
+  const huge = limit.take(5_000).then((release) => (order.push("huge"), release))
+  const c = limit.take(300).then((release) => (order.push("c"), release))
+  await settle()
+  expect(order).toEqual([]) // b does not fit beside a; those behind b wait their turn
+  light()
+  a()
+  const releaseB = await b
+  await settle()
+  expect(order).toEqual(["b"]) // huge waits until nothing heavy is in flight
+  releaseB()
+  const releaseHuge = await huge
+  await settle()
+  expect(order).toEqual(["b", "huge"])
+  releaseHuge()
+  ;(await c)()
+  expect(order).toEqual(["b", "huge", "c"])
 })

@@ -1,7 +1,7 @@
 /**
  * countV1Structs (adapters/yjs/integrable.ts) reads a V1 update's structs without decoding
  * it, so every Yjs route can bound the decoded work first. It must agree with
- * `Y.decodeUpdate` (structs, a shared type weighing 4; a subdocument refused) on every update Yjs makes: random documents of every type and content
+ * `Y.decodeUpdate` (structs, a shared type weighing 4, the delete set's ranges; a subdocument refused) on every update Yjs makes: random documents of every type and content
  * (text with formats and embeds, maps and arrays of nested plain values, XML, deletions,
  * subdocuments), whole and as incremental updates.
  */
@@ -64,14 +64,19 @@ test("countV1Structs agrees with Y.decodeUpdate on whole and incremental updates
     doc.on("update", (u: Uint8Array) => updates.push(u))
     for (const o of ops) apply(doc, o)
     for (const u of [...updates, Y.encodeStateAsUpdate(doc)]) {
-      const structs = (Y.decodeUpdate(u) as unknown as { structs: Array<{ content?: unknown }> }).structs
+      const decoded = Y.decodeUpdate(u) as unknown as { structs: Array<{ content?: unknown }>; ds: { clients: Map<number, unknown[]> } }
+      const structs = decoded.structs
+      const ranges = [...decoded.ds.clients.values()].reduce((n, rs) => n + rs.length, 0)
       // A subdocument is refused before decoding; a shared type weighs 4.
       if (structs.some((x) => x.content instanceof Y.ContentDoc)) {
         expect(countV1Structs(u, 1 << 20)).toBe("Yjs subdocuments are not supported.")
         continue
       }
-      const weight = structs.length + 3 * structs.filter((x) => x.content instanceof Y.ContentType).length
-      expect(countV1Structs(u, 1 << 20)).toBe(weight)
+      // Each range of the delete set counts one too.
+      const weight = structs.length + 3 * structs.filter((x) => x.content instanceof Y.ContentType).length + ranges
+      const seen = { deleteRanges: -1 }
+      expect(countV1Structs(u, 1 << 20, seen)).toBe(weight)
+      expect(seen.deleteRanges).toBe(ranges)
       if (weight > 0) expect(countV1Structs(u, weight - 1)).toBeUndefined()
     }
   }), { numRuns: 200 })

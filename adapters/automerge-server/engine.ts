@@ -32,7 +32,7 @@
 import * as A from "@automerge/automerge"
 import zlib from "node:zlib"
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "../../core/crdt-docs/engine.js"
-import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "../automerge/validate.js"
+import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, type UntrustedChange } from "../automerge/admit.js"
 
 export interface AutomergeBox {
@@ -55,8 +55,6 @@ export interface AutomergeEngineOptions {
 /** The changes an update carries: one change, or all of a document chunk (sync sends whole documents). */
 interface DecodedInfo {
   readonly changes: ReadonlyArray<UntrustedChange>
-  /** Estimated microseconds of hub work (CheckResult.weight). */
-  readonly weight: number
   /** A document chunk: applied with `loadIncremental`, several times cheaper per change than `applyChanges`. */
   readonly document: boolean
 }
@@ -86,20 +84,28 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   /** Per live document, what validation needs of it (built on its first apply). */
   const indexes = new WeakMap<AutomergeBox, OpIndex>()
 
-  const decode = async (change: Uint8Array): Promise<DecodedInfo | CheckResult> => {
-    if (change.length === 0) return { ok: false, code: "update-malformed", message: "An empty Automerge change." }
-    if (change.length > maxBytes) return { ok: false, code: "update-too-large", message: `An Automerge change of ${change.length} bytes; the hub accepts at most ${maxBytes}.` }
-    // Bound the decoded work before decoding: column runs and deflate make a few hundred bytes 300,000 ops.
+  /** Measured updates (check), for prepare to decode without measuring again. */
+  const measuredOf = new WeakMap<Uint8Array, Extract<Measured, { ok: true }>>()
+
+  /** The bounds, before decoding: column runs and deflate make a few hundred bytes 300,000 ops. */
+  const measure = (change: Uint8Array): Extract<Measured, { ok: true }> | CrdtRejection => {
+    if (change.length === 0) return { code: "update-malformed", message: "An empty Automerge change." }
+    if (change.length > maxBytes) return { code: "update-too-large", message: `An Automerge change of ${change.length} bytes; the hub accepts at most ${maxBytes}.` }
     const m = measureChunk(change, { maxOps, maxInflatedBytes, inflate })
-    if (!m.ok) {
-      return m.tooLarge
-        ? { ok: false, code: "update-too-large", message: `An Automerge update that decodes to more than the hub's limit (${m.message}); at most ${maxOps} ops and ${maxInflatedBytes} inflated bytes.` }
-        : { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${m.message.slice(0, 120)}).` }
-    }
+    if (m.ok) return m
+    return m.tooLarge
+      ? { code: "update-too-large", message: `An Automerge update that decodes to more than the hub's limit (${m.message}); at most ${maxOps} ops and ${maxInflatedBytes} inflated bytes.` }
+      : { code: "update-malformed", message: `Not an Automerge change or document (${m.message.slice(0, 120)}).` }
+  }
+
+  /** Decoded in slices (admit.ts): one change, or every change of a document chunk. */
+  const decode = async (change: Uint8Array): Promise<DecodedInfo | CrdtRejection> => {
+    const m = measuredOf.get(change) ?? measure(change)
+    if ("code" in m) return m
     try {
-      return { changes: await changesOfAsync(change, m), document: m.type === CHUNK_DOCUMENT, weight: weightOf(m.changes, m.ops) }
+      return { changes: await changesOfAsync(change, m), document: m.type === CHUNK_DOCUMENT }
     } catch (e) {
-      return { ok: false, code: "update-malformed", message: `Not an Automerge change or document (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).` }
+      return { code: "update-malformed", message: `Not an Automerge change or document (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).` }
     }
   }
 
@@ -121,13 +127,19 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       if (why !== undefined) throw new Error(`The document's ${why}; the previous base is kept.`)
       return saved
     },
-    // Decoding and admitting run in slices between turns of the event loop (admit.ts): an
-    // update's work grows with its changes, and one peer's upload must not stall the hub.
-    async check(change) {
+    // Where it enters: bounded and weighed from its bytes alone.
+    check(change) {
+      const m = measure(change)
+      if ("code" in m) return { ok: false, ...m }
+      measuredOf.set(change, m)
+      return { ok: true, weight: weightOf(m.changes, m.ops) }
+    },
+    // On its turn: decoded in slices between turns of the event loop (admit.ts), and kept for apply.
+    async prepare(change) {
       const d = await decode(change)
-      if ("ok" in d) return d
+      if ("code" in d) return { ok: false, ...d }
       decoded.set(change, d)
-      return { ok: true, weight: d.weight }
+      return { ok: true }
     },
     async apply(box, changes) {
       // box.doc is read afresh after every pause: an endpoint may have replaced the handle.
@@ -144,8 +156,10 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const out: Array<boolean | CrdtRejection> = []
       for (const c of changes) {
         const d = decoded.get(c) ?? (await decode(c))
-        if ("ok" in d) {
-          out.push(d as CrdtRejection)
+        // Held from prepare until now only: an applied update's decoding is let go at once.
+        decoded.delete(c)
+        if ("code" in d) {
+          out.push(d)
           continue
         }
         // Changes of one update may depend on each other (a document chunk is in causal order);

@@ -73,6 +73,12 @@ export class TokenBucket {
     return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000)
   }
 
+  /** Whether the bucket is full (as a new one would be). */
+  full(now: number): boolean {
+    this.refill(now)
+    return this.tokens >= this.burst
+  }
+
   private refill(now: number): void {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
     this.last = now

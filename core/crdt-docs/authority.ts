@@ -25,7 +25,7 @@
  */
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
-import type { CrdtWorkBudget } from "./work-budget.js"
+import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
@@ -57,32 +57,43 @@ export interface CrdtAuthorityHooks {
   readonly onReport?: (r: { readonly docId: string; readonly code: string; readonly message: string }) => void
   /** The principals' shares of the hub's work (the host's, shared by its documents); none: unmetered. */
   readonly work?: CrdtWorkBudget
+  /** The host's bound on heavy work in flight at once (shared by its documents); none: unbounded. */
+  readonly inFlight?: WorkInFlight
 }
 
 interface Queued {
-  /** The submitted updates, each with its check (settled in `commit`, in arrival order). */
+  /** The submitted updates, each with `check`'s verdict (`prepare` runs in `commit`, in arrival order). */
   readonly updates: ReadonlyArray<Uint8Array>
-  readonly checks: ReadonlyArray<CheckResult | Promise<CheckResult>>
+  readonly checks: ReadonlyArray<CheckResult>
   readonly origin: CrdtSubscriber | undefined
   /** The principal id that submitted (judged against writer ownership), if named. */
   readonly by: string | undefined
-  /** The principal whose work budget pays for the checked updates, if any. */
-  readonly payer: string | undefined
   readonly rejected: Array<CrdtRejection & { readonly index: number }>
   readonly resolve: (o: SubmitOutcome) => void
   readonly reject: (e: unknown) => void
 }
 
-/** An engine's check that broke its promise never to throw or reject refuses the update (and no rejection goes unhandled while it waits in the queue). */
-const checkSafely = <D>(engine: CrdtDocEngine<D>, update: Uint8Array): CheckResult | Promise<CheckResult> => {
-  const refuse = (e: unknown): CheckResult => ({ ok: false, code: "update-malformed", message: `The update could not be checked (${e instanceof Error ? e.message.slice(0, 200) : String(e)}).` })
+/** An engine's check that broke its promise never to throw (or reject) refuses the update. */
+const refusedBy = (e: unknown): CheckResult => ({ ok: false, code: "update-malformed", message: `The update could not be checked (${e instanceof Error ? e.message.slice(0, 200) : String(e)}).` })
+
+const checkSafely = <D>(engine: CrdtDocEngine<D>, update: Uint8Array): CheckResult => {
   try {
-    const c = engine.check(update)
-    return c instanceof Promise ? c.catch(refuse) : c
+    return engine.check(update)
   } catch (e) {
-    return refuse(e)
+    return refusedBy(e)
   }
 }
+
+const prepareSafely = async <D>(engine: CrdtDocEngine<D>, update: Uint8Array): Promise<CheckResult> => {
+  try {
+    return await engine.prepare!(update)
+  } catch (e) {
+    return refusedBy(e)
+  }
+}
+
+/** The estimated work of the updates of `item` that passed `check`. */
+const weightOf = (item: Queued): number => item.checks.reduce((n, c) => n + (c.ok ? c.weight ?? 0 : 0), 0)
 
 const DEFAULT_COMPACT_AFTER_BYTES = 64 * 1024
 
@@ -189,50 +200,49 @@ export class CrdtDocAuthority<D> {
    * other subscribers. Resolves once they are durable; never rejects for a bad update (that
    * is a rejection in the outcome), only when the document broke or closed. `by`, the
    * submitting principal's id, subjects the updates to writer ownership (see the header).
-   * `payer`, a principal id, pays the checked updates' weight from its share of the hub's
-   * work (the host's CrdtWorkBudget) and, while in debt, waits before its updates are queued.
+   * `payer` (workPayer) pays the updates' weight from its share of the hub's work (the host's
+   * CrdtWorkBudget) where they enter, refused or not; while it is in debt, its next submits
+   * wait before they are queued, in the order they came.
    */
   submit(updates: ReadonlyArray<Uint8Array>, origin?: CrdtSubscriber, by?: string, payer?: string): Promise<SubmitOutcome> {
     if (this.closed) return Promise.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`))
-    // A principal in debt for the hub's work waits its turn first (its submits in order).
-    const turn = payer === undefined ? undefined : this.hooks.work?.turn(payer)
-    if (turn === undefined) return this.enqueue(updates, origin, by, payer)
+    // Bounded and weighed where they enter, cheaply (the engine's `check`); the costly rest
+    // (`prepare`) runs when their turn comes in the queue.
+    const checks = updates.map((u) => checkSafely(this.engine, u))
+    const work = payer === undefined ? undefined : this.hooks.work
+    // The turn is taken before paying: this submit waits off earlier debt, not its own.
+    const turn = work?.turn(payer!)
+    work?.pay(payer!, checks.reduce((n, c) => n + (c.weight ?? 0), 0))
+    if (turn === undefined) return this.enqueue(updates, checks, origin, by)
     return turn.then(() => {
       if (this.closed) throw new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`)
-      return this.enqueue(updates, origin, by, payer)
+      return this.enqueue(updates, checks, origin, by)
     })
   }
 
-  private enqueue(updates: ReadonlyArray<Uint8Array>, origin: CrdtSubscriber | undefined, by: string | undefined, payer: string | undefined): Promise<SubmitOutcome> {
-    // Checked where they enter; queued at once all the same, so a slow check (a large
-    // Automerge document chunk, decoded in slices) never lets a later submit overtake it.
-    // One asynchronous check at a time per submit: each may hold a whole loaded document.
-    let previous: Promise<unknown> | undefined
-    const checks = updates.map((u) => {
-      const c = previous === undefined ? checkSafely(this.engine, u) : previous.then(() => checkSafely(this.engine, u))
-      if (c instanceof Promise) previous = c
-      return c
-    })
+  private enqueue(updates: ReadonlyArray<Uint8Array>, checks: ReadonlyArray<CheckResult>, origin: CrdtSubscriber | undefined, by: string | undefined): Promise<SubmitOutcome> {
     return new Promise<SubmitOutcome>((resolve, reject) => {
-      this.queue.push({ updates, checks, origin, by, payer, rejected: [], resolve, reject })
+      this.queue.push({ updates, checks, origin, by, rejected: [], resolve, reject })
       this.writing ??= this.drain()
     })
   }
 
-  /** The updates of `item` that passed their checks (the others are refused), with their indexes. */
+  /**
+   * The updates of `item` that pass their checks (the others are refused), with their
+   * indexes: `check`'s verdicts, then `prepare` one update at a time (each may hold a whole
+   * decoded document chunk).
+   */
   private async checked(item: Queued): Promise<{ updates: Uint8Array[]; indexes: number[] }> {
     const updates: Uint8Array[] = []
     const indexes: number[] = []
-    let weight = 0
     for (let index = 0; index < item.updates.length; index++) {
-      const c = await item.checks[index]!
+      let c = item.checks[index]!
+      if (c.ok && this.engine.prepare !== undefined) c = await prepareSafely(this.engine, item.updates[index]!)
       if (c.ok) {
         updates.push(item.updates[index]!)
         indexes.push(index)
-        weight += c.weight ?? 0
       } else item.rejected.push({ code: c.code, message: c.message, index })
     }
-    if (item.payer !== undefined) this.hooks.work?.pay(item.payer, weight)
     return { updates, indexes }
   }
 
@@ -291,22 +301,29 @@ export class CrdtDocAuthority<D> {
     for (const item of batch) {
       const mine: Uint8Array[] = []
       let known = 0
-      const { updates, indexes, binds } = this.ownWriters(item, await this.checked(item))
+      // Heavy work waits its turn host-wide: what prepare decodes is held until apply.
+      const release = (await this.hooks.inFlight?.take(weightOf(item))) ?? (() => {})
       let results: ReadonlyArray<boolean | CrdtRejection> = []
-      if (updates.length > 0) {
-        try {
-          // One call per submit: Automerge's apply has a large fixed cost per call.
-          results = await this.engine.apply(this.docValue, updates)
-        } catch (e) {
-          this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: e instanceof Error ? e.message : String(e) })
-          // The document may be half-changed: rebuild it, then find the culprit one by one.
+      let updates: Uint8Array[], indexes: number[], binds: Array<ReadonlyArray<string>>
+      try {
+        ;({ updates, indexes, binds } = this.ownWriters(item, await this.checked(item)))
+        if (updates.length > 0) {
           try {
-            await this.rebuild(toStore)
-            results = await this.applyEach(updates, toStore)
-          } catch (error) {
-            return this.fail(batch, error)
+            // One call per submit: Automerge's apply has a large fixed cost per call.
+            results = await this.engine.apply(this.docValue, updates)
+          } catch (e) {
+            this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: e instanceof Error ? e.message : String(e) })
+            // The document may be half-changed: rebuild it, then find the culprit one by one.
+            try {
+              await this.rebuild(toStore)
+              results = await this.applyEach(updates, toStore)
+            } catch (error) {
+              return this.fail(batch, error)
+            }
           }
         }
+      } finally {
+        release()
       }
       results.forEach((result, i) => {
         const u = updates[i]!

@@ -9,10 +9,13 @@
  * touches the live document, and `apply` may still throw (a library bug, a hostile input the
  * checks missed); the authority then rebuilds the document from storage.
  *
- * `check` and `apply` may return promises: an engine whose work grows with the update (an
- * Automerge document chunk of 262,144 changes is seconds of decoding) does it in slices
- * between turns of the event loop, so one peer's upload never stalls every other document on
- * the hub. The authority keeps arrival order either way.
+ * An update is checked in two steps. `check`, where it enters: synchronous and cheap (bytes
+ * and counts read without decoding), it bounds the update and weighs the work it stands for,
+ * which the sender pays (work-budget.ts). `prepare`, for an engine whose decoding is costly
+ * (an Automerge document chunk of 262,144 changes is seconds of it): run when the update's turn
+ * comes in the document's queue, in slices between turns of the event loop, and within the
+ * host's bound on heavy work in flight, so one upload never stalls the hub's other documents
+ * and many at once never exhaust its memory. `apply` may return a promise too.
  *
  * @example
  * ```ts
@@ -41,10 +44,10 @@ export type CrdtRejectionCode =
 
 /**
  * A check's verdict. `weight`: the hub work the update stands for, in estimated microseconds,
- * counted before decoding (structs, changes, ops); the submitting principal's work budget pays
- * it (work-budget.ts). Without it the update costs nothing there.
+ * counted before decoding (structs, changes, ops, delete ranges); the submitting principal's
+ * work budget pays it, refused or not (work-budget.ts). Without it the update costs nothing there.
  */
-export type CheckResult = { readonly ok: true; readonly weight?: number } | ({ readonly ok: false } & CrdtRejection)
+export type CheckResult = ({ readonly ok: true } | ({ readonly ok: false } & CrdtRejection)) & { readonly weight?: number }
 
 export interface CrdtDocEngine<D> {
   /** Stable kind name, stored with the document ("yjs", "automerge"). */
@@ -55,8 +58,13 @@ export interface CrdtDocEngine<D> {
   load(bytes: Uint8Array): D
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
-  /** Decodes and bounds an untrusted update before it is applied. Never throws (nor rejects). */
-  check(update: Uint8Array): CheckResult | Promise<CheckResult>
+  /** Bounds and weighs an untrusted update where it enters, before anything costly (see the header). Never throws. */
+  check(update: Uint8Array): CheckResult
+  /**
+   * The costly rest of the check (decoding), for an update `check` passed, when its turn comes
+   * (see the header). Never rejects. An engine without it does everything in `check`.
+   */
+  prepare?(update: Uint8Array): Promise<CheckResult>
   /**
    * Merges updates into the document, in order. Returns, per update, whether it added
    * anything (an update whose data is all known already is not stored), or a rejection

@@ -21,7 +21,7 @@ import type { ConnectionInfo } from "../ports/transport.js"
 import { docIdProblem } from "../limits.js"
 import { CrdtDocAuthority, CrdtDocError, type CrdtAuthorityOptions } from "./authority.js"
 import type { CrdtDocEngine } from "./engine.js"
-import { CrdtWorkBudget, type CrdtWorkLimits } from "./work-budget.js"
+import { CrdtWorkBudget, WorkInFlight, type CrdtWorkLimits } from "./work-budget.js"
 import { CrdtDocStore } from "./store.js"
 import type { Runtime } from "../ports/runtime.js"
 import { DEFAULT_IDLE_CRDT_DOCUMENTS, IdleDocuments, type IdleDocumentLimits } from "../authority/idle-documents.js"
@@ -40,7 +40,8 @@ export interface CrdtHostOptions extends CrdtAuthorityOptions {
   readonly idleDocuments?: Partial<IdleDocumentLimits>
   /**
    * Each principal's share of the hub's decoding work (work-budget.ts; defaults
-   * DEFAULT_CRDT_WORK). Needs `runtime`: without one, work is not metered.
+   * DEFAULT_CRDT_WORK). Needs `runtime`: without one, work is not metered. Heavy work in
+   * flight at once is bounded with or without (`heavyInFlightMicros`).
    */
   readonly work?: Partial<CrdtWorkLimits>
 }
@@ -61,10 +62,13 @@ export class CrdtDocHost {
   private closed = false
   /** The principals' shares of decoding work, shared by every document of this host. */
   private readonly work: CrdtWorkBudget | undefined
+  /** Heavy work in flight at once, across this host's documents. */
+  private readonly inFlight: WorkInFlight
 
   constructor(private readonly options: CrdtHostOptions) {
     this.store = new CrdtDocStore(options.storage, { sync: options.sync ?? true })
     this.engines = new Map(options.engines.map((e) => [e.kind, e]))
+    this.inFlight = new WorkInFlight(options.work?.heavyInFlightMicros)
     if (options.runtime !== undefined) {
       this.idleDocs = new IdleDocuments(options.runtime, options.idleDocuments, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading), DEFAULT_IDLE_CRDT_DOCUMENTS)
       this.work = new CrdtWorkBudget(options.runtime, options.work)
@@ -99,6 +103,7 @@ export class CrdtDocHost {
         onBroken: (doc, error) => this.broken(doc, error),
         onReport: (r) => this.report({ type: "doc-report", ...r }),
         work: this.work,
+        inFlight: this.inFlight,
       }, this.options)
       this.docs.set(docId, p)
       p.catch((error) => {

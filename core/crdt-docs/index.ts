@@ -2,6 +2,6 @@
 export type { CrdtDocEngine, CrdtRejection, CrdtRejectionCode, CheckResult } from "./engine.js"
 export { CrdtDocAuthority, CrdtDocError, type CrdtSubscriber, type SubmitOutcome, type CrdtAuthorityOptions } from "./authority.js"
 export { CrdtDocHost, type CrdtHostOptions, type CrdtDocEvent } from "./host.js"
-export { CrdtWorkBudget, DEFAULT_CRDT_WORK, workPayer, type CrdtWorkLimits } from "./work-budget.js"
+export { CrdtWorkBudget, DEFAULT_CRDT_WORK, WorkInFlight, workPayer, type CrdtWorkLimits } from "./work-budget.js"
 export { CrdtDocStore, type CrdtMeta, type StoredCrdtDoc, type OwnerRecord } from "./store.js"
 export { memoryLinkPair, type PeerLink, type PeerLinkListener, type MemoryLink } from "./peer-link.js"

@@ -1,0 +1,47 @@
+/**
+ * Attack (40d475c, 30ccead: asynchronous checks): since the Automerge engine's `check` decodes
+ * in slices and returns a promise, the authority starts every submit's check at once, and the
+ * checks of different submits (sockets, documents, principals) run side by side, each holding
+ * its loaded document and the decoded changes (about 37 MB of JS heap per 50,000 changes,
+ * measured here, kept until apply). 30ccead serialized only the checks of ONE submit. Nothing
+ * bounds how many run at once across submits: the work budget charges only after a check
+ * settles, and every anonymous connection is its own payer anyway. 64 sockets (the default
+ * per address) each sending one ~150-byte chunk of 262,144 empty changes hold on the order of
+ * 10 GB at once: the hub dies of heap exhaustion, taking every document with it. Before
+ * 40d475c the checks were synchronous, so at most one decoded chunk existed at a time.
+ *
+ * Scaled down so it runs in seconds: a child process with a 128 MB heap, 12 anonymous payers
+ * each submitting a 25,000-change chunk (to 12 documents) at once. The same 12 uploads one
+ * after the other survive in the same heap (checked below as the control), so the memory is
+ * enough for the work, only not for all of it at once.
+ *
+ * Expected: the hub bounds the decoding it holds at once (e.g. heavy checks wait their turn
+ * hub-wide, or by a memory budget), so concurrent uploads are slower, not fatal; the child
+ * prints "survived 12/12" and exits 0. Observed: FATAL ERROR: Reached heap limit, exit 134.
+ */
+import { spawn } from "node:child_process"
+
+const run = (mode: "concurrent" | "sequential"): Promise<{ code: number | null; out: string }> =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--max-old-space-size=128", "--import", "tsx", "test/support/concurrent-decode-child.ts", "12", "25000", mode], {
+      cwd: process.cwd(),
+      env: { ...process.env, NODE_OPTIONS: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+    let out = ""
+    child.stdout.on("data", (d) => (out += String(d)))
+    child.stderr.on("data", (d) => (out += String(d)))
+    child.on("close", (code) => resolve({ code, out }))
+  })
+
+test("control: twelve 25,000-change uploads one after the other fit a 128 MB heap", async () => {
+  const r = await run("sequential")
+  expect(r.out).toContain("survived 12/12")
+  expect(r.code).toBe(0)
+}, 120_000)
+
+test("twelve anonymous sockets uploading a 25,000-change chunk at once do not exhaust a 128 MB heap", async () => {
+  const r = await run("concurrent")
+  expect(r.out.split("\n").find((l) => /survived|heap limit/.test(l))).toBe("survived 12/12")
+  expect(r.code).toBe(0)
+}, 120_000)

@@ -10,8 +10,9 @@
  * one `applyChanges` call per submit: Automerge's apply has a large fixed cost per call on long
  * histories (~110 ms on the automerge-paper document), so batching is what keeps it usable. A
  * document chunk is applied with `loadIncremental` (8x cheaper per change than `applyChanges`).
- * Decoding and the checks run in slices between turns of the event loop (../automerge/admit.ts),
- * so `check` and `apply` return promises.
+ * `check` only measures (bytes, chunk count, column runs) and weighs the update; `prepare`
+ * decodes it on its turn, and `apply` admits it, both in slices between turns of the event
+ * loop (../automerge/admit.ts), so they return promises.
  *
  * What the ops do is checked before `applyChanges` (adapters/automerge/validate.ts, shared with
  * CRDT fields): first the decoded work is bounded without decoding (column runs counted,

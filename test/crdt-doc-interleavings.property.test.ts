@@ -1,6 +1,6 @@
 /**
  * Interleavings of concurrent submits on the hub's whole CRDT documents (core/crdt-docs), now
- * that an engine's check and apply may pause between slices (the Automerge engine decodes and
+ * that an engine's prepare and apply may pause between slices (the Automerge engine decodes and
  * admits a document chunk 1,000 changes at a time). fast-check draws, for two writers on two
  * documents, honest uploads (a single change, a batch of changes, or the writer's whole
  * document as one chunk of up to 1,500 changes), issued without waiting for each other, with

@@ -65,7 +65,7 @@ test(`a document chunk of ${CHANGES.toLocaleString("en")} changes is checked and
   await h.close()
 }, 60_000)
 
-test("a slow check never lets a later update on the same document overtake it", async () => {
+test("a slow prepare never lets a later update on the same document overtake it", async () => {
   const h = host()
   const doc = await h.open<AutomergeBox>("automerge", "d")
   const actor = "0c".repeat(16)

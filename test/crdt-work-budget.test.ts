@@ -27,14 +27,18 @@ const settle = async () => {
 
 test("the engines weigh what they check: Automerge by changes and ops, Yjs by structs, before any budget pays", async () => {
   const am = automergeDocEngine()
-  const verdict = await am.check(chunkOf(1_000, "0a".repeat(16)))
-  expect(verdict).toEqual({ ok: true, weight: 35 * 1_000 })
+  const chunk = chunkOf(1_000, "0a".repeat(16))
+  expect(am.check(chunk)).toEqual({ ok: true, weight: 35 * 1_000 + Math.ceil(0.3 * chunk.length) })
   const y = new Y.Doc()
   y.getText("t").insert(0, "abc")
   y.getMap("m").set("k", 1)
   const update = Y.encodeStateAsUpdate(y)
   const structs = Y.decodeUpdate(update).structs.length
   expect(yjsDocEngine().check(update)).toEqual({ ok: true, weight: 2 * structs })
+  // A deleted range weighs 9.
+  y.getText("t").delete(1, 1)
+  const withRange = Y.encodeStateAsUpdate(y)
+  expect(yjsDocEngine().check(withRange)).toEqual({ ok: true, weight: 2 * Y.decodeUpdate(withRange).structs.length + 9 })
 })
 
 test("a principal in debt waits off its debt before its next submit is queued; another principal does not wait", async () => {
@@ -114,3 +118,30 @@ test("heavy work in flight is bounded host-wide: light work goes at once, heavy 
   ;(await c)()
   expect(order).toEqual(["b", "huge", "c"])
 })
+
+test("a payer's light update waits behind its own heavy one that waits for the host's bound (no overtaking, no missing dependencies)", async () => {
+  const engine = automergeDocEngine()
+  let open!: () => void
+  const gate = new Promise<void>((r) => (open = r))
+  const held = chunkOf(5_000, "0a".repeat(16)) // another payer's heavy work, stalled while it holds the bound
+  const gated = { ...engine, prepare: async (u: Uint8Array) => (u === held ? gate.then(() => engine.prepare!(u)) : engine.prepare!(u)) }
+  const host = new CrdtDocHost({ engines: [gated], storage: new MemoryStorage(), sync: false })
+  const [x, y] = await Promise.all([host.open<AutomergeBox>("automerge", "x"), host.open<AutomergeBox>("automerge", "y")])
+  const other = y.submit([held], undefined, undefined, "p:other")
+  let d = A.init<Record<string, number>>({ actor: "0b".repeat(16) })
+  for (let i = 0; i < 40_000; i++) d = A.emptyChange(d)
+  const heavy = A.save(d)
+  d = A.change(d, (v) => { v.after = 1 })
+  const light = A.getLastLocalChange(d)!
+  const order: string[] = []
+  const first = x.submit([heavy], undefined, undefined, "p:mine").then((o) => (order.push("heavy"), o))
+  const second = x.submit([light], undefined, undefined, "p:mine").then((o) => (order.push("light"), o))
+  await settle()
+  expect(order).toEqual([]) // both wait: the heavy one for the bound, the light one behind it
+  open()
+  expect(await first).toMatchObject({ stored: 1, rejected: [] })
+  expect(await second).toMatchObject({ stored: 1, rejected: [] })
+  expect(order).toEqual(["heavy", "light"])
+  await other
+  await host.close()
+}, 60_000)

@@ -44,7 +44,11 @@ export interface MeasureLimits {
 }
 
 export type Measured =
-  | { readonly ok: true; readonly type: number; readonly ops: number; readonly changes: number; readonly chunks: number }
+  | {
+    readonly ok: true; readonly type: number; readonly ops: number; readonly changes: number; readonly chunks: number
+    /** What there is to decode: the bytes and what their deflated parts inflate to. */
+    readonly bytes: number
+  }
   | { readonly ok: false; readonly tooLarge: boolean; readonly message: string }
 
 class Bad extends Error {
@@ -192,7 +196,7 @@ export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured
     if (e instanceof Bad) return { ok: false, tooLarge: e.tooLarge, message: e.message }
     return { ok: false, tooLarge: false, message: e instanceof Error ? e.message : String(e) }
   }
-  return { ok: true, type, ops, changes, chunks }
+  return { ok: true, type, ops, changes, chunks, bytes: bytes.length + budget.inflated }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -69,6 +69,8 @@ interface Queued {
   /** The principal id that submitted (judged against writer ownership), if named. */
   readonly by: string | undefined
   readonly rejected: Array<CrdtRejection & { readonly index: number }>
+  /** Gives back its share of the host's heavy work in flight (idempotent). */
+  readonly release: () => void
   readonly resolve: (o: SubmitOutcome) => void
   readonly reject: (e: unknown) => void
 }
@@ -92,14 +94,16 @@ const prepareSafely = async <D>(engine: CrdtDocEngine<D>, update: Uint8Array): P
   }
 }
 
-/** The estimated work of the updates of `item` that passed `check`. */
-const weightOf = (item: Queued): number => item.checks.reduce((n, c) => n + (c.ok ? c.weight ?? 0 : 0), 0)
+/** The estimated work of the updates that passed `check` (what prepare and apply will do). */
+const weightOf = (checks: ReadonlyArray<CheckResult>): number => checks.reduce((n, c) => n + (c.ok ? c.weight ?? 0 : 0), 0)
 
 const DEFAULT_COMPACT_AFTER_BYTES = 64 * 1024
 
 export class CrdtDocAuthority<D> {
   private readonly subscribers = new Set<CrdtSubscriber>()
   private queue: Queued[] = []
+  /** Per payer, its last submit still waiting to enter the queue: the next one waits behind it. */
+  private readonly entering = new Map<string, Promise<void>>()
   private writing: Promise<void> | undefined
   private closed = false
   private baseSeq: number
@@ -213,16 +217,44 @@ export class CrdtDocAuthority<D> {
     // The turn is taken before paying: this submit waits off earlier debt, not its own.
     const turn = work?.turn(payer!)
     work?.pay(payer!, checks.reduce((n, c) => n + (c.weight ?? 0), 0))
-    if (turn === undefined) return this.enqueue(updates, checks, origin, by)
-    return turn.then(() => {
-      if (this.closed) throw new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`)
-      return this.enqueue(updates, checks, origin, by)
-    })
+    // Heavy work takes its share of the host's bound before it is queued, never inside the
+    // queue: a document's queue never stands still waiting for work on other documents.
+    const inFlight = this.hooks.inFlight
+    const weight = weightOf(checks)
+    const key = payer ?? ""
+    const before = this.entering.get(key)
+    if (turn === undefined && before === undefined && (inFlight === undefined || weight <= inFlight.light)) {
+      return this.enqueue(updates, checks, origin, by, () => {})
+    }
+    // Waiting: the payer's later submits here wait behind this one (a socket's updates keep their order).
+    let entered!: () => void
+    const mine = new Promise<void>((r) => (entered = r))
+    this.entering.set(key, mine)
+    return (async () => {
+      try {
+        await before
+        await turn
+        const release = (await inFlight?.take(weight)) ?? (() => {})
+        if (this.closed) {
+          release()
+          throw new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`)
+        }
+        return this.enqueue(updates, checks, origin, by, release)
+      } finally {
+        if (this.entering.get(key) === mine) this.entering.delete(key)
+        entered()
+      }
+    })()
   }
 
-  private enqueue(updates: ReadonlyArray<Uint8Array>, checks: ReadonlyArray<CheckResult>, origin: CrdtSubscriber | undefined, by: string | undefined): Promise<SubmitOutcome> {
+  private enqueue(updates: ReadonlyArray<Uint8Array>, checks: ReadonlyArray<CheckResult>, origin: CrdtSubscriber | undefined, by: string | undefined, release: () => void): Promise<SubmitOutcome> {
     return new Promise<SubmitOutcome>((resolve, reject) => {
-      this.queue.push({ updates, checks, origin, by, rejected: [], resolve, reject })
+      // However the item ends, its share of heavy work in flight is given back.
+      this.queue.push({
+        updates, checks, origin, by, rejected: [], release,
+        resolve: (o) => (release(), resolve(o)),
+        reject: (e) => (release(), reject(e)),
+      })
       this.writing ??= this.drain()
     })
   }
@@ -301,8 +333,6 @@ export class CrdtDocAuthority<D> {
     for (const item of batch) {
       const mine: Uint8Array[] = []
       let known = 0
-      // Heavy work waits its turn host-wide: what prepare decodes is held until apply.
-      const release = (await this.hooks.inFlight?.take(weightOf(item))) ?? (() => {})
       let results: ReadonlyArray<boolean | CrdtRejection> = []
       let updates: Uint8Array[], indexes: number[], binds: Array<ReadonlyArray<string>>
       try {
@@ -323,7 +353,8 @@ export class CrdtDocAuthority<D> {
           }
         }
       } finally {
-        release()
+        // What prepare decoded is let go with apply: the next heavy item may start.
+        item.release()
       }
       results.forEach((result, i) => {
         const u = updates[i]!

@@ -173,9 +173,9 @@ export class CrdtDocAuthority<D> {
     return this.subscribers.size
   }
 
-  /** Whether nothing is queued or being written (the host may unload an idle document). */
+  /** Whether nothing is waiting to be queued, queued or being written (the host may unload an idle document). */
   get idle(): boolean {
-    return this.writing === undefined && this.queue.length === 0
+    return this.writing === undefined && this.queue.length === 0 && this.entering.size === 0
   }
 
   subscribe(sub: CrdtSubscriber): void {

@@ -4,12 +4,13 @@
  * can stand for 262,144 changes (seconds of work, in slices), so byte and message limits do
  * not bound it, and many sockets of one user would multiply it.
  *
- * An engine weighs each update it checks (`CheckResult.weight`, estimated microseconds of hub
- * work, counted before decoding). The submitting principal's bucket pays it once the checks
- * settle, going into debt if it must; while a principal is in debt, its next submits wait
- * until it is out, in the order they came, so a socket's updates keep their order. Nothing is
- * refused: a heavy uploader is slowed, as a replica with a long outbox is (HubLimits). The
- * endpoints name the payer with `workPayer`: the principal, or the socket when anonymous.
+ * An engine weighs each update where it enters (`CheckResult.weight`, estimated microseconds
+ * of hub work, counted before decoding). The payer's bucket pays it at once, refused or not,
+ * going into debt if it must; while a payer is in debt, its next submits wait until it is
+ * out, in the order they came, so a socket's updates keep their order. Nothing is refused: a
+ * heavy uploader is slowed, as a replica with a long outbox is (HubLimits). The endpoints
+ * name the payer with `workPayer`: the principal, or the socket when anonymous. Decoding is
+ * also bounded in memory, hub-wide: `WorkInFlight` below.
  *
  * @example
  * ```ts
@@ -103,14 +104,9 @@ export class CrdtWorkBudget {
     return mine
   }
 
-  /** Charges `micros` of work to `principal` (after the fact: its next submit waits off any debt). */
+  /** Charges `micros` of work to `principal` (its next submits wait off any debt). */
   pay(principal: string, micros: number): void {
     if (micros > 0) this.#account(principal).bucket.borrow(micros, this.runtime.now())
-  }
-
-  /** Principals remembered (tests, diagnostics). */
-  get size(): number {
-    return this.#accounts.size
   }
 
   #outOfDebt(a: Account): Promise<void> {

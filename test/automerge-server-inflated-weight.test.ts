@@ -22,6 +22,7 @@ import zlib from "node:zlib"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
+import { settle } from "./support/crdt-work.js"
 
 const leb = (x: number): number[] => {
   const out: number[] = []
@@ -50,10 +51,6 @@ const bigValue = (actor: string): Uint8Array => {
   const change = A.getLastLocalChange(d)!
   A.free(d)
   return compressed(change)
-}
-
-const settle = async () => {
-  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r))
 }
 
 test("a 16 KB compressed change that inflates to a 15.5 MiB value is weighed as the work it is: the next submit waits", async () => {

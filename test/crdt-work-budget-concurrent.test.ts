@@ -17,22 +17,13 @@ import * as A from "@automerge/automerge"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
-
-const chunkOf = (n: number, actor: string): Uint8Array => {
-  let d = A.init<unknown>({ actor })
-  for (let i = 0; i < n; i++) d = A.emptyChange(d)
-  return A.save(d)
-}
-
-const settle = async () => {
-  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r))
-}
+import { emptyChangesChunk, settle } from "./support/crdt-work.js"
 
 test("one principal's concurrent uploads (several sockets or documents) do not each get a clean budget", async () => {
   const runtime = new VirtualRuntime(21)
   const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, runtime, work: { burstMicros: 1_000_000, microsPerSecond: 100_000 } })
   const docs = await Promise.all(["d1", "d2", "d3"].map((id) => host.open<AutomergeBox>("automerge", id)))
-  const uploads = docs.map((_, i) => chunkOf(40_000, `0${i + 1}`.repeat(16)))
+  const uploads = docs.map((_, i) => emptyChangesChunk(40_000, `0${i + 1}`.repeat(16)))
   const stored: number[] = []
   let firstStored!: () => void
   const first = new Promise<void>((r) => (firstStored = r))

@@ -24,26 +24,8 @@ import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
-
-const chunkOf = (n: number, actor: string): Uint8Array => {
-  let d = A.init<unknown>({ actor })
-  for (let i = 0; i < n; i++) d = A.emptyChange(d)
-  return A.save(d)
-}
-
-const settle = async () => {
-  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r))
-}
-
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
+import { emptyChangesChunk, settle } from "./support/crdt-work.js"
+import { bytes } from "./support/hostile-frames.js"
 
 test("automerge: a document chunk refused after A.load (a chunk after it) is paid for: the next submit waits", async () => {
   const runtime = new VirtualRuntime(11)
@@ -51,7 +33,7 @@ test("automerge: a document chunk refused after A.load (a chunk after it) is pai
   const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, runtime, work: { burstMicros: 1_000_000, microsPerSecond: 100_000 } })
   const doc = await host.open<AutomergeBox>("automerge", "d")
   const trailer = A.getLastLocalChange(A.change(A.init<Record<string, number>>({ actor: "0f".repeat(16) }), (d) => { d.x = 1 }))!
-  const heavy = concat(chunkOf(40_000, "0a".repeat(16)), trailer)
+  const heavy = bytes(emptyChangesChunk(40_000, "0a".repeat(16)), trailer)
   expect(heavy.length).toBeLessThan(1_000)
   const first = await doc.submit([heavy], undefined, undefined, "mallory")
   expect(first.rejected[0]?.code).toBe("update-malformed")

@@ -12,22 +12,11 @@ import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtDocHost, CrdtWorkBudget, WorkInFlight, workPayer } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
-
-/** A document chunk of `n` empty changes by `actor`. */
-const chunkOf = (n: number, actor: string): Uint8Array => {
-  let d = A.init<unknown>({ actor })
-  for (let i = 0; i < n; i++) d = A.emptyChange(d)
-  return A.save(d)
-}
-
-/** Lets promise callbacks and setImmediate turns (the engine's slices) run without moving virtual time. */
-const settle = async () => {
-  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r))
-}
+import { emptyChangesChunk, settle } from "./support/crdt-work.js"
 
 test("the engines weigh what they check: Automerge by changes and ops, Yjs by structs, before any budget pays", async () => {
   const am = automergeDocEngine()
-  const chunk = chunkOf(1_000, "0a".repeat(16))
+  const chunk = emptyChangesChunk(1_000, "0a".repeat(16))
   expect(am.check(chunk)).toEqual({ ok: true, weight: 35 * 1_000 + Math.ceil(0.3 * chunk.length) })
   const y = new Y.Doc()
   y.getText("t").insert(0, "abc")
@@ -46,12 +35,12 @@ test("a principal in debt waits off its debt before its next submit is queued; a
   // 1 s of work at once, 0.1 s a second: a 2,000-change chunk (70 ms) is cheap, 40,000 (1.4 s) is debt.
   const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, runtime, work: { burstMicros: 1_000_000, microsPerSecond: 100_000 } })
   const doc = await host.open<AutomergeBox>("automerge", "d")
-  const heavy = chunkOf(40_000, "0a".repeat(16))
+  const heavy = emptyChangesChunk(40_000, "0a".repeat(16))
   expect(await doc.submit([heavy], undefined, undefined, "mallory")).toMatchObject({ stored: 1, rejected: [] })
   // 1.4 s of work against a 1 s burst: 0.4 s of debt, paid off at 0.1 s a second = 4,000 ms.
   let next: string | undefined
-  const nextDone = doc.submit([chunkOf(1, "0b".repeat(16))], undefined, undefined, "mallory").then((o) => (next = `stored ${o.stored}`))
-  const other = await doc.submit([chunkOf(1, "0c".repeat(16))], undefined, undefined, "alice")
+  const nextDone = doc.submit([emptyChangesChunk(1, "0b".repeat(16))], undefined, undefined, "mallory").then((o) => (next = `stored ${o.stored}`))
+  const other = await doc.submit([emptyChangesChunk(1, "0c".repeat(16))], undefined, undefined, "alice")
   expect(other).toMatchObject({ stored: 1, rejected: [] })
   await settle()
   expect(next).toBeUndefined()
@@ -82,7 +71,7 @@ test("a principal's waiting submits keep their order (a socket's updates must no
 test("without a runtime nothing is metered (an embedded host with no clock)", async () => {
   const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false })
   const doc = await host.open<AutomergeBox>("automerge", "d")
-  for (let i = 0; i < 3; i++) expect(await doc.submit([chunkOf(5_000, `0${i}`.repeat(16))], undefined, undefined, "p")).toMatchObject({ stored: 1 })
+  for (let i = 0; i < 3; i++) expect(await doc.submit([emptyChangesChunk(5_000, `0${i}`.repeat(16))], undefined, undefined, "p")).toMatchObject({ stored: 1 })
   await host.close()
 }, 60_000)
 
@@ -123,7 +112,7 @@ test("a payer's light update waits behind its own heavy one that waits for the h
   const engine = automergeDocEngine()
   let open!: () => void
   const gate = new Promise<void>((r) => (open = r))
-  const held = chunkOf(5_000, "0a".repeat(16)) // another payer's heavy work, stalled while it holds the bound
+  const held = emptyChangesChunk(5_000, "0a".repeat(16)) // another payer's heavy work, stalled while it holds the bound
   const gated = { ...engine, prepare: async (u: Uint8Array) => (u === held ? gate.then(() => engine.prepare!(u)) : engine.prepare!(u)) }
   const host = new CrdtDocHost({ engines: [gated], storage: new MemoryStorage(), sync: false })
   const [x, y] = await Promise.all([host.open<AutomergeBox>("automerge", "x"), host.open<AutomergeBox>("automerge", "y")])

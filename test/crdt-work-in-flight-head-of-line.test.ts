@@ -30,10 +30,7 @@ import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import type { CrdtDocEngine } from "../core/crdt-docs/engine.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
-
-const settle = async () => {
-  for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r))
-}
+import { settle } from "./support/crdt-work.js"
 
 /** An engine whose every update weighs 1 s and whose `prepare` waits for `gate`: a long heavy upload in flight. */
 const stalling = (gate: Promise<void>): CrdtDocEngine<object> => ({
@@ -58,7 +55,7 @@ test("a light edit on a document does not wait for heavy work in flight on anoth
 
   // Heavy work in flight elsewhere (holds the whole 1 s capacity).
   const otherDone = other.submit([new Uint8Array([1])], undefined, undefined, "p:eve")
-  await settle()
+  await settle(200)
 
   // Mallory: a real chunk of 3,000 empty changes (weight 105,000 µs, just over light).
   let m = A.init<unknown>({ actor: "0a".repeat(16) })
@@ -74,9 +71,9 @@ test("a light edit on a document does not wait for heavy work in flight on anoth
   let bob: string | undefined
   const bobDone = shared.submit([A.getLastLocalChange(b)!], undefined, "bob", "p:bob").then((o) => (bob = o.rejected[0]?.code ?? `stored ${o.stored}`))
 
-  await settle()
+  await settle(200)
   // Give any slicing a chance to finish (no clock involved: the gate is the only thing held).
-  for (let i = 0; i < 20 && bob === undefined; i++) await settle()
+  for (let i = 0; i < 20 && bob === undefined; i++) await settle(200)
   const before = bob
   open()
   await Promise.all([otherDone, malloryDone, bobDone])
@@ -92,13 +89,13 @@ test("control: without the heavy item on the shared document, bob's edit goes wh
   const other = await host.open<object>("stall", "other")
   const shared = await host.open<AutomergeBox>("automerge", "shared")
   const otherDone = other.submit([new Uint8Array([1])], undefined, undefined, "p:eve")
-  await settle()
+  await settle(200)
   const b = A.change(A.init<Record<string, string>>({ actor: "0b".repeat(16) }), (d) => {
     d.title = "hello"
   })
   let bob: string | undefined
   const bobDone = shared.submit([A.getLastLocalChange(b)!], undefined, "bob", "p:bob").then((o) => (bob = o.rejected[0]?.code ?? `stored ${o.stored}`))
-  for (let i = 0; i < 20 && bob === undefined; i++) await settle()
+  for (let i = 0; i < 20 && bob === undefined; i++) await settle(200)
   expect(bob).toBe("stored 1")
   open()
   await Promise.all([otherDone, bobDone])

@@ -19,20 +19,9 @@
  * hub-wide, or by a memory budget), so concurrent uploads are slower, not fatal; the child
  * prints "survived 12/12" and exits 0. Observed: FATAL ERROR: Reached heap limit, exit 134.
  */
-import { spawn } from "node:child_process"
+import { runWithHeap } from "./support/small-heap.js"
 
-const run = (mode: "concurrent" | "sequential"): Promise<{ code: number | null; out: string }> =>
-  new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--max-old-space-size=128", "--import", "tsx", "test/support/concurrent-decode-child.ts", "12", "25000", mode], {
-      cwd: process.cwd(),
-      env: { ...process.env, NODE_OPTIONS: "" },
-      stdio: ["ignore", "pipe", "pipe"],
-    })
-    let out = ""
-    child.stdout.on("data", (d) => (out += String(d)))
-    child.stderr.on("data", (d) => (out += String(d)))
-    child.on("close", (code) => resolve({ code, out }))
-  })
+const run = (mode: "concurrent" | "sequential") => runWithHeap(128, "test/support/concurrent-decode-child.ts", ["12", "25000", mode])
 
 test("control: twelve 25,000-change uploads one after the other fit a 128 MB heap", async () => {
   const r = await run("sequential")

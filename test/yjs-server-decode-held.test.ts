@@ -31,20 +31,9 @@
  * waits. Expected: the child prints "waiting 11" (what waits holds only its bytes). Observed:
  * heap exhaustion before the submits return.
  */
-import { spawn } from "node:child_process"
+import { runWithHeap } from "./support/small-heap.js"
 
-const run = (mode: "burst" | "sequential" | "debtor"): Promise<{ code: number | null; signal: string | null; out: string }> =>
-  new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--max-old-space-size=128", "--import", "tsx", "test/support/yjs-held-child.ts", "12", "262143", mode], {
-      cwd: process.cwd(),
-      env: { ...process.env, NODE_OPTIONS: "" },
-      stdio: ["ignore", "pipe", "pipe"],
-    })
-    let out = ""
-    child.stdout.on("data", (d) => (out += String(d)))
-    child.stderr.on("data", (d) => (out += String(d)))
-    child.on("close", (code, signal) => resolve({ code, signal, out }))
-  })
+const run = (mode: "burst" | "sequential" | "debtor") => runWithHeap(128, "test/support/yjs-held-child.ts", ["12", "262143", mode])
 
 test("control: twelve 262,143-struct Yjs updates one after the other fit a 128 MB heap", async () => {
   const r = await run("sequential")

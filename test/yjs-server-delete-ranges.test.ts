@@ -17,10 +17,7 @@ import * as enc from "lib0/encoding"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
-
-const settle = async () => {
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r))
-}
+import { settle } from "./support/crdt-work.js"
 
 /** A V1 update with no structs that deletes every other clock of `client` in [0, 2n). */
 const deletesOnly = (client: number, n: number): Uint8Array => {
@@ -55,10 +52,10 @@ test("a delete-set-only Yjs update of 150,000 ranges puts its principal in debt"
   more.clientID = 6
   more.getText("u").insert(0, "y")
   const nextDone = doc.submit([Y.encodeStateAsUpdate(more)], undefined, "mallory", "mallory").then((o) => (next = `stored ${o.stored}`))
-  await settle()
+  await settle(20)
   expect(next).toBeUndefined()
   await runtime.run({ forMs: 600_000 })
-  await settle()
+  await settle(20)
   await nextDone
   expect(next).toBe("stored 1")
   await host.close()

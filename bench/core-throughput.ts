@@ -8,7 +8,7 @@ import { CanonClient, Hub, type ClientTransport, type Connection, type Entry, ty
 import { ReplicaState } from "../core/internal.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CollectingConnection } from "./collecting-connection.js"
-import { check, now } from "./harness.js"
+import { check, closeOnVirtualTime, now } from "./harness.js"
 import { Counter } from "./machines.js"
 
 const DOC = "bench-doc"
@@ -67,7 +67,8 @@ export const localSubmitsPerSecond = async (bursts: number, size: number): Promi
 /** 1c. The authority ordering and committing `batches` submit messages of `size` commands. */
 export const authorityCommitsPerSecond = async (batches: number, size: number): Promise<number> => {
   const clientId = "this-client"
-  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: new VirtualRuntime(1) })
+  const runtime = new VirtualRuntime(1)
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime })
   const doc = await hub.doc(DOC, Counter)
   const conn = new CollectingConnection()
   doc.subscribe(conn, clientId, 0, 0)
@@ -90,6 +91,6 @@ export const authorityCommitsPerSecond = async (batches: number, size: number): 
   const total = batches * size
   check(conn.errors.length === 0, `no error (${conn.errors.join("; ")})`)
   check(doc.headSeq === total && doc.state.value === total && conn.accepted === total && conn.fannedOut === total, "every command committed, acknowledged and fanned out")
-  await hub.close()
+  await closeOnVirtualTime(hub, runtime)
   return total / (ms / 1000)
 }

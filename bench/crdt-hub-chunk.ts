@@ -48,7 +48,7 @@ export const hubChunkRows = async (ctx: SuiteContext): Promise<Figure[]> => {
   const { chunk, heads } = chunkOf(changes)
   const samples: Array<{ total: number; longest: number }> = []
   for (let i = 0; i < runs; i++) samples.push(await once(chunk, heads))
-  const label = `hub: an Automerge document chunk of ${changes.toLocaleString("en-US")} empty changes (${chunk.length} B)`
+  const label = `7. hub: an Automerge document chunk of ${changes.toLocaleString("en-US")} empty changes (${chunk.length} B)`
   return [
     figure("7a", `${label}, check + prepare + apply`, "ms", samples.map((s) => s.total)),
     figure("7b", `${label}, longest stretch the event loop was held`, "ms", samples.map((s) => s.longest), { goal: { op: "<=", value: ctx.quick ? 500 : 2_000 } }),

@@ -43,6 +43,17 @@ export interface Figure {
   readonly note?: string
 }
 
+/**
+ * Closes a hub that runs on a VirtualRuntime: closing waits for work the hub scheduled on its
+ * clock (a snapshot after enough entries), and virtual time moves only when it is run.
+ */
+export const closeOnVirtualTime = async (hub: { close(): Promise<void> }, runtime: { run(o: { until: () => boolean }): Promise<number> }): Promise<void> => {
+  let closed = false
+  const closing = hub.close().then(() => void (closed = true))
+  await runtime.run({ until: () => closed })
+  await closing
+}
+
 /** Throws when a run did not do the work it claims: a broken path must not look fast. */
 export const check = (ok: boolean, what: string): void => {
   if (!ok) throw new Error(`benchmark sanity check failed: ${what}`)

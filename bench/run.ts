@@ -52,6 +52,7 @@ const main = async (): Promise<void> => {
   console.log(`${env.machine.cpu}, ${env.machine.cores} cores, ${(env.machine.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${env.node}${quick ? ", quick" : ""}`)
   let missed = 0
   for (const name of suites) {
+    running = name
     const { suite } = await SUITES[name]!()
     console.log(`\n== ${suite.name}: ${suite.title}`)
     const started = now()
@@ -64,7 +65,18 @@ const main = async (): Promise<void> => {
   }
   if (missed > 0) console.log(`\n${missed} goal(s) missed`)
   console.log(`wrote ${writeReadme()}`)
+  running = undefined
 }
+
+/** The suite running now. */
+let running: string | undefined
+// A suite awaiting a promise nothing will settle (a virtual clock nobody runs) lets the event
+// loop empty, and Node would exit 0 mid-run: CI took that for every suite having run.
+process.on("beforeExit", () => {
+  if (running === undefined) return
+  console.error(`bench: suite "${running}" stopped before its end (it awaited a promise that never settled)`)
+  process.exit(1)
+})
 
 main().catch((e: unknown) => {
   console.error(e instanceof UsageError ? e.message : e)

@@ -31,7 +31,7 @@ import { AuthorityStore } from "../core/internal.js"
 import { VirtualRuntime } from "../adapters/memory/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
 import { CollectingConnection } from "./collecting-connection.js"
-import { check, collectGarbage, figure, formatNumber, now, type Figure, type Plan, type Suite, type SuiteContext, figureLog } from "./harness.js"
+import { check, collectGarbage, figure, formatNumber, now, type Figure, type Plan, type Suite, type SuiteContext, figureLog, closeOnVirtualTime } from "./harness.js"
 import { Counter } from "./machines.js"
 
 const DOC = "bench-doc"
@@ -118,7 +118,8 @@ export const canonRun = async (dirs: TempDirs, sync: boolean, commits: number, s
   const dir = dirs.next(sync ? "canon-sync" : "canon")
   try {
     const storage = await LevelStorage.open(dir, { sync })
-    const hub = new Hub({ machines: [Counter], storage: record ? record(storage) : storage, runtime: new VirtualRuntime(1), sync })
+    const runtime = new VirtualRuntime(1)
+    const hub = new Hub({ machines: [Counter], storage: record ? record(storage) : storage, runtime, sync })
     const doc = await hub.doc(DOC, Counter)
     const conn = new CollectingConnection()
     doc.subscribe(conn, CLIENT, 0, 0)
@@ -137,7 +138,7 @@ export const canonRun = async (dirs: TempDirs, sync: boolean, commits: number, s
     const total = commits * size
     check(conn.errors.length === 0, `no error (${conn.errors.join("; ")})`)
     check(doc.headSeq === total && doc.state.value === total && conn.accepted === total && conn.fannedOut === total, "every command committed, acknowledged and fanned out")
-    await hub.close()
+    await closeOnVirtualTime(hub, runtime)
     await storage.close()
     const reopened = await LevelStorage.open(dir)
     const head = await new AuthorityStore(reopened).head(DOC)
@@ -283,11 +284,12 @@ const replayRun = async (location: string, entries: number): Promise<[number, nu
   const t0 = now()
   const storage = await LevelStorage.open(location)
   const t1 = now()
-  const hub = new Hub({ machines: [Counter], storage, runtime: new VirtualRuntime(1) })
+  const runtime = new VirtualRuntime(1)
+  const hub = new Hub({ machines: [Counter], storage, runtime })
   const doc = await hub.doc(DOC, Counter)
   const t2 = now()
   check(doc.headSeq === entries && doc.state.value === entries, `the document replays to seq ${entries} (got ${doc.headSeq}, value ${doc.state.value})`)
-  await hub.close()
+  await closeOnVirtualTime(hub, runtime)
   await storage.close()
   return [t1 - t0, t2 - t1]
 }

@@ -198,7 +198,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       return out
     },
     writers(box, change) {
-      // Asked only of a checked update, whose decoding check kept; anything else is refused (the authority turns a throw into a refusal).
+      // Asked only of a prepared update, whose decoding prepare kept; anything else is refused (the authority turns a throw into a refusal).
       const d = decoded.get(change)
       if (d === undefined) throw new Error("an update that was not checked")
       const backend = A.getBackend(box.doc)

@@ -96,10 +96,15 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     return 2 * structs + 9 * seen.deleteRanges
   }
 
+  /** Updates `check` counted and passed: decode does not count them again. */
+  const counted = new WeakSet<Uint8Array>()
+
   /** Decoded (prepare, on the update's turn; kept for writers and apply). */
   const decode = (update: Uint8Array): Decoded | CheckResult => {
-    const measured = measure(update)
-    if (typeof measured !== "number") return measured
+    if (!counted.has(update)) {
+      const measured = measure(update)
+      if (typeof measured !== "number") return measured
+    }
     let decoded: Decoded
     try {
       decoded = Y.decodeUpdate(update) as unknown as Decoded
@@ -125,7 +130,9 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     // Where it enters: counted, not decoded (decoding is held until apply: 24 MB for a 512 KB update).
     check(update) {
       const weight = measure(update)
-      return typeof weight === "number" ? { ok: true, weight } : weight
+      if (typeof weight !== "number") return weight
+      counted.add(update)
+      return { ok: true, weight }
     },
     // On its turn, within the host's bound on heavy work in flight.
     async prepare(update) {

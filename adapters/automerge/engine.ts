@@ -275,6 +275,28 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   }
 }
 
+/**
+ * The hub work of an update, in estimated µs, from its bytes (`measureChunk`, as `validate`
+ * bounds it): validating and merging cost 18-30 µs an op on the machine measured (100,000
+ * inserted characters 1.8 s; 100,000 deleted, 153 bytes, 2.8 s; 25,000 map puts 0.76 s), so
+ * 30 an op, 35 a change and 0.3 a byte. What `validate` refuses before decoding weighs only
+ * what was read to refuse it.
+ */
+const weighUpdate = (update: unknown, maxBytes: number, maxOps: number): number => {
+  if (!Array.isArray(update) || update.length > MAX_CHANGES || !update.every(isBytes)) return 0
+  let bytes = 0
+  for (const c of update as Uint8Array[]) bytes += c.length
+  const micros = 35 * update.length + Math.ceil(0.3 * bytes)
+  if (bytes > maxBytes) return micros
+  let ops = 0
+  for (const c of update as Uint8Array[]) {
+    const m = measureChunk(c, { maxOps: maxOps - ops, maxInflatedBytes: 0 })
+    if (!m.ok) break
+    ops += m.ops
+  }
+  return micros + 30 * ops
+}
+
 export interface AutomergeFieldOptions extends CrdtLimits {
   /** Most ops (or preds) one update may decode to, counted before decoding. Default: one per byte of `maxUpdateBytes` (262,144). */
   readonly maxUpdateOps?: number
@@ -309,6 +331,7 @@ export const automergeEngine = <T, H extends AutomergeHandle<T>>(
     kind: `automerge-${kind}/1:${JSON.stringify(initial)}`,
     args: Schema.Array(Schema.Uint8Array) as unknown as Schema.Codec<unknown, unknown>,
     create: () => new AmField<T, H>(makeHandle(A.load<T>(initialSave(), { actor: randomActor() })), max, maxOps, new Map()),
+    weigh: (update) => weighUpdate(update, max, maxOps),
     load: (bytes) => {
       const v = decodeCanonical(bytes) as unknown
       if (!Array.isArray(v) || v[0] !== ENCODING || !isBytes(v[1]) || !Array.isArray(v[2])) throw new Error("Not a Canon Automerge field encoding.")

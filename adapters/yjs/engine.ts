@@ -205,6 +205,21 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
 
 export interface YFieldOptions extends CrdtLimits {}
 
+/**
+ * The hub work of an update, in estimated µs, from its bytes (`countV1Structs`, as `validate`
+ * bounds it): validating and merging cost about 1 µs a byte on the machine measured (12,000
+ * typed characters, 204 KB, 0.16-0.21 s; 8,000 deleted ranges in 176 KB, 0.2 s), plus the
+ * per-struct and per-range costs the hub's whole documents weigh (2 and 9 µs). What
+ * `validate` refuses before decoding weighs only its length.
+ */
+const weighUpdate = (update: unknown, maxBytes: number): number => {
+  if (!isBytes(update)) return 0
+  if (update.length > maxBytes) return 0
+  const seen = { deleteRanges: 0 }
+  const structs = countV1Structs(update, MAX_UPDATE_STRUCTS, seen)
+  return update.length + (typeof structs === "number" ? 2 * structs + 9 * seen.deleteRanges : 0)
+}
+
 /** The Yjs engine for one field kind. */
 export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: YFieldOptions = {}): CrdtEngine<H> => {
   const max = options.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES
@@ -212,6 +227,7 @@ export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: Y
     kind: `yjs-${kind}/1`,
     args: Schema.Uint8Array as unknown as Schema.Codec<unknown, unknown>,
     create: () => new YField<H>(newDoc(kind), kind, max, new Map()),
+    weigh: (update) => weighUpdate(update, max),
     load: (bytes) => {
       const v = decodeCanonical(bytes) as unknown
       if (!Array.isArray(v) || v[0] !== ENCODING || !isBytes(v[1]) || !Array.isArray(v[2])) throw new Error("Not a Canon Yjs field encoding.")

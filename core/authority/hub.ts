@@ -21,7 +21,7 @@ import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from ".
 import { AuthorityStore } from "../store/authority-store.js"
 import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
-import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
+import { COMMAND_MICROS, DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
 import { IdleDocuments, type IdleDocumentLimits } from "./idle-documents.js"
 import { Inflow } from "../inflow.js"
 import { IdentityRegistry } from "./identity.js"
@@ -271,6 +271,30 @@ export class Hub implements ConnectionAcceptor {
     })
   }
 
+  /**
+   * CRDT updates pay for their work in commands (one is COMMAND_MICROS of estimated work),
+   * from the same bucket as the commands themselves, before they are queued. A paused
+   * transport holds the connection until the debt is paid. One that cannot pause pays at most
+   * the burst per submit (a single large update still goes through), and a connection that
+   * cannot pay is closed, as a flood of commands is.
+   */
+  private chargeCrdtWork(session: Session, msg: Submit, micros: number): boolean {
+    if (micros <= 0 || this.limits.commandsPerSecond <= 0) return true
+    const now = this.options.runtime.now()
+    const commands = Math.ceil(micros / COMMAND_MICROS)
+    if (session.conn.pause !== undefined) {
+      const wait = session.commands.borrow(commands, now)
+      if (wait > 0) this.holdForRate(session, wait)
+    } else if (!session.commands.take(Math.min(commands, this.limits.commandBurst - msg.commands.length), now)) {
+      const message = `CRDT updates past ${this.limits.commandsPerSecond} commands' worth of work per second; slow down and reconnect.`
+      this.report({ type: "limit", code: "rate-limited", message })
+      session.conn.send({ type: "error", code: "rate-limited", message })
+      this.closeSession(session, "rate-limited", message)
+      return false
+    }
+    return true
+  }
+
   /** Rate and size limits, checked as messages arrive (before any queueing). */
   private withinLimits(session: Session, msg: ClientMessage): boolean {
     const now = this.options.runtime.now()
@@ -420,6 +444,7 @@ export class Hub implements ConnectionAcceptor {
         if (loaded === undefined) return notSubscribed()
         const doc = await loaded
         if (msg.type === "submit") {
+          if (refuse === undefined && !this.chargeCrdtWork(session, msg, doc.crdtWork(session.conn, msg))) return
           if (ticket !== undefined) ticket.handed = true
           doc.submit(session.conn, sender, msg, refuse, ticket?.release)
         }

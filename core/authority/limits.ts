@@ -19,7 +19,8 @@ export interface HubLimits {
    * connection cannot take the hub whole). Past it (and the burst), on
    * a transport that can pause, the hub stops reading the connection until the rate allows
    * what it read: a replica back with a long outbox is slowed, never refused. On a transport
-   * that cannot pause, a connection past it is closed `rate-limited`.
+   * that cannot pause, a connection past it is closed `rate-limited`. A CRDT update counts
+   * as the commands its work is worth (COMMAND_MICROS each).
    */
   readonly commandsPerSecond: number
   /** Burst of commands. Default 20,000 (a replica back from a long offline spell sends its outbox at once). */
@@ -33,6 +34,14 @@ export interface HubLimits {
    */
   readonly maxInflightBytes: number
 }
+
+/**
+ * The hub work one command stands for in `commandsPerSecond`, in µs: a hub on one core
+ * applies some 50,000 plain commands a second. A CRDT update pays its estimated work in
+ * commands at this rate (`CrdtEngine.weigh`): 100,000 Automerge ops, about 3 s of work, are
+ * 150,000 commands, 7.5 s of the default rate.
+ */
+export const COMMAND_MICROS = 20
 
 export const DEFAULT_LIMITS: HubLimits = {
   maxCommandsPerSubmit: 1000,

@@ -1,24 +1,29 @@
 /**
- * CRDT field updates pay for their work in the command rate, where the submit enters. A
- * few bytes of CRDT update can stand for seconds of hub work (an Automerge change deleting
- * 100,000 characters is 153 bytes; validating and merging it took 2.8 s), and the rate used
- * to count it as one command: a client could hold the hub by sending such changes at the
- * rate of ordinary commands. Each engine's `weigh` reads the work from the bytes; the hub
- * takes that many commands' worth (COMMAND_MICROS each) from the sender's bucket.
+ * CRDT field updates pay for their work where the submit enters. A few bytes of CRDT update
+ * can stand for seconds of hub work (an Automerge change deleting 100,000 characters is 153
+ * bytes; validating and merging it took 2.8 s), and the command rate counted it as one
+ * command: a client could hold the hub by sending such changes at the rate of ordinary
+ * commands. Each engine's `weigh` reads the work from the bytes; the hub takes it from the
+ * client's CRDT work bucket (`crdtWorkPerSecond`, `crdtWorkBurst`).
  */
-import { CanonClient, Hub, defineMachine, type HubEvent } from "../core/index.js"
+import { CanonClient, Hub, defineMachine, type HubEvent, type HubLimits } from "../core/index.js"
 import type { ConnectionAcceptor } from "../core/ports/transport.js"
 import type { ClientMessage, ServerMessage } from "../core/protocol/messages.js"
-import { COMMAND_MICROS } from "../core/authority/limits.js"
 import { newClientSecret } from "../core/ports/runtime.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { automergeText } from "../adapters/automerge/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import * as Y from "yjs"
+import * as Schema from "effect/Schema"
 
-const Notes = defineMachine({ name: "notes", version: 1, initial: () => ({}), commands: {}, crdt: { body: automergeText(), title: yText() } })
-const RATE = 1_000
-const BURST = 1_000
+const Notes = defineMachine({
+  name: "notes", version: 1, initial: () => ({ n: 0 }),
+  commands: { bump: { args: Schema.Struct({}), apply: (s: { n: number }) => void s.n++ } },
+  crdt: { body: automergeText(), title: yText() },
+})
+/** µs of CRDT work a second, and at once. */
+const RATE = 50_000
+const BURST = 50_000
 const CHARS = 5_000
 
 /** Updates of the `body` field as a client's field makes them: insert CHARS characters, delete them, and again. */
@@ -34,26 +39,28 @@ const heavyUpdates = (n: number): unknown[] => {
   return updates
 }
 
-const world = (acceptor: (hub: Hub) => ConnectionAcceptor = (hub) => hub) => {
+const world = (acceptor: (hub: Hub) => ConnectionAcceptor = (hub) => hub, limits: Partial<HubLimits> = {}) => {
   const rt = new VirtualRuntime(3)
   const net = new MemoryNetwork(rt, { latency: () => 1 })
   const events: HubEvent[] = []
-  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { commandsPerSecond: RATE, commandBurst: BURST } })
+  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { crdtWorkPerSecond: RATE, crdtWorkBurst: BURST, ...limits } })
   net.listen(acceptor(hub))
   const received: ServerMessage[] = []
   let closed: string | undefined
   const conn = net.transport("c").connect({ onOpen: () => {}, onMessage: (m) => void received.push(m as ServerMessage), onClose: (i) => void (closed = i.code) })
   const send = (m: ClientMessage) => conn.send(m)
-  const start = async () => {
+  const start = async (wait = true) => {
     await rt.run({ forMs: 5 })
     send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "writer00000000", machines: [], secret: newClientSecret(rt) })
     send({ type: "subscribe", docId: "d", machine: Notes.name, version: Notes.version, fingerprint: Notes.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
-    await rt.run({ forMs: 20 })
+    if (wait) await rt.run({ forMs: 20 })
   }
+  let clientSeq = 0
   const submitAll = (updates: unknown[]) =>
-    updates.forEach((args, i) => send({ type: "submit", docId: "d", commands: [{ clientSeq: i + 1, name: "$crdt.body", args }], ackedClientSeq: 0 }))
+    updates.forEach((args) => send({ type: "submit", docId: "d", commands: [{ clientSeq: ++clientSeq, name: "$crdt.body", args }], ackedClientSeq: 0 }))
+  const bump = (n: number) => send({ type: "submit", docId: "d", commands: Array.from({ length: n }, () => ({ clientSeq: ++clientSeq, name: "bump", args: {} })), ackedClientSeq: 0 })
   const outcomes = () => received.flatMap((m) => (m.type === "results" ? m.outcomes : []))
-  return { rt, hub, events, start, submitAll, outcomes, received, closed: () => closed }
+  return { rt, hub, events, start, submitAll, bump, outcomes, received, closed: () => closed }
 }
 
 test("weigh reads the work from the bytes: an Automerge change of 153 bytes deleting 100,000 characters weighs seconds, a Yjs update its bytes", () => {
@@ -79,19 +86,22 @@ test("weigh reads the work from the bytes: an Automerge change of 153 bytes dele
   field.destroy()
 })
 
-test("a paused transport: heavy CRDT updates are held for the commands their work is worth, and all are merged", async () => {
+test.each([
+  ["after their subscribe was handled", true],
+  ["sent in one burst with the hello and the subscribe", false],
+])("a paused transport: heavy CRDT updates are held until their work is paid for, and all are merged (%s)", async (_, wait) => {
   const w = world()
-  await w.start()
+  await w.start(wait)
   const updates = heavyUpdates(4)
-  const owed = updates.reduce((n: number, u) => n + Math.ceil(Notes.crdt!.body!.engine.weigh(u) / COMMAND_MICROS), 0)
-  expect(owed).toBeGreaterThan(4 * CHARS) // thousands of commands' worth, not four
+  const owed = updates.reduce((n: number, u) => n + Notes.crdt!.body!.engine.weigh(u), 0)
+  expect(owed).toBeGreaterThan(4 * CHARS * 30)
   const t0 = w.rt.now()
   w.submitAll(updates)
   for (let i = 0; i < 600 && w.outcomes().length < updates.length; i++) await w.rt.run({ forMs: 100 })
   const took = w.rt.now() - t0
   expect(w.outcomes().map((o) => ("rejection" in o ? o.rejection : "ok"))).toEqual(updates.map(() => "ok"))
   // The last update was read only once the bucket had paid for the ones before it.
-  const owedBeforeLast = owed - Math.ceil(Notes.crdt!.body!.engine.weigh(updates[3]) / COMMAND_MICROS)
+  const owedBeforeLast = owed - Notes.crdt!.body!.engine.weigh(updates[3])
   expect(took).toBeGreaterThanOrEqual(((owedBeforeLast - BURST) / RATE) * 1000)
   expect(w.events.some((e) => e.type === "limit" && e.code === "rate-held")).toBe(true)
   expect(w.closed()).toBeUndefined()
@@ -117,7 +127,7 @@ test("a CanonClient on protocol 2 (compact arguments) pays the same: its heavy e
   const rt = new VirtualRuntime(5)
   const net = new MemoryNetwork(rt, { latency: () => 1 })
   const events: HubEvent[] = []
-  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { commandsPerSecond: RATE, commandBurst: BURST } })
+  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { crdtWorkPerSecond: RATE, crdtWorkBurst: BURST } })
   net.listen(hub)
   const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, machines: [Notes] })
   const doc = await client.open(Notes, "d")
@@ -132,9 +142,29 @@ test("a CanonClient on protocol 2 (compact arguments) pays the same: its heavy e
     for (let j = 0; j < 600 && doc.pendingCount > 0; j++) await rt.run({ forMs: 100 })
     expect(doc.pendingCount).toBe(0)
   }
-  // Three edits of some 150,000 µs (7,500 commands) each past a burst of 1,000 at 1,000 a second.
-  expect(rt.now() - t0).toBeGreaterThanOrEqual(15_000)
+  // Each edit is read once the ones before it are paid for: four of some 150,000 µs each,
+  // past a burst of 50,000 at 50,000 a second.
+  expect(rt.now() - t0).toBeGreaterThanOrEqual(7_000)
   expect(events.some((e) => e.type === "limit" && e.code === "rate-held")).toBe(true)
   await client.close()
   await hub.close()
+})
+
+test("a shorter hold does not cut a longer one short: a command-rate debt read while CRDT work holds the connection", async () => {
+  // A transport whose pause still delivers what it had buffered (as a paused socket does).
+  const resumes: number[] = []
+  const w = world((hub) => ({
+    accept: (conn, info) =>
+      hub.accept({ send: (m) => conn.send(m), close: (c, r) => conn.close(c, r), get bufferedAmount() { return conn.bufferedAmount }, pause: () => {}, resume: () => void resumes.push(w.rt.now()) }, info),
+  }), { commandsPerSecond: 10, commandBurst: 5 })
+  await w.start()
+  const [update] = heavyUpdates(1)
+  const t0 = w.rt.now()
+  w.submitAll([update])
+  w.bump(6) // one past the burst: a 100 ms debt of commands, read while the CRDT debt holds
+  const crdtHold = ((Notes.crdt!.body!.engine.weigh(update) - BURST) / RATE) * 1000
+  expect(crdtHold).toBeGreaterThan(1_000)
+  for (let i = 0; i < 100 && resumes.length === 0; i++) await w.rt.run({ forMs: 100 })
+  expect(resumes[0]! - t0).toBeGreaterThanOrEqual(crdtHold - 10)
+  await w.hub.close()
 })

@@ -327,25 +327,6 @@ export class DocAuthority<S = unknown> {
   }
 
   /** A compact (protocol 2) command's arguments, expanded to their encoded form by its schema. */
-  /**
-   * The hub work the CRDT updates of a submit stand for, in estimated µs (each field engine's
-   * `weigh`, from the bytes alone), for the hub to charge where the submit enters: a few
-   * bytes of CRDT update can cost seconds to validate and merge. (`evolve` carries no CRDT
-   * fields, so a `$as` never carries a merge.)
-   */
-  crdtWork(conn: Connection<ServerMessage>, msg: Submit): number {
-    const decls = this.machine.crdt
-    if (decls === undefined) return 0
-    let micros = 0
-    for (const cmd of msg.commands) {
-      const field = this.machine.compiled.get(cmd.name)?.crdt?.field
-      if (field === undefined) continue
-      const args = msg.compact === true ? this.expand(cmd.name, cmd.args, this.followers.get(conn)?.version) : { args: cmd.args }
-      if ("args" in args) micros += decls[field]!.engine.weigh(args.args)
-    }
-    return micros
-  }
-
   private expand(name: string, args: unknown, version = this.machine.version): { args: unknown } | { rejection: Rejection } {
     // A session at an older version encodes by that version's schemas; built-ins are canonical values.
     const machine = this.history !== undefined && this.history.has(version) ? this.history.at(version) : this.machine

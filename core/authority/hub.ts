@@ -21,7 +21,8 @@ import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from ".
 import { AuthorityStore } from "../store/authority-store.js"
 import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
-import { COMMAND_MICROS, DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
+import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
+import { CrdtWorkGauge } from "./crdt-work.js"
 import { IdleDocuments, type IdleDocumentLimits } from "./idle-documents.js"
 import { Inflow } from "../inflow.js"
 import { IdentityRegistry } from "./identity.js"
@@ -111,14 +112,24 @@ interface Session {
   /** Closes the connection if no hello is proved in time; cancelled by the hello or the close. */
   handshakeTimer: Timer | undefined
   readonly messages: TokenBucket
-  /** The client's, once its hello is proved (shared by its connections, see `commandBucketOf`). */
+  /** The client's, once its hello is proved (shared by its connections, see `bucketsOf`). */
   commands: TokenBucket
+  /** The client's CRDT work, in estimated µs (shared the same way). */
+  crdtWork: TokenBucket
   /** Estimated bytes of its submits not yet through their group commit (input flow control, see `admit`). */
   readonly inflow: Inflow
   /** Reasons the connection is not read now (input flow control, a rate hold); read again at 0. */
   pauses: number
   /** Set while commands over the rate hold the connection paused: resumes when the bucket is out of debt. */
   rateHold: Timer | undefined
+  /** When the rate hold ends (runtime ms): the later of its buckets' debts. */
+  rateHoldUntil: number
+}
+
+/** What a client may send, shared by its connections. */
+interface ClientBuckets {
+  readonly commands: TokenBucket
+  readonly crdtWork: TokenBucket
 }
 
 /** A submit counted in its session's `inflow`: released once, by its document or by the hub. */
@@ -137,17 +148,19 @@ export class Hub implements ConnectionAcceptor {
   /** Broken documents whose old instance still writes, by docId (see `doc`). */
   private readonly settling = new Map<string, Promise<void>>()
   private readonly sessions = new Set<Session>()
-  /** Command buckets by clientId, least recently connected first. */
-  private readonly commandBuckets = new Map<string, TokenBucket>()
+  /** Command and CRDT work buckets by clientId, least recently connected first. */
+  private readonly clientBuckets = new Map<string, ClientBuckets>()
   private closed = false
   private readonly limits: HubLimits
   private readonly identities: IdentityRegistry
   private crdtHost: CrdtDocHost | undefined
+  private readonly crdtWork: CrdtWorkGauge
 
   constructor(private readonly options: HubOptions) {
     this.store = new AuthorityStore(options.storage, { sync: options.sync ?? true })
     this.identities = new IdentityRegistry(this.store)
     this.machines = new Map(options.machines.map((m) => [m.name, m]))
+    this.crdtWork = new CrdtWorkGauge(options.machines)
     this.limits = { ...DEFAULT_LIMITS, ...options.limits }
     this.idleDocs = new IdleDocuments(options.runtime, options.idleDocuments, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading))
   }
@@ -166,17 +179,25 @@ export class Hub implements ConnectionAcceptor {
   }
 
   /**
-   * The command bucket of a proved client, shared by its connections: one per connection let
-   * a client reset its rate by reconnecting (a fresh burst each time). The newest 65,536
-   * clients are remembered; one forgotten starts with a full bucket again.
+   * The buckets of a proved client, shared by its connections: one per connection let a
+   * client reset its rate by reconnecting (a fresh burst each time). The newest 65,536
+   * clients are remembered; one forgotten starts with full buckets again.
    */
-  private commandBucketOf(clientId: string): TokenBucket {
-    let bucket = this.commandBuckets.get(clientId)
-    if (bucket !== undefined) this.commandBuckets.delete(clientId)
-    else bucket = new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, this.options.runtime.now())
-    this.commandBuckets.set(clientId, bucket)
-    if (this.commandBuckets.size > MAX_CLIENT_BUCKETS) this.commandBuckets.delete(this.commandBuckets.keys().next().value!)
-    return bucket
+  private bucketsOf(clientId: string): ClientBuckets {
+    let buckets = this.clientBuckets.get(clientId)
+    if (buckets !== undefined) this.clientBuckets.delete(clientId)
+    else buckets = this.newBuckets()
+    this.clientBuckets.set(clientId, buckets)
+    if (this.clientBuckets.size > MAX_CLIENT_BUCKETS) this.clientBuckets.delete(this.clientBuckets.keys().next().value!)
+    return buckets
+  }
+
+  private newBuckets(): ClientBuckets {
+    const now = this.options.runtime.now()
+    return {
+      commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
+      crdtWork: new TokenBucket(this.limits.crdtWorkPerSecond, this.limits.crdtWorkBurst, now),
+    }
   }
 
   /** Reports to the app's onEvent; a throwing listener must not take the hub down. */
@@ -202,9 +223,9 @@ export class Hub implements ConnectionAcceptor {
     const session: Session = {
       conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
-      commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
+      ...this.newBuckets(),
       inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
-      pauses: 0, rateHold: undefined,
+      pauses: 0, rateHold: undefined, rateHoldUntil: 0,
     }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
@@ -260,11 +281,15 @@ export class Hub implements ConnectionAcceptor {
    * replica catching up after a long offline spell is slowed, not closed and made to send its
    * outbox again. Messages read before the pause took effect extend the hold.
    */
-  private holdForRate(session: Session, ms: number): void {
+  private holdForRate(session: Session, ms: number, why = `Commands past ${this.limits.commandsPerSecond} per second`): void {
+    const until = this.options.runtime.now() + ms
     if (session.rateHold === undefined) {
       this.pause(session)
-      this.report({ type: "limit", code: "rate-held", message: `Commands past ${this.limits.commandsPerSecond} per second: this connection is not read for ${ms} ms.` })
+      this.report({ type: "limit", code: "rate-held", message: `${why}: this connection is not read for ${ms} ms.` })
+    } else if (until <= session.rateHoldUntil) {
+      return // the other bucket's debt holds it longer
     } else session.rateHold.cancel()
+    session.rateHoldUntil = until
     session.rateHold = this.options.runtime.setTimer(ms, () => {
       session.rateHold = undefined
       this.resume(session)
@@ -272,26 +297,17 @@ export class Hub implements ConnectionAcceptor {
   }
 
   /**
-   * CRDT updates pay for their work in commands (one is COMMAND_MICROS of estimated work),
-   * from the same bucket as the commands themselves, before they are queued. A paused
-   * transport holds the connection until the debt is paid. One that cannot pause pays at most
-   * the burst per submit (a single large update still goes through), and a connection that
-   * cannot pay is closed, as a flood of commands is.
+   * CRDT updates pay for their estimated work (crdt-work.ts) from the client's work bucket as
+   * the frame arrives. A paused transport is held until the debt is paid; one that cannot
+   * pause pays at most the burst per submit (a single large update still goes through), and
+   * false means it cannot pay.
    */
-  private chargeCrdtWork(session: Session, msg: Submit, micros: number): boolean {
-    if (micros <= 0 || this.limits.commandsPerSecond <= 0) return true
-    const now = this.options.runtime.now()
-    const commands = Math.ceil(micros / COMMAND_MICROS)
-    if (session.conn.pause !== undefined) {
-      const wait = session.commands.borrow(commands, now)
-      if (wait > 0) this.holdForRate(session, wait)
-    } else if (!session.commands.take(Math.min(commands, this.limits.commandBurst - msg.commands.length), now)) {
-      const message = `CRDT updates past ${this.limits.commandsPerSecond} commands' worth of work per second; slow down and reconnect.`
-      this.report({ type: "limit", code: "rate-limited", message })
-      session.conn.send({ type: "error", code: "rate-limited", message })
-      this.closeSession(session, "rate-limited", message)
-      return false
-    }
+  private chargeCrdtWork(session: Session, msg: Submit, now: number): boolean {
+    const micros = this.crdtWork.weigh(msg)
+    if (micros <= 0 || this.limits.crdtWorkPerSecond <= 0) return true
+    if (session.conn.pause === undefined) return session.crdtWork.take(Math.min(micros, this.limits.crdtWorkBurst), now)
+    const wait = session.crdtWork.borrow(micros, now)
+    if (wait > 0) this.holdForRate(session, wait, `CRDT work past ${this.limits.crdtWorkPerSecond} µs per second`)
     return true
   }
 
@@ -317,6 +333,9 @@ export class Hub implements ConnectionAcceptor {
         if (wait > 0) this.holdForRate(session, wait)
       } else if (!session.commands.take(msg.commands.length, now)) {
         return over("rate-limited", `More than ${this.limits.commandsPerSecond} commands per second; slow down and reconnect.`, true)
+      }
+      if (!this.chargeCrdtWork(session, msg, now)) {
+        return over("rate-limited", `CRDT updates worth more than ${this.limits.crdtWorkPerSecond} µs of the hub's work per second; slow down and reconnect.`, true)
       }
     }
     return true
@@ -356,7 +375,7 @@ export class Hub implements ConnectionAcceptor {
     if (!proof.ok) return refuse({ code: "unauthorized", message: proof.message })
     session.clientId = hello.clientId
     session.sender = { clientId: hello.clientId, incarnation: proof.incarnation, protocol: version }
-    session.commands = this.commandBucketOf(hello.clientId)
+    ;({ commands: session.commands, crdtWork: session.crdtWork } = this.bucketsOf(hello.clientId))
     session.handshakeTimer?.cancel()
     session.handshakeTimer = undefined
     session.principal = principal
@@ -444,7 +463,6 @@ export class Hub implements ConnectionAcceptor {
         if (loaded === undefined) return notSubscribed()
         const doc = await loaded
         if (msg.type === "submit") {
-          if (refuse === undefined && !this.chargeCrdtWork(session, msg, doc.crdtWork(session.conn, msg))) return
           if (ticket !== undefined) ticket.handed = true
           doc.submit(session.conn, sender, msg, refuse, ticket?.release)
         }

@@ -19,12 +19,26 @@ export interface HubLimits {
    * connection cannot take the hub whole). Past it (and the burst), on
    * a transport that can pause, the hub stops reading the connection until the rate allows
    * what it read: a replica back with a long outbox is slowed, never refused. On a transport
-   * that cannot pause, a connection past it is closed `rate-limited`. A CRDT update counts
-   * as the commands its work is worth (COMMAND_MICROS each).
+   * that cannot pause, a connection past it is closed `rate-limited`.
    */
   readonly commandsPerSecond: number
   /** Burst of commands. Default 20,000 (a replica back from a long offline spell sends its outbox at once). */
   readonly commandBurst: number
+  /**
+   * Sustained CRDT work per second per client, in estimated µs of the hub's time: what the
+   * CRDT field updates it sends may cost to validate and merge, as each engine's `weigh` reads
+   * it from their bytes (a 153-byte Automerge change deleting 100,000 characters is about
+   * 3 s). Counted where a submit enters, like `commandsPerSecond` and from a bucket of its
+   * own (the client's connections share it): past it, a transport that can pause is not read
+   * until the work is paid for; one that cannot pause is closed `rate-limited`. Default
+   * 250,000 (a quarter of one core).
+   */
+  readonly crdtWorkPerSecond: number
+  /**
+   * CRDT work a client may send at once, in estimated µs. Default 2,000,000: a paste of some
+   * 60,000 characters into an Automerge text goes through unheld.
+   */
+  readonly crdtWorkBurst: number
   /** Canonical bytes of one presence state. Default 4096. */
   readonly maxPresenceBytes: number
   /**
@@ -35,14 +49,6 @@ export interface HubLimits {
   readonly maxInflightBytes: number
 }
 
-/**
- * The hub work one command stands for in `commandsPerSecond`, in µs: a hub on one core
- * applies some 50,000 plain commands a second. A CRDT update pays its estimated work in
- * commands at this rate (`CrdtEngine.weigh`): 100,000 Automerge ops, about 3 s of work, are
- * 150,000 commands, 7.5 s of the default rate.
- */
-export const COMMAND_MICROS = 20
-
 export const DEFAULT_LIMITS: HubLimits = {
   maxCommandsPerSubmit: 1000,
   maxDocsPerConnection: 100,
@@ -50,6 +56,8 @@ export const DEFAULT_LIMITS: HubLimits = {
   messageBurst: 2000,
   commandsPerSecond: 20_000,
   commandBurst: 20_000,
+  crdtWorkPerSecond: 250_000,
+  crdtWorkBurst: 2_000_000,
   maxPresenceBytes: 4096,
   maxInflightBytes: 8 << 20,
 }

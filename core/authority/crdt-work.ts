@@ -1,0 +1,59 @@
+/**
+ * What the CRDT updates of a submit will cost the hub, read where the submit enters.
+ *
+ * A few bytes of CRDT update can stand for seconds of work: an Automerge change deleting
+ * 100,000 characters is 153 bytes and took 2.8 s to validate and merge. Each engine's `weigh`
+ * reads the work from the bytes without decoding (core/crdt/engine.ts); the hub charges it to
+ * the client's CRDT work bucket (hub.ts, `crdtWorkPerSecond`).
+ *
+ * It must be read as the frame arrives, before the connection is read again: a hold that
+ * starts once the submit reaches its document comes after the frames sent behind it were read.
+ * A submit names its document, not its machine, so a merge command is weighed by every engine
+ * the hub's machines declare under that command's name, and the heaviest reading counts.
+ * (`evolve` carries no CRDT fields, so only the machines' own versions declare any.)
+ */
+import type { CrdtEngine, CrdtFieldDecl } from "../crdt/engine.js"
+import { crdtCommandName } from "../crdt/fields.js"
+import type { Machine } from "../machine.js"
+import type { Submit } from "../protocol/messages.js"
+import { argsCodecOf } from "../protocol/args-codec.js"
+
+export class CrdtWorkGauge {
+  /** Engines by merge command name (`$crdt.<field>`). */
+  private readonly engines = new Map<string, CrdtEngine[]>()
+
+  constructor(machines: Iterable<Machine<any>>) {
+    for (const m of machines) {
+      for (const [field, decl] of Object.entries(m.crdt ?? {}) as Array<[string, CrdtFieldDecl]>) {
+        const name = crdtCommandName(field)
+        const list = this.engines.get(name) ?? []
+        if (!list.includes(decl.engine)) list.push(decl.engine)
+        this.engines.set(name, list)
+      }
+    }
+  }
+
+  /** Estimated µs of hub work in the CRDT updates of `msg` (0 when it carries none). */
+  weigh(msg: Submit): number {
+    if (this.engines.size === 0) return 0
+    let micros = 0
+    for (const cmd of msg.commands) {
+      const engines = this.engines.get(cmd.name)
+      if (engines === undefined) continue
+      let most = 0
+      for (const engine of engines) most = Math.max(most, engine.weigh(msg.compact === true ? expand(engine, cmd.args) : cmd.args))
+      micros += most
+    }
+    return micros
+  }
+}
+
+/** Protocol 2's compact arguments of a merge, by the engine's schema (unreadable: nothing to weigh; the document refuses them). */
+const expand = (engine: CrdtEngine, args: unknown): unknown => {
+  if (!(args instanceof Uint8Array)) return undefined
+  try {
+    return argsCodecOf(engine.args.ast).decode(args)
+  } catch {
+    return undefined
+  }
+}

@@ -5,7 +5,7 @@
  * the transport cannot pause, a flood is still closed `rate-limited`. The last test runs over a
  * real WebSocket server on 127.0.0.1.
  */
-import { CanonClient, Hub, type HubEvent } from "../core/index.js"
+import { CanonClient, Hub, type ClientMessage, type HubEvent, type ServerMessage } from "../core/index.js"
 import type { ConnectionAcceptor } from "../core/ports/transport.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { WsServer } from "../adapters/ws/index.js"
@@ -185,4 +185,74 @@ test("a client's connections share its command rate: reconnecting does not start
   submit(other, 1, 150)
   await w.run(10)
   expect(other.closed).toBeUndefined()
+})
+
+test("what a connection sends before its hello is proved is the client's spending: pipelined behind the hello, it gets no fresh burst", async () => {
+  // A transport that cannot pause reads on while the hello is proved: counted on the
+  // connection's own bucket, then taken from the client's when the hello is proved.
+  const w = hubWorld({ limits: { commandsPerSecond: 10, commandBurst: 200 } })
+  const secret = newClientSecret(w.rt)
+  const submitFrom = (p: WirePeer, from: number, n: number) =>
+    p.send({ type: "submit", docId: "d", ackedClientSeq: 0, commands: Array.from({ length: n }, (_, i) => ({ clientSeq: from + i, name: "add", args: { id: `${p.clientId}-${from + i}`, title: "t" } })) })
+  const pipelined = (from: number, n: number): WirePeer => {
+    const p = new WirePeer("piped00000000001")
+    p.listener = w.hub.accept(p.conn, { remoteAddress: "test" })
+    p.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: p.clientId, machines: [], secret })
+    w.subscribe(p, "d")
+    submitFrom(p, from, n)
+    return p
+  }
+  const first = pipelined(1, 150)
+  await w.run(20)
+  expect(first.closed).toBeUndefined()
+  first.conn.close("closed", "bye")
+  // 50 commands are left of the client's burst: 150 more, pipelined again, are past it.
+  const again = pipelined(151, 150)
+  await w.run(20)
+  submitFrom(again, 301, 1)
+  await w.run(20)
+  expect(again.closed).toBe("rate-limited")
+})
+
+test("a transport that can pause is not read past a hello until it is proved: a client in debt is held, not given a fresh burst", async () => {
+  const rt = new VirtualRuntime(11)
+  const events: HubEvent[] = []
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { commandsPerSecond: 10, commandBurst: 20 } })
+  const secret = newClientSecret(rt)
+  const results: number[] = []
+  /** A socket whose peer sends everything at once: what the hub has not paused for is read at once, the rest when it resumes. */
+  const open = (from: number, n: number) => {
+    const queue: ClientMessage[] = []
+    let paused = false
+    let closed = false
+    const conn = {
+      send: (m: ServerMessage) => void (m.type === "results" && results.push(rt.now())),
+      close: () => void (closed = true),
+      bufferedAmount: 0,
+      pause: () => void (paused = true),
+      resume: () => {
+        paused = false
+        while (!paused && queue.length > 0) listener.onMessage(queue.shift()!)
+      },
+    }
+    const listener = hub.accept(conn, { remoteAddress: "test" })
+    const send = (m: ClientMessage) => (paused ? queue.push(m) : listener.onMessage(m))
+    send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "paused0000000001", machines: [], secret })
+    send({ type: "subscribe", docId: "d", machine: Counter.name, version: Counter.version, fingerprint: Counter.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+    send({ type: "submit", docId: "d", ackedClientSeq: 0, commands: Array.from({ length: n }, (_, i) => ({ clientSeq: from + i, name: "incr", args: { by: 1 } })) })
+    return { close: () => { closed = true; listener.onClose({ code: "closed", reason: "bye" }) }, closed: () => closed }
+  }
+  const first = open(1, 60) // 40 past the burst: 4 s of debt
+  for (let i = 0; i < 100 && results.length === 0; i++) await rt.run({ forMs: 10 })
+  expect(results).toHaveLength(1)
+  first.close()
+  await rt.run({ forMs: 50 })
+  const t0 = rt.now()
+  results.length = 0
+  open(61, 20)
+  for (let i = 0; i < 100 && results.length === 0; i++) await rt.run({ forMs: 100 })
+  // Read once the client's debt is paid (some 4 s after the first connection's submit), not at once.
+  expect(results[0]! - t0).toBeGreaterThanOrEqual(3_000)
+  expect(events.some((e) => e.type === "limit" && e.code === "rate-held")).toBe(true)
+  await hub.close()
 })

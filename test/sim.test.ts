@@ -25,12 +25,18 @@ const CORE = ["--hostile", "0", "--app-bugs", "0", "--replica-write-failures", "
 const PROTOCOL_ATTACKS = "legit,invalid-args,unknown-command,gap,huge-seq,duplicate,duplicate-in-batch,forged-id"
 const STATE_ATTACKS = "legit,proto-id,proto-fields,alias,stamp"
 
-/** Runs seeds 1..n of a world in the CLI; returns the failing seeds' first lines (empty: all passed). */
-const failing = async (n: number, world: ReadonlyArray<string>, replicas = 4): Promise<string[]> => {
-  const run = await runSim(REPO, [...world, "--seeds", String(n), "--replicas", String(replicas)], { timeoutMs: 120_000 })
+/**
+ * Runs seeds 1..n of a world in the CLI; returns the failing seeds' first lines (empty: all
+ * passed), and a line for each counter of `happen` that stayed 0: a world whose knob did not
+ * take effect tests nothing (the hostile worlds once ran without a hostile client).
+ */
+const failing = async (n: number, world: ReadonlyArray<string>, replicas = 4, happen: ReadonlyArray<string> = []): Promise<string[]> => {
+  const run = await runSim(REPO, [...world, "--seeds", String(n), "--replicas", String(replicas), ...(happen.length > 0 ? ["--stats"] : [])], { timeoutMs: 120_000 })
   const summary = new RegExp(`^sim: ${n} seeds`, "m").test(run.output)
   const lines = run.output.split("\n").filter((l) => l.startsWith("FAIL") || l.startsWith("  ") && !l.startsWith("    "))
-  return summary && run.failingSeeds.length === 0 ? [] : [summary ? "" : `the simulator did not finish: ${run.output.slice(-500)}`, ...lines].filter(Boolean)
+  const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
+  const absent = summary ? happen.filter((k) => !((totals[k] ?? 0) > 0)).map((k) => `${k} never happened in this world`) : []
+  return summary && run.failingSeeds.length === 0 && absent.length === 0 ? [] : [summary ? "" : `the simulator did not finish: ${run.output.slice(-500)}`, ...lines, ...absent].filter(Boolean)
 }
 
 test("core world, 3 seeds: 3 documents (one drifting), crashes, partitions, disk latency, failed hub writes, snapshots, mixed protocols", async () => {
@@ -44,11 +50,11 @@ test("snapshots and compaction: crashes aimed at snapshot writes, corrupted and 
 })
 
 test("a large document: 32-64 KiB commands, paged catch-up, snapshots and streams of it (1 seed)", async () => {
-  expect(await failing(1, [...CORE, "--big-kib", "512", "--drifting", "0", "--docs", "1"], 3)).toEqual([])
+  expect(await failing(1, [...CORE, "--big-kib", "512", "--drifting", "0", "--docs", "1"], 3, ["entries:big"])).toEqual([])
 })
 
 test("failed replica writes are reported to the app and lose no command (3 seeds)", async () => {
-  expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"])).toEqual([])
+  expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"], 4, ["replicaWriteFailures"])).toEqual([])
 })
 
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
@@ -68,15 +74,19 @@ test("older-version followers are served entries while the log has them (seeds 8
 })
 
 test("app code that aliases or writes non-plain values is a rejection, never a broken document (2 seeds)", async () => {
-  expect(await failing(2, [...CORE, "--app-bugs", "1"])).toEqual([])
+  expect(await failing(2, [...CORE, "--app-bugs", "1"], 4, ["appBugs"])).toEqual([])
 })
 
 test("hostile clients: bad commands, clientSeq gaps and duplicates, forged clientIds; prototype keys, aliasing, non-plain values (2 + 2 seeds)", async () => {
   const [protocol, state] = await Promise.all([
-    failing(2, [...CORE, "--hostile", "1", "--attacks", PROTOCOL_ATTACKS]),
-    failing(2, [...CORE, "--hostile", "1", "--attacks", STATE_ATTACKS, "--from", "3"]),
+    failing(2, [...CORE, "--hostile", "1", "--attacks", PROTOCOL_ATTACKS], 4, ["hostile", "forged", "hostileAnswered"]),
+    failing(2, [...CORE, "--hostile", "1", "--attacks", STATE_ATTACKS, "--from", "3"], 4, ["hostile", "hostileAnswered"]),
   ])
   expect([...protocol, ...state]).toEqual([])
+})
+
+test("hostile CRDT work: a writer of few-byte, many-op Automerge changes pays for them, and what the hub answered it stays within its budget (2 seeds)", async () => {
+  expect(await failing(2, [...CORE, "--hostile", "1", "--attacks", "legit", "--crdt-heavy", "20"], 3, ["crdtHeavyAccepted", "rateHolds"])).toEqual([])
 })
 
 test("oversized and deeply nested arguments are refused (1 seed, bounded)", async () => {

@@ -246,8 +246,13 @@ export class Hub implements ConnectionAcceptor {
         if (session.closed) return
         if (!this.withinLimits(session, msg)) return
         const ticket = msg.type === "submit" ? this.admit(session, msg) : undefined
+        // The connection is not read past a hello until it is proved: what follows is then
+        // counted on the client's buckets, shared by its connections, not on fresh ones.
+        const proving = msg.type === "hello" && session.sender === undefined
+        if (proving) this.pause(session)
         // One connection's messages are handled in order, even across async document loads.
         session.chain = session.chain.then(() => this.handle(session, msg, ticket)).catch((e) => this.fail(session, e))
+        if (proving) session.chain = session.chain.finally(() => this.resume(session))
         if (ticket !== undefined) session.chain = session.chain.finally(() => ticket.handed || ticket.release())
       },
       onClose: () => {
@@ -375,7 +380,13 @@ export class Hub implements ConnectionAcceptor {
     if (!proof.ok) return refuse({ code: "unauthorized", message: proof.message })
     session.clientId = hello.clientId
     session.sender = { clientId: hello.clientId, incarnation: proof.incarnation, protocol: version }
-    ;({ commands: session.commands, crdtWork: session.crdtWork } = this.bucketsOf(hello.clientId))
+    // What the connection sent before its hello was proved was counted on buckets of its own
+    // (a transport that cannot pause reads on): it is the client's spending too.
+    const shared = this.bucketsOf(hello.clientId)
+    const now = this.options.runtime.now()
+    const wait = Math.max(shared.commands.absorb(session.commands, now), shared.crdtWork.absorb(session.crdtWork, now))
+    ;({ commands: session.commands, crdtWork: session.crdtWork } = shared)
+    if (wait > 0 && session.conn.pause !== undefined) this.holdForRate(session, wait, "Past the client's rate before its hello was proved")
     session.handshakeTimer?.cancel()
     session.handshakeTimer = undefined
     session.principal = principal

@@ -90,6 +90,15 @@ export class TokenBucket {
     return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000)
   }
 
+  /**
+   * Takes what `other` has spent below its burst (a connection's own bucket, used before the
+   * client was known): the milliseconds until this bucket is out of debt, as `borrow`.
+   */
+  absorb(other: TokenBucket, now: number): number {
+    other.refill(now)
+    return this.borrow(Math.max(0, other.burst - other.tokens), now)
+  }
+
   /** Whether the bucket is full (as a new one would be). */
   full(now: number): boolean {
     this.refill(now)

@@ -31,7 +31,7 @@
  * in the ledger's errors.
  */
 import type { Doc, Entry, Machine } from "../../core/index.js"
-import { argsKey, type HostileClients, type RawCommand } from "./hostile.js"
+import { argsKey, type HostileClients, type RawCommand, type RawConn } from "./hostile.js"
 import type { SimProcess } from "./process.js"
 import { TodoPlus, type TodoState } from "./machines.js"
 import { epochs, logForm, viewAt } from "./versioned.js"
@@ -110,6 +110,8 @@ export interface WorldView {
   readonly docs: ReadonlyArray<DocView>
   readonly ledger: Ledger
   readonly hostile: HostileClients | undefined
+  /** The hub's CRDT work budget, when the heavy writer runs (SIM_CRDT_WORK). */
+  readonly crdtWork?: { readonly perSecond: number; readonly burst: number }
   /** clientIds of the honest replicas. */
   readonly replicaIds: ReadonlySet<string>
   readonly incarnations: ReadonlyArray<{ readonly replica: string; readonly proc: SimProcess }>
@@ -230,6 +232,7 @@ export const checkWorld = (w: WorldView): string[] => {
     if (proc.failedWrites > 0 && proc.reportedFailures === 0) fail(`storage: ${replica} had ${proc.failedWrites} failed writes and the app was never told`)
   }
 
+  if (w.hostile !== undefined && w.crdtWork !== undefined) checkCrdtWork(w.hostile, w.crdtWork, fail)
   if (w.hostile !== undefined) checkHostile(w.hostile, w.replicaIds, byKey, bySeq, (docId) => !unreadable.has(docId), fail, submitted)
   return failures
 }
@@ -330,6 +333,32 @@ const checkOlder = (d: DocView, name: string, k: number, upgraded: boolean, doc:
   if (upgraded) return
   if (view.barrier !== undefined) fail(`versions: ${name} (v${k}) is at seq ${doc.confirmedSeq} of ${d.docId}, past entry ${view.barrier} which has no form at v${k}`)
   else if (hash !== view.hash) fail(`convergence: ${name} (v${k}, update-required at ${doc.updateRequired.seq}) hash ${hash} != the v${k} view of ${d.docId} ${view.hash} at its seq ${doc.confirmedSeq}`)
+}
+
+/**
+ * The hub made the heavy writer pay for its CRDT work (hub.ts `chargeCrdtWork`): a submit is
+ * read only while the connection's work bucket is out of debt, and outcomes come in the order
+ * submits were read, so whatever was answered before a command's answer fits in the bucket's
+ * burst plus its rate since the connection's first command (1% and 1 ms for rounding).
+ */
+const checkCrdtWork = (h: HostileClients, budget: { readonly perSecond: number; readonly burst: number }, fail: (s: string) => void): void => {
+  const byConn = new Map<RawConn, RawCommand[]>()
+  for (const c of h.commands) if (c.weight !== undefined) byConn.set(c.conn, [...(byConn.get(c.conn) ?? []), c])
+  for (const [conn, cmds] of byConn) {
+    const start = Math.min(...cmds.map((c) => c.sentAt))
+    // One submit, one answer: its commands share when they were sent and answered.
+    const submits = new Map<string, RawCommand[]>()
+    for (const c of cmds) if (c.answeredAt !== undefined) submits.set(`${c.answeredAt}/${c.sentAt}`, [...(submits.get(`${c.answeredAt}/${c.sentAt}`) ?? []), c])
+    let before = 0
+    for (const submit of [...submits.values()].sort((a, b) => a[0]!.answeredAt! - b[0]!.answeredAt!)) {
+      const at = submit[0]!.answeredAt!
+      const allowed = (budget.burst + (budget.perSecond * (at + 1 - start)) / 1000) * 1.01
+      if (before > allowed) {
+        return fail(`crdt work: ${conn.clientId}'s CRDT updates answered before ${submit[0]!.clientSeq} (at ${at} ms) weigh ${before} µs, more than the ${Math.round(allowed)} µs its budget allows since ${start} ms`)
+      }
+      for (const c of submit) before += c.weight!
+    }
+  }
 }
 
 /** What each hostile command must have come to. */

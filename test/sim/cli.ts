@@ -29,6 +29,7 @@
  *                              type into concurrently, checked by crdt-check.ts (1)
  *   --crdt-automerge P         share of the typing that goes into the Automerge text (0.3)
  *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
+ *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
  * --stats (print the counters of every seed summed, as one JSON line "stats {...}"),
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
@@ -39,8 +40,9 @@ import { ATTACKS, type Attack } from "./hostile.js"
 
 const args = process.argv.slice(2)
 const has = (name: string) => args.includes(`--${name}`)
+// A flag given twice takes its last value: a test's world widens a base list ([...CORE, "--hostile", "1"]).
 const flag = (name: string, fallback: number): number => {
-  const i = args.indexOf(`--${name}`)
+  const i = args.lastIndexOf(`--${name}`)
   if (i < 0) return fallback
   const v = Number(args[i + 1])
   if (!Number.isFinite(v)) {
@@ -50,7 +52,7 @@ const flag = (name: string, fallback: number): number => {
   return v
 }
 const value = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`)
+  const i = args.lastIndexOf(`--${name}`)
   return i >= 0 ? args[i + 1] : undefined
 }
 const verbose = has("verbose")
@@ -99,6 +101,7 @@ const knobs = {
   crdt: flag("crdt", 1) !== 0,
   crdtAutomerge: flag("crdt-automerge", DEFAULTS.crdtAutomerge),
   crdtPastes: flag("crdt-pastes", DEFAULTS.crdtPastes),
+  crdtHeavy: flag("crdt-heavy", DEFAULTS.crdtHeavy),
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 

@@ -20,6 +20,8 @@ import {
 } from "../../core/index.js"
 import { encodeClientMessage } from "../../core/internal.js"
 import type { MemoryNetwork } from "../../adapters/memory/index.js"
+import type { AutomergeTextHandle } from "../../adapters/automerge/index.js"
+import type { CrdtField } from "../../core/crdt/engine.js"
 import { STAMP_KINDS, TodoPlus } from "./machines.js"
 import { pick, plainCommand, todoCommand, TODO_IDS, type Rng } from "./workload.js"
 
@@ -74,7 +76,15 @@ export interface RawCommand {
   localRefusal: string | undefined
   /** Errors received on the connection before this command was sent. */
   readonly errorsBefore: number
+  /** A CRDT update's estimated hub work (its field engine's `weigh`), in µs. */
+  readonly weight?: number
+  /** When its outcome arrived (virtual ms). */
+  answeredAt?: number
 }
+
+/** The heavy writer's field (SimText's Automerge text) and the characters each of its changes inserts and deletes. */
+const HEAVY_FIELD = "am"
+const HEAVY_CHARS = 1_000
 
 /** Identifies canonical bytes (node's native hash: the engine's is slow inside jest's vm context). */
 /** The hostile clients' attacks: the raw client's, and "forged-id" (the forger). */
@@ -215,6 +225,7 @@ export class HostileClients {
         const r = this.commands.find((c) => c.conn === rc && c.docId === m.docId && c.clientSeq === o.clientSeq && c.outcome === undefined && c.localRefusal === undefined)
         if (r === undefined) continue
         r.outcome = "seq" in o ? `seq:${o.seq}` : "rejection" in o ? o.rejection.code : `seqAtMost:${o.seqAtMost}`
+        r.answeredAt = this.rt.now()
         // The hub took a clientSeq gap: it now counts this client far ahead; start afresh.
         if ("seq" in o && (r.attack === "gap" || r.attack === "huge-seq")) rc.spoiled = true
       }
@@ -222,10 +233,11 @@ export class HostileClients {
   }
 
   /** Sends one submit; records each command; the codec may refuse the frame outright. */
-  private submit(rc: RawConn, docId: string, cmds: ReadonlyArray<{ clientSeq: number; name: string; args: unknown; attack: string; expect: Expectation; codes?: ReadonlyArray<string>; original?: RawCommand }>, acked = 0): RawCommand[] {
+  private submit(rc: RawConn, docId: string, cmds: ReadonlyArray<{ clientSeq: number; name: string; args: unknown; attack: string; expect: Expectation; codes?: ReadonlyArray<string>; original?: RawCommand; weight?: number }>, acked = 0): RawCommand[] {
     const recs = cmds.map((c): RawCommand => ({
       conn: rc, docId, clientSeq: c.clientSeq, name: c.name, argsKey: argsKey(c.args), attack: c.attack, expect: c.expect, codes: c.codes,
       original: c.original, sentAt: this.rt.now(), outcome: undefined, localRefusal: undefined, errorsBefore: rc.errors.length,
+      ...(c.weight !== undefined ? { weight: c.weight } : {}),
     }))
     this.commands.push(...recs)
     this.attacks++
@@ -383,6 +395,33 @@ export class HostileClients {
     })
     this.rt.setTimer(1_500, () => this.close(rc, "The forger leaves."))
   }
+
+  /**
+   * The heavy writer: a connection of its own (`heavy-N`) on a CRDT document nobody else
+   * follows, sending Automerge changes that insert and delete CHARS characters each (a few
+   * hundred bytes standing for some 2 x CHARS ops of hub work), one submit at a time as soon as
+   * the last is answered. The hub must make it pay: checker.ts `checkCrdtWork`.
+   */
+  crdtHeavy(target: HostileTarget): void {
+    if (this.heavy === undefined || this.heavy.conn.closed !== undefined) {
+      const clientId = `heavy-${this.nextConn}`
+      const conn = this.connect(clientId, undefined, [target], () => 0, { secret: `secret-of-${clientId}-0123456789` })
+      const field = target.machine.crdt![HEAVY_FIELD]!.engine.create() as CrdtField<AutomergeTextHandle>
+      const updates: unknown[] = []
+      field.onLocalChange((u: unknown) => updates.push(u))
+      this.heavy = { conn, field, updates, next: 1 }
+    }
+    const h = this.heavy
+    if (!h.conn.open || this.commands.some((c) => c.conn === h.conn && c.outcome === undefined)) return
+    h.field.handle.splice(0, 0, "h".repeat(HEAVY_CHARS))
+    h.field.handle.splice(0, HEAVY_CHARS, "")
+    const engine = target.machine.crdt![HEAVY_FIELD]!.engine
+    const name = `$crdt.${HEAVY_FIELD}`
+    const cmds = h.updates.splice(0).map((args) => ({ clientSeq: h.next++, name, args, attack: "crdt-heavy", expect: "refuse-or-harmless" as const, codes: ANY_REFUSAL, weight: engine.weigh(args) }))
+    this.submit(h.conn, target.docId, cmds)
+  }
+
+  private heavy: { readonly conn: RawConn; readonly field: CrdtField<AutomergeTextHandle>; readonly updates: unknown[]; next: number } | undefined
 
   /** Closes every connection (end of the active phase). */
   closeAll(): void {

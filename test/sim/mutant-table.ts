@@ -223,4 +223,10 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "an app's downcast that throws escapes into the hub (fan-out, catch-up) instead of being a barrier for older readers",
     patches: [{ file: "core/schema/versions.ts", anchor: "          } catch {\n            // A downcast that throws", replacement: "          } catch (e) {\n            throw e\n            // A downcast that throws" }],
   },
+  {
+    name: "crdt-work-free",
+    breaks: "CRDT field updates cost their sender nothing: a few hundred bytes of Automerge change standing for thousands of ops are merged as fast as they come",
+    patches: [{ file: "core/authority/hub.ts", anchor: "    const micros = this.crdtWork.weigh(msg)\n", replacement: "    const micros = 0\n" }],
+    simArgs: ["--crdt-heavy", "20", "--attacks", "legit"],
+  },
 ]

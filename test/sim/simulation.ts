@@ -49,6 +49,8 @@ import type { CrdtFields } from "../../core/crdt/fields.js"
 const SIM_INFLIGHT_BYTES = 48 * 1024
 /** Commands per second per connection past the burst (default 5000 and 20,000): low, so catch-ups are held for the rate. */
 const SIM_COMMAND_RATE = { commandsPerSecond: 20, commandBurst: 30 }
+/** The hub's CRDT work budget in a world with the heavy writer (checker.ts checkCrdtWork). */
+export const SIM_CRDT_WORK = { crdtWorkPerSecond: 50_000, crdtWorkBurst: 100_000 }
 
 export interface SimOptions {
   readonly seed: number
@@ -121,6 +123,13 @@ export interface SimOptions {
   /** Probability that a typing burst is 2-4 pastes of 30-100 KiB each into the Yjs text, a few ms apart. Default 0.02. */
   readonly crdtPastes?: number
   /**
+   * The heavy writer (hostile.ts `crdtHeavy`): tries a few-hundred-byte Automerge change worth
+   * thousands of ops this many times a second of the active phase, on a document of its own;
+   * the hub runs with SIM_CRDT_WORK. Needs `crdt` and `hostile`. Its own stream of numbers, so
+   * 0 leaves every seed as it was. Default 0.
+   */
+  readonly crdtHeavy?: number
+  /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
    * with more ops.
@@ -146,7 +155,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -368,7 +377,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         idleDocuments,
         // Small, so the hub's input flow control pauses and resumes links all the time, and
         // replicas back from a partition or a crash with a long outbox are held for the rate.
-        limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE },
+        limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE, ...(o.crdtHeavy > 0 ? SIM_CRDT_WORK : {}) },
         onEvent: (e) => {
           if (e.type === "doc-broken" || e.type === "doc-load-failed") {
             // A failed write breaks the document on purpose (it reloads); anything else is a bug,
@@ -623,6 +632,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (doc === undefined || !r.proc.alive || doc.isClosed) return
       const invalid = spec.kind === "todo" && rng() < 0.05
       const [name, args] = invalid ? ["rename", { id: 7 }] : spec.kind === "versioned" ? versionedCommand(rng, r.version) : honestCommand(rng, spec.machine, doc.state, bigPlan, o.appBugs)
+      // The app bugs of TodoPlus (workload.ts todoCommand): aliasing and non-plain writes.
+      if (spec.kind === "todo" && (name === "alias" || name === "stamp")) stats.appBugs = (stats.appBugs ?? 0) + 1
       // A read-only document (update-required) refuses locally: that is its contract.
       const readOnly = spec.kind === "versioned" && doc.updateRequired !== undefined
       let receipt: ReturnType<Doc<any>["submit"]>
@@ -785,6 +796,19 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         net.stopServer()
         rt.setTimer(100 + Math.floor(fleetRng() * 1000), startHub)
       })
+    }
+
+    // The heavy writer: its own stream, its own document (nobody else follows it).
+    if (o.crdtHeavy > 0 && textSpec !== undefined && hostile !== undefined) {
+      const heavyRng = seededRandom(seed ^ 0x4ea7)
+      const target = { docId: "text-heavy", machine: SimText }
+      for (let t = Math.floor(heavyRng() * 500); t < activeMs; t += 1 + Math.floor(heavyRng() * (2000 / o.crdtHeavy))) {
+        rt.setTimer(t, () => {
+          if (phase !== "active") return
+          stats.crdtHeavy = (stats.crdtHeavy ?? 0) + 1
+          hostile.crdtHeavy(target)
+        })
+      }
     }
 
     // Schedule the active phase up front, so the order of events depends on the seed only.
@@ -992,11 +1016,17 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       docs: views,
       ledger,
       hostile,
+      ...(o.crdtHeavy > 0 ? { crdtWork: { perSecond: SIM_CRDT_WORK.crdtWorkPerSecond, burst: SIM_CRDT_WORK.crdtWorkBurst } } : {}),
       replicaIds: new Set(replicas.map((r) => r.clientId).filter((c): c is string => c !== undefined)),
       incarnations: replicas.flatMap((r) => r.incarnations.map((p) => ({ replica: r.name, proc: p }))),
     }), ...textFailures]
     // Hostile commands the hub answered (a raw client refused at its hello attacks nothing).
     if (hostile !== undefined) stats.hostileAnswered = hostile.commands.filter((c) => c.outcome !== undefined).length
+    if (hostile !== undefined && o.crdtHeavy > 0) {
+      const heavy = hostile.commands.filter((c) => c.weight !== undefined && c.outcome !== undefined)
+      stats.crdtHeavyAnswered = heavy.length
+      stats.crdtHeavyAccepted = heavy.filter((c) => c.outcome!.startsWith("seq:")).length
+    }
     stats.events = trace.length
     stats.timers = guard.events
     const digest = hashState(digestParts)

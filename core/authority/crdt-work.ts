@@ -33,18 +33,18 @@ export class CrdtWorkGauge {
     }
   }
 
-  /** Estimated µs of hub work in the CRDT updates of `msg` (0 when it carries none). */
-  weigh(msg: Submit): number {
-    if (this.engines.size === 0) return 0
-    let micros = 0
-    for (const cmd of msg.commands) {
+  /** Estimated µs of hub work in each command of `msg` (0 for a command that is not a merge), or undefined when it carries no merge. */
+  weigh(msg: Submit): number[] | undefined {
+    if (this.engines.size === 0) return undefined
+    let weights: number[] | undefined
+    msg.commands.forEach((cmd, i) => {
       const engines = this.engines.get(cmd.name)
-      if (engines === undefined) continue
+      if (engines === undefined) return
       let most = 0
       for (const engine of engines) most = Math.max(most, engine.weigh(msg.compact === true ? expand(engine, cmd.args) : cmd.args))
-      micros += most
-    }
-    return micros
+      ;(weights ??= new Array<number>(msg.commands.length).fill(0))[i] = most
+    })
+    return weights
   }
 }
 

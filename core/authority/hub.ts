@@ -122,6 +122,12 @@ interface Session {
   pauses: number
   /** Set while commands over the rate hold the connection paused: resumes when the bucket is out of debt. */
   rateHold: Timer | undefined
+  /**
+   * Messages read while the connection is held for its rate (a socket read delivers every
+   * frame it holds; the pause stops the next read), and the rest of a submit whose CRDT work
+   * the client cannot pay for yet: handled in order when the hold ends.
+   */
+  readonly held: Array<{ readonly msg: ClientMessage; readonly counted: boolean }>
   /** When the rate hold ends (runtime ms): the later of its buckets' debts. */
   rateHoldUntil: number
 }
@@ -225,7 +231,7 @@ export class Hub implements ConnectionAcceptor {
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
       ...this.newBuckets(),
       inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
-      pauses: 0, rateHold: undefined, rateHoldUntil: 0,
+      pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [],
     }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
@@ -242,23 +248,31 @@ export class Hub implements ConnectionAcceptor {
       this.closeSession(session, "handshake-timeout", `Say hello within ${deadline} ms of connecting.`)
     })
     return {
-      onMessage: (msg) => {
-        if (session.closed) return
-        if (!this.withinLimits(session, msg)) return
-        const ticket = msg.type === "submit" ? this.admit(session, msg) : undefined
-        // The connection is not read past a hello until it is proved: what follows is then
-        // counted on the client's buckets, shared by its connections, not on fresh ones.
-        const proving = msg.type === "hello" && session.sender === undefined
-        if (proving) this.pause(session)
-        // One connection's messages are handled in order, even across async document loads.
-        session.chain = session.chain.then(() => this.handle(session, msg, ticket)).catch((e) => this.fail(session, e))
-        if (proving) session.chain = session.chain.finally(() => this.resume(session))
-        if (ticket !== undefined) session.chain = session.chain.finally(() => ticket.handed || ticket.release())
-      },
+      onMessage: (msg) => this.receive(session, msg),
       onClose: () => {
         this.drop(session)
       },
     }
+  }
+
+  /** A message read from the connection: checked and handled, or kept while the connection is held for its rate. */
+  private receive(session: Session, read: ClientMessage, counted = false): void {
+    if (session.closed) return
+    if (session.rateHold !== undefined) {
+      session.held.push({ msg: read, counted })
+      return
+    }
+    const msg = this.withinLimits(session, read, counted)
+    if (msg === undefined || msg.type === "submit" && msg.commands.length === 0 && read.type === "submit" && read.commands.length > 0) return
+    const ticket = msg.type === "submit" ? this.admit(session, msg) : undefined
+    // The connection is not read past a hello until it is proved: what follows is then
+    // counted on the client's buckets, shared by its connections, not on fresh ones.
+    const proving = msg.type === "hello" && session.sender === undefined
+    if (proving) this.pause(session)
+    // One connection's messages are handled in order, even across async document loads.
+    session.chain = session.chain.then(() => this.handle(session, msg, ticket)).catch((e) => this.fail(session, e))
+    if (proving) session.chain = session.chain.finally(() => this.resume(session))
+    if (ticket !== undefined) session.chain = session.chain.finally(() => ticket.handed || ticket.release())
   }
 
   /**
@@ -297,34 +311,55 @@ export class Hub implements ConnectionAcceptor {
     session.rateHoldUntil = until
     session.rateHold = this.options.runtime.setTimer(ms, () => {
       session.rateHold = undefined
+      // What was read meanwhile goes first, in order (it may hold the connection again).
+      while (session.rateHold === undefined && !session.closed && session.held.length > 0) {
+        const { msg, counted } = session.held.shift()!
+        this.receive(session, msg, counted)
+      }
       this.resume(session)
     })
   }
 
   /**
    * CRDT updates pay for their estimated work (crdt-work.ts) from the client's work bucket as
-   * the frame arrives. A paused transport is held until the debt is paid; one that cannot
-   * pause pays at most the burst per submit (a single large update still goes through), and
-   * false means it cannot pay.
+   * the frame arrives, command by command. On a transport that can pause, the merge that
+   * overdraws the bucket goes through and the connection is held until the debt is paid; the
+   * rest of its submit waits for that in `held` (a submit of a thousand merges is not merged
+   * in one go on the strength of an empty debt). One that cannot pause is closed when a merge
+   * comes while the bucket is in debt. Returns the part of the submit to handle now, or
+   * undefined when the connection must close.
    */
-  private chargeCrdtWork(session: Session, msg: Submit, now: number): boolean {
-    const micros = this.crdtWork.weigh(msg)
-    if (micros <= 0 || this.limits.crdtWorkPerSecond <= 0) return true
-    if (session.conn.pause === undefined) return session.crdtWork.take(Math.min(micros, this.limits.crdtWorkBurst), now)
-    const wait = session.crdtWork.borrow(micros, now)
-    if (wait > 0) this.holdForRate(session, wait, `CRDT work past ${this.limits.crdtWorkPerSecond} µs per second`)
-    return true
+  private chargeCrdtWork(session: Session, msg: Submit, now: number): Submit | undefined {
+    const weights = this.limits.crdtWorkPerSecond > 0 ? this.crdtWork.weigh(msg) : undefined
+    if (weights === undefined) return msg
+    const bucket = session.crdtWork
+    const pausable = session.conn.pause !== undefined
+    for (let i = 0; i < weights.length; i++) {
+      if (weights[i] === 0) continue
+      if (bucket.inDebt(now)) {
+        if (!pausable) return undefined
+        session.held.unshift({ msg: { ...msg, commands: msg.commands.slice(i) }, counted: true })
+        this.holdForRate(session, bucket.borrow(0, now), `CRDT work past ${this.limits.crdtWorkPerSecond} µs per second`)
+        return { ...msg, commands: msg.commands.slice(0, i) }
+      }
+      bucket.borrow(weights[i]!, now)
+    }
+    const wait = bucket.borrow(0, now)
+    if (wait > 0 && pausable) this.holdForRate(session, wait, `CRDT work past ${this.limits.crdtWorkPerSecond} µs per second`)
+    return msg
   }
 
   /** Rate and size limits, checked as messages arrive (before any queueing). */
-  private withinLimits(session: Session, msg: ClientMessage): boolean {
+  private withinLimits(session: Session, msg: ClientMessage, counted: boolean): ClientMessage | undefined {
     const now = this.options.runtime.now()
-    const over = (code: string, message: string, close: boolean): false => {
+    const over = (code: string, message: string, close: boolean): undefined => {
       this.report({ type: "limit", code, message })
       session.conn.send({ type: "error", code, message, ...("docId" in msg ? { docId: msg.docId } : {}) })
       if (close) this.closeSession(session, code, message)
-      return false
+      return undefined
     }
+    // The rest of a submit held for its CRDT work was counted as it was read.
+    if (counted && msg.type === "submit") return this.chargeCrdtWork(session, msg, now) ?? over("rate-limited", this.crdtRateMessage(), true)
     if (!session.messages.take(1, now)) {
       return over("rate-limited", `More than ${this.limits.messagesPerSecond} messages per second; slow down and reconnect.`, true)
     }
@@ -339,11 +374,13 @@ export class Hub implements ConnectionAcceptor {
       } else if (!session.commands.take(msg.commands.length, now)) {
         return over("rate-limited", `More than ${this.limits.commandsPerSecond} commands per second; slow down and reconnect.`, true)
       }
-      if (!this.chargeCrdtWork(session, msg, now)) {
-        return over("rate-limited", `CRDT updates worth more than ${this.limits.crdtWorkPerSecond} µs of the hub's work per second; slow down and reconnect.`, true)
-      }
+      return this.chargeCrdtWork(session, msg, now) ?? over("rate-limited", this.crdtRateMessage(), true)
     }
-    return true
+    return msg
+  }
+
+  private crdtRateMessage(): string {
+    return `CRDT updates worth more than ${this.limits.crdtWorkPerSecond} µs of the hub's work per second; slow down and reconnect.`
   }
 
   private async handshake(session: Session, hello: Hello): Promise<void> {
@@ -612,6 +649,7 @@ export class Hub implements ConnectionAcceptor {
     session.handshakeTimer = undefined
     session.rateHold?.cancel()
     session.rateHold = undefined
+    session.held.length = 0
     // Read again, so the close handshake completes (a paused socket never reads the peer's close frame).
     if (session.pauses > 0) session.conn.resume?.()
     this.sessions.delete(session)

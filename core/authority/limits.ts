@@ -99,6 +99,12 @@ export class TokenBucket {
     return this.borrow(Math.max(0, other.burst - other.tokens), now)
   }
 
+  /** Whether the bucket is in debt (spent past what it held). */
+  inDebt(now: number): boolean {
+    this.refill(now)
+    return this.tokens < 0
+  }
+
   /** Whether the bucket is full (as a new one would be). */
   full(now: number): boolean {
     this.refill(now)

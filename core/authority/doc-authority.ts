@@ -175,6 +175,12 @@ export interface AuthorityHooks<S> {
   /** Nobody follows the document and nothing is in flight (see the header): it may be unloaded. */
   readonly onIdle?: (doc: DocAuthority<S>) => void
   readonly onReport?: (report: { readonly docId: string; readonly code: string; readonly message: string }) => void
+  /**
+   * A CRDT merge command was checked and merged (or refused) in `micros` of the runtime's
+   * clock: what it cost, which its estimate (crdt-work.ts) may have missed (Yjs places an item
+   * by scanning its neighbours in the document, which the update's bytes do not show).
+   */
+  readonly onCrdtWork?: (clientId: string, command: object, micros: number) => void
 }
 
 export class DocAuthority<S = unknown> {
@@ -829,6 +835,7 @@ export class DocAuthority<S = unknown> {
           }
           let stored: StoredOutcome
           let outcome: Outcome
+          const started = this.crdt !== undefined ? this.runtime.now() : 0
           const decodedArgs = refuse !== undefined
             ? { ok: false as const, rejection: refuse }
             : "rejection" in bounded ? { ok: false as const, rejection: bounded.rejection } : accepted ?? decodeArgs(this.machine, cmd.name, args)
@@ -869,6 +876,7 @@ export class DocAuthority<S = unknown> {
           }
           table.record(clientId, incarnation, cmd.clientSeq, stored)
           out.push(outcome)
+          if (crdtField !== undefined) this.hooks.onCrdtWork?.(clientId, cmd, (this.runtime.now() - started) * 1000)
         }
       }
     } catch (e) {

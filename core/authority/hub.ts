@@ -596,6 +596,11 @@ export class Hub implements ConnectionAcceptor {
       const loading: Promise<DocAuthority<any>> = before.then(() => DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, {
         onBroken: (doc, error) => this.broken(doc, error),
         onReport: (r) => this.report({ type: "doc-report", ...r }),
+        // What a merge cost past its estimate: the client's next merge waits for it.
+        onCrdtWork: (clientId, command, micros) => {
+          const excess = this.crdtWork.excess(command, micros)
+          if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, this.options.runtime.now())
+        },
         // Idle: nobody follows it, nothing in flight. Kept a while; a later use after that loads it again from storage.
         onIdle: (doc) => {
           if (this.docs.get(docId) === loading) this.idleDocs.keep(docId, { doc, loading }, doc.stateSize)

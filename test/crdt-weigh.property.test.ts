@@ -10,6 +10,16 @@ import * as A from "@automerge/automerge"
 import * as Y from "yjs"
 import { automergeDoc, automergeText } from "../adapters/automerge/index.js"
 import { yText } from "../adapters/yjs/index.js"
+import type { CrdtEngine } from "../core/crdt/engine.js"
+
+/** Every Automerge update weighs at least its decoded ops (30 µs each) and changes (35 µs each). */
+const expectWeighsDecodedOps = (engine: CrdtEngine<any>, updates: unknown[]): void => {
+  for (const u of updates) {
+    const changes = u as Uint8Array[]
+    const ops = changes.reduce((n, c) => n + A.decodeChange(c).ops.length, 0)
+    expect(engine.weigh(u)).toBeGreaterThanOrEqual(30 * ops + 35 * changes.length)
+  }
+}
 
 type Edit =
   | { readonly k: "insert"; readonly at: number; readonly n: number }
@@ -31,11 +41,7 @@ test("Automerge text: weigh is at least the decoded ops and changes of every upd
       if (e.k === "insert") field.handle.splice(e.at % (len + 1), 0, "ab".repeat(e.n).slice(0, e.n))
       else if (len > 0) field.handle.splice(e.at % len, Math.min(e.n, len - (e.at % len)), "")
     }
-    for (const u of updates) {
-      const changes = u as Uint8Array[]
-      const ops = changes.reduce((n, c) => n + A.decodeChange(c).ops.length, 0)
-      expect(engine.weigh(u)).toBeGreaterThanOrEqual(30 * ops + 35 * changes.length)
-    }
+    expectWeighsDecodedOps(engine, updates)
     field.destroy()
   }), { numRuns: 40 })
 })
@@ -60,11 +66,7 @@ test("Automerge document: map puts, nested values and list edits weigh at least 
         else d.m.nested = { v: s.v, inner: [s.v, { w: s.v }] }
       })
     }
-    for (const u of updates) {
-      const changes = u as Uint8Array[]
-      const ops = changes.reduce((n, c) => n + A.decodeChange(c).ops.length, 0)
-      expect(engine.weigh(u)).toBeGreaterThanOrEqual(30 * ops + 35 * changes.length)
-    }
+    expectWeighsDecodedOps(engine, updates)
     field.destroy()
   }), { numRuns: 30 })
 })

@@ -1,7 +1,7 @@
 /**
  * Ways around the CRDT work charge an attack review found (hub-crdt-work.test.ts has the
  * charge itself). Each update here is an Automerge change of about 170 bytes re-deleting
- * 2,000 characters another change deleted (test/support/automerge-redeletes.ts), about
+ * 3,000 characters another change deleted (test/support/automerge-redeletes.ts), about
  * 60,000 µs of estimated work; the budget is 50,000 µs a second, 50,000 at once.
  * - A submit carrying many merges was merged whole: the hold stopped only the next message.
  * - Frames of one socket read were all handled: the pause stops the next read, not this one.
@@ -24,7 +24,7 @@ const engine = Notes.crdt!.body!.engine
 const RATE = 50_000
 const BURST = 50_000
 const LIMITS = { crdtWorkPerSecond: RATE, crdtWorkBurst: BURST }
-const CHARS = 2_000
+const CHARS = 3_000
 const COPIES = 10
 
 const unpausable = (hub: Hub): ConnectionAcceptor => ({

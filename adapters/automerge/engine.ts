@@ -279,10 +279,11 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
  * The hub work of an update, in estimated µs, from its bytes (`measureChunk`, as `validate`
  * bounds it): validating and merging cost 18-43 µs an op on the machine measured (100,000
  * inserted characters 1.8 s; 100,000 deleted, 153 bytes, 2.8 s; 25,000 map puts 0.76 s; an
- * attack review's re-deletes 43 µs an op, median of 9), so 45 an op, 35 a change and 0.3 a
- * byte. Map ops deep in nested maps cost more (validate weighs them by depth); what an
- * estimate misses, the hub measures and charges after the merge (core/authority/crdt-work.ts).
- * What `validate` refuses before decoding weighs only what was read to refuse it.
+ * attack review's re-deletes 43 µs an op, median of 9). The estimate takes the cheap end, 20
+ * an op (a paste is not charged twice its cost), plus 35 a change and 0.3 a byte: what it
+ * misses (deletes, map ops deep in nested maps) the hub measures as the update merges and
+ * charges after it (core/authority/crdt-work.ts). What `validate` refuses before decoding
+ * weighs only what was read to refuse it.
  */
 const weighUpdate = (update: unknown, maxBytes: number, maxOps: number): number => {
   if (!Array.isArray(update) || update.length > MAX_CHANGES || !update.every(isBytes)) return 0
@@ -296,7 +297,7 @@ const weighUpdate = (update: unknown, maxBytes: number, maxOps: number): number 
     if (!m.ok) break
     ops += m.ops
   }
-  return micros + 45 * ops
+  return micros + 20 * ops
 }
 
 export interface AutomergeFieldOptions extends CrdtLimits {

@@ -17,4 +17,5 @@ export const systemRuntime: Runtime = {
   },
   random: randomUnit,
   randomBytes: (length) => globalThis.crypto.getRandomValues(new Uint8Array(length)),
+  monotonic: () => performance.now(),
 }

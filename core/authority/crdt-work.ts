@@ -40,6 +40,11 @@ export class CrdtWorkGauge {
     }
   }
 
+  /** Whether `msg` carries a merge command. */
+  carriesMerges(msg: Submit): boolean {
+    return this.engines.size > 0 && msg.commands.some((c) => this.engines.has(c.name))
+  }
+
   /** Estimated µs of hub work in each command of `msg` (0 for a command that is not a merge), or undefined when it carries no merge. */
   weigh(msg: Submit): number[] | undefined {
     if (this.engines.size === 0) return undefined
@@ -55,9 +60,12 @@ export class CrdtWorkGauge {
     return weights
   }
 
-  /** What a merge cost past its estimate, in µs (0 when the estimate covered it). */
-  excess(command: object, micros: number): number {
-    return Math.max(0, micros - (this.estimates.get(command) ?? 0))
+  /**
+   * What a merge cost past its estimate, in µs (0 when the estimate covered it), at most
+   * `cap`: a clock that jumped, or a pause of the whole process, is not one client's work.
+   */
+  excess(command: object, micros: number, cap: number): number {
+    return Math.min(cap, Math.max(0, micros - (this.estimates.get(command) ?? 0)))
   }
 }
 

@@ -333,6 +333,11 @@ export class DocAuthority<S = unknown> {
   }
 
   /** A compact (protocol 2) command's arguments, expanded to their encoded form by its schema. */
+  /** Milliseconds on a clock that does not step, for timing merges (the runtime's wall clock may jump). */
+  private elapsed(): number {
+    return this.runtime.monotonic?.() ?? this.runtime.now()
+  }
+
   private expand(name: string, args: unknown, version = this.machine.version): { args: unknown } | { rejection: Rejection } {
     // A session at an older version encodes by that version's schemas; built-ins are canonical values.
     const machine = this.history !== undefined && this.history.has(version) ? this.history.at(version) : this.machine
@@ -835,7 +840,7 @@ export class DocAuthority<S = unknown> {
           }
           let stored: StoredOutcome
           let outcome: Outcome
-          const started = this.crdt !== undefined ? this.runtime.now() : 0
+          const started = this.crdt !== undefined ? this.elapsed() : 0
           const decodedArgs = refuse !== undefined
             ? { ok: false as const, rejection: refuse }
             : "rejection" in bounded ? { ok: false as const, rejection: bounded.rejection } : accepted ?? decodeArgs(this.machine, cmd.name, args)
@@ -876,7 +881,7 @@ export class DocAuthority<S = unknown> {
           }
           table.record(clientId, incarnation, cmd.clientSeq, stored)
           out.push(outcome)
-          if (crdtField !== undefined) this.hooks.onCrdtWork?.(clientId, cmd, (this.runtime.now() - started) * 1000)
+          if (crdtField !== undefined) this.hooks.onCrdtWork?.(clientId, cmd, (this.elapsed() - started) * 1000)
         }
       }
     } catch (e) {

@@ -127,9 +127,23 @@ interface Session {
    * frame it holds; the pause stops the next read), and the rest of a submit whose CRDT work
    * the client cannot pay for yet: handled in order when the hold ends.
    */
-  readonly held: Array<{ readonly msg: ClientMessage; readonly counted: boolean }>
+  readonly held: Array<Held>
+  /**
+   * A submit carrying CRDT merges is with its document: the connection is not read, and what
+   * it already sent waits in `held`, until those merges are done. What a merge cost past its
+   * estimate is charged when it is done (crdt-work.ts), and must hold the next merge: merges
+   * queued to the document together would all run before the first one was measured.
+   */
+  merging: boolean
   /** When the rate hold ends (runtime ms): the later of its buckets' debts. */
   rateHoldUntil: number
+}
+
+/** A message read while its connection was held, or the rest of a submit (counted as it was read, its merges weighed). */
+interface Held {
+  readonly msg: ClientMessage
+  readonly counted: boolean
+  readonly weights?: ReadonlyArray<number>
 }
 
 /** What a client may send, shared by its connections. */
@@ -231,7 +245,7 @@ export class Hub implements ConnectionAcceptor {
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
       ...this.newBuckets(),
       inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
-      pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [],
+      pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false,
     }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
@@ -256,15 +270,20 @@ export class Hub implements ConnectionAcceptor {
   }
 
   /** A message read from the connection: checked and handled, or kept while the connection is held for its rate. */
-  private receive(session: Session, read: ClientMessage, counted = false): void {
+  private receive(session: Session, read: ClientMessage, counted = false, weights?: ReadonlyArray<number>): void {
     if (session.closed) return
-    if (session.rateHold !== undefined) {
+    if (session.rateHold !== undefined || session.merging) {
       session.held.push({ msg: read, counted })
       return
     }
-    const msg = this.withinLimits(session, read, counted)
+    const msg = this.withinLimits(session, read, counted, weights)
     if (msg === undefined || msg.type === "submit" && msg.commands.length === 0 && read.type === "submit" && read.commands.length > 0) return
-    const ticket = msg.type === "submit" ? this.admit(session, msg) : undefined
+    const merges = msg.type === "submit" && this.crdtWork.carriesMerges(msg)
+    if (merges) {
+      session.merging = true
+      this.pause(session)
+    }
+    const ticket = msg.type === "submit" ? this.admit(session, msg, merges) : undefined
     // The connection is not read past a hello until it is proved: what follows is then
     // counted on the client's buckets, shared by its connections, not on fresh ones.
     const proving = msg.type === "hello" && session.sender === undefined
@@ -281,10 +300,31 @@ export class Hub implements ConnectionAcceptor {
    * stops reading the connection (on a transport that can pause; TCP then slows the writer)
    * until they are down to half.
    */
-  private admit(session: Session, msg: Submit): Ticket {
+  private admit(session: Session, msg: Submit, merges: boolean): Ticket {
     let bytes = 16
     for (const c of msg.commands) bytes += 16 + c.name.length * 3 + sizeBound(c.args)
-    return { handed: false, release: session.inflow.take(bytes) }
+    const done = session.inflow.take(bytes)
+    if (!merges) return { handed: false, release: done }
+    let released = false
+    return {
+      handed: false,
+      release: () => {
+        done()
+        if (released) return
+        released = true
+        session.merging = false
+        this.release(session)
+      },
+    }
+  }
+
+  /** A hold or a merge gate ended: what was read meanwhile goes first, in order (it may hold the connection again). */
+  private release(session: Session): void {
+    while (session.rateHold === undefined && !session.merging && !session.closed && session.held.length > 0) {
+      const { msg, counted, weights } = session.held.shift()!
+      this.receive(session, msg, counted, weights)
+    }
+    this.resume(session)
   }
 
   private pause(session: Session): void {
@@ -311,12 +351,7 @@ export class Hub implements ConnectionAcceptor {
     session.rateHoldUntil = until
     session.rateHold = this.options.runtime.setTimer(ms, () => {
       session.rateHold = undefined
-      // What was read meanwhile goes first, in order (it may hold the connection again).
-      while (session.rateHold === undefined && !session.closed && session.held.length > 0) {
-        const { msg, counted } = session.held.shift()!
-        this.receive(session, msg, counted)
-      }
-      this.resume(session)
+      this.release(session)
     })
   }
 
@@ -329,8 +364,9 @@ export class Hub implements ConnectionAcceptor {
    * comes while the bucket is in debt. Returns the part of the submit to handle now, or
    * undefined when the connection must close.
    */
-  private chargeCrdtWork(session: Session, msg: Submit, now: number): Submit | undefined {
-    const weights = this.limits.crdtWorkPerSecond > 0 ? this.crdtWork.weigh(msg) : undefined
+  private chargeCrdtWork(session: Session, msg: Submit, now: number, known?: ReadonlyArray<number>): Submit | undefined {
+    // Weighed once, as the frame arrives: the rest of a split submit keeps its weights.
+    const weights = this.limits.crdtWorkPerSecond > 0 ? known ?? this.crdtWork.weigh(msg) : undefined
     if (weights === undefined) return msg
     const bucket = session.crdtWork
     const pausable = session.conn.pause !== undefined
@@ -338,7 +374,7 @@ export class Hub implements ConnectionAcceptor {
       if (weights[i] === 0) continue
       if (bucket.inDebt(now)) {
         if (!pausable) return undefined
-        session.held.unshift({ msg: { ...msg, commands: msg.commands.slice(i) }, counted: true })
+        session.held.unshift({ msg: { ...msg, commands: msg.commands.slice(i) }, counted: true, weights: weights.slice(i) })
         this.holdForRate(session, bucket.borrow(0, now), `CRDT work past ${this.limits.crdtWorkPerSecond} µs per second`)
         return { ...msg, commands: msg.commands.slice(0, i) }
       }
@@ -350,7 +386,7 @@ export class Hub implements ConnectionAcceptor {
   }
 
   /** Rate and size limits, checked as messages arrive (before any queueing). */
-  private withinLimits(session: Session, msg: ClientMessage, counted: boolean): ClientMessage | undefined {
+  private withinLimits(session: Session, msg: ClientMessage, counted: boolean, weights?: ReadonlyArray<number>): ClientMessage | undefined {
     const now = this.options.runtime.now()
     const over = (code: string, message: string, close: boolean): undefined => {
       this.report({ type: "limit", code, message })
@@ -359,7 +395,7 @@ export class Hub implements ConnectionAcceptor {
       return undefined
     }
     // The rest of a submit held for its CRDT work was counted as it was read.
-    if (counted && msg.type === "submit") return this.chargeCrdtWork(session, msg, now) ?? over("rate-limited", this.crdtRateMessage(), true)
+    if (counted && msg.type === "submit") return this.chargeCrdtWork(session, msg, now, weights) ?? over("rate-limited", this.crdtRateMessage(), true)
     if (!session.messages.take(1, now)) {
       return over("rate-limited", `More than ${this.limits.messagesPerSecond} messages per second; slow down and reconnect.`, true)
     }
@@ -421,8 +457,9 @@ export class Hub implements ConnectionAcceptor {
     // (a transport that cannot pause reads on): it is the client's spending too.
     const shared = this.bucketsOf(hello.clientId)
     const now = this.options.runtime.now()
-    const wait = Math.max(shared.commands.absorb(session.commands, now), shared.crdtWork.absorb(session.crdtWork, now))
+    const wait = Math.max(0, ...[shared.commands.absorb(session.commands, now), shared.crdtWork.absorb(session.crdtWork, now)].filter(Number.isFinite))
     ;({ commands: session.commands, crdtWork: session.crdtWork } = shared)
+    // (A bucket whose rate is 0 never refills: a burst, then refusals, never a hold for ever.)
     if (wait > 0 && session.conn.pause !== undefined) this.holdForRate(session, wait, "Past the client's rate before its hello was proved")
     session.handshakeTimer?.cancel()
     session.handshakeTimer = undefined
@@ -598,7 +635,8 @@ export class Hub implements ConnectionAcceptor {
         onReport: (r) => this.report({ type: "doc-report", ...r }),
         // What a merge cost past its estimate: the client's next merge waits for it.
         onCrdtWork: (clientId, command, micros) => {
-          const excess = this.crdtWork.excess(command, micros)
+          if (this.limits.crdtWorkPerSecond <= 0) return
+          const excess = this.crdtWork.excess(command, micros, this.limits.crdtWorkBurst)
           if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, this.options.runtime.now())
         },
         // Idle: nobody follows it, nothing in flight. Kept a while; a later use after that loads it again from storage.

@@ -20,6 +20,12 @@ export interface Runtime {
    * for production).
    */
   randomBytes?(length: number): Uint8Array
+  /**
+   * Milliseconds on a clock that never steps (fractional), for measuring how long work took;
+   * the wall clock of `now` may jump (NTP, a resumed laptop). The system runtime uses
+   * `performance.now()`; without it, durations are measured on `now`.
+   */
+  monotonic?(): number
 }
 
 /** A client id from the runtime's randomness: 16 base-36 characters (about 82 bits). */

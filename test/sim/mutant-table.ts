@@ -194,7 +194,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "rate-hold-stuck",
     breaks: "a connection held for the command rate is never read again (the replica's outbox never drains)",
-    patches: [{ file: "core/authority/hub.ts", anchor: "      session.rateHold = undefined\n      this.resume(session)\n", replacement: "      session.rateHold = undefined\n" }],
+    patches: [{ file: "core/authority/hub.ts", anchor: "      session.rateHold = undefined\n      this.release(session)\n", replacement: "      session.rateHold = undefined\n" }],
   },
   {
     name: "inflow-stuck",
@@ -226,7 +226,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "crdt-work-free",
     breaks: "CRDT field updates cost their sender nothing: a few hundred bytes of Automerge change standing for thousands of ops are merged as fast as they come",
-    patches: [{ file: "core/authority/hub.ts", anchor: "    const micros = this.crdtWork.weigh(msg)\n", replacement: "    const micros = 0\n" }],
+    patches: [{ file: "core/authority/hub.ts", anchor: "known ?? this.crdtWork.weigh(msg) : undefined", replacement: "undefined : undefined" }],
     simArgs: ["--crdt-heavy", "20", "--attacks", "legit"],
   },
 ]

@@ -277,8 +277,10 @@ export class Hub implements ConnectionAcceptor {
       return
     }
     const msg = this.withinLimits(session, read, counted, weights)
+    // Refused, or a submit whose merges all wait in `held` for the client's debt.
     if (msg === undefined || msg.type === "submit" && msg.commands.length === 0 && read.type === "submit" && read.commands.length > 0) return
-    const merges = msg.type === "submit" && this.crdtWork.carriesMerges(msg)
+    // (A transport that cannot pause would deliver on into `held` without bound: no gate there.)
+    const merges = msg.type === "submit" && session.conn.pause !== undefined && this.crdtWork.carriesMerges(msg)
     if (merges) {
       session.merging = true
       this.pause(session)

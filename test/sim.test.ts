@@ -146,10 +146,11 @@ test("the text checker bites: a hub that refuses honest Yjs deletes loses the ke
 /** The mixed fleet with the rest of the world quick: one TodoPlus document, no big one. */
 const FLEET = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "1"]
 
-test("a mixed fleet: machine versions 1..3, the hub upgraded once, replicas upgraded at random moments or never, all faults on (seeds 14-16); the upgrades, compat mode and update-required happen", async () => {
-  // Seeds 14-16: each upgrades a replica with commands in its outbox (rare: 5 of seeds 1-20,
-  // since replicas send with small windows and second tabs open). Seeds move when the world's draws do.
-  const run = await runSim(REPO, [...FLEET, "--seeds", "3", "--from", "14", "--replicas", "5", "--stats", "--quiet"], { timeoutMs: 120_000 })
+test("a mixed fleet: machine versions 1..3, the hub upgraded once, replicas upgraded at random moments or never, all faults on (seeds 12-14); the upgrades, compat mode and update-required happen", async () => {
+  // Seeds 12-14: seed 12 upgrades a replica with commands in its outbox (rare: 3 of seeds
+  // 10-30 since a connection's CRDT merges run one submit at a time). Seeds move when the
+  // world's draws or timings do: re-pick them with --stats when this says one did not happen.
+  const run = await runSim(REPO, [...FLEET, "--seeds", "3", "--from", "12", "--replicas", "5", "--stats", "--quiet"], { timeoutMs: 120_000 })
   expect([run.failingSeeds, run.output.split("\n").filter((l) => l.startsWith("  ") && !l.startsWith("    "))]).toEqual([[], []])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of ["hubUpgrades", "replicaUpgrades", "updateRequired", "compatRefusals", "upgradesWithKeptOutbox", "entries:versioned", "hubCrashes", "compacted"]) {

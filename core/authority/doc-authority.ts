@@ -332,12 +332,12 @@ export class DocAuthority<S = unknown> {
     return c
   }
 
-  /** A compact (protocol 2) command's arguments, expanded to their encoded form by its schema. */
   /** Milliseconds on a clock that does not step, for timing merges (the runtime's wall clock may jump). */
   private elapsed(): number {
     return this.runtime.monotonic?.() ?? this.runtime.now()
   }
 
+  /** A compact (protocol 2) command's arguments, expanded to their encoded form by its schema. */
   private expand(name: string, args: unknown, version = this.machine.version): { args: unknown } | { rejection: Rejection } {
     // A session at an older version encodes by that version's schemas; built-ins are canonical values.
     const machine = this.history !== undefined && this.history.has(version) ? this.history.at(version) : this.machine

@@ -58,18 +58,21 @@ export interface ClientChanges {
   readonly dropLegacy: string[]
 }
 
+/** Read once, not per byte: see core/snapshot/stream-hash.ts (globals are slow in a vm context). */
+const imul = Math.imul
+
 /** 32-bit FNV-1a over a command's name and its canonical argument bytes. */
 export const commandHash = (name: string, args: Uint8Array): number => {
   let h = 0x811c9dc5
   for (let i = 0; i < name.length; i++) {
     h ^= name.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
+    h = imul(h, 0x01000193)
   }
   h ^= 0xff
-  h = Math.imul(h, 0x01000193)
+  h = imul(h, 0x01000193)
   for (let i = 0; i < args.length; i++) {
     h ^= args[i]!
-    h = Math.imul(h, 0x01000193)
+    h = imul(h, 0x01000193)
   }
   return h >>> 0
 }

@@ -12,12 +12,18 @@ const C1 = 0xcc9e2d51
 const C2 = 0x1b873593
 const C3 = 0x85ebca6b
 const C4 = 0xc2b2ae35
+/**
+ * Read once: inside a `vm` context (jest's test environment) every read of a global such as
+ * `Math` goes through the context's interceptor and is not optimized, which made hashing a
+ * 5 MB state take 2 s there instead of 20 ms.
+ */
+const imul = Math.imul
 
 const fmix = (h: number): number => {
   h ^= h >>> 16
-  h = Math.imul(h, C3)
+  h = imul(h, C3)
   h ^= h >>> 13
-  h = Math.imul(h, C4)
+  h = imul(h, C4)
   h ^= h >>> 16
   return h >>> 0
 }
@@ -26,9 +32,9 @@ const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, "0")
 
 /** The first half of a word's mix (shared by full words and the final partial one). */
 const mixK = (k: number): number => {
-  k = Math.imul(k, C1)
+  k = imul(k, C1)
   k = (k << 15) | (k >>> 17)
-  return Math.imul(k, C2)
+  return imul(k, C2)
 }
 
 export class StreamHash {
@@ -56,12 +62,12 @@ export class StreamHash {
       k = mixK(k)
       h1 ^= k
       h1 = (h1 << 13) | (h1 >>> 19)
-      h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0
-      let j = Math.imul(k, C3)
+      h1 = (imul(h1, 5) + 0xe6546b64) | 0
+      let j = imul(k, C3)
       j = (j << 17) | (j >>> 15)
       h2 ^= j
       h2 = (h2 << 11) | (h2 >>> 21)
-      h2 = (Math.imul(h2, 9) + 0x38495ab5 + h1) | 0
+      h2 = (imul(h2, 9) + 0x38495ab5 + h1) | 0
     }
     if (carried === 4) carry = carried = 0
     while (i < n) carry |= bytes[i++]! << (8 * carried++)
@@ -78,7 +84,7 @@ export class StreamHash {
     if (this.carried > 0) {
       const k = mixK(this.carry)
       h1 ^= k
-      h2 ^= Math.imul(k, C3)
+      h2 ^= imul(k, C3)
     }
     h1 ^= n
     h2 ^= Math.floor(n / 4294967296) ^ n

@@ -46,16 +46,21 @@ export const markVerifiedTree = (v: object): void => {
 }
 export const isVerifiedTree = (v: object): boolean => verifiedTrees.has(v)
 
+// Read once, not per value: globals are slow inside a vm context (see core/bytes.ts).
+const { isInteger } = Number
+const { is, getPrototypeOf, keys: ownKeys } = Object
+const { isArray } = Array
+const { isView } = ArrayBuffer
 const toTag = Object.prototype.toString
 /** Uint8Array from any realm. */
-export const isBytes = (v: unknown): v is Uint8Array => ArrayBuffer.isView(v) && toTag.call(v) === "[object Uint8Array]"
+export const isBytes = (v: unknown): v is Uint8Array => isView(v) && toTag.call(v) === "[object Uint8Array]"
 /** Nesting deeper than this is refused: it protects the decoder's stack from hostile input. */
 export const MAX_DEPTH = 512
 
 export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   switch (typeof value) {
     case "number":
-      if (Number.isInteger(value) && value > -INT_LIMIT && value < INT_LIMIT && !Object.is(value, -0)) {
+      if (isInteger(value) && value > -INT_LIMIT && value < INT_LIMIT && !is(value, -0)) {
         w.byte(T_INT)
         w.varint(value >= 0 ? value * 2 : -value * 2 - 1)
       } else if (value !== value) {
@@ -82,7 +87,7 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
         return
       }
       if (depth >= MAX_DEPTH) throw canonError("state-unencodable", `Value nests deeper than ${MAX_DEPTH} levels.`)
-      if (Array.isArray(value)) {
+      if (isArray(value)) {
         w.byte(T_ARRAY)
         w.varint(value.length)
         for (let i = 0; i < value.length; i++) writeValue(w, value[i], depth + 1)
@@ -95,13 +100,13 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
       }
       // Realm-independent (iframes, vm contexts, structuredClone): a plain object's
       // prototype is null or some realm's Object.prototype, whose own prototype is null.
-      const proto = Object.getPrototypeOf(value)
-      if (proto !== null && Object.getPrototypeOf(proto) !== null) {
+      const proto = getPrototypeOf(value)
+      if (proto !== null && getPrototypeOf(proto) !== null) {
         const name = (value as object).constructor?.name ?? "unknown"
         throw canonError("state-unencodable", `A ${name} is not plain data; use objects, arrays, strings, numbers, booleans, null or Uint8Array.`)
       }
       const obj = value as Record<string, unknown>
-      const keys = Object.keys(obj)
+      const keys = ownKeys(obj)
       let count = 0
       for (let i = 0; i < keys.length; i++) if (obj[keys[i]!] !== undefined) count++
       if (keys.length > 1) keys.sort()
@@ -145,7 +150,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
         for (let i = 0; i < 8; i++) {
           if (r.buf[at + i] !== CANONICAL_NAN[i]) fail("A non-canonical NaN.")
         }
-      } else if (Number.isInteger(n) && n > -INT_LIMIT && n < INT_LIMIT && !Object.is(n, -0)) {
+      } else if (isInteger(n) && n > -INT_LIMIT && n < INT_LIMIT && !is(n, -0)) {
         fail("An integer written as a float (not canonical).")
       }
       return n
@@ -198,12 +203,12 @@ export const sizeBound = (value: unknown, depth = 0): number => {
     case "number": return 9
     case "object": {
       if (value === null || depth > MAX_DEPTH) return 1
-      if (Array.isArray(value)) {
+      if (isArray(value)) {
         let n = 6
         for (let i = 0; i < value.length; i++) n += sizeBound(value[i], depth + 1)
         return n
       }
-      if (ArrayBuffer.isView(value)) return 6 + value.byteLength
+      if (isView(value)) return 6 + value.byteLength
       let n = 6
       for (const k in value) n += 6 + k.length * 3 + sizeBound((value as Record<string, unknown>)[k], depth + 1)
       return n

@@ -1,0 +1,128 @@
+/**
+ * Jest's node environment, plus a record of what each test file leaves running. Jest runs
+ * the files in band on CI's two cores: one timer, socket, server or child process a file
+ * forgets keeps the whole run from exiting, and `.ci/run`'s watchdog can then only say that
+ * something did. This environment names it.
+ *
+ * - Timers: the files' `setTimeout` and `setInterval` are wrapped to remember where each was
+ *   set, until it fires or is cleared. A timer a file sets after its teardown is a leak on
+ *   its face (a retry loop nobody stopped).
+ * - Handles (sockets, servers, child processes): those alive at a file's teardown that were
+ *   not alive at its setup are put down to that file.
+ * - If the process is still alive `REPORT_AFTER_MS` after the last teardown (the next file
+ *   would have started by then), the environment prints what is still open and which file
+ *   left it, on stderr. The check's timer is unref'd: it never keeps the process alive.
+ */
+import { TestEnvironment as NodeEnvironment } from "jest-environment-node"
+
+type EnvironmentClass = typeof NodeEnvironment
+
+/** Jest starts the next file at once; `.ci/run` gives up 60 s after the results. */
+const REPORT_AFTER_MS = Number(process.env.CANON_LEAK_REPORT_MS ?? 15_000)
+
+interface TimerRecord {
+  readonly file: string
+  readonly kind: "timeout" | "interval"
+  readonly ms: number
+  readonly at: Error
+  readonly afterTeardown: boolean
+}
+
+/** Shared by every file's environment (one process when jest runs in band). */
+interface Registry {
+  readonly timers: Map<NodeJS.Timeout, TimerRecord>
+  readonly handleFiles: WeakMap<object, string>
+  watchdog: NodeJS.Timeout | undefined
+}
+
+const KEY = Symbol.for("canon.test.leaks")
+const registry: Registry = ((globalThis as Record<symbol, unknown>)[KEY] as Registry | undefined) ??
+  ((globalThis as Record<symbol, unknown>)[KEY] = { timers: new Map(), handleFiles: new WeakMap(), watchdog: undefined } as Registry)
+
+const activeHandles = (): object[] => (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles()
+
+/** A line a person can act on: what the handle is and where it points. */
+const describeHandle = (h: object): string => {
+  const any = h as Record<string, any>
+  const name = h.constructor?.name ?? "handle"
+  if (name === "ChildProcess") return `child process ${any.pid} (${(any.spawnargs as string[] | undefined)?.join(" ").slice(0, 160)})`
+  if (name === "Server") {
+    const a = any.address?.()
+    return `server listening on ${a === null || a === undefined ? "?" : typeof a === "string" ? a : `${a.address}:${a.port}`}`
+  }
+  if (name === "Socket") return `socket ${any.localAddress ?? "?"}:${any.localPort ?? "?"} -> ${any.remoteAddress ?? "?"}:${any.remotePort ?? "?"}`
+  return name
+}
+
+/** The stack of where a timer was set, without this file's frames. */
+const whereSet = (at: Error): string =>
+  (at.stack ?? "").split("\n").slice(1).filter((l) => !l.includes("leak-environment")).slice(0, 6).map((l) => `      ${l.trim()}`).join("\n")
+
+const report = (): void => {
+  const lines: string[] = []
+  for (const [timer, r] of registry.timers) {
+    // One cleared by the real clearTimeout (a module that imported node:timers) is destroyed.
+    if ((timer as unknown as { _destroyed: boolean })._destroyed || !timer.hasRef()) continue
+    lines.push(`  ${r.kind} of ${r.ms} ms set by ${r.file}${r.afterTeardown ? " after its teardown" : ""}:\n${whereSet(r.at)}`)
+  }
+  for (const h of activeHandles()) {
+    const file = registry.handleFiles.get(h)
+    if (file === undefined) continue
+    const ref = (h as { hasRef?: () => boolean }).hasRef
+    if (ref !== undefined && !ref.call(h)) continue
+    lines.push(`  ${describeHandle(h)}, left open by ${file}`)
+  }
+  if (lines.length === 0) return
+  process.stderr.write(`\nStill open ${REPORT_AFTER_MS / 1000} s after the last test file finished (this keeps jest from exiting):\n${lines.join("\n")}\n`)
+}
+
+const withSymbols = <F extends object>(wrapper: F, original: object): F => {
+  for (const s of Object.getOwnPropertySymbols(original)) Object.defineProperty(wrapper, s, Object.getOwnPropertyDescriptor(original, s)!)
+  return wrapper
+}
+
+export default class LeakEnvironment extends NodeEnvironment {
+  private readonly file: string
+  private tornDown = false
+  private handlesAtSetup = new Set<object>()
+
+  constructor(config: ConstructorParameters<EnvironmentClass>[0], context: ConstructorParameters<EnvironmentClass>[1]) {
+    super(config, context)
+    this.file = context.testPath.replace(`${config.projectConfig.rootDir}/`, "")
+    const g = this.global as unknown as Record<string, unknown>
+    const track = (kind: TimerRecord["kind"], set: typeof setTimeout) =>
+      (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]): NodeJS.Timeout => {
+        const timer: NodeJS.Timeout = set((...a: unknown[]) => {
+          if (kind === "timeout") registry.timers.delete(timer)
+          fn(...a)
+        }, ms, ...args)
+        registry.timers.set(timer, { file: this.file, kind, ms: ms ?? 0, at: new Error(), afterTeardown: this.tornDown })
+        return timer
+      }
+    const untrack = (clear: (t: NodeJS.Timeout | undefined) => void) => (t: NodeJS.Timeout | undefined): void => {
+      if (t !== undefined) registry.timers.delete(t)
+      clear(t)
+    }
+    // Keep util.promisify's custom forms of the originals.
+    g.setTimeout = withSymbols(track("timeout", setTimeout), setTimeout)
+    g.setInterval = withSymbols(track("interval", setInterval as unknown as typeof setTimeout), setInterval)
+    g.clearTimeout = untrack(clearTimeout)
+    g.clearInterval = untrack(clearInterval)
+  }
+
+  override async setup(): Promise<void> {
+    if (registry.watchdog !== undefined) clearTimeout(registry.watchdog)
+    registry.watchdog = undefined
+    this.handlesAtSetup = new Set(activeHandles())
+    await super.setup()
+  }
+
+  override async teardown(): Promise<void> {
+    this.tornDown = true
+    for (const h of activeHandles()) if (!this.handlesAtSetup.has(h) && !registry.handleFiles.has(h)) registry.handleFiles.set(h, this.file)
+    this.handlesAtSetup.clear()
+    // Fired timers of this file were removed as they fired; cleared ones when cleared.
+    registry.watchdog = setTimeout(report, REPORT_AFTER_MS).unref()
+    await super.teardown()
+  }
+}

@@ -10,6 +10,9 @@ interface Event {
   readonly at: number
   readonly id: number
   fn: (() => void) | undefined
+  readonly ms: number
+  /** Where it was set (the stack is only formatted if asked for: `armedTimers`). */
+  readonly set: Error
 }
 
 const before = (a: Event, b: Event): boolean => a.at < b.at || (a.at === b.at && a.id < b.id)
@@ -33,7 +36,7 @@ export class VirtualRuntime implements Runtime {
   }
 
   setTimer(ms: number, fn: () => void): Timer {
-    const ev: Event = { at: this.time + Math.max(0, ms), id: this.nextId++, fn }
+    const ev: Event = { at: this.time + Math.max(0, ms), id: this.nextId++, fn, ms, set: new Error() }
     this.push(ev)
     return { cancel: () => { ev.fn = undefined } }
   }
@@ -41,6 +44,21 @@ export class VirtualRuntime implements Runtime {
   /** Number of scheduled events (including cancelled ones not yet reached). */
   get queued(): number {
     return this.heap.length
+  }
+
+  /** Timers set and neither fired nor cancelled: after everything is closed, there should be none. */
+  get armed(): number {
+    let n = 0
+    for (const ev of this.heap) if (ev.fn !== undefined) n++
+    return n
+  }
+
+  /** The armed timers, each as its delay and where it was set (a few frames). */
+  armedTimers(): string[] {
+    return this.heap.filter((ev) => ev.fn !== undefined).map((ev) => {
+      const frames = (ev.set.stack ?? "").split("\n").slice(2).filter((l) => !l.includes("virtual-runtime")).slice(0, 4)
+      return `${ev.ms} ms, set ${frames.map((l) => l.trim().replace(/^at /, "")).join(" < ")}`
+    })
   }
 
   /**

@@ -196,5 +196,7 @@ export class CrdtDocHost {
       await d.flush().catch(() => {})
       d.close()
     }
+    // After the documents: submits waiting off a debt go on, and find them closed.
+    this.work?.close()
   }
 }

@@ -20,7 +20,7 @@
  * ```
  */
 import { TokenBucket } from "../authority/limits.js"
-import type { Runtime } from "../ports/runtime.js"
+import type { Runtime, Timer } from "../ports/runtime.js"
 import { ANONYMOUS } from "../authority/auth.js"
 
 export interface CrdtWorkLimits {
@@ -62,6 +62,9 @@ interface Account {
 export class CrdtWorkBudget {
   readonly #accounts = new Map<string, Account>()
   readonly #limits: CrdtWorkLimits
+  /** Debts being waited off: their timers, and how to let their submits go at close. */
+  readonly #waits = new Map<Timer, () => void>()
+  #closed = false
 
   constructor(private readonly runtime: Runtime, limits: Partial<CrdtWorkLimits> = {}) {
     this.#limits = { ...DEFAULT_CRDT_WORK, ...limits }
@@ -95,6 +98,7 @@ export class CrdtWorkBudget {
    * promise that resolves once it is out of debt and every earlier waiting submit of it went.
    */
   turn(principal: string): Promise<void> | undefined {
+    if (this.#closed) return undefined
     const a = this.#account(principal)
     if (a.tail === undefined && a.bucket.borrow(0, this.runtime.now()) === 0) return undefined
     const mine: Promise<void> = (a.tail ?? Promise.resolve()).then(() => this.#outOfDebt(a)).finally(() => {
@@ -112,12 +116,30 @@ export class CrdtWorkBudget {
   #outOfDebt(a: Account): Promise<void> {
     return new Promise((resolve) => {
       const wait = () => {
-        const ms = a.bucket.borrow(0, this.runtime.now())
-        if (ms === 0) resolve()
-        else this.runtime.setTimer(ms, wait)
+        const ms = this.#closed ? 0 : a.bucket.borrow(0, this.runtime.now())
+        if (ms === 0) return resolve()
+        const timer = this.runtime.setTimer(ms, () => {
+          this.#waits.delete(timer)
+          wait()
+        })
+        this.#waits.set(timer, resolve)
       }
       wait()
     })
+  }
+
+  /**
+   * The host is closing: no debt is waited off any longer. Waiting submits go on at once (and
+   * find their document closed); a debt's timer would otherwise keep the process alive for as
+   * long as the debt (minutes, with a small rate).
+   */
+  close(): void {
+    this.#closed = true
+    for (const [timer, go] of this.#waits) {
+      timer.cancel()
+      go()
+    }
+    this.#waits.clear()
   }
 }
 

@@ -192,6 +192,11 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: AUTH, anchor: "      applyMigration(host, docId, history, marker)\n", replacement: "      applyMigration(host, docId, history, marker)\n      applyMigration(host, docId, history, marker)\n" }],
   },
   {
+    name: "closed-doc-keeps-timer",
+    breaks: "a closed document keeps its idle timer armed (a closed hub's process stays alive until it fires)",
+    patches: [{ file: AUTH, anchor: "    this.quietTimer?.cancel()\n    this.idleTimer?.cancel()\n", replacement: "    this.quietTimer?.cancel()\n" }],
+  },
+  {
     name: "rate-hold-stuck",
     breaks: "a connection held for the command rate is never read again (the replica's outbox never drains)",
     patches: [{ file: "core/authority/hub.ts", anchor: "      session.rateHold = undefined\n      this.release(session)\n", replacement: "      session.rateHold = undefined\n" }],

@@ -49,6 +49,8 @@ import type { CrdtFields } from "../../core/crdt/fields.js"
 const SIM_INFLIGHT_BYTES = 48 * 1024
 /** Commands per second per connection past the burst (default 5000 and 20,000): low, so catch-ups are held for the rate. */
 const SIM_COMMAND_RATE = { commandsPerSecond: 20, commandBurst: 30 }
+/** Virtual time for what is in flight at the end (deliveries: at most 20 ms) before nothing may be armed. */
+const QUIET_AFTER_CLOSE_MS = 200
 /** The hub's CRDT work budget in a world with the heavy writer (checker.ts checkCrdtWork). */
 export const SIM_CRDT_WORK = { crdtWorkPerSecond: 50_000, crdtWorkBurst: 100_000 }
 
@@ -1031,9 +1033,15 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     stats.timers = guard.events
     const digest = hashState(digestParts)
     // Closing waits for writes in flight; a peer that cannot finish them is reported, not awaited.
+    // The replicas first, so the hub closes documents nobody follows any longer (idle, their timers armed).
     await drive("closing the fresh replica", joiner.close()).catch(() => {})
-    await drive("closing the hub", hub!.close()).catch(() => {})
     for (const r of replicas) if (r.client !== undefined) await drive(`closing ${r.name}`, r.client.close()).catch(() => {})
+    await drive("closing the hub", hub!.close()).catch(() => {})
+    // Closed means quiet: a timer a closed hub or client keeps keeps its process alive (a work
+    // budget's debt timer kept a closed hub's process up for minutes).
+    await vrt.run({ forMs: QUIET_AFTER_CLOSE_MS })
+    const armed = vrt.armedTimers()
+    if (armed.length > 0) failures.push(`quiet: ${armed.length} timer(s) still armed ${QUIET_AFTER_CLOSE_MS} ms after the hub and every replica closed; the first: ${armed[0]}`)
     return { seed, failures, digest, stats, trace }
   }
 }

@@ -13,7 +13,7 @@
  * reaches the peer's own heads. Observed: the hub stores the edits but never acknowledges them.
  */
 import { Repo } from "@automerge/automerge-repo"
-import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
+import { StoppableClientAdapter } from "./support/automerge-client.js"
 import { automergeDocEngine, automergeRoute, type AutomergeBox } from "../adapters/automerge-server/index.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
 import { sleep, until } from "./support/ws.js"
@@ -22,7 +22,7 @@ const STORAGE_ID = "canon-hub-storage"
 
 test("a stock Repo hears that the hub has its edits (remote heads for the hub's storage id reach its heads)", async () => {
   const { hub, url, stop } = await crdtRoutesHub([automergeDocEngine()], (host) => [automergeRoute(host, { storageId: STORAGE_ID })])
-  const adapter = new WebSocketClientAdapter(`${url("/automerge")}?token=writer`, 200)
+  const adapter = new StoppableClientAdapter(`${url("/automerge")}?token=writer`, 200)
   const repo = new Repo({ network: [adapter], peerId: "peer-ack" as never })
   try {
     const handle = repo.create<{ n: number }>({ n: 0 })

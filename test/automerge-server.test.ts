@@ -4,7 +4,7 @@
  */
 import * as A from "@automerge/automerge"
 import { Repo, type DocHandle } from "@automerge/automerge-repo"
-import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
+import { StoppableClientAdapter } from "./support/automerge-client.js"
 import { WebSocket } from "ws"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -18,9 +18,9 @@ interface Note {
 }
 
 const repos: Repo[] = []
-const adapters: WebSocketClientAdapter[] = []
+const adapters: StoppableClientAdapter[] = []
 const repo = (url: string, peerId: string): Repo => {
-  const adapter = new WebSocketClientAdapter(url, 200)
+  const adapter = new StoppableClientAdapter(url, 200)
   adapters.push(adapter)
   const r = new Repo({ network: [adapter], peerId: peerId as never })
   repos.push(r)

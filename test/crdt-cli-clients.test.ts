@@ -15,7 +15,7 @@ import * as A from "@automerge/automerge"
 import { WebSocket } from "ws"
 import { WebsocketProvider } from "y-websocket"
 import { Repo, type DocHandle } from "@automerge/automerge-repo"
-import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
+import { StoppableClientAdapter } from "./support/automerge-client.js"
 import { sleep, until } from "./support/ws.js"
 import { encodeRepoMessage, decodeRepoMessage } from "../adapters/automerge-server/protocol.js"
 
@@ -79,9 +79,9 @@ interface Note {
   text: string
 }
 const repos: Repo[] = []
-const adapters: WebSocketClientAdapter[] = []
+const adapters: StoppableClientAdapter[] = []
 const repo = (port: number, peerId: string): Repo => {
-  const adapter = new WebSocketClientAdapter(`ws://127.0.0.1:${port}/automerge`, 200)
+  const adapter = new StoppableClientAdapter(`ws://127.0.0.1:${port}/automerge`, 200)
   adapters.push(adapter)
   const r = new Repo({ network: [adapter], peerId: peerId as never })
   repos.push(r)

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { WebSocket } from "ws"
 import { Repo } from "@automerge/automerge-repo"
-import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
+import { StoppableClientAdapter } from "./support/automerge-client.js"
 import { Hub } from "../core/index.js"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
@@ -54,9 +54,9 @@ const probe = (url: string): Promise<Answer> =>
 let dir: string
 let child: ChildProcess | undefined
 const repos: Repo[] = []
-const adapters: WebSocketClientAdapter[] = []
+const adapters: StoppableClientAdapter[] = []
 const stockRepo = (port: number): Repo => {
-  const adapter = new WebSocketClientAdapter(`ws://127.0.0.1:${port}/automerge`, 50)
+  const adapter = new StoppableClientAdapter(`ws://127.0.0.1:${port}/automerge`, 50)
   adapters.push(adapter)
   const repo = new Repo({ network: [adapter] })
   repos.push(repo)

@@ -69,7 +69,7 @@ class Reader extends ByteReader {
       if (i === 9) throw new Bad("integer too long")
     }
     if (x & 0x40) v -= mul
-    if (!Number.isSafeInteger(v)) throw new Bad("integer out of range")
+    if (!isSafeInteger(v)) throw new Bad("integer out of range")
     return v
   }
 }
@@ -218,6 +218,12 @@ interface ActorState {
   readonly maxOp: number
 }
 
+// Builtins read per op are read once here (globals are slow inside a vm context; core/bytes.ts).
+const { isSafeInteger } = Number
+const { isArray } = Array
+const { max } = Math
+const toNumber = Number
+
 const ROOT = "_root"
 const HEAD = "_head"
 const MAKES: Record<string, ObjType> = { makeMap: "map", makeList: "list", makeText: "text", makeTable: "table" }
@@ -238,8 +244,8 @@ const ACTIONS = new Set(["makeMap", "makeList", "makeText", "makeTable", "set", 
 
 const counterOf = (opId: string): number => {
   const at = opId.indexOf("@")
-  const n = at > 0 ? Number(opId.slice(0, at)) : NaN
-  return Number.isSafeInteger(n) && n > 0 ? n : -1
+  const n = at > 0 ? toNumber(opId.slice(0, at)) : NaN
+  return isSafeInteger(n) && n > 0 ? n : -1
 }
 
 /** Why a change is refused: `clock` when it reuses seqs or op counters (equivocation), else its ops. */
@@ -347,7 +353,7 @@ export class Overlay implements View {
     const last = this.actor(c.actor)
     if (c.seq !== (last?.seq ?? 0) + 1) return clock(`${short} has seq ${c.seq}; actor ${c.actor}'s next is ${(last?.seq ?? 0) + 1}`)
     if (last !== undefined && last.maxOp > histMax) histMax = last.maxOp
-    if (!Number.isSafeInteger(c.startOp) || c.startOp <= histMax) return clock(`${short} starts at op ${c.startOp}, reusing op counters up to ${histMax} of its history`)
+    if (!isSafeInteger(c.startOp) || c.startOp <= histMax) return clock(`${short} starts at op ${c.startOp}, reusing op counters up to ${histMax} of its history`)
     // Ops of this change, as they are checked.
     const mine = new Map<string, OpEntry>()
     const mineObjs = new Map<string, ObjType>()
@@ -370,7 +376,7 @@ export class Overlay implements View {
         if (typeof o.key !== "string" || o.elemId !== undefined || insert) return ops(`${at}: an op on map ${o.obj} needs a key, not an element`)
         if (o.action === "markBegin" || o.action === "markEnd") return ops(`${at}: a mark on map ${o.obj}`)
         if (o.key === "__proto__") return ops(`${at}: the map key __proto__ (Automerge's materialized value would take it as its prototype)`)
-        weight += Math.max(1, mineDepths.get(o.obj) ?? this.depth(o.obj) ?? 0)
+        weight += max(1, mineDepths.get(o.obj) ?? this.depth(o.obj) ?? 0)
         if (weight > MAX_MAP_DEPTH_WEIGHT) return ops(`${short}: its map ops weigh more than ${MAX_MAP_DEPTH_WEIGHT} (each counts its map's depth); split it, or keep data flatter`)
         slot = `k${o.key}`
       } else {
@@ -383,7 +389,7 @@ export class Overlay implements View {
         if (!insert && (o.action === "markBegin" || o.action === "markEnd")) return ops(`${at}: a mark that inserts nothing`)
         slot = insert ? `e${id}` : `e${o.elemId}`
       }
-      if (!Array.isArray(o.pred)) return ops(`${at}: no pred`)
+      if (!isArray(o.pred)) return ops(`${at}: no pred`)
       if (insert && o.pred.length > 0) return ops(`${at}: an insert cannot overwrite anything`)
       if ((o.action === "del" || o.action === "inc") && o.pred.length === 0) return ops(`${at}: a ${o.action} of nothing`)
       for (const p of o.pred) {
@@ -407,10 +413,10 @@ export class Overlay implements View {
   /** Stages a change without judging it (trusted: the authority already checked it). */
   stage(c: A.DecodedChange): void {
     let histMax = c.ops.length > 0 ? c.startOp + c.ops.length - 1 : 0
-    for (const d of c.deps) histMax = Math.max(histMax, this.hmax(d) ?? 0)
+    for (const d of c.deps) histMax = max(histMax, this.hmax(d) ?? 0)
     this.historyMax.set(c.hash, histMax)
     const last = this.actor(c.actor)
-    if (last === undefined || c.seq > last.seq) this.actors.set(c.actor, { seq: c.seq, maxOp: Math.max(last?.maxOp ?? 0, c.startOp + c.ops.length - 1) })
+    if (last === undefined || c.seq > last.seq) this.actors.set(c.actor, { seq: c.seq, maxOp: max(last?.maxOp ?? 0, c.startOp + c.ops.length - 1) })
     c.ops.forEach((o0, i) => {
       const o = o0 as A.DecodedChange["ops"][number] & { elemId?: string; insert?: boolean }
       const id = `${c.startOp + i}@${c.actor}`

@@ -1,0 +1,501 @@
+/**
+ * Closed means quiet (core/DESIGN.md invariant 10) for the real adapters: real timers, real
+ * sockets on 127.0.0.1, the system runtime. The simulator holds the Hub and CanonClient to it
+ * on the virtual runtime; here each component is driven into the states that arm timers
+ * (connected clients, subscribed documents, a handshake not yet said, a rate hold, a CRDT
+ * work hold, idle documents kept loaded, the routes' keepalive intervals, a commit being
+ * written, a client in reconnect backoff or halfway through a connect), closed in the
+ * documented order (clients / routes, then the WsServer, then the hub, then its storage), and
+ * must then leave nothing that keeps the process alive.
+ *
+ * How: before starting, each test notes `process.getActiveResourcesInfo()` (what keeps the
+ * event loop alive, by type; unref'd timers are not in it) and `process._getActiveHandles()`;
+ * while it runs, every `setTimeout` / `setInterval` made through this file's global (the
+ * product's code, `ws`, y-websocket: jest runs them all in this context) is noted with where
+ * it was set. After the close, within `GRACE_MS` (a closed component's last timers may still
+ * fire: deliveries in flight, a 0 ms hand-off), and still `SETTLE_MS` later:
+ * - no more live resources of any type than at the start (ref'd timers, sockets, servers, child processes),
+ * - no new ref'd handle,
+ * - no timer set during the test still armed and ref'd, and no interval at all (an unref'd
+ *   interval does not keep the process alive, but a closed component has no business running one).
+ * Each test also checks, before closing, that the timers it meant to arm are armed: a close
+ * with nothing to cancel proves nothing.
+ */
+import * as net from "node:net"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Y from "yjs"
+import * as A from "@automerge/automerge"
+import { WebSocket } from "ws"
+import { WebsocketProvider } from "y-websocket"
+import { generateAutomergeUrl, parseAutomergeUrl } from "@automerge/automerge-repo"
+import { CanonClient, Hub, type HubEvent, type HubOptions, type KVStore } from "../core/index.js"
+import { MemoryStorage } from "../adapters/memory/index.js"
+import { LevelStorage } from "../adapters/level/index.js"
+import { systemRuntime } from "../adapters/system/index.js"
+import { WsServer, wsClientTransport } from "../adapters/ws/index.js"
+import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
+import { automergeDocEngine, automergeRoute, encodeRepoMessage } from "../adapters/automerge-server/index.js"
+import { Counter, Todo } from "./support/machines.js"
+import { until } from "./support/ws.js"
+
+/** How long a closed component's last timers may take to fire. */
+const GRACE_MS = 500
+/** And it must stay quiet this long after (nothing re-armed by what fired). */
+const SETTLE_MS = 100
+
+// ---- what keeps the process alive ----
+
+type Counts = Record<string, number>
+
+const resourceCounts = (): Counts => {
+  const out: Counts = {}
+  for (const r of process.getActiveResourcesInfo()) out[r] = (out[r] ?? 0) + 1
+  return out
+}
+
+const activeHandles = (): object[] => (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles()
+
+const isRefed = (h: object): boolean => {
+  const ref = (h as { hasRef?: () => boolean }).hasRef
+  return ref === undefined || ref.call(h)
+}
+
+const describeHandle = (h: object): string => {
+  const any = h as Record<string, any>
+  const name = h.constructor?.name ?? "handle"
+  if (name === "Server") {
+    const a = any.address?.()
+    return `server listening on ${a === null || a === undefined ? "?" : typeof a === "string" ? a : `${a.address}:${a.port}`}`
+  }
+  if (name === "Socket") return `socket ${any.localAddress ?? "?"}:${any.localPort ?? "?"} -> ${any.remoteAddress ?? "?"}:${any.remotePort ?? "?"}`
+  if (name === "ChildProcess") return `child process ${any.pid}`
+  return name
+}
+
+/** Every timer set through this context's globals while a test runs, with where it was set. */
+interface Armed {
+  readonly timer: NodeJS.Timeout
+  readonly kind: "timeout" | "interval"
+  readonly ms: number
+  readonly at: number
+  readonly stack: string
+}
+
+const copySymbols = <F extends object>(wrapper: F, original: object): F => {
+  for (const s of Object.getOwnPropertySymbols(original)) Object.defineProperty(wrapper, s, Object.getOwnPropertyDescriptor(original, s)!)
+  return wrapper
+}
+
+const g = globalThis as unknown as Record<"setTimeout" | "setInterval", (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => NodeJS.Timeout>
+const realSetTimeout = g.setTimeout
+const realSetInterval = g.setInterval
+/** Waits without being noted (the checks poll with it). */
+const pause = (ms: number): Promise<void> => new Promise((r) => realSetTimeout(() => r(), ms))
+
+let armed: Armed[] = []
+
+beforeEach(() => {
+  armed = []
+  const note = (kind: Armed["kind"], set: typeof g.setTimeout) =>
+    copySymbols((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]): NodeJS.Timeout => {
+      const timer = set(fn, ms, ...args)
+      const limit = Error.stackTraceLimit
+      Error.stackTraceLimit = 12
+      const stack = new Error().stack ?? ""
+      Error.stackTraceLimit = limit
+      armed.push({ timer, kind, ms: ms ?? 0, at: Date.now(), stack })
+      return timer
+    }, set)
+  g.setTimeout = note("timeout", realSetTimeout)
+  g.setInterval = note("interval", realSetInterval)
+})
+
+afterEach(() => {
+  g.setTimeout = realSetTimeout
+  g.setInterval = realSetInterval
+})
+
+const isLive = (a: Armed): boolean => !(a.timer as unknown as { _destroyed: boolean })._destroyed
+
+const ROOT = `${process.cwd()}/`
+const sources = new Map<string, string[]>()
+/** The repository's frames of where a timer was set, each with its line of source: "core/x.ts:12 this.timer = ...". */
+const framesOf = (a: Armed): string[] => {
+  const out: string[] = []
+  for (const line of a.stack.split("\n").slice(1)) {
+    const m = /\(?([^\s()]+):(\d+):\d+\)?$/.exec(line.trim())
+    if (m === null || !m[1]!.startsWith(ROOT) || m[1]!.includes("node_modules") || /closed-quiet\.test|leak-environment/.test(m[1]!)) continue
+    const file = m[1]!.slice(ROOT.length)
+    if (!sources.has(file)) sources.set(file, readFileSync(m[1]!, "utf8").split("\n"))
+    out.push(`${file}:${m[2]} ${(sources.get(file)![Number(m[2]) - 1] ?? "").trim().slice(0, 90)}`)
+  }
+  return out
+}
+
+/** Where it was set: the first repository frames (or the first frames at all: a library's). */
+const whereSet = (a: Armed): string => {
+  const frames = framesOf(a)
+  if (frames.length > 0) return frames.slice(0, 3).join(" < ")
+  return a.stack.split("\n").slice(2, 5).map((l) => l.trim()).join(" < ")
+}
+
+const describeArmed = (a: Armed): string =>
+  `${a.kind} of ${a.ms} ms${a.timer.hasRef() ? "" : " (unref'd)"}, set ${Date.now() - a.at} ms ago: ${whereSet(a)}`
+
+/** The live timers one of whose repository frames matches `where` (a file, or the statement that set it). */
+const liveFrom = (where: RegExp): Armed[] => armed.filter((a) => isLive(a) && framesOf(a).some((f) => where.test(f)))
+
+interface Baseline {
+  readonly counts: Counts
+  readonly handles: Set<object>
+}
+
+const baseline = (): Baseline => ({ counts: resourceCounts(), handles: new Set(activeHandles()) })
+
+interface Left {
+  /** Live resources beyond the baseline, by type. */
+  readonly resources: Counts
+  /** New ref'd handles (sockets, servers, child processes). */
+  readonly handles: string[]
+  /** Timers this test set that are still armed and ref'd, and intervals of any kind. */
+  readonly timers: string[]
+}
+
+const QUIET: Left = { resources: {}, handles: [], timers: [] }
+
+const left = (base: Baseline): Left => {
+  const now = resourceCounts()
+  const resources: Counts = {}
+  for (const [type, n] of Object.entries(now)) if (n > (base.counts[type] ?? 0)) resources[type] = n - (base.counts[type] ?? 0)
+  const handles = activeHandles().filter((h) => !base.handles.has(h) && isRefed(h)).map(describeHandle)
+  const timers = armed.filter((a) => isLive(a) && (a.timer.hasRef() || a.kind === "interval")).map(describeArmed)
+  return { resources, handles, timers }
+}
+
+const isQuiet = (l: Left): boolean => Object.keys(l.resources).length === 0 && l.handles.length === 0 && l.timers.length === 0
+
+/** What is still there once the grace is over (or at once, if quiet), and how long quiet took. */
+const afterClose = async (base: Baseline): Promise<{ left: Left; quietAfterMs: number | undefined }> => {
+  const t0 = Date.now()
+  let l = left(base)
+  while (!isQuiet(l) && Date.now() - t0 < GRACE_MS) {
+    await pause(10)
+    l = left(base)
+  }
+  const quietAfterMs = isQuiet(l) ? Date.now() - t0 : undefined
+  await pause(SETTLE_MS)
+  return { left: left(base), quietAfterMs }
+}
+
+/** One line per test, the figures it measured. */
+const figures = (name: string, f: Record<string, unknown>): void => {
+  process.stdout.write(`[closed-quiet] ${name}: ${JSON.stringify(f)}\n`)
+}
+
+/** Raw sockets this file opened (terminated when a test ends, whatever happened). */
+const rawSockets = new Set<WebSocket>()
+const openRaw = (url: string): Promise<WebSocket> =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(url)
+    rawSockets.add(ws)
+    ws.once("open", () => resolve(ws))
+    ws.once("error", reject)
+  })
+
+let cleanup: Array<() => unknown> = []
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await Promise.resolve().then(f).catch(() => {})
+  for (const ws of rawSockets) ws.terminate()
+  rawSockets.clear()
+})
+
+// ---- Canon's own protocol: Hub + WsServer + CanonClient ----
+
+const canonHub = async (storage: KVStore, options: Partial<HubOptions> = {}) => {
+  const events: HubEvent[] = []
+  const hub = new Hub({ machines: [Todo, Counter], storage, runtime: systemRuntime, onEvent: (e) => events.push(e), ...options })
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], pingIntervalMs: 200, pongTimeoutMs: 1_000 })
+  return { hub, server, events, url: server.urls()[0]! }
+}
+
+const canonClient = (url: string, options: { readonly autoConnect?: boolean } = {}) =>
+  CanonClient.open({ transport: wsClientTransport(url), runtime: systemRuntime, machines: [Todo, Counter], backoff: { baseMs: 20, maxMs: 100 }, ...options })
+
+/**
+ * Drives a Canon hub and its clients into the timer-arming states cheaply reached over real
+ * sockets; returns them, live. `online`: a client following "d1" with a commit just
+ * confirmed (its stable timer, its link's idle timer; the document's quiet checkpoint);
+ * `held`: a client whose outbox of 200 commands is held by the rate (10/s); a raw socket that
+ * never says hello (the handshake deadline); "d3" left by its only reader (kept idle).
+ */
+const busyCanonWorld = async (storage: KVStore) => {
+  const w = await canonHub(storage, { limits: { commandsPerSecond: 10, commandBurst: 20 } })
+  const online = await canonClient(w.url)
+  const d1 = await online.open(Todo, "d1")
+  expect(await until(() => d1.synced, 5_000)).toBe(true)
+
+  // Kept idle: a reader that leaves.
+  const reader = await canonClient(w.url)
+  const d3 = await reader.open(Todo, "d3")
+  await d3.submit("add", { id: "x", title: "kept" })
+  await reader.close()
+
+  // Held by the rate: an outbox back from offline.
+  const held = await canonClient(w.url, { autoConnect: false })
+  const d2 = await held.open(Counter, "d2")
+  for (let i = 0; i < 200; i++) d2.submit("incr", { by: 1 }).catch(() => {})
+  held.connect()
+  expect(await until(() => w.events.some((e) => e.type === "limit" && e.code === "rate-held"), 5_000)).toBe(true)
+
+  // Connected, no hello: the hub's handshake deadline is armed.
+  await openRaw(w.url)
+
+  // A commit just confirmed: the quiet checkpoint is armed.
+  await d1.submit("add", { id: "a", title: "first" })
+  expect(await until(() => liveFrom(/^core\/authority\/idle-documents\.ts/).length > 0, 5_000)).toBe(true)
+  const armedBeforeClose = {
+    clientStable: liveFrom(/#stableTimer = /).length,
+    linkIdle: liveFrom(/#idleTimer = setTimeout/).length,
+    handshake: liveFrom(/handshakeTimer = /).length,
+    rateHold: liveFrom(/session\.rateHold = /).length,
+    quietCheckpoint: liveFrom(/this\.quietTimer = /).length,
+    idleKept: liveFrom(/^core\/authority\/idle-documents\.ts/).length,
+    serverSweep: liveFrom(/this\.sweepTimer = setInterval/).length,
+  }
+  return { ...w, clients: [online, held], armedBeforeClose }
+}
+
+test("Hub + WsServer + CanonClients on MemoryStorage: quiet once the hub side and then its (reconnecting) clients are closed", async () => {
+  const base = baseline()
+  const storage = new MemoryStorage()
+  const w = await busyCanonWorld(storage)
+  cleanup.push(() => w.hub.close(), () => w.server.close(), ...w.clients.map((c) => () => c.close()))
+  const armedBeforeClose = w.armedBeforeClose
+  expect(armedBeforeClose).toEqual({ clientStable: 2, linkIdle: 2, handshake: 1, rateHold: 1, quietCheckpoint: expect.any(Number), idleKept: 1, serverSweep: 1 })
+  expect(armedBeforeClose.quietCheckpoint).toBeGreaterThan(0)
+  const liveBeforeClose = armed.filter(isLive).length
+
+  // The hub goes first, with its connections live (a SIGTERM under load); its clients then
+  // retry with backoff until they are closed.
+  await w.server.close()
+  await w.hub.close()
+  await storage.close()
+  for (const c of w.clients) await c.close()
+
+  const { left: l, quietAfterMs } = await afterClose(base)
+  figures("memory", { armedBeforeClose, liveBeforeClose, quietAfterMs })
+  expect(l).toEqual(QUIET)
+}, 15_000)
+
+test("Hub + WsServer + CanonClients on LevelDB: quiet once the clients, then the server, the hub and the store are closed", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "canon-quiet-"))
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+  const base = baseline()
+  const storage = await LevelStorage.open(dir)
+  const w = await busyCanonWorld(storage)
+  cleanup.push(() => storage.close(), () => w.hub.close(), () => w.server.close(), ...w.clients.map((c) => () => c.close()))
+  const armedBeforeClose = w.armedBeforeClose
+  expect(armedBeforeClose).toEqual({ clientStable: 2, linkIdle: 2, handshake: 1, rateHold: 1, quietCheckpoint: expect.any(Number), idleKept: 1, serverSweep: 1 })
+  expect(armedBeforeClose.quietCheckpoint).toBeGreaterThan(0)
+
+  // The clients leave first this time (the hub sees each go), then the hub side.
+  for (const c of w.clients) await c.close()
+  await w.server.close()
+  await w.hub.close()
+  await storage.close()
+
+  const { left: l, quietAfterMs } = await afterClose(base)
+  figures("level", { armedBeforeClose, quietAfterMs })
+  expect(l).toEqual(QUIET)
+}, 15_000)
+
+test("a hub closed while a commit is being written: quiet, and nothing written to the store after it closed", async () => {
+  const base = baseline()
+  // Writes take 150 ms (the memory store's modelled disk, on real timers): time to close the hub mid-write.
+  let slow = false
+  let writing: (() => void) | undefined
+  const midWrite = new Promise<void>((r) => (writing = r))
+  const inner = new MemoryStorage({ latency: { runtime: systemRuntime, ms: () => (slow ? 150 : 0) }, onBatch: () => slow && writing?.() })
+  // What the hub asks of its store once the store is closed.
+  let storeClosed = false
+  const afterStoreClosed: string[] = []
+  const storage: KVStore = {
+    get: (k) => (storeClosed && afterStoreClosed.push("get"), inner.get(k)),
+    range: (o) => (storeClosed && afterStoreClosed.push("range"), inner.range(o)),
+    batch: (ops, o) => (storeClosed && afterStoreClosed.push(`batch of ${ops.length}`), inner.batch(ops, o)),
+    close: () => ((storeClosed = true), inner.close()),
+  }
+  const w = await canonHub(storage)
+  const client = await canonClient(w.url)
+  cleanup.push(() => w.hub.close(), () => w.server.close(), () => client.close())
+  const doc = await client.open(Todo, "d")
+  expect(await until(() => doc.synced, 5_000)).toBe(true)
+  await doc.submit("add", { id: "a", title: "written at once" })
+
+  slow = true
+  doc.submit("add", { id: "b", title: "being written when the hub closes" }).catch(() => {})
+  await midWrite
+  // The documented order: the server, then the hub (it waits for what documents still write), then the store.
+  await w.server.close()
+  await w.hub.close()
+  await storage.close()
+  await client.close()
+
+  const { left: l, quietAfterMs } = await afterClose(base)
+  // A timer left armed past the grace would act later: give a 1 s one the time to.
+  await pause(l.timers.length > 0 ? 1_100 : 0)
+  figures("commit in flight", { quietAfterMs, afterStoreClosed })
+  expect({ left: l, afterStoreClosed }).toEqual({ left: QUIET, afterStoreClosed: [] })
+}, 15_000)
+
+test("a CanonClient left reconnecting (its hub stopped first), and one halfway through a connect: quiet once closed", async () => {
+  const base = baseline()
+  const w = await canonHub(new MemoryStorage())
+  const retryWaits: number[] = []
+  // Backoff long enough that a retry pending at close would outlive the grace.
+  const client = await CanonClient.open({ transport: wsClientTransport(w.url), runtime: systemRuntime, machines: [Todo], backoff: { baseMs: 8_000, maxMs: 8_000 } })
+  cleanup.push(() => client.close())
+  const doc = await client.open(Todo, "d")
+  expect(await until(() => doc.synced, 5_000)).toBe(true)
+
+  // A listener that takes the TCP connection and never answers the upgrade.
+  const stalled = new Set<net.Socket>()
+  const silent = net.createServer((s) => { stalled.add(s); s.on("error", () => {}) })
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()))
+  cleanup.push(() => new Promise<void>((r) => { for (const s of stalled) s.destroy(); silent.close(() => r()) }))
+  const connecting = await CanonClient.open({ transport: wsClientTransport(`ws://127.0.0.1:${(silent.address() as net.AddressInfo).port}/`), runtime: systemRuntime, machines: [Todo] })
+  cleanup.push(() => connecting.close())
+  expect(await until(() => stalled.size > 0, 5_000)).toBe(true)
+
+  await w.server.close()
+  await w.hub.close()
+  // Offline, a retry pending for more than 2 s to come (each retry that fails arms another).
+  const retries = () => liveFrom(/#retryTimer = /)
+  expect(await until(() => retries().some((a) => a.ms - (Date.now() - a.at) > 2_000), 8_000, 10)).toBe(true)
+  for (const a of retries()) retryWaits.push(a.ms - (Date.now() - a.at))
+  expect(client.status).toBe("offline")
+  // The connect's deadline (15 s) is armed on the other.
+  expect(connecting.status).toBe("connecting")
+  const connectDeadline = liveFrom(/#connectTimer = setTimeout/).map((a) => a.ms)
+  expect(connectDeadline).toContain(15_000)
+
+  await client.close()
+  await connecting.close()
+  // Test scaffolding, not the client: the silent listener and what it took.
+  for (const s of stalled) s.destroy()
+  await new Promise<void>((r) => silent.close(() => r()))
+
+  const { left: l, quietAfterMs } = await afterClose(base)
+  figures("reconnecting client", { retryPendingMs: retryWaits, connectDeadline, quietAfterMs })
+  expect(l).toEqual(QUIET)
+}, 20_000)
+
+// ---- the CRDT routes ----
+
+test("yjsRoute with stock y-websocket providers: quiet once the route, server, hub and providers are closed", async () => {
+  const base = baseline()
+  const storage = new MemoryStorage()
+  const hub = new Hub({
+    machines: [], storage, runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] },
+    authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
+  })
+  const route = yjsRoute(hub.crdtDocs, { keepaliveMs: 100 })
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [route] })
+  const url = `ws://127.0.0.1:${server.addresses()[0]!.port}/yjs`
+  const providers: WebsocketProvider[] = []
+  const provider = (room: string, token: string): WebsocketProvider => {
+    const p = new WebsocketProvider(url, room, new Y.Doc(), { WebSocketPolyfill: WebSocket as never, params: { token }, maxBackoffTime: 100, disableBc: true })
+    providers.push(p)
+    return p
+  }
+  const destroy = (p: WebsocketProvider) => {
+    p.destroy()
+    p.awareness.destroy()
+    p.doc.destroy()
+  }
+  cleanup.push(() => hub.close(), () => server.close(), () => route.close(), () => providers.forEach(destroy))
+
+  // Two writers live in one room, with awareness.
+  const alice = provider("live", "alice")
+  const bob = provider("live", "bob")
+  expect(await until(() => alice.synced && bob.synced, 5_000)).toBe(true)
+  alice.awareness.setLocalStateField("user", { name: "alice" })
+  alice.doc.getText("t").insert(0, "hello")
+  expect(await until(() => bob.doc.getText("t").toString() === "hello", 5_000)).toBe(true)
+
+  // A room left by its only provider: the host keeps its document loaded a while.
+  const carol = provider("idle", "carol")
+  expect(await until(() => carol.synced, 5_000)).toBe(true)
+  carol.doc.getText("t").insert(0, "kept")
+  destroy(carol)
+  expect(await until(() => liveFrom(/^core\/authority\/idle-documents\.ts/).length > 0, 5_000)).toBe(true)
+
+  const armedBeforeClose = {
+    keepalive: liveFrom(/^adapters\/yjs-server\/endpoint\.ts/).filter((a) => a.kind === "interval").length,
+    idleKept: liveFrom(/^core\/authority\/idle-documents\.ts/).length,
+    serverSweep: liveFrom(/this\.sweepTimer = setInterval/).length,
+    routedSockets: route.connections,
+  }
+  expect(armedBeforeClose).toEqual({ keepalive: 1, idleKept: 1, serverSweep: 1, routedSockets: 2 })
+
+  route.close()
+  await server.close()
+  await hub.close()
+  await storage.close()
+  for (const p of [alice, bob]) destroy(p)
+
+  const { left: l, quietAfterMs } = await afterClose(base)
+  figures("yjs route", { armedBeforeClose, quietAfterMs })
+  expect(l).toEqual(QUIET)
+}, 15_000)
+
+test("automergeRoute with raw automerge-repo peers, one held by the CRDT work budget: quiet once the route, server and hub are closed", async () => {
+  const base = baseline()
+  const storage = new MemoryStorage()
+  const hub = new Hub({
+    machines: [], storage, runtime: systemRuntime, sync: false,
+    // A tiny budget: after one change a principal is in debt for hours.
+    crdt: { engines: [automergeDocEngine()], work: { burstMicros: 1, microsPerSecond: 1 } },
+    authenticate: (hello) => ({ id: hello.credentials ?? "anonymous" }),
+  })
+  const route = automergeRoute(hub.crdtDocs, { pingMs: 100 })
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], routes: [route] })
+  const url = `ws://127.0.0.1:${server.addresses()[0]!.port}/automerge`
+  cleanup.push(() => hub.close(), () => server.close(), () => route.close())
+  const documentId = parseAutomergeUrl(generateAutomergeUrl()).documentId
+  const peers = { mallory: await openRaw(`${url}?token=mallory`), alice: await openRaw(`${url}?token=alice`) }
+  const join = (who: keyof typeof peers) => peers[who].send(encodeRepoMessage({ type: "join", senderId: who, peerMetadata: {}, supportedProtocolVersions: ["1"] } as never))
+  const sync = (who: keyof typeof peers, changes: Uint8Array[], heads: string[]) =>
+    peers[who].send(encodeRepoMessage({ type: "sync", senderId: who, targetId: "canon-hub", documentId, data: A.encodeSyncMessage({ heads, need: [], have: [], changes }) } as never))
+  join("mallory")
+  join("alice")
+  await until(() => route.connections === 2, 2_000)
+  let m = A.change(A.init<Record<string, number>>({ actor: "0a".repeat(16) }), (d) => { d.m1 = 1 })
+  sync("mallory", [A.getLastLocalChange(m)!], A.getHeads(m))
+  const a = A.change(A.init<Record<string, number>>({ actor: "0b".repeat(16) }), (d) => { d.a = 1 })
+  sync("alice", [A.getLastLocalChange(a)!], A.getHeads(a))
+  // Mallory's second change waits off the debt of her first.
+  m = A.change(m, (d) => { d.m2 = 1 })
+  sync("mallory", [A.getLastLocalChange(m)!], A.getHeads(m))
+  expect(await until(() => liveFrom(/^core\/crdt-docs\/work-budget\.ts/).length > 0, 5_000)).toBe(true)
+
+  const armedBeforeClose = {
+    workHoldMs: liveFrom(/^core\/crdt-docs\/work-budget\.ts/).map((x) => x.ms),
+    ping: liveFrom(/^adapters\/automerge-server\/endpoint\.ts/).filter((x) => x.kind === "interval").length,
+    serverSweep: liveFrom(/this\.sweepTimer = setInterval/).length,
+  }
+  expect(armedBeforeClose.ping).toBe(1)
+  expect(armedBeforeClose.serverSweep).toBe(1)
+  expect(Math.min(...armedBeforeClose.workHoldMs)).toBeGreaterThan(GRACE_MS)
+
+  route.close()
+  await server.close()
+  await hub.close()
+  await storage.close()
+
+  const { left: l, quietAfterMs } = await afterClose(base)
+  figures("automerge route", { armedBeforeClose, quietAfterMs })
+  expect(l).toEqual(QUIET)
+}, 15_000)

@@ -207,6 +207,8 @@ export class DocAuthority<S = unknown> {
   broken = false
   /** Set when the hub unloaded it: this instance must never write again. */
   private unloaded = false
+  /** Set by close(): what is in flight may finish, but nothing new is timed (no timer outlives close). */
+  private closed = false
   /** Background writes outside the commit loop (compaction, a quiet checkpoint) in flight. */
   private writing = 0
   private idleTimer: Timer | undefined
@@ -957,7 +959,8 @@ export class DocAuthority<S = unknown> {
 
   private armQuietCheckpoint(): void {
     this.quietTimer?.cancel()
-    if (!Number.isFinite(this.quietMs)) return
+    // A commit that lands after close (the hub waits for it) must not leave a timer that writes to a closed store.
+    if (this.closed || !Number.isFinite(this.quietMs)) return
     this.quietTimer = this.runtime.setTimer(this.quietMs, () => this.guard("the quiet checkpoint", () => {
       this.quietTimer = undefined
       if (this.broken) return
@@ -982,6 +985,7 @@ export class DocAuthority<S = unknown> {
 
   /** Stops timers and forgets followers (the hub closes their connections). */
   close(): void {
+    this.closed = true
     // Their connections read again (a submit's release is once only; a flush may still write them).
     for (const p of this.queue) p.release?.()
     this.quietTimer?.cancel()
@@ -1016,7 +1020,7 @@ export class DocAuthority<S = unknown> {
    */
   watchIdle(): void {
     if (this.hooks.onIdle === undefined || this.idleTimer !== undefined || !Number.isFinite(this.idleMs)) return
-    if (this.followers.size > 0 || this.broken || this.unloaded) return
+    if (this.followers.size > 0 || this.broken || this.unloaded || this.closed) return
     this.idleTimer = this.runtime.setTimer(this.idleMs, () => {
       this.idleTimer = undefined
       if (this.idle) this.hooks.onIdle?.(this)

@@ -20,6 +20,7 @@
  *   --checkpoint-every N --catch-up-page N (16, 8)
  *   --protocols mixed|v1|v2    wire protocol of replicas and hub starts (mixed)
  *   --snapshots 0|1            small snapshot policy: snapshots, compaction, streams (1)
+ *   --graceful-stops P         share of the hub's random stops that close it gracefully instead of killing it (0.3)
  *   --snapshot-crashes P       probability a hub crash is aimed at a snapshot/compaction write (0.05)
  *   --stream-faults P          probability a streamed chunk is corrupted or its connection cut (0.2)
  *   --long-outages 0|1         some replica crashes last seconds (1)
@@ -87,6 +88,7 @@ const knobs = {
   readLatency: flag("read-latency", 1) !== 0,
   hubWriteFailures: flag("hub-write-failures", DEFAULTS.hubWriteFailures),
   replicaWriteFailures: flag("replica-write-failures", DEFAULTS.replicaWriteFailures),
+  gracefulStops: flag("graceful-stops", DEFAULTS.gracefulStops),
   faults: flag("faults", DEFAULTS.faults),
   ops: flag("ops", DEFAULTS.ops),
   activeMs: flag("active-ms", DEFAULTS.activeMs),

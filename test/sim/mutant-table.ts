@@ -197,6 +197,11 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: AUTH, anchor: "    this.quietTimer?.cancel()\n    this.idleTimer?.cancel()\n", replacement: "    this.quietTimer?.cancel()\n" }],
   },
   {
+    name: "closed-doc-arms-checkpoint",
+    breaks: "a commit landing after a document closed arms its quiet checkpoint (a timer, then a write, after the hub's close() resolved)",
+    patches: [{ file: AUTH, anchor: "    if (this.closed || !Number.isFinite(this.quietMs)) return\n", replacement: "    if (!Number.isFinite(this.quietMs)) return\n" }],
+  },
+  {
     name: "rate-hold-stuck",
     breaks: "a connection held for the command rate is never read again (the replica's outbox never drains)",
     patches: [{ file: "core/authority/hub.ts", anchor: "      session.rateHold = undefined\n      this.release(session)\n", replacement: "      session.rateHold = undefined\n" }],

@@ -17,6 +17,8 @@ export class SimProcess {
   /** Times the app heard of a storage failure (an error event, a rejected open). */
   reportedFailures = 0
   private readonly timers = new Set<Timer>()
+  /** Set once the process's component closed gracefully: from then on it must do nothing. */
+  private closedReport: ((what: string) => void) | undefined
 
   constructor(readonly name: string, private readonly base: Runtime, private readonly disk: MemoryStorage) {}
 
@@ -24,6 +26,10 @@ export class SimProcess {
     now: () => this.base.now(),
     random: () => this.base.random(),
     setTimer: (ms, fn) => {
+      if (this.closedReport !== undefined) {
+        this.closedReport(`set a ${ms} ms timer after its close() resolved`)
+        return { cancel() {} }
+      }
       if (!this.alive) return { cancel() {} }
       const t = this.base.setTimer(ms, () => {
         this.timers.delete(t)
@@ -38,6 +44,10 @@ export class SimProcess {
   readonly storage: KVStore = {
     get: (key: Uint8Array) => (this.alive ? this.disk.get(key) : never()),
     batch: (ops: ReadonlyArray<BatchOp>, options?: BatchOptions) => {
+      if (this.closedReport !== undefined) {
+        this.closedReport(`wrote ${ops.length} key(s) to its disk after its close() resolved`)
+        return never()
+      }
       if (!this.alive) return never()
       return this.disk.batch(ops, options).catch((e: unknown) => {
         this.failedWrites++
@@ -73,6 +83,19 @@ export class SimProcess {
         }
       },
     }
+  }
+
+  /**
+   * The component closed gracefully (its close() resolved): the process exits without losing
+   * anything written. A timer still armed then, and any timer or write afterwards, is reported:
+   * a closed component must be quiet (DESIGN invariant 10).
+   */
+  exitAfterClose(report: (what: string) => void): void {
+    if (this.timers.size > 0) report(`had ${this.timers.size} timer(s) still armed when its close() resolved`)
+    this.closedReport = report
+    this.alive = false
+    for (const t of this.timers) t.cancel()
+    this.timers.clear()
   }
 
   kill(): void {

@@ -85,6 +85,8 @@ export interface SimOptions {
   readonly hubWriteFailures?: number
   /** Probability that a replica disk write fails (nothing applied). Default 0.01. */
   readonly replicaWriteFailures?: number
+  /** Of the hub's random stops, the share that is a graceful close() instead of a kill. Default 0.3. */
+  readonly gracefulStops?: number
   /** Checkpoint period of the authority. Default 16. */
   readonly checkpointEvery?: number
   /** Quiet-checkpoint delay of the authority (ms). Default 500. */
@@ -154,7 +156,7 @@ export interface SimResult {
 
 /** The knobs as the CLI and the mutant harness spell them, with their defaults. */
 export const DEFAULTS = {
-  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01,
+  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
   mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0,
@@ -258,7 +260,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     options.onTrace?.(line)
   }
   const stats: Record<string, number> = {
-    submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
+    submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
     hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0 } : {}),
     ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
@@ -787,6 +789,26 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       rt.setTimer(100 + Math.floor(rng() * 1500), startHub)
     }
 
+    // A hub stopped on purpose (a deploy's SIGTERM): it closes while replicas are connected and
+    // commits are in flight; once close() resolves its process must do nothing more. Drawn from a
+    // stream of its own, so a seed's other draws stay where they were.
+    const stopRng = seededRandom(seed ^ 0x570b)
+    let stopping = false
+    const stopOrCrashHub = () => {
+      if (!hubProc.alive || stopping) return
+      if (stopRng() >= o.gracefulStops) return crashHub()
+      stopping = true
+      stats.hubStops!++
+      log("hub stop (graceful close)")
+      const [proc, closing] = [hubProc, hub!]
+      void closing.close().catch((e: unknown) => fail(`crash: the hub's close() failed: ${codeOf(e)}: ${message(e)}`)).then(() => {
+        proc.exitAfterClose((what) => fail(`quiet: the closed hub ${what}`))
+        net.stopServer()
+        stopping = false
+        rt.setTimer(100 + Math.floor(stopRng() * 1500), startHub)
+      })
+    }
+
     // The hub's upgrade: restarted with the newer machine list (killed: an upgrade may be abrupt).
     if (fleetOn) {
       rt.setTimer(hubUpgradeAt, () => {
@@ -839,7 +861,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         } else if (x < 0.11 * f) {
           crashReplica(pick(rng, replicas))
         } else if (x < 0.125 * f) {
-          crashHub()
+          stopOrCrashHub()
         } else if (hostile !== undefined && x < 0.125 * f + 0.14) {
           // The same share of ticks whatever the repertoire, so the rest of a seed stays put.
           if (x < 0.125 * f + 0.12) {
@@ -869,7 +891,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
             rt.setTimer(Math.floor(rng() * 40), () => {
               if (y < 0.45) { stats.drops!++; log(`drop ${r.name} (after submit)`); net.drop(r.name) }
               else if (y < 0.7) crashReplica(r)
-              else crashHub()
+              else stopOrCrashHub()
             })
           }
         }

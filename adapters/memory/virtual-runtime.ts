@@ -10,9 +10,6 @@ interface Event {
   readonly at: number
   readonly id: number
   fn: (() => void) | undefined
-  readonly ms: number
-  /** Where it was set (the stack is only formatted if asked for: `armedTimers`). */
-  readonly set: Error
 }
 
 const before = (a: Event, b: Event): boolean => a.at < b.at || (a.at === b.at && a.id < b.id)
@@ -36,7 +33,7 @@ export class VirtualRuntime implements Runtime {
   }
 
   setTimer(ms: number, fn: () => void): Timer {
-    const ev: Event = { at: this.time + Math.max(0, ms), id: this.nextId++, fn, ms, set: new Error() }
+    const ev: Event = { at: this.time + Math.max(0, ms), id: this.nextId++, fn }
     this.push(ev)
     return { cancel: () => { ev.fn = undefined } }
   }
@@ -51,14 +48,6 @@ export class VirtualRuntime implements Runtime {
     let n = 0
     for (const ev of this.heap) if (ev.fn !== undefined) n++
     return n
-  }
-
-  /** The armed timers, each as its delay and where it was set (a few frames). */
-  armedTimers(): string[] {
-    return this.heap.filter((ev) => ev.fn !== undefined).map((ev) => {
-      const frames = (ev.set.stack ?? "").split("\n").slice(2).filter((l) => !l.includes("virtual-runtime")).slice(0, 4)
-      return `${ev.ms} ms, set ${frames.map((l) => l.trim().replace(/^at /, "")).join(" < ")}`
-    })
   }
 
   /**

@@ -16,7 +16,8 @@ export class SimProcess {
   failedWrites = 0
   /** Times the app heard of a storage failure (an error event, a rejected open). */
   reportedFailures = 0
-  private readonly timers = new Set<Timer>()
+  /** Armed timers of this process, each with where it was set (formatted only if reported). */
+  private readonly timers = new Map<Timer, Error>()
   /** Set once the process's component closed gracefully: from then on it must do nothing. */
   private closedReport: ((what: string) => void) | undefined
 
@@ -35,7 +36,7 @@ export class SimProcess {
         this.timers.delete(t)
         if (this.alive) fn()
       })
-      this.timers.add(t)
+      this.timers.set(t, new Error(`${ms} ms timer`))
       return { cancel: () => { t.cancel(); this.timers.delete(t) } }
     },
   }
@@ -91,16 +92,24 @@ export class SimProcess {
    * a closed component must be quiet (DESIGN invariant 10).
    */
   exitAfterClose(report: (what: string) => void): void {
-    if (this.timers.size > 0) report(`had ${this.timers.size} timer(s) still armed when its close() resolved`)
+    if (this.timers.size > 0) report(`had ${this.timers.size} timer(s) still armed when its close() resolved; the first: ${this.armedTimers()[0]}`)
     this.closedReport = report
     this.alive = false
-    for (const t of this.timers) t.cancel()
+    for (const t of this.timers.keys()) t.cancel()
     this.timers.clear()
+  }
+
+  /** Its armed timers, each as its delay and where it was set (a few frames). */
+  armedTimers(): string[] {
+    return [...this.timers.values()].map((e) => {
+      const frames = (e.stack ?? "").split("\n").slice(1).filter((l) => !/process\.ts|guard\.ts|virtual-runtime/.test(l)).slice(0, 4)
+      return `${e.message}, set ${frames.map((l) => l.trim().replace(/^at /, "")).join(" < ")}`
+    })
   }
 
   kill(): void {
     this.alive = false
-    for (const t of this.timers) t.cancel()
+    for (const t of this.timers.keys()) t.cancel()
     this.timers.clear()
     this.disk.crash()
   }

@@ -10,9 +10,9 @@
  *
  * How: before starting, each test notes `process.getActiveResourcesInfo()` (what keeps the
  * event loop alive, by type; unref'd timers are not in it) and `process._getActiveHandles()`;
- * while it runs, every `setTimeout` / `setInterval` made through this file's global (the
- * product's code, `ws`, y-websocket: jest runs them all in this context) is noted with where
- * it was set. After the close, within `GRACE_MS` (a closed component's last timers may still
+ * while it runs, the tests' environment records every `setTimeout` / `setInterval` made
+ * through this file's global (the product's code, `ws`, y-websocket: jest runs them all in this
+ * context) with where it was set (test/support/leak-environment.ts `LeakTools`). After the close, within `GRACE_MS` (a closed component's last timers may still
  * fire: deliveries in flight, a 0 ms hand-off), and still `SETTLE_MS` later:
  * - no more live resources of any type than at the start (ref'd timers, sockets, servers, child processes),
  * - no new ref'd handle,
@@ -39,6 +39,9 @@ import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
 import { automergeDocEngine, automergeRoute, encodeRepoMessage } from "../adapters/automerge-server/index.js"
 import { Counter, Todo } from "./support/machines.js"
 import { until } from "./support/ws.js"
+// node:timers' own: the checks' waits are not timers of the test's (the environment records those).
+import { setTimeout as pause } from "node:timers/promises"
+import type { LeakTools } from "./support/leak-environment.js"
 
 /** How long a closed component's last timers may take to fire. */
 const GRACE_MS = 500
@@ -55,26 +58,11 @@ const resourceCounts = (): Counts => {
   return out
 }
 
-const activeHandles = (): object[] => (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles()
+const leaks = (globalThis as Record<symbol, unknown>)[Symbol.for("canon.test.leak-tools")] as LeakTools | undefined
+if (leaks === undefined) throw new Error("closed-quiet reads the timers the tests' environment records: run it with jest.config.js (test/support/leak-environment.ts)")
+const { activeHandles, isRefed, describeHandle } = leaks
 
-const isRefed = (h: object): boolean => {
-  const ref = (h as { hasRef?: () => boolean }).hasRef
-  return ref === undefined || ref.call(h)
-}
-
-const describeHandle = (h: object): string => {
-  const any = h as Record<string, any>
-  const name = h.constructor?.name ?? "handle"
-  if (name === "Server") {
-    const a = any.address?.()
-    return `server listening on ${a === null || a === undefined ? "?" : typeof a === "string" ? a : `${a.address}:${a.port}`}`
-  }
-  if (name === "Socket") return `socket ${any.localAddress ?? "?"}:${any.localPort ?? "?"} -> ${any.remoteAddress ?? "?"}:${any.remotePort ?? "?"}`
-  if (name === "ChildProcess") return `child process ${any.pid}`
-  return name
-}
-
-/** Every timer set through this context's globals while a test runs, with where it was set. */
+/** A timer set while a test runs and still armed, with where it was set. */
 interface Armed {
   readonly timer: NodeJS.Timeout
   readonly kind: "timeout" | "interval"
@@ -83,41 +71,19 @@ interface Armed {
   readonly stack: string
 }
 
-const copySymbols = <F extends object>(wrapper: F, original: object): F => {
-  for (const s of Object.getOwnPropertySymbols(original)) Object.defineProperty(wrapper, s, Object.getOwnPropertyDescriptor(original, s)!)
-  return wrapper
-}
-
-const g = globalThis as unknown as Record<"setTimeout" | "setInterval", (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => NodeJS.Timeout>
-const realSetTimeout = g.setTimeout
-const realSetInterval = g.setInterval
-/** Waits without being noted (the checks poll with it). */
-const pause = (ms: number): Promise<void> => new Promise((r) => realSetTimeout(() => r(), ms))
-
-let armed: Armed[] = []
-
+let testStart = 0
 beforeEach(() => {
-  armed = []
-  const note = (kind: Armed["kind"], set: typeof g.setTimeout) =>
-    copySymbols((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]): NodeJS.Timeout => {
-      const timer = set(fn, ms, ...args)
-      const limit = Error.stackTraceLimit
-      Error.stackTraceLimit = 12
-      const stack = new Error().stack ?? ""
-      Error.stackTraceLimit = limit
-      armed.push({ timer, kind, ms: ms ?? 0, at: Date.now(), stack })
-      return timer
-    }, set)
-  g.setTimeout = note("timeout", realSetTimeout)
-  g.setInterval = note("interval", realSetInterval)
+  testStart = Date.now()
 })
 
-afterEach(() => {
-  g.setTimeout = realSetTimeout
-  g.setInterval = realSetInterval
-})
+/** Jest's own timer for the running test (its timeout), set by jest-circus. */
+const isJests = (stack: string): boolean => /jest-circus/.test(stack.split("\n").find((l, i) => i > 0 && !l.includes("leak-environment")) ?? "")
 
-const isLive = (a: Armed): boolean => !(a.timer as unknown as { _destroyed: boolean })._destroyed
+/** The timers this test set that are still armed. */
+const armedNow = (): Armed[] =>
+  leaks.armedSince(testStart)
+    .map(({ timer, record }) => ({ timer, kind: record.kind, ms: record.ms, at: record.setAt, stack: record.at.stack ?? "" }))
+    .filter((a) => !isJests(a.stack))
 
 const ROOT = `${process.cwd()}/`
 const sources = new Map<string, string[]>()
@@ -145,7 +111,7 @@ const describeArmed = (a: Armed): string =>
   `${a.kind} of ${a.ms} ms${a.timer.hasRef() ? "" : " (unref'd)"}, set ${Date.now() - a.at} ms ago: ${whereSet(a)}`
 
 /** The live timers one of whose repository frames matches `where` (a file, or the statement that set it). */
-const liveFrom = (where: RegExp): Armed[] => armed.filter((a) => isLive(a) && framesOf(a).some((f) => where.test(f)))
+const liveFrom = (where: RegExp): Armed[] => armedNow().filter((a) => framesOf(a).some((f) => where.test(f)))
 
 interface Baseline {
   readonly counts: Counts
@@ -170,7 +136,7 @@ const left = (base: Baseline): Left => {
   const resources: Counts = {}
   for (const [type, n] of Object.entries(now)) if (n > (base.counts[type] ?? 0)) resources[type] = n - (base.counts[type] ?? 0)
   const handles = activeHandles().filter((h) => !base.handles.has(h) && isRefed(h)).map(describeHandle)
-  const timers = armed.filter((a) => isLive(a) && (a.timer.hasRef() || a.kind === "interval")).map(describeArmed)
+  const timers = armedNow().filter((a) => a.timer.hasRef() || a.kind === "interval").map(describeArmed)
   return { resources, handles, timers }
 }
 
@@ -275,7 +241,7 @@ test("Hub + WsServer + CanonClients on MemoryStorage: quiet once the hub side an
   const armedBeforeClose = w.armedBeforeClose
   expect(armedBeforeClose).toEqual({ clientStable: 2, linkIdle: 2, handshake: 1, rateHold: 1, quietCheckpoint: expect.any(Number), idleKept: 1, serverSweep: 1 })
   expect(armedBeforeClose.quietCheckpoint).toBeGreaterThan(0)
-  const liveBeforeClose = armed.filter(isLive).length
+  const liveBeforeClose = armedNow().length
 
   // The hub goes first, with its connections live (a SIGTERM under load); its clients then
   // retry with backoff until they are closed.

@@ -58,7 +58,7 @@ export interface ClientChanges {
   readonly dropLegacy: string[]
 }
 
-/** Read once, not per byte: see core/snapshot/stream-hash.ts (globals are slow in a vm context). */
+// Read once, not per byte: globals are slow inside a vm context (see core/bytes.ts).
 const imul = Math.imul
 
 /** 32-bit FNV-1a over a command's name and its canonical argument bytes. */

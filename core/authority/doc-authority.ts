@@ -207,7 +207,7 @@ export class DocAuthority<S = unknown> {
   broken = false
   /** Set when the hub unloaded it: this instance must never write again. */
   private unloaded = false
-  /** Set by close(): what is in flight may finish, but nothing new is timed (no timer outlives close). */
+  /** Set by close() (unload() closes too): what is in flight may finish, but nothing new is timed. */
   private closed = false
   /** Background writes outside the commit loop (compaction, a quiet checkpoint) in flight. */
   private writing = 0
@@ -1020,7 +1020,7 @@ export class DocAuthority<S = unknown> {
    */
   watchIdle(): void {
     if (this.hooks.onIdle === undefined || this.idleTimer !== undefined || !Number.isFinite(this.idleMs)) return
-    if (this.followers.size > 0 || this.broken || this.unloaded || this.closed) return
+    if (this.followers.size > 0 || this.broken || this.closed) return
     this.idleTimer = this.runtime.setTimer(this.idleMs, () => {
       this.idleTimer = undefined
       if (this.idle) this.hooks.onIdle?.(this)

@@ -273,7 +273,7 @@ export class Hub implements ConnectionAcceptor {
   private receive(session: Session, read: ClientMessage, counted = false, weights?: ReadonlyArray<number>): void {
     if (session.closed) return
     if (session.rateHold !== undefined || session.merging) {
-      session.held.push({ msg: read, counted })
+      session.held.push({ msg: read, counted, weights })
       return
     }
     const msg = this.withinLimits(session, read, counted, weights)

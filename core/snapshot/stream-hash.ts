@@ -12,11 +12,8 @@ const C1 = 0xcc9e2d51
 const C2 = 0x1b873593
 const C3 = 0x85ebca6b
 const C4 = 0xc2b2ae35
-/**
- * Read once: inside a `vm` context (jest's test environment) every read of a global such as
- * `Math` goes through the context's interceptor and is not optimized, which made hashing a
- * 5 MB state take 2 s there instead of 20 ms.
- */
+// Read once, not per word: globals are slow inside a vm context (see core/bytes.ts; hashing
+// 5 MB took 2 s under jest).
 const imul = Math.imul
 
 const fmix = (h: number): number => {

@@ -20,10 +20,14 @@ type EnvironmentClass = typeof NodeEnvironment
 /** Jest starts the next file at once; `.ci/run` gives up 60 s after the results. */
 const REPORT_AFTER_MS = Number(process.env.CANON_LEAK_REPORT_MS ?? 15_000)
 
-interface TimerRecord {
+/** A timer a test file set, until it fires or is cleared. */
+export interface TimerRecord {
   readonly file: string
   readonly kind: "timeout" | "interval"
   readonly ms: number
+  /** When it was set (Date.now()). */
+  readonly setAt: number
+  /** Where it was set. */
   readonly at: Error
   readonly afterTeardown: boolean
 }
@@ -41,6 +45,14 @@ const registry: Registry = ((globalThis as Record<symbol, unknown>)[KEY] as Regi
 
 const activeHandles = (): object[] => (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles()
 
+const isRefed = (h: object): boolean => {
+  const ref = (h as { hasRef?: () => boolean }).hasRef
+  return ref === undefined || ref.call(h)
+}
+
+/** Armed: neither fired nor cleared (one cleared by node:timers' own clearTimeout is destroyed). */
+const isArmed = (timer: NodeJS.Timeout): boolean => !(timer as unknown as { _destroyed: boolean })._destroyed
+
 /** A line a person can act on: what the handle is and where it points. */
 const describeHandle = (h: object): string => {
   const any = h as Record<string, any>
@@ -54,6 +66,25 @@ const describeHandle = (h: object): string => {
   return name
 }
 
+/**
+ * What a test file may ask of this environment, on its global under
+ * `Symbol.for("canon.test.leak-tools")` (test/closed-quiet.test.ts): the timers test code set and
+ * still armed, and the process's handles. (A file cannot import this module: it is loaded
+ * outside the file's context, and a copy inside would keep its own records.)
+ */
+export interface LeakTools {
+  /** Timers set since `since` (Date.now()) that are still armed, each with its record. */
+  armedSince(since: number): Array<{ readonly timer: NodeJS.Timeout; readonly record: TimerRecord }>
+  activeHandles(): object[]
+  isRefed(h: object): boolean
+  describeHandle(h: object): string
+}
+
+const tools: LeakTools = {
+  armedSince: (since) => [...registry.timers].filter(([t, r]) => r.setAt >= since && isArmed(t)).map(([timer, record]) => ({ timer, record })),
+  activeHandles, isRefed, describeHandle,
+}
+
 /** The stack of where a timer was set, without this file's frames. */
 const whereSet = (at: Error): string =>
   (at.stack ?? "").split("\n").slice(1).filter((l) => !l.includes("leak-environment")).slice(0, 6).map((l) => `      ${l.trim()}`).join("\n")
@@ -61,15 +92,13 @@ const whereSet = (at: Error): string =>
 const report = (): void => {
   const lines: string[] = []
   for (const [timer, r] of registry.timers) {
-    // One cleared by the real clearTimeout (a module that imported node:timers) is destroyed.
-    if ((timer as unknown as { _destroyed: boolean })._destroyed || !timer.hasRef()) continue
+    if (!isArmed(timer) || !timer.hasRef()) continue
     lines.push(`  ${r.kind} of ${r.ms} ms set by ${r.file}${r.afterTeardown ? " after its teardown" : ""}:\n${whereSet(r.at)}`)
   }
   for (const h of activeHandles()) {
     const file = registry.handleFiles.get(h)
     if (file === undefined) continue
-    const ref = (h as { hasRef?: () => boolean }).hasRef
-    if (ref !== undefined && !ref.call(h)) continue
+    if (!isRefed(h)) continue
     lines.push(`  ${describeHandle(h)}, left open by ${file}`)
   }
   if (lines.length === 0) return
@@ -90,13 +119,14 @@ export default class LeakEnvironment extends NodeEnvironment {
     super(config, context)
     this.file = context.testPath.replace(`${config.projectConfig.rootDir}/`, "")
     const g = this.global as unknown as Record<string, unknown>
+    ;(this.global as unknown as Record<symbol, unknown>)[Symbol.for("canon.test.leak-tools")] = tools
     const track = (kind: TimerRecord["kind"], set: typeof setTimeout) =>
       (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]): NodeJS.Timeout => {
         const timer: NodeJS.Timeout = set((...a: unknown[]) => {
           if (kind === "timeout") registry.timers.delete(timer)
           fn(...a)
         }, ms, ...args)
-        registry.timers.set(timer, { file: this.file, kind, ms: ms ?? 0, at: new Error(), afterTeardown: this.tornDown })
+        registry.timers.set(timer, { file: this.file, kind, ms: ms ?? 0, setAt: Date.now(), at: new Error(), afterTeardown: this.tornDown })
         return timer
       }
     const untrack = (clear: (t: NodeJS.Timeout | undefined) => void) => (t: NodeJS.Timeout | undefined): void => {

@@ -3,9 +3,9 @@
  * a ReplicaState (the in-memory rebase logic) to the replica's storage and to the client's
  * connection.
  *
- * Durability order: a command's outbox record is written before the command is sent; a
- * confirmation removes it and advances the confirmed seq in one write. Writes of one
- * document go through one lane, in order.
+ * Writes of one document go through one lane, in order (core/replica/doc-lane.ts): with a
+ * storage, the store's (core/store/stored-lane.ts: a command's outbox record is written before
+ * the command is sent); without, a lane in memory that only keeps the order.
  *
  * @example
  * ```ts
@@ -33,6 +33,7 @@ import type * as SchemaAST from "effect/SchemaAST"
 import { makeContext } from "../machine.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
 import { AS, BATCH, historyOf } from "../schema/registry.js"
+import { MemoryLane, type DocLane, type LaneHost, type Renumbering } from "./doc-lane.js"
 
 /**
  * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
@@ -144,9 +145,6 @@ type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number;
  */
 const SNAPSHOT_ACK_EVERY = 128 << 10
 
-/** How long a failed outbox write waits before it is tried again. */
-const OUTBOX_RETRY_MS = 1000
-
 export class Doc<M extends Machine<any, any>> {
   readonly #rs: ReplicaState<StateOf<M>>
   readonly #deferreds = new Map<PendingCommand, Deferred>()
@@ -168,22 +166,12 @@ export class Doc<M extends Machine<any, any>> {
   #blockedTooNew = false
   #nextClientSeq: number
   #toPersist: PendingCommand[] = []
-  /** Commands whose outbox write failed: the next outbox write stores them first. */
-  #outboxUnstored: PendingCommand[] = []
-  #lane: Promise<void> = Promise.resolve()
+  readonly #lane: DocLane<OwnConfirmation>
   /** Entries received and not yet integrated (lazy rebase). */
   #incoming: Entry[] = []
   #incomingScheduled = false
   /** Settled commands whose outbox removal is not durable yet. */
   readonly #settling = new Set<number>()
-  /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
-  #unwritten: { entries: Entry[]; settled: number[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
-  /**
-   * Confirmations whose outbox removal is not stored yet: the app is told once it is, so a
-   * command it was told about is never back in the outbox after a restart (a read-only app,
-   * told `update-required`, would keep it there for good and never hear of it again).
-   */
-  #untold: OwnConfirmation[] = []
   /** Own commands the hub answered with "applied at seq <= X": settled once confirmedSeq reaches X. */
   readonly #settleAt = new Map<PendingCommand, number>()
   readonly #maxCommandBytes: number
@@ -207,16 +195,9 @@ export class Doc<M extends Machine<any, any>> {
   #closed = false
   /** Set while the hub refuses this client (see `refused`). */
   #refusal: CanonError | undefined
-  // What the lane has written: the next write builds on these.
-  #laneNext: number
-  #laneConfirmed: number
-  #laneSnapshotSeq: number
-  #sinceSnapshot = 0
-  readonly #snapshotEvery: number
   /** CRDT fields: local changes on their way to merge commands (core/crdt/outbox.ts). */
   readonly #crdtOutbox: CrdtOutbox | undefined
   #crdtHandles: Record<string, unknown> | undefined
-  readonly #store: ReplicaStore | undefined
   readonly #runtime: Runtime
   readonly #onClosed: () => void
 
@@ -231,17 +212,27 @@ export class Doc<M extends Machine<any, any>> {
     options: DocOptions,
     onClosed: () => void = () => {},
   ) {
-    this.#store = store
     this.#runtime = runtime
     this.#onClosed = onClosed
     this.#rs = new ReplicaState(docId, machine, clientId, () => runtime.now(), init.state, init.confirmedSeq)
     this.#maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.#maxSnapshotBytes = options.maxSnapshotBytes ?? 1 << 30
     this.#nextClientSeq = init.nextClientSeq
-    this.#laneNext = init.nextClientSeq
-    this.#laneConfirmed = init.confirmedSeq
-    this.#laneSnapshotSeq = init.snapshotSeq
-    this.#snapshotEvery = options.snapshotEvery ?? 1000
+    const doc = this
+    const host: LaneHost<OwnConfirmation> = {
+      docId, machine, runtime,
+      get closed() { return doc.#closed },
+      pendingAt: (clientSeq) => this.#rs.pendingAt(clientSeq),
+      flushOutbox: () => this.#flushOutbox(),
+      outboxStored: (batch) => this.#outboxStored(batch),
+      confirmedStored: (removed, tell) => this.#confirmedStored(removed, tell),
+      tell: (tell) => this.#tellConfirmed(tell),
+      renumbered: () => { if (this.#send !== undefined) this.#resend() },
+      error: (message) => this.#emit("error", { code: "storage-failed", message }),
+    }
+    this.#lane = store !== undefined
+      ? store.lane(host, { nextClientSeq: init.nextClientSeq, confirmedSeq: init.confirmedSeq, snapshotSeq: init.snapshotSeq, snapshotEvery: options.snapshotEvery ?? 1000 })
+      : new MemoryLane(host)
     this.#sendWindow = Math.max(1, options.sendWindow ?? SEND_WINDOW)
     this.#fetchStateOnConnect = init.fetchState === true
     for (const o of init.outbox) {
@@ -459,64 +450,26 @@ export class Doc<M extends Machine<any, any>> {
     })
   }
 
-  #enqueue(write: (store: ReplicaStore) => Promise<void>, then: () => void, failed?: () => void): void {
-    const store = this.#store
-    if (store === undefined) {
-      this.#lane = this.#lane.then(then)
-      return
-    }
-    this.#lane = this.#lane
-      .then(() => write(store))
-      .then(then, (e) => {
-        this.#emit("error", { code: "storage-failed", message: `Writing document "${this.docId}" failed: ${e instanceof Error ? e.message : String(e)}` })
-        failed?.()
-      })
-  }
-
   /** Settled lane: resolves when every write queued so far is done. */
   whenStored(): Promise<void> {
-    return this.#lane
+    return this.#lane.idle
   }
 
   #flushOutbox(): void {
     const queued = this.#toPersist
     this.#toPersist = []
-    if (queued.length === 0 && this.#outboxUnstored.length === 0) return
-    let batch = queued
-    // The stored next number never runs past the stored commands: numbers taken by commands
-    // still waiting for their own write would be a hole in the outbox after a crash, and the
-    // hub refuses a hole for good (crash-client seed 251190864).
-    const nextAfter = (b: ReadonlyArray<PendingCommand>) => Math.max(this.#laneNext, (b[b.length - 1]?.clientSeq ?? 0) + 1)
-    let next = nextAfter(batch)
-    this.#enqueue(
-      (store) => {
-        // Commands of an earlier outbox write that failed go first, in this write: one queued
-        // behind it must not store (and send) later commands while they are not stored, or the
-        // outbox has a hole the hub refuses (sequence-gap), after a restart for good.
-        batch = [...this.#outboxUnstored.filter((p) => this.#rs.pendingAt(p.clientSeq) === p), ...queued]
-        this.#outboxUnstored = []
-        next = nextAfter(batch)
-        if (batch.length === 0) return Promise.resolve()
-        return store.appendOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: next }, batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })))
-      },
-      () => {
-        if (batch.length === 0) return
-        this.#laneNext = Math.max(this.#laneNext, next)
-        const live: PendingCommand[] = []
-        for (const p of batch) {
-          p.persisted = true
-          this.#deferreds.get(p)?.persisted()
-          if (this.#rs.pendingAt(p.clientSeq) === p) live.push(p)
-        }
-        if (live.length > 0) this.#pump()
-      },
-      () => {
-        // Not durable, so not sent yet: the next outbox write carries them (the app was told storage failed).
-        if (this.#closed) return
-        this.#outboxUnstored = [...batch, ...this.#outboxUnstored]
-        this.#runtime.setTimer(OUTBOX_RETRY_MS, () => this.#flushOutbox())
-      },
-    )
+    this.#lane.outbox(queued)
+  }
+
+  /** These commands' outbox records are stored (or need not be): they may be sent. */
+  #outboxStored(batch: ReadonlyArray<PendingCommand>): void {
+    const live: PendingCommand[] = []
+    for (const p of batch) {
+      p.persisted = true
+      this.#deferreds.get(p)?.persisted()
+      if (this.#rs.pendingAt(p.clientSeq) === p) live.push(p)
+    }
+    if (live.length > 0) this.#pump()
   }
 
   #ackedClientSeq(): number {
@@ -525,8 +478,8 @@ export class Doc<M extends Machine<any, any>> {
     const p0 = this.#rs.pending[0]
     if (p0 !== undefined && p0.clientSeq < low) low = p0.clientSeq
     for (const cs of this.#settling) if (cs < low) low = cs
-    const u0 = this.#outboxUnstored[0]
-    if (u0 !== undefined && u0.clientSeq < low) low = u0.clientSeq
+    const u0 = this.#lane.firstUnstored()
+    if (u0 !== undefined && u0 < low) low = u0
     const t0 = this.#toPersist[0]
     if (t0 !== undefined && t0.clientSeq < low) low = t0.clientSeq
     return low - 1
@@ -881,28 +834,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#snapshotFailures = 0
     this.#resyncing = false
     this.#fetchStateOnConnect = false
-    let settledBefore: number[] = []
-    this.#enqueue(
-      (store) => {
-        // Entries an earlier failed write left out are inside this state (or of a timeline it replaces).
-        settledBefore = this.#unwritten.settled
-        this.#unwritten = { entries: [], settled: [] }
-        return store.confirm(this.docId, {
-          meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.#laneNext },
-          entries: [],
-          settled: settledBefore,
-          snapshot: { seq, state: bytes, dropFrom: this.#laneSnapshotSeq + 1, dropTo: this.#laneConfirmed },
-        })
-      },
-      () => {
-        this.#laneConfirmed = seq
-        this.#laneSnapshotSeq = seq
-        this.#sinceSnapshot = 0
-        if (settledBefore.length > 0) this.#tellConfirmed([])
-      },
-      // Not written: the next confirm carries the installed state, or its entries would follow a hole.
-      () => { this.#unwritten = { entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state: bytes } } },
-    )
+    this.#lane.install(seq, bytes)
     this.#emit("snapshot", { seq, received: bytes.length, size: bytes.length })
     if (rewound !== undefined) this.#emit("rewound", { from: rewound, to: seq })
     this.#resend()
@@ -925,7 +857,7 @@ export class Doc<M extends Machine<any, any>> {
    * next the hub expects is `from`. `down`: the numbers went down, so the stored next number
    * does too (it ran past the stored commands).
    */
-  #renumber(moves: ReadonlyArray<{ readonly command: PendingCommand; readonly from: number; readonly to: number }>, from: number, down: boolean): void {
+  #renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean): void {
     // A command recovered from the outbox after a restart has no receipt.
     for (const m of moves) {
       const d = this.#deferreds.get(m.command)
@@ -935,24 +867,7 @@ export class Doc<M extends Machine<any, any>> {
     for (const p of this.#rs.pending) next = Math.max(next, p.clientSeq + 1)
     this.#nextClientSeq = next
     if (moves.length === 0) return
-    // Commands still in `toPersist` get their first write with the new numbers; every other
-    // moved command's record moves (a record whose append is still in the lane is written
-    // before this runs: the lane is in order).
-    const unwrittenYet = new Set([...this.#outboxUnstored, ...this.#toPersist])
-    const persisted = moves.filter((m) => !unwrittenYet.has(m.command))
-    // As in #flushOutbox: the stored next number covers the stored commands only.
-    let storedNext = from
-    this.#enqueue(
-      (store) => {
-        storedNext = Math.max(down ? from : this.#laneNext, from, ...persisted.map((m) => m.to + 1))
-        return store.renumberOutbox(this.docId, { machine: this.machine.name, version: this.machine.version, confirmedSeq: this.#laneConfirmed, nextClientSeq: storedNext },
-          persisted.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded })))
-      },
-      () => {
-        this.#laneNext = down ? storedNext : Math.max(this.#laneNext, storedNext)
-        if (this.#send !== undefined) this.#resend()
-      },
-    )
+    this.#lane.renumber(moves, from, down, this.#toPersist)
   }
 
   #subscribeMessage(): ClientMessage {
@@ -961,7 +876,7 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   #integrate(entries: ReadonlyArray<Entry>, settle: ReadonlySet<number> | undefined, rejected: ReadonlyMap<number, Rejection>, accepted: ReadonlyArray<OwnConfirmation> = []): void {
-    const wantSnapshot = this.#store !== undefined && this.#sinceSnapshot + entries.length >= this.#snapshotEvery
+    const wantSnapshot = this.#lane.wantSnapshot(entries.length)
     const rejectedCommands = new Map<number, PendingCommand>()
     for (const cs of rejected.keys()) {
       const p = this.#rs.pendingAt(cs)
@@ -979,8 +894,7 @@ export class Doc<M extends Machine<any, any>> {
     for (const cs of settled) this.#settling.add(cs)
     const confirmedSeq = this.#rs.confirmedSeq
     const snapshot = r.snapshot
-    this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + r.applied.length
-    this.#storeConfirmed(confirmedSeq, r.applied, settled, snapshot, [...r.confirmed, ...accepted])
+    this.#lane.confirm(confirmedSeq, r.applied, settled, snapshot, [...r.confirmed, ...accepted])
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top).
     if ([...rejectedCommands.values()].some((p) => p.cmd.crdt?.field !== undefined) && this.#send !== undefined) {
@@ -1003,65 +917,17 @@ export class Doc<M extends Machine<any, any>> {
     this.#crdtOutbox?.kick()
   }
 
-  /**
-   * Stores confirmed entries and outbox removals (with what earlier failed writes left out),
-   * then tells the app of the confirmations. `confirmedSeq` undefined: a retry of what failed,
-   * up to where it reached.
-   */
-  #storeConfirmed(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<OwnConfirmation>): void {
-    let base: { seq: number; state: Uint8Array } | undefined
-    let seq = confirmedSeq ?? this.#laneConfirmed
-    this.#enqueue(
-      // Built when the lane gets here, on top of what the writes before it stored; what an
-      // earlier failed write left out goes first (taken here, not at integrate time: a write
-      // queued behind one that then fails must carry it), so the stored log has no hole.
-      (store) => {
-        const carried = this.#unwritten
-        this.#unwritten = { entries: [], settled: [] }
-        if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
-        if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
-        if (confirmedSeq === undefined) {
-          // A retry: nothing left if a write since carried it. An installed state it carries
-          // replaces the stored one, and may be of a lower seq (an older-version follower is
-          // sent its version's state at seq 0): the seq is where that state and its entries reach.
-          const last = applied[applied.length - 1]?.seq ?? 0
-          seq = carried.snapshot !== undefined ? Math.max(carried.snapshot.seq, last) : Math.max(this.#laneConfirmed, last)
-          if (applied.length === 0 && removed.length === 0 && carried.snapshot === undefined) return Promise.resolve()
-        }
-        base = snapshot !== undefined ? { seq, state: snapshot } : carried.snapshot
-        return store.confirm(this.docId, {
-          meta: { machine: this.machine.name, version: this.machine.version, confirmedSeq: seq, nextClientSeq: this.#laneNext },
-          entries: applied,
-          settled: removed,
-          ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#laneSnapshotSeq + 1, dropTo: this.#laneConfirmed } } : {}),
-        })
-      },
-      () => {
-        this.#laneConfirmed = confirmedSeq === undefined && base === undefined ? Math.max(this.#laneConfirmed, seq) : seq
-        if (base !== undefined) this.#laneSnapshotSeq = base.seq
-        for (const cs of removed) this.#settling.delete(cs)
-        // Tell the authority it may forget these outcomes: on the next submit, or on its own
-        // once enough have piled up (a frame per confirmation would double the traffic).
-        const acked = this.#ackedClientSeq()
-        if (this.#send !== undefined && acked - this.#lastAckSent >= ACK_EVERY && this.#toPersist.length === 0) {
-          this.#lastAckSent = acked
-          this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
-        }
-        this.#tellConfirmed(tell)
-      },
-      () => {
-        // Nothing of this batch was written (batches are atomic): the next write carries it,
-        // or a retry if none comes (the app hears of these confirmations once stored).
-        this.#unwritten = {
-          entries: [...applied, ...this.#unwritten.entries],
-          settled: [...removed, ...this.#unwritten.settled],
-          ...(base !== undefined ? { snapshot: base } : {}),
-        }
-        this.#untold.push(...tell)
-        if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
-        if (!this.#closed) this.#runtime.setTimer(OUTBOX_RETRY_MS, () => { if (!this.#closed) this.#storeConfirmed(undefined, [], [], undefined, []) })
-      },
-    )
+  /** Confirmed entries and the outbox removals of `removed` are stored (or need not be): the app hears of `tell`. */
+  #confirmedStored(removed: ReadonlyArray<number>, tell: ReadonlyArray<OwnConfirmation>): void {
+    for (const cs of removed) this.#settling.delete(cs)
+    // Tell the authority it may forget these outcomes: on the next submit, or on its own
+    // once enough have piled up (a frame per confirmation would double the traffic).
+    const acked = this.#ackedClientSeq()
+    if (this.#send !== undefined && acked - this.#lastAckSent >= ACK_EVERY && this.#toPersist.length === 0) {
+      this.#lastAckSent = acked
+      this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
+    }
+    this.#tellConfirmed(tell)
   }
 
   /** Commands answered "applied at seq <= X" settle once the confirmed state has reached X. */
@@ -1076,11 +942,9 @@ export class Doc<M extends Machine<any, any>> {
     this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map(), due.map((d) => ({ ...d, upperBound: true as const })))
   }
 
-  /** The outbox removals of these (and of any told nothing yet) are stored: the app hears of them. */
+  /** The outbox removals of these are stored: the app hears of them. */
   #tellConfirmed(tell: ReadonlyArray<OwnConfirmation>): void {
-    const all = this.#untold.length > 0 ? [...this.#untold, ...tell] : tell
-    this.#untold = []
-    for (const c of all) this.#settleConfirmed(c.command, c.seq, c.upperBound)
+    for (const c of tell) this.#settleConfirmed(c.command, c.seq, c.upperBound)
   }
 
   #settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {
@@ -1117,7 +981,7 @@ export class Doc<M extends Machine<any, any>> {
       this.#onClosed()
       this.#emit("closed", { docId: this.docId })
     }
-    return this.#lane
+    return this.#lane.idle
   }
 
   /** True after `close`. */

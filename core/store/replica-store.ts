@@ -17,6 +17,8 @@ import {
 } from "./records.js"
 import { ensureReplicaFormat } from "./format.js"
 import { encodeCanonical } from "../canonical.js"
+import type { LaneHost } from "../replica/doc-lane.js"
+import { StoredLane, type StoredLaneInit } from "./stored-lane.js"
 
 export interface StoredReplicaDoc {
   readonly meta: ReplicaMeta
@@ -127,6 +129,11 @@ export class ReplicaStore {
     for (const m of moves) ops.push({ type: "put", key: K.replicaOutbox(docId, m.to), value: encodeOutbox(m.name, m.args) })
     ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
     await this.kv.batch(ops)
+  }
+
+  /** A document's lane to this store: its writes in order, with their carry and retry (core/store/stored-lane.ts). */
+  lane<T>(host: LaneHost<T>, init: StoredLaneInit): StoredLane<T> {
+    return new StoredLane(this, host, init)
   }
 
   async confirm(docId: string, batch: ConfirmBatch): Promise<void> {

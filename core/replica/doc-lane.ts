@@ -1,0 +1,93 @@
+/**
+ * Where a document's changes go, in order: to the replica store (core/store/stored-lane.ts,
+ * which comes with a storage), or nowhere (MemoryLane, below). Either calls the document back
+ * in the order its changes were handed over, so Doc's logic is the same with or without
+ * storage, and an app that passes no storage does not ship the store's write, carry and retry
+ * logic (issue 15: client weight).
+ */
+import type { Entry } from "../entry.js"
+import type { Machine } from "../machine.js"
+import type { Runtime } from "../ports/runtime.js"
+import type { PendingCommand } from "./replica-state.js"
+
+/** What a lane needs of its document. `T` is what the document tells the app of a confirmation. */
+export interface LaneHost<T> {
+  readonly docId: string
+  readonly machine: Machine<any, any>
+  readonly runtime: Runtime
+  /** True once the document is closed: nothing is retried after. */
+  readonly closed: boolean
+  /** The pending command numbered `clientSeq`, if it still is pending. */
+  pendingAt(clientSeq: number): PendingCommand | undefined
+  /** Writes the commands submitted since the last call (a retry calls it after a failed write). */
+  flushOutbox(): void
+  /** These commands' outbox records are stored: they may be sent. */
+  outboxStored(batch: ReadonlyArray<PendingCommand>): void
+  /** Confirmed entries and the outbox removals of `removed` are stored: the app may hear of `tell`. */
+  confirmedStored(removed: ReadonlyArray<number>, tell: ReadonlyArray<T>): void
+  /** Confirmations the app was not told of yet are stored now (with a later write). */
+  tell(tell: ReadonlyArray<T>): void
+  /** Renumbered outbox records are stored: the commands may go again. */
+  renumbered(): void
+  /** A write failed: the app is told (the lane carries what it held into a later write). */
+  error(message: string): void
+}
+
+export interface Renumbering {
+  readonly command: PendingCommand
+  readonly from: number
+  readonly to: number
+}
+
+export interface DocLane<T> {
+  /** Resolves when every write handed over so far is done. */
+  readonly idle: Promise<void>
+  /** A write of confirmed entries that brings this many more should write the state whole. */
+  wantSnapshot(entries: number): boolean
+  /** The lowest clientSeq whose outbox record is not stored because its write failed. */
+  firstUnstored(): number | undefined
+  /** New outbox records (and any a failed write left unstored), then host.outboxStored. */
+  outbox(queued: ReadonlyArray<PendingCommand>): void
+  /**
+   * Confirmed entries, outbox removals and maybe the state whole, then host.confirmedStored.
+   * `confirmedSeq` undefined: a retry of what failed.
+   */
+  confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>): void
+  /** The authority's state at `seq` replaces the confirmed state. */
+  install(seq: number, state: Uint8Array): void
+  /** Outbox records move to new numbers (at least one); `toPersist`: commands whose first write is still to come. */
+  renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean, toPersist: ReadonlyArray<PendingCommand>): void
+}
+
+/** The lane of a document kept in memory only: nothing is written, the document is called back in order. */
+export class MemoryLane<T> implements DocLane<T> {
+  idle: Promise<void> = Promise.resolve()
+
+  constructor(readonly host: LaneHost<T>) {}
+
+  #then(fn: () => void): void {
+    this.idle = this.idle.then(fn)
+  }
+
+  wantSnapshot(): boolean {
+    return false
+  }
+
+  firstUnstored(): undefined {
+    return undefined
+  }
+
+  outbox(queued: ReadonlyArray<PendingCommand>): void {
+    if (queued.length > 0) this.#then(() => this.host.outboxStored(queued))
+  }
+
+  confirm(_seq: number | undefined, _applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, _snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>): void {
+    this.#then(() => this.host.confirmedStored(removed, tell))
+  }
+
+  install(): void {}
+
+  renumber(): void {
+    this.#then(() => this.host.renumbered())
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * A document's lane to the replica store (core/replica/doc-lane.ts): its writes, in order, with
+ * what a failed write leaves for the next one. It comes with a storage (ReplicaStore.lane), so
+ * an app without storage does not ship it.
+ *
+ * Durability order: a command's outbox record is written before the command is sent; a
+ * confirmation removes it and advances the confirmed seq in one write. A write that fails is
+ * never lost: what it held goes first into the next write (or a retry), so the stored log and
+ * outbox never have a hole.
+ */
+import type { Entry } from "../entry.js"
+import type { DocLane, LaneHost, Renumbering } from "../replica/doc-lane.js"
+import type { PendingCommand } from "../replica/replica-state.js"
+import type { ReplicaMeta } from "./records.js"
+import type { ReplicaStore } from "./replica-store.js"
+
+/** How long a failed write waits before it is tried again. */
+const RETRY_MS = 1000
+
+export interface StoredLaneInit {
+  /** What the store holds of the document when it opens. */
+  readonly nextClientSeq: number
+  readonly confirmedSeq: number
+  readonly snapshotSeq: number
+  /** Write the confirmed state whole every this many confirmed entries. */
+  readonly snapshotEvery: number
+}
+
+export class StoredLane<T> implements DocLane<T> {
+  idle: Promise<void> = Promise.resolve()
+  // What the lane has written: the next write builds on these.
+  #next: number
+  #confirmed: number
+  #snapshotSeq: number
+  #sinceSnapshot = 0
+  readonly #snapshotEvery: number
+  /** Commands whose outbox write failed: the next outbox write stores them first. */
+  #unstored: PendingCommand[] = []
+  /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
+  #unwritten: { entries: Entry[]; settled: number[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
+  /**
+   * Confirmations whose outbox removal is not stored yet: the app is told once it is, so a
+   * command it was told about is never back in the outbox after a restart (a read-only app,
+   * told `update-required`, would keep it there for good and never hear of it again).
+   */
+  #untold: T[] = []
+
+  constructor(readonly store: ReplicaStore, readonly host: LaneHost<T>, init: StoredLaneInit) {
+    this.#next = init.nextClientSeq
+    this.#confirmed = init.confirmedSeq
+    this.#snapshotSeq = init.snapshotSeq
+    this.#snapshotEvery = init.snapshotEvery
+  }
+
+  #meta(confirmedSeq: number, nextClientSeq: number): ReplicaMeta {
+    const m = this.host.machine
+    return { machine: m.name, version: m.version, confirmedSeq, nextClientSeq }
+  }
+
+  #enqueue(write: () => Promise<void>, then: () => void, failed?: () => void): void {
+    this.idle = this.idle
+      .then(write)
+      .then(then, (e) => {
+        this.host.error(`Writing document "${this.host.docId}" failed: ${e instanceof Error ? e.message : String(e)}`)
+        failed?.()
+      })
+  }
+
+  wantSnapshot(entries: number): boolean {
+    return this.#sinceSnapshot + entries >= this.#snapshotEvery
+  }
+
+  firstUnstored(): number | undefined {
+    return this.#unstored[0]?.clientSeq
+  }
+
+  outbox(queued: ReadonlyArray<PendingCommand>): void {
+    if (queued.length === 0 && this.#unstored.length === 0) return
+    const host = this.host
+    let batch = queued
+    // The stored next number never runs past the stored commands: numbers taken by commands
+    // still waiting for their own write would be a hole in the outbox after a crash, and the
+    // hub refuses a hole for good (crash-client seed 251190864).
+    const nextAfter = (b: ReadonlyArray<PendingCommand>) => Math.max(this.#next, (b[b.length - 1]?.clientSeq ?? 0) + 1)
+    let next = nextAfter(batch)
+    this.#enqueue(
+      () => {
+        // Commands of an earlier outbox write that failed go first, in this write: one queued
+        // behind it must not store (and send) later commands while they are not stored, or the
+        // outbox has a hole the hub refuses (sequence-gap), after a restart for good.
+        batch = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...queued]
+        this.#unstored = []
+        next = nextAfter(batch)
+        if (batch.length === 0) return Promise.resolve()
+        return this.store.appendOutbox(host.docId, this.#meta(this.#confirmed, next), batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })))
+      },
+      () => {
+        if (batch.length === 0) return
+        this.#next = Math.max(this.#next, next)
+        host.outboxStored(batch)
+      },
+      () => {
+        // Not durable, so not sent yet: the next outbox write carries them (the app was told storage failed).
+        if (host.closed) return
+        this.#unstored = [...batch, ...this.#unstored]
+        host.runtime.setTimer(RETRY_MS, () => host.flushOutbox())
+      },
+    )
+  }
+
+  confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>): void {
+    const host = this.host
+    if (confirmedSeq !== undefined) this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + applied.length
+    let base: { seq: number; state: Uint8Array } | undefined
+    let seq = confirmedSeq ?? this.#confirmed
+    this.#enqueue(
+      // Built when the lane gets here, on top of what the writes before it stored; what an
+      // earlier failed write left out goes first (taken here, not at integrate time: a write
+      // queued behind one that then fails must carry it), so the stored log has no hole.
+      () => {
+        const carried = this.#unwritten
+        this.#unwritten = { entries: [], settled: [] }
+        if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
+        if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
+        if (confirmedSeq === undefined) {
+          // A retry: nothing left if a write since carried it. An installed state it carries
+          // replaces the stored one, and may be of a lower seq (an older-version follower is
+          // sent its version's state at seq 0): the seq is where that state and its entries reach.
+          const last = applied[applied.length - 1]?.seq ?? 0
+          seq = carried.snapshot !== undefined ? Math.max(carried.snapshot.seq, last) : Math.max(this.#confirmed, last)
+          if (applied.length === 0 && removed.length === 0 && carried.snapshot === undefined) return Promise.resolve()
+        }
+        base = snapshot !== undefined ? { seq, state: snapshot } : carried.snapshot
+        return this.store.confirm(host.docId, {
+          meta: this.#meta(seq, this.#next),
+          entries: applied,
+          settled: removed,
+          ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#snapshotSeq + 1, dropTo: this.#confirmed } } : {}),
+        })
+      },
+      () => {
+        this.#confirmed = confirmedSeq === undefined && base === undefined ? Math.max(this.#confirmed, seq) : seq
+        if (base !== undefined) this.#snapshotSeq = base.seq
+        const all = this.#untold.length > 0 ? [...this.#untold, ...tell] : tell
+        this.#untold = []
+        host.confirmedStored(removed, all)
+      },
+      () => {
+        // Nothing of this batch was written (batches are atomic): the next write carries it,
+        // or a retry if none comes (the app hears of these confirmations once stored).
+        this.#unwritten = {
+          entries: [...applied, ...this.#unwritten.entries],
+          settled: [...removed, ...this.#unwritten.settled],
+          ...(base !== undefined ? { snapshot: base } : {}),
+        }
+        this.#untold.push(...tell)
+        if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
+        if (!host.closed) host.runtime.setTimer(RETRY_MS, () => { if (!host.closed) this.confirm(undefined, [], [], undefined, []) })
+      },
+    )
+  }
+
+  install(seq: number, state: Uint8Array): void {
+    let settledBefore: number[] = []
+    this.#enqueue(
+      () => {
+        // Entries an earlier failed write left out are inside this state (or of a timeline it replaces).
+        settledBefore = this.#unwritten.settled
+        this.#unwritten = { entries: [], settled: [] }
+        return this.store.confirm(this.host.docId, {
+          meta: this.#meta(seq, this.#next),
+          entries: [],
+          settled: settledBefore,
+          snapshot: { seq, state, dropFrom: this.#snapshotSeq + 1, dropTo: this.#confirmed },
+        })
+      },
+      () => {
+        this.#confirmed = seq
+        this.#snapshotSeq = seq
+        this.#sinceSnapshot = 0
+        if (settledBefore.length > 0) {
+          const untold = this.#untold
+          this.#untold = []
+          this.host.tell(untold)
+        }
+      },
+      // Not written: the next confirm carries the installed state, or its entries would follow a hole.
+      () => { this.#unwritten = { entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state } } },
+    )
+  }
+
+  renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean, toPersist: ReadonlyArray<PendingCommand>): void {
+    // Commands still in `toPersist` get their first write with the new numbers; every other
+    // moved command's record moves (a record whose append is still in the lane is written
+    // before this runs: the lane is in order).
+    const unwrittenYet = new Set([...this.#unstored, ...toPersist])
+    const persisted = moves.filter((m) => !unwrittenYet.has(m.command))
+    // As in `outbox`: the stored next number covers the stored commands only.
+    let storedNext = from
+    this.#enqueue(
+      () => {
+        storedNext = Math.max(down ? from : this.#next, from, ...persisted.map((m) => m.to + 1))
+        return this.store.renumberOutbox(this.host.docId, this.#meta(this.#confirmed, storedNext),
+          persisted.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded })))
+      },
+      () => {
+        this.#next = down ? storedNext : Math.max(this.#next, storedNext)
+        this.host.renumbered()
+      },
+    )
+  }
+}

@@ -10,12 +10,9 @@
  * client.onStatus((s) => console.log(s))   // "connecting" | "online" | "offline"
  * ```
  */
-import { decodeCanonical } from "../canonical.js"
 import { canonError } from "../errors.js"
 import { docIdProblem } from "../limits.js"
 import type { Machine, StateOf } from "../machine.js"
-import { applyLogged } from "../apply.js"
-import { JournaledState } from "../journal.js"
 import { REPLICA_STORE, type ReplicaStorage } from "../ports/storage.js"
 import type { ClientTransport, CloseInfo, Connection } from "../ports/transport.js"
 import { newClientId, newClientSecret, type Runtime, type Timer } from "../ports/runtime.js"
@@ -23,9 +20,9 @@ import type { ClientMessage, Refused, ServerMessage, VersionRange } from "../pro
 import { SUPPORTED_PROTOCOL, describeMachine } from "../protocol/negotiate.js"
 import type { ReplicaStore } from "../store/replica-store.js"
 import { backoffDelay, type BackoffOptions } from "./backoff.js"
-import { Doc, type DocOptions } from "./doc.js"
+import { Doc, type DocInit, type DocOptions } from "./doc.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
-import { historyOf, newerStoreError } from "../schema/registry.js"
+import { historyOf } from "../schema/registry.js"
 
 /**
  * - connecting: a connection is being opened;
@@ -85,15 +82,6 @@ export interface ClientOptions extends DocOptions {
 
 /** Storages a client of this page is closing on, until it has let go (see `open`). */
 const closingStores = new WeakMap<ReplicaStorage, Promise<void>>()
-
-/** A stored snapshot's state: damaged bytes are storage-corrupt, naming the document. */
-const storedState = (docId: string, bytes: Uint8Array): unknown => {
-  try {
-    return decodeCanonical(bytes)
-  } catch (e) {
-    throw canonError("storage-corrupt", `The stored snapshot of document "${docId}" is unreadable: ${e instanceof Error ? e.message : String(e)}`)
-  }
-}
 
 export class CanonClient {
   readonly #docs = new Map<string, Doc<any>>()
@@ -221,41 +209,14 @@ export class CanonClient {
       if (existing.machine !== machine) throw canonError("machine-mismatch", `Document "${docId}" is already open with machine "${existing.machine.name}".`)
       return existing as Doc<M>
     }
-    const stored = await this.#store?.load(docId)
-    if (stored !== undefined && stored.meta.machine !== machine.name) {
-      throw canonError("machine-mismatch", `Stored document "${docId}" belongs to machine "${stored.meta.machine}", not "${machine.name}".`)
-    }
-    // Stored by a newer version of the app: never read. By an older one: migrated by the
-    // machine's version history, if it has one (core/schema/replica-upgrade.ts); a one-version
-    // machine whose version was bumped reads what it stored as it is.
-    if (stored !== undefined && stored.meta.version > machine.version) throw newerStoreError(docId, stored.meta.version, machine)
-    const upgraded = stored === undefined ? undefined : await historyOf(machine)?.upgradeStoredReplica(this.#store, docId, stored, machine)
-    const host = new JournaledState<StateOf<M>>(upgraded !== undefined ? (upgraded.state as StateOf<M>) : stored?.snapshot ? (storedState(docId, stored.snapshot.state) as StateOf<M>) : machine.initial())
-    let seq = upgraded?.confirmedSeq ?? stored?.snapshot?.seq ?? 0
-    for (const e of upgraded !== undefined ? [] : stored?.entries ?? []) {
-      if (e.seq !== seq + 1) break
-      applyLogged(host, docId, machine, e)
-      seq = e.seq
-    }
-    if (stored !== undefined && seq !== stored.meta.confirmedSeq) {
-      throw canonError("storage-corrupt", `Stored document "${docId}" claims seq ${stored.meta.confirmedSeq} but its state reaches ${seq}.`)
-    }
+    const init: DocInit<StateOf<M>> = (await this.#store?.openDoc(docId, machine)) ?? { state: machine.initial(), confirmedSeq: 0, nextClientSeq: 1, snapshotSeq: 0, outbox: [] }
     // Closed meanwhile: its storage may be another client's by now.
     if (this.#closing !== undefined) throw canonError("closed", "This client is closed.")
     const again = this.#docs.get(docId)
     if (again !== undefined) return again as Doc<M>
     // Declared in later handshakes; on this connection the subscribe carries the check.
     if (!this.#machines.has(machine.name)) this.#machines.set(machine.name, machine)
-    const outbox = upgraded?.outbox ?? stored?.outbox ?? []
-    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.#store, this.#options.runtime, {
-      state: host.root,
-      confirmedSeq: seq,
-      // Never below a stored command's number: a reused number would overwrite that command.
-      nextClientSeq: outbox.reduce((n, o) => Math.max(n, o.clientSeq + 1), stored?.meta.nextClientSeq ?? 1),
-      snapshotSeq: upgraded?.snapshotSeq ?? stored?.snapshot?.seq ?? 0,
-      outbox,
-      fetchState: upgraded !== undefined || stored?.provisional === true,
-    }, this.#options, () => {
+    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.#store, this.#options.runtime, init, this.#options, () => {
       if (this.#docs.get(docId) === doc) this.#docs.delete(docId)
     })
     this.#docs.set(docId, doc)

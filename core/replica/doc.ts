@@ -133,6 +133,19 @@ export interface DocOptions {
   readonly sendWindow?: number
 }
 
+/** What a document opens with: from the replica store (core/store/replica-open.ts), or a new one's. */
+export interface DocInit<S> {
+  readonly state: S
+  readonly confirmedSeq: number
+  readonly nextClientSeq: number
+  /** The seq of the stored snapshot (what a write of the state whole replaces from). */
+  readonly snapshotSeq: number
+  /** Commands not confirmed or rejected yet, in clientSeq order. */
+  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+  /** Ask the authority for its state on connecting (the stored one was migrated here). */
+  readonly fetchState?: boolean
+}
+
 /** An own command the authority applied at `seq` (at most `seq` when `upperBound`). */
 type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number; readonly upperBound?: true }
 
@@ -208,7 +221,7 @@ export class Doc<M extends Machine<any, any>> {
     readonly clientId: string,
     store: ReplicaStore | undefined,
     runtime: Runtime,
-    init: { state: StateOf<M>; confirmedSeq: number; nextClientSeq: number; snapshotSeq: number; outbox: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>; fetchState?: boolean },
+    init: DocInit<StateOf<M>>,
     options: DocOptions,
     onClosed: () => void = () => {},
   ) {

@@ -19,6 +19,9 @@ import { ensureReplicaFormat } from "./format.js"
 import { encodeCanonical } from "../canonical.js"
 import type { LaneHost } from "../replica/doc-lane.js"
 import { StoredLane, type StoredLaneInit } from "./stored-lane.js"
+import type { Machine } from "../machine.js"
+import type { DocInit } from "../replica/doc.js"
+import { openStoredDoc } from "./replica-open.js"
 
 export interface StoredReplicaDoc {
   readonly meta: ReplicaMeta
@@ -129,6 +132,11 @@ export class ReplicaStore {
     for (const m of moves) ops.push({ type: "put", key: K.replicaOutbox(docId, m.to), value: encodeOutbox(m.name, m.args) })
     ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
     await this.kv.batch(ops)
+  }
+
+  /** What document `docId` opens with from this store (undefined: nothing stored): core/store/replica-open.ts. */
+  openDoc<S>(docId: string, machine: Machine<S, any>): Promise<DocInit<S> | undefined> {
+    return openStoredDoc(this, docId, machine)
   }
 
   /** A document's lane to this store: its writes in order, with their carry and retry (core/store/stored-lane.ts). */

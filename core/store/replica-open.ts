@@ -1,0 +1,57 @@
+/**
+ * What a document opens with from the replica store: its stored state (a snapshot with the
+ * confirmed entries after it replayed, or, written by an older version of the app, migrated by
+ * the machine's history), its confirmed seq and its outbox. It comes with a storage
+ * (ReplicaStore.openDoc), so an app without storage does not ship it.
+ */
+import { applyLogged } from "../apply.js"
+import { decodeCanonical } from "../canonical.js"
+import { canonError } from "../errors.js"
+import { JournaledState } from "../journal.js"
+import type { Machine } from "../machine.js"
+import type { DocInit } from "../replica/doc.js"
+import { historyOf, newerStoreError } from "../schema/registry.js"
+import type { ReplicaStore } from "./replica-store.js"
+
+/** A stored snapshot's state: damaged bytes are storage-corrupt, naming the document. */
+const storedState = (docId: string, bytes: Uint8Array): unknown => {
+  try {
+    return decodeCanonical(bytes)
+  } catch (e) {
+    throw canonError("storage-corrupt", `The stored snapshot of document "${docId}" is unreadable: ${e instanceof Error ? e.message : String(e)}`)
+  }
+}
+
+/** The stored document `docId` opened with `machine`, or undefined when nothing is stored. */
+export const openStoredDoc = async <S>(store: ReplicaStore, docId: string, machine: Machine<S, any>): Promise<DocInit<S> | undefined> => {
+  const stored = await store.load(docId)
+  if (stored === undefined) return undefined
+  if (stored.meta.machine !== machine.name) {
+    throw canonError("machine-mismatch", `Stored document "${docId}" belongs to machine "${stored.meta.machine}", not "${machine.name}".`)
+  }
+  // Stored by a newer version of the app: never read. By an older one: migrated by the
+  // machine's version history, if it has one (core/schema/replica-upgrade.ts); a one-version
+  // machine whose version was bumped reads what it stored as it is.
+  if (stored.meta.version > machine.version) throw newerStoreError(docId, stored.meta.version, machine)
+  const upgraded = await historyOf(machine)?.upgradeStoredReplica(store, docId, stored, machine)
+  const host = new JournaledState<S>(upgraded !== undefined ? (upgraded.state as S) : stored.snapshot ? (storedState(docId, stored.snapshot.state) as S) : machine.initial())
+  let seq = upgraded?.confirmedSeq ?? stored.snapshot?.seq ?? 0
+  for (const e of upgraded !== undefined ? [] : stored.entries) {
+    if (e.seq !== seq + 1) break
+    applyLogged(host, docId, machine, e)
+    seq = e.seq
+  }
+  if (seq !== stored.meta.confirmedSeq) {
+    throw canonError("storage-corrupt", `Stored document "${docId}" claims seq ${stored.meta.confirmedSeq} but its state reaches ${seq}.`)
+  }
+  const outbox = upgraded?.outbox ?? stored.outbox
+  return {
+    state: host.root,
+    confirmedSeq: seq,
+    // Never below a stored command's number: a reused number would overwrite that command.
+    nextClientSeq: outbox.reduce((n, o) => Math.max(n, o.clientSeq + 1), stored.meta.nextClientSeq),
+    snapshotSeq: upgraded?.snapshotSeq ?? stored.snapshot?.seq ?? 0,
+    outbox,
+    fetchState: upgraded !== undefined || stored.provisional,
+  }
+}

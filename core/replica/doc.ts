@@ -30,9 +30,8 @@ import type { CrdtOutbox, CrdtHandles } from "../crdt/outbox.js"
 import { argsCodecOf } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
-import { makeContext } from "../machine.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
-import { AS, BATCH, historyOf } from "../schema/registry.js"
+import { AS, BATCH, historyOf, type CompatSession } from "../schema/registry.js"
 import { MemoryLane, type DocLane, type LaneHost, type Renumbering } from "./doc-lane.js"
 
 /**
@@ -170,12 +169,12 @@ export class Doc<M extends Machine<any, any>> {
   /** Fetch the authority's state on the next connection (the stored state was migrated from an older version). */
   #fetchStateOnConnect: boolean
   /**
-   * Compat mode (core/schema): the hub runs an older version of the machine than the app.
+   * Compat mode (core/schema/compat.ts): the hub runs an older version of the machine than the app.
    * Entries are upcast here, the state a snapshot brings is migrated here, checkpoints (of
    * the older version's state) are not compared, and commands are sent downcast; the first
    * one without a downcast waits, with everything after it, until the hub is upgraded.
    */
-  #sessionVersion: number | undefined
+  #compat: CompatSession | undefined
   #blockedTooNew = false
   #nextClientSeq: number
   #toPersist: PendingCommand[] = []
@@ -341,8 +340,7 @@ export class Doc<M extends Machine<any, any>> {
 
   /** The machine the current connection speaks for this document (older than the app's in compat mode). */
   get #sessionMachine(): M {
-    const v = this.#sessionVersion
-    return (v === undefined ? this.machine : historyOf(this.machine)!.at(v)) as M
+    return (this.#compat?.machine ?? this.machine) as M
   }
 
   /** True once caught up with the authority on the current connection. */
@@ -499,7 +497,7 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   #sendSubmit(commands: ReadonlyArray<PendingCommand>): void {
-    if (this.#sessionVersion !== undefined) return this.#sendDowncast(commands)
+    if (this.#compat !== undefined) return this.#sendDowncast(this.#compat, commands)
     const acked = this.#ackedClientSeq()
     this.#lastAckSent = acked
     // Well under the hub's per-submit and frame limits, so a long offline outbox goes out in pieces.
@@ -524,27 +522,18 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   /** Compat mode: each command as the hub's version; stops at the first that has no single downcast. */
-  #sendDowncast(commands: ReadonlyArray<PendingCommand>): void {
+  #sendDowncast(compat: CompatSession, commands: ReadonlyArray<PendingCommand>): void {
     // Commands after one that waits for the hub's upgrade wait too (sent now they would be a clientSeq gap).
     if (this.#blockedTooNew) return
-    const v = this.#sessionVersion!
-    const h = historyOf(this.machine)!
-    const older = h.at(v)
-    const { out, stuck } = h.downcastOutbox(commands, this.machine.version, v)
+    const acked = this.#ackedClientSeq()
+    const { messages, stuck } = compat.submits(this.docId, commands, acked, this.#protocol)
     if (stuck !== undefined) {
-      if (!this.#blockedTooNew) this.#emit("error", { code: "schema-too-new", message: `"${stuck}" cannot be sent to a hub running "${this.machine.name}" v${v}: it waits, with the commands after it, until the hub is upgraded. Nothing is lost.` })
+      this.#emit("error", { code: "schema-too-new", message: stuck })
       this.#blockedTooNew = true
     }
-    if (out.length === 0) return
-    const acked = this.#ackedClientSeq()
+    if (messages.length === 0) return
     this.#lastAckSent = acked
-    const schema = (name: string) => (older.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
-    for (let i = 0; i < out.length; i += SUBMIT_CHUNK) {
-      const part = out.slice(i, i + SUBMIT_CHUNK)
-      this.#send?.(this.#protocol >= 2
-        ? { type: "submit", docId: this.docId, commands: part.map((c) => ({ ...c, args: argsCodecOf(schema(c.name)).encode(c.args) })), ackedClientSeq: acked, compact: true }
-        : { type: "submit", docId: this.docId, commands: part, ackedClientSeq: acked })
-    }
+    for (const m of messages) this.#send?.(m)
   }
 
   /** A pending command's arguments in protocol 2's compact form (made once per command). */
@@ -575,11 +564,11 @@ export class Doc<M extends Machine<any, any>> {
         }
         const p = this.#rs.pendingAt(e.clientSeq)
         if (p === undefined) return undefined
-        // Compat mode: the hub logged the form it was sent (downcast), which may have lost something.
-        if (this.#sessionVersion !== undefined && p.name !== AS) {
-          const form = historyOf(this.machine)!.downcastOutbox([p], this.machine.version, this.#sessionVersion).out[0]
-          if (form === undefined) return undefined
-          out[i] = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: form.name, args: form.args }
+        // Compat mode: the hub logged the form it was sent (a `$as` is filled in as written).
+        if (this.#compat !== undefined && p.name !== AS) {
+          const own = this.#compat.ownEntry(e, p)
+          if (own === undefined) return undefined
+          out[i] = own
           continue
         }
         out[i] = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
@@ -601,7 +590,7 @@ export class Doc<M extends Machine<any, any>> {
   connected(send: (m: ClientMessage) => void, protocol = 1, sessionVersion?: number): void {
     this.#send = send
     this.#protocol = protocol
-    this.#sessionVersion = sessionVersion !== undefined && sessionVersion < this.machine.version ? sessionVersion : undefined
+    this.#compat = sessionVersion !== undefined && sessionVersion < this.machine.version ? historyOf(this.machine)!.compat(sessionVersion, this.machine) : undefined
     this.#blockedTooNew = false
     this.#refusal = undefined
     this.#isSynced = false
@@ -685,20 +674,15 @@ export class Doc<M extends Machine<any, any>> {
     switch (msg.type) {
       case "entries": {
         let entries = msg.compact === true ? this.#expandEntries(msg.entries, msg.elide) : msg.entries
-        if (entries !== undefined && this.#sessionVersion !== undefined) {
-          // Compat mode: entries of the hub's version, upcast to the app's (own elided ones already are).
-          const sv = this.#sessionVersion
-          // Own `$as` commands are filled in as written (the app's version); other own ones in the hub's form.
-          const own = new Set(msg.entries.filter((e) => e.elided === true && this.#rs.pendingAt(e.clientSeq)?.name === AS).map((e) => e.seq))
-          entries = historyOf(this.machine)!.entriesForVersion(entries, this.machine.version, (seq) => (own.has(seq) ? this.machine.version : sv)).entries
-        }
+        // Compat mode: entries of the hub's version, upcast to the app's.
+        if (entries !== undefined && this.#compat !== undefined) entries = this.#compat.upcast(entries, msg.entries, (cs) => this.#rs.pendingAt(cs))
         if (entries === undefined) {
           this.#emit("error", { code: "protocol-error", message: `The hub sent entries of "${this.docId}" this replica cannot read; following again from seq ${this.#rs.confirmedSeq}.` })
           this.#flushIncoming()
           this.#send?.(this.#subscribeMessage())
           return
         }
-        if (msg.checkpoint !== undefined && this.#sessionVersion === undefined) this.#handleDesync(this.#rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
+        if (msg.checkpoint !== undefined && this.#compat === undefined) this.#handleDesync(this.#rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
         // Lazy rebase: everything that arrives before the next read, submit or microtask is
         // integrated with one undo and one redo of the pending commands.
         for (const e of entries) this.#incoming.push(e)
@@ -735,7 +719,7 @@ export class Doc<M extends Machine<any, any>> {
         return
       }
       case "checkpoint":
-        if (this.#sessionVersion !== undefined) return // the older version's state: not comparable
+        if (this.#compat !== undefined) return // the older version's state: not comparable
         this.#handleDesync(this.#rs.checkpoint(msg.seq, msg.hash))
         return
       case "synced":
@@ -830,9 +814,9 @@ export class Doc<M extends Machine<any, any>> {
   #install(seq: number, bytes: Uint8Array, verifiedHash?: string): void {
     let rewound: number | undefined
     try {
-      if (this.#sessionVersion !== undefined) {
+      if (this.#compat !== undefined) {
         // Compat mode: the hub's state is of its older version (and its hash is of that form).
-        bytes = encodeCanonical(historyOf(this.machine)!.migrateState(decodeCanonical(bytes), this.#sessionVersion, this.machine.version, makeContext(this.docId, seq, 0, "$local")))
+        bytes = this.#compat.migrate(bytes, this.docId, seq)
         verifiedHash = undefined
       }
       // Decoded before anything changes: bytes that are no state of this machine change nothing.
@@ -896,7 +880,7 @@ export class Doc<M extends Machine<any, any>> {
       if (p !== undefined) rejectedCommands.set(cs, p)
     }
     // Compat mode: own commands come back in the hub's form, which may differ (a lossy downcast).
-    this.#rs.strictEcho = this.#sessionVersion !== undefined
+    this.#rs.strictEcho = this.#compat !== undefined
     const r = this.#rs.integrate(entries, settle, wantSnapshot)
     if (r.gap) {
       // Missed entries (should not happen on an ordered link): follow again from where we are.

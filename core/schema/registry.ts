@@ -10,6 +10,7 @@ import { canonError, type CanonError } from "../errors.js"
 import type { Entry } from "../entry.js"
 import type { CommandContext, Machine } from "../machine.js"
 import type { ReplicaStore, StoredReplicaDoc } from "../store/replica-store.js"
+import type { ClientMessage } from "../protocol/messages.js"
 
 /** A command with decoded arguments. */
 export interface Cmd {
@@ -52,8 +53,39 @@ export interface MachineHistory {
   downcastOutbox<C extends { readonly clientSeq: number; readonly name: string; readonly args: unknown; readonly encoded: unknown }>(
     cmds: ReadonlyArray<C>, from: number, to: number,
   ): { readonly out: Array<{ clientSeq: number; name: string; args: unknown }>; readonly stuck: string | undefined }
+  /** Compat mode's part of a replica whose connection speaks version `hub` of this history, the app running `app`. */
+  compat(hub: number, app: Machine<any, any>): CompatSession
   /** A stored document of an older version migrated to `machine`'s, or undefined when there is nothing to migrate (`upgradeStoredReplica` in core/schema/replica-upgrade.ts). */
   upgradeStoredReplica(store: ReplicaStore | undefined, docId: string, stored: StoredReplicaDoc, machine: Machine<any, any>): Promise<UpgradedReplica | undefined>
+}
+
+/** A pending command as compat mode converts it. */
+export interface PendingForm {
+  readonly clientSeq: number
+  readonly name: string
+  readonly args: unknown
+  readonly encoded: unknown
+}
+
+/**
+ * A replica's connection to a hub that runs an older version `hub` of its machine than the
+ * app (compat mode: core/schema/compat.ts), made by `MachineHistory.compat`.
+ */
+export interface CompatSession {
+  /** The machine the connection speaks: the hub's version. */
+  readonly machine: Machine<any, any>
+  /**
+   * Pending commands as submits of the hub's version (protocol 2: compact arguments), up to
+   * the first that has no single downcast; `stuck` is then the sentence that tells the app why
+   * it and the commands after it wait.
+   */
+  submits(docId: string, commands: ReadonlyArray<PendingForm>, ackedClientSeq: number, protocol: number): { readonly messages: ClientMessage[]; readonly stuck: string | undefined }
+  /** An own entry the hub elided, in the form the hub logged (the command's downcast); undefined if it has none. */
+  ownEntry(e: Entry, command: PendingForm): Entry | undefined
+  /** Entries of the hub's version (`wire`: as they came, to tell own elided ones) upcast to the app's. */
+  upcast(entries: ReadonlyArray<Entry>, wire: ReadonlyArray<Entry>, pendingAt: (clientSeq: number) => PendingForm | undefined): Entry[]
+  /** A state of the hub's version, at `seq`, migrated to the app's. */
+  migrate(state: Uint8Array, docId: string, seq: number): Uint8Array
 }
 
 const histories = new WeakMap<Machine<any, any>, MachineHistory>()

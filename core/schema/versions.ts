@@ -66,6 +66,7 @@ import { decodeCmd, encodeCmds } from "./commands.js"
 import { AS, BATCH, historyOf, isReserved, registerHistory, type Cmd, type MachineHistory, type MigrationContext } from "./registry.js"
 import { upgradeStoredReplica } from "./replica-upgrade.js"
 import { entriesForVersion } from "./serve.js"
+import { compatSession } from "./compat.js"
 
 // What other modules (the hub, tests) import from here, defined beside the registry or the codecs.
 export { AS, BATCH, HUB_CLIENT, MIGRATE, historyOf, isReserved, type Cmd, type MachineHistory, type MigrationContext } from "./registry.js"
@@ -260,6 +261,7 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
       return { out, stuck: undefined }
     },
     upgradeStoredReplica,
+    compat: (hub, app) => compatSession(h, hub, app),
   }
   return h
 }

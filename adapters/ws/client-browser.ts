@@ -13,8 +13,8 @@
  * const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime })
  * ```
  */
-import type { ClientTransport, CloseInfo } from "../../core/index.js"
-import { ClientLink, WS_CLOSE_OTHER, finalHttpStatus, type WsClientOptions } from "./shared.js"
+import type { ClientTransport } from "../../core/index.js"
+import { ClientLink, DEFAULT_IDLE_TIMEOUT_MS, type WsClientOptions } from "./shared.js"
 
 /** The part of the WHATWG WebSocket this client uses. */
 export interface BrowserWebSocket {
@@ -34,8 +34,8 @@ export interface BrowserWsClientOptions extends WsClientOptions {
   readonly WebSocket?: BrowserWebSocketConstructor
 }
 
-/** Default idle timeout of the browser client: off (pings are invisible to a page). */
-export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = 45_000
+/** Default idle timeout of the browser client: the Node client's (the hub's keepalive frames stand in for pings). */
+export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = DEFAULT_IDLE_TIMEOUT_MS
 
 /** A ClientTransport that opens a WebSocket to `url` (ws:// or wss://) for each connection. */
 export const wsClientTransport = (url: string | URL, options: BrowserWsClientOptions = {}): ClientTransport & { onWake(fn: () => void): () => void } => ({
@@ -49,7 +49,7 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
     }
   },
   connect(listener) {
-    const link = new ClientLink(listener, options, BROWSER_DEFAULT_IDLE_TIMEOUT_MS)
+    const link = new ClientLink(listener, options)
     const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: BrowserWebSocketConstructor }).WebSocket
     if (Ctor === undefined) {
       link.failed("This environment has no WebSocket.")
@@ -85,9 +85,11 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
       // attached to your server must not answer it 404. Cross-origin without CORS, the probe
       // fails and the close stays a retried one.
       const probe = (globalThis as { fetch?: (u: string) => Promise<{ status: number }> }).fetch
-      const closed = (final?: CloseInfo) => (final ? link.closed(WS_CLOSE_OTHER, `${final.code}: ${final.reason}`) : link.closed(event.code, event.reason))
+      const closed = () => link.closed(event.code, event.reason)
       if (opened || event.code !== 1006 || !probe) return closed()
-      probe(String(url).replace(/^ws/, "http")).then((res) => closed(finalHttpStatus(res.status, String(url))), () => closed())
+      probe(String(url).replace(/^ws/, "http")).then((res) => {
+        if (!link.refused(res.status, String(url))) closed()
+      }, closed)
     })
     link.attach({
       get bufferedAmount() {

@@ -69,13 +69,14 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
       opened = true
       link.opened()
     })
-    ws.addEventListener("message", (event: { data: unknown }) => {
-      const data = event.data
-      if (typeof data === "string") link.frame(data)
-      else if (data instanceof ArrayBuffer) link.frame(new Uint8Array(data))
-      else if (ArrayBuffer.isView(data)) link.frame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-      else link.frame("(a frame that is neither text nor an ArrayBuffer)")
-    })
+    ws.addEventListener("message", ({ data }: { data: unknown }) =>
+      link.frame(
+        typeof data === "string" ? data
+        : data instanceof ArrayBuffer ? new Uint8Array(data)
+        : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+        // Neither text nor bytes (a Blob, if binaryType was changed): refused as a text frame is.
+        : "",
+      ))
     // Browsers give no detail on errors; the close event that follows says what is known.
     ws.addEventListener("error", () => {})
     ws.addEventListener("close", (event: { code: number; reason: string }) => {

@@ -92,15 +92,8 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
         if (!link.refused(res.status, String(url))) closed()
       }, closed)
     })
-    link.attach({
-      get bufferedAmount() {
-        return ws.bufferedAmount
-      },
-      send: (frame) => ws.send(frame),
-      close: (code, reason) => ws.close(code, reason),
-      // A page cannot drop a socket without the closing handshake: close it, with the timeout code.
-      abort: () => ws.close(4009, "timeout:"),
-    })
+    // A page cannot drop a socket without the closing handshake: a timeout closes it (4009).
+    link.attach(ws)
     return link
   },
 })

@@ -81,14 +81,7 @@ export const wsClientTransport = (url: string | URL, options: NodeWsClientOption
       res.on("error", finish)
     })
     ws.on("close", (code, reason) => link.closed(code, reason.toString(), error))
-    link.attach({
-      get bufferedAmount() {
-        return ws.bufferedAmount
-      },
-      send: (frame) => ws.send(frame),
-      close: (code, reason) => ws.close(code, reason),
-      abort: () => ws.terminate(),
-    })
+    link.attach(ws, () => ws.terminate())
     options.onSocket?.(ws)
     return link
   },

@@ -181,13 +181,11 @@ export interface WsClientOptions {
 export const DEFAULT_IDLE_TIMEOUT_MS = 45_000
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000
 
-/** What ClientLink needs of a platform socket. */
+/** What ClientLink needs of a platform socket (the browser's WebSocket and `ws`'s both fit). */
 export interface ClientSocket {
   readonly bufferedAmount: number
   send(frame: Uint8Array): void
   close(code: number, reason: string): void
-  /** Drops the connection at once, without a closing handshake (or closes, where that cannot be done). */
-  abort(): void
 }
 
 /**
@@ -200,6 +198,8 @@ export interface ClientSocket {
 export class ClientLink implements Connection<ClientMessage> {
   readonly #listener: ConnectionListener<ServerMessage>
   #socket: ClientSocket | undefined
+  /** Drops the socket on a timeout (see `attach`). */
+  #abort: (() => void) | undefined
   #state: "connecting" | "open" | "done" = "connecting"
   /** Frames sent before the socket opened, sent on open. */
   #early: Uint8Array[] = []
@@ -226,8 +226,13 @@ export class ClientLink implements Connection<ClientMessage> {
 
   // ---- fed by the platform ----
 
-  attach(socket: ClientSocket): void {
+  /**
+   * `abort` drops the connection at once, without a closing handshake. Where that cannot be
+   * done (a page), a timed-out socket is closed with the timeout code instead.
+   */
+  attach(socket: ClientSocket, abort = () => this.#closeSocket("timeout", "")): void {
     this.#socket = socket
+    this.#abort = abort
   }
 
   /** The socket could not even be created (a bad URL, no WebSocket in this environment). */
@@ -328,7 +333,7 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /** A deadline passed (not open in time, or nothing heard): drops the socket and tells the listener. */
   #timedOut(code: string, reason: string): void {
-    this.#socket?.abort()
+    this.#abort?.()
     this.#end({ code, reason })
   }
 

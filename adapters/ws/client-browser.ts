@@ -13,8 +13,8 @@
  * const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime })
  * ```
  */
-import type { ClientTransport, CloseInfo } from "../../core/index.js"
-import { ClientLink, WS_CLOSE_OTHER, finalHttpStatus, type WsClientOptions } from "./shared.js"
+import type { ClientTransport } from "../../core/index.js"
+import { ClientLink, DEFAULT_IDLE_TIMEOUT_MS, type WsClientOptions } from "./shared.js"
 
 /** The part of the WHATWG WebSocket this client uses. */
 export interface BrowserWebSocket {
@@ -34,8 +34,8 @@ export interface BrowserWsClientOptions extends WsClientOptions {
   readonly WebSocket?: BrowserWebSocketConstructor
 }
 
-/** Default idle timeout of the browser client: off (pings are invisible to a page). */
-export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = 45_000
+/** Default idle timeout of the browser client: the Node client's (the hub's keepalive frames stand in for pings). */
+export const BROWSER_DEFAULT_IDLE_TIMEOUT_MS = DEFAULT_IDLE_TIMEOUT_MS
 
 /** A ClientTransport that opens a WebSocket to `url` (ws:// or wss://) for each connection. */
 export const wsClientTransport = (url: string | URL, options: BrowserWsClientOptions = {}): ClientTransport & { onWake(fn: () => void): () => void } => ({
@@ -49,7 +49,7 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
     }
   },
   connect(listener) {
-    const link = new ClientLink(listener, options, BROWSER_DEFAULT_IDLE_TIMEOUT_MS)
+    const link = new ClientLink(listener, options)
     const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: BrowserWebSocketConstructor }).WebSocket
     if (Ctor === undefined) {
       link.failed("This environment has no WebSocket.")
@@ -69,13 +69,14 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
       opened = true
       link.opened()
     })
-    ws.addEventListener("message", (event: { data: unknown }) => {
-      const data = event.data
-      if (typeof data === "string") link.frame(data)
-      else if (data instanceof ArrayBuffer) link.frame(new Uint8Array(data))
-      else if (ArrayBuffer.isView(data)) link.frame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-      else link.frame("(a frame that is neither text nor an ArrayBuffer)")
-    })
+    ws.addEventListener("message", ({ data }: { data: unknown }) =>
+      link.frame(
+        typeof data === "string" ? data
+        : data instanceof ArrayBuffer ? new Uint8Array(data)
+        : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+        // Neither text nor bytes (a Blob, if binaryType was changed): refused as a text frame is.
+        : "",
+      ))
     // Browsers give no detail on errors; the close event that follows says what is known.
     ws.addEventListener("error", () => {})
     ws.addEventListener("close", (event: { code: number; reason: string }) => {
@@ -85,19 +86,14 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
       // attached to your server must not answer it 404. Cross-origin without CORS, the probe
       // fails and the close stays a retried one.
       const probe = (globalThis as { fetch?: (u: string) => Promise<{ status: number }> }).fetch
-      const closed = (final?: CloseInfo) => (final ? link.closed(WS_CLOSE_OTHER, `${final.code}: ${final.reason}`) : link.closed(event.code, event.reason))
+      const closed = () => link.closed(event.code, event.reason)
       if (opened || event.code !== 1006 || !probe) return closed()
-      probe(String(url).replace(/^ws/, "http")).then((res) => closed(finalHttpStatus(res.status, String(url))), () => closed())
+      probe(String(url).replace(/^ws/, "http")).then((res) => {
+        if (!link.refused(res.status, String(url))) closed()
+      }, closed)
     })
-    link.attach({
-      get bufferedAmount() {
-        return ws.bufferedAmount
-      },
-      send: (frame) => ws.send(frame),
-      close: (code, reason) => ws.close(code, reason),
-      // A page cannot drop a socket without the closing handshake: close it, with the timeout code.
-      abort: () => ws.close(4009, "timeout:"),
-    })
+    // A page cannot drop a socket without the closing handshake: a timeout closes it (4009).
+    link.attach(ws)
     return link
   },
 })

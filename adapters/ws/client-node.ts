@@ -12,7 +12,7 @@
  */
 import { WebSocket, type ClientOptions as WsLibraryOptions, type RawData } from "ws"
 import { DEFAULT_MAX_FRAME_BYTES, type ClientTransport } from "../../core/index.js"
-import { ClientLink, DEFAULT_IDLE_TIMEOUT_MS, WS_CLOSE_OTHER, finalHttpStatus, type WsClientOptions } from "./shared.js"
+import { ClientLink, type WsClientOptions } from "./shared.js"
 
 export interface NodeWsClientOptions extends WsClientOptions {
   /** Extra HTTP headers of the upgrade request (e.g. a cookie or a bearer token). */
@@ -32,7 +32,7 @@ const toBytes = (data: RawData): Uint8Array =>
 /** A ClientTransport that opens a WebSocket to `url` (ws:// or wss://) for each connection. */
 export const wsClientTransport = (url: string | URL, options: NodeWsClientOptions = {}): ClientTransport => ({
   connect(listener) {
-    const link = new ClientLink(listener, options, DEFAULT_IDLE_TIMEOUT_MS)
+    const link = new ClientLink(listener, options)
     let ws: WebSocket
     try {
       ws = new WebSocket(url, {
@@ -64,12 +64,11 @@ export const wsClientTransport = (url: string | URL, options: NodeWsClientOption
         done = true
         clearTimeout(timer)
         const line = body.split("\n")[0]!.trim().slice(0, 200)
+        const said = line !== "" ? ` (${line})` : ""
         const status = res.statusCode ?? 0
-        const final = finalHttpStatus(status, String(url))
         // A status retrying cannot fix ends the link with its own code (the client stops);
         // any other (429, 5xx) reads as unreachable and is retried with backoff.
-        if (final !== undefined) link.closed(WS_CLOSE_OTHER, `${final.code}: ${final.reason}${line !== "" ? ` (${line})` : ""}`)
-        error ??= `The hub refused the connection: HTTP ${status}${line !== "" ? ` (${line})` : ""}.`
+        if (!link.refused(status, String(url), said)) error ??= `The hub refused the connection: HTTP ${status}${said}.`
         ws.terminate()
       }
       const timer = setTimeout(finish, 1_000)
@@ -82,14 +81,7 @@ export const wsClientTransport = (url: string | URL, options: NodeWsClientOption
       res.on("error", finish)
     })
     ws.on("close", (code, reason) => link.closed(code, reason.toString(), error))
-    link.attach({
-      get bufferedAmount() {
-        return ws.bufferedAmount
-      },
-      send: (frame) => ws.send(frame),
-      close: (code, reason) => ws.close(code, reason),
-      abort: () => ws.terminate(),
-    })
+    link.attach(ws, () => ws.terminate())
     options.onSocket?.(ws)
     return link
   },

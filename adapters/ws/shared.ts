@@ -127,15 +127,6 @@ export const fromWsClose = (wsCode: number, reason: string, opened: boolean): Cl
   return { code, reason: reason || (code === "reset" ? "The connection dropped." : `WebSocket closed with code ${wsCode}.`) }
 }
 
-/**
- * An HTTP answer to the upgrade that retrying cannot fix: a wrong URL (404, 410) is
- * `not-found`, refused credentials (401, 403) `unauthorized`; the client then stops retrying.
- */
-export const finalHttpStatus = (status: number, url: string): CloseInfo | undefined => {
-  const code = status === 404 || status === 410 ? "not-found" : status === 401 || status === 403 ? "unauthorized" : ""
-  return code ? { code, reason: `The hub at ${url} answered HTTP ${status}: check the URL, its path (the canon CLI's hub: /sync) and credentials.` } : undefined
-}
-
 // ---- encoding ----
 
 /** Why a message could not become a frame: `too-large`, or the codec's error code. */
@@ -178,8 +169,7 @@ export interface WsClientOptions {
   /**
    * If nothing at all (message, ping) arrives for this long, the client closes the
    * connection and reports `timeout`. The server pings every 15 s by default, so a live
-   * link is never quiet that long. 0 disables it. Default 45,000 ms in Node (see the browser
-   * client for its default).
+   * link is never quiet that long. 0 disables it. Default 45,000 ms.
    */
   readonly idleTimeoutMs?: number
   /** The connection must open within this long, or it is reported `unreachable`. Default 15,000 ms. */
@@ -191,13 +181,11 @@ export interface WsClientOptions {
 export const DEFAULT_IDLE_TIMEOUT_MS = 45_000
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000
 
-/** What ClientLink needs of a platform socket. */
+/** What ClientLink needs of a platform socket (the browser's WebSocket and `ws`'s both fit). */
 export interface ClientSocket {
   readonly bufferedAmount: number
   send(frame: Uint8Array): void
   close(code: number, reason: string): void
-  /** Drops the connection at once, without a closing handshake (or closes, where that cannot be done). */
-  abort(): void
 }
 
 /**
@@ -208,7 +196,10 @@ export interface ClientSocket {
  * first: whoever calls `close` hears nothing more.
  */
 export class ClientLink implements Connection<ClientMessage> {
+  readonly #listener: ConnectionListener<ServerMessage>
   #socket: ClientSocket | undefined
+  /** Drops the socket on a timeout (see `attach`). */
+  #abort: (() => void) | undefined
   #state: "connecting" | "open" | "done" = "connecting"
   /** Frames sent before the socket opened, sent on open. */
   #early: Uint8Array[] = []
@@ -223,23 +214,25 @@ export class ClientLink implements Connection<ClientMessage> {
   readonly #maxFrameBytes: number
   readonly #idleTimeoutMs: number
 
-  constructor(private readonly listener: ConnectionListener<ServerMessage>, options: WsClientOptions, defaultIdleTimeoutMs: number) {
+  constructor(listener: ConnectionListener<ServerMessage>, options: WsClientOptions) {
+    this.#listener = listener
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
-    this.#idleTimeoutMs = options.idleTimeoutMs ?? defaultIdleTimeoutMs
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
     const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     if (connectTimeout > 0) {
-      this.#connectTimer = setTimeout(() => {
-        if (this.#state !== "connecting") return
-        this.#socket?.abort()
-        this.#end({ code: "unreachable", reason: `The connection did not open within ${connectTimeout} ms.` })
-      }, connectTimeout)
+      this.#connectTimer = setTimeout(() => this.#timedOut("unreachable", `The connection did not open within ${connectTimeout} ms.`), connectTimeout)
     }
   }
 
   // ---- fed by the platform ----
 
-  attach(socket: ClientSocket): void {
+  /**
+   * `abort` drops the connection at once, without a closing handshake. Where that cannot be
+   * done (a page), a timed-out socket is closed with the timeout code instead.
+   */
+  attach(socket: ClientSocket, abort = () => this.#closeSocket("timeout", "")): void {
     this.#socket = socket
+    this.#abort = abort
   }
 
   /** The socket could not even be created (a bad URL, no WebSocket in this environment). */
@@ -257,7 +250,7 @@ export class ClientLink implements Connection<ClientMessage> {
     this.#early = []
     this.#earlyBytes = 0
     for (const f of early) this.#socket?.send(f)
-    this.listener.onOpen?.()
+    this.#listener.onOpen?.()
   }
 
   /** A data frame arrived (a string for a text frame). */
@@ -271,7 +264,7 @@ export class ClientLink implements Connection<ClientMessage> {
     const message = decoded.message
     if (message.type === "keepalive") return
     if (message.type === "welcome") this.#version = message.protocol
-    this.listener.onMessage(message)
+    this.#listener.onMessage(message)
   }
 
   /** Something arrived that is not a data frame (ping, pong): the link is alive. */
@@ -285,6 +278,18 @@ export class ClientLink implements Connection<ClientMessage> {
     const opened = this.#state === "open"
     const info = fromWsClose(wsCode, reason, opened)
     this.#end(info.code === "unreachable" && error !== undefined ? { code: "unreachable", reason: error } : info)
+  }
+
+  /**
+   * The hub answered the upgrade with HTTP `status` instead. An answer retrying cannot fix
+   * ends the link with a code of its own, so the client stops retrying: a wrong URL (404, 410)
+   * is `not-found`, refused credentials (401, 403) `unauthorized`. False for any other status
+   * (429, 5xx...): the platform reports the failure, and it is retried. `detail` ends the reason.
+   */
+  refused(status: number, url: string, detail = ""): boolean {
+    const code = status === 404 || status === 410 ? "not-found" : status === 401 || status === 403 ? "unauthorized" : ""
+    if (code) this.#end({ code, reason: `The hub at ${url} answered HTTP ${status}: check the URL, its path (the canon CLI's hub: /sync) and credentials.${detail}` })
+    return code !== ""
   }
 
   // ---- Connection ----
@@ -306,9 +311,7 @@ export class ClientLink implements Connection<ClientMessage> {
   }
 
   close(code = "closed", reason = "Closed by the client."): void {
-    if (!this.#finish()) return
-    const frame = toWsClose(code, reason, true)
-    this.#socket?.close(frame.code, frame.reason)
+    if (this.#finish()) this.#closeSocket(code, reason)
   }
 
   get bufferedAmount(): number {
@@ -317,10 +320,20 @@ export class ClientLink implements Connection<ClientMessage> {
 
   // ---- internals ----
 
-  /** Closes the socket with `code` and tells the listener. */
-  #fail(code: string, reason: string): void {
+  #closeSocket(code: string, reason: string): void {
     const frame = toWsClose(code, reason, true)
     this.#socket?.close(frame.code, frame.reason)
+  }
+
+  /** Closes the socket with `code` and tells the listener. */
+  #fail(code: string, reason: string): void {
+    this.#closeSocket(code, reason)
+    this.#end({ code, reason })
+  }
+
+  /** A deadline passed (not open in time, or nothing heard): drops the socket and tells the listener. */
+  #timedOut(code: string, reason: string): void {
+    this.#abort?.()
     this.#end({ code, reason })
   }
 
@@ -337,20 +350,16 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /** The connection is over for the listener: tell it once (asynchronously). */
   #end(info: CloseInfo): void {
-    if (this.#finish()) setTimeout(() => this.listener.onClose(info), 0)
+    if (this.#finish()) setTimeout(() => this.#listener.onClose(info), 0)
   }
 
+  /** Checks for silence when the idle deadline (from the last thing heard) passes, not on every frame. */
   #armIdle(): void {
     if (this.#idleTimeoutMs <= 0) return
     const wait = Math.max(1, this.#lastHeard + this.#idleTimeoutMs - Date.now())
     this.#idleTimer = setTimeout(() => {
-      if (this.#state !== "open") return
-      if (Date.now() - this.#lastHeard >= this.#idleTimeoutMs) {
-        this.#socket?.abort()
-        this.#end({ code: "timeout", reason: `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.` })
-        return
-      }
-      this.#armIdle()
+      if (Date.now() - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
+      this.#timedOut("timeout", `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.`)
     }, wait)
   }
 }

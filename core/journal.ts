@@ -110,17 +110,7 @@ export class JournaledState<S> implements ProxyHost {
    */
   constructor(root: S) {
     const self = this
-    this.#adopter = new Adopter({
-      rawOf: (v) => self.#rawOf(v),
-      placeOf: (raw) => self.#drafts.get(raw),
-      movedTo: (raw, parent, key) => {
-        const m = self.#drafts.get(raw)
-        if (m !== undefined) {
-          m.parent = parent
-          m.key = key
-        }
-      },
-    })
+    this.#adopter = new Adopter(this, this.#drafts)
 
     /** What a draft (a command's) or a view (the app's) hands out for the object `v` at t[k]. */
     const wrap = (v: object, t: object, k: string, view: boolean): object => (view ? self.#viewOf(v) : self.#child(v, t, k))
@@ -324,12 +314,6 @@ export class JournaledState<S> implements ProxyHost {
       PROXIES.set(p, { raw, proxy: p, host: this, view: true, depth: -1, parent: null, key: "" })
     }
     return p
-  }
-
-  /** The raw object behind a draft of this state (views are not drafts: assigning one copies it). */
-  #rawOf(v: object): object | undefined {
-    const m = PROXIES.get(v)
-    return m !== undefined && m.host === this && !m.view ? m.raw : undefined
   }
 
   /** @internal ProxyHost: an element as array methods hand it out. */

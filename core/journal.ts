@@ -60,13 +60,11 @@ import { canonError, type CanonError } from "./errors.js"
 import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError } from "./state/adopt.js"
 import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
-import { NOTHING, ROOT, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
+import { NOTHING, ROOT, hasOwn, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
 
 export type { Journal } from "./state/records.js"
 export { MAX_WRITE_BYTES } from "./state/adopt.js"
 
-const hasOwn = Object.prototype.hasOwnProperty
-const objectProto = Object.prototype
 const MAX_ARRAY_LENGTH = 4294967295
 
 const readOnly = (): never => {
@@ -76,9 +74,6 @@ const readOnly = (): never => {
 const viewReadOnly = (): never => {
   throw canonError("state-read-only", "The state a document shows is read-only; change it by submitting a command.")
 }
-
-/** A refusal that is not about a value: a key, an operation. */
-const refuseOp = (what: string, why: string): Refusal => new Refusal(what, why)
 
 /** A state plus the machinery to change it through recorded drafts. */
 export class JournaledState<S> implements ProxyHost {
@@ -153,10 +148,10 @@ export class JournaledState<S> implements ProxyHost {
     // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
     const shape = {
       setPrototypeOf(t: object): never {
-        throw refusalError(refuseOp("a new prototype", "State objects stay plain objects and arrays."), self.#pathTo(t))
+        throw refusalError(new Refusal("a new prototype", "State objects stay plain objects and arrays."), self.#pathTo(t))
       },
       preventExtensions(t: object): never {
-        throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.#pathTo(t))
+        throw refusalError(new Refusal("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.#pathTo(t))
       },
     }
     this.#objectDraft = handler(false, false, {
@@ -218,18 +213,20 @@ export class JournaledState<S> implements ProxyHost {
     this.current = this.#adoptRoot(next)
   }
 
-  #adoptRoot(v: S): S {
-    if (isObject(v) && isVerifiedTree(v)) return v
-    this.#adopter.start(Infinity)
-    let out: unknown
+  /**
+   * Adopts a whole new state: the constructor's or a resync's (unbounded; a verified tree is
+   * taken as it is), or, `replacing` the current one inside a command, what apply returned.
+   */
+  #adoptRoot(v: S, replacing = false): S {
+    if (!replacing && isObject(v) && isVerifiedTree(v)) return v
+    this.#adopter.start(replacing ? MAX_WRITE_BYTES : Infinity)
     try {
-      out = this.#adopter.adopt(v, 0)
+      v = this.#adopter.adopt(v, 0, replacing ? this : undefined, "current") as S
     } catch (e) {
-      if (e instanceof Refusal) throw refusalError(e, [])
-      throw e
+      throw e instanceof Refusal ? refusalError(e, []) : e
     }
-    if (isObject(out)) markVerifiedTree(out)
-    return out as S
+    if (isObject(v)) markVerifiedTree(v)
+    return v
   }
 
   /** Appends one undo record for a write to the container `t` (copying `t` first while frozen: `freezeState`). */
@@ -265,18 +262,10 @@ export class JournaledState<S> implements ProxyHost {
   /** Replaces the whole state inside the current command (apply returned a value). */
   replaceRoot(next: S): void {
     const j = this.#writable()
-    this.#adopter.start(MAX_WRITE_BYTES)
-    let v: unknown
-    try {
-      v = this.#adopter.adopt(next, 0, this, "current")
-    } catch (e) {
-      if (e instanceof Refusal) throw refusalError(e, [])
-      throw e
-    }
+    const v = this.#adoptRoot(next, true)
     j.push(ROOT, "", true, this.current)
     // The new root is the old one (`return state`) or a new container: never a draft at another depth.
-    this.current = v as S
-    if (isObject(v)) markVerifiedTree(v)
+    this.current = v
   }
 
   /** Reverts the writes of a journal, newest first. */
@@ -357,7 +346,7 @@ export class JournaledState<S> implements ProxyHost {
 
   #checkKey(t: object, k: PropertyKey): string {
     if (typeof k !== "string") {
-      throw this.#located(refuseOp("a symbol key", "State keys are strings."), t, String(k))
+      throw this.#located(new Refusal("a symbol key", "State keys are strings."), t, String(k))
     }
     if (!wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
     return k
@@ -374,8 +363,7 @@ export class JournaledState<S> implements ProxyHost {
     // An existing key is well-formed already; a new one is checked.
     if (!had) this.#checkKey(t, key)
     this.#record(j, t, key, had, had ? o[key] : undefined)
-    if (had || !(key in objectProto)) o[key] = next
-    else setOwn(o, key, next)
+    setOwn(o, key, next)
   }
 
   #deleteKey(t: object, k: PropertyKey): void {
@@ -394,7 +382,7 @@ export class JournaledState<S> implements ProxyHost {
     const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
       a in d ? d[a] === true && !(array && k === "length" && a !== "writable") : exists)
     if (!plain) {
-      throw this.#located(refuseOp("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
+      throw this.#located(new Refusal("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
     }
     if ("value" in d) {
       if (array) this.#writeElement(t as unknown[], k, d.value)
@@ -410,7 +398,7 @@ export class JournaledState<S> implements ProxyHost {
     const k = this.#checkKey(a, key)
     const i = arrayIndex(k)
     if (i < 0) {
-      throw this.#located(refuseOp("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
+      throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
     }
     const next = this.#adoptAt(a, i, v, true)
     const len = a.length
@@ -428,7 +416,7 @@ export class JournaledState<S> implements ProxyHost {
 
   #growthBudget(a: unknown[], k: string | number, slots: number): void {
     if (slots * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
-      throw this.#located(refuseOp(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
+      throw this.#located(new Refusal(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
     }
   }
 

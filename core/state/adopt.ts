@@ -34,7 +34,7 @@ import { wellFormed } from "../bytes.js"
 import { MAX_DEPTH, isBytes } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
 import { PROXIES, type Meta, type ProxyHost } from "./meta.js"
-import { setOwn } from "./records.js"
+import { hasOwn, setOwn } from "./records.js"
 
 /**
  * Most data one write may add to the state, in bytes of canonical encoding (upper bound: 3 per
@@ -52,8 +52,6 @@ export const MAX_WRITE_BYTES = 64 * 1024 * 1024
 export const GROWTH_SLOT_BYTES = 8
 
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
-const hasOwn = Object.prototype.hasOwnProperty
-
 
 /** The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1. */
 export const arrayIndex = (k: string): number => {

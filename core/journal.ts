@@ -107,15 +107,13 @@ export class JournaledState<S> implements ProxyHost {
     const self = this
     this.#adopter = new Adopter(this, this.#drafts)
 
-    /** What a draft (a command's) or a view (the app's) hands out for the object `v` at t[k]. */
-    const wrap = (v: object, t: object, k: string, view: boolean): object => (view ? self.#viewOf(v) : self.#child(v, t, k))
     // Own properties only. What Object.prototype contributes to a plain object is functions and
     // the __proto__ accessor (an object): those are checked; a primitive read is state data
     // (unless other code polluted Object.prototype with data, which no key path here can do).
     const objectGet = (t: object, k: PropertyKey, view: boolean): unknown => {
       if (typeof k !== "string") return undefined
       const v = (t as Record<string, unknown>)[k]
-      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? wrap(v, t, k, view) : v === null ? null : undefined
+      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : v === null ? null : undefined
       return typeof v === "function" ? undefined : v
     }
     const arrayGet = (t: unknown[], k: PropertyKey, view: boolean): unknown => {
@@ -123,7 +121,7 @@ export class JournaledState<S> implements ProxyHost {
         const c = k.charCodeAt(0)
         if (c >= 48 && c <= 57) {
           const v = (t as unknown as Record<string, unknown>)[k]
-          return isObject(v) ? wrap(v, t, k, view) : v
+          return isObject(v) ? self.#wrap(v, t, k, view) : v
         }
         if (k === "length") return t.length
         return ARRAY_METHODS[k]
@@ -133,7 +131,7 @@ export class JournaledState<S> implements ProxyHost {
     /** Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object. */
     const descriptor = (t: object, k: PropertyKey, view: boolean): PropertyDescriptor | undefined => {
       const d = Reflect.getOwnPropertyDescriptor(t, k)
-      if (d !== undefined && isObject(d.value)) d.value = wrap(d.value, t, k as string, view)
+      if (d !== undefined && isObject(d.value)) d.value = self.#wrap(d.value, t, k as string, view)
       return d
     }
     const handler = (array: boolean, view: boolean, writes: ProxyHandler<object>): ProxyHandler<object> => ({
@@ -288,11 +286,10 @@ export class JournaledState<S> implements ProxyHost {
     return proxy
   }
 
-  /** The draft of `v`, found at `key` in the raw container `parent`. */
-  #child(v: object, parent: object, key: string | number): object {
-    const m = this.#drafts.get(v)
-    if (m !== undefined) return m.proxy
-    return this.#makeDraft(v, this.#drafts.get(parent)!.depth + 1, parent, key)
+  /** What a draft (a command's) or a view (the app's) hands out for the object `v` found at `parent[key]`. */
+  #wrap(v: object, parent: object, key: string | number, view: boolean): object {
+    if (view) return this.#viewOf(v)
+    return this.#drafts.get(v)?.proxy ?? this.#makeDraft(v, this.#drafts.get(parent)!.depth + 1, parent, key)
   }
 
   #viewOf(raw: object): object {
@@ -307,8 +304,7 @@ export class JournaledState<S> implements ProxyHost {
 
   /** @internal ProxyHost: an element as array methods hand it out. */
   out(m: Meta, v: unknown, index: number): unknown {
-    if (!isObject(v)) return v
-    return m.view ? this.#viewOf(v) : this.#child(v, m.raw, index)
+    return isObject(v) ? this.#wrap(v, m.raw, index, m.view) : v
   }
 
   /** @internal ProxyHost: the raw object behind a proxy of this state, for identity searches. */

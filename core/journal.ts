@@ -432,11 +432,6 @@ export class JournaledState<S> implements ProxyHost {
     }
   }
 
-  /** Adopts the items an array method inserts (copies: nothing is overwritten, so nothing moves). */
-  #adoptItems(m: Meta, items: readonly unknown[], at: number): unknown[] {
-    return items.map((v, i) => this.#adoptAt(m.raw, at + i, v, false))
-  }
-
   /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
   mutate(m: Meta, name: string, args: unknown[]): unknown {
     if (m.view) return viewReadOnly()
@@ -468,7 +463,9 @@ export class JournaledState<S> implements ProxyHost {
     const e = ranged ? toInt(fill ? z : y) : 0
     const end = z === undefined ? undefined : fill ? e : toInt(z)
     const items = name === "push" || name === "unshift" ? args : name === "splice" ? args.slice(2) : fill ? [x] : NOTHING
-    const adopted = this.#adoptItems(m, items, name === "push" ? a.length : Math.max(0, s))
+    // New items are copies: nothing is overwritten, so nothing moves.
+    const at = name === "push" ? a.length : Math.max(0, s)
+    const adopted = items.map((v, i) => this.#adoptAt(a, at + i, v, false))
     const len = a.length
     const rel = (n: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
     let from = 0

@@ -179,17 +179,15 @@ export class Adopter {
    * nothing is overwritten (push, insertion): then nothing moves.
    */
   adopt(value: unknown, depth: number, slot?: object, key?: string | number): unknown {
-    const oldOf = slot && ((): unknown => (hasOwn.call(slot, key!) ? (slot as Record<string | number, unknown>)[key!] : undefined))
-    if (!isObject(value)) return this.#primitive(value)
-    const raw = this.#rawOf(value)
-    if (raw !== undefined) {
-      // `s.a = s.a`: the object stays where it is. Any other draft is copied.
-      if (oldOf !== undefined && raw === oldOf()) return raw
-      return this.copy(raw, depth)
+    const old = (): unknown => (hasOwn.call(slot!, key!) ? (slot as Record<string | number, unknown>)[key!] : undefined)
+    // `s.a = s.a`: the object stays where it is. Any other draft is copied (#fresh).
+    if (slot !== undefined && isObject(value)) {
+      const raw = this.#rawOf(value)
+      if (raw !== undefined && raw === old()) return raw
     }
     this.#candidates.length = 0
-    const out = this.#fresh(value, depth, oldOf !== undefined)
-    if (this.#candidates.length > 0) this.#settle(oldOf!(), depth + 1)
+    const out = this.#fresh(value, depth, slot !== undefined)
+    if (this.#candidates.length > 0) this.#settle(old(), depth + 1)
     return out
   }
 

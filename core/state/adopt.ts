@@ -126,8 +126,8 @@ export class Adopter {
   #budget = 0
   /** Drafts found directly inside the written container: [container, key, raw] triples. */
   readonly #candidates: unknown[] = []
-  /** Objects moved by the current write. */
-  readonly #moved: object[] = []
+  /** Objects moved by the current write: each moves once, a second place gets a copy. */
+  readonly #moved = new Set<object>()
   /** The state adopted into: its drafts are move candidates, other proxies are copied. */
   readonly #host: ProxyHost
   /** That state's drafts by raw object: where each was last seen (parent and key) decides moves. */
@@ -283,14 +283,15 @@ export class Adopter {
 
   /**
    * Decides the move candidates: each one whose object is a direct child of `old` (the value
-   * being overwritten) moves, once; the others are replaced by copies. First by the place the
-   * draft was last seen (O(1), verified against `old`), else by a set of `old`'s children built
-   * once (O(size of old), like the spread or filter that produced the candidates).
+   * being overwritten) moves, once; the others are replaced by copies. A child is found by the
+   * place its draft was last seen (O(1), verified against `old`), else in a set of `old`'s
+   * children built once (O(size of old), like the spread or filter that produced the candidates).
    */
   #settle(old: unknown, depth: number): void {
     const c = this.#candidates
     const moved = this.#moved
-    moved.length = 0
+    // Cleared first too: a refusal may have ended the previous settle halfway.
+    moved.clear()
     let children: Set<object> | undefined
     const container = isObject(old) && !ArrayBuffer.isView(old) ? (old as Record<string | number, unknown>) : undefined
     for (let i = 0; i < c.length; i += 3) {
@@ -299,22 +300,10 @@ export class Adopter {
       const raw = c[i + 2] as object
       // Every candidate is a draft of this state (#rawOf found it), so it has a meta.
       const draft = this.#drafts.get(raw)!
-      let move = false
-      if (container !== undefined) {
-        if (draft.parent === container && container[draft.key] === raw) {
-          move = true
-          children?.delete(raw)
-        } else {
-          if (children === undefined) {
-            children = new Set()
-            for (const v of Object.values(container)) if (isObject(v)) children.add(v)
-            for (const m of moved) children.delete(m)
-          }
-          move = children.delete(raw)
-        }
-      }
+      const move = container !== undefined && !moved.has(raw) &&
+        ((draft.parent === container && container[draft.key] === raw) || (children ??= childrenOf(container)).has(raw))
       if (move) {
-        moved.push(raw)
+        moved.add(raw)
         draft.parent = into
         draft.key = key
       } else {
@@ -324,6 +313,13 @@ export class Adopter {
       }
     }
     c.length = 0
-    moved.length = 0
+    moved.clear()
   }
+}
+
+/** The objects directly inside a container. */
+const childrenOf = (container: object): Set<object> => {
+  const children = new Set<object>()
+  for (const v of Object.values(container)) if (isObject(v)) children.add(v)
+  return children
 }

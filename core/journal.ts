@@ -77,8 +77,7 @@ const viewReadOnly = (): never => {
 
 /** A state plus the machinery to change it through recorded drafts. */
 export class JournaledState<S> implements ProxyHost {
-  /** A named field, not #private: replaceRoot hands the adopter (this, "current") as the slot it overwrites. */
-  private current: S
+  #current: S
   #journal: Journal | null = null
   /**
    * @internal Called with each container before its write is recorded, while a snapshot holds
@@ -193,14 +192,14 @@ export class JournaledState<S> implements ProxyHost {
       },
       has: (t, k) => hasIndexOr(t as Uint8Array, k, BYTES_METHODS),
     }
-    this.current = this.#adoptRoot(root)
+    this.#current = this.#adoptRoot(root)
   }
 
   // ---- the state ----
 
   /** The raw state. Engine code only: the app gets `view()`, commands get `draft()`. */
   get root(): S {
-    return this.current
+    return this.#current
   }
 
   /** Replaces the state between commands (a resync): checked like the constructor's root. */
@@ -208,7 +207,7 @@ export class JournaledState<S> implements ProxyHost {
     if (this.#journal !== null) {
       throw canonError("state-read-only", "The state cannot be replaced during a command; return the new state from apply.")
     }
-    this.current = this.#adoptRoot(next)
+    this.#current = this.#adoptRoot(next)
   }
 
   /**
@@ -219,7 +218,8 @@ export class JournaledState<S> implements ProxyHost {
     if (!replacing && isObject(v) && isVerifiedTree(v)) return v
     this.#adopter.start(replacing ? MAX_WRITE_BYTES : Infinity)
     try {
-      v = this.#adopter.adopt(v, 0, replacing ? this : undefined, "current") as S
+      // Replacing, the slot overwritten is the root: a one-element array holding it.
+      v = this.#adopter.adopt(v, 0, replacing ? [this.#current] : undefined, 0) as S
     } catch (e) {
       throw e instanceof Refusal ? refusalError(e, []) : e
     }
@@ -235,12 +235,12 @@ export class JournaledState<S> implements ProxyHost {
 
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
   view(): S {
-    return isObject(this.current) ? (this.#viewOf(this.current) as S) : this.current
+    return isObject(this.#current) ? (this.#viewOf(this.#current) as S) : this.#current
   }
 
   /** The draft handed to `apply`: the root itself when it is a primitive. */
   draft(): S {
-    const root = this.current
+    const root = this.#current
     if (!isObject(root)) return root
     return (this.#drafts.get(root)?.proxy ?? this.#makeDraft(root, 0, null, "")) as S
   }
@@ -261,9 +261,9 @@ export class JournaledState<S> implements ProxyHost {
   replaceRoot(next: S): void {
     const j = this.#writable()
     const v = this.#adoptRoot(next, true)
-    j.push(ROOT, "", true, this.current)
+    j.push(ROOT, "", true, this.#current)
     // The new root is the old one (`return state`) or a new container: never a draft at another depth.
-    this.current = v
+    this.#current = v
   }
 
   /** Reverts the writes of a journal, newest first. */
@@ -272,7 +272,7 @@ export class JournaledState<S> implements ProxyHost {
   }
 
   readonly #setRoot = (old: unknown): void => {
-    this.current = old as S
+    this.#current = old as S
   }
 
   // ---- proxies ----
@@ -514,7 +514,7 @@ export class JournaledState<S> implements ProxyHost {
     const keys: Array<string | number> = []
     let cur = t
     for (let n = 0; n <= MAX_DEPTH; n++) {
-      if (cur === this.current) return keys.reverse()
+      if (cur === this.#current) return keys.reverse()
       const m = this.#drafts.get(cur)
       const parent = m?.parent as Record<string | number, unknown> | null | undefined
       if (m === undefined || parent === null || parent === undefined || parent[m.key] !== cur) break

@@ -60,13 +60,11 @@ import { canonError, type CanonError } from "./errors.js"
 import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError } from "./state/adopt.js"
 import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
-import { NOTHING, ROOT, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
+import { NOTHING, ROOT, hasOwn, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
 
 export type { Journal } from "./state/records.js"
 export { MAX_WRITE_BYTES } from "./state/adopt.js"
 
-const hasOwn = Object.prototype.hasOwnProperty
-const objectProto = Object.prototype
 const MAX_ARRAY_LENGTH = 4294967295
 
 const readOnly = (): never => {
@@ -77,13 +75,9 @@ const viewReadOnly = (): never => {
   throw canonError("state-read-only", "The state a document shows is read-only; change it by submitting a command.")
 }
 
-/** A refusal that is not about a value: a key, an operation. */
-const refuseOp = (what: string, why: string): Refusal => new Refusal(what, why)
-
 /** A state plus the machinery to change it through recorded drafts. */
 export class JournaledState<S> implements ProxyHost {
-  /** A named field, not #private: replaceRoot hands the adopter (this, "current") as the slot it overwrites. */
-  private current: S
+  #current: S
   #journal: Journal | null = null
   /**
    * @internal Called with each container before its write is recorded, while a snapshot holds
@@ -110,27 +104,15 @@ export class JournaledState<S> implements ProxyHost {
    */
   constructor(root: S) {
     const self = this
-    this.#adopter = new Adopter({
-      rawOf: (v) => self.#rawOf(v),
-      placeOf: (raw) => self.#drafts.get(raw),
-      movedTo: (raw, parent, key) => {
-        const m = self.#drafts.get(raw)
-        if (m !== undefined) {
-          m.parent = parent
-          m.key = key
-        }
-      },
-    })
+    this.#adopter = new Adopter(this, this.#drafts)
 
-    /** What a draft (a command's) or a view (the app's) hands out for the object `v` at t[k]. */
-    const wrap = (v: object, t: object, k: string, view: boolean): object => (view ? self.#viewOf(v) : self.#child(v, t, k))
     // Own properties only. What Object.prototype contributes to a plain object is functions and
     // the __proto__ accessor (an object): those are checked; a primitive read is state data
     // (unless other code polluted Object.prototype with data, which no key path here can do).
     const objectGet = (t: object, k: PropertyKey, view: boolean): unknown => {
       if (typeof k !== "string") return undefined
       const v = (t as Record<string, unknown>)[k]
-      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? wrap(v, t, k, view) : v === null ? null : undefined
+      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : v === null ? null : undefined
       return typeof v === "function" ? undefined : v
     }
     const arrayGet = (t: unknown[], k: PropertyKey, view: boolean): unknown => {
@@ -138,7 +120,7 @@ export class JournaledState<S> implements ProxyHost {
         const c = k.charCodeAt(0)
         if (c >= 48 && c <= 57) {
           const v = (t as unknown as Record<string, unknown>)[k]
-          return isObject(v) ? wrap(v, t, k, view) : v
+          return isObject(v) ? self.#wrap(v, t, k, view) : v
         }
         if (k === "length") return t.length
         return ARRAY_METHODS[k]
@@ -148,7 +130,7 @@ export class JournaledState<S> implements ProxyHost {
     /** Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object. */
     const descriptor = (t: object, k: PropertyKey, view: boolean): PropertyDescriptor | undefined => {
       const d = Reflect.getOwnPropertyDescriptor(t, k)
-      if (d !== undefined && isObject(d.value)) d.value = wrap(d.value, t, k as string, view)
+      if (d !== undefined && isObject(d.value)) d.value = self.#wrap(d.value, t, k as string, view)
       return d
     }
     const handler = (array: boolean, view: boolean, writes: ProxyHandler<object>): ProxyHandler<object> => ({
@@ -163,10 +145,10 @@ export class JournaledState<S> implements ProxyHost {
     // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
     const shape = {
       setPrototypeOf(t: object): never {
-        throw refusalError(refuseOp("a new prototype", "State objects stay plain objects and arrays."), self.#pathTo(t))
+        throw refusalError(new Refusal("a new prototype", "State objects stay plain objects and arrays."), self.#pathTo(t))
       },
       preventExtensions(t: object): never {
-        throw refusalError(refuseOp("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.#pathTo(t))
+        throw refusalError(new Refusal("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.#pathTo(t))
       },
     }
     this.#objectDraft = handler(false, false, {
@@ -210,14 +192,14 @@ export class JournaledState<S> implements ProxyHost {
       },
       has: (t, k) => hasIndexOr(t as Uint8Array, k, BYTES_METHODS),
     }
-    this.current = this.#adoptRoot(root)
+    this.#current = this.#adoptRoot(root)
   }
 
   // ---- the state ----
 
   /** The raw state. Engine code only: the app gets `view()`, commands get `draft()`. */
   get root(): S {
-    return this.current
+    return this.#current
   }
 
   /** Replaces the state between commands (a resync): checked like the constructor's root. */
@@ -225,21 +207,24 @@ export class JournaledState<S> implements ProxyHost {
     if (this.#journal !== null) {
       throw canonError("state-read-only", "The state cannot be replaced during a command; return the new state from apply.")
     }
-    this.current = this.#adoptRoot(next)
+    this.#current = this.#adoptRoot(next)
   }
 
-  #adoptRoot(v: S): S {
-    if (isObject(v) && isVerifiedTree(v)) return v
-    this.#adopter.start(Infinity)
-    let out: unknown
+  /**
+   * Adopts a whole new state: the constructor's or a resync's (unbounded; a verified tree is
+   * taken as it is), or, `replacing` the current one inside a command, what apply returned.
+   */
+  #adoptRoot(v: S, replacing = false): S {
+    if (!replacing && isObject(v) && isVerifiedTree(v)) return v
+    this.#adopter.start(replacing ? MAX_WRITE_BYTES : Infinity)
     try {
-      out = this.#adopter.adopt(v, 0)
+      // Replacing, the slot overwritten is the root: a one-element array holding it.
+      v = this.#adopter.adopt(v, 0, replacing ? [this.#current] : undefined, 0) as S
     } catch (e) {
-      if (e instanceof Refusal) throw refusalError(e, [])
-      throw e
+      throw e instanceof Refusal ? refusalError(e, []) : e
     }
-    if (isObject(out)) markVerifiedTree(out)
-    return out as S
+    if (isObject(v)) markVerifiedTree(v)
+    return v
   }
 
   /** Appends one undo record for a write to the container `t` (copying `t` first while frozen: `freezeState`). */
@@ -250,12 +235,12 @@ export class JournaledState<S> implements ProxyHost {
 
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
   view(): S {
-    return isObject(this.current) ? (this.#viewOf(this.current) as S) : this.current
+    return isObject(this.#current) ? (this.#viewOf(this.#current) as S) : this.#current
   }
 
   /** The draft handed to `apply`: the root itself when it is a primitive. */
   draft(): S {
-    const root = this.current
+    const root = this.#current
     if (!isObject(root)) return root
     return (this.#drafts.get(root)?.proxy ?? this.#makeDraft(root, 0, null, "")) as S
   }
@@ -275,18 +260,10 @@ export class JournaledState<S> implements ProxyHost {
   /** Replaces the whole state inside the current command (apply returned a value). */
   replaceRoot(next: S): void {
     const j = this.#writable()
-    this.#adopter.start(MAX_WRITE_BYTES)
-    let v: unknown
-    try {
-      v = this.#adopter.adopt(next, 0, this, "current")
-    } catch (e) {
-      if (e instanceof Refusal) throw refusalError(e, [])
-      throw e
-    }
-    j.push(ROOT, "", true, this.current)
+    const v = this.#adoptRoot(next, true)
+    j.push(ROOT, "", true, this.#current)
     // The new root is the old one (`return state`) or a new container: never a draft at another depth.
-    this.current = v as S
-    if (isObject(v)) markVerifiedTree(v)
+    this.#current = v
   }
 
   /** Reverts the writes of a journal, newest first. */
@@ -295,7 +272,7 @@ export class JournaledState<S> implements ProxyHost {
   }
 
   readonly #setRoot = (old: unknown): void => {
-    this.current = old as S
+    this.#current = old as S
   }
 
   // ---- proxies ----
@@ -309,11 +286,10 @@ export class JournaledState<S> implements ProxyHost {
     return proxy
   }
 
-  /** The draft of `v`, found at `key` in the raw container `parent`. */
-  #child(v: object, parent: object, key: string | number): object {
-    const m = this.#drafts.get(v)
-    if (m !== undefined) return m.proxy
-    return this.#makeDraft(v, this.#drafts.get(parent)!.depth + 1, parent, key)
+  /** What a draft (a command's) or a view (the app's) hands out for the object `v` found at `parent[key]`. */
+  #wrap(v: object, parent: object, key: string | number, view: boolean): object {
+    if (view) return this.#viewOf(v)
+    return this.#drafts.get(v)?.proxy ?? this.#makeDraft(v, this.#drafts.get(parent)!.depth + 1, parent, key)
   }
 
   #viewOf(raw: object): object {
@@ -326,16 +302,9 @@ export class JournaledState<S> implements ProxyHost {
     return p
   }
 
-  /** The raw object behind a draft of this state (views are not drafts: assigning one copies it). */
-  #rawOf(v: object): object | undefined {
-    const m = PROXIES.get(v)
-    return m !== undefined && m.host === this && !m.view ? m.raw : undefined
-  }
-
   /** @internal ProxyHost: an element as array methods hand it out. */
   out(m: Meta, v: unknown, index: number): unknown {
-    if (!isObject(v)) return v
-    return m.view ? this.#viewOf(v) : this.#child(v, m.raw, index)
+    return isObject(v) ? this.#wrap(v, m.raw, index, m.view) : v
   }
 
   /** @internal ProxyHost: the raw object behind a proxy of this state, for identity searches. */
@@ -373,7 +342,7 @@ export class JournaledState<S> implements ProxyHost {
 
   #checkKey(t: object, k: PropertyKey): string {
     if (typeof k !== "string") {
-      throw this.#located(refuseOp("a symbol key", "State keys are strings."), t, String(k))
+      throw this.#located(new Refusal("a symbol key", "State keys are strings."), t, String(k))
     }
     if (!wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
     return k
@@ -390,8 +359,7 @@ export class JournaledState<S> implements ProxyHost {
     // An existing key is well-formed already; a new one is checked.
     if (!had) this.#checkKey(t, key)
     this.#record(j, t, key, had, had ? o[key] : undefined)
-    if (had || !(key in objectProto)) o[key] = next
-    else setOwn(o, key, next)
+    setOwn(o, key, next)
   }
 
   #deleteKey(t: object, k: PropertyKey): void {
@@ -410,7 +378,7 @@ export class JournaledState<S> implements ProxyHost {
     const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
       a in d ? d[a] === true && !(array && k === "length" && a !== "writable") : exists)
     if (!plain) {
-      throw this.#located(refuseOp("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
+      throw this.#located(new Refusal("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
     }
     if ("value" in d) {
       if (array) this.#writeElement(t as unknown[], k, d.value)
@@ -426,7 +394,7 @@ export class JournaledState<S> implements ProxyHost {
     const k = this.#checkKey(a, key)
     const i = arrayIndex(k)
     if (i < 0) {
-      throw this.#located(refuseOp("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
+      throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
     }
     const next = this.#adoptAt(a, i, v, true)
     const len = a.length
@@ -444,7 +412,7 @@ export class JournaledState<S> implements ProxyHost {
 
   #growthBudget(a: unknown[], k: string | number, slots: number): void {
     if (slots * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
-      throw this.#located(refuseOp(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
+      throw this.#located(new Refusal(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
     }
   }
 
@@ -462,11 +430,6 @@ export class JournaledState<S> implements ProxyHost {
       a.length = n
       a.fill(undefined, len, n)
     }
-  }
-
-  /** Adopts the items an array method inserts (copies: nothing is overwritten, so nothing moves). */
-  #adoptItems(m: Meta, items: readonly unknown[], at: number): unknown[] {
-    return items.map((v, i) => this.#adoptAt(m.raw, at + i, v, false))
   }
 
   /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
@@ -500,7 +463,9 @@ export class JournaledState<S> implements ProxyHost {
     const e = ranged ? toInt(fill ? z : y) : 0
     const end = z === undefined ? undefined : fill ? e : toInt(z)
     const items = name === "push" || name === "unshift" ? args : name === "splice" ? args.slice(2) : fill ? [x] : NOTHING
-    const adopted = this.#adoptItems(m, items, name === "push" ? a.length : Math.max(0, s))
+    // New items are copies: nothing is overwritten, so nothing moves.
+    const at = name === "push" ? a.length : Math.max(0, s)
+    const adopted = items.map((v, i) => this.#adoptAt(a, at + i, v, false))
     const len = a.length
     const rel = (n: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
     let from = 0
@@ -549,7 +514,7 @@ export class JournaledState<S> implements ProxyHost {
     const keys: Array<string | number> = []
     let cur = t
     for (let n = 0; n <= MAX_DEPTH; n++) {
-      if (cur === this.current) return keys.reverse()
+      if (cur === this.#current) return keys.reverse()
       const m = this.#drafts.get(cur)
       const parent = m?.parent as Record<string | number, unknown> | null | undefined
       if (m === undefined || parent === null || parent === undefined || parent[m.key] !== cur) break

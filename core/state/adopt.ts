@@ -33,8 +33,8 @@
 import { wellFormed } from "../bytes.js"
 import { MAX_DEPTH, isBytes } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
-import { PROXIES } from "./meta.js"
-import { setOwn } from "./records.js"
+import { PROXIES, type Meta, type ProxyHost } from "./meta.js"
+import { hasOwn, setOwn } from "./records.js"
 
 /**
  * Most data one write may add to the state, in bytes of canonical encoding (upper bound: 3 per
@@ -52,8 +52,6 @@ export const MAX_WRITE_BYTES = 64 * 1024 * 1024
 export const GROWTH_SLOT_BYTES = 8
 
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
-const hasOwn = Object.prototype.hasOwnProperty
-
 
 /** The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1. */
 export const arrayIndex = (k: string): number => {
@@ -119,16 +117,6 @@ export const formatPath = (keys: ReadonlyArray<string | number>): string => {
 export const refusalError = (r: Refusal, path: ReadonlyArray<string | number>): CanonError =>
   canonError("state-unencodable", `Cannot store ${r.what} at ${formatPath([...path, ...r.inner.slice().reverse()])}. ${r.why}`)
 
-/** What the adopter needs from the state it adopts into. */
-export interface AdoptHost {
-  /** The raw object behind `v` if `v` is a draft of this state, else undefined. */
-  rawOf(v: object): object | undefined
-  /** For a raw object with a draft: where that draft was last seen (its parent and key), for moves. */
-  placeOf(raw: object): { parent: object | null; key: string | number } | undefined
-  /** Records that `raw` now sits in `parent` at `key` (it was moved there). */
-  movedTo(raw: object, parent: object, key: string | number): void
-}
-
 /**
  * Adopts values for one write at a time. Not reentrant by design: a write runs no user code
  * between its start and its end except inside `fresh` (getters of user proxies), and each
@@ -138,37 +126,44 @@ export class Adopter {
   #budget = 0
   /** Drafts found directly inside the written container: [container, key, raw] triples. */
   readonly #candidates: unknown[] = []
-  /** Objects moved by the current write. */
-  readonly #moved: object[] = []
+  /** Objects moved by the current write: each moves once, a second place gets a copy. */
+  readonly #moved = new Set<object>()
+  /** The state adopted into: its drafts are move candidates, other proxies are copied. */
+  readonly #host: ProxyHost
+  /** That state's drafts by raw object: where each was last seen (parent and key) decides moves. */
+  readonly #drafts: WeakMap<object, Meta>
 
-  constructor(private readonly host: AdoptHost) {}
+  constructor(host: ProxyHost, drafts: WeakMap<object, Meta>) {
+    this.#host = host
+    this.#drafts = drafts
+  }
 
   /** Starts one write that may add at most `limit` bytes. */
   start(limit: number): void {
     this.#budget = limit
   }
 
-  spend(n: number): void {
+  #spend(n: number): void {
     if ((this.#budget -= n) < 0) throw refuseSize()
   }
 
   /** Checks a primitive (any value that is not an object) and returns what the state stores. */
-  primitive(v: unknown): unknown {
+  #primitive(v: unknown): unknown {
     switch (typeof v) {
       case "number":
-        this.spend(9)
+        this.#spend(9)
         return v === v ? v : NaN
       case "string":
-        this.spend(6 + v.length * 3)
+        this.#spend(6 + v.length * 3)
         if (!wellFormed(v)) throw refuseLoneSurrogate()
         return v
       case "boolean":
       case "undefined":
-        this.spend(1)
+        this.#spend(1)
         return v
       case "object":
         if (v === null) {
-          this.spend(1)
+          this.#spend(1)
           return v
         }
       // fall through: not reached for objects (callers test isObject first)
@@ -184,17 +179,15 @@ export class Adopter {
    * nothing is overwritten (push, insertion): then nothing moves.
    */
   adopt(value: unknown, depth: number, slot?: object, key?: string | number): unknown {
-    const oldOf = slot && ((): unknown => (hasOwn.call(slot, key!) ? (slot as Record<string | number, unknown>)[key!] : undefined))
-    if (!isObject(value)) return this.primitive(value)
-    const raw = this.host.rawOf(value)
-    if (raw !== undefined) {
-      // `s.a = s.a`: the object stays where it is. Any other draft is copied.
-      if (oldOf !== undefined && raw === oldOf()) return raw
-      return this.copy(raw, depth)
+    const old = (): unknown => (hasOwn.call(slot!, key!) ? (slot as Record<string | number, unknown>)[key!] : undefined)
+    // `s.a = s.a`: the object stays where it is. Any other draft is copied (#fresh).
+    if (slot !== undefined && isObject(value)) {
+      const raw = this.#rawOf(value)
+      if (raw !== undefined && raw === old()) return raw
     }
     this.#candidates.length = 0
-    const out = this.#fresh(value, depth, oldOf !== undefined)
-    if (this.#candidates.length > 0) this.#settle(oldOf!(), depth + 1)
+    const out = this.#fresh(value, depth, slot !== undefined)
+    if (this.#candidates.length > 0) this.#settle(old(), depth + 1)
     return out
   }
 
@@ -211,14 +204,14 @@ export class Adopter {
    * are left in place as move candidates, decided by `settle`.
    */
   #fresh(v: unknown, depth: number, top: boolean): unknown {
-    if (!isObject(v)) return this.primitive(v)
+    if (!isObject(v)) return this.#primitive(v)
     if (depth >= MAX_DEPTH) throw refuseDepth()
     // A draft or view of any state (this one's drafts here are not move candidates): its raw
     // object is state data, copied directly (a proxy of bytes could not be read as bytes).
     const raw = PROXIES.get(v)?.raw
     if (raw !== undefined) return this.copy(raw, depth)
     if (isBytes(v)) {
-      this.spend(6 + v.byteLength)
+      this.#spend(6 + v.byteLength)
       return new Uint8Array(v)
     }
     if (Array.isArray(v)) return this.#freshArray(v, depth, top)
@@ -230,22 +223,11 @@ export class Adopter {
 
   #freshArray(v: unknown[], depth: number, top: boolean): unknown[] {
     const n = v.length
-    this.spend(6 + n)
+    this.#spend(6 + n)
     const out: unknown[] = []
     let i = 0
     try {
-      for (; i < n; i++) {
-        const x = v[i]
-        if (top && isObject(x)) {
-          const raw = this.host.rawOf(x)
-          if (raw !== undefined) {
-            this.#candidates.push(out, i, raw)
-            out.push(raw)
-            continue
-          }
-        }
-        out.push(this.#fresh(x, depth + 1, false))
-      }
+      for (; i < n; i++) out.push(this.#item(out, i, v[i], depth, top))
     } catch (e) {
       if (e instanceof Refusal) e.inner.push(i)
       throw e
@@ -255,7 +237,7 @@ export class Adopter {
 
   #freshObject(v: object, depth: number, top: boolean): Record<string, unknown> {
     const keys = Reflect.ownKeys(v)
-    this.spend(6)
+    this.#spend(6)
     const out: Record<string, unknown> = {}
     let k: string | symbol = ""
     try {
@@ -272,16 +254,8 @@ export class Adopter {
         const x = d.value
         if (x === undefined) continue
         if (!wellFormed(k)) throw refuseLoneSurrogate()
-        this.spend(6 + k.length * 3)
-        if (top && isObject(x)) {
-          const raw = this.host.rawOf(x)
-          if (raw !== undefined) {
-            this.#candidates.push(out, k, raw)
-            setOwn(out, k, raw)
-            continue
-          }
-        }
-        setOwn(out, k, this.#fresh(x, depth + 1, false))
+        this.#spend(6 + k.length * 3)
+        setOwn(out, k, this.#item(out, k, x, depth, top))
       }
     } catch (e) {
       if (e instanceof Refusal && typeof k === "string") e.inner.push(k)
@@ -291,43 +265,47 @@ export class Adopter {
   }
 
   /**
+   * What `out[key]` holds for the item `x` of a container at `depth`: a checked copy, or with
+   * `top`, a draft of this state as it is, left as a move candidate for `settle`.
+   */
+  #item(out: object, key: string | number, x: unknown, depth: number, top: boolean): unknown {
+    const raw = top && isObject(x) ? this.#rawOf(x) : undefined
+    if (raw === undefined) return this.#fresh(x, depth + 1, false)
+    this.#candidates.push(out, key, raw)
+    return raw
+  }
+
+  /** The raw object behind `v` if `v` is a draft of this state (views are not drafts: assigning one copies it). */
+  #rawOf(v: object): object | undefined {
+    const m = PROXIES.get(v)
+    return m !== undefined && m.host === this.#host && !m.view ? m.raw : undefined
+  }
+
+  /**
    * Decides the move candidates: each one whose object is a direct child of `old` (the value
-   * being overwritten) moves, once; the others are replaced by copies. First by the place the
-   * draft was last seen (O(1), verified against `old`), else by a set of `old`'s children built
-   * once (O(size of old), like the spread or filter that produced the candidates).
+   * being overwritten) moves, once; the others are replaced by copies. A child is found by the
+   * place its draft was last seen (O(1), verified against `old`), else in a set of `old`'s
+   * children built once (O(size of old), like the spread or filter that produced the candidates).
    */
   #settle(old: unknown, depth: number): void {
     const c = this.#candidates
     const moved = this.#moved
-    moved.length = 0
+    // Cleared first too: a refusal may have ended the previous settle halfway.
+    moved.clear()
     let children: Set<object> | undefined
     const container = isObject(old) && !ArrayBuffer.isView(old) ? (old as Record<string | number, unknown>) : undefined
     for (let i = 0; i < c.length; i += 3) {
       const into = c[i] as Record<string | number, unknown>
       const key = c[i + 1] as string | number
       const raw = c[i + 2] as object
-      let move = false
-      if (container !== undefined) {
-        const place = this.host.placeOf(raw)
-        if (place !== undefined && place.parent === container && container[place.key] === raw) {
-          move = true
-          children?.delete(raw)
-        } else {
-          if (children === undefined) {
-            children = new Set()
-            if (Array.isArray(container)) {
-              for (let k = 0; k < container.length; k++) if (isObject(container[k])) children.add(container[k] as object)
-            } else {
-              for (const k of Object.keys(container)) if (isObject(container[k])) children.add(container[k] as object)
-            }
-            for (const m of moved) children.delete(m)
-          }
-          move = children.delete(raw)
-        }
-      }
+      // Every candidate is a draft of this state (#rawOf found it), so it has a meta.
+      const draft = this.#drafts.get(raw)!
+      const move = container !== undefined && !moved.has(raw) &&
+        ((draft.parent === container && container[draft.key] === raw) || (children ??= childrenOf(container)).has(raw))
       if (move) {
-        moved.push(raw)
-        this.host.movedTo(raw, into, key)
+        moved.add(raw)
+        draft.parent = into
+        draft.key = key
       } else {
         const copy = this.copy(raw, depth)
         if (typeof key === "number") into[key] = copy
@@ -335,6 +313,13 @@ export class Adopter {
       }
     }
     c.length = 0
-    moved.length = 0
+    moved.clear()
   }
+}
+
+/** The objects directly inside a container. */
+const childrenOf = (container: object): Set<object> => {
+  const children = new Set<object>()
+  for (const v of Object.values(container)) if (isObject(v)) children.add(v)
+  return children
 }

@@ -22,8 +22,9 @@ type Table = Readonly<Record<string, Fn>>
 /** What a method does on one of our proxies: `a` is the raw array (or bytes), `native` the builtin. */
 type Body = (m: Meta, a: any, args: any[], native: Fn) => unknown
 
+/** The meta of `self` if it is one of our proxies of an array (or of bytes). WeakMap.get is undefined for a non-object. */
 const metaOf = (self: unknown, bytes: boolean): Meta | undefined => {
-  const m = typeof self === "object" && self !== null ? PROXIES.get(self) : undefined
+  const m = PROXIES.get(self as object)
   return m !== undefined && (bytes ? ArrayBuffer.isView(m.raw) : Array.isArray(m.raw)) ? m : undefined
 }
 

@@ -30,11 +30,12 @@ export const NOTHING: readonly unknown[] = Object.freeze([])
 const SPREAD_LIMIT = 8192
 
 const objectProto = Object.prototype
-const hasOwn = Object.prototype.hasOwnProperty
+export const hasOwn = objectProto.hasOwnProperty
 
 /**
- * Sets `key` as an own data property. Assignment would call the `__proto__` setter, or fail
- * where a hardened environment froze Object.prototype; defining never does either.
+ * Sets `key` as an own data property (new, or one already there: every property in the state is
+ * plain writable data). Assignment would call the `__proto__` setter, or fail where a hardened
+ * environment froze Object.prototype; defining never does either.
  */
 export const setOwn = (o: object, key: string, v: unknown): void => {
   if (key in objectProto) Object.defineProperty(o, key, { value: v, writable: true, enumerable: true, configurable: true })
@@ -73,10 +74,7 @@ export const undoRecords = (j: Journal, setRoot: (old: unknown) => void): void =
     const a = j[i + 1]
     if (typeof a === "string") {
       if (target === ROOT) setRoot(j[i + 3])
-      else if (j[i + 2] as boolean) {
-        if (hasOwn.call(target, a)) target[a] = j[i + 3]
-        else setOwn(target, a, j[i + 3])
-      }
+      else if (j[i + 2] as boolean) setOwn(target, a, j[i + 3])
       else delete target[a]
     } else if ((a as number) >= 0) {
       replaceRange(target as unknown as unknown[], a as number, j[i + 2] as number, j[i + 3] as unknown[])

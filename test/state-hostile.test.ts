@@ -427,6 +427,19 @@ describe("3. a command that writes non-plain data is rejected with state-unencod
     expect(out.message).toMatch(/ISO string|number/)
   })
 
+  test("a class named like an Object.prototype member gets the plain advice, not the prototype's function", () => {
+    // The advice table is read by the value's constructor name: own keys only.
+    const named = { toString: class {}, constructor: class {} }
+    for (const [name, C] of Object.entries(named)) {
+      Object.defineProperty(C, "name", { value: name })
+      const out = apply(new JournaledState(bagMachine(() => new C()).initial()), bagMachine(() => new C()), "set", {})
+      expect(out.code).toBe("state-unencodable")
+      expect(out.message).toContain(`a ${name} at state.bag.value`)
+      expect(out.message).toContain("Store its data in a plain object instead.")
+      expect(out.message).not.toContain("native code")
+    }
+  })
+
   test("a bad initial() is a clear CanonError when the state is made, not a crash later", () => {
     let thrown: unknown
     try {

@@ -122,6 +122,15 @@ describe("close codes", () => {
     expect(fromWsClose(4000, "credentials-failed:", true)).toEqual({ code: "credentials-failed", reason: "" })
   })
 
+  test("a code named like an Object.prototype member travels as 4000: the table's prototype is never read", () => {
+    // "constructor" is the one Object.prototype member that is a well-formed code (lower-case
+    // letters, digits, '-'); "__proto__" and "toString" are not, and are sent as "closed".
+    expect(toWsClose("constructor", "x")).toEqual({ code: 4000, reason: "constructor: x" })
+    expect(toWsClose("constructor", "x", true)).toEqual({ code: 4000, reason: "constructor: x" })
+    expect(toWsClose("__proto__", "x")).toEqual({ code: 1000, reason: "closed: x" })
+    expect(toWsClose("toString", "x")).toEqual({ code: 1000, reason: "closed: x" })
+  })
+
   test("a client sends only 1000 and 4000-4999 (what browsers allow); the prefix keeps the code", () => {
     expect(toWsClose("going-away", "tab closed", true)).toEqual({ code: 4000, reason: "going-away: tab closed" })
     expect(toWsClose("too-large", "x", true).code).toBe(4000)

@@ -227,6 +227,8 @@ const toNumber = Number
 const ROOT = "_root"
 const HEAD = "_head"
 const MAKES: Record<string, ObjType> = { makeMap: "map", makeList: "list", makeText: "text", makeTable: "table" }
+/** The object type an op's action makes, if it makes one (own keys only: the action comes from a peer's change). */
+const makes = (action: string): ObjType | undefined => (Object.hasOwn(MAKES, action) ? MAKES[action] : undefined)
 /**
  * How deep objects may nest (the root is depth 0; a map in it, 1), as for Yjs
  * (adapters/yjs/integrable.ts): a chain of about 2,000 broke structuredClone of the value on
@@ -399,7 +401,7 @@ export class Overlay implements View {
         if (counterOf(p) >= counter) return ops(`${at}: pred ${p} is not older than the op`)
       }
       mine.set(id, { obj: o.obj, slot, insert })
-      const made = MAKES[o.action]
+      const made = makes(o.action)
       if (made !== undefined) {
         const d = (mineDepths.get(o.obj) ?? this.depth(o.obj) ?? 0) + 1
         if (d > MAX_OBJECT_DEPTH) return ops(`${at}: objects nest deeper than ${MAX_OBJECT_DEPTH} levels`)
@@ -423,7 +425,7 @@ export class Overlay implements View {
       const insert = o.insert === true
       const slot = o.elemId === undefined ? `k${o.key}` : insert ? `e${id}` : `e${o.elemId}`
       this.ops.set(id, { obj: o.obj, slot, insert })
-      const made = MAKES[o.action]
+      const made = makes(o.action)
       if (made !== undefined) {
         this.objs.set(id, made)
         this.depths.set(id, (this.depth(o.obj) ?? 0) + 1)

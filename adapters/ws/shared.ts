@@ -110,7 +110,8 @@ const CODE_PREFIX = /^([a-z][a-z0-9-]{0,63}):(?: ([\s\S]*))?$/
 export const toWsClose = (code: string, reason: string, fromClient = false): { readonly code: number; readonly reason: string } => {
   // CODE_PREFIX matches `code:` exactly when code is a well-formed Canon code.
   const safe = CODE_PREFIX.test(`${code}:`) ? code : "closed"
-  let ws = WS_CLOSE_CODES[safe] ?? WS_CLOSE_OTHER
+  // Own keys only: "constructor" is a well-formed code, and the table's prototype has one.
+  let ws = Object.hasOwn(WS_CLOSE_CODES, safe) ? WS_CLOSE_CODES[safe]! : WS_CLOSE_OTHER
   if (fromClient && ws !== 1000 && (ws < 3000 || ws > 4999)) ws = WS_CLOSE_OTHER
   return { code: ws, reason: truncateUtf8(reason.length > 0 ? `${safe}: ${reason}` : `${safe}:`, MAX_CLOSE_REASON_BYTES) }
 }

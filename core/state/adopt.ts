@@ -89,7 +89,7 @@ export const refuseType = (v: unknown): Refusal => {
       name = "exotic object"
     }
   }
-  return new Refusal(`${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`, `${PLAIN} Store ${INSTEAD[name] ?? (ArrayBuffer.isView(v) ? "a Uint8Array" : "its data in a plain object")} instead.`)
+  return new Refusal(`${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`, `${PLAIN} Store ${(hasOwn.call(INSTEAD, name) ? INSTEAD[name] : undefined) ?? (ArrayBuffer.isView(v) ? "a Uint8Array" : "its data in a plain object")} instead.`)
 }
 
 export const refuseLoneSurrogate = (): Refusal =>

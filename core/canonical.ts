@@ -54,6 +54,21 @@ const { isView } = ArrayBuffer
 const toTag = Object.prototype.toString
 /** Uint8Array from any realm. */
 export const isBytes = (v: unknown): v is Uint8Array => isView(v) && toTag.call(v) === "[object Uint8Array]"
+/**
+ * Whether an object's prototype is a plain object's, realm-independently (iframes, vm
+ * contexts, structuredClone): null or some realm's Object.prototype, whose own prototype is null.
+ */
+export const hasPlainPrototype = (v: object): boolean => {
+  const proto = getPrototypeOf(v)
+  return proto === null || getPrototypeOf(proto) === null
+}
+
+/** Sets an own key; a "__proto__" key from the wire stays a plain key, not a new prototype. */
+export const setOwn = (o: Record<string, unknown>, k: string, v: unknown): void => {
+  if (k === "__proto__") Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })
+  else o[k] = v
+}
+
 /** Nesting deeper than this is refused: it protects the decoder's stack from hostile input. */
 export const MAX_DEPTH = 512
 
@@ -98,10 +113,7 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
         w.bytes(value)
         return
       }
-      // Realm-independent (iframes, vm contexts, structuredClone): a plain object's
-      // prototype is null or some realm's Object.prototype, whose own prototype is null.
-      const proto = getPrototypeOf(value)
-      if (proto !== null && getPrototypeOf(proto) !== null) {
+      if (!hasPlainPrototype(value)) {
         const name = (value as object).constructor?.name ?? "unknown"
         throw canonError("state-unencodable", `A ${name} is not plain data; use objects, arrays, strings, numbers, booleans, null or Uint8Array.`)
       }
@@ -182,9 +194,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
         prev = k
         const v = readValue(r, depth + 1)
         if (v === undefined) fail("An undefined property (not canonical).")
-        // A "__proto__" key from the wire must stay a plain key, not replace the prototype.
-        if (k === "__proto__") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
-        else out[k] = v
+        setOwn(out, k, v)
       }
       return out
     }

@@ -16,7 +16,7 @@
  * duplicates), no undefined property, no trailing bytes. Two peers can therefore compare state
  * bytes, not just hashes, and a stored or received state re-encodes to the bytes it came in.
  */
-import { ByteReader, ByteWriter } from "./bytes.js"
+import { ByteReader, ByteWriter, unzigzag } from "./bytes.js"
 import { canonError } from "./errors.js"
 
 /** A value's tag byte (an enum: esbuild writes the numbers where they are used). */
@@ -156,7 +156,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
     case Tag.INT: {
       const z = r.varint()
       if (z > MAX_ZIGZAG) fail("A varint integer beyond 2^52 (not canonical).")
-      return z % 2 === 0 ? z / 2 : -(z + 1) / 2
+      return unzigzag(z)
     }
     case Tag.FLOAT: {
       const at = r.pos

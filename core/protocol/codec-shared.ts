@@ -6,7 +6,7 @@
  * one direction only.
  */
 import * as Data from "effect/Data"
-import { ByteReader, ByteWriter, utf8Length } from "../bytes.js"
+import { ByteReader, ByteWriter, unzigzag, utf8Length } from "../bytes.js"
 import { isBytes } from "../canonical.js"
 import { CanonError, canonError, type RejectionCode, type WireRejectionCode } from "../errors.js"
 import { commandNameProblem, docIdBytesProblem } from "../limits.js"
@@ -351,7 +351,7 @@ export const boundedLength = (r: ByteReader, max: number, what: string): number 
   return n
 }
 
-export const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2)
+export { unzigzag }
 
 /** `prev + 1 + delta`, which must be a non-negative safe integer. */
 export const next = (r: ByteReader, prev: number, what: string): number => {
@@ -423,21 +423,20 @@ export interface Spec<T> {
   readonly since?: number
 }
 
-/** Maps what the shared readers (core/bytes, core/canonical) throw to a decode error code. */
-const toDecodeError = (e: unknown): DecodeError => {
-  if (e instanceof Fail) return new DecodeError({ code: e.code, message: e.message })
-  if (e instanceof CanonError) {
-    const m = e.message
-    const code: DecodeErrorCode =
-      m.startsWith("Unexpected end") || m.includes("runs past the end") || m.includes("cannot fit in") ? "truncated"
-      : m.startsWith("Varint") ? "bad-varint"
-      : m.includes("UTF-8") ? "bad-utf8"
-      : m.includes("nests deeper") ? "too-deep"
-      : "bad-value"
-    return new DecodeError({ code, message: m })
-  }
-  if (e instanceof RangeError && /call stack/i.test(e.message)) return new DecodeError({ code: "too-deep", message: "A value nests too deeply." })
-  return new DecodeError({ code: "bad-value", message: `Malformed frame: ${e instanceof Error ? e.message : String(e)}` })
+/** The decode error codes of what the shared readers (core/bytes, core/canonical) throw, by its sentence (else bad-value). */
+const READER_CODES: ReadonlyArray<readonly [RegExp, DecodeErrorCode]> = [
+  [/^Unexpected end|runs past the end|cannot fit in/, "truncated"],
+  [/^Varint/, "bad-varint"],
+  [/UTF-8/, "bad-utf8"],
+  [/nests deeper/, "too-deep"],
+]
+
+/** What went wrong in a decode, whatever threw it. */
+const toFail = (e: unknown): Fail => {
+  if (e instanceof Fail) return e
+  if (e instanceof CanonError) return new Fail(READER_CODES.find(([sentence]) => sentence.test(e.message))?.[1] ?? "bad-value", e.message)
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return new Fail("too-deep", "A value nests too deeply.")
+  return new Fail("bad-value", `Malformed frame: ${e instanceof Error ? e.message : String(e)}`)
 }
 
 const failure = (code: DecodeErrorCode, message: string): { readonly ok: false; readonly error: DecodeError } =>
@@ -483,7 +482,8 @@ export const decodeFrame = <T>(
     if (r.remaining > 0) return failure("trailing-bytes", `${r.remaining} bytes left after a message of type 0x${type.toString(16)}.`)
     return { ok: true, message }
   } catch (e) {
-    return { ok: false, error: toDecodeError(e) }
+    const fail = toFail(e)
+    return failure(fail.code, fail.message)
   } finally {
     ErrorClass.stackTraceLimit = stackTraceLimit
   }

@@ -46,8 +46,11 @@ export interface ArgsCodec {
 class Misfit {}
 const MISFIT = new Misfit()
 
-const FORM_SCHEMA = 0
-const FORM_VALUE = 1
+/** The arguments' first byte (an enum: esbuild writes the numbers where they are used). */
+enum Form {
+  SCHEMA = 0,
+  VALUE = 1,
+}
 
 /**
  * Array elements and index keys one decode may yield beyond one per byte of input: the
@@ -261,7 +264,7 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       const w = writer
       w.reset()
       try {
-        w.byte(FORM_SCHEMA)
+        w.byte(Form.SCHEMA)
         items = 0
         encodeNode(w, wire, args, 0)
         // More items than the decoder's budget for these bytes: the value form has a byte each.
@@ -269,7 +272,7 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       } catch (e) {
         if (e !== MISFIT) throw e
         w.reset()
-        w.byte(FORM_VALUE)
+        w.byte(Form.VALUE)
         writeValue(w, args)
       }
       return w.finish()
@@ -278,11 +281,11 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       const r = new ByteReader(bytes)
       const form = r.byte()
       let v: unknown
-      if (form === FORM_SCHEMA) {
+      if (form === Form.SCHEMA) {
         items = bytes.length + FREE_ITEMS
         v = decodeNode(r, wire, 0)
       }
-      else if (form === FORM_VALUE) v = readValue(r)
+      else if (form === Form.VALUE) v = readValue(r)
       else bad(`Unknown arguments form ${form}.`)
       if (!r.done()) bad(`${r.remaining} bytes left after the arguments.`)
       return v

@@ -53,25 +53,28 @@ export const wellFormed: (s: string) => boolean = typeof (String.prototype as { 
       }
     }
 
+/** The signed integer of a zigzag varint's value: 0, -1, 1, -2... from 0, 1, 2, 3... */
+export const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2)
+
 export class ByteWriter {
-  private buf: Uint8Array
-  private view: DataView
+  #buf: Uint8Array
+  #view: DataView
   pos = 0
 
   constructor(initialSize = 256) {
-    this.buf = new Uint8Array(initialSize)
-    this.view = new DataView(this.buf.buffer)
+    this.#buf = new Uint8Array(initialSize)
+    this.#view = new DataView(this.#buf.buffer)
   }
 
-  private ensure(extra: number): void {
+  #ensure(extra: number): void {
     const need = this.pos + extra
-    if (need <= this.buf.length) return
-    let size = this.buf.length * 2
+    if (need <= this.#buf.length) return
+    let size = this.#buf.length * 2
     while (size < need) size *= 2
     const next = new Uint8Array(size)
-    next.set(this.buf.subarray(0, this.pos))
-    this.buf = next
-    this.view = new DataView(next.buffer)
+    next.set(this.#buf.subarray(0, this.pos))
+    this.#buf = next
+    this.#view = new DataView(next.buffer)
   }
 
   reset(): void {
@@ -79,29 +82,29 @@ export class ByteWriter {
   }
 
   byte(b: number): void {
-    this.ensure(1)
-    this.buf[this.pos++] = b
+    this.#ensure(1)
+    this.#buf[this.pos++] = b
   }
 
   /** Unsigned LEB128 varint of an integer in [0, 2^53). */
   varint(n: number): void {
-    this.ensure(8)
+    this.#ensure(8)
     while (n >= 0x80) {
-      this.buf[this.pos++] = (n % 0x80) | 0x80
+      this.#buf[this.pos++] = (n % 0x80) | 0x80
       n = floor(n / 0x80)
     }
-    this.buf[this.pos++] = n
+    this.#buf[this.pos++] = n
   }
 
   f64(n: number): void {
-    this.ensure(8)
-    this.view.setFloat64(this.pos, n)
+    this.#ensure(8)
+    this.#view.setFloat64(this.pos, n)
     this.pos += 8
   }
 
   raw(bytes: Uint8Array): void {
-    this.ensure(bytes.length)
-    this.buf.set(bytes, this.pos)
+    this.#ensure(bytes.length)
+    this.#buf.set(bytes, this.pos)
     this.pos += bytes.length
   }
 
@@ -116,41 +119,41 @@ export class ByteWriter {
     // ASCII fast path: most keys and ids are ASCII, and this avoids a native call per string.
     const n = s.length
     if (n < 64) {
-      this.ensure(n + 1)
+      this.#ensure(n + 1)
       let ascii = true
       for (let i = 0; i < n; i++) {
         const c = s.charCodeAt(i)
         if (c > 0x7f) { ascii = false; break }
-        this.buf[this.pos + 1 + i] = c
+        this.#buf[this.pos + 1 + i] = c
       }
       if (ascii) {
-        this.buf[this.pos] = n
+        this.#buf[this.pos] = n
         this.pos += n + 1
         return
       }
     }
     // TextEncoder would turn a lone surrogate into U+FFFD: two strings, one encoding.
     if (!wellFormed(s)) throw canonError("state-unencodable", "A string holds a lone UTF-16 surrogate; it has no UTF-8 form.")
-    this.ensure(n * 3 + 8)
+    this.#ensure(n * 3 + 8)
     // Reserve the largest prefix the length could need, then move the text if it was smaller.
     const maxLen = n * 3
     const prefix = maxLen < 0x80 ? 1 : maxLen < 0x4000 ? 2 : maxLen < 0x200000 ? 3 : 4
     const start = this.pos
-    const { written } = textEncoder.encodeInto(s, this.buf.subarray(start + prefix))
+    const { written } = textEncoder.encodeInto(s, this.#buf.subarray(start + prefix))
     this.varint(written)
     const used = this.pos - start
-    if (used !== prefix) this.buf.copyWithin(start + used, start + prefix, start + prefix + written)
+    if (used !== prefix) this.#buf.copyWithin(start + used, start + prefix, start + prefix + written)
     this.pos = start + used + written
   }
 
   /** A copy of what was written. */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.pos)
+    return this.#buf.slice(0, this.pos)
   }
 
   /** A view of what was written, valid until the next write or reset. */
   view_(): Uint8Array {
-    return this.buf.subarray(0, this.pos)
+    return this.#buf.subarray(0, this.pos)
   }
 }
 

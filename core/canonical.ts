@@ -16,19 +16,22 @@
  * duplicates), no undefined property, no trailing bytes. Two peers can therefore compare state
  * bytes, not just hashes, and a stored or received state re-encodes to the bytes it came in.
  */
-import { ByteReader, ByteWriter } from "./bytes.js"
+import { ByteReader, ByteWriter, unzigzag } from "./bytes.js"
 import { canonError } from "./errors.js"
 
-const T_NULL = 0
-const T_FALSE = 1
-const T_TRUE = 2
-const T_UNDEFINED = 3
-const T_INT = 4
-const T_FLOAT = 5
-const T_STRING = 6
-const T_BYTES = 7
-const T_ARRAY = 8
-const T_OBJECT = 9
+/** A value's tag byte (an enum: esbuild writes the numbers where they are used). */
+enum Tag {
+  NULL = 0,
+  FALSE = 1,
+  TRUE = 2,
+  UNDEFINED = 3,
+  INT = 4,
+  FLOAT = 5,
+  STRING = 6,
+  BYTES = 7,
+  ARRAY = 8,
+  OBJECT = 9,
+}
 
 const INT_LIMIT = 2 ** 52
 /** Largest zigzag varint of an integer in (-2^52, 2^52): 2^52 - 1 encodes as 2^53 - 2. */
@@ -54,6 +57,21 @@ const { isView } = ArrayBuffer
 const toTag = Object.prototype.toString
 /** Uint8Array from any realm. */
 export const isBytes = (v: unknown): v is Uint8Array => isView(v) && toTag.call(v) === "[object Uint8Array]"
+/**
+ * Whether an object's prototype is a plain object's, realm-independently (iframes, vm
+ * contexts, structuredClone): null or some realm's Object.prototype, whose own prototype is null.
+ */
+export const hasPlainPrototype = (v: object): boolean => {
+  const proto = getPrototypeOf(v)
+  return proto === null || getPrototypeOf(proto) === null
+}
+
+/** Sets an own key; a "__proto__" key from the wire stays a plain key, not a new prototype. */
+export const setOwn = (o: Record<string, unknown>, k: string, v: unknown): void => {
+  if (k === "__proto__") Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })
+  else o[k] = v
+}
+
 /** Nesting deeper than this is refused: it protects the decoder's stack from hostile input. */
 export const MAX_DEPTH = 512
 
@@ -61,47 +79,44 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   switch (typeof value) {
     case "number":
       if (isInteger(value) && value > -INT_LIMIT && value < INT_LIMIT && !is(value, -0)) {
-        w.byte(T_INT)
+        w.byte(Tag.INT)
         w.varint(value >= 0 ? value * 2 : -value * 2 - 1)
       } else if (value !== value) {
-        w.byte(T_FLOAT)
+        w.byte(Tag.FLOAT)
         w.raw(CANONICAL_NAN)
       } else {
-        w.byte(T_FLOAT)
+        w.byte(Tag.FLOAT)
         w.f64(value)
       }
       return
     case "string":
-      w.byte(T_STRING)
+      w.byte(Tag.STRING)
       w.string(value)
       return
     case "boolean":
-      w.byte(value ? T_TRUE : T_FALSE)
+      w.byte(value ? Tag.TRUE : Tag.FALSE)
       return
     case "undefined":
-      w.byte(T_UNDEFINED)
+      w.byte(Tag.UNDEFINED)
       return
     case "object": {
       if (value === null) {
-        w.byte(T_NULL)
+        w.byte(Tag.NULL)
         return
       }
       if (depth >= MAX_DEPTH) throw canonError("state-unencodable", `Value nests deeper than ${MAX_DEPTH} levels.`)
       if (isArray(value)) {
-        w.byte(T_ARRAY)
+        w.byte(Tag.ARRAY)
         w.varint(value.length)
         for (let i = 0; i < value.length; i++) writeValue(w, value[i], depth + 1)
         return
       }
       if (isBytes(value)) {
-        w.byte(T_BYTES)
+        w.byte(Tag.BYTES)
         w.bytes(value)
         return
       }
-      // Realm-independent (iframes, vm contexts, structuredClone): a plain object's
-      // prototype is null or some realm's Object.prototype, whose own prototype is null.
-      const proto = getPrototypeOf(value)
-      if (proto !== null && getPrototypeOf(proto) !== null) {
+      if (!hasPlainPrototype(value)) {
         const name = (value as object).constructor?.name ?? "unknown"
         throw canonError("state-unencodable", `A ${name} is not plain data; use objects, arrays, strings, numbers, booleans, null or Uint8Array.`)
       }
@@ -110,7 +125,7 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
       let count = 0
       for (let i = 0; i < keys.length; i++) if (obj[keys[i]!] !== undefined) count++
       if (keys.length > 1) keys.sort()
-      w.byte(T_OBJECT)
+      w.byte(Tag.OBJECT)
       w.varint(count)
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i]!
@@ -134,16 +149,16 @@ const tooDeep = `Value nests deeper than ${MAX_DEPTH} levels.`
 export const readValue = (r: ByteReader, depth = 0): unknown => {
   const tag = r.byte()
   switch (tag) {
-    case T_NULL: return null
-    case T_FALSE: return false
-    case T_TRUE: return true
-    case T_UNDEFINED: return undefined
-    case T_INT: {
+    case Tag.NULL: return null
+    case Tag.FALSE: return false
+    case Tag.TRUE: return true
+    case Tag.UNDEFINED: return undefined
+    case Tag.INT: {
       const z = r.varint()
       if (z > MAX_ZIGZAG) fail("A varint integer beyond 2^52 (not canonical).")
-      return z % 2 === 0 ? z / 2 : -(z + 1) / 2
+      return unzigzag(z)
     }
-    case T_FLOAT: {
+    case Tag.FLOAT: {
       const at = r.pos
       const n = r.f64()
       if (n !== n) {
@@ -155,12 +170,12 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       }
       return n
     }
-    case T_STRING: return r.string()
-    case T_BYTES:
+    case Tag.STRING: return r.string()
+    case Tag.BYTES:
       // The encoder counts bytes as a nesting level: so does the decoder, or it would accept what cannot re-encode.
       if (depth >= MAX_DEPTH) fail(tooDeep)
       return r.bytes()
-    case T_ARRAY: {
+    case Tag.ARRAY: {
       if (depth >= MAX_DEPTH) fail(tooDeep)
       const n = r.varint()
       // Each element takes at least one byte: a larger count is a lie, refuse before allocating.
@@ -169,7 +184,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       for (let i = 0; i < n; i++) out[i] = readValue(r, depth + 1)
       return out
     }
-    case T_OBJECT: {
+    case Tag.OBJECT: {
       if (depth >= MAX_DEPTH) fail(tooDeep)
       const n = r.varint()
       if (n * 2 > r.remaining) throw canonError("decode-failed", `An object of ${n} keys cannot fit in ${r.remaining} bytes.`)
@@ -182,9 +197,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
         prev = k
         const v = readValue(r, depth + 1)
         if (v === undefined) fail("An undefined property (not canonical).")
-        // A "__proto__" key from the wire must stay a plain key, not replace the prototype.
-        if (k === "__proto__") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
-        else out[k] = v
+        setOwn(out, k, v)
       }
       return out
     }

@@ -31,7 +31,7 @@
  */
 import * as SchemaAST from "effect/SchemaAST"
 import { ByteReader, ByteWriter } from "../bytes.js"
-import { readValue, writeValue } from "../canonical.js"
+import { hasPlainPrototype, readValue, setOwn, writeValue } from "../canonical.js"
 import { canonError } from "../errors.js"
 import { MAX_ARGS_DEPTH } from "../limits.js"
 
@@ -46,8 +46,11 @@ export interface ArgsCodec {
 class Misfit {}
 const MISFIT = new Misfit()
 
-const FORM_SCHEMA = 0
-const FORM_VALUE = 1
+/** The arguments' first byte (an enum: esbuild writes the numbers where they are used). */
+enum Form {
+  SCHEMA = 0,
+  VALUE = 1,
+}
 
 /**
  * Array elements and index keys one decode may yield beyond one per byte of input: the
@@ -61,11 +64,8 @@ let items = 0
 type Ast = SchemaAST.AST
 const hasOwn = Object.prototype.hasOwnProperty
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => {
-  if (typeof v !== "object" || v === null || Array.isArray(v) || ArrayBuffer.isView(v)) return false
-  const p = Object.getPrototypeOf(v)
-  return p === null || Object.getPrototypeOf(p) === null
-}
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && hasPlainPrototype(v)
 
 const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void => {
   if (depth > MAX_ARGS_DEPTH) throw MISFIT
@@ -132,27 +132,18 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
     case "Objects": {
       if (!isPlainObject(v) || ast.indexSignatures.length > 1) throw MISFIT
       const props = ast.propertySignatures
-      const optional = props.filter((p) => SchemaAST.isOptional(p.type))
+      if (props.some((p) => typeof p.name !== "string")) throw MISFIT
+      const present = (k: PropertyKey): boolean => hasOwn.call(v, k) && v[k as string] !== undefined
       // The presence bitmap of the optional properties, in declaration order.
-      let bits = 0
-      let nbits = 0
-      for (const p of optional) {
-        if (typeof p.name !== "string") throw MISFIT
-        if (hasOwn.call(v, p.name) && v[p.name] !== undefined) bits |= 1 << nbits % 8
-        if (++nbits % 8 === 0) {
-          w.byte(bits)
-          bits = 0
-        }
+      const optional = props.filter((p) => SchemaAST.isOptional(p.type))
+      for (let i = 0; i < optional.length; i += 8) {
+        let bits = 0
+        for (let k = 0; k < 8 && i + k < optional.length; k++) if (present(optional[i + k]!.name)) bits |= 1 << k
+        w.byte(bits)
       }
-      if (nbits % 8 !== 0) w.byte(bits)
       for (const p of props) {
-        if (typeof p.name !== "string") throw MISFIT
-        const present = hasOwn.call(v, p.name) && v[p.name] !== undefined
-        if (!present) {
-          if (!SchemaAST.isOptional(p.type)) throw MISFIT
-          continue
-        }
-        encodeNode(w, p.type, v[p.name], depth + 1)
+        if (present(p.name)) encodeNode(w, p.type, v[p.name as string], depth + 1)
+        else if (!SchemaAST.isOptional(p.type)) throw MISFIT
       }
       const index = ast.indexSignatures[0]
       const declared = new Set(props.map((p) => p.name))
@@ -176,12 +167,6 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
 
 const bad = (message: string): never => {
   throw canonError("decode-failed", message)
-}
-
-const setOwn = (o: Record<string, unknown>, k: string, v: unknown): void => {
-  // A "__proto__" key from the wire stays a plain key.
-  if (k === "__proto__") Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })
-  else o[k] = v
 }
 
 const decodeNode = (r: ByteReader, ast: Ast, depth: number): unknown => {
@@ -232,10 +217,10 @@ const decodeNode = (r: ByteReader, ast: Ast, depth: number): unknown => {
       const optional = props.filter((p) => SchemaAST.isOptional(p.type))
       const present = new Set<PropertyKey>()
       for (let i = 0; i < optional.length; i += 8) {
-        const b = r.byte()
-        for (let k = 0; k < 8 && i + k < optional.length; k++) if (b & (1 << k)) present.add(optional[i + k]!.name)
-        const used = Math.min(8, optional.length - i)
-        if (used < 8 && b >> used !== 0) bad("An optional-field bitmap sets unknown fields.")
+        const bits = r.byte()
+        // Bits past the last optional property (a byte shifted by 8 is 0).
+        if (bits >> Math.min(8, optional.length - i) !== 0) bad("An optional-field bitmap sets unknown fields.")
+        for (let k = 0; k < 8 && i + k < optional.length; k++) if (bits & (1 << k)) present.add(optional[i + k]!.name)
       }
       const out: Record<string, unknown> = {}
       for (const p of props) {
@@ -279,7 +264,7 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       const w = writer
       w.reset()
       try {
-        w.byte(FORM_SCHEMA)
+        w.byte(Form.SCHEMA)
         items = 0
         encodeNode(w, wire, args, 0)
         // More items than the decoder's budget for these bytes: the value form has a byte each.
@@ -287,7 +272,7 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       } catch (e) {
         if (e !== MISFIT) throw e
         w.reset()
-        w.byte(FORM_VALUE)
+        w.byte(Form.VALUE)
         writeValue(w, args)
       }
       return w.finish()
@@ -296,11 +281,11 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       const r = new ByteReader(bytes)
       const form = r.byte()
       let v: unknown
-      if (form === FORM_SCHEMA) {
+      if (form === Form.SCHEMA) {
         items = bytes.length + FREE_ITEMS
         v = decodeNode(r, wire, 0)
       }
-      else if (form === FORM_VALUE) v = readValue(r)
+      else if (form === Form.VALUE) v = readValue(r)
       else bad(`Unknown arguments form ${form}.`)
       if (!r.done()) bad(`${r.remaining} bytes left after the arguments.`)
       return v

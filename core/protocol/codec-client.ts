@@ -7,9 +7,9 @@ import { utf8Length, type ByteReader, type ByteWriter } from "../bytes.js"
 import { readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import {
-  CLIENT_TYPES, OPTIONAL, REQUIRED, Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
+  CLIENT_TYPES, Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
   readChannel, readName, session, show, str, uint, unzigzag, header,
-  type CodecOptions, type Decoded, type Spec,
+  type CodecOptions, type Decoded, type Reader,
 } from "./codec-shared.js"
 import { docIdBytesProblem } from "../limits.js"
 import type { ClientMessage, Entries, ErrorMsg, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit } from "./messages.js"
@@ -71,12 +71,12 @@ const writeSubmit = (w: ByteWriter, m: Submit): void => {
 const writeClient = (w: ByteWriter, m: ClientMessage): void => {
   switch (m.type) {
     case "hello":
-      header(w, Type.HELLO, REQUIRED)
+      header(w, Type.HELLO)
       writeHello(w, m)
       if (session !== undefined) session.clientId = m.clientId
       return
     case "subscribe":
-      header(w, Type.SUBSCRIBE, REQUIRED)
+      header(w, Type.SUBSCRIBE)
       str(w, m.docId, "docId")
       {
         // Refused as the hub's decoder refuses it (a docId over the limit, a session full).
@@ -91,25 +91,25 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
       uint(w, m.ackedClientSeq, "ackedClientSeq")
       return
     case "submit":
-      header(w, m.compact === true ? Type.SUBMIT2 : Type.SUBMIT, REQUIRED)
+      header(w, m.compact === true ? Type.SUBMIT2 : Type.SUBMIT)
       writeSubmit(w, m)
       return
     case "fetch-state":
-      header(w, Type.FETCH_STATE, REQUIRED)
+      header(w, Type.FETCH_STATE)
       str(w, m.docId, "docId")
       return
     case "unsubscribe":
-      header(w, Type.UNSUBSCRIBE, REQUIRED)
+      header(w, Type.UNSUBSCRIBE)
       str(w, m.docId, "docId")
       return
     case "snapshot-ack":
-      header(w, Type.SNAPSHOT_ACK, REQUIRED)
+      header(w, Type.SNAPSHOT_ACK)
       str(w, m.docId, "docId")
       uint(w, m.snapshotId, "snapshotId")
       uint(w, m.received, "received")
       return
     case "presence-set":
-      header(w, Type.PRESENCE_SET, OPTIONAL)
+      header(w, Type.PRESENCE_SET)
       str(w, m.docId, "docId")
       writeValue(w, m.state)
       return
@@ -213,17 +213,17 @@ const readRefused = (r: ByteReader): Refused => {
   return m
 }
 
-const SERVER_SPECS = new Map<number, Spec<ServerMessage>>([
-  [Type.WELCOME, { flags: REQUIRED, read: (r) => ({ type: "welcome", protocol: r.varint(), clientId: r.string() }) }],
-  [Type.REFUSED, { flags: REQUIRED, read: readRefused }],
-  [Type.ENTRIES, { flags: REQUIRED, read: readEntries }],
-  [Type.RESULTS, { flags: REQUIRED, read: readResults }],
-  [Type.ENTRIES2, { flags: REQUIRED, read: readEntries2, since: 2 }],
-  [Type.RESULTS2, { flags: REQUIRED, read: readResults2, since: 2 }],
-  [Type.SYNCED, { flags: REQUIRED, read: (r) => ({ type: "synced", docId: r.string(), seq: r.varint() }) }],
-  [Type.CHECKPOINT, { flags: REQUIRED, read: (r) => ({ type: "checkpoint", docId: r.string(), seq: r.varint(), hash: r.string() }) }],
-  [Type.STATE, { flags: REQUIRED, read: (r) => ({ type: "state", docId: r.string(), seq: r.varint(), hash: r.string(), state: r.bytes() }) }],
-  [Type.ERROR, { flags: REQUIRED, read: (r) => {
+const SERVER_READERS = new Map<number, Reader<ServerMessage>>([
+  [Type.WELCOME, (r) => ({ type: "welcome", protocol: r.varint(), clientId: r.string() })],
+  [Type.REFUSED, readRefused],
+  [Type.ENTRIES, readEntries],
+  [Type.RESULTS, readResults],
+  [Type.ENTRIES2, readEntries2],
+  [Type.RESULTS2, readResults2],
+  [Type.SYNCED, (r) => ({ type: "synced", docId: r.string(), seq: r.varint() })],
+  [Type.CHECKPOINT, (r) => ({ type: "checkpoint", docId: r.string(), seq: r.varint(), hash: r.string() })],
+  [Type.STATE, (r) => ({ type: "state", docId: r.string(), seq: r.varint(), hash: r.string(), state: r.bytes() })],
+  [Type.ERROR, (r) => {
     const code = r.string()
     const message = r.string()
     const opt = optionalFields(r, 3)
@@ -231,18 +231,18 @@ const SERVER_SPECS = new Map<number, Spec<ServerMessage>>([
     if (opt & 1) m.docId = r.string()
     if (opt & 2) m.seq = r.varint()
     return m
-  } }],
-  [Type.SNAPSHOT_BEGIN, { flags: REQUIRED, read: (r) => ({
+  }],
+  [Type.SNAPSHOT_BEGIN, (r) => ({
     type: "snapshot-begin", docId: r.string(), snapshotId: r.varint(), seq: r.varint(), hash: r.string(), size: r.varint(),
-  }) }],
-  [Type.SNAPSHOT_CHUNK, { flags: REQUIRED, read: (r) => ({
+  })],
+  [Type.SNAPSHOT_CHUNK, (r) => ({
     type: "snapshot-chunk", docId: r.string(), snapshotId: r.varint(), offset: r.varint(), bytes: r.bytes(),
-  }) }],
-  [Type.SNAPSHOT_END, { flags: REQUIRED, read: (r) => ({ type: "snapshot-end", docId: r.string(), snapshotId: r.varint() }) }],
-  [Type.PRESENCE, { flags: OPTIONAL, read: (r) => ({ type: "presence", docId: r.string(), clientId: r.string(), state: readValue(r) }) }],
-  [Type.KEEPALIVE, { flags: OPTIONAL, read: () => ({ type: "keepalive" }) }],
+  })],
+  [Type.SNAPSHOT_END, (r) => ({ type: "snapshot-end", docId: r.string(), snapshotId: r.varint() })],
+  [Type.PRESENCE, (r) => ({ type: "presence", docId: r.string(), clientId: r.string(), state: readValue(r) })],
+  [Type.KEEPALIVE, () => ({ type: "keepalive" })],
 ])
 
 /** Decodes a frame the hub sent (a client's side). Never throws. */
 export const decodeServerMessage = (frame: Uint8Array, options?: CodecOptions): Decoded<ServerMessage> =>
-  decodeFrame(frame, options, SERVER_SPECS, CLIENT_TYPES, "server")
+  decodeFrame(frame, options, SERVER_READERS, CLIENT_TYPES, "server")

@@ -8,9 +8,9 @@ import { isBytes, readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import {
-  OPTIONAL, REQUIRED, Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, SERVER_TYPES, TIME_LIMIT, Table, bad, boundedLength, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, header, invalid, isInteger, list, name, newNameTable, next,
+  Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, SERVER_TYPES, TIME_LIMIT, Table, bad, boundedLength, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, header, invalid, isInteger, list, name, newNameTable, next,
   optionalFields, readChannel, readName, session, show, str, uint,
-  type CodecOptions, type CodecSession, type Decoded, type Spec,
+  type CodecOptions, type CodecSession, type Decoded, type Reader,
 } from "./codec-shared.js"
 import { MAX_COMMAND_NAME_BYTES, MAX_DOC_ID_BYTES } from "../limits.js"
 import type { ClientMessage, Entries, Hello, MachineInfo, Refused, Results, ServerMessage, Submit } from "./messages.js"
@@ -126,35 +126,35 @@ const writeRefused = (w: ByteWriter, m: Refused): void => {
 const writeServer = (w: ByteWriter, m: ServerMessage): void => {
   switch (m.type) {
     case "welcome":
-      header(w, Type.WELCOME, REQUIRED)
+      header(w, Type.WELCOME)
       uint(w, m.protocol, "protocol")
       str(w, m.clientId, "clientId")
       return
     case "refused":
-      header(w, Type.REFUSED, REQUIRED)
+      header(w, Type.REFUSED)
       writeRefused(w, m)
       return
     case "entries":
-      header(w, m.compact === true ? Type.ENTRIES2 : Type.ENTRIES, REQUIRED)
+      header(w, m.compact === true ? Type.ENTRIES2 : Type.ENTRIES)
       writeEntries(w, m)
       return
     case "results":
-      header(w, m.compact === true ? Type.RESULTS2 : Type.RESULTS, REQUIRED)
+      header(w, m.compact === true ? Type.RESULTS2 : Type.RESULTS)
       writeResults(w, m)
       return
     case "synced":
-      header(w, Type.SYNCED, REQUIRED)
+      header(w, Type.SYNCED)
       str(w, m.docId, "docId")
       uint(w, m.seq, "seq")
       return
     case "checkpoint":
-      header(w, Type.CHECKPOINT, REQUIRED)
+      header(w, Type.CHECKPOINT)
       str(w, m.docId, "docId")
       uint(w, m.seq, "seq")
       str(w, m.hash, "hash")
       return
     case "state":
-      header(w, Type.STATE, REQUIRED)
+      header(w, Type.STATE)
       str(w, m.docId, "docId")
       uint(w, m.seq, "seq")
       str(w, m.hash, "hash")
@@ -162,7 +162,7 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       w.bytes(m.state)
       return
     case "error":
-      header(w, Type.ERROR, REQUIRED)
+      header(w, Type.ERROR)
       str(w, m.code, "code")
       str(w, m.message, "message")
       w.byte((m.docId !== undefined ? 1 : 0) | (m.seq !== undefined ? 2 : 0))
@@ -170,7 +170,7 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       if (m.seq !== undefined) uint(w, m.seq, "seq")
       return
     case "snapshot-begin":
-      header(w, Type.SNAPSHOT_BEGIN, REQUIRED)
+      header(w, Type.SNAPSHOT_BEGIN)
       str(w, m.docId, "docId")
       uint(w, m.snapshotId, "snapshotId")
       uint(w, m.seq, "seq")
@@ -178,7 +178,7 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       uint(w, m.size, "size")
       return
     case "snapshot-chunk":
-      header(w, Type.SNAPSHOT_CHUNK, REQUIRED)
+      header(w, Type.SNAPSHOT_CHUNK)
       str(w, m.docId, "docId")
       uint(w, m.snapshotId, "snapshotId")
       uint(w, m.offset, "offset")
@@ -186,18 +186,18 @@ const writeServer = (w: ByteWriter, m: ServerMessage): void => {
       w.bytes(m.bytes)
       return
     case "snapshot-end":
-      header(w, Type.SNAPSHOT_END, REQUIRED)
+      header(w, Type.SNAPSHOT_END)
       str(w, m.docId, "docId")
       uint(w, m.snapshotId, "snapshotId")
       return
     case "presence":
-      header(w, Type.PRESENCE, OPTIONAL)
+      header(w, Type.PRESENCE)
       str(w, m.docId, "docId")
       str(w, m.clientId, "clientId")
       writeValue(w, m.state)
       return
     case "keepalive":
-      header(w, Type.KEEPALIVE, OPTIONAL)
+      header(w, Type.KEEPALIVE)
       return
     default:
       invalid(`Not a server message type: ${show((m as { type?: unknown } | null)?.type)}.`)
@@ -294,19 +294,19 @@ const readSubmit = (r: ByteReader): Submit => {
   return { type: "submit", docId, commands, ackedClientSeq }
 }
 
-const CLIENT_SPECS = new Map<number, Spec<ClientMessage>>([
-  [Type.HELLO, { flags: REQUIRED, read: readHello }],
-  [Type.SUBSCRIBE, { flags: REQUIRED, read: (r) => ({
+const CLIENT_READERS = new Map<number, Reader<ClientMessage>>([
+  [Type.HELLO, readHello],
+  [Type.SUBSCRIBE, (r) => ({
     type: "subscribe", docId: subscribedDoc(r), machine: r.string(), version: r.varint(), fingerprint: r.string(), fromSeq: r.varint(), ackedClientSeq: r.varint(),
-  }) }],
-  [Type.SUBMIT, { flags: REQUIRED, read: readSubmit }],
-  [Type.SUBMIT2, { flags: REQUIRED, read: readSubmit2, since: 2 }],
-  [Type.FETCH_STATE, { flags: REQUIRED, read: (r) => ({ type: "fetch-state", docId: r.string() }) }],
-  [Type.UNSUBSCRIBE, { flags: REQUIRED, read: (r) => ({ type: "unsubscribe", docId: r.string() }) }],
-  [Type.SNAPSHOT_ACK, { flags: REQUIRED, read: (r) => ({ type: "snapshot-ack", docId: r.string(), snapshotId: r.varint(), received: r.varint() }) }],
-  [Type.PRESENCE_SET, { flags: OPTIONAL, read: (r) => ({ type: "presence-set", docId: r.string(), state: readValue(r) }) }],
+  })],
+  [Type.SUBMIT, readSubmit],
+  [Type.SUBMIT2, readSubmit2],
+  [Type.FETCH_STATE, (r) => ({ type: "fetch-state", docId: r.string() })],
+  [Type.UNSUBSCRIBE, (r) => ({ type: "unsubscribe", docId: r.string() })],
+  [Type.SNAPSHOT_ACK, (r) => ({ type: "snapshot-ack", docId: r.string(), snapshotId: r.varint(), received: r.varint() })],
+  [Type.PRESENCE_SET, (r) => ({ type: "presence-set", docId: r.string(), state: readValue(r) })],
 ])
 
 /** Decodes a frame a client sent (the hub's side). Never throws. */
 export const decodeClientMessage = (frame: Uint8Array, options?: CodecOptions): Decoded<ClientMessage> =>
-  decodeFrame(frame, options, CLIENT_SPECS, SERVER_TYPES, "client")
+  decodeFrame(frame, options, CLIENT_READERS, SERVER_TYPES, "client")

@@ -6,9 +6,9 @@
  * one direction only.
  */
 import * as Data from "effect/Data"
-import { ByteReader, ByteWriter, utf8Length } from "../bytes.js"
+import { ByteReader, ByteWriter, unzigzag, utf8Length } from "../bytes.js"
 import { isBytes } from "../canonical.js"
-import { CanonError, canonError, type RejectionCode, type WireRejectionCode } from "../errors.js"
+import { CanonError, canonError, type WireRejectionCode } from "../errors.js"
 import { commandNameProblem, docIdBytesProblem } from "../limits.js"
 import type { RefusalCode } from "./messages.js"
 
@@ -190,8 +190,15 @@ export const SERVER_TYPES: ReadonlyArray<number> = [
   Type.WELCOME, Type.REFUSED, Type.ENTRIES, Type.RESULTS, Type.SYNCED, Type.CHECKPOINT, Type.STATE, Type.ERROR, Type.SNAPSHOT_BEGIN, Type.SNAPSHOT_CHUNK, Type.SNAPSHOT_END, Type.PRESENCE, Type.KEEPALIVE, Type.ENTRIES2, Type.RESULTS2,
 ]
 
-export const REQUIRED = 0
-export const OPTIONAL = 1
+const REQUIRED = 0
+const OPTIONAL = 1
+/** The types whose frames are optional (flags 1); every other type's flags are 0. */
+const OPTIONAL_TYPES: ReadonlyArray<number> = [Type.PRESENCE_SET, Type.PRESENCE, Type.KEEPALIVE]
+/** The types protocol 2 added: a connection of protocol 1 does not know them. */
+const V2_TYPES: ReadonlyArray<number> = [Type.SUBMIT2, Type.ENTRIES2, Type.RESULTS2]
+
+/** The flags a frame of this type carries (exactly these: other bits are reserved). */
+const flagsOf = (type: number): number => (OPTIONAL_TYPES.includes(type) ? OPTIONAL : REQUIRED)
 
 // Globals read once: inside a vm context (jest) every global lookup on a hot path is slow.
 const { isInteger, isSafeInteger, MAX_SAFE_INTEGER: MAX_UINT } = Number
@@ -264,10 +271,10 @@ export const list = <T>(w: ByteWriter, xs: ReadonlyArray<T>, what: string): Read
   return xs
 }
 
-export const header = (w: ByteWriter, type: number, flags: number): void => {
+export const header = (w: ByteWriter, type: number): void => {
   w.reset()
   w.byte(type)
-  w.byte(flags)
+  w.byte(flagsOf(type))
 }
 
 const spoken = (v: number): boolean => isInteger(v) && v >= PROTOCOL_VERSIONS.min && v <= PROTOCOL_VERSIONS.max
@@ -351,7 +358,7 @@ export const boundedLength = (r: ByteReader, max: number, what: string): number 
   return n
 }
 
-export const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2)
+export { unzigzag }
 
 /** `prev + 1 + delta`, which must be a non-negative safe integer. */
 export const next = (r: ByteReader, prev: number, what: string): number => {
@@ -416,38 +423,31 @@ export const readChannel = (r: ByteReader): string => {
 
 export type Reader<T> = (r: ByteReader) => T
 
-export interface Spec<T> {
-  readonly flags: number
-  readonly read: Reader<T>
-  /** The first protocol version with this type (default 1): older versions do not know it. */
-  readonly since?: number
-}
 
-/** Maps what the shared readers (core/bytes, core/canonical) throw to a decode error code. */
-const toDecodeError = (e: unknown): DecodeError => {
-  if (e instanceof Fail) return new DecodeError({ code: e.code, message: e.message })
-  if (e instanceof CanonError) {
-    const m = e.message
-    const code: DecodeErrorCode =
-      m.startsWith("Unexpected end") || m.includes("runs past the end") || m.includes("cannot fit in") ? "truncated"
-      : m.startsWith("Varint") ? "bad-varint"
-      : m.includes("UTF-8") ? "bad-utf8"
-      : m.includes("nests deeper") ? "too-deep"
-      : "bad-value"
-    return new DecodeError({ code, message: m })
-  }
-  if (e instanceof RangeError && /call stack/i.test(e.message)) return new DecodeError({ code: "too-deep", message: "A value nests too deeply." })
-  return new DecodeError({ code: "bad-value", message: `Malformed frame: ${e instanceof Error ? e.message : String(e)}` })
+/** The decode error codes of what the shared readers (core/bytes, core/canonical) throw, by its sentence (else bad-value). */
+const READER_CODES: ReadonlyArray<readonly [RegExp, DecodeErrorCode]> = [
+  [/^Unexpected end|runs past the end|cannot fit in/, "truncated"],
+  [/^Varint/, "bad-varint"],
+  [/UTF-8/, "bad-utf8"],
+  [/nests deeper/, "too-deep"],
+]
+
+/** What went wrong in a decode, whatever threw it. */
+const toFail = (e: unknown): Fail => {
+  if (e instanceof Fail) return e
+  if (e instanceof CanonError) return new Fail(READER_CODES.find(([sentence]) => sentence.test(e.message))?.[1] ?? "bad-value", e.message)
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return new Fail("too-deep", "A value nests too deeply.")
+  return new Fail("bad-value", `Malformed frame: ${e instanceof Error ? e.message : String(e)}`)
 }
 
 const failure = (code: DecodeErrorCode, message: string): { readonly ok: false; readonly error: DecodeError } =>
   ({ ok: false, error: new DecodeError({ code, message }) })
 
-/** Decodes one frame of one direction: `specs` are its types, `others` the other direction's. */
+/** Decodes one frame of one direction: `readers` read its types, `others` are the other direction's. */
 export const decodeFrame = <T>(
   frame: Uint8Array,
   options: CodecOptions | undefined,
-  specs: ReadonlyMap<number, Spec<T>>,
+  readers: ReadonlyMap<number, Reader<T>>,
   others: ReadonlyArray<number>,
   side: string,
 ): Decoded<T> => {
@@ -468,22 +468,23 @@ export const decodeFrame = <T>(
     const bytes = frame.constructor === Bytes ? frame : new Bytes(frame.buffer, frame.byteOffset, frame.byteLength)
     const type = bytes[0]!
     const flags = bytes[1]!
-    const known = specs.get(type)
     // A type newer than the connection's version is unknown to it, as to an older peer.
-    const spec = known !== undefined && (known.since ?? 1) <= version ? known : undefined
-    if (spec === undefined) {
+    const read = version >= 2 || !V2_TYPES.includes(type) ? readers.get(type) : undefined
+    if (read === undefined) {
       if (others.includes(type)) return failure("unknown-type", `Message type 0x${type.toString(16)} is not a ${side} message.`)
       if (flags & OPTIONAL) return { ok: "ignore", type }
       return failure("unknown-type", `Unknown required message type 0x${type.toString(16)}.`)
     }
-    if (flags !== spec.flags) return failure("bad-value", `Flags 0x${flags.toString(16)} on message type 0x${type.toString(16)} (expected 0x${spec.flags.toString(16)}).`)
+    const expected = flagsOf(type)
+    if (flags !== expected) return failure("bad-value", `Flags 0x${flags.toString(16)} on message type 0x${type.toString(16)} (expected 0x${expected.toString(16)}).`)
     const r = new ByteReader(bytes)
     r.pos = 2
-    const message = spec.read(r)
+    const message = read(r)
     if (r.remaining > 0) return failure("trailing-bytes", `${r.remaining} bytes left after a message of type 0x${type.toString(16)}.`)
     return { ok: true, message }
   } catch (e) {
-    return { ok: false, error: toDecodeError(e) }
+    const fail = toFail(e)
+    return failure(fail.code, fail.message)
   } finally {
     ErrorClass.stackTraceLimit = stackTraceLimit
   }

@@ -8,11 +8,14 @@ import { AnchorMissing, checkAnchors, prepareCopy, runMutant } from "./sim/mutan
 
 const SMALL = [...MUTANT_WORLD, "--replicas", "3", "--big-kib", "256"]
 
+/** The simulator child's bound; the test's jest timeout is above it (see sim.test.ts). */
+const CHILD_MS = 120_000
+
 test.each(["skip-rebase-undo", "compact-one-too-many"])("mutant %s is caught within 3 seeds", async (name) => {
   const mutant = MUTANTS.find((m) => m.name === name)!
-  const r = await runMutant(mutant, SMALL, 3)
+  const r = await runMutant(mutant, SMALL, 3, [], CHILD_MS)
   expect([r.status, r.line]).toEqual(["caught", expect.stringMatching(/^--seed \d+: \w[\w ]*: /)])
-})
+}, CHILD_MS + 30_000)
 
 test("every mutant's anchors are in today's engine (or the mutant waits for engine support)", () => {
   for (const m of MUTANTS) {

@@ -19,6 +19,15 @@ import { REPO, prepareCopy, runSim } from "./sim/mutant-runner.js"
 import { MUTANTS } from "./sim/mutant-table.js"
 import { Flaky } from "./support/machines.js"
 
+/** How long a world may take in the CLI (runSim kills it after, with its output in the failure). */
+const SIM_CHILD_MS = 120_000
+/**
+ * Each test's jest timeout: above its simulator's own bound, so a slow or busy machine fails
+ * a test with the simulator's output (or passes it), never with jest's bare timeout while the
+ * child runs on.
+ */
+const SIM_TEST_MS = SIM_CHILD_MS + 30_000
+
 /** Everything but the parts each test turns on. */
 const CORE = ["--hostile", "0", "--app-bugs", "0", "--replica-write-failures", "0", "--big-kib", "0", "--mixed-fleet", "0"]
 /** Without the attacks that make a seed slow (megabyte arguments). */
@@ -31,7 +40,7 @@ const STATE_ATTACKS = "legit,proto-id,proto-fields,alias,stamp"
  * take effect tests nothing (the hostile worlds once ran without a hostile client).
  */
 const failing = async (n: number, world: ReadonlyArray<string>, replicas = 4, happen: ReadonlyArray<string> = []): Promise<string[]> => {
-  const run = await runSim(REPO, [...world, "--seeds", String(n), "--replicas", String(replicas), ...(happen.length > 0 ? ["--stats"] : [])], { timeoutMs: 120_000 })
+  const run = await runSim(REPO, [...world, "--seeds", String(n), "--replicas", String(replicas), ...(happen.length > 0 ? ["--stats"] : [])], { timeoutMs: SIM_CHILD_MS })
   const summary = new RegExp(`^sim: ${n} seeds`, "m").test(run.output)
   const lines = run.output.split("\n").filter((l) => l.startsWith("FAIL") || l.startsWith("  ") && !l.startsWith("    "))
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
@@ -41,27 +50,27 @@ const failing = async (n: number, world: ReadonlyArray<string>, replicas = 4, ha
 
 test("core world, 3 seeds: 3 documents (one drifting), crashes, partitions, disk latency, failed hub writes, snapshots, mixed protocols", async () => {
   expect(await failing(3, CORE)).toEqual([])
-})
+}, SIM_TEST_MS)
 
 test("snapshots and compaction: crashes aimed at snapshot writes, corrupted and cut streams, long outages, protocol 2 only and 1 only (2 + 2 seeds)", async () => {
   const heavy = [...CORE, "--snapshot-crashes", "0.2", "--stream-faults", "0.4"]
   const [v2, v1] = await Promise.all([failing(2, [...heavy, "--protocols", "v2"]), failing(2, [...heavy, "--protocols", "v1", "--from", "3"])])
   expect([...v2, ...v1]).toEqual([])
-})
+}, SIM_TEST_MS)
 
 test("a large document: 32-64 KiB commands, paged catch-up, snapshots and streams of it (1 seed)", async () => {
   expect(await failing(1, [...CORE, "--big-kib", "512", "--drifting", "0", "--docs", "1"], 3, ["entries:big"])).toEqual([])
-})
+}, SIM_TEST_MS)
 
 test("failed replica writes are reported to the app and lose no command (3 seeds)", async () => {
   expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"], 4, ["replicaWriteFailures"])).toEqual([])
-})
+}, SIM_TEST_MS)
 
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
   // Seed 20 failed with "raw gap was answered seq:7" before the hostile client marked the gap refused.
   // Pinned to the world the seed was found in (before the text document joined it).
   expect(await failing(1, ["--from", "20", "--mixed-fleet", "0", "--crdt", "0"], 5)).toEqual([])
-})
+}, SIM_TEST_MS)
 
 test("older-version followers are served entries while the log has them (seeds 82, 120 and 194 of the whole world, 5 replicas)", async () => {
   // The hub moved its compaction horizon in memory before the record was written: a v2
@@ -71,11 +80,11 @@ test("older-version followers are served entries while the log has them (seeds 8
   // Pinned to the world the seeds were found in (before the text document joined it).
   const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed, "--crdt", "0"], 5)))
   expect(runs.flat()).toEqual([])
-})
+}, SIM_TEST_MS)
 
 test("app code that aliases or writes non-plain values is a rejection, never a broken document (2 seeds)", async () => {
   expect(await failing(2, [...CORE, "--app-bugs", "1"], 4, ["appBugs"])).toEqual([])
-})
+}, SIM_TEST_MS)
 
 test("hostile clients: bad commands, clientSeq gaps and duplicates, forged clientIds; prototype keys, aliasing, non-plain values (2 + 2 seeds)", async () => {
   const [protocol, state] = await Promise.all([
@@ -83,23 +92,23 @@ test("hostile clients: bad commands, clientSeq gaps and duplicates, forged clien
     failing(2, [...CORE, "--hostile", "1", "--attacks", STATE_ATTACKS, "--from", "3"], 4, ["hostile", "hostileAnswered"]),
   ])
   expect([...protocol, ...state]).toEqual([])
-})
+}, SIM_TEST_MS)
 
 test("hostile CRDT work: a writer of few-byte, many-op Automerge changes pays for them, and what the hub answered it stays within its budget (1 seed, 10 s)", async () => {
   // Without the charge (mutant crdt-work-free) this seed fails checkCrdtWork.
   expect(await failing(1, [...CORE, "--hostile", "1", "--attacks", "legit", "--crdt-heavy", "20", "--ops", "80", "--active-ms", "10000"], 3, ["crdtHeavyAccepted", "rateHolds"])).toEqual([])
-})
+}, SIM_TEST_MS)
 
 test("oversized and deeply nested arguments are refused (1 seed, bounded)", async () => {
   const world = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--attacks", "oversize-under-frame,oversize-over-frame,oversize-mid,oversize-small,deep", "--app-bugs", "0", "--replica-write-failures", "0", "--ops", "80"]
   expect(await failing(1, world, 1)).toEqual([])
-})
+}, SIM_TEST_MS)
 
 // Seeds chosen so that every kind of fault happens in them (seeds 3-4 have no corrupted chunk
 // since links pause under the hub's input flow control): the point is that each one is
 // survived, not which seed.
 test("the whole world at once, and the faults and attacks actually happen (seeds 5-6)", async () => {
-  const run = await runSim(REPO, ["--seeds", "2", "--from", "5", "--replicas", "4", "--big-kib", "128", "--stream-faults", "0.6", "--stats"], { timeoutMs: 120_000 })
+  const run = await runSim(REPO, ["--seeds", "2", "--from", "5", "--replicas", "4", "--big-kib", "128", "--stream-faults", "0.6", "--stats"], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of [
@@ -110,7 +119,7 @@ test("the whole world at once, and the faults and attacks actually happen (seeds
     expect([k, totals[k]]).toEqual([k, expect.any(Number)])
     expect([k, totals[k]! > 0]).toEqual([k, true])
   }
-})
+}, SIM_TEST_MS)
 
 test("a seed replays exactly (same trace and digest; another seed differs)", async () => {
   const world = ["--replicas", "3", "--big-kib", "0", "--ops", "80", "--verbose", "--mixed-fleet", "0"]
@@ -119,7 +128,7 @@ test("a seed replays exactly (same trace and digest; another seed differs)", asy
   expect(digest(a.output)).toMatch(/^[0-9a-f]{16}$/)
   expect(b.output.replace(/\(\d+\.\d s, [\d.]+ seeds\/s\)/, "")).toBe(a.output.replace(/\(\d+\.\d s, [\d.]+ seeds\/s\)/, ""))
   expect(digest(c.output)).not.toBe(digest(a.output))
-})
+}, SIM_TEST_MS)
 
 /** The collaborative text with the rest of the world quick: one TodoPlus document beside it, every fault on. */
 const TEXT = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "0", "--hostile", "0", "--crdt", "1"]
@@ -131,7 +140,7 @@ test("collaborative text: replicas type into a Yjs and an Automerge text field c
   for (const k of ["textEdits", "textAckedInserts", "textAckedDeletes", "textChars", "textAckedInserts:am", "textAckedDeletes:am", "textChars:am", "replicaCrashes", "hubCrashes", "partitions", "installs", "compacted"]) {
     expect([k, (totals[k] ?? 0) > 0]).toEqual([k, true])
   }
-})
+}, SIM_TEST_MS)
 
 test("the text checker bites: a hub that refuses honest Yjs deletes loses the keystrokes merged with them, and crdt-check says so (1 seed, mutant crdt-refuse-honest-delete)", async () => {
   const copy = prepareCopy(MUTANTS.find((m) => m.name === "crdt-refuse-honest-delete"))
@@ -142,7 +151,7 @@ test("the text checker bites: a hub that refuses honest Yjs deletes loses the ke
   } finally {
     copy.dispose()
   }
-})
+}, SIM_TEST_MS)
 
 /** The mixed fleet with the rest of the world quick: one TodoPlus document, no big one. */
 const FLEET = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "1"]
@@ -151,14 +160,14 @@ test("a mixed fleet: machine versions 1..3, the hub upgraded once, replicas upgr
   // Seeds 12-14: seed 12 upgrades a replica with commands in its outbox (rare: 3 of seeds
   // 10-30 since a connection's CRDT merges run one submit at a time). Seeds move when the
   // world's draws or timings do: re-pick them with --stats when this says one did not happen.
-  const run = await runSim(REPO, [...FLEET, "--seeds", "3", "--from", "12", "--replicas", "5", "--stats", "--quiet"], { timeoutMs: 120_000 })
+  const run = await runSim(REPO, [...FLEET, "--seeds", "3", "--from", "12", "--replicas", "5", "--stats", "--quiet"], { timeoutMs: SIM_CHILD_MS })
   expect([run.failingSeeds, run.output.split("\n").filter((l) => l.startsWith("  ") && !l.startsWith("    "))]).toEqual([[], []])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of ["hubUpgrades", "replicaUpgrades", "updateRequired", "compatRefusals", "upgradesWithKeptOutbox", "entries:versioned", "hubCrashes", "compacted"]) {
     expect([k, (totals[k] ?? 0) > 0]).toEqual([k, true])
   }
   expect(totals.hubUpgrades).toBe(3)
-})
+}, SIM_TEST_MS)
 
 test("a mixed-fleet seed replays exactly, and a failing one prints its replay line", async () => {
   const world = [...FLEET, "--replicas", "4", "--ops", "80", "--verbose"]
@@ -167,7 +176,7 @@ test("a mixed-fleet seed replays exactly, and a failing one prints its replay li
   expect(a.output).toMatch(/^(ok --seed 4 digest [0-9a-f]{16}|FAIL --seed 4 \(replay: npm run sim -- --seed 4 --replicas 4 --docs 1 .*--mixed-fleet 1 .*--verbose\))/m)
   expect(a.output).toMatch(/"hubUpgrades":1|hub upgrade v[12] -> v3/)
   expect(strip(b.output)).toBe(strip(a.output))
-})
+}, SIM_TEST_MS)
 
 test("a non-deterministic machine is caught by checkpoints and healed", async () => {
   let desyncs = 0
@@ -177,7 +186,7 @@ test("a non-deterministic machine is caught by checkpoints and healed", async ()
     desyncs += r.stats.desyncs!
   }
   expect(desyncs).toBeGreaterThan(0)
-})
+}, SIM_TEST_MS)
 
 test("without checkpoints the same machine ends diverged, and the checker says so", async () => {
   // Snapshots off too: a verified snapshot's hash is a checkpoint of its own (a replica that
@@ -185,4 +194,4 @@ test("without checkpoints the same machine ends diverged, and the checker says s
   const r = await runSimulation({ seed: 1, replicas: 3, machine: Flaky, checkpointEvery: Infinity, quietCheckpointMs: Infinity, nondeterministic: true, snapshots: false })
   expect(r.stats.desyncs).toBe(0)
   expect(r.failures.some((f) => f.startsWith("convergence:"))).toBe(true)
-})
+}, SIM_TEST_MS)

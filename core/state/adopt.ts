@@ -179,15 +179,14 @@ export class Adopter {
    * nothing is overwritten (push, insertion): then nothing moves.
    */
   adopt(value: unknown, depth: number, slot?: object, key?: string | number): unknown {
-    const old = (): unknown => (hasOwn.call(slot!, key!) ? (slot as Record<string | number, unknown>)[key!] : undefined)
     // `s.a = s.a`: the object stays where it is. Any other draft is copied (#fresh).
     if (slot !== undefined && isObject(value)) {
       const raw = this.#rawOf(value)
-      if (raw !== undefined && raw === old()) return raw
+      if (raw !== undefined && raw === ownAt(slot, key!)) return raw
     }
     this.#candidates.length = 0
     const out = this.#fresh(value, depth, slot !== undefined)
-    if (this.#candidates.length > 0) this.#settle(old(), depth + 1)
+    if (this.#candidates.length > 0) this.#settle(ownAt(slot!, key!), depth + 1)
     return out
   }
 
@@ -316,6 +315,10 @@ export class Adopter {
     moved.clear()
   }
 }
+
+/** What `slot[key]` holds as an own property (no closure per write: this runs on every one). */
+const ownAt = (slot: object, key: string | number): unknown =>
+  hasOwn.call(slot, key) ? (slot as Record<string | number, unknown>)[key] : undefined
 
 /** The objects directly inside a container. */
 const childrenOf = (container: object): Set<object> => {

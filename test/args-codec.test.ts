@@ -5,8 +5,8 @@
  */
 import * as Schema from "effect/Schema"
 import fc from "fast-check"
-import { argsCodec } from "../core/protocol/args-codec.js"
-import { decodeCanonical } from "../core/canonical.js"
+import { LARGE_ARGS, argsCodec } from "../core/protocol/args-codec.js"
+import { decodeCanonical, encodeCanonical } from "../core/canonical.js"
 
 const Shape = Schema.Union([
   Schema.Struct({ kind: Schema.Literal("a"), n: Schema.Number }),
@@ -41,6 +41,29 @@ test("a value outside the schema's shape travels whole, as a canonical value", (
   expect(bytes[0]).toBe(1)
   expect(decodeCanonical(bytes.subarray(1))).toEqual(v)
   expect(c.decode(bytes)).toEqual(v)
+})
+
+test("large arguments whose compact form is larger than their canonical one travel as the canonical value", () => {
+  // Each boolean: two union indexes and the value compact, one byte canonical.
+  const c = argsCodec(Schema.Array(Schema.Union([Schema.Union([Schema.Boolean, Schema.Number]), Schema.String])).ast)
+  const small = Array.from({ length: 1_000 }, (_, i) => i % 2 === 0)
+  expect(c.encode(small)[0]).toBe(0)
+  const large = Array.from({ length: 100_000 }, (_, i) => i % 2 === 0)
+  const bytes = c.encode(large)
+  expect(bytes[0]).toBe(1)
+  expect(bytes.length).toBeLessThan(100_010)
+  expect(c.decode(bytes)).toEqual(large)
+})
+
+test("compact arguments are never larger than the value form past LARGE_ARGS (what cuts submits and pages by size relies on)", () => {
+  const c = argsCodec(Schema.Array(Schema.Union([Schema.Union([Schema.Boolean, Schema.Number]), Schema.String])).ast)
+  const item = fc.oneof(fc.boolean(), fc.integer({ min: -1000, max: 1000 }), fc.string({ maxLength: 3 }))
+  fc.assert(fc.property(fc.integer({ min: 0, max: 60_000 }), item, (n, x) => {
+    const v = Array.from({ length: n }, (_, i) => (i % 7 === 0 ? x : i % 2 === 0))
+    const bytes = c.encode(v)
+    expect(bytes.length).toBeLessThanOrEqual(Math.max(LARGE_ARGS, encodeCanonical(v).length + 1))
+    expect(c.decode(bytes)).toEqual(v)
+  }), { numRuns: 25 })
 })
 
 test("every value round-trips, in or out of the schema's shape", () => {

@@ -3,7 +3,8 @@
  * catch-up pages are cut by size (the memory network here encodes real frames, which refuse
  * anything over 1 MiB).
  */
-import { CanonClient, Hub } from "../core/index.js"
+import * as Schema from "effect/Schema"
+import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { sizeBound } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { cutBySize } from "../core/authority/doc-authority.js"
@@ -26,6 +27,68 @@ test("2 MB of commands in one tick reach a late joiner in frames under the limit
   await rt.run({ forMs: 2_000 })
   expect(r.confirmedSeq).toBe(200)
   expect(r.confirmedHash()).toBe(w.confirmedHash())
+})
+
+/**
+ * A union costs its member's index on top of the value, so compact arguments (protocol 2) can
+ * be larger than canonical ones: booleans typed `Union(Union(Boolean, Number), String)` take
+ * three bytes compact, one canonical. Submits and entries are cut by the bytes they are sent
+ * as; cut by their canonical size, the writer's submit and the joiner's catch-up page were
+ * over the frame limit, refused by the transport each time the connection came back.
+ */
+const Flags = defineMachine({
+  name: "flags",
+  version: 1,
+  initial: () => ({ n: 0 }),
+  commands: {
+    set: { args: Schema.Struct({ flags: Schema.Array(Schema.Union([Schema.Union([Schema.Boolean, Schema.Number]), Schema.String])) }), apply: (s: { n: number }) => { s.n++ } },
+  },
+})
+
+test("compact arguments larger than their canonical form still travel in frames under the limit, both ways", async () => {
+  const rt = new VirtualRuntime(13)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [Flags], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const writer = await CanonClient.open({ transport: net.transport("w"), runtime: rt })
+  const w = await writer.open(Flags, "flags")
+  // Follows from the start: the hub fans the commits out to it live.
+  const follower = await CanonClient.open({ transport: net.transport("f"), runtime: rt })
+  const f = await follower.open(Flags, "flags")
+  await rt.run({ forMs: 20 })
+  // 20 KB canonical each, 60 KB compact: 26 of them were one submit by canonical size, 1.5 MB sent.
+  const flags = Array.from({ length: 20_000 }, (_, i) => i % 2 === 0)
+  const receipts = Array.from({ length: 30 }, () => w.submit("set", { flags }))
+  await rt.run({ forMs: 2_000 })
+  await expect(Promise.all(receipts)).resolves.toHaveLength(30)
+  const reader = await CanonClient.open({ transport: net.transport("r"), runtime: rt })
+  const r = await reader.open(Flags, "flags")
+  await rt.run({ forMs: 2_000 })
+  for (const d of [f, r]) {
+    expect(d.confirmedSeq).toBe(30)
+    expect(d.state.n).toBe(30)
+  }
+})
+
+test("a late joiner's catch-up pages of many small commands whose compact form is larger are cut as sent", async () => {
+  const rt = new VirtualRuntime(14)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [Flags], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const writer = await CanonClient.open({ transport: net.transport("w"), runtime: rt })
+  const w = await writer.open(Flags, "small")
+  await rt.run({ forMs: 20 })
+  // 800 B canonical each, 2.4 KB compact: a catch-up page (512 entries) was one message by
+  // canonical size (about 440 KB), 1.2 MB sent.
+  const flags = Array.from({ length: 800 }, (_, i) => i % 2 === 0)
+  const receipts = Array.from({ length: 2_000 }, () => w.submit("set", { flags }))
+  await rt.run({ forMs: 5_000 })
+  await expect(Promise.all(receipts)).resolves.toHaveLength(2_000)
+  const reader = await CanonClient.open({ transport: net.transport("r"), runtime: rt })
+  const r = await reader.open(Flags, "small")
+  await rt.run({ forMs: 5_000 })
+  expect(r.confirmedSeq).toBe(2_000)
+  expect(r.state.n).toBe(2_000)
 })
 
 test("a single command too large for a frame is refused locally with a sentence", async () => {

@@ -99,7 +99,7 @@ export interface AuthorityOptions {
  */
 const BIG_STATE_BYTES = 1 << 20
 
-/** An upper bound of an entry's bytes on the wire. */
+/** An upper bound of an entry's bytes on the wire (compact arguments: their bytes, plus a little). */
 export const entrySizeBound = (e: Entry): number => 32 + e.clientId.length * 3 + e.name.length * 3 + sizeBound(e.args)
 
 /**
@@ -296,11 +296,12 @@ export class DocAuthority<S = unknown> {
    */
   private entriesMessages(entries: ReadonlyArray<Entry>, checkpoints: ReadonlyArray<Checkpoint>, compact = false, elide?: ReadonlySet<number>): ServerMessage[] {
     const bySeq = new Map(checkpoints.map((c) => [c.seq, c]))
-    return cutBySize(entries, this.maxMessageBytes, new Set(bySeq.keys())).map((run) => {
+    // Cut as sent: a compact form may be larger than the canonical one (a union adds its index).
+    const list = compact ? entries.map((e) => (elide?.has(e.seq) ? e : this.compactEntry(e))) : entries
+    return cutBySize(list, this.maxMessageBytes, new Set(bySeq.keys())).map((run) => {
       const cp = bySeq.get(run[run.length - 1]!.seq)
-      const list = compact ? run.map((e) => (elide?.has(e.seq) ? e : this.compactEntry(e))) : run
       return {
-        type: "entries", docId: this.docId, entries: list,
+        type: "entries", docId: this.docId, entries: run,
         ...(cp !== undefined ? { checkpoint: cp } : {}),
         ...(compact ? { compact: true as const } : {}),
         ...(elide !== undefined && elide.size > 0 ? { elide } : {}),

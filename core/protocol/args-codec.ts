@@ -31,7 +31,7 @@
  */
 import * as SchemaAST from "effect/SchemaAST"
 import { ByteReader, ByteWriter } from "../bytes.js"
-import { hasPlainPrototype, readValue, setOwn, writeValue } from "../canonical.js"
+import { encodeCanonical, hasPlainPrototype, readValue, setOwn, writeValue } from "../canonical.js"
 import { canonError } from "../errors.js"
 import { MAX_ARGS_DEPTH } from "../limits.js"
 
@@ -256,6 +256,9 @@ export const argsCodecOf = (ast: Ast): ArgsCodec => {
   return c
 }
 
+/** Compact arguments past this many bytes are checked against their value form (see encode). */
+export const LARGE_ARGS = 64 << 10
+
 /** The compact codec of a schema's encoded side. */
 export const argsCodec = (ast: Ast): ArgsCodec => {
   const wire = SchemaAST.toEncoded(ast)
@@ -269,6 +272,9 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
         encodeNode(w, wire, args, 0)
         // More items than the decoder's budget for these bytes: the value form has a byte each.
         if (items > w.pos + FREE_ITEMS) throw MISFIT
+        // Large and larger than the value form (a union adds its index to each value): the
+        // value form, so a command that fits a frame canonically fits it compact too.
+        if (w.pos > LARGE_ARGS && w.pos > encodeCanonical(args).length + 1) throw MISFIT
       } catch (e) {
         if (e !== MISFIT) throw e
         w.reset()

@@ -16,7 +16,7 @@
  * ```
  */
 import type { Entry } from "../entry.js"
-import { decodeCanonical, encodeCanonical, sizeBound } from "../canonical.js"
+import { decodeCanonical, encodeCanonical } from "../canonical.js"
 import { CommandRejected, canonError, type CanonError, type Rejection } from "../errors.js"
 import { schemaMessage, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
@@ -103,8 +103,12 @@ const SUBMIT_BYTES = 512 << 10
 const SEND_WINDOW = 4 * SUBMIT_CHUNK
 const SEND_WINDOW_BYTES = 4 * SUBMIT_BYTES
 
-/** A command's bytes in a submit, an upper bound (counted once). */
-const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3 + sizeBound(p.encoded))
+/**
+ * A command's bytes in a submit, about: its arguments' canonical size (measured at submit;
+ * once for a command restored from the outbox), its name and framing (a compact form is no
+ * larger by more than a few bytes, and a submit is kept to half a frame).
+ */
+const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3 + encodeCanonical(p.encoded).length)
 
 interface Deferred {
   resolve(v: Confirmation): void
@@ -392,7 +396,7 @@ export class Doc<M extends Machine<any, any>> {
 
     this.#flushIncoming()
     const clientSeq = this.#nextClientSeq++
-    const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false }
+    const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false, size: 16 + name.length * 3 + size }
     let deferred!: Deferred
     let persistedResolve!: () => void
     const persisted = new Promise<void>((r) => (persistedResolve = r))
@@ -513,7 +517,8 @@ export class Doc<M extends Machine<any, any>> {
       size = 0
     }
     for (const p of commands) {
-      const n = sizeOf(p)
+      // Counted as sent: a compact form may be larger than the canonical one (a union adds its index).
+      const n = this.#protocol >= 2 ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p)
       if (part.length >= SUBMIT_CHUNK || (part.length > 0 && size + n > SUBMIT_BYTES)) flush()
       part.push(p)
       size += n

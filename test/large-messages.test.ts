@@ -5,6 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import { evolve } from "../core/schema/versions.js"
 import { sizeBound } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { cutBySize } from "../core/authority/doc-authority.js"
@@ -89,6 +90,24 @@ test("a late joiner's catch-up pages of many small commands whose compact form i
   await rt.run({ forMs: 5_000 })
   expect(r.confirmedSeq).toBe(2_000)
   expect(r.state.n).toBe(2_000)
+})
+
+test("an app newer than its hub (compat mode) sends a long outbox of large commands in frames under the limit", async () => {
+  // The hub runs v1; the app runs v2 (the same command) and steps down to v1, sending downcasts.
+  const FlagsV2 = evolve(Flags, { version: 2, migrateState: (s: { n: number }) => ({ n: s.n }), commands: Flags.commands })
+  const rt = new VirtualRuntime(15)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [Flags], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const writer = await CanonClient.open({ transport: net.transport("w"), runtime: rt, autoConnect: false })
+  const w = await writer.open(FlagsV2, "compat")
+  // 20 KB canonical each, 60 KB compact: 256 of them (the count per submit) are 15 MB.
+  const flags = Array.from({ length: 20_000 }, (_, i) => i % 2 === 0)
+  const receipts = Array.from({ length: 30 }, () => w.submit("set", { flags }))
+  writer.connect()
+  await rt.run({ forMs: 5_000 })
+  await expect(Promise.all(receipts)).resolves.toHaveLength(30)
+  expect(w.state.n).toBe(30)
 })
 
 test("a single command too large for a frame is refused locally with a sentence", async () => {

@@ -14,8 +14,9 @@ import { argsCodecOf } from "../protocol/args-codec.js"
 import type { ClientMessage } from "../protocol/messages.js"
 import { AS, type CompatSession, type MachineHistory, type PendingForm } from "./registry.js"
 
-/** Commands per submit message (as core/replica/doc.ts sends them). */
+/** Commands, and bytes as sent, per submit message (as core/replica/doc.ts cuts them: half a 1 MiB frame). */
 const SUBMIT_CHUNK = 256
+const SUBMIT_BYTES = 512 << 10
 
 export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, any>): CompatSession => {
   const older = h.at(hub)
@@ -26,12 +27,23 @@ export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, 
     submits: (docId, commands, acked, protocol) => {
       const { out, stuck } = h.downcastOutbox(commands, app.version, hub)
       const messages: ClientMessage[] = []
-      for (let i = 0; i < out.length; i += SUBMIT_CHUNK) {
-        const part = out.slice(i, i + SUBMIT_CHUNK)
-        messages.push(protocol >= 2
-          ? { type: "submit", docId, commands: part.map((c) => ({ ...c, args: argsCodecOf(schemaOf(c.name)).encode(c.args) })), ackedClientSeq: acked, compact: true }
-          : { type: "submit", docId, commands: part, ackedClientSeq: acked })
+      let part: Array<{ clientSeq: number; name: string; args: unknown }> = []
+      let size = 0
+      const flush = () => {
+        if (part.length > 0) messages.push({ type: "submit", docId, commands: part, ackedClientSeq: acked, ...(protocol >= 2 ? { compact: true as const } : {}) })
+        part = []
+        size = 0
       }
+      // Cut by the bytes sent, as Doc does: a long outbox of large commands never makes one frame too large.
+      for (const c of out) {
+        const compact = protocol >= 2 ? argsCodecOf(schemaOf(c.name)).encode(c.args) : undefined
+        const args = compact ?? c.args
+        const n = 16 + c.name.length * 3 + (compact ?? encodeCanonical(c.args)).length
+        if (part.length >= SUBMIT_CHUNK || (part.length > 0 && size + n > SUBMIT_BYTES)) flush()
+        part.push({ ...c, args })
+        size += n
+      }
+      flush()
       return {
         messages,
         stuck: stuck === undefined ? undefined : `"${stuck}" cannot be sent to a hub running "${app.name}" v${hub}: it waits, with the commands after it, until the hub is upgraded. Nothing is lost.`,

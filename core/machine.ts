@@ -260,29 +260,22 @@ export const runApply = <S>(
   name: string,
   args: unknown,
   ctx: CommandContext,
+): Rejection | undefined =>
+  // A machine with CRDT fields runs its commands through their runtime (core/crdt/fields.ts):
+  // it finds the fields first, merges a field's merge command, keeps `$crdt` out of the state.
+  cmd.crdt !== undefined ? cmd.crdt.runtime.runCommand(host, cmd, name, args, ctx) : applyCommand(host, cmd, name, args, ctx)
+
+/** runApply's application of a command on the draft (the CRDT runtime's too). */
+export const applyCommand = <S>(
+  host: { draft(): S; replaceRoot(next: S): void },
+  cmd: CompiledCommand<S>,
+  name: string,
+  args: unknown,
+  ctx: CommandContext,
 ): Rejection | undefined => {
-  // CRDT fields (core/crdt/fields.ts): found (or loaded from the root's `$crdt`) before any
-  // command reads the root; a field's merge command merges and writes nothing to the journal.
-  const crdt = cmd.crdt
-  if (crdt !== undefined) {
-    const fields = crdt.runtime.fieldsOf(crdt.decls, host)
-    if (crdt.field !== undefined) return fields.merge(crdt.field, args, ctx.clientId)
-  }
   try {
     const out = cmd.apply(host.draft(), args, ctx)
-    if (out !== undefined) {
-      if (crdt !== undefined && typeof out === "object" && out !== null && "$crdt" in out) {
-        return { code: "rejected", message: `Command "${name}": "$crdt" is reserved for CRDT fields.` }
-      }
-      host.replaceRoot(out)
-      // The new root object must lead to the same fields.
-      if (crdt !== undefined) crdt.runtime.fieldsOf(crdt.decls, host)
-    }
-    // Written through the draft (`s[key] = value` with a key from the arguments): a snapshot
-    // replaces that key with the fields' bytes, so what was acknowledged would be lost there.
-    if (crdt !== undefined && Object.prototype.hasOwnProperty.call(host.root, "$crdt")) {
-      return { code: "rejected", message: `Command "${name}": "$crdt" is reserved for CRDT fields.` }
-    }
+    if (out !== undefined) host.replaceRoot(out)
     return undefined
   } catch (e) {
     if (e instanceof RejectSignal) return { code: "rejected", message: e.reason }

@@ -23,7 +23,7 @@
  */
 import * as Schema from "effect/Schema"
 import { isBytes } from "../canonical.js"
-import type { CommandDef, CompiledCommand } from "../machine.js"
+import { applyCommand, type CommandContext, type CommandDef, type CompiledCommand } from "../machine.js"
 import type { Rejection } from "../errors.js"
 import { canonError } from "../errors.js"
 import { crdtRejection, type CrdtField, type CrdtFieldDecl, type ValidatedUpdate } from "./engine.js"
@@ -236,6 +236,46 @@ export const compileFields = (
   })
   for (const [name, c] of compiled) if (c.crdt === undefined) compiled.set(name, { ...c, crdt: { decls, runtime } })
   return kinds
+}
+
+/** The journaled state a command runs on (machine.ts's runApply). */
+interface CommandHost {
+  readonly root: unknown
+  draft(): unknown
+  replaceRoot(next: unknown): void
+}
+
+const reservedKey = (name: string): string => `Command "${name}": "$crdt" is reserved for CRDT fields.`
+
+/**
+ * A command's host while it runs: a state it returns must not carry `$crdt` (refused as its
+ * own ctx.reject would be, before the state is adopted) and must lead to the same fields.
+ */
+class FieldsHost {
+  constructor(private readonly host: CommandHost, private readonly decls: CrdtDecls, private readonly name: string, private readonly ctx: CommandContext) {}
+  draft(): unknown {
+    return this.host.draft()
+  }
+  replaceRoot(next: unknown): void {
+    if (typeof next === "object" && next !== null && CRDT_KEY in next) this.ctx.reject(reservedKey(this.name))
+    this.host.replaceRoot(next)
+    fieldsOf(this.decls, this.host)
+  }
+}
+
+/**
+ * runApply for a machine with fields: the fields are found (or loaded from the root's `$crdt`)
+ * before any command reads the root; a field's merge command merges and writes nothing to the
+ * journal; any other command must leave `$crdt` alone.
+ */
+export const runCommand = (host: CommandHost, cmd: CompiledCommand<any>, name: string, args: unknown, ctx: CommandContext): Rejection | undefined => {
+  const { decls, field } = cmd.crdt!
+  const fields = fieldsOf(decls, host)
+  if (field !== undefined) return fields.merge(field, args, ctx.clientId)
+  // Written through the draft (`s[key] = value` with a key from the arguments): a snapshot
+  // replaces that key with the fields' bytes, so what was acknowledged would be lost there.
+  return applyCommand(new FieldsHost(host, decls, name, ctx), cmd, name, args, ctx)
+    ?? (Object.prototype.hasOwnProperty.call(host.root, CRDT_KEY) ? { code: "rejected", message: reservedKey(name) } : undefined)
 }
 
 // ---- where a document's fields are found ----

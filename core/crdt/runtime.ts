@@ -3,9 +3,9 @@
  * `automergeDoc()` carry it) rather than imported by the core: an app without CRDT fields
  * does not bundle it.
  */
-import { compileFields, fieldsOf, snapshotValue, takeEncodedFields } from "./fields.js"
+import { compileFields, fieldsOf, runCommand, snapshotValue, takeEncodedFields } from "./fields.js"
 import { CrdtOutbox, crdtHandles } from "./outbox.js"
 
-export const crdtRuntime = { compileFields, fieldsOf, snapshotValue, takeEncodedFields, CrdtOutbox, crdtHandles }
+export const crdtRuntime = { compileFields, fieldsOf, runCommand, snapshotValue, takeEncodedFields, CrdtOutbox, crdtHandles }
 
 export type CrdtRuntime = typeof crdtRuntime

@@ -163,27 +163,6 @@ export class CrdtFields {
     return undefined
   }
 
-  /**
-   * Merges the authority has not confirmed are in the fields (pending merge commands, local
-   * changes not yet submitted): their confirmed-only content is unknown.
-   */
-  busy(pending: ReadonlyArray<{ readonly cmd: { readonly crdt?: CrdtCommandInfo } }>, unsent: ReadonlyMap<string, ReadonlyArray<unknown>>): boolean {
-    for (const u of unsent.values()) if (u.length > 0) return true
-    return pending.some((p) => p.cmd.crdt?.field !== undefined)
-  }
-
-  /**
-   * A replica installs the authority's state (`root` freshly decoded, its `$crdt` taken out by
-   * `takeEncodedFields`): load the fields from it, and mark pending merges to be merged again
-   * on top; unsent local changes are merged here.
-   */
-  reset(encoded: unknown, host: { readonly root: unknown }, pending: ReadonlyArray<{ readonly cmd: { readonly crdt?: CrdtCommandInfo }; journal: unknown }>, unsent: ReadonlyMap<string, ReadonlyArray<unknown>>, clientId: string): void {
-    this.load(encoded)
-    fieldsOf(this.decls, host)
-    for (const p of pending) if (p.cmd.crdt?.field !== undefined) p.journal = undefined
-    for (const [field, updates] of unsent) for (const u of updates) this.merge(field, u, clientId)
-  }
-
   /** The value whose canonical bytes are a snapshot of `root` with these fields. */
   snapshotOf(root: unknown): unknown {
     return snapshotValue(root, this)

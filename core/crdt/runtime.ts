@@ -3,9 +3,9 @@
  * `automergeDoc()` carry it) rather than imported by the core: an app without CRDT fields
  * does not bundle it.
  */
-import { compileFields, fieldsOf, runCommand, snapshotValue, takeEncodedFields } from "./fields.js"
-import { CrdtOutbox, crdtHandles } from "./outbox.js"
+import { compileFields, fieldsOf, runCommand } from "./fields.js"
+import { replicaFields } from "./replica.js"
 
-export const crdtRuntime = { compileFields, fieldsOf, runCommand, snapshotValue, takeEncodedFields, CrdtOutbox, crdtHandles }
+export const crdtRuntime = { compileFields, fieldsOf, runCommand, replicaFields }
 
 export type CrdtRuntime = typeof crdtRuntime

@@ -26,7 +26,8 @@ import type { ReplicaStore } from "../store/replica-store.js"
 import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
 import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.js"
 import { SnapshotReceiver } from "./snapshot-receiver.js"
-import type { CrdtOutbox, CrdtHandles } from "../crdt/outbox.js"
+import type { CrdtHandles } from "../crdt/outbox.js"
+import type { ReplicaFields } from "../crdt/replica.js"
 import { argsCodecOf } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
@@ -211,9 +212,8 @@ export class Doc<M extends Machine<any, any>> {
   #closed = false
   /** Set while the hub refuses this client (see `refused`). */
   #refusal: CanonError | undefined
-  /** CRDT fields: local changes on their way to merge commands (core/crdt/outbox.ts). */
-  readonly #crdtOutbox: CrdtOutbox | undefined
-  #crdtHandles: Record<string, unknown> | undefined
+  /** CRDT fields: local changes on their way to merge commands (core/crdt/replica.ts). */
+  readonly #crdt: ReplicaFields | undefined
   readonly #runtime: Runtime
   readonly #onClosed: () => void
 
@@ -262,16 +262,12 @@ export class Doc<M extends Machine<any, any>> {
       }
       this.#rs.push({ clientSeq: o.clientSeq, name: o.name, args: decoded.success, encoded: o.args, cmd, journal: undefined, localRejection: undefined, persisted: true })
     }
-    const fields = this.#rs.crdt
-    if (fields !== undefined) {
-      this.#crdtOutbox = new machine.crdtRuntime!.CrdtOutbox(fields, this.#rs.unsent, {
-        submit: (name, args) => this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>),
-        unsendable: (field, e) => this.#emit("error", { code: e.code, message: `A change to field "${field}" of "${this.docId}" cannot be sent, so only this replica has it: ${e.message}` }),
-        online: () => this.#send !== undefined,
-        pendingNames: () => this.#rs.pending.map((p) => p.name),
-        maxCommandBytes: this.#maxCommandBytes,
-      })
-    }
+    this.#crdt = this.#rs.crdt?.connect({
+      submit: (name, args) => this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>),
+      error: (e) => this.#emit("error", e),
+      online: () => this.#send !== undefined,
+      maxCommandBytes: this.#maxCommandBytes,
+    })
   }
 
   /**
@@ -280,9 +276,7 @@ export class Doc<M extends Machine<any, any>> {
    * (a resync), its handle is a new object: read `doc.crdt.<field>` again on `snapshot` events.
    */
   get crdt(): CrdtHandles<M> {
-    const fields = this.#rs.crdt
-    if (fields === undefined) return {} as CrdtHandles<M>
-    return (this.#crdtHandles ??= this.machine.crdtRuntime!.crdtHandles(fields)) as CrdtHandles<M>
+    return (this.#crdt?.handles ?? {}) as CrdtHandles<M>
   }
 
   /**
@@ -615,7 +609,7 @@ export class Doc<M extends Machine<any, any>> {
     }
     if (this.#ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.#ownPresence })
     this.#resend()
-    this.#crdtOutbox?.kick()
+    this.#crdt?.kick()
   }
 
   /** Sends the pending commands again from the first, as the window allows (a new connection, a renumbering). */
@@ -663,7 +657,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#send = undefined
     this.#isSynced = false
     // Offline, local CRDT changes go to the durable outbox at once.
-    this.#crdtOutbox?.kick()
+    this.#crdt?.kick()
     // Who is here is unknown while offline: the hub resends it on reconnect.
     for (const clientId of [...this.#others.keys()]) {
       this.#others.delete(clientId)
@@ -899,9 +893,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#lane.confirm(confirmedSeq, r.applied, settled, snapshot, [...r.confirmed, ...accepted])
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top).
-    if ([...rejectedCommands.values()].some((p) => p.cmd.crdt?.field !== undefined) && this.#send !== undefined) {
-      this.#send({ type: "fetch-state", docId: this.docId })
-    }
+    if (this.#crdt?.refused(rejectedCommands.values())) this.#send?.({ type: "fetch-state", docId: this.docId })
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""
@@ -916,7 +908,7 @@ export class Doc<M extends Machine<any, any>> {
     // Answers free the send window.
     this.#pump()
     // A merge confirmed: the changes coalesced meanwhile may go.
-    this.#crdtOutbox?.kick()
+    this.#crdt?.kick()
   }
 
   /** Confirmed entries and the outbox removals of `removed` are stored (or need not be): the app hears of `tell`. */
@@ -970,7 +962,7 @@ export class Doc<M extends Machine<any, any>> {
   /** Stops following the document. Pending commands stay in the outbox for next time. */
   close(): Promise<void> {
     if (!this.#closed) {
-      this.#crdtOutbox?.close()
+      this.#crdt?.close()
       // Commands submitted in this tick wait for a microtask to be written: write them now,
       // so that the lane returned below holds them ("pending commands stay in the outbox").
       this.#flushOutbox()

@@ -21,14 +21,14 @@
 import { applyLogged } from "../apply.js"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
 import type { Entry } from "../entry.js"
-import { canonError, type Rejection } from "../errors.js"
+import type { Rejection } from "../errors.js"
 import { hashState } from "../hash.js"
 import { JournaledState, type Journal } from "../journal.js"
 import { makeContext, runApply, type CommandContext, type CompiledCommand, type Machine } from "../machine.js"
-import type { CrdtFields } from "../crdt/fields.js"
+import type { ReplicaFields } from "../crdt/replica.js"
 
 /** A CRDT field's merge command (core/crdt/fields.ts): never undone, never re-applied. */
-const isMerge = (p: PendingCommand): boolean => p.cmd.crdt?.field !== undefined
+export const isMerge = (p: PendingCommand): boolean => p.cmd.crdt?.field !== undefined
 
 export interface PendingCommand {
   /** Assigned at submit; changed only when the hub says the numbering must resume higher. */
@@ -114,10 +114,11 @@ export class ReplicaState<S> {
   readonly #byClientSeq = new Map<number, PendingCommand>()
   /** Checkpoints announced for seqs not reached yet. */
   readonly #expected = new Map<number, string>()
-  /** CRDT fields, if the machine has any: live, holding confirmed and pending merges alike. */
-  readonly crdt: CrdtFields | undefined
-  /** Local CRDT changes not yet in a pending command (coalesced by Doc), by field. */
-  readonly unsent = new Map<string, unknown[]>()
+  /**
+   * CRDT fields, if the machine has any (core/crdt/replica.ts). While they are busy (merges the
+   * authority has not confirmed), checkpoints are not checked and no local snapshot is written.
+   */
+  readonly crdt: ReplicaFields | undefined
   readonly #now: () => number
 
   constructor(
@@ -130,21 +131,7 @@ export class ReplicaState<S> {
   ) {
     this.#now = now
     this.host = new JournaledState(state)
-    this.crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, this.host)
-  }
-
-  /**
-   * The fields hold merges the authority has not confirmed: their confirmed-only content is
-   * unknown, so checkpoints are not checked and no local snapshot is written until they settle.
-   */
-  #crdtBusy(): boolean {
-    return this.crdt?.busy(this.pending, this.unsent) ?? false
-  }
-
-  /** A field broke while merging an incoming entry: a resync reloads it. */
-  #crdtBroken(seq: number): Desync | undefined {
-    const f = this.crdt?.brokenField
-    return f === undefined ? undefined : { seq, expected: "", actual: f }
+    this.crdt = machine.crdtRuntime?.replicaFields(this)
   }
 
   /** The view: confirmed state with pending commands applied. Read-only for the app. */
@@ -248,7 +235,7 @@ export class ReplicaState<S> {
     }
     // One splice for the run (shift() per entry would be quadratic on a long outbox).
     if (promoted > 0) this.pending.splice(0, promoted)
-    const snapshotNow = wantSnapshot && this.pending.length <= SNAPSHOT_MAX_PENDING && !this.#crdtBusy()
+    const snapshotNow = wantSnapshot && this.pending.length <= SNAPSHOT_MAX_PENDING && !this.crdt?.busy()
     if (i === entries.length && (settle === undefined || settle.size === 0) && !snapshotNow) {
       return { confirmed, applied, gap: false, desync: undefined, snapshot: undefined }
     }
@@ -276,14 +263,14 @@ export class ReplicaState<S> {
       const expected = this.#expected.get(e.seq)
       if (expected !== undefined) {
         this.#expected.delete(e.seq)
-        if (!this.#crdtBusy()) desync ??= this.#check(e.seq, expected)
+        if (!this.crdt?.busy()) desync ??= this.#check(e.seq, expected)
       }
-      desync ??= this.#crdtBroken(e.seq)
+      desync ??= this.crdt?.broken(e.seq)
     }
     if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
       this.#drop((p) => this.#byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
     }
-    const snapshot = snapshotNow ? encodeCanonical(this.crdt !== undefined ? this.crdt.snapshotOf(this.host.root) : this.host.root) : undefined
+    const snapshot = snapshotNow ? encodeCanonical(this.crdt?.snapshot() ?? this.host.root) : undefined
     this.#redoPending()
     return { confirmed, applied, gap, desync, snapshot }
   }
@@ -334,7 +321,7 @@ export class ReplicaState<S> {
    */
   checkpoint(seq: number, hash: string): Desync | undefined {
     if (this.pending.length > SNAPSHOT_MAX_PENDING) return undefined
-    if (this.#crdtBusy()) return undefined
+    if (this.crdt?.busy()) return undefined
     if (seq > this.confirmedSeq) {
       if (this.#expected.size < 64) this.#expected.set(seq, hash)
       return undefined
@@ -381,20 +368,17 @@ export class ReplicaState<S> {
   reset(seq: number, state: Uint8Array, hash?: string): void {
     const decoded = decodeCanonical(state) as S
     // CRDT fields come with the state: reload them, then merge what is local on top again.
-    const fields = this.machine.crdtRuntime?.takeEncodedFields(decoded)
-    if (this.crdt !== undefined && (typeof decoded !== "object" || decoded === null || Array.isArray(decoded))) {
-      throw canonError("decode-failed", "The state of a machine with CRDT fields is an object.")
-    }
+    const fields = this.crdt?.take(decoded)
     this.#undoPending()
     const before = { root: this.host.root, seq: this.confirmedSeq, installed: this.#installed }
     this.host.root = decoded
     this.confirmedSeq = seq
     // Strict canonical decoding: the decoded state encodes back to exactly these bytes. With
     // CRDT fields the bytes hold more than the state the checkpoints hash: no shortcut.
-    this.#installed = hash !== undefined && this.machine.crdtRuntime === undefined ? { seq, hash } : undefined
+    this.#installed = hash !== undefined && this.crdt === undefined ? { seq, hash } : undefined
     try {
       // Loading the fields throws before replacing any (a field's bytes that do not load).
-      this.crdt?.reset(fields, this.host, this.pending, this.unsent, this.clientId)
+      this.crdt?.reset(fields)
     } catch (e) {
       this.host.root = before.root
       this.confirmedSeq = before.seq

@@ -175,15 +175,8 @@ export const defineMachine = <S, A extends Record<string, unknown>, C extends Cr
       encode: Schema.encodeUnknownResult(cmd.args as Schema.Codec<unknown, unknown>),
     })
   }
-  // CRDT fields: a merge command per field, and every command marked so runApply finds them.
-  const decls = def.crdt
-  let commands = def.commands as Record<string, CommandDef<S, unknown, unknown>>
-  let kinds: unknown
-  const runtime = decls !== undefined ? Object.values(decls)[0]?.runtime : undefined
-  if (runtime !== undefined) {
-    commands = { ...commands }
-    kinds = runtime.compileFields(def.name, decls!, compiled, commands)
-  }
+  // CRDT fields: their runtime adds a merge command per field and marks every command for runApply.
+  const fields = def.crdt !== undefined ? Object.values(def.crdt)[0]?.runtime.compileFields(def, compiled) : undefined
   // Every name travels on the wire, where a longer one is refused (core/limits.ts).
   for (const name of compiled.keys()) {
     const problem = commandNameProblem(name)
@@ -192,13 +185,12 @@ export const defineMachine = <S, A extends Record<string, unknown>, C extends Cr
   let fingerprint: string | undefined
   return {
     ...def,
-    commands: commands as MachineDef<S, A>["commands"],
-    ...(runtime !== undefined ? { crdtRuntime: runtime } : {}),
+    ...fields?.machine,
     compiled,
     get fingerprint() {
       // Machines without fields keep the fingerprint they always had.
       const described = [def.name, def.version, describeCommands(def.commands as Record<string, CommandDef<S, unknown, unknown>>)]
-      return (fingerprint ??= hashBytes(encodeCanonical(kinds === undefined ? described : [...described, kinds])))
+      return (fingerprint ??= hashBytes(encodeCanonical(fields === undefined ? described : [...described, fields.kinds])))
     },
   } as Machine<S, A, C>
 }

@@ -188,20 +188,27 @@ export class CrdtFields {
   }
 }
 
+/** What compileFields adds to a machine: its properties, and what its fingerprint covers. */
+export interface CompiledFields {
+  readonly machine: { readonly commands: Record<string, CommandDef<any, unknown, unknown>>; readonly crdtRuntime: CrdtRuntime }
+  readonly kinds: unknown
+}
+
 /**
- * Adds each field's merge command to a machine being defined (`compiled` and `commands`) and
- * marks every compiled command so runApply finds the fields. Returns what the fingerprint
- * covers: each field's name and kind.
+ * Adds each field's merge command to a machine being defined (to `compiled`, and to the
+ * machine's `commands`) and marks every compiled command so runApply finds the fields.
+ * Returns what the machine gets (its commands with the merge commands, this runtime) and
+ * what its fingerprint covers: each field's name and kind.
  */
 export const compileFields = (
-  machine: string,
-  decls: CrdtDecls,
+  def: { readonly name: string; readonly crdt?: CrdtDecls; readonly commands: Record<string, CommandDef<any, any, any>> },
   compiled: Map<string, CompiledCommand<any>>,
-  commands: Record<string, CommandDef<any, unknown, unknown>>,
-): unknown => {
+): CompiledFields => {
+  const decls = def.crdt!
   const runtime = Object.values(decls)[0]!.runtime
+  const commands: Record<string, CommandDef<any, unknown, unknown>> = { ...def.commands }
   const kinds = Object.keys(decls).sort().map((field) => {
-    if (!/^[a-zA-Z0-9_]{1,64}$/.test(field)) throw new TypeError(`CRDT field "${field}" of machine "${machine}" must be 1-64 letters, digits or '_'.`)
+    if (!/^[a-zA-Z0-9_]{1,64}$/.test(field)) throw new TypeError(`CRDT field "${field}" of machine "${def.name}" must be 1-64 letters, digits or '_'.`)
     const engine = decls[field]!.engine
     // Never called: runApply merges instead (the field is not in the state).
     commands[crdtCommandName(field)] = { args: engine.args, apply: () => undefined }
@@ -214,7 +221,7 @@ export const compileFields = (
     return [field, engine.kind]
   })
   for (const [name, c] of compiled) if (c.crdt === undefined) compiled.set(name, { ...c, crdt: { decls, runtime } })
-  return kinds
+  return { machine: { commands, crdtRuntime: runtime }, kinds }
 }
 
 /** The journaled state a command runs on (machine.ts's runApply). */

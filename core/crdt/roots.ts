@@ -13,6 +13,5 @@ export const registerRoot = (root: object, fields: HashedFields): void => {
   if (byRoot.get(root) !== fields) byRoot.set(root, fields)
 }
 
-/** The fields registered for a root object, if any. */
-export const fieldsOfRoot = (root: unknown): HashedFields | undefined =>
-  typeof root === "object" && root !== null ? byRoot.get(root) : undefined
+/** The fields registered for a root object, if any (none for a primitive: WeakMap.get says undefined). */
+export const fieldsOfRoot = (root: unknown): HashedFields | undefined => byRoot.get(root as object)

@@ -238,14 +238,23 @@ const reservedKey = (name: string): string => `Command "${name}": "$crdt" is res
  * own ctx.reject would be, before the state is adopted) and must lead to the same fields.
  */
 class FieldsHost {
-  constructor(private readonly host: CommandHost, private readonly decls: CrdtDecls, private readonly name: string, private readonly ctx: CommandContext) {}
+  readonly #host: CommandHost
+  readonly #decls: CrdtDecls
+  readonly #name: string
+  readonly #ctx: CommandContext
+  constructor(host: CommandHost, decls: CrdtDecls, name: string, ctx: CommandContext) {
+    this.#host = host
+    this.#decls = decls
+    this.#name = name
+    this.#ctx = ctx
+  }
   draft(): unknown {
-    return this.host.draft()
+    return this.#host.draft()
   }
   replaceRoot(next: unknown): void {
-    if (typeof next === "object" && next !== null && CRDT_KEY in next) this.ctx.reject(reservedKey(this.name))
-    this.host.replaceRoot(next)
-    fieldsOf(this.decls, this.host)
+    if (typeof next === "object" && next !== null && CRDT_KEY in next) this.#ctx.reject(reservedKey(this.#name))
+    this.#host.replaceRoot(next)
+    fieldsOf(this.#decls, this.#host)
   }
 }
 

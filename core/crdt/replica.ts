@@ -34,7 +34,10 @@ export class ReplicaFields {
   /** Live, holding confirmed and pending merges alike. */
   readonly #fields: CrdtFields
 
-  constructor(private readonly replica: FieldsReplica) {
+  readonly #replica: FieldsReplica
+
+  constructor(replica: FieldsReplica) {
+    this.#replica = replica
     this.#fields = fieldsOf(replica.machine.crdt!, replica.host)
   }
 
@@ -45,7 +48,7 @@ export class ReplicaFields {
    */
   busy(): boolean {
     for (const u of this.#unsent.values()) if (u.length > 0) return true
-    return this.replica.pending.some(isMerge)
+    return this.#replica.pending.some(isMerge)
   }
 
   /** A field broke while merging an incoming entry (at `seq`): a resync reloads it. */
@@ -56,7 +59,7 @@ export class ReplicaFields {
 
   /** The value whose canonical bytes are a snapshot of the replica's (confirmed) state. */
   snapshot(): unknown {
-    return snapshotValue(this.replica.host.root, this.#fields)
+    return snapshotValue(this.#replica.host.root, this.#fields)
   }
 
   /**
@@ -75,7 +78,7 @@ export class ReplicaFields {
    * pending merges to be merged again on top; unsent local changes are merged here.
    */
   reset(encoded: unknown): void {
-    const { replica } = this
+    const replica = this.#replica
     const fields = this.#fields
     fields.load(encoded)
     fieldsOf(fields.decls, replica.host)
@@ -85,11 +88,11 @@ export class ReplicaFields {
 
   /** Local changes go out through Doc from now on (as merge commands, see outbox.ts). */
   connect(port: ReplicaFieldsPort): this {
-    const { docId } = this.replica
+    const { docId } = this.#replica
     this.#outbox = new CrdtOutbox(this.#fields, this.#unsent, {
       ...port,
       unsendable: (field, e) => port.error({ code: e.code, message: `A change to field "${field}" of "${docId}" cannot be sent, so only this replica has it: ${e.message}` }),
-      pendingNames: () => this.replica.pending.map((p) => p.name),
+      pendingNames: () => this.#replica.pending.map((p) => p.name),
     })
     return this
   }

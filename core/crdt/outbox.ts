@@ -74,7 +74,7 @@ export class CrdtOutbox {
 
   constructor(
     private readonly fields: CrdtFields,
-    /** The replica's buffer (ReplicaState.unsent): re-merged there if the fields are reloaded. */
+    /** The replica's buffer (ReplicaFields, replica.ts): re-merged there if the fields are reloaded. */
     private readonly unsent: Map<string, unknown[]>,
     private readonly port: CrdtOutboxPort,
   ) {

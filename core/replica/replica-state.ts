@@ -134,6 +134,14 @@ export class ReplicaState<S> {
     this.crdt = machine.crdtRuntime?.replicaFields(this)
   }
 
+  /**
+   * The confirmed state alone is worth looking at (a snapshot, a checkpoint): few enough
+   * pending commands to undo (SNAPSHOT_MAX_PENDING), and no CRDT field busy.
+   */
+  #confirmedVisible(): boolean {
+    return this.pending.length <= SNAPSHOT_MAX_PENDING && !this.crdt?.busy()
+  }
+
   /** The view: confirmed state with pending commands applied. Read-only for the app. */
   get view(): S {
     return this.host.view()
@@ -235,7 +243,7 @@ export class ReplicaState<S> {
     }
     // One splice for the run (shift() per entry would be quadratic on a long outbox).
     if (promoted > 0) this.pending.splice(0, promoted)
-    const snapshotNow = wantSnapshot && this.pending.length <= SNAPSHOT_MAX_PENDING && !this.crdt?.busy()
+    const snapshotNow = wantSnapshot && this.#confirmedVisible()
     if (i === entries.length && (settle === undefined || settle.size === 0) && !snapshotNow) {
       return { confirmed, applied, gap: false, desync: undefined, snapshot: undefined }
     }
@@ -320,8 +328,7 @@ export class ReplicaState<S> {
    * writes are undone around the hash), kept for later if it is behind, ignored if past.
    */
   checkpoint(seq: number, hash: string): Desync | undefined {
-    if (this.pending.length > SNAPSHOT_MAX_PENDING) return undefined
-    if (this.crdt?.busy()) return undefined
+    if (!this.#confirmedVisible()) return undefined
     if (seq > this.confirmedSeq) {
       if (this.#expected.size < 64) this.#expected.set(seq, hash)
       return undefined

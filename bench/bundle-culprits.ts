@@ -30,17 +30,11 @@ const PLAIN_TAGGED = `const Data = { TaggedError: (tag) => class extends Error {
 
 /**
  * Parts of the replica that bundle (a) carries but does not use: what the 45 kB goal could at
- * most gain from making them optional. Each "without" disables the part in place.
+ * most gain from making them optional. Each "without" disables the part in place. (The replica
+ * store, compat mode and the CRDT plumbing already come with what needs them: a storage, a
+ * version history, a machine's fields.)
  */
 const OPTIONAL: ReadonlyArray<{ readonly name: string; readonly edits: ReadonlyArray<Edit> }> = [
-  {
-    name: "the replica store (core/store/*), for an app that passes no storage",
-    edits: [{ file: "core/replica/client.ts", from: "options.storage ? new ReplicaStore(options.storage) : undefined", to: "undefined" }],
-  },
-  {
-    name: "compat mode's downcast, for a hub older than the app (core/replica/doc.ts)",
-    edits: [{ file: "core/replica/doc.ts", from: "#sendDowncast(commands: ReadonlyArray<PendingCommand>): void {", to: "#sendDowncast(commands: ReadonlyArray<PendingCommand>): void { return" }],
-  },
   {
     name: "presence (Doc.setPresence)",
     edits: [{ file: "core/replica/doc.ts", from: "setPresence(state: unknown): void {", to: "setPresence(state: unknown): void { return" }],

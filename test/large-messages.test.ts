@@ -46,24 +46,30 @@ const Flags = defineMachine({
   },
 })
 
-test("compact arguments larger than their canonical form still travel in frames under the limit, both ways", async () => {
-  const rt = new VirtualRuntime(13)
+/** A hub of Flags v1 on a memory network that encodes real frames, and a client opener. */
+const flagsWorld = (seed: number) => {
+  const rt = new VirtualRuntime(seed)
   const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
-  const hub = new Hub({ machines: [Flags], storage: new MemoryStorage(), runtime: rt })
-  net.listen(hub)
-  const writer = await CanonClient.open({ transport: net.transport("w"), runtime: rt })
-  const w = await writer.open(Flags, "flags")
+  net.listen(new Hub({ machines: [Flags], storage: new MemoryStorage(), runtime: rt }))
+  const client = (name: string, autoConnect = true) => CanonClient.open({ transport: net.transport(name), runtime: rt, autoConnect })
+  return { rt, client }
+}
+
+/** `length` booleans: one byte each canonical, three compact. */
+const booleans = (length: number): boolean[] => Array.from({ length }, (_, i) => i % 2 === 0)
+
+test("compact arguments larger than their canonical form still travel in frames under the limit, both ways", async () => {
+  const { rt, client } = flagsWorld(13)
+  const w = await (await client("w")).open(Flags, "flags")
   // Follows from the start: the hub fans the commits out to it live.
-  const follower = await CanonClient.open({ transport: net.transport("f"), runtime: rt })
-  const f = await follower.open(Flags, "flags")
+  const f = await (await client("f")).open(Flags, "flags")
   await rt.run({ forMs: 20 })
   // 20 KB canonical each, 60 KB compact: 26 of them were one submit by canonical size, 1.5 MB sent.
-  const flags = Array.from({ length: 20_000 }, (_, i) => i % 2 === 0)
+  const flags = booleans(20_000)
   const receipts = Array.from({ length: 30 }, () => w.submit("set", { flags }))
   await rt.run({ forMs: 2_000 })
   await expect(Promise.all(receipts)).resolves.toHaveLength(30)
-  const reader = await CanonClient.open({ transport: net.transport("r"), runtime: rt })
-  const r = await reader.open(Flags, "flags")
+  const r = await (await client("r")).open(Flags, "flags")
   await rt.run({ forMs: 2_000 })
   for (const d of [f, r]) {
     expect(d.confirmedSeq).toBe(30)
@@ -72,21 +78,16 @@ test("compact arguments larger than their canonical form still travel in frames 
 })
 
 test("a late joiner's catch-up pages of many small commands whose compact form is larger are cut as sent", async () => {
-  const rt = new VirtualRuntime(14)
-  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
-  const hub = new Hub({ machines: [Flags], storage: new MemoryStorage(), runtime: rt })
-  net.listen(hub)
-  const writer = await CanonClient.open({ transport: net.transport("w"), runtime: rt })
-  const w = await writer.open(Flags, "small")
+  const { rt, client } = flagsWorld(14)
+  const w = await (await client("w")).open(Flags, "small")
   await rt.run({ forMs: 20 })
   // 800 B canonical each, 2.4 KB compact: a catch-up page (512 entries) was one message by
   // canonical size (about 440 KB), 1.2 MB sent.
-  const flags = Array.from({ length: 800 }, (_, i) => i % 2 === 0)
+  const flags = booleans(800)
   const receipts = Array.from({ length: 2_000 }, () => w.submit("set", { flags }))
   await rt.run({ forMs: 5_000 })
   await expect(Promise.all(receipts)).resolves.toHaveLength(2_000)
-  const reader = await CanonClient.open({ transport: net.transport("r"), runtime: rt })
-  const r = await reader.open(Flags, "small")
+  const r = await (await client("r")).open(Flags, "small")
   await rt.run({ forMs: 5_000 })
   expect(r.confirmedSeq).toBe(2_000)
   expect(r.state.n).toBe(2_000)
@@ -95,14 +96,11 @@ test("a late joiner's catch-up pages of many small commands whose compact form i
 test("an app newer than its hub (compat mode) sends a long outbox of large commands in frames under the limit", async () => {
   // The hub runs v1; the app runs v2 (the same command) and steps down to v1, sending downcasts.
   const FlagsV2 = evolve(Flags, { version: 2, migrateState: (s: { n: number }) => ({ n: s.n }), commands: Flags.commands })
-  const rt = new VirtualRuntime(15)
-  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
-  const hub = new Hub({ machines: [Flags], storage: new MemoryStorage(), runtime: rt })
-  net.listen(hub)
-  const writer = await CanonClient.open({ transport: net.transport("w"), runtime: rt, autoConnect: false })
+  const { rt, client } = flagsWorld(15)
+  const writer = await client("w", false)
   const w = await writer.open(FlagsV2, "compat")
   // 20 KB canonical each, 60 KB compact: 256 of them (the count per submit) are 15 MB.
-  const flags = Array.from({ length: 20_000 }, (_, i) => i % 2 === 0)
+  const flags = booleans(20_000)
   const receipts = Array.from({ length: 30 }, () => w.submit("set", { flags }))
   writer.connect()
   await rt.run({ forMs: 5_000 })

@@ -39,6 +39,9 @@ export const CORE_LIMIT_BYTES = 45_000
  * document come with a storage (-1,025 B), compat mode with a version history (-223 B), the
  * CRDT plumbing with the fields runtime (-383 B); trims of the state model (-265 B), the codec
  * (-160 B) and the ws client (-94 B); the client's exact submit size instead of sizeBound.
+ * Then 49,583 B: a review found two trims on the replay hot path (a batch of one in
+ * applyLogged, setOwn for existing keys) and the per-command CRDT host wrapper slowing plain
+ * commands; the fast paths came back (+71 B).
  */
 export const CORE_GUARD_BYTES = 50_502
 

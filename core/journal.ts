@@ -359,7 +359,9 @@ export class JournaledState<S> implements ProxyHost {
     // An existing key is well-formed already; a new one is checked.
     if (!had) this.#checkKey(t, key)
     this.#record(j, t, key, had, had ? o[key] : undefined)
-    setOwn(o, key, next)
+    // An own key is plain data (assign); a new one named like an Object.prototype member is defined.
+    if (had) o[key] = next
+    else setOwn(o, key, next)
   }
 
   #deleteKey(t: object, k: PropertyKey): void {

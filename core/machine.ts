@@ -257,6 +257,20 @@ export const runApply = <S>(
   // it finds the fields first, merges a field's merge command, keeps `$crdt` out of the state.
   cmd.crdt !== undefined ? cmd.crdt.runtime.runCommand(host, cmd, name, args, ctx) : applyCommand(host, cmd, name, args, ctx)
 
+/** The journaled state a command runs on. */
+export interface CommandHost {
+  readonly root: unknown
+  draft(): unknown
+  replaceRoot(next: unknown): void
+}
+
+/**
+ * Replaces the host's root with the state a command returned, checking it first (the CRDT
+ * runtime: no `$crdt` in it). A module function, not a wrapper per command: replays apply
+ * hundreds of thousands.
+ */
+export type ReplaceHook = (host: CommandHost, cmd: CompiledCommand<any>, name: string, ctx: CommandContext, next: unknown) => void
+
 /** runApply's application of a command on the draft (the CRDT runtime's too). */
 export const applyCommand = <S>(
   host: { draft(): S; replaceRoot(next: S): void },
@@ -264,10 +278,14 @@ export const applyCommand = <S>(
   name: string,
   args: unknown,
   ctx: CommandContext,
+  replacing?: ReplaceHook,
 ): Rejection | undefined => {
   try {
     const out = cmd.apply(host.draft(), args, ctx)
-    if (out !== undefined) host.replaceRoot(out)
+    if (out !== undefined) {
+      if (replacing !== undefined) replacing(host as CommandHost, cmd, name, ctx, out)
+      else host.replaceRoot(out)
+    }
     return undefined
   } catch (e) {
     if (e instanceof RejectSignal) return { code: "rejected", message: e.reason }

@@ -23,7 +23,7 @@
  */
 import * as Schema from "effect/Schema"
 import { isBytes } from "../canonical.js"
-import { applyCommand, type CommandContext, type CommandDef, type CompiledCommand } from "../machine.js"
+import { applyCommand, type CommandContext, type CommandDef, type CommandHost, type CompiledCommand, type ReplaceHook } from "../machine.js"
 import type { Rejection } from "../errors.js"
 import { canonError } from "../errors.js"
 import { crdtRejection, type CrdtField, type CrdtFieldDecl, type ValidatedUpdate } from "./engine.js"
@@ -224,38 +224,16 @@ export const compileFields = (
   return { machine: { commands, crdtRuntime: runtime }, kinds }
 }
 
-/** The journaled state a command runs on (machine.ts's runApply). */
-interface CommandHost {
-  readonly root: unknown
-  draft(): unknown
-  replaceRoot(next: unknown): void
-}
-
 const reservedKey = (name: string): string => `Command "${name}": "$crdt" is reserved for CRDT fields.`
 
 /**
- * A command's host while it runs: a state it returns must not carry `$crdt` (refused as its
- * own ctx.reject would be, before the state is adopted) and must lead to the same fields.
+ * A state a command returns must not carry `$crdt` (refused as its own ctx.reject would be,
+ * before the state is adopted) and must lead to the same fields.
  */
-class FieldsHost {
-  readonly #host: CommandHost
-  readonly #decls: CrdtDecls
-  readonly #name: string
-  readonly #ctx: CommandContext
-  constructor(host: CommandHost, decls: CrdtDecls, name: string, ctx: CommandContext) {
-    this.#host = host
-    this.#decls = decls
-    this.#name = name
-    this.#ctx = ctx
-  }
-  draft(): unknown {
-    return this.#host.draft()
-  }
-  replaceRoot(next: unknown): void {
-    if (typeof next === "object" && next !== null && CRDT_KEY in next) this.#ctx.reject(reservedKey(this.#name))
-    this.#host.replaceRoot(next)
-    fieldsOf(this.#decls, this.#host)
-  }
+const replaceChecked: ReplaceHook = (host, cmd, name, ctx, next) => {
+  if (typeof next === "object" && next !== null && CRDT_KEY in next) ctx.reject(reservedKey(name))
+  host.replaceRoot(next)
+  fieldsOf(cmd.crdt!.decls, host)
 }
 
 /**
@@ -269,7 +247,7 @@ export const runCommand = (host: CommandHost, cmd: CompiledCommand<any>, name: s
   if (field !== undefined) return fields.merge(field, args, ctx.clientId)
   // Written through the draft (`s[key] = value` with a key from the arguments): a snapshot
   // replaces that key with the fields' bytes, so what was acknowledged would be lost there.
-  return applyCommand(new FieldsHost(host, decls, name, ctx), cmd, name, args, ctx)
+  return applyCommand(host, cmd, name, args, ctx, replaceChecked)
     ?? (Object.prototype.hasOwnProperty.call(host.root, CRDT_KEY) ? { code: "rejected", message: reservedKey(name) } : undefined)
 }
 

@@ -57,6 +57,8 @@ export interface DocLane<T> {
   install(seq: number, state: Uint8Array): void
   /** Outbox records move to new numbers (at least one); `toPersist`: commands whose first write is still to come. */
   renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean, toPersist: ReadonlyArray<PendingCommand>): void
+  /** The document closed: no retry stays armed (the writes handed over still finish). */
+  close(): void
 }
 
 /** The lane of a document kept in memory only: nothing is written, the document is called back in order. */
@@ -90,4 +92,6 @@ export class MemoryLane<T> implements DocLane<T> {
   renumber(): void {
     this.#then(() => this.host.renumbered())
   }
+
+  close(): void {}
 }

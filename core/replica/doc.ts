@@ -967,6 +967,8 @@ export class Doc<M extends Machine<any, any>> {
       // so that the lane returned below holds them ("pending commands stay in the outbox").
       this.#flushOutbox()
       this.#closed = true
+      // A retry armed by a write that failed earlier: what it would write, the flush above carries.
+      this.#lane.close()
       // Its receipts would never settle (a caller awaiting one would wait forever); the commands stay.
       const closed = canonError("closed", `Document "${this.docId}" was closed before the command was confirmed. It stays in the outbox: with storage, it is sent when the document is opened again.`)
       for (const d of this.#deferreds.values()) d.reject(closed)

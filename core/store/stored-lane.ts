@@ -13,6 +13,7 @@ import type { DocLane, LaneHost, Renumbering } from "../replica/doc-lane.js"
 import type { PendingCommand } from "../replica/replica-state.js"
 import type { ReplicaMeta } from "./records.js"
 import type { ReplicaStore } from "./replica-store.js"
+import type { Timer } from "../ports/runtime.js"
 
 /** How long a failed write waits before it is tried again. */
 const RETRY_MS = 1000
@@ -44,12 +45,27 @@ export class StoredLane<T> implements DocLane<T> {
    * told `update-required`, would keep it there for good and never hear of it again).
    */
   #untold: T[] = []
+  /** Retries of failed writes, armed while the document is open (cancelled when it closes). */
+  readonly #retries = new Set<Timer>()
 
   constructor(readonly store: ReplicaStore, readonly host: LaneHost<T>, init: StoredLaneInit) {
     this.#next = init.nextClientSeq
     this.#confirmed = init.confirmedSeq
     this.#snapshotSeq = init.snapshotSeq
     this.#snapshotEvery = init.snapshotEvery
+  }
+
+  #retry(fn: () => void): void {
+    const timer = this.host.runtime.setTimer(RETRY_MS, () => {
+      this.#retries.delete(timer)
+      fn()
+    })
+    this.#retries.add(timer)
+  }
+
+  close(): void {
+    for (const timer of this.#retries) timer.cancel()
+    this.#retries.clear()
   }
 
   #meta(confirmedSeq: number, nextClientSeq: number): ReplicaMeta {
@@ -103,7 +119,7 @@ export class StoredLane<T> implements DocLane<T> {
         // Not durable, so not sent yet: the next outbox write carries them (the app was told storage failed).
         if (host.closed) return
         this.#unstored = [...batch, ...this.#unstored]
-        host.runtime.setTimer(RETRY_MS, () => host.flushOutbox())
+        this.#retry(() => host.flushOutbox())
       },
     )
   }
@@ -155,7 +171,7 @@ export class StoredLane<T> implements DocLane<T> {
         }
         this.#untold.push(...tell)
         if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
-        if (!host.closed) host.runtime.setTimer(RETRY_MS, () => { if (!host.closed) this.confirm(undefined, [], [], undefined, []) })
+        if (!host.closed) this.#retry(() => { if (!host.closed) this.confirm(undefined, [], [], undefined, []) })
       },
     )
   }

@@ -43,7 +43,7 @@ import { Followers } from "./followers.js"
 import { Snapshotter, type SnapshotPolicy } from "./snapshots.js"
 import type { SnapshotMeta } from "../store/snapshot-store.js"
 import { hashBytes } from "../hash.js"
-import { argsCodecOf } from "../protocol/args-codec.js"
+import { argsCodecOf, commandArgsCodec } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
@@ -326,10 +326,9 @@ export class DocAuthority<S = unknown> {
   private compactEntry(e: Entry): Entry {
     let c = this.compacted.get(e)
     if (c === undefined) {
-      const schema = this.machine.commands[e.name]?.args
       // A logged command the machine no longer has (it changed without a version bump): its
-      // arguments go as a canonical value, which the compact codec always accepts.
-      c = { ...e, args: schema === undefined ? argsCodecOf(ANY_AST).encode(e.args) : argsCodecOf(schema.ast).encode(e.args) }
+      // arguments go as a canonical value (commandArgsCodec).
+      c = { ...e, args: commandArgsCodec(this.machine.commands, e.name).encode(e.args) }
       this.compacted.set(e, c)
     }
     return c

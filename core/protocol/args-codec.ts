@@ -256,6 +256,14 @@ export const argsCodecOf = (ast: Ast): ArgsCodec => {
   return c
 }
 
+/**
+ * The codec of a machine's command `name`. A command it does not have (own keys only: a name
+ * from the wire may be "constructor") has its arguments as one canonical value, which the
+ * compact codec always accepts.
+ */
+export const commandArgsCodec = (commands: Readonly<Record<string, unknown>>, name: string): ArgsCodec =>
+  argsCodecOf(Object.hasOwn(commands, name) ? (commands[name] as { readonly args: { readonly ast: Ast } }).args.ast : SchemaAST.unknown)
+
 /** Compact arguments past this many bytes are checked against their value form (see encode). */
 export const LARGE_ARGS = 64 << 10
 

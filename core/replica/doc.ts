@@ -28,12 +28,11 @@ import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.
 import { SnapshotReceiver } from "./snapshot-receiver.js"
 import type { CrdtHandles } from "../crdt/outbox.js"
 import type { ReplicaFields } from "../crdt/replica.js"
-import { argsCodecOf } from "../protocol/args-codec.js"
-import * as Schema from "effect/Schema"
-import type * as SchemaAST from "effect/SchemaAST"
+import { commandArgsCodec, type ArgsCodec } from "../protocol/args-codec.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
 import { AS, BATCH, historyOf, type CompatSession } from "../schema/registry.js"
 import { MemoryLane, type DocLane, type LaneHost, type Renumbering } from "./doc-lane.js"
+import { SUBMIT_BYTES, SUBMIT_CHUNK, submitParts } from "./submit-parts.js"
 
 /**
  * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
@@ -91,10 +90,6 @@ export interface DocEvents<S> {
 /** Settled commands after which an ack goes out on its own (else it rides the next submit). */
 const ACK_EVERY = 64
 
-/** Commands per submit message. */
-const SUBMIT_CHUNK = 256
-/** Bytes (upper bound) per submit message: half the default 1 MiB frame limit. */
-const SUBMIT_BYTES = 512 << 10
 /**
  * Commands (and bytes) sent and not yet answered, per document. A long offline outbox goes
  * out as the hub answers it: the hub stops reading a connection past its command rate or
@@ -498,26 +493,13 @@ export class Doc<M extends Machine<any, any>> {
     if (this.#compat !== undefined) return this.#sendDowncast(this.#compat, commands)
     const acked = this.#ackedClientSeq()
     this.#lastAckSent = acked
-    // Well under the hub's per-submit and frame limits, so a long offline outbox goes out in pieces.
-    let part: PendingCommand[] = []
-    let size = 0
-    const flush = () => {
-      if (part.length === 0) return
-      this.#send?.(this.#protocol >= 2
+    const compact = this.#protocol >= 2
+    for (const part of submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p)))) {
+      this.#send?.(compact
         // Protocol 2: arguments in their schema-driven bytes (args-codec.ts).
         ? { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: this.#compactArgs(p) })), ackedClientSeq: acked, compact: true }
         : { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
-      part = []
-      size = 0
     }
-    for (const p of commands) {
-      // Counted as sent: a compact form may be larger than the canonical one (a union adds its index).
-      const n = this.#protocol >= 2 ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p)
-      if (part.length >= SUBMIT_CHUNK || (part.length > 0 && size + n > SUBMIT_BYTES)) flush()
-      part.push(p)
-      size += n
-    }
-    flush()
   }
 
   /** Compat mode: each command as the hub's version; stops at the first that has no single downcast. */
@@ -537,12 +519,12 @@ export class Doc<M extends Machine<any, any>> {
 
   /** A pending command's arguments in protocol 2's compact form (made once per command). */
   #compactArgs(p: PendingCommand): Uint8Array {
-    return (p.compact ??= argsCodecOf(this.#schemaOf(p.name)).encode(p.encoded))
+    return (p.compact ??= this.#codecOf(p.name).encode(p.encoded))
   }
 
-  /** The schema AST of a command's arguments (an unknown command's go as a canonical value). */
-  #schemaOf(name: string): SchemaAST.AST {
-    return (this.#sessionMachine.commands as Record<string, { args: { ast: SchemaAST.AST } } | undefined>)[name]?.args.ast ?? Schema.Unknown.ast
+  /** The compact codec of a command's arguments, as the connection's machine has it (args-codec.ts). */
+  #codecOf(name: string): ArgsCodec {
+    return commandArgsCodec(this.#sessionMachine.commands, name)
   }
 
   /**
@@ -575,7 +557,7 @@ export class Doc<M extends Machine<any, any>> {
       }
       if (!(e.args instanceof Uint8Array)) return undefined
       try {
-        out[i] = { ...e, args: argsCodecOf(this.#schemaOf(e.name)).decode(e.args) }
+        out[i] = { ...e, args: this.#codecOf(e.name).decode(e.args) }
       } catch {
         return undefined
       }

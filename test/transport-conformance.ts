@@ -14,6 +14,7 @@
 import type {
   ClientMessage, ClientTransport, CloseInfo, Connection, ConnectionAcceptor, ConnectionInfo, ServerMessage,
 } from "../core/index.js"
+import { encodeClientMessage, encodeServerMessage } from "../core/protocol/codec.js"
 
 export interface TransportHarness {
   /** Serves `acceptor`: every connection a client of this harness opens is handed to it. */
@@ -26,8 +27,8 @@ export interface TransportHarness {
   until(done: () => boolean, maxMs: number): Promise<boolean>
   /** The server goes away (its connections end; the code is the transport's). */
   stop(): Promise<void>
-  /** Largest frame the transport carries in bytes, if it has a limit. */
-  readonly maxFrameBytes: number | undefined
+  /** Largest frame the transport carries in bytes (both ends configured with it). */
+  readonly maxFrameBytes: number
   /** Closes whatever the harness opened. Called after each test. */
   dispose(): Promise<void>
 }
@@ -88,6 +89,17 @@ const open = (transport: ClientTransport): ClientSide => {
     },
   })
   return side as ClientSide
+}
+
+/** The message `make(n)` whose frame (protocol 1, as a connection starts) is exactly `limit + 1` bytes. */
+const overLimit = <M>(limit: number, make: (n: number) => M, encode: (m: M, o: { maxFrameBytes: number }) => Uint8Array): M => {
+  let n = limit - 256
+  for (let tries = 0; tries < 4; tries++) {
+    const size = encode(make(n), { maxFrameBytes: Number.MAX_SAFE_INTEGER }).length
+    if (size === limit + 1) return make(n)
+    n += limit + 1 - size
+  }
+  throw new Error(`No message of exactly ${limit + 1} bytes near ${n}.`)
 }
 
 // ---- sample messages (each as the codec gives it back: no undefined fields) ----
@@ -387,7 +399,7 @@ export const transportConformance = (name: string, make: () => TransportHarness 
 
     test("messages up to the frame limit arrive whole, both ways", async () => {
       const { c, s } = await connected()
-      const limit = h.maxFrameBytes ?? 1 << 20
+      const limit = h.maxFrameBytes
       // Room for the message's other fields; the payload is nearly the whole frame.
       const payload = limit - 256
       const down: ServerMessage = { type: "state", docId: "big", seq: 9, hash: "h", state: bytes(payload, 11) }
@@ -400,6 +412,28 @@ export const transportConformance = (name: string, make: () => TransportHarness 
       expectSame(c.got, [down, SERVER_SAMPLES[6]])
       expectSame(s.got, [up, CLIENT_SAMPLES[5]])
       expect(c.closes).toEqual([])
+    })
+
+    // A peer that sends more than the limit must not be thrown at (the hub would crash, a
+    // client's outbox would stop), and the message must not arrive in part or be lost quietly.
+    test("the hub sends a message one byte over the frame limit: the connection ends with too-large on both ends, never a throw", async () => {
+      const { c, s } = await connected()
+      const over = overLimit(h.maxFrameBytes, (n): ServerMessage => ({ type: "state", docId: "d", seq: 1, hash: "h", state: bytes(n, 13) }), encodeServerMessage)
+      expect(() => s.conn.send(over)).not.toThrow()
+      expect(await h.until(() => c.closes.length > 0 && s.closes.length > 0, 15_000)).toBe(true)
+      expect(c.closes).toEqual([{ code: "too-large", reason: expect.stringMatching(new RegExp(`over the frame limit of ${h.maxFrameBytes} bytes`)) }])
+      expect(s.closes.map((i) => i.code)).toEqual(["too-large"])
+      expect(c.got).toEqual([])
+    })
+
+    test("a client sends a message one byte over the frame limit: the connection ends with too-large on both ends, never a throw", async () => {
+      const { c, s } = await connected()
+      const over = overLimit(h.maxFrameBytes, (n): ClientMessage => ({ type: "submit", docId: "d", ackedClientSeq: 0, commands: [{ clientSeq: 1, name: "x", args: { blob: bytes(n, 14) } }] }), encodeClientMessage)
+      expect(() => c.conn.send(over)).not.toThrow()
+      expect(await h.until(() => c.closes.length > 0 && s.closes.length > 0, 15_000)).toBe(true)
+      expect(c.closes.map((i) => i.code)).toEqual(["too-large"])
+      expect(s.closes.map((i) => i.code)).toEqual(["too-large"])
+      expect(s.got).toEqual([])
     })
 
     test("a server that goes away ends its connections; the clients hear it once", async () => {

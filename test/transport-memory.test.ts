@@ -2,9 +2,12 @@
 import { MemoryNetwork, VirtualRuntime } from "../adapters/memory/index.js"
 import { transportConformance } from "./transport-conformance.js"
 
+const MAX_FRAME = 64 * 1024
+
 transportConformance("memory", () => {
   const rt = new VirtualRuntime(7)
-  const net = new MemoryNetwork(rt, { latency: () => 1 + Math.floor(rt.random() * 3) })
+  // Real frames, so the frame limit holds as on a socket.
+  const net = new MemoryNetwork(rt, { latency: () => 1 + Math.floor(rt.random() * 3), encode: true, maxFrameBytes: MAX_FRAME })
   const nowhere = new MemoryNetwork(rt, { latency: () => 1 })
   let n = 0
   return {
@@ -16,7 +19,7 @@ transportConformance("memory", () => {
       return done()
     },
     stop: async () => net.stopServer(),
-    maxFrameBytes: undefined,
+    maxFrameBytes: MAX_FRAME,
     dispose: async () => {},
   }
 })

@@ -15,7 +15,7 @@
 import type {
   ClientMessage, ClientTransport, CloseInfo, Connection, ConnectionAcceptor, ConnectionListener, Runtime, ServerMessage,
 } from "../../core/index.js"
-import { CodecSession, decodeClientMessage, decodeServerMessage, encodeClientMessage, encodeServerMessage } from "../../core/protocol/codec.js"
+import { CodecSession, DEFAULT_MAX_FRAME_BYTES, decodeClientMessage, decodeServerMessage, encodeClientMessage, encodeServerMessage } from "../../core/protocol/codec.js"
 
 export interface MemoryNetworkOptions {
   /** Delay of each message, ms (default 0). */
@@ -24,6 +24,23 @@ export interface MemoryNetworkOptions {
   readonly clone?: boolean
   /** Send real frames through the protocol codec instead of cloning (default false). */
   readonly encode?: boolean
+  /**
+   * With `encode`: the largest frame either end carries (default 1 MiB, the codec's). A
+   * message over it ends its connection with `too-large` on both ends, as the WebSocket
+   * transports do; the sender's `send` never throws.
+   */
+  readonly maxFrameBytes?: number
+  /** Told of each message the frame limit refused (the simulator fails on an honest peer's). */
+  readonly onRefused?: (refused: RefusedFrame) => void
+}
+
+/** A message over the frame limit, which ended its connection. */
+export interface RefusedFrame {
+  /** The transport name of the connection's client. */
+  readonly client: string
+  readonly from: "client" | "hub"
+  readonly type: string
+  readonly bytes: number
 }
 
 interface Direction<T> {
@@ -52,13 +69,18 @@ class Link {
 /**
  * Through the codec and back, as a real transport would: a decode failure is a bug here. Each
  * end of a link has its session (what compact frames refer to), encoding what it sends and
- * decoding what it receives, in order.
+ * decoding what it receives, in order. A frame over `maxFrameBytes` comes back as its size.
  */
-const roundTrip = <T>(link: Link, toServer: boolean, message: T): T => {
+const roundTrip = <T>(link: Link, toServer: boolean, message: T, maxFrameBytes: number): T | number => {
   const version = link.version
+  const unbounded = { version, maxFrameBytes: Number.MAX_SAFE_INTEGER }
+  const frame = toServer
+    ? encodeClientMessage(message as ClientMessage, { ...unbounded, session: link.clientSession })
+    : encodeServerMessage(message as ServerMessage, { ...unbounded, session: link.serverSession })
+  if (frame.length > maxFrameBytes) return frame.length
   const decoded = toServer
-    ? decodeClientMessage(encodeClientMessage(message as ClientMessage, { version, session: link.clientSession }), { version, session: link.serverSession })
-    : decodeServerMessage(encodeServerMessage(message as ServerMessage, { version, session: link.serverSession }), { version, session: link.clientSession })
+    ? decodeClientMessage(frame, { version, maxFrameBytes, session: link.serverSession })
+    : decodeServerMessage(frame, { version, maxFrameBytes, session: link.clientSession })
   if (decoded.ok !== true) throw new Error(`Codec round trip failed: ${decoded.ok === false ? decoded.error.message : "ignored"}`)
   const m = decoded.message as T
   if ((m as ServerMessage).type === "welcome") link.version = (m as ServerMessage & { type: "welcome" }).protocol
@@ -76,6 +98,8 @@ export class MemoryNetwork {
   private readonly latency: () => number
   private readonly clone: boolean
   private readonly encode: boolean
+  private readonly maxFrameBytes: number
+  private readonly onRefused: ((refused: RefusedFrame) => void) | undefined
   /** Messages delivered, for tests and benchmarks. */
   delivered = 0
 
@@ -83,6 +107,8 @@ export class MemoryNetwork {
     this.latency = options.latency ?? (() => 0)
     this.clone = options.clone ?? true
     this.encode = options.encode ?? false
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    this.onRefused = options.onRefused
   }
 
   /** Attaches the hub (again, after a restart). */
@@ -147,7 +173,14 @@ export class MemoryNetwork {
   private deliver<T>(link: Link, dir: Direction<T>, message: T): void {
     if (!link.open) return
     const epoch = link.epoch
-    const payload = this.encode ? roundTrip(link, dir === (link.toServer as Direction<unknown>), message) : this.clone ? structuredClone(message) : message
+    const toServer = dir === (link.toServer as Direction<unknown>)
+    const payload = this.encode ? roundTrip(link, toServer, message, this.maxFrameBytes) : this.clone ? structuredClone(message) : message
+    if (typeof payload === "number") {
+      // As the WebSocket transports: the connection ends, both ends hear why, the sender is not thrown at.
+      const type = (message as { type: string }).type
+      this.onRefused?.({ client: link.client, from: toServer ? "client" : "hub", type, bytes: payload })
+      return this.reset(link, "too-large", `A ${type} message of ${payload} bytes is over the frame limit of ${this.maxFrameBytes} bytes.`)
+    }
     const now = this.runtime.now()
     const at = Math.max(dir.lastAt, now + this.latency())
     dir.lastAt = at

@@ -7,7 +7,7 @@
  * Each part of the world has its own test, so a red run says which invariant the engine
  * lets through: the core world, snapshots and compaction with mixed protocols, a large
  * document, failed replica writes, app code that aliases or writes non-plain values, hostile
- * clients (protocol abuse; oversized arguments), a mixed fleet of machine versions with
+ * clients (protocol abuse; oversized arguments), arguments larger compact than canonical, a mixed fleet of machine versions with
  * rolling upgrades, collaborative text (a Yjs field typed into concurrently).
  *
  * The worlds run in the sim CLI as a child process (tsx): inside jest's vm context the
@@ -62,14 +62,21 @@ test("a large document: 32-64 KiB commands, paged catch-up, snapshots and stream
   expect(await failing(1, [...CORE, "--big-kib", "512", "--drifting", "0", "--docs", "1"], 3, ["entries:big"])).toEqual([])
 }, SIM_TEST_MS)
 
+test("arguments whose compact form outweighs their canonical one: submits, a fan-out of two writers and catch-up pages of the hub's default size stay under the frame limit (2 seeds)", async () => {
+  // Cut by canonical size, the client's submits (mutant cut-submits-canonical) or the hub's
+  // pages (mutant cut-entries-canonical) were frames over 1 MiB, refused at every reconnect.
+  const world = [...CORE, "--big-kib", "64", "--flag-bursts", "3", "--catch-up-page", "512", "--protocols", "v2"]
+  expect(await failing(2, world, 4, ["flagBursts"])).toEqual([])
+}, SIM_TEST_MS)
+
 test("failed replica writes are reported to the app and lose no command (3 seeds)", async () => {
   expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"], 4, ["replicaWriteFailures"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
   // Seed 20 failed with "raw gap was answered seq:7" before the hostile client marked the gap refused.
-  // Pinned to the world the seed was found in (before the text document joined it).
-  expect(await failing(1, ["--from", "20", "--mixed-fleet", "0", "--crdt", "0"], 5)).toEqual([])
+  // Pinned to the world the seed was found in (before the text document and the flags bursts joined it).
+  expect(await failing(1, ["--from", "20", "--mixed-fleet", "0", "--crdt", "0", "--flag-bursts", "0"], 5)).toEqual([])
 }, SIM_TEST_MS)
 
 test("older-version followers are served entries while the log has them (seeds 82, 120 and 194 of the whole world, 5 replicas)", async () => {
@@ -77,8 +84,8 @@ test("older-version followers are served entries while the log has them (seeds 8
   // follower between the two was told update-required (seed 82), for good when the write then
   // failed (seed 120); the horizon now moves once recorded. Seed 194: the checker judged
   // "behind" by durable deletes instead of the recorded horizon.
-  // Pinned to the world the seeds were found in (before the text document joined it).
-  const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed, "--crdt", "0"], 5)))
+  // Pinned to the world the seeds were found in (before the text document and the flags bursts joined it).
+  const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed, "--crdt", "0", "--flag-bursts", "0"], 5)))
   expect(runs.flat()).toEqual([])
 }, SIM_TEST_MS)
 

@@ -21,14 +21,16 @@
  * - serving: the hub never answers an honest replica with an error of its own making;
  * - globals: Object.prototype and friends are untouched (checked while running and at the end);
  * - crash: nothing escaped the engine (throws in timers, unhandled rejections, internal errors);
+ * - frames: neither the hub nor an honest replica sends a message over the frame limit
+ *   (the transport would refuse it again at every reconnect);
  * - liveness: the world settles (no livelock; every check-phase operation finishes).
  * - versions (the mixed fleet, versioned.ts): a command is logged in the form its version
  *   converts to at its entry's epoch; a replica of the authority's version converges to it;
  *   an older one that is still following has the document as its version sees it (the log
  *   converted down); one told update-required is read-only and keeps every command it has
  *   not heard back about in its outbox (after an upgrade they are sent and applied once).
- * The last five are noticed while the world runs (simulation.ts, guard.ts) and arrive here
- * in the ledger's errors.
+ * Storage, serving, globals, crash, frames and liveness are noticed while the world runs
+ * (simulation.ts, guard.ts) and arrive here in the ledger's errors.
  */
 import type { Doc, Entry, Machine } from "../../core/index.js"
 import { argsKey, type HostileClients, type RawCommand, type RawConn } from "./hostile.js"

@@ -31,6 +31,8 @@
  *   --crdt-automerge P         share of the typing that goes into the Automerge text (0.3)
  *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)
+ *   --flag-bursts N            bursts of large commands whose compact arguments outweigh their
+ *                              canonical form, into the big document (1)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
  * --stats (print the counters of every seed summed, as one JSON line "stats {...}"),
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
@@ -104,6 +106,7 @@ const knobs = {
   crdtAutomerge: flag("crdt-automerge", DEFAULTS.crdtAutomerge),
   crdtPastes: flag("crdt-pastes", DEFAULTS.crdtPastes),
   crdtHeavy: flag("crdt-heavy", DEFAULTS.crdtHeavy),
+  flagBursts: flag("flag-bursts", DEFAULTS.flagBursts),
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 

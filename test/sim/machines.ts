@@ -5,7 +5,9 @@
  *   (`Object.assign(item, fields)` with free-form fields), commands that alias (`s.b = s.a`),
  *   write non-plain values, or write and then reject. The engine must keep the state a tree
  *   of plain data whatever they do (DESIGN.md, state model).
- * - Big: documents of megabytes (32-64 KiB strings).
+ * - Big: documents of megabytes (32-64 KiB strings), and `flags`: arguments whose compact
+ *   form (protocol 2) is three times their canonical one (a union adds its member's index
+ *   to each value), so every message that carries them must be cut by the bytes it is sent as.
  * - a deliberately non-deterministic machine (per simulation, seeded): only checkpoints can
  *   notice it, so it is what proves checkpoint verification works.
  */
@@ -177,6 +179,13 @@ export const Big = defineMachine({
       args: Schema.Struct({ id: Schema.String }),
       apply: (state, { id }) => {
         state.touches[id] = (state.touches[id] ?? 0) + 1
+      },
+    },
+    // Booleans typed this way take one byte canonical and three compact.
+    flags: {
+      args: Schema.Struct({ id: Schema.String, flags: Schema.Array(Schema.Union([Schema.Union([Schema.Boolean, Schema.Number]), Schema.String])) }),
+      apply: (state, { id, flags }) => {
+        state.touches[id] = (state.touches[id] ?? 0) + flags.length
       },
     },
   },

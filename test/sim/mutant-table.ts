@@ -31,6 +31,8 @@ export interface Mutant {
 export const MUTANT_WORLD: ReadonlyArray<string> = ["--big-kib", "256"]
 
 const AUTH = "core/authority/doc-authority.ts"
+/** Bursts of arguments larger compact than canonical, protocol 2, and the hub's default catch-up page (the sim's 8 entries of them fit a frame whichever way they are cut). */
+const FLAGS_WORLD = ["--flag-bursts", "3", "--catch-up-page", "512", "--protocols", "v2"]
 const RS = "core/replica/replica-state.ts"
 const DOC = "core/replica/doc.ts"
 const TABLE = "core/authority/client-table.ts"
@@ -238,5 +240,21 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "CRDT field updates cost their sender nothing: a few hundred bytes of Automerge change standing for thousands of ops are merged as fast as they come",
     patches: [{ file: "core/authority/hub.ts", anchor: "known ?? this.crdtWork.weigh(msg) : undefined", replacement: "undefined : undefined" }],
     simArgs: ["--crdt-heavy", "20", "--attacks", "legit"],
+  },
+  {
+    name: "cut-submits-canonical",
+    breaks: "a replica cuts its submits by the commands' canonical size, though compact arguments can be larger: a submit over the frame limit, refused at every reconnect",
+    patches: [{ file: DOC, anchor: "submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p)))", replacement: "submitParts(commands, (p) => sizeOf(p))" }],
+    simArgs: FLAGS_WORLD,
+  },
+  {
+    name: "cut-entries-canonical",
+    breaks: "the hub cuts entries into messages by their canonical size and compacts them after: a catch-up page over the frame limit",
+    patches: [{
+      file: AUTH,
+      anchor: "return cutBySize(list, this.maxMessageBytes, new Set(bySeq.keys())).map((run) => {",
+      replacement: "return cutBySize(entries, this.maxMessageBytes, new Set(bySeq.keys())).map((cut) => {\n      const run = compact ? cut.map((e) => (elide?.has(e.seq) ? e : this.compactEntry(e))) : cut",
+    }],
+    simArgs: FLAGS_WORLD,
   },
 ]

@@ -134,6 +134,15 @@ export interface SimOptions {
    */
   readonly crdtHeavy?: number
   /**
+   * Bursts of 25-45 Big `flags` commands of 12k-24k booleans into the big document, by one
+   * writer or two at once, at random moments, while the big document's other followers are
+   * partitioned for 1.5-3.5 s: their compact arguments are three times their canonical ones,
+   * so a submit, a fan-out or a catch-up page cut by any other size than the bytes sent
+   * outgrows the frame limit. Needs the big document. Their own stream of numbers, so 0 leaves every
+   * seed as it was. Default 1.
+   */
+  readonly flagBursts?: number
+  /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
    * with more ops.
@@ -159,7 +168,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, flagBursts: 1,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -338,7 +347,16 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const bigPlan: BigPlan = { targetBytes: o.bigBytes, minBlob: 32 << 10, maxBlob: 64 << 10 }
 
     // Real frames: the simulator also exercises the wire codec.
-    const net = new MemoryNetwork(rt, { latency: () => Math.floor(rng() * 20), encode: true })
+    // A frame over the limit ends its connection, as on a socket; from the hub or an honest
+    // replica it is a bug: a message the transport refuses goes out again at every reconnect.
+    const net = new MemoryNetwork(rt, {
+      latency: () => Math.floor(rng() * 20),
+      encode: true,
+      onRefused: (f) => {
+        if (f.from === "hub" || replicas.some((r) => r.name === f.client)) fail(`frames: ${f.from === "hub" ? `the hub's ${f.type} to ${f.client}` : `${f.client}'s ${f.type}`} is a frame of ${f.bytes} bytes, over the limit`)
+        else log(`${f.client}'s ${f.type} of ${f.bytes} bytes refused: over the frame limit`)
+      },
+    })
     // Mostly fast, sometimes slow: widens the window in which a crash loses a write.
     const diskLatency = () => (rng() < 0.1 ? Math.floor(rng() * 60) : Math.floor(rng() * 4))
     const readLatency = () => (phase === "check" || !o.readLatency ? 0 : rng() < 0.05 ? Math.floor(rng() * 30) : Math.floor(rng() * 3))
@@ -636,6 +654,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (doc === undefined || !r.proc.alive || doc.isClosed) return
       const invalid = spec.kind === "todo" && rng() < 0.05
       const [name, args] = invalid ? ["rename", { id: 7 }] : spec.kind === "versioned" ? versionedCommand(rng, r.version) : honestCommand(rng, spec.machine, doc.state, bigPlan, o.appBugs)
+      submitCommand(r, spec, doc, name, args, invalid)
+    }
+    const submitCommand = (r: Replica, spec: DocSpec, doc: Doc<any>, name: string, args: unknown, invalid: boolean) => {
       // The app bugs of TodoPlus (workload.ts todoCommand): aliasing and non-plain writes.
       if (spec.kind === "todo" && (name === "alias" || name === "stamp")) stats.appBugs = (stats.appBugs ?? 0) + 1
       // A read-only document (update-required) refuses locally: that is its contract.
@@ -907,6 +928,40 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         if (writers.length === 0) break
         const r = pick(textRng, writers)
         rt.setTimer(t, () => typeBurst(r))
+      }
+    }
+
+    // Bursts of arguments whose compact form outweighs their canonical one, from their own stream.
+    const bigSpec = specs.find((s) => s.kind === "big")
+    const flagWriters = bigSpec === undefined ? [] : replicas.filter((r) => r.follows.includes(bigSpec))
+    if (o.flagBursts > 0 && flagWriters.length > 0) {
+      const flagRng = seededRandom(seed ^ 0xf1a65)
+      for (let i = 0; i < o.flagBursts; i++) {
+        // One writer, or two at once: the hub's group commit then fans both submits out together.
+        const writers = [...new Set([pick(flagRng, flagWriters), pick(flagRng, flagWriters)].slice(0, flagRng() < 0.5 ? 1 : 2))]
+        // 25-45 commands of 12k-24k booleans: 300 KB to 1 MB canonical, so a submit or page of
+        // half a frame by that size is over a frame compact; those over 21.8k booleans (64 KiB
+        // compact) go in the value form (args-codec LARGE_ARGS).
+        const count = 25 + Math.floor(flagRng() * 21)
+        const flags = Array.from({ length: 12_000 + Math.floor(flagRng() * 12_000) }, () => flagRng() < 0.5)
+        // The other followers are cut off meanwhile, to catch up on the whole burst at once.
+        const away = 1_500 + Math.floor(flagRng() * 2_000)
+        rt.setTimer(Math.floor(flagRng() * activeMs), () => {
+          for (const m of flagWriters) {
+            if (writers.includes(m) || m.partitioned) continue
+            m.partitioned = true
+            log(`partition ${m.name} (flags burst)`)
+            net.partition(m.name)
+            rt.setTimer(away, () => { m.partitioned = false; net.heal(m.name); log(`heal ${m.name}`) })
+          }
+          for (const r of writers) {
+            const doc = r.docs.get(bigSpec!.docId)
+            if (doc === undefined || !r.proc.alive || doc.isClosed) continue
+            stats.flagBursts = (stats.flagBursts ?? 0) + 1
+            log(`${r.name} flags burst: ${count} commands of ${flags.length} booleans`)
+            for (let k = 0; k < count; k++) submitCommand(r, bigSpec!, doc, "flags", { id: `f${k % 4}`, flags }, false)
+          }
+        })
       }
     }
 

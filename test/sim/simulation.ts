@@ -138,8 +138,8 @@ export interface SimOptions {
    * writer or two at once, at random moments, while the big document's other followers are
    * partitioned for 1.5-3.5 s: their compact arguments are three times their canonical ones,
    * so a submit, a fan-out or a catch-up page cut by any other size than the bytes sent
-   * outgrows the frame limit. Needs the big document. Their own stream of numbers, so 0 leaves every
-   * seed as it was. Default 1.
+   * outgrows the frame limit. Needs the big document. Their own stream of numbers, so 0
+   * leaves every seed as it was. Default 1.
    */
   readonly flagBursts?: number
   /**

@@ -9,6 +9,7 @@ import fc from "fast-check"
 import * as Schema from "effect/Schema"
 import { CanonClient, defineMachine, encodeCanonical, type ClientMessage, type ConnectionListener, type ServerMessage } from "../core/index.js"
 import { hashBytes } from "../core/internal.js"
+import { CodecSession, encodeClientMessage } from "../core/protocol/codec.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { Todo } from "./support/machines.js"
@@ -40,9 +41,9 @@ const Note = defineMachine({
   crdt: { body: yText() },
 })
 
-const setup = async <M extends typeof Todo | typeof Note>(machine: M, protocol = 1) => {
+const setup = async <M extends typeof Todo | typeof Note>(machine: M, protocol = 1, storage = new MemoryStorage()) => {
   const hub = scriptedHub()
-  const client = await CanonClient.open({ transport: hub.transport, runtime: new VirtualRuntime(1), storage: new MemoryStorage(), clientId: "c1", machines: [machine] })
+  const client = await CanonClient.open({ transport: hub.transport, runtime: new VirtualRuntime(1), storage, clientId: "c1", machines: [machine] })
   await flush()
   hub.deliver({ type: "welcome", protocol, clientId: "c1" })
   const doc = await client.open(machine, DOC)
@@ -110,6 +111,41 @@ describe("a state the replica cannot read is refused where it arrives", () => {
   })
 })
 
+// ---- numbers the hub sends ----
+
+describe("a clientSeq from the hub that no outbox can be numbered from changes nothing", () => {
+  test.each([
+    ["sequence-reset", Number.MAX_SAFE_INTEGER],
+    ["sequence-reset", 2 ** 52],
+    ["sequence-gap", 0],
+  ])("%s at %d: every command stays, under its number, stored and sendable", async (code, at) => {
+    const storage = new MemoryStorage()
+    const { hub, client, doc, errors } = await setup(Todo, 1, storage)
+    for (let i = 0; i < 4; i++) void doc.submit("add", { id: `t${i}`, title: `c${i}` }).catch(() => {})
+    await doc.whenStored()
+    hub.deliver({ type: "error", docId: DOC, code, message: "renumber", seq: at })
+    await doc.whenStored()
+    expect(doc.pending.map((p) => p.clientSeq)).toEqual([1, 2, 3, 4])
+    expect(errors).toEqual([expect.stringMatching(/^protocol-error: The hub asked to number the commands of "list" from \d+; 4 pending command\(s\) can only be numbered from 1 to 4503599627370496\. Ignored\.$/)])
+    await client.close()
+    const again = await setup(Todo, 1, storage)
+    expect(again.doc.pending.map((p) => p.clientSeq)).toEqual([1, 2, 3, 4])
+    for (const m of again.hub.sent) expect(() => encodeClientMessage(m, { version: 1 })).not.toThrow()
+    await again.client.close()
+  })
+
+  test("a reset the outbox can take still renumbers it", async () => {
+    const { hub, client, doc, errors } = await setup(Todo)
+    for (let i = 0; i < 2; i++) void doc.submit("add", { id: `t${i}`, title: `c${i}` }).catch(() => {})
+    await doc.whenStored()
+    hub.deliver({ type: "error", docId: DOC, code: "sequence-reset", message: "renumber", seq: 7 })
+    await doc.whenStored()
+    expect(doc.pending.map((p) => p.clientSeq)).toEqual([7, 8])
+    expect(errors).toEqual([])
+    await client.close()
+  })
+})
+
 // ---- any sequence of messages ----
 
 const bytes = fc.uint8Array({ maxLength: 48 })
@@ -133,7 +169,8 @@ const message: fc.Arbitrary<ServerMessage[]> = fc.oneof(
   fc.record({ type: fc.constant("checkpoint" as const), docId: fc.constant(DOC), seq, hash: fc.string() }).map((m) => [m]),
   fc.record({ type: fc.constant("synced" as const), docId: fc.constant(DOC), seq }).map((m) => [m]),
   fc.record({ type: fc.constant("presence" as const), docId: fc.constant(DOC), clientId: fc.string(), state: plain }).map((m) => [m as ServerMessage]),
-  fc.record({ type: fc.constant("error" as const), docId: fc.constant(DOC), code: fc.constantFrom("sequence-gap", "sequence-reset", "update-required", "x"), message: fc.string(), seq: fc.option(seq, { nil: undefined }) }).map((m) => [m as ServerMessage]),
+  // Numbers at the ends too: 0, and where doubles stop counting (2^53).
+  fc.record({ type: fc.constant("error" as const), docId: fc.constant(DOC), code: fc.constantFrom("sequence-gap", "sequence-reset", "update-required", "x"), message: fc.string(), seq: fc.option(fc.oneof(seq, fc.constantFrom(2 ** 52 - 1, 2 ** 53 - 2, Number.MAX_SAFE_INTEGER)), { nil: undefined }) }).map((m) => [m as ServerMessage]),
 )
 
 test("no sequence of hub messages throws out of onMessage, and the replica stays usable", async () => {
@@ -150,6 +187,13 @@ test("no sequence of hub messages throws out of onMessage, and the replica stays
       await flush()
       // Each message is refused where it arrives: none needs the client's last resort (closing the connection).
       expect(hub.closes).toEqual([])
+      // Whatever numbers the hub sent, every command keeps a number of its own that a submit can carry...
+      const numbers = doc.pending.map((p) => p.clientSeq)
+      expect(new Set(numbers).size).toBe(numbers.length)
+      for (const n of numbers) expect(n >= 1 && Number.isSafeInteger(n)).toBe(true)
+      // ...and all the client sent can be framed (a message that cannot is sent again at every reconnect).
+      const session = new CodecSession()
+      for (const m of hub.sent) expect(() => encodeClientMessage(m, { version: protocol, session })).not.toThrow()
       await client.close()
     }),
     { numRuns: 200 },

@@ -34,6 +34,9 @@ import { AS, BATCH, historyOf, type CompatSession } from "../schema/registry.js"
 import { MemoryLane, type DocLane, type LaneHost, type Renumbering } from "./doc-lane.js"
 import { SUBMIT_BYTES, SUBMIT_CHUNK, submitParts } from "./submit-parts.js"
 
+/** The highest clientSeq a hub may have this replica number commands up to: far below 2^53, where numbers collide. */
+const MAX_CLIENT_SEQ = 2 ** 52
+
 /**
  * What a confirmed command resolves with: its entry's seq. `upperBound` is set in one rare
  * case: the hub no longer kept the command's outcome (it waited unacknowledged behind more
@@ -754,6 +757,12 @@ export class Doc<M extends Machine<any, any>> {
           this.#updateNeeded = { seq: msg.seq, message: msg.message }
           if (first) this.#emit("updateRequired", this.#updateNeeded)
         }
+        if ((msg.code === "sequence-reset" || msg.code === "sequence-gap") && msg.seq !== undefined && !this.#numberable(msg.seq)) {
+          // Renumbered there, commands would collide past 2^53 (and overwrite each other in the
+          // outbox) or take numbers no submit can carry: changing nothing keeps every command.
+          this.#emit("error", { code: "protocol-error", message: `The hub asked to number the commands of "${this.docId}" from ${msg.seq}; ${this.#rs.pending.length} pending command(s) can only be numbered from 1 to ${MAX_CLIENT_SEQ}. Ignored.` })
+          return
+        }
         if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.#resumeNumberingAt(msg.seq)
         if (msg.code === "sequence-gap" && msg.seq !== undefined && (this.#rs.pending[0]?.clientSeq ?? 0) > msg.seq) {
           // No command here holds the numbers the hub is missing: they were taken by commands
@@ -826,6 +835,11 @@ export class Doc<M extends Machine<any, any>> {
    * below it were never applied under their numbers: renumber them, store the new outbox,
    * and send them again.
    */
+  /** Whether the pending commands can be numbered on from `from` (a number the hub sent). */
+  #numberable(from: number): boolean {
+    return Number.isSafeInteger(from) && from >= 1 && from + this.#rs.pending.length <= MAX_CLIENT_SEQ
+  }
+
   #resumeNumberingAt(from: number): void {
     this.#renumber(this.#rs.renumber(from), from, false)
   }

@@ -99,16 +99,24 @@ test("nesting up to the bound is accepted, one deeper is refused, for a whole Yj
   expect(check(nest(MAX_TYPE_DEPTH / 2 + 1, doc), doc)?.reason).toBe("malformed")
 })
 
-test("a map key __proto__ is refused where it enters (toJSON would set the prototype of the object it builds)", async () => {
-  const { notIntegrable } = await import("../adapters/yjs/integrable.js")
-  const src = new Y.Doc()
-  src.getMap("m").set("__proto__", { isAdmin: true })
-  // What a replica that accepted it would show: an object inheriting the peer's value.
-  expect((src.getMap("m").toJSON() as { isAdmin?: boolean }).isAdmin).toBe(true)
-  const update = Y.encodeStateAsUpdate(src)
-  expect(notIntegrable(update, Y.decodeUpdate(update) as never, () => 0, new Y.Doc())?.reason).toBe("malformed")
-  const fine = new Y.Doc()
-  fine.getMap("m").set("constructor", 1)
-  const ok = Y.encodeStateAsUpdate(fine)
-  expect(notIntegrable(ok, Y.decodeUpdate(ok) as never, () => 0, new Y.Doc())).toBeUndefined()
+test("a key __proto__ in a peer's merge is refused at the hub, as a map key or inside a value: no replica reads an object with a prototype of the peer's choosing", async () => {
+  const rt = new VirtualRuntime(12)
+  const net = new MemoryNetwork(rt, { latency: () => 3, encode: true })
+  const hub = new Hub({ machines: [Card], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const open = async (name: string) => (await CanonClient.open({ transport: net.transport(name), runtime: rt, clientId: name })).open(Card, "c1")
+  const mallory = await open("mallory")
+  const honest = await open("honest")
+  await settleWithTurns(rt, 100)
+  const rejections: string[] = []
+  mallory.on("rejected", (e) => rejections.push(crdtReason(e.rejection) ?? e.rejection.code))
+  // What a replica that accepted them would read: objects inheriting the peer's values.
+  mallory.crdt.labels.set("__proto__", { isAdmin: true })
+  await settleWithTurns(rt, 500)
+  mallory.crdt.labels.set("card", JSON.parse('{"title":"hi","__proto__":{"isAdmin":true}}'))
+  await settleWithTurns(rt, 500)
+  expect(rejections).toEqual([expect.stringMatching(/crdt-invalid/), expect.stringMatching(/crdt-invalid/)])
+  expect(honest.crdt.labels.toJSON()).toEqual({})
+  expect(honest.crdt.labels.has("card")).toBe(false)
+  expect(await hub.doc("c1", Card).then((d) => d.stateHash())).toBe(honest.confirmedHash())
 })

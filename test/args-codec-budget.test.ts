@@ -40,6 +40,19 @@ test("the budget is shared by every array of the decode: one array may use it al
   expect(() => c.decode(hand)).toThrow(/over what/)
 })
 
+test("the allowance is small: a command of 4 bytes cannot claim 65,540 literals (a submit carries 1000 such commands)", () => {
+  const c = argsCodec(Schema.Struct({ marks: Schema.Array(Schema.Literal("x")) }).ast)
+  // Form 0, then the array's count as a varint: 65,540.
+  expect(() => c.decode(new Uint8Array([0, 0x84, 0x80, 0x04]))).toThrow(/over what/)
+  // What an app sends of them still travels, compact while it fits the allowance.
+  for (const n of [FREE_ITEMS, FREE_ITEMS * 4, 70_000]) {
+    const v = { marks: new Array<"x">(n).fill("x") }
+    const bytes = c.encode(v)
+    expect([n, bytes[0]]).toEqual([n, n <= FREE_ITEMS ? 0 : 1])
+    expect(c.decode(bytes)).toEqual(v)
+  }
+})
+
 test("an object's index keys count too", () => {
   const c = argsCodec(Schema.Array(Schema.Record(Schema.String, Schema.Null)).ast)
   const v = [{ a: null, b: null }, {}, { c: null }]

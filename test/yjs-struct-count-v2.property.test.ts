@@ -10,6 +10,7 @@ import fc from "fast-check"
 import * as Y from "yjs"
 import * as encoding from "lib0/encoding"
 import { countV2Structs } from "../adapters/yjs/integrable.js"
+import { v2Bomb } from "./support/yjs-v2-bomb.js"
 
 /** Plain values as Yjs stores them (lib0 any): nested objects and arrays included. */
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
@@ -99,22 +100,6 @@ test("countV2Structs agrees with Y.decodeUpdateV2 on whole and incremental V2 up
     }
   }), { numRuns: 300 })
 })
-
-/** The forged update of the attack (as /work/attack-client/a1-yjs-v2-bomb-snapshot.ts builds it): `n` GC structs in 26 bytes, the info and length columns each one run repeating forever. */
-export const v2Bomb = (n: number): Uint8Array => {
-  const e = encoding.createEncoder()
-  encoding.writeVarUint(e, 0)
-  const stream = (f: (s: encoding.Encoder) => void) => {
-    const s = encoding.createEncoder()
-    f(s)
-    encoding.writeVarUint8Array(e, encoding.toUint8Array(s))
-  }
-  stream(() => {}); stream((s) => encoding.writeVarInt(s, 77)); stream(() => {}); stream(() => {})
-  stream((s) => encoding.writeUint8(s, 0)); stream((s) => encoding.writeVarString(s, "")); stream(() => {}); stream(() => {})
-  stream((s) => { encoding.writeVarInt(s, -1); encoding.writeVarUint(s, n) })
-  encoding.writeVarUint(e, 1); encoding.writeVarUint(e, n); encoding.writeVarUint(e, 0); encoding.writeVarUint(e, 0)
-  return encoding.toUint8Array(e)
-}
 
 test("a V2 update whose run-length columns claim 10^8 structs is refused before any is read", () => {
   const bomb = v2Bomb(1e8)

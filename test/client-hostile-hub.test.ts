@@ -14,6 +14,7 @@ import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { Todo } from "./support/machines.js"
 import { ROOT } from "./crash/harness.js"
+import { v2Bomb } from "./support/yjs-v2-bomb.js"
 
 const DOC = "list"
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
@@ -101,6 +102,30 @@ describe("a state the replica cannot read is refused where it arrives", () => {
     await flush()
     expect(doc.confirmedSeq).toBe(8)
     expect(doc.state).toEqual({ title: "mine" })
+  })
+
+  test("a CRDT field whose Yjs V2 state claims more structs than a field may hold is refused before decoding: nothing changes, nothing is stored", async () => {
+    const storage = new MemoryStorage()
+    const { hub, client, doc, errors } = await setup(Note, 1, storage)
+    for (const m of snapshotStream(encodeCanonical({ title: "hub's" }), 3)) hub.deliver(m)
+    await doc.whenStored()
+    doc.crdt.body.insert(0, "local text")
+    // 2^22 + 1 structs in 24 bytes (Yjs took 1 s and 136 MB a million; 10^8 killed the process).
+    const bomb = encodeCanonical({ title: "bomb", $crdt: { body: encodeCanonical(["y1", v2Bomb((1 << 22) + 1), []]) } })
+    expect(bomb.length).toBeLessThan(100)
+    const t0 = performance.now()
+    for (const m of snapshotStream(bomb, 7)) expect(() => hub.deliver(m)).not.toThrow()
+    expect(performance.now() - t0).toBeLessThan(500)
+    await doc.whenStored()
+    expect(doc.confirmedSeq).toBe(3)
+    expect(doc.state).toEqual({ title: "hub's" })
+    expect(doc.crdt.body.toString()).toBe("local text")
+    expect(errors).toEqual([expect.stringMatching(/^snapshot-invalid: .*cannot be read .*more than 4194304 structs/)])
+    await client.close()
+    const again = await setup(Note, 1, storage)
+    expect(again.doc.confirmedSeq).toBe(3)
+    expect(again.doc.state).toEqual({ title: "hub's" })
+    await again.client.close()
   })
 
   test("an announced size is not allocated before the bytes come", async () => {

@@ -28,7 +28,7 @@ import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
-import { MAX_UPDATE_STRUCTS, countV1Structs, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs } from "./integrable.js"
+import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
 const CANON = Symbol("canon-merge")
@@ -220,6 +220,27 @@ const weighUpdate = (update: unknown, maxBytes: number): number => {
   return update.length + (typeof structs === "number" ? 2 * structs + 9 * seen.deleteRanges : 0)
 }
 
+/**
+ * Most structs a field's stored or snapshot state may hold (2^22, a shared type weighing 4):
+ * loading costs about 1-5 µs and 140 bytes a struct, so a few seconds and ~600 MB at most.
+ * No bound relative to the state's bytes is sound: V2 run-length columns hold an honest text
+ * typed backwards and deleted, 100,000 structs, in 50 bytes. So the bound is absolute, and
+ * larger than one update's (MAX_UPDATE_STRUCTS, 2^18: a field accumulates updates). Every
+ * struct reaches a field in a V1 update of at most `maxUpdateBytes`, where it takes about 10
+ * bytes (a character with its origin; GC structs, 2 bytes, merge when adjacent), so an honest
+ * field gets here only after some 40 MB of updates, 160 of the largest: past what a CRDT
+ * field is meant to carry (split such data into documents or fields). A forged V2 state
+ * claims 10^8 structs in 62 bytes.
+ */
+export const MAX_FIELD_STRUCTS = 1 << 22
+
+/** Throws, with a sentence, unless `state` is a V2 update of at most MAX_FIELD_STRUCTS structs (countV2Structs, without decoding it). */
+const checkFieldState = (state: Uint8Array): void => {
+  const count = countV2Structs(state, MAX_FIELD_STRUCTS)
+  if (count === undefined) throw new Error(`The Yjs state holds more than ${MAX_FIELD_STRUCTS} structs, more than a CRDT field may hold; it is not loaded (decoding it could exhaust memory).`)
+  if (typeof count === "string") throw new Error(count)
+}
+
 /** The Yjs engine for one field kind. */
 export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: YFieldOptions = {}): CrdtEngine<H> => {
   const max = options.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES
@@ -237,7 +258,9 @@ export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: Y
         owners.set(o[0], o[1])
       }
       const doc = newDoc(kind)
-      // Snapshots come from the authority's own encoding (verified by hash), hence V2.
+      // Snapshots come from the authority's own encoding (verified by hash), hence V2; a
+      // hostile hub's too (a hash only says the bytes are the ones it meant): counted first.
+      checkFieldState(v[1])
       Y.applyUpdateV2(doc, v[1], CANON)
       // An older hub's snapshot may hold structs Yjs could not integrate: they are in no hash.
       dropPending(doc)

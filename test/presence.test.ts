@@ -1,10 +1,11 @@
 /**
  * Presence: ephemeral per-document state relayed by the hub, never in the log, gone when a
- * client leaves, resent on reconnect.
+ * client leaves, resent on reconnect; relayed on the document's tick (50 ms), latest wins.
  */
 import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
+import { hubWorld } from "./support/hub-wire.js"
 
 const setup = async () => {
   const rt = new VirtualRuntime(5)
@@ -22,18 +23,18 @@ test("a client sees who else is here, their updates, and their leaving; nothing 
   const { rt, hub, open } = await setup()
   const a = await open("a")
   a.doc.setPresence({ name: "Ada", colour: "#c33", editing: null })
-  await rt.run({ forMs: 50 })
+  await rt.run({ forMs: 100 })
   const b = await open("b")
-  await rt.run({ forMs: 50 })
+  await rt.run({ forMs: 100 })
   expect(b.doc.presence.get(a.client.clientId)).toEqual({ name: "Ada", colour: "#c33", editing: null })
   b.doc.setPresence({ name: "Bo", colour: "#33c", editing: "card-1" })
   a.doc.setPresence({ name: "Ada", colour: "#c33", editing: "card-2" })
-  await rt.run({ forMs: 50 })
+  await rt.run({ forMs: 100 })
   expect(a.doc.presence.get(b.client.clientId)).toMatchObject({ editing: "card-1" })
   expect(b.doc.presence.get(a.client.clientId)).toMatchObject({ editing: "card-2" })
   expect(a.doc.presence.has(a.client.clientId)).toBe(false)
   await b.client.close()
-  await rt.run({ forMs: 50 })
+  await rt.run({ forMs: 100 })
   expect(a.doc.presence.has(b.client.clientId)).toBe(false)
   expect((await hub.doc("board", Todo)).headSeq).toBe(0)
 })
@@ -68,4 +69,23 @@ test("oversized presence is refused with a sentence", async () => {
   await rt.run({ forMs: 50 })
   expect(errors).toEqual(["presence-too-large"])
   expect(b.doc.presence.size).toBe(0)
+})
+
+test("a client's presence changes reach each other follower at most once a tick, the latest: a sender within its message rate cannot make the hub send every follower every change", async () => {
+  const w = hubWorld({})
+  const sender = await w.peer()
+  const followers = [await w.peer(), await w.peer(), await w.peer()]
+  for (const p of [sender, ...followers]) w.subscribe(p, "room")
+  await w.run(100)
+  // 200 changes in 20 ms: before, 200 messages to each follower.
+  for (let i = 0; i < 200; i++) {
+    sender.send({ type: "presence-set", docId: "room", state: { x: i } })
+    if (i % 50 === 49) await w.run(5)
+  }
+  await w.run(200)
+  for (const f of followers) {
+    const seen = f.of("presence", "room").filter((m) => m.clientId === sender.clientId)
+    expect(seen.length).toBeLessThanOrEqual(2)
+    expect(seen[seen.length - 1]!.state).toEqual({ x: 199 })
+  }
 })

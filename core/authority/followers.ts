@@ -125,6 +125,8 @@ export interface FollowerOptions {
 
 /** How often a paused follower's buffer is looked at. */
 const DRAIN_POLL_MS = 50
+/** How often a document relays presence changes (20 a second: cursors still look live). */
+const PRESENCE_TICK_MS = 50
 /** First pause after a failed catch-up; doubles per failure in a row, up to the max. */
 const CATCH_UP_RETRY_MS = 250
 /** Least time between two snapshots taken for replicas asking for their state. */
@@ -135,6 +137,9 @@ const CATCH_UP_RETRY_MAX_MS = 10_000
 
 export class Followers {
   private readonly all = new Map<Connection<ServerMessage>, Follower>()
+  /** Followers whose presence changed since the last tick: relayed once a tick, latest wins. */
+  private readonly presenceChanged = new Set<Follower>()
+  private presenceTick: Timer | undefined
   /**
    * When a replica's asked-for state (a desync) may next be made: a snapshot at the head
    * (O(state)), or for a replica at an older version its initial state and the whole log
@@ -184,6 +189,9 @@ export class Followers {
 
   /** Stops everything (the document closes). */
   clear(): void {
+    this.presenceTick?.cancel()
+    this.presenceTick = undefined
+    this.presenceChanged.clear()
     for (const f of this.all.values()) {
       f.closed = true
       f.stream?.stop()
@@ -291,7 +299,16 @@ export class Followers {
     const f = this.all.get(conn)
     if (f === undefined) return
     f.presence = state ?? null
-    this.broadcastPresence(f)
+    // Relayed on the next tick, not per message: each change costs a send to every other
+    // follower, so a sender within its message rate (1000/s) could make the hub send a hundred
+    // followers 100,000 messages a second and stall every document (found by an attack).
+    this.presenceChanged.add(f)
+    this.presenceTick ??= this.doc.runtime.setTimer(PRESENCE_TICK_MS, () => {
+      this.presenceTick = undefined
+      const changed = [...this.presenceChanged]
+      this.presenceChanged.clear()
+      for (const from of changed) if (!from.closed) this.broadcastPresence(from)
+    })
   }
 
   /** Tells every other follower that `from`'s client changed its presence (or left). */

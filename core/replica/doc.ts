@@ -829,17 +829,17 @@ export class Doc<M extends Machine<any, any>> {
     this.#scheduleNotify()
   }
 
+  /** Whether the pending commands can be numbered on from `from` (a number the hub sent). */
+  #numberable(from: number): boolean {
+    return Number.isSafeInteger(from) && from >= 1 && from + this.#rs.pending.length <= MAX_CLIENT_SEQ
+  }
+
   /**
    * The hub says this client's commands on this document must be numbered from `from` (the
    * same clientId was used by another device, or this one lost its storage). Pending commands
    * below it were never applied under their numbers: renumber them, store the new outbox,
    * and send them again.
    */
-  /** Whether the pending commands can be numbered on from `from` (a number the hub sent). */
-  #numberable(from: number): boolean {
-    return Number.isSafeInteger(from) && from >= 1 && from + this.#rs.pending.length <= MAX_CLIENT_SEQ
-  }
-
   #resumeNumberingAt(from: number): void {
     this.#renumber(this.#rs.renumber(from), from, false)
   }

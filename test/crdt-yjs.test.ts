@@ -16,6 +16,7 @@ import { encodeCanonical } from "../core/canonical.js"
 import { crdtReason, yText, yjsEngine } from "../adapters/yjs/index.js"
 import { seededRandom } from "../core/internal.js"
 import { cyclicUpdate, rawUpdate } from "./support/yjs-raw.js"
+import { v2Bomb } from "./support/yjs-v2-bomb.js"
 
 const text = () => yjsEngine<Y.Text>("text")
 
@@ -138,26 +139,6 @@ const edit = (doc: Y.Doc, fn: (d: Y.Doc) => void): Uint8Array => {
   return Y.encodeStateAsUpdate(doc, sv)
 }
 
-/** The 26-byte V2 update that makes Yjs allocate 1e8 structs (research notes, D.1). */
-const v2Bomb = (n = 1e8): Uint8Array => {
-  const e = encoding.createEncoder()
-  encoding.writeVarUint(e, 0)
-  const stream = (f: (s: encoding.Encoder) => void) => {
-    const s = encoding.createEncoder()
-    f(s)
-    encoding.writeVarUint8Array(e, encoding.toUint8Array(s))
-  }
-  stream(() => {})
-  stream((s) => encoding.writeVarInt(s, 77))
-  stream(() => {}); stream(() => {})
-  stream((s) => encoding.writeUint8(s, 0))
-  stream((s) => encoding.writeVarString(s, ""))
-  stream(() => {}); stream(() => {})
-  stream((s) => { encoding.writeVarInt(s, -1); encoding.writeVarUint(s, n) })
-  encoding.writeVarUint(e, 1); encoding.writeVarUint(e, n); encoding.writeVarUint(e, 0)
-  encoding.writeVarUint(e, 0)
-  return encoding.toUint8Array(e)
-}
 
 describe("Yjs field: untrusted updates", () => {
   const reason = (r: ReturnType<ReturnType<typeof text>["create"]>["validate"] extends (...a: any[]) => infer R ? R : never) =>
@@ -214,7 +195,7 @@ describe("Yjs field: untrusted updates", () => {
     const fields = new CrdtFields({ body: yText() })
     fields.merge("body", edit(new Y.Doc(), (d) => d.getText("t").insert(0, "safe")), "a")
     const before = fields.hashes()
-    const bomb = v2Bomb()
+    const bomb = v2Bomb(1e8)
     expect(bomb.length).toBeLessThan(40)
     const heap = process.memoryUsage().heapUsed
     const t0 = performance.now()

@@ -2,59 +2,14 @@
  * countV1Structs (adapters/yjs/integrable.ts) reads a V1 update's structs without decoding
  * it, so every Yjs route can bound the decoded work first. It must agree with
  * `Y.decodeUpdate` (structs, a shared type weighing 4, the delete set's ranges told apart; a subdocument refused) on every update Yjs makes: random documents of every type and content
- * (text with formats and embeds, maps and arrays of nested plain values, XML, deletions,
- * subdocuments), whole and as incremental updates.
+ * (test/support/yjs-random-docs.ts), whole and as incremental updates.
  */
 import fc from "fast-check"
 import * as Y from "yjs"
 import { countV1Structs } from "../adapters/yjs/integrable.js"
+import { apply, yjsOp } from "./support/yjs-random-docs.js"
 
-/** Plain values as Yjs stores them (lib0 any): nested objects and arrays included. */
-const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-  v: fc.oneof(
-    { depthSize: "small", withCrossShrink: true },
-    fc.constant(null), fc.boolean(), fc.integer(), fc.double({ noNaN: true }), fc.string(),
-    fc.uint8Array({ maxLength: 8 }),
-    fc.array(tie("v"), { maxLength: 4 }),
-    fc.dictionary(fc.string({ maxLength: 4 }), tie("v"), { maxKeys: 4, noNullPrototype: true }),
-  ),
-})).v
-
-type Op =
-  | { readonly kind: "text"; readonly at: number; readonly s: string; readonly format?: boolean }
-  | { readonly kind: "delete"; readonly at: number; readonly n: number }
-  | { readonly kind: "embed"; readonly at: number }
-  | { readonly kind: "map"; readonly key: string; readonly v: unknown }
-  | { readonly kind: "array"; readonly vs: unknown[] }
-  | { readonly kind: "nested" }
-  | { readonly kind: "xml" }
-  | { readonly kind: "subdoc" }
-
-const op: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ kind: fc.constant("text" as const), at: fc.nat(50), s: fc.string({ minLength: 1, maxLength: 6 }), format: fc.boolean() }),
-  fc.record({ kind: fc.constant("delete" as const), at: fc.nat(50), n: fc.integer({ min: 1, max: 5 }) }),
-  fc.record({ kind: fc.constant("embed" as const), at: fc.nat(50) }),
-  fc.record({ kind: fc.constant("map" as const), key: fc.string({ maxLength: 3 }), v: value }),
-  fc.record({ kind: fc.constant("array" as const), vs: fc.array(value, { minLength: 1, maxLength: 3 }) }),
-  fc.constant({ kind: "nested" as const }),
-  fc.constant({ kind: "xml" as const }),
-  fc.constant({ kind: "subdoc" as const }),
-)
-
-const apply = (doc: Y.Doc, o: Op): void => {
-  const text = doc.getText("t")
-  const at = (n: number) => Math.min(n, text.length)
-  switch (o.kind) {
-    case "text": return o.format ? text.insert(at(o.at), o.s, { bold: true }) : text.insert(at(o.at), o.s)
-    case "delete": { const from = at(o.at); return text.delete(from, Math.min(o.n, text.length - from)) }
-    case "embed": return text.insertEmbed(at(o.at), { image: "x.png" })
-    case "map": { doc.getMap("m").set(o.key, o.v); return }
-    case "array": return doc.getArray("a").push(o.vs)
-    case "nested": { const inner = new Y.Map<unknown>(); doc.getMap("m").set("inner", inner); inner.set("k", new Y.Array()); return }
-    case "xml": { const el = new Y.XmlElement("p"); el.setAttribute("class", "c"); el.insert(0, [new Y.XmlText("hi"), new Y.XmlHook("h") as unknown as Y.XmlText]); doc.getXmlFragment("x").push([el]); return }
-    case "subdoc": { doc.getMap("docs").set("d", new Y.Doc()); return }
-  }
-}
+const op = yjsOp(1)
 
 test("countV1Structs agrees with Y.decodeUpdate on whole and incremental updates", () => {
   fc.assert(fc.property(fc.array(op, { minLength: 1, maxLength: 25 }), fc.integer({ min: 1, max: 2 ** 30 }), (ops, clientID) => {

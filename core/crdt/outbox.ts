@@ -10,6 +10,7 @@ import type { CrdtDecls, CrdtFields } from "./fields.js"
 import { crdtCommandName } from "./fields.js"
 import type { HandleOf } from "./engine.js"
 import type { Machine } from "../machine.js"
+import { consecutiveRuns } from "../runs.js"
 
 /** At most this many local updates are merged into one command. */
 const MAX_COALESCED = 256
@@ -30,25 +31,6 @@ export const coalescedBudget = (maxCommandBytes: number): number => Math.max(1, 
 
 /** Bytes of a local update (Yjs: the update; Automerge: its changes). */
 const sizeOf = (u: unknown): number => (u instanceof Uint8Array ? u.length : Array.isArray(u) ? u.reduce((n: number, x: unknown) => n + sizeOf(x), 0) : 0)
-
-/** Consecutive runs of updates, each within the coalescing bounds (an update over them alone). */
-const batches = (list: ReadonlyArray<unknown>, budget: number): unknown[][] => {
-  const out: unknown[][] = []
-  let run: unknown[] = []
-  let bytes = 0
-  for (const u of list) {
-    const n = sizeOf(u)
-    if (run.length > 0 && (bytes + n > budget || run.length >= MAX_COALESCED)) {
-      out.push(run)
-      run = []
-      bytes = 0
-    }
-    run.push(u)
-    bytes += n
-  }
-  if (run.length > 0) out.push(run)
-  return out
-}
 
 export interface CrdtOutboxPort {
   /** Submits a merge command (as `doc.submit`); a receipt with clientSeq -1 was refused before queuing. */
@@ -109,7 +91,8 @@ export class CrdtOutbox {
         if (busy.has(crdtCommandName(field))) continue
       }
       const f = this.fields.field(field)
-      const updates = batches(list, this.budget).map((run) => f.coalesce(run))
+      // Consecutive runs within the coalescing bounds (an update over them alone).
+      const updates = consecutiveRuns(list, sizeOf, this.budget, MAX_COALESCED).map((run) => f.coalesce(run))
       this.unsent.set(field, [])
       for (const update of updates) {
         const receipt = this.port.submit(crdtCommandName(field), update)

@@ -4,6 +4,8 @@
  * outbox goes out in pieces.
  */
 
+import { consecutiveRuns } from "../runs.js"
+
 /** Commands per submit message. */
 export const SUBMIT_CHUNK = 256
 /** Bytes, as sent, per submit message: half the default 1 MiB frame limit. */
@@ -14,20 +16,5 @@ export const SUBMIT_BYTES = 512 << 10
  * `bytes` (a command's bytes as sent: a compact form may be larger than the canonical one)
  * unless one command alone is more.
  */
-export const submitParts = <C>(commands: ReadonlyArray<C>, bytes: (command: C) => number): C[][] => {
-  const parts: C[][] = []
-  let part: C[] = []
-  let size = 0
-  for (const c of commands) {
-    const n = bytes(c)
-    if (part.length >= SUBMIT_CHUNK || (part.length > 0 && size + n > SUBMIT_BYTES)) {
-      parts.push(part)
-      part = []
-      size = 0
-    }
-    part.push(c)
-    size += n
-  }
-  if (part.length > 0) parts.push(part)
-  return parts
-}
+export const submitParts = <C>(commands: ReadonlyArray<C>, bytes: (command: C) => number): C[][] =>
+  consecutiveRuns(commands, bytes, SUBMIT_BYTES, SUBMIT_CHUNK)

@@ -1,6 +1,10 @@
 import * as encoding from "lib0/encoding"
 
-/** The forged update of the attack (as /work/attack-client/a1-yjs-v2-bomb-snapshot.ts builds it): `n` GC structs in 26 bytes, the info and length columns each one run repeating forever. */
+/**
+ * A forged Yjs V2 update of `n` GC structs in about 26 bytes: the info and length columns are
+ * each one run that repeats forever. Peers' V2 updates are refused (test/crdt-yjs.test.ts);
+ * a field state from a hub is counted before it loads (test/client-hostile-hub.test.ts).
+ */
 export const v2Bomb = (n: number): Uint8Array => {
   const e = encoding.createEncoder()
   encoding.writeVarUint(e, 0)

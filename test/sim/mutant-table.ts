@@ -175,7 +175,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "changes coalesced behind a merge in flight go as one command whatever their size (over the command limit: refused before sending, lost)",
     patches: [
       { file: "core/crdt/outbox.ts", anchor: "list.length < MAX_COALESCED && sizeOf(list) < this.budget && this.port.online()", replacement: "list.length < MAX_COALESCED && this.port.online()" },
-      { file: "core/crdt/outbox.ts", anchor: "const updates = batches(list, this.budget).map(", replacement: "const updates = [list].map(" },
+      { file: "core/crdt/outbox.ts", anchor: "const updates = consecutiveRuns(list, sizeOf, this.budget, MAX_COALESCED).map(", replacement: "const updates = [list].map(" },
     ],
   },
   {

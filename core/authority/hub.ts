@@ -116,8 +116,12 @@ interface Session {
   commands: TokenBucket
   /** The client's CRDT work, in estimated µs (shared the same way). */
   crdtWork: TokenBucket
+  /** The client's document loads (shared the same way). */
+  loads: TokenBucket
   /** Estimated bytes of its submits not yet through their group commit (input flow control, see `admit`). */
   readonly inflow: Inflow
+  /** Messages read and not yet handled (see `receive`). */
+  readonly waiting: Inflow
   /** Reasons the connection is not read now (input flow control, a rate hold); read again at 0. */
   pauses: number
   /** Set while commands over the rate hold the connection paused: resumes when the bucket is out of debt. */
@@ -150,6 +154,7 @@ interface Held {
 interface ClientBuckets {
   readonly commands: TokenBucket
   readonly crdtWork: TokenBucket
+  readonly loads: TokenBucket
 }
 
 /** A submit counted in its session's `inflow`: released once, by its document or by the hub. */
@@ -217,6 +222,7 @@ export class Hub implements ConnectionAcceptor {
     return {
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
       crdtWork: new TokenBucket(this.limits.crdtWorkPerSecond, this.limits.crdtWorkBurst, now),
+      loads: new TokenBucket(this.limits.loadsPerSecond, this.limits.loadBurst, now),
     }
   }
 
@@ -245,6 +251,7 @@ export class Hub implements ConnectionAcceptor {
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
       ...this.newBuckets(),
       inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
+      waiting: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxQueuedMessages),
       pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false,
     }
     if (this.closed) {
@@ -285,6 +292,15 @@ export class Hub implements ConnectionAcceptor {
       session.merging = true
       this.pause(session)
     }
+    // Handling is async (a load, a document's queue): what waits for it is bounded, or a peer
+    // sending faster than the hub works would fill the hub's memory (see maxQueuedMessages).
+    if (session.conn.pause === undefined && session.waiting.pending >= this.limits.maxQueuedMessages) {
+      const message = `More than ${this.limits.maxQueuedMessages} messages waiting for the hub; wait for answers before sending more.`
+      this.report({ type: "limit", code: "rate-limited", message })
+      session.conn.send({ type: "error", code: "rate-limited", message })
+      return this.closeSession(session, "rate-limited", message)
+    }
+    const handled = session.waiting.take(1)
     const ticket = msg.type === "submit" ? this.admit(session, msg, merges) : undefined
     // The connection is not read past a hello until it is proved: what follows is then
     // counted on the client's buckets, shared by its connections, not on fresh ones.
@@ -294,6 +310,7 @@ export class Hub implements ConnectionAcceptor {
     session.chain = session.chain.then(() => this.handle(session, msg, ticket)).catch((e) => this.fail(session, e))
     if (proving) session.chain = session.chain.finally(() => this.resume(session))
     if (ticket !== undefined) session.chain = session.chain.finally(() => ticket.handed || ticket.release())
+    session.chain = session.chain.finally(handled)
   }
 
   /**
@@ -414,6 +431,16 @@ export class Hub implements ConnectionAcceptor {
       }
       return this.chargeCrdtWork(session, msg, now) ?? over("rate-limited", this.crdtRateMessage(), true)
     }
+    // A document not in memory is read from storage: the client pays for the load, not only the message.
+    if (msg.type === "subscribe" && this.limits.loadsPerSecond > 0 && !this.docs.has(msg.docId)) {
+      const why = `Document loads past ${this.limits.loadsPerSecond} per second`
+      if (session.conn.pause !== undefined) {
+        const wait = session.loads.borrow(1, now)
+        if (wait > 0) this.holdForRate(session, wait, why)
+      } else if (!session.loads.take(1, now)) {
+        return over("rate-limited", `${why}; follow fewer new documents at once, slow down and reconnect.`, true)
+      }
+    }
     return msg
   }
 
@@ -459,8 +486,8 @@ export class Hub implements ConnectionAcceptor {
     // (a transport that cannot pause reads on): it is the client's spending too.
     const shared = this.bucketsOf(hello.clientId)
     const now = this.options.runtime.now()
-    const wait = Math.max(0, ...[shared.commands.absorb(session.commands, now), shared.crdtWork.absorb(session.crdtWork, now)].filter(Number.isFinite))
-    ;({ commands: session.commands, crdtWork: session.crdtWork } = shared)
+    const wait = Math.max(0, ...[shared.commands.absorb(session.commands, now), shared.crdtWork.absorb(session.crdtWork, now), shared.loads.absorb(session.loads, now)].filter(Number.isFinite))
+    ;({ commands: session.commands, crdtWork: session.crdtWork, loads: session.loads } = shared)
     // (A bucket whose rate is 0 never refills: a burst, then refusals, never a hold for ever.)
     if (wait > 0 && session.conn.pause !== undefined) this.holdForRate(session, wait, "Past the client's rate before its hello was proved")
     session.handshakeTimer?.cancel()

@@ -47,6 +47,24 @@ export interface HubLimits {
    * transport that can pause). Default 8 MiB.
    */
   readonly maxInflightBytes: number
+  /**
+   * Messages of one connection read and not yet handled (a subscribe waits for its document to
+   * load, a submit for its document's queue); past this the hub stops reading the connection
+   * until half are handled, so a peer sending faster than the hub works waits in its own
+   * socket, not in the hub's memory. On a transport that cannot pause, the connection is closed
+   * `rate-limited`. Default 256.
+   */
+  readonly maxQueuedMessages: number
+  /**
+   * Sustained document loads per second per client (its connections share one bucket): a
+   * subscribe to a document the hub does not hold in memory reads it from storage, which costs
+   * the hub far more than the message. Past it (and the burst), a transport that can pause is
+   * not read until the rate allows what it read; one that cannot pause is closed
+   * `rate-limited`. Documents already loaded cost nothing. Default 50.
+   */
+  readonly loadsPerSecond: number
+  /** Burst of document loads. Default 200: a client opens its documents at once (at most 100 per connection). */
+  readonly loadBurst: number
 }
 
 export const DEFAULT_LIMITS: HubLimits = {
@@ -60,6 +78,9 @@ export const DEFAULT_LIMITS: HubLimits = {
   crdtWorkBurst: 2_000_000,
   maxPresenceBytes: 4096,
   maxInflightBytes: 8 << 20,
+  maxQueuedMessages: 256,
+  loadsPerSecond: 50,
+  loadBurst: 200,
 }
 
 /** A token bucket over the runtime's clock. */

@@ -53,7 +53,7 @@ const world = (limits: Partial<HubLimits>) => {
 }
 
 test("a connection flooding subscribes is not read past maxQueuedMessages while the hub works through them; every one is answered, in order", async () => {
-  const { rt, delivered, peer } = world({ maxQueuedMessages: 64, loadsPerSecond: 1e9, loadBurst: 1e9 })
+  const { rt, hub, delivered, peer } = world({ maxQueuedMessages: 64, loadsPerSecond: 1e9, loadBurst: 1e9 })
   const churner = await peer("churner")
   const N = 600
   for (let i = 0; i < N; i++) {
@@ -63,10 +63,15 @@ test("a connection flooding subscribes is not read past maxQueuedMessages while 
   // What the hub has taken from the connection and not answered yet: a subscribe is answered
   // `synced` once its document is loaded, its unsubscribe right after.
   let most = 0
+  let reported = 0
   for (let t = 0; t < 20_000 && churner.synced() < N; t += 5) {
     await rt.run({ forMs: 5 })
     most = Math.max(most, delivered[0]! - 1 - 2 * churner.synced())
+    reported = Math.max(reported, hub.stats().mostQueuedMessages)
   }
+  // What the hub says it holds (its stats) is the bound too.
+  expect(reported).toBeGreaterThan(32)
+  expect(reported).toBeLessThanOrEqual(65)
   expect(churner.synced()).toBe(N)
   expect(churner.closed()).toBeUndefined()
   expect(churner.received.filter((m) => m.type === "synced").map((m) => (m as { docId: string }).docId)).toEqual(Array.from({ length: N }, (_, i) => `fresh-${i}`))

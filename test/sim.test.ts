@@ -69,14 +69,20 @@ test("arguments whose compact form outweighs their canonical one: submits, a fan
   expect(await failing(2, world, 4, ["flagBursts"])).toEqual([])
 }, SIM_TEST_MS)
 
+test("a client subscribing to hundreds of fresh documents in bursts: the hub reads no more of it than it has handled and loads no faster than its bucket (2 seeds)", async () => {
+  // Before maxQueuedMessages (mutant queue-unbounded) the hub read on past every load it had
+  // not finished; before the load bucket (mutant loads-free) it loaded as fast as it could.
+  expect(await failing(2, [...CORE, "--hostile", "1", "--attacks", "legit", "--churn", "2"], 4, ["churnBursts", "churnLoads"])).toEqual([])
+}, SIM_TEST_MS)
+
 test("failed replica writes are reported to the app and lose no command (3 seeds)", async () => {
   expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"], 4, ["replicaWriteFailures"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
   // Seed 20 failed with "raw gap was answered seq:7" before the hostile client marked the gap refused.
-  // Pinned to the world the seed was found in (before the text document and the flags bursts joined it).
-  expect(await failing(1, ["--from", "20", "--mixed-fleet", "0", "--crdt", "0", "--flag-bursts", "0"], 5)).toEqual([])
+  // Pinned to the world the seed was found in (before the text document, the flags bursts and the churner joined it).
+  expect(await failing(1, ["--from", "20", "--mixed-fleet", "0", "--crdt", "0", "--flag-bursts", "0", "--churn", "0"], 5)).toEqual([])
 }, SIM_TEST_MS)
 
 test("older-version followers are served entries while the log has them (seeds 82, 120 and 194 of the whole world, 5 replicas)", async () => {
@@ -84,8 +90,8 @@ test("older-version followers are served entries while the log has them (seeds 8
   // follower between the two was told update-required (seed 82), for good when the write then
   // failed (seed 120); the horizon now moves once recorded. Seed 194: the checker judged
   // "behind" by durable deletes instead of the recorded horizon.
-  // Pinned to the world the seeds were found in (before the text document and the flags bursts joined it).
-  const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed, "--crdt", "0", "--flag-bursts", "0"], 5)))
+  // Pinned to the world the seeds were found in (before the text document, the flags bursts and the churner joined it).
+  const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed, "--crdt", "0", "--flag-bursts", "0", "--churn", "0"], 5)))
   expect(runs.flat()).toEqual([])
 }, SIM_TEST_MS)
 

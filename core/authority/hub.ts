@@ -641,9 +641,19 @@ export class Hub implements ConnectionAcceptor {
     session.conn.close(code, reason)
   }
 
-  /** What the hub holds right now: open documents and connections. */
-  stats(): { readonly documents: number; readonly connections: number } {
-    return { documents: this.docs.size, connections: this.sessions.size }
+  /**
+   * What the hub holds right now: open documents, connections, and messages read and not yet
+   * handled, in all and on the busiest connection (at most `limits.maxQueuedMessages`, plus
+   * what one read delivers past the pause).
+   */
+  stats(): { readonly documents: number; readonly connections: number; readonly queuedMessages: number; readonly mostQueuedMessages: number } {
+    let queued = 0
+    let most = 0
+    for (const s of this.sessions) {
+      queued += s.waiting.pending
+      most = Math.max(most, s.waiting.pending)
+    }
+    return { documents: this.docs.size, connections: this.sessions.size, queuedMessages: queued, mostQueuedMessages: most }
   }
 
   /**

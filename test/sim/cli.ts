@@ -33,6 +33,7 @@
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)
  *   --flag-bursts N            bursts of large commands whose compact arguments outweigh their
  *                              canonical form, into the big document (1)
+ *   --churn N                  bursts of subscribes to fresh documents by a raw client (1)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
  * --stats (print the counters of every seed summed, as one JSON line "stats {...}"),
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
@@ -107,6 +108,7 @@ const knobs = {
   crdtPastes: flag("crdt-pastes", DEFAULTS.crdtPastes),
   crdtHeavy: flag("crdt-heavy", DEFAULTS.crdtHeavy),
   flagBursts: flag("flag-bursts", DEFAULTS.flagBursts),
+  churn: flag("churn", DEFAULTS.churn),
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 

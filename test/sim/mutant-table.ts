@@ -36,6 +36,7 @@ const FLAGS_WORLD = ["--flag-bursts", "3", "--catch-up-page", "512", "--protocol
 const RS = "core/replica/replica-state.ts"
 const DOC = "core/replica/doc.ts"
 const TABLE = "core/authority/client-table.ts"
+const HUB = "core/authority/hub.ts"
 
 export const MUTANTS: ReadonlyArray<Mutant> = [
   {
@@ -256,5 +257,15 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
       replacement: "return cutBySize(entries, this.maxMessageBytes, new Set(bySeq.keys())).map((cut) => {\n      const run = compact ? cut.map((e) => (elide?.has(e.seq) ? e : this.compactEntry(e))) : cut",
     }],
     simArgs: FLAGS_WORLD,
+  },
+  {
+    name: "queue-unbounded",
+    breaks: "the hub reads on past what it has not handled: a subscribe flood queues in its memory",
+    patches: [{ file: HUB, anchor: "const handled = session.waiting.take(1)", replacement: "const handled = () => {}" }],
+  },
+  {
+    name: "loads-free",
+    breaks: "a subscribe that loads a document costs its client nothing more than the message",
+    patches: [{ file: HUB, anchor: "if (msg.type === \"subscribe\" && this.limits.loadsPerSecond > 0 && !this.docs.has(msg.docId)) {", replacement: "if (false) {" }],
   },
 ]

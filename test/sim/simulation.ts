@@ -35,6 +35,7 @@ import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/mem
 import { SimProcess } from "./process.js"
 import { Big, SimText, TodoPlus, makeDrifting } from "./machines.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
+import { SubscribeChurner, countDeliveries, type Deliveries } from "./churn.js"
 import { honestCommand, pick, type BigPlan } from "./workload.js"
 import { codeOf, message, RunGuard } from "./guard.js"
 import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type Ledger, type Submitted } from "./checker.js"
@@ -49,6 +50,12 @@ import type { CrdtFields } from "../../core/crdt/fields.js"
 const SIM_INFLIGHT_BYTES = 48 * 1024
 /** Commands per second per connection past the burst (default 5000 and 20,000): low, so catch-ups are held for the rate. */
 const SIM_COMMAND_RATE = { commandsPerSecond: 20, commandBurst: 30 }
+/**
+ * Document loads per client, and messages one connection may have the hub working on: small,
+ * so the churner's bursts (churn.ts) outrun both (the queue first: 32 messages are 16 loads);
+ * a replica follows a handful of documents.
+ */
+export const SIM_LOADS = { loadsPerSecond: 20, loadBurst: 60, maxQueuedMessages: 32 }
 /** Virtual time for what is in flight at the end (deliveries: at most 20 ms) before nothing may be armed. */
 const QUIET_AFTER_CLOSE_MS = 200
 /** The hub's CRDT work budget in a world with the heavy writer (checker.ts checkCrdtWork). */
@@ -143,6 +150,14 @@ export interface SimOptions {
    */
   readonly flagBursts?: number
   /**
+   * Bursts of the subscribe churner (churn.ts), one of the hostile clients: a fresh raw client
+   * subscribes to 300-600 fresh documents and leaves each at once, at a random moment; the hub
+   * must keep what it holds of one connection, and the documents it loads for one client,
+   * within their bounds (the hub then runs with SIM_LOADS). Needs `hostile`. Its own stream of
+   * numbers, so 0 leaves every seed as it was. Default 1.
+   */
+  readonly churn?: number
+  /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
    * with more ops.
@@ -168,7 +183,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, flagBursts: 1,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, flagBursts: 1, churn: 1,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -260,6 +275,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const activeMs = o.activeMs
   const faultLevel = o.faults
   const hostileOn = single === undefined && o.hostile
+  const churnOn = hostileOn && o.churn > 0
   const vrt = new VirtualRuntime(seed)
   const rng = seededRandom(seed ^ 0x5eed)
   const trace: string[] = []
@@ -377,6 +393,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     let hubProc = new SimProcess("hub", rt, hubDisk)
     let hub: Hub
     let hubStarted = false
+    /** What each connection delivered to the hub (the churner's queue check). */
+    const deliveries: Deliveries = new Map()
     const startHub = () => {
       // One hub process at a time (a real store is locked by its process).
       if (hubProc.alive && hubStarted) return
@@ -399,7 +417,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         idleDocuments,
         // Small, so the hub's input flow control pauses and resumes links all the time, and
         // replicas back from a partition or a crash with a long outbox are held for the rate.
-        limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE, ...(o.crdtHeavy > 0 ? SIM_CRDT_WORK : {}) },
+        limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE, ...(churnOn ? SIM_LOADS : {}), ...(o.crdtHeavy > 0 ? SIM_CRDT_WORK : {}) },
         onEvent: (e) => {
           if (e.type === "doc-broken" || e.type === "doc-load-failed") {
             // A failed write breaks the document on purpose (it reloads); anything else is a bug,
@@ -424,7 +442,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           }
         },
       })
-      net.listen(hub)
+      net.listen(countDeliveries(hub, deliveries))
       log(`hub up (protocol ${protocol.min}..${protocol.max})${fleetOn ? ` at v${hubVersion}` : ""}`)
     }
     startHub()
@@ -965,13 +983,31 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
     }
 
+    // Bursts of subscribes to fresh documents, from their own stream.
+    const churner = churnOn && todoDocs.length > 0 ? new SubscribeChurner(net, rt, deliveries, SIM_LOADS, todoDocs[0]!, fail, log) : undefined
+    if (churner !== undefined) {
+      const churnRng = seededRandom(seed ^ 0xc4a27)
+      for (let i = 0; i < o.churn; i++) {
+        const pairs = 300 + Math.floor(churnRng() * 301)
+        rt.setTimer(Math.floor(churnRng() * activeMs), () => {
+          stats.churnBursts = (stats.churnBursts ?? 0) + 1
+          churner.burst(pairs)
+        })
+      }
+    }
+
     await vrt.run({ forMs: activeMs + 100, until: overBudget })
+    if (churner !== undefined) {
+      stats.churnLoads = churner.loads
+      stats.churnMostQueued = churner.mostQueued
+    }
 
     // ---- heal: everything back up, then wait for quiet ----
     phase = "heal"
     healedAt = vrt.now()
     log("heal all")
     hostile?.closeAll()
+    churner?.closeAll()
     net.heal()
     for (const r of replicas) r.partitioned = false
     if (!hubProc.alive) startHub()

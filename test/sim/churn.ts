@@ -1,0 +1,121 @@
+/**
+ * The subscribe churner: a raw client that, in bursts, subscribes to hundreds of fresh
+ * documents and leaves each at once, as fast as the hub reads it. Every subscribe makes the
+ * hub load a document from storage, and handling it waits for that load. It checks, as it
+ * goes, the two bounds that keep that from taking the hub (hub.ts `receive`, `withinLimits`):
+ *
+ * - `queue`: the hub never has more than `maxQueuedMessages` of one connection's messages
+ *   read and not handled (plus what one delivery carries past the pause), as seen from the
+ *   network: messages delivered to the hub (`countDeliveries`) against subscribes answered;
+ * - `loads`: the churner's documents are loaded no faster than its bucket allows: at most
+ *   `loadBurst` plus `loadsPerSecond` a second since its hello (the sim runs the hub with small ones, SIM_LOADS) (each burst is a fresh client
+ *   with a full bucket).
+ *
+ * The honest replicas' invariants (checker.ts) hold meanwhile. Each burst has its own
+ * connection and clientId; a hub crash ends it.
+ */
+import type { ClientMessage, Runtime, ServerMessage } from "../../core/index.js"
+import type { ConnectionAcceptor } from "../../core/ports/transport.js"
+import type { MemoryNetwork } from "../../adapters/memory/index.js"
+import type { HostileTarget } from "./hostile.js"
+
+/** By the connection's address (`memory:<name>`): messages delivered to the hub, and subscribes it has answered (`synced` or an error for a document). */
+export type Deliveries = Map<string, { read: number; answered: number }>
+
+/** The hub as the network sees it, counting what each connection delivers to it and the answers it sends back, as they are sent. */
+export const countDeliveries = (hub: ConnectionAcceptor, deliveries: Deliveries): ConnectionAcceptor => ({
+  accept: (conn, info) => {
+    const counts = { read: 0, answered: 0 }
+    deliveries.set(info?.remoteAddress ?? "", counts)
+    const seen: typeof conn = Object.create(conn, {
+      send: { value: (m: ServerMessage) => {
+        if (m.type === "synced" || (m.type === "error" && m.docId !== undefined)) counts.answered++
+        conn.send(m)
+      } },
+    })
+    const listener = hub.accept(seen, info)
+    return {
+      onMessage: (m) => {
+        counts.read++
+        listener.onMessage(m)
+      },
+      onClose: (c) => listener.onClose(c),
+    }
+  },
+})
+
+/** What one delivery may carry past the pause that the bound sets off, and an unsubscribe handled but not seen so. */
+const PAST_PAUSE = 3
+
+export class SubscribeChurner {
+  bursts = 0
+  loads = 0
+  mostQueued = 0
+  private closing = false
+  private readonly conns: Array<{ close(code?: string, reason?: string): void }> = []
+
+  constructor(
+    private readonly net: MemoryNetwork,
+    private readonly rt: Runtime,
+    private readonly deliveries: Deliveries,
+    /** The hub's limits on loads and queued messages. */
+    private readonly limits: { readonly loadsPerSecond: number; readonly loadBurst: number; readonly maxQueuedMessages: number },
+    private readonly target: HostileTarget,
+    private readonly fail: (s: string) => void,
+    private readonly log: (s: string) => void,
+  ) {}
+
+  /** One burst: `pairs` subscribes to fresh documents, each followed by its unsubscribe. */
+  burst(pairs: number, attempt = 0): void {
+    const n = this.bursts++
+    const clientId = `churn-${n}`
+    const { machine } = this.target
+    let welcomedAt: number | undefined
+    let loaded = 0
+    this.log(`churner ${clientId}: ${pairs} fresh documents`)
+    const name = `churner-${n}`
+    const conn = this.net.transport(name).connect({
+      onOpen: () => conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId, machines: [], secret: `secret-of-${clientId}-0123456789` } as ClientMessage),
+      onMessage: (m: ServerMessage) => {
+        if (m.type === "welcome") {
+          welcomedAt = this.rt.now()
+          for (let i = 0; i < pairs; i++) {
+            const docId = `${clientId}-${i}`
+            conn.send({ type: "subscribe", docId, machine: machine.name, version: machine.version, fingerprint: machine.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+            conn.send({ type: "unsubscribe", docId })
+          }
+          return
+        }
+        if (m.type === "synced" && m.docId.startsWith(`${clientId}-`) && welcomedAt !== undefined) {
+          loaded++
+          this.loads++
+          const allowed = this.limits.loadBurst + Math.floor((this.limits.loadsPerSecond * (this.rt.now() - welcomedAt)) / 1000) + 1
+          if (loaded > allowed) this.fail(`loads: the hub loaded ${loaded} documents for ${clientId} within ${this.rt.now() - welcomedAt} ms of its hello, past its bucket (${allowed})`)
+        }
+        // Read by the hub (the hello aside) and not handled: a subscribe is answered once
+        // handled, its unsubscribe comes right after it.
+        const counts = this.deliveries.get(`memory:${name}`)
+        const queued = counts === undefined ? 0 : counts.read - 1 - 2 * counts.answered
+        this.mostQueued = Math.max(this.mostQueued, queued)
+        if (queued > this.limits.maxQueuedMessages + PAST_PAUSE) {
+          this.fail(`queue: the hub has read ${queued} messages of ${clientId} and not handled them, past maxQueuedMessages ${this.limits.maxQueuedMessages}`)
+        }
+        if (m.type === "error" && m.code !== "rate-limited") this.log(`churner ${clientId}: error ${m.code}`)
+      },
+      onClose: (info) => {
+        this.log(`churner ${clientId} closed ${info.code} after ${loaded} loads`)
+        // The hub was down or went down (it crashes in this world): what is left of the burst
+        // comes again a moment later, as a fresh client.
+        const left = pairs - loaded
+        if (left > 0 && !this.closing && attempt < 20) this.rt.setTimer(250, () => this.closing || this.burst(left, attempt + 1))
+      },
+    })
+    this.conns.push(conn)
+  }
+
+  /** The world heals: the churner goes. */
+  closeAll(): void {
+    this.closing = true
+    for (const c of this.conns.splice(0)) c.close("closed", "The churner goes.")
+  }
+}

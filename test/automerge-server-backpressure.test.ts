@@ -1,6 +1,7 @@
 /**
  * automerge-repo route (adapters/automerge-server/endpoint.ts), what the hub sends a peer:
- * every send goes through one backpressure gate, and liveness comes from pongs only.
+ * every send goes through one backpressure gate, liveness comes from pongs only, and an
+ * ephemeral message opens no document.
  *
  * A receiver that stops reading its socket (TCP level) while it keeps sending made the hub
  * buffer everything relayed to it, for as long as it kept sending: one sender flooding 60 KiB
@@ -282,6 +283,38 @@ test("a receiver that stops reading sync messages is closed (1013) past the hard
     await hub.stop()
   }
 }, 90_000)
+
+test("an ephemeral message for a document the socket has not requested opens nothing and is not relayed", async () => {
+  const hub = await start({ pingMs: 600_000 })
+  const raws: RawPeer[] = []
+  try {
+    const { a, b, heard } = await honestPair(hub.base)
+    const p = await rawPeer(hub.base, "roamer")
+    raws.push(p)
+    const before = hub.opened.length
+    // Fresh ids nobody has: nothing is opened for them.
+    for (let i = 0; i < 20; i++) p.ws.send(ephemeral(p, `fresh-${i}`, i + 1, cbor.encode({ i })))
+    // A document that exists, which this socket has not requested: not relayed to its peers.
+    p.ws.send(ephemeral(p, a.documentId, 100, cbor.encode({ uninvited: true })))
+    // A document nobody has, requested (doc-unavailable), then an ephemeral message for it.
+    p.ws.send(encodeRepoMessage({ type: "request", senderId: "roamer", targetId: "canon-hub", documentId: "nobody-has-it", data: emptySync() }))
+    expect(await until(() => p.got.some((m) => m?.type === "doc-unavailable" && m.documentId === "nobody-has-it"), 10_000)).toBe(true)
+    p.ws.send(ephemeral(p, "nobody-has-it", 101, cbor.encode({ after: true })))
+    // Once requested, its ephemeral messages are relayed (the frames above were handled before it).
+    await follow(p, a.documentId)
+    p.ws.send(ephemeral(p, a.documentId, 102, cbor.encode({ invited: true })))
+    expect(await until(() => heard.b.some((m) => (m as { invited?: boolean }).invited === true), 10_000)).toBe(true)
+    expect(heard.a.concat(heard.b).some((m) => (m as { uninvited?: boolean }).uninvited === true)).toBe(false)
+    expect(hub.opened.slice(before).filter((id) => id.startsWith("fresh-"))).toEqual([])
+    expect(hub.opened.slice(before).filter((id) => id === "nobody-has-it")).toEqual(["nobody-has-it"])
+    expect(p.closed).toBeUndefined()
+    await honestStillWork(a, b, heard)
+  } finally {
+    for (const p of raws) p.ws.terminate()
+    await shutdownRepos()
+    await hub.stop()
+  }
+}, 60_000)
 
 test("addressTo: the head and the shared body decode as the message with its targetId, whatever the map header's form", () => {
   for (const extra of [0, 17, 18, 30, 300]) {

@@ -24,7 +24,9 @@
  *   to itself: set `bindWriters: false` where users relay each other's changes (peers synced
  *   between users outside the hub).
  * - `request` for a document the hub does not have (and the requester has nothing of) is
- *   answered `doc-unavailable`.
+ *   answered `doc-unavailable`. Only `request` and `sync` open a document for a socket: an
+ *   `ephemeral` message for one the socket does not follow is dropped (a stock Repo sends them
+ *   once it syncs the document).
  * - Input flow control (adapters/ws/inflow.ts): a socket whose frames the hub has not finished
  *   with (each waits for the one before it, and a change for its disk write) past
  *   `maxInflowBytes` is paused until they are down to half, so a peer sending faster than the
@@ -300,14 +302,17 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     syncTo(conn, m.documentId, f)
   }
 
-  const onEphemeral = async (conn: Conn, m: Extract<RepoMessage, { type: "ephemeral" }>): Promise<void> => {
+  const onEphemeral = (conn: Conn, m: Extract<RepoMessage, { type: "ephemeral" }>): void => {
     if (m.data.length > maxEphemeral) return refuse("presence-too-large", `automerge-repo: an ephemeral message of ${m.data.length} bytes.`)
+    // Only for a document this socket follows (it sent request or sync for it first, and the
+    // hub had it): an ephemeral message opens nothing. Frames are handled in order, so that
+    // follow is settled by now.
+    const f = conn.follows.get(m.documentId)
+    if (f === undefined || f instanceof Promise) return
     const key = `${m.sessionId}\u0000${m.documentId}`
     if ((conn.seen.get(key) ?? -1) >= m.count) return
     if (conn.seen.size >= 4 * maxDocs) conn.seen.clear()
     conn.seen.set(key, m.count)
-    const f = await follow(conn, m.documentId)
-    if (f === undefined || conn.closed) return
     // Encoded once here, for every receiver (addressed to each by sendEphemeral); copied out of
     // the encoder's buffer, so the receivers' queues hold its bytes, not a larger slab.
     const { type, senderId, documentId, count, sessionId, data } = m

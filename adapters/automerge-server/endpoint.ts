@@ -24,13 +24,25 @@
  *   to itself: set `bindWriters: false` where users relay each other's changes (peers synced
  *   between users outside the hub).
  * - `request` for a document the hub does not have (and the requester has nothing of) is
- *   answered `doc-unavailable`.
+ *   answered `doc-unavailable`. Only `request` and `sync` open a document for a socket: an
+ *   `ephemeral` message for one the socket does not follow is dropped (a stock Repo sends them
+ *   once it syncs the document).
  * - Input flow control (adapters/ws/inflow.ts): a socket whose frames the hub has not finished
  *   with (each waits for the one before it, and a change for its disk write) past
  *   `maxInflowBytes` is paused until they are down to half, so a peer sending faster than the
  *   disk slows down instead of filling the hub's memory.
  * - `ephemeral` is relayed to the document's other peers, deduplicated by session and count,
- *   at most `maxEphemeralBytes`.
+ *   at most `maxEphemeralBytes`, encoded once for all of them (each receiver's frame is a few
+ *   bytes of its own, its `targetId`, and the shared rest: protocol.ts `addressTo`).
+ * - Backpressure, one gate for everything sent to a peer (`mayWrite`, as core/authority
+ *   followers.ts `canSend` for the Canon protocol): past `maxBufferedEphemeralBytes` unsent,
+ *   ephemeral messages to it are dropped (they are lossy: the next one replaces them); past
+ *   `maxBufferedBytes` it is closed (1013; a stock client reconnects and resyncs), since a
+ *   sync message cannot be dropped once its SyncState counts it as sent. So what the hub holds
+ *   for a reader is bounded whatever it reads.
+ * - Liveness: a ping every `pingMs`; a socket with no pong by the next one is terminated.
+ *   Only a pong counts (a peer can send without reading), except while the socket is paused
+ *   by input flow control (its pong is then unread).
  */
 import * as A from "@automerge/automerge"
 import { WebSocket, type RawData } from "ws"
@@ -42,7 +54,10 @@ import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
 import type { Inflow } from "../../core/inflow.js"
 import type { AutomergeBox } from "./engine.js"
-import { PROTOCOL_VERSION, decodeRepoMessage, encodeRepoMessage, type RepoMessage } from "./protocol.js"
+import { PROTOCOL_VERSION, addressTo, decodeRepoMessage, encodeRepoMessage, type RepoMessage } from "./protocol.js"
+
+/** Close code for a peer too far behind: "try again later" (a stock client reconnects and resyncs). */
+const CLOSE_SLOW = 1013
 
 /** Peer ids whose first principal the route remembers (the oldest are forgotten past this). */
 const MAX_PEER_OWNERS = 65_536
@@ -66,6 +81,10 @@ export interface AutomergeRouteOptions {
   readonly bindWriters?: boolean
   /** Bytes of a socket's frames the hub may be working on before it stops reading it. Default 8 MiB. */
   readonly maxInflowBytes?: number
+  /** Close a socket (1013, it reconnects and resyncs) with more than this unsent. Default 8 MiB. */
+  readonly maxBufferedBytes?: number
+  /** Drop ephemeral messages to a socket with more than this unsent. Default 1 MiB. */
+  readonly maxBufferedEphemeralBytes?: number
 }
 
 export interface AutomergeRoute extends WsRoute {
@@ -114,6 +133,8 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   const maxDocs = options.maxDocsPerConnection ?? 1000
   const bindWriters = options.bindWriters ?? true
   const maxInflow = options.maxInflowBytes ?? DEFAULT_MAX_INFLOW_BYTES
+  const maxBuffered = options.maxBufferedBytes ?? 8 << 20
+  const maxBufferedEphemeral = Math.min(options.maxBufferedEphemeralBytes ?? 1 << 20, maxBuffered)
   const conns = new Set<Conn>()
   /** Peer id -> the principal that first joined with it (the newest MAX_PEER_OWNERS). */
   const peerOwners = new Map<string, string>()
@@ -121,9 +142,33 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
 
   const refuse = (code: string, message: string) => host.report({ type: "refused", code, message })
 
+  /**
+   * The backpressure gate every send goes through (see the header): whether a message may be
+   * written to the socket now. `droppable`: an ephemeral message, held to the lower limit.
+   */
+  const mayWrite = (conn: Conn, droppable: boolean): boolean => {
+    if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return false
+    const buffered = conn.ws.bufferedAmount
+    if (buffered > maxBuffered) {
+      refuse("slow-consumer", `automerge-repo: more than ${maxBuffered} bytes waited unread for peer "${conn.peerId ?? "(not joined)"}"; closed.`)
+      close(conn, CLOSE_SLOW, "Too far behind; reconnect to resync.")
+      return false
+    }
+    return !droppable || buffered <= maxBufferedEphemeral
+  }
+
   const send = (conn: Conn, m: Record<string, unknown>): void => {
-    if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return
-    conn.ws.send(encodeRepoMessage(m))
+    if (mayWrite(conn, false)) conn.ws.send(encodeRepoMessage(m))
+  }
+
+  /** A relayed ephemeral message (encoded once, without targetId) to one receiver. */
+  const sendEphemeral = (conn: Conn, encoded: Uint8Array): void => {
+    if (conn.peerId === undefined || !mayWrite(conn, true)) return
+    const frame = addressTo(encoded, conn.peerId)
+    if (frame === undefined) return
+    // One WebSocket message in two fragments, so the shared body is queued, not copied.
+    conn.ws.send(frame.head, { binary: true, fin: false })
+    conn.ws.send(frame.body, { binary: true, fin: true })
   }
 
   const close = (conn: Conn, code: number, reason: string): void => {
@@ -193,10 +238,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         onUpdates: () => {
           if (f.started) syncTo(conn, documentId, f)
         },
-        onEphemeral: (payload) => {
-          const m = decodeRepoMessage(payload)
-          if (m !== undefined && m.type === "ephemeral") send(conn, { ...m, targetId: conn.peerId })
-        },
+        onEphemeral: (payload) => sendEphemeral(conn, payload),
         onClose: (code, reason) => close(conn, code === "going-away" ? 1001 : 4503, reason),
       }
       doc.subscribe(f)
@@ -260,14 +302,21 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     syncTo(conn, m.documentId, f)
   }
 
-  const onEphemeral = async (conn: Conn, m: Extract<RepoMessage, { type: "ephemeral" }>, frame: Uint8Array): Promise<void> => {
+  const onEphemeral = (conn: Conn, m: Extract<RepoMessage, { type: "ephemeral" }>): void => {
     if (m.data.length > maxEphemeral) return refuse("presence-too-large", `automerge-repo: an ephemeral message of ${m.data.length} bytes.`)
+    // Only for a document this socket follows (it sent request or sync for it first, and the
+    // hub had it): an ephemeral message opens nothing. Frames are handled in order, so that
+    // follow is settled by now.
+    const f = conn.follows.get(m.documentId)
+    if (f === undefined || f instanceof Promise) return
     const key = `${m.sessionId}\u0000${m.documentId}`
     if ((conn.seen.get(key) ?? -1) >= m.count) return
     if (conn.seen.size >= 4 * maxDocs) conn.seen.clear()
     conn.seen.set(key, m.count)
-    const f = await follow(conn, m.documentId)
-    if (f !== undefined && !conn.closed) f.doc.relay(frame, f)
+    // Encoded once here, for every receiver (addressed to each by sendEphemeral); copied out of
+    // the encoder's buffer, so the receivers' queues hold its bytes, not a larger slab.
+    const { type, senderId, documentId, count, sessionId, data } = m
+    f.doc.relay(encodeRepoMessage({ type, senderId, documentId, count, sessionId, data }).slice(), f)
   }
 
   const handle = async (conn: Conn, frame: Uint8Array): Promise<void> => {
@@ -299,7 +348,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     // Not joined, or claiming to be another peer: ignored (as the stock server does).
     if (conn.peerId === undefined || m.senderId !== conn.peerId) return
     if (m.type === "request" || m.type === "sync") return onSync(conn, m)
-    if (m.type === "ephemeral") return onEphemeral(conn, m, frame)
+    if (m.type === "ephemeral") return onEphemeral(conn, m)
     // doc-unavailable, remote-heads gossip: nothing for the hub to do.
   }
 
@@ -317,7 +366,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
       conn.principal = who.principal
     })()
     ws.on("message", (data, isBinary) => {
-      conn.alive = true
+      // Not a sign of life: a peer that sends but never reads would outlive every sweep.
       if (conn.closed) return
       if (!isBinary) return close(conn, 4400, "automerge-repo frames are binary.")
       const frame = toBytes(data)

@@ -27,6 +27,36 @@ export type RepoMessage =
 
 export const encodeRepoMessage = (m: Record<string, unknown>): Uint8Array => encoder.encode(m)
 
+const TARGET_KEY = encoder.encode("targetId").slice()
+
+/** A CBOR map's header: its entry count and length in bytes (definite lengths under 2^16 only). */
+const mapHeader = (bytes: Uint8Array): { readonly entries: number; readonly length: number } | undefined => {
+  const b = bytes[0]
+  if (b === undefined || b < 0xa0 || b > 0xb9) return undefined
+  if (b < 0xb8) return { entries: b - 0xa0, length: 1 }
+  if (b === 0xb8) return bytes.length < 2 ? undefined : { entries: bytes[1]!, length: 2 }
+  return bytes.length < 3 ? undefined : { entries: (bytes[1]! << 8) | bytes[2]!, length: 3 }
+}
+
+/**
+ * A message encoded once (without `targetId`) for many receivers, addressed to one: its frame
+ * is `head` (a map header counting one entry more, then `targetId`), a few bytes of this
+ * receiver's own, followed by `body`, the entries of the encoded message (a subarray: every
+ * receiver's frame shares it). Undefined when `encoded` is not such a map.
+ */
+export const addressTo = (encoded: Uint8Array, targetId: string): { readonly head: Uint8Array; readonly body: Uint8Array } | undefined => {
+  const header = mapHeader(encoded)
+  if (header === undefined || header.entries >= 0xffff) return undefined
+  const n = header.entries + 1
+  const count = n < 24 ? [0xa0 + n] : n < 256 ? [0xb8, n] : [0xb9, n >> 8, n & 0xff]
+  const target = encoder.encode(targetId)
+  const head = new Uint8Array(count.length + TARGET_KEY.length + target.length)
+  head.set(count)
+  head.set(TARGET_KEY, count.length)
+  head.set(target, count.length + TARGET_KEY.length)
+  return { head, body: encoded.subarray(header.length) }
+}
+
 const str = (v: unknown, max = 256): v is string => typeof v === "string" && v.length > 0 && v.length <= max
 const bytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array
 

@@ -14,7 +14,13 @@
  *   and relays awareness; its updates are dropped and it is told once (auth message).
  * - send SyncStep1 (the hub's state vector) first: without it a client's offline edits never
  *   reach the server; then the known awareness states.
- * - step1 is answered with step2 (V1); step2 / update go to the authority (checked, stored,
+ * - step1 is answered with step2 (V1): an empty state vector costs a few bytes and makes the
+ *   hub encode and send the whole document, so a socket's step1s are answered three at once,
+ *   then one a second (a newer one waiting replaces the older: it asks for no less), each
+ *   once the answer before it is written out (one in flight per socket); the whole document's
+ *   answer is encoded once and shared until the document changes, and an encode is charged
+ *   to the principal's CRDT work budget (its measured time; a principal in debt waits).
+ * - step2 / update go to the authority (checked, stored,
  *   then fanned out to the *other* sockets only, no echo). A refused update (malformed, too
  *   large, missing dependencies) closes the socket with 4400: a stock client cannot recover
  *   from a state the hub refuses, and a hostile one should not retry.
@@ -69,6 +75,7 @@ import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
 import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
+import { AnswerBudget } from "../peer/answer-budget.js"
 import {
   AWARENESS_KEEPALIVE, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
   encodeStep1, encodeStep2, encodeUpdate, type AwarenessEntry,
@@ -110,6 +117,8 @@ export interface YjsRouteOptions {
 export interface YjsRoute extends WsRoute {
   /** Sockets open on this route. */
   readonly connections: number
+  /** Documents encoded to answer step1s (diagnostics: the whole document's answer is shared until it changes). */
+  readonly step1Encodes: number
   /** Bytes of frames received and not yet done with, over all sockets (input flow control). */
   readonly pendingBytes: number
   /** Stops the timer (the WsServer closes the sockets). */
@@ -157,6 +166,11 @@ interface Conn extends CrdtSubscriber {
    * "all": more than a room's worth, the room's states are sent instead.
    */
   due: Map<unknown, Uint8Array> | "all" | undefined
+  /** Its step1s, paced (see the header). */
+  readonly step1s: AnswerBudget<Step1>
+  /** A step1 answer is being made or written out; `step1Next`: the one to answer after it. */
+  answering: boolean
+  step1Next: Step1 | undefined
   room: Room | undefined
   doc: CrdtDocAuthority<Y.Doc> | undefined
   alive: boolean
@@ -169,6 +183,34 @@ export const MAX_AWARENESS_STATES_PER_ROOM = 1024
 export const MAX_AWARENESS_BYTES_PER_ROOM = 512 * 1024
 /** Awareness states one socket may hold (a stock provider holds one); past it the socket is closed (4400). */
 export const MAX_AWARENESS_STATES_PER_SOCKET = 64
+
+interface Step1 {
+  readonly stateVector: Uint8Array
+  readonly decoded: Map<number, number>
+}
+
+/** Step1s a socket has answered at once, then one per STEP1_EVERY_MS (as a peer session's, adapters/peer/yjs-sync.ts). */
+const STEP1_BURST = 3
+const STEP1_EVERY_MS = 1000
+
+/** Each document's whole state as a step2 message, until its next transaction: shared by every socket asking for it. */
+const wholeAnswers = new WeakMap<Y.Doc, Uint8Array>()
+const watched = new WeakSet<Y.Doc>()
+
+const rememberWhole = (doc: Y.Doc, answer: Uint8Array): void => {
+  if (!watched.has(doc)) {
+    watched.add(doc)
+    // Any transaction may change it (a no-op one only costs one more encode).
+    doc.on("afterTransaction", () => wholeAnswers.delete(doc))
+  }
+  wholeAnswers.set(doc, answer)
+}
+
+/** Whether answering `vector` sends the whole document: it names no client the document has, past clock 0. */
+const asksWhole = (doc: Y.Doc, vector: Map<number, number>): boolean => {
+  for (const [client, clock] of vector) if (clock > 0 && Y.getState(doc.store, client) > 0) return false
+  return true
+}
 
 /** A socket this far behind on what it was sent gets no awareness until it drains (the hub's backpressure pause). */
 const EPHEMERAL_HIGH_WATER = 1 << 20
@@ -206,6 +248,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   /** Sockets holding awareness back until they drain. */
   const congested = new Set<Conn>()
   let drainTimer: ReturnType<typeof setTimeout> | undefined
+  let step1Encodes = 0
 
   const refuse = (code: string, message: string) => host.report({ type: "refused", code, message })
 
@@ -254,6 +297,59 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     if (congested.size > 0) drainTimer = setTimeout(drain, DRAIN_POLL_MS)
   }
 
+  /** Sends `bytes`; resolves once they are written out (or the socket is gone). */
+  const sendWritten = (conn: Conn, bytes: Uint8Array): Promise<void> =>
+    new Promise((resolve) => {
+      if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return resolve()
+      if (conn.ws.bufferedAmount > maxBuffered) {
+        close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
+        return resolve()
+      }
+      conn.ws.send(bytes, () => resolve())
+    })
+
+  /** The step2 answering `req` on `conn`'s document: the shared whole answer, or encoded (and charged). */
+  const step2For = async (conn: Conn, req: Step1): Promise<Uint8Array> => {
+    const doc = conn.doc!
+    const whole = asksWhole(doc.doc, req.decoded) ? wholeAnswers.get(doc.doc) : undefined
+    if (whole !== undefined) return whole
+    return doc.answer(workPayer(conn.principal ?? "anonymous", conn), (ydoc) => {
+      // Looked up again: the document may have changed while the payer waited off a debt.
+      const all = asksWhole(ydoc, req.decoded)
+      const cached = all ? wholeAnswers.get(ydoc) : undefined
+      if (cached !== undefined) return cached
+      const answer = encodeStep2(Y.encodeStateAsUpdate(ydoc, req.stateVector))
+      step1Encodes++
+      if (all) rememberWhole(ydoc, answer)
+      return answer
+    })
+  }
+
+  /** Answers a step1 that passed the socket's pace; one answer in flight per socket, a newer request waits. */
+  const answerStep1 = (conn: Conn, req: Step1): void => {
+    if (conn.answering) {
+      conn.step1Next = req
+      return
+    }
+    conn.answering = true
+    void (async () => {
+      let next: Step1 | undefined = req
+      while (next !== undefined && !conn.closed) {
+        const answer = await step2For(conn, next)
+        if (conn.closed) return
+        // The next answer is not made until this one has left: a reader asking faster than it
+        // reads holds one answer, not one per request.
+        await sendWritten(conn, answer)
+        next = conn.step1Next
+        conn.step1Next = undefined
+      }
+    })().catch((e: unknown) => {
+      if (!conn.closed) close(conn, CLOSE.unavailable, e instanceof Error ? e.message : "The document is unavailable.")
+    }).finally(() => {
+      conn.answering = false
+    })
+  }
+
   const close = (conn: Conn, code: number, reason: string): void => {
     if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING) conn.ws.close(code, reason.slice(0, 120))
     leave(conn)
@@ -266,6 +362,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     conns.delete(conn)
     congested.delete(conn)
     conn.due = undefined
+    conn.step1s.close()
+    conn.step1Next = undefined
     const { room, doc } = conn
     if (room === undefined || doc === undefined) return
     doc.unsubscribe(conn)
@@ -400,14 +498,14 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     if (msg.type !== "step2" && msg.type !== "update" && !conn.messageRate.take(1, Date.now())) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
     switch (msg.type) {
       case "step1": {
-        let diff: Uint8Array
+        let decoded: Map<number, number>
         try {
-          diff = Y.encodeStateAsUpdate(doc.doc, msg.stateVector)
+          decoded = Y.decodeStateVector(msg.stateVector)
         } catch {
           refuse("protocol-error", "y-websocket: a step1 whose state vector does not decode.")
           return close(conn, CLOSE.malformed, "Bad state vector.")
         }
-        return send(conn, encodeStep2(diff))
+        return conn.step1s.request({ stateVector: msg.stateVector, decoded })
       }
       case "step2":
       case "update": {
@@ -476,6 +574,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const conn: Conn = {
       ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow),
       messageRate: new TokenBucket(messagesPerSecond, messageBurst, Date.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, Date.now()), due: undefined,
+      step1s: new AnswerBudget<Step1>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined,
       room: undefined, doc: undefined, alive: true, closed: false,
       onUpdates: (updates) => {
         for (const u of updates) send(conn, encodeUpdate(u))
@@ -574,6 +673,9 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     accept,
     get connections() {
       return conns.size
+    },
+    get step1Encodes() {
+      return step1Encodes
     },
     get pendingBytes() {
       let n = 0

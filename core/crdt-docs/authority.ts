@@ -241,6 +241,25 @@ export class CrdtDocAuthority<D> {
     }
   }
 
+  /**
+   * Work an endpoint does on the live document for `payer` outside `submit`: encoding a sync
+   * answer is O(document) for a few bytes asked. It runs once the payer is out of debt, and
+   * its measured time is charged to the payer (work-budget.ts), so a principal asking again
+   * and again waits, not the others. Rejects if the document closed meanwhile.
+   */
+  async answer<T>(payer: string, work: (doc: D) => T): Promise<T> {
+    await this.hooks.work?.turn(payer)
+    if (this.closed) throw new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`)
+    const runtime = this.hooks.runtime
+    const clock = runtime === undefined ? undefined : () => runtime.monotonic?.() ?? runtime.now()
+    const started = clock?.()
+    try {
+      return work(this.docValue)
+    } finally {
+      if (clock !== undefined) this.hooks.work?.pay(payer, Math.round((clock() - started!) * 1000))
+    }
+  }
+
   /** The principal id that owns a writer identity (see the header), if one does. */
   ownerOf(writer: string): string | undefined {
     return this.owners.get(writer)

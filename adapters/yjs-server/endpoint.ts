@@ -333,21 +333,24 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     }
     conn.answering = true
     void (async () => {
-      let next: Step1 | undefined = req
-      while (next !== undefined && !conn.closed) {
-        const answer = await step2For(conn, next)
-        if (conn.closed) return
-        // The next answer is not made until this one has left: a reader asking faster than it
-        // reads holds one answer, not one per request.
-        await sendWritten(conn, answer)
-        next = conn.step1Next
-        conn.step1Next = undefined
+      try {
+        let next: Step1 | undefined = req
+        while (next !== undefined && !conn.closed) {
+          const answer = await step2For(conn, next)
+          if (conn.closed) return
+          // The next answer is not made until this one has left: a reader asking faster than it
+          // reads holds one answer, not one per request.
+          await sendWritten(conn, answer)
+          next = conn.step1Next
+          conn.step1Next = undefined
+        }
+      } catch (e) {
+        if (!conn.closed) close(conn, CLOSE.unavailable, e instanceof Error ? e.message : "The document is unavailable.")
+      } finally {
+        // In the same turn as the loop's end: a request arriving later starts a new answer.
+        conn.answering = false
       }
-    })().catch((e: unknown) => {
-      if (!conn.closed) close(conn, CLOSE.unavailable, e instanceof Error ? e.message : "The document is unavailable.")
-    }).finally(() => {
-      conn.answering = false
-    })
+    })()
   }
 
   const close = (conn: Conn, code: number, reason: string): void => {

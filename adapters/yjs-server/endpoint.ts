@@ -14,7 +14,13 @@
  *   and relays awareness; its updates are dropped and it is told once (auth message).
  * - send SyncStep1 (the hub's state vector) first: without it a client's offline edits never
  *   reach the server; then the known awareness states.
- * - step1 is answered with step2 (V1); step2 / update go to the authority (checked, stored,
+ * - step1 is answered with step2 (V1): an empty state vector costs a few bytes and makes the
+ *   hub encode and send the whole document, so a socket's step1s are answered three at once,
+ *   then one a second (a newer one waiting replaces the older: it asks for no less), each
+ *   once the answer before it is written out (one in flight per socket); the whole document's
+ *   answer is encoded once and shared until the document changes, and an encode is charged
+ *   to the principal's CRDT work budget (its measured time; a principal in debt waits).
+ * - step2 / update go to the authority (checked, stored,
  *   then fanned out to the *other* sockets only, no echo). A refused update (malformed, too
  *   large, missing dependencies) closes the socket with 4400: a stock client cannot recover
  *   from a state the hub refuses, and a hostile one should not retry.
@@ -24,8 +30,18 @@
  *   next edits. Tabs of one user share a principal. A client relaying a third party's edits the
  *   hub has not seen yet binds them to itself: set `bindWriters: false` where users relay each
  *   other's edits outside the hub (y-webrtc beside it).
- * - awareness is relayed; each socket's clients are removed (state null) when it closes;
- *   states not renewed for 30 s are forgotten. Bounded: a room keeps at most
+ * - awareness is relayed on the document's tick (core/crdt-docs/authority.ts `relay`, 50 ms):
+ *   the latest state per clientID, however often it changed in between; a removal (state
+ *   null) goes at once. A socket more than 1 MiB behind on what it was sent is sent no
+ *   awareness until it has drained, then the latest state of each clientID it missed (more
+ *   than a room's worth: the room's states as they are then), so awareness alone never makes a
+ *   socket too far behind. Each socket's clients are removed (state null) when it closes;
+ *   states not renewed for 30 s are forgotten.
+ * - per socket, messages other than updates are limited to `messagesPerSecond` (burst
+ *   `messageBurst`) and the bytes of its awareness (and of the states its awareness queries
+ *   are answered with) to `awarenessBytesPerSecond` (burst `awarenessByteBurst`); past either
+ *   it is closed (4400, `rate-limited`): the flooder is cut, not the sockets it floods.
+ *   Updates are paced instead (input flow control, the principal's CRDT work budget). Bounded: a room keeps at most
  *   `MAX_AWARENESS_STATES_PER_ROOM` states and `MAX_AWARENESS_BYTES_PER_ROOM` bytes of them
  *   (past that, states of new clients are dropped, not relayed, and the hub reports
  *   `presence-limit` once per socket: the socket still syncs its document); one socket holds
@@ -58,6 +74,8 @@ import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
 import type { Inflow } from "../../core/inflow.js"
+import { TokenBucket } from "../../core/authority/limits.js"
+import { AnswerBudget } from "../peer/answer-budget.js"
 import {
   AWARENESS_KEEPALIVE, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
   encodeStep1, encodeStep2, encodeUpdate, type AwarenessEntry,
@@ -86,11 +104,21 @@ export interface YjsRouteOptions {
   readonly bindWriters?: boolean
   /** Bytes of a socket's frames the hub may be working on before it stops reading it. Default 8 MiB. */
   readonly maxInflowBytes?: number
+  /** Messages (updates aside) a socket may send per second, sustained. Default 1,000 (Canon's connection rate). */
+  readonly messagesPerSecond?: number
+  /** ... and at once. Default 2,000. */
+  readonly messageBurst?: number
+  /** Bytes of awareness a socket may send (and query) per second, sustained. Default 1 MiB. */
+  readonly awarenessBytesPerSecond?: number
+  /** ... and at once. Default 4 MiB. */
+  readonly awarenessByteBurst?: number
 }
 
 export interface YjsRoute extends WsRoute {
   /** Sockets open on this route. */
   readonly connections: number
+  /** Documents encoded to answer step1s (diagnostics: the whole document's answer is shared until it changes). */
+  readonly step1Encodes: number
   /** Bytes of frames received and not yet done with, over all sockets (input flow control). */
   readonly pendingBytes: number
   /** Stops the timer (the WsServer closes the sockets). */
@@ -130,6 +158,19 @@ interface Conn extends CrdtSubscriber {
   /** Id of the principal it authenticated as (once it has). */
   principal: string | undefined
   readonly inflow: Inflow
+  /** Its messages (updates aside) and its awareness bytes: past either, it is closed. */
+  readonly messageRate: TokenBucket
+  readonly awarenessRate: TokenBucket
+  /**
+   * Awareness held while the socket is behind (see `sendEphemeral`), the latest per clientID;
+   * "all": more than a room's worth, the room's states are sent instead.
+   */
+  due: Map<unknown, Uint8Array> | "all" | undefined
+  /** Its step1s, paced (see the header). */
+  readonly step1s: AnswerBudget<Step1>
+  /** A step1 answer is being made or written out; `step1Next`: the one to answer after it. */
+  answering: boolean
+  step1Next: Step1 | undefined
   room: Room | undefined
   doc: CrdtDocAuthority<Y.Doc> | undefined
   alive: boolean
@@ -142,6 +183,39 @@ export const MAX_AWARENESS_STATES_PER_ROOM = 1024
 export const MAX_AWARENESS_BYTES_PER_ROOM = 512 * 1024
 /** Awareness states one socket may hold (a stock provider holds one); past it the socket is closed (4400). */
 export const MAX_AWARENESS_STATES_PER_SOCKET = 64
+
+interface Step1 {
+  readonly stateVector: Uint8Array
+  readonly decoded: Map<number, number>
+}
+
+/** Step1s a socket has answered at once, then one per STEP1_EVERY_MS (as a peer session's, adapters/peer/yjs-sync.ts). */
+const STEP1_BURST = 3
+const STEP1_EVERY_MS = 1000
+
+/** Each document's whole state as a step2 message, until its next transaction: shared by every socket asking for it. */
+const wholeAnswers = new WeakMap<Y.Doc, Uint8Array>()
+const watched = new WeakSet<Y.Doc>()
+
+const rememberWhole = (doc: Y.Doc, answer: Uint8Array): void => {
+  if (!watched.has(doc)) {
+    watched.add(doc)
+    // Any transaction may change it (a no-op one only costs one more encode).
+    doc.on("afterTransaction", () => wholeAnswers.delete(doc))
+  }
+  wholeAnswers.set(doc, answer)
+}
+
+/** Whether answering `vector` sends the whole document: it names no client the document has, past clock 0. */
+const asksWhole = (doc: Y.Doc, vector: Map<number, number>): boolean => {
+  for (const [client, clock] of vector) if (clock > 0 && Y.getState(doc.store, client) > 0) return false
+  return true
+}
+
+/** A socket this far behind on what it was sent gets no awareness until it drains (the hub's backpressure pause). */
+const EPHEMERAL_HIGH_WATER = 1 << 20
+/** How often sockets holding awareness back are looked at. */
+const DRAIN_POLL_MS = 50
 
 /** Our close codes: 4400-4499 stop a y-websocket client for good, others make it retry. */
 const CLOSE = { malformed: 4400, unauthorized: 4401, forbidden: 4403, kind: 4409, unavailable: 4503, slow: 1013, away: 1001 } as const
@@ -165,8 +239,16 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   const maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024
   const bindWriters = options.bindWriters ?? true
   const maxInflow = options.maxInflowBytes ?? DEFAULT_MAX_INFLOW_BYTES
+  const messagesPerSecond = options.messagesPerSecond ?? 1000
+  const messageBurst = options.messageBurst ?? 2000
+  const awarenessBytesPerSecond = options.awarenessBytesPerSecond ?? 1 << 20
+  const awarenessByteBurst = options.awarenessByteBurst ?? 4 << 20
   const rooms = new Map<string, Room>()
   const conns = new Set<Conn>()
+  /** Sockets holding awareness back until they drain. */
+  const congested = new Set<Conn>()
+  let drainTimer: ReturnType<typeof setTimeout> | undefined
+  let step1Encodes = 0
 
   const refuse = (code: string, message: string) => host.report({ type: "refused", code, message })
 
@@ -174,6 +256,101 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return
     if (conn.ws.bufferedAmount > maxBuffered) return close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
     conn.ws.send(bytes)
+  }
+
+  /**
+   * Relayed awareness (one clientID's state or removal, `key` its clientID): sent, unless the
+   * socket is behind; then only the latest per clientID waits until it drains. Relayed as it
+   * came, a flood of awareness could push a reader past `maxBufferedBytes` and get it closed.
+   */
+  const sendEphemeral = (conn: Conn, key: unknown, payload: Uint8Array): void => {
+    if (conn.closed) return
+    if (conn.due === undefined && conn.ws.bufferedAmount <= EPHEMERAL_HIGH_WATER) return send(conn, payload)
+    conn.due ??= new Map()
+    if (conn.due !== "all") {
+      conn.due.delete(key)
+      conn.due.set(key, payload)
+      // Bounded: past a room's worth of clientIDs, the room's states replace them (removals
+      // then reach the client by its own 30 s timeout).
+      if (conn.due.size > maxRoomStates) conn.due = "all"
+    }
+    congested.add(conn)
+    drainTimer ??= setTimeout(drain, DRAIN_POLL_MS)
+  }
+
+  const drain = (): void => {
+    drainTimer = undefined
+    for (const conn of [...congested]) {
+      if (conn.closed) {
+        congested.delete(conn)
+        continue
+      }
+      if (conn.ws.bufferedAmount > EPHEMERAL_HIGH_WATER) continue
+      congested.delete(conn)
+      const due = conn.due
+      conn.due = undefined
+      if (due === "all") {
+        const all = conn.room === undefined ? undefined : awarenessOf(conn.room)
+        if (all !== undefined) send(conn, all)
+      } else if (due !== undefined) for (const payload of due.values()) send(conn, payload)
+    }
+    if (congested.size > 0) drainTimer = setTimeout(drain, DRAIN_POLL_MS)
+  }
+
+  /** Sends `bytes`; resolves once they are written out (or the socket is gone). */
+  const sendWritten = (conn: Conn, bytes: Uint8Array): Promise<void> =>
+    new Promise((resolve) => {
+      if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return resolve()
+      if (conn.ws.bufferedAmount > maxBuffered) {
+        close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
+        return resolve()
+      }
+      conn.ws.send(bytes, () => resolve())
+    })
+
+  /** The step2 answering `req` on `conn`'s document: the shared whole answer, or encoded (and charged). */
+  const step2For = async (conn: Conn, req: Step1): Promise<Uint8Array> => {
+    const doc = conn.doc!
+    const whole = asksWhole(doc.doc, req.decoded) ? wholeAnswers.get(doc.doc) : undefined
+    if (whole !== undefined) return whole
+    return doc.answer(workPayer(conn.principal ?? "anonymous", conn), (ydoc) => {
+      // Looked up again: the document may have changed while the payer waited off a debt.
+      const all = asksWhole(ydoc, req.decoded)
+      const cached = all ? wholeAnswers.get(ydoc) : undefined
+      if (cached !== undefined) return cached
+      const answer = encodeStep2(Y.encodeStateAsUpdate(ydoc, req.stateVector))
+      step1Encodes++
+      if (all) rememberWhole(ydoc, answer)
+      return answer
+    })
+  }
+
+  /** Answers a step1 that passed the socket's pace; one answer in flight per socket, a newer request waits. */
+  const answerStep1 = (conn: Conn, req: Step1): void => {
+    if (conn.answering) {
+      conn.step1Next = req
+      return
+    }
+    conn.answering = true
+    void (async () => {
+      try {
+        let next: Step1 | undefined = req
+        while (next !== undefined && !conn.closed) {
+          const answer = await step2For(conn, next)
+          if (conn.closed) return
+          // The next answer is not made until this one has left: a reader asking faster than it
+          // reads holds one answer, not one per request.
+          await sendWritten(conn, answer)
+          next = conn.step1Next
+          conn.step1Next = undefined
+        }
+      } catch (e) {
+        if (!conn.closed) close(conn, CLOSE.unavailable, e instanceof Error ? e.message : "The document is unavailable.")
+      } finally {
+        // In the same turn as the loop's end: a request arriving later starts a new answer.
+        conn.answering = false
+      }
+    })()
   }
 
   const close = (conn: Conn, code: number, reason: string): void => {
@@ -186,17 +363,20 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     if (conn.closed) return
     conn.closed = true
     conns.delete(conn)
+    congested.delete(conn)
+    conn.due = undefined
+    conn.step1s.close()
+    conn.step1Next = undefined
     const { room, doc } = conn
     if (room === undefined || doc === undefined) return
     doc.unsubscribe(conn)
-    const gone: AwarenessEntry[] = []
     for (const id of [...conn.ids]) {
       const s = room.awareness.get(id)
       if (s === undefined || s.conn !== conn) continue
       forget(room, id)
-      if (s.state !== "null") gone.push({ clientID: id, clock: s.clock, state: "null" })
+      // At once, and replacing its state if that is still due (relayNow).
+      if (s.state !== "null") doc.relayNow(encodeAwareness(encodeAwarenessUpdate([{ clientID: id, clock: s.clock, state: "null" }])), conn, id)
     }
-    if (gone.length > 0) doc.relay(encodeAwareness(encodeAwarenessUpdate(gone)), conn)
     if (doc.subscriberCount === 0) {
       rooms.delete(room.docId)
       host.release(doc)
@@ -239,10 +419,10 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
 
   /**
    * Applies an awareness update to the room within its bounds (see the header). Returns what
-   * to relay (undefined: nothing was news; "whole": the message as it came), or `close`:
-   * why the socket is closed.
+   * to relay (`whole`: every entry of the message was taken), or `close`: why the socket is
+   * closed.
    */
-  const takeAwareness = (conn: Conn, room: Room, update: Uint8Array): AwarenessEntry[] | "whole" | undefined | { close: string } => {
+  const takeAwareness = (conn: Conn, room: Room, update: Uint8Array): { entries: AwarenessEntry[]; whole: boolean } | { close: string } => {
     const entries = decodeAwarenessUpdate(update, 1024)
     const now = Date.now()
     const taken: AwarenessEntry[] = []
@@ -288,7 +468,12 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       conn.toldFull = true
       refuse("presence-limit", `y-websocket "${room.docId}": the room holds ${room.awareness.size} awareness states (${room.bytes} bytes; at most ${maxRoomStates} and ${maxRoomBytes}); new ones are dropped.`)
     }
-    return taken.length === 0 ? undefined : whole ? "whole" : taken
+    return { entries: taken, whole }
+  }
+
+  const rateLimited = (conn: Conn, what: string): void => {
+    refuse("rate-limited", `y-websocket "${conn.room?.docId ?? ""}": a socket sent ${what}; closed.`)
+    close(conn, CLOSE.malformed, `Rate limited: ${what}.`)
   }
 
   const awarenessOf = (room: Room): Uint8Array | undefined => {
@@ -311,16 +496,19 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       refuse("protocol-error", `y-websocket: an undecodable message (${e instanceof Error ? e.message : String(e)}).`)
       return close(conn, CLOSE.malformed, "Undecodable message.")
     }
+    // Updates are paced where they enter (inflow, work budget); what else a socket sends costs
+    // the hub an answer or a relay, so it is rate limited, and a flooder is closed.
+    if (msg.type !== "step2" && msg.type !== "update" && !conn.messageRate.take(1, Date.now())) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
     switch (msg.type) {
       case "step1": {
-        let diff: Uint8Array
+        let decoded: Map<number, number>
         try {
-          diff = Y.encodeStateAsUpdate(doc.doc, msg.stateVector)
+          decoded = Y.decodeStateVector(msg.stateVector)
         } catch {
           refuse("protocol-error", "y-websocket: a step1 whose state vector does not decode.")
           return close(conn, CLOSE.malformed, "Bad state vector.")
         }
-        return send(conn, encodeStep2(diff))
+        return conn.step1s.request({ stateVector: msg.stateVector, decoded })
       }
       case "step2":
       case "update": {
@@ -349,6 +537,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
           refuse("presence-too-large", `y-websocket: an awareness update of ${msg.update.length} bytes.`)
           return close(conn, CLOSE.malformed, `Awareness is limited to ${maxAwareness} bytes.`)
         }
+        if (!conn.awarenessRate.take(msg.update.length, Date.now())) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
         let taken: ReturnType<typeof takeAwareness>
         try {
           taken = takeAwareness(conn, room, msg.update)
@@ -356,16 +545,25 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
           refuse("protocol-error", `y-websocket: a bad awareness update (${e instanceof Error ? e.message : String(e)}).`)
           return close(conn, CLOSE.malformed, "Bad awareness update.")
         }
-        if (taken === undefined) return
-        if (taken === "whole") return doc.relay(bytes, conn)
-        if (Array.isArray(taken)) return doc.relay(encodeAwareness(encodeAwarenessUpdate(taken)), conn)
-        refuse("presence-limit", `y-websocket "${room.docId}": ${taken.close}`)
-        return close(conn, CLOSE.malformed, taken.close)
+        if ("close" in taken) {
+          refuse("presence-limit", `y-websocket "${room.docId}": ${taken.close}`)
+          return close(conn, CLOSE.malformed, taken.close)
+        }
+        // One message per clientID: the tick keeps the latest of each (a stock provider has one).
+        const { entries, whole } = taken
+        for (const e of entries) {
+          const one = whole && entries.length === 1 ? bytes : encodeAwareness(encodeAwarenessUpdate([e]))
+          if (e.state === "null") doc.relayNow(one, conn, e.clientID)
+          else doc.relay(one, conn, e.clientID)
+        }
+        return
       }
       case "query-awareness": {
         const all = awarenessOf(room)
-        if (all !== undefined) send(conn, all)
-        return
+        if (all === undefined) return
+        // A 1-byte query is answered with up to a room's states: paid like sending them.
+        if (!conn.awarenessRate.take(all.length, Date.now())) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
+        return send(conn, all)
       }
       default:
         // auth messages from a client, unknown types: ignored, as the stock server does.
@@ -377,11 +575,14 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const path = info.url.split("?")[0]!
     const docId = path.slice(prefix.length + 1)
     const conn: Conn = {
-      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow), room: undefined, doc: undefined, alive: true, closed: false,
+      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow),
+      messageRate: new TokenBucket(messagesPerSecond, messageBurst, Date.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, Date.now()), due: undefined,
+      step1s: new AnswerBudget<Step1>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined,
+      room: undefined, doc: undefined, alive: true, closed: false,
       onUpdates: (updates) => {
         for (const u of updates) send(conn, encodeUpdate(u))
       },
-      onEphemeral: (payload) => send(conn, payload),
+      onEphemeral: (payload, _from, key) => sendEphemeral(conn, key, payload),
       onClose: (code, reason) => close(conn, code === "going-away" ? CLOSE.away : CLOSE.unavailable, reason),
     }
     conns.add(conn)
@@ -476,11 +677,19 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     get connections() {
       return conns.size
     },
+    get step1Encodes() {
+      return step1Encodes
+    },
     get pendingBytes() {
       let n = 0
       for (const c of conns) n += c.inflow.pending
       return n
     },
-    close: () => clearInterval(timer),
+    close: () => {
+      clearInterval(timer)
+      if (drainTimer !== undefined) clearTimeout(drainTimer)
+      drainTimer = undefined
+      congested.clear()
+    },
   }
 }

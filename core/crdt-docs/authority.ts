@@ -21,17 +21,24 @@
  *
  * Subscribers are the connections following the document (a y-websocket socket, an
  * automerge-repo peer, a Canon client link); each hears the updates of the others, never its
- * own (no echo), and the ephemeral payloads (awareness, presence) the others relay.
+ * own (no echo), and the ephemeral payloads (awareness, presence) the others relay: on a
+ * tick per document, the latest per key (a Yjs clientID, a sender), as Canon's presence
+ * (core/authority/followers.ts), so however fast one sender renews its state, the others
+ * hear it at most once a tick.
  */
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
+import type { Runtime, Timer } from "../ports/runtime.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
   onUpdates(updates: ReadonlyArray<Uint8Array>): void
-  /** An ephemeral payload another subscriber relayed (awareness, cursors). */
-  onEphemeral?(payload: Uint8Array, from: CrdtSubscriber): void
+  /**
+   * An ephemeral payload another subscriber relayed (awareness, cursors), under `key` (what it
+   * replaces: a later payload of the same key makes this one stale).
+   */
+  onEphemeral?(payload: Uint8Array, from: CrdtSubscriber, key: unknown): void
   /** The document is gone from memory (storage failed, hub shutting down): reconnect to reload. */
   onClose?(code: string, reason: string): void
 }
@@ -59,7 +66,12 @@ export interface CrdtAuthorityHooks {
   readonly work?: CrdtWorkBudget
   /** The host's bound on heavy work in flight at once (shared by its documents); none: unbounded. */
   readonly inFlight?: WorkInFlight
+  /** Timers for the relay tick and clocks for measuring `answer`; none: relayed at once, answers unmeasured. */
+  readonly runtime?: Runtime
 }
+
+/** How often a document relays the ephemeral payloads that changed (20 a second, as Canon's presence: cursors still look live). */
+export const RELAY_TICK_MS = 50
 
 interface Queued {
   /** The submitted updates, each with `check`'s verdict (`prepare` runs in `commit`, in arrival order). */
@@ -112,6 +124,9 @@ export class CrdtDocAuthority<D> {
   /** The tail when a compaction last failed: tried again only once the tail has grown by another threshold (encode is O(document)). */
   private failedAtTail = -Infinity
   private seqValue: number
+  /** Ephemeral payloads to relay on the next tick, the latest per key. */
+  private readonly relayDue = new Map<unknown, { readonly payload: Uint8Array; readonly from: CrdtSubscriber }>()
+  private relayTick: Timer | undefined
 
   private constructor(
     readonly docId: string,
@@ -185,12 +200,63 @@ export class CrdtDocAuthority<D> {
 
   unsubscribe(sub: CrdtSubscriber): void {
     this.subscribers.delete(sub)
+    // What a subscriber that left had due is stale (an endpoint relays its leaving at once).
+    for (const [key, due] of this.relayDue) if (due.from === sub) this.relayDue.delete(key)
   }
 
-  /** Relays an ephemeral payload to every other subscriber (never stored). */
-  relay(payload: Uint8Array, from: CrdtSubscriber): void {
-    for (const s of this.subscribers) {
-      if (s !== from) s.onEphemeral?.(payload, from)
+  /**
+   * Relays an ephemeral payload to every other subscriber (never stored) on the document's
+   * next tick: of what is relayed under one `key` (by default the sender) in between, only the
+   * latest goes. Each relay costs a send to every subscriber, so relaying per message let one
+   * socket renewing a large state as fast as it could push every other socket past the slow
+   * consumer bound (found by an attack). Without a runtime, relayed at once.
+   */
+  relay(payload: Uint8Array, from: CrdtSubscriber, key: unknown = from): void {
+    if (this.closed) return
+    const runtime = this.hooks.runtime
+    if (runtime === undefined) return this.relayNow(payload, from, key)
+    this.relayDue.delete(key)
+    this.relayDue.set(key, { payload, from })
+    this.relayTick ??= runtime.setTimer(RELAY_TICK_MS, () => {
+      this.relayTick = undefined
+      const due = [...this.relayDue]
+      this.relayDue.clear()
+      for (const [k, d] of due) this.deliver(d.payload, d.from, k)
+    })
+  }
+
+  /**
+   * Relays at once, and drops what `key` had due: a peer leaving (a removed awareness state)
+   * is not held behind the tick, nor followed by its stale state.
+   */
+  relayNow(payload: Uint8Array, from: CrdtSubscriber, key: unknown = from): void {
+    if (this.closed) return
+    this.relayDue.delete(key)
+    this.deliver(payload, from, key)
+  }
+
+  private deliver(payload: Uint8Array, from: CrdtSubscriber, key: unknown): void {
+    for (const s of [...this.subscribers]) {
+      if (s !== from) s.onEphemeral?.(payload, from, key)
+    }
+  }
+
+  /**
+   * Work an endpoint does on the live document for `payer` outside `submit`: encoding a sync
+   * answer is O(document) for a few bytes asked. It runs once the payer is out of debt, and
+   * its measured time is charged to the payer (work-budget.ts), so a principal asking again
+   * and again waits, not the others. Rejects if the document closed meanwhile.
+   */
+  async answer<T>(payer: string, work: (doc: D) => T): Promise<T> {
+    await this.hooks.work?.turn(payer)
+    if (this.closed) throw new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`)
+    const runtime = this.hooks.runtime
+    const clock = runtime === undefined ? undefined : () => runtime.monotonic?.() ?? runtime.now()
+    const started = clock?.()
+    try {
+      return work(this.docValue)
+    } finally {
+      if (clock !== undefined) this.hooks.work?.pay(payer, Math.round((clock() - started!) * 1000))
     }
   }
 
@@ -475,6 +541,9 @@ export class CrdtDocAuthority<D> {
     this.closed = true
     for (const item of this.queue) item.reject(new CrdtDocError("doc-unavailable", reason))
     this.queue = []
+    this.relayTick?.cancel()
+    this.relayTick = undefined
+    this.relayDue.clear()
     const subs = [...this.subscribers]
     this.subscribers.clear()
     for (const s of subs) s.onClose?.(code, reason)

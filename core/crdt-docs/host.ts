@@ -104,6 +104,7 @@ export class CrdtDocHost {
         onReport: (r) => this.report({ type: "doc-report", ...r }),
         work: this.work,
         inFlight: this.inFlight,
+        ...(this.options.runtime !== undefined ? { runtime: this.options.runtime } : {}),
       }, this.options)
       this.docs.set(docId, p)
       p.catch((error) => {

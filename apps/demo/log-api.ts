@@ -1,11 +1,10 @@
 /**
  * `GET /api/log?doc=board/NAME&limit=N`: the demo's devtools read the document's log from
  * the hub: the head, the compaction horizon, the last N entries (seq, time, clientId, command, args) and the stored
- * checkpoints (seq, state hash). Read-only, JSON, never cached.
+ * checkpoints (seq, state hash). Read-only, from the store alone (the hub's documents stay as they were), JSON, never cached.
  */
 import type http from "node:http"
-import type { Hub, KVStore } from "../../core/index.js"
-import { Board } from "./board.js"
+import type { KVStore } from "../../core/index.js"
 import { AuthorityStore } from "../../core/internal.js"
 
 const MAX_LIMIT = 500
@@ -20,7 +19,7 @@ const preview = (args: unknown): unknown => {
   return json.length <= MAX_ARGS_CHARS ? JSON.parse(json) : { preview: json.slice(0, MAX_ARGS_CHARS), chars: json.length }
 }
 
-export const logApi = async (url: URL, res: http.ServerResponse, hub: Hub, storage: KVStore): Promise<void> => {
+export const logApi = async (url: URL, res: http.ServerResponse, storage: KVStore): Promise<void> => {
   const docId = url.searchParams.get("doc") ?? ""
   const limit = Math.max(1, Math.min(MAX_LIMIT, Number(url.searchParams.get("limit") ?? 100) || 100))
   const send = (status: number, body: unknown) => {
@@ -34,8 +33,9 @@ export const logApi = async (url: URL, res: http.ServerResponse, hub: Hub, stora
     const store = new AuthorityStore(storage)
     const head = await store.head(docId)
     if (head === undefined) return send(200, { head: null, entries: [], checkpoints: [] })
-    // Entries at or below the compaction horizon are gone (a snapshot holds them).
-    const compactedThrough = (await hub.doc(docId, Board)).compactedThrough
+    // Entries at or below the compaction horizon are gone (a snapshot holds them). Read from
+    // the store: asking the hub for the document would load and replay it for any caller.
+    const compactedThrough = await store.snapshots.horizon(docId)
     const entries = await store.entries(docId, Math.max(compactedThrough, head.seq - limit), limit)
     const checkpoints = (await store.checkpoints(docId)).slice(-20)
     // The newest entries first, until the answer's budget is spent.

@@ -17,7 +17,7 @@ export const demoPages = (assets: DemoAssets): PageHandler => (req: http.Incomin
   const path = url.pathname
   if (path === "/status") return statusPage(req, res, hub)
   if (path === "/api/log" && storage !== undefined) {
-    void logApi(url, res, hub, storage)
+    void logApi(url, res, storage)
     return true
   }
   const file = assets.files.get(path === "/index.html" ? "/" : path)

@@ -15,6 +15,8 @@ import { yText } from "../adapters/yjs/index.js"
 import { Todo } from "./support/machines.js"
 import { ROOT } from "./crash/harness.js"
 import { v2Bomb } from "./support/yjs-v2-bomb.js"
+import { automergeText } from "../adapters/automerge/index.js"
+import { LIST_1M } from "./support/automerge-load-bombs.js"
 
 const DOC = "list"
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
@@ -42,7 +44,15 @@ const Note = defineMachine({
   crdt: { body: yText() },
 })
 
-const setup = async <M extends typeof Todo | typeof Note>(machine: M, protocol = 1, storage = new MemoryStorage()) => {
+const AmNote = defineMachine({
+  name: "am-note",
+  version: 1,
+  initial: () => ({ title: "" }),
+  commands: { rename: { args: Schema.Struct({ title: Schema.String }), apply: (s: { title: string }, a: { title: string }) => void (s.title = a.title) } },
+  crdt: { body: automergeText() },
+})
+
+const setup = async <M extends typeof Todo | typeof Note | typeof AmNote>(machine: M, protocol = 1, storage = new MemoryStorage()) => {
   const hub = scriptedHub()
   const client = await CanonClient.open({ transport: hub.transport, runtime: new VirtualRuntime(1), storage, clientId: "c1", machines: [machine] })
   await flush()
@@ -123,6 +133,28 @@ describe("a state the replica cannot read is refused where it arrives", () => {
     expect(errors).toEqual([expect.stringMatching(/^snapshot-invalid: .*cannot be read .*more than 4194304 structs/)])
     await client.close()
     const again = await setup(Note, 1, storage)
+    expect(again.doc.confirmedSeq).toBe(3)
+    expect(again.doc.state).toEqual({ title: "hub's" })
+    await again.client.close()
+  })
+
+  test("a CRDT field whose Automerge state measures past a field's bounds is refused before Automerge decodes it: nothing changes, nothing is stored", async () => {
+    const storage = new MemoryStorage()
+    const { hub, client, doc, errors } = await setup(AmNote, 1, storage)
+    for (const m of snapshotStream(encodeCanonical({ title: "hub's" }), 3)) hub.deliver(m)
+    await doc.whenStored()
+    doc.crdt.body.splice(0, 0, "local text")
+    // 1,054 bytes of 1,000,000 list elements inserted and deleted: A.load took 4-5 s and 233 MB.
+    const bomb = encodeCanonical({ title: "bomb", $crdt: { body: encodeCanonical(["a1", LIST_1M, []]) } })
+    expect(bomb.length).toBeLessThan(1200)
+    for (const m of snapshotStream(bomb, 7)) expect(() => hub.deliver(m)).not.toThrow()
+    await doc.whenStored()
+    expect(doc.confirmedSeq).toBe(3)
+    expect(doc.state).toEqual({ title: "hub's" })
+    expect(doc.crdt.body.text).toBe("local text")
+    expect(errors).toEqual([expect.stringMatching(/^snapshot-invalid: .*cannot be read .*The Automerge state is not loaded: the columns decode to more than 1048576 entries/)])
+    await client.close()
+    const again = await setup(AmNote, 1, storage)
     expect(again.doc.confirmedSeq).toBe(3)
     expect(again.doc.state).toEqual({ title: "hub's" })
     await again.client.close()

@@ -19,6 +19,10 @@
  * object and key (`crdt-invalid` otherwise). The index this needs is built on the first
  * untrusted check (the hub) and kept up to date by `apply`.
  *
+ * A field's state (`load`: a hub's snapshot on a client, a stored state) is measured the same
+ * way before Automerge decodes it, against bounds for a whole field (MAX_FIELD_OPS and the
+ * others below); the hub keeps every field within them, so what it accepted always loads.
+ *
  * Determinism: `save()` differs between arrival orders but the heads do not (sorted SHA-256
  * change hashes, committing to the whole history), so the field hash is the hash of the
  * sorted heads; snapshots carry `save()`. The initial content is one change made with a fixed
@@ -28,7 +32,8 @@ import * as A from "@automerge/automerge"
 import * as Schema from "effect/Schema"
 import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.js"
 import { hashBytes } from "../../core/hash.js"
-import { CHUNK_CHANGE, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
+import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
+import { inflateRawBounded } from "./inflate.js"
 import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
@@ -46,6 +51,89 @@ const MAX_CHANGES = 4096
  * change) and `decodeChange` costs ~10 µs per op, so deleting more than this in one change is
  * refused like an over-large change.
  */
+
+/*
+ * Bounds on a field's saved state (`encode()`'s bytes, from a hub's snapshot or a store),
+ * measured before Automerge loads it (`measureChunk`: column runs counted, deflated columns
+ * inflated under the byte bound). A.load costs 1-6 µs an op or successor and 5 µs a change
+ * on the machine measured, and run-length columns make them free to send: a 1 KB document of
+ * 1,000,000 list elements inserted and deleted took 3.7-7.3 s and 233 MB to load, 16,000,000
+ * characters (70 KB) 22 s, 300,000 empty changes (208 bytes) 1 s. Within these bounds a load
+ * is about 3 s at most there (500,000 elements inserted then deleted, 2^20 as measured: 2-3 s;
+ * 100,000 one-keystroke changes took 1.2 s, so 2^18 about 3). Honest fields pass well below:
+ * the automerge-paper trace (182,000 inserts, 77,000 deletes) would measure about 260,000.
+ * The hub refuses an update that would take a field past them (`crdt-too-large`, see
+ * FieldSize), so a field never grows out of its own snapshots.
+ */
+/** Most ops (successors counted twice, as `measureChunk` counts them) a field's state may decode to. */
+export const MAX_FIELD_OPS = 1 << 20
+/** Most changes (or dependency entries) a field's state may hold. */
+export const MAX_FIELD_CHANGES = 1 << 18
+/**
+ * Most bytes a field's state may be with its deflated columns inflated: memory, not time
+ * (a 16 MB value loads in 0.2 s), as large as snapshots a client takes by default allow for.
+ */
+export const MAX_FIELD_BYTES = 256 << 20
+
+/**
+ * What a field's `save()` measures to at most, kept as changes are applied: the bound the hub
+ * holds updates to, so that what it accepts always loads. An estimate from above (exact after
+ * a load): a change adds its ops that are not deletes, each pred becomes a successor of the
+ * op it names, a change and each dependency are entries of the change columns, and each op or
+ * entry costs at most 64 bytes of columns besides the change's own bytes (values, keys).
+ */
+interface FieldSize {
+  /** Ops stored (deletes are successors, not ops, in a saved document). */
+  stored: number
+  succs: number
+  changes: number
+  bytes: number
+}
+
+const measuredOps = (s: FieldSize): number => Math.max(s.stored, s.succs) + s.succs
+
+/** The bounds of a field's state (AutomergeFieldOptions.maxState). */
+export interface FieldStateBounds {
+  readonly ops: number
+  readonly changes: number
+  readonly bytes: number
+}
+
+const DEFAULT_STATE_BOUNDS: FieldStateBounds = { ops: MAX_FIELD_OPS, changes: MAX_FIELD_CHANGES, bytes: MAX_FIELD_BYTES }
+
+/** Why a field of this size may not be loaded, or undefined. */
+const oversize = (s: FieldSize, b: FieldStateBounds): string | undefined =>
+  measuredOps(s) > b.ops ? `more than ${b.ops} ops`
+  : s.changes > b.changes ? `more than ${b.changes} changes`
+  : s.bytes > b.bytes ? `more than ${b.bytes} bytes`
+  : undefined
+
+/** `size` grown by a change (its decoded form and byte length). */
+const grow = (size: FieldSize, c: A.DecodedChange, length: number): void => {
+  let preds = 0, dels = 0
+  for (const o of c.ops) {
+    preds += o.pred.length
+    if (o.action === "del") dels++
+  }
+  size.stored += c.ops.length - dels
+  size.succs += preds
+  size.changes += Math.max(1, c.deps.length)
+  size.bytes += 2 * length + 64 * (c.ops.length + preds + 1 + c.deps.length)
+}
+
+/**
+ * The size of a field's saved state (`measureChunk` bounded by the limits above), or why it
+ * may not be loaded. Concatenated change chunks (encode's fallback) do not tell ops from
+ * preds: both are taken at the whole count.
+ */
+const measureState = (saved: Uint8Array, b: FieldStateBounds): FieldSize | string => {
+  const m = measureChunk(saved, { maxOps: b.ops, maxInflatedBytes: b.bytes, inflate: inflateRawBounded })
+  if (!m.ok) return m.message
+  const size = m.type === CHUNK_DOCUMENT && m.chunks === 1
+    ? { stored: m.ops - m.succs, succs: m.succs, changes: m.changes, bytes: m.bytes }
+    : { stored: m.ops, succs: m.ops, changes: m.changes, bytes: m.bytes }
+  return oversize(size, b) ?? size
+}
 
 interface Validated extends ValidatedUpdate {
   readonly changes: ReadonlyArray<Uint8Array>
@@ -130,6 +218,9 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     private readonly maxOps: number,
     /** Automerge actor -> the Canon clientId that owns it. */
     private readonly owners: Map<string, string>,
+    /** What the field's `save()` measures to at most (see FieldSize). */
+    private readonly size: FieldSize,
+    private readonly bounds: FieldStateBounds,
   ) {
     const onLocal = (changes: Uint8Array[]) => {
       this.cachedHash = undefined
@@ -191,6 +282,13 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
       seqs.set(m.actor, m.seq)
       here.add(m.hash)
     }
+    // What is accepted must load again, everywhere: the field stays within the load bounds.
+    const after = { ...this.size }
+    meta.forEach((m, i) => {
+      if (here.has(m.hash)) grow(after, m, changes[i]!.length)
+    })
+    const over = oversize(after, this.bounds)
+    if (over !== undefined) return crdtRejection("crdt-too-large", `The Automerge field would hold ${over}, more than a field may (its snapshots could not be loaded); split the data over more fields or documents.`)
     return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId, overlay } as Validated }
   }
 
@@ -201,7 +299,10 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     // One applyChanges per batch: its cost is mostly per call (notes, D.4); known changes are skipped.
     for (const u of batch as ReadonlyArray<Validated>) {
       u.changes.forEach((c, i) => {
-        if (!A.hasHeads(doc, [u.meta[i]!.hash])) fresh.push(c)
+        if (!A.hasHeads(doc, [u.meta[i]!.hash])) {
+          fresh.push(c)
+          grow(this.size, u.meta[i]!, c.length)
+        }
       })
     }
     if (fresh.length > 0) {
@@ -303,6 +404,12 @@ const weighUpdate = (update: unknown, maxBytes: number, maxOps: number): number 
 export interface AutomergeFieldOptions extends CrdtLimits {
   /** Most ops (or preds) one update may decode to, counted before decoding. Default: one per byte of `maxUpdateBytes` (262,144). */
   readonly maxUpdateOps?: number
+  /**
+   * Most a field's state may hold (MAX_FIELD_OPS, MAX_FIELD_CHANGES, MAX_FIELD_BYTES by
+   * default): a state past them is not loaded, and the hub refuses updates that would take
+   * the field past them. Other bounds are part of the field's kind (peers must agree on them).
+   */
+  readonly maxState?: Partial<FieldStateBounds>
 }
 
 /**
@@ -317,8 +424,11 @@ export const automergeEngine = <T, H extends AutomergeHandle<T>>(
 ): CrdtEngine<H> => {
   const max = options.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES
   const maxOps = options.maxUpdateOps ?? max
+  const bounds: FieldStateBounds = { ...DEFAULT_STATE_BOUNDS, ...options.maxState }
+  const custom = bounds.ops !== MAX_FIELD_OPS || bounds.changes !== MAX_FIELD_CHANGES || bounds.bytes !== MAX_FIELD_BYTES
   // The same first change everywhere: fixed actor, time 0.
   let base: Uint8Array | undefined
+  let baseSize: FieldSize | undefined
   const initialSave = (): Uint8Array => {
     if (base === undefined) {
       const empty = A.init<T>({ actor: INITIAL_ACTOR })
@@ -327,13 +437,16 @@ export const automergeEngine = <T, H extends AutomergeHandle<T>>(
         for (const k of keys) (d as Record<string, unknown>)[k] = (initial as Record<string, unknown>)[k]
       })
       base = A.save(doc)
+      const size = measureState(base, bounds)
+      if (typeof size === "string") throw new TypeError(`The initial content of an Automerge field is too large: ${size}.`)
+      baseSize = size
     }
     return base
   }
   return {
-    kind: `automerge-${kind}/1:${JSON.stringify(initial)}`,
+    kind: `automerge-${kind}/1:${JSON.stringify(initial)}${custom ? `;state<=${bounds.ops},${bounds.changes},${bounds.bytes}` : ""}`,
     args: Schema.Array(Schema.Uint8Array) as unknown as Schema.Codec<unknown, unknown>,
-    create: () => new AmField<T, H>(makeHandle(A.load<T>(initialSave(), { actor: randomActor() })), max, maxOps, new Map()),
+    create: () => new AmField<T, H>(makeHandle(A.load<T>(initialSave(), { actor: randomActor() })), max, maxOps, new Map(), { ...baseSize! }, bounds),
     weigh: (update) => weighUpdate(update, max, maxOps),
     load: (bytes) => {
       const v = decodeCanonical(bytes) as unknown
@@ -343,7 +456,10 @@ export const automergeEngine = <T, H extends AutomergeHandle<T>>(
         if (!Array.isArray(o) || typeof o[0] !== "string" || typeof o[1] !== "string") throw new Error("Bad ownership table.")
         owners.set(o[0], o[1])
       }
-      return new AmField<T, H>(makeHandle(A.load<T>(v[1], { actor: randomActor() })), max, maxOps, owners)
+      // From a hub's snapshot or a store: measured before Automerge decodes it.
+      const size = measureState(v[1], bounds)
+      if (typeof size === "string") throw new Error(`The Automerge state is not loaded: ${size} (a field holds at most ${bounds.ops} ops, ${bounds.changes} changes and ${bounds.bytes} bytes inflated).`)
+      return new AmField<T, H>(makeHandle(A.load<T>(v[1], { actor: randomActor() })), max, maxOps, owners, size, bounds)
     },
   }
 }

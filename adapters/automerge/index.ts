@@ -16,7 +16,7 @@ import type { CrdtFieldDecl } from "../../core/crdt/engine.js"
 import { crdtRuntime as runtime } from "../../core/crdt/runtime.js"
 import { AutomergeHandle, AutomergeTextHandle, automergeEngine, type AutomergeFieldOptions } from "./engine.js"
 
-export { AutomergeHandle, AutomergeTextHandle, automergeEngine, type AutomergeFieldOptions } from "./engine.js"
+export { AutomergeHandle, AutomergeTextHandle, automergeEngine, MAX_FIELD_BYTES, MAX_FIELD_CHANGES, MAX_FIELD_OPS, type AutomergeFieldOptions, type FieldStateBounds } from "./engine.js"
 export { crdtReason, type CrdtReason, type CrdtEngine, type CrdtField } from "../../core/crdt/engine.js"
 
 /**

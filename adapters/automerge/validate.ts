@@ -48,6 +48,8 @@ export type Measured =
     readonly ok: true; readonly type: number; readonly ops: number; readonly changes: number; readonly chunks: number
     /** What there is to decode: the bytes and what their deflated parts inflate to. */
     readonly bytes: number
+    /** Of `ops`, a document chunk's successors (counted twice there: see `columns`). */
+    readonly succs: number
   }
   | { readonly ok: false; readonly tooLarge: boolean; readonly message: string }
 
@@ -118,16 +120,17 @@ const SUCC_COUNTER = (8 << 4) | 3
  * Reads the columns that follow their metadata; returns the largest entry count among them,
  * plus (for a document's ops) the successors, which decode to delete ops of their own.
  */
-const columns = (r: Reader, specs: Array<[number, number]>, limits: MeasureLimits, budget: Budget, succ = false): number => {
+const columns = (r: Reader, specs: Array<[number, number]>, limits: MeasureLimits, budget: Budget, succ?: { succs: number }): number => {
   let most = 0, succs = 0
   for (const [spec, len] of specs) {
     let data = r.raw(len)
     if (spec & 8) data = inflateBounded(data, limits, budget)
     const n = countColumn(data, spec & 7)
     if (n > most) most = n
-    if (succ && (spec & ~8) === SUCC_COUNTER) succs += n
+    if (succ !== undefined && (spec & ~8) === SUCC_COUNTER) succs += n
     if (most + succs > limits.maxOps) throw new Bad(`the columns decode to more than ${limits.maxOps} entries`, true)
   }
+  if (succ !== undefined) succ.succs += succs
   return most + succs
 }
 
@@ -139,7 +142,7 @@ const columnSpecs = (r: Reader): Array<[number, number]> => {
   return specs
 }
 
-const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budget: Budget): { ops: number; changes: number } => {
+const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budget: Budget): { ops: number; changes: number; succs: number } => {
   const r = new Reader(body)
   if (type === CHUNK_CHANGE) {
     const deps = r.varint()
@@ -153,7 +156,7 @@ const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budg
     if (others > body.length) throw new Bad("truncated")
     for (let i = 0; i < others; i++) r.raw(r.varint())
     const ops = columns(r, columnSpecs(r), limits, budget)
-    return { ops, changes: 1 }
+    return { ops, changes: 1, succs: 0 }
   }
   // Document chunk: actors, heads, change columns, op columns.
   const actors = r.varint()
@@ -163,8 +166,9 @@ const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budg
   const changeSpecs = columnSpecs(r)
   const opSpecs = columnSpecs(r)
   const changes = columns(r, changeSpecs, limits, budget)
-  const ops = columns(r, opSpecs, limits, budget, true)
-  return { ops, changes }
+  const succ = { succs: 0 }
+  const ops = columns(r, opSpecs, limits, budget, succ)
+  return { ops, changes, succs: succ.succs }
 }
 
 /**
@@ -173,7 +177,7 @@ const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budg
  */
 export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured => {
   const budget: Budget = { inflated: 0 }
-  let ops = 0, changes = 0, type = -1, chunks = 0
+  let ops = 0, changes = 0, succs = 0, type = -1, chunks = 0
   try {
     const r = new Reader(bytes)
     if (r.done()) throw new Bad("empty")
@@ -190,13 +194,14 @@ export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured
         : measureBody(t, body, limits, budget)
       ops += m.ops
       changes += m.changes
+      succs += m.succs
       if (ops > limits.maxOps) throw new Bad(`more than ${limits.maxOps} ops`, true)
     }
   } catch (e) {
     if (e instanceof Bad) return { ok: false, tooLarge: e.tooLarge, message: e.message }
     return { ok: false, tooLarge: false, message: e instanceof Error ? e.message : String(e) }
   }
-  return { ok: true, type, ops, changes, chunks, bytes: bytes.length + budget.inflated }
+  return { ok: true, type, ops, changes, chunks, bytes: bytes.length + budget.inflated, succs }
 }
 
 // ---------------------------------------------------------------------------------------------

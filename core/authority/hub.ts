@@ -175,6 +175,8 @@ export class Hub implements ConnectionAcceptor {
   private readonly sessions = new Set<Session>()
   /** Command and CRDT work buckets by clientId, least recently connected first. */
   private readonly clientBuckets = new Map<string, ClientBuckets>()
+  /** New-identity buckets by address or principal (see `mayRegister`), least recently used first. */
+  private readonly registrants = new Map<string, TokenBucket>()
   private closed = false
   private readonly limits: HubLimits
   private readonly identities: IdentityRegistry
@@ -215,6 +217,21 @@ export class Hub implements ConnectionAcceptor {
     this.clientBuckets.set(clientId, buckets)
     if (this.clientBuckets.size > MAX_CLIENT_BUCKETS) this.clientBuckets.delete(this.clientBuckets.keys().next().value!)
     return buckets
+  }
+
+  /**
+   * Whether a new client identity may be recorded for `registrant` (an address, or a principal
+   * with an authenticate hook): each is kept for good. The newest 65,536 registrants are
+   * remembered, as the clients' buckets are.
+   */
+  private mayRegister(registrant: string): boolean {
+    const now = this.options.runtime.now()
+    let bucket = this.registrants.get(registrant)
+    if (bucket !== undefined) this.registrants.delete(registrant)
+    else bucket = new TokenBucket(this.limits.newClientsPerSecond, this.limits.newClientBurst, now)
+    this.registrants.set(registrant, bucket)
+    if (this.registrants.size > MAX_CLIENT_BUCKETS) this.registrants.delete(this.registrants.keys().next().value!)
+    return bucket.take(1, now)
   }
 
   private newBuckets(): ClientBuckets {
@@ -477,8 +494,15 @@ export class Hub implements ConnectionAcceptor {
     }
     const idProblem = clientIdProblem(hello.clientId)
     if (idProblem !== undefined) return refuse({ code: "unauthorized", message: idProblem })
-    const proof = await this.identities.prove(hello.clientId, hello.secret, principal.id, this.options.authenticate !== undefined)
+    const registrant = this.options.authenticate !== undefined ? `principal:${principal.id}` : `address:${session.info?.remoteAddress ?? ""}`
+    const proof = await this.identities.prove(hello.clientId, hello.secret, principal.id, this.options.authenticate !== undefined, () => this.mayRegister(registrant))
     if (session.closed) return
+    if (!proof.ok && proof.rateLimited) {
+      // Not a refusal (those are final for a client): it comes back after its backoff.
+      this.report({ type: "limit", code: "rate-limited", message: `New clients past ${this.limits.newClientsPerSecond} per second from ${registrant}.` })
+      session.conn.send({ type: "error", code: "rate-limited", message: proof.message })
+      return this.closeSession(session, "rate-limited", proof.message)
+    }
     if (!proof.ok) return refuse({ code: "unauthorized", message: proof.message })
     session.clientId = hello.clientId
     session.sender = { clientId: hello.clientId, incarnation: proof.incarnation, protocol: version }

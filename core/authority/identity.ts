@@ -32,7 +32,8 @@ const CACHE_SIZE = 50_000
 
 export type Proof =
   | { readonly ok: true; readonly incarnation: number }
-  | { readonly ok: false; readonly message: string }
+  /** `rate-limited`: a new identity past the hub's bound (retry later); otherwise the claim is refused. */
+  | { readonly ok: false; readonly message: string; readonly rateLimited?: true }
 
 /** SHA-256 of the secret, domain-separated. */
 export const hashSecret = (secret: string): string => sha256Hex(new TextEncoder().encode(`canon-client-secret:${secret}`))
@@ -54,10 +55,11 @@ export class IdentityRegistry {
    * Checks (and on first contact records) that `secret` proves `clientId` for `principal`.
    * `principals` says whether principals are real users (an authenticate hook is set): then a
    * new secret from the owning principal is a new incarnation instead of an impostor.
+   * `mayRegister` is asked before a new identity is recorded (the hub's bound on them).
    */
-  prove(clientId: string, secret: string | undefined, principal: string, principals: boolean): Promise<Proof> {
+  prove(clientId: string, secret: string | undefined, principal: string, principals: boolean, mayRegister: () => boolean = () => true): Promise<Proof> {
     const prev = this.lanes.get(clientId) ?? Promise.resolve()
-    const next = prev.then(() => this.proveNow(clientId, secret, principal, principals))
+    const next = prev.then(() => this.proveNow(clientId, secret, principal, principals, mayRegister))
     const settled = next.catch(() => undefined)
     this.lanes.set(clientId, settled)
     void settled.then(() => {
@@ -66,13 +68,14 @@ export class IdentityRegistry {
     return next
   }
 
-  private async proveNow(clientId: string, secret: string | undefined, principal: string, principals: boolean): Promise<Proof> {
+  private async proveNow(clientId: string, secret: string | undefined, principal: string, principals: boolean, mayRegister: () => boolean): Promise<Proof> {
     if (secret === undefined || secret.length < MIN_SECRET_CHARS || secret.length > MAX_SECRET_CHARS) {
       return { ok: false, message: `Client ${clientId} did not prove its id: hellos must carry the client's secret (${MIN_SECRET_CHARS}-${MAX_SECRET_CHARS} characters). Update the Canon client.` }
     }
     const hash = hashSecret(secret)
     let known = this.cache.get(clientId) ?? (await this.store.identity(clientId))
     if (known === undefined) {
+      if (!mayRegister()) return { ok: false, rateLimited: true, message: "Too many new clients from here at once; try again in a few seconds." }
       known = { principal, incarnations: [{ incarnation: 1, secretHash: hash }] }
       await this.store.putIdentity(clientId, known)
       this.remember(clientId, known)

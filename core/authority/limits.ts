@@ -65,6 +65,16 @@ export interface HubLimits {
   readonly loadsPerSecond: number
   /** Burst of document loads. Default 200: a client opens its documents at once (at most 100 per connection). */
   readonly loadBurst: number
+  /**
+   * New client identities the hub records per second, per address (per principal with an
+   * `authenticate` hook): each is a durable record, kept for good, so a loop of hellos with
+   * fresh clientIds would grow the hub's storage without end. Past it (and the burst), a hello
+   * with a new clientId is answered `rate-limited` and closed; the client retries later, and
+   * known clients are never counted. Default 10.
+   */
+  readonly newClientsPerSecond: number
+  /** Burst of new client identities. Default 100 (a classroom behind one address opening the app at once). */
+  readonly newClientBurst: number
 }
 
 export const DEFAULT_LIMITS: HubLimits = {
@@ -81,6 +91,8 @@ export const DEFAULT_LIMITS: HubLimits = {
   maxQueuedMessages: 256,
   loadsPerSecond: 50,
   loadBurst: 200,
+  newClientsPerSecond: 10,
+  newClientBurst: 100,
 }
 
 /** A token bucket over the runtime's clock. */

@@ -166,6 +166,27 @@ const openDescription = async (page: Page, id: string): Promise<void> => {
   await until("the description to open", () => page.evaluate(() => window.canonText !== undefined && !document.querySelector<HTMLTextAreaElement>("#details textarea")!.disabled))
 }
 
+const NETWORK = { latency: 0, downloadThroughput: -1, uploadThroughput: -1 }
+
+/**
+ * Reloads B with its network off; resolves to a function that turns the network back on.
+ * Chromium 150 starts a document loaded under DevTools' offline emulation with
+ * navigator.onLine true (the page then can only say "Reconnecting…", and no `online` event
+ * comes when the network does); a device with no network says false. So the new document is
+ * told again, in a session of its own, which is also where the network comes back.
+ */
+const reloadOffline = async (page: Page): Promise<() => Promise<void>> => {
+  await page.reload({ timeout: WAIT_MS })
+  await until("the page to reload offline", () => page.evaluate(() => window.canon?.doc !== undefined && document.querySelectorAll(".card").length > 0))
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send("Network.emulateNetworkConditions", { offline: true, ...NETWORK })
+  return async () => {
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, ...NETWORK })
+    await cdp.detach()
+    await page.context().setOffline(false)
+  }
+}
+
 const statusOf = (page: Page) => page.locator("#status").evaluate((el: HTMLElement) => ({ state: el.dataset.state, pending: el.dataset.pending, text: el.textContent }))
 
 beforeAll(async () => {
@@ -231,14 +252,13 @@ test("edits made offline survive a reload from the service worker and reach the 
 
   // Reload with no network: the service worker serves the page, IndexedDB the edits.
   const before = pageRequests
-  await pb.reload({ timeout: WAIT_MS })
-  await until("B to reload offline", () => pb.evaluate(() => window.canon?.doc !== undefined && document.querySelectorAll(".card").length > 0))
+  const backOnline = await reloadOffline(pb)
   expect(pageRequests).toBe(before)
   expect((await info(pb)).pending).toBe(5)
   const offlineView = Object.values(await rendered(pb)).flat()
   expect(offlineView).toEqual(expect.arrayContaining(["Offline idea 1, renamed", "Offline idea 2", "Fix the login bug"]))
   expect(offlineView).not.toContain("Online meanwhile")
-  expect((await statusOf(pb)).state).toBe("offline")
+  await until("B to show offline after the reload", async () => (await statusOf(pb)).state === "offline")
   // A description opens offline too: its code (Yjs, loaded on first use) comes from the service worker's cache.
   await openDescription(pb, idea)
   await pb.locator("#details textarea").fill("typed offline")
@@ -246,7 +266,7 @@ test("edits made offline survive a reload from the service worker and reach the 
   await pb.locator('#details button[aria-label="Close"]').click()
   await pb.screenshot({ path: join(ARTIFACTS, "demo-board-offline.png") })
 
-  await B!.context.setOffline(false)
+  await backOnline()
   const board = await converged()
   const all = Object.values(board).flat()
   expect(all).toEqual(expect.arrayContaining(["Offline idea 1, renamed", "Offline idea 2", "Online meanwhile"]))
@@ -377,11 +397,10 @@ test("pending markers survive a reload", async () => {
   await until("B to show offline", async () => (await statusOf(pb)).state === "offline")
   await addCard(pb, "Done", "Pending across reload")
   const id = await cardId(pb, "Pending across reload")
-  await pb.reload({ timeout: WAIT_MS })
-  await until("B to reload offline", () => pb.evaluate(() => window.canon?.doc !== undefined && document.querySelectorAll(".card").length > 0))
+  const backOnline = await reloadOffline(pb)
   expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("data-state")).toBe("pending")
   expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("class")).toMatch(/\bpending\b/)
-  await B!.context.setOffline(false)
+  await backOnline()
   await converged()
   expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("data-state")).toBe("confirmed")
 })

@@ -1,8 +1,8 @@
 /**
- * Jest's node environment, plus a record of what each test file leaves running. Jest runs
- * the files in band on CI's two cores: one timer, socket, server or child process a file
- * forgets keeps the whole run from exiting, and `.ci/run`'s watchdog can then only say that
- * something did. This environment names it.
+ * Jest's node environment, plus a record of what each test file leaves running. One timer,
+ * socket, server or child process a file forgets keeps its process from exiting (in band: the
+ * whole run, and `.ci/run`'s watchdog can then only say that something did; with workers,
+ * jest force-exits the worker). This environment names it.
  *
  * - Timers: the files' `setTimeout` and `setInterval` are wrapped to remember where each was
  *   set, until it fires or is cleared. A timer a file sets after its teardown is a leak on
@@ -32,7 +32,7 @@ export interface TimerRecord {
   readonly afterTeardown: boolean
 }
 
-/** Shared by every file's environment (one process when jest runs in band). */
+/** Shared by every file's environment in one process (the run in band, or one worker). */
 interface Registry {
   readonly timers: Map<NodeJS.Timeout, TimerRecord>
   readonly handleFiles: WeakMap<object, string>

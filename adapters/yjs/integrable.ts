@@ -221,31 +221,103 @@ class ByteRle {
   }
 }
 
+/** lib0's signed varint (readVarInt): a sign bit in the first byte, beside 6 bits of the number. */
+const signedVarint = (r: ByteReader): number => {
+  const b = r.byte()
+  const n = b & 0x80 ? (b & 0x3f) + 64 * r.varint() : b & 0x3f
+  return b & 0x40 ? -n : n
+}
+
+/** lib0's IntDiffOptRleDecoder over one V2 column (key clocks): runs of a difference, its lowest bit saying a count follows. Refuses past the end, as UintOptRle. */
+class IntDiffOptRle {
+  #value = 0
+  #diff = 0
+  #left = 0
+  constructor(private readonly r: ByteReader) {}
+  read(): number {
+    if (this.#left === 0) {
+      const d = signedVarint(this.r)
+      this.#diff = Math.floor(d / 2)
+      this.#left = d & 1 ? this.r.varint() + 2 : 1
+    }
+    this.#value += this.#diff
+    this.#left--
+    return this.#value
+  }
+}
+
+/** "__proto__". */
+const PROTO_KEY = "__proto__"
+/** lib0's utf8TextDecoder (a string column that is not UTF-8 makes Yjs throw: refused as well). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+
+/**
+ * lib0's StringDecoder over the V2 string column: every string of the update as one UTF-8
+ * string, then their lengths in UTF-16 code units (a UintOptRle). `next()` passes one string
+ * and says whether it is "__proto__"; refuses one running past the column (lib0 would cut it).
+ */
+class Strings {
+  readonly #all: string
+  readonly #lengths: UintOptRle
+  #at = 0
+  constructor(r: ByteReader) {
+    this.#all = UTF8.decode(r.raw(r.varint()))
+    this.#lengths = new UintOptRle(r)
+  }
+  next(): boolean {
+    const start = this.#at
+    this.#at += this.#lengths.read()
+    if (this.#at > this.#all.length) throw new RangeError("a string past the end of the string column")
+    return this.#at - start === PROTO_KEY.length && this.#all.startsWith(PROTO_KEY, start)
+  }
+}
+
 /**
  * countV1Structs for a V2 update (`Y.encodeStateAsUpdateV2`, what a CRDT field stores and a
  * hub's snapshot carries): its structs, a shared type weighing TYPE_WEIGHT; undefined when
- * that is more than `max`; a sentence when the bytes are not a V2 update or hold a
- * subdocument. V2 keeps each struct field in a run-length column whose last run repeats
- * forever, so 62 bytes claim 10^8 structs (1M took Yjs 1 s and 136 MB, 100M killed the
- * process): the claimed counts are summed and checked before any struct is read. Read in
- * Yjs's order without decoding (readClientsStructRefs): the struct counts, clocks and some
- * contents (Skip lengths, binary, embed and format values, ContentAny values) lie in one
- * byte stream after the columns, which contents come next told by the info, type and length
- * columns; keys, strings, clients and clocks of origins lie in columns of their own and are
- * not read. Time is linear in the bytes plus the counted structs. The delete set is not read
- * (each range takes bytes of its own).
+ * that is more than `max`; a sentence when the bytes are not a V2 update, hold a subdocument,
+ * or a key `__proto__` where Yjs assigns one by name (as countV1Structs). V2 keeps each struct
+ * field in a run-length column whose last run repeats forever, so 62 bytes claim 10^8 structs
+ * (1M took Yjs 1 s and 136 MB, 100M killed the process): the claimed counts are summed and
+ * checked before any struct is read. Read in Yjs's order without decoding
+ * (readClientsStructRefs, UpdateDecoderV2): the struct counts, clocks and some contents (Skip
+ * lengths, binary, and embed, format and ContentAny values, all lib0 any values in V2) lie in
+ * one byte stream after the columns; strings (root names, map keys and attribute names, text,
+ * JSON) lie in the string column in struct order, and the names of formats, XML elements and
+ * hooks come through the key cache (a new one from the string column, else an index into the
+ * ones read). Clients and clocks of origins and parents are not read. Time is linear in the
+ * bytes plus the counted structs. The delete set is not read (each range takes bytes of its own).
  */
 export const countV2Structs = (update: Uint8Array, max: number): number | undefined | string => {
   try {
     const r = new ByteReader(update)
     r.varint() // feature flag
     const column = () => new ByteReader(r.raw(r.varint()))
-    for (let i = 0; i < 4; i++) column() // key clocks, clients, left clocks, right clocks
+    const keyClock = new IntDiffOptRle(column())
+    for (let i = 0; i < 3; i++) column() // clients, left clocks, right clocks
     const info = new ByteRle(column())
-    column() // strings
-    column() // parent info
+    const strings = new Strings(column())
+    const parentInfo = new ByteRle(column())
     const typeRef = new UintOptRle(column())
     const len = new UintOptRle(column())
+    // UpdateDecoderV2.readKey: an index below the keys read so far names one of them, else the
+    // next string is a new key. Which of the keys read are "__proto__".
+    const keys: boolean[] = []
+    const protoKey = (): boolean => {
+      const at = keyClock.read()
+      if (at < keys.length) return keys[at] === true
+      const proto = strings.next()
+      keys.push(proto)
+      return proto
+    }
+    const valueKey = () => {
+      const b = r.raw(r.varint())
+      return b.length === 9 && PROTO.every((c, i) => b[i] === c)
+    }
+    let protoIn: string | undefined
+    const skipAny = () => {
+      if (!skipAnyValue(r, valueKey)) protoIn = "a key inside a value"
+    }
     // `r` is now what Yjs calls the rest decoder.
     let count = 0
     for (let c = r.varint(); c > 0; c--) {
@@ -254,23 +326,41 @@ export const countV2Structs = (update: Uint8Array, max: number): number | undefi
       if (count > max) return undefined
       r.varint() // clock (the client is in its column)
       for (let i = 0; i < structs; i++) {
-        const ref = info.read() & 31
+        const bits = info.read()
+        const ref = bits & 31
+        if (ref === 0) {
+          len.read() // GC
+          continue
+        }
+        if (ref === 10) {
+          r.varint() // Skip
+          continue
+        }
+        // Origins (client and clock columns) hold no strings.
+        if ((bits & 0xc0) === 0) {
+          if (parentInfo.read() === 1) strings.next() // parent: a root type's name
+          if (bits & 0x20 && strings.next()) protoIn = "a map key" // parentSub (also an XML attribute's name)
+        }
         switch (ref) {
-          case 0: case 1: case 2: len.read(); break // GC, deleted, JSON (its strings are in their column)
-          case 10: r.varint(); break // Skip
+          case 1: len.read(); break // deleted
+          case 2: for (let n = len.read(); n > 0; n--) strings.next(); break // JSON (JSON.parse reads it safely)
           case 3: r.raw(r.varint()); break // binary
-          case 4: break // string (in its column)
-          case 5: case 6: skipAnyValue(r, () => (r.raw(r.varint()), false)); break // embed, format (its key in the key columns)
+          case 4: strings.next(); break // string
+          case 5: skipAny(); break // embed
+          case 6: if (protoKey()) protoIn = "a text format's name"; skipAny(); break // format
           case 7: {
-            if (typeRef.read() > 6) throw new RangeError("unknown type")
+            const t = typeRef.read()
+            if (t === 3 || t === 5) protoKey() // an XML element's or hook's name (a key, but no object key)
+            else if (t > 6) throw new RangeError("unknown type")
             count += TYPE_WEIGHT - 1
             if (count > max) return undefined
             break
           }
-          case 8: for (let n = len.read(); n > 0; n--) skipAnyValue(r, () => (r.raw(r.varint()), false)); break // any
+          case 8: for (let n = len.read(); n > 0 && protoIn === undefined; n--) skipAny(); break // any
           case 9: return "Yjs subdocuments are not supported."
           default: throw new RangeError(`unknown content ${ref}`)
         }
+        if (protoIn !== undefined) return `The key "${PROTO_KEY}" is refused (${protoIn}): reading it would make a value the prototype of the object Yjs builds.`
       }
     }
     return count

@@ -405,6 +405,124 @@ const depthInDoc = (doc: Y.Doc, id: Id): number => {
   return depth
 }
 
+const tooDeep = (client: number, clock: number): NotIntegrable => ({
+  reason: "malformed",
+  message: `Shared types nest deeper than ${MAX_TYPE_DEPTH} levels (Yjs client ${client}, clock ${clock}): flatten the data (e.g. items keyed by id, with parent ids).`,
+})
+
+/**
+ * The depth bound for an update whose integrability is not judged (entries the authority
+ * ordered: a replica's incoming ones, a hub's log replay), which a hostile hub writes as it
+ * likes: undefined when every shared type it creates nests at most MAX_TYPE_DEPTH deep in
+ * `doc`, else why not. A type's place comes from its parent, or its origin or right origin
+ * (the same parent), in the document or in the update. A type whose place is in neither (or
+ * in a cycle inside the update) is refused as `missing`: Yjs would hold it and integrate it
+ * later, unchecked, when the missing piece comes. Other structs with missing dependencies are
+ * left to Yjs as before (nothing nests under them). A client listed in two blocks is
+ * `malformed` (Yjs keeps only the last). Linear in the update's structs plus MAX_TYPE_DEPTH
+ * per reference into the document; iterative (a chain can be as long as the update).
+ */
+export const typesTooDeep = (decoded: DecodedYUpdate, doc: Y.Doc): NotIntegrable | undefined => {
+  const structs = decoded.structs as ReadonlyArray<(Y.Item | Y.GC | Y.Skip) & { id: Id; length: number }>
+  const n = structs.length
+  // Each client's structs: one run of indices, in clock order.
+  const runs = new Map<number, { from: number; to: number }>()
+  for (let i = 0; i < n; i++) {
+    const { client, clock } = structs[i]!.id
+    const run = runs.get(client)
+    if (run === undefined) runs.set(client, { from: i, to: i })
+    else if (run.to === i - 1 && structs[i - 1]!.id.clock + structs[i - 1]!.length <= clock) run.to = i
+    else return { reason: "malformed", message: `The update lists Yjs client ${client} in more than one block, or its structs out of clock order (Yjs would apply only the last block).` }
+  }
+  const nodeAt = (ref: Id): number => {
+    const run = runs.get(ref.client)
+    let lo = run?.from ?? 0
+    let hi = run?.to ?? -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const s = structs[mid]!
+      if (ref.clock < s.id.clock) hi = mid - 1
+      else if (ref.clock >= s.id.clock + s.length) lo = mid + 1
+      else return mid
+    }
+    return -1
+  }
+  const UNKNOWN = -1
+  const TODO = -2
+  const OPEN = -3
+  // The depth of the type holding each struct (a root type: 0), UNKNOWN when not placed.
+  const depth = new Int32Array(n).fill(TODO)
+  const path: number[] = []
+  for (let root = 0; root < n; root++) {
+    if (depth[root] !== TODO) continue
+    path.push(root)
+    while (path.length > 0) {
+      const i = path[path.length - 1]!
+      const s = structs[i]!
+      let d: number
+      if (s instanceof Y.GC) d = 0 // what refers to it becomes a GC too: no type
+      else if (!(s instanceof Y.Item)) d = UNKNOWN // a Skip: nothing there
+      else {
+        const parent = s.parent
+        const ref = typeof parent === "string" ? null : parent instanceof Y.ID ? parent : (s.origin ?? s.rightOrigin)
+        // A parent reference names the type's own item: one deeper than where that item is.
+        const below = parent instanceof Y.ID ? 1 : 0
+        if (ref === null || ref === undefined) d = 0
+        else if (ref.clock < Y.getState(doc.store, ref.client)) d = depthInDoc(doc, ref) + below
+        else {
+          const j = nodeAt(ref)
+          const dj = j < 0 || depth[j] === OPEN ? UNKNOWN : depth[j]!
+          if (dj === TODO) {
+            depth[i] = OPEN
+            path.push(j)
+            continue
+          }
+          d = dj === UNKNOWN ? UNKNOWN : dj + below
+        }
+        // Checked unless Yjs skips it (the document has all of it).
+        if (s.content instanceof Y.ContentType && s.id.clock + s.length > Y.getState(doc.store, s.id.client)) {
+          if (d === UNKNOWN) return missing(`A shared type of Yjs client ${s.id.client} at clock ${s.id.clock} is placed under a struct neither the document nor the update has; Yjs would hold it and integrate it unchecked later.`)
+          if (d + 1 > MAX_TYPE_DEPTH) return tooDeep(s.id.client, s.id.clock)
+        }
+      }
+      depth[i] = d
+      path.pop()
+    }
+  }
+  return undefined
+}
+
+/**
+ * How deep the shared types of `doc` nest, walked from its root types without recursion and
+ * no further than one past MAX_TYPE_DEPTH: a sentence when deeper, else undefined. For a
+ * document just loaded from a state (a CRDT field's snapshot, a hub's stored base), before
+ * anything reads it. Every item counts, deleted ones and overwritten map values included
+ * (what is deleted but not collected still holds its types). Linear in the items.
+ */
+export const docTooDeep = (doc: Y.Doc): string | undefined => {
+  type Type = { _start: Y.Item | null; _map: Map<string, Y.Item> }
+  const open: Array<{ readonly type: Type; readonly depth: number }> = []
+  for (const type of doc.share.values()) open.push({ type: type as unknown as Type, depth: 0 })
+  const visit = (item: Y.Item | null, depth: number, left: boolean): string | undefined => {
+    for (let it = item; it !== null; it = left ? (it.left as Y.Item | null) : it.right as Y.Item | null) {
+      if (!(it.content instanceof Y.ContentType)) continue
+      if (depth + 1 > MAX_TYPE_DEPTH) return tooDeep(it.id.client, it.id.clock).message
+      open.push({ type: it.content.type as unknown as Type, depth: depth + 1 })
+    }
+    return undefined
+  }
+  for (let top = open.pop(); top !== undefined; top = open.pop()) {
+    const deep = visit(top.type._start, top.depth, false)
+    if (deep !== undefined) return deep
+    // A map key's items: the last one, and those it overwrote to its left.
+    for (const item of top.type._map.values()) {
+      const d = visit(item, top.depth, true)
+      if (d !== undefined) return d
+    }
+  }
+  return undefined
+}
+
 /**
  * Undefined when Yjs integrates all of `decoded` (the V1 `update`) into a document whose state
  * vector is `stateOf`; otherwise why not. Linear in the update's structs.
@@ -493,7 +611,7 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
     // A parent reference names the type's own item: one deeper than where that item is.
     return isParent ? d + 1 : d
   }
-  const tooDeep = (i: number): NotIntegrable | undefined => {
+  const nestsTooDeep = (i: number): NotIntegrable | undefined => {
     const s = nodes[i]!
     if (!(s instanceof Y.Item)) return undefined
     const parent = s.parent
@@ -501,9 +619,7 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
       : parent instanceof Y.ID ? refDepth(parent, deps[4 * i + 3]!, true)
       : refDepth(s.origin, deps[4 * i + 1]!, false) ?? refDepth(s.rightOrigin, deps[4 * i + 2]!, false)
     depth[i] = d ?? 0
-    if (s.content instanceof Y.ContentType && depth[i]! + 1 > MAX_TYPE_DEPTH) {
-      return { reason: "malformed", message: `Shared types nest deeper than ${MAX_TYPE_DEPTH} levels (Yjs client ${s.id.client}, clock ${s.id.clock}): flatten the data (e.g. items keyed by id, with parent ids).` }
-    }
+    if (s.content instanceof Y.ContentType && depth[i]! + 1 > MAX_TYPE_DEPTH) return tooDeep(s.id.client, s.id.clock)
     return undefined
   }
   // Depth-first, iterative (an update can hold ~10^5 structs): a reference back onto the path is a cycle.
@@ -519,7 +635,7 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
       if (cursor[top]! === 4) {
         mark[top] = 2
         path.pop()
-        const deep = tooDeep(top)
+        const deep = nestsTooDeep(top)
         if (deep !== undefined) return deep
         continue
       }

@@ -26,7 +26,8 @@
  */
 import * as Y from "yjs"
 import type { CheckResult, CrdtDocEngine, CrdtRejection } from "../../core/crdt-docs/engine.js"
-import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
+import { canonError } from "../../core/errors.js"
+import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
 
 export interface YjsEngineOptions {
   /** Largest V1 update accepted. Default 1 MiB (the WebSocket frame limit). */
@@ -124,6 +125,12 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       Y.applyUpdateV2(doc, bytes)
       // A base an older hub wrote may hold structs Yjs could not integrate: never serve them.
       dropPending(doc)
+      // Or types nested past the bound (written before it): serving it would break every reader.
+      const deep = docTooDeep(doc)
+      if (deep !== undefined) {
+        doc.destroy()
+        throw canonError("storage-corrupt", `${deep} The stored document is not loaded; restore it from a backup or rewrite it flatter.`)
+      }
       return doc
     },
     encode: (doc) => encodeIntegratedV2(doc),

@@ -11,7 +11,11 @@
  * inside the update (./integrable.ts, else `crdt-missing-deps`), so Yjs never holds structs
  * pending, the state vector covers everything the field has, and encodings hold nothing else. A library
  * throw while applying, or a document that cannot be encoded afterwards, breaks the field: it
- * is reloaded from what is durable.
+ * is reloaded from what is durable. Entries the hub ordered (`trusted`) are not judged for
+ * ownership or dependencies, but what no field may hold is refused on them too, as a hostile
+ * hub sends what it likes: the nesting bound (typesTooDeep), the key `__proto__` and
+ * subdocuments (countV1Structs). A stored or snapshot state loads only if its count and keys
+ * (countV2Structs, before decoding) and its nesting (docTooDeep, before anyone reads it) pass.
  *
  * Determinism: Y.Text formatting cleanup makes a replica emit a new local update while it
  * merges a remote one when rich-text formatting is present, so replicas would diverge. The
@@ -28,7 +32,7 @@ import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
-import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs } from "./integrable.js"
+import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, unsupportedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
 const CANON = Symbol("canon-merge")
@@ -137,7 +141,13 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
         }
       }
     }
-    if (options.trusted) return { ok: true, update: this.validated(update, clients, options, false) }
+    if (options.trusted) {
+      // Ordered by the authority, but a hostile hub orders what it likes: the depth bound
+      // still holds (5,000 nested maps would break every toJSON() of the field for good).
+      const deep = typesTooDeep(decoded, this.doc)
+      if (deep !== undefined) return crdtRejection(deep.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", deep.message)
+      return { ok: true, update: this.validated(update, clients, options, false) }
+    }
 
     const sv = Y.decodeStateVector(Y.encodeStateVector(this.doc))
     for (const [client, [from, to]] of ranges) {
@@ -261,9 +271,17 @@ export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: Y
       // Snapshots come from the authority's own encoding (verified by hash), hence V2; a
       // hostile hub's too (a hash only says the bytes are the ones it meant): counted first.
       checkFieldState(v[1])
-      Y.applyUpdateV2(doc, v[1], CANON)
-      // An older hub's snapshot may hold structs Yjs could not integrate: they are in no hash.
-      dropPending(doc)
+      try {
+        Y.applyUpdateV2(doc, v[1], CANON)
+        // An older hub's snapshot may hold structs Yjs could not integrate: they are in no hash.
+        dropPending(doc)
+        // Into a document nobody reads yet: too deep, it is dropped before the app sees it.
+        const deep = docTooDeep(doc)
+        if (deep !== undefined) throw new Error(`${deep} The state is not loaded.`)
+      } catch (e) {
+        doc.destroy()
+        throw e
+      }
       return new YField<H>(doc, kind, max, owners)
     },
   }

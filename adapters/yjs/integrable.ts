@@ -221,31 +221,103 @@ class ByteRle {
   }
 }
 
+/** lib0's signed varint (readVarInt): a sign bit in the first byte, beside 6 bits of the number. */
+const signedVarint = (r: ByteReader): number => {
+  const b = r.byte()
+  const n = b & 0x80 ? (b & 0x3f) + 64 * r.varint() : b & 0x3f
+  return b & 0x40 ? -n : n
+}
+
+/** lib0's IntDiffOptRleDecoder over one V2 column (key clocks): runs of a difference, its lowest bit saying a count follows. Refuses past the end, as UintOptRle. */
+class IntDiffOptRle {
+  #value = 0
+  #diff = 0
+  #left = 0
+  constructor(private readonly r: ByteReader) {}
+  read(): number {
+    if (this.#left === 0) {
+      const d = signedVarint(this.r)
+      this.#diff = Math.floor(d / 2)
+      this.#left = d & 1 ? this.r.varint() + 2 : 1
+    }
+    this.#value += this.#diff
+    this.#left--
+    return this.#value
+  }
+}
+
+/** "__proto__". */
+const PROTO_KEY = "__proto__"
+/** lib0's utf8TextDecoder (a string column that is not UTF-8 makes Yjs throw: refused as well). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+
+/**
+ * lib0's StringDecoder over the V2 string column: every string of the update as one UTF-8
+ * string, then their lengths in UTF-16 code units (a UintOptRle). `next()` passes one string
+ * and says whether it is "__proto__"; refuses one running past the column (lib0 would cut it).
+ */
+class Strings {
+  readonly #all: string
+  readonly #lengths: UintOptRle
+  #at = 0
+  constructor(r: ByteReader) {
+    this.#all = UTF8.decode(r.raw(r.varint()))
+    this.#lengths = new UintOptRle(r)
+  }
+  next(): boolean {
+    const start = this.#at
+    this.#at += this.#lengths.read()
+    if (this.#at > this.#all.length) throw new RangeError("a string past the end of the string column")
+    return this.#at - start === PROTO_KEY.length && this.#all.startsWith(PROTO_KEY, start)
+  }
+}
+
 /**
  * countV1Structs for a V2 update (`Y.encodeStateAsUpdateV2`, what a CRDT field stores and a
  * hub's snapshot carries): its structs, a shared type weighing TYPE_WEIGHT; undefined when
- * that is more than `max`; a sentence when the bytes are not a V2 update or hold a
- * subdocument. V2 keeps each struct field in a run-length column whose last run repeats
- * forever, so 62 bytes claim 10^8 structs (1M took Yjs 1 s and 136 MB, 100M killed the
- * process): the claimed counts are summed and checked before any struct is read. Read in
- * Yjs's order without decoding (readClientsStructRefs): the struct counts, clocks and some
- * contents (Skip lengths, binary, embed and format values, ContentAny values) lie in one
- * byte stream after the columns, which contents come next told by the info, type and length
- * columns; keys, strings, clients and clocks of origins lie in columns of their own and are
- * not read. Time is linear in the bytes plus the counted structs. The delete set is not read
- * (each range takes bytes of its own).
+ * that is more than `max`; a sentence when the bytes are not a V2 update, hold a subdocument,
+ * or a key `__proto__` where Yjs assigns one by name (as countV1Structs). V2 keeps each struct
+ * field in a run-length column whose last run repeats forever, so 62 bytes claim 10^8 structs
+ * (1M took Yjs 1 s and 136 MB, 100M killed the process): the claimed counts are summed and
+ * checked before any struct is read. Read in Yjs's order without decoding
+ * (readClientsStructRefs, UpdateDecoderV2): the struct counts, clocks and some contents (Skip
+ * lengths, binary, and embed, format and ContentAny values, all lib0 any values in V2) lie in
+ * one byte stream after the columns; strings (root names, map keys and attribute names, text,
+ * JSON) lie in the string column in struct order, and the names of formats, XML elements and
+ * hooks come through the key cache (a new one from the string column, else an index into the
+ * ones read). Clients and clocks of origins and parents are not read. Time is linear in the
+ * bytes plus the counted structs. The delete set is not read (each range takes bytes of its own).
  */
 export const countV2Structs = (update: Uint8Array, max: number): number | undefined | string => {
   try {
     const r = new ByteReader(update)
     r.varint() // feature flag
     const column = () => new ByteReader(r.raw(r.varint()))
-    for (let i = 0; i < 4; i++) column() // key clocks, clients, left clocks, right clocks
+    const keyClock = new IntDiffOptRle(column())
+    for (let i = 0; i < 3; i++) column() // clients, left clocks, right clocks
     const info = new ByteRle(column())
-    column() // strings
-    column() // parent info
+    const strings = new Strings(column())
+    const parentInfo = new ByteRle(column())
     const typeRef = new UintOptRle(column())
     const len = new UintOptRle(column())
+    // UpdateDecoderV2.readKey: an index below the keys read so far names one of them, else the
+    // next string is a new key. Which of the keys read are "__proto__".
+    const keys: boolean[] = []
+    const protoKey = (): boolean => {
+      const at = keyClock.read()
+      if (at < keys.length) return keys[at] === true
+      const proto = strings.next()
+      keys.push(proto)
+      return proto
+    }
+    const valueKey = () => {
+      const b = r.raw(r.varint())
+      return b.length === 9 && PROTO.every((c, i) => b[i] === c)
+    }
+    let protoIn: string | undefined
+    const skipAny = () => {
+      if (!skipAnyValue(r, valueKey)) protoIn = "a key inside a value"
+    }
     // `r` is now what Yjs calls the rest decoder.
     let count = 0
     for (let c = r.varint(); c > 0; c--) {
@@ -254,23 +326,41 @@ export const countV2Structs = (update: Uint8Array, max: number): number | undefi
       if (count > max) return undefined
       r.varint() // clock (the client is in its column)
       for (let i = 0; i < structs; i++) {
-        const ref = info.read() & 31
+        const bits = info.read()
+        const ref = bits & 31
+        if (ref === 0) {
+          len.read() // GC
+          continue
+        }
+        if (ref === 10) {
+          r.varint() // Skip
+          continue
+        }
+        // Origins (client and clock columns) hold no strings.
+        if ((bits & 0xc0) === 0) {
+          if (parentInfo.read() === 1) strings.next() // parent: a root type's name
+          if (bits & 0x20 && strings.next()) protoIn = "a map key" // parentSub (also an XML attribute's name)
+        }
         switch (ref) {
-          case 0: case 1: case 2: len.read(); break // GC, deleted, JSON (its strings are in their column)
-          case 10: r.varint(); break // Skip
+          case 1: len.read(); break // deleted
+          case 2: for (let n = len.read(); n > 0; n--) strings.next(); break // JSON (JSON.parse reads it safely)
           case 3: r.raw(r.varint()); break // binary
-          case 4: break // string (in its column)
-          case 5: case 6: skipAnyValue(r, () => (r.raw(r.varint()), false)); break // embed, format (its key in the key columns)
+          case 4: strings.next(); break // string
+          case 5: skipAny(); break // embed
+          case 6: if (protoKey()) protoIn = "a text format's name"; skipAny(); break // format
           case 7: {
-            if (typeRef.read() > 6) throw new RangeError("unknown type")
+            const t = typeRef.read()
+            if (t === 3 || t === 5) protoKey() // an XML element's or hook's name (a key, but no object key)
+            else if (t > 6) throw new RangeError("unknown type")
             count += TYPE_WEIGHT - 1
             if (count > max) return undefined
             break
           }
-          case 8: for (let n = len.read(); n > 0; n--) skipAnyValue(r, () => (r.raw(r.varint()), false)); break // any
+          case 8: for (let n = len.read(); n > 0 && protoIn === undefined; n--) skipAny(); break // any
           case 9: return "Yjs subdocuments are not supported."
           default: throw new RangeError(`unknown content ${ref}`)
         }
+        if (protoIn !== undefined) return `The key "${PROTO_KEY}" is refused (${protoIn}): reading it would make a value the prototype of the object Yjs builds.`
       }
     }
     return count
@@ -313,6 +403,124 @@ const depthInDoc = (doc: Y.Doc, id: Id): number => {
   // Bounded: what the document holds was checked (an older store may be deeper: the walk stops past the bound).
   for (let t = struct.parent as { _item: { parent: unknown } | null } | null | undefined; t?._item != null && depth <= MAX_TYPE_DEPTH; t = t._item.parent as typeof t) depth++
   return depth
+}
+
+const tooDeep = (client: number, clock: number): NotIntegrable => ({
+  reason: "malformed",
+  message: `Shared types nest deeper than ${MAX_TYPE_DEPTH} levels (Yjs client ${client}, clock ${clock}): flatten the data (e.g. items keyed by id, with parent ids).`,
+})
+
+/**
+ * The depth bound for an update whose integrability is not judged (entries the authority
+ * ordered: a replica's incoming ones, a hub's log replay), which a hostile hub writes as it
+ * likes: undefined when every shared type it creates nests at most MAX_TYPE_DEPTH deep in
+ * `doc`, else why not. A type's place comes from its parent, or its origin or right origin
+ * (the same parent), in the document or in the update. A type whose place is in neither (or
+ * in a cycle inside the update) is refused as `missing`: Yjs would hold it and integrate it
+ * later, unchecked, when the missing piece comes. Other structs with missing dependencies are
+ * left to Yjs as before (nothing nests under them). A client listed in two blocks is
+ * `malformed` (Yjs keeps only the last). Linear in the update's structs plus MAX_TYPE_DEPTH
+ * per reference into the document; iterative (a chain can be as long as the update).
+ */
+export const typesTooDeep = (decoded: DecodedYUpdate, doc: Y.Doc): NotIntegrable | undefined => {
+  const structs = decoded.structs as ReadonlyArray<(Y.Item | Y.GC | Y.Skip) & { id: Id; length: number }>
+  const n = structs.length
+  // Each client's structs: one run of indices, in clock order.
+  const runs = new Map<number, { from: number; to: number }>()
+  for (let i = 0; i < n; i++) {
+    const { client, clock } = structs[i]!.id
+    const run = runs.get(client)
+    if (run === undefined) runs.set(client, { from: i, to: i })
+    else if (run.to === i - 1 && structs[i - 1]!.id.clock + structs[i - 1]!.length <= clock) run.to = i
+    else return { reason: "malformed", message: `The update lists Yjs client ${client} in more than one block, or its structs out of clock order (Yjs would apply only the last block).` }
+  }
+  const nodeAt = (ref: Id): number => {
+    const run = runs.get(ref.client)
+    let lo = run?.from ?? 0
+    let hi = run?.to ?? -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const s = structs[mid]!
+      if (ref.clock < s.id.clock) hi = mid - 1
+      else if (ref.clock >= s.id.clock + s.length) lo = mid + 1
+      else return mid
+    }
+    return -1
+  }
+  const UNKNOWN = -1
+  const TODO = -2
+  const OPEN = -3
+  // The depth of the type holding each struct (a root type: 0), UNKNOWN when not placed.
+  const depth = new Int32Array(n).fill(TODO)
+  const path: number[] = []
+  for (let root = 0; root < n; root++) {
+    if (depth[root] !== TODO) continue
+    path.push(root)
+    while (path.length > 0) {
+      const i = path[path.length - 1]!
+      const s = structs[i]!
+      let d: number
+      if (s instanceof Y.GC) d = 0 // what refers to it becomes a GC too: no type
+      else if (!(s instanceof Y.Item)) d = UNKNOWN // a Skip: nothing there
+      else {
+        const parent = s.parent
+        const ref = typeof parent === "string" ? null : parent instanceof Y.ID ? parent : (s.origin ?? s.rightOrigin)
+        // A parent reference names the type's own item: one deeper than where that item is.
+        const below = parent instanceof Y.ID ? 1 : 0
+        if (ref === null || ref === undefined) d = 0
+        else if (ref.clock < Y.getState(doc.store, ref.client)) d = depthInDoc(doc, ref) + below
+        else {
+          const j = nodeAt(ref)
+          const dj = j < 0 || depth[j] === OPEN ? UNKNOWN : depth[j]!
+          if (dj === TODO) {
+            depth[i] = OPEN
+            path.push(j)
+            continue
+          }
+          d = dj === UNKNOWN ? UNKNOWN : dj + below
+        }
+        // Checked unless Yjs skips it (the document has all of it).
+        if (s.content instanceof Y.ContentType && s.id.clock + s.length > Y.getState(doc.store, s.id.client)) {
+          if (d === UNKNOWN) return missing(`A shared type of Yjs client ${s.id.client} at clock ${s.id.clock} is placed under a struct neither the document nor the update has; Yjs would hold it and integrate it unchecked later.`)
+          if (d + 1 > MAX_TYPE_DEPTH) return tooDeep(s.id.client, s.id.clock)
+        }
+      }
+      depth[i] = d
+      path.pop()
+    }
+  }
+  return undefined
+}
+
+/**
+ * How deep the shared types of `doc` nest, walked from its root types without recursion and
+ * no further than one past MAX_TYPE_DEPTH: a sentence when deeper, else undefined. For a
+ * document just loaded from a state (a CRDT field's snapshot, a hub's stored base), before
+ * anything reads it. Every item counts, deleted ones and overwritten map values included
+ * (what is deleted but not collected still holds its types). Linear in the items.
+ */
+export const docTooDeep = (doc: Y.Doc): string | undefined => {
+  type Type = { _start: Y.Item | null; _map: Map<string, Y.Item> }
+  const open: Array<{ readonly type: Type; readonly depth: number }> = []
+  for (const type of doc.share.values()) open.push({ type: type as unknown as Type, depth: 0 })
+  const visit = (item: Y.Item | null, depth: number, left: boolean): string | undefined => {
+    for (let it = item; it !== null; it = left ? (it.left as Y.Item | null) : it.right as Y.Item | null) {
+      if (!(it.content instanceof Y.ContentType)) continue
+      if (depth + 1 > MAX_TYPE_DEPTH) return tooDeep(it.id.client, it.id.clock).message
+      open.push({ type: it.content.type as unknown as Type, depth: depth + 1 })
+    }
+    return undefined
+  }
+  for (let top = open.pop(); top !== undefined; top = open.pop()) {
+    const deep = visit(top.type._start, top.depth, false)
+    if (deep !== undefined) return deep
+    // A map key's items: the last one, and those it overwrote to its left.
+    for (const item of top.type._map.values()) {
+      const d = visit(item, top.depth, true)
+      if (d !== undefined) return d
+    }
+  }
+  return undefined
 }
 
 /**
@@ -403,7 +611,7 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
     // A parent reference names the type's own item: one deeper than where that item is.
     return isParent ? d + 1 : d
   }
-  const tooDeep = (i: number): NotIntegrable | undefined => {
+  const nestsTooDeep = (i: number): NotIntegrable | undefined => {
     const s = nodes[i]!
     if (!(s instanceof Y.Item)) return undefined
     const parent = s.parent
@@ -411,9 +619,7 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
       : parent instanceof Y.ID ? refDepth(parent, deps[4 * i + 3]!, true)
       : refDepth(s.origin, deps[4 * i + 1]!, false) ?? refDepth(s.rightOrigin, deps[4 * i + 2]!, false)
     depth[i] = d ?? 0
-    if (s.content instanceof Y.ContentType && depth[i]! + 1 > MAX_TYPE_DEPTH) {
-      return { reason: "malformed", message: `Shared types nest deeper than ${MAX_TYPE_DEPTH} levels (Yjs client ${s.id.client}, clock ${s.id.clock}): flatten the data (e.g. items keyed by id, with parent ids).` }
-    }
+    if (s.content instanceof Y.ContentType && depth[i]! + 1 > MAX_TYPE_DEPTH) return tooDeep(s.id.client, s.id.clock)
     return undefined
   }
   // Depth-first, iterative (an update can hold ~10^5 structs): a reference back onto the path is a cycle.
@@ -429,7 +635,7 @@ export const notIntegrable = (update: Uint8Array, decoded: DecodedYUpdate, state
       if (cursor[top]! === 4) {
         mark[top] = 2
         path.pop()
-        const deep = tooDeep(top)
+        const deep = nestsTooDeep(top)
         if (deep !== undefined) return deep
         continue
       }

@@ -30,7 +30,9 @@
  * Validation options: `clientId` (the Canon client sending it; the first one to use a Yjs
  * clientID or an Automerge actor owns it) and `trusted` (entries already ordered by the
  * authority: still decoded before they are applied, but ownership and dependencies are not
- * re-judged; ownership is still recorded so a reloaded hub knows it).
+ * re-judged; ownership is still recorded so a reloaded hub knows it). What no document may
+ * hold is refused on both (a hostile hub orders what it likes): Yjs's nesting bound and the
+ * key `__proto__`, for instance.
  */
 import type * as Schema from "effect/Schema"
 import type { Rejection } from "../errors.js"

@@ -57,6 +57,7 @@ export class CrdtFields {
   /** Called when a field object is replaced (reload): the app's handle changed. */
   private readonly replaced = new Set<(field: string) => void>()
   private readonly local = new Set<(field: string, update: unknown) => void>()
+  private readonly refusedMerges = new Set<(field: string, rejection: Rejection) => void>()
   private readonly unsubscribe = new Map<string, () => void>()
 
   constructor(readonly decls: CrdtDecls, encoded?: unknown) {
@@ -125,6 +126,15 @@ export class CrdtFields {
   }
 
   /**
+   * A merge the authority ordered that this field refuses (a hostile hub's entry: too deep, a
+   * key `__proto__`...): `fn(field, rejection)`. The field keeps what it had.
+   */
+  onRefusedMerge(fn: (field: string, rejection: Rejection) => void): () => void {
+    this.refusedMerges.add(fn)
+    return () => this.refusedMerges.delete(fn)
+  }
+
+  /**
    * The hub's check of a peer's update (size, decoding, structure, ownership, no clock
    * overlap, dependencies present), without changing the field. On success the merge command
    * that follows reuses the result.
@@ -146,7 +156,10 @@ export class CrdtFields {
       update = pre.update
     } else {
       const r = f.validate(args, { clientId, trusted: true })
-      if (!r.ok) return r.rejection
+      if (!r.ok) {
+        for (const fn of this.refusedMerges) fn(field, r.rejection)
+        return r.rejection
+      }
       update = r.update
     }
     try {
@@ -185,6 +198,7 @@ export class CrdtFields {
     for (const f of this.live.values()) f.destroy()
     this.local.clear()
     this.replaced.clear()
+    this.refusedMerges.clear()
   }
 }
 

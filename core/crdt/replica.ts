@@ -30,6 +30,9 @@ export class ReplicaFields {
   /** Local CRDT changes not yet in a pending command (coalesced by the outbox), by field. */
   readonly #unsent = new Map<string, unknown[]>()
   #outbox: CrdtOutbox | undefined
+  #port: ReplicaFieldsPort | undefined
+  /** Merges of the hub's entries the fields refused, told to the app at the next kick (not in the middle of integrating). */
+  readonly #refused: Array<{ readonly code: string; readonly message: string }> = []
   #handles: Record<string, unknown> | undefined
   /** Live, holding confirmed and pending merges alike. */
   readonly #fields: CrdtFields
@@ -39,6 +42,13 @@ export class ReplicaFields {
   constructor(replica: FieldsReplica) {
     this.#replica = replica
     this.#fields = fieldsOf(replica.machine.crdt!, replica.host)
+    this.#fields.onRefusedMerge((field, rejection) => {
+      const m = /^(crdt-[a-z-]+): ([^]*)$/.exec(rejection.message)
+      this.#refused.push({
+        code: m?.[1] ?? rejection.code,
+        message: `A merge into field "${field}" of "${replica.docId}" that the hub ordered was refused; the field keeps what it had (a hub sending it is broken or hostile): ${m?.[2] ?? rejection.message}`,
+      })
+    })
   }
 
   /**
@@ -89,6 +99,7 @@ export class ReplicaFields {
   /** Local changes go out through Doc from now on (as merge commands, see outbox.ts). */
   connect(port: ReplicaFieldsPort): this {
     const { docId } = this.#replica
+    this.#port = port
     this.#outbox = new CrdtOutbox(this.#fields, this.#unsent, {
       ...port,
       unsendable: (field, e) => port.error({ code: e.code, message: `A change to field "${field}" of "${docId}" cannot be sent, so only this replica has it: ${e.message}` }),
@@ -99,6 +110,7 @@ export class ReplicaFields {
 
   /** Looks at the local changes soon (after a change, a confirmation, a connection change). */
   kick(): void {
+    if (this.#port !== undefined) for (const e of this.#refused.splice(0)) this.#port.error(e)
     this.#outbox?.kick()
   }
 

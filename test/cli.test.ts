@@ -252,7 +252,7 @@ test("fsync is on by default; --no-sync or CANON_SYNC=0 turn it off; --sync is a
   expect(() => parseConfig([], { CANON_SYNC: "maybe" })).toThrow(/^CANON_SYNC must be 1 .* or 0 .*, not "maybe"\./)
 })
 
-test("--max-connections-per-address and --trust-proxy", () => {
+test("--max-connections-per-address, --trust-proxy and --ipv6-prefix", () => {
   expect(parseConfig([], {})).toMatchObject({ maxConnectionsPerAddress: 64, trustProxy: false })
   expect(parseConfig(["--max-connections-per-address", "8"], {})).toMatchObject({ maxConnectionsPerAddress: 8 })
   expect(parseConfig([], { CANON_MAX_CONNECTIONS_PER_ADDRESS: "500" })).toMatchObject({ maxConnectionsPerAddress: 500 })
@@ -263,6 +263,11 @@ test("--max-connections-per-address and --trust-proxy", () => {
   expect(parseConfig(["--trust-proxy", "true"], {})).toMatchObject({ trustProxy: true })
   expect(parseConfig([], { CANON_TRUST_PROXY: "::1" })).toMatchObject({ trustProxy: ["::1"] })
   expect(() => parseConfig(["--trust-proxy", "proxy.local"], {})).toThrow(/^--trust-proxy: "proxy.local" is not an IP address or CIDR range/)
+  expect(parseConfig([], {})).toMatchObject({ ipv6Prefix: 64 })
+  expect(parseConfig(["--ipv6-prefix", "48"], {})).toMatchObject({ ipv6Prefix: 48 })
+  expect(parseConfig([], { CANON_IPV6_PREFIX: "128" })).toMatchObject({ ipv6Prefix: 128 })
+  for (const bad of ["0", "129", "64.5", "x"]) expect(() => parseConfig(["--ipv6-prefix", bad], {})).toThrow(`--ipv6-prefix must be a whole number from 1 to 128, not "${bad}".`)
+  expect(() => parseConfig([], { CANON_IPV6_PREFIX: "200" })).toThrow('CANON_IPV6_PREFIX must be a whole number from 1 to 128, not "200".')
 })
 
 // ---- canon serve with a module of machines and auth hooks ----

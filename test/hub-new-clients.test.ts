@@ -12,6 +12,9 @@ import type { Connection } from "../core/ports/transport.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { AuthorityStore } from "../core/internal.js"
 import { newClientSecret } from "../core/ports/runtime.js"
+import { WsServer } from "../adapters/ws/index.js"
+import { systemRuntime } from "../adapters/system/index.js"
+import { RawClient, closeAllRaw, newIdentity, showAnswer } from "./support/hostile-raw.js"
 
 const world = (options: { readonly authenticate?: boolean } = {}) => {
   const rt = new VirtualRuntime(5)
@@ -81,4 +84,30 @@ test("with an authenticate hook, new clientIds are counted per principal, whatev
   expect(answers.filter((a) => a === "welcome").length).toBeLessThanOrEqual(7)
   expect(answers).toContain("rate-limited")
   expect(await w.hello("addr-0", id("q", 1), newClientSecret(w.rt), "alice")).toBe("welcome")
+})
+
+test("over WebSocket, an IPv6 client's fresh identities are counted by its /64: rotating addresses within it starts no new burst", async () => {
+  const hub = new Hub({ machines: [], storage: new MemoryStorage(), runtime: systemRuntime, limits: { newClientsPerSecond: 0.001, newClientBurst: 5 } })
+  // Behind a trusted proxy (the loopback peer), so the test can speak for other addresses.
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], trustProxy: true })
+  try {
+    const hello = async (address: string) => {
+      const c = await RawClient.connect(server.urls()[0]!, { headers: { "X-Forwarded-For": address } })
+      const identity = newIdentity()
+      const answer = showAnswer(await c.hello(identity.clientId, { secret: identity.secret }))
+      await c.close()
+      return answer
+    }
+    const answers: string[] = []
+    for (let i = 1; i <= 8; i++) answers.push(await hello(`2001:db8:7:7::${i.toString(16)}`))
+    expect(answers.slice(0, 5)).toEqual(Array(5).fill("welcome"))
+    expect(answers.slice(5).map((a) => a.split(":")[0])).toEqual(Array(3).fill("error rate-limited"))
+    // Another subscriber's /64, and an IPv4 address, have buckets of their own.
+    expect(await hello("2001:db8:7:8::1")).toBe("welcome")
+    expect(await hello("203.0.113.9")).toBe("welcome")
+  } finally {
+    await closeAllRaw()
+    await server.close()
+    await hub.close()
+  }
 })

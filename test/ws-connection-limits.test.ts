@@ -220,6 +220,40 @@ describe("the client address behind a proxy", () => {
   })
 })
 
+describe("IPv6 clients are counted by their network", () => {
+  const from = (address: string) => ({ headers: { "X-Forwarded-For": address } })
+
+  test("addresses of one /64 share its cap (a subscriber's block is one client); another /64 has its own; the acceptor is told both", async () => {
+    const { acceptor, infos } = recorder()
+    const { server, url } = await serve(acceptor, { maxConnectionsPerAddress: 2, trustProxy: true })
+    opened(await attempt(url, from("2001:db8:1:2::1")))
+    opened(await attempt(url, from("2001:db8:1:2:ffff:ffff:ffff:fffe")))
+    // A third address of the same /64, written in another case and form: the block's cap.
+    expect(await attempt(url, from("2001:DB8:1:2:0:0:0:3"))).toMatchObject({ kind: "refused", status: 429, body: expect.stringContaining("from 2001:db8:1:2::/64") })
+    opened(await attempt(url, from("2001:db8:1:3::1")))
+    expect(server.connectionsHeld("2001:db8:1:2::99")).toBe(2)
+    expect(infos.map((i) => [i?.remoteAddress, i?.limitKey])).toEqual([
+      ["2001:db8:1:2::1", "2001:db8:1:2::/64"],
+      ["2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:db8:1:2::/64"],
+      ["2001:db8:1:3::1", "2001:db8:1:3::/64"],
+    ])
+  })
+
+  test("ipv6Prefix: 128 counts each address; 48 a whole site; IPv4 is per address whatever it says; a bad prefix is refused at start", async () => {
+    const each = await serve(recorder().acceptor, { maxConnectionsPerAddress: 1, trustProxy: true, ipv6Prefix: 128 })
+    opened(await attempt(each.url, from("2001:db8:1:2::1")))
+    opened(await attempt(each.url, from("2001:db8:1:2::2")))
+    const site = await serve(recorder().acceptor, { maxConnectionsPerAddress: 1, trustProxy: true, ipv6Prefix: 48 })
+    opened(await attempt(site.url, from("2001:db8:1:2::1")))
+    expect(await attempt(site.url, from("2001:db8:1:ffff::1"))).toMatchObject({ kind: "refused", status: 429, body: expect.stringContaining("from 2001:db8:1::/48") })
+    opened(await attempt(site.url, from("203.0.113.1")))
+    opened(await attempt(site.url, from("203.0.113.2")))
+    for (const bad of [0, 129, 64.5, Number.NaN]) {
+      expect(() => new WsServer(recorder().acceptor, { listen: [{ host: "127.0.0.1", port: 0 }], ipv6Prefix: bad })).toThrow(/ipv6Prefix must be an integer from 1 to 128/)
+    }
+  })
+})
+
 /** Sends a hand-written upgrade request with extra header lines; resolves with the first bytes of the answer. */
 const rawUpgrade = (url: string, headerLines: string[]): Promise<string> =>
   new Promise((resolve, reject) => {

@@ -105,3 +105,52 @@ export const clientAddress = (req: http.IncomingMessage, trust: ProxyTrust): str
   }
   return last
 }
+
+/** What an IPv6 client is counted as by default: its /64, the block one subscriber gets. */
+export const DEFAULT_IPV6_PREFIX = 64
+
+/** Checks an `ipv6Prefix` option: an integer from 1 to 128 (128: each address on its own). */
+export const checkIpv6Prefix = (value: number | undefined): number => {
+  const v = value ?? DEFAULT_IPV6_PREFIX
+  if (Number.isInteger(v) && v >= 1 && v <= 128) return v
+  throw new TypeError(`ipv6Prefix must be an integer from 1 to 128 (64: a subscriber's block; 128: each address on its own), not ${String(value)}.`)
+}
+
+/** The eight 16-bit groups of an IPv6 address in Node's canonical form (no zone index). */
+const ipv6Groups = (address: string): number[] => {
+  const [head = "", tail] = address.split("::")
+  const part = (s: string): number[] => {
+    if (s === "") return []
+    const out: number[] = []
+    for (const g of s.split(":")) {
+      if (g.includes(".")) {
+        // An embedded IPv4 tail ("64:ff9b::1.2.3.4"): two groups.
+        const [a = 0, b = 0, c = 0, d = 0] = g.split(".").map(Number)
+        out.push((a << 8) | b, (c << 8) | d)
+      } else out.push(parseInt(g, 16))
+    }
+    return out
+  }
+  const left = part(head)
+  const right = tail === undefined ? [] : part(tail)
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right]
+}
+
+/**
+ * Whom per-address limits count `address` as (connections per address, new identities per
+ * address): an IPv4 address itself; an IPv6 address by its network of `ipv6Prefix` bits
+ * ("2001:db8:1:2::/64"), since one subscriber is given a whole /64 and could otherwise open
+ * 2^64 "addresses". Anything that is no IP address (a test transport's name) as it is.
+ */
+export const addressGroup = (address: string, ipv6Prefix = DEFAULT_IPV6_PREFIX): string => {
+  const a = normalizeAddress(address)
+  if (a === undefined || net.isIPv4(a) || ipv6Prefix >= 128) return a ?? address
+  const zone = a.indexOf("%")
+  const groups = ipv6Groups(zone === -1 ? a : a.slice(0, zone))
+  for (let i = 0; i < 8; i++) {
+    const keep = Math.min(16, Math.max(0, ipv6Prefix - 16 * i))
+    groups[i] = keep === 0 ? 0 : groups[i]! & (0xffff << (16 - keep)) & 0xffff
+  }
+  const network = new net.SocketAddress({ address: groups.map((g) => g.toString(16)).join(":"), family: "ipv6" }).address
+  return `${network}/${ipv6Prefix}`
+}

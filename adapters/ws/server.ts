@@ -23,12 +23,15 @@
  *   upgrade is refused before any WebSocket exists: HTTP 429 (per address) or 503 (in all)
  *   with `Retry-After` and a one-line body saying which limit. The Node client reports it as
  *   `unreachable` with that line and retries with backoff; a browser sees a failed connect.
- *   Many users behind one NAT share one address: raise the cap for such deployments.
+ *   Many users behind one NAT share one address: raise the cap for such deployments. An
+ *   IPv6 client counts as its /64 network (`ipv6Prefix`), the block one subscriber is given:
+ *   per address it could otherwise open 2^64 times the cap.
  * - The client address is the socket's peer, unless `trustProxy` says the peer is a reverse
  *   proxy: then it is the right-most untrusted `X-Forwarded-For` hop (remote-address.ts). A
  *   forged header from a peer that is not a trusted proxy changes nothing. Behind a proxy,
  *   set `trustProxy`, or every client shares the proxy's address and its cap. The address
- *   reaches the acceptor as `ConnectionInfo.remoteAddress` (`peerAddress` is the socket's).
+ *   reaches the acceptor as `ConnectionInfo.remoteAddress` (`peerAddress` is the socket's;
+ *   `limitKey` the network an IPv6 address is counted as).
  * - A socket that says nothing: on the addresses it binds itself the server closes a socket
  *   that has not sent its whole upgrade request `requestTimeoutMs` (default 10 s) after
  *   connecting, also one that sends no byte at all (Node's own defaults never time that one
@@ -53,7 +56,7 @@ import { WebSocket, WebSocketServer, type PerMessageDeflateOptions, type RawData
 import { DEFAULT_MAX_FRAME_BYTES, type ClientMessage, type CloseInfo, type Connection, type ConnectionAcceptor, type ConnectionInfo, type ConnectionListener, type ServerMessage } from "../../core/index.js"
 import { decodeClientMessage, encodeServerMessage, CodecSession } from "../../core/internal.js"
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
-import { clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
+import { addressGroup, checkIpv6Prefix, clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
 
 export interface ListenAddress {
@@ -88,6 +91,12 @@ export interface WsServerOptions {
    * `true` (the peer, one hop), or the proxies' addresses and CIDR ranges. Default false.
    */
   readonly trustProxy?: TrustProxy
+  /**
+   * How many leading bits of an IPv6 client address are the client, for the per-address caps
+   * (here and the hub's): default 64, since one subscriber is given a whole /64 and could
+   * otherwise count as 2^64 clients; 128 counts each address on its own. IPv4 is per address.
+   */
+  readonly ipv6Prefix?: number
   /**
    * On the addresses it binds: a socket must have sent its whole upgrade request this long
    * after connecting (one that sends nothing included), or it is closed. Default 10,000 ms.
@@ -198,6 +207,7 @@ export class WsServer {
   private readonly requestTimeoutMs: number
   private readonly counter: ConnectionCounter
   private readonly trust: ProxyTrust
+  private readonly ipv6Prefix: number
   private readonly sweepTimer: ReturnType<typeof setInterval>
   /**
    * The hub fans one `entries` message object out to every live subscriber: encode it once.
@@ -234,6 +244,7 @@ export class WsServer {
       total: checkCap("maxConnections", options.maxConnections, Infinity),
     })
     this.trust = proxyTrust(options.trustProxy)
+    this.ipv6Prefix = checkIpv6Prefix(options.ipv6Prefix)
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -309,7 +320,7 @@ export class WsServer {
 
   /** Sockets counted against the caps (upgrades in progress included): in all, or from one client address. */
   connectionsHeld(address?: string): number {
-    return this.counter.held(address === undefined ? undefined : (normalizeAddress(address) ?? address))
+    return this.counter.held(address === undefined ? undefined : addressGroup(address, this.ipv6Prefix))
   }
 
   /** The open sockets, for diagnostics and tests (e.g. `terminate()` one to simulate a drop). */
@@ -336,7 +347,7 @@ export class WsServer {
     if (remoteAddress === undefined) return void socket.destroy()
     const verdict = this.options.verifyUpgrade?.(req) ?? true
     if (verdict !== true) return refuse(socket, typeof verdict === "number" ? verdict : 403)
-    const place = this.counter.admit(remoteAddress)
+    const place = this.counter.admit(addressGroup(remoteAddress, this.ipv6Prefix))
     if (!place.ok) {
       this.options.onEvent?.({ type: "refused", remoteAddress, status: place.status, reason: place.reason })
       return refuse(socket, place.status, place.reason, { "Retry-After": "5" })
@@ -347,13 +358,21 @@ export class WsServer {
     this.wss.handleUpgrade(req, socket, head, (ws) => (route !== undefined ? this.adoptRouted(route, ws, req, remoteAddress) : this.adopt(ws, req, remoteAddress)))
   }
 
+  private infoOf(req: http.IncomingMessage, remoteAddress: string): WsConnectionInfo {
+    const limitKey = addressGroup(remoteAddress, this.ipv6Prefix)
+    return {
+      remoteAddress, ...(limitKey !== remoteAddress ? { limitKey } : {}),
+      peerAddress: normalizeAddress(req.socket.remoteAddress) ?? req.socket.remoteAddress, url: req.url ?? "/", headers: req.headers,
+    }
+  }
+
   private adoptRouted(route: WsRoute, ws: WebSocket, req: http.IncomingMessage, remoteAddress: string): void {
     this.routed.add(ws)
     ws.on("close", () => this.routed.delete(ws))
     ws.on("error", (error) => this.options.onEvent?.({ type: "socket-error", remoteAddress, error }))
     if (this.closing !== undefined) return void ws.close(1001, "The server is shutting down.")
     this.options.onEvent?.({ type: "connection", remoteAddress })
-    const info: WsConnectionInfo = { remoteAddress, peerAddress: normalizeAddress(req.socket.remoteAddress) ?? req.socket.remoteAddress, url: req.url ?? "/", headers: req.headers }
+    const info = this.infoOf(req, remoteAddress)
     try {
       route.accept(ws, info)
     } catch (e) {
@@ -389,7 +408,7 @@ export class WsServer {
     }
     this.options.onEvent?.({ type: "connection", remoteAddress })
     const conn = this.connection(peer)
-    const info: WsConnectionInfo = { remoteAddress, peerAddress: normalizeAddress(req.socket.remoteAddress) ?? req.socket.remoteAddress, url: req.url ?? "/", headers: req.headers }
+    const info = this.infoOf(req, remoteAddress)
     try {
       peer.listener = this.acceptor.accept(conn, info)
     } catch (e) {

@@ -22,6 +22,8 @@ export interface HubConfig {
   readonly maxConnectionsPerAddress?: number | undefined
   /** Reverse proxies whose X-Forwarded-For names the client. Default none. */
   readonly trustProxy?: TrustProxy | undefined
+  /** Leading bits of an IPv6 address that count as one client address. Default 64. */
+  readonly ipv6Prefix?: number | undefined
 }
 
 export type Program = "npm start" | "canon serve"
@@ -41,6 +43,9 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
                     behind a reverse proxy: the proxy addresses or CIDR ranges (comma-separated)
                     whose X-Forwarded-For names the client, or "true" for the direct peer
                     (env CANON_TRUST_PROXY, default none: the socket's address counts)
+  --ipv6-prefix N   leading bits of an IPv6 address that count as one client address for the
+                    limits per address: one subscriber holds a whole /64 (env CANON_IPV6_PREFIX,
+                    default 64; 128 counts each address)
   -h, --help        this text`
 
 const MACHINES = `  --machines MODULE a module (.ts or .js) exporting the machines to serve (default: the demo board)
@@ -67,7 +72,7 @@ export const helpText = (program: Program = "npm start"): string => HELP[program
 
 export class ConfigError extends Error {}
 
-const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "trust-proxy"]
+const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "trust-proxy", "ipv6-prefix"]
 const SWITCHES = ["sync", "no-sync"]
 
 const positiveInteger = (text: string, what: string): number => {
@@ -133,6 +138,11 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
   const trustProxy = trustFlag !== undefined ? parseTrustProxy(trustFlag, "--trust-proxy")
     : env.CANON_TRUST_PROXY !== undefined ? parseTrustProxy(env.CANON_TRUST_PROXY, "CANON_TRUST_PROXY")
     : false
+  const prefixText = flags.get("ipv6-prefix") ?? nonEmptyEnv(env.CANON_IPV6_PREFIX)
+  const ipv6Prefix = prefixText === undefined ? 64 : Number(prefixText.trim())
+  if (prefixText !== undefined && (!/^\d{1,3}$/.test(prefixText.trim()) || ipv6Prefix < 1 || ipv6Prefix > 128)) {
+    throw new ConfigError(`${flags.has("ipv6-prefix") ? "--ipv6-prefix" : "CANON_IPV6_PREFIX"} must be a whole number from 1 to 128, not "${prefixText}".`)
+  }
   // An empty variable is unset, as for the others (an env file's `CANON_HOST=`); an empty flag is a mistake.
   // An empty host would bind every interface.
   const hostFlag = flags.get("host")
@@ -151,5 +161,8 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
     sync,
     maxConnectionsPerAddress: cap,
     trustProxy,
+    ipv6Prefix,
   }
 }
+
+const nonEmptyEnv = (v: string | undefined): string | undefined => (v === undefined || v.trim() === "" ? undefined : v)

@@ -137,7 +137,7 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
     ready()
     ws = new WsServer(hub, {
       server, path: "/sync", publicUrl: syncUrl,
-      maxConnectionsPerAddress: config.maxConnectionsPerAddress, trustProxy: config.trustProxy,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress, trustProxy: config.trustProxy, ipv6Prefix: config.ipv6Prefix,
       routes,
     })
     const [running, openedHub, openedWs] = [storage, hub, ws]

@@ -494,7 +494,7 @@ export class Hub implements ConnectionAcceptor {
     }
     const idProblem = clientIdProblem(hello.clientId)
     if (idProblem !== undefined) return refuse({ code: "unauthorized", message: idProblem })
-    const registrant = this.options.authenticate !== undefined ? `principal:${principal.id}` : `address:${session.info?.remoteAddress ?? ""}`
+    const registrant = this.options.authenticate !== undefined ? `principal:${principal.id}` : `address:${session.info?.limitKey ?? session.info?.remoteAddress ?? ""}`
     const proof = await this.identities.prove(hello.clientId, hello.secret, principal.id, this.options.authenticate !== undefined, () => this.mayRegister(registrant))
     if (session.closed) return
     if (!proof.ok && proof.rateLimited) {

@@ -66,8 +66,8 @@ export interface HubLimits {
   /** Burst of document loads. Default 200: a client opens its documents at once (at most 100 per connection). */
   readonly loadBurst: number
   /**
-   * New client identities the hub records per second, per address (per principal with an
-   * `authenticate` hook): each is a durable record, kept for good, so a loop of hellos with
+   * New client identities the hub records per second, per address (the connection's
+   * `limitKey`, e.g. an IPv6 client's /64; per principal with an `authenticate` hook): each is a durable record, kept for good, so a loop of hellos with
    * fresh clientIds would grow the hub's storage without end. Past it (and the burst), a hello
    * with a new clientId is answered `rate-limited` and closed; the client retries later, and
    * known clients are never counted. Default 10.

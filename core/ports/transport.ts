@@ -47,6 +47,12 @@ export interface ClientTransport {
 /** Facts about an accepted connection that the hub may use (auth comes in the handshake). */
 export interface ConnectionInfo {
   readonly remoteAddress?: string
+  /**
+   * Whom the hub's per-address limits count this connection as (new identities per address),
+   * when it is not `remoteAddress` itself: the WebSocket server counts an IPv6 client by its
+   * /64 network, which one subscriber holds whole.
+   */
+  readonly limitKey?: string
   /** The request URL (WebSocket upgrade), e.g. for a token in the query. */
   readonly url?: string
   /** Request headers (lower-case names), e.g. for a session cookie. */

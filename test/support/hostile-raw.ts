@@ -74,9 +74,9 @@ export class RawClient {
   }
 
   /** Opens a socket (from `localAddress` if given); rejects if the hub refuses the upgrade or it does not open in time. */
-  static connect(url: string, options: { readonly localAddress?: string; readonly timeoutMs?: number } = {}): Promise<RawClient> {
+  static connect(url: string, options: { readonly localAddress?: string; readonly timeoutMs?: number; readonly headers?: Record<string, string> } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 << 20, ...(options.localAddress ? { localAddress: options.localAddress } : {}) })
+      const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 << 20, ...(options.localAddress ? { localAddress: options.localAddress } : {}), headers: options.headers ?? {} })
       const client = new RawClient(ws)
       const timer = setTimeout(() => {
         ws.terminate()

@@ -37,9 +37,10 @@
  * - Backpressure, one gate for everything sent to a peer (`mayWrite`, as core/authority
  *   followers.ts `canSend` for the Canon protocol): past `maxBufferedEphemeralBytes` unsent,
  *   ephemeral messages to it are dropped (they are lossy: the next one replaces them); past
- *   `maxBufferedBytes` it is closed (1013; a stock client reconnects and resyncs), since a
- *   sync message cannot be dropped once its SyncState counts it as sent. So what the hub holds
- *   for a reader is bounded whatever it reads.
+ *   `maxBufferedBytes` beyond the largest message written since it last drained (a whole
+ *   document's first sync may be larger: adapters/ws/backlog.ts) it is closed (1013; a stock
+ *   client reconnects and resyncs), since a sync message cannot be dropped once its SyncState
+ *   counts it as sent. So what the hub holds for a reader is bounded whatever it reads.
  * - Liveness: a ping every `pingMs`; a socket with no pong by the next one is terminated.
  *   Only a pong counts (a peer can send without reading), except while the socket is paused
  *   by input flow control (its pong is then unread).
@@ -52,6 +53,7 @@ import { workPayer } from "../../core/crdt-docs/work-budget.js"
 import type { Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
+import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import type { AutomergeBox } from "./engine.js"
 import { PROTOCOL_VERSION, addressTo, decodeRepoMessage, encodeRepoMessage, type RepoMessage } from "./protocol.js"
@@ -81,7 +83,10 @@ export interface AutomergeRouteOptions {
   readonly bindWriters?: boolean
   /** Bytes of a socket's frames the hub may be working on before it stops reading it. Default 8 MiB. */
   readonly maxInflowBytes?: number
-  /** Close a socket (1013, it reconnects and resyncs) with more than this unsent. Default 8 MiB. */
+  /**
+   * Close a socket (1013, it reconnects and resyncs) with more than this unsent, beyond the
+   * largest message written since it last drained (a whole document may be larger). Default 8 MiB.
+   */
   readonly maxBufferedBytes?: number
   /** Drop ephemeral messages to a socket with more than this unsent. Default 1 MiB. */
   readonly maxBufferedEphemeralBytes?: number
@@ -111,6 +116,8 @@ interface Conn {
   peerId: string | undefined
   principal: Principal | undefined
   readonly inflow: Inflow
+  /** Its unsent bytes against `maxBufferedBytes` (past the largest message written). */
+  readonly backlog: Backlog
   readonly follows: Map<string, Follow | Promise<Follow | undefined>>
   readonly seen: Map<string, number>
   chain: Promise<void>
@@ -149,7 +156,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   const mayWrite = (conn: Conn, droppable: boolean): boolean => {
     if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return false
     const buffered = conn.ws.bufferedAmount
-    if (buffered > maxBuffered) {
+    if (conn.backlog.exceeded(buffered)) {
       refuse("slow-consumer", `automerge-repo: more than ${maxBuffered} bytes waited unread for peer "${conn.peerId ?? "(not joined)"}"; closed.`)
       close(conn, CLOSE_SLOW, "Too far behind; reconnect to resync.")
       return false
@@ -158,7 +165,10 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   }
 
   const send = (conn: Conn, m: Record<string, unknown>): void => {
-    if (mayWrite(conn, false)) conn.ws.send(encodeRepoMessage(m))
+    if (!mayWrite(conn, false)) return
+    const bytes = encodeRepoMessage(m)
+    conn.backlog.wrote(bytes.length)
+    conn.ws.send(bytes)
   }
 
   /** A relayed ephemeral message (encoded once, without targetId) to one receiver. */
@@ -353,7 +363,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   }
 
   const accept = (ws: WebSocket, info: WsConnectionInfo): void => {
-    const conn: Conn = { ws, peerId: undefined, principal: undefined, inflow: socketInflow(ws, maxInflow), follows: new Map(), seen: new Map(), chain: Promise.resolve(), alive: true, closed: false }
+    const conn: Conn = { ws, peerId: undefined, principal: undefined, inflow: socketInflow(ws, maxInflow), backlog: new Backlog(maxBuffered), follows: new Map(), seen: new Map(), chain: Promise.resolve(), alive: true, closed: false }
     conns.add(conn)
     ws.binaryType = "nodebuffer"
     // Authentication first; frames queue behind it on the connection's chain, in order.

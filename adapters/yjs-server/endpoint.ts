@@ -73,6 +73,7 @@ import { workPayer } from "../../core/crdt-docs/work-budget.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
+import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
 import { AnswerBudget } from "../peer/answer-budget.js"
@@ -98,7 +99,10 @@ export interface YjsRouteOptions {
   readonly maxAwarenessRoomBytes?: number
   /** Awareness states one socket holds. Default `MAX_AWARENESS_STATES_PER_SOCKET`. */
   readonly maxAwarenessStatesPerSocket?: number
-  /** Close a socket (1013, it reconnects and resyncs) with more than this unsent. Default 8 MiB. */
+  /**
+   * Close a socket (1013, it reconnects and resyncs) with more than this unsent, beyond the
+   * largest message written since it last drained (a whole document may be larger). Default 8 MiB.
+   */
   readonly maxBufferedBytes?: number
   /** Bind Yjs clientIDs to the principal that first writes as them (see the header). Default true. */
   readonly bindWriters?: boolean
@@ -158,6 +162,8 @@ interface Conn extends CrdtSubscriber {
   /** Id of the principal it authenticated as (once it has). */
   principal: string | undefined
   readonly inflow: Inflow
+  /** Its unsent bytes against `maxBufferedBytes` (past the largest message written). */
+  readonly backlog: Backlog
   /** Its messages (updates aside) and its awareness bytes: past either, it is closed. */
   readonly messageRate: TokenBucket
   readonly awarenessRate: TokenBucket
@@ -254,7 +260,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
 
   const send = (conn: Conn, bytes: Uint8Array): void => {
     if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return
-    if (conn.ws.bufferedAmount > maxBuffered) return close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
+    if (conn.backlog.exceeded(conn.ws.bufferedAmount)) return close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
+    conn.backlog.wrote(bytes.length)
     conn.ws.send(bytes)
   }
 
@@ -301,10 +308,11 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   const sendWritten = (conn: Conn, bytes: Uint8Array): Promise<void> =>
     new Promise((resolve) => {
       if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return resolve()
-      if (conn.ws.bufferedAmount > maxBuffered) {
+      if (conn.backlog.exceeded(conn.ws.bufferedAmount)) {
         close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
         return resolve()
       }
+      conn.backlog.wrote(bytes.length)
       conn.ws.send(bytes, () => resolve())
     })
 
@@ -575,7 +583,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const path = info.url.split("?")[0]!
     const docId = path.slice(prefix.length + 1)
     const conn: Conn = {
-      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow),
+      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow), backlog: new Backlog(maxBuffered),
       messageRate: new TokenBucket(messagesPerSecond, messageBurst, Date.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, Date.now()), due: undefined,
       step1s: new AnswerBudget<Step1>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined,
       room: undefined, doc: undefined, alive: true, closed: false,

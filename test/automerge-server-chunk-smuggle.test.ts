@@ -138,3 +138,34 @@ test("through the automerge-repo endpoint: mallory's sync message carrying D + X
     await stop()
   }
 }, 30_000)
+
+test("change chunks back to back (as a stock Repo's sync sends quick edits) are taken, each checked: a __proto__ change or another's actor behind an honest change is refused, and a document chunk behind a change too", async () => {
+  const h = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, compactAfterBytes: 1 << 30 })
+  const doc = await h.open<AutomergeBox>("automerge", "back-to-back")
+  let alice = A.change(A.init<Record<string, unknown>>({ actor: ALICE }), (d) => { d.text = "alice" })
+  expect(await doc.submit([A.getLastLocalChange(alice)!], undefined, "alice")).toMatchObject({ stored: 1, rejected: [] })
+  // Honest: alice's next two changes in one element.
+  alice = A.change(alice, (d) => { d.text = "alice 2" })
+  const c2 = A.getLastLocalChange(alice)!
+  alice = A.change(alice, (d) => { d.n = 3 })
+  const c3 = A.getLastLocalChange(alice)!
+  expect(await doc.submit([bytes(c2, c3)], undefined, "alice")).toMatchObject({ stored: 1, rejected: [] })
+  expect(doc.doc.doc).toMatchObject({ text: "alice 2", n: 3 })
+
+  // Mallory: an honest change of his own, then a __proto__ change; then one as alice's actor.
+  let mallory = A.change(A.clone(doc.doc.doc as A.Doc<Record<string, unknown>>, { actor: MALLORY }), (d) => { d.m = 1 })
+  const own = A.getLastLocalChange(mallory)!
+  const proto = protoChange(mallory, "cc".repeat(16))
+  const asAlice = A.getLastLocalChange(A.change(A.clone(doc.doc.doc as A.Doc<Record<string, unknown>>, { actor: ALICE }), (d) => { d.text = "FORGED" }))!
+  const D = A.save(A.change(A.init<Record<string, unknown>>({ actor: "dd".repeat(16) }), (d) => { d.x = 1 }))
+  const codes = async (u: Uint8Array) => (await doc.submit([u], undefined, "mallory")).rejected.map((r) => r.code)
+  expect(await codes(bytes(own, proto))).toEqual(["update-malformed"])
+  expect(await codes(bytes(own, asAlice))).toEqual(["not-owner"])
+  expect(await codes(bytes(own, D))).toEqual(["update-malformed"])
+  // All or nothing per update: none of mallory's got in, and what peers read is clean.
+  const state = doc.doc.doc as Record<string, unknown>
+  expect({ m: state.m, text: state.text, isAdmin: (A.toJS(doc.doc.doc) as Record<string, unknown>).isAdmin }).toEqual({ m: undefined, text: "alice 2", isAdmin: undefined })
+  mallory = A.change(mallory, (d) => { d.m = 2 })
+  expect(await codes(bytes(own, A.getLastLocalChange(mallory)!))).toEqual([])
+  await h.close()
+})

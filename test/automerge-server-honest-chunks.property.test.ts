@@ -6,10 +6,13 @@
  * deflated, list inserts and deletes, counters) with merges between them, then checks:
  * - `A.save` of the merged document (compressed document chunk) is accepted by `check`, and
  *   `apply` to an empty hub document yields the same heads;
- * - `A.saveIncremental` after each of one actor's edits (one change chunk each), submitted in
- *   order onto a hub document loaded from that actor's first save, is accepted, same heads;
- * - a whole sync exchange from the merged document to an empty hub document (every change list
- *   `generateSyncMessage` emits, checked and applied as the endpoint does) is accepted, same heads.
+ * - `A.saveIncremental` after each of one actor's edits (one change chunk each, or several back
+ *   to back after a merge), submitted in order onto a hub document loaded from that actor's
+ *   first save, is accepted, same heads;
+ * - a whole sync exchange from the merged document to an empty hub document, and to one that
+ *   has the actor's first half (every change list `generateSyncMessage` emits, checked and
+ *   applied as the endpoint does) is accepted, same heads. The hub refused change chunks back
+ *   to back as "several change chunks in one change", which a stock Repo sends for quick edits.
  * Bounded to a few seconds (numRuns 30, documents of at most ~40 edits).
  */
 import fc from "fast-check"
@@ -107,18 +110,18 @@ test("honest Automerge documents (several actors, deletes, text, lists, counters
       const firstSave = A.save(docs[0]!)
       let tracked = A.load<Doc>(firstSave, { actor: actorId(0) })
       const increments: Uint8Array[] = []
+      /** Actor 0 halfway: the hub's document for the sync from a shared base (4). */
+      let mid: Uint8Array | undefined
       for (const s of steps) {
         docs = play(docs, s)
         if (s.actor === 0) {
           tracked = A.merge(tracked, A.clone(docs[0]!))
           const inc = A.saveIncremental(tracked)
           // One change a step, except a merge that brought several: split by change then.
-          if (inc.length > 0) {
-            const fresh = A.getChanges(A.load(firstSave), tracked)
-            if (fresh.length - increments.length === 1) increments.push(inc)
-            else for (const c of fresh.slice(increments.length)) increments.push(c)
-          }
+          // A merge that brought several changes saves them as change chunks back to back.
+          if (inc.length > 0) increments.push(inc)
         }
+        if (mid === undefined && steps.indexOf(s) >= steps.length / 2) mid = A.save(docs[0]!)
       }
       let all = A.clone(docs[0]!)
       for (const d of docs.slice(1)) all = A.merge(all, A.clone(d))
@@ -138,34 +141,41 @@ test("honest Automerge documents (several actors, deletes, text, lists, counters
       }
       expect(heads(ibox.doc)).toEqual(heads(docs[0]!))
 
-      // 3. A sync exchange from the merged document to an empty hub document.
-      const hub: AutomergeBox = { doc: A.init() }
-      let peer = A.clone(all)
-      let hubState = A.initSyncState()
-      let peerState = A.initSyncState()
-      for (let round = 0; round < 20; round++) {
-        let quiet = true
-        const [hs, toPeer] = A.generateSyncMessage(hub.doc, hubState)
-        hubState = hs
-        if (toPeer !== null) {
-          quiet = false
-          ;[peer, peerState] = A.receiveSyncMessage(peer, peerState, toPeer)
-        }
-        const [ps, toHub] = A.generateSyncMessage(peer, peerState)
-        peerState = ps
-        if (toHub !== null) {
-          quiet = false
-          const decoded = A.decodeSyncMessage(toHub)
-          if (decoded.changes.length > 0) {
-            const r = await submit(engine, hub, decoded.changes)
-            expect(r.refused).toEqual([])
-          }
-          ;[hub.doc, hubState] = A.receiveSyncMessage(hub.doc, hubState, A.encodeSyncMessage({ ...decoded, changes: [] }))
-        }
-        if (quiet) break
-      }
-      expect(heads(hub.doc)).toEqual(heads(all))
+      // 3. A sync exchange from the merged document to an empty hub document, and (4) to a
+      // hub document that has actor 0's first half (new changes then travel as change chunks,
+      // several back to back in one element of the message's changes).
+      for (const start of [undefined, mid]) await syncInto(engine, start, all)
     }),
     { numRuns: 30, seed: 20261202 },
   )
 }, 60_000)
+
+/** Syncs `all` into a hub document loaded from `start` (empty if undefined), as the endpoint does; same heads at the end. */
+const syncInto = async (engine: ReturnType<typeof automergeDocEngine>, start: Uint8Array | undefined, all: A.Doc<Doc>): Promise<void> => {
+  const hub: AutomergeBox = { doc: start === undefined ? A.init() : A.load(start) }
+  let peer = A.clone(all)
+  let hubState = A.initSyncState()
+  let peerState = A.initSyncState()
+  for (let round = 0; round < 20; round++) {
+    let quiet = true
+    const [hs, toPeer] = A.generateSyncMessage(hub.doc, hubState)
+    hubState = hs
+    if (toPeer !== null) {
+      quiet = false
+      ;[peer, peerState] = A.receiveSyncMessage(peer, peerState, toPeer)
+    }
+    const [ps, toHub] = A.generateSyncMessage(peer, peerState)
+    peerState = ps
+    if (toHub !== null) {
+      quiet = false
+      const decoded = A.decodeSyncMessage(toHub)
+      if (decoded.changes.length > 0) {
+        const r = await submit(engine, hub, decoded.changes)
+        expect(r.refused).toEqual([])
+      }
+      ;[hub.doc, hubState] = A.receiveSyncMessage(hub.doc, hubState, A.encodeSyncMessage({ ...decoded, changes: [] }))
+    }
+    if (quiet) break
+  }
+  expect(heads(hub.doc)).toEqual(heads(all))
+}

@@ -5,8 +5,9 @@
  *
  * 1. `measureChunk` (./validate.ts; `measureChunkAsync` where inflating is asynchronous):
  *    the decoded work bounded before decoding.
- * 2. `changesOf` (`changesOfAsync`, in slices): decoded, a change chunk or every change of a
- *    document chunk (Automerge's sync sends a whole document on first contact).
+ * 2. `changesOf` (`changesOfAsync`, in slices): decoded, change chunks (one, or several back
+ *    to back, as Automerge's sync sends a peer's new changes) or every change of a document
+ *    chunk (Automerge's sync sends a whole document on first contact).
  * 3. What each op does checked against the document (`Overlay`): depth, `__proto__`, preds,
  *    op counters, only once every dependency is present (Automerge would hold a change that
  *    lacks one and apply it later, unchecked). The hub's whole documents
@@ -14,7 +15,7 @@
  *    syncing with peers (adapters/peer/automerge-sync.ts) holds it and asks for what it lacks.
  */
 import * as A from "@automerge/automerge"
-import { CHUNK_DOCUMENT, measureChunk, type Measured, type Overlay, type Verdict } from "./validate.js"
+import { CHUNK_DOCUMENT, measureChunk, splitChunks, type Measured, type Overlay, type Verdict } from "./validate.js"
 
 /** One change an update carries, decoded. */
 export interface UntrustedChange {
@@ -30,8 +31,12 @@ export interface UntrustedChange {
  */
 export const changesOf = (bytes: Uint8Array, measured: Extract<Measured, { ok: true }>): UntrustedChange[] => {
   if (measured.type !== CHUNK_DOCUMENT) {
-    if (measured.changes !== 1) throw new Error("several change chunks in one change")
-    return [decodeUntrusted(bytes as A.Change)]
+    if (measured.chunks === 1) return [decodeUntrusted(bytes as A.Change)]
+    // Changes back to back (a stock peer's sync sends them so); a document comes alone.
+    return splitChunks(bytes).map((c) => {
+      if (c.type === CHUNK_DOCUMENT) throw new Error("a document chunk after a change; a document comes alone")
+      return decodeUntrusted(c.bytes as A.Change)
+    })
   }
   const doc = A.load(bytes)
   try {

@@ -172,8 +172,27 @@ const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budg
 }
 
 /**
- * The decoded work a chunk (a change, a compressed change, a document; several concatenated
- * for documents) stands for, from its header and column runs, without decoding it.
+ * The chunks of `bytes`, one after another (Automerge's sync sends several changes as change
+ * chunks back to back in one element of a message's changes). Throws on bytes that are not
+ * whole chunks.
+ */
+export const splitChunks = (bytes: Uint8Array): Array<{ readonly type: number; readonly bytes: Uint8Array }> => {
+  const out: Array<{ type: number; bytes: Uint8Array }> = []
+  const r = new Reader(bytes)
+  while (!r.done()) {
+    const start = r.pos
+    for (const m of MAGIC) if (r.byte() !== m) throw new Error("not an Automerge chunk")
+    r.raw(4) // checksum
+    const type = r.byte()
+    r.raw(r.varint())
+    out.push({ type, bytes: bytes.subarray(start, r.pos) })
+  }
+  return out
+}
+
+/**
+ * The decoded work a chunk (a change, a compressed change, a document; several concatenated)
+ * stands for, from its header and column runs, without decoding it.
  */
 export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured => {
   const budget: Budget = { inflated: 0 }

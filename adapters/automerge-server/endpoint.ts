@@ -41,6 +41,11 @@
  *   document's first sync may be larger: adapters/ws/backlog.ts) it is closed (1013; a stock
  *   client reconnects and resyncs), since a sync message cannot be dropped once its SyncState
  *   counts it as sent. So what the hub holds for a reader is bounded whatever it reads.
+ * - One message with changes in flight per (socket, document): until the peer answers it,
+ *   changes to the document wait and then go in one message. Automerge sends a peer that has
+ *   not told its heads the whole document again with every message, so relaying each change
+ *   to a peer still downloading (or not answering) sent it the whole document each time. A
+ *   peer that does not answer within `ANSWER_WAIT_MS` of its socket draining is sent again.
  * - Liveness: a ping every `pingMs`; a socket with no pong by the next one is terminated.
  *   Only a pong counts (a peer can send without reading), except while the socket is paused
  *   by input flow control (its pong is then unread).
@@ -109,6 +114,13 @@ interface Follow extends CrdtSubscriber {
    * document makes a stock Repo give up on it as unavailable.)
    */
   started: boolean
+  /**
+   * A message with changes was sent and the peer has not answered it (see `syncTo`): until it
+   * does, changes wait. `heldSince`: when the socket was first seen drained while waiting.
+   */
+  awaiting: boolean
+  held: boolean
+  heldSince: number | undefined
 }
 
 interface Conn {
@@ -124,6 +136,10 @@ interface Conn {
   alive: boolean
   closed: boolean
 }
+
+/** How long a peer whose socket has drained may take to answer before it is sent changes again. */
+const ANSWER_WAIT_MS = 2_000
+const ANSWER_POLL_MS = 100
 
 const queryParam = (url: string, name: string): string | undefined => {
   const q = url.indexOf("?")
@@ -217,10 +233,59 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     return data
   }
 
+  /** Follows holding changes until their peer answers (or stays silent too long), polled. */
+  const waiting = new Map<Follow, { conn: Conn; documentId: string }>()
+  let waitTimer: ReturnType<typeof setTimeout> | undefined
+
   const syncTo = (conn: Conn, documentId: string, f: Follow): void => {
+    if (f.awaiting) {
+      f.held = true
+      waiting.set(f, { conn, documentId })
+      waitTimer ??= setTimeout(pollWaiting, ANSWER_POLL_MS)
+      return
+    }
     const [next, message] = A.generateSyncMessage(f.doc.doc.doc, f.syncState)
     f.syncState = next
-    if (message !== null) send(conn, { type: "sync", senderId: hubId, targetId: conn.peerId, documentId, data: message })
+    if (message === null) return
+    send(conn, { type: "sync", senderId: hubId, targetId: conn.peerId, documentId, data: message })
+    // A stock peer answers a message that brought it changes (its heads moved): wait for that.
+    if (A.decodeSyncMessage(message).changes.length > 0) {
+      f.awaiting = true
+      f.heldSince = undefined
+    }
+  }
+
+  /** The peer answered (any sync message of its own): what waited goes now. */
+  const answered = (f: Follow): void => {
+    f.awaiting = false
+    f.held = false
+    waiting.delete(f)
+  }
+
+  const pollWaiting = (): void => {
+    waitTimer = undefined
+    const now = Date.now()
+    for (const [f, { conn, documentId }] of [...waiting]) {
+      if (conn.closed || !conn.follows.has(documentId)) {
+        waiting.delete(f)
+        continue
+      }
+      if (!f.awaiting) {
+        waiting.delete(f)
+        if (f.held) syncTo(conn, documentId, f)
+        continue
+      }
+      // Still being written out: the peer cannot have answered yet.
+      if (conn.ws.bufferedAmount > 0) f.heldSince = undefined
+      else if (f.heldSince === undefined) f.heldSince = now
+      else if (now - f.heldSince >= ANSWER_WAIT_MS) {
+        waiting.delete(f)
+        f.awaiting = false
+        f.held = false
+        syncTo(conn, documentId, f)
+      }
+    }
+    if (waiting.size > 0) waitTimer = setTimeout(pollWaiting, ANSWER_POLL_MS)
   }
 
   const unavailable = (conn: Conn, documentId: string) => send(conn, { type: "doc-unavailable", senderId: hubId, targetId: conn.peerId, documentId })
@@ -244,7 +309,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         return undefined
       }
       const f: Follow = {
-        doc, canWrite, syncState: A.initSyncState(), started: false,
+        doc, canWrite, syncState: A.initSyncState(), started: false, awaiting: false, held: false, heldSince: undefined,
         onUpdates: () => {
           if (f.started) syncTo(conn, documentId, f)
         },
@@ -273,6 +338,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     const f = await follow(conn, m.documentId)
     if (conn.closed) return
     if (f === undefined) return unavailable(conn, m.documentId)
+    answered(f)
     // Nobody has it: the requester holds nothing and the hub never stored it.
     if (m.type === "request" && f.doc.seq === 0 && decoded.heads.length === 0 && decoded.changes.length === 0) {
       conn.follows.delete(m.documentId)
@@ -417,6 +483,11 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
       for (const c of conns) n += c.inflow.pending
       return n
     },
-    close: () => clearInterval(timer),
+    close: () => {
+      clearInterval(timer)
+      if (waitTimer !== undefined) clearTimeout(waitTimer)
+      waitTimer = undefined
+      waiting.clear()
+    },
   }
 }

@@ -90,6 +90,8 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     readonly doc: Y.Doc,
     private readonly kind: YKind,
     private readonly maxBytes: number,
+    /** Most structs the field may hold (what loads again: `checkFieldState`). */
+    private readonly maxStructs: number,
     /** Yjs clientID -> the Canon clientId that owns it. */
     private readonly owners: Map<number, string>,
   ) {
@@ -104,9 +106,17 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
   validate(update: unknown, options: ValidateOptions): ValidateResult {
     if (!isBytes(update)) return crdtRejection("crdt-invalid", "A Yjs update must be bytes.")
     if (update.length > this.maxBytes) return crdtRejection("crdt-too-large", `The Yjs update has ${update.length} bytes; a field accepts at most ${this.maxBytes}.`)
-    const structs = countV1Structs(update, MAX_UPDATE_STRUCTS)
+    const seen = { deleteRanges: 0 }
+    const structs = countV1Structs(update, MAX_UPDATE_STRUCTS, seen)
     if (typeof structs === "string") return crdtRejection("crdt-invalid", structs)
     if (structs === undefined) return crdtRejection("crdt-too-large", `The Yjs update holds more than ${MAX_UPDATE_STRUCTS} structs; a field accepts at most that many in one update.`)
+    // What is accepted must load again, everywhere (a stored state past the bound is refused
+    // at load: the document could no longer be opened). At most: the update's structs, one
+    // split of an existing struct for each (an insert inside an item), two for each deleted range.
+    const after = structCount(this.doc) + 2 * structs + 2 * seen.deleteRanges
+    if (after > this.maxStructs) {
+      return crdtRejection("crdt-too-large", `The Yjs field would hold up to ${after} structs, more than a field may (${this.maxStructs}; its snapshots could not be loaded); split the data over more fields or documents.`)
+    }
     let decoded: { structs: Struct[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
     try {
       decoded = Y.decodeUpdate(update) as unknown as typeof decoded
@@ -213,7 +223,14 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
   }
 }
 
-export interface YFieldOptions extends CrdtLimits {}
+export interface YFieldOptions extends CrdtLimits {
+  /**
+   * Most structs the field may hold: an update that could take it past is refused
+   * (`crdt-too-large`), and a stored state past it is not loaded. Default and most
+   * MAX_FIELD_STRUCTS (2^22); a lower one on the hub and the replicas keeps fields smaller.
+   */
+  readonly maxStructs?: number
+}
 
 /**
  * The hub work of an update, in estimated µs, from its bytes (`countV1Structs`, as `validate`
@@ -244,20 +261,31 @@ const weighUpdate = (update: unknown, maxBytes: number): number => {
  */
 export const MAX_FIELD_STRUCTS = 1 << 22
 
-/** Throws, with a sentence, unless `state` is a V2 update of at most MAX_FIELD_STRUCTS structs (countV2Structs, without decoding it). */
-const checkFieldState = (state: Uint8Array): void => {
-  const count = countV2Structs(state, MAX_FIELD_STRUCTS)
-  if (count === undefined) throw new Error(`The Yjs state holds more than ${MAX_FIELD_STRUCTS} structs, more than a CRDT field may hold; it is not loaded (decoding it could exhaust memory).`)
+/** Throws, with a sentence, unless `state` is a V2 update of at most `max` structs (countV2Structs, without decoding it). */
+const checkFieldState = (state: Uint8Array, max: number): void => {
+  const count = countV2Structs(state, max)
+  if (count === undefined) throw new Error(`The Yjs state holds more than ${max} structs, more than a CRDT field may hold; it is not loaded (decoding it could exhaust memory).`)
   if (typeof count === "string") throw new Error(count)
 }
 
 /** The Yjs engine for one field kind. */
+/** The structs a Yjs document holds now (each client's struct list; no decoding). */
+const structCount = (doc: Y.Doc): number => {
+  let n = 0
+  for (const list of doc.store.clients.values()) n += list.length
+  return n
+}
+
 export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: YFieldOptions = {}): CrdtEngine<H> => {
   const max = options.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES
+  const maxStructs = options.maxStructs ?? MAX_FIELD_STRUCTS
+  if (!Number.isSafeInteger(maxStructs) || maxStructs < 1 || maxStructs > MAX_FIELD_STRUCTS) {
+    throw new TypeError(`maxStructs must be a whole number from 1 to ${MAX_FIELD_STRUCTS}, not ${String(options.maxStructs)}.`)
+  }
   return {
     kind: `yjs-${kind}/1`,
     args: Schema.Uint8Array as unknown as Schema.Codec<unknown, unknown>,
-    create: () => new YField<H>(newDoc(kind), kind, max, new Map()),
+    create: () => new YField<H>(newDoc(kind), kind, max, maxStructs, new Map()),
     weigh: (update) => weighUpdate(update, max),
     load: (bytes) => {
       const v = decodeCanonical(bytes) as unknown
@@ -270,7 +298,7 @@ export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: Y
       const doc = newDoc(kind)
       // Snapshots come from the authority's own encoding (verified by hash), hence V2; a
       // hostile hub's too (a hash only says the bytes are the ones it meant): counted first.
-      checkFieldState(v[1])
+      checkFieldState(v[1], maxStructs)
       try {
         Y.applyUpdateV2(doc, v[1], CANON)
         // An older hub's snapshot may hold structs Yjs could not integrate: they are in no hash.
@@ -282,7 +310,7 @@ export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: Y
         doc.destroy()
         throw e
       }
-      return new YField<H>(doc, kind, max, owners)
+      return new YField<H>(doc, kind, max, maxStructs, owners)
     },
   }
 }

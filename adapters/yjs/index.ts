@@ -17,7 +17,7 @@ import type { CrdtFieldDecl } from "../../core/crdt/engine.js"
 import { crdtRuntime as runtime } from "../../core/crdt/runtime.js"
 import { yjsEngine, type YFieldOptions } from "./engine.js"
 
-export { yjsEngine, type YFieldOptions, type YKind } from "./engine.js"
+export { MAX_FIELD_STRUCTS, yjsEngine, type YFieldOptions, type YKind } from "./engine.js"
 export { crdtReason, type CrdtReason, type CrdtEngine, type CrdtField } from "../../core/crdt/engine.js"
 
 /** A collaborative text field: the app gets a live `Y.Text`. */

@@ -12,7 +12,7 @@ import os from "node:os"
 import { fileURLToPath } from "node:url"
 
 export interface SuiteContext {
-  /** Fewer runs and a shorter warm-up (same work per run): the whole run stays under two minutes. */
+  /** Fewer runs and a shorter warm-up (same work per run): the whole run takes about three minutes on two cores. */
   readonly quick: boolean
   /** Progress lines (the table is printed at the end). */
   log(line: string): void

@@ -22,7 +22,7 @@ const SUITES: Record<string, () => Promise<{ suite: Suite }>> = {
 }
 
 const usage = `usage: npm run bench -- [--quick] [--suite NAME]
-  --quick       fewer runs, shorter warm-up (the whole run stays under two minutes)
+  --quick       fewer runs, shorter warm-up (the whole run takes about three minutes on two cores)
   --suite NAME  run one suite: ${Object.keys(SUITES).join(", ")} (default: all)`
 
 class UsageError extends Error {}

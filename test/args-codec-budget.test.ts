@@ -20,7 +20,8 @@ test("nested arrays of elements without bytes: a few hundred bytes are refused f
   const start = Date.now()
   expect(() => c.decode(bytes)).toThrow(CanonError)
   expect(() => c.decode(bytes)).toThrow(/over what/)
-  expect(Date.now() - start).toBeLessThan(200)
+  // A bound against decoding the millions of values, not a speed target.
+  expect(Date.now() - start).toBeLessThan(2_000)
 })
 
 test("the budget is shared by every array of the decode: one array may use it all, two may not", () => {
@@ -84,7 +85,8 @@ test("fuzz: hostile bytes against a schema of empty elements decode or fail fast
     } catch (e) {
       expect(e).toBeInstanceOf(CanonError)
     }
-    expect(Date.now() - start).toBeLessThan(500)
+    // A bound against a runaway decode, not a speed target.
+    expect(Date.now() - start).toBeLessThan(2_000)
     if (out !== undefined) expect(JSON.stringify(out).length / 4).toBeLessThanOrEqual(bytes.length + FREE_ITEMS)
   }), { numRuns: 200 })
 })

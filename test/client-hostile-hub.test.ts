@@ -125,7 +125,8 @@ describe("a state the replica cannot read is refused where it arrives", () => {
     expect(bomb.length).toBeLessThan(100)
     const t0 = performance.now()
     for (const m of snapshotStream(bomb, 7)) expect(() => hub.deliver(m)).not.toThrow()
-    expect(performance.now() - t0).toBeLessThan(500)
+    // A bound against Yjs decoding the 2^22 structs (seconds and hundreds of MB), not a speed target.
+    expect(performance.now() - t0).toBeLessThan(2_000)
     await doc.whenStored()
     expect(doc.confirmedSeq).toBe(3)
     expect(doc.state).toEqual({ title: "hub's" })

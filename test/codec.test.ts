@@ -430,7 +430,8 @@ describe("decode errors", () => {
       const before = process.memoryUsage().arrayBuffers
       const t = performance.now()
       expect(codeOf(frame, side)).toBe("truncated")
-      expect(performance.now() - t).toBeLessThan(50)
+      // A bound against a loop over the claimed count (2^32, 2^53), not a speed target.
+      expect(performance.now() - t).toBeLessThan(2_000)
       expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1 << 20)
     }
   })

@@ -52,7 +52,8 @@ test("a V2 update whose run-length columns claim 10^8 structs is refused before 
   expect(bomb.length).toBeLessThan(64)
   const t0 = performance.now()
   expect(countV2Structs(bomb, 1 << 22)).toBeUndefined()
-  expect(performance.now() - t0).toBeLessThan(50)
+  // A bound against reading the 10^8 claimed structs one by one, not a speed target.
+  expect(performance.now() - t0).toBeLessThan(1_000)
   // Under the bound it is counted as Yjs would decode it (one run, read without an object per struct).
   expect(countV2Structs(v2Bomb(1000), 1 << 22)).toBe((Y.decodeUpdateV2(v2Bomb(1000)) as unknown as Decoded).structs.length)
 })

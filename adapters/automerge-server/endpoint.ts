@@ -116,11 +116,11 @@ interface Follow extends CrdtSubscriber {
   started: boolean
   /**
    * A message with changes was sent and the peer has not answered it (see `syncTo`): until it
-   * does, changes wait. `heldSince`: when the socket was first seen drained while waiting.
+   * does, changes wait (the follow is in `waiting`). `drainedAt`: when its socket was first
+   * seen drained meanwhile.
    */
   awaiting: boolean
-  held: boolean
-  heldSince: number | undefined
+  drainedAt: number | undefined
 }
 
 interface Conn {
@@ -239,7 +239,6 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
 
   const syncTo = (conn: Conn, documentId: string, f: Follow): void => {
     if (f.awaiting) {
-      f.held = true
       waiting.set(f, { conn, documentId })
       waitTimer ??= setTimeout(pollWaiting, ANSWER_POLL_MS)
       return
@@ -251,14 +250,13 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     // A stock peer answers a message that brought it changes (its heads moved): wait for that.
     if (A.decodeSyncMessage(message).changes.length > 0) {
       f.awaiting = true
-      f.heldSince = undefined
+      f.drainedAt = undefined
     }
   }
 
   /** The peer answered (any sync message of its own): what waited goes now. */
   const answered = (f: Follow): void => {
     f.awaiting = false
-    f.held = false
     waiting.delete(f)
   }
 
@@ -270,18 +268,11 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         waiting.delete(f)
         continue
       }
-      if (!f.awaiting) {
-        waiting.delete(f)
-        if (f.held) syncTo(conn, documentId, f)
-        continue
-      }
       // Still being written out: the peer cannot have answered yet.
-      if (conn.ws.bufferedAmount > 0) f.heldSince = undefined
-      else if (f.heldSince === undefined) f.heldSince = now
-      else if (now - f.heldSince >= ANSWER_WAIT_MS) {
-        waiting.delete(f)
-        f.awaiting = false
-        f.held = false
+      if (conn.ws.bufferedAmount > 0) f.drainedAt = undefined
+      else if (f.drainedAt === undefined) f.drainedAt = now
+      else if (now - f.drainedAt >= ANSWER_WAIT_MS) {
+        answered(f)
         syncTo(conn, documentId, f)
       }
     }
@@ -309,7 +300,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         return undefined
       }
       const f: Follow = {
-        doc, canWrite, syncState: A.initSyncState(), started: false, awaiting: false, held: false, heldSince: undefined,
+        doc, canWrite, syncState: A.initSyncState(), started: false, awaiting: false, drainedAt: undefined,
         onUpdates: () => {
           if (f.started) syncTo(conn, documentId, f)
         },

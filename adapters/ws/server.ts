@@ -347,7 +347,8 @@ export class WsServer {
     if (remoteAddress === undefined) return void socket.destroy()
     const verdict = this.options.verifyUpgrade?.(req) ?? true
     if (verdict !== true) return refuse(socket, typeof verdict === "number" ? verdict : 403)
-    const place = this.counter.admit(addressGroup(remoteAddress, this.ipv6Prefix))
+    const info = this.infoOf(req, remoteAddress)
+    const place = this.counter.admit(info.limitKey ?? remoteAddress)
     if (!place.ok) {
       this.options.onEvent?.({ type: "refused", remoteAddress, status: place.status, reason: place.reason })
       return refuse(socket, place.status, place.reason, { "Retry-After": "5" })
@@ -355,7 +356,7 @@ export class WsServer {
     // Released when the socket closes, whoever closes it (a socket gone already: at once).
     if (socket.destroyed) return place.release()
     socket.once("close", place.release)
-    this.wss.handleUpgrade(req, socket, head, (ws) => (route !== undefined ? this.adoptRouted(route, ws, req, remoteAddress) : this.adopt(ws, req, remoteAddress)))
+    this.wss.handleUpgrade(req, socket, head, (ws) => (route !== undefined ? this.adoptRouted(route, ws, remoteAddress, info) : this.adopt(ws, remoteAddress, info)))
   }
 
   private infoOf(req: http.IncomingMessage, remoteAddress: string): WsConnectionInfo {
@@ -366,13 +367,12 @@ export class WsServer {
     }
   }
 
-  private adoptRouted(route: WsRoute, ws: WebSocket, req: http.IncomingMessage, remoteAddress: string): void {
+  private adoptRouted(route: WsRoute, ws: WebSocket, remoteAddress: string, info: WsConnectionInfo): void {
     this.routed.add(ws)
     ws.on("close", () => this.routed.delete(ws))
     ws.on("error", (error) => this.options.onEvent?.({ type: "socket-error", remoteAddress, error }))
     if (this.closing !== undefined) return void ws.close(1001, "The server is shutting down.")
     this.options.onEvent?.({ type: "connection", remoteAddress })
-    const info = this.infoOf(req, remoteAddress)
     try {
       route.accept(ws, info)
     } catch (e) {
@@ -381,7 +381,7 @@ export class WsServer {
     }
   }
 
-  private adopt(ws: WebSocket, req: http.IncomingMessage, remoteAddress: string): void {
+  private adopt(ws: WebSocket, remoteAddress: string, info: WsConnectionInfo): void {
     let resolveClosed!: () => void
     const peer: Peer = {
       ws, remoteAddress, listener: undefined, done: false, version: undefined, session: new CodecSession(),
@@ -408,7 +408,6 @@ export class WsServer {
     }
     this.options.onEvent?.({ type: "connection", remoteAddress })
     const conn = this.connection(peer)
-    const info = this.infoOf(req, remoteAddress)
     try {
       peer.listener = this.acceptor.accept(conn, info)
     } catch (e) {

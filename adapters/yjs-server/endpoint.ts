@@ -258,11 +258,19 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
 
   const refuse = (code: string, message: string) => host.report({ type: "refused", code, message })
 
-  const send = (conn: Conn, bytes: Uint8Array): void => {
-    if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return
-    if (conn.backlog.exceeded(conn.ws.bufferedAmount)) return close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
+  /** The gate every send goes through: false if the socket is gone or (closed now) too far behind. */
+  const mayWrite = (conn: Conn, bytes: Uint8Array): boolean => {
+    if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return false
+    if (conn.backlog.exceeded(conn.ws.bufferedAmount)) {
+      close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
+      return false
+    }
     conn.backlog.wrote(bytes.length)
-    conn.ws.send(bytes)
+    return true
+  }
+
+  const send = (conn: Conn, bytes: Uint8Array): void => {
+    if (mayWrite(conn, bytes)) conn.ws.send(bytes)
   }
 
   /**
@@ -307,12 +315,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   /** Sends `bytes`; resolves once they are written out (or the socket is gone). */
   const sendWritten = (conn: Conn, bytes: Uint8Array): Promise<void> =>
     new Promise((resolve) => {
-      if (conn.closed || conn.ws.readyState !== WebSocket.OPEN) return resolve()
-      if (conn.backlog.exceeded(conn.ws.bufferedAmount)) {
-        close(conn, CLOSE.slow, "Too far behind; reconnect to resync.")
-        return resolve()
-      }
-      conn.backlog.wrote(bytes.length)
+      if (!mayWrite(conn, bytes)) return resolve()
       conn.ws.send(bytes, () => resolve())
     })
 

@@ -448,13 +448,13 @@ export const typesTooDeep = (decoded: DecodedYUpdate, doc: Y.Doc): NotIntegrable
     return -1
   }
   const UNKNOWN = -1
-  const TODO = -2
+  const UNSEEN = -2
   const OPEN = -3
   // The depth of the type holding each struct (a root type: 0), UNKNOWN when not placed.
-  const depth = new Int32Array(n).fill(TODO)
+  const depth = new Int32Array(n).fill(UNSEEN)
   const path: number[] = []
   for (let root = 0; root < n; root++) {
-    if (depth[root] !== TODO) continue
+    if (depth[root] !== UNSEEN) continue
     path.push(root)
     while (path.length > 0) {
       const i = path[path.length - 1]!
@@ -472,7 +472,7 @@ export const typesTooDeep = (decoded: DecodedYUpdate, doc: Y.Doc): NotIntegrable
         else {
           const j = nodeAt(ref)
           const dj = j < 0 || depth[j] === OPEN ? UNKNOWN : depth[j]!
-          if (dj === TODO) {
+          if (dj === UNSEEN) {
             depth[i] = OPEN
             path.push(j)
             continue

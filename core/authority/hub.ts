@@ -164,6 +164,19 @@ interface Ticket {
   readonly release: () => void
 }
 
+/**
+ * The value for `key`, made by `make` if absent, moved to the newest end of `map` (insertion
+ * order); past MAX_CLIENT_BUCKETS entries the least recently touched is forgotten.
+ */
+const touch = <K, V>(map: Map<K, V>, key: K, make: () => V): V => {
+  let value = map.get(key)
+  if (value !== undefined) map.delete(key)
+  else value = make()
+  map.set(key, value)
+  if (map.size > MAX_CLIENT_BUCKETS) map.delete(map.keys().next().value!)
+  return value
+}
+
 export class Hub implements ConnectionAcceptor {
   private readonly store: AuthorityStore
   private readonly machines: ReadonlyMap<string, Machine<any>>
@@ -211,12 +224,7 @@ export class Hub implements ConnectionAcceptor {
    * clients are remembered; one forgotten starts with full buckets again.
    */
   private bucketsOf(clientId: string): ClientBuckets {
-    let buckets = this.clientBuckets.get(clientId)
-    if (buckets !== undefined) this.clientBuckets.delete(clientId)
-    else buckets = this.newBuckets()
-    this.clientBuckets.set(clientId, buckets)
-    if (this.clientBuckets.size > MAX_CLIENT_BUCKETS) this.clientBuckets.delete(this.clientBuckets.keys().next().value!)
-    return buckets
+    return touch(this.clientBuckets, clientId, () => this.newBuckets())
   }
 
   /**
@@ -226,12 +234,20 @@ export class Hub implements ConnectionAcceptor {
    */
   private mayRegister(registrant: string): boolean {
     const now = this.options.runtime.now()
-    let bucket = this.registrants.get(registrant)
-    if (bucket !== undefined) this.registrants.delete(registrant)
-    else bucket = new TokenBucket(this.limits.newClientsPerSecond, this.limits.newClientBurst, now)
-    this.registrants.set(registrant, bucket)
-    if (this.registrants.size > MAX_CLIENT_BUCKETS) this.registrants.delete(this.registrants.keys().next().value!)
-    return bucket.take(1, now)
+    return touch(this.registrants, registrant, () => new TokenBucket(this.limits.newClientsPerSecond, this.limits.newClientBurst, now)).take(1, now)
+  }
+
+  /**
+   * Spends `n` of a client's `bucket` (rate `rate` per second): a transport that can pause is
+   * held while the bucket is in debt (a paused transport delivers at most what it had
+   * buffered, so the debt stays bounded); one that cannot, or a bucket that never refills
+   * (rate 0: a burst, then refusals), says false past it: the caller refuses.
+   */
+  private spend(session: Session, bucket: TokenBucket, n: number, now: number, rate: number, why?: string): boolean {
+    if (session.conn.pause === undefined || rate <= 0) return bucket.take(n, now)
+    const wait = bucket.borrow(n, now)
+    if (wait > 0) this.holdForRate(session, wait, why)
+    return true
   }
 
   private newBuckets(): ClientBuckets {
@@ -439,11 +455,7 @@ export class Hub implements ConnectionAcceptor {
       if (msg.commands.length > this.limits.maxCommandsPerSubmit) {
         return over("too-many-commands", `A submit may carry at most ${this.limits.maxCommandsPerSubmit} commands; this one had ${msg.commands.length}.`, false)
       }
-      if (session.conn.pause !== undefined && this.limits.commandsPerSecond > 0) {
-        // A paused transport delivers at most what it had buffered, so the debt stays bounded.
-        const wait = session.commands.borrow(msg.commands.length, now)
-        if (wait > 0) this.holdForRate(session, wait)
-      } else if (!session.commands.take(msg.commands.length, now)) {
+      if (!this.spend(session, session.commands, msg.commands.length, now, this.limits.commandsPerSecond)) {
         return over("rate-limited", `More than ${this.limits.commandsPerSecond} commands per second; slow down and reconnect.`, true)
       }
       return this.chargeCrdtWork(session, msg, now) ?? over("rate-limited", this.crdtRateMessage(), true)
@@ -451,10 +463,7 @@ export class Hub implements ConnectionAcceptor {
     // A document not in memory is read from storage: the client pays for the load, not only the message.
     if (msg.type === "subscribe" && this.limits.loadsPerSecond > 0 && !this.docs.has(msg.docId)) {
       const why = `Document loads past ${this.limits.loadsPerSecond} per second`
-      if (session.conn.pause !== undefined) {
-        const wait = session.loads.borrow(1, now)
-        if (wait > 0) this.holdForRate(session, wait, why)
-      } else if (!session.loads.take(1, now)) {
+      if (!this.spend(session, session.loads, 1, now, this.limits.loadsPerSecond, why)) {
         return over("rate-limited", `${why}; follow fewer new documents at once, slow down and reconnect.`, true)
       }
     }

@@ -67,10 +67,11 @@ export interface HubLimits {
   readonly loadBurst: number
   /**
    * New client identities the hub records per second, per address (the connection's
-   * `limitKey`, e.g. an IPv6 client's /64; per principal with an `authenticate` hook): each is a durable record, kept for good, so a loop of hellos with
-   * fresh clientIds would grow the hub's storage without end. Past it (and the burst), a hello
-   * with a new clientId is answered `rate-limited` and closed; the client retries later, and
-   * known clients are never counted. Default 10.
+   * `limitKey`, e.g. an IPv6 client's /64; per principal with an `authenticate` hook): each
+   * is a durable record, kept for good, so a loop of hellos with fresh clientIds would grow
+   * the hub's storage without end. Past it (and the burst), a hello with a new clientId is
+   * answered `rate-limited` and closed; the client retries later, and known clients are
+   * never counted. Default 10.
    */
   readonly newClientsPerSecond: number
   /** Burst of new client identities. Default 100 (a classroom behind one address opening the app at once). */

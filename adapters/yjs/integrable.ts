@@ -28,6 +28,7 @@
  */
 import * as Y from "yjs"
 import { ByteReader } from "../../core/bytes.js"
+import { MAX_DEPTH } from "../../core/canonical.js"
 
 /** What `Y.decodeUpdate` gives (the fields read here). */
 export interface DecodedYUpdate {
@@ -61,24 +62,36 @@ const PROTO = [0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f]
 export const MAX_UPDATE_STRUCTS = 1 << 18
 
 /**
- * Skips one lib0 `readAny` value, with a stack of open containers instead of recursion (values
- * nest as deep as the app made them; the stack is bounded by the bytes: each container takes
- * two). `refusedKey` reads each object key and says whether to stop there: then false.
+ * How deep a lib0 value (a ContentAny value, an embed, a format's value) may nest: the same
+ * bound as Canon's own values (MAX_DEPTH). lib0's readAny and writeAny recurse, so a deeper
+ * value passes only while the reader's stack lasts: Node's ends near 4,000 levels (sooner in
+ * a deep call stack or another engine). One a hub took at 3,000 levels would then be a
+ * document some replicas, or the hub itself on a later load, cannot read: poisoned for good.
  */
-const skipAnyValue = (r: ByteReader, refusedKey: () => boolean): boolean => {
+export const MAX_VALUE_DEPTH = MAX_DEPTH
+
+/** Why skipAnyValue stopped: a refused key, or a value nested past MAX_VALUE_DEPTH. */
+type SkipRefusal = "key" | "deep"
+
+/**
+ * Skips one lib0 `readAny` value, with a stack of open containers instead of recursion, at
+ * most MAX_VALUE_DEPTH deep. `refusedKey` reads each object key and says whether to stop
+ * there. Undefined when the value passes, else why it was refused.
+ */
+const skipAnyValue = (r: ByteReader, refusedKey: () => boolean): SkipRefusal | undefined => {
   const open: Array<{ readonly object: boolean; left: number }> = []
   let values = 1
   for (;;) {
     const top = open[open.length - 1]
     if (top === undefined) {
-      if (values-- === 0) return true
+      if (values-- === 0) return undefined
     } else {
       if (top.left === 0) {
         open.pop()
         continue
       }
       top.left--
-      if (top.object && refusedKey()) return false
+      if (top.object && refusedKey()) return "key"
     }
     const type = r.byte()
     if (type === 127 || type === 126 || type === 121 || type === 120) continue
@@ -86,10 +99,40 @@ const skipAnyValue = (r: ByteReader, refusedKey: () => boolean): boolean => {
     else if (type === 124) r.raw(4)
     else if (type === 123 || type === 122) r.raw(8)
     else if (type === 119 || type === 116) r.raw(r.varint())
-    else if (type === 117 || type === 118) open.push({ object: type === 118, left: r.varint() })
-    else throw new RangeError(`unknown value type ${type}`)
+    else if (type === 117 || type === 118) {
+      if (open.length >= MAX_VALUE_DEPTH) return "deep"
+      open.push({ object: type === 118, left: r.varint() })
+    } else throw new RangeError(`unknown value type ${type}`)
   }
 }
+
+/**
+ * Whether JSON text (`code(i)` its bytes or UTF-16 units, i from `from` to `to`) nests deeper
+ * than MAX_VALUE_DEPTH. Yjs reads a JSON content, and V1's embeds and format values, with
+ * JSON.parse (which copes with any depth) but writes them back with JSON.stringify, which
+ * recurses: 5,000 levels in one 10 KB update made a document no hub could encode again.
+ */
+const jsonTooDeep = (code: (i: number) => number, from: number, to: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = from; i < to; i++) {
+    const c = code(i)
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash: the next unit is escaped
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_VALUE_DEPTH) return true
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return false
+}
+
+/** The sentence for a value skipAnyValue refused, `where` naming the struct if known. */
+const valueRefused = (why: SkipRefusal, where: string): string =>
+  why === "key"
+    ? `The key "__proto__" is refused (a key inside a value${where}): reading it would make a value the prototype of the object Yjs builds.`
+    : `A value nests deeper than ${MAX_VALUE_DEPTH} levels${where}: Yjs reads and writes values recursively, so it could not be read back everywhere. Flatten the data (e.g. items keyed by id, with parent ids).`
 
 /** What a shared type (a Y.Map, Y.Array, Y.Text, XML node) weighs in countV1Structs: decoding builds a type object for it (~4 µs, 750 bytes). */
 const TYPE_WEIGHT = 4
@@ -105,7 +148,13 @@ const TYPE_WEIGHT = 4
  */
 export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteRanges: number }): number | undefined | string => {
   const r = new ByteReader(update)
+  let client = 0
+  let valueRefusal: string | undefined
   const skipString = () => void r.raw(r.varint())
+  const skipJson = () => {
+    const b = r.raw(r.varint())
+    if (jsonTooDeep((i) => b[i]!, 0, b.length)) valueRefusal = valueRefused("deep", `, Yjs client ${client}`)
+  }
   // Yjs and lib0 build objects by assignment (obj[key] = value): a key "__proto__" would make a
   // value the prototype of the object the app reads (toJSON, get, toDelta, getAttributes),
   // with properties the app never saw as data. Refused wherever a key is read, on every route.
@@ -115,7 +164,8 @@ export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteR
   }
   let protoIn: string | undefined
   const skipAny = () => {
-    if (!skipAnyValue(r, protoKey)) protoIn = "a key inside a value"
+    const why = skipAnyValue(r, protoKey)
+    if (why !== undefined) valueRefusal = valueRefused(why, `, Yjs client ${client}`)
   }
   try {
     let count = 0
@@ -124,7 +174,7 @@ export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteR
       const structs = r.varint()
       count += structs
       if (count > max) return undefined
-      const client = r.varint()
+      client = r.varint()
       r.varint() // clock
       for (let i = 0; i < structs; i++) {
         const info = r.byte()
@@ -142,9 +192,10 @@ export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteR
         }
         switch (ref) {
           case 1: r.varint(); break // deleted
-          case 2: for (let n = r.varint(); n > 0; n--) skipString(); break // JSON
-          case 3: case 4: case 5: skipString(); break // binary, string, embed
-          case 6: if (protoKey()) protoIn = "a text format's name"; skipString(); break // format
+          case 2: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) skipJson(); break // JSON
+          case 3: case 4: skipString(); break // binary, string
+          case 5: skipJson(); break // embed
+          case 6: if (protoKey()) protoIn = "a text format's name"; skipJson(); break // format
           case 7: { // a shared type
             const t = r.varint()
             if (t === 3 || t === 5) skipString()
@@ -153,10 +204,11 @@ export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteR
             if (count > max) return undefined
             break
           }
-          case 8: for (let n = r.varint(); n > 0 && protoIn === undefined; n--) skipAny(); break // any
+          case 8: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) skipAny(); break // any
           case 9: return "Yjs subdocuments are not supported."
           default: throw new RangeError(`unknown content ${ref}`)
         }
+        if (valueRefusal !== undefined) return valueRefusal
         if (protoIn !== undefined) return `The key "__proto__" is refused (${protoIn}, Yjs client ${client}): reading it would make a value the prototype of the object Yjs builds.`
       }
     }
@@ -270,6 +322,12 @@ class Strings {
     if (this.#at > this.#all.length) throw new RangeError("a string past the end of the string column")
     return this.#at - start === PROTO_KEY.length && this.#all.startsWith(PROTO_KEY, start)
   }
+  /** Skips the next string, JSON text: whether it nests deeper than MAX_VALUE_DEPTH. */
+  nextJsonTooDeep(): boolean {
+    const start = this.#at
+    this.next()
+    return jsonTooDeep((i) => this.#all.charCodeAt(i), start, this.#at)
+  }
 }
 
 /**
@@ -315,8 +373,10 @@ export const countV2Structs = (update: Uint8Array, max: number): number | undefi
       return b.length === 9 && PROTO.every((c, i) => b[i] === c)
     }
     let protoIn: string | undefined
+    let valueRefusal: string | undefined
     const skipAny = () => {
-      if (!skipAnyValue(r, valueKey)) protoIn = "a key inside a value"
+      const why = skipAnyValue(r, valueKey)
+      if (why !== undefined) valueRefusal = valueRefused(why, "")
     }
     // `r` is now what Yjs calls the rest decoder.
     let count = 0
@@ -343,7 +403,7 @@ export const countV2Structs = (update: Uint8Array, max: number): number | undefi
         }
         switch (ref) {
           case 1: len.read(); break // deleted
-          case 2: for (let n = len.read(); n > 0; n--) strings.next(); break // JSON (JSON.parse reads it safely)
+          case 2: for (let n = len.read(); n > 0 && valueRefusal === undefined; n--) if (strings.nextJsonTooDeep()) valueRefusal = valueRefused("deep", ""); break // JSON
           case 3: r.raw(r.varint()); break // binary
           case 4: strings.next(); break // string
           case 5: skipAny(); break // embed
@@ -356,10 +416,11 @@ export const countV2Structs = (update: Uint8Array, max: number): number | undefi
             if (count > max) return undefined
             break
           }
-          case 8: for (let n = len.read(); n > 0 && protoIn === undefined; n--) skipAny(); break // any
+          case 8: for (let n = len.read(); n > 0 && valueRefusal === undefined; n--) skipAny(); break // any
           case 9: return "Yjs subdocuments are not supported."
           default: throw new RangeError(`unknown content ${ref}`)
         }
+        if (valueRefusal !== undefined) return valueRefusal
         if (protoIn !== undefined) return `The key "${PROTO_KEY}" is refused (${protoIn}): reading it would make a value the prototype of the object Yjs builds.`
       }
     }

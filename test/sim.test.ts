@@ -112,6 +112,11 @@ test("hostile CRDT work: a writer of few-byte, many-op Automerge changes pays fo
   expect(await failing(1, [...CORE, "--hostile", "1", "--attacks", "legit", "--crdt-heavy", "20", "--ops", "80", "--active-ms", "10000"], 3, ["crdtHeavyAccepted", "rateHolds"])).toEqual([])
 }, SIM_TEST_MS)
 
+test("hostile CRDT values: Yjs updates nested past what Yjs reads back are refused, and the text document stays whole (1 seed)", async () => {
+  // Without the bound (mutant yjs-values-unbounded) this seed breaks the hub's text field and loses acknowledged text.
+  expect(await failing(1, [...CORE, "--hostile", "1", "--attacks", "legit", "--crdt-poison", "5", "--ops", "60", "--active-ms", "6000"], 3, ["crdtPoisonRefused"])).toEqual([])
+}, SIM_TEST_MS)
+
 test("oversized and deeply nested arguments are refused (1 seed, bounded)", async () => {
   const world = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--attacks", "oversize-under-frame,oversize-over-frame,oversize-mid,oversize-small,deep", "--app-bugs", "0", "--replica-write-failures", "0", "--ops", "80"]
   expect(await failing(1, world, 1)).toEqual([])

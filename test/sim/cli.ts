@@ -31,6 +31,7 @@
  *   --crdt-automerge P         share of the typing that goes into the Automerge text (0.3)
  *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)
+ *   --crdt-poison N            a hostile client sends Yjs values nested past what Yjs reads back, N times a second (0)
  *   --flag-bursts N            bursts of large commands whose compact arguments outweigh their
  *                              canonical form, into the big document (1)
  *   --churn N                  bursts of subscribes to fresh documents by a raw client (1)
@@ -107,6 +108,7 @@ const knobs = {
   crdtAutomerge: flag("crdt-automerge", DEFAULTS.crdtAutomerge),
   crdtPastes: flag("crdt-pastes", DEFAULTS.crdtPastes),
   crdtHeavy: flag("crdt-heavy", DEFAULTS.crdtHeavy),
+  crdtPoison: flag("crdt-poison", DEFAULTS.crdtPoison),
   flagBursts: flag("flag-bursts", DEFAULTS.flagBursts),
   churn: flag("churn", DEFAULTS.churn),
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),

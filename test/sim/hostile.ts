@@ -15,6 +15,7 @@
  * Every command sent is recorded with what the engine must do with it (checker.ts judges).
  */
 import { createHash } from "node:crypto"
+import * as encoding from "lib0/encoding"
 import {
   DEFAULT_MAX_FRAME_BYTES, encodeCanonical, type ClientMessage, type Connection, type Machine, type Runtime, type ServerMessage,
 } from "../../core/index.js"
@@ -24,6 +25,29 @@ import type { AutomergeTextHandle } from "../../adapters/automerge/index.js"
 import type { CrdtField } from "../../core/crdt/engine.js"
 import { STAMP_KINDS, TodoPlus } from "./machines.js"
 import { pick, plainCommand, todoCommand, TODO_IDS, type Rng } from "./workload.js"
+
+/**
+ * A Yjs V1 update of one struct (client `client`, clock 0) in a text field's root "t" holding a
+ * value `depth` levels deep: JSON content, a ContentAny or a format's value (JSON text in V1).
+ */
+const deepYjsUpdate = (kind: "json" | "any" | "format", client: number, depth: number): Uint8Array => {
+  const e = encoding.createEncoder()
+  for (const n of [1, 1, client, 0]) encoding.writeVarUint(e, n) // clients, structs, client, clock
+  encoding.writeUint8(e, kind === "json" ? 2 : kind === "any" ? 8 : 6) // no origins, no parentSub
+  encoding.writeVarUint(e, 1) // the parent is a root type, by name
+  encoding.writeVarString(e, "t")
+  if (kind === "any") {
+    encoding.writeVarUint(e, 1) // one value
+    for (let i = 0; i < depth; i++) (encoding.writeUint8(e, 117), encoding.writeVarUint(e, 1)) // an array of one
+    encoding.writeUint8(e, 127) // undefined
+  } else {
+    if (kind === "json") encoding.writeVarUint(e, 1) // one value
+    else encoding.writeVarString(e, "bold")
+    encoding.writeVarString(e, "[".repeat(depth) + "]".repeat(depth))
+  }
+  encoding.writeVarUint(e, 0) // empty delete set
+  return encoding.toUint8Array(e)
+}
 
 /** What the engine must do with a hostile command. */
 export type Expectation =
@@ -422,6 +446,28 @@ export class HostileClients {
   }
 
   private heavy: { readonly conn: RawConn; readonly field: CrdtField<AutomergeTextHandle>; readonly updates: unknown[]; next: number } | undefined
+
+  /**
+   * The poisoner: a connection of its own (`poison-N`) on a text document the replicas follow,
+   * submitting Yjs updates to its `text` field whose values nest past what Yjs reads and writes
+   * back (5,000 levels of JSON content, ContentAny or a format value; one such update, once
+   * taken, made a document no hub could encode). Each must be refused; the world's invariants
+   * judge that the document stays servable.
+   */
+  crdtPoison(target: HostileTarget, rng: Rng): void {
+    if (this.poison === undefined || this.poison.conn.closed !== undefined) {
+      const clientId = `poison-${this.nextConn}`
+      const conn = this.connect(clientId, undefined, [target], () => 0, { secret: `secret-of-${clientId}-0123456789` })
+      this.poison = { conn, next: 1 }
+    }
+    const p = this.poison
+    if (!p.conn.open) return
+    const kind = pick(rng, ["json", "any", "format"] as const)
+    const args = deepYjsUpdate(kind, 1 + Math.floor(rng() * 2 ** 30), 4_000 + Math.floor(rng() * 2_000))
+    this.submit(p.conn, target.docId, [{ clientSeq: p.next++, name: "$crdt.text", args, attack: `crdt-poison:${kind}`, expect: "refuse", codes: ["invalid-args"] }])
+  }
+
+  private poison: { readonly conn: RawConn; next: number } | undefined
 
   /** Closes every connection (end of the active phase). */
   closeAll(): void {

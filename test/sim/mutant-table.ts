@@ -243,6 +243,15 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     simArgs: ["--crdt-heavy", "20", "--attacks", "legit"],
   },
   {
+    name: "yjs-values-unbounded",
+    breaks: "Yjs values nest without bound: one update of 5,000-level JSON content is taken into a text field, which then cannot be encoded (the field breaks, acknowledged text is lost)",
+    patches: [
+      { file: "adapters/yjs/integrable.ts", anchor: "if (++depth > MAX_VALUE_DEPTH) return true", replacement: "if (++depth > Infinity) return true" },
+      { file: "adapters/yjs/integrable.ts", anchor: "if (open.length >= MAX_VALUE_DEPTH) return \"deep\"", replacement: "if (open.length >= Infinity) return \"deep\"" },
+    ],
+    simArgs: ["--crdt-poison", "5", "--attacks", "legit"],
+  },
+  {
     name: "cut-submits-canonical",
     breaks: "a replica cuts its submits by the commands' canonical size, though compact arguments can be larger: a submit over the frame limit, refused at every reconnect",
     patches: [{ file: DOC, anchor: "submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p)))", replacement: "submitParts(commands, (p) => sizeOf(p))" }],

@@ -141,6 +141,11 @@ export interface SimOptions {
    */
   readonly crdtHeavy?: number
   /**
+   * The poisoner (hostile.ts `crdtPoison`): Yjs updates with values nested 4,000-6,000 levels
+   * deep into the text document's field, about this many a second; each must be refused.
+   */
+  readonly crdtPoison?: number
+  /**
    * Bursts of 25-45 Big `flags` commands of 12k-24k booleans into the big document, by one
    * writer or two at once, at random moments, while the big document's other followers are
    * partitioned for 1.5-3.5 s: their compact arguments are three times their canonical ones,
@@ -183,7 +188,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, flagBursts: 1, churn: 1,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -874,6 +879,19 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
     }
 
+    // The poisoner: Yjs values nested past what Yjs reads back, into the text document the replicas follow.
+    if (o.crdtPoison > 0 && textSpec !== undefined && hostile !== undefined) {
+      const poisonRng = seededRandom(seed ^ 0x9015)
+      const target = { docId: textSpec.docId, machine: SimText }
+      for (let t = Math.floor(poisonRng() * 500); t < activeMs; t += 1 + Math.floor(poisonRng() * (2000 / o.crdtPoison))) {
+        rt.setTimer(t, () => {
+          if (phase !== "active") return
+          stats.crdtPoison = (stats.crdtPoison ?? 0) + 1
+          hostile.crdtPoison(target, poisonRng)
+        })
+      }
+    }
+
     // Schedule the active phase up front, so the order of events depends on the seed only.
     const opGap = activeMs / o.ops
     for (let t = 0, i = 0; i < o.ops; i++) {
@@ -1139,6 +1157,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }), ...textFailures]
     // Hostile commands the hub answered (a raw client refused at its hello attacks nothing).
     if (hostile !== undefined) stats.hostileAnswered = hostile.commands.filter((c) => c.outcome !== undefined).length
+    if (hostile !== undefined && o.crdtPoison > 0) {
+      const poison = hostile.commands.filter((c) => c.attack.startsWith("crdt-poison") && c.outcome !== undefined)
+      stats.crdtPoisonRefused = poison.filter((c) => !c.outcome!.startsWith("seq:")).length
+    }
     if (hostile !== undefined && o.crdtHeavy > 0) {
       const heavy = hostile.commands.filter((c) => c.weight !== undefined && c.outcome !== undefined)
       stats.crdtHeavyAnswered = heavy.length

@@ -141,7 +141,7 @@ describe("CRDT fields", () => {
     const t = performance.now()
     expect(crdtReason(hub.check("notes", [bomb], "mallory")!)).toBe("crdt-invalid")
     expect(crdtReason(hub.check("notes", [raw], "mallory")!)).toBe("crdt-too-large")
-    expect(performance.now() - t).toBeLessThan(500)
+    expect(performance.now() - t).toBeLessThan(2_000)
   })
 
   test("last line of defence: a field whose save() would not load snapshots its changes instead", () => {
@@ -256,7 +256,7 @@ describe("whole documents", () => {
     const engine = automergeDocEngine()
     const t = performance.now()
     const verdicts = await Promise.all([engine.check(chunk), engine.check(change)])
-    expect(performance.now() - t).toBeLessThan(500)
+    expect(performance.now() - t).toBeLessThan(2_000)
     expect(verdicts.map((v) => (v.ok ? "ok" : v.code))).toEqual(["update-too-large", "update-too-large"])
     // Under a limit that admits it, the same compressed change is honest content and is taken.
     const roomy = automergeDocEngine({ maxChangeOps: 400_000 })

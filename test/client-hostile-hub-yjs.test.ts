@@ -113,7 +113,7 @@ describe("an entry the hub ordered", () => {
     expect(() => s.hub.deliver({ type: "entries", docId: DOC, entries: [{ seq: 4, time: 0, clientId: "c2", clientSeq: 1, name: "$crdt.labels", args: update }] })).not.toThrow()
     const ms = performance.now() - t0
     await flush()
-    expect(ms).toBeLessThan(1_000)
+    expect(ms).toBeLessThan(2_000)
     expect(s.errors).toEqual([expect.stringMatching(error)])
     await expectUnchanged(s)
   })
@@ -130,7 +130,7 @@ describe("a snapshot's field state", () => {
     for (const m of snapshotStream(state, 7)) expect(() => s.hub.deliver(m)).not.toThrow()
     const ms = performance.now() - t0
     await flush()
-    expect(ms).toBeLessThan(1_000)
+    expect(ms).toBeLessThan(2_000)
     expect(s.doc.confirmedSeq).toBe(3)
     expect(s.errors).toEqual([expect.stringMatching(error)])
     await expectUnchanged(s)

@@ -45,7 +45,7 @@ describe("entries the hub ordered (a field's trusted validate)", () => {
     const ms = performance.now() - t0
     expect(r.ok).toBe(false)
     if (!r.ok) expect(r.rejection.message).toMatch(new RegExp(`^crdt-invalid: ${TOO_DEEP.source}`))
-    expect(ms).toBeLessThan(500)
+    expect(ms).toBeLessThan(2_000)
     expect(field.hash()).toBe(before)
     expect(field.handle.toJSON()).toEqual({ kept: 1 })
   })
@@ -97,7 +97,7 @@ describe("a field's stored or snapshot state (load)", () => {
     const bytes = fieldState(nest(5000).doc)
     const t0 = performance.now()
     expect(() => engine.load(bytes)).toThrow(TOO_DEEP)
-    expect(performance.now() - t0).toBeLessThan(1_000)
+    expect(performance.now() - t0).toBeLessThan(2_000)
   })
 
   test("up to the bound loads, one deeper does not", () => {

@@ -62,6 +62,21 @@ describe("a state past the bounds is refused before Automerge decodes it", () =>
     expect((error as CanonError).message).toMatch(/The CRDT field "body" in a stored state cannot be loaded: The Automerge state is not loaded: the columns decode to more than/)
   })
 
+  test("reloading one field (after it broke) from a state past the bounds is storage-corrupt too, and the field is kept", () => {
+    const fields = new CrdtFields({ body: automergeText() }, {})
+    const before = fields.field("body")
+    let error: unknown
+    try {
+      fields.reloadField("body", fieldState(LIST_1M))
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(CanonError)
+    expect((error as CanonError).code).toBe("storage-corrupt")
+    expect((error as CanonError).message).toMatch(/The CRDT field "body" cannot be reloaded from its stored state: The Automerge state is not loaded: the columns decode to more than/)
+    expect(fields.field("body")).toBe(before)
+  })
+
   test("a custom bound is part of the field's kind: peers that disagree on it are different machines", () => {
     expect(automergeText().engine.kind).toBe('automerge-text/1:{"text":""}')
     expect(automergeText({ maxState: { ops: 5000 } }).engine.kind).toBe(`automerge-text/1:{"text":""};state<=5000,${MAX_FIELD_CHANGES},${256 << 20}`)

@@ -97,7 +97,13 @@ export class CrdtFields {
   /** Replaces one field (a reload after it broke). */
   reloadField(name: string, bytes: Uint8Array | undefined): void {
     const engine = this.decls[name]!.engine
-    this.install(name, bytes === undefined ? engine.create() : engine.load(bytes))
+    let field: CrdtField
+    try {
+      field = bytes === undefined ? engine.create() : engine.load(bytes)
+    } catch (e) {
+      throw canonError("storage-corrupt", `The CRDT field "${name}" cannot be reloaded from its stored state: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    this.install(name, field)
     if (this.brokenField === name) this.brokenField = undefined
   }
 

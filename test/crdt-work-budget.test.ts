@@ -14,7 +14,7 @@ import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-ser
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
 import { emptyChangesChunk, settle } from "./support/crdt-work.js"
 
-test("the engines weigh what they check: Automerge by changes and ops, Yjs by structs, before any budget pays", async () => {
+test("the engines weigh what they check: Automerge by changes, ops and bytes, Yjs by structs, deleted ranges and bytes, before any budget pays", async () => {
   const am = automergeDocEngine()
   const chunk = emptyChangesChunk(1_000, "0a".repeat(16))
   expect(am.check(chunk)).toEqual({ ok: true, weight: 35 * 1_000 + Math.ceil(0.3 * chunk.length) })
@@ -23,11 +23,16 @@ test("the engines weigh what they check: Automerge by changes and ops, Yjs by st
   y.getMap("m").set("k", 1)
   const update = Y.encodeStateAsUpdate(y)
   const structs = Y.decodeUpdate(update).structs.length
-  expect(yjsDocEngine().check(update)).toEqual({ ok: true, weight: 2 * structs })
+  // A KiB weighs 8 (an 8 MiB update of one struct: 80 ms to decode, merge and encode).
+  expect(yjsDocEngine().check(update)).toEqual({ ok: true, weight: 2 * structs + Math.ceil(update.length / 128) })
+  const big = new Y.Doc()
+  big.getText("t").insert(0, "x".repeat(1 << 20))
+  const bigUpdate = Y.encodeStateAsUpdate(big)
+  expect(yjsDocEngine().check(bigUpdate)).toEqual({ ok: true, weight: 2 + Math.ceil(bigUpdate.length / 128) })
   // A deleted range weighs 9.
   y.getText("t").delete(1, 1)
   const withRange = Y.encodeStateAsUpdate(y)
-  expect(yjsDocEngine().check(withRange)).toEqual({ ok: true, weight: 2 * Y.decodeUpdate(withRange).structs.length + 9 })
+  expect(yjsDocEngine().check(withRange)).toEqual({ ok: true, weight: 2 * Y.decodeUpdate(withRange).structs.length + 9 + Math.ceil(withRange.length / 128) })
 })
 
 test("a principal in debt waits off its debt before its next submit is queued; another principal does not wait", async () => {

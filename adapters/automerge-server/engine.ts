@@ -32,7 +32,7 @@
  */
 import * as A from "@automerge/automerge"
 import zlib from "node:zlib"
-import type { CheckResult, CrdtDocEngine, CrdtRejection } from "../../core/crdt-docs/engine.js"
+import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
 import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, type UntrustedChange } from "../automerge/admit.js"
 
@@ -41,7 +41,7 @@ export interface AutomergeBox {
 }
 
 export interface AutomergeEngineOptions {
-  /** Largest change accepted. Default 1 MiB. */
+  /** Largest change or document chunk accepted. Default 8 MiB (DEFAULT_MAX_DOC_UPDATE_BYTES). */
   readonly maxChangeBytes?: number
   /**
    * Most ops (or preds, or changes) one update may decode to, counted before decoding.
@@ -79,7 +79,7 @@ const inflate = (data: Uint8Array, max: number): Uint8Array | undefined => {
 const weightOf = (m: { readonly changes: number; readonly ops: number; readonly bytes: number }): number => 35 * m.changes + 15 * m.ops + Math.ceil(0.3 * m.bytes)
 
 export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDocEngine<AutomergeBox> => {
-  const maxBytes = options.maxChangeBytes ?? 1 << 20
+  const maxBytes = options.maxChangeBytes ?? DEFAULT_MAX_DOC_UPDATE_BYTES
   const maxOps = options.maxChangeOps ?? 1 << 18
   const maxInflatedBytes = options.maxInflatedBytes ?? 16 << 20
   const decoded = new WeakMap<Uint8Array, DecodedInfo>()

@@ -124,6 +124,11 @@ export interface WsServerOptions {
 /** A protocol mounted under a path prefix: it gets the raw socket after the upgrade checks passed. */
 export interface WsRoute {
   readonly prefix: string
+  /**
+   * Largest frame the route's sockets take (default: the server's `maxFrameBytes`). The CRDT
+   * routes take larger ones: a stock client sends everything it did offline in one message.
+   */
+  readonly maxFrameBytes?: number
   accept(ws: WebSocket, info: WsConnectionInfo): void
 }
 
@@ -198,6 +203,8 @@ export class WsServer {
   private readonly wss: WebSocketServer
   private readonly owned: http.Server[] = []
   private readonly peers = new Set<Peer>()
+  /** Upgraders for routes whose frame limit is not the server's, by that limit. */
+  private readonly routeUpgraders = new Map<number, WebSocketServer>()
   /** Sockets handed to a route (closed with the server). */
   private readonly routed = new Set<WebSocket>()
   private readonly maxFrameBytes: number
@@ -245,14 +252,13 @@ export class WsServer {
     })
     this.trust = proxyTrust(options.trustProxy)
     this.ipv6Prefix = checkIpv6Prefix(options.ipv6Prefix)
-    this.wss = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      maxPayload: this.maxFrameBytes,
-      perMessageDeflate: options.perMessageDeflate ?? false,
-      // Not in the typings: how long a started close waits for the peer's close frame.
-      ...({ closeTimeout: this.closeTimeoutMs } as object),
-    })
+    this.wss = this.upgrader(this.maxFrameBytes)
+    for (const route of options.routes ?? []) {
+      const max = route.maxFrameBytes
+      if (max === undefined || max === this.maxFrameBytes) continue
+      if (!Number.isSafeInteger(max) || max < 1) throw new TypeError(`Route ${route.prefix}: maxFrameBytes must be a positive integer (bytes), not ${String(max)}.`)
+      if (!this.routeUpgraders.has(max)) this.routeUpgraders.set(max, this.upgrader(max))
+    }
     if (options.server !== undefined) options.server.on("upgrade", this.onAttachedUpgrade)
     const binds = (options.listen ?? []).map((address) => this.bind(address))
     this.ready = Promise.all(binds).then(() => undefined)
@@ -330,6 +336,18 @@ export class WsServer {
 
   // ---- upgrades ----
 
+  /** Upgrades sockets whose frames are at most `maxPayload` bytes (ws refuses larger ones with 1009). */
+  private upgrader(maxPayload: number): WebSocketServer {
+    return new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload,
+      perMessageDeflate: this.options.perMessageDeflate ?? false,
+      // Not in the typings: how long a started close waits for the peer's close frame.
+      ...({ closeTimeout: this.closeTimeoutMs } as object),
+    })
+  }
+
   private readonly onAttachedUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => this.upgrade(req, socket, head, true)
 
   private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, attached: boolean): void {
@@ -356,7 +374,8 @@ export class WsServer {
     // Released when the socket closes, whoever closes it (a socket gone already: at once).
     if (socket.destroyed) return place.release()
     socket.once("close", place.release)
-    this.wss.handleUpgrade(req, socket, head, (ws) => (route !== undefined ? this.adoptRouted(route, ws, remoteAddress, info) : this.adopt(ws, remoteAddress, info)))
+    const upgrader = (route?.maxFrameBytes !== undefined ? this.routeUpgraders.get(route.maxFrameBytes) : undefined) ?? this.wss
+    upgrader.handleUpgrade(req, socket, head, (ws) => (route !== undefined ? this.adoptRouted(route, ws, remoteAddress, info) : this.adopt(ws, remoteAddress, info)))
   }
 
   private infoOf(req: http.IncomingMessage, remoteAddress: string): WsConnectionInfo {
@@ -573,6 +592,7 @@ export class WsServer {
     for (const ws of routed) ws.terminate()
     await all
     this.wss.close()
+    for (const upgrader of this.routeUpgraders.values()) upgrader.close()
     for (const s of this.owned) s.closeAllConnections()
     await Promise.all(unbound)
   }

@@ -70,6 +70,7 @@ import { WebSocket, type RawData } from "ws"
 import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
 import { workPayer } from "../../core/crdt-docs/work-budget.js"
+import { DEFAULT_MAX_DOC_UPDATE_BYTES, DOC_MESSAGE_OVERHEAD_BYTES } from "../../core/crdt-docs/engine.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
@@ -108,6 +109,12 @@ export interface YjsRouteOptions {
   readonly bindWriters?: boolean
   /** Bytes of a socket's frames the hub may be working on before it stops reading it. Default 8 MiB. */
   readonly maxInflowBytes?: number
+  /**
+   * Largest message a socket may send: a larger one closes it (1009). Default 9 MiB
+   * (DEFAULT_MAX_DOC_UPDATE_BYTES plus DOC_MESSAGE_OVERHEAD_BYTES): a stock client sends all it
+   * did offline in one message. The engine bounds each update within it apart.
+   */
+  readonly maxMessageBytes?: number
   /** Messages (updates aside) a socket may send per second, sustained. Default 1,000 (Canon's connection rate). */
   readonly messagesPerSecond?: number
   /** ... and at once. Default 2,000. */
@@ -235,6 +242,7 @@ const toBytes = (data: RawData): Uint8Array => (Array.isArray(data) ? Buffer.con
 
 export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsRoute => {
   const prefix = (options.prefix ?? "/yjs").replace(/\/+$/, "")
+  const maxFrameBytes = options.maxMessageBytes ?? DEFAULT_MAX_DOC_UPDATE_BYTES + DOC_MESSAGE_OVERHEAD_BYTES
   const credentials = options.credentials ?? ((info: WsConnectionInfo) => queryParam(info.url, "token"))
   const period = options.keepaliveMs ?? 10_000
   const awarenessTimeout = options.awarenessTimeoutMs ?? 30_000
@@ -684,6 +692,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
 
   return {
     prefix,
+    maxFrameBytes,
     accept,
     get connections() {
       return conns.size

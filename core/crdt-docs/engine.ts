@@ -25,6 +25,23 @@
  * ```
  */
 
+/**
+ * The largest update a whole-document engine takes by default: one Yjs V1 update (a step2
+ * included), one Automerge change or document chunk. A stock client sends everything it did
+ * offline in one message (y-websocket's step2, a Repo's sync message), so a bound of 1 MiB
+ * kept a user's offline work above it from ever reaching the hub: its socket was closed 1009
+ * at every reconnect. Decoding costs per struct or op, bounded apart; bytes cost about 10 µs
+ * per KiB to decode, merge and encode (8 MiB of Yjs text: 80 ms), weighed as such.
+ */
+export const DEFAULT_MAX_DOC_UPDATE_BYTES = 8 << 20
+
+/**
+ * What a route's message may hold besides its updates (the protocol's header; an automerge-repo
+ * message's fields, and a sync message's heads and Bloom filter of the peer's changes, about
+ * 10 bits each). A CRDT route's frame limit is DEFAULT_MAX_DOC_UPDATE_BYTES plus this.
+ */
+export const DOC_MESSAGE_OVERHEAD_BYTES = 1 << 20
+
 /** Why an update was refused (stable code, a sentence a person can act on). */
 export interface CrdtRejection {
   readonly code: CrdtRejectionCode

@@ -26,6 +26,12 @@
  * Writers (the authority binds them to principals): the actors of the changes an update
  * carries that the document lacks.
  *
+ * Size: each update is bounded where it enters, and the document as a whole too: an update
+ * whose new changes could take it past `maxDocOps` ops or `maxDocChanges` changes is refused
+ * (`update-too-large`), all of it, before Automerge sees it (see DEFAULT_MAX_DOC_OPS). Without
+ * it, peers sending accepted changes one after another grew one document until the hub ran
+ * out of memory.
+ *
  * The base record is `save()` (compressed), only if it loads back with the same heads
  * (otherwise `encode` throws and the authority keeps the previous base); heads, not `save()` bytes, identify a state
  * (save differs by arrival order).
@@ -51,6 +57,39 @@ export interface AutomergeEngineOptions {
   readonly maxChangeOps?: number
   /** Most bytes the deflated parts of one update may inflate to. Default 16 MiB. */
   readonly maxInflatedBytes?: number
+  /**
+   * Most ops a document may hold, every op of every change counted, deletes too: an update
+   * from a peer whose new changes could take it past is refused (`update-too-large`).
+   * Updates read back from storage are not judged (the hub took them; refusing them on load
+   * would drop acknowledged edits after the bound was lowered): such a document loads whole
+   * and takes no more. Default DEFAULT_MAX_DOC_OPS (2^20).
+   */
+  readonly maxDocOps?: number
+  /** Most changes a document may hold, likewise. Default DEFAULT_MAX_DOC_CHANGES (2^18). */
+  readonly maxDocChanges?: number
+}
+
+/**
+ * A document's bounds by default, those of a CRDT field (MAX_FIELD_OPS, MAX_FIELD_CHANGES):
+ * 2^20 ops and 2^18 changes. Counted from the hub's index of the document (OpIndex: an entry
+ * per op and per change, kept up to date as changes are applied), not from `A.stats`, whose
+ * `numOps` leaves deletes out: 100,000 re-deletes of one character (one change of a few
+ * hundred bytes) showed as 3 ops and took 129 MiB on the hub. Measured on this project's
+ * machine (Node 20, Automerge 3.5): the hub holds about 560 bytes an op (Automerge's memory
+ * and the index's), loads a base in 1.2-2.8 µs an op, and builds the index on the document's
+ * first update in 11-12 µs an op, so 2^20 ops are about 560 MiB, 1.3-2.9 s and 12 s; 2^18
+ * one-keystroke changes (an op each) took 550 MiB, 2.1 s and 10 s. That is as much as one
+ * document should cost; the automerge-paper editing trace (259,778 ops) fits, even made one
+ * change a keystroke.
+ */
+export const DEFAULT_MAX_DOC_OPS = 1 << 20
+export const DEFAULT_MAX_DOC_CHANGES = 1 << 18
+
+/** `value` (default `fallback`) if it is a whole number of at least 1; throws otherwise. */
+const bound = (name: string, value: number | undefined, fallback: number): number => {
+  const n = value ?? fallback
+  if (!Number.isSafeInteger(n) || n < 1) throw new TypeError(`${name} must be a whole number of at least 1, not ${String(value)}.`)
+  return n
 }
 
 /** The changes an update carries: one change, or all of a document chunk (sync sends whole documents). */
@@ -82,12 +121,29 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   const maxBytes = options.maxChangeBytes ?? DEFAULT_MAX_DOC_UPDATE_BYTES
   const maxOps = options.maxChangeOps ?? 1 << 18
   const maxInflatedBytes = options.maxInflatedBytes ?? 16 << 20
+  const maxDocOps = bound("maxDocOps", options.maxDocOps, DEFAULT_MAX_DOC_OPS)
+  const maxDocChanges = bound("maxDocChanges", options.maxDocChanges, DEFAULT_MAX_DOC_CHANGES)
   const decoded = new WeakMap<Uint8Array, DecodedInfo>()
   /** Per live document, what validation needs of it (built on its first apply). */
   const indexes = new WeakMap<AutomergeBox, OpIndex>()
 
-  /** Measured updates (check), for prepare to decode without measuring again. */
+  /**
+   * Measured updates (check), for prepare to decode without measuring again. Only these (a
+   * peer's) are held to the document's bounds: updates read back from storage never pass check.
+   */
   const measuredOf = new WeakMap<Uint8Array, Extract<Measured, { ok: true }>>()
+
+  /**
+   * The refusal of an update whose new changes (`fresh`) could take the document past a bound,
+   * if they could; `held`: what the document and the batch's earlier updates hold (ops, changes).
+   */
+  const pastBound = (held: { readonly ops: number; readonly changes: number }, fresh: ReadonlyArray<UntrustedChange>): CrdtRejection | undefined => {
+    let ops = held.ops
+    for (const x of fresh) ops += x.decoded.ops.length
+    const over = ops > maxDocOps ? `${maxDocOps} ops` : held.changes + fresh.length > maxDocChanges ? `${maxDocChanges} changes` : undefined
+    if (over === undefined) return undefined
+    return { code: "update-too-large", message: `The document would pass the hub's bound of ${over}; split its data into more documents.` }
+  }
 
   /** The bounds, before decoding: column runs and deflate make a few hundred bytes 300,000 ops. */
   const measure = (change: Uint8Array): Extract<Measured, { ok: true }> | CrdtRejection => {
@@ -154,7 +210,8 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         if (singles.length > 0) [box.doc] = A.applyChanges(box.doc, singles)
         singles = []
       }
-      const overlay = new Overlay(indexOf(box))
+      const index = indexOf(box)
+      const overlay = new Overlay(index)
       const out: Array<boolean | CrdtRejection> = []
       for (const c of changes) {
         const d = decoded.get(c) ?? (await decode(c))
@@ -177,6 +234,13 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         const fresh = admitted.fresh
         if (fresh.length === 0) {
           out.push(false)
+          continue
+        }
+        // Every op and change the document and this batch hold is an entry of the index or the batch's overlay.
+        const held = { ops: index.ops.size + overlay.ops.size, changes: index.historyMax.size + overlay.historyMax.size }
+        const tooLarge = measuredOf.has(c) ? pastBound(held, fresh) : undefined
+        if (tooLarge !== undefined) {
+          out.push(tooLarge)
           continue
         }
         mine.commit()

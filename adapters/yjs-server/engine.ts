@@ -23,6 +23,12 @@
  * The stored base is `encodeStateAsUpdateV2` of the live document (written by this hub, so
  * trusted), the compact form: 159,918 B for the automerge-paper trace against 3.8 MB of
  * V1 updates.
+ *
+ * Size: each update is bounded where it enters, and the document as a whole too: an update
+ * that could take it past `maxDocStructs` structs is refused (`update-too-large`), counted
+ * before it touches the document (see DEFAULT_MAX_DOC_STRUCTS and `structsAdded`). Without
+ * it, peers sending accepted updates one after another grew one document until the hub ran
+ * out of memory.
  */
 import * as Y from "yjs"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
@@ -32,7 +38,26 @@ import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPend
 export interface YjsEngineOptions {
   /** Largest V1 update accepted (a step2 included). Default 8 MiB (DEFAULT_MAX_DOC_UPDATE_BYTES). */
   readonly maxUpdateBytes?: number
+  /**
+   * Most structs a document may hold: an update from a peer that could take it past is
+   * refused (`update-too-large`). Updates read back from storage are not judged (the hub
+   * took them; refusing them on load would drop acknowledged edits after the bound was
+   * lowered): such a document loads whole and takes no more. Default DEFAULT_MAX_DOC_STRUCTS (2^22).
+   */
+  readonly maxDocStructs?: number
 }
+
+/**
+ * Most structs a document holds by default: 2^22, as a CRDT field (MAX_FIELD_STRUCTS).
+ * Measured on this project's machine (Node 20, yjs 13.6) with 2^22 one-character structs
+ * (typed backwards, so none merge): 208 bytes of heap a struct, about 870 MB, live or
+ * reloaded; the stored base (V2) loads in 4.5 s (6.8 s with every struct deleted) and
+ * encodes in 1.3-2.1 s; counting the structs takes microseconds. So a document at the bound
+ * is a fifth of Node's default heap (4 GiB there) and seconds of loading: as much as one
+ * document should cost. Honest documents stay far below: those structs came in 31 MB of V1
+ * updates, about 8 bytes each, and typing merges into runs of one struct.
+ */
+export const DEFAULT_MAX_DOC_STRUCTS = 1 << 22
 
 export { MAX_YJS_CLOCK }
 
@@ -72,15 +97,68 @@ const reject = (code: CrdtRejection["code"], message: string): CheckResult => ({
  */
 export const missingDependency: (update: Uint8Array, decoded: Decoded, stateOf: (client: number) => number, doc?: Y.Doc) => NotIntegrable | undefined = notIntegrable
 
+type StoredStruct = { readonly id: { readonly clock: number }; readonly length: number; readonly deleted: boolean }
+
+const structsOf = (doc: Y.Doc, client: number): ReadonlyArray<StoredStruct> | undefined =>
+  (doc.store.clients as Map<number, ReadonlyArray<StoredStruct>>).get(client)
+
 /** The next clock the document expects from `client` (its state vector entry). */
 const clockOf = (doc: Y.Doc, client: number): number => {
-  const structs = (doc.store.clients as Map<number, ReadonlyArray<{ id: { clock: number }; length: number }>>).get(client)
+  const structs = structsOf(doc, client)
   const last = structs?.[structs.length - 1]
   return last === undefined ? 0 : last.id.clock + last.length
 }
 
+/** The structs a Yjs document holds now (each client's struct list; no decoding). */
+const structCount = (doc: Y.Doc): number => {
+  let n = 0
+  for (const list of doc.store.clients.values()) n += list.length
+  return n
+}
+
+/**
+ * 1 if `clock` falls inside a live (not deleted) struct of `structs` (a client's, up to clock
+ * `state`), past its start: a deletion from or up to there splits it.
+ */
+const splitsAt = (structs: ReadonlyArray<StoredStruct> | undefined, state: number, clock: number): number => {
+  if (structs === undefined || clock <= 0 || clock >= state) return 0
+  const s = structs[Y.findIndexSS(structs as unknown as Array<Y.Item>, clock)]!
+  return s.deleted || s.id.clock === clock ? 0 : 1
+}
+
+/**
+ * At most how many structs applying `d` adds to `doc`, read before applying it. A struct the
+ * document lacks adds itself and may split the one it lands in: the halves stay apart only
+ * with something between them, and a struct sits in one place (halves with nothing between
+ * merge back when the transaction ends). A deleted range splits at most the live structs its
+ * start and its end fall inside (Yjs splits nothing already deleted). What the document has
+ * adds nothing, so a reconnecting client's step2, which carries its whole delete set, does
+ * not count as growth; ranges past what the document has (over the update's own structs)
+ * count 2.
+ */
+const structsAdded = (doc: Y.Doc, d: Decoded): number => {
+  let n = 0
+  for (const s of d.structs) {
+    if (s instanceof Y.Skip) continue
+    if (s.id.clock + s.length > clockOf(doc, s.id.client)) n += 2
+  }
+  for (const [client, ranges] of d.ds.clients) {
+    const structs = structsOf(doc, client)
+    const state = clockOf(doc, client)
+    for (const { clock, len } of ranges) {
+      if (clock + len > state) n += 2
+      else n += splitsAt(structs, state, clock) + splitsAt(structs, state, clock + len)
+    }
+  }
+  return n
+}
+
 export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Doc> => {
   const maxBytes = options.maxUpdateBytes ?? DEFAULT_MAX_DOC_UPDATE_BYTES
+  const maxDocStructs = options.maxDocStructs ?? DEFAULT_MAX_DOC_STRUCTS
+  if (!Number.isSafeInteger(maxDocStructs) || maxDocStructs < 1) {
+    throw new TypeError(`maxDocStructs must be a whole number of at least 1, not ${String(options.maxDocStructs)}.`)
+  }
   // prepare() decodes; writers() and apply() reuse it (the same Uint8Array object, right after).
   const decodedCache = new WeakMap<Uint8Array, Decoded>()
 
@@ -98,8 +176,17 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     return 2 * structs + 9 * seen.deleteRanges + Math.ceil(update.length / 128)
   }
 
-  /** Updates `check` counted and passed: decode does not count them again. */
+  /**
+   * Updates `check` counted and passed: decode does not count them again. Only these (a
+   * peer's) are held to the document bound: updates read back from storage never pass check.
+   */
   const counted = new WeakSet<Uint8Array>()
+
+  /** The refusal of an update that could take `doc` past the bound, if it could. */
+  const pastBound = (doc: Y.Doc, d: Decoded): CrdtRejection | undefined => {
+    if (structCount(doc) + structsAdded(doc, d) <= maxDocStructs) return undefined
+    return { code: "update-too-large", message: `The document would pass the hub's bound of ${maxDocStructs} structs; split its data into more documents.` }
+  }
 
   /** Decoded (prepare, on the update's turn; kept for writers and apply). */
   const decode = (update: Uint8Array): Decoded | CheckResult => {
@@ -160,6 +247,9 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
             ? { code: "update-missing-deps", message: `${cannot.message} The hub does not integrate it; sync from the hub first.` }
             : { code: "update-malformed", message: cannot.message }
         }
+        // Refused whole, before Yjs sees it: the document stays as it was.
+        const tooLarge = counted.has(u) ? pastBound(doc, d) : undefined
+        if (tooLarge !== undefined) return tooLarge
         changedFlag.set(doc, false)
         Y.applyUpdate(doc, u)
         // The check above makes this unreachable; if Yjs disagrees, the authority rebuilds (throw).

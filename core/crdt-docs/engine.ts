@@ -49,7 +49,7 @@ export interface CrdtRejection {
 }
 
 export type CrdtRejectionCode =
-  | "update-too-large" // over the engine's byte limit
+  | "update-too-large" // over the engine's limits: the update's bytes or counts, or what the document would hold after it
   | "update-malformed" // does not decode, or fails a structural check
   | "update-missing-deps" // depends on data the hub does not have
   | "update-failed" // the library threw while applying it (the document was rebuilt)

@@ -170,12 +170,14 @@ export class AuthorityStore {
     await this.kv.batch([{ type: "put", key: K.authCheckpoint(docId, cp.seq), value: encodeCanonical(cp.hash) }])
   }
 
-  /** Every stored checkpoint of a document, in seq order. */
-  async checkpoints(docId: string): Promise<Checkpoint[]> {
+  /** Every stored checkpoint of a document (or the `last` ones), in seq order. */
+  async checkpoints(docId: string, last?: number): Promise<Checkpoint[]> {
     await this.open()
     const prefix = K.authCheckpointPrefix(docId)
     const out: Checkpoint[] = []
-    for (const [key, value] of await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })) {
+    const rows = await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix), ...(last !== undefined ? { reverse: true, limit: last } : {}) })
+    if (last !== undefined) rows.reverse()
+    for (const [key, value] of rows) {
       const seq = K.seqFromKey(key)
       const hash = decodeRecord(value, `checkpoint ${seq}`, docId, key, (v) => {
         if (typeof v !== "string") throw new Error("not a hash")

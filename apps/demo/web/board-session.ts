@@ -15,6 +15,7 @@ import type { PeopleView } from "./people-view.js"
 import { cardsIn, locate, positionAt } from "./positions.js"
 import type { StatusView } from "./status-view.js"
 import { toast } from "./toast.js"
+import { knownNames, rememberNames } from "./known-names.js"
 import { hideUpdateRequired, showUpdateRequired } from "./update-banner.js"
 import { appVersion, boardMachine } from "./version.js"
 
@@ -49,23 +50,6 @@ const touchedStore = (key: string) => ({
     }
   },
 })
-
-/** Names of people seen on boards, so an author who left still has a name. */
-const NAMES_KEY = "canon-demo-names"
-const knownNames = (): Record<string, string> => {
-  try {
-    return JSON.parse(localStorage.getItem(NAMES_KEY) ?? "{}") as Record<string, string>
-  } catch {
-    return {}
-  }
-}
-const rememberNames = (names: Record<string, string>): void => {
-  try {
-    localStorage.setItem(NAMES_KEY, JSON.stringify(names))
-  } catch {
-    // private mode
-  }
-}
 
 /** The board is arriving as a snapshot stream: a bar at the top until it is installed. */
 const showSnapshotProgress = (received: number, size: number): void => {
@@ -121,7 +105,7 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
   /** Which card each unconfirmed command of this page touches (for the "not synced" dot). */
   const touchedKey = touchedStore(`canon-demo-touched/${slotNumber}/${doc.docId}`)
   const touched = touchedKey.load()
-  const names = knownNames()
+  const names = knownNames(localStorage)
 
   const share = () => doc.setPresence({ name: me.name, colour: me.colour, editing })
 
@@ -165,7 +149,7 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
   }
   const who = (clientId: string) => {
     const present = [client.clientId, ...doc.presence.keys()]
-    const name = clientId === client.clientId ? me.name : (asPresence(doc.presence.get(clientId))?.name ?? names[clientId] ?? `someone (${clientId.slice(0, 6)})`)
+    const name = clientId === client.clientId ? me.name : (asPresence(doc.presence.get(clientId))?.name ?? names.get(clientId) ?? `someone (${clientId.slice(0, 6)})`)
     return { name, colour: colourOf(clientId, present.includes(clientId) ? present : [...present, clientId]) }
   }
   const view = new BoardView(root, {
@@ -195,12 +179,14 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
       const p = asPresence(state)
       if (p === undefined || clientId === client.clientId) continue
       out.set(clientId, { ...p, colour: colourOf(clientId, present) })
-      if (names[clientId] !== p.name) {
-        names[clientId] = p.name
+      if (names.get(clientId) !== p.name) {
+        // Last seen last: the oldest names go first when there are too many.
+        names.delete(clientId)
+        names.set(clientId, p.name)
         learned = true
       }
     }
-    if (learned) rememberNames(names)
+    if (learned) rememberNames(localStorage, names)
     return out
   }
 

@@ -52,7 +52,7 @@ test("GET /api/log answers within a byte budget however large the stored argumen
   }
   const res = await fetch(`${running.url}/api/log?doc=board/big&limit=500`)
   const body = Buffer.from(await res.arrayBuffer())
-  expect(res.status).toBe(200)
+  expect(res.status === 200 ? 200 : body.toString().slice(0, 300)).toBe(200)
   // ~4.8 MB today for 20 entries (81 MB for 500).
   expect(body.length).toBeLessThanOrEqual(BUDGET)
   const view = JSON.parse(body.toString()) as { head: { seq: number }; entries: Array<{ seq: number }> }

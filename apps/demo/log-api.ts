@@ -93,7 +93,7 @@ export const logApi = async (url: URL, res: http.ServerResponse, storage: KVStor
     if (head === undefined) return send(200, { head: null, entries: [], checkpoints: [] })
     // Entries at or below the compaction horizon are gone (a snapshot holds them). Read from
     // the store: asking the hub for the document would load and replay it for any caller.
-    const compactedThrough = await store.snapshots.horizon(docId)
+    let compactedThrough = await store.snapshots.horizon(docId)
     const checkpoints = await store.checkpoints(docId, 20)
     // The newest entries first, a page at a time, until the limit or a budget is spent.
     const rows: unknown[] = []
@@ -101,7 +101,16 @@ export const logApi = async (url: URL, res: http.ServerResponse, storage: KVStor
     let bytes = 0
     for (let top = head.seq; top > compactedThrough && rows.length < limit && bytes < MAX_RESPONSE_BYTES && read.bytes < MAX_READ_BYTES; ) {
       const from = Math.max(compactedThrough, top - Math.min(PAGE, limit - rows.length))
-      const page = await store.entries(docId, from, top - from, read)
+      let page
+      try {
+        page = await store.entries(docId, from, top - from, read)
+      } catch (e) {
+        // A compaction moved the horizon while we read: go on from where it is now.
+        const now = await store.snapshots.horizon(docId)
+        if (now <= compactedThrough) throw e
+        compactedThrough = now
+        continue
+      }
       for (let i = page.length - 1; i >= 0; i--) {
         const e = page[i]!
         const row = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: e.name, args: previewArgs(e.args) }

@@ -26,7 +26,7 @@ import { CrdtWorkGauge } from "./crdt-work.js"
 import { IdleDocuments, type IdleDocumentLimits } from "./idle-documents.js"
 import { Inflow } from "../inflow.js"
 import { IdentityRegistry } from "./identity.js"
-import { guardConnection } from "./guarded-connection.js"
+import { DEFAULT_HARD_LIMIT, guardConnection } from "./guarded-connection.js"
 import { encodeCanonical, sizeBound } from "../canonical.js"
 import { boundedMessage, clientIdProblem, docIdProblem } from "../limits.js"
 import { CrdtDocHost, type CrdtDocEvent } from "../crdt-docs/host.js"
@@ -270,15 +270,21 @@ export class Hub implements ConnectionAcceptor {
 
   accept(raw: Connection<ServerMessage>, info?: ConnectionInfo): ConnectionListener<ClientMessage> {
     const now = this.options.runtime.now()
-    // A send that throws (a message the transport cannot encode) closes that connection
-    // only: documents fan out to many connections and must never see the exception.
-    const conn = guardConnection(
-      raw,
-      (e) => this.report({ type: "send-failed", message: e instanceof Error ? e.message : String(e) }),
-      // Any close (the hub's, a document's slow-consumer, a failed send): transports do not
-      // report a close they were asked for, so the session is forgotten here.
-      () => this.drop(session),
-    )
+    // The output gate (guarded-connection.ts): everything the hub, its documents and their
+    // followers send this peer goes through it, past which `raw` is never used. A peer that
+    // stops reading is closed (slow-consumer) past the hard limit, whatever it asked for, and
+    // a send that throws (a message the transport cannot encode) closes that connection only:
+    // documents fan out to many connections and must never see the exception.
+    const conn = guardConnection(raw, {
+      hardLimit: this.options.hardLimit ?? DEFAULT_HARD_LIMIT,
+      onError: (e) => this.report({ type: "send-failed", message: e instanceof Error ? e.message : String(e) }),
+      // Any close (the hub's, a document's or the gate's slow-consumer, a failed send):
+      // transports do not report a close they were asked for, so the session is forgotten here.
+      onClosed: (code) => {
+        if (code === "slow-consumer") this.report({ type: "limit", code, message: `A connection held more than ${this.options.hardLimit ?? DEFAULT_HARD_LIMIT} bytes unread; closed.` })
+        this.drop(session)
+      },
+    })
     const session: Session = {
       conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),

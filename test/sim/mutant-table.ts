@@ -222,7 +222,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "session-leak",
     breaks: "a connection the hub closes itself (a broken document, a slow consumer, a failed send) stays in the hub, following its documents",
-    patches: [{ file: "core/authority/guarded-connection.ts", anchor: "        onClosed()\n", replacement: "" }],
+    patches: [{ file: "core/authority/guarded-connection.ts", anchor: "        onClosed(code)\n", replacement: "" }],
     // Documents broken by a failed write close their followers: more of them, more leaks left in the last hub.
     simArgs: ["--hub-write-failures", "0.05"],
   },

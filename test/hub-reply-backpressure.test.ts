@@ -3,14 +3,17 @@
  * send their followers, goes through the output gate (core/authority/guarded-connection.ts).
  * An attack (review r15, finding 1): sockets that never read sent requests the hub answers
  * with an error; the answers were sent with no check (only followers' sends were) and the
- * hub's memory grew by 80 MiB/s, unsent replies all. Now every send to a connection goes
- * through one gate: past `hardLimit` bytes unread, the connection is closed `slow-consumer`.
+ * hub's memory grew by 80 MiB/s, unsent replies all, each quoting a 900 KB machine name.
+ * Now every send to a connection goes through one gate: past `hardLimit` bytes unread, the
+ * connection is closed `slow-consumer`; and a client string quoted back is bounded
+ * (`quoted`, core/limits.ts).
  *
  * Over real sockets on 127.0.0.1; every loop is bounded in count and time.
  */
 import { WebSocket } from "ws"
 import { Hub, newClientId, type ClientMessage, type HubEvent, type ServerMessage } from "../core/index.js"
 import { decodeServerMessage, describeMachine, encodeClientMessage } from "../core/internal.js"
+import { MAX_MESSAGE_CHARS } from "../core/limits.js"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { systemRuntime } from "../adapters/system/index.js"
 import { WsServer, type WsServerEvent, type WsServerOptions } from "../adapters/ws/index.js"
@@ -86,4 +89,36 @@ test("a peer that never reads and asks for error after error is closed slow-cons
   // What waited unread on the hub's end: the limit and the one answer that crossed it.
   expect(most).toBeGreaterThan(0)
   expect(most).toBeLessThanOrEqual(HARD_LIMIT + 2 * KiB)
+})
+
+test("a machine name, a docId or a message type a peer sends is quoted back bounded", async () => {
+  const { url } = await start()
+  const p = await peer(url)
+  const long = "M".repeat(200_000)
+  p.ws.send(p.frame({ type: "subscribe", docId: "d", machine: long, version: 1, fingerprint: "f", fromSeq: 0, ackedClientSeq: 0 }))
+  expect(await until(() => p.received.some((m) => m.type === "error"), 5_000)).toBe(true)
+  const error = p.received.find((m) => m.type === "error")!
+  expect(error).toMatchObject({ type: "error", code: "machine-unknown", docId: "d" })
+  const message = (error as { message: string }).message
+  expect(message.length).toBeLessThanOrEqual(MAX_MESSAGE_CHARS)
+  // Its start and its length: enough to recognise it.
+  expect(message).toMatch(/^This hub has no machine "M{16,}…" \(200000 characters\)\.$/)
+
+  // A hello declaring such a machine: refused, the sentence bounded, the name not echoed as a field.
+  const ws = new WebSocket(url, { perMessageDeflate: false })
+  cleanup.push(() => ws.terminate())
+  const got: ServerMessage[] = []
+  ws.on("message", (d) => {
+    const r = decodeServerMessage(new Uint8Array(d as Buffer), { version: 1 })
+    if (r.ok === true) got.push(r.message)
+  })
+  ws.on("error", () => {})
+  await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject) })
+  ws.send(encodeClientMessage({ type: "hello", protocol: { min: 1, max: 1 }, clientId: newClientId(systemRuntime), secret: newSecret(), machines: [{ name: long, version: 1, fingerprint: "f" }] }, { version: 1 }))
+  expect(await until(() => got.some((m) => m.type === "refused"), 5_000)).toBe(true)
+  const refused = got.find((m) => m.type === "refused") as { code: string; message: string; machine?: string }
+  expect(refused.code).toBe("machine-unknown")
+  expect(refused.machine).toBeUndefined()
+  expect(refused.message.length).toBeLessThanOrEqual(MAX_MESSAGE_CHARS)
+  expect(refused.message).toContain("(200000 characters)")
 })

@@ -273,6 +273,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: HUB, anchor: "const handled = session.waiting.take(1)", replacement: "const handled = () => {}" }],
   },
   {
+    name: "replies-ungated",
+    breaks: "what the hub answers a connection itself (errors, refusals) skips the output gate: a peer that never reads and keeps asking fills the hub's memory with unsent answers",
+    patches: [{ file: "core/authority/guarded-connection.ts", anchor: "      if (overHardLimit(conn, hardLimit)) return closeSlowConsumer(gated, hardLimit)\n", replacement: "" }],
+    simArgs: ["--deaf-askers", "3", "--attacks", "legit"],
+  },
+  {
     name: "loads-free",
     breaks: "a subscribe that loads a document costs its client nothing more than the message",
     patches: [{ file: HUB, anchor: "if (msg.type === \"subscribe\" && this.limits.loadsPerSecond > 0 && !this.docs.has(msg.docId)) {", replacement: "if (false) {" }],

@@ -57,9 +57,30 @@ export const clientIdProblem = (clientId: string): string | undefined =>
     ? undefined
     : "A client id is 1-128 characters of letters, digits and _ . : @ - (let Canon make one: omit `clientId`)."
 
+/** Longest client-given string (a machine name, a docId, a message type) a sentence quotes whole. */
+export const MAX_QUOTED_CHARS = 128
+
+/** What a machine's name may be (defineMachine refuses others): a name that is not this is no hub's machine. */
+export const MACHINE_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,64}$/
+
+/** The first `n` UTF-16 units of `s`, one fewer if the cut would split a surrogate pair (a lone half has no UTF-8 form). */
+const cut = (s: string, n: number): string => {
+  const code = s.charCodeAt(n - 1)
+  return s.slice(0, code >= 0xd800 && code <= 0xdbff ? n - 1 : n)
+}
+
 /** Cuts a human sentence to what the wire carries. */
 export const boundedMessage = (s: string): string =>
-  s.length <= MAX_MESSAGE_CHARS ? s : `${s.slice(0, MAX_MESSAGE_CHARS - 1)}…`
+  s.length <= MAX_MESSAGE_CHARS ? s : `${cut(s, MAX_MESSAGE_CHARS - 1)}…`
+
+/**
+ * A string a peer sent, quoted in a sentence sent back to it: whole up to MAX_QUOTED_CHARS,
+ * else its start and its length. The hub never echoes what a peer sends at the size it was
+ * sent: each error would otherwise cost the hub as many bytes as the peer's request, once
+ * per request.
+ */
+export const quoted = (s: string): string =>
+  s.length <= MAX_QUOTED_CHARS ? `"${s}"` : `"${cut(s, MAX_QUOTED_CHARS)}…" (${s.length} characters)`
 
 /**
  * Depth of a plain value, stopping as soon as it exceeds `max` (so a hostile value costs at

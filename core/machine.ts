@@ -34,7 +34,7 @@ import { encodeCanonical } from "./canonical.js"
 import { hashBytes } from "./hash.js"
 import { CanonError, type Rejection } from "./errors.js"
 import { entryRandom } from "./random.js"
-import { commandNameProblem } from "./limits.js"
+import { MACHINE_NAME_PATTERN, commandNameProblem } from "./limits.js"
 // Types only: the CRDT field code comes with the field declarations (core/crdt/runtime.ts).
 import type { CrdtCommandInfo, CrdtDecls } from "./crdt/fields.js"
 import type { CrdtRuntime } from "./crdt/runtime.js"
@@ -161,7 +161,7 @@ export type ArgsOf<M, K extends string> = M extends Machine<any, infer A> ? A[K]
 
 /** Defines a machine. Validates the definition and compiles the argument schemas once. */
 export const defineMachine = <S, A extends Record<string, unknown>, C extends CrdtDecls = {}>(def: MachineDef<S, A> & { readonly crdt?: C }): Machine<S, A, C> => {
-  if (!/^[a-zA-Z0-9_.-]{1,64}$/.test(def.name)) {
+  if (!MACHINE_NAME_PATTERN.test(def.name)) {
     throw new TypeError(`Machine name "${def.name}" must be 1-64 characters of letters, digits, '_', '.' or '-'.`)
   }
   if (!Number.isInteger(def.version) || def.version < 1) {

@@ -75,6 +75,11 @@ test("a client subscribing to hundreds of fresh documents in bursts: the hub rea
   expect(await failing(2, [...CORE, "--hostile", "1", "--attacks", "legit", "--churn", "2"], 4, ["churnBursts", "churnLoads"])).toEqual([])
 }, SIM_TEST_MS)
 
+test("clients that never read and ask for error after error: the hub holds at most its hard limit unread for any connection and closes them slow-consumer (2 seeds)", async () => {
+  // Before the output gate covered the hub's own answers (mutant replies-ungated) they piled up unread without bound.
+  expect(await failing(2, [...CORE, "--hostile", "1", "--attacks", "legit", "--deaf-askers", "3"], 4, ["deafBursts", "deafClosedSlow"])).toEqual([])
+}, SIM_TEST_MS)
+
 test("failed replica writes are reported to the app and lose no command (3 seeds)", async () => {
   expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"], 4, ["replicaWriteFailures"])).toEqual([])
 }, SIM_TEST_MS)

@@ -10,9 +10,13 @@
  *   bigger ones with close code 1009 before reading them). A frame that does not decode, or
  *   a text frame, gets an `error` message (`protocol-error`) and the socket is closed (4002);
  *   other connections never notice.
- * - Heartbeat: the server pings each socket every `pingIntervalMs`; a peer that sends
- *   nothing back (no pong, no message) for `pongTimeoutMs` after a ping is terminated and the
- *   hub is told `timeout`, so half-open connections do not linger.
+ * - Heartbeat: the server pings each socket every `pingIntervalMs`; a peer that does not
+ *   answer one with a pong within `pongTimeoutMs` is terminated and the hub is told
+ *   `timeout`, so half-open connections do not linger. Only a pong counts, as on the CRDT
+ *   routes: a peer can send without reading, and one that never reads must not stay (what
+ *   the hub answers it would wait unread). Time the hub holds the socket unread (input flow
+ *   control) does not count: its pong is not read meanwhile. Node's `ws` and browsers answer
+ *   pings by themselves.
  * - `bufferedAmount` is the socket's unsent bytes: the hub's backpressure watches it.
  * - Close codes: see shared.ts (Canon codes travel as 4000-4999 plus the reason's prefix).
  *
@@ -78,7 +82,10 @@ export interface WsServerOptions {
   readonly maxFrameBytes?: number
   /** Ping every socket this often. Default 15,000 ms. */
   readonly pingIntervalMs?: number
-  /** Terminate a socket that answers nothing this long after a ping. Default 15,000 ms. */
+  /**
+   * Terminate a socket that sends no pong this long after a ping (only a pong counts; time the
+   * hub holds the socket unread does not). Default 15,000 ms.
+   */
   readonly pongTimeoutMs?: number
   /** After a close frame is sent, wait this long for the peer's before dropping the socket. Default 5,000 ms. */
   readonly closeTimeoutMs?: number
@@ -189,11 +196,15 @@ interface Peer {
   version: number | undefined
   /** What this end remembers across frames (protocol 2's compact frames). */
   readonly session: CodecSession
-  lastHeard: number
   /** When the last ping was sent (pings go out every pingIntervalMs, whatever the traffic). */
   lastPingAt: number
-  /** When the oldest unanswered ping was sent (anything heard since answers it). */
+  /**
+   * When the oldest unanswered ping was sent (a pong answers it), moved later by the time the
+   * hub held the socket unread since: the pong waits unread as long.
+   */
   pingSentAt: number | undefined
+  /** Since when the hub holds the socket unread (input flow control), if it does. */
+  pausedAt: number | undefined
   readonly closed: Promise<void>
 }
 
@@ -404,7 +415,7 @@ export class WsServer {
     let resolveClosed!: () => void
     const peer: Peer = {
       ws, remoteAddress, listener: undefined, done: false, version: undefined, session: new CodecSession(),
-      lastHeard: Date.now(), lastPingAt: Date.now(), pingSentAt: undefined, closed: new Promise<void>((r) => (resolveClosed = r)),
+      lastPingAt: Date.now(), pingSentAt: undefined, pausedAt: undefined, closed: new Promise<void>((r) => (resolveClosed = r)),
     }
     this.peers.add(peer)
     let error: Error | undefined
@@ -419,8 +430,8 @@ export class WsServer {
       this.notify(peer, (error !== undefined ? receiveError(error) : undefined) ?? closeInfo(code, reason))
     })
     ws.on("message", (data, isBinary) => this.receive(peer, data, isBinary))
+    // Only a pong: a frame (or a ping) from the peer says it sends, not that it reads.
     ws.on("pong", () => this.heard(peer))
-    ws.on("ping", () => this.heard(peer))
     if (this.closing !== undefined) {
       ws.close(1001, toWsClose("going-away", "The server is shutting down.").reason)
       return
@@ -467,14 +478,21 @@ export class WsServer {
       get bufferedAmount() {
         return peer.ws.bufferedAmount
       },
-      // The hub's input flow control: the socket is not read while paused.
-      pause: () => peer.ws.pause(),
-      resume: () => peer.ws.resume(),
+      // The hub's input flow control: the socket is not read while paused (nor its pongs:
+      // that time does not count against the pong timeout).
+      pause: () => {
+        peer.pausedAt ??= Date.now()
+        peer.ws.pause()
+      },
+      resume: () => {
+        if (peer.pausedAt !== undefined && peer.pingSentAt !== undefined) peer.pingSentAt += Date.now() - Math.max(peer.pausedAt, peer.pingSentAt)
+        peer.pausedAt = undefined
+        peer.ws.resume()
+      },
     }
   }
 
   private receive(peer: Peer, data: RawData, isBinary: boolean): void {
-    this.heard(peer)
     if (peer.done) return
     if (!isBinary) return this.protocolError(peer, "A text frame; Canon frames are binary.")
     const frame = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data
@@ -525,8 +543,8 @@ export class WsServer {
 
   // ---- heartbeat ----
 
+  /** A pong: the peer reads what it is sent. */
   private heard(peer: Peer): void {
-    peer.lastHeard = Date.now()
     peer.pingSentAt = undefined
   }
 
@@ -534,9 +552,11 @@ export class WsServer {
     const now = Date.now()
     for (const peer of this.peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue
-      // A paused socket (the hub's input flow control) has its pongs unread: not a dead one.
-      if (peer.ws.isPaused) peer.pingSentAt = undefined
-      if (peer.pingSentAt !== undefined && now - peer.pingSentAt >= this.pongTimeoutMs) {
+      // A paused socket (the hub's input flow control) has its pongs unread: the time it is
+      // held does not count (see `connection`), the time it is read does, so a peer cannot
+      // keep a socket it never reads alive by getting it held again and again.
+      const waited = peer.pingSentAt === undefined ? 0 : (peer.pausedAt ?? now) - peer.pingSentAt
+      if (peer.pingSentAt !== undefined && waited >= this.pongTimeoutMs) {
         this.options.onEvent?.({ type: "timeout", remoteAddress: peer.remoteAddress })
         peer.ws.terminate()
         this.notify(peer, { code: "timeout", reason: `No answer to a ping within ${this.pongTimeoutMs} ms.` })

@@ -47,6 +47,7 @@ import { argsCodecOf, commandArgsCodec } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
+import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
 import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, initialStateFor, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
@@ -73,7 +74,11 @@ export interface AuthorityOptions {
    * in memory) gets no more entries until it drains; they wait in the log. Default 1 MiB.
    */
   readonly highWaterMark?: number
-  /** Above this the connection is closed with `slow-consumer`. Default 8 MiB. */
+  /**
+   * Above this many bytes unread (messages, in memory) the connection is closed with
+   * `slow-consumer`: by the followers, and on the hub by every send (its output gate,
+   * guarded-connection.ts). Default 8 MiB.
+   */
   readonly hardLimit?: number
   /** Entries messages are cut below this many bytes (the frame limit is 1 MiB). Default 512 KiB. */
   readonly maxMessageBytes?: number
@@ -282,7 +287,7 @@ export class DocAuthority<S = unknown> {
     }, {
       page: options.catchUpPage ?? 512,
       highWater: options.highWaterMark ?? 1 << 20,
-      hardLimit: options.hardLimit ?? 8 << 20,
+      hardLimit: options.hardLimit ?? DEFAULT_HARD_LIMIT,
       snapshotLag: options.snapshotLagEntries ?? 2048,
       // Replicas acknowledge every 128 KiB (core/replica/doc.ts): a smaller window would wait for acks forever.
       snapshotWindow: Math.max(128 << 10, options.snapshotWindowBytes ?? 1 << 20),

@@ -25,6 +25,7 @@ import type { Runtime, Timer } from "../ports/runtime.js"
 import type { ServerMessage } from "../protocol/messages.js"
 import type { SnapshotMeta } from "../store/snapshot-store.js"
 import { SnapshotSender, type ChunkReader } from "./snapshot-sender.js"
+import { closeSlowConsumer, overHardLimit } from "./guarded-connection.js"
 
 export interface Follower {
   readonly conn: Connection<ServerMessage>
@@ -353,14 +354,15 @@ export class Followers {
 
   /**
    * A connection that is not a follower of this document (a submitter's results): sent only
-   * under the hard limit, past which it is closed like a follower. Replies are not held at the
-   * high-water mark: they answer the client's own (rate-limited) submits.
+   * under the hard limit, past which it is closed like a follower (the output gate's policy,
+   * guarded-connection.ts, which the hub's connections also apply to every send). Replies are
+   * not held at the high-water mark: they answer the client's own (rate-limited) submits.
    */
   sendReply(conn: Connection<ServerMessage>, message: ServerMessage): void {
     const f = this.all.get(conn)
     if (f !== undefined) {
       if (this.overHardLimit(f)) return
-    } else if (conn.bufferedAmount > this.options.hardLimit) return this.closeSlow(conn)
+    } else if (overHardLimit(conn, this.options.hardLimit)) return closeSlowConsumer(conn, this.options.hardLimit)
     conn.send(message)
   }
 
@@ -378,15 +380,12 @@ export class Followers {
     return false
   }
 
+  /** Past the hard limit the follower is dropped here at once, and its connection closed as the output gate would. */
   private overHardLimit(f: Follower): boolean {
-    if (f.conn.bufferedAmount <= this.options.hardLimit) return false
+    if (!overHardLimit(f.conn, this.options.hardLimit)) return false
     this.remove(f.conn)
-    this.closeSlow(f.conn)
+    closeSlowConsumer(f.conn, this.options.hardLimit)
     return true
-  }
-
-  private closeSlow(conn: Connection<ServerMessage>): void {
-    conn.close("slow-consumer", `More than ${this.options.hardLimit} bytes waited unread; reconnect to catch up.`)
   }
 
   private resumeWhenDrained(f: Follower): void {

@@ -26,9 +26,9 @@ import { CrdtWorkGauge } from "./crdt-work.js"
 import { IdleDocuments, type IdleDocumentLimits } from "./idle-documents.js"
 import { Inflow } from "../inflow.js"
 import { IdentityRegistry } from "./identity.js"
-import { guardConnection } from "./guarded-connection.js"
+import { DEFAULT_HARD_LIMIT, guardConnection } from "./guarded-connection.js"
 import { encodeCanonical, sizeBound } from "../canonical.js"
-import { boundedMessage, clientIdProblem, docIdProblem } from "../limits.js"
+import { boundedMessage, clientIdProblem, docIdProblem, quoted } from "../limits.js"
 import { CrdtDocHost, type CrdtDocEvent } from "../crdt-docs/host.js"
 import type { CrdtAuthorityOptions } from "../crdt-docs/authority.js"
 import type { CrdtDocEngine } from "../crdt-docs/engine.js"
@@ -270,15 +270,21 @@ export class Hub implements ConnectionAcceptor {
 
   accept(raw: Connection<ServerMessage>, info?: ConnectionInfo): ConnectionListener<ClientMessage> {
     const now = this.options.runtime.now()
-    // A send that throws (a message the transport cannot encode) closes that connection
-    // only: documents fan out to many connections and must never see the exception.
-    const conn = guardConnection(
-      raw,
-      (e) => this.report({ type: "send-failed", message: e instanceof Error ? e.message : String(e) }),
-      // Any close (the hub's, a document's slow-consumer, a failed send): transports do not
-      // report a close they were asked for, so the session is forgotten here.
-      () => this.drop(session),
-    )
+    // The output gate (guarded-connection.ts): everything the hub, its documents and their
+    // followers send this peer goes through it, past which `raw` is never used. A peer that
+    // stops reading is closed (slow-consumer) past the hard limit, whatever it asked for, and
+    // a send that throws (a message the transport cannot encode) closes that connection only:
+    // documents fan out to many connections and must never see the exception.
+    const conn = guardConnection(raw, {
+      hardLimit: this.options.hardLimit ?? DEFAULT_HARD_LIMIT,
+      onError: (e) => this.report({ type: "send-failed", message: e instanceof Error ? e.message : String(e) }),
+      // Any close (the hub's, a document's or the gate's slow-consumer, a failed send):
+      // transports do not report a close they were asked for, so the session is forgotten here.
+      onClosed: (code) => {
+        if (code === "slow-consumer") this.report({ type: "limit", code, message: `A connection held more than ${this.options.hardLimit ?? DEFAULT_HARD_LIMIT} bytes unread; closed.` })
+        this.drop(session)
+      },
+    })
     const session: Session = {
       conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
@@ -330,7 +336,7 @@ export class Hub implements ConnectionAcceptor {
     if (session.conn.pause === undefined && session.waiting.pending >= this.limits.maxQueuedMessages) {
       const message = `More than ${this.limits.maxQueuedMessages} messages waiting for the hub; wait for answers before sending more.`
       this.report({ type: "limit", code: "rate-limited", message })
-      session.conn.send({ type: "error", code: "rate-limited", message })
+      this.sendError(session, "rate-limited", message)
       return this.closeSession(session, "rate-limited", message)
     }
     const handled = session.waiting.take(1)
@@ -442,7 +448,7 @@ export class Hub implements ConnectionAcceptor {
     const now = this.options.runtime.now()
     const over = (code: string, message: string, close: boolean): undefined => {
       this.report({ type: "limit", code, message })
-      session.conn.send({ type: "error", code, message, ...("docId" in msg ? { docId: msg.docId } : {}) })
+      this.sendError(session, code, message, "docId" in msg ? msg.docId : undefined)
       if (close) this.closeSession(session, code, message)
       return undefined
     }
@@ -477,7 +483,7 @@ export class Hub implements ConnectionAcceptor {
   private async handshake(session: Session, hello: Hello): Promise<void> {
     const refuse = (r: Refusal & { protocol?: VersionRange }) => {
       this.report({ type: "refused", code: r.code, message: r.message })
-      session.conn.send({ type: "refused", ...r })
+      session.conn.send({ type: "refused", ...r, message: boundedMessage(r.message) })
       this.closeSession(session, r.code, r.message)
     }
     const hubRange = this.options.protocol ?? SUPPORTED_PROTOCOL
@@ -509,7 +515,7 @@ export class Hub implements ConnectionAcceptor {
     if (!proof.ok && proof.rateLimited) {
       // Not a refusal (those are final for a client): it comes back after its backoff.
       this.report({ type: "limit", code: "rate-limited", message: `New clients past ${this.limits.newClientsPerSecond} per second from ${registrant}.` })
-      session.conn.send({ type: "error", code: "rate-limited", message: proof.message })
+      this.sendError(session, "rate-limited", proof.message)
       return this.closeSession(session, "rate-limited", proof.message)
     }
     if (!proof.ok) return refuse({ code: "unauthorized", message: proof.message })
@@ -542,13 +548,13 @@ export class Hub implements ConnectionAcceptor {
     }
     const sender = session.sender
     if (sender === undefined) {
-      this.protocolError(session, session.clientId === undefined ? `"${msg.type}" before "hello": say hello first.` : `"${msg.type}" before the hello was answered.`)
+      this.protocolError(session, session.clientId === undefined ? `${quoted(msg.type)} before "hello": say hello first.` : `${quoted(msg.type)} before the hello was answered.`)
       return
     }
     if ("docId" in msg && msg.docId !== undefined) {
       const problem = docIdProblem(msg.docId)
       if (problem !== undefined) {
-        session.conn.send({ type: "error", code: "invalid-doc-id", message: problem })
+        this.sendError(session, "invalid-doc-id", problem)
         return
       }
     }
@@ -556,28 +562,27 @@ export class Hub implements ConnectionAcceptor {
       case "subscribe": {
         const machine = this.machines.get(msg.machine)
         if (machine === undefined) {
-          session.conn.send({ type: "error", code: "machine-unknown", message: `This hub has no machine "${msg.machine}".`, docId: msg.docId })
+          this.sendError(session, "machine-unknown", `This hub has no machine ${quoted(msg.machine)}.`, msg.docId)
           return
         }
         const mismatch = checkMachine({ name: msg.machine, version: msg.version, fingerprint: msg.fingerprint }, this.machines)
         if (mismatch !== undefined) {
-          session.conn.send({ type: "error", code: mismatch.code, message: mismatch.message, docId: msg.docId })
+          this.sendError(session, mismatch.code, mismatch.message, msg.docId)
           return
         }
         if (!session.docs.has(msg.docId) && session.docs.size >= this.limits.maxDocsPerConnection) {
           this.report({ type: "limit", code: "too-many-docs", message: msg.docId })
-          session.conn.send({ type: "error", code: "too-many-docs", message: `One connection may follow at most ${this.limits.maxDocsPerConnection} documents; close some first.`, docId: msg.docId })
+          this.sendError(session, "too-many-docs", `One connection may follow at most ${this.limits.maxDocsPerConnection} documents; close some first.`, msg.docId)
           return
         }
         if (!(await this.allowed(session, msg.docId, "read"))) {
-          session.conn.send({ type: "error", code: "unauthorized", message: `You may not read document "${msg.docId}".`, docId: msg.docId })
+          this.sendError(session, "unauthorized", `You may not read document ${quoted(msg.docId)}.`, msg.docId)
           return
         }
         const load = (): Promise<DocAuthority<any> | undefined> => this.doc(msg.docId, machine).catch((error) => {
           this.report({ type: "doc-load-failed", docId: msg.docId, error })
-          const message = boundedMessage(error instanceof Error ? error.message : String(error))
           const code = (error as { code?: string }).code ?? "storage-failed"
-          session.conn.send({ type: "error", code, message, docId: msg.docId })
+          this.sendError(session, code, error instanceof Error ? error.message : String(error), msg.docId)
           return undefined
         })
         let doc = await load()
@@ -587,7 +592,7 @@ export class Hub implements ConnectionAcceptor {
           if (doc === undefined || session.closed) return
         }
         if (doc.machine !== machine) {
-          session.conn.send({ type: "error", code: "machine-mismatch", message: `Document "${msg.docId}" is a "${doc.machine.name}", not a "${msg.machine}".`, docId: msg.docId })
+          this.sendError(session, "machine-mismatch", `Document ${quoted(msg.docId)} is a "${doc.machine.name}", not a ${quoted(msg.machine)}.`, msg.docId)
           return
         }
         session.docs.add(msg.docId)
@@ -599,12 +604,12 @@ export class Hub implements ConnectionAcceptor {
       case "submit":
       case "fetch-state":
       case "unsubscribe": {
-        const notSubscribed = () => session.conn.send({ type: "error", code: "not-subscribed", message: `Subscribe to "${msg.docId}" before "${msg.type}".`, docId: msg.docId })
+        const notSubscribed = () => this.sendError(session, "not-subscribed", `Subscribe to ${quoted(msg.docId)} before ${quoted(msg.type)}.`, msg.docId)
         if (!session.docs.has(msg.docId) || !this.docs.has(msg.docId)) return notSubscribed()
         // Asked before the document is taken from the map: no instance is held across the
         // app's hook (one unloaded meanwhile must never be written to).
         const refuse = msg.type === "submit" && msg.commands.length > 0 && !(await this.allowed(session, msg.docId, "write"))
-          ? { code: "unauthorized" as const, message: `You may not change document "${msg.docId}".` }
+          ? { code: "unauthorized" as const, message: `You may not change document ${quoted(msg.docId)}.` }
           : undefined
         const loaded = session.docs.has(msg.docId) && !session.closed ? this.docs.get(msg.docId) : undefined
         if (loaded === undefined) return notSubscribed()
@@ -624,7 +629,7 @@ export class Hub implements ConnectionAcceptor {
         const loaded = session.docs.has(msg.docId) ? this.docs.get(msg.docId) : undefined
         if (loaded === undefined) return
         if (encodedSize(msg.state) > this.limits.maxPresenceBytes) {
-          session.conn.send({ type: "error", code: "presence-too-large", message: `Presence is limited to ${this.limits.maxPresenceBytes} bytes; send less (a cursor, a name, a colour).`, docId: msg.docId })
+          this.sendError(session, "presence-too-large", `Presence is limited to ${this.limits.maxPresenceBytes} bytes; send less (a cursor, a name, a colour).`, msg.docId)
           return
         }
         ;(await loaded).setPresence(session.conn, msg.state)
@@ -641,7 +646,7 @@ export class Hub implements ConnectionAcceptor {
         return
       }
       default:
-        this.protocolError(session, `Unknown message type "${(msg as { type: string }).type}".`)
+        this.protocolError(session, `Unknown message type ${quoted(String((msg as { type: unknown }).type))}.`)
     }
   }
 
@@ -663,10 +668,18 @@ export class Hub implements ConnectionAcceptor {
     for (const s of this.sessions) {
       if (s === session || !s.docs.has(docId)) continue
       s.docs.delete(docId)
-      s.conn.send({ type: "error", code: "machine-mismatch", message: `Document "${docId}" is being created as another machine by a client that may write it; it is not a "${doc.machine.name}".`, docId })
+      this.sendError(s, "machine-mismatch", `Document ${quoted(docId)} is being created as another machine by a client that may write it; it is not a "${doc.machine.name}".`, docId)
     }
     doc.unload()
     return true
+  }
+
+  /**
+   * An error to a session, through its output gate like everything else: the sentence cut to
+   * what the wire carries, whatever it quotes (client strings in it are `quoted` already).
+   */
+  private sendError(session: Session, code: string, message: string, docId?: string): void {
+    session.conn.send({ type: "error", code, message: boundedMessage(message), ...(docId !== undefined ? { docId } : {}) })
   }
 
   /** Closes the connection; the guarded connection's close forgets the session (see `accept`). */
@@ -747,7 +760,7 @@ export class Hub implements ConnectionAcceptor {
 
   private protocolError(session: Session, message: string): void {
     this.report({ type: "protocol-error", message })
-    session.conn.send({ type: "error", code: "protocol-error", message })
+    this.sendError(session, "protocol-error", message)
     this.closeSession(session, "protocol-error", message)
   }
 

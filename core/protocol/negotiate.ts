@@ -7,6 +7,7 @@ import type { Machine } from "../machine.js"
 import { historyOf } from "../schema/registry.js"
 import { PROTOCOL_VERSIONS } from "./codec.js"
 import type { MachineInfo, RefusalCode, VersionRange } from "./messages.js"
+import { MACHINE_NAME_PATTERN, quoted } from "../limits.js"
 
 /** The protocol versions this build speaks (those the codec can read and write). */
 export const SUPPORTED_PROTOCOL: VersionRange = PROTOCOL_VERSIONS
@@ -27,7 +28,11 @@ export interface Refusal {
 export const checkMachine = (info: MachineInfo, hubMachines: ReadonlyMap<string, Machine<any, any>>): Refusal | undefined => {
   const hub = hubMachines.get(info.name)
   if (hub === undefined) {
-    return { code: "machine-unknown", machine: info.name, message: `This hub does not serve machine "${info.name}"; check the app is pointed at the right hub.` }
+    // The name is the client's: quoted within bounds, and echoed as a field only if it could be a machine's.
+    return {
+      code: "machine-unknown", ...(MACHINE_NAME_PATTERN.test(info.name) ? { machine: info.name } : {}),
+      message: `This hub does not serve machine ${quoted(info.name)}; check the app is pointed at the right hub.`,
+    }
   }
   // A machine with a version history serves each of its older versions (core/schema): the
   // client's commands are upcast, and what it receives is converted down for it.

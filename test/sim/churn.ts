@@ -22,8 +22,15 @@ import type { HostileTarget } from "./hostile.js"
 /** By the connection's address (`memory:<name>`): messages delivered to the hub, and subscribes it has answered (`synced` or an error for a document). */
 export type Deliveries = Map<string, { read: number; answered: number }>
 
-/** The hub as the network sees it, counting what each connection delivers to it and the answers it sends back, as they are sent. */
-export const countDeliveries = (hub: ConnectionAcceptor, deliveries: Deliveries): ConnectionAcceptor => ({
+/**
+ * The hub as the network sees it, counting what each connection delivers to it and the answers
+ * it sends back, as they are sent. With `gate`, each send is checked against the hub's output
+ * gate (core/authority/guarded-connection.ts): the hub never holds more unread on a connection
+ * than its hard limit (messages, on these links) and the one message that crossed it.
+ */
+export const countDeliveries = (
+  hub: ConnectionAcceptor, deliveries: Deliveries, gate?: { readonly hardLimit: number; readonly fail: (s: string) => void },
+): ConnectionAcceptor => ({
   accept: (conn, info) => {
     const counts = { read: 0, answered: 0 }
     deliveries.set(info?.remoteAddress ?? "", counts)
@@ -31,6 +38,9 @@ export const countDeliveries = (hub: ConnectionAcceptor, deliveries: Deliveries)
       send: { value: (m: ServerMessage) => {
         if (m.type === "synced" || (m.type === "error" && m.docId !== undefined)) counts.answered++
         conn.send(m)
+        if (gate !== undefined && conn.bufferedAmount > gate.hardLimit + 1) {
+          gate.fail(`gate: the hub holds ${conn.bufferedAmount} messages unread for ${info?.remoteAddress ?? "a connection"}, past its hard limit of ${gate.hardLimit} (after sending ${m.type})`)
+        }
       } },
     })
     const listener = hub.accept(seen, info)

@@ -222,7 +222,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "session-leak",
     breaks: "a connection the hub closes itself (a broken document, a slow consumer, a failed send) stays in the hub, following its documents",
-    patches: [{ file: "core/authority/guarded-connection.ts", anchor: "        onClosed()\n", replacement: "" }],
+    patches: [{ file: "core/authority/guarded-connection.ts", anchor: "        onClosed(code)\n", replacement: "" }],
     // Documents broken by a failed write close their followers: more of them, more leaks left in the last hub.
     simArgs: ["--hub-write-failures", "0.05"],
   },
@@ -271,6 +271,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     name: "queue-unbounded",
     breaks: "the hub reads on past what it has not handled: a subscribe flood queues in its memory",
     patches: [{ file: HUB, anchor: "const handled = session.waiting.take(1)", replacement: "const handled = () => {}" }],
+  },
+  {
+    name: "replies-ungated",
+    breaks: "what the hub answers a connection itself (errors, refusals) skips the output gate: a peer that never reads and keeps asking fills the hub's memory with unsent answers",
+    patches: [{ file: "core/authority/guarded-connection.ts", anchor: "      if (overHardLimit(conn, hardLimit)) return closeSlowConsumer(gated, hardLimit)\n", replacement: "" }],
+    simArgs: ["--deaf-askers", "3", "--attacks", "legit"],
   },
   {
     name: "loads-free",

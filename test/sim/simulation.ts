@@ -36,6 +36,8 @@ import { SimProcess } from "./process.js"
 import { Big, SimText, TodoPlus, makeDrifting } from "./machines.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { SubscribeChurner, countDeliveries, type Deliveries } from "./churn.js"
+import { DEAF_CLOSE_MS, DeafAsker } from "./deaf.js"
+import { DEFAULT_HARD_LIMIT } from "../../core/authority/guarded-connection.js"
 import { honestCommand, pick, type BigPlan } from "./workload.js"
 import { codeOf, message, RunGuard } from "./guard.js"
 import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type Ledger, type Submitted } from "./checker.js"
@@ -58,6 +60,11 @@ const SIM_COMMAND_RATE = { commandsPerSecond: 20, commandBurst: 30 }
 export const SIM_LOADS = { loadsPerSecond: 20, loadBurst: 60, maxQueuedMessages: 32 }
 /** Virtual time for what is in flight at the end (deliveries: at most 20 ms) before nothing may be armed. */
 const QUIET_AFTER_CLOSE_MS = 200
+/**
+ * The hub's output limits in a world with the deaf asker (deaf.ts), in messages (what an
+ * in-memory link counts): small, so its unread answers reach the hard limit within a burst.
+ */
+const SIM_OUTPUT = { highWaterMark: 100, hardLimit: 200 }
 /** The hub's CRDT work budget in a world with the heavy writer (checker.ts checkCrdtWork). */
 export const SIM_CRDT_WORK = { crdtWorkPerSecond: 50_000, crdtWorkBurst: 100_000 }
 
@@ -163,6 +170,14 @@ export interface SimOptions {
    */
   readonly churn?: number
   /**
+   * Deaf askers (deaf.ts), one of the hostile clients: this many times, at random moments, a
+   * fresh raw client stops reading and asks for errors, three times the hub's hard limit of
+   * them; the hub runs with SIM_OUTPUT and must close it `slow-consumer`, holding at most its
+   * hard limit unread for any connection meanwhile. Needs `hostile`. Its own stream of
+   * numbers, so 0 leaves every seed as it was. Default 0.
+   */
+  readonly deafAskers?: number
+  /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
    * with more ops.
@@ -188,7 +203,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -281,6 +296,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const faultLevel = o.faults
   const hostileOn = single === undefined && o.hostile
   const churnOn = hostileOn && o.churn > 0
+  const deafOn = hostileOn && o.deafAskers > 0
   const vrt = new VirtualRuntime(seed)
   const rng = seededRandom(seed ^ 0x5eed)
   const trace: string[] = []
@@ -420,6 +436,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         quietCheckpointMs: o.quietCheckpointMs,
         catchUpPage: o.catchUpPage,
         idleDocuments,
+        ...(deafOn ? SIM_OUTPUT : {}),
         // Small, so the hub's input flow control pauses and resumes links all the time, and
         // replicas back from a partition or a crash with a long outbox are held for the rate.
         limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE, ...(churnOn ? SIM_LOADS : {}), ...(o.crdtHeavy > 0 ? SIM_CRDT_WORK : {}) },
@@ -447,7 +464,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           }
         },
       })
-      net.listen(countDeliveries(hub, deliveries))
+      net.listen(countDeliveries(hub, deliveries, { hardLimit: deafOn ? SIM_OUTPUT.hardLimit : DEFAULT_HARD_LIMIT, fail }))
       log(`hub up (protocol ${protocol.min}..${protocol.max})${fleetOn ? ` at v${hubVersion}` : ""}`)
     }
     startHub()
@@ -1014,10 +1031,26 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
     }
 
+    // Deaf askers, from their own stream, early enough for the gate to close each in the active phase.
+    const deaf = deafOn && todoDocs.length > 0 ? new DeafAsker(net, rt, SIM_OUTPUT.hardLimit, todoDocs[0]!, fail, log) : undefined
+    if (deaf !== undefined) {
+      const deafRng = seededRandom(seed ^ 0xdeaf)
+      for (let i = 0; i < o.deafAskers; i++) {
+        rt.setTimer(Math.floor(deafRng() * Math.max(1, activeMs - 3 * DEAF_CLOSE_MS)), () => {
+          stats.deafBursts = (stats.deafBursts ?? 0) + 1
+          deaf.burst()
+        })
+      }
+    }
+
     await vrt.run({ forMs: activeMs + 100, until: overBudget })
     if (churner !== undefined) {
       stats.churnLoads = churner.loads
       stats.churnMostQueued = churner.mostQueued
+    }
+    if (deaf !== undefined) {
+      stats.deafAsked = deaf.asked
+      stats.deafClosedSlow = deaf.closedSlow
     }
 
     // ---- heal: everything back up, then wait for quiet ----
@@ -1026,6 +1059,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     log("heal all")
     hostile?.closeAll()
     churner?.closeAll()
+    deaf?.closeAll()
     net.heal()
     for (const r of replicas) r.partitioned = false
     if (!hubProc.alive) startHub()

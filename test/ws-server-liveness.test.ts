@@ -1,0 +1,123 @@
+/**
+ * On the Canon route only a pong is a sign of life (adapters/ws/server.ts), as on the CRDT
+ * routes. Before, any frame counted: a peer that sent and never read stayed for good, and
+ * what the hub answered it waited in the hub's memory (review r15, finding 1: one such socket
+ * grew the hub by 10 MiB/s for 36 s, never closed past the 15 s ping and 15 s pong window).
+ * Time the hub holds a socket unread (input flow control) does not count against the pong
+ * timeout, since the pong is not read meanwhile; the time it is read does, so a peer cannot
+ * stay by getting itself held again and again. Clients that read stay: Node's `ws` and
+ * browsers answer pings by themselves.
+ *
+ * Over real sockets on 127.0.0.1; every loop is bounded in count and time.
+ */
+import { WebSocket } from "ws"
+import { CanonClient, Hub, newClientId, type ClientMessage, type CloseInfo, type ConnectionAcceptor, type ServerMessage } from "../core/index.js"
+import { decodeServerMessage, describeMachine, encodeClientMessage } from "../core/internal.js"
+import { MemoryStorage } from "../adapters/memory/index.js"
+import { systemRuntime } from "../adapters/system/index.js"
+import { WsServer, wsClientTransport, type WsServerEvent } from "../adapters/ws/index.js"
+import { Counter } from "./support/machines.js"
+import { newSecret } from "./support/hostile-raw.js"
+import { sleep, until } from "./support/ws.js"
+
+const cleanup: Array<() => Promise<unknown> | void> = []
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f()
+})
+
+/**
+ * A hub on a real WebSocket server with quick pings; what the server reports is recorded. The
+ * pong timeout leaves a loaded machine's event loop room (the healthy client answers from it).
+ */
+const start = async () => {
+  const serverEvents: WsServerEvent[] = []
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime })
+  const ws = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], pingIntervalMs: 50, pongTimeoutMs: 1_000, onEvent: (e) => void serverEvents.push(e) })
+  cleanup.push(() => hub.close(), () => ws.close())
+  return { hub, url: ws.urls()[0]!, serverEvents }
+}
+
+/** A raw protocol 1 peer that has said hello and been welcomed; `deafen` stops it reading its socket for good. */
+const peer = async (url: string) => {
+  const ws = new WebSocket(url, { perMessageDeflate: false })
+  const received: ServerMessage[] = []
+  ws.on("message", (data) => {
+    const r = decodeServerMessage(new Uint8Array(data as Buffer), { version: 1 })
+    if (r.ok === true) received.push(r.message)
+  })
+  ws.on("error", () => {})
+  cleanup.push(() => ws.terminate())
+  await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject) })
+  const frame = (m: ClientMessage): Uint8Array => encodeClientMessage(m, { version: 1 })
+  ws.send(frame({ type: "hello", protocol: { min: 1, max: 1 }, clientId: newClientId(systemRuntime), secret: newSecret(), machines: [describeMachine(Counter)] }))
+  expect(await until(() => received.some((m) => m.type === "welcome"), 5_000)).toBe(true)
+  return {
+    ws, frame,
+    /** Stops reading: pings and everything else the hub sends stay unread. */
+    deafen: () => (ws as unknown as { _socket: { pause(): void } })._socket.pause(),
+  }
+}
+
+test("a peer that sends and never reads is dropped after the pong timeout; a client that reads stays", async () => {
+  const { hub, url, serverEvents } = await start()
+  // A healthy client on the same server: `ws` answers pings by itself.
+  const client = await CanonClient.open({ transport: wsClientTransport(url, { idleTimeoutMs: 1_000 }), runtime: systemRuntime, machines: [Counter] })
+  cleanup.push(() => client.close())
+  const doc = await client.open(Counter, "healthy")
+  const p = await peer(url)
+  p.deafen()
+  // Messages the hub answers with nothing (presence for a document it does not follow), 50 a
+  // second: before, any frame counted as a sign of life and the socket was never dropped.
+  const quiet = p.frame({ type: "presence-set", docId: "elsewhere", state: { x: 1 } })
+  const end = Date.now() + 10_000
+  while (!serverEvents.some((e) => e.type === "timeout") && Date.now() < end) {
+    p.ws.send(quiet)
+    await sleep(20)
+  }
+  expect(serverEvents.filter((e) => e.type === "timeout")).toHaveLength(1)
+  expect(await until(() => hub.stats().connections === 1, 2_000)).toBe(true)
+  // The reader is still there, many ping intervals and pong timeouts later, and works.
+  await sleep(1_500)
+  await doc.submit("incr", { by: 1 })
+  expect(doc.state).toEqual({ value: 1 })
+  expect(serverEvents.filter((e) => e.type === "timeout")).toHaveLength(1)
+  expect(hub.stats().connections).toBe(1)
+})
+
+test("a socket the hub holds unread again and again is still dropped once its unread time passes the pong timeout", async () => {
+  // An acceptor that holds each connection unread 40 ms of every 50 (as rate holds would).
+  const conns: Array<{ close: CloseInfo | undefined }> = []
+  const timers: Array<ReturnType<typeof setInterval>> = []
+  cleanup.push(() => timers.forEach((t) => clearInterval(t)))
+  const acceptor: ConnectionAcceptor = {
+    accept: (conn) => {
+      const seen: { close: CloseInfo | undefined } = { close: undefined }
+      conns.push(seen)
+      let tick = 0
+      conn.pause!()
+      timers.push(setInterval(() => {
+        tick = (tick + 1) % 5
+        if (tick === 0) conn.resume!()
+        else if (tick === 1) conn.pause!()
+      }, 10))
+      return { onMessage: () => {}, onClose: (i) => void (seen.close = i) }
+    },
+  }
+  const server = await WsServer.start(acceptor, { listen: [{ host: "127.0.0.1", port: 0 }], pingIntervalMs: 50, pongTimeoutMs: 400 })
+  cleanup.push(() => server.close())
+  const connect = async (autoPong: boolean) => {
+    const ws = new WebSocket(server.urls()[0]!, { perMessageDeflate: false, autoPong })
+    ws.on("error", () => {})
+    cleanup.push(() => ws.terminate())
+    await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject) })
+  }
+  await connect(false)
+  await connect(true)
+  expect(await until(() => conns.length === 2, 2_000)).toBe(true)
+  // Read a fifth of the time: 400 ms of it within about 2 s; before, never dropped.
+  expect(await until(() => conns[0]!.close !== undefined, 10_000)).toBe(true)
+  expect(conns[0]!.close!.code).toBe("timeout")
+  // A peer that answers pings is read in between, and stays.
+  await sleep(1_000)
+  expect(conns[1]!.close).toBeUndefined()
+})

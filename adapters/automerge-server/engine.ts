@@ -23,6 +23,9 @@
  * `update-malformed`. The index this needs is built per document on its first apply
  * (O(document) once) and kept up to date after.
  *
+ * Stored changes (the tail after the base) come in through `restore`: trusted, judged by none
+ * of the limits below, whatever they were lowered to since; one that does not load throws.
+ *
  * Writers (the authority binds them to principals): the actors of the changes an update
  * carries that the document lacks.
  *
@@ -39,7 +42,7 @@
 import * as A from "@automerge/automerge"
 import zlib from "node:zlib"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
-import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads, type Measured } from "../automerge/validate.js"
+import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, type UntrustedChange } from "../automerge/admit.js"
 
 export interface AutomergeBox {
@@ -47,7 +50,11 @@ export interface AutomergeBox {
 }
 
 export interface AutomergeEngineOptions {
-  /** Largest change or document chunk accepted. Default 8 MiB (DEFAULT_MAX_DOC_UPDATE_BYTES). */
+  /**
+   * Largest change or document chunk accepted from a peer. Default 8 MiB (DEFAULT_MAX_DOC_UPDATE_BYTES).
+   * This and every bound below judge a peer's updates only, never stored ones (`restore`):
+   * lowering one never drops what the hub accepted before.
+   */
   readonly maxChangeBytes?: number
   /**
    * Most ops (or preds, or changes) one update may decode to, counted before decoding.
@@ -62,7 +69,7 @@ export interface AutomergeEngineOptions {
    * from a peer whose new changes could take it past is refused (`update-too-large`).
    * Updates read back from storage are not judged (the hub took them; refusing them on load
    * would drop acknowledged edits after the bound was lowered): such a document loads whole
-   * and takes no more. Default DEFAULT_MAX_DOC_OPS (2^20).
+   * and takes no more from peers. Default DEFAULT_MAX_DOC_OPS (2^20).
    */
   readonly maxDocOps?: number
   /** Most changes a document may hold, likewise. Default DEFAULT_MAX_DOC_CHANGES (2^18). */
@@ -127,10 +134,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   /** Per live document, what validation needs of it (built on its first apply). */
   const indexes = new WeakMap<AutomergeBox, OpIndex>()
 
-  /**
-   * Measured updates (check), for prepare to decode without measuring again. Only these (a
-   * peer's) are held to the document's bounds: updates read back from storage never pass check.
-   */
+  /** Measured updates (check), for prepare to decode without measuring again. */
   const measuredOf = new WeakMap<Uint8Array, Extract<Measured, { ok: true }>>()
 
   /**
@@ -178,6 +182,36 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
     kind: "automerge",
     empty: () => ({ doc: A.init() }),
     load: (bytes) => ({ doc: A.load(bytes) }),
+    // Stored changes (trusted: none of the peer's limits, nor the document's bounds, judge them).
+    // Each chunk on its own: loadIncremental of several skips, silently, all of them after one
+    // that does not parse (a change and 3 bytes of garbage load as nothing); applyChanges throws.
+    restore(box, updates) {
+      let singles: Uint8Array[] = []
+      const flush = () => {
+        if (singles.length > 0) [box.doc] = A.applyChanges(box.doc, singles as A.Change[])
+        singles = []
+      }
+      updates.forEach((u, i) => {
+        let chunks: ReturnType<typeof splitChunks>
+        try {
+          chunks = splitChunks(u)
+        } catch (e) {
+          throw new Error(`update ${i + 1} of ${updates.length} is not Automerge chunks (${e instanceof Error ? e.message : String(e)})`)
+        }
+        if (chunks.length === 0) throw new Error(`update ${i + 1} of ${updates.length} is empty`)
+        for (const c of chunks) {
+          if (c.type !== CHUNK_DOCUMENT) singles.push(c.bytes)
+          else {
+            flush()
+            box.doc = A.loadIncremental(box.doc, c.bytes)
+          }
+        }
+      })
+      flush()
+      // Automerge holds a change whose dependencies are not there: the stored history has a gap.
+      const missing = A.getMissingDeps(box.doc, [])
+      if (missing.length > 0) throw new Error(`stored changes depend on ${missing.length} change(s) that are not stored, ${missing[0]!.slice(0, 12)}... first`)
+    },
     encode: (box) => {
       const saved = A.save(box.doc)
       // Last line of defence: never a base that does not load back as this document.
@@ -238,7 +272,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         }
         // Every op and change the document and this batch hold is an entry of the index or the batch's overlay.
         const held = { ops: index.ops.size + overlay.ops.size, changes: index.historyMax.size + overlay.historyMax.size }
-        const tooLarge = measuredOf.has(c) ? pastBound(held, fresh) : undefined
+        const tooLarge = pastBound(held, fresh)
         if (tooLarge !== undefined) {
           out.push(tooLarge)
           continue

@@ -9,7 +9,11 @@
  * Untrusted input: each update passes the engine's `check` (decode, bounds) before it is
  * queued. If the library still throws while applying, the live document may be half-changed
  * (both Yjs and Automerge can throw after a partial change): it is rebuilt from storage plus
- * the updates of the batch accepted before, and the failing update is refused.
+ * the updates of the batch accepted before, and the failing update is refused. Updates read
+ * back from storage are not untrusted input: they reach the engine only through `restore`
+ * (`read`), never `check`, `prepare` or `apply`, so no limit for a peer's updates, however it
+ * was lowered since, drops what the hub acknowledged; one that does not load fails the load
+ * as `storage-corrupt`.
  *
  * Writer identities: an update adds data under writer identities (Yjs clientIDs, Automerge
  * actors; the engine's `writers`). The first principal to write under one owns it, durably;
@@ -30,6 +34,7 @@ import type { CheckResult, CrdtDocEngine, CrdtRejection } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
+import { canonError } from "../errors.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
@@ -157,8 +162,17 @@ export class CrdtDocAuthority<D> {
       throw new CrdtDocError("doc-kind-mismatch", `Document "${docId}" is a ${stored.meta.kind} document, not ${engine.kind}.`)
     }
     const doc = stored?.base !== undefined ? engine.load(stored.base) : engine.empty()
-    // Stored updates were accepted by this hub: their dependencies are all there.
-    if (stored !== undefined && stored.entries.length > 0) await engine.apply(doc, stored.entries.map((e) => e.update))
+    // The one place stored updates enter: trusted (this hub accepted them), so `restore`, never
+    // the peer's way in (check, prepare, apply), whose limits an operator may have lowered since.
+    if (stored !== undefined && stored.entries.length > 0) {
+      try {
+        await engine.restore(doc, stored.entries.map((e) => e.update))
+      } catch (e) {
+        engine.dispose?.(doc)
+        const first = stored.entries[0]!.seq
+        throw canonError("storage-corrupt", `The stored updates ${first}-${first + stored.entries.length - 1} of CRDT document "${docId}" do not load (${e instanceof Error ? e.message.slice(0, 200) : String(e)}); restore the document from a backup.`)
+      }
+    }
     return {
       doc,
       owners: stored?.owners ?? new Map<string, string>(),

@@ -68,6 +68,14 @@ export type CrdtRejectionCode =
  */
 export type CheckResult = ({ readonly ok: true } | ({ readonly ok: false } & CrdtRejection)) & { readonly weight?: number }
 
+/** An engine's work on a loaded document before its first apply (`warm`). */
+export interface DocWarmUp {
+  /** Its estimated work in microseconds (for the host's bound on heavy work in flight). */
+  readonly weight: number
+  /** Does it, in slices; may reject (then `apply` does it itself). */
+  run(): Promise<void>
+}
+
 export interface CrdtDocEngine<D> {
   /** Stable kind name, stored with the document ("yjs", "automerge"). */
   readonly kind: string
@@ -85,6 +93,15 @@ export interface CrdtDocEngine<D> {
    * reports it as `storage-corrupt`); never drops one.
    */
   restore(doc: D, updates: ReadonlyArray<Uint8Array>): void | Promise<void>
+  /**
+   * Work a document needs once after it is loaded, before its first apply (the Automerge
+   * engine's index of the document, about 12 µs an op: seconds for a large one), done in
+   * slices between turns of the event loop; undefined when there is none. The authority
+   * starts it when the first update to apply arrives, within the host's bound on heavy work
+   * in flight, and holds applies until it is done; `apply` must still work without it (doing
+   * the work itself, in slices).
+   */
+  warm?(doc: D): DocWarmUp | undefined
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
   /** Bounds and weighs an untrusted update where it enters, before anything costly (see the header). Never throws. */

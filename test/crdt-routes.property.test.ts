@@ -173,12 +173,12 @@ test("Automerge: no route applies a chunk carried after a document chunk (held b
 /** Where bytes are handed to Yjs or Automerge, and what guards each call. */
 const HANDOFFS: Record<string, { readonly calls: number; readonly guard: string }> = {
   "adapters/yjs/engine.ts": { calls: 3, guard: "field updates: validate() (integrable.ts); the hub's field snapshot (left alone: a hostile hub); merging validated updates" },
-  "adapters/yjs-server/engine.ts": { calls: 2, guard: "the hub's own stored base; updates after check() and notIntegrable" },
+  "adapters/yjs-server/engine.ts": { calls: 3, guard: "the hub's own stored base and the updates stored after it (restore: accepted by this hub); updates after check() and notIntegrable" },
   "adapters/peer/yjs-sync.ts": { calls: 1, guard: "peer updates after unsupportedStructs and notIntegrable (route: peer session)" },
   "adapters/automerge/engine.ts": { calls: 1, guard: "field changes after validate() (measureChunk, Overlay)" },
   "adapters/automerge/validate.ts": { calls: 1, guard: "saveReloads: this process's own save()" },
   "adapters/automerge/admit.ts": { calls: 2, guard: "changesOf, changesOfAsync: a document chunk after measureChunk" },
-  "adapters/automerge-server/engine.ts": { calls: 3, guard: "the hub's own stored base; single changes and document chunks after admitChanges" },
+  "adapters/automerge-server/engine.ts": { calls: 5, guard: "the hub's own stored base and the changes stored after it (restore: accepted by this hub; chunk by chunk, so one that does not parse throws); single changes and document chunks after admitChanges" },
   "adapters/automerge-server/endpoint.ts": { calls: 1, guard: "a sync message whose changes the document took through the engine (submit) first; one known change stands in for them" },
   "adapters/peer/automerge-sync.ts": { calls: 1, guard: "a sync message re-encoded with admitted changes only (route: peer replica)" },
 }

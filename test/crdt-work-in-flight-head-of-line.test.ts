@@ -37,6 +37,7 @@ const stalling = (gate: Promise<void>): CrdtDocEngine<object> => ({
   kind: "stall",
   empty: () => ({}),
   load: () => ({}),
+  restore: () => {},
   encode: () => new Uint8Array([1]),
   check: () => ({ ok: true, weight: 1_000_000 }),
   prepare: async () => {

@@ -22,7 +22,8 @@
  *
  * The stored base is `encodeStateAsUpdateV2` of the live document (written by this hub, so
  * trusted), the compact form: 159,918 B for the automerge-paper trace against 3.8 MB of
- * V1 updates.
+ * V1 updates. The updates stored after it come in through `restore`, trusted too: none of a
+ * peer's limits judges them; one that does not decode or integrate throws.
  *
  * Size: each update is bounded where it enters, and the document as a whole too: an update
  * that could take it past `maxDocStructs` structs is refused (`update-too-large`), counted
@@ -36,13 +37,17 @@ import { canonError } from "../../core/errors.js"
 import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
 
 export interface YjsEngineOptions {
-  /** Largest V1 update accepted (a step2 included). Default 8 MiB (DEFAULT_MAX_DOC_UPDATE_BYTES). */
+  /**
+   * Largest V1 update accepted from a peer (a step2 included). Default 8 MiB
+   * (DEFAULT_MAX_DOC_UPDATE_BYTES). This and `maxDocStructs` judge a peer's updates only,
+   * never stored ones (`restore`): lowering one never drops what the hub accepted before.
+   */
   readonly maxUpdateBytes?: number
   /**
    * Most structs a document may hold: an update from a peer that could take it past is
    * refused (`update-too-large`). Updates read back from storage are not judged (the hub
    * took them; refusing them on load would drop acknowledged edits after the bound was
-   * lowered): such a document loads whole and takes no more. Default DEFAULT_MAX_DOC_STRUCTS (2^22).
+   * lowered): such a document loads whole and takes no more from peers. Default DEFAULT_MAX_DOC_STRUCTS (2^22).
    */
   readonly maxDocStructs?: number
 }
@@ -176,10 +181,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     return 2 * structs + 9 * seen.deleteRanges + Math.ceil(update.length / 128)
   }
 
-  /**
-   * Updates `check` counted and passed: decode does not count them again. Only these (a
-   * peer's) are held to the document bound: updates read back from storage never pass check.
-   */
+  /** Updates `check` counted and passed: decode does not count them again. */
   const counted = new WeakSet<Uint8Array>()
 
   /** The refusal of an update that could take `doc` past the bound, if it could. */
@@ -221,6 +223,21 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       }
       return doc
     },
+    // Stored updates (trusted: none of the peer's limits, nor the document's bound, judge them).
+    restore(doc, updates) {
+      updates.forEach((u, i) => {
+        try {
+          Y.applyUpdate(doc, u)
+        } catch (e) {
+          throw new Error(`update ${i + 1} of ${updates.length} is not a Yjs V1 update (${e instanceof Error ? e.message : String(e)})`)
+        }
+      })
+      // Each was integrated in full when it was stored: anything Yjs holds now means a gap.
+      if (holdsPending(doc)) throw new Error("stored updates depend on data that is not stored")
+      // As for a base: nested past the bound (stored before it), serving it would break every reader.
+      const deep = docTooDeep(doc)
+      if (deep !== undefined) throw new Error(deep)
+    },
     encode: (doc) => encodeIntegratedV2(doc),
     // Where it enters: counted, not decoded (decoding is held until apply: 24 MB for a 512 KB update).
     check(update) {
@@ -248,7 +265,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
             : { code: "update-malformed", message: cannot.message }
         }
         // Refused whole, before Yjs sees it: the document stays as it was.
-        const tooLarge = counted.has(u) ? pastBound(doc, d) : undefined
+        const tooLarge = pastBound(doc, d)
         if (tooLarge !== undefined) return tooLarge
         changedFlag.set(doc, false)
         Y.applyUpdate(doc, u)

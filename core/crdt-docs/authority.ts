@@ -9,7 +9,11 @@
  * Untrusted input: each update passes the engine's `check` (decode, bounds) before it is
  * queued. If the library still throws while applying, the live document may be half-changed
  * (both Yjs and Automerge can throw after a partial change): it is rebuilt from storage plus
- * the updates of the batch accepted before, and the failing update is refused.
+ * the updates of the batch accepted before, and the failing update is refused. Updates read
+ * back from storage are not untrusted input: they reach the engine only through `restore`
+ * (`read`), never `check`, `prepare` or `apply`, so no limit for a peer's updates, however it
+ * was lowered since, drops what the hub acknowledged; one that does not load fails the load
+ * as `storage-corrupt`.
  *
  * Writer identities: an update adds data under writer identities (Yjs clientIDs, Automerge
  * actors; the engine's `writers`). The first principal to write under one owns it, durably;
@@ -26,10 +30,11 @@
  * (core/authority/followers.ts), so however fast one sender renews its state, the others
  * hear it at most once a tick.
  */
-import type { CheckResult, CrdtDocEngine, CrdtRejection } from "./engine.js"
+import type { CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
+import { canonError } from "../errors.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
@@ -127,6 +132,9 @@ export class CrdtDocAuthority<D> {
   /** Ephemeral payloads to relay on the next tick, the latest per key. */
   private readonly relayDue = new Map<unknown, { readonly payload: Uint8Array; readonly from: CrdtSubscriber }>()
   private relayTick: Timer | undefined
+  /** The engine's work on the loaded document (warm): applies wait for it. Never rejects. */
+  private warming: Promise<void> | undefined
+  private warmStarted = false
 
   private constructor(
     readonly docId: string,
@@ -151,14 +159,62 @@ export class CrdtDocAuthority<D> {
     return new CrdtDocAuthority(docId, engine, store, doc, owners, { seq, baseSeq, baseBytes, tailBytes }, hooks, options)
   }
 
+  /**
+   * Starts the engine's work on the loaded document (`warm`: the Automerge engine's index of
+   * it, seconds for a large one), in slices, when the first update that passed `check`
+   * arrives: only writing needs it, so a document only read (a reader's open loads it too)
+   * costs none of it. Applies wait until it is done (commit), never racing it. It takes its
+   * share of the host's bound on heavy work in flight, as an upload does, before the update's
+   * own share (so it is never behind an update that waits for it), and documents warming at
+   * once run one heavy job at a time next to the uploads. No principal pays it: it is the
+   * document's work, done once per load for every writer after, not any update's (billing
+   * the first writer would charge a one-character edit seconds of work it did not cause).
+   * Not done again for a rebuild (inside a commit, which holds its own share): apply then
+   * does the work itself.
+   */
+  private warm(): void {
+    this.warmStarted = true
+    let work: DocWarmUp | undefined
+    try {
+      work = this.engine.warm?.(this.docValue)
+    } catch (e) {
+      return this.warmFailed(e)
+    }
+    if (work === undefined) return
+    const inFlight = this.hooks.inFlight
+    this.warming = (async () => {
+      const release = (await inFlight?.take(work.weight)) ?? (() => {})
+      try {
+        if (!this.closed) await work.run()
+      } finally {
+        release()
+      }
+    })().catch((e) => this.warmFailed(e))
+  }
+
+  /** Not fatal: `apply` does the work itself. Unloading the document while it warms stops it, quietly. */
+  private warmFailed(e: unknown): void {
+    if (this.closed) return
+    this.hooks.onReport?.({ docId: this.docId, code: "warm-failed", message: e instanceof Error ? e.message : String(e) })
+  }
+
   private static async read<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore) {
     const stored = await store.load(docId)
     if (stored !== undefined && stored.meta.kind !== engine.kind) {
       throw new CrdtDocError("doc-kind-mismatch", `Document "${docId}" is a ${stored.meta.kind} document, not ${engine.kind}.`)
     }
     const doc = stored?.base !== undefined ? engine.load(stored.base) : engine.empty()
-    // Stored updates were accepted by this hub: their dependencies are all there.
-    if (stored !== undefined && stored.entries.length > 0) await engine.apply(doc, stored.entries.map((e) => e.update))
+    // The one place stored updates enter: trusted (this hub accepted them), so `restore`, never
+    // the peer's way in (check, prepare, apply), whose limits an operator may have lowered since.
+    if (stored !== undefined && stored.entries.length > 0) {
+      try {
+        await engine.restore(doc, stored.entries.map((e) => e.update))
+      } catch (e) {
+        engine.dispose?.(doc)
+        const first = stored.entries[0]!.seq
+        throw canonError("storage-corrupt", `The stored updates ${first}-${first + stored.entries.length - 1} of CRDT document "${docId}" do not load (${e instanceof Error ? e.message.slice(0, 200) : String(e)}); restore the document from a backup.`)
+      }
+    }
     return {
       doc,
       owners: stored?.owners ?? new Map<string, string>(),
@@ -279,6 +335,7 @@ export class CrdtDocAuthority<D> {
     // Bounded and weighed where they enter, cheaply (the engine's `check`); the costly rest
     // (`prepare`) runs when their turn comes in the queue.
     const checks = updates.map((u) => checkSafely(this.engine, u))
+    if (!this.warmStarted && checks.some((c) => c.ok)) this.warm()
     const work = payer === undefined ? undefined : this.hooks.work
     // The turn is taken before paying: this submit waits off earlier debt, not its own.
     const turn = work?.turn(payer!)
@@ -405,6 +462,8 @@ export class CrdtDocAuthority<D> {
         ;({ updates, indexes, binds } = this.ownWriters(item, await this.checked(item)))
         if (updates.length > 0) {
           try {
+            // Not before the document is warm (its index built): the update waits, it does not race.
+            await this.warming
             // One call per submit: Automerge's apply has a large fixed cost per call.
             results = await this.engine.apply(this.docValue, updates)
           } catch (e) {

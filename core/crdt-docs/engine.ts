@@ -7,7 +7,9 @@
  * An "update" is the unit the hub stores and fans out: a Yjs V1 update, one Automerge change.
  * Updates from the network are untrusted: `check` decodes and bounds one before anything
  * touches the live document, and `apply` may still throw (a library bug, a hostile input the
- * checks missed); the authority then rebuilds the document from storage.
+ * checks missed); the authority then rebuilds the document from storage. Updates read back
+ * from storage are trusted (this hub accepted them) and take another way in, `restore`:
+ * limits for a peer's updates never apply to them, whatever they were lowered to since.
  *
  * An update is checked in two steps. `check`, where it enters: synchronous and cheap (bytes
  * and counts read without decoding), it bounds the update and weighs the work it stands for,
@@ -66,6 +68,14 @@ export type CrdtRejectionCode =
  */
 export type CheckResult = ({ readonly ok: true } | ({ readonly ok: false } & CrdtRejection)) & { readonly weight?: number }
 
+/** An engine's work on a loaded document before its first apply (`warm`). */
+export interface DocWarmUp {
+  /** Its estimated work in microseconds (for the host's bound on heavy work in flight). */
+  readonly weight: number
+  /** Does it, in slices; may reject (then `apply` does it itself). */
+  run(): Promise<void>
+}
+
 export interface CrdtDocEngine<D> {
   /** Stable kind name, stored with the document ("yjs", "automerge"). */
   readonly kind: string
@@ -73,6 +83,25 @@ export interface CrdtDocEngine<D> {
   empty(): D
   /** A document from `encode`'s bytes (trusted: written by this hub). */
   load(bytes: Uint8Array): D
+  /**
+   * Merges into a loaded document the updates stored after its base, in seq order. Trusted:
+   * this hub accepted every one of them, so none of the limits for a peer's updates applies
+   * (an operator may have lowered them since; judging stored updates by them would drop
+   * acknowledged data from the live document, and at the next compaction for good). This is
+   * the only way stored updates reach an engine: `check`, `prepare` and `apply` are for a
+   * peer's. Throws when one does not decode or does not integrate in full (the authority
+   * reports it as `storage-corrupt`); never drops one.
+   */
+  restore(doc: D, updates: ReadonlyArray<Uint8Array>): void | Promise<void>
+  /**
+   * Work a document needs once after it is loaded, before its first apply (the Automerge
+   * engine's index of the document, about 12 µs an op: seconds for a large one), done in
+   * slices between turns of the event loop; undefined when there is none. The authority
+   * starts it when the first update to apply arrives, within the host's bound on heavy work
+   * in flight, and holds applies until it is done; `apply` must still work without it (doing
+   * the work itself, in slices).
+   */
+  warm?(doc: D): DocWarmUp | undefined
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
   /** Bounds and weighs an untrusted update where it enters, before anything costly (see the header). Never throws. */

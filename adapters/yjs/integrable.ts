@@ -625,12 +625,9 @@ const sameId = (a: Id | null, b: Id | null): boolean => a === b || (a !== null &
 /** The character left of `id` when it was written (its origin). */
 const leftOf = (id: Id, at: Char): Id | null => (id.clock > at.start ? Y.createID(id.client, id.clock - 1) : at.origin)
 
-const holds = (run: { readonly id?: Id; readonly client?: number; readonly clock?: number; readonly length?: number; readonly len?: number }, id: Id | null): boolean => {
-  if (id === null) return false
-  const client = run.id?.client ?? run.client!
-  const clock = run.id?.clock ?? run.clock!
-  return id.client === client && id.clock >= clock && id.clock < clock + (run.length ?? run.len!)
-}
+/** Whether the run of `length` characters of `client` from `clock` holds the character `id`. */
+const holds = (client: number, clock: number, length: number, id: Id | null): boolean =>
+  id !== null && id.client === client && id.clock >= clock && id.clock < clock + length
 
 const showId = (id: Id | null): string => (id === null ? "none" : `${id.client}:${id.clock}`)
 
@@ -922,7 +919,7 @@ class OriginCheck {
     for (let it = oi.right as Y.Item | null; it !== ri; it = it.right as Y.Item | null) {
       if (it === null) return this.#refusal(i, "its right origin does not come after its origin")
       if (!this.#step()) return this.#tooFar(i)
-      if (holds(it, left.right) || holds(it, beforeR)) return this.#refusal(i, "a character its origin or right origin was written next to lies between them")
+      if (holds(it.id.client, it.id.clock, it.length, left.right) || holds(it.id.client, it.id.clock, it.length, beforeR)) return this.#refusal(i, "a character its origin or right origin was written next to lies between them")
     }
     return undefined
   }
@@ -968,7 +965,7 @@ class OriginCheck {
     } else ps = this.#newPieces.get(this.nodeIn(id.client, id.clock))
     if (ps === undefined) return null
     const p = ps[indexAt(ps, id.clock)]!
-    return holds(p, id) ? p : null
+    return holds(p.client, p.clock, p.len, id) ? p : null
   }
 
   /** Splits `p` before `clock` (inside it): the right part, as Yjs's splitItem. */
@@ -1090,7 +1087,7 @@ class OriginCheck {
     for (let p = this.#rightOf(lp); p !== rp; p = this.#rightOf(p)) {
       if (p === null) return this.#refusal(i, "its right origin does not come after its origin")
       if (!this.#step()) return this.#tooFar(i)
-      if (holds(p, roO) || holds(p, beforeR)) return this.#refusal(i, "a character its origin or right origin was written next to lies between them")
+      if (holds(p.client, p.clock, p.len, roO) || holds(p.client, p.clock, p.len, beforeR)) return this.#refusal(i, "a character its origin or right origin was written next to lies between them")
     }
     return undefined
   }

@@ -11,9 +11,9 @@
  * - Updates from a peer are V1 only (bounded decoding; see adapters/yjs-server/engine.ts) and
  *   go through the checks every Yjs route shares (adapters/yjs/integrable.ts) before they
  *   touch the document: clocks, subdocuments, nesting depth, the key `__proto__`, block
- *   structure. One that fails is dropped (reported via onError). A peer is as untrusted as any
- *   client of the hub: one update of thousands of nested maps would break `toJSON()` of this
- *   document for good.
+ *   structure, items whose origins no writer could have had as neighbours. One that fails is
+ *   dropped (reported via onError). A peer is as untrusted as any client of the hub: one
+ *   update of thousands of nested maps would break `toJSON()` of this document for good.
  * - An update whose dependencies have not arrived is not held (Yjs would integrate it later,
  *   unchecked, once they do): it is dropped and the handshake re-run, whose step2 carries
  *   what was missing and the update itself.

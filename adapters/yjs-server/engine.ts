@@ -8,7 +8,9 @@
  * vector with the CRDT fields' check (adapters/yjs/integrable.ts): the hub refuses an update
  * Yjs would not integrate in full (a missing dependency, a cycle of origins inside the
  * update) instead of holding it (held updates cost a re-merge per apply and let a peer grow
- * memory), and refuses it without touching the document, so no rebuild from storage.
+ * memory), and one with an item Yjs would place differently on each replica (origins no writer
+ * could have had as neighbours: the hub's document would differ from its reload and its
+ * peers'), and refuses it without touching the document, so no rebuild from storage.
  *
  * Determinism: Yjs cleans up rich-text formatting after a *remote* transaction by making a
  * new local one; the hub would then hold content nobody else has. The cleanup is switched

@@ -8,7 +8,9 @@
  * no other root type, clocks below 2^40, every clientID owned by the sending Canon client
  * (the first client to use one owns it), no overlap with clocks the field has (equivocation),
  * and all of it integrable: every origin, parent and deleted range present and no cycle
- * inside the update (./integrable.ts, else `crdt-missing-deps`), so Yjs never holds structs
+ * inside the update (./integrable.ts, else `crdt-missing-deps`), each item between an origin
+ * and right origin a writer could have had as neighbours (else `crdt-invalid`: Yjs would place
+ * it differently on each replica), so Yjs never holds structs
  * pending, the state vector covers everything the field has, and encodings hold nothing else. A library
  * throw while applying, or a document that cannot be encoded afterwards, breaks the field: it
  * is reloaded from what is durable. Entries the hub ordered (`trusted`) are not judged for

@@ -7,12 +7,19 @@ import * as encoding from "lib0/encoding"
 
 export type RawId = readonly [client: number, clock: number]
 
-/** A string item: its left origin, right origin, or (neither) its root type's name. */
+/**
+ * An item: its left origin, right origin, or (neither) its parent: a root type's name (`root`)
+ * or a shared type's item (`parent`), with a map key (`key`). Its content is a string, or one
+ * lib0 value when `value` is set.
+ */
 export interface RawItem {
   readonly origin?: RawId
   readonly right?: RawId
   readonly root?: string
+  readonly parent?: RawId
+  readonly key?: string
   readonly text: string
+  readonly value?: unknown
 }
 
 export interface RawBlock {
@@ -30,12 +37,19 @@ export const rawUpdate = (blocks: ReadonlyArray<RawBlock>, deletes: ReadonlyArra
     encoding.writeVarUint(e, b.client)
     encoding.writeVarUint(e, b.clock)
     for (const it of b.items) {
-      // Content ref 4 (string); bit 8: has origin, bit 7: has right origin.
-      encoding.writeUint8(e, 4 | (it.origin ? 128 : 0) | (it.right ? 64 : 0))
+      // Content ref 4 (string) or 8 (any); bit 8: has origin, bit 7: has right origin, bit 6: has a map key (only without origins).
+      const parentInfo = !it.origin && !it.right
+      const key = parentInfo && it.key !== undefined
+      encoding.writeUint8(e, (it.value === undefined ? 4 : 8) | (it.origin ? 128 : 0) | (it.right ? 64 : 0) | (key ? 32 : 0))
       if (it.origin) { encoding.writeVarUint(e, it.origin[0]); encoding.writeVarUint(e, it.origin[1]) }
       if (it.right) { encoding.writeVarUint(e, it.right[0]); encoding.writeVarUint(e, it.right[1]) }
-      if (!it.origin && !it.right) { encoding.writeVarUint(e, 1); encoding.writeVarString(e, it.root ?? "t") }
-      encoding.writeVarString(e, it.text)
+      if (parentInfo) {
+        if (it.parent) { encoding.writeVarUint(e, 0); encoding.writeVarUint(e, it.parent[0]); encoding.writeVarUint(e, it.parent[1]) }
+        else { encoding.writeVarUint(e, 1); encoding.writeVarString(e, it.root ?? "t") }
+        if (key) encoding.writeVarString(e, it.key!)
+      }
+      if (it.value === undefined) encoding.writeVarString(e, it.text)
+      else { encoding.writeVarUint(e, 1); encoding.writeAny(e, it.value as never) }
     }
   }
   encoding.writeVarUint(e, deletes.length)

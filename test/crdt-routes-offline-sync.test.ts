@@ -19,18 +19,9 @@ import { DEFAULT_MAX_DOC_UPDATE_BYTES, DOC_MESSAGE_OVERHEAD_BYTES } from "../cor
 import { DEFAULT_MAX_FRAME_BYTES } from "../core/index.js"
 import { StoppableClientAdapter } from "./support/automerge-client.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
+import { noise } from "./support/noise.js"
 import { until } from "./support/ws.js"
 
-/** Text that does not shrink (random, so nothing can be shared). */
-const noise = (n: number, seed: number): string => {
-  let x = seed
-  let s = ""
-  while (s.length < n) {
-    x = (x * 1103515245 + 12345) >>> 0
-    s += (x >>> 8).toString(36)
-  }
-  return s.slice(0, n)
-}
 
 /** Polls an async reading into a value `until` can wait on. */
 const watch = <T>(read: () => Promise<T>, initial: T) => {

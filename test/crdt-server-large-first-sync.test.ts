@@ -27,21 +27,12 @@ import { automergeDocEngine, automergeRoute, type AutomergeBox } from "../adapte
 import { decodeRepoMessage, encodeRepoMessage } from "../adapters/automerge-server/protocol.js"
 import { StoppableClientAdapter } from "./support/automerge-client.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
+import { noise } from "./support/noise.js"
 import { sleep, until } from "./support/ws.js"
 
 const LIMIT = 256 << 10
 const PIECE = 128 << 10
 
-/** Text that does not shrink (ws sends it as is; random so nothing can be shared). */
-const noise = (n: number, seed: number): string => {
-  let x = seed
-  let s = ""
-  while (s.length < n) {
-    x = (x * 1103515245 + 12345) >>> 0
-    s += (x >>> 8).toString(36)
-  }
-  return s.slice(0, n)
-}
 
 const socket = async (url: string) => {
   const ws = new WebSocket(url)

@@ -55,7 +55,7 @@ import { WebSocket, type RawData } from "ws"
 import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
 import { workPayer } from "../../core/crdt-docs/work-budget.js"
-import { DEFAULT_MAX_DOC_UPDATE_BYTES, DOC_MESSAGE_OVERHEAD_BYTES } from "../../core/crdt-docs/engine.js"
+import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import type { Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
@@ -91,7 +91,7 @@ export interface AutomergeRouteOptions {
   readonly maxInflowBytes?: number
   /**
    * Largest message a socket may send: a larger one closes it (1009). Default 9 MiB
-   * (DEFAULT_MAX_DOC_UPDATE_BYTES plus DOC_MESSAGE_OVERHEAD_BYTES): a stock client sends all it
+   * (DEFAULT_MAX_DOC_MESSAGE_BYTES): a stock client sends all it
    * did offline in one message. The engine bounds each update within it apart.
    */
   readonly maxMessageBytes?: number
@@ -157,7 +157,7 @@ const toBytes = (data: RawData): Uint8Array => (Array.isArray(data) ? Buffer.con
 
 export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions = {}): AutomergeRoute => {
   const prefix = (options.prefix ?? "/automerge").replace(/\/+$/, "")
-  const maxFrameBytes = options.maxMessageBytes ?? DEFAULT_MAX_DOC_UPDATE_BYTES + DOC_MESSAGE_OVERHEAD_BYTES
+  const maxFrameBytes = options.maxMessageBytes ?? DEFAULT_MAX_DOC_MESSAGE_BYTES
   const credentials = options.credentials ?? ((info: WsConnectionInfo) => queryParam(info.url, "token"))
   const hubId = options.peerId ?? "canon-hub"
   const maxEphemeral = options.maxEphemeralBytes ?? 64 * 1024

@@ -70,7 +70,7 @@ import { WebSocket, type RawData } from "ws"
 import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
 import { workPayer } from "../../core/crdt-docs/work-budget.js"
-import { DEFAULT_MAX_DOC_UPDATE_BYTES, DOC_MESSAGE_OVERHEAD_BYTES } from "../../core/crdt-docs/engine.js"
+import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
@@ -111,7 +111,7 @@ export interface YjsRouteOptions {
   readonly maxInflowBytes?: number
   /**
    * Largest message a socket may send: a larger one closes it (1009). Default 9 MiB
-   * (DEFAULT_MAX_DOC_UPDATE_BYTES plus DOC_MESSAGE_OVERHEAD_BYTES): a stock client sends all it
+   * (DEFAULT_MAX_DOC_MESSAGE_BYTES): a stock client sends all it
    * did offline in one message. The engine bounds each update within it apart.
    */
   readonly maxMessageBytes?: number
@@ -242,7 +242,7 @@ const toBytes = (data: RawData): Uint8Array => (Array.isArray(data) ? Buffer.con
 
 export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsRoute => {
   const prefix = (options.prefix ?? "/yjs").replace(/\/+$/, "")
-  const maxFrameBytes = options.maxMessageBytes ?? DEFAULT_MAX_DOC_UPDATE_BYTES + DOC_MESSAGE_OVERHEAD_BYTES
+  const maxFrameBytes = options.maxMessageBytes ?? DEFAULT_MAX_DOC_MESSAGE_BYTES
   const credentials = options.credentials ?? ((info: WsConnectionInfo) => queryParam(info.url, "token"))
   const period = options.keepaliveMs ?? 10_000
   const awarenessTimeout = options.awarenessTimeoutMs ?? 30_000

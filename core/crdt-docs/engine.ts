@@ -44,6 +44,9 @@ export const DEFAULT_MAX_DOC_UPDATE_BYTES = 8 << 20
  */
 export const DOC_MESSAGE_OVERHEAD_BYTES = 1 << 20
 
+/** The CRDT routes' default frame limit: an update of the default bound and what travels around it. */
+export const DEFAULT_MAX_DOC_MESSAGE_BYTES = DEFAULT_MAX_DOC_UPDATE_BYTES + DOC_MESSAGE_OVERHEAD_BYTES
+
 /** Why an update was refused (stable code, a sentence a person can act on). */
 export interface CrdtRejection {
   readonly code: CrdtRejectionCode

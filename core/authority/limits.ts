@@ -58,9 +58,11 @@ export interface HubLimits {
   /**
    * Sustained document loads per second per client (its connections share one bucket): a
    * subscribe to a document the hub does not hold in memory reads it from storage, which costs
-   * the hub far more than the message. Past it (and the burst), a transport that can pause is
-   * not read until the rate allows what it read; one that cannot pause is closed
-   * `rate-limited`. Documents already loaded cost nothing. Default 50.
+   * the hub far more than the message. Each load is paid as it happens (hub.ts `acquire`), the
+   * reload after a claim of an unwritten document by another machine included. Past it (and
+   * the burst), a transport that can pause is not read, and the load waits, until the rate
+   * allows it; one that cannot pause is closed `rate-limited`. Documents already loaded cost
+   * nothing. Default 50.
    */
   readonly loadsPerSecond: number
   /** Burst of document loads. Default 200: a client opens its documents at once (at most 100 per connection). */

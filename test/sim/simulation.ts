@@ -1019,14 +1019,17 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
 
     // Bursts of subscribes to fresh documents, from their own stream.
-    const churner = churnOn && todoDocs.length > 0 ? new SubscribeChurner(net, rt, deliveries, SIM_LOADS, todoDocs[0]!, fail, log) : undefined
+    // Ping-pong bursts subscribe as a second machine too: any the hub serves under another name.
+    const churnOther = specs.find((s) => (s.kind === "big" || s.kind === "text") && s.machine.name !== todoDocs[0]?.machine.name)
+    const churner = churnOn && todoDocs.length > 0 ? new SubscribeChurner(net, rt, deliveries, SIM_LOADS, todoDocs[0]!, churnOther, fail, log) : undefined
     if (churner !== undefined) {
       const churnRng = seededRandom(seed ^ 0xc4a27)
       for (let i = 0; i < o.churn; i++) {
         const pairs = 300 + Math.floor(churnRng() * 301)
         rt.setTimer(Math.floor(churnRng() * activeMs), () => {
           stats.churnBursts = (stats.churnBursts ?? 0) + 1
-          churner.burst(pairs)
+          // An odd burst ping-pongs (its parity is drawn already: the seeds' worlds stay as they were).
+          churner.burst(pairs, 0, pairs % 2 === 1)
         })
       }
     }

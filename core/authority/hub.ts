@@ -143,6 +143,8 @@ interface Session {
   rateHoldUntil: number
   /** Loads paid in debt, waiting for the rate hold to end (or the connection to close): see `payLoad`. */
   readonly holdWaiters: Array<() => void>
+  /** Subscribes the hub refused on this connection (see `refuseSubscribe`). */
+  refusedSubscribes: number
 }
 
 declare const paid: unique symbol
@@ -302,7 +304,7 @@ export class Hub implements ConnectionAcceptor {
       ...this.newBuckets(),
       inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
       waiting: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxQueuedMessages),
-      pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false, holdWaiters: [],
+      pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false, holdWaiters: [], refusedSubscribes: 0,
     }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
@@ -570,6 +572,7 @@ export class Hub implements ConnectionAcceptor {
     if ("docId" in msg && msg.docId !== undefined) {
       const problem = docIdProblem(msg.docId)
       if (problem !== undefined) {
+        if (msg.type === "subscribe") return this.refuseSubscribe(session, "invalid-doc-id", problem)
         this.sendError(session, "invalid-doc-id", problem)
         return
       }
@@ -577,24 +580,14 @@ export class Hub implements ConnectionAcceptor {
     switch (msg.type) {
       case "subscribe": {
         const machine = this.machines.get(msg.machine)
-        if (machine === undefined) {
-          this.sendError(session, "machine-unknown", `This hub has no machine ${quoted(msg.machine)}.`, msg.docId)
-          return
-        }
+        if (machine === undefined) return this.refuseSubscribe(session, "machine-unknown", `This hub has no machine ${quoted(msg.machine)}.`, msg.docId)
         const mismatch = checkMachine({ name: msg.machine, version: msg.version, fingerprint: msg.fingerprint }, this.machines)
-        if (mismatch !== undefined) {
-          this.sendError(session, mismatch.code, mismatch.message, msg.docId)
-          return
-        }
+        if (mismatch !== undefined) return this.refuseSubscribe(session, mismatch.code, mismatch.message, msg.docId)
         if (!session.docs.has(msg.docId) && session.docs.size >= this.limits.maxDocsPerConnection) {
           this.report({ type: "limit", code: "too-many-docs", message: msg.docId })
-          this.sendError(session, "too-many-docs", `One connection may follow at most ${this.limits.maxDocsPerConnection} documents; close some first.`, msg.docId)
-          return
+          return this.refuseSubscribe(session, "too-many-docs", `One connection may follow at most ${this.limits.maxDocsPerConnection} documents; close some first.`, msg.docId)
         }
-        if (!(await this.allowed(session, msg.docId, "read"))) {
-          this.sendError(session, "unauthorized", `You may not read document ${quoted(msg.docId)}.`, msg.docId)
-          return
-        }
+        if (!(await this.allowed(session, msg.docId, "read"))) return this.refuseSubscribe(session, "unauthorized", `You may not read document ${quoted(msg.docId)}.`, msg.docId)
         const load = (): Promise<DocAuthority<any> | undefined> => this.acquire(session, msg.docId, machine).catch((error) => {
           this.report({ type: "doc-load-failed", docId: msg.docId, error })
           const code = (error as { code?: string }).code ?? "storage-failed"
@@ -607,10 +600,7 @@ export class Hub implements ConnectionAcceptor {
           doc = await load()
           if (doc === undefined || session.closed) return
         }
-        if (doc.machine !== machine) {
-          this.sendError(session, "machine-mismatch", `Document ${quoted(msg.docId)} is a "${doc.machine.name}", not a ${quoted(msg.machine)}.`, msg.docId)
-          return
-        }
+        if (doc.machine !== machine) return this.refuseSubscribe(session, "machine-mismatch", `Document ${quoted(msg.docId)} is a "${doc.machine.name}", not a ${quoted(msg.machine)}.`, msg.docId)
         session.docs.add(msg.docId)
         const resume = session.resume.get(msg.docId)
         session.resume.delete(msg.docId)
@@ -688,6 +678,23 @@ export class Hub implements ConnectionAcceptor {
     }
     doc.unload()
     return true
+  }
+
+  /**
+   * A subscribe refused (a machine or version this hub does not serve, a document the client
+   * may not read or one past maxDocsPerConnection...). Protocol 2 gave the document a channel
+   * as the frame was decoded, on both ends, and a channel is never given back (a client that
+   * subscribes to the document again uses it: codec-shared.ts), so a connection's refused
+   * subscribes are bounded (`maxRefusedSubscribes`): past it the connection is closed
+   * `rate-limited`, and the client comes back with a fresh session.
+   */
+  private refuseSubscribe(session: Session, code: string, message: string, docId?: string): void {
+    this.sendError(session, code, message, docId)
+    if (++session.refusedSubscribes <= this.limits.maxRefusedSubscribes) return
+    const why = `More than ${this.limits.maxRefusedSubscribes} subscribes refused on one connection; reconnect.`
+    this.report({ type: "limit", code: "rate-limited", message: why })
+    this.sendError(session, "rate-limited", why)
+    this.closeSession(session, "rate-limited", why)
   }
 
   /**

@@ -68,6 +68,14 @@ export interface HubLimits {
   /** Burst of document loads. Default 200: a client opens its documents at once (at most 100 per connection). */
   readonly loadBurst: number
   /**
+   * Subscribes the hub may refuse on one connection (an unknown machine, a document the
+   * client may not read, one past maxDocsPerConnection...) before it closes the connection
+   * `rate-limited`: with protocol 2 each new document takes a channel in the connection's
+   * codec session as the frame is decoded, refused or not, and channels are never given back
+   * (core/protocol/codec-shared.ts). The client reconnects with a fresh session. Default 1024.
+   */
+  readonly maxRefusedSubscribes: number
+  /**
    * New client identities the hub records per second, per address (the connection's
    * `limitKey`, e.g. an IPv6 client's /64; per principal with an `authenticate` hook): each
    * is a durable record, kept for good, so a loop of hellos with fresh clientIds would grow
@@ -94,6 +102,7 @@ export const DEFAULT_LIMITS: HubLimits = {
   maxQueuedMessages: 256,
   loadsPerSecond: 50,
   loadBurst: 200,
+  maxRefusedSubscribes: 1024,
   newClientsPerSecond: 10,
   newClientBurst: 100,
 }

@@ -53,11 +53,11 @@ const SIM_INFLIGHT_BYTES = 48 * 1024
 /** Commands per second per connection past the burst (default 5000 and 20,000): low, so catch-ups are held for the rate. */
 const SIM_COMMAND_RATE = { commandsPerSecond: 20, commandBurst: 30 }
 /**
- * Document loads per client, and messages one connection may have the hub working on: small,
- * so the churner's bursts (churn.ts) outrun both (the queue first: 32 messages are 16 loads);
- * a replica follows a handful of documents.
+ * Document loads per client, messages one connection may have the hub working on, and the
+ * subscribes it may have refused: small, so the churner's bursts (churn.ts) outrun them (the
+ * queue first: 32 messages are 16 loads); a replica follows a handful of documents.
  */
-export const SIM_LOADS = { loadsPerSecond: 20, loadBurst: 60, maxQueuedMessages: 32 }
+export const SIM_LOADS = { loadsPerSecond: 20, loadBurst: 60, maxQueuedMessages: 32, maxRefusedSubscribes: 64 }
 /** Virtual time for what is in flight at the end (deliveries: at most 20 ms) before nothing may be armed. */
 const QUIET_AFTER_CLOSE_MS = 200
 /**
@@ -1028,8 +1028,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         const pairs = 300 + Math.floor(churnRng() * 301)
         rt.setTimer(Math.floor(churnRng() * activeMs), () => {
           stats.churnBursts = (stats.churnBursts ?? 0) + 1
-          // An odd burst ping-pongs (its parity is drawn already: the seeds' worlds stay as they were).
-          churner.burst(pairs, 0, pairs % 2 === 1)
+          // The mode from the size, drawn already (the seeds' worlds stay as they were).
+          churner.burst(pairs, 0, (["fresh", "ping-pong", "refused"] as const)[pairs % 3]!)
         })
       }
     }
@@ -1050,6 +1050,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     if (churner !== undefined) {
       stats.churnLoads = churner.loads
       stats.churnMostQueued = churner.mostQueued
+      if (churner.refused > 0) (stats.churnRefused = churner.refused, stats.churnRefusedCloses = churner.refusedCloses)
     }
     if (deaf !== undefined) {
       stats.deafAsked = deaf.asked

@@ -62,6 +62,7 @@ import { decodeClientMessage, encodeServerMessage, CodecSession } from "../../co
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
 import { addressGroup, checkIpv6Prefix, clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
+import { PongClock } from "./pong-clock.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -198,13 +199,8 @@ interface Peer {
   readonly session: CodecSession
   /** When the last ping was sent (pings go out every pingIntervalMs, whatever the traffic). */
   lastPingAt: number
-  /**
-   * When the oldest unanswered ping was sent (a pong answers it), moved later by the time the
-   * hub held the socket unread since: the pong waits unread as long.
-   */
-  pingSentAt: number | undefined
-  /** Since when the hub holds the socket unread (input flow control), if it does. */
-  pausedAt: number | undefined
+  /** How long it has owed a pong (pong-clock.ts: only a pong counts; time held unread does not). */
+  readonly pongs: PongClock
   readonly closed: Promise<void>
 }
 
@@ -415,7 +411,7 @@ export class WsServer {
     let resolveClosed!: () => void
     const peer: Peer = {
       ws, remoteAddress, listener: undefined, done: false, version: undefined, session: new CodecSession(),
-      lastPingAt: Date.now(), pingSentAt: undefined, pausedAt: undefined, closed: new Promise<void>((r) => (resolveClosed = r)),
+      lastPingAt: Date.now(), pongs: new PongClock(), closed: new Promise<void>((r) => (resolveClosed = r)),
     }
     this.peers.add(peer)
     let error: Error | undefined
@@ -481,12 +477,11 @@ export class WsServer {
       // The hub's input flow control: the socket is not read while paused (nor its pongs:
       // that time does not count against the pong timeout).
       pause: () => {
-        peer.pausedAt ??= Date.now()
+        peer.pongs.paused(Date.now())
         peer.ws.pause()
       },
       resume: () => {
-        if (peer.pausedAt !== undefined && peer.pingSentAt !== undefined) peer.pingSentAt += Date.now() - Math.max(peer.pausedAt, peer.pingSentAt)
-        peer.pausedAt = undefined
+        peer.pongs.resumed(Date.now())
         peer.ws.resume()
       },
     }
@@ -545,18 +540,15 @@ export class WsServer {
 
   /** A pong: the peer reads what it is sent. */
   private heard(peer: Peer): void {
-    peer.pingSentAt = undefined
+    peer.pongs.pong()
   }
 
   private sweep(): void {
     const now = Date.now()
     for (const peer of this.peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue
-      // A paused socket (the hub's input flow control) has its pongs unread: the time it is
-      // held does not count (see `connection`), the time it is read does, so a peer cannot
-      // keep a socket it never reads alive by getting it held again and again.
-      const waited = peer.pingSentAt === undefined ? 0 : (peer.pausedAt ?? now) - peer.pingSentAt
-      if (peer.pingSentAt !== undefined && waited >= this.pongTimeoutMs) {
+      // Time the hub holds the socket unread does not count (pong-clock.ts).
+      if (peer.pongs.waiting && peer.pongs.owed(now) >= this.pongTimeoutMs) {
         this.options.onEvent?.({ type: "timeout", remoteAddress: peer.remoteAddress })
         peer.ws.terminate()
         this.notify(peer, { code: "timeout", reason: `No answer to a ping within ${this.pongTimeoutMs} ms.` })
@@ -564,7 +556,7 @@ export class WsServer {
         // Every interval, even to a chatty peer: the ping is the traffic a quiet hub sends,
         // which the client's idle timer relies on.
         peer.lastPingAt = now
-        peer.pingSentAt ??= now
+        peer.pongs.ping(now)
         peer.ws.ping()
         // Pages cannot see pings: this frame is what keeps a browser's idle timer quiet.
         peer.ws.send(KEEPALIVE_FRAME)

@@ -117,6 +117,15 @@ export interface FollowedDoc {
   stateAtZero(): { readonly bytes: Uint8Array; readonly hash: string } | undefined
   /** The last follower left (the document may be unloaded when idle). */
   followersGone(): void
+  /**
+   * An asked-for state of about `bytes` (a snapshot at the head, or an older version's start
+   * and log) is to be made for `clientId`: the milliseconds it must wait because its client's
+   * budget is in debt (nothing is charged then), or 0 once charged (go). The client pays,
+   * whatever document it asks about, so following more documents does not multiply the cost.
+   */
+  chargeState(clientId: string, bytes: number): number
+  /** Roughly the state's encoded bytes: what making an asked-for state of it costs. */
+  stateBytes(): number
 }
 
 export interface FollowerOptions {
@@ -154,6 +163,8 @@ const STATE_SNAPSHOT_GAP_MS = 1000
 /** ... and at least this many times the last such snapshot's duration (at most ~1/10 of the hub's time). */
 const STATE_SNAPSHOT_DUTY = 9
 const CATCH_UP_RETRY_MAX_MS = 10_000
+/** The least an asked-for state is charged to its client: even a small one is a snapshot written. */
+const MIN_STATE_CHARGE_BYTES = 256 << 10
 
 export class Followers {
   private readonly all = new Map<Connection<ServerMessage>, Follower>()
@@ -722,12 +733,19 @@ export class Followers {
     this.send(f, meta, this.doc.chunkBytes(), (seq, i) => this.doc.readChunk(seq, i), this.doc.useSnapshot(meta.seq))
   }
 
-  /** Whether an asked-for state must wait for the pacing (see `stateSnapshotsFrom`); if so, `f` asks again then. */
+  /**
+   * Whether an asked-for state must wait: for the document's pacing (see `stateSnapshotsFrom`),
+   * or for the budget of the client asking, which pays for it by the state's size
+   * (`chargeState`: one client following many documents pays for each); if so, `f` asks again then.
+   */
   private mustWait(f: Follower): boolean {
     const now = this.doc.runtime.now()
-    if (now >= this.stateSnapshotsFrom) return false
+    const wait = now < this.stateSnapshotsFrom
+      ? this.stateSnapshotsFrom - now
+      : this.doc.chargeState(f.clientId, Math.max(MIN_STATE_CHARGE_BYTES, this.doc.stateBytes()))
+    if (wait <= 0) return false
     f.retry?.cancel()
-    f.retry = this.doc.runtime.setTimer(this.stateSnapshotsFrom - now, () => {
+    f.retry = this.doc.runtime.setTimer(wait, () => {
       f.retry = undefined
       if (!f.closed && !this.doc.isBroken()) this.catchUp(f)
     })

@@ -16,6 +16,12 @@
  * hard limit its connection is closed with `slow-consumer` (the client reconnects and catches
  * up). So what the hub holds for a reader is bounded whatever the reader's speed or what it
  * claims to have read.
+ *
+ * Presence is relayed on the document's 50 ms tick (`relayPresence`; a paused follower is
+ * sent what it missed, one message per client, when it drains): a change, a leave and a
+ * newcomer's catch-up of who is here alike, each client at most once a tick, within a byte budget per document and per client, one message object per relayed
+ * presence for all its receivers. So what presence costs the hub is bounded whatever its
+ * clients set, subscribe or leave (review r15, finding 2).
  */
 import type { Checkpoint, Entry } from "../entry.js"
 import { CanonError } from "../errors.js"

@@ -131,11 +131,16 @@ test("a crowd renewing large presences costs the document a bounded stream, and 
   const { w, reader, holders } = await room(30)
   const from = new Map([reader, ...holders].map((p) => [p, p.received.length]))
   // 30 clients renew a 4 KiB presence every 50 ms for 1 s: 30 x 30 x 20 x 4 KiB (72 MB) if each were relayed.
+  const newcomer = await w.peer()
   for (let round = 0; round < 20; round++) {
     for (const h of holders) h.send({ type: "presence-set", docId: "room", state: { c: blob(`${h.clientId}-${round}`) } })
+    // A newcomer while the crowd floods: changes and newcomers take turns at the budget.
+    if (round === 5) w.subscribe(newcomer, "room")
+    if (round === 15) expect(new Set(presences(newcomer).map((m) => m.clientId))).toEqual(new Set(holders.map((h) => h.clientId)))
     await w.run(50)
   }
   const sent = [reader, ...holders].reduce((n, p) => n + bytes(presences(p, from.get(p))), 0)
+  // (A newcomer mid-flood, below, is not counted.)
   // The document's budget: 2 MiB of burst and 8 MiB a second (1 s here), with a relay's overshoot.
   expect(sent).toBeLessThan(12 * MiB)
   // Latest wins: once the crowd is quiet, every change gets through.

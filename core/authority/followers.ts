@@ -19,9 +19,10 @@
  *
  * Presence is relayed on the document's 50 ms tick (`relayPresence`; a paused follower is
  * sent what it missed, one message per client, when it drains): a change, a leave and a
- * newcomer's catch-up of who is here alike, each client at most once a tick, within a byte budget per document and per client, one message object per relayed
- * presence for all its receivers. So what presence costs the hub is bounded whatever its
- * clients set, subscribe or leave (review r15, finding 2).
+ * newcomer's catch-up of who is here alike, each client at most once a tick, within a byte
+ * budget per document and per client, one message object per relayed presence for all its
+ * receivers. So what presence costs the hub is bounded whatever its clients set, subscribe or
+ * leave (review r15, finding 2).
  */
 import type { Checkpoint, Entry } from "../entry.js"
 import { CanonError } from "../errors.js"
@@ -188,6 +189,8 @@ export class Followers {
   private presenceBudget: TokenBucket | undefined
   /** The same per client; a client's is dropped once full again (a new one would be the same). */
   private readonly presenceBudgets = new Map<string, TokenBucket>()
+  /** Ticks take changes and newcomers first in turn: a flood of either cannot starve the other. */
+  private newcomersFirst = false
   /**
    * When a replica's asked-for state (a desync) may next be made: a snapshot at the head
    * (O(state)), or for a replica at an older version its initial state and the whole log
@@ -390,8 +393,27 @@ export class Followers {
    */
   private relayPresence(): void {
     const now = this.doc.runtime.now()
-    const doc = (this.presenceBudget ??= new TokenBucket(PRESENCE_DOC_BYTES_PER_SECOND, PRESENCE_DOC_BURST_BYTES, now))
     const byClient = this.connectionsByClient()
+    this.newcomersFirst = !this.newcomersFirst
+    if (this.newcomersFirst) {
+      this.catchUpNewcomers(now, byClient)
+      this.relayChanges(now, byClient)
+    } else {
+      this.relayChanges(now, byClient)
+      this.catchUpNewcomers(now, byClient)
+    }
+    // A client's budget, full again, is the same as a new one.
+    for (const [clientId, b] of this.presenceBudgets) if (b.full(now) && !this.presenceChanged.has(clientId)) this.presenceBudgets.delete(clientId)
+    if (this.presenceChanged.size > 0 || this.presenceJoined.size > 0) this.presenceTickDue()
+  }
+
+  private docBudget(now: number): TokenBucket {
+    return (this.presenceBudget ??= new TokenBucket(PRESENCE_DOC_BYTES_PER_SECOND, PRESENCE_DOC_BURST_BYTES, now))
+  }
+
+  /** Relays the clients whose presence changed, in the order they changed, as far as the budgets allow. */
+  private relayChanges(now: number, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>): void {
+    const doc = this.docBudget(now)
     for (const [clientId, by] of [...this.presenceChanged]) {
       if (doc.inDebt(now)) break
       const client = this.clientBudget(clientId, now)
@@ -401,6 +423,11 @@ export class Followers {
       client.borrow(cost, now)
       doc.borrow(cost, now)
     }
+  }
+
+  /** Sends newcomers who is here, in the order they came, as far as the budgets allow (their clients pay). */
+  private catchUpNewcomers(now: number, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>): void {
+    const doc = this.docBudget(now)
     for (const f of [...this.presenceJoined]) {
       if (doc.inDebt(now)) break
       if (f.closed) {
@@ -421,9 +448,6 @@ export class Followers {
       client.borrow(cost, now)
       doc.borrow(cost, now)
     }
-    // A client's budget, full again, is the same as a new one.
-    for (const [clientId, b] of this.presenceBudgets) if (b.full(now) && !this.presenceChanged.has(clientId)) this.presenceBudgets.delete(clientId)
-    if (this.presenceChanged.size > 0 || this.presenceJoined.size > 0) this.presenceTickDue()
   }
 
   private clientBudget(clientId: string, now: number): TokenBucket {

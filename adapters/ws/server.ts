@@ -224,10 +224,11 @@ export class WsServer {
   private readonly ipv6Prefix: number
   private readonly sweepTimer: ReturnType<typeof setInterval>
   /**
-   * The hub fans one `entries` message object out to every live subscriber: encode it once.
-   * Keyed by the message object (hub messages are never mutated after sending) and version.
+   * The hub fans one `entries` or `presence` message object out to every follower that gets
+   * it: encode it once per protocol version. Keyed by the message object (hub messages are
+   * never mutated after sending), then the version.
    */
-  private readonly fanout = new WeakMap<ServerMessage, { readonly version: number | undefined; readonly frame: Uint8Array }>()
+  private readonly fanout = new WeakMap<ServerMessage, Map<number | undefined, Uint8Array>>()
   private closing: Promise<void> | undefined
   /** Resolves once every address is bound; rejects if one fails (`close()` then releases the others; `start` does it for you). */
   readonly ready: Promise<void>
@@ -448,12 +449,12 @@ export class WsServer {
       send(message) {
         if (peer.done || peer.ws.readyState !== WebSocket.OPEN) return
         // One frame per entries message for every peer, except compact ones (their channel
-        // numbers belong to each connection).
-        const shared = message.type === "entries" && message.compact !== true
-        const cached = shared ? server.fanout.get(message) : undefined
-        const frame = cached !== undefined && cached.version === peer.version
-          ? cached.frame
-          : encodeFrame(encodeServerMessage, message, server.maxFrameBytes, peer.version, peer.session)
+        // numbers belong to each connection), and per presence message (the hub relays one
+        // object to every follower that sees it: encoded once, not once per receiver).
+        const shared = (message.type === "entries" && message.compact !== true) || message.type === "presence"
+        const frames = shared ? server.fanout.get(message) : undefined
+        const cached = frames?.get(peer.version)
+        const frame = cached ?? encodeFrame(encodeServerMessage, message, server.maxFrameBytes, peer.version, peer.session)
         if (isEncodeFailure(frame)) {
           // The protocol cannot carry it (over the frame limit...): the peer would miss a
           // message, so the connection ends; never a throw into the hub.
@@ -461,7 +462,10 @@ export class WsServer {
           server.end(peer, frame.code === "too-large" ? "too-large" : "internal-error", frame.reason)
           return
         }
-        if (shared && cached === undefined) server.fanout.set(message, { version: peer.version, frame })
+        if (shared && cached === undefined) {
+          if (frames === undefined) server.fanout.set(message, new Map([[peer.version, frame]]))
+          else frames.set(peer.version, frame)
+        }
         if (message.type === "welcome") peer.version = message.protocol
         peer.ws.send(frame)
       },

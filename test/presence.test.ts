@@ -44,7 +44,8 @@ test("presence is resent after a reconnect and cleared while offline", async () 
   const a = await open("a")
   const b = await open("b")
   a.doc.setPresence({ name: "Ada" })
-  await rt.run({ forMs: 50 })
+  // A tick for b's catch-up (b's subscribe reaches the hub after a's presence), and the network.
+  await rt.run({ forMs: 100 })
   expect(b.doc.presence.size).toBe(1)
   const seen: unknown[] = []
   b.doc.on("presence", (e) => seen.push(e.state))

@@ -47,8 +47,8 @@
  *   to a peer still downloading (or not answering) sent it the whole document each time. A
  *   peer that does not answer within `ANSWER_WAIT_MS` of its socket draining is sent again.
  * - Liveness: a ping every `pingMs`; a socket with no pong by the next one is terminated.
- *   Only a pong counts (a peer can send without reading), except while the socket is paused
- *   by input flow control (its pong is then unread).
+ *   Only a pong counts (a peer can send without reading); the time the socket is held
+ *   unread by input flow control is not counted, the time it is read is (ws/pong-clock.ts).
  */
 import * as A from "@automerge/automerge"
 import { WebSocket, type RawData } from "ws"
@@ -59,6 +59,7 @@ import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import type { Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
+import { PongClock } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import type { AutomergeBox } from "./engine.js"
@@ -140,7 +141,7 @@ interface Conn {
   readonly follows: Map<string, Follow | Promise<Follow | undefined>>
   readonly seen: Map<string, number>
   chain: Promise<void>
-  alive: boolean
+  pongs: PongClock
   closed: boolean
 }
 
@@ -428,7 +429,8 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   }
 
   const accept = (ws: WebSocket, info: WsConnectionInfo): void => {
-    const conn: Conn = { ws, peerId: undefined, principal: undefined, inflow: socketInflow(ws, maxInflow), backlog: new Backlog(maxBuffered), follows: new Map(), seen: new Map(), chain: Promise.resolve(), alive: true, closed: false }
+    const pongs = new PongClock()
+    const conn: Conn = { ws, peerId: undefined, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered), follows: new Map(), seen: new Map(), chain: Promise.resolve(), pongs, closed: false }
     conns.add(conn)
     ws.binaryType = "nodebuffer"
     // Authentication first; frames queue behind it on the connection's chain, in order.
@@ -451,24 +453,26 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         close(conn, 1011, "The hub failed on a message.")
       }).finally(done)
     })
-    ws.on("pong", () => (conn.alive = true))
+    ws.on("pong", () => pongs.pong())
     ws.on("close", () => leave(conn))
     ws.on("error", () => leave(conn))
   }
 
+  const pingMs = options.pingMs ?? 10_000
   const timer = setInterval(() => {
+    const now = Date.now()
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
-      // A paused socket (input flow control) has its pongs unread: not a dead one.
-      if (!conn.alive && !conn.ws.isPaused) {
+      // No pong since the last round, counting only the time the socket was read (pong-clock.ts).
+      if (conn.pongs.owed(now) >= pingMs / 2) {
         conn.ws.terminate()
         leave(conn)
         continue
       }
-      conn.alive = false
+      conn.pongs.ping(now)
       conn.ws.ping()
     }
-  }, options.pingMs ?? 10_000)
+  }, pingMs)
   timer.unref()
 
   return {

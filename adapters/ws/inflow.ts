@@ -14,8 +14,17 @@
  */
 import type { WebSocket } from "ws"
 import { Inflow } from "../../core/inflow.js"
+import type { PongClock } from "./pong-clock.js"
 
 /** Bytes of frames one socket may have the hub working on before it is paused: 8 MiB. */
 export const DEFAULT_MAX_INFLOW_BYTES = 8 << 20
 
-export const socketInflow = (ws: WebSocket, max = DEFAULT_MAX_INFLOW_BYTES): Inflow => new Inflow(() => ws.pause(), () => ws.resume(), max)
+/** `pongs` hears when the socket is held unread: its pong is not owed meanwhile (pong-clock.ts). */
+export const socketInflow = (ws: WebSocket, max = DEFAULT_MAX_INFLOW_BYTES, pongs?: PongClock): Inflow =>
+  new Inflow(() => {
+    pongs?.paused(Date.now())
+    ws.pause()
+  }, () => {
+    pongs?.resumed(Date.now())
+    ws.resume()
+  }, max)

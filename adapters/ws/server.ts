@@ -62,6 +62,7 @@ import { decodeClientMessage, encodeServerMessage, CodecSession } from "../../co
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
 import { addressGroup, checkIpv6Prefix, clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
+import { PongClock } from "./pong-clock.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -198,13 +199,8 @@ interface Peer {
   readonly session: CodecSession
   /** When the last ping was sent (pings go out every pingIntervalMs, whatever the traffic). */
   lastPingAt: number
-  /**
-   * When the oldest unanswered ping was sent (a pong answers it), moved later by the time the
-   * hub held the socket unread since: the pong waits unread as long.
-   */
-  pingSentAt: number | undefined
-  /** Since when the hub holds the socket unread (input flow control), if it does. */
-  pausedAt: number | undefined
+  /** How long it has owed a pong (pong-clock.ts: only a pong counts; time held unread does not). */
+  readonly pongs: PongClock
   readonly closed: Promise<void>
 }
 
@@ -228,10 +224,11 @@ export class WsServer {
   private readonly ipv6Prefix: number
   private readonly sweepTimer: ReturnType<typeof setInterval>
   /**
-   * The hub fans one `entries` message object out to every live subscriber: encode it once.
-   * Keyed by the message object (hub messages are never mutated after sending) and version.
+   * The hub fans one `entries` or `presence` message object out to every follower that gets
+   * it: encode it once per protocol version. Keyed by the message object (hub messages are
+   * never mutated after sending), then the version.
    */
-  private readonly fanout = new WeakMap<ServerMessage, { readonly version: number | undefined; readonly frame: Uint8Array }>()
+  private readonly fanout = new WeakMap<ServerMessage, Map<number | undefined, Uint8Array>>()
   private closing: Promise<void> | undefined
   /** Resolves once every address is bound; rejects if one fails (`close()` then releases the others; `start` does it for you). */
   readonly ready: Promise<void>
@@ -415,7 +412,7 @@ export class WsServer {
     let resolveClosed!: () => void
     const peer: Peer = {
       ws, remoteAddress, listener: undefined, done: false, version: undefined, session: new CodecSession(),
-      lastPingAt: Date.now(), pingSentAt: undefined, pausedAt: undefined, closed: new Promise<void>((r) => (resolveClosed = r)),
+      lastPingAt: Date.now(), pongs: new PongClock(), closed: new Promise<void>((r) => (resolveClosed = r)),
     }
     this.peers.add(peer)
     let error: Error | undefined
@@ -452,12 +449,12 @@ export class WsServer {
       send(message) {
         if (peer.done || peer.ws.readyState !== WebSocket.OPEN) return
         // One frame per entries message for every peer, except compact ones (their channel
-        // numbers belong to each connection).
-        const shared = message.type === "entries" && message.compact !== true
-        const cached = shared ? server.fanout.get(message) : undefined
-        const frame = cached !== undefined && cached.version === peer.version
-          ? cached.frame
-          : encodeFrame(encodeServerMessage, message, server.maxFrameBytes, peer.version, peer.session)
+        // numbers belong to each connection), and per presence message (the hub relays one
+        // object to every follower that sees it: encoded once, not once per receiver).
+        const shared = (message.type === "entries" && message.compact !== true) || message.type === "presence"
+        const frames = shared ? server.fanout.get(message) : undefined
+        const cached = frames?.get(peer.version)
+        const frame = cached ?? encodeFrame(encodeServerMessage, message, server.maxFrameBytes, peer.version, peer.session)
         if (isEncodeFailure(frame)) {
           // The protocol cannot carry it (over the frame limit...): the peer would miss a
           // message, so the connection ends; never a throw into the hub.
@@ -465,7 +462,10 @@ export class WsServer {
           server.end(peer, frame.code === "too-large" ? "too-large" : "internal-error", frame.reason)
           return
         }
-        if (shared && cached === undefined) server.fanout.set(message, { version: peer.version, frame })
+        if (shared && cached === undefined) {
+          if (frames === undefined) server.fanout.set(message, new Map([[peer.version, frame]]))
+          else frames.set(peer.version, frame)
+        }
         if (message.type === "welcome") peer.version = message.protocol
         peer.ws.send(frame)
       },
@@ -481,12 +481,11 @@ export class WsServer {
       // The hub's input flow control: the socket is not read while paused (nor its pongs:
       // that time does not count against the pong timeout).
       pause: () => {
-        peer.pausedAt ??= Date.now()
+        peer.pongs.paused(Date.now())
         peer.ws.pause()
       },
       resume: () => {
-        if (peer.pausedAt !== undefined && peer.pingSentAt !== undefined) peer.pingSentAt += Date.now() - Math.max(peer.pausedAt, peer.pingSentAt)
-        peer.pausedAt = undefined
+        peer.pongs.resumed(Date.now())
         peer.ws.resume()
       },
     }
@@ -545,18 +544,15 @@ export class WsServer {
 
   /** A pong: the peer reads what it is sent. */
   private heard(peer: Peer): void {
-    peer.pingSentAt = undefined
+    peer.pongs.pong()
   }
 
   private sweep(): void {
     const now = Date.now()
     for (const peer of this.peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue
-      // A paused socket (the hub's input flow control) has its pongs unread: the time it is
-      // held does not count (see `connection`), the time it is read does, so a peer cannot
-      // keep a socket it never reads alive by getting it held again and again.
-      const waited = peer.pingSentAt === undefined ? 0 : (peer.pausedAt ?? now) - peer.pingSentAt
-      if (peer.pingSentAt !== undefined && waited >= this.pongTimeoutMs) {
+      // Time the hub holds the socket unread does not count (pong-clock.ts).
+      if (peer.pongs.waiting && peer.pongs.owed(now) >= this.pongTimeoutMs) {
         this.options.onEvent?.({ type: "timeout", remoteAddress: peer.remoteAddress })
         peer.ws.terminate()
         this.notify(peer, { code: "timeout", reason: `No answer to a ping within ${this.pongTimeoutMs} ms.` })
@@ -564,7 +560,7 @@ export class WsServer {
         // Every interval, even to a chatty peer: the ping is the traffic a quiet hub sends,
         // which the client's idle timer relies on.
         peer.lastPingAt = now
-        peer.pingSentAt ??= now
+        peer.pongs.ping(now)
         peer.ws.ping()
         // Pages cannot see pings: this frame is what keeps a browser's idle timer quiet.
         peer.ws.send(KEEPALIVE_FRAME)

@@ -63,7 +63,8 @@
  *   instead of filling the hub's memory.
  * - every 10 s: a 3-byte awareness keepalive (the client closes a socket silent for 30 s;
  *   pings do not count) and a WebSocket ping (a socket with no pong by the next round is
- *   terminated).
+ *   terminated; only a pong counts, since a peer can send without reading, and only the
+ *   time the socket is read: ws/pong-clock.ts).
  */
 import * as Y from "yjs"
 import { WebSocket, type RawData } from "ws"
@@ -74,6 +75,7 @@ import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
+import { PongClock } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
@@ -186,7 +188,7 @@ interface Conn extends CrdtSubscriber {
   step1Next: Step1 | undefined
   room: Room | undefined
   doc: CrdtDocAuthority<Y.Doc> | undefined
-  alive: boolean
+  pongs: PongClock
   closed: boolean
 }
 
@@ -593,11 +595,12 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   const accept = (ws: WebSocket, info: WsConnectionInfo): void => {
     const path = info.url.split("?")[0]!
     const docId = path.slice(prefix.length + 1)
+    const pongs = new PongClock()
     const conn: Conn = {
-      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow), backlog: new Backlog(maxBuffered),
+      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered),
       messageRate: new TokenBucket(messagesPerSecond, messageBurst, Date.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, Date.now()), due: undefined,
       step1s: new AnswerBudget<Step1>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined,
-      room: undefined, doc: undefined, alive: true, closed: false,
+      room: undefined, doc: undefined, pongs, closed: false,
       onUpdates: (updates) => {
         for (const u of updates) send(conn, encodeUpdate(u))
       },
@@ -609,8 +612,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const early: Array<{ bytes: Uint8Array; done: () => void }> = []
     let ready: ((bytes: Uint8Array, done: () => void) => void) | undefined
     ws.binaryType = "nodebuffer"
+    // Only a pong is a sign of life: a peer can send without ever reading what it is sent.
     ws.on("message", (data, isBinary) => {
-      conn.alive = true
       if (conn.closed) return
       if (!isBinary) return close(conn, CLOSE.malformed, "y-websocket frames are binary.")
       const bytes = toBytes(data)
@@ -619,7 +622,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       if (early.length >= 64) return close(conn, CLOSE.malformed, "Too many messages before the hub answered.")
       early.push({ bytes, done })
     })
-    ws.on("pong", () => (conn.alive = true))
+    ws.on("pong", () => pongs.pong())
     ws.on("close", () => leave(conn))
     ws.on("error", () => leave(conn))
 
@@ -674,13 +677,13 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const now = Date.now()
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
-      // A paused socket (input flow control) has its pongs unread: not a dead one.
-      if (!conn.alive && !conn.ws.isPaused) {
+      // No pong since the last round, counting only the time the socket was read (pong-clock.ts).
+      if (conn.pongs.owed(now) >= period / 2) {
         conn.ws.terminate()
         leave(conn)
         continue
       }
-      conn.alive = false
+      conn.pongs.ping(now)
       conn.ws.ping()
       if (conn.doc !== undefined) send(conn, AWARENESS_KEEPALIVE)
     }

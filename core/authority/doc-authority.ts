@@ -186,6 +186,12 @@ export interface AuthorityHooks<S> {
    * by scanning its neighbours in the document, which the update's bytes do not show).
    */
   readonly onCrdtWork?: (clientId: string, command: object, micros: number) => void
+  /**
+   * A state `clientId` asked for (a snapshot at the head, or an older version's start and
+   * log), of about `bytes`, is to be made: the milliseconds it must wait (its client's budget
+   * is in debt; nothing charged), or 0 once charged. Without it only the document's pacing holds.
+   */
+  readonly onStateAsked?: (clientId: string, bytes: number) => number
 }
 
 export class DocAuthority<S = unknown> {
@@ -282,6 +288,8 @@ export class DocAuthority<S = unknown> {
       initialState: (version) => (self.history === undefined ? undefined : initialStateFor(self.history, version)),
       stateAtZero: () => self.stateAtZero(),
       followersGone: () => self.watchIdle(),
+      chargeState: (clientId, bytes) => self.hooks.onStateAsked?.(clientId, bytes) ?? 0,
+      stateBytes: () => self.stateSize,
       report: (code, message) => self.hooks.onReport?.({ docId, code, message }),
       isBroken: () => self.broken,
     }, {

@@ -16,6 +16,13 @@
  * hard limit its connection is closed with `slow-consumer` (the client reconnects and catches
  * up). So what the hub holds for a reader is bounded whatever the reader's speed or what it
  * claims to have read.
+ *
+ * Presence is relayed on the document's 50 ms tick (`relayPresence`; a paused follower is
+ * sent what it missed, one message per client, when it drains): a change, a leave and a
+ * newcomer's catch-up of who is here alike, each client at most once a tick, within a byte
+ * budget per document and per client, one message object per relayed presence for all its
+ * receivers. So what presence costs the hub is bounded whatever its clients set, subscribe or
+ * leave (review r15, finding 2).
  */
 import type { Checkpoint, Entry } from "../entry.js"
 import { CanonError } from "../errors.js"
@@ -26,12 +33,18 @@ import type { ServerMessage } from "../protocol/messages.js"
 import type { SnapshotMeta } from "../store/snapshot-store.js"
 import { SnapshotSender, type ChunkReader } from "./snapshot-sender.js"
 import { closeSlowConsumer, overHardLimit } from "./guarded-connection.js"
+import { TokenBucket } from "./limits.js"
+import { encodeCanonical } from "../canonical.js"
 
 export interface Follower {
   readonly conn: Connection<ServerMessage>
   readonly clientId: string
   /** Ephemeral presence of this connection on the document (never logged). */
   presence: unknown
+  /** Canonical bytes of `presence` (what relaying it costs per receiver, with the frame's header). */
+  presenceBytes: number
+  /** The one message relaying `presence` to every receiver that sees it (a transport encodes it once). */
+  presenceMessage: ServerMessage | undefined
   /** Highest seq sent to this follower. */
   cursor: number
   live: boolean
@@ -111,6 +124,15 @@ export interface FollowedDoc {
   stateAtZero(): { readonly bytes: Uint8Array; readonly hash: string } | undefined
   /** The last follower left (the document may be unloaded when idle). */
   followersGone(): void
+  /**
+   * An asked-for state of about `bytes` (a snapshot at the head, or an older version's start
+   * and log) is to be made for `clientId`: the milliseconds it must wait because its client's
+   * budget is in debt (nothing is charged then), or 0 once charged (go). The client pays,
+   * whatever document it asks about, so following more documents does not multiply the cost.
+   */
+  chargeState(clientId: string, bytes: number): number
+  /** Roughly the state's encoded bytes: what making an asked-for state of it costs. */
+  stateBytes(): number
 }
 
 export interface FollowerOptions {
@@ -128,6 +150,19 @@ export interface FollowerOptions {
 const DRAIN_POLL_MS = 50
 /** How often a document relays presence changes (20 a second: cursors still look live). */
 const PRESENCE_TICK_MS = 50
+/**
+ * Presence fan-out a document may send, in bytes a second (each relay costs its frame times
+ * its receivers; a newcomer's catch-up the frames it is sent): past it, changes wait for a
+ * later tick (latest wins), so a crowd of large, busy presences costs the hub a bounded stream.
+ */
+export const PRESENCE_DOC_BYTES_PER_SECOND = 8 << 20
+/** ... in a burst: a newcomer to 100 followers holding 4 KiB each is caught up in one tick. */
+export const PRESENCE_DOC_BURST_BYTES = 2 << 20
+/** The same, per client (what its presence changes cost to relay, what its joins cost to catch up). */
+export const PRESENCE_CLIENT_BYTES_PER_SECOND = 1 << 20
+export const PRESENCE_CLIENT_BURST_BYTES = 1 << 20
+/** What a presence message costs past its state and names (type, flags, lengths). */
+const PRESENCE_HEADER_BYTES = 8
 /** First pause after a failed catch-up; doubles per failure in a row, up to the max. */
 const CATCH_UP_RETRY_MS = 250
 /** Least time between two snapshots taken for replicas asking for their state. */
@@ -135,12 +170,27 @@ const STATE_SNAPSHOT_GAP_MS = 1000
 /** ... and at least this many times the last such snapshot's duration (at most ~1/10 of the hub's time). */
 const STATE_SNAPSHOT_DUTY = 9
 const CATCH_UP_RETRY_MAX_MS = 10_000
+/** The least an asked-for state is charged to its client: even a small one is a snapshot written. */
+const MIN_STATE_CHARGE_BYTES = 256 << 10
 
 export class Followers {
   private readonly all = new Map<Connection<ServerMessage>, Follower>()
-  /** Followers whose presence changed since the last tick: relayed once a tick, latest wins. */
-  private readonly presenceChanged = new Set<Follower>()
+  /**
+   * Clients whose presence, as the others see it, changed since it was last relayed (a
+   * presence set, a connection with one leaving), with the connections that changed it (they
+   * need not be told). Relayed on the tick, latest wins, in the order they changed; one the
+   * budgets cannot pay for yet keeps its place for a later tick.
+   */
+  private readonly presenceChanged = new Map<string, Set<Follower>>()
+  /** Followers that joined since the last tick: sent every holder's presence on the tick. */
+  private readonly presenceJoined = new Set<Follower>()
   private presenceTick: Timer | undefined
+  /** Presence bytes this document may still send (see PRESENCE_DOC_BYTES_PER_SECOND). */
+  private presenceBudget: TokenBucket | undefined
+  /** The same per client; a client's is dropped once full again (a new one would be the same). */
+  private readonly presenceBudgets = new Map<string, TokenBucket>()
+  /** Ticks take changes and newcomers first in turn: a flood of either cannot starve the other. */
+  private newcomersFirst = false
   /**
    * When a replica's asked-for state (a desync) may next be made: a snapshot at the head
    * (O(state)), or for a replica at an older version its initial state and the whole log
@@ -165,13 +215,20 @@ export class Followers {
   }
 
   add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, protocol = 1, version = this.doc.version()): Follower {
-    this.remove(conn)
+    // A connection subscribing again has not left: it keeps its presence and its place (the
+    // others see no leave), and its catch-up starts over.
+    const before = this.all.get(conn)
+    if (before !== undefined) this.stop(before)
     const f: Follower = {
-      conn, clientId, presence: null, cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
-      version, stopped: false, failures: 0, retry: undefined, presenceDue: new Set(), draining: false,
+      conn, clientId, presence: before?.presence ?? null, presenceBytes: before?.presenceBytes ?? 0, presenceMessage: before?.presenceMessage,
+      cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
+      version, stopped: false, failures: 0, retry: undefined, presenceDue: new Set(before?.presenceDue), draining: false,
     }
     this.all.set(conn, f)
-    this.sendPresenceTo(f)
+    // Who is here: on the tick, as every presence relay (a loop of subscribes costs a tick's catch-up at most).
+    if (before !== undefined) this.presenceJoined.delete(before)
+    this.presenceJoined.add(f)
+    this.presenceTickDue()
     this.catchUp(f)
     return f
   }
@@ -179,13 +236,20 @@ export class Followers {
   remove(conn: Connection<ServerMessage>): void {
     const f = this.all.get(conn)
     if (f === undefined) return
+    this.stop(f)
+    this.all.delete(conn)
+    this.presenceJoined.delete(f)
+    // Its leaving is a presence change of its client, relayed on the tick like any other.
+    if (f.presence !== null) this.presenceChangedBy(f)
+    if (this.all.size === 0) this.doc.followersGone()
+  }
+
+  /** A follower object is done with (it left, or its connection subscribed again). */
+  private stop(f: Follower): void {
     f.closed = true
     f.stream?.stop()
     f.retry?.cancel()
     f.presenceDue.clear()
-    this.all.delete(conn)
-    if (f.presence !== null) this.broadcastPresence(f)
-    if (this.all.size === 0) this.doc.followersGone()
   }
 
   /** Stops everything (the document closes). */
@@ -193,12 +257,9 @@ export class Followers {
     this.presenceTick?.cancel()
     this.presenceTick = undefined
     this.presenceChanged.clear()
-    for (const f of this.all.values()) {
-      f.closed = true
-      f.stream?.stop()
-      f.retry?.cancel()
-      f.presenceDue.clear()
-    }
+    this.presenceJoined.clear()
+    this.presenceBudgets.clear()
+    for (const f of this.all.values()) this.stop(f)
     this.all.clear()
   }
 
@@ -300,54 +361,167 @@ export class Followers {
     const f = this.all.get(conn)
     if (f === undefined) return
     f.presence = state ?? null
+    f.presenceBytes = f.presence === null ? 0 : canonicalBytes(f.presence)
+    f.presenceMessage = undefined
     // Relayed on the next tick, not per message: each change costs a send to every other
     // follower, so a sender within its message rate (1000/s) could make the hub send a hundred
     // followers 100,000 messages a second and stall every document (found by an attack).
-    this.presenceChanged.add(f)
+    this.presenceChangedBy(f)
+  }
+
+  /** `f`'s client looks different to the others now (`f` set a presence, or left with one): relayed on the tick. */
+  private presenceChangedBy(f: Follower): void {
+    const by = this.presenceChanged.get(f.clientId)
+    if (by === undefined) this.presenceChanged.set(f.clientId, new Set([f]))
+    else by.add(f)
+    this.presenceTickDue()
+  }
+
+  private presenceTickDue(): void {
     this.presenceTick ??= this.doc.runtime.setTimer(PRESENCE_TICK_MS, () => {
       this.presenceTick = undefined
-      const changed = [...this.presenceChanged]
-      this.presenceChanged.clear()
-      for (const from of changed) if (!from.closed) this.broadcastPresence(from)
+      if (!this.doc.isBroken()) this.relayPresence()
     })
   }
 
-  /** Tells every other follower that `from`'s client changed its presence (or left). */
-  private broadcastPresence(from: Follower): void {
-    // Its connections here (usually `from` alone): what each follower sees of that client.
-    const same = [...this.all.values()].filter((o) => o.clientId === from.clientId)
-    for (const other of [...this.all.values()]) {
-      if (other === from || other.closed) continue
-      if (other.presenceDue.size === 0 && this.canSend(other)) {
-        other.conn.send({ type: "presence", docId: this.doc.docId, clientId: from.clientId, state: latestPresence(same, other) })
-      } else {
-        other.presenceDue.add(from.clientId)
-        this.sendPresenceDue(other)
-      }
+  /**
+   * The tick: relays the clients whose presence changed and catches newcomers up, each as far
+   * as the document's and the client's presence budgets allow; the rest keeps its place for
+   * the next tick (a change waits as its latest state, a newcomer until it can be caught up).
+   * Every path that sends presence goes through here, so a document relays each client at
+   * most once a tick, whatever its clients subscribe, leave or set.
+   */
+  private relayPresence(): void {
+    const now = this.doc.runtime.now()
+    const byClient = this.connectionsByClient()
+    this.newcomersFirst = !this.newcomersFirst
+    if (this.newcomersFirst) {
+      this.catchUpNewcomers(now, byClient)
+      this.relayChanges(now, byClient)
+    } else {
+      this.relayChanges(now, byClient)
+      this.catchUpNewcomers(now, byClient)
+    }
+    // A client's budget, full again, is the same as a new one.
+    for (const [clientId, b] of this.presenceBudgets) if (b.full(now) && !this.presenceChanged.has(clientId)) this.presenceBudgets.delete(clientId)
+    if (this.presenceChanged.size > 0 || this.presenceJoined.size > 0) this.presenceTickDue()
+  }
+
+  private docBudget(now: number): TokenBucket {
+    return (this.presenceBudget ??= new TokenBucket(PRESENCE_DOC_BYTES_PER_SECOND, PRESENCE_DOC_BURST_BYTES, now))
+  }
+
+  /** Relays the clients whose presence changed, in the order they changed, as far as the budgets allow. */
+  private relayChanges(now: number, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>): void {
+    const doc = this.docBudget(now)
+    for (const [clientId, by] of [...this.presenceChanged]) {
+      if (doc.inDebt(now)) break
+      const client = this.clientBudget(clientId, now)
+      if (client.inDebt(now)) continue
+      this.presenceChanged.delete(clientId)
+      const cost = this.broadcastPresence(clientId, by, byClient)
+      client.borrow(cost, now)
+      doc.borrow(cost, now)
     }
   }
 
-  private sendPresenceTo(f: Follower): void {
-    for (const other of this.all.values()) if (other !== f && other.presence !== null) f.presenceDue.add(other.clientId)
-    this.sendPresenceDue(f)
+  /** Sends newcomers who is here, in the order they came, as far as the budgets allow (their clients pay). */
+  private catchUpNewcomers(now: number, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>): void {
+    const doc = this.docBudget(now)
+    for (const f of [...this.presenceJoined]) {
+      if (doc.inDebt(now)) break
+      if (f.closed) {
+        this.presenceJoined.delete(f)
+        continue
+      }
+      const client = this.clientBudget(f.clientId, now)
+      if (client.inDebt(now)) continue
+      this.presenceJoined.delete(f)
+      let cost = 0
+      for (const [clientId, conns] of byClient) {
+        const holder = latestPresence(conns, f)
+        if (holder === undefined || f.presenceDue.has(clientId)) continue
+        f.presenceDue.add(clientId)
+        cost += this.presenceCost(clientId, holder)
+      }
+      this.sendPresenceDue(f, byClient)
+      client.borrow(cost, now)
+      doc.borrow(cost, now)
+    }
   }
 
-  /**
-   * Sends `f` the presence of the clients it is due, each as it is now (null: gone), if it
-   * may be sent more; otherwise they wait (one per client) until it drains.
-   */
-  private sendPresenceDue(f: Follower): void {
-    if (f.presenceDue.size === 0 || f.closed || !this.canSend(f)) return
-    const due = [...f.presenceDue]
-    f.presenceDue.clear()
-    // One pass over the followers, not one per client due.
+  private clientBudget(clientId: string, now: number): TokenBucket {
+    let b = this.presenceBudgets.get(clientId)
+    if (b === undefined) this.presenceBudgets.set(clientId, (b = new TokenBucket(PRESENCE_CLIENT_BYTES_PER_SECOND, PRESENCE_CLIENT_BURST_BYTES, now)))
+    return b
+  }
+
+  /** The connections here by client. */
+  private connectionsByClient(): Map<string, Follower[]> {
     const byClient = new Map<string, Follower[]>()
     for (const o of this.all.values()) {
       const list = byClient.get(o.clientId)
       if (list === undefined) byClient.set(o.clientId, [o])
       else list.push(o)
     }
-    for (const clientId of due) f.conn.send({ type: "presence", docId: this.doc.docId, clientId, state: latestPresence(byClient.get(clientId) ?? [], f) })
+    return byClient
+  }
+
+  /** Bytes of one presence message of `clientId` showing `holder`'s presence (undefined: gone). */
+  private presenceCost(clientId: string, holder: Follower | undefined): number {
+    return PRESENCE_HEADER_BYTES + this.doc.docId.length + clientId.length + (holder === undefined ? 1 : holder.presenceBytes)
+  }
+
+  /**
+   * The message showing `clientId` as `holder` (one of its connections) sets it, or gone: one
+   * object per presence, shared by every receiver (a transport encodes it once).
+   */
+  private presenceMessage(clientId: string, holder: Follower | undefined, gone: () => ServerMessage): ServerMessage {
+    if (holder === undefined) return gone()
+    return (holder.presenceMessage ??= { type: "presence", docId: this.doc.docId, clientId, state: holder.presence })
+  }
+
+  /**
+   * Tells every follower how `clientId` (its connections in `byClient`) looks now; `by` are the
+   * connections that changed it (they know). Newcomers waiting for their catch-up are left to
+   * it. Returns what it cost: the frame times its receivers.
+   */
+  private broadcastPresence(clientId: string, by: ReadonlySet<Follower>, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>): number {
+    const conns = byClient.get(clientId) ?? []
+    const seen = latestPresence(conns, undefined)
+    let gone: ServerMessage | undefined
+    const goneMessage = () => (gone ??= { type: "presence", docId: this.doc.docId, clientId, state: null })
+    let cost = 0
+    for (const other of [...this.all.values()]) {
+      if (other.closed || this.presenceJoined.has(other)) continue
+      // One of its own connections sees it without itself; one that made the change alone knows it.
+      const own = other.clientId === clientId
+      if (own && by.size === 1 && by.has(other)) continue
+      const holder = own ? latestPresence(conns, other) : seen
+      cost += this.presenceCost(clientId, holder)
+      if (other.presenceDue.size === 0 && this.canSend(other)) other.conn.send(this.presenceMessage(clientId, holder, goneMessage))
+      else {
+        other.presenceDue.add(clientId)
+        this.sendPresenceDue(other, byClient)
+      }
+    }
+    return cost
+  }
+
+  /**
+   * Sends `f` the presence of the clients it is due, each as it is now (null: gone), if it
+   * may be sent more; otherwise they wait (one per client) until it drains.
+   */
+  private sendPresenceDue(f: Follower, byClient?: ReadonlyMap<string, ReadonlyArray<Follower>>): void {
+    if (f.presenceDue.size === 0 || f.closed || !this.canSend(f)) return
+    const due = [...f.presenceDue]
+    f.presenceDue.clear()
+    // One pass over the followers, not one per client due.
+    const conns = byClient ?? this.connectionsByClient()
+    for (const clientId of due) {
+      const holder = latestPresence(conns.get(clientId) ?? [], f)
+      f.conn.send(this.presenceMessage(clientId, holder, () => ({ type: "presence", docId: this.doc.docId, clientId, state: null })))
+    }
   }
 
   // ---- backpressure ----
@@ -589,12 +763,19 @@ export class Followers {
     this.send(f, meta, this.doc.chunkBytes(), (seq, i) => this.doc.readChunk(seq, i), this.doc.useSnapshot(meta.seq))
   }
 
-  /** Whether an asked-for state must wait for the pacing (see `stateSnapshotsFrom`); if so, `f` asks again then. */
+  /**
+   * Whether an asked-for state must wait: for the document's pacing (see `stateSnapshotsFrom`),
+   * or for the budget of the client asking, which pays for it by the state's size
+   * (`chargeState`: one client following many documents pays for each); if so, `f` asks again then.
+   */
   private mustWait(f: Follower): boolean {
     const now = this.doc.runtime.now()
-    if (now >= this.stateSnapshotsFrom) return false
+    const wait = now < this.stateSnapshotsFrom
+      ? this.stateSnapshotsFrom - now
+      : this.doc.chargeState(f.clientId, Math.max(MIN_STATE_CHARGE_BYTES, this.doc.stateBytes()))
+    if (wait <= 0) return false
     f.retry?.cancel()
-    f.retry = this.doc.runtime.setTimer(this.stateSnapshotsFrom - now, () => {
+    f.retry = this.doc.runtime.setTimer(wait, () => {
       f.retry = undefined
       if (!f.closed && !this.doc.isBroken()) this.catchUp(f)
     })
@@ -640,9 +821,18 @@ export class Followers {
   }
 }
 
-/** A client's presence as `to` sees it: the last set by its connections other than `to` (null: none, or gone). */
-const latestPresence = (connections: ReadonlyArray<Follower>, to: Follower): unknown => {
-  let state: unknown = null
-  for (const o of connections) if (o !== to && o.presence !== null) state = o.presence
-  return state
+/** Whose presence `to` sees of a client: the last set by its connections other than `to` (undefined: none, or gone). */
+const latestPresence = (connections: ReadonlyArray<Follower>, to: Follower | undefined): Follower | undefined => {
+  let holder: Follower | undefined
+  for (const o of connections) if (o !== to && !o.closed && o.presence !== null) holder = o
+  return holder
+}
+
+/** Canonical bytes of a presence state (the hub refused any over its limit before). */
+const canonicalBytes = (state: unknown): number => {
+  try {
+    return encodeCanonical(state).length
+  } catch {
+    return 0
+  }
 }

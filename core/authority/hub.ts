@@ -168,6 +168,8 @@ interface ClientBuckets {
   readonly commands: TokenBucket
   readonly crdtWork: TokenBucket
   readonly loads: TokenBucket
+  /** Bytes of states it asked for (followers.ts `mustWait`), paid whatever document it asks about. */
+  readonly stateAsks: TokenBucket
 }
 
 /** A submit counted in its session's `inflow`: released once, by its document or by the hub. */
@@ -269,6 +271,7 @@ export class Hub implements ConnectionAcceptor {
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
       crdtWork: new TokenBucket(this.limits.crdtWorkPerSecond, this.limits.crdtWorkBurst, now),
       loads: new TokenBucket(this.limits.loadsPerSecond, this.limits.loadBurst, now),
+      stateAsks: new TokenBucket(this.limits.stateBytesPerSecond, this.limits.stateBurstBytes, now),
     }
   }
 
@@ -805,6 +808,15 @@ export class Hub implements ConnectionAcceptor {
         if (this.limits.crdtWorkPerSecond <= 0) return
         const excess = this.crdtWork.excess(command, micros, this.limits.crdtWorkBurst)
         if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, this.options.runtime.now())
+      },
+      // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
+      onStateAsked: (clientId, bytes) => {
+        if (this.limits.stateBytesPerSecond <= 0) return 0
+        const bucket = this.bucketsOf(clientId).stateAsks
+        const now = this.options.runtime.now()
+        if (bucket.inDebt(now)) return bucket.borrow(0, now)
+        bucket.borrow(bytes, now)
+        return 0
       },
       // Idle: nobody follows it, nothing in flight. Kept a while; a later use after that loads it again from storage.
       onIdle: (doc) => {

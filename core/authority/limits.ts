@@ -86,6 +86,19 @@ export interface HubLimits {
   readonly newClientsPerSecond: number
   /** Burst of new client identities. Default 100 (a classroom behind one address opening the app at once). */
   readonly newClientBurst: number
+  /**
+   * Bytes of state per second a client may ask the hub to make afresh (its connections share
+   * one bucket): a replica asking for its state (`fetch-state`, after a desync) makes the hub
+   * encode and store a snapshot of the whole document, weighed here by the state's size (at
+   * least 256 KiB). Each document also spaces such snapshots (at least 1 s apart); this bounds
+   * what one client costs across all the documents it follows. Past it, the ask waits until the
+   * client's bucket is out of debt, then is served (one larger than the burst goes through
+   * when the bucket is not in debt). Default 4 MiB (about a tenth of a core); 0: no bound per
+   * client (each document's spacing only).
+   */
+  readonly stateBytesPerSecond: number
+  /** Burst of asked-for state bytes. Default 16 MiB. */
+  readonly stateBurstBytes: number
 }
 
 export const DEFAULT_LIMITS: HubLimits = {
@@ -105,6 +118,8 @@ export const DEFAULT_LIMITS: HubLimits = {
   maxRefusedSubscribes: 1024,
   newClientsPerSecond: 10,
   newClientBurst: 100,
+  stateBytesPerSecond: 4 << 20,
+  stateBurstBytes: 16 << 20,
 }
 
 /** A token bucket over the runtime's clock. */

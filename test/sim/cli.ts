@@ -37,6 +37,8 @@
  *   --churn N                  bursts of subscribes to fresh documents by a raw client (1)
  *   --deaf-askers N            raw clients that stop reading and ask for errors past the hub's
  *                              hard limit, N of them; the hub runs with small output limits (0)
+ *   --presence-churn N         raw clients that re-subscribe hundreds of times at once holding a
+ *                              large presence, then leave; a watcher checks the pacing (0)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
  * --stats (print the counters of every seed summed, as one JSON line "stats {...}"),
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
@@ -114,6 +116,7 @@ const knobs = {
   flagBursts: flag("flag-bursts", DEFAULTS.flagBursts),
   churn: flag("churn", DEFAULTS.churn),
   deafAskers: flag("deaf-askers", DEFAULTS.deafAskers),
+  presenceChurn: flag("presence-churn", DEFAULTS.presenceChurn),
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 

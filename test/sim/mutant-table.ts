@@ -279,6 +279,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     simArgs: ["--deaf-askers", "3", "--attacks", "legit"],
   },
   {
+    name: "presence-leave-at-once",
+    breaks: "a follower leaving with a presence is relayed to every follower at once, not on the tick: a client leaving and coming back in a loop makes the hub send everyone its presence as fast as it loops",
+    patches: [{ file: "core/authority/followers.ts", anchor: "    if (f.presence !== null) this.presenceChangedBy(f)\n", replacement: "    if (f.presence !== null) this.broadcastPresence(f.clientId, new Set([f]), this.connectionsByClient())\n" }],
+    simArgs: ["--presence-churn", "3", "--attacks", "legit"],
+  },
+  {
     name: "loads-free",
     breaks: "a subscribe that loads a document costs its client nothing more than the message",
     patches: [{ file: HUB, anchor: "    if (rate > 0) {", replacement: "    if (false) {" }],

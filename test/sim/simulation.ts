@@ -37,6 +37,7 @@ import { Big, SimText, TodoPlus, makeDrifting } from "./machines.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { SubscribeChurner, countDeliveries, type Deliveries } from "./churn.js"
 import { DEAF_CLOSE_MS, DeafAsker } from "./deaf.js"
+import { LEAVE_MS, PresenceChurner } from "./presence-churn.js"
 import { DEFAULT_HARD_LIMIT } from "../../core/authority/guarded-connection.js"
 import { honestCommand, pick, type BigPlan } from "./workload.js"
 import { codeOf, message, RunGuard } from "./guard.js"
@@ -178,6 +179,15 @@ export interface SimOptions {
    */
   readonly deafAskers?: number
   /**
+   * Presence churners (presence-churn.ts), one of the hostile clients: this many times, at
+   * random moments, a raw client holding a large presence re-subscribes hundreds of times at
+   * once on a second connection, then leaves; a watcher must be sent its presence at most once
+   * a tick and told it left, and what the churner is sent must stay within its client's
+   * presence budget. Needs `hostile`. Its own stream of numbers, so 0 leaves every seed as it
+   * was. Default 0.
+   */
+  readonly presenceChurn?: number
+  /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
    * with more ops.
@@ -203,7 +213,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -297,6 +307,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const hostileOn = single === undefined && o.hostile
   const churnOn = hostileOn && o.churn > 0
   const deafOn = hostileOn && o.deafAskers > 0
+  const presenceChurnOn = hostileOn && o.presenceChurn > 0
   const vrt = new VirtualRuntime(seed)
   const rng = seededRandom(seed ^ 0x5eed)
   const trace: string[] = []
@@ -328,7 +339,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
 
   // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
   // this seed, not a crash of the simulator: the run goes on and the checker reports it.
-  const maxEvents = options.maxEvents ?? Math.round(2_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops))
+  // A presence churner's burst is a few thousand events of its own.
+  const maxEvents = options.maxEvents ?? Math.round(2_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops)) + 5_000 * (options.presenceChurn ?? 0)
   const guard = new RunGuard(vrt, fail, log, maxEvents, options.maxRealMs ?? 120_000)
   const rt = guard.runtime
   const { overBudget } = guard
@@ -1046,7 +1058,25 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
     }
 
+    // Presence churners, from their own stream, early enough for their leave to be checked in the active phase.
+    const presenceChurner = presenceChurnOn && todoDocs.length > 0 ? new PresenceChurner(net, rt, todoDocs[0]!, fail, log) : undefined
+    if (presenceChurner !== undefined) {
+      const pRng = seededRandom(seed ^ 0x9c4a2)
+      for (let i = 0; i < o.presenceChurn; i++) {
+        const rounds = 100 + Math.floor(pRng() * 101)
+        rt.setTimer(Math.floor(pRng() * Math.max(1, activeMs - 2 * LEAVE_MS)), () => {
+          stats.presenceChurnBursts = (stats.presenceChurnBursts ?? 0) + 1
+          presenceChurner.burst(rounds)
+        })
+      }
+    }
+
     await vrt.run({ forMs: activeMs + 100, until: overBudget })
+    if (presenceChurner !== undefined) {
+      stats.presenceResubscribes = presenceChurner.resubscribes
+      stats.presenceLeavesSeen = presenceChurner.leavesSeen
+      stats.presenceMostPerSecond = presenceChurner.mostPerSecond
+    }
     if (churner !== undefined) {
       stats.churnLoads = churner.loads
       stats.churnMostQueued = churner.mostQueued
@@ -1064,6 +1094,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     hostile?.closeAll()
     churner?.closeAll()
     deaf?.closeAll()
+    presenceChurner?.closeAll()
     net.heal()
     for (const r of replicas) r.partitioned = false
     if (!hubProc.alive) startHub()

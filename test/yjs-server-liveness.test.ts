@@ -1,0 +1,56 @@
+/**
+ * On the /yjs route only a pong is a sign of life, as on /sync and /automerge. Before, any
+ * message counted: a peer that sent and never read stayed connected, holding a connection
+ * and up to `maxBufferedBytes` of unsent replies in the hub, for as long as it kept sending.
+ * A stock y-websocket client, which reads (its socket answers pings by itself), stays.
+ *
+ * Over real sockets on 127.0.0.1; every loop is bounded in count and time.
+ */
+import * as Y from "yjs"
+import { WebSocket } from "ws"
+import { WebsocketProvider } from "y-websocket"
+import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
+import { encodeAwareness, encodeAwarenessUpdate } from "../adapters/yjs-server/protocol.js"
+import { sleep, until } from "./support/ws.js"
+import { crdtRoutesHub } from "./support/crdt-routes.js"
+
+test("a /yjs peer that sends and never reads is terminated by the keepalive sweep; a stock provider stays", async () => {
+  const { url, routes, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host, { keepaliveMs: 50 })])
+  const route = routes[0]!
+  const base = url("/yjs/liveness")
+  const provider = new WebsocketProvider(base.slice(0, base.lastIndexOf("/")), "liveness", new Y.Doc(), {
+    WebSocketPolyfill: WebSocket as never, params: { token: "ann" }, disableBc: true,
+  })
+  let providerCloses = 0
+  provider.on("connection-close", () => providerCloses++)
+  const deaf = new WebSocket(`${base}?token=mallory`, { perMessageDeflate: false })
+  deaf.on("error", () => {})
+  let heard = 0
+  deaf.on("message", () => heard++)
+  const opened = new Promise((resolve, reject) => { deaf.once("open", resolve); deaf.once("error", reject) })
+  try {
+    await opened
+    expect(await until(() => provider.synced, 10_000)).toBe(true)
+    expect(await until(() => heard > 0 && route.connections === 2, 5_000)).toBe(true)
+    // Stop reading for good: the hub's pings (and everything else) stay unread.
+    ;(deaf as unknown as { _socket: { pause(): void } })._socket.pause()
+    // Its own small awareness state, renewed 50 times a second (well under the route's rates).
+    const end = Date.now() + 5_000
+    let clock = 0
+    while (route.connections === 2 && Date.now() < end) {
+      deaf.send(encodeAwareness(encodeAwarenessUpdate([{ clientID: 424_242, clock: ++clock, state: "{}" }])))
+      await sleep(20)
+    }
+    expect(route.connections).toBe(1)
+    // The provider answered every ping by itself: still connected, many sweeps later.
+    await sleep(500)
+    expect(route.connections).toBe(1)
+    expect(providerCloses).toBe(0)
+    expect(provider.wsconnected).toBe(true)
+  } finally {
+    deaf.terminate()
+    provider.destroy()
+    provider.doc.destroy() // stops its awareness timer
+    await stop()
+  }
+})

@@ -2,7 +2,8 @@
  * What a connection's codec session remembers (core/protocol/codec-shared.ts CodecSession) is
  * bounded where it enters, in bytes as well as in count, the same on both ends: a subscribe's
  * docId over MAX_DOC_ID_BYTES and a protocol 2 command name over MAX_COMMAND_NAME_BYTES are
- * decode failures and never kept, the session's total is MAX_SESSION_BYTES, and the client's
+ * decode failures and never kept, the session's total is MAX_SESSION_BYTES (of what the strings
+ * cost in memory, `rememberedCost`: test/codec-session-heap.test.ts measures it), and the client's
  * encoder refuses exactly what the hub's decoder refuses. defineMachine refuses a command name
  * that could not travel.
  */
@@ -12,7 +13,7 @@ import { defineMachine } from "../core/index.js"
 import { CanonError } from "../core/errors.js"
 import { CodecSession, decodeClientMessage, encodeClientMessage } from "../core/internal.js"
 import { MAX_COMMAND_NAME_BYTES, MAX_DOC_ID_BYTES } from "../core/limits.js"
-import { MAX_NAMES, MAX_SESSION_BYTES } from "../core/protocol/codec-shared.js"
+import { MAX_NAMES, MAX_SESSION_BYTES, rememberedCost } from "../core/protocol/codec-shared.js"
 import { subscribeFrame, submit2Frame } from "./support/hostile-frames.js"
 import { Todo } from "./support/machines.js"
 
@@ -45,7 +46,7 @@ describe("a subscribe's docId", () => {
     expect(codeOf(decodeOn(session, subscribeFrame(ascii, Todo)))).toBe("ok:true")
     expect(codeOf(decodeOn(session, subscribeFrame(wide, Todo)))).toBe("ok:true")
     expect([session.channelOf(ascii), session.channelOf(wide)]).toEqual([1, 2])
-    expect(session.bytes).toBe(2 * MAX_DOC_ID_BYTES)
+    expect(session.bytes).toBe(rememberedCost(ascii, MAX_DOC_ID_BYTES) + rememberedCost(wide, MAX_DOC_ID_BYTES))
   })
 
   test("the client's encoder refuses it too, and keeps nothing", () => {
@@ -75,7 +76,7 @@ describe("a protocol 2 command name", () => {
     const fits = "ü".repeat(MAX_COMMAND_NAME_BYTES / 2)
     expect(codeOf(decodeOn(session, submit2Frame(1, [{ clientSeq: 1, name: fits, args: ARGS }])))).toBe("ok:true")
     expect(session.namesReceived).toEqual([fits])
-    expect(session.bytes).toBe(1 + MAX_COMMAND_NAME_BYTES)
+    expect(session.bytes).toBe(rememberedCost("d", 1) + rememberedCost(fits, MAX_COMMAND_NAME_BYTES))
   })
 
   test("the client's encoder refuses what the hub's decoder refuses", () => {
@@ -106,23 +107,25 @@ describe("the session's budget", () => {
     const hub = new CodecSession()
     const client = new CodecSession()
     const per = MAX_DOC_ID_BYTES
-    const fit = Math.floor(MAX_SESSION_BYTES / per)
+    const cost = rememberedCost(docOf(0, per), per)
+    const fit = Math.floor(MAX_SESSION_BYTES / cost)
     for (let i = 0; i < fit; i++) {
       const docId = docOf(i, per)
       expect(codeOf(decodeOn(hub, subscribeFrame(docId, Todo)))).toBe("ok:true")
       encodeClientMessage({ type: "subscribe", docId, machine: Todo.name, version: Todo.version, fingerprint: Todo.fingerprint, fromSeq: 0, ackedClientSeq: 0 }, v2(client))
     }
-    expect(hub.bytes).toBe(fit * per)
+    expect(hub.bytes).toBe(fit * cost)
     expect(client.bytes).toBe(hub.bytes)
     const left = MAX_SESSION_BYTES - hub.bytes
-    const next = docOf(fit, left + 1)
+    // The smallest docId that does not fit what is left.
+    const next = docOf(fit, left - rememberedCost("", 0) + 1)
     const d = decodeOn(hub, subscribeFrame(next, Todo))
     expect(d.ok === false && d.error.message).toMatch(/at most 4194304 bytes/)
     expect(() => encodeClientMessage({ type: "subscribe", docId: next, machine: Todo.name, version: Todo.version, fingerprint: Todo.fingerprint, fromSeq: 0, ackedClientSeq: 0 }, v2(client))).toThrow(/at most 4194304 bytes/)
     // Already subscribed documents are no new memory: subscribing again is fine.
     expect(codeOf(decodeOn(hub, subscribeFrame(docOf(0, per), Todo)))).toBe("ok:true")
-    const name = "n".repeat(left + 1)
-    if (left + 1 <= MAX_COMMAND_NAME_BYTES) expect(codeOf(decodeOn(hub, submit2Frame(1, [{ clientSeq: 1, name, args: ARGS }])))).toBe("bad-value")
+    const name = "n".repeat(left - rememberedCost("", 0) + 1)
+    if (name.length <= MAX_COMMAND_NAME_BYTES) expect(codeOf(decodeOn(hub, submit2Frame(1, [{ clientSeq: 1, name, args: ARGS }])))).toBe("bad-value")
     expect(hub.bytes).toBeLessThanOrEqual(MAX_SESSION_BYTES)
   })
 

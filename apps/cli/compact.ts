@@ -303,10 +303,11 @@ const compactOne = async (storage: LevelStorage, p: Plan, machines: ReadonlyArra
   // Then the log: the horizon moves first, then the entries at or below it go, a page per batch.
   const horizon = Math.max(p.survey.horizon, await store.horizonFor(p.docId, base.seq, tailBytes))
   const first = await lowestEntry(storage, p.docId, horizon)
+  // The checkpoints below the horizon go too, swept from the first (a store from before compaction deleted them keeps them all).
   if (first !== undefined) {
     const total = horizon - first + 1
-    await store.snapshots.compact(p.docId, horizon, (deleted) => out.progress(deleted, total, `${p.docId}: deleting entries`))
-  }
+    await store.snapshots.compact(p.docId, horizon, (deleted) => out.progress(deleted, total, `${p.docId}: deleting entries`), undefined, true)
+  } else if (p.survey.horizon > 0) await store.snapshots.compact(p.docId, p.survey.horizon, undefined, undefined, true)
   if (base.seq < p.head.seq) {
     out.log(`${p.docId}: compacted behind its snapshot at seq ${fmt(base.seq)}, older than its head (seq ${fmt(p.head.seq)}): ` +
       `${machineHint(args.machines, p.head.machine)} to take one at the head and compact further.`)

@@ -699,7 +699,8 @@ export class DocAuthority<S = unknown> {
         if ((latest !== undefined && m.seq < latest.seq) || (m.seq === 0 && this.committed > 0)) await this.store.snapshots.drop(this.docId, m.seq)
       }
       await this.store.snapshots.dropOrphans(this.docId)
-      if (this.horizon > 0) await this.store.snapshots.compact(this.docId, this.horizon)
+      // Sweeping: checkpoints below the horizon a store kept from before compaction deleted them.
+      if (this.horizon > 0) await this.store.snapshots.compact(this.docId, this.horizon, undefined, undefined, true)
     } catch (e) {
       this.report("tidy-failed", `Cleaning up after an earlier crash failed for "${this.docId}": ${e instanceof Error ? e.message : String(e)}`)
     }

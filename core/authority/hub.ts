@@ -141,7 +141,20 @@ interface Session {
   merging: boolean
   /** When the rate hold ends (runtime ms): the later of its buckets' debts. */
   rateHoldUntil: number
+  /** Loads paid in debt, waiting for the rate hold to end (or the connection to close): see `payLoad`. */
+  readonly holdWaiters: Array<() => void>
+  /** Subscribes the hub refused on this connection (see `refuseSubscribe`). */
+  refusedSubscribes: number
 }
+
+declare const paid: unique symbol
+/**
+ * A document load paid for: `startLoad`, the one place the hub reads a document from storage,
+ * takes one. Only `payLoad` (from a client's loads bucket) and the app's own `doc()` calls make
+ * one, so no path of a client's loads a document without paying for it.
+ */
+type PaidLoad = { readonly [paid]: true }
+const PAID = {} as PaidLoad
 
 /** A message read while its connection was held, or the rest of a submit (counted as it was read, its merges weighed). */
 interface Held {
@@ -294,7 +307,7 @@ export class Hub implements ConnectionAcceptor {
       ...this.newBuckets(),
       inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
       waiting: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxQueuedMessages),
-      pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false,
+      pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false, holdWaiters: [], refusedSubscribes: 0,
     }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
@@ -412,8 +425,19 @@ export class Hub implements ConnectionAcceptor {
     session.rateHoldUntil = until
     session.rateHold = this.options.runtime.setTimer(ms, () => {
       session.rateHold = undefined
+      this.endHoldWaits(session)
       this.release(session)
     })
+  }
+
+  /** Resolves when the connection's rate hold ends, or it closes (at once if it is not held). */
+  private holdEnded(session: Session): Promise<void> {
+    if (session.rateHold === undefined || session.closed) return Promise.resolve()
+    return new Promise((resolve) => session.holdWaiters.push(resolve))
+  }
+
+  private endHoldWaits(session: Session): void {
+    for (const resolve of session.holdWaiters.splice(0)) resolve()
   }
 
   /**
@@ -469,13 +493,7 @@ export class Hub implements ConnectionAcceptor {
       }
       return this.chargeCrdtWork(session, msg, now) ?? over("rate-limited", this.crdtRateMessage(), true)
     }
-    // A document not in memory is read from storage: the client pays for the load, not only the message.
-    if (msg.type === "subscribe" && this.limits.loadsPerSecond > 0 && !this.docs.has(msg.docId)) {
-      const why = `Document loads past ${this.limits.loadsPerSecond} per second`
-      if (!this.spend(session, session.loads, 1, now, this.limits.loadsPerSecond, why)) {
-        return over("rate-limited", `${why}; follow fewer new documents at once, slow down and reconnect.`, true)
-      }
-    }
+    // (A subscribe that loads a document pays for the load where it happens: `acquire`.)
     return msg
   }
 
@@ -557,6 +575,7 @@ export class Hub implements ConnectionAcceptor {
     if ("docId" in msg && msg.docId !== undefined) {
       const problem = docIdProblem(msg.docId)
       if (problem !== undefined) {
+        if (msg.type === "subscribe") return this.refuseSubscribe(session, "invalid-doc-id", problem)
         this.sendError(session, "invalid-doc-id", problem)
         return
       }
@@ -564,25 +583,15 @@ export class Hub implements ConnectionAcceptor {
     switch (msg.type) {
       case "subscribe": {
         const machine = this.machines.get(msg.machine)
-        if (machine === undefined) {
-          this.sendError(session, "machine-unknown", `This hub has no machine ${quoted(msg.machine)}.`, msg.docId)
-          return
-        }
+        if (machine === undefined) return this.refuseSubscribe(session, "machine-unknown", `This hub has no machine ${quoted(msg.machine)}.`, msg.docId)
         const mismatch = checkMachine({ name: msg.machine, version: msg.version, fingerprint: msg.fingerprint }, this.machines)
-        if (mismatch !== undefined) {
-          this.sendError(session, mismatch.code, mismatch.message, msg.docId)
-          return
-        }
+        if (mismatch !== undefined) return this.refuseSubscribe(session, mismatch.code, mismatch.message, msg.docId)
         if (!session.docs.has(msg.docId) && session.docs.size >= this.limits.maxDocsPerConnection) {
           this.report({ type: "limit", code: "too-many-docs", message: msg.docId })
-          this.sendError(session, "too-many-docs", `One connection may follow at most ${this.limits.maxDocsPerConnection} documents; close some first.`, msg.docId)
-          return
+          return this.refuseSubscribe(session, "too-many-docs", `One connection may follow at most ${this.limits.maxDocsPerConnection} documents; close some first.`, msg.docId)
         }
-        if (!(await this.allowed(session, msg.docId, "read"))) {
-          this.sendError(session, "unauthorized", `You may not read document ${quoted(msg.docId)}.`, msg.docId)
-          return
-        }
-        const load = (): Promise<DocAuthority<any> | undefined> => this.doc(msg.docId, machine).catch((error) => {
+        if (!(await this.allowed(session, msg.docId, "read"))) return this.refuseSubscribe(session, "unauthorized", `You may not read document ${quoted(msg.docId)}.`, msg.docId)
+        const load = (): Promise<DocAuthority<any> | undefined> => this.acquire(session, msg.docId, machine).catch((error) => {
           this.report({ type: "doc-load-failed", docId: msg.docId, error })
           const code = (error as { code?: string }).code ?? "storage-failed"
           this.sendError(session, code, error instanceof Error ? error.message : String(error), msg.docId)
@@ -594,10 +603,7 @@ export class Hub implements ConnectionAcceptor {
           doc = await load()
           if (doc === undefined || session.closed) return
         }
-        if (doc.machine !== machine) {
-          this.sendError(session, "machine-mismatch", `Document ${quoted(msg.docId)} is a "${doc.machine.name}", not a ${quoted(msg.machine)}.`, msg.docId)
-          return
-        }
+        if (doc.machine !== machine) return this.refuseSubscribe(session, "machine-mismatch", `Document ${quoted(msg.docId)} is a "${doc.machine.name}", not a ${quoted(msg.machine)}.`, msg.docId)
         session.docs.add(msg.docId)
         const resume = session.resume.get(msg.docId)
         session.resume.delete(msg.docId)
@@ -678,6 +684,23 @@ export class Hub implements ConnectionAcceptor {
   }
 
   /**
+   * A subscribe refused (a machine or version this hub does not serve, a document the client
+   * may not read or one past maxDocsPerConnection...). Protocol 2 gave the document a channel
+   * as the frame was decoded, on both ends, and a channel is never given back (a client that
+   * subscribes to the document again uses it: codec-shared.ts), so a connection's refused
+   * subscribes are bounded (`maxRefusedSubscribes`): past it the connection is closed
+   * `rate-limited`, and the client comes back with a fresh session.
+   */
+  private refuseSubscribe(session: Session, code: string, message: string, docId?: string): void {
+    this.sendError(session, code, message, docId)
+    if (++session.refusedSubscribes <= this.limits.maxRefusedSubscribes) return
+    const why = `More than ${this.limits.maxRefusedSubscribes} subscribes refused on one connection; reconnect.`
+    this.report({ type: "limit", code: "rate-limited", message: why })
+    this.sendError(session, "rate-limited", why)
+    this.closeSession(session, "rate-limited", why)
+  }
+
+  /**
    * An error to a session, through its output gate like everything else: the sentence cut to
    * what the wire carries, whatever it quotes (client strings in it are `quoted` already).
    */
@@ -708,44 +731,101 @@ export class Hub implements ConnectionAcceptor {
   /**
    * The authority of a document, loading it on first use. A document nobody follows is
    * unloaded a while after it is idle (`idleDocuments`): get it again rather than keep the
-   * instance (an unloaded one refuses submits and subscribes).
+   * instance (an unloaded one refuses submits and subscribes). The app's own calls are not
+   * charged to any client; a client's subscribe goes through `acquire`.
    */
   doc<S>(docId: string, machine: Machine<S>): Promise<DocAuthority<S>> {
-    let p = this.docs.get(docId)
+    return (this.loaded(docId) ?? this.startLoad(docId, machine, PAID)) as Promise<DocAuthority<S>>
+  }
+
+  /**
+   * The authority of a document for a client's subscribe. A document not in memory is read
+   * from storage, which costs the hub far more than the message: the client pays a token of
+   * its loads bucket for it here, as the load happens, whatever made it needed (a first use,
+   * an idle unload, a claim that let an unwritten document go: `claimUnwritten`). Undefined
+   * when the client cannot pay (it is closed) or the connection closed meanwhile.
+   */
+  private async acquire(session: Session, docId: string, machine: Machine<any>): Promise<DocAuthority<any> | undefined> {
+    let token: PaidLoad | undefined
+    for (;;) {
+      const p = this.loaded(docId)
+      if (p !== undefined) return p
+      // Paid, and nothing awaited since the document was found missing: load it now.
+      if (token !== undefined) return this.startLoad(docId, machine, token)
+      token = await this.payLoad(session, docId)
+      if (token === undefined) return undefined
+    }
+  }
+
+  /**
+   * A load paid from the client's loads bucket (`loadsPerSecond`, `loadBurst`, shared by its
+   * connections). On a transport that can pause, past the bucket the connection is held until
+   * the debt is paid and the load waits for it, so loads happen at the client's rate; one that
+   * cannot pause is closed `rate-limited`.
+   */
+  private async payLoad(session: Session, docId: string): Promise<PaidLoad | undefined> {
+    const rate = this.limits.loadsPerSecond
+    if (rate > 0) {
+      const why = `Document loads past ${rate} per second`
+      const now = this.options.runtime.now()
+      if (session.conn.pause === undefined) {
+        if (!session.loads.take(1, now)) {
+          const message = `${why}; follow fewer new documents at once, slow down and reconnect.`
+          this.report({ type: "limit", code: "rate-limited", message })
+          this.sendError(session, "rate-limited", message, docId)
+          this.closeSession(session, "rate-limited", message)
+          return undefined
+        }
+      } else {
+        const wait = session.loads.borrow(1, now)
+        if (wait > 0) {
+          this.holdForRate(session, wait, why)
+          await this.holdEnded(session)
+        }
+      }
+    }
+    return session.closed ? undefined : PAID
+  }
+
+  /** The document's authority if it is loaded or loading (a kept idle one is in use again). */
+  private loaded(docId: string): Promise<DocAuthority<any>> | undefined {
+    const p = this.docs.get(docId)
     // A kept idle document in use again: it tells again when idle, if this use ends without a follower.
     this.idleDocs.take(docId)?.doc.watchIdle()
-    if (p === undefined) {
-      // A broken instance still writing (a snapshot, the compaction behind it) finishes first:
-      // one writer per document's storage.
-      const before = this.settling.get(docId) ?? Promise.resolve()
-      const loading: Promise<DocAuthority<any>> = before.then(() => DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, {
-        onBroken: (doc, error) => this.broken(doc, error),
-        onReport: (r) => this.report({ type: "doc-report", ...r }),
-        // What a merge cost past its estimate: the client's next merge waits for it.
-        onCrdtWork: (clientId, command, micros) => {
-          if (this.limits.crdtWorkPerSecond <= 0) return
-          const excess = this.crdtWork.excess(command, micros, this.limits.crdtWorkBurst)
-          if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, this.options.runtime.now())
-        },
-        // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
-        onStateAsked: (clientId, bytes) => {
-          if (this.limits.stateBytesPerSecond <= 0) return 0
-          const bucket = this.bucketsOf(clientId).stateAsks
-          const now = this.options.runtime.now()
-          if (bucket.inDebt(now)) return bucket.borrow(0, now)
-          bucket.borrow(bytes, now)
-          return 0
-        },
-        // Idle: nobody follows it, nothing in flight. Kept a while; a later use after that loads it again from storage.
-        onIdle: (doc) => {
-          if (this.docs.get(docId) === loading) this.idleDocs.keep(docId, { doc, loading }, doc.stateSize)
-        },
-      }))
-      p = loading
-      this.docs.set(docId, p)
-      p.catch(() => this.docs.delete(docId))
-    }
-    return p as Promise<DocAuthority<S>>
+    return p
+  }
+
+  /** Reads a document from storage: the only place the hub does, and only paid for (`PaidLoad`). */
+  private startLoad(docId: string, machine: Machine<any>, _paid: PaidLoad): Promise<DocAuthority<any>> {
+    // A broken instance still writing (a snapshot, the compaction behind it) finishes first:
+    // one writer per document's storage.
+    const before = this.settling.get(docId) ?? Promise.resolve()
+    const loading: Promise<DocAuthority<any>> = before.then(() => DocAuthority.load(docId, machine, this.store, this.options.runtime, this.options, {
+      onBroken: (doc, error) => this.broken(doc, error),
+      onReport: (r) => this.report({ type: "doc-report", ...r }),
+      // What a merge cost past its estimate: the client's next merge waits for it.
+      onCrdtWork: (clientId, command, micros) => {
+        if (this.limits.crdtWorkPerSecond <= 0) return
+        const excess = this.crdtWork.excess(command, micros, this.limits.crdtWorkBurst)
+        if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, this.options.runtime.now())
+      },
+      // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
+      onStateAsked: (clientId, bytes) => {
+        if (this.limits.stateBytesPerSecond <= 0) return 0
+        const bucket = this.bucketsOf(clientId).stateAsks
+        const now = this.options.runtime.now()
+        if (bucket.inDebt(now)) return bucket.borrow(0, now)
+        bucket.borrow(bytes, now)
+        return 0
+      },
+      // Idle: nobody follows it, nothing in flight. Kept a while; a later use after that loads it again from storage.
+      onIdle: (doc) => {
+        if (this.docs.get(docId) === loading) this.idleDocs.keep(docId, { doc, loading }, doc.stateSize)
+      },
+    }))
+    this.docs.set(docId, loading)
+    loading.catch(() => this.docs.delete(docId))
+    return loading
   }
 
   /** A kept idle document's time is up (or room is needed): unloaded, unless it was used again meanwhile. */
@@ -789,6 +869,7 @@ export class Hub implements ConnectionAcceptor {
     session.handshakeTimer = undefined
     session.rateHold?.cancel()
     session.rateHold = undefined
+    this.endHoldWaits(session)
     session.held.length = 0
     // Read again, so the close handshake completes (a paused socket never reads the peer's close frame).
     if (session.pauses > 0) session.conn.resume?.()

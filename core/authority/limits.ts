@@ -58,13 +58,23 @@ export interface HubLimits {
   /**
    * Sustained document loads per second per client (its connections share one bucket): a
    * subscribe to a document the hub does not hold in memory reads it from storage, which costs
-   * the hub far more than the message. Past it (and the burst), a transport that can pause is
-   * not read until the rate allows what it read; one that cannot pause is closed
-   * `rate-limited`. Documents already loaded cost nothing. Default 50.
+   * the hub far more than the message. Each load is paid as it happens (hub.ts `acquire`), the
+   * reload after a claim of an unwritten document by another machine included. Past it (and
+   * the burst), a transport that can pause is not read, and the load waits, until the rate
+   * allows it; one that cannot pause is closed `rate-limited`. Documents already loaded cost
+   * nothing. Default 50.
    */
   readonly loadsPerSecond: number
   /** Burst of document loads. Default 200: a client opens its documents at once (at most 100 per connection). */
   readonly loadBurst: number
+  /**
+   * Subscribes the hub may refuse on one connection (an unknown machine, a document the
+   * client may not read, one past maxDocsPerConnection...) before it closes the connection
+   * `rate-limited`: with protocol 2 each new document takes a channel in the connection's
+   * codec session as the frame is decoded, refused or not, and channels are never given back
+   * (core/protocol/codec-shared.ts). The client reconnects with a fresh session. Default 1024.
+   */
+  readonly maxRefusedSubscribes: number
   /**
    * New client identities the hub records per second, per address (the connection's
    * `limitKey`, e.g. an IPv6 client's /64; per principal with an `authenticate` hook): each
@@ -105,6 +115,7 @@ export const DEFAULT_LIMITS: HubLimits = {
   maxQueuedMessages: 256,
   loadsPerSecond: 50,
   loadBurst: 200,
+  maxRefusedSubscribes: 1024,
   newClientsPerSecond: 10,
   newClientBurst: 100,
   stateBytesPerSecond: 4 << 20,

@@ -63,7 +63,15 @@ export interface CodecOptions {
  * What it remembers is bounded where it enters, in count and in bytes, the same way on both
  * ends (the encoder refuses what the decoder would): a docId of at most MAX_DOC_ID_BYTES, a
  * command name of at most MAX_COMMAND_NAME_BYTES, at most MAX_CHANNELS documents and
- * MAX_NAMES names, and MAX_SESSION_BYTES of them all (UTF-8 bytes, as they travel).
+ * MAX_NAMES names, and MAX_SESSION_BYTES of them all, counted as the memory they hold
+ * (`rememberedCost`: the string as the runtime keeps it and its table entries), not as the
+ * bytes they travel as (with 16-byte docIds the UTF-8 count let a session hold three times
+ * its budget).
+ *
+ * A channel is never given back: the n-th document subscribed is channel n on both ends, also
+ * when the hub refuses the subscribe, and a client that subscribes to the document again on
+ * the connection uses the same channel. The hub bounds refused subscribes per connection
+ * instead (hub.ts, `maxRefusedSubscribes`).
  */
 export class CodecSession {
   clientId: string | undefined
@@ -81,7 +89,7 @@ export class CodecSession {
   declare received?: Set<string>
   #bytes = 0
 
-  /** UTF-8 bytes of the docIds and names remembered (at most MAX_SESSION_BYTES). */
+  /** The memory the docIds and names remembered hold (`rememberedCost` each; at most MAX_SESSION_BYTES). */
   get bytes(): number {
     return this.#bytes
   }
@@ -95,7 +103,7 @@ export class CodecSession {
     const long = docIdBytesProblem(bytes)
     if (long !== undefined) return long
     if (this.#docs.length >= MAX_CHANNELS) return `A connection may subscribe to at most ${MAX_CHANNELS} documents over its life.`
-    const over = this.#charge(bytes)
+    const over = this.#charge(rememberedCost(docId, bytes))
     if (over !== undefined) return over
     this.#docs.push(docId)
     this.#channels.set(docId, this.#docs.length)
@@ -128,24 +136,40 @@ export class CodecSession {
     const long = commandNameProblem(name, bytes)
     if (long !== undefined) return long
     if (defined >= MAX_NAMES) return `More than ${MAX_NAMES} command names on one connection.`
-    return this.#charge(bytes)
+    return this.#charge(rememberedCost(name, bytes))
   }
 
-  #charge(bytes: number): string | undefined {
-    if (this.#bytes + bytes > MAX_SESSION_BYTES) return `A connection may name at most ${MAX_SESSION_BYTES} bytes of documents and commands over its life.`
-    this.#bytes += bytes
+  #charge(cost: number): string | undefined {
+    if (this.#bytes + cost > MAX_SESSION_BYTES) return `A connection may name at most ${MAX_SESSION_BYTES} bytes of documents and commands over its life (counted as the memory they hold, ${ENTRY_OVERHEAD} bytes and more each).`
+    this.#bytes += cost
     return undefined
   }
 }
+
+/**
+ * What a session keeps per docId or name beyond the string's characters: the string's header,
+ * its entry in a table by name (a hash map) and in a list by number. Measured on V8 (Node 20,
+ * attack review r15's session-mem-inproc.mts): 50 to 90 bytes, depending on how full the hash
+ * map is; with 96 a session filled with docIds of 1 to 200 bytes holds 2.8 to 3.6 MiB.
+ */
+export const ENTRY_OVERHEAD = 96
+
+/**
+ * The memory a remembered string of `bytes` UTF-8 bytes holds, as both ends count it (a pure
+ * function of the string: the encoder and the decoder agree): an ASCII string keeps a byte a
+ * character; any other may keep two (V8 keeps a string with a character past U+00FF in
+ * UTF-16), plus ENTRY_OVERHEAD.
+ */
+export const rememberedCost = (s: string, bytes: number): number => ENTRY_OVERHEAD + (bytes === s.length ? bytes : 2 * s.length)
 
 /** Documents one connection may subscribe to over its life (channels are never reused). */
 export const MAX_CHANNELS = 65_536
 /** Command names one end may define on a connection. */
 export const MAX_NAMES = 4096
 /**
- * UTF-8 bytes of the docIds and command names one session remembers over a connection's life.
- * 8,192 docIds of the longest kind, or 65,536 of 64 bytes; past it the client reconnects (a
- * new connection starts a new session), as past MAX_CHANNELS.
+ * The memory the docIds and command names one session remembers over a connection's life may
+ * hold (`rememberedCost` each): 6,898 docIds of the longest kind, or 26,214 of 64 bytes; past
+ * it the client reconnects (a new connection starts a new session), as past MAX_CHANNELS.
  */
 export const MAX_SESSION_BYTES = 4 << 20
 

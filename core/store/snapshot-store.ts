@@ -8,7 +8,10 @@
  * is verified by hashing its chunks as they are read.
  *
  * Compaction moves the horizon (entries at or below it may be gone) and then deletes those
- * entries page by page, from where the previous compaction stopped. The horizon never passes
+ * entries page by page, from where the previous compaction stopped, and the checkpoints below
+ * the horizon with them (a checkpoint is the state hash after an entry: once the entries up to
+ * it are gone nothing replays to it, and the head's own checkpoint lives in the head record),
+ * so a document keeps the checkpoints of the log it keeps, not of its whole history. The horizon never passes
  * the newest complete snapshot, so load (the newest verified snapshot, then the log tail)
  * always has what it needs; a crash between the horizon write and the deletes leaves entries
  * that the next compaction (or load) deletes: the horizon record says where deletes stopped.
@@ -143,22 +146,28 @@ export class SnapshotStore {
    * the cost is the entries deleted, not the history. (Starting each time at the log's first
    * key walked the store's record of every entry deleted before: LevelDB iterates over its
    * deletion markers, so compaction grew with the history; bench snapshots, row 1d.)
-   * Returns the number of entries deleted.
+   * The checkpoints below the horizon go too, from where the previous compaction stopped; with
+   * `sweep` from the first one (a load's tidy-up, the CLI: a store written before compaction
+   * deleted checkpoints keeps every one below its horizon, and a compaction cut by a crash may
+   * leave some). Returns the number of entries deleted.
    */
-  compact(docId: string, upTo: number, onProgress?: (deleted: number) => void, onRecorded?: (horizon: number) => void): Promise<number> {
+  compact(docId: string, upTo: number, onProgress?: (deleted: number) => void, onRecorded?: (horizon: number) => void, sweep = false): Promise<number> {
     const previous = this.compacting.get(docId) ?? Promise.resolve()
-    const run = previous.catch(() => {}).then(() => this.compactNow(docId, upTo, onProgress, onRecorded))
+    const run = previous.catch(() => {}).then(() => this.compactNow(docId, upTo, onProgress, onRecorded, sweep))
     this.compacting.set(docId, run)
     const clear = () => { if (this.compacting.get(docId) === run) this.compacting.delete(docId) }
     run.then(clear, clear)
     return run
   }
 
-  private async compactNow(docId: string, upTo: number, onProgress?: (deleted: number) => void, onRecorded?: (horizon: number) => void): Promise<number> {
+  private async compactNow(docId: string, upTo: number, onProgress: ((deleted: number) => void) | undefined, onRecorded: ((horizon: number) => void) | undefined, sweep: boolean): Promise<number> {
     const stored = await this.horizonRecord(docId)
     const horizon = Math.max(upTo, stored.horizon)
     onRecorded?.(stored.horizon)
-    if (stored.done >= horizon) return 0
+    if (stored.done >= horizon) {
+      if (sweep && horizon > 0) await this.dropCheckpoints(docId, 0, horizon)
+      return 0
+    }
     // Durable before any delete: a crash in between leaves entries the next compaction (or
     // the next load's tidy-up) deletes, from `done`.
     if (horizon !== stored.horizon) await this.putHorizon(docId, horizon, stored.done, this.sync)
@@ -176,9 +185,25 @@ export class SnapshotStore {
       if (rows.length < DELETE_PAGE) break
       from = K.authEntry(docId, K.seqFromKey(rows[rows.length - 1]![0]) + 1)
     }
+    // Before the record says the deletes are done: a crash before it, and the next compaction
+    // deletes from `done` again.
+    await this.dropCheckpoints(docId, sweep ? 0 : stored.done, horizon)
     // Not synced: if lost, the next compaction deletes the same range again (finding nothing).
     await this.putHorizon(docId, horizon, horizon, false)
     return deleted
+  }
+
+  /** Deletes the checkpoints at seqs in [from, below), a page per batch. */
+  private async dropCheckpoints(docId: string, from: number, below: number): Promise<void> {
+    const end = K.authCheckpoint(docId, below)
+    let start = from > 0 ? K.authCheckpoint(docId, from) : K.authCheckpointPrefix(docId)
+    for (;;) {
+      const rows = await this.kv.range({ gte: start, lt: end, limit: DELETE_PAGE })
+      if (rows.length === 0) return
+      await this.kv.batch(rows.map(([key]): BatchOp => ({ type: "del", key })))
+      if (rows.length < DELETE_PAGE) return
+      start = K.authCheckpoint(docId, K.seqFromKey(rows[rows.length - 1]![0]) + 1)
+    }
   }
 }
 

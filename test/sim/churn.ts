@@ -1,15 +1,22 @@
 /**
  * The subscribe churner: a raw client that, in bursts, subscribes to hundreds of fresh
  * documents and leaves each at once, as fast as the hub reads it. Every subscribe makes the
- * hub load a document from storage, and handling it waits for that load. It checks, as it
- * goes, the two bounds that keep that from taking the hub (hub.ts `receive`, `withinLimits`):
+ * hub load a document from storage, and handling it waits for that load. A ping-pong burst
+ * (given a second machine) subscribes instead to a few fresh documents again and again, each
+ * time as the other machine: the document is unwritten, so each subscribe claims it
+ * (hub.ts `claimUnwritten`) and the hub lets it go and loads it again. A refused burst
+ * subscribes to fresh documents as a machine the hub does not serve: each is refused, and
+ * each took a channel in the connection's codec session. It checks, as it goes, the bounds
+ * that keep that from taking the hub (hub.ts `receive`, `acquire`, `refuseSubscribe`):
  *
  * - `queue`: the hub never has more than `maxQueuedMessages` of one connection's messages
  *   read and not handled (plus what one delivery carries past the pause), as seen from the
  *   network: messages delivered to the hub (`countDeliveries`) against subscribes answered;
- * - `loads`: the churner's documents are loaded no faster than its bucket allows: at most
+ * - `loads`: the churner's documents are loaded (each answer a load, a claim's reload included) no faster than its bucket allows: at most
  *   `loadBurst` plus `loadsPerSecond` a second since its hello (the sim runs the hub with small ones, SIM_LOADS) (each burst is a fresh client
- *   with a full bucket).
+ *   with a full bucket);
+ * - `refused`: the hub refuses at most `maxRefusedSubscribes` subscribes of one connection and
+ *   closes it at the next.
  *
  * The honest replicas' invariants (checker.ts) hold meanwhile. Each burst has its own
  * connection and clientId; a hub crash ends it.
@@ -57,9 +64,15 @@ export const countDeliveries = (
 /** What one delivery may carry past the pause that the bound sets off, and an unsubscribe handled but not seen so. */
 const PAST_PAUSE = 3
 
+/** What a burst sends: fresh documents left at once, claims ping-ponged on four, or subscribes the hub refuses. */
+export type ChurnMode = "fresh" | "ping-pong" | "refused"
+
 export class SubscribeChurner {
   bursts = 0
   loads = 0
+  /** Subscribes refused by the hub (refused bursts), and connections it closed for them. */
+  refused = 0
+  refusedCloses = 0
   mostQueued = 0
   private closing = false
   private readonly conns: Array<{ close(code?: string, reason?: string): void }> = []
@@ -69,20 +82,34 @@ export class SubscribeChurner {
     private readonly rt: Runtime,
     private readonly deliveries: Deliveries,
     /** The hub's limits on loads and queued messages. */
-    private readonly limits: { readonly loadsPerSecond: number; readonly loadBurst: number; readonly maxQueuedMessages: number },
+    private readonly limits: { readonly loadsPerSecond: number; readonly loadBurst: number; readonly maxQueuedMessages: number; readonly maxRefusedSubscribes: number },
     private readonly target: HostileTarget,
+    /** Another machine the hub serves (ping-pong bursts), or none. */
+    private readonly other: HostileTarget | undefined,
     private readonly fail: (s: string) => void,
     private readonly log: (s: string) => void,
   ) {}
 
-  /** One burst: `pairs` subscribes to fresh documents, each followed by its unsubscribe. */
-  burst(pairs: number, attempt = 0): void {
+  /**
+   * One burst: `pairs` subscribes to fresh documents, each followed by its unsubscribe; in
+   * `ping-pong` (with a second machine), `pairs` subscribes to four fresh documents, each time
+   * as the machine it was not loaded as; in `refused`, `pairs` subscribes to fresh documents as
+   * a machine the hub does not serve.
+   */
+  burst(pairs: number, attempt = 0, mode: ChurnMode = "fresh"): void {
     const n = this.bursts++
     const clientId = `churn-${n}`
     const { machine } = this.target
+    const other = mode === "ping-pong" ? this.other?.machine : undefined
+    const refusing = mode === "refused"
+    let refused = 0
     let welcomedAt: number | undefined
     let loaded = 0
-    this.log(`churner ${clientId}: ${pairs} fresh documents`)
+    // Ping-pong: the machines each document was subscribed as, not answered yet, and the one
+    // it is loaded as. A subscribe as that machine (a claim the hub refused before) loads nothing.
+    const asked = new Map<string, string[]>()
+    const loadedAs = new Map<string, string>()
+    this.log(`churner ${clientId}: ${pairs} ${other !== undefined ? "ping-pong subscribes" : refusing ? "refused subscribes" : "fresh documents"}`)
     const name = `churner-${n}`
     const conn = this.net.transport(name).connect({
       onOpen: () => conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId, machines: [], secret: `secret-of-${clientId}-0123456789` } as ClientMessage),
@@ -90,34 +117,55 @@ export class SubscribeChurner {
         if (m.type === "welcome") {
           welcomedAt = this.rt.now()
           for (let i = 0; i < pairs; i++) {
+            if (other !== undefined) {
+              // Documents 0..3 as this machine, then as the other, and so on.
+              const m = Math.floor(i / 4) % 2 === 0 ? machine : other
+              const docId = `${clientId}-pp${i % 4}`
+              asked.set(docId, [...(asked.get(docId) ?? []), m.name])
+              conn.send({ type: "subscribe", docId, machine: m.name, version: m.version, fingerprint: m.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+              continue
+            }
             const docId = `${clientId}-${i}`
+            if (refusing) {
+              conn.send({ type: "subscribe", docId, machine: "no-such-machine", version: 1, fingerprint: "none", fromSeq: 0, ackedClientSeq: 0 })
+              continue
+            }
             conn.send({ type: "subscribe", docId, machine: machine.name, version: machine.version, fingerprint: machine.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
             conn.send({ type: "unsubscribe", docId })
           }
           return
         }
-        if (m.type === "synced" && m.docId.startsWith(`${clientId}-`) && welcomedAt !== undefined) {
+        // Answers come in the order of the subscribes (one connection's messages are handled in order).
+        const as = (m.type === "synced" || m.type === "error") && m.docId !== undefined ? asked.get(m.docId)?.shift() : undefined
+        const load = other === undefined || (m.type === "synced" && as !== undefined && loadedAs.get(m.docId) !== as)
+        if (m.type === "synced" && as !== undefined) loadedAs.set(m.docId, as)
+        if (m.type === "synced" && load && m.docId.startsWith(`${clientId}-`) && welcomedAt !== undefined) {
           loaded++
           this.loads++
           const allowed = this.limits.loadBurst + Math.floor((this.limits.loadsPerSecond * (this.rt.now() - welcomedAt)) / 1000) + 1
           if (loaded > allowed) this.fail(`loads: the hub loaded ${loaded} documents for ${clientId} within ${this.rt.now() - welcomedAt} ms of its hello, past its bucket (${allowed})`)
         }
         // Read by the hub (the hello aside) and not handled: a subscribe is answered once
-        // handled, its unsubscribe comes right after it.
+        // handled, its unsubscribe (if any) comes right after it.
         const counts = this.deliveries.get(`memory:${name}`)
-        const queued = counts === undefined ? 0 : counts.read - 1 - 2 * counts.answered
+        const queued = counts === undefined ? 0 : counts.read - 1 - (other !== undefined || refusing ? 1 : 2) * counts.answered
         this.mostQueued = Math.max(this.mostQueued, queued)
         if (queued > this.limits.maxQueuedMessages + PAST_PAUSE) {
           this.fail(`queue: the hub has read ${queued} messages of ${clientId} and not handled them, past maxQueuedMessages ${this.limits.maxQueuedMessages}`)
         }
-        if (m.type === "error" && m.code !== "rate-limited") this.log(`churner ${clientId}: error ${m.code}`)
+        if (refusing && m.type === "error" && m.code === "machine-unknown") this.refused++
+        if (refusing && m.type === "error" && m.code === "machine-unknown" && ++refused > this.limits.maxRefusedSubscribes + 1) {
+          this.fail(`refused: the hub refused ${refused} subscribes of ${clientId} on one connection and kept it open, past maxRefusedSubscribes ${this.limits.maxRefusedSubscribes}`)
+        }
+        if (m.type === "error" && m.code !== "rate-limited" && !refusing) this.log(`churner ${clientId}: error ${m.code}`)
       },
       onClose: (info) => {
-        this.log(`churner ${clientId} closed ${info.code} after ${loaded} loads`)
+        this.log(`churner ${clientId} closed ${info.code} after ${loaded} loads${refusing ? `, ${refused} refused subscribes` : ""}`)
+        if (refusing && info.code === "rate-limited") this.refusedCloses++
         // The hub was down or went down (it crashes in this world): what is left of the burst
-        // comes again a moment later, as a fresh client.
-        const left = pairs - loaded
-        if (left > 0 && !this.closing && attempt < 20) this.rt.setTimer(250, () => this.closing || this.burst(left, attempt + 1))
+        // comes again a moment later, as a fresh client (refused subscribes end in a close).
+        const left = pairs - (refusing ? refused : loaded)
+        if (left > 0 && !this.closing && attempt < 20 && !(refusing && info.code === "rate-limited")) this.rt.setTimer(250, () => this.closing || this.burst(left, attempt + 1, mode))
       },
     })
     this.conns.push(conn)

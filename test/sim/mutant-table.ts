@@ -287,6 +287,16 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "loads-free",
     breaks: "a subscribe that loads a document costs its client nothing more than the message",
-    patches: [{ file: HUB, anchor: "if (msg.type === \"subscribe\" && this.limits.loadsPerSecond > 0 && !this.docs.has(msg.docId)) {", replacement: "if (false) {" }],
+    patches: [{ file: HUB, anchor: "    if (rate > 0) {", replacement: "    if (false) {" }],
+  },
+  {
+    name: "claim-reload-free",
+    breaks: "the reload after a claim of an unwritten document is not paid for: a client subscribing to one document as two machines in turn makes the hub load it for every message",
+    patches: [{ file: HUB, anchor: "          doc = await load()", replacement: "          doc = await this.doc(msg.docId, machine)" }],
+  },
+  {
+    name: "refused-unbounded",
+    breaks: "a connection may have any number of subscribes refused, each of which took a channel its codec session keeps for its life",
+    patches: [{ file: HUB, anchor: "if (++session.refusedSubscribes <= this.limits.maxRefusedSubscribes) return", replacement: "if (++session.refusedSubscribes > 0) return" }],
   },
 ]

@@ -54,11 +54,11 @@ const SIM_INFLIGHT_BYTES = 48 * 1024
 /** Commands per second per connection past the burst (default 5000 and 20,000): low, so catch-ups are held for the rate. */
 const SIM_COMMAND_RATE = { commandsPerSecond: 20, commandBurst: 30 }
 /**
- * Document loads per client, and messages one connection may have the hub working on: small,
- * so the churner's bursts (churn.ts) outrun both (the queue first: 32 messages are 16 loads);
- * a replica follows a handful of documents.
+ * Document loads per client, messages one connection may have the hub working on, and the
+ * subscribes it may have refused: small, so the churner's bursts (churn.ts) outrun them (the
+ * queue first: 32 messages are 16 loads); a replica follows a handful of documents.
  */
-export const SIM_LOADS = { loadsPerSecond: 20, loadBurst: 60, maxQueuedMessages: 32 }
+export const SIM_LOADS = { loadsPerSecond: 20, loadBurst: 60, maxQueuedMessages: 32, maxRefusedSubscribes: 64 }
 /** Virtual time for what is in flight at the end (deliveries: at most 20 ms) before nothing may be armed. */
 const QUIET_AFTER_CLOSE_MS = 200
 /**
@@ -1031,14 +1031,17 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
 
     // Bursts of subscribes to fresh documents, from their own stream.
-    const churner = churnOn && todoDocs.length > 0 ? new SubscribeChurner(net, rt, deliveries, SIM_LOADS, todoDocs[0]!, fail, log) : undefined
+    // Ping-pong bursts subscribe as a second machine too: any the hub serves under another name.
+    const churnOther = specs.find((s) => (s.kind === "big" || s.kind === "text") && s.machine.name !== todoDocs[0]?.machine.name)
+    const churner = churnOn && todoDocs.length > 0 ? new SubscribeChurner(net, rt, deliveries, SIM_LOADS, todoDocs[0]!, churnOther, fail, log) : undefined
     if (churner !== undefined) {
       const churnRng = seededRandom(seed ^ 0xc4a27)
       for (let i = 0; i < o.churn; i++) {
         const pairs = 300 + Math.floor(churnRng() * 301)
         rt.setTimer(Math.floor(churnRng() * activeMs), () => {
           stats.churnBursts = (stats.churnBursts ?? 0) + 1
-          churner.burst(pairs)
+          // The mode from the size, drawn already (the seeds' worlds stay as they were).
+          churner.burst(pairs, 0, (["fresh", "ping-pong", "refused"] as const)[pairs % 3]!)
         })
       }
     }
@@ -1077,6 +1080,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     if (churner !== undefined) {
       stats.churnLoads = churner.loads
       stats.churnMostQueued = churner.mostQueued
+      if (churner.refused > 0) (stats.churnRefused = churner.refused, stats.churnRefusedCloses = churner.refusedCloses)
     }
     if (deaf !== undefined) {
       stats.deafAsked = deaf.asked

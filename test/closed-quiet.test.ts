@@ -54,6 +54,7 @@ import { until } from "./support/ws.js"
 import { setTimeout as pause } from "node:timers/promises"
 import type { LeakTools } from "./support/leak-environment.js"
 import { createHook } from "node:async_hooks"
+import * as nodeTimers from "node:timers"
 
 /** How long a closed component's last timers may take to fire. */
 const GRACE_MS = 500
@@ -243,6 +244,29 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await Promise.resolve().then(f).catch(() => {})
   for (const ws of rawSockets) ws.terminate()
   rawSockets.clear()
+})
+
+// ---- the check itself ----
+
+test("the check names a timer made outside the environment's record (node:timers' own), and leaves out none but jest's", async () => {
+  const base = baseline()
+  const viaNode = nodeTimers.setTimeout(() => {}, 5_000)
+  const viaGlobal = setTimeout(() => {}, 5_000)
+  const immediate = nodeTimers.setImmediate(() => {})
+  try {
+    const l = left(base)
+    expect(l.resources).toEqual({})
+    expect(l.timers).toHaveLength(3)
+    expect(l.timers).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^timeout of 5000 ms, set \d+ ms ago: .*closed-quiet\.test\.ts/),
+      expect.stringMatching(/^immediate of 0 ms, set \d+ ms ago: .*closed-quiet\.test\.ts/),
+    ]))
+  } finally {
+    nodeTimers.clearTimeout(viaNode)
+    clearTimeout(viaGlobal)
+    nodeTimers.clearImmediate(immediate)
+  }
+  expect(left(base)).toEqual(QUIET)
 })
 
 // ---- Canon's own protocol: Hub + WsServer + CanonClient ----

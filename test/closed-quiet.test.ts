@@ -9,15 +9,26 @@
  * must then leave nothing that keeps the process alive.
  *
  * How: before starting, each test notes `process.getActiveResourcesInfo()` (what keeps the
- * event loop alive, by type; unref'd timers are not in it) and `process._getActiveHandles()`;
- * while it runs, the tests' environment records every `setTimeout` / `setInterval` made
- * through this file's global (the product's code, `ws`, y-websocket: jest runs them all in this
- * context) with where it was set (test/support/leak-environment.ts `LeakTools`). After the close, within `GRACE_MS` (a closed component's last timers may still
- * fire: deliveries in flight, a 0 ms hand-off), and still `SETTLE_MS` later:
- * - no more live resources of any type than at the start (ref'd timers, sockets, servers, child processes),
+ * event loop alive, by type) and `process._getActiveHandles()`; while it runs, the tests'
+ * environment records every `setTimeout` / `setInterval` made through this file's global (the
+ * product's code, `ws`, y-websocket: jest runs them all in this context) with where it was set
+ * (test/support/leak-environment.ts `LeakTools`), and an async hook notes every other timer
+ * or immediate made in the process meanwhile (`node:timers`' own functions, Node's internals).
+ * After the close, within `GRACE_MS` (a closed component's last timers may still fire:
+ * deliveries in flight, a 0 ms hand-off), and still `SETTLE_MS` later:
+ * - no more live resources of any type than at the start (sockets, servers, child processes,
+ *   requests), timers and immediates aside (below),
  * - no new ref'd handle,
- * - no timer set during the test still armed and ref'd, and no interval at all (an unref'd
- *   interval does not keep the process alive, but a closed component has no business running one).
+ * - no timer or immediate made during the test, by whatever code except jest's own, still
+ *   armed and ref'd, and no interval at all (an unref'd interval does not keep the process
+ *   alive, but a closed component has no business running one).
+ * Timers are checked one by one, by who made them, never by counting: jest runs a lone test
+ * file in its own process (in band), where its reporter arms a ref'd 100 ms timer every second
+ * and after each test's result, so often just as the next test takes its baseline
+ * (@jest/reporters `Status._debouncedEmit`). A count of the process's timers therefore
+ * measured jest: one more at the check than at the baseline failed a test (6 runs of 20, any
+ * test of the file, "Timeout: 1" with no timer named), one more at the baseline hid a timer
+ * the product left.
  * Each test also checks, before closing, that the timers it meant to arm are armed: a close
  * with nothing to cancel proves nothing.
  */
@@ -42,6 +53,8 @@ import { until } from "./support/ws.js"
 // node:timers' own: the checks' waits are not timers of the test's (the environment records those).
 import { setTimeout as pause } from "node:timers/promises"
 import type { LeakTools } from "./support/leak-environment.js"
+import { createHook } from "node:async_hooks"
+import * as nodeTimers from "node:timers"
 
 /** How long a closed component's last timers may take to fire. */
 const GRACE_MS = 500
@@ -64,8 +77,8 @@ const { activeHandles, isRefed, describeHandle } = leaks
 
 /** A timer set while a test runs and still armed, with where it was set. */
 interface Armed {
-  readonly timer: NodeJS.Timeout
-  readonly kind: "timeout" | "interval"
+  readonly timer: NodeJS.Timeout | NodeJS.Immediate
+  readonly kind: "timeout" | "interval" | "immediate"
   readonly ms: number
   readonly at: number
   readonly stack: string
@@ -76,14 +89,67 @@ beforeEach(() => {
   testStart = Date.now()
 })
 
-/** Jest's own timer for the running test (its timeout), set by jest-circus. */
-const isJests = (stack: string): boolean => /jest-circus/.test(stack.split("\n").find((l, i) => i > 0 && !l.includes("leak-environment")) ?? "")
+/**
+ * Made by jest's own code, not the test's: its timeout for the running test (jest-circus, through
+ * the file's global), its reporter's (in band). The first frame past Node's and the environment's.
+ */
+const isJests = (stack: string): boolean =>
+  /node_modules\/(@jest\/|jest-)/.test(stack.split("\n").slice(1).find((l) => !/\(node:|at node:|leak-environment/.test(l)) ?? "")
 
-/** The timers this test set that are still armed. */
+/** The timers this test set through the file's global that are still armed. */
 const armedNow = (): Armed[] =>
   leaks.armedSince(testStart)
     .map(({ timer, record }) => ({ timer, kind: record.kind, ms: record.ms, at: record.setAt, stack: record.at.stack ?? "" }))
     .filter((a) => !isJests(a.stack))
+
+/**
+ * Every other timer and immediate made in this process while a test runs (the environment's
+ * record sees only those set through this file's global): one set by `node:timers`' own
+ * functions or inside Node would keep the process alive just the same. Only while this file
+ * runs (`beforeAll` / `afterAll`): the hook costs every promise a little.
+ */
+interface Made {
+  readonly resource: NodeJS.Timeout | NodeJS.Immediate
+  readonly type: string
+  readonly at: number
+  readonly stack: string
+}
+const made = new Map<number, Made>()
+function noteMade(id: number, type: string, _trigger: number, resource: object): void {
+  if (type !== "Timeout" && type !== "Immediate") return
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 20
+  // From the frame that made it (this function's own left out).
+  const where: { stack?: string } = {}
+  Error.captureStackTrace(where, noteMade)
+  Error.stackTraceLimit = limit
+  made.set(id, { resource: resource as NodeJS.Timeout | NodeJS.Immediate, type, at: Date.now(), stack: where.stack ?? "" })
+}
+const madeHook = createHook({
+  init: noteMade,
+  destroy(id) {
+    made.delete(id)
+  },
+})
+beforeAll(() => madeHook.enable())
+afterAll(() => {
+  madeHook.disable()
+  made.clear()
+})
+beforeEach(() => made.clear())
+
+/** Timers and immediates made since the test began, not through the file's global nor by jest, still armed. */
+const madeElsewhere = (): Armed[] => {
+  const recorded = new Set<object>(leaks.armedSince(0).map((r) => r.timer))
+  const out: Armed[] = []
+  for (const m of made.values()) {
+    const r = m.resource as unknown as { _destroyed?: boolean; _idleTimeout?: number; _repeat?: unknown; hasRef(): boolean }
+    if (r._destroyed === true || recorded.has(m.resource) || isJests(m.stack)) continue
+    const kind = m.type === "Immediate" ? "immediate" : r._repeat != null ? "interval" : "timeout"
+    out.push({ timer: m.resource, kind, ms: r._idleTimeout ?? 0, at: m.at, stack: m.stack })
+  }
+  return out
+}
 
 const ROOT = `${process.cwd()}/`
 const sources = new Map<string, string[]>()
@@ -104,7 +170,7 @@ const framesOf = (a: Armed): string[] => {
 const whereSet = (a: Armed): string => {
   const frames = framesOf(a)
   if (frames.length > 0) return frames.slice(0, 3).join(" < ")
-  return a.stack.split("\n").slice(2, 5).map((l) => l.trim()).join(" < ")
+  return a.stack.split("\n").slice(1).filter((l) => !/\(node:|at node:|leak-environment/.test(l)).slice(0, 3).map((l) => l.trim()).join(" < ")
 }
 
 const describeArmed = (a: Armed): string =>
@@ -121,22 +187,25 @@ interface Baseline {
 const baseline = (): Baseline => ({ counts: resourceCounts(), handles: new Set(activeHandles()) })
 
 interface Left {
-  /** Live resources beyond the baseline, by type. */
+  /** Live resources beyond the baseline, by type (timers and immediates aside: `timers`). */
   readonly resources: Counts
   /** New ref'd handles (sockets, servers, child processes). */
   readonly handles: string[]
-  /** Timers this test set that are still armed and ref'd, and intervals of any kind. */
+  /** Timers and immediates made during this test (not by jest) still armed and ref'd, and intervals of any kind. */
   readonly timers: string[]
 }
 
 const QUIET: Left = { resources: {}, handles: [], timers: [] }
 
+/** Counted process-wide, these would count jest's own (see the top): `timers` names the test's one by one. */
+const COUNTED_BY_WHO = new Set(["Timeout", "Immediate"])
+
 const left = (base: Baseline): Left => {
   const now = resourceCounts()
   const resources: Counts = {}
-  for (const [type, n] of Object.entries(now)) if (n > (base.counts[type] ?? 0)) resources[type] = n - (base.counts[type] ?? 0)
+  for (const [type, n] of Object.entries(now)) if (!COUNTED_BY_WHO.has(type) && n > (base.counts[type] ?? 0)) resources[type] = n - (base.counts[type] ?? 0)
   const handles = activeHandles().filter((h) => !base.handles.has(h) && isRefed(h)).map(describeHandle)
-  const timers = armedNow().filter((a) => a.timer.hasRef() || a.kind === "interval").map(describeArmed)
+  const timers = [...armedNow(), ...madeElsewhere()].filter((a) => a.timer.hasRef() || a.kind === "interval").map(describeArmed)
   return { resources, handles, timers }
 }
 
@@ -175,6 +244,29 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await Promise.resolve().then(f).catch(() => {})
   for (const ws of rawSockets) ws.terminate()
   rawSockets.clear()
+})
+
+// ---- the check itself ----
+
+test("the check names a timer made outside the environment's record (node:timers' own), and leaves out none but jest's", async () => {
+  const base = baseline()
+  const viaNode = nodeTimers.setTimeout(() => {}, 5_000)
+  const viaGlobal = setTimeout(() => {}, 5_000)
+  const immediate = nodeTimers.setImmediate(() => {})
+  try {
+    const l = left(base)
+    expect(l.resources).toEqual({})
+    expect(l.timers).toHaveLength(3)
+    expect(l.timers).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^timeout of 5000 ms, set \d+ ms ago: .*closed-quiet\.test\.ts/),
+      expect.stringMatching(/^immediate of 0 ms, set \d+ ms ago: .*closed-quiet\.test\.ts/),
+    ]))
+  } finally {
+    nodeTimers.clearTimeout(viaNode)
+    clearTimeout(viaGlobal)
+    nodeTimers.clearImmediate(immediate)
+  }
+  expect(left(base)).toEqual(QUIET)
 })
 
 // ---- Canon's own protocol: Hub + WsServer + CanonClient ----

@@ -207,7 +207,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "rate-hold-stuck",
     breaks: "a connection held for the command rate is never read again (the replica's outbox never drains)",
-    patches: [{ file: "core/authority/hub.ts", anchor: "      session.rateHold = undefined\n      this.release(session)\n", replacement: "      session.rateHold = undefined\n" }],
+    patches: [{ file: "core/authority/hub.ts", anchor: "      session.rateHold = undefined\n      this.endHoldWaits(session)\n      this.release(session)\n", replacement: "      session.rateHold = undefined\n      this.endHoldWaits(session)\n" }],
   },
   {
     name: "inflow-stuck",

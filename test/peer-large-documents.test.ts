@@ -38,7 +38,7 @@ test("Yjs: a 1.5 MB document built from 50 KB edits reaches a fresh replica, and
   const lenAtSynced = fresh.getText("t").length
   // A live edit on the big side afterwards.
   big.getText("t").insert(0, "live|")
-  const converged = await until(() => fresh.getText("t").length === big.getText("t").length, 3_000)
+  const converged = await until(() => fresh.getText("t").length === big.getText("t").length, 15_000)
   console.log(`synced=${session.synced} with ${lenAtSynced} chars of ${big.getText("t").length}; errors ${JSON.stringify([...new Set(errors)])} x${errors.length}; resyncs ${session.resyncs}`)
   expect(session.synced && lenAtSynced === 0).toBe(false)
   expect(converged).toBe(true)
@@ -54,7 +54,8 @@ test("Automerge: an 8 MB document built from 1 MB changes reaches a fresh replic
   const [l1, l2] = memoryLinkPair()
   src.attach(l1)
   dst.attach(l2)
-  const converged = await until(() => (dst.doc.parts?.length ?? 0) === 8, 5_000)
+  // A hang bound: the sync takes about 3.5 s alone, and longer beside the suite's other files on 2 cores.
+  const converged = await until(() => (dst.doc.parts?.length ?? 0) === 8, 30_000)
   console.log(`Automerge: dst has ${dst.doc.parts?.length ?? 0} of 8 parts; errors ${JSON.stringify(errors)}`)
   expect(converged).toBe(true)
-}, 20_000)
+}, 60_000)

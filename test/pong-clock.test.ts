@@ -1,20 +1,41 @@
 /**
- * The liveness rule of every route (adapters/ws/pong-clock.ts): only a pong answers, and only
- * the time the hub reads the socket is owed. The routes' sweeps terminate a socket once
- * `owed` passes their timeout (ws-server-liveness, yjs-server-liveness over real sockets).
+ * The liveness rule of every route (adapters/ws/pong-clock.ts): only a pong echoing one of the
+ * hub's pings, or what the hub sent leaving at a reader's pace, is a sign that the peer
+ * reads, and only the time the hub reads the socket is owed. The routes' sweeps terminate a
+ * socket once `owed` passes their timeout (ws-server-liveness, yjs-server-liveness,
+ * automerge-server-backpressure over real sockets).
  */
 import fc from "fast-check"
-import { PongClock } from "../adapters/ws/pong-clock.js"
+import { MIN_READ_BYTES_PER_SECOND, PongClock } from "../adapters/ws/pong-clock.js"
 
-test("nothing is owed before a ping, or after its pong", () => {
+test("nothing is owed before a ping, or after a pong echoing it", () => {
   const c = new PongClock()
   expect(c.owed(1_000)).toBe(0)
-  c.ping(1_000)
+  const nonce = c.ping(1_000)
   expect(c.waiting).toBe(true)
   expect(c.owed(1_400)).toBe(400)
-  c.pong()
+  expect(c.pong(nonce)).toBe(true)
   expect(c.waiting).toBe(false)
   expect(c.owed(9_000)).toBe(0)
+})
+
+test("a pong that echoes no ping of the hub's answers nothing: an unasked pong, an empty one, a guessed one", () => {
+  const c = new PongClock()
+  const nonce = c.ping(0)
+  expect(c.pong(new Uint8Array(0))).toBe(false)
+  expect(c.pong(new Uint8Array(8))).toBe(false)
+  expect(c.pong(nonce.map((b) => b ^ 1))).toBe(false)
+  expect(c.pong(nonce.subarray(0, 7))).toBe(false)
+  expect(c.owed(5_000)).toBe(5_000)
+  // A pong to a later ping answers the earlier ones too (TCP keeps them in order).
+  c.ping(1_000)
+  const third = c.ping(2_000)
+  expect(c.pong(third)).toBe(true)
+  expect(c.owed(6_000)).toBe(0)
+  // Once answered, the same nonce answers no later ping.
+  c.ping(6_000)
+  expect(c.pong(third)).toBe(false)
+  expect(c.owed(7_000)).toBe(1_000)
 })
 
 test("the oldest unanswered ping counts: pinging again does not restart the wait", () => {
@@ -23,6 +44,27 @@ test("the oldest unanswered ping counts: pinging again does not restart the wait
   c.ping(500)
   c.ping(900)
   expect(c.owed(1_000)).toBe(1_000)
+})
+
+test("what the hub sent leaving at a reader's pace forgives what was owed; a trickle or nothing does not", () => {
+  const c = new PongClock()
+  c.progress(0, 0)
+  c.ping(0)
+  // 3 s later, 3 * MIN bytes more left: reading, at least at the slowest pace that counts.
+  c.progress(3 * MIN_READ_BYTES_PER_SECOND, 3_000)
+  expect(c.owed(3_000)).toBe(0)
+  expect(c.owed(4_000)).toBe(1_000)
+  // A trickle: less than the pace over the interval.
+  c.progress(3 * MIN_READ_BYTES_PER_SECOND + 100, 6_000)
+  expect(c.owed(6_000)).toBe(3_000)
+  // Nothing moved at all.
+  c.progress(3 * MIN_READ_BYTES_PER_SECOND + 100, 9_000)
+  expect(c.owed(9_000)).toBe(6_000)
+  // Progress is no sign before anything is owed, and the first sample is only a baseline.
+  const d = new PongClock()
+  d.progress(1e9, 100)
+  d.ping(200)
+  expect(d.owed(300)).toBe(100)
 })
 
 test("time held unread is not owed, time read is: a socket held at every sweep still runs out", () => {
@@ -45,8 +87,8 @@ test("a hold that began before the ping does not count before the ping", () => {
   expect(c.owed(600)).toBe(100)
 })
 
-test("owed equals the read time since the ping, for any schedule of holds", () => {
-  // Events at increasing times: ping, holds and releases; owed is checked against a tally.
+test("owed equals the read time since the ping, for any schedule of holds, pings and pongs", () => {
+  // Events at increasing times: pings, pongs (echoing the last ping), holds and releases; owed is checked against a tally.
   const step = fc.record({ gap: fc.integer({ min: 0, max: 100 }), op: fc.constantFrom("pause", "resume", "ping", "pong") })
   fc.assert(fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
     const c = new PongClock()
@@ -54,14 +96,15 @@ test("owed equals the read time since the ping, for any schedule of holds", () =
     let held = false
     let since: number | undefined
     let readOwed = 0
+    let last: Uint8Array | undefined
     for (const { gap, op } of steps) {
       if (since !== undefined && !held) readOwed += gap
       now += gap
       if (op === "pause") { c.paused(now); held = true }
       if (op === "resume") { c.resumed(now); held = false }
       if (op === "ping" && since === undefined) { since = now; readOwed = 0 }
-      if (op === "ping") c.ping(now)
-      if (op === "pong") { c.pong(); since = undefined; readOwed = 0 }
+      if (op === "ping") last = c.ping(now)
+      if (op === "pong" && last !== undefined) { expect(c.pong(last)).toBe(since !== undefined); since = undefined; readOwed = 0 }
       expect(c.owed(now)).toBe(since === undefined ? 0 : readOwed)
     }
   }))

@@ -46,9 +46,10 @@
  *   not told its heads the whole document again with every message, so relaying each change
  *   to a peer still downloading (or not answering) sent it the whole document each time. A
  *   peer that does not answer within `ANSWER_WAIT_MS` of its socket draining is sent again.
- * - Liveness: a ping every `pingMs`; a socket with no pong by the next one is terminated.
- *   Only a pong counts (a peer can send without reading); the time the socket is held
- *   unread by input flow control is not counted, the time it is read is (ws/pong-clock.ts).
+ * - Liveness: a ping every `pingMs`; a socket with no sign that it reads for `pongTimeoutMs`
+ *   (three periods) is terminated. Only a pong to a ping counts, or what the hub sent leaving
+ *   at a reader's pace (a peer can send without reading); the time the socket is held unread
+ *   by input flow control is not counted, the time it is read is (ws/pong-clock.ts).
  */
 import * as A from "@automerge/automerge"
 import { WebSocket, type RawData } from "ws"
@@ -59,7 +60,7 @@ import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import type { Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
-import { PongClock } from "../ws/pong-clock.js"
+import { PongClock, deliveredBytes } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import type { AutomergeBox } from "./engine.js"
@@ -80,8 +81,10 @@ export interface AutomergeRouteOptions {
   readonly peerId?: string
   /** The hub's storage id (lets clients with storage keep their SyncState with it). */
   readonly storageId?: string
-  /** Ping period; a socket with no pong by the next one is terminated. Default 10,000 ms. */
+  /** Ping period. Default 10,000 ms. */
   readonly pingMs?: number
+  /** A socket with no sign that it reads this long after a ping is terminated (ws/pong-clock.ts). Default three ping periods. */
+  readonly pongTimeoutMs?: number
   /** Largest ephemeral payload relayed. Default 64 KiB. */
   readonly maxEphemeralBytes?: number
   /** Documents one socket may follow. Default 1,000. */
@@ -453,24 +456,25 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         close(conn, 1011, "The hub failed on a message.")
       }).finally(done)
     })
-    ws.on("pong", () => pongs.pong())
+    ws.on("pong", (data) => pongs.pong(data))
     ws.on("close", () => leave(conn))
     ws.on("error", () => leave(conn))
   }
 
   const pingMs = options.pingMs ?? 10_000
+  const pongTimeoutMs = options.pongTimeoutMs ?? 3 * pingMs
   const timer = setInterval(() => {
     const now = Date.now()
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
-      // No pong since the last round, counting only the time the socket was read (pong-clock.ts).
-      if (conn.pongs.owed(now) >= pingMs / 2) {
+      // No sign that it reads (a pong to a ping, what was sent leaving) for pongTimeoutMs of the time it was read (pong-clock.ts).
+      conn.pongs.progress(deliveredBytes(conn.ws), now)
+      if (conn.pongs.owed(now) >= pongTimeoutMs) {
         conn.ws.terminate()
         leave(conn)
         continue
       }
-      conn.pongs.ping(now)
-      conn.ws.ping()
+      conn.ws.ping(conn.pongs.ping(now))
     }
   }, pingMs)
   timer.unref()

@@ -1,42 +1,84 @@
 /**
- * How long a socket has owed the hub a pong: the one liveness rule of every route (/sync,
- * /yjs, /automerge).
+ * How long a socket has given no sign that it reads: the one liveness rule of every route
+ * (/sync, /yjs, /automerge). A socket is dropped once this passes the route's timeout.
  *
- * - Only a pong answers a ping. A frame from the peer says it sends, not that it reads: a
- *   peer that sends and never reads would otherwise stay, holding what the hub answers it.
- * - Time the hub holds the socket unread (its input flow control) does not count, since the
- *   pong is not read meanwhile; time it is read does. A peer therefore cannot stay by getting
- *   itself held at every sweep, and an honest peer held by a slow disk is not dropped for it.
+ * - A frame from the peer is no sign: a peer can send without ever reading, and what the hub
+ *   answers it would wait in the hub.
+ * - A pong is, but only one that echoes a ping the hub sent (each ping carries a random
+ *   nonce): a pong sent unasked proves nothing, since a deaf peer can send those.
+ * - So is what the hub sent leaving its buffers (`progress`): the ping waits behind
+ *   everything queued before it, so a slow reader working through a large message (a whole
+ *   Yjs document, a snapshot window) would otherwise miss the deadline while reading all
+ *   along. Only progress of at least MIN_READ_BYTES_PER_SECOND counts, so a peer that reads
+ *   a trickle does not hold its backlog forever. A peer that reads nothing moves nothing once
+ *   the kernel's buffers are full, so it still runs out.
+ * - Time the hub holds the socket unread (its input flow control) is not owed, since the pong
+ *   is not read meanwhile; time it is read is. A peer therefore cannot stay by getting itself
+ *   held at every sweep, and an honest peer held by a slow disk is not dropped for it.
  *
  * @example
  * ```ts
  * const clock = new PongClock()
- * ws.on("pong", () => clock.pong())
+ * ws.on("pong", (data) => clock.pong(data))
  * setInterval(() => {
  *   const now = Date.now()
+ *   clock.progress(deliveredBytes(ws), now)
  *   if (clock.owed(now) >= timeoutMs) return ws.terminate()
- *   clock.ping(now)
- *   ws.ping()
- * }, timeoutMs / 2)
+ *   ws.ping(clock.ping(now))
+ * }, timeoutMs / 3)
  * ```
  */
-export class PongClock {
-  #pingSentAt: number | undefined
-  #pausedAt: number | undefined
+import { randomBytes } from "node:crypto"
+import type { WebSocket } from "ws"
 
-  /** A ping goes out at `now`: owed from now, unless an older one is still unanswered. */
-  ping(now: number): void {
-    this.#pingSentAt ??= now
+/** Slower than this, reading is not a sign of life (16 kbit/s): the time is owed as if nothing moved. */
+export const MIN_READ_BYTES_PER_SECOND = 2048
+/** Pings remembered unanswered (a pong to a later one answers the earlier ones too). */
+const MAX_NONCES = 8
+
+export class PongClock {
+  /** Since when a sign of life is owed (the ping, or the last progress after it); undefined: nothing owed. */
+  #owedSince: number | undefined
+  #pausedAt: number | undefined
+  readonly #nonces: Uint8Array[] = []
+  /** The last `progress` sample: bytes delivered, and when. */
+  #delivered = -1
+  #sampledAt = 0
+
+  /** A ping goes out at `now`: the nonce to send with it. Owed from now, unless something older is. */
+  ping(now: number): Uint8Array {
+    const nonce = randomBytes(8)
+    this.#nonces.push(nonce)
+    if (this.#nonces.length > MAX_NONCES) this.#nonces.shift()
+    this.#owedSince ??= now
+    return nonce
   }
 
-  /** A pong arrived: nothing is owed. */
-  pong(): void {
-    this.#pingSentAt = undefined
+  /** A pong with `data` arrived: it answers if it echoes a ping still unanswered. Returns whether it did. */
+  pong(data: Uint8Array): boolean {
+    const i = this.#nonces.findIndex((n) => n.length === data.length && n.every((b, k) => b === data[k]))
+    if (i < 0) return false
+    this.#nonces.length = 0
+    this.#owedSince = undefined
+    return true
+  }
+
+  /**
+   * The socket has delivered `delivered` bytes in all by `now` (`deliveredBytes`): if that grew
+   * fast enough since the last sample, the peer is reading, and what was owed is forgiven.
+   */
+  progress(delivered: number, now: number): void {
+    const before = this.#delivered
+    const elapsed = now - this.#sampledAt
+    this.#delivered = delivered
+    this.#sampledAt = now
+    if (before < 0 || this.#owedSince === undefined) return
+    if (delivered - before >= (MIN_READ_BYTES_PER_SECOND * elapsed) / 1000 && delivered > before) this.#owedSince = Math.max(this.#owedSince, now)
   }
 
   /** Whether a ping is unanswered. */
   get waiting(): boolean {
-    return this.#pingSentAt !== undefined
+    return this.#owedSince !== undefined
   }
 
   /** The hub stops reading the socket at `now`. */
@@ -46,14 +88,37 @@ export class PongClock {
 
   /** The hub reads the socket again at `now`: the time it was held is not owed. */
   resumed(now: number): void {
-    if (this.#pausedAt !== undefined && this.#pingSentAt !== undefined) this.#pingSentAt += now - Math.max(this.#pausedAt, this.#pingSentAt)
+    if (this.#pausedAt !== undefined && this.#owedSince !== undefined) this.#owedSince += now - Math.max(this.#pausedAt, this.#owedSince)
     this.#pausedAt = undefined
   }
 
-  /** Milliseconds the peer has owed a pong while it was read (0 when nothing is owed). */
+  /** Milliseconds a sign of life has been owed while the socket was read (0 when nothing is owed). */
   owed(now: number): number {
-    const sent = this.#pingSentAt
-    // While held, owed stops growing where the hold began (or at the ping, if it came later).
-    return sent === undefined ? 0 : (this.#pausedAt === undefined ? now : Math.max(this.#pausedAt, sent)) - sent
+    const since = this.#owedSince
+    // While held, owed stops growing where the hold began (or where it was owed from, if later).
+    return since === undefined ? 0 : (this.#pausedAt === undefined ? now : Math.max(this.#pausedAt, since)) - since
   }
+}
+
+/** What `deliveredBytes` reads of a net.Socket (Node's stream and handle state; absent parts read as nothing). */
+interface SocketState {
+  readonly bytesWritten?: number
+  readonly writableLength?: number
+  readonly _writableState?: { readonly writing?: boolean; readonly writelen?: number }
+  readonly _handle?: { readonly writeQueueSize?: number } | null
+}
+
+/**
+ * Bytes the socket has handed to the network in all (written, not waiting in its buffers):
+ * grows while the peer reads, stops once it does not and the kernel's buffers are full. It
+ * counts the part of the write in progress that the kernel took: the hub writes a whole Yjs
+ * document as one chunk, and a slow reader takes seconds over it. 0 when the socket is not
+ * reachable (then only pongs count).
+ */
+export const deliveredBytes = (ws: WebSocket): number => {
+  const socket = (ws as unknown as { _socket?: SocketState })._socket
+  if (socket?.bytesWritten === undefined || socket.writableLength === undefined) return 0
+  const state = socket._writableState
+  const inFlight = state?.writing === true && state.writelen !== undefined ? state.writelen - (socket._handle?.writeQueueSize ?? state.writelen) : 0
+  return socket.bytesWritten - socket.writableLength + inFlight
 }

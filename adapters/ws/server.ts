@@ -12,11 +12,13 @@
  *   other connections never notice.
  * - Heartbeat: the server pings each socket every `pingIntervalMs`; a peer that does not
  *   answer one with a pong within `pongTimeoutMs` is terminated and the hub is told
- *   `timeout`, so half-open connections do not linger. Only a pong counts, as on the CRDT
- *   routes: a peer can send without reading, and one that never reads must not stay (what
- *   the hub answers it would wait unread). Time the hub holds the socket unread (input flow
- *   control) does not count: its pong is not read meanwhile. Node's `ws` and browsers answer
- *   pings by themselves.
+ *   `timeout`, so half-open connections do not linger. As on the CRDT routes
+ *   (pong-clock.ts), only signs that the peer reads count: a pong echoing the ping's nonce,
+ *   or what the hub sent leaving its buffers at a reader's pace (a slow reader working
+ *   through a snapshot window has its ping queued behind it). A peer can send without
+ *   reading, and one that never reads must not stay (what the hub answers it would wait
+ *   unread). Time the hub holds the socket unread (input flow control) does not count: its
+ *   pong is not read meanwhile. Node's `ws` and browsers answer pings by themselves.
  * - `bufferedAmount` is the socket's unsent bytes: the hub's backpressure watches it.
  * - Close codes: see shared.ts (Canon codes travel as 4000-4999 plus the reason's prefix).
  *
@@ -62,7 +64,7 @@ import { decodeClientMessage, encodeServerMessage, CodecSession } from "../../co
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
 import { addressGroup, checkIpv6Prefix, clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
-import { PongClock } from "./pong-clock.js"
+import { PongClock, deliveredBytes } from "./pong-clock.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -84,8 +86,9 @@ export interface WsServerOptions {
   /** Ping every socket this often. Default 15,000 ms. */
   readonly pingIntervalMs?: number
   /**
-   * Terminate a socket that sends no pong this long after a ping (only a pong counts; time the
-   * hub holds the socket unread does not). Default 15,000 ms.
+   * Terminate a socket that gives no sign of reading this long after a ping (a pong to it, or
+   * what the hub sent leaving: pong-clock.ts; time the hub holds the socket unread does not
+   * count). Default 15,000 ms.
    */
   readonly pongTimeoutMs?: number
   /** After a close frame is sent, wait this long for the peer's before dropping the socket. Default 5,000 ms. */
@@ -199,7 +202,7 @@ interface Peer {
   readonly session: CodecSession
   /** When the last ping was sent (pings go out every pingIntervalMs, whatever the traffic). */
   lastPingAt: number
-  /** How long it has owed a pong (pong-clock.ts: only a pong counts; time held unread does not). */
+  /** How long it has owed a sign that it reads (pong-clock.ts). */
   readonly pongs: PongClock
   readonly closed: Promise<void>
 }
@@ -427,8 +430,8 @@ export class WsServer {
       this.notify(peer, (error !== undefined ? receiveError(error) : undefined) ?? closeInfo(code, reason))
     })
     ws.on("message", (data, isBinary) => this.receive(peer, data, isBinary))
-    // Only a pong: a frame (or a ping) from the peer says it sends, not that it reads.
-    ws.on("pong", () => this.heard(peer))
+    // Only a pong to one of the hub's pings (or what it sent leaving): a frame from the peer says it sends, not that it reads.
+    ws.on("pong", (data) => peer.pongs.pong(data))
     if (this.closing !== undefined) {
       ws.close(1001, toWsClose("going-away", "The server is shutting down.").reason)
       return
@@ -542,16 +545,12 @@ export class WsServer {
 
   // ---- heartbeat ----
 
-  /** A pong: the peer reads what it is sent. */
-  private heard(peer: Peer): void {
-    peer.pongs.pong()
-  }
-
   private sweep(): void {
     const now = Date.now()
     for (const peer of this.peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue
       // Time the hub holds the socket unread does not count (pong-clock.ts).
+      peer.pongs.progress(deliveredBytes(peer.ws), now)
       if (peer.pongs.waiting && peer.pongs.owed(now) >= this.pongTimeoutMs) {
         this.options.onEvent?.({ type: "timeout", remoteAddress: peer.remoteAddress })
         peer.ws.terminate()
@@ -560,8 +559,7 @@ export class WsServer {
         // Every interval, even to a chatty peer: the ping is the traffic a quiet hub sends,
         // which the client's idle timer relies on.
         peer.lastPingAt = now
-        peer.pongs.ping(now)
-        peer.ws.ping()
+        peer.ws.ping(peer.pongs.ping(now))
         // Pages cannot see pings: this frame is what keeps a browser's idle timer quiet.
         peer.ws.send(KEEPALIVE_FRAME)
       }

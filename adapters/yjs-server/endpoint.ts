@@ -62,9 +62,11 @@
  *   paused until they are down to half, so a peer sending faster than the disk slows down
  *   instead of filling the hub's memory.
  * - every 10 s: a 3-byte awareness keepalive (the client closes a socket silent for 30 s;
- *   pings do not count) and a WebSocket ping (a socket with no pong by the next round is
- *   terminated; only a pong counts, since a peer can send without reading, and only the
- *   time the socket is read: ws/pong-clock.ts).
+ *   pings do not count) and a WebSocket ping. A socket with no sign that it reads for
+ *   `pongTimeoutMs` (three rounds) is terminated: a pong to one of the pings, or what the hub
+ *   sent leaving at a reader's pace (a slow reader working through a large document has the
+ *   ping queued behind it), counting only the time the socket is read (ws/pong-clock.ts). A
+ *   message from the peer is no sign: a peer can send without reading.
  */
 import * as Y from "yjs"
 import { WebSocket, type RawData } from "ws"
@@ -75,7 +77,7 @@ import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
-import { PongClock } from "../ws/pong-clock.js"
+import { PongClock, deliveredBytes } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
@@ -92,6 +94,8 @@ export interface YjsRouteOptions {
   readonly credentials?: (info: WsConnectionInfo) => string | undefined
   /** Keepalive, ping and awareness sweep period. Default 10,000 ms. */
   readonly keepaliveMs?: number
+  /** A socket with no sign that it reads this long after a ping is terminated (ws/pong-clock.ts). Default three keepalive periods. */
+  readonly pongTimeoutMs?: number
   /** Awareness states not renewed this long are forgotten. Default 30,000 ms. */
   readonly awarenessTimeoutMs?: number
   /** Largest awareness message, and the most bytes of awareness states one socket holds. Default 64 KiB. */
@@ -247,6 +251,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   const maxFrameBytes = options.maxMessageBytes ?? DEFAULT_MAX_DOC_MESSAGE_BYTES
   const credentials = options.credentials ?? ((info: WsConnectionInfo) => queryParam(info.url, "token"))
   const period = options.keepaliveMs ?? 10_000
+  const pongTimeoutMs = options.pongTimeoutMs ?? 3 * period
   const awarenessTimeout = options.awarenessTimeoutMs ?? 30_000
   const maxAwareness = options.maxAwarenessBytes ?? 64 * 1024
   const maxRoomStates = options.maxAwarenessStates ?? MAX_AWARENESS_STATES_PER_ROOM
@@ -622,7 +627,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       if (early.length >= 64) return close(conn, CLOSE.malformed, "Too many messages before the hub answered.")
       early.push({ bytes, done })
     })
-    ws.on("pong", () => pongs.pong())
+    ws.on("pong", (data) => pongs.pong(data))
     ws.on("close", () => leave(conn))
     ws.on("error", () => leave(conn))
 
@@ -677,14 +682,14 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const now = Date.now()
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
-      // No pong since the last round, counting only the time the socket was read (pong-clock.ts).
-      if (conn.pongs.owed(now) >= period / 2) {
+      // No sign that it reads (a pong to a ping, what was sent leaving) for pongTimeoutMs of the time it was read (pong-clock.ts).
+      conn.pongs.progress(deliveredBytes(conn.ws), now)
+      if (conn.pongs.owed(now) >= pongTimeoutMs) {
         conn.ws.terminate()
         leave(conn)
         continue
       }
-      conn.pongs.ping(now)
-      conn.ws.ping()
+      conn.ws.ping(conn.pongs.ping(now))
       if (conn.doc !== undefined) send(conn, AWARENESS_KEEPALIVE)
     }
     for (const room of rooms.values()) {

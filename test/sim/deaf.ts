@@ -1,8 +1,9 @@
 /**
  * The deaf asker: a raw client that stops reading its connection (the network holds all the
  * hub sends it) and then asks at once (within the hub's message burst) for what the hub
- * answers itself with an error: the state of a document it does not follow (`not-subscribed`) and a
- * subscribe naming a machine the hub does not have, 2,000 characters long (`machine-unknown`).
+ * answers itself with an error: the state of a document it does not follow (`not-subscribed`) and
+ * (at most MAX_SUBSCRIBE_ASKS times, under the hub's bound on refused subscribes) a subscribe
+ * naming a machine the hub does not have, 2,000 characters long (`machine-unknown`).
  * Each burst is a fresh client that asks three times the hub's hard limit; one the hub's
  * crashes or failed writes closed first comes again a moment later. An attack found
  * this (review r15, finding 1): the hub's own answers skipped its output backpressure, and
@@ -21,6 +22,8 @@ import type { HostileTarget } from "./hostile.js"
 
 /** A deaf client still open this long after its last ask was not closed by the gate. */
 export const DEAF_CLOSE_MS = 2_000
+/** Subscribes a deaf client asks at most: under every world's maxRefusedSubscribes (64 with the churner, SIM_LOADS). */
+const MAX_SUBSCRIBE_ASKS = 32
 /** A machine no hub serves, long: its name is quoted back bounded. */
 const NO_MACHINE = "m".repeat(2_000)
 
@@ -65,7 +68,9 @@ export class DeafAsker {
         this.net.stall(name)
         this.log(`deaf ${clientId}: ${asks} asks, never reading`)
         for (; deaf.sent < asks; deaf.sent++, this.asked++) {
-          conn.send(deaf.sent % 2 === 0
+          // Refused subscribes stay under the hub's bound on them (it would close the asker
+          // `rate-limited` before the gate had its say): the rest ask for states.
+          conn.send(deaf.sent % 2 === 0 || deaf.sent >= 2 * MAX_SUBSCRIBE_ASKS
             ? { type: "fetch-state", docId }
             : { type: "subscribe", docId, machine: NO_MACHINE, version: 1, fingerprint: "f", fromSeq: 0, ackedClientSeq: 0 })
         }

@@ -380,6 +380,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const fleetOn = specs.some((s) => s.kind === "versioned")
     // Its own stream of numbers: the fleet's plan does not shift the rest of a seed's choices.
     const fleetRng = seededRandom(seed ^ 0xf1ee7)
+    // Its own stream: whether a replica told update-required with commands kept is upgraded soon after.
+    const keptRng = seededRandom(seed ^ 0x6e97)
     // Its own stream, so the rest of a seed stays put: some submits of a burst come a few ms
     // apart, so one lands while the outbox write of the one before waits in the storage lane.
     const spreadRng = seededRandom(seed ^ 0x5b7ead)
@@ -612,6 +614,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
             stats.updateRequired!++
             ledger.updateRequired!.push({ replica: r.name, docId: spec.docId, version: appVersion, seq: e.seq, ...shadow.position(spec.docId), provisional: r.provisional })
             log(`${r.name} v${appVersion} update-required on ${spec.docId} at ${e.seq}`)
+            // The case upgrades are for, made on purpose rather than left to chance: an app told
+            // to update with commands in its outbox is often upgraded soon after (they must then
+            // be sent and applied once).
+            if (doc.pendingCount > 0 && appVersion < NEWEST && keptRng() < 0.5) rt.setTimer(100 + Math.floor(keptRng() * 500), () => upgradeReplica(r, NEWEST))
           })
         }
         doc.on("desync", (d) => {

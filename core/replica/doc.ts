@@ -142,8 +142,8 @@ export interface DocInit<S> {
   readonly nextClientSeq: number
   /** The seq of the stored snapshot (what a write of the state whole replaces from). */
   readonly snapshotSeq: number
-  /** Commands not confirmed or rejected yet, in clientSeq order. */
-  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+  /** Commands not confirmed or rejected yet, in clientSeq order, as the store restored them (stored, not yet applied). */
+  readonly outbox: ReadonlyArray<PendingCommand>
   /** Ask the authority for its state on connecting (the stored one was migrated here). */
   readonly fetchState?: boolean
 }
@@ -249,17 +249,8 @@ export class Doc<M extends Machine<any, any>> {
       : new MemoryLane(host)
     this.#sendWindow = Math.max(1, options.sendWindow ?? SEND_WINDOW)
     this.#fetchStateOnConnect = init.fetchState === true
-    for (const o of init.outbox) {
-      const cmd = machine.compiled.get(o.name)
-      const decoded = cmd?.decode(o.args)
-      if (cmd === undefined || decoded === undefined || Result.isFailure(decoded)) {
-        // Stored by an older machine and no longer valid here: the authority will say so.
-        const fallback = machine.compiled.values().next().value!
-        this.#rs.push({ clientSeq: o.clientSeq, name: o.name, args: undefined, encoded: o.args, cmd: { ...fallback, apply: () => undefined }, journal: undefined, localRejection: undefined, persisted: true })
-        continue
-      }
-      this.#rs.push({ clientSeq: o.clientSeq, name: o.name, args: decoded.success, encoded: o.args, cmd, journal: undefined, localRejection: undefined, persisted: true })
-    }
+    // Restored by the store (core/store/replica-open.ts): only a storage brings an outbox.
+    for (const p of init.outbox) this.#rs.push(p)
     this.#crdt = this.#rs.crdt?.connect({
       submit: (name, args) => this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>),
       error: (e) => this.#emit("error", e),

@@ -80,9 +80,6 @@ export interface ClientOptions extends DocOptions {
   readonly autoConnect?: boolean
 }
 
-/** Storages a client of this page is closing on, until it has let go (see `open`). */
-const closingStores = new WeakMap<ReplicaStorage, Promise<void>>()
-
 export class CanonClient {
   readonly #docs = new Map<string, Doc<any>>()
   #conn: Connection<ClientMessage> | undefined
@@ -132,31 +129,18 @@ export class CanonClient {
 
   /** Opens a client: loads (or creates and stores) its clientId, then connects. */
   static async open(options: ClientOptions): Promise<CanonClient> {
-    // One open client per storage (see KVStore.claim): two would share a clientId and its
-    // command numbers, and the hub would drop one's commands as the other's retries. A client
-    // of this page closing on it is waited for (an effect's cleanup, then the effect again).
+    // One open client per storage (see KVStore.claim and ReplicaStore.hold): two would share a
+    // clientId and its command numbers, and the hub would drop one's commands as the other's
+    // retries.
     const storage = options.storage
     if (storage && typeof storage[REPLICA_STORE] !== "function") {
       throw canonError("storage-failed", "This storage is a KVStore without the replica layer: pass storage: replicaStorage(kv) (import { replicaStorage } from \"canon\"). MemoryStorage, IndexedDbStorage and LevelStorage need no wrapping.")
     }
-    if (storage !== undefined) await closingStores.get(storage)
-    const release = (await storage?.claim?.()) ?? (() => {})
-    const store = storage ? storage[REPLICA_STORE]() : undefined
-    let clientId: string, secret: string | undefined
-    try {
-      const storedId = await store?.clientId()
-      clientId = options.clientId ?? storedId ?? newClientId(options.runtime)
-      secret = storedId === clientId ? await store?.secret() : undefined
-      if (secret === undefined) {
-        // Made with the clientId and stored with it before the first hello: no window in which
-        // the hub knows a secret this client could lose.
-        secret = newClientSecret(options.runtime)
-        await store?.setIdentity(clientId, secret)
-      }
-    } catch (e) {
-      release()
-      throw e
-    }
+    const store = storage?.[REPLICA_STORE]()
+    // Without storage every run is a new identity (see ClientOptions.clientId).
+    const { clientId, secret, release } = store !== undefined
+      ? await store.hold(storage!, options.clientId, options.runtime)
+      : { clientId: options.clientId ?? newClientId(options.runtime), secret: newClientSecret(options.runtime), release: () => {} }
     const client = new CanonClient(clientId, secret, options, store, release)
     client.#stopWake = (options.transport as WakingTransport).onWake?.(() => {
       if (client.#currentStatus === "offline" && client.#wantOnline) client.reconnectNow()
@@ -383,12 +367,7 @@ export class CanonClient {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = this.#close()
-      const storage = this.#options.storage
-      if (storage !== undefined) {
-        const done = this.#closing.catch(() => {})
-        closingStores.set(storage, done)
-        void done.then(() => closingStores.get(storage) === done && closingStores.delete(storage))
-      }
+      this.#store?.closing(this.#closing)
     }
     return this.#closing
   }

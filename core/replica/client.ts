@@ -295,14 +295,11 @@ export class CanonClient {
       this.#lastRefusal = msg
       this.#refusedHere = true
       // A hub older than the app: declare the previous version of the machine, if the app has it.
-      const m = msg.code === "schema-too-new" && msg.machine !== undefined ? this.#machines.get(msg.machine) : undefined
-      const h = m === undefined ? undefined : historyOf(m)
-      if (m !== undefined && h !== undefined) {
-        const next = (this.#declared.get(m.name) ?? m.version) - 1
-        if (h.has(next)) {
-          this.#declared.set(m.name, next)
-          this.#steppedDown = true
-        }
+      const m = msg.code === "schema-too-new" ? this.#machines.get(msg.machine!) : undefined
+      const next = m && (this.#declared.get(m.name) ?? m.version) - 1
+      if (m && historyOf(m)?.has(next!)) {
+        this.#declared.set(m.name, next!)
+        this.#steppedDown = true
       }
       return
     }
@@ -341,18 +338,14 @@ export class CanonClient {
     }
     this.#setStatus("offline", info)
     if (!this.#wantOnline) return
-    if (this.#steppedDown) {
-      // Declaring an older version is a new offer, not a retry: no backoff.
-      this.#steppedDown = false
-      this.#retryTimer = this.#options.runtime.setTimer(0, () => {
-        this.#retryTimer = undefined
-        if (this.#wantOnline) this.connect()
-      })
-      return
+    let delay = 0
+    // Declaring an older version is a new offer, not a retry: no backoff.
+    if (this.#steppedDown) this.#steppedDown = false
+    else {
+      // Each new connection offers the app's own versions first (the hub may have been upgraded).
+      if (refusal === undefined) this.#declared.clear()
+      delay = backoffDelay(this.#attempt++, () => this.#options.runtime.random(), this.#options.backoff)
     }
-    // Each new connection offers the app's own versions first (the hub may have been upgraded).
-    if (refusal === undefined) this.#declared.clear()
-    const delay = backoffDelay(this.#attempt++, () => this.#options.runtime.random(), this.#options.backoff)
     this.#retryTimer = this.#options.runtime.setTimer(delay, () => {
       this.#retryTimer = undefined
       if (this.#wantOnline) this.connect()

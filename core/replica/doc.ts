@@ -178,7 +178,6 @@ export class Doc<M extends Machine<any, any>> {
    * one without a downcast waits, with everything after it, until the hub is upgraded.
    */
   #compat: CompatSession | undefined
-  #blockedTooNew = false
   #nextClientSeq: number
   #toPersist: PendingCommand[] = []
   readonly #lane: DocLane<OwnConfirmation>
@@ -322,7 +321,7 @@ export class Doc<M extends Machine<any, any>> {
 
   /** The hub runs an older version and a pending command has no downcast to it: it waits (with those after it) for the hub's upgrade. */
   get schemaTooNew(): boolean {
-    return this.#blockedTooNew
+    return this.#compat?.blocked === true
   }
 
   /** The machine the current connection speaks for this document (older than the app's in compat mode). */
@@ -484,30 +483,16 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   #sendSubmit(commands: ReadonlyArray<PendingCommand>): void {
-    if (this.#compat !== undefined) return this.#sendDowncast(this.#compat, commands)
     const acked = this.#ackedClientSeq()
-    this.#lastAckSent = acked
     const compact = this.#protocol >= 2
-    for (const part of submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p)))) {
-      this.#send?.(compact
+    // Compat mode: each command as the hub's version, up to the first that has no single
+    // downcast; it waits, with the commands after it, for the hub's upgrade (schemaTooNew).
+    const messages = this.#compat?.submits(this.docId, commands, acked, this.#protocol, (message) => this.#emit("error", { code: "schema-too-new", message }))
+      ?? submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p))).map((part): ClientMessage => (compact
         // Protocol 2: arguments in their schema-driven bytes (args-codec.ts).
         ? { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: this.#compactArgs(p) })), ackedClientSeq: acked, compact: true }
-        : { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
-    }
-  }
-
-  /** Compat mode: each command as the hub's version; stops at the first that has no single downcast. */
-  #sendDowncast(compat: CompatSession, commands: ReadonlyArray<PendingCommand>): void {
-    // Commands after one that waits for the hub's upgrade wait too (sent now they would be a clientSeq gap).
-    if (this.#blockedTooNew) return
-    const acked = this.#ackedClientSeq()
-    const { messages, stuck } = compat.submits(this.docId, commands, acked, this.#protocol)
-    if (stuck !== undefined) {
-      this.#emit("error", { code: "schema-too-new", message: stuck })
-      this.#blockedTooNew = true
-    }
-    if (messages.length === 0) return
-    this.#lastAckSent = acked
+        : { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked }))
+    if (messages.length > 0) this.#lastAckSent = acked
     for (const m of messages) this.#send?.(m)
   }
 
@@ -538,15 +523,10 @@ export class Doc<M extends Machine<any, any>> {
           continue
         }
         const p = this.#rs.pendingAt(e.clientSeq)
-        if (p === undefined) return undefined
-        // Compat mode: the hub logged the form it was sent (a `$as` is filled in as written).
-        if (this.#compat !== undefined && p.name !== AS) {
-          const own = this.#compat.ownEntry(e, p)
-          if (own === undefined) return undefined
-          out[i] = own
-          continue
-        }
-        out[i] = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
+        // Compat mode: the hub logged the form it was sent (core/schema/compat.ts).
+        const own = p === undefined ? undefined : this.#compat !== undefined ? this.#compat.ownEntry(e, p) : { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
+        if (own === undefined) return undefined
+        out[i] = own
         continue
       }
       if (!(e.args instanceof Uint8Array)) return undefined
@@ -566,7 +546,6 @@ export class Doc<M extends Machine<any, any>> {
     this.#send = send
     this.#protocol = protocol
     this.#compat = sessionVersion !== undefined && sessionVersion < this.machine.version ? historyOf(this.machine)!.compat(sessionVersion, this.machine) : undefined
-    this.#blockedTooNew = false
     this.#refusal = undefined
     this.#isSynced = false
     this.#resyncing = false
@@ -866,7 +845,7 @@ export class Doc<M extends Machine<any, any>> {
       if (p !== undefined) rejectedCommands.set(cs, p)
     }
     // Compat mode: own commands come back in the hub's form, which may differ (a lossy downcast).
-    this.#rs.strictEcho = this.#compat !== undefined
+    this.#rs.sameForm = this.#compat?.sameForm
     const r = this.#rs.integrate(entries, settle, wantSnapshot)
     if (r.gap) {
       // Missed entries (should not happen on an ordered link): follow again from where we are.

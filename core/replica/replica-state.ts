@@ -105,8 +105,6 @@ class TrackingContext implements CommandContext {
   }
 }
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
-
 export class ReplicaState<S> {
   readonly host: JournaledState<S>
   /** Pending commands in clientSeq order. */
@@ -214,11 +212,11 @@ export class ReplicaState<S> {
       && (p.appliedSeq === e.seq || isMerge(p))
       && (!p.timeRead || p.appliedTime === e.time)
       && !this.#expected.has(e.seq)
-      && (!this.strictEcho || (e.name === p.name && sameBytes(encodeCanonical(e.args), encodeCanonical(p.encoded))))
+      && (this.sameForm?.(e, p) ?? true)
   }
 
-  /** Own entries count as echoes only when logged in the very form applied here (compat mode). */
-  strictEcho = false
+  /** When set, own entries count as echoes only if it says they were logged in the very form applied here (compat mode: CompatSession.sameForm). */
+  sameForm: ((e: Entry, p: PendingCommand) => boolean) | undefined
 
   /**
    * Rebase onto confirmed entries and drop settled commands. `settle` names clientSeqs the

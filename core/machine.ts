@@ -32,7 +32,7 @@ import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
 import { encodeCanonical } from "./canonical.js"
 import { hashBytes } from "./hash.js"
-import { CanonError, type Rejection } from "./errors.js"
+import { CanonError, type Rejection, errorText } from "./errors.js"
 import { entryRandom } from "./random.js"
 import { MACHINE_NAME_PATTERN, commandNameProblem } from "./limits.js"
 // Types only: the CRDT field code comes with the field declarations (core/crdt/runtime.ts).
@@ -290,7 +290,7 @@ export const applyCommand = <S>(
   } catch (e) {
     if (e instanceof RejectSignal) return { code: "rejected", message: e.reason }
     if (e instanceof CanonError && e.code === "state-unencodable") return { code: "state-unencodable", message: `Command "${name}": ${e.message}` }
-    const detail = e instanceof Error ? e.message : String(e)
+    const detail = errorText(e)
     return { code: "command-failed", message: `Command "${name}" threw: ${detail}` }
   }
 }

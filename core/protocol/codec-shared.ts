@@ -8,7 +8,7 @@
 import * as Data from "effect/Data"
 import { ByteReader, ByteWriter, unzigzag, utf8Length } from "../bytes.js"
 import { isBytes } from "../canonical.js"
-import { CanonError, canonError, type WireRejectionCode } from "../errors.js"
+import { CanonError, canonError, type WireRejectionCode, errorText } from "../errors.js"
 import { commandNameProblem, docIdBytesProblem } from "../limits.js"
 import type { RefusalCode } from "./messages.js"
 
@@ -326,7 +326,7 @@ export const compactFor = (m: { readonly compact?: true }): boolean => {
 
 /** Malformed input (a null where an object belongs...) surfaces as a CanonError too, not a TypeError. */
 const asEncodeError = (e: unknown): CanonError =>
-  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode the message: ${e instanceof Error ? e.message : String(e)}`)
+  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode the message: ${errorText(e)}`)
 
 /** One frame: `write` fills the writer (header first). Throws a CanonError if the protocol cannot carry the message. */
 export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (w: ByteWriter, m: M) => void): Uint8Array => {
@@ -461,7 +461,7 @@ const toFail = (e: unknown): Fail => {
   if (e instanceof Fail) return e
   if (e instanceof CanonError) return new Fail(READER_CODES.find(([sentence]) => sentence.test(e.message))?.[1] ?? "bad-value", e.message)
   if (e instanceof RangeError && /call stack/i.test(e.message)) return new Fail("too-deep", "A value nests too deeply.")
-  return new Fail("bad-value", `Malformed frame: ${e instanceof Error ? e.message : String(e)}`)
+  return new Fail("bad-value", `Malformed frame: ${errorText(e)}`)
 }
 
 const failure = (code: DecodeErrorCode, message: string): { readonly ok: false; readonly error: DecodeError } =>

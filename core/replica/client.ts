@@ -10,7 +10,7 @@
  * client.onStatus((s) => console.log(s))   // "connecting" | "online" | "offline"
  * ```
  */
-import { canonError } from "../errors.js"
+import { canonError, errorText } from "../errors.js"
 import { docIdProblem } from "../limits.js"
 import type { Machine, StateOf } from "../machine.js"
 import { REPLICA_STORE, type ReplicaStorage } from "../ports/storage.js"
@@ -232,7 +232,7 @@ export class CanonClient {
           // those checks: a message this client cannot use ends the connection (a new one
           // starts over, after the backoff), it never throws into the transport, where it
           // would be an uncaught exception.
-          const reason = `The hub sent a "${msg.type}" message this client cannot use: ${e instanceof Error ? e.message : String(e)}`
+          const reason = `The hub sent a "${msg.type}" message this client cannot use: ${errorText(e)}`
           conn!.close("protocol-error", reason)
           this.#lost({ code: "protocol-error", reason })
         }
@@ -260,7 +260,7 @@ export class CanonClient {
     try {
       credentials = typeof c === "function" ? await c() : c
     } catch (e) {
-      this.#lost({ code: "credentials-failed", reason: `Getting credentials failed: ${e instanceof Error ? e.message : String(e)}` })
+      this.#lost({ code: "credentials-failed", reason: `Getting credentials failed: ${errorText(e)}` })
       conn.close("closed", "No credentials.")
       return
     }

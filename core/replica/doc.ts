@@ -17,7 +17,7 @@
  */
 import type { Entry } from "../entry.js"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
-import { CommandRejected, canonError, type CanonError, type Rejection } from "../errors.js"
+import { CommandRejected, canonError, type CanonError, type Rejection, errorText } from "../errors.js"
 import { schemaMessage, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
@@ -367,7 +367,7 @@ export class Doc<M extends Machine<any, any>> {
     try {
       size = encodeCanonical(encoded.success).length
     } catch (e) {
-      return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${e instanceof Error ? e.message : String(e)}` })
+      return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${errorText(e)}` })
     }
     if (size > this.#maxCommandBytes) {
       return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.#maxCommandBytes} fit in a command. Keep large blobs out of commands.` })
@@ -786,7 +786,7 @@ export class Doc<M extends Machine<any, any>> {
     } catch (e) {
       // A hash only says the bytes are the ones the hub meant: a broken or hostile hub's
       // state is refused here, never thrown into the connection.
-      return this.#badSnapshot(`its state cannot be read (${e instanceof Error ? e.message : String(e)})`)
+      return this.#badSnapshot(`its state cannot be read (${errorText(e)})`)
     }
     this.#snapshotFailures = 0
     this.#resyncing = false

@@ -6,7 +6,7 @@
  */
 import { applyLogged } from "../apply.js"
 import { decodeCanonical } from "../canonical.js"
-import { canonError } from "../errors.js"
+import { canonError, errorText } from "../errors.js"
 import { JournaledState } from "../journal.js"
 import type { Machine } from "../machine.js"
 import type { DocInit } from "../replica/doc.js"
@@ -20,7 +20,7 @@ const storedState = (docId: string, bytes: Uint8Array): unknown => {
   try {
     return decodeCanonical(bytes)
   } catch (e) {
-    throw canonError("storage-corrupt", `The stored snapshot of document "${docId}" is unreadable: ${e instanceof Error ? e.message : String(e)}`)
+    throw canonError("storage-corrupt", `The stored snapshot of document "${docId}" is unreadable: ${errorText(e)}`)
   }
 }
 

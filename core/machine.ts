@@ -222,6 +222,9 @@ export const makeContext = (docId: string, seq: number, time: number, clientId: 
 /** The argument message of a schema failure, on one line. */
 export const schemaMessage = (e: Schema.SchemaError): string => e.message.replace(/\s*\n\s*/g, " ")
 
+/** The rejection of arguments that fail the command `name`'s schema. */
+export const invalidArgs = (name: string, e: Schema.SchemaError): Rejection => ({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(e)}` })
+
 /** Checks and decodes the wire form of a command's arguments. */
 export const decodeArgs = <S>(
   machine: Machine<S>,
@@ -234,7 +237,7 @@ export const decodeArgs = <S>(
   }
   const r = cmd.decode(encoded)
   if (Result.isFailure(r)) {
-    return { ok: false, rejection: { code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(r.failure)}` } }
+    return { ok: false, rejection: invalidArgs(name, r.failure) }
   }
   return { ok: true, cmd, args: r.success }
 }

@@ -18,7 +18,7 @@
 import type { Entry } from "../entry.js"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
 import { CommandRejected, canonError, type CanonError, type Rejection, errorText } from "../errors.js"
-import { schemaMessage, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
+import { invalidArgs, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
 import type { Runtime } from "../ports/runtime.js"
@@ -357,7 +357,7 @@ export class Doc<M extends Machine<any, any>> {
     if (cmd === undefined || name === AS || name === BATCH) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
     if (this.#updateNeeded !== undefined) return refuse({ code: "update-required", message: this.#updateNeeded.message })
     const encoded = cmd.encode(args)
-    if (Result.isFailure(encoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(encoded.failure)}` })
+    if (Result.isFailure(encoded)) return refuse(invalidArgs(name, encoded.failure))
     // The same bounds the hub applies, checked here first so an oversized command never
     // reaches the outbox (it could never be sent).
     if (depthExceeds(encoded.success, MAX_ARGS_DEPTH)) {
@@ -374,7 +374,7 @@ export class Doc<M extends Machine<any, any>> {
     }
     // Apply what the authority will apply: the arguments as decoded from their wire form.
     const decoded = cmd.decode(encoded.success)
-    if (Result.isFailure(decoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(decoded.failure)}` })
+    if (Result.isFailure(decoded)) return refuse(invalidArgs(name, decoded.failure))
 
     this.#flushIncoming()
     const clientSeq = this.#nextClientSeq++
@@ -555,12 +555,12 @@ export class Doc<M extends Machine<any, any>> {
     // A snapshot stream cut by the disconnect: tell the hub how far it got, before
     // subscribing, so a new stream of the same snapshot starts there.
     const r = this.#receiver
-    if (r !== undefined && r.received > 0) send({ type: "snapshot-ack", docId: this.docId, snapshotId: r.id, received: r.received })
+    if (r !== undefined && r.received > 0) this.#ackSnapshot(r.id, r.received)
     send(sub)
     if (this.#fetchStateOnConnect) {
       // The confirmed state was migrated here from an older version: take the authority's.
       this.#resyncing = true
-      send({ type: "fetch-state", docId: this.docId })
+      this.#fetchState()
     }
     if (this.#ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.#ownPresence })
     this.#resend()
@@ -688,7 +688,7 @@ export class Doc<M extends Machine<any, any>> {
         const r = this.#receiver
         if (r !== undefined && r.same(msg)) {
           // The same snapshot again after a reconnect: continue where it stopped.
-          if (r.received > 0) this.#send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: r.received })
+          if (r.received > 0) this.#ackSnapshot(msg.snapshotId, r.received)
           return
         }
         if (msg.size > this.#maxSnapshotBytes) {
@@ -706,7 +706,7 @@ export class Doc<M extends Machine<any, any>> {
         const out = r.chunk(msg)
         if (out.kind === "bad") return this.#badSnapshot(out.reason)
         if (out.ack !== undefined) {
-          this.#send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: out.ack })
+          this.#ackSnapshot(msg.snapshotId, out.ack)
           // received == size is said once, by the install: all bytes in is not yet verified.
           if (r.received < r.progress.size) this.#emit("snapshot", r.progress)
         }
@@ -757,13 +757,23 @@ export class Doc<M extends Machine<any, any>> {
     }
   }
 
+  /** Asks the hub for its state of the document. */
+  #fetchState(): void {
+    this.#send?.({ type: "fetch-state", docId: this.docId })
+  }
+
+  /** Tells the hub how far the snapshot stream `snapshotId` has come. */
+  #ackSnapshot(snapshotId: number, received: number): void {
+    this.#send?.({ type: "snapshot-ack", docId: this.docId, snapshotId, received })
+  }
+
   /** A snapshot stream that cannot be installed: discarded, and the state asked for again. */
   #badSnapshot(reason: string): void {
     this.#receiver = undefined
     this.#snapshotFailures++
     this.#emit("error", { code: "snapshot-invalid", message: `A snapshot of "${this.docId}" was discarded: ${reason}. Fetching it again.` })
     // A hub that keeps sending bad snapshots is not asked forever on the same connection.
-    if (this.#snapshotFailures <= 3) this.#send?.({ type: "fetch-state", docId: this.docId })
+    if (this.#snapshotFailures <= 3) this.#fetchState()
   }
 
   /**
@@ -859,7 +869,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#lane.confirm(confirmedSeq, r.applied, settled, snapshot, [...r.confirmed, ...accepted])
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top).
-    if (this.#crdt?.refused(rejectedCommands.values())) this.#send?.({ type: "fetch-state", docId: this.docId })
+    if (this.#crdt?.refused(rejectedCommands.values())) this.#fetchState()
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""
@@ -910,8 +920,9 @@ export class Doc<M extends Machine<any, any>> {
   #settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {
     const d = this.#deferreds.get(command)
     this.#deferreds.delete(command)
-    d?.resolve(upperBound ? { seq, upperBound } : { seq })
-    this.#emit("confirmed", upperBound ? { clientSeq: command.clientSeq, command: command.name, seq, upperBound } : { clientSeq: command.clientSeq, command: command.name, seq })
+    const confirmation: Confirmation = upperBound ? { seq, upperBound } : { seq }
+    d?.resolve(confirmation)
+    this.#emit("confirmed", { clientSeq: command.clientSeq, command: command.name, ...confirmation })
   }
 
   #handleDesync(desync: Desync | undefined): void {
@@ -921,7 +932,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#emit("desync", desync)
     if (!this.#resyncing && this.#send !== undefined) {
       this.#resyncing = true
-      this.#send({ type: "fetch-state", docId: this.docId })
+      this.#fetchState()
     }
   }
 

@@ -31,7 +31,7 @@ import type { ReplicaFields } from "../crdt/replica.js"
 import { commandArgsCodec, type ArgsCodec } from "../protocol/args-codec.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
 import { AS, BATCH, historyOf, type CompatSession } from "../schema/registry.js"
-import { MemoryLane, type DocLane, type LaneHost, type Renumbering } from "./doc-lane.js"
+import { MemoryLane, type DocLane, type LaneHost } from "./doc-lane.js"
 import { SUBMIT_BYTES, SUBMIT_CHUNK, submitParts } from "./submit-parts.js"
 
 /** The highest clientSeq a hub may have this replica number commands up to: far below 2^53, where numbers collide. */
@@ -394,7 +394,7 @@ export class Doc<M extends Machine<any, any>> {
     if (this.#toPersist.length === 1) queueMicrotask(() => this.#flushOutbox())
     this.#scheduleNotify()
     // Plain data properties (a getter through Object.defineProperties cost a third of submit);
-    // a renumbering updates clientSeq (resumeNumberingAt).
+    // a renumbering updates clientSeq (#renumber).
     return (deferred.receipt = Object.assign(promise, { clientSeq, persisted }))
   }
 
@@ -733,12 +733,12 @@ export class Doc<M extends Machine<any, any>> {
           this.#emit("error", { code: "protocol-error", message: `The hub asked to number the commands of "${this.docId}" from ${msg.seq}; ${this.#rs.pending.length} pending command(s) can only be numbered from 1 to ${MAX_CLIENT_SEQ}. Ignored.` })
           return
         }
-        if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.#resumeNumberingAt(msg.seq)
+        if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.#renumber(msg.seq, false)
         if (msg.code === "sequence-gap" && msg.seq !== undefined && (this.#rs.pending[0]?.clientSeq ?? 0) > msg.seq) {
           // No command here holds the numbers the hub is missing: they were taken by commands
           // that died unstored (a store written before that was fixed). Close the hole, or
           // this outbox is refused for good.
-          this.#renumber(this.#rs.renumberDown(msg.seq), msg.seq, true)
+          this.#renumber(msg.seq, true)
         } else if (msg.code === "sequence-gap") {
           // The hub lost track of where this client is (it should never happen on an ordered
           // link): follow again from the confirmed seq, which resends the outbox in order.
@@ -815,21 +815,15 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   /**
-   * The hub says this client's commands on this document must be numbered from `from` (the
-   * same clientId was used by another device, or this one lost its storage). Pending commands
-   * below it were never applied under their numbers: renumber them, store the new outbox,
-   * and send them again.
+   * The hub says this client's commands on this document must be numbered from `from`: the
+   * same clientId was used by another device, or this one lost its storage (pending commands
+   * below it were never applied under their numbers), or with `down`, the numbers below the
+   * first pending command were taken by commands that died unstored. Pending commands are
+   * renumbered (ReplicaState.renumber), their new outbox stored, and sent again. `down`: the
+   * numbers went down, so the stored next number does too (it ran past the stored commands).
    */
-  #resumeNumberingAt(from: number): void {
-    this.#renumber(this.#rs.renumber(from), from, false)
-  }
-
-  /**
-   * Stores and sends pending commands under new numbers (`moves`, oldest first) so that the
-   * next the hub expects is `from`. `down`: the numbers went down, so the stored next number
-   * does too (it ran past the stored commands).
-   */
-  #renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean): void {
+  #renumber(from: number, down: boolean): void {
+    const moves = this.#rs.renumber(from, down)
     // A command recovered from the outbox after a restart has no receipt.
     for (const m of moves) {
       const d = this.#deferreds.get(m.command)

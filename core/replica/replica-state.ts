@@ -283,36 +283,22 @@ export class ReplicaState<S> {
 
   /**
    * Renumbers pending commands so that none is below `from` (the hub said this client's
-   * numbering must resume there). Returns the moves, oldest first, or nothing to do.
+   * numbering must resume there), or with `down`, numbers them on from `from` downwards (the
+   * hub expects `from` and no pending command holds the numbers between: they were taken by
+   * commands that died unstored). Returns the moves, oldest first, or nothing to do.
    */
-  renumber(from: number): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
-    const start = this.pending.findIndex((p) => p.clientSeq < from)
+  renumber(from: number, down = false): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
+    // Pending commands are in clientSeq order.
+    const start = down ? ((this.pending[0]?.clientSeq ?? 0) > from ? 0 : -1) : this.pending.findIndex((p) => p.clientSeq < from)
     if (start < 0) return []
     const moves: Array<{ command: PendingCommand; from: number; to: number }> = []
     let next = from
     for (let i = start; i < this.pending.length; i++) {
       const p = this.pending[i]!
-      const to = Math.max(next, p.clientSeq)
+      const to = down ? next : Math.max(next, p.clientSeq)
       if (to !== p.clientSeq) moves.push({ command: p, from: p.clientSeq, to })
       next = to + 1
     }
-    for (const m of moves) this.#byClientSeq.delete(m.from)
-    for (const m of moves) {
-      m.command.clientSeq = m.to
-      this.#byClientSeq.set(m.to, m.command)
-    }
-    return moves
-  }
-
-  /**
-   * Numbers pending commands on from `at`, downwards (the hub expects `at` and no pending
-   * command holds the numbers between: they were taken by commands that died unstored).
-   * Returns the moves, oldest first, or nothing to do.
-   */
-  renumberDown(at: number): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
-    const first = this.pending[0]
-    if (first === undefined || first.clientSeq <= at) return []
-    const moves = this.pending.map((p, i) => ({ command: p, from: p.clientSeq, to: at + i }))
     for (const m of moves) this.#byClientSeq.delete(m.from)
     for (const m of moves) {
       m.command.clientSeq = m.to

@@ -75,6 +75,8 @@ export const setOwn = (o: Record<string, unknown>, k: string, v: unknown): void 
 /** Nesting deeper than this is refused: it protects the decoder's stack from hostile input. */
 export const MAX_DEPTH = 512
 
+const tooDeep = `Value nests deeper than ${MAX_DEPTH} levels.`
+
 export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   switch (typeof value) {
     case "number":
@@ -104,7 +106,7 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
         w.byte(Tag.NULL)
         return
       }
-      if (depth >= MAX_DEPTH) throw canonError("state-unencodable", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      if (depth >= MAX_DEPTH) throw canonError("state-unencodable", tooDeep)
       if (isArray(value)) {
         w.byte(Tag.ARRAY)
         w.varint(value.length)
@@ -142,7 +144,6 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
 }
 
 const fail = decodeFailed
-const tooDeep = `Value nests deeper than ${MAX_DEPTH} levels.`
 
 export const readValue = (r: ByteReader, depth = 0): unknown => {
   const tag = r.byte()

@@ -488,10 +488,14 @@ export class Doc<M extends Machine<any, any>> {
     // Compat mode: each command as the hub's version, up to the first that has no single
     // downcast; it waits, with the commands after it, for the hub's upgrade (schemaTooNew).
     const messages = this.#compat?.submits(this.docId, commands, acked, this.#protocol, (message) => this.#emit("error", { code: "schema-too-new", message }))
-      ?? submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p))).map((part): ClientMessage => (compact
+      ?? submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p))).map((part): ClientMessage => ({
+        type: "submit",
+        docId: this.docId,
         // Protocol 2: arguments in their schema-driven bytes (args-codec.ts).
-        ? { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: this.#compactArgs(p) })), ackedClientSeq: acked, compact: true }
-        : { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked }))
+        commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: compact ? this.#compactArgs(p) : p.encoded })),
+        ackedClientSeq: acked,
+        ...(compact && { compact: true as const }),
+      }))
     if (messages.length > 0) this.#lastAckSent = acked
     for (const m of messages) this.#send?.(m)
   }
@@ -721,32 +725,37 @@ export class Doc<M extends Machine<any, any>> {
         this.#install(r.begin.seq, done.bytes, r.begin.hash)
         return
       }
-      case "error":
-        if (msg.code === "update-required" && msg.seq !== undefined) {
+      case "error": {
+        const { code, seq } = msg
+        if (code === "update-required" && seq !== undefined) {
           const first = this.#updateNeeded === undefined
-          this.#updateNeeded = { seq: msg.seq, message: msg.message }
+          this.#updateNeeded = { seq, message: msg.message }
           if (first) this.#emit("updateRequired", this.#updateNeeded)
         }
-        if ((msg.code === "sequence-reset" || msg.code === "sequence-gap") && msg.seq !== undefined && !this.#numberable(msg.seq)) {
-          // Renumbered there, commands would collide past 2^53 (and overwrite each other in the
-          // outbox) or take numbers no submit can carry: changing nothing keeps every command.
-          this.#emit("error", { code: "protocol-error", message: `The hub asked to number the commands of "${this.docId}" from ${msg.seq}; ${this.#rs.pending.length} pending command(s) can only be numbered from 1 to ${MAX_CLIENT_SEQ}. Ignored.` })
-          return
+        if (code === "sequence-reset" || code === "sequence-gap") {
+          if (seq !== undefined && !this.#numberable(seq)) {
+            // Renumbered there, commands would collide past 2^53 (and overwrite each other in the
+            // outbox) or take numbers no submit can carry: changing nothing keeps every command.
+            this.#emit("error", { code: "protocol-error", message: `The hub asked to number the commands of "${this.docId}" from ${seq}; ${this.#rs.pending.length} pending command(s) can only be numbered from 1 to ${MAX_CLIENT_SEQ}. Ignored.` })
+            return
+          }
+          if (code === "sequence-reset") {
+            if (seq !== undefined) return this.#renumber(seq, false)
+          } else if (seq !== undefined && (this.#rs.pending[0]?.clientSeq ?? 0) > seq) {
+            // No command here holds the numbers the hub is missing: they were taken by commands
+            // that died unstored (a store written before that was fixed). Close the hole, or
+            // this outbox is refused for good.
+            this.#renumber(seq, true)
+          } else {
+            // The hub lost track of where this client is (it should never happen on an ordered
+            // link): follow again from the confirmed seq, which resends the outbox in order.
+            this.#send?.(this.#subscribeMessage())
+            this.#resend()
+          }
         }
-        if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.#renumber(msg.seq, false)
-        if (msg.code === "sequence-gap" && msg.seq !== undefined && (this.#rs.pending[0]?.clientSeq ?? 0) > msg.seq) {
-          // No command here holds the numbers the hub is missing: they were taken by commands
-          // that died unstored (a store written before that was fixed). Close the hole, or
-          // this outbox is refused for good.
-          this.#renumber(msg.seq, true)
-        } else if (msg.code === "sequence-gap") {
-          // The hub lost track of where this client is (it should never happen on an ordered
-          // link): follow again from the confirmed seq, which resends the outbox in order.
-          this.#send?.(this.#subscribeMessage())
-          this.#resend()
-        }
-        this.#emit("error", { code: msg.code, message: msg.message })
+        this.#emit("error", { code, message: msg.message })
         return
+      }
       case "presence":
         if (msg.state === null) this.#others.delete(msg.clientId)
         else this.#others.set(msg.clientId, msg.state)

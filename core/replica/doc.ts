@@ -708,9 +708,9 @@ export class Doc<M extends Machine<any, any>> {
         const r = this.#receiver
         if (r === undefined || r.id !== msg.snapshotId) return
         const out = r.chunk(msg)
-        if (out.kind === "bad") return this.#badSnapshot(out.reason)
-        if (out.ack !== undefined) {
-          this.#ackSnapshot(msg.snapshotId, out.ack)
+        if (typeof out === "string") return this.#badSnapshot(out)
+        if (out !== undefined) {
+          this.#ackSnapshot(msg.snapshotId, out)
           // received == size is said once, by the install: all bytes in is not yet verified.
           if (r.received < r.progress.size) this.#emit("snapshot", r.progress)
         }
@@ -721,8 +721,8 @@ export class Doc<M extends Machine<any, any>> {
         if (r === undefined || r.id !== msg.snapshotId) return
         this.#receiver = undefined
         const done = r.finish()
-        if ("reason" in done) return this.#badSnapshot(done.reason)
-        this.#install(r.begin.seq, done.bytes, r.begin.hash)
+        if (typeof done === "string") return this.#badSnapshot(done)
+        this.#install(r.begin.seq, done, r.begin.hash)
         return
       }
       case "error": {

@@ -242,42 +242,41 @@ export class ReplicaState<S> {
     // One splice for the run (shift() per entry would be quadratic on a long outbox).
     if (promoted > 0) this.pending.splice(0, promoted)
     const snapshotNow = wantSnapshot && this.#confirmedVisible()
-    if (i === entries.length && (settle === undefined || settle.size === 0) && !snapshotNow) {
-      return { confirmed, applied, gap: false, desync: undefined, snapshot: undefined }
-    }
-
-    this.#undoPending()
     let gap = false
     let desync: Desync | undefined
-    for (; i < entries.length; i++) {
-      const e = entries[i]!
-      if (e.seq <= this.confirmedSeq) continue
-      if (e.seq !== this.confirmedSeq + 1) {
-        gap = true
-        break
-      }
-      applyLogged(this.host, this.docId, this.machine, e)
-      this.confirmedSeq = e.seq
-      applied.push(e)
-      if (e.clientId === this.clientId) {
-        const p = this.#byClientSeq.get(e.clientSeq)
-        if (p !== undefined) {
-          this.#byClientSeq.delete(e.clientSeq)
-          confirmed.push({ command: p, seq: e.seq })
+    let snapshot: Uint8Array | undefined
+    if (i < entries.length || (settle !== undefined && settle.size > 0) || snapshotNow) {
+      this.#undoPending()
+      for (; i < entries.length; i++) {
+        const e = entries[i]!
+        if (e.seq <= this.confirmedSeq) continue
+        if (e.seq !== this.confirmedSeq + 1) {
+          gap = true
+          break
         }
+        applyLogged(this.host, this.docId, this.machine, e)
+        this.confirmedSeq = e.seq
+        applied.push(e)
+        if (e.clientId === this.clientId) {
+          const p = this.#byClientSeq.get(e.clientSeq)
+          if (p !== undefined) {
+            this.#byClientSeq.delete(e.clientSeq)
+            confirmed.push({ command: p, seq: e.seq })
+          }
+        }
+        const expected = this.#expected.get(e.seq)
+        if (expected !== undefined) {
+          this.#expected.delete(e.seq)
+          if (!this.crdt?.busy()) desync ??= this.#check(e.seq, expected)
+        }
+        desync ??= this.crdt?.broken(e.seq)
       }
-      const expected = this.#expected.get(e.seq)
-      if (expected !== undefined) {
-        this.#expected.delete(e.seq)
-        if (!this.crdt?.busy()) desync ??= this.#check(e.seq, expected)
+      if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
+        this.#drop((p) => this.#byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
       }
-      desync ??= this.crdt?.broken(e.seq)
+      if (snapshotNow) snapshot = encodeCanonical(this.crdt?.snapshot() ?? this.host.root)
+      this.#redoPending()
     }
-    if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
-      this.#drop((p) => this.#byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
-    }
-    const snapshot = snapshotNow ? encodeCanonical(this.crdt?.snapshot() ?? this.host.root) : undefined
-    this.#redoPending()
     return { confirmed, applied, gap, desync, snapshot }
   }
 

@@ -733,7 +733,8 @@ export class Doc<M extends Machine<any, any>> {
           if (first) this.#emit("updateRequired", this.#updateNeeded)
         }
         if (code === "sequence-reset" || code === "sequence-gap") {
-          if (seq !== undefined && !this.#numberable(seq)) {
+          // Numbered from `seq`, can the pending commands be?
+          if (seq !== undefined && !(Number.isSafeInteger(seq) && seq >= 1 && seq + this.#rs.pending.length <= MAX_CLIENT_SEQ)) {
             // Renumbered there, commands would collide past 2^53 (and overwrite each other in the
             // outbox) or take numbers no submit can carry: changing nothing keeps every command.
             this.#emit("error", { code: "protocol-error", message: `The hub asked to number the commands of "${this.docId}" from ${seq}; ${this.#rs.pending.length} pending command(s) can only be numbered from 1 to ${MAX_CLIENT_SEQ}. Ignored.` })
@@ -816,11 +817,6 @@ export class Doc<M extends Machine<any, any>> {
     this.#resend()
     if (this.#settleAt.size > 0) this.#settleReached()
     this.#scheduleNotify()
-  }
-
-  /** Whether the pending commands can be numbered on from `from` (a number the hub sent). */
-  #numberable(from: number): boolean {
-    return Number.isSafeInteger(from) && from >= 1 && from + this.#rs.pending.length <= MAX_CLIENT_SEQ
   }
 
   /**
@@ -917,15 +913,13 @@ export class Doc<M extends Machine<any, any>> {
 
   /** The outbox removals of these are stored: the app hears of them. */
   #tellConfirmed(tell: ReadonlyArray<OwnConfirmation>): void {
-    for (const c of tell) this.#settleConfirmed(c.command, c.seq, c.upperBound)
-  }
-
-  #settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {
-    const d = this.#deferreds.get(command)
-    this.#deferreds.delete(command)
-    const confirmation: Confirmation = upperBound ? { seq, upperBound } : { seq }
-    d?.resolve(confirmation)
-    this.#emit("confirmed", { clientSeq: command.clientSeq, command: command.name, ...confirmation })
+    for (const { command, seq, upperBound } of tell) {
+      const d = this.#deferreds.get(command)
+      this.#deferreds.delete(command)
+      const confirmation: Confirmation = upperBound ? { seq, upperBound } : { seq }
+      d?.resolve(confirmation)
+      this.#emit("confirmed", { clientSeq: command.clientSeq, command: command.name, ...confirmation })
+    }
   }
 
   #handleDesync(desync: Desync | undefined): void {

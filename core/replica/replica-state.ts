@@ -193,15 +193,6 @@ export class ReplicaState<S> {
     }
   }
 
-  #drop(done: (p: PendingCommand) => boolean): void {
-    const kept: PendingCommand[] = []
-    for (const p of this.pending) {
-      if (done(p)) this.#byClientSeq.delete(p.clientSeq)
-      else kept.push(p)
-    }
-    this.pending = kept
-  }
-
   /** The authority applied entry `e` exactly as this replica applied its pending command at `index`. */
   #echoes(e: Entry, index: number): boolean {
     const p = this.pending[index]
@@ -272,7 +263,13 @@ export class ReplicaState<S> {
         desync ??= this.crdt?.broken(e.seq)
       }
       if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
-        this.#drop((p) => this.#byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
+        // Drop the confirmed and the settled.
+        const kept: PendingCommand[] = []
+        for (const p of this.pending) {
+          if (this.#byClientSeq.get(p.clientSeq) !== p || settle?.has(p.clientSeq) === true) this.#byClientSeq.delete(p.clientSeq)
+          else kept.push(p)
+        }
+        this.pending = kept
       }
       if (snapshotNow) snapshot = encodeCanonical(this.crdt?.snapshot() ?? this.host.root)
       this.#redoPending()

@@ -6,6 +6,11 @@
  */
 import { canonError } from "./errors.js"
 
+/** Throws the `decode-failed` CanonError of malformed bytes, saying what is wrong. */
+export const decodeFailed = (message: string): never => {
+  throw canonError("decode-failed", message)
+}
+
 /**
  * Builtins used per byte or per value are read once here: inside a `vm` context (jest's test
  * environment) every read of a global goes through the context's interceptor, unoptimized
@@ -175,7 +180,7 @@ export class ByteReader {
   }
 
   byte(): number {
-    if (this.pos >= this.buf.length) throw canonError("decode-failed", "Unexpected end of data.")
+    if (this.pos >= this.buf.length) decodeFailed("Unexpected end of data.")
     return this.buf[this.pos++]!
   }
 
@@ -186,17 +191,17 @@ export class ByteReader {
       const b = this.byte()
       result += (b & 0x7f) * mul
       if (b < 0x80) {
-        if (b === 0 && i > 0) throw canonError("decode-failed", "A varint that is not minimal.")
+        if (b === 0 && i > 0) decodeFailed("A varint that is not minimal.")
         if (result > MAX_SAFE_INTEGER) break
         return result
       }
       mul *= 0x80
     }
-    throw canonError("decode-failed", "Varint is longer than 53 bits.")
+    return decodeFailed("Varint is longer than 53 bits.")
   }
 
   f64(): number {
-    if (this.remaining < 8) throw canonError("decode-failed", "Unexpected end of data in a float.")
+    if (this.remaining < 8) decodeFailed("Unexpected end of data in a float.")
     F64_BYTES.set(this.buf.subarray(this.pos, this.pos + 8))
     this.pos += 8
     return F64_VIEW.getFloat64(0)
@@ -204,7 +209,7 @@ export class ByteReader {
 
   raw(length: number): Uint8Array {
     if (length > this.remaining) {
-      throw canonError("decode-failed", `A length of ${length} runs past the end of the data.`)
+      decodeFailed(`A length of ${length} runs past the end of the data.`)
     }
     const out = this.buf.subarray(this.pos, this.pos + length)
     this.pos += length
@@ -233,7 +238,7 @@ const decodeUtf8 = (b: Uint8Array): string => {
   try {
     return textDecoder.decode(b)
   } catch {
-    throw canonError("decode-failed", "A string is not valid UTF-8.")
+    return decodeFailed("A string is not valid UTF-8.")
   }
 }
 

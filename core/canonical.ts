@@ -16,7 +16,7 @@
  * duplicates), no undefined property, no trailing bytes. Two peers can therefore compare state
  * bytes, not just hashes, and a stored or received state re-encodes to the bytes it came in.
  */
-import { ByteReader, ByteWriter, unzigzag } from "./bytes.js"
+import { ByteReader, ByteWriter, decodeFailed, unzigzag } from "./bytes.js"
 import { canonError } from "./errors.js"
 
 /** A value's tag byte (an enum: esbuild writes the numbers where they are used). */
@@ -75,6 +75,8 @@ export const setOwn = (o: Record<string, unknown>, k: string, v: unknown): void 
 /** Nesting deeper than this is refused: it protects the decoder's stack from hostile input. */
 export const MAX_DEPTH = 512
 
+const tooDeep = `Value nests deeper than ${MAX_DEPTH} levels.`
+
 export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   switch (typeof value) {
     case "number":
@@ -104,7 +106,7 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
         w.byte(Tag.NULL)
         return
       }
-      if (depth >= MAX_DEPTH) throw canonError("state-unencodable", `Value nests deeper than ${MAX_DEPTH} levels.`)
+      if (depth >= MAX_DEPTH) throw canonError("state-unencodable", tooDeep)
       if (isArray(value)) {
         w.byte(Tag.ARRAY)
         w.varint(value.length)
@@ -141,10 +143,7 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   }
 }
 
-const fail = (message: string): never => {
-  throw canonError("decode-failed", message)
-}
-const tooDeep = `Value nests deeper than ${MAX_DEPTH} levels.`
+const fail = decodeFailed
 
 export const readValue = (r: ByteReader, depth = 0): unknown => {
   const tag = r.byte()
@@ -179,7 +178,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       if (depth >= MAX_DEPTH) fail(tooDeep)
       const n = r.varint()
       // Each element takes at least one byte: a larger count is a lie, refuse before allocating.
-      if (n > r.remaining) throw canonError("decode-failed", `An array of ${n} items cannot fit in ${r.remaining} bytes.`)
+      if (n > r.remaining) fail(`An array of ${n} items cannot fit in ${r.remaining} bytes.`)
       const out = new Array<unknown>(n)
       for (let i = 0; i < n; i++) out[i] = readValue(r, depth + 1)
       return out
@@ -187,7 +186,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
     case Tag.OBJECT: {
       if (depth >= MAX_DEPTH) fail(tooDeep)
       const n = r.varint()
-      if (n * 2 > r.remaining) throw canonError("decode-failed", `An object of ${n} keys cannot fit in ${r.remaining} bytes.`)
+      if (n * 2 > r.remaining) fail(`An object of ${n} keys cannot fit in ${r.remaining} bytes.`)
       const out: Record<string, unknown> = {}
       let prev = ""
       for (let i = 0; i < n; i++) {
@@ -202,7 +201,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       return out
     }
     default:
-      throw canonError("decode-failed", `Unknown value tag ${tag}.`)
+      fail(`Unknown value tag ${tag}.`)
   }
 }
 
@@ -246,7 +245,7 @@ export const encodeCanonical = (value: unknown): Uint8Array => {
 export const decodeCanonical = (bytes: Uint8Array): unknown => {
   const r = new ByteReader(bytes)
   const v = readValue(r)
-  if (!r.done()) throw canonError("decode-failed", `${r.remaining} bytes left after the value.`)
+  if (!r.done()) fail(`${r.remaining} bytes left after the value.`)
   if (typeof v === "object" && v !== null) verifiedTrees.add(v)
   return v
 }

@@ -67,3 +67,6 @@ export class CanonError extends Data.TaggedError("CanonError")<{
 
 export const canonError = (code: CanonErrorCode, message: string): CanonError =>
   new CanonError({ code, message })
+
+/** What an error says, for a sentence of our own: its message, or the thrown value as a string. */
+export const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))

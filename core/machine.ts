@@ -32,7 +32,7 @@ import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
 import { encodeCanonical } from "./canonical.js"
 import { hashBytes } from "./hash.js"
-import { CanonError, type Rejection } from "./errors.js"
+import { CanonError, type Rejection, errorText } from "./errors.js"
 import { entryRandom } from "./random.js"
 import { MACHINE_NAME_PATTERN, commandNameProblem } from "./limits.js"
 // Types only: the CRDT field code comes with the field declarations (core/crdt/runtime.ts).
@@ -222,6 +222,9 @@ export const makeContext = (docId: string, seq: number, time: number, clientId: 
 /** The argument message of a schema failure, on one line. */
 export const schemaMessage = (e: Schema.SchemaError): string => e.message.replace(/\s*\n\s*/g, " ")
 
+/** The rejection of arguments that fail the command `name`'s schema. */
+export const invalidArgs = (name: string, e: Schema.SchemaError): Rejection => ({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(e)}` })
+
 /** Checks and decodes the wire form of a command's arguments. */
 export const decodeArgs = <S>(
   machine: Machine<S>,
@@ -234,7 +237,7 @@ export const decodeArgs = <S>(
   }
   const r = cmd.decode(encoded)
   if (Result.isFailure(r)) {
-    return { ok: false, rejection: { code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(r.failure)}` } }
+    return { ok: false, rejection: invalidArgs(name, r.failure) }
   }
   return { ok: true, cmd, args: r.success }
 }
@@ -290,7 +293,7 @@ export const applyCommand = <S>(
   } catch (e) {
     if (e instanceof RejectSignal) return { code: "rejected", message: e.reason }
     if (e instanceof CanonError && e.code === "state-unencodable") return { code: "state-unencodable", message: `Command "${name}": ${e.message}` }
-    const detail = e instanceof Error ? e.message : String(e)
+    const detail = errorText(e)
     return { code: "command-failed", message: `Command "${name}" threw: ${detail}` }
   }
 }

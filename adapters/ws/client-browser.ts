@@ -13,6 +13,7 @@
  * const client = await CanonClient.open({ transport: wsClientTransport("wss://sync.example.com/sync"), runtime: systemRuntime })
  * ```
  */
+import { errorText } from "../../core/errors.js"
 import type { ClientTransport } from "../../core/index.js"
 import { ClientLink, DEFAULT_IDLE_TIMEOUT_MS, type WsClientOptions } from "./shared.js"
 
@@ -61,7 +62,7 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
       ws.binaryType = "arraybuffer"
     } catch (e) {
       // A malformed URL (or a blocked port) throws here: report it like any failed connection.
-      link.failed(`Cannot connect to ${String(url)}: ${e instanceof Error ? e.message : String(e)}`)
+      link.failed(`Cannot connect to ${String(url)}: ${errorText(e)}`)
       return link
     }
     let opened = false

@@ -41,6 +41,7 @@
  * `going-away`. A server that terminates a peer for not answering pings closes no frame: the
  * hub is told `timeout`, the peer sees `reset`.
  */
+import { errorText } from "../../core/errors.js"
 import type { ClientMessage, CloseInfo, Connection, ConnectionListener, ServerMessage } from "../../core/index.js"
 import { decodeServerMessage, encodeClientMessage } from "../../core/protocol/codec-client.js"
 import { CodecSession, DEFAULT_MAX_FRAME_BYTES, type CodecOptions } from "../../core/protocol/codec-shared.js"
@@ -153,7 +154,7 @@ export const encodeFrame = <M extends { readonly type: string }>(
     frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, version, session })
   } catch (e) {
     const code = (e as { code?: unknown }).code
-    return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `A ${message.type} message cannot be encoded: ${e instanceof Error ? e.message : String(e)}` }
+    return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `A ${message.type} message cannot be encoded: ${errorText(e)}` }
   }
   if (frame.length > maxFrameBytes) {
     return { failed: true, code: "too-large", reason: `A ${message.type} message of ${frame.length} bytes is over the frame limit of ${maxFrameBytes} bytes.` }

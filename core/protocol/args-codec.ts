@@ -30,9 +30,8 @@
  * encoded (wire) form of the arguments, which the receiver still decodes and validates with the schema itself.
  */
 import * as SchemaAST from "effect/SchemaAST"
-import { ByteReader, ByteWriter } from "../bytes.js"
+import { ByteReader, ByteWriter, decodeFailed } from "../bytes.js"
 import { encodeCanonical, hasPlainPrototype, readValue, setOwn, writeValue } from "../canonical.js"
-import { canonError } from "../errors.js"
 import { MAX_ARGS_DEPTH } from "../limits.js"
 
 export interface ArgsCodec {
@@ -168,9 +167,7 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
   }
 }
 
-const bad = (message: string): never => {
-  throw canonError("decode-failed", message)
-}
+const bad = decodeFailed
 
 const decodeNode = (r: ByteReader, ast: Ast, depth: number): unknown => {
   if (depth > MAX_ARGS_DEPTH) bad(`Arguments nest deeper than ${MAX_ARGS_DEPTH} levels.`)

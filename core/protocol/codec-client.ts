@@ -8,7 +8,7 @@ import { readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import {
   CLIENT_TYPES, Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
-  readChannel, readName, session, show, str, uint, unzigzag, header,
+  readChannel, readName, session, show, str, uint, unzigzag, header, checkString,
   type CodecOptions, type Decoded, type Reader,
 } from "./codec-shared.js"
 import { docIdBytesProblem } from "../limits.js"
@@ -34,7 +34,7 @@ const writeHello = (w: ByteWriter, m: Hello): void => {
 
 /** Protocol 2: a command name defined once per connection (bounded as the hub's decoder bounds it). */
 const sessionName = (w: ByteWriter, s: string): void => {
-  if (typeof s !== "string") invalid(`A command name must be a string, not ${show(s)}.`)
+  checkString(s, "A command name")
   const known = session!.namesSent.size
   const k = session!.defineSent(s)
   if (typeof k === "string") return invalid(k)
@@ -126,6 +126,13 @@ export const encodeClientMessage = (m: ClientMessage, options?: CodecOptions): U
 const readEntries = (r: ByteReader): Entries => readEntriesBody(r, r.string(), false)
 const readEntries2 = (r: ByteReader): Entries => readEntriesBody(r, readChannel(r), true)
 
+/** An entry's time: the previous one's plus a zigzag delta, within the range an entry's time may take. */
+const nextTime = (r: ByteReader, prev: number): number => {
+  const time = prev + unzigzag(r.varint())
+  if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
+  return time
+}
+
 const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entries => {
   // An elided entry takes 3 bytes at least; a full one 5.
   const n = count(r, compact ? 3 : 5, "entries")
@@ -145,8 +152,7 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
           const own = session!.clientId
           if (own === undefined) bad("An elided entry on a connection that said no hello.")
           const clientSeq = r.varint()
-          time += unzigzag(r.varint())
-          if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
+          time = nextTime(r, time)
           entries[i] = { seq: first + i, time, clientId: own!, clientSeq, name: "", args: null, elided: true }
           continue
         }
@@ -165,8 +171,7 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
         last[c - 1] = clientSeq
       }
       const name = readName(r, names)
-      time += unzigzag(r.varint())
-      if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
+      time = nextTime(r, time)
       entries[i] = { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r) }
     }
   }

@@ -8,7 +8,7 @@
 import * as Data from "effect/Data"
 import { ByteReader, ByteWriter, unzigzag, utf8Length } from "../bytes.js"
 import { isBytes } from "../canonical.js"
-import { CanonError, canonError, type WireRejectionCode } from "../errors.js"
+import { CanonError, canonError, type WireRejectionCode, errorText } from "../errors.js"
 import { commandNameProblem, docIdBytesProblem } from "../limits.js"
 import type { RefusalCode } from "./messages.js"
 
@@ -269,8 +269,14 @@ export const delta = (w: ByteWriter, d: number, what: string): void => {
   w.varint(z)
 }
 
-export const str = (w: ByteWriter, s: string, what: string): void => {
+export const checkString = (s: unknown, what: string): void => {
   if (typeof s !== "string") invalid(`${what} must be a string, not ${show(s)}.`)
+}
+
+const frameTooLarge = (size: number, max: number): string => `A frame of ${size} bytes is over the limit of ${max} bytes.`
+
+export const str = (w: ByteWriter, s: string, what: string): void => {
+  checkString(s, what)
   w.string(s)
 }
 
@@ -283,7 +289,7 @@ export const name = (w: ByteWriter, s: string): void => {
     w.varint(k)
     return
   }
-  if (typeof s !== "string") invalid(`A command name must be a string, not ${show(s)}.`)
+  checkString(s, "A command name")
   nameTable.set(s, nameTable.size + 1)
   w.byte(0)
   w.string(s)
@@ -326,7 +332,7 @@ export const compactFor = (m: { readonly compact?: true }): boolean => {
 
 /** Malformed input (a null where an object belongs...) surfaces as a CanonError too, not a TypeError. */
 const asEncodeError = (e: unknown): CanonError =>
-  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode the message: ${e instanceof Error ? e.message : String(e)}`)
+  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode the message: ${errorText(e)}`)
 
 /** One frame: `write` fills the writer (header first). Throws a CanonError if the protocol cannot carry the message. */
 export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (w: ByteWriter, m: M) => void): Uint8Array => {
@@ -344,7 +350,7 @@ export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (
   if (w.pos > max) {
     const size = w.pos
     writer = new ByteWriter(4096)
-    invalid(`A frame of ${size} bytes is over the limit of ${max} bytes.`)
+    invalid(frameTooLarge(size, max))
   }
   const out = w.finish()
   // Do not keep a huge buffer alive after one huge frame.
@@ -410,13 +416,9 @@ export class Table {
 
   define(s: string): void {
     const items = this.items
-    if (items.length < 16) {
-      if (items.includes(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
-    } else {
-      const set = (this.#set ??= new Set(items))
-      if (set.has(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
-      set.add(s)
-    }
+    // Past 16 names, a set finds them without a scan.
+    if (items.length < 16 ? items.includes(s) : (this.#set ??= new Set(items)).has(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
+    this.#set?.add(s)
     items.push(s)
   }
 
@@ -461,7 +463,7 @@ const toFail = (e: unknown): Fail => {
   if (e instanceof Fail) return e
   if (e instanceof CanonError) return new Fail(READER_CODES.find(([sentence]) => sentence.test(e.message))?.[1] ?? "bad-value", e.message)
   if (e instanceof RangeError && /call stack/i.test(e.message)) return new Fail("too-deep", "A value nests too deeply.")
-  return new Fail("bad-value", `Malformed frame: ${e instanceof Error ? e.message : String(e)}`)
+  return new Fail("bad-value", `Malformed frame: ${errorText(e)}`)
 }
 
 const failure = (code: DecodeErrorCode, message: string): { readonly ok: false; readonly error: DecodeError } =>
@@ -485,7 +487,7 @@ export const decodeFrame = <T>(
     session = options?.session
     if (!isBytes(frame)) return failure("bad-value", "A frame must be a Uint8Array.")
     const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
-    if (frame.length > max) return failure("too-large", `A frame of ${frame.length} bytes is over the limit of ${max} bytes.`)
+    if (frame.length > max) return failure("too-large", frameTooLarge(frame.length, max))
     if (frame.length === 0) return failure("empty", "An empty frame.")
     if (frame.length === 1) return failure("truncated", "A frame of one byte has no flags.")
     // A plain Uint8Array view (a Buffer's slice() would alias the frame instead of copying).

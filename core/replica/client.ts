@@ -10,7 +10,7 @@
  * client.onStatus((s) => console.log(s))   // "connecting" | "online" | "offline"
  * ```
  */
-import { canonError } from "../errors.js"
+import { canonError, errorText } from "../errors.js"
 import { docIdProblem } from "../limits.js"
 import type { Machine, StateOf } from "../machine.js"
 import { REPLICA_STORE, type ReplicaStorage } from "../ports/storage.js"
@@ -80,9 +80,6 @@ export interface ClientOptions extends DocOptions {
   readonly autoConnect?: boolean
 }
 
-/** Storages a client of this page is closing on, until it has let go (see `open`). */
-const closingStores = new WeakMap<ReplicaStorage, Promise<void>>()
-
 export class CanonClient {
   readonly #docs = new Map<string, Doc<any>>()
   #conn: Connection<ClientMessage> | undefined
@@ -132,31 +129,18 @@ export class CanonClient {
 
   /** Opens a client: loads (or creates and stores) its clientId, then connects. */
   static async open(options: ClientOptions): Promise<CanonClient> {
-    // One open client per storage (see KVStore.claim): two would share a clientId and its
-    // command numbers, and the hub would drop one's commands as the other's retries. A client
-    // of this page closing on it is waited for (an effect's cleanup, then the effect again).
+    // One open client per storage (see KVStore.claim and ReplicaStore.hold): two would share a
+    // clientId and its command numbers, and the hub would drop one's commands as the other's
+    // retries.
     const storage = options.storage
     if (storage && typeof storage[REPLICA_STORE] !== "function") {
       throw canonError("storage-failed", "This storage is a KVStore without the replica layer: pass storage: replicaStorage(kv) (import { replicaStorage } from \"canon\"). MemoryStorage, IndexedDbStorage and LevelStorage need no wrapping.")
     }
-    if (storage !== undefined) await closingStores.get(storage)
-    const release = (await storage?.claim?.()) ?? (() => {})
-    const store = storage ? storage[REPLICA_STORE]() : undefined
-    let clientId: string, secret: string | undefined
-    try {
-      const storedId = await store?.clientId()
-      clientId = options.clientId ?? storedId ?? newClientId(options.runtime)
-      secret = storedId === clientId ? await store?.secret() : undefined
-      if (secret === undefined) {
-        // Made with the clientId and stored with it before the first hello: no window in which
-        // the hub knows a secret this client could lose.
-        secret = newClientSecret(options.runtime)
-        await store?.setIdentity(clientId, secret)
-      }
-    } catch (e) {
-      release()
-      throw e
-    }
+    const store = storage?.[REPLICA_STORE]()
+    // Without storage every run is a new identity (see ClientOptions.clientId).
+    const { clientId, secret, release } = store !== undefined
+      ? await store.hold(storage!, options.clientId, options.runtime)
+      : { clientId: options.clientId ?? newClientId(options.runtime), secret: newClientSecret(options.runtime), release: () => {} }
     const client = new CanonClient(clientId, secret, options, store, release)
     client.#stopWake = (options.transport as WakingTransport).onWake?.(() => {
       if (client.#currentStatus === "offline" && client.#wantOnline) client.reconnectNow()
@@ -248,7 +232,7 @@ export class CanonClient {
           // those checks: a message this client cannot use ends the connection (a new one
           // starts over, after the backoff), it never throws into the transport, where it
           // would be an uncaught exception.
-          const reason = `The hub sent a "${msg.type}" message this client cannot use: ${e instanceof Error ? e.message : String(e)}`
+          const reason = `The hub sent a "${msg.type}" message this client cannot use: ${errorText(e)}`
           conn!.close("protocol-error", reason)
           this.#lost({ code: "protocol-error", reason })
         }
@@ -276,7 +260,7 @@ export class CanonClient {
     try {
       credentials = typeof c === "function" ? await c() : c
     } catch (e) {
-      this.#lost({ code: "credentials-failed", reason: `Getting credentials failed: ${e instanceof Error ? e.message : String(e)}` })
+      this.#lost({ code: "credentials-failed", reason: `Getting credentials failed: ${errorText(e)}` })
       conn.close("closed", "No credentials.")
       return
     }
@@ -311,14 +295,11 @@ export class CanonClient {
       this.#lastRefusal = msg
       this.#refusedHere = true
       // A hub older than the app: declare the previous version of the machine, if the app has it.
-      const m = msg.code === "schema-too-new" && msg.machine !== undefined ? this.#machines.get(msg.machine) : undefined
-      const h = m === undefined ? undefined : historyOf(m)
-      if (m !== undefined && h !== undefined) {
-        const next = (this.#declared.get(m.name) ?? m.version) - 1
-        if (h.has(next)) {
-          this.#declared.set(m.name, next)
-          this.#steppedDown = true
-        }
+      const m = msg.code === "schema-too-new" ? this.#machines.get(msg.machine!) : undefined
+      const next = m && (this.#declared.get(m.name) ?? m.version) - 1
+      if (m && historyOf(m)?.has(next!)) {
+        this.#declared.set(m.name, next!)
+        this.#steppedDown = true
       }
       return
     }
@@ -357,18 +338,14 @@ export class CanonClient {
     }
     this.#setStatus("offline", info)
     if (!this.#wantOnline) return
-    if (this.#steppedDown) {
-      // Declaring an older version is a new offer, not a retry: no backoff.
-      this.#steppedDown = false
-      this.#retryTimer = this.#options.runtime.setTimer(0, () => {
-        this.#retryTimer = undefined
-        if (this.#wantOnline) this.connect()
-      })
-      return
+    let delay = 0
+    // Declaring an older version is a new offer, not a retry: no backoff.
+    if (this.#steppedDown) this.#steppedDown = false
+    else {
+      // Each new connection offers the app's own versions first (the hub may have been upgraded).
+      if (refusal === undefined) this.#declared.clear()
+      delay = backoffDelay(this.#attempt++, () => this.#options.runtime.random(), this.#options.backoff)
     }
-    // Each new connection offers the app's own versions first (the hub may have been upgraded).
-    if (refusal === undefined) this.#declared.clear()
-    const delay = backoffDelay(this.#attempt++, () => this.#options.runtime.random(), this.#options.backoff)
     this.#retryTimer = this.#options.runtime.setTimer(delay, () => {
       this.#retryTimer = undefined
       if (this.#wantOnline) this.connect()
@@ -383,12 +360,7 @@ export class CanonClient {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = this.#close()
-      const storage = this.#options.storage
-      if (storage !== undefined) {
-        const done = this.#closing.catch(() => {})
-        closingStores.set(storage, done)
-        void done.then(() => closingStores.get(storage) === done && closingStores.delete(storage))
-      }
+      this.#store?.closing(this.#closing)
     }
     return this.#closing
   }

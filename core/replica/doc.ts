@@ -17,8 +17,8 @@
  */
 import type { Entry } from "../entry.js"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
-import { CommandRejected, canonError, type CanonError, type Rejection } from "../errors.js"
-import { schemaMessage, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
+import { CommandRejected, canonError, type CanonError, type Rejection, errorText } from "../errors.js"
+import { invalidArgs, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
 import type { Runtime } from "../ports/runtime.js"
@@ -31,7 +31,7 @@ import type { ReplicaFields } from "../crdt/replica.js"
 import { commandArgsCodec, type ArgsCodec } from "../protocol/args-codec.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
 import { AS, BATCH, historyOf, type CompatSession } from "../schema/registry.js"
-import { MemoryLane, type DocLane, type LaneHost, type Renumbering } from "./doc-lane.js"
+import { MemoryLane, type DocLane, type LaneHost } from "./doc-lane.js"
 import { SUBMIT_BYTES, SUBMIT_CHUNK, submitParts } from "./submit-parts.js"
 
 /** The highest clientSeq a hub may have this replica number commands up to: far below 2^53, where numbers collide. */
@@ -142,8 +142,8 @@ export interface DocInit<S> {
   readonly nextClientSeq: number
   /** The seq of the stored snapshot (what a write of the state whole replaces from). */
   readonly snapshotSeq: number
-  /** Commands not confirmed or rejected yet, in clientSeq order. */
-  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+  /** Commands not confirmed or rejected yet, in clientSeq order, as the store restored them (stored, not yet applied). */
+  readonly outbox: ReadonlyArray<PendingCommand>
   /** Ask the authority for its state on connecting (the stored one was migrated here). */
   readonly fetchState?: boolean
 }
@@ -178,7 +178,6 @@ export class Doc<M extends Machine<any, any>> {
    * one without a downcast waits, with everything after it, until the hub is upgraded.
    */
   #compat: CompatSession | undefined
-  #blockedTooNew = false
   #nextClientSeq: number
   #toPersist: PendingCommand[] = []
   readonly #lane: DocLane<OwnConfirmation>
@@ -249,17 +248,8 @@ export class Doc<M extends Machine<any, any>> {
       : new MemoryLane(host)
     this.#sendWindow = Math.max(1, options.sendWindow ?? SEND_WINDOW)
     this.#fetchStateOnConnect = init.fetchState === true
-    for (const o of init.outbox) {
-      const cmd = machine.compiled.get(o.name)
-      const decoded = cmd?.decode(o.args)
-      if (cmd === undefined || decoded === undefined || Result.isFailure(decoded)) {
-        // Stored by an older machine and no longer valid here: the authority will say so.
-        const fallback = machine.compiled.values().next().value!
-        this.#rs.push({ clientSeq: o.clientSeq, name: o.name, args: undefined, encoded: o.args, cmd: { ...fallback, apply: () => undefined }, journal: undefined, localRejection: undefined, persisted: true })
-        continue
-      }
-      this.#rs.push({ clientSeq: o.clientSeq, name: o.name, args: decoded.success, encoded: o.args, cmd, journal: undefined, localRejection: undefined, persisted: true })
-    }
+    // Restored by the store (core/store/replica-open.ts): only a storage brings an outbox.
+    for (const p of init.outbox) this.#rs.push(p)
     this.#crdt = this.#rs.crdt?.connect({
       submit: (name, args) => this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>),
       error: (e) => this.#emit("error", e),
@@ -331,7 +321,7 @@ export class Doc<M extends Machine<any, any>> {
 
   /** The hub runs an older version and a pending command has no downcast to it: it waits (with those after it) for the hub's upgrade. */
   get schemaTooNew(): boolean {
-    return this.#blockedTooNew
+    return this.#compat?.blocked === true
   }
 
   /** The machine the current connection speaks for this document (older than the app's in compat mode). */
@@ -367,7 +357,7 @@ export class Doc<M extends Machine<any, any>> {
     if (cmd === undefined || name === AS || name === BATCH) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
     if (this.#updateNeeded !== undefined) return refuse({ code: "update-required", message: this.#updateNeeded.message })
     const encoded = cmd.encode(args)
-    if (Result.isFailure(encoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(encoded.failure)}` })
+    if (Result.isFailure(encoded)) return refuse(invalidArgs(name, encoded.failure))
     // The same bounds the hub applies, checked here first so an oversized command never
     // reaches the outbox (it could never be sent).
     if (depthExceeds(encoded.success, MAX_ARGS_DEPTH)) {
@@ -377,14 +367,14 @@ export class Doc<M extends Machine<any, any>> {
     try {
       size = encodeCanonical(encoded.success).length
     } catch (e) {
-      return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${e instanceof Error ? e.message : String(e)}` })
+      return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${errorText(e)}` })
     }
     if (size > this.#maxCommandBytes) {
       return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.#maxCommandBytes} fit in a command. Keep large blobs out of commands.` })
     }
     // Apply what the authority will apply: the arguments as decoded from their wire form.
     const decoded = cmd.decode(encoded.success)
-    if (Result.isFailure(decoded)) return refuse({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(decoded.failure)}` })
+    if (Result.isFailure(decoded)) return refuse(invalidArgs(name, decoded.failure))
 
     this.#flushIncoming()
     const clientSeq = this.#nextClientSeq++
@@ -404,7 +394,7 @@ export class Doc<M extends Machine<any, any>> {
     if (this.#toPersist.length === 1) queueMicrotask(() => this.#flushOutbox())
     this.#scheduleNotify()
     // Plain data properties (a getter through Object.defineProperties cost a third of submit);
-    // a renumbering updates clientSeq (resumeNumberingAt).
+    // a renumbering updates clientSeq (#renumber).
     return (deferred.receipt = Object.assign(promise, { clientSeq, persisted }))
   }
 
@@ -493,30 +483,20 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   #sendSubmit(commands: ReadonlyArray<PendingCommand>): void {
-    if (this.#compat !== undefined) return this.#sendDowncast(this.#compat, commands)
     const acked = this.#ackedClientSeq()
-    this.#lastAckSent = acked
     const compact = this.#protocol >= 2
-    for (const part of submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p)))) {
-      this.#send?.(compact
+    // Compat mode: each command as the hub's version, up to the first that has no single
+    // downcast; it waits, with the commands after it, for the hub's upgrade (schemaTooNew).
+    const messages = this.#compat?.submits(this.docId, commands, acked, this.#protocol, (message) => this.#emit("error", { code: "schema-too-new", message }))
+      ?? submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p))).map((part): ClientMessage => ({
+        type: "submit",
+        docId: this.docId,
         // Protocol 2: arguments in their schema-driven bytes (args-codec.ts).
-        ? { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: this.#compactArgs(p) })), ackedClientSeq: acked, compact: true }
-        : { type: "submit", docId: this.docId, commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })), ackedClientSeq: acked })
-    }
-  }
-
-  /** Compat mode: each command as the hub's version; stops at the first that has no single downcast. */
-  #sendDowncast(compat: CompatSession, commands: ReadonlyArray<PendingCommand>): void {
-    // Commands after one that waits for the hub's upgrade wait too (sent now they would be a clientSeq gap).
-    if (this.#blockedTooNew) return
-    const acked = this.#ackedClientSeq()
-    const { messages, stuck } = compat.submits(this.docId, commands, acked, this.#protocol)
-    if (stuck !== undefined) {
-      this.#emit("error", { code: "schema-too-new", message: stuck })
-      this.#blockedTooNew = true
-    }
-    if (messages.length === 0) return
-    this.#lastAckSent = acked
+        commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: compact ? this.#compactArgs(p) : p.encoded })),
+        ackedClientSeq: acked,
+        ...(compact && { compact: true as const }),
+      }))
+    if (messages.length > 0) this.#lastAckSent = acked
     for (const m of messages) this.#send?.(m)
   }
 
@@ -547,15 +527,10 @@ export class Doc<M extends Machine<any, any>> {
           continue
         }
         const p = this.#rs.pendingAt(e.clientSeq)
-        if (p === undefined) return undefined
-        // Compat mode: the hub logged the form it was sent (a `$as` is filled in as written).
-        if (this.#compat !== undefined && p.name !== AS) {
-          const own = this.#compat.ownEntry(e, p)
-          if (own === undefined) return undefined
-          out[i] = own
-          continue
-        }
-        out[i] = { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
+        // Compat mode: the hub logged the form it was sent (core/schema/compat.ts).
+        const own = p === undefined ? undefined : this.#compat !== undefined ? this.#compat.ownEntry(e, p) : { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
+        if (own === undefined) return undefined
+        out[i] = own
         continue
       }
       if (!(e.args instanceof Uint8Array)) return undefined
@@ -575,7 +550,6 @@ export class Doc<M extends Machine<any, any>> {
     this.#send = send
     this.#protocol = protocol
     this.#compat = sessionVersion !== undefined && sessionVersion < this.machine.version ? historyOf(this.machine)!.compat(sessionVersion, this.machine) : undefined
-    this.#blockedTooNew = false
     this.#refusal = undefined
     this.#isSynced = false
     this.#resyncing = false
@@ -585,12 +559,12 @@ export class Doc<M extends Machine<any, any>> {
     // A snapshot stream cut by the disconnect: tell the hub how far it got, before
     // subscribing, so a new stream of the same snapshot starts there.
     const r = this.#receiver
-    if (r !== undefined && r.received > 0) send({ type: "snapshot-ack", docId: this.docId, snapshotId: r.id, received: r.received })
+    if (r !== undefined && r.received > 0) this.#ackSnapshot(r.id, r.received)
     send(sub)
     if (this.#fetchStateOnConnect) {
       // The confirmed state was migrated here from an older version: take the authority's.
       this.#resyncing = true
-      send({ type: "fetch-state", docId: this.docId })
+      this.#fetchState()
     }
     if (this.#ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.#ownPresence })
     this.#resend()
@@ -718,7 +692,7 @@ export class Doc<M extends Machine<any, any>> {
         const r = this.#receiver
         if (r !== undefined && r.same(msg)) {
           // The same snapshot again after a reconnect: continue where it stopped.
-          if (r.received > 0) this.#send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: r.received })
+          if (r.received > 0) this.#ackSnapshot(msg.snapshotId, r.received)
           return
         }
         if (msg.size > this.#maxSnapshotBytes) {
@@ -734,9 +708,9 @@ export class Doc<M extends Machine<any, any>> {
         const r = this.#receiver
         if (r === undefined || r.id !== msg.snapshotId) return
         const out = r.chunk(msg)
-        if (out.kind === "bad") return this.#badSnapshot(out.reason)
-        if (out.ack !== undefined) {
-          this.#send?.({ type: "snapshot-ack", docId: this.docId, snapshotId: msg.snapshotId, received: out.ack })
+        if (typeof out === "string") return this.#badSnapshot(out)
+        if (out !== undefined) {
+          this.#ackSnapshot(msg.snapshotId, out)
           // received == size is said once, by the install: all bytes in is not yet verified.
           if (r.received < r.progress.size) this.#emit("snapshot", r.progress)
         }
@@ -747,36 +721,42 @@ export class Doc<M extends Machine<any, any>> {
         if (r === undefined || r.id !== msg.snapshotId) return
         this.#receiver = undefined
         const done = r.finish()
-        if ("reason" in done) return this.#badSnapshot(done.reason)
-        this.#install(r.begin.seq, done.bytes, r.begin.hash)
+        if (typeof done === "string") return this.#badSnapshot(done)
+        this.#install(r.begin.seq, done, r.begin.hash)
         return
       }
-      case "error":
-        if (msg.code === "update-required" && msg.seq !== undefined) {
+      case "error": {
+        const { code, seq } = msg
+        if (code === "update-required" && seq !== undefined) {
           const first = this.#updateNeeded === undefined
-          this.#updateNeeded = { seq: msg.seq, message: msg.message }
+          this.#updateNeeded = { seq, message: msg.message }
           if (first) this.#emit("updateRequired", this.#updateNeeded)
         }
-        if ((msg.code === "sequence-reset" || msg.code === "sequence-gap") && msg.seq !== undefined && !this.#numberable(msg.seq)) {
-          // Renumbered there, commands would collide past 2^53 (and overwrite each other in the
-          // outbox) or take numbers no submit can carry: changing nothing keeps every command.
-          this.#emit("error", { code: "protocol-error", message: `The hub asked to number the commands of "${this.docId}" from ${msg.seq}; ${this.#rs.pending.length} pending command(s) can only be numbered from 1 to ${MAX_CLIENT_SEQ}. Ignored.` })
-          return
+        if (code === "sequence-reset" || code === "sequence-gap") {
+          // Numbered from `seq`, can the pending commands be?
+          if (seq !== undefined && !(Number.isSafeInteger(seq) && seq >= 1 && seq + this.#rs.pending.length <= MAX_CLIENT_SEQ)) {
+            // Renumbered there, commands would collide past 2^53 (and overwrite each other in the
+            // outbox) or take numbers no submit can carry: changing nothing keeps every command.
+            this.#emit("error", { code: "protocol-error", message: `The hub asked to number the commands of "${this.docId}" from ${seq}; ${this.#rs.pending.length} pending command(s) can only be numbered from 1 to ${MAX_CLIENT_SEQ}. Ignored.` })
+            return
+          }
+          if (code === "sequence-reset") {
+            if (seq !== undefined) return this.#renumber(seq, false)
+          } else if (seq !== undefined && (this.#rs.pending[0]?.clientSeq ?? 0) > seq) {
+            // No command here holds the numbers the hub is missing: they were taken by commands
+            // that died unstored (a store written before that was fixed). Close the hole, or
+            // this outbox is refused for good.
+            this.#renumber(seq, true)
+          } else {
+            // The hub lost track of where this client is (it should never happen on an ordered
+            // link): follow again from the confirmed seq, which resends the outbox in order.
+            this.#send?.(this.#subscribeMessage())
+            this.#resend()
+          }
         }
-        if (msg.code === "sequence-reset" && msg.seq !== undefined) return this.#resumeNumberingAt(msg.seq)
-        if (msg.code === "sequence-gap" && msg.seq !== undefined && (this.#rs.pending[0]?.clientSeq ?? 0) > msg.seq) {
-          // No command here holds the numbers the hub is missing: they were taken by commands
-          // that died unstored (a store written before that was fixed). Close the hole, or
-          // this outbox is refused for good.
-          this.#renumber(this.#rs.renumberDown(msg.seq), msg.seq, true)
-        } else if (msg.code === "sequence-gap") {
-          // The hub lost track of where this client is (it should never happen on an ordered
-          // link): follow again from the confirmed seq, which resends the outbox in order.
-          this.#send?.(this.#subscribeMessage())
-          this.#resend()
-        }
-        this.#emit("error", { code: msg.code, message: msg.message })
+        this.#emit("error", { code, message: msg.message })
         return
+      }
       case "presence":
         if (msg.state === null) this.#others.delete(msg.clientId)
         else this.#others.set(msg.clientId, msg.state)
@@ -787,13 +767,23 @@ export class Doc<M extends Machine<any, any>> {
     }
   }
 
+  /** Asks the hub for its state of the document. */
+  #fetchState(): void {
+    this.#send?.({ type: "fetch-state", docId: this.docId })
+  }
+
+  /** Tells the hub how far the snapshot stream `snapshotId` has come. */
+  #ackSnapshot(snapshotId: number, received: number): void {
+    this.#send?.({ type: "snapshot-ack", docId: this.docId, snapshotId, received })
+  }
+
   /** A snapshot stream that cannot be installed: discarded, and the state asked for again. */
   #badSnapshot(reason: string): void {
     this.#receiver = undefined
     this.#snapshotFailures++
     this.#emit("error", { code: "snapshot-invalid", message: `A snapshot of "${this.docId}" was discarded: ${reason}. Fetching it again.` })
     // A hub that keeps sending bad snapshots is not asked forever on the same connection.
-    if (this.#snapshotFailures <= 3) this.#send?.({ type: "fetch-state", docId: this.docId })
+    if (this.#snapshotFailures <= 3) this.#fetchState()
   }
 
   /**
@@ -816,7 +806,7 @@ export class Doc<M extends Machine<any, any>> {
     } catch (e) {
       // A hash only says the bytes are the ones the hub meant: a broken or hostile hub's
       // state is refused here, never thrown into the connection.
-      return this.#badSnapshot(`its state cannot be read (${e instanceof Error ? e.message : String(e)})`)
+      return this.#badSnapshot(`its state cannot be read (${errorText(e)})`)
     }
     this.#snapshotFailures = 0
     this.#resyncing = false
@@ -829,27 +819,16 @@ export class Doc<M extends Machine<any, any>> {
     this.#scheduleNotify()
   }
 
-  /** Whether the pending commands can be numbered on from `from` (a number the hub sent). */
-  #numberable(from: number): boolean {
-    return Number.isSafeInteger(from) && from >= 1 && from + this.#rs.pending.length <= MAX_CLIENT_SEQ
-  }
-
   /**
-   * The hub says this client's commands on this document must be numbered from `from` (the
-   * same clientId was used by another device, or this one lost its storage). Pending commands
-   * below it were never applied under their numbers: renumber them, store the new outbox,
-   * and send them again.
+   * The hub says this client's commands on this document must be numbered from `from`: the
+   * same clientId was used by another device, or this one lost its storage (pending commands
+   * below it were never applied under their numbers), or with `down`, the numbers below the
+   * first pending command were taken by commands that died unstored. Pending commands are
+   * renumbered (ReplicaState.renumber), their new outbox stored, and sent again. `down`: the
+   * numbers went down, so the stored next number does too (it ran past the stored commands).
    */
-  #resumeNumberingAt(from: number): void {
-    this.#renumber(this.#rs.renumber(from), from, false)
-  }
-
-  /**
-   * Stores and sends pending commands under new numbers (`moves`, oldest first) so that the
-   * next the hub expects is `from`. `down`: the numbers went down, so the stored next number
-   * does too (it ran past the stored commands).
-   */
-  #renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean): void {
+  #renumber(from: number, down: boolean): void {
+    const moves = this.#rs.renumber(from, down)
     // A command recovered from the outbox after a restart has no receipt.
     for (const m of moves) {
       const d = this.#deferreds.get(m.command)
@@ -875,7 +854,7 @@ export class Doc<M extends Machine<any, any>> {
       if (p !== undefined) rejectedCommands.set(cs, p)
     }
     // Compat mode: own commands come back in the hub's form, which may differ (a lossy downcast).
-    this.#rs.strictEcho = this.#compat !== undefined
+    this.#rs.sameForm = this.#compat?.sameForm
     const r = this.#rs.integrate(entries, settle, wantSnapshot)
     if (r.gap) {
       // Missed entries (should not happen on an ordered link): follow again from where we are.
@@ -889,7 +868,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#lane.confirm(confirmedSeq, r.applied, settled, snapshot, [...r.confirmed, ...accepted])
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top).
-    if (this.#crdt?.refused(rejectedCommands.values())) this.#send?.({ type: "fetch-state", docId: this.docId })
+    if (this.#crdt?.refused(rejectedCommands.values())) this.#fetchState()
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""
@@ -934,14 +913,13 @@ export class Doc<M extends Machine<any, any>> {
 
   /** The outbox removals of these are stored: the app hears of them. */
   #tellConfirmed(tell: ReadonlyArray<OwnConfirmation>): void {
-    for (const c of tell) this.#settleConfirmed(c.command, c.seq, c.upperBound)
-  }
-
-  #settleConfirmed(command: PendingCommand, seq: number, upperBound?: true): void {
-    const d = this.#deferreds.get(command)
-    this.#deferreds.delete(command)
-    d?.resolve(upperBound ? { seq, upperBound } : { seq })
-    this.#emit("confirmed", upperBound ? { clientSeq: command.clientSeq, command: command.name, seq, upperBound } : { clientSeq: command.clientSeq, command: command.name, seq })
+    for (const { command, seq, upperBound } of tell) {
+      const d = this.#deferreds.get(command)
+      this.#deferreds.delete(command)
+      const confirmation: Confirmation = upperBound ? { seq, upperBound } : { seq }
+      d?.resolve(confirmation)
+      this.#emit("confirmed", { clientSeq: command.clientSeq, command: command.name, ...confirmation })
+    }
   }
 
   #handleDesync(desync: Desync | undefined): void {
@@ -951,7 +929,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#emit("desync", desync)
     if (!this.#resyncing && this.#send !== undefined) {
       this.#resyncing = true
-      this.#send({ type: "fetch-state", docId: this.docId })
+      this.#fetchState()
     }
   }
 

@@ -105,8 +105,6 @@ class TrackingContext implements CommandContext {
   }
 }
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
-
 export class ReplicaState<S> {
   readonly host: JournaledState<S>
   /** Pending commands in clientSeq order. */
@@ -195,15 +193,6 @@ export class ReplicaState<S> {
     }
   }
 
-  #drop(done: (p: PendingCommand) => boolean): void {
-    const kept: PendingCommand[] = []
-    for (const p of this.pending) {
-      if (done(p)) this.#byClientSeq.delete(p.clientSeq)
-      else kept.push(p)
-    }
-    this.pending = kept
-  }
-
   /** The authority applied entry `e` exactly as this replica applied its pending command at `index`. */
   #echoes(e: Entry, index: number): boolean {
     const p = this.pending[index]
@@ -214,11 +203,11 @@ export class ReplicaState<S> {
       && (p.appliedSeq === e.seq || isMerge(p))
       && (!p.timeRead || p.appliedTime === e.time)
       && !this.#expected.has(e.seq)
-      && (!this.strictEcho || (e.name === p.name && sameBytes(encodeCanonical(e.args), encodeCanonical(p.encoded))))
+      && (this.sameForm?.(e, p) ?? true)
   }
 
-  /** Own entries count as echoes only when logged in the very form applied here (compat mode). */
-  strictEcho = false
+  /** When set, own entries count as echoes only if it says they were logged in the very form applied here (compat mode: CompatSession.sameForm). */
+  sameForm: ((e: Entry, p: PendingCommand) => boolean) | undefined
 
   /**
    * Rebase onto confirmed entries and drop settled commands. `settle` names clientSeqs the
@@ -244,77 +233,68 @@ export class ReplicaState<S> {
     // One splice for the run (shift() per entry would be quadratic on a long outbox).
     if (promoted > 0) this.pending.splice(0, promoted)
     const snapshotNow = wantSnapshot && this.#confirmedVisible()
-    if (i === entries.length && (settle === undefined || settle.size === 0) && !snapshotNow) {
-      return { confirmed, applied, gap: false, desync: undefined, snapshot: undefined }
-    }
-
-    this.#undoPending()
     let gap = false
     let desync: Desync | undefined
-    for (; i < entries.length; i++) {
-      const e = entries[i]!
-      if (e.seq <= this.confirmedSeq) continue
-      if (e.seq !== this.confirmedSeq + 1) {
-        gap = true
-        break
-      }
-      applyLogged(this.host, this.docId, this.machine, e)
-      this.confirmedSeq = e.seq
-      applied.push(e)
-      if (e.clientId === this.clientId) {
-        const p = this.#byClientSeq.get(e.clientSeq)
-        if (p !== undefined) {
-          this.#byClientSeq.delete(e.clientSeq)
-          confirmed.push({ command: p, seq: e.seq })
+    let snapshot: Uint8Array | undefined
+    if (i < entries.length || (settle !== undefined && settle.size > 0) || snapshotNow) {
+      this.#undoPending()
+      for (; i < entries.length; i++) {
+        const e = entries[i]!
+        if (e.seq <= this.confirmedSeq) continue
+        if (e.seq !== this.confirmedSeq + 1) {
+          gap = true
+          break
         }
+        applyLogged(this.host, this.docId, this.machine, e)
+        this.confirmedSeq = e.seq
+        applied.push(e)
+        if (e.clientId === this.clientId) {
+          const p = this.#byClientSeq.get(e.clientSeq)
+          if (p !== undefined) {
+            this.#byClientSeq.delete(e.clientSeq)
+            confirmed.push({ command: p, seq: e.seq })
+          }
+        }
+        const expected = this.#expected.get(e.seq)
+        if (expected !== undefined) {
+          this.#expected.delete(e.seq)
+          if (!this.crdt?.busy()) desync ??= this.#check(e.seq, expected)
+        }
+        desync ??= this.crdt?.broken(e.seq)
       }
-      const expected = this.#expected.get(e.seq)
-      if (expected !== undefined) {
-        this.#expected.delete(e.seq)
-        if (!this.crdt?.busy()) desync ??= this.#check(e.seq, expected)
+      if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
+        // Drop the confirmed and the settled.
+        const kept: PendingCommand[] = []
+        for (const p of this.pending) {
+          if (this.#byClientSeq.get(p.clientSeq) !== p || settle?.has(p.clientSeq) === true) this.#byClientSeq.delete(p.clientSeq)
+          else kept.push(p)
+        }
+        this.pending = kept
       }
-      desync ??= this.crdt?.broken(e.seq)
+      if (snapshotNow) snapshot = encodeCanonical(this.crdt?.snapshot() ?? this.host.root)
+      this.#redoPending()
     }
-    if (confirmed.length > 0 || (settle !== undefined && settle.size > 0)) {
-      this.#drop((p) => this.#byClientSeq.get(p.clientSeq) !== p || (settle?.has(p.clientSeq) ?? false))
-    }
-    const snapshot = snapshotNow ? encodeCanonical(this.crdt?.snapshot() ?? this.host.root) : undefined
-    this.#redoPending()
     return { confirmed, applied, gap, desync, snapshot }
   }
 
   /**
    * Renumbers pending commands so that none is below `from` (the hub said this client's
-   * numbering must resume there). Returns the moves, oldest first, or nothing to do.
+   * numbering must resume there), or with `down`, numbers them on from `from` downwards (the
+   * hub expects `from` and no pending command holds the numbers between: they were taken by
+   * commands that died unstored). Returns the moves, oldest first, or nothing to do.
    */
-  renumber(from: number): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
-    const start = this.pending.findIndex((p) => p.clientSeq < from)
+  renumber(from: number, down = false): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
+    // Pending commands are in clientSeq order.
+    const start = down ? ((this.pending[0]?.clientSeq ?? 0) > from ? 0 : -1) : this.pending.findIndex((p) => p.clientSeq < from)
     if (start < 0) return []
     const moves: Array<{ command: PendingCommand; from: number; to: number }> = []
     let next = from
     for (let i = start; i < this.pending.length; i++) {
       const p = this.pending[i]!
-      const to = Math.max(next, p.clientSeq)
+      const to = down ? next : Math.max(next, p.clientSeq)
       if (to !== p.clientSeq) moves.push({ command: p, from: p.clientSeq, to })
       next = to + 1
     }
-    for (const m of moves) this.#byClientSeq.delete(m.from)
-    for (const m of moves) {
-      m.command.clientSeq = m.to
-      this.#byClientSeq.set(m.to, m.command)
-    }
-    return moves
-  }
-
-  /**
-   * Numbers pending commands on from `at`, downwards (the hub expects `at` and no pending
-   * command holds the numbers between: they were taken by commands that died unstored).
-   * Returns the moves, oldest first, or nothing to do.
-   */
-  renumberDown(at: number): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
-    const first = this.pending[0]
-    if (first === undefined || first.clientSeq <= at) return []
-    const moves = this.pending.map((p, i) => ({ command: p, from: p.clientSeq, to: at + i }))
     for (const m of moves) this.#byClientSeq.delete(m.from)
     for (const m of moves) {
       m.command.clientSeq = m.to

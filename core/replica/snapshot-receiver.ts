@@ -18,9 +18,8 @@ export interface SnapshotProgress {
   readonly size: number
 }
 
-export type ChunkOutcome =
-  | { readonly kind: "progress"; readonly ack: number | undefined }
-  | { readonly kind: "bad"; readonly reason: string }
+/** What a chunk did: the bytes received to acknowledge now (a number), nothing to say (undefined), or why the stream is bad (a string). */
+export type ChunkOutcome = number | undefined | string
 
 /** What a stream's buffer starts at; it doubles (up to the announced size) as bytes arrive. */
 const FIRST_BUFFER_BYTES = 1 << 20
@@ -57,11 +56,11 @@ export class SnapshotReceiver {
 
   /** Takes a chunk. Chunks below what was received are duplicates of a resumed stream. */
   chunk(c: SnapshotChunk): ChunkOutcome {
-    if (c.snapshotId !== this.begin.snapshotId) return { kind: "bad", reason: `a chunk of snapshot ${c.snapshotId} inside the stream of ${this.begin.snapshotId}` }
+    if (c.snapshotId !== this.begin.snapshotId) return `a chunk of snapshot ${c.snapshotId} inside the stream of ${this.begin.snapshotId}`
     const end = c.offset + c.bytes.length
-    if (end > this.begin.size) return { kind: "bad", reason: `a chunk at ${c.offset} runs past the snapshot's ${this.begin.size} bytes` }
-    if (end <= this.received) return { kind: "progress", ack: undefined }
-    if (c.offset > this.received) return { kind: "bad", reason: `a chunk at ${c.offset} leaves a hole after ${this.received} bytes` }
+    if (end > this.begin.size) return `a chunk at ${c.offset} runs past the snapshot's ${this.begin.size} bytes`
+    if (end <= this.received) return undefined
+    if (c.offset > this.received) return `a chunk at ${c.offset} leaves a hole after ${this.received} bytes`
     const fresh = c.bytes.subarray(this.received - c.offset)
     if (end > this.#buffer.length) {
       const grown = new Uint8Array(Math.min(this.begin.size, Math.max(end, this.#buffer.length * 2)))
@@ -73,18 +72,18 @@ export class SnapshotReceiver {
     this.received = end
     if (this.received - this.#lastAck >= this.#ackEvery || this.received === this.begin.size) {
       this.#lastAck = this.received
-      return { kind: "progress", ack: this.received }
+      return this.received
     }
-    return { kind: "progress", ack: undefined }
+    return undefined
   }
 
-  /** The end of the stream: the verified bytes, or why they cannot be used. */
-  finish(): { readonly bytes: Uint8Array } | { readonly reason: string } {
-    if (this.received !== this.begin.size) return { reason: `the stream ended after ${this.received} of ${this.begin.size} bytes` }
+  /** The end of the stream: the verified bytes, or why they cannot be used (a string). */
+  finish(): Uint8Array | string {
+    if (this.received !== this.begin.size) return `the stream ended after ${this.received} of ${this.begin.size} bytes`
     const actual = this.#hash.digest()
-    if (actual !== this.begin.hash) return { reason: `the snapshot's bytes hash to ${actual}, not ${this.begin.hash}` }
+    if (actual !== this.begin.hash) return `the snapshot's bytes hash to ${actual}, not ${this.begin.hash}`
     const bytes = this.#buffer
     this.#buffer = new Uint8Array(0)
-    return { bytes }
+    return bytes
   }
 }

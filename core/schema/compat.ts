@@ -13,27 +13,37 @@ import type { ClientMessage } from "../protocol/messages.js"
 import { submitParts } from "../replica/submit-parts.js"
 import { AS, type CompatSession, type MachineHistory, type PendingForm } from "./registry.js"
 
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
+
 export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, any>): CompatSession => {
   const older = h.at(hub)
+  let blocked = false
   return {
     machine: older,
-    submits: (docId, commands, acked, protocol) => {
-      const { out, stuck } = h.downcastOutbox(commands, app.version, hub)
+    get blocked() {
+      return blocked
+    },
+    submits: (docId, commands, acked, protocol, stuck) => {
+      // Commands after one that waits for the hub's upgrade wait too (sent now they would be a clientSeq gap).
+      if (blocked) return []
+      const downcast = h.downcastOutbox(commands, app.version, hub)
       const compact = protocol >= 2
-      const wire = compact ? out.map((c) => ({ ...c, args: commandArgsCodec(older.commands, c.name).encode(c.args) })) : out
+      const wire = compact ? downcast.out.map((c) => ({ ...c, args: commandArgsCodec(older.commands, c.name).encode(c.args) })) : downcast.out
       // Cut by the bytes sent, as Doc does: a long outbox of large commands never makes one frame too large.
       const messages: ClientMessage[] = submitParts(wire, (c) => 16 + c.name.length * 3 + (compact ? (c.args as Uint8Array) : encodeCanonical(c.args)).length)
         .map((part) => ({ type: "submit", docId, commands: part, ackedClientSeq: acked, ...(compact ? { compact: true as const } : {}) }))
-      return {
-        messages,
-        stuck: stuck === undefined ? undefined : `"${stuck}" cannot be sent to a hub running "${app.name}" v${hub}: it waits, with the commands after it, until the hub is upgraded. Nothing is lost.`,
+      if (downcast.stuck !== undefined) {
+        blocked = true
+        stuck(`"${downcast.stuck}" cannot be sent to a hub running "${app.name}" v${hub}: it waits, with the commands after it, until the hub is upgraded. Nothing is lost.`)
       }
+      return messages
     },
     ownEntry: (e, p) => {
-      // The hub logged the form it was sent (downcast), which may have lost something.
-      const form = h.downcastOutbox([p], app.version, hub).out[0]
-      return form === undefined ? undefined : { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: form.name, args: form.args }
+      // A `$as` is filled in as written; another command in the form the hub logged (downcast), which may have lost something.
+      const form = p.name === AS ? p : h.downcastOutbox([p], app.version, hub).out[0]
+      return form === undefined ? undefined : { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: form.name, args: p.name === AS ? p.encoded : form.args }
     },
+    sameForm: (e, p) => e.name === p.name && sameBytes(encodeCanonical(e.args), encodeCanonical(p.encoded)),
     upcast: (entries, wire, pendingAt) => {
       // Own `$as` commands are filled in as written (the app's version); other own ones in the hub's form.
       const own = new Set(wire.filter((e) => e.elided === true && pendingAt(e.clientSeq)?.name === AS).map((e) => e.seq))

@@ -74,14 +74,18 @@ export interface PendingForm {
 export interface CompatSession {
   /** The machine the connection speaks: the hub's version. */
   readonly machine: Machine<any, any>
+  /** A pending command had no single downcast: it and the commands after it wait for the hub's upgrade (Doc.schemaTooNew). */
+  readonly blocked: boolean
   /**
    * Pending commands as submits of the hub's version (protocol 2: compact arguments), up to
-   * the first that has no single downcast; `stuck` is then the sentence that tells the app why
-   * it and the commands after it wait.
+   * the first that has no single downcast; `stuck` is then told the sentence that tells the
+   * app why it and the commands after it wait, and the session is `blocked`: nothing more.
    */
-  submits(docId: string, commands: ReadonlyArray<PendingForm>, ackedClientSeq: number, protocol: number): { readonly messages: ClientMessage[]; readonly stuck: string | undefined }
-  /** An own entry the hub elided, in the form the hub logged (the command's downcast); undefined if it has none. */
+  submits(docId: string, commands: ReadonlyArray<PendingForm>, ackedClientSeq: number, protocol: number, stuck: (message: string) => void): ClientMessage[]
+  /** An own entry the hub elided, in the form the hub logged (the command's downcast; a `$as` as written); undefined if it has none. */
   ownEntry(e: Entry, command: PendingForm): Entry | undefined
+  /** Whether an own entry was logged in the very form applied here (a downcast may lose something): only then is it an echo. */
+  sameForm(e: Entry, command: PendingForm): boolean
   /** Entries of the hub's version (`wire`: as they came, to tell own elided ones) upcast to the app's. */
   upcast(entries: ReadonlyArray<Entry>, wire: ReadonlyArray<Entry>, pendingAt: (clientSeq: number) => PendingForm | undefined): Entry[]
   /** A state of the hub's version, at `seq`, migrated to the app's. */

@@ -6,10 +6,12 @@
  */
 import { applyLogged } from "../apply.js"
 import { decodeCanonical } from "../canonical.js"
-import { canonError } from "../errors.js"
+import { canonError, errorText } from "../errors.js"
 import { JournaledState } from "../journal.js"
 import type { Machine } from "../machine.js"
 import type { DocInit } from "../replica/doc.js"
+import type { PendingCommand } from "../replica/replica-state.js"
+import * as Result from "effect/Result"
 import { historyOf, newerStoreError } from "../schema/registry.js"
 import type { ReplicaStore } from "./replica-store.js"
 
@@ -18,7 +20,23 @@ const storedState = (docId: string, bytes: Uint8Array): unknown => {
   try {
     return decodeCanonical(bytes)
   } catch (e) {
-    throw canonError("storage-corrupt", `The stored snapshot of document "${docId}" is unreadable: ${e instanceof Error ? e.message : String(e)}`)
+    throw canonError("storage-corrupt", `The stored snapshot of document "${docId}" is unreadable: ${errorText(e)}`)
+  }
+}
+
+/**
+ * A stored outbox command as the document takes it back: decoded by its schema to be applied
+ * again on top of the state. One stored by an older machine and no longer valid here applies
+ * as nothing and is sent as it is: the authority will say so.
+ */
+const restored = (machine: Machine<any, any>, o: { readonly clientSeq: number; readonly name: string; readonly args: unknown }): PendingCommand => {
+  const cmd = machine.compiled.get(o.name)
+  const decoded = cmd?.decode(o.args)
+  const valid = cmd !== undefined && decoded !== undefined && !Result.isFailure(decoded)
+  return {
+    clientSeq: o.clientSeq, name: o.name, args: valid ? decoded.success : undefined, encoded: o.args,
+    cmd: valid ? cmd : { ...machine.compiled.values().next().value!, apply: () => undefined },
+    journal: undefined, localRejection: undefined, persisted: true,
   }
 }
 
@@ -51,7 +69,7 @@ export const openStoredDoc = async <S>(store: ReplicaStore, docId: string, machi
     // Never below a stored command's number: a reused number would overwrite that command.
     nextClientSeq: outbox.reduce((n, o) => Math.max(n, o.clientSeq + 1), stored.meta.nextClientSeq),
     snapshotSeq: upgraded?.snapshotSeq ?? stored.snapshot?.seq ?? 0,
-    outbox,
+    outbox: outbox.map((o) => restored(machine, o)),
     fetchState: upgraded !== undefined || stored.provisional,
   }
 }

@@ -22,6 +22,10 @@ import { StoredLane, type StoredLaneInit } from "./stored-lane.js"
 import type { Machine } from "../machine.js"
 import type { DocInit } from "../replica/doc.js"
 import { openStoredDoc } from "./replica-open.js"
+import { newClientId, newClientSecret, type Runtime } from "../ports/runtime.js"
+
+/** Storages a client of this page is closing on, until it has let go (see `ReplicaStore.hold`). */
+const closingStores = new WeakMap<ReplicaStorage, Promise<void>>()
 
 export interface StoredReplicaDoc {
   readonly meta: ReplicaMeta
@@ -50,8 +54,45 @@ export interface ConfirmBatch {
 export class ReplicaStore {
   #ready: Promise<void> | undefined
   #opened = false
+  #storage: ReplicaStorage | undefined
 
   constructor(readonly kv: KVStore) {}
+
+  /**
+   * Holds `storage` (the one this store came from) for one CanonClient: waits for a client of
+   * this page closing on it (an effect's cleanup, then the effect again), claims it
+   * (KVStore.claim: one open client per storage, or two would share a clientId and its command
+   * numbers), then loads the client's identity, or makes one and stores it. On failure
+   * nothing is held.
+   */
+  async hold(storage: ReplicaStorage, clientId: string | undefined, runtime: Runtime): Promise<{ clientId: string; secret: string; release: () => void }> {
+    this.#storage = storage
+    await closingStores.get(storage)
+    const release = (await storage.claim?.()) ?? (() => {})
+    try {
+      const storedId = await this.clientId()
+      const id = clientId ?? storedId ?? newClientId(runtime)
+      let secret = storedId === id ? await this.secret() : undefined
+      if (secret === undefined) {
+        // Made with the clientId and stored with it before the first hello: no window in which
+        // the hub knows a secret this client could lose.
+        secret = newClientSecret(runtime)
+        await this.setIdentity(id, secret)
+      }
+      return { clientId: id, secret, release }
+    } catch (e) {
+      release()
+      throw e
+    }
+  }
+
+  /** The client holding this store is closing (`closed` settles once it has let go): a client opened on the storage in this page waits for it. */
+  closing(closed: Promise<void>): void {
+    const storage = this.#storage!
+    const done = closed.catch(() => {})
+    closingStores.set(storage, done)
+    void done.then(() => closingStores.get(storage) === done && closingStores.delete(storage))
+  }
 
   /** Checks the storage format once, before the first read or write (core/store/format.ts). */
   open(): Promise<void> {

@@ -8,6 +8,7 @@
  * never lost: what it held goes first into the next write (or a retry), so the stored log and
  * outbox never have a hole.
  */
+import { errorText } from "../errors.js"
 import type { Entry } from "../entry.js"
 import type { DocLane, LaneHost, Renumbering } from "../replica/doc-lane.js"
 import type { PendingCommand } from "../replica/replica-state.js"
@@ -77,7 +78,7 @@ export class StoredLane<T> implements DocLane<T> {
     this.idle = this.idle
       .then(write)
       .then(then, (e) => {
-        this.host.error(`Writing document "${this.host.docId}" failed: ${e instanceof Error ? e.message : String(e)}`)
+        this.host.error(`Writing document "${this.host.docId}" failed: ${errorText(e)}`)
         failed?.()
       })
   }

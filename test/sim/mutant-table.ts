@@ -68,12 +68,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "skip-rebase-undo",
     breaks: "entries are applied on top of pending commands",
-    patches: [{ file: RS, anchor: "    this.#undoPending()\n    let gap = false", replacement: "    let gap = false" }],
+    patches: [{ file: RS, anchor: "      this.#undoPending()\n      for (; i < entries.length; i++) {", replacement: "      for (; i < entries.length; i++) {" }],
   },
   {
     name: "skip-rebase-redo",
     breaks: "pending commands are not re-applied after a rebase",
-    patches: [{ file: RS, anchor: "    this.#redoPending()\n    return { confirmed, applied", replacement: "    return { confirmed, applied" }],
+    patches: [{ file: RS, anchor: "      this.#redoPending()\n    }\n    return { confirmed, applied", replacement: "    }\n    return { confirmed, applied" }],
   },
   {
     name: "skip-checkpoint-verify",
@@ -217,7 +217,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "no-storage-claim",
     breaks: "a second client opens on a store in use (two tabs share a clientId; the hub drops one's commands as the other's retries)",
-    patches: [{ file: "core/replica/client.ts", anchor: "const release = (await storage?.claim?.()) ?? (() => {})", replacement: "const release = () => {}" }],
+    patches: [{ file: "core/store/replica-store.ts", anchor: "const release = (await storage.claim?.()) ?? (() => {})", replacement: "const release = () => {}" }],
   },
   {
     name: "session-leak",

@@ -121,3 +121,18 @@ test("a socket the hub holds unread again and again is still dropped once its un
   await sleep(1_000)
   expect(conns[1]!.close).toBeUndefined()
 })
+
+test("a peer that never reads but sends pongs unasked is dropped: only a pong echoing one of the hub's pings counts", async () => {
+  const { hub, url, serverEvents } = await start()
+  const p = await peer(url)
+  p.deafen()
+  // Unasked pongs, empty and with a guessed payload, 50 a second: before, any pong answered.
+  const end = Date.now() + 10_000
+  let i = 0
+  while (!serverEvents.some((e) => e.type === "timeout") && Date.now() < end) {
+    p.ws.pong(i++ % 2 === 0 ? Buffer.alloc(0) : Buffer.alloc(8, i))
+    await sleep(20)
+  }
+  expect(serverEvents.filter((e) => e.type === "timeout")).toHaveLength(1)
+  expect(await until(() => hub.stats().connections === 0, 2_000)).toBe(true)
+})

@@ -6,7 +6,7 @@
  * automerge-server-backpressure over real sockets).
  */
 import fc from "fast-check"
-import { MIN_READ_BYTES_PER_SECOND, PongClock } from "../adapters/ws/pong-clock.js"
+import { MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_MS, MIN_READ_BYTES_PER_SECOND, PongClock } from "../adapters/ws/pong-clock.js"
 
 test("nothing is owed before a ping, or after a pong echoing it", () => {
   const c = new PongClock()
@@ -46,25 +46,39 @@ test("the oldest unanswered ping counts: pinging again does not restart the wait
   expect(c.owed(1_000)).toBe(1_000)
 })
 
-test("what the hub sent leaving at a reader's pace forgives what was owed; a trickle or nothing does not", () => {
+test("what the hub sent leaving at a reader's pace forgives what was owed, and buys time for what may still be in flight; a trickle or nothing does not", () => {
   const c = new PongClock()
   c.progress(0, 0)
   c.ping(0)
-  // 3 s later, 3 * MIN bytes more left: reading, at least at the slowest pace that counts.
-  c.progress(3 * MIN_READ_BYTES_PER_SECOND, 3_000)
-  expect(c.owed(3_000)).toBe(0)
-  expect(c.owed(4_000)).toBe(1_000)
-  // A trickle: less than the pace over the interval.
-  c.progress(3 * MIN_READ_BYTES_PER_SECOND + 100, 6_000)
-  expect(c.owed(6_000)).toBe(3_000)
+  // 1 s later, MAX_IN_FLIGHT_BYTES more left: a reader at that pace is given 1 s more for what
+  // may still be on its way (its ping waits behind it).
+  c.progress(MAX_IN_FLIGHT_BYTES, 1_000)
+  expect(c.owed(1_000)).toBe(0)
+  expect(c.owed(2_000)).toBe(0)
+  expect(c.owed(3_500)).toBe(1_500)
+  // A trickle (less than the slowest pace that counts) forgives nothing and buys nothing.
+  c.progress(MAX_IN_FLIGHT_BYTES + 100, 4_000)
+  expect(c.owed(4_000)).toBe(2_000)
   // Nothing moved at all.
-  c.progress(3 * MIN_READ_BYTES_PER_SECOND + 100, 9_000)
-  expect(c.owed(9_000)).toBe(6_000)
-  // Progress is no sign before anything is owed, and the first sample is only a baseline.
+  c.progress(MAX_IN_FLIGHT_BYTES + 100, 7_000)
+  expect(c.owed(7_000)).toBe(5_000)
+  // A slow reader (the slowest pace that counts) is given at most MAX_IN_FLIGHT_MS.
+  c.progress(MAX_IN_FLIGHT_BYTES + 100 + 3 * MIN_READ_BYTES_PER_SECOND, 10_000)
+  expect(c.owed(10_000 + MAX_IN_FLIGHT_MS)).toBe(0)
+  expect(c.owed(10_000 + MAX_IN_FLIGHT_MS + 500)).toBe(500)
+  // A pong answers: nothing owed, nothing given.
   const d = new PongClock()
-  d.progress(1e9, 100)
-  d.ping(200)
-  expect(d.owed(300)).toBe(100)
+  d.progress(0, 0)
+  const n = d.ping(0)
+  d.progress(MAX_IN_FLIGHT_BYTES, 1_000)
+  expect(d.pong(n)).toBe(true)
+  d.ping(5_000)
+  expect(d.owed(6_000)).toBe(1_000)
+  // Progress is no sign before anything is owed, and the first sample is only a baseline.
+  const e = new PongClock()
+  e.progress(1e9, 100)
+  e.ping(200)
+  expect(e.owed(300)).toBe(100)
 })
 
 test("time held unread is not owed, time read is: a socket held at every sweep still runs out", () => {

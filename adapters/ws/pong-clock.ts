@@ -10,8 +10,11 @@
  *   everything queued before it, so a slow reader working through a large message (a whole
  *   Yjs document, a snapshot window) would otherwise miss the deadline while reading all
  *   along. Only progress of at least MIN_READ_BYTES_PER_SECOND counts, so a peer that reads
- *   a trickle does not hold its backlog forever. A peer that reads nothing moves nothing once
- *   the kernel's buffers are full, so it still runs out.
+ *   a trickle does not hold its backlog forever. Once the hub's buffers are empty, what is
+ *   left is in the kernel's and the network's, out of sight: a reader seen reading at rate r
+ *   is given MAX_IN_FLIGHT_BYTES / r more (at most MAX_IN_FLIGHT_MS) for it. A peer that reads
+ *   nothing moves nothing once the kernel's buffers are full (it was seen taking them fast,
+ *   so it is given little more), and it runs out.
  * - Time the hub holds the socket unread (its input flow control) is not owed, since the pong
  *   is not read meanwhile; time it is read is. A peer therefore cannot stay by getting itself
  *   held at every sweep, and an honest peer held by a slow disk is not dropped for it.
@@ -33,6 +36,13 @@ import type { WebSocket } from "ws"
 
 /** Slower than this, reading is not a sign of life (16 kbit/s): the time is owed as if nothing moved. */
 export const MIN_READ_BYTES_PER_SECOND = 2048
+/**
+ * What may still be on the way to a reader once the hub's buffers are empty: the kernel's
+ * buffers and the network's (about 4 MB on loopback). A reader seen reading at rate r is given
+ * this over r more before its pong is late, at most MAX_IN_FLIGHT_MS: the ping waits behind it.
+ */
+export const MAX_IN_FLIGHT_BYTES = 8 << 20
+export const MAX_IN_FLIGHT_MS = 120_000
 /** Pings remembered unanswered (a pong to a later one answers the earlier ones too). */
 const MAX_NONCES = 8
 
@@ -44,6 +54,8 @@ export class PongClock {
   /** The last `progress` sample: bytes delivered, and when. */
   #delivered = -1
   #sampledAt = 0
+  /** Time given, since the last progress, for what may still be in flight to a reader at the pace it read. */
+  #inFlightMs = 0
 
   /** A ping goes out at `now`: the nonce to send with it. Owed from now, unless something older is. */
   ping(now: number): Uint8Array {
@@ -60,6 +72,7 @@ export class PongClock {
     if (i < 0) return false
     this.#nonces.length = 0
     this.#owedSince = undefined
+    this.#inFlightMs = 0
     return true
   }
 
@@ -73,7 +86,11 @@ export class PongClock {
     this.#delivered = delivered
     this.#sampledAt = now
     if (before < 0 || this.#owedSince === undefined) return
-    if (delivered - before >= (MIN_READ_BYTES_PER_SECOND * elapsed) / 1000 && delivered > before) this.#owedSince = Math.max(this.#owedSince, now)
+    const moved = delivered - before
+    if (moved >= (MIN_READ_BYTES_PER_SECOND * elapsed) / 1000 && moved > 0) {
+      this.#owedSince = Math.max(this.#owedSince, now)
+      this.#inFlightMs = Math.min(MAX_IN_FLIGHT_MS, (MAX_IN_FLIGHT_BYTES * Math.max(elapsed, 1)) / moved)
+    }
   }
 
   /** Whether a ping is unanswered. */
@@ -92,11 +109,14 @@ export class PongClock {
     this.#pausedAt = undefined
   }
 
-  /** Milliseconds a sign of life has been owed while the socket was read (0 when nothing is owed). */
+  /**
+   * Milliseconds a sign of life has been owed while the socket was read (0 when nothing is
+   * owed), less the time given to a reader for what may still be on its way to it.
+   */
   owed(now: number): number {
     const since = this.#owedSince
     // While held, owed stops growing where the hold began (or where it was owed from, if later).
-    return since === undefined ? 0 : (this.#pausedAt === undefined ? now : Math.max(this.#pausedAt, since)) - since
+    return since === undefined ? 0 : Math.max(0, (this.#pausedAt === undefined ? now : Math.max(this.#pausedAt, since)) - since - this.#inFlightMs)
   }
 }
 

@@ -162,3 +162,28 @@ test("a relayed presence is one message object for every follower that sees it (
   expect(relayed[0]?.state).toEqual({ c: "moved" })
   for (const m of relayed) expect(m).toBe(relayed[0])
 })
+
+test("a paused follower owed a leave, subscribing again on its connection, is still told the client left (review r16, finding 4)", async () => {
+  // A small high-water mark: one 4 KiB presence unread pauses a follower.
+  const w = hubWorld({ highWaterMark: 2000 })
+  const watcher = await w.peer()
+  const x = await w.peer()
+  w.subscribe(watcher, "room")
+  w.subscribe(x, "room")
+  await w.run(100)
+  watcher.stall()
+  x.send({ type: "presence-set", docId: "room", state: { c: blob("x") } })
+  await w.run(100)
+  expect(watcher.conn.bufferedAmount).toBeGreaterThan(2000)
+  // X leaves while the watcher is paused: it is owed the leave.
+  x.send({ type: "unsubscribe", docId: "room" })
+  await w.run(100)
+  // The watcher subscribes again on the same connection, then reads.
+  w.subscribe(watcher, "room")
+  await w.run(100)
+  watcher.read()
+  await w.run(500)
+  const last = presences(watcher).filter((m) => m.clientId === x.clientId).at(-1)
+  expect(last).toBeDefined()
+  expect(last?.state).toBeNull()
+})

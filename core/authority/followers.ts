@@ -218,11 +218,14 @@ export class Followers {
     // A connection subscribing again has not left: it keeps its presence and its place (the
     // others see no leave), and its catch-up starts over.
     const before = this.all.get(conn)
+    // What it is owed (a leave, a change it missed while paused) carries over: copied before
+    // `stop` clears it (review r16, finding 4: it was never told such a client left).
+    const due = new Set(before?.presenceDue)
     if (before !== undefined) this.stop(before)
     const f: Follower = {
       conn, clientId, presence: before?.presence ?? null, presenceBytes: before?.presenceBytes ?? 0, presenceMessage: before?.presenceMessage,
       cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
-      version, stopped: false, failures: 0, retry: undefined, presenceDue: new Set(before?.presenceDue), draining: false,
+      version, stopped: false, failures: 0, retry: undefined, presenceDue: due, draining: false,
     }
     this.all.set(conn, f)
     // Who is here: on the tick, as every presence relay (a loop of subscribes costs a tick's catch-up at most).

@@ -270,3 +270,31 @@ test("a relay is charged for the receivers it is sent to: paused followers do no
   expect(new Set(late.map((m) => m.clientId))).toEqual(new Set(busy.map((h) => h.clientId)))
   expect(late.length).toBeLessThanOrEqual(2 * busy.length)
 })
+
+test("a small presence is relayed promptly while a crowd's one-off large changes drain, from the first to the last of them (review r16, finding 1)", async () => {
+  // 100 clients change a 4 KiB presence once, all at once: some 5 s of the document's budget.
+  // A clock moved by relays alone ran ahead of the crowd's queued changes part way through,
+  // and the honest cursor then waited behind the rest of them (the attack's join variant).
+  const { w, reader, holders } = await room(100)
+  const honest = await w.peer()
+  w.subscribe(honest, "room")
+  await w.run(100)
+  for (const h of holders) h.send({ type: "presence-set", docId: "room", state: { c: blob(`${h.clientId}-again`) } })
+  const seenAt: number[] = []
+  let seen = 0
+  for (let t = 0; t < 7_000; t += 50) {
+    if (t % 300 === 0) honest.send({ type: "presence-set", docId: "room", state: { x: t } })
+    await w.run(50)
+    const got = presences(reader).filter((m) => m.clientId === honest.clientId)
+    if (got.length > seen) {
+      seen = got.length
+      seenAt.push(t)
+    }
+  }
+  const gaps = seenAt.map((at, i) => at - (i === 0 ? 0 : seenAt[i - 1]!))
+  expect(Math.max(...gaps, 7_000 - seenAt.at(-1)!)).toBeLessThanOrEqual(1_000)
+  // And the crowd's changes all got through.
+  const last = new Map<string, unknown>()
+  for (const m of presences(reader)) last.set(m.clientId, m.state)
+  for (const h of holders) expect(last.get(h.clientId)).toEqual({ c: blob(`${h.clientId}-again`) })
+})

@@ -189,20 +189,23 @@ export class Followers {
    */
   private readonly presenceChanged = new Map<string, Set<Follower>>()
   /**
-   * Fair shares of the document's presence budget, in bytes, between clients (weighted fair
-   * queueing, equal weights): the presence clock advances by each relayed frame's bytes over
-   * the clients queued then (as if they were served side by side, byte by byte); a client whose
-   * presence changed starts at the clock, or at its last relay's finish if that is later, and
-   * is relayed in the order of start plus its frame's bytes as it is now (its finish). So a
-   * small or rare presence passes the large and busy ones queued with it, and a client gets
-   * about its share of the budget however many others change, and however often, and
-   * whatever they set (review r16, finding 1: an honest cursor waited 48 s behind 300
+   * Fair shares of the document's presence budget, in frame bytes, between clients (weighted
+   * fair queueing, equal weights): the presence clock runs at the document's rate in frames
+   * (its bytes a second over its receivers) shared by the clients queued, as if they were
+   * served side by side, byte by byte, and never past a queued client's start; a client whose presence changed starts at the clock, or
+   * at its last relay's finish if that is later (a busy client queues behind its own past
+   * relays), and is relayed in the order of start plus its frame's bytes as it is now (its
+   * finish). So a small or rare presence passes the large and busy ones queued with it, and a
+   * client gets about its share of the budget however many others change, and however often,
+   * and whatever they set (review r16, finding 1: an honest cursor waited 48 s behind 300
    * clients renewing 4 KiB each, relayed first come first served).
    */
   private readonly presenceStart = new Map<string, number>()
   /** Finish of a client's last relay while it is ahead of the clock (later ones start there). */
   private readonly presenceFinish = new Map<string, number>()
   private presenceClock = 0
+  /** When the presence clock was last moved on. */
+  private presenceClockAt = 0
   /** Followers that joined since the last tick: sent every holder's presence on the tick. */
   private readonly presenceJoined = new Set<Follower>()
   private presenceTick: Timer | undefined
@@ -401,6 +404,7 @@ export class Followers {
   private presenceChangedBy(f: Follower): void {
     const by = this.presenceChanged.get(f.clientId)
     if (by === undefined) {
+      if (this.presenceChanged.size === 0) this.presenceClockAt = this.doc.runtime.now()
       this.presenceChanged.set(f.clientId, new Set([f]))
       this.presenceStart.set(f.clientId, Math.max(this.presenceClock, this.presenceFinish.get(f.clientId) ?? 0))
     } else by.add(f)
@@ -447,6 +451,16 @@ export class Followers {
    */
   private relayChanges(now: number, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>): void {
     const doc = this.docBudget(now)
+    // The clock: what the document's rate relays of each queued client's frames meanwhile,
+    // never past a queued client's start (served slower than that rate, the budget spent on
+    // newcomers or between ticks, a clock run ahead would queue a new small change behind them).
+    if (this.presenceChanged.size > 0) {
+      const frames = (Math.max(0, now - this.presenceClockAt) / 1000) * (PRESENCE_DOC_BYTES_PER_SECOND / Math.max(1, this.all.size - 1))
+      let earliest = Infinity
+      for (const start of this.presenceStart.values()) earliest = Math.min(earliest, start)
+      this.presenceClock = Math.min(this.presenceClock + frames / this.presenceChanged.size, earliest)
+    }
+    this.presenceClockAt = now
     if (doc.inDebt(now)) return
     // Each client's finish as its presence is now (a change while queued moves it: a client
     // cannot queue as a small presence and be relayed as a large one).
@@ -461,8 +475,6 @@ export class Followers {
       const client = this.clientBudget(clientId, now)
       if (client.inDebt(now)) continue
       const by = this.presenceChanged.get(clientId)!
-      const start = this.presenceStart.get(clientId) ?? this.presenceClock
-      this.presenceClock += (finish - start) / this.presenceChanged.size
       this.presenceChanged.delete(clientId)
       this.presenceStart.delete(clientId)
       this.presenceFinish.set(clientId, finish)

@@ -162,3 +162,139 @@ test("a relayed presence is one message object for every follower that sees it (
   expect(relayed[0]?.state).toEqual({ c: "moved" })
   for (const m of relayed) expect(m).toBe(relayed[0])
 })
+
+test("a paused follower owed a leave, subscribing again on its connection, is still told the client left (review r16, finding 4)", async () => {
+  // A small high-water mark: one 4 KiB presence unread pauses a follower.
+  const w = hubWorld({ highWaterMark: 2000 })
+  const watcher = await w.peer()
+  const x = await w.peer()
+  w.subscribe(watcher, "room")
+  w.subscribe(x, "room")
+  await w.run(100)
+  watcher.stall()
+  x.send({ type: "presence-set", docId: "room", state: { c: blob("x") } })
+  await w.run(100)
+  expect(watcher.conn.bufferedAmount).toBeGreaterThan(2000)
+  // X leaves while the watcher is paused: it is owed the leave.
+  x.send({ type: "unsubscribe", docId: "room" })
+  await w.run(100)
+  // The watcher subscribes again on the same connection, then reads.
+  w.subscribe(watcher, "room")
+  await w.run(100)
+  watcher.read()
+  await w.run(500)
+  const last = presences(watcher).filter((m) => m.clientId === x.clientId).at(-1)
+  expect(last).toBeDefined()
+  expect(last?.state).toBeNull()
+})
+
+test("a small, rare presence is relayed promptly whatever a crowd of large, busy ones costs (review r16, finding 1)", async () => {
+  // 100 clients renewing a 4 KiB presence every 100 ms, all reading: each relay of one costs
+  // 4 KiB times some 100 receivers, 40 MB a round of them against the document's 8 MiB a second.
+  const { w, reader, holders } = await room(100)
+  const honest = await w.peer()
+  w.subscribe(honest, "room")
+  await w.run(100)
+  const seenAt: number[] = []
+  let seen = 0
+  let sent = 0
+  for (let t = 0; t < 8_000; t += 50) {
+    if (t % 100 === 0) for (const h of holders) h.send({ type: "presence-set", docId: "room", state: { c: blob(`${h.clientId}-${t}`) } })
+    if (t % 300 === 0) honest.send({ type: "presence-set", docId: "room", state: { x: sent++ } })
+    await w.run(50)
+    const got = presences(reader).filter((m) => m.clientId === honest.clientId)
+    if (got.length > seen) {
+      seen = got.length
+      seenAt.push(t)
+    }
+  }
+  // The watcher sees the honest cursor at least every second (before: once in some 5 s).
+  const gaps = seenAt.map((at, i) => at - (i === 0 ? 0 : seenAt[i - 1]!))
+  expect(seenAt.length).toBeGreaterThan(8)
+  expect(Math.max(...gaps, 8_000 - seenAt.at(-1)!)).toBeLessThanOrEqual(1_000)
+})
+
+test("a connection subscribing again is not caught up again on who is here: it keeps what it was told (review r16, finding 1)", async () => {
+  const { w, reader, holders } = await room(20)
+  const from = reader.received.length
+  for (let i = 0; i < 5; i++) {
+    w.subscribe(reader, "room")
+    await w.run(100)
+  }
+  expect(presences(reader, from)).toEqual([])
+  // Still told of changes.
+  holders[0]!.send({ type: "presence-set", docId: "room", state: { c: "moved" } })
+  await w.run(100)
+  expect(presences(reader, from).map((m) => m.state)).toEqual([{ c: "moved" }])
+})
+
+test("a relay is charged for the receivers it is sent to: paused followers do not slow presence for the others (review r16, finding 1)", async () => {
+  // A small high-water mark: a follower that stops reading is paused at once.
+  const w = hubWorld({ highWaterMark: 2000 })
+  const reader = await w.peer()
+  w.subscribe(reader, "room")
+  const busy: WirePeer[] = []
+  for (let i = 0; i < 20; i++) {
+    const p = await w.peer()
+    w.subscribe(p, "room")
+    busy.push(p)
+  }
+  const stalled: WirePeer[] = []
+  for (let i = 0; i < 200; i++) {
+    const p = await w.peer()
+    w.subscribe(p, "room")
+    stalled.push(p)
+  }
+  await w.run(200)
+  for (const p of stalled) p.stall()
+  // 20 clients renew a 4 KiB presence every 100 ms; 200 paused followers would make each relay
+  // cost 900 KB (before: each client seen about every 2 s).
+  const lastSeen = new Map<string, number>()
+  let worst = 0
+  let seen = 0
+  for (let t = 0; t < 6_000; t += 50) {
+    if (t % 100 === 0) for (const h of busy) h.send({ type: "presence-set", docId: "room", state: { c: blob(`${h.clientId}-${t}`) } })
+    await w.run(50)
+    const got = presences(reader)
+    for (const m of got.slice(seen)) lastSeen.set(m.clientId, t)
+    seen = got.length
+    if (t >= 1_000) for (const h of busy) worst = Math.max(worst, t - (lastSeen.get(h.clientId) ?? 0))
+  }
+  expect(worst).toBeLessThanOrEqual(1_000)
+  // The paused ones, reading again, are sent each client's latest once.
+  const p = stalled[0]!
+  const from = p.received.length
+  p.read()
+  await w.run(200)
+  const late = presences(p, from)
+  expect(new Set(late.map((m) => m.clientId))).toEqual(new Set(busy.map((h) => h.clientId)))
+  expect(late.length).toBeLessThanOrEqual(2 * busy.length)
+})
+
+test("a small presence is relayed promptly while a crowd's one-off large changes drain, from the first to the last of them (review r16, finding 1)", async () => {
+  // 100 clients change a 4 KiB presence once, all at once: some 5 s of the document's budget.
+  // A clock moved by relays alone ran ahead of the crowd's queued changes part way through,
+  // and the honest cursor then waited behind the rest of them (the attack's join variant).
+  const { w, reader, holders } = await room(100)
+  const honest = await w.peer()
+  w.subscribe(honest, "room")
+  await w.run(100)
+  for (const h of holders) h.send({ type: "presence-set", docId: "room", state: { c: blob(`${h.clientId}-again`) } })
+  const seenAt: number[] = []
+  let seen = 0
+  for (let t = 0; t < 7_000; t += 50) {
+    if (t % 300 === 0) honest.send({ type: "presence-set", docId: "room", state: { x: t } })
+    await w.run(50)
+    const got = presences(reader).filter((m) => m.clientId === honest.clientId)
+    if (got.length > seen) {
+      seen = got.length
+      seenAt.push(t)
+    }
+  }
+  const gaps = seenAt.map((at, i) => at - (i === 0 ? 0 : seenAt[i - 1]!))
+  expect(Math.max(...gaps, 7_000 - seenAt.at(-1)!)).toBeLessThanOrEqual(1_000)
+  // And the crowd's changes all got through.
+  const last = new Map<string, unknown>()
+  for (const m of presences(reader)) last.set(m.clientId, m.state)
+  for (const h of holders) expect(last.get(h.clientId)).toEqual({ c: blob(`${h.clientId}-again`) })
+})

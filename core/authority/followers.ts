@@ -22,7 +22,12 @@
  * newcomer's catch-up of who is here alike, each client at most once a tick, within a byte
  * budget per document and per client, one message object per relayed presence for all its
  * receivers. So what presence costs the hub is bounded whatever its clients set, subscribe or
- * leave (review r15, finding 2).
+ * leave (review r15, finding 2). The document's budget is shared fairly in bytes between the
+ * clients whose presence changed (`presenceStart`: fair queueing, not first come first
+ * served), and a relay is charged for the receivers it is sent to (a paused one is charged
+ * when it drains), so a small or rare presence is relayed promptly however many large, busy
+ * ones queue with it; a connection subscribing again keeps what it was told and is owed, and
+ * is not caught up again (review r16, findings 1 and 4).
  */
 import type { Checkpoint, Entry } from "../entry.js"
 import { CanonError } from "../errors.js"
@@ -152,8 +157,9 @@ const DRAIN_POLL_MS = 50
 const PRESENCE_TICK_MS = 50
 /**
  * Presence fan-out a document may send, in bytes a second (each relay costs its frame times
- * its receivers; a newcomer's catch-up the frames it is sent): past it, changes wait for a
- * later tick (latest wins), so a crowd of large, busy presences costs the hub a bounded stream.
+ * the receivers it is sent to; a newcomer's catch-up, or a paused follower's due presence,
+ * the frames it is sent): past it, changes wait for a later tick (latest wins), so a crowd of
+ * large, busy presences costs the hub a bounded stream.
  */
 export const PRESENCE_DOC_BYTES_PER_SECOND = 8 << 20
 /** ... in a burst: a newcomer to 100 followers holding 4 KiB each is caught up in one tick. */
@@ -178,10 +184,28 @@ export class Followers {
   /**
    * Clients whose presence, as the others see it, changed since it was last relayed (a
    * presence set, a connection with one leaving), with the connections that changed it (they
-   * need not be told). Relayed on the tick, latest wins, in the order they changed; one the
-   * budgets cannot pay for yet keeps its place for a later tick.
+   * need not be told). Relayed on the tick, latest wins, in fair order (`presenceStart`); one
+   * the budgets cannot pay for yet keeps its place for a later tick.
    */
   private readonly presenceChanged = new Map<string, Set<Follower>>()
+  /**
+   * Fair shares of the document's presence budget, in frame bytes, between clients (weighted
+   * fair queueing, equal weights): the presence clock runs at the document's rate in frames
+   * (its bytes a second over its receivers) shared by the clients queued, as if they were
+   * served side by side, byte by byte, and never past a queued client's start; a client whose presence changed starts at the clock, or
+   * at its last relay's finish if that is later (a busy client queues behind its own past
+   * relays), and is relayed in the order of start plus its frame's bytes as it is now (its
+   * finish). So a small or rare presence passes the large and busy ones queued with it, and a
+   * client gets about its share of the budget however many others change, and however often,
+   * and whatever they set (review r16, finding 1: an honest cursor waited 48 s behind 300
+   * clients renewing 4 KiB each, relayed first come first served).
+   */
+  private readonly presenceStart = new Map<string, number>()
+  /** Finish of a client's last relay while it is ahead of the clock (later ones start there). */
+  private readonly presenceFinish = new Map<string, number>()
+  private presenceClock = 0
+  /** When the presence clock was last moved on. */
+  private presenceClockAt = 0
   /** Followers that joined since the last tick: sent every holder's presence on the tick. */
   private readonly presenceJoined = new Set<Follower>()
   private presenceTick: Timer | undefined
@@ -218,16 +242,20 @@ export class Followers {
     // A connection subscribing again has not left: it keeps its presence and its place (the
     // others see no leave), and its catch-up starts over.
     const before = this.all.get(conn)
+    // What it is owed (a leave, a change it missed while paused) carries over: copied before
+    // `stop` clears it (review r16, finding 4: it was never told such a client left).
+    const due = new Set(before?.presenceDue)
     if (before !== undefined) this.stop(before)
     const f: Follower = {
       conn, clientId, presence: before?.presence ?? null, presenceBytes: before?.presenceBytes ?? 0, presenceMessage: before?.presenceMessage,
       cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
-      version, stopped: false, failures: 0, retry: undefined, presenceDue: new Set(before?.presenceDue), draining: false,
+      version, stopped: false, failures: 0, retry: undefined, presenceDue: due, draining: false,
     }
     this.all.set(conn, f)
-    // Who is here: on the tick, as every presence relay (a loop of subscribes costs a tick's catch-up at most).
-    if (before !== undefined) this.presenceJoined.delete(before)
-    this.presenceJoined.add(f)
+    // Who is here: on the tick, as every presence relay (a loop of subscribes costs a tick's
+    // catch-up at most). A connection subscribing again keeps what it was told (and is owed,
+    // above): it waits for a catch-up only if its first one had not been sent yet.
+    if (before === undefined || this.presenceJoined.delete(before)) this.presenceJoined.add(f)
     this.presenceTickDue()
     this.catchUp(f)
     return f
@@ -257,6 +285,9 @@ export class Followers {
     this.presenceTick?.cancel()
     this.presenceTick = undefined
     this.presenceChanged.clear()
+    this.presenceStart.clear()
+    this.presenceFinish.clear()
+    this.presenceClock = 0
     this.presenceJoined.clear()
     this.presenceBudgets.clear()
     for (const f of this.all.values()) this.stop(f)
@@ -372,8 +403,11 @@ export class Followers {
   /** `f`'s client looks different to the others now (`f` set a presence, or left with one): relayed on the tick. */
   private presenceChangedBy(f: Follower): void {
     const by = this.presenceChanged.get(f.clientId)
-    if (by === undefined) this.presenceChanged.set(f.clientId, new Set([f]))
-    else by.add(f)
+    if (by === undefined) {
+      if (this.presenceChanged.size === 0) this.presenceClockAt = this.doc.runtime.now()
+      this.presenceChanged.set(f.clientId, new Set([f]))
+      this.presenceStart.set(f.clientId, Math.max(this.presenceClock, this.presenceFinish.get(f.clientId) ?? 0))
+    } else by.add(f)
     this.presenceTickDue()
   }
 
@@ -411,18 +445,48 @@ export class Followers {
     return (this.presenceBudget ??= new TokenBucket(PRESENCE_DOC_BYTES_PER_SECOND, PRESENCE_DOC_BURST_BYTES, now))
   }
 
-  /** Relays the clients whose presence changed, in the order they changed, as far as the budgets allow. */
+  /**
+   * Relays the clients whose presence changed, in fair order (`presenceStart`: the least finish
+   * first, ties in the order they changed), as far as the budgets allow.
+   */
   private relayChanges(now: number, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>): void {
     const doc = this.docBudget(now)
-    for (const [clientId, by] of [...this.presenceChanged]) {
+    // The clock: what the document's rate relays of each queued client's frames meanwhile,
+    // never past a queued client's start (served slower than that rate, the budget spent on
+    // newcomers or between ticks, a clock run ahead would queue a new small change behind them).
+    if (this.presenceChanged.size > 0) {
+      const frames = (Math.max(0, now - this.presenceClockAt) / 1000) * (PRESENCE_DOC_BYTES_PER_SECOND / Math.max(1, this.all.size - 1))
+      let earliest = Infinity
+      for (const start of this.presenceStart.values()) earliest = Math.min(earliest, start)
+      this.presenceClock = Math.min(this.presenceClock + frames / this.presenceChanged.size, earliest)
+    }
+    this.presenceClockAt = now
+    if (doc.inDebt(now)) return
+    // Each client's finish as its presence is now (a change while queued moves it: a client
+    // cannot queue as a small presence and be relayed as a large one).
+    const order: Array<{ readonly clientId: string; readonly finish: number }> = []
+    for (const clientId of this.presenceChanged.keys()) {
+      const frame = this.presenceCost(clientId, latestPresence(byClient.get(clientId) ?? [], undefined))
+      order.push({ clientId, finish: (this.presenceStart.get(clientId) ?? this.presenceClock) + frame })
+    }
+    order.sort((a, b) => a.finish - b.finish)
+    for (const { clientId, finish } of order) {
       if (doc.inDebt(now)) break
       const client = this.clientBudget(clientId, now)
       if (client.inDebt(now)) continue
+      const by = this.presenceChanged.get(clientId)!
       this.presenceChanged.delete(clientId)
-      const cost = this.broadcastPresence(clientId, by, byClient)
+      this.presenceStart.delete(clientId)
+      this.presenceFinish.set(clientId, finish)
+      const cost = this.broadcastPresence(clientId, by, byClient, now)
       client.borrow(cost, now)
       doc.borrow(cost, now)
     }
+    // Nothing queued: the clock starts over (everyone would start level anyway).
+    if (this.presenceChanged.size === 0) {
+      this.presenceClock = 0
+      this.presenceFinish.clear()
+    } else for (const [clientId, finish] of this.presenceFinish) if (finish <= this.presenceClock) this.presenceFinish.delete(clientId)
   }
 
   /** Sends newcomers who is here, in the order they came, as far as the budgets allow (their clients pay). */
@@ -437,14 +501,11 @@ export class Followers {
       const client = this.clientBudget(f.clientId, now)
       if (client.inDebt(now)) continue
       this.presenceJoined.delete(f)
-      let cost = 0
       for (const [clientId, conns] of byClient) {
-        const holder = latestPresence(conns, f)
-        if (holder === undefined || f.presenceDue.has(clientId)) continue
-        f.presenceDue.add(clientId)
-        cost += this.presenceCost(clientId, holder)
+        if (latestPresence(conns, f) !== undefined) f.presenceDue.add(clientId)
       }
-      this.sendPresenceDue(f, byClient)
+      // Charged what is sent (a paused newcomer is sent it when it drains, charged to the document then).
+      const cost = this.sendPresenceDue(f, byClient)
       client.borrow(cost, now)
       doc.borrow(cost, now)
     }
@@ -484,9 +545,11 @@ export class Followers {
   /**
    * Tells every follower how `clientId` (its connections in `byClient`) looks now; `by` are the
    * connections that changed it (they know). Newcomers waiting for their catch-up are left to
-   * it. Returns what it cost: the frame times its receivers.
+   * it. Returns what it cost: the frame times the receivers it was sent to now. A paused
+   * receiver is not charged for here: it is owed the client (one entry, latest wins), sent
+   * and charged to the document when it drains.
    */
-  private broadcastPresence(clientId: string, by: ReadonlySet<Follower>, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>): number {
+  private broadcastPresence(clientId: string, by: ReadonlySet<Follower>, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>, now: number): number {
     const conns = byClient.get(clientId) ?? []
     const seen = latestPresence(conns, undefined)
     let gone: ServerMessage | undefined
@@ -498,11 +561,13 @@ export class Followers {
       const own = other.clientId === clientId
       if (own && by.size === 1 && by.has(other)) continue
       const holder = own ? latestPresence(conns, other) : seen
-      cost += this.presenceCost(clientId, holder)
-      if (other.presenceDue.size === 0 && this.canSend(other)) other.conn.send(this.presenceMessage(clientId, holder, goneMessage))
-      else {
+      if (other.presenceDue.size === 0 && this.canSend(other)) {
+        other.conn.send(this.presenceMessage(clientId, holder, goneMessage))
+        cost += this.presenceCost(clientId, holder)
+      } else {
         other.presenceDue.add(clientId)
-        this.sendPresenceDue(other, byClient)
+        // What it was owed, now that it may be sent more (the document pays: it is others' presence).
+        this.docBudget(now).borrow(this.sendPresenceDue(other, byClient), now)
       }
     }
     return cost
@@ -510,18 +575,23 @@ export class Followers {
 
   /**
    * Sends `f` the presence of the clients it is due, each as it is now (null: gone), if it
-   * may be sent more; otherwise they wait (one per client) until it drains.
+   * may be sent more; otherwise they wait (one per client) until it drains. Returns the bytes
+   * sent (the caller charges them). A paused follower is owed at most one message per client
+   * whatever changed meanwhile, and is sent them only as it reads.
    */
-  private sendPresenceDue(f: Follower, byClient?: ReadonlyMap<string, ReadonlyArray<Follower>>): void {
-    if (f.presenceDue.size === 0 || f.closed || !this.canSend(f)) return
+  private sendPresenceDue(f: Follower, byClient?: ReadonlyMap<string, ReadonlyArray<Follower>>): number {
+    if (f.presenceDue.size === 0 || f.closed || !this.canSend(f)) return 0
     const due = [...f.presenceDue]
     f.presenceDue.clear()
     // One pass over the followers, not one per client due.
     const conns = byClient ?? this.connectionsByClient()
+    let sent = 0
     for (const clientId of due) {
       const holder = latestPresence(conns.get(clientId) ?? [], f)
       f.conn.send(this.presenceMessage(clientId, holder, () => ({ type: "presence", docId: this.doc.docId, clientId, state: null })))
+      sent += this.presenceCost(clientId, holder)
     }
+    return sent
   }
 
   // ---- backpressure ----
@@ -571,7 +641,8 @@ export class Followers {
       const buffered = f.conn.bufferedAmount
       if (buffered > this.options.hardLimit) return void this.canSend(f)
       if (buffered > this.options.highWater / 2) return this.resumeWhenDrained(f)
-      this.sendPresenceDue(f)
+      const now = this.doc.runtime.now()
+      this.docBudget(now).borrow(this.sendPresenceDue(f), now)
       if (f.stream !== undefined) f.stream.resume()
       else this.catchUp(f)
     })

@@ -15,6 +15,13 @@
  *   client's budget (its catch-ups are charged to it), plus a few relays of other clients;
  * - `presence` leave: once the churner's connections are gone, the watcher is told so (null)
  *   within LEAVE_MS, if it stayed connected (a crash of the hub ends the check).
+ * With each burst comes a flood (`flood`): FLOODERS clients, each on its own connection,
+ * renew a presence near the limit every FLOOD_EVERY_MS while an honest client moves a small
+ * cursor every CURSOR_EVERY_MS, and another watcher reads. An attack found this (review r16,
+ * finding 1): relayed first come first served, each relay priced by every receiver, the
+ * honest cursor waited behind every flooder (48 s under 300 of them). It checks:
+ * - `presence` fresh: each cursor the honest client sets, the flood's watcher has been sent
+ *   it or a later one within FRESH_MS, while it stays connected.
  * Each burst has its own clientIds; a hub crash ends it (it is not tried again).
  */
 import type { ClientMessage, Connection, Runtime, ServerMessage } from "../../core/index.js"
@@ -29,6 +36,17 @@ export const MOST_PER_SECOND = 25
 export const LEAVE_MS = 2_000
 /** Presence bytes past the churner's budget it may be sent: relays of other clients' presence (a few of them). */
 const SLACK_BYTES = 64 << 10
+/** Clients in a flood, each renewing a presence near the limit every FLOOD_EVERY_MS for FLOOD_MS. */
+const FLOODERS = 60
+const FLOOD_EVERY_MS = 100
+const FLOOD_MS = 2_500
+/** The honest client's cursor moves this often during a flood. */
+const CURSOR_EVERY_MS = 300
+/**
+ * The flood's watcher is sent each cursor (or a later one) within this long (a few ticks and
+ * latency; before fair sharing, 60 flooders held it back some 2 s a round).
+ */
+export const FRESH_MS = 1_000
 /** The held presence: near the hub's 4 KiB limit. */
 const BIG = "p".repeat(3_900)
 
@@ -45,6 +63,10 @@ export class PresenceChurner {
   resubscribes = 0
   leavesSeen = 0
   mostPerSecond = 0
+  floods = 0
+  private flooding = false
+  /** The longest the flood's watcher waited for a cursor the honest client set (or a later one). */
+  stalestCursorMs = 0
   private closing = false
   private readonly conns: Array<{ close(code?: string, reason?: string): void }> = []
 
@@ -67,6 +89,8 @@ export class PresenceChurner {
     const { docId, machine } = this.target
     const subscribe = { type: "subscribe", docId, machine: machine.name, version: machine.version, fingerprint: machine.fingerprint, fromSeq: 0, ackedClientSeq: 0 } as ClientMessage
     this.log(`presence churner ${clientId}: ${rounds} rounds`)
+    // One flood at a time (a burst cut by the hub comes again; a flood not cut runs on).
+    if (!this.flooding) this.flood(n)
     let broken = false
     let leaving = false
     const gone = { at: undefined as number | undefined }
@@ -147,6 +171,75 @@ export class PresenceChurner {
         })
       })
     }, judge, onClose)
+  }
+
+  /**
+   * A flood with burst `n`: FLOODERS clients renewing a large presence, an honest client
+   * moving a small cursor, a watcher that must see the cursor within FRESH_MS each time.
+   */
+  private flood(n: number): void {
+    this.floods++
+    this.flooding = true
+    const { docId, machine } = this.target
+    const subscribe = { type: "subscribe", docId, machine: machine.name, version: machine.version, fingerprint: machine.fingerprint, fromSeq: 0, ackedClientSeq: 0 } as ClientMessage
+    const conns: Array<Connection<ClientMessage>> = []
+    let broken = false
+    let done = false
+    const cut = () => {
+      if (broken || done) return
+      broken = true
+      this.flooding = false
+      for (const c of conns) c.close("closed", "The presence flood was cut.")
+    }
+    const end = () => {
+      if (broken || done) return
+      done = true
+      this.flooding = false
+      for (const c of conns) c.close("closed", "The presence flood goes.")
+    }
+    const t0 = this.rt.now() + 300
+    const honestId = `pflood-${n}-honest`
+    let seen = -1
+    /** When each cursor was set. */
+    const setAt: number[] = []
+    const watcher = this.open(`pfwatch-${n}`, `pfwatch-${n}`, `secret-of-pfwatch-${n}-0123456789`, () => watcher.send(subscribe), (m) => {
+      if (m.type !== "presence" || m.docId !== docId || m.clientId !== honestId) return
+      const x = (m.state as { x?: unknown } | null)?.x
+      if (typeof x !== "number" || x <= seen) return
+      // The cursors it skipped (latest wins) waited till now too.
+      for (let y = seen + 1; y <= x; y++) if (setAt[y] !== undefined) this.stalestCursorMs = Math.max(this.stalestCursorMs, this.rt.now() - setAt[y]!)
+      seen = x
+    }, cut)
+    conns.push(watcher)
+    for (let i = 0; i < FLOODERS; i++) {
+      const id = `pflood-${n}-${i}`
+      const c = this.open(id, id, `secret-of-${id}-0123456789`, () => {
+        c.send(subscribe)
+        const renew = (k: number) => {
+          if (this.closing || broken || done || this.rt.now() >= t0 + FLOOD_MS) return
+          c.send({ type: "presence-set", docId, state: { big: BIG, k } } as ClientMessage)
+          this.rt.setTimer(FLOOD_EVERY_MS, () => renew(k + 1))
+        }
+        this.rt.setTimer(Math.max(0, t0 - this.rt.now()) + (i % 10) * 10, () => renew(0))
+      }, () => {}, cut)
+      conns.push(c)
+    }
+    const honest = this.open(honestId, honestId, `secret-of-${honestId}-0123456789`, () => {
+      honest.send(subscribe)
+      const move = (x: number) => {
+        if (this.closing || broken || done) return
+        if (this.rt.now() >= t0 + FLOOD_MS) return void this.rt.setTimer(FRESH_MS + 100, end)
+        setAt[x] = this.rt.now()
+        honest.send({ type: "presence-set", docId, state: { x } } as ClientMessage)
+        this.rt.setTimer(FRESH_MS, () => {
+          if (this.closing || broken || done) return
+          if (seen < x) this.fail(`presence: the honest client ${honestId} set cursor ${x} ${FRESH_MS} ms ago, during a flood of ${FLOODERS} clients renewing 4 KiB presences, and the watcher pwatch-${n}, connected all along, has seen only cursor ${seen}`)
+        })
+        this.rt.setTimer(CURSOR_EVERY_MS, () => move(x + 1))
+      }
+      this.rt.setTimer(Math.max(0, t0 - this.rt.now()), () => move(0))
+    }, () => {}, cut)
+    conns.push(honest)
   }
 
   /** A raw connection that says hello as `clientId` and calls `welcomed` once. */

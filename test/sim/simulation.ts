@@ -183,7 +183,8 @@ export interface SimOptions {
    * random moments, a raw client holding a large presence re-subscribes hundreds of times at
    * once on a second connection, then leaves; a watcher must be sent its presence at most once
    * a tick and told it left, and what the churner is sent must stay within its client's
-   * presence budget. Needs `hostile`. Its own stream of numbers, so 0 leaves every seed as it
+   * presence budget; with each, a flood of clients renewing large presences, during which
+   * another watcher must see an honest client's small cursor within FRESH_MS. Needs `hostile`. Its own stream of numbers, so 0 leaves every seed as it
    * was. Default 0.
    */
   readonly presenceChurn?: number
@@ -340,7 +341,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
   // this seed, not a crash of the simulator: the run goes on and the checker reports it.
   // A presence churner's burst is a few thousand events of its own.
-  const maxEvents = options.maxEvents ?? Math.round(2_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops)) + 5_000 * (options.presenceChurn ?? 0)
+  const maxEvents = options.maxEvents ?? Math.round(2_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops)) + 15_000 * (options.presenceChurn ?? 0)
   const guard = new RunGuard(vrt, fail, log, maxEvents, options.maxRealMs ?? 120_000)
   const rt = guard.runtime
   const { overBudget } = guard
@@ -1082,6 +1083,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       stats.presenceResubscribes = presenceChurner.resubscribes
       stats.presenceLeavesSeen = presenceChurner.leavesSeen
       stats.presenceMostPerSecond = presenceChurner.mostPerSecond
+      stats.presenceFloods = presenceChurner.floods
+      stats.presenceStalestCursorMs = presenceChurner.stalestCursorMs
     }
     if (churner !== undefined) {
       stats.churnLoads = churner.loads

@@ -15,6 +15,10 @@
  *    asked again and saw no entry of that document until it reconnected, while its own
  *    commands were still applied. Found by `npm run sim -- --seeds 500 --replicas 5` (seed 423
  *    on 5e28f35).
+ * 4. A hello whose identity was being read from the hub's disk as the hub closed registered
+ *    its client after close() resolved: the closed hub wrote to a disk its owner may already
+ *    have closed or handed on (DESIGN invariant 10). Found by `npm run sim -- --seed 109
+ *    --replicas 5 --presence-churn 3 --deaf-askers 2 --crdt-poison 2` (on 5b23e29).
  */
 import { CanonClient, Hub, type BatchOp, type ServerMessage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -147,4 +151,31 @@ test("a catch-up that fails on the hub's disk is tried again: the replica gets i
   expect(Math.max(...seqs)).toBe(6)
   await drive(rt, writer.close())
   await drive(rt, hub.close())
+})
+
+test("a hello being proved as the hub closes records nothing after close() resolves", async () => {
+  const rt = new VirtualRuntime(1)
+  const net = new MemoryNetwork(rt, { latency: () => 1 })
+  // Reads take 20 ms of virtual time: the hello's identity read is in flight when the hub closes.
+  const storage = new MemoryStorage({ latency: { runtime: rt, ms: () => 0, readMs: () => 20 } })
+  let closedAt: number | undefined
+  const writesAfterClose: string[] = []
+  const batch = storage.batch.bind(storage)
+  storage.batch = (ops, options) => {
+    if (closedAt !== undefined) writesAfterClose.push(...ops.map((o) => new TextDecoder().decode(o.key)))
+    return batch(ops, options)
+  }
+  const hub = new Hub({ machines: [Todo], storage, runtime: rt })
+  net.listen(hub)
+  const conn = net.transport("raw").connect({
+    onOpen: () => conn.send({ type: "hello", protocol: { min: 1, max: 2 }, clientId: "client-0001", secret: "a-secret-of-enough-characters", machines: [] }),
+    onMessage: () => {},
+    onClose: () => {},
+  })
+  await rt.run({ forMs: 5 })
+  const closed = hub.close().then(() => void (closedAt = rt.now()))
+  await drive(rt, closed)
+  expect(closedAt).toBeDefined()
+  await rt.run({ forMs: 100 })
+  expect(writesAfterClose).toEqual([])
 })

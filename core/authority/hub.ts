@@ -891,6 +891,8 @@ export class Hub implements ConnectionAcceptor {
     }
     this.docs.clear()
     this.idleDocs.clear()
+    // Hellos being proved record nothing more; those writing finish.
+    closing.push(this.identities.close())
     // What documents still write (a snapshot) ends before the caller closes the storage or opens it again.
     await Promise.allSettled(closing)
     await this.crdtHost?.close()

@@ -35,6 +35,8 @@ export type Proof =
   /** `rate-limited`: a new identity past the hub's bound (retry later); otherwise the claim is refused. */
   | { readonly ok: false; readonly message: string; readonly rateLimited?: true }
 
+const SHUTTING_DOWN: Proof = { ok: false, message: "The hub is shutting down; connect again in a moment." }
+
 /** SHA-256 of the secret, domain-separated. */
 export const hashSecret = (secret: string): string => sha256Hex(new TextEncoder().encode(`canon-client-secret:${secret}`))
 
@@ -49,7 +51,20 @@ export class IdentityRegistry {
   /** One proof per clientId at a time: two first contacts must not both register. */
   private readonly lanes = new Map<string, Promise<unknown>>()
 
+  /** Set by `close`: no identity is recorded any more. */
+  private closed = false
+
   constructor(private readonly store: AuthorityStore) {}
+
+  /**
+   * The hub closes: no identity is recorded from now on, and this resolves once the proofs in
+   * flight are done, so a closed hub writes nothing more (a hello read from storage as the hub
+   * closed registered its client after close() resolved: the simulator's quiet check).
+   */
+  async close(): Promise<void> {
+    this.closed = true
+    await Promise.allSettled([...this.lanes.values()])
+  }
 
   /**
    * Checks (and on first contact records) that `secret` proves `clientId` for `principal`.
@@ -72,8 +87,11 @@ export class IdentityRegistry {
     if (secret === undefined || secret.length < MIN_SECRET_CHARS || secret.length > MAX_SECRET_CHARS) {
       return { ok: false, message: `Client ${clientId} did not prove its id: hellos must carry the client's secret (${MIN_SECRET_CHARS}-${MAX_SECRET_CHARS} characters). Update the Canon client.` }
     }
+    if (this.closed) return SHUTTING_DOWN
     const hash = hashSecret(secret)
     let known = this.cache.get(clientId) ?? (await this.store.identity(clientId))
+    // Closed while reading: nothing is recorded.
+    if (this.closed) return SHUTTING_DOWN
     if (known === undefined) {
       if (!mayRegister()) return { ok: false, rateLimited: true, message: "Too many new clients from here at once; try again in a few seconds." }
       known = { principal, incarnations: [{ incarnation: 1, secretHash: hash }] }
@@ -90,6 +108,7 @@ export class IdentityRegistry {
     if (!principals) {
       return { ok: false, message: `Client id ${clientId} is registered to another device (its secret does not match). A client that lost its storage must use a new client id: omit \`clientId\` and Canon makes one.` }
     }
+    if (this.closed) return SHUTTING_DOWN
     const incarnation = Math.max(0, ...known.incarnations.map((i) => i.incarnation)) + 1
     const updated: Identity = { principal, incarnations: [...known.incarnations, { incarnation, secretHash: hash }].slice(-MAX_INCARNATIONS) }
     await this.store.putIdentity(clientId, updated)

@@ -22,6 +22,7 @@ import { CrdtDocHost, type CrdtDocEngine } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
 import { indexInSlices } from "../adapters/automerge/admit.js"
 import { OpIndex } from "../adapters/automerge/validate.js"
+import { stallingEngine } from "./support/crdt-work.js"
 
 type Note = { text: string; [key: string]: unknown }
 
@@ -150,20 +151,7 @@ test("an index build on a released document (unloaded while it warms) stops at i
 test("a document only read builds no index; the build waits its turn behind heavy work in flight elsewhere, and updates behind it neither deadlock nor overtake it", async () => {
   let open!: () => void
   const gate = new Promise<void>((r) => (open = r))
-  /** An engine whose every update weighs 1 s (all of the host's heavy capacity) and whose prepare waits for `gate`. */
-  const stalling: CrdtDocEngine<object> = {
-    kind: "stall",
-    empty: () => ({}),
-    load: () => ({}),
-    restore: () => {},
-    encode: () => new Uint8Array([1]),
-    check: () => ({ ok: true, weight: 1_000_000 }),
-    prepare: async () => {
-      await gate
-      return { ok: true }
-    },
-    apply: (_doc, updates) => updates.map(() => true),
-  }
+  const stalling = stallingEngine(gate)
   const engine = automergeDocEngine()
   let warms = 0
   const counting: CrdtDocEngine<AutomergeBox> = {

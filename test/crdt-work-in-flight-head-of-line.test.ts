@@ -28,29 +28,13 @@
 import * as A from "@automerge/automerge"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
-import type { CrdtDocEngine } from "../core/crdt-docs/engine.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
-import { settle } from "./support/crdt-work.js"
-
-/** An engine whose every update weighs 1 s and whose `prepare` waits for `gate`: a long heavy upload in flight. */
-const stalling = (gate: Promise<void>): CrdtDocEngine<object> => ({
-  kind: "stall",
-  empty: () => ({}),
-  load: () => ({}),
-  restore: () => {},
-  encode: () => new Uint8Array([1]),
-  check: () => ({ ok: true, weight: 1_000_000 }),
-  prepare: async () => {
-    await gate
-    return { ok: true }
-  },
-  apply: (_doc, updates) => updates.map(() => true),
-})
+import { settle, stallingEngine } from "./support/crdt-work.js"
 
 test("a light edit on a document does not wait for heavy work in flight on another document", async () => {
   let open!: () => void
   const gate = new Promise<void>((r) => (open = r))
-  const host = new CrdtDocHost({ engines: [automergeDocEngine(), stalling(gate)], storage: new MemoryStorage(), sync: false, runtime: new VirtualRuntime(3) })
+  const host = new CrdtDocHost({ engines: [automergeDocEngine(), stallingEngine(gate)], storage: new MemoryStorage(), sync: false, runtime: new VirtualRuntime(3) })
   const other = await host.open<object>("stall", "other")
   const shared = await host.open<AutomergeBox>("automerge", "shared")
 
@@ -86,7 +70,7 @@ test("a light edit on a document does not wait for heavy work in flight on anoth
 test("control: without the heavy item on the shared document, bob's edit goes while the other document's work is in flight", async () => {
   let open!: () => void
   const gate = new Promise<void>((r) => (open = r))
-  const host = new CrdtDocHost({ engines: [automergeDocEngine(), stalling(gate)], storage: new MemoryStorage(), sync: false, runtime: new VirtualRuntime(4) })
+  const host = new CrdtDocHost({ engines: [automergeDocEngine(), stallingEngine(gate)], storage: new MemoryStorage(), sync: false, runtime: new VirtualRuntime(4) })
   const other = await host.open<object>("stall", "other")
   const shared = await host.open<AutomergeBox>("automerge", "shared")
   const otherDone = other.submit([new Uint8Array([1])], undefined, undefined, "p:eve")

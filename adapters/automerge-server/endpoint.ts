@@ -60,7 +60,7 @@ import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import type { Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
-import { PongClock, deliveredBytes } from "../ws/pong-clock.js"
+import { PongClock } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import type { AutomergeBox } from "./engine.js"
@@ -468,8 +468,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
       // No sign that it reads (a pong to a ping, what was sent leaving) for pongTimeoutMs of the time it was read (pong-clock.ts).
-      conn.pongs.progress(deliveredBytes(conn.ws), now)
-      if (conn.pongs.owed(now) >= pongTimeoutMs) {
+      if (conn.pongs.overdue(conn.ws, now, pongTimeoutMs)) {
         conn.ws.terminate()
         leave(conn)
         continue

@@ -43,7 +43,7 @@
  */
 import * as A from "@automerge/automerge"
 import zlib from "node:zlib"
-import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
+import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
 import { CHUNK_DOCUMENT, Overlay, measureChunk, saveReloads, splitChunks, type Measured, type OpIndex } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
 

@@ -25,8 +25,7 @@
  * ws.on("pong", (data) => clock.pong(data))
  * setInterval(() => {
  *   const now = Date.now()
- *   clock.progress(deliveredBytes(ws), now)
- *   if (clock.owed(now) >= timeoutMs) return ws.terminate()
+ *   if (clock.overdue(ws, now, timeoutMs)) return ws.terminate()
  *   ws.ping(clock.ping(now))
  * }, timeoutMs / 3)
  * ```
@@ -107,6 +106,15 @@ export class PongClock {
   resumed(now: number): void {
     if (this.#pausedAt !== undefined && this.#owedSince !== undefined) this.#owedSince += now - Math.max(this.#pausedAt, this.#owedSince)
     this.#pausedAt = undefined
+  }
+
+  /**
+   * A route's sweep at `now`: samples what `ws` delivered (`progress`), then whether a sign of
+   * life has been owed for `timeoutMs` or more (the socket is then to be terminated).
+   */
+  overdue(ws: WebSocket, now: number, timeoutMs: number): boolean {
+    this.progress(deliveredBytes(ws), now)
+    return this.waiting && this.owed(now) >= timeoutMs
   }
 
   /**

@@ -64,7 +64,7 @@ import { decodeClientMessage, encodeServerMessage, CodecSession } from "../../co
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
 import { addressGroup, checkIpv6Prefix, clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
-import { PongClock, deliveredBytes } from "./pong-clock.js"
+import { PongClock } from "./pong-clock.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -430,7 +430,7 @@ export class WsServer {
       this.notify(peer, (error !== undefined ? receiveError(error) : undefined) ?? closeInfo(code, reason))
     })
     ws.on("message", (data, isBinary) => this.receive(peer, data, isBinary))
-    // Only a pong to one of the hub's pings (or what it sent leaving): a frame from the peer says it sends, not that it reads.
+    // A pong counts only if it echoes one of the hub's pings; a frame from the peer says it sends, not that it reads.
     ws.on("pong", (data) => peer.pongs.pong(data))
     if (this.closing !== undefined) {
       ws.close(1001, toWsClose("going-away", "The server is shutting down.").reason)
@@ -549,9 +549,8 @@ export class WsServer {
     const now = Date.now()
     for (const peer of this.peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue
-      // Time the hub holds the socket unread does not count (pong-clock.ts).
-      peer.pongs.progress(deliveredBytes(peer.ws), now)
-      if (peer.pongs.waiting && peer.pongs.owed(now) >= this.pongTimeoutMs) {
+      // No sign that it reads for the timeout, counting only the time it was read (pong-clock.ts).
+      if (peer.pongs.overdue(peer.ws, now, this.pongTimeoutMs)) {
         this.options.onEvent?.({ type: "timeout", remoteAddress: peer.remoteAddress })
         peer.ws.terminate()
         this.notify(peer, { code: "timeout", reason: `No answer to a ping within ${this.pongTimeoutMs} ms.` })

@@ -77,7 +77,7 @@ import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
-import { PongClock, deliveredBytes } from "../ws/pong-clock.js"
+import { PongClock } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
@@ -617,7 +617,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const early: Array<{ bytes: Uint8Array; done: () => void }> = []
     let ready: ((bytes: Uint8Array, done: () => void) => void) | undefined
     ws.binaryType = "nodebuffer"
-    // Only a pong is a sign of life: a peer can send without ever reading what it is sent.
+    // A message is no sign of life: a peer can send without ever reading what it is sent.
     ws.on("message", (data, isBinary) => {
       if (conn.closed) return
       if (!isBinary) return close(conn, CLOSE.malformed, "y-websocket frames are binary.")
@@ -683,8 +683,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
       // No sign that it reads (a pong to a ping, what was sent leaving) for pongTimeoutMs of the time it was read (pong-clock.ts).
-      conn.pongs.progress(deliveredBytes(conn.ws), now)
-      if (conn.pongs.owed(now) >= pongTimeoutMs) {
+      if (conn.pongs.overdue(conn.ws, now, pongTimeoutMs)) {
         conn.ws.terminate()
         leave(conn)
         continue

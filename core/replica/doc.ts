@@ -211,7 +211,6 @@ export class Doc<M extends Machine<any, any>> {
   #refusal: CanonError | undefined
   /** CRDT fields: local changes on their way to merge commands (core/crdt/replica.ts). */
   readonly #crdt: ReplicaFields | undefined
-  readonly #runtime: Runtime
   readonly #onClosed: () => void
 
   /** @internal use `CanonClient.open` */
@@ -225,7 +224,6 @@ export class Doc<M extends Machine<any, any>> {
     options: DocOptions,
     onClosed: () => void = () => {},
   ) {
-    this.#runtime = runtime
     this.#onClosed = onClosed
     this.#rs = new ReplicaState(docId, machine, clientId, () => runtime.now(), init.state, init.confirmedSeq)
     this.#maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES

@@ -6,12 +6,11 @@
  * app whose machines have no history does not ship it.
  */
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
-import type { Entry } from "../entry.js"
 import { makeContext, type Machine } from "../machine.js"
 import { commandArgsCodec } from "../protocol/args-codec.js"
 import type { ClientMessage } from "../protocol/messages.js"
 import { submitParts } from "../replica/submit-parts.js"
-import { AS, type CompatSession, type MachineHistory, type PendingForm } from "./registry.js"
+import { AS, type CompatSession, type MachineHistory } from "./registry.js"
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
 

@@ -242,3 +242,10 @@ const decodeUtf8 = (b: Uint8Array): string => {
   }
 }
 
+
+/** Whether two byte arrays hold the same bytes. */
+export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

@@ -44,6 +44,7 @@
 import * as A from "@automerge/automerge"
 import zlib from "node:zlib"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
+import { errorText } from "../../core/errors.js"
 import { CHUNK_DOCUMENT, Overlay, measureChunk, saveReloads, splitChunks, type Measured, type OpIndex } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
 
@@ -221,7 +222,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         try {
           chunks = splitChunks(u)
         } catch (e) {
-          throw new Error(`update ${i + 1} of ${updates.length} is not Automerge chunks (${e instanceof Error ? e.message : String(e)})`)
+          throw new Error(`update ${i + 1} of ${updates.length} is not Automerge chunks (${errorText(e)})`)
         }
         if (chunks.length === 0) throw new Error(`update ${i + 1} of ${updates.length} is empty`)
         for (const c of chunks) {

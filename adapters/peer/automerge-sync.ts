@@ -26,12 +26,7 @@ import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
 import { changesOfAsync, cleanSyncMessage, inflateWithStreams, measureChunkAsync, type InflateAsync, type UntrustedChange } from "../automerge/admit.js"
 import { OpIndex, Overlay } from "../automerge/validate.js"
 import { AnswerBudget } from "./answer-budget.js"
-
-const sameBytes = (x: Uint8Array, y: Uint8Array): boolean => {
-  if (x.length !== y.length) return false
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
-  return true
-}
+import { sameBytes } from "../../core/bytes.js"
 
 export interface AutomergeSyncOptions {
   /** Largest sync message accepted (a fresh peer gets the whole document in one). Default 64 MiB. */

@@ -35,7 +35,7 @@
  */
 import * as Y from "yjs"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
-import { canonError } from "../../core/errors.js"
+import { canonError, errorText } from "../../core/errors.js"
 import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
 
 export interface YjsEngineOptions {
@@ -202,7 +202,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     try {
       decoded = Y.decodeUpdate(update) as unknown as Decoded
     } catch (e) {
-      return reject("update-malformed", `Not a Yjs V1 update (${e instanceof Error ? e.message : String(e)}).`)
+      return reject("update-malformed", `Not a Yjs V1 update (${errorText(e)}).`)
     }
     const unsupported = unsupportedStructs(decoded)
     if (unsupported !== undefined) return reject("update-malformed", unsupported)
@@ -231,7 +231,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         try {
           Y.applyUpdate(doc, u)
         } catch (e) {
-          throw new Error(`update ${i + 1} of ${updates.length} is not a Yjs V1 update (${e instanceof Error ? e.message : String(e)})`)
+          throw new Error(`update ${i + 1} of ${updates.length} is not a Yjs V1 update (${errorText(e)})`)
         }
       })
       // Each was integrated in full when it was stored: anything Yjs holds now means a gap.

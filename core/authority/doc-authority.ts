@@ -31,7 +31,7 @@ import { hashState } from "../hash.js"
 import { encodeCanonical, sizeBound } from "../canonical.js"
 import type { Checkpoint, Entry, Outcome } from "../entry.js"
 import type { Rejection } from "../errors.js"
-import { CanonError } from "../errors.js"
+import { CanonError, errorText } from "../errors.js"
 import type { Connection, Timer } from "../ports/index.js"
 import type { Runtime } from "../ports/runtime.js"
 import type { ErrorMsg, ServerMessage, Submit } from "../protocol/messages.js"
@@ -360,7 +360,7 @@ export class DocAuthority<S = unknown> {
       try {
         return { args: argsCodecOf(ANY_AST).decode(args) }
       } catch (e) {
-        return { rejection: { code: "invalid-args", message: boundedMessage(`The arguments of "${name}" cannot be read: ${e instanceof Error ? e.message : String(e)}`) } }
+        return { rejection: { code: "invalid-args", message: boundedMessage(`The arguments of "${name}" cannot be read: ${errorText(e)}`) } }
       }
     }
     const schema = machine.commands[name]?.args
@@ -371,7 +371,7 @@ export class DocAuthority<S = unknown> {
     try {
       return { args: argsCodecOf(schema.ast).decode(args) }
     } catch (e) {
-      return { rejection: { code: "invalid-args", message: boundedMessage(`The arguments of "${name}" cannot be read: ${e instanceof Error ? e.message : String(e)}`) } }
+      return { rejection: { code: "invalid-args", message: boundedMessage(`The arguments of "${name}" cannot be read: ${errorText(e)}`) } }
     }
   }
 
@@ -494,7 +494,7 @@ export class DocAuthority<S = unknown> {
     // there is nothing to sweep and this costs a few range reads.
     await doc.tidy()
     // A snapshot right after a version change lets replicas at the new version skip the old history.
-    if (upgraded) doc.snapshotNow().catch((e) => doc.report("snapshot-failed", `The snapshot after upgrading "${docId}" failed: ${e instanceof Error ? e.message : String(e)}`))
+    if (upgraded) doc.snapshotNow().catch((e) => doc.report("snapshot-failed", `The snapshot after upgrading "${docId}" failed: ${errorText(e)}`))
     // Loaded and not followed yet (a subscribe cancels this): unloaded if nobody comes.
     doc.watchIdle()
     return doc
@@ -587,7 +587,7 @@ export class DocAuthority<S = unknown> {
   private fail(what: string, e: unknown): void {
     if (this.broken) return
     this.broken = true
-    const message = e instanceof Error ? e.message : String(e)
+    const message = errorText(e)
     this.hooks.onReport?.({ docId: this.docId, code: "background-failed", message: `${what} of "${this.docId}" failed: ${message}` })
     this.hooks.onBroken(this, e)
   }
@@ -635,7 +635,7 @@ export class DocAuthority<S = unknown> {
         return this.compactBehind(meta).finally(() => this.writing--)
       },
     ).catch((e) => {
-      const message = e instanceof Error ? e.message : String(e)
+      const message = errorText(e)
       this.report("snapshot-failed", `A snapshot of "${this.docId}" at seq ${seq} failed: ${message}`)
       for (const w of this.snapshotWaiters.splice(0)) w.reject(e)
     }))
@@ -702,7 +702,7 @@ export class DocAuthority<S = unknown> {
       // Sweeping: checkpoints below the horizon a store kept from before compaction deleted them.
       if (this.horizon > 0) await this.store.snapshots.compact(this.docId, this.horizon, undefined, undefined, true)
     } catch (e) {
-      this.report("tidy-failed", `Cleaning up after an earlier crash failed for "${this.docId}": ${e instanceof Error ? e.message : String(e)}`)
+      this.report("tidy-failed", `Cleaning up after an earlier crash failed for "${this.docId}": ${errorText(e)}`)
     }
   }
 
@@ -767,7 +767,7 @@ export class DocAuthority<S = unknown> {
         kept.push(p)
         continue
       }
-      const message = e instanceof Error ? e.message : String(e)
+      const message = errorText(e)
       this.hooks.onReport?.({ docId: this.docId, code: "client-unreadable", message })
       this.followers.sendReply(p.conn, { type: "error", code: (e as { code?: string }).code ?? "storage-failed", message: boundedMessage(message), docId: this.docId })
     }
@@ -787,7 +787,7 @@ export class DocAuthority<S = unknown> {
     try {
       bytes = encodeCanonical(args)
     } catch (e) {
-      return { rejection: { code: "invalid-args", message: boundedMessage(`The arguments of "${name}" are not plain data: ${e instanceof Error ? e.message : String(e)}`) } }
+      return { rejection: { code: "invalid-args", message: boundedMessage(`The arguments of "${name}" are not plain data: ${errorText(e)}`) } }
     }
     if (bytes.length > this.maxCommandBytes) {
       return { rejection: { code: "command-too-large", message: `The arguments of "${name}" take ${bytes.length} bytes; this hub accepts at most ${this.maxCommandBytes}. Keep large blobs out of commands.` } }
@@ -989,7 +989,7 @@ export class DocAuthority<S = unknown> {
           this.stateBytes = r.size
           if (this.checkpoint === undefined || this.checkpoint.seq < r.seq) this.setCheckpoint({ seq: r.seq, hash: r.hash }, true)
         },
-        (e) => this.report("checkpoint-failed", `Hashing "${this.docId}" at seq ${seq} failed: ${e instanceof Error ? e.message : String(e)}`),
+        (e) => this.report("checkpoint-failed", `Hashing "${this.docId}" at seq ${seq} failed: ${errorText(e)}`),
       ).finally(() => {
         // A snapshot asked for while this hash ran.
         if (this.snapshotDue && !this.flushing) this.beginSnapshot()

@@ -34,7 +34,7 @@ import type { CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp } from "./eng
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
-import { canonError } from "../errors.js"
+import { canonError, errorText } from "../errors.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
@@ -195,7 +195,7 @@ export class CrdtDocAuthority<D> {
   /** Not fatal: `apply` does the work itself. Unloading the document while it warms stops it, quietly. */
   private warmFailed(e: unknown): void {
     if (this.closed) return
-    this.hooks.onReport?.({ docId: this.docId, code: "warm-failed", message: e instanceof Error ? e.message : String(e) })
+    this.hooks.onReport?.({ docId: this.docId, code: "warm-failed", message: errorText(e) })
   }
 
   private static async read<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore) {
@@ -467,7 +467,7 @@ export class CrdtDocAuthority<D> {
             // One call per submit: Automerge's apply has a large fixed cost per call.
             results = await this.engine.apply(this.docValue, updates)
           } catch (e) {
-            this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: e instanceof Error ? e.message : String(e) })
+            this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: errorText(e) })
             // The document may be half-changed: rebuild it, then find the culprit one by one.
             try {
               await this.rebuild(toStore)
@@ -535,7 +535,7 @@ export class CrdtDocAuthority<D> {
         out.push(r)
         if (r === true) kept.push(u)
       } catch (e) {
-        const message = e instanceof Error ? e.message : String(e)
+        const message = errorText(e)
         out.push({ code: "update-failed", message: `The update could not be merged (${message.slice(0, 200)}); it was refused.` })
         await this.rebuild(kept)
       }
@@ -573,7 +573,7 @@ export class CrdtDocAuthority<D> {
       // The engine would not vouch for its compact state (it does not load back): the previous
       // base and the stored updates stay as they are, and the document still loads from them.
       this.failedAtTail = this.tailBytes
-      this.hooks.onReport?.({ docId: this.docId, code: "compact-failed", message: e instanceof Error ? e.message : String(e) })
+      this.hooks.onReport?.({ docId: this.docId, code: "compact-failed", message: errorText(e) })
       return
     }
     const oldBaseSeq = this.baseSeq

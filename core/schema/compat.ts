@@ -5,14 +5,13 @@
  * commands go out downcast. Carried by the machine's history (core/schema/versions.ts), so an
  * app whose machines have no history does not ship it.
  */
+import { sameBytes } from "../bytes.js"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
 import { makeContext, type Machine } from "../machine.js"
 import { commandArgsCodec } from "../protocol/args-codec.js"
 import type { ClientMessage } from "../protocol/messages.js"
 import { submitParts } from "../replica/submit-parts.js"
 import { AS, type CompatSession, type MachineHistory } from "./registry.js"
-
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
 
 export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, any>): CompatSession => {
   const older = h.at(hub)

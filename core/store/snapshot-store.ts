@@ -172,19 +172,8 @@ export class SnapshotStore {
     // the next load's tidy-up) deletes, from `done`.
     if (horizon !== stored.horizon) await this.putHorizon(docId, horizon, stored.done, this.sync)
     onRecorded?.(horizon)
-    const end = K.authEntry(docId, horizon + 1)
-    let from = stored.done > 0 ? K.authEntry(docId, stored.done + 1) : K.authEntryPrefix(docId)
-    let deleted = 0
-    for (;;) {
-      const rows = await this.kv.range({ gte: from, lt: end, limit: DELETE_PAGE })
-      if (rows.length === 0) break
-      const ops: BatchOp[] = rows.map(([key]) => ({ type: "del", key }))
-      await this.kv.batch(ops)
-      deleted += rows.length
-      onProgress?.(deleted)
-      if (rows.length < DELETE_PAGE) break
-      from = K.authEntry(docId, K.seqFromKey(rows[rows.length - 1]![0]) + 1)
-    }
+    const from = stored.done > 0 ? K.authEntry(docId, stored.done + 1) : K.authEntryPrefix(docId)
+    const deleted = await this.deletePaged(from, K.authEntry(docId, horizon + 1), (seq) => K.authEntry(docId, seq), onProgress)
     // Before the record says the deletes are done: a crash before it, and the next compaction
     // deletes from `done` again.
     await this.dropCheckpoints(docId, sweep ? 0 : stored.done, horizon)
@@ -195,14 +184,26 @@ export class SnapshotStore {
 
   /** Deletes the checkpoints at seqs in [from, below), a page per batch. */
   private async dropCheckpoints(docId: string, from: number, below: number): Promise<void> {
-    const end = K.authCheckpoint(docId, below)
-    let start = from > 0 ? K.authCheckpoint(docId, from) : K.authCheckpointPrefix(docId)
+    const start = from > 0 ? K.authCheckpoint(docId, from) : K.authCheckpointPrefix(docId)
+    await this.deletePaged(start, K.authCheckpoint(docId, below), (seq) => K.authCheckpoint(docId, seq))
+  }
+
+  /**
+   * Deletes the keys in [start, end), a page per batch, each page starting after the last key
+   * of the one before (`keyAt` makes the key of a seq): never from the first key again.
+   * `onProgress` hears the count so far after each page. Returns the keys deleted.
+   */
+  private async deletePaged(start: Uint8Array, end: Uint8Array, keyAt: (seq: number) => Uint8Array, onProgress?: (deleted: number) => void): Promise<number> {
+    let from = start
+    let deleted = 0
     for (;;) {
-      const rows = await this.kv.range({ gte: start, lt: end, limit: DELETE_PAGE })
-      if (rows.length === 0) return
+      const rows = await this.kv.range({ gte: from, lt: end, limit: DELETE_PAGE })
+      if (rows.length === 0) return deleted
       await this.kv.batch(rows.map(([key]): BatchOp => ({ type: "del", key })))
-      if (rows.length < DELETE_PAGE) return
-      start = K.authCheckpoint(docId, K.seqFromKey(rows[rows.length - 1]![0]) + 1)
+      deleted += rows.length
+      onProgress?.(deleted)
+      if (rows.length < DELETE_PAGE) return deleted
+      from = keyAt(K.seqFromKey(rows[rows.length - 1]![0]) + 1)
     }
   }
 }

@@ -139,7 +139,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "compact-one-too-many",
     breaks: "compaction deletes the first entry of the kept tail too",
-    patches: [{ file: "core/store/snapshot-store.ts", anchor: "const end = K.authEntry(docId, horizon + 1)", replacement: "const end = K.authEntry(docId, horizon + 2)" }],
+    patches: [{ file: "core/store/snapshot-store.ts", anchor: "this.deletePaged(from, K.authEntry(docId, horizon + 1),", replacement: "this.deletePaged(from, K.authEntry(docId, horizon + 2)," }],
   },
   {
     name: "install-without-hash-check",

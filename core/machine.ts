@@ -206,7 +206,13 @@ class RejectSignal {
  */
 class Context implements CommandContext {
   private rng: (() => number) | undefined
-  constructor(private readonly docId: string, readonly seq: number, readonly time: number, readonly clientId: string) {}
+  /** The command looked at `time` (a replica's fast path needs the same time then: replica-state.ts). */
+  timeRead = false
+  constructor(private readonly docId: string, readonly seq: number, private readonly at: number, readonly clientId: string) {}
+  get time(): number {
+    this.timeRead = true
+    return this.at
+  }
   random(): number {
     return (this.rng ??= entryRandom(this.docId, this.seq))()
   }
@@ -216,7 +222,7 @@ class Context implements CommandContext {
 }
 
 /** Makes the ctx for one application of a command. */
-export const makeContext = (docId: string, seq: number, time: number, clientId: string): CommandContext =>
+export const makeContext = (docId: string, seq: number, time: number, clientId: string): CommandContext & { readonly timeRead: boolean } =>
   new Context(docId, seq, time, clientId)
 
 /** The argument message of a schema failure, on one line. */

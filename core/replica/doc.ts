@@ -163,10 +163,8 @@ const SNAPSHOT_ACK_EVERY = 128 << 10
 export class Doc<M extends Machine<any, any>> {
   readonly #rs: ReplicaState<StateOf<M>>
   readonly #deferreds = new Map<PendingCommand, Deferred>()
-  readonly #listeners: { [K in keyof DocEvents<unknown>]: Set<Function> } = {
-    change: new Set(), rejected: new Set(), confirmed: new Set(), desync: new Set(), synced: new Set(), error: new Set(), presence: new Set(), closed: new Set(), snapshot: new Set(),
-    updateRequired: new Set(), rewound: new Set(),
-  }
+  /** Listeners by event, each set made on the first `on`. */
+  readonly #listeners: { [K in keyof DocEvents<unknown>]?: Set<Function> } = {}
   /** Set when the hub said this app version cannot follow the document past `seq` (read-only). */
   #updateNeeded: { readonly seq: number; readonly message: string } | undefined
   /** Fetch the authority's state on the next connection (the stored state was migrated from an older version). */
@@ -239,7 +237,7 @@ export class Doc<M extends Machine<any, any>> {
       confirmedStored: (removed, tell) => this.#confirmedStored(removed, tell),
       tell: (tell) => this.#tellConfirmed(tell),
       renumbered: () => { if (this.#send !== undefined) this.#resend() },
-      error: (message) => this.#emit("error", { code: "storage-failed", message }),
+      error: (message) => this.#error("storage-failed", message),
     }
     this.#lane = store !== undefined
       ? store.lane(host, { nextClientSeq: init.nextClientSeq, confirmedSeq: init.confirmedSeq, snapshotSeq: init.snapshotSeq, snapshotEvery: options.snapshotEvery ?? 1000 })
@@ -368,7 +366,7 @@ export class Doc<M extends Machine<any, any>> {
       return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${errorText(e)}` })
     }
     if (size > this.#maxCommandBytes) {
-      return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.#maxCommandBytes} fit in a command. Keep large blobs out of commands.` })
+      return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.#maxCommandBytes} fit in a command. Keep blobs out.` })
     }
     // Apply what the authority will apply: the arguments as decoded from their wire form.
     const decoded = cmd.decode(encoded.success)
@@ -422,18 +420,23 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   on<K extends keyof DocEvents<StateOf<M>>>(event: K, fn: DocEvents<StateOf<M>>[K]): () => void {
-    this.#listeners[event].add(fn)
-    return () => this.#listeners[event].delete(fn)
+    const set = (this.#listeners[event] ??= new Set())
+    set.add(fn)
+    return () => set.delete(fn)
   }
 
   #emit<K extends keyof DocEvents<StateOf<M>>>(event: K, arg: Parameters<DocEvents<StateOf<M>>[K]>[0]): void {
-    for (const fn of this.#listeners[event]) {
+    for (const fn of this.#listeners[event] ?? []) {
       try {
         fn(arg)
       } catch {
         // A listener's bug must not break replication.
       }
     }
+  }
+
+  #error(code: string, message: string): void {
+    this.#emit("error", { code, message })
   }
 
   #scheduleNotify(): void {
@@ -485,7 +488,7 @@ export class Doc<M extends Machine<any, any>> {
     const compact = this.#protocol >= 2
     // Compat mode: each command as the hub's version, up to the first that has no single
     // downcast; it waits, with the commands after it, for the hub's upgrade (schemaTooNew).
-    const messages = this.#compat?.submits(this.docId, commands, acked, this.#protocol, (message) => this.#emit("error", { code: "schema-too-new", message }))
+    const messages = this.#compat?.submits(this.docId, commands, acked, this.#protocol, (message) => this.#error("schema-too-new", message))
       ?? submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p))).map((part): ClientMessage => ({
         type: "submit",
         docId: this.docId,
@@ -633,9 +636,9 @@ export class Doc<M extends Machine<any, any>> {
         // Compat mode: entries of the hub's version, upcast to the app's.
         if (entries !== undefined && this.#compat !== undefined) entries = this.#compat.upcast(entries, msg.entries, (cs) => this.#rs.pendingAt(cs))
         if (entries === undefined) {
-          this.#emit("error", { code: "protocol-error", message: `The hub sent entries of "${this.docId}" this replica cannot read; following again from seq ${this.#rs.confirmedSeq}.` })
+          this.#error("protocol-error", `Unreadable entries of "${this.docId}"; following again from seq ${this.#rs.confirmedSeq}.`)
           this.#flushIncoming()
-          this.#send?.(this.#subscribeMessage())
+          this.#follow()
           return
         }
         if (msg.checkpoint !== undefined && this.#compat === undefined) this.#handleDesync(this.#rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
@@ -695,7 +698,7 @@ export class Doc<M extends Machine<any, any>> {
         }
         if (msg.size > this.#maxSnapshotBytes) {
           this.#receiver = undefined
-          this.#emit("error", { code: "snapshot-too-large", message: `The hub sent a snapshot of ${msg.size} bytes; this client accepts at most ${this.#maxSnapshotBytes} (option maxSnapshotBytes).` })
+          this.#error("snapshot-too-large", `A snapshot of ${msg.size} bytes is over maxSnapshotBytes (${this.#maxSnapshotBytes}).`)
           return
         }
         this.#receiver = new SnapshotReceiver(msg, SNAPSHOT_ACK_EVERY)
@@ -735,7 +738,7 @@ export class Doc<M extends Machine<any, any>> {
           if (seq !== undefined && !(Number.isSafeInteger(seq) && seq >= 1 && seq + this.#rs.pending.length <= MAX_CLIENT_SEQ)) {
             // Renumbered there, commands would collide past 2^53 (and overwrite each other in the
             // outbox) or take numbers no submit can carry: changing nothing keeps every command.
-            this.#emit("error", { code: "protocol-error", message: `The hub asked to number the commands of "${this.docId}" from ${seq}; ${this.#rs.pending.length} pending command(s) can only be numbered from 1 to ${MAX_CLIENT_SEQ}. Ignored.` })
+            this.#error("protocol-error", `The hub asked to number the commands of "${this.docId}" from ${seq}; ${this.#rs.pending.length} pending command(s) can only be numbered from 1 to ${MAX_CLIENT_SEQ}. Ignored.`)
             return
           }
           if (code === "sequence-reset") {
@@ -748,11 +751,11 @@ export class Doc<M extends Machine<any, any>> {
           } else {
             // The hub lost track of where this client is (it should never happen on an ordered
             // link): follow again from the confirmed seq, which resends the outbox in order.
-            this.#send?.(this.#subscribeMessage())
+            this.#follow()
             this.#resend()
           }
         }
-        this.#emit("error", { code, message: msg.message })
+        this.#error(code, msg.message)
         return
       }
       case "presence":
@@ -779,7 +782,7 @@ export class Doc<M extends Machine<any, any>> {
   #badSnapshot(reason: string): void {
     this.#receiver = undefined
     this.#snapshotFailures++
-    this.#emit("error", { code: "snapshot-invalid", message: `A snapshot of "${this.docId}" was discarded: ${reason}. Fetching it again.` })
+    this.#error("snapshot-invalid", `A snapshot of "${this.docId}" was discarded: ${reason}. Fetching it again.`)
     // A hub that keeps sending bad snapshots is not asked forever on the same connection.
     if (this.#snapshotFailures <= 3) this.#fetchState()
   }
@@ -839,6 +842,11 @@ export class Doc<M extends Machine<any, any>> {
     this.#lane.renumber(moves, from, down, this.#toPersist)
   }
 
+  /** Follows the document again from the confirmed seq (entries were missed or unreadable). */
+  #follow(): void {
+    this.#send?.(this.#subscribeMessage())
+  }
+
   #subscribeMessage(): ClientMessage {
     const m = this.#sessionMachine
     return { type: "subscribe", docId: this.docId, machine: m.name, version: m.version, fingerprint: m.fingerprint, fromSeq: this.#rs.confirmedSeq, ackedClientSeq: this.#ackedClientSeq() }
@@ -856,7 +864,7 @@ export class Doc<M extends Machine<any, any>> {
     const r = this.#rs.integrate(entries, settle, wantSnapshot)
     if (r.gap) {
       // Missed entries (should not happen on an ordered link): follow again from where we are.
-      this.#send?.(this.#subscribeMessage())
+      this.#follow()
     }
     const settled = [...r.confirmed.map((c) => c.command.clientSeq), ...(settle ?? [])]
     if (r.applied.length === 0 && settled.length === 0) return
@@ -942,7 +950,7 @@ export class Doc<M extends Machine<any, any>> {
       // A retry armed by a write that failed earlier: what it would write, the flush above carries.
       this.#lane.close()
       // Its receipts would never settle (a caller awaiting one would wait forever); the commands stay.
-      const closed = canonError("closed", `Document "${this.docId}" was closed before the command was confirmed. It stays in the outbox: with storage, it is sent when the document is opened again.`)
+      const closed = canonError("closed", `Document "${this.docId}" closed before confirming the command; it stays in the outbox (sent when reopened, with storage).`)
       for (const d of this.#deferreds.values()) d.reject(closed)
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined

@@ -24,7 +24,7 @@ import type { Entry } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import { hashState } from "../hash.js"
 import { JournaledState, type Journal } from "../journal.js"
-import { makeContext, runApply, type CommandContext, type CompiledCommand, type Machine } from "../machine.js"
+import { makeContext, runApply, type CompiledCommand, type Machine } from "../machine.js"
 import type { ReplicaFields } from "../crdt/replica.js"
 
 /** A CRDT field's merge command (core/crdt/fields.ts): never undone, never re-applied. */
@@ -79,31 +79,6 @@ export interface IntegrateResult {
  * that one is checked once the outbox has drained, so a desync is still found.
  */
 const SNAPSHOT_MAX_PENDING = 256
-
-/** The ctx of a local application: records whether the command read the time. */
-class TrackingContext implements CommandContext {
-  timeRead = false
-  readonly #inner: CommandContext
-  constructor(inner: CommandContext) {
-    this.#inner = inner
-  }
-  get seq(): number {
-    return this.#inner.seq
-  }
-  get time(): number {
-    this.timeRead = true
-    return this.#inner.time
-  }
-  get clientId(): string {
-    return this.#inner.clientId
-  }
-  random(): number {
-    return this.#inner.random()
-  }
-  reject(reason: string): never {
-    return this.#inner.reject(reason)
-  }
-}
 
 export class ReplicaState<S> {
   readonly host: JournaledState<S>
@@ -160,7 +135,7 @@ export class ReplicaState<S> {
   #applyPending(p: PendingCommand, index: number): void {
     const seq = this.confirmedSeq + index + 1
     const time = this.#now()
-    const ctx = new TrackingContext(makeContext(this.docId, seq, time, this.clientId))
+    const ctx = makeContext(this.docId, seq, time, this.clientId)
     const journal = this.host.begin()
     const rejection = runApply(this.host, p.cmd, p.name, p.args, ctx)
     this.host.end()

@@ -162,10 +162,10 @@ export type ArgsOf<M, K extends string> = M extends Machine<any, infer A> ? A[K]
 /** Defines a machine. Validates the definition and compiles the argument schemas once. */
 export const defineMachine = <S, A extends Record<string, unknown>, C extends CrdtDecls = {}>(def: MachineDef<S, A> & { readonly crdt?: C }): Machine<S, A, C> => {
   if (!MACHINE_NAME_PATTERN.test(def.name)) {
-    throw new TypeError(`Machine name "${def.name}" must be 1-64 characters of letters, digits, '_', '.' or '-'.`)
+    throw new TypeError(`Machine name "${def.name}" must be 1-64 letters, digits, _ . or -.`)
   }
   if (!Number.isInteger(def.version) || def.version < 1) {
-    throw new TypeError(`Machine "${def.name}" has version ${def.version}; versions are integers from 1.`)
+    throw new TypeError(`Machine "${def.name}" version ${def.version}: versions are integers from 1.`)
   }
   const compiled = new Map<string, CompiledCommand<S>>()
   for (const [name, cmd] of Object.entries(def.commands) as [string, CommandDef<S, unknown, unknown>][]) {
@@ -231,6 +231,9 @@ export const schemaMessage = (e: Schema.SchemaError): string => e.message.replac
 /** The rejection of arguments that fail the command `name`'s schema. */
 export const invalidArgs = (name: string, e: Schema.SchemaError): Rejection => ({ code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(e)}` })
 
+/** The rejection of a command `machine` does not have. */
+export const unknownCommand = (machine: Machine<any, any>, name: string): Rejection => ({ code: "unknown-command", message: `Machine "${machine.name}" v${machine.version} has no command "${name}".` })
+
 /** Checks and decodes the wire form of a command's arguments. */
 export const decodeArgs = <S>(
   machine: Machine<S>,
@@ -239,7 +242,7 @@ export const decodeArgs = <S>(
 ): { readonly ok: true; readonly cmd: CompiledCommand<S>; readonly args: unknown } | { readonly ok: false; readonly rejection: Rejection } => {
   const cmd = machine.compiled.get(name)
   if (cmd === undefined) {
-    return { ok: false, rejection: { code: "unknown-command", message: `Machine "${machine.name}" v${machine.version} has no command "${name}".` } }
+    return { ok: false, rejection: unknownCommand(machine, name) }
   }
   const r = cmd.decode(encoded)
   if (Result.isFailure(r)) {

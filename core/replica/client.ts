@@ -134,7 +134,7 @@ export class CanonClient {
     // retries.
     const storage = options.storage
     if (storage && typeof storage[REPLICA_STORE] !== "function") {
-      throw canonError("storage-failed", "This storage is a KVStore without the replica layer: pass storage: replicaStorage(kv) (import { replicaStorage } from \"canon\"). MemoryStorage, IndexedDbStorage and LevelStorage need no wrapping.")
+      throw canonError("storage-failed", "A bare KVStore: pass storage: replicaStorage(kv) (from \"canon\").")
     }
     const store = storage?.[REPLICA_STORE]()
     // Without storage every run is a new identity (see ClientOptions.clientId).
@@ -232,7 +232,7 @@ export class CanonClient {
           // those checks: a message this client cannot use ends the connection (a new one
           // starts over, after the backoff), it never throws into the transport, where it
           // would be an uncaught exception.
-          const reason = `The hub sent a "${msg.type}" message this client cannot use: ${errorText(e)}`
+          const reason = `Unusable "${msg.type}" from the hub: ${errorText(e)}`
           conn!.close("protocol-error", reason)
           this.#lost({ code: "protocol-error", reason })
         }
@@ -260,7 +260,7 @@ export class CanonClient {
     try {
       credentials = typeof c === "function" ? await c() : c
     } catch (e) {
-      this.#lost({ code: "credentials-failed", reason: `Getting credentials failed: ${errorText(e)}` })
+      this.#lost({ code: "credentials-failed", reason: `credentials() threw: ${errorText(e)}` })
       conn.close("closed", "No credentials.")
       return
     }

@@ -18,7 +18,7 @@
 import type { Entry } from "../entry.js"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
 import { CommandRejected, canonError, type CanonError, type Rejection, errorText } from "../errors.js"
-import { invalidArgs, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
+import { invalidArgs, unknownCommand, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
 import type { Runtime } from "../ports/runtime.js"
@@ -233,15 +233,33 @@ export class Doc<M extends Machine<any, any>> {
       get closed() { return doc.#closed },
       pendingAt: (clientSeq) => this.#rs.pendingAt(clientSeq),
       flushOutbox: () => this.#flushOutbox(),
-      outboxStored: (batch) => this.#outboxStored(batch),
-      confirmedStored: (removed, tell) => this.#confirmedStored(removed, tell),
+      // These commands' outbox records are stored (or need not be): they may be sent.
+      outboxStored: (batch) => {
+        let live = false
+        for (const p of batch) {
+          p.persisted = true
+          this.#deferreds.get(p)?.persisted()
+          live ||= this.#rs.pendingAt(p.clientSeq) === p
+        }
+        if (live) this.#pump()
+      },
+      // Confirmed entries and the outbox removals of `removed` are stored (or need not be): the app hears of `tell`.
+      confirmedStored: (removed, tell) => {
+        for (const cs of removed) this.#settling.delete(cs)
+        // Tell the authority it may forget these outcomes: on the next submit, or on its own
+        // once enough have piled up (a frame per confirmation would double the traffic).
+        const acked = this.#ackedClientSeq()
+        if (this.#send !== undefined && acked - this.#lastAckSent >= ACK_EVERY && this.#toPersist.length === 0) {
+          this.#lastAckSent = acked
+          this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
+        }
+        this.#tellConfirmed(tell)
+      },
       tell: (tell) => this.#tellConfirmed(tell),
-      renumbered: () => { if (this.#send !== undefined) this.#resend() },
+      renumbered: () => this.#send && this.#resend(),
       error: (message) => this.#error("storage-failed", message),
     }
-    this.#lane = store !== undefined
-      ? store.lane(host, { nextClientSeq: init.nextClientSeq, confirmedSeq: init.confirmedSeq, snapshotSeq: init.snapshotSeq, snapshotEvery: options.snapshotEvery ?? 1000 })
-      : new MemoryLane(host)
+    this.#lane = store?.lane(host, { ...init, snapshotEvery: options.snapshotEvery ?? 1000 }) ?? new MemoryLane(host)
     this.#sendWindow = Math.max(1, options.sendWindow ?? SEND_WINDOW)
     this.#fetchStateOnConnect = init.fetchState === true
     // Restored by the store (core/store/replica-open.ts): only a storage brings an outbox.
@@ -350,7 +368,7 @@ export class Doc<M extends Machine<any, any>> {
       p.catch(() => {})
       return Object.assign(p, { clientSeq: -1, persisted: Promise.resolve() })
     }
-    if (cmd === undefined || name === AS || name === BATCH) return refuse({ code: "unknown-command", message: `Machine "${this.machine.name}" has no command "${name}".` })
+    if (cmd === undefined || name === AS || name === BATCH) return refuse(unknownCommand(this.machine, name))
     if (this.#updateNeeded !== undefined) return refuse({ code: "update-required", message: this.#updateNeeded.message })
     const encoded = cmd.encode(args)
     if (Result.isFailure(encoded)) return refuse(invalidArgs(name, encoded.failure))
@@ -459,16 +477,6 @@ export class Doc<M extends Machine<any, any>> {
     this.#lane.outbox(queued)
   }
 
-  /** These commands' outbox records are stored (or need not be): they may be sent. */
-  #outboxStored(batch: ReadonlyArray<PendingCommand>): void {
-    const live: PendingCommand[] = []
-    for (const p of batch) {
-      p.persisted = true
-      this.#deferreds.get(p)?.persisted()
-      if (this.#rs.pendingAt(p.clientSeq) === p) live.push(p)
-    }
-    if (live.length > 0) this.#pump()
-  }
 
   #ackedClientSeq(): number {
     // Pending commands and the outbox queue are in clientSeq order.
@@ -641,7 +649,7 @@ export class Doc<M extends Machine<any, any>> {
           this.#follow()
           return
         }
-        if (msg.checkpoint !== undefined && this.#compat === undefined) this.#handleDesync(this.#rs.checkpoint(msg.checkpoint.seq, msg.checkpoint.hash))
+        this.#checkpoint(msg.checkpoint)
         // Lazy rebase: everything that arrives before the next read, submit or microtask is
         // integrated with one undo and one redo of the pending commands.
         for (const e of entries) this.#incoming.push(e)
@@ -678,8 +686,7 @@ export class Doc<M extends Machine<any, any>> {
         return
       }
       case "checkpoint":
-        if (this.#compat !== undefined) return // the older version's state: not comparable
-        this.#handleDesync(this.#rs.checkpoint(msg.seq, msg.hash))
+        this.#checkpoint(msg)
         return
       case "synced":
         this.#isSynced = true
@@ -766,6 +773,11 @@ export class Doc<M extends Machine<any, any>> {
       default:
         return
     }
+  }
+
+  /** An authority's checkpoint, checked unless in compat mode (the older version's state: not comparable). */
+  #checkpoint(c: { readonly seq: number; readonly hash: string } | undefined): void {
+    if (c !== undefined && this.#compat === undefined) this.#handleDesync(this.#rs.checkpoint(c.seq, c.hash))
   }
 
   /** Asks the hub for its state of the document. */
@@ -892,18 +904,6 @@ export class Doc<M extends Machine<any, any>> {
     this.#crdt?.kick()
   }
 
-  /** Confirmed entries and the outbox removals of `removed` are stored (or need not be): the app hears of `tell`. */
-  #confirmedStored(removed: ReadonlyArray<number>, tell: ReadonlyArray<OwnConfirmation>): void {
-    for (const cs of removed) this.#settling.delete(cs)
-    // Tell the authority it may forget these outcomes: on the next submit, or on its own
-    // once enough have piled up (a frame per confirmation would double the traffic).
-    const acked = this.#ackedClientSeq()
-    if (this.#send !== undefined && acked - this.#lastAckSent >= ACK_EVERY && this.#toPersist.length === 0) {
-      this.#lastAckSent = acked
-      this.#send({ type: "submit", docId: this.docId, commands: [], ackedClientSeq: acked })
-    }
-    this.#tellConfirmed(tell)
-  }
 
   /** Commands answered "applied at seq <= X" settle once the confirmed state has reached X. */
   #settleReached(): void {

@@ -54,13 +54,15 @@ export class SnapshotReceiver {
     return b.snapshotId === this.begin.snapshotId && b.seq === this.begin.seq && b.hash === this.begin.hash && b.size === this.begin.size
   }
 
-  /** Takes a chunk. Chunks below what was received are duplicates of a resumed stream. */
+  /**
+   * Takes a chunk of this stream (the caller checked its snapshotId). Chunks below what was
+   * received are duplicates of a resumed stream.
+   */
   chunk(c: SnapshotChunk): ChunkOutcome {
-    if (c.snapshotId !== this.begin.snapshotId) return `a chunk of snapshot ${c.snapshotId} inside the stream of ${this.begin.snapshotId}`
     const end = c.offset + c.bytes.length
-    if (end > this.begin.size) return `a chunk at ${c.offset} runs past the snapshot's ${this.begin.size} bytes`
+    if (end > this.begin.size) return `a chunk ends past ${this.begin.size} bytes`
     if (end <= this.received) return undefined
-    if (c.offset > this.received) return `a chunk at ${c.offset} leaves a hole after ${this.received} bytes`
+    if (c.offset > this.received) return `a chunk at ${c.offset} skips from ${this.received}`
     const fresh = c.bytes.subarray(this.received - c.offset)
     if (end > this.#buffer.length) {
       const grown = new Uint8Array(Math.min(this.begin.size, Math.max(end, this.#buffer.length * 2)))
@@ -79,9 +81,9 @@ export class SnapshotReceiver {
 
   /** The end of the stream: the verified bytes, or why they cannot be used (a string). */
   finish(): Uint8Array | string {
-    if (this.received !== this.begin.size) return `the stream ended after ${this.received} of ${this.begin.size} bytes`
+    if (this.received !== this.begin.size) return `it ended at ${this.received} of ${this.begin.size} bytes`
     const actual = this.#hash.digest()
-    if (actual !== this.begin.hash) return `the snapshot's bytes hash to ${actual}, not ${this.begin.hash}`
+    if (actual !== this.begin.hash) return `its bytes hash to ${actual}, not ${this.begin.hash}`
     const bytes = this.#buffer
     this.#buffer = new Uint8Array(0)
     return bytes

@@ -480,14 +480,8 @@ export class Doc<M extends Machine<any, any>> {
 
   #ackedClientSeq(): number {
     // Pending commands and the outbox queue are in clientSeq order.
-    let low = this.#nextClientSeq
-    const p0 = this.#rs.pending[0]
-    if (p0 !== undefined && p0.clientSeq < low) low = p0.clientSeq
+    let low = Math.min(this.#nextClientSeq, this.#rs.pending[0]?.clientSeq ?? Infinity, this.#lane.firstUnstored() ?? Infinity, this.#toPersist[0]?.clientSeq ?? Infinity)
     for (const cs of this.#settling) if (cs < low) low = cs
-    const u0 = this.#lane.firstUnstored()
-    if (u0 !== undefined && u0 < low) low = u0
-    const t0 = this.#toPersist[0]
-    if (t0 !== undefined && t0.clientSeq < low) low = t0.clientSeq
     return low - 1
   }
 
@@ -847,9 +841,8 @@ export class Doc<M extends Machine<any, any>> {
       const d = this.#deferreds.get(m.command)
       if (d) d.receipt!.clientSeq = m.to
     }
-    let next = down ? from : Math.max(this.#nextClientSeq, from)
-    for (const p of this.#rs.pending) next = Math.max(next, p.clientSeq + 1)
-    this.#nextClientSeq = next
+    // Pending commands stay in clientSeq order: the last holds the highest.
+    this.#nextClientSeq = Math.max(down ? from : Math.max(this.#nextClientSeq, from), (this.#rs.pending.at(-1)?.clientSeq ?? 0) + 1)
     if (moves.length === 0) return
     this.#lane.renumber(moves, from, down, this.#toPersist)
   }

@@ -81,6 +81,7 @@ export interface ClientOptions extends DocOptions {
 }
 
 export class CanonClient {
+  readonly clientId: string
   readonly #docs = new Map<string, Doc<any>>()
   #conn: Connection<ClientMessage> | undefined
   #welcomed = false
@@ -106,18 +107,18 @@ export class CanonClient {
   /** The current connection was refused (lastRefusal may be from an earlier one). */
   #refusedHere = false
 
-  readonly #secret: string
+  /** The clientId's secret and how to let go of the storage (ReplicaStore.hold). */
+  readonly #held: { readonly secret: string; readonly release: () => void }
   readonly #options: ClientOptions
   readonly #store: ReplicaStore | undefined
-  readonly #release: () => void
   readonly #opening = new Set<Promise<unknown>>()
   #closing: Promise<void> | undefined
 
-  private constructor(readonly clientId: string, secret: string, options: ClientOptions, store: ReplicaStore | undefined, release: () => void) {
-    this.#secret = secret
+  private constructor(held: { readonly clientId: string; readonly secret: string; readonly release: () => void }, options: ClientOptions, store: ReplicaStore | undefined) {
+    this.clientId = held.clientId
+    this.#held = held
     this.#options = options
     this.#store = store
-    this.#release = release
     this.#wantOnline = options.autoConnect ?? true
     for (const m of options.machines ?? []) this.#machines.set(m.name, m)
   }
@@ -138,10 +139,9 @@ export class CanonClient {
     }
     const store = storage?.[REPLICA_STORE]()
     // Without storage every run is a new identity (see ClientOptions.clientId).
-    const { clientId, secret, release } = store !== undefined
+    const client = new CanonClient(store !== undefined
       ? await store.hold(storage!, options.clientId, options.runtime)
-      : { clientId: options.clientId ?? newClientId(options.runtime), secret: newClientSecret(options.runtime), release: () => {} }
-    const client = new CanonClient(clientId, secret, options, store, release)
+      : { clientId: options.clientId ?? newClientId(options.runtime), secret: newClientSecret(options.runtime), release: () => {} }, options, store)
     client.#stopWake = (options.transport as WakingTransport).onWake?.(() => {
       if (client.#currentStatus === "offline" && client.#wantOnline) client.reconnectNow()
     })
@@ -269,7 +269,7 @@ export class CanonClient {
       type: "hello",
       protocol: this.#options.protocol ?? SUPPORTED_PROTOCOL,
       clientId: this.clientId,
-      secret: this.#secret,
+      secret: this.#held.secret,
       machines: [...this.#machines.values()].map((m) => {
         const v = this.#declared.get(m.name)
         return describeMachine(v === undefined ? m : historyOf(m)!.at(v))
@@ -382,7 +382,7 @@ export class CanonClient {
       await Promise.all(docs.map((d) => d.close()))
       if (failed !== undefined) throw failed.error
     } finally {
-      this.#release()
+      this.#held.release()
     }
   }
 }

@@ -142,14 +142,9 @@ export class ReplicaState<S> {
     p.appliedSeq = seq
     p.appliedTime = time
     p.timeRead = ctx.timeRead
-    if (rejection !== undefined) {
-      this.host.undo(journal)
-      p.journal = undefined
-      p.localRejection = rejection
-    } else {
-      p.journal = journal
-      p.localRejection = undefined
-    }
+    if (rejection !== undefined) this.host.undo(journal)
+    p.journal = rejection === undefined ? journal : undefined
+    p.localRejection = rejection
   }
 
   #undoPending(): void {
@@ -332,7 +327,7 @@ export class ReplicaState<S> {
     // CRDT fields come with the state: reload them, then merge what is local on top again.
     const fields = this.crdt?.take(decoded)
     this.#undoPending()
-    const before = { root: this.host.root, seq: this.confirmedSeq, installed: this.#installed }
+    const [root, before, installed] = [this.host.root, this.confirmedSeq, this.#installed]
     this.host.root = decoded
     this.confirmedSeq = seq
     // Strict canonical decoding: the decoded state encodes back to exactly these bytes. With
@@ -342,9 +337,9 @@ export class ReplicaState<S> {
       // Loading the fields throws before replacing any (a field's bytes that do not load).
       this.crdt?.reset(fields)
     } catch (e) {
-      this.host.root = before.root
-      this.confirmedSeq = before.seq
-      this.#installed = before.installed
+      this.host.root = root
+      this.confirmedSeq = before
+      this.#installed = installed
       this.#redoPending()
       throw e
     }

@@ -165,7 +165,7 @@ export const defineMachine = <S, A extends Record<string, unknown>, C extends Cr
     throw new TypeError(`Machine name "${def.name}" must be 1-64 letters, digits, _ . or -.`)
   }
   if (!Number.isInteger(def.version) || def.version < 1) {
-    throw new TypeError(`Machine "${def.name}" version ${def.version}: versions are integers from 1.`)
+    throw new TypeError(`Machine "${def.name}" version ${def.version} is not an integer from 1.`)
   }
   const compiled = new Map<string, CompiledCommand<S>>()
   for (const [name, cmd] of Object.entries(def.commands) as [string, CommandDef<S, unknown, unknown>][]) {

@@ -190,7 +190,7 @@ export class CanonClient {
     if (problem !== undefined) throw canonError("invalid-doc-id", problem)
     const existing = this.#docs.get(docId)
     if (existing !== undefined) {
-      if (existing.machine !== machine) throw canonError("machine-mismatch", `Document "${docId}" is already open with machine "${existing.machine.name}".`)
+      if (existing.machine !== machine) throw canonError("machine-mismatch", `Document "${docId}" is open with machine "${existing.machine.name}".`)
       return existing as Doc<M>
     }
     const init: DocInit<StateOf<M>> = (await this.#store?.openDoc(docId, machine)) ?? { state: machine.initial(), confirmedSeq: 0, nextClientSeq: 1, snapshotSeq: 0, outbox: [] }

@@ -638,7 +638,7 @@ export class Doc<M extends Machine<any, any>> {
         // Compat mode: entries of the hub's version, upcast to the app's.
         if (entries !== undefined && this.#compat !== undefined) entries = this.#compat.upcast(entries, msg.entries, (cs) => this.#rs.pendingAt(cs))
         if (entries === undefined) {
-          this.#error("protocol-error", `Unreadable entries of "${this.docId}"; following again from seq ${this.#rs.confirmedSeq}.`)
+          this.#error("protocol-error", `Unreadable entries of "${this.docId}"; following again.`)
           this.#flushIncoming()
           this.#follow()
           return
@@ -874,17 +874,16 @@ export class Doc<M extends Machine<any, any>> {
     const settled = [...r.confirmed.map((c) => c.command.clientSeq), ...(settle ?? [])]
     if (r.applied.length === 0 && settled.length === 0) return
     for (const cs of settled) this.#settling.add(cs)
-    const confirmedSeq = this.#rs.confirmedSeq
-    const snapshot = r.snapshot
-    this.#lane.confirm(confirmedSeq, r.applied, settled, snapshot, [...r.confirmed, ...accepted])
+    this.#lane.confirm(this.#rs.confirmedSeq, r.applied, settled, r.snapshot, [...r.confirmed, ...accepted])
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top).
     if (this.#crdt?.refused(rejectedCommands.values())) this.#fetchState()
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""
-      const d = p === undefined ? undefined : this.#deferreds.get(p)
-      if (p !== undefined) this.#deferreds.delete(p)
+      // A command recovered after a restart has no receipt (and a rejection of no pending command, none).
+      const d = this.#deferreds.get(p!)
+      this.#deferreds.delete(p!)
       d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))
       this.#emit("rejected", { clientSeq, command, rejection })
     }
@@ -943,7 +942,7 @@ export class Doc<M extends Machine<any, any>> {
       // A retry armed by a write that failed earlier: what it would write, the flush above carries.
       this.#lane.close()
       // Its receipts would never settle (a caller awaiting one would wait forever); the commands stay.
-      const closed = canonError("closed", `Document "${this.docId}" closed before confirming the command; it stays in the outbox (sent when reopened, with storage).`)
+      const closed = canonError("closed", `Document "${this.docId}" closed first; the command stays in the outbox (sent on reopening, with storage).`)
       for (const d of this.#deferreds.values()) d.reject(closed)
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined

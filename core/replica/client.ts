@@ -316,9 +316,8 @@ export class CanonClient {
       for (const doc of this.#docs.values()) doc.connected(send, msg.protocol, this.#declared.get(doc.machine.name))
       return
     }
-    if ("docId" in msg && msg.docId !== undefined) {
-      this.#docs.get(msg.docId)?.receive(msg)
-    }
+    // A message without a docId finds no document (no document's id is undefined).
+    this.#docs.get((msg as { docId?: string }).docId!)?.receive(msg)
   }
 
   #lost(info: CloseInfo): void {

@@ -714,7 +714,7 @@ export class Doc<M extends Machine<any, any>> {
         if (out !== undefined) {
           this.#ackSnapshot(msg.snapshotId, out)
           // received == size is said once, by the install: all bytes in is not yet verified.
-          if (r.received < r.progress.size) this.#emit("snapshot", r.progress)
+          if (r.received < r.begin.size) this.#emit("snapshot", r.progress)
         }
         return
       }
@@ -822,7 +822,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#emit("snapshot", { seq, received: bytes.length, size: bytes.length })
     if (rewound !== undefined) this.#emit("rewound", { from: rewound, to: seq })
     this.#resend()
-    if (this.#settleAt.size > 0) this.#settleReached()
+    this.#settleReached()
     this.#scheduleNotify()
   }
 
@@ -887,7 +887,7 @@ export class Doc<M extends Machine<any, any>> {
       d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))
       this.#emit("rejected", { clientSeq, command, rejection })
     }
-    if (this.#settleAt.size > 0) this.#settleReached()
+    this.#settleReached()
     this.#handleDesync(r.desync)
     this.#scheduleNotify()
     // Answers free the send window.

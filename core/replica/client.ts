@@ -204,7 +204,7 @@ export class CanonClient {
       if (this.#docs.get(docId) === doc) this.#docs.delete(docId)
     })
     this.#docs.set(docId, doc)
-    if (this.#welcomed && this.#conn) doc.connected((m) => this.#conn?.send(m), this.protocol ?? 1, this.#declared.get(machine.name))
+    if (this.#welcomed && this.#conn) this.#connectDoc(doc)
     return doc
   }
 
@@ -226,7 +226,7 @@ export class CanonClient {
       onMessage: (msg) => {
         if (!isCurrent()) return
         try {
-          this.#receive(conn!, msg)
+          this.#receive(msg)
         } catch (e) {
           // What a hub sends is checked where the replica takes it; this is the net under
           // those checks: a message this client cannot use ends the connection (a new one
@@ -285,12 +285,13 @@ export class CanonClient {
     this.#retryTimer = undefined
     const conn = this.#conn
     if (conn !== undefined) {
-      this.#lost({ code: "closed", reason: "Disconnected by the app." })
-      conn.close("closed", "Disconnected by the app.")
+      const reason = "Disconnected by the app."
+      this.#lost({ code: "closed", reason })
+      conn.close("closed", reason)
     }
   }
 
-  #receive(conn: Connection<ClientMessage>, msg: ServerMessage): void {
+  #receive(msg: ServerMessage): void {
     if (msg.type === "refused") {
       this.#lastRefusal = msg
       this.#refusedHere = true
@@ -312,12 +313,16 @@ export class CanonClient {
       this.#stableTimer = this.#options.runtime.setTimer(this.#options.stableMs ?? 10_000, () => {
         this.#attempt = 0
       })
-      const send = (m: ClientMessage) => conn.send(m)
-      for (const doc of this.#docs.values()) doc.connected(send, msg.protocol, this.#declared.get(doc.machine.name))
+      for (const doc of this.#docs.values()) this.#connectDoc(doc)
       return
     }
     // A message without a docId finds no document (no document's id is undefined).
     this.#docs.get((msg as { docId?: string }).docId!)?.receive(msg)
+  }
+
+  /** Follows `doc` on the current (welcomed) connection; it sends on whichever connection is current. */
+  #connectDoc(doc: Doc<any>): void {
+    doc.connected((m) => this.#conn?.send(m), this.protocol ?? 1, this.#declared.get(doc.machine.name))
   }
 
   #lost(info: CloseInfo): void {

@@ -320,9 +320,10 @@ export class CanonClient {
     this.#docs.get((msg as { docId?: string }).docId!)?.receive(msg)
   }
 
-  /** Follows `doc` on the current (welcomed) connection; it sends on whichever connection is current. */
+  /** Follows `doc` on the current (welcomed) connection: it sends on that one only. */
   #connectDoc(doc: Doc<any>): void {
-    doc.connected((m) => this.#conn?.send(m), this.protocol ?? 1, this.#declared.get(doc.machine.name))
+    const conn = this.#conn!
+    doc.connected((m) => conn.send(m), this.protocol ?? 1, this.#declared.get(doc.machine.name))
   }
 
   #lost(info: CloseInfo): void {

@@ -169,18 +169,27 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
 
 const bad = decodeFailed
 
+/** Form 0 of a schema the encoder writes as a value (form 1) only. */
+const noCompactForm = (): never => bad("This schema has no compact form.")
+
+/** `n` more array items or index keys, out of the decode's budget. */
+const take = (n: number): void => {
+  if (n > items) bad(`${n} items are over what the arguments may hold.`)
+  items -= n
+}
+
 const decodeNode = (r: ByteReader, ast: Ast, depth: number): unknown => {
-  if (depth > MAX_ARGS_DEPTH) bad(`Arguments nest deeper than ${MAX_ARGS_DEPTH} levels.`)
+  if (depth > MAX_ARGS_DEPTH) bad(`Arguments nest deeper than ${MAX_ARGS_DEPTH}.`)
   switch (ast._tag) {
     case "String": case "TemplateLiteral": return r.string()
     case "Number": {
       const v = readValue(r, depth)
-      if (typeof v !== "number") bad("A number was expected.")
+      if (typeof v !== "number") bad("Not a number.")
       return v
     }
     case "Boolean": {
       const b = r.byte()
-      if (b > 1) bad(`A boolean byte is ${b}.`)
+      if (b > 1) bad(`Boolean ${b}.`)
       return b === 1
     }
     case "Null": return null
@@ -189,54 +198,52 @@ const decodeNode = (r: ByteReader, ast: Ast, depth: number): unknown => {
     case "Enum": {
       const i = r.varint()
       const e = ast.enums[i]
-      if (e === undefined) bad(`Enum member ${i} does not exist.`)
+      if (e === undefined) bad(`No member ${i}.`)
       return e![1]
     }
     case "Union": {
       const i = r.varint()
       const t = ast.types[i]
-      if (t === undefined) bad(`Union member ${i} does not exist.`)
+      if (t === undefined) bad(`No member ${i}.`)
       return decodeNode(r, t!, depth + 1)
     }
     case "Suspend": return decodeNode(r, ast.thunk(), depth + 1)
     case "Arrays": {
-      if (ast.rest.length > 1) bad("This schema's arrays travel as values.")
+      if (ast.rest.length > 1) noCompactForm()
       const out: unknown[] = ast.elements.map((e) => decodeNode(r, e, depth + 1))
       if (ast.rest.length === 1) {
         const n = r.varint()
         // An element may take no bytes (a Null, a Literal): the whole decode's budget bounds them.
-        if (n > items) bad(`An array of ${n} more items is over what ${r.remaining} bytes may hold.`)
-        items -= n
+        take(n)
         for (let i = 0; i < n; i++) out.push(decodeNode(r, ast.rest[0]!, depth + 1))
       }
       return out
     }
     case "Objects": {
-      if (ast.indexSignatures.length > 1) bad("This schema's objects travel as values.")
+      if (ast.indexSignatures.length > 1) noCompactForm()
       const props = ast.propertySignatures
       const optional = props.filter((p) => SchemaAST.isOptional(p.type))
       const present = new Set<PropertyKey>()
       for (let i = 0; i < optional.length; i += 8) {
         const bits = r.byte()
         // Bits past the last optional property (a byte shifted by 8 is 0).
-        if (bits >> Math.min(8, optional.length - i) !== 0) bad("An optional-field bitmap sets unknown fields.")
+        if (bits >> Math.min(8, optional.length - i) !== 0) bad("Unknown optional fields.")
         for (let k = 0; k < 8 && i + k < optional.length; k++) if (bits & (1 << k)) present.add(optional[i + k]!.name)
       }
       const out: Record<string, unknown> = {}
       for (const p of props) {
-        if (typeof p.name !== "string") bad("This schema has a key that is not a string.")
+        if (typeof p.name !== "string") noCompactForm()
         if (SchemaAST.isOptional(p.type) && !present.has(p.name)) continue
         setOwn(out, p.name as string, decodeNode(r, p.type, depth + 1))
       }
       const index = ast.indexSignatures[0]
       if (index !== undefined) {
         const n = r.varint()
-        if (n > r.remaining) bad(`An object of ${n} more keys cannot fit in ${r.remaining} bytes.`)
-        if (n > items) bad(`An object of ${n} more keys is over what the arguments may hold.`)
-        items -= n
+        if (n > r.remaining) bad(`${n} keys in ${r.remaining} bytes.`)
+        take(n)
         for (let i = 0; i < n; i++) {
           const k = r.string()
-          if (hasOwn.call(out, k)) bad(`Key "${k}" appears twice.`)
+          if (hasOwn.call(out, k)) bad(`Key "${k}" twice.`)
           setOwn(out, k, decodeNode(r, index.type, depth + 1))
         }
       }
@@ -300,8 +307,8 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
         v = decodeNode(r, wire, 0)
       }
       else if (form === Form.VALUE) v = readValue(r)
-      else bad(`Unknown arguments form ${form}.`)
-      if (!r.done()) bad(`${r.remaining} bytes left after the arguments.`)
+      else bad(`Form ${form}.`)
+      if (!r.done()) bad(`${r.remaining} trailing bytes.`)
       return v
     },
   }

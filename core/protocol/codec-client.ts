@@ -114,7 +114,7 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
       writeValue(w, m.state)
       return
     default:
-      invalid(`Not a client message type: ${show((m as { type?: unknown } | null)?.type)}.`)
+      invalid(`Not a client message: ${show((m as { type?: unknown } | null)?.type)}.`)
   }
 }
 
@@ -129,7 +129,7 @@ const readEntries2 = (r: ByteReader): Entries => readEntriesBody(r, readChannel(
 /** An entry's time: the previous one's plus a zigzag delta, within the range an entry's time may take. */
 const nextTime = (r: ByteReader, prev: number): number => {
   const time = prev + unzigzag(r.varint())
-  if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
+  if (!(time >= 0 && time < TIME_LIMIT)) bad(`Time ${time} out of range.`)
   return time
 }
 
@@ -139,7 +139,7 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
   const entries: Entry[] = new Array(n)
   if (n > 0) {
     const first = r.varint()
-    if (n - 1 > MAX_UINT - first) bad("Entry seqs run past 2^53 - 1.")
+    if (n - 1 > MAX_UINT - first) bad("Seqs past 2^53.")
     const clients = new Table("ClientId")
     const last: number[] = []
     const names = new Table("Command name")
@@ -150,7 +150,7 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
         if (c === 0) {
           // The receiver's own command: it holds the name and arguments.
           const own = session!.clientId
-          if (own === undefined) bad("An elided entry on a connection that said no hello.")
+          if (own === undefined) bad("Elided entry before hello.")
           const clientSeq = r.varint()
           time = nextTime(r, time)
           entries[i] = { seq: first + i, time, clientId: own!, clientSeq, name: "", args: null, elided: true }
@@ -200,7 +200,7 @@ const readResultsBody = (r: ByteReader, docId: string): Results => {
       outcomes[i] = { clientSeq, seqAtMost: r.varint() }
     } else {
       const code = REJECTION_CODES[kind - 1]
-      if (code === undefined) bad(`Unknown outcome kind ${kind}.`)
+      if (code === undefined) bad(`Outcome kind ${kind}.`)
       outcomes[i] = { clientSeq, rejection: { code: code!, message: r.string() } }
     }
   }
@@ -209,7 +209,7 @@ const readResultsBody = (r: ByteReader, docId: string): Results => {
 
 const readRefused = (r: ByteReader): Refused => {
   const code = r.string() as RefusalCode
-  if (!REFUSAL_CODES.includes(code)) bad(`Unknown refusal code ${show(code)}.`)
+  if (!REFUSAL_CODES.includes(code)) bad(`Refusal code ${show(code)}.`)
   const message = r.string()
   const opt = optionalFields(r, 3)
   const m: { -readonly [K in keyof Refused]: Refused[K] } = { type: "refused", code, message }

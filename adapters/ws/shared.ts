@@ -154,10 +154,10 @@ export const encodeFrame = <M extends { readonly type: string }>(
     frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, version, session })
   } catch (e) {
     const code = (e as { code?: unknown }).code
-    return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `A ${message.type} message cannot be encoded: ${errorText(e)}` }
+    return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `Cannot encode ${message.type}: ${errorText(e)}` }
   }
   if (frame.length > maxFrameBytes) {
-    return { failed: true, code: "too-large", reason: `A ${message.type} message of ${frame.length} bytes is over the frame limit of ${maxFrameBytes} bytes.` }
+    return { failed: true, code: "too-large", reason: `A ${message.type} of ${frame.length} bytes is over the frame limit of ${maxFrameBytes} bytes.` }
   }
   return frame
 }
@@ -222,7 +222,7 @@ export class ClientLink implements Connection<ClientMessage> {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
     const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     if (connectTimeout > 0) {
-      this.#connectTimer = setTimeout(() => this.#timedOut("unreachable", `The connection did not open within ${connectTimeout} ms.`), connectTimeout)
+      this.#connectTimer = setTimeout(() => this.#timedOut("unreachable", `Not open within ${connectTimeout} ms.`), connectTimeout)
     }
   }
 
@@ -259,10 +259,10 @@ export class ClientLink implements Connection<ClientMessage> {
   frame(data: Uint8Array | string): void {
     if (this.#state !== "open") return
     this.heard()
-    if (typeof data === "string") return this.#fail("protocol-error", "The hub sent a text frame; Canon frames are binary.")
+    if (typeof data === "string") return this.#fail("protocol-error", "A text frame from the hub.")
     const decoded = decodeServerMessage(data, { maxFrameBytes: this.#maxFrameBytes, session: this.#session, version: this.#version })
     if (decoded.ok === "ignore") return
-    if (decoded.ok === false) return this.#fail("protocol-error", `The hub sent an undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
+    if (decoded.ok === false) return this.#fail("protocol-error", `Undecodable frame from the hub (${decoded.error.code}): ${decoded.error.message}`)
     const message = decoded.message
     if (message.type === "keepalive") return
     if (message.type === "welcome") this.#version = message.protocol
@@ -290,7 +290,7 @@ export class ClientLink implements Connection<ClientMessage> {
    */
   refused(status: number, url: string, detail = ""): boolean {
     const code = status === 404 || status === 410 ? "not-found" : status === 401 || status === 403 ? "unauthorized" : ""
-    if (code) this.#end({ code, reason: `The hub at ${url} answered HTTP ${status}: check the URL, its path (the canon CLI's hub: /sync) and credentials.${detail}` })
+    if (code) this.#end({ code, reason: `The hub at ${url} answered HTTP ${status}: check the URL (the CLI's hub: /sync) and credentials.${detail}` })
     return code !== ""
   }
 
@@ -361,7 +361,7 @@ export class ClientLink implements Connection<ClientMessage> {
     const wait = Math.max(1, this.#lastHeard + this.#idleTimeoutMs - Date.now())
     this.#idleTimer = setTimeout(() => {
       if (Date.now() - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
-      this.#timedOut("timeout", `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.`)
+      this.#timedOut("timeout", `Nothing heard for ${this.#idleTimeoutMs} ms.`)
     }, wait)
   }
 }

@@ -23,9 +23,9 @@ const writeHello = (w: ByteWriter, m: Hello): void => {
   const ms = list(w, m.machines, "machines")
   for (let i = 0; i < ms.length; i++) {
     const x: MachineInfo = ms[i]!
-    str(w, x.name, "A machine's name")
-    uint(w, x.version, "A machine's version")
-    str(w, x.fingerprint, "A machine's fingerprint")
+    str(w, x.name, "A machine name")
+    uint(w, x.version, "A machine version")
+    str(w, x.fingerprint, "A machine fingerprint")
   }
   w.byte((m.credentials !== undefined ? 1 : 0) | (m.secret !== undefined ? 2 : 0))
   if (m.credentials !== undefined) str(w, m.credentials, "credentials")
@@ -146,33 +146,32 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
     let time = 0
     for (let i = 0; i < n; i++) {
       let c = r.varint()
-      if (compact) {
-        if (c === 0) {
-          // The receiver's own command: it holds the name and arguments.
-          const own = session!.clientId
-          if (own === undefined) bad("Elided entry before hello.")
-          const clientSeq = r.varint()
-          time = nextTime(r, time)
-          entries[i] = { seq: first + i, time, clientId: own!, clientSeq, name: "", args: null, elided: true }
-          continue
-        }
-        c -= 1
-      }
       let clientId: string
       let clientSeq: number
-      if (c === 0) {
-        clientId = r.string()
+      let name = ""
+      // Protocol 2's client 0 is the receiver's own command: it holds the name and arguments.
+      const elided = compact && c-- === 0
+      if (elided) {
+        clientId = session!.clientId!
+        if (clientId === undefined) bad("Elided entry before hello.")
         clientSeq = r.varint()
-        clients.define(clientId)
-        last.push(clientSeq)
       } else {
-        clientId = clients.get(c)
-        clientSeq = next(r, last[c - 1]!, "A clientSeq")
-        last[c - 1] = clientSeq
+        if (c === 0) {
+          clientId = r.string()
+          clientSeq = r.varint()
+          clients.define(clientId)
+          last.push(clientSeq)
+        } else {
+          clientId = clients.get(c)
+          clientSeq = next(r, last[c - 1]!, "A clientSeq")
+          last[c - 1] = clientSeq
+        }
+        name = readName(r, names)
       }
-      const name = readName(r, names)
       time = nextTime(r, time)
-      entries[i] = { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r) }
+      entries[i] = elided
+        ? { seq: first + i, time, clientId, clientSeq, name, args: null, elided }
+        : { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r) }
     }
   }
   const opt = optionalFields(r, 1)

@@ -20,9 +20,9 @@ const { min, floor } = Math
 const { fromCharCode } = String
 const MAX_SAFE_INTEGER = 2 ** 53 - 1
 
-const textEncoder = new TextEncoder()
+export const textEncoder = new TextEncoder()
 // ignoreBOM: a leading U+FEFF is text, not a marker to strip ("\uFEFFa" must not decode as "a").
-const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+export const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 /** Bytewise unsigned order of keys, the Storage port's (core/ports/storage.ts). */
 export const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
   const n = min(a.length, b.length)

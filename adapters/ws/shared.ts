@@ -41,6 +41,7 @@
  * `going-away`. A server that terminates a peer for not answering pings closes no frame: the
  * hub is told `timeout`, the peer sees `reset`.
  */
+import { textDecoder, textEncoder } from "../../core/bytes.js"
 import { errorText } from "../../core/errors.js"
 import type { ClientMessage, CloseInfo, Connection, ConnectionListener, ServerMessage } from "../../core/index.js"
 import { decodeServerMessage, encodeClientMessage } from "../../core/protocol/codec-client.js"
@@ -88,17 +89,14 @@ const canonCodeOf = (wsCode: number): string | undefined =>
 /** A close frame's reason may hold at most this many bytes of UTF-8. */
 export const MAX_CLOSE_REASON_BYTES = 123
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
-
-/** `s` cut to at most `maxBytes` of UTF-8, on a character boundary. */
+/** `s` cut to at most `maxBytes` of UTF-8, on a character boundary (a lone surrogate is U+FFFD). */
 export const truncateUtf8 = (s: string, maxBytes: number): string => {
-  const bytes = encoder.encode(s)
+  const bytes = textEncoder.encode(s)
   if (bytes.length <= maxBytes) return s
   let end = maxBytes
   // Back off continuation bytes (10xxxxxx) so no character is cut in half.
   while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--
-  return decoder.decode(bytes.subarray(0, end))
+  return textDecoder.decode(bytes.subarray(0, end))
 }
 
 const CODE_PREFIX = /^([a-z][a-z0-9-]{0,63}):(?: ([\s\S]*))?$/

@@ -140,7 +140,7 @@ export class CodecSession {
   }
 
   #charge(cost: number): string | undefined {
-    if (this.#bytes + cost > MAX_SESSION_BYTES) return `A connection may name at most ${MAX_SESSION_BYTES} bytes of documents and commands (${ENTRY_OVERHEAD}+ each): reconnect.`
+    if (this.#bytes + cost > MAX_SESSION_BYTES) return `A connection may name at most ${MAX_SESSION_BYTES} bytes of documents and commands: reconnect.`
     this.#bytes += cost
     return undefined
   }
@@ -215,15 +215,13 @@ export enum Type {
 export const CLIENT_TYPES: readonly [number, number] = [Type.HELLO, Type.SUBMIT2]
 export const SERVER_TYPES: readonly [number, number] = [Type.WELCOME, Type.RESULTS2]
 
-const REQUIRED = 0
-const OPTIONAL = 1
-/** The types whose frames are optional (flags 1); every other type's flags are 0. */
+/** The types whose frames are optional (flags 1); every other type's flags are 0 (required). */
 const OPTIONAL_TYPES: ReadonlyArray<number> = [Type.PRESENCE_SET, Type.PRESENCE, Type.KEEPALIVE]
 /** The types protocol 2 added: a connection of protocol 1 does not know them. */
 const V2_TYPES: ReadonlyArray<number> = [Type.SUBMIT2, Type.ENTRIES2, Type.RESULTS2]
 
 /** The flags a frame of this type carries (exactly these: other bits are reserved). */
-const flagsOf = (type: number): number => (OPTIONAL_TYPES.includes(type) ? OPTIONAL : REQUIRED)
+const flagsOf = (type: number): number => (OPTIONAL_TYPES.includes(type) ? 1 : 0)
 
 // Globals read once: inside a vm context (jest) every global lookup on a hot path is slow.
 const { isInteger, isSafeInteger, MAX_SAFE_INTEGER: MAX_UINT } = Number
@@ -335,7 +333,7 @@ export const compactFor = (m: { readonly compact?: true }): boolean => {
 
 /** Malformed input (a null where an object belongs...) surfaces as a CanonError too, not a TypeError. */
 const asEncodeError = (e: unknown): CanonError =>
-  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode the message: ${errorText(e)}`)
+  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode: ${errorText(e)}`)
 
 /** One frame: `write` fills the writer (header first). Throws a CanonError if the protocol cannot carry the message. */
 export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (w: ByteWriter, m: M) => void): Uint8Array => {
@@ -350,15 +348,11 @@ export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (
     throw asEncodeError(e)
   }
   const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
-  if (w.pos > max) {
-    const size = w.pos
-    writer = new ByteWriter(4096)
-    invalid(frameTooLarge(size, max))
-  }
-  const out = w.finish()
+  const size = w.pos
   // Do not keep a huge buffer alive after one huge frame.
-  if (w.pos > 1 << 20) writer = new ByteWriter(4096)
-  return out
+  if (size > max || size > 1 << 20) writer = new ByteWriter(4096)
+  if (size > max) invalid(frameTooLarge(size, max))
+  return w.finish()
 }
 
 // ---- decoding ----
@@ -503,7 +497,7 @@ export const decodeFrame = <T>(
     const read = version >= 2 || !V2_TYPES.includes(type) ? readers.get(type) : undefined
     if (read === undefined) {
       const other = type >= others[0] && type <= others[1]
-      if (!other && flags & OPTIONAL) return { ok: "ignore", type }
+      if (!other && flags & 1) return { ok: "ignore", type }
       return failure("unknown-type", other ? `Type ${hex(type)} is not a ${side} message.` : `Unknown type ${hex(type)}.`)
     }
     if (flags !== flagsOf(type)) return failure("bad-value", `Flags ${hex(flags)} on type ${hex(type)}.`)

@@ -181,6 +181,12 @@ export interface WsClientOptions {
 export const DEFAULT_IDLE_TIMEOUT_MS = 45_000
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000
 
+enum State {
+  CONNECTING,
+  OPEN,
+  DONE,
+}
+
 /** What ClientLink needs of a platform socket (the browser's WebSocket and `ws`'s both fit). */
 export interface ClientSocket {
   readonly bufferedAmount: number
@@ -200,7 +206,8 @@ export class ClientLink implements Connection<ClientMessage> {
   #socket: ClientSocket | undefined
   /** Drops the socket on a timeout (see `attach`). */
   #abort: (() => void) | undefined
-  #state: "connecting" | "open" | "done" = "connecting"
+  /** Connecting, open, done (the enum's numbers in place). */
+  #state = State.CONNECTING
   /** Frames sent before the socket opened, sent on open. */
   #early: Uint8Array[] = []
   #earlyBytes = 0
@@ -241,8 +248,8 @@ export class ClientLink implements Connection<ClientMessage> {
   }
 
   opened(): void {
-    if (this.#state !== "connecting") return
-    this.#state = "open"
+    if (this.#state !== State.CONNECTING) return
+    this.#state = State.OPEN
     clearTimeout(this.#connectTimer)
     this.heard()
     this.#armIdle()
@@ -255,7 +262,7 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /** A data frame arrived (a string for a text frame). */
   frame(data: Uint8Array | string): void {
-    if (this.#state !== "open") return
+    if (this.#state !== State.OPEN) return
     this.heard()
     if (typeof data === "string") return this.#fail("protocol-error", "A text frame from the hub.")
     const decoded = decodeServerMessage(data, { maxFrameBytes: this.#maxFrameBytes, session: this.#session, version: this.#version })
@@ -274,8 +281,8 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /** The socket closed (after a close frame or a drop). */
   closed(wsCode: number, reason: string, error?: string): void {
-    if (this.#state === "done") return
-    const opened = this.#state === "open"
+    if (this.#state === State.DONE) return
+    const opened = this.#state === State.OPEN
     const info = fromWsClose(wsCode, reason, opened)
     this.#end(info.code === "unreachable" && error !== undefined ? { code: "unreachable", reason: error } : info)
   }
@@ -295,14 +302,14 @@ export class ClientLink implements Connection<ClientMessage> {
   // ---- Connection ----
 
   send(message: ClientMessage): void {
-    if (this.#state === "done") return
+    if (this.#state === State.DONE) return
     const frame = encodeFrame(encodeClientMessage, message, this.#maxFrameBytes, this.#version, this.#session)
     if (isEncodeFailure(frame)) {
       // The protocol cannot carry it (over the frame limit, not plain data): the hub would
       // miss a message, so the connection ends, with the reason; never a throw.
       return this.#fail(frame.code, frame.reason)
     }
-    if (this.#state === "connecting") {
+    if (this.#state === State.CONNECTING) {
       this.#early.push(frame)
       this.#earlyBytes += frame.length
       return
@@ -315,7 +322,7 @@ export class ClientLink implements Connection<ClientMessage> {
   }
 
   get bufferedAmount(): number {
-    return this.#earlyBytes + (this.#state === "done" ? 0 : (this.#socket?.bufferedAmount ?? 0))
+    return this.#earlyBytes + (this.#state === State.DONE ? 0 : (this.#socket?.bufferedAmount ?? 0))
   }
 
   // ---- internals ----
@@ -339,8 +346,8 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /** Marks the connection over (false if it already was): no timers, no early frames. */
   #finish(): boolean {
-    if (this.#state === "done") return false
-    this.#state = "done"
+    if (this.#state === State.DONE) return false
+    this.#state = State.DONE
     clearTimeout(this.#idleTimer)
     clearTimeout(this.#connectTimer)
     this.#early = []

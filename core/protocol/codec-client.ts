@@ -123,8 +123,6 @@ export const encodeClientMessage = (m: ClientMessage, options?: CodecOptions): U
 
 // ---- decoding ----
 
-const readEntries = (r: ByteReader): Entries => readEntriesBody(r, r.string(), false)
-const readEntries2 = (r: ByteReader): Entries => readEntriesBody(r, readChannel(r), true)
 
 /** An entry's time: the previous one's plus a zigzag delta, within the range an entry's time may take. */
 const nextTime = (r: ByteReader, prev: number): number => {
@@ -181,8 +179,6 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
   return m
 }
 
-const readResults = (r: ByteReader): Results => readResultsBody(r, r.string())
-const readResults2 = (r: ByteReader): Results => ({ ...readResultsBody(r, readChannel(r)), compact: true })
 
 const readResultsBody = (r: ByteReader, docId: string): Results => {
   const n = count(r, 3, "outcomes")
@@ -206,24 +202,22 @@ const readResultsBody = (r: ByteReader, docId: string): Results => {
   return { type: "results", docId, outcomes }
 }
 
-const readRefused = (r: ByteReader): Refused => {
-  const code = r.string() as RefusalCode
-  if (!REFUSAL_CODES.includes(code)) bad(`Refusal code ${show(code)}.`)
-  const message = r.string()
-  const opt = optionalFields(r, 3)
-  const m: { -readonly [K in keyof Refused]: Refused[K] } = { type: "refused", code, message }
-  if (opt & 1) m.protocol = { min: r.varint(), max: r.varint() }
-  if (opt & 2) m.machine = r.string()
-  return m
-}
-
 const SERVER_READERS = new Map<number, Reader<ServerMessage>>([
   [Type.WELCOME, (r) => ({ type: "welcome", protocol: r.varint(), clientId: r.string() })],
-  [Type.REFUSED, readRefused],
-  [Type.ENTRIES, readEntries],
-  [Type.RESULTS, readResults],
-  [Type.ENTRIES2, readEntries2],
-  [Type.RESULTS2, readResults2],
+  [Type.REFUSED, (r): Refused => {
+    const code = r.string() as RefusalCode
+    if (!REFUSAL_CODES.includes(code)) bad(`Refusal code ${show(code)}.`)
+    const message = r.string()
+    const opt = optionalFields(r, 3)
+    const m: { -readonly [K in keyof Refused]: Refused[K] } = { type: "refused", code, message }
+    if (opt & 1) m.protocol = { min: r.varint(), max: r.varint() }
+    if (opt & 2) m.machine = r.string()
+    return m
+  }],
+  [Type.ENTRIES, (r) => readEntriesBody(r, r.string(), false)],
+  [Type.RESULTS, (r) => readResultsBody(r, r.string())],
+  [Type.ENTRIES2, (r) => readEntriesBody(r, readChannel(r), true)],
+  [Type.RESULTS2, (r) => ({ ...readResultsBody(r, readChannel(r)), compact: true })],
   [Type.SYNCED, (r) => ({ type: "synced", docId: r.string(), seq: r.varint() })],
   [Type.CHECKPOINT, (r) => ({ type: "checkpoint", docId: r.string(), seq: r.varint(), hash: r.string() })],
   [Type.STATE, (r) => ({ type: "state", docId: r.string(), seq: r.varint(), hash: r.string(), state: r.bytes() })],

@@ -16,22 +16,6 @@ import type { ClientMessage, Entries, ErrorMsg, Hello, MachineInfo, RefusalCode,
 
 // ---- encoding ----
 
-const writeHello = (w: ByteWriter, m: Hello): void => {
-  uint(w, m.protocol.min, "protocol.min")
-  uint(w, m.protocol.max, "protocol.max")
-  str(w, m.clientId, "clientId")
-  const ms = list(w, m.machines, "machines")
-  for (let i = 0; i < ms.length; i++) {
-    const x: MachineInfo = ms[i]!
-    str(w, x.name, "A machine name")
-    uint(w, x.version, "A machine version")
-    str(w, x.fingerprint, "A machine fingerprint")
-  }
-  w.byte((m.credentials !== undefined ? 1 : 0) | (m.secret !== undefined ? 2 : 0))
-  if (m.credentials !== undefined) str(w, m.credentials, "credentials")
-  if (m.secret !== undefined) str(w, m.secret, "secret")
-}
-
 /** Protocol 2: a command name defined once per connection (bounded as the hub's decoder bounds it). */
 const sessionName = (w: ByteWriter, s: string): void => {
   checkString(s, "A command name")
@@ -43,57 +27,66 @@ const sessionName = (w: ByteWriter, s: string): void => {
   w.string(s)
 }
 
-const writeSubmit = (w: ByteWriter, m: Submit): void => {
-  const compact = compactFor(m)
-  if (compact) channel(w, m.docId)
-  else str(w, m.docId, "docId")
-  uint(w, m.ackedClientSeq, "ackedClientSeq")
-  const cs: ReadonlyArray<CommandRequest> = list(w, m.commands, "commands")
-  newNameTable()
-  let prev = 0
-  for (let i = 0; i < cs.length; i++) {
-    const c = cs[i]!
-    const seq = c.clientSeq
-    checkUint(seq, "A clientSeq")
-    if (i === 0) w.varint(seq)
-    else delta(w, seq - prev - 1, "A clientSeq")
-    prev = seq
-    if (compact) {
-      sessionName(w, c.name)
-      compactArgs(w, c.args)
-    } else {
-      name(w, c.name)
-      writeValue(w, c.args)
-    }
-  }
-}
-
 const writeClient = (w: ByteWriter, m: ClientMessage): void => {
   switch (m.type) {
-    case "hello":
+    case "hello": {
       header(w, Type.HELLO)
-      writeHello(w, m)
+      uint(w, m.protocol.min, "protocol.min")
+      uint(w, m.protocol.max, "protocol.max")
+      str(w, m.clientId, "clientId")
+      const ms = list(w, m.machines, "machines")
+      for (let i = 0; i < ms.length; i++) {
+        const x: MachineInfo = ms[i]!
+        str(w, x.name, "A machine name")
+        uint(w, x.version, "A machine version")
+        str(w, x.fingerprint, "A machine fingerprint")
+      }
+      w.byte((m.credentials !== undefined ? 1 : 0) | (m.secret !== undefined ? 2 : 0))
+      if (m.credentials !== undefined) str(w, m.credentials, "credentials")
+      if (m.secret !== undefined) str(w, m.secret, "secret")
       if (session !== undefined) session.clientId = m.clientId
       return
-    case "subscribe":
+    }
+    case "subscribe": {
       header(w, Type.SUBSCRIBE)
       str(w, m.docId, "docId")
-      {
-        // Refused as the hub's decoder refuses it (a docId over the limit, a session full).
-        const bytes = utf8Length(m.docId)
-        const problem = docIdBytesProblem(bytes) ?? session?.subscribed(m.docId, bytes)
-        if (problem !== undefined) invalid(problem)
-      }
+      // Refused as the hub's decoder refuses it (a docId over the limit, a session full).
+      const bytes = utf8Length(m.docId)
+      const problem = docIdBytesProblem(bytes) ?? session?.subscribed(m.docId, bytes)
+      if (problem !== undefined) invalid(problem)
       str(w, m.machine, "machine")
       uint(w, m.version, "version")
       str(w, m.fingerprint, "fingerprint")
       uint(w, m.fromSeq, "fromSeq")
       uint(w, m.ackedClientSeq, "ackedClientSeq")
       return
-    case "submit":
+    }
+    case "submit": {
       header(w, m.compact === true ? Type.SUBMIT2 : Type.SUBMIT)
-      writeSubmit(w, m)
+      const compact = compactFor(m)
+      if (compact) channel(w, m.docId)
+      else str(w, m.docId, "docId")
+      uint(w, m.ackedClientSeq, "ackedClientSeq")
+      const cs: ReadonlyArray<CommandRequest> = list(w, m.commands, "commands")
+      newNameTable()
+      let prev = 0
+      for (let i = 0; i < cs.length; i++) {
+        const c = cs[i]!
+        const seq = c.clientSeq
+        checkUint(seq, "A clientSeq")
+        if (i === 0) w.varint(seq)
+        else delta(w, seq - prev - 1, "A clientSeq")
+        prev = seq
+        if (compact) {
+          sessionName(w, c.name)
+          compactArgs(w, c.args)
+        } else {
+          name(w, c.name)
+          writeValue(w, c.args)
+        }
+      }
       return
+    }
     case "fetch-state":
       header(w, Type.FETCH_STATE)
       str(w, m.docId, "docId")

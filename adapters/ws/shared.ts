@@ -82,9 +82,6 @@ const RECEIVED_ONLY: Readonly<Record<number, string>> = {
   1013: "going-away",
 }
 
-/** The Canon code a WebSocket close code stands for, if it has one. */
-const canonCodeOf = (wsCode: number): string | undefined =>
-  RECEIVED_ONLY[wsCode] ?? Object.keys(WS_CLOSE_CODES).find((c) => WS_CLOSE_CODES[c] === wsCode)
 
 /** A close frame's reason may hold at most this many bytes of UTF-8. */
 export const MAX_CLOSE_REASON_BYTES = 123
@@ -123,7 +120,8 @@ export const fromWsClose = (wsCode: number, reason: string, opened: boolean): Cl
   const prefixed = CODE_PREFIX.exec(reason)
   if (prefixed !== null) return { code: prefixed[1]!, reason: prefixed[2] ?? "" }
   if (!opened && (wsCode === 1006 || wsCode === 1005)) return { code: "unreachable", reason: reason || "Could not connect to the hub." }
-  const code = canonCodeOf(wsCode) ?? (wsCode >= 3000 ? `ws-${wsCode}` : "closed")
+  // The Canon code the WebSocket code stands for, if it has one.
+  const code = RECEIVED_ONLY[wsCode] ?? Object.keys(WS_CLOSE_CODES).find((c) => WS_CLOSE_CODES[c] === wsCode) ?? (wsCode >= 3000 ? `ws-${wsCode}` : "closed")
   return { code, reason: reason || (code === "reset" ? "The connection dropped." : `WebSocket closed with code ${wsCode}.`) }
 }
 

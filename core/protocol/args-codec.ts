@@ -66,9 +66,6 @@ let items = 0
 type Ast = SchemaAST.AST
 const hasOwn = Object.prototype.hasOwnProperty
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && hasPlainPrototype(v)
-
 const bad = decodeFailed
 
 /** Form 0 of a schema the encoder writes as a value (form 1) only. */
@@ -192,7 +189,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
       const o = v as Record<string, unknown>
       const props = ast.propertySignatures
       const index = ast.indexSignatures[0]
-      if (ast.indexSignatures.length > 1 || props.some((p) => typeof p.name !== "string") || (encoding && !isPlainObject(o))) unfit()
+      if (ast.indexSignatures.length > 1 || props.some((p) => typeof p.name !== "string") || (encoding && !(typeof o === "object" && o !== null && !Array.isArray(o) && !ArrayBuffer.isView(o) && hasPlainPrototype(o)))) unfit()
       const own = (k: string): boolean => hasOwn.call(o, k) && o[k] !== undefined
       // The presence bitmap of the optional properties, in declaration order.
       const optional = props.filter((p) => SchemaAST.isOptional(p.type))

@@ -117,13 +117,6 @@ export const encodeClientMessage = (m: ClientMessage, options?: CodecOptions): U
 // ---- decoding ----
 
 
-/** An entry's time: the previous one's plus a zigzag delta, within the range an entry's time may take. */
-const nextTime = (r: ByteReader, prev: number): number => {
-  const time = prev + unzigzag(r.varint())
-  if (!(time >= 0 && time < TIME_LIMIT)) bad(`Time ${time} out of range.`)
-  return time
-}
-
 const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entries => {
   // An elided entry takes 3 bytes at least; a full one 5.
   const n = count(r, compact ? 3 : 5, "entries")
@@ -159,7 +152,9 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
         }
         name = readName(r, names)
       }
-      time = nextTime(r, time)
+      // An entry's time: the previous one's plus a zigzag delta, within the range an entry's time may take.
+      time += unzigzag(r.varint())
+      if (!(time >= 0 && time < TIME_LIMIT)) bad(`Time ${time} out of range.`)
       entries[i] = elided
         ? { seq: first + i, time, clientId, clientSeq, name, args: null, elided }
         : { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r) }

@@ -302,7 +302,7 @@ export class ClientLink implements Connection<ClientMessage> {
   send(message: ClientMessage): void {
     if (this.#state === State.DONE) return
     const frame = encodeFrame(encodeClientMessage, message, this.#maxFrameBytes, this.#version, this.#session)
-    if (isEncodeFailure(frame)) {
+    if (!(frame instanceof Uint8Array)) {
       // The protocol cannot carry it (over the frame limit, not plain data): the hub would
       // miss a message, so the connection ends, with the reason; never a throw.
       return this.#fail(frame.code, frame.reason)

@@ -68,8 +68,6 @@ const hasOwn = Object.prototype.hasOwnProperty
 
 const bad = decodeFailed
 
-/** Form 0 of a schema the encoder writes as a value (form 1) only. */
-const noCompactForm = (): never => bad("This schema has no compact form.")
 
 /** Whether this walk encodes (into `w`) or decodes (from `r`): one walk of the schema does both. */
 let encoding = false
@@ -79,7 +77,8 @@ let r: ByteReader
 /** What the schema cannot carry: encoding, the value goes whole (a misfit); decoding, the input is malformed. */
 const unfit = (): never => {
   if (encoding) throw MISFIT
-  return noCompactForm()
+  // Form 0 of a schema the encoder writes as a value (form 1) only.
+  return bad("This schema has no compact form.")
 }
 
 /**

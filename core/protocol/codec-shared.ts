@@ -331,10 +331,6 @@ export const compactFor = (m: { readonly compact?: true }): boolean => {
   return true
 }
 
-/** Malformed input (a null where an object belongs...) surfaces as a CanonError too, not a TypeError. */
-const asEncodeError = (e: unknown): CanonError =>
-  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode: ${errorText(e)}`)
-
 /** One frame: `write` fills the writer (header first). Throws a CanonError if the protocol cannot carry the message. */
 export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (w: ByteWriter, m: M) => void): Uint8Array => {
   const v = options?.version ?? 1
@@ -345,7 +341,8 @@ export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (
   try {
     write(w, m)
   } catch (e) {
-    throw asEncodeError(e)
+    // Malformed input (a null where an object belongs...) surfaces as a CanonError too, not a TypeError.
+    throw e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode: ${errorText(e)}`)
   }
   const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
   const size = w.pos

@@ -20,9 +20,9 @@ const { min, floor } = Math
 const { fromCharCode } = String
 const MAX_SAFE_INTEGER = 2 ** 53 - 1
 
-const textEncoder = new TextEncoder()
+export const textEncoder = new TextEncoder()
 // ignoreBOM: a leading U+FEFF is text, not a marker to strip ("\uFEFFa" must not decode as "a").
-const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+export const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 /** Bytewise unsigned order of keys, the Storage port's (core/ports/storage.ts). */
 export const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
   const n = min(a.length, b.length)
@@ -138,7 +138,7 @@ export class ByteWriter {
       }
     }
     // TextEncoder would turn a lone surrogate into U+FFFD: two strings, one encoding.
-    if (!wellFormed(s)) throw canonError("state-unencodable", "A string holds a lone UTF-16 surrogate; it has no UTF-8 form.")
+    if (!wellFormed(s)) throw canonError("state-unencodable", "A string with a lone surrogate has no UTF-8 form.")
     this.#ensure(n * 3 + 8)
     // Reserve the largest prefix the length could need, then move the text if it was smaller.
     const maxLen = n * 3
@@ -191,17 +191,17 @@ export class ByteReader {
       const b = this.byte()
       result += (b & 0x7f) * mul
       if (b < 0x80) {
-        if (b === 0 && i > 0) decodeFailed("A varint that is not minimal.")
+        if (b === 0 && i > 0) decodeFailed("Non-minimal varint.")
         if (result > MAX_SAFE_INTEGER) break
         return result
       }
       mul *= 0x80
     }
-    return decodeFailed("Varint is longer than 53 bits.")
+    return decodeFailed("Varint over 53 bits.")
   }
 
   f64(): number {
-    if (this.remaining < 8) decodeFailed("Unexpected end of data in a float.")
+    if (this.remaining < 8) decodeFailed("Unexpected end of data.")
     F64_BYTES.set(this.buf.subarray(this.pos, this.pos + 8))
     this.pos += 8
     return F64_VIEW.getFloat64(0)
@@ -209,7 +209,7 @@ export class ByteReader {
 
   raw(length: number): Uint8Array {
     if (length > this.remaining) {
-      decodeFailed(`A length of ${length} runs past the end of the data.`)
+      decodeFailed(`Length ${length} runs past the end.`)
     }
     const out = this.buf.subarray(this.pos, this.pos + length)
     this.pos += length
@@ -238,7 +238,7 @@ const decodeUtf8 = (b: Uint8Array): string => {
   try {
     return textDecoder.decode(b)
   } catch {
-    return decodeFailed("A string is not valid UTF-8.")
+    return decodeFailed("Invalid UTF-8.")
   }
 }
 

@@ -43,7 +43,7 @@ export const docIdBytesProblem = (bytes: number): string | undefined =>
 export const docIdProblem = (docId: string): string | undefined => {
   if (docId.length === 0) return "A document id cannot be empty."
   // The wire's strings are UTF-8: half of a surrogate pair (a slice through an emoji) has none.
-  if (!wellFormed(docId)) return "A document id must be well-formed Unicode (it holds half of a surrogate pair)."
+  if (!wellFormed(docId)) return "A document id must be well-formed Unicode (no lone surrogate)."
   return docIdBytesProblem(utf8Length(docId))
 }
 
@@ -87,15 +87,9 @@ export const quoted = (s: string): string =>
  * most `max` levels of recursion). Arrays and objects count one level each.
  */
 export const depthExceeds = (value: unknown, max: number): boolean => {
-  const walk = (v: unknown, depth: number): boolean => {
-    if (typeof v !== "object" || v === null || ArrayBuffer.isView(v)) return false
-    if (depth >= max) return true
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) if (walk(v[i], depth + 1)) return true
-      return false
-    }
-    for (const k in v) if (Object.prototype.hasOwnProperty.call(v, k) && walk((v as Record<string, unknown>)[k], depth + 1)) return true
-    return false
-  }
+  // An array's items (not its other properties, as canonical encoding), an object's own enumerable values.
+  const walk = (v: unknown, depth: number): boolean =>
+    typeof v === "object" && v !== null && !ArrayBuffer.isView(v) &&
+    (depth >= max || (Array.isArray(v) ? v : Object.values(v)).some((x) => walk(x, depth + 1)))
   return walk(value, 0)
 }

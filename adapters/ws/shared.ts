@@ -41,6 +41,7 @@
  * `going-away`. A server that terminates a peer for not answering pings closes no frame: the
  * hub is told `timeout`, the peer sees `reset`.
  */
+import { textDecoder, textEncoder } from "../../core/bytes.js"
 import { errorText } from "../../core/errors.js"
 import type { ClientMessage, CloseInfo, Connection, ConnectionListener, ServerMessage } from "../../core/index.js"
 import { decodeServerMessage, encodeClientMessage } from "../../core/protocol/codec-client.js"
@@ -81,24 +82,18 @@ const RECEIVED_ONLY: Readonly<Record<number, string>> = {
   1013: "going-away",
 }
 
-/** The Canon code a WebSocket close code stands for, if it has one. */
-const canonCodeOf = (wsCode: number): string | undefined =>
-  RECEIVED_ONLY[wsCode] ?? Object.keys(WS_CLOSE_CODES).find((c) => WS_CLOSE_CODES[c] === wsCode)
 
 /** A close frame's reason may hold at most this many bytes of UTF-8. */
 export const MAX_CLOSE_REASON_BYTES = 123
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
-
-/** `s` cut to at most `maxBytes` of UTF-8, on a character boundary. */
+/** `s` cut to at most `maxBytes` of UTF-8, on a character boundary (a lone surrogate is U+FFFD). */
 export const truncateUtf8 = (s: string, maxBytes: number): string => {
-  const bytes = encoder.encode(s)
+  const bytes = textEncoder.encode(s)
   if (bytes.length <= maxBytes) return s
   let end = maxBytes
   // Back off continuation bytes (10xxxxxx) so no character is cut in half.
   while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--
-  return decoder.decode(bytes.subarray(0, end))
+  return textDecoder.decode(bytes.subarray(0, end))
 }
 
 const CODE_PREFIX = /^([a-z][a-z0-9-]{0,63}):(?: ([\s\S]*))?$/
@@ -125,7 +120,8 @@ export const fromWsClose = (wsCode: number, reason: string, opened: boolean): Cl
   const prefixed = CODE_PREFIX.exec(reason)
   if (prefixed !== null) return { code: prefixed[1]!, reason: prefixed[2] ?? "" }
   if (!opened && (wsCode === 1006 || wsCode === 1005)) return { code: "unreachable", reason: reason || "Could not connect to the hub." }
-  const code = canonCodeOf(wsCode) ?? (wsCode >= 3000 ? `ws-${wsCode}` : "closed")
+  // The Canon code the WebSocket code stands for, if it has one.
+  const code = RECEIVED_ONLY[wsCode] ?? Object.keys(WS_CLOSE_CODES).find((c) => WS_CLOSE_CODES[c] === wsCode) ?? (wsCode >= 3000 ? `ws-${wsCode}` : "closed")
   return { code, reason: reason || (code === "reset" ? "The connection dropped." : `WebSocket closed with code ${wsCode}.`) }
 }
 
@@ -154,10 +150,10 @@ export const encodeFrame = <M extends { readonly type: string }>(
     frame = encode(message, { maxFrameBytes: Number.MAX_SAFE_INTEGER, version, session })
   } catch (e) {
     const code = (e as { code?: unknown }).code
-    return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `A ${message.type} message cannot be encoded: ${errorText(e)}` }
+    return { failed: true, code: typeof code === "string" ? code : "protocol-error", reason: `Cannot encode ${message.type}: ${errorText(e)}` }
   }
   if (frame.length > maxFrameBytes) {
-    return { failed: true, code: "too-large", reason: `A ${message.type} message of ${frame.length} bytes is over the frame limit of ${maxFrameBytes} bytes.` }
+    return { failed: true, code: "too-large", reason: `A ${message.type} of ${frame.length} bytes is over the frame limit of ${maxFrameBytes} bytes.` }
   }
   return frame
 }
@@ -183,6 +179,12 @@ export interface WsClientOptions {
 export const DEFAULT_IDLE_TIMEOUT_MS = 45_000
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000
 
+enum State {
+  CONNECTING,
+  OPEN,
+  DONE,
+}
+
 /** What ClientLink needs of a platform socket (the browser's WebSocket and `ws`'s both fit). */
 export interface ClientSocket {
   readonly bufferedAmount: number
@@ -202,7 +204,8 @@ export class ClientLink implements Connection<ClientMessage> {
   #socket: ClientSocket | undefined
   /** Drops the socket on a timeout (see `attach`). */
   #abort: (() => void) | undefined
-  #state: "connecting" | "open" | "done" = "connecting"
+  /** Connecting, open, done (the enum's numbers in place). */
+  #state = State.CONNECTING
   /** Frames sent before the socket opened, sent on open. */
   #early: Uint8Array[] = []
   #earlyBytes = 0
@@ -222,7 +225,7 @@ export class ClientLink implements Connection<ClientMessage> {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
     const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     if (connectTimeout > 0) {
-      this.#connectTimer = setTimeout(() => this.#timedOut("unreachable", `The connection did not open within ${connectTimeout} ms.`), connectTimeout)
+      this.#connectTimer = setTimeout(() => this.#timedOut("unreachable", `Not open within ${connectTimeout} ms.`), connectTimeout)
     }
   }
 
@@ -243,8 +246,8 @@ export class ClientLink implements Connection<ClientMessage> {
   }
 
   opened(): void {
-    if (this.#state !== "connecting") return
-    this.#state = "open"
+    if (this.#state !== State.CONNECTING) return
+    this.#state = State.OPEN
     clearTimeout(this.#connectTimer)
     this.heard()
     this.#armIdle()
@@ -257,12 +260,12 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /** A data frame arrived (a string for a text frame). */
   frame(data: Uint8Array | string): void {
-    if (this.#state !== "open") return
+    if (this.#state !== State.OPEN) return
     this.heard()
-    if (typeof data === "string") return this.#fail("protocol-error", "The hub sent a text frame; Canon frames are binary.")
+    if (typeof data === "string") return this.#fail("protocol-error", "A text frame from the hub.")
     const decoded = decodeServerMessage(data, { maxFrameBytes: this.#maxFrameBytes, session: this.#session, version: this.#version })
     if (decoded.ok === "ignore") return
-    if (decoded.ok === false) return this.#fail("protocol-error", `The hub sent an undecodable frame (${decoded.error.code}): ${decoded.error.message}`)
+    if (decoded.ok === false) return this.#fail("protocol-error", `Undecodable frame from the hub (${decoded.error.code}): ${decoded.error.message}`)
     const message = decoded.message
     if (message.type === "keepalive") return
     if (message.type === "welcome") this.#version = message.protocol
@@ -276,8 +279,8 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /** The socket closed (after a close frame or a drop). */
   closed(wsCode: number, reason: string, error?: string): void {
-    if (this.#state === "done") return
-    const opened = this.#state === "open"
+    if (this.#state === State.DONE) return
+    const opened = this.#state === State.OPEN
     const info = fromWsClose(wsCode, reason, opened)
     this.#end(info.code === "unreachable" && error !== undefined ? { code: "unreachable", reason: error } : info)
   }
@@ -290,21 +293,21 @@ export class ClientLink implements Connection<ClientMessage> {
    */
   refused(status: number, url: string, detail = ""): boolean {
     const code = status === 404 || status === 410 ? "not-found" : status === 401 || status === 403 ? "unauthorized" : ""
-    if (code) this.#end({ code, reason: `The hub at ${url} answered HTTP ${status}: check the URL, its path (the canon CLI's hub: /sync) and credentials.${detail}` })
+    if (code) this.#end({ code, reason: `The hub at ${url} answered HTTP ${status}: check the URL (the CLI's hub: /sync) and credentials.${detail}` })
     return code !== ""
   }
 
   // ---- Connection ----
 
   send(message: ClientMessage): void {
-    if (this.#state === "done") return
+    if (this.#state === State.DONE) return
     const frame = encodeFrame(encodeClientMessage, message, this.#maxFrameBytes, this.#version, this.#session)
-    if (isEncodeFailure(frame)) {
+    if (!(frame instanceof Uint8Array)) {
       // The protocol cannot carry it (over the frame limit, not plain data): the hub would
       // miss a message, so the connection ends, with the reason; never a throw.
       return this.#fail(frame.code, frame.reason)
     }
-    if (this.#state === "connecting") {
+    if (this.#state === State.CONNECTING) {
       this.#early.push(frame)
       this.#earlyBytes += frame.length
       return
@@ -317,7 +320,7 @@ export class ClientLink implements Connection<ClientMessage> {
   }
 
   get bufferedAmount(): number {
-    return this.#earlyBytes + (this.#state === "done" ? 0 : (this.#socket?.bufferedAmount ?? 0))
+    return this.#earlyBytes + (this.#state === State.DONE ? 0 : (this.#socket?.bufferedAmount ?? 0))
   }
 
   // ---- internals ----
@@ -341,8 +344,8 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /** Marks the connection over (false if it already was): no timers, no early frames. */
   #finish(): boolean {
-    if (this.#state === "done") return false
-    this.#state = "done"
+    if (this.#state === State.DONE) return false
+    this.#state = State.DONE
     clearTimeout(this.#idleTimer)
     clearTimeout(this.#connectTimer)
     this.#early = []
@@ -361,7 +364,7 @@ export class ClientLink implements Connection<ClientMessage> {
     const wait = Math.max(1, this.#lastHeard + this.#idleTimeoutMs - Date.now())
     this.#idleTimer = setTimeout(() => {
       if (Date.now() - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
-      this.#timedOut("timeout", `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.`)
+      this.#timedOut("timeout", `Nothing heard for ${this.#idleTimeoutMs} ms.`)
     }, wait)
   }
 }

@@ -66,47 +66,101 @@ let items = 0
 type Ast = SchemaAST.AST
 const hasOwn = Object.prototype.hasOwnProperty
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && hasPlainPrototype(v)
+const bad = decodeFailed
 
-const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void => {
-  if (depth > MAX_ARGS_DEPTH) throw MISFIT
+
+/** Whether this walk encodes (into `w`) or decodes (from `r`): one walk of the schema does both. */
+let encoding = false
+let w: ByteWriter
+let r: ByteReader
+
+/** What the schema cannot carry: encoding, the value goes whole (a misfit); decoding, the input is malformed. */
+const unfit = (): never => {
+  if (encoding) throw MISFIT
+  // Form 0 of a schema the encoder writes as a value (form 1) only.
+  return bad("This schema has no compact form.")
+}
+
+/**
+ * The count `n` of array items or index keys that follow (encoding: written; decoding: read),
+ * counted against the decode's budget (an item may take no bytes: a Null, a Literal).
+ */
+const more = (n: number): number => {
+  if (encoding) {
+    w.varint(n)
+    items += n
+    return n
+  }
+  n = r.varint()
+  if (n > items) bad(`${n} items are over what the arguments may hold.`)
+  items -= n
+  return n
+}
+
+/** Encodes `v` by `ast` (returns nothing), or decodes the value `ast` describes (`v` unused). */
+const node = (ast: Ast, v: unknown, depth: number): unknown => {
+  if (depth > MAX_ARGS_DEPTH) {
+    if (encoding) throw MISFIT
+    bad(`Arguments nest deeper than ${MAX_ARGS_DEPTH}.`)
+  }
   switch (ast._tag) {
     case "String": case "TemplateLiteral":
+      if (!encoding) return r.string()
       if (typeof v !== "string") throw MISFIT
       w.string(v)
       return
     case "Number":
+      if (!encoding) {
+        const n = readValue(r, depth)
+        if (typeof n !== "number") bad("Not a number.")
+        return n
+      }
       if (typeof v !== "number") throw MISFIT
       writeValue(w, v)
       return
-    case "Boolean":
+    case "Boolean": {
+      if (!encoding) {
+        const b = r.byte()
+        if (b > 1) bad(`Boolean ${b}.`)
+        return b === 1
+      }
       if (typeof v !== "boolean") throw MISFIT
       w.byte(v ? 1 : 0)
       return
+    }
     case "Null":
-      if (v !== null) throw MISFIT
-      return
+      if (encoding && v !== null) throw MISFIT
+      return null
     case "Undefined": case "Void":
-      if (v !== undefined) throw MISFIT
-      return
+      if (encoding && v !== undefined) throw MISFIT
+      return undefined
     case "Literal":
-      if (v !== ast.literal) throw MISFIT
-      return
+      if (encoding && v !== ast.literal) throw MISFIT
+      return ast.literal
     case "Enum": {
+      if (!encoding) {
+        const e = ast.enums[r.varint()]
+        if (e === undefined) bad("No such member.")
+        return e![1]
+      }
       const i = ast.enums.findIndex(([, e]) => e === v)
       if (i < 0) throw MISFIT
       w.varint(i)
       return
     }
     case "Union": {
+      if (!encoding) {
+        const t = ast.types[r.varint()]
+        if (t === undefined) bad("No such member.")
+        return node(t!, v, depth + 1)
+      }
       // The first member whose shape the value has: the first that encodes it without a misfit.
       const start = w.pos
       const counted = items
       for (let i = 0; i < ast.types.length; i++) {
         try {
           w.varint(i)
-          encodeNode(w, ast.types[i]!, v, depth + 1)
+          node(ast.types[i]!, v, depth + 1)
           return
         } catch (e) {
           if (e !== MISFIT) throw e
@@ -117,132 +171,68 @@ const encodeNode = (w: ByteWriter, ast: Ast, v: unknown, depth: number): void =>
       throw MISFIT
     }
     case "Suspend":
-      encodeNode(w, ast.thunk(), v, depth + 1)
-      return
+      return node(ast.thunk(), v, depth + 1)
     case "Arrays": {
-      if (!Array.isArray(v) || ast.rest.length > 1) throw MISFIT
-      const n = ast.elements.length
-      if (v.length < n || (ast.rest.length === 0 && v.length !== n)) throw MISFIT
-      for (let i = 0; i < n; i++) encodeNode(w, ast.elements[i]!, v[i], depth + 1)
-      if (ast.rest.length === 1) {
-        w.varint(v.length - n)
-        items += v.length - n
-        for (let i = n; i < v.length; i++) encodeNode(w, ast.rest[0]!, v[i], depth + 1)
-      }
-      return
-    }
-    case "Objects": {
-      if (!isPlainObject(v) || ast.indexSignatures.length > 1) throw MISFIT
-      const props = ast.propertySignatures
-      if (props.some((p) => typeof p.name !== "string")) throw MISFIT
-      const present = (k: PropertyKey): boolean => hasOwn.call(v, k) && v[k as string] !== undefined
-      // The presence bitmap of the optional properties, in declaration order.
-      const optional = props.filter((p) => SchemaAST.isOptional(p.type))
-      for (let i = 0; i < optional.length; i += 8) {
-        let bits = 0
-        for (let k = 0; k < 8 && i + k < optional.length; k++) if (present(optional[i + k]!.name)) bits |= 1 << k
-        w.byte(bits)
-      }
-      for (const p of props) {
-        if (present(p.name)) encodeNode(w, p.type, v[p.name as string], depth + 1)
-        else if (!SchemaAST.isOptional(p.type)) throw MISFIT
-      }
-      const index = ast.indexSignatures[0]
-      const declared = new Set(props.map((p) => p.name))
-      const rest = Object.keys(v).filter((k) => !declared.has(k) && v[k] !== undefined)
-      if (index === undefined) {
-        if (rest.length > 0) throw MISFIT // keys the schema does not know: send the value whole
-        return
-      }
-      w.varint(rest.length)
-      items += rest.length
-      for (const k of rest) {
-        w.string(k)
-        encodeNode(w, index.type, v[k], depth + 1)
-      }
-      return
-    }
-    default:
-      writeValue(w, v, depth)
-  }
-}
-
-const bad = decodeFailed
-
-const decodeNode = (r: ByteReader, ast: Ast, depth: number): unknown => {
-  if (depth > MAX_ARGS_DEPTH) bad(`Arguments nest deeper than ${MAX_ARGS_DEPTH} levels.`)
-  switch (ast._tag) {
-    case "String": case "TemplateLiteral": return r.string()
-    case "Number": {
-      const v = readValue(r, depth)
-      if (typeof v !== "number") bad("A number was expected.")
-      return v
-    }
-    case "Boolean": {
-      const b = r.byte()
-      if (b > 1) bad(`A boolean byte is ${b}.`)
-      return b === 1
-    }
-    case "Null": return null
-    case "Undefined": case "Void": return undefined
-    case "Literal": return ast.literal
-    case "Enum": {
-      const i = r.varint()
-      const e = ast.enums[i]
-      if (e === undefined) bad(`Enum member ${i} does not exist.`)
-      return e![1]
-    }
-    case "Union": {
-      const i = r.varint()
-      const t = ast.types[i]
-      if (t === undefined) bad(`Union member ${i} does not exist.`)
-      return decodeNode(r, t!, depth + 1)
-    }
-    case "Suspend": return decodeNode(r, ast.thunk(), depth + 1)
-    case "Arrays": {
-      if (ast.rest.length > 1) bad("This schema's arrays travel as values.")
-      const out: unknown[] = ast.elements.map((e) => decodeNode(r, e, depth + 1))
-      if (ast.rest.length === 1) {
-        const n = r.varint()
-        // An element may take no bytes (a Null, a Literal): the whole decode's budget bounds them.
-        if (n > items) bad(`An array of ${n} more items is over what ${r.remaining} bytes may hold.`)
-        items -= n
-        for (let i = 0; i < n; i++) out.push(decodeNode(r, ast.rest[0]!, depth + 1))
+      const { elements, rest } = ast
+      const n = elements.length
+      const a = v as unknown[]
+      if (rest.length > 1 || (encoding && !(Array.isArray(a) && a.length >= n && (rest.length === 1 || a.length === n)))) unfit()
+      const out: unknown[] = elements.map((e, i) => node(e, a?.[i], depth + 1))
+      if (rest.length === 1) {
+        const k = more(encoding ? a.length - n : 0)
+        for (let i = 0; i < k; i++) out.push(node(rest[0]!, a?.[n + i], depth + 1))
       }
       return out
     }
     case "Objects": {
-      if (ast.indexSignatures.length > 1) bad("This schema's objects travel as values.")
+      const o = v as Record<string, unknown>
       const props = ast.propertySignatures
+      const index = ast.indexSignatures[0]
+      if (ast.indexSignatures.length > 1 || props.some((p) => typeof p.name !== "string") || (encoding && !(typeof o === "object" && o !== null && !Array.isArray(o) && !ArrayBuffer.isView(o) && hasPlainPrototype(o)))) unfit()
+      const own = (k: string): boolean => hasOwn.call(o, k) && o[k] !== undefined
+      // The presence bitmap of the optional properties, in declaration order.
       const optional = props.filter((p) => SchemaAST.isOptional(p.type))
       const present = new Set<PropertyKey>()
       for (let i = 0; i < optional.length; i += 8) {
-        const bits = r.byte()
-        // Bits past the last optional property (a byte shifted by 8 is 0).
-        if (bits >> Math.min(8, optional.length - i) !== 0) bad("An optional-field bitmap sets unknown fields.")
+        let bits = 0
+        if (encoding) {
+          for (let k = 0; k < 8 && i + k < optional.length; k++) if (own(optional[i + k]!.name as string)) bits |= 1 << k
+          w.byte(bits)
+        } else {
+          bits = r.byte()
+          // Bits past the last optional property (a byte shifted by 8 is 0).
+          if (bits >> Math.min(8, optional.length - i) !== 0) bad("Unknown optional fields.")
+        }
         for (let k = 0; k < 8 && i + k < optional.length; k++) if (bits & (1 << k)) present.add(optional[i + k]!.name)
       }
       const out: Record<string, unknown> = {}
       for (const p of props) {
-        if (typeof p.name !== "string") bad("This schema has a key that is not a string.")
-        if (SchemaAST.isOptional(p.type) && !present.has(p.name)) continue
-        setOwn(out, p.name as string, decodeNode(r, p.type, depth + 1))
+        const name = p.name as string
+        // An optional property when its bit is set; a required one always (missing: a misfit).
+        if (SchemaAST.isOptional(p.type) ? present.has(name) : !encoding || own(name) || unfit()) setOwn(out, name, node(p.type, o?.[name], depth + 1))
       }
-      const index = ast.indexSignatures[0]
+      let keys: string[] = []
+      if (encoding) {
+        const declared = new Set(props.map((p) => p.name))
+        keys = Object.keys(o).filter((k) => !declared.has(k) && o[k] !== undefined)
+        // Keys the schema does not know: send the value whole.
+        if (index === undefined && keys.length > 0) throw MISFIT
+      }
       if (index !== undefined) {
-        const n = r.varint()
-        if (n > r.remaining) bad(`An object of ${n} more keys cannot fit in ${r.remaining} bytes.`)
-        if (n > items) bad(`An object of ${n} more keys is over what the arguments may hold.`)
-        items -= n
+        const n = more(keys.length)
+        if (!encoding && n > r.remaining) bad(`${n} keys in ${r.remaining} bytes.`)
         for (let i = 0; i < n; i++) {
-          const k = r.string()
-          if (hasOwn.call(out, k)) bad(`Key "${k}" appears twice.`)
-          setOwn(out, k, decodeNode(r, index.type, depth + 1))
+          let k = keys[i]!
+          if (encoding) w.string(k)
+          else if (hasOwn.call(out, (k = r.string()))) bad(`Key "${k}" twice.`)
+          setOwn(out, k, node(index.type, o?.[k], depth + 1))
         }
       }
       return out
     }
-    default: return readValue(r, depth)
+    default:
+      if (!encoding) return readValue(r, depth)
+      writeValue(w, v, depth)
   }
 }
 
@@ -272,12 +262,13 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
   const wire = SchemaAST.toEncoded(ast)
   return {
     encode(args: unknown): Uint8Array {
-      const w = writer
+      w = writer
       w.reset()
       try {
         w.byte(Form.SCHEMA)
         items = 0
-        encodeNode(w, wire, args, 0)
+        encoding = true
+        node(wire, args, 0)
         // More items than the decoder's budget for these bytes: the value form has a byte each.
         if (items > w.pos + FREE_ITEMS) throw MISFIT
         // Large and larger than the value form (a union adds its index to each value): the
@@ -292,16 +283,17 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       return w.finish()
     },
     decode(bytes: Uint8Array): unknown {
-      const r = new ByteReader(bytes)
+      r = new ByteReader(bytes)
       const form = r.byte()
       let v: unknown
       if (form === Form.SCHEMA) {
         items = bytes.length + FREE_ITEMS
-        v = decodeNode(r, wire, 0)
+        encoding = false
+        v = node(wire, undefined, 0)
       }
       else if (form === Form.VALUE) v = readValue(r)
-      else bad(`Unknown arguments form ${form}.`)
-      if (!r.done()) bad(`${r.remaining} bytes left after the arguments.`)
+      else bad(`Form ${form}.`)
+      if (!r.done()) bad(`${r.remaining} trailing bytes.`)
       return v
     },
   }

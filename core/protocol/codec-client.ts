@@ -16,22 +16,6 @@ import type { ClientMessage, Entries, ErrorMsg, Hello, MachineInfo, RefusalCode,
 
 // ---- encoding ----
 
-const writeHello = (w: ByteWriter, m: Hello): void => {
-  uint(w, m.protocol.min, "protocol.min")
-  uint(w, m.protocol.max, "protocol.max")
-  str(w, m.clientId, "clientId")
-  const ms = list(w, m.machines, "machines")
-  for (let i = 0; i < ms.length; i++) {
-    const x: MachineInfo = ms[i]!
-    str(w, x.name, "A machine's name")
-    uint(w, x.version, "A machine's version")
-    str(w, x.fingerprint, "A machine's fingerprint")
-  }
-  w.byte((m.credentials !== undefined ? 1 : 0) | (m.secret !== undefined ? 2 : 0))
-  if (m.credentials !== undefined) str(w, m.credentials, "credentials")
-  if (m.secret !== undefined) str(w, m.secret, "secret")
-}
-
 /** Protocol 2: a command name defined once per connection (bounded as the hub's decoder bounds it). */
 const sessionName = (w: ByteWriter, s: string): void => {
   checkString(s, "A command name")
@@ -43,57 +27,66 @@ const sessionName = (w: ByteWriter, s: string): void => {
   w.string(s)
 }
 
-const writeSubmit = (w: ByteWriter, m: Submit): void => {
-  const compact = compactFor(m)
-  if (compact) channel(w, m.docId)
-  else str(w, m.docId, "docId")
-  uint(w, m.ackedClientSeq, "ackedClientSeq")
-  const cs: ReadonlyArray<CommandRequest> = list(w, m.commands, "commands")
-  newNameTable()
-  let prev = 0
-  for (let i = 0; i < cs.length; i++) {
-    const c = cs[i]!
-    const seq = c.clientSeq
-    checkUint(seq, "A clientSeq")
-    if (i === 0) w.varint(seq)
-    else delta(w, seq - prev - 1, "A clientSeq")
-    prev = seq
-    if (compact) {
-      sessionName(w, c.name)
-      compactArgs(w, c.args)
-    } else {
-      name(w, c.name)
-      writeValue(w, c.args)
-    }
-  }
-}
-
 const writeClient = (w: ByteWriter, m: ClientMessage): void => {
   switch (m.type) {
-    case "hello":
+    case "hello": {
       header(w, Type.HELLO)
-      writeHello(w, m)
+      uint(w, m.protocol.min, "protocol.min")
+      uint(w, m.protocol.max, "protocol.max")
+      str(w, m.clientId, "clientId")
+      const ms = list(w, m.machines, "machines")
+      for (let i = 0; i < ms.length; i++) {
+        const x: MachineInfo = ms[i]!
+        str(w, x.name, "A machine name")
+        uint(w, x.version, "A machine version")
+        str(w, x.fingerprint, "A machine fingerprint")
+      }
+      w.byte((m.credentials !== undefined ? 1 : 0) | (m.secret !== undefined ? 2 : 0))
+      if (m.credentials !== undefined) str(w, m.credentials, "credentials")
+      if (m.secret !== undefined) str(w, m.secret, "secret")
       if (session !== undefined) session.clientId = m.clientId
       return
-    case "subscribe":
+    }
+    case "subscribe": {
       header(w, Type.SUBSCRIBE)
       str(w, m.docId, "docId")
-      {
-        // Refused as the hub's decoder refuses it (a docId over the limit, a session full).
-        const bytes = utf8Length(m.docId)
-        const problem = docIdBytesProblem(bytes) ?? session?.subscribed(m.docId, bytes)
-        if (problem !== undefined) invalid(problem)
-      }
+      // Refused as the hub's decoder refuses it (a docId over the limit, a session full).
+      const bytes = utf8Length(m.docId)
+      const problem = docIdBytesProblem(bytes) ?? session?.subscribed(m.docId, bytes)
+      if (problem !== undefined) invalid(problem)
       str(w, m.machine, "machine")
       uint(w, m.version, "version")
       str(w, m.fingerprint, "fingerprint")
       uint(w, m.fromSeq, "fromSeq")
       uint(w, m.ackedClientSeq, "ackedClientSeq")
       return
-    case "submit":
+    }
+    case "submit": {
       header(w, m.compact === true ? Type.SUBMIT2 : Type.SUBMIT)
-      writeSubmit(w, m)
+      const compact = compactFor(m)
+      if (compact) channel(w, m.docId)
+      else str(w, m.docId, "docId")
+      uint(w, m.ackedClientSeq, "ackedClientSeq")
+      const cs: ReadonlyArray<CommandRequest> = list(w, m.commands, "commands")
+      newNameTable()
+      let prev = 0
+      for (let i = 0; i < cs.length; i++) {
+        const c = cs[i]!
+        const seq = c.clientSeq
+        checkUint(seq, "A clientSeq")
+        if (i === 0) w.varint(seq)
+        else delta(w, seq - prev - 1, "A clientSeq")
+        prev = seq
+        if (compact) {
+          sessionName(w, c.name)
+          compactArgs(w, c.args)
+        } else {
+          name(w, c.name)
+          writeValue(w, c.args)
+        }
+      }
       return
+    }
     case "fetch-state":
       header(w, Type.FETCH_STATE)
       str(w, m.docId, "docId")
@@ -114,7 +107,7 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
       writeValue(w, m.state)
       return
     default:
-      invalid(`Not a client message type: ${show((m as { type?: unknown } | null)?.type)}.`)
+      invalid(`Not a client message: ${show((m as { type?: unknown } | null)?.type)}.`)
   }
 }
 
@@ -123,15 +116,6 @@ export const encodeClientMessage = (m: ClientMessage, options?: CodecOptions): U
 
 // ---- decoding ----
 
-const readEntries = (r: ByteReader): Entries => readEntriesBody(r, r.string(), false)
-const readEntries2 = (r: ByteReader): Entries => readEntriesBody(r, readChannel(r), true)
-
-/** An entry's time: the previous one's plus a zigzag delta, within the range an entry's time may take. */
-const nextTime = (r: ByteReader, prev: number): number => {
-  const time = prev + unzigzag(r.varint())
-  if (!(time >= 0 && time < TIME_LIMIT)) bad(`An entry's time is out of range (${time}).`)
-  return time
-}
 
 const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entries => {
   // An elided entry takes 3 bytes at least; a full one 5.
@@ -139,40 +123,41 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
   const entries: Entry[] = new Array(n)
   if (n > 0) {
     const first = r.varint()
-    if (n - 1 > MAX_UINT - first) bad("Entry seqs run past 2^53 - 1.")
+    if (n - 1 > MAX_UINT - first) bad("Seqs past 2^53.")
     const clients = new Table("ClientId")
     const last: number[] = []
     const names = new Table("Command name")
     let time = 0
     for (let i = 0; i < n; i++) {
       let c = r.varint()
-      if (compact) {
-        if (c === 0) {
-          // The receiver's own command: it holds the name and arguments.
-          const own = session!.clientId
-          if (own === undefined) bad("An elided entry on a connection that said no hello.")
-          const clientSeq = r.varint()
-          time = nextTime(r, time)
-          entries[i] = { seq: first + i, time, clientId: own!, clientSeq, name: "", args: null, elided: true }
-          continue
-        }
-        c -= 1
-      }
       let clientId: string
       let clientSeq: number
-      if (c === 0) {
-        clientId = r.string()
+      let name = ""
+      // Protocol 2's client 0 is the receiver's own command: it holds the name and arguments.
+      const elided = compact && c-- === 0
+      if (elided) {
+        clientId = session!.clientId!
+        if (clientId === undefined) bad("Elided entry before hello.")
         clientSeq = r.varint()
-        clients.define(clientId)
-        last.push(clientSeq)
       } else {
-        clientId = clients.get(c)
-        clientSeq = next(r, last[c - 1]!, "A clientSeq")
-        last[c - 1] = clientSeq
+        if (c === 0) {
+          clientId = r.string()
+          clientSeq = r.varint()
+          clients.define(clientId)
+          last.push(clientSeq)
+        } else {
+          clientId = clients.get(c)
+          clientSeq = next(r, last[c - 1]!, "A clientSeq")
+          last[c - 1] = clientSeq
+        }
+        name = readName(r, names)
       }
-      const name = readName(r, names)
-      time = nextTime(r, time)
-      entries[i] = { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r) }
+      // An entry's time: the previous one's plus a zigzag delta, within the range an entry's time may take.
+      time += unzigzag(r.varint())
+      if (!(time >= 0 && time < TIME_LIMIT)) bad(`Time ${time} out of range.`)
+      entries[i] = elided
+        ? { seq: first + i, time, clientId, clientSeq, name, args: null, elided }
+        : { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r) }
     }
   }
   const opt = optionalFields(r, 1)
@@ -182,8 +167,6 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
   return m
 }
 
-const readResults = (r: ByteReader): Results => readResultsBody(r, r.string())
-const readResults2 = (r: ByteReader): Results => ({ ...readResultsBody(r, readChannel(r)), compact: true })
 
 const readResultsBody = (r: ByteReader, docId: string): Results => {
   const n = count(r, 3, "outcomes")
@@ -200,31 +183,29 @@ const readResultsBody = (r: ByteReader, docId: string): Results => {
       outcomes[i] = { clientSeq, seqAtMost: r.varint() }
     } else {
       const code = REJECTION_CODES[kind - 1]
-      if (code === undefined) bad(`Unknown outcome kind ${kind}.`)
+      if (code === undefined) bad(`Outcome kind ${kind}.`)
       outcomes[i] = { clientSeq, rejection: { code: code!, message: r.string() } }
     }
   }
   return { type: "results", docId, outcomes }
 }
 
-const readRefused = (r: ByteReader): Refused => {
-  const code = r.string() as RefusalCode
-  if (!REFUSAL_CODES.includes(code)) bad(`Unknown refusal code ${show(code)}.`)
-  const message = r.string()
-  const opt = optionalFields(r, 3)
-  const m: { -readonly [K in keyof Refused]: Refused[K] } = { type: "refused", code, message }
-  if (opt & 1) m.protocol = { min: r.varint(), max: r.varint() }
-  if (opt & 2) m.machine = r.string()
-  return m
-}
-
 const SERVER_READERS = new Map<number, Reader<ServerMessage>>([
   [Type.WELCOME, (r) => ({ type: "welcome", protocol: r.varint(), clientId: r.string() })],
-  [Type.REFUSED, readRefused],
-  [Type.ENTRIES, readEntries],
-  [Type.RESULTS, readResults],
-  [Type.ENTRIES2, readEntries2],
-  [Type.RESULTS2, readResults2],
+  [Type.REFUSED, (r): Refused => {
+    const code = r.string() as RefusalCode
+    if (!REFUSAL_CODES.includes(code)) bad(`Refusal code ${show(code)}.`)
+    const message = r.string()
+    const opt = optionalFields(r, 3)
+    const m: { -readonly [K in keyof Refused]: Refused[K] } = { type: "refused", code, message }
+    if (opt & 1) m.protocol = { min: r.varint(), max: r.varint() }
+    if (opt & 2) m.machine = r.string()
+    return m
+  }],
+  [Type.ENTRIES, (r) => readEntriesBody(r, r.string(), false)],
+  [Type.RESULTS, (r) => readResultsBody(r, r.string())],
+  [Type.ENTRIES2, (r) => readEntriesBody(r, readChannel(r), true)],
+  [Type.RESULTS2, (r) => ({ ...readResultsBody(r, readChannel(r)), compact: true })],
   [Type.SYNCED, (r) => ({ type: "synced", docId: r.string(), seq: r.varint() })],
   [Type.CHECKPOINT, (r) => ({ type: "checkpoint", docId: r.string(), seq: r.varint(), hash: r.string() })],
   [Type.STATE, (r) => ({ type: "state", docId: r.string(), seq: r.varint(), hash: r.string(), state: r.bytes() })],

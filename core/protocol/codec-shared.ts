@@ -102,7 +102,7 @@ export class CodecSession {
     if (this.#channels.has(docId)) return undefined
     const long = docIdBytesProblem(bytes)
     if (long !== undefined) return long
-    if (this.#docs.length >= MAX_CHANNELS) return `A connection may subscribe to at most ${MAX_CHANNELS} documents over its life.`
+    if (this.#docs.length >= MAX_CHANNELS) return `At most ${MAX_CHANNELS} documents per connection: reconnect.`
     const over = this.#charge(rememberedCost(docId, bytes))
     if (over !== undefined) return over
     this.#docs.push(docId)
@@ -135,12 +135,12 @@ export class CodecSession {
   nameProblem(name: string, defined: number, bytes: number): string | undefined {
     const long = commandNameProblem(name, bytes)
     if (long !== undefined) return long
-    if (defined >= MAX_NAMES) return `More than ${MAX_NAMES} command names on one connection.`
+    if (defined >= MAX_NAMES) return `At most ${MAX_NAMES} command names per connection: reconnect.`
     return this.#charge(rememberedCost(name, bytes))
   }
 
   #charge(cost: number): string | undefined {
-    if (this.#bytes + cost > MAX_SESSION_BYTES) return `A connection may name at most ${MAX_SESSION_BYTES} bytes of documents and commands over its life (counted as the memory they hold, ${ENTRY_OVERHEAD} bytes and more each).`
+    if (this.#bytes + cost > MAX_SESSION_BYTES) return `A connection may name at most ${MAX_SESSION_BYTES} bytes of documents and commands: reconnect.`
     this.#bytes += cost
     return undefined
   }
@@ -208,21 +208,20 @@ export enum Type {
   RESULTS2 = 0x4e,
 }
 
-/** Every type a client sends, and every type the hub sends: a decoder refuses the other side's as not its own. */
-export const CLIENT_TYPES: ReadonlyArray<number> = [Type.HELLO, Type.SUBSCRIBE, Type.SUBMIT, Type.FETCH_STATE, Type.UNSUBSCRIBE, Type.SNAPSHOT_ACK, Type.PRESENCE_SET, Type.SUBMIT2]
-export const SERVER_TYPES: ReadonlyArray<number> = [
-  Type.WELCOME, Type.REFUSED, Type.ENTRIES, Type.RESULTS, Type.SYNCED, Type.CHECKPOINT, Type.STATE, Type.ERROR, Type.SNAPSHOT_BEGIN, Type.SNAPSHOT_CHUNK, Type.SNAPSHOT_END, Type.PRESENCE, Type.KEEPALIVE, Type.ENTRIES2, Type.RESULTS2,
-]
+/**
+ * The types a client sends, and the types the hub sends, as [first, last] (each side's types
+ * are one run of numbers): a decoder refuses the other side's as not its own.
+ */
+export const CLIENT_TYPES: readonly [number, number] = [Type.HELLO, Type.SUBMIT2]
+export const SERVER_TYPES: readonly [number, number] = [Type.WELCOME, Type.RESULTS2]
 
-const REQUIRED = 0
-const OPTIONAL = 1
-/** The types whose frames are optional (flags 1); every other type's flags are 0. */
+/** The types whose frames are optional (flags 1); every other type's flags are 0 (required). */
 const OPTIONAL_TYPES: ReadonlyArray<number> = [Type.PRESENCE_SET, Type.PRESENCE, Type.KEEPALIVE]
 /** The types protocol 2 added: a connection of protocol 1 does not know them. */
 const V2_TYPES: ReadonlyArray<number> = [Type.SUBMIT2, Type.ENTRIES2, Type.RESULTS2]
 
 /** The flags a frame of this type carries (exactly these: other bits are reserved). */
-const flagsOf = (type: number): number => (OPTIONAL_TYPES.includes(type) ? OPTIONAL : REQUIRED)
+const flagsOf = (type: number): number => (OPTIONAL_TYPES.includes(type) ? 1 : 0)
 
 // Globals read once: inside a vm context (jest) every global lookup on a hot path is slow.
 const { isInteger, isSafeInteger, MAX_SAFE_INTEGER: MAX_UINT } = Number
@@ -244,6 +243,8 @@ export const REFUSAL_CODES: ReadonlyArray<RefusalCode> = [
 
 export const show = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : String(v))
 
+const hex = (n: number): string => `0x${n.toString(16)}`
+
 // ---- encoding ----
 
 let writer = new ByteWriter(4096)
@@ -255,7 +256,7 @@ export const invalid = (message: string): never => {
 
 /** A count or sequence number: a non-negative safe integer (written by the caller, as is or as a delta). */
 export const checkUint = (n: number, what: string): void => {
-  if (!isSafeInteger(n) || n < 0) invalid(`${what} must be a non-negative integer, not ${show(n)}.`)
+  if (!isSafeInteger(n) || n < 0) invalid(`${what} must be an integer >= 0, not ${show(n)}.`)
 }
 
 export const uint = (w: ByteWriter, n: number, what: string): void => {
@@ -265,7 +266,7 @@ export const uint = (w: ByteWriter, n: number, what: string): void => {
 
 export const delta = (w: ByteWriter, d: number, what: string): void => {
   const z = d >= 0 ? d * 2 : -d * 2 - 1
-  if (!(z <= MAX_UINT)) invalid(`${what} is too far from the previous one to encode (${d}).`)
+  if (!(z <= MAX_UINT)) invalid(`${what} jumps too far (${d}).`)
   w.varint(z)
 }
 
@@ -309,30 +310,26 @@ export const header = (w: ByteWriter, type: number): void => {
 
 const spoken = (v: number): boolean => isInteger(v) && v >= PROTOCOL_VERSIONS.min && v <= PROTOCOL_VERSIONS.max
 
-const unspoken = (v: unknown): string => `Protocol version ${show(v)} is not spoken here (${PROTOCOL_VERSIONS.min}..${PROTOCOL_VERSIONS.max}).`
+const unspoken = (v: unknown): string => `Protocol ${show(v)} is not spoken here (1..2).`
 
 /** Protocol 2: a document by its channel on this connection. */
 export const channel = (w: ByteWriter, docId: string): void => {
   const c = session?.channelOf(docId)
-  if (c === undefined) invalid(`Document ${show(docId)} has no channel on this connection: a compact frame needs a session that saw its subscribe.`)
+  if (c === undefined) invalid(`Document ${show(docId)} has no channel: subscribe it on this session first.`)
   w.varint(c!)
 }
 
 export const compactArgs = (w: ByteWriter, args: unknown): void => {
-  if (!isBytes(args)) invalid("A compact frame's arguments are bytes (core/protocol/args-codec.ts).")
+  if (!isBytes(args)) invalid("Compact arguments must be bytes (args-codec.ts).")
   w.bytes(args as Uint8Array)
 }
 
 /** Compact frames exist from protocol 2 on. */
 export const compactFor = (m: { readonly compact?: true }): boolean => {
   if (m.compact !== true) return false
-  if (encodingVersion < 2) invalid(`Compact frames need protocol 2; this connection speaks ${encodingVersion}.`)
+  if (encodingVersion < 2) invalid(`Compact frames need protocol 2, not ${encodingVersion}.`)
   return true
 }
-
-/** Malformed input (a null where an object belongs...) surfaces as a CanonError too, not a TypeError. */
-const asEncodeError = (e: unknown): CanonError =>
-  e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode the message: ${errorText(e)}`)
 
 /** One frame: `write` fills the writer (header first). Throws a CanonError if the protocol cannot carry the message. */
 export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (w: ByteWriter, m: M) => void): Uint8Array => {
@@ -344,18 +341,15 @@ export const encodeFrame = <M>(m: M, options: CodecOptions | undefined, write: (
   try {
     write(w, m)
   } catch (e) {
-    throw asEncodeError(e)
+    // Malformed input (a null where an object belongs...) surfaces as a CanonError too, not a TypeError.
+    throw e instanceof CanonError ? e : canonError("protocol-error", `Cannot encode: ${errorText(e)}`)
   }
   const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
-  if (w.pos > max) {
-    const size = w.pos
-    writer = new ByteWriter(4096)
-    invalid(frameTooLarge(size, max))
-  }
-  const out = w.finish()
+  const size = w.pos
   // Do not keep a huge buffer alive after one huge frame.
-  if (w.pos > 1 << 20) writer = new ByteWriter(4096)
-  return out
+  if (size > max || size > 1 << 20) writer = new ByteWriter(4096)
+  if (size > max) invalid(frameTooLarge(size, max))
+  return w.finish()
 }
 
 // ---- decoding ----
@@ -372,7 +366,7 @@ export const bad = (message: string): never => {
 /** A count of items each taking at least `minBytes`: a count that cannot fit is refused before allocating. */
 export const count = (r: ByteReader, minBytes: number, what: string): number => {
   const n = r.varint()
-  if (n * minBytes > r.remaining) throw new Fail("truncated", `${n} ${what} cannot fit in the ${r.remaining} bytes left.`)
+  if (n * minBytes > r.remaining) throw new Fail("truncated", `${n} ${what} in ${r.remaining} bytes.`)
   return n
 }
 
@@ -393,13 +387,13 @@ export { unzigzag }
 /** `prev + 1 + delta`, which must be a non-negative safe integer. */
 export const next = (r: ByteReader, prev: number, what: string): number => {
   const v = prev + 1 + unzigzag(r.varint())
-  if (!(v >= 0 && v <= MAX_UINT)) bad(`${what} out of range (${v}).`)
+  if (!(v >= 0 && v <= MAX_UINT)) bad(`${what} ${v} out of range.`)
   return v
 }
 
 export const optionalFields = (r: ByteReader, allowed: number): number => {
   const b = r.byte()
-  if ((b & ~allowed) !== 0) bad(`Optional-field byte 0x${b.toString(16)} sets unknown fields.`)
+  if ((b & ~allowed) !== 0) bad(`Optional fields ${hex(b)}.`)
   return b
 }
 
@@ -411,19 +405,22 @@ export const optionalFields = (r: ByteReader, allowed: number): number => {
 export class Table {
   readonly items: string[] = []
   #set: Set<string> | undefined
+  readonly #what: string
 
-  constructor(private readonly what: string) {}
+  constructor(what: string) {
+    this.#what = what
+  }
 
   define(s: string): void {
     const items = this.items
     // Past 16 names, a set finds them without a scan.
-    if (items.length < 16 ? items.includes(s) : (this.#set ??= new Set(items)).has(s)) bad(`${this.what} ${show(s)} is defined twice in one frame.`)
+    if (items.length < 16 ? items.includes(s) : (this.#set ??= new Set(items)).has(s)) bad(`${this.#what} ${show(s)} defined twice.`)
     this.#set?.add(s)
     items.push(s)
   }
 
   get(k: number): string {
-    if (k > this.items.length) bad(`${this.what} reference ${k} but only ${this.items.length} defined so far.`)
+    if (k > this.items.length) bad(`${this.#what} ${k} not defined.`)
     return this.items[k - 1]!
   }
 }
@@ -440,10 +437,10 @@ export const readName = (r: ByteReader, names: Table): string => {
 
 /** Protocol 2: the document a channel names on this connection. */
 export const readChannel = (r: ByteReader): string => {
-  if (session === undefined) bad("A compact frame on a connection without a session.")
+  if (session === undefined) bad("Compact frame without a session.")
   const c = r.varint()
   const d = session!.docOf(c)
-  if (d === undefined) bad(`Channel ${c} names no document on this connection.`)
+  if (d === undefined) bad(`Channel ${c} unknown.`)
   return d!
 }
 
@@ -462,8 +459,8 @@ const READER_CODES: ReadonlyArray<readonly [RegExp, DecodeErrorCode]> = [
 const toFail = (e: unknown): Fail => {
   if (e instanceof Fail) return e
   if (e instanceof CanonError) return new Fail(READER_CODES.find(([sentence]) => sentence.test(e.message))?.[1] ?? "bad-value", e.message)
-  if (e instanceof RangeError && /call stack/i.test(e.message)) return new Fail("too-deep", "A value nests too deeply.")
-  return new Fail("bad-value", `Malformed frame: ${errorText(e)}`)
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return new Fail("too-deep", "Nested too deeply.")
+  return new Fail("bad-value", errorText(e))
 }
 
 const failure = (code: DecodeErrorCode, message: string): { readonly ok: false; readonly error: DecodeError } =>
@@ -474,7 +471,7 @@ export const decodeFrame = <T>(
   frame: Uint8Array,
   options: CodecOptions | undefined,
   readers: ReadonlyMap<number, Reader<T>>,
-  others: ReadonlyArray<number>,
+  others: readonly [number, number],
   side: string,
 ): Decoded<T> => {
   // A decode error is the peer's doing, not a bug here: no stack trace to capture (a flood of
@@ -485,11 +482,10 @@ export const decodeFrame = <T>(
     const version = options?.version ?? 1
     if (!spoken(version)) return failure("unsupported-version", unspoken(version))
     session = options?.session
-    if (!isBytes(frame)) return failure("bad-value", "A frame must be a Uint8Array.")
+    if (!isBytes(frame)) return failure("bad-value", "Not a Uint8Array.")
     const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     if (frame.length > max) return failure("too-large", frameTooLarge(frame.length, max))
-    if (frame.length === 0) return failure("empty", "An empty frame.")
-    if (frame.length === 1) return failure("truncated", "A frame of one byte has no flags.")
+    if (frame.length < 2) return frame.length ? failure("truncated", "No flags byte.") : failure("empty", "Empty frame.")
     // A plain Uint8Array view (a Buffer's slice() would alias the frame instead of copying).
     const bytes = frame.constructor === Bytes ? frame : new Bytes(frame.buffer, frame.byteOffset, frame.byteLength)
     const type = bytes[0]!
@@ -497,16 +493,15 @@ export const decodeFrame = <T>(
     // A type newer than the connection's version is unknown to it, as to an older peer.
     const read = version >= 2 || !V2_TYPES.includes(type) ? readers.get(type) : undefined
     if (read === undefined) {
-      if (others.includes(type)) return failure("unknown-type", `Message type 0x${type.toString(16)} is not a ${side} message.`)
-      if (flags & OPTIONAL) return { ok: "ignore", type }
-      return failure("unknown-type", `Unknown required message type 0x${type.toString(16)}.`)
+      const other = type >= others[0] && type <= others[1]
+      if (!other && flags & 1) return { ok: "ignore", type }
+      return failure("unknown-type", other ? `Type ${hex(type)} is not a ${side} message.` : `Unknown type ${hex(type)}.`)
     }
-    const expected = flagsOf(type)
-    if (flags !== expected) return failure("bad-value", `Flags 0x${flags.toString(16)} on message type 0x${type.toString(16)} (expected 0x${expected.toString(16)}).`)
+    if (flags !== flagsOf(type)) return failure("bad-value", `Flags ${hex(flags)} on type ${hex(type)}.`)
     const r = new ByteReader(bytes)
     r.pos = 2
     const message = read(r)
-    if (r.remaining > 0) return failure("trailing-bytes", `${r.remaining} bytes left after a message of type 0x${type.toString(16)}.`)
+    if (r.remaining > 0) return failure("trailing-bytes", `${r.remaining} bytes after type ${hex(type)}.`)
     return { ok: true, message }
   } catch (e) {
     const fail = toFail(e)

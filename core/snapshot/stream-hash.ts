@@ -35,17 +35,20 @@ const mixK = (k: number): number => {
 }
 
 export class StreamHash {
-  private h1 = 0x9747b28c
-  private h2 = 0x2f9be6cc
+  #h1 = 0x9747b28c
+  #h2 = 0x2f9be6cc
   /** Bytes seen in all. */
   length = 0
-  /** Up to 3 bytes waiting for a full 4-byte word. */
-  private carry = 0
-  private carried = 0
+  /** Up to 3 bytes waiting for a full 4-byte word, and how many. */
+  #carry = 0
+  #carried = 0
 
   update(bytes: Uint8Array): this {
     const n = bytes.length
-    let { h1, h2, carry, carried } = this
+    let h1 = this.#h1
+    let h2 = this.#h2
+    let carry = this.#carry
+    let carried = this.#carried
     this.length += n
     let i = 0
     // Finish a word started by an earlier piece; it is mixed first, then the whole words.
@@ -68,18 +71,20 @@ export class StreamHash {
     }
     if (carried === 4) carry = carried = 0
     while (i < n) carry |= bytes[i++]! << (8 * carried++)
-    this.h1 = h1
-    this.h2 = h2
-    this.carry = carry
-    this.carried = carried
+    this.#h1 = h1
+    this.#h2 = h2
+    this.#carry = carry
+    this.#carried = carried
     return this
   }
 
   /** The hash of everything fed so far, 16 hex characters (equal to `hashBytes` of it all). */
   digest(): string {
-    let { h1, h2, length: n } = this
-    if (this.carried > 0) {
-      const k = mixK(this.carry)
+    let h1 = this.#h1
+    let h2 = this.#h2
+    const n = this.length
+    if (this.#carried > 0) {
+      const k = mixK(this.#carry)
       h1 ^= k
       h2 ^= imul(k, C3)
     }

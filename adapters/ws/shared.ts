@@ -225,7 +225,7 @@ export class ClientLink implements Connection<ClientMessage> {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
     const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     if (connectTimeout > 0) {
-      this.#connectTimer = setTimeout(() => this.#timedOut("unreachable", `Not open within ${connectTimeout} ms.`), connectTimeout)
+      this.#connectTimer = setTimeout(() => this.#timedOut("unreachable", `The connection did not open within ${connectTimeout} ms.`), connectTimeout)
     }
   }
 
@@ -262,7 +262,7 @@ export class ClientLink implements Connection<ClientMessage> {
   frame(data: Uint8Array | string): void {
     if (this.#state !== State.OPEN) return
     this.heard()
-    if (typeof data === "string") return this.#fail("protocol-error", "A text frame from the hub.")
+    if (typeof data === "string") return this.#fail("protocol-error", "The hub sent a text frame; Canon frames are binary.")
     const decoded = decodeServerMessage(data, { maxFrameBytes: this.#maxFrameBytes, session: this.#session, version: this.#version })
     if (decoded.ok === "ignore") return
     if (decoded.ok === false) return this.#fail("protocol-error", `Undecodable frame from the hub (${decoded.error.code}): ${decoded.error.message}`)
@@ -364,7 +364,7 @@ export class ClientLink implements Connection<ClientMessage> {
     const wait = Math.max(1, this.#lastHeard + this.#idleTimeoutMs - Date.now())
     this.#idleTimer = setTimeout(() => {
       if (Date.now() - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
-      this.#timedOut("timeout", `Nothing heard for ${this.#idleTimeoutMs} ms.`)
+      this.#timedOut("timeout", `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.`)
     }, wait)
   }
 }

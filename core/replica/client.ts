@@ -135,7 +135,7 @@ export class CanonClient {
     // retries.
     const storage = options.storage
     if (storage && typeof storage[REPLICA_STORE] !== "function") {
-      throw canonError("storage-failed", "A bare KVStore: pass storage: replicaStorage(kv) (from \"canon\").")
+      throw canonError("storage-failed", "This storage is a bare KVStore: pass storage: replicaStorage(kv) (from \"canon\").")
     }
     const store = storage?.[REPLICA_STORE]()
     // Without storage every run is a new identity (see ClientOptions.clientId).

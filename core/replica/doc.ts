@@ -384,7 +384,7 @@ export class Doc<M extends Machine<any, any>> {
       return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${errorText(e)}` })
     }
     if (size > this.#maxCommandBytes) {
-      return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.#maxCommandBytes} fit in a command. Keep blobs out.` })
+      return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.#maxCommandBytes} fit in a command. Keep large blobs out of commands.` })
     }
     // Apply what the authority will apply: the arguments as decoded from their wire form.
     const decoded = cmd.decode(encoded.success)

@@ -66,10 +66,45 @@ export const hasPlainPrototype = (v: object): boolean => {
   return proto === null || getPrototypeOf(proto) === null
 }
 
-/** Sets an own key; a "__proto__" key from the wire stays a plain key, not a new prototype. */
-export const setOwn = (o: Record<string, unknown>, k: string, v: unknown): void => {
-  if (k === "__proto__") Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })
-  else o[k] = v
+const objectProto = Object.prototype
+export const hasOwn = objectProto.hasOwnProperty
+
+/**
+ * Sets `key` as an own data property (new, or one already there: every property of plain data is
+ * writable). Assignment would call the `__proto__` setter (a "__proto__" key from the wire stays a
+ * plain key, not a new prototype), or fail where a hardened environment froze Object.prototype;
+ * defining never does either.
+ */
+export const setOwn = (o: object, key: string, v: unknown): void => {
+  if (key in objectProto) Object.defineProperty(o, key, { value: v, writable: true, enumerable: true, configurable: true })
+  else (o as Record<string, unknown>)[key] = v
+}
+
+/** What to store instead, by constructor name or typeof (own keys only: no prototype). */
+const INSTEAD: Readonly<Record<string, string>> = Object.assign(Object.create(null) as object, {
+  Date: "a number or an ISO string",
+  Set: "an array",
+  bigint: "a string or a number",
+  symbol: "a string",
+  function: "its result",
+})
+
+/** A value that is not plain data, and what to store instead: ["a Date", "Store a number or an ISO string instead."]. */
+export const notPlain = (v: unknown): [what: string, instead: string] => {
+  let name: string = typeof v
+  if (name === "object") {
+    try {
+      name = String((getPrototypeOf(v) as { constructor?: { name?: unknown } }).constructor?.name || "object with a custom prototype")
+    } catch {
+      name = "exotic object"
+    }
+  }
+  return [`${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`, `Store ${INSTEAD[name] ?? (isView(v) ? "a Uint8Array" : "its data in a plain object")} instead.`]
+}
+
+const unencodable = (v: unknown): never => {
+  const [what, instead] = notPlain(v)
+  throw canonError("state-unencodable", `Cannot encode ${what}. ${instead}`)
 }
 
 /** Nesting deeper than this is refused: it protects the decoder's stack from hostile input. */
@@ -118,10 +153,7 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
         w.bytes(value)
         return
       }
-      if (!hasPlainPrototype(value)) {
-        const name = (value as object).constructor?.name ?? "unknown"
-        throw canonError("state-unencodable", `A ${name} is not plain data; use objects, arrays, strings, numbers, booleans, null or Uint8Array.`)
-      }
+      if (!hasPlainPrototype(value)) unencodable(value)
       const obj = value as Record<string, unknown>
       const keys = ownKeys(obj)
       let count = 0
@@ -139,7 +171,7 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
       return
     }
     default:
-      throw canonError("state-unencodable", `A ${typeof value} is not plain data.`)
+      unencodable(value)
   }
 }
 

@@ -57,7 +57,7 @@
 import { wellFormed } from "./bytes.js"
 import { MAX_DEPTH, isVerifiedTree, markVerifiedTree } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
-import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError } from "./state/adopt.js"
+import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refuseSymbolKey, refusalError } from "./state/adopt.js"
 import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
 import { NOTHING, ROOT, hasOwn, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
@@ -67,12 +67,9 @@ export { MAX_WRITE_BYTES } from "./state/adopt.js"
 
 const MAX_ARRAY_LENGTH = 4294967295
 
+/** A write outside a command's apply: through a view, a kept draft, or a replaced root. */
 const readOnly = (): never => {
-  throw canonError("state-read-only", "State can only change inside a command's apply; submit a command instead.")
-}
-
-const viewReadOnly = (): never => {
-  throw canonError("state-read-only", "The state a document shows is read-only; change it by submitting a command.")
+  throw canonError("state-read-only", "State changes only inside a command's apply: submit a command.")
 }
 
 /** A state plus the machinery to change it through recorded drafts. */
@@ -145,10 +142,10 @@ export class JournaledState<S> implements ProxyHost {
     // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
     const shape = {
       setPrototypeOf(t: object): never {
-        throw refusalError(new Refusal("a new prototype", "State objects stay plain objects and arrays."), self.#pathTo(t))
+        throw refusalError(new Refusal("a new prototype", "State objects stay plain."), self.#pathTo(t))
       },
       preventExtensions(t: object): never {
-        throw refusalError(new Refusal("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.#pathTo(t))
+        throw refusalError(new Refusal("a frozen, sealed or non-extensible object", "Freeze a copy instead."), self.#pathTo(t))
       },
     }
     this.#objectDraft = handler(false, false, {
@@ -172,8 +169,8 @@ export class JournaledState<S> implements ProxyHost {
     })
     const refuse = (fail: () => never): ProxyHandler<object> =>
       ({ set: fail, deleteProperty: fail, defineProperty: fail, setPrototypeOf: fail, preventExtensions: fail })
-    this.#objectView = handler(false, true, refuse(viewReadOnly))
-    this.#arrayView = handler(true, true, refuse(viewReadOnly))
+    this.#objectView = handler(false, true, refuse(readOnly))
+    this.#arrayView = handler(true, true, refuse(readOnly))
     this.#bytesProxy = {
       ...refuse(immutableBytes),
       get(t, k) {
@@ -205,7 +202,7 @@ export class JournaledState<S> implements ProxyHost {
   /** Replaces the state between commands (a resync): checked like the constructor's root. */
   set root(next: S) {
     if (this.#journal !== null) {
-      throw canonError("state-read-only", "The state cannot be replaced during a command; return the new state from apply.")
+      throw canonError("state-read-only", "Return the new state from apply instead of replacing it during a command.")
     }
     this.#current = this.#adoptRoot(next)
   }
@@ -342,7 +339,7 @@ export class JournaledState<S> implements ProxyHost {
 
   #checkKey(t: object, k: PropertyKey): string {
     if (typeof k !== "string") {
-      throw this.#located(new Refusal("a symbol key", "State keys are strings."), t, String(k))
+      throw this.#located(refuseSymbolKey(), t, String(k))
     }
     if (!wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
     return k
@@ -380,7 +377,7 @@ export class JournaledState<S> implements ProxyHost {
     const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
       a in d ? d[a] === true && !(array && k === "length" && a !== "writable") : exists)
     if (!plain) {
-      throw this.#located(new Refusal("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
+      throw this.#located(new Refusal("a property that is not plain data", "Assign it, or define it writable, enumerable and configurable."), t, String(k))
     }
     if ("value" in d) {
       if (array) this.#writeElement(t as unknown[], k, d.value)
@@ -396,7 +393,7 @@ export class JournaledState<S> implements ProxyHost {
     const k = this.#checkKey(a, key)
     const i = arrayIndex(k)
     if (i < 0) {
-      throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
+      throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only: use an object."), a, k)
     }
     const next = this.#adoptAt(a, i, v, true)
     const len = a.length
@@ -414,7 +411,7 @@ export class JournaledState<S> implements ProxyHost {
 
   #growthBudget(a: unknown[], k: string | number, slots: number): void {
     if (slots * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
-      throw this.#located(new Refusal(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
+      throw this.#located(new Refusal(`${slots} new array slots`, "Push elements instead of writing far past the end."), a, k)
     }
   }
 
@@ -436,7 +433,7 @@ export class JournaledState<S> implements ProxyHost {
 
   /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
   mutate(m: Meta, name: string, args: unknown[]): unknown {
-    if (m.view) return viewReadOnly()
+    if (m.view) return readOnly()
     const j = this.#writable()
     const a = m.raw as unknown[]
     if (name === "sort") {

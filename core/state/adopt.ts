@@ -31,7 +31,7 @@
  * limit.
  */
 import { wellFormed } from "../bytes.js"
-import { MAX_DEPTH, isBytes } from "../canonical.js"
+import { MAX_DEPTH, hasPlainPrototype, isBytes, notPlain } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
 import { PROXIES, type Meta, type ProxyHost } from "./meta.js"
 import { hasOwn, setOwn } from "./records.js"
@@ -68,38 +68,19 @@ export class Refusal {
   constructor(readonly what: string, readonly why: string) {}
 }
 
-const PLAIN = "State is plain data (objects, arrays, strings, numbers, booleans, null, undefined, Uint8Array), encoded and hashed alike on every peer."
-/** What to store instead, by constructor name or typeof. */
-const INSTEAD: Record<string, string> = {
-  Date: "a number (ctx.time) or an ISO string",
-  Map: "a plain object keyed by strings",
-  Set: "an array, or an object whose keys are the members",
-  bigint: "a string, or a number if it fits",
-  symbol: "a string",
-  function: "the data it would produce",
-}
+/** A value refused by its type: "a Date", "an Int16Array", "a function", and what to store instead. */
+export const refuseType = (v: unknown): Refusal => new Refusal(...notPlain(v))
 
-/** A refusal of a value by its type: "a Date", "an Int16Array", "a function". */
-export const refuseType = (v: unknown): Refusal => {
-  let name: string = typeof v
-  if (name === "object") {
-    try {
-      name = String((Object.getPrototypeOf(v) as { constructor?: { name?: unknown } }).constructor?.name || "object with a custom prototype")
-    } catch {
-      name = "exotic object"
-    }
-  }
-  return new Refusal(`${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`, `${PLAIN} Store ${(hasOwn.call(INSTEAD, name) ? INSTEAD[name] : undefined) ?? (ArrayBuffer.isView(v) ? "a Uint8Array" : "its data in a plain object")} instead.`)
-}
+export const refuseSymbolKey = (): Refusal => new Refusal("a symbol key", "Use a string key.")
 
 export const refuseLoneSurrogate = (): Refusal =>
-  new Refusal("a string with a lone UTF-16 surrogate", "It has no UTF-8 form, so peers could not agree on its bytes. Remove or pair the surrogate (s.toWellFormed()).")
+  new Refusal("a string with a lone UTF-16 surrogate", "It has no UTF-8 form: pair or remove it (s.toWellFormed()).")
 
 export const refuseDepth = (): Refusal =>
-  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "The canonical encoding refuses deeper values. Flatten it (e.g. items keyed by id, with parent ids).")
+  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "Flatten it (e.g. items keyed by id).")
 
 export const refuseSize = (): Refusal =>
-  new Refusal(`more than ${MAX_WRITE_BYTES / 1048576} MiB in one write`, "Split the data over several commands, or store less.")
+  new Refusal(`more than ${MAX_WRITE_BYTES / 1048576} MiB in one write`, "Split it over several commands.")
 
 /** A path step the engine could not name (the container was not found from the root). */
 export const SOMEWHERE = "\u0000somewhere"
@@ -214,9 +195,8 @@ export class Adopter {
       return new Uint8Array(v)
     }
     if (Array.isArray(v)) return this.#freshArray(v, depth, top)
-    const proto = Object.getPrototypeOf(v)
     // Realm-independent: a plain object's prototype is null or some realm's Object.prototype.
-    if (proto !== null && Object.getPrototypeOf(proto) !== null) throw refuseType(v)
+    if (!hasPlainPrototype(v)) throw refuseType(v)
     return this.#freshObject(v, depth, top)
   }
 
@@ -243,12 +223,12 @@ export class Adopter {
       for (let i = 0; i < keys.length; i++) {
         k = keys[i]!
         if (typeof k === "symbol") {
-          throw new Refusal("a symbol key", `${PLAIN} Keys are strings.`)
+          throw refuseSymbolKey()
         }
         const d = Reflect.getOwnPropertyDescriptor(v, k)
         if (d === undefined || !d.enumerable) continue
         if (d.get !== undefined || d.set !== undefined) {
-          throw new Refusal("a getter or setter", `${PLAIN} Store the value itself.`)
+          throw new Refusal("a getter or setter", "Store the value itself.")
         }
         const x = d.value
         if (x === undefined) continue

@@ -128,7 +128,7 @@ def("entries", (m, a) => (function* () {
 
 /** A Uint8Array in the state is immutable: assign a new one. */
 export const immutableBytes = (): never => {
-  throw canonError("state-read-only", "A Uint8Array in the state cannot change in place; assign a new one.")
+  throw canonError("state-read-only", "Bytes in the state are immutable: assign a new Uint8Array.")
 }
 
 // Arrays: the host writes one journal record (and refuses on views and outside a command); bytes refuse.

@@ -17,6 +17,10 @@
  * not one per moved element.
  */
 
+import { hasOwn, setOwn } from "../canonical.js"
+
+export { hasOwn, setOwn }
+
 /** Recorded writes of one command, flat (see above). Opaque outside core/state and core/journal. */
 export type Journal = unknown[]
 
@@ -28,19 +32,6 @@ export const NOTHING: readonly unknown[] = Object.freeze([])
 
 /** Above this many items a range change is done by hand: spreading them as arguments could overflow the stack. */
 const SPREAD_LIMIT = 8192
-
-const objectProto = Object.prototype
-export const hasOwn = objectProto.hasOwnProperty
-
-/**
- * Sets `key` as an own data property (new, or one already there: every property in the state is
- * plain writable data). Assignment would call the `__proto__` setter, or fail where a hardened
- * environment froze Object.prototype; defining never does either.
- */
-export const setOwn = (o: object, key: string, v: unknown): void => {
-  if (key in objectProto) Object.defineProperty(o, key, { value: v, writable: true, enumerable: true, configurable: true })
-  else (o as Record<string, unknown>)[key] = v
-}
 
 /** Replaces `count` elements of `a` at `start` with `items` (count -1: up to the end). */
 export const replaceRange = (a: unknown[], start: number, count: number, items: readonly unknown[]): void => {

@@ -72,6 +72,13 @@ const readOnly = (): never => {
   throw canonError("state-read-only", "State changes only inside a command's apply: submit a command.")
 }
 
+/** Proxy kinds: 0 an array, 1 bytes, 2 an object. The methods and iterator of arrays and bytes, by kind. */
+const METHODS = [ARRAY_METHODS, BYTES_METHODS]
+const ITERATORS = [ARRAY_ITERATOR, BYTES_ITERATOR]
+
+/** A key that starts with a digit: an index, if it is one at all. */
+const isDigit = (k: PropertyKey): boolean => typeof k === "string" && (k.charCodeAt(0) ^ 48) < 10
+
 /** A state plus the machinery to change it through recorded drafts. */
 export class JournaledState<S> implements ProxyHost {
   #current: S
@@ -84,15 +91,11 @@ export class JournaledState<S> implements ProxyHost {
   beforeWrite: ((container: object) => void) | undefined = undefined
   /** raw object -> its draft's meta */
   readonly #drafts = new WeakMap<object, Meta>()
-  /** raw object -> its view */
-  readonly #views = new WeakMap<object, object>()
+  /** raw object -> its view's meta */
+  readonly #views = new WeakMap<object, Meta>()
   readonly #adopter: Adopter
-  /** Handlers by kind: drafts of objects and arrays, views of objects and arrays, bytes (both). */
-  readonly #objectDraft: ProxyHandler<object>
-  readonly #arrayDraft: ProxyHandler<object>
-  readonly #objectView: ProxyHandler<object>
-  readonly #arrayView: ProxyHandler<object>
-  readonly #bytesProxy: ProxyHandler<object>
+  /** Handlers by kind (array, bytes, object): the drafts' three, then the views' three. */
+  readonly #handlers: Array<ProxyHandler<any>> = []
 
   /**
    * Takes `root` as the state: checked and copied (a CanonError `state-unencodable` says what is
@@ -106,88 +109,48 @@ export class JournaledState<S> implements ProxyHost {
     // Own properties only. What Object.prototype contributes to a plain object is functions and
     // the __proto__ accessor (an object): those are checked; a primitive read is state data
     // (unless other code polluted Object.prototype with data, which no key path here can do).
-    const objectGet = (t: object, k: PropertyKey, view: boolean): unknown => {
-      if (typeof k !== "string") return undefined
-      const v = (t as Record<string, unknown>)[k]
+    // Arrays and bytes answer their indices, their length and the engine's methods
+    // (core/state/arrays.ts); bytes also the numbers a Uint8Array has, but not `buffer`: it
+    // would be a writable alias of bytes in the state.
+    const get = (t: any, k: PropertyKey, kind: number, view: boolean): unknown => {
+      if (typeof k !== "string") return kind > 1 ? undefined : k === Symbol.iterator ? ITERATORS[kind] : kind && k === Symbol.toStringTag ? "Uint8Array" : undefined
+      if (kind < 2 && !isDigit(k)) {
+        if (k === "length" || (kind && k === "byteLength")) return t.length
+        if (kind && k === "byteOffset") return 0
+        if (kind && k === "BYTES_PER_ELEMENT") return 1
+        return METHODS[kind]![k]
+      }
+      const v = t[k]
       if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : v === null ? null : undefined
       return typeof v === "function" ? undefined : v
     }
-    const arrayGet = (t: unknown[], k: PropertyKey, view: boolean): unknown => {
-      if (typeof k === "string") {
-        const c = k.charCodeAt(0)
-        if (c >= 48 && c <= 57) {
-          const v = (t as unknown as Record<string, unknown>)[k]
-          return isObject(v) ? self.#wrap(v, t, k, view) : v
-        }
-        if (k === "length") return t.length
-        return ARRAY_METHODS[k]
-      }
-      return k === Symbol.iterator ? ARRAY_ITERATOR : undefined
-    }
-    /** Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object. */
-    const descriptor = (t: object, k: PropertyKey, view: boolean): PropertyDescriptor | undefined => {
-      const d = Reflect.getOwnPropertyDescriptor(t, k)
-      if (d !== undefined && isObject(d.value)) d.value = self.#wrap(d.value, t, k as string, view)
-      return d
-    }
-    const handler = (array: boolean, view: boolean, writes: ProxyHandler<object>): ProxyHandler<object> => ({
-      ...writes,
-      get: array ? (t, k) => arrayGet(t as unknown[], k, view) : (t, k) => objectGet(t, k, view),
-      has: array ? (t, k) => hasIndexOr(t as unknown[], k, ARRAY_METHODS) : (t, k) => typeof k === "string" && hasOwn.call(t, k),
-      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, view),
-      ...(array ? {} : { ownKeys: (t: object) => (Reflect.ownKeys(t) as string[]).sort() }),
-    })
-
     // Writes ignore the receiver: a write on an object that inherits from a draft
     // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
-    const shape = {
-      setPrototypeOf(t: object): never {
-        throw refusalError(new Refusal("a new prototype", "State objects stay plain."), self.#pathTo(t))
-      },
-      preventExtensions(t: object): never {
-        throw refusalError(new Refusal("a frozen, sealed or non-extensible object", "Freeze a copy instead."), self.#pathTo(t))
-      },
-    }
-    this.#objectDraft = handler(false, false, {
-      ...shape,
-      set: (t, k, v) => (self.#writeKey(t, k, v), true),
-      deleteProperty: (t, k) => (self.#deleteKey(t, k), true),
-      defineProperty: (t, k, d) => (self.#defineKey(t, k, d, false), true),
-    })
-    this.#arrayDraft = handler(true, false, {
-      ...shape,
-      set: (t, k, v) => (self.#writeElement(t as unknown[], k, v), true),
-      deleteProperty(t, k) {
-        if (typeof k !== "string") return true
-        if (k === "length") return false
-        const i = arrayIndex(k)
-        // No holes: the encoding has none, so a deleted element is undefined on every peer.
-        if (i >= 0 && i < (t as unknown[]).length) self.#writeElement(t as unknown[], k, undefined)
-        return true
-      },
-      defineProperty: (t, k, d) => (self.#defineKey(t, k, d, true), true),
-    })
-    const refuse = (fail: () => never): ProxyHandler<object> =>
-      ({ set: fail, deleteProperty: fail, defineProperty: fail, setPrototypeOf: fail, preventExtensions: fail })
-    this.#objectView = handler(false, true, refuse(readOnly))
-    this.#arrayView = handler(true, true, refuse(readOnly))
-    this.#bytesProxy = {
-      ...refuse(immutableBytes),
-      get(t, k) {
-        const b = t as Uint8Array
-        if (typeof k === "string") {
-          const c = k.charCodeAt(0)
-          if (c >= 48 && c <= 57) return (b as unknown as Record<string, unknown>)[k]
-          if (k === "length" || k === "byteLength") return b.length
-          if (k === "byteOffset") return 0
-          if (k === "BYTES_PER_ELEMENT") return 1
-          // Not `buffer`: it would be a writable alias of bytes in the state.
-          return BYTES_METHODS[k]
+    // Views refuse every write; bytes too, drafts or views: they are immutable.
+    for (const view of [false, true]) {
+      for (const kind of [0, 1, 2]) {
+        const fail = kind === 1 ? immutableBytes : view ? readOnly : undefined
+        const refuse = (what: string, why: string) => (t: object): never => {
+          throw self.#located(new Refusal(what, why), t)
         }
-        if (k === Symbol.iterator) return BYTES_ITERATOR
-        return k === Symbol.toStringTag ? "Uint8Array" : undefined
-      },
-      has: (t, k) => hasIndexOr(t as Uint8Array, k, BYTES_METHODS),
+        this.#handlers.push({
+          get: (t, k) => get(t, k, kind, view),
+          // `in`: own keys; on arrays and bytes also `length`, a method, the iterator.
+          has: (t, k) => (kind > 1 || isDigit(k) ? hasOwn.call(t, k) : k === "length" || k === Symbol.iterator || METHODS[kind]![k as string] !== undefined),
+          // Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object.
+          getOwnPropertyDescriptor(t, k) {
+            const d = Reflect.getOwnPropertyDescriptor(t, k)
+            if (d !== undefined && isObject(d.value)) d.value = self.#wrap(d.value, t, k as string, view)
+            return d
+          },
+          ownKeys: kind > 1 ? (t) => (Reflect.ownKeys(t) as string[]).sort() : undefined,
+          set: fail ?? ((t, k, v) => (self.#set(t, k, v), true)),
+          deleteProperty: fail ?? ((t, k) => self.#delete(t, k)),
+          defineProperty: fail ?? ((t, k, d) => (self.#define(t, k, d), true)),
+          setPrototypeOf: fail ?? refuse("a new prototype", "State objects stay plain."),
+          preventExtensions: fail ?? refuse("a frozen, sealed or non-extensible object", "Freeze a copy instead."),
+        })
+      }
     }
     this.#current = this.#adoptRoot(root)
   }
@@ -232,21 +195,22 @@ export class JournaledState<S> implements ProxyHost {
 
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
   view(): S {
-    return isObject(this.#current) ? (this.#viewOf(this.#current) as S) : this.#current
+    return this.#top(true)
   }
 
   /** The draft handed to `apply`: the root itself when it is a primitive. */
   draft(): S {
+    return this.#top(false)
+  }
+
+  #top(view: boolean): S {
     const root = this.#current
-    if (!isObject(root)) return root
-    return (this.#drafts.get(root)?.proxy ?? this.#makeDraft(root, 0, null, "")) as S
+    return isObject(root) ? (this.#wrap(root, null, "", view) as S) : root
   }
 
   /** Starts recording into a fresh journal. */
   begin(): Journal {
-    const j: Journal = []
-    this.#journal = j
-    return j
+    return (this.#journal = [])
   }
 
   /** Stops recording. */
@@ -265,38 +229,27 @@ export class JournaledState<S> implements ProxyHost {
 
   /** Reverts the writes of a journal, newest first. */
   undo(j: Journal): void {
-    undoRecords(j, this.#setRoot)
-  }
-
-  readonly #setRoot = (old: unknown): void => {
-    this.#current = old as S
+    undoRecords(j, (old) => {
+      this.#current = old as S
+    })
   }
 
   // ---- proxies ----
 
-  #makeDraft(raw: object, depth: number, parent: object | null, key: string | number): object {
-    const handler = Array.isArray(raw) ? this.#arrayDraft : ArrayBuffer.isView(raw) ? this.#bytesProxy : this.#objectDraft
-    const proxy = new Proxy(raw, handler)
-    const m: Meta = { raw, proxy, host: this, view: false, depth, parent, key }
-    this.#drafts.set(raw, m)
-    PROXIES.set(proxy, m)
-    return proxy
-  }
-
-  /** What a draft (a command's) or a view (the app's) hands out for the object `v` found at `parent[key]`. */
-  #wrap(v: object, parent: object, key: string | number, view: boolean): object {
-    if (view) return this.#viewOf(v)
-    return this.#drafts.get(v)?.proxy ?? this.#makeDraft(v, this.#drafts.get(parent)!.depth + 1, parent, key)
-  }
-
-  #viewOf(raw: object): object {
-    let p = this.#views.get(raw)
-    if (p === undefined) {
-      p = new Proxy(raw, Array.isArray(raw) ? this.#arrayView : ArrayBuffer.isView(raw) ? this.#bytesProxy : this.#objectView)
-      this.#views.set(raw, p)
-      PROXIES.set(p, { raw, proxy: p, host: this, view: true, depth: -1, parent: null, key: "" })
+  /**
+   * The draft (a command's) or the view (the app's) of the raw object `v` found at
+   * `parent[key]` (the root: no parent), made on first use. A draft's depth is its parent's + 1.
+   */
+  #wrap(v: object, parent: object | null, key: string | number, view: boolean): object {
+    const metas = view ? this.#views : this.#drafts
+    let m = metas.get(v)
+    if (m === undefined) {
+      const proxy = new Proxy(v, this.#handlers[(Array.isArray(v) ? 0 : ArrayBuffer.isView(v) ? 1 : 2) + (view ? 3 : 0)]!)
+      m = { raw: v, proxy, host: this, view, depth: parent === null ? 0 : view ? -1 : this.#drafts.get(parent)!.depth + 1, parent, key }
+      metas.set(v, m)
+      PROXIES.set(proxy, m)
     }
-    return p
+    return m.proxy
   }
 
   /** @internal ProxyHost: an element as array methods hand it out. */
@@ -306,9 +259,9 @@ export class JournaledState<S> implements ProxyHost {
 
   /** @internal ProxyHost: the raw object behind a proxy of this state, for identity searches. */
   unwrap(v: unknown): unknown {
-    if (!isObject(v)) return v
-    const m = PROXIES.get(v)
-    return m !== undefined && m.host === this ? m.raw : v
+    // WeakMap.get is undefined for a primitive.
+    const m = PROXIES.get(v as object)
+    return m?.host === this ? m.raw : v
   }
 
   // ---- writes ----
@@ -317,8 +270,8 @@ export class JournaledState<S> implements ProxyHost {
     return this.#journal ?? readOnly()
   }
 
-  #located(r: Refusal, t: object, k: string | number): CanonError {
-    return refusalError(r, [...this.#pathTo(t), k])
+  #located(r: Refusal, t: object, ...k: Array<string | number>): CanonError {
+    return refusalError(r, [...this.#pathTo(t), ...k])
   }
 
   /**
@@ -337,100 +290,86 @@ export class JournaledState<S> implements ProxyHost {
     }
   }
 
-  #checkKey(t: object, k: PropertyKey): string {
-    if (typeof k !== "string") {
-      throw this.#located(refuseSymbolKey(), t, String(k))
-    }
-    if (!wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
-    return k
-  }
-
-  #writeKey(t: object, key: PropertyKey, v: unknown): void {
+  /** A write of `v` at t[k] on an object or an array (t raw). */
+  #set(t: any, k: PropertyKey, v: unknown): void {
     const j = this.#writable()
-    if (typeof key !== "string") return void this.#checkKey(t, key)
-    const o = t as Record<string, unknown>
-    if (v === undefined) return this.#deleteKey(t, key)
-    const next = this.#adoptAt(o, key, v, true)
+    const array = Array.isArray(t)
+    if (array && k === "length") return this.#setLength(t, v)
+    if (typeof k !== "string") throw this.#located(refuseSymbolKey(), t, String(k))
+    // Writing undefined into an object deletes the key (the encoding has no undefined property).
+    if (!array && v === undefined) return void this.#delete(t, k)
+    const i = array ? arrayIndex(k) : -1
+    if (array && i < 0) throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only: use an object."), t, k)
+    const next = this.#adoptAt(t, array ? i : k, v, true)
     // Read after adopting: a getter of a user object may have written here in the meantime.
-    const had = hasOwn.call(o, key)
+    const len = t.length
+    const had = array ? i < len : hasOwn.call(t, k)
+    if (!had && array) {
+      // Past the end: the slots in between become undefined, not holes.
+      this.#grow(t, k, len, i + 1)
+      for (let x = len; x < i; x++) t.push(undefined)
+      t.push(next)
+      return
+    }
     // An existing key is well-formed already; a new one is checked.
-    if (!had) this.#checkKey(t, key)
-    this.#record(j, t, key, had, had ? o[key] : undefined)
+    if (!had && !wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
+    this.#record(j, t, k, had, had ? t[k] : undefined)
     // An own key is plain data (assign); a new one named like an Object.prototype member is defined.
-    if (had) o[key] = next
-    else setOwn(o, key, next)
+    if (had) t[k] = next
+    else setOwn(t, k, next)
   }
 
-  #deleteKey(t: object, k: PropertyKey): void {
+  /** `delete t[k]`; on an array, an element becomes undefined (no holes: the encoding has none). */
+  #delete(t: object, k: PropertyKey): boolean {
+    if (Array.isArray(t)) {
+      if (k === "length") return false
+      if (hasOwn.call(t, k)) this.#set(t, k, undefined)
+      return true
+    }
     const j = this.#writable()
-    if (typeof k !== "string" || !hasOwn.call(t, k)) return
-    const o = t as Record<string, unknown>
-    this.#record(j, t, k, true, o[k])
-    delete o[k]
+    if (typeof k === "string" && hasOwn.call(t, k)) {
+      const o = t as Record<string, unknown>
+      this.#record(j, t, k, true, o[k])
+      delete o[k]
+    }
+    return true
   }
 
-  #defineKey(t: object, k: PropertyKey, d: PropertyDescriptor, array: boolean): void {
+  #define(t: object, k: PropertyKey, d: PropertyDescriptor): void {
     this.#writable()
-    const i = typeof k === "string" && array ? arrayIndex(k) : -1
-    const exists = array ? k === "length" || (i >= 0 && i < (t as unknown[]).length) : typeof k === "string" && hasOwn.call(t, k)
+    // An existing key (an array's: an element or its length) has these attributes true already.
+    const exists = typeof k === "string" && hasOwn.call(t, k)
+    const length = k === "length" && Array.isArray(t)
     // Plain data only, as assignment makes it (an array's length: its value only).
     const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
-      a in d ? d[a] === true && !(array && k === "length" && a !== "writable") : exists)
-    if (!plain) {
-      throw this.#located(new Refusal("a property that is not plain data", "Assign it, or define it writable, enumerable and configurable."), t, String(k))
-    }
-    if ("value" in d) {
-      if (array) this.#writeElement(t as unknown[], k, d.value)
-      else this.#writeKey(t, k, d.value)
-    }
+      a in d ? d[a] === true && !(length && a !== "writable") : exists)
+    if (!plain) throw this.#located(new Refusal("a property that is not plain data", "Assign it, or define it writable, enumerable and configurable."), t, String(k))
+    if ("value" in d) this.#set(t, k, d.value)
   }
 
   // ---- array writes ----
 
-  #writeElement(a: unknown[], key: PropertyKey, v: unknown): void {
-    const j = this.#writable()
-    if (key === "length") return this.#setLength(a, v)
-    const k = this.#checkKey(a, key)
-    const i = arrayIndex(k)
-    if (i < 0) {
-      throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only: use an object."), a, k)
+  /** Records growing `a` from `len` to `n` slots (refused past the write budget); the caller fills them. */
+  #grow(a: unknown[], k: string, len: number, n: number): void {
+    if ((n - len) * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
+      throw this.#located(new Refusal(`${n - len} new array slots`, "Push elements instead of writing far past the end."), a, k)
     }
-    const next = this.#adoptAt(a, i, v, true)
-    const len = a.length
-    if (i < len) {
-      this.#record(j, a, k, true, a[i])
-      a[i] = next
-      return
-    }
-    // Past the end: the slots in between become undefined, not holes.
-    this.#growthBudget(a, k, i + 1 - len)
-    this.#record(j, a, len, i + 1 - len, NOTHING)
-    for (let x = len; x < i; x++) a.push(undefined)
-    a.push(next)
-  }
-
-  #growthBudget(a: unknown[], k: string | number, slots: number): void {
-    if (slots * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
-      throw this.#located(new Refusal(`${slots} new array slots`, "Push elements instead of writing far past the end."), a, k)
-    }
+    this.#record(this.#journal!, a, len, n - len, NOTHING)
   }
 
   #setLength(a: unknown[], v: unknown): void {
-    const j = this.#writable()
     const n = Number(v)
     if (!(Number.isInteger(n) && n >= 0 && n <= MAX_ARRAY_LENGTH)) throw new RangeError("Invalid array length")
     const len = a.length
     if (n < len) {
-      this.#record(j, a, n, 0, a.slice(n))
+      this.#record(this.#journal!, a, n, 0, a.slice(n))
       a.length = n
     } else if (n > len) {
-      this.#growthBudget(a, "length", n - len)
-      this.#record(j, a, len, n - len, NOTHING)
+      this.#grow(a, "length", len, n)
       a.length = n
       a.fill(undefined, len, n)
     }
   }
-
   /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
   mutate(m: Meta, name: string, args: unknown[]): unknown {
     if (m.view) return readOnly()

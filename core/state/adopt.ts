@@ -130,27 +130,15 @@ export class Adopter {
 
   /** Checks a primitive (any value that is not an object) and returns what the state stores. */
   #primitive(v: unknown): unknown {
-    switch (typeof v) {
-      case "number":
-        this.#spend(9)
-        return v === v ? v : NaN
-      case "string":
-        this.#spend(6 + v.length * 3)
-        if (!wellFormed(v)) throw refuseLoneSurrogate()
-        return v
-      case "boolean":
-      case "undefined":
-        this.#spend(1)
-        return v
-      case "object":
-        if (v === null) {
-          this.#spend(1)
-          return v
-        }
-      // fall through: not reached for objects (callers test isObject first)
-      default:
-        throw refuseType(v)
+    if (typeof v === "string") {
+      this.#spend(6 + v.length * 3)
+      if (!wellFormed(v)) throw refuseLoneSurrogate()
+      return v
     }
+    if (typeof v !== "number" && typeof v !== "boolean" && v != null) throw refuseType(v)
+    this.#spend(typeof v === "number" ? 9 : 1)
+    // Every NaN is the one canonical NaN.
+    return v === v ? v : NaN
   }
 
   /**
@@ -194,64 +182,42 @@ export class Adopter {
       this.#spend(6 + v.byteLength)
       return new Uint8Array(v)
     }
-    if (Array.isArray(v)) return this.#freshArray(v, depth, top)
+    const array = Array.isArray(v)
     // Realm-independent: a plain object's prototype is null or some realm's Object.prototype.
-    if (!hasPlainPrototype(v)) throw refuseType(v)
-    return this.#freshObject(v, depth, top)
-  }
-
-  #freshArray(v: unknown[], depth: number, top: boolean): unknown[] {
-    const n = v.length
-    this.#spend(6 + n)
-    const out: unknown[] = []
-    let i = 0
+    if (!array && !hasPlainPrototype(v)) throw refuseType(v)
+    // An array's elements (holes read as undefined), or an object's own enumerable data properties.
+    const keys = array ? undefined : Reflect.ownKeys(v)
+    const n = array ? v.length : keys!.length
+    this.#spend(array ? 6 + n : 6)
+    const out: any = array ? [] : {}
+    let k: string | symbol | number = ""
     try {
-      for (; i < n; i++) out.push(this.#item(out, i, v[i], depth, top))
-    } catch (e) {
-      if (e instanceof Refusal) e.inner.push(i)
-      throw e
-    }
-    return out
-  }
-
-  #freshObject(v: object, depth: number, top: boolean): Record<string, unknown> {
-    const keys = Reflect.ownKeys(v)
-    this.#spend(6)
-    const out: Record<string, unknown> = {}
-    let k: string | symbol = ""
-    try {
-      for (let i = 0; i < keys.length; i++) {
-        k = keys[i]!
-        if (typeof k === "symbol") {
-          throw refuseSymbolKey()
+      for (let i = 0; i < n; i++) {
+        let x: unknown
+        if (array) x = v[(k = i)]
+        else {
+          k = keys![i]!
+          if (typeof k === "symbol") throw refuseSymbolKey()
+          const d = Reflect.getOwnPropertyDescriptor(v, k)
+          if (d === undefined || !d.enumerable) continue
+          if (d.get !== undefined || d.set !== undefined) throw new Refusal("a getter or setter", "Store the value itself.")
+          // Undefined properties are left out, as the encoding leaves them out.
+          if ((x = d.value) === undefined) continue
+          if (!wellFormed(k)) throw refuseLoneSurrogate()
+          this.#spend(6 + k.length * 3)
         }
-        const d = Reflect.getOwnPropertyDescriptor(v, k)
-        if (d === undefined || !d.enumerable) continue
-        if (d.get !== undefined || d.set !== undefined) {
-          throw new Refusal("a getter or setter", "Store the value itself.")
-        }
-        const x = d.value
-        if (x === undefined) continue
-        if (!wellFormed(k)) throw refuseLoneSurrogate()
-        this.#spend(6 + k.length * 3)
-        setOwn(out, k, this.#item(out, k, x, depth, top))
+        // A checked copy, or with `top`, a draft of this state as it is, left as a move candidate for `settle`.
+        const raw = top && isObject(x) ? this.#rawOf(x) : undefined
+        if (raw !== undefined) this.#candidates.push(out, k, raw)
+        const y = raw ?? this.#fresh(x, depth + 1, false)
+        if (array) out.push(y)
+        else setOwn(out, k as string, y)
       }
     } catch (e) {
-      if (e instanceof Refusal && typeof k === "string") e.inner.push(k)
+      if (e instanceof Refusal && typeof k !== "symbol") e.inner.push(k)
       throw e
     }
     return out
-  }
-
-  /**
-   * What `out[key]` holds for the item `x` of a container at `depth`: a checked copy, or with
-   * `top`, a draft of this state as it is, left as a move candidate for `settle`.
-   */
-  #item(out: object, key: string | number, x: unknown, depth: number, top: boolean): unknown {
-    const raw = top && isObject(x) ? this.#rawOf(x) : undefined
-    if (raw === undefined) return this.#fresh(x, depth + 1, false)
-    this.#candidates.push(out, key, raw)
-    return raw
   }
 
   /** The raw object behind `v` if `v` is a draft of this state (views are not drafts: assigning one copies it). */

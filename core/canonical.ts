@@ -107,6 +107,9 @@ const unencodable = (v: unknown): never => {
   throw canonError("state-unencodable", `Cannot encode ${what}. ${instead}`)
 }
 
+/** Integers in (-2^52, 2^52), -0 not: written as varints. */
+const isVarint = (n: number): boolean => isInteger(n) && n > -INT_LIMIT && n < INT_LIMIT && !is(n, -0)
+
 /** Nesting deeper than this is refused: it protects the decoder's stack from hostile input. */
 export const MAX_DEPTH = 512
 
@@ -115,15 +118,13 @@ const tooDeep = `Value nests deeper than ${MAX_DEPTH} levels.`
 export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   switch (typeof value) {
     case "number":
-      if (isInteger(value) && value > -INT_LIMIT && value < INT_LIMIT && !is(value, -0)) {
+      if (isVarint(value)) {
         w.byte(Tag.INT)
         w.varint(value >= 0 ? value * 2 : -value * 2 - 1)
-      } else if (value !== value) {
-        w.byte(Tag.FLOAT)
-        w.raw(CANONICAL_NAN)
       } else {
         w.byte(Tag.FLOAT)
-        w.f64(value)
+        if (value !== value) w.raw(CANONICAL_NAN)
+        else w.f64(value)
       }
       return
     case "string":
@@ -177,13 +178,25 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
 
 const fail = decodeFailed
 
+/**
+ * The count of a container's items, each at least `least` bytes: a larger count is a lie,
+ * refused before allocating.
+ */
+const counted = (r: ByteReader, least: number): number => {
+  const n = r.varint()
+  if (n * least > r.remaining) fail(`${n} items cannot fit in ${r.remaining} bytes.`)
+  return n
+}
+
+/** The values of the tags NULL, FALSE, TRUE, UNDEFINED. */
+const CONSTANTS = [null, false, true, undefined]
+
 export const readValue = (r: ByteReader, depth = 0): unknown => {
   const tag = r.byte()
+  if (tag < Tag.INT) return CONSTANTS[tag]
+  // The encoder counts bytes as a nesting level: so does the decoder, or it would accept what cannot re-encode.
+  if (tag >= Tag.BYTES && tag <= Tag.OBJECT && depth >= MAX_DEPTH) fail(tooDeep)
   switch (tag) {
-    case Tag.NULL: return null
-    case Tag.FALSE: return false
-    case Tag.TRUE: return true
-    case Tag.UNDEFINED: return undefined
     case Tag.INT: {
       const z = r.varint()
       if (z > MAX_ZIGZAG) fail("A varint integer beyond 2^52 (not canonical).")
@@ -192,33 +205,20 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
     case Tag.FLOAT: {
       const at = r.pos
       const n = r.f64()
-      if (n !== n) {
-        for (let i = 0; i < 8; i++) {
-          if (r.buf[at + i] !== CANONICAL_NAN[i]) fail("A non-canonical NaN.")
-        }
-      } else if (isInteger(n) && n > -INT_LIMIT && n < INT_LIMIT && !is(n, -0)) {
-        fail("An integer written as a float (not canonical).")
-      }
+      // A NaN other than the canonical one, or an integer that is a varint.
+      if (n !== n ? r.buf.subarray(at, at + 8).some((b, i) => b !== CANONICAL_NAN[i]) : isVarint(n)) fail("A non-canonical float.")
       return n
     }
     case Tag.STRING: return r.string()
-    case Tag.BYTES:
-      // The encoder counts bytes as a nesting level: so does the decoder, or it would accept what cannot re-encode.
-      if (depth >= MAX_DEPTH) fail(tooDeep)
-      return r.bytes()
+    case Tag.BYTES: return r.bytes()
     case Tag.ARRAY: {
-      if (depth >= MAX_DEPTH) fail(tooDeep)
-      const n = r.varint()
-      // Each element takes at least one byte: a larger count is a lie, refuse before allocating.
-      if (n > r.remaining) fail(`An array of ${n} items cannot fit in ${r.remaining} bytes.`)
+      const n = counted(r, 1)
       const out = new Array<unknown>(n)
       for (let i = 0; i < n; i++) out[i] = readValue(r, depth + 1)
       return out
     }
     case Tag.OBJECT: {
-      if (depth >= MAX_DEPTH) fail(tooDeep)
-      const n = r.varint()
-      if (n * 2 > r.remaining) fail(`An object of ${n} keys cannot fit in ${r.remaining} bytes.`)
+      const n = counted(r, 2)
       const out: Record<string, unknown> = {}
       let prev = ""
       for (let i = 0; i < n; i++) {

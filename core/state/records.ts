@@ -35,27 +35,15 @@ const SPREAD_LIMIT = 8192
 
 /** Replaces `count` elements of `a` at `start` with `items` (count -1: up to the end). */
 export const replaceRange = (a: unknown[], start: number, count: number, items: readonly unknown[]): void => {
-  const len = a.length
-  if (count < 0) count = len - start
-  const n = items.length
-  if (start + count === len && n === 0) {
-    a.length = start
-    return
-  }
-  if (n + count <= SPREAD_LIMIT) {
+  if (count < 0) count = a.length - start
+  if (items.length + count <= SPREAD_LIMIT) {
     a.splice(start, count, ...items)
     return
   }
-  const delta = n - count
-  if (delta > 0) {
-    // The grown tail is written by copyWithin before anything reads it: no hole survives.
-    a.length = len + delta
-    a.copyWithin(start + n, start + count, len)
-  } else if (delta < 0) {
-    a.copyWithin(start + n, start + count, len)
-    a.length = len + delta
-  }
-  for (let i = 0; i < n; i++) a[start + i] = items[i]
+  // By hand: the tail comes off, then the items and what stays of the tail go back on, one at a time.
+  const tail = a.splice(start)
+  for (let i = 0; i < items.length; i++) a.push(items[i])
+  for (let i = count; i < tail.length; i++) a.push(tail[i])
 }
 
 /** Reverts the records of `j`, newest first. `setRoot` puts back a replaced state. */

@@ -370,50 +370,46 @@ export class JournaledState<S> implements ProxyHost {
       a.fill(undefined, len, n)
     }
   }
-  /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
+  /**
+   * @internal ProxyHost: an array mutator (sort, reverse, splice, fill, copyWithin; push, pop,
+   * shift and unshift are splices), run natively on the raw array with one journal record.
+   */
   mutate(m: Meta, name: string, args: unknown[]): unknown {
     if (m.view) return readOnly()
     const j = this.#writable()
     const a = m.raw as unknown[]
-    if (name === "sort") {
-      const f = args[0] as ((x: unknown, y: unknown) => number) | undefined
-      if (f !== undefined && typeof f !== "function") throw new TypeError("The comparator is not a function.")
-      // Recorded first, whole: the comparator is user code and may write (even to this array);
+    const [x, y, z] = args
+    const sort = name === "sort"
+    if (sort || name === "reverse") {
+      if (sort && x !== undefined && typeof x !== "function") throw new TypeError("The comparator is not a function.")
+      // Recorded first, whole: a comparator is user code and may write (even to this array);
       // undoing its writes and then this record restores the array exactly.
       this.#record(j, a, 0, -1, a.slice())
-      a.sort(f && ((x, y) => f(this.out(m, x, -1), this.out(m, y, -1))))
+      if (sort) a.sort((x as Compare | undefined) && ((p, q) => (x as Compare)(this.out(m, p, -1), this.out(m, q, -1))))
+      else a.reverse()
       return m.proxy
     }
-    if (name === "reverse") {
-      this.#record(j, a, -1, 0, null)
-      a.reverse()
-      return m.proxy
-    }
-    // Every other mutator replaces `count` elements at `from` with `values`: one range record.
-    // Arguments are coerced first (a valueOf may run user code), then new items adopted, and
-    // only then is the length read: nothing runs between reading it and the write.
-    const [x, y, z] = args
+    // Each replaces `count` elements at `from` with `values`: one range record. splice(start,
+    // deleteCount, ...items), fill(value, start, end), copyWithin(target, start, end): numbers are
+    // coerced first (a valueOf may run user code), then new items adopted (copies: nothing is
+    // overwritten, so nothing moves), and only then is the length read: nothing runs between
+    // reading it and the write.
     const fill = name === "fill"
-    const overwrite = fill || name === "copyWithin"
-    const ranged = overwrite || name === "splice"
-    // splice(start, deleteCount), fill(value, start, end), copyWithin(target, start, end)
-    const s = ranged ? toInt(fill ? y : x) : 0
-    const e = ranged ? toInt(fill ? z : y) : 0
-    const end = z === undefined ? undefined : fill ? e : toInt(z)
-    const items = name === "push" || name === "unshift" ? args : name === "splice" ? args.slice(2) : fill ? [x] : NOTHING
-    // New items are copies: nothing is overwritten, so nothing moves.
-    const at = name === "push" ? a.length : Math.max(0, s)
-    const adopted = items.map((v, i) => this.#adoptAt(a, at + i, v, false))
+    const splice = name === "splice"
+    const s = toInt(fill ? y : x)
+    const e = toInt(fill ? z : y)
+    const end = z === undefined || splice ? undefined : fill ? e : toInt(z)
+    const at = rel(s, a.length)
+    const adopted = (splice ? args.slice(2) : fill ? [x] : NOTHING).map((v, i) => this.#adoptAt(a, at + i, v, false))
     const len = a.length
-    const rel = (n: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
-    let from = 0
-    let count = 0
+    const from = splice && args.length < 1 ? 0 : rel(s, len)
+    let count = len - from
     let values = adopted
-    if (overwrite) {
-      from = rel(s)
-      const last = end === undefined ? len : rel(end)
-      const src = fill ? from : rel(e)
-      count = Math.max(Math.min(last - src, len - from), 0)
+    if (splice) {
+      if (args.length !== 1) count = Math.min(Math.max(e, 0), count)
+    } else {
+      const src = fill ? from : rel(e, len)
+      count = Math.max(Math.min((end === undefined ? len : rel(end, len)) - src, count), 0)
       // Objects are copied: one object in several slots (fill) or kept by its source slot
       // (copyWithin) would make the state a graph.
       if (!fill) this.#adopter.start(MAX_WRITE_BYTES)
@@ -422,12 +418,6 @@ export class JournaledState<S> implements ProxyHost {
         const v = fill ? adopted[0] : a[src + i]
         values.push(isObject(v) && !(fill && i === 0) ? this.#adopter.copy(v, m.depth + 1) : v)
       }
-    } else if (name === "push") from = len
-    else if (name === "pop") [from, count] = [Math.max(len - 1, 0), Math.min(len, 1)]
-    else if (name === "shift") count = Math.min(len, 1)
-    else if (name === "splice") {
-      from = args.length > 0 ? rel(s) : 0
-      count = args.length === 0 ? 0 : args.length === 1 ? len - from : Math.min(Math.max(e, 0), len - from)
     }
     if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("The array would pass its maximum length.")
     const removed = a.slice(from, from + count)
@@ -435,10 +425,7 @@ export class JournaledState<S> implements ProxyHost {
       this.#record(j, a, from, values.length, removed)
       replaceRange(a, from, count, values)
     }
-    if (overwrite) return m.proxy
-    if (name === "push" || name === "unshift") return a.length
-    const drafts = removed.map((v, i) => this.out(m, v, from + i))
-    return name === "splice" ? drafts : drafts[0]
+    return splice ? removed.map((v, i) => this.out(m, v, from + i)) : m.proxy
   }
 
   // ---- locations, for messages ----
@@ -502,6 +489,11 @@ const hasIndexOr = (t: { readonly length: number }, k: PropertyKey, methods: Rea
   const i = arrayIndex(k)
   return i >= 0 ? i < t.length : k === "length" || methods[k] !== undefined
 }
+
+type Compare = (p: unknown, q: unknown) => number
+
+/** A relative index (negative: from the end) as an index in [0, len]. */
+const rel = (n: number, len: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
 
 /** ToIntegerOrInfinity. */
 const toInt = (v: unknown): number => {

@@ -127,8 +127,16 @@ export const immutableBytes = (): never => {
 }
 
 // Arrays: the host writes one journal record (and refuses on views and outside a command); bytes refuse.
-for (const name of ["push", "pop", "shift", "unshift", "splice", "sort", "reverse", "fill", "copyWithin"]) {
+for (const name of ["splice", "sort", "reverse", "fill", "copyWithin"]) {
   def(name, (m, _a, args) => m.host.mutate(m, name, args), immutableBytes)
+}
+// The others are splices: at the end (Infinity: wherever the end is once the items are adopted)
+// or the start, inserting their arguments (then answering the new length) or removing one.
+for (const [name, start, count] of [["push", Infinity], ["pop", -1, 1], ["shift", 0, 1], ["unshift", 0]] as const) {
+  def(name, (m, a, args) => {
+    const removed = m.host.mutate(m, "splice", count === undefined ? [start, 0, ...args] : [start, count]) as unknown[]
+    return count === undefined ? a.length : removed[0]
+  })
 }
 B.set = method(typedProto, "set", true, immutableBytes)
 // A copy, not a view: a view would be a writable alias of bytes in the state.

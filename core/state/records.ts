@@ -9,8 +9,8 @@
  *   [array, start: number, count: number, items]  a range change of an array: `count` elements
  *                                                 now at `start` replaced `items` (count -1: from
  *                                                 `start` to the end). push, pop, shift, unshift,
- *                                                 splice, sort, fill, copyWithin, length changes
- *   [array, -1, 0, null]                          a reverse (its own inverse)
+ *                                                 splice, fill, copyWithin, length changes; sort
+ *                                                 and reverse: [array, 0, -1, the whole array]
  *   [ROOT, "", true, old]                         the whole state replaced (apply returned a value)
  *
  * One record per array method call, whatever its size: a splice of 1000 items costs one record,
@@ -55,10 +55,8 @@ export const undoRecords = (j: Journal, setRoot: (old: unknown) => void): void =
       if (target === ROOT) setRoot(j[i + 3])
       else if (j[i + 2] as boolean) setOwn(target, a, j[i + 3])
       else delete target[a]
-    } else if ((a as number) >= 0) {
-      replaceRange(target as unknown as unknown[], a as number, j[i + 2] as number, j[i + 3] as unknown[])
     } else {
-      ;(target as unknown as unknown[]).reverse()
+      replaceRange(target as unknown as unknown[], a as number, j[i + 2] as number, j[i + 3] as unknown[])
     }
   }
 }

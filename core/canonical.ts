@@ -43,11 +43,7 @@ const CANONICAL_NAN = new Uint8Array([0x7f, 0xf8, 0, 0, 0, 0, 0, 0])
  * Roots the engine verified as state (plain-data trees nothing else holds): fresh decodes and
  * JournaledState roots. A JournaledState takes such a root as it is instead of copying it.
  */
-const verifiedTrees = new WeakSet<object>()
-export const markVerifiedTree = (v: object): void => {
-  verifiedTrees.add(v)
-}
-export const isVerifiedTree = (v: object): boolean => verifiedTrees.has(v)
+export const verifiedTrees = new WeakSet<object>()
 
 // Read once, not per value: globals are slow inside a vm context (see core/bytes.ts).
 const { isInteger } = Number

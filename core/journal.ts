@@ -55,12 +55,12 @@
  * - A Uint8Array in the state is immutable (its draft refuses writes): assign a new one.
  */
 import { wellFormed } from "./bytes.js"
-import { MAX_DEPTH, isVerifiedTree, markVerifiedTree } from "./canonical.js"
+import { MAX_DEPTH, verifiedTrees } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
 import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refuseSymbolKey, refusalError } from "./state/adopt.js"
-import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
+import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, callable, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
-import { NOTHING, ROOT, hasOwn, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
+import { NOTHING, ROOT, hasOwn, replaceRange, setOwn, type Journal } from "./state/records.js"
 
 export type { Journal } from "./state/records.js"
 export { MAX_WRITE_BYTES } from "./state/adopt.js"
@@ -165,7 +165,7 @@ export class JournaledState<S> implements ProxyHost {
   /** Replaces the state between commands (a resync): checked like the constructor's root. */
   set root(next: S) {
     if (this.#journal !== null) {
-      throw canonError("state-read-only", "Return the new state from apply instead of replacing it during a command.")
+      throw canonError("state-read-only", "Not during a command: return the new state from apply.")
     }
     this.#current = this.#adoptRoot(next)
   }
@@ -175,15 +175,10 @@ export class JournaledState<S> implements ProxyHost {
    * taken as it is), or, `replacing` the current one inside a command, what apply returned.
    */
   #adoptRoot(v: S, replacing = false): S {
-    if (!replacing && isObject(v) && isVerifiedTree(v)) return v
-    this.#adopter.start(replacing ? MAX_WRITE_BYTES : Infinity)
-    try {
-      // Replacing, the slot overwritten is the root: a one-element array holding it.
-      v = this.#adopter.adopt(v, 0, replacing ? [this.#current] : undefined, 0) as S
-    } catch (e) {
-      throw e instanceof Refusal ? refusalError(e, []) : e
-    }
-    if (isObject(v)) markVerifiedTree(v)
+    // WeakSet.has is false for a primitive.
+    if (!replacing && verifiedTrees.has(v as object)) return v
+    v = this.#adopt(null, 0, v, replacing, replacing ? MAX_WRITE_BYTES : Infinity) as S
+    if (isObject(v)) verifiedTrees.add(v)
     return v
   }
 
@@ -227,11 +222,17 @@ export class JournaledState<S> implements ProxyHost {
     this.#current = v
   }
 
-  /** Reverts the writes of a journal, newest first. */
+  /** Reverts the writes of a journal, newest first (core/state/records.ts: the record format). */
   undo(j: Journal): void {
-    undoRecords(j, (old) => {
-      this.#current = old as S
-    })
+    for (let i = j.length - 4; i >= 0; i -= 4) {
+      const target = j[i] as any
+      const a = j[i + 1]
+      const old = j[i + 3]
+      if (typeof a !== "string") replaceRange(target, a as number, j[i + 2] as number, old as unknown[])
+      else if (target === ROOT) this.#current = old as S
+      else if (j[i + 2]) setOwn(target, a, old)
+      else delete target[a]
+    }
   }
 
   // ---- proxies ----
@@ -275,18 +276,19 @@ export class JournaledState<S> implements ProxyHost {
   }
 
   /**
-   * What the state stores when `v` is written at t[k] (t a raw container of this state). With
-   * `moves`, t[k] is being overwritten: drafts of its children may move (adopt.ts).
+   * What the state stores when `v` is written at t[k] (t a raw container of this state; null:
+   * the root). With `moves`, t[k] is being overwritten: drafts of its children may move (adopt.ts).
    */
-  #adoptAt(t: object, k: string | number, v: unknown, moves: boolean): unknown {
+  #adopt(t: object | null, k: string | number, v: unknown, moves: boolean, limit = MAX_WRITE_BYTES): unknown {
     // Fast paths first: most writes are numbers, booleans and short strings.
     if (typeof v === "number") return v === v ? v : NaN
     if (typeof v === "boolean" || v == null || (typeof v === "string" && v.length < 4096 && wellFormed(v))) return v
-    this.#adopter.start(MAX_WRITE_BYTES)
+    this.#adopter.start(limit)
     try {
-      return this.#adopter.adopt(v, this.#drafts.get(t)!.depth + 1, moves ? t : undefined, k)
+      // The root's slot is a one-element array holding it.
+      return this.#adopter.adopt(v, t ? this.#drafts.get(t)!.depth + 1 : 0, moves ? t ?? [this.#current] : undefined, k)
     } catch (e) {
-      throw e instanceof Refusal ? this.#located(e, t, k) : e
+      throw e instanceof Refusal ? refusalError(e, t ? [...this.#pathTo(t), k] : []) : e
     }
   }
 
@@ -300,7 +302,7 @@ export class JournaledState<S> implements ProxyHost {
     if (!array && v === undefined) return void this.#delete(t, k)
     const i = array ? arrayIndex(k) : -1
     if (array && i < 0) throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only: use an object."), t, k)
-    const next = this.#adoptAt(t, array ? i : k, v, true)
+    const next = this.#adopt(t, array ? i : k, v, true)
     // Read after adopting: a getter of a user object may have written here in the meantime.
     const len = t.length
     const had = array ? i < len : hasOwn.call(t, k)
@@ -381,7 +383,7 @@ export class JournaledState<S> implements ProxyHost {
     const [x, y, z] = args
     const sort = name === "sort"
     if (sort || name === "reverse") {
-      if (sort && x !== undefined && typeof x !== "function") throw new TypeError("The comparator is not a function.")
+      if (sort && x !== undefined) callable(x)
       // Recorded first, whole: a comparator is user code and may write (even to this array);
       // undoing its writes and then this record restores the array exactly.
       this.#record(j, a, 0, -1, a.slice())
@@ -400,7 +402,7 @@ export class JournaledState<S> implements ProxyHost {
     const e = toInt(fill ? z : y)
     const end = z === undefined || splice ? undefined : fill ? e : toInt(z)
     const at = rel(s, a.length)
-    const adopted = (splice ? args.slice(2) : fill ? [x] : NOTHING).map((v, i) => this.#adoptAt(a, at + i, v, false))
+    const adopted = (splice ? args.slice(2) : fill ? [x] : NOTHING).map((v, i) => this.#adopt(a, at + i, v, false))
     const len = a.length
     const from = splice && args.length < 1 ? 0 : rel(s, len)
     let count = len - from

@@ -42,7 +42,7 @@ import { hasOwn, setOwn } from "./records.js"
  * any sane single write (a frame is 1 MiB, a whole snapshot is streamed in 64 KiB chunks), far
  * below what makes a browser tab or the hub run out of memory.
  */
-export const MAX_WRITE_BYTES = 64 * 1024 * 1024
+export const MAX_WRITE_BYTES = 2 ** 26
 
 /**
  * Growing an array by writing past its end or setting `length` adds undefined slots: 1 byte

@@ -41,10 +41,16 @@ const method = (proto: object, name: string, bytes: boolean, body: Body): Fn => 
 
 const out = (m: Meta, v: unknown, i: number): unknown => m.host.out(m, v, i)
 
+/** `f` if it is a function, else the TypeError a native method throws. */
+export const callable = (f: unknown): Fn => {
+  if (typeof f !== "function") throw new TypeError("The callback is not a function.")
+  return f as Fn
+}
+
 /** The callback a native method on the raw array calls: elements as drafts, the proxy as the array. */
 const seeing = (m: Meta, f: unknown, self: unknown): Fn => {
-  if (typeof f !== "function") throw new TypeError("The callback is not a function.")
-  return (x: unknown, i: number) => (f as Fn).call(self, out(m, x, i), i, m.proxy)
+  const g = callable(f)
+  return (x: unknown, i: number) => g.call(self, out(m, x, i), i, m.proxy)
 }
 
 const arrayProto = Array.prototype
@@ -103,8 +109,7 @@ for (const [names, pre, post] of READERS) {
 }
 for (const name of ["reduce", "reduceRight"]) {
   def(name, (m, a, args, native) => {
-    const f = args[0]
-    if (typeof f !== "function") throw new TypeError("The callback is not a function.")
+    const f = callable(args[0])
     // Without an initial value the first element starts the sum: as a draft, never raw.
     const bare = args.length < 2
     const first = name === "reduce" ? 0 : a.length - 1

@@ -14,7 +14,7 @@
  *   [ROOT, "", true, old]                         the whole state replaced (apply returned a value)
  *
  * One record per array method call, whatever its size: a splice of 1000 items costs one record,
- * not one per moved element.
+ * not one per moved element. JournaledState.undo (core/journal.ts) replays them.
  */
 
 import { hasOwn, setOwn } from "../canonical.js"
@@ -44,19 +44,4 @@ export const replaceRange = (a: unknown[], start: number, count: number, items: 
   const tail = a.splice(start)
   for (let i = 0; i < items.length; i++) a.push(items[i])
   for (let i = count; i < tail.length; i++) a.push(tail[i])
-}
-
-/** Reverts the records of `j`, newest first. `setRoot` puts back a replaced state. */
-export const undoRecords = (j: Journal, setRoot: (old: unknown) => void): void => {
-  for (let i = j.length - 4; i >= 0; i -= 4) {
-    const target = j[i] as Record<string, unknown>
-    const a = j[i + 1]
-    if (typeof a === "string") {
-      if (target === ROOT) setRoot(j[i + 3])
-      else if (j[i + 2] as boolean) setOwn(target, a, j[i + 3])
-      else delete target[a]
-    } else {
-      replaceRange(target as unknown as unknown[], a as number, j[i + 2] as number, j[i + 3] as unknown[])
-    }
-  }
 }

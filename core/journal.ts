@@ -76,9 +76,6 @@ const readOnly = (): never => {
 const METHODS = [ARRAY_METHODS, BYTES_METHODS]
 const ITERATORS = [ARRAY_ITERATOR, BYTES_ITERATOR]
 
-/** A key that starts with a digit: an index, if it is one at all. */
-const isDigit = (k: PropertyKey): boolean => typeof k === "string" && (k.charCodeAt(0) ^ 48) < 10
-
 /** A state plus the machinery to change it through recorded drafts. */
 export class JournaledState<S> implements ProxyHost {
   #current: S
@@ -109,17 +106,14 @@ export class JournaledState<S> implements ProxyHost {
     // Own properties only. What Object.prototype contributes to a plain object is functions and
     // the __proto__ accessor (an object): those are checked; a primitive read is state data
     // (unless other code polluted Object.prototype with data, which no key path here can do).
-    // Arrays and bytes answer their indices, their length and the engine's methods
-    // (core/state/arrays.ts); bytes also the numbers a Uint8Array has, but not `buffer`: it
-    // would be a writable alias of bytes in the state.
+    // Arrays and bytes answer the engine's methods (core/state/arrays.ts) first, and their
+    // numbers as any object does: an array's own length, a Uint8Array's length, byteLength,
+    // BYTES_PER_ELEMENT and byteOffset (0: bytes in the state are never a view at an offset),
+    // but not its `buffer` (an object it does not own), which would be a writable alias.
     const get = (t: any, k: PropertyKey, kind: number, view: boolean): unknown => {
       if (typeof k !== "string") return kind > 1 ? undefined : k === Symbol.iterator ? ITERATORS[kind] : kind && k === Symbol.toStringTag ? "Uint8Array" : undefined
-      if (kind < 2 && !isDigit(k)) {
-        if (k === "length" || (kind && k === "byteLength")) return t.length
-        if (kind && k === "byteOffset") return 0
-        if (kind && k === "BYTES_PER_ELEMENT") return 1
-        return METHODS[kind]![k]
-      }
+      const f = kind < 2 ? METHODS[kind]![k] : undefined
+      if (f !== undefined) return f
       const v = t[k]
       if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : v === null ? null : undefined
       return typeof v === "function" ? undefined : v
@@ -135,8 +129,8 @@ export class JournaledState<S> implements ProxyHost {
         }
         this.#handlers.push({
           get: (t, k) => get(t, k, kind, view),
-          // `in`: own keys; on arrays and bytes also `length`, a method, the iterator.
-          has: (t, k) => (kind > 1 || isDigit(k) ? hasOwn.call(t, k) : k === "length" || k === Symbol.iterator || METHODS[kind]![k as string] !== undefined),
+          // `in`: own keys (an array's: its indices and length; bytes': indices); on arrays and bytes also `length`, a method, the iterator.
+          has: (t, k) => hasOwn.call(t, k) || (kind < 2 && (k === "length" || k === Symbol.iterator || METHODS[kind]![k as string] !== undefined)),
           // Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object.
           getOwnPropertyDescriptor(t, k) {
             const d = Reflect.getOwnPropertyDescriptor(t, k)

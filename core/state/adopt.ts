@@ -53,12 +53,13 @@ export const GROWTH_SLOT_BYTES = 8
 
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
 
-/** The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1. */
+/**
+ * The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1
+ * (the key is the canonical string of its ToUint32; "1.5" and "1e3" are not indices).
+ */
 export const arrayIndex = (k: string): number => {
-  const c = k.charCodeAt(0)
-  if (c < 48 || c > 57) return -1
-  const n = Number(k)
-  return n < 4294967295 && String(n) === k ? n : -1
+  const n = Number(k) >>> 0
+  return String(n) === k && n < 4294967295 ? n : -1
 }
 
 /** A value refused by the state rules; the journal turns it into a CanonError with its location. */

@@ -77,13 +77,14 @@ export const setOwn = (o: object, key: string, v: unknown): void => {
 }
 
 /** What to store instead, by constructor name or typeof (own keys only: no prototype). */
-const INSTEAD: Readonly<Record<string, string>> = Object.assign(Object.create(null) as object, {
+const INSTEAD: Readonly<Record<string, string>> = {
+  __proto__: null as unknown as string,
   Date: "a number or an ISO string",
   Set: "an array",
   bigint: "a string or a number",
   symbol: "a string",
   function: "its result",
-})
+}
 
 /** A value that is not plain data, and what to store instead: ["a Date", "Store a number or an ISO string instead."]. */
 export const notPlain = (v: unknown): [what: string, instead: string] => {
@@ -195,7 +196,7 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
   switch (tag) {
     case Tag.INT: {
       const z = r.varint()
-      if (z > MAX_ZIGZAG) fail("A varint integer beyond 2^52 (not canonical).")
+      if (z > MAX_ZIGZAG) fail("An integer beyond 2^52.")
       return unzigzag(z)
     }
     case Tag.FLOAT: {
@@ -220,10 +221,10 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       for (let i = 0; i < n; i++) {
         const k = r.string()
         // Strictly increasing (UTF-16 code unit order, as the encoder's sort): one order, no duplicates.
-        if (i > 0 && !(prev < k)) fail("Object keys not in canonical order.")
+        if (i > 0 && !(prev < k)) fail("Keys out of order.")
         prev = k
         const v = readValue(r, depth + 1)
-        if (v === undefined) fail("An undefined property (not canonical).")
+        if (v === undefined) fail("An undefined property.")
         setOwn(out, k, v)
       }
       return out

@@ -339,7 +339,7 @@ export class JournaledState<S> implements ProxyHost {
     // Plain data only, as assignment makes it (an array's length: its value only).
     const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
       a in d ? d[a] === true && !(length && a !== "writable") : exists)
-    if (!plain) throw this.#located(new Refusal("a property that is not plain data", "Assign it, or define it writable, enumerable and configurable."), t, String(k))
+    if (!plain) throw this.#located(new Refusal("a property that is not plain data", "Assign it, or define it writable, enumerable, configurable."), t, String(k))
     if ("value" in d) this.#set(t, k, d.value)
   }
 
@@ -348,14 +348,15 @@ export class JournaledState<S> implements ProxyHost {
   /** Records growing `a` from `len` to `n` slots (refused past the write budget); the caller fills them. */
   #grow(a: unknown[], k: string, len: number, n: number): void {
     if ((n - len) * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
-      throw this.#located(new Refusal(`${n - len} new array slots`, "Push elements instead of writing far past the end."), a, k)
+      throw this.#located(new Refusal(`${n - len} new array slots`, "Push instead of writing far past the end."), a, k)
     }
     this.#record(this.#journal!, a, len, n - len, NOTHING)
   }
 
   #setLength(a: unknown[], v: unknown): void {
     const n = Number(v)
-    if (!(Number.isInteger(n) && n >= 0 && n <= MAX_ARRAY_LENGTH)) throw new RangeError("Invalid array length")
+    // An integer in [0, 2^32 - 1]: its ToUint32.
+    if (n >>> 0 !== n) throw new RangeError("Invalid array length")
     const len = a.length
     if (n < len) {
       this.#record(this.#journal!, a, n, 0, a.slice(n))

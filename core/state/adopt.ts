@@ -75,10 +75,10 @@ export const refuseType = (v: unknown): Refusal => new Refusal(...notPlain(v))
 export const refuseSymbolKey = (): Refusal => new Refusal("a symbol key", "Use a string key.")
 
 export const refuseLoneSurrogate = (): Refusal =>
-  new Refusal("a string with a lone UTF-16 surrogate", "It has no UTF-8 form: pair or remove it (s.toWellFormed()).")
+  new Refusal("a string with a lone UTF-16 surrogate", "Pair or remove it (s.toWellFormed()).")
 
 export const refuseDepth = (): Refusal =>
-  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "Flatten it (e.g. items keyed by id).")
+  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "Flatten it.")
 
 export const refuseSize = (): Refusal =>
   new Refusal(`more than ${MAX_WRITE_BYTES / 1048576} MiB in one write`, "Split it over several commands.")

@@ -143,9 +143,8 @@ for (const [name, start, count] of [["push", Infinity], ["pop", -1, 1], ["shift"
     return count === undefined ? a.length : removed[0]
   })
 }
-B.set = method(typedProto, "set", true, immutableBytes)
-// A copy, not a view: a view would be a writable alias of bytes in the state.
-B.subarray = method(typedProto, "subarray", true, (_m, a, args) => a.slice(...(args as [number, number])))
+// Bytes only: set refuses; subarray is a copy, not a view (a writable alias of bytes in the state).
+for (const [name, body] of [["set", immutableBytes], ["subarray", (_m, a, args) => a.slice(...args)]] as Array<[string, Body]>) B[name] = method(typedProto, name, true, body)
 
 /** Every Array.prototype method a draft or view of an array answers to, by name. */
 export const ARRAY_METHODS: Table = Object.freeze(A)

@@ -58,7 +58,7 @@ import { wellFormed } from "./bytes.js"
 import { MAX_DEPTH, verifiedTrees } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
 import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refuseSymbolKey, refusalError } from "./state/adopt.js"
-import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, callable, immutableBytes } from "./state/arrays.js"
+import { ARRAY_METHODS, BYTES_METHODS, callable, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
 import { NOTHING, ROOT, hasOwn, replaceRange, setOwn, type Journal } from "./state/records.js"
 
@@ -72,9 +72,8 @@ const readOnly = (): never => {
   throw canonError("state-read-only", "State changes only inside a command's apply: submit a command.")
 }
 
-/** Proxy kinds: 0 an array, 1 bytes, 2 an object. The methods and iterator of arrays and bytes, by kind. */
+/** Proxy kinds: 0 an array, 1 bytes, 2 an object. The methods (and iterator) of arrays and bytes, by kind. */
 const METHODS = [ARRAY_METHODS, BYTES_METHODS]
-const ITERATORS = [ARRAY_ITERATOR, BYTES_ITERATOR]
 
 /** A state plus the machinery to change it through recorded drafts. */
 export class JournaledState<S> implements ProxyHost {
@@ -101,7 +100,7 @@ export class JournaledState<S> implements ProxyHost {
    */
   constructor(root: S) {
     const self = this
-    this.#adopter = new Adopter(this, this.#drafts)
+    this.#adopter = new Adopter(this.#drafts)
 
     // Own properties only. What Object.prototype contributes to a plain object is functions and
     // the __proto__ accessor (an object): those are checked; a primitive read is state data
@@ -111,9 +110,9 @@ export class JournaledState<S> implements ProxyHost {
     // BYTES_PER_ELEMENT and byteOffset (0: bytes in the state are never a view at an offset),
     // but not its `buffer` (an object it does not own), which would be a writable alias.
     const get = (t: any, k: PropertyKey, kind: number, view: boolean): unknown => {
-      if (typeof k !== "string") return kind > 1 ? undefined : k === Symbol.iterator ? ITERATORS[kind] : kind && k === Symbol.toStringTag ? "Uint8Array" : undefined
       const f = kind < 2 ? METHODS[kind]![k] : undefined
       if (f !== undefined) return f
+      if (typeof k !== "string") return kind === 1 && k === Symbol.toStringTag ? "Uint8Array" : undefined
       const v = t[k]
       if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : v === null ? null : undefined
       return typeof v === "function" ? undefined : v
@@ -130,7 +129,7 @@ export class JournaledState<S> implements ProxyHost {
         this.#handlers.push({
           get: (t, k) => get(t, k, kind, view),
           // `in`: own keys (an array's: its indices and length; bytes': indices); on arrays and bytes also `length`, a method, the iterator.
-          has: (t, k) => hasOwn.call(t, k) || (kind < 2 && (k === "length" || k === Symbol.iterator || METHODS[kind]![k as string] !== undefined)),
+          has: (t, k) => hasOwn.call(t, k) || (kind < 2 && (k === "length" || METHODS[kind]![k] !== undefined)),
           // Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object.
           getOwnPropertyDescriptor(t, k) {
             const d = Reflect.getOwnPropertyDescriptor(t, k)

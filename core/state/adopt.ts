@@ -33,7 +33,7 @@
 import { wellFormed } from "../bytes.js"
 import { MAX_DEPTH, hasPlainPrototype, isBytes, notPlain } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
-import { PROXIES, type Meta, type ProxyHost } from "./meta.js"
+import { PROXIES, type Meta } from "./meta.js"
 import { hasOwn, setOwn } from "./records.js"
 
 /**
@@ -110,13 +110,13 @@ export class Adopter {
   readonly #candidates: unknown[] = []
   /** Objects moved by the current write: each moves once, a second place gets a copy. */
   readonly #moved = new Set<object>()
-  /** The state adopted into: its drafts are move candidates, other proxies are copied. */
-  readonly #host: ProxyHost
-  /** That state's drafts by raw object: where each was last seen (parent and key) decides moves. */
+  /**
+   * The drafts of the state adopted into, by raw object: they are move candidates (other proxies
+   * are copied), and where each was last seen (parent and key) decides moves.
+   */
   readonly #drafts: WeakMap<object, Meta>
 
-  constructor(host: ProxyHost, drafts: WeakMap<object, Meta>) {
-    this.#host = host
+  constructor(drafts: WeakMap<object, Meta>) {
     this.#drafts = drafts
   }
 
@@ -224,7 +224,7 @@ export class Adopter {
   /** The raw object behind `v` if `v` is a draft of this state (views are not drafts: assigning one copies it). */
   #rawOf(v: object): object | undefined {
     const m = PROXIES.get(v)
-    return m !== undefined && m.host === this.#host && !m.view ? m.raw : undefined
+    return m !== undefined && this.#drafts.get(m.raw) === m ? m.raw : undefined
   }
 
   /**
@@ -253,9 +253,7 @@ export class Adopter {
         draft.parent = into
         draft.key = key
       } else {
-        const copy = this.copy(raw, depth)
-        if (typeof key === "number") into[key] = copy
-        else setOwn(into, key, copy)
+        setOwn(into, key as string, this.copy(raw, depth))
       }
     }
     c.length = 0

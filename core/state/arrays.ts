@@ -18,7 +18,7 @@ import { canonError } from "../errors.js"
 import { PROXIES, type Meta } from "./meta.js"
 
 type Fn = (...args: any[]) => any
-type Table = Readonly<Record<string, Fn>>
+type Table = Readonly<Record<PropertyKey, Fn>>
 /** What a method does on one of our proxies: `a` is the raw array (or bytes), `native` the builtin. */
 type Body = (m: Meta, a: any, args: any[], native: Fn) => unknown
 
@@ -55,8 +55,8 @@ const seeing = (m: Meta, f: unknown, self: unknown): Fn => {
 
 const arrayProto = Array.prototype
 const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object
-const A: Record<string, Fn> = Object.create(null)
-const B: Record<string, Fn> = Object.create(null)
+const A: Record<PropertyKey, Fn> = Object.create(null)
+const B: Record<PropertyKey, Fn> = Object.create(null)
 /** The native method on the raw array (or bytes). */
 const direct: Body = (_m, a, args, native) => native.apply(a, args)
 
@@ -146,10 +146,10 @@ for (const [name, start, count] of [["push", Infinity], ["pop", -1, 1], ["shift"
 // Bytes only: set refuses; subarray is a copy, not a view (a writable alias of bytes in the state).
 for (const [name, body] of [["set", immutableBytes], ["subarray", (_m, a, args) => a.slice(...args)]] as Array<[string, Body]>) B[name] = method(typedProto, name, true, body)
 
-/** Every Array.prototype method a draft or view of an array answers to, by name. */
+// What `list[Symbol.iterator]` is.
+A[Symbol.iterator] = A.values!
+B[Symbol.iterator] = B.values!
+/** Every Array.prototype method a draft or view of an array answers to, by name, and its iterator. */
 export const ARRAY_METHODS: Table = Object.freeze(A)
-/** What `list[Symbol.iterator]` is. */
-export const ARRAY_ITERATOR: Fn = A.values!
-/** Every Uint8Array method a draft or view of bytes answers to, by name. */
+/** Every Uint8Array method a draft or view of bytes answers to, by name, and its iterator. */
 export const BYTES_METHODS: Table = Object.freeze(B)
-export const BYTES_ITERATOR: Fn = B.values!

@@ -176,9 +176,9 @@ export class JournaledState<S> implements ProxyHost {
   }
 
   /** Appends one undo record for a write to the container `t` (copying `t` first while frozen: `freezeState`). */
-  #record(j: Journal, t: object, a: unknown, b: unknown, old: unknown): void {
+  #record(t: object, a: unknown, b: unknown, old: unknown): void {
     this.beforeWrite?.(t)
-    j.push(t, a, b, old)
+    this.#journal!.push(t, a, b, old)
   }
 
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
@@ -239,7 +239,8 @@ export class JournaledState<S> implements ProxyHost {
     let m = metas.get(v)
     if (m === undefined) {
       const proxy = new Proxy(v, this.#handlers[(Array.isArray(v) ? 0 : ArrayBuffer.isView(v) ? 1 : 2) + (view ? 3 : 0)]!)
-      m = { raw: v, proxy, host: this, view, depth: parent === null ? 0 : view ? -1 : this.#drafts.get(parent)!.depth + 1, parent, key }
+      // (A view's depth is not used: views are never written through.)
+      m = { raw: v, proxy, host: this, view, depth: (this.#drafts.get(parent!)?.depth ?? -1) + 1, parent, key }
       metas.set(v, m)
       PROXIES.set(proxy, m)
     }
@@ -287,7 +288,7 @@ export class JournaledState<S> implements ProxyHost {
 
   /** A write of `v` at t[k] on an object or an array (t raw). */
   #set(t: any, k: PropertyKey, v: unknown): void {
-    const j = this.#writable()
+    this.#writable()
     const array = Array.isArray(t)
     if (array && k === "length") return this.#setLength(t, v)
     if (typeof k !== "string") throw this.#located(refuseSymbolKey(), t, String(k))
@@ -308,7 +309,7 @@ export class JournaledState<S> implements ProxyHost {
     }
     // An existing key is well-formed already; a new one is checked.
     if (!had && !wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
-    this.#record(j, t, k, had, had ? t[k] : undefined)
+    this.#record(t, k, had, had ? t[k] : undefined)
     // An own key is plain data (assign); a new one named like an Object.prototype member is defined.
     if (had) t[k] = next
     else setOwn(t, k, next)
@@ -321,10 +322,10 @@ export class JournaledState<S> implements ProxyHost {
       if (hasOwn.call(t, k)) this.#set(t, k, undefined)
       return true
     }
-    const j = this.#writable()
+    this.#writable()
     if (typeof k === "string" && hasOwn.call(t, k)) {
       const o = t as Record<string, unknown>
-      this.#record(j, t, k, true, o[k])
+      this.#record(t, k, true, o[k])
       delete o[k]
     }
     return true
@@ -349,7 +350,7 @@ export class JournaledState<S> implements ProxyHost {
     if ((n - len) * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
       throw this.#located(new Refusal(`${n - len} new array slots`, "Push instead of writing far past the end."), a, k)
     }
-    this.#record(this.#journal!, a, len, n - len, NOTHING)
+    this.#record(a, len, n - len, NOTHING)
   }
 
   #setLength(a: unknown[], v: unknown): void {
@@ -358,7 +359,7 @@ export class JournaledState<S> implements ProxyHost {
     if (n >>> 0 !== n) throw new RangeError("Invalid array length")
     const len = a.length
     if (n < len) {
-      this.#record(this.#journal!, a, n, 0, a.slice(n))
+      this.#record(a, n, 0, a.slice(n))
       a.length = n
     } else if (n > len) {
       this.#grow(a, "length", len, n)
@@ -372,7 +373,7 @@ export class JournaledState<S> implements ProxyHost {
    */
   mutate(m: Meta, name: string, args: unknown[]): unknown {
     if (m.view) return readOnly()
-    const j = this.#writable()
+    this.#writable()
     const a = m.raw as unknown[]
     const [x, y, z] = args
     const sort = name === "sort"
@@ -380,7 +381,7 @@ export class JournaledState<S> implements ProxyHost {
       if (sort && x !== undefined) callable(x)
       // Recorded first, whole: a comparator is user code and may write (even to this array);
       // undoing its writes and then this record restores the array exactly.
-      this.#record(j, a, 0, -1, a.slice())
+      this.#record(a, 0, -1, a.slice())
       if (sort) a.sort((x as Compare | undefined) && ((p, q) => (x as Compare)(this.out(m, p, -1), this.out(m, q, -1))))
       else a.reverse()
       return m.proxy
@@ -418,7 +419,7 @@ export class JournaledState<S> implements ProxyHost {
     if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("The array would pass its maximum length.")
     const removed = a.slice(from, from + count)
     if (count > 0 || values.length > 0) {
-      this.#record(j, a, from, values.length, removed)
+      this.#record(a, from, values.length, removed)
       replaceRange(a, from, count, values)
     }
     return splice ? removed.map((v, i) => this.out(m, v, from + i)) : m.proxy
@@ -435,15 +436,15 @@ export class JournaledState<S> implements ProxyHost {
     const keys: Array<string | number> = []
     let cur = t
     for (let n = 0; n <= MAX_DEPTH; n++) {
-      if (cur === this.#current) return keys.reverse()
+      if (cur === this.#current) return keys
       const m = this.#drafts.get(cur)
       const parent = m?.parent as Record<string | number, unknown> | null | undefined
-      if (m === undefined || parent === null || parent === undefined || parent[m.key] !== cur) break
-      keys.push(Array.isArray(parent) ? Number(m.key) : m.key)
+      if (m === undefined || parent == null || parent[m.key] !== cur) break
+      keys.unshift(Array.isArray(parent) ? Number(m.key) : m.key)
       cur = parent
     }
-    keys.push(SOMEWHERE)
-    return keys.reverse()
+    keys.unshift(SOMEWHERE)
+    return keys
   }
 }
 

@@ -64,7 +64,7 @@ export const arrayIndex = (k: string): number => {
 
 /** A value refused by the state rules; the journal turns it into a CanonError with its location. */
 export class Refusal {
-  /** Keys from the written value down to the refused part, innermost last once unwound. */
+  /** Keys from the written value down to the refused part (each level puts its key first as it unwinds). */
   readonly inner: Array<string | number> = []
   constructor(readonly what: string, readonly why: string) {}
 }
@@ -97,7 +97,7 @@ export const formatPath = (keys: ReadonlyArray<string | number>): string => {
 
 /** The CanonError for a refusal at `path` (the slot written, then the path inside the value). */
 export const refusalError = (r: Refusal, path: ReadonlyArray<string | number>): CanonError =>
-  canonError("state-unencodable", `Cannot store ${r.what} at ${formatPath([...path, ...r.inner.slice().reverse()])}. ${r.why}`)
+  canonError("state-unencodable", `Cannot store ${r.what} at ${formatPath([...path, ...r.inner])}. ${r.why}`)
 
 /**
  * Adopts values for one write at a time. Not reentrant by design: a write runs no user code
@@ -215,7 +215,7 @@ export class Adopter {
         else setOwn(out, k as string, y)
       }
     } catch (e) {
-      if (e instanceof Refusal && typeof k !== "symbol") e.inner.push(k)
+      if (e instanceof Refusal && typeof k !== "symbol") e.inner.unshift(k)
       throw e
     }
     return out

@@ -91,7 +91,7 @@ export const notPlain = (v: unknown): [what: string, instead: string] => {
   let name: string = typeof v
   if (name === "object") {
     try {
-      name = String((getPrototypeOf(v) as { constructor?: { name?: unknown } }).constructor?.name || "object with a custom prototype")
+      name = String((getPrototypeOf(v) as { constructor?: { name?: unknown } }).constructor?.name || "object with a prototype")
     } catch {
       name = "exotic object"
     }

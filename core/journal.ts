@@ -114,7 +114,7 @@ export class JournaledState<S> implements ProxyHost {
       if (f !== undefined) return f
       if (typeof k !== "string") return kind === 1 && k === Symbol.toStringTag ? "Uint8Array" : undefined
       const v = t[k]
-      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : v === null ? null : undefined
+      if (isObject(v)) return hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : undefined
       return typeof v === "function" ? undefined : v
     }
     // Writes ignore the receiver: a write on an object that inherits from a draft
@@ -141,7 +141,7 @@ export class JournaledState<S> implements ProxyHost {
           deleteProperty: fail ?? ((t, k) => self.#delete(t, k)),
           defineProperty: fail ?? ((t, k, d) => (self.#define(t, k, d), true)),
           setPrototypeOf: fail ?? refuse("a new prototype", "State objects stay plain."),
-          preventExtensions: fail ?? refuse("a frozen, sealed or non-extensible object", "Freeze a copy instead."),
+          preventExtensions: fail ?? refuse("a frozen or non-extensible object", "Freeze a copy instead."),
         })
       }
     }
@@ -295,7 +295,7 @@ export class JournaledState<S> implements ProxyHost {
     // Writing undefined into an object deletes the key (the encoding has no undefined property).
     if (!array && v === undefined) return void this.#delete(t, k)
     const i = array ? arrayIndex(k) : -1
-    if (array && i < 0) throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only: use an object."), t, k)
+    if (array && i < 0) throw this.#located(new Refusal("a named key on an array", "Use an object."), t, k)
     const next = this.#adopt(t, array ? i : k, v, true)
     // Read after adopting: a getter of a user object may have written here in the meantime.
     const len = t.length

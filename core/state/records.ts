@@ -25,7 +25,7 @@ export { hasOwn, setOwn }
 export type Journal = unknown[]
 
 /** The target of a record that replaced the whole state. */
-export const ROOT: object = Object.freeze({ root: true })
+export const ROOT: object = Object.freeze({})
 
 /** Removed items of a range change that removed nothing. */
 export const NOTHING: readonly unknown[] = Object.freeze([])

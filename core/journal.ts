@@ -87,8 +87,8 @@ export class JournaledState<S> implements ProxyHost {
   beforeWrite: ((container: object) => void) | undefined = undefined
   /** raw object -> its draft's meta */
   readonly #drafts = new WeakMap<object, Meta>()
-  /** raw object -> its view's meta */
-  readonly #views = new WeakMap<object, Meta>()
+  /** raw object -> its view */
+  readonly #views = new WeakMap<object, object>()
   readonly #adopter: Adopter
   /** Handlers by kind (array, bytes, object): the drafts' three, then the views' three. */
   readonly #handlers: Array<ProxyHandler<any>> = []
@@ -109,13 +109,20 @@ export class JournaledState<S> implements ProxyHost {
     // numbers as any object does: an array's own length, a Uint8Array's length, byteLength,
     // BYTES_PER_ELEMENT and byteOffset (0: bytes in the state are never a view at an offset),
     // but not its `buffer` (an object it does not own), which would be a writable alias.
-    const get = (t: any, k: PropertyKey, kind: number, view: boolean): unknown => {
-      const f = kind < 2 ? METHODS[kind]![k] : undefined
-      if (f !== undefined) return f
-      if (typeof k !== "string") return kind === 1 && k === Symbol.toStringTag ? "Uint8Array" : undefined
+    const get = (t: any, k: PropertyKey, view: boolean): unknown => {
+      if (typeof k !== "string") return undefined
       const v = t[k]
       if (isObject(v)) return hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : undefined
       return typeof v === "function" ? undefined : v
+    }
+    // Arrays and bytes: an index is own (arrays have no holes), and most reads of an array are.
+    const indexed = (t: any, k: PropertyKey, kind: number, view: boolean): unknown => {
+      if (typeof k === "string" && (k.charCodeAt(0) ^ 48) < 10) {
+        const v = t[k]
+        return isObject(v) ? self.#wrap(v, t, k, view) : v
+      }
+      const f = METHODS[kind]![k]
+      return f !== undefined ? f : kind && k === Symbol.toStringTag ? "Uint8Array" : get(t, k, view)
     }
     // Writes ignore the receiver: a write on an object that inherits from a draft
     // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
@@ -127,7 +134,7 @@ export class JournaledState<S> implements ProxyHost {
           throw self.#located(new Refusal(what, why), t)
         }
         this.#handlers.push({
-          get: (t, k) => get(t, k, kind, view),
+          get: kind > 1 ? (t, k) => get(t, k, view) : (t, k) => indexed(t, k, kind, view),
           // `in`: own keys (an array's: its indices and length; bytes': indices); on arrays and bytes also `length`, a method, the iterator.
           has: (t, k) => hasOwn.call(t, k) || (kind < 2 && (k === "length" || METHODS[kind]![k] !== undefined)),
           // Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object.
@@ -235,17 +242,20 @@ export class JournaledState<S> implements ProxyHost {
    * `parent[key]` (the root: no parent), made on first use. A draft's depth is its parent's + 1.
    */
   #wrap(v: object, parent: object | null, key: string | number, view: boolean): object {
-    const metas = view ? this.#views : this.#drafts
-    let m = metas.get(v)
-    if (m === undefined) {
-      const proxy = new Proxy(v, this.#handlers[(Array.isArray(v) ? 0 : ArrayBuffer.isView(v) ? 1 : 2) + (view ? 3 : 0)]!)
-      // (A view's depth is not used: views are never written through.)
-      m = { raw: v, proxy, host: this, view, depth: (this.#drafts.get(parent!)?.depth ?? -1) + 1, parent, key }
-      metas.set(v, m)
-      PROXIES.set(proxy, m)
-    }
-    return m.proxy
+    // The common case, small enough to inline: the proxy exists.
+    return (view ? this.#views.get(v) : this.#drafts.get(v)?.proxy) ?? this.#make(v, parent, key, view)
   }
+
+  #make(v: object, parent: object | null, key: string | number, view: boolean): object {
+    const proxy = new Proxy(v, this.#handlers[(Array.isArray(v) ? 0 : ArrayBuffer.isView(v) ? 1 : 2) + (view ? 3 : 0)]!)
+    // (A view's depth is not used: views are never written through.)
+    const m: Meta = { raw: v, proxy, host: this, view, depth: (this.#drafts.get(parent!)?.depth ?? -1) + 1, parent, key }
+    if (view) this.#views.set(v, proxy)
+    else this.#drafts.set(v, m)
+    PROXIES.set(proxy, m)
+    return proxy
+  }
+
 
   /** @internal ProxyHost: an element as array methods hand it out. */
   out(m: Meta, v: unknown, index: number): unknown {

@@ -69,7 +69,7 @@ const MAX_ARRAY_LENGTH = 4294967295
 
 /** A write outside a command's apply: through a view, a kept draft, or a replaced root. */
 const readOnly = (): never => {
-  throw canonError("state-read-only", "State changes only inside a command's apply: submit a command.")
+  throw canonError("state-read-only", "State changes only in a command: submit one.")
 }
 
 /** Proxy kinds: 0 an array, 1 bytes, 2 an object. The methods (and iterator) of arrays and bytes, by kind. */
@@ -347,9 +347,8 @@ export class JournaledState<S> implements ProxyHost {
     const exists = typeof k === "string" && hasOwn.call(t, k)
     const length = k === "length" && Array.isArray(t)
     // Plain data only, as assignment makes it (an array's length: its value only).
-    const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
-      a in d ? d[a] === true && !(length && a !== "writable") : exists)
-    if (!plain) throw this.#located(new Refusal("a property that is not plain data", "Assign it, or define it writable, enumerable, configurable."), t, String(k))
+    if ("get" in d || "set" in d || (["writable", "enumerable", "configurable"] as const).some((a) =>
+      a in d ? d[a] !== true || (length && a !== "writable") : !exists)) throw this.#located(new Refusal("a property that is not plain data", "Assign it, or define it writable, enumerable, configurable."), t, String(k))
     if ("value" in d) this.#set(t, k, d.value)
   }
 
@@ -426,7 +425,7 @@ export class JournaledState<S> implements ProxyHost {
         values.push(isObject(v) && !(fill && i === 0) ? this.#adopter.copy(v, m.depth + 1) : v)
       }
     }
-    if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("The array would pass its maximum length.")
+    if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("Invalid array length")
     const removed = a.slice(from, from + count)
     if (count > 0 || values.length > 0) {
       this.#record(a, from, values.length, removed)

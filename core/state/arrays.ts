@@ -128,7 +128,7 @@ for (const name of ["values", "entries"]) {
 
 /** A Uint8Array in the state is immutable: assign a new one. */
 export const immutableBytes = (): never => {
-  throw canonError("state-read-only", "Bytes in the state are immutable: assign a new Uint8Array.")
+  throw canonError("state-read-only", "State bytes are immutable: assign a new Uint8Array.")
 }
 
 // Arrays: the host writes one journal record (and refuses on views and outside a command); bytes refuse.

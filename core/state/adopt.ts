@@ -83,8 +83,8 @@ export const refuseDepth = (): Refusal =>
 export const refuseSize = (): Refusal =>
   new Refusal(`more than ${MAX_WRITE_BYTES / 1048576} MiB in one write`, "Split it over several commands.")
 
-/** A path step the engine could not name (the container was not found from the root). */
-export const SOMEWHERE = "\u0000somewhere"
+/** A path step the engine could not name (the container was not found from the root): -1, never a real step. */
+export const SOMEWHERE = -1
 
 /** Where a refused write was going, in JS-like syntax: state.items["a b"].done */
 export const formatPath = (keys: ReadonlyArray<string | number>): string => {

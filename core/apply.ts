@@ -1,4 +1,4 @@
-import { decodeArgs, makeContext, runApply, type Machine } from "./machine.js"
+import { decodeArgs, makeContext, runApply, type CommandContext, type Machine } from "./machine.js"
 import type { JournaledState } from "./journal.js"
 import type { Entry } from "./entry.js"
 import type { Rejection } from "./errors.js"
@@ -9,27 +9,25 @@ import type { Rejection } from "./errors.js"
  * writes are undone and the rejection returned: checkpoints then expose the divergence.
  */
 export const applyLogged = <S>(host: JournaledState<S>, docId: string, machine: Machine<S>, e: Entry): Rejection | undefined => {
+  const ctx = makeContext(docId, e.seq, e.time, e.clientId)
+  const journal = host.begin()
+  let rejection: Rejection | undefined
   // A `$batch` sent to a build with no version history (it has no `$batch` command): its
   // commands, applied in order as one.
   if (e.name === "$batch" && !machine.compiled.has("$batch") && Array.isArray(e.args)) {
-    const journal = host.begin()
-    const ctx = makeContext(docId, e.seq, e.time, e.clientId)
-    let rejection: Rejection | undefined
     for (const item of e.args as unknown[]) {
-      const [name, args] = Array.isArray(item) ? (item as [unknown, unknown]) : [undefined, undefined]
-      const d = typeof name === "string" ? decodeArgs(machine, name, args) : { ok: false as const, rejection: { code: "invalid-args", message: "A $batch is a list of [name, args]." } as Rejection }
-      rejection = d.ok ? runApply(host, d.cmd, name as string, d.args, ctx) : d.rejection
-      if (rejection !== undefined) break
+      const [name, args] = Array.isArray(item) ? (item as [unknown, unknown]) : []
+      if ((rejection = run(host, machine, name, args, ctx)) !== undefined) break
     }
-    host.end()
-    if (rejection !== undefined) host.undo(journal)
-    return rejection
-  }
-  const decoded = decodeArgs(machine, e.name, e.args)
-  if (!decoded.ok) return decoded.rejection
-  const journal = host.begin()
-  const rejection = runApply(host, decoded.cmd, e.name, decoded.args, makeContext(docId, e.seq, e.time, e.clientId))
+  } else rejection = run(host, machine, e.name, e.args, ctx)
   host.end()
   if (rejection !== undefined) host.undo(journal)
   return rejection
+}
+
+/** Decodes and applies one command (a function, not a closure: this runs for every entry replayed). */
+const run = <S>(host: JournaledState<S>, machine: Machine<S>, name: unknown, args: unknown, ctx: CommandContext): Rejection | undefined => {
+  if (typeof name !== "string") return { code: "invalid-args", message: "A $batch is a list of [name, args]." }
+  const d = decodeArgs(machine, name, args)
+  return d.ok ? runApply(host, d.cmd, name, d.args, ctx) : d.rejection
 }

@@ -43,11 +43,7 @@ const CANONICAL_NAN = new Uint8Array([0x7f, 0xf8, 0, 0, 0, 0, 0, 0])
  * Roots the engine verified as state (plain-data trees nothing else holds): fresh decodes and
  * JournaledState roots. A JournaledState takes such a root as it is instead of copying it.
  */
-const verifiedTrees = new WeakSet<object>()
-export const markVerifiedTree = (v: object): void => {
-  verifiedTrees.add(v)
-}
-export const isVerifiedTree = (v: object): boolean => verifiedTrees.has(v)
+export const verifiedTrees = new WeakSet<object>()
 
 // Read once, not per value: globals are slow inside a vm context (see core/bytes.ts).
 const { isInteger } = Number
@@ -66,11 +62,50 @@ export const hasPlainPrototype = (v: object): boolean => {
   return proto === null || getPrototypeOf(proto) === null
 }
 
-/** Sets an own key; a "__proto__" key from the wire stays a plain key, not a new prototype. */
-export const setOwn = (o: Record<string, unknown>, k: string, v: unknown): void => {
-  if (k === "__proto__") Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })
-  else o[k] = v
+const objectProto = Object.prototype
+export const hasOwn = objectProto.hasOwnProperty
+
+/**
+ * Sets `key` as an own data property (new, or one already there: every property of plain data is
+ * writable). Assignment would call the `__proto__` setter (a "__proto__" key from the wire stays a
+ * plain key, not a new prototype), or fail where a hardened environment froze Object.prototype;
+ * defining never does either.
+ */
+export const setOwn = (o: object, key: string, v: unknown): void => {
+  if (key in objectProto) Object.defineProperty(o, key, { value: v, writable: true, enumerable: true, configurable: true })
+  else (o as Record<string, unknown>)[key] = v
 }
+
+/** What to store instead, by constructor name or typeof (own keys only: no prototype). */
+const INSTEAD: Readonly<Record<string, string>> = {
+  __proto__: null as unknown as string,
+  Date: "a number or an ISO string",
+  Set: "an array",
+  bigint: "a string or a number",
+  symbol: "a string",
+  function: "its result",
+}
+
+/** A value that is not plain data, and what to store instead: ["a Date", "Store a number or an ISO string instead."]. */
+export const notPlain = (v: unknown): [what: string, instead: string] => {
+  let name: string = typeof v
+  if (name === "object") {
+    try {
+      name = String((getPrototypeOf(v) as { constructor?: { name?: unknown } }).constructor?.name || "object with a prototype")
+    } catch {
+      name = "exotic object"
+    }
+  }
+  return [`${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`, `Store ${INSTEAD[name] ?? (isView(v) ? "a Uint8Array" : "its data in a plain object")} instead.`]
+}
+
+const unencodable = (v: unknown): never => {
+  const [what, instead] = notPlain(v)
+  throw canonError("state-unencodable", `Cannot encode ${what}. ${instead}`)
+}
+
+/** Integers in (-2^52, 2^52), -0 not: written as varints. */
+const isVarint = (n: number): boolean => isInteger(n) && n > -INT_LIMIT && n < INT_LIMIT && !is(n, -0)
 
 /** Nesting deeper than this is refused: it protects the decoder's stack from hostile input. */
 export const MAX_DEPTH = 512
@@ -80,15 +115,13 @@ const tooDeep = `Value nests deeper than ${MAX_DEPTH} levels.`
 export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   switch (typeof value) {
     case "number":
-      if (isInteger(value) && value > -INT_LIMIT && value < INT_LIMIT && !is(value, -0)) {
+      if (isVarint(value)) {
         w.byte(Tag.INT)
         w.varint(value >= 0 ? value * 2 : -value * 2 - 1)
-      } else if (value !== value) {
-        w.byte(Tag.FLOAT)
-        w.raw(CANONICAL_NAN)
       } else {
         w.byte(Tag.FLOAT)
-        w.f64(value)
+        if (value !== value) w.raw(CANONICAL_NAN)
+        else w.f64(value)
       }
       return
     case "string":
@@ -118,10 +151,7 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
         w.bytes(value)
         return
       }
-      if (!hasPlainPrototype(value)) {
-        const name = (value as object).constructor?.name ?? "unknown"
-        throw canonError("state-unencodable", `A ${name} is not plain data; use objects, arrays, strings, numbers, booleans, null or Uint8Array.`)
-      }
+      if (!hasPlainPrototype(value)) unencodable(value)
       const obj = value as Record<string, unknown>
       const keys = ownKeys(obj)
       let count = 0
@@ -139,63 +169,62 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
       return
     }
     default:
-      throw canonError("state-unencodable", `A ${typeof value} is not plain data.`)
+      unencodable(value)
   }
 }
 
 const fail = decodeFailed
 
+/**
+ * The count of a container's items, each at least `least` bytes: a larger count is a lie,
+ * refused before allocating.
+ */
+const counted = (r: ByteReader, least: number): number => {
+  const n = r.varint()
+  if (n * least > r.remaining) fail(`${n} items cannot fit in ${r.remaining} bytes.`)
+  return n
+}
+
+/** The values of the tags NULL, FALSE, TRUE, UNDEFINED. */
+const CONSTANTS = [null, false, true, undefined]
+
 export const readValue = (r: ByteReader, depth = 0): unknown => {
   const tag = r.byte()
+  if (tag < Tag.INT) return CONSTANTS[tag]
+  // The encoder counts bytes as a nesting level: so does the decoder, or it would accept what cannot re-encode.
+  if (tag >= Tag.BYTES && tag <= Tag.OBJECT && depth >= MAX_DEPTH) fail(tooDeep)
   switch (tag) {
-    case Tag.NULL: return null
-    case Tag.FALSE: return false
-    case Tag.TRUE: return true
-    case Tag.UNDEFINED: return undefined
     case Tag.INT: {
       const z = r.varint()
-      if (z > MAX_ZIGZAG) fail("A varint integer beyond 2^52 (not canonical).")
+      if (z > MAX_ZIGZAG) fail("An integer beyond 2^52.")
       return unzigzag(z)
     }
     case Tag.FLOAT: {
       const at = r.pos
       const n = r.f64()
-      if (n !== n) {
-        for (let i = 0; i < 8; i++) {
-          if (r.buf[at + i] !== CANONICAL_NAN[i]) fail("A non-canonical NaN.")
-        }
-      } else if (isInteger(n) && n > -INT_LIMIT && n < INT_LIMIT && !is(n, -0)) {
-        fail("An integer written as a float (not canonical).")
-      }
+      // A NaN other than the canonical one, or an integer that is a varint.
+      if (n !== n ? r.buf.subarray(at, at + 8).some((b, i) => b !== CANONICAL_NAN[i]) : isVarint(n)) fail("A non-canonical float.")
       return n
     }
     case Tag.STRING: return r.string()
-    case Tag.BYTES:
-      // The encoder counts bytes as a nesting level: so does the decoder, or it would accept what cannot re-encode.
-      if (depth >= MAX_DEPTH) fail(tooDeep)
-      return r.bytes()
+    case Tag.BYTES: return r.bytes()
     case Tag.ARRAY: {
-      if (depth >= MAX_DEPTH) fail(tooDeep)
-      const n = r.varint()
-      // Each element takes at least one byte: a larger count is a lie, refuse before allocating.
-      if (n > r.remaining) fail(`An array of ${n} items cannot fit in ${r.remaining} bytes.`)
+      const n = counted(r, 1)
       const out = new Array<unknown>(n)
       for (let i = 0; i < n; i++) out[i] = readValue(r, depth + 1)
       return out
     }
     case Tag.OBJECT: {
-      if (depth >= MAX_DEPTH) fail(tooDeep)
-      const n = r.varint()
-      if (n * 2 > r.remaining) fail(`An object of ${n} keys cannot fit in ${r.remaining} bytes.`)
+      const n = counted(r, 2)
       const out: Record<string, unknown> = {}
       let prev = ""
       for (let i = 0; i < n; i++) {
         const k = r.string()
         // Strictly increasing (UTF-16 code unit order, as the encoder's sort): one order, no duplicates.
-        if (i > 0 && !(prev < k)) fail("Object keys not in canonical order.")
+        if (i > 0 && !(prev < k)) fail("Keys out of order.")
         prev = k
         const v = readValue(r, depth + 1)
-        if (v === undefined) fail("An undefined property (not canonical).")
+        if (v === undefined) fail("An undefined property.")
         setOwn(out, k, v)
       }
       return out

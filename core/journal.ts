@@ -55,25 +55,25 @@
  * - A Uint8Array in the state is immutable (its draft refuses writes): assign a new one.
  */
 import { wellFormed } from "./bytes.js"
-import { MAX_DEPTH, isVerifiedTree, markVerifiedTree } from "./canonical.js"
+import { MAX_DEPTH, verifiedTrees } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
-import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refusalError } from "./state/adopt.js"
-import { ARRAY_ITERATOR, ARRAY_METHODS, BYTES_ITERATOR, BYTES_METHODS, immutableBytes } from "./state/arrays.js"
+import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refuseSymbolKey, refusalError } from "./state/adopt.js"
+import { ARRAY_METHODS, BYTES_METHODS, callable, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
-import { NOTHING, ROOT, hasOwn, replaceRange, setOwn, undoRecords, type Journal } from "./state/records.js"
+import { NOTHING, ROOT, hasOwn, replaceRange, setOwn, type Journal } from "./state/records.js"
 
 export type { Journal } from "./state/records.js"
 export { MAX_WRITE_BYTES } from "./state/adopt.js"
 
 const MAX_ARRAY_LENGTH = 4294967295
 
+/** A write outside a command's apply: through a view, a kept draft, or a replaced root. */
 const readOnly = (): never => {
-  throw canonError("state-read-only", "State can only change inside a command's apply; submit a command instead.")
+  throw canonError("state-read-only", "State changes only in a command: submit one.")
 }
 
-const viewReadOnly = (): never => {
-  throw canonError("state-read-only", "The state a document shows is read-only; change it by submitting a command.")
-}
+/** Proxy kinds: 0 an array, 1 bytes, 2 an object. The methods (and iterator) of arrays and bytes, by kind. */
+const METHODS = [ARRAY_METHODS, BYTES_METHODS]
 
 /** A state plus the machinery to change it through recorded drafts. */
 export class JournaledState<S> implements ProxyHost {
@@ -90,12 +90,8 @@ export class JournaledState<S> implements ProxyHost {
   /** raw object -> its view */
   readonly #views = new WeakMap<object, object>()
   readonly #adopter: Adopter
-  /** Handlers by kind: drafts of objects and arrays, views of objects and arrays, bytes (both). */
-  readonly #objectDraft: ProxyHandler<object>
-  readonly #arrayDraft: ProxyHandler<object>
-  readonly #objectView: ProxyHandler<object>
-  readonly #arrayView: ProxyHandler<object>
-  readonly #bytesProxy: ProxyHandler<object>
+  /** Handlers by kind (array, bytes, object): the drafts' three, then the views' three. */
+  readonly #handlers: Array<ProxyHandler<any>> = []
 
   /**
    * Takes `root` as the state: checked and copied (a CanonError `state-unencodable` says what is
@@ -104,93 +100,57 @@ export class JournaledState<S> implements ProxyHost {
    */
   constructor(root: S) {
     const self = this
-    this.#adopter = new Adopter(this, this.#drafts)
+    this.#adopter = new Adopter(this.#drafts)
 
     // Own properties only. What Object.prototype contributes to a plain object is functions and
     // the __proto__ accessor (an object): those are checked; a primitive read is state data
     // (unless other code polluted Object.prototype with data, which no key path here can do).
-    const objectGet = (t: object, k: PropertyKey, view: boolean): unknown => {
+    // Arrays and bytes answer the engine's methods (core/state/arrays.ts) first, and their
+    // numbers as any object does: an array's own length, a Uint8Array's length, byteLength,
+    // BYTES_PER_ELEMENT and byteOffset (0: bytes in the state are never a view at an offset),
+    // but not its `buffer` (an object it does not own), which would be a writable alias.
+    const get = (t: any, k: PropertyKey, view: boolean): unknown => {
       if (typeof k !== "string") return undefined
-      const v = (t as Record<string, unknown>)[k]
-      if (typeof v === "object") return v !== null && hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : v === null ? null : undefined
+      const v = t[k]
+      if (isObject(v)) return hasOwn.call(t, k) ? self.#wrap(v, t, k, view) : undefined
       return typeof v === "function" ? undefined : v
     }
-    const arrayGet = (t: unknown[], k: PropertyKey, view: boolean): unknown => {
-      if (typeof k === "string") {
-        const c = k.charCodeAt(0)
-        if (c >= 48 && c <= 57) {
-          const v = (t as unknown as Record<string, unknown>)[k]
-          return isObject(v) ? self.#wrap(v, t, k, view) : v
-        }
-        if (k === "length") return t.length
-        return ARRAY_METHODS[k]
+    // Arrays and bytes: an index is own (arrays have no holes), and most reads of an array are.
+    const indexed = (t: any, k: PropertyKey, kind: number, view: boolean): unknown => {
+      if (typeof k === "string" && (k.charCodeAt(0) ^ 48) < 10) {
+        const v = t[k]
+        return isObject(v) ? self.#wrap(v, t, k, view) : v
       }
-      return k === Symbol.iterator ? ARRAY_ITERATOR : undefined
+      const f = METHODS[kind]![k]
+      return f !== undefined ? f : kind && k === Symbol.toStringTag ? "Uint8Array" : get(t, k, view)
     }
-    /** Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object. */
-    const descriptor = (t: object, k: PropertyKey, view: boolean): PropertyDescriptor | undefined => {
-      const d = Reflect.getOwnPropertyDescriptor(t, k)
-      if (d !== undefined && isObject(d.value)) d.value = self.#wrap(d.value, t, k as string, view)
-      return d
-    }
-    const handler = (array: boolean, view: boolean, writes: ProxyHandler<object>): ProxyHandler<object> => ({
-      ...writes,
-      get: array ? (t, k) => arrayGet(t as unknown[], k, view) : (t, k) => objectGet(t, k, view),
-      has: array ? (t, k) => hasIndexOr(t as unknown[], k, ARRAY_METHODS) : (t, k) => typeof k === "string" && hasOwn.call(t, k),
-      getOwnPropertyDescriptor: (t, k) => descriptor(t, k, view),
-      ...(array ? {} : { ownKeys: (t: object) => (Reflect.ownKeys(t) as string[]).sort() }),
-    })
-
     // Writes ignore the receiver: a write on an object that inherits from a draft
     // (Object.create(draft).x = 1) lands in the state, journaled and checked like any other.
-    const shape = {
-      setPrototypeOf(t: object): never {
-        throw refusalError(new Refusal("a new prototype", "State objects stay plain objects and arrays."), self.#pathTo(t))
-      },
-      preventExtensions(t: object): never {
-        throw refusalError(new Refusal("a frozen, sealed or non-extensible object", "State stays writable for later commands; copy the data if you need a frozen value."), self.#pathTo(t))
-      },
-    }
-    this.#objectDraft = handler(false, false, {
-      ...shape,
-      set: (t, k, v) => (self.#writeKey(t, k, v), true),
-      deleteProperty: (t, k) => (self.#deleteKey(t, k), true),
-      defineProperty: (t, k, d) => (self.#defineKey(t, k, d, false), true),
-    })
-    this.#arrayDraft = handler(true, false, {
-      ...shape,
-      set: (t, k, v) => (self.#writeElement(t as unknown[], k, v), true),
-      deleteProperty(t, k) {
-        if (typeof k !== "string") return true
-        if (k === "length") return false
-        const i = arrayIndex(k)
-        // No holes: the encoding has none, so a deleted element is undefined on every peer.
-        if (i >= 0 && i < (t as unknown[]).length) self.#writeElement(t as unknown[], k, undefined)
-        return true
-      },
-      defineProperty: (t, k, d) => (self.#defineKey(t, k, d, true), true),
-    })
-    const refuse = (fail: () => never): ProxyHandler<object> =>
-      ({ set: fail, deleteProperty: fail, defineProperty: fail, setPrototypeOf: fail, preventExtensions: fail })
-    this.#objectView = handler(false, true, refuse(viewReadOnly))
-    this.#arrayView = handler(true, true, refuse(viewReadOnly))
-    this.#bytesProxy = {
-      ...refuse(immutableBytes),
-      get(t, k) {
-        const b = t as Uint8Array
-        if (typeof k === "string") {
-          const c = k.charCodeAt(0)
-          if (c >= 48 && c <= 57) return (b as unknown as Record<string, unknown>)[k]
-          if (k === "length" || k === "byteLength") return b.length
-          if (k === "byteOffset") return 0
-          if (k === "BYTES_PER_ELEMENT") return 1
-          // Not `buffer`: it would be a writable alias of bytes in the state.
-          return BYTES_METHODS[k]
+    // Views refuse every write; bytes too, drafts or views: they are immutable.
+    for (const view of [false, true]) {
+      for (const kind of [0, 1, 2]) {
+        const fail = kind === 1 ? immutableBytes : view ? readOnly : undefined
+        const refuse = (what: string, why: string) => (t: object): never => {
+          throw self.#located(new Refusal(what, why), t)
         }
-        if (k === Symbol.iterator) return BYTES_ITERATOR
-        return k === Symbol.toStringTag ? "Uint8Array" : undefined
-      },
-      has: (t, k) => hasIndexOr(t as Uint8Array, k, BYTES_METHODS),
+        this.#handlers.push({
+          get: kind > 1 ? (t, k) => get(t, k, view) : (t, k) => indexed(t, k, kind, view),
+          // `in`: own keys (an array's: its indices and length; bytes': indices); on arrays and bytes also `length`, a method, the iterator.
+          has: (t, k) => hasOwn.call(t, k) || (kind < 2 && (k === "length" || METHODS[kind]![k] !== undefined)),
+          // Own descriptors, with objects as drafts or views: a descriptor must not leak a raw object.
+          getOwnPropertyDescriptor(t, k) {
+            const d = Reflect.getOwnPropertyDescriptor(t, k)
+            if (d !== undefined && isObject(d.value)) d.value = self.#wrap(d.value, t, k as string, view)
+            return d
+          },
+          ownKeys: kind > 1 ? (t) => (Reflect.ownKeys(t) as string[]).sort() : undefined,
+          set: fail ?? ((t, k, v) => (self.#set(t, k, v), true)),
+          deleteProperty: fail ?? ((t, k) => self.#delete(t, k)),
+          defineProperty: fail ?? ((t, k, d) => (self.#define(t, k, d), true)),
+          setPrototypeOf: fail ?? refuse("a new prototype", "State objects stay plain."),
+          preventExtensions: fail ?? refuse("a frozen or non-extensible object", "Freeze a copy instead."),
+        })
+      }
     }
     this.#current = this.#adoptRoot(root)
   }
@@ -205,7 +165,7 @@ export class JournaledState<S> implements ProxyHost {
   /** Replaces the state between commands (a resync): checked like the constructor's root. */
   set root(next: S) {
     if (this.#journal !== null) {
-      throw canonError("state-read-only", "The state cannot be replaced during a command; return the new state from apply.")
+      throw canonError("state-read-only", "Not during a command: return the new state from apply.")
     }
     this.#current = this.#adoptRoot(next)
   }
@@ -215,41 +175,37 @@ export class JournaledState<S> implements ProxyHost {
    * taken as it is), or, `replacing` the current one inside a command, what apply returned.
    */
   #adoptRoot(v: S, replacing = false): S {
-    if (!replacing && isObject(v) && isVerifiedTree(v)) return v
-    this.#adopter.start(replacing ? MAX_WRITE_BYTES : Infinity)
-    try {
-      // Replacing, the slot overwritten is the root: a one-element array holding it.
-      v = this.#adopter.adopt(v, 0, replacing ? [this.#current] : undefined, 0) as S
-    } catch (e) {
-      throw e instanceof Refusal ? refusalError(e, []) : e
-    }
-    if (isObject(v)) markVerifiedTree(v)
+    // WeakSet.has is false for a primitive.
+    if (!replacing && verifiedTrees.has(v as object)) return v
+    v = this.#adopt(null, 0, v, replacing, replacing ? MAX_WRITE_BYTES : Infinity) as S
+    if (isObject(v)) verifiedTrees.add(v)
     return v
   }
 
   /** Appends one undo record for a write to the container `t` (copying `t` first while frozen: `freezeState`). */
-  #record(j: Journal, t: object, a: unknown, b: unknown, old: unknown): void {
+  #record(t: object, a: unknown, b: unknown, old: unknown): void {
     this.beforeWrite?.(t)
-    j.push(t, a, b, old)
+    this.#journal!.push(t, a, b, old)
   }
 
   /** A read-only view of the state for the app: reads as the state, refuses writes. */
   view(): S {
-    return isObject(this.#current) ? (this.#viewOf(this.#current) as S) : this.#current
+    return this.#top(true)
   }
 
   /** The draft handed to `apply`: the root itself when it is a primitive. */
   draft(): S {
+    return this.#top(false)
+  }
+
+  #top(view: boolean): S {
     const root = this.#current
-    if (!isObject(root)) return root
-    return (this.#drafts.get(root)?.proxy ?? this.#makeDraft(root, 0, null, "")) as S
+    return isObject(root) ? (this.#wrap(root, null, "", view) as S) : root
   }
 
   /** Starts recording into a fresh journal. */
   begin(): Journal {
-    const j: Journal = []
-    this.#journal = j
-    return j
+    return (this.#journal = [])
   }
 
   /** Stops recording. */
@@ -266,41 +222,40 @@ export class JournaledState<S> implements ProxyHost {
     this.#current = v
   }
 
-  /** Reverts the writes of a journal, newest first. */
+  /** Reverts the writes of a journal, newest first (core/state/records.ts: the record format). */
   undo(j: Journal): void {
-    undoRecords(j, this.#setRoot)
-  }
-
-  readonly #setRoot = (old: unknown): void => {
-    this.#current = old as S
+    for (let i = j.length - 4; i >= 0; i -= 4) {
+      const target = j[i] as any
+      const a = j[i + 1]
+      const old = j[i + 3]
+      if (typeof a !== "string") replaceRange(target, a as number, j[i + 2] as number, old as unknown[])
+      else if (target === ROOT) this.#current = old as S
+      else if (j[i + 2]) setOwn(target, a, old)
+      else delete target[a]
+    }
   }
 
   // ---- proxies ----
 
-  #makeDraft(raw: object, depth: number, parent: object | null, key: string | number): object {
-    const handler = Array.isArray(raw) ? this.#arrayDraft : ArrayBuffer.isView(raw) ? this.#bytesProxy : this.#objectDraft
-    const proxy = new Proxy(raw, handler)
-    const m: Meta = { raw, proxy, host: this, view: false, depth, parent, key }
-    this.#drafts.set(raw, m)
+  /**
+   * The draft (a command's) or the view (the app's) of the raw object `v` found at
+   * `parent[key]` (the root: no parent), made on first use. A draft's depth is its parent's + 1.
+   */
+  #wrap(v: object, parent: object | null, key: string | number, view: boolean): object {
+    // The common case, small enough to inline: the proxy exists.
+    return (view ? this.#views.get(v) : this.#drafts.get(v)?.proxy) ?? this.#make(v, parent, key, view)
+  }
+
+  #make(v: object, parent: object | null, key: string | number, view: boolean): object {
+    const proxy = new Proxy(v, this.#handlers[(Array.isArray(v) ? 0 : ArrayBuffer.isView(v) ? 1 : 2) + (view ? 3 : 0)]!)
+    // (A view's depth is not used: views are never written through.)
+    const m: Meta = { raw: v, proxy, host: this, view, depth: (this.#drafts.get(parent!)?.depth ?? -1) + 1, parent, key }
+    if (view) this.#views.set(v, proxy)
+    else this.#drafts.set(v, m)
     PROXIES.set(proxy, m)
     return proxy
   }
 
-  /** What a draft (a command's) or a view (the app's) hands out for the object `v` found at `parent[key]`. */
-  #wrap(v: object, parent: object, key: string | number, view: boolean): object {
-    if (view) return this.#viewOf(v)
-    return this.#drafts.get(v)?.proxy ?? this.#makeDraft(v, this.#drafts.get(parent)!.depth + 1, parent, key)
-  }
-
-  #viewOf(raw: object): object {
-    let p = this.#views.get(raw)
-    if (p === undefined) {
-      p = new Proxy(raw, Array.isArray(raw) ? this.#arrayView : ArrayBuffer.isView(raw) ? this.#bytesProxy : this.#objectView)
-      this.#views.set(raw, p)
-      PROXIES.set(p, { raw, proxy: p, host: this, view: true, depth: -1, parent: null, key: "" })
-    }
-    return p
-  }
 
   /** @internal ProxyHost: an element as array methods hand it out. */
   out(m: Meta, v: unknown, index: number): unknown {
@@ -309,9 +264,9 @@ export class JournaledState<S> implements ProxyHost {
 
   /** @internal ProxyHost: the raw object behind a proxy of this state, for identity searches. */
   unwrap(v: unknown): unknown {
-    if (!isObject(v)) return v
-    const m = PROXIES.get(v)
-    return m !== undefined && m.host === this ? m.raw : v
+    // WeakMap.get is undefined for a primitive.
+    const m = PROXIES.get(v as object)
+    return m?.host === this ? m.raw : v
   }
 
   // ---- writes ----
@@ -320,164 +275,147 @@ export class JournaledState<S> implements ProxyHost {
     return this.#journal ?? readOnly()
   }
 
-  #located(r: Refusal, t: object, k: string | number): CanonError {
-    return refusalError(r, [...this.#pathTo(t), k])
+  #located(r: Refusal, t: object, ...k: Array<string | number>): CanonError {
+    return refusalError(r, [...this.#pathTo(t), ...k])
   }
 
   /**
-   * What the state stores when `v` is written at t[k] (t a raw container of this state). With
-   * `moves`, t[k] is being overwritten: drafts of its children may move (adopt.ts).
+   * What the state stores when `v` is written at t[k] (t a raw container of this state; null:
+   * the root). With `moves`, t[k] is being overwritten: drafts of its children may move (adopt.ts).
    */
-  #adoptAt(t: object, k: string | number, v: unknown, moves: boolean): unknown {
+  #adopt(t: object | null, k: string | number, v: unknown, moves: boolean, limit = MAX_WRITE_BYTES): unknown {
     // Fast paths first: most writes are numbers, booleans and short strings.
     if (typeof v === "number") return v === v ? v : NaN
     if (typeof v === "boolean" || v == null || (typeof v === "string" && v.length < 4096 && wellFormed(v))) return v
-    this.#adopter.start(MAX_WRITE_BYTES)
+    this.#adopter.start(limit)
     try {
-      return this.#adopter.adopt(v, this.#drafts.get(t)!.depth + 1, moves ? t : undefined, k)
+      // The root's slot is a one-element array holding it.
+      return this.#adopter.adopt(v, t ? this.#drafts.get(t)!.depth + 1 : 0, moves ? t ?? [this.#current] : undefined, k)
     } catch (e) {
-      throw e instanceof Refusal ? this.#located(e, t, k) : e
+      throw e instanceof Refusal ? refusalError(e, t ? [...this.#pathTo(t), k] : []) : e
     }
   }
 
-  #checkKey(t: object, k: PropertyKey): string {
-    if (typeof k !== "string") {
-      throw this.#located(new Refusal("a symbol key", "State keys are strings."), t, String(k))
-    }
-    if (!wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
-    return k
-  }
-
-  #writeKey(t: object, key: PropertyKey, v: unknown): void {
-    const j = this.#writable()
-    if (typeof key !== "string") return void this.#checkKey(t, key)
-    const o = t as Record<string, unknown>
-    if (v === undefined) return this.#deleteKey(t, key)
-    const next = this.#adoptAt(o, key, v, true)
-    // Read after adopting: a getter of a user object may have written here in the meantime.
-    const had = hasOwn.call(o, key)
-    // An existing key is well-formed already; a new one is checked.
-    if (!had) this.#checkKey(t, key)
-    this.#record(j, t, key, had, had ? o[key] : undefined)
-    // An own key is plain data (assign); a new one named like an Object.prototype member is defined.
-    if (had) o[key] = next
-    else setOwn(o, key, next)
-  }
-
-  #deleteKey(t: object, k: PropertyKey): void {
-    const j = this.#writable()
-    if (typeof k !== "string" || !hasOwn.call(t, k)) return
-    const o = t as Record<string, unknown>
-    this.#record(j, t, k, true, o[k])
-    delete o[k]
-  }
-
-  #defineKey(t: object, k: PropertyKey, d: PropertyDescriptor, array: boolean): void {
+  /** A write of `v` at t[k] on an object or an array (t raw). */
+  #set(t: any, k: PropertyKey, v: unknown): void {
     this.#writable()
-    const i = typeof k === "string" && array ? arrayIndex(k) : -1
-    const exists = array ? k === "length" || (i >= 0 && i < (t as unknown[]).length) : typeof k === "string" && hasOwn.call(t, k)
+    const array = Array.isArray(t)
+    if (array && k === "length") return this.#setLength(t, v)
+    if (typeof k !== "string") throw this.#located(refuseSymbolKey(), t, String(k))
+    // Writing undefined into an object deletes the key (the encoding has no undefined property).
+    if (!array && v === undefined) return void this.#delete(t, k)
+    const i = array ? arrayIndex(k) : -1
+    if (array && i < 0) throw this.#located(new Refusal("a named key on an array", "Use an object."), t, k)
+    const next = this.#adopt(t, array ? i : k, v, true)
+    // Read after adopting: a getter of a user object may have written here in the meantime.
+    const len = t.length
+    const had = array ? i < len : hasOwn.call(t, k)
+    if (!had && array) {
+      // Past the end: the slots in between become undefined, not holes.
+      this.#grow(t, k, len, i + 1)
+      for (let x = len; x < i; x++) t.push(undefined)
+      t.push(next)
+      return
+    }
+    // An existing key is well-formed already; a new one is checked.
+    if (!had && !wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
+    this.#record(t, k, had, had ? t[k] : undefined)
+    // An own key is plain data (assign); a new one named like an Object.prototype member is defined.
+    if (had) t[k] = next
+    else setOwn(t, k, next)
+  }
+
+  /** `delete t[k]`; on an array, an element becomes undefined (no holes: the encoding has none). */
+  #delete(t: object, k: PropertyKey): boolean {
+    if (Array.isArray(t)) {
+      if (k === "length") return false
+      if (hasOwn.call(t, k)) this.#set(t, k, undefined)
+      return true
+    }
+    this.#writable()
+    if (typeof k === "string" && hasOwn.call(t, k)) {
+      const o = t as Record<string, unknown>
+      this.#record(t, k, true, o[k])
+      delete o[k]
+    }
+    return true
+  }
+
+  #define(t: object, k: PropertyKey, d: PropertyDescriptor): void {
+    this.#writable()
+    // An existing key (an array's: an element or its length) has these attributes true already.
+    const exists = typeof k === "string" && hasOwn.call(t, k)
+    const length = k === "length" && Array.isArray(t)
     // Plain data only, as assignment makes it (an array's length: its value only).
-    const plain = !("get" in d || "set" in d) && (["writable", "enumerable", "configurable"] as const).every((a) =>
-      a in d ? d[a] === true && !(array && k === "length" && a !== "writable") : exists)
-    if (!plain) {
-      throw this.#located(new Refusal("a property that is not plain data", "Define only writable, enumerable, configurable values; or simply assign."), t, String(k))
-    }
-    if ("value" in d) {
-      if (array) this.#writeElement(t as unknown[], k, d.value)
-      else this.#writeKey(t, k, d.value)
-    }
+    if ("get" in d || "set" in d || (["writable", "enumerable", "configurable"] as const).some((a) =>
+      a in d ? d[a] !== true || (length && a !== "writable") : !exists)) throw this.#located(new Refusal("a property that is not plain data", "Assign it, or define it writable, enumerable, configurable."), t, String(k))
+    if ("value" in d) this.#set(t, k, d.value)
   }
 
   // ---- array writes ----
 
-  #writeElement(a: unknown[], key: PropertyKey, v: unknown): void {
-    const j = this.#writable()
-    if (key === "length") return this.#setLength(a, v)
-    const k = this.#checkKey(a, key)
-    const i = arrayIndex(k)
-    if (i < 0) {
-      throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only (the encoding would drop it): use an object."), a, k)
+  /** Records growing `a` from `len` to `n` slots (refused past the write budget); the caller fills them. */
+  #grow(a: unknown[], k: string, len: number, n: number): void {
+    if ((n - len) * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
+      throw this.#located(new Refusal(`${n - len} new array slots`, "Push instead of writing far past the end."), a, k)
     }
-    const next = this.#adoptAt(a, i, v, true)
-    const len = a.length
-    if (i < len) {
-      this.#record(j, a, k, true, a[i])
-      a[i] = next
-      return
-    }
-    // Past the end: the slots in between become undefined, not holes.
-    this.#growthBudget(a, k, i + 1 - len)
-    this.#record(j, a, len, i + 1 - len, NOTHING)
-    for (let x = len; x < i; x++) a.push(undefined)
-    a.push(next)
-  }
-
-  #growthBudget(a: unknown[], k: string | number, slots: number): void {
-    if (slots * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
-      throw this.#located(new Refusal(`${slots} new array slots`, "One write adds at most 64 MiB (8 bytes a slot): push elements instead of writing far past the end."), a, k)
-    }
+    this.#record(a, len, n - len, NOTHING)
   }
 
   #setLength(a: unknown[], v: unknown): void {
-    const j = this.#writable()
     const n = Number(v)
-    if (!(Number.isInteger(n) && n >= 0 && n <= MAX_ARRAY_LENGTH)) throw new RangeError("Invalid array length")
+    // An integer in [0, 2^32 - 1]: its ToUint32.
+    if (n >>> 0 !== n) throw new RangeError("Invalid array length")
     const len = a.length
     if (n < len) {
-      this.#record(j, a, n, 0, a.slice(n))
+      this.#record(a, n, 0, a.slice(n))
       a.length = n
     } else if (n > len) {
-      this.#growthBudget(a, "length", n - len)
-      this.#record(j, a, len, n - len, NOTHING)
+      this.#grow(a, "length", len, n)
       a.length = n
       a.fill(undefined, len, n)
     }
   }
-
-  /** @internal ProxyHost: an array mutator, run natively on the raw array with one journal record. */
+  /**
+   * @internal ProxyHost: an array mutator (sort, reverse, splice, fill, copyWithin; push, pop,
+   * shift and unshift are splices), run natively on the raw array with one journal record.
+   */
   mutate(m: Meta, name: string, args: unknown[]): unknown {
-    if (m.view) return viewReadOnly()
-    const j = this.#writable()
+    if (m.view) return readOnly()
+    this.#writable()
     const a = m.raw as unknown[]
-    if (name === "sort") {
-      const f = args[0] as ((x: unknown, y: unknown) => number) | undefined
-      if (f !== undefined && typeof f !== "function") throw new TypeError("The comparator is not a function.")
-      // Recorded first, whole: the comparator is user code and may write (even to this array);
-      // undoing its writes and then this record restores the array exactly.
-      this.#record(j, a, 0, -1, a.slice())
-      a.sort(f && ((x, y) => f(this.out(m, x, -1), this.out(m, y, -1))))
-      return m.proxy
-    }
-    if (name === "reverse") {
-      this.#record(j, a, -1, 0, null)
-      a.reverse()
-      return m.proxy
-    }
-    // Every other mutator replaces `count` elements at `from` with `values`: one range record.
-    // Arguments are coerced first (a valueOf may run user code), then new items adopted, and
-    // only then is the length read: nothing runs between reading it and the write.
     const [x, y, z] = args
+    const sort = name === "sort"
+    if (sort || name === "reverse") {
+      if (sort && x !== undefined) callable(x)
+      // Recorded first, whole: a comparator is user code and may write (even to this array);
+      // undoing its writes and then this record restores the array exactly.
+      this.#record(a, 0, -1, a.slice())
+      if (sort) a.sort((x as Compare | undefined) && ((p, q) => (x as Compare)(this.out(m, p, -1), this.out(m, q, -1))))
+      else a.reverse()
+      return m.proxy
+    }
+    // Each replaces `count` elements at `from` with `values`: one range record. splice(start,
+    // deleteCount, ...items), fill(value, start, end), copyWithin(target, start, end): numbers are
+    // coerced first (a valueOf may run user code), then new items adopted (copies: nothing is
+    // overwritten, so nothing moves), and only then is the length read: nothing runs between
+    // reading it and the write.
     const fill = name === "fill"
-    const overwrite = fill || name === "copyWithin"
-    const ranged = overwrite || name === "splice"
-    // splice(start, deleteCount), fill(value, start, end), copyWithin(target, start, end)
-    const s = ranged ? toInt(fill ? y : x) : 0
-    const e = ranged ? toInt(fill ? z : y) : 0
-    const end = z === undefined ? undefined : fill ? e : toInt(z)
-    const items = name === "push" || name === "unshift" ? args : name === "splice" ? args.slice(2) : fill ? [x] : NOTHING
-    // New items are copies: nothing is overwritten, so nothing moves.
-    const at = name === "push" ? a.length : Math.max(0, s)
-    const adopted = items.map((v, i) => this.#adoptAt(a, at + i, v, false))
+    const splice = name === "splice"
+    const s = toInt(fill ? y : x)
+    const e = toInt(fill ? z : y)
+    const end = z === undefined || splice ? undefined : fill ? e : toInt(z)
+    const at = rel(s, a.length)
+    const adopted = (splice ? args.slice(2) : fill ? [x] : NOTHING).map((v, i) => this.#adopt(a, at + i, v, false))
     const len = a.length
-    const rel = (n: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
-    let from = 0
-    let count = 0
+    const from = splice && args.length < 1 ? 0 : rel(s, len)
+    let count = len - from
     let values = adopted
-    if (overwrite) {
-      from = rel(s)
-      const last = end === undefined ? len : rel(end)
-      const src = fill ? from : rel(e)
-      count = Math.max(Math.min(last - src, len - from), 0)
+    if (splice) {
+      if (args.length !== 1) count = Math.min(Math.max(e, 0), count)
+    } else {
+      const src = fill ? from : rel(e, len)
+      count = Math.max(Math.min((end === undefined ? len : rel(end, len)) - src, count), 0)
       // Objects are copied: one object in several slots (fill) or kept by its source slot
       // (copyWithin) would make the state a graph.
       if (!fill) this.#adopter.start(MAX_WRITE_BYTES)
@@ -486,23 +424,14 @@ export class JournaledState<S> implements ProxyHost {
         const v = fill ? adopted[0] : a[src + i]
         values.push(isObject(v) && !(fill && i === 0) ? this.#adopter.copy(v, m.depth + 1) : v)
       }
-    } else if (name === "push") from = len
-    else if (name === "pop") [from, count] = [Math.max(len - 1, 0), Math.min(len, 1)]
-    else if (name === "shift") count = Math.min(len, 1)
-    else if (name === "splice") {
-      from = args.length > 0 ? rel(s) : 0
-      count = args.length === 0 ? 0 : args.length === 1 ? len - from : Math.min(Math.max(e, 0), len - from)
     }
-    if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("The array would pass its maximum length.")
+    if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("Invalid array length")
     const removed = a.slice(from, from + count)
     if (count > 0 || values.length > 0) {
-      this.#record(j, a, from, values.length, removed)
+      this.#record(a, from, values.length, removed)
       replaceRange(a, from, count, values)
     }
-    if (overwrite) return m.proxy
-    if (name === "push" || name === "unshift") return a.length
-    const drafts = removed.map((v, i) => this.out(m, v, from + i))
-    return name === "splice" ? drafts : drafts[0]
+    return splice ? removed.map((v, i) => this.out(m, v, from + i)) : m.proxy
   }
 
   // ---- locations, for messages ----
@@ -516,15 +445,15 @@ export class JournaledState<S> implements ProxyHost {
     const keys: Array<string | number> = []
     let cur = t
     for (let n = 0; n <= MAX_DEPTH; n++) {
-      if (cur === this.#current) return keys.reverse()
+      if (cur === this.#current) return keys
       const m = this.#drafts.get(cur)
       const parent = m?.parent as Record<string | number, unknown> | null | undefined
-      if (m === undefined || parent === null || parent === undefined || parent[m.key] !== cur) break
-      keys.push(Array.isArray(parent) ? Number(m.key) : m.key)
+      if (m === undefined || parent == null || parent[m.key] !== cur) break
+      keys.unshift(Array.isArray(parent) ? Number(m.key) : m.key)
       cur = parent
     }
-    keys.push(SOMEWHERE)
-    return keys.reverse()
+    keys.unshift(SOMEWHERE)
+    return keys
   }
 }
 
@@ -566,6 +495,11 @@ const hasIndexOr = (t: { readonly length: number }, k: PropertyKey, methods: Rea
   const i = arrayIndex(k)
   return i >= 0 ? i < t.length : k === "length" || methods[k] !== undefined
 }
+
+type Compare = (p: unknown, q: unknown) => number
+
+/** A relative index (negative: from the end) as an index in [0, len]. */
+const rel = (n: number, len: number): number => (n < 0 ? Math.max(len + n, 0) : Math.min(n, len))
 
 /** ToIntegerOrInfinity. */
 const toInt = (v: unknown): number => {

@@ -919,6 +919,21 @@ describe("what a draft refuses", () => {
     expect(before).not.toBe(bytesOf(js.root))
   })
 
+  test("a key that reads like an index but is not one (1.5, 01, 1e0) is a named key on an array: refused, never stored", () => {
+    // It would be a property the encoding drops: a replica that loaded the state would not have it.
+    const js = new JournaledState<{ l: unknown[] }>({ l: [1, 2, 3] })
+    const before = bytesOf(js.root)
+    js.begin()
+    const l = js.draft().l as unknown as Record<string, unknown>
+    for (const key of ["1.5", "7.5", "01", "1e0", "4294967295"]) {
+      expect([key, canonErr(() => { l[key] = "x" }).message]).toEqual([key, expect.stringMatching(/named key on an array/)])
+      expect([key, key in l, l[key]]).toEqual([key, false, undefined])
+    }
+    js.end()
+    expect(Object.keys(js.root.l)).toEqual(["0", "1", "2"])
+    expect(bytesOf(js.root)).toBe(before)
+  })
+
   test("bytes in the state are immutable, and no method or property hands out a writable alias", () => {
     const js = new JournaledState({ b: new Uint8Array([1, 2, 3]) })
     js.begin()

@@ -31,9 +31,9 @@
  * limit.
  */
 import { wellFormed } from "../bytes.js"
-import { MAX_DEPTH, isBytes } from "../canonical.js"
+import { MAX_DEPTH, hasPlainPrototype, isBytes, notPlain } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
-import { PROXIES, type Meta, type ProxyHost } from "./meta.js"
+import { PROXIES, type Meta } from "./meta.js"
 import { hasOwn, setOwn } from "./records.js"
 
 /**
@@ -42,7 +42,7 @@ import { hasOwn, setOwn } from "./records.js"
  * any sane single write (a frame is 1 MiB, a whole snapshot is streamed in 64 KiB chunks), far
  * below what makes a browser tab or the hub run out of memory.
  */
-export const MAX_WRITE_BYTES = 64 * 1024 * 1024
+export const MAX_WRITE_BYTES = 2 ** 26
 
 /**
  * Growing an array by writing past its end or setting `length` adds undefined slots: 1 byte
@@ -53,56 +53,38 @@ export const GROWTH_SLOT_BYTES = 8
 
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
 
-/** The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1. */
+/**
+ * The array index a key names, or -1: "0", "1", ... without leading zeros, below 2^32 - 1
+ * (the key is the canonical string of its ToUint32; "1.5" and "1e3" are not indices).
+ */
 export const arrayIndex = (k: string): number => {
-  const c = k.charCodeAt(0)
-  if (c < 48 || c > 57) return -1
-  const n = Number(k)
-  return n < 4294967295 && String(n) === k ? n : -1
+  const n = Number(k) >>> 0
+  return String(n) === k && n < 4294967295 ? n : -1
 }
 
 /** A value refused by the state rules; the journal turns it into a CanonError with its location. */
 export class Refusal {
-  /** Keys from the written value down to the refused part, innermost last once unwound. */
+  /** Keys from the written value down to the refused part (each level puts its key first as it unwinds). */
   readonly inner: Array<string | number> = []
   constructor(readonly what: string, readonly why: string) {}
 }
 
-const PLAIN = "State is plain data (objects, arrays, strings, numbers, booleans, null, undefined, Uint8Array), encoded and hashed alike on every peer."
-/** What to store instead, by constructor name or typeof. */
-const INSTEAD: Record<string, string> = {
-  Date: "a number (ctx.time) or an ISO string",
-  Map: "a plain object keyed by strings",
-  Set: "an array, or an object whose keys are the members",
-  bigint: "a string, or a number if it fits",
-  symbol: "a string",
-  function: "the data it would produce",
-}
+/** A value refused by its type: "a Date", "an Int16Array", "a function", and what to store instead. */
+export const refuseType = (v: unknown): Refusal => new Refusal(...notPlain(v))
 
-/** A refusal of a value by its type: "a Date", "an Int16Array", "a function". */
-export const refuseType = (v: unknown): Refusal => {
-  let name: string = typeof v
-  if (name === "object") {
-    try {
-      name = String((Object.getPrototypeOf(v) as { constructor?: { name?: unknown } }).constructor?.name || "object with a custom prototype")
-    } catch {
-      name = "exotic object"
-    }
-  }
-  return new Refusal(`${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`, `${PLAIN} Store ${(hasOwn.call(INSTEAD, name) ? INSTEAD[name] : undefined) ?? (ArrayBuffer.isView(v) ? "a Uint8Array" : "its data in a plain object")} instead.`)
-}
+export const refuseSymbolKey = (): Refusal => new Refusal("a symbol key", "Use a string key.")
 
 export const refuseLoneSurrogate = (): Refusal =>
-  new Refusal("a string with a lone UTF-16 surrogate", "It has no UTF-8 form, so peers could not agree on its bytes. Remove or pair the surrogate (s.toWellFormed()).")
+  new Refusal("a string with a lone UTF-16 surrogate", "Pair or remove it (s.toWellFormed()).")
 
 export const refuseDepth = (): Refusal =>
-  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "The canonical encoding refuses deeper values. Flatten it (e.g. items keyed by id, with parent ids).")
+  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "Flatten it.")
 
 export const refuseSize = (): Refusal =>
-  new Refusal(`more than ${MAX_WRITE_BYTES / 1048576} MiB in one write`, "Split the data over several commands, or store less.")
+  new Refusal(`more than ${MAX_WRITE_BYTES / 1048576} MiB in one write`, "Split it over several commands.")
 
-/** A path step the engine could not name (the container was not found from the root). */
-export const SOMEWHERE = "\u0000somewhere"
+/** A path step the engine could not name (the container was not found from the root): -1, never a real step. */
+export const SOMEWHERE = -1
 
 /** Where a refused write was going, in JS-like syntax: state.items["a b"].done */
 export const formatPath = (keys: ReadonlyArray<string | number>): string => {
@@ -115,7 +97,7 @@ export const formatPath = (keys: ReadonlyArray<string | number>): string => {
 
 /** The CanonError for a refusal at `path` (the slot written, then the path inside the value). */
 export const refusalError = (r: Refusal, path: ReadonlyArray<string | number>): CanonError =>
-  canonError("state-unencodable", `Cannot store ${r.what} at ${formatPath([...path, ...r.inner.slice().reverse()])}. ${r.why}`)
+  canonError("state-unencodable", `Cannot store ${r.what} at ${formatPath([...path, ...r.inner])}. ${r.why}`)
 
 /**
  * Adopts values for one write at a time. Not reentrant by design: a write runs no user code
@@ -128,13 +110,13 @@ export class Adopter {
   readonly #candidates: unknown[] = []
   /** Objects moved by the current write: each moves once, a second place gets a copy. */
   readonly #moved = new Set<object>()
-  /** The state adopted into: its drafts are move candidates, other proxies are copied. */
-  readonly #host: ProxyHost
-  /** That state's drafts by raw object: where each was last seen (parent and key) decides moves. */
+  /**
+   * The drafts of the state adopted into, by raw object: they are move candidates (other proxies
+   * are copied), and where each was last seen (parent and key) decides moves.
+   */
   readonly #drafts: WeakMap<object, Meta>
 
-  constructor(host: ProxyHost, drafts: WeakMap<object, Meta>) {
-    this.#host = host
+  constructor(drafts: WeakMap<object, Meta>) {
     this.#drafts = drafts
   }
 
@@ -149,27 +131,15 @@ export class Adopter {
 
   /** Checks a primitive (any value that is not an object) and returns what the state stores. */
   #primitive(v: unknown): unknown {
-    switch (typeof v) {
-      case "number":
-        this.#spend(9)
-        return v === v ? v : NaN
-      case "string":
-        this.#spend(6 + v.length * 3)
-        if (!wellFormed(v)) throw refuseLoneSurrogate()
-        return v
-      case "boolean":
-      case "undefined":
-        this.#spend(1)
-        return v
-      case "object":
-        if (v === null) {
-          this.#spend(1)
-          return v
-        }
-      // fall through: not reached for objects (callers test isObject first)
-      default:
-        throw refuseType(v)
+    if (typeof v === "string") {
+      this.#spend(6 + v.length * 3)
+      if (!wellFormed(v)) throw refuseLoneSurrogate()
+      return v
     }
+    if (typeof v !== "number" && typeof v !== "boolean" && v != null) throw refuseType(v)
+    this.#spend(typeof v === "number" ? 9 : 1)
+    // Every NaN is the one canonical NaN.
+    return v === v ? v : NaN
   }
 
   /**
@@ -213,71 +183,48 @@ export class Adopter {
       this.#spend(6 + v.byteLength)
       return new Uint8Array(v)
     }
-    if (Array.isArray(v)) return this.#freshArray(v, depth, top)
-    const proto = Object.getPrototypeOf(v)
+    const array = Array.isArray(v)
     // Realm-independent: a plain object's prototype is null or some realm's Object.prototype.
-    if (proto !== null && Object.getPrototypeOf(proto) !== null) throw refuseType(v)
-    return this.#freshObject(v, depth, top)
-  }
-
-  #freshArray(v: unknown[], depth: number, top: boolean): unknown[] {
-    const n = v.length
-    this.#spend(6 + n)
-    const out: unknown[] = []
-    let i = 0
+    if (!array && !hasPlainPrototype(v)) throw refuseType(v)
+    // An array's elements (holes read as undefined), or an object's own enumerable data properties.
+    const keys = array ? undefined : Reflect.ownKeys(v)
+    const n = array ? v.length : keys!.length
+    this.#spend(array ? 6 + n : 6)
+    const out: any = array ? [] : {}
+    let k: string | symbol | number = ""
     try {
-      for (; i < n; i++) out.push(this.#item(out, i, v[i], depth, top))
-    } catch (e) {
-      if (e instanceof Refusal) e.inner.push(i)
-      throw e
-    }
-    return out
-  }
-
-  #freshObject(v: object, depth: number, top: boolean): Record<string, unknown> {
-    const keys = Reflect.ownKeys(v)
-    this.#spend(6)
-    const out: Record<string, unknown> = {}
-    let k: string | symbol = ""
-    try {
-      for (let i = 0; i < keys.length; i++) {
-        k = keys[i]!
-        if (typeof k === "symbol") {
-          throw new Refusal("a symbol key", `${PLAIN} Keys are strings.`)
+      for (let i = 0; i < n; i++) {
+        let x: unknown
+        if (array) x = v[(k = i)]
+        else {
+          k = keys![i]!
+          if (typeof k === "symbol") throw refuseSymbolKey()
+          const d = Reflect.getOwnPropertyDescriptor(v, k)
+          if (d === undefined || !d.enumerable) continue
+          if (d.get !== undefined || d.set !== undefined) throw new Refusal("a getter or setter", "Store the value itself.")
+          // Undefined properties are left out, as the encoding leaves them out.
+          if ((x = d.value) === undefined) continue
+          if (!wellFormed(k)) throw refuseLoneSurrogate()
+          this.#spend(6 + k.length * 3)
         }
-        const d = Reflect.getOwnPropertyDescriptor(v, k)
-        if (d === undefined || !d.enumerable) continue
-        if (d.get !== undefined || d.set !== undefined) {
-          throw new Refusal("a getter or setter", `${PLAIN} Store the value itself.`)
-        }
-        const x = d.value
-        if (x === undefined) continue
-        if (!wellFormed(k)) throw refuseLoneSurrogate()
-        this.#spend(6 + k.length * 3)
-        setOwn(out, k, this.#item(out, k, x, depth, top))
+        // A checked copy, or with `top`, a draft of this state as it is, left as a move candidate for `settle`.
+        const raw = top && isObject(x) ? this.#rawOf(x) : undefined
+        if (raw !== undefined) this.#candidates.push(out, k, raw)
+        const y = raw ?? this.#fresh(x, depth + 1, false)
+        if (array) out.push(y)
+        else setOwn(out, k as string, y)
       }
     } catch (e) {
-      if (e instanceof Refusal && typeof k === "string") e.inner.push(k)
+      if (e instanceof Refusal && typeof k !== "symbol") e.inner.unshift(k)
       throw e
     }
     return out
-  }
-
-  /**
-   * What `out[key]` holds for the item `x` of a container at `depth`: a checked copy, or with
-   * `top`, a draft of this state as it is, left as a move candidate for `settle`.
-   */
-  #item(out: object, key: string | number, x: unknown, depth: number, top: boolean): unknown {
-    const raw = top && isObject(x) ? this.#rawOf(x) : undefined
-    if (raw === undefined) return this.#fresh(x, depth + 1, false)
-    this.#candidates.push(out, key, raw)
-    return raw
   }
 
   /** The raw object behind `v` if `v` is a draft of this state (views are not drafts: assigning one copies it). */
   #rawOf(v: object): object | undefined {
     const m = PROXIES.get(v)
-    return m !== undefined && m.host === this.#host && !m.view ? m.raw : undefined
+    return m !== undefined && this.#drafts.get(m.raw) === m ? m.raw : undefined
   }
 
   /**
@@ -306,9 +253,7 @@ export class Adopter {
         draft.parent = into
         draft.key = key
       } else {
-        const copy = this.copy(raw, depth)
-        if (typeof key === "number") into[key] = copy
-        else setOwn(into, key, copy)
+        setOwn(into, key as string, this.copy(raw, depth))
       }
     }
     c.length = 0

@@ -18,7 +18,7 @@ import { canonError } from "../errors.js"
 import { PROXIES, type Meta } from "./meta.js"
 
 type Fn = (...args: any[]) => any
-type Table = Readonly<Record<string, Fn>>
+type Table = Readonly<Record<PropertyKey, Fn>>
 /** What a method does on one of our proxies: `a` is the raw array (or bytes), `native` the builtin. */
 type Body = (m: Meta, a: any, args: any[], native: Fn) => unknown
 
@@ -41,18 +41,22 @@ const method = (proto: object, name: string, bytes: boolean, body: Body): Fn => 
 
 const out = (m: Meta, v: unknown, i: number): unknown => m.host.out(m, v, i)
 
+/** `f` if it is a function, else the TypeError a native method throws. */
+export const callable = (f: unknown): Fn => {
+  if (typeof f !== "function") throw new TypeError("The callback is not a function.")
+  return f as Fn
+}
+
 /** The callback a native method on the raw array calls: elements as drafts, the proxy as the array. */
 const seeing = (m: Meta, f: unknown, self: unknown): Fn => {
-  if (typeof f !== "function") throw new TypeError("The callback is not a function.")
-  return (x: unknown, i: number) => (f as Fn).call(self, out(m, x, i), i, m.proxy)
+  const g = callable(f)
+  return (x: unknown, i: number) => g.call(self, out(m, x, i), i, m.proxy)
 }
 
 const arrayProto = Array.prototype
 const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object
-const { findIndex, forEach } = arrayProto
-const findLastIndex = (arrayProto as unknown as Record<string, Fn>).findLastIndex!
-const A: Record<string, Fn> = Object.create(null)
-const B: Record<string, Fn> = Object.create(null)
+const A: Record<PropertyKey, Fn> = Object.create(null)
+const B: Record<PropertyKey, Fn> = Object.create(null)
 /** The native method on the raw array (or bytes). */
 const direct: Body = (_m, a, args, native) => native.apply(a, args)
 
@@ -65,29 +69,47 @@ const def = (name: string, body: Body, bytes: Body = body): void => {
   if (name in typedProto) B[name] = method(typedProto, name, true, bytes)
 }
 
-// Callbacks see drafts; results are booleans, numbers, or whatever the callback returned.
-const calling: Body = (m, a, [f, self], native) => native.call(a, seeing(m, f, self))
-for (const name of ["every", "some", "forEach", "findIndex", "findLastIndex", "map", "flatMap"]) def(name, calling)
-// Results hold elements: the drafts the callback saw.
-for (const [name, search] of [["find", findIndex], ["findLast", findLastIndex]] as const) {
-  def(name, (m, a, [f, self]) => {
-    const i = search.call(a, seeing(m, f, self)) as number
-    return i < 0 ? undefined : out(m, a[i], i)
-  })
+/** How a reader hands its arguments to the native method. */
+const enum Pre { AS_IS, CALLBACK, SEARCH, COMPARATOR, COPY }
+/** How it hands out the result. */
+const enum Post { AS_IS, ELEMENT, ELEMENTS }
+
+/**
+ * The readers, by what they do with their arguments and their result. CALLBACK: the callback
+ * sees drafts and the proxy as its array. SEARCH: a draft argument is looked up as the raw
+ * object it stands for (identity searches). COMPARATOR: a comparator, if any, compares drafts.
+ * COPY: the result mixes elements and new values, so the native method runs on a copy made of
+ * drafts. Results that hold raw elements (ELEMENT, ELEMENTS) are turned into drafts; the others
+ * are booleans, numbers, strings, key iterators, or whatever the callback returned. Bytes
+ * filter, slice and sort to bytes (their elements are numbers, handed out as they are).
+ */
+const READERS: ReadonlyArray<readonly [string, Pre, Post]> = [
+  ["every some forEach findIndex findLastIndex map flatMap", Pre.CALLBACK, Post.AS_IS],
+  ["find findLast", Pre.CALLBACK, Post.ELEMENT],
+  ["filter", Pre.CALLBACK, Post.ELEMENTS],
+  ["indexOf lastIndexOf includes", Pre.SEARCH, Post.AS_IS],
+  ["join keys toString toLocaleString", Pre.AS_IS, Post.AS_IS],
+  ["slice toReversed", Pre.AS_IS, Post.ELEMENTS],
+  ["toSorted", Pre.COMPARATOR, Post.ELEMENTS],
+  ["at", Pre.AS_IS, Post.ELEMENT],
+  ["concat flat toSpliced with", Pre.COPY, Post.AS_IS],
+]
+for (const [names, pre, post] of READERS) {
+  for (const name of names.split(" ")) {
+    def(name, (m, a, args, native) => {
+      const [f, self] = args
+      const r = native.apply(pre === Pre.COPY ? a.map((x: unknown, i: number) => out(m, x, i)) : a,
+        pre === Pre.CALLBACK ? [seeing(m, f, self)]
+        : pre === Pre.SEARCH ? [m.host.unwrap(f), ...args.slice(1)]
+        : pre === Pre.COMPARATOR && typeof f === "function" ? [(x: unknown, y: unknown) => f(out(m, x, -1), out(m, y, -1))]
+        : args)
+      return post === Post.ELEMENT ? out(m, r, -1) : post === Post.ELEMENTS ? r.map((x: unknown) => out(m, x, -1)) : r
+    })
+  }
 }
-// Bytes filter to bytes.
-def("filter", (m, a, [f, self]) => {
-  const g = seeing(m, f, self)
-  const r: unknown[] = []
-  forEach.call(a, (x, i) => {
-    if (g(x, i)) r.push(out(m, x, i))
-  })
-  return r
-}, calling)
 for (const name of ["reduce", "reduceRight"]) {
   def(name, (m, a, args, native) => {
-    const f = args[0]
-    if (typeof f !== "function") throw new TypeError("The callback is not a function.")
+    const f = callable(args[0])
     // Without an initial value the first element starts the sum: as a draft, never raw.
     const bare = args.length < 2
     const first = name === "reduce" ? 0 : a.length - 1
@@ -95,54 +117,39 @@ for (const name of ["reduce", "reduceRight"]) {
     return native.call(a, (acc: unknown, x: unknown, i: number) => (bare && i === first ? acc : f(acc, out(m, x, i), i, m.proxy)), bare ? out(m, a[first], first) : args[1])
   })
 }
-// Identity searches: a draft argument is looked up as the raw object it stands for.
-for (const name of ["indexOf", "lastIndexOf", "includes"]) def(name, (m, a, [x, ...rest], native) => native.call(a, m.host.unwrap(x), ...rest))
-// No elements in the result (or strings of them): native on the raw array.
-for (const name of ["join", "keys", "toString", "toLocaleString"]) def(name, direct)
-// Results are elements of the raw array: turned into drafts.
-for (const name of ["slice", "toReversed", "toSorted"]) {
-  def(name, (m, a, args, native) => {
-    const f = args[0]
-    const r = name === "toSorted" && typeof f === "function" ? native.call(a, (x: unknown, y: unknown) => f(out(m, x, -1), out(m, y, -1))) : native.apply(a, args)
-    return (r as unknown[]).map((x) => out(m, x, -1))
-  })
-}
-def("at", (m, a, [i], native) => out(m, native.call(a, i), -1))
-def("concat", (m, a, args, native) => {
-  const r = native.apply(a, args) as unknown[]
-  for (let i = 0; i < a.length; i++) r[i] = out(m, r[i], i)
-  return r
-})
-// Results mix elements and new values: the native method runs on a copy made of drafts.
-const drafted = (m: Meta, a: unknown[]): unknown[] => a.map((x, i) => out(m, x, i))
-for (const name of ["flat", "toSpliced", "with"]) def(name, (m, a, args, native) => native.apply(drafted(m, a), args))
 // Iterators of bytes are the native ones (numbers need no wrapping).
-def("values", (m, a) => (function* () {
-  for (let i = 0; i < a.length; i++) yield out(m, a[i], i)
-})(), direct)
-def("entries", (m, a) => (function* () {
-  for (let i = 0; i < a.length; i++) yield [i, out(m, a[i], i)]
-})(), direct)
+for (const name of ["values", "entries"]) {
+  def(name, (m, a) => (function* () {
+    for (let i = 0; i < a.length; i++) yield name === "values" ? out(m, a[i], i) : [i, out(m, a[i], i)]
+  })(), direct)
+}
 
 // ---- mutators ----
 
 /** A Uint8Array in the state is immutable: assign a new one. */
 export const immutableBytes = (): never => {
-  throw canonError("state-read-only", "A Uint8Array in the state cannot change in place; assign a new one.")
+  throw canonError("state-read-only", "State bytes are immutable: assign a new Uint8Array.")
 }
 
 // Arrays: the host writes one journal record (and refuses on views and outside a command); bytes refuse.
-for (const name of ["push", "pop", "shift", "unshift", "splice", "sort", "reverse", "fill", "copyWithin"]) {
+for (const name of ["splice", "sort", "reverse", "fill", "copyWithin"]) {
   def(name, (m, _a, args) => m.host.mutate(m, name, args), immutableBytes)
 }
-B.set = method(typedProto, "set", true, immutableBytes)
-// A copy, not a view: a view would be a writable alias of bytes in the state.
-B.subarray = method(typedProto, "subarray", true, (_m, a, args) => a.slice(...(args as [number, number])))
+// The others are splices: at the end (Infinity: wherever the end is once the items are adopted)
+// or the start, inserting their arguments (then answering the new length) or removing one.
+for (const [name, start, count] of [["push", Infinity], ["pop", -1, 1], ["shift", 0, 1], ["unshift", 0]] as const) {
+  def(name, (m, a, args) => {
+    const removed = m.host.mutate(m, "splice", count === undefined ? [start, 0, ...args] : [start, count]) as unknown[]
+    return count === undefined ? a.length : removed[0]
+  })
+}
+// Bytes only: set refuses; subarray is a copy, not a view (a writable alias of bytes in the state).
+for (const [name, body] of [["set", immutableBytes], ["subarray", (_m, a, args) => a.slice(...args)]] as Array<[string, Body]>) B[name] = method(typedProto, name, true, body)
 
-/** Every Array.prototype method a draft or view of an array answers to, by name. */
+// What `list[Symbol.iterator]` is.
+A[Symbol.iterator] = A.values!
+B[Symbol.iterator] = B.values!
+/** Every Array.prototype method a draft or view of an array answers to, by name, and its iterator. */
 export const ARRAY_METHODS: Table = Object.freeze(A)
-/** What `list[Symbol.iterator]` is. */
-export const ARRAY_ITERATOR: Fn = A.values!
-/** Every Uint8Array method a draft or view of bytes answers to, by name. */
+/** Every Uint8Array method a draft or view of bytes answers to, by name, and its iterator. */
 export const BYTES_METHODS: Table = Object.freeze(B)
-export const BYTES_ITERATOR: Fn = B.values!

@@ -9,19 +9,23 @@
  *   [array, start: number, count: number, items]  a range change of an array: `count` elements
  *                                                 now at `start` replaced `items` (count -1: from
  *                                                 `start` to the end). push, pop, shift, unshift,
- *                                                 splice, sort, fill, copyWithin, length changes
- *   [array, -1, 0, null]                          a reverse (its own inverse)
+ *                                                 splice, fill, copyWithin, length changes; sort
+ *                                                 and reverse: [array, 0, -1, the whole array]
  *   [ROOT, "", true, old]                         the whole state replaced (apply returned a value)
  *
  * One record per array method call, whatever its size: a splice of 1000 items costs one record,
- * not one per moved element.
+ * not one per moved element. JournaledState.undo (core/journal.ts) replays them.
  */
+
+import { hasOwn, setOwn } from "../canonical.js"
+
+export { hasOwn, setOwn }
 
 /** Recorded writes of one command, flat (see above). Opaque outside core/state and core/journal. */
 export type Journal = unknown[]
 
 /** The target of a record that replaced the whole state. */
-export const ROOT: object = Object.freeze({ root: true })
+export const ROOT: object = Object.freeze({})
 
 /** Removed items of a range change that removed nothing. */
 export const NOTHING: readonly unknown[] = Object.freeze([])
@@ -29,57 +33,15 @@ export const NOTHING: readonly unknown[] = Object.freeze([])
 /** Above this many items a range change is done by hand: spreading them as arguments could overflow the stack. */
 const SPREAD_LIMIT = 8192
 
-const objectProto = Object.prototype
-export const hasOwn = objectProto.hasOwnProperty
-
-/**
- * Sets `key` as an own data property (new, or one already there: every property in the state is
- * plain writable data). Assignment would call the `__proto__` setter, or fail where a hardened
- * environment froze Object.prototype; defining never does either.
- */
-export const setOwn = (o: object, key: string, v: unknown): void => {
-  if (key in objectProto) Object.defineProperty(o, key, { value: v, writable: true, enumerable: true, configurable: true })
-  else (o as Record<string, unknown>)[key] = v
-}
-
 /** Replaces `count` elements of `a` at `start` with `items` (count -1: up to the end). */
 export const replaceRange = (a: unknown[], start: number, count: number, items: readonly unknown[]): void => {
-  const len = a.length
-  if (count < 0) count = len - start
-  const n = items.length
-  if (start + count === len && n === 0) {
-    a.length = start
-    return
-  }
-  if (n + count <= SPREAD_LIMIT) {
+  if (count < 0) count = a.length - start
+  if (items.length + count <= SPREAD_LIMIT) {
     a.splice(start, count, ...items)
     return
   }
-  const delta = n - count
-  if (delta > 0) {
-    // The grown tail is written by copyWithin before anything reads it: no hole survives.
-    a.length = len + delta
-    a.copyWithin(start + n, start + count, len)
-  } else if (delta < 0) {
-    a.copyWithin(start + n, start + count, len)
-    a.length = len + delta
-  }
-  for (let i = 0; i < n; i++) a[start + i] = items[i]
-}
-
-/** Reverts the records of `j`, newest first. `setRoot` puts back a replaced state. */
-export const undoRecords = (j: Journal, setRoot: (old: unknown) => void): void => {
-  for (let i = j.length - 4; i >= 0; i -= 4) {
-    const target = j[i] as Record<string, unknown>
-    const a = j[i + 1]
-    if (typeof a === "string") {
-      if (target === ROOT) setRoot(j[i + 3])
-      else if (j[i + 2] as boolean) setOwn(target, a, j[i + 3])
-      else delete target[a]
-    } else if ((a as number) >= 0) {
-      replaceRange(target as unknown as unknown[], a as number, j[i + 2] as number, j[i + 3] as unknown[])
-    } else {
-      ;(target as unknown as unknown[]).reverse()
-    }
-  }
+  // By hand: the tail comes off, then the items and what stays of the tail go back on, one at a time.
+  const tail = a.splice(start)
+  for (let i = 0; i < items.length; i++) a.push(items[i])
+  for (let i = count; i < tail.length; i++) a.push(tail[i])
 }

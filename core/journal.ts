@@ -147,7 +147,7 @@ export class JournaledState<S> implements ProxyHost {
           set: fail ?? ((t, k, v) => (self.#set(t, k, v), true)),
           deleteProperty: fail ?? ((t, k) => self.#delete(t, k)),
           defineProperty: fail ?? ((t, k, d) => (self.#define(t, k, d), true)),
-          setPrototypeOf: fail ?? refuse("a new prototype", "State objects stay plain."),
+          setPrototypeOf: fail ?? refuse("a new prototype", "State objects stay plain objects and arrays."),
           preventExtensions: fail ?? refuse("a frozen or non-extensible object", "Freeze a copy instead."),
         })
       }
@@ -165,7 +165,7 @@ export class JournaledState<S> implements ProxyHost {
   /** Replaces the state between commands (a resync): checked like the constructor's root. */
   set root(next: S) {
     if (this.#journal !== null) {
-      throw canonError("state-read-only", "Not during a command: return the new state from apply.")
+      throw canonError("state-read-only", "The state cannot be replaced during a command: return the new state from apply.")
     }
     this.#current = this.#adoptRoot(next)
   }
@@ -305,7 +305,7 @@ export class JournaledState<S> implements ProxyHost {
     // Writing undefined into an object deletes the key (the encoding has no undefined property).
     if (!array && v === undefined) return void this.#delete(t, k)
     const i = array ? arrayIndex(k) : -1
-    if (array && i < 0) throw this.#located(new Refusal("a named key on an array", "Use an object."), t, k)
+    if (array && i < 0) throw this.#located(new Refusal("a named key on an array", "Arrays hold elements only: use an object."), t, k)
     const next = this.#adopt(t, array ? i : k, v, true)
     // Read after adopting: a getter of a user object may have written here in the meantime.
     const len = t.length
@@ -357,7 +357,7 @@ export class JournaledState<S> implements ProxyHost {
   /** Records growing `a` from `len` to `n` slots (refused past the write budget); the caller fills them. */
   #grow(a: unknown[], k: string, len: number, n: number): void {
     if ((n - len) * GROWTH_SLOT_BYTES > MAX_WRITE_BYTES) {
-      throw this.#located(new Refusal(`${n - len} new array slots`, "Push instead of writing far past the end."), a, k)
+      throw this.#located(new Refusal(`${n - len} new array slots`, "One write adds at most 64 MiB: push instead of writing far past the end."), a, k)
     }
     this.#record(a, len, n - len, NOTHING)
   }

@@ -78,7 +78,7 @@ export const refuseLoneSurrogate = (): Refusal =>
   new Refusal("a string with a lone UTF-16 surrogate", "Pair or remove it (s.toWellFormed()).")
 
 export const refuseDepth = (): Refusal =>
-  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "Flatten it.")
+  new Refusal(`a value nested deeper than ${MAX_DEPTH} levels`, "Flatten it (e.g. items keyed by id, with parent ids).")
 
 export const refuseSize = (): Refusal =>
   new Refusal(`more than ${MAX_WRITE_BYTES / 1048576} MiB in one write`, "Split it over several commands.")

@@ -138,7 +138,7 @@ export class ByteWriter {
       }
     }
     // TextEncoder would turn a lone surrogate into U+FFFD: two strings, one encoding.
-    if (!wellFormed(s)) throw canonError("state-unencodable", "A string with a lone surrogate has no UTF-8 form.")
+    if (!wellFormed(s)) throw canonError("state-unencodable", "A string with a lone surrogate has no UTF-8 form: pair or remove it (s.toWellFormed()).")
     this.#ensure(n * 3 + 8)
     // Reserve the largest prefix the length could need, then move the text if it was smaller.
     const maxLen = n * 3

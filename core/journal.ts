@@ -228,7 +228,7 @@ export class JournaledState<S> implements ProxyHost {
       const target = j[i] as any
       const a = j[i + 1]
       const old = j[i + 3]
-      if (typeof a !== "string") replaceRange(target, a as number, j[i + 2] as number, old as unknown[])
+      if (typeof a !== "string") (a as number) < 0 ? target.reverse() : replaceRange(target, a as number, j[i + 2] as number, old as unknown[])
       else if (target === ROOT) this.#current = old as S
       else if (j[i + 2]) setOwn(target, a, old)
       else delete target[a]
@@ -388,11 +388,17 @@ export class JournaledState<S> implements ProxyHost {
     const sort = name === "sort"
     if (sort || name === "reverse") {
       if (sort && x !== undefined) callable(x)
-      // Recorded first, whole: a comparator is user code and may write (even to this array);
-      // undoing its writes and then this record restores the array exactly.
-      this.#record(a, 0, -1, a.slice())
-      if (sort) a.sort((x as Compare | undefined) && ((p, q) => (x as Compare)(this.out(m, p, -1), this.out(m, q, -1))))
-      else a.reverse()
+      if (sort) {
+        // Recorded first, whole: a comparator is user code and may write (even to this array);
+        // undoing its writes and then this record restores the array exactly.
+        this.#record(a, 0, -1, a.slice())
+        a.sort((x as Compare | undefined) && ((p, q) => (x as Compare)(this.out(m, p, -1), this.out(m, q, -1))))
+      } else {
+        // A reverse is its own inverse: a record of no size (a batch of reverses on a large
+        // array must not hold a copy each).
+        this.#record(a, -1, 0, null)
+        a.reverse()
+      }
       return m.proxy
     }
     // Each replaces `count` elements at `from` with `values`: one range record. splice(start,
@@ -457,7 +463,6 @@ export class JournaledState<S> implements ProxyHost {
   }
 }
 
-/** `in` on an array or bytes: an index below the length, `length`, a method, the iterator. */
 /**
  * The state as it is now, kept readable while it goes on changing: a snapshot job encodes
  * `root` a slice at a time, reading each container through `resolve`, which gives the copy
@@ -488,12 +493,6 @@ export const freezeState = (host: JournaledState<unknown>): { readonly root: unk
       copies.clear()
     },
   }
-}
-
-const hasIndexOr = (t: { readonly length: number }, k: PropertyKey, methods: Readonly<Record<string, unknown>>): boolean => {
-  if (typeof k !== "string") return k === Symbol.iterator
-  const i = arrayIndex(k)
-  return i >= 0 ? i < t.length : k === "length" || methods[k] !== undefined
 }
 
 type Compare = (p: unknown, q: unknown) => number

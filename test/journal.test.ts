@@ -934,6 +934,41 @@ describe("what a draft refuses", () => {
     expect(bytesOf(js.root)).toBe(before)
   })
 
+  test("items given to splice, push and unshift may be drafts of the state (moving an item), and undo puts everything back", () => {
+    // The mutator once read its third argument as a number for every method: a draft, a
+    // null-prototype object or a symbol there threw a TypeError instead of being an item.
+    const js = new JournaledState<{ l: Array<{ id: number }>; a: { id: number } }>({ l: [{ id: 0 }, { id: 1 }, { id: 2 }], a: { id: 9 } })
+    const before = bytesOf(js.root)
+    const j = js.begin()
+    const d = js.draft()
+    d.l.splice(0, 0, d.l[2]!)
+    d.l.push(d.a, d.a, d.a)
+    d.l.unshift(d.l[1]!, d.l[1]!, d.a)
+    js.end()
+    expect(js.root.l.map((x) => x.id)).toEqual([0, 0, 9, 2, 0, 1, 2, 9, 9, 9])
+    expect(new Set(js.root.l).size).toBe(10)
+    js.undo(j)
+    expect(bytesOf(js.root)).toBe(before)
+  })
+
+  test("a reverse is recorded without a copy of the array (a batch of reverses on a large array holds no copies), and undone exactly", () => {
+    const big = Array.from({ length: 10_000 }, (_, i) => i)
+    const js = new JournaledState<{ l: number[] }>({ l: big })
+    const before = bytesOf(js.root)
+    const j = js.begin()
+    const d = js.draft()
+    for (let i = 0; i < 3; i++) d.l.reverse()
+    d.l.sort((p, q) => p - q)
+    d.l.reverse()
+    js.end()
+    expect(js.root.l[0]).toBe(9_999)
+    // Five records of four slots; only the sort's holds the array.
+    expect(j.length).toBe(20)
+    expect(j.filter((x) => Array.isArray(x) && x.length === 10_000 && x !== js.root.l)).toHaveLength(1)
+    js.undo(j)
+    expect(bytesOf(js.root)).toBe(before)
+  })
+
   test("bytes in the state are immutable, and no method or property hands out a writable alias", () => {
     const js = new JournaledState({ b: new Uint8Array([1, 2, 3]) })
     js.begin()

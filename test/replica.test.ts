@@ -74,6 +74,23 @@ describe("Doc over a hub", () => {
     expect(doc.state.items["x"]?.done).toBe(true)
   })
 
+  test("on() with an event a document does not have throws a TypeError naming the events (a misspelt listener would never fire)", async () => {
+    const w = world()
+    const { doc } = await openDoc(w, "a")
+    for (const event of ["chnage", "__proto__", "constructor", "toString"]) {
+      expect(() => doc.on(event as "change", () => {})).toThrow(TypeError)
+      expect(() => doc.on(event as "change", () => {})).toThrow(/no event .*change rejected confirmed/)
+    }
+    const seen: unknown[] = []
+    const off = doc.on("change", (s) => seen.push(s.count))
+    doc.submit("add", { id: "x", title: "milk" })
+    await flush()
+    off()
+    doc.submit("add", { id: "y", title: "tea" })
+    await w.rt.run({ forMs: 50 })
+    expect(seen).toEqual([1])
+  })
+
   test("the receipt resolves with the seq once the authority confirms, and 'confirmed' fires", async () => {
     const w = world()
     const { doc } = await openDoc(w, "a")

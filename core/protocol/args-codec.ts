@@ -121,7 +121,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
     case "Boolean": {
       if (!encoding) {
         const b = r.byte()
-        if (b > 1) bad(`Boolean ${b}.`)
+        if (b > 1) bad(`A boolean byte is ${b}.`)
         return b === 1
       }
       if (typeof v !== "boolean") throw MISFIT
@@ -139,8 +139,9 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
       return ast.literal
     case "Enum": {
       if (!encoding) {
-        const e = ast.enums[r.varint()]
-        if (e === undefined) bad("No such member.")
+        const i = r.varint()
+        const e = ast.enums[i]
+        if (e === undefined) bad(`Enum member ${i} does not exist.`)
         return e![1]
       }
       const i = ast.enums.findIndex(([, e]) => e === v)
@@ -150,8 +151,9 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
     }
     case "Union": {
       if (!encoding) {
-        const t = ast.types[r.varint()]
-        if (t === undefined) bad("No such member.")
+        const i = r.varint()
+        const t = ast.types[i]
+        if (t === undefined) bad(`Union member ${i} does not exist.`)
         return node(t!, v, depth + 1)
       }
       // The first member whose shape the value has: the first that encodes it without a misfit.
@@ -220,7 +222,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
       }
       if (index !== undefined) {
         const n = more(keys.length)
-        if (!encoding && n > r.remaining) bad(`${n} keys in ${r.remaining} bytes.`)
+        if (!encoding && n > r.remaining) bad(`${n} keys cannot fit in ${r.remaining} bytes.`)
         for (let i = 0; i < n; i++) {
           let k = keys[i]!
           if (encoding) w.string(k)
@@ -292,7 +294,7 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
         v = node(wire, undefined, 0)
       }
       else if (form === Form.VALUE) v = readValue(r)
-      else bad(`Form ${form}.`)
+      else bad(`Unknown arguments form ${form}.`)
       if (!r.done()) bad(`${r.remaining} trailing bytes.`)
       return v
     },

@@ -12,7 +12,7 @@ import {
   type CodecOptions, type Decoded, type Reader,
 } from "./codec-shared.js"
 import { docIdBytesProblem } from "../limits.js"
-import type { ClientMessage, Entries, ErrorMsg, Hello, MachineInfo, RefusalCode, Refused, Results, ServerMessage, Submit } from "./messages.js"
+import type { ClientMessage, Entries, ErrorMsg, MachineInfo, RefusalCode, Refused, Results, ServerMessage } from "./messages.js"
 
 // ---- encoding ----
 

@@ -310,7 +310,7 @@ export const header = (w: ByteWriter, type: number): void => {
 
 const spoken = (v: number): boolean => isInteger(v) && v >= PROTOCOL_VERSIONS.min && v <= PROTOCOL_VERSIONS.max
 
-const unspoken = (v: unknown): string => `Protocol ${show(v)} is not spoken here (1..2).`
+const unspoken = (v: unknown): string => `Protocol ${show(v)} is not spoken here (${PROTOCOL_VERSIONS.min}..${PROTOCOL_VERSIONS.max}).`
 
 /** Protocol 2: a document by its channel on this connection. */
 export const channel = (w: ByteWriter, docId: string): void => {
@@ -366,7 +366,7 @@ export const bad = (message: string): never => {
 /** A count of items each taking at least `minBytes`: a count that cannot fit is refused before allocating. */
 export const count = (r: ByteReader, minBytes: number, what: string): number => {
   const n = r.varint()
-  if (n * minBytes > r.remaining) throw new Fail("truncated", `${n} ${what} in ${r.remaining} bytes.`)
+  if (n * minBytes > r.remaining) throw new Fail("truncated", `${n} ${what} cannot fit in ${r.remaining} bytes.`)
   return n
 }
 
@@ -393,7 +393,7 @@ export const next = (r: ByteReader, prev: number, what: string): number => {
 
 export const optionalFields = (r: ByteReader, allowed: number): number => {
   const b = r.byte()
-  if ((b & ~allowed) !== 0) bad(`Optional fields ${hex(b)}.`)
+  if ((b & ~allowed) !== 0) bad(`Optional-field byte ${hex(b)} sets unknown fields.`)
   return b
 }
 
@@ -460,7 +460,7 @@ const toFail = (e: unknown): Fail => {
   if (e instanceof Fail) return e
   if (e instanceof CanonError) return new Fail(READER_CODES.find(([sentence]) => sentence.test(e.message))?.[1] ?? "bad-value", e.message)
   if (e instanceof RangeError && /call stack/i.test(e.message)) return new Fail("too-deep", "Nested too deeply.")
-  return new Fail("bad-value", errorText(e))
+  return new Fail("bad-value", `Malformed frame: ${errorText(e)}`)
 }
 
 const failure = (code: DecodeErrorCode, message: string): { readonly ok: false; readonly error: DecodeError } =>
@@ -482,7 +482,7 @@ export const decodeFrame = <T>(
     const version = options?.version ?? 1
     if (!spoken(version)) return failure("unsupported-version", unspoken(version))
     session = options?.session
-    if (!isBytes(frame)) return failure("bad-value", "Not a Uint8Array.")
+    if (!isBytes(frame)) return failure("bad-value", "A frame must be a Uint8Array.")
     const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     if (frame.length > max) return failure("too-large", frameTooLarge(frame.length, max))
     if (frame.length < 2) return frame.length ? failure("truncated", "No flags byte.") : failure("empty", "Empty frame.")

@@ -59,6 +59,9 @@ export interface Receipt extends Promise<Confirmation> {
   readonly persisted: Promise<void>
 }
 
+/** The events `Doc.on` takes (DocEvents' keys). */
+const DOC_EVENTS = "change rejected confirmed desync synced rewound error snapshot presence closed"
+
 export interface DocEvents<S> {
   change: (state: S) => void
   /** A command of this replica was refused (also for commands recovered after a restart). */
@@ -438,6 +441,8 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   on<K extends keyof DocEvents<StateOf<M>>>(event: K, fn: DocEvents<StateOf<M>>[K]): () => void {
+    // A misspelt event would otherwise never fire, silently (plain JavaScript callers).
+    if (!DOC_EVENTS.split(" ").includes(event)) throw new TypeError(`A document has no event "${String(event)}" (${DOC_EVENTS}).`)
     const set = (this.#listeners[event] ??= new Set())
     set.add(fn)
     return () => set.delete(fn)

@@ -9,8 +9,9 @@
  *   [array, start: number, count: number, items]  a range change of an array: `count` elements
  *                                                 now at `start` replaced `items` (count -1: from
  *                                                 `start` to the end). push, pop, shift, unshift,
- *                                                 splice, fill, copyWithin, length changes; sort
- *                                                 and reverse: [array, 0, -1, the whole array]
+ *                                                 splice, fill, copyWithin, length changes; sort:
+ *                                                 [array, 0, -1, the whole array]
+ *   [array, -1, 0, null]                          a reverse (its own inverse)
  *   [ROOT, "", true, old]                         the whole state replaced (apply returned a value)
  *
  * One record per array method call, whatever its size: a splice of 1000 items costs one record,

@@ -104,6 +104,8 @@ const applyOp = (root: Container, op: Op, copying: boolean, plain: boolean): voi
   const val = <T>(v: T): T => (plain ? clone(v) : v)
   if (Array.isArray(c)) {
     const len = c.length
+    /** An item of this array (a draft when `c` is one), else a fresh value. */
+    const item = (): Json => (len > 0 ? val(c[(op.b + op.c) % len] as Json) : fresh())
     switch (op.kind) {
       case "set": {
         const i = op.b % (len + 3) // may write past the end
@@ -116,11 +118,12 @@ const applyOp = (root: Container, op: Op, copying: boolean, plain: boolean): voi
         if (plain) c[op.b % len] = undefined
         else delete c[op.b % len]
         return
-      case "push": c.push(fresh(), ...(op.c % 2 === 0 ? [fresh()] : [])); return
+      // Items are new values, or (moving items) values of this array: drafts, copied in.
+      case "push": c.push(...(op.c % 3 === 0 ? [fresh()] : op.c % 3 === 1 ? [fresh(), fresh()] : [item(), fresh(), item()])); return
       case "pop": c.pop(); return
       case "shift": c.shift(); return
-      case "unshift": c.unshift(fresh()); return
-      case "splice": c.splice(op.b % (len + 1), op.c % 3, ...(op.c % 2 === 0 ? [fresh()] : [fresh(), fresh()])); return
+      case "unshift": c.unshift(op.c % 2 === 0 ? fresh() : item()); return
+      case "splice": c.splice(op.b % (len + 1), op.c % 3, ...(op.c % 2 === 0 ? [fresh()] : [item(), fresh()])); return
       case "truncate": c.length = op.b % (len + 1); return
       case "extend":
         if (plain) for (let k = 0; k < op.b % 3; k++) c.push(undefined)

@@ -440,6 +440,15 @@ export class Doc<M extends Machine<any, any>> {
     return this.on("change", fn)
   }
 
+  /**
+   * Calls `fn` on each `event` (DocEvents lists them). Returns the unsubscribe function. An
+   * event a document does not have throws a TypeError naming the events.
+   *
+   * @example
+   * ```ts
+   * const off = doc.on("rejected", ({ command, rejection }) => console.warn(command, rejection.message))
+   * ```
+   */
   on<K extends keyof DocEvents<StateOf<M>>>(event: K, fn: DocEvents<StateOf<M>>[K]): () => void {
     // A misspelt event would otherwise never fire, silently (plain JavaScript callers).
     if (!Object.hasOwn(DOC_EVENTS, event)) throw new TypeError(`A document has no event "${String(event)}" (${Object.keys(DOC_EVENTS).join(", ")}).`)

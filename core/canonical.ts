@@ -173,15 +173,13 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
   }
 }
 
-const fail = decodeFailed
-
 /**
  * The count of a container's items, each at least `least` bytes: a larger count is a lie,
  * refused before allocating.
  */
 const counted = (r: ByteReader, least: number): number => {
   const n = r.varint()
-  if (n * least > r.remaining) fail(`${n} items cannot fit in ${r.remaining} bytes.`)
+  if (n * least > r.remaining) decodeFailed(`${n} items cannot fit in ${r.remaining} bytes.`)
   return n
 }
 
@@ -192,18 +190,18 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
   const tag = r.byte()
   if (tag < Tag.INT) return CONSTANTS[tag]
   // The encoder counts bytes as a nesting level: so does the decoder, or it would accept what cannot re-encode.
-  if (tag >= Tag.BYTES && tag <= Tag.OBJECT && depth >= MAX_DEPTH) fail(tooDeep)
+  if (tag >= Tag.BYTES && tag <= Tag.OBJECT && depth >= MAX_DEPTH) decodeFailed(tooDeep)
   switch (tag) {
     case Tag.INT: {
       const z = r.varint()
-      if (z > MAX_ZIGZAG) fail("An integer beyond 2^52.")
+      if (z > MAX_ZIGZAG) decodeFailed("An integer beyond 2^52.")
       return unzigzag(z)
     }
     case Tag.FLOAT: {
       const at = r.pos
       const n = r.f64()
       // A NaN other than the canonical one, or an integer that is a varint.
-      if (n !== n ? r.buf.subarray(at, at + 8).some((b, i) => b !== CANONICAL_NAN[i]) : isVarint(n)) fail("A non-canonical float.")
+      if (n !== n ? r.buf.subarray(at, at + 8).some((b, i) => b !== CANONICAL_NAN[i]) : isVarint(n)) decodeFailed("A non-canonical float.")
       return n
     }
     case Tag.STRING: return r.string()
@@ -221,16 +219,16 @@ export const readValue = (r: ByteReader, depth = 0): unknown => {
       for (let i = 0; i < n; i++) {
         const k = r.string()
         // Strictly increasing (UTF-16 code unit order, as the encoder's sort): one order, no duplicates.
-        if (i > 0 && !(prev < k)) fail("Keys out of order.")
+        if (i > 0 && !(prev < k)) decodeFailed("Keys out of order.")
         prev = k
         const v = readValue(r, depth + 1)
-        if (v === undefined) fail("An undefined property.")
+        if (v === undefined) decodeFailed("An undefined property.")
         setOwn(out, k, v)
       }
       return out
     }
     default:
-      fail(`Unknown value tag ${tag}.`)
+      decodeFailed(`Unknown value tag ${tag}.`)
   }
 }
 
@@ -274,7 +272,7 @@ export const encodeCanonical = (value: unknown): Uint8Array => {
 export const decodeCanonical = (bytes: Uint8Array): unknown => {
   const r = new ByteReader(bytes)
   const v = readValue(r)
-  if (!r.done()) fail(`${r.remaining} bytes left after the value.`)
+  if (!r.done()) decodeFailed(`${r.remaining} bytes left after the value.`)
   if (typeof v === "object" && v !== null) verifiedTrees.add(v)
   return v
 }

@@ -31,7 +31,7 @@
  */
 import * as SchemaAST from "effect/SchemaAST"
 import { ByteReader, ByteWriter, decodeFailed } from "../bytes.js"
-import { encodeCanonical, hasPlainPrototype, readValue, setOwn, writeValue } from "../canonical.js"
+import { encodeCanonical, hasOwn, hasPlainPrototype, readValue, setOwn, writeValue } from "../canonical.js"
 import { MAX_ARGS_DEPTH } from "../limits.js"
 
 export interface ArgsCodec {
@@ -64,10 +64,6 @@ export const FREE_ITEMS = 64
 let items = 0
 
 type Ast = SchemaAST.AST
-const hasOwn = Object.prototype.hasOwnProperty
-
-const bad = decodeFailed
-
 
 /** Whether this walk encodes (into `w`) or decodes (from `r`): one walk of the schema does both. */
 let encoding = false
@@ -78,7 +74,7 @@ let r: ByteReader
 const unfit = (): never => {
   if (encoding) throw MISFIT
   // Form 0 of a schema the encoder writes as a value (form 1) only.
-  return bad("This schema has no compact form.")
+  return decodeFailed("This schema has no compact form.")
 }
 
 /**
@@ -92,7 +88,7 @@ const more = (n: number): number => {
     return n
   }
   n = r.varint()
-  if (n > items) bad(`${n} items are over what the arguments may hold.`)
+  if (n > items) decodeFailed(`${n} items are over what the arguments may hold.`)
   items -= n
   return n
 }
@@ -101,7 +97,7 @@ const more = (n: number): number => {
 const node = (ast: Ast, v: unknown, depth: number): unknown => {
   if (depth > MAX_ARGS_DEPTH) {
     if (encoding) throw MISFIT
-    bad(`Arguments nest deeper than ${MAX_ARGS_DEPTH}.`)
+    decodeFailed(`Arguments nest deeper than ${MAX_ARGS_DEPTH}.`)
   }
   switch (ast._tag) {
     case "String": case "TemplateLiteral":
@@ -112,7 +108,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
     case "Number":
       if (!encoding) {
         const n = readValue(r, depth)
-        if (typeof n !== "number") bad("Not a number.")
+        if (typeof n !== "number") decodeFailed("Not a number.")
         return n
       }
       if (typeof v !== "number") throw MISFIT
@@ -121,7 +117,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
     case "Boolean": {
       if (!encoding) {
         const b = r.byte()
-        if (b > 1) bad(`A boolean byte is ${b}.`)
+        if (b > 1) decodeFailed(`A boolean byte is ${b}.`)
         return b === 1
       }
       if (typeof v !== "boolean") throw MISFIT
@@ -141,7 +137,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
       if (!encoding) {
         const i = r.varint()
         const e = ast.enums[i]
-        if (e === undefined) bad(`Enum member ${i} does not exist.`)
+        if (e === undefined) decodeFailed(`Enum member ${i} does not exist.`)
         return e![1]
       }
       const i = ast.enums.findIndex(([, e]) => e === v)
@@ -153,7 +149,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
       if (!encoding) {
         const i = r.varint()
         const t = ast.types[i]
-        if (t === undefined) bad(`Union member ${i} does not exist.`)
+        if (t === undefined) decodeFailed(`Union member ${i} does not exist.`)
         return node(t!, v, depth + 1)
       }
       // The first member whose shape the value has: the first that encodes it without a misfit.
@@ -203,7 +199,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
         } else {
           bits = r.byte()
           // Bits past the last optional property (a byte shifted by 8 is 0).
-          if (bits >> Math.min(8, optional.length - i) !== 0) bad("Unknown optional fields.")
+          if (bits >> Math.min(8, optional.length - i) !== 0) decodeFailed("Unknown optional fields.")
         }
         for (let k = 0; k < 8 && i + k < optional.length; k++) if (bits & (1 << k)) present.add(optional[i + k]!.name)
       }
@@ -222,11 +218,11 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
       }
       if (index !== undefined) {
         const n = more(keys.length)
-        if (!encoding && n > r.remaining) bad(`${n} keys cannot fit in ${r.remaining} bytes.`)
+        if (!encoding && n > r.remaining) decodeFailed(`${n} keys cannot fit in ${r.remaining} bytes.`)
         for (let i = 0; i < n; i++) {
           let k = keys[i]!
           if (encoding) w.string(k)
-          else if (hasOwn.call(out, (k = r.string()))) bad(`Key "${k}" twice.`)
+          else if (hasOwn.call(out, (k = r.string()))) decodeFailed(`Key "${k}" twice.`)
           setOwn(out, k, node(index.type, o?.[k], depth + 1))
         }
       }
@@ -294,8 +290,8 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
         v = node(wire, undefined, 0)
       }
       else if (form === Form.VALUE) v = readValue(r)
-      else bad(`Unknown arguments form ${form}.`)
-      if (!r.done()) bad(`${r.remaining} trailing bytes.`)
+      else decodeFailed(`Unknown arguments form ${form}.`)
+      if (!r.done()) decodeFailed(`${r.remaining} trailing bytes.`)
       return v
     },
   }

@@ -54,7 +54,7 @@
  *   O(commands), however long the arrays); callbacks and results see drafts.
  * - A Uint8Array in the state is immutable (its draft refuses writes): assign a new one.
  */
-import { wellFormed } from "./bytes.js"
+import { utf8Length, wellFormed } from "./bytes.js"
 import { MAX_DEPTH, verifiedTrees } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
 import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refuseSymbolKey, refusalError } from "./state/adopt.js"
@@ -203,6 +203,16 @@ export class JournaledState<S> implements ProxyHost {
     return isObject(root) ? (this.#wrap(root, null, "", view) as S) : root
   }
 
+  /**
+   * @internal Bytes written into the state since it was made, never less than what they add
+   * to its canonical encoding (new keys and array slots counted too; what writes remove is
+   * not subtracted): how much the state can have grown between two reads of it. The hub
+   * bounds a document's size by it (core/authority/size-bound.ts).
+   */
+  get written(): number {
+    return this.#adopter.spent
+  }
+
   /** Starts recording into a fresh journal. */
   begin(): Journal {
     return (this.#journal = [])
@@ -285,8 +295,11 @@ export class JournaledState<S> implements ProxyHost {
    */
   #adopt(t: object | null, k: string | number, v: unknown, moves: boolean, limit = MAX_WRITE_BYTES): unknown {
     // Fast paths first: most writes are numbers, booleans and short strings.
-    if (typeof v === "number") return v === v ? v : NaN
-    if (typeof v === "boolean" || v == null || (typeof v === "string" && v.length < 4096 && wellFormed(v))) return v
+    if (typeof v === "number" || typeof v === "boolean" || v == null || (typeof v === "string" && v.length < 4096 && wellFormed(v))) {
+      this.#count(v)
+      // Every NaN is the one canonical NaN.
+      return v === v ? v : NaN
+    }
     this.#adopter.start(limit)
     try {
       // The root's slot is a one-element array holding it.
@@ -294,6 +307,11 @@ export class JournaledState<S> implements ProxyHost {
     } catch (e) {
       throw e instanceof Refusal ? refusalError(e, t ? [...this.#pathTo(t), k] : []) : e
     }
+  }
+
+  /** Counts a primitive written into the state (`written`): at least its encoding, plus a byte for its container's count. */
+  #count(v: unknown): void {
+    this.#adopter.spent += typeof v === "string" ? 6 + utf8Length(v) : 10
   }
 
   /** A write of `v` at t[k] on an object or an array (t raw). */
@@ -319,6 +337,7 @@ export class JournaledState<S> implements ProxyHost {
     }
     // An existing key is well-formed already; a new one is checked.
     if (!had && !wellFormed(k)) throw this.#located(refuseLoneSurrogate(), t, k)
+    if (!had) this.#count(k)
     this.#record(t, k, had, had ? t[k] : undefined)
     // An own key is plain data (assign); a new one named like an Object.prototype member is defined.
     if (had) t[k] = next
@@ -360,6 +379,7 @@ export class JournaledState<S> implements ProxyHost {
       throw this.#located(new Refusal(`${n - len} new array slots`, "One write adds at most 64 MiB: push instead of writing far past the end."), a, k)
     }
     this.#record(a, len, n - len, NOTHING)
+    this.#adopter.spent += (n - len) * GROWTH_SLOT_BYTES
   }
 
   #setLength(a: unknown[], v: unknown): void {
@@ -428,6 +448,7 @@ export class JournaledState<S> implements ProxyHost {
       values = []
       for (let i = 0; i < count; i++) {
         const v = fill ? adopted[0] : a[src + i]
+        if (!isObject(v)) this.#count(v)
         values.push(isObject(v) && !(fill && i === 0) ? this.#adopter.copy(v, m.depth + 1) : v)
       }
     }

@@ -7,6 +7,8 @@ import { types } from "node:util"
 import { MAX_DEPTH, decodeCanonical, encodeCanonical } from "../core/canonical.js"
 import { CanonError } from "../core/errors.js"
 import { JournaledState, MAX_WRITE_BYTES, type Journal } from "../core/journal.js"
+import { removedBytes } from "../core/authority/size-bound.js"
+import { wellFormed } from "../core/bytes.js"
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 type Container = Record<string, unknown> | unknown[]
@@ -450,6 +452,64 @@ describe("writes through a draft", () => {
     js.end()
     expect(js.root.list[0]!.v).toBe(1)
     expect(inner.v).toBe(1)
+  })
+})
+
+describe("written: what a command can have added", () => {
+  /** What `run` as one command grew the canonical encoding by, what `written` counted, and what the hub takes off (size-bound.ts). */
+  const grows = (initial: Container, run: (d: any) => void) => {
+    const js = new JournaledState<Container>(clone(initial))
+    const size = encodeCanonical(js.root).length
+    const w = js.written
+    const j = js.begin()
+    run(js.draft())
+    js.end()
+    return { grew: encodeCanonical(js.root).length - size, counted: js.written - w - removedBytes(j) }
+  }
+
+  // Values with numbers of every encoding and strings of 1-4 UTF-8 bytes a character.
+  const values: fc.Arbitrary<Json> = fc.oneof(json, fc.double(), fc.integer({ min: -(2 ** 40), max: 2 ** 40 }), fc.string({ unit: "binary", maxLength: 40 }).filter(wellFormed))
+  const richOp = fc.record({ kind: fc.constantFrom(...BASIC_KINDS, "copy", "wrap"), a: fc.nat(50), b: fc.nat(50), c: fc.nat(50), v: values })
+
+  test("property: no command grows the canonical encoding by more than `written` less the primitives it took out (copies, moves, overwrites included)", () => {
+    fc.assert(
+      fc.property(initialState, fc.array(fc.array(richOp, { maxLength: 12 }), { minLength: 1, maxLength: 4 }), (initial, groups) => {
+        let state = initial
+        for (const ops of groups) {
+          const r = grows(state, (d) => { for (const op of ops) applyOp(d, op, true, false) })
+          expect(r.grew).toBeLessThanOrEqual(r.counted)
+          const model = clone(state)
+          for (const op of ops) applyOp(model, op, true, true)
+          state = model
+        }
+      }),
+      { seed: 11, numRuns: 400 },
+    )
+  })
+
+  test("every way to add bytes is counted: fill and copyWithin of long strings, new keys, slots, length, root", () => {
+    const long = "z".repeat(4000)
+    const cases: Array<[string, Container, (d: any) => void]> = [
+      ["fill with a string", { a: [0, 0, 0, 0, 0, 0, 0, 0] }, (d) => d.a.fill(long)],
+      ["copyWithin a long string", { a: [long, 0, 0, 0, 0, 0] }, (d) => d.a.copyWithin(1, 0, 1).copyWithin(2, 0, 2).copyWithin(4, 0, 2)],
+      ["a long new key", { o: {} }, (d) => { d.o["k".repeat(3000)] = 1 }],
+      ["many new keys of numbers", { o: {} }, (d) => { for (let i = 0; i < 300; i++) d.o[`k${i}`] = i * 1e9 + 0.5 }],
+      ["a write past the end", { a: [] }, (d) => { d.a[5000] = 1 }],
+      ["a longer length", { a: [] }, (d) => { d.a.length = 5000 }],
+      ["pushes of numbers", { a: [] }, (d) => { for (let i = 0; i < 500; i++) d.a.push(-i - 0.25) }],
+      ["a new root", { a: 1 }, (d) => d],
+      ["overwrites of numbers by longer strings", { a: [1, 2, 3], o: { x: -1 } }, (d) => { d.a.fill("é".repeat(300)); d.o.x = "😀".repeat(200) }],
+      ["a counter", { n: 126 }, (d) => { for (let i = 0; i < 300; i++) d.n++ }],
+    ]
+    for (const [name, initial, run] of cases) {
+      const r = grows(initial, run)
+      expect({ name, fits: r.grew <= r.counted }).toEqual({ name, fits: true })
+    }
+    const js = new JournaledState<Container>({ a: [] })
+    js.begin()
+    js.replaceRoot({ big: long.repeat(4) })
+    js.end()
+    expect(js.written).toBeGreaterThanOrEqual(encodeCanonical(js.root).length)
   })
 })
 

@@ -48,6 +48,7 @@ import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
+import { DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes } from "./size-bound.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
 import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, initialStateFor, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
@@ -69,6 +70,15 @@ export interface AuthorityOptions {
   readonly maxOutcomesPerClient?: number
   /** Largest encoded arguments of one command, in bytes; larger is `command-too-large`. Default 256 KiB. */
   readonly maxCommandBytes?: number
+  /**
+   * Largest state of one document, in canonical bytes (what a snapshot of it takes, CRDT
+   * fields included). A command that would take the document past it is rejected
+   * `command-too-large` ("Document … is full"); commands that only remove always pass. Keeps
+   * one writer from growing a document until the hub runs out of memory or replicas cannot
+   * load it (their `maxSnapshotBytes`, 1 GiB by default). Default 256 MiB; Infinity: no bound.
+   * See size-bound.ts for how it is kept without measuring the state after every command.
+   */
+  readonly maxDocumentBytes?: number
   /**
    * A subscriber whose connection has more than this buffered (bytes on WebSocket, messages
    * in memory) gets no more entries until it drains; they wait in the log. Default 1 MiB.
@@ -208,6 +218,8 @@ export class DocAuthority<S = unknown> {
   private horizon: number
   /** Canonical size of the state when last measured: decides how checkpoints are hashed. */
   private stateBytes = 0
+  /** Keeps the state within maxDocumentBytes (size-bound.ts). */
+  private readonly sizeBound: SizeBound
   /** Commits wait here for a snapshot to begin between batches (memory equals what is committed). */
   private snapshotDue = false
   private readonly snapshotWaiters: Array<{ atLeast: number; resolve: (m: SnapshotMeta) => void; reject: (e: unknown) => void }> = []
@@ -259,6 +271,8 @@ export class DocAuthority<S = unknown> {
     this.snapshotter = snapshotter
     this.horizon = horizon
     this.stateBytes = stateBytes
+    // With CRDT fields the measure has only the plain root: the snapshot and the log since bound it.
+    this.sizeBound = new SizeBound(options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES, this.crdt === undefined ? stateBytes : this.stateSize, this.crdt === undefined)
     this.seq = head.seq
     this.committed = head.seq
     this.lastTime = head.lastTime
@@ -617,11 +631,17 @@ export class DocAuthority<S = unknown> {
     const latest = this.snapshotter.latest
     if (latest !== undefined && latest.seq === seq) {
       // Nothing committed since the last one: it is the snapshot of now.
+      this.noteSize(latest.size)
       for (const w of this.snapshotWaiters.splice(0)) w.resolve(latest)
       return
     }
+    // The snapshot measures the state (CRDT fields included) as of what was accepted now.
+    const accepted = this.sizeBound.accepted
+    const startedAt = this.elapsed()
+    this.sizeBound.measuring()
     this.track(this.snapshotter.take(this.snapshotSource(), seq, this.lastTime, true).then(
       (meta) => {
+        this.sizeBound.measured(meta.size, accepted, startedAt, this.elapsed())
         if (this.crdt === undefined) this.stateBytes = meta.size
         // With CRDT fields a snapshot's byte hash is not the state hash (fields.ts).
         if (this.crdt === undefined && (this.checkpoint === undefined || this.checkpoint.seq < meta.seq)) this.setCheckpoint({ seq: meta.seq, hash: meta.hash }, true)
@@ -637,6 +657,7 @@ export class DocAuthority<S = unknown> {
     ).catch((e) => {
       const message = errorText(e)
       this.report("snapshot-failed", `A snapshot of "${this.docId}" at seq ${seq} failed: ${message}`)
+      this.sizeBound.failed()
       for (const w of this.snapshotWaiters.splice(0)) w.reject(e)
     }))
   }
@@ -871,11 +892,18 @@ export class DocAuthority<S = unknown> {
           } else {
             const seq = this.seq + 1
             const time = Math.max(this.lastTime, this.runtime.now())
+            // A CRDT update grows its field outside the journal (nothing undoes a merge), by
+            // about its own bytes: it is weighed before it merges.
+            const merged = crdtField !== undefined && "bytes" in bounded ? bounded.bytes.length : 0
             const journal = this.host.begin()
-            const rejected: Rejection | undefined = runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
+            const writtenBefore = this.host.written
+            let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged)
+              ? this.full()
+              : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
             this.host.end()
+            if (rejected !== undefined) this.host.undo(journal)
+            else rejected = this.overSize(journal, this.host.written - writtenBefore - removedBytes(journal) + merged)
             if (rejected !== undefined) {
-              this.host.undo(journal)
               const rejection = { code: rejected.code, message: boundedMessage(rejected.message) }
               stored = { hash, rejection }
               outcome = { clientSeq: cmd.clientSeq, rejection }
@@ -935,6 +963,48 @@ export class DocAuthority<S = unknown> {
     if (this.crdt?.brokenField !== undefined) this.fail("merging a CRDT update", new Error(`CRDT field "${this.crdt.brokenField}" broke`))
   }
 
+  /**
+   * Undefined when the command just applied (its `journal`, `written` bytes) keeps the document
+   * within maxDocumentBytes; else its rejection, the command undone. The bound is only an upper
+   * one: before refusing, a state small enough to encode here is measured, command included
+   * (when size-bound.ts allows a measure); a larger one is measured by the next snapshot.
+   */
+  private overSize(journal: Journal, written: number): Rejection | undefined {
+    const bound = this.sizeBound
+    const changed = journal.length > 0 || written > 0
+    if (bound.fits(written)) return void bound.accept(written, changed)
+    const startedAt = this.elapsed()
+    if (this.crdt === undefined && this.stateBytes <= BIG_STATE_BYTES && bound.mayMeasure(startedAt)) {
+      bound.measuring()
+      const withIt = encodeCanonical(this.host.root).length
+      if (withIt <= bound.max) {
+        bound.accept(written, changed)
+        this.stateBytes = withIt
+        bound.measured(withIt, bound.accepted, startedAt, this.elapsed())
+        return undefined
+      }
+      this.host.undo(journal)
+      this.stateBytes = encodeCanonical(this.host.root).length
+      bound.measured(this.stateBytes, bound.accepted, startedAt, this.elapsed())
+      return SizeBound.rejection(this.docId, bound.max)
+    }
+    this.host.undo(journal)
+    return this.full()
+  }
+
+  /** The rejection of a command that does not fit; the next snapshot measures the state if that may find room. */
+  private full(): Rejection {
+    if (this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
+    return SizeBound.rejection(this.docId, this.sizeBound.max)
+  }
+
+  /** The state measures `size` canonical bytes now (CRDT fields included, or none). */
+  private noteSize(size: number): void {
+    const now = this.elapsed()
+    this.sizeBound.measuring()
+    this.sizeBound.measured(size, this.sizeBound.accepted, now, now)
+  }
+
   private rollback(journals: Journal[], seqBefore: number): void {
     for (let i = journals.length - 1; i >= 0; i--) this.host.undo(journals[i]!)
     this.seq = seqBefore
@@ -968,6 +1038,7 @@ export class DocAuthority<S = unknown> {
   private measure(seq: number): Checkpoint {
     const bytes = encodeCanonical(this.host.root)
     this.stateBytes = bytes.length
+    if (this.crdt === undefined) this.noteSize(bytes.length)
     return { seq, hash: this.crdt !== undefined ? hashState(this.host.root) : hashBytes(bytes) }
   }
 
@@ -984,12 +1055,19 @@ export class DocAuthority<S = unknown> {
       // A big state: hash it in the background (a snapshot would do, but stores it too).
       if (this.snapshotter.running) return this.armQuietCheckpoint()
       const seq = this.committed
+      const accepted = this.sizeBound.accepted
+      const startedAt = this.elapsed()
+      this.sizeBound.measuring()
       this.snapshotter.take(this.host, seq, this.lastTime, false).then(
         (r) => {
+          this.sizeBound.measured(r.size, accepted, startedAt, this.elapsed())
           this.stateBytes = r.size
           if (this.checkpoint === undefined || this.checkpoint.seq < r.seq) this.setCheckpoint({ seq: r.seq, hash: r.hash }, true)
         },
-        (e) => this.report("checkpoint-failed", `Hashing "${this.docId}" at seq ${seq} failed: ${errorText(e)}`),
+        (e) => {
+          this.sizeBound.failed()
+          this.report("checkpoint-failed", `Hashing "${this.docId}" at seq ${seq} failed: ${errorText(e)}`)
+        },
       ).finally(() => {
         // A snapshot asked for while this hash ran.
         if (this.snapshotDue && !this.flushing) this.beginSnapshot()

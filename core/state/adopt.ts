@@ -30,7 +30,7 @@
  * size, the estimate `sizeBound` uses) so one small command cannot make a peer allocate without
  * limit.
  */
-import { wellFormed } from "../bytes.js"
+import { utf8Length, wellFormed } from "../bytes.js"
 import { MAX_DEPTH, hasPlainPrototype, isBytes, notPlain } from "../canonical.js"
 import { CanonError, canonError } from "../errors.js"
 import { PROXIES, type Meta } from "./meta.js"
@@ -106,6 +106,12 @@ export const refusalError = (r: Refusal, path: ReadonlyArray<string | number>): 
  */
 export class Adopter {
   #budget = 0
+  /**
+   * Bytes adopted so far, over every write: each value counted at no less than its canonical
+   * encoding takes (strings by their UTF-8 bytes; the budget counts 3 a character, a bound it
+   * can check before encoding). The hub bounds a document's size by it (core/authority/size-bound.ts).
+   */
+  spent = 0
   /** Drafts found directly inside the written container: [container, key, raw] triples. */
   readonly #candidates: unknown[] = []
   /** Objects moved by the current write: each moves once, a second place gets a copy. */
@@ -125,14 +131,16 @@ export class Adopter {
     this.#budget = limit
   }
 
-  #spend(n: number): void {
+  /** Takes `n` bytes from the write's budget; `exact` (no less than their encoding) are counted as spent. */
+  #spend(n: number, exact = n): void {
+    this.spent += exact
     if ((this.#budget -= n) < 0) throw refuseSize()
   }
 
   /** Checks a primitive (any value that is not an object) and returns what the state stores. */
   #primitive(v: unknown): unknown {
     if (typeof v === "string") {
-      this.#spend(6 + v.length * 3)
+      this.#spend(6 + v.length * 3, 6 + utf8Length(v))
       if (!wellFormed(v)) throw refuseLoneSurrogate()
       return v
     }
@@ -205,7 +213,7 @@ export class Adopter {
           // Undefined properties are left out, as the encoding leaves them out.
           if ((x = d.value) === undefined) continue
           if (!wellFormed(k)) throw refuseLoneSurrogate()
-          this.#spend(6 + k.length * 3)
+          this.#spend(6 + k.length * 3, 6 + utf8Length(k))
         }
         // A checked copy, or with `top`, a draft of this state as it is, left as a move candidate for `settle`.
         const raw = top && isObject(x) ? this.#rawOf(x) : undefined

@@ -120,7 +120,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "skip-undo-on-rejection",
     breaks: "a rejected command's writes stay in the authority's state",
-    patches: [{ file: AUTH, anchor: "              this.host.undo(journal)\n              const rejection = { code: rejected.code", replacement: "              const rejection = { code: rejected.code" }],
+    patches: [{ file: AUTH, anchor: "            if (rejected !== undefined) this.host.undo(journal)\n", replacement: "            if (rejected !== undefined) void journal\n" }],
+  },
+  {
+    name: "skip-size-bound",
+    breaks: "a document grows past maxDocumentBytes",
+    patches: [{ file: AUTH, anchor: "    if (bound.fits(written)) return void bound.accept(written, changed)\n", replacement: "    return void bound.accept(written, changed)\n" }],
   },
   {
     name: "swallow-rejection",

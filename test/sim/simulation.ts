@@ -47,6 +47,7 @@ import { NEWEST, VTodoV3, appMachine, hubMachine, versionedCommand } from "./ver
 import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
 import { checkText } from "./crdt-check.js"
 import { fieldsOfRoot } from "../../core/crdt/roots.js"
+import { encodeCanonical } from "../../core/canonical.js"
 import type { CrdtFields } from "../../core/crdt/fields.js"
 
 /** Bytes of a connection's commands waiting for their group commit before the hub stops reading it (default 8 MiB). */
@@ -390,6 +391,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const limitRng = seededRandom(seed ^ 0x1e3175)
     // Its own stream: second tabs on a replica's disk shift nothing else of a seed.
     const tabRng = seededRandom(seed ^ 0x7ab5)
+    // Half the seeds bound documents below what the big document's workload writes: its puts
+    // fill it to the bound and are refused there, and no document may ever be found past it.
+    const docCap = o.bigBytes > 0 && seededRandom(seed ^ 0xcab5)() < 0.5 ? Math.floor(o.bigBytes * 0.75) : undefined
     // The hub starts at v1 or v2 and is upgraded to the newest once, at a random moment.
     let hubVersion = fleetOn ? (fleetRng() < 0.5 ? 1 : 2) : NEWEST
     const hubFirstVersion = hubVersion
@@ -451,6 +455,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         quietCheckpointMs: o.quietCheckpointMs,
         catchUpPage: o.catchUpPage,
         idleDocuments,
+        ...(docCap !== undefined ? { maxDocumentBytes: docCap } : {}),
         ...(deafOn ? SIM_OUTPUT : {}),
         // Small, so the hub's input flow control pauses and resumes links all the time, and
         // replicas back from a partition or a crash with a long outbox are held for the rate.
@@ -1181,6 +1186,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         }
       }
       stats.compacted = (stats.compacted ?? 0) + shadow.deleted(spec.docId)
+      if (docCap !== undefined && typeof authority !== "string") {
+        // The state alone (CRDT fields aside), which the bound counts in.
+        const size = encodeCanonical(authority.state).length
+        if (size > docCap) fail(`size: ${spec.docId} holds ${size} bytes, past its maxDocumentBytes of ${docCap}`)
+        stats.docCap = docCap
+      }
       const fresh = new Hub({ machines: hubMachines(), storage: hubDisk, runtime: rt })
       const reload = await drive(`loading ${spec.docId} on a fresh hub`, fresh.doc(spec.docId, spec.machine)).then(
         (d) => ({ seq: d.headSeq, hash: safeHash(() => d.stateHash()) }),

@@ -1,0 +1,129 @@
+/**
+ * A document's size bound (`AuthorityOptions.maxDocumentBytes`): no command may take the
+ * state past it, so no peer can grow a document until the hub runs out of memory or until
+ * replicas cannot load it (their `maxSnapshotBytes`).
+ *
+ * Measuring the state costs O(its size), so the authority does not measure after every
+ * command. It keeps an upper bound instead: the canonical size when last measured, plus what
+ * every command accepted since wrote (`JournaledState.written`, which counts each write at no
+ * less than its encoding; what commands remove is not subtracted). A command that writes
+ * nothing (a delete, a sort) always fits. One that writes `w` bytes fits while the bound plus
+ * `w` stays within the limit. When it does not, the bound may be loose (deletions, and the
+ * count's margin over UTF-8): the authority measures again, if anything changed since the last
+ * measure and the last one is far enough behind (ten times its duration), so that a peer
+ * sending commands at a full document cannot keep the hub measuring.
+ *
+ * Pure bookkeeping: the authority measures (core/authority/doc-authority.ts) and tells it.
+ */
+import { quoted } from "../limits.js"
+import { utf8Length } from "../bytes.js"
+import { forEachRemovedPrimitive, type Journal } from "../state/records.js"
+
+export class SizeBound {
+  /** Never less than the state's canonical size now. */
+  #bound: number
+  /** Bytes written by every command accepted so far (a measure taken earlier subtracts its count). */
+  #accepted = 0
+  /** A command changed the state since the last measure: measuring again may find room. */
+  #changed = false
+  #measuring = false
+  #nextMeasureAt = 0
+
+  /** `measured`: the state's canonical size now, `exact`ly or an upper bound of it (then measuring may find room). */
+  constructor(readonly max: number, measured: number, exact: boolean) {
+    this.#bound = measured
+    this.#changed = !exact
+  }
+
+  /** The upper bound of the state's size now. */
+  get bound(): number {
+    return this.#bound
+  }
+
+  /** What accepted commands have written so far: taken when a measure starts, given back when it ends. */
+  get accepted(): number {
+    return this.#accepted
+  }
+
+  /**
+   * Whether a command that grew the state by at most `written` bytes (what it wrote less what
+   * it took out) keeps it within the limit, as far as the bound knows. One that grew it by
+   * nothing always fits.
+   */
+  fits(written: number): boolean {
+    return written <= 0 || this.#bound + written <= this.max
+  }
+
+  /** A command was accepted (it grew the state by at most `written` bytes; `changed`: it wrote or removed anything). */
+  accept(written: number, changed: boolean): void {
+    this.#bound += written
+    this.#accepted += written
+    if (changed) this.#changed = true
+  }
+
+  /** Whether measuring now could find room a command needs: the state changed, and the last measure is far enough behind. */
+  mayMeasure(now: number): boolean {
+    return this.#changed && !this.#measuring && now >= this.#nextMeasureAt
+  }
+
+  /** A measure is starting: the next waits for its end (and ten times its duration). */
+  measuring(): void {
+    this.#changed = false
+    this.#measuring = true
+  }
+
+  /** The measure begun could not finish (a snapshot failed): the next may start at once. */
+  failed(): void {
+    this.#changed = true
+    this.#measuring = false
+  }
+
+  /**
+   * The state measured `size` bytes when `acceptedThen` (the `accepted` of then) had been
+   * written; the measure took from `startedAt` to `now`. An older bound that is tighter stays.
+   */
+  measured(size: number, acceptedThen: number, startedAt: number, now: number): void {
+    this.#bound = Math.min(this.#bound, size + (this.#accepted - acceptedThen))
+    this.#measuring = false
+    this.#nextMeasureAt = now + 10 * Math.max(0, now - startedAt)
+  }
+
+  /** The rejection of a command that would take the document past the limit. */
+  static rejection(docId: string, max: number): { readonly code: "command-too-large"; readonly message: string } {
+    return {
+      code: "command-too-large",
+      message: `Document ${quoted(docId)} is full: this command would take it past ${max} bytes (the hub's maxDocumentBytes). Delete something from it first, or keep more in other documents.`,
+    }
+  }
+}
+
+/** maxDocumentBytes by default: 256 MiB, well under what a replica loads by default (1 GiB). */
+export const DEFAULT_MAX_DOCUMENT_BYTES = 256 << 20
+
+/** Bytes of a varint of `z` (a non-negative integer). */
+const varintBytes = (z: number): number => {
+  let n = 1
+  for (; z >= 128; n++) z = Math.floor(z / 128)
+  return n
+}
+
+/** The canonical bytes of a primitive (core/canonical.ts): exactly, so that subtracting them keeps the bound an upper one. */
+const primitiveBytes = (v: unknown): number => {
+  if (typeof v === "string") {
+    const n = utf8Length(v)
+    return 1 + varintBytes(n) + n
+  }
+  if (typeof v === "number") return Number.isInteger(v) && Math.abs(v) < 2 ** 52 && !Object.is(v, -0) ? 1 + varintBytes(v >= 0 ? v * 2 : -v * 2 - 1) : 9
+  return 1
+}
+
+/**
+ * The canonical bytes of the primitives a command's writes took out of the state: a command
+ * that overwrites or removes them (a rename, a counter, a toggle) is counted by what it adds
+ * less what it took out, so the bound stays close to the size without a measure.
+ */
+export const removedBytes = (journal: Journal): number => {
+  let n = 0
+  forEachRemovedPrimitive(journal, (v) => { n += primitiveBytes(v) })
+  return n
+}

@@ -1,0 +1,191 @@
+/**
+ * maxDocumentBytes (core/authority/size-bound.ts): no writer can take a document past its
+ * bound, whatever the size of its state (measured in the commit or by a snapshot) or its CRDT
+ * fields; commands that only remove always pass and make room again; replicas converge on
+ * what the hub kept.
+ */
+import * as Schema from "effect/Schema"
+import { CanonClient, Hub, defineMachine, type Doc } from "../core/index.js"
+import { encodeCanonical } from "../core/canonical.js"
+import { SizeBound } from "../core/authority/size-bound.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { Todo } from "./support/machines.js"
+import { yText } from "../adapters/yjs/index.js"
+import { settle, settleWithTurns } from "./support/virtual-time.js"
+
+const DOC = "list"
+
+const Note = defineMachine({
+  name: "note",
+  version: 1,
+  initial: () => ({ title: "" }),
+  crdt: { body: yText() },
+  commands: { rename: { args: Schema.Struct({ title: Schema.String }), apply: (s, { title }) => { s.title = title } } },
+})
+
+describe("SizeBound", () => {
+  test("a write fits while the bound plus it stays within the limit; a write of nothing always fits", () => {
+    const b = new SizeBound(100, 40, true)
+    expect(b.fits(60)).toBe(true)
+    expect(b.fits(61)).toBe(false)
+    b.accept(50, true)
+    expect(b.bound).toBe(90)
+    expect(b.fits(11)).toBe(false)
+    expect(b.fits(0)).toBe(true)
+  })
+
+  test("a measure tightens the bound by what was accepted after it began, and never loosens it", () => {
+    const b = new SizeBound(100, 40, true)
+    b.accept(30, true)
+    const then = b.accepted
+    b.measuring()
+    b.accept(10, true)
+    b.measured(20, then, 0, 0)
+    expect(b.bound).toBe(30)
+    b.measuring()
+    b.measured(95, b.accepted, 0, 0)
+    expect(b.bound).toBe(30)
+  })
+
+  test("measuring again waits for a change and for ten times the last measure's duration; a failed one may be retried at once", () => {
+    const b = new SizeBound(100, 40, true)
+    expect(b.mayMeasure(0)).toBe(false)
+    b.accept(0, true)
+    expect(b.mayMeasure(0)).toBe(true)
+    b.measuring()
+    b.accept(0, true)
+    expect(b.mayMeasure(1000)).toBe(false)
+    b.measured(40, b.accepted, 1000, 1005)
+    expect(b.mayMeasure(1054)).toBe(false)
+    expect(b.mayMeasure(1055)).toBe(true)
+    b.measuring()
+    b.failed()
+    expect(b.mayMeasure(1055)).toBe(true)
+    expect(new SizeBound(100, 40, false).mayMeasure(0)).toBe(true)
+  })
+})
+
+const world = (maxDocumentBytes: number) => {
+  const rt = new VirtualRuntime(5)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const storage = new MemoryStorage()
+  const start = () => {
+    const hub = new Hub({ machines: [Todo, Note], storage, runtime: rt, maxDocumentBytes, maxCommandBytes: 256 << 10 })
+    net.listen(hub)
+    return hub
+  }
+  return { rt, net, storage, hub: start(), start }
+}
+
+const replica = async (w: ReturnType<typeof world>, name: string) => {
+  const client = await CanonClient.open({ transport: w.net.transport(name), runtime: w.rt, clientId: name })
+  const doc = await client.open(Todo, DOC)
+  return { client, doc }
+}
+
+/** Submits `add`s of `bytes`-character titles one at a time until one is rejected; their ids, and the rejection. */
+const fill = async (w: ReturnType<typeof world>, doc: Doc<typeof Todo>, prefix: string, bytes: number, most: number) => {
+  const added: string[] = []
+  for (let i = 0; i < most; i++) {
+    const id = `${prefix}${i}`
+    const outcome = doc.submit("add", { id, title: String(i % 10).repeat(bytes) }).then(() => undefined, (e: unknown) => e)
+    await settle(w.rt, 100)
+    const rejection = await outcome
+    if (rejection !== undefined) return { added, rejection: rejection as { code: string; message: string } }
+    added.push(id)
+  }
+  return { added, rejection: undefined }
+}
+
+describe("maxDocumentBytes", () => {
+  test("a writer fills a small document to its bound and no further; removals make room again; replicas agree", async () => {
+    const max = 64 << 10
+    const w = world(max)
+    const a = await replica(w, "a")
+    const b = await replica(w, "b")
+    await settle(w.rt, 200)
+    const authority = await w.hub.doc(DOC, Todo)
+
+    const first = await fill(w, a.doc, "x", 4000, 100)
+    expect(first.rejection).toMatchObject({ code: "command-too-large" })
+    expect(first.rejection!.message).toMatch(/^Document "list" is full: this command would take it past 65536 bytes \(the hub's maxDocumentBytes\)\. Delete something/)
+    const size = encodeCanonical(authority.state).length
+    expect(size).toBeLessThanOrEqual(max)
+    // Measured before refusing: the bound counts 3 bytes a character, which alone would refuse at about a third.
+    expect(size).toBeGreaterThan(max - 8000)
+
+    // Full: more of the same is refused; a removal passes, and then there is room for one more.
+    await expect(Promise.all([a.doc.submit("add", { id: "y", title: "9".repeat(4000) }), settle(w.rt, 200)])).rejects.toMatchObject({ code: "command-too-large" })
+    await Promise.all([a.doc.submit("remove", { id: first.added[0]! }), a.doc.submit("remove", { id: first.added[1]! }), settle(w.rt, 200)])
+    const second = await fill(w, a.doc, "z", 4000, 10)
+    expect(second.added.length).toBeGreaterThanOrEqual(1)
+    expect(second.rejection).toMatchObject({ code: "command-too-large" })
+    expect(encodeCanonical(authority.state).length).toBeLessThanOrEqual(max)
+
+    await settle(w.rt, 500)
+    expect(a.doc.snapshot()).toEqual(authority.state)
+    expect(b.doc.snapshot()).toEqual(authority.state)
+    expect(b.doc.confirmedHash()).toBe(authority.stateHash())
+
+    // The bound holds across a restart: the loaded document is measured.
+    await a.client.close()
+    await b.client.close()
+    await w.hub.close()
+    w.start()
+    const c = await replica(w, "c")
+    await settle(w.rt, 300)
+    await expect(Promise.all([c.doc.submit("add", { id: "after", title: "8".repeat(8000) }), settle(w.rt, 200)])).rejects.toMatchObject({ code: "command-too-large" })
+    await c.client.close()
+  })
+
+  test("a state too big to measure in the commit is measured by a snapshot: full, then room again after removals", async () => {
+    const max = 3 << 20
+    const w = world(max)
+    const a = await replica(w, "a")
+    await settle(w.rt, 200)
+    const authority = await w.hub.doc(DOC, Todo)
+    const first = await fill(w, a.doc, "x", 60_000, 200)
+    expect(first.rejection).toMatchObject({ code: "command-too-large" })
+    // The bound (strings by their UTF-8 bytes; measured in the commit only while under 1 MiB) came this close.
+    const size = encodeCanonical(authority.state).length
+    expect(size).toBeLessThanOrEqual(max)
+    expect(size).toBeGreaterThan(max - 2 * 61_000)
+    for (const id of first.added.slice(0, 10)) void a.doc.submit("remove", { id })
+    await settle(w.rt, 1000)
+    // The first add after the removals may be refused (the bound has not seen them yet) and
+    // asks for a snapshot; once it is taken, there is room.
+    let accepted = 0
+    for (let i = 0; i < 6 && accepted === 0; i++) {
+      const r = await fill(w, a.doc, `z${i}-`, 60_000, 1)
+      accepted = r.added.length
+      await settle(w.rt, 2000)
+    }
+    expect(accepted).toBe(1)
+    expect(encodeCanonical(authority.state).length).toBeLessThanOrEqual(max)
+    await a.client.close()
+  })
+
+  test("CRDT fields are bounded too: updates are weighed before they merge, and a refused one never merges", async () => {
+    const max = 48 << 10
+    const w = world(max)
+    const client = await CanonClient.open({ transport: w.net.transport("a"), runtime: w.rt, clientId: "a" })
+    const doc = await client.open(Note, "n1")
+    const rejected: string[] = []
+    doc.on("rejected", (r) => rejected.push(r.rejection.code))
+    await settleWithTurns(w.rt, 200)
+    for (let i = 0; i < 40 && rejected.length === 0; i++) {
+      doc.crdt.body.insert(doc.crdt.body.length, String(i % 10).repeat(3000))
+      await settleWithTurns(w.rt, 100)
+    }
+    expect(rejected).toContain("command-too-large")
+    const authority = await w.hub.doc("n1", Note)
+    const meta = await authority.snapshotNow()
+    expect(meta.size).toBeLessThanOrEqual(max)
+    await settleWithTurns(w.rt, 1000)
+    // The replica took the hub's state back: what was refused is not in its text either.
+    expect(doc.pendingCount).toBe(0)
+    expect(doc.confirmedHash()).toBe(authority.stateHash())
+    expect(doc.crdt.body.length).toBeLessThan(max)
+    await client.close()
+  })
+})

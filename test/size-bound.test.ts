@@ -11,6 +11,9 @@ import { SizeBound } from "../core/authority/size-bound.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
 import { yText } from "../adapters/yjs/index.js"
+import * as Y from "yjs"
+import { CrdtDocHost } from "../core/crdt-docs/index.js"
+import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
 import { settle, settleWithTurns } from "./support/virtual-time.js"
 
 const DOC = "list"
@@ -187,5 +190,54 @@ describe("maxDocumentBytes", () => {
     expect(doc.confirmedHash()).toBe(authority.stateHash())
     expect(doc.crdt.body.length).toBeLessThan(max)
     await client.close()
+  })
+})
+
+describe("whole CRDT documents (maxDocumentBytes of their host)", () => {
+  const writer = () => {
+    const d = new Y.Doc()
+    d.clientID = 5
+    const updates: Uint8Array[] = []
+    d.on("update", (u: Uint8Array) => updates.push(u))
+    const text = d.getText("t")
+    return { d, text, take: () => updates.splice(0) }
+  }
+
+  test("a Yjs document takes updates until its stored bytes reach the bound; a compaction that finds room lets more in", async () => {
+    const max = 20_000
+    const h = new CrdtDocHost({ engines: [yjsDocEngine()], storage: new MemoryStorage(), sync: false, compactAfterBytes: 1 << 30, maxDocumentBytes: max })
+    const doc = await h.open<Y.Doc>("yjs", "d")
+    const w = writer()
+    for (let i = 0; i < 15; i++) w.text.insert(w.text.length, String(i % 10).repeat(2000))
+    const first = await doc.submit(w.take())
+    expect(first.stored).toBeGreaterThanOrEqual(8)
+    expect(first.rejected.length).toBe(15 - first.stored)
+    expect(first.rejected[0]).toMatchObject({ code: "update-too-large", index: first.stored })
+    expect(first.rejected[0]!.message).toMatch(/^Document "d" is full: this update would take it past 20000 bytes/)
+    const stored = doc.storedBytes
+    expect(stored.base + stored.tail).toBeLessThanOrEqual(max)
+    // What the hub holds is what it stored: the refused inserts are not in it.
+    expect(doc.doc.getText("t").length).toBe(first.stored * 2000)
+
+    // Deleting most of it is accepted; the next insert is refused until a compaction measures
+    // the document (the deleted text is gone from its encoding), then there is room. A writer
+    // refused starts again from the hub's state, as a stock client resyncs.
+    const edit = async (change: (t: Y.Text) => void) => {
+      const reader = new Y.Doc()
+      Y.applyUpdate(reader, Y.encodeStateAsUpdate(doc.doc))
+      const updates: Uint8Array[] = []
+      reader.on("update", (u: Uint8Array) => updates.push(u))
+      change(reader.getText("t"))
+      return doc.submit(updates)
+    }
+    expect((await edit((t) => t.delete(0, t.length - 2000))).stored).toBe(1)
+    const tries: string[] = []
+    for (let i = 0; i < 3 && !tries.includes("stored"); i++) {
+      const o = await edit((t) => t.insert(0, "x".repeat(2000)))
+      tries.push(o.stored === 1 ? "stored" : o.rejected[0]!.code)
+    }
+    expect(tries).toEqual(["update-too-large", "stored"])
+    expect(doc.storedBytes.base + doc.storedBytes.tail).toBeLessThanOrEqual(max)
+    await h.close()
   })
 })

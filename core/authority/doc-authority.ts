@@ -986,7 +986,7 @@ export class DocAuthority<S = unknown> {
       this.host.undo(journal)
       this.stateBytes = encodeCanonical(this.host.root).length
       bound.measured(this.stateBytes, bound.accepted, startedAt, this.elapsed())
-      return SizeBound.rejection(this.docId, bound.max)
+      return bound.rejection(this.docId)
     }
     this.host.undo(journal)
     return this.full()
@@ -995,7 +995,7 @@ export class DocAuthority<S = unknown> {
   /** The rejection of a command that does not fit; the next snapshot measures the state if that may find room. */
   private full(): Rejection {
     if (this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
-    return SizeBound.rejection(this.docId, this.sizeBound.max)
+    return this.sizeBound.rejection(this.docId)
   }
 
   /** The state measures `size` canonical bytes now (CRDT fields included, or none). */

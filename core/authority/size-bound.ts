@@ -88,12 +88,14 @@ export class SizeBound {
     this.#nextMeasureAt = now + 10 * Math.max(0, now - startedAt)
   }
 
+  /** Why a write that does not fit is refused (`what`: "this command", "this update"). */
+  full(docId: string, what: string): string {
+    return `Document ${quoted(docId)} is full: ${what} would take it past ${this.max} bytes (the hub's maxDocumentBytes). Delete something from it first, or keep more in other documents.`
+  }
+
   /** The rejection of a command that would take the document past the limit. */
-  static rejection(docId: string, max: number): { readonly code: "command-too-large"; readonly message: string } {
-    return {
-      code: "command-too-large",
-      message: `Document ${quoted(docId)} is full: this command would take it past ${max} bytes (the hub's maxDocumentBytes). Delete something from it first, or keep more in other documents.`,
-    }
+  rejection(docId: string): { readonly code: "command-too-large"; readonly message: string } {
+    return { code: "command-too-large", message: this.full(docId, "this command") }
   }
 }
 

@@ -35,6 +35,7 @@ import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
 import { canonError, errorText } from "../errors.js"
+import { SizeBound } from "../authority/size-bound.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
@@ -60,7 +61,17 @@ export interface SubmitOutcome {
 export interface CrdtAuthorityOptions {
   /** Compact when the stored tail reaches this many bytes and at least the base's size. Default 64 KiB. */
   readonly compactAfterBytes?: number
+  /**
+   * Largest document, in stored bytes (its base and the updates after it, which bound what a
+   * peer loads): an update that would take it past this is refused `update-too-large`
+   * ("Document … is full"). Default 32 MiB (a document takes 10 to 35 times its bytes in the
+   * hub's memory); Infinity: no bound. See core/authority/size-bound.ts.
+   */
+  readonly maxDocumentBytes?: number
 }
+
+/** CrdtAuthorityOptions.maxDocumentBytes by default. */
+export const DEFAULT_MAX_CRDT_DOCUMENT_BYTES = 32 << 20
 
 export interface CrdtAuthorityHooks {
   /** Storage failed: drop the document (the host closes its subscribers) and reload on next use. */
@@ -128,7 +139,11 @@ export class CrdtDocAuthority<D> {
   private tailBytes: number
   /** The tail when a compaction last failed: tried again only once the tail has grown by another threshold (encode is O(document)). */
   private failedAtTail = -Infinity
+  /** An update of the last batch was refused for the document's size: a compaction may find room. */
+  private compactDue = false
   private seqValue: number
+  /** Keeps the stored document within maxDocumentBytes: the base and the tail, tightened by each compaction. */
+  private readonly sizeBound: SizeBound
   /** Ephemeral payloads to relay on the next tick, the latest per key. */
   private readonly relayDue = new Map<unknown, { readonly payload: Uint8Array; readonly from: CrdtSubscriber }>()
   private relayTick: Timer | undefined
@@ -151,6 +166,8 @@ export class CrdtDocAuthority<D> {
     this.baseSeq = state.baseSeq
     this.baseBytes = state.baseBytes
     this.tailBytes = state.tailBytes
+    // A tail may compact into less: exact only without one.
+    this.sizeBound = new SizeBound(options.maxDocumentBytes ?? DEFAULT_MAX_CRDT_DOCUMENT_BYTES, state.baseBytes + state.tailBytes, state.tailBytes === 0)
   }
 
   /** Loads a document from storage (an empty one if it was never written). */
@@ -448,6 +465,28 @@ export class CrdtDocAuthority<D> {
     return { updates, indexes, binds }
   }
 
+  /**
+   * The updates of `item` the document has room for (the others are refused,
+   * `update-too-large`), judged by their bytes before they touch the document: nothing undoes
+   * an applied update. A refusal asks for a compaction, which measures the document again.
+   */
+  private fitting(item: Queued, owned: { updates: Uint8Array[]; indexes: number[]; binds: Array<ReadonlyArray<string>> }): typeof owned {
+    const kept: typeof owned = { updates: [], indexes: [], binds: [] }
+    let pending = 0
+    owned.updates.forEach((u, i) => {
+      if (this.sizeBound.fits(pending + u.length)) {
+        pending += u.length
+        kept.updates.push(u)
+        kept.indexes.push(owned.indexes[i]!)
+        kept.binds.push(owned.binds[i] ?? [])
+      } else {
+        this.compactDue = true
+        item.rejected.push({ code: "update-too-large", message: this.sizeBound.full(this.docId, "this update"), index: owned.indexes[i]! })
+      }
+    })
+    return kept
+  }
+
   private async commit(batch: Queued[]): Promise<void> {
     const toStore: Uint8Array[] = []
     const bound: OwnerRecord[] = []
@@ -459,7 +498,7 @@ export class CrdtDocAuthority<D> {
       let results: ReadonlyArray<boolean | CrdtRejection> = []
       let updates: Uint8Array[], indexes: number[], binds: Array<ReadonlyArray<string>>
       try {
-        ;({ updates, indexes, binds } = this.ownWriters(item, await this.checked(item)))
+        ;({ updates, indexes, binds } = this.fitting(item, this.ownWriters(item, await this.checked(item))))
         if (updates.length > 0) {
           try {
             // Not before the document is warm (its index built): the update waits, it does not race.
@@ -486,6 +525,7 @@ export class CrdtDocAuthority<D> {
         if (result === true) {
           toStore.push(u)
           mine.push(u)
+          this.sizeBound.accept(u.length, true)
           // Bound now, so the next submit of this batch is judged against it too.
           for (const w of binds[i] ?? []) {
             if (this.owners.has(w)) continue
@@ -550,9 +590,16 @@ export class CrdtDocAuthority<D> {
     this.docValue = fresh.doc
   }
 
-  /** Tail at least as big as the base (and past the threshold): encode the live doc as the new base. */
+  /**
+   * Tail at least as big as the base (and past the threshold): encode the live doc as the new
+   * base. Also when an update was refused for the document's size and measuring it again may
+   * find room (size-bound.ts paces that).
+   */
   private async maybeCompact(): Promise<void> {
     const threshold = this.options.compactAfterBytes ?? DEFAULT_COMPACT_AFTER_BYTES
+    const due = this.compactDue
+    this.compactDue = false
+    if (due && this.sizeBound.mayMeasure(this.now()) && this.tailBytes >= this.failedAtTail + threshold) return this.compact()
     if (this.tailBytes < threshold || this.tailBytes < this.baseBytes || this.seqValue === this.baseSeq) return
     if (this.tailBytes < this.failedAtTail + threshold) return
     await this.compact()
@@ -567,11 +614,15 @@ export class CrdtDocAuthority<D> {
   async compact(): Promise<void> {
     if (this.seqValue === this.baseSeq || this.closed) return
     let base: Uint8Array
+    const accepted = this.sizeBound.accepted
+    const startedAt = this.now()
+    this.sizeBound.measuring()
     try {
       base = this.engine.encode(this.docValue)
     } catch (e) {
       // The engine would not vouch for its compact state (it does not load back): the previous
       // base and the stored updates stay as they are, and the document still loads from them.
+      this.sizeBound.failed()
       this.failedAtTail = this.tailBytes
       this.hooks.onReport?.({ docId: this.docId, code: "compact-failed", message: errorText(e) })
       return
@@ -582,11 +633,18 @@ export class CrdtDocAuthority<D> {
       await this.store.compact(this.docId, { kind: this.engine.kind, seq, baseSeq: seq }, oldBaseSeq, base)
     } catch (error) {
       // Nothing was lost (the batch is atomic); the document reloads from what is stored.
+      this.sizeBound.failed()
       return this.fail([], error)
     }
     this.baseSeq = seq
     this.baseBytes = base.length
     this.tailBytes = 0
+    this.sizeBound.measured(base.length, accepted, startedAt, this.now())
+  }
+
+  /** Milliseconds for pacing measures (none without a runtime: then measures are not paced by time, only by changes). */
+  private now(): number {
+    return this.hooks.runtime?.monotonic?.() ?? this.hooks.runtime?.now() ?? 0
   }
 
   /** Waits until everything queued is written. */

@@ -33,6 +33,9 @@ export const compareBytes = (a: Uint8Array, b: Uint8Array): number => {
   return a.length - b.length
 }
 
+/** `b` in lowercase hexadecimal, two digits a byte (keys and ids in messages, actor ids). */
+export const hexOf = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")
+
 /** UTF-8 bytes of a well-formed string (a surrogate pair is 4), without encoding it. */
 export const utf8Length = (s: string): number => {
   let n = s.length

@@ -3,6 +3,8 @@
  * it; WebCrypto's digest is asynchronous (a thread-pool round trip), which would put real
  * I/O timing inside the engine and break the simulator's exact replay.
  */
+import { hexOf } from "./bytes.js"
+
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
   0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -52,4 +54,4 @@ export const sha256 = (data: Uint8Array): Uint8Array => {
 }
 
 /** SHA-256 as 64 lowercase hex characters. */
-export const sha256Hex = (data: Uint8Array): string => Array.from(sha256(data), (b) => b.toString(16).padStart(2, "0")).join("")
+export const sha256Hex = (data: Uint8Array): string => hexOf(sha256(data))

@@ -32,6 +32,7 @@ import * as A from "@automerge/automerge"
 import * as Schema from "effect/Schema"
 import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.js"
 import { hashBytes } from "../../core/hash.js"
+import { hexOf } from "../../core/bytes.js"
 import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
 import {
@@ -147,7 +148,7 @@ interface Validated extends ValidatedUpdate {
 const randomActor = (): string => {
   const b = new Uint8Array(16)
   globalThis.crypto.getRandomValues(b)
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")
+  return hexOf(b)
 }
 
 /** The live handle the app edits: `handle.doc` is the current document, `change(fn)` edits it. */

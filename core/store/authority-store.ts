@@ -6,7 +6,7 @@
 import type { Checkpoint, Entry } from "../entry.js"
 import { encodeCanonical, writeValue } from "../canonical.js"
 import type { BatchOp, KVStore } from "../ports/storage.js"
-import { ByteReader, ByteWriter } from "../bytes.js"
+import { ByteReader, ByteWriter, hexOf } from "../bytes.js"
 import { canonError } from "../errors.js"
 import * as K from "./keys.js"
 import {
@@ -150,7 +150,7 @@ export class AuthorityStore {
     const keyLength = K.entryKeyLength(prefix)
     for (const [key, value] of rows) {
       if (key.length !== keyLength) {
-        throw canonError("storage-corrupt", `The log of document "${docId}" holds a key that is not an entry (${Array.from(key, (b) => b.toString(16).padStart(2, "0")).join("")}).`)
+        throw canonError("storage-corrupt", `The log of document "${docId}" holds a key that is not an entry (${hexOf(key)}).`)
       }
       const seq = K.seqFromKey(key)
       const entry = decodeRecord(value, `entry ${seq}`, docId, key, entryChecker(seq))

@@ -22,7 +22,7 @@
  * record too) and is only deleted.
  */
 import type { BatchOp, KVStore } from "../ports/storage.js"
-import { ByteReader } from "../bytes.js"
+import { ByteReader, hexOf } from "../bytes.js"
 import { canonError } from "../errors.js"
 import * as K from "./keys.js"
 import {
@@ -73,8 +73,7 @@ const idsOf = (key: Uint8Array): { docId: string; clientId: string } => {
     if (!r.done()) throw new Error("trailing bytes")
     return { docId, clientId }
   } catch {
-    const hex = Array.from(key, (b) => b.toString(16).padStart(2, "0")).join("")
-    throw canonError("storage-corrupt", `The key ${hex} is in the range of format-1 client records but is not one.`)
+    throw canonError("storage-corrupt", `The key ${hexOf(key)} is in the range of format-1 client records but is not one.`)
   }
 }
 
@@ -91,8 +90,6 @@ const after = (k: Uint8Array): Uint8Array => {
   out.set(k)
   return out
 }
-
-const hexOf = (k: Uint8Array): string => Array.from(k, (b) => b.toString(16).padStart(2, "0")).join("")
 
 /** Converts one slice (rows in key order) into one batch. */
 const sliceOps = async (kv: KVStore, rows: ReadonlyArray<readonly [Uint8Array, Uint8Array]>): Promise<BatchOp[]> => {

@@ -3,11 +3,10 @@
  * any corruption is a typed `storage-corrupt` error naming the document and key.
  */
 import { decodeCanonical, encodeCanonical, isBytes, writeValue } from "../canonical.js"
-import { ByteWriter } from "../bytes.js"
+import { ByteWriter, hexOf } from "../bytes.js"
 import type { Entry, Checkpoint, Outcome } from "../entry.js"
 import { CanonError, canonError, type Rejection, type RejectionCode } from "../errors.js"
 
-const hex = (k: Uint8Array): string => Array.from(k, (b) => b.toString(16).padStart(2, "0")).join("")
 
 /** Decodes a record, turning any failure into `storage-corrupt` with where it was. */
 export const decodeRecord = <T>(bytes: Uint8Array, what: string, docId: string, key: Uint8Array, check: (v: unknown) => T): T => {
@@ -15,7 +14,7 @@ export const decodeRecord = <T>(bytes: Uint8Array, what: string, docId: string, 
     return check(decodeCanonical(bytes))
   } catch (e) {
     const why = e instanceof CanonError ? e.message : String(e)
-    throw canonError("storage-corrupt", `The stored ${what} of document "${docId}" (key ${hex(key)}) is unreadable: ${why}`)
+    throw canonError("storage-corrupt", `The stored ${what} of document "${docId}" (key ${hexOf(key)}) is unreadable: ${why}`)
   }
 }
 

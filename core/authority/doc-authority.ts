@@ -902,7 +902,9 @@ export class DocAuthority<S = unknown> {
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
             this.host.end()
             if (rejected !== undefined) this.host.undo(journal)
-            else rejected = this.overSize(journal, this.host.written - writtenBefore - removedBytes(journal) + merged)
+            // A merge was weighed before it merged and cannot be undone: it is accepted as it is.
+            else if (merged > 0) this.sizeBound.accept(this.host.written - writtenBefore - removedBytes(journal) + merged, true)
+            else rejected = this.overSize(journal, this.host.written - writtenBefore - removedBytes(journal))
             if (rejected !== undefined) {
               const rejection = { code: rejected.code, message: boundedMessage(rejected.message) }
               stored = { hash, rejection }

@@ -125,6 +125,8 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "skip-size-bound",
     breaks: "a document grows past maxDocumentBytes",
+    // Seeds bound documents only with a big document of 1 MiB or more (simulation.ts docCap).
+    simArgs: ["--big-kib", "2048"],
     patches: [{ file: AUTH, anchor: "    if (bound.fits(written)) return void bound.accept(written, changed)\n", replacement: "    return void bound.accept(written, changed)\n" }],
   },
   {

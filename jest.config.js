@@ -16,5 +16,12 @@ export default {
   transform: {
     "^.+\\.ts$": ["@swc/jest", { jsc: { target: "es2022", parser: { syntax: "typescript" } }, module: { type: "es6" } }]
   },
-  testTimeout: 60000
+  testTimeout: 60000,
+  // Jest force-exits a worker not gone 500 ms after it is told to stop, and warns. Timed in
+  // every worker of a full run (a preload writing how long after the stop message each one
+  // exited): 0-1 ms, all of them, in a run that still printed the warning once. The timer is
+  // the parent's, and the parent is busy at the end of a run, so it fired late and first. A
+  // worker kept alive by a leaked handle still fails after 5 s, and the leak environment names
+  // the handle per file.
+  workerGracefulExitTimeout: 5000
 }

@@ -17,7 +17,7 @@
  */
 import { quoted } from "../limits.js"
 import { utf8Length } from "../bytes.js"
-import { forEachRemovedPrimitive, type Journal } from "../state/records.js"
+import { sumRemovedPrimitives, type Journal } from "../state/records.js"
 
 export class SizeBound {
   /** Never less than the state's canonical size now. */
@@ -124,8 +124,4 @@ const primitiveBytes = (v: unknown): number => {
  * that overwrites or removes them (a rename, a counter, a toggle) is counted by what it adds
  * less what it took out, so the bound stays close to the size without a measure.
  */
-export const removedBytes = (journal: Journal): number => {
-  let n = 0
-  forEachRemovedPrimitive(journal, (v) => { n += primitiveBytes(v) })
-  return n
-}
+export const removedBytes = (journal: Journal): number => sumRemovedPrimitives(journal, primitiveBytes)

@@ -32,18 +32,23 @@ export const ROOT: object = Object.freeze({})
 export const NOTHING: readonly unknown[] = Object.freeze([])
 
 /**
- * Calls `f` with each primitive the writes of journal `j` took out of the state (overwritten,
- * deleted, spliced out; a sort's record holds the same items, so it takes none out). Objects are
- * left out: the command may have moved one elsewhere in the state.
+ * The sum of `size` over each primitive the writes of journal `j` took out of the state
+ * (overwritten, deleted, spliced out; a sort's record holds the same items, so it takes none
+ * out). Objects are left out: the command may have moved one elsewhere in the state.
  */
-export const forEachRemovedPrimitive = (j: Journal, f: (v: unknown) => void): void => {
-  const primitive = (v: unknown) => (typeof v !== "object" || v === null) && f(v)
+export const sumRemovedPrimitives = (j: Journal, size: (v: unknown) => number): number => {
+  let n = 0
   for (let i = 0; i < j.length; i += 4) {
     const a = j[i + 1]
     const b = j[i + 2]
-    if (typeof a === "string") b === true && primitive(j[i + 3])
-    else if ((a as number) >= 0 && b !== -1) (j[i + 3] as unknown[]).forEach(primitive)
+    const old = j[i + 3]
+    if (typeof a === "string") {
+      if (b === true && (typeof old !== "object" || old === null)) n += size(old)
+    } else if ((a as number) >= 0 && b !== -1) {
+      for (const v of old as unknown[]) if (typeof v !== "object" || v === null) n += size(v)
+    }
   }
+  return n
 }
 
 /** Above this many items a range change is done by hand: spreading them as arguments could overflow the stack. */

@@ -270,6 +270,17 @@ test("--max-connections-per-address, --trust-proxy and --ipv6-prefix", () => {
   expect(() => parseConfig([], { CANON_IPV6_PREFIX: "200" })).toThrow('CANON_IPV6_PREFIX must be a whole number from 1 to 128, not "200".')
 })
 
+test("--max-document-mib sets the hub's maxDocumentBytes, in MiB", () => {
+  expect(parseConfig([], {})).toMatchObject({ maxDocumentMib: 256 })
+  expect(parseConfig(["--max-document-mib", "64"], {})).toMatchObject({ maxDocumentMib: 64 })
+  expect(parseConfig([], { CANON_MAX_DOCUMENT_MIB: "1024" })).toMatchObject({ maxDocumentMib: 1024 })
+  expect(parseConfig([], { CANON_MAX_DOCUMENT_MIB: "" })).toMatchObject({ maxDocumentMib: 256 })
+  for (const bad of ["0", "-1", "1.5", "lots"]) {
+    expect(() => parseConfig(["--max-document-mib", bad], {})).toThrow(`--max-document-mib must be a whole number of at least 1, not "${bad}".`)
+  }
+  expect(() => parseConfig([], { CANON_MAX_DOCUMENT_MIB: "0" })).toThrow('CANON_MAX_DOCUMENT_MIB must be a whole number of at least 1, not "0".')
+})
+
 // ---- canon serve with a module of machines and auth hooks ----
 
 test("a --machines module's authenticate and authorize hooks are loaded with its machines", async () => {

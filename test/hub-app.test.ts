@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { CanonClient } from "../core/index.js"
+import { encodeCanonical } from "../core/canonical.js"
 import { WebSocket } from "ws"
 import { wsClientTransport } from "../adapters/ws/index.js"
 import { LevelStorage } from "../adapters/level/index.js"
@@ -181,3 +182,21 @@ test("the hub also serves whole Yjs documents to stock y-websocket clients on /y
     for (const p of providers) p.destroy()
   }
 }, 60_000)
+
+test("--max-document-mib reaches the hub: a board is filled to 1 MiB and no further, over the real socket and LevelDB", async () => {
+  const r = await startHub(config(["--data", join(dir, "data"), "--port", "0", "--max-document-mib", "1"]), [Board], statusPage)
+  running.push(r)
+  const client = await CanonClient.open({ transport: wsClientTransport(r.syncUrl), runtime: systemRuntime, machines: [Board] })
+  clients.push(client)
+  const doc = await client.open(Board, "full")
+  const outcomes: string[] = []
+  // 1,000 cards of 200 characters a command: some 250 KiB each, so the fifth cannot fit.
+  for (let c = 0; c < 6 && !outcomes.includes("command-too-large"); c++) {
+    const cards = Array.from({ length: 1000 }, (_, i) => ({ id: `c${c}-${i}`, title: String(i % 10).repeat(200), column: "To do", position: i }))
+    outcomes.push(await doc.submit("addCards", { cards }).then(() => "ok", (e: { code: string }) => e.code))
+  }
+  expect(outcomes.slice(0, 3)).toEqual(["ok", "ok", "ok"])
+  expect(outcomes.at(-1)).toBe("command-too-large")
+  const authority = await r.hub.doc("full", Board)
+  expect(encodeCanonical(authority.state).length).toBeLessThanOrEqual(1 << 20)
+})

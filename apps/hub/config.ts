@@ -24,6 +24,8 @@ export interface HubConfig {
   readonly trustProxy?: TrustProxy | undefined
   /** Leading bits of an IPv6 address that count as one client address. Default 64. */
   readonly ipv6Prefix?: number | undefined
+  /** Largest document state, in MiB (the hub's maxDocumentBytes). Default 256; whole CRDT documents keep their own 32. */
+  readonly maxDocumentMib?: number | undefined
 }
 
 export type Program = "npm start" | "canon serve"
@@ -46,6 +48,10 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
   --ipv6-prefix N   leading bits of an IPv6 address that count as one client address for the
                     limits per address: one subscriber holds a whole /64 (env CANON_IPV6_PREFIX,
                     default 64; 128 counts each address)
+  --max-document-mib N
+                    largest state one document may hold, in MiB: a command that would take a
+                    document past it is rejected "Document … is full" (env
+                    CANON_MAX_DOCUMENT_MIB, default 256)
   -h, --help        this text`
 
 const MACHINES = `  --machines MODULE a module (.ts or .js) exporting the machines to serve (default: the demo board)
@@ -72,7 +78,7 @@ export const helpText = (program: Program = "npm start"): string => HELP[program
 
 export class ConfigError extends Error {}
 
-const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "trust-proxy", "ipv6-prefix"]
+const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "trust-proxy", "ipv6-prefix", "max-document-mib"]
 const SWITCHES = ["sync", "no-sync"]
 
 const positiveInteger = (text: string, what: string): number => {
@@ -143,6 +149,11 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
   if (prefixText !== undefined && (!/^\d{1,3}$/.test(prefixText.trim()) || ipv6Prefix < 1 || ipv6Prefix > 128)) {
     throw new ConfigError(`${flags.has("ipv6-prefix") ? "--ipv6-prefix" : "CANON_IPV6_PREFIX"} must be a whole number from 1 to 128, not "${prefixText}".`)
   }
+  const mibFlag = flags.get("max-document-mib")
+  const mibEnv = nonEmptyEnv(env.CANON_MAX_DOCUMENT_MIB)
+  const maxDocumentMib = mibFlag !== undefined ? positiveInteger(mibFlag, "--max-document-mib")
+    : mibEnv !== undefined ? positiveInteger(mibEnv, "CANON_MAX_DOCUMENT_MIB")
+    : 256
   // An empty variable is unset, as for the others (an env file's `CANON_HOST=`); an empty flag is a mistake.
   // An empty host would bind every interface.
   const hostFlag = flags.get("host")
@@ -162,6 +173,7 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
     maxConnectionsPerAddress: cap,
     trustProxy,
     ipv6Prefix,
+    maxDocumentMib,
   }
 }
 

@@ -128,6 +128,7 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
     const crdt = await crdtEndpoints()
     hub = new Hub({
       machines, storage, runtime: systemRuntime, sync: config.sync, authenticate: auth.authenticate, authorize: auth.authorize,
+      ...(config.maxDocumentMib !== undefined ? { maxDocumentBytes: config.maxDocumentMib * 2 ** 20 } : {}),
       ...("engines" in crdt ? { crdt: { engines: crdt.engines } } : {}),
     })
     const routes = "engines" in crdt ? crdt.routes(hub) : []

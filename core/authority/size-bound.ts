@@ -6,12 +6,14 @@
  * Measuring the state costs O(its size), so the authority does not measure after every
  * command. It keeps an upper bound instead: the canonical size when last measured, plus what
  * every command accepted since wrote (`JournaledState.written`, which counts each write at no
- * less than its encoding; what commands remove is not subtracted). A command that writes
- * nothing (a delete, a sort) always fits. One that writes `w` bytes fits while the bound plus
- * `w` stays within the limit. When it does not, the bound may be loose (deletions, and the
- * count's margin over UTF-8): the authority measures again, if anything changed since the last
- * measure and the last one is far enough behind (ten times its duration), so that a peer
- * sending commands at a full document cannot keep the hub measuring.
+ * less than its encoding) less the primitives it overwrote or removed (`removedBytes`, exactly
+ * their encoding; removed objects are not subtracted, since the command may have moved one
+ * elsewhere). A command that grows the state by nothing (a delete, a sort, a smaller value)
+ * always fits; one that grows it by `w` fits while the bound plus `w` stays within the limit.
+ * When it does not, the bound may be loose (removed objects, and the count's margins): the
+ * authority measures again, if anything changed since the last measure and the last one is
+ * far enough behind (ten times its duration), so that a peer sending commands at a full
+ * document cannot keep the hub measuring.
  *
  * Pure bookkeeping: the authority measures (core/authority/doc-authority.ts) and tells it.
  */

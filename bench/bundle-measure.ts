@@ -59,7 +59,9 @@ export const CORE_LIMIT_BYTES = 45_000
  * lost what to do and a reverse's record without a copy (+0.2 kB). Removing every sentence
  * of Canon's would leave 45.2 kB: sentences alone cannot meet the goal. Then 47,262 B: Doc.on
  * refuses an event it does not have, its list checked against DocEvents (+20 B); then 47,234 B:
- * canonical.ts and args-codec call decodeFailed by name instead of through an alias (-28 B).
+ * canonical.ts and args-codec call decodeFailed by name instead of through an alias (-28 B);
+ * then 47,311 B: the state model counts what each write adds (JournaledState.written, strings
+ * by their UTF-8 bytes), which the hub's document size bound reads (+77 B).
  */
 export const CORE_GUARD_BYTES = 48_187
 

@@ -101,6 +101,16 @@ const fill = async (w: ReturnType<typeof world>, doc: Doc<typeof Todo>, prefix: 
 }
 
 describe("maxDocumentBytes", () => {
+  test("a bound that is not a number of bytes above 0 is refused when the hub is made", () => {
+    const storage = new MemoryStorage()
+    const runtime = new VirtualRuntime(1)
+    for (const bad of [0, -1, Number.NaN, "64" as unknown as number]) {
+      expect(() => new Hub({ machines: [Todo], storage, runtime, maxDocumentBytes: bad })).toThrow(/^maxDocumentBytes must be a number of bytes above 0 \(Infinity for no bound\), not /)
+    }
+    expect(() => new Hub({ machines: [Todo], storage, runtime, crdt: { engines: [], maxDocumentBytes: 0 } })).toThrow(/^crdt\.maxDocumentBytes must be/)
+    expect(() => new Hub({ machines: [Todo], storage, runtime, maxDocumentBytes: Infinity })).not.toThrow()
+  })
+
   test("a writer fills a small document to its bound and no further; removals make room again; replicas agree", async () => {
     const max = 64 << 10
     const w = world(max)

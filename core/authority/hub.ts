@@ -19,6 +19,7 @@ import type { Runtime, Timer } from "../ports/runtime.js"
 import type { ClientMessage, Hello, ServerMessage, Submit, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
+import { checkMaxDocumentBytes } from "./size-bound.js"
 import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
@@ -212,6 +213,8 @@ export class Hub implements ConnectionAcceptor {
   private readonly crdtWork: CrdtWorkGauge
 
   constructor(private readonly options: HubOptions) {
+    checkMaxDocumentBytes(options.maxDocumentBytes, "maxDocumentBytes")
+    checkMaxDocumentBytes(options.crdt?.maxDocumentBytes, "crdt.maxDocumentBytes")
     this.store = new AuthorityStore(options.storage, { sync: options.sync ?? true })
     this.identities = new IdentityRegistry(this.store)
     this.machines = new Map(options.machines.map((m) => [m.name, m]))

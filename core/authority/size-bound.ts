@@ -101,6 +101,13 @@ export class SizeBound {
   }
 }
 
+/** Throws a RangeError naming `what` unless `max` is a bound (a number above 0; Infinity: none). */
+export const checkMaxDocumentBytes = (max: number | undefined, what: string): void => {
+  if (max !== undefined && !(typeof max === "number" && max > 0)) {
+    throw new RangeError(`${what} must be a number of bytes above 0 (Infinity for no bound), not ${String(max)}.`)
+  }
+}
+
 /** maxDocumentBytes by default: 256 MiB, well under what a replica loads by default (1 GiB). */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 256 << 20
 

@@ -19,6 +19,7 @@ import { ANONYMOUS } from "../authority/auth.js"
 import type { KVStore } from "../ports/storage.js"
 import type { ConnectionInfo } from "../ports/transport.js"
 import { docIdProblem } from "../limits.js"
+import { checkMaxDocumentBytes } from "../authority/size-bound.js"
 import { CrdtDocAuthority, CrdtDocError, type CrdtAuthorityOptions } from "./authority.js"
 import type { CrdtDocEngine } from "./engine.js"
 import { CrdtWorkBudget, WorkInFlight, type CrdtWorkLimits } from "./work-budget.js"
@@ -66,6 +67,7 @@ export class CrdtDocHost {
   private readonly inFlight: WorkInFlight
 
   constructor(private readonly options: CrdtHostOptions) {
+    checkMaxDocumentBytes(options.maxDocumentBytes, "maxDocumentBytes")
     this.store = new CrdtDocStore(options.storage, { sync: options.sync ?? true })
     this.engines = new Map(options.engines.map((e) => [e.kind, e]))
     this.inFlight = new WorkInFlight(options.work?.heavyInFlightMicros)

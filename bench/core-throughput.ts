@@ -4,7 +4,7 @@
  * starts from fresh objects and checks the end state, so a broken path cannot look fast.
  * Building inputs (entries, messages) happens outside the timed regions.
  */
-import { CanonClient, Hub, type ClientTransport, type Connection, type Entry, type ServerMessage, type Submit } from "../core/index.js"
+import { CanonClient, Hub, type ClientTransport, type Entry, type Submit } from "../core/index.js"
 import { ReplicaState } from "../core/internal.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CollectingConnection } from "./collecting-connection.js"

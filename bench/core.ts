@@ -13,7 +13,7 @@
  * 3. Array commands (indexOf, splice, unshift, find on a list of 1,000 cards) applied by a
  *    replica from confirmed entries (see core-arrays.ts).
  */
-import { figure, formatNumber, sample, type Figure, type Suite, type SuiteContext, figureLog } from "./harness.js"
+import { figure, sample, type Figure, type Suite, type SuiteContext, figureLog } from "./harness.js"
 import { authorityCommitsPerSecond, entriesAppliedPerSecond, localSubmitsPerSecond } from "./core-throughput.js"
 import { rebaseTimes } from "./core-rebase.js"
 import { arrayEntriesPerSecond } from "./core-arrays.js"

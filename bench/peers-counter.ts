@@ -23,7 +23,7 @@ import { seededRandom } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { check, type Figure, type Plan, type SuiteContext } from "./harness.js"
 import { Counter } from "./machines.js"
-import { SYSTEMS, StarLinks, backToBack, pick, stopwatch, triple, type Sys, relayYjs, YJS_REMOTE } from "./peers-common.js"
+import { SYSTEMS, StarLinks, backToBack, pick, stopwatch, triple, type Sys, relayYjs } from "./peers-common.js"
 
 const DOC = "counter"
 
@@ -83,8 +83,6 @@ const canonCounter = async (s: CounterSizes, times: number[][]): Promise<Counter
   await hub.close()
   return { convergeMs, wallMs, cpuMs, value: docs[0]!.state.value }
 }
-
-const REMOTE = YJS_REMOTE
 
 const yjsCounter = async (s: CounterSizes, times: number[][]): Promise<CounterRun> => {
   const runtime = new VirtualRuntime(5)

@@ -14,7 +14,7 @@
  * bench/report.ts turns into one comparison table per workload in bench/README.md.
  */
 import os from "node:os"
-import { formatNumber, now, type Figure, type Suite, type SuiteContext, figureLog } from "./harness.js"
+import { now, type Figure, type Suite, type SuiteContext, figureLog } from "./harness.js"
 import { boardWorkload, type BoardSizes } from "./peers-board.js"
 import { textWorkload, type TextSizes } from "./peers-text.js"
 import { counterWorkload, type CounterSizes } from "./peers-counter.js"

@@ -61,7 +61,7 @@ class RawClient {
   opened = false
   private readonly conn
 
-  constructor(private readonly s: Setup, name: string, private readonly onMessage?: (msg: ServerMessage) => void) {
+  constructor(s: Setup, name: string, private readonly onMessage?: (msg: ServerMessage) => void) {
     this.conn = s.net.transport(name).connect({
       onOpen: () => { this.opened = true },
       onMessage: (msg) => {

@@ -71,7 +71,6 @@ const content = (d: A.Doc<any>): string => {
   const sort = (v: unknown): unknown => Array.isArray(v) ? v.map(sort) : v !== null && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])])) : v
   return JSON.stringify(sort(JSON.parse(JSON.stringify(d))))
 }
-const heads = (d: A.Doc<any>) => [...A.getHeads(d)].sort()
 
 describe("CRDT fields", () => {
   const decls = { sketch: automergeDoc({ text: "hello world", m: { a: 1 } as Record<string, number>, list: [1] as number[] }) }

@@ -28,7 +28,7 @@ const slowDisk = (): { storage: KVStore; inner: MemoryStorage } => {
 }
 
 test.each([
-  ["doc.close()", (c: CanonClient, d: { close(): Promise<void> }) => d.close()],
+  ["doc.close()", (_c: CanonClient, d: { close(): Promise<void> }) => d.close()],
   ["client.close()", (c: CanonClient) => c.close()],
 ])("submit, then at once %s: the command is stored when it resolves", async (_what, close) => {
   const { storage, inner } = slowDisk()

@@ -152,7 +152,7 @@ const openAutomerge = async (w: World, name: string): Promise<Tab> => {
 }
 
 /** Both tabs agree with each other, with a tab that opens now (the hub's text) and with the hub's hash. */
-const expectInStep = async (w: World, tabs: Tab[], joiner: Tab, hubHash: string): Promise<void> => {
+const expectInStep = async (tabs: Tab[], joiner: Tab, hubHash: string): Promise<void> => {
   for (const t of tabs) expect({ tab: t.name, desyncs: t.desyncs }).toEqual({ tab: t.name, desyncs: [] })
   for (const t of tabs) expect(t.pending()).toBe(0)
   expect(tabs.map((t) => t.text())).toEqual(tabs.map(() => joiner.text()))
@@ -211,7 +211,7 @@ describe("the demo's description, key by key, one tab offline for part of it", (
         const joiner = await openYjs(w, SOURCES, "joiner")
         await settleWithTurns(w.rt, 500)
         const authority = await w.hub.doc(DOC, CardText)
-        await expectInStep(w, tabs, joiner, authority.stateHash())
+        await expectInStep(tabs, joiner, authority.stateHash())
         // Both texts hold what was typed (backspaces removed some of it): sanity on the schedule.
         expect(joiner.text().length).toBeGreaterThan(60)
         for (const t of [...tabs, joiner]) await t.client.close()
@@ -225,7 +225,7 @@ describe("the demo's description, key by key, one tab offline for part of it", (
     const joiner = await openAutomerge(w, "joiner")
     await settleWithTurns(w.rt, 500)
     const authority = await w.hub.doc(DOC, AmCardText)
-    await expectInStep(w, tabs, joiner, authority.stateHash())
+    await expectInStep(tabs, joiner, authority.stateHash())
     for (const t of [...tabs, joiner]) await t.client.close()
   }, 60_000)
 })
@@ -298,7 +298,7 @@ describe("random interleavings (property)", () => {
         const joiner = await openYjs(w, SOURCES, "joiner")
         await settleWithTurns(w.rt, 300)
         const authority = await w.hub.doc(DOC, CardText)
-        await expectInStep(w, tabs, joiner, authority.stateHash())
+        await expectInStep(tabs, joiner, authority.stateHash())
         for (const t of [...tabs, joiner]) await t.client.close()
       }), { numRuns: 8, seed: 21 })
     }, 300_000)

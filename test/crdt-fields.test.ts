@@ -5,7 +5,6 @@
  * joiner by snapshot gets the fields, and a replica restarted from its storage keeps them.
  */
 import * as Schema from "effect/Schema"
-import * as Y from "yjs"
 import fc from "fast-check"
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { seededRandom } from "../core/internal.js"

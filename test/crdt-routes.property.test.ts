@@ -139,7 +139,7 @@ test("Automerge: no route applies a chunk carried after a document chunk (held b
   }
   for (const [route, make] of Object.entries(amRoutes)) {
     const { base, take } = make()
-    const { bytes, hash } = smuggle(base)
+    const { bytes } = smuggle(base)
     let taken: boolean
     try {
       taken = await take(bytes)

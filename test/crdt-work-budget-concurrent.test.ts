@@ -13,7 +13,6 @@
  * on the runtime's clock, and all are stored once it has moved (nothing refused, nothing lost).
  * Observed: all three are checked and stored without the clock moving.
  */
-import * as A from "@automerge/automerge"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"

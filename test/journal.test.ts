@@ -798,7 +798,7 @@ describe("array methods run on the raw array: one journal record per call", () =
     const before = bytesOf(js.root)
     const j = js.begin()
     const d = js.draft()
-    d.list.forEach((x, i, arr) => {
+    d.list.forEach((x, _i, arr) => {
       x.n += 10
       expect(arr).toBe(d.list)
     })

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
-import { CanonClient, CanonError, Hub, encodeCanonical, type ClientTransport, type Connection, type KVStore, type ServerMessage, replicaStorage } from "../core/index.js"
+import { CanonClient, Hub, encodeCanonical, type ClientTransport, type Connection, type KVStore, type ServerMessage, replicaStorage } from "../core/index.js"
 import { AuthorityStore, ReplicaStore, STORAGE_FORMAT } from "../core/internal.js"
 import * as K from "../core/store/keys.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"

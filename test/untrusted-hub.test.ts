@@ -4,7 +4,6 @@
  * stateless restarts, idempotency write cost, state transfer during a write, load checks,
  * the handshake deadline and the durability default. Each test names the item it covers.
  */
-import * as Schema from "effect/Schema"
 import { CanonClient, Doc, Hub, decodeCanonical, defineMachine, encodeCanonical, type BatchOp, type BatchOptions, type ClientMessage, type Connection, type HubEvent, type ServerMessage } from "../core/index.js"
 import { AuthorityStore } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"

@@ -52,7 +52,7 @@ const slowLink = (port: number, rate: number) => new Promise<{ port: number; clo
 })
 
 test("a stock provider reading at 1 MB/s loads a 10 MB document in one connection, its ping queued behind it", async () => {
-  const { hub, server, url, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host, { keepaliveMs: KEEPALIVE_MS })])
+  const { hub, server, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host, { keepaliveMs: KEEPALIVE_MS })])
   // The document, in two updates of 5 MB (each within the route's update limit).
   const source = new Y.Doc()
   const text = source.getText("t")

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto"
 import { WebSocket, type RawData } from "ws"
 import { newClientId, type ClientMessage, type Entry, type Hello, type Machine, type Outcome, type Refused, type ServerMessage, type StateMsg } from "../../core/index.js"
-import { PROTOCOL_VERSIONS, decodeServerMessage, describeMachine, encodeClientMessage } from "../../core/internal.js"
+import { decodeServerMessage, describeMachine, encodeClientMessage } from "../../core/internal.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 
 export interface Closed {

@@ -511,6 +511,46 @@ describe("written: what a command can have added", () => {
     js.end()
     expect(js.written).toBeGreaterThanOrEqual(encodeCanonical(js.root).length)
   })
+
+  test("a sort whose comparator writes (even to the array sorted) is counted: the native sort writes the items back past the journal", () => {
+    const r = grows({ list: Array.from({ length: 100 }, (_, i) => String(i % 10).repeat(1000)) }, (d) => {
+      let once = false
+      d.list.sort((a: string, b: string) => {
+        if (!once) {
+          once = true
+          d.list.splice(0)
+        }
+        return a < b ? -1 : a > b ? 1 : 0
+      })
+    })
+    expect(r.grew).toBeLessThanOrEqual(r.counted)
+  })
+})
+
+describe("user code inside a write", () => {
+  test("a getter or a Proxy trap that writes to the state while its value is stored is refused: the state stays a tree", () => {
+    const attempts: Array<(d: any) => void> = [
+      (d) => {
+        const arr: unknown[] = [d.a]
+        Object.defineProperty(arr, 1, { get() { d.n = {}; return 1 }, enumerable: true, configurable: true })
+        d.r = arr
+      },
+      (d) => {
+        const target = { a: d.a, zz: 1 }
+        d.r = new Proxy(target, { getOwnPropertyDescriptor(t, k) { if (k === "zz") d.n = { r: 1 }; return Reflect.getOwnPropertyDescriptor(t, k) } })
+      },
+    ]
+    for (const attempt of attempts) {
+      const js = new JournaledState<any>({ a: { big: "x".repeat(1000) }, r: 0, n: 0 })
+      const j = js.begin()
+      expect(() => attempt(js.draft())).toThrow(expect.objectContaining({ code: "state-read-only" }))
+      js.end()
+      js.undo(j)
+      expect(js.root).toEqual({ a: { big: "x".repeat(1000) }, r: 0, n: 0 })
+      // Had the inner write gone through, the outer one would have kept the draft's object: one object in two places.
+      expect(containers(js.root).length).toBe(new Set(containers(js.root)).size)
+    }
+  })
 })
 
 describe("replaceRoot", () => {

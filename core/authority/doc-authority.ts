@@ -48,7 +48,7 @@ import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
-import { DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes } from "./size-bound.js"
+import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes } from "./size-bound.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
 import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, initialStateFor, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
@@ -894,7 +894,7 @@ export class DocAuthority<S = unknown> {
             const time = Math.max(this.lastTime, this.runtime.now())
             // A CRDT update grows its field outside the journal (nothing undoes a merge), by
             // about its own bytes: it is weighed before it merges.
-            const merged = crdtField !== undefined && "bytes" in bounded ? bounded.bytes.length : 0
+            const merged = crdtField !== undefined && "bytes" in bounded ? bounded.bytes.length * CRDT_GROWTH_FACTOR : 0
             const journal = this.host.begin()
             const writtenBefore = this.host.written
             let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged)
@@ -976,7 +976,9 @@ export class DocAuthority<S = unknown> {
     const changed = journal.length > 0 || written > 0
     if (bound.fits(written)) return void bound.accept(written, changed)
     const startedAt = this.elapsed()
-    if (this.crdt === undefined && this.stateBytes <= BIG_STATE_BYTES && bound.mayMeasure(startedAt)) {
+    // Small enough to encode here, this command included: the bound says so (never less than
+    // the size; the last measure may be stale, review finding: 25 MB encoded in a commit).
+    if (this.crdt === undefined && bound.bound + written <= BIG_STATE_BYTES && bound.mayMeasure(startedAt, changed)) {
       bound.measuring()
       const withIt = encodeCanonical(this.host.root).length
       if (withIt <= bound.max) {

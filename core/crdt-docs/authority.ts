@@ -35,7 +35,7 @@ import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
 import { canonError, errorText } from "../errors.js"
-import { SizeBound } from "../authority/size-bound.js"
+import { CRDT_GROWTH_FACTOR, SizeBound } from "../authority/size-bound.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
@@ -474,8 +474,9 @@ export class CrdtDocAuthority<D> {
     const kept: typeof owned = { updates: [], indexes: [], binds: [] }
     let pending = 0
     owned.updates.forEach((u, i) => {
-      if (this.sizeBound.fits(pending + u.length)) {
-        pending += u.length
+      const charge = u.length * CRDT_GROWTH_FACTOR
+      if (this.sizeBound.fits(pending + charge)) {
+        pending += charge
         kept.updates.push(u)
         kept.indexes.push(owned.indexes[i]!)
         kept.binds.push(owned.binds[i] ?? [])
@@ -525,7 +526,7 @@ export class CrdtDocAuthority<D> {
         if (result === true) {
           toStore.push(u)
           mine.push(u)
-          this.sizeBound.accept(u.length, true)
+          this.sizeBound.accept(u.length * CRDT_GROWTH_FACTOR, true)
           // Bound now, so the next submit of this batch is judged against it too.
           for (const w of binds[i] ?? []) {
             if (this.owners.has(w)) continue

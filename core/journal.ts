@@ -55,7 +55,7 @@
  * - A Uint8Array in the state is immutable (its draft refuses writes): assign a new one.
  */
 import { utf8Length, wellFormed } from "./bytes.js"
-import { MAX_DEPTH, sizeBound, verifiedTrees } from "./canonical.js"
+import { MAX_DEPTH, verifiedTrees } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
 import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refuseSymbolKey, refusalError } from "./state/adopt.js"
 import { ARRAY_METHODS, BYTES_METHODS, callable, immutableBytes } from "./state/arrays.js"
@@ -90,8 +90,8 @@ export class JournaledState<S> implements ProxyHost {
   /** raw object -> its view */
   readonly #views = new WeakMap<object, object>()
   readonly #adopter: Adopter
-  /** A value is being copied into the state (user code may run: getters, Proxy traps); see #writable. */
-  #adopting = false
+  /** User code runs inside a write: a value being copied in (getters, Proxy traps) or a sort's comparator; see #writable. */
+  #busy = false
   /** Handlers by kind (array, bytes, object): the drafts' three, then the views' three. */
   readonly #handlers: Array<ProxyHandler<any>> = []
 
@@ -284,9 +284,11 @@ export class JournaledState<S> implements ProxyHost {
   // ---- writes ----
 
   #writable(): Journal {
-    // User code runs inside a write (a getter or a user Proxy being copied in): a write from
-    // there would reuse the adopter mid-value and could leave one object in two places.
-    if (this.#adopting) throw canonError("state-read-only", "The state cannot change while a value is being stored in it (a getter or Proxy trap wrote): compute the value first, then store it.")
+    // User code runs inside a write (a getter or a user Proxy being copied in, a comparator):
+    // a write from there would reuse the adopter mid-value and could leave one object in two
+    // places, or be undone by the native sort writing its items back past the journal (and
+    // when a comparator is called differs between JavaScript engines: replicas would differ).
+    if (this.#busy) throw canonError("state-read-only", "The state cannot change inside a sort's comparator, a getter or a Proxy trap of a value being stored: compute first, then write.")
     return this.#journal ?? readOnly()
   }
 
@@ -306,14 +308,14 @@ export class JournaledState<S> implements ProxyHost {
       return v === v ? v : NaN
     }
     this.#adopter.start(limit)
-    this.#adopting = true
+    this.#busy = true
     try {
       // The root's slot is a one-element array holding it.
       return this.#adopter.adopt(v, t ? this.#drafts.get(t)!.depth + 1 : 0, moves ? t ?? [this.#current] : undefined, k)
     } catch (e) {
       throw e instanceof Refusal ? refusalError(e, t ? [...this.#pathTo(t), k] : []) : e
     } finally {
-      this.#adopting = false
+      this.#busy = false
     }
   }
 
@@ -417,14 +419,15 @@ export class JournaledState<S> implements ProxyHost {
     if (sort || name === "reverse") {
       if (sort && x !== undefined) callable(x)
       if (sort) {
-        // Recorded first, whole: a comparator is user code and may write (even to this array);
-        // undoing its writes and then this record restores the array exactly.
+        // Recorded first, whole: undoing it restores the array exactly. The comparator is user
+        // code; it may read the state, not write it (#writable).
         this.#record(a, 0, -1, a.slice())
-        const before = this.#journal!.length
-        a.sort((x as Compare | undefined) && ((p, q) => (x as Compare)(this.out(m, p, -1), this.out(m, q, -1))))
-        // The native sort writes the items back past the journal: after a comparator that
-        // wrote, they count as written again (`written` bounds growth).
-        if (this.#journal!.length > before) this.#adopter.spent += sizeBound(a)
+        this.#busy = true
+        try {
+          a.sort((x as Compare | undefined) && ((p, q) => (x as Compare)(this.out(m, p, -1), this.out(m, q, -1))))
+        } finally {
+          this.#busy = false
+        }
       } else {
         // A reverse is its own inverse: a record of no size (a batch of reverses on a large
         // array must not hold a copy each).

@@ -91,6 +91,17 @@ const replica = async (w: ReturnType<typeof world>, name: string) => {
   return { client, doc }
 }
 
+/** A hub bounded at `max` and one replica of a Note document, with the codes of its rejected commands. */
+const noteReplica = async (max: number) => {
+  const w = world(max)
+  const client = await CanonClient.open({ transport: w.net.transport("a"), runtime: w.rt, clientId: "a" })
+  const doc = await client.open(Note, "n1")
+  const rejected: string[] = []
+  doc.on("rejected", (r) => rejected.push(r.rejection.code))
+  await settleWithTurns(w.rt, 200)
+  return { w, client, doc, rejected }
+}
+
 /** Submits `add`s of `bytes`-character titles one at a time until one is rejected; their ids, and the rejection. */
 const fill = async (w: ReturnType<typeof world>, doc: Doc<typeof Todo>, prefix: string, bytes: number, most: number) => {
   const added: string[] = []
@@ -185,12 +196,7 @@ describe("maxDocumentBytes", () => {
 
   test("CRDT fields are bounded too: updates are weighed before they merge, and a refused one never merges", async () => {
     const max = 48 << 10
-    const w = world(max)
-    const client = await CanonClient.open({ transport: w.net.transport("a"), runtime: w.rt, clientId: "a" })
-    const doc = await client.open(Note, "n1")
-    const rejected: string[] = []
-    doc.on("rejected", (r) => rejected.push(r.rejection.code))
-    await settleWithTurns(w.rt, 200)
+    const { w, client, doc, rejected } = await noteReplica(max)
     for (let i = 0; i < 40 && rejected.length === 0; i++) {
       doc.crdt.body.insert(doc.crdt.body.length, String(i % 10).repeat(3000))
       await settleWithTurns(w.rt, 100)
@@ -211,12 +217,7 @@ describe("maxDocumentBytes", () => {
 describe("review findings", () => {
   test("scattered Yjs deletes, which grow the field's encoding past their updates' size, do not take a document past its bound", async () => {
     const max = 64 << 10
-    const w = world(max)
-    const client = await CanonClient.open({ transport: w.net.transport("a"), runtime: w.rt, clientId: "a" })
-    const doc = await client.open(Note, "n1")
-    const rejected: string[] = []
-    doc.on("rejected", (r) => rejected.push(r.rejection.code))
-    await settleWithTurns(w.rt, 200)
+    const { w, client, doc, rejected } = await noteReplica(max)
     const body = doc.crdt.body
     for (let i = 0; i < 10; i++) {
       body.insert(body.length, "a".repeat(2000))

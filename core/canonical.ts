@@ -16,7 +16,7 @@
  * duplicates), no undefined property, no trailing bytes. Two peers can therefore compare state
  * bytes, not just hashes, and a stored or received state re-encodes to the bytes it came in.
  */
-import { ByteReader, ByteWriter, decodeFailed, unzigzag } from "./bytes.js"
+import { ByteReader, ByteWriter, decodeFailed, unzigzag, utf8Length } from "./bytes.js"
 import { canonError } from "./errors.js"
 
 /** A value's tag byte (an enum: esbuild writes the numbers where they are used). */
@@ -254,6 +254,22 @@ export const sizeBound = (value: unknown, depth = 0): number => {
     }
     default: return 1
   }
+}
+
+/** Exactly the canonical bytes of a primitive (a value that is not an object), as writeValue writes it. */
+export const primitiveBytes = (v: unknown): number => {
+  if (typeof v === "string") {
+    const n = utf8Length(v)
+    return 1 + varintBytes(n) + n
+  }
+  return typeof v === "number" && isVarint(v) ? 1 + varintBytes(v >= 0 ? v * 2 : -v * 2 - 1) : typeof v === "number" ? 9 : 1
+}
+
+/** Bytes of the varint of `z` (an integer in [0, 2^53)). */
+const varintBytes = (z: number): number => {
+  let n = 1
+  for (; z >= 128; n++) z = Math.floor(z / 128)
+  return n
 }
 
 const shared = new ByteWriter(1 << 16)

@@ -5,8 +5,9 @@
  */
 import fc from "fast-check"
 import * as vm from "node:vm"
-import { MAX_DEPTH, decodeCanonical, encodeCanonical } from "../core/canonical.js"
+import { MAX_DEPTH, decodeCanonical, encodeCanonical, primitiveBytes } from "../core/canonical.js"
 import { CanonError } from "../core/errors.js"
+import { wellFormed } from "../core/bytes.js"
 
 // ---- helpers ----
 
@@ -574,5 +575,15 @@ describe("the decoder accepts canonical input only", () => {
       }),
       { seed: 11, numRuns: 1500 },
     )
+  })
+})
+
+describe("primitiveBytes", () => {
+  test("property: exactly the bytes the encoder writes for a primitive (the hub's size bound subtracts them)", () => {
+    const primitive = fc.oneof(
+      fc.double(), fc.integer(), fc.maxSafeInteger(), fc.constantFrom(0, -0, 2 ** 52 - 1, -(2 ** 52) + 1, 2 ** 52, 2 ** 53, NaN, Infinity),
+      fc.string({ unit: "binary", maxLength: 300 }).filter(wellFormed), fc.boolean(), fc.constantFrom(null, undefined),
+    )
+    fc.assert(fc.property(primitive, (v) => { expect(primitiveBytes(v)).toBe(encodeCanonical(v).length) }), { seed: 5, numRuns: 2000 })
   })
 })

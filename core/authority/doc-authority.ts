@@ -635,13 +635,11 @@ export class DocAuthority<S = unknown> {
       for (const w of this.snapshotWaiters.splice(0)) w.resolve(latest)
       return
     }
-    // The snapshot measures the state (CRDT fields included) as of what was accepted now.
-    const accepted = this.sizeBound.accepted
-    const startedAt = this.elapsed()
-    this.sizeBound.measuring()
+    // The snapshot measures the state (CRDT fields included) as it is now.
+    const measure = this.sizeBound.measure(this.elapsed())
     this.track(this.snapshotter.take(this.snapshotSource(), seq, this.lastTime, true).then(
       (meta) => {
-        this.sizeBound.measured(meta.size, accepted, startedAt, this.elapsed())
+        measure.done(meta.size, this.elapsed())
         if (this.crdt === undefined) this.stateBytes = meta.size
         // With CRDT fields a snapshot's byte hash is not the state hash (fields.ts).
         if (this.crdt === undefined && (this.checkpoint === undefined || this.checkpoint.seq < meta.seq)) this.setCheckpoint({ seq: meta.seq, hash: meta.hash }, true)
@@ -657,7 +655,7 @@ export class DocAuthority<S = unknown> {
     ).catch((e) => {
       const message = errorText(e)
       this.report("snapshot-failed", `A snapshot of "${this.docId}" at seq ${seq} failed: ${message}`)
-      this.sizeBound.failed()
+      measure.failed()
       for (const w of this.snapshotWaiters.splice(0)) w.reject(e)
     }))
   }
@@ -902,9 +900,12 @@ export class DocAuthority<S = unknown> {
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
             this.host.end()
             if (rejected !== undefined) this.host.undo(journal)
-            // A merge was weighed before it merged and cannot be undone: it is accepted as it is.
-            else if (merged > 0) this.sizeBound.accept(this.host.written - writtenBefore - removedBytes(journal) + merged, true)
-            else rejected = this.overSize(journal, this.host.written - writtenBefore - removedBytes(journal))
+            else {
+              const grew = this.host.written - writtenBefore - removedBytes(journal)
+              // A merge was weighed before it merged and cannot be undone: it is accepted as it is.
+              if (merged > 0) this.sizeBound.accept(grew + merged, true)
+              else rejected = this.overSize(journal, grew)
+            }
             if (rejected !== undefined) {
               const rejection = { code: rejected.code, message: boundedMessage(rejected.message) }
               stored = { hash, rejection }
@@ -979,18 +980,13 @@ export class DocAuthority<S = unknown> {
     // Small enough to encode here, this command included: the bound says so (never less than
     // the size; the last measure may be stale, review finding: 25 MB encoded in a commit).
     if (this.crdt === undefined && bound.bound + written <= BIG_STATE_BYTES && bound.mayMeasure(startedAt, changed)) {
-      bound.measuring()
       const withIt = encodeCanonical(this.host.root).length
-      if (withIt <= bound.max) {
-        bound.accept(written, changed)
-        this.stateBytes = withIt
-        bound.measured(withIt, bound.accepted, startedAt, this.elapsed())
-        return undefined
-      }
-      this.host.undo(journal)
-      this.stateBytes = encodeCanonical(this.host.root).length
-      bound.measured(this.stateBytes, bound.accepted, startedAt, this.elapsed())
-      return bound.rejection(this.docId)
+      const fits = withIt <= bound.max
+      if (fits) bound.accept(written, changed)
+      else this.host.undo(journal)
+      this.stateBytes = fits ? withIt : encodeCanonical(this.host.root).length
+      bound.measure(startedAt).done(this.stateBytes, this.elapsed())
+      return fits ? undefined : bound.rejection(this.docId)
     }
     this.host.undo(journal)
     return this.full()
@@ -1004,9 +1000,7 @@ export class DocAuthority<S = unknown> {
 
   /** The state measures `size` canonical bytes now (CRDT fields included, or none). */
   private noteSize(size: number): void {
-    const now = this.elapsed()
-    this.sizeBound.measuring()
-    this.sizeBound.measured(size, this.sizeBound.accepted, now, now)
+    this.sizeBound.measure(this.elapsed()).done(size, this.elapsed())
   }
 
   private rollback(journals: Journal[], seqBefore: number): void {
@@ -1059,17 +1053,15 @@ export class DocAuthority<S = unknown> {
       // A big state: hash it in the background (a snapshot would do, but stores it too).
       if (this.snapshotter.running) return this.armQuietCheckpoint()
       const seq = this.committed
-      const accepted = this.sizeBound.accepted
-      const startedAt = this.elapsed()
-      this.sizeBound.measuring()
+      const measure = this.sizeBound.measure(this.elapsed())
       this.snapshotter.take(this.host, seq, this.lastTime, false).then(
         (r) => {
-          this.sizeBound.measured(r.size, accepted, startedAt, this.elapsed())
+          measure.done(r.size, this.elapsed())
           this.stateBytes = r.size
           if (this.checkpoint === undefined || this.checkpoint.seq < r.seq) this.setCheckpoint({ seq: r.seq, hash: r.hash }, true)
         },
         (e) => {
-          this.sizeBound.failed()
+          measure.failed()
           this.report("checkpoint-failed", `Hashing "${this.docId}" at seq ${seq} failed: ${errorText(e)}`)
         },
       ).finally(() => {

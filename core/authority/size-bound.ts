@@ -18,7 +18,7 @@
  * Pure bookkeeping: the authority measures (core/authority/doc-authority.ts) and tells it.
  */
 import { quoted } from "../limits.js"
-import { utf8Length } from "../bytes.js"
+import { primitiveBytes } from "../canonical.js"
 import { sumRemovedPrimitives, type Journal } from "../state/records.js"
 
 export class SizeBound {
@@ -30,7 +30,7 @@ export class SizeBound {
   #changed = false
   #measuring = false
   #nextMeasureAt = 0
-  /** `accepted` when the measure the bound now rests on began: an older measure ending later does not replace it. */
+  /** `#accepted` when the measure the bound now rests on began: an older measure ending later does not replace it. */
   #measuredAt = -Infinity
 
   /** `measured`: the state's canonical size now, `exact`ly or an upper bound of it (then measuring may find room). */
@@ -42,11 +42,6 @@ export class SizeBound {
   /** The upper bound of the state's size now. */
   get bound(): number {
     return this.#bound
-  }
-
-  /** What accepted commands have written so far: taken when a measure starts, given back when it ends. */
-  get accepted(): number {
-    return this.#accepted
   }
 
   /**
@@ -74,32 +69,32 @@ export class SizeBound {
     return (this.#changed || changedNow) && !this.#measuring && now >= this.#nextMeasureAt
   }
 
-  /** A measure is starting: the next waits for its end (and ten times its duration). */
-  measuring(): void {
+  /**
+   * A measure of the state as it is now, begun at `startedAt`: the next waits for its end (and
+   * ten times its duration). `done` gives its size; what commands accepted meanwhile wrote is
+   * added. A measure replaces the bound, up or down: where the counts fall short of the truth
+   * (a CRDT's encoding can outgrow its updates), the next measure puts the bound right, and a
+   * document found past the limit takes nothing more until it shrinks. `failed`: it could not
+   * finish (a snapshot failed), and the next may start at once.
+   */
+  measure(startedAt: number): { done(size: number, now: number): void; failed(): void } {
+    const then = this.#accepted
     this.#changed = false
     this.#measuring = true
-  }
-
-  /** The measure begun could not finish (a snapshot failed): the next may start at once. */
-  failed(): void {
-    this.#changed = true
-    this.#measuring = false
-  }
-
-  /**
-   * The state measured `size` bytes when `acceptedThen` (the `accepted` of then) had been
-   * written; the measure took from `startedAt` to `now`. The measure replaces the bound, up
-   * or down: where the counts fall short of the truth (a CRDT's encoding can outgrow its
-   * updates), the next measure puts the bound right, and a document found past the limit
-   * takes nothing more until it shrinks.
-   */
-  measured(size: number, acceptedThen: number, startedAt: number, now: number): void {
-    if (acceptedThen >= this.#measuredAt) {
-      this.#bound = size + (this.#accepted - acceptedThen)
-      this.#measuredAt = acceptedThen
+    return {
+      done: (size, now) => {
+        if (then >= this.#measuredAt) {
+          this.#bound = size + (this.#accepted - then)
+          this.#measuredAt = then
+        }
+        this.#measuring = false
+        this.#nextMeasureAt = now + 10 * Math.max(0, now - startedAt)
+      },
+      failed: () => {
+        this.#changed = true
+        this.#measuring = false
+      },
     }
-    this.#measuring = false
-    this.#nextMeasureAt = now + 10 * Math.max(0, now - startedAt)
   }
 
   /** Why a write that does not fit is refused (`what`: "this command", "this update"). */
@@ -129,23 +124,6 @@ export const CRDT_GROWTH_FACTOR = 3
 
 /** maxDocumentBytes by default: 256 MiB, well under what a replica loads by default (1 GiB). */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 256 << 20
-
-/** Bytes of a varint of `z` (a non-negative integer). */
-const varintBytes = (z: number): number => {
-  let n = 1
-  for (; z >= 128; n++) z = Math.floor(z / 128)
-  return n
-}
-
-/** The canonical bytes of a primitive (core/canonical.ts): exactly, so that subtracting them keeps the bound an upper one. */
-const primitiveBytes = (v: unknown): number => {
-  if (typeof v === "string") {
-    const n = utf8Length(v)
-    return 1 + varintBytes(n) + n
-  }
-  if (typeof v === "number") return Number.isInteger(v) && Math.abs(v) < 2 ** 52 && !Object.is(v, -0) ? 1 + varintBytes(v >= 0 ? v * 2 : -v * 2 - 1) : 9
-  return 1
-}
 
 /**
  * The canonical bytes of the primitives a command's writes took out of the state: a command

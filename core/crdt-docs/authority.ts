@@ -323,13 +323,12 @@ export class CrdtDocAuthority<D> {
   async answer<T>(payer: string, work: (doc: D) => T): Promise<T> {
     await this.hooks.work?.turn(payer)
     if (this.closed) throw new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`)
-    const runtime = this.hooks.runtime
-    const clock = runtime === undefined ? undefined : () => runtime.monotonic?.() ?? runtime.now()
-    const started = clock?.()
+    const started = this.now()
     try {
       return work(this.docValue)
     } finally {
-      if (clock !== undefined) this.hooks.work?.pay(payer, Math.round((clock() - started!) * 1000))
+      // Unmeasured without a runtime (no clock).
+      if (this.hooks.runtime !== undefined) this.hooks.work?.pay(payer, Math.round((this.now() - started) * 1000))
     }
   }
 
@@ -615,15 +614,13 @@ export class CrdtDocAuthority<D> {
   async compact(): Promise<void> {
     if (this.seqValue === this.baseSeq || this.closed) return
     let base: Uint8Array
-    const accepted = this.sizeBound.accepted
-    const startedAt = this.now()
-    this.sizeBound.measuring()
+    const measure = this.sizeBound.measure(this.now())
     try {
       base = this.engine.encode(this.docValue)
     } catch (e) {
       // The engine would not vouch for its compact state (it does not load back): the previous
       // base and the stored updates stay as they are, and the document still loads from them.
-      this.sizeBound.failed()
+      measure.failed()
       this.failedAtTail = this.tailBytes
       this.hooks.onReport?.({ docId: this.docId, code: "compact-failed", message: errorText(e) })
       return
@@ -634,16 +631,16 @@ export class CrdtDocAuthority<D> {
       await this.store.compact(this.docId, { kind: this.engine.kind, seq, baseSeq: seq }, oldBaseSeq, base)
     } catch (error) {
       // Nothing was lost (the batch is atomic); the document reloads from what is stored.
-      this.sizeBound.failed()
+      measure.failed()
       return this.fail([], error)
     }
     this.baseSeq = seq
     this.baseBytes = base.length
     this.tailBytes = 0
-    this.sizeBound.measured(base.length, accepted, startedAt, this.now())
+    measure.done(base.length, this.now())
   }
 
-  /** Milliseconds for pacing measures (none without a runtime: then measures are not paced by time, only by changes). */
+  /** Milliseconds on the runtime's clock, monotonic where it has one (0 without a runtime: measures are then paced by changes only, `answer` is not charged). */
   private now(): number {
     return this.hooks.runtime?.monotonic?.() ?? this.hooks.runtime?.now() ?? 0
   }

@@ -43,7 +43,7 @@
  */
 import * as A from "@automerge/automerge"
 import zlib from "node:zlib"
-import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
+import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection, type StopSignal } from "../../core/crdt-docs/engine.js"
 import { errorText } from "../../core/errors.js"
 import { CHUNK_DOCUMENT, Overlay, measureChunk, saveReloads, splitChunks, type Measured, type OpIndex } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
@@ -176,25 +176,26 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   }
 
   /** Decoded in slices (admit.ts): one change, or every change of a document chunk. */
-  const decode = async (change: Uint8Array): Promise<DecodedInfo | CrdtRejection> => {
+  const decode = async (change: Uint8Array, stop: StopSignal | undefined): Promise<DecodedInfo | CrdtRejection> => {
     const m = measuredOf.get(change) ?? measure(change)
     if ("code" in m) return m
     try {
-      return { changes: await changesOfAsync(change, m), document: m.type === CHUNK_DOCUMENT }
+      return { changes: await changesOfAsync(change, m, stop), document: m.type === CHUNK_DOCUMENT }
     } catch (e) {
+      if (stop?.aborted === true) throw e
       return { code: "update-malformed", message: `Not an Automerge change or document (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).` }
     }
   }
 
   // The box's document is replaced by sync rounds, always with content that went through apply
   // (which waits for the index): the build reads box.doc afresh after every pause.
-  const indexOf = (box: AutomergeBox): Promise<OpIndex> => {
+  const indexOf = (box: AutomergeBox, stop: StopSignal | undefined): Promise<OpIndex> => {
     let building = indexes.get(box)
     if (building === undefined) {
       const mine = indexInSlices(() => {
         if (released.has(box)) throw new Error("The document was released while its index was built.")
         return box.doc
-      })
+      }, stop)
       indexes.set(box, (building = mine))
       // A failed build is started again by the next apply.
       mine.catch(() => {
@@ -243,7 +244,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       if (indexes.has(box)) return undefined
       // numOps leaves deletes out: an estimate, for the host's bound on heavy work in flight.
       const { numOps, numChanges } = A.stats(box.doc)
-      return { weight: indexWeight(numOps, numChanges), run: async () => void (await indexOf(box)) }
+      return { weight: indexWeight(numOps, numChanges), run: async (stop) => void (await indexOf(box, stop)) }
     },
     encode: (box) => {
       const saved = A.save(box.doc)
@@ -260,13 +261,13 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       return { ok: true, weight: weightOf(m) }
     },
     // On its turn: decoded in slices between turns of the event loop (admit.ts), and kept for apply.
-    async prepare(change) {
-      const d = await decode(change)
+    async prepare(change, stop) {
+      const d = await decode(change, stop)
       if ("code" in d) return { ok: false, ...d }
       decoded.set(change, d)
       return { ok: true }
     },
-    async apply(box, changes) {
+    async apply(box, changes, stop) {
       // box.doc is read afresh after every pause: an endpoint may have replaced the handle.
       const has = (hash: string) => A.getBackend(box.doc).getChangeByHash(hash) != null
       const batch = new Set<string>()
@@ -278,11 +279,11 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         singles = []
       }
       // Built before anything of this apply is decided (it waits for a build under way, never races it).
-      const index = await indexOf(box)
+      const index = await indexOf(box, stop)
       const overlay = new Overlay(index)
       const out: Array<boolean | CrdtRejection> = []
       for (const c of changes) {
-        const d = decoded.get(c) ?? (await decode(c))
+        const d = decoded.get(c) ?? (await decode(c, stop))
         // Held from prepare until now only: an applied update's decoding is let go at once.
         decoded.delete(c)
         if ("code" in d) {
@@ -292,7 +293,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         // Changes of one update may depend on each other (a document chunk is in causal order);
         // what the ops do is checked against the document and what this batch took before (all or nothing per update).
         const mine = new Overlay(overlay)
-        const admitted = await admitChanges(mine, d.changes, (hash) => batch.has(hash) || has(hash))
+        const admitted = await admitChanges(mine, d.changes, (hash) => batch.has(hash) || has(hash), stop)
         if (!admitted.ok) {
           out.push("missing" in admitted
             ? { code: "update-missing-deps", message: `A change depends on ${admitted.missing.slice(0, 12)}..., which the hub does not have; sync from the hub first.` }

@@ -15,6 +15,7 @@
  *    syncing with peers (adapters/peer/automerge-sync.ts) holds it and asks for what it lacks.
  */
 import * as A from "@automerge/automerge"
+import type { StopSignal } from "../../core/crdt-docs/engine.js"
 import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, splitChunks, type Measured, type Verdict } from "./validate.js"
 
 /** One change an update carries, decoded. */
@@ -67,24 +68,34 @@ export const DECODE_SLICE = 1_000
  * setImmediate, where there is one: setTimeout(0) waits at least a millisecond, a second per
  * thousand slices.
  */
-const pause: () => Promise<void> = typeof setImmediate === "function"
+const turn: () => Promise<void> = typeof setImmediate === "function"
   ? () => new Promise((r) => setImmediate(r))
   : () => new Promise((r) => setTimeout(r, 0))
+
+/**
+ * A turn of the event loop, after which the work goes on only while its owner wants it:
+ * a closing hub's document or a detached link aborts `stop`, and the work rejects here
+ * instead of decoding for seconds more for nobody.
+ */
+const pause = async (stop: StopSignal | undefined): Promise<void> => {
+  await turn()
+  if (stop?.aborted === true) throw new Error("the work was stopped: its document closed or its link went away")
+}
 
 /**
  * changesOf, yielding to the event loop between slices of a document chunk's changes: a
  * replica's page stays responsive, and a hub keeps serving its other documents (a 150-byte
  * chunk can carry 262,144 changes; decoding them is seconds).
  */
-export const changesOfAsync = async (bytes: Uint8Array, measured: Extract<Measured, { ok: true }>): Promise<UntrustedChange[]> => {
+export const changesOfAsync = async (bytes: Uint8Array, measured: Extract<Measured, { ok: true }>, stop?: StopSignal): Promise<UntrustedChange[]> => {
   if (measured.type !== CHUNK_DOCUMENT) return changesOf(bytes, measured)
   const doc = A.load(bytes)
   try {
-    await pause()
+    await pause(stop)
     const all = changesLoaded(doc, measured)
     const out: UntrustedChange[] = []
     for (let i = 0; i < all.length; i++) {
-      if (i % DECODE_SLICE === 0) await pause()
+      if (i % DECODE_SLICE === 0) await pause(stop)
       out.push(decodeUntrusted(all[i]!))
     }
     return out
@@ -114,14 +125,14 @@ export const INDEX_SLICE = 1024
  * endpoint may replace its handle; a throw from it stops the build). Heads that appeared
  * meanwhile are walked too, so the index is the document's as it is when the promise resolves.
  */
-export const indexInSlices = async (current: () => A.Doc<unknown>): Promise<OpIndex> => {
+export const indexInSlices = async (current: () => A.Doc<unknown>, stop?: StopSignal): Promise<OpIndex> => {
   const index = new OpIndex()
   const overlay = new Overlay(index)
   /** Changes to stage, their dependencies above them; `expanded` those whose dependencies were pushed. */
   const stack: string[] = []
   const expanded = new Set<string>()
   for (;;) {
-    await pause()
+    await pause(stop)
     const doc = current()
     const backend = A.getBackend(doc)
     if (stack.length === 0) {
@@ -174,21 +185,21 @@ export type Admitted =
  * dependency known or earlier among them, each passing `overlay`'s checks (on success they
  * are staged in it; the caller commits it once they are applied).
  */
-export const admitChanges = async (overlay: Overlay, changes: ReadonlyArray<UntrustedChange>, known: (hash: string) => boolean): Promise<Admitted> => {
+export const admitChanges = async (overlay: Overlay, changes: ReadonlyArray<UntrustedChange>, known: (hash: string) => boolean, stop?: StopSignal): Promise<Admitted> => {
   // In slices, like the decoding: each change costs lookups in the document and its ops' checks.
   const fresh: UntrustedChange[] = []
   for (let i = 0; i < changes.length; i++) {
-    if (i > 0 && i % DECODE_SLICE === 0) await pause()
+    if (i > 0 && i % DECODE_SLICE === 0) await pause(stop)
     if (!known(changes[i]!.hash)) fresh.push(changes[i]!)
   }
   const inUpdate = new Set(fresh.map((x) => x.hash))
   for (let i = 0; i < fresh.length; i++) {
-    if (i > 0 && i % DECODE_SLICE === 0) await pause()
+    if (i > 0 && i % DECODE_SLICE === 0) await pause(stop)
     const missing = fresh[i]!.deps.find((dep) => !inUpdate.has(dep) && !known(dep))
     if (missing !== undefined) return { ok: false, missing }
   }
   for (let i = 0; i < fresh.length; i++) {
-    if (i > 0 && i % DECODE_SLICE === 0) await pause()
+    if (i > 0 && i % DECODE_SLICE === 0) await pause(stop)
     const verdict = overlay.check(fresh[i]!.decoded)
     if (verdict !== undefined) return { ok: false, verdict }
   }

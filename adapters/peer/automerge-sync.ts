@@ -208,7 +208,11 @@ export class AutomergeReplica<T> {
     const inflate = this.options.inflate ?? inflateWithStreams
     const out: UntrustedChange[] = []
     const seen: Uint8Array[] = []
+    // Decoding stops at its next pause once the link is detached or has ended: nobody wants the changes.
+    const links = this.links
+    const stop = { get aborted(): boolean { return !links.has(a) } }
     for (const chunk of chunks) {
+      if (stop.aborted) return undefined
       if (seen.some((s) => sameBytes(s, chunk))) continue
       seen.push(chunk)
       const m = await measureChunkAsync(chunk, { maxOps: budget, maxInflatedBytes, inflate })
@@ -218,8 +222,9 @@ export class AutomergeReplica<T> {
       }
       budget -= Math.max(m.ops, m.changes)
       try {
-        for (const c of await changesOfAsync(chunk, m)) out.push(c)
+        for (const c of await changesOfAsync(chunk, m, stop)) out.push(c)
       } catch (e) {
+        if (stop.aborted) return undefined
         this.refuse(a, "update-malformed", `A change from the peer does not decode (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).`)
         return undefined
       }

@@ -30,7 +30,7 @@
  * (core/authority/followers.ts), so however fast one sender renews its state, the others
  * hear it at most once a tick.
  */
-import type { CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp } from "./engine.js"
+import type { CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp, StopSignal } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
@@ -114,9 +114,9 @@ const checkSafely = <D>(engine: CrdtDocEngine<D>, update: Uint8Array): CheckResu
   }
 }
 
-const prepareSafely = async <D>(engine: CrdtDocEngine<D>, update: Uint8Array): Promise<CheckResult> => {
+const prepareSafely = async <D>(engine: CrdtDocEngine<D>, update: Uint8Array, stop: StopSignal): Promise<CheckResult> => {
   try {
-    return await engine.prepare!(update)
+    return await engine.prepare!(update, stop)
   } catch (e) {
     return refusedBy(e)
   }
@@ -134,6 +134,8 @@ export class CrdtDocAuthority<D> {
   private readonly entering = new Map<string, Promise<void>>()
   private writing: Promise<void> | undefined
   private closed = false
+  /** Aborted when the document closes (or its host starts to): the engine's sliced work stops at its next pause. */
+  private readonly stopping = new AbortController()
   private baseSeq: number
   private baseBytes: number
   private tailBytes: number
@@ -202,7 +204,7 @@ export class CrdtDocAuthority<D> {
     this.warming = (async () => {
       const release = (await inFlight?.take(work.weight)) ?? (() => {})
       try {
-        if (!this.closed) await work.run()
+        if (!this.closed) await work.run(this.stopping.signal)
       } finally {
         release()
       }
@@ -211,7 +213,7 @@ export class CrdtDocAuthority<D> {
 
   /** Not fatal: `apply` does the work itself. Unloading the document while it warms stops it, quietly. */
   private warmFailed(e: unknown): void {
-    if (this.closed) return
+    if (this.closed || this.stopping.signal.aborted) return
     this.hooks.onReport?.({ docId: this.docId, code: "warm-failed", message: errorText(e) })
   }
 
@@ -408,7 +410,7 @@ export class CrdtDocAuthority<D> {
     const indexes: number[] = []
     for (let index = 0; index < item.updates.length; index++) {
       let c = item.checks[index]!
-      if (c.ok && this.engine.prepare !== undefined) c = await prepareSafely(this.engine, item.updates[index]!)
+      if (c.ok && this.engine.prepare !== undefined) c = await prepareSafely(this.engine, item.updates[index]!, this.stopping.signal)
       if (c.ok) {
         updates.push(item.updates[index]!)
         indexes.push(index)
@@ -498,20 +500,25 @@ export class CrdtDocAuthority<D> {
       let results: ReadonlyArray<boolean | CrdtRejection> = []
       let updates: Uint8Array[], indexes: number[], binds: Array<ReadonlyArray<string>>
       try {
-        ;({ updates, indexes, binds } = this.fitting(item, this.ownWriters(item, await this.checked(item))))
+        const checked = await this.checked(item)
+        if (this.stopping.signal.aborted) return this.abandon(batch)
+        ;({ updates, indexes, binds } = this.fitting(item, this.ownWriters(item, checked)))
         if (updates.length > 0) {
           try {
             // Not before the document is warm (its index built): the update waits, it does not race.
             await this.warming
             // One call per submit: Automerge's apply has a large fixed cost per call.
-            results = await this.engine.apply(this.docValue, updates)
+            results = await this.engine.apply(this.docValue, updates, this.stopping.signal)
+            if (this.stopping.signal.aborted) return this.abandon(batch)
           } catch (e) {
+            if (this.stopping.signal.aborted) return this.abandon(batch)
             this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: errorText(e) })
             // The document may be half-changed: rebuild it, then find the culprit one by one.
             try {
               await this.rebuild(toStore)
               results = await this.applyEach(updates, toStore)
             } catch (error) {
+              if (this.stopping.signal.aborted) return this.abandon(batch)
               return this.fail(batch, error)
             }
           }
@@ -558,6 +565,24 @@ export class CrdtDocAuthority<D> {
     await this.maybeCompact()
   }
 
+  /**
+   * The document is closing while this batch was still being decoded or applied (sliced work
+   * the engine stopped): none of it is stored, so every submit of it is refused, to be sent
+   * again after reconnecting. The half-changed document is never encoded: it is dropped.
+   */
+  private abandon(batch: Queued[]): void {
+    for (const item of batch) item.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" closed before this update was stored; send it again after reconnecting.`))
+  }
+
+  /**
+   * Stops the engine's sliced work on this document (decoding, admitting, warming) at its next
+   * pause, for good: a batch cut short is refused (`abandon`); updates that need no slices
+   * still commit (a host that is closing flushes its documents after this). `close` does it too.
+   */
+  stopWork(): void {
+    this.stopping.abort()
+  }
+
   private fail(batch: Queued[], error: unknown): void {
     for (const item of batch) item.reject(new CrdtDocError("doc-unavailable", `Storage failed for document "${this.docId}"; retry after reconnecting.`))
     for (const item of this.queue) item.reject(new CrdtDocError("doc-unavailable", `Storage failed for document "${this.docId}"; retry after reconnecting.`))
@@ -571,10 +596,11 @@ export class CrdtDocAuthority<D> {
     const kept = [...accepted]
     for (const u of updates) {
       try {
-        const r = (await this.engine.apply(this.docValue, [u]))[0] ?? false
+        const r = (await this.engine.apply(this.docValue, [u], this.stopping.signal))[0] ?? false
         out.push(r)
         if (r === true) kept.push(u)
       } catch (e) {
+        if (this.stopping.signal.aborted) throw e
         const message = errorText(e)
         out.push({ code: "update-failed", message: `The update could not be merged (${message.slice(0, 200)}); it was refused.` })
         await this.rebuild(kept)
@@ -585,7 +611,7 @@ export class CrdtDocAuthority<D> {
 
   private async rebuild(accepted: ReadonlyArray<Uint8Array>): Promise<void> {
     const fresh = await CrdtDocAuthority.read(this.docId, this.engine, this.store)
-    if (accepted.length > 0) await this.engine.apply(fresh.doc, accepted)
+    if (accepted.length > 0) await this.engine.apply(fresh.doc, accepted, this.stopping.signal)
     this.engine.dispose?.(this.docValue)
     this.docValue = fresh.doc
   }
@@ -654,6 +680,7 @@ export class CrdtDocAuthority<D> {
   close(code = "going-away", reason = "The hub is shutting down."): void {
     if (this.closed) return
     this.closed = true
+    this.stopping.abort()
     for (const item of this.queue) item.reject(new CrdtDocError("doc-unavailable", reason))
     this.queue = []
     this.relayTick?.cancel()

@@ -71,12 +71,21 @@ export type CrdtRejectionCode =
  */
 export type CheckResult = ({ readonly ok: true } | ({ readonly ok: false } & CrdtRejection)) & { readonly weight?: number }
 
+/**
+ * Tells work done in slices that its document is closing (an AbortSignal fits): the engine
+ * looks at it after each pause and stops there, rejecting, so a closed hub does not decode
+ * a large upload for seconds more. The authority refuses the updates it stopped.
+ */
+export interface StopSignal {
+  readonly aborted: boolean
+}
+
 /** An engine's work on a loaded document before its first apply (`warm`). */
 export interface DocWarmUp {
   /** Its estimated work in microseconds (for the host's bound on heavy work in flight). */
   readonly weight: number
-  /** Does it, in slices; may reject (then `apply` does it itself). */
-  run(): Promise<void>
+  /** Does it, in slices; may reject (then `apply` does it itself). Stops once `stop` is aborted. */
+  run(stop?: StopSignal): Promise<void>
 }
 
 export interface CrdtDocEngine<D> {
@@ -111,17 +120,20 @@ export interface CrdtDocEngine<D> {
   check(update: Uint8Array): CheckResult
   /**
    * The costly rest of the check (decoding), for an update `check` passed, when its turn comes
-   * (see the header). Never rejects. An engine without it does everything in `check`.
+   * (see the header). Never rejects, but for `stop` (then it may reject, or refuse, at any
+   * pause). An engine without it does everything in `check`.
    */
-  prepare?(update: Uint8Array): Promise<CheckResult>
+  prepare?(update: Uint8Array, stop?: StopSignal): Promise<CheckResult>
   /**
    * Merges updates into the document, in order. Returns, per update, whether it added
    * anything (an update whose data is all known already is not stored), or a rejection
    * (dependencies missing: the hub refuses rather than holds). May throw (or reject). The
    * authority never runs two applies on one document at once; an asynchronous one must read
    * the document afresh after each pause (endpoints may replace an Automerge handle meanwhile).
+   * Once `stop` is aborted it may reject at any pause, the document half-changed: the authority
+   * then drops it unsaved.
    */
-  apply(doc: D, updates: ReadonlyArray<Uint8Array>): ReadonlyArray<boolean | CrdtRejection> | Promise<ReadonlyArray<boolean | CrdtRejection>>
+  apply(doc: D, updates: ReadonlyArray<Uint8Array>, stop?: StopSignal): ReadonlyArray<boolean | CrdtRejection> | Promise<ReadonlyArray<boolean | CrdtRejection>>
   /**
    * The writer identities `update` (already checked) adds data under, given the document as it
    * is before the update: Yjs clientIDs with structs past the document's clock, actors of

@@ -193,6 +193,9 @@ export class CrdtDocHost {
     const all = [...this.docs.values()]
     this.docs.clear()
     this.idleDocs?.clear()
+    // Every loaded document's sliced work stops at once (a large upload half-decoded is
+    // refused, to be sent again), so the flushes below wait for no decoding.
+    for (const p of all) void p.then((d) => d.stopWork(), () => {})
     for (const p of all) {
       const d = await p.catch(() => undefined)
       if (d === undefined) continue

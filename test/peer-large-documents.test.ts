@@ -26,14 +26,21 @@ import { AutomergeReplica, YSyncSession, memoryLinkPair } from "../adapters/peer
 import { randomBytes } from "node:crypto"
 import { sleep, until } from "./support/ws.js"
 
+/** Sessions and links to end after each test, whatever happened: a replica left attached goes on decoding after the file ends. */
+let cleanup: Array<() => unknown> = []
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f()
+})
+
 test("Yjs: a 1.5 MB document built from 50 KB edits reaches a fresh replica, and whenSynced does not lie", async () => {
   const big = new Y.Doc()
   for (let i = 0; i < 30; i++) big.getText("t").insert(big.getText("t").length, String(i % 10).repeat(50_000))
   const [l1, l2] = memoryLinkPair()
-  new YSyncSession(big, l1)
+  const source = new YSyncSession(big, l1)
   const fresh = new Y.Doc()
   const errors: string[] = []
   const session = new YSyncSession(fresh, l2, { onError: (e) => errors.push(e.code) })
+  cleanup.push(() => source.destroy(), () => session.destroy())
   await Promise.race([session.whenSynced(), sleep(2_000)])
   const lenAtSynced = fresh.getText("t").length
   // A live edit on the big side afterwards.
@@ -52,8 +59,10 @@ test("Automerge: an 8 MB document built from 1 MB changes reaches a fresh replic
   const errors: string[] = []
   const dst = new AutomergeReplica(A.init<{ parts: unknown[] }>(), { onError: (e) => errors.push(e.code) })
   const [l1, l2] = memoryLinkPair()
-  src.attach(l1)
-  dst.attach(l2)
+  const detachSrc = src.attach(l1)
+  const detachDst = dst.attach(l2)
+  // Detached, a replica stops decoding at its next slice; idle once what it was doing has stopped.
+  cleanup.push(() => (detachSrc(), detachDst(), Promise.all([src.idle(), dst.idle()])))
   // A hang bound: the sync takes about 3.5 s alone, and longer beside the suite's other files on 2 cores.
   const converged = await until(() => (dst.doc.parts?.length ?? 0) === 8, 30_000)
   console.log(`Automerge: dst has ${dst.doc.parts?.length ?? 0} of 8 parts; errors ${JSON.stringify(errors)}`)

@@ -7,6 +7,10 @@
  * - Timers: the files' `setTimeout` and `setInterval` are wrapped to remember where each was
  *   set, until it fires or is cleared. A timer a file sets after its teardown is a leak on
  *   its face (a retry loop nobody stopped).
+ * - Immediates: `setImmediate` is wrapped to remember which file set each, until it runs or is
+ *   cleared. One set after its file's teardown is work in slices that outlived the file
+ *   (a decode nobody stopped): it is named on stderr at once, once per file, and the next
+ *   file's checks (test/closed-quiet.test.ts) can tell it is not theirs.
  * - Handles (sockets, servers, child processes): those alive at a file's teardown that were
  *   not alive at its setup are put down to that file.
  * - If the process is still alive `REPORT_AFTER_MS` after the last teardown (the next file
@@ -35,13 +39,17 @@ export interface TimerRecord {
 /** Shared by every file's environment in one process (the run in band, or one worker). */
 interface Registry {
   readonly timers: Map<NodeJS.Timeout, TimerRecord>
+  /** Immediates set through a file's global and not yet run or cleared, by the file. */
+  readonly immediates: Map<NodeJS.Immediate, string>
+  /** Files already named for an immediate set after their teardown. */
+  readonly lateImmediates: Set<string>
   readonly handleFiles: WeakMap<object, string>
   watchdog: NodeJS.Timeout | undefined
 }
 
 const KEY = Symbol.for("canon.test.leaks")
 const registry: Registry = ((globalThis as Record<symbol, unknown>)[KEY] as Registry | undefined) ??
-  ((globalThis as Record<symbol, unknown>)[KEY] = { timers: new Map(), handleFiles: new WeakMap(), watchdog: undefined } as Registry)
+  ((globalThis as Record<symbol, unknown>)[KEY] = { timers: new Map(), immediates: new Map(), lateImmediates: new Set(), handleFiles: new WeakMap(), watchdog: undefined } as Registry)
 
 const activeHandles = (): object[] => (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles()
 
@@ -75,6 +83,8 @@ const describeHandle = (h: object): string => {
 export interface LeakTools {
   /** Timers set since `since` (Date.now()) that are still armed, each with its record. */
   armedSince(since: number): Array<{ readonly timer: NodeJS.Timeout; readonly record: TimerRecord }>
+  /** The test file whose global set this immediate, while it waits to run; undefined for one set otherwise (node:timers, Node itself). */
+  immediateFile(immediate: object): string | undefined
   activeHandles(): object[]
   isRefed(h: object): boolean
   describeHandle(h: object): string
@@ -82,6 +92,7 @@ export interface LeakTools {
 
 const tools: LeakTools = {
   armedSince: (since) => [...registry.timers].filter(([t, r]) => r.setAt >= since && isArmed(t)).map(([timer, record]) => ({ timer, record })),
+  immediateFile: (immediate) => registry.immediates.get(immediate as NodeJS.Immediate),
   activeHandles, isRefed, describeHandle,
 }
 
@@ -133,11 +144,28 @@ export default class LeakEnvironment extends NodeEnvironment {
       if (t !== undefined) registry.timers.delete(t)
       clear(t)
     }
+    const immediate = (fn: (...a: unknown[]) => void, ...args: unknown[]): NodeJS.Immediate => {
+      const im: NodeJS.Immediate = setImmediate((...a: unknown[]) => {
+        registry.immediates.delete(im)
+        fn(...a)
+      }, ...args)
+      registry.immediates.set(im, this.file)
+      if (this.tornDown && !registry.lateImmediates.has(this.file)) {
+        registry.lateImmediates.add(this.file)
+        process.stderr.write(`\nAn immediate was set after ${this.file} finished (work in slices nobody stopped):\n${whereSet(new Error())}\n`)
+      }
+      return im
+    }
     // Keep util.promisify's custom forms of the originals.
     g.setTimeout = withSymbols(track("timeout", setTimeout), setTimeout)
     g.setInterval = withSymbols(track("interval", setInterval as unknown as typeof setTimeout), setInterval)
     g.clearTimeout = untrack(clearTimeout)
     g.clearInterval = untrack(clearInterval)
+    g.setImmediate = withSymbols(immediate, setImmediate)
+    g.clearImmediate = (im: NodeJS.Immediate | undefined): void => {
+      if (im !== undefined) registry.immediates.delete(im)
+      clearImmediate(im)
+    }
   }
 
   override async setup(): Promise<void> {

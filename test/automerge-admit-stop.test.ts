@@ -96,6 +96,35 @@ test("a hub closing while it decodes a large upload stops at the next slice: the
   await again.close()
 }, 60_000)
 
+test("what a closing hub cut short is not half kept: an update queued behind it, depending on a change of it, is refused too, and the store loads", async () => {
+  const storage = new MemoryStorage()
+  const engine = automergeDocEngine()
+  let started!: () => void
+  const preparing = new Promise<void>((r) => (started = r))
+  const heavy = emptyChanges(CHANGES, "0b".repeat(16))
+  const watched = { ...engine, prepare: (u: Uint8Array, stop?: { readonly aborted: boolean }) => (u === heavy && started(), engine.prepare!(u, stop)) }
+  const h = new CrdtDocHost({ engines: [watched], storage, sync: false, compactAfterBytes: 1 << 30 })
+  const doc = await h.open<AutomergeBox>("automerge", "d")
+  const settled = (p: Promise<{ stored: number }>) => p.then((o) => `stored ${o.stored}`, (e: CrdtDocError) => e.code)
+  // One batch in flight (w); x and the heavy chunk then form the next batch, x applied first.
+  const w = A.change(A.init<Record<string, number>>({ actor: "0c".repeat(16) }), (d) => { d.w = 1 })
+  const x = A.change(A.init<Record<string, number>>({ actor: "0d".repeat(16) }), (d) => { d.x = 1 })
+  const y = A.change(x, (d) => { d.y = 1 })
+  const outcomes = [doc.submit([A.getLastLocalChange(w)!]), doc.submit([A.getLastLocalChange(x)!]), doc.submit([heavy])].map(settled)
+  await preparing
+  // Queued behind them: a change that depends on x.
+  outcomes.push(settled(doc.submit([A.getLastLocalChange(y)!])))
+  await h.close()
+  const [ow, ox, oHeavy, oy] = await Promise.all(outcomes)
+  expect([ow, ox, oHeavy]).toEqual(["stored 1", "doc-unavailable", "doc-unavailable"])
+  // Stored on top, y would depend on an x that never was, and the document would no longer load.
+  expect(oy).toBe("doc-unavailable")
+  const again = new CrdtDocHost({ engines: [engine], storage, sync: false })
+  const reloaded = await again.open<AutomergeBox>("automerge", "d")
+  expect(reloaded.doc.doc).toEqual({ w: 1 })
+  await again.close()
+}, 60_000)
+
 test("a replica stops decoding a peer's large message at the next slice once that link is detached", async () => {
   const errors: string[] = []
   const replica = new AutomergeReplica(A.init<unknown>(), { onError: (e) => errors.push(e.code) })

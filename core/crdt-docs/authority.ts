@@ -568,16 +568,20 @@ export class CrdtDocAuthority<D> {
   /**
    * The document is closing while this batch was still being decoded or applied (sliced work
    * the engine stopped): none of it is stored, so every submit of it is refused, to be sent
-   * again after reconnecting. The half-changed document is never encoded: it is dropped.
+   * again after reconnecting. The document in memory may hold some of it, unstored: it closes
+   * now, refusing what is queued too (a later update stored on top could depend on a change
+   * that never was), and is dropped, never encoded.
    */
   private abandon(batch: Queued[]): void {
     for (const item of batch) item.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" closed before this update was stored; send it again after reconnecting.`))
+    this.close()
   }
 
   /**
-   * Stops the engine's sliced work on this document (decoding, admitting, warming) at its next
-   * pause, for good: a batch cut short is refused (`abandon`); updates that need no slices
-   * still commit (a host that is closing flushes its documents after this). `close` does it too.
+   * For a host that is closing: stops the engine's sliced work on this document (decoding,
+   * admitting, warming) at its next pause, for good, and nothing more is taken: the batch
+   * being checked or applied is refused and the document closes (`abandon`). Only a batch
+   * already being written to storage still finishes. `close` does it too.
    */
   stopWork(): void {
     this.stopping.abort()

@@ -193,8 +193,9 @@ export class CrdtDocHost {
     const all = [...this.docs.values()]
     this.docs.clear()
     this.idleDocs?.clear()
-    // Every loaded document's sliced work stops at once (a large upload half-decoded is
-    // refused, to be sent again), so the flushes below wait for no decoding.
+    // Every loaded document stops taking updates at once: one being decoded or applied (a
+    // large upload, seconds in slices) is refused, to be sent again after reconnecting, so
+    // the flushes below wait only for writes already going to storage.
     for (const p of all) void p.then((d) => d.stopWork(), () => {})
     for (const p of all) {
       const d = await p.catch(() => undefined)

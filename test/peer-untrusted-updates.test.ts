@@ -110,6 +110,17 @@ const nestedChange = (doc: A.Doc<unknown>, levels: number, key = "x"): Uint8Arra
   return h.getLastLocalChange()!
 }
 
+/** Automerge replicas to detach after each test: one left attached goes on decoding after the file ends. */
+const attached: Array<{ replica: AutomergeReplica<any>; detach: () => void }> = []
+afterEach(async () => {
+  for (const { detach } of attached) detach()
+  // Detached, a replica stops decoding at its next slice.
+  await Promise.all(attached.splice(0).map(({ replica }) => replica.idle()))
+})
+const attach = (replica: AutomergeReplica<any>, link: Parameters<AutomergeReplica<any>["attach"]>[0]): void => {
+  attached.push({ replica, detach: replica.attach(link) })
+}
+
 /** A sync message from an attacker carrying `changes` (whatever its SyncState would say). */
 const syncMessage = (changes: Uint8Array[]): Uint8Array =>
   A.encodeSyncMessage({ heads: changes.map((c) => A.decodeChange(c).hash), need: [], have: [], changes })
@@ -118,7 +129,7 @@ const amReplica = (options: ConstructorParameters<typeof AutomergeReplica>[1] = 
   const [mine, theirs] = memoryLinkPair()
   const replica = new AutomergeReplica(A.from<Record<string, unknown>>({ kept: 1 }), { ...options, onError: (e) => errors.push(`${e.code}: ${e.message}`) })
   const errors: string[] = []
-  replica.attach(mine)
+  attach(replica, mine)
   // The memory link delivers on a later turn; then the replica handles it.
   const send = async (bytes: Uint8Array) => {
     theirs.send(bytes)
@@ -155,7 +166,7 @@ test("Automerge: a change whose dependency has not arrived is held by the replic
   const replica = new AutomergeReplica(A.from<Record<string, unknown>>({ kept: 1 }), { onError: (e) => errors.push(e.code) })
   const asked: string[][] = []
   theirs.subscribe({ message: (bytes) => asked.push(A.decodeSyncMessage(bytes).need) })
-  replica.attach(mine)
+  attach(replica, mine)
   const send = async (bytes: Uint8Array) => {
     theirs.send(bytes)
     await sleep(20)
@@ -198,8 +209,8 @@ test("Automerge: first contact from an empty replica (a deflated document chunk)
     const errors: string[] = []
     const from = new AutomergeReplica(A.clone(source))
     const to = new AutomergeReplica(A.init<{ text: string }>(), { ...options, onError: (e) => errors.push(e.code) })
-    from.attach(la)
-    to.attach(lb)
+    attach(from, la)
+    attach(to, lb)
     await until(() => to.doc.text?.length === 24_000 || errors.length > 0, 5_000)
     return { to, errors }
   }

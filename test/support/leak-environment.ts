@@ -152,7 +152,7 @@ export default class LeakEnvironment extends NodeEnvironment {
       registry.immediates.set(im, this.file)
       if (this.tornDown && !registry.lateImmediates.has(this.file)) {
         registry.lateImmediates.add(this.file)
-        process.stderr.write(`\nAn immediate was set after ${this.file} finished (work in slices nobody stopped):\n${whereSet(new Error())}\n`)
+        process.stderr.write(`\nAn immediate was set after ${this.file} finished (work that outlived its file: a loop in slices nobody stopped?):\n${whereSet(new Error())}\n`)
       }
       return im
     }

@@ -6,7 +6,7 @@
  * automerge-server-backpressure over real sockets).
  */
 import fc from "fast-check"
-import { MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_MS, MIN_READ_BYTES_PER_SECOND, PongClock } from "../adapters/ws/pong-clock.js"
+import { MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_MS, MIN_READ_BYTES_PER_SECOND, PongClock, SweepLateness } from "../adapters/ws/pong-clock.js"
 
 test("nothing is owed before a ping, or after a pong echoing it", () => {
   const c = new PongClock()
@@ -91,6 +91,45 @@ test("time held unread is not owed, time read is: a socket held at every sweep s
     c.resumed(t + 50)
   }
   expect(c.owed(1_000)).toBe(200)
+})
+
+test("time the hub's process stalled is not owed, and a reading pace is measured without it; held time is not forgiven twice", () => {
+  const c = new PongClock()
+  c.ping(0)
+  // The sweep due at 100 ran at 2,600: 2,500 ms of stall.
+  c.stalled(2_500)
+  expect(c.owed(2_600)).toBe(100)
+  // Held when the stall came: owed was not growing, and stays where the hold began.
+  const held = new PongClock()
+  held.ping(0)
+  held.paused(50)
+  held.stalled(2_500)
+  expect(held.owed(2_600)).toBe(50)
+  // A reader sampled before and after a stall: 4 KiB in 3 s of which 2.5 s stalled is 8 KiB/s, a sign of life.
+  const r = new PongClock()
+  r.progress(0, 0)
+  r.ping(0)
+  r.stalled(2_500)
+  r.progress(4_096, 3_000)
+  expect(r.owed(3_000)).toBe(0)
+  // Without the stall taken out it read 1.4 KiB/s, under the floor: owed.
+  const slow = new PongClock()
+  slow.progress(0, 0)
+  slow.ping(0)
+  slow.progress(4_096, 3_000)
+  expect(slow.owed(3_000)).toBe(3_000)
+  c.stalled(0)
+  c.stalled(Number.NaN)
+  expect(c.owed(2_600)).toBe(100)
+})
+
+test("a sweep's lateness is what passed beyond its period since the last sweep", () => {
+  const l = new SweepLateness(100)
+  expect(l.at(1_000)).toBe(0)
+  expect(l.at(1_100)).toBe(0)
+  expect(l.at(1_150)).toBe(0)
+  expect(l.at(3_650)).toBe(2_400)
+  expect(l.at(3_750)).toBe(0)
 })
 
 test("a hold that began before the ping does not count before the ping", () => {

@@ -136,3 +136,39 @@ test("a peer that never reads but sends pongs unasked is dropped: only a pong ec
   expect(serverEvents.filter((e) => e.type === "timeout")).toHaveLength(1)
   expect(await until(() => hub.stats().connections === 0, 2_000)).toBe(true)
 })
+
+/** Blocks this process's event loop for `ms`: a long synchronous task, or a starved CPU. */
+const stall = (ms: number): void => {
+  const end = Date.now() + ms
+  while (Date.now() < end) { /* busy */ }
+}
+
+test("a stall that begins with a pong unread keeps the peer: the hub's first sweep after it does not judge time its process could not read", async () => {
+  const { hub, url, serverEvents } = await start()
+  const p = await peer(url)
+  // The peer answers the hub's ping at once (ws does), then this process blocks: the pong
+  // waits in the hub's socket for 2.5 pong timeouts. After a stall the timers run before the
+  // sockets are read; before, the hub's sweep then found the pong late and dropped the peer.
+  await new Promise<void>((resolve) => p.ws.once("ping", () => (stall(2_500), resolve())))
+  await sleep(1_000)
+  expect(serverEvents.filter((e) => e.type === "timeout")).toEqual([])
+  expect(hub.stats().connections).toBe(1)
+  expect(p.ws.readyState).toBe(WebSocket.OPEN)
+})
+
+test("a client whose process stalls past its idle timeout keeps its connection: the late idle check looks again once what arrived is read", async () => {
+  const { url } = await start()
+  const client = await CanonClient.open({ transport: wsClientTransport(url, { idleTimeoutMs: 1_000 }), runtime: systemRuntime, machines: [Counter] })
+  cleanup.push(() => client.close())
+  const doc = await client.open(Counter, "stalled")
+  await doc.submit("incr", { by: 1 })
+  const statuses: string[] = []
+  client.onStatus((s, info) => statuses.push(info === undefined ? s : `${s} (${info.code})`))
+  // Hub and client share this process: the client's idle check comes due during the stall,
+  // with the hub's keepalives waiting unread; before, it timed out the connection (4009).
+  stall(2_500)
+  await sleep(1_000)
+  expect(statuses).toEqual([])
+  await doc.submit("incr", { by: 1 })
+  expect(doc.state).toEqual({ value: 2 })
+})

@@ -54,3 +54,28 @@ test("a /yjs peer that sends and never reads is terminated by the keepalive swee
     await stop()
   }
 })
+
+test("a /yjs peer whose pong waits unread through a stall of the hub's process stays: the first sweep after it does not judge that time", async () => {
+  const { url, routes, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host, { keepaliveMs: 100, pongTimeoutMs: 1_000 })])
+  const route = routes[0]!
+  const ws = new WebSocket(`${url("/yjs/stall")}?token=ann`, { perMessageDeflate: false })
+  ws.on("error", () => {})
+  try {
+    await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject) })
+    expect(await until(() => route.connections === 1, 5_000)).toBe(true)
+    // ws answers the ping at once; then this process (the hub's too) blocks for 2.5 pong
+    // timeouts. After it the timers run before the sockets are read: before, the sweep found
+    // the pong late and terminated the socket.
+    await new Promise<void>((resolve) => ws.once("ping", () => {
+      const end = Date.now() + 2_500
+      while (Date.now() < end) { /* busy */ }
+      resolve()
+    }))
+    await sleep(1_000)
+    expect(route.connections).toBe(1)
+    expect(ws.readyState).toBe(WebSocket.OPEN)
+  } finally {
+    ws.terminate()
+    await stop()
+  }
+})

@@ -60,7 +60,7 @@ import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import type { Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
-import { PongClock } from "../ws/pong-clock.js"
+import { PongClock, SweepLateness } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import type { AutomergeBox } from "./engine.js"
@@ -463,10 +463,13 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
 
   const pingMs = options.pingMs ?? 10_000
   const pongTimeoutMs = options.pongTimeoutMs ?? 3 * pingMs
+  const lateness = new SweepLateness(pingMs)
   const timer = setInterval(() => {
     const now = Date.now()
+    const late = lateness.at(now)
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
+      conn.pongs.stalled(late)
       // No sign that it reads (a pong to a ping, what was sent leaving) for pongTimeoutMs of the time it was read (pong-clock.ts).
       if (conn.pongs.overdue(conn.ws, now, pongTimeoutMs)) {
         conn.ws.terminate()

@@ -18,6 +18,10 @@
  * - Time the hub holds the socket unread (its input flow control) is not owed, since the pong
  *   is not read meanwhile; time it is read is. A peer therefore cannot stay by getting itself
  *   held at every sweep, and an honest peer held by a slow disk is not dropped for it.
+ * - Nor is time the hub's own process stalled (a long synchronous task, a starved CPU), seen
+ *   as its sweep running late (`SweepLateness`, `stalled`): it read no socket meanwhile, and
+ *   the first sweep after a stall runs before the sockets are read, so a pong waiting in the
+ *   kernel would be found late.
  *
  * @example
  * ```ts
@@ -102,6 +106,17 @@ export class PongClock {
     this.#pausedAt ??= now
   }
 
+  /**
+   * The hub's process did nothing for `ms` (its sweep ran that late): that time is not owed,
+   * and a reading pace is measured without it. Call before `overdue` in the late sweep.
+   */
+  stalled(ms: number): void {
+    if (!(ms > 0)) return
+    // While held, owed is not growing anyway.
+    if (this.#owedSince !== undefined && this.#pausedAt === undefined) this.#owedSince += ms
+    if (this.#delivered >= 0) this.#sampledAt += ms
+  }
+
   /** The hub reads the socket again at `now`: the time it was held is not owed. */
   resumed(now: number): void {
     if (this.#pausedAt !== undefined && this.#owedSince !== undefined) this.#owedSince += now - Math.max(this.#pausedAt, this.#owedSince)
@@ -125,6 +140,33 @@ export class PongClock {
     const since = this.#owedSince
     // While held, owed stops growing where the hold began (or where it was owed from, if later).
     return since === undefined ? 0 : Math.max(0, (this.#pausedAt === undefined ? now : Math.max(this.#pausedAt, since)) - since - this.#inFlightMs)
+  }
+}
+
+/**
+ * How late a route's periodic sweep runs, past its period: a timer fires late only when the
+ * process was busy, so that is time no socket was read (PongClock's `stalled`).
+ *
+ * @example
+ * ```ts
+ * const lateness = new SweepLateness(periodMs)
+ * setInterval(() => {
+ *   const now = Date.now()
+ *   const late = lateness.at(now)
+ *   for (const c of conns) c.pongs.stalled(late)
+ *   // ...then each clock's overdue(ws, now, timeoutMs)
+ * }, periodMs)
+ * ```
+ */
+export class SweepLateness {
+  #last: number | undefined
+  constructor(private readonly periodMs: number) {}
+
+  /** The sweep runs at `now`: how many milliseconds late (0 for the first, or an early one). */
+  at(now: number): number {
+    const last = this.#last
+    this.#last = now
+    return last === undefined ? 0 : Math.max(0, now - last - this.periodMs)
   }
 }
 

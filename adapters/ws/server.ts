@@ -64,7 +64,7 @@ import { decodeClientMessage, encodeServerMessage, CodecSession } from "../../co
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
 import { addressGroup, checkIpv6Prefix, clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
-import { PongClock } from "./pong-clock.js"
+import { PongClock, SweepLateness } from "./pong-clock.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -226,6 +226,8 @@ export class WsServer {
   private readonly trust: ProxyTrust
   private readonly ipv6Prefix: number
   private readonly sweepTimer: ReturnType<typeof setInterval>
+  /** Time the process stalled past a sweep's period: no peer owes it (pong-clock.ts). */
+  private readonly sweepLateness: SweepLateness
   /**
    * The hub fans one `entries` or `presence` message object out to every follower that gets
    * it: encode it once per protocol version. Keyed by the message object (hub messages are
@@ -276,6 +278,7 @@ export class WsServer {
     this.ready.catch(() => {})
     // One timer for every socket; checks often enough to honour both durations.
     const tick = Math.max(5, Math.min(this.pingIntervalMs, this.pongTimeoutMs) / 4)
+    this.sweepLateness = new SweepLateness(tick)
     this.sweepTimer = setInterval(() => this.sweep(), tick)
     this.sweepTimer.unref()
   }
@@ -547,8 +550,10 @@ export class WsServer {
 
   private sweep(): void {
     const now = Date.now()
+    const late = this.sweepLateness.at(now)
     for (const peer of this.peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue
+      peer.pongs.stalled(late)
       // No sign that it reads for the timeout, counting only the time it was read (pong-clock.ts).
       if (peer.pongs.overdue(peer.ws, now, this.pongTimeoutMs)) {
         this.options.onEvent?.({ type: "timeout", remoteAddress: peer.remoteAddress })

@@ -177,6 +177,8 @@ export interface WsClientOptions {
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 45_000
+/** An idle check this late was held up (a busy process, a throttled tab): it looks again this much later, after what arrived is read. */
+const IDLE_CHECK_LATE_MS = 250
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000
 
 enum State {
@@ -358,12 +360,19 @@ export class ClientLink implements Connection<ClientMessage> {
     if (this.#finish()) setTimeout(() => this.#listener.onClose(info), 0)
   }
 
-  /** Checks for silence when the idle deadline (from the last thing heard) passes, not on every frame. */
+  /**
+   * Checks for silence when the idle deadline (from the last thing heard) passes, not on every
+   * frame. A check that runs late (a busy process, a suspended or throttled tab) judges nothing:
+   * what the hub sent meanwhile may be waiting unread, so it looks again a moment later.
+   */
   #armIdle(): void {
     if (this.#idleTimeoutMs <= 0) return
     const wait = Math.max(1, this.#lastHeard + this.#idleTimeoutMs - Date.now())
+    const due = Date.now() + wait
     this.#idleTimer = setTimeout(() => {
-      if (Date.now() - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
+      const now = Date.now()
+      if (now - due > IDLE_CHECK_LATE_MS) this.#lastHeard = Math.max(this.#lastHeard, now - this.#idleTimeoutMs + IDLE_CHECK_LATE_MS)
+      if (now - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
       this.#timedOut("timeout", `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.`)
     }, wait)
   }

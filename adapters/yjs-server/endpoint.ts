@@ -77,7 +77,7 @@ import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
-import { PongClock } from "../ws/pong-clock.js"
+import { PongClock, SweepLateness } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
@@ -678,10 +678,13 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     })
   }
 
+  const lateness = new SweepLateness(period)
   const timer = setInterval(() => {
     const now = Date.now()
+    const late = lateness.at(now)
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
+      conn.pongs.stalled(late)
       // No sign that it reads (a pong to a ping, what was sent leaving) for pongTimeoutMs of the time it was read (pong-clock.ts).
       if (conn.pongs.overdue(conn.ws, now, pongTimeoutMs)) {
         conn.ws.terminate()

@@ -331,3 +331,28 @@ test("addressTo: the head and the shared body decode as the message with its tar
   expect(addressTo(encodeRepoMessage([1, 2] as never), "p")).toBeUndefined()
   expect(addressTo(new Uint8Array(0), "p")).toBeUndefined()
 })
+
+test("a peer whose pong waits unread through a stall of the hub's process stays: the first sweep after it does not judge that time", async () => {
+  // Pong timeout 3 x 150 ms.
+  const hub = await start({ pingMs: 150 })
+  const raws: RawPeer[] = []
+  try {
+    const p = await rawPeer(hub.base, "stalled")
+    raws.push(p)
+    const onHub = hub.serverOf(p.ws)
+    // ws answers the ping at once; then this process (the hub's too) blocks for 5 pong
+    // timeouts. After it the timers run before the sockets are read: before, the sweep found
+    // the pong late and terminated the socket.
+    await new Promise<void>((resolve) => p.ws.once("ping", () => {
+      const end = Date.now() + 2_500
+      while (Date.now() < end) { /* busy */ }
+      resolve()
+    }))
+    await sleep(600)
+    expect(onHub.readyState).toBe(WebSocket.OPEN)
+    expect(p.closed).toBeUndefined()
+  } finally {
+    for (const p of raws) p.ws.terminate()
+    await hub.stop()
+  }
+}, 30_000)

@@ -93,24 +93,33 @@ test("time held unread is not owed, time read is: a socket held at every sweep s
   expect(c.owed(1_000)).toBe(200)
 })
 
-test("time the hub's process stalled is not owed, and a reading pace is measured without it; held time is not forgiven twice", () => {
+/** A socket as `deliveredBytes` reads it: `n` bytes handed to the network. */
+const socketThatDelivered = (n: number) => ({ _socket: { bytesWritten: n, writableLength: 0 } }) as never
+
+test("a late sweep judges without the time the hub's process stalled, and measures a reading pace without it; the next sweep judges it all", () => {
+  const timeout = 1_000
   const c = new PongClock()
   c.ping(0)
-  // The sweep due at 100 ran at 2,600: 2,500 ms of stall.
-  c.stalled(2_500)
-  expect(c.owed(2_600)).toBe(100)
-  // Held when the stall came: owed was not growing, and stays where the hold began.
-  const held = new PongClock()
-  held.ping(0)
-  held.paused(50)
-  held.stalled(2_500)
-  expect(held.owed(2_600)).toBe(50)
+  // The sweep due at 100 ran at 2,600: 2,500 ms of stall, its pong perhaps waiting unread.
+  expect(c.overdue(socketThatDelivered(0), 2_600, timeout, 2_500)).toBe(false)
+  // Nothing is forgiven for good: the next sweep, on time, owes all of it.
+  expect(c.overdue(socketThatDelivered(0), 2_700, timeout, 0)).toBe(true)
+  // So stalls at every sweep stretch a deaf peer's life by one stall at most.
+  const deaf = new PongClock()
+  deaf.ping(0)
+  let t = 0
+  let dropped: number | undefined
+  for (let i = 0; i < 20 && dropped === undefined; i++) {
+    t += 100 + 900 // a period of 100, 900 late
+    if (deaf.overdue(socketThatDelivered(0), t, timeout, 900)) dropped = t
+  }
+  expect(dropped).toBeDefined()
+  expect(dropped!).toBeLessThanOrEqual(timeout + 900 + 1_000)
   // A reader sampled before and after a stall: 4 KiB in 3 s of which 2.5 s stalled is 8 KiB/s, a sign of life.
   const r = new PongClock()
   r.progress(0, 0)
   r.ping(0)
-  r.stalled(2_500)
-  r.progress(4_096, 3_000)
+  r.progress(4_096, 3_000, 2_500)
   expect(r.owed(3_000)).toBe(0)
   // Without the stall taken out it read 1.4 KiB/s, under the floor: owed.
   const slow = new PongClock()
@@ -118,9 +127,6 @@ test("time the hub's process stalled is not owed, and a reading pace is measured
   slow.ping(0)
   slow.progress(4_096, 3_000)
   expect(slow.owed(3_000)).toBe(3_000)
-  c.stalled(0)
-  c.stalled(Number.NaN)
-  expect(c.owed(2_600)).toBe(100)
 })
 
 test("a sweep's lateness is what passed beyond its period since the last sweep", () => {

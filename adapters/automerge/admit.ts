@@ -79,6 +79,10 @@ const turn: () => Promise<void> = typeof setImmediate === "function"
  */
 const pause = async (stop: StopSignal | undefined): Promise<void> => {
   await turn()
+  throwIfStopped(stop)
+}
+
+const throwIfStopped = (stop: StopSignal | undefined): void => {
   if (stop?.aborted === true) throw new Error("the work was stopped: its document closed or its link went away")
 }
 
@@ -89,6 +93,8 @@ const pause = async (stop: StopSignal | undefined): Promise<void> => {
  */
 export const changesOfAsync = async (bytes: Uint8Array, measured: Extract<Measured, { ok: true }>, stop?: StopSignal): Promise<UntrustedChange[]> => {
   if (measured.type !== CHUNK_DOCUMENT) return changesOf(bytes, measured)
+  // Loading is one synchronous stretch (over a second at the bound): not for an owner already gone.
+  throwIfStopped(stop)
   const doc = A.load(bytes)
   try {
     await pause(stop)

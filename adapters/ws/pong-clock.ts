@@ -19,9 +19,11 @@
  *   is not read meanwhile; time it is read is. A peer therefore cannot stay by getting itself
  *   held at every sweep, and an honest peer held by a slow disk is not dropped for it.
  * - Nor is time the hub's own process stalled (a long synchronous task, a starved CPU), seen
- *   as its sweep running late (`SweepLateness`, `stalled`): it read no socket meanwhile, and
- *   the first sweep after a stall runs before the sockets are read, so a pong waiting in the
- *   kernel would be found late.
+ *   as its sweep running late (`SweepLateness`): the first sweep after a stall runs before the
+ *   sockets are read, so a pong waiting in the kernel would be found late. That sweep alone
+ *   takes the stall off what it judges (`overdue`'s `stalledMs`), and a reading pace is
+ *   measured without it; nothing is forgiven for good, so stalls made on purpose at every
+ *   sweep stretch a deaf peer's life by at most one stall.
  *
  * @example
  * ```ts
@@ -82,10 +84,11 @@ export class PongClock {
   /**
    * The socket has delivered `delivered` bytes in all by `now` (`deliveredBytes`): if that grew
    * fast enough since the last sample, the peer is reading, and what was owed is forgiven.
+   * `stalledMs` of the time since the last sample the hub's process did nothing (a late sweep).
    */
-  progress(delivered: number, now: number): void {
+  progress(delivered: number, now: number, stalledMs = 0): void {
     const before = this.#delivered
-    const elapsed = now - this.#sampledAt
+    const elapsed = Math.max(0, now - this.#sampledAt - (stalledMs > 0 ? stalledMs : 0))
     this.#delivered = delivered
     this.#sampledAt = now
     if (before < 0 || this.#owedSince === undefined) return
@@ -106,17 +109,6 @@ export class PongClock {
     this.#pausedAt ??= now
   }
 
-  /**
-   * The hub's process did nothing for `ms` (its sweep ran that late): that time is not owed,
-   * and a reading pace is measured without it. Call before `overdue` in the late sweep.
-   */
-  stalled(ms: number): void {
-    if (!(ms > 0)) return
-    // While held, owed is not growing anyway.
-    if (this.#owedSince !== undefined && this.#pausedAt === undefined) this.#owedSince += ms
-    if (this.#delivered >= 0) this.#sampledAt += ms
-  }
-
   /** The hub reads the socket again at `now`: the time it was held is not owed. */
   resumed(now: number): void {
     if (this.#pausedAt !== undefined && this.#owedSince !== undefined) this.#owedSince += now - Math.max(this.#pausedAt, this.#owedSince)
@@ -125,11 +117,13 @@ export class PongClock {
 
   /**
    * A route's sweep at `now`: samples what `ws` delivered (`progress`), then whether a sign of
-   * life has been owed for `timeoutMs` or more (the socket is then to be terminated).
+   * life has been owed for `timeoutMs` or more (the socket is then to be terminated). A sweep
+   * that ran `stalledMs` late (`SweepLateness`) judges without that time: its sockets are
+   * read only after it. The next sweep judges it all again.
    */
-  overdue(ws: WebSocket, now: number, timeoutMs: number): boolean {
-    this.progress(deliveredBytes(ws), now)
-    return this.waiting && this.owed(now) >= timeoutMs
+  overdue(ws: WebSocket, now: number, timeoutMs: number, stalledMs = 0): boolean {
+    this.progress(deliveredBytes(ws), now, stalledMs)
+    return this.waiting && this.owed(now) - (stalledMs > 0 ? stalledMs : 0) >= timeoutMs
   }
 
   /**
@@ -145,7 +139,7 @@ export class PongClock {
 
 /**
  * How late a route's periodic sweep runs, past its period: a timer fires late only when the
- * process was busy, so that is time no socket was read (PongClock's `stalled`).
+ * process was busy, so that is time no socket was read (PongClock's `overdue`).
  *
  * @example
  * ```ts
@@ -153,8 +147,7 @@ export class PongClock {
  * setInterval(() => {
  *   const now = Date.now()
  *   const late = lateness.at(now)
- *   for (const c of conns) c.pongs.stalled(late)
- *   // ...then each clock's overdue(ws, now, timeoutMs)
+ *   for (const c of conns) if (c.pongs.overdue(c.ws, now, timeoutMs, late)) c.ws.terminate()
  * }, periodMs)
  * ```
  */

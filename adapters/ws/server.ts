@@ -553,9 +553,8 @@ export class WsServer {
     const late = this.sweepLateness.at(now)
     for (const peer of this.peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue
-      peer.pongs.stalled(late)
       // No sign that it reads for the timeout, counting only the time it was read (pong-clock.ts).
-      if (peer.pongs.overdue(peer.ws, now, this.pongTimeoutMs)) {
+      if (peer.pongs.overdue(peer.ws, now, this.pongTimeoutMs, late)) {
         this.options.onEvent?.({ type: "timeout", remoteAddress: peer.remoteAddress })
         peer.ws.terminate()
         this.notify(peer, { code: "timeout", reason: `No answer to a ping within ${this.pongTimeoutMs} ms.` })

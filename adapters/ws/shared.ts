@@ -212,6 +212,8 @@ export class ClientLink implements Connection<ClientMessage> {
   #early: Uint8Array[] = []
   #earlyBytes = 0
   #lastHeard = 0
+  /** A late idle check looked again (`#armIdle`): once per silence, so a process always late still times a dead link out. */
+  #graced = false
   #idleTimer: ReturnType<typeof setTimeout> | undefined
   #connectTimer: ReturnType<typeof setTimeout> | undefined
   /** Protocol version agreed in the handshake (handshake frames are the same in every version). */
@@ -277,6 +279,7 @@ export class ClientLink implements Connection<ClientMessage> {
   /** Something arrived that is not a data frame (ping, pong): the link is alive. */
   heard(): void {
     this.#lastHeard = Date.now()
+    this.#graced = false
   }
 
   /** The socket closed (after a close frame or a drop). */
@@ -362,8 +365,9 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /**
    * Checks for silence when the idle deadline (from the last thing heard) passes, not on every
-   * frame. A check that runs late (a busy process, a suspended or throttled tab) judges nothing:
-   * what the hub sent meanwhile may be waiting unread, so it looks again a moment later.
+   * frame. A check that runs late (a busy process, a suspended or throttled tab) judges nothing
+   * the first time in a silence: what the hub sent meanwhile may be waiting unread, so it looks
+   * again a moment later (a throttled tab's timers are always late: only once).
    */
   #armIdle(): void {
     if (this.#idleTimeoutMs <= 0) return
@@ -371,7 +375,10 @@ export class ClientLink implements Connection<ClientMessage> {
     const due = Date.now() + wait
     this.#idleTimer = setTimeout(() => {
       const now = Date.now()
-      if (now - due > IDLE_CHECK_LATE_MS) this.#lastHeard = Math.max(this.#lastHeard, now - this.#idleTimeoutMs + IDLE_CHECK_LATE_MS)
+      if (now - due > IDLE_CHECK_LATE_MS && !this.#graced) {
+        this.#graced = true
+        this.#lastHeard = Math.max(this.#lastHeard, now - this.#idleTimeoutMs + IDLE_CHECK_LATE_MS)
+      }
       if (now - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
       this.#timedOut("timeout", `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.`)
     }, wait)

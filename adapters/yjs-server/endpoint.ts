@@ -684,9 +684,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const late = lateness.at(now)
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue
-      conn.pongs.stalled(late)
       // No sign that it reads (a pong to a ping, what was sent leaving) for pongTimeoutMs of the time it was read (pong-clock.ts).
-      if (conn.pongs.overdue(conn.ws, now, pongTimeoutMs)) {
+      if (conn.pongs.overdue(conn.ws, now, pongTimeoutMs, late)) {
         conn.ws.terminate()
         leave(conn)
         continue

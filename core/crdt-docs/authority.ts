@@ -409,6 +409,8 @@ export class CrdtDocAuthority<D> {
     const updates: Uint8Array[] = []
     const indexes: number[] = []
     for (let index = 0; index < item.updates.length; index++) {
+      // Closing: the batch is refused whole (commit), so the rest need not be decoded.
+      if (this.stopping.signal.aborted) break
       let c = item.checks[index]!
       if (c.ok && this.engine.prepare !== undefined) c = await prepareSafely(this.engine, item.updates[index]!, this.stopping.signal)
       if (c.ok) {
@@ -562,7 +564,8 @@ export class CrdtDocAuthority<D> {
         if (s !== origin) s.onUpdates(updates)
       }
     }
-    await this.maybeCompact()
+    // Not while closing: compaction is a whole-document encode, and the next load can do without it.
+    if (!this.stopping.signal.aborted) await this.maybeCompact()
   }
 
   /**
@@ -615,7 +618,12 @@ export class CrdtDocAuthority<D> {
 
   private async rebuild(accepted: ReadonlyArray<Uint8Array>): Promise<void> {
     const fresh = await CrdtDocAuthority.read(this.docId, this.engine, this.store)
-    if (accepted.length > 0) await this.engine.apply(fresh.doc, accepted, this.stopping.signal)
+    try {
+      if (accepted.length > 0) await this.engine.apply(fresh.doc, accepted, this.stopping.signal)
+    } catch (e) {
+      this.engine.dispose?.(fresh.doc)
+      throw e
+    }
     this.engine.dispose?.(this.docValue)
     this.docValue = fresh.doc
   }

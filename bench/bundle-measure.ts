@@ -63,7 +63,8 @@ export const CORE_LIMIT_BYTES = 45_000
  * then 47,311 B: the state model counts what each write adds (JournaledState.written, strings
  * by their UTF-8 bytes), which the hub's document size bound reads (+77 B); then 47,395 B: it
  * refuses writes from a comparator or from a getter or Proxy trap of a value being stored (+84 B;
- * 47,397 B after the review's mends).
+ * 47,397 B after the review's mends); then 47,433 B: the client's idle check that runs late
+ * looks again once before it ends the link (a stalled process, a throttled tab; +36 B).
  */
 export const CORE_GUARD_BYTES = 48_187
 

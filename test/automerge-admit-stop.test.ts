@@ -69,12 +69,18 @@ test("changesOfAsync stops at its next pause once its signal is aborted, and not
   expect(t.count - at).toBeLessThanOrEqual(2)
 }, 60_000)
 
-test("a hub closing while it decodes a large upload stops at the next slice: the upload is refused, not stored", async () => {
-  const storage = new MemoryStorage()
+/** The hub's Automerge engine, and a promise that resolves once it starts preparing `update`. */
+const watchedEngine = (update: Uint8Array) => {
   const engine = automergeDocEngine()
   let started!: () => void
   const preparing = new Promise<void>((r) => (started = r))
-  const watched = { ...engine, prepare: (u: Uint8Array, stop?: { readonly aborted: boolean }) => (started(), engine.prepare!(u, stop)) }
+  const watched: typeof engine = { ...engine, prepare: (u, stop) => (u === update && started(), engine.prepare!(u, stop)) }
+  return { engine, watched, preparing }
+}
+
+test("a hub closing while it decodes a large upload stops at the next slice: the upload is refused, not stored", async () => {
+  const storage = new MemoryStorage()
+  const { engine, watched, preparing } = watchedEngine(chunk)
   const h = new CrdtDocHost({ engines: [watched], storage, sync: false, compactAfterBytes: 1 << 30 })
   const doc = await h.open<AutomergeBox>("automerge", "big")
   const outcome = doc.submit([chunk]).then((o) => ({ stored: o.stored }), (e: unknown) => ({ error: e }))
@@ -98,11 +104,8 @@ test("a hub closing while it decodes a large upload stops at the next slice: the
 
 test("what a closing hub cut short is not half kept: an update queued behind it, depending on a change of it, is refused too, and the store loads", async () => {
   const storage = new MemoryStorage()
-  const engine = automergeDocEngine()
-  let started!: () => void
-  const preparing = new Promise<void>((r) => (started = r))
   const heavy = emptyChanges(CHANGES, "0b".repeat(16))
-  const watched = { ...engine, prepare: (u: Uint8Array, stop?: { readonly aborted: boolean }) => (u === heavy && started(), engine.prepare!(u, stop)) }
+  const { engine, watched, preparing } = watchedEngine(heavy)
   const h = new CrdtDocHost({ engines: [watched], storage, sync: false, compactAfterBytes: 1 << 30 })
   const doc = await h.open<AutomergeBox>("automerge", "d")
   const settled = (p: Promise<{ stored: number }>) => p.then((o) => `stored ${o.stored}`, (e: CrdtDocError) => e.code)

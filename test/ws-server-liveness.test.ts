@@ -172,3 +172,42 @@ test("a client whose process stalls past its idle timeout keeps its connection: 
   await doc.submit("incr", { by: 1 })
   expect(doc.state).toEqual({ value: 2 })
 })
+
+test("a stall of the process past the hub's handshake deadline, with the hello waiting unread, does not drop the client", async () => {
+  const serverEvents: WsServerEvent[] = []
+  const hubEvents: string[] = []
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime, handshakeTimeoutMs: 300, onEvent: (e) => void (e.type === "limit" && hubEvents.push(e.code)) })
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], onEvent: (e) => void serverEvents.push(e) })
+  cleanup.push(() => hub.close(), () => server.close())
+  const ws = new WebSocket(server.urls()[0]!, { perMessageDeflate: false })
+  const received: ServerMessage[] = []
+  ws.on("message", (data) => {
+    const r = decodeServerMessage(new Uint8Array(data as Buffer), { version: 1 })
+    if (r.ok === true) received.push(r.message)
+  })
+  ws.on("error", () => {})
+  cleanup.push(() => ws.terminate())
+  await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject) })
+  // The hello goes out, and this process (the hub's too) blocks past the deadline before the
+  // hub reads it. After the stall the timers run first; before, the deadline then closed it.
+  ws.send(encodeClientMessage({ type: "hello", protocol: { min: 1, max: 1 }, clientId: newClientId(systemRuntime), secret: newSecret(), machines: [describeMachine(Counter)] }, { version: 1 }))
+  stall(600)
+  expect(await until(() => received.some((m) => m.type === "welcome"), 5_000)).toBe(true)
+  expect(hubEvents).toEqual([])
+  expect(ws.readyState).toBe(WebSocket.OPEN)
+})
+
+test("a stall of the process past a client's connect timeout, with the socket's open waiting unread, does not fail the connect", async () => {
+  const { url } = await start()
+  const closes: CloseInfo[] = []
+  let opened = false
+  const conn = wsClientTransport(url, { connectTimeoutMs: 300 }).connect({ onMessage: () => {}, onOpen: () => void (opened = true), onClose: (i) => void closes.push(i) })
+  cleanup.push(() => conn.close("done", ""))
+  // The hub is this process too: the stall ends with the connect timer past due and the
+  // upgrade not yet answered. Before, the timer, run first, failed the connect; now, run
+  // late, it looks again 250 ms later, by which time the socket has opened.
+  stall(600)
+  expect(await until(() => opened || closes.length > 0, 5_000)).toBe(true)
+  expect(closes).toEqual([])
+  expect(opened).toBe(true)
+})

@@ -46,6 +46,7 @@ import { errorText } from "../../core/errors.js"
 import type { ClientMessage, CloseInfo, Connection, ConnectionListener, ServerMessage } from "../../core/index.js"
 import { decodeServerMessage, encodeClientMessage } from "../../core/protocol/codec-client.js"
 import { CodecSession, DEFAULT_MAX_FRAME_BYTES, type CodecOptions } from "../../core/protocol/codec-shared.js"
+import { LATE_TIMER_MS } from "../../core/ports/runtime.js"
 
 /** Canon close code -> WebSocket close code. Codes not listed are sent as 4000. */
 export const WS_CLOSE_CODES: Readonly<Record<string, number>> = {
@@ -177,8 +178,6 @@ export interface WsClientOptions {
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 45_000
-/** An idle check this late was held up (a busy process, a throttled tab): it looks again this much later, after what arrived is read. */
-const IDLE_CHECK_LATE_MS = 250
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000
 
 enum State {
@@ -229,7 +228,13 @@ export class ClientLink implements Connection<ClientMessage> {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
     const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     if (connectTimeout > 0) {
-      this.#connectTimer = setTimeout(() => this.#timedOut("unreachable", `The connection did not open within ${connectTimeout} ms.`), connectTimeout)
+      const expired = () => this.#timedOut("unreachable", `The connection did not open within ${connectTimeout} ms.`)
+      const due = Date.now() + connectTimeout
+      // Run late (a stalled process, a throttled tab), it looks once more: the open may be waiting unread.
+      this.#connectTimer = setTimeout(() => {
+        if (Date.now() - due < LATE_TIMER_MS) return expired()
+        this.#connectTimer = setTimeout(expired, LATE_TIMER_MS)
+      }, connectTimeout)
     }
   }
 
@@ -375,9 +380,9 @@ export class ClientLink implements Connection<ClientMessage> {
     const due = Date.now() + wait
     this.#idleTimer = setTimeout(() => {
       const now = Date.now()
-      if (now - due > IDLE_CHECK_LATE_MS && !this.#graced) {
+      if (now - due > LATE_TIMER_MS && !this.#graced) {
         this.#graced = true
-        this.#lastHeard = Math.max(this.#lastHeard, now - this.#idleTimeoutMs + IDLE_CHECK_LATE_MS)
+        this.#lastHeard = Math.max(this.#lastHeard, now - this.#idleTimeoutMs + LATE_TIMER_MS)
       }
       if (now - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
       this.#timedOut("timeout", `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.`)

@@ -15,7 +15,7 @@
 import type { Machine } from "../machine.js"
 import type { KVStore } from "../ports/storage.js"
 import type { Connection, ConnectionAcceptor, ConnectionInfo, ConnectionListener } from "../ports/transport.js"
-import type { Runtime, Timer } from "../ports/runtime.js"
+import { setDeadline, type Runtime, type Timer } from "../ports/runtime.js"
 import type { ClientMessage, Hello, ServerMessage, Submit, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
@@ -320,7 +320,8 @@ export class Hub implements ConnectionAcceptor {
     const deadline = this.options.handshakeTimeoutMs ?? 10_000
     // Cancelled by the proved hello or the close: a pending timer would keep a process (and
     // a test runner) alive for the whole deadline after the hub closed.
-    session.handshakeTimer = this.options.runtime.setTimer(deadline, () => {
+    // A hello waiting unread after a stall of the hub's process is not late (setDeadline).
+    session.handshakeTimer = setDeadline(this.options.runtime, deadline, () => {
       session.handshakeTimer = undefined
       if (session.closed || session.sender !== undefined) return
       this.report({ type: "limit", code: "handshake-timeout", message: `No hello within ${deadline} ms.` })

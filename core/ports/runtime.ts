@@ -28,6 +28,30 @@ export interface Runtime {
   monotonic?(): number
 }
 
+/** A deadline's timer that ran this much late or more was held up (a stalled process, a throttled tab). */
+export const LATE_TIMER_MS = 250
+
+/**
+ * A timer for a deadline that judges a peer by something not having arrived (a hello, a pong).
+ * If it runs late, the process was busy, and what it waits for may have arrived meanwhile and
+ * still be unread (timers run before sockets are read): it looks once more LATE_TIMER_MS later
+ * before calling `expired`. On time, or on a virtual clock, it is `setTimer`.
+ *
+ * @example
+ * ```ts
+ * session.deadline = setDeadline(runtime, 10_000, () => { if (!session.saidHello) drop(session) })
+ * // later: session.deadline.cancel()
+ * ```
+ */
+export const setDeadline = (runtime: Pick<Runtime, "now" | "setTimer">, ms: number, expired: () => void): Timer => {
+  const due = runtime.now() + ms
+  let timer = runtime.setTimer(ms, () => {
+    if (runtime.now() - due < LATE_TIMER_MS) return expired()
+    timer = runtime.setTimer(LATE_TIMER_MS, expired)
+  })
+  return { cancel: () => timer.cancel() }
+}
+
 /** A client id from the runtime's randomness: 16 base-36 characters (about 82 bits). */
 export const newClientId = (runtime: Runtime): string => {
   let id = ""

@@ -64,7 +64,8 @@ export const CORE_LIMIT_BYTES = 45_000
  * by their UTF-8 bytes), which the hub's document size bound reads (+77 B); then 47,395 B: it
  * refuses writes from a comparator or from a getter or Proxy trap of a value being stored (+84 B;
  * 47,397 B after the review's mends); then 47,433 B: the client's idle check that runs late
- * looks again once before it ends the link (a stalled process, a throttled tab; +36 B).
+ * looks again once before it ends the link (a stalled process, a throttled tab; +36 B); then
+ * 47,461 B: its connect timeout likewise (+28 B).
  */
 export const CORE_GUARD_BYTES = 48_187
 

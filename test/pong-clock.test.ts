@@ -130,9 +130,11 @@ test("a late sweep judges without the time the hub's process stalled, and measur
 })
 
 test("a sweep's lateness is what passed beyond its period since the last sweep", () => {
-  const l = new SweepLateness(100)
+  const l = new SweepLateness(100, 900)
   expect(l.at(1_000)).toBe(0)
   expect(l.at(1_100)).toBe(0)
+  // The first sweep is judged from when the timer was set.
+  expect(new SweepLateness(100, 0).at(1_100)).toBe(1_000)
   expect(l.at(1_150)).toBe(0)
   expect(l.at(3_650)).toBe(2_400)
   expect(l.at(3_750)).toBe(0)

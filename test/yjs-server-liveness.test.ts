@@ -10,7 +10,7 @@ import * as Y from "yjs"
 import { WebSocket } from "ws"
 import { WebsocketProvider } from "y-websocket"
 import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
-import { encodeAwareness, encodeAwarenessUpdate } from "../adapters/yjs-server/protocol.js"
+import { decodeAwarenessUpdate, decodeYMessage, encodeAwareness, encodeAwarenessUpdate, encodeQueryAwareness } from "../adapters/yjs-server/protocol.js"
 import { sleep, until } from "./support/ws.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
 
@@ -76,6 +76,39 @@ test("a /yjs peer whose pong waits unread through a stall of the hub's process s
     expect(ws.readyState).toBe(WebSocket.OPEN)
   } finally {
     ws.terminate()
+    await stop()
+  }
+})
+
+test("a /yjs room keeps an awareness state through a stall of the hub's process: the late sweep does not count the stall against it", async () => {
+  const { url, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host, { keepaliveMs: 100, pongTimeoutMs: 5_000, awarenessTimeoutMs: 800 })])
+  const open = async (token: string) => {
+    const ws = new WebSocket(`${url("/yjs/aware")}?token=${token}`, { perMessageDeflate: false })
+    ws.on("error", () => {})
+    const got: Uint8Array[] = []
+    ws.on("message", (d) => got.push(new Uint8Array(d as Buffer)))
+    await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject) })
+    return { ws, got }
+  }
+  const statesIn = (frames: Uint8Array[]): string[] =>
+    frames.map((f) => decodeYMessage(f)).flatMap((m) => (m.type === "awareness" ? decodeAwarenessUpdate(m.update, 1024) : [])).filter((e) => e.state !== "null").map((e) => e.state)
+  const ann = await open("ann")
+  const bob = await open("bob")
+  try {
+    ann.ws.send(encodeAwareness(encodeAwarenessUpdate([{ clientID: 515_151, clock: 1, state: "{\"here\":1}" }])))
+    expect(await until(() => statesIn(bob.got).includes("{\"here\":1}"), 5_000)).toBe(true)
+    bob.got.length = 0
+    // Bob asks for the room's states, and this process (the hub's too) blocks for twice the
+    // awareness timeout before the hub reads the question. After the stall the sweep runs
+    // first; before, it forgot ann's state, and bob's answer came without it.
+    bob.ws.send(encodeQueryAwareness())
+    const end = Date.now() + 1_600
+    while (Date.now() < end) { /* busy */ }
+    expect(await until(() => bob.got.some((f) => decodeYMessage(f).type === "awareness" && f.length > 3), 5_000)).toBe(true)
+    expect(statesIn(bob.got)).toContain("{\"here\":1}")
+  } finally {
+    ann.ws.terminate()
+    bob.ws.terminate()
     await stop()
   }
 })

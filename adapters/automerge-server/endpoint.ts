@@ -463,7 +463,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
 
   const pingMs = options.pingMs ?? 10_000
   const pongTimeoutMs = options.pongTimeoutMs ?? 3 * pingMs
-  const lateness = new SweepLateness(pingMs)
+  const lateness = new SweepLateness(pingMs, Date.now())
   const timer = setInterval(() => {
     const now = Date.now()
     const late = lateness.at(now)

@@ -143,7 +143,7 @@ export class PongClock {
  *
  * @example
  * ```ts
- * const lateness = new SweepLateness(periodMs)
+ * const lateness = new SweepLateness(periodMs, Date.now())
  * setInterval(() => {
  *   const now = Date.now()
  *   const late = lateness.at(now)
@@ -152,14 +152,17 @@ export class PongClock {
  * ```
  */
 export class SweepLateness {
-  #last: number | undefined
-  constructor(private readonly periodMs: number) {}
+  #last: number
+  /** `startedAt`: when the periodic timer was set (the first sweep is due one period later). */
+  constructor(private readonly periodMs: number, startedAt: number) {
+    this.#last = startedAt
+  }
 
-  /** The sweep runs at `now`: how many milliseconds late (0 for the first, or an early one). */
+  /** The sweep runs at `now`: how many milliseconds late (0 for an early one). */
   at(now: number): number {
-    const last = this.#last
+    const late = Math.max(0, now - this.#last - this.periodMs)
     this.#last = now
-    return last === undefined ? 0 : Math.max(0, now - last - this.periodMs)
+    return late
   }
 }
 

@@ -278,7 +278,7 @@ export class WsServer {
     this.ready.catch(() => {})
     // One timer for every socket; checks often enough to honour both durations.
     const tick = Math.max(5, Math.min(this.pingIntervalMs, this.pongTimeoutMs) / 4)
-    this.sweepLateness = new SweepLateness(tick)
+    this.sweepLateness = new SweepLateness(tick, Date.now())
     this.sweepTimer = setInterval(() => this.sweep(), tick)
     this.sweepTimer.unref()
   }

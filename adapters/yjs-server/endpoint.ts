@@ -678,7 +678,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     })
   }
 
-  const lateness = new SweepLateness(period)
+  const lateness = new SweepLateness(period, Date.now())
   const timer = setInterval(() => {
     const now = Date.now()
     const late = lateness.at(now)
@@ -694,7 +694,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       if (conn.doc !== undefined) send(conn, AWARENESS_KEEPALIVE)
     }
     for (const room of rooms.values()) {
-      for (const [id, s] of room.awareness) if (now - s.at >= awarenessTimeout) forget(room, id)
+      // Not the stall of a late sweep: renewals sent meanwhile are read only after it.
+      for (const [id, s] of room.awareness) if (now - s.at - late >= awarenessTimeout) forget(room, id)
     }
   }, period)
   timer.unref()

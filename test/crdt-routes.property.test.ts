@@ -29,6 +29,7 @@ import { memoryLinkPair } from "../core/crdt-docs/peer-link.js"
 import { encodeUpdate } from "../adapters/yjs-server/protocol.js"
 import { automergeChangeOf, tree, yjsUpdateOf, type Tree } from "./support/nested-trees.js"
 import { bytes as concat } from "./support/hostile-frames.js"
+import { attach } from "./support/replicas.js"
 
 const turn = () => new Promise((r) => setTimeout(r, 0))
 
@@ -107,7 +108,7 @@ const amRoutes: Record<string, () => { base: A.Doc<unknown>; take: (change: Uint
     const base = A.from<Record<string, unknown>>({ seed: 1 }, { actor: "02".repeat(16) })
     const replica = new AutomergeReplica(A.clone(base), { onError: () => {} })
     const [mine, theirs] = memoryLinkPair()
-    replica.attach(mine)
+    attach(replica, mine)
     return {
       base,
       take: async (c) => {
@@ -160,7 +161,7 @@ test("Automerge: no route applies a chunk carried after a document chunk (held b
   const replicaBase = A.from<Record<string, unknown>>({ seed: 1 }, { actor: "02".repeat(16) })
   const replica = new AutomergeReplica(A.clone(replicaBase), { onError: () => {} })
   const [mine, theirs] = memoryLinkPair()
-  replica.attach(mine)
+  attach(replica, mine)
   const peer = smuggle(replicaBase)
   theirs.send(A.encodeSyncMessage({ heads: [peer.hash], need: [], have: [], changes: [peer.bytes] }))
   await turn()

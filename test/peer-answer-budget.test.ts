@@ -22,6 +22,7 @@ import * as A from "@automerge/automerge"
 import { AutomergeReplica, YSyncSession, memoryLinkPair } from "../adapters/peer/index.js"
 import { encodeStep1 } from "../adapters/yjs-server/protocol.js"
 import { sleep, until } from "./support/ws.js"
+import { attach } from "./support/replicas.js"
 
 const DOC_CHARS = 256 * 1024
 const REQUESTS = 100
@@ -54,7 +55,7 @@ test("Automerge: 20 seven-byte 'I lost everything' sync messages do not make the
   const [victimEnd, attackerEnd] = memoryLinkPair()
   let sent = 0
   attackerEnd.subscribe({ message: (b) => { sent += b.length } })
-  replica.attach(victimEnd)
+  attach(replica, victimEnd)
   await sleep(10)
   const reset = A.encodeSyncMessage({ heads: [], need: [], have: [{ lastSync: [], bloom: new Uint8Array() }], changes: [] } as unknown as A.DecodedSyncMessage)
   // What one honest full answer costs (on a clone: receiveSyncMessage outdates its input).

@@ -24,6 +24,7 @@
 import * as A from "@automerge/automerge"
 import { AutomergeReplica, type PeerLink, type PeerLinkListener } from "../adapters/peer/index.js"
 import { sleep } from "./support/ws.js"
+import { attach } from "./support/replicas.js"
 
 type D = { items: string[] }
 
@@ -105,9 +106,9 @@ const run = async (withAttacker: boolean, flood = false) => {
       mM.send(evil)
     }
   })
-  a.attach(ab)
-  b.attach(ba)
-  if (withAttacker) a.attach(mA)
+  attach(a, ab)
+  attach(b, ba)
+  if (withAttacker) attach(a, mA)
   // Until the two agree, or 8 s: the exchange after the drop took 160-520 ms here (it goes
   // through timers: the answer budget's turns, the decoding pauses), so a fixed 300 ms failed.
   const agree = () => A.getHeads(a.doc).sort().join() === A.getHeads(b.doc).sort().join()

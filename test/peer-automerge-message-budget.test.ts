@@ -20,6 +20,7 @@
 import * as A from "@automerge/automerge"
 import { AutomergeReplica, memoryLinkPair } from "../adapters/peer/index.js"
 import { sleep } from "./support/ws.js"
+import { attach } from "./support/replicas.js"
 
 // What the fix does, asserted without wall-clock thresholds (CI machines are shared): the op
 // budget is the message's, a chunk repeated in a message is read once, and decoding a large
@@ -39,7 +40,7 @@ const victim = (maxChangeOps?: number) => {
   const errors: string[] = []
   const replica = new AutomergeReplica(A.init<{ x?: number }>(), { ...(maxChangeOps !== undefined ? { maxChangeOps } : {}), onError: (e) => errors.push(e.code) })
   const [mine, theirs] = memoryLinkPair()
-  replica.attach(mine)
+  attach(replica, mine)
   return { replica, errors, send: async (bytes: Uint8Array) => { theirs.send(bytes); await sleep(0); await replica.idle() } }
 }
 

@@ -25,8 +25,9 @@ import * as A from "@automerge/automerge"
 import { AutomergeReplica, YSyncSession, memoryLinkPair } from "../adapters/peer/index.js"
 import { randomBytes } from "node:crypto"
 import { sleep, until } from "./support/ws.js"
+import { attach } from "./support/replicas.js"
 
-/** Sessions and links to end after each test, whatever happened: a replica left attached goes on decoding after the file ends. */
+/** Sessions to end after each test, whatever happened. */
 let cleanup: Array<() => unknown> = []
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()
@@ -59,10 +60,8 @@ test("Automerge: an 8 MB document built from 1 MB changes reaches a fresh replic
   const errors: string[] = []
   const dst = new AutomergeReplica(A.init<{ parts: unknown[] }>(), { onError: (e) => errors.push(e.code) })
   const [l1, l2] = memoryLinkPair()
-  const detachSrc = src.attach(l1)
-  const detachDst = dst.attach(l2)
-  // Detached, a replica stops decoding at its next slice; idle once what it was doing has stopped.
-  cleanup.push(() => (detachSrc(), detachDst(), Promise.all([src.idle(), dst.idle()])))
+  attach(src, l1)
+  attach(dst, l2)
   // A hang bound: the sync takes about 3.5 s alone, and longer beside the suite's other files on 2 cores.
   const converged = await until(() => (dst.doc.parts?.length ?? 0) === 8, 30_000)
   console.log(`Automerge: dst has ${dst.doc.parts?.length ?? 0} of 8 parts; errors ${JSON.stringify(errors)}`)

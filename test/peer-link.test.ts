@@ -15,6 +15,7 @@ import { AutomergeReplica, YSyncSession, broadcastChannelLink, openYDoc, type We
 import { encodeUpdate } from "../adapters/yjs-server/protocol.js"
 import { startCrdtServer } from "./support/crdt-child.js"
 import { sleep, until } from "./support/ws.js"
+import { attach } from "./support/replicas.js"
 
 const text = (d: Y.Doc) => d.getText("t").toString()
 
@@ -86,8 +87,8 @@ test("Yjs and Automerge over BroadcastChannel", async () => {
   rb.change((d) => { d.items.push("b2") })
   const ca = broadcastChannelLink("canon-test-am")
   const cb = broadcastChannelLink("canon-test-am")
-  rb.attach(cb)
-  ra.attach(ca)
+  attach(rb, cb)
+  attach(ra, ca)
   expect(await until(() => ra.doc.items.length === 3 && JSON.stringify(ra.doc) === JSON.stringify(rb.doc), 5_000)).toBe(true)
   for (const l of [la, lb, ca, cb]) l.close()
 })
@@ -98,10 +99,10 @@ test("three Automerge replicas in a chain over memory links converge; a partitio
   const ra = new AutomergeReplica(A.from({ text: "" }))
   const rb = new AutomergeReplica(A.clone(ra.doc))
   const rc = new AutomergeReplica(A.clone(ra.doc))
-  ra.attach(ab1)
-  rb.attach(ab2)
-  rb.attach(bc1)
-  rc.attach(bc2)
+  attach(ra, ab1)
+  attach(rb, ab2)
+  attach(rb, bc1)
+  attach(rc, bc2)
   bc1.setConnected(false)
   ra.change((d) => A.splice(d, ["text"], 0, 0, "a"))
   rc.change((d) => A.splice(d, ["text"], 0, 0, "c"))

@@ -19,6 +19,7 @@ import { memoryLinkPair } from "../core/crdt-docs/peer-link.js"
 import { AutomergeReplica, YSyncSession } from "../adapters/peer/index.js"
 import { encodeUpdate } from "../adapters/yjs-server/protocol.js"
 import { sleep, until } from "./support/ws.js"
+import { attach } from "./support/replicas.js"
 
 /** A Y.Doc the attacker builds: `levels` nested maps under key "x" of map "m". */
 const nestedYUpdate = (levels: number, base?: Y.Doc): { update: Uint8Array; doc: Y.Doc } => {
@@ -108,17 +109,6 @@ const nestedChange = (doc: A.Doc<unknown>, levels: number, key = "x"): Uint8Arra
   for (let i = 0; i < levels; i++) obj = h.putObject(obj, key, {})
   h.commit("", 0)
   return h.getLastLocalChange()!
-}
-
-/** Automerge replicas to detach after each test: one left attached goes on decoding after the file ends. */
-const attached: Array<{ replica: AutomergeReplica<any>; detach: () => void }> = []
-afterEach(async () => {
-  for (const { detach } of attached) detach()
-  // Detached, a replica stops decoding at its next slice.
-  await Promise.all(attached.splice(0).map(({ replica }) => replica.idle()))
-})
-const attach = (replica: AutomergeReplica<any>, link: Parameters<AutomergeReplica<any>["attach"]>[0]): void => {
-  attached.push({ replica, detach: replica.attach(link) })
 }
 
 /** A sync message from an attacker carrying `changes` (whatever its SyncState would say). */

@@ -22,6 +22,7 @@ import { WebSocket } from "ws"
 import { AutomergeReplica, YSyncSession, memoryLinkPair } from "../adapters/peer/index.js"
 import { listenWsLinks } from "../adapters/peer/ws-listen.js"
 import { sleep } from "./support/ws.js"
+import { attach } from "./support/replicas.js"
 
 const cycle = async (port: number, n: number) => {
   for (let i = 0; i < n; i++) {
@@ -53,7 +54,7 @@ test("connections that come and go do not leave dead Yjs sessions on the documen
 
 test("connections that come and go do not leave dead links on an Automerge replica", async () => {
   const replica = new AutomergeReplica(A.from({ n: 1 }))
-  const listener = await listenWsLinks({ host: "127.0.0.1", port: 0 }, (link) => { replica.attach(link) })
+  const listener = await listenWsLinks({ host: "127.0.0.1", port: 0 }, (link) => { attach(replica, link) })
   try {
     await cycle(listener.port, 100)
     const links = (replica as unknown as { links: Set<unknown> }).links.size

@@ -26,19 +26,24 @@ afterEach(async () => {
 })
 
 /**
- * A hub on a real WebSocket server with quick pings; what the server reports is recorded. The
- * pong timeout leaves a loaded machine's event loop room (the healthy client answers from it).
+ * A hub on a real WebSocket server with quick pings; what the server reports, and the hub's
+ * limit codes, are recorded. The pong timeout leaves a loaded machine's event loop room (the
+ * healthy client answers from it).
  */
-const start = async () => {
+const start = async (hubOptions: { readonly handshakeTimeoutMs?: number } = {}) => {
   const serverEvents: WsServerEvent[] = []
-  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime })
+  const hubLimits: string[] = []
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime, onEvent: (e) => void (e.type === "limit" && hubLimits.push(e.code)), ...hubOptions })
   const ws = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], pingIntervalMs: 50, pongTimeoutMs: 1_000, onEvent: (e) => void serverEvents.push(e) })
   cleanup.push(() => hub.close(), () => ws.close())
-  return { hub, url: ws.urls()[0]!, serverEvents }
+  return { hub, url: ws.urls()[0]!, serverEvents, hubLimits }
 }
 
-/** A raw protocol 1 peer that has said hello and been welcomed; `deafen` stops it reading its socket for good. */
-const peer = async (url: string) => {
+/**
+ * A raw protocol 1 peer that has said hello and been welcomed; `deafen` stops it reading its
+ * socket for good. `afterHello` runs right after the hello is sent, before anything is read.
+ */
+const peer = async (url: string, afterHello?: () => void) => {
   const ws = new WebSocket(url, { perMessageDeflate: false })
   const received: ServerMessage[] = []
   ws.on("message", (data) => {
@@ -50,6 +55,7 @@ const peer = async (url: string) => {
   await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject) })
   const frame = (m: ClientMessage): Uint8Array => encodeClientMessage(m, { version: 1 })
   ws.send(frame({ type: "hello", protocol: { min: 1, max: 1 }, clientId: newClientId(systemRuntime), secret: newSecret(), machines: [describeMachine(Counter)] }))
+  afterHello?.()
   expect(await until(() => received.some((m) => m.type === "welcome"), 5_000)).toBe(true)
   return {
     ws, frame,
@@ -174,27 +180,12 @@ test("a client whose process stalls past its idle timeout keeps its connection: 
 })
 
 test("a stall of the process past the hub's handshake deadline, with the hello waiting unread, does not drop the client", async () => {
-  const serverEvents: WsServerEvent[] = []
-  const hubEvents: string[] = []
-  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime, handshakeTimeoutMs: 300, onEvent: (e) => void (e.type === "limit" && hubEvents.push(e.code)) })
-  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], onEvent: (e) => void serverEvents.push(e) })
-  cleanup.push(() => hub.close(), () => server.close())
-  const ws = new WebSocket(server.urls()[0]!, { perMessageDeflate: false })
-  const received: ServerMessage[] = []
-  ws.on("message", (data) => {
-    const r = decodeServerMessage(new Uint8Array(data as Buffer), { version: 1 })
-    if (r.ok === true) received.push(r.message)
-  })
-  ws.on("error", () => {})
-  cleanup.push(() => ws.terminate())
-  await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject) })
+  const { hubLimits, url } = await start({ handshakeTimeoutMs: 300 })
   // The hello goes out, and this process (the hub's too) blocks past the deadline before the
   // hub reads it. After the stall the timers run first; before, the deadline then closed it.
-  ws.send(encodeClientMessage({ type: "hello", protocol: { min: 1, max: 1 }, clientId: newClientId(systemRuntime), secret: newSecret(), machines: [describeMachine(Counter)] }, { version: 1 }))
-  stall(600)
-  expect(await until(() => received.some((m) => m.type === "welcome"), 5_000)).toBe(true)
-  expect(hubEvents).toEqual([])
-  expect(ws.readyState).toBe(WebSocket.OPEN)
+  const p = await peer(url, () => stall(600))
+  expect(hubLimits).toEqual([])
+  expect(p.ws.readyState).toBe(WebSocket.OPEN)
 })
 
 test("a stall of the process past a client's connect timeout, with the socket's open waiting unread, does not fail the connect", async () => {

@@ -17,17 +17,11 @@ import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-ser
 import { changesOfAsync, DECODE_SLICE } from "../adapters/automerge/admit.js"
 import { measureChunk } from "../adapters/automerge/validate.js"
 import { AutomergeReplica, memoryLinkPair } from "../adapters/peer/index.js"
+import { emptyChangesChunk } from "./support/crdt-work.js"
 
 const CHANGES = 40_000
 
-/** A document chunk of `n` empty changes by one actor (about 130 bytes). */
-const emptyChanges = (n: number, actor: string): Uint8Array => {
-  let d = A.init<unknown>({ actor })
-  for (let i = 0; i < n; i++) d = A.emptyChange(d)
-  return A.save(d)
-}
-
-const chunk = emptyChanges(CHANGES, "0a".repeat(16))
+const chunk = emptyChangesChunk(CHANGES, "0a".repeat(16))
 
 /** Counters still ticking: stopped after each test, whatever happened in it. */
 const ticking = new Set<() => void>()
@@ -104,7 +98,7 @@ test("a hub closing while it decodes a large upload stops at the next slice: the
 
 test("what a closing hub cut short is not half kept: an update queued behind it, depending on a change of it, is refused too, and the store loads", async () => {
   const storage = new MemoryStorage()
-  const heavy = emptyChanges(CHANGES, "0b".repeat(16))
+  const heavy = emptyChangesChunk(CHANGES, "0b".repeat(16))
   const { engine, watched, preparing } = watchedEngine(heavy)
   const h = new CrdtDocHost({ engines: [watched], storage, sync: false, compactAfterBytes: 1 << 30 })
   const doc = await h.open<AutomergeBox>("automerge", "d")

@@ -329,7 +329,7 @@ const busyCanonWorld = async (storage: KVStore) => {
   expect(await until(() => liveFrom(/^core\/authority\/idle-documents\.ts/).length > 0, 5_000)).toBe(true)
   const armedBeforeClose = {
     clientStable: liveFrom(/#stableTimer = /).length,
-    linkIdle: liveFrom(/#idleTimer = setTimeout/).length,
+    linkIdle: liveFrom(/#idleTimer = setDeadline/).length,
     handshake: liveFrom(/handshakeTimer = /).length,
     rateHold: liveFrom(/session\.rateHold = /).length,
     quietCheckpoint: liveFrom(/this\.quietTimer = /).length,
@@ -450,7 +450,7 @@ test("a CanonClient left reconnecting (its hub stopped first), and one halfway t
   expect(client.status).toBe("offline")
   // The connect's deadline (15 s) is armed on the other.
   expect(connecting.status).toBe("connecting")
-  const connectDeadline = liveFrom(/#connectTimer = setTimeout/).map((a) => a.ms)
+  const connectDeadline = liveFrom(/#connectTimer = setDeadline/).map((a) => a.ms)
   expect(connectDeadline).toContain(15_000)
 
   await client.close()

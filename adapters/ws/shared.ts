@@ -46,7 +46,8 @@ import { errorText } from "../../core/errors.js"
 import type { ClientMessage, CloseInfo, Connection, ConnectionListener, ServerMessage } from "../../core/index.js"
 import { decodeServerMessage, encodeClientMessage } from "../../core/protocol/codec-client.js"
 import { CodecSession, DEFAULT_MAX_FRAME_BYTES, type CodecOptions } from "../../core/protocol/codec-shared.js"
-import { LATE_TIMER_MS } from "../../core/ports/runtime.js"
+import { setDeadline, type Timer } from "../../core/ports/runtime.js"
+import { systemRuntime } from "../system/runtime.js"
 
 /** Canon close code -> WebSocket close code. Codes not listed are sent as 4000. */
 export const WS_CLOSE_CODES: Readonly<Record<string, number>> = {
@@ -211,10 +212,8 @@ export class ClientLink implements Connection<ClientMessage> {
   #early: Uint8Array[] = []
   #earlyBytes = 0
   #lastHeard = 0
-  /** A late idle check looked again (`#armIdle`): once per silence, so a process always late still times a dead link out. */
-  #graced = false
-  #idleTimer: ReturnType<typeof setTimeout> | undefined
-  #connectTimer: ReturnType<typeof setTimeout> | undefined
+  #idleTimer: Timer | undefined
+  #connectTimer: Timer | undefined
   /** Protocol version agreed in the handshake (handshake frames are the same in every version). */
   #version: number | undefined
   /** What this end remembers across frames (protocol 2's compact frames). */
@@ -228,13 +227,8 @@ export class ClientLink implements Connection<ClientMessage> {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
     const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     if (connectTimeout > 0) {
-      const expired = () => this.#timedOut("unreachable", `The connection did not open within ${connectTimeout} ms.`)
-      const due = Date.now() + connectTimeout
       // Run late (a stalled process, a throttled tab), it looks once more: the open may be waiting unread.
-      this.#connectTimer = setTimeout(() => {
-        if (Date.now() - due < LATE_TIMER_MS) return expired()
-        this.#connectTimer = setTimeout(expired, LATE_TIMER_MS)
-      }, connectTimeout)
+      this.#connectTimer = setDeadline(systemRuntime, connectTimeout, () => this.#timedOut("unreachable", `The connection did not open within ${connectTimeout} ms.`))
     }
   }
 
@@ -257,7 +251,7 @@ export class ClientLink implements Connection<ClientMessage> {
   opened(): void {
     if (this.#state !== State.CONNECTING) return
     this.#state = State.OPEN
-    clearTimeout(this.#connectTimer)
+    this.#connectTimer?.cancel()
     this.heard()
     this.#armIdle()
     const early = this.#early
@@ -284,7 +278,6 @@ export class ClientLink implements Connection<ClientMessage> {
   /** Something arrived that is not a data frame (ping, pong): the link is alive. */
   heard(): void {
     this.#lastHeard = Date.now()
-    this.#graced = false
   }
 
   /** The socket closed (after a close frame or a drop). */
@@ -356,8 +349,8 @@ export class ClientLink implements Connection<ClientMessage> {
   #finish(): boolean {
     if (this.#state === State.DONE) return false
     this.#state = State.DONE
-    clearTimeout(this.#idleTimer)
-    clearTimeout(this.#connectTimer)
+    this.#idleTimer?.cancel()
+    this.#connectTimer?.cancel()
     this.#early = []
     this.#earlyBytes = 0
     return true
@@ -370,22 +363,16 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /**
    * Checks for silence when the idle deadline (from the last thing heard) passes, not on every
-   * frame. A check that runs late (a busy process, a suspended or throttled tab) judges nothing
-   * the first time in a silence: what the hub sent meanwhile may be waiting unread, so it looks
-   * again a moment later (a throttled tab's timers are always late: only once).
+   * frame. A deadline that runs late (a busy process, a suspended or throttled tab) looks once
+   * more a moment later, since what the hub sent meanwhile may be waiting unread (setDeadline);
+   * only once, so a throttled tab, whose timers are always late, still times a dead link out.
    */
   #armIdle(): void {
     if (this.#idleTimeoutMs <= 0) return
     const wait = Math.max(1, this.#lastHeard + this.#idleTimeoutMs - Date.now())
-    const due = Date.now() + wait
-    this.#idleTimer = setTimeout(() => {
-      const now = Date.now()
-      if (now - due > LATE_TIMER_MS && !this.#graced) {
-        this.#graced = true
-        this.#lastHeard = Math.max(this.#lastHeard, now - this.#idleTimeoutMs + LATE_TIMER_MS)
-      }
-      if (now - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
+    this.#idleTimer = setDeadline(systemRuntime, wait, () => {
+      if (Date.now() - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
       this.#timedOut("timeout", `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.`)
-    }, wait)
+    })
   }
 }

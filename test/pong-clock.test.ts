@@ -6,12 +6,12 @@
  * automerge-server-backpressure over real sockets).
  */
 import fc from "fast-check"
-import { MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_MS, MIN_READ_BYTES_PER_SECOND, PongClock, SweepLateness } from "../adapters/ws/pong-clock.js"
+import { MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_MS, MAX_UNANSWERED_PINGS, MIN_READ_BYTES_PER_SECOND, PongClock, SweepLateness } from "../adapters/ws/pong-clock.js"
 
 test("nothing is owed before a ping, or after a pong echoing it", () => {
   const c = new PongClock()
   expect(c.owed(1_000)).toBe(0)
-  const nonce = c.ping(1_000)
+  const nonce = c.ping(1_000)!
   expect(c.waiting).toBe(true)
   expect(c.owed(1_400)).toBe(400)
   expect(c.pong(nonce)).toBe(true)
@@ -21,7 +21,7 @@ test("nothing is owed before a ping, or after a pong echoing it", () => {
 
 test("a pong that echoes no ping of the hub's answers nothing: an unasked pong, an empty one, a guessed one", () => {
   const c = new PongClock()
-  const nonce = c.ping(0)
+  const nonce = c.ping(0)!
   expect(c.pong(new Uint8Array(0))).toBe(false)
   expect(c.pong(new Uint8Array(8))).toBe(false)
   expect(c.pong(nonce.map((b) => b ^ 1))).toBe(false)
@@ -29,7 +29,7 @@ test("a pong that echoes no ping of the hub's answers nothing: an unasked pong, 
   expect(c.owed(5_000)).toBe(5_000)
   // A pong to a later ping answers the earlier ones too (TCP keeps them in order).
   c.ping(1_000)
-  const third = c.ping(2_000)
+  const third = c.ping(2_000)!
   expect(c.pong(third)).toBe(true)
   expect(c.owed(6_000)).toBe(0)
   // Once answered, the same nonce answers no later ping.
@@ -62,23 +62,123 @@ test("what the hub sent leaving at a reader's pace forgives what was owed, and b
   // Nothing moved at all.
   c.progress(MAX_IN_FLIGHT_BYTES + 100, 7_000)
   expect(c.owed(7_000)).toBe(5_000)
-  // A slow reader (the slowest pace that counts) is given at most MAX_IN_FLIGHT_MS.
-  c.progress(MAX_IN_FLIGHT_BYTES + 100 + 3 * MIN_READ_BYTES_PER_SECOND, 10_000)
+  // The pace is measured since the last progress (at 1,000): 9 s at the slowest pace that
+  // counts, the trickle included. Such a reader is given at most MAX_IN_FLIGHT_MS.
+  c.progress(MAX_IN_FLIGHT_BYTES + 9 * MIN_READ_BYTES_PER_SECOND - 1, 10_000)
+  expect(c.owed(10_000)).toBe(8_000)
+  c.progress(MAX_IN_FLIGHT_BYTES + 9 * MIN_READ_BYTES_PER_SECOND, 10_000)
   expect(c.owed(10_000 + MAX_IN_FLIGHT_MS)).toBe(0)
   expect(c.owed(10_000 + MAX_IN_FLIGHT_MS + 500)).toBe(500)
-  // A pong answers: nothing owed, nothing given.
+  // A pong to a ping sent after what left answers: nothing owed, nothing given.
   const d = new PongClock()
   d.progress(0, 0)
-  const n = d.ping(0)
+  d.ping(0)
   d.progress(MAX_IN_FLIGHT_BYTES, 1_000)
-  expect(d.pong(n)).toBe(true)
+  expect(d.pong(d.ping(1_000)!)).toBe(true)
   d.ping(5_000)
   expect(d.owed(6_000)).toBe(1_000)
-  // Progress is no sign before anything is owed, and the first sample is only a baseline.
+  // What left before anything was owed forgives nothing (it is no sign of reading): only time
+  // for it is given, at the slowest pace that counts, since the ping waits behind it.
   const e = new PongClock()
-  e.progress(1e9, 100)
+  e.progress(0, 0)
+  e.progress(MIN_READ_BYTES_PER_SECOND, 100)
   e.ping(200)
-  expect(e.owed(300)).toBe(100)
+  expect(e.owed(1_200)).toBe(0)
+  expect(e.owed(1_300)).toBe(100)
+})
+
+test("a reader seen in bursts (the kernel takes more only once much of its buffer is free) is judged at the pace it read between them", () => {
+  // A reader at 256 KiB/s behind loopback-sized buffers: the kernel took 4 MiB at once, then the
+  // hub sees 1.5 MiB leave every 6 s, none in between. Sweeps every 500 ms, timeout 1.5 s.
+  // Judged per sweep, each burst looked like 3 MiB/s and bought under 3 s, and before the first
+  // one nothing was given: the reader was dropped, at every reconnect.
+  const burst = 1.5 * (1 << 20)
+  const period = 500
+  const timeout = 3 * period
+  const reader = new PongClock()
+  let delivered = 4 << 20
+  reader.overdue(socketThatDelivered(delivered), 0, timeout)
+  reader.ping(0)
+  const last = 54_000
+  for (let t = period; t <= last; t += period) {
+    if (t % 6_000 === 0) delivered += burst
+    expect(reader.overdue(socketThatDelivered(delivered), t, timeout)).toBe(false)
+    reader.ping(t)
+  }
+  // Once nothing leaves, it is given MAX_IN_FLIGHT_BYTES at that pace (32 s), then dropped.
+  let dropped: number | undefined
+  for (let t = last + period; t <= 120_000 && dropped === undefined; t += period) {
+    if (reader.overdue(socketThatDelivered(delivered), t, timeout)) dropped = t
+    else reader.ping(t)
+  }
+  expect(dropped).toBe(last + (MAX_IN_FLIGHT_BYTES / burst) * 6_000 + timeout)
+  // A trickle seen in bursts is still a trickle: 1 KiB/s, 6 KiB every 6 s, is no sign of life.
+  const trickle = new PongClock()
+  trickle.overdue(socketThatDelivered(0), 0, timeout)
+  trickle.ping(0)
+  expect(trickle.overdue(socketThatDelivered(6_144), 6_000, timeout)).toBe(true)
+})
+
+test("before a reader is first seen reading, it is given time for what it was sent since its last pong at the slowest pace that counts", () => {
+  const timeout = 1_000
+  // The hub handed 20 KiB to the kernel before the ping: 10 s at the slowest pace.
+  const c = new PongClock()
+  c.overdue(socketThatDelivered(0), 0, timeout)
+  c.overdue(socketThatDelivered(10 * MIN_READ_BYTES_PER_SECOND), 500, timeout)
+  c.ping(500)
+  expect(c.overdue(socketThatDelivered(10 * MIN_READ_BYTES_PER_SECOND), 500 + 10_000 + timeout - 1, timeout)).toBe(false)
+  expect(c.overdue(socketThatDelivered(10 * MIN_READ_BYTES_PER_SECOND), 500 + 10_000 + timeout, timeout)).toBe(true)
+  // At most MAX_IN_FLIGHT_MS, however much was sent.
+  const big = new PongClock()
+  big.progress(0, 0)
+  big.progress(1e9, 1)
+  big.ping(1)
+  expect(big.owed(1 + MAX_IN_FLIGHT_MS + 10)).toBe(10)
+  // What a pong showed read is not given again: a deaf peer that once read a large document
+  // and then pongs no more owes from its next ping.
+  const deaf = new PongClock()
+  deaf.progress(0, 0)
+  deaf.progress(1e9, 1_000)
+  expect(deaf.pong(deaf.ping(1_000)!)).toBe(true)
+  deaf.progress(1e9 + 30, 2_000)
+  deaf.ping(2_000)
+  expect(deaf.owed(3_000)).toBeCloseTo(1_000 - (30 * 1_000) / MIN_READ_BYTES_PER_SECOND, 6)
+})
+
+test("what the kernel takes while it may have room (the hub held nothing for it) is no sign of reading", () => {
+  const timeout = 1_500
+  // An idle socket is sent a 4 MiB document: the kernel takes it at once. That forgives nothing
+  // and measures no pace (judged as a pace, it bought 1 s); the reader is given the time those
+  // bytes take at the slowest pace that counts, at most MAX_IN_FLIGHT_MS.
+  const c = new PongClock()
+  c.overdue(socketThatDelivered(0, false), 0, timeout)
+  c.ping(0)
+  expect(c.overdue(socketThatDelivered(4 << 20, true), 500, timeout)).toBe(false)
+  expect(c.overdue(socketThatDelivered(4 << 20, true), MAX_IN_FLIGHT_MS + timeout - 1, timeout)).toBe(false)
+  expect(c.overdue(socketThatDelivered(4 << 20, true), MAX_IN_FLIGHT_MS + timeout, timeout)).toBe(true)
+  // A deaf peer relayed 8 KiB/s that its kernel still takes: never a sign of reading, so it runs
+  // out once that time is capped (judged as a pace, it stayed until the kernel was full).
+  const deaf = new PongClock()
+  deaf.overdue(socketThatDelivered(0, false), 0, timeout)
+  deaf.ping(0)
+  let dropped: number | undefined
+  for (let t = 500; t <= 200_000 && dropped === undefined; t += 500) {
+    if (deaf.overdue(socketThatDelivered(t * 8, false), t, timeout)) dropped = t
+    else deaf.ping(t)
+  }
+  expect(dropped).toBe(MAX_IN_FLIGHT_MS + timeout)
+})
+
+test("no more than MAX_UNANSWERED_PINGS pings are sent unanswered; a pong to the last answers them all", () => {
+  const c = new PongClock()
+  const sent: Uint8Array[] = []
+  const ws = { ping: (n: Uint8Array) => sent.push(n), _socket: { bytesWritten: 0, writableLength: 0 } } as never
+  for (let t = 0; t < 100; t++) c.sendPing(ws, t * 100)
+  expect(sent).toHaveLength(MAX_UNANSWERED_PINGS)
+  expect(c.owed(10_000)).toBe(10_000)
+  expect(c.pong(sent[MAX_UNANSWERED_PINGS - 1]!)).toBe(true)
+  c.sendPing(ws, 10_000)
+  expect(sent).toHaveLength(MAX_UNANSWERED_PINGS + 1)
 })
 
 test("time held unread is not owed, time read is: a socket held at every sweep still runs out", () => {
@@ -94,7 +194,7 @@ test("time held unread is not owed, time read is: a socket held at every sweep s
 })
 
 /** A socket as `deliveredBytes` reads it: `n` bytes handed to the network. */
-const socketThatDelivered = (n: number) => ({ _socket: { bytesWritten: n, writableLength: 0 } }) as never
+const socketThatDelivered = (n: number, queued = true) => ({ bufferedAmount: queued ? 1 : 0, _socket: { bytesWritten: n, writableLength: 0 } }) as never
 
 test("a late sweep judges without the time the hub's process stalled, and measures a reading pace without it; the next sweep judges it all", () => {
   const timeout = 1_000
@@ -121,12 +221,13 @@ test("a late sweep judges without the time the hub's process stalled, and measur
   r.ping(0)
   r.progress(4_096, 3_000, 2_500)
   expect(r.owed(3_000)).toBe(0)
-  // Without the stall taken out it read 1.4 KiB/s, under the floor: owed.
+  // Without the stall taken out it read 1.4 KiB/s, under the floor: owed, less the time those
+  // 4 KiB take at the floor (it was not seen reading).
   const slow = new PongClock()
   slow.progress(0, 0)
   slow.ping(0)
   slow.progress(4_096, 3_000)
-  expect(slow.owed(3_000)).toBe(3_000)
+  expect(slow.owed(3_000)).toBe(3_000 - (4_096 * 1_000) / MIN_READ_BYTES_PER_SECOND)
 })
 
 test("a sweep's lateness is what passed beyond its period since the last sweep", () => {

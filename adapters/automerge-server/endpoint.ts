@@ -475,7 +475,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         leave(conn)
         continue
       }
-      conn.ws.ping(conn.pongs.ping(now))
+      conn.pongs.sendPing(conn.ws, now)
     }
   }, pingMs)
   timer.unref()

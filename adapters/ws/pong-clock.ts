@@ -9,12 +9,25 @@
  * - So is what the hub sent leaving its buffers (`progress`): the ping waits behind
  *   everything queued before it, so a slow reader working through a large message (a whole
  *   Yjs document, a snapshot window) would otherwise miss the deadline while reading all
- *   along. Only progress of at least MIN_READ_BYTES_PER_SECOND counts, so a peer that reads
- *   a trickle does not hold its backlog forever. Once the hub's buffers are empty, what is
- *   left is in the kernel's and the network's, out of sight: a reader seen reading at rate r
- *   is given MAX_IN_FLIGHT_BYTES / r more (at most MAX_IN_FLIGHT_MS) for it. A peer that reads
- *   nothing moves nothing once the kernel's buffers are full (it was seen taking them fast,
- *   so it is given little more), and it runs out.
+ *   along. What the hub can see of that is coarse, and the rule is built around it:
+ *   - The kernel takes more from a blocked writer only once a good share of its buffer is
+ *     free, so a steady reader is seen in bursts (on loopback, 1.5 MB every 1.5 s at 1 MB/s).
+ *     The pace is measured from the last progress, not the last sweep: a burst seen in one
+ *     sweep was read over all the time since the one before.
+ *   - Only from a sample where the hub still held bytes for the socket: the kernel's buffers
+ *     were full then, so what it took since is what the reader read. What the kernel takes
+ *     while it may have room (at once, a buffer's worth) is no sign of reading.
+ *   - Only a pace of at least MIN_READ_BYTES_PER_SECOND counts, so a peer that reads a trickle
+ *     does not hold its backlog forever.
+ *   - What is in the kernel's and the network's buffers is out of sight, and the ping waits
+ *     behind it: a reader seen reading at rate r is given MAX_IN_FLIGHT_BYTES / r more, which
+ *     covers the wait for its next burst and, once the hub's buffers are empty, for the rest.
+ *     Before it is seen reading at all, it is given the time to read what it was sent since
+ *     its last pong at the slowest pace that counts: its first burst comes only after it read
+ *     a good share of a buffer. Both at most MAX_IN_FLIGHT_MS, so a peer that stops reading
+ *     runs out within that and the timeout (pong-clock.property.test.ts).
+ * - No more than MAX_UNANSWERED_PINGS pings wait unanswered: more would only pile up behind
+ *   what a slow reader is working through.
  * - Time the hub holds the socket unread (its input flow control) is not owed, since the pong
  *   is not read meanwhile; time it is read is. A peer therefore cannot stay by getting itself
  *   held at every sweep, and an honest peer held by a slow disk is not dropped for it.
@@ -32,7 +45,7 @@
  * setInterval(() => {
  *   const now = Date.now()
  *   if (clock.overdue(ws, now, timeoutMs)) return ws.terminate()
- *   ws.ping(clock.ping(now))
+ *   clock.sendPing(ws, now)
  * }, timeoutMs / 3)
  * ```
  */
@@ -48,55 +61,99 @@ export const MIN_READ_BYTES_PER_SECOND = 2048
  */
 export const MAX_IN_FLIGHT_BYTES = 8 << 20
 export const MAX_IN_FLIGHT_MS = 120_000
-/** Pings remembered unanswered (a pong to a later one answers the earlier ones too). */
-const MAX_NONCES = 8
+/**
+ * Pings unanswered at most: past that, `ping` sends none. A pong to a later ping answers the
+ * earlier ones too, so more would prove nothing sooner; they would only queue behind what a
+ * slow reader is working through and reach it at once (a stock `ws` client, from 8.23,
+ * terminates itself past 60 pongs waiting to be sent).
+ */
+export const MAX_UNANSWERED_PINGS = 8
 
 export class PongClock {
   /** Since when a sign of life is owed (the ping, or the last progress after it); undefined: nothing owed. */
   #owedSince: number | undefined
   #pausedAt: number | undefined
-  readonly #nonces: Uint8Array[] = []
-  /** The last `progress` sample: bytes delivered, and when. */
-  #delivered = -1
-  #sampledAt = 0
-  /** Time given, since the last progress, for what may still be in flight to a reader at the pace it read. */
-  #inFlightMs = 0
+  /** Pings unanswered, each with the bytes the socket had delivered when it went out. */
+  readonly #pings: Array<{ readonly nonce: Uint8Array; readonly delivered: number }> = []
+  /** Bytes delivered at the last sample (`progress`). */
+  #delivered = 0
+  /** Bytes the peer has shown it read: those delivered before a ping it answered. */
+  #read = 0
+  /**
+   * Where a reading pace is measured from: the bytes delivered at the last progress (or at the
+   * last sample while nothing was owed), when, how much of the time since the process stalled,
+   * and whether the hub still held bytes for the socket then. Measured from there, not from the
+   * last sample: the kernel wakes a writer only once much of its buffer is free (on loopback,
+   * megabytes), so what a reader takes shows up in bursts, each read over the whole time since
+   * the one before. And only from a sample where the hub held bytes: the kernel's buffers were
+   * full then, so what it took since is what the reader read. From one where they may have had
+   * room, what the kernel took (at once, a buffer's worth) says nothing of the reader.
+   */
+  #base = -1
+  #baseAt = 0
+  #baseStalledMs = 0
+  #baseQueued = false
+  /**
+   * Time given, since the last progress, for what may still be in flight to a reader at the
+   * pace it read; undefined while no pace was seen since the last pong (`owed` then gives time
+   * for what is unread at the slowest pace that counts).
+   */
+  #inFlightMs: number | undefined
 
-  /** A ping goes out at `now`: the nonce to send with it. Owed from now, unless something older is. */
-  ping(now: number): Uint8Array {
-    const nonce = randomBytes(8)
-    this.#nonces.push(nonce)
-    if (this.#nonces.length > MAX_NONCES) this.#nonces.shift()
+  /**
+   * A ping is due at `now`: the nonce to send with it, or undefined when MAX_UNANSWERED_PINGS are
+   * unanswered (send none). Owed from now, unless something older is.
+   */
+  ping(now: number): Uint8Array | undefined {
     this.#owedSince ??= now
+    if (this.#pings.length >= MAX_UNANSWERED_PINGS) return undefined
+    const nonce = randomBytes(8)
+    this.#pings.push({ nonce, delivered: this.#delivered })
     return nonce
+  }
+
+  /** A route's ping to `ws` at `now` (`ping`): sent unless MAX_UNANSWERED_PINGS are unanswered. */
+  sendPing(ws: WebSocket, now: number): void {
+    const nonce = this.ping(now)
+    if (nonce !== undefined) ws.ping(nonce)
   }
 
   /** A pong with `data` arrived: it answers if it echoes a ping still unanswered. Returns whether it did. */
   pong(data: Uint8Array): boolean {
-    const i = this.#nonces.findIndex((n) => n.length === data.length && n.every((b, k) => b === data[k]))
+    const i = this.#pings.findIndex(({ nonce: n }) => n.length === data.length && n.every((b, k) => b === data[k]))
     if (i < 0) return false
-    this.#nonces.length = 0
+    // TCP keeps order: what went out before the ping was read before its pong came.
+    this.#read = Math.max(this.#read, this.#pings[i]!.delivered)
+    this.#pings.length = 0
     this.#owedSince = undefined
-    this.#inFlightMs = 0
+    this.#inFlightMs = undefined
     return true
   }
 
   /**
    * The socket has delivered `delivered` bytes in all by `now` (`deliveredBytes`): if that grew
-   * fast enough since the last sample, the peer is reading, and what was owed is forgiven.
-   * `stalledMs` of the time since the last sample the hub's process did nothing (a late sweep).
+   * fast enough since the last progress, the peer is reading, and what was owed is forgiven.
+   * `stalledMs` of the time since the last sample the hub's process did nothing (a late sweep);
+   * `queued`: the hub still holds bytes for the socket (`ws.bufferedAmount > 0`).
    */
-  progress(delivered: number, now: number, stalledMs = 0): void {
-    const before = this.#delivered
-    const elapsed = Math.max(0, now - this.#sampledAt - (stalledMs > 0 ? stalledMs : 0))
+  progress(delivered: number, now: number, stalledMs = 0, queued = true): void {
     this.#delivered = delivered
-    this.#sampledAt = now
-    if (before < 0 || this.#owedSince === undefined) return
-    const moved = delivered - before
-    if (moved >= (MIN_READ_BYTES_PER_SECOND * elapsed) / 1000 && moved > 0) {
+    if (this.#base < 0 || this.#owedSince === undefined || delivered < this.#base || !this.#baseQueued) return this.#rebase(delivered, now, queued)
+    this.#baseStalledMs += stalledMs > 0 ? stalledMs : 0
+    const moved = delivered - this.#base
+    const elapsed = Math.max(0, now - this.#baseAt - this.#baseStalledMs)
+    if (moved > 0 && moved >= (MIN_READ_BYTES_PER_SECOND * elapsed) / 1000) {
       this.#owedSince = Math.max(this.#owedSince, now)
       this.#inFlightMs = Math.min(MAX_IN_FLIGHT_MS, (MAX_IN_FLIGHT_BYTES * Math.max(elapsed, 1)) / moved)
+      this.#rebase(delivered, now, queued)
     }
+  }
+
+  #rebase(delivered: number, now: number, queued: boolean): void {
+    this.#base = delivered
+    this.#baseAt = now
+    this.#baseStalledMs = 0
+    this.#baseQueued = queued
   }
 
   /** Whether a ping is unanswered. */
@@ -122,7 +179,7 @@ export class PongClock {
    * read only after it. The next sweep judges it all again.
    */
   overdue(ws: WebSocket, now: number, timeoutMs: number, stalledMs = 0): boolean {
-    this.progress(deliveredBytes(ws), now, stalledMs)
+    this.progress(deliveredBytes(ws), now, stalledMs, ws.bufferedAmount > 0)
     return this.waiting && this.owed(now) - (stalledMs > 0 ? stalledMs : 0) >= timeoutMs
   }
 
@@ -132,8 +189,19 @@ export class PongClock {
    */
   owed(now: number): number {
     const since = this.#owedSince
+    if (since === undefined) return 0
     // While held, owed stops growing where the hold began (or where it was owed from, if later).
-    return since === undefined ? 0 : Math.max(0, (this.#pausedAt === undefined ? now : Math.max(this.#pausedAt, since)) - since - this.#inFlightMs)
+    const owed = (this.#pausedAt === undefined ? now : Math.max(this.#pausedAt, since)) - since
+    return Math.max(0, owed - (this.#inFlightMs ?? this.#unreadMs()))
+  }
+
+  /**
+   * Before a reader is seen reading, the time to read what it was sent since its last pong at
+   * the slowest pace that counts (at most MAX_IN_FLIGHT_MS): the first sign of its reading
+   * comes only once the kernel wants more, after up to a buffer's worth (megabytes).
+   */
+  #unreadMs(): number {
+    return Math.min(MAX_IN_FLIGHT_MS, (Math.max(0, this.#delivered - this.#read) * 1000) / MIN_READ_BYTES_PER_SECOND)
   }
 }
 

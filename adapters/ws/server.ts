@@ -562,7 +562,7 @@ export class WsServer {
         // Every interval, even to a chatty peer: the ping is the traffic a quiet hub sends,
         // which the client's idle timer relies on.
         peer.lastPingAt = now
-        peer.ws.ping(peer.pongs.ping(now))
+        peer.pongs.sendPing(peer.ws, now)
         // Pages cannot see pings: this frame is what keeps a browser's idle timer quiet.
         peer.ws.send(KEEPALIVE_FRAME)
       }

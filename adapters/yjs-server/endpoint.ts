@@ -690,7 +690,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         leave(conn)
         continue
       }
-      conn.ws.ping(conn.pongs.ping(now))
+      conn.pongs.sendPing(conn.ws, now)
       if (conn.doc !== undefined) send(conn, AWARENESS_KEEPALIVE)
     }
     for (const room of rooms.values()) {

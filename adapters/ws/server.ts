@@ -559,8 +559,9 @@ export class WsServer {
         peer.ws.terminate()
         this.notify(peer, { code: "timeout", reason: `No answer to a ping within ${this.pongTimeoutMs} ms.` })
       } else if (now - peer.lastPingAt >= this.pingIntervalMs) {
-        // Every interval, even to a chatty peer: the ping is the traffic a quiet hub sends,
-        // which the client's idle timer relies on.
+        // Every interval, even to a chatty peer: the ping (unless MAX_UNANSWERED_PINGS wait
+        // unanswered) and the keepalive are the traffic a quiet hub sends, which the client's
+        // idle timer relies on.
         peer.lastPingAt = now
         peer.pongs.sendPing(peer.ws, now)
         // Pages cannot see pings: this frame is what keeps a browser's idle timer quiet.

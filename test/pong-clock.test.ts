@@ -6,7 +6,7 @@
  * automerge-server-backpressure over real sockets).
  */
 import fc from "fast-check"
-import { MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_MS, MAX_UNANSWERED_PINGS, MIN_READ_BYTES_PER_SECOND, PongClock, SweepLateness } from "../adapters/ws/pong-clock.js"
+import { deliveredBytes, MAX_IN_FLIGHT_MS, MAX_UNANSWERED_PINGS, MIN_READ_BYTES_PER_SECOND, PongClock, sentBytes, SweepLateness } from "../adapters/ws/pong-clock.js"
 
 test("nothing is owed before a ping, or after a pong echoing it", () => {
   const c = new PongClock()
@@ -46,34 +46,43 @@ test("the oldest unanswered ping counts: pinging again does not restart the wait
   expect(c.owed(1_000)).toBe(1_000)
 })
 
-test("what the hub sent leaving at a reader's pace forgives what was owed, and buys time for what may still be in flight; a trickle or nothing does not", () => {
+test("what the hub sent leaving at a reader's pace forgives what was owed, and the reader is given the time its unread bytes take at the slowest pace; a trickle or nothing forgives nothing", () => {
   const c = new PongClock()
   c.progress(0, 0)
   c.ping(0)
-  // 1 s later, MAX_IN_FLIGHT_BYTES more left: a reader at that pace is given 1 s more for what
-  // may still be on its way (its ping waits behind it).
-  c.progress(MAX_IN_FLIGHT_BYTES, 1_000)
+  // 1 s later, 8 MiB more left: forgiven. However fast that was (a proxy's or the peer's own
+  // buffer filling at line speed looks as fast), its pong waits behind all of it: the reader is
+  // given what 8 MiB take at the slowest pace that counts, at most MAX_IN_FLIGHT_MS. Judged by
+  // the pace it was seen at, it had 1 s, and a 512 KiB/s reader behind a 4 MiB buffer filled at
+  // 8 MB/s never loaded (attack review r20).
+  c.progress(8 << 20, 1_000)
   expect(c.owed(1_000)).toBe(0)
-  expect(c.owed(2_000)).toBe(0)
-  expect(c.owed(3_500)).toBe(1_500)
-  // A trickle (less than the slowest pace that counts) forgives nothing and buys nothing.
-  c.progress(MAX_IN_FLIGHT_BYTES + 100, 4_000)
-  expect(c.owed(4_000)).toBe(2_000)
+  expect(c.owed(1_000 + MAX_IN_FLIGHT_MS)).toBe(0)
+  expect(c.owed(1_000 + MAX_IN_FLIGHT_MS + 1_500)).toBe(1_500)
+  // A trickle (less than the slowest pace that counts, since the last progress) forgives nothing.
+  c.progress((8 << 20) + 100, 4_000)
+  expect(c.owed(4_000 + MAX_IN_FLIGHT_MS)).toBe(3_000)
   // Nothing moved at all.
-  c.progress(MAX_IN_FLIGHT_BYTES + 100, 7_000)
-  expect(c.owed(7_000)).toBe(5_000)
+  c.progress((8 << 20) + 100, 7_000)
+  expect(c.owed(7_000 + MAX_IN_FLIGHT_MS)).toBe(6_000)
   // The pace is measured since the last progress (at 1,000): 9 s at the slowest pace that
-  // counts, the trickle included. Such a reader is given at most MAX_IN_FLIGHT_MS.
-  c.progress(MAX_IN_FLIGHT_BYTES + 9 * MIN_READ_BYTES_PER_SECOND - 1, 10_000)
-  expect(c.owed(10_000)).toBe(8_000)
-  c.progress(MAX_IN_FLIGHT_BYTES + 9 * MIN_READ_BYTES_PER_SECOND, 10_000)
+  // counts, the trickle included, forgives.
+  c.progress((8 << 20) + 9 * MIN_READ_BYTES_PER_SECOND - 1, 10_000)
+  expect(c.owed(10_000 + MAX_IN_FLIGHT_MS)).toBe(9_000)
+  c.progress((8 << 20) + 9 * MIN_READ_BYTES_PER_SECOND, 10_000)
   expect(c.owed(10_000 + MAX_IN_FLIGHT_MS)).toBe(0)
   expect(c.owed(10_000 + MAX_IN_FLIGHT_MS + 500)).toBe(500)
+  // A small backlog buys only its own time: 20 KiB unread is 10 s at the slowest pace.
+  const small = new PongClock()
+  small.progress(0, 0)
+  small.ping(0)
+  small.progress(20 * 1024, 1_000)
+  expect(small.owed(1_000 + 10_000 + 700)).toBe(700)
   // A pong to a ping sent after what left answers: nothing owed, nothing given.
   const d = new PongClock()
   d.progress(0, 0)
   d.ping(0)
-  d.progress(MAX_IN_FLIGHT_BYTES, 1_000)
+  d.progress(8 << 20, 1_000)
   expect(d.pong(d.ping(1_000)!)).toBe(true)
   d.ping(5_000)
   expect(d.owed(6_000)).toBe(1_000)
@@ -105,13 +114,14 @@ test("a reader seen in bursts (the kernel takes more only once much of its buffe
     expect(reader.overdue(socketThatDelivered(delivered), t, timeout)).toBe(false)
     reader.ping(t)
   }
-  // Once nothing leaves, it is given MAX_IN_FLIGHT_BYTES at that pace (32 s), then dropped.
+  // Once nothing leaves, it is given the time its unread bytes take at the slowest pace (at most
+  // MAX_IN_FLIGHT_MS), then dropped.
   let dropped: number | undefined
-  for (let t = last + period; t <= 120_000 && dropped === undefined; t += period) {
+  for (let t = last + period; t <= 300_000 && dropped === undefined; t += period) {
     if (reader.overdue(socketThatDelivered(delivered), t, timeout)) dropped = t
     else reader.ping(t)
   }
-  expect(dropped).toBe(last + (MAX_IN_FLIGHT_BYTES / burst) * 6_000 + timeout)
+  expect(dropped).toBe(last + MAX_IN_FLIGHT_MS + timeout)
   // A trickle seen in bursts is still a trickle: 1 KiB/s, 6 KiB every 6 s, is no sign of life.
   const trickle = new PongClock()
   trickle.overdue(socketThatDelivered(0), 0, timeout)
@@ -179,6 +189,87 @@ test("no more than MAX_UNANSWERED_PINGS pings are sent unanswered; a pong to the
   expect(c.pong(sent[MAX_UNANSWERED_PINGS - 1]!)).toBe(true)
   c.sendPing(ws, 10_000)
   expect(sent).toHaveLength(MAX_UNANSWERED_PINGS + 1)
+})
+
+test("a pong answers its own ping and the earlier ones, not the later: a peer that keeps a nonce back cannot clear a later wait with it", () => {
+  const c = new PongClock()
+  const first = c.ping(0)!
+  c.ping(10_000)
+  const third = c.ping(20_000)!
+  c.ping(30_000)
+  // The first answered at 30 s: the second is owed from when it went out.
+  expect(c.pong(first)).toBe(true)
+  expect(c.waiting).toBe(true)
+  expect(c.owed(30_000)).toBe(20_000)
+  expect(c.pong(first)).toBe(false)
+  // The third answers the second too; the fourth stays owed.
+  expect(c.pong(third)).toBe(true)
+  expect(c.owed(35_000)).toBe(5_000)
+  // A later ping is owed from when it went out on the clock that stops while the socket is held.
+  const h = new PongClock()
+  const early = h.ping(0)!
+  h.paused(100)
+  h.ping(200)
+  h.resumed(1_100)
+  expect(h.pong(early)).toBe(true)
+  expect(h.owed(1_200)).toBe(100)
+})
+
+test("a deaf peer that withholds the pong to a ping it read, asks for a large document and answers just before its deadline is still dropped within MAX_IN_FLIGHT_MS and the timeout of its last read", () => {
+  // /yjs's defaults: a sweep and a ping every 10 s, a 30 s timeout. It reads the first ping (at
+  // 10 s, its last read) and keeps its nonce; the kernel takes 4 MiB of the 9 MiB answer at once,
+  // the rest waits in the hub. When a pong answered every ping, the kept one bought a second
+  // 120 s: dropped at 310 s instead of 160 s (attack review r20).
+  const period = 10_000
+  const timeout = 30_000
+  const run = (pongAt: number | undefined): number => {
+    const c = new PongClock()
+    let delivered = 0
+    let kept: Uint8Array | undefined
+    for (let t = period; t <= 1_000_000; t += period / 2) {
+      if (t === pongAt) c.pong(kept!)
+      if (t % period !== 0) continue
+      if (c.overdue(socketThatDelivered(delivered, t > period), t, timeout)) return t
+      const nonce = c.ping(t)
+      if (t === period) {
+        kept = nonce
+        delivered += 4 << 20
+      }
+    }
+    throw new Error("never dropped")
+  }
+  const plain = run(undefined)
+  expect(plain - period).toBeLessThanOrEqual(MAX_IN_FLIGHT_MS + timeout + period)
+  for (let pongAt = period + period / 2; pongAt < plain; pongAt += period) expect(run(pongAt) - period).toBeLessThanOrEqual(MAX_IN_FLIGHT_MS + timeout + period)
+})
+
+test("a pong shows read what went out before its ping, what the hub still held then included", () => {
+  const c = new PongClock()
+  const sent: Uint8Array[] = []
+  // A socket as the hub sees it: the kernel took `delivered`, the hub (ws and the socket's stream) holds `held` more.
+  const ws = (delivered: number, held: number) => ({ bufferedAmount: held, ping: (n: Uint8Array) => sent.push(n), _socket: { bytesWritten: delivered + held, writableLength: held } }) as never
+  expect(sentBytes(ws(1 << 20, 3 << 20))).toBe(4 << 20)
+  // The ping goes out behind 4 MiB, of which the kernel has taken 1; all of it leaves, its pong comes.
+  c.overdue(ws(1 << 20, 3 << 20), 0, 1_000)
+  c.sendPing(ws(1 << 20, 3 << 20), 0)
+  c.overdue(ws(4 << 20, 0), 2_000, 1_000)
+  expect(c.pong(sent[0]!)).toBe(true)
+  // 20 KiB more leave, a ping behind them: the reader is given what 20 KiB take at the slowest
+  // pace (10 s), not what the 3 MiB it has shown it read would (counted from where the ping
+  // went out, not from the last sample, they bought it 120 s more).
+  c.overdue(ws((4 << 20) + 20 * 1024, 0), 3_000, 1_000)
+  c.sendPing(ws((4 << 20) + 20 * 1024, 0), 3_000)
+  expect(c.owed(3_000 + 10_000 + 700)).toBe(700)
+})
+
+test("deliveredBytes counts the kernel's part of a write in progress, never less than nothing nor more than the write (over TLS the handle's queue holds the encrypted bytes)", () => {
+  // 1,000 bytes written before; a write of 100 in progress, of which the handle still queues `queue`.
+  const socket = (queue: number | undefined) => ({ _socket: { bytesWritten: 1_100, writableLength: 100, _writableState: { writing: true, writelen: 100 }, _handle: queue === undefined ? null : { writeQueueSize: queue } } }) as never
+  expect(deliveredBytes(socket(110))).toBe(1_000)
+  expect(deliveredBytes(socket(100))).toBe(1_000)
+  expect(deliveredBytes(socket(40))).toBe(1_060)
+  expect(deliveredBytes(socket(0))).toBe(1_100)
+  expect(deliveredBytes(socket(undefined))).toBe(1_000)
 })
 
 test("time held unread is not owed, time read is: a socket held at every sweep still runs out", () => {

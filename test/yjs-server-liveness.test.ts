@@ -10,9 +10,10 @@ import * as Y from "yjs"
 import { WebSocket } from "ws"
 import { WebsocketProvider } from "y-websocket"
 import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
-import { decodeAwarenessUpdate, decodeYMessage, encodeAwareness, encodeAwarenessUpdate, encodeQueryAwareness } from "../adapters/yjs-server/protocol.js"
+import { decodeAwarenessUpdate, decodeYMessage, encodeAwareness, encodeAwarenessUpdate, encodeQueryAwareness, encodeStep1 } from "../adapters/yjs-server/protocol.js"
 import { sleep, until } from "./support/ws.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
+import { noise } from "./support/noise.js"
 
 test("a /yjs peer that sends and never reads is terminated by the keepalive sweep; a stock provider stays", async () => {
   const { url, routes, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host, { keepaliveMs: 50 })])
@@ -51,6 +52,47 @@ test("a /yjs peer that sends and never reads is terminated by the keepalive swee
     deaf.terminate()
     provider.destroy()
     provider.doc.destroy() // stops its awareness timer
+    await stop()
+  }
+})
+
+test("a /yjs peer that keeps one ping's nonce back, stops reading and answers it just before its deadline lives no longer for it", async () => {
+  // When a pong answered every ping, the kept one cleared all that were owed, and the wait for
+  // what the peer had not read began again: about twice the life (attack review r20: 310 s
+  // instead of 160 s at the route's defaults with a 9 MiB document). It now answers its own
+  // ping and the earlier ones only.
+  const { url, hub, routes, stop } = await crdtRoutesHub([yjsDocEngine()], (host) => [yjsRoute(host, { keepaliveMs: 100, pongTimeoutMs: 600 })])
+  const route = routes[0]!
+  // 8 KiB of document: a peer that stops reading is given what that takes at 2 KiB/s (4 s), then the timeout.
+  const source = new Y.Doc()
+  source.getText("t").insert(0, noise(8 << 10, 7))
+  const authority = await hub.crdtDocs.open<Y.Doc>("yjs", "withhold")
+  expect((await authority.submit([Y.encodeStateAsUpdate(source)])).stored).toBe(1)
+  hub.crdtDocs.release(authority)
+  const timers: Array<ReturnType<typeof setTimeout>> = []
+  /** How long a peer lives once it read a ping, asked for the document and stopped reading; it answers that ping `answerAfterMs` later (never: undefined). */
+  const life = async (answerAfterMs?: number): Promise<number> => {
+    const ws = new WebSocket(`${url("/yjs/withhold")}?token=mallory`, { perMessageDeflate: false, autoPong: false })
+    ws.on("error", () => {})
+    try {
+      const nonce = await new Promise<Buffer>((resolve, reject) => { ws.once("ping", resolve); ws.once("error", reject) })
+      ws.send(encodeStep1(Y.encodeStateVector(new Y.Doc())))
+      ;(ws as unknown as { _socket: { pause(): void } })._socket.pause()
+      const start = Date.now()
+      if (answerAfterMs !== undefined) timers.push(setTimeout(() => ws.pong(nonce), answerAfterMs))
+      expect(await until(() => route.connections === 0, 30_000)).toBe(true)
+      return Date.now() - start
+    } finally {
+      ws.terminate()
+    }
+  }
+  try {
+    const plain = await life()
+    expect(plain).toBeGreaterThan(3_000)
+    const withheld = await life(plain - 700)
+    expect(withheld).toBeLessThan(plain + 1_000)
+  } finally {
+    for (const t of timers) clearTimeout(t)
     await stop()
   }
 })

@@ -5,7 +5,9 @@
  * - A frame from the peer is no sign: a peer can send without ever reading, and what the hub
  *   answers it would wait in the hub.
  * - A pong is, but only one that echoes a ping the hub sent (each ping carries a random
- *   nonce): a pong sent unasked proves nothing, since a deaf peer can send those.
+ *   nonce): a pong sent unasked proves nothing, since a deaf peer can send those. It answers
+ *   its own ping and the earlier ones, not the later: a peer that keeps a nonce back and
+ *   sends it once it has stopped reading clears only what was owed before that ping.
  * - So is what the hub sent leaving its buffers (`progress`): the ping waits behind
  *   everything queued before it, so a slow reader working through a large message (a whole
  *   Yjs document, a snapshot window) would otherwise miss the deadline while reading all
@@ -19,18 +21,19 @@
  *     while it may have room (at once, a buffer's worth) is no sign of reading.
  *   - Only a pace of at least MIN_READ_BYTES_PER_SECOND counts, so a peer that reads a trickle
  *     does not hold its backlog forever.
- *   - What is in the kernel's and the network's buffers is out of sight, and the ping waits
- *     behind it: a reader seen reading at rate r is given MAX_IN_FLIGHT_BYTES / r more, which
- *     covers the wait for its next burst and, once the hub's buffers are empty, for the rest.
- *     Before it is seen reading at all, it is given the time to read what it was sent since
- *     its last pong at the slowest pace that counts: its first burst comes only after it read
- *     a good share of a buffer. Both at most MAX_IN_FLIGHT_MS, so a peer that stops reading
- *     runs out within that and the timeout (pong-clock.property.test.ts).
+ *   - The pong waits behind all the peer has not read, which the hub cannot see: the kernel's
+ *     buffers, and maybe a second buffer it fills at line speed (a proxy's, the peer's own),
+ *     which looks like fast reading. So from the last progress the reader is given the time
+ *     what it was sent since the last ping it answered takes at the slowest pace that counts,
+ *     however fast it was seen reading, at most MAX_IN_FLIGHT_MS: a peer that stops reading
+ *     runs out within that and the timeout of its last read (pong-clock.property.test.ts),
+ *     counted in the time the socket was read (below).
  * - No more than MAX_UNANSWERED_PINGS pings wait unanswered: more would only pile up behind
  *   what a slow reader is working through.
  * - Time the hub holds the socket unread (its input flow control) is not owed, since the pong
  *   is not read meanwhile; time it is read is. A peer therefore cannot stay by getting itself
- *   held at every sweep, and an honest peer held by a slow disk is not dropped for it.
+ *   held at every sweep, and an honest peer held by a slow disk is not dropped for it. (So
+ *   the bounds here are in time read: in wall time, a held socket lives longer by its holds.)
  * - Nor is time the hub's own process stalled (a long synchronous task, a starved CPU), seen
  *   as its sweep running late (`SweepLateness`): the first sweep after a stall runs before the
  *   sockets are read, so a pong waiting in the kernel would be found late. That sweep alone
@@ -55,11 +58,9 @@ import type { WebSocket } from "ws"
 /** Slower than this, reading is not a sign of life (16 kbit/s): the time is owed as if nothing moved. */
 export const MIN_READ_BYTES_PER_SECOND = 2048
 /**
- * What may still be on the way to a reader once the hub's buffers are empty: the kernel's
- * buffers and the network's (about 4 MB on loopback). A reader seen reading at rate r is given
- * this over r more before its pong is late, at most MAX_IN_FLIGHT_MS: the ping waits behind it.
+ * The most a reader is given for what it has not yet read (the time that takes at
+ * MIN_READ_BYTES_PER_SECOND): a peer that stops reading runs out within this and the timeout.
  */
-export const MAX_IN_FLIGHT_BYTES = 8 << 20
 export const MAX_IN_FLIGHT_MS = 120_000
 /**
  * Pings unanswered at most: past that, `ping` sends none. A pong to a later ping answers the
@@ -70,14 +71,22 @@ export const MAX_IN_FLIGHT_MS = 120_000
 export const MAX_UNANSWERED_PINGS = 8
 
 export class PongClock {
-  /** Since when a sign of life is owed (the ping, or the last progress after it); undefined: nothing owed. */
+  /**
+   * Since when a sign of life is owed (the oldest unanswered ping, or the last progress after
+   * it), on the read clock (`#readClock`); undefined: nothing owed.
+   */
   #owedSince: number | undefined
+  /** When the current hold began (undefined: the socket is read), and how long earlier holds lasted. */
   #pausedAt: number | undefined
-  /** Pings unanswered, each with the bytes the socket had delivered when it went out. */
-  readonly #pings: Array<{ readonly nonce: Uint8Array; readonly delivered: number }> = []
+  #heldMs = 0
+  /**
+   * Pings unanswered, oldest first: each with when it went out (on the read clock) and where it
+   * sits in what the socket was given (bytes before it): its pong shows the peer read that far.
+   */
+  readonly #pings: Array<{ readonly nonce: Uint8Array; readonly at: number; readonly position: number }> = []
   /** Bytes delivered at the last sample (`progress`). */
   #delivered = 0
-  /** Bytes the peer has shown it read: those delivered before a ping it answered. */
+  /** Bytes the peer has shown it read: those before a ping it answered. */
   #read = 0
   /**
    * Where a reading pace is measured from: the bytes delivered at the last progress (or at the
@@ -93,40 +102,41 @@ export class PongClock {
   #baseAt = 0
   #baseStalledMs = 0
   #baseQueued = false
-  /**
-   * Time given, since the last progress, for what may still be in flight to a reader at the
-   * pace it read; undefined while no pace was seen since the last pong (`owed` then gives time
-   * for what is unread at the slowest pace that counts).
-   */
-  #inFlightMs: number | undefined
 
   /**
    * A ping is due at `now`: the nonce to send with it, or undefined when MAX_UNANSWERED_PINGS are
-   * unanswered (send none). Owed from now, unless something older is.
+   * unanswered (send none). Owed from now, unless something older is. `position`: the bytes the
+   * socket was given before it (default: those delivered at the last sample).
    */
-  ping(now: number): Uint8Array | undefined {
-    this.#owedSince ??= now
+  ping(now: number, position = this.#delivered): Uint8Array | undefined {
+    const at = this.#readClock(now)
+    this.#owedSince ??= at
     if (this.#pings.length >= MAX_UNANSWERED_PINGS) return undefined
     const nonce = randomBytes(8)
-    this.#pings.push({ nonce, delivered: this.#delivered })
+    this.#pings.push({ nonce, at, position })
     return nonce
   }
 
   /** A route's ping to `ws` at `now` (`ping`): sent unless MAX_UNANSWERED_PINGS are unanswered. */
   sendPing(ws: WebSocket, now: number): void {
-    const nonce = this.ping(now)
+    const nonce = this.ping(now, sentBytes(ws))
     if (nonce !== undefined) ws.ping(nonce)
   }
 
-  /** A pong with `data` arrived: it answers if it echoes a ping still unanswered. Returns whether it did. */
+  /**
+   * A pong with `data` arrived: it answers if it echoes a ping still unanswered, and answers that
+   * ping and the earlier ones (TCP keeps order), not the later: those stay owed from when they
+   * went out, so a peer that keeps one nonce back cannot clear a later wait with it. Returns
+   * whether it answered.
+   */
   pong(data: Uint8Array): boolean {
     const i = this.#pings.findIndex(({ nonce: n }) => n.length === data.length && n.every((b, k) => b === data[k]))
     if (i < 0) return false
-    // TCP keeps order: what went out before the ping was read before its pong came.
-    this.#read = Math.max(this.#read, this.#pings[i]!.delivered)
-    this.#pings.length = 0
-    this.#owedSince = undefined
-    this.#inFlightMs = undefined
+    // What went out before the ping was read before its pong came.
+    this.#read = Math.max(this.#read, this.#pings[i]!.position)
+    this.#pings.splice(0, i + 1)
+    const next = this.#pings[0]
+    this.#owedSince = next === undefined ? undefined : Math.max(this.#owedSince!, next.at)
     return true
   }
 
@@ -143,8 +153,7 @@ export class PongClock {
     const moved = delivered - this.#base
     const elapsed = Math.max(0, now - this.#baseAt - this.#baseStalledMs)
     if (moved > 0 && moved >= (MIN_READ_BYTES_PER_SECOND * elapsed) / 1000) {
-      this.#owedSince = Math.max(this.#owedSince, now)
-      this.#inFlightMs = Math.min(MAX_IN_FLIGHT_MS, (MAX_IN_FLIGHT_BYTES * Math.max(elapsed, 1)) / moved)
+      this.#owedSince = Math.max(this.#owedSince, this.#readClock(now))
       this.#rebase(delivered, now, queued)
     }
   }
@@ -168,8 +177,13 @@ export class PongClock {
 
   /** The hub reads the socket again at `now`: the time it was held is not owed. */
   resumed(now: number): void {
-    if (this.#pausedAt !== undefined && this.#owedSince !== undefined) this.#owedSince += now - Math.max(this.#pausedAt, this.#owedSince)
+    if (this.#pausedAt !== undefined) this.#heldMs += now - this.#pausedAt
     this.#pausedAt = undefined
+  }
+
+  /** The time the socket has been read by `now`: it stands still while the hub holds the socket. */
+  #readClock(now: number): number {
+    return (this.#pausedAt ?? now) - this.#heldMs
   }
 
   /**
@@ -185,23 +199,16 @@ export class PongClock {
 
   /**
    * Milliseconds a sign of life has been owed while the socket was read (0 when nothing is
-   * owed), less the time given to a reader for what may still be on its way to it.
+   * owed), less the time given to the reader for what it has not yet read: what it was sent
+   * since the last ping it answered, at the slowest pace that counts (at most MAX_IN_FLIGHT_MS).
+   * Its pong waits behind all of it, and the hub sees its reading only in bursts, each once the
+   * kernel wants more (after up to a buffer's worth, megabytes), or not at all while a second
+   * buffer on the way (a proxy, the peer's own) is filling.
    */
   owed(now: number): number {
-    const since = this.#owedSince
-    if (since === undefined) return 0
-    // While held, owed stops growing where the hold began (or where it was owed from, if later).
-    const owed = (this.#pausedAt === undefined ? now : Math.max(this.#pausedAt, since)) - since
-    return Math.max(0, owed - (this.#inFlightMs ?? this.#unreadMs()))
-  }
-
-  /**
-   * Before a reader is seen reading, the time to read what it was sent since its last pong at
-   * the slowest pace that counts (at most MAX_IN_FLIGHT_MS): the first sign of its reading
-   * comes only once the kernel wants more, after up to a buffer's worth (megabytes).
-   */
-  #unreadMs(): number {
-    return Math.min(MAX_IN_FLIGHT_MS, (Math.max(0, this.#delivered - this.#read) * 1000) / MIN_READ_BYTES_PER_SECOND)
+    if (this.#owedSince === undefined) return 0
+    const unreadMs = (Math.max(0, this.#delivered - this.#read) * 1000) / MIN_READ_BYTES_PER_SECOND
+    return Math.max(0, this.#readClock(now) - this.#owedSince - Math.min(MAX_IN_FLIGHT_MS, unreadMs))
   }
 }
 
@@ -234,7 +241,7 @@ export class SweepLateness {
   }
 }
 
-/** What `deliveredBytes` reads of a net.Socket (Node's stream and handle state; absent parts read as nothing). */
+/** What `deliveredBytes` and `sentBytes` read of a net.Socket (Node's stream and handle state; absent parts read as nothing). */
 interface SocketState {
   readonly bytesWritten?: number
   readonly writableLength?: number
@@ -242,17 +249,32 @@ interface SocketState {
   readonly _handle?: { readonly writeQueueSize?: number } | null
 }
 
+const socketOf = (ws: WebSocket): SocketState | undefined => (ws as unknown as { _socket?: SocketState })._socket
+
 /**
  * Bytes the socket has handed to the network in all (written, not waiting in its buffers):
  * grows while the peer reads, stops once it does not and the kernel's buffers are full. It
  * counts the part of the write in progress that the kernel took: the hub writes a whole Yjs
- * document as one chunk, and a slow reader takes seconds over it. 0 when the socket is not
- * reachable (then only pongs count).
+ * document as one chunk, and a slow reader takes seconds over it. That part is what left the
+ * handle's queue, never less than nothing nor more than the write: over TLS the queue holds
+ * the encrypted bytes, a little more than the write's. 0 when the socket is not reachable
+ * (then only pongs count).
  */
 export const deliveredBytes = (ws: WebSocket): number => {
-  const socket = (ws as unknown as { _socket?: SocketState })._socket
+  const socket = socketOf(ws)
   if (socket?.bytesWritten === undefined || socket.writableLength === undefined) return 0
   const state = socket._writableState
-  const inFlight = state?.writing === true && state.writelen !== undefined ? state.writelen - (socket._handle?.writeQueueSize ?? state.writelen) : 0
+  const writelen = state?.writing === true ? state.writelen ?? 0 : 0
+  const inFlight = Math.min(writelen, Math.max(0, writelen - (socket._handle?.writeQueueSize ?? writelen)))
   return socket.bytesWritten - socket.writableLength + inFlight
+}
+
+/**
+ * Bytes the socket has been given in all, those `ws` still holds included: where a frame sent
+ * now sits in what the peer reads (as `deliveredBytes` counts). 0 when the socket is not reachable.
+ */
+export const sentBytes = (ws: WebSocket): number => {
+  const socket = socketOf(ws)
+  if (socket?.bytesWritten === undefined || socket.writableLength === undefined) return 0
+  return socket.bytesWritten - socket.writableLength + ws.bufferedAmount
 }

@@ -174,12 +174,13 @@ export const writeValue = (w: ByteWriter, value: unknown, depth = 0): void => {
 }
 
 /**
- * The count of a container's items, each at least `least` bytes: a larger count is a lie,
- * refused before allocating.
+ * The count of a container's `what`, each at least `least` bytes: a larger count is a lie,
+ * refused before allocating. The wire codec's counts too (codec-shared.ts reports it as
+ * `truncated`).
  */
-const counted = (r: ByteReader, least: number): number => {
+export const counted = (r: ByteReader, least: number, what = "items"): number => {
   const n = r.varint()
-  if (n * least > r.remaining) decodeFailed(`${n} items cannot fit in ${r.remaining} bytes.`)
+  if (n * least > r.remaining) decodeFailed(`${n} ${what} cannot fit in ${r.remaining} bytes.`)
   return n
 }
 

@@ -7,7 +7,7 @@
  */
 import * as Data from "effect/Data"
 import { ByteReader, ByteWriter, unzigzag, utf8Length } from "../bytes.js"
-import { isBytes } from "../canonical.js"
+import { counted, isBytes } from "../canonical.js"
 import { CanonError, canonError, type WireRejectionCode, errorText } from "../errors.js"
 import { commandNameProblem, docIdBytesProblem } from "../limits.js"
 import type { RefusalCode } from "./messages.js"
@@ -363,12 +363,11 @@ export const bad = (message: string): never => {
   throw new Fail("bad-value", message)
 }
 
-/** A count of items each taking at least `minBytes`: a count that cannot fit is refused before allocating. */
-export const count = (r: ByteReader, minBytes: number, what: string): number => {
-  const n = r.varint()
-  if (n * minBytes > r.remaining) throw new Fail("truncated", `${n} ${what} cannot fit in ${r.remaining} bytes.`)
-  return n
-}
+/**
+ * A count of items each taking at least `minBytes`: a count that cannot fit is refused before
+ * allocating (`truncated`, by its sentence: READER_CODES).
+ */
+export { counted as count }
 
 /**
  * The UTF-8 length of the string that starts here, refused if over `max` before the string is

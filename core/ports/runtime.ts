@@ -66,12 +66,6 @@ export const newClientSecret = (runtime: Runtime): string => {
     bytes = new Uint8Array(32)
     for (let i = 0; i < 32; i++) bytes[i] = Math.floor(runtime.random() * 256)
   }
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-  let out = ""
-  for (let i = 0; i < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0)
-    const chars = i + 1 >= bytes.length ? 2 : i + 2 >= bytes.length ? 3 : 4
-    for (let k = 0; k < chars; k++) out += alphabet[(n >> (18 - 6 * k)) & 63]
-  }
-  return out
+  // base64url without padding (btoa is in every browser and in Node since 16).
+  return btoa(String.fromCharCode(...bytes)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_")
 }

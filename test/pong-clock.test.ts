@@ -6,7 +6,7 @@
  * automerge-server-backpressure over real sockets).
  */
 import fc from "fast-check"
-import { deliveredBytes, MAX_IN_FLIGHT_MS, MAX_UNANSWERED_PINGS, MIN_READ_BYTES_PER_SECOND, PongClock, sentBytes, SweepLateness } from "../adapters/ws/pong-clock.js"
+import { deliveredBytes, MAX_HELD_MS, MAX_IN_FLIGHT_MS, MAX_UNANSWERED_PINGS, MIN_READ_BYTES_PER_SECOND, PongClock, sentBytes, SweepLateness } from "../adapters/ws/pong-clock.js"
 
 test("nothing is owed before a ping, or after a pong echoing it", () => {
   const c = new PongClock()
@@ -243,12 +243,38 @@ test("a deaf peer that withholds the pong to a ping it read, asks for a large do
   for (let pongAt = period + period / 2; pongAt < plain; pongAt += period) expect(run(pongAt) - period).toBeLessThanOrEqual(MAX_IN_FLIGHT_MS + timeout + period)
 })
 
+test("a peer that withholds every pong until the hub stops pinging and answers the last one late gains at most one more wait", () => {
+  // /yjs's defaults. It reads all it is sent, the 8 pings too, answering none; then it stops
+  // reading. The pings the hub skipped at the cap it was never sent, so answering the last one
+  // clears the wait (an honest reader that read them behind a document looks the same); the
+  // pings after that sit behind what it does not read, so no later nonce is known to it.
+  const period = 10_000
+  const timeout = 30_000
+  const c = new PongClock()
+  const nonces: Uint8Array[] = []
+  let delivered = 0
+  let dropped: number | undefined
+  const lastRead = MAX_UNANSWERED_PINGS * period
+  for (let t = period; t <= 1_000_000 && dropped === undefined; t += period) {
+    if (t === 150_000) expect(c.pong(nonces[MAX_UNANSWERED_PINGS - 1]!)).toBe(true)
+    if (c.overdue(socketThatDelivered(delivered), t, timeout)) dropped = t
+    const nonce = c.ping(t)
+    if (nonce !== undefined) nonces.push(nonce)
+    if (t < lastRead) delivered += 40 << 10 // what the room sends it, read while it reads
+  }
+  expect(dropped).toBeDefined()
+  expect(dropped! - lastRead).toBeLessThanOrEqual(2 * (MAX_IN_FLIGHT_MS + timeout + period))
+})
+
 test("a pong shows read what went out before its ping, what the hub still held then included", () => {
   const c = new PongClock()
   const sent: Uint8Array[] = []
   // A socket as the hub sees it: the kernel took `delivered`, the hub (ws and the socket's stream) holds `held` more.
   const ws = (delivered: number, held: number) => ({ bufferedAmount: held, ping: (n: Uint8Array) => sent.push(n), _socket: { bytesWritten: delivered + held, writableLength: held } }) as never
   expect(sentBytes(ws(1 << 20, 3 << 20))).toBe(4 << 20)
+  // What ws still holds compressing (perMessageDeflate) it counts uncompressed: left out, or a
+  // pong showed megabytes more read than were ever sent, and the reader was given nothing.
+  expect(sentBytes({ bufferedAmount: 5 << 20, _socket: { bytesWritten: 1_000, writableLength: 0 } } as never)).toBe(1_000)
   // The ping goes out behind 4 MiB, of which the kernel has taken 1; all of it leaves, its pong comes.
   c.overdue(ws(1 << 20, 3 << 20), 0, 1_000)
   c.sendPing(ws(1 << 20, 3 << 20), 0)
@@ -270,6 +296,12 @@ test("deliveredBytes counts the kernel's part of a write in progress, never less
   expect(deliveredBytes(socket(40))).toBe(1_060)
   expect(deliveredBytes(socket(0))).toBe(1_100)
   expect(deliveredBytes(socket(undefined))).toBe(1_000)
+  // Over TLS, the TCP socket under it: what it was given, less what its handle still queues
+  // (the TLS socket's own queue holds the whole encrypted write until it is done).
+  const tls = (queue: number) => ({ _socket: { bytesWritten: 1_100, writableLength: 100, _writableState: { writing: true, writelen: 100 }, _handle: { writeQueueSize: 130 }, _parent: { bytesWritten: 1_130, writableLength: 0, _handle: { writeQueueSize: queue } } } }) as never
+  expect(deliveredBytes(tls(130))).toBe(1_000)
+  expect(deliveredBytes(tls(30))).toBe(1_100)
+  expect(deliveredBytes(tls(0))).toBe(1_130)
 })
 
 test("time held unread is not owed, time read is: a socket held at every sweep still runs out", () => {
@@ -286,6 +318,31 @@ test("time held unread is not owed, time read is: a socket held at every sweep s
 
 /** A socket as `deliveredBytes` reads it: `n` bytes handed to the network. */
 const socketThatDelivered = (n: number, queued = true) => ({ bufferedAmount: queued ? 1 : 0, _socket: { bytesWritten: n, writableLength: 0 } }) as never
+
+test("time held unread is forgiven up to MAX_HELD_MS a wait: a deaf peer that gets itself held at every chance still runs out", () => {
+  // A /sync peer that sent thousands of commands past its rate, then stopped reading: each
+  // release reads one more frame, which holds it again at once. Read 1 ms of every 50 for
+  // 300 s: when every hold was forgiven, it owed 6 s and stayed for good (attack review r21).
+  const c = new PongClock()
+  c.ping(0)
+  for (let t = 0; t < 300_000; t += 50) {
+    c.paused(t + 1)
+    c.resumed(t + 50)
+  }
+  expect(c.owed(300_000)).toBe(300_000 - MAX_HELD_MS)
+  // A wait held for less than that is forgiven whole: a socket held 100 s behind a slow disk.
+  const d = new PongClock()
+  d.ping(0)
+  d.paused(1_000)
+  d.resumed(101_000)
+  expect(d.owed(102_000)).toBe(2_000)
+  // Each wait has its own: after a pong, holds before it are not counted against the next.
+  expect(c.pong(c.ping(300_000)!)).toBe(true)
+  c.ping(301_000)
+  c.paused(302_000)
+  c.resumed(402_000)
+  expect(c.owed(403_000)).toBe(2_000)
+})
 
 test("a late sweep judges without the time the hub's process stalled, and measures a reading pace without it; the next sweep judges it all", () => {
   const timeout = 1_000

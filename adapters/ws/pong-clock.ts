@@ -31,9 +31,10 @@
  * - No more than MAX_UNANSWERED_PINGS pings wait unanswered: more would only pile up behind
  *   what a slow reader is working through.
  * - Time the hub holds the socket unread (its input flow control) is not owed, since the pong
- *   is not read meanwhile; time it is read is. A peer therefore cannot stay by getting itself
- *   held at every sweep, and an honest peer held by a slow disk is not dropped for it. (So
- *   the bounds here are in time read: in wall time, a held socket lives longer by its holds.)
+ *   is not read meanwhile, up to MAX_HELD_MS a wait; time it is read is. An honest peer held by
+ *   a slow disk is not dropped for it, and a peer that gets itself held at every chance (past
+ *   its command rate, its reads a trickle between holds) gains that much at most. (So in wall
+ *   time, the bounds here grow by up to MAX_HELD_MS.)
  * - Nor is time the hub's own process stalled (a long synchronous task, a starved CPU), seen
  *   as its sweep running late (`SweepLateness`): the first sweep after a stall runs before the
  *   sockets are read, so a pong waiting in the kernel would be found late. That sweep alone
@@ -63,6 +64,12 @@ export const MIN_READ_BYTES_PER_SECOND = 2048
  */
 export const MAX_IN_FLIGHT_MS = 120_000
 /**
+ * The most time held unread that is not owed, per wait: a peer can get itself held (past its
+ * command rate, say) as often as it likes, and without a bound a deaf one that did so stayed
+ * for good (attack review r21).
+ */
+export const MAX_HELD_MS = 120_000
+/**
  * Pings unanswered at most: past that, `ping` sends none. A pong to a later ping answers the
  * earlier ones too, so more would prove nothing sooner; they would only queue behind what a
  * slow reader is working through and reach it at once (a stock `ws` client, from 8.23,
@@ -70,20 +77,26 @@ export const MAX_IN_FLIGHT_MS = 120_000
  */
 export const MAX_UNANSWERED_PINGS = 8
 
+/** A time, with how long the socket had been held unread by then (holds are not owed, up to MAX_HELD_MS). */
+interface Moment {
+  readonly at: number
+  readonly held: number
+}
+
 export class PongClock {
   /**
    * Since when a sign of life is owed (the oldest unanswered ping, or the last progress after
-   * it), on the read clock (`#readClock`); undefined: nothing owed.
+   * it); undefined: nothing owed.
    */
-  #owedSince: number | undefined
+  #owedSince: Moment | undefined
   /** When the current hold began (undefined: the socket is read), and how long earlier holds lasted. */
   #pausedAt: number | undefined
   #heldMs = 0
   /**
-   * Pings unanswered, oldest first: each with when it went out (on the read clock) and where it
-   * sits in what the socket was given (bytes before it): its pong shows the peer read that far.
+   * Pings unanswered, oldest first: each with when it went out and where it sits in what the
+   * socket was given (bytes before it): its pong shows the peer read that far.
    */
-  readonly #pings: Array<{ readonly nonce: Uint8Array; readonly at: number; readonly position: number }> = []
+  readonly #pings: Array<Moment & { readonly nonce: Uint8Array; readonly position: number }> = []
   /** Bytes delivered at the last sample (`progress`). */
   #delivered = 0
   /** Bytes the peer has shown it read: those before a ping it answered. */
@@ -109,11 +122,11 @@ export class PongClock {
    * socket was given before it (default: those delivered at the last sample).
    */
   ping(now: number, position = this.#delivered): Uint8Array | undefined {
-    const at = this.#readClock(now)
+    const at = this.#moment(now)
     this.#owedSince ??= at
     if (this.#pings.length >= MAX_UNANSWERED_PINGS) return undefined
     const nonce = randomBytes(8)
-    this.#pings.push({ nonce, at, position })
+    this.#pings.push({ ...at, nonce, position })
     return nonce
   }
 
@@ -136,7 +149,7 @@ export class PongClock {
     this.#read = Math.max(this.#read, this.#pings[i]!.position)
     this.#pings.splice(0, i + 1)
     const next = this.#pings[0]
-    this.#owedSince = next === undefined ? undefined : Math.max(this.#owedSince!, next.at)
+    this.#owedSince = next === undefined ? undefined : next.at > this.#owedSince!.at ? next : this.#owedSince
     return true
   }
 
@@ -153,7 +166,7 @@ export class PongClock {
     const moved = delivered - this.#base
     const elapsed = Math.max(0, now - this.#baseAt - this.#baseStalledMs)
     if (moved > 0 && moved >= (MIN_READ_BYTES_PER_SECOND * elapsed) / 1000) {
-      this.#owedSince = Math.max(this.#owedSince, this.#readClock(now))
+      this.#owedSince = this.#moment(now)
       this.#rebase(delivered, now, queued)
     }
   }
@@ -181,9 +194,9 @@ export class PongClock {
     this.#pausedAt = undefined
   }
 
-  /** The time the socket has been read by `now`: it stands still while the hub holds the socket. */
-  #readClock(now: number): number {
-    return (this.#pausedAt ?? now) - this.#heldMs
+  /** `now`, with the time the socket has been held unread by then. */
+  #moment(now: number): Moment {
+    return { at: now, held: this.#heldMs + (this.#pausedAt === undefined ? 0 : now - this.#pausedAt) }
   }
 
   /**
@@ -199,16 +212,18 @@ export class PongClock {
 
   /**
    * Milliseconds a sign of life has been owed while the socket was read (0 when nothing is
-   * owed), less the time given to the reader for what it has not yet read: what it was sent
+   * owed; time held unread counts past MAX_HELD_MS), less the time given to the reader for what it has not yet read: what it was sent
    * since the last ping it answered, at the slowest pace that counts (at most MAX_IN_FLIGHT_MS).
    * Its pong waits behind all of it, and the hub sees its reading only in bursts, each once the
    * kernel wants more (after up to a buffer's worth, megabytes), or not at all while a second
    * buffer on the way (a proxy, the peer's own) is filling.
    */
   owed(now: number): number {
-    if (this.#owedSince === undefined) return 0
+    const since = this.#owedSince
+    if (since === undefined) return 0
+    const read = now - since.at - Math.min(MAX_HELD_MS, this.#moment(now).held - since.held)
     const unreadMs = (Math.max(0, this.#delivered - this.#read) * 1000) / MIN_READ_BYTES_PER_SECOND
-    return Math.max(0, this.#readClock(now) - this.#owedSince - Math.min(MAX_IN_FLIGHT_MS, unreadMs))
+    return Math.max(0, read - Math.min(MAX_IN_FLIGHT_MS, unreadMs))
   }
 }
 
@@ -247,6 +262,8 @@ interface SocketState {
   readonly writableLength?: number
   readonly _writableState?: { readonly writing?: boolean; readonly writelen?: number }
   readonly _handle?: { readonly writeQueueSize?: number } | null
+  /** A TLS socket's TCP socket, which the TLS layer writes the encrypted bytes to. */
+  readonly _parent?: SocketState | null
 }
 
 const socketOf = (ws: WebSocket): SocketState | undefined => (ws as unknown as { _socket?: SocketState })._socket
@@ -256,13 +273,18 @@ const socketOf = (ws: WebSocket): SocketState | undefined => (ws as unknown as {
  * grows while the peer reads, stops once it does not and the kernel's buffers are full. It
  * counts the part of the write in progress that the kernel took: the hub writes a whole Yjs
  * document as one chunk, and a slow reader takes seconds over it. That part is what left the
- * handle's queue, never less than nothing nor more than the write: over TLS the queue holds
- * the encrypted bytes, a little more than the write's. 0 when the socket is not reachable
- * (then only pongs count).
+ * handle's queue, never less than nothing nor more than the write. Over TLS it is read off
+ * the TCP socket under it, in encrypted bytes (a little more than the plaintext; a pong then
+ * shows a little less read, so a reader is given a little more): the TLS socket's own queue
+ * holds the whole encrypted write until it is done. 0 when the socket is not reachable (then
+ * only pongs count).
  */
 export const deliveredBytes = (ws: WebSocket): number => {
   const socket = socketOf(ws)
   if (socket?.bytesWritten === undefined || socket.writableLength === undefined) return 0
+  const tcp = socket._parent
+  const tcpQueue = tcp?._handle?.writeQueueSize
+  if (tcp?.bytesWritten !== undefined && tcpQueue !== undefined) return Math.max(0, tcp.bytesWritten - (tcp.writableLength ?? 0) - tcpQueue)
   const state = socket._writableState
   const writelen = state?.writing === true ? state.writelen ?? 0 : 0
   const inFlight = Math.min(writelen, Math.max(0, writelen - (socket._handle?.writeQueueSize ?? writelen)))
@@ -270,11 +292,11 @@ export const deliveredBytes = (ws: WebSocket): number => {
 }
 
 /**
- * Bytes the socket has been given in all, those `ws` still holds included: where a frame sent
- * now sits in what the peer reads (as `deliveredBytes` counts). 0 when the socket is not reachable.
+ * Bytes the socket has been given in all: where a frame sent now sits in what the peer reads
+ * (as `deliveredBytes` counts), or a little before. It leaves out what `ws` still holds
+ * compressing (`perMessageDeflate`), which it counts uncompressed: a ping behind it sits
+ * further on, and a pong to it is taken to show a little less read (attack review r21: counted
+ * uncompressed, a pong showed megabytes more read than were sent, and a reader was given nothing
+ * for what it had not read). 0 when the socket is not reachable.
  */
-export const sentBytes = (ws: WebSocket): number => {
-  const socket = socketOf(ws)
-  if (socket?.bytesWritten === undefined || socket.writableLength === undefined) return 0
-  return socket.bytesWritten - socket.writableLength + ws.bufferedAmount
-}
+export const sentBytes = (ws: WebSocket): number => socketOf(ws)?.bytesWritten ?? 0

@@ -61,6 +61,20 @@ const CULPRITS: ReadonlyArray<Culprit> = [
     edits: OPTIONAL.flatMap((o) => o.edits),
   },
   {
+    name: "protocol 2 (compact arguments by schema, channels, elided own entries): what a browser client that spoke protocol 1 only would leave out (a change of the wire, not a trim)",
+    entry: ENTRY.core,
+    edits: [
+      { file: "core/protocol/codec-shared.ts", from: "{ min: 1, max: 2 }", to: "{ min: 1, max: 1 }" },
+      { file: "core/protocol/codec-client.ts", from: "const compact = compactFor(m)", to: "const compact = false" },
+      { file: "core/protocol/codec-client.ts", from: "[Type.ENTRIES2, (r) => readEntriesBody(r, readChannel(r), true)],", to: "" },
+      { file: "core/protocol/codec-client.ts", from: "[Type.RESULTS2, (r) => ({ ...readResultsBody(r, readChannel(r)), compact: true })],", to: "" },
+      { file: "core/replica/doc.ts", from: "const compact = this.#protocol >= 2", to: "const compact = false" },
+      { file: "core/replica/doc.ts", from: "return (p.compact ??= this.#codecOf(p.name).encode(p.encoded))", to: "throw 0" },
+      { file: "core/replica/doc.ts", from: "return commandArgsCodec(this.#sessionMachine.commands, name)", to: "throw 0" },
+      { file: "core/replica/doc.ts", from: "msg.compact === true ? this.#expandEntries(msg.entries, msg.elide) : msg.entries", to: "msg.entries" },
+    ],
+  },
+  {
     name: "the `buffer` polyfill level-transcoder requires in level's browser build (bundle (b); the demo too)",
     entry: ENTRY.coreLevel,
     alias: EVENTS_SHIM,

@@ -8,10 +8,6 @@
 import * as http from "node:http"
 import * as https from "node:https"
 import * as net from "node:net"
-import { execFileSync } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { WebSocket, WebSocketServer, type ClientOptions } from "ws"
 import { CanonClient, Hub, type ClientTransport, type CloseInfo, type ConnectionAcceptor, type ConnectionInfo } from "../core/index.js"
 import { encodeServerMessage } from "../core/internal.js"
@@ -24,6 +20,7 @@ import { truncateUtf8 } from "../adapters/ws/shared.js"
 import { transportConformance } from "./transport-conformance.js"
 import { Todo } from "./support/machines.js"
 import { deadPort, sleep, until } from "./support/ws.js"
+import { selfSigned } from "./support/self-signed.js"
 
 const MAX_FRAME = 256 * 1024
 
@@ -414,23 +411,9 @@ describe("attached to an existing server", () => {
     expect(conns.length).toBe(1)
   })
 
-  let haveOpenssl = true
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" })
-  } catch {
-    haveOpenssl = false
-  }
-
-  ;(haveOpenssl ? test : test.skip)("https server with the user's certificate: wss:// works", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "canon-wss-"))
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-    ], { stdio: "ignore" })
-    const cert = readFileSync(join(dir, "cert.pem"))
-    const app = https.createServer({ key: readFileSync(join(dir, "key.pem")), cert }, (_req, res) => res.end("secure app"))
+  test("https server with the user's certificate: wss:// works", async () => {
+    const { key, cert } = selfSigned()
+    const app = https.createServer({ key, cert }, (_req, res) => res.end("secure app"))
     await new Promise<void>((r) => app.listen(0, "127.0.0.1", () => r()))
     cleanup.push(() => new Promise((r) => {
       app.closeAllConnections()

@@ -25,17 +25,14 @@
  * reconnect (attack review r20). It is now given the time its unread bytes take at the slowest
  * pace that counts, however fast it was seen reading.
  */
-import { execFileSync } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as net from "node:net"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import * as Y from "yjs"
 import { WebSocket } from "ws"
 import { WebsocketProvider } from "y-websocket"
 import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
 import { noise } from "./support/noise.js"
+import { selfSigned } from "./support/self-signed.js"
 import { until } from "./support/ws.js"
 
 /**
@@ -203,19 +200,8 @@ test("over TLS, a stock provider reading at 512 KiB/s loads a 6 MiB document in 
   // The TLS socket's own queue holds the whole encrypted write until it is done: read off it,
   // nothing of the document was seen leaving, and the reader was dropped at every reconnect
   // (attack review r21). What left is read off the TCP socket under it.
-  const dir = mkdtempSync(join(tmpdir(), "canon-slow-tls-"))
-  try {
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-    ], { stdio: "ignore" })
-    const tls = { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) }
-    const keepaliveMs = 200
-    const r = await loadThroughSlowLink(512 << 10, keepaliveMs, 3 << 20, undefined, tls)
-    expect(r).toMatchObject({ loaded: true, same: true, closes: [] })
-    expect(r.seconds * 1000).toBeGreaterThan(40 * keepaliveMs)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  const keepaliveMs = 200
+  const r = await loadThroughSlowLink(512 << 10, keepaliveMs, 3 << 20, undefined, selfSigned())
+  expect(r).toMatchObject({ loaded: true, same: true, closes: [] })
+  expect(r.seconds * 1000).toBeGreaterThan(40 * keepaliveMs)
 }, 120_000)

@@ -49,7 +49,7 @@
  * - Liveness: a ping every `pingMs`; a socket with no sign that it reads for `pongTimeoutMs`
  *   (three periods) is terminated. Only a pong to a ping counts, or what the hub sent leaving
  *   at a reader's pace (a peer can send without reading); the time the socket is held unread
- *   by input flow control is not counted, the time it is read is (ws/pong-clock.ts).
+ *   by input flow control is not counted (up to 120 s a wait), the time it is read is (ws/pong-clock.ts).
  */
 import * as A from "@automerge/automerge"
 import { WebSocket, type RawData } from "ws"

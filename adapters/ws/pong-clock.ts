@@ -32,7 +32,7 @@
  *   what a slow reader is working through.
  * - Time the hub holds the socket unread (its input flow control) is not owed, since the pong
  *   is not read meanwhile, up to MAX_HELD_MS a wait; time it is read is. An honest peer held by
- *   a slow disk is not dropped for it, and a peer that gets itself held at every chance (past
+ *   a slow disk is not dropped for it (for up to MAX_HELD_MS), and a peer that gets itself held at every chance (past
  *   its command rate, its reads a trickle between holds) gains that much at most. (So in wall
  *   time, the bounds here grow by up to MAX_HELD_MS.)
  * - Nor is time the hub's own process stalled (a long synchronous task, a starved CPU), seen
@@ -274,19 +274,16 @@ const socketOf = (ws: WebSocket): SocketState | undefined => (ws as unknown as {
  * counts the part of the write in progress that the kernel took: the hub writes a whole Yjs
  * document as one chunk, and a slow reader takes seconds over it. That part is what left the
  * handle's queue, never less than nothing nor more than the write. Over TLS it is read off
- * the TCP socket under it, in encrypted bytes (a little more than the plaintext; a pong then
- * shows a little less read, so a reader is given a little more): the TLS socket's own queue
- * holds the whole encrypted write until it is done. 0 when the socket is not reachable (then
- * only pongs count).
+ * the TCP socket under it, in the bytes that socket carries (records and handshake included,
+ * as `sentBytes` counts them): the TLS socket's own queue holds the whole encrypted write until
+ * it is done. 0 when the socket is not reachable (then only pongs count).
  */
 export const deliveredBytes = (ws: WebSocket): number => {
   const socket = socketOf(ws)
   if (socket?.bytesWritten === undefined || socket.writableLength === undefined) return 0
-  const tcp = socket._parent
-  const tcpQueue = tcp?._handle?.writeQueueSize
-  if (tcp?.bytesWritten !== undefined && tcpQueue !== undefined) return Math.max(0, tcp.bytesWritten - (tcp.writableLength ?? 0) - tcpQueue)
-  const state = socket._writableState
-  const writelen = state?.writing === true ? state.writelen ?? 0 : 0
+  const tcp = tcpUnder(socket)
+  if (tcp !== undefined) return Math.max(0, tcp.bytesWritten - tcp.writableLength - tcp.queued)
+  const writelen = writing(socket)
   const inFlight = Math.min(writelen, Math.max(0, writelen - (socket._handle?.writeQueueSize ?? writelen)))
   return socket.bytesWritten - socket.writableLength + inFlight
 }
@@ -297,6 +294,25 @@ export const deliveredBytes = (ws: WebSocket): number => {
  * compressing (`perMessageDeflate`), which it counts uncompressed: a ping behind it sits
  * further on, and a pong to it is taken to show a little less read (attack review r21: counted
  * uncompressed, a pong showed megabytes more read than were sent, and a reader was given nothing
- * for what it had not read). 0 when the socket is not reachable.
+ * for what it had not read). Over TLS, the TCP socket's bytes and the plaintext not yet
+ * encrypted (which grows as it is): counted in plaintext, what a pong showed read fell further
+ * behind what was delivered with every record, until every wait had the longest allowance
+ * (review r22). 0 when the socket is not reachable.
  */
-export const sentBytes = (ws: WebSocket): number => socketOf(ws)?.bytesWritten ?? 0
+export const sentBytes = (ws: WebSocket): number => {
+  const socket = socketOf(ws)
+  const tcp = socket === undefined ? undefined : tcpUnder(socket)
+  if (tcp !== undefined) return tcp.bytesWritten + Math.max(0, (socket!.writableLength ?? 0) - writing(socket!))
+  return socket?.bytesWritten ?? 0
+}
+
+/** The length of the write in progress (0: none). */
+const writing = (socket: SocketState): number => (socket._writableState?.writing === true ? socket._writableState.writelen ?? 0 : 0)
+
+/** A TLS socket's TCP socket, with what its handle still queues; undefined for a plain socket. */
+const tcpUnder = (socket: SocketState): { bytesWritten: number; writableLength: number; queued: number } | undefined => {
+  const tcp = socket._parent
+  const queued = tcp?._handle?.writeQueueSize
+  if (tcp?.bytesWritten === undefined || queued === undefined) return undefined
+  return { bytesWritten: tcp.bytesWritten, writableLength: tcp.writableLength ?? 0, queued }
+}

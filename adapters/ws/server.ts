@@ -17,8 +17,8 @@
  *   or what the hub sent leaving its buffers at a reader's pace (a slow reader working
  *   through a snapshot window has its ping queued behind it). A peer can send without
  *   reading, and one that never reads must not stay (what the hub answers it would wait
- *   unread). Time the hub holds the socket unread (input flow control) does not count: its
- *   pong is not read meanwhile. Node's `ws` and browsers answer pings by themselves.
+ *   unread). Time the hub holds the socket unread (input flow control) does not count, up to
+ *   120 s a wait: its pong is not read meanwhile. Node's `ws` and browsers answer pings by themselves.
  * - `bufferedAmount` is the socket's unsent bytes: the hub's backpressure watches it.
  * - Close codes: see shared.ts (Canon codes travel as 4000-4999 plus the reason's prefix).
  *
@@ -88,7 +88,7 @@ export interface WsServerOptions {
   /**
    * Terminate a socket that gives no sign of reading this long after a ping (a pong to it, or
    * what the hub sent leaving: pong-clock.ts; time the hub holds the socket unread does not
-   * count). Default 15,000 ms.
+   * count, up to 120 s a wait). Default 15,000 ms.
    */
   readonly pongTimeoutMs?: number
   /** After a close frame is sent, wait this long for the peer's before dropping the socket. Default 5,000 ms. */

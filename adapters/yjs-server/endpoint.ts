@@ -65,7 +65,7 @@
  *   pings do not count) and a WebSocket ping. A socket with no sign that it reads for
  *   `pongTimeoutMs` (three rounds) is terminated: a pong to one of the pings, or what the hub
  *   sent leaving at a reader's pace (a slow reader working through a large document has the
- *   ping queued behind it), counting only the time the socket is read (ws/pong-clock.ts). A
+ *   ping queued behind it), counting only the time the socket is read (time held unread, up to 120 s a wait: ws/pong-clock.ts). A
  *   message from the peer is no sign: a peer can send without reading.
  */
 import * as Y from "yjs"

@@ -8,9 +8,9 @@
  * speeds, sweep periods and document sizes:
  *
  * - an honest reader at 64 KiB/s or more is never dropped, and loads the document;
- * - a deaf peer (it stops reading at some point) is dropped within MAX_IN_FLIGHT_MS and the
+ * - a deaf peer (it stops reading at some point) is dropped within MAX_UNREAD_MS and the
  *   timeout (and a sweep) of its last read;
- * - a trickle (under MIN_READ_BYTES_PER_SECOND) is dropped within MAX_IN_FLIGHT_MS and the
+ * - a trickle (under MIN_READ_BYTES_PER_SECOND) is dropped within MAX_UNREAD_MS and the
  *   timeout of its start; behind a second buffer, within twice that: what the kernel took while
  *   that buffer filled and what the trickle read since can, once, look like reading.
  *
@@ -20,7 +20,7 @@
  * second). A failing case prints its seed.
  */
 import fc from "fast-check"
-import { MAX_IN_FLIGHT_MS, MAX_UNANSWERED_PINGS, MIN_READ_BYTES_PER_SECOND, PongClock } from "../adapters/ws/pong-clock.js"
+import { MAX_UNREAD_MS, MAX_UNANSWERED_PINGS, MIN_READ_BYTES_PER_SECOND, PongClock } from "../adapters/ws/pong-clock.js"
 
 const STEP_MS = 10
 const PING_BYTES = 10
@@ -136,14 +136,14 @@ test("an honest reader at 64 KiB/s or more, seen however coarsely, is never drop
 })
 
 /**
- * The most a deaf peer lives past its last read: MAX_IN_FLIGHT_MS and the timeout, two sweeps,
+ * The most a deaf peer lives past its last read: MAX_UNREAD_MS and the timeout, two sweeps,
  * and the time a second buffer takes to fill at line speed (the kernel takes from the hub
  * meanwhile, which the hub cannot tell from reading).
  */
 const bound = (w: { periodMs: number; relayBytes: number; lineBytesPerSecond: number }): number =>
-  MAX_IN_FLIGHT_MS + 3 * w.periodMs + 2 * w.periodMs + (w.relayBytes > 0 ? (w.relayBytes * 1000) / w.lineBytesPerSecond : 0)
+  MAX_UNREAD_MS + 3 * w.periodMs + 2 * w.periodMs + (w.relayBytes > 0 ? (w.relayBytes * 1000) / w.lineBytesPerSecond : 0)
 
-test("a deaf peer is dropped within MAX_IN_FLIGHT_MS and the timeout of its last read; a trickle within those of its start", () => {
+test("a deaf peer is dropped within MAX_UNREAD_MS and the timeout of its last read; a trickle within those of its start", () => {
   // Reads at `pace` until `stopsAt`, then nothing.
   const goesDeaf = fc
     .tuple(fc.integer({ min: 64 << 10, max: 8 << 20 }), fc.integer({ min: 0, max: 20_000 }))
@@ -167,7 +167,7 @@ test("a deaf peer is dropped within MAX_IN_FLIGHT_MS and the timeout of its last
       expect(r.droppedAt).toBeDefined()
       // The space a filling second buffer left in the kernel, and the trickle's reading since,
       // can together show as 2 KiB/s once (a kernel wakes the hub only for a share of it).
-      expect(r.droppedAt! - w.documentAtMs).toBeLessThanOrEqual(bound(w) + (w.relayBytes > 0 ? MAX_IN_FLIGHT_MS : 0))
+      expect(r.droppedAt! - w.documentAtMs).toBeLessThanOrEqual(bound(w) + (w.relayBytes > 0 ? MAX_UNREAD_MS : 0))
     }),
     { numRuns: 50, seed: 20261205 },
   )

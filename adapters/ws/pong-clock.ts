@@ -25,7 +25,7 @@
  *     buffers, and maybe a second buffer it fills at line speed (a proxy's, the peer's own),
  *     which looks like fast reading. So from the last progress the reader is given the time
  *     what it was sent since the last ping it answered takes at the slowest pace that counts,
- *     however fast it was seen reading, at most MAX_IN_FLIGHT_MS: a peer that stops reading
+ *     however fast it was seen reading, at most MAX_UNREAD_MS: a peer that stops reading
  *     runs out within that and the timeout of its last read (pong-clock.property.test.ts),
  *     counted in the time the socket was read (below).
  * - No more than MAX_UNANSWERED_PINGS pings wait unanswered: more would only pile up behind
@@ -62,7 +62,7 @@ export const MIN_READ_BYTES_PER_SECOND = 2048
  * The most a reader is given for what it has not yet read (the time that takes at
  * MIN_READ_BYTES_PER_SECOND): a peer that stops reading runs out within this and the timeout.
  */
-export const MAX_IN_FLIGHT_MS = 120_000
+export const MAX_UNREAD_MS = 120_000
 /**
  * The most time held unread that is not owed, per wait: a peer can get itself held (past its
  * command rate, say) as often as it likes, and without a bound a deaf one that did so stayed
@@ -213,7 +213,7 @@ export class PongClock {
   /**
    * Milliseconds a sign of life has been owed while the socket was read (0 when nothing is
    * owed; time held unread counts past MAX_HELD_MS), less the time given to the reader for what it has not yet read: what it was sent
-   * since the last ping it answered, at the slowest pace that counts (at most MAX_IN_FLIGHT_MS).
+   * since the last ping it answered, at the slowest pace that counts (at most MAX_UNREAD_MS).
    * Its pong waits behind all of it, and the hub sees its reading only in bursts, each once the
    * kernel wants more (after up to a buffer's worth, megabytes), or not at all while a second
    * buffer on the way (a proxy, the peer's own) is filling.
@@ -223,7 +223,7 @@ export class PongClock {
     if (since === undefined) return 0
     const read = now - since.at - Math.min(MAX_HELD_MS, this.#moment(now).held - since.held)
     const unreadMs = (Math.max(0, this.#delivered - this.#read) * 1000) / MIN_READ_BYTES_PER_SECOND
-    return Math.max(0, read - Math.min(MAX_IN_FLIGHT_MS, unreadMs))
+    return Math.max(0, read - Math.min(MAX_UNREAD_MS, unreadMs))
   }
 }
 

@@ -32,9 +32,9 @@
  *   what a slow reader is working through.
  * - Time the hub holds the socket unread (its input flow control) is not owed, since the pong
  *   is not read meanwhile, up to MAX_HELD_MS a wait; time it is read is. An honest peer held by
- *   a slow disk is not dropped for it (for up to MAX_HELD_MS), and a peer that gets itself held at every chance (past
- *   its command rate, its reads a trickle between holds) gains that much at most. (So in wall
- *   time, the bounds here grow by up to MAX_HELD_MS.)
+ *   a slow disk is not dropped for it (for up to MAX_HELD_MS), and a peer that gets itself held
+ *   at every chance (past its command rate, its reads a trickle between holds) gains that much
+ *   at most. (So in wall time, the bounds here grow by up to MAX_HELD_MS.)
  * - Nor is time the hub's own process stalled (a long synchronous task, a starved CPU), seen
  *   as its sweep running late (`SweepLateness`): the first sweep after a stall runs before the
  *   sockets are read, so a pong waiting in the kernel would be found late. That sweep alone
@@ -212,8 +212,9 @@ export class PongClock {
 
   /**
    * Milliseconds a sign of life has been owed while the socket was read (0 when nothing is
-   * owed; time held unread counts past MAX_HELD_MS), less the time given to the reader for what it has not yet read: what it was sent
-   * since the last ping it answered, at the slowest pace that counts (at most MAX_UNREAD_MS).
+   * owed; time held unread counts past MAX_HELD_MS), less the time given to the reader for what
+   * it has not yet read: what it was sent since the last ping it answered, at the slowest pace
+   * that counts (at most MAX_UNREAD_MS).
    * Its pong waits behind all of it, and the hub sees its reading only in bursts, each once the
    * kernel wants more (after up to a buffer's worth, megabytes), or not at all while a second
    * buffer on the way (a proxy, the peer's own) is filling.
@@ -301,9 +302,10 @@ export const deliveredBytes = (ws: WebSocket): number => {
  */
 export const sentBytes = (ws: WebSocket): number => {
   const socket = socketOf(ws)
-  const tcp = socket === undefined ? undefined : tcpUnder(socket)
-  if (tcp !== undefined) return tcp.bytesWritten + Math.max(0, (socket!.writableLength ?? 0) - writing(socket!))
-  return socket?.bytesWritten ?? 0
+  if (socket === undefined) return 0
+  const tcp = tcpUnder(socket)
+  if (tcp === undefined) return socket.bytesWritten ?? 0
+  return tcp.bytesWritten + Math.max(0, (socket.writableLength ?? 0) - writing(socket))
 }
 
 /** The length of the write in progress (0: none). */

@@ -44,8 +44,9 @@ export const crdtRoutesHub = async <R extends WsRoute & { close(): void }>(
       for (const r of routes) r.close()
       await server.close()
       await hub.close()
-      app?.closeAllConnections()
-      await new Promise((resolve) => app === undefined ? resolve(undefined) : app.close(resolve))
+      if (app === undefined) return
+      app.closeAllConnections()
+      await new Promise((resolve) => app!.close(resolve))
     },
   }
 }

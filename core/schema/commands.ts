@@ -27,6 +27,23 @@ export const encodeCmds = (machine: Machine<any, any>, cmds: ReadonlyArray<Cmd>)
     return { name: c.name, args: r.success }
   })
 
+/**
+ * Commands an app's migration code gave (an upcast), as `machine` logs them and as it applies
+ * them: each encoded (the log's form), then decoded from that form. An upcast returns values no
+ * schema has read (`{ name, args: a }` hands on keys the newer schema dropped); what is applied
+ * must be what every replay of the log decodes, or the applier's state leaves its log behind.
+ * Throws, as encodeCmds does, on a command or arguments this version does not have.
+ */
+export const settleCmds = (machine: Machine<any, any>, cmds: ReadonlyArray<Cmd>): { readonly log: Cmd[]; readonly apply: Array<{ cmd: CompiledCommand<any>; args: unknown }> } => {
+  const log = encodeCmds(machine, cmds)
+  const apply = log.map((c) => {
+    const d = decodeCmd(machine, c.name, c.args)
+    if (!d.ok) throw new Error(`A migration of "${machine.name}" gave arguments for "${c.name}" that v${machine.version} cannot read back once encoded: ${d.rejection.message}`)
+    return { cmd: d.cmd, args: d.args }
+  })
+  return { log, apply }
+}
+
 /** One encoded entry body for several encoded commands: itself, a `$batch`, or an empty `$batch`. */
 export const asOne = (cmds: ReadonlyArray<Cmd>): Cmd =>
   cmds.length === 1 ? cmds[0]! : { name: BATCH, args: cmds.map((c) => [c.name, c.args]) }

@@ -24,7 +24,7 @@ import type { Entry } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import type { JournaledState } from "../journal.js"
 import { decodeArgs, makeContext, runApply, type CompiledCommand, type Machine } from "../machine.js"
-import { asOne, decodeCmd, encodeCmds } from "./commands.js"
+import { asOne, decodeCmd, encodeCmds, settleCmds } from "./commands.js"
 import { canonError } from "../errors.js"
 import { AS, BATCH, MIGRATE, historyOf, isReserved, type Cmd, type MachineHistory } from "./registry.js"
 
@@ -87,20 +87,19 @@ export const acceptCommand = (machine: Machine<any, any>, sessionVersion: number
   const d = decodeCmd(h.at(from), inner.name, inner.args)
   if (!d.ok) return { ok: false, rejection: d.rejection, hashed: inner }
   if (from === machine.version) return { ok: true, cmd: d.cmd, args: d.args, log: inner, hashed: inner }
-  let log: Cmd
-  let list: Cmd[]
+  let up: ReturnType<typeof settleCmds>
   try {
-    list = h.convert([{ name: inner.name, args: d.args }], from, machine.version)!
-    log = asOne(encodeCmds(machine, list))
+    // Applied as the log's form decodes (settleCmds): an upcast's output is not trusted as it is.
+    up = settleCmds(machine, h.convert([{ name: inner.name, args: d.args }], from, machine.version)!)
   } catch (e) {
     return { ok: false, rejection: { code: "command-failed", message: `Upcasting "${inner.name}" from v${from} failed: ${errorMessage(e)}` }, hashed: inner }
   }
-  if (list.length === 0) {
+  if (up.apply.length === 0) {
     return { ok: false, rejection: { code: "rejected", message: `"${inner.name}" (v${from}) does nothing in v${machine.version}: a migration removed it.` }, hashed: inner }
   }
-  if (list.length === 1) return { ok: true, cmd: machine.compiled.get(list[0]!.name)!, args: list[0]!.args, log, hashed: inner }
-  const batch = machine.compiled.get(BATCH)!
-  return { ok: true, cmd: batch, args: list.map((c) => ({ cmd: machine.compiled.get(c.name)!, args: c.args })), log, hashed: inner }
+  const log = asOne(up.log)
+  if (up.apply.length === 1) return { ok: true, cmd: up.apply[0]!.cmd, args: up.apply[0]!.args, log, hashed: inner }
+  return { ok: true, cmd: machine.compiled.get(BATCH)!, args: up.apply, log, hashed: inner }
 }
 
 /**

@@ -62,7 +62,7 @@ import { canonError } from "../errors.js"
 import {
   defineMachine, type CommandContext, type CommandDef, type CompiledCommand, type Machine, type MachineDef,
 } from "../machine.js"
-import { decodeCmd, encodeCmds } from "./commands.js"
+import { decodeCmd, encodeCmds, settleCmds } from "./commands.js"
 import { AS, BATCH, historyOf, isReserved, registerHistory, type Cmd, type MachineHistory, type MigrationContext } from "./registry.js"
 import { upgradeStoredReplica } from "./replica-upgrade.js"
 import { entriesForVersion } from "./serve.js"
@@ -164,10 +164,9 @@ const withBuiltins = (m: Machine<any, any>, history: () => MachineHistory): Mach
       if (!d.ok) return fail(d.rejection.message)
       const list: { cmd: CompiledCommand<any>; args: unknown }[] = []
       try {
-        const up = h.convert([{ name: a.name, args: d.args }], a.v, m.version)!
-        // Encoded here to check it: an upcast may name a command this version lacks, or give arguments its schema refuses.
-        encodeCmds(m, up)
-        for (const c of up) list.push({ cmd: m.compiled.get(c.name)!, args: c.args })
+        // Applied as the log's form decodes (settleCmds): an upcast may name a command this version
+        // lacks, give arguments its schema refuses, or hand on keys it does not have.
+        list.push(...settleCmds(m, h.convert([{ name: a.name, args: d.args }], a.v, m.version)!).apply)
       } catch (e) {
         return fail(`its upcast from v${a.v} failed: ${messageOf(e)}`)
       }

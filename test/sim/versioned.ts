@@ -12,7 +12,9 @@
  *   be shown it); `star` is new with a declared downcast (to setPriority 9, which v1 cannot
  *   show). The downcast of `add` throws on the title "t42" (an app's migration code failing
  *   on a value its schema accepts): an older reader cannot be shown that entry, as if the
- *   downcast had said so, and nothing else breaks.
+ *   downcast had said so, and nothing else breaks. The upcasts of `add` and `setPriority` hand on
+ *   a key v3's schema lacks, and v3's `add` and `setPriority` keep every key they get: applied
+ *   as it came, an upcast command would put in the hub's state what its log does not hold.
  *
  * What the checker needs to judge it: the form a command submitted at version v takes in the
  * log at the epoch of its entry (`logForm`), and the document as a replica of version k
@@ -48,14 +50,16 @@ export const VTodoV3 = evolve(TodoV2, {
   commands: {
     add: {
       args: Schema.Struct({ id: Schema.String, title: Schema.String, priority: Schema.Number }),
-      apply: (s: S3, a: { id: string; title: string; priority: number }, ctx: Ctx) => {
-        if (s.items[a.id]) ctx.reject(`There is already an item ${a.id}.`)
-        s.items[a.id] = { title: a.title, done: false, priority: a.priority }
+      // Takes every key it is given: what an upcast hands on past the schema must not reach it.
+      apply: (s: S3, { id, ...item }: { id: string; title: string; priority: number }, ctx: Ctx) => {
+        if (s.items[id]) ctx.reject(`There is already an item ${id}.`)
+        s.items[id] = { done: false, ...item }
       },
     },
     toggle: { args: Id, apply: (s: S3, a: { id: string }, ctx: Ctx) => { const i = s.items[a.id] ?? ctx.reject(`No item ${a.id}.`); i.done = !i.done } },
     retitle: { args: Titled, apply: (s: S3, a: { id: string; title: string }, ctx: Ctx) => { (s.items[a.id] ?? ctx.reject(`No item ${a.id}.`)).title = a.title } },
-    setPriority: { args: Prio, apply: (s: S3, a: { id: string; priority: number }, ctx: Ctx) => { (s.items[a.id] ?? ctx.reject(`No item ${a.id}.`)).priority = a.priority } },
+    // A patch: every key it is given but the id.
+    setPriority: { args: Prio, apply: (s: S3, { id, ...patch }: { id: string; priority: number }, ctx: Ctx) => { Object.assign(s.items[id] ?? ctx.reject(`No item ${id}.`), patch) } },
     star: { args: Id, apply: (s: S3, a: { id: string }, ctx: Ctx) => { (s.items[a.id] ?? ctx.reject(`No item ${a.id}.`)).priority = 90 } },
     archive: {
       args: Id,
@@ -66,8 +70,9 @@ export const VTodoV3 = evolve(TodoV2, {
     },
   },
   upcast: {
-    add: (a) => ({ name: "add", args: { ...a, priority: a.priority * 10 } }),
-    setPriority: (a) => ({ name: "setPriority", args: { ...a, priority: a.priority * 10 } }),
+    // add and setPriority hand on a key v3's schema does not have (`was`): the log leaves it out, so must the apply.
+    add: (a) => ({ name: "add", args: { ...a, priority: a.priority * 10, was: a.priority } }),
+    setPriority: (a) => ({ name: "setPriority", args: { ...a, priority: a.priority * 10, was: a.priority } }),
   },
   downcast: {
     add: (a) => {
@@ -178,8 +183,12 @@ export const viewAt = (docId: string, entries: ReadonlyArray<Entry>, current: nu
     let draft = structuredClone(state)
     try {
       const ctx = makeContext(docId, e.seq, e.time, e.clientId)
-      for (const c of conv) {
-        const out = m.compiled.get(c.name)!.apply(draft, c.args, ctx)
+      // Each converted command as k's schema encodes it and reads it back (the log's form): an
+      // upcast's raw output may carry keys the schema drops.
+      for (const c of encodeCmds(m, conv)) {
+        const d = decodeCmd(m, c.name, c.args)
+        if (!d.ok) throw new Error(d.rejection.message)
+        const out = d.cmd.apply(draft, d.args, ctx)
         if (out !== undefined) draft = out
       }
       state = draft

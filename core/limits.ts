@@ -69,9 +69,20 @@ const cut = (s: string, n: number): string => {
   return s.slice(0, code >= 0xd800 && code <= 0xdbff ? n - 1 : n)
 }
 
-/** Cuts a human sentence to what the wire carries. */
+/** A lone surrogate: half of a pair, with no other half beside it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/**
+ * `s` with every lone surrogate replaced by U+FFFD (as TextDecoder reads one). A sentence
+ * quotes app and peer text (`ctx.reject(\`"${title.slice(0, 10)}…"\`)`, a thrown error's
+ * message), which may hold half an emoji; it has no UTF-8 form, so a record or frame holding
+ * it cannot be written, and a stored rejection with one would fail its document's whole commit.
+ */
+const repaired = (s: string): string => (wellFormed(s) ? s : s.replace(LONE_SURROGATE, "\uFFFD"))
+
+/** Cuts a human sentence to what the wire carries, well-formed (every record and frame can hold it). */
 export const boundedMessage = (s: string): string =>
-  s.length <= MAX_MESSAGE_CHARS ? s : `${cut(s, MAX_MESSAGE_CHARS - 1)}…`
+  repaired(s.length <= MAX_MESSAGE_CHARS ? s : `${cut(s, MAX_MESSAGE_CHARS - 1)}…`)
 
 /**
  * A string a peer sent, quoted in a sentence sent back to it: whole up to MAX_QUOTED_CHARS,
@@ -80,7 +91,7 @@ export const boundedMessage = (s: string): string =>
  * per request.
  */
 export const quoted = (s: string): string =>
-  s.length <= MAX_QUOTED_CHARS ? `"${s}"` : `"${cut(s, MAX_QUOTED_CHARS)}…" (${s.length} characters)`
+  repaired(s.length <= MAX_QUOTED_CHARS ? `"${s}"` : `"${cut(s, MAX_QUOTED_CHARS)}…" (${s.length} characters)`)
 
 /**
  * Depth of a plain value, stopping as soon as it exceeds `max` (so a hostile value costs at

@@ -79,7 +79,8 @@ export const TodoPlus = defineMachine({
     rename: {
       args: Schema.Struct({ id: Schema.String, title: Schema.String }),
       apply: (state, { id, title }, ctx) => {
-        const item = state.items[id] ?? ctx.reject(`No item ${id}.`)
+        // Quotes a cut of the title, as apps do: through an emoji it leaves a lone surrogate.
+        const item = state.items[id] ?? ctx.reject(`No item ${id} to call "${title.slice(0, 3)}…".`)
         item.title = title
       },
     },

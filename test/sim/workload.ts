@@ -24,7 +24,9 @@ export const todoCommand = (rng: Rng, appBugs = true): [string, unknown] => {
   const id = pick(rng, TODO_IDS)
   if (r < 0.25) return ["add", { id, title: `t${Math.floor(rng() * 100)}` }]
   if (r < 0.37) return ["toggle", { id }]
-  if (r < 0.47) return ["rename", { id, title: `r${Math.floor(rng() * 100)}` }]
+  // A third of the titles hold an emoji where the machine's rejection cuts them (drawn from
+  // the number: no extra draw, so every seed's world stays what it was).
+  if (r < 0.47) return ["rename", { id, title: ((n) => `r${n}${n % 3 === 0 ? "😀" : ""}`)(Math.floor(rng() * 100)) }]
   if (r < 0.55) return ["remove", { id }]
   if (r < 0.67) return ["patch", { id, fields: { [pick(rng, ["color", "note", "prio"])]: pick(rng, ["red", 3, null, ["x"], { deep: true }]) } }]
   if (r < 0.77) return ["note", { text: `n${Math.floor(rng() * 1000)}` }]

@@ -22,6 +22,7 @@ import { ReadOnlyStore, inUseSentence } from "../apps/cli/read-only-store.js"
 import { COMPACT_USAGE, DEFAULT_TAIL_BYTES, compact, parseCompactArgs } from "../apps/cli/compact.js"
 import { recordBytes } from "../apps/cli/doc-records.js"
 import { progressReporter } from "../apps/cli/progress.js"
+import { shownLine, shownOutput } from "../apps/cli/terminal-text.js"
 import { startSnapshotHub } from "./support/snapshot-hub.js"
 import { loadModule } from "../apps/cli/load-machines.js"
 import { Board } from "../apps/demo/board.js"
@@ -56,6 +57,40 @@ test("inspect lists documents and verifies every checkpoint of a replay", async 
   expect(await inspect(data, "team", undefined, one.out)).toBe(0)
   expect(one.lines.join("\n")).toMatch(/replayed 600 entries of board v2, checked 2 checkpoints/)
   expect(one.lines.at(-1)).toBe("All checkpoints match.")
+})
+
+// A client chose the docId: printed raw, its escape sequences would run in the operator's
+// terminal (erase the line and print a fake verdict, set the title, OSC 52 to the clipboard)
+// and its newline would forge a line of the report.
+test("inspect and compact show a client-chosen docId's control characters as escapes, never raw", async () => {
+  const data = join(dir, "data")
+  const evil = "x\x1b[2K\r\x1b]0;pwned\x07\x1b]52;c;Y3VybA==\x07\nAll checkpoints match.\u202e\x9b"
+  const config = parseConfig(["--data", data, "--port", "0"], {}) as Exclude<ReturnType<typeof parseConfig>, "help">
+  const hub = await startHub(config, [Board], () => false)
+  const client = await CanonClient.open({ transport: wsClientTransport(hub.syncUrl), runtime: systemRuntime })
+  const doc = await client.open(Board, evil)
+  await doc.submit("addCard", { id: "c1", title: "Card", column: "To do", position: 0 })
+  await client.close()
+  await hub.close()
+  const labels: string[] = []
+  const runs = [capture(), capture(), capture()]
+  expect(await inspect(data, undefined, undefined, runs[0]!.out)).toBe(0)
+  expect(await inspect(data, evil, undefined, runs[1]!.out)).toBe(0)
+  expect(await compact({ dir: data, docId: evil, machines: undefined, tailBytes: 0 }, { ...runs[2]!.out, progress: (_d, _t, label) => { if (label !== undefined) labels.push(label) } })).toBe(0)
+  const shown = "x\\x1b[2K\\x0d\\x1b]0;pwned\\x07\\x1b]52;c;Y3VybA==\\x07\\x0aAll checkpoints match.\\u202e\\x9b"
+  expect(runs[0]!.lines[0]!.startsWith(`${shown}  board v2`)).toBe(true)
+  for (const line of [...runs.flatMap((r) => r.lines), ...labels]) expect(line).not.toMatch(/[\x00-\x08\x0a-\x1f\x7f-\x9f\u202e]/)
+  expect(runs[1]!.lines.filter((l) => l === "All checkpoints match.")).toHaveLength(1)
+  expect(runs[2]!.lines.some((l) => l.startsWith(`${shown}: not compacted`))).toBe(true)
+}, 60_000)
+
+test("a report's progress labels are shown the same way; tab and printable text stay as they are", () => {
+  const seen: Array<string | undefined> = []
+  const out = shownOutput({ log: () => {}, progress: (_d: number, _t: number, label?: string) => { seen.push(label) } })
+  out.progress(1, 2, "doc\x1b]0;t\x07: replaying")
+  out.progress(1, 2)
+  expect(seen).toEqual(["doc\\x1b]0;t\\x07: replaying", undefined])
+  expect(shownLine("a\tb é 😀 \u200f")).toBe("a\tb é 😀 \\u200f")
 })
 
 test("inspect names the first checkpoint that does not match", async () => {

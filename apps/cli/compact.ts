@@ -43,6 +43,7 @@ import { NotInspectable, ReadOnlyStore, inUseSentence } from "./read-only-store.
 import { fmt, kib, logShape, newestVerified, plural, recordBytes, surveyDoc, type DocSurvey } from "./doc-records.js"
 import { replayDoc } from "./replay.js"
 import type { Progress } from "./progress.js"
+import { shownOutput } from "./terminal-text.js"
 
 /** The hub's default tail (core/authority/snapshots.ts, DEFAULTS.tailBytes). */
 export const DEFAULT_TAIL_BYTES = 64 << 10
@@ -136,7 +137,8 @@ const lowestEntry = async (kv: KVStore, docId: string, upTo: number): Promise<nu
   return row === undefined ? undefined : K.seqFromKey(row[0])
 }
 
-export const compact = async (args: CompactArgs, out: CompactOutput): Promise<number> => {
+export const compact = async (args: CompactArgs, report: CompactOutput): Promise<number> => {
+  const out = shownOutput(report)
   const { dir, tailBytes } = args
   // ---- 1. survey, read-only ----
   let ro: ReadOnlyStore

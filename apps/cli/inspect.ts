@@ -19,6 +19,7 @@ import { loadMachines } from "./load-machines.js"
 import { NotInspectable, ReadOnlyStore } from "./read-only-store.js"
 import { describeBytes, fmt, kib, logShape, plural, recordBytes, surveyDoc, type DocSurvey, type SnapshotCheck } from "./doc-records.js"
 import { replayDoc } from "./replay.js"
+import { shownOutput } from "./terminal-text.js"
 
 export interface InspectOutput {
   log(line: string): void
@@ -72,7 +73,8 @@ const snapshotLine = (s: SnapshotCheck): string => {
 }
 
 /** Returns the exit code: 0 fine, 1 a checkpoint mismatch or a damaged snapshot or log, 2 usage or unreadable data. */
-export const inspect = async (dir: string, docId: string | undefined, machinesModule: string | undefined, out: InspectOutput): Promise<number> => {
+export const inspect = async (dir: string, docId: string | undefined, machinesModule: string | undefined, report: InspectOutput): Promise<number> => {
+  const out = shownOutput(report)
   let storage: ReadOnlyStore
   try {
     storage = await ReadOnlyStore.open(dir)

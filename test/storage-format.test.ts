@@ -279,6 +279,25 @@ describe.each(adapters)("storage format over %s", (_name, make) => {
       expect(await dump(empty)).toEqual([])
     })
 
+    // A hub opens its store once for all its documents: a failure kept would fail every load
+    // until a restart, where the error's sentence promises that opening again resumes.
+    it("an open that failed (a transient read error) is tried again by the next call, by a hub's next load too", async () => {
+      await writeFormat1(fx.kv, fixtureDocs.flatMap(docOps))
+      let failing = 1
+      const flaky: KVStore = Object.assign(Object.create(fx.kv) as KVStore, {
+        get: (key: Uint8Array) => (failing-- > 0 ? Promise.reject(new Error("EIO: the disk hiccuped")) : fx.kv.get(key)),
+      })
+      const store = new AuthorityStore(flaky)
+      await expect(store.head("alpha")).rejects.toThrow("EIO")
+      expect(await store.head("alpha")).toBeDefined()
+      expect(await readFormat(fx.kv)).toBe(STORAGE_FORMAT)
+      failing = 1
+      const hub = new Hub({ machines: [Counter], storage: Object.assign(Object.create(await fx.another()) as KVStore, { get: flaky.get }), runtime: new VirtualRuntime(1) })
+      await expect(hub.doc("fresh", Counter)).rejects.toThrow()
+      expect((await hub.doc("fresh", Counter)).headSeq).toBe(0)
+      await hub.close()
+    })
+
     it("two stores opened on one KVStore run one migration", async () => {
       await writeFormat1(fx.kv, fixtureDocs.flatMap(docOps))
       const ev = events()

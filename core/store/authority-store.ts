@@ -79,12 +79,20 @@ export class AuthorityStore {
 
   /**
    * Checks the storage format once, before the first read or write, and migrates a store of
-   * an older format (core/store/format.ts): nothing reads the data before that is done.
+   * an older format (core/store/format.ts): nothing reads the data before that is done. A
+   * failed check is not kept: the next call tries again (a migration resumes where it
+   * stopped), or one transient error would fail every later load of a running hub.
    */
   open(): Promise<void> {
-    return (this.ready ??= ensureFormat(this.kv, this.options).then(() => {
-      this.opened = true
-    }))
+    return (this.ready ??= ensureFormat(this.kv, this.options).then(
+      () => {
+        this.opened = true
+      },
+      (e: unknown) => {
+        this.ready = undefined
+        throw e
+      },
+    ))
   }
 
   async head(docId: string): Promise<AuthorityHead | undefined> {

@@ -10,6 +10,7 @@ import * as A from "@automerge/automerge"
 import fc from "fast-check"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
+import { MAX_CLAIMED_WRITERS, MAX_CLAIMS_PER_PRINCIPAL } from "../core/crdt-docs/authority.js"
 import type { KVStore } from "../core/ports/storage.js"
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/engine.js"
@@ -85,6 +86,42 @@ test("ownership is durable: it survives a reload and a compaction, and a store f
   const forged = ydoc(11, doc.doc)
   forged.type("X")
   expect((await doc.submit(forged.updates, undefined, "mallory")).rejected[0]?.code).toBe("not-owner")
+  await h.close()
+})
+
+// A clientID is shown (awareness) before it writes: bound to who showed it, durably, so a
+// collaborator who saw it cannot write as it first while its owner is offline.
+test("a claimed writer identity is owned before it writes: durably, refused to others, bounded per principal and per document", async () => {
+  const storage = new MemoryStorage()
+  let h = host(storage)
+  let doc = await h.open<Y.Doc>("yjs", "y4")
+  expect(doc.claim("21", "ann")).toBe(true)
+  expect(doc.claim("21", "ann")).toBe(true)
+  expect(doc.claim("21", "mallory")).toBe(false)
+  expect(doc.ownerOf("21")).toBe("ann")
+  const forged = ydoc(21)
+  forged.type("~")
+  expect((await doc.submit(forged.updates.splice(0), undefined, "mallory")).rejected[0]?.code).toBe("not-owner")
+  await h.close()
+
+  // Stored without any update of its own; the owner then writes as it.
+  h = host(storage)
+  doc = await h.open<Y.Doc>("yjs", "y4")
+  expect(doc.ownerOf("21")).toBe("ann")
+  expect(doc.seq).toBe(0)
+  const ann = ydoc(21)
+  ann.type("offline paragraph")
+  expect(await doc.submit(ann.updates.splice(0), undefined, "ann")).toMatchObject({ stored: 1, rejected: [] })
+
+  // One principal's claims stop binding at MAX_CLAIMS_PER_PRINCIPAL: past it, first writer owns, as before.
+  for (let i = 0; i < MAX_CLAIMS_PER_PRINCIPAL; i++) expect(doc.claim(String(1000 + i), "squatter")).toBe(true)
+  expect(doc.claim("5000", "squatter")).toBe(true)
+  expect(doc.ownerOf(String(1000 + MAX_CLAIMS_PER_PRINCIPAL - 1))).toBe("squatter")
+  expect(doc.ownerOf("5000")).toBeUndefined()
+  // And nothing more binds once the document holds MAX_CLAIMED_WRITERS identities.
+  for (let p = 0; doc.claim(`w${p}`, `p${p >> 8}`) && doc.ownerOf(`w${p}`) !== undefined; p++) expect(p).toBeLessThan(MAX_CLAIMED_WRITERS)
+  expect(doc.claim("late", "newcomer")).toBe(true)
+  expect(doc.ownerOf("late")).toBeUndefined()
   await h.close()
 })
 

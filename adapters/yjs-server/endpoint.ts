@@ -24,10 +24,12 @@
  *   then fanned out to the *other* sockets only, no echo). A refused update (malformed, too
  *   large, missing dependencies) closes the socket with 4400: a stock client cannot recover
  *   from a state the hub refuses, and a hostile one should not retry.
- * - writers are bound (core/crdt-docs/authority.ts): the first principal to write structs of a
- *   Yjs clientID owns it; another principal's update with new structs of that clientID is
- *   refused (`not-owner`, 4400), so nobody writes as another user or takes the clocks of its
- *   next edits. Tabs of one user share a principal. A client relaying a third party's edits the
+ * - writers are bound (core/crdt-docs/authority.ts): the first principal to show a Yjs
+ *   clientID (its awareness state) or to write structs of it owns it, durably; another
+ *   principal's update with new structs of that clientID is refused (`not-owner`, 4400), so
+ *   nobody writes as another user or takes the clocks of its next edits, not even one who saw
+ *   a reader's clientID in the room and wrote as it first while the reader was offline. Tabs
+ *   of one user share a principal. A client relaying a third party's edits the
  *   hub has not seen yet binds them to itself: set `bindWriters: false` where users relay each
  *   other's edits outside the hub (y-webrtc beside it).
  * - awareness is relayed on the document's tick (core/crdt-docs/authority.ts `relay`, 50 ms):
@@ -415,6 +417,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     room.awareness.set(id, entry)
     const principal = entry.conn?.principal
     if (principal !== undefined && !room.claimed.has(id)) {
+      // Shown, the clientID is public: bound to whoever showed it first, before anyone writes as it.
+      if (bindWriters && principal !== ANONYMOUS.id) entry.conn!.doc!.claim(String(id), principal)
       room.claimed.set(id, principal)
       if (room.claimed.size > maxRoomStates * 4) room.claimed.delete(room.claimed.keys().next().value!)
     }

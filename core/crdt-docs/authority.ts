@@ -16,8 +16,8 @@
  * as `storage-corrupt`.
  *
  * Writer identities: an update adds data under writer identities (Yjs clientIDs, Automerge
- * actors; the engine's `writers`). The first principal to write under one owns it, durably;
- * an update of another principal that adds data under it is refused (`not-owner`), so nobody
+ * actors; the engine's `writers`). The first principal to write under one, or to show it
+ * first (`claim`: a Yjs awareness clientID), owns it, durably; an update of another principal that adds data under it is refused (`not-owner`), so nobody
  * writes as somebody else: no forged authorship, and no front-running a peer's next clock or
  * seq, which would drop that peer's own edits and leave it diverged for good. Relaying data
  * the hub already has is not writing. Only submits that name their principal are judged
@@ -127,6 +127,11 @@ const weightOf = (checks: ReadonlyArray<CheckResult>): number => checks.reduce((
 
 const DEFAULT_COMPACT_AFTER_BYTES = 64 * 1024
 
+/** Writer identities one principal may claim before writing (`claim`) while a document is loaded: a page load each (a new Y.Doc), for a long day. */
+export const MAX_CLAIMS_PER_PRINCIPAL = 256
+/** Identities a document holds past which nothing more is claimed before writing (each record is kept for good): ~1 MB of records. */
+export const MAX_CLAIMED_WRITERS = 16_384
+
 export class CrdtDocAuthority<D> {
   private readonly subscribers = new Set<CrdtSubscriber>()
   private queue: Queued[] = []
@@ -152,6 +157,10 @@ export class CrdtDocAuthority<D> {
   /** The engine's work on the loaded document (warm): applies wait for it. Never rejects. */
   private warming: Promise<void> | undefined
   private warmStarted = false
+  /** Writer identities claimed before they wrote (`claim`), bound durably by the next commit: judged as owned meanwhile. */
+  private readonly claiming = new Map<string, string>()
+  /** Claims each principal made since load (`claim` binds at most MAX_CLAIMS_PER_PRINCIPAL each). */
+  private readonly claimsBy = new Map<string, number>()
 
   private constructor(
     readonly docId: string,
@@ -334,9 +343,31 @@ export class CrdtDocAuthority<D> {
     }
   }
 
-  /** The principal id that owns a writer identity (see the header), if one does. */
+  /** The principal id that owns a writer identity (see the header), or has claimed it, if one does. */
   ownerOf(writer: string): string | undefined {
-    return this.owners.get(writer)
+    return this.owners.get(writer) ?? this.claiming.get(writer)
+  }
+
+  /**
+   * Binds writer identity `writer` to principal `by` before it writes, as its owner first shows
+   * it (a Yjs awareness clientID): shown, it is public, and if the first writer owned it, anyone
+   * who saw it could write first and strand the owner's offline edits (refused `not-owner`
+   * forever). False when another principal owns or claimed it. Durable with the next commit.
+   * Claims cost their sender nothing, so they are bounded: MAX_CLAIMS_PER_PRINCIPAL per
+   * principal while the document is loaded, and none once the document holds MAX_CLAIMED_WRITERS
+   * identities; an identity left unclaimed binds to its first writer, as before.
+   */
+  claim(writer: string, by: string): boolean {
+    const holder = this.ownerOf(writer)
+    if (holder !== undefined) return holder === by
+    const made = this.claimsBy.get(by) ?? 0
+    if (this.closed || made >= MAX_CLAIMS_PER_PRINCIPAL || this.owners.size + this.claiming.size >= MAX_CLAIMED_WRITERS) return true
+    if (made === 0 && this.claimsBy.size >= MAX_CLAIMS_PER_PRINCIPAL * 4) this.claimsBy.delete(this.claimsBy.keys().next().value!)
+    this.claimsBy.set(by, made + 1)
+    this.claiming.set(writer, by)
+    // An empty submit: its commit stores what is being claimed.
+    this.enqueue([], [], undefined, by, () => {}).catch(() => {})
+    return true
   }
 
   /**
@@ -453,7 +484,7 @@ export class CrdtDocAuthority<D> {
         return
       }
       const taken = writers.find((w) => {
-        const owner = this.owners.get(w)
+        const owner = this.ownerOf(w)
         return owner !== undefined && owner !== by
       })
       if (taken !== undefined) {
@@ -547,7 +578,13 @@ export class CrdtDocAuthority<D> {
       counts.push({ stored: mine.length, known })
       if (mine.length > 0) fanout.push({ origin: item.origin, updates: mine })
     }
-    if (toStore.length > 0) {
+    for (const [w, by] of this.claiming) {
+      if (this.owners.has(w)) continue
+      this.owners.set(w, by)
+      bound.push([w, by])
+    }
+    this.claiming.clear()
+    if (toStore.length > 0 || bound.length > 0) {
       const from = this.seqValue + 1
       const seq = this.seqValue + toStore.length
       try {

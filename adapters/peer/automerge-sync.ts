@@ -20,6 +20,16 @@
  * and each peer that sent them is asked to send them again); a peer's invalid change drops
  * only itself and what depends on it. Requests for everything are answered within a budget
  * (./answer-budget.ts).
+ *
+ * The document as a whole is bounded as the hub's are (`maxDocOps`, `maxDocChanges`, the
+ * hub's defaults): a peer's change that would take it past is refused (`document-too-large`)
+ * with what depends on it, before Automerge sees it, counted from the replica's index (every
+ * op, deletes too). And the work a link's messages cost is paid from a budget per link (a
+ * TokenBucket, the hub's CRDT work budget and weights): a message is taken while the budget
+ * is not in debt (it may go into debt: a fresh replica's first message holds the whole
+ * document), and one that comes while it is is refused (`rate-limited`); the round starts
+ * over once the debt is paid. Without them a peer sending valid changes grew a replica until
+ * the process died.
  */
 import * as A from "@automerge/automerge"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
@@ -27,6 +37,8 @@ import { changesOfAsync, cleanSyncMessage, inflateWithStreams, measureChunkAsync
 import { OpIndex, Overlay } from "../automerge/validate.js"
 import { AnswerBudget } from "./answer-budget.js"
 import { sameBytes } from "../../core/bytes.js"
+import { DEFAULT_LIMITS, TokenBucket } from "../../core/authority/limits.js"
+import { MAX_FIELD_CHANGES, MAX_FIELD_OPS } from "../automerge/engine.js"
 
 export interface AutomergeSyncOptions {
   /** Largest sync message accepted (a fresh peer gets the whole document in one). Default 64 MiB. */
@@ -37,6 +49,24 @@ export interface AutomergeSyncOptions {
   readonly maxInflatedBytes?: number
   /** Bytes of changes held until their dependencies arrive. Default 8 MiB. */
   readonly maxHeldBytes?: number
+  /**
+   * Most ops the document may hold (every op of every change, deletes too): a peer's change
+   * that would take it past is refused (`document-too-large`) with every change depending on
+   * it; local changes are not judged. Default 2^20, the hub's `maxDocOps` (DEFAULT_MAX_DOC_OPS,
+   * a CRDT field's MAX_FIELD_OPS): about 560 MiB of Automerge memory and index; lower it where
+   * the heap is small.
+   */
+  readonly maxDocOps?: number
+  /** Most changes the document may hold, likewise. Default 2^18, the hub's `maxDocChanges`. */
+  readonly maxDocChanges?: number
+  /**
+   * Work a link's messages may cost, in estimated µs per second (the hub's weights: 35 a
+   * change, 15 an op, 0.3 a byte). Default 250,000, the hub's `crdtWorkPerSecond` for a
+   * client: a quarter of one core.
+   */
+  readonly workPerSecond?: number
+  /** Work a link's messages may cost at once before one is refused, in estimated µs. Default 2,000,000 (the hub's `crdtWorkBurst`). */
+  readonly workBurst?: number
   /** Raw DEFLATE with a bound. Default: the platform's DecompressionStream. */
   readonly inflate?: InflateAsync
   readonly onError?: (error: { readonly code: string; readonly message: string }) => void
@@ -62,6 +92,16 @@ interface Attached {
    * Two at once, then one per 5 s (./answer-budget.ts).
    */
   readonly resets: AnswerBudget<Uint8Array>
+  /**
+   * A change of this peer's was refused for the document's bound: Automerge keeps asking for
+   * what it lacks and the peer, which counts it as sent, answers with nothing, so a message
+   * without changes is not answered (that loop ran at microtask speed) until the link reopens.
+   */
+  full: boolean
+  /** The work budget of this link's messages (see the header). */
+  readonly work: TokenBucket
+  /** A new round once the work budget is out of debt (a message was refused for it). */
+  timer: ReturnType<typeof setTimeout> | undefined
 }
 
 export class AutomergeReplica<T> {
@@ -77,7 +117,12 @@ export class AutomergeReplica<T> {
   /** Times the held changes passed `maxHeldBytes` and were dropped (diagnostics). */
   resyncs = 0
 
-  constructor(private docValue: A.Doc<T>, private readonly options: AutomergeSyncOptions = {}) {}
+  constructor(private docValue: A.Doc<T>, private readonly options: AutomergeSyncOptions = {}) {
+    for (const name of ["maxDocOps", "maxDocChanges", "workPerSecond", "workBurst"] as const) {
+      const value = options[name]
+      if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new TypeError(`${name} must be a number above 0, not ${String(value)}.`)
+    }
+  }
 
   get doc(): A.Doc<T> {
     return this.docValue
@@ -124,16 +169,21 @@ export class AutomergeReplica<T> {
       heard: false,
       lost: false,
       resets: new AnswerBudget<Uint8Array>(2, 5_000, (bytes) => this.enqueue(a, bytes, true)),
+      work: new TokenBucket(this.options.workPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond, this.options.workBurst ?? DEFAULT_LIMITS.crdtWorkBurst, Date.now()),
+      timer: undefined,
+      full: false,
       unsubscribe: link.subscribe({
         message: (bytes) => this.enqueue(a, bytes, false),
         open: () => {
           a.state = A.initSyncState()
           a.asked = ""
           a.heard = false
+          a.full = false
           this.offer(a)
         },
         end: () => {
           a.resets.close()
+          clearTimeout(a.timer)
           this.links.delete(a)
         },
       }),
@@ -143,6 +193,7 @@ export class AutomergeReplica<T> {
     return () => {
       a.unsubscribe()
       a.resets.close()
+      clearTimeout(a.timer)
       this.links.delete(a)
     }
   }
@@ -211,6 +262,16 @@ export class AutomergeReplica<T> {
     // Decoding stops at its next pause once the link is detached or has ended: nobody wants the changes.
     const links = this.links
     const stop = { get aborted(): boolean { return !links.has(a) } }
+    // A message is taken whole while the link's work budget is not in debt (see the header).
+    const debtMs = a.work.borrow(0, Date.now())
+    if (debtMs > 0) {
+      this.refuse(a, "rate-limited", `A sync message from the peer past this link's work budget (${this.options.workPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond} µs a second, workPerSecond): refused; the round starts over in ${debtMs} ms.`)
+      a.timer ??= setTimeout(() => {
+        a.timer = undefined
+        if (this.links.has(a)) this.offer(a)
+      }, debtMs)
+      return undefined
+    }
     for (const chunk of chunks) {
       if (stop.aborted) return undefined
       if (seen.some((s) => sameBytes(s, chunk))) continue
@@ -221,6 +282,8 @@ export class AutomergeReplica<T> {
         return undefined
       }
       budget -= Math.max(m.ops, m.changes)
+      // Paid before decoding (the hub's weights, adapters/automerge-server/engine.ts weightOf).
+      a.work.borrow(35 * m.changes + 15 * m.ops + Math.ceil(0.3 * chunk.length), Date.now())
       try {
         for (const c of await changesOfAsync(chunk, m, stop)) out.push(c)
       } catch (e) {
@@ -279,7 +342,7 @@ export class AutomergeReplica<T> {
     }
     overlay?.commit()
     if (A.getHeads(this.docValue).join() !== before) this.changed()
-    else this.offer(a)
+    else if (!a.full || message.changes.length > 0) this.offer(a)
     // Peers whose held changes were dropped are told now, not at their next turn.
     for (const l of this.links) if (l.lost) this.offer(l)
   }
@@ -317,9 +380,15 @@ export class AutomergeReplica<T> {
       const hash = ready[i]!
       const { change, from } = this.held.get(hash)!
       gone.push(hash)
-      const verdict = overlay.check(change.decoded)
-      if (verdict !== undefined) {
-        this.refuse(from, "update-malformed", `A change from the peer is not what Automerge makes (${verdict.message}).`)
+      const tooLarge = this.pastBound(overlay, change)
+      const verdict = tooLarge === undefined ? overlay.check(change.decoded) : undefined
+      if (tooLarge !== undefined || verdict !== undefined) {
+        // Reported, the peer's round kept: starting it over would have the peer send the change again, and again.
+        if (tooLarge !== undefined) {
+          from.full = true
+          this.options.onError?.({ code: "document-too-large", message: tooLarge })
+        }
+        else this.refuse(from, "update-malformed", `A change from the peer is not what Automerge makes (${verdict!.message}).`)
         // What depends on it can never be applied: it goes too.
         for (let j = 0, bad = [hash]; j < bad.length; j++) {
           for (const w of dependents.get(bad[j]!) ?? []) {
@@ -345,6 +414,18 @@ export class AutomergeReplica<T> {
       this.held.delete(hash)
     }
     return take
+  }
+
+  /** Why `change` may not join the document (and what `overlay` staged), if it may not: past `maxDocOps` or `maxDocChanges`. */
+  private pastBound(overlay: Overlay, change: UntrustedChange): string | undefined {
+    const index = this.index!
+    const maxOps = this.options.maxDocOps ?? MAX_FIELD_OPS
+    const maxChanges = this.options.maxDocChanges ?? MAX_FIELD_CHANGES
+    const ops = index.ops.size + overlay.ops.size + change.decoded.ops.length
+    const changes = index.historyMax.size + overlay.historyMax.size + 1
+    const over = ops > maxOps ? `${maxOps} ops (maxDocOps)` : changes > maxChanges ? `${maxChanges} changes (maxDocChanges)` : undefined
+    if (over === undefined) return undefined
+    return `A change from the peer would take the document past its bound of ${over}: refused, with what depends on it; split the data into more documents, or raise the bound.`
   }
 
   private changed(): void {

@@ -21,12 +21,26 @@
  *   larger bound for the step2 answering this session's own step1 (a fresh replica gets the
  *   whole document in it). A step1 is answered within a budget (./answer-budget.ts), and a
  *   session that has no answer of its own asks back whoever asks it.
+ * - The document as a whole is bounded as the hub's are (`maxDocStructs`, default the hub's
+ *   DEFAULT_MAX_DOC_STRUCTS): an update that could take it past is refused before it is
+ *   decoded (`document-too-large`), counted from its bytes as a CRDT field counts
+ *   (adapters/yjs/engine.ts: each struct and each deleted range may add 2). Without it a peer
+ *   sending valid updates under its own clientID (each within the per-update bounds) grew a
+ *   replica until the process died: ~12 MB of updates for a 1 GiB heap.
+ * - The work a peer's updates cost is paid from a budget per session (a TokenBucket, the
+ *   hub's CRDT work budget and weights: `updateWorkPerSecond`, `updateWorkBurst`). An update
+ *   past it is refused (`rate-limited`) and, once the budget is back, the handshake re-run:
+ *   its step2 brings what was refused (an honest burst arrives late, not never). The step2
+ *   answering this session's step1 is always taken, and borrows: while the budget is in
+ *   debt the session asks nobody for a step2.
  */
 import * as Y from "yjs"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
 import { decodeYMessage, encodeStep1, encodeStep2, encodeUpdate } from "../yjs-server/protocol.js"
 import { canonError } from "../../core/errors.js"
 import { AnswerBudget } from "./answer-budget.js"
+import { TokenBucket, DEFAULT_LIMITS } from "../../core/authority/limits.js"
+import { DEFAULT_MAX_DOC_STRUCTS } from "../yjs-server/engine.js"
 import { MAX_UPDATE_STRUCTS, countV1Structs, notIntegrable, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
 
 /** How long a step1 waits for its step2 before another may go out. */
@@ -48,7 +62,33 @@ export interface YSyncOptions {
    * struct, and a struct can be 2 bytes). Default 1,048,576 (about 2 s); an update: 262,144.
    */
   readonly maxSyncStructs?: number
+  /**
+   * Most structs the document may hold: an update or step2 from the peer that could take it
+   * past is refused (`document-too-large`), before it is decoded; local edits are not judged.
+   * Counted at most (each struct of the update and each deleted range may add 2, as a CRDT
+   * field counts), so a document past half the bound with many deletions may see a peer's
+   * step2 refused: raise the bound, or split the data into more documents. Default
+   * DEFAULT_MAX_DOC_STRUCTS (2^22), the hub's `maxDocStructs`: a document the hub would take.
+   * A struct costs 200-500 bytes of heap (one-character items to empty binary ones), so a
+   * document at the default may hold 1-2 GB: lower it where the heap is small.
+   */
+  readonly maxDocStructs?: number
+  /**
+   * Work the peer's updates may cost, in estimated µs per second (the hub's weights: 2 a
+   * struct, 9 a deleted range, 1 per 128 bytes). Default 250,000, the hub's
+   * `crdtWorkPerSecond` for a client: a quarter of one core, about 125,000 new structs a second.
+   */
+  readonly updateWorkPerSecond?: number
+  /** Work the peer's updates may cost at once, in estimated µs. Default 2,000,000 (the hub's `crdtWorkBurst`): a paste of a million structs goes through unheld. */
+  readonly updateWorkBurst?: number
   readonly onError?: (error: { readonly code: string; readonly message: string }) => void
+}
+
+/** The structs a Yjs document holds now (each client's struct list; no decoding). */
+const structCount = (doc: Y.Doc): number => {
+  let n = 0
+  for (const list of doc.store.clients.values()) n += list.length
+  return n
 }
 
 export class YSyncSession {
@@ -65,8 +105,23 @@ export class YSyncSession {
   private readonly answers = new AnswerBudget<Uint8Array>(3, 1_000, (stateVector) => this.answer(stateVector))
   /** Updates dropped for a missing dependency, each answered by a handshake unless one was under way (diagnostics). */
   resyncs = 0
+  /** The work budget of the peer's updates (see the header). */
+  private readonly work: TokenBucket
+  private readonly workRate: number
+  /** A handshake waiting for the work budget (an update was refused, or a step2 was due while in debt). */
+  private resyncTimer: ReturnType<typeof setTimeout> | undefined
+  /** Updates refused for the work budget (diagnostics). */
+  rateLimited = 0
 
   constructor(readonly doc: Y.Doc, readonly link: PeerLink, private readonly options: YSyncOptions = {}) {
+    const positive = (name: string, value: number | undefined): void => {
+      if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new TypeError(`${name} must be a number above 0, not ${String(value)}.`)
+    }
+    positive("maxDocStructs", options.maxDocStructs)
+    positive("updateWorkPerSecond", options.updateWorkPerSecond)
+    positive("updateWorkBurst", options.updateWorkBurst)
+    this.workRate = options.updateWorkPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond
+    this.work = new TokenBucket(this.workRate, options.updateWorkBurst ?? DEFAULT_LIMITS.crdtWorkBurst, Date.now())
     doc.on("update", this.onLocal)
     this.unsubscribe = link.subscribe({
       message: (bytes) => this.receive(bytes),
@@ -168,7 +223,18 @@ export class YSyncSession {
     // So is a peer that has what this document lacks (a BroadcastChannel has no join event: a
     // third member's offline edits would stay with it). Within the answer budget: two peers
     // stop once each has the other's step2.
-    if (!this.syncedValue || this.lacksWhatTheyHave(stateVector)) this.handshake()
+    if (!this.syncedValue || this.lacksWhatTheyHave(stateVector)) this.askAgain()
+  }
+
+  /** A handshake now, or once the work budget is out of debt (its step2 would borrow more). */
+  private askAgain(afterMs = 0): void {
+    const debtMs = this.work.borrow(0, Date.now())
+    const wait = Math.max(afterMs, debtMs)
+    if (wait === 0) return this.handshake()
+    this.resyncTimer ??= setTimeout(() => {
+      this.resyncTimer = undefined
+      if (!this.destroyed && this.link.isOpen) this.askAgain()
+    }, wait)
   }
 
   /** Whether a peer's state vector names clocks this document does not have. */
@@ -188,9 +254,27 @@ export class YSyncSession {
     const max = answer ? (this.options.maxSyncBytes ?? DEFAULT_MAX_SYNC_BYTES) : (this.options.maxUpdateBytes ?? 1 << 20)
     if (update.length > max) return this.fail("update-too-large", `${answer ? "A step2" : "An update"} of ${update.length} bytes from the peer (at most ${max}).`)
     const maxStructs = answer ? (this.options.maxSyncStructs ?? 1 << 20) : MAX_UPDATE_STRUCTS
-    const structs = countV1Structs(update, maxStructs)
+    const seen = { deleteRanges: 0 }
+    const structs = countV1Structs(update, maxStructs, seen)
     if (typeof structs === "string") return this.fail("update-malformed", structs)
     if (structs === undefined) return this.fail("update-too-large", `${answer ? "A step2" : "An update"} of more than ${maxStructs} structs from the peer.`)
+    // Paid before anything costly (the hub's weights, adapters/yjs-server/engine.ts `measure`).
+    const work = 2 * structs + 9 * seen.deleteRanges + Math.ceil(update.length / 128)
+    const now = Date.now()
+    if (answer) this.work.borrow(work, now)
+    else if (!this.work.take(work, now)) {
+      this.rateLimited++
+      // What was refused comes back in the step2 of a handshake once the budget allows it.
+      const refillMs = Math.ceil((Math.min(work, this.options.updateWorkBurst ?? DEFAULT_LIMITS.crdtWorkBurst) / this.workRate) * 1000)
+      if (this.link.isOpen) this.askAgain(refillMs)
+      return this.fail("rate-limited", `An update from the peer past this session's work budget (${this.workRate} µs a second, updateWorkPerSecond): refused; the session syncs again in ${refillMs} ms.`)
+    }
+    // The document's bound, before decoding: at most 2 structs for each struct and each deleted range.
+    const maxDoc = this.options.maxDocStructs ?? DEFAULT_MAX_DOC_STRUCTS
+    const held = structCount(this.doc)
+    if (held + 2 * structs + 2 * seen.deleteRanges > maxDoc) {
+      return this.fail("document-too-large", `${answer ? "A step2" : "An update"} from the peer of ${structs} structs and ${seen.deleteRanges} deleted ranges could take the document (${held} structs) past its bound of ${maxDoc} (maxDocStructs): refused; split the data into more documents, or raise maxDocStructs.`)
+    }
     let decoded: DecodedYUpdate
     try {
       decoded = Y.decodeUpdate(update) as unknown as DecodedYUpdate
@@ -204,7 +288,7 @@ export class YSyncSession {
     if (cannot?.reason === "missing" && answer) return this.fail("update-missing-deps", `The peer's step2 is incomplete: ${cannot.message}`)
     if (cannot?.reason === "missing") {
       this.resyncs++
-      if ((!this.awaitingStep2 || Date.now() - this.step1At > STEP2_WAIT_MS) && this.link.isOpen) this.handshake()
+      if ((!this.awaitingStep2 || Date.now() - this.step1At > STEP2_WAIT_MS) && this.link.isOpen) this.askAgain()
       return false
     }
     if (cannot !== undefined) return this.fail("update-malformed", cannot.message)
@@ -221,6 +305,8 @@ export class YSyncSession {
     if (this.destroyed) return
     this.destroyed = true
     this.answers.close()
+    clearTimeout(this.resyncTimer)
+    this.resyncTimer = undefined
     this.doc.off("update", this.onLocal)
     this.unsubscribe()
     this.waiting?.reject(canonError("closed", "The sync session was destroyed before it synced."))

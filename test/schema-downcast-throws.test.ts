@@ -17,6 +17,10 @@
  * The right behaviour: a downcast that throws is "this reader cannot be shown it" (the
  * barrier: `update-required`), and no form to compare for a retry (`sequence-reset`).
  */
+import * as Schema from "effect/Schema"
+import { defineMachine } from "../core/index.js"
+import { evolve, historyOf } from "../core/schema/versions.js"
+import { alternateForms } from "../core/schema/serve.js"
 import { ColorV2, V1 } from "./support/color-machines.js"
 import { hubWorld, type WirePeer } from "./support/hub-wire.js"
 
@@ -79,4 +83,20 @@ test("a reused command number whose downcast throws is refused as a sequence res
   expect(bystander.closed).toBeUndefined()
   expect(bystander.of("results", DOC).flatMap((m) => m.outcomes)).toContainEqual({ clientSeq: 1, seq: 2 })
   expect(attacker.of("error", DOC).map((e) => e.code)).toContain("sequence-reset")
+})
+
+// A downcast that returns something that is not a command ([null], a number): the next step
+// read its `name` outside any guard, so a conversion over two versions threw a TypeError out
+// of alternateForms (inside a batch) and the fan-out, where one that throws is contained.
+test("a downcast whose output is not a command is 'cannot be shown', over any number of versions", () => {
+  const Set1 = defineMachine({ name: "nulls", version: 1, initial: () => ({ n: 0 }), commands: { set: { args: Schema.Struct({ n: Schema.Number }), apply: (s: { n: number }, a) => { s.n = a.n } } } })
+  const same = { set: { args: Schema.Struct({ n: Schema.Number }), apply: (s: { n: number }, a: { n: number }) => { s.n = a.n } } }
+  const Set2 = evolve(Set1, { version: 2, migrateState: (s: { n: number }) => s, commands: same, upcast: { set: (a) => ({ name: "set" as const, args: a }) }, downcast: { set: (a) => ({ name: "set" as const, args: a }) } })
+  for (const bad of [[null], null as never, 7, [{ args: {} }], ["set"]]) {
+    const Set3 = evolve(Set2, { version: 3, migrateState: (s: { n: number }) => s, commands: same, upcast: { set: (a) => ({ name: "set" as const, args: a }) }, downcast: { set: () => bad as never } })
+    const h = historyOf(Set3)!
+    expect(h.convert([{ name: "set", args: { n: 1 } }], 3, 1)).toBeUndefined()
+    expect(h.convert([{ name: "set", args: { n: 1 } }], 3, 2)).toBeUndefined()
+    expect(alternateForms(Set3, 3, { name: "set", args: { n: 1 } })).toEqual([])
+  }
 })

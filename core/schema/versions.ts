@@ -117,6 +117,9 @@ const applyAll = (state: unknown, list: ReadonlyArray<{ cmd: CompiledCommand<any
 
 const toList = (out: unknown): Cmd[] => (Array.isArray(out) ? (out as Cmd[]) : [out as Cmd])
 
+/** A command's shape: an object with a name (its arguments are checked by its schema later). */
+const isCmd = (c: unknown): c is Cmd => typeof c === "object" && c !== null && typeof (c as { name?: unknown }).name === "string"
+
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /**
@@ -219,8 +222,10 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
             // A downcast that throws cannot show this to an older reader, as one that returns undefined.
             return undefined
           }
-          if (out === undefined) return undefined
-          next.push(...toList(out))
+          // Not a command (null, [null], a number): an app's bug, read as "cannot be shown".
+          const list = toList(out)
+          if (out === undefined || !list.every(isCmd)) return undefined
+          next.push(...list)
         }
         cur = next
       }

@@ -93,6 +93,37 @@ test("a report's progress labels are shown the same way; tab and printable text 
   expect(shownLine("a\tb é 😀 \u200f")).toBe("a\tb é 😀 \\u200f")
 })
 
+// A damaged head record (a bad disk) made heads() throw: inspect and compact gave up on every
+// document, where they are the tools that look for damage.
+test("one damaged head record is reported; inspect lists and compact compacts the other documents (exit 1)", async () => {
+  const data = join(dir, "data")
+  await fill(data, 600)
+  const config = parseConfig(["--data", data, "--port", "0"], {}) as Exclude<ReturnType<typeof parseConfig>, "help">
+  const hub = await startHub(config, [Board], () => false)
+  const client = await CanonClient.open({ transport: wsClientTransport(hub.syncUrl), runtime: systemRuntime })
+  await (await client.open(Board, "other")).submit("addCard", { id: "c1", title: "Card", column: "To do", position: 0 })
+  await client.close()
+  await hub.close()
+  const db = new Level<Uint8Array, Uint8Array>(data, { keyEncoding: "view", valueEncoding: "view", createIfMissing: false })
+  await db.open()
+  await db.put(K.authHead("other"), new Uint8Array([0xff, 0x00, 0x13]))
+  await db.close()
+
+  const list = capture()
+  expect(await inspect(data, undefined, undefined, list.out)).toBe(1)
+  expect(list.lines).toHaveLength(2)
+  // In key order: a docId's length first.
+  expect(list.lines[0]).toMatch(/^team {2}board v2 {2}seq 600/)
+  expect(list.lines[1]).toMatch(/^other {2}DAMAGED HEAD: The stored head of document "other" \(key [0-9a-f]+\) is unreadable/)
+  const one = capture()
+  expect(await inspect(data, "other", undefined, one.out)).toBe(1)
+  expect(one.lines[0]).toMatch(/^other: DAMAGED HEAD: /)
+  const c = capture()
+  expect(await compact({ dir: data, docId: undefined, machines: "apps/demo/board.ts", tailBytes: 4096 }, c.out)).toBe(1)
+  expect(c.lines.some((l) => /^other: not compacted: its head record is damaged: /.test(l))).toBe(true)
+  expect(c.lines.some((l) => /^team: compacted through seq /.test(l))).toBe(true)
+}, 60_000)
+
 test("inspect names the first checkpoint that does not match", async () => {
   const data = join(dir, "data")
   await fill(data, 300)

@@ -150,6 +150,8 @@ export const compact = async (args: CompactArgs, report: CompactOutput): Promise
     return 2
   }
   const plans: Plan[] = []
+  /** Documents whose head record is damaged: reported and left alone. */
+  let damaged = 0
   const diskBefore = diskBytes(dir)
   try {
     if ((await ro.get(K.formatKey)) === undefined) {
@@ -170,6 +172,7 @@ export const compact = async (args: CompactArgs, report: CompactOutput): Promise
       return 2
     }
     const chosen = args.docId === undefined ? heads : heads.filter((h) => h.docId === args.docId)
+    // Listed, not thrown (AuthorityStore.heads): the others are compacted, the exit code says 1.
     if (args.docId !== undefined && chosen.length === 0) {
       out.log(`No document "${args.docId}" in ${dir}. Run \`canon inspect ${dir}\` to list them.`)
       return 2
@@ -178,7 +181,12 @@ export const compact = async (args: CompactArgs, report: CompactOutput): Promise
       out.log(`${dir} holds no documents: nothing to compact.`)
       return 0
     }
-    for (const { docId, head } of chosen) {
+    for (const { docId, head, problem } of chosen) {
+      if (problem !== undefined) {
+        out.log(`${docId ?? "A document"}: not compacted: its head record is damaged: ${problem}`)
+        damaged++
+        continue
+      }
       const survey = await surveyDoc(ro, docId)
       const newest = newestVerified(survey, head.seq)
       plans.push({
@@ -234,7 +242,7 @@ export const compact = async (args: CompactArgs, report: CompactOutput): Promise
   const done = outcomes.filter((o) => o.compacted).length
   out.log(`${plural(done, "document", "documents")} of ${fmt(outcomes.length)} compacted. Records: ${kib(recordsBefore)} before, ${kib(recordsAfter)} after; ` +
     `LevelDB files on disk: ${kib(diskBefore)} before, ${kib(diskAfter)} after.`)
-  return outcomes.some((o) => o.failed) ? 1 : 0
+  return damaged > 0 || outcomes.some((o) => o.failed) ? 1 : 0
 }
 
 const machineHint = (module: string | undefined, machine: string): string =>

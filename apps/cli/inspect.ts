@@ -72,7 +72,7 @@ const snapshotLine = (s: SnapshotCheck): string => {
   return `  snapshot at seq ${fmt(m.seq)}: ${kib(m.size)} in ${plural(m.chunks, "chunk", "chunks")}, hash ${m.hash}: ${why === undefined ? "verifies" : `DOES NOT VERIFY (${why})`}`
 }
 
-/** Returns the exit code: 0 fine, 1 a checkpoint mismatch or a damaged snapshot or log, 2 usage or unreadable data. */
+/** Returns the exit code: 0 fine, 1 a checkpoint mismatch or a damaged snapshot, log or head record, 2 usage or unreadable data. */
 export const inspect = async (dir: string, docId: string | undefined, machinesModule: string | undefined, report: InspectOutput): Promise<number> => {
   const out = shownOutput(report)
   let storage: ReadOnlyStore
@@ -104,7 +104,12 @@ export const inspect = async (dir: string, docId: string | undefined, machinesMo
     }
     if (docId === undefined) {
       if (heads.length === 0) out.log(`${dir} holds no documents.`)
-      for (const { docId: id, head } of heads) {
+      for (const { docId: id, head, problem } of heads) {
+        // Listed, not thrown (AuthorityStore.heads): one damaged head does not hide the others.
+        if (problem !== undefined) {
+          out.log(`${id ?? "(a document whose id is unreadable)"}  DAMAGED HEAD: ${problem}`)
+          continue
+        }
         const horizon = await store.snapshots.horizon(id)
         const shape = await logShape(storage, id, horizon)
         const bytes = await recordBytes(storage, id)
@@ -114,12 +119,16 @@ export const inspect = async (dir: string, docId: string | undefined, machinesMo
         const snapshot = newest !== undefined ? `  snapshot at ${fmt(newest.seq)}` : ""
         out.log(`${id}  ${head.machine} v${head.version}  seq ${fmt(head.seq)}  ${plural(shape.entries, "entry", "entries")}  ${kib(bytes.total)}${snapshot}${compacted}  ${cp}`)
       }
-      return 0
+      return heads.some((h) => h.problem !== undefined) ? 1 : 0
     }
     const found = heads.find((h) => h.docId === docId)
     if (found === undefined) {
       out.log(`No document "${docId}" in ${dir}. Run \`canon inspect ${dir}\` to list them.`)
       return 2
+    }
+    if (found.problem !== undefined) {
+      out.log(`${docId}: DAMAGED HEAD: ${found.problem}`)
+      return 1
     }
     const head = found.head
     const machines = await loadMachines(machinesModule)

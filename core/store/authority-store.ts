@@ -197,12 +197,25 @@ export class AuthorityStore {
   }
 
   /** Every document's head, for listings. */
-  async heads(): Promise<Array<{ readonly docId: string; readonly head: AuthorityHead }>> {
+  /**
+   * Every document's head, in key order. A record that does not decode (a damaged disk) is
+   * listed with its problem instead of thrown: one damaged head must not hide the others
+   * from the tools that look for damage (canon inspect, canon compact).
+   */
+  async heads(): Promise<Array<StoredHead>> {
     await this.open()
-    const out: Array<{ docId: string; head: AuthorityHead }> = []
+    const out: StoredHead[] = []
     for (const [key, value] of await this.kv.range({ gte: K.authHeadPrefix, lt: K.prefixEnd(K.authHeadPrefix) })) {
-      const docId = new ByteReader(key.subarray(K.authHeadPrefix.length)).string()
-      out.push({ docId, head: decodeRecord(value, "head", docId, key, checkHead) })
+      let docId: string | undefined
+      try {
+        const r = new ByteReader(key.subarray(K.authHeadPrefix.length))
+        docId = r.string()
+        if (r.remaining !== 0) throw new Error("bytes after the document id")
+        out.push({ docId, head: decodeRecord(value, "head", docId, key, checkHead) })
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e)
+        out.push({ docId, problem: docId === undefined ? `A head record's key (${hexOf(key)}) holds no document id: ${why}` : why })
+      }
     }
     return out
   }
@@ -254,3 +267,6 @@ export class AuthorityStore {
     return entryBytes
   }
 }
+
+/** A document's head as `heads()` lists it: read, or the problem that kept it from being read (docId undefined: its key is damaged too). */
+export type StoredHead = { readonly docId: string; readonly head: AuthorityHead; readonly problem?: undefined } | { readonly docId: string | undefined; readonly head?: undefined; readonly problem: string }

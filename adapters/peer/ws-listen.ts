@@ -24,6 +24,7 @@ import { endedLink, type PeerLink, type PeerLinkListener } from "../../core/crdt
 import { ConnectionCounter, checkCap, type Admission } from "../ws/connection-limits.js"
 import { addressGroup, normalizeAddress } from "../ws/remote-address.js"
 import { PongClock, SweepLateness } from "../ws/pong-clock.js"
+import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from "../ws/shared.js"
 import { DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_PING_INTERVAL_MS, DEFAULT_PONG_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, requestDeadlines } from "../ws/server.js"
 
 export interface PeerListener {
@@ -107,8 +108,8 @@ const checkMs = (name: string, value: number | undefined, fallback: number): num
 
 const isLoopback = (address: string): boolean => address.startsWith("127.") || address === "::1"
 
-/** A close reason fits in a control frame: 123 bytes. */
-const closeReason = (text: string): string => (Buffer.byteLength(text) <= 123 ? text : `${Buffer.from(text).subarray(0, 120).toString().replace(/\uFFFD+$/, "")}...`)
+/** A close reason fits in a control frame. */
+const closeReason = (text: string): string => truncateUtf8(text, MAX_CLOSE_REASON_BYTES)
 
 /** One accepted socket and what keeps it honest. */
 interface Peer {

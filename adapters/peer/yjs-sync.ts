@@ -41,7 +41,7 @@ import { canonError } from "../../core/errors.js"
 import { AnswerBudget } from "./answer-budget.js"
 import { TokenBucket, DEFAULT_LIMITS } from "../../core/authority/limits.js"
 import { DEFAULT_MAX_DOC_STRUCTS } from "../yjs-server/engine.js"
-import { MAX_UPDATE_STRUCTS, countV1Structs, notIntegrable, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
+import { MAX_UPDATE_STRUCTS, countV1Structs, notIntegrable, structCount, unsupportedStructs, type DecodedYUpdate } from "../yjs/integrable.js"
 
 /** How long a step1 waits for its step2 before another may go out. */
 const STEP2_WAIT_MS = 1_000
@@ -84,12 +84,6 @@ export interface YSyncOptions {
   readonly onError?: (error: { readonly code: string; readonly message: string }) => void
 }
 
-/** The structs a Yjs document holds now (each client's struct list; no decoding). */
-const structCount = (doc: Y.Doc): number => {
-  let n = 0
-  for (const list of doc.store.clients.values()) n += list.length
-  return n
-}
 
 export class YSyncSession {
   private readonly unsubscribe: () => void

@@ -36,7 +36,7 @@
 import * as Y from "yjs"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
 import { canonError, errorText } from "../../core/errors.js"
-import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
+import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, structCount, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
 
 export interface YjsEngineOptions {
   /**
@@ -116,12 +116,6 @@ const clockOf = (doc: Y.Doc, client: number): number => {
   return last === undefined ? 0 : last.id.clock + last.length
 }
 
-/** The structs a Yjs document holds now (each client's struct list; no decoding). */
-const structCount = (doc: Y.Doc): number => {
-  let n = 0
-  for (const list of doc.store.clients.values()) n += list.length
-  return n
-}
 
 /**
  * 1 if `clock` falls inside a live (not deleted) struct of `structs` (a client's, up to clock

@@ -34,7 +34,7 @@ import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
-import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, unsupportedStructs } from "./integrable.js"
+import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, structCount, unsupportedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
 const CANON = Symbol("canon-merge")
@@ -271,12 +271,6 @@ const checkFieldState = (state: Uint8Array, max: number): void => {
 }
 
 /** The Yjs engine for one field kind. */
-/** The structs a Yjs document holds now (each client's struct list; no decoding). */
-const structCount = (doc: Y.Doc): number => {
-  let n = 0
-  for (const list of doc.store.clients.values()) n += list.length
-  return n
-}
 
 export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: YFieldOptions = {}): CrdtEngine<H> => {
   const max = options.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES

@@ -1269,3 +1269,10 @@ export const encodeIntegratedV2 = (doc: Y.Doc): Uint8Array => {
     store.pendingDs = pendingDs
   }
 }
+
+/** The structs a Yjs document holds now (each client's struct list; no decoding): what the document bounds count. */
+export const structCount = (doc: Y.Doc): number => {
+  let n = 0
+  for (const list of doc.store.clients.values()) n += list.length
+  return n
+}

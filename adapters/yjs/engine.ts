@@ -34,6 +34,7 @@ import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
+import { dependsOn, tombstoneOf } from "./tombstone.js"
 import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, structCount, unsupportedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
@@ -217,6 +218,14 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
 
   coalesce(updates: ReadonlyArray<unknown>): unknown {
     return updates.length === 1 ? updates[0] : Y.mergeUpdates(updates as Uint8Array[])
+  }
+
+  tombstone(update: unknown): unknown {
+    return tombstoneOf(this.doc, update)
+  }
+
+  dependsOn(update: unknown, refused: unknown): boolean {
+    return dependsOn(update, refused)
   }
 
   destroy(): void {

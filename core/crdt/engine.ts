@@ -22,6 +22,8 @@
  *                              plus the ownership table the hub checks against
  *   field.onLocalChange(fn)    the app changed `handle` itself: `fn(update)` with the update args
  *   field.coalesce(updates)    several local updates as one (sent while a submit is in flight)
+ *   field.tombstone(update)    optional: what fills a refused local change's place in its
+ *                              writer's history, so the writer's later changes still merge
  *
  * A field declaration (what `yText()` returns) is `{ engine, runtime }`: `runtime` is
  * core/crdt/runtime.ts, brought by the declaration so apps without CRDT fields never bundle it.
@@ -72,6 +74,14 @@ export interface CrdtField<H = unknown> {
   encode(): Uint8Array
   onLocalChange(listener: (update: unknown) => void): () => void
   coalesce(updates: ReadonlyArray<unknown>): unknown
+  /**
+   * Optional. What takes the place of `update`, a local change the hub refused, so that this
+   * writer's later changes still merge (Yjs: its clocks as deleted items, see
+   * adapters/yjs/tombstone.ts); undefined if nothing can (or `update` writes nothing).
+   */
+  tombstone?(update: unknown): unknown
+  /** With `tombstone`: whether `update` needs what `refused` wrote (so it was refused with it). */
+  dependsOn?(update: unknown, refused: unknown): boolean
   /** Releases listeners and library objects. */
   destroy(): void
 }

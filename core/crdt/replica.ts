@@ -5,9 +5,10 @@
  * to reload the fields with the authority's state; Doc connects its outbox and hands out the
  * fields' handles.
  */
-import { canonError } from "../errors.js"
+import { canonError, type Rejection } from "../errors.js"
+import { crdtReason } from "./engine.js"
 import { isMerge, type Desync, type PendingCommand } from "../replica/replica-state.js"
-import { fieldsOf, snapshotValue, takeEncodedFields, type CrdtDecls, type CrdtFields } from "./fields.js"
+import { crdtCommandName, fieldsOf, snapshotValue, takeEncodedFields, type CrdtDecls, type CrdtFields } from "./fields.js"
 import { CrdtOutbox, crdtHandles, type CrdtOutboxPort } from "./outbox.js"
 
 /** The replica (a ReplicaState) whose fields these are. */
@@ -38,6 +39,8 @@ export class ReplicaFields {
   readonly #fields: CrdtFields
 
   readonly #replica: FieldsReplica
+  /** Tombstones out (see `refused`). */
+  readonly #holes: Hole[] = []
 
   constructor(replica: FieldsReplica) {
     this.#replica = replica
@@ -125,13 +128,62 @@ export class ReplicaFields {
   }
 
   /**
-   * A refused merge is already in its field and cannot be taken out: the replica reloads the
-   * fields from the authority's state (pending merges are merged again on top).
+   * The hub refused these commands. A refused merge is already in its field and cannot be
+   * taken out: true, and the replica reloads the fields from the authority's state (pending
+   * merges are merged again on top). What its writer did next needs what it wrote, and the
+   * hub refused that too (`crdt-missing-deps`), in the same pass over the outbox: so the
+   * refused change's tombstone goes out (engine.ts `tombstone`: its place in the writer's
+   * history, holding nothing), and then each change refused for needing it, again, as it was.
+   * Only what the hub itself refused is lost. A change goes again only if it was sent before
+   * the tombstone (after it, the hub had the tombstone), and a tombstone is never tombstoned:
+   * each change goes again at most once per refusal.
    */
-  refused(commands: Iterable<PendingCommand>): boolean {
-    for (const p of commands) if (isMerge(p)) return true
-    return false
+  refused(rejected: Iterable<readonly [PendingCommand, Rejection]>): boolean {
+    const merges = [...rejected].filter(([p]) => isMerge(p)).sort((a, b) => a[0].clientSeq - b[0].clientSeq)
+    if (merges.length === 0) return false
+    const holes = this.#holes
+    // A hole is closed once everything sent before its tombstone is answered.
+    let oldest = merges[0]![0].clientSeq
+    for (const p of this.#replica.pending) oldest = Math.min(oldest, p.clientSeq)
+    for (let i = holes.length - 1; i >= 0; i--) if (holes[i]!.seq < oldest) holes.splice(i, 1)
+    const again: Array<readonly [string, unknown, Hole?]> = []
+    for (const [p, rejection] of merges) {
+      const field = p.cmd.crdt!.field!
+      const f = this.#fields.field(field)
+      if (crdtReason(rejection) === "crdt-missing-deps") {
+        if (holes.some((h) => h.field === field && p.clientSeq < h.seq && f.dependsOn?.(p.args, h.refused))) again.push([field, p.args])
+      } else {
+        const t = f.tombstone?.(p.args)
+        if (t !== undefined) {
+          const hole: Hole = { field, refused: p.args, seq: Infinity }
+          holes.push(hole)
+          again.push([field, t, hole])
+        }
+      }
+    }
+    // After the rejections are told (not in the middle of integrating them), in order.
+    if (again.length > 0) {
+      queueMicrotask(() => {
+        for (const [field, update, hole] of again) {
+          const port = this.#port
+          if (port === undefined) return
+          const receipt = port.submit(crdtCommandName(field), update)
+          if (hole !== undefined) hole.seq = receipt.clientSeq
+          if (receipt.clientSeq === -1) {
+            receipt.catch((e: { code: string; message: string }) => port.error({ code: e.code, message: `A change to field "${field}" of "${this.#replica.docId}" refused by the hub could not be sent again: ${e.message}` }))
+          }
+        }
+      })
+    }
+    return true
   }
+}
+
+/** A refused local change whose tombstone is out, until everything sent before the tombstone is answered (`seq`: its clientSeq). */
+interface Hole {
+  readonly field: string
+  readonly refused: unknown
+  seq: number
 }
 
 export const replicaFields = (replica: FieldsReplica): ReplicaFields => new ReplicaFields(replica)

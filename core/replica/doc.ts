@@ -890,8 +890,9 @@ export class Doc<M extends Machine<any, any>> {
     for (const cs of settled) this.#settling.add(cs)
     this.#lane.confirm(this.#rs.confirmedSeq, r.applied, settled, r.snapshot, [...r.confirmed, ...accepted])
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
-    // fields from the authority's state (pending merges are merged again on top).
-    if (this.#crdt?.refused(rejectedCommands.values())) this.#fetchState()
+    // fields from the authority's state (pending merges are merged again on top); what
+    // was refused only for needing it goes again (ReplicaFields.refused).
+    if (this.#crdt?.refused([...rejectedCommands].map(([cs, p]) => [p, rejected.get(cs)!] as const))) this.#fetchState()
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""

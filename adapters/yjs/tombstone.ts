@@ -1,0 +1,115 @@
+/**
+ * What takes a refused Yjs update's place, so the edits its writer made after it still merge.
+ *
+ * A Yjs client's clocks form one chain: every later update of the same clientID starts where
+ * the refused one ended, and its items may sit next to or inside what the refused one wrote.
+ * A hub that refused the update (the document is full, say) has a hole in that chain, and
+ * refuses everything after it as `crdt-missing-deps`. The tombstone fills the hole: the same
+ * clocks, each item as a deleted one (Yjs's ContentDeleted: a length, no content) at the very
+ * place the refused item was, so what was typed next to or inside it lands where the writer
+ * put it, and nothing of the refused content is shown or stored. Where a deleted item would
+ * not stand for "nothing happened" (a map entry, whose arrival deletes the value before it,
+ * unless the writer set the key again on top of it; anything inside a shared type the update
+ * created), the clocks are a GC struct instead, Yjs's own "these clocks are gone": what was
+ * placed next to one is gone too.
+ */
+import * as Y from "yjs"
+import { isBytes } from "../../core/canonical.js"
+
+type Id = { readonly client: number; readonly clock: number }
+type Decoded = {
+  structs: Array<(Y.Item | Y.GC | Y.Skip) & { id: Id; length: number }>
+  ds: { clients: Map<number, Array<{ clock: number; len: number }>> }
+}
+
+const decode = (update: unknown): Decoded | undefined => {
+  if (!isBytes(update)) return undefined
+  try {
+    return Y.decodeUpdate(update) as unknown as Decoded
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether the refused struct `s` (which `doc` holds) keeps its place as a deleted item. A list
+ * item does. A map entry's arrival deletes the value before it, so only one a later set of
+ * the same key was written on top of (that set then holds the key, as on the writer's side);
+ * else a GC struct, and the value before it stays.
+ */
+const keepsPlace = (doc: Y.Doc, s: { id: Id; length: number }): boolean => {
+  let it: unknown
+  try {
+    it = Y.getItem(doc.store, Y.createID(s.id.client, s.id.clock))
+  } catch {
+    return false
+  }
+  if (!(it instanceof Y.Item)) return false
+  if (it.parentSub === null) return true
+  const next = it.right
+  const last = it.id.clock + it.length - 1
+  return next !== null && next.origin !== null && next.origin.client === it.id.client && next.origin.clock === last
+}
+
+/**
+ * The tombstone of `update` (a V1 update `doc` holds: a pending local change the hub
+ * refused), or undefined when it writes nothing that is not already gone (a delete-only
+ * update, or a tombstone itself: a refused tombstone is not tombstoned again) or cannot be read.
+ */
+export const tombstoneOf = (doc: Y.Doc, update: unknown): Uint8Array | undefined => {
+  const decoded = decode(update)
+  if (decoded === undefined) return undefined
+  const structs = decoded.structs
+  if (structs.some((s) => s instanceof Y.Skip)) return undefined
+  if (!structs.some((s) => s instanceof Y.Item && !(s.content instanceof Y.ContentDeleted))) return undefined
+  // A shared type the update created holds items that name it as their parent: all GC then.
+  const newTypes = structs.some((s) => s instanceof Y.Item && s.content instanceof Y.ContentType)
+  const byClient = new Map<number, Array<Y.Item | Y.GC>>()
+  for (const s of structs as Array<(Y.Item | Y.GC) & { id: Id; length: number }>) {
+    let list = byClient.get(s.id.client)
+    if (list === undefined) byClient.set(s.id.client, (list = []))
+    const asItem = s instanceof Y.Item && !newTypes && keepsPlace(doc, s)
+    if (asItem) s.content = new Y.ContentDeleted(s.length)
+    list.push(asItem ? s : new Y.GC(Y.createID(s.id.client, s.id.clock), s.length))
+  }
+  const encoder = new Y.UpdateEncoderV1()
+  encoder.writeLen(byClient.size)
+  for (const [client, list] of byClient) {
+    encoder.writeLen(list.length)
+    encoder.writeClient(client)
+    encoder.writeLen(list[0]!.id.clock)
+    for (const s of list) s.write(encoder, 0)
+  }
+  // No delete set: a ContentDeleted item arrives deleted, and the refused update's own deletions are refused with it.
+  encoder.writeLen(0)
+  return encoder.toUint8Array()
+}
+
+/**
+ * Whether `update` needs what `refused` wrote: it writes a clock of one of `refused`'s Yjs
+ * clients at or past where `refused` began (the chain), or places an item next to or inside,
+ * or deletes, something from there on.
+ */
+export const dependsOn = (update: unknown, refused: unknown): boolean => {
+  const r = decode(refused)
+  const u = decode(update)
+  if (r === undefined || u === undefined) return false
+  const from = new Map<number, number>()
+  for (const s of r.structs) if (!(s instanceof Y.Skip)) from.set(s.id.client, Math.min(from.get(s.id.client) ?? Infinity, s.id.clock))
+  if (from.size === 0) return false
+  const past = (id: unknown): boolean => {
+    if (typeof id !== "object" || id === null) return false
+    const { client, clock } = id as Id
+    return clock >= (from.get(client) ?? Infinity)
+  }
+  for (const s of u.structs) {
+    if (s instanceof Y.Skip) continue
+    if (s.id.clock + s.length > (from.get(s.id.client) ?? Infinity)) return true
+    if (s instanceof Y.Item && (past(s.origin) || past(s.rightOrigin) || past(s.parent))) return true
+  }
+  for (const [client, ranges] of u.ds.clients) {
+    const f = from.get(client)
+    if (f !== undefined && ranges.some((x) => x.clock + x.len > f)) return true
+  }
+  return false
+}

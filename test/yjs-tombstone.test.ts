@@ -1,0 +1,142 @@
+/**
+ * adapters/yjs/tombstone.ts: a writer's chain of updates with one refused. The hub takes the
+ * ones before, the refused one's tombstone, and the ones after: it accepts all of them (the
+ * engine's own untrusted checks), shows nothing the refused update wrote, shows everything
+ * else the writer shows (and what only the refused update deleted), in the writer's order.
+ */
+import fc from "fast-check"
+import * as Y from "yjs"
+import { yjsEngine } from "../adapters/yjs/engine.js"
+import { dependsOn, tombstoneOf } from "../adapters/yjs/tombstone.js"
+import type { CrdtField } from "../core/crdt/engine.js"
+
+type Op = { readonly del: boolean; readonly at: number; readonly text: string; readonly len: number }
+const op = fc.record({ del: fc.boolean(), at: fc.nat(60), text: fc.stringMatching(/^[a-d]{1,6}$/), len: fc.integer({ min: 1, max: 5 }) })
+
+type Node = { id: { client: number; clock: number }; length: number; deleted: boolean; countable: boolean; right: Node | null }
+/** Each visible unit of a list type, as "client:clock". */
+const visibleIds = (t: Y.AbstractType<any>): string[] => {
+  const out: string[] = []
+  for (let n = (t as unknown as { _start: Node | null })._start; n !== null; n = n.right) {
+    if (!n.deleted && n.countable) for (let j = 0; j < n.length; j++) out.push(`${n.id.client}:${n.id.clock + j}`)
+  }
+  return out
+}
+
+const accept = (field: CrdtField, update: unknown, clientId: string): void => {
+  const r = field.validate(update, { clientId, trusted: false })
+  if (!r.ok) throw new Error(`refused: ${r.rejection.message}`)
+  field.apply([r.update])
+}
+
+/** The writer's updates, one per transaction, on top of a base another client wrote. */
+const writeChain = (base: string, txs: ReadonlyArray<ReadonlyArray<Op>>) => {
+  const engine = yjsEngine<Y.Text>("text")
+  const other = engine.create()
+  other.handle.insert(0, base)
+  const baseUpdate = Y.encodeStateAsUpdate((other as unknown as { doc: Y.Doc }).doc)
+  const writer = engine.create()
+  accept(writer, baseUpdate, "base")
+  const updates: Uint8Array[] = []
+  writer.onLocalChange((u) => updates.push(u as Uint8Array))
+  for (const ops of txs) {
+    const before = updates.length
+    const t = writer.handle
+    t.doc!.transact(() => {
+      for (const o of ops) {
+        if (o.del) {
+          if (t.length > 0) t.delete(o.at % t.length, Math.min(o.len, t.length - (o.at % t.length)))
+        } else t.insert(o.at % (t.length + 1), o.text)
+      }
+    })
+    if (updates.length === before) updates.push(new Uint8Array([0, 0])) // nothing changed: an empty update keeps indices aligned
+  }
+  return { engine, baseUpdate, writer, updates }
+}
+
+test("a refused text update's tombstone lets every later update of its writer land, and shows nothing of it", () => {
+  fc.assert(
+    fc.property(
+      fc.stringMatching(/^[xyz]{0,12}$/),
+      fc.array(fc.array(op, { minLength: 1, maxLength: 4 }), { minLength: 2, maxLength: 10 }),
+      fc.nat(),
+      (base, txs, pick) => {
+        const { engine, baseUpdate, writer, updates } = writeChain(base, txs)
+        const i = pick % updates.length
+        const refused = updates[i]!
+        const tomb = writer.tombstone!(refused)
+        const rd = Y.decodeUpdate(refused)
+        const writes = rd.structs.some((s) => s instanceof Y.Item && !(s.content instanceof Y.ContentDeleted))
+        expect(tomb !== undefined).toBe(writes)
+
+        const hub = engine.create()
+        accept(hub, baseUpdate, "base")
+        for (let k = 0; k < i; k++) accept(hub, updates[k]!, "w")
+        if (tomb !== undefined) accept(hub, tomb, "w")
+        for (let k = i + 1; k < updates.length; k++) {
+          // Refused without the tombstone only if it needs what the refused one wrote.
+          if (tomb === undefined) continue
+          accept(hub, updates[k]!, "w")
+        }
+        if (tomb === undefined) return
+        // A tombstone is never tombstoned again.
+        expect(hub.tombstone!(tomb)).toBeUndefined()
+
+        const refusedIds = new Set<string>()
+        for (const s of rd.structs) for (let j = 0; j < s.length; j++) refusedIds.add(`${s.id.client}:${s.id.clock + j}`)
+        const refusedDeletes = new Set<string>()
+        for (const [client, ranges] of rd.ds.clients) for (const r of ranges) for (let j = 0; j < r.len; j++) refusedDeletes.add(`${client}:${r.clock + j}`)
+        const w = visibleIds(writer.handle)
+        const h = visibleIds(hub.handle)
+        const inW = new Set(w)
+        const inH = new Set(h)
+        expect(h.filter((id) => refusedIds.has(id))).toEqual([])
+        expect(w.filter((id) => !refusedIds.has(id) && !inH.has(id))).toEqual([])
+        expect(h.filter((id) => !inW.has(id) && !refusedDeletes.has(id))).toEqual([])
+        expect(h.filter((id) => inW.has(id))).toEqual(w.filter((id) => inH.has(id)))
+      },
+    ),
+    { numRuns: 300 },
+  )
+})
+
+test("a refused map set: the value before it stays, unless the writer set the key again on top of it", () => {
+  const engine = yjsEngine<Y.Map<unknown>>("map")
+  const writer = engine.create()
+  const updates: Uint8Array[] = []
+  writer.onLocalChange((u) => updates.push(u as Uint8Array))
+  writer.handle.set("a", 1)
+  writer.handle.set("b", 1)
+  writer.handle.set("a", 2) // refused
+  writer.handle.set("b", 2) // refused
+  writer.handle.set("b", 3) // on top of the refused b
+  writer.handle.set("c", 1)
+  const hub = engine.create()
+  accept(hub, updates[0]!, "w")
+  accept(hub, updates[1]!, "w")
+  accept(hub, writer.tombstone!(updates[2]!), "w")
+  accept(hub, writer.tombstone!(updates[3]!), "w")
+  accept(hub, updates[4]!, "w")
+  accept(hub, updates[5]!, "w")
+  expect(hub.handle.toJSON()).toEqual({ a: 1, b: 3, c: 1 })
+})
+
+test("dependsOn: what continues the refused writer's chain, sits next to what it wrote, or deletes it", () => {
+  const { writer, updates } = writeChain("xyz", [
+    [{ del: false, at: 1, text: "PP", len: 1 }], // refused
+    [{ del: false, at: 2, text: "q", len: 1 }], // inside the refused insert, same writer
+  ])
+  expect(dependsOn(updates[1], updates[0])).toBe(true)
+  expect(dependsOn(updates[0], updates[1])).toBe(false)
+  // Another writer's insert inside the refused text, and its delete of it.
+  const other = yjsEngine<Y.Text>("text").create()
+  Y.applyUpdate((other as unknown as { doc: Y.Doc }).doc, Y.encodeStateAsUpdate((writer as unknown as { doc: Y.Doc }).doc))
+  const mine: Uint8Array[] = []
+  other.onLocalChange((u) => mine.push(u as Uint8Array))
+  other.handle.insert(2, "o")
+  other.handle.delete(1, 1)
+  other.handle.insert(0, "n")
+  expect(dependsOn(mine[0], updates[0])).toBe(true)
+  expect(dependsOn(mine[1], updates[0])).toBe(true)
+  expect(dependsOn(mine[2], updates[0])).toBe(false)
+})

@@ -4,6 +4,23 @@
  * the field's merge command; remote changes rewrite the textarea and move the caret and
  * selection through the change, so someone typing elsewhere never moves your caret.
  *
+ * The textarea shows the text one unit for one: offset i of the textarea is index i of the
+ * Y.Text, whatever the Y.Text holds. Anyone can write more than characters into a Y.Text
+ * (`insertEmbed`, formatting, or any Yjs content in a crafted update), and Yjs counts an embed
+ * (or a ContentAny, JSON or binary value) in its indices while `toString()` leaves it out, so
+ * offsets taken from `toString()` would land an honest edit elsewhere than where its author
+ * typed. So the shown value is built from the items (`shownText`): characters as they are,
+ * anything else that has a length as that many U+FFFC placeholders, formatting as nothing (it
+ * has no length), and a carriage return, which a textarea would turn into a line feed (or
+ * swallow in CR LF), as an invisible U+200B. Remote changes are mapped through a delta built
+ * from the same items (`changesOf`; Yjs's own event delta leaves ContentAny out too).
+ *
+ * An edit deletes only what the user's range holds: `Y.Text.delete` skips values it cannot
+ * delete (ContentAny, JSON, binary) without counting them and so would delete as many
+ * characters past the range instead; `deleteRange` deletes run by run and leaves such values
+ * (the textarea shows them again). An edit never splits a surrogate pair (Yjs would replace
+ * both halves with U+FFFD).
+ *
  * A field can be replaced by a new Y.Text (a resync: a snapshot, or a merge the hub refused,
  * core/crdt/README.md); binding the new one carries the selection over as Yjs relative
  * positions (anchored to the characters next to it), which survive the replacement even when
@@ -11,10 +28,86 @@
  */
 import * as Y from "yjs"
 
-/** Our own transactions, so the observer skips them. */
-const ORIGIN = Symbol("textarea")
-
 type Delta = ReadonlyArray<{ readonly insert?: unknown; readonly delete?: number; readonly retain?: number }>
+
+/** What a Yjs value that is not a character (an embed, a nested type, a ContentAny value) shows as. */
+export const PLACEHOLDER = "\uFFFC"
+/** What a carriage return shows as: a textarea keeps none (it makes "\r" and "\r\n" one "\n"). */
+export const SHOWN_CR = "\u200B"
+
+/** The items of `text`, in order (deleted ones and formatting included). */
+function* itemsOf(text: Y.Text): Generator<Y.Item> {
+  for (let item = text._start; item !== null; item = item.right) yield item
+}
+
+/** What `item` shows as (`item.length` units). */
+const shownItem = (item: Y.Item): string =>
+  item.content instanceof Y.ContentString ? item.content.str.replace(/\r/g, SHOWN_CR) : PLACEHOLDER.repeat(item.length)
+
+/** Whether Yjs counts `item` in the text's indices (neither deleted nor formatting). */
+const counted = (item: Y.Item): boolean => !item.deleted && item.countable
+
+/** What the textarea shows for `text`: one unit for each unit Yjs counts, so offsets are indices. */
+export const shownText = (text: Y.Text): string => {
+  let out = ""
+  for (const item of itemsOf(text)) if (counted(item)) out += shownItem(item)
+  return out
+}
+
+/**
+ * The change `event` made to `text`, as a delta over the shown text (Yjs's `event.delta`
+ * counts embeds but leaves out ContentAny, JSON and binary values, which its indices count).
+ * Only inside the observer: an item deleted by the transaction still has its content then.
+ */
+const changesOf = (text: Y.Text, event: Y.YEvent<Y.Text>): Delta => {
+  const out: Array<{ insert?: string; delete?: number; retain?: number }> = []
+  const add = (kind: "insert" | "delete" | "retain", item: Y.Item) => {
+    const last = out[out.length - 1]
+    if (kind === "insert") {
+      if (last?.insert !== undefined) last.insert += shownItem(item)
+      else out.push({ insert: shownItem(item) })
+    } else if (last?.[kind] !== undefined) last[kind]! += item.length
+    else out.push({ [kind]: item.length })
+  }
+  for (const item of itemsOf(text)) {
+    // `countable` is kept when a deleted item's content is collected; formatting is never counted.
+    if (!item.countable || item.content instanceof Y.ContentDeleted) continue
+    const added = event.adds(item)
+    const deleted = event.deletes(item)
+    if (added && deleted) continue
+    if (added) add("insert", item)
+    else if (deleted) add("delete", item)
+    else if (!item.deleted) add("retain", item)
+  }
+  return out
+}
+
+/**
+ * Deletes indices [at, at + count) of `text`, and only those: `Y.Text.delete` deletes
+ * characters, embeds and nested types, but passes over other values (ContentAny, JSON,
+ * binary) without counting them, so one call over such a value would delete as many
+ * characters past the range. Each run of deletable items gets its own call; other values stay.
+ */
+const deleteRange = (text: Y.Text, at: number, count: number): void => {
+  const runs: Array<[number, number]> = []
+  let index = 0
+  const end = at + count
+  for (const item of itemsOf(text)) {
+    if (index >= end) break
+    if (!counted(item)) continue
+    const from = Math.max(index, at)
+    const to = Math.min(index + item.length, end)
+    index += item.length
+    if (from >= to) continue
+    const c = item.content
+    if (!(c instanceof Y.ContentString || c instanceof Y.ContentEmbed || c instanceof Y.ContentType)) continue
+    const last = runs[runs.length - 1]
+    if (last !== undefined && last[0] + last[1] === from) last[1] += to - from
+    else runs.push([from, to - from])
+  }
+  // From the end, so that the indices of the runs before stay valid.
+  for (const [from, n] of runs.reverse()) text.delete(from, n)
+}
 
 /**
  * Where position `pos` of the old text is after `delta`. Someone else's insert exactly at the
@@ -44,15 +137,30 @@ export const mapPosition = (delta: Delta, pos: number): number => {
   return pos + shift
 }
 
-/** The smallest edit turning `before` into `after`: [start, deleted count, inserted text]. */
-export const diff = (before: string, after: string): [number, number, string] => {
-  let start = 0
-  while (start < before.length && start < after.length && before[start] === after[start]) start++
+/**
+ * Whether an edit starting or ending at offset `i` of `s` would split a Y.Text item right
+ * after a high surrogate: Yjs then replaces that character and the one after it with U+FFFD
+ * (ContentString.splice), whatever the one after is.
+ */
+const splitsAfterHigh = (s: string, i: number): boolean => {
+  const c = s.charCodeAt(i - 1)
+  return i > 0 && i < s.length && c >= 0xd800 && c <= 0xdbff
+}
+
+export const diff = (before: string, after: string, caret?: number): [number, number, string] => {
+  const keepAfter = caret !== undefined && Number.isInteger(caret) && caret >= 0 && caret <= after.length ? after.length - caret : Infinity
   let endBefore = before.length
   let endAfter = after.length
-  while (endBefore > start && endAfter > start && before[endBefore - 1] === after[endAfter - 1]) {
+  while (endBefore > 0 && endAfter > 0 && after.length - endAfter < keepAfter && before[endBefore - 1] === after[endAfter - 1]) {
     endBefore--
     endAfter--
+  }
+  let start = 0
+  while (start < endBefore && start < endAfter && before[start] === after[start]) start++
+  while (splitsAfterHigh(before, start)) start--
+  while (splitsAfterHigh(before, endBefore)) {
+    endBefore++
+    endAfter++
   }
   return [start, endBefore - start, after.slice(start, endAfter)]
 }
@@ -91,7 +199,9 @@ const resolve = (anchor: Y.RelativePosition, text: Y.Text): number | undefined =
  * text this one replaces. Returns the unbind function, which gives the selection's anchors.
  */
 export const bindTextarea = (area: HTMLTextAreaElement, text: Y.Text, carried?: Anchors): (() => Anchors) => {
-  let shown = text.toString()
+  // This binding's own transactions, which its observer skips (another binding of the same text sees them).
+  const origin = Symbol("textarea")
+  let shown = shownText(text)
   const fallback = throughDiff(area.value, shown)
   const start = carried === undefined ? undefined : resolve(carried.start, text)
   const end = carried === undefined ? undefined : resolve(carried.end, text)
@@ -100,12 +210,16 @@ export const bindTextarea = (area: HTMLTextAreaElement, text: Y.Text, carried?: 
   const push = () => {
     const next = area.value
     if (next === shown) return
-    const [at, removed, inserted] = diff(shown, next)
-    shown = next
+    const caret = area.selectionStart === area.selectionEnd ? area.selectionEnd : undefined
+    const [at, removed, inserted] = diff(shown, next, caret)
     text.doc!.transact(() => {
-      if (removed > 0) text.delete(at, removed)
+      if (removed > 0) deleteRange(text, at, removed)
       if (inserted !== "") text.insert(at, inserted)
-    }, ORIGIN)
+    }, origin)
+    // What the text now shows: `next`, unless the range held a value the edit could not delete.
+    shown = shownText(text)
+    const map = throughDiff(next, shown)
+    show(area, shown, (s, e) => [map(s), map(e)])
   }
   const onInput = () => composing || push()
   const onStart = () => (composing = true)
@@ -114,10 +228,10 @@ export const bindTextarea = (area: HTMLTextAreaElement, text: Y.Text, carried?: 
     push()
   }
   const observer = (event: Y.YTextEvent) => {
-    if (event.transaction.origin === ORIGIN) return
+    if (event.transaction.origin === origin) return
     // (A remote change during an IME composition rewrites the textarea and ends it: a known limit.)
-    const delta = event.delta as Delta
-    shown = text.toString()
+    const delta = changesOf(text, event)
+    shown = shownText(text)
     show(area, shown, (s, e) => [mapPosition(delta, s), mapPosition(delta, e)])
   }
   area.addEventListener("input", onInput)

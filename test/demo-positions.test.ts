@@ -7,7 +7,7 @@
  */
 import fc from "fast-check"
 import type { BoardState, Card } from "../apps/demo/board.js"
-import { cardsIn, positionAt } from "../apps/demo/web/positions.js"
+import { cardsIn, columnsOf, positionAt } from "../apps/demo/web/positions.js"
 
 const position = fc.oneof(
   fc.double(),
@@ -36,6 +36,17 @@ test("property: a column's order does not depend on the order a replica holds it
       expect(cardsIn(reordered(s, seed), "todo").map(([id]) => id)).toEqual(cardsIn(s, "todo").map(([id]) => id))
     }),
     { seed: 3, numRuns: 500 },
+  )
+})
+
+test("property: columnsOf orders every column in one pass as cardsIn orders each", () => {
+  fc.assert(
+    fc.property(board, fc.nat(1000), (s, seed) => {
+      const columns = columnsOf(reordered(s, seed))
+      for (const column of s.columns) expect(columns.get(column) ?? []).toEqual(cardsIn(s, column))
+      expect([...columns.keys()].every((c) => s.columns.includes(c))).toBe(true)
+    }),
+    { seed: 5, numRuns: 500 },
   )
 })
 

@@ -1,7 +1,8 @@
 /**
  * One open board: the Canon document behind it, its views, and every edit as a command.
  * Edits apply at once (optimistic); a command the hub rejects (say, moving a card someone
- * just deleted) is rolled back by Canon and explained in a toast.
+ * just deleted) is rolled back by Canon and explained in a toast. Whatever asks for a redraw
+ * (a change, a peer's presence) is drawn at the next animation frame, once however many asked.
  */
 import { CommandRejected, type CanonClient, type Doc } from "../../../core/index.js"
 import type { Board } from "../board.js"
@@ -73,6 +74,12 @@ const showSnapshotProgress = (received: number, size: number): void => {
 /** How long after your rename or move someone else's replacing it counts as a race you lost. */
 const RACE_MS = 15_000
 
+/** A hidden tab gets no animation frames: it draws on a timer instead (browsers slow it to about 1 s). */
+const HIDDEN_DRAW_MS = 100
+
+/** Events of a person acting on the board: what was scheduled to draw is drawn first, so they act on what the board holds. */
+const INPUT_EVENTS = ["keydown", "click", "dblclick", "drop"] as const
+
 const VERBS: Record<string, string> = {
   addCard: "add the card",
   renameCard: "rename the card",
@@ -131,7 +138,7 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
       },
     )
   }
-  const history = new History(send, () => render())
+  const history = new History(send, () => schedule())
   /** An edit made by hand: applied, and undoable. */
   const submit = (edit: Edit) => {
     history.record(doc.state, edit)
@@ -209,6 +216,41 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     }
   }
 
+  /**
+   * The board's state changed (a command, a rebase, a snapshot): the view is a live object
+   * whose identity never changes, so this count says which content a render drew, and a
+   * render for presence alone does not order the cards again (BoardView.render).
+   */
+  let version = 0
+  let closed = false
+  let frame: number | undefined
+  let timer: ReturnType<typeof setTimeout> | undefined
+
+  /**
+   * Draws now what was scheduled (nothing if nothing was). Every trigger (a change, a
+   * presence, a rename of yourself) schedules; the draw comes at the next animation frame,
+   * so a stream of them (a peer's presence at 20 Hz, a crowd of peers) costs at most one
+   * render a frame, never one each.
+   */
+  const draw = () => {
+    if (frame === undefined && timer === undefined) return
+    if (frame !== undefined) cancelAnimationFrame(frame)
+    if (timer !== undefined) clearTimeout(timer)
+    frame = timer = undefined
+    if (!closed) render()
+  }
+  const schedule = () => {
+    if (closed) return
+    if (document.visibilityState === "hidden") timer ??= setTimeout(draw, HIDDEN_DRAW_MS)
+    else frame ??= requestAnimationFrame(draw)
+  }
+  /** Hidden or shown with a draw due: the way it comes must suit the tab as it is now. */
+  const visibility = () => {
+    if (frame !== undefined || timer !== undefined) schedule()
+  }
+  document.addEventListener("visibilitychange", visibility)
+  for (const type of INPUT_EVENTS) root.addEventListener(type, draw, true)
+
   const render = () => {
     const people = others()
     const editors = new Map<string, Editor>()
@@ -221,15 +263,18 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
       else dropped = touched.delete(clientSeq)
     }
     if (dropped) touchedKey.save(touched)
-    view.render(doc.state, editors, pending, who)
+    view.render(doc.state, editors, pending, who, version)
     ui.people.render({ ...me, colour: colourOf(client.clientId, [client.clientId, ...doc.presence.keys()]) }, people)
     ui.status.setPending(doc.pendingCount)
     noticeOverwrites()
   }
 
   const stops = [
-    doc.subscribe(render),
-    doc.on("presence", render),
+    doc.subscribe(() => {
+      version++
+      schedule()
+    }),
+    doc.on("presence", schedule),
     doc.on("rejected", ({ command, rejection }) => toast(friendly(command, rejection.message))),
     // An older app than the board's: read-only from here; its changes wait for the new version.
     doc.on("updateRequired", () => {
@@ -253,10 +298,15 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     setIdentity: (identity) => {
       me = identity
       share()
-      render()
+      schedule()
     },
     close: async () => {
       for (const stop of stops) stop()
+      closed = true
+      if (frame !== undefined) cancelAnimationFrame(frame)
+      if (timer !== undefined) clearTimeout(timer)
+      frame = timer = undefined
+      document.removeEventListener("visibilitychange", visibility)
       hideUpdateRequired()
       await doc.close()
     },

@@ -6,10 +6,15 @@
  * Card controls: double-click the title (or Enter / F2, or ✎) to rename; the arrows move a
  * card (Alt + arrow keys too); × or Delete removes it; ! cycles the priority (v2 apps only: a
  * v1 tab has no priorities). Drag and drop is in dnd.ts.
+ *
+ * A long column shows a window of MAX_SHOWN cards with a pager at its end (first, earlier,
+ * later, last): every card stays reachable, however many cards a peer puts ahead of it (any
+ * peer may add thousands at -Infinity). Adding a card shows the column's end, where it goes;
+ * a card moved with the keys or buttons stays in view.
  */
 import { PRIORITIES, type BoardState } from "../board.js"
 import { h } from "./dom.js"
-import { cardsIn } from "./positions.js"
+import { cardsIn, columnsOf, type Placed } from "./positions.js"
 
 export interface BoardActions {
   add(column: string, title: string): void
@@ -35,11 +40,23 @@ interface ColumnEls {
   readonly section: HTMLElement
   readonly list: HTMLOListElement
   readonly count: HTMLElement
+  /** The pager of a column longer than MAX_SHOWN: which cards are shown, and buttons to see the others. */
   readonly more: HTMLElement
+  readonly range: HTMLElement
+  readonly pages: Readonly<Record<Page, HTMLButtonElement>>
 }
 
-/** Cards drawn per column: a board of 20,000 cards stays responsive (the rest are counted). */
+/** Cards drawn per column: a board of 20,000 cards stays responsive (the pager reaches the rest). */
 const MAX_SHOWN = 200
+
+type Page = "first" | "earlier" | "later" | "last"
+
+const PAGES: ReadonlyArray<readonly [page: Page, text: string, label: string]> = [
+  ["first", "« First", `The first ${MAX_SHOWN} cards`],
+  ["earlier", "‹ Earlier", `The ${MAX_SHOWN} cards before these`],
+  ["later", "Later ›", `The ${MAX_SHOWN} cards after these`],
+  ["last", "Last »", `The last ${MAX_SHOWN} cards`],
+]
 
 const BUTTONS: ReadonlyArray<readonly [action: string, label: string, text: string]> = [
   ["left", "Move to the previous column", "←"],
@@ -57,6 +74,14 @@ export class BoardView {
   private readonly cards = new Map<string, HTMLLIElement>()
   private state: BoardState | undefined
   private editingId: string | undefined
+  /** The columns in board order as of `sorted.version` (the state is a live object: its identity says nothing). */
+  private sorted: { readonly version: number; readonly columns: ReadonlyMap<string, readonly Placed[]> } | undefined
+  /** Per column, the index of the first card shown (Infinity: the column's end). */
+  private readonly starts = new Map<string, number>()
+  /** A card this person just moved: its column's window follows it. */
+  private follow: string | undefined
+  /** The last render's arguments, to draw again when the pager moves. */
+  private last: { editors: ReadonlyMap<string, Editor>; pendingIds: ReadonlySet<string>; version: number | undefined } | undefined
   /** Elements move during render: a blur then is not the person leaving the field. */
   private rendering = false
   private who: ((clientId: string) => { readonly name: string; readonly colour: string }) | undefined
@@ -76,13 +101,19 @@ export class BoardView {
     return this.editingId
   }
 
-  render(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, who?: (clientId: string) => { readonly name: string; readonly colour: string }): void {
+  /**
+   * Draws `state`. `version` names the state's content: the same version as the last render's
+   * says the cards have not changed (only presence or who is who did), so their order is
+   * not computed again. Without one, it always is.
+   */
+  render(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, who?: (clientId: string) => { readonly name: string; readonly colour: string }, version?: number): void {
     this.state = state
     this.who = who
+    this.last = { editors, pendingIds, version }
     const focused = document.activeElement
     this.rendering = true
     try {
-      this.renderAll(state, editors, pendingIds)
+      this.renderAll(state, editors, pendingIds, version)
     } finally {
       this.rendering = false
     }
@@ -95,12 +126,17 @@ export class BoardView {
     }
   }
 
-  private renderAll(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
-    for (const column of state.columns) this.renderColumn(state, column, editors, pendingIds)
+  private renderAll(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, version: number | undefined): void {
+    const columns = version !== undefined && this.sorted?.version === version ? this.sorted.columns : columnsOf(state)
+    this.sorted = version === undefined ? undefined : { version, columns }
+    for (const column of state.columns) this.renderColumn(state, column, columns.get(column) ?? [], editors, pendingIds)
+    // Followed once: the move was applied (optimistically) before this render.
+    this.follow = undefined
     for (const [name, els] of this.columns) {
       if (!state.columns.includes(name)) {
         els.section.remove()
         this.columns.delete(name)
+        this.starts.delete(name)
       }
     }
     for (const [id, el] of this.cards) {
@@ -111,13 +147,39 @@ export class BoardView {
     }
   }
 
-  private renderColumn(state: BoardState, column: string, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
+  /** Which cards of a column to show: MAX_SHOWN from its start, the card just moved among them. */
+  private window(column: string, all: readonly Placed[]): number {
+    let start = Math.max(0, Math.min(this.starts.get(column) ?? 0, all.length - MAX_SHOWN))
+    if (this.follow !== undefined) {
+      const at = all.findIndex(([id]) => id === this.follow)
+      if (at >= 0) {
+        if (at < start) start = at
+        else if (at >= start + MAX_SHOWN) start = at - MAX_SHOWN + 1
+      }
+    }
+    this.starts.set(column, start)
+    return start
+  }
+
+  private renderColumn(state: BoardState, column: string, all: readonly Placed[], editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
     const els = this.columns.get(column) ?? this.makeColumn(column)
-    const all = cardsIn(state, column)
-    const placed = all.length > MAX_SHOWN ? all.slice(0, MAX_SHOWN) : all
+    const start = this.window(column, all)
+    const placed = all.length > MAX_SHOWN ? all.slice(start, start + MAX_SHOWN) : all
     els.count.textContent = String(all.length)
+    els.list.dataset.start = String(start)
     els.more.hidden = all.length <= MAX_SHOWN
-    if (!els.more.hidden) els.more.textContent = `+ ${all.length - MAX_SHOWN} more cards`
+    if (!els.more.hidden) {
+      const range = `Cards ${start + 1}–${start + placed.length} of ${all.length}`
+      if (els.range.textContent !== range) els.range.textContent = range
+      const end = start + placed.length >= all.length
+      for (const [page, disabled] of [["first", start === 0], ["earlier", start === 0], ["later", end], ["last", end]] as const) {
+        const button = els.pages[page]
+        if (button.disabled === disabled) continue
+        button.disabled = disabled
+        button.style.opacity = disabled ? ".45" : ""
+        button.style.cursor = disabled ? "default" : "pointer"
+      }
+    }
     placed.forEach(([id, card], i) => {
       const el = this.cards.get(id) ?? this.makeCard(id)
       el.dataset.column = column
@@ -138,8 +200,8 @@ export class BoardView {
       const at = state.columns.indexOf(column)
       setDisabled(el, "left", at === 0)
       setDisabled(el, "right", at === state.columns.length - 1)
-      setDisabled(el, "up", i === 0)
-      setDisabled(el, "down", i === all.length - 1)
+      setDisabled(el, "up", start + i === 0)
+      setDisabled(el, "down", start + i === all.length - 1)
       if (els.list.children[i] !== el) els.list.insertBefore(el, els.list.children[i] ?? null)
     })
     while (els.list.children.length > placed.length) {
@@ -158,15 +220,34 @@ export class BoardView {
       e.preventDefault()
       const title = input.value.trim()
       if (title === "") return
+      // A new card goes at the end of its column: show the end.
+      this.starts.set(column, Infinity)
       this.actions.add(column, title)
       input.value = ""
     })
-    const more = h("p", { class: "more muted", hidden: true })
+    const range = h("span", { class: "range", style: "display: block" })
+    const pages = Object.fromEntries(PAGES.map(([page, text, label]) => [page, h("button", {
+      type: "button", "data-page": page, "aria-label": label, title: label,
+      // Plain, like the page's other secondary buttons (styles.css has no rules for the pager).
+      style: "border: 1px solid var(--line); background: #fff; border-radius: 8px; padding: 0 8px; margin-left: 4px; cursor: pointer; font-size: 12.5px; line-height: 1.7",
+      onclick: () => this.page(column, page),
+    }, text)])) as Record<Page, HTMLButtonElement>
+    // No `display` here: it would override `hidden`.
+    const more = h("nav", { class: "more muted", "aria-label": `More cards in ${column}`, hidden: true, style: "font-size: 12.5px; line-height: 2; margin: 0 4px" },
+      range, pages.first, pages.earlier, pages.later, pages.last)
     const section = h("section", { class: "column", "data-column": column }, h("header", {}, h("h2", {}, column), count), list, more, form)
     this.root.append(section)
-    const els = { section, list, count, more }
+    const els = { section, list, count, more, range, pages }
     this.columns.set(column, els)
     return els
+  }
+
+  /** The pager of `column`: show other cards of it. */
+  private page(column: string, page: Page): void {
+    const start = this.starts.get(column) ?? 0
+    const next = page === "first" ? 0 : page === "earlier" ? Math.max(0, start - MAX_SHOWN) : page === "later" ? start + MAX_SHOWN : Infinity
+    this.starts.set(column, next)
+    if (this.state !== undefined && this.last !== undefined) this.render(this.state, this.last.editors, this.last.pendingIds, this.who, this.last.version)
   }
 
   private makeCard(id: string): HTMLLIElement {
@@ -232,6 +313,8 @@ export class BoardView {
     const index = placed.findIndex(([cid]) => cid === id)
     const at = state.columns.indexOf(card.column)
     const toColumn = (c: string | undefined) => c !== undefined && this.actions.move(id, c, cardsIn(state, c).length)
+    // A card moved here stays in view, whichever page of its column it lands on.
+    if (action === "left" || action === "right" || action === "up" || action === "down") this.follow = id
     switch (action) {
       case "left": return void toColumn(state.columns[at - 1])
       case "right": return void toColumn(state.columns[at + 1])

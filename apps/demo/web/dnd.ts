@@ -13,8 +13,11 @@ export const enableDragAndDrop = (root: HTMLElement, onDrop: DropHandler): void 
     for (const el of root.querySelectorAll(".drop-before, .drop-end, .dragging")) el.classList.remove("drop-before", "drop-end", "dragging")
   }
 
-  /** The list under the pointer and the index among its cards (the dragged one excluded). */
-  const target = (e: DragEvent): { list: HTMLElement; column: string; index: number; others: HTMLElement[] } | undefined => {
+  /**
+   * The list under the pointer and the index among its cards (the dragged one excluded); a
+   * long column shows a window of its cards: `start`, the column's index of the list's first.
+   */
+  const target = (e: DragEvent): { list: HTMLElement; column: string; index: number; start: number; others: HTMLElement[] } | undefined => {
     const column = (e.target as Element).closest<HTMLElement>(".column")
     const list = column?.querySelector<HTMLElement>(".cards")
     if (column == null || list == null) return undefined
@@ -24,7 +27,7 @@ export const enableDragAndDrop = (root: HTMLElement, onDrop: DropHandler): void 
       return e.clientY < r.top + r.height / 2
     })
     if (index < 0) index = others.length
-    return { list, column: column.dataset.column!, index, others }
+    return { list, column: column.dataset.column!, index, start: Number(list.dataset.start ?? 0), others }
   }
 
   root.addEventListener("dragstart", (e) => {
@@ -56,7 +59,7 @@ export const enableDragAndDrop = (root: HTMLElement, onDrop: DropHandler): void 
     dragging = undefined
     if (id === undefined || id === "" || t === undefined) return
     e.preventDefault()
-    onDrop(id, t.column, t.index)
+    onDrop(id, t.column, t.start + t.index)
   })
 
   root.addEventListener("dragend", () => {

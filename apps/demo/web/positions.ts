@@ -14,16 +14,34 @@ export type Placed = readonly [id: string, card: Card]
  */
 const rank = (p: number): number => (p === p ? p : Infinity)
 
+/** Board order within a column: by position (see `rank`), ties by id. */
+const byPosition = ([ia, a]: Placed, [ib, b]: Placed): number => {
+  const x = rank(a.position)
+  const y = rank(b.position)
+  const nan = Number(a.position !== a.position) - Number(b.position !== b.position)
+  return nan || (x < y ? -1 : x > y ? 1 : ia < ib ? -1 : ia > ib ? 1 : 0)
+}
+
 /** The cards of `column`, in board order. */
 export const cardsIn = (state: BoardState, column: string): Placed[] =>
   Object.entries(state.cards)
     .filter(([, c]) => c.column === column)
-    .sort(([ia, a], [ib, b]) => {
-      const x = rank(a.position)
-      const y = rank(b.position)
-      const nan = Number(a.position !== a.position) - Number(b.position !== b.position)
-      return nan || (x < y ? -1 : x > y ? 1 : ia < ib ? -1 : ia > ib ? 1 : 0)
-    })
+    .sort(byPosition)
+
+/**
+ * Every column's cards, in board order (each as `cardsIn` gives it), in one pass over the
+ * cards: what drawing the whole board needs. Columns without cards are absent.
+ */
+export const columnsOf = (state: BoardState): Map<string, Placed[]> => {
+  const out = new Map<string, Placed[]>()
+  for (const placed of Object.entries(state.cards)) {
+    const list = out.get(placed[1].column)
+    if (list === undefined) out.set(placed[1].column, [placed])
+    else list.push(placed)
+  }
+  for (const list of out.values()) list.sort(byPosition)
+  return out
+}
 
 /**
  * A finite position strictly between two neighbours where there is room (either may be

@@ -68,7 +68,7 @@ test("property: a placed card gets a finite position, between its finite neighbo
   )
 })
 
-test("NaN and infinite positions sort last (NaN after Infinity), and cards dropped next to them get finite ones", () => {
+test("-Infinity sorts first, Infinity and NaN last (NaN after Infinity), and cards dropped next to them get finite ones", () => {
   const s: BoardState = {
     columns: ["todo"],
     cards: {

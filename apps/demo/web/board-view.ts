@@ -176,8 +176,6 @@ export class BoardView {
         const button = els.pages[page]
         if (button.disabled === disabled) continue
         button.disabled = disabled
-        button.style.opacity = disabled ? ".45" : ""
-        button.style.cursor = disabled ? "default" : "pointer"
       }
     }
     placed.forEach(([id, card], i) => {
@@ -225,15 +223,12 @@ export class BoardView {
       this.actions.add(column, title)
       input.value = ""
     })
-    const range = h("span", { class: "range", style: "display: block" })
+    const range = h("span", { class: "range" })
     const pages = Object.fromEntries(PAGES.map(([page, text, label]) => [page, h("button", {
       type: "button", "data-page": page, "aria-label": label, title: label,
-      // Plain, like the page's other secondary buttons (styles.css has no rules for the pager).
-      style: "border: 1px solid var(--line); background: #fff; border-radius: 8px; padding: 0 8px; margin-left: 4px; cursor: pointer; font-size: 12.5px; line-height: 1.7",
       onclick: () => this.page(column, page),
     }, text)])) as Record<Page, HTMLButtonElement>
-    // No `display` here: it would override `hidden`.
-    const more = h("nav", { class: "more muted", "aria-label": `More cards in ${column}`, hidden: true, style: "font-size: 12.5px; line-height: 2; margin: 0 4px" },
+    const more = h("nav", { class: "more", "aria-label": `More cards in ${column}`, hidden: true },
       range, pages.first, pages.earlier, pages.later, pages.last)
     const section = h("section", { class: "column", "data-column": column }, h("header", {}, h("h2", {}, column), count), list, more, form)
     this.root.append(section)

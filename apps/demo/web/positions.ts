@@ -9,8 +9,8 @@ export type Placed = readonly [id: string, card: Card]
 
 /**
  * A position as the board orders it. The machine takes any number, so a peer may have stored
- * NaN or an infinity: those sort after every finite position (NaN last), a total order, so
- * every replica shows the same column and no comparison is ever NaN.
+ * NaN or an infinity: -Infinity sorts first, Infinity after every finite position and NaN
+ * last, a total order, so every replica shows the same column and no comparison is ever NaN.
  */
 const rank = (p: number): number => (p === p ? p : Infinity)
 

@@ -5,8 +5,8 @@
  * edit typed inside that paste, which depends on it), it refuses every later merge of that
  * client as well (`crdt-missing-deps`: "Yjs client ... from clock N is missing"), all in the
  * same pass over the outbox, before the replica hears of the first refusal. The replica
- * reloads its fields from the authority's state and makes those edits again under the
- * reloaded field's new clientID (core/crdt/replica.ts `salvage`): they land.
+ * sends the refused change's tombstone and then those changes again, as they were
+ * (core/crdt/replica.ts `refused`, adapters/yjs/tombstone.ts): they land.
  */
 import fc from "fast-check"
 import * as Y from "yjs"
@@ -16,17 +16,22 @@ import { yText } from "../adapters/yjs/index.js"
 
 const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText() }, commands: {} })
 
-test("edits queued offline behind a refused merge still land after the refusal", async () => {
+/** A hub whose documents hold at most `cap` bytes, on a virtual clock; `run(ms)` advances it. */
+const world = (cap: number) => {
   const rt = new VirtualRuntime(4)
   const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
-  const hub = new Hub({ machines: [Note], storage: new MemoryStorage(), runtime: rt, maxDocumentBytes: 400_000 } as never)
-  net.listen(hub)
+  net.listen(new Hub({ machines: [Note], storage: new MemoryStorage(), runtime: rt, maxDocumentBytes: cap } as never))
   const run = async (ms: number) => {
     for (let t = 0; t < ms; t += 5) {
       await rt.run({ forMs: 5 })
       await new Promise((r) => setImmediate(r))
     }
   }
+  return { rt, net, run }
+}
+
+test("edits queued offline behind a refused merge still land after the refusal", async () => {
+  const { rt, net, run } = world(400_000)
   const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
   const w = await client.open(Note, "d")
   const rejected: string[] = []
@@ -84,16 +89,7 @@ test("edits queued offline behind a refused merge still land after the refusal",
  * the document is full is lost.
  */
 test("edits made again after a refusal each fit a command", async () => {
-  const rt = new VirtualRuntime(4)
-  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
-  const hub = new Hub({ machines: [Note], storage: new MemoryStorage(), runtime: rt, maxDocumentBytes: 120_000 } as never)
-  net.listen(hub)
-  const run = async (ms: number) => {
-    for (let t = 0; t < ms; t += 5) {
-      await rt.run({ forMs: 5 })
-      await new Promise((r) => setImmediate(r))
-    }
-  }
+  const { rt, net, run } = world(120_000)
   const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage(), maxCommandBytes: 40 << 10 })
   const w = await client.open(Note, "d")
   const rejected: string[] = []
@@ -160,15 +156,7 @@ describe("fuzzed: only what the hub itself refused is lost", () => {
   test("two writers, a capped document, random pastes and partitions", async () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 20_000, max: 80_000 }), fc.array(step, { minLength: 5, maxLength: 40 }), async (cap, steps) => {
-        const rt = new VirtualRuntime(7)
-        const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
-        net.listen(new Hub({ machines: [Note], storage: new MemoryStorage(), runtime: rt, maxDocumentBytes: cap } as never))
-        const run = async (ms: number) => {
-          for (let t = 0; t < ms; t += 5) {
-            await rt.run({ forMs: 5 })
-            await new Promise((r) => setImmediate(r))
-          }
-        }
+        const { rt, net, run } = world(cap)
         type Edit = { readonly marker?: string; readonly deletes?: ReadonlyArray<string>; carrier?: { clientSeq: number; outcome?: string } }
         const edits: Edit[] = []
         const writers = []

@@ -30,7 +30,7 @@ import { demoMachines } from "../apps/demo/machines.js"
 import { Board } from "../apps/demo/board.js"
 import { buildDemo } from "../apps/demo/build.js"
 import { demoPages } from "../apps/demo/pages.js"
-import { CHROMIUM, chromiumAvailable, launchProfile, type Profile } from "./support/browser.js"
+import { CHROMIUM, chromiumAvailable, launchProfile, type Profile, pollerOf } from "./support/browser.js"
 
 /** Upper bound of any one wait: generous for a loaded 2-core machine, still bounded. */
 const WAIT_MS = 20_000
@@ -49,19 +49,7 @@ let doc: Doc<typeof Board>
 const crowd: CanonClient[] = []
 const crowdDocs: Doc<typeof Board>[] = []
 
-const until = async (what: string, check: () => Promise<boolean> | boolean, ms = WAIT_MS): Promise<void> => {
-  const end = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      if (await check()) return
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > end) throw new Error(`Timed out after ${ms} ms waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ""}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const until = pollerOf(WAIT_MS)
 
 interface Counts {
   readonly renders: number

@@ -21,7 +21,7 @@ import { parseConfig } from "../apps/hub/config.js"
 import { demoMachines } from "../apps/demo/machines.js"
 import { buildDemo } from "../apps/demo/build.js"
 import { demoPages } from "../apps/demo/pages.js"
-import { CHROMIUM, chromiumAvailable, launchProfile, type Profile } from "./support/browser.js"
+import { CHROMIUM, chromiumAvailable, launchProfile, type Profile, pollerOf } from "./support/browser.js"
 
 const BOARD = "e2e"
 const DOC_ID = `board/${BOARD}`
@@ -52,20 +52,7 @@ const start = async (): Promise<RunningHub> => {
   return running
 }
 
-/** Polls `check` until it returns true; fails with `what` (and the last value seen) after WAIT_MS. */
-const until = async (what: string, check: () => Promise<boolean> | boolean, ms = WAIT_MS): Promise<void> => {
-  const end = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      if (await check()) return
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > end) throw new Error(`Timed out after ${ms} ms waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ""}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const until = pollerOf(WAIT_MS)
 
 interface DocInfo {
   readonly seq: number

@@ -24,7 +24,7 @@ import { Board } from "../apps/demo/board.js"
 import { CardText, cardTextDocId } from "../apps/demo/card-text.js"
 import { buildDemo } from "../apps/demo/build.js"
 import { demoPages } from "../apps/demo/pages.js"
-import { CHROMIUM, chromiumAvailable, launchProfile, type Profile } from "./support/browser.js"
+import { CHROMIUM, chromiumAvailable, launchProfile, type Profile, pollerOf } from "./support/browser.js"
 
 /** Upper bound of any one wait: generous for a loaded 2-core machine, still bounded. */
 const WAIT_MS = 15_000
@@ -36,19 +36,7 @@ let page: Page
 let other: CanonClient | undefined
 const errors: string[] = []
 
-const until = async (what: string, check: () => Promise<boolean> | boolean, ms = WAIT_MS): Promise<void> => {
-  const end = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      if (await check()) return
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > end) throw new Error(`Timed out after ${ms} ms waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ""}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const until = pollerOf(WAIT_MS)
 
 const open = async (board: string): Promise<void> => {
   await page.goto(`${hub!.url}/#board=${board}`, { timeout: WAIT_MS })

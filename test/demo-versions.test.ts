@@ -21,7 +21,7 @@ import { parseConfig } from "../apps/hub/config.js"
 import { demoMachines } from "../apps/demo/machines.js"
 import { buildDemo } from "../apps/demo/build.js"
 import { demoPages } from "../apps/demo/pages.js"
-import { CHROMIUM, chromiumAvailable, launchProfile, type Profile } from "./support/browser.js"
+import { CHROMIUM, chromiumAvailable, launchProfile, type Profile, pollerOf } from "./support/browser.js"
 
 const SHOTS = process.env.CANON_SHOTS ?? join(process.cwd(), "test", "artifacts")
 /** Upper bound of any one wait: generous for a loaded 2-core machine, still bounded. */
@@ -35,19 +35,7 @@ let B: Profile | undefined
 let pa: Page
 let pb: Page
 
-const until = async (what: string, check: () => Promise<boolean> | boolean, ms = WAIT_MS): Promise<void> => {
-  const end = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      if (await check()) return
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > end) throw new Error(`Timed out after ${ms} ms waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ""}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const until = pollerOf(WAIT_MS)
 
 const open = async (page: Page, board: string, query = ""): Promise<void> => {
   await page.goto(`${base}/${query}#board=${board}`, { timeout: WAIT_MS })

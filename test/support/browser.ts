@@ -40,3 +40,22 @@ export const launchProfile = async (options: { viewport?: { width: number; heigh
     },
   }
 }
+
+/**
+ * A poller bounded by `defaultMs`: `until(what, check, ms?)` polls `check` every 50 ms until it
+ * returns true, and fails naming `what` (and the last error `check` threw) after `ms`.
+ */
+export const pollerOf = (defaultMs: number) =>
+  async (what: string, check: () => Promise<boolean> | boolean, ms = defaultMs): Promise<void> => {
+    const end = Date.now() + ms
+    let last: unknown
+    for (;;) {
+      try {
+        if (await check()) return
+      } catch (e) {
+        last = e
+      }
+      if (Date.now() > end) throw new Error(`Timed out after ${ms} ms waiting for ${what}${last !== undefined ? ` (last error: ${String(last)})` : ""}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }

@@ -12,15 +12,19 @@ import fc from "fast-check"
 import * as Y from "yjs"
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
-import { yText } from "../adapters/yjs/index.js"
+import { yMap, yText } from "../adapters/yjs/index.js"
 
 const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText() }, commands: {} })
+
+const Card = defineMachine({ name: "card", version: 1, initial: () => ({}), crdt: { props: yMap<string>() }, commands: {} })
+/** A text field of at most 1,000 Yjs structs. */
+const Small = defineMachine({ name: "small", version: 1, initial: () => ({}), crdt: { body: yText({ maxStructs: 1000 }) }, commands: {} })
 
 /** A hub whose documents hold at most `cap` bytes, on a virtual clock; `run(ms)` advances it. */
 const world = (cap: number) => {
   const rt = new VirtualRuntime(4)
   const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
-  net.listen(new Hub({ machines: [Note], storage: new MemoryStorage(), runtime: rt, maxDocumentBytes: cap } as never))
+  net.listen(new Hub({ machines: [Note, Card, Small], storage: new MemoryStorage(), runtime: rt, maxDocumentBytes: cap } as never))
   const run = async (ms: number) => {
     for (let t = 0; t < ms; t += 5) {
       await rt.run({ forMs: 5 })
@@ -129,6 +133,135 @@ test("edits made again after a refusal each fit a command", async () => {
   expect(text).not.toContain("P")
   const runs = [...text.matchAll(/(.)\1*/g)].map((m) => `${m[1]}${m[0].length}`)
   expect(runs).toEqual(["a20000", "x19000", "z19000"])
+}, 60_000)
+
+test("closing the document when it hears of the refusal throws nothing and loses nothing", async () => {
+  // The tombstone and the changes to send again are submitted before the rejections are told.
+  const thrown: unknown[] = []
+  const onError = (e: unknown) => thrown.push(e)
+  process.on("uncaughtException", onError)
+  const queue = globalThis.queueMicrotask
+  globalThis.queueMicrotask = (fn) => queue(() => { try { fn() } catch (e) { thrown.push(e) } })
+  try {
+    const { rt, net, run } = world(100_000)
+    const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+    const w = await client.open(Note, "d")
+    await run(50)
+    w.crdt.body.insert(0, "a".repeat(10_000))
+    await run(500)
+    net.partition("w")
+    net.drop("w")
+    await run(50)
+    w.crdt.body.insert(5_000, "P".repeat(40_000)) // refused: full
+    await run(20)
+    w.crdt.body.insert(0, "typed ")
+    await run(20)
+    let closing: Promise<void> | undefined
+    w.on("rejected", () => { closing ??= w.close() })
+    net.heal("w")
+    await run(2000)
+    await closing
+    const again = await client.open(Note, "d")
+    await run(3000)
+    const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(Note, "d")
+    await run(1000)
+    expect(thrown).toEqual([])
+    expect(reader.crdt.body.toString()).toBe(`typed ${"a".repeat(10_000)}`)
+    expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
+  } finally {
+    globalThis.queueMicrotask = queue
+    process.off("uncaughtException", onError)
+  }
+}, 60_000)
+
+test("a confirmed map value stays when every change replacing it is refused", async () => {
+  const { rt, net, run } = world(60_000)
+  const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  const w = await client.open(Card, "d")
+  await run(50)
+  w.crdt.props.set("title", "Keep me")
+  w.crdt.props.set("pad", "a".repeat(10_000))
+  await run(500)
+  expect(w.pendingCount).toBe(0)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+  w.crdt.props.set("title", "X".repeat(30_000)) // refused: full
+  await run(20)
+  w.crdt.props.set("title", "Y".repeat(30_000)) // refused with it, sent again, refused: full
+  await run(20)
+  w.crdt.props.set("other", "lands")
+  await run(20)
+  net.heal("w")
+  await run(5000)
+  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(Card, "d")
+  await run(1000)
+  expect(w.crdt.props.toJSON()).toEqual(reader.crdt.props.toJSON())
+  expect(reader.crdt.props.get("title")).toBe("Keep me")
+  expect(reader.crdt.props.get("other")).toBe("lands")
+}, 60_000)
+
+test("changes refused one after another cost submits in proportion to their number, not its square", async () => {
+  // A document with a little room: offline pastes are refused (full) until the hub measures
+  // the document (CRDT updates are charged three times their bytes until then); tombstones fit.
+  const n = 20
+  const { rt, net, run } = world(60_000)
+  const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  const w = await client.open(Note, "d")
+  let submits = 0
+  const submit = w.submit.bind(w) as (name: string, args: unknown) => unknown
+  Object.defineProperty(w, "submit", { value: (name: string, args: unknown) => (submits++, submit(name, args)) })
+  await run(50)
+  w.crdt.body.insert(0, "a".repeat(15_000))
+  await run(500)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+  for (let i = 0; i < n; i++) {
+    w.crdt.body.insert(0, String.fromCharCode(65 + i).repeat(6_000))
+    await run(10)
+  }
+  const offline = submits
+  w.crdt.body.insert(w.crdt.body.length, "end") // typed after them all: lands
+  await run(10)
+  net.heal("w")
+  await run(200_000)
+  expect(w.pendingCount).toBe(0)
+  // One tombstone per paste, sent again at most twice: every round sending all the rest was n^2/2.
+  expect(submits - offline).toBeLessThanOrEqual(4 * n)
+  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(Note, "d")
+  await run(1000)
+  const runs = [...reader.crdt.body.toString().matchAll(/(.)\1*/g)].map((m) => `${m[1]}${m[0].length}`)
+  // Pastes that fit once the hub measured the document landed whole; the rest are gone whole.
+  expect(runs.slice(-4).join(" ")).toBe("a15000 e1 n1 d1")
+  expect(runs.slice(0, -4).every((r) => /^[A-T]6000$/.test(r))).toBe(true)
+  expect(w.crdt.body.toString()).toBe(reader.crdt.body.toString())
+}, 120_000)
+
+test("a change refused for the field's struct bound has a tombstone of one struct: the writer's other edits land", async () => {
+  const { rt, net, run } = world(1 << 20)
+  const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  const w = await client.open(Small, "d")
+  const rejected: string[] = []
+  w.on("rejected", (e) => rejected.push(e.rejection.message))
+  await run(50)
+  w.crdt.body.insert(0, "abcdefghij".repeat(100))
+  await run(300)
+  net.partition("w")
+  net.drop("w")
+  await run(20)
+  const t = w.crdt.body
+  t.doc!.transact(() => { for (let i = 0; i < 1000; i += 2) t.insert(i, "Q") }) // 500 items: past 1,000 structs
+  await run(10)
+  t.insert(t.length, " typed") // after the last of the base text: needs only the chain
+  await run(10)
+  net.heal("w")
+  await run(4000)
+  expect(rejected[0]).toMatch(/^crdt-too-large/)
+  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(Small, "d")
+  await run(500)
+  expect(w.crdt.body.toString()).toBe(reader.crdt.body.toString())
+  expect(reader.crdt.body.toString()).toBe(`${"abcdefghij".repeat(100)} typed`)
 }, 60_000)
 
 /**

@@ -100,7 +100,7 @@ test("a refused text update's tombstone lets every later update of its writer la
   )
 })
 
-test("a refused map set: the value before it stays, unless the writer set the key again on top of it", () => {
+test("a refused map set is a GC range: the value before it stays (a later set of the key on top of it is lost with it)", () => {
   const engine = yjsEngine<Y.Map<unknown>>("map")
   const writer = engine.create()
   const updates: Uint8Array[] = []
@@ -111,6 +111,10 @@ test("a refused map set: the value before it stays, unless the writer set the ke
   writer.handle.set("b", 2) // refused
   writer.handle.set("b", 3) // on top of the refused b
   writer.handle.set("c", 1)
+  writer.handle.doc!.transact(() => {
+    writer.handle.set("c", 2)
+    writer.handle.set("c", 3)
+  }) // refused: a key set twice in one change
   const hub = engine.create()
   accept(hub, updates[0]!, "w")
   accept(hub, updates[1]!, "w")
@@ -118,7 +122,32 @@ test("a refused map set: the value before it stays, unless the writer set the ke
   accept(hub, writer.tombstone!(updates[3]!), "w")
   accept(hub, updates[4]!, "w")
   accept(hub, updates[5]!, "w")
-  expect(hub.handle.toJSON()).toEqual({ a: 1, b: 3, c: 1 })
+  accept(hub, writer.tombstone!(updates[6]!), "w")
+  expect(hub.handle.toJSON()).toEqual({ a: 1, b: 1, c: 1 })
+})
+
+test("a refused change that formats, or that is refused for its struct count, is tombstoned as GC ranges", () => {
+  const { engine, baseUpdate, writer, updates } = writeChain("hello world", [])
+  writer.handle.format(0, 11, { bold: true }) // refused
+  writer.handle.format(2, 3, { bold: null })
+  const formats = updates.at(-2)!
+  const gcOnly = (u: unknown) => Y.decodeUpdate(u as Uint8Array).structs.every((s) => s instanceof Y.GC)
+  expect(gcOnly(writer.tombstone!(formats))).toBe(true)
+  writer.handle.insert(11, "!")
+  writer.handle.doc!.transact(() => {
+    for (let i = 0; i < 10; i += 2) writer.handle.insert(i, "Q")
+  })
+  const many = updates.at(-1)!
+  expect(Y.decodeUpdate(many).structs.length).toBeGreaterThan(1)
+  const fewest = Y.decodeUpdate(writer.tombstone!(many, true) as Uint8Array).structs
+  expect(fewest.length).toBe(1)
+  expect(fewest[0]).toBeInstanceOf(Y.GC)
+  // Still a tombstone the hub takes, after which the writer's later changes land.
+  const hub = engine.create()
+  accept(hub, baseUpdate, "base")
+  for (const u of updates.slice(0, -1)) accept(hub, u, "w")
+  accept(hub, writer.tombstone!(many, true), "w")
+  expect(hub.handle.toString()).toBe(writer.handle.toString().replace(/Q/g, ""))
 })
 
 test("dependsOn: what continues the refused writer's chain, sits next to what it wrote, or deletes it", () => {

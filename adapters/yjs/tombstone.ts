@@ -8,10 +8,11 @@
  * clocks, each item as a deleted one (Yjs's ContentDeleted: a length, no content) at the very
  * place the refused item was, so what was typed next to or inside it lands where the writer
  * put it, and nothing of the refused content is shown or stored. Where a deleted item would
- * not stand for "nothing happened" (a map entry, whose arrival deletes the value before it,
- * unless the writer set the key again on top of it; anything inside a shared type the update
- * created), the clocks are a GC struct instead, Yjs's own "these clocks are gone": what was
- * placed next to one is gone too.
+ * not stand for "nothing happened", the clocks are a GC struct instead, Yjs's own "these
+ * clocks are gone", and what was placed next to one is gone too: a map entry (its arrival
+ * deletes the value before it, which must stay; so a later set of the same key on top of it
+ * is lost with it), and every struct of an update that created a shared type (its items name
+ * it as their parent) or formats text (a later change's marker would lose its partner).
  */
 import * as Y from "yjs"
 import { isBytes } from "../../core/canonical.js"
@@ -32,10 +33,8 @@ const decode = (update: unknown): Decoded | undefined => {
 }
 
 /**
- * Whether the refused struct `s` (which `doc` holds) keeps its place as a deleted item. A list
- * item does. A map entry's arrival deletes the value before it, so only one a later set of
- * the same key was written on top of (that set then holds the key, as on the writer's side);
- * else a GC struct, and the value before it stays.
+ * Whether the refused struct `s` (which `doc` holds) keeps its place as a deleted item: a list
+ * item does. A map entry does not: its arrival deletes the value before it, which must stay.
  */
 const keepsPlace = (doc: Y.Doc, s: { id: Id; length: number }): boolean => {
   let it: unknown
@@ -44,31 +43,36 @@ const keepsPlace = (doc: Y.Doc, s: { id: Id; length: number }): boolean => {
   } catch {
     return false
   }
-  if (!(it instanceof Y.Item)) return false
-  if (it.parentSub === null) return true
-  const next = it.right
-  const last = it.id.clock + it.length - 1
-  return next !== null && next.origin !== null && next.origin.client === it.id.client && next.origin.clock === last
+  return it instanceof Y.Item && it.parentSub === null
 }
 
 /**
  * The tombstone of `update` (a V1 update `doc` holds: a pending local change the hub
  * refused), or undefined when it writes nothing that is not already gone (a delete-only
  * update, or a tombstone itself: a refused tombstone is not tombstoned again) or cannot be read.
+ * `fewest`: one GC struct per client (the update was refused for its struct count).
  */
-export const tombstoneOf = (doc: Y.Doc, update: unknown): Uint8Array | undefined => {
+export const tombstoneOf = (doc: Y.Doc, update: unknown, fewest = false): Uint8Array | undefined => {
   const decoded = decode(update)
   if (decoded === undefined) return undefined
   const structs = decoded.structs
   if (structs.some((s) => s instanceof Y.Skip)) return undefined
   if (!structs.some((s) => s instanceof Y.Item && !(s.content instanceof Y.ContentDeleted))) return undefined
-  // A shared type the update created holds items that name it as their parent: all GC then.
-  const newTypes = structs.some((s) => s instanceof Y.Item && s.content instanceof Y.ContentType)
+  // All GC when items name a shared type the update created as their parent, and when it
+  // formats: Yjs formatting is a pair of markers, and a later change (an un-bold inside the
+  // refused bold) would leave one of its own with no partner, formatting text nobody did.
+  const allGc = fewest || structs.some((s) => s instanceof Y.Item && (s.content instanceof Y.ContentType || s.content instanceof Y.ContentFormat))
   const byClient = new Map<number, Array<Y.Item | Y.GC>>()
   for (const s of structs as Array<(Y.Item | Y.GC) & { id: Id; length: number }>) {
     let list = byClient.get(s.id.client)
     if (list === undefined) byClient.set(s.id.client, (list = []))
-    const asItem = s instanceof Y.Item && !newTypes && keepsPlace(doc, s)
+    const last = list[list.length - 1]
+    if (allGc && last !== undefined) {
+      // An update's structs of one client are consecutive: one GC for all of them.
+      list[list.length - 1] = new Y.GC(last.id, s.id.clock + s.length - last.id.clock)
+      continue
+    }
+    const asItem = !allGc && s instanceof Y.Item && keepsPlace(doc, s)
     if (asItem) s.content = new Y.ContentDeleted(s.length)
     list.push(asItem ? s : new Y.GC(Y.createID(s.id.client, s.id.clock), s.length))
   }

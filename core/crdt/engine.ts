@@ -78,8 +78,9 @@ export interface CrdtField<H = unknown> {
    * Optional. What takes the place of `update`, a local change the hub refused, so that this
    * writer's later changes still merge (Yjs: its clocks as deleted items, see
    * adapters/yjs/tombstone.ts); undefined if nothing can (or `update` writes nothing).
+   * `fewest`: in as few structs as the engine can (the update was refused for its count).
    */
-  tombstone?(update: unknown): unknown
+  tombstone?(update: unknown, fewest?: boolean): unknown
   /** With `tombstone`: whether `update` needs what `refused` wrote (so it was refused with it). */
   dependsOn?(update: unknown, refused: unknown): boolean
   /** Releases listeners and library objects. */

@@ -41,6 +41,11 @@ export class ReplicaFields {
   readonly #replica: FieldsReplica
   /** Tombstones out (see `refused`). */
   readonly #holes: Hole[] = []
+  /** Changes sent again once (by their args): refused again, they wait in `#queue`. */
+  readonly #resent = new WeakSet<object>()
+  /** Changes to send again one at a time, [field, update], and the clientSeq of the one in flight. */
+  readonly #queue: Array<readonly [string, unknown]> = []
+  #waiting: number | undefined
 
   constructor(replica: FieldsReplica) {
     this.#replica = replica
@@ -114,6 +119,7 @@ export class ReplicaFields {
   /** Looks at the local changes soon (after a change, a confirmation, a connection change). */
   kick(): void {
     if (this.#port !== undefined) for (const e of this.#refused.splice(0)) this.#port.error(e)
+    if (this.#queue.length > 0) this.#next()
     this.#outbox?.kick()
   }
 
@@ -135,8 +141,10 @@ export class ReplicaFields {
    * refused change's tombstone goes out (engine.ts `tombstone`: its place in the writer's
    * history, holding nothing), and then each change refused for needing it, again, as it was.
    * Only what the hub itself refused is lost. A change goes again only if it was sent before
-   * the tombstone (after it, the hub had the tombstone), and a tombstone is never tombstoned:
-   * each change goes again at most once per refusal.
+   * the tombstone (after it, the hub had the tombstone), and a tombstone is never tombstoned.
+   * A change refused again after going again (the document still full) waits in a queue and
+   * goes once the one before it is answered, so N changes behind refusals cost O(N) submits,
+   * not one round of all the rest per refusal.
    */
   refused(rejected: Iterable<readonly [PendingCommand, Rejection]>): boolean {
     const merges = [...rejected].filter(([p]) => isMerge(p)).sort((a, b) => a[0].clientSeq - b[0].clientSeq)
@@ -150,10 +158,14 @@ export class ReplicaFields {
     for (const [p, rejection] of merges) {
       const field = p.cmd.crdt!.field!
       const f = this.#fields.field(field)
-      if (crdtReason(rejection) === "crdt-missing-deps") {
-        if (holes.some((h) => h.field === field && p.clientSeq < h.seq && f.dependsOn?.(p.args, h.refused))) again.push([field, p.args])
+      const reason = crdtReason(rejection)
+      if (reason === "crdt-missing-deps") {
+        if (!holes.some((h) => h.field === field && p.clientSeq < h.seq && f.dependsOn?.(p.args, h.refused))) continue
+        if (isObject(p.args) && this.#resent.has(p.args)) this.#queue.push([field, p.args])
+        else again.push([field, p.args])
       } else {
-        const t = f.tombstone?.(p.args)
+        // Refused for its struct count: a tombstone of as many structs would be too; the fewest then.
+        const t = f.tombstone?.(p.args, reason === "crdt-too-large")
         if (t !== undefined) {
           const hole: Hole = { field, refused: p.args, seq: Infinity }
           holes.push(hole)
@@ -161,23 +173,42 @@ export class ReplicaFields {
         }
       }
     }
-    // After the rejections are told (not in the middle of integrating them), in order.
-    if (again.length > 0) {
-      queueMicrotask(() => {
-        for (const [field, update, hole] of again) {
-          const port = this.#port
-          if (port === undefined) return
-          const receipt = port.submit(crdtCommandName(field), update)
-          if (hole !== undefined) hole.seq = receipt.clientSeq
-          if (receipt.clientSeq === -1) {
-            receipt.catch((e: { code: string; message: string }) => port.error({ code: e.code, message: `A change to field "${field}" of "${this.#replica.docId}" refused by the hub could not be sent again: ${e.message}` }))
-          }
-        }
-      })
+    // Before the rejections are told: an app closing the document on one must not lose these.
+    for (const [field, update, hole] of again) {
+      const seq = this.#submit(field, update)
+      if (hole !== undefined) hole.seq = seq
+      else if (isObject(update)) this.#resent.add(update)
     }
+    this.#next()
     return true
   }
+
+  /** Submits a change again (its clientSeq; -1 if it could not be queued, told as an `error`). */
+  #submit(field: string, update: unknown): number {
+    const port = this.#port
+    if (port === undefined) return -1
+    const fail = (e: { code: string; message: string }) => port.error({ code: e.code, message: `A change to field "${field}" of "${this.#replica.docId}" refused by the hub could not be sent again: ${e.message}` })
+    try {
+      const receipt = port.submit(crdtCommandName(field), update)
+      if (receipt.clientSeq === -1) receipt.catch(fail)
+      return receipt.clientSeq
+    } catch (e) {
+      fail(e as { code: string; message: string })
+      return -1
+    }
+  }
+
+  /** The next queued change goes once the one before it is answered. */
+  #next(): void {
+    const waiting = this.#waiting
+    if (waiting !== undefined && this.#replica.pending.some((p) => p.clientSeq === waiting)) return
+    this.#waiting = undefined
+    const head = this.#queue.shift()
+    if (head !== undefined) this.#waiting = this.#submit(head[0], head[1])
+  }
 }
+
+const isObject = (x: unknown): x is object => typeof x === "object" && x !== null
 
 /** A refused local change whose tombstone is out, until everything sent before the tombstone is answered (`seq`: its clientSeq). */
 interface Hole {

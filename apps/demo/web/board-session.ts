@@ -175,7 +175,11 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
       share()
     },
   }, () => toast("The card you were renaming was deleted by someone else.", "info"))
-  enableDragAndDrop(root, move)
+  // A drop shows where the card landed, even past the end of the page it was dropped on.
+  enableDragAndDrop(root, (id, column, index) => {
+    view.followCard(id)
+    move(id, column, index)
+  })
 
   /** Others present, each with a colour no one else present has. */
   const others = (): Map<string, Presence> => {

@@ -10,7 +10,10 @@
  * A long column shows a window of MAX_SHOWN cards with a pager at its end (first, earlier,
  * later, last): every card stays reachable, however many cards a peer puts ahead of it (any
  * peer may add thousands at -Infinity). Adding a card shows the column's end, where it goes;
- * a card moved with the keys or buttons stays in view.
+ * a card moved with the keys, the buttons or a drop stays in view, and so does the card that
+ * has the focus (others' cards ahead of it do not push it off its page). A pager button at
+ * the column's start or end is aria-disabled, not disabled: it keeps the focus of the keyboard
+ * user who pressed it (a disabled button drops it to <body>). Its name is its visible word.
  */
 import { PRIORITIES, type BoardState } from "../board.js"
 import { h } from "./dom.js"
@@ -51,11 +54,16 @@ const MAX_SHOWN = 200
 
 type Page = "first" | "earlier" | "later" | "last"
 
-const PAGES: ReadonlyArray<readonly [page: Page, text: string, label: string]> = [
-  ["first", "« First", `The first ${MAX_SHOWN} cards`],
-  ["earlier", "‹ Earlier", `The ${MAX_SHOWN} cards before these`],
-  ["later", "Later ›", `The ${MAX_SHOWN} cards after these`],
-  ["last", "Last »", `The last ${MAX_SHOWN} cards`],
+/**
+ * The pager's buttons: the arrow (hidden from screen readers), the word (the button's
+ * accessible name, as WCAG 2.5.3 asks: what one sees is what one says to voice control), and
+ * what it shows (its title: the description).
+ */
+const PAGES: ReadonlyArray<readonly [page: Page, arrow: string, word: string, title: string]> = [
+  ["first", "« ", "First", `The first ${MAX_SHOWN} cards`],
+  ["earlier", "‹ ", "Earlier", `The ${MAX_SHOWN} cards before these`],
+  ["later", " ›", "Later", `The ${MAX_SHOWN} cards after these`],
+  ["last", " »", "Last", `The last ${MAX_SHOWN} cards`],
 ]
 
 const BUTTONS: ReadonlyArray<readonly [action: string, label: string, text: string]> = [
@@ -78,8 +86,10 @@ export class BoardView {
   private sorted: { readonly version: number; readonly columns: ReadonlyMap<string, readonly Placed[]> } | undefined
   /** Per column, the index of the first card shown (Infinity: the column's end). */
   private readonly starts = new Map<string, number>()
-  /** A card this person just moved: its column's window follows it. */
+  /** A card this person just moved (keys, buttons or a drop): its column's window follows it. */
   private follow: string | undefined
+  /** The column whose pager was just pressed: its window goes where the pager says. */
+  private turned: string | undefined
   /** The last render's arguments, to draw again when the pager moves. */
   private last: { editors: ReadonlyMap<string, Editor>; pendingIds: ReadonlySet<string>; version: number | undefined } | undefined
   /** Elements move during render: a blur then is not the person leaving the field. */
@@ -101,6 +111,11 @@ export class BoardView {
     return this.editingId
   }
 
+  /** Card `id` is being moved by this person (a drop): the next render shows the page it lands on. */
+  followCard(id: string): void {
+    this.follow = id
+  }
+
   /**
    * Draws `state`. `version` names the state's content: the same version as the last render's
    * says the cards have not changed (only presence or who is who did), so their order is
@@ -113,7 +128,7 @@ export class BoardView {
     const focused = document.activeElement
     this.rendering = true
     try {
-      this.renderAll(state, editors, pendingIds, version)
+      this.renderAll(state, editors, pendingIds, version, focused?.closest<HTMLElement>(".card")?.dataset.id)
     } finally {
       this.rendering = false
     }
@@ -126,10 +141,11 @@ export class BoardView {
     }
   }
 
-  private renderAll(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, version: number | undefined): void {
+  /** `focused`: the card holding the focus (or the field or button in it), if any. */
+  private renderAll(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, version: number | undefined, focused: string | undefined): void {
     const columns = version !== undefined && this.sorted?.version === version ? this.sorted.columns : columnsOf(state)
     this.sorted = version === undefined ? undefined : { version, columns }
-    for (const column of state.columns) this.renderColumn(state, column, columns.get(column) ?? [], editors, pendingIds)
+    for (const column of state.columns) this.renderColumn(state, column, columns.get(column) ?? [], editors, pendingIds, focused)
     // Followed once: the move was applied (optimistically) before this render.
     this.follow = undefined
     for (const [name, els] of this.columns) {
@@ -147,23 +163,27 @@ export class BoardView {
     }
   }
 
-  /** Which cards of a column to show: MAX_SHOWN from its start, the card just moved among them. */
-  private window(column: string, all: readonly Placed[]): number {
+  /**
+   * Which cards of a column to show: MAX_SHOWN from its start, with the card just moved among
+   * them, else the focused card (the window moves as little as it must to hold it).
+   */
+  private window(column: string, all: readonly Placed[], focused: string | undefined): number {
     let start = Math.max(0, Math.min(this.starts.get(column) ?? 0, all.length - MAX_SHOWN))
-    if (this.follow !== undefined) {
-      const at = all.findIndex(([id]) => id === this.follow)
-      if (at >= 0) {
-        if (at < start) start = at
-        else if (at >= start + MAX_SHOWN) start = at - MAX_SHOWN + 1
-      }
+    for (const keep of column === this.turned ? [] : [this.follow, focused]) {
+      if (keep === undefined) continue
+      const at = all.findIndex(([id]) => id === keep)
+      if (at < 0) continue
+      if (at < start) start = at
+      else if (at >= start + MAX_SHOWN) start = at - MAX_SHOWN + 1
+      break
     }
     this.starts.set(column, start)
     return start
   }
 
-  private renderColumn(state: BoardState, column: string, all: readonly Placed[], editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>): void {
+  private renderColumn(state: BoardState, column: string, all: readonly Placed[], editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, focused: string | undefined): void {
     const els = this.columns.get(column) ?? this.makeColumn(column)
-    const start = this.window(column, all)
+    const start = this.window(column, all, focused)
     const placed = all.length > MAX_SHOWN ? all.slice(start, start + MAX_SHOWN) : all
     els.count.textContent = String(all.length)
     els.list.dataset.start = String(start)
@@ -174,8 +194,8 @@ export class BoardView {
       const end = start + placed.length >= all.length
       for (const [page, disabled] of [["first", start === 0], ["earlier", start === 0], ["later", end], ["last", end]] as const) {
         const button = els.pages[page]
-        if (button.disabled === disabled) continue
-        button.disabled = disabled
+        if (isOff(button) === disabled) continue
+        button.setAttribute("aria-disabled", String(disabled))
       }
     }
     placed.forEach(([id, card], i) => {
@@ -223,11 +243,15 @@ export class BoardView {
       this.actions.add(column, title)
       input.value = ""
     })
-    const range = h("span", { class: "range" })
-    const pages = Object.fromEntries(PAGES.map(([page, text, label]) => [page, h("button", {
-      type: "button", "data-page": page, "aria-label": label, title: label,
-      onclick: () => this.page(column, page),
-    }, text)])) as Record<Page, HTMLButtonElement>
+    // Said when it changes (a page turned, cards added), without interrupting.
+    const range = h("span", { class: "range", "aria-live": "polite", "aria-atomic": "true" })
+    const pages = Object.fromEntries(PAGES.map(([page, arrow, word, title]) => {
+      const hidden = h("span", { "aria-hidden": "true" }, arrow)
+      return [page, h("button", {
+        type: "button", "data-page": page, title, "aria-disabled": "false",
+        onclick: (e: MouseEvent) => isOff(e.currentTarget as HTMLButtonElement) || this.page(column, page),
+      }, ...(page === "first" || page === "earlier" ? [hidden, word] : [word, hidden]))]
+    })) as Record<Page, HTMLButtonElement>
     const more = h("nav", { class: "more", "aria-label": `More cards in ${column}`, hidden: true },
       range, pages.first, pages.earlier, pages.later, pages.last)
     const section = h("section", { class: "column", "data-column": column }, h("header", {}, h("h2", {}, column), count), list, more, form)
@@ -242,7 +266,15 @@ export class BoardView {
     const start = this.starts.get(column) ?? 0
     const next = page === "first" ? 0 : page === "earlier" ? Math.max(0, start - MAX_SHOWN) : page === "later" ? start + MAX_SHOWN : Infinity
     this.starts.set(column, next)
-    if (this.state !== undefined && this.last !== undefined) this.render(this.state, this.last.editors, this.last.pendingIds, this.who, this.last.version)
+    // The page asked for is shown: not pulled back to a card focused before (a click need not
+    // move the focus to the button: Safari's does not), nor to a move that did nothing.
+    this.follow = undefined
+    this.turned = column
+    try {
+      if (this.state !== undefined && this.last !== undefined) this.render(this.state, this.last.editors, this.last.pendingIds, this.who, this.last.version)
+    } finally {
+      this.turned = undefined
+    }
   }
 
   private makeCard(id: string): HTMLLIElement {
@@ -361,6 +393,9 @@ export class BoardView {
     input.select()
   }
 }
+
+/** A pager button at the column's start or end: focusable, but it does nothing. */
+const isOff = (button: HTMLButtonElement): boolean => button.getAttribute("aria-disabled") === "true"
 
 const setDisabled = (card: HTMLElement, action: string, disabled: boolean): void => {
   const b = card.querySelector<HTMLButtonElement>(`button[data-action="${action}"]`)

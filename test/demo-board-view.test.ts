@@ -233,6 +233,26 @@ describe("the column pager", () => {
     expect(await button("To do", "later").getAttribute("aria-disabled")).toBe("false")
   }, 30_000)
 
+  test("a keyboard user who moves a card to its column's top keeps the focus on the button pressed", async () => {
+    const [first, second] = await ids("Doing")
+    const up = tab.locator(`.card[data-id="${second}"] button[data-action="up"]`)
+    await up.focus({ timeout: 5_000 })
+    await tab.keyboard.press("Enter")
+    await until("the card at the top", async () => (await ids("Doing"))[0] === second)
+    await frames()
+    // Off at the top, but still focused (a disabled button would have dropped the focus to <body>).
+    expect(await tab.evaluate(() => {
+      const a = document.activeElement as HTMLElement | null
+      return [a?.dataset.action, a?.closest<HTMLElement>(".card")?.dataset.id]
+    })).toEqual(["up", second])
+    expect(await up.getAttribute("aria-disabled")).toBe("true")
+    // Pressed again, it does nothing; "down" moves it back.
+    await tab.keyboard.press("Enter")
+    await frames()
+    expect(await ids("Doing")).toEqual([second, first])
+    expect(await tab.locator(`.card[data-id="${second}"] button[data-action="down"]`).getAttribute("aria-disabled")).toBe("false")
+  }, 30_000)
+
   test("a card dropped below the last card of a page that is not the column's last stays in view", async () => {
     await firstPage()
     // HTML5 drag events as the browser sends them, below the midpoint of the page's last card:

@@ -397,7 +397,11 @@ export class BoardView {
 /** A pager button at the column's start or end: focusable, but it does nothing. */
 const isOff = (button: HTMLButtonElement): boolean => button.getAttribute("aria-disabled") === "true"
 
+/**
+ * A card's move button where the move cannot go (the top, the first column): aria-disabled, as
+ * the pager's, so it keeps the focus of whoever pressed it; `act` does nothing there anyway.
+ */
 const setDisabled = (card: HTMLElement, action: string, disabled: boolean): void => {
   const b = card.querySelector<HTMLButtonElement>(`button[data-action="${action}"]`)
-  if (b !== null && b.disabled !== disabled) b.disabled = disabled
+  if (b !== null && isOff(b) !== disabled) b.setAttribute("aria-disabled", String(disabled))
 }

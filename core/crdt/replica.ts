@@ -43,9 +43,9 @@ export class ReplicaFields {
   readonly #holes: Hole[] = []
   /** Changes sent again once (by their args): refused again, they wait in `#queue`. */
   readonly #resent = new WeakSet<object>()
-  /** Changes to send again one at a time, [field, update], and the clientSeq of the one in flight. */
+  /** Changes to send again one at a time, [field, update], and the one in flight. */
   readonly #queue: Array<readonly [string, unknown]> = []
-  #waiting: number | undefined
+  #waiting: PendingCommand | undefined
 
   constructor(replica: FieldsReplica) {
     this.#replica = replica
@@ -153,21 +153,21 @@ export class ReplicaFields {
     // A hole is closed once everything sent before its tombstone is answered.
     let oldest = merges[0]![0].clientSeq
     for (const p of this.#replica.pending) oldest = Math.min(oldest, p.clientSeq)
-    for (let i = holes.length - 1; i >= 0; i--) if (holes[i]!.seq < oldest) holes.splice(i, 1)
+    for (let i = holes.length - 1; i >= 0; i--) if (seqOf(holes[i]!) < oldest) holes.splice(i, 1)
     const again: Array<readonly [string, unknown, Hole?]> = []
     for (const [p, rejection] of merges) {
       const field = p.cmd.crdt!.field!
       const f = this.#fields.field(field)
       const reason = crdtReason(rejection)
       if (reason === "crdt-missing-deps") {
-        if (!holes.some((h) => h.field === field && p.clientSeq < h.seq && f.dependsOn?.(p.args, h.refused))) continue
+        if (!holes.some((h) => h.field === field && p.clientSeq < seqOf(h) && f.dependsOn?.(p.args, h.refused))) continue
         if (isObject(p.args) && this.#resent.has(p.args)) this.#queue.push([field, p.args])
         else again.push([field, p.args])
       } else {
         // Refused for its struct count: a tombstone of as many structs would be too; the fewest then.
         const t = f.tombstone?.(p.args, reason === "crdt-too-large")
         if (t !== undefined) {
-          const hole: Hole = { field, refused: p.args, seq: Infinity }
+          const hole: Hole = { field, refused: p.args, tombstone: undefined }
           holes.push(hole)
           again.push([field, t, hole])
         }
@@ -175,33 +175,35 @@ export class ReplicaFields {
     }
     // Before the rejections are told: an app closing the document on one must not lose these.
     for (const [field, update, hole] of again) {
-      const seq = this.#submit(field, update)
-      if (hole !== undefined) hole.seq = seq
+      const sent = this.#submit(field, update)
+      if (hole !== undefined) hole.tombstone = sent ?? null
       else if (isObject(update)) this.#resent.add(update)
     }
     this.#next()
     return true
   }
 
-  /** Submits a change again (its clientSeq; -1 if it could not be queued, told as an `error`). */
-  #submit(field: string, update: unknown): number {
+  /** Submits a change again: its pending command (undefined if it could not be queued, told as an `error`). */
+  #submit(field: string, update: unknown): PendingCommand | undefined {
     const port = this.#port
-    if (port === undefined) return -1
+    if (port === undefined) return undefined
     const fail = (e: { code: string; message: string }) => port.error({ code: e.code, message: `A change to field "${field}" of "${this.#replica.docId}" refused by the hub could not be sent again: ${e.message}` })
     try {
       const receipt = port.submit(crdtCommandName(field), update)
       if (receipt.clientSeq === -1) receipt.catch(fail)
-      return receipt.clientSeq
+      // The command object, not its number: a renumbering (sequence-reset) changes the number in place.
+      const last = this.#replica.pending.at(-1)
+      return last !== undefined && last.clientSeq === receipt.clientSeq ? last : undefined
     } catch (e) {
       fail(e as { code: string; message: string })
-      return -1
+      return undefined
     }
   }
 
   /** The next queued change goes once the one before it is answered. */
   #next(): void {
     const waiting = this.#waiting
-    if (waiting !== undefined && this.#replica.pending.some((p) => p.clientSeq === waiting)) return
+    if (waiting !== undefined && this.#replica.pending.includes(waiting)) return
     this.#waiting = undefined
     const head = this.#queue.shift()
     if (head !== undefined) this.#waiting = this.#submit(head[0], head[1])
@@ -210,11 +212,15 @@ export class ReplicaFields {
 
 const isObject = (x: unknown): x is object => typeof x === "object" && x !== null
 
-/** A refused local change whose tombstone is out, until everything sent before the tombstone is answered (`seq`: its clientSeq). */
+/** A refused local change whose tombstone is out, until everything sent before the tombstone is answered. */
 interface Hole {
   readonly field: string
   readonly refused: unknown
-  seq: number
+  /** The tombstone's command: undefined until submitted, null if it could not be. */
+  tombstone: PendingCommand | null | undefined
 }
+
+/** The tombstone's clientSeq: what was sent before it needed it (Infinity while it waits to go, -1 if it never will). */
+const seqOf = (h: Hole): number => (h.tombstone === undefined ? Infinity : h.tombstone === null ? -1 : h.tombstone.clientSeq)
 
 export const replicaFields = (replica: FieldsReplica): ReplicaFields => new ReplicaFields(replica)

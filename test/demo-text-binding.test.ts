@@ -93,7 +93,7 @@ class FakeArea {
   selectionStart = 0
   selectionEnd = 0
   selectionDirection: "forward" | "backward" | "none" = "none"
-  readonly #listeners = new Map<string, Set<() => void>>()
+  readonly #listeners = new Map<string, Set<(event?: object) => void>>()
   get value(): string {
     return this.#value
   }
@@ -106,17 +106,20 @@ class FakeArea {
     this.selectionStart = Math.min(Math.max(start, 0), this.selectionEnd)
     if (dir !== undefined) this.selectionDirection = dir
   }
-  addEventListener(type: string, f: () => void): void {
+  addEventListener(type: string, f: (event?: object) => void): void {
     this.#listeners.set(type, (this.#listeners.get(type) ?? new Set()).add(f))
   }
-  removeEventListener(type: string, f: () => void): void {
+  removeEventListener(type: string, f: (event?: object) => void): void {
     this.#listeners.get(type)?.delete(f)
   }
+  fire(type: string, event?: object): void {
+    for (const f of this.#listeners.get(type) ?? []) f(event)
+  }
   /** The user replaces [start, end) with `text` (typing, a paste, a deletion): the caret ends after it. */
-  edit(start: number, end: number, text: string): void {
+  edit(start: number, end: number, text: string, event?: object): void {
     this.#value = this.#value.slice(0, start) + text + this.#value.slice(end)
     this.selectionStart = this.selectionEnd = start + text.length
-    for (const f of this.#listeners.get("input") ?? []) f()
+    this.fire("input", event)
   }
 }
 
@@ -295,6 +298,10 @@ test("binding: an honest edit over any Y.Text content is the user's edit of the 
         else expect(noPlaceholder(visible(middle))).toBe(noPlaceholder(typedShown))
         if (kept.length === 0) expect(area.value).toBe(visible(before).slice(0, start) + typedShown + visible(before).slice(end))
         expect(area.value).toBe(visible(after))
+        // The caret is after what was typed (and before or after the values that stayed).
+        expect(area.selectionEnd).toBe(area.selectionStart)
+        expect(area.selectionStart).toBeGreaterThanOrEqual(start + typedShown.length)
+        expect(area.selectionStart).toBeLessThanOrEqual(start + typedShown.length + kept.length)
         // What everyone else sees is the same.
         expect(unitsOf(other.getText("t")).map((u) => JSON.stringify(u))).toEqual(after.map((u) => JSON.stringify(u)))
       },
@@ -396,4 +403,69 @@ test("diff: with the caret, an edit next to an equal character is where the user
   expect(diff("xay", "xaay", 3)).toEqual([2, 0, "a"])
   // Replacing one emoji by another with the same high surrogate: the whole pair.
   expect(diff("😀", "😁")).toEqual([0, 2, "😁"])
+})
+
+test("a keystroke in a long, much-edited description reads the items it edits, not all of them (typing and deleting)", () => {
+  // ~15,000 items, as many people's edits over time leave (or a peer makes on purpose), and a
+  // value no Y.Text edit can delete far from the caret.
+  let seed = 7
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
+  const text = ydoc().getText("t")
+  text.insert(0, "x".repeat(10_000))
+  for (let i = 0; i < 10_000; i++) text.insert(Math.floor(rnd() * text.length), "y")
+  insertValues(text, 3, [7])
+  let items = 0
+  for (let item = text._start; item !== null; item = item.right) items++
+  expect(items).toBeGreaterThan(10_000)
+  const area = bind(text)
+  const mid = 10_000
+  // Yjs's first edit near an index walks there once (to make its search marker): not counted.
+  area.edit(mid, mid, "w")
+  // Every walk over the items asks each whether Yjs counts it (a full rebuild asks all of them).
+  const countable = Object.getOwnPropertyDescriptor(Y.Item.prototype, "countable")!
+  let reads = 0
+  Object.defineProperty(Y.Item.prototype, "countable", { ...countable, get(this: Y.Item) { reads++; return countable.get!.call(this) } })
+  const perKey: number[] = []
+  try {
+    const key = (start: number, end: number, s: string) => {
+      reads = 0
+      area.edit(start, end, s)
+      perKey.push(reads)
+    }
+    for (let i = 1; i <= 10; i++) key(mid + i, mid + i, "k") // typing
+    for (let i = 11; i > 1; i--) key(mid + i - 1, mid + i, "") // Backspace
+    key(mid - 5, mid + 5, "word") // a selection typed over
+  } finally {
+    Object.defineProperty(Y.Item.prototype, "countable", countable)
+  }
+  expect(area.value).toBe(visible(unitsOf(text)))
+  // A full rebuild per key reads all of them (before: at least ~15,000 per key).
+  expect(Math.max(...perKey)).toBeLessThan(500)
+})
+
+test("an IME composition that a remote change ends leaves later typing in the text (no compositionend comes)", () => {
+  const mine = ydoc()
+  const theirs = ydoc()
+  mine.on("update", (u: Uint8Array, o: unknown) => o !== "sync" && Y.applyUpdate(theirs, u, "sync"))
+  theirs.on("update", (u: Uint8Array, o: unknown) => o !== "sync" && Y.applyUpdate(mine, u, "sync"))
+  theirs.getText("t").insert(0, "hello")
+  const area = bind(mine.getText("t"))
+  // What Chromium sends: compositionstart, then input events with isComposing. Someone else's
+  // insert rewrites the textarea meanwhile, which ends the composition (and drops its "ni"), with
+  // no compositionend; later keys are plain input events.
+  area.fire("compositionstart", {})
+  area.edit(5, 5, "ni", { isComposing: true })
+  expect(theirs.getText("t").toString()).toBe("hello")
+  theirs.getText("t").insert(0, "X")
+  expect(area.value).toBe("Xhello")
+  for (const c of " ok.") area.edit(area.selectionStart, area.selectionEnd, c, { isComposing: false })
+  expect(theirs.getText("t").toString()).toBe("Xhello ok.")
+  theirs.getText("t").insert(0, "Y")
+  expect(area.value).toBe("YXhello ok.")
+  // A composition that ends as usual is written once, at its end.
+  area.fire("compositionstart", {})
+  area.edit(area.value.length, area.value.length, "日", { isComposing: true })
+  expect(theirs.getText("t").toString()).toBe("YXhello ok.")
+  area.fire("compositionend", {})
+  expect(theirs.getText("t").toString()).toBe("YXhello ok.日")
 })

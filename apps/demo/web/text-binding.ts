@@ -13,12 +13,16 @@
  * anything else that has a length as that many U+FFFC placeholders, formatting as nothing (it
  * has no length), and a carriage return, which a textarea would turn into a line feed (or
  * swallow in CR LF), as an invisible U+200B. Remote changes are mapped through a delta built
- * from the same items (`changesOf`; Yjs's own event delta leaves ContentAny out too).
+ * from the same items (`changesOf`; Yjs's own event delta leaves ContentAny out too). A local
+ * edit is not followed by a rebuild: what the textarea shows is already the text, but for a
+ * value in the edited range that stays (below), and only that range is read again. So a
+ * keystroke costs about the same in a long, much-edited text (tens of thousands of items).
  *
  * An edit deletes only what the user's range holds: `Y.Text.delete` skips values it cannot
  * delete (ContentAny, JSON, binary) without counting them and so would delete as many
  * characters past the range instead; `deleteRange` deletes run by run and leaves such values
- * (the textarea shows them again). An edit never splits a surrogate pair (Yjs would replace
+ * (the textarea shows them again); a range that shows no U+FFFC holds characters only and is
+ * deleted by one `Y.Text.delete`. An edit never splits a surrogate pair (Yjs would replace
  * both halves with U+FFFD).
  *
  * A field can be replaced by a new Y.Text (a resync: a snapshot, or a merge the hub refused,
@@ -87,10 +91,12 @@ const changesOf = (text: Y.Text, event: Y.YEvent<Y.Text>): Delta => {
  * characters, embeds and nested types, but passes over other values (ContentAny, JSON,
  * binary) without counting them, so one call over such a value would delete as many
  * characters past the range. Each run of deletable items gets its own call; other values stay.
+ * Returns how many units of the range stayed (0: the range is gone).
  */
-const deleteRange = (text: Y.Text, at: number, count: number): void => {
+const deleteRange = (text: Y.Text, at: number, count: number): number => {
   const runs: Array<[number, number]> = []
   let index = 0
+  let kept = 0
   const end = at + count
   for (const item of itemsOf(text)) {
     if (index >= end) break
@@ -100,13 +106,34 @@ const deleteRange = (text: Y.Text, at: number, count: number): void => {
     index += item.length
     if (from >= to) continue
     const c = item.content
-    if (!(c instanceof Y.ContentString || c instanceof Y.ContentEmbed || c instanceof Y.ContentType)) continue
+    if (!(c instanceof Y.ContentString || c instanceof Y.ContentEmbed || c instanceof Y.ContentType)) {
+      kept += to - from
+      continue
+    }
     const last = runs[runs.length - 1]
     if (last !== undefined && last[0] + last[1] === from) last[1] += to - from
     else runs.push([from, to - from])
   }
   // From the end, so that the indices of the runs before stay valid.
   for (const [from, n] of runs.reverse()) text.delete(from, n)
+  return kept
+}
+
+/** What indices [from, to) of `text` show as (the items before `from` are walked, not shown). */
+const shownRange = (text: Y.Text, from: number, to: number): string => {
+  let out = ""
+  let index = 0
+  for (const item of itemsOf(text)) {
+    if (index >= to) break
+    if (!counted(item)) continue
+    const next = index + item.length
+    if (next > from) {
+      const [a, b] = [Math.max(from - index, 0), Math.min(to - index, item.length)]
+      out += item.content instanceof Y.ContentString ? item.content.str.slice(a, b).replace(/\r/g, SHOWN_CR) : PLACEHOLDER.repeat(b - a)
+    }
+    index = next
+  }
+  return out
 }
 
 /**
@@ -206,41 +233,53 @@ export const bindTextarea = (area: HTMLTextAreaElement, text: Y.Text, carried?: 
   const start = carried === undefined ? undefined : resolve(carried.start, text)
   const end = carried === undefined ? undefined : resolve(carried.end, text)
   show(area, shown, (s, e) => [start ?? fallback(s), end ?? fallback(e)])
-  let composing = false
   const push = () => {
     const next = area.value
     if (next === shown) return
     const caret = area.selectionStart === area.selectionEnd ? area.selectionEnd : undefined
     const [at, removed, inserted] = diff(shown, next, caret)
+    let kept = 0
     text.doc!.transact(() => {
-      if (removed > 0) deleteRange(text, at, removed)
+      // A range that shows no placeholder holds characters only (and formatting), which
+      // `Y.Text.delete` deletes exactly, finding the index as fast as an insert does.
+      if (removed > 0 && !shown.slice(at, at + removed).includes(PLACEHOLDER)) text.delete(at, removed)
+      else if (removed > 0) kept = deleteRange(text, at, removed)
       if (inserted !== "") text.insert(at, inserted)
     }, origin)
-    // What the text now shows: `next`, unless the range held a value the edit could not delete.
-    shown = shownText(text)
-    const map = throughDiff(next, shown)
+    // What the text now shows is `next` (nothing is rebuilt: a keystroke costs the same in a
+    // long, much-edited text), unless the range held values the edit could not delete (they
+    // stay and show again) or what was typed has a carriage return (a textarea gives none):
+    // then only the edited range, [at, end + kept) of the text, is read again.
+    if (kept === 0 && !inserted.includes("\r")) {
+      shown = next
+      return
+    }
+    const end = at + inserted.length
+    const range = shownRange(text, at, end + kept)
+    shown = next.slice(0, at) + range + next.slice(end)
+    const inRange = throughDiff(inserted, range)
+    const map = (pos: number): number => (pos < at ? pos : pos > end ? pos + kept : at + inRange(pos - at))
     show(area, shown, (s, e) => [map(s), map(e)])
   }
-  const onInput = () => composing || push()
-  const onStart = () => (composing = true)
-  const onEnd = () => {
-    composing = false
-    push()
-  }
+  // An IME's input events wait for its compositionend. Asked of each event (isComposing), not
+  // kept in a flag set at compositionstart: a composition that a rewrite of the textarea ends
+  // (a remote change meanwhile) gets no compositionend in Chromium, and such a flag would leave
+  // every later keystroke out of the text (and a later remote change would erase it).
+  const onInput = (event?: Event) => (event as InputEvent | undefined)?.isComposing === true || push()
+  const onEnd = () => push()
   const observer = (event: Y.YTextEvent) => {
     if (event.transaction.origin === origin) return
-    // (A remote change during an IME composition rewrites the textarea and ends it: a known limit.)
+    // (A remote change during an IME composition rewrites the textarea, which ends the
+    // composition and drops what it held so far: a known limit. Typing goes on as usual.)
     const delta = changesOf(text, event)
     shown = shownText(text)
     show(area, shown, (s, e) => [mapPosition(delta, s), mapPosition(delta, e)])
   }
   area.addEventListener("input", onInput)
-  area.addEventListener("compositionstart", onStart)
   area.addEventListener("compositionend", onEnd)
   text.observe(observer)
   return () => {
     area.removeEventListener("input", onInput)
-    area.removeEventListener("compositionstart", onStart)
     area.removeEventListener("compositionend", onEnd)
     text.unobserve(observer)
     // Anchored to the character after each end (assoc 0): the one typed before the caret may be

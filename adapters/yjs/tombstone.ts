@@ -92,7 +92,8 @@ export const tombstoneOf = (doc: Y.Doc, update: unknown, fewest = false): Uint8A
 /**
  * Whether `update` needs what `refused` wrote: it writes a clock of one of `refused`'s Yjs
  * clients at or past where `refused` began (the chain), or places an item next to or inside,
- * or deletes, something from there on.
+ * or deletes, something from there on. Only `refused`'s clocks are read, so its tombstone
+ * (the same clocks, no content) answers the same, and decodes in a fraction of the time.
  */
 export const dependsOn = (update: unknown, refused: unknown): boolean => {
   const r = decode(refused)

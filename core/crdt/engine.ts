@@ -81,7 +81,10 @@ export interface CrdtField<H = unknown> {
    * `fewest`: in as few structs as the engine can (the update was refused for its count).
    */
   tombstone?(update: unknown, fewest?: boolean): unknown
-  /** With `tombstone`: whether `update` needs what `refused` wrote (so it was refused with it). */
+  /**
+   * With `tombstone`: whether `update` needs what `refused` wrote (so it was refused with it).
+   * `refused` may be the refused change or its tombstone: only the clocks it holds count.
+   */
   dependsOn?(update: unknown, refused: unknown): boolean
   /** Releases listeners and library objects. */
   destroy(): void

@@ -160,14 +160,14 @@ export class ReplicaFields {
       const f = this.#fields.field(field)
       const reason = crdtReason(rejection)
       if (reason === "crdt-missing-deps") {
-        if (!holes.some((h) => h.field === field && p.clientSeq < seqOf(h) && f.dependsOn?.(p.args, h.refused))) continue
+        if (!holes.some((h) => h.field === field && p.clientSeq < seqOf(h) && f.dependsOn?.(p.args, h.clocks))) continue
         if (isObject(p.args) && this.#resent.has(p.args)) this.#queue.push([field, p.args])
         else again.push([field, p.args])
       } else {
         // Refused for its struct count: a tombstone of as many structs would be too; the fewest then.
         const t = f.tombstone?.(p.args, reason === "crdt-too-large")
         if (t !== undefined) {
-          const hole: Hole = { field, refused: p.args, tombstone: undefined }
+          const hole: Hole = { field, clocks: t, tombstone: undefined }
           holes.push(hole)
           again.push([field, t, hole])
         }
@@ -215,7 +215,8 @@ const isObject = (x: unknown): x is object => typeof x === "object" && x !== nul
 /** A refused local change whose tombstone is out, until everything sent before the tombstone is answered. */
 interface Hole {
   readonly field: string
-  readonly refused: unknown
+  /** The tombstone's update: the refused change's clocks, without its content (what `dependsOn` reads, cheaply). */
+  readonly clocks: unknown
   /** The tombstone's command: undefined until submitted, null if it could not be. */
   tombstone: PendingCommand | null | undefined
 }

@@ -236,12 +236,16 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
    * so a stream of them (a peer's presence at 20 Hz, a crowd of peers) costs at most one
    * render a frame, never one each.
    */
-  const draw = () => {
-    if (frame === undefined && timer === undefined) return
+  /** Drops the draw that was scheduled; false if none was. */
+  const unschedule = (): boolean => {
+    if (frame === undefined && timer === undefined) return false
     if (frame !== undefined) cancelAnimationFrame(frame)
     if (timer !== undefined) clearTimeout(timer)
     frame = timer = undefined
-    if (!closed) render()
+    return true
+  }
+  const draw = () => {
+    if (unschedule() && !closed) render()
   }
   const schedule = () => {
     if (closed) return
@@ -307,9 +311,7 @@ export const openBoard = async (client: CanonClient, name: string, identity: Ide
     close: async () => {
       for (const stop of stops) stop()
       closed = true
-      if (frame !== undefined) cancelAnimationFrame(frame)
-      if (timer !== undefined) clearTimeout(timer)
-      frame = timer = undefined
+      unschedule()
       document.removeEventListener("visibilitychange", visibility)
       hideUpdateRequired()
       await doc.close()

@@ -192,11 +192,7 @@ export class BoardView {
       const range = `Cards ${start + 1}–${start + placed.length} of ${all.length}`
       if (els.range.textContent !== range) els.range.textContent = range
       const end = start + placed.length >= all.length
-      for (const [page, disabled] of [["first", start === 0], ["earlier", start === 0], ["later", end], ["last", end]] as const) {
-        const button = els.pages[page]
-        if (isOff(button) === disabled) continue
-        button.setAttribute("aria-disabled", String(disabled))
-      }
+      for (const [page, off] of [["first", start === 0], ["earlier", start === 0], ["later", end], ["last", end]] as const) setOff(els.pages[page], off)
     }
     placed.forEach(([id, card], i) => {
       const el = this.cards.get(id) ?? this.makeCard(id)
@@ -394,14 +390,18 @@ export class BoardView {
   }
 }
 
-/** A pager button at the column's start or end: focusable, but it does nothing. */
+/**
+ * A button that can do nothing now (a pager's at the column's end, a card's move where the
+ * move cannot go) is aria-disabled, not disabled: it stays focusable, so it keeps the focus of
+ * the keyboard user who pressed it (a disabled one drops it to <body>); its action ignores it.
+ */
 const isOff = (button: HTMLButtonElement): boolean => button.getAttribute("aria-disabled") === "true"
 
-/**
- * A card's move button where the move cannot go (the top, the first column): aria-disabled, as
- * the pager's, so it keeps the focus of whoever pressed it; `act` does nothing there anyway.
- */
+const setOff = (button: HTMLButtonElement, off: boolean): void => {
+  if (isOff(button) !== off) button.setAttribute("aria-disabled", String(off))
+}
+
 const setDisabled = (card: HTMLElement, action: string, disabled: boolean): void => {
   const b = card.querySelector<HTMLButtonElement>(`button[data-action="${action}"]`)
-  if (b !== null && isOff(b) !== disabled) b.setAttribute("aria-disabled", String(disabled))
+  if (b !== null) setOff(b, disabled)
 }

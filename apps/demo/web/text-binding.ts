@@ -128,8 +128,7 @@ const shownRange = (text: Y.Text, from: number, to: number): string => {
     if (!counted(item)) continue
     const next = index + item.length
     if (next > from) {
-      const [a, b] = [Math.max(from - index, 0), Math.min(to - index, item.length)]
-      out += item.content instanceof Y.ContentString ? item.content.str.slice(a, b).replace(/\r/g, SHOWN_CR) : PLACEHOLDER.repeat(b - a)
+      out += shownItem(item).slice(Math.max(from - index, 0), Math.min(to - index, item.length))
     }
     index = next
   }
@@ -174,6 +173,12 @@ const splitsAfterHigh = (s: string, i: number): boolean => {
   return i > 0 && i < s.length && c >= 0xd800 && c <= 0xdbff
 }
 
+/**
+ * The smallest edit turning `before` into `after`: [start, deleted count, inserted text].
+ * `caret` (the caret in `after`, if the selection is empty) places an ambiguous edit where the
+ * user made it: typing "a" after an "a" inserts after it, not before. An edit never starts or
+ * ends right after a high surrogate (see `splitsAfterHigh`).
+ */
 export const diff = (before: string, after: string, caret?: number): [number, number, string] => {
   const keepAfter = caret !== undefined && Number.isInteger(caret) && caret >= 0 && caret <= after.length ? after.length - caret : Infinity
   let endBefore = before.length

@@ -178,6 +178,7 @@ const HANDOFFS: Record<string, { readonly calls: number; readonly guard: string 
   "adapters/peer/yjs-sync.ts": { calls: 1, guard: "peer updates after unsupportedStructs and notIntegrable (route: peer session)" },
   "adapters/automerge/engine.ts": { calls: 1, guard: "field changes after validate() (measureChunk, Overlay)" },
   "adapters/automerge/validate.ts": { calls: 1, guard: "saveReloads: this process's own save()" },
+  "adapters/automerge/remake.ts": { calls: 1, guard: "the undo change this process just made itself, merged into its own copy of the field" },
   "adapters/automerge/admit.ts": { calls: 2, guard: "changesOf, changesOfAsync: a document chunk after measureChunk" },
   "adapters/automerge-server/engine.ts": { calls: 5, guard: "the hub's own stored base and the changes stored after it (restore: accepted by this hub; chunk by chunk, so one that does not parse throws); single changes and document chunks after admitChanges" },
   "adapters/automerge-server/endpoint.ts": { calls: 1, guard: "a sync message whose changes the document took through the engine (submit) first; one known change stands in for them" },

@@ -35,6 +35,7 @@ import { hashBytes } from "../../core/hash.js"
 import { hexOf } from "../../core/bytes.js"
 import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
+import { madeAfter, remakeWithout } from "./remake.js"
 import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
@@ -369,6 +370,20 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
 
   coalesce(updates: ReadonlyArray<unknown>): unknown {
     return (updates as ReadonlyArray<Uint8Array[]>).flat()
+  }
+
+  remake(update: unknown, maxBytes: number): ReadonlyArray<unknown> | undefined {
+    const r = remakeWithout(this.handle.doc, update, randomActor(), maxBytes)
+    if (r === undefined) return undefined
+    this.cachedHash = undefined
+    this.cachedEncoding = undefined
+    this.index = undefined
+    this.handle.set(r.doc)
+    return r.changes.map((c) => [c])
+  }
+
+  dependsOn(update: unknown, refused: unknown): boolean {
+    return madeAfter(update, refused)
   }
 
   destroy(): void {

@@ -24,7 +24,7 @@
  * deterministic on every peer and survives save/load.
  */
 import * as A from "@automerge/automerge"
-import { ByteReader } from "../../core/bytes.js"
+import { ByteReader, hexOf } from "../../core/bytes.js"
 
 // ---------------------------------------------------------------------------------------------
 // Bounding decoded work
@@ -188,6 +188,28 @@ export const splitChunks = (bytes: Uint8Array): Array<{ readonly type: number; r
     out.push({ type, bytes: bytes.subarray(start, r.pos) })
   }
   return out
+}
+
+/**
+ * The deps, actor and seq of a change, read from its header without decoding its ops
+ * (`decodeChange` takes ~27 µs an op: 0.2 s for a 7,000 character paste). Undefined if `bytes`
+ * is not one uncompressed change chunk.
+ */
+export const changeHeader = (bytes: Uint8Array): { readonly deps: string[]; readonly actor: string; readonly seq: number } | undefined => {
+  try {
+    const r = new Reader(bytes)
+    for (const m of MAGIC) if (r.byte() !== m) return undefined
+    r.raw(4) // checksum
+    if (r.byte() !== CHUNK_CHANGE) return undefined
+    const body = new Reader(r.raw(r.varint()))
+    if (!r.done()) return undefined
+    const deps: string[] = []
+    for (let n = body.varint(); n > 0; n--) deps.push(hexOf(body.raw(32)))
+    const actor = hexOf(body.raw(body.varint()))
+    return { deps, actor, seq: body.varint() }
+  } catch {
+    return undefined
+  }
 }
 
 /**

@@ -24,6 +24,8 @@
  *   field.coalesce(updates)    several local updates as one (sent while a submit is in flight)
  *   field.tombstone(update)    optional: what fills a refused local change's place in its
  *                              writer's history, so the writer's later changes still merge
+ *   field.remake(update)       optional, where no tombstone can: the writer's later changes
+ *                              made again without the refused one, under a new writer
  *
  * A field declaration (what `yText()` returns) is `{ engine, runtime }`: `runtime` is
  * core/crdt/runtime.ts, brought by the declaration so apps without CRDT fields never bundle it.
@@ -86,6 +88,15 @@ export interface CrdtField<H = unknown> {
    * `refused` may be the refused change or its tombstone: only the clocks it holds count.
    */
   dependsOn?(update: unknown, refused: unknown): boolean
+  /**
+   * Optional, for engines whose changes cannot be tombstoned (Automerge: a change is named by
+   * the hash of its bytes). Takes `update`, a local change the hub refused, and everything
+   * made after it out of the field, and makes what came after again without it, under a new
+   * writer (adapters/automerge/remake.ts): the local updates to send, in order, each from a
+   * run of later changes of at most `maxBytes` together. Undefined if the field does not hold
+   * `update`. `dependsOn(u, update)` then tells a local update it covered.
+   */
+  remake?(update: unknown, maxBytes: number): ReadonlyArray<unknown> | undefined
   /** Releases listeners and library objects. */
   destroy(): void
 }

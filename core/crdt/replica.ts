@@ -9,7 +9,7 @@ import { canonError, type Rejection } from "../errors.js"
 import { crdtReason } from "./engine.js"
 import { isMerge, type Desync, type PendingCommand } from "../replica/replica-state.js"
 import { crdtCommandName, fieldsOf, snapshotValue, takeEncodedFields, type CrdtDecls, type CrdtFields } from "./fields.js"
-import { CrdtOutbox, crdtHandles, type CrdtOutboxPort } from "./outbox.js"
+import { CrdtOutbox, coalescedBudget, crdtHandles, type CrdtOutboxPort } from "./outbox.js"
 
 /** The replica (a ReplicaState) whose fields these are. */
 export interface FieldsReplica {
@@ -144,7 +144,9 @@ export class ReplicaFields {
    * the tombstone (after it, the hub had the tombstone), and a tombstone is never tombstoned.
    * A change refused again after going again (the document still full) waits in a queue and
    * goes once the one before it is answered, so N changes behind refusals cost O(N) submits,
-   * not one round of all the rest per refusal.
+   * not one round of all the rest per refusal. An engine without tombstones (Automerge) makes
+   * the later changes again instead (engine.ts `remake`): one new change, and the later ones
+   * are let go as the hub refuses them.
    */
   refused(rejected: Iterable<readonly [PendingCommand, Rejection]>): boolean {
     const merges = [...rejected].filter(([p]) => isMerge(p)).sort((a, b) => a[0].clientSeq - b[0].clientSeq)
@@ -155,6 +157,7 @@ export class ReplicaFields {
     for (const p of this.#replica.pending) oldest = Math.min(oldest, p.clientSeq)
     for (let i = holes.length - 1; i >= 0; i--) if (seqOf(holes[i]!) < oldest) holes.splice(i, 1)
     const again: Array<readonly [string, unknown, Hole?]> = []
+    let flush = false
     for (const [p, rejection] of merges) {
       const field = p.cmd.crdt!.field!
       const f = this.#fields.field(field)
@@ -163,14 +166,23 @@ export class ReplicaFields {
         if (!holes.some((h) => h.field === field && p.clientSeq < seqOf(h) && f.dependsOn?.(p.args, h.clocks))) continue
         if (isObject(p.args) && this.#resent.has(p.args)) this.#queue.push([field, p.args])
         else again.push([field, p.args])
-      } else {
+      } else if (f.tombstone !== undefined) {
         // Refused for its struct count: a tombstone of as many structs would be too; the fewest then.
-        const t = f.tombstone?.(p.args, reason === "crdt-too-large")
+        const t = f.tombstone(p.args, reason === "crdt-too-large")
         if (t !== undefined) {
           const hole: Hole = { field, clocks: t, tombstone: undefined }
           holes.push(hole)
           again.push([field, t, hole])
         }
+      } else if (f.remake !== undefined) {
+        // No tombstone possible: what came after is made again without it, as new local changes
+        // in place of the unsent ones it covered, each within a command. The sent ones it
+        // covered the hub refuses (they need the refused one), and they are let go.
+        const remade = f.remake(p.args, coalescedBudget(this.#port?.maxCommandBytes ?? Infinity))
+        if (remade === undefined) continue
+        const unsent = (this.#unsent.get(field) ?? []).filter((u) => !f.dependsOn?.(u, p.args))
+        this.#unsent.set(field, [...remade, ...unsent])
+        flush = true
       }
     }
     // Before the rejections are told: an app closing the document on one must not lose these.
@@ -179,6 +191,7 @@ export class ReplicaFields {
       if (hole !== undefined) hole.tombstone = sent ?? null
       else if (isObject(update)) this.#resent.add(update)
     }
+    if (flush) this.#outbox?.flush(true)
     this.#next()
     return true
   }

@@ -57,7 +57,7 @@ export class CrdtFields {
   /** Called when a field object is replaced (reload): the app's handle changed. */
   private readonly replaced = new Set<(field: string) => void>()
   private readonly local = new Set<(field: string, update: unknown) => void>()
-  private readonly refusedMerges = new Set<(field: string, rejection: Rejection) => void>()
+  private readonly refusedMerges = new Set<(field: string, rejection: Rejection, args: unknown) => void>()
   private readonly unsubscribe = new Map<string, () => void>()
 
   constructor(readonly decls: CrdtDecls, encoded?: unknown) {
@@ -135,7 +135,7 @@ export class CrdtFields {
    * A merge the authority ordered that this field refuses (a hostile hub's entry: too deep, a
    * key `__proto__`...): `fn(field, rejection)`. The field keeps what it had.
    */
-  onRefusedMerge(fn: (field: string, rejection: Rejection) => void): () => void {
+  onRefusedMerge(fn: (field: string, rejection: Rejection, args: unknown) => void): () => void {
     this.refusedMerges.add(fn)
     return () => this.refusedMerges.delete(fn)
   }
@@ -163,7 +163,7 @@ export class CrdtFields {
     } else {
       const r = f.validate(args, { clientId, trusted: true })
       if (!r.ok) {
-        for (const fn of this.refusedMerges) fn(field, r.rejection)
+        for (const fn of this.refusedMerges) fn(field, r.rejection, args)
         return r.rejection
       }
       update = r.update

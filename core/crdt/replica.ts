@@ -50,11 +50,15 @@ export class ReplicaFields {
   constructor(replica: FieldsReplica) {
     this.#replica = replica
     this.#fields = fieldsOf(replica.machine.crdt!, replica.host)
-    this.#fields.onRefusedMerge((field, rejection) => {
+    this.#fields.onRefusedMerge((field, rejection, args) => {
       const m = /^(crdt-[a-z-]+): ([^]*)$/.exec(rejection.message)
+      // The replica runs its own pending merges through the same check as the hub's entries.
+      const own = replica.pending.some((p) => p.args === args)
       this.#refused.push({
         code: m?.[1] ?? rejection.code,
-        message: `A merge into field "${field}" of "${replica.docId}" that the hub ordered was refused; the field keeps what it had (a hub sending it is broken or hostile): ${m?.[2] ?? rejection.message}`,
+        message: own
+          ? `A change made here to field "${field}" of "${replica.docId}" is one the field does not take, so the hub refuses it and it is taken out here (make it in smaller steps if it is too large): ${m?.[2] ?? rejection.message}`
+          : `A merge into field "${field}" of "${replica.docId}" that the hub ordered was refused; the field keeps what it had (a hub sending it is broken or hostile): ${m?.[2] ?? rejection.message}`,
       })
     })
   }

@@ -10,6 +10,7 @@ import fc from "fast-check"
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { automergeDoc, automergeText } from "../adapters/automerge/index.js"
+import { editOf, markersIn, step } from "./support/marked-edits.js"
 
 const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: automergeText() }, commands: {} })
 /** Updates of at most 30,000 bytes. */
@@ -219,20 +220,6 @@ test("edits typed after the refusal, before the field is reloaded, land", async 
  * turn): never because an earlier change of its writer was refused.
  */
 describe("fuzzed: only what the hub itself refused is lost", () => {
-  type Step =
-    | { readonly kind: "type" | "paste" | "delete"; readonly who: number; readonly pick: number; readonly size: number }
-    | { readonly kind: "offline" | "online"; readonly who: number }
-    | { readonly kind: "wait"; readonly ms: number }
-  const step: fc.Arbitrary<Step> = fc.oneof(
-    { weight: 6, arbitrary: fc.record({ kind: fc.constant("type" as const), who: fc.nat(1), pick: fc.nat(), size: fc.constant(0) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("paste" as const), who: fc.nat(1), pick: fc.nat(), size: fc.integer({ min: 2_000, max: 30_000 }) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("delete" as const), who: fc.nat(1), pick: fc.nat(), size: fc.integer({ min: 1, max: 3 }) }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("offline" as const), who: fc.nat(1) }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("online" as const), who: fc.nat(1) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("wait" as const), ms: fc.integer({ min: 1, max: 60 }) }) },
-  )
-  const MARK = /⟨w\d:\d+(?::[a-z]+)?⟩/g
-
   test("two writers, a capped document, random pastes and partitions", async () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 30_000, max: 120_000 }), fc.array(step, { minLength: 5, maxLength: 40 }), async (cap, steps) => {
@@ -272,22 +259,12 @@ describe("fuzzed: only what the hub itself refused is lost", () => {
           else if (s.kind === "type" || s.kind === "paste" || s.kind === "delete") {
             const w = writers[s.who]!
             const body = w.doc.crdt.body
-            const spans = [...body.text.matchAll(MARK)].map((m) => ({ marker: m[0], at: m.index!, end: m.index! + m[0].length }))
-            let e: Edit
-            if (s.kind === "delete") {
-              if (spans.length === 0) continue
-              const first = s.pick % spans.length
-              const covered = spans.slice(first, first + s.size)
-              e = { deletes: covered.map((c) => c.marker) }
-              w.unsent.push(e)
-              body.splice(covered[0]!.at, covered[covered.length - 1]!.end - covered[0]!.at)
-            } else {
-              const marker = s.kind === "paste" ? `⟨${w.name}:${++w.n}:${"p".repeat(s.size)}⟩` : `⟨${w.name}:${++w.n}⟩`
-              const at = [0, ...spans.map((x) => x.end)][s.pick % (spans.length + 1)]!
-              e = { marker }
-              w.unsent.push(e)
-              body.splice(at, 0, marker)
-            }
+            const edit = editOf(s, body.text, w)
+            if (edit === undefined) continue
+            const e: Edit = "marker" in edit ? { marker: edit.marker } : { deletes: edit.deletes }
+            w.unsent.push(e)
+            if ("marker" in edit) body.splice(edit.at, 0, edit.marker)
+            else body.splice(edit.at, edit.length)
             edits.push(e)
             owner.set(e, w)
             await run(5)
@@ -302,14 +279,7 @@ describe("fuzzed: only what the hub itself refused is lost", () => {
           expect(w.doc.pendingCount).toBe(0)
           expect(w.doc.crdt.body.text === text).toBe(true)
         }
-        const present = new Map<string, number>()
-        let covered = 0
-        for (const m of text.matchAll(MARK)) {
-          expect(m.index).toBe(covered) // nothing but whole markers
-          covered = m.index! + m[0].length
-          present.set(m[0], (present.get(m[0]) ?? 0) + 1)
-        }
-        expect(covered).toBe(text.length)
+        const present = markersIn(text)
         // A delete counts once its effect shows: a marker it covered is gone from the text.
         const deleted = new Set(edits.flatMap((e) => (e.carrier?.outcome === "confirmed" || e.carrier?.outcome?.startsWith("crdt-missing-deps") ? (e.deletes ?? []) : [])))
         const lost: string[] = []

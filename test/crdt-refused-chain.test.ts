@@ -13,6 +13,7 @@ import * as Y from "yjs"
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yMap, yText } from "../adapters/yjs/index.js"
+import { editOf, markersIn, step } from "./support/marked-edits.js"
 
 const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText() }, commands: {} })
 
@@ -273,20 +274,6 @@ test("a change refused for the field's struct bound has a tombstone of one struc
  * earlier change of its writer was refused (`crdt-missing-deps` with nothing sent again).
  */
 describe("fuzzed: only what the hub itself refused is lost", () => {
-  type Step =
-    | { readonly kind: "type" | "paste" | "delete"; readonly who: number; readonly pick: number; readonly size: number }
-    | { readonly kind: "offline" | "online"; readonly who: number }
-    | { readonly kind: "wait"; readonly ms: number }
-  const step: fc.Arbitrary<Step> = fc.oneof(
-    { weight: 6, arbitrary: fc.record({ kind: fc.constant("type" as const), who: fc.nat(1), pick: fc.nat(), size: fc.constant(0) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("paste" as const), who: fc.nat(1), pick: fc.nat(), size: fc.integer({ min: 2_000, max: 30_000 }) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("delete" as const), who: fc.nat(1), pick: fc.nat(), size: fc.integer({ min: 1, max: 3 }) }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("offline" as const), who: fc.nat(1) }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant("online" as const), who: fc.nat(1) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant("wait" as const), ms: fc.integer({ min: 1, max: 60 }) }) },
-  )
-  const MARK = /⟨w\d:\d+(?::[a-z]+)?⟩/g
-
   test("two writers, a capped document, random pastes and partitions", async () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 20_000, max: 80_000 }), fc.array(step, { minLength: 5, maxLength: 40 }), async (cap, steps) => {
@@ -325,23 +312,13 @@ describe("fuzzed: only what the hub itself refused is lost", () => {
           else if (s.kind === "type" || s.kind === "paste" || s.kind === "delete") {
             const w = writers[s.who]!
             const text = w.doc.crdt.body as Y.Text
-            const spans = [...text.toString().matchAll(MARK)].map((m) => ({ marker: m[0], at: m.index!, end: m.index! + m[0].length }))
-            if (s.kind === "delete") {
-              if (spans.length === 0) continue
-              const first = s.pick % spans.length
-              const covered = spans.slice(first, first + s.size)
-              const e: Edit = { deletes: covered.map((c) => c.marker) }
-              edits.push(e)
-              w.unsent.push(e)
-              text.delete(covered[0]!.at, covered[covered.length - 1]!.end - covered[0]!.at)
-            } else {
-              const marker = s.kind === "paste" ? `⟨${w.name}:${++w.n}:${"p".repeat(s.size)}⟩` : `⟨${w.name}:${++w.n}⟩`
-              const at = [0, ...spans.map((x) => x.end)][s.pick % (spans.length + 1)]!
-              const e: Edit = { marker }
-              edits.push(e)
-              w.unsent.push(e)
-              text.insert(at, marker)
-            }
+            const edit = editOf(s, text.toString(), w)
+            if (edit === undefined) continue
+            const e: Edit = "marker" in edit ? { marker: edit.marker } : { deletes: edit.deletes }
+            edits.push(e)
+            w.unsent.push(e)
+            if ("marker" in edit) text.insert(edit.at, edit.marker)
+            else text.delete(edit.at, edit.length)
             await run(5)
           }
         }
@@ -354,14 +331,7 @@ describe("fuzzed: only what the hub itself refused is lost", () => {
           expect(w.doc.pendingCount).toBe(0)
           expect((w.doc.crdt.body as Y.Text).toString() === text).toBe(true)
         }
-        const present = new Map<string, number>()
-        let covered = 0
-        for (const m of text.matchAll(MARK)) {
-          expect(m.index).toBe(covered) // nothing but whole markers
-          covered = m.index! + m[0].length
-          present.set(m[0], (present.get(m[0]) ?? 0) + 1)
-        }
-        expect(covered).toBe(text.length)
+        const present = markersIn(text)
         const deleted = new Set(edits.flatMap((e) => (e.carrier?.outcome === "confirmed" ? (e.deletes ?? []) : [])))
         const lost: string[] = []
         for (const e of edits) {

@@ -7,6 +7,7 @@
  * under a new actor (core/crdt/replica.ts `refused`, adapters/automerge/remake.ts).
  */
 import fc from "fast-check"
+import * as A from "@automerge/automerge"
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { automergeDoc, automergeText } from "../adapters/automerge/index.js"
@@ -21,9 +22,9 @@ const Board = defineMachine({
 })
 
 /** A hub whose documents hold at most `cap` bytes, on a virtual clock; `run(ms)` advances it. */
-const world = (cap: number) => {
+const world = (cap: number, latency = 2) => {
   const rt = new VirtualRuntime(4)
-  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const net = new MemoryNetwork(rt, { latency: () => latency, encode: true })
   net.listen(new Hub({ machines: [Note, Board, Small], storage: new MemoryStorage(), runtime: rt, maxDocumentBytes: cap } as never))
   const run = async (ms: number) => {
     for (let t = 0; t < ms; t += 5) {
@@ -31,14 +32,14 @@ const world = (cap: number) => {
       await new Promise((r) => setImmediate(r))
     }
   }
-  const open = async <M extends typeof Note | typeof Board | typeof Small>(machine: M, clientId: string, options: { maxCommandBytes?: number } = {}) => {
+  const open = async <M extends typeof Note | typeof Board | typeof Small>(machine: M, clientId: string, options: { maxCommandBytes?: number; storage?: MemoryStorage } = {}) => {
     const client = await CanonClient.open({ transport: net.transport(clientId), runtime: rt, clientId, storage: new MemoryStorage(), ...options })
     const doc = await client.open(machine, "d")
     const rejected: string[] = []
     const errors: string[] = []
     doc.on("rejected", (e) => rejected.push(e.rejection.message))
     doc.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
-    return { doc, rejected, errors }
+    return { client, doc, rejected, errors }
   }
   /** Offline from here: each change is its own merge in the outbox. */
   const offline = async (clientId: string) => {
@@ -208,6 +209,112 @@ test("edits typed after the refusal, before the field is reloaded, land", async 
   await run(1000)
   expect(r.crdt.body.text).toBe("abcd")
   expect(w.crdt.body.text).toBe("abcd")
+}, 60_000)
+
+/*
+ * What an attack review found in the first version (each fails on it): changes typed after a
+ * restart, which need the refused change by hash though their actor is new, were coalesced
+ * with the remade change and refused with it; runs were bounded by the command budget, not the
+ * field's own update limit (and the outbox coalesced past that limit too); small edits were
+ * made again in one change with a later paste that no longer fit; and a later change the
+ * remake cannot make again (a rich-text block) threw out of the replica, so the rejections
+ * were never told and the receipts never settled.
+ */
+test("changes typed after a restart, while the refused paste is in flight, land", async () => {
+  const { net, run, open, offline } = world(60_000, 40)
+  const storage = new MemoryStorage()
+  const first = await open(Note, "w", { storage })
+  await run(50)
+  first.doc.crdt.body.splice(0, 0, "abc")
+  await run(500)
+  await offline("w")
+  first.doc.crdt.body.splice(0, 0, "P".repeat(70_000)) // refused: the document is full
+  await run(50)
+  first.doc.crdt.body.splice(0, 0, "offline ")
+  await run(50)
+  await first.client.close()
+  await run(50)
+  const { doc: w, client } = await open(Note, "w", { storage })
+  await run(200)
+  net.heal("w")
+  for (let i = 0; i < 400 && client.status !== "online"; i++) await run(1)
+  for (let i = 0; i < 3; i++) {
+    w.crdt.body.splice(w.crdt.body.text.length, 0, `t${i}`) // a new actor, but after the paste
+    await run(1)
+  }
+  await run(4000)
+  const { doc: r } = await open(Note, "r")
+  await run(1000)
+  expect(r.crdt.body.text === "offline abct0t1t2").toBe(true)
+  expect(w.crdt.body.text === r.crdt.body.text).toBe(true)
+}, 60_000)
+
+test("changes made again stay within the field's update limit, under the default command limit", async () => {
+  const { net, run, open, offline } = world(1 << 20)
+  const { doc: w, rejected } = await open(Small, "w")
+  await run(50)
+  w.crdt.body.splice(0, 0, "abc")
+  await run(500)
+  await offline("w")
+  w.crdt.body.splice(0, 0, "P".repeat(35_000)) // refused: more than the field takes in one update
+  await run(20)
+  for (const c of "xy") {
+    w.crdt.body.splice(w.crdt.body.text.length, 0, c.repeat(19_000)) // each fits the field; the two do not
+    await run(20)
+  }
+  net.heal("w")
+  await run(6000)
+  expect(rejected.filter((m) => /crdt-too-large/.test(m)).length).toBe(1)
+  const { doc: r } = await open(Small, "r")
+  await run(1000)
+  expect(runsOf(r.crdt.body.text)).toEqual([["a", 1], ["b", 1], ["c", 1], ["x", 19_000], ["y", 19_000]])
+  expect(w.crdt.body.text === r.crdt.body.text).toBe(true)
+}, 60_000)
+
+test("small edits are not made again with a later paste that no longer fits", async () => {
+  const { net, run, open, offline } = world(60_000)
+  const { doc: w } = await open(Note, "w")
+  await run(50)
+  w.crdt.body.splice(0, 0, "abc")
+  await run(500)
+  await offline("w")
+  w.crdt.body.splice(0, 0, "P".repeat(70_000)) // refused: the document is full
+  await run(20)
+  for (const c of "12345") {
+    w.crdt.body.splice(w.crdt.body.text.length, 0, c)
+    await run(20)
+  }
+  w.crdt.body.splice(w.crdt.body.text.length, 0, "Q".repeat(59_990)) // does not fit the document either
+  await run(20)
+  net.heal("w")
+  await run(4000)
+  const { doc: r } = await open(Note, "r")
+  await run(1000)
+  expect(r.crdt.body.text === "abc12345").toBe(true)
+  expect(w.crdt.body.text === r.crdt.body.text).toBe(true)
+}, 60_000)
+
+test("a later change that cannot be made again is reported; the rejections are still told", async () => {
+  const { net, run, open, offline } = world(60_000)
+  const { doc: w, rejected, errors } = await open(Note, "w")
+  await run(50)
+  w.crdt.body.splice(0, 0, "hello world")
+  await run(500)
+  await offline("w")
+  w.crdt.body.splice(0, 0, "P".repeat(70_000)) // refused: the document is full
+  await run(20)
+  // Rich-text blocks are not made again (adapters/automerge/remake.ts).
+  w.crdt.body.change((d) => A.splitBlock(d, ["text"], 70_005, { type: "paragraph", parents: [], attrs: {} }))
+  await run(20)
+  net.heal("w")
+  await run(3000)
+  expect(rejected.length).toBeGreaterThanOrEqual(2)
+  expect(errors.some((e) => e.startsWith("crdt-failed: The changes made to field \"body\" of \"d\" after a change the hub refused could not be made again"))).toBe(true)
+  expect(w.pendingCount).toBe(0) // every receipt settled
+  const { doc: r } = await open(Note, "r")
+  await run(1000)
+  expect(r.crdt.body.text).toBe("hello world")
+  expect(w.crdt.body.text).toBe(r.crdt.body.text)
 }, 60_000)
 
 /**

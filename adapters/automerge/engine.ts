@@ -35,7 +35,7 @@ import { hashBytes } from "../../core/hash.js"
 import { hexOf } from "../../core/bytes.js"
 import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
-import { madeAfter, remakeWithout } from "./remake.js"
+import { idsOf, madeAfter, remakeWithout } from "./remake.js"
 import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
@@ -213,10 +213,13 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   private index: OpIndex | undefined
   private readonly listeners = new Set<(update: unknown) => void>()
   private readonly stopLocal: () => void
+  /** Local changes `remake` took out (`seq@actor`): an unsent update holding one is covered. */
+  private readonly dropped = new Set<string>()
 
   constructor(
     readonly handle: H,
-    private readonly maxBytes: number,
+    /** The largest update the field takes (its byte limit): local changes are coalesced within it. */
+    readonly maxUpdateBytes: number,
     private readonly maxOps: number,
     /** Automerge actor -> the Canon clientId that owns it. */
     private readonly owners: Map<string, string>,
@@ -239,7 +242,7 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     if (update.length > MAX_CHANGES) return crdtRejection("crdt-too-large", `The update has ${update.length} changes; at most ${MAX_CHANGES}.`)
     let total = 0
     for (const c of update as Uint8Array[]) total += c.length
-    if (total > this.maxBytes) return crdtRejection("crdt-too-large", `The Automerge update has ${total} bytes; a field accepts at most ${this.maxBytes}.`)
+    if (total > this.maxUpdateBytes) return crdtRejection("crdt-too-large", `The Automerge update has ${total} bytes; a field accepts at most ${this.maxUpdateBytes}.`)
     // Bound the decoded work before decoding: RLE columns make a 135-byte change 100,000 ops.
     let ops = 0
     for (const c of update as Uint8Array[]) {
@@ -373,17 +376,18 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   }
 
   remake(update: unknown, maxBytes: number): ReadonlyArray<unknown> | undefined {
-    const r = remakeWithout(this.handle.doc, update, randomActor(), maxBytes)
+    const r = remakeWithout(this.handle.doc, update, randomActor(), { bytes: Math.min(maxBytes, this.maxUpdateBytes), ops: this.maxOps })
     if (r === undefined) return undefined
     this.cachedHash = undefined
     this.cachedEncoding = undefined
     this.index = undefined
+    for (const id of r.dropped) this.dropped.add(id)
     this.handle.set(r.doc)
     return r.changes.map((c) => [c])
   }
 
   dependsOn(update: unknown, refused: unknown): boolean {
-    return madeAfter(update, refused)
+    return madeAfter(update, refused) || idsOf(update).some((id) => this.dropped.has(id))
   }
 
   destroy(): void {

@@ -75,6 +75,7 @@ const applyPatches = (d: unknown, patches: ReadonlyArray<A.Patch>): void => {
         parent()[at] = p.value
         break
       case "insert":
+        // (In text, an inserted value is a rich-text block: not made again, this throws.)
         parent().splice!(at as number, 0, ...p.values)
         break
       case "splice":
@@ -105,15 +106,28 @@ export interface Remade<T> {
   readonly doc: A.Doc<T>
   /** The changes to send, in order: none if nothing came after the refused one. */
   readonly changes: ReadonlyArray<Uint8Array>
+  /** The changes taken out (`seq@actor`): the refused ones and all made again. */
+  readonly dropped: ReadonlySet<string>
 }
+
+/** A run of later changes made again as one change: at most this much, as they were. */
+export interface RunLimits {
+  readonly bytes: number
+  readonly ops: number
+}
+
+/** The `seq@actor` ids of an update's changes (empty if it is not a list of changes). */
+export const idsOf = (update: unknown): string[] => (headersOf(update) ?? []).map((h) => `${h.seq}@${h.actor}`)
 
 /**
  * `doc` without `refused` (a list of local changes the hub refused) and what its actors did
- * after it, made again by `actor`: one change per run of later changes of at most `maxBytes`
- * together (one alone may be larger), so that what fit a command still does. Undefined if
- * `doc` does not hold `refused` (taken out already).
+ * after it, made again by `actor`: one change per run of later changes within `limits`
+ * together (one alone may be larger), so that what fit a command and the field still does;
+ * a large change (an eighth of the limits) goes alone, so that small edits are not refused
+ * with a paste that no longer fits. Undefined if `doc` does not hold `refused` (taken out
+ * already).
  */
-export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string, maxBytes: number): Remade<T> | undefined => {
+export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string, limits: RunLimits): Remade<T> | undefined => {
   const headers = headersOf(refused)
   if (headers === undefined) return undefined
   const first = firstSeqs(headers)
@@ -140,7 +154,8 @@ export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string,
   const withRefused = [...rHeads, ...refusedHashes]
   let next = A.clone(A.view(doc, rHeads), { actor })
   const changes: Uint8Array[] = []
-  if (later.length === 0) return { doc: next, changes }
+  const ids = new Set(since.filter((m) => dropped.has(m.hash)).map((m) => `${m.seq}@${m.actor}`))
+  if (later.length === 0) return { doc: next, changes, dropped: ids }
   // The undo, made on a fork of R + refused and merged beside the later changes (`changeAt`
   // would do it in one step, but took ~1 ms a deleted character at heads not the document's).
   // Its actor is the lowest there is: where it and a later change set one key with the same op
@@ -152,13 +167,15 @@ export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string,
   let from = undo === undefined ? rHeads : [...rHeads, ...A.getHeads(undoing)]
   A.free(undoing)
   const backend = A.getBackend(doc)
+  const sizes = later.map((m) => ({ bytes: backend.getChangeByHash(m.hash)?.length ?? 0, ops: m.maxOp - m.startOp + 1 }))
+  const large = (k: number) => sizes[k]!.bytes * 8 > limits.bytes || sizes[k]!.ops * 8 > limits.ops
   for (let i = 0; i < later.length;) {
-    let bytes = backend.getChangeByHash(later[i]!.hash)?.length ?? 0
+    let { bytes, ops } = sizes[i]!
     let j = i + 1
-    for (; j < later.length; j++) {
-      const n = backend.getChangeByHash(later[j]!.hash)?.length ?? 0
-      if (bytes + n > maxBytes) break
-      bytes += n
+    for (; j < later.length && !large(i) && !large(j); j++) {
+      if (bytes + sizes[j]!.bytes > limits.bytes || ops + sizes[j]!.ops > limits.ops) break
+      bytes += sizes[j]!.bytes
+      ops += sizes[j]!.ops
     }
     const to = [...from, ...later.slice(i, j).map((m) => m.hash)]
     const patches = A.diff(undone, from, to)
@@ -171,5 +188,5 @@ export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string,
     i = j
   }
   A.free(undone)
-  return { doc: next, changes }
+  return { doc: next, changes, dropped: ids }
 }

@@ -92,7 +92,8 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
   constructor(
     readonly doc: Y.Doc,
     private readonly kind: YKind,
-    private readonly maxBytes: number,
+    /** The largest update the field takes (its byte limit): local changes are coalesced within it. */
+    readonly maxUpdateBytes: number,
     /** Most structs the field may hold (what loads again: `checkFieldState`). */
     private readonly maxStructs: number,
     /** Yjs clientID -> the Canon clientId that owns it. */
@@ -108,7 +109,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
 
   validate(update: unknown, options: ValidateOptions): ValidateResult {
     if (!isBytes(update)) return crdtRejection("crdt-invalid", "A Yjs update must be bytes.")
-    if (update.length > this.maxBytes) return crdtRejection("crdt-too-large", `The Yjs update has ${update.length} bytes; a field accepts at most ${this.maxBytes}.`)
+    if (update.length > this.maxUpdateBytes) return crdtRejection("crdt-too-large", `The Yjs update has ${update.length} bytes; a field accepts at most ${this.maxUpdateBytes}.`)
     const seen = { deleteRanges: 0 }
     const structs = countV1Structs(update, MAX_UPDATE_STRUCTS, seen)
     if (typeof structs === "string") return crdtRejection("crdt-invalid", structs)

@@ -68,6 +68,8 @@ export type ValidateResult =
 
 export interface CrdtField<H = unknown> {
   readonly handle: H
+  /** Optional: the most update bytes `validate` takes; local changes are coalesced within it. */
+  readonly maxUpdateBytes?: number
   /** The library threw while changing the field: its content is not trustworthy. */
   readonly broken: boolean
   validate(update: unknown, options: ValidateOptions): ValidateResult

@@ -86,13 +86,15 @@ export class CrdtOutbox {
     let busy: Set<string> | undefined
     for (const [field, list] of this.unsent) {
       if (list.length === 0) continue
-      if (!all && list.length < MAX_COALESCED && sizeOf(list) < this.budget && this.port.online()) {
+      const f = this.fields.field(field)
+      // Within the field's own update limit too: changes that each fit it must not add up to one that does not.
+      const budget = Math.min(this.budget, f.maxUpdateBytes ?? Infinity)
+      if (!all && list.length < MAX_COALESCED && sizeOf(list) < budget && this.port.online()) {
         busy ??= new Set(this.port.pendingNames())
         if (busy.has(crdtCommandName(field))) continue
       }
-      const f = this.fields.field(field)
       // Consecutive runs within the coalescing bounds (an update over them alone).
-      const updates = consecutiveRuns(list, sizeOf, this.budget, MAX_COALESCED).map((run) => f.coalesce(run))
+      const updates = consecutiveRuns(list, sizeOf, budget, MAX_COALESCED).map((run) => f.coalesce(run))
       this.unsent.set(field, [])
       for (const update of updates) {
         const receipt = this.port.submit(crdtCommandName(field), update)

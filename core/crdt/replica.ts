@@ -161,7 +161,6 @@ export class ReplicaFields {
     for (const p of this.#replica.pending) oldest = Math.min(oldest, p.clientSeq)
     for (let i = holes.length - 1; i >= 0; i--) if (seqOf(holes[i]!) < oldest) holes.splice(i, 1)
     const again: Array<readonly [string, unknown, Hole?]> = []
-    let flush = false
     for (const [p, rejection] of merges) {
       const field = p.cmd.crdt!.field!
       const f = this.#fields.field(field)
@@ -179,14 +178,23 @@ export class ReplicaFields {
           again.push([field, t, hole])
         }
       } else if (f.remake !== undefined) {
-        // No tombstone possible: what came after is made again without it, as new local changes
-        // in place of the unsent ones it covered, each within a command. The sent ones it
-        // covered the hub refuses (they need the refused one), and they are let go.
-        const remade = f.remake(p.args, coalescedBudget(this.#port?.maxCommandBytes ?? Infinity))
+        // No tombstone possible: what came after is made again without it, as new changes in
+        // place of the unsent ones it covered. The sent ones it covered the hub refuses (they
+        // need the refused one), and they are let go.
+        let remade: ReadonlyArray<unknown> | undefined
+        try {
+          remade = f.remake(p.args, coalescedBudget(this.#port?.maxCommandBytes ?? Infinity))
+        } catch (e) {
+          // The rejections must still be told, and the field is reloaded (the caller's fetch).
+          this.#port?.error({ code: "crdt-failed", message: `The changes made to field "${field}" of "${this.#replica.docId}" after a change the hub refused could not be made again, so they are lost: ${e instanceof Error ? e.message : String(e)}` })
+          continue
+        }
         if (remade === undefined) continue
-        const unsent = (this.#unsent.get(field) ?? []).filter((u) => !f.dependsOn?.(u, p.args))
-        this.#unsent.set(field, [...remade, ...unsent])
-        flush = true
+        const unsent = this.#unsent.get(field)
+        if (unsent !== undefined) this.#unsent.set(field, unsent.filter((u) => !f.dependsOn?.(u, p.args)))
+        // Each as its own command, as the runs were made (a large one alone, so that small edits
+        // are not refused with a paste that no longer fits).
+        for (const u of remade) again.push([field, u])
       }
     }
     // Before the rejections are told: an app closing the document on one must not lose these.
@@ -195,7 +203,6 @@ export class ReplicaFields {
       if (hole !== undefined) hole.tombstone = sent ?? null
       else if (isObject(update)) this.#resent.add(update)
     }
-    if (flush) this.#outbox?.flush(true)
     this.#next()
     return true
   }

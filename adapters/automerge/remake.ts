@@ -166,27 +166,30 @@ export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string,
   // R + refused + undo has R's content, so patches from it apply to R by position.
   let from = undo === undefined ? rHeads : [...rHeads, ...A.getHeads(undoing)]
   A.free(undoing)
-  const backend = A.getBackend(doc)
-  const sizes = later.map((m) => ({ bytes: backend.getChangeByHash(m.hash)?.length ?? 0, ops: m.maxOp - m.startOp + 1 }))
-  const large = (k: number) => sizes[k]!.bytes * 8 > limits.bytes || sizes[k]!.ops * 8 > limits.ops
-  for (let i = 0; i < later.length;) {
-    let { bytes, ops } = sizes[i]!
-    let j = i + 1
-    for (; j < later.length && !large(i) && !large(j); j++) {
-      if (bytes + sizes[j]!.bytes > limits.bytes || ops + sizes[j]!.ops > limits.ops) break
-      bytes += sizes[j]!.bytes
-      ops += sizes[j]!.ops
+  try {
+    const backend = A.getBackend(doc)
+    const sizes = later.map((m) => ({ bytes: backend.getChangeByHash(m.hash)?.length ?? 0, ops: m.maxOp - m.startOp + 1 }))
+    const large = (k: number) => sizes[k]!.bytes * 8 > limits.bytes || sizes[k]!.ops * 8 > limits.ops
+    for (let i = 0; i < later.length;) {
+      let { bytes, ops } = sizes[i]!
+      let j = i + 1
+      for (; j < later.length && !large(i) && !large(j); j++) {
+        if (bytes + sizes[j]!.bytes > limits.bytes || ops + sizes[j]!.ops > limits.ops) break
+        bytes += sizes[j]!.bytes
+        ops += sizes[j]!.ops
+      }
+      const to = [...from, ...later.slice(i, j).map((m) => m.hash)]
+      const patches = A.diff(undone, from, to)
+      const made = patches.length === 0 ? next : A.change(next, (d) => applyPatches(d, patches))
+      if (made !== next) {
+        next = made
+        changes.push(A.getLastLocalChange(next)!)
+      }
+      from = to
+      i = j
     }
-    const to = [...from, ...later.slice(i, j).map((m) => m.hash)]
-    const patches = A.diff(undone, from, to)
-    const made = patches.length === 0 ? next : A.change(next, (d) => applyPatches(d, patches))
-    if (made !== next) {
-      next = made
-      changes.push(A.getLastLocalChange(next)!)
-    }
-    from = to
-    i = j
+  } finally {
+    A.free(undone) // a scratch copy: wasm memory, freed even when a patch throws
   }
-  A.free(undone)
   return { doc: next, changes, dropped: ids }
 }

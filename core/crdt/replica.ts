@@ -149,7 +149,7 @@ export class ReplicaFields {
    * A change refused again after going again (the document still full) waits in a queue and
    * goes once the one before it is answered, so N changes behind refusals cost O(N) submits,
    * not one round of all the rest per refusal. An engine without tombstones (Automerge) makes
-   * the later changes again instead (engine.ts `remake`): one new change, and the later ones
+   * the later changes again instead (engine.ts `remake`), as new commands, and the later ones
    * are let go as the hub refuses them.
    */
   refused(rejected: Iterable<readonly [PendingCommand, Rejection]>): boolean {

@@ -180,7 +180,8 @@ export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string,
       }
       const to = [...from, ...later.slice(i, j).map((m) => m.hash)]
       const patches = A.diff(undone, from, to)
-      const made = patches.length === 0 ? next : A.change(next, (d) => applyPatches(d, patches))
+      // Stamped with the run's last change's time, not the clock's: the same bytes on every replay.
+      const made = patches.length === 0 ? next : A.change(next, { time: later[j - 1]!.time }, (d) => applyPatches(d, patches))
       if (made !== next) {
         next = made
         changes.push(A.getLastLocalChange(next)!)

@@ -182,8 +182,8 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     name: "crdt-coalesce-unbounded",
     breaks: "changes coalesced behind a merge in flight go as one command whatever their size (over the command limit: refused before sending, lost)",
     patches: [
-      { file: "core/crdt/outbox.ts", anchor: "list.length < MAX_COALESCED && sizeOf(list) < this.budget && this.port.online()", replacement: "list.length < MAX_COALESCED && this.port.online()" },
-      { file: "core/crdt/outbox.ts", anchor: "const updates = consecutiveRuns(list, sizeOf, this.budget, MAX_COALESCED).map(", replacement: "const updates = [list].map(" },
+      { file: "core/crdt/outbox.ts", anchor: "list.length < MAX_COALESCED && sizeOf(list) < budget && this.port.online()", replacement: "list.length < MAX_COALESCED && this.port.online()" },
+      { file: "core/crdt/outbox.ts", anchor: "const updates = consecutiveRuns(list, sizeOf, budget, MAX_COALESCED).map(", replacement: "const updates = [list].map(" },
     ],
   },
   {

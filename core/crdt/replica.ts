@@ -152,7 +152,7 @@ export class ReplicaFields {
    * the later changes again instead (engine.ts `remake`), as new commands, and the later ones
    * are let go as the hub refuses them.
    */
-  refused(rejected: Iterable<readonly [PendingCommand, Rejection]>): boolean {
+  refused(rejected: Iterable<readonly [PendingCommand, Rejection]>, covered?: Set<PendingCommand>): boolean {
     const merges = [...rejected].filter(([p]) => isMerge(p)).sort((a, b) => a[0].clientSeq - b[0].clientSeq)
     if (merges.length === 0) return false
     const holes = this.#holes
@@ -166,14 +166,18 @@ export class ReplicaFields {
       const f = this.#fields.field(field)
       const reason = crdtReason(rejection)
       if (reason === "crdt-missing-deps") {
-        if (!holes.some((h) => h.field === field && p.clientSeq < seqOf(h) && f.dependsOn?.(p.args, h.clocks))) continue
+        const hole = holes.find((h) => h.field === field && p.clientSeq < seqOf(h) && f.dependsOn?.(p.args, h.clocks))
+        if (hole === undefined) continue
+        // What it carries still lands: not a refusal to tell the app of.
+        covered?.add(p)
+        if (hole.remade) continue
         if (isObject(p.args) && this.#resent.has(p.args)) this.#queue.push([field, p.args])
         else again.push([field, p.args])
       } else if (f.tombstone !== undefined) {
         // Refused for its struct count: a tombstone of as many structs would be too; the fewest then.
         const t = f.tombstone(p.args, reason === "crdt-too-large")
         if (t !== undefined) {
-          const hole: Hole = { field, clocks: t, tombstone: undefined }
+          const hole: Hole = { field, clocks: t, tombstone: undefined, remade: false }
           holes.push(hole)
           again.push([field, t, hole])
         }
@@ -193,8 +197,11 @@ export class ReplicaFields {
         const unsent = this.#unsent.get(field)
         if (unsent !== undefined) this.#unsent.set(field, unsent.filter((u) => !f.dependsOn?.(u, p.args)))
         // Each as its own command, as the runs were made (a large one alone, so that small edits
-        // are not refused with a paste that no longer fits).
-        for (const u of remade) again.push([field, u])
+        // are not refused with a paste that no longer fits). What was sent before the first one
+        // and needed the refused change is covered by them.
+        const hole: Hole = { field, clocks: p.args, tombstone: undefined, remade: true }
+        if (remade.length > 0) holes.push(hole)
+        remade.forEach((u, i) => again.push([field, u, i === 0 ? hole : undefined]))
       }
     }
     // Before the rejections are told: an app closing the document on one must not lose these.
@@ -239,10 +246,12 @@ const isObject = (x: unknown): x is object => typeof x === "object" && x !== nul
 /** A refused local change whose tombstone is out, until everything sent before the tombstone is answered. */
 interface Hole {
   readonly field: string
-  /** The tombstone's update: the refused change's clocks, without its content (what `dependsOn` reads, cheaply). */
+  /** The tombstone's update: the refused change's clocks, without its content (what `dependsOn` reads, cheaply); a remade hole's refused change. */
   readonly clocks: unknown
-  /** The tombstone's command: undefined until submitted, null if it could not be. */
+  /** The tombstone's command (a remade hole's first remade change): undefined until submitted, null if it could not be. */
   tombstone: PendingCommand | null | undefined
+  /** What came after the refused change was made again (`remake`): what needed it is not sent again. */
+  readonly remade: boolean
 }
 
 /** The tombstone's clientSeq: what was sent before it needed it (Infinity while it waits to go, -1 if it never will). */

@@ -64,7 +64,11 @@ const DOC_EVENTS: { readonly [K in keyof DocEvents<unknown>]: 1 } = { change: 1,
 
 export interface DocEvents<S> {
   change: (state: S) => void
-  /** A command of this replica was refused (also for commands recovered after a restart). */
+  /**
+   * A command of this replica was refused (also for commands recovered after a restart). Not
+   * for a CRDT field's merge refused only for needing one refused before it, when what it
+   * carries is sent or made again (core/crdt/README.md, "Only what the hub refused is lost").
+   */
   rejected: (event: { readonly clientSeq: number; readonly command: string; readonly rejection: Rejection }) => void
   /** A command of this replica was confirmed. */
   confirmed: (event: { readonly clientSeq: number; readonly command: string; readonly seq: number; readonly upperBound?: true }) => void
@@ -892,7 +896,10 @@ export class Doc<M extends Machine<any, any>> {
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top); what
     // was refused only for needing it goes again (ReplicaFields.refused).
-    if (this.#crdt?.refused([...rejectedCommands].map(([cs, p]) => [p, rejected.get(cs)!] as const))) this.#fetchState()
+    // Merges refused only for needing a refused one, whose content goes again: their receipts
+    // reject, but the app is not told of a loss that did not happen.
+    const covered = new Set<PendingCommand>()
+    if (this.#crdt?.refused([...rejectedCommands].map(([cs, p]) => [p, rejected.get(cs)!] as const), covered)) this.#fetchState()
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""
@@ -900,7 +907,7 @@ export class Doc<M extends Machine<any, any>> {
       const d = this.#deferreds.get(p!)
       this.#deferreds.delete(p!)
       d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))
-      this.#emit("rejected", { clientSeq, command, rejection })
+      if (!covered.has(p!)) this.#emit("rejected", { clientSeq, command, rejection })
     }
     this.#settleReached()
     this.#handleDesync(r.desync)

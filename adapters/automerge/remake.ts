@@ -5,16 +5,18 @@
  * those too (`crdt-missing-deps`). Yjs fills the refused change's place with a tombstone
  * (adapters/yjs/tombstone.ts); an Automerge change is named by the hash of its bytes, so no
  * other change can take its place. Instead the later changes are made again: their effect,
- * without the refused change, as one new change under a new actor, on the history the hub has.
+ * without the refused change, as new changes under a new actor, on the history the hub has.
  *
  * How, with Automerge's own operations (D the refused change and everything after it, R the
  * rest of the history):
  *   1. `undo`: the patches from R + refused to R (what the refused change did, backwards);
- *   2. that undo made as a change concurrent with the later changes (`changeAt` R + refused), in a
- *      scratch copy: Automerge merges it with them by element identity, so text typed inside a
- *      refused paste stays where it was typed, and what the paste replaced comes back;
- *   3. the patches from R to that merge: the later changes' effect, positioned on R, made as
- *      one change on a fork of R with a new actor. The field becomes that fork.
+ *   2. that undo made on a fork of R + refused and merged, in a scratch copy, beside the later
+ *      changes: Automerge merges by element identity, so text typed inside a refused paste
+ *      stays where it was typed, and what the paste replaced comes back;
+ *   3. the patches from R + refused + undo (R's content) to each run of later changes: their
+ *      effect, positioned on R, made as one change per run on a fork of R with a new actor.
+ *      The field becomes that fork.
+ * Rich-text blocks (`splitBlock`) are not made again: a later change holding one throws here.
  * A map key the refused change and a later change both set keeps the later value, unless
  * another writer's change with a higher op counter arrived in between (see LOWEST_ACTOR).
  */

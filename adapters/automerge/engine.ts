@@ -35,7 +35,7 @@ import { hashBytes } from "../../core/hash.js"
 import { hexOf } from "../../core/bytes.js"
 import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
-import { idsOf, madeAfter, remakeWithout } from "./remake.js"
+import { coveredBy, remakeWithout } from "./remake.js"
 import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
@@ -213,8 +213,6 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   private index: OpIndex | undefined
   private readonly listeners = new Set<(update: unknown) => void>()
   private readonly stopLocal: () => void
-  /** Local changes `remake` took out (`seq@actor`): an unsent update holding one is covered. */
-  private readonly dropped = new Set<string>()
 
   constructor(
     readonly handle: H,
@@ -375,19 +373,18 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     return (updates as ReadonlyArray<Uint8Array[]>).flat()
   }
 
-  remake(update: unknown, maxBytes: number): ReadonlyArray<unknown> | undefined {
-    const r = remakeWithout(this.handle.doc, update, randomActor(), { bytes: Math.min(maxBytes, this.maxUpdateBytes), ops: this.maxOps })
+  remake(update: unknown, maxBytes: number): { readonly updates: ReadonlyArray<unknown>; readonly covered: unknown } | undefined {
+    const r = remakeWithout(this.handle.doc, update, randomActor(), { bytes: maxBytes, ops: this.maxOps })
     if (r === undefined) return undefined
     this.cachedHash = undefined
     this.cachedEncoding = undefined
     this.index = undefined
-    for (const id of r.dropped) this.dropped.add(id)
     this.handle.set(r.doc)
-    return r.changes.map((c) => [c])
+    return { updates: r.changes.map((c) => [c]), covered: r.covered }
   }
 
-  dependsOn(update: unknown, refused: unknown): boolean {
-    return madeAfter(update, refused) || idsOf(update).some((id) => this.dropped.has(id))
+  dependsOn(update: unknown, covered: unknown): boolean {
+    return coveredBy(update, covered)
   }
 
   destroy(): void {

@@ -21,16 +21,11 @@
  * another writer's change with a higher op counter arrived in between (see LOWEST_ACTOR).
  */
 import * as A from "@automerge/automerge"
-import { changeHeader } from "./validate.js"
+import { changeHeader, type ChangeHeader as Header } from "./validate.js"
 
 /** The undo's actor, in a scratch copy only (never sent). */
 const LOWEST_ACTOR = "00"
 
-interface Header {
-  readonly deps: ReadonlyArray<string>
-  readonly actor: string
-  readonly seq: number
-}
 
 /** The headers of an update's changes (a list of change bytes); undefined if it is not one. */
 const headersOf = (update: unknown): Header[] | undefined => {
@@ -51,14 +46,21 @@ const firstSeqs = (headers: ReadonlyArray<Header>): Map<string, number> => {
   return first
 }
 
-/** Whether `update` holds a change made after `refused` by one of its actors (so remaking `refused` covered it). */
-export const madeAfter = (update: unknown, refused: unknown): boolean => {
-  const r = headersOf(refused)
-  const u = headersOf(update)
-  if (r === undefined || u === undefined) return false
-  const first = firstSeqs(r)
-  return u.some((m) => m.seq >= (first.get(m.actor) ?? Infinity))
+/**
+ * What a remake took out: the changes by `seq@actor`, and from which seq on each refused
+ * actor's changes need the refused ones. An update holding any of them needed what was
+ * refused, and its content was made again.
+ */
+export interface Covered {
+  readonly ids: ReadonlySet<string>
+  readonly first: ReadonlyMap<string, number>
 }
+
+const isCovered = (x: unknown): x is Covered => typeof x === "object" && x !== null && (x as Covered).ids instanceof Set && (x as Covered).first instanceof Map
+
+/** Whether `update` (a list of change bytes) holds a change a remake covered. */
+export const coveredBy = (update: unknown, covered: unknown): boolean =>
+  isCovered(covered) && (headersOf(update) ?? []).some((h) => covered.ids.has(`${h.seq}@${h.actor}`) || h.seq >= (covered.first.get(h.actor) ?? Infinity))
 
 type Container = Record<string | number, unknown> & { splice?: (at: number, del: number, ...items: unknown[]) => unknown }
 
@@ -108,8 +110,8 @@ export interface Remade<T> {
   readonly doc: A.Doc<T>
   /** The changes to send, in order: none if nothing came after the refused one. */
   readonly changes: ReadonlyArray<Uint8Array>
-  /** The changes taken out (`seq@actor`): the refused ones and all made again. */
-  readonly dropped: ReadonlySet<string>
+  /** What was taken out: the refused changes and all made again. */
+  readonly covered: Covered
 }
 
 /** A run of later changes made again as one change: at most this much, as they were. */
@@ -117,9 +119,6 @@ export interface RunLimits {
   readonly bytes: number
   readonly ops: number
 }
-
-/** The `seq@actor` ids of an update's changes (empty if it is not a list of changes). */
-export const idsOf = (update: unknown): string[] => (headersOf(update) ?? []).map((h) => `${h.seq}@${h.actor}`)
 
 /**
  * `doc` without `refused` (a list of local changes the hub refused) and what its actors did
@@ -156,8 +155,8 @@ export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string,
   const withRefused = [...rHeads, ...refusedHashes]
   let next = A.clone(A.view(doc, rHeads), { actor })
   const changes: Uint8Array[] = []
-  const ids = new Set(since.filter((m) => dropped.has(m.hash)).map((m) => `${m.seq}@${m.actor}`))
-  if (later.length === 0) return { doc: next, changes, dropped: ids }
+  const covered: Covered = { ids: new Set(since.filter((m) => dropped.has(m.hash)).map((m) => `${m.seq}@${m.actor}`)), first }
+  if (later.length === 0) return { doc: next, changes, covered }
   // The undo, made on a fork of R + refused and merged beside the later changes (`changeAt`
   // would do it in one step, but took ~1 ms a deleted character at heads not the document's).
   // Its actor is the lowest there is: where it and a later change set one key with the same op
@@ -194,5 +193,5 @@ export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string,
   } finally {
     A.free(undone) // a scratch copy: wasm memory, freed even when a patch throws
   }
-  return { doc: next, changes, dropped: ids }
+  return { doc: next, changes, covered }
 }

@@ -88,6 +88,7 @@ export interface CrdtField<H = unknown> {
   /**
    * With `tombstone`: whether `update` needs what `refused` wrote (so it was refused with it).
    * `refused` may be the refused change or its tombstone: only the clocks it holds count.
+   * With `remake`: whether `update` is among what a remake covered (`refused` is its `covered`).
    */
   dependsOn?(update: unknown, refused: unknown): boolean
   /**
@@ -95,10 +96,10 @@ export interface CrdtField<H = unknown> {
    * the hash of its bytes). Takes `update`, a local change the hub refused, and everything
    * made after it out of the field, and makes what came after again without it, under a new
    * writer (adapters/automerge/remake.ts): the local updates to send, in order, each from a
-   * run of later changes of at most `maxBytes` together. Undefined if the field does not hold
-   * `update`. `dependsOn(u, update)` then tells a local update it covered.
+   * run of later changes of at most `maxBytes` together, and what was taken out (`covered`,
+   * for `dependsOn`). Undefined if the field does not hold `update`.
    */
-  remake?(update: unknown, maxBytes: number): ReadonlyArray<unknown> | undefined
+  remake?(update: unknown, maxBytes: number): { readonly updates: ReadonlyArray<unknown>; readonly covered: unknown } | undefined
   /** Releases listeners and library objects. */
   destroy(): void
 }

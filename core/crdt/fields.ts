@@ -133,7 +133,8 @@ export class CrdtFields {
 
   /**
    * A merge the authority ordered that this field refuses (a hostile hub's entry: too deep, a
-   * key `__proto__`...): `fn(field, rejection)`. The field keeps what it had.
+   * key `__proto__`...), or one of the replica's own pending merges it refuses (over the
+   * field's update limit): `fn(field, rejection, args)`. The field keeps what it had.
    */
   onRefusedMerge(fn: (field: string, rejection: Rejection, args: unknown) => void): () => void {
     this.refusedMerges.add(fn)

@@ -8,7 +8,7 @@
  */
 import type { CrdtDecls, CrdtFields } from "./fields.js"
 import { crdtCommandName } from "./fields.js"
-import type { HandleOf } from "./engine.js"
+import type { CrdtField, HandleOf } from "./engine.js"
 import type { Machine } from "../machine.js"
 import { consecutiveRuns } from "../runs.js"
 
@@ -28,6 +28,13 @@ const MAX_COALESCED_BYTES = 64 << 10
  * one by one), so a run of changes that each fit never adds up to one that does not.
  */
 export const coalescedBudget = (maxCommandBytes: number): number => Math.max(1, Math.min(MAX_COALESCED_BYTES, Math.floor(maxCommandBytes / 2)))
+
+/**
+ * How many bytes of a field's local updates may go as one: the coalescing budget under the
+ * command limit, and the field's own update limit (changes that each fit it must not add up
+ * to one that does not).
+ */
+export const fieldBudget = (field: CrdtField, maxCommandBytes: number): number => Math.min(coalescedBudget(maxCommandBytes), field.maxUpdateBytes ?? Infinity)
 
 /** Bytes of a local update (Yjs: the update; Automerge: its changes). */
 const sizeOf = (u: unknown): number => (u instanceof Uint8Array ? u.length : Array.isArray(u) ? u.reduce((n: number, x: unknown) => n + sizeOf(x), 0) : 0)
@@ -51,8 +58,6 @@ export interface CrdtOutboxPort {
 export class CrdtOutbox {
   private scheduled = false
   private readonly stop: () => void
-  /** coalescedBudget of the port's command limit (fixed for the replica's life). */
-  private readonly budget: number
 
   constructor(
     private readonly fields: CrdtFields,
@@ -60,7 +65,6 @@ export class CrdtOutbox {
     private readonly unsent: Map<string, unknown[]>,
     private readonly port: CrdtOutboxPort,
   ) {
-    this.budget = coalescedBudget(port.maxCommandBytes)
     this.stop = fields.onLocalChange((field, update) => {
       let list = unsent.get(field)
       if (list === undefined) unsent.set(field, (list = []))
@@ -87,8 +91,7 @@ export class CrdtOutbox {
     for (const [field, list] of this.unsent) {
       if (list.length === 0) continue
       const f = this.fields.field(field)
-      // Within the field's own update limit too: changes that each fit it must not add up to one that does not.
-      const budget = Math.min(this.budget, f.maxUpdateBytes ?? Infinity)
+      const budget = fieldBudget(f, this.port.maxCommandBytes)
       if (!all && list.length < MAX_COALESCED && sizeOf(list) < budget && this.port.online()) {
         busy ??= new Set(this.port.pendingNames())
         if (busy.has(crdtCommandName(field))) continue

@@ -9,7 +9,7 @@ import { canonError, type Rejection } from "../errors.js"
 import { crdtReason } from "./engine.js"
 import { isMerge, type Desync, type PendingCommand } from "../replica/replica-state.js"
 import { crdtCommandName, fieldsOf, snapshotValue, takeEncodedFields, type CrdtDecls, type CrdtFields } from "./fields.js"
-import { CrdtOutbox, coalescedBudget, crdtHandles, type CrdtOutboxPort } from "./outbox.js"
+import { CrdtOutbox, crdtHandles, fieldBudget, type CrdtOutboxPort } from "./outbox.js"
 
 /** The replica (a ReplicaState) whose fields these are. */
 export interface FieldsReplica {
@@ -185,23 +185,24 @@ export class ReplicaFields {
         // No tombstone possible: what came after is made again without it, as new changes in
         // place of the unsent ones it covered. The sent ones it covered the hub refuses (they
         // need the refused one), and they are let go.
-        let remade: ReadonlyArray<unknown> | undefined
+        let remade: ReturnType<NonNullable<typeof f.remake>>
         try {
-          remade = f.remake(p.args, coalescedBudget(this.#port?.maxCommandBytes ?? Infinity))
+          remade = f.remake(p.args, fieldBudget(f, this.#port?.maxCommandBytes ?? Infinity))
         } catch (e) {
           // The rejections must still be told, and the field is reloaded (the caller's fetch).
           this.#port?.error({ code: "crdt-failed", message: `The changes made to field "${field}" of "${this.#replica.docId}" after a change the hub refused could not be made again, so they are lost: ${e instanceof Error ? e.message : String(e)}` })
           continue
         }
         if (remade === undefined) continue
+        const { updates, covered } = remade
         const unsent = this.#unsent.get(field)
-        if (unsent !== undefined) this.#unsent.set(field, unsent.filter((u) => !f.dependsOn?.(u, p.args)))
+        if (unsent !== undefined) this.#unsent.set(field, unsent.filter((u) => !f.dependsOn?.(u, covered)))
         // Each as its own command, as the runs were made (a large one alone, so that small edits
         // are not refused with a paste that no longer fits). What was sent before the first one
         // and needed the refused change is covered by them.
-        const hole: Hole = { field, clocks: p.args, tombstone: undefined, remade: true }
-        if (remade.length > 0) holes.push(hole)
-        remade.forEach((u, i) => again.push([field, u, i === 0 ? hole : undefined]))
+        const hole: Hole = { field, clocks: covered, tombstone: undefined, remade: true }
+        if (updates.length > 0) holes.push(hole)
+        updates.forEach((u, i) => again.push([field, u, i === 0 ? hole : undefined]))
       }
     }
     // Before the rejections are told: an app closing the document on one must not lose these.
@@ -246,7 +247,7 @@ const isObject = (x: unknown): x is object => typeof x === "object" && x !== nul
 /** A refused local change whose tombstone is out, until everything sent before the tombstone is answered. */
 interface Hole {
   readonly field: string
-  /** The tombstone's update: the refused change's clocks, without its content (what `dependsOn` reads, cheaply); a remade hole's refused change. */
+  /** What `dependsOn` reads: the tombstone (the refused change's clocks, without its content), or what a remake covered. */
   readonly clocks: unknown
   /** The tombstone's command (a remade hole's first remade change): undefined until submitted, null if it could not be. */
   tombstone: PendingCommand | null | undefined

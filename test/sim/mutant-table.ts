@@ -189,7 +189,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "crdt-coalesce-ignores-limit",
     breaks: "coalescing keeps its 64 KiB budget under an app's smaller command limit (pastes that fit one by one go merged, refused before sending, lost)",
-    patches: [{ file: "core/crdt/outbox.ts", anchor: "this.budget = coalescedBudget(port.maxCommandBytes)", replacement: "this.budget = coalescedBudget(256 << 10)" }],
+    patches: [{ file: "core/crdt/outbox.ts", anchor: "const budget = fieldBudget(f, this.port.maxCommandBytes)", replacement: "const budget = fieldBudget(f, 256 << 10)" }],
   },
   {
     name: "crdt-am-coalesce-drops",

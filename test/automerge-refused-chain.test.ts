@@ -10,6 +10,7 @@ import fc from "fast-check"
 import * as A from "@automerge/automerge"
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { settleWithTurns } from "./support/virtual-time.js"
 import { automergeDoc, automergeText } from "../adapters/automerge/index.js"
 import { editOf, markersIn, step } from "./support/marked-edits.js"
 
@@ -26,12 +27,7 @@ const world = (cap: number, latency = 2) => {
   const rt = new VirtualRuntime(4)
   const net = new MemoryNetwork(rt, { latency: () => latency, encode: true })
   net.listen(new Hub({ machines: [Note, Board, Small], storage: new MemoryStorage(), runtime: rt, maxDocumentBytes: cap } as never))
-  const run = async (ms: number) => {
-    for (let t = 0; t < ms; t += 5) {
-      await rt.run({ forMs: 5 })
-      await new Promise((r) => setImmediate(r))
-    }
-  }
+  const run = (ms: number) => settleWithTurns(rt, ms)
   const open = async <M extends typeof Note | typeof Board | typeof Small>(machine: M, clientId: string, options: { maxCommandBytes?: number; storage?: MemoryStorage } = {}) => {
     const client = await CanonClient.open({ transport: net.transport(clientId), runtime: rt, clientId, storage: new MemoryStorage(), ...options })
     const doc = await client.open(machine, "d")

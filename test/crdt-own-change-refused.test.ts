@@ -7,6 +7,7 @@
  */
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { settleWithTurns } from "./support/virtual-time.js"
 import { yText } from "../adapters/yjs/index.js"
 import { automergeText } from "../adapters/automerge/index.js"
 
@@ -17,12 +18,7 @@ const world = () => {
   const rt = new VirtualRuntime(4)
   const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
   net.listen(new Hub({ machines: [YNote, ANote], storage: new MemoryStorage(), runtime: rt }))
-  const run = async (ms: number) => {
-    for (let t = 0; t < ms; t += 5) {
-      await rt.run({ forMs: 5 })
-      await new Promise((r) => setImmediate(r))
-    }
-  }
+  const run = (ms: number) => settleWithTurns(rt, ms)
   return { rt, net, run }
 }
 

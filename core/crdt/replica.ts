@@ -8,6 +8,7 @@
 import { canonError, type Rejection } from "../errors.js"
 import { crdtReason } from "./engine.js"
 import { isMerge, type Desync, type PendingCommand } from "../replica/replica-state.js"
+import type { QueuedChange } from "../replica/doc-lane.js"
 import { crdtCommandName, fieldsOf, snapshotValue, takeEncodedFields, type CrdtDecls, type CrdtFields } from "./fields.js"
 import { CrdtOutbox, crdtHandles, fieldBudget, type CrdtOutboxPort } from "./outbox.js"
 
@@ -25,6 +26,8 @@ export interface FieldsReplica {
 export interface ReplicaFieldsPort extends Omit<CrdtOutboxPort, "unsendable" | "pendingNames"> {
   /** A local change cannot be sent (Doc's `error` event). */
   error(event: { readonly code: string; readonly message: string }): void
+  /** Changes that were waiting to go again when the document was last open (the store's queue records). */
+  readonly queued?: ReadonlyArray<QueuedChange>
 }
 
 export class ReplicaFields {
@@ -43,9 +46,16 @@ export class ReplicaFields {
   readonly #holes: Hole[] = []
   /** Changes sent again once (by their args): refused again, they wait in `#queue`. */
   readonly #resent = new WeakSet<object>()
-  /** Changes to send again one at a time, [field, update], and the one in flight. */
-  readonly #queue: Array<readonly [string, unknown]> = []
+  /**
+   * Changes to send again one at a time, and the one in flight. Each is stored while it waits
+   * (Doc stores `takeQueued` with the refusal; the outbox write of the command that sends it
+   * takes the record out), so closing or a crash loses none.
+   */
+  readonly #queue: QueuedChange[] = []
   #waiting: PendingCommand | undefined
+  /** Queued since the last `takeQueued`: not stored yet. */
+  readonly #unstoredQueue = new Map<number, QueuedChange>()
+  #nextQueueKey = 0
 
   constructor(replica: FieldsReplica) {
     this.#replica = replica
@@ -112,6 +122,15 @@ export class ReplicaFields {
   connect(port: ReplicaFieldsPort): this {
     const { docId } = this.#replica
     this.#port = port
+    // Stored while waiting when the document was last open: they go, one at a time, once the
+    // merges restored to the outbox are answered (the one that went before them is among
+    // those, and a tombstone they need may be too).
+    for (const q of port.queued ?? []) {
+      this.#queue.push(q)
+      this.#nextQueueKey = Math.max(this.#nextQueueKey, q.key + 1)
+      if (isObject(q.update)) this.#resent.add(q.update)
+    }
+    if (this.#queue.length > 0) this.#waiting = this.#replica.pending.filter(isMerge).at(-1)
     this.#outbox = new CrdtOutbox(this.#fields, this.#unsent, {
       ...port,
       unsendable: (field, e) => port.error({ code: e.code, message: `A change to field "${field}" of "${docId}" cannot be sent, so only this replica has it: ${e.message}` }),
@@ -171,8 +190,11 @@ export class ReplicaFields {
         // What it carries still lands: not a refusal to tell the app of.
         covered?.add(p)
         if (hole.remade) continue
-        if (isObject(p.args) && this.#resent.has(p.args)) this.#queue.push([field, p.args])
-        else again.push([field, p.args])
+        if (isObject(p.args) && this.#resent.has(p.args)) {
+          const q: QueuedChange = { key: this.#nextQueueKey++, field, update: p.args }
+          this.#queue.push(q)
+          this.#unstoredQueue.set(q.key, q)
+        } else again.push([field, p.args])
       } else if (f.tombstone !== undefined) {
         // Refused for its struct count: a tombstone of as many structs would be too; the fewest then.
         const t = f.tombstone(p.args, reason === "crdt-too-large")
@@ -232,13 +254,23 @@ export class ReplicaFields {
     }
   }
 
+  /** The changes queued since the last call, for Doc to store with the refusal that queued them. */
+  takeQueued(): QueuedChange[] {
+    const queued = [...this.#unstoredQueue.values()]
+    this.#unstoredQueue.clear()
+    return queued
+  }
+
   /** The next queued change goes once the one before it is answered. */
   #next(): void {
     const waiting = this.#waiting
     if (waiting !== undefined && this.#replica.pending.includes(waiting)) return
     this.#waiting = undefined
     const head = this.#queue.shift()
-    if (head !== undefined) this.#waiting = this.#submit(head[0], head[1])
+    if (head === undefined) return
+    const sent = (this.#waiting = this.#submit(head.field, head.update))
+    // Its outbox write takes its queue record out (unless the record was never handed over).
+    if (!this.#unstoredQueue.delete(head.key) && sent !== undefined) sent.dequeued = head.key
   }
 }
 

@@ -33,6 +33,26 @@ export interface LaneHost<T> {
   error(message: string): void
 }
 
+/**
+ * A CRDT change the hub refused only for needing a refused one, waiting to go again
+ * (core/crdt/replica.ts): stored while it waits, its record taken out by the outbox write of
+ * the command that sends it (`PendingCommand.dequeued`).
+ */
+export interface QueuedChange {
+  /** Its number among the document's waiting changes (the store's key). */
+  readonly key: number
+  readonly field: string
+  readonly update: unknown
+}
+
+/** What a refusal puts in place of the refused commands, stored in the same write as their removal. */
+export interface Replacements {
+  /** Commands submitted in their place (with any of the outbox not stored yet). */
+  readonly commands: ReadonlyArray<PendingCommand>
+  /** Changes that wait to go again. */
+  readonly queued: ReadonlyArray<QueuedChange>
+}
+
 export interface Renumbering {
   readonly command: PendingCommand
   readonly from: number
@@ -50,9 +70,10 @@ export interface DocLane<T> {
   outbox(queued: ReadonlyArray<PendingCommand>): void
   /**
    * Confirmed entries, outbox removals and maybe the state whole, then host.confirmedStored.
-   * `confirmedSeq` undefined: a retry of what failed.
+   * `confirmedSeq` undefined: a retry of what failed. `replacing`: what takes the removed
+   * commands' place, in the same write (then host.outboxStored for its commands).
    */
-  confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>): void
+  confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>, replacing?: Replacements): void
   /** The authority's state at `seq` replaces the confirmed state. */
   install(seq: number, state: Uint8Array): void
   /** Outbox records move to new numbers (at least one); `toPersist`: commands whose first write is still to come. */
@@ -83,8 +104,11 @@ export class MemoryLane<T> implements DocLane<T> {
     if (queued.length > 0) this.#then(() => this.host.outboxStored(queued))
   }
 
-  confirm(_seq: number | undefined, _applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, _snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>): void {
-    this.#then(() => this.host.confirmedStored(removed, tell))
+  confirm(_seq: number | undefined, _applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, _snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>, replacing?: Replacements): void {
+    this.#then(() => {
+      if (replacing !== undefined && replacing.commands.length > 0) this.host.outboxStored(replacing.commands)
+      this.host.confirmedStored(removed, tell)
+    })
   }
 
   install(): void {}

@@ -31,7 +31,7 @@ import type { ReplicaFields } from "../crdt/replica.js"
 import { commandArgsCodec, type ArgsCodec } from "../protocol/args-codec.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
 import { AS, BATCH, historyOf, type CompatSession } from "../schema/registry.js"
-import { MemoryLane, type DocLane, type LaneHost } from "./doc-lane.js"
+import { MemoryLane, type DocLane, type LaneHost, type QueuedChange } from "./doc-lane.js"
 import { SUBMIT_BYTES, SUBMIT_CHUNK, submitParts } from "./submit-parts.js"
 
 /** The highest clientSeq a hub may have this replica number commands up to: far below 2^53, where numbers collide. */
@@ -153,6 +153,8 @@ export interface DocInit<S> {
   readonly outbox: ReadonlyArray<PendingCommand>
   /** Ask the authority for its state on connecting (the stored one was migrated here). */
   readonly fetchState?: boolean
+  /** CRDT changes waiting to go again (core/crdt/replica.ts), as the store kept them. */
+  readonly queued?: ReadonlyArray<QueuedChange>
 }
 
 /** An own command the authority applied at `seq` (at most `seq` when `upperBound`). */
@@ -276,6 +278,7 @@ export class Doc<M extends Machine<any, any>> {
       error: (e) => this.#emit("error", e),
       online: () => this.#send !== undefined,
       maxCommandBytes: this.#maxCommandBytes,
+      ...(init.queued !== undefined ? { queued: init.queued } : {}),
     })
   }
 
@@ -490,9 +493,14 @@ export class Doc<M extends Machine<any, any>> {
   }
 
   #flushOutbox(): void {
+    this.#lane.outbox(this.#takeToPersist())
+  }
+
+  /** The commands submitted since the last outbox write, for the next one. */
+  #takeToPersist(): PendingCommand[] {
     const queued = this.#toPersist
     this.#toPersist = []
-    this.#lane.outbox(queued)
+    return queued
   }
 
 
@@ -892,14 +900,18 @@ export class Doc<M extends Machine<any, any>> {
     const settled = [...r.confirmed.map((c) => c.command.clientSeq), ...(settle ?? [])]
     if (r.applied.length === 0 && settled.length === 0) return
     for (const cs of settled) this.#settling.add(cs)
-    this.#lane.confirm(this.#rs.confirmedSeq, r.applied, settled, r.snapshot, [...r.confirmed, ...accepted])
     // A refused CRDT merge is already in its field and cannot be taken out: reload the
     // fields from the authority's state (pending merges are merged again on top); what
     // was refused only for needing it goes again (ReplicaFields.refused).
     // Merges refused only for needing a refused one, whose content goes again: their receipts
     // reject, but the app is not told of a loss that did not happen.
     const covered = new Set<PendingCommand>()
-    if (this.#crdt?.refused([...rejectedCommands].map(([cs, p]) => [p, rejected.get(cs)!] as const), covered)) this.#fetchState()
+    const crdt = this.#crdt
+    const merges = crdt?.refused([...rejectedCommands].map(([cs, p]) => [p, rejected.get(cs)!] as const), covered) === true
+    // What takes the refused merges' place is stored in the write that takes them out: a
+    // crash between two writes would lose it.
+    this.#lane.confirm(this.#rs.confirmedSeq, r.applied, settled, r.snapshot, [...r.confirmed, ...accepted], merges ? { commands: this.#takeToPersist(), queued: crdt!.takeQueued() } : undefined)
+    if (merges) this.#fetchState()
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""

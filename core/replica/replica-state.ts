@@ -44,6 +44,8 @@ export interface PendingCommand {
   localRejection: Rejection | undefined
   /** Its outbox record is durable (or there is no storage): it may be sent. */
   persisted: boolean
+  /** It sends a CRDT change that waited to go again: its outbox write takes out that queue record (doc-lane.ts QueuedChange). */
+  dequeued?: number
   /** Its arguments in protocol 2's compact form, once made. */
   compact?: Uint8Array
   /** Bytes it takes in a submit (an upper bound), once counted. */

@@ -23,6 +23,7 @@
  *   "r" "e" <docId> <seq:8 BE>          -> replica: confirmed entries after the snapshot
  *   "r" "o" <docId> <clientSeq:8 BE>    -> replica: outbox, in clientSeq order
  *   "r" "v" <docId>                     -> replica: its state was migrated locally (an app upgrade): fetch the authority's
+ *   "r" "q" <docId> <n:8 BE>            -> replica: a CRDT change the hub refused for needing a refused one, waiting to go again
  *
  * <docId> and <clientId> are a varint length then UTF-8, so no id's key is a prefix of
  * another's and each document's records are contiguous. Seqs are 8-byte big-endian so
@@ -118,6 +119,8 @@ export const replicaEntry = (docId: string, seq: number) => key((k) => { k.byte(
 export const replicaOutboxPrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId) })
 export const replicaProvisional = (docId: string) => key((k) => { k.byte(R); k.byte(0x76); k.string(docId) })
 export const replicaOutbox = (docId: string, clientSeq: number) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId); seq8(k, clientSeq) })
+export const replicaQueuePrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x71); k.string(docId) })
+export const replicaQueued = (docId: string, n: number) => key((k) => { k.byte(R); k.byte(0x71); k.string(docId); seq8(k, n) })
 
 // Whole CRDT documents (core/crdt-docs/store.ts).
 export const crdtMeta = (docId: string) => key((k) => { k.byte(C); k.byte(0x6d); k.string(docId) })

@@ -71,5 +71,6 @@ export const openStoredDoc = async <S>(store: ReplicaStore, docId: string, machi
     snapshotSeq: upgraded?.snapshotSeq ?? stored.snapshot?.seq ?? 0,
     outbox: outbox.map((o) => restored(machine, o)),
     fetchState: upgraded !== undefined || stored.provisional,
+    queued: stored.queued,
   }
 }

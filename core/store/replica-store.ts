@@ -7,6 +7,11 @@
  * the command is sent. Confirmations append entries, drop settled outbox records and advance
  * the meta in one batch; every `snapshotEvery` entries the state is written whole and the
  * entry tail dropped, so opening replays a bounded tail.
+ *
+ * A CRDT change the hub refused only for needing a refused one waits in the queue records
+ * until it goes again: the write that takes the refused commands out of the outbox stores
+ * what replaces them (the commands sent again, the changes that wait), and the outbox write
+ * of a waiting change takes its queue record out, so no crash loses one (core/crdt/replica.ts).
  */
 import type { Entry } from "../entry.js"
 import { REPLICA_STORE, type BatchOp, type KVStore, type ReplicaStorage } from "../ports/storage.js"
@@ -17,7 +22,7 @@ import {
 } from "./records.js"
 import { ensureReplicaFormat } from "./format.js"
 import { encodeCanonical } from "../canonical.js"
-import type { LaneHost } from "../replica/doc-lane.js"
+import type { LaneHost, QueuedChange } from "../replica/doc-lane.js"
 import { StoredLane, type StoredLaneInit } from "./stored-lane.js"
 import type { Machine } from "../machine.js"
 import type { DocInit } from "../replica/doc.js"
@@ -36,6 +41,16 @@ export interface StoredReplicaDoc {
   readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
   /** The stored state was migrated locally (an app upgrade) and the authority's has not arrived yet. */
   readonly provisional: boolean
+  /** CRDT changes waiting to go again, in the order they wait. */
+  readonly queued: ReadonlyArray<QueuedChange>
+}
+
+/** An outbox record; `dequeued`: the queue record of the waiting change it sends, taken out with it. */
+export interface OutboxRecord {
+  readonly clientSeq: number
+  readonly name: string
+  readonly args: unknown
+  readonly dequeued?: number
 }
 
 export interface ConfirmBatch {
@@ -49,6 +64,17 @@ export interface ConfirmBatch {
    * authority's state until a snapshot without this flag (an install) replaces it.
    */
   readonly provisional?: boolean
+  /** Outbox records stored with the confirmation (what a refusal sends again). */
+  readonly outbox?: ReadonlyArray<OutboxRecord>
+  /** CRDT changes that start waiting to go again. */
+  readonly queued?: ReadonlyArray<QueuedChange>
+}
+
+const outboxOps = (docId: string, ops: BatchOp[], commands: ReadonlyArray<OutboxRecord>): void => {
+  for (const c of commands) {
+    ops.push({ type: "put", key: K.replicaOutbox(docId, c.clientSeq), value: encodeOutbox(c.name, c.args) })
+    if (c.dequeued !== undefined) ops.push({ type: "del", key: K.replicaQueued(docId, c.dequeued) })
+  }
 }
 
 export class ReplicaStore {
@@ -153,14 +179,22 @@ export class ReplicaStore {
       const clientSeq = K.seqFromKey(key)
       outbox.push({ clientSeq, ...decodeRecord(value, `outbox record ${clientSeq}`, docId, key, checkOutbox) })
     }
+    const qPrefix = K.replicaQueuePrefix(docId)
+    const queued: QueuedChange[] = []
+    for (const [key, value] of await this.kv.range({ gte: qPrefix, lt: K.prefixEnd(qPrefix) })) {
+      const n = K.seqFromKey(key)
+      const { name: field, args: update } = decodeRecord(value, `queued change ${n}`, docId, key, checkOutbox)
+      queued.push({ key: n, field, update })
+    }
     const provisional = (await this.kv.get(K.replicaProvisional(docId))) !== undefined
-    return { meta, snapshot, entries, outbox, provisional }
+    return { meta, snapshot, entries, outbox, provisional, queued }
   }
 
   /** Stores new outbox records and the meta that counts them, atomically. */
-  async appendOutbox(docId: string, meta: ReplicaMeta, commands: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>): Promise<void> {
+  async appendOutbox(docId: string, meta: ReplicaMeta, commands: ReadonlyArray<OutboxRecord>): Promise<void> {
     if (!this.#opened) await this.open()
-    const ops: BatchOp[] = commands.map((c) => ({ type: "put", key: K.replicaOutbox(docId, c.clientSeq), value: encodeOutbox(c.name, c.args) }))
+    const ops: BatchOp[] = []
+    outboxOps(docId, ops, commands)
     ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
     await this.kv.batch(ops)
   }
@@ -201,6 +235,8 @@ export class ReplicaStore {
       ops.push({ type: "put", key: K.replicaEntry(docId, e.seq), value: encodeEntry(e) })
     }
     for (const cs of batch.settled) ops.push({ type: "del", key: K.replicaOutbox(docId, cs) })
+    outboxOps(docId, ops, batch.outbox ?? [])
+    for (const q of batch.queued ?? []) ops.push({ type: "put", key: K.replicaQueued(docId, q.key), value: encodeOutbox(q.field, q.update) })
     ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(batch.meta) })
     await this.kv.batch(ops)
   }

@@ -10,14 +10,16 @@
  */
 import { errorText } from "../errors.js"
 import type { Entry } from "../entry.js"
-import type { DocLane, LaneHost, Renumbering } from "../replica/doc-lane.js"
+import type { DocLane, LaneHost, QueuedChange, Renumbering, Replacements } from "../replica/doc-lane.js"
 import type { PendingCommand } from "../replica/replica-state.js"
 import type { ReplicaMeta } from "./records.js"
-import type { ReplicaStore } from "./replica-store.js"
+import type { OutboxRecord, ReplicaStore } from "./replica-store.js"
 import type { Timer } from "../ports/runtime.js"
 
 /** How long a failed write waits before it is tried again. */
 const RETRY_MS = 1000
+
+const recordOf = (p: PendingCommand): OutboxRecord => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded, ...(p.dequeued !== undefined ? { dequeued: p.dequeued } : {}) })
 
 export interface StoredLaneInit {
   /** What the store holds of the document when it opens. */
@@ -39,7 +41,7 @@ export class StoredLane<T> implements DocLane<T> {
   /** Commands whose outbox write failed: the next outbox write stores them first. */
   #unstored: PendingCommand[] = []
   /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
-  #unwritten: { entries: Entry[]; settled: number[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
+  #unwritten: { entries: Entry[]; settled: number[]; queued?: QueuedChange[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
   /**
    * Confirmations whose outbox removal is not stored yet: the app is told once it is, so a
    * command it was told about is never back in the outbox after a restart (a read-only app,
@@ -91,15 +93,20 @@ export class StoredLane<T> implements DocLane<T> {
     return this.#unstored[0]?.clientSeq
   }
 
+  /**
+   * The stored next number never runs past the stored commands: numbers taken by commands
+   * still waiting for their own write would be a hole in the outbox after a crash, and the
+   * hub refuses a hole for good (crash-client seed 251190864).
+   */
+  #nextAfter(batch: ReadonlyArray<PendingCommand>): number {
+    return Math.max(this.#next, (batch[batch.length - 1]?.clientSeq ?? 0) + 1)
+  }
+
   outbox(queued: ReadonlyArray<PendingCommand>): void {
     if (queued.length === 0 && this.#unstored.length === 0) return
     const host = this.host
     let batch = queued
-    // The stored next number never runs past the stored commands: numbers taken by commands
-    // still waiting for their own write would be a hole in the outbox after a crash, and the
-    // hub refuses a hole for good (crash-client seed 251190864).
-    const nextAfter = (b: ReadonlyArray<PendingCommand>) => Math.max(this.#next, (b[b.length - 1]?.clientSeq ?? 0) + 1)
-    let next = nextAfter(batch)
+    let next = this.#nextAfter(batch)
     this.#enqueue(
       () => {
         // Commands of an earlier outbox write that failed go first, in this write: one queued
@@ -107,9 +114,9 @@ export class StoredLane<T> implements DocLane<T> {
         // outbox has a hole the hub refuses (sequence-gap), after a restart for good.
         batch = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...queued]
         this.#unstored = []
-        next = nextAfter(batch)
+        next = this.#nextAfter(batch)
         if (batch.length === 0) return Promise.resolve()
-        return this.store.appendOutbox(host.docId, this.#meta(this.#confirmed, next), batch.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded })))
+        return this.store.appendOutbox(host.docId, this.#meta(this.#confirmed, next), batch.map(recordOf))
       },
       () => {
         if (batch.length === 0) return
@@ -125,11 +132,13 @@ export class StoredLane<T> implements DocLane<T> {
     )
   }
 
-  confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>): void {
+  confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>, replacing?: Replacements): void {
     const host = this.host
     if (confirmedSeq !== undefined) this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + applied.length
     let base: { seq: number; state: Uint8Array } | undefined
     let seq = confirmedSeq ?? this.#confirmed
+    let commands: ReadonlyArray<PendingCommand> = []
+    let queued: ReadonlyArray<QueuedChange> = []
     this.#enqueue(
       // Built when the lane gets here, on top of what the writes before it stored; what an
       // earlier failed write left out goes first (taken here, not at integrate time: a write
@@ -139,40 +148,56 @@ export class StoredLane<T> implements DocLane<T> {
         this.#unwritten = { entries: [], settled: [] }
         if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
         if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
+        queued = [...(carried.queued ?? []), ...(replacing?.queued ?? [])]
+        if (replacing !== undefined) {
+          // What replaces the removed commands is stored with their removal; any outbox a
+          // failed write left unstored goes first, as in `outbox`.
+          commands = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...replacing.commands]
+          this.#unstored = []
+        }
         if (confirmedSeq === undefined) {
           // A retry: nothing left if a write since carried it. An installed state it carries
           // replaces the stored one, and may be of a lower seq (an older-version follower is
           // sent its version's state at seq 0): the seq is where that state and its entries reach.
           const last = applied[applied.length - 1]?.seq ?? 0
           seq = carried.snapshot !== undefined ? Math.max(carried.snapshot.seq, last) : Math.max(this.#confirmed, last)
-          if (applied.length === 0 && removed.length === 0 && carried.snapshot === undefined) return Promise.resolve()
+          if (applied.length === 0 && removed.length === 0 && carried.snapshot === undefined && commands.length === 0 && queued.length === 0) return Promise.resolve()
         }
         base = snapshot !== undefined ? { seq, state: snapshot } : carried.snapshot
         return this.store.confirm(host.docId, {
-          meta: this.#meta(seq, this.#next),
+          meta: this.#meta(seq, this.#nextAfter(commands)),
           entries: applied,
           settled: removed,
           ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#snapshotSeq + 1, dropTo: this.#confirmed } } : {}),
+          ...(commands.length > 0 ? { outbox: commands.map(recordOf) } : {}),
+          ...(queued.length > 0 ? { queued } : {}),
         })
       },
       () => {
         this.#confirmed = confirmedSeq === undefined && base === undefined ? Math.max(this.#confirmed, seq) : seq
         if (base !== undefined) this.#snapshotSeq = base.seq
+        if (commands.length > 0) {
+          this.#next = this.#nextAfter(commands)
+          host.outboxStored(commands)
+        }
         const all = this.#untold.length > 0 ? [...this.#untold, ...tell] : tell
         this.#untold = []
         host.confirmedStored(removed, all)
       },
       () => {
         // Nothing of this batch was written (batches are atomic): the next write carries it,
-        // or a retry if none comes (the app hears of these confirmations once stored).
+        // or a retry if none comes (the app hears of these confirmations once stored). The
+        // replacing commands go back to the unstored outbox, which the retry carries first.
         this.#unwritten = {
           entries: [...applied, ...this.#unwritten.entries],
           settled: [...removed, ...this.#unwritten.settled],
+          queued: [...queued, ...(this.#unwritten.queued ?? [])],
           ...(base !== undefined ? { snapshot: base } : {}),
         }
+        if (commands.length > 0) this.#unstored = [...commands, ...this.#unstored]
         this.#untold.push(...tell)
         if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
-        if (!host.closed) this.#retry(() => { if (!host.closed) this.confirm(undefined, [], [], undefined, []) })
+        if (!host.closed) this.#retry(() => { if (!host.closed) this.confirm(undefined, [], [], undefined, [], { commands: [], queued: [] }) })
       },
     )
   }
@@ -183,7 +208,7 @@ export class StoredLane<T> implements DocLane<T> {
       () => {
         // Entries an earlier failed write left out are inside this state (or of a timeline it replaces).
         settledBefore = this.#unwritten.settled
-        this.#unwritten = { entries: [], settled: [] }
+        this.#unwritten = { entries: [], settled: [], ...(this.#unwritten.queued !== undefined ? { queued: this.#unwritten.queued } : {}) }
         return this.store.confirm(this.host.docId, {
           meta: this.#meta(seq, this.#next),
           entries: [],
@@ -202,7 +227,7 @@ export class StoredLane<T> implements DocLane<T> {
         }
       },
       // Not written: the next confirm carries the installed state, or its entries would follow a hole.
-      () => { this.#unwritten = { entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state } } },
+      () => { this.#unwritten = { ...this.#unwritten, entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state } } },
     )
   }
 

@@ -1,0 +1,228 @@
+/**
+ * What a replica sends again after a refusal (core/crdt/replica.ts `refused`) is stored with
+ * the refusal, never after it. The hub refuses a paste into a full document and, with it,
+ * every later change of the same writer (`crdt-missing-deps`); the replica takes the refused
+ * commands out of its outbox and sends a tombstone and the later changes again (Yjs), or makes
+ * them again (Automerge). Those must reach the disk in the same write that takes the refused
+ * commands out, and changes waiting to go again one at a time must be on disk while they wait:
+ * otherwise a process killed (or a document closed) in between loses edits the hub never
+ * refused.
+ */
+import { CanonClient, Hub, defineMachine, type BatchOp } from "../core/index.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import * as K from "../core/store/keys.js"
+import { yText } from "../adapters/yjs/index.js"
+import { automergeText } from "../adapters/automerge/index.js"
+import { running, settleWithTurns } from "./support/virtual-time.js"
+
+const YNote = defineMachine({ name: "ynote", version: 1, initial: () => ({}), crdt: { body: yText() }, commands: {} })
+const ANote = defineMachine({ name: "anote", version: 1, initial: () => ({}), crdt: { body: automergeText() }, commands: {} })
+type Note = typeof YNote | typeof ANote
+
+const startsWith = (key: Uint8Array, prefix: Uint8Array): boolean => prefix.every((b, i) => key[i] === b)
+
+/** A hub whose documents hold at most `cap` bytes, on a virtual clock. */
+const world = (cap: number) => {
+  const rt = new VirtualRuntime(4)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  net.listen(new Hub({ machines: [YNote, ANote], storage: new MemoryStorage(), runtime: rt, maxDocumentBytes: cap } as never))
+  const run = (ms: number) => settleWithTurns(rt, ms)
+  return { rt, net, run }
+}
+
+/**
+ * A writer's disk (writes take 5 ms) that can die: `armAfter(k)` takes an image of what is
+ * durable right after the k-th write from then on that takes commands out of the outbox
+ * (a confirmation or a refusal), as a process killed at that moment leaves it.
+ */
+const dyingDisk = (rt: VirtualRuntime, docId: string) => {
+  const outbox = K.replicaOutboxPrefix(docId)
+  let armed = 0
+  let image: Array<readonly [Uint8Array, Uint8Array]> | undefined
+  const disk: MemoryStorage = new MemoryStorage({
+    latency: { runtime: rt, ms: () => 5 },
+    onDurable: (ops: ReadonlyArray<BatchOp>) => {
+      if (armed === 0 || image !== undefined || !ops.some((op) => op.type === "del" && startsWith(op.key, outbox))) return
+      if (--armed > 0) return
+      // Synchronously: nothing written after this write is in the image.
+      image = (disk as unknown as { map: { range(a: Uint8Array, b: Uint8Array, n: number, r: boolean): Array<readonly [Uint8Array, Uint8Array]> } }).map.range(new Uint8Array(0), new Uint8Array([0xff]), Infinity, false)
+    },
+  })
+  return {
+    disk,
+    armAfter: (k: number) => void (armed = k),
+    get died() { return image !== undefined },
+    /** A new disk holding the image: what the next process opens. */
+    revived: async () => {
+      const next = new MemoryStorage()
+      await next.batch(image!.map(([key, value]) => ({ type: "put", key, value })))
+      return next
+    },
+  }
+}
+
+/** The outbox and queue records a disk still holds for document "d" (none once everything is answered). */
+const leftovers = async (disk: MemoryStorage): Promise<number> => {
+  let n = 0
+  for (const prefix of [K.replicaOutboxPrefix("d"), K.replicaQueuePrefix("d")]) n += (await disk.range({ gte: prefix, lt: K.prefixEnd(prefix) })).length
+  return n
+}
+
+const textOf = (machine: Note, doc: { crdt: unknown }): string => {
+  const body = (doc.crdt as { body: { toString(): string; text?: string } }).body
+  return machine === YNote ? body.toString() : body.text!
+}
+const insert = (machine: Note, doc: { crdt: unknown }, at: number, s: string): void => {
+  const body = (doc.crdt as { body: { insert(i: number, s: string): void } & { splice(i: number, n: number, s: string): void } }).body
+  if (machine === YNote) body.insert(at, s)
+  else body.splice(at, 0, s)
+}
+
+/** Offline behind a refused paste: `typed` edits the hub only refuses for needing the paste. */
+const refusedPasteThenTyping = async (machine: Note, kill: (w: ReturnType<typeof dyingDisk>) => void) => {
+  const { rt, net, run } = world(100_000)
+  const dying = dyingDisk(rt, "d")
+  const client = await running(rt, CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: dying.disk }))
+  const w = await running(rt, client.open(machine, "d"))
+  await run(50)
+  insert(machine, w, 0, "a".repeat(20_000))
+  await run(500)
+  expect(w.pendingCount).toBe(0)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+  insert(machine, w, 10_000, "P".repeat(90_000)) // refused: the document is full
+  await run(20)
+  for (let i = 0; i < 5; i++) {
+    insert(machine, w, 0, `typed${i} `)
+    await run(20)
+  }
+  kill(dying)
+  net.heal("w")
+  for (let i = 0; i < 400 && !dying.died; i++) await run(5)
+  expect(dying.died).toBe(true)
+  // The process is gone: it sends nothing more. The next one opens what its disk held.
+  net.partition("w")
+  net.drop("w")
+  const again = await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: await dying.revived() })).open(machine, "d")
+  await run(5000)
+  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(machine, "d")
+  await run(1000)
+  return { again, reader }
+}
+
+describe.each([["Yjs", YNote], ["Automerge", ANote]] as const)("%s: a process killed right after storing a refusal", (_, machine) => {
+  test("loses none of the edits the hub refused only for needing the refused paste", async () => {
+    const { again, reader } = await refusedPasteThenTyping(machine, (d) => d.armAfter(1))
+    const text = textOf(machine, reader)
+    expect(text.startsWith("typed4 typed3 typed2 typed1 typed0 ")).toBe(true)
+    expect(text).not.toContain("P")
+    expect(textOf(machine, again)).toBe(text)
+    expect(again.pendingCount).toBe(0)
+  }, 60_000)
+})
+
+/**
+ * Twenty offline pastes into a document with a little room: refused one after another, each
+ * refusal sends a tombstone, and the changes refused again for needing the refused one wait
+ * in a queue to go one at a time (O(n) submits). The queue is on disk while they wait.
+ */
+const queuedBehindRefusals = async (stop: (w: { close(): Promise<void> }, dying: ReturnType<typeof dyingDisk>, heard: number) => void) => {
+  const n = 20
+  const { rt, net, run } = world(60_000)
+  const dying = dyingDisk(rt, "d")
+  const client = await running(rt, CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: dying.disk }))
+  const w = await running(rt, client.open(YNote, "d"))
+  await run(50)
+  w.crdt.body.insert(0, "a".repeat(15_000))
+  await run(500)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+  for (let i = 0; i < n; i++) {
+    w.crdt.body.insert(0, String.fromCharCode(65 + i).repeat(6_000))
+    await run(10)
+  }
+  w.crdt.body.insert(w.crdt.body.length, "end") // typed after them all: lands
+  await run(10)
+  let heard = 0
+  w.on("rejected", () => stop(w, dying, ++heard))
+  net.heal("w")
+  return { rt, net, run, dying, client }
+}
+
+const expectOnlyWholePastesLost = (text: string) => {
+  const runs = [...text.matchAll(/(.)\1*/g)].map((m) => `${m[1]}${m[0].length}`)
+  expect(runs.slice(-4).join(" ")).toBe("a15000 e1 n1 d1")
+  expect(runs.slice(0, -4).every((r) => /^[A-T]6000$/.test(r))).toBe(true)
+}
+
+describe("changes waiting to go again after refusals", () => {
+  test.each([1, 2, 3, 5, 8, 12])("survive the document closed after %i rejections", async (k) => {
+    let closing: Promise<void> | undefined
+    const { run, net, rt, client, dying } = await queuedBehindRefusals((w, _, heard) => { if (heard === k) closing ??= w.close() })
+    for (let i = 0; i < 400 && closing === undefined; i++) await run(5)
+    expect(closing).toBeDefined()
+    await running(rt, closing!)
+    const again = await running(rt, client.open(YNote, "d"))
+    await run(200_000)
+    expect(await leftovers(dying.disk)).toBe(0)
+    const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
+    await run(1000)
+    expectOnlyWholePastesLost(reader.crdt.body.toString())
+    expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
+    expect(again.pendingCount).toBe(0)
+  }, 120_000)
+
+  test.each([2, 3, 4, 6, 8, 12])("survive the process killed after the refusal write %i", async (k) => {
+    const { run, net, rt, dying } = await queuedBehindRefusals(() => {})
+    dying.armAfter(k)
+    for (let i = 0; i < 4000 && !dying.died; i++) await run(5)
+    expect(dying.died).toBe(true)
+    net.partition("w")
+    net.drop("w")
+    const disk = await dying.revived()
+    const again = await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: disk })).open(YNote, "d")
+    await run(200_000)
+    expect(await leftovers(disk)).toBe(0)
+    const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
+    await run(1000)
+    expectOnlyWholePastesLost(reader.crdt.body.toString())
+    expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
+    expect(again.pendingCount).toBe(0)
+  }, 120_000)
+})
+
+test("a refusal whose write fails is stored whole by the retry: nothing is lost and nothing is left behind", async () => {
+  const { rt, net, run } = world(100_000)
+  const outbox = K.replicaOutboxPrefix("d")
+  let failNext = false
+  const disk = new MemoryStorage({ failWrite: (ops) => failNext && ops.some((op) => op.type === "del" && startsWith(op.key, outbox)) && !(failNext = false) })
+  const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: disk })
+  const w = await client.open(YNote, "d")
+  const errors: string[] = []
+  w.on("error", (e) => errors.push(e.code))
+  await run(50)
+  w.crdt.body.insert(0, "a".repeat(20_000))
+  await run(500)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+  w.crdt.body.insert(10_000, "P".repeat(90_000)) // refused: the document is full
+  await run(20)
+  for (let i = 0; i < 3; i++) {
+    w.crdt.body.insert(0, `typed${i} `)
+    await run(20)
+  }
+  failNext = true
+  net.heal("w")
+  await run(5000)
+  expect(failNext).toBe(false)
+  expect(errors).toContain("storage-failed")
+  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
+  await run(1000)
+  expect(reader.crdt.body.toString()).toBe(`typed2 typed1 typed0 ${"a".repeat(20_000)}`)
+  expect(w.crdt.body.toString()).toBe(reader.crdt.body.toString())
+  expect(w.pendingCount).toBe(0)
+  expect(await leftovers(disk)).toBe(0)
+}, 60_000)

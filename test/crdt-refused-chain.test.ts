@@ -266,6 +266,38 @@ test("a change refused for the field's struct bound has a tombstone of one struc
   expect(reader.crdt.body.toString()).toBe(`${"abcdefghij".repeat(100)} typed`)
 }, 60_000)
 
+test("a writer that reopened offline types under new Yjs clients: edits needing edits typed inside the refused paste land", async () => {
+  const { rt, net, run } = world(100_000)
+  const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  let w = await client.open(Note, "d")
+  await run(50)
+  w.crdt.body.insert(0, "a".repeat(20_000))
+  await run(500)
+  expect(w.pendingCount).toBe(0)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+  w.crdt.body.insert(10_000, "P".repeat(90_000)) // refused: the document is full
+  await run(20)
+  await w.close()
+  w = await client.open(Note, "d") // a new Yjs client from here
+  w.crdt.body.insert(10_005, "x") // inside the paste: needs it
+  await run(20)
+  w.crdt.body.insert(0, "first ") // needs only the edit before it (the new client's chain)
+  await run(20)
+  await w.close()
+  w = await client.open(Note, "d") // and another
+  w.crdt.body.insert(0, "second ")
+  await run(20)
+  net.heal("w")
+  await run(5000)
+  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(Note, "d")
+  await run(1000)
+  expect(reader.crdt.body.toString()).toBe(`second first ${"a".repeat(10_000)}x${"a".repeat(10_000)}`)
+  expect(w.crdt.body.toString()).toBe(reader.crdt.body.toString())
+  expect(w.pendingCount).toBe(0)
+}, 60_000)
+
 /**
  * The class, fuzzed: two writers type markers, paste, delete and go offline and online at
  * random into a document whose cap some pastes do not fit. Afterwards every replica and a
@@ -273,35 +305,48 @@ test("a change refused for the field's struct bound has a tombstone of one struc
  * the hub itself refused the command carrying it because the document is full (and a shown
  * insert was carried by a confirmed command): never because an
  * earlier change of its writer was refused (`crdt-missing-deps` with nothing sent again).
+ * Writers also close the document and open it again at random (from their storage): what
+ * waits to go again after a refusal must survive that (test/crdt-refused-durable.test.ts).
  */
 describe("fuzzed: only what the hub itself refused is lost", () => {
   test("two writers, a capped document, random pastes and partitions", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 20_000, max: 80_000 }), fc.array(step, { minLength: 5, maxLength: 40 }), async (cap, steps) => {
+      fc.asyncProperty(fc.integer({ min: 20_000, max: 80_000 }), fc.array(stepOrReopen, { minLength: 5, maxLength: 40 }), async (cap, steps) => {
         const { rt, net, run } = world(cap)
-        type Edit = { readonly marker?: string; readonly deletes?: ReadonlyArray<string>; carrier?: { clientSeq: number; outcome?: string } }
+        type Carrier = { clientSeq: number; outcome?: string }
+        type Edit = { readonly marker?: string; readonly deletes?: ReadonlyArray<string>; carrier?: Carrier }
+        type Doc = Awaited<ReturnType<CanonClient["open"]>> & { crdt: { body: Y.Text } }
         const edits: Edit[] = []
-        const writers = []
+        const writers: Array<{ name: string; client: CanonClient; doc: Doc; unsent: Edit[]; n: number; follow: (doc: Doc) => Doc }> = []
         for (const name of ["w0", "w1"]) {
           const client = await CanonClient.open({ transport: net.transport(name), runtime: rt, clientId: name, storage: new MemoryStorage() })
-          const doc = await client.open(Note, "d")
           const unsent: Edit[] = []
-          const byArgs = new Map<unknown, Edit[]>()
-          const submit = doc.submit.bind(doc) as (n: string, a: unknown) => Promise<unknown> & { clientSeq: number }
-          // Which edits each merge command carries: a change sent again carries what it did
-          // the first time; a tombstone carries nothing; any other, what was typed since the last.
-          Object.defineProperty(doc, "submit", {
-            value: (n: string, a: unknown) => {
-              const receipt = submit(n, a)
-              const carried = byArgs.get(a) ?? (isTombstone(a) ? [] : unsent.splice(0))
-              byArgs.set(a, carried)
-              const carrier: { clientSeq: number; outcome?: string } = { clientSeq: receipt.clientSeq }
-              for (const e of carried) e.carrier = carrier
-              receipt.then(() => (carrier.outcome = "confirmed"), (e: { message: string }) => (carrier.outcome = e.message))
-              return receipt
-            },
-          })
-          writers.push({ name, doc, unsent, n: 0 })
+          // By content: a change sent again after a reopen is read back from storage.
+          const byArgs = new Map<string, Edit[]>()
+          const carriers = new Map<number, Carrier>()
+          const follow = (doc: Doc): Doc => {
+            const submit = doc.submit.bind(doc) as (n: string, a: unknown) => Promise<unknown> & { clientSeq: number }
+            // Which edits each merge command carries: a change sent again carries what it did
+            // the first time; a tombstone carries nothing; any other, what was typed since the last.
+            Object.defineProperty(doc, "submit", {
+              value: (n: string, a: unknown) => {
+                const receipt = submit(n, a)
+                const key = Buffer.from(a as Uint8Array).toString("base64")
+                const carried = byArgs.get(key) ?? (isTombstone(a) ? [] : unsent.splice(0))
+                byArgs.set(key, carried)
+                const carrier: Carrier = { clientSeq: receipt.clientSeq }
+                carriers.set(carrier.clientSeq, carrier)
+                for (const e of carried) e.carrier = carrier
+                // Closed first: it stays in the outbox, and the reopened document's events tell its outcome.
+                receipt.then(() => (carrier.outcome = "confirmed"), (e: { code: string; message: string }) => { if (e.code !== "closed") carrier.outcome = e.message })
+                return receipt
+              },
+            })
+            doc.on("confirmed", (e) => { const c = carriers.get(e.clientSeq); if (c !== undefined) c.outcome = "confirmed" })
+            doc.on("rejected", (e) => { const c = carriers.get(e.clientSeq); if (c !== undefined) c.outcome = e.rejection.message })
+            return doc
+          }
+          writers.push({ name, client, doc: follow((await client.open(Note, "d")) as Doc), unsent, n: 0, follow })
         }
         await run(50)
         for (const s of steps) {
@@ -310,7 +355,12 @@ describe("fuzzed: only what the hub itself refused is lost", () => {
             net.partition(writers[s.who]!.name)
             await run(5)
           } else if (s.kind === "online") net.heal(writers[s.who]!.name)
-          else if (s.kind === "type" || s.kind === "paste" || s.kind === "delete") {
+          else if (s.kind === "reopen") {
+            const w = writers[s.who]!
+            await w.doc.close()
+            w.doc = w.follow((await w.client.open(Note, "d")) as Doc)
+            await run(5)
+          } else if (s.kind === "type" || s.kind === "paste" || s.kind === "delete") {
             const w = writers[s.who]!
             const text = w.doc.crdt.body as Y.Text
             const edit = editOf(s, text.toString(), w)
@@ -352,6 +402,11 @@ describe("fuzzed: only what the hub itself refused is lost", () => {
     )
   }, 240_000)
 })
+
+const stepOrReopen = fc.oneof(
+  { weight: 12, arbitrary: step },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("reopen" as const), who: fc.nat(1) }) },
+)
 
 /** A tombstone (adapters/yjs/tombstone.ts): items, all deleted or GC, and no deletions. */
 const isTombstone = (u: unknown): boolean => {

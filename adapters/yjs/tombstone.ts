@@ -89,18 +89,39 @@ export const tombstoneOf = (doc: Y.Doc, update: unknown, fewest = false): Uint8A
   return encoder.toUint8Array()
 }
 
+/** Where each Yjs client of a list of refused updates begins, folded as the list grows (by the list). */
+const starts = new WeakMap<object, { folded: number; readonly from: Map<number, number> }>()
+
+const startsOf = (refused: unknown): Map<number, number> => {
+  const list = Array.isArray(refused) ? refused : [refused]
+  let known = typeof refused === "object" && refused !== null ? starts.get(refused) : undefined
+  if (known === undefined) {
+    known = { folded: 0, from: new Map() }
+    if (typeof refused === "object" && refused !== null) starts.set(refused, known)
+  }
+  const from = known.from
+  for (; known.folded < list.length; known.folded++) {
+    const r = decode(list[known.folded])
+    if (r !== undefined) for (const s of r.structs) if (!(s instanceof Y.Skip)) from.set(s.id.client, Math.min(from.get(s.id.client) ?? Infinity, s.id.clock))
+  }
+  return from
+}
+
 /**
  * Whether `update` needs what `refused` wrote: it writes a clock of one of `refused`'s Yjs
  * clients at or past where `refused` began (the chain), or places an item next to or inside,
  * or deletes, something from there on. Only `refused`'s clocks are read, so its tombstone
  * (the same clocks, no content) answers the same, and decodes in a fraction of the time.
+ * `refused` may be a list (a tombstone and the changes refused for needing it): then `update`
+ * needs any of them. A writer that reopened its document offline types under a new Yjs
+ * client, so the chain behind a refused change crosses clients: an edit typed inside the
+ * refused paste needs it, and the next edit of that client needs only that edit. The list is
+ * folded once, however often it is asked.
  */
 export const dependsOn = (update: unknown, refused: unknown): boolean => {
-  const r = decode(refused)
   const u = decode(update)
-  if (r === undefined || u === undefined) return false
-  const from = new Map<number, number>()
-  for (const s of r.structs) if (!(s instanceof Y.Skip)) from.set(s.id.client, Math.min(from.get(s.id.client) ?? Infinity, s.id.clock))
+  if (u === undefined) return false
+  const from = startsOf(refused)
   if (from.size === 0) return false
   const past = (id: unknown): boolean => {
     if (typeof id !== "object" || id === null) return false

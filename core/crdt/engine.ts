@@ -87,7 +87,8 @@ export interface CrdtField<H = unknown> {
   tombstone?(update: unknown, fewest?: boolean): unknown
   /**
    * With `tombstone`: whether `update` needs what `refused` wrote (so it was refused with it).
-   * `refused` may be the refused change or its tombstone: only the clocks it holds count.
+   * `refused` may be the refused change or its tombstone, or a list of a tombstone and the
+   * changes refused for needing it (the chain crosses writers): only the clocks they hold count.
    * With `remake`: whether `update` is among what a remake covered (`refused` is its `covered`).
    */
   dependsOn?(update: unknown, refused: unknown): boolean

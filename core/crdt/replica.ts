@@ -190,6 +190,8 @@ export class ReplicaFields {
         // What it carries still lands: not a refusal to tell the app of.
         covered?.add(p)
         if (hole.remade) continue
+        // What needs this one was refused with it too, whichever writer made it (a reopen makes a new one).
+        if (Array.isArray(hole.clocks)) hole.clocks.push(p.args)
         if (isObject(p.args) && this.#resent.has(p.args)) {
           const q: QueuedChange = { key: this.#nextQueueKey++, field, update: p.args }
           this.#queue.push(q)
@@ -199,7 +201,7 @@ export class ReplicaFields {
         // Refused for its struct count: a tombstone of as many structs would be too; the fewest then.
         const t = f.tombstone(p.args, reason === "crdt-too-large")
         if (t !== undefined) {
-          const hole: Hole = { field, clocks: t, tombstone: undefined, remade: false }
+          const hole: Hole = { field, clocks: [t], tombstone: undefined, remade: false }
           holes.push(hole)
           again.push([field, t, hole])
         }
@@ -279,7 +281,10 @@ const isObject = (x: unknown): x is object => typeof x === "object" && x !== nul
 /** A refused local change whose tombstone is out, until everything sent before the tombstone is answered. */
 interface Hole {
   readonly field: string
-  /** What `dependsOn` reads: the tombstone (the refused change's clocks, without its content), or what a remake covered. */
+  /**
+   * What `dependsOn` reads: the tombstone (the refused change's clocks, without its content)
+   * and the changes refused for needing it, in a list; or what a remake covered.
+   */
   readonly clocks: unknown
   /** The tombstone's command (a remade hole's first remade change): undefined until submitted, null if it could not be. */
   tombstone: PendingCommand | null | undefined

@@ -313,41 +313,59 @@ test("a later change that cannot be made again is reported; the rejections are s
 
 /**
  * The class, fuzzed (as test/crdt-refused-chain.test.ts does for Yjs): two writers type,
- * paste and delete marked runs of text into a capped document, going offline and online at
- * random. In the end both writers and a fresh reader show the same text, made of whole
+ * paste and delete marked runs of text into a capped document, going offline and online and
+ * closing and reopening the document at random. In the end both writers and a fresh reader show the same text, made of whole
  * markers each at most once, and a marker is missing only if a confirmed delete covered it or
  * the hub refused a command of its writer as full at or after the one that first carried it
  * (what came after a refusal is made again, in later commands, and may be refused as full in
  * turn): never because an earlier change of its writer was refused.
  */
+/** The shared steps, and closing the document and opening it again (from the writer's storage). */
+const stepOrReopen = fc.oneof(
+  { weight: 12, arbitrary: step },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("reopen" as const), who: fc.nat(1) }) },
+)
+
 describe("fuzzed: only what the hub itself refused is lost", () => {
   test("two writers, a capped document, random pastes and partitions", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 30_000, max: 120_000 }), fc.array(step, { minLength: 5, maxLength: 40 }), async (cap, steps) => {
+      fc.asyncProperty(fc.integer({ min: 30_000, max: 120_000 }), fc.array(stepOrReopen, { minLength: 5, maxLength: 40 }), async (cap, steps) => {
         const { net, run, open } = world(cap)
-        type Edit = { readonly marker?: string; readonly deletes?: ReadonlyArray<string>; carrier?: { clientSeq: number; outcome?: string } }
+        type Carrier = { clientSeq: number; outcome?: string }
+        type Edit = { readonly marker?: string; readonly deletes?: ReadonlyArray<string>; carrier?: Carrier }
+        type Doc = Awaited<ReturnType<typeof open<typeof Note>>>["doc"]
         const edits: Edit[] = []
-        const writers = []
+        const writers: Array<{ name: string; client: CanonClient; doc: Doc; unsent: Edit[]; full: number[]; n: number; follow: (doc: Doc) => Doc }> = []
         for (const name of ["w0", "w1"]) {
-          const { doc } = await open(Note, name)
+          const { client, doc } = await open(Note, name)
           const unsent: Edit[] = []
           /** clientSeqs of this writer's commands the hub refused as full. */
           const full: number[] = []
-          const submit = doc.submit.bind(doc) as (n: string, a: unknown) => Promise<unknown> & { clientSeq: number }
-          // The edits typed since the last command are carried first by this one.
-          Object.defineProperty(doc, "submit", {
-            value: (n: string, a: unknown) => {
-              const receipt = submit(n, a)
-              const carrier: { clientSeq: number; outcome?: string } = { clientSeq: receipt.clientSeq }
-              for (const e of unsent.splice(0)) e.carrier = carrier
-              receipt.then(() => (carrier.outcome = "confirmed"), (e: { message: string }) => {
-                carrier.outcome = e.message
-                if (/is full/.test(e.message)) full.push(receipt.clientSeq)
-              })
-              return receipt
-            },
-          })
-          writers.push({ name, doc, unsent, full, n: 0 })
+          const carriers = new Map<number, Carrier>()
+          const outcome = (clientSeq: number, message: string) => {
+            const c = carriers.get(clientSeq)
+            if (c !== undefined) c.outcome = message
+            if (/is full/.test(message)) full.push(clientSeq)
+          }
+          const follow = (doc: Doc): Doc => {
+            const submit = doc.submit.bind(doc) as (n: string, a: unknown) => Promise<unknown> & { clientSeq: number }
+            // The edits typed since the last command are carried first by this one.
+            Object.defineProperty(doc, "submit", {
+              value: (n: string, a: unknown) => {
+                const receipt = submit(n, a)
+                const carrier: Carrier = { clientSeq: receipt.clientSeq }
+                carriers.set(carrier.clientSeq, carrier)
+                for (const e of unsent.splice(0)) e.carrier = carrier
+                // Closed first: it stays in the outbox, and the reopened document's events tell its outcome.
+                receipt.then(() => outcome(carrier.clientSeq, "confirmed"), (e: { code: string; message: string }) => { if (e.code !== "closed") outcome(carrier.clientSeq, e.message) })
+                return receipt
+              },
+            })
+            doc.on("confirmed", (e) => outcome(e.clientSeq, "confirmed"))
+            doc.on("rejected", (e) => outcome(e.clientSeq, e.rejection.message))
+            return doc
+          }
+          writers.push({ name, client, doc: follow(doc), unsent, full, n: 0, follow })
         }
         await run(50)
         const owner = new Map<Edit, (typeof writers)[number]>()
@@ -357,7 +375,12 @@ describe("fuzzed: only what the hub itself refused is lost", () => {
             net.partition(writers[s.who]!.name)
             await run(5)
           } else if (s.kind === "online") net.heal(writers[s.who]!.name)
-          else if (s.kind === "type" || s.kind === "paste" || s.kind === "delete") {
+          else if (s.kind === "reopen") {
+            const w = writers[s.who]!
+            await w.doc.close()
+            w.doc = w.follow(await w.client.open(Note, "d"))
+            await run(5)
+          } else if (s.kind === "type" || s.kind === "paste" || s.kind === "delete") {
             const w = writers[s.who]!
             const body = w.doc.crdt.body
             const edit = editOf(s, body.text, w)

@@ -226,3 +226,53 @@ test("a refusal whose write fails is stored whole by the retry: nothing is lost 
   expect(w.pendingCount).toBe(0)
   expect(await leftovers(disk)).toBe(0)
 }, 60_000)
+
+test("a refusal write that fails, then the state install it asked for, then a crash: the replacements are not left out", async () => {
+  // The install (every refusal fetches the hub's state) is the next write; it must not take the
+  // refused commands out of the outbox while what replaces them waits for the failed write's retry.
+  const { rt, net, run } = world(100_000)
+  const outbox = K.replicaOutboxPrefix("d")
+  let failNext = false
+  let failed = false
+  let image: Array<readonly [Uint8Array, Uint8Array]> | undefined
+  const disk: MemoryStorage = new MemoryStorage({
+    latency: { runtime: rt, ms: () => 5 },
+    failWrite: (ops) => failNext && ops.some((op) => op.type === "del" && startsWith(op.key, outbox)) && !(failNext = false) && (failed = true),
+    onDurable: (ops) => {
+      // The process dies right after the first write since the failure that takes a command out of the outbox.
+      if (failed && image === undefined && ops.some((op) => op.type === "del" && startsWith(op.key, outbox))) {
+        image = (disk as unknown as { map: { range(a: Uint8Array, b: Uint8Array, n: number, r: boolean): Array<readonly [Uint8Array, Uint8Array]> } }).map.range(new Uint8Array(0), new Uint8Array([0xff]), Infinity, false)
+      }
+    },
+  })
+  const client = await running(rt, CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: disk }))
+  const w = await running(rt, client.open(YNote, "d"))
+  await run(50)
+  w.crdt.body.insert(0, "a".repeat(20_000))
+  await run(500)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+  w.crdt.body.insert(10_000, "P".repeat(90_000)) // refused: the document is full
+  await run(20)
+  for (let i = 0; i < 3; i++) {
+    w.crdt.body.insert(0, `typed${i} `)
+    await run(20)
+  }
+  failNext = true
+  net.heal("w")
+  for (let i = 0; i < 400 && image === undefined; i++) await run(5)
+  expect(failed).toBe(true)
+  expect(image).toBeDefined()
+  net.partition("w")
+  net.drop("w")
+  const next = new MemoryStorage()
+  await next.batch(image!.map(([key, value]) => ({ type: "put" as const, key, value })))
+  const again = await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: next })).open(YNote, "d")
+  await run(5000)
+  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
+  await run(1000)
+  expect(reader.crdt.body.toString()).toBe(`typed2 typed1 typed0 ${"a".repeat(20_000)}`)
+  expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
+  expect(await leftovers(next)).toBe(0)
+}, 60_000)

@@ -3,7 +3,9 @@
  * document closed meanwhile leaves no such timer armed (DESIGN invariant 10, closed means
  * quiet): its close already carries what the failed write held into the write it waits for.
  */
-import { CanonClient } from "../core/index.js"
+import { CanonClient, defineMachine, type BatchOp } from "../core/index.js"
+import { ReplicaStore } from "../core/store/replica-store.js"
+import * as K from "../core/store/keys.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
 import { offlineTransport } from "./support/offline.js"
@@ -32,4 +34,34 @@ test("a write that failed before close leaves no retry timer armed after it", as
   const again = await CanonClient.open({ transport: offlineTransport, runtime: rt, storage, autoConnect: false })
   expect((await again.open(Todo, "d")).pending.map((p) => p.name)).toEqual(["add"])
   await again.close()
+})
+
+test("a queue record carried by a failed write and the command that sends it, in one batch, leaves no record", async () => {
+  // A refusal's write fails with queue record 0 in it; before its retry, the change it holds is
+  // sent (its command names the record): the next write carries both, and must take it out.
+  const M = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
+  const rt = new VirtualRuntime(1)
+  const record0 = K.replicaQueued("d", 0)
+  let fail = true
+  const kv = new MemoryStorage({ failWrite: (ops: ReadonlyArray<BatchOp>) => fail && ops.some((op) => op.type === "put" && op.key.length === record0.length && record0.every((b, i) => op.key[i] === b)) && !(fail = false) })
+  const pending = new Map<number, unknown>()
+  const host = {
+    docId: "d", machine: M, runtime: rt, closed: false,
+    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, renumbered() {}, error() {},
+  }
+  const lane = new ReplicaStore(kv).lane(host as never, { nextClientSeq: 1, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
+  const command = (clientSeq: number, dequeued?: number) => {
+    const p = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted: false, ...(dequeued !== undefined ? { dequeued } : {}) }
+    pending.set(clientSeq, p)
+    return p as never
+  }
+  lane.confirm(1, [], [1, 2], undefined, [], { commands: [command(5)], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }] })
+  await lane.idle
+  expect(fail).toBe(false)
+  // 5 is refused again (no longer pending), and the waiting change goes as 6.
+  pending.delete(5)
+  lane.confirm(1, [], [5], undefined, [], { commands: [command(6, 0)], queued: [] })
+  await lane.idle
+  expect(await kv.range({ gte: K.replicaQueuePrefix("d"), lt: K.prefixEnd(K.replicaQueuePrefix("d")) })).toEqual([])
+  expect((await kv.range({ gte: K.replicaOutboxPrefix("d"), lt: K.prefixEnd(K.replicaOutboxPrefix("d")) })).map(([k]) => K.seqFromKey(k))).toEqual([6])
 })

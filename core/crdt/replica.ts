@@ -190,8 +190,10 @@ export class ReplicaFields {
         // What it carries still lands: not a refusal to tell the app of.
         covered?.add(p)
         if (hole.remade) continue
-        // What needs this one was refused with it too, whichever writer made it (a reopen makes a new one).
-        if (Array.isArray(hole.clocks)) hole.clocks.push(p.args)
+        // What needs this one was refused with it too, whichever writer made it (a reopen makes
+        // a new one): its clocks (a tombstone, not the content) join the hole's.
+        const t = Array.isArray(hole.clocks) ? f.tombstone?.(p.args) : undefined
+        if (t !== undefined) (hole.clocks as unknown[]).push(t)
         if (isObject(p.args) && this.#resent.has(p.args)) {
           const q: QueuedChange = { key: this.#nextQueueKey++, field, update: p.args }
           this.#queue.push(q)

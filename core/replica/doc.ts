@@ -907,10 +907,15 @@ export class Doc<M extends Machine<any, any>> {
     // reject, but the app is not told of a loss that did not happen.
     const covered = new Set<PendingCommand>()
     const crdt = this.#crdt
-    const merges = crdt?.refused([...rejectedCommands].map(([cs, p]) => [p, rejected.get(cs)!] as const), covered) === true
-    // What takes the refused merges' place is stored in the write that takes them out: a
-    // crash between two writes would lose it.
-    this.#lane.confirm(this.#rs.confirmedSeq, r.applied, settled, r.snapshot, [...r.confirmed, ...accepted], merges ? { commands: this.#takeToPersist(), queued: crdt!.takeQueued() } : undefined)
+    let merges = false
+    try {
+      merges = crdt?.refused([...rejectedCommands].map(([cs, p]) => [p, rejected.get(cs)!] as const), covered) === true
+    } finally {
+      // What takes the refused merges' place is stored in the write that takes them out: a
+      // crash between two writes would lose it. (Written even if a field threw.)
+      const replacing = crdt !== undefined && rejectedCommands.size > 0 ? { commands: this.#takeToPersist(), queued: crdt.takeQueued() } : undefined
+      this.#lane.confirm(this.#rs.confirmedSeq, r.applied, settled, r.snapshot, [...r.confirmed, ...accepted], replacing)
+    }
     if (merges) this.#fetchState()
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)

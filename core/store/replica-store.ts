@@ -235,8 +235,9 @@ export class ReplicaStore {
       ops.push({ type: "put", key: K.replicaEntry(docId, e.seq), value: encodeEntry(e) })
     }
     for (const cs of batch.settled) ops.push({ type: "del", key: K.replicaOutbox(docId, cs) })
-    outboxOps(docId, ops, batch.outbox ?? [])
+    // Queue records first: a command in the same batch that sends one (a retry carries both) takes it out.
     for (const q of batch.queued ?? []) ops.push({ type: "put", key: K.replicaQueued(docId, q.key), value: encodeOutbox(q.field, q.update) })
+    outboxOps(docId, ops, batch.outbox ?? [])
     ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(batch.meta) })
     await this.kv.batch(ops)
   }

@@ -206,9 +206,13 @@ export class StoredLane<T> implements DocLane<T> {
     let settledBefore: number[] = []
     this.#enqueue(
       () => {
-        // Entries an earlier failed write left out are inside this state (or of a timeline it replaces).
-        settledBefore = this.#unwritten.settled
-        this.#unwritten = { entries: [], settled: [], ...(this.#unwritten.queued !== undefined ? { queued: this.#unwritten.queued } : {}) }
+        // Entries an earlier failed write left out are inside this state (or of a timeline it
+        // replaces). Their outbox removals go with it, unless what replaces refused commands
+        // is unwritten too: then they wait for the write that carries it (a confirm's retry).
+        const replacementsUnwritten = this.#unstored.length > 0 || (this.#unwritten.queued?.length ?? 0) > 0
+        settledBefore = replacementsUnwritten ? [] : this.#unwritten.settled
+        const { queued } = this.#unwritten
+        this.#unwritten = { entries: [], settled: replacementsUnwritten ? this.#unwritten.settled : [], ...(queued !== undefined ? { queued } : {}) }
         return this.store.confirm(this.host.docId, {
           meta: this.#meta(seq, this.#next),
           entries: [],

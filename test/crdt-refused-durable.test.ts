@@ -276,3 +276,42 @@ test("a refusal write that fails, then the state install it asked for, then a cr
   expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
   expect(await leftovers(next)).toBe(0)
 }, 60_000)
+
+test("a process killed between two answers of one refusal: the changes answered after the restart go again behind the stored tombstone", async () => {
+  // 300 offline edits behind a refused paste are sent in two submit messages (256 commands at
+  // most in one), so the hub answers them in two: the process dies after storing the first
+  // answer (the paste's refusal, its tombstone, the first changes sent again). The second
+  // answer comes again after the restart, when what those changes need is known only from
+  // the outbox.
+  const { rt, net, run } = world(100_000)
+  const dying = dyingDisk(rt, "d")
+  const client = await running(rt, CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: dying.disk }))
+  const w = await running(rt, client.open(YNote, "d"))
+  await run(50)
+  w.crdt.body.insert(0, "a".repeat(20_000))
+  await run(500)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+  w.crdt.body.insert(10_000, "P".repeat(90_000)) // refused: the document is full
+  await run(20)
+  for (let i = 0; i < 300; i++) {
+    w.crdt.body.insert(0, "t")
+    await run(10)
+  }
+  expect(w.pendingCount).toBe(301)
+  dying.armAfter(1)
+  net.heal("w")
+  for (let i = 0; i < 400 && !dying.died; i++) await run(5)
+  expect(dying.died).toBe(true)
+  net.partition("w")
+  net.drop("w")
+  const disk = await dying.revived()
+  const again = await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: disk })).open(YNote, "d")
+  await run(5000)
+  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
+  await run(1000)
+  expect(reader.crdt.body.toString()).toBe(`${"t".repeat(300)}${"a".repeat(20_000)}`)
+  expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
+  expect(await leftovers(disk)).toBe(0)
+}, 60_000)

@@ -185,7 +185,15 @@ export class ReplicaFields {
       const f = this.#fields.field(field)
       const reason = crdtReason(rejection)
       if (reason === "crdt-missing-deps") {
-        const hole = holes.find((h) => h.field === field && p.clientSeq < seqOf(h) && f.dependsOn?.(p.args, h.clocks))
+        let hole = holes.find((h) => h.field === field && p.clientSeq < seqOf(h) && f.dependsOn?.(p.args, h.clocks))
+        if (hole === undefined && f.tombstone !== undefined) {
+          // Holes live in memory: after a restart, a change sent before a tombstone may be
+          // answered with nothing to match. What it needs was stored with the refusal and is
+          // still in the outbox, after it (the tombstone, or a change sent again after it):
+          // it goes again after that one.
+          const after = this.#replica.pending.find((q) => q.clientSeq > p.clientSeq && q.cmd.crdt?.field === field && f.dependsOn?.(p.args, q.args))
+          if (after !== undefined) holes.push((hole = { field, clocks: [after.args], tombstone: after, remade: false }))
+        }
         if (hole === undefined) continue
         // What it carries still lands: not a refusal to tell the app of.
         covered?.add(p)

@@ -8,6 +8,7 @@
  * otherwise a process killed (or a document closed) in between loses edits the hub never
  * refused.
  */
+import fc from "fast-check"
 import { CanonClient, Hub, defineMachine, type BatchOp } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import * as K from "../core/store/keys.js"
@@ -35,12 +36,15 @@ const world = (cap: number) => {
  * durable right after the k-th write from then on that takes commands out of the outbox
  * (a confirmation or a refusal), as a process killed at that moment leaves it.
  */
-const dyingDisk = (rt: VirtualRuntime, docId: string) => {
+const dyingDisk = (rt: VirtualRuntime, docId: string, failAt = 0) => {
   const outbox = K.replicaOutboxPrefix(docId)
   let armed = 0
   let image: Array<readonly [Uint8Array, Uint8Array]> | undefined
+  let writes = 0
   const disk: MemoryStorage = new MemoryStorage({
     latency: { runtime: rt, ms: () => 5 },
+    // `failAt` > 0: that write (counted from when the disk is armed) fails, as a disk can.
+    failWrite: () => armed > 0 && ++writes === failAt,
     onDurable: (ops: ReadonlyArray<BatchOp>) => {
       if (armed === 0 || image !== undefined || !ops.some((op) => op.type === "del" && startsWith(op.key, outbox))) return
       if (--armed > 0) return
@@ -315,3 +319,83 @@ test("a process killed between two answers of one refusal: the changes answered 
   expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
   expect(await leftovers(disk)).toBe(0)
 }, 60_000)
+
+/**
+ * The class, fuzzed: offline pastes (some refused because the document is full) with small
+ * typed markers between them, a write that fails, and the process killed after a random write
+ * that takes commands out of the outbox; the next process opens what the disk held. Every
+ * typed marker lands unless the hub refused a command carrying it because the document is
+ * full (near the cap, a re-sent marker can be), every paste lands whole or not at all, and no
+ * outbox or queue record is left.
+ */
+test("fuzzed: killed at any refusal write, with a failed write, only whole refused pastes are lost", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 40_000, max: 90_000 }),
+      fc.array(fc.record({ paste: fc.integer({ min: 3_000, max: 30_000 }), typed: fc.nat(3) }), { minLength: 2, maxLength: 12 }),
+      fc.integer({ min: 1, max: 12 }),
+      fc.integer({ min: 0, max: 12 }),
+      async (cap, edits, killAfter, failAt) => {
+        const { rt, net, run } = world(cap)
+        const dying = dyingDisk(rt, "d", failAt)
+        const client = await running(rt, CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: dying.disk }))
+        const w = await running(rt, client.open(YNote, "d"))
+        // Which markers each command carries (read from its update's bytes), and those the hub refused as full.
+        const carries = new Map<number, string[]>()
+        const refusedFull = new Set<string>()
+        const watch = (doc: typeof w) => {
+          const submit = doc.submit.bind(doc) as (name: string, args: unknown) => { clientSeq: number }
+          Object.defineProperty(doc, "submit", {
+            value: (name: string, args: unknown) => {
+              const receipt = submit(name, args)
+              carries.set(receipt.clientSeq, Buffer.from(args as Uint8Array).toString("latin1").match(/<\d+\.\d+>/g) ?? [])
+              return receipt
+            },
+          })
+          doc.on("rejected", (e) => { if (/is full/.test(e.rejection.message)) for (const m of carries.get(e.clientSeq) ?? []) refusedFull.add(m) })
+        }
+        watch(w)
+        await run(50)
+        w.crdt.body.insert(0, "<base>")
+        await run(300)
+        net.partition("w")
+        net.drop("w")
+        await run(50)
+        const markers: string[] = []
+        const pastes: string[] = []
+        // Time between edits: each is its own merge in the outbox.
+        for (const [i, { paste, typed }] of edits.entries()) {
+          const p = `[${i}${"p".repeat(paste)}]`
+          pastes.push(p)
+          w.crdt.body.insert(0, p)
+          await run(10)
+          for (let j = 0; j < typed; j++) {
+            const m = `<${i}.${j}>`
+            markers.push(m)
+            w.crdt.body.insert(j % 2 === 0 ? 0 : w.crdt.body.length, m)
+            await run(10)
+          }
+        }
+        dying.armAfter(killAfter)
+        net.heal("w")
+        for (let i = 0; i < 2000 && !dying.died; i++) await run(5)
+        let disk = dying.disk
+        if (dying.died) {
+          net.partition("w")
+          net.drop("w")
+          disk = await dying.revived()
+          watch(await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: disk })).open(YNote, "d"))
+        }
+        await run(60_000)
+        const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
+        await run(1000)
+        const text = reader.crdt.body.toString()
+        expect(markers.filter((m) => !text.includes(m) && !refusedFull.has(m))).toEqual([])
+        for (const p of pastes) expect([p.slice(0, 4), text.split(p).length - 1]).toEqual([p.slice(0, 4), text.includes(p) ? 1 : 0])
+        expect(text.replace(/\[\d+p*\]|<\d+\.\d+>|<base>/g, "")).toBe("")
+        expect(await leftovers(disk)).toBe(0)
+      },
+    ),
+    { numRuns: 25, seed: Number(process.env.DURABLE_FUZZ_SEED ?? 20261204), endOnFailure: true },
+  )
+}, 600_000)

@@ -65,3 +65,32 @@ test("a queue record carried by a failed write and the command that sends it, in
   expect(await kv.range({ gte: K.replicaQueuePrefix("d"), lt: K.prefixEnd(K.replicaQueuePrefix("d")) })).toEqual([])
   expect((await kv.range({ gte: K.replicaOutboxPrefix("d"), lt: K.prefixEnd(K.replicaOutboxPrefix("d")) })).map(([k]) => K.seqFromKey(k))).toEqual([6])
 })
+
+test("a confirmation written after a failed refusal write stores the refused commands' removal with their replacements", async () => {
+  // The refusal's write fails; the next write is a plain confirmation (an entry of someone
+  // else), which carries the removals: it must carry the replacing commands too, or a crash
+  // right after it leaves the refused commands out and their replacements nowhere.
+  const M = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
+  const rt = new VirtualRuntime(1)
+  let fail = false
+  const kv = new MemoryStorage({ failWrite: () => fail && !(fail = false) })
+  const pending = new Map<number, unknown>()
+  const host = {
+    docId: "d", machine: M, runtime: rt, closed: false,
+    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, renumbered() {}, error() {},
+  }
+  const store = new ReplicaStore(kv)
+  await store.appendOutbox("d", { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 3 }, [1, 2].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })))
+  const lane = store.lane(host as never, { nextClientSeq: 3, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
+  const tombstone = { clientSeq: 3, name: "$crdt.body", encoded: new Uint8Array([3]), persisted: false }
+  pending.set(3, tombstone)
+  fail = true
+  lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone as never], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }] })
+  await lane.idle
+  expect(fail).toBe(false)
+  lane.confirm(1, [{ seq: 1, time: 0, clientId: "other", clientSeq: 1, name: "x", args: null }], [], undefined, [])
+  await lane.idle
+  const keys = async (prefix: Uint8Array) => (await kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })).map(([k]) => K.seqFromKey(k))
+  expect(await keys(K.replicaOutboxPrefix("d"))).toEqual([3])
+  expect(await keys(K.replicaQueuePrefix("d"))).toEqual([0])
+})

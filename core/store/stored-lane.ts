@@ -148,13 +148,12 @@ export class StoredLane<T> implements DocLane<T> {
         this.#unwritten = { entries: [], settled: [] }
         if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
         if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
+        // What replaces removed commands is stored with their removal, and so is any outbox a
+        // failed write left unstored (first, as in `outbox`): the removals this write carries
+        // may be of commands those replace.
         queued = [...(carried.queued ?? []), ...(replacing?.queued ?? [])]
-        if (replacing !== undefined) {
-          // What replaces the removed commands is stored with their removal; any outbox a
-          // failed write left unstored goes first, as in `outbox`.
-          commands = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...replacing.commands]
-          this.#unstored = []
-        }
+        commands = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...(replacing?.commands ?? [])]
+        this.#unstored = []
         if (confirmedSeq === undefined) {
           // A retry: nothing left if a write since carried it. An installed state it carries
           // replaces the stored one, and may be of a lower seq (an older-version follower is
@@ -197,7 +196,7 @@ export class StoredLane<T> implements DocLane<T> {
         if (commands.length > 0) this.#unstored = [...commands, ...this.#unstored]
         this.#untold.push(...tell)
         if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
-        if (!host.closed) this.#retry(() => { if (!host.closed) this.confirm(undefined, [], [], undefined, [], { commands: [], queued: [] }) })
+        if (!host.closed) this.#retry(() => { if (!host.closed) this.confirm(undefined, [], [], undefined, []) })
       },
     )
   }

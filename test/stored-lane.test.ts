@@ -94,3 +94,37 @@ test("a confirmation written after a failed refusal write stores the refused com
   expect(await keys(K.replicaOutboxPrefix("d"))).toEqual([3])
   expect(await keys(K.replicaQueuePrefix("d"))).toEqual([0])
 })
+
+test("a queue record a failed write left unwritten is not written after the outbox write that sends its change", async () => {
+  // The refusal's write (with queue record 0) fails, and so does the next confirmation; the
+  // waiting change then goes as command 6 in an outbox write that succeeds: the retry that
+  // follows must not put record 0 back (the change would go twice after a restart).
+  const M = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
+  const rt = new VirtualRuntime(1)
+  let failures = 0
+  const kv = new MemoryStorage({ failWrite: () => failures-- > 0 })
+  const pending = new Map<number, unknown>()
+  const host = {
+    docId: "d", machine: M, runtime: rt, closed: false,
+    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, renumbered() {}, error() {},
+  }
+  const store = new ReplicaStore(kv)
+  await store.appendOutbox("d", { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 5 }, [1, 2, 3, 4].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })))
+  const lane = store.lane(host as never, { nextClientSeq: 5, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
+  const command = (clientSeq: number, dequeued?: number) => {
+    const p = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted: false, ...(dequeued !== undefined ? { dequeued } : {}) }
+    pending.set(clientSeq, p)
+    return p as never
+  }
+  pending.set(4, command(4))
+  failures = 2
+  lane.confirm(1, [], [1, 2], undefined, [], { commands: [command(5)], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }] })
+  lane.confirm(2, [], [3], undefined, [])
+  lane.outbox([command(6, 0)])
+  await lane.idle
+  await rt.run({ forMs: 5000 })
+  await lane.idle
+  const keys = async (prefix: Uint8Array) => (await kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })).map(([k]) => K.seqFromKey(k))
+  expect(await keys(K.replicaQueuePrefix("d"))).toEqual([])
+  expect(await keys(K.replicaOutboxPrefix("d"))).toEqual([4, 5, 6])
+})

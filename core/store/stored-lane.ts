@@ -114,6 +114,10 @@ export class StoredLane<T> implements DocLane<T> {
         // outbox has a hole the hub refuses (sequence-gap), after a restart for good.
         batch = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...queued]
         this.#unstored = []
+        // A waiting change this write sends needs no queue record: one a failed write left
+        // unwritten is not written after it (it would bring the change back after a restart).
+        const sent = new Set(batch.map((p) => p.dequeued))
+        if (this.#unwritten.queued?.some((q) => sent.has(q.key))) this.#unwritten.queued = this.#unwritten.queued.filter((q) => !sent.has(q.key))
         next = this.#nextAfter(batch)
         if (batch.length === 0) return Promise.resolve()
         return this.store.appendOutbox(host.docId, this.#meta(this.#confirmed, next), batch.map(recordOf))
@@ -148,12 +152,14 @@ export class StoredLane<T> implements DocLane<T> {
         this.#unwritten = { entries: [], settled: [] }
         if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
         if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
-        // What replaces removed commands is stored with their removal, and so is any outbox a
-        // failed write left unstored (first, as in `outbox`): the removals this write carries
-        // may be of commands those replace.
+        // What replaces removed commands is stored with their removal: the replacing commands,
+        // and, when this write removes commands (its own or a failed write's), any outbox a
+        // failed write left unstored (first, as in `outbox`), which may be what replaces them.
         queued = [...(carried.queued ?? []), ...(replacing?.queued ?? [])]
-        commands = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...(replacing?.commands ?? [])]
-        this.#unstored = []
+        if (replacing !== undefined || carried.settled.length > 0) {
+          commands = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...(replacing?.commands ?? [])]
+          this.#unstored = []
+        }
         if (confirmedSeq === undefined) {
           // A retry: nothing left if a write since carried it. An installed state it carries
           // replaces the stored one, and may be of a lower seq (an older-version follower is

@@ -414,3 +414,48 @@ const isTombstone = (u: unknown): boolean => {
   const d = Y.decodeUpdate(u)
   return d.structs.length > 0 && d.ds.clients.size === 0 && d.structs.every((s) => s instanceof Y.GC || (s instanceof Y.Item && s.content instanceof Y.ContentDeleted))
 }
+
+test("refusals answered in several messages ask for the hub's state once until it comes, not once each", async () => {
+  // A small send window (3 commands in flight): the pastes refused because the document is
+  // full come in several answers. Each asked for the state again: the hub holds a replica
+  // that asks for a state off its live entries until its snapshot starts, and spaces snapshots
+  // out, so the replica stalled for seconds per refusal (simulator seed 6 took 72 s).
+  const { rt, net, run } = world(60_000)
+  let asked = 0
+  let outstanding = false
+  let twice = 0
+  const transport = net.transport("w")
+  const counting = {
+    connect: (listener: Parameters<typeof transport.connect>[0]) => {
+      const conn = transport.connect(listener)
+      const send = conn.send.bind(conn)
+      conn.send = (m) => {
+        if (m.type === "fetch-state") {
+          asked++
+          if (outstanding) twice++
+          outstanding = true
+        }
+        send(m)
+      }
+      return conn
+    },
+  }
+  const client = await CanonClient.open({ transport: counting, runtime: rt, clientId: "w", storage: new MemoryStorage(), sendWindow: 3 })
+  const w = await client.open(Note, "d")
+  w.on("snapshot", () => (outstanding = false))
+  await run(50)
+  w.crdt.body.insert(0, "a".repeat(15_000))
+  await run(500)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+  for (let i = 0; i < 10; i++) {
+    w.crdt.body.insert(0, String.fromCharCode(65 + i).repeat(6_000))
+    await run(10)
+  }
+  net.heal("w")
+  await run(60_000)
+  expect(w.pendingCount).toBe(0)
+  expect(asked).toBeGreaterThan(0)
+  expect(twice).toBe(0)
+}, 120_000)

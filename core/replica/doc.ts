@@ -211,6 +211,12 @@ export class Doc<M extends Machine<any, any>> {
   #presenceQueued = false
   readonly #others = new Map<string, unknown>()
   #resyncing = false
+  /**
+   * A state asked for after a refused merge is not installed yet: refusals until it comes ask
+   * for none (it is taken after them). One per refusal made the hub hold this replica off its
+   * live entries again and again (each request waits its turn for a snapshot).
+   */
+  #refusalFetch = false
   #notifyScheduled = false
   #isSynced = false
   #closed = false
@@ -582,6 +588,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#refusal = undefined
     this.#isSynced = false
     this.#resyncing = false
+    this.#refusalFetch = false
     const sub = this.#subscribeMessage()
     this.#lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
     this.#snapshotFailures = 0
@@ -817,6 +824,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#error("snapshot-invalid", `A snapshot of "${this.docId}" was discarded: ${reason}. Fetching it again.`)
     // A hub that keeps sending bad snapshots is not asked forever on the same connection.
     if (this.#snapshotFailures <= 3) this.#fetchState()
+    else this.#refusalFetch = false
   }
 
   /**
@@ -843,6 +851,7 @@ export class Doc<M extends Machine<any, any>> {
     }
     this.#snapshotFailures = 0
     this.#resyncing = false
+    this.#refusalFetch = false
     this.#fetchStateOnConnect = false
     this.#lane.install(seq, bytes)
     this.#emit("snapshot", { seq, received: bytes.length, size: bytes.length })
@@ -916,7 +925,10 @@ export class Doc<M extends Machine<any, any>> {
       const replacing = crdt !== undefined && rejectedCommands.size > 0 ? { commands: this.#takeToPersist(), queued: crdt.takeQueued() } : undefined
       this.#lane.confirm(this.#rs.confirmedSeq, r.applied, settled, r.snapshot, [...r.confirmed, ...accepted], replacing)
     }
-    if (merges) this.#fetchState()
+    if (merges && !this.#refusalFetch && !this.#resyncing) {
+      this.#refusalFetch = true
+      this.#fetchState()
+    }
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
       const command = p?.name ?? ""

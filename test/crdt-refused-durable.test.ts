@@ -31,6 +31,17 @@ const world = (cap: number) => {
   return { rt, net, run }
 }
 
+type Image = Array<readonly [Uint8Array, Uint8Array]>
+/** What `disk` holds now, read synchronously (nothing written after this moment is in it). */
+const imageOf = (disk: MemoryStorage): Image =>
+  (disk as unknown as { map: { range(a: Uint8Array, b: Uint8Array, n: number, r: boolean): Image } }).map.range(new Uint8Array(0), new Uint8Array([0xff]), Infinity, false)
+/** A new disk holding `image`: what the next process opens. */
+const diskFrom = async (image: Image): Promise<MemoryStorage> => {
+  const disk = new MemoryStorage()
+  await disk.batch(image.map(([key, value]) => ({ type: "put", key, value })))
+  return disk
+}
+
 /**
  * A writer's disk (writes take 5 ms) that can die: `armAfter(k)` takes an image of what is
  * durable right after the k-th write from then on that takes commands out of the outbox
@@ -39,7 +50,7 @@ const world = (cap: number) => {
 const dyingDisk = (rt: VirtualRuntime, docId: string, failAt = 0) => {
   const outbox = K.replicaOutboxPrefix(docId)
   let armed = 0
-  let image: Array<readonly [Uint8Array, Uint8Array]> | undefined
+  let image: Image | undefined
   let writes = 0
   const disk: MemoryStorage = new MemoryStorage({
     latency: { runtime: rt, ms: () => 5 },
@@ -48,8 +59,7 @@ const dyingDisk = (rt: VirtualRuntime, docId: string, failAt = 0) => {
     onDurable: (ops: ReadonlyArray<BatchOp>) => {
       if (armed === 0 || image !== undefined || !ops.some((op) => op.type === "del" && startsWith(op.key, outbox))) return
       if (--armed > 0) return
-      // Synchronously: nothing written after this write is in the image.
-      image = (disk as unknown as { map: { range(a: Uint8Array, b: Uint8Array, n: number, r: boolean): Array<readonly [Uint8Array, Uint8Array]> } }).map.range(new Uint8Array(0), new Uint8Array([0xff]), Infinity, false)
+      image = imageOf(disk)
     },
   })
   return {
@@ -57,11 +67,7 @@ const dyingDisk = (rt: VirtualRuntime, docId: string, failAt = 0) => {
     armAfter: (k: number) => void (armed = k),
     get died() { return image !== undefined },
     /** A new disk holding the image: what the next process opens. */
-    revived: async () => {
-      const next = new MemoryStorage()
-      await next.batch(image!.map(([key, value]) => ({ type: "put", key, value })))
-      return next
-    },
+    revived: () => diskFrom(image!),
   }
 }
 
@@ -82,12 +88,11 @@ const insert = (machine: Note, doc: { crdt: unknown }, at: number, s: string): v
   else body.splice(at, 0, s)
 }
 
-/** Offline behind a refused paste: `typed` edits the hub only refuses for needing the paste. */
-const refusedPasteThenTyping = async (machine: Note, kill: (w: ReturnType<typeof dyingDisk>) => void) => {
-  const { rt, net, run } = world(100_000)
-  const dying = dyingDisk(rt, "d")
-  const client = await running(rt, CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: dying.disk }))
-  const w = await running(rt, client.open(machine, "d"))
+/**
+ * 20,000 "a" confirmed, then offline a paste the hub refuses (the document of 100,000 bytes is
+ * full) and `typed` edits `typed<i> ` at the start, which the hub refuses only for needing it.
+ */
+const pasteRefusedThenTyping = async (machine: Note, w: { crdt: unknown; readonly pendingCount: number }, { net, run }: ReturnType<typeof world>, typed: number) => {
   await run(50)
   insert(machine, w, 0, "a".repeat(20_000))
   await run(500)
@@ -97,10 +102,27 @@ const refusedPasteThenTyping = async (machine: Note, kill: (w: ReturnType<typeof
   await run(50)
   insert(machine, w, 10_000, "P".repeat(90_000)) // refused: the document is full
   await run(20)
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < typed; i++) {
     insert(machine, w, 0, `typed${i} `)
     await run(20)
   }
+}
+
+/** A fresh reader's view of the document, once it has caught up. */
+const readerOf = async <M extends Note>(machine: M, { rt, net, run }: ReturnType<typeof world>) => {
+  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(machine, "d")
+  await run(1000)
+  return reader
+}
+
+/** Offline behind a refused paste: `typed` edits the hub only refuses for needing the paste. */
+const refusedPasteThenTyping = async (machine: Note, kill: (w: ReturnType<typeof dyingDisk>) => void) => {
+  const at = world(100_000)
+  const { rt, net, run } = at
+  const dying = dyingDisk(rt, "d")
+  const client = await running(rt, CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: dying.disk }))
+  const w = await running(rt, client.open(machine, "d"))
+  await pasteRefusedThenTyping(machine, w, at, 5)
   kill(dying)
   net.heal("w")
   for (let i = 0; i < 400 && !dying.died; i++) await run(5)
@@ -110,9 +132,7 @@ const refusedPasteThenTyping = async (machine: Note, kill: (w: ReturnType<typeof
   net.drop("w")
   const again = await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: await dying.revived() })).open(machine, "d")
   await run(5000)
-  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(machine, "d")
-  await run(1000)
-  return { again, reader }
+  return { again, reader: await readerOf(machine, at) }
 }
 
 describe.each([["Yjs", YNote], ["Automerge", ANote]] as const)("%s: a process killed right after storing a refusal", (_, machine) => {
@@ -171,8 +191,7 @@ describe("changes waiting to go again after refusals", () => {
     const again = await running(rt, client.open(YNote, "d"))
     await run(200_000)
     expect(await leftovers(dying.disk)).toBe(0)
-    const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
-    await run(1000)
+    const reader = await readerOf(YNote, { rt, net, run })
     expectOnlyWholePastesLost(reader.crdt.body.toString())
     expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
     expect(again.pendingCount).toBe(0)
@@ -189,8 +208,7 @@ describe("changes waiting to go again after refusals", () => {
     const again = await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: disk })).open(YNote, "d")
     await run(200_000)
     expect(await leftovers(disk)).toBe(0)
-    const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
-    await run(1000)
+    const reader = await readerOf(YNote, { rt, net, run })
     expectOnlyWholePastesLost(reader.crdt.body.toString())
     expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
     expect(again.pendingCount).toBe(0)
@@ -198,7 +216,8 @@ describe("changes waiting to go again after refusals", () => {
 })
 
 test("a refusal whose write fails is stored whole by the retry: nothing is lost and nothing is left behind", async () => {
-  const { rt, net, run } = world(100_000)
+  const at = world(100_000)
+  const { rt, net, run } = at
   const outbox = K.replicaOutboxPrefix("d")
   let failNext = false
   const disk = new MemoryStorage({ failWrite: (ops) => failNext && ops.some((op) => op.type === "del" && startsWith(op.key, outbox)) && !(failNext = false) })
@@ -206,25 +225,13 @@ test("a refusal whose write fails is stored whole by the retry: nothing is lost 
   const w = await client.open(YNote, "d")
   const errors: string[] = []
   w.on("error", (e) => errors.push(e.code))
-  await run(50)
-  w.crdt.body.insert(0, "a".repeat(20_000))
-  await run(500)
-  net.partition("w")
-  net.drop("w")
-  await run(50)
-  w.crdt.body.insert(10_000, "P".repeat(90_000)) // refused: the document is full
-  await run(20)
-  for (let i = 0; i < 3; i++) {
-    w.crdt.body.insert(0, `typed${i} `)
-    await run(20)
-  }
+  await pasteRefusedThenTyping(YNote, w, at, 3)
   failNext = true
   net.heal("w")
   await run(5000)
   expect(failNext).toBe(false)
   expect(errors).toContain("storage-failed")
-  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
-  await run(1000)
+  const reader = await readerOf(YNote, at)
   expect(reader.crdt.body.toString()).toBe(`typed2 typed1 typed0 ${"a".repeat(20_000)}`)
   expect(w.crdt.body.toString()).toBe(reader.crdt.body.toString())
   expect(w.pendingCount).toBe(0)
@@ -234,35 +241,23 @@ test("a refusal whose write fails is stored whole by the retry: nothing is lost 
 test("a refusal write that fails, then the state install it asked for, then a crash: the replacements are not left out", async () => {
   // The install (every refusal fetches the hub's state) is the next write; it must not take the
   // refused commands out of the outbox while what replaces them waits for the failed write's retry.
-  const { rt, net, run } = world(100_000)
+  const at = world(100_000)
+  const { rt, net, run } = at
   const outbox = K.replicaOutboxPrefix("d")
   let failNext = false
   let failed = false
-  let image: Array<readonly [Uint8Array, Uint8Array]> | undefined
+  let image: Image | undefined
   const disk: MemoryStorage = new MemoryStorage({
     latency: { runtime: rt, ms: () => 5 },
     failWrite: (ops) => failNext && ops.some((op) => op.type === "del" && startsWith(op.key, outbox)) && !(failNext = false) && (failed = true),
     onDurable: (ops) => {
       // The process dies right after the first write since the failure that takes a command out of the outbox.
-      if (failed && image === undefined && ops.some((op) => op.type === "del" && startsWith(op.key, outbox))) {
-        image = (disk as unknown as { map: { range(a: Uint8Array, b: Uint8Array, n: number, r: boolean): Array<readonly [Uint8Array, Uint8Array]> } }).map.range(new Uint8Array(0), new Uint8Array([0xff]), Infinity, false)
-      }
+      if (failed && image === undefined && ops.some((op) => op.type === "del" && startsWith(op.key, outbox))) image = imageOf(disk)
     },
   })
   const client = await running(rt, CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: disk }))
   const w = await running(rt, client.open(YNote, "d"))
-  await run(50)
-  w.crdt.body.insert(0, "a".repeat(20_000))
-  await run(500)
-  net.partition("w")
-  net.drop("w")
-  await run(50)
-  w.crdt.body.insert(10_000, "P".repeat(90_000)) // refused: the document is full
-  await run(20)
-  for (let i = 0; i < 3; i++) {
-    w.crdt.body.insert(0, `typed${i} `)
-    await run(20)
-  }
+  await pasteRefusedThenTyping(YNote, w, at, 3)
   failNext = true
   net.heal("w")
   for (let i = 0; i < 400 && image === undefined; i++) await run(5)
@@ -270,12 +265,10 @@ test("a refusal write that fails, then the state install it asked for, then a cr
   expect(image).toBeDefined()
   net.partition("w")
   net.drop("w")
-  const next = new MemoryStorage()
-  await next.batch(image!.map(([key, value]) => ({ type: "put" as const, key, value })))
+  const next = await diskFrom(image!)
   const again = await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: next })).open(YNote, "d")
   await run(5000)
-  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
-  await run(1000)
+  const reader = await readerOf(YNote, { rt, net, run })
   expect(reader.crdt.body.toString()).toBe(`typed2 typed1 typed0 ${"a".repeat(20_000)}`)
   expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
   expect(await leftovers(next)).toBe(0)
@@ -313,8 +306,7 @@ test("a process killed between two answers of one refusal: the changes answered 
   const disk = await dying.revived()
   const again = await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: disk })).open(YNote, "d")
   await run(5000)
-  const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
-  await run(1000)
+  const reader = await readerOf(YNote, { rt, net, run })
   expect(reader.crdt.body.toString()).toBe(`${"t".repeat(300)}${"a".repeat(20_000)}`)
   expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
   expect(await leftovers(disk)).toBe(0)
@@ -387,8 +379,7 @@ test("fuzzed: killed at any refusal write, with a failed write, only whole refus
           watch(await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: disk })).open(YNote, "d"))
         }
         await run(60_000)
-        const reader = await (await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r" })).open(YNote, "d")
-        await run(1000)
+        const reader = await readerOf(YNote, { rt, net, run })
         const text = reader.crdt.body.toString()
         expect(markers.filter((m) => !text.includes(m) && !refusedFull.has(m))).toEqual([])
         for (const p of pastes) expect([p.slice(0, 4), text.split(p).length - 1]).toEqual([p.slice(0, 4), text.includes(p) ? 1 : 0])

@@ -200,8 +200,8 @@ export class ReplicaFields {
         if (hole.remade) continue
         // What needs this one was refused with it too, whichever writer made it (a reopen makes
         // a new one): its clocks (a tombstone, not the content) join the hole's.
-        const t = Array.isArray(hole.clocks) ? f.tombstone?.(p.args) : undefined
-        if (t !== undefined) (hole.clocks as unknown[]).push(t)
+        const t = f.tombstone?.(p.args)
+        if (t !== undefined) hole.clocks.push(t)
         if (isObject(p.args) && this.#resent.has(p.args)) {
           const q: QueuedChange = { key: this.#nextQueueKey++, field, update: p.args }
           this.#queue.push(q)
@@ -289,18 +289,16 @@ export class ReplicaFields {
 const isObject = (x: unknown): x is object => typeof x === "object" && x !== null
 
 /** A refused local change whose tombstone is out, until everything sent before the tombstone is answered. */
-interface Hole {
+type Hole = {
   readonly field: string
-  /**
-   * What `dependsOn` reads: the tombstone (the refused change's clocks, without its content)
-   * and the changes refused for needing it, in a list; or what a remake covered.
-   */
-  readonly clocks: unknown
   /** The tombstone's command (a remade hole's first remade change): undefined until submitted, null if it could not be. */
   tombstone: PendingCommand | null | undefined
-  /** What came after the refused change was made again (`remake`): what needed it is not sent again. */
-  readonly remade: boolean
-}
+} & (
+  /** What `dependsOn` reads: the tombstone (the refused change's clocks, without its content) and the tombstones of the changes refused for needing it. */
+  | { readonly remade: false; readonly clocks: unknown[] }
+  /** What came after the refused change was made again (`remake`), and `clocks` is what it covered: what needed it is not sent again. */
+  | { readonly remade: true; readonly clocks: unknown }
+)
 
 /** The tombstone's clientSeq: what was sent before it needed it (Infinity while it waits to go, -1 if it never will). */
 const seqOf = (h: Hole): number => (h.tombstone === undefined ? Infinity : h.tombstone === null ? -1 : h.tombstone.clientSeq)

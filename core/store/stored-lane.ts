@@ -41,7 +41,7 @@ export class StoredLane<T> implements DocLane<T> {
   /** Commands whose outbox write failed: the next outbox write stores them first. */
   #unstored: PendingCommand[] = []
   /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
-  #unwritten: { entries: Entry[]; settled: number[]; queued?: QueuedChange[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [] }
+  #unwritten: { entries: Entry[]; settled: number[]; queued: QueuedChange[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [], queued: [] }
   /**
    * Confirmations whose outbox removal is not stored yet: the app is told once it is, so a
    * command it was told about is never back in the outbox after a restart (a read-only app,
@@ -116,8 +116,10 @@ export class StoredLane<T> implements DocLane<T> {
         this.#unstored = []
         // A waiting change this write sends needs no queue record: one a failed write left
         // unwritten is not written after it (it would bring the change back after a restart).
-        const sent = new Set(batch.map((p) => p.dequeued))
-        if (this.#unwritten.queued?.some((q) => sent.has(q.key))) this.#unwritten.queued = this.#unwritten.queued.filter((q) => !sent.has(q.key))
+        if (this.#unwritten.queued.length > 0) {
+          const sent = new Set(batch.map((p) => p.dequeued))
+          this.#unwritten.queued = this.#unwritten.queued.filter((q) => !sent.has(q.key))
+        }
         next = this.#nextAfter(batch)
         if (batch.length === 0) return Promise.resolve()
         return this.store.appendOutbox(host.docId, this.#meta(this.#confirmed, next), batch.map(recordOf))
@@ -149,13 +151,13 @@ export class StoredLane<T> implements DocLane<T> {
       // queued behind one that then fails must carry it), so the stored log has no hole.
       () => {
         const carried = this.#unwritten
-        this.#unwritten = { entries: [], settled: [] }
+        this.#unwritten = { entries: [], settled: [], queued: [] }
         if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
         if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
         // What replaces removed commands is stored with their removal: the replacing commands,
         // and, when this write removes commands (its own or a failed write's), any outbox a
         // failed write left unstored (first, as in `outbox`), which may be what replaces them.
-        queued = [...(carried.queued ?? []), ...(replacing?.queued ?? [])]
+        queued = [...carried.queued, ...(replacing?.queued ?? [])]
         if (replacing !== undefined || carried.settled.length > 0) {
           commands = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...(replacing?.commands ?? [])]
           this.#unstored = []
@@ -196,7 +198,7 @@ export class StoredLane<T> implements DocLane<T> {
         this.#unwritten = {
           entries: [...applied, ...this.#unwritten.entries],
           settled: [...removed, ...this.#unwritten.settled],
-          queued: [...queued, ...(this.#unwritten.queued ?? [])],
+          queued: [...queued, ...this.#unwritten.queued],
           ...(base !== undefined ? { snapshot: base } : {}),
         }
         if (commands.length > 0) this.#unstored = [...commands, ...this.#unstored]
@@ -214,10 +216,9 @@ export class StoredLane<T> implements DocLane<T> {
         // Entries an earlier failed write left out are inside this state (or of a timeline it
         // replaces). Their outbox removals go with it, unless what replaces refused commands
         // is unwritten too: then they wait for the write that carries it (a confirm's retry).
-        const replacementsUnwritten = this.#unstored.length > 0 || (this.#unwritten.queued?.length ?? 0) > 0
+        const replacementsUnwritten = this.#unstored.length > 0 || this.#unwritten.queued.length > 0
         settledBefore = replacementsUnwritten ? [] : this.#unwritten.settled
-        const { queued } = this.#unwritten
-        this.#unwritten = { entries: [], settled: replacementsUnwritten ? this.#unwritten.settled : [], ...(queued !== undefined ? { queued } : {}) }
+        this.#unwritten = { entries: [], settled: replacementsUnwritten ? this.#unwritten.settled : [], queued: this.#unwritten.queued }
         return this.store.confirm(this.host.docId, {
           meta: this.#meta(seq, this.#next),
           entries: [],

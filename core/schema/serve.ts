@@ -26,6 +26,7 @@ import type { JournaledState } from "../journal.js"
 import { decodeArgs, makeContext, runApply, type CompiledCommand, type Machine } from "../machine.js"
 import { asOne, decodeCmd, encodeCmds, settleCmds } from "./commands.js"
 import { canonError } from "../errors.js"
+import { MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
 import { AS, BATCH, MIGRATE, historyOf, isReserved, type Cmd, type MachineHistory } from "./registry.js"
 
 /** A version change in a document's log. */
@@ -170,8 +171,8 @@ export const applyMigration = <S>(host: JournaledState<S>, docId: string, h: Mac
  * Entries converted for a session at version `t`: each entry of epoch version `ve` goes up or
  * down to `t` (several commands as one `$batch`, none as an empty `$batch`); markers pass as
  * they are (replicas treat them as nothing). Stops at the first entry that has no downcast,
- * or whose downcast's arguments take more than `maxArgsBytes` (it could not be sent): that
- * seq is the barrier. An entry whose upcast fails (an app newer than its hub) is shown as
+ * or whose downcast's arguments take more than `maxArgsBytes` or nest deeper than a command
+ * may (it could not be sent, or not be stored): that seq is the barrier. An entry whose upcast fails (an app newer than its hub) is shown as
  * nothing, as an entry its own version cannot read.
  */
 export const entriesForVersion = (
@@ -232,6 +233,10 @@ const convertEntry = (h: MachineHistory, e: Entry, from: number, to: number, max
   if (conv.length === 0) return noop
   try {
     const one = asOne(encodeCmds(h.at(to), conv))
+    // The bounds of a command as sent (doc-authority.ts `bound`) hold for what a reader is
+    // shown: a migration may nest or grow what a client sent just under them, and a reader
+    // could not store an entry over them (it would fail on it at every catch-up).
+    if (depthExceeds(one.args, MAX_ARGS_DEPTH)) return undefined
     if (maxArgsBytes !== Infinity && encodeCanonical(one.args).length > maxArgsBytes) return undefined
     return { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: one.name, args: one.args }
   } catch {

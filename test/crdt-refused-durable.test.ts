@@ -305,11 +305,23 @@ test("a process killed between two answers of one refusal: the changes answered 
   net.drop("w")
   const disk = await dying.revived()
   const again = await (await CanonClient.open({ transport: net.transport("w2"), runtime: rt, storage: disk })).open(YNote, "d")
+  // The restored commands have no receipts: the app hears how each settled from its events.
+  const restored = again.pending.map((p) => p.clientSeq)
+  const told = new Map<number, string[]>()
+  const tell = (how: string) => (e: { clientSeq: number }) => told.set(e.clientSeq, [...(told.get(e.clientSeq) ?? []), how])
+  again.on("confirmed", tell("confirmed"))
+  again.on("rejected", tell("rejected"))
+  again.on("resent", tell("resent"))
   await run(5000)
   const reader = await readerOf(YNote, { rt, net, run })
   expect(reader.crdt.body.toString()).toBe(`${"t".repeat(300)}${"a".repeat(20_000)}`)
   expect(again.crdt.body.toString()).toBe(reader.crdt.body.toString())
   expect(await leftovers(disk)).toBe(0)
+  // Each restored command was told once; those refused only for needing the paste, as resent (nothing lost).
+  expect(restored.length).toBeGreaterThan(0)
+  expect(restored.filter((cs) => told.get(cs)?.length !== 1)).toEqual([])
+  expect(restored.some((cs) => told.get(cs)![0] === "resent")).toBe(true)
+  expect(restored.filter((cs) => told.get(cs)![0] === "rejected")).toEqual([])
 }, 60_000)
 
 /**

@@ -26,7 +26,7 @@ const world = (entries: Entry[], ledger: Partial<Ledger>, extra: Partial<WorldVi
   }
   return {
     docs: [doc],
-    ledger: { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [], ...ledger },
+    ledger: { submitted: new Map(), confirmed: new Map(), rejected: new Map(), resent: new Map(), errors: [], desyncs: [], ...ledger },
     hostile: undefined,
     replicaIds: new Set(["c1"]),
     incarnations: [],
@@ -75,6 +75,18 @@ test("a command applied twice, lost, or never settled is reported", () => {
   expect(checkWorld(lost).some((f) => f.startsWith("acknowledged:") && f.includes("nothing"))).toBe(true)
   const stuck = world([], { submitted: new Map([submitted(1, "note", { text: "a" }, { proc: proc(true), settled: false, persisted: false })]) })
   expect(checkWorld(stuck)).toEqual([expect.stringMatching(/^outbox: .* still running, and never settled/)])
+})
+
+test("a stored command the app heard nothing of is reported; one told resent is settled, unless it is in the log", () => {
+  const unheard = world([], { submitted: new Map([submitted(1, "note", { text: "a" })]) })
+  expect(checkWorld(unheard)).toEqual([expect.stringMatching(/^outbox: .* reached the outbox but was neither confirmed nor rejected/)])
+  const resent = new Map([[ledgerKey(DOC, "c1", 1), "crdt-missing-deps"]])
+  expect(checkWorld(world([], { submitted: new Map([submitted(1, "note", { text: "a" })]), resent }))).toEqual([])
+  const logged = world([entry(1, "c1", 1, "note", { text: "a" })], { submitted: new Map([submitted(1, "note", { text: "a" })]), confirmed: new Map([[ledgerKey(DOC, "c1", 1), 1]]), resent })
+  expect(checkWorld(logged)).toEqual([
+    expect.stringMatching(/^exactly-once: .* both confirmed and told resent/),
+    expect.stringMatching(/^outbox: .* in the log at seq 1 but the app was told it was resent/),
+  ])
 })
 
 test("a deterministic document that desynced, and a failed write nobody heard of, are reported", () => {

@@ -21,7 +21,7 @@ interface World {
 }
 
 const world = (): World => {
-  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [] }
+  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), resent: new Map(), errors: [], desyncs: [] }
   const edits: TextLedger = { edits: [], inserts: new Map() }
   let seq = 0
   return {

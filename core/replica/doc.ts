@@ -60,16 +60,23 @@ export interface Receipt extends Promise<Confirmation> {
 }
 
 /** The events `Doc.on` takes: every key of DocEvents, checked by the compiler (none missing, none extra). */
-const DOC_EVENTS: { readonly [K in keyof DocEvents<unknown>]: 1 } = { change: 1, rejected: 1, confirmed: 1, desync: 1, synced: 1, rewound: 1, error: 1, snapshot: 1, presence: 1, closed: 1, updateRequired: 1 }
+const DOC_EVENTS: { readonly [K in keyof DocEvents<unknown>]: 1 } = { change: 1, rejected: 1, confirmed: 1, resent: 1, desync: 1, synced: 1, rewound: 1, error: 1, snapshot: 1, presence: 1, closed: 1, updateRequired: 1 }
 
 export interface DocEvents<S> {
   change: (state: S) => void
   /**
-   * A command of this replica was refused (also for commands recovered after a restart). Not
-   * for a CRDT field's merge refused only for needing one refused before it, when what it
-   * carries is sent or made again (core/crdt/README.md, "Only what the hub refused is lost").
+   * A command of this replica was refused (also for commands recovered after a restart): what
+   * it carried is lost. Every command that leaves the outbox is told once: `confirmed`,
+   * `rejected` or `resent`.
    */
   rejected: (event: { readonly clientSeq: number; readonly command: string; readonly rejection: Rejection }) => void
+  /**
+   * A command of this replica was refused, but what it carried goes again in other commands:
+   * nothing is lost. A CRDT field's merge refused only for needing one refused before it
+   * (core/crdt/README.md, "Only what the hub refused is lost"); the commands that carry it
+   * are told in turn.
+   */
+  resent: (event: { readonly clientSeq: number; readonly command: string; readonly rejection: Rejection }) => void
   /** A command of this replica was confirmed. */
   confirmed: (event: { readonly clientSeq: number; readonly command: string; readonly seq: number; readonly upperBound?: true }) => void
   /** The confirmed state's hash differs from the authority's checkpoint; a resync follows. */
@@ -913,7 +920,7 @@ export class Doc<M extends Machine<any, any>> {
     // fields from the authority's state (pending merges are merged again on top); what
     // was refused only for needing it goes again (ReplicaFields.refused).
     // Merges refused only for needing a refused one, whose content goes again: their receipts
-    // reject, but the app is not told of a loss that did not happen.
+    // reject, but the app is told `resent`, not of a loss that did not happen.
     const covered = new Set<PendingCommand>()
     const crdt = this.#crdt
     let merges = false
@@ -936,7 +943,8 @@ export class Doc<M extends Machine<any, any>> {
       const d = this.#deferreds.get(p!)
       this.#deferreds.delete(p!)
       d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))
-      if (!covered.has(p!)) this.#emit("rejected", { clientSeq, command, rejection })
+      if (covered.has(p!)) this.#emit("resent", { clientSeq, command, rejection })
+      else this.#emit("rejected", { clientSeq, command, rejection })
     }
     this.#settleReached()
     this.#handleDesync(r.desync)

@@ -64,6 +64,8 @@ export interface Ledger {
   readonly confirmed: Map<string, number>
   /** Rejections the app saw, with their code. */
   readonly rejected: Map<string, string>
+  /** Refusals the app was told left nothing lost (`resent`: what the command carried goes again), with their code. */
+  readonly resent: Map<string, string>
   /** Failures noticed while running. */
   readonly errors: string[]
   readonly desyncs: Array<{ readonly replica: string; readonly docId: string; readonly seq: number }>
@@ -142,7 +144,7 @@ export const checkWorld = (w: WorldView): string[] => {
   const unreadable = new Set(w.docs.filter((d) => typeof d.entries === "string").map((d) => d.docId))
   const judged = (key: string) => !unreadable.has(key.slice(0, key.indexOf("|")))
 
-  const { submitted, confirmed, rejected } = w.ledger
+  const { submitted, confirmed, rejected, resent } = w.ledger
   const describe = (e: Entry | undefined) => (e === undefined ? "nothing" : `${e.clientId}:${e.clientSeq} ${e.name}`)
 
   // Versioned documents: the epoch of each entry, and the commands kept in the outbox of a
@@ -182,6 +184,7 @@ export const checkWorld = (w: WorldView): string[] => {
       fail(`acknowledged: ${key} was confirmed at seq ${seq} as ${sameCommand(s, e)} but the entry there is ${e.name} ${argsKey(e.args)}`)
     }
     if (rejected.has(key)) fail(`exactly-once: ${key} was both confirmed and rejected`)
+    if (resent.has(key)) fail(`exactly-once: ${key} was both confirmed and told resent`)
   }
 
   // Every command settled, and the app heard of it.
@@ -199,7 +202,8 @@ export const checkWorld = (w: WorldView): string[] => {
     if (isKept && (wasConfirmed || wasRejected)) fail(`outbox: ${key} (${s.name}) is still in ${s.replica}'s outbox but the app was told it was ${wasConfirmed ? "confirmed" : "rejected"}`)
     if (inLog && !wasConfirmed && !isKept) fail(`outbox: ${key} (${s.name}) is in the log but the app was never told it was confirmed`)
     if (inLog && wasRejected) fail(`outbox: ${key} (${s.name}) is in the log at seq ${e.seq} but the app was told it was rejected (${rejected.get(key)})`)
-    if (s.persisted && !inLog && !wasRejected && !isKept) fail(`outbox: ${key} (${s.name}) reached the outbox but was neither confirmed nor rejected`)
+    if (inLog && resent.has(key)) fail(`outbox: ${key} (${s.name}) is in the log at seq ${e.seq} but the app was told it was resent`)
+    if (s.persisted && !inLog && !wasRejected && !resent.has(key) && !isKept) fail(`outbox: ${key} (${s.name}) reached the outbox but was neither confirmed nor rejected`)
     if (s.proc.alive && !s.settled && !isKept) fail(`outbox: ${key} (${s.name}) was submitted by ${s.replica}, still running, and never settled (persisted: ${s.persisted})`)
   }
   // Nothing is in the log under a replica's id that the replica did not submit.

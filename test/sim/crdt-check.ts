@@ -42,7 +42,7 @@ export const checkText = (v: TextView): string[] => {
   }
   const text = reference.text
 
-  const { confirmed, rejected, submitted } = v.ledger
+  const { confirmed, rejected, resent, submitted } = v.ledger
   // The ledger holds the newest command under a key: one lost unstored had its number reused.
   const carried = (e: TextEdit) => e.carrier !== undefined && submitted.get(e.carrier.key) === e.carrier.entry
   const acked = (e: TextEdit) => carried(e) && confirmed.has(e.carrier!.key)
@@ -50,7 +50,7 @@ export const checkText = (v: TextView): string[] => {
     if (e.carrier === undefined) return "never submitted"
     const { key, entry } = e.carrier
     if (!carried(e)) return `${key} lost unstored, its number reused`
-    return confirmed.has(key) ? `${key} confirmed at seq ${confirmed.get(key)}` : rejected.has(key) ? `${key} rejected (${rejected.get(key)})` : `${key} never settled${entry.persisted ? " (stored)" : ""}`
+    return confirmed.has(key) ? `${key} confirmed at seq ${confirmed.get(key)}` : rejected.has(key) ? `${key} rejected (${rejected.get(key)})` : resent.has(key) ? `${key} resent (${resent.get(key)}), its carrier after not followed` : `${key} never settled${entry.persisted ? " (stored)" : ""}`
   }
 
   // Only markers, each once, each inserted by someone.

@@ -134,7 +134,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "a rejected command leaves the outbox and the app is never told",
     patches: [{
       file: DOC,
-      anchor: "d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))\n      if (!covered.has(p!)) this.#emit(\"rejected\", { clientSeq, command, rejection })",
+      anchor: "d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))\n      if (covered.has(p!)) this.#emit(\"resent\", { clientSeq, command, rejection })\n      else this.#emit(\"rejected\", { clientSeq, command, rejection })",
       replacement: "void CommandRejected",
     }],
   },

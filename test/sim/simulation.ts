@@ -324,7 +324,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0 } : {}),
     ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
   }
-  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), errors: [], desyncs: [], updateRequired: [] }
+  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), resent: new Map(), errors: [], desyncs: [], updateRequired: [] }
   const failed = new Set<string>()
   const fail = (s: string) => {
     if (failed.has(s)) return
@@ -612,6 +612,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           ledger.confirmed.set(k, e.seq)
         })
         doc.on("rejected", (e) => { ledger.rejected.set(key(e.clientSeq), e.rejection.code) })
+        doc.on("resent", (e) => { ledger.resent.set(key(e.clientSeq), e.rejection.code) })
         doc.on("snapshot", (s) => {
           stats.installs!++
           if (s.received === s.size) resyncing.delete(`${r.name}/${spec.docId}`)

@@ -111,6 +111,7 @@ export class Devtools {
       doc.subscribe(() => this.changed()),
       doc.on("confirmed", ({ clientSeq, command, seq }) => this.event(`#${clientSeq} ${command} confirmed at seq ${seq}`)),
       doc.on("rejected", ({ clientSeq, command, rejection }) => this.event(`#${clientSeq} ${command} rejected: ${rejection.message}`, "bad")),
+      doc.on("resent", ({ clientSeq, command }) => this.event(`#${clientSeq} ${command} refused for needing a refused change; what it carried goes again`)),
       doc.on("desync", () => this.event("checkpoint hash differs: resyncing from the hub", "bad")),
       doc.on("updateRequired", ({ seq }) => this.event(`update required: the hub's entry at seq ${seq} has no form for v${doc.machine.version}; read-only, ${doc.pendingCount} pending kept`, "bad")),
       doc.on("snapshot", ({ seq, received, size }) => {

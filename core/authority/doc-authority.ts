@@ -293,7 +293,6 @@ export class DocAuthority<S = unknown> {
       snapshotAtLeast: (seq) => self.snapshotAtLeast(seq),
       useSnapshot: (seq) => self.snapshotter.use(seq),
       readChunk: (seq, i) => self.snapshotter.readChunk(seq, i),
-      chunkBytes: () => self.snapshotter.chunkBytes,
       entries: (after, limit) => store.entries(docId, after, limit),
       entriesMessages: (entries, cps, compact, elide) => self.entriesMessages(entries, cps, compact, elide),
       version: () => machine.version,

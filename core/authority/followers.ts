@@ -104,7 +104,6 @@ export interface FollowedDoc {
   /** Marks the snapshot `seq` as read by a stream until the returned function is called. */
   useSnapshot(seq: number): () => void
   readChunk(seq: number, index: number): Promise<Uint8Array>
-  chunkBytes(): number
   entries(afterSeq: number, limit: number): Promise<Entry[]>
   /**
    * Entries as messages under the size limit; `compact` for protocol 2 (arguments in their
@@ -796,7 +795,7 @@ export class Followers {
   /** Streams a seq-0 state held in memory (never stored), then catches up. */
   private sendStart(f: Follower, start: { readonly bytes: Uint8Array; readonly hash: string }): void {
     const meta: SnapshotMeta = { seq: 0, hash: start.hash, size: start.bytes.length, chunks: 1, lastTime: 0 }
-    this.send(f, meta, Math.max(1, start.bytes.length), async () => start.bytes, () => {})
+    this.send(f, meta, async () => start.bytes, () => {})
   }
 
   /** Streams a snapshot at or after the follower's needs, then catches up from its seq. */
@@ -831,7 +830,7 @@ export class Followers {
     if (asked) this.paced(startedAt)
     if (f.closed) return
     f.wantsState = false
-    this.send(f, meta, this.doc.chunkBytes(), (seq, i) => this.doc.readChunk(seq, i), this.doc.useSnapshot(meta.seq))
+    this.send(f, meta, (seq, i) => this.doc.readChunk(seq, i), this.doc.useSnapshot(meta.seq))
   }
 
   /**
@@ -865,9 +864,9 @@ export class Followers {
   }
 
   /** Sends the snapshot `meta` (its chunks read by `read`), then catches up from its seq. */
-  private send(f: Follower, meta: SnapshotMeta, chunkBytes: number, read: ChunkReader, release: () => void): void {
+  private send(f: Follower, meta: SnapshotMeta, read: ChunkReader, release: () => void): void {
     const sender = new SnapshotSender(
-      this.doc.docId, meta, chunkBytes, read, f.conn, this.options.snapshotWindow,
+      this.doc.docId, meta, read, f.conn, this.options.snapshotWindow,
       // Every chunk goes through the follower's limits, whatever the replica acknowledged.
       () => this.canSend(f),
       // Stopped (the follower left): the stored snapshot is no longer read by it.

@@ -7,12 +7,20 @@
  * skips to it. Acknowledgements are the replica's word only: every chunk also waits for
  * `mayPush`, the follower's backpressure limits on what the connection really holds unread
  * (followers.ts), so a peer acknowledging bytes it never read gets the stream paused (and,
- * past the hard limit, closed) like any slow reader; `resume` continues it once drained. Stored chunks come through a cache shared by every stream of the document, so
- * a join storm reads each chunk from storage about once.
+ * past the hard limit, closed) like any slow reader; `resume` continues it once drained.
+ * Stored chunks come through a cache shared by every stream of the document, so a join storm
+ * reads each chunk from storage about once.
+ *
+ * A stored chunk is found by the size the snapshot was written with (its chunk 0's length),
+ * not the hub's setting today: a hub restarted with another `chunkBytes`, or a snapshot
+ * written by `canon compact`, must stream the same bytes. Only the meta's chunks are read
+ * (a write cut at the same seq may have left more), and every step sends bytes or fails:
+ * a chunk shorter than its place is `storage-corrupt`, never a loop.
  */
 import type { Connection } from "../ports/transport.js"
 import type { ServerMessage } from "../protocol/messages.js"
 import type { SnapshotMeta } from "../store/snapshot-store.js"
+import { canonError } from "../errors.js"
 
 /** Largest chunk on the wire. */
 export const WIRE_CHUNK = 64 << 10
@@ -27,12 +35,12 @@ export class SnapshotSender {
   private pumping = false
   private finished = false
   private stopped = false
+  /** Bytes per stored chunk as written (every one but the last has this size), once read. */
+  private storedChunk: number | undefined
 
   constructor(
     private readonly docId: string,
     readonly meta: SnapshotMeta,
-    /** Bytes per stored chunk (every stored chunk but the last has this size). */
-    private readonly storedChunk: number,
     private readonly read: ChunkReader,
     private readonly conn: Connection<ServerMessage>,
     private readonly window: number,
@@ -93,10 +101,13 @@ export class SnapshotSender {
   private async run(): Promise<void> {
     const size = this.meta.size
     while (!this.stopped && this.offset < size && this.offset - this.acked < this.window) {
-      const index = Math.floor(this.offset / this.storedChunk)
+      const stored = (this.storedChunk ??= this.meta.chunks <= 1 ? size : (await this.read(this.meta.seq, 0)).length)
+      const index = Math.floor(this.offset / Math.max(1, stored))
+      if (index >= this.meta.chunks) throw this.corrupt(`${this.meta.chunks} chunks of ${stored} bytes hold fewer than its ${size} bytes`)
       const chunk = await this.read(this.meta.seq, index)
       if (this.stopped) return
-      const base = index * this.storedChunk
+      const base = index * stored
+      if (this.offset >= base + chunk.length) throw this.corrupt(`chunk ${index} holds ${chunk.length} bytes, not ${stored}`)
       // Send what of this stored chunk the window allows, in wire-sized pieces.
       while (this.offset < base + chunk.length && this.offset - this.acked < this.window) {
         if (!this.mayPush()) return
@@ -111,5 +122,9 @@ export class SnapshotSender {
       this.conn.send({ type: "snapshot-end", docId: this.docId, snapshotId: this.meta.seq })
       this.onDone()
     }
+  }
+
+  private corrupt(what: string): Error {
+    return canonError("storage-corrupt", `The stored snapshot of "${this.docId}" at seq ${this.meta.seq} cannot be streamed: ${what}.`)
   }
 }

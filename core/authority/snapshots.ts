@@ -84,10 +84,6 @@ export class Snapshotter {
     this.policy = { ...DEFAULTS, ...policy }
   }
 
-  get chunkBytes(): number {
-    return this.policy.chunkBytes
-  }
-
   /** Bytes of log to keep behind `meta` when compacting (Infinity: do not compact). */
   tailBytesBehind(meta: SnapshotMeta): number {
     const tail = this.policy.tailBytes
@@ -141,7 +137,8 @@ export class Snapshotter {
     let chunks = 0
     let written = 0
     const ready: Uint8Array[] = []
-    // Stored chunks are exactly `size` bytes (but the last), so a byte offset names its chunk.
+    // Stored chunks are exactly `size` bytes (but the last), so a byte offset names its chunk
+    // (by chunk 0's length: this setting may differ when it is read, snapshot-sender.ts).
     let pending = new Uint8Array(0)
     const cut = (last: boolean): void => {
       let o = 0

@@ -97,3 +97,43 @@ test("another client's ask does not wait for a client in debt", async () => {
   expect(begin).toBeDefined()
   expect(w.rt.now() - at).toBeLessThan(1_000)
 })
+
+test("a follower whose asked-for state waits its turn keeps getting live entries meanwhile, then the state, then every later entry once", async () => {
+  // Asked-for states are at least 1 s apart per document: b asks 100 ms after a, and waits
+  // about 900 ms. It used to be held off live entries from its ask (the hub's followers.ts
+  // parked it at once), so a writer on b's connection saw no confirmation for that long.
+  const w = hubWorld()
+  const [writerPeer, a, b] = [await w.peer(), await w.peer(), await w.peer()]
+  for (const p of [writerPeer, a, b]) w.subscribe(p, "d")
+  await w.run(50)
+  const write = writer(writerPeer)
+  for (let i = 0; i < 5; i++) write("d")
+  await w.run(100)
+  const from = b.received.length
+  // Every 50 ms a write; a asks at 0, b at 100 ms.
+  const arrivals: number[] = []
+  let seen = from
+  for (let t = 0; t < 2000; t += 50) {
+    if (t === 0) a.send({ type: "fetch-state", docId: "d" })
+    if (t === 100) b.send({ type: "fetch-state", docId: "d" })
+    write("d")
+    await w.run(50)
+    ackAll(a, 0)
+    ackAll(b, seen)
+    if (b.received.slice(seen).some((m) => m.type === "entries")) arrivals.push(w.rt.now())
+    seen = b.received.length
+  }
+  await w.run(500)
+  const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]!)
+  expect(Math.max(...gaps)).toBeLessThanOrEqual(100)
+  // b got its state, and from there every entry once, in order, up to the head.
+  const after = b.received.slice(from)
+  const begin = after.findIndex((m) => m.type === "snapshot-begin")
+  expect(begin).toBeGreaterThan(0)
+  const snapshotSeq = (after[begin] as { seq: number }).seq
+  const live = after.slice(0, begin).flatMap((m) => (m.type === "entries" ? m.entries.map((e) => e.seq) : []))
+  const later = after.slice(begin).flatMap((m) => (m.type === "entries" ? m.entries.map((e) => e.seq) : []))
+  expect(Math.max(...live)).toBeLessThanOrEqual(snapshotSeq)
+  const head = (await w.hub.doc("d", Todo)).headSeq
+  expect(later).toEqual(Array.from({ length: head - snapshotSeq }, (_, i) => snapshotSeq + 1 + i))
+})

@@ -295,12 +295,15 @@ export class Followers {
 
   // ---- state transfer ----
 
-  /** The follower desynced: give it the whole state (a snapshot stream), then the log. */
+  /**
+   * The follower desynced: give it the whole state (a snapshot stream), then the log. It stays
+   * live until its snapshot is made (`stream`): an asked-for state may have to wait its turn
+   * (`mustWait`), and its entries meanwhile are what a writer's receipts confirm from.
+   */
   wantState(conn: Connection<ServerMessage>): boolean {
     const f = this.all.get(conn)
     if (f === undefined) return false
     f.wantsState = true
-    f.live = false
     this.catchUp(f)
     return true
   }
@@ -800,7 +803,6 @@ export class Followers {
 
   /** Streams a snapshot at or after the follower's needs, then catches up from its seq. */
   private async stream(f: Follower): Promise<void> {
-    f.live = false
     // A desynced or ahead replica needs the state as it is now (replaying the log would
     // repeat a desync's cause); others the newest stored one.
     const latest = this.doc.latestSnapshot()
@@ -820,11 +822,17 @@ export class Followers {
         })
         return
       }
+      f.live = false
       f.wantsState = false
       return this.sendStart(f, zero)
     }
     const asked = f.wantsState && (latest === undefined || latest.seq < this.doc.committed())
+    // Waiting its turn, a live follower stays live.
     if (asked && this.mustWait(f)) return
+    // Off live entries from here, in the tick the snapshot's least seq is read: whatever it was
+    // sent live is at or below the snapshot, so the catch-up from the snapshot's seq sends
+    // every later entry once, and none it had (no rewind for the replica).
+    f.live = false
     const startedAt = this.doc.runtime.now()
     const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : floor) : latest
     if (asked) this.paced(startedAt)

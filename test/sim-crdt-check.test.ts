@@ -14,7 +14,7 @@ interface World {
   readonly ledger: Ledger
   readonly edits: TextLedger
   /** A merge command by `replica` carrying `edits`; confirmed, rejected or neither. */
-  command(replica: string, clientSeq: number, edits: TextEdit[], outcome: "confirmed" | "rejected" | "lost" | "stored"): Carrier
+  command(replica: string, clientSeq: number, edits: TextEdit[], outcome: "confirmed" | "rejected" | "lost" | "stored" | "resent", code?: string): Carrier
   insert(replica: string, marker: string): TextEdit
   remove(replica: string, ...markers: string[]): TextEdit
   view(...texts: string[]): TextView
@@ -27,12 +27,13 @@ const world = (): World => {
   return {
     ledger,
     edits,
-    command(replica, clientSeq, carried, outcome) {
+    command(replica, clientSeq, carried, outcome, code = "invalid-args") {
       const key = ledgerKey("text", `c-${replica}`, clientSeq)
-      const entry: Submitted = { docId: "text", clientId: `c-${replica}`, clientSeq, name: "$crdt.text", replica, proc, argsKey: "x", persisted: outcome !== "lost", settled: outcome === "confirmed" || outcome === "rejected" }
+      const entry: Submitted = { docId: "text", clientId: `c-${replica}`, clientSeq, name: "$crdt.text", replica, proc, argsKey: "x", persisted: outcome !== "lost", settled: outcome !== "lost" && outcome !== "stored" }
       ledger.submitted.set(key, entry)
       if (outcome === "confirmed") ledger.confirmed.set(key, ++seq)
-      if (outcome === "rejected") ledger.rejected.set(key, "invalid-args")
+      if (outcome === "rejected") ledger.rejected.set(key, code)
+      if (outcome === "resent") ledger.resent.set(key, code)
       const carrier = { key, entry }
       for (const e of carried) e.carrier = carrier
       return carrier
@@ -49,7 +50,7 @@ const world = (): World => {
       return e
     },
     view(...texts) {
-      return { docId: "text", texts: texts.map((text, i) => ({ who: i === 0 ? "the hub" : `r${i - 1}`, text })), edits, ledger }
+      return { docId: "text", field: "text", texts: texts.map((text, i) => ({ who: i === 0 ? "the hub" : `r${i - 1}`, text })), edits, ledger }
     },
   }
 }
@@ -118,6 +119,25 @@ test("an insert stored in the outbox but rejected or never settled is a loss; on
     "crdt: text: r0's insert ⟨r0:2⟩ was stored in its outbox but never acknowledged (text|c-r0:2 never settled (stored))",
   ])
   expect(checkText(w.view("⟨r0:4⟩⟨r0:3⟩"))).toContain("crdt: text: ⟨r0:3⟩ is in the text but its insert was never acknowledged (text|c-r0:3 lost unstored, its number reused)")
+})
+
+test("an insert the hub refused for what it carries may be missing; one told resent must be followed to its new command, but in an Automerge field", () => {
+  const w = world()
+  w.command("r0", 1, [w.insert("r0", "⟨r0:1⟩")], "rejected", "command-too-large")
+  w.command("r0", 2, [w.insert("r0", "⟨r0:2⟩")], "resent")
+  w.command("r0", 3, [w.insert("r0", "⟨r0:3⟩")], "confirmed")
+  // The Yjs field: the typists move what a resent command carried to the one sending it again.
+  expect(checkText(w.view("⟨r0:3⟩"))).toEqual([
+    "crdt: text: r0's insert ⟨r0:2⟩ was stored in its outbox but never acknowledged (text|c-r0:2 resent (invalid-args), its carrier after not followed)",
+  ])
+  expect(checkText(w.view("⟨r0:2⟩⟨r0:3⟩"))).toEqual([
+    "crdt: text: ⟨r0:2⟩ is in the text but its insert was never acknowledged (text|c-r0:2 resent (invalid-args), its carrier after not followed)",
+  ])
+  // An Automerge field: a remake carries it, not followed; either way.
+  expect(checkText({ ...w.view("⟨r0:3⟩"), field: "am" })).toEqual([])
+  expect(checkText({ ...w.view("⟨r0:2⟩⟨r0:3⟩"), field: "am" })).toEqual([])
+  // The refused paste must not be in the text.
+  expect(checkText({ ...w.view("⟨r0:1⟩⟨r0:3⟩"), field: "am" })).toEqual([expect.stringContaining("⟨r0:1⟩ is in the text but its insert was never acknowledged")])
 })
 
 test("a text that cannot be read is a failure", () => {

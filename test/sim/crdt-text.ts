@@ -13,6 +13,14 @@
  * document (an observer: arguments and receipt pass through untouched) and hands the edits of
  * the field made since its last merge submit to the command it sees.
  *
+ * After a refusal the library submits other commands in the refused ones' place
+ * (core/crdt/replica.ts `refused`), through the same `submit`. A Yjs change refused only for
+ * needing a refused one goes again as the same bytes, at once, from a queue, or from the outbox
+ * after a restart: the edits it carried move to the command that carries it now. A tombstone or
+ * an Automerge remake (submitted inside `refused`) takes none of the edits not yet sent. What a
+ * remake carries is not followed: the checker lets an edit whose command was told `resent` in
+ * an Automerge field land or not.
+ *
  * Determinism: a Y.Doc draws its clientID and an Automerge field its actor from crypto, and
  * Automerge stamps each change with Date.now(). Before the first local edit on each field
  * object (a reload makes a new one) the typist gives it a fresh clientID or actor from the
@@ -22,6 +30,7 @@
 import * as A from "@automerge/automerge"
 import type * as Y from "yjs"
 import type { Doc, Receipt } from "../../core/index.js"
+import { hashBytes } from "../../core/hash.js"
 import { crdtCommandName } from "../../core/crdt/fields.js"
 import type { AutomergeTextHandle } from "../../adapters/automerge/index.js"
 import type { Rng } from "./workload.js"
@@ -57,6 +66,19 @@ const automergeText: TextAccess = {
 /** The text fields of SimText (machines.ts) and how each is typed into. */
 export const TEXT_FIELDS: Readonly<Record<string, TextAccess>> = { text: yjsText, am: automergeText }
 const AUTOMERGE = new Set(["am"])
+/** Whether this runs inside the library's handling of a refusal (core/crdt/replica.ts `refused`). */
+const insideRefused = (): boolean => {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 16
+  try {
+    return new Error().stack?.includes(".refused ") === true
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
+/** Whether a text field is Automerge's (what a remake carries is not followed there). */
+export const isAutomergeField = (field: string): boolean => AUTOMERGE.has(field)
 
 /** A marker: `⟨r2:17⟩`, or a pasted one carrying tens of KiB, `⟨r2:18:xxxx...⟩`. */
 export const MARKER = /⟨r\d+:\d+(?::[a-z]+)?⟩/g
@@ -103,6 +125,8 @@ export class Typists {
   private readonly seeded = new WeakSet<object>()
   private readonly usedIds = new Set<number>()
   private readonly counters = new Map<string, number>()
+  /** Per document, merge command and change bytes: the edits that change carries (across restarts: the outbox holds the bytes). */
+  private readonly carriedBy = new Map<string, TextEdit[]>()
 
   constructor(private readonly rng: Rng, private readonly now: () => number) {}
 
@@ -119,7 +143,13 @@ export class Typists {
         const list = lists.get(name)
         if (list !== undefined) {
           const carrier = record(name, args, receipt)
-          for (const e of list.splice(0)) e.carrier = carrier
+          const key = args instanceof Uint8Array ? `${doc.docId}|${name}|${hashBytes(args)}` : undefined
+          const before = key === undefined ? undefined : this.carriedBy.get(key)
+          // The same change again (after a refusal): what it carried goes with it. A tombstone
+          // or a remake, made while a refusal is handled, carries none of the unsent edits.
+          const edits = before ?? (insideRefused() ? [] : list.splice(0))
+          for (const e of edits) e.carrier = carrier
+          if (key !== undefined) this.carriedBy.set(key, edits)
         }
         return receipt
       },

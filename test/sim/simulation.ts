@@ -220,6 +220,7 @@ export const DEFAULTS = {
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
 const SNAPSHOT_POLICY = { minLogBytes: 2 << 10, logRatio: 0.5, tailBytes: 1 << 10, chunkBytes: 4 << 10 }
+const SNAPSHOT_CHUNK_SIZES = [1 << 10, 4 << 10, 16 << 10]
 
 type Range = { readonly min: number; readonly max: number }
 const V1: Range = { min: 1, max: 1 }
@@ -448,10 +449,13 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       // the first two make the hub reload documents from storage all the time.
       const keep = rng()
       const idleDocuments = keep < 0.4 ? { count: 0 } : keep < 0.7 ? { count: 1, ms: 1_000 } : {}
+      // Each hub process its own chunk size (an operator changing it across restarts): snapshots
+      // stored by the one before are streamed as they were written.
+      const chunkBytes = SNAPSHOT_CHUNK_SIZES[Math.floor(rng() * SNAPSHOT_CHUNK_SIZES.length)]!
       hub = new Hub({
         machines: hubMachines(),
         protocol,
-        ...(o.snapshots ? { snapshots: SNAPSHOT_POLICY, snapshotLagEntries: SNAPSHOT_LAG } : {}),
+        ...(o.snapshots ? { snapshots: { ...SNAPSHOT_POLICY, chunkBytes }, snapshotLagEntries: SNAPSHOT_LAG } : {}),
         storage: hubProc.storage,
         runtime: hubProc.runtime,
         checkpointEvery: o.checkpointEvery,
@@ -1229,7 +1233,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           { who: "a fresh replica", text: readText(field, () => crdt(joined.get(textSpec.docId)!)) },
           ...followers.map((r) => ({ who: r.name, text: readText(field, () => crdt(r.docs.get(textSpec.docId)!)) })),
         ]
-        textFailures.push(...checkText({ docId: `${textSpec.docId}.${field}`, texts, edits, ledger }))
+        textFailures.push(...checkText({ docId: `${textSpec.docId}.${field}`, field, texts, edits, ledger }))
         const hubText = hubTexts.get(field)
         digestParts.push(hubText)
         const tag = field === "text" ? "" : `:${field}`

@@ -3,7 +3,8 @@
  * stopped up to its horizon, reading nothing below that (in LevelDB, reading from the log's
  * first key walks the deletion marker of every entry compacted before); a compaction cut by
  * a crash is finished by the next one; a horizon stored as a bare number (before the record
- * said how far its deletes went) is swept once from the start.
+ * said how far its deletes went) is swept once from the start. dropOrphans leaves no chunk of
+ * a cut write, even under a complete snapshot's seq.
  */
 import { MemoryStorage } from "../adapters/memory/index.js"
 import type { BatchOp, BatchOptions, KVStore, RangeOptions } from "../core/ports/storage.js"
@@ -101,4 +102,23 @@ test("compactions of one document asked for at once run one after the other, and
   expect(counts).toEqual([2500, 0, 300])
   expect(await store.horizon(DOC)).toBe(2800)
   expect(await kept(spy)).toEqual(seqs(2801, 3000))
+})
+
+test("dropOrphans deletes a cut write's chunks: those of a seq with no meta, and those past a complete snapshot's own at the same seq", async () => {
+  const kv = new MemoryStorage()
+  const store = new SnapshotStore(kv, false)
+  const chunkCount = async (seq: number) => (await kv.range({ gte: K.authChunksOf(DOC, seq), lt: K.prefixEnd(K.authChunksOf(DOC, seq)) })).length
+  const fill = (n: number, byte: number) => Array.from({ length: n }, () => new Uint8Array(1024).fill(byte))
+  // Seq 10: a write in six 1 KiB chunks cut before its meta, then a whole one in two 4 KiB chunks.
+  await store.putChunks(DOC, 10, 0, fill(6, 0xee))
+  await store.putChunks(DOC, 10, 0, [new Uint8Array(4096).fill(1), new Uint8Array(100).fill(2)])
+  await store.putMeta(DOC, { seq: 10, hash: "h10", size: 4196, chunks: 2, lastTime: 0 })
+  // Seq 20: only a cut write. Seq 30: complete, nothing past it.
+  await store.putChunks(DOC, 20, 0, fill(3, 0xee))
+  await store.putChunks(DOC, 30, 0, fill(2, 3))
+  await store.putMeta(DOC, { seq: 30, hash: "h30", size: 2048, chunks: 2, lastTime: 0 })
+  expect(await store.dropOrphans(DOC)).toBe(2)
+  expect([await chunkCount(10), await chunkCount(20), await chunkCount(30)]).toEqual([2, 0, 2])
+  expect((await store.chunk(DOC, 10, 1)).length).toBe(100)
+  expect(await store.dropOrphans(DOC)).toBe(0)
 })

@@ -84,18 +84,24 @@ export class SnapshotStore {
     await this.dropChunks(docId, seq)
   }
 
-  private async dropChunks(docId: string, seq: number): Promise<void> {
+  /** Deletes the chunks of the snapshot at seq from index `from` on. */
+  private async dropChunks(docId: string, seq: number, from = 0): Promise<void> {
     const prefix = K.authChunksOf(docId, seq)
+    const gte = from === 0 ? prefix : K.authChunk(docId, seq, from)
     for (;;) {
-      const rows = await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix), limit: 64 })
+      const rows = await this.kv.range({ gte, lt: K.prefixEnd(prefix), limit: 64 })
       if (rows.length === 0) return
       await this.kv.batch(rows.map(([key]) => ({ type: "del" as const, key })))
     }
   }
 
-  /** Deletes chunks that belong to no complete snapshot (a write cut by a crash). */
+  /**
+   * Deletes chunks that belong to no complete snapshot (a write cut by a crash), and those past
+   * a complete snapshot's own (a cut write at the same seq, in more chunks of another size,
+   * that the complete one did not overwrite). Returns how many seqs it tidied.
+   */
   async dropOrphans(docId: string): Promise<number> {
-    const complete = new Set((await this.metas(docId)).map((m) => m.seq))
+    const complete = new Map((await this.metas(docId)).map((m) => [m.seq, m.chunks]))
     const prefix = K.authChunkPrefix(docId)
     let from = prefix
     let dropped = 0
@@ -103,8 +109,10 @@ export class SnapshotStore {
       const [row] = await this.kv.range({ gte: from, lt: K.prefixEnd(prefix), limit: 1 })
       if (row === undefined) return dropped
       const seq = K.seqFromKey(row[0].subarray(0, prefix.length + 8))
-      if (!complete.has(seq)) {
-        await this.dropChunks(docId, seq)
+      const chunks = complete.get(seq)
+      const past = chunks === undefined ? [] : await this.kv.range({ gte: K.authChunk(docId, seq, chunks), lt: K.prefixEnd(K.authChunksOf(docId, seq)), limit: 1 })
+      if (chunks === undefined || past.length > 0) {
+        await this.dropChunks(docId, seq, chunks ?? 0)
         dropped++
       }
       from = K.prefixEnd(K.authChunksOf(docId, seq))

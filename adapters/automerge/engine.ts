@@ -33,6 +33,7 @@ import * as Schema from "effect/Schema"
 import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.js"
 import { hashBytes } from "../../core/hash.js"
 import { hexOf } from "../../core/bytes.js"
+import { limited } from "../../core/crdt/engine.js"
 import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
 import { coveredBy, remakeWithout } from "./remake.js"
@@ -240,17 +241,22 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     if (update.length > MAX_CHANGES) return crdtRejection("crdt-too-large", `The update has ${update.length} changes; at most ${MAX_CHANGES}.`)
     let total = 0
     for (const c of update as Uint8Array[]) total += c.length
-    if (total > this.maxUpdateBytes) return crdtRejection("crdt-too-large", `The Automerge update has ${total} bytes; a field accepts at most ${this.maxUpdateBytes}.`)
+    // This field's update limits say what it accepts from now on, not what the authority ordered
+    // (`trusted`, unless `local`), perhaps under larger ones: refusing that would drop
+    // acknowledged changes. The field's state bounds (in its kind: every peer has them) hold.
+    if (total > this.maxUpdateBytes && limited(options)) return crdtRejection("crdt-too-large", `The Automerge update has ${total} bytes; a field accepts at most ${this.maxUpdateBytes}.`)
     // Bound the decoded work before decoding: RLE columns make a 135-byte change 100,000 ops.
+    const maxOps = options.trusted ? Math.max(this.maxOps, this.bounds.ops) : this.maxOps
     let ops = 0
     for (const c of update as Uint8Array[]) {
-      const m = measureChunk(c, { maxOps: this.maxOps - ops, maxInflatedBytes: 0 })
+      const m = measureChunk(c, { maxOps: maxOps - ops, maxInflatedBytes: 0 })
       if (!m.ok) return m.tooLarge
-        ? crdtRejection("crdt-too-large", `The Automerge update decodes to more than ${this.maxOps} ops; a field accepts at most that many.`)
+        ? crdtRejection("crdt-too-large", `The Automerge update decodes to more than ${maxOps} ops; a field accepts at most that many.`)
         : crdtRejection("crdt-invalid", `A change is not an uncompressed Automerge change (${m.message}).`)
       if (m.type !== CHUNK_CHANGE || m.changes !== 1) return crdtRejection("crdt-invalid", "A change is not one uncompressed Automerge change chunk.")
       ops += m.ops
     }
+    if (ops > this.maxOps && limited(options)) return crdtRejection("crdt-too-large", `The Automerge update decodes to more than ${this.maxOps} ops; a field accepts at most that many.`)
     const meta: A.DecodedChange[] = []
     for (const c of update as Uint8Array[]) {
       try {

@@ -30,6 +30,7 @@ import * as Y from "yjs"
 import * as Schema from "effect/Schema"
 import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.js"
 import { hashBytes } from "../../core/hash.js"
+import { limited } from "../../core/crdt/engine.js"
 import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
@@ -109,7 +110,10 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
 
   validate(update: unknown, options: ValidateOptions): ValidateResult {
     if (!isBytes(update)) return crdtRejection("crdt-invalid", "A Yjs update must be bytes.")
-    if (update.length > this.maxUpdateBytes) return crdtRejection("crdt-too-large", `The Yjs update has ${update.length} bytes; a field accepts at most ${this.maxUpdateBytes}.`)
+    // This field's limits say what it accepts from now on, not what the authority ordered
+    // (`trusted`, unless `local`), perhaps under larger ones: refusing that would drop
+    // acknowledged changes, or leave this replica's field unlike every other.
+    if (update.length > this.maxUpdateBytes && limited(options)) return crdtRejection("crdt-too-large", `The Yjs update has ${update.length} bytes; a field accepts at most ${this.maxUpdateBytes}.`)
     const seen = { deleteRanges: 0 }
     const structs = countV1Structs(update, MAX_UPDATE_STRUCTS, seen)
     if (typeof structs === "string") return crdtRejection("crdt-invalid", structs)
@@ -118,8 +122,8 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // at load: the document could no longer be opened). At most: the update's structs, one
     // split of an existing struct for each (an insert inside an item), two for each deleted range.
     const after = structCount(this.doc) + 2 * structs + 2 * seen.deleteRanges
-    if (after > this.maxStructs) {
-      return crdtRejection("crdt-too-large", `The Yjs field would hold up to ${after} structs, more than a field may (${this.maxStructs}; its snapshots could not be loaded); split the data over more fields or documents.`)
+    if (after > MAX_FIELD_STRUCTS || (after > this.maxStructs && limited(options))) {
+      return crdtRejection("crdt-too-large", `The Yjs field would hold up to ${after} structs, more than a field may (${Math.min(MAX_FIELD_STRUCTS, limited(options) ? this.maxStructs : MAX_FIELD_STRUCTS)}); split the data over more fields or documents.`)
     }
     let decoded: { structs: Struct[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
     try {
@@ -238,8 +242,9 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
 export interface YFieldOptions extends CrdtLimits {
   /**
    * Most structs the field may hold: an update that could take it past is refused
-   * (`crdt-too-large`), and a stored state past it is not loaded. Default and most
-   * MAX_FIELD_STRUCTS (2^22); a lower one on the hub and the replicas keeps fields smaller.
+   * (`crdt-too-large`). Default and most MAX_FIELD_STRUCTS (2^22); a lower one on the hub and
+   * the replicas keeps fields smaller. What is stored or logged under a higher one still loads
+   * (a state past MAX_FIELD_STRUCTS does not).
    */
   readonly maxStructs?: number
 }
@@ -303,8 +308,10 @@ export const yjsEngine = <H extends Y.AbstractType<any>>(kind: YKind, options: Y
       }
       const doc = newDoc(kind)
       // Snapshots come from the authority's own encoding (verified by hash), hence V2; a
-      // hostile hub's too (a hash only says the bytes are the ones it meant): counted first.
-      checkFieldState(v[1], maxStructs)
+      // hostile hub's too (a hash only says the bytes are the ones it meant): counted first,
+      // against the bound of what loads safely (a lower `maxStructs` is what the field accepts
+      // from now on: a state stored under a higher one still loads).
+      checkFieldState(v[1], MAX_FIELD_STRUCTS)
       try {
         Y.applyUpdateV2(doc, v[1], CANON)
         // An older hub's snapshot may hold structs Yjs could not integrate: they are in no hash.

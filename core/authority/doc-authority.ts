@@ -442,14 +442,22 @@ export class DocAuthority<S = unknown> {
     // Bytes of log since the newest snapshot: the snapshot policy goes on counting from them
     // (a document unloaded and loaded again between writes would otherwise never snapshot).
     const logSince = { bytes: 0 }
+    // A logged entry the machine refuses on replay was accepted by another build of it (its
+    // logic changed without a version): the state differs from what was acknowledged. Told once.
+    let refused: { readonly seq: number; readonly rejection: Rejection; count: number } | undefined
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at), logSince)
       if (entries.length === 0) break
       for (const e of entries) {
-        if (history === undefined) applyLogged(host, docId, machine, e)
-        else epoch = replayEntry(host, docId, history, epoch, e)
+        if (history === undefined) {
+          const r = applyLogged(host, docId, machine, e)
+          if (r !== undefined) refused === undefined ? (refused = { seq: e.seq, rejection: r, count: 1 }) : refused.count++
+        } else epoch = replayEntry(host, docId, history, epoch, e)
         at = e.seq
       }
+    }
+    if (refused !== undefined) {
+      hooks.onReport?.({ docId, code: "replay-refused", message: boundedMessage(`Replaying "${docId}", ${refused.count} logged entr${refused.count === 1 ? "y was" : "ies were"} refused by "${machine.name}" v${machine.version}, the first at seq ${refused.seq} (${refused.rejection.code}: ${refused.rejection.message}): the machine no longer applies what it accepted; its state differs from what was acknowledged.`) })
     }
     if (at !== head.seq) {
       throw new CanonError({ code: "storage-corrupt", message: `Document "${docId}" has head ${head.seq} but its log ends at ${at}.` })

@@ -53,9 +53,19 @@ export const DEFAULT_MAX_UPDATE_BYTES = 256 << 10
 export interface ValidateOptions {
   /** The Canon clientId that sent the update. */
   readonly clientId: string
-  /** Ordered by the authority already (a log replay, a replica's incoming entry). */
+  /**
+   * Ordered by the authority already (a log replay, a replica's incoming entry), or this
+   * replica's own: the field's limits on what it accepts (update size, `maxStructs`) judge it
+   * only if `local` says it is a change made here, since an ordered one was accepted perhaps
+   * under larger limits; the bounds of what loads safely always do.
+   */
   readonly trusted: boolean
+  /** With `trusted`: asked only when a limit would refuse it, whether it is a change made here (not ordered yet). */
+  readonly local?: () => boolean
 }
+
+/** Whether the field's limits on what it accepts judge this update (see ValidateOptions). */
+export const limited = (options: ValidateOptions): boolean => !options.trusted || options.local?.() === true
 
 /** An update that passed `validate` against the field as it was then. Opaque to the core. */
 export interface ValidatedUpdate {

@@ -59,6 +59,11 @@ export class CrdtFields {
   private readonly local = new Set<(field: string, update: unknown) => void>()
   private readonly refusedMerges = new Set<(field: string, rejection: Rejection, args: unknown) => void>()
   private readonly unsubscribe = new Map<string, () => void>()
+  /**
+   * Whether a merge is a change made here, not ordered yet (a replica's own pending merge,
+   * set by core/crdt/replica.ts): the field's limits judge it, as the hub's `check` will.
+   */
+  isLocal: ((args: unknown) => boolean) | undefined
 
   constructor(readonly decls: CrdtDecls, encoded?: unknown) {
     this.names = Object.keys(decls).sort()
@@ -162,7 +167,7 @@ export class CrdtFields {
     if (pre !== undefined && pre.args === args) {
       update = pre.update
     } else {
-      const r = f.validate(args, { clientId, trusted: true })
+      const r = f.validate(args, { clientId, trusted: true, local: () => this.isLocal?.(args) === true })
       if (!r.ok) {
         for (const fn of this.refusedMerges) fn(field, r.rejection, args)
         return r.rejection

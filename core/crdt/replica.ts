@@ -60,6 +60,7 @@ export class ReplicaFields {
   constructor(replica: FieldsReplica) {
     this.#replica = replica
     this.#fields = fieldsOf(replica.machine.crdt!, replica.host)
+    this.#fields.isLocal = (args) => replica.pending.some((p) => p.args === args)
     this.#fields.onRefusedMerge((field, rejection, args) => {
       const m = /^(crdt-[a-z-]+): ([^]*)$/.exec(rejection.message)
       // The replica runs its own pending merges through the same check as the hub's entries.

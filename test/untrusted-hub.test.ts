@@ -325,6 +325,23 @@ describe("the authority serves only what is durable, and says what it finds (ite
     expect(w.events).toContainEqual(expect.objectContaining({ type: "doc-report", code: "checkpoint-mismatch", docId: DOC }))
   })
 
+  test("log entries the machine refuses on replay (its logic changed without a version) are reported once on load", async () => {
+    const w = world()
+    const hub = w.start()
+    const c = raw(w, "c", "c-1")
+    await w.rt.run({ forMs: 50 })
+    c.submit([1, 2, 3].map((n) => ({ clientSeq: n, name: "note", args: { text: `t${n}` } })))
+    await w.rt.run({ forMs: 50 })
+    await hub.close()
+    // The same name, version and fingerprint, but "note" now refuses what it took.
+    const Stricter = defineMachine({ ...Todo, commands: { ...Todo.commands, note: { args: Todo.commands.note.args, apply: (_s: unknown, _a: unknown, ctx: { reject(r: string): never }) => ctx.reject("Notes are closed.") } } })
+    const again = new Hub({ machines: [Stricter], storage: w.storage, runtime: w.rt, onEvent: (e) => w.events.push(e) })
+    await again.doc(DOC, Stricter)
+    const reports = w.events.filter((e) => e.type === "doc-report" && e.code === "replay-refused")
+    expect(reports).toEqual([expect.objectContaining({ docId: DOC, message: expect.stringContaining("3 logged entries were refused") })])
+    expect((reports[0] as { message: string }).message).toMatch(/first at seq 1 \(rejected: Notes are closed\.\)/)
+  })
+
   test("a document written by a newer version of its machine is not loaded by an older one", async () => {
     const w = world()
     const Todo2 = defineMachine({ ...Todo, version: 2 })

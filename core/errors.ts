@@ -52,6 +52,7 @@ export type CanonErrorCode =
   | "storage-corrupt"
   | "storage-too-new"
   | "storage-in-use" // another open client holds the storage (KVStore.claim): one client per storage
+  | "client-id-changed" // opened as another clientId than the storage's, with commands not yet sent numbered as it
   | "machine-mismatch"
   | "invalid-doc-id" // one the wire cannot carry: empty, too long, not well-formed (core/limits.ts docIdProblem)
   | "protocol-error"

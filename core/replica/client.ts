@@ -71,6 +71,8 @@ export interface ClientOptions extends DocOptions {
    * the hub by a secret made with it and kept in `storage`. Without storage every run makes
    * a new secret: a hub with an `authenticate` hook takes it as the same user's new device;
    * a hub without one refuses the clientId on the second run (let Canon make ids instead).
+   * Another id than the storage's is refused (`client-id-changed`) while the storage holds
+   * changes not yet sent: they are numbered as the stored id.
    */
   readonly clientId?: string
   readonly backoff?: BackoffOptions

@@ -116,6 +116,9 @@ export const replicaMeta = (docId: string) => key((k) => { k.byte(R); k.byte(0x6
 export const replicaSnapshot = (docId: string) => key((k) => { k.byte(R); k.byte(0x73); k.string(docId) })
 export const replicaEntryPrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x65); k.string(docId) })
 export const replicaEntry = (docId: string, seq: number) => key((k) => { k.byte(R); k.byte(0x65); k.string(docId); seq8(k, seq) })
+/** Every document's outbox, and every document's queue (a range over all of either). */
+export const replicaOutboxAll = key((k) => { k.byte(R); k.byte(0x6f) })
+export const replicaQueueAll = key((k) => { k.byte(R); k.byte(0x71) })
 export const replicaOutboxPrefix = (docId: string) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId) })
 export const replicaProvisional = (docId: string) => key((k) => { k.byte(R); k.byte(0x76); k.string(docId) })
 export const replicaOutbox = (docId: string, clientSeq: number) => key((k) => { k.byte(R); k.byte(0x6f); k.string(docId); seq8(k, clientSeq) })

@@ -22,6 +22,7 @@ import {
 } from "./records.js"
 import { ensureReplicaFormat } from "./format.js"
 import { encodeCanonical } from "../canonical.js"
+import { canonError } from "../errors.js"
 import type { LaneHost, QueuedChange } from "../replica/doc-lane.js"
 import { StoredLane, type StoredLaneInit } from "./stored-lane.js"
 import type { Machine } from "../machine.js"
@@ -97,6 +98,11 @@ export class ReplicaStore {
     const release = (await storage.claim?.()) ?? (() => {})
     try {
       const storedId = await this.clientId()
+      // Commands are numbered per clientId: sent as another, those the hub already applied
+      // would be new commands to it, and applied again.
+      if (clientId !== undefined && storedId !== undefined && clientId !== storedId && (await this.holdsUnsent())) {
+        throw canonError("client-id-changed", `This storage holds changes not yet sent, numbered as client "${storedId}"; opened as "${clientId}", the hub would take them as new and apply any it already has a second time. Open it as "${storedId}" (or without clientId) until they are sent, then as "${clientId}".`)
+      }
       const id = clientId ?? storedId ?? newClientId(runtime)
       let secret = storedId === id ? await this.secret() : undefined
       if (secret === undefined) {
@@ -125,6 +131,14 @@ export class ReplicaStore {
     return (this.#ready ??= ensureReplicaFormat(this.kv).then(() => {
       this.#opened = true
     }))
+  }
+
+  /** Whether any document's outbox or queue holds a change. */
+  private async holdsUnsent(): Promise<boolean> {
+    for (const prefix of [K.replicaOutboxAll, K.replicaQueueAll]) {
+      if ((await this.kv.range({ gte: prefix, lt: K.prefixEnd(prefix), limit: 1 })).length > 0) return true
+    }
+    return false
   }
 
   async clientId(): Promise<string | undefined> {

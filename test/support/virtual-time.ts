@@ -23,7 +23,8 @@ export const settleWithTurns = async (rt: VirtualRuntime, ms: number): Promise<v
 /** Awaits `p` while virtual time runs (bounded: 10 s of virtual time). */
 export const running = async <T>(rt: VirtualRuntime, p: Promise<T>): Promise<T> => {
   let done = false
-  void p.finally(() => { done = true })
+  // Not `finally`: its promise rejects with `p`, unhandled.
+  p.then(() => { done = true }, () => { done = true })
   for (let t = 0; t < 10_000 && !done; t += 10) await rt.run({ forMs: 10 })
   return p
 }

@@ -634,6 +634,15 @@ export class Doc<M extends Machine<any, any>> {
     const batch: PendingCommand[] = []
     for (let inFlight = i; i < pending.length && inFlight < this.#sendWindow; i++, inFlight++) {
       const p = pending[i]!
+      // What `submit` refuses is never sent: one stored by a run that allowed larger commands
+      // could be over a frame, which ends the connection at every try. Refused here, as the
+      // hub would (the number it leaves is taken back: `sequence-reset`).
+      const argsBytes = sizeOf(p) - 16 - p.name.length * 3
+      if (argsBytes > this.#maxCommandBytes) {
+        if (batch.length > 0) break
+        const message = `The arguments of "${p.name}" take ${argsBytes} bytes; at most ${this.#maxCommandBytes} fit in a command (it was stored by a run that allowed more). Keep large blobs out of commands.`
+        return this.#integrate([], new Set([p.clientSeq]), new Map([[p.clientSeq, { code: "command-too-large", message }]]))
+      }
       // Not stored yet: it and those after it wait (sent, they would be a hole after a crash).
       if (!p.persisted || (inFlight > 0 && bytes + sizeOf(p) > SEND_WINDOW_BYTES)) break
       bytes += sizeOf(p)

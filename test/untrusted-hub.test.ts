@@ -168,6 +168,43 @@ describe("durable client identity (items 6, 7, 9)", () => {
     expect(r.seq).toBe(2)
   })
 
+  test("a hub that gains an authenticate hook binds each device it knew as anonymous to the user signing in on it; another user with the id is still refused", async () => {
+    // Auth turned on for a running deployment: every client was recorded as "anonymous", and
+    // was refused for good ("belongs to another user") though its secret matched.
+    const storage = new MemoryStorage()
+    const open = world({ storage })
+    const hub1 = open.start()
+    const before = raw(open, "ann", "ann-device-1")
+    await open.rt.run({ forMs: 50 })
+    before.submit([{ clientSeq: 1, name: "note", args: { text: "before auth" } }])
+    await open.rt.run({ forMs: 50 })
+    expect(before.outcomes()).toContainEqual({ clientSeq: 1, seq: 1 })
+    await hub1.close()
+    const secured = world({ authenticate: true, storage })
+    const hub2 = secured.start()
+    // The same device (its secret), ann signed in on it.
+    const device = raw(secured, "ann", "ann-device-1", { credentials: "ann" })
+    await secured.rt.run({ forMs: 50 })
+    expect(device.refused()).toBeUndefined()
+    device.submit([{ clientSeq: 2, name: "note", args: { text: "after auth" } }], 1)
+    await secured.rt.run({ forMs: 50 })
+    expect(device.outcomes()).toContainEqual({ clientSeq: 2, seq: 2 })
+    // Bound to ann from now on: bob is refused the id, even with the device's secret.
+    const bob = raw(secured, "bob", "ann-device-1", { credentials: "bob" })
+    await secured.rt.run({ forMs: 50 })
+    expect(bob.refused()).toMatchObject({ code: "unauthorized", message: expect.stringContaining("belongs to another user") })
+    // The hook taken away again: the hub has no users to tell apart, and the device proves itself.
+    await hub2.close()
+    const plain = world({ storage })
+    plain.start()
+    const back = raw(plain, "ann", "ann-device-1")
+    await plain.rt.run({ forMs: 50 })
+    expect(back.refused()).toBeUndefined()
+    back.submit([{ clientSeq: 3, name: "note", args: { text: "hook gone" } }], 2)
+    await plain.rt.run({ forMs: 50 })
+    expect(back.outcomes()).toContainEqual({ clientSeq: 3, seq: 3 })
+  })
+
   test("without an authenticate hook, a fixed clientId without storage is refused on its second run, never answered with old outcomes", async () => {
     const w = world()
     w.start()

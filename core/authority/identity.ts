@@ -13,7 +13,8 @@
  * has no such window; a hub that crashes before storing the hash simply registers it again.
  *
  * With an `authenticate` hook the binding clientId -> principal is what matters, and it is
- * durable too: a clientId belongs to the first principal that used it, forever. The same
+ * durable too: a clientId belongs to the first principal that used it, forever (one recorded
+ * before the hub had a hook, as anonymous, is bound to the first user signed in on that device). The same
  * principal may use its clientId from a new device (a new secret): that is a new
  * *incarnation*, recorded so the document's exactly-once table can tell a retry of the old
  * device from a new command of the new one (see client-table.ts).
@@ -21,6 +22,7 @@
 import type { AuthorityStore } from "../store/authority-store.js"
 import type { Identity } from "../store/records.js"
 import { sha256Hex } from "../sha256.js"
+import { ANONYMOUS } from "./auth.js"
 
 /** Secrets are random strings the client made; anything shorter is not worth checking. */
 export const MIN_SECRET_CHARS = 16
@@ -100,10 +102,23 @@ export class IdentityRegistry {
       return { ok: true, incarnation: 1 }
     }
     this.remember(clientId, known)
-    if (known.principal !== principal) {
-      return { ok: false, message: `Client id ${clientId} belongs to another user; a client id cannot be shared. Let Canon make a new one (omit \`clientId\`).` }
-    }
     const match = known.incarnations.find((i) => i.secretHash === hash)
+    if (known.principal !== principal) {
+      // The device itself (its secret matches) after the hub's authentication changed: a hook
+      // added to a hub that recorded everyone as anonymous binds the id to the user now signed
+      // in on it; a hub without a hook has no users to tell apart. Else the id is another user's.
+      const sameDevice = match !== undefined && (!principals || known.principal === ANONYMOUS.id)
+      if (!sameDevice) {
+        return { ok: false, message: `Client id ${clientId} belongs to another user; a client id cannot be shared. Let Canon make a new one (omit \`clientId\`).` }
+      }
+      if (principals) {
+        if (this.closed) return SHUTTING_DOWN
+        const bound: Identity = { principal, incarnations: known.incarnations }
+        await this.store.putIdentity(clientId, bound)
+        this.remember(clientId, bound)
+      }
+      return { ok: true, incarnation: match.incarnation }
+    }
     if (match !== undefined) return { ok: true, incarnation: match.incarnation }
     if (!principals) {
       return { ok: false, message: `Client id ${clientId} is registered to another device (its secret does not match). A client that lost its storage must use a new client id: omit \`clientId\` and Canon makes one.` }

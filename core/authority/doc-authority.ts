@@ -803,9 +803,11 @@ export class DocAuthority<S = unknown> {
   /**
    * Checks a command's size and depth before anything runs: an entry must always fit in a
    * frame (with its clientId, name and seq) and under the decoder's depth limit, or every
-   * subscriber's catch-up would fail on it forever. Returns the canonical bytes of the args.
+   * subscriber's catch-up would fail on it forever. Returns the canonical bytes of the args,
+   * also with a size rejection: a retry of a command logged under a larger bound (a hub
+   * restarted with a lower one) is still known by its hash, and answered as the retry it is.
    */
-  private bound(name: string, args: unknown): { bytes: Uint8Array } | { rejection: Rejection } {
+  private bound(name: string, args: unknown): { readonly bytes: Uint8Array; readonly rejection?: Rejection } | { readonly bytes?: undefined; readonly rejection: Rejection } {
     if (depthExceeds(args, MAX_ARGS_DEPTH)) {
       return { rejection: { code: "command-too-large", message: `The arguments of "${name}" nest deeper than ${MAX_ARGS_DEPTH} levels.` } }
     }
@@ -816,7 +818,7 @@ export class DocAuthority<S = unknown> {
       return { rejection: { code: "invalid-args", message: boundedMessage(`The arguments of "${name}" are not plain data: ${errorText(e)}`) } }
     }
     if (bytes.length > this.maxCommandBytes) {
-      return { rejection: { code: "command-too-large", message: `The arguments of "${name}" take ${bytes.length} bytes; this hub accepts at most ${this.maxCommandBytes}. Keep large blobs out of commands.` } }
+      return { bytes, rejection: { code: "command-too-large", message: `The arguments of "${name}" take ${bytes.length} bytes; this hub accepts at most ${this.maxCommandBytes}. Keep large blobs out of commands.` } }
     }
     return { bytes }
   }
@@ -845,14 +847,15 @@ export class DocAuthority<S = unknown> {
           const args = "args" in expanded ? expanded.args : undefined
           const bounded = "rejection" in expanded ? expanded : this.bound(cmd.name, args)
           // With a history: decoded at the session's version and upcast; hashed in the form it was written in.
-          let accepted = this.history !== undefined && "bytes" in bounded ? acceptCommand(this.machine, version, cmd.name, args) : undefined
+          const sent = "bytes" in bounded ? bounded.bytes : undefined
+          let accepted = this.history !== undefined && bounded.rejection === undefined ? acceptCommand(this.machine, version, cmd.name, args) : undefined
           if (accepted?.ok === true && accepted.log.args !== args) {
             // What is logged is the upcast form, which may be far larger than what was sent: it is bounded too.
             const logged = this.bound(accepted.log.name, accepted.log.args)
-            if ("rejection" in logged) accepted = { ok: false, rejection: { code: logged.rejection.code, message: `Upcast to v${this.machine.version}: ${logged.rejection.message}` }, hashed: accepted.hashed }
+            if (logged.rejection !== undefined) accepted = { ok: false, rejection: { code: logged.rejection.code, message: `Upcast to v${this.machine.version}: ${logged.rejection.message}` }, hashed: accepted.hashed }
           }
           const hashed = accepted?.hashed
-          const hash = "bytes" in bounded ? (hashed === undefined || hashed.name === cmd.name && hashed.args === args ? commandHash(cmd.name, bounded.bytes) : commandHash(hashed.name, formBytes(hashed))) : 0
+          const hash = sent !== undefined ? (hashed === undefined || hashed.name === cmd.name && hashed.args === args ? commandHash(cmd.name, sent) : commandHash(hashed.name, formBytes(hashed))) : 0
           let where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed)
           if (where.kind === "conflict" && hashed !== undefined) {
             // A retry in another version's form (sent before an upgrade, or downcast by a newer client).
@@ -885,7 +888,7 @@ export class DocAuthority<S = unknown> {
           const started = this.crdt !== undefined ? this.elapsed() : 0
           const decodedArgs = refuse !== undefined
             ? { ok: false as const, rejection: refuse }
-            : "rejection" in bounded ? { ok: false as const, rejection: bounded.rejection } : accepted ?? decodeArgs(this.machine, cmd.name, args)
+            : bounded.rejection !== undefined ? { ok: false as const, rejection: bounded.rejection } : accepted ?? decodeArgs(this.machine, cmd.name, args)
           // A CRDT update is checked against its field before it merges (crdt/engine.ts).
           const crdtField = decodedArgs.ok ? decodedArgs.cmd.crdt?.field : undefined
           const crdtRefusal = crdtField !== undefined && decodedArgs.ok ? this.crdt?.check(crdtField, decodedArgs.args, clientId) : undefined
@@ -899,7 +902,7 @@ export class DocAuthority<S = unknown> {
             const time = Math.max(this.lastTime, this.runtime.now())
             // A CRDT update grows its field outside the journal (nothing undoes a merge), by
             // about its own bytes: it is weighed before it merges.
-            const merged = crdtField !== undefined && "bytes" in bounded ? bounded.bytes.length * CRDT_GROWTH_FACTOR : 0
+            const merged = crdtField !== undefined && sent !== undefined ? sent.length * CRDT_GROWTH_FACTOR : 0
             const journal = this.host.begin()
             const writtenBefore = this.host.written
             let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged)

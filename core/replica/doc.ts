@@ -162,6 +162,8 @@ export interface DocInit<S> {
   readonly fetchState?: boolean
   /** CRDT changes waiting to go again (core/crdt/replica.ts), as the store kept them. */
   readonly queued?: ReadonlyArray<QueuedChange>
+  /** Stored changes this build cannot send, taken out of the store: told as `error`s once connected (the app listens by then). */
+  readonly lost?: ReadonlyArray<{ readonly code: string; readonly message: string }>
 }
 
 /** An own command the authority applied at `seq` (at most `seq` when `upperBound`). */
@@ -185,6 +187,8 @@ export class Doc<M extends Machine<any, any>> {
   #updateNeeded: { readonly seq: number; readonly message: string } | undefined
   /** Fetch the authority's state on the next connection (the stored state was migrated from an older version). */
   #fetchStateOnConnect: boolean
+  /** Stored changes lost at open (DocInit.lost), told on the first connect. */
+  #lost: Array<{ readonly code: string; readonly message: string }>
   /**
    * Compat mode (core/schema/compat.ts): the hub runs an older version of the machine than the app.
    * Entries are upcast here, the state a snapshot brings is migrated here, checkpoints (of
@@ -284,6 +288,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#lane = store?.lane(host, { ...init, snapshotEvery: options.snapshotEvery ?? 1000 }) ?? new MemoryLane(host)
     this.#sendWindow = Math.max(1, options.sendWindow ?? SEND_WINDOW)
     this.#fetchStateOnConnect = init.fetchState === true
+    this.#lost = [...(init.lost ?? [])]
     // Restored by the store (core/store/replica-open.ts): only a storage brings an outbox.
     for (const p of init.outbox) this.#rs.push(p)
     this.#crdt = this.#rs.crdt?.connect({
@@ -599,6 +604,7 @@ export class Doc<M extends Machine<any, any>> {
     const sub = this.#subscribeMessage()
     this.#lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
     this.#snapshotFailures = 0
+    for (const e of this.#lost.splice(0)) this.#emit("error", e)
     // A snapshot stream cut by the disconnect: tell the hub how far it got, before
     // subscribing, so a new stream of the same snapshot starts there.
     const r = this.#receiver

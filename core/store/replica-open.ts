@@ -14,6 +14,8 @@ import type { PendingCommand } from "../replica/replica-state.js"
 import * as Result from "effect/Result"
 import { historyOf, newerStoreError } from "../schema/registry.js"
 import type { ReplicaStore } from "./replica-store.js"
+import type { QueuedChange } from "../replica/doc-lane.js"
+import * as K from "./keys.js"
 
 /** A stored snapshot's state: damaged bytes are storage-corrupt, naming the document. */
 const storedState = (docId: string, bytes: Uint8Array): unknown => {
@@ -63,6 +65,7 @@ export const openStoredDoc = async <S>(store: ReplicaStore, docId: string, machi
     throw canonError("storage-corrupt", `Stored document "${docId}" claims seq ${stored.meta.confirmedSeq} but its state reaches ${seq}.`)
   }
   const outbox = upgraded?.outbox ?? stored.outbox
+  const { queued, lost } = await sendableQueue(store, docId, machine, stored.queued)
   return {
     state: host.root,
     confirmedSeq: seq,
@@ -71,6 +74,33 @@ export const openStoredDoc = async <S>(store: ReplicaStore, docId: string, machi
     snapshotSeq: upgraded?.snapshotSeq ?? stored.snapshot?.seq ?? 0,
     outbox: outbox.map((o) => restored(machine, o)),
     fetchState: upgraded !== undefined || stored.provisional,
-    queued: stored.queued,
+    queued,
+    ...(lost.length > 0 ? { lost } : {}),
   }
+}
+
+/**
+ * The stored CRDT changes waiting to go again that this build can send. One whose field it no
+ * longer has (or has as another kind) could never go, and was tried again at every open: its
+ * record is deleted, and the app told (`lost`, an `error` once the document is connected).
+ */
+const sendableQueue = async (store: ReplicaStore, docId: string, machine: Machine<any, any>, stored: ReadonlyArray<QueuedChange>) => {
+  const queued: QueuedChange[] = []
+  const lost: Array<{ readonly code: string; readonly message: string }> = []
+  const gone: QueuedChange[] = []
+  for (const q of stored) {
+    const cmd = machine.compiled.get(`$crdt.${q.field}`)
+    const decoded = cmd?.crdt?.field === q.field ? cmd.decode(q.update) : undefined
+    if (decoded !== undefined && !Result.isFailure(decoded)) {
+      queued.push(q)
+      continue
+    }
+    gone.push(q)
+    lost.push({
+      code: cmd === undefined ? "unknown-command" : "invalid-args",
+      message: `A change to field "${q.field}" of "${docId}" waiting to go again is lost: this build of "${machine.name}" ${cmd === undefined ? "has no such field" : "has it as another kind of field"}.`,
+    })
+  }
+  if (gone.length > 0) await store.kv.batch(gone.map((q) => ({ type: "del" as const, key: K.replicaQueued(docId, q.key) })))
+  return { queued, lost }
 }

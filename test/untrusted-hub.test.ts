@@ -205,6 +205,36 @@ describe("durable client identity (items 6, 7, 9)", () => {
     expect(back.outcomes()).toContainEqual({ clientSeq: 3, seq: 3 })
   })
 
+  test("a guest of a hook whose guests are 'anonymous' cannot take an id recorded before the hook: its device is not the first", async () => {
+    const storage = new MemoryStorage()
+    const open = world({ storage })
+    const hub1 = open.start()
+    const victim = raw(open, "victim", "victim-device")
+    await open.rt.run({ forMs: 50 })
+    expect(victim.refused()).toBeUndefined()
+    await hub1.close()
+    // The hook's guests are the principal "anonymous" (credentials "anonymous" here).
+    const secured = world({ authenticate: true, storage })
+    secured.start()
+    const mallorySecret = "mallory's-own-secret-123"
+    const asGuest = raw(secured, "guest", "victim-device", { credentials: "anonymous", secret: mallorySecret })
+    await secured.rt.run({ forMs: 50 })
+    // The same principal on a new device: a new incarnation (as before).
+    expect(asGuest.refused()).toBeUndefined()
+    // Signed in as herself with that secret, mallory would take the id: refused.
+    const asMallory = raw(secured, "mallory", "victim-device", { credentials: "mallory", secret: mallorySecret })
+    await secured.rt.run({ forMs: 50 })
+    expect(asMallory.refused()).toMatchObject({ code: "unauthorized", message: expect.stringContaining("belongs to another user") })
+    // The device of first contact, signed in, still gets its id.
+    const owner = raw(secured, "ann", "victim-device", { credentials: "ann" })
+    await secured.rt.run({ forMs: 50 })
+    expect(owner.refused()).toBeUndefined()
+    // And now mallory's guest device is no device of ann's.
+    const guestAgain = raw(secured, "guest2", "victim-device", { credentials: "anonymous", secret: mallorySecret })
+    await secured.rt.run({ forMs: 50 })
+    expect(guestAgain.refused()).toMatchObject({ code: "unauthorized" })
+  })
+
   test("without an authenticate hook, a fixed clientId without storage is refused on its second run, never answered with old outcomes", async () => {
     const w = world()
     w.start()

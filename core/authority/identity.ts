@@ -107,13 +107,16 @@ export class IdentityRegistry {
       // The device itself (its secret matches) after the hub's authentication changed: a hook
       // added to a hub that recorded everyone as anonymous binds the id to the user now signed
       // in on it; a hub without a hook has no users to tell apart. Else the id is another user's.
-      const sameDevice = match !== undefined && (!principals || known.principal === ANONYMOUS.id)
+      // Only the device of its first contact: a hub without a hook records no other incarnation,
+      // and one a hook's own "anonymous" principal added (a guest) must not take the id.
+      const sameDevice = match !== undefined && (!principals || (known.principal === ANONYMOUS.id && match.incarnation === 1))
       if (!sameDevice) {
         return { ok: false, message: `Client id ${clientId} belongs to another user; a client id cannot be shared. Let Canon make a new one (omit \`clientId\`).` }
       }
       if (principals) {
         if (this.closed) return SHUTTING_DOWN
-        const bound: Identity = { principal, incarnations: known.incarnations }
+        // The other devices were the anonymous principal's, not this user's.
+        const bound: Identity = { principal, incarnations: [match] }
         await this.store.putIdentity(clientId, bound)
         this.remember(clientId, bound)
       }

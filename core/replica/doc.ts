@@ -29,6 +29,7 @@ import { SnapshotReceiver } from "./snapshot-receiver.js"
 import type { CrdtHandles } from "../crdt/outbox.js"
 import type { ReplicaFields } from "../crdt/replica.js"
 import { commandArgsCodec, type ArgsCodec } from "../protocol/args-codec.js"
+import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/codec-shared.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
 import { AS, BATCH, historyOf, type CompatSession } from "../schema/registry.js"
 import { MemoryLane, type DocLane, type LaneHost, type QueuedChange } from "./doc-lane.js"
@@ -121,6 +122,9 @@ const SEND_WINDOW_BYTES = 4 * SUBMIT_BYTES
  * once for a command restored from the outbox), its name and framing (a compact form is no
  * larger by more than a few bytes, and a submit is kept to half a frame).
  */
+/** Arguments past this never fit in a submit frame (DEFAULT_MAX_FRAME_BYTES, less room for the message around them). */
+const UNSENDABLE_BYTES = DEFAULT_MAX_FRAME_BYTES - (64 << 10)
+
 const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3 + encodeCanonical(p.encoded).length)
 
 interface Deferred {
@@ -640,13 +644,14 @@ export class Doc<M extends Machine<any, any>> {
     const batch: PendingCommand[] = []
     for (let inFlight = i; i < pending.length && inFlight < this.#sendWindow; i++, inFlight++) {
       const p = pending[i]!
-      // What `submit` refuses is never sent: one stored by a run that allowed larger commands
-      // could be over a frame, which ends the connection at every try. Refused here, as the
-      // hub would (the number it leaves is taken back: `sequence-reset`).
+      // A command no frame carries (stored by a run that allowed larger ones) would end the
+      // connection at every try: refused here (the number it leaves is taken back by the hub's
+      // `sequence-gap`). One a frame carries goes, even over today's `maxCommandBytes`: the
+      // last run may have sent it, and only the hub knows whether it applied it.
       const argsBytes = sizeOf(p) - 16 - p.name.length * 3
-      if (argsBytes > this.#maxCommandBytes) {
+      if (argsBytes > UNSENDABLE_BYTES) {
         if (batch.length > 0) break
-        const message = `The arguments of "${p.name}" take ${argsBytes} bytes; at most ${this.#maxCommandBytes} fit in a command (it was stored by a run that allowed more). Keep large blobs out of commands.`
+        const message = `The arguments of "${p.name}" take ${argsBytes} bytes, more than a message to the hub carries (it was stored by a run that allowed larger commands). Keep large blobs out of commands.`
         return this.#integrate([], new Set([p.clientSeq]), new Map([[p.clientSeq, { code: "command-too-large", message }]]))
       }
       // Not stored yet: it and those after it wait (sent, they would be a hole after a crash).

@@ -251,6 +251,10 @@ export class StoredLane<T> implements DocLane<T> {
     let storedNext = from
     this.#enqueue(
       () => {
+        // A removal a failed write left for later names a number a command now takes: it must
+        // not take that command out with it (the moved record overwrites the old one).
+        const taken = new Set(moves.map((m) => m.to))
+        if (this.#unwritten.settled.some((n) => taken.has(n))) this.#unwritten = { ...this.#unwritten, settled: this.#unwritten.settled.filter((n) => !taken.has(n)) }
         storedNext = Math.max(down ? from : this.#next, from, ...persisted.map((m) => m.to + 1))
         return this.store.renumberOutbox(this.host.docId, this.#meta(this.#confirmed, storedNext),
           persisted.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded })))

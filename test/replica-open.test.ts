@@ -3,7 +3,9 @@
  * a build that cannot send it: its field removed, retyped, or no fields at all. Its record was
  * never deleted: tried again at every open with the same `error` (or, with no fields left,
  * dropped without a word and kept on disk forever). Now core/store/replica-open.ts deletes it
- * and the app is told once, when the document connects.
+ * and the app is told once, when the document connects. And a stored merge command of a field
+ * the build lacks applies as nothing: it was run as a merge into the build's first field, and
+ * the app was told of a refused merge into that field.
  */
 import * as Y from "yjs"
 import * as Schema from "effect/Schema"
@@ -57,5 +59,35 @@ test.each(builds)("a queued change of a field, reopened by %s: sent, or told onc
     expect(await records()).toBe(0)
   }
   expect(heard).toEqual([[expected], []])
+  await hub.close()
+})
+
+test("a stored merge of a removed field is rejected unknown-command, and no other field hears of it", async () => {
+  const rt = new VirtualRuntime(5)
+  const disk = new MemoryStorage()
+  const first = await running(rt, CanonClient.open({ transport: offlineTransport, runtime: rt, storage: disk, autoConnect: false }))
+  const d1 = await running(rt, first.open(V1, "n"))
+  ;(d1.crdt.title as unknown as { insert(i: number, s: string): void }).insert(0, "Title")
+  await settleWithTurns(rt, 50)
+  ;(d1.crdt.body as unknown as { insert(i: number, s: string): void }).insert(0, "BODY TEXT")
+  await settleWithTurns(rt, 50)
+  expect(d1.pending.map((p) => p.name)).toEqual(["$crdt.title", "$crdt.body"])
+  await running(rt, first.close())
+
+  const build = defineMachine({ name: "pad", version: 1, initial: () => ({}), crdt: { title: yText() }, commands: {} })
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [build], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const second = await running(rt, CanonClient.open({ transport: net.transport("p"), runtime: rt, storage: disk, autoConnect: false }))
+  const doc = await running(rt, second.open(build, "n"))
+  const told: string[] = []
+  doc.on("error", (e) => told.push(`error ${e.code}: ${e.message}`))
+  doc.on("rejected", (e) => told.push(`rejected ${e.command} ${e.rejection.code}`))
+  doc.on("confirmed", (e) => told.push(`confirmed ${e.command}`))
+  second.connect()
+  await settleWithTurns(rt, 2000)
+  expect(told).toEqual(["confirmed $crdt.title", "rejected $crdt.body unknown-command"])
+  expect(doc.crdt.title.toString()).toBe("Title")
+  await running(rt, second.close())
   await hub.close()
 })

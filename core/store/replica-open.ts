@@ -8,7 +8,7 @@ import { applyLogged } from "../apply.js"
 import { decodeCanonical } from "../canonical.js"
 import { canonError, errorText } from "../errors.js"
 import { JournaledState } from "../journal.js"
-import type { Machine } from "../machine.js"
+import type { CompiledCommand, Machine } from "../machine.js"
 import type { DocInit } from "../replica/doc.js"
 import type { PendingCommand } from "../replica/replica-state.js"
 import * as Result from "effect/Result"
@@ -37,9 +37,21 @@ const restored = (machine: Machine<any, any>, o: { readonly clientSeq: number; r
   const valid = cmd !== undefined && decoded !== undefined && !Result.isFailure(decoded)
   return {
     clientSeq: o.clientSeq, name: o.name, args: valid ? decoded.success : undefined, encoded: o.args,
-    cmd: valid ? cmd : { ...machine.compiled.values().next().value!, apply: () => undefined },
+    cmd: valid ? cmd : nothing(machine),
     journal: undefined, localRejection: undefined, persisted: true,
   }
+}
+
+/**
+ * A command that does nothing, run by this machine's runtime. Not another command's merge: a
+ * stored merge of a field this build lacks was checked as the first field's, and the app told
+ * of a refused merge into that field.
+ */
+const nothing = (machine: Machine<any, any>): CompiledCommand<any> => {
+  const first = machine.compiled.values().next().value!
+  if (first.crdt === undefined) return { ...first, apply: () => undefined }
+  const { field: _field, ...crdt } = first.crdt
+  return { ...first, crdt, apply: () => undefined }
 }
 
 /** The stored document `docId` opened with `machine`, or undefined when nothing is stored. */

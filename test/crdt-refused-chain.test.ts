@@ -35,6 +35,16 @@ const world = (cap: number) => {
   return { rt, net, run }
 }
 
+/** 15,000 characters typed and confirmed, then the writer goes offline. */
+const confirmedThenOffline = async (w: { crdt: { body: { insert(i: number, s: string): void } } }, { net, run }: Pick<ReturnType<typeof world>, "net" | "run">) => {
+  await run(50)
+  w.crdt.body.insert(0, "a".repeat(15_000))
+  await run(500)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+}
+
 test("edits queued offline behind a refused merge still land after the refusal", async () => {
   const { rt, net, run } = world(400_000)
   const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
@@ -213,12 +223,7 @@ test("changes refused one after another cost submits in proportion to their numb
   let submits = 0
   const submit = w.submit.bind(w) as (name: string, args: unknown) => unknown
   Object.defineProperty(w, "submit", { value: (name: string, args: unknown) => (submits++, submit(name, args)) })
-  await run(50)
-  w.crdt.body.insert(0, "a".repeat(15_000))
-  await run(500)
-  net.partition("w")
-  net.drop("w")
-  await run(50)
+  await confirmedThenOffline(w, { net, run })
   for (let i = 0; i < n; i++) {
     w.crdt.body.insert(0, String.fromCharCode(65 + i).repeat(6_000))
     await run(10)
@@ -443,12 +448,7 @@ test("refusals answered in several messages ask for the hub's state once until i
   const client = await CanonClient.open({ transport: counting, runtime: rt, clientId: "w", storage: new MemoryStorage(), sendWindow: 3 })
   const w = await client.open(Note, "d")
   w.on("snapshot", () => (outstanding = false))
-  await run(50)
-  w.crdt.body.insert(0, "a".repeat(15_000))
-  await run(500)
-  net.partition("w")
-  net.drop("w")
-  await run(50)
+  await confirmedThenOffline(w, { net, run })
   for (let i = 0; i < 10; i++) {
     w.crdt.body.insert(0, String.fromCharCode(65 + i).repeat(6_000))
     await run(10)

@@ -47,6 +47,8 @@ const ENCODING = "a1"
 const INITIAL_ACTOR = "00000000000000000000000000000000"
 /** Changes in one update. */
 const MAX_CHANGES = 4096
+
+const tooManyOps = (max: number): ValidateResult => crdtRejection("crdt-too-large", `The Automerge update decodes to more than ${max} ops; a field accepts at most that many.`)
 /*
  * Ops (or preds) one update may decode to, by default: one per byte of the byte limit. An
  * honest insert costs at least a byte (its value), so insert-only updates under the byte limit
@@ -251,12 +253,12 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     for (const c of update as Uint8Array[]) {
       const m = measureChunk(c, { maxOps: maxOps - ops, maxInflatedBytes: 0 })
       if (!m.ok) return m.tooLarge
-        ? crdtRejection("crdt-too-large", `The Automerge update decodes to more than ${maxOps} ops; a field accepts at most that many.`)
+        ? tooManyOps(maxOps)
         : crdtRejection("crdt-invalid", `A change is not an uncompressed Automerge change (${m.message}).`)
       if (m.type !== CHUNK_CHANGE || m.changes !== 1) return crdtRejection("crdt-invalid", "A change is not one uncompressed Automerge change chunk.")
       ops += m.ops
     }
-    if (ops > this.maxOps && limited(options)) return crdtRejection("crdt-too-large", `The Automerge update decodes to more than ${this.maxOps} ops; a field accepts at most that many.`)
+    if (ops > this.maxOps && limited(options)) return tooManyOps(this.maxOps)
     const meta: A.DecodedChange[] = []
     for (const c of update as Uint8Array[]) {
       try {

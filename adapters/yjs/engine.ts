@@ -122,8 +122,9 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // at load: the document could no longer be opened). At most: the update's structs, one
     // split of an existing struct for each (an insert inside an item), two for each deleted range.
     const after = structCount(this.doc) + 2 * structs + 2 * seen.deleteRanges
-    if (after > MAX_FIELD_STRUCTS || (after > this.maxStructs && limited(options))) {
-      return crdtRejection("crdt-too-large", `The Yjs field would hold up to ${after} structs, more than a field may (${Math.min(MAX_FIELD_STRUCTS, limited(options) ? this.maxStructs : MAX_FIELD_STRUCTS)}); split the data over more fields or documents.`)
+    const bound = after > this.maxStructs && limited(options) ? this.maxStructs : MAX_FIELD_STRUCTS
+    if (after > bound) {
+      return crdtRejection("crdt-too-large", `The Yjs field would hold up to ${after} structs, more than a field may (${bound}); split the data over more fields or documents.`)
     }
     let decoded: { structs: Struct[]; ds: { clients: Map<number, Array<{ clock: number; len: number }>> } }
     try {

@@ -60,14 +60,14 @@ export class ReplicaFields {
   constructor(replica: FieldsReplica) {
     this.#replica = replica
     this.#fields = fieldsOf(replica.machine.crdt!, replica.host)
-    this.#fields.isLocal = (args) => replica.pending.some((p) => p.args === args)
+    // The replica runs its own pending merges through the same check as the hub's entries.
+    const own = (args: unknown) => replica.pending.some((p) => p.args === args)
+    this.#fields.isLocal = own
     this.#fields.onRefusedMerge((field, rejection, args) => {
       const m = /^(crdt-[a-z-]+): ([^]*)$/.exec(rejection.message)
-      // The replica runs its own pending merges through the same check as the hub's entries.
-      const own = replica.pending.some((p) => p.args === args)
       this.#refused.push({
         code: m?.[1] ?? rejection.code,
-        message: own
+        message: own(args)
           ? `A change made here to field "${field}" of "${replica.docId}" is one the field does not take, so the hub refuses it and it is taken out here (make it in smaller steps if it is too large): ${m?.[2] ?? rejection.message}`
           : `A merge into field "${field}" of "${replica.docId}" that the hub ordered was refused; the field keeps what it had (a hub sending it is broken or hostile): ${m?.[2] ?? rejection.message}`,
       })

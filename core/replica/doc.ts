@@ -117,14 +117,14 @@ const ACK_EVERY = 64
 const SEND_WINDOW = 4 * SUBMIT_CHUNK
 const SEND_WINDOW_BYTES = 4 * SUBMIT_BYTES
 
+/** A command past this size (sizeOf) never fits in a submit frame (DEFAULT_MAX_FRAME_BYTES, less room for the message around it). */
+const UNSENDABLE_BYTES = DEFAULT_MAX_FRAME_BYTES - (64 << 10)
+
 /**
  * A command's bytes in a submit, about: its arguments' canonical size (measured at submit;
  * once for a command restored from the outbox), its name and framing (a compact form is no
  * larger by more than a few bytes, and a submit is kept to half a frame).
  */
-/** Arguments past this never fit in a submit frame (DEFAULT_MAX_FRAME_BYTES, less room for the message around them). */
-const UNSENDABLE_BYTES = DEFAULT_MAX_FRAME_BYTES - (64 << 10)
-
 const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3 + encodeCanonical(p.encoded).length)
 
 interface Deferred {
@@ -648,10 +648,9 @@ export class Doc<M extends Machine<any, any>> {
       // connection at every try: refused here (the number it leaves is taken back by the hub's
       // `sequence-gap`). One a frame carries goes, even over today's `maxCommandBytes`: the
       // last run may have sent it, and only the hub knows whether it applied it.
-      const argsBytes = sizeOf(p) - 16 - p.name.length * 3
-      if (argsBytes > UNSENDABLE_BYTES) {
+      if (sizeOf(p) > UNSENDABLE_BYTES) {
         if (batch.length > 0) break
-        const message = `The arguments of "${p.name}" take ${argsBytes} bytes, more than a message to the hub carries (it was stored by a run that allowed larger commands). Keep large blobs out of commands.`
+        const message = `"${p.name}" takes about ${sizeOf(p)} bytes, more than a message to the hub carries (it was stored by a run that allowed larger commands). Keep large blobs out of commands.`
         return this.#integrate([], new Set([p.clientSeq]), new Map([[p.clientSeq, { code: "command-too-large", message }]]))
       }
       // Not stored yet: it and those after it wait (sent, they would be a hole after a crash).

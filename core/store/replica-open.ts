@@ -101,6 +101,8 @@ const sendableQueue = async (store: ReplicaStore, docId: string, machine: Machin
   const lost: Array<{ readonly code: string; readonly message: string }> = []
   const gone: QueuedChange[] = []
   for (const q of stored) {
+    // The field's merge command (crdt/fields.ts `crdtCommandName`, not imported: that module is
+    // the CRDT runtime, which apps without fields never load).
     const cmd = machine.compiled.get(`$crdt.${q.field}`)
     const decoded = cmd?.crdt?.field === q.field ? cmd.decode(q.update) : undefined
     if (decoded !== undefined && !Result.isFailure(decoded)) {

@@ -226,8 +226,8 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     return updates.length === 1 ? updates[0] : Y.mergeUpdates(updates as Uint8Array[])
   }
 
-  tombstone(update: unknown, fewest = false): unknown {
-    return tombstoneOf(this.doc, update, fewest)
+  tombstone(update: unknown): unknown {
+    return tombstoneOf(this.doc, update)
   }
 
   dependsOn(update: unknown, refused: unknown): boolean {

@@ -49,19 +49,26 @@ const keepsPlace = (doc: Y.Doc, s: { id: Id; length: number }): boolean => {
 /**
  * The tombstone of `update` (a V1 update `doc` holds: a pending local change the hub
  * refused), or undefined when it writes nothing that is not already gone (a delete-only
- * update, or a tombstone itself: a refused tombstone is not tombstoned again) or cannot be read.
- * `fewest`: one GC struct per client (the update was refused for its struct count).
+ * update, or GC ranges only: the last form of a tombstone) or cannot be read.
+ *
+ * An update of deleted items that deletes nothing (a tombstone the hub refused too: the field
+ * is full of structs, say, or an edit next to GC ranges) is tombstoned as GC ranges, one struct per
+ * client, which have no place to be refused for. Never as GC first: an item the writer typed
+ * right after a GC range is collected with it (lost while confirmed), and one between a GC
+ * range and a live character is refused as malformed, and with it the writer's later changes.
  */
-export const tombstoneOf = (doc: Y.Doc, update: unknown, fewest = false): Uint8Array | undefined => {
+export const tombstoneOf = (doc: Y.Doc, update: unknown): Uint8Array | undefined => {
   const decoded = decode(update)
   if (decoded === undefined) return undefined
   const structs = decoded.structs
   if (structs.some((s) => s instanceof Y.Skip)) return undefined
-  if (!structs.some((s) => s instanceof Y.Item && !(s.content instanceof Y.ContentDeleted))) return undefined
-  // All GC when items name a shared type the update created as their parent, and when it
+  if (!structs.some((s) => s instanceof Y.Item)) return undefined
+  // Deleted items only, deleting nothing: a tombstone (of deleted items) the hub refused too.
+  const tombstoned = decoded.ds.clients.size === 0 && !structs.some((s) => s instanceof Y.Item && !(s.content instanceof Y.ContentDeleted))
+  // All GC, too, when items name a shared type the update created as their parent, and when it
   // formats: Yjs formatting is a pair of markers, and a later change (an un-bold inside the
   // refused bold) would leave one of its own with no partner, formatting text nobody did.
-  const allGc = fewest || structs.some((s) => s instanceof Y.Item && (s.content instanceof Y.ContentType || s.content instanceof Y.ContentFormat))
+  const allGc = tombstoned || structs.some((s) => s instanceof Y.Item && (s.content instanceof Y.ContentType || s.content instanceof Y.ContentFormat))
   const byClient = new Map<number, Array<Y.Item | Y.GC>>()
   for (const s of structs as Array<(Y.Item | Y.GC) & { id: Id; length: number }>) {
     let list = byClient.get(s.id.client)

@@ -91,10 +91,11 @@ export interface CrdtField<H = unknown> {
   /**
    * Optional. What takes the place of `update`, a local change the hub refused, so that this
    * writer's later changes still merge (Yjs: its clocks as deleted items, see
-   * adapters/yjs/tombstone.ts); undefined if nothing can (or `update` writes nothing).
-   * `fewest`: in as few structs as the engine can (the update was refused for its count).
+   * adapters/yjs/tombstone.ts); undefined if nothing can (or `update` writes nothing). A
+   * refused tombstone has one more, in as few structs as the engine can, with no place to be
+   * refused for (Yjs: GC ranges); the last form has none.
    */
-  tombstone?(update: unknown, fewest?: boolean): unknown
+  tombstone?(update: unknown): unknown
   /**
    * With `tombstone`: whether `update` needs what `refused` wrote (so it was refused with it).
    * `refused` may be the refused change or its tombstone, or a list of a tombstone and the

@@ -209,8 +209,10 @@ export class ReplicaFields {
           this.#unstoredQueue.set(q.key, q)
         } else again.push([field, p.args])
       } else if (f.tombstone !== undefined) {
-        // Refused for its struct count: a tombstone of as many structs would be too; the fewest then.
-        const t = f.tombstone(p.args, reason === "crdt-too-large")
+        // As deleted items first, whatever the refusal: what the writer typed next to the
+        // refused change lands. A refused tombstone (the field is full of structs, say) is
+        // tombstoned again in its last form (Yjs: GC ranges, which take what is next to them).
+        const t = f.tombstone(p.args)
         if (t !== undefined) {
           const hole: Hole = { field, clocks: [t], tombstone: undefined, remade: false }
           holes.push(hole)

@@ -218,17 +218,27 @@ export const makeDrifting = (draw: () => number): Machine<{ values: number[] }, 
  * through the library's helpers, concurrently, while `touch` still goes through the
  * authority's order, so rebases run with CRDT merges pending.
  */
-export const SimText = defineMachine({
+const simTextDef = {
   name: "sim-text",
   version: 1,
   initial: () => ({ touches: 0 }),
   commands: {
     touch: {
       args: Schema.Struct({}),
-      apply: (s) => {
+      apply: (s: { touches: number }) => {
         s.touches++
       },
     },
   },
-  crdt: { text: yText(), am: automergeText() },
+}
+export const SimText = defineMachine({ ...simTextDef, crdt: { text: yText(), am: automergeText() } })
+
+/**
+ * SimText as a hub process with lowered field limits has it (an operator lowering them across
+ * restarts): the same name, version and fingerprint (limits are not in it). What was ordered
+ * under higher limits still loads and replays (DESIGN invariant 11); new merges over them are refused.
+ */
+export const SimTextLowered = defineMachine({
+  ...simTextDef,
+  crdt: { text: yText({ maxUpdateBytes: 24 << 10, maxStructs: 40_000 }), am: automergeText({ maxUpdateBytes: 24 << 10 }) },
 })

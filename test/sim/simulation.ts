@@ -33,7 +33,7 @@ import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type M
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
-import { Big, SimText, TodoPlus, makeDrifting } from "./machines.js"
+import { Big, SimText, SimTextLowered, TodoPlus, makeDrifting } from "./machines.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { SubscribeChurner, countDeliveries, type Deliveries } from "./churn.js"
 import { DEAF_CLOSE_MS, DeafAsker } from "./deaf.js"
@@ -266,6 +266,8 @@ interface Replica {
 
 /** A typist's smaller command limit, and its pastes (12-20 KiB: alone they fit, 2 or 3 merged often do not). */
 const SMALL_COMMAND_LIMIT = 40 << 10
+/** A hub process's lowered maxCommandBytes: some of the big document's blobs (32-64 KiB) and text pastes go over it. */
+const HUB_LOWERED_COMMAND_BYTES = 48 << 10
 
 /** What a hub batch does to snapshots or compaction, if anything. */
 const snapshotWrite = (ops: ReadonlyArray<BatchOp>): string | undefined => {
@@ -402,7 +404,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     let hubVersion = fleetOn ? (fleetRng() < 0.5 ? 1 : 2) : NEWEST
     const hubFirstVersion = hubVersion
     const hubUpgradeAt = Math.floor(activeMs * (0.15 + fleetRng() * 0.7))
-    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.machine)))]
+    // Its own stream: each hub process its own limits (an operator lowering them across
+    // restarts). What an earlier process accepted stays accepted (DESIGN invariant 11): a retry
+    // of a command it applied is confirmed, and logged merges over today's field limits replay.
+    const hubLimitRng = seededRandom(seed ^ 0x41b17)
+    let hubLimits: { readonly maxCommandBytes?: number; readonly textLowered: boolean } = { textLowered: false }
+    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.kind === "text" && hubLimits.textLowered ? SimTextLowered : s.machine)))]
     const machineOf = (r: { version: number }, spec: DocSpec) => (spec.kind === "versioned" ? appMachine(r.version) : spec.machine)
     const bigPlan: BigPlan = { targetBytes: o.bigBytes, minBlob: 32 << 10, maxBlob: 64 << 10 }
 
@@ -452,6 +459,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       // Each hub process its own chunk size (an operator changing it across restarts): snapshots
       // stored by the one before are streamed as they were written.
       const chunkBytes = SNAPSHOT_CHUNK_SIZES[Math.floor(rng() * SNAPSHOT_CHUNK_SIZES.length)]!
+      hubLimits = { ...(hubLimitRng() < 0.25 ? { maxCommandBytes: HUB_LOWERED_COMMAND_BYTES } : {}), textLowered: hubLimitRng() < 0.25 }
       hub = new Hub({
         machines: hubMachines(),
         protocol,
@@ -463,6 +471,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         catchUpPage: o.catchUpPage,
         idleDocuments,
         ...(docCap !== undefined ? { maxDocumentBytes: docCap } : {}),
+        ...(hubLimits.maxCommandBytes !== undefined ? { maxCommandBytes: hubLimits.maxCommandBytes } : {}),
         ...(deafOn ? SIM_OUTPUT : {}),
         // Small, so the hub's input flow control pauses and resumes links all the time, and
         // replicas back from a partition or a crash with a long outbox are held for the rate.
@@ -492,7 +501,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         },
       })
       net.listen(countDeliveries(hub, deliveries, { hardLimit: deafOn ? SIM_OUTPUT.hardLimit : DEFAULT_HARD_LIMIT, fail }))
-      log(`hub up (protocol ${protocol.min}..${protocol.max})${fleetOn ? ` at v${hubVersion}` : ""}`)
+      log(`hub up (protocol ${protocol.min}..${protocol.max})${fleetOn ? ` at v${hubVersion}` : ""}, chunks of ${chunkBytes} B${hubLimits.maxCommandBytes !== undefined ? `, commands up to ${hubLimits.maxCommandBytes} B` : ""}${hubLimits.textLowered ? ", text field limits lowered" : ""}`)
     }
     startHub()
 
@@ -615,8 +624,14 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           if (prev !== undefined && prev !== e.seq) fail(`exactly-once: ${k} confirmed twice with different seqs ${prev} and ${e.seq}`)
           ledger.confirmed.set(k, e.seq)
         })
-        doc.on("rejected", (e) => { ledger.rejected.set(key(e.clientSeq), e.rejection.code) })
-        doc.on("resent", (e) => { ledger.resent.set(key(e.clientSeq), e.rejection.code) })
+        doc.on("rejected", (e) => {
+          ledger.rejected.set(key(e.clientSeq), e.rejection.code)
+          log(`${r.name} ${spec.docId} #${e.clientSeq} ${e.command} rejected: ${e.rejection.message.slice(0, 160)}`)
+        })
+        doc.on("resent", (e) => {
+          ledger.resent.set(key(e.clientSeq), e.rejection.code)
+          log(`${r.name} ${spec.docId} #${e.clientSeq} ${e.command} resent: ${e.rejection.message.slice(0, 160)}`)
+        })
         doc.on("snapshot", (s) => {
           stats.installs!++
           if (s.received === s.size) resyncing.delete(`${r.name}/${spec.docId}`)

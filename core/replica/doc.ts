@@ -188,7 +188,10 @@ export class Doc<M extends Machine<any, any>> {
   /** Listeners by event, each set made on the first `on`. */
   readonly #listeners: { [K in keyof DocEvents<unknown>]?: Set<Function> } = {}
   /** Set when the hub said this app version cannot follow the document past `seq` (read-only). */
+  /** Told by the hub on this connection (a hub's word lasts its connection: it tells again on the next). */
   #updateNeeded: { readonly seq: number; readonly message: string } | undefined
+  /** The app heard `updateRequired` (once per document). */
+  #updateTold = false
   /** Fetch the authority's state on the next connection (the stored state was migrated from an older version). */
   #fetchStateOnConnect: boolean
   /** Stored changes lost at open (DocInit.lost), told on the first connect. */
@@ -216,6 +219,8 @@ export class Doc<M extends Machine<any, any>> {
   #receiver: SnapshotReceiver | undefined
   #snapshotFailures = 0
   #send: ((m: ClientMessage) => void) | undefined
+  /** Whether the hub may have the outbox sent again on this connection (the client's budget). */
+  #mayResend: (() => boolean) | undefined
   /** The protocol version of the current connection (2: compact submits and entries). */
   #protocol = 1
   #lastAckSent = -1
@@ -286,7 +291,7 @@ export class Doc<M extends Machine<any, any>> {
         this.#tellConfirmed(tell)
       },
       tell: (tell) => this.#tellConfirmed(tell),
-      renumbered: () => this.#send && this.#resend(),
+      renumbered: () => this.#send && this.#resendAsked(),
       error: (message) => this.#error("storage-failed", message),
     }
     this.#lane = store?.lane(host, { ...init, snapshotEvery: options.snapshotEvery ?? 1000 }) ?? new MemoryLane(host)
@@ -359,7 +364,8 @@ export class Doc<M extends Machine<any, any>> {
   /**
    * Set when this app version cannot follow the document any more (the hub has changes from
    * `seq` on that it cannot show): the doc is read-only and its pending commands are kept
-   * and sent. Update the app (a newer machine version) and open the document again.
+   * and sent. Update the app (a newer machine version) and open the document again. It lasts
+   * the connection that told it; the hub tells it again on the next.
    */
   get updateRequired(): { readonly seq: number; readonly message: string } | undefined {
     return this.#updateNeeded
@@ -597,8 +603,10 @@ export class Doc<M extends Machine<any, any>> {
   // ---- connection (called by the client) ----
 
   /** @internal the connection is up: subscribe from the confirmed seq and resend the outbox. */
-  connected(send: (m: ClientMessage) => void, protocol = 1, sessionVersion?: number): void {
+  connected(send: (m: ClientMessage) => void, protocol = 1, sessionVersion?: number, mayResend?: () => boolean): void {
     this.#send = send
+    this.#mayResend = mayResend
+    this.#updateNeeded = undefined
     this.#protocol = protocol
     this.#compat = sessionVersion !== undefined && sessionVersion < this.machine.version ? historyOf(this.machine)!.compat(sessionVersion, this.machine) : undefined
     this.#refusal = undefined
@@ -622,6 +630,11 @@ export class Doc<M extends Machine<any, any>> {
     if (this.#ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.#ownPresence })
     this.#resend()
     this.#crdt?.kick()
+  }
+
+  /** The outbox again on this connection, for something the hub sent: within the connection's budget (client.ts `#mayResend`). */
+  #resendAsked(): void {
+    if (this.#mayResend?.() !== false) this.#resend()
   }
 
   /** Sends the pending commands again from the first, as the window allows (a new connection, a renumbering). */
@@ -789,9 +802,9 @@ export class Doc<M extends Machine<any, any>> {
       case "error": {
         const { code, seq } = msg
         if (code === "update-required" && seq !== undefined) {
-          const first = this.#updateNeeded === undefined
           this.#updateNeeded = { seq, message: msg.message }
-          if (first) this.#emit("updateRequired", this.#updateNeeded)
+          if (!this.#updateTold) this.#emit("updateRequired", this.#updateNeeded)
+          this.#updateTold = true
         }
         if (code === "sequence-reset" || code === "sequence-gap") {
           // Numbered from `seq`, can the pending commands be?
@@ -812,7 +825,7 @@ export class Doc<M extends Machine<any, any>> {
             // The hub lost track of where this client is (it should never happen on an ordered
             // link): follow again from the confirmed seq, which resends the outbox in order.
             this.#follow()
-            this.#resend()
+            this.#resendAsked()
           }
         }
         this.#error(code, msg.message)
@@ -882,7 +895,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#lane.install(seq, bytes)
     this.#emit("snapshot", { seq, received: bytes.length, size: bytes.length })
     if (rewound !== undefined) this.#emit("rewound", { from: rewound, to: seq })
-    this.#resend()
+    this.#resendAsked()
     this.#settleReached()
     this.#scheduleNotify()
   }

@@ -1,0 +1,91 @@
+/**
+ * What a hub makes a client send is bounded. Some hub messages make a document send its
+ * outbox again on the same connection (a lost position, a renumbering, a state installed),
+ * and a second welcome reconnected every document. Each cost a 19-byte frame and made the
+ * client send its whole send window again while the copies before it still waited in the
+ * socket: a hub that stopped reading and sent such frames every 5 ms grew a real client
+ * process from 315 MB to 2.2 GB in 20 s, still "online" (found by a helper attacking the
+ * client). A second welcome now ends the connection, and past a budget of resends per
+ * connection so does the next ask (core/replica/client.ts `#mayResend`); the next connection
+ * comes after the backoff.
+ */
+import { CanonClient, type ClientMessage, type ConnectionListener, type ServerMessage } from "../core/index.js"
+import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { Todo } from "./support/machines.js"
+
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
+const DOC = "list"
+const PENDING = 200
+
+/** A transport whose "hub" is the test; it never reads what the client sends, only counts it. */
+const scriptedHub = () => {
+  let listener: ConnectionListener<ServerMessage> | undefined
+  const sent: ClientMessage[] = []
+  const closes: string[] = []
+  let connects = 0
+  const transport = {
+    connect(l: ConnectionListener<ServerMessage>) {
+      listener = l
+      connects++
+      queueMicrotask(() => l.onOpen?.())
+      return { send: (m: ClientMessage) => void sent.push(m), close: (code?: string) => void closes.push(code ?? "closed"), bufferedAmount: 0 }
+    },
+  }
+  const commandsSent = () => sent.reduce((n, m) => n + (m.type === "submit" ? m.commands.length : 0), 0)
+  return { transport, sent, closes, commandsSent, connects: () => connects, deliver: (m: ServerMessage) => listener!.onMessage(m) }
+}
+
+const withOutbox = async () => {
+  const hub = scriptedHub()
+  const rt = new VirtualRuntime(1)
+  const client = await CanonClient.open({ transport: hub.transport, runtime: rt, storage: new MemoryStorage(), clientId: "c1", machines: [Todo] })
+  await flush()
+  hub.deliver({ type: "welcome", protocol: 1, clientId: "c1" })
+  const doc = await client.open(Todo, DOC)
+  for (let i = 0; i < PENDING; i++) doc.submit("add", { id: `i${i}`, title: "x".repeat(2000) }).catch(() => {})
+  await doc.whenStored()
+  for (let i = 0; i < 20; i++) await flush()
+  expect(hub.commandsSent()).toBe(PENDING)
+  return { hub, client, doc, rt }
+}
+
+test("a hub that keeps saying it lost the client's position gets the outbox a bounded number of times, then the connection ends", async () => {
+  const { hub, client } = await withOutbox()
+  for (let i = 0; i < 100; i++) {
+    hub.deliver({ type: "error", docId: DOC, code: "sequence-gap", message: "" })
+    await flush()
+  }
+  // The first send and at most 16 asked for; then the connection is closed, not sent on.
+  expect(hub.commandsSent()).toBeLessThanOrEqual(17 * PENDING)
+  expect(hub.closes).toEqual(["protocol-error"])
+  expect(hub.connects()).toBe(1)
+  await client.close()
+})
+
+test("a hub that keeps renumbering the outbox gets it a bounded number of times", async () => {
+  const { hub, client, doc } = await withOutbox()
+  for (let i = 0; i < 100; i++) {
+    hub.deliver({ type: "error", docId: DOC, code: "sequence-reset", seq: 1 + (i + 1) * PENDING, message: "" })
+    await doc.whenStored()
+    await flush()
+  }
+  expect(hub.commandsSent()).toBeLessThanOrEqual(17 * PENDING)
+  expect(hub.closes).toEqual(["protocol-error"])
+  // Nothing is lost: the outbox is whole.
+  expect(doc.pendingCount).toBe(PENDING)
+  await client.close()
+})
+
+test("a second welcome on one connection ends it instead of sending every outbox again", async () => {
+  const { hub, client } = await withOutbox()
+  const statuses: string[] = []
+  client.onStatus((s, info) => statuses.push(`${s}${info ? ` ${info.code}` : ""}`))
+  for (let i = 0; i < 10; i++) {
+    hub.deliver({ type: "welcome", protocol: 1, clientId: "c1" })
+    await flush()
+  }
+  expect(hub.commandsSent()).toBe(PENDING)
+  expect(hub.closes).toEqual(["protocol-error"])
+  expect(statuses[0]).toBe("offline protocol-error")
+  await client.close()
+})

@@ -324,6 +324,24 @@ describe("ReplicaState", () => {
     expect(Object.keys(rs.view.items).sort()).toEqual(["x"])
   })
 
+  test("checkpoints at one seq hash the confirmed state once, not once each (a hub may send many)", () => {
+    const rs = make()
+    rs.integrate([entry(1, "other", 1, "add", { id: "y", title: "x".repeat(1000) })], undefined, false)
+    const hash = rs.confirmedHash()
+    // Counts the reads of the state that hashing it takes.
+    let reads = 0
+    const get = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(rs.host), "root")!.get!
+    Object.defineProperty(rs.host, "root", { get() { reads++; return get.call(this) }, configurable: true })
+    for (let i = 0; i < 50; i++) expect(rs.checkpoint(1, hash)).toBeUndefined()
+    expect(reads).toBeLessThanOrEqual(2)
+    // A different hash at that seq is still a desync, and a new seq is hashed again.
+    expect(rs.checkpoint(1, "other")).toMatchObject({ seq: 1, expected: "other", actual: hash })
+    rs.integrate([entry(2, "other", 2, "remove", { id: "y" })], undefined, false)
+    const before = reads
+    expect(rs.checkpoint(2, "x")).toMatchObject({ seq: 2 })
+    expect(reads).toBeGreaterThan(before)
+  })
+
   test("settled clientSeqs (rejections) leave pending and the view", () => {
     const rs = make()
     const p1 = pending("add", { id: "x", title: "a" })

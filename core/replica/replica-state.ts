@@ -293,14 +293,22 @@ export class ReplicaState<S> {
   }
 
   #check(seq: number, expected: string): Desync | undefined {
-    const actual = this.#knownHash() ?? hashState(this.host.root)
+    let actual = this.#knownHash()
+    if (actual === undefined) {
+      actual = hashState(this.host.root)
+      // Kept for the next checkpoint at this seq: each of a hub's (one every few bytes from a
+      // hostile one) would encode and hash the whole state again. Not with CRDT fields: their
+      // pending merges are not undone under the confirmed state.
+      if (this.crdt === undefined) this.#installed = { seq, hash: actual }
+    }
     return actual === expected ? undefined : { seq, expected, actual }
   }
 
   /**
-   * The confirmed state's hash when it is the verified snapshot installed last (nothing
-   * confirmed since): the hub's checkpoint at that seq is then checked without encoding and
-   * hashing the whole state again (for a 100 MB state, a copy of it and over a second).
+   * The confirmed state's hash when it is the verified snapshot installed last, or the one a
+   * checkpoint hashed last (nothing confirmed since): the hub's checkpoint at that seq is then
+   * checked without encoding and hashing the whole state again (for a 100 MB state, a copy of
+   * it and over a second).
    */
   #installed: { readonly seq: number; readonly hash: string } | undefined
 

@@ -81,7 +81,13 @@ export interface WsServerOptions {
   readonly path?: string
   /** The URL clients are told to use (behind a proxy, in a container); separate from where it binds. */
   readonly publicUrl?: string
-  /** Largest frame in either direction. Default DEFAULT_MAX_FRAME_BYTES (1 MiB). */
+  /**
+   * Largest frame in either direction. Default DEFAULT_MAX_FRAME_BYTES (1 MiB). Lower it only
+   * with every client's `wsClientTransport({ maxFrameBytes })` alike: a Canon client sends
+   * outbox parts of up to 512 KiB and a command of up to its `maxCommandBytes` in one frame,
+   * and learns no lower limit from the hub. A frame over it ends the connection, and the
+   * client sends it again on the next.
+   */
   readonly maxFrameBytes?: number
   /** Ping every socket this often. Default 15,000 ms. */
   readonly pingIntervalMs?: number

@@ -82,10 +82,10 @@ export interface WsServerOptions {
   /** The URL clients are told to use (behind a proxy, in a container); separate from where it binds. */
   readonly publicUrl?: string
   /**
-   * Largest frame in either direction. Default DEFAULT_MAX_FRAME_BYTES (1 MiB). Lower it only
-   * with every client's `wsClientTransport({ maxFrameBytes })` alike: a Canon client sends
-   * outbox parts of up to 512 KiB and a command of up to its `maxCommandBytes` in one frame,
-   * and learns no lower limit from the hub. A frame over it ends the connection, and the
+   * Largest frame in either direction. Default DEFAULT_MAX_FRAME_BYTES (1 MiB). Keep it at
+   * least that for Canon clients: one sends outbox parts of up to 512 KiB and a command of up
+   * to its `maxCommandBytes` (less than 1 MiB) in one frame, and learns no lower limit, from
+   * the hub or from its own transport's option. A frame over it ends the connection, and the
    * client sends it again on the next.
    */
   readonly maxFrameBytes?: number

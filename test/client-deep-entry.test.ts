@@ -23,8 +23,8 @@ const entries = (args: unknown): ServerMessage => ({ type: "entries", docId: "li
 
 test("entries decode down to MAX_ARGS_DEPTH levels, and what decodes can be stored a level down", () => {
   const at = decodeServerMessage(encodeServerMessage(entries(nested(MAX_ARGS_DEPTH)), { version: 1 }), { version: 1 })
-  expect(at.ok).toBe(true)
-  const e = (at as { message: { entries: Array<{ args: unknown }> } }).message.entries[0]!
+  if (at.ok !== true || at.message.type !== "entries") throw new Error(`not decoded: ${JSON.stringify(at)}`)
+  const e = at.message.entries[0]!
   expect(() => encodeCanonical([1, 1, "x", 1, "add", e.args])).not.toThrow()
   const over = decodeServerMessage(encodeServerMessage(entries(nested(MAX_ARGS_DEPTH + 1)), { version: 1 }), { version: 1 })
   expect(over.ok).toBe(false)

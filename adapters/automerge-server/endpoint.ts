@@ -17,7 +17,13 @@
  *   ephemeral messages (presence) as another user's peer.
  * - A sync message's changes are checked and stored (durable) before the SyncState records
  *   them; a refused change resets that SyncState (the next round resends what we lack) and
- *   is reported; a malformed frame closes the socket (4400).
+ *   is reported; a malformed frame closes the socket (4400). A sync message is checked from its
+ *   bytes before anything decodes it or opens its document (../automerge/admit.ts
+ *   `admitSyncMessage`: lists and Bloom filters bounded, hashes named once): 8 MB of empty `have`
+ *   entries, decoded, were 4 million JS objects and took the hub's heap; kept in a SyncState,
+ *   every later round paid for them. One that fails closes the socket (4400), and only the
+ *   cleaned message reaches `receiveSyncMessage`. Should Automerge still fail to answer a peer,
+ *   that SyncState starts over (and the socket is closed if it fails again, 1011).
  * - Writers are bound (core/crdt-docs/authority.ts): the first principal to write changes of an
  *   actor owns it; another principal's new change of that actor closes its socket (4400,
  *   `not-owner`). A peer relaying a third party's changes the hub has not seen yet binds them
@@ -64,6 +70,7 @@ import { PongClock, SweepLateness } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import type { AutomergeBox } from "./engine.js"
+import { admitSyncMessage } from "../automerge/admit.js"
 import { PROTOCOL_VERSION, addressTo, decodeRepoMessage, encodeRepoMessage, type RepoMessage } from "./protocol.js"
 
 /** Close code for a peer too far behind: "try again later" (a stock client reconnects and resyncs). */
@@ -235,14 +242,34 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
    * second time, while a message with no changes at all, its heads now ours, makes Automerge
    * count them as sent and never answer (the peer never hears the hub has its edits).
    */
-  const recordOnly = (doc: A.Doc<unknown>, decoded: A.DecodedSyncMessage, data: Uint8Array): Uint8Array => {
-    if (decoded.changes.length === 0) return data
+  const recordOnly = (doc: A.Doc<unknown>, cleaned: A.DecodedSyncMessage): Uint8Array => {
+    if (cleaned.changes.length === 0) return A.encodeSyncMessage(cleaned)
     const backend = A.getBackend(doc)
-    for (const head of decoded.heads) {
+    for (const head of cleaned.heads) {
       const known = backend.getChangeByHash(head)
-      if (known != null) return A.encodeSyncMessage({ ...decoded, changes: [known] })
+      if (known != null) return A.encodeSyncMessage({ ...cleaned, changes: [known] })
     }
-    return data
+    return A.encodeSyncMessage(cleaned)
+  }
+
+  /**
+   * The follow's next message (null: nothing to send), or undefined when Automerge failed twice
+   * and the socket was closed. A failure resets the SyncState first: one that throws would throw
+   * at every later change of the document, from a timer or another peer's fan-out.
+   */
+  const generate = (conn: Conn, documentId: string, f: Follow): A.SyncMessage | null | undefined => {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const [next, message] = A.generateSyncMessage(f.doc.doc.doc, f.syncState)
+        f.syncState = next
+        return message
+      } catch (e) {
+        refuse("internal-error", `automerge-repo ${documentId}: Automerge could not answer peer "${conn.peerId ?? "(not joined)"}" (${e instanceof Error ? e.message.slice(0, 120) : String(e)}); its sync starts over.`)
+        f.syncState = A.initSyncState()
+      }
+    }
+    close(conn, 1011, "The hub could not answer; reconnect to resync.")
+    return undefined
   }
 
   /** Follows holding changes until their peer answers (or stays silent too long), polled. */
@@ -255,9 +282,8 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
       waitTimer ??= setTimeout(pollWaiting, ANSWER_POLL_MS)
       return
     }
-    const [next, message] = A.generateSyncMessage(f.doc.doc.doc, f.syncState)
-    f.syncState = next
-    if (message === null) return
+    const message = generate(conn, documentId, f)
+    if (message == null) return
     send(conn, { type: "sync", senderId: hubId, targetId: conn.peerId, documentId, data: message })
     // A stock peer answers a message that brought it changes (its heads moved): wait for that.
     if (A.decodeSyncMessage(message).changes.length > 0) {
@@ -331,12 +357,11 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   }
 
   const onSync = async (conn: Conn, m: Extract<RepoMessage, { type: "request" | "sync" }>): Promise<void> => {
-    let decoded: A.DecodedSyncMessage
-    try {
-      decoded = A.decodeSyncMessage(m.data)
-    } catch {
-      refuse("protocol-error", `automerge-repo: an undecodable sync message for ${m.documentId}.`)
-      return close(conn, 4400, "Undecodable sync message.")
+    // Checked from its bytes before it is decoded or its document opened (see the header).
+    const decoded = admitSyncMessage(m.data)
+    if (typeof decoded === "string") {
+      refuse("protocol-error", `automerge-repo: a sync message for ${m.documentId} refused: ${decoded}. Send what Automerge's sync makes.`)
+      return close(conn, 4400, `Sync message refused: ${decoded}`)
     }
     const f = await follow(conn, m.documentId)
     if (conn.closed) return
@@ -373,7 +398,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     f.started = true
     const box = f.doc.doc
     try {
-      ;[box.doc, f.syncState] = A.receiveSyncMessage(box.doc, f.syncState, recordOnly(box.doc, decoded, m.data))
+      ;[box.doc, f.syncState] = A.receiveSyncMessage(box.doc, f.syncState, recordOnly(box.doc, decoded))
     } catch (e) {
       refuse("protocol-error", `automerge-repo ${m.documentId}: ${e instanceof Error ? e.message : String(e)}`)
       f.syncState = A.initSyncState()

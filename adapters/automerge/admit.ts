@@ -244,6 +244,141 @@ export const cleanSyncMessage = (m: A.DecodedSyncMessage): A.DecodedSyncMessage 
   return { ...m, heads, need, have }
 }
 
+/**
+ * Most bytes of a sync message's Bloom filters, all its `have` entries together: Automerge
+ * spends 10 bits a change the peer has since its last sync (2^18 changes, a document's bound
+ * on the hub, are 320 KiB), and the SyncState holds them until the peer's next message.
+ */
+export const MAX_SYNC_BLOOM_BYTES = 1 << 20
+/** Most changes a sync message may carry: a document's bound on the hub (DEFAULT_MAX_DOC_CHANGES), and every one of them is a JS object once decoded. */
+export const MAX_SYNC_CHANGES = 1 << 18
+/** A Bloom filter's parameters (Automerge uses 10 and 7): every change Automerge sends is checked against each filter, a loop and an allocation per probe. */
+const MAX_BLOOM_BITS_PER_ENTRY = 64
+const MAX_BLOOM_PROBES = 64
+/** The shortest Automerge chunk: magic (4), checksum (4), type (1), length (1). */
+const MIN_CHUNK_BYTES = 10
+const SYNC_V1 = 0x42
+const SYNC_V2 = 0x43
+const HASH_BYTES = 32
+
+/** What a sync message's bytes hold, counted without decoding them. */
+export interface SyncMessageCounts {
+  readonly heads: number
+  readonly need: number
+  readonly have: number
+  /** Hashes of every `have` entry's lastSync list together. */
+  readonly lastSync: number
+  /** Bytes of every `have` entry's Bloom filter together. */
+  readonly bloomBytes: number
+  readonly changes: number
+  /** Bytes of every change chunk together. */
+  readonly changeBytes: number
+}
+
+/**
+ * What a peer's sync message holds, from its bytes alone, or why it is refused: the limits of
+ * `cleanSyncMessage` (and MAX_SYNC_BLOOM_BYTES, MAX_SYNC_CHANGES) checked before
+ * `A.decodeSyncMessage`, which makes a JS object and a Uint8Array of every entry: 8 MB of
+ * empty `have` entries were 4 million of them, and the hub's heap was gone before any list
+ * could be counted. This reads only the counts and lengths (Automerge's format, rust
+ * automerge src/sync.rs: type byte, heads, need, have entries of lastSync hashes and a Bloom
+ * filter, change chunks, then an optional length-prefixed flags section), so what a refusal
+ * costs is a pass over at most the bytes, with nothing allocated per entry. The heads, need
+ * and lastSync lists share one bound: an honest peer names its heads, a few needs and its
+ * last sync, and all of them stay in the SyncState.
+ */
+export const countSyncMessage = (bytes: Uint8Array): SyncMessageCounts | string => {
+  const end = bytes.length
+  let at = 1
+  /** An unsigned LEB128 (as Automerge writes it: no overlong form) ending by `limit`; -1: truncated or malformed. */
+  const uleb = (limit: number): number => {
+    let value = 0
+    // Five bytes hold every count a message can have (they are all far below 2^32).
+    for (let i = 0, scale = 1; i < 5 && at < limit; i++, scale *= 128) {
+      const b = bytes[at++]!
+      value += (b & 0x7f) * scale
+      if ((b & 0x80) === 0) return i > 0 && b === 0 ? -1 : value
+    }
+    return -1
+  }
+  if (end === 0 || (bytes[0] !== SYNC_V1 && bytes[0] !== SYNC_V2)) return "it is not an Automerge sync message (its first byte is not 0x42 or 0x43)"
+  let hashes = 0
+  const hashList = (what: string): string | undefined => {
+    const n = uleb(end)
+    if (n < 0) return `its ${what} list is cut short or its count malformed`
+    hashes += n
+    if (hashes > MAX_SYNC_HASHES) return `its heads, need and lastSync lists name more than ${MAX_SYNC_HASHES} hashes together`
+    if (n * HASH_BYTES > end - at) return `its ${what} list is cut short`
+    at += n * HASH_BYTES
+    return undefined
+  }
+  const heads = hashList("heads")
+  if (heads !== undefined) return heads
+  const headCount = hashes
+  const need = hashList("need")
+  if (need !== undefined) return need
+  const needCount = hashes - headCount
+  const haves = uleb(end)
+  if (haves < 0) return "its have list is cut short or its count malformed"
+  if (haves > MAX_SYNC_HAVES) return `it has more than ${MAX_SYNC_HAVES} have entries`
+  let bloomBytes = 0
+  for (let i = 0; i < haves; i++) {
+    const refused = hashList("lastSync")
+    if (refused !== undefined) return refused
+    const length = uleb(end)
+    if (length < 0 || length > end - at) return "a Bloom filter of its have list is cut short"
+    bloomBytes += length
+    if (bloomBytes > MAX_SYNC_BLOOM_BYTES) return `its Bloom filters have more than ${MAX_SYNC_BLOOM_BYTES} bytes together`
+    const bloomEnd = at + length
+    if (length > 0) {
+      // Automerge panics on a filter of no bits (a remainder by zero) and loops once per probe.
+      const entries = uleb(bloomEnd)
+      const bitsPerEntry = uleb(bloomEnd)
+      const probes = uleb(bloomEnd)
+      if (entries < 1 || entries > 0xffffffff || bitsPerEntry < 1 || bitsPerEntry > MAX_BLOOM_BITS_PER_ENTRY || probes < 1 || probes > MAX_BLOOM_PROBES) {
+        return `a Bloom filter of its have list is not what Automerge makes (at least 1 entry, 1-${MAX_BLOOM_BITS_PER_ENTRY} bits an entry, 1-${MAX_BLOOM_PROBES} probes)`
+      }
+      if (bloomEnd - at !== Math.ceil((entries * bitsPerEntry) / 8)) return "a Bloom filter of its have list is not as long as its entries make it"
+    }
+    at = bloomEnd
+  }
+  const lastSync = hashes - headCount - needCount
+  const changes = uleb(end)
+  if (changes < 0) return "its change list is cut short or its count malformed"
+  if (changes > MAX_SYNC_CHANGES) return `it carries more than ${MAX_SYNC_CHANGES} changes`
+  let changeBytes = 0
+  for (let i = 0; i < changes; i++) {
+    const length = uleb(end)
+    if (length < 0 || length > end - at) return "a change of it is cut short"
+    if (length < MIN_CHUNK_BYTES) return "a change of it is shorter than any Automerge chunk"
+    changeBytes += length
+    at += length
+  }
+  // Flags (capabilities, read-only): one length-prefixed byte string; Automerge ignores what follows it.
+  if (at < end) {
+    const length = uleb(end)
+    if (length < 0 || length > end - at) return "its flags are cut short"
+  }
+  return { heads: headCount, need: needCount, have: haves, lastSync, bloomBytes, changes, changeBytes }
+}
+
+/**
+ * A peer's sync message admitted: checked from its bytes (`countSyncMessage`), only then
+ * decoded, and cleaned (`cleanSyncMessage`). Returns the cleaned message (encode it for
+ * `receiveSyncMessage`: the peer's own bytes may name a hash twice), or why it is refused.
+ */
+export const admitSyncMessage = (bytes: Uint8Array): A.DecodedSyncMessage | string => {
+  const counted = countSyncMessage(bytes)
+  if (typeof counted === "string") return counted
+  let decoded: A.DecodedSyncMessage
+  try {
+    decoded = A.decodeSyncMessage(bytes)
+  } catch (e) {
+    return `it does not decode (${e instanceof Error ? e.message.slice(0, 120) : String(e)})`
+  }
+  return cleanSyncMessage(decoded)
+}
+
 /** Raw DEFLATE, asynchronously, with a bound: undefined when the output passes `max`. Throws on data that is not DEFLATE. */
 export type InflateAsync = (data: Uint8Array, max: number) => Promise<Uint8Array | undefined>
 

@@ -4,6 +4,10 @@
  * document in an `AutomergeReplica` and can sync over several links at once (peers while the
  * hub is away); every change, local or from one link, is offered on the others.
  *
+ * A peer's sync message is checked from its bytes before it is decoded (lists and Bloom filters
+ * bounded, adapters/automerge/admit.ts `admitSyncMessage`): decoding makes a JS object of every
+ * entry, and the SyncState keeps what it names.
+ *
  * A peer is as untrusted as any client of the hub, so the changes of its sync messages go
  * through the steps the hub's documents take (adapters/automerge/admit.ts) before Automerge
  * sees them: the decoded work bounded before decoding (deflated parts inflated under a bound,
@@ -33,7 +37,7 @@
  */
 import * as A from "@automerge/automerge"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
-import { changesOfAsync, cleanSyncMessage, inflateWithStreams, measureChunkAsync, type InflateAsync, type UntrustedChange } from "../automerge/admit.js"
+import { admitSyncMessage, changesOfAsync, inflateWithStreams, measureChunkAsync, type InflateAsync, type UntrustedChange } from "../automerge/admit.js"
 import { OpIndex, Overlay } from "../automerge/validate.js"
 import { AnswerBudget } from "./answer-budget.js"
 import { sameBytes } from "../../core/bytes.js"
@@ -209,7 +213,7 @@ export class AutomergeReplica<T> {
     try {
       ;[a.state, message] = A.generateSyncMessage(this.docValue, a.state)
     } catch (e) {
-      // What the peer said left this SyncState unusable (cleanSyncMessage refuses what is known to): start over.
+      // What the peer said left this SyncState unusable (admitSyncMessage refuses what is known to): start over.
       a.state = A.initSyncState()
       this.options.onError?.({ code: "internal-error", message: `Automerge could not answer the peer (${e instanceof Error ? e.message.slice(0, 120) : String(e)}); the round starts over.` })
       return
@@ -299,14 +303,9 @@ export class AutomergeReplica<T> {
     if (!this.links.has(a)) return
     const max = this.options.maxMessageBytes ?? 64 << 20
     if (bytes.length > max) return this.options.onError?.({ code: "update-too-large", message: `A sync message of ${bytes.length} bytes (at most ${max}).` })
-    let decoded: A.DecodedSyncMessage
-    try {
-      decoded = A.decodeSyncMessage(bytes)
-    } catch (e) {
-      return this.refuse(a, "update-malformed", `A sync message that does not decode (${e instanceof Error ? e.message.slice(0, 120) : String(e)}).`)
-    }
-    const message = cleanSyncMessage(decoded)
-    if (typeof message === "string") return this.refuse(a, "update-malformed", `A sync message refused: ${message}.`)
+    // Checked from its bytes before it is decoded: decoding makes an object of every entry (admit.ts).
+    const message = admitSyncMessage(bytes)
+    if (typeof message === "string") return this.refuse(a, "update-malformed", `A sync message from the peer refused: ${message}.`)
     if (message.heads.length === 0 && a.heard && !budgeted) return a.resets.request(bytes)
     a.heard = true
     let take: UntrustedChange[] = []

@@ -14,6 +14,10 @@
  *   and relays awareness; its updates are dropped and it is told once (auth message).
  * - send SyncStep1 (the hub's state vector) first: without it a client's offline edits never
  *   reach the server; then the known awareness states.
+ * - a step1 whose state vector lists more clients than the document has plus
+ *   `MAX_UNSEEN_STATE_VECTOR_CLIENTS` is answered as an empty one (the whole document, always
+ *   a right answer) from its count, unread; the entries of the others are read only once the
+ *   pace below lets the step1 through.
  * - step1 is answered with step2 (V1): an empty state vector costs a few bytes and makes the
  *   hub encode and send the whole document, so a socket's step1s are answered three at once,
  *   then one a second (a newer one waiting replaces the older: it asks for no less), each
@@ -51,6 +55,9 @@
  *   (a stock provider has one clientID): past that it is closed with 4400. A removal (null
  *   state) of a client the room does not hold is dropped. So what a joiner or a
  *   query-awareness gets is bounded too.
+ * - an awareness state must be JSON nesting at most MAX_VALUE_DEPTH levels (a stock client
+ *   parses, compares and re-encodes every state it is sent): a message holding another is
+ *   refused whole and its socket closed (4400, `presence-invalid`).
  * - an awareness state belongs to the socket that set it: another socket's new state for
  *   that clientID is dropped (reported once per socket), unless it is the same signed-in
  *   principal (a reconnect while the old socket lingers); no socket sets the state of a
@@ -84,9 +91,10 @@ import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
 import { AnswerBudget } from "../peer/answer-budget.js"
+import { MAX_VALUE_DEPTH } from "../yjs/integrable.js"
 import {
-  AWARENESS_KEEPALIVE, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
-  encodeStep1, encodeStep2, encodeUpdate, type AwarenessEntry,
+  AWARENESS_KEEPALIVE, awarenessStateProblem, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
+  encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorLength, type AwarenessEntry,
 } from "./protocol.js"
 
 export interface YjsRouteOptions {
@@ -187,11 +195,11 @@ interface Conn extends CrdtSubscriber {
    * "all": more than a room's worth, the room's states are sent instead.
    */
   due: Map<unknown, Uint8Array> | "all" | undefined
-  /** Its step1s, paced (see the header). */
-  readonly step1s: AnswerBudget<Step1>
+  /** Its step1s (their state vectors), paced (see the header). */
+  readonly step1s: AnswerBudget<Uint8Array>
   /** A step1 answer is being made or written out; `step1Next`: the one to answer after it. */
   answering: boolean
-  step1Next: Step1 | undefined
+  step1Next: Uint8Array | undefined
   room: Room | undefined
   doc: CrdtDocAuthority<Y.Doc> | undefined
   pongs: PongClock
@@ -205,10 +213,21 @@ export const MAX_AWARENESS_BYTES_PER_ROOM = 512 * 1024
 /** Awareness states one socket may hold (a stock provider holds one); past it the socket is closed (4400). */
 export const MAX_AWARENESS_STATES_PER_SOCKET = 64
 
-interface Step1 {
-  readonly stateVector: Uint8Array
-  readonly decoded: Map<number, number>
-}
+/**
+ * Clients a step1's state vector may list beyond those of the document: a sender's copy holds
+ * the hub's clients plus those whose edits have not reached the hub yet (its own sessions
+ * while offline, a peer it synced with elsewhere), a handful; thousands would be months of
+ * offline sessions. A vector listing more is answered as an empty one, from its count alone,
+ * before its entries are read: 1.5 million entries (6 MB) cost the hub 0.8 s to decode, unpaced
+ * and uncharged. The whole document is a right answer to any step1 (the client keeps what it
+ * lacks), so an honest client past the bound (a hub restored from an old backup) still syncs.
+ * At this bound a vector costs well under a millisecond to read, and is read only once the
+ * socket's step1 pace lets it through.
+ */
+export const MAX_UNSEEN_STATE_VECTOR_CLIENTS = 4096
+
+/** A state vector of no clients: what a step1 past the bound is answered as (the whole document). */
+const EMPTY_STATE_VECTOR = new Uint8Array([0])
 
 /** Step1s a socket has answered at once, then one per STEP1_EVERY_MS (as a peer session's, adapters/peer/yjs-sync.ts). */
 const STEP1_BURST = 3
@@ -227,10 +246,16 @@ const rememberWhole = (doc: Y.Doc, answer: Uint8Array): void => {
   wholeAnswers.set(doc, answer)
 }
 
-/** Whether answering `vector` sends the whole document: it names no client the document has, past clock 0. */
-const asksWhole = (doc: Y.Doc, vector: Map<number, number>): boolean => {
-  for (const [client, clock] of vector) if (clock > 0 && Y.getState(doc.store, client) > 0) return false
-  return true
+/**
+ * Whether answering `stateVector` sends the whole document: it names no client the document
+ * has, past clock 0. Reads every entry (throws on a malformed vector) without building a map.
+ */
+const asksWhole = (doc: Y.Doc, stateVector: Uint8Array): boolean => {
+  let whole = true
+  forEachStateVectorEntry(stateVector, (client, clock) => {
+    if (whole && clock > 0 && Y.getState(doc.store, client) > 0) whole = false
+  })
+  return whole
 }
 
 /** A socket this far behind on what it was sent gets no awareness until it drains (the hub's backpressure pause). */
@@ -336,17 +361,29 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       conn.ws.send(bytes, () => resolve())
     })
 
-  /** The step2 answering `req` on `conn`'s document: the shared whole answer, or encoded (and charged). */
-  const step2For = async (conn: Conn, req: Step1): Promise<Uint8Array> => {
+  /**
+   * The step2 answering `stateVector` on `conn`'s document: the shared whole answer, or encoded
+   * (and charged); undefined if the vector is malformed (the socket is closed).
+   */
+  const step2For = async (conn: Conn, stateVector: Uint8Array): Promise<Uint8Array | undefined> => {
     const doc = conn.doc!
-    const whole = asksWhole(doc.doc, req.decoded) ? wholeAnswers.get(doc.doc) : undefined
+    let all: boolean
+    try {
+      // Read here, past the socket's pace, not where it arrived (its length was bounded there).
+      all = asksWhole(doc.doc, stateVector)
+    } catch {
+      refuse("protocol-error", "y-websocket: a step1 whose state vector does not decode.")
+      close(conn, CLOSE.malformed, "Bad state vector.")
+      return undefined
+    }
+    const whole = all ? wholeAnswers.get(doc.doc) : undefined
     if (whole !== undefined) return whole
     return doc.answer(workPayer(conn.principal ?? "anonymous", conn), (ydoc) => {
       // Looked up again: the document may have changed while the payer waited off a debt.
-      const all = asksWhole(ydoc, req.decoded)
+      const all = asksWhole(ydoc, stateVector)
       const cached = all ? wholeAnswers.get(ydoc) : undefined
       if (cached !== undefined) return cached
-      const answer = encodeStep2(Y.encodeStateAsUpdate(ydoc, req.stateVector))
+      const answer = encodeStep2(Y.encodeStateAsUpdate(ydoc, stateVector))
       step1Encodes++
       if (all) rememberWhole(ydoc, answer)
       return answer
@@ -354,7 +391,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   }
 
   /** Answers a step1 that passed the socket's pace; one answer in flight per socket, a newer request waits. */
-  const answerStep1 = (conn: Conn, req: Step1): void => {
+  const answerStep1 = (conn: Conn, req: Uint8Array): void => {
     if (conn.answering) {
       conn.step1Next = req
       return
@@ -362,10 +399,10 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     conn.answering = true
     void (async () => {
       try {
-        let next: Step1 | undefined = req
+        let next: Uint8Array | undefined = req
         while (next !== undefined && !conn.closed) {
           const answer = await step2For(conn, next)
-          if (conn.closed) return
+          if (conn.closed || answer === undefined) return
           // The next answer is not made until this one has left: a reader asking faster than it
           // reads holds one answer, not one per request.
           await sendWritten(conn, answer)
@@ -450,10 +487,16 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   /**
    * Applies an awareness update to the room within its bounds (see the header). Returns what
    * to relay (`whole`: every entry of the message was taken), or `close`: why the socket is
-   * closed.
+   * closed (`code`: what is reported).
    */
-  const takeAwareness = (conn: Conn, room: Room, update: Uint8Array): { entries: AwarenessEntry[]; whole: boolean } | { close: string } => {
+  const takeAwareness = (conn: Conn, room: Room, update: Uint8Array): { entries: AwarenessEntry[]; whole: boolean } | { close: string; code: string } => {
     const entries = decodeAwarenessUpdate(update, 1024)
+    // Every state is checked before any is taken: a message is refused whole, and nothing a
+    // stock client cannot read is ever kept, relayed or sent to a joiner.
+    for (const e of entries) {
+      const problem = e.state === "null" ? undefined : awarenessStateProblem(e.state, MAX_VALUE_DEPTH)
+      if (problem !== undefined) return { close: problem, code: "presence-invalid" }
+    }
     const now = Date.now()
     const taken: AwarenessEntry[] = []
     let whole = true
@@ -482,8 +525,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       // socket that relayed it, or a busy room would close honest clients.
       const owner = isNull && !mine ? cur!.conn : conn
       if (owner === conn) {
-        if (!mine && conn.ids.size >= maxSocketStates) return { close: `A socket holds at most ${maxSocketStates} awareness states.` }
-        if (conn.awarenessBytes - (mine ? cur.state.length : 0) + e.state.length > maxAwareness) return { close: `A socket's awareness states are limited to ${maxAwareness} bytes.` }
+        if (!mine && conn.ids.size >= maxSocketStates) return { close: `A socket holds at most ${maxSocketStates} awareness states.`, code: "presence-limit" }
+        if (conn.awarenessBytes - (mine ? cur.state.length : 0) + e.state.length > maxAwareness) return { close: `A socket's awareness states are limited to ${maxAwareness} bytes.`, code: "presence-limit" }
       }
       const bytes = room.bytes - (cur?.state.length ?? 0) + e.state.length
       if ((cur === undefined && room.awareness.size >= maxRoomStates) || (bytes > room.bytes && bytes > maxRoomBytes)) {
@@ -531,14 +574,18 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     if (msg.type !== "step2" && msg.type !== "update" && !conn.messageRate.take(1, Date.now())) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
     switch (msg.type) {
       case "step1": {
-        let decoded: Map<number, number>
+        // Only the vector's count is read here, at the message rate; its entries are read once
+        // the step1 pace lets it through (step2For).
+        let clients: number
         try {
-          decoded = Y.decodeStateVector(msg.stateVector)
+          clients = stateVectorLength(msg.stateVector)
         } catch {
           refuse("protocol-error", "y-websocket: a step1 whose state vector does not decode.")
           return close(conn, CLOSE.malformed, "Bad state vector.")
         }
-        return conn.step1s.request({ stateVector: msg.stateVector, decoded })
+        // Past the bound: the whole document, and the vector is never read (see the constant).
+        const most = doc.doc.store.clients.size + MAX_UNSEEN_STATE_VECTOR_CLIENTS
+        return conn.step1s.request(clients > most ? EMPTY_STATE_VECTOR : msg.stateVector)
       }
       case "step2":
       case "update": {
@@ -576,7 +623,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
           return close(conn, CLOSE.malformed, "Bad awareness update.")
         }
         if ("close" in taken) {
-          refuse("presence-limit", `y-websocket "${room.docId}": ${taken.close}`)
+          refuse(taken.code, `y-websocket "${room.docId}": ${taken.close}`)
           return close(conn, CLOSE.malformed, taken.close)
         }
         // One message per clientID: the tick keeps the latest of each (a stock provider has one).
@@ -608,7 +655,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const conn: Conn = {
       ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered),
       messageRate: new TokenBucket(messagesPerSecond, messageBurst, Date.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, Date.now()), due: undefined,
-      step1s: new AnswerBudget<Step1>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined,
+      step1s: new AnswerBudget<Uint8Array>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined,
       room: undefined, doc: undefined, pongs, closed: false,
       onUpdates: (updates) => {
         for (const u of updates) send(conn, encodeUpdate(u))

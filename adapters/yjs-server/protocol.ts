@@ -99,6 +99,52 @@ export const decodeAwarenessUpdate = (update: Uint8Array, maxEntries: number): A
   return out
 }
 
+/**
+ * Why an awareness state (its text) is no state a stock client can hold, or undefined. A stock
+ * client (y-protocols applyAwarenessUpdate) reads each state with JSON.parse, inside its
+ * socket's message handler: text that is not JSON throws there (Node: the process dies;
+ * browsers: the rest of that message is lost). It then compares a renewal with the state it
+ * holds and re-encodes states it relays, both recursively (equalityDeep, JSON.stringify), so a
+ * state nested past the stack (some thousands of levels) throws RangeError later. "null"
+ * (a removal) is JSON.
+ */
+export const awarenessStateProblem = (state: string, maxDepth: number): string | undefined => {
+  // Depth first, without recursion, so nothing deep is ever built (the same scan as the Yjs
+  // engine's for JSON contents, adapters/yjs/integrable.ts).
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < state.length; i++) {
+    const c = state.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash: the next unit is escaped
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) return `An awareness state nests deeper than ${maxDepth} levels: clients compare and re-encode states recursively. Flatten it.`
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  try {
+    JSON.parse(state)
+  } catch {
+    // The parser's message quotes the text: not echoed back to its sender.
+    return "An awareness state must be JSON text (clients read it with JSON.parse): set it with awareness.setLocalState(value)."
+  }
+  return undefined
+}
+
+/** How many clients a state vector lists (its first varUint), read without decoding them; throws on a malformed one. */
+export const stateVectorLength = (stateVector: Uint8Array): number => new ByteReader(stateVector).varint()
+
+/**
+ * Reads a state vector's entries (clientID, clock) in order, without building a map; throws
+ * (a CanonError `decode-failed`) on a malformed one.
+ */
+export const forEachStateVectorEntry = (stateVector: Uint8Array, each: (client: number, clock: number) => void): void => {
+  const r = new ByteReader(stateVector)
+  const n = r.varint()
+  for (let i = 0; i < n; i++) each(r.varint(), r.varint())
+}
+
 export const encodeAwarenessUpdate = (entries: ReadonlyArray<AwarenessEntry>): Uint8Array => {
   const w = new ByteWriter(64)
   w.varint(entries.length)

@@ -20,7 +20,11 @@
  * - Decoding is bounded before it starts: bytes and structs (a struct can be 2 bytes), with a
  *   larger bound for the step2 answering this session's own step1 (a fresh replica gets the
  *   whole document in it). A step1 is answered within a budget (./answer-budget.ts), and a
- *   session that has no answer of its own asks back whoever asks it.
+ *   session that has no answer of its own asks back whoever asks it. Only a step1's count of
+ *   clients is read on arrival: one listing more than the document's clients plus
+ *   MAX_UNSEEN_STATE_VECTOR_CLIENTS is answered as an empty one (the whole document) and its
+ *   sender asked back, its entries never read; the others' entries are read once the budget
+ *   lets the step1 through (as the hub's y-websocket route, adapters/yjs-server/endpoint.ts).
  * - The document as a whole is bounded as the hub's are (`maxDocStructs`, default the hub's
  *   DEFAULT_MAX_DOC_STRUCTS): an update that could take it past is refused before it is
  *   decoded (`document-too-large`), counted from its bytes as a CRDT field counts
@@ -36,7 +40,7 @@
  */
 import * as Y from "yjs"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
-import { decodeYMessage, encodeStep1, encodeStep2, encodeUpdate } from "../yjs-server/protocol.js"
+import { EMPTY_STATE_VECTOR, MAX_UNSEEN_STATE_VECTOR_CLIENTS, decodeYMessage, encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorLength } from "../yjs-server/protocol.js"
 import { canonError } from "../../core/errors.js"
 import { AnswerBudget } from "./answer-budget.js"
 import { TokenBucket, DEFAULT_LIMITS } from "../../core/authority/limits.js"
@@ -95,8 +99,12 @@ export class YSyncSession {
   /** What whenSynced() hands out until the next step2 (one promise, however many callers). */
   private waiting: { readonly promise: Promise<void>; readonly resolve: () => void; readonly reject: (e: unknown) => void } | undefined
   private destroyed = false
-  /** Step1s are answered with everything the peer lacks: three at once, then one a second (./answer-budget.ts). */
-  private readonly answers = new AnswerBudget<Uint8Array>(3, 1_000, (stateVector) => this.answer(stateVector))
+  /**
+   * Step1s are answered with everything the peer lacks: three at once, then one a second
+   * (./answer-budget.ts). `unseen`: the vector listed past the bound and was replaced by an
+   * empty one (the peer claims clients this document lacks).
+   */
+  private readonly answers = new AnswerBudget<{ readonly stateVector: Uint8Array; readonly unseen: boolean }>(3, 1_000, (req) => this.answer(req.stateVector, req.unseen))
   /** Updates dropped for a missing dependency, each answered by a handshake unless one was under way (diagnostics). */
   resyncs = 0
   /** The work budget of the peer's updates (see the header). */
@@ -175,8 +183,18 @@ export class YSyncSession {
       return
     }
     switch (msg.type) {
-      case "step1":
-        return this.answers.request(msg.stateVector)
+      case "step1": {
+        // Only the count here: the entries are read past the answer budget, if at all.
+        let clients: number
+        try {
+          clients = stateVectorLength(msg.stateVector)
+        } catch {
+          this.fail("protocol-error", "A state vector that does not decode.")
+          return
+        }
+        const unseen = clients > this.doc.store.clients.size + MAX_UNSEEN_STATE_VECTOR_CLIENTS
+        return this.answers.request({ stateVector: unseen ? EMPTY_STATE_VECTOR : msg.stateVector, unseen })
+      }
       case "step2":
       case "update": {
         // The answer to this session's step1 (a step2 meant for another member of a
@@ -203,7 +221,7 @@ export class YSyncSession {
     }
   }
 
-  private answer(stateVector: Uint8Array): void {
+  private answer(stateVector: Uint8Array, unseen: boolean): void {
     let diff: Uint8Array
     try {
       diff = Y.encodeStateAsUpdate(this.doc, stateVector)
@@ -216,8 +234,9 @@ export class YSyncSession {
     // nobody was on a BroadcastChannel) is asked back: its content would never come otherwise.
     // So is a peer that has what this document lacks (a BroadcastChannel has no join event: a
     // third member's offline edits would stay with it). Within the answer budget: two peers
-    // stop once each has the other's step2.
-    if (!this.syncedValue || this.lacksWhatTheyHave(stateVector)) this.askAgain()
+    // stop once each has the other's step2. A vector past the bound lists thousands of clients
+    // this document lacks (an honest one lists only clients with content).
+    if (!this.syncedValue || unseen || this.lacksWhatTheyHave(stateVector)) this.askAgain()
   }
 
   /** A handshake now, or once the work budget is out of debt (its step2 would borrow more). */
@@ -231,16 +250,17 @@ export class YSyncSession {
     }, wait)
   }
 
-  /** Whether a peer's state vector names clocks this document does not have. */
+  /** Whether a peer's state vector names clocks this document does not have (read without building a map). */
   private lacksWhatTheyHave(stateVector: Uint8Array): boolean {
-    let theirs: Map<number, number>
+    let lacks = false
     try {
-      theirs = Y.decodeStateVector(stateVector)
+      forEachStateVectorEntry(stateVector, (client, clock) => {
+        if (!lacks && clock > Y.getState(this.doc.store, client)) lacks = true
+      })
     } catch {
       return false
     }
-    for (const [client, clock] of theirs) if (clock > Y.getState(this.doc.store, client)) return true
-    return false
+    return lacks
   }
 
   /** Whether the update is in the document now (or was already). */

@@ -94,7 +94,7 @@ import { AnswerBudget } from "../peer/answer-budget.js"
 import { MAX_VALUE_DEPTH } from "../yjs/integrable.js"
 import {
   AWARENESS_KEEPALIVE, awarenessStateProblem, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
-  encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorLength, type AwarenessEntry,
+  EMPTY_STATE_VECTOR, MAX_UNSEEN_STATE_VECTOR_CLIENTS, encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorLength, type AwarenessEntry,
 } from "./protocol.js"
 
 export interface YjsRouteOptions {
@@ -213,21 +213,6 @@ export const MAX_AWARENESS_BYTES_PER_ROOM = 512 * 1024
 /** Awareness states one socket may hold (a stock provider holds one); past it the socket is closed (4400). */
 export const MAX_AWARENESS_STATES_PER_SOCKET = 64
 
-/**
- * Clients a step1's state vector may list beyond those of the document: a sender's copy holds
- * the hub's clients plus those whose edits have not reached the hub yet (its own sessions
- * while offline, a peer it synced with elsewhere), a handful; thousands would be months of
- * offline sessions. A vector listing more is answered as an empty one, from its count alone,
- * before its entries are read: 1.5 million entries (6 MB) cost the hub 0.8 s to decode, unpaced
- * and uncharged. The whole document is a right answer to any step1 (the client keeps what it
- * lacks), so an honest client past the bound (a hub restored from an old backup) still syncs.
- * At this bound a vector costs well under a millisecond to read, and is read only once the
- * socket's step1 pace lets it through.
- */
-export const MAX_UNSEEN_STATE_VECTOR_CLIENTS = 4096
-
-/** A state vector of no clients: what a step1 past the bound is answered as (the whole document). */
-const EMPTY_STATE_VECTOR = new Uint8Array([0])
 
 /** Step1s a socket has answered at once, then one per STEP1_EVERY_MS (as a peer session's, adapters/peer/yjs-sync.ts). */
 const STEP1_BURST = 3

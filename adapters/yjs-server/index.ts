@@ -11,6 +11,6 @@
  */
 export { yjsDocEngine, newHubYDoc, missingDependency, DEFAULT_MAX_DOC_STRUCTS, MAX_YJS_CLOCK, type YjsEngineOptions } from "./engine.js"
 export {
-  yjsRoute, MAX_AWARENESS_STATES_PER_ROOM, MAX_AWARENESS_BYTES_PER_ROOM, MAX_AWARENESS_STATES_PER_SOCKET, MAX_UNSEEN_STATE_VECTOR_CLIENTS, type YjsRoute, type YjsRouteOptions,
+  yjsRoute, MAX_AWARENESS_STATES_PER_ROOM, MAX_AWARENESS_BYTES_PER_ROOM, MAX_AWARENESS_STATES_PER_SOCKET, type YjsRoute, type YjsRouteOptions,
 } from "./endpoint.js"
 export * from "./protocol.js"

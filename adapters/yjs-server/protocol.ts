@@ -132,6 +132,21 @@ export const awarenessStateProblem = (state: string, maxDepth: number): string |
   return undefined
 }
 
+/**
+ * Clients a step1's state vector may list beyond those of the document: a sender's copy holds
+ * the document's clients plus those whose edits have not reached it yet (its own sessions
+ * while offline, a peer it synced with elsewhere), a handful; thousands would be months of
+ * offline sessions. A vector listing more is answered as an empty one (EMPTY_STATE_VECTOR),
+ * from its count alone, before its entries are read: 1.5 million entries (6 MB) cost a hub
+ * 0.8 s to decode. The whole document is a right answer to any step1 (the peer keeps what it
+ * lacks), so an honest peer past the bound (a hub restored from an old backup) still syncs.
+ * At this bound a vector costs well under a millisecond to read.
+ */
+export const MAX_UNSEEN_STATE_VECTOR_CLIENTS = 4096
+
+/** A state vector of no clients: asks for the whole document. */
+export const EMPTY_STATE_VECTOR: Uint8Array = new Uint8Array([0])
+
 /** How many clients a state vector lists (its first varUint), read without decoding them; throws on a malformed one. */
 export const stateVectorLength = (stateVector: Uint8Array): number => new ByteReader(stateVector).varint()
 

@@ -162,10 +162,23 @@ export class ClientTable {
     return this.state(clientId).mark
   }
 
-  /** The client stored every outcome up to `acked`: forget them. */
-  ack(clientId: string, acked: number): void {
+  /**
+   * The client's `incarnation` stored every outcome up to `acked`: forget them. Only what it
+   * recorded: the acknowledgement stops below another incarnation's outcome (a device of the
+   * same clientId whose answer was lost), which stays for that device's retry. Forgotten, the
+   * retry would count as a client that lost its storage, be renumbered and apply twice.
+   */
+  ack(clientId: string, incarnation: number, acked: number): void {
     const s = this.state(clientId)
-    const upTo = Math.min(acked, s.mark.last)
+    let upTo = Math.min(acked, s.mark.last)
+    // Runs below `upTo` are forgotten now, so this walk is paid for by what it drops.
+    for (const r of s.runs) {
+      if (r.first > upTo) break
+      if (r.incarnation !== 0 && r.incarnation !== incarnation) {
+        upTo = r.first - 1
+        break
+      }
+    }
     if (upTo <= s.mark.acked) return
     s.mark.acked = upTo
     this.touch(clientId, s)

@@ -839,7 +839,7 @@ export class DocAuthority<S = unknown> {
     try {
       for (const { conn, sender, msg, version, refuse } of batch) {
         const { clientId, incarnation } = sender
-        table.ack(clientId, msg.ackedClientSeq)
+        table.ack(clientId, incarnation, msg.ackedClientSeq)
         let out = replies.get(conn)
         for (const cmd of msg.commands) {
           if (out === undefined) replies.set(conn, (out = []))

@@ -75,11 +75,26 @@ export class ReplicaFields {
   }
 
   /**
+   * A merge of this replica that the hub refused is still in its field (a CRDT change cannot
+   * be taken out, and its tombstone holds the same clocks, which Yjs skips where it has them):
+   * the fields differ from the authority's until its state is installed (`reset`), which Doc
+   * asked for with the refusal (and asks for again on a new connection).
+   */
+  #stale = false
+
+  /** Whether the fields hold a refused merge of this replica, until the authority's state is installed. */
+  get stale(): boolean {
+    return this.#stale
+  }
+
+  /**
    * The fields hold merges the authority has not confirmed (pending merge commands, local
-   * changes not yet submitted): their confirmed-only content is unknown, so checkpoints are
+   * changes not yet submitted) or refused ones not reloaded yet
+   * (`stale`): their confirmed-only content is unknown, or known to differ, so checkpoints are
    * not checked and no local snapshot is written until they settle.
    */
   busy(): boolean {
+    if (this.#stale) return true
     for (const u of this.#unsent.values()) if (u.length > 0) return true
     return this.#replica.pending.some(isMerge)
   }
@@ -114,6 +129,7 @@ export class ReplicaFields {
     const replica = this.#replica
     const fields = this.#fields
     fields.load(encoded)
+    this.#stale = false
     fieldsOf(fields.decls, replica.host)
     for (const p of replica.pending) if (isMerge(p)) p.journal = undefined
     for (const [field, updates] of this.#unsent) for (const u of updates) fields.merge(field, u, replica.clientId)
@@ -175,6 +191,7 @@ export class ReplicaFields {
   refused(rejected: Iterable<readonly [PendingCommand, Rejection]>, covered?: Set<PendingCommand>): boolean {
     const merges = [...rejected].filter(([p]) => isMerge(p)).sort((a, b) => a[0].clientSeq - b[0].clientSeq)
     if (merges.length === 0) return false
+    this.#stale = true
     const holes = this.#holes
     // A hole is closed once everything sent before its tombstone is answered.
     let oldest = merges[0]![0].clientSeq

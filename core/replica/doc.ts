@@ -626,6 +626,10 @@ export class Doc<M extends Machine<any, any>> {
       // The confirmed state was migrated here from an older version: take the authority's.
       this.#resyncing = true
       this.#fetchState()
+    } else if (this.#crdt?.stale === true) {
+      // A refused merge is still in its field: the state asked for on the last connection died with it.
+      this.#refusalFetch = true
+      this.#fetchState()
     }
     if (this.#ownPresence !== null) send({ type: "presence-set", docId: this.docId, state: this.#ownPresence })
     this.#resend()

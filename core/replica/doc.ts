@@ -759,9 +759,6 @@ export class Doc<M extends Machine<any, any>> {
         this.#checkpoint(msg)
         return
       case "synced":
-        // Caught up on this connection: a snapshot stream cut on an earlier one was not resumed
-        // (a hub sends synced after its stream ends), and its bytes would be held until closed.
-        this.#receiver = undefined
         this.#isSynced = true
         this.#emit("synced", { seq: msg.seq })
         return

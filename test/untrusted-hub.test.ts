@@ -4,7 +4,7 @@
  * stateless restarts, idempotency write cost, state transfer during a write, load checks,
  * the handshake deadline and the durability default. Each test names the item it covers.
  */
-import { CanonClient, Doc, Hub, decodeCanonical, defineMachine, encodeCanonical, type BatchOp, type BatchOptions, type ClientMessage, type Connection, type HubEvent, type ServerMessage } from "../core/index.js"
+import { CanonClient, Doc, Hub, decodeCanonical, defineMachine, encodeCanonical, type BatchOp, type BatchOptions, type ClientMessage, type Connection, type HubEvent, type HubLimits, type ServerMessage } from "../core/index.js"
 import { AuthorityStore } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../core/protocol/negotiate.js"
@@ -14,7 +14,7 @@ import { Todo } from "./support/machines.js"
 
 const DOC = "list"
 
-const world = (options: { authenticate?: boolean; storage?: MemoryStorage; maxOutcomesPerClient?: number; storageMs?: number } = {}) => {
+const world = (options: { authenticate?: boolean; storage?: MemoryStorage; maxOutcomesPerClient?: number; storageMs?: number; limits?: Partial<HubLimits> } = {}) => {
   const rt = new VirtualRuntime(5)
   const net = new MemoryNetwork(rt, { latency: () => 1, encode: true })
   const storage = options.storage ?? new MemoryStorage(options.storageMs === undefined ? {} : { latency: { runtime: rt, ms: () => options.storageMs! } })
@@ -26,6 +26,7 @@ const world = (options: { authenticate?: boolean; storage?: MemoryStorage; maxOu
       runtime: rt,
       onEvent: (e) => events.push(e),
       ...(options.maxOutcomesPerClient !== undefined ? { maxOutcomesPerClient: options.maxOutcomesPerClient } : {}),
+      ...(options.limits !== undefined ? { limits: options.limits } : {}),
       ...(options.authenticate
         ? { authenticate: (hello: { credentials?: string }) => (hello.credentials ? { id: hello.credentials } : { refuse: "Sign in." }) }
         : {}),
@@ -67,6 +68,8 @@ const raw = (w: World, name: string, clientId: string, extra: { secret?: string 
     outcomes: () => got.flatMap((m) => (m.type === "results" ? [...m.outcomes] : [])),
     errors: () => got.filter((m): m is Extract<ServerMessage, { type: "error" }> => m.type === "error"),
     refused: () => got.find((m) => m.type === "refused") as Extract<ServerMessage, { type: "refused" }> | undefined,
+    welcomed: () => got.some((m) => m.type === "welcome"),
+    close: () => conn.close(),
   }
 }
 
@@ -205,7 +208,10 @@ describe("durable client identity (items 6, 7, 9)", () => {
     expect(back.outcomes()).toContainEqual({ clientSeq: 3, seq: 3 })
   })
 
-  test("a guest of a hook whose guests are 'anonymous' cannot take an id recorded before the hook: its device is not the first", async () => {
+  test("a hook's user id 'anonymous' is refused: it would be every device recorded before the hook", async () => {
+    // A hook whose guests (or one user) are "anonymous": with its own secret, such a user was a
+    // new incarnation of any id recorded before the hook (it wrote as that client), and 64 of
+    // them pushed the device of first contact out of the record (locked out when it signed in).
     const storage = new MemoryStorage()
     const open = world({ storage })
     const hub1 = open.start()
@@ -213,26 +219,36 @@ describe("durable client identity (items 6, 7, 9)", () => {
     await open.rt.run({ forMs: 50 })
     expect(victim.refused()).toBeUndefined()
     await hub1.close()
-    // The hook's guests are the principal "anonymous" (credentials "anonymous" here).
     const secured = world({ authenticate: true, storage })
     secured.start()
-    const mallorySecret = "mallory's-own-secret-123"
-    const asGuest = raw(secured, "guest", "victim-device", { credentials: "anonymous", secret: mallorySecret })
+    const asGuest = raw(secured, "guest", "victim-device", { credentials: "anonymous", secret: "mallory's-own-secret-123" })
     await secured.rt.run({ forMs: 50 })
-    // The same principal on a new device: a new incarnation (as before).
-    expect(asGuest.refused()).toBeUndefined()
-    // Signed in as herself with that secret, mallory would take the id: refused.
-    const asMallory = raw(secured, "mallory", "victim-device", { credentials: "mallory", secret: mallorySecret })
+    expect(asGuest.refused()).toMatchObject({ code: "unauthorized", message: expect.stringContaining("keeps for hubs without a hook") })
+    asGuest.submit([{ clientSeq: 2, name: "note", args: { text: "FORGED" } }])
     await secured.rt.run({ forMs: 50 })
-    expect(asMallory.refused()).toMatchObject({ code: "unauthorized", message: expect.stringContaining("belongs to another user") })
-    // The device of first contact, signed in, still gets its id.
+    expect((await authorityLog(secured)).map((e) => (e.args as { text?: string }).text)).not.toContain("FORGED")
+    // The device of first contact, signed in, gets its id.
     const owner = raw(secured, "ann", "victim-device", { credentials: "ann" })
     await secured.rt.run({ forMs: 50 })
     expect(owner.refused()).toBeUndefined()
-    // And now mallory's guest device is no device of ann's.
-    const guestAgain = raw(secured, "guest2", "victim-device", { credentials: "anonymous", secret: mallorySecret })
-    await secured.rt.run({ forMs: 50 })
-    expect(guestAgain.refused()).toMatchObject({ code: "unauthorized" })
+  })
+
+  test("new devices of one user on its clientId are bounded as new clients are", async () => {
+    // Each new secret is a new incarnation: a durable record's rewrite, kept in the identity cache.
+    const w = world({ authenticate: true, limits: { newClientsPerSecond: 2, newClientBurst: 5 } })
+    w.start()
+    let welcomed = 0
+    let limited = 0
+    for (let i = 0; i < 60; i++) {
+      const c = raw(w, `dev${i}`, "mallory-id-000001", { credentials: "mallory", secret: `fresh-secret-number-${String(i).padStart(6, "0")}` })
+      await w.rt.run({ forMs: 5 })
+      if (c.welcomed()) welcomed++
+      if (c.closed === "rate-limited") limited++
+      c.close()
+    }
+    // The burst (the first device and 4 more) and what 0.3 s of refill allows: not 60.
+    expect(welcomed).toBeLessThanOrEqual(7)
+    expect(limited).toBeGreaterThan(50)
   })
 
   test("without an authenticate hook, a fixed clientId without storage is refused on its second run, never answered with old outcomes", async () => {

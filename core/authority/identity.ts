@@ -127,6 +127,8 @@ export class IdentityRegistry {
       return { ok: false, message: `Client id ${clientId} is registered to another device (its secret does not match). A client that lost its storage must use a new client id: omit \`clientId\` and Canon makes one.` }
     }
     if (this.closed) return SHUTTING_DOWN
+    // Each is a durable record's rewrite and weighs on the cache: bounded as new identities are.
+    if (!mayRegister()) return { ok: false, rateLimited: true, message: "Too many new devices at once; try again in a few seconds." }
     const incarnation = Math.max(0, ...known.incarnations.map((i) => i.incarnation)) + 1
     const updated: Identity = { principal, incarnations: [...known.incarnations, { incarnation, secretHash: hash }].slice(-MAX_INCARNATIONS) }
     await this.store.putIdentity(clientId, updated)

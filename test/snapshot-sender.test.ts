@@ -137,3 +137,38 @@ test("a stored chunk shorter than its place fails the stream as storage-corrupt,
   expect(String((s.error as Error).message)).toMatch(/chunk 1 holds 100 bytes, not 1024/)
   expect(s.reads.length).toBeLessThanOrEqual(4)
 })
+
+test("an acknowledgement that moves past the chunk being read (a resuming replica) goes on from there, not storage-corrupt", async () => {
+  // Simulator seeds 171 and 175: "chunk 1 holds 1024 bytes, not 1024": a replica's ack arrived
+  // while the sender awaited chunk 1's read and moved the offset past it, and the check after
+  // the read took the chunk for a short one. The hub failed the document's stream.
+  const rt = new VirtualRuntime(1)
+  const store = new AuthorityStore(new MemoryStorage())
+  const { meta, bytes } = await stored(rt, store, new JournaledState({ notes: { a: "x".repeat(4000) } }), 1024)
+  let sender: SnapshotSender | undefined
+  let acked = false
+  const got = new Uint8Array(meta.size)
+  let error: unknown
+  const conn = {
+    send: (m: ServerMessage) => { if (m.type === "snapshot-chunk") got.set(m.bytes, m.offset) },
+    close() {},
+    bufferedAmount: 0,
+  }
+  await new Promise<void>((resolve) => {
+    const read: ChunkReader = async (seq, i) => {
+      const c = await store.snapshots.chunk("d", seq, i)
+      // While chunk 1 is read, the replica says it has everything through chunk 2.
+      if (i === 1 && !acked) {
+        acked = true
+        sender!.ack(meta.seq, 3 * 1024)
+      }
+      return c
+    }
+    sender = new SnapshotSender("d", meta, read, conn as never, 1 << 20, () => true, resolve, resolve, (e) => { error = e; resolve() })
+    // The replica resumes with chunk 0 and part of chunk 1.
+    got.set(bytes.subarray(0, 3 * 1024))
+    sender.start(1500)
+  })
+  expect(error).toBeUndefined()
+  expect(got).toEqual(bytes)
+})

@@ -107,6 +107,8 @@ export class SnapshotSender {
       const chunk = await this.read(this.meta.seq, index)
       if (this.stopped) return
       const base = index * stored
+      // An acknowledgement during the read (a resuming replica) may have moved past this chunk.
+      if (this.offset >= base + stored) continue
       if (this.offset >= base + chunk.length) throw this.corrupt(`chunk ${index} holds ${chunk.length} bytes, not ${stored}`)
       // Send what of this stored chunk the window allows, in wire-sized pieces.
       while (this.offset < base + chunk.length && this.offset - this.acked < this.window) {

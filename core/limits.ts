@@ -32,6 +32,15 @@ export const DEFAULT_MAX_COMMAND_BYTES = 256 << 10
  */
 export const MAX_ARGS_DEPTH = MAX_DEPTH - 16
 
+/**
+ * The depth at which a replica reads an entry's arguments: whatever a hub takes reads
+ * (MAX_ARGS_DEPTH levels of objects and arrays, `depthExceeds`, and bytes or a string one
+ * level deeper, which the decoder counts as a level), and nothing deeper does, so every entry
+ * read can be stored inside a record, a level down. A hostile hub's deeper entry failed every
+ * later write of the replica's store.
+ */
+export const ENTRY_ARGS_READ_DEPTH = MAX_DEPTH - MAX_ARGS_DEPTH - 1
+
 /** Longest rejection or error sentence carried on the wire; longer ones are cut. */
 export const MAX_MESSAGE_CHARS = 1024
 

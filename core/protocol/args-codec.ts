@@ -37,8 +37,11 @@ import { MAX_ARGS_DEPTH } from "../limits.js"
 export interface ArgsCodec {
   /** The compact form of a command's encoded arguments. */
   encode(args: unknown): Uint8Array
-  /** Back to the encoded arguments; a malformed input throws a `decode-failed` CanonError. */
-  decode(bytes: Uint8Array): unknown
+  /**
+   * Back to the encoded arguments; a malformed input throws a `decode-failed` CanonError.
+   * `at`: the depth values are read at (a replica's entries: ENTRY_ARGS_READ_DEPTH).
+   */
+  decode(bytes: Uint8Array, at?: number): unknown
 }
 
 /** Thrown inside the encoder when the value leaves the schema's shape: encode it whole instead. */
@@ -69,6 +72,8 @@ type Ast = SchemaAST.AST
 let encoding = false
 let w: ByteWriter
 let r: ByteReader
+/** Decoding: the depth the arguments' values are read at (ArgsCodec.decode's `at`). */
+let readAt = 0
 
 /** What the schema cannot carry: encoding, the value goes whole (a misfit); decoding, the input is malformed. */
 const unfit = (): never => {
@@ -107,7 +112,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
       return
     case "Number":
       if (!encoding) {
-        const n = readValue(r, depth)
+        const n = readValue(r, readAt + depth)
         if (typeof n !== "number") decodeFailed("Not a number.")
         return n
       }
@@ -229,7 +234,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
       return out
     }
     default:
-      if (!encoding) return readValue(r, depth)
+      if (!encoding) return readValue(r, readAt + depth)
       writeValue(w, v, depth)
   }
 }
@@ -280,8 +285,9 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       }
       return w.finish()
     },
-    decode(bytes: Uint8Array): unknown {
+    decode(bytes: Uint8Array, at = 0): unknown {
       r = new ByteReader(bytes)
+      readAt = at
       const form = r.byte()
       let v: unknown
       if (form === Form.SCHEMA) {
@@ -289,7 +295,7 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
         encoding = false
         v = node(wire, undefined, 0)
       }
-      else if (form === Form.VALUE) v = readValue(r)
+      else if (form === Form.VALUE) v = readValue(r, at)
       else decodeFailed(`Unknown arguments form ${form}.`)
       if (!r.done()) decodeFailed(`${r.remaining} trailing bytes.`)
       return v

@@ -4,14 +4,14 @@
  * sends. A browser bundle holds this half only; codec-server.ts is the hub's.
  */
 import { utf8Length, type ByteReader, type ByteWriter } from "../bytes.js"
-import { MAX_DEPTH, readValue, writeValue } from "../canonical.js"
+import { readValue, writeValue } from "../canonical.js"
 import type { CommandRequest, Entry, Outcome } from "../entry.js"
 import {
   CLIENT_TYPES, Type, MAX_UINT, REFUSAL_CODES, REJECTION_CODES, SEQ_AT_MOST_KIND, TIME_LIMIT, Table, bad, channel, checkUint, compactArgs, compactFor, count, decodeFrame, delta, encodeFrame, invalid, list, name, newNameTable, next, optionalFields,
   readChannel, readName, session, show, str, uint, unzigzag, header, checkString,
   type CodecOptions, type Decoded, type Reader,
 } from "./codec-shared.js"
-import { MAX_ARGS_DEPTH, docIdBytesProblem } from "../limits.js"
+import { ENTRY_ARGS_READ_DEPTH, docIdBytesProblem } from "../limits.js"
 import type { ClientMessage, Entries, ErrorMsg, MachineInfo, RefusalCode, Refused, Results, ServerMessage } from "./messages.js"
 
 // ---- encoding ----
@@ -157,9 +157,8 @@ const readEntriesBody = (r: ByteReader, docId: string, compact: boolean): Entrie
       if (!(time >= 0 && time < TIME_LIMIT)) bad(`Time ${time} out of range.`)
       entries[i] = elided
         ? { seq: first + i, time, clientId, clientSeq, name, args: null, elided }
-        // No deeper than a hub takes (MAX_ARGS_DEPTH): the replica stores an entry inside a
-        // record, a level down, which a deeper one would fail at every write.
-        : { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r, MAX_DEPTH - MAX_ARGS_DEPTH) }
+        // No deeper than a hub takes: the replica stores an entry inside a record (limits.ts).
+        : { seq: first + i, time, clientId, clientSeq, name, args: compact ? r.bytes() : readValue(r, ENTRY_ARGS_READ_DEPTH) }
     }
   }
   const opt = optionalFields(r, 1)

@@ -23,7 +23,7 @@ import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
 import type { Runtime } from "../ports/runtime.js"
 import type { ReplicaStore } from "../store/replica-store.js"
-import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
+import { DEFAULT_MAX_COMMAND_BYTES, ENTRY_ARGS_READ_DEPTH, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
 import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.js"
 import { SnapshotReceiver } from "./snapshot-receiver.js"
 import type { CrdtHandles } from "../crdt/outbox.js"
@@ -592,7 +592,8 @@ export class Doc<M extends Machine<any, any>> {
       }
       if (!(e.args instanceof Uint8Array)) return undefined
       try {
-        out[i] = { ...e, args: this.#codecOf(e.name).decode(e.args) }
+        // No deeper than a hub takes: the replica stores an entry inside a record (limits.ts).
+        out[i] = { ...e, args: this.#codecOf(e.name).decode(e.args, ENTRY_ARGS_READ_DEPTH) }
       } catch {
         return undefined
       }

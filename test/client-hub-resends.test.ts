@@ -5,9 +5,9 @@
  * client send its whole send window again while the copies before it still waited in the
  * socket: a hub that stopped reading and sent such frames every 5 ms grew a real client
  * process from 315 MB to 2.2 GB in 20 s, still "online" (found by a helper attacking the
- * client). A second welcome now ends the connection, and past a budget of resends per
- * connection so does the next ask (core/replica/client.ts `#mayResend`); the next connection
- * comes after the backoff.
+ * client). A second welcome now ends the connection, and so do more than 16 resends of one
+ * document's outbox, with some of it in flight, on one connection (core/replica/doc.ts
+ * `#resendAsked`); the next connection comes after the backoff.
  */
 import { CanonClient, type ClientMessage, type ConnectionListener, type ServerMessage } from "../core/index.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -88,4 +88,39 @@ test("a second welcome on one connection ends it instead of sending every outbox
   expect(hub.closes).toEqual(["protocol-error"])
   expect(statuses[0]).toBe("offline protocol-error")
   await client.close()
+})
+
+test("an honest hub's snapshots to many documents on one connection, each with a command in flight, end nothing", async () => {
+  // A review found the first budget (16 per connection, any resend) dropped a client that
+  // browsed 17 compacted documents on one connection: each joined by a snapshot.
+  const { Hub } = await import("../core/index.js")
+  const { MemoryNetwork } = await import("../adapters/memory/index.js")
+  const { Counter } = await import("./support/machines.js")
+  const rt = new VirtualRuntime(2)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hub = new Hub({ machines: [Counter], storage: new MemoryStorage(), runtime: rt, snapshots: { minLogBytes: 1, logRatio: 0, tailBytes: 0 } })
+  net.listen(hub)
+  const writer = await CanonClient.open({ transport: net.transport("w"), runtime: rt, machines: [Counter] })
+  const N = 24
+  for (let d = 0; d < N; d++) {
+    const doc = await writer.open(Counter, `d${d}`)
+    for (let i = 0; i < 50; i++) doc.submit("incr", { by: 1 }).catch(() => {})
+  }
+  await rt.run({ forMs: 5000 })
+  const reader = await CanonClient.open({ transport: net.transport("r"), runtime: rt, machines: [Counter] })
+  const statuses: string[] = []
+  reader.onStatus((s, info) => statuses.push(`${s}${info ? ` ${info.code}` : ""}`))
+  let installs = 0
+  for (let d = 0; d < N; d++) {
+    const doc = await reader.open(Counter, `d${d}`)
+    doc.on("snapshot", (e) => { if (e.received === e.size) installs++ })
+    doc.submit("incr", { by: 1 }).catch(() => {})
+    await rt.run({ forMs: 500 })
+    expect(doc.state).toEqual({ value: 51 })
+  }
+  expect(installs).toBeGreaterThanOrEqual(N)
+  expect(statuses.filter((s) => s.includes("protocol-error"))).toEqual([])
+  await reader.close()
+  await writer.close()
+  await hub.close()
 })

@@ -38,9 +38,6 @@ export type ClientStatus = "connecting" | "online" | "offline" | "refused" | "cl
  * Refusals that retrying cannot fix: wait for the app (upgrade, new credentials). `not-found`
  * is a transport's close for a URL with no hub behind it (HTTP 404 at the upgrade).
  */
-/** Outbox resends one connection's hub may cause (honest hubs: a few, after a restore or a desync). */
-const MAX_RESENDS_PER_CONNECTION = 16
-
 const FINAL_REFUSALS: ReadonlySet<string> = new Set(["schema-too-old", "schema-mismatch", "machine-unknown", "unauthorized", "not-found"])
 
 /**
@@ -90,8 +87,6 @@ export class CanonClient {
   readonly #docs = new Map<string, Doc<any>>()
   #conn: Connection<ClientMessage> | undefined
   #welcomed = false
-  /** Outbox resends the hub caused on this connection (see #mayResend). */
-  #resends = 0
   #attempt = 0
   #retryTimer: Timer | undefined
   #stableTimer: Timer | undefined
@@ -315,7 +310,6 @@ export class CanonClient {
       // Each would reconnect every document and send its outbox again, on the same socket.
       if (this.#welcomed) throw new Error("a second welcome on one connection.")
       this.#welcomed = true
-      this.#resends = 0
       this.protocol = msg.protocol
       this.#lastRefusal = undefined
       this.#setStatus("online")
@@ -333,23 +327,14 @@ export class CanonClient {
   /** Follows `doc` on the current (welcomed) connection: it sends on that one only. */
   #connectDoc(doc: Doc<any>): void {
     const conn = this.#conn!
-    doc.connected((m) => conn.send(m), this.protocol ?? 1, this.#declared.get(doc.machine.name), () => this.#mayResend(conn))
+    doc.connected((m) => conn.send(m), this.protocol ?? 1, this.#declared.get(doc.machine.name), (reason) => this.#end(conn, reason))
   }
 
-  /**
-   * Whether a document may send its outbox again on `conn` for something the hub sent (a
-   * renumbering, a state installed, a lost position). Each resend is a whole send window,
-   * while the copies before it may still wait in the socket: a hub asking again and again
-   * would grow the client's memory without bound. Past the budget the connection ends, and
-   * the next one comes after the backoff.
-   */
-  #mayResend(conn: Connection<ClientMessage>): boolean {
-    if (this.#conn !== conn) return false
-    if (++this.#resends <= MAX_RESENDS_PER_CONNECTION) return true
-    const reason = `The hub asked for the outbox again more than ${MAX_RESENDS_PER_CONNECTION} times on one connection.`
+  /** Ends `conn` for what its hub did (a document's budget, see Doc `#resendAsked`); the next connection comes after the backoff. */
+  #end(conn: Connection<ClientMessage>, reason: string): void {
+    if (this.#conn !== conn) return
     conn.close("protocol-error", reason)
     this.#lost({ code: "protocol-error", reason })
-    return false
   }
 
   #lost(info: CloseInfo): void {

@@ -117,6 +117,9 @@ const ACK_EVERY = 64
 const SEND_WINDOW = 4 * SUBMIT_CHUNK
 const SEND_WINDOW_BYTES = 4 * SUBMIT_BYTES
 
+/** Sends of a document's outbox again a hub may cause on one connection (honest hubs: one or two, after a restore or a desync). */
+const MAX_RESENDS_ASKED = 16
+
 /** A command past this size (sizeOf) never fits in a submit frame (DEFAULT_MAX_FRAME_BYTES, less room for the message around it). */
 const UNSENDABLE_BYTES = DEFAULT_MAX_FRAME_BYTES - (64 << 10)
 
@@ -219,8 +222,10 @@ export class Doc<M extends Machine<any, any>> {
   #receiver: SnapshotReceiver | undefined
   #snapshotFailures = 0
   #send: ((m: ClientMessage) => void) | undefined
-  /** Whether the hub may have the outbox sent again on this connection (the client's budget). */
-  #mayResend: (() => boolean) | undefined
+  /** Ends this connection for what its hub did (the client's). */
+  #end: ((reason: string) => void) | undefined
+  /** Sends of the outbox again that the hub caused on this connection (see #resendAsked). */
+  #resendsAsked = 0
   /** The protocol version of the current connection (2: compact submits and entries). */
   #protocol = 1
   #lastAckSent = -1
@@ -604,9 +609,10 @@ export class Doc<M extends Machine<any, any>> {
   // ---- connection (called by the client) ----
 
   /** @internal the connection is up: subscribe from the confirmed seq and resend the outbox. */
-  connected(send: (m: ClientMessage) => void, protocol = 1, sessionVersion?: number, mayResend?: () => boolean): void {
+  connected(send: (m: ClientMessage) => void, protocol = 1, sessionVersion?: number, end?: (reason: string) => void): void {
     this.#send = send
-    this.#mayResend = mayResend
+    this.#end = end
+    this.#resendsAsked = 0
     this.#updateNeeded = undefined
     this.#protocol = protocol
     this.#compat = sessionVersion !== undefined && sessionVersion < this.machine.version ? historyOf(this.machine)!.compat(sessionVersion, this.machine) : undefined
@@ -637,9 +643,20 @@ export class Doc<M extends Machine<any, any>> {
     this.#crdt?.kick()
   }
 
-  /** The outbox again on this connection, for something the hub sent: within the connection's budget (client.ts `#mayResend`). */
+  /**
+   * The outbox again on this connection, for something the hub sent (a renumbering, a state
+   * installed, a lost position). Free while none of it is in flight on this connection; else
+   * each is a whole send window while the copies before it may still wait in the socket, so a hub asking again and
+   * again would grow the client's memory without bound: past MAX_RESENDS_ASKED the
+   * connection ends, and the next comes after the backoff.
+   */
   #resendAsked(): void {
-    if (this.#mayResend?.() !== false) this.#resend()
+    // (Numbers, not seqs: a renumbering moves the pending commands past what was sent.)
+    const inFlight = this.#rs.pending.length > 0 && this.#sentThrough > 0
+    if (inFlight && ++this.#resendsAsked > MAX_RESENDS_ASKED) {
+      return this.#end?.(`The hub asked for the outbox of "${this.docId}" again more than ${MAX_RESENDS_ASKED} times on one connection.`)
+    }
+    this.#resend()
   }
 
   /** Sends the pending commands again from the first, as the window allows (a new connection, a renumbering). */

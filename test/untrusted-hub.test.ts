@@ -208,10 +208,11 @@ describe("durable client identity (items 6, 7, 9)", () => {
     expect(back.outcomes()).toContainEqual({ clientSeq: 3, seq: 3 })
   })
 
-  test("a hook's user id 'anonymous' is refused: it would be every device recorded before the hook", async () => {
-    // A hook whose guests (or one user) are "anonymous": with its own secret, such a user was a
-    // new incarnation of any id recorded before the hook (it wrote as that client), and 64 of
-    // them pushed the device of first contact out of the record (locked out when it signed in).
+  test("a hook's user 'anonymous' is no new device of an id recorded before the hook", async () => {
+    // A hook whose guests (or one user) are "anonymous", the principal every client of a hub
+    // without a hook was recorded under: with its own secret, such a user was a new
+    // incarnation of any id recorded before the hook (it wrote as that client), and 64 of them
+    // pushed the device of first contact out of the record (locked out when it signed in).
     const storage = new MemoryStorage()
     const open = world({ storage })
     const hub1 = open.start()
@@ -221,12 +222,18 @@ describe("durable client identity (items 6, 7, 9)", () => {
     await hub1.close()
     const secured = world({ authenticate: true, storage })
     secured.start()
-    const asGuest = raw(secured, "guest", "victim-device", { credentials: "anonymous", secret: "mallory's-own-secret-123" })
-    await secured.rt.run({ forMs: 50 })
-    expect(asGuest.refused()).toMatchObject({ code: "unauthorized", message: expect.stringContaining("keeps for hubs without a hook") })
-    asGuest.submit([{ clientSeq: 2, name: "note", args: { text: "FORGED" } }])
-    await secured.rt.run({ forMs: 50 })
+    for (let i = 0; i < 3; i++) {
+      const asGuest = raw(secured, `guest${i}`, "victim-device", { credentials: "anonymous", secret: `mallory's-own-secret-12${i}` })
+      await secured.rt.run({ forMs: 50 })
+      expect(asGuest.refused()).toMatchObject({ code: "unauthorized", message: expect.stringContaining("registered to another device") })
+      asGuest.submit([{ clientSeq: 2, name: "note", args: { text: "FORGED" } }])
+      await secured.rt.run({ forMs: 50 })
+    }
     expect((await authorityLog(secured)).map((e) => (e.args as { text?: string }).text)).not.toContain("FORGED")
+    // Another "anonymous" guest with an id of its own is welcome.
+    const guest = raw(secured, "guest", "guest-device", { credentials: "anonymous" })
+    await secured.rt.run({ forMs: 50 })
+    expect(guest.refused()).toBeUndefined()
     // The device of first contact, signed in, gets its id.
     const owner = raw(secured, "ann", "victim-device", { credentials: "ann" })
     await secured.rt.run({ forMs: 50 })

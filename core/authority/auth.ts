@@ -34,11 +34,3 @@ export type Authorize = (principal: Principal, docId: string, access: "read" | "
 
 /** Without an authenticate hook every connection is this principal. */
 export const ANONYMOUS: Principal = { id: "anonymous" }
-
-/**
- * Why a hook's principal id cannot be taken, or undefined. ANONYMOUS's id is recorded with
- * every client a hub without a hook met, and is who writes to a CRDT route without one: a user
- * of that name would be each of those devices (a new incarnation) and every anonymous writer.
- */
-export const reservedPrincipalProblem = (id: string): string | undefined =>
-  id === ANONYMOUS.id ? `The hub's authenticate hook returned the user id "${ANONYMOUS.id}", which Canon keeps for hubs without a hook: its operator must give users (and guests) other ids.` : undefined

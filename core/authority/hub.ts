@@ -21,7 +21,7 @@ import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from ".
 import { AuthorityStore } from "../store/authority-store.js"
 import { checkMaxDocumentBytes } from "./size-bound.js"
 import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
-import { ANONYMOUS, reservedPrincipalProblem, type Authenticate, type Authorize, type Principal } from "./auth.js"
+import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
 import { CrdtWorkGauge } from "./crdt-work.js"
 import { IdleDocuments, type IdleDocumentLimits } from "./idle-documents.js"
@@ -530,8 +530,6 @@ export class Hub implements ConnectionAcceptor {
       if (typeof result.id !== "string") {
         return refuse({ code: "unauthorized", message: typeof result.refuse === "string" ? result.refuse : "Authentication failed." })
       }
-      const reserved = reservedPrincipalProblem(result.id)
-      if (reserved !== undefined) return refuse({ code: "unauthorized", message: reserved })
       principal = result as Principal
     }
     const idProblem = clientIdProblem(hello.clientId)

@@ -123,7 +123,9 @@ export class IdentityRegistry {
       return { ok: true, incarnation: match.incarnation }
     }
     if (match !== undefined) return { ok: true, incarnation: match.incarnation }
-    if (!principals) {
+    // No users to tell apart: no hook, or a hook's principal "anonymous", the one every client
+    // of a hub without a hook was recorded under (its guests would be new devices of each).
+    if (!principals || principal === ANONYMOUS.id) {
       return { ok: false, message: `Client id ${clientId} is registered to another device (its secret does not match). A client that lost its storage must use a new client id: omit \`clientId\` and Canon makes one.` }
     }
     if (this.closed) return SHUTTING_DOWN

@@ -15,7 +15,7 @@
  * ```
  */
 import type { Authenticate, Authorize, Principal } from "../authority/auth.js"
-import { ANONYMOUS, reservedPrincipalProblem } from "../authority/auth.js"
+import { ANONYMOUS } from "../authority/auth.js"
 import type { KVStore } from "../ports/storage.js"
 import type { ConnectionInfo } from "../ports/transport.js"
 import { docIdProblem } from "../limits.js"
@@ -161,10 +161,7 @@ export class CrdtDocHost {
     if (hook === undefined) return { principal: ANONYMOUS }
     try {
       const result: { id?: unknown; refuse?: unknown } = await hook({ type: "hello", protocol: { min: 0, max: 0 }, clientId: "", machines: [], ...(credentials !== undefined ? { credentials } : {}) }, info)
-      if (typeof result.id === "string") {
-        const reserved = reservedPrincipalProblem(result.id)
-        return reserved !== undefined ? { refuse: reserved } : { principal: result as Principal }
-      }
+      if (typeof result.id === "string") return { principal: result as Principal }
       return { refuse: typeof result.refuse === "string" ? result.refuse : "Authentication failed." }
     } catch (e) {
       return { refuse: `Authentication failed: ${e instanceof Error ? e.message : String(e)}` }

@@ -307,7 +307,9 @@ export const countSyncMessage = (bytes: Uint8Array): SyncMessageCounts | string 
     const n = uleb(end)
     if (n < 0) return `its ${what} list is cut short or its count malformed`
     hashes += n
-    if (hashes > MAX_SYNC_HASHES) return `its heads, need and lastSync lists name more than ${MAX_SYNC_HASHES} hashes together`
+    // Each list as cleanSyncMessage bounds it, and all of them together (kept in a SyncState).
+    if (n > MAX_SYNC_HASHES) return `its ${what} list names more than ${MAX_SYNC_HASHES} hashes`
+    if (hashes > 3 * MAX_SYNC_HASHES) return `its heads, need and lastSync lists name more than ${3 * MAX_SYNC_HASHES} hashes together`
     if (n * HASH_BYTES > end - at) return `its ${what} list is cut short`
     at += n * HASH_BYTES
     return undefined

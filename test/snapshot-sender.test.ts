@@ -138,10 +138,11 @@ test("a stored chunk shorter than its place fails the stream as storage-corrupt,
   expect(s.reads.length).toBeLessThanOrEqual(4)
 })
 
-test("an acknowledgement that moves past the chunk being read (a resuming replica) goes on from there, not storage-corrupt", async () => {
+test("an acknowledgement past the chunk being read is credit: the stream goes on, not storage-corrupt", async () => {
   // Simulator seeds 171 and 175: "chunk 1 holds 1024 bytes, not 1024": a replica's ack arrived
   // while the sender awaited chunk 1's read and moved the offset past it, and the check after
-  // the read took the chunk for a short one. The hub failed the document's stream.
+  // the read took the chunk for a short one. The hub failed the document's stream. (An ack no
+  // longer moves the offset at all: test/snapshot-stale-ack.test.ts.)
   const rt = new VirtualRuntime(1)
   const store = new AuthorityStore(new MemoryStorage())
   const { meta, bytes } = await stored(rt, store, new JournaledState({ notes: { a: "x".repeat(4000) } }), 1024)

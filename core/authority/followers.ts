@@ -311,7 +311,9 @@ export class Followers {
   /**
    * Flow control of the snapshot stream in progress. Acknowledgements of a stream that has
    * ended are late and mean nothing (a resume point is only what a replica sends before it
-   * subscribes, see `add`).
+   * subscribes, see `add`); one may also be of an earlier stream of the same snapshot on this
+   * connection (a subscribe again restarts it, and the replica's acknowledgements sent after
+   * that subscribe reach the new stream): the sender takes it as credit, never as a skip.
    */
   snapshotAck(conn: Connection<ServerMessage>, snapshotId: number, received: number): void {
     const f = this.all.get(conn)

@@ -3,8 +3,14 @@
  * read from the stored chunks, `snapshot-end`. Credit-based flow control: the replica
  * acknowledges what it has taken (`snapshot-ack`), and no more than `window` bytes past its
  * last acknowledgement are ever in flight, whatever the reader's speed or the snapshot's size.
- * An acknowledgement ahead of what was sent (a replica resuming a stream cut by a disconnect)
- * skips to it. Acknowledgements are the replica's word only: every chunk also waits for
+ * A stream resumes (a replica whose stream a disconnect cut) only where it starts: `start(from)`,
+ * from what the replica said before it subscribed. An acknowledgement is credit, never a skip,
+ * and counts at most what this stream sent: `snapshotId` is the snapshot's seq, so an
+ * acknowledgement of an earlier stream of the same snapshot (one the replica took, or dropped,
+ * before its subscribe made the hub start this one) looks like one of this stream, and a skip
+ * to it sent a replica that takes this stream from 0 a hole ('a chunk at 131072 skips from
+ * 98304', 'it ended at 1024 of 234234 bytes': simulator seeds 175, 171). Acknowledgements are
+ * the replica's word only: every chunk also waits for
  * `mayPush`, the follower's backpressure limits on what the connection really holds unread
  * (followers.ts), so a peer acknowledging bytes it never read gets the stream paused (and,
  * past the hard limit, closed) like any slow reader; `resume` continues it once drained.
@@ -63,13 +69,14 @@ export class SnapshotSender {
     this.pump()
   }
 
-  /** The replica took `received` bytes of snapshot `snapshotId`. */
+  /**
+   * The replica took `received` bytes of snapshot `snapshotId`: credit for the window. Never
+   * past what this stream sent (more is another stream's: see the header), and never a skip.
+   */
   ack(snapshotId: number, received: number): void {
     if (snapshotId !== this.meta.seq || this.finished) return
-    const r = Math.min(Math.max(0, Math.floor(received)), this.meta.size)
+    const r = Math.min(Math.max(0, Math.floor(received)), this.offset)
     if (r > this.acked) this.acked = r
-    // A resuming replica already has the bytes up to here: skip them.
-    if (r > this.offset) this.offset = r
     this.pump()
   }
 
@@ -107,7 +114,8 @@ export class SnapshotSender {
       const chunk = await this.read(this.meta.seq, index)
       if (this.stopped) return
       const base = index * stored
-      // An acknowledgement during the read (a resuming replica) may have moved past this chunk.
+      // Only start() and this loop move the offset (an acknowledgement no longer does): a check
+      // against a chunk the offset has left, kept against a skip coming back.
       if (this.offset >= base + stored) continue
       if (this.offset >= base + chunk.length) throw this.corrupt(`chunk ${index} holds ${chunk.length} bytes, not ${stored}`)
       // Send what of this stored chunk the window allows, in wire-sized pieces.

@@ -787,7 +787,9 @@ export class Doc<M extends Machine<any, any>> {
       case "snapshot-begin": {
         const r = this.#receiver
         if (r !== undefined && r.same(msg)) {
-          // The same snapshot again after a reconnect: continue where it stopped.
+          // The same snapshot again after a reconnect: continue where it stopped (the hub
+          // started it where connected() said; bytes below are duplicates). The ack is credit
+          // to this hub; an older one (it took an ack past its offset as a resume point) skips to it.
           if (r.received > 0) this.#ackSnapshot(msg.snapshotId, r.received)
           return
         }

@@ -9,6 +9,7 @@ export {
   type WsServerOptions, type WsServerEvent, type WsConnectionInfo, type ListenAddress, type BoundAddress, type WsRoute,
 } from "./server.js"
 export { closeUpgradesUntilReady, STARTING_CLOSE } from "./starting.js"
+export { boundPipelining, MAX_PIPELINED_REQUESTS } from "./pipelining.js"
 export { normalizeAddress, proxyTrust, type TrustProxy } from "./remote-address.js"
 export { wsClientTransport, type NodeWsClientOptions } from "./client-node.js"
 export {

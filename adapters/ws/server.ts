@@ -42,7 +42,9 @@
  *   that has not sent its whole upgrade request `requestTimeoutMs` (default 10 s) after
  *   connecting, also one that sends no byte at all (Node's own defaults never time that one
  *   out, and allow 60 s for headers). An attached server is the app's to configure: pass it
- *   `requestDeadlines(ms)` at creation and call `server.setTimeout(ms)`, as apps/hub does.
+ *   `requestDeadlines(ms)` at creation, call `server.setTimeout(ms)` and
+ *   `boundPipelining(server)` (a socket with more than 16 requests waiting for their responses
+ *   is destroyed), as apps/hub does.
  *   After the upgrade, the hub closes a connection that does not say hello in time.
  *
  * @example
@@ -65,6 +67,7 @@ import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.j
 import { addressGroup, checkIpv6Prefix, clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
 import { PongClock, SweepLateness } from "./pong-clock.js"
+import { boundPipelining } from "./pipelining.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -298,6 +301,7 @@ export class WsServer {
     // A socket that sends nothing is not a request yet, so the deadlines above never see it.
     // (An upgraded socket is no longer the http server's: `ws` clears this timeout on it.)
     server.setTimeout(this.requestTimeoutMs)
+    boundPipelining(server)
     server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head, false))
     this.owned.push(server)
     return new Promise<void>((resolve, reject) => {

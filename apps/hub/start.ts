@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs"
 import { resolve } from "node:path"
 import { Hub, type Authenticate, type Authorize, type KVStore, type Machine } from "../../core/index.js"
 import { LevelStorage } from "../../adapters/level/index.js"
-import { DEFAULT_REQUEST_TIMEOUT_MS, WsServer, closeUpgradesUntilReady, requestDeadlines } from "../../adapters/ws/index.js"
+import { DEFAULT_REQUEST_TIMEOUT_MS, WsServer, boundPipelining, closeUpgradesUntilReady, requestDeadlines } from "../../adapters/ws/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import type { HubConfig } from "./config.js"
 import { requestUrl } from "./request-url.js"
@@ -108,6 +108,7 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
   const options = requestDeadlines(REQUEST_TIMEOUT_MS)
   const server: http.Server = tls === undefined ? http.createServer(options, handler) : https.createServer({ ...options, ...tls }, handler)
   server.setTimeout(REQUEST_TIMEOUT_MS)
+  boundPipelining(server)
   // Bind first: a busy port must fail before anything is written to disk.
   const port = await listen(server, config.host, config.port)
   // Clients that connect before the hub is ready are closed with 1013 and come back.

@@ -76,7 +76,9 @@ const OPTIONS = {
   minify: true,
   sourcemap: "external",
   write: false,
-  outdir: "/out",
+  // Inside the repository: a source map names its sources relative to this, and "/out" made
+  // them climb to the checkout's absolute path ("../home/me/canon/apps/..."), public in app.js.map.
+  outdir: join(WEB, "..", "..", "..", "out"),
   legalComments: "none",
   logLevel: "silent",
 } satisfies esbuild.BuildOptions

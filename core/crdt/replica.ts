@@ -212,6 +212,17 @@ export class ReplicaFields {
           const after = this.#replica.pending.find((q) => q.clientSeq > p.clientSeq && q.cmd.crdt?.field === field && f.dependsOn?.(p.args, q.args))
           if (after !== undefined) holes.push((hole = { field, clocks: [after.args], tombstone: after, remade: false }))
         }
+        if (hole === undefined && f.tombstone !== undefined && this.#needsHeld(field, p.args, again)) {
+          // Sent after every tombstone it could need, and refused all the same: what it needs
+          // is held here, to go again (queued, in flight from the queue, or in this pass), refused
+          // again for needing something still held itself. It waits in the queue behind it.
+          covered?.add(p)
+          if (isObject(p.args)) this.#resent.add(p.args)
+          const q: QueuedChange = { key: this.#nextQueueKey++, field, update: p.args }
+          this.#queue.push(q)
+          this.#unstoredQueue.set(q.key, q)
+          continue
+        }
         if (hole === undefined) continue
         // What it carries still lands: not a refusal to tell the app of.
         covered?.add(p)
@@ -267,6 +278,20 @@ export class ReplicaFields {
     }
     this.#next()
     return true
+  }
+
+  /**
+   * Whether `update` (a change of `field` refused for missing dependencies) needs a change held
+   * here to go again: queued, the queued one in flight, or going again in this pass (`again`).
+   */
+  #needsHeld(field: string, update: unknown, again: ReadonlyArray<readonly [string, unknown, Hole?]>): boolean {
+    const f = this.#fields.field(field)
+    const held: unknown[] = []
+    for (const q of this.#queue) if (q.field === field) held.push(q.update)
+    const w = this.#waiting
+    if (w !== undefined && w.cmd.crdt?.field === field && this.#replica.pending.includes(w)) held.push(w.args)
+    for (const [g, u, hole] of again) if (g === field && hole === undefined) held.push(u)
+    return held.length > 0 && f.dependsOn?.(update, held) === true
   }
 
   /** Submits a change again: its pending command (undefined if it could not be queued, told as an `error`). */

@@ -17,7 +17,8 @@
  *
  * A command told `resent` carried edits that went again in other commands: the typists move
  * them to the command that carries them now (crdt-text.ts). In an Automerge field they go in
- * a remake, which is not followed: such an edit may be in the text or not.
+ * a remake, which is not followed: such an edit may be in the text or not (an insert may be
+ * there or not, and an acknowledged insert that such a delete covered may be gone).
  */
 import { MARKER, isAutomergeField, label, type TextEdit, type TextLedger } from "./crdt-text.js"
 import type { Ledger } from "./checker.js"
@@ -83,9 +84,11 @@ export const checkText = (v: TextView): string[] => {
     if (n > 1) fail(`${label(marker)} is in the text ${n} times`)
   }
 
-  // What acknowledged deletes removed.
+  // What acknowledged deletes removed, and what deletes that went again in a remake may have.
   const deletedBy = new Map<string, TextEdit>()
+  const remadeDeletes = new Set<string>()
   for (const e of v.edits.edits) {
+    if (e.kind === "delete" && !acked(e) && remade(e)) for (const m of e.markers) remadeDeletes.add(m)
     if (e.kind !== "delete" || !acked(e)) continue
     for (const m of e.markers) {
       if (deletedBy.has(m)) continue
@@ -94,7 +97,7 @@ export const checkText = (v: TextView): string[] => {
     }
   }
   for (const [marker, e] of v.edits.inserts) {
-    if (present.has(marker) || deletedBy.has(marker)) continue
+    if (present.has(marker) || deletedBy.has(marker) || remadeDeletes.has(marker)) continue
     if (acked(e)) fail(`${e.replica}'s acknowledged insert ${label(marker)} (${how(e)}) is missing and no acknowledged delete removed it`)
     else if (carried(e) && e.carrier!.entry.persisted && !refused(e) && !remade(e)) fail(`${e.replica}'s insert ${label(marker)} was stored in its outbox but never acknowledged (${how(e)})`)
   }

@@ -339,7 +339,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   let healedAt = Infinity
   /** Until when the hub holds some connection unread for the command rate. */
   let heldUntil = 0
-  /** Replica/document pairs that found themselves diverged and have not installed a state since. */
+  /** Replica/document pairs that found themselves diverged, or had a CRDT merge refused, and have not installed a state since. */
   const resyncing = new Set<string>()
 
   // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
@@ -624,11 +624,17 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           if (prev !== undefined && prev !== e.seq) fail(`exactly-once: ${k} confirmed twice with different seqs ${prev} and ${e.seq}`)
           ledger.confirmed.set(k, e.seq)
         })
+        // A CRDT merge the hub refused (told rejected or resent) leaves its content in the
+        // replica's field until the authority's state it asked for is installed, and asked-for
+        // states are paced (by the document and by the client's state budget): seconds.
+        const refusedMerge = (command: string) => { if (command.startsWith("$crdt.") && proc.alive) resyncing.add(`${r.name}/${spec.docId}`) }
         doc.on("rejected", (e) => {
+          refusedMerge(e.command)
           ledger.rejected.set(key(e.clientSeq), e.rejection.code)
           log(`${r.name} ${spec.docId} #${e.clientSeq} ${e.command} rejected: ${e.rejection.message.slice(0, 160)}`)
         })
         doc.on("resent", (e) => {
+          refusedMerge(e.command)
           ledger.resent.set(key(e.clientSeq), e.rejection.code)
           log(`${r.name} ${spec.docId} #${e.clientSeq} ${e.command} resent: ${e.rejection.message.slice(0, 160)}`)
         })

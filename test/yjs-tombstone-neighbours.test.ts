@@ -39,8 +39,8 @@ const offline = async (net: MemoryNetwork, run: (ms: number) => Promise<void>) =
   await run(50)
 }
 
-test("what the writer types right after a paste refused for its bytes lands on every replica", async () => {
-  const { rt, net, run } = world()
+/** A writer and a reader of "head tail", the writer gone offline; what the writer's document is told. */
+const writerOffline = async ({ rt, net, run }: ReturnType<typeof world>) => {
   const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
   const reader = await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r", storage: new MemoryStorage() })
   const w = await client.open(Note, "d")
@@ -52,6 +52,11 @@ test("what the writer types right after a paste refused for its bytes lands on e
   w.crdt.body.insert(0, "head tail")
   await run(300)
   await offline(net, run)
+  return { net, run, client, reader, w, r, told }
+}
+
+test("what the writer types right after a paste refused for its bytes lands on every replica", async () => {
+  const { net, run, client, reader, w, r, told } = await writerOffline(world())
   w.crdt.body.insert(5, "P".repeat(40_000)) // over the hub's 24 KiB: refused
   await run(20)
   for (const [i, c] of [..."typed"].entries()) {
@@ -70,18 +75,7 @@ test("what the writer types right after a paste refused for its bytes lands on e
 
 test("an edit between two refused pastes does not cut the writer's chain", async () => {
   // The first paste is refused by the hub's maxCommandBytes, the second by the field's limit.
-  const { rt, net, run } = world({ maxCommandBytes: 48 << 10 })
-  const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
-  const reader = await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r", storage: new MemoryStorage() })
-  const w = await client.open(Note, "d")
-  const r = await reader.open(Note, "d")
-  const told: string[] = []
-  w.on("rejected", (e) => told.push(`rejected ${e.rejection.code}`))
-  w.on("error", (e) => told.push(`error ${e.code}`))
-  await run(50)
-  w.crdt.body.insert(0, "head tail")
-  await run(300)
-  await offline(net, run)
+  const { net, run, client, reader, w, r, told } = await writerOffline(world({ maxCommandBytes: 48 << 10 }))
   w.crdt.body.insert(5, "A".repeat(60_000)) // over maxCommandBytes
   await run(20)
   w.crdt.body.insert(5, "B".repeat(30_000)) // before it; over the field's limit

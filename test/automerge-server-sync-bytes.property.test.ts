@@ -9,6 +9,7 @@
 import * as A from "@automerge/automerge"
 import fc from "fast-check"
 import { MAX_SYNC_BLOOM_BYTES, MAX_SYNC_CHANGES, MAX_SYNC_HASHES, admitSyncMessage, countSyncMessage } from "../adapters/automerge/admit.js"
+import { haveFlood, varint } from "./support/automerge-sync-bytes.js"
 
 const countsOf = (d: A.DecodedSyncMessage) => ({
   heads: d.heads.length,
@@ -173,22 +174,11 @@ const counting = (bytes: Uint8Array) => {
   return { bytes: proxy, reads: () => reads }
 }
 
-const varint = (n: number): number[] => {
-  const o: number[] = []
-  do {
-    let b = n & 0x7f
-    n = Math.floor(n / 128)
-    if (n > 0) b |= 0x80
-    o.push(b)
-  } while (n > 0)
-  return o
-}
 
 test("the 8 MB flood of empty have entries is refused after reading a few bytes, never decoded", () => {
   const H = 4_000_000
   // 0x42 | heads [] | need [] | H x {lastSync [], bloom b""} | changes []
-  const flood = new Uint8Array(3 + varint(H).length + 2 * H + 1)
-  flood.set([0x42, 0, 0, ...varint(H)])
+  const flood = haveFlood(H)
   const c = counting(flood)
   expect(admitSyncMessage(c.bytes)).toMatch(/more than 16 have entries/)
   expect(c.reads()).toBeLessThan(16)

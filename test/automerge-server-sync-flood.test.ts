@@ -19,6 +19,7 @@ import { jest } from "@jest/globals"
 import type { DocHandle } from "@automerge/automerge-repo"
 import type * as Automerge from "@automerge/automerge"
 import { WebSocket } from "ws"
+import { haveFlood } from "./support/automerge-sync-bytes.js"
 
 const A = await import("@automerge/automerge")
 /** `have` entries of every sync message the hub decoded. */
@@ -52,24 +53,7 @@ interface Note {
   text: string
 }
 
-const varint = (n: number): number[] => {
-  const o: number[] = []
-  do {
-    let b = n & 0x7f
-    n = Math.floor(n / 128)
-    if (n > 0) b |= 0x80
-    o.push(b)
-  } while (n > 0)
-  return o
-}
 
-/** 0x42 | heads [] | need [] | `h` x {lastSync [], bloom b""} | changes [] */
-const haveFlood = (h: number): Uint8Array => {
-  const v = varint(h)
-  const out = new Uint8Array(3 + v.length + 2 * h + 1)
-  out.set([0x42, 0, 0, ...v])
-  return out
-}
 
 /** A peer speaking the protocol by hand, joined. */
 const rawPeer = async (base: string, token: string, peerId: string) => {

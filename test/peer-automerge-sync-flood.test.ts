@@ -10,6 +10,7 @@
  */
 import { jest } from "@jest/globals"
 import type { PeerLink, PeerLinkListener } from "../core/crdt-docs/peer-link.js"
+import { haveFlood } from "./support/automerge-sync-bytes.js"
 
 const A = await import("@automerge/automerge")
 /** `have` entries of every sync message decoded. */
@@ -25,16 +26,6 @@ jest.unstable_mockModule("@automerge/automerge", () => ({
 const { AutomergeReplica, memoryLinkPair } = await import("../adapters/peer/index.js")
 const { attach } = await import("./support/replicas.js")
 
-const varint = (n: number): number[] => {
-  const o: number[] = []
-  do {
-    let b = n & 0x7f
-    n = Math.floor(n / 128)
-    if (n > 0) b |= 0x80
-    o.push(b)
-  } while (n > 0)
-  return o
-}
 
 /** A PeerLink that records what the replica sends and lets the test deliver messages. */
 const probeLink = () => {
@@ -56,8 +47,7 @@ test("a sync message of a million empty have entries is refused before it is dec
   attach(replica, attacker.link)
   // 0x42 | heads [] | need [] | 1,000,000 x {lastSync [], bloom b""} | changes []: 2 MB.
   const H = 1_000_000
-  const flood = new Uint8Array(3 + varint(H).length + 2 * H + 1)
-  flood.set([0x42, 0, 0, ...varint(H)])
+  const flood = haveFlood(H)
   attacker.deliver(flood)
   await replica.idle()
   expect(Math.max(0, ...decodedHaves)).toBeLessThanOrEqual(16)

@@ -91,7 +91,6 @@ import { Backlog } from "../ws/backlog.js"
 import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
 import { AnswerBudget } from "../peer/answer-budget.js"
-import { MAX_VALUE_DEPTH } from "../yjs/integrable.js"
 import {
   AWARENESS_KEEPALIVE, awarenessStateProblem, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
   EMPTY_STATE_VECTOR, MAX_UNSEEN_STATE_VECTOR_CLIENTS, encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorLength, type AwarenessEntry,
@@ -479,7 +478,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     // Every state is checked before any is taken: a message is refused whole, and nothing a
     // stock client cannot read is ever kept, relayed or sent to a joiner.
     for (const e of entries) {
-      const problem = e.state === "null" ? undefined : awarenessStateProblem(e.state, MAX_VALUE_DEPTH)
+      const problem = e.state === "null" ? undefined : awarenessStateProblem(e.state)
       if (problem !== undefined) return { close: problem, code: "presence-invalid" }
     }
     const now = Date.now()

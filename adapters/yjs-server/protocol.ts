@@ -12,6 +12,7 @@
  * Canon replica, a stock y-websocket client and the hub all speak one protocol.
  */
 import { ByteReader, ByteWriter } from "../../core/bytes.js"
+import { MAX_VALUE_DEPTH, jsonTooDeep } from "../yjs/integrable.js"
 
 export type YMessage =
   | { readonly type: "step1"; readonly stateVector: Uint8Array }
@@ -108,20 +109,10 @@ export const decodeAwarenessUpdate = (update: Uint8Array, maxEntries: number): A
  * state nested past the stack (some thousands of levels) throws RangeError later. "null"
  * (a removal) is JSON.
  */
-export const awarenessStateProblem = (state: string, maxDepth: number): string | undefined => {
-  // Depth first, without recursion, so nothing deep is ever built (the same scan as the Yjs
-  // engine's for JSON contents, adapters/yjs/integrable.ts).
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < state.length; i++) {
-    const c = state.charCodeAt(i)
-    if (inString) {
-      if (c === 0x5c) i++ // a backslash: the next unit is escaped
-      else if (c === 0x22) inString = false
-    } else if (c === 0x22) inString = true
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > maxDepth) return `An awareness state nests deeper than ${maxDepth} levels: clients compare and re-encode states recursively. Flatten it.`
-    } else if (c === 0x5d || c === 0x7d) depth--
+export const awarenessStateProblem = (state: string): string | undefined => {
+  // Depth first, without building anything deep (the Yjs engine's scan of JSON contents).
+  if (jsonTooDeep((i) => state.charCodeAt(i), 0, state.length)) {
+    return `An awareness state nests deeper than ${MAX_VALUE_DEPTH} levels: clients compare and re-encode states recursively. Flatten it.`
   }
   try {
     JSON.parse(state)

@@ -116,7 +116,7 @@ const skipAnyValue = (r: ByteReader, refusedKey: () => boolean): SkipRefusal | u
  * JSON.parse (which copes with any depth) but writes them back with JSON.stringify, which
  * recurses: 5,000 levels in one 10 KB update made a document no hub could encode again.
  */
-const jsonTooDeep = (code: (i: number) => number, from: number, to: number): boolean => {
+export const jsonTooDeep = (code: (i: number) => number, from: number, to: number): boolean => {
   let depth = 0
   let inString = false
   for (let i = from; i < to; i++) {

@@ -114,9 +114,6 @@ export class SnapshotSender {
       const chunk = await this.read(this.meta.seq, index)
       if (this.stopped) return
       const base = index * stored
-      // Only start() and this loop move the offset (an acknowledgement no longer does): a check
-      // against a chunk the offset has left, kept against a skip coming back.
-      if (this.offset >= base + stored) continue
       if (this.offset >= base + chunk.length) throw this.corrupt(`chunk ${index} holds ${chunk.length} bytes, not ${stored}`)
       // Send what of this stored chunk the window allows, in wire-sized pieces.
       while (this.offset < base + chunk.length && this.offset - this.acked < this.window) {

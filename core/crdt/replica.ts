@@ -218,9 +218,7 @@ export class ReplicaFields {
           // again for needing something still held itself. It waits in the queue behind it.
           covered?.add(p)
           if (isObject(p.args)) this.#resent.add(p.args)
-          const q: QueuedChange = { key: this.#nextQueueKey++, field, update: p.args }
-          this.#queue.push(q)
-          this.#unstoredQueue.set(q.key, q)
+          this.#enqueue(field, p.args)
           continue
         }
         if (hole === undefined) continue
@@ -231,11 +229,8 @@ export class ReplicaFields {
         // a new one): its clocks (a tombstone, not the content) join the hole's.
         const t = f.tombstone?.(p.args)
         if (t !== undefined) hole.clocks.push(t)
-        if (isObject(p.args) && this.#resent.has(p.args)) {
-          const q: QueuedChange = { key: this.#nextQueueKey++, field, update: p.args }
-          this.#queue.push(q)
-          this.#unstoredQueue.set(q.key, q)
-        } else again.push([field, p.args])
+        if (isObject(p.args) && this.#resent.has(p.args)) this.#enqueue(field, p.args)
+        else again.push([field, p.args])
       } else if (f.tombstone !== undefined) {
         // As deleted items first, whatever the refusal: what the writer typed next to the
         // refused change lands. A refused tombstone (the field is full of structs, say) is
@@ -292,6 +287,13 @@ export class ReplicaFields {
     if (w !== undefined && w.cmd.crdt?.field === field && this.#replica.pending.includes(w)) held.push(w.args)
     for (const [g, u, hole] of again) if (g === field && hole === undefined) held.push(u)
     return held.length > 0 && f.dependsOn?.(update, held) === true
+  }
+
+  /** Queues a change to go again once the one before it is answered (stored with the refusal's write). */
+  #enqueue(field: string, update: unknown): void {
+    const q: QueuedChange = { key: this.#nextQueueKey++, field, update }
+    this.#queue.push(q)
+    this.#unstoredQueue.set(q.key, q)
   }
 
   /** Submits a change again: its pending command (undefined if it could not be queued, told as an `error`). */

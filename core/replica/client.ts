@@ -234,9 +234,7 @@ export class CanonClient {
           // those checks: a message this client cannot use ends the connection (a new one
           // starts over, after the backoff), it never throws into the transport, where it
           // would be an uncaught exception.
-          const reason = `Unusable "${msg.type}" from the hub: ${errorText(e)}`
-          conn!.close("protocol-error", reason)
-          this.#lost({ code: "protocol-error", reason })
+          this.#end(conn!, `Unusable "${msg.type}" from the hub: ${errorText(e)}`)
         }
       },
       onClose: (info) => {
@@ -330,7 +328,7 @@ export class CanonClient {
     doc.connected((m) => conn.send(m), this.protocol ?? 1, this.#declared.get(doc.machine.name), (reason) => this.#end(conn, reason))
   }
 
-  /** Ends `conn` for what its hub did (a document's budget, see Doc `#resendAsked`); the next connection comes after the backoff. */
+  /** Ends `conn` for what its hub sent (an unusable message, a document's resend budget); the next connection comes after the backoff. */
   #end(conn: Connection<ClientMessage>, reason: string): void {
     if (this.#conn !== conn) return
     conn.close("protocol-error", reason)

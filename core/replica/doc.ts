@@ -190,8 +190,10 @@ export class Doc<M extends Machine<any, any>> {
   readonly #deferreds = new Map<PendingCommand, Deferred>()
   /** Listeners by event, each set made on the first `on`. */
   readonly #listeners: { [K in keyof DocEvents<unknown>]?: Set<Function> } = {}
-  /** Set when the hub said this app version cannot follow the document past `seq` (read-only). */
-  /** Told by the hub on this connection (a hub's word lasts its connection: it tells again on the next). */
+  /**
+   * Set when the hub said this app version cannot follow the document past `seq` (read-only),
+   * on this connection: a hub's word lasts its connection (it tells again on the next).
+   */
   #updateNeeded: { readonly seq: number; readonly message: string } | undefined
   /** The app heard `updateRequired` (once per document). */
   #updateTold = false
@@ -646,9 +648,9 @@ export class Doc<M extends Machine<any, any>> {
   /**
    * The outbox again on this connection, for something the hub sent (a renumbering, a state
    * installed, a lost position). Free while none of it is in flight on this connection; else
-   * each is a whole send window while the copies before it may still wait in the socket, so a hub asking again and
-   * again would grow the client's memory without bound: past MAX_RESENDS_ASKED the
-   * connection ends, and the next comes after the backoff.
+   * each is a whole send window while the copies before it may still wait in the socket, so
+   * a hub asking again and again would grow the client's memory without bound: past
+   * MAX_RESENDS_ASKED the connection ends, and the next comes after the backoff.
    */
   #resendAsked(): void {
     // (Numbers, not seqs: a renumbering moves the pending commands past what was sent.)

@@ -293,27 +293,32 @@ export class ReplicaState<S> {
   }
 
   #check(seq: number, expected: string): Desync | undefined {
-    let actual = this.#knownHash()
-    if (actual === undefined) {
-      actual = hashState(this.host.root)
-      // Kept for the next checkpoint at this seq: each of a hub's (one every few bytes from a
-      // hostile one) would encode and hash the whole state again. Not with CRDT fields: their
-      // pending merges are not undone under the confirmed state.
-      if (this.crdt === undefined) this.#installed = { seq, hash: actual }
-    }
+    const actual = this.#knownHash() ?? this.#hashNow()
     return actual === expected ? undefined : { seq, expected, actual }
   }
 
   /**
-   * The confirmed state's hash when it is the verified snapshot installed last, or the one a
-   * checkpoint hashed last (nothing confirmed since): the hub's checkpoint at that seq is then
-   * checked without encoding and hashing the whole state again (for a 100 MB state, a copy of
-   * it and over a second).
+   * Hashes the confirmed state (pending writes undone by the caller) and keeps the hash for
+   * its seq: each of a hub's checkpoints (one every few bytes from a hostile one) would encode
+   * and hash the whole state again. Not kept with CRDT fields: their pending merges are not
+   * undone under the confirmed state.
    */
-  #installed: { readonly seq: number; readonly hash: string } | undefined
+  #hashNow(): string {
+    const hash = hashState(this.host.root)
+    if (this.crdt === undefined) this.#hashed = { seq: this.confirmedSeq, hash }
+    return hash
+  }
+
+  /**
+   * The confirmed state's hash at a seq: the verified snapshot installed last, or the state
+   * hashed last (#hashNow). While nothing is confirmed since, the hub's checkpoint at that seq
+   * is checked without encoding and hashing the whole state again (for a 100 MB state, a copy
+   * of it and over a second).
+   */
+  #hashed: { readonly seq: number; readonly hash: string } | undefined
 
   #knownHash(): string | undefined {
-    return this.#installed !== undefined && this.#installed.seq === this.confirmedSeq ? this.#installed.hash : undefined
+    return this.#hashed !== undefined && this.#hashed.seq === this.confirmedSeq ? this.#hashed.hash : undefined
   }
 
   /** Hash of the confirmed state. */
@@ -321,7 +326,7 @@ export class ReplicaState<S> {
     const known = this.#knownHash()
     if (known !== undefined) return known
     this.#undoPending()
-    const h = hashState(this.host.root)
+    const h = this.#hashNow()
     this.#redoPending()
     return h
   }
@@ -337,19 +342,19 @@ export class ReplicaState<S> {
     // CRDT fields come with the state: reload them, then merge what is local on top again.
     const fields = this.crdt?.take(decoded)
     this.#undoPending()
-    const [root, before, installed] = [this.host.root, this.confirmedSeq, this.#installed]
+    const [root, before, hashed] = [this.host.root, this.confirmedSeq, this.#hashed]
     this.host.root = decoded
     this.confirmedSeq = seq
     // Strict canonical decoding: the decoded state encodes back to exactly these bytes. With
     // CRDT fields the bytes hold more than the state the checkpoints hash: no shortcut.
-    this.#installed = hash !== undefined && this.crdt === undefined ? { seq, hash } : undefined
+    this.#hashed = hash !== undefined && this.crdt === undefined ? { seq, hash } : undefined
     try {
       // Loading the fields throws before replacing any (a field's bytes that do not load).
       this.crdt?.reset(fields)
     } catch (e) {
       this.host.root = root
       this.confirmedSeq = before
-      this.#installed = installed
+      this.#hashed = hashed
       this.#redoPending()
       throw e
     }

@@ -4,6 +4,7 @@
  */
 export { sizeBound } from "./canonical.js"
 export { hashBytes } from "./hash.js"
+export { sha256 } from "./sha256.js"
 export { seededRandom, entryRandom } from "./random.js"
 export { DocAuthority, type AuthorityOptions } from "./authority/doc-authority.js"
 export { ReplicaState } from "./replica/replica-state.js"

@@ -7,7 +7,7 @@
 import { utf8Length, wellFormed } from "./bytes.js"
 import { MAX_DEPTH } from "./canonical.js"
 
-/** A clientId: what `newClientId` makes (16 base-36 characters) or an app's own id. */
+/** A clientId: what Canon makes (core/client-id.ts; 16 base-36 characters before) or an app's own id. */
 export const CLIENT_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/
 
 /** UTF-8 bytes of a docId. Documents are named by the app; a name is not a payload. */

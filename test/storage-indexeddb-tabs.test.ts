@@ -62,10 +62,10 @@ const letGo = async (page: Page, store: string): Promise<void> => {
 test("a second tab opening a client on the same store is refused storage-in-use until the first lets go", async () => {
   const [one, two] = await Promise.all([tab(), tab()])
   const id = await open(one, "board")
-  expect(id).toMatch(/^[0-9a-z]{16}$/)
+  expect(id).toMatch(/^c\.[0-9a-v]{16}$/)
   expect(await open(two, "board")).toBe("error storage-in-use")
   // Another store is another replica: fine in the same tab set.
-  expect(await open(two, "notes")).toMatch(/^[0-9a-z]{16}$/)
+  expect(await open(two, "notes")).toMatch(/^c\.[0-9a-v]{16}$/)
   // The first tab closes its client: the store is free, and it is the same replica.
   await one.evaluate(() => (window as unknown as { closeReplica(): Promise<void> }).closeReplica())
   const three = await tab()
@@ -79,7 +79,7 @@ test("a second tab opening a client on the same store is refused storage-in-use 
 test("canon/level's browser build holds the same lock: a tab on it and a tab on canon/indexeddb never share one store", async () => {
   const [one, two] = await Promise.all([tab(), tab()])
   const id = await open(one, "shared", "level")
-  expect(id).toMatch(/^[0-9a-z]{16}$/)
+  expect(id).toMatch(/^c\.[0-9a-v]{16}$/)
   expect(await open(two, "shared", "indexeddb")).toBe("error storage-in-use")
   expect(await open(two, "shared", "level")).toBe("error storage-in-use")
   await one.close()
@@ -101,5 +101,5 @@ test("a tab reloaded again and again opens its replica each time (the old page's
     results.push(await opened())
   }
   expect(new Set(results)).toEqual(new Set([results[0]]))
-  expect(results[0]).toMatch(/^[0-9a-z]{16}$/)
+  expect(results[0]).toMatch(/^c\.[0-9a-v]{16}$/)
 }, 120_000)

@@ -4,7 +4,7 @@
  * every microtask they start settles before the next event. Same seed, same run.
  */
 import { type Runtime, type Timer } from "../../core/index.js"
-import { seededRandom } from "../../core/internal.js"
+import { seededRandom, sha256 } from "../../core/internal.js"
 
 interface Event {
   readonly at: number
@@ -30,6 +30,11 @@ export class VirtualRuntime implements Runtime {
 
   now(): number {
     return this.time
+  }
+
+  /** SHA-256, computed at once (a promise already settled: no outside timing enters the run). */
+  digest(data: Uint8Array): Promise<Uint8Array> {
+    return Promise.resolve(sha256(data))
   }
 
   setTimer(ms: number, fn: () => void): Timer {

@@ -1,5 +1,5 @@
 /**
- * The real Runtime: wall clock, host timers, crypto randomness. Works in Node and browsers.
+ * The real Runtime: wall clock, host timers, crypto randomness and hashing. Works in Node and browsers.
  */
 import type { Runtime } from "../../core/index.js"
 
@@ -18,4 +18,7 @@ export const systemRuntime: Runtime = {
   random: randomUnit,
   randomBytes: (length) => globalThis.crypto.getRandomValues(new Uint8Array(length)),
   monotonic: () => performance.now(),
+  // WebCrypto: in Node and in browsers on secure pages (https, localhost); elsewhere the
+  // client makes a random id instead (core/ports/runtime.ts newClientIdentity).
+  digest: async (data) => new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>)),
 }

@@ -5,7 +5,9 @@
  * alone proves nothing. A client makes a random secret together with its clientId and keeps
  * both in its storage; its hellos carry the secret. The hub stores only a hash of it, durably,
  * at first contact (so a hub restart changes nothing) and refuses any later hello for that
- * clientId whose secret does not match.
+ * clientId whose secret does not match. An id Canon makes is derived from its secret
+ * (core/client-id.ts), so even with no record (a hub restored from an older backup) only its
+ * secret proves it; other ids are trusted at first contact.
  *
  * Why the client makes the secret rather than the hub: a secret issued by the hub in its
  * welcome would be lost if the client crashed before storing it, locking the client out of
@@ -21,7 +23,8 @@
  */
 import type { AuthorityStore } from "../store/authority-store.js"
 import type { Identity } from "../store/records.js"
-import { sha256Hex } from "../sha256.js"
+import { sha256, sha256Hex } from "../sha256.js"
+import { SELF_CERTIFYING_ID, clientIdOfDigest, clientIdPreimage } from "../client-id.js"
 import { ANONYMOUS } from "./auth.js"
 
 /** Secrets are random strings the client made; anything shorter is not worth checking. */
@@ -95,6 +98,11 @@ export class IdentityRegistry {
     // Closed while reading: nothing is recorded.
     if (this.closed) return SHUTTING_DOWN
     if (known === undefined) {
+      // Nothing recorded (a new client, or a hub restored from an older backup): an id made
+      // from its secret is proved by the secret alone, whoever says it first.
+      if (SELF_CERTIFYING_ID.test(clientId) && clientIdOfDigest(sha256(clientIdPreimage(secret))) !== clientId) {
+        return { ok: false, message: `Client id ${clientId} is made from its client's secret (every id of the form c.<16 characters> is) and this hello's secret does not make it. A client that lost its storage must use a new client id: omit \`clientId\` and Canon makes one.` }
+      }
       if (!mayRegister()) return { ok: false, rateLimited: true, message: "Too many new clients from here at once; try again in a few seconds." }
       known = { principal, incarnations: [{ incarnation: 1, secretHash: hash }] }
       await this.store.putIdentity(clientId, known)

@@ -3,6 +3,8 @@
  * deterministic simulator can drive it. `adapters/system` gives the real one;
  * `adapters/memory` a virtual, seeded one.
  */
+import { clientIdOfDigest, clientIdPreimage } from "../client-id.js"
+
 export interface Timer {
   cancel(): void
 }
@@ -26,6 +28,12 @@ export interface Runtime {
    * `performance.now()`; without it, durations are measured on `now`.
    */
   monotonic?(): number
+  /**
+   * SHA-256 of `data`, for the client id a new client derives from its secret
+   * (core/client-id.ts). The system runtime uses WebCrypto; without it (or where the platform
+   * has none), new clients get random ids, which a hub trusts at first contact.
+   */
+  digest?(data: Uint8Array): Promise<Uint8Array>
 }
 
 /** A deadline's timer that ran this much late or more was held up (a stalled process, a throttled tab). */
@@ -52,7 +60,27 @@ export const setDeadline = (runtime: Pick<Runtime, "now" | "setTimer">, ms: numb
   return { cancel: () => timer.cancel() }
 }
 
-/** A client id from the runtime's randomness: 16 base-36 characters (about 82 bits). */
+/**
+ * A new client's id and secret: the secret from the runtime's strong randomness and the id
+ * derived from it (self-certifying, core/client-id.ts) when the runtime can hash, else a
+ * random id.
+ */
+export const newClientIdentity = async (runtime: Runtime): Promise<{ readonly clientId: string; readonly secret: string }> => {
+  const secret = newClientSecret(runtime)
+  let digest: Uint8Array | undefined
+  try {
+    digest = await runtime.digest?.(clientIdPreimage(secret))
+  } catch {
+    // No hashing here after all (WebCrypto outside a secure context): a random id still works.
+  }
+  return { clientId: digest === undefined ? newClientId(runtime) : clientIdOfDigest(digest), secret }
+}
+
+/**
+ * A client id from the runtime's randomness: 16 base-36 characters (about 82 bits). A hub
+ * trusts such an id at first contact; new clients get one derived from their secret instead
+ * (`newClientIdentity`).
+ */
 export const newClientId = (runtime: Runtime): string => {
   let id = ""
   for (let i = 0; i < 16; i++) id += Math.floor(runtime.random() * 36).toString(36)

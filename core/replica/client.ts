@@ -15,7 +15,7 @@ import { docIdProblem } from "../limits.js"
 import type { Machine, StateOf } from "../machine.js"
 import { REPLICA_STORE, type ReplicaStorage } from "../ports/storage.js"
 import type { ClientTransport, CloseInfo, Connection } from "../ports/transport.js"
-import { newClientId, newClientSecret, type Runtime, type Timer } from "../ports/runtime.js"
+import { newClientIdentity, newClientSecret, type Runtime, type Timer } from "../ports/runtime.js"
 import type { ClientMessage, Refused, ServerMessage, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../protocol/negotiate.js"
 import type { ReplicaStore } from "../store/replica-store.js"
@@ -72,7 +72,10 @@ export interface ClientOptions extends DocOptions {
    * a new secret: a hub with an `authenticate` hook takes it as the same user's new device;
    * a hub without one refuses the clientId on the second run (let Canon make ids instead).
    * Another id than the storage's is refused (`client-id-changed`) while the storage holds
-   * changes not yet sent: they are numbered as the stored id.
+   * changes not yet sent: they are numbered as the stored id. The ids Canon makes are derived
+   * from their secret (core/client-id.ts: a hub with no record of one still knows its owner);
+   * an app's own id is trusted by a hub at first contact. Do not choose ids of the form
+   * `c.` + 16 base-32 characters: a hub checks those against the secret.
    */
   readonly clientId?: string
   readonly backoff?: BackoffOptions
@@ -143,7 +146,7 @@ export class CanonClient {
     // Without storage every run is a new identity (see ClientOptions.clientId).
     const client = new CanonClient(store !== undefined
       ? await store.hold(storage!, options.clientId, options.runtime)
-      : { clientId: options.clientId ?? newClientId(options.runtime), secret: newClientSecret(options.runtime), release: () => {} }, options, store)
+      : { ...(options.clientId !== undefined ? { clientId: options.clientId, secret: newClientSecret(options.runtime) } : await newClientIdentity(options.runtime)), release: () => {} }, options, store)
     client.#stopWake = (options.transport as WakingTransport).onWake?.(() => {
       if (client.#currentStatus === "offline" && client.#wantOnline) client.reconnectNow()
     })

@@ -28,7 +28,7 @@ import { StoredLane, type StoredLaneInit } from "./stored-lane.js"
 import type { Machine } from "../machine.js"
 import type { DocInit } from "../replica/doc.js"
 import { openStoredDoc } from "./replica-open.js"
-import { newClientId, newClientSecret, type Runtime } from "../ports/runtime.js"
+import { newClientIdentity, newClientSecret, type Runtime } from "../ports/runtime.js"
 
 /** Storages a client of this page is closing on, until it has let go (see `ReplicaStore.hold`). */
 const closingStores = new WeakMap<ReplicaStorage, Promise<void>>()
@@ -103,7 +103,14 @@ export class ReplicaStore {
       if (clientId !== undefined && storedId !== undefined && clientId !== storedId && (await this.holdsUnsent())) {
         throw canonError("client-id-changed", `This storage holds changes not yet sent, numbered as client "${storedId}"; opened as "${clientId}", the hub would take them as new and apply any it already has a second time. Open it as "${storedId}" (or without clientId) until they are sent, then as "${clientId}".`)
       }
-      const id = clientId ?? storedId ?? newClientId(runtime)
+      // A new client's id is derived from its secret (core/client-id.ts); an app's own id, or
+      // one stored by an older run, keeps its form.
+      if (clientId === undefined && storedId === undefined) {
+        const made = await newClientIdentity(runtime)
+        await this.setIdentity(made.clientId, made.secret)
+        return { ...made, release }
+      }
+      const id = clientId ?? storedId!
       let secret = storedId === id ? await this.secret() : undefined
       if (secret === undefined) {
         // Made with the clientId and stored with it before the first hello: no window in which

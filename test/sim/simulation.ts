@@ -47,6 +47,7 @@ import { NEWEST, VTodoV3, appMachine, hubMachine, versionedCommand } from "./ver
 import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
 import { checkText } from "./crdt-check.js"
 import { fieldsOfRoot } from "../../core/crdt/roots.js"
+import { SELF_CERTIFYING_ID } from "../../core/client-id.js"
 import { encodeCanonical } from "../../core/canonical.js"
 import type { CrdtFields } from "../../core/crdt/fields.js"
 
@@ -737,7 +738,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // command is a victim. (A clientId the hub never saw belongs to whoever proves it first;
     // forging one the victim has not used yet is guessing 82 random bits.)
     const onWire = (clientId: string) => [...ledger.confirmed.keys()].some((k) => k.includes(`|${clientId}:`))
-    const victim = (r: Replica): Victim | undefined => r.clientId === undefined || !onWire(r.clientId) ? undefined : {
+    // An id the forger can know: seen in entries, or (a Canon-made id, core/client-id.ts) any
+    // replica's, even before the hub has a record of it: its secret alone proves it.
+    const victim = (r: Replica): Victim | undefined => r.clientId === undefined || !(onWire(r.clientId) || SELF_CERTIFYING_ID.test(r.clientId)) ? undefined : {
       name: r.name, clientId: r.clientId, docs: ofOrdered(r.follows), nextClientSeq: (docId) => nextClientSeq(docId, r.clientId!),
     }
 

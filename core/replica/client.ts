@@ -117,6 +117,10 @@ export class CanonClient {
   readonly #options: ClientOptions
   readonly #store: ReplicaStore | undefined
   readonly #opening = new Set<Promise<unknown>>()
+  /** Closed documents whose writes are still on their way, by docId (see #openDoc). */
+  readonly #closingDocs = new Map<string, Promise<void>>()
+  /** Documents closed so far: an open that read the store while one closed reads it again. */
+  #docCloses = 0
   #closing: Promise<void> | undefined
 
   private constructor(held: { readonly clientId: string; readonly secret: string; readonly release: () => void }, options: ClientOptions, store: ReplicaStore | undefined) {
@@ -198,15 +202,30 @@ export class CanonClient {
       if (existing.machine !== machine) throw canonError("machine-mismatch", `Document "${docId}" is open with machine "${existing.machine.name}".`)
       return existing as Doc<M>
     }
-    const init: DocInit<StateOf<M>> = (await this.#store?.openDoc(docId, machine)) ?? { state: machine.initial(), confirmedSeq: 0, nextClientSeq: 1, snapshotSeq: 0, outbox: [] }
+    // One writer per document in the store: a document closed a moment ago (an effect's
+    // cleanup, then the effect again) may still be writing; read after its writes, and again
+    // if it closed meanwhile, or two lanes would number and write the same records.
+    let init: DocInit<StateOf<M>> | undefined
+    for (let closes = -1; closes !== this.#docCloses; ) {
+      closes = this.#docCloses
+      await this.#closingDocs.get(docId)
+      init = await this.#store?.openDoc(docId, machine)
+    }
+    init ??= { state: machine.initial(), confirmedSeq: 0, nextClientSeq: 1, snapshotSeq: 0, outbox: [] }
     // Closed meanwhile: its storage may be another client's by now.
     if (this.#closing !== undefined) throw canonError("closed", "This client is closed.")
     const again = this.#docs.get(docId)
     if (again !== undefined) return again as Doc<M>
     // Declared in later handshakes; on this connection the subscribe carries the check.
     if (!this.#machines.has(machine.name)) this.#machines.set(machine.name, machine)
-    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.#store, this.#options.runtime, init, this.#options, () => {
+    const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.#store, this.#options.runtime, init, this.#options, (written) => {
       if (this.#docs.get(docId) === doc) this.#docs.delete(docId)
+      this.#docCloses++
+      const done = written.catch(() => {})
+      this.#closingDocs.set(docId, done)
+      void done.then(() => {
+        if (this.#closingDocs.get(docId) === done) this.#closingDocs.delete(docId)
+      })
     })
     this.#docs.set(docId, doc)
     if (this.#welcomed && this.#conn) this.#connectDoc(doc)
@@ -397,6 +416,8 @@ export class CanonClient {
       this.#docs.clear()
       await Promise.allSettled([...this.#opening])
       await Promise.all(docs.map((d) => d.close()))
+      // And those the app closed without waiting: the store is let go after their writes.
+      await Promise.all([...this.#closingDocs.values()])
       if (failed !== undefined) throw failed.error
     } finally {
       this.#held.release()

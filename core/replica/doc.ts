@@ -251,7 +251,8 @@ export class Doc<M extends Machine<any, any>> {
   #refusal: CanonError | undefined
   /** CRDT fields: local changes on their way to merge commands (core/crdt/replica.ts). */
   readonly #crdt: ReplicaFields | undefined
-  readonly #onClosed: () => void
+  /** Told at close, with the promise of the document's last writes. */
+  readonly #onClosed: (written: Promise<void>) => void
 
   /** @internal use `CanonClient.open` */
   constructor(
@@ -262,7 +263,7 @@ export class Doc<M extends Machine<any, any>> {
     runtime: Runtime,
     init: DocInit<StateOf<M>>,
     options: DocOptions,
-    onClosed: () => void = () => {},
+    onClosed: (written: Promise<void>) => void = () => {},
   ) {
     this.#onClosed = onClosed
     this.#rs = new ReplicaState(docId, machine, clientId, () => runtime.now(), init.state, init.confirmedSeq)
@@ -1063,7 +1064,7 @@ export class Doc<M extends Machine<any, any>> {
       for (const d of this.#deferreds.values()) d.reject(closed)
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined
-      this.#onClosed()
+      this.#onClosed(this.#lane.idle)
       this.#emit("closed", { docId: this.docId })
     }
     return this.#lane.idle

@@ -128,3 +128,102 @@ test("a queue record a failed write left unwritten is not written after the outb
   expect(await keys(K.replicaQueuePrefix("d"))).toEqual([])
   expect(await keys(K.replicaOutboxPrefix("d"))).toEqual([4, 5, 6])
 })
+
+/**
+ * A storage that keeps failing (quota used up) while the app writes and others edit: each
+ * failed write armed a retry of its own that armed another on every failure, each carrying
+ * the whole backlog: 50 submits made 500 attempts (25,500 records written) and 500 error
+ * events in 10 s, and 100 others' edits about 1,000 attempts. Now one retry per document,
+ * backing off, and after two failures in a row writes in between wait for it; nothing is
+ * lost once storage works again.
+ */
+test("a failing storage: one retry per document, backing off; writes in between wait for it; everything is stored once it works", async () => {
+  const rt = new VirtualRuntime(1)
+  let failing = false
+  let attempts = 0
+  const storage = new MemoryStorage({ failWrite: () => (failing && ++attempts > 0) })
+  const client = await CanonClient.open({ transport: offlineTransport, runtime: rt, storage, autoConnect: false })
+  const doc = await client.open(Todo, "d")
+  let errors = 0
+  doc.on("error", () => errors++)
+  failing = true
+  for (let i = 0; i < 50; i++) {
+    doc.submit("add", { id: `a${i}`, title: "A" })
+    await flush()
+    await doc.whenStored()
+  }
+  expect(rt.armed).toBe(1)
+  for (let s = 0; s < 10; s++) {
+    await rt.run({ forMs: 1000 })
+    await flush()
+    await doc.whenStored()
+  }
+  expect(rt.armed).toBe(1)
+  // The failure, the write after it, then retries at 1 s, 3 s, 7 s (and none between).
+  expect(attempts).toBeLessThanOrEqual(5)
+  expect(errors).toBe(attempts)
+  failing = false
+  await rt.run({ forMs: 30_000 })
+  await flush()
+  await doc.whenStored()
+  expect(rt.armed).toBe(0)
+  await client.close()
+  const reopened = await CanonClient.open({ transport: offlineTransport, runtime: rt, storage, autoConnect: false })
+  expect((await reopened.open(Todo, "d")).pending.map((p) => p.clientSeq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+  await reopened.close()
+})
+
+test("others' edits during the outage: one retry, a bounded number of attempts, and the confirmed log stored once storage works", async () => {
+  const { Hub } = await import("../core/index.js")
+  const { MemoryNetwork } = await import("../adapters/memory/index.js")
+  const rt = new VirtualRuntime(7)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hub = new Hub({ machines: [Todo], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  let failing = false
+  let attempts = 0
+  const storage = new MemoryStorage({ failWrite: () => (failing && ++attempts > 0) })
+  const a = await CanonClient.open({ transport: net.transport("a"), runtime: rt, machines: [Todo], storage })
+  const b = await CanonClient.open({ transport: net.transport("b"), runtime: rt, machines: [Todo] })
+  await a.open(Todo, "d")
+  const db = await b.open(Todo, "d")
+  await rt.run({ forMs: 100 })
+  failing = true
+  for (let i = 0; i < 100; i++) {
+    db.submit("add", { id: `x${i}`, title: "X" })
+    await rt.run({ forMs: 50 })
+  }
+  await rt.run({ forMs: 10_000 })
+  expect(attempts).toBeLessThanOrEqual(10)
+  failing = false
+  await rt.run({ forMs: 40_000 })
+  await a.close()
+  const stored = await new ReplicaStore(storage).load("d")
+  expect(stored?.meta.confirmedSeq).toBe(100)
+  await b.close()
+  await hub.close()
+})
+
+test("closing over a failing storage rejects with storage-failed, naming the commands never stored; the client's close too", async () => {
+  const rt = new VirtualRuntime(1)
+  let failing = false
+  const storage = new MemoryStorage({ failWrite: () => failing })
+  const client = await CanonClient.open({ transport: offlineTransport, runtime: rt, storage, autoConnect: false })
+  const doc = await client.open(Todo, "d")
+  doc.submit("add", { id: "kept", title: "stored" }).catch(() => {})
+  await flush()
+  await doc.whenStored()
+  failing = true
+  doc.submit("add", { id: "lost", title: "A" }).catch(() => {})
+  await flush()
+  await doc.whenStored()
+  await expect(doc.close()).rejects.toMatchObject({ code: "storage-failed", message: expect.stringContaining("from clientSeq 2 on were never stored") })
+  const other = await client.open(Todo, "e")
+  other.submit("add", { id: "lost too", title: "A" }).catch(() => {})
+  await flush()
+  await expect(client.close()).rejects.toMatchObject({ code: "storage-failed" })
+  failing = false
+  const again = await CanonClient.open({ transport: offlineTransport, runtime: rt, storage, autoConnect: false })
+  expect((await again.open(Todo, "d")).pending.map((p) => p.clientSeq)).toEqual([1])
+  await again.close()
+})

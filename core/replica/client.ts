@@ -415,10 +415,12 @@ export class CanonClient {
       this.#setStatus("closed")
       this.#docs.clear()
       await Promise.allSettled([...this.#opening])
-      await Promise.all(docs.map((d) => d.close()))
+      const closed = await Promise.allSettled(docs.map((d) => d.close()))
       // And those the app closed without waiting: the store is let go after their writes.
       await Promise.all([...this.#closingDocs.values()])
       if (failed !== undefined) throw failed.error
+      // Commands a failing storage never stored (Doc.close says which).
+      for (const c of closed) if (c.status === "rejected") throw c.reason
     } finally {
       this.#held.release()
     }

@@ -16,8 +16,12 @@ import type { ReplicaMeta } from "./records.js"
 import type { OutboxRecord, ReplicaStore } from "./replica-store.js"
 import type { Timer } from "../ports/runtime.js"
 
-/** How long a failed write waits before it is tried again. */
+/** How long a failed write waits before it is tried again; doubled while it keeps failing, up to RETRY_MAX_MS. */
 const RETRY_MS = 1000
+const RETRY_MAX_MS = 30_000
+
+/** A write not tried because the storage is failing: the armed retry carries it. */
+const HELD_BACK = new Error("held back until the retry")
 
 const recordOf = (p: PendingCommand): OutboxRecord => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded, ...(p.dequeued !== undefined ? { dequeued: p.dequeued } : {}) })
 
@@ -48,8 +52,16 @@ export class StoredLane<T> implements DocLane<T> {
    * told `update-required`, would keep it there for good and never hear of it again).
    */
   #untold: T[] = []
-  /** Retries of failed writes, armed while the document is open (cancelled when it closes). */
-  readonly #retries = new Set<Timer>()
+  /**
+   * The one retry of failed writes, armed while the document is open (cancelled when it
+   * closes). The write after a failure is still tried (it carries what failed: a passing
+   * hiccup costs no delay); after two failures in a row writes wait for the retry (each would
+   * carry the whole backlog, and report again), and the retry backs off.
+   */
+  #retryTimer: Timer | undefined
+  #retryMs = RETRY_MS
+  /** Writes that failed in a row: past one, the storage is failing (not a passing hiccup). */
+  #failures = 0
 
   constructor(readonly store: ReplicaStore, readonly host: LaneHost<T>, init: StoredLaneInit) {
     this.#next = init.nextClientSeq
@@ -58,17 +70,33 @@ export class StoredLane<T> implements DocLane<T> {
     this.#snapshotEvery = init.snapshotEvery
   }
 
-  #retry(fn: () => void): void {
-    const timer = this.host.runtime.setTimer(RETRY_MS, () => {
-      this.#retries.delete(timer)
-      fn()
+  /** Arms the retry (if it is not armed): it writes what failed writes left, outbox and confirmations both. */
+  #retry(): void {
+    if (this.#retryTimer !== undefined || this.host.closed) return
+    this.#retryTimer = this.host.runtime.setTimer(this.#retryMs, () => {
+      this.#retryTimer = undefined
+      if (this.host.closed) return
+      this.host.flushOutbox()
+      this.confirm(undefined, [], [], undefined, [])
     })
-    this.#retries.add(timer)
+    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS)
+  }
+
+  /** A write to the store, unless the storage is failing: then it waits for the retry. */
+  #write(call: () => Promise<void>): Promise<void> {
+    if (this.#failures >= 2 && this.#retryTimer !== undefined) return Promise.reject(HELD_BACK)
+    return call().then(() => {
+      this.#failures = 0
+      this.#retryMs = RETRY_MS
+    }, (e) => {
+      this.#failures++
+      throw e
+    })
   }
 
   close(): void {
-    for (const timer of this.#retries) timer.cancel()
-    this.#retries.clear()
+    this.#retryTimer?.cancel()
+    this.#retryTimer = undefined
   }
 
   #meta(confirmedSeq: number, nextClientSeq: number): ReplicaMeta {
@@ -80,7 +108,7 @@ export class StoredLane<T> implements DocLane<T> {
     this.idle = this.idle
       .then(write)
       .then(then, (e) => {
-        this.host.error(`Writing document "${this.host.docId}" failed: ${errorText(e)}`)
+        if (e !== HELD_BACK) this.host.error(`Writing document "${this.host.docId}" failed: ${errorText(e)}`)
         failed?.()
       })
   }
@@ -122,7 +150,7 @@ export class StoredLane<T> implements DocLane<T> {
         }
         next = this.#nextAfter(batch)
         if (batch.length === 0) return Promise.resolve()
-        return this.store.appendOutbox(host.docId, this.#meta(this.#confirmed, next), batch.map(recordOf))
+        return this.#write(() => this.store.appendOutbox(host.docId, this.#meta(this.#confirmed, next), batch.map(recordOf)))
       },
       () => {
         if (batch.length === 0) return
@@ -130,10 +158,10 @@ export class StoredLane<T> implements DocLane<T> {
         host.outboxStored(batch)
       },
       () => {
-        // Not durable, so not sent yet: the next outbox write carries them (the app was told storage failed).
-        if (host.closed) return
+        // Not durable, so not sent yet: the next outbox write carries them (the app was told
+        // storage failed). Kept after a close too: close() says they were not stored.
         this.#unstored = [...batch, ...this.#unstored]
-        this.#retry(() => host.flushOutbox())
+        this.#retry()
       },
     )
   }
@@ -171,14 +199,14 @@ export class StoredLane<T> implements DocLane<T> {
           if (applied.length === 0 && removed.length === 0 && carried.snapshot === undefined && commands.length === 0 && queued.length === 0) return Promise.resolve()
         }
         base = snapshot !== undefined ? { seq, state: snapshot } : carried.snapshot
-        return this.store.confirm(host.docId, {
+        return this.#write(() => this.store.confirm(host.docId, {
           meta: this.#meta(seq, this.#nextAfter(commands)),
           entries: applied,
           settled: removed,
           ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#snapshotSeq + 1, dropTo: this.#confirmed } } : {}),
           ...(commands.length > 0 ? { outbox: commands.map(recordOf) } : {}),
           ...(queued.length > 0 ? { queued } : {}),
-        })
+        }))
       },
       () => {
         this.#confirmed = confirmedSeq === undefined && base === undefined ? Math.max(this.#confirmed, seq) : seq
@@ -204,7 +232,7 @@ export class StoredLane<T> implements DocLane<T> {
         if (commands.length > 0) this.#unstored = [...commands, ...this.#unstored]
         this.#untold.push(...tell)
         if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
-        if (!host.closed) this.#retry(() => { if (!host.closed) this.confirm(undefined, [], [], undefined, []) })
+        this.#retry()
       },
     )
   }
@@ -219,12 +247,12 @@ export class StoredLane<T> implements DocLane<T> {
         const replacementsUnwritten = this.#unstored.length > 0 || this.#unwritten.queued.length > 0
         settledBefore = replacementsUnwritten ? [] : this.#unwritten.settled
         this.#unwritten = { entries: [], settled: replacementsUnwritten ? this.#unwritten.settled : [], queued: this.#unwritten.queued }
-        return this.store.confirm(this.host.docId, {
+        return this.#write(() => this.store.confirm(this.host.docId, {
           meta: this.#meta(seq, this.#next),
           entries: [],
           settled: settledBefore,
           snapshot: { seq, state, dropFrom: this.#snapshotSeq + 1, dropTo: this.#confirmed },
-        })
+        }))
       },
       () => {
         this.#confirmed = seq
@@ -236,8 +264,11 @@ export class StoredLane<T> implements DocLane<T> {
           this.host.tell(untold)
         }
       },
-      // Not written: the next confirm carries the installed state, or its entries would follow a hole.
-      () => { this.#unwritten = { ...this.#unwritten, entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state } } },
+      // Not written: the next confirm (or the retry's) carries the installed state, or its entries would follow a hole.
+      () => {
+        this.#unwritten = { ...this.#unwritten, entries: [], settled: [...settledBefore, ...this.#unwritten.settled], snapshot: { seq, state } }
+        this.#retry()
+      },
     )
   }
 

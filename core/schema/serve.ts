@@ -172,8 +172,9 @@ export const applyMigration = <S>(host: JournaledState<S>, docId: string, h: Mac
  * down to `t` (several commands as one `$batch`, none as an empty `$batch`); markers pass as
  * they are (replicas treat them as nothing). Stops at the first entry that has no downcast,
  * or whose downcast's arguments take more than `maxArgsBytes` or nest deeper than a command
- * may (it could not be sent, or not be stored): that seq is the barrier. An entry whose upcast fails (an app newer than its hub) is shown as
- * nothing, as an entry its own version cannot read.
+ * may (it could not be sent, or not be stored): that seq is the barrier. An entry whose
+ * upcast fails (throws, or is over those bounds) is shown as nothing, as an entry its own
+ * version cannot read: an upcast never makes a barrier.
  */
 export const entriesForVersion = (
   h: MachineHistory, entries: ReadonlyArray<Entry>, t: number, versionOf: (seq: number) => number, maxArgsBytes = Infinity,
@@ -186,8 +187,12 @@ export const entriesForVersion = (
       continue
     }
     const converted = convertEntry(h, e, ve, t, maxArgsBytes)
-    if (converted === undefined) return { entries: out, barrier: e.seq }
-    out.push(converted)
+    // Only a downcast stops a reader (its app is older: an update fixes it). An upcast that
+    // fails in any way (throws, or nests or grows past a command's bounds) is shown as
+    // nothing: the newer reader could never be updated past it.
+    if (converted === undefined && ve < t) out.push({ ...e, name: BATCH, args: [] })
+    else if (converted === undefined) return { entries: out, barrier: e.seq }
+    else out.push(converted)
   }
   return { entries: out, barrier: undefined }
 }

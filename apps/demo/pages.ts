@@ -10,6 +10,18 @@ import { statusPage } from "../hub/status-page.js"
 import { requestUrl } from "../hub/request-url.js"
 import type { DemoAssets } from "./build.js"
 
+/**
+ * Every file of the app: scripts only from the hub (no inline script, no eval), connections
+ * only to it, never framed by another site (clickjacking the board's buttons), types as sent.
+ * Inline styles stay allowed: the views set style attributes.
+ */
+const SECURITY_HEADERS = {
+  "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "X-Frame-Options": "DENY",
+  "Referrer-Policy": "no-referrer",
+}
+
 export const demoPages = (assets: DemoAssets): PageHandler => (req: http.IncomingMessage, res: http.ServerResponse, hub: Hub, storage?: KVStore): boolean => {
   if (req.method !== "GET" && req.method !== "HEAD") return false
   const url = requestUrl(req)
@@ -22,7 +34,7 @@ export const demoPages = (assets: DemoAssets): PageHandler => (req: http.Incomin
   }
   const file = assets.files.get(path === "/index.html" ? "/" : path)
   if (file === undefined) return false
-  const headers: Record<string, string | number> = { "Content-Type": file.type, "Cache-Control": file.cache, "ETag": file.etag, "Vary": "Accept-Encoding" }
+  const headers: Record<string, string | number> = { "Content-Type": file.type, "Cache-Control": file.cache, "ETag": file.etag, "Vary": "Accept-Encoding", ...SECURITY_HEADERS }
   if (path === "/sw.js") headers["Service-Worker-Allowed"] = "/"
   if (req.headers["if-none-match"] === file.etag) {
     res.writeHead(304, headers)

@@ -5,6 +5,7 @@
  * `canon serve` (your machines); each has its own usage text.
  */
 import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, proxyTrust, type TrustProxy } from "../../adapters/ws/index.js"
+import { parseOrigins } from "./browser-guard.js"
 
 export interface HubConfig {
   readonly dataDir: string
@@ -26,6 +27,8 @@ export interface HubConfig {
   readonly ipv6Prefix?: number | undefined
   /** Largest document state, in MiB (the hub's maxDocumentBytes). Default 256; whole CRDT documents keep their own 32. */
   readonly maxDocumentMib?: number | undefined
+  /** Pages of other sites that may connect (browser-guard.ts), or "any". Default none: the hub's own pages only. */
+  readonly allowOrigins?: ReadonlyArray<string> | "any" | undefined
 }
 
 export type Program = "npm start" | "canon serve"
@@ -34,6 +37,11 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
   --host H          address to bind (env CANON_HOST, default 127.0.0.1; 0.0.0.0 for all)
   --port P          port (env CANON_PORT, default 8787)
   --public-url URL  the URL clients use, if not http://host:port (env CANON_PUBLIC_URL)
+  --allow-origin LIST
+                    pages of other sites that may connect from a browser: origins such as
+                    http://localhost:5173, comma-separated, or * for any (env CANON_ALLOW_ORIGIN;
+                    default: only the hub's own pages, so another site open in a browser
+                    cannot write through it; clients that are not browsers are not concerned)
   --no-sync         do not fsync each commit: faster, but a power loss or OS crash can lose
                     the last acknowledged commands (env CANON_SYNC=0; default: fsync every
                     commit, so acknowledged means durable; --sync is accepted and changes nothing)
@@ -78,7 +86,7 @@ export const helpText = (program: Program = "npm start"): string => HELP[program
 
 export class ConfigError extends Error {}
 
-const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "trust-proxy", "ipv6-prefix", "max-document-mib"]
+const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "trust-proxy", "ipv6-prefix", "max-document-mib", "allow-origin"]
 const SWITCHES = ["sync", "no-sync"]
 
 const positiveInteger = (text: string, what: string): number => {
@@ -161,6 +169,13 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
   const urlFlag = flags.get("public-url")
   if (urlFlag !== undefined && urlFlag.trim() === "") throw new ConfigError("--public-url needs the URL clients use (e.g. https://sync.example.com), or leave it out.")
   const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === "" ? undefined : v)
+  const originText = flags.get("allow-origin") ?? nonEmpty(env.CANON_ALLOW_ORIGIN)
+  let allowOrigins: ReadonlyArray<string> | "any" = []
+  try {
+    if (originText !== undefined) allowOrigins = parseOrigins(originText, flags.has("allow-origin") ? "--allow-origin" : "CANON_ALLOW_ORIGIN")
+  } catch (e) {
+    throw new ConfigError((e as Error).message)
+  }
   const sync = switches.has("no-sync") ? false : switches.has("sync") ? true : env.CANON_SYNC !== undefined && env.CANON_SYNC !== "" ? parseSync(env.CANON_SYNC) : true
   return {
     tls: cert !== undefined && key !== undefined ? { cert, key } : undefined,
@@ -174,6 +189,7 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
     trustProxy,
     ipv6Prefix,
     maxDocumentMib,
+    allowOrigins,
   }
 }
 

@@ -18,6 +18,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS, WsServer, boundPipelining, closeUpgradesUnt
 import { systemRuntime } from "../../adapters/system/index.js"
 import type { HubConfig } from "./config.js"
 import { requestUrl } from "./request-url.js"
+import { browserGuard, hostAllowed, originAllowed } from "./browser-guard.js"
 
 export interface RunningHub {
   readonly url: string
@@ -82,8 +83,13 @@ const closeServer = (server: http.Server): Promise<void> =>
 export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machine<any, any>>, pages: PageHandler, auth: AuthHooks = {}): Promise<RunningHub> => {
   const tls = config.tls === undefined ? undefined : readTls(config.tls)
   let hub: Hub | undefined
+  const guard = browserGuard(config.host, config.publicUrl, config.allowOrigins ?? [])
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (req.url?.split("?")[0] === "/sync") {
+    if (!hostAllowed(guard, req)) {
+      // DNS rebinding: another site's name made to resolve here must not read the hub's pages.
+      res.writeHead(421, { "Content-Type": "text/plain" })
+      res.end("Misdirected request: this hub answers to localhost and 127.0.0.1 (or its --public-url).\n")
+    } else if (req.url?.split("?")[0] === "/sync") {
       // A WebSocket endpoint: a browser whose upgrade failed asks here over HTTP to tell a
       // wrong path (404) from a hub that is busy or restarting (adapters/ws/client-browser.ts).
       res.writeHead(426, { "Content-Type": "text/plain", "Upgrade": "websocket" })
@@ -141,6 +147,8 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
       server, path: "/sync", publicUrl: syncUrl,
       maxConnectionsPerAddress: config.maxConnectionsPerAddress, trustProxy: config.trustProxy, ipv6Prefix: config.ipv6Prefix,
       routes,
+      // Another site's page in a visitor's browser must not connect as a client of its own.
+      verifyUpgrade: (req) => (!hostAllowed(guard, req) ? 421 : originAllowed(guard, req) ? true : 403),
     })
     const [running, openedHub, openedWs] = [storage, hub, ws]
     return {

@@ -1063,7 +1063,7 @@ export class Doc<M extends Machine<any, any>> {
       // A retry armed by a write that failed earlier: what it would write, the flush above carries.
       this.#lane.close()
       // Its receipts would never settle (a caller awaiting one would wait forever); the commands stay.
-      const closed = canonError("closed", `Document "${this.docId}" closed first; the command stays in the outbox (sent on reopening, with storage), unless storage failed: then close() rejects with storage-failed.`)
+      const closed = canonError("closed", `Document "${this.docId}" closed first; the command stays in the outbox (sent on reopening, with storage) unless close() rejects.`)
       for (const d of this.#deferreds.values()) d.reject(closed)
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined
@@ -1074,7 +1074,7 @@ export class Doc<M extends Machine<any, any>> {
       // A failing storage (quota used up) left commands unstored: they end with this document.
       const first = this.#lane.firstUnstored()
       if (first !== undefined) {
-        throw canonError("storage-failed", `Document "${this.docId}" closed while its storage was failing: its commands from clientSeq ${first} on were never stored and are lost. Free storage space, and close documents after \`whenStored()\` resolves without an error event.`)
+        throw canonError("storage-failed", `Document "${this.docId}" closed while storage failed: its commands from clientSeq ${first} on were never stored and are lost.`)
       }
     })
   }

@@ -26,6 +26,8 @@ export class SimProcess {
   readonly runtime: Runtime = {
     now: () => this.base.now(),
     random: () => this.base.random(),
+    // New clients derive their ids from their secrets (core/client-id.ts), as in a browser.
+    digest: (data) => this.base.digest!(data),
     setTimer: (ms, fn) => {
       if (this.closedReport !== undefined) {
         this.closedReport(`set a ${ms} ms timer after its close() resolved`)

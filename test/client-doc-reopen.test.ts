@@ -93,3 +93,19 @@ test("online, with entries arriving: the store stays openable and holds every co
   await hub.close()
   expect(reopened).toBe("a1,b0,b1,b2,b3,b4")
 })
+
+test("an open is not held up by other documents closing meanwhile (a list opening and closing a document per row)", async () => {
+  const inner = new MemoryStorage()
+  // Reads take a moment, as on a disk: other documents close during this open's read.
+  const slow = { ...inner, get: (k: Uint8Array) => new Promise<Uint8Array | undefined>((r) => setTimeout(() => r(inner.get(k) as never), 2)), range: inner.range.bind(inner), batch: inner.batch.bind(inner), claim: inner.claim.bind(inner), close: inner.close.bind(inner) }
+  const client = await CanonClient.open({ transport: offlineTransport, runtime: new VirtualRuntime(1), storage: replicaStorage(slow as never), autoConnect: false })
+  let churning = true
+  const churn = (async () => {
+    for (let i = 0; churning && i < 2000; i++) await (await client.open(Todo, `row${i % 20}`)).close()
+  })()
+  const opened = await Promise.race([client.open(Todo, "x").then(() => "opened"), new Promise((r) => setTimeout(() => r("still waiting"), 3000))])
+  churning = false
+  await churn
+  await client.close()
+  expect(opened).toBe("opened")
+})

@@ -203,27 +203,3 @@ test("others' edits during the outage: one retry, a bounded number of attempts, 
   await b.close()
   await hub.close()
 })
-
-test("closing over a failing storage rejects with storage-failed, naming the commands never stored; the client's close too", async () => {
-  const rt = new VirtualRuntime(1)
-  let failing = false
-  const storage = new MemoryStorage({ failWrite: () => failing })
-  const client = await CanonClient.open({ transport: offlineTransport, runtime: rt, storage, autoConnect: false })
-  const doc = await client.open(Todo, "d")
-  doc.submit("add", { id: "kept", title: "stored" }).catch(() => {})
-  await flush()
-  await doc.whenStored()
-  failing = true
-  doc.submit("add", { id: "lost", title: "A" }).catch(() => {})
-  await flush()
-  await doc.whenStored()
-  await expect(doc.close()).rejects.toMatchObject({ code: "storage-failed", message: expect.stringContaining("from clientSeq 2 on were never stored") })
-  const other = await client.open(Todo, "e")
-  other.submit("add", { id: "lost too", title: "A" }).catch(() => {})
-  await flush()
-  await expect(client.close()).rejects.toMatchObject({ code: "storage-failed" })
-  failing = false
-  const again = await CanonClient.open({ transport: offlineTransport, runtime: rt, storage, autoConnect: false })
-  expect((await again.open(Todo, "d")).pending.map((p) => p.clientSeq)).toEqual([1])
-  await again.close()
-})

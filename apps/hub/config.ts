@@ -27,7 +27,7 @@ export interface HubConfig {
   readonly ipv6Prefix?: number | undefined
   /** Largest document state, in MiB (the hub's maxDocumentBytes). Default 256; whole CRDT documents keep their own 32. */
   readonly maxDocumentMib?: number | undefined
-  /** Pages of other sites that may connect (browser-guard.ts), or "any". Default none: the hub's own pages only. */
+  /** Pages of other sites that may connect (browser-guard.ts), or "any". Default: none for npm start (its own page only), any for canon serve. */
   readonly allowOrigins?: ReadonlyArray<string> | "any" | undefined
 }
 
@@ -40,8 +40,9 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
   --allow-origin LIST
                     pages of other sites that may connect from a browser: origins such as
                     http://localhost:5173, comma-separated, or * for any (env CANON_ALLOW_ORIGIN;
-                    default: only the hub's own pages, so another site open in a browser
-                    cannot write through it; clients that are not browsers are not concerned)
+                    npm start's default: only the hub's own pages, so another site open in a
+                    browser cannot write through it; canon serve's: any origin, give the
+                    app's to refuse others; clients that are not browsers are not concerned)
   --no-sync         do not fsync each commit: faster, but a power loss or OS crash can lose
                     the last acknowledged commands (env CANON_SYNC=0; default: fsync every
                     commit, so acknowledged means durable; --sync is accepted and changes nothing)
@@ -170,7 +171,9 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
   if (urlFlag !== undefined && urlFlag.trim() === "") throw new ConfigError("--public-url needs the URL clients use (e.g. https://sync.example.com), or leave it out.")
   const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === "" ? undefined : v)
   const originText = flags.get("allow-origin") ?? nonEmpty(env.CANON_ALLOW_ORIGIN)
-  let allowOrigins: ReadonlyArray<string> | "any" = []
+  // npm start serves its own page: only it may connect from a browser. canon serve serves
+  // apps of other origins (a dev server, a deployed app): any, unless the operator lists them.
+  let allowOrigins: ReadonlyArray<string> | "any" = program === "canon serve" ? "any" : []
   try {
     if (originText !== undefined) allowOrigins = parseOrigins(originText, flags.has("allow-origin") ? "--allow-origin" : "CANON_ALLOW_ORIGIN")
   } catch (e) {

@@ -119,8 +119,8 @@ export class CanonClient {
   readonly #opening = new Set<Promise<unknown>>()
   /** Closed documents whose writes are still on their way, by docId (see #openDoc). */
   readonly #closingDocs = new Map<string, Promise<void>>()
-  /** Documents closed so far: an open that read the store while one closed reads it again. */
-  #docCloses = 0
+  /** Closes so far, by docId: an open that read the store while its document closed reads it again. */
+  readonly #docCloses = new Map<string, number>()
   #closing: Promise<void> | undefined
 
   private constructor(held: { readonly clientId: string; readonly secret: string; readonly release: () => void }, options: ClientOptions, store: ReplicaStore | undefined) {
@@ -206,8 +206,8 @@ export class CanonClient {
     // cleanup, then the effect again) may still be writing; read after its writes, and again
     // if it closed meanwhile, or two lanes would number and write the same records.
     let init: DocInit<StateOf<M>> | undefined
-    for (let closes = -1; closes !== this.#docCloses; ) {
-      closes = this.#docCloses
+    for (let closes = -1; closes !== (this.#docCloses.get(docId) ?? 0); ) {
+      closes = this.#docCloses.get(docId) ?? 0
       await this.#closingDocs.get(docId)
       init = await this.#store?.openDoc(docId, machine)
     }
@@ -220,7 +220,7 @@ export class CanonClient {
     if (!this.#machines.has(machine.name)) this.#machines.set(machine.name, machine)
     const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.#store, this.#options.runtime, init, this.#options, (written) => {
       if (this.#docs.get(docId) === doc) this.#docs.delete(docId)
-      this.#docCloses++
+      this.#docCloses.set(docId, (this.#docCloses.get(docId) ?? 0) + 1)
       const done = written.catch(() => {})
       this.#closingDocs.set(docId, done)
       void done.then(() => {
@@ -415,12 +415,10 @@ export class CanonClient {
       this.#setStatus("closed")
       this.#docs.clear()
       await Promise.allSettled([...this.#opening])
-      const closed = await Promise.allSettled(docs.map((d) => d.close()))
+      await Promise.all(docs.map((d) => d.close()))
       // And those the app closed without waiting: the store is let go after their writes.
       await Promise.all([...this.#closingDocs.values()])
       if (failed !== undefined) throw failed.error
-      // Commands a failing storage never stored (Doc.close says which).
-      for (const c of closed) if (c.status === "rejected") throw c.reason
     } finally {
       this.#held.release()
     }

@@ -1049,10 +1049,7 @@ export class Doc<M extends Machine<any, any>> {
     }
   }
 
-  /**
-   * Stops following the document. Pending commands stay in the outbox for next time; it
-   * resolves once they are written, and rejects with `storage-failed` if storage failed them.
-   */
+  /** Stops following the document. Pending commands stay in the outbox for next time. */
   close(): Promise<void> {
     if (!this.#closed) {
       this.#crdt?.close()
@@ -1063,20 +1060,14 @@ export class Doc<M extends Machine<any, any>> {
       // A retry armed by a write that failed earlier: what it would write, the flush above carries.
       this.#lane.close()
       // Its receipts would never settle (a caller awaiting one would wait forever); the commands stay.
-      const closed = canonError("closed", `Document "${this.docId}" closed first; the command stays in the outbox (sent on reopening, with storage) unless close() rejects.`)
+      const closed = canonError("closed", `Document "${this.docId}" closed first; the command stays in the outbox (sent on reopening, with storage).`)
       for (const d of this.#deferreds.values()) d.reject(closed)
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined
       this.#onClosed(this.#lane.idle)
       this.#emit("closed", { docId: this.docId })
     }
-    return this.#lane.idle.then(() => {
-      // A failing storage (quota used up) left commands unstored: they end with this document.
-      const first = this.#lane.firstUnstored()
-      if (first !== undefined) {
-        throw canonError("storage-failed", `Document "${this.docId}" closed while storage failed: its commands from clientSeq ${first} on were never stored and are lost.`)
-      }
-    })
+    return this.#lane.idle
   }
 
   /** True after `close`. */

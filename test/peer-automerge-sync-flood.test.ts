@@ -9,7 +9,7 @@
  * Automerge is wrapped (jest's ESM module mock) to count the `have` entries of what it decodes.
  */
 import { jest } from "@jest/globals"
-import type { PeerLink, PeerLinkListener } from "../core/crdt-docs/peer-link.js"
+import { probeLink } from "./support/probe-link.js"
 import { haveFlood } from "./support/automerge-sync-bytes.js"
 
 const A = await import("@automerge/automerge")
@@ -26,19 +26,6 @@ jest.unstable_mockModule("@automerge/automerge", () => ({
 const { AutomergeReplica, memoryLinkPair } = await import("../adapters/peer/index.js")
 const { attach } = await import("./support/replicas.js")
 
-
-/** A PeerLink that records what the replica sends and lets the test deliver messages. */
-const probeLink = () => {
-  const listeners = new Set<PeerLinkListener>()
-  const sent: Uint8Array[] = []
-  const link: PeerLink = {
-    isOpen: true,
-    send: (b) => { sent.push(b) },
-    subscribe: (l) => { listeners.add(l); return () => listeners.delete(l) },
-    close: () => {},
-  }
-  return { link, sent, deliver: (b: Uint8Array) => { for (const l of listeners) l.message(b) } }
-}
 
 test("a sync message of a million empty have entries is refused before it is decoded; the replica syncs on with an honest peer", async () => {
   const errors: { code: string; message: string }[] = []

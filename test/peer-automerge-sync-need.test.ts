@@ -20,25 +20,13 @@
 import * as A from "@automerge/automerge"
 import { WebSocket } from "ws"
 import { spawn, type ChildProcess } from "node:child_process"
-import { AutomergeReplica, memoryLinkPair, type PeerLink, type PeerLinkListener } from "../adapters/peer/index.js"
+import { AutomergeReplica, memoryLinkPair } from "../adapters/peer/index.js"
+import { probeLink } from "./support/probe-link.js"
 import { sleep, until } from "./support/ws.js"
 import { attach } from "./support/replicas.js"
 
 const dupNeed = (hash: string): Uint8Array =>
   A.encodeSyncMessage({ heads: [], need: [hash, hash], have: [], changes: [] } as unknown as A.DecodedSyncMessage)
-
-/** A PeerLink that records what the replica sends and lets the test deliver messages synchronously. */
-const probeLink = () => {
-  const listeners = new Set<PeerLinkListener>()
-  const sent: Uint8Array[] = []
-  const link: PeerLink = {
-    isOpen: true,
-    send: (b) => { sent.push(b) },
-    subscribe: (l) => { listeners.add(l); return () => listeners.delete(l) },
-    close: () => {},
-  }
-  return { link, sent, deliver: (b: Uint8Array) => { for (const l of listeners) l.message(b) } }
-}
 
 test("a sync message that needs one hash twice neither throws out of the link listener nor poisons the replica", async () => {
   const replica = new AutomergeReplica(A.from({ items: ["a"] as string[] }))

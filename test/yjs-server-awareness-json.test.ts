@@ -9,7 +9,6 @@
  * providers in the room, and joiners after it, never see it; states at the depth bound and
  * removals (null) still travel.
  */
-import * as Y from "yjs"
 import { WebSocket } from "ws"
 import { WebsocketProvider } from "y-websocket"
 import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
@@ -17,6 +16,7 @@ import { MAX_VALUE_DEPTH } from "../adapters/yjs/integrable.js"
 import { decodeYMessage, decodeAwarenessUpdate, encodeAwareness, encodeAwarenessUpdate } from "../adapters/yjs-server/protocol.js"
 import { until } from "./support/ws.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
+import { rawYSocket, stockProvider } from "./support/yjs-sockets.js"
 
 const nested = (levels: number): string => "[".repeat(levels) + "]".repeat(levels)
 
@@ -34,26 +34,8 @@ test("a non-JSON or too-deep awareness state closes its sender (4400); stock pro
   const thrown: unknown[] = []
   const onThrow = (e: unknown) => thrown.push(e)
   process.on("uncaughtException", onThrow)
-  const raw = async (token: string) => {
-    const ws = new WebSocket(`${base}?token=${token}`)
-    sockets.push(ws)
-    const got: Uint8Array[] = []
-    let closed: { code: number; reason: string } | undefined
-    ws.on("message", (d) => got.push(new Uint8Array(d as Buffer)))
-    ws.on("close", (code, reason) => (closed = { code, reason: reason.toString() }))
-    await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
-    await until(() => got.length > 0, 5_000)
-    return { ws, got, closed: () => closed }
-  }
-  const provider = (token: string) => {
-    const p = new WebsocketProvider(base.slice(0, base.lastIndexOf("/")), "aw-json", new Y.Doc(), {
-      WebSocketPolyfill: WebSocket as never, params: { token }, maxBackoffTime: 200, disableBc: true,
-    })
-    providers.push(p)
-    let closes = 0
-    p.on("connection-close", () => closes++)
-    return { p, closes: () => closes }
-  }
+  const raw = (token: string) => rawYSocket(base, token, sockets)
+  const provider = (token: string) => stockProvider(base, token, providers)
   /** The clientIDs with a (non-null) state in the awareness messages of `frames`. */
   const shown = (frames: ReadonlyArray<Uint8Array>): Set<number> => {
     const out = new Set<number>()

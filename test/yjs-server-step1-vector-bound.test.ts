@@ -16,6 +16,7 @@ import { decodeYMessage, encodeStep1, encodeUpdate } from "../adapters/yjs-serve
 import { ByteWriter } from "../core/bytes.js"
 import { until } from "./support/ws.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
+import { rawYSocket, stockProvider } from "./support/yjs-sockets.js"
 
 /** A state vector of `n` clients the hub has never seen (clock 1 each); `claim`: the count it says, if not n. */
 const vectorOf = (n: number, claim = n): Uint8Array => {
@@ -34,16 +35,9 @@ test("a step1 listing more clients than the document's plus the bound is answere
   const sockets: WebSocket[] = []
   let provider: WebsocketProvider | undefined
   const raw = async (token: string) => {
-    const ws = new WebSocket(`${base}?token=${token}`)
-    sockets.push(ws)
-    const got: Uint8Array[] = []
-    let closed: { code: number; reason: string } | undefined
-    ws.on("message", (d) => got.push(new Uint8Array(d as Buffer)))
-    ws.on("close", (code, reason) => (closed = { code, reason: reason.toString() }))
-    await new Promise((r, j) => { ws.once("open", r); ws.once("error", j) })
-    await until(() => got.length > 0, 5_000)
-    const step2s = () => got.map((f) => decodeYMessage(f)).filter((m) => m.type === "step2")
-    return { ws, got, step2s, closed: () => closed }
+    const socket = await rawYSocket(base, token, sockets)
+    const step2s = () => socket.got.map((f) => decodeYMessage(f)).filter((m) => m.type === "step2")
+    return { ...socket, step2s }
   }
   try {
     // A document written by three Yjs clients.

@@ -40,7 +40,7 @@
  */
 import * as Y from "yjs"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
-import { EMPTY_STATE_VECTOR, MAX_UNSEEN_STATE_VECTOR_CLIENTS, decodeYMessage, encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorLength } from "../yjs-server/protocol.js"
+import { decodeYMessage, encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorToAnswer } from "../yjs-server/protocol.js"
 import { canonError } from "../../core/errors.js"
 import { AnswerBudget } from "./answer-budget.js"
 import { TokenBucket, DEFAULT_LIMITS } from "../../core/authority/limits.js"
@@ -185,15 +185,12 @@ export class YSyncSession {
     switch (msg.type) {
       case "step1": {
         // Only the count here: the entries are read past the answer budget, if at all.
-        let clients: number
-        try {
-          clients = stateVectorLength(msg.stateVector)
-        } catch {
+        const stateVector = stateVectorToAnswer(msg.stateVector, this.doc.store.clients.size)
+        if (stateVector === undefined) {
           this.fail("protocol-error", "A state vector that does not decode.")
           return
         }
-        const unseen = clients > this.doc.store.clients.size + MAX_UNSEEN_STATE_VECTOR_CLIENTS
-        return this.answers.request({ stateVector: unseen ? EMPTY_STATE_VECTOR : msg.stateVector, unseen })
+        return this.answers.request({ stateVector, unseen: stateVector !== msg.stateVector })
       }
       case "step2":
       case "update": {

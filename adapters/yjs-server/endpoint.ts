@@ -93,7 +93,7 @@ import { TokenBucket } from "../../core/authority/limits.js"
 import { AnswerBudget } from "../peer/answer-budget.js"
 import {
   AWARENESS_KEEPALIVE, awarenessStateProblem, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
-  EMPTY_STATE_VECTOR, MAX_UNSEEN_STATE_VECTOR_CLIENTS, encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorLength, type AwarenessEntry,
+  encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorToAnswer, type AwarenessEntry,
 } from "./protocol.js"
 
 export interface YjsRouteOptions {
@@ -560,16 +560,13 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       case "step1": {
         // Only the vector's count is read here, at the message rate; its entries are read once
         // the step1 pace lets it through (step2For).
-        let clients: number
-        try {
-          clients = stateVectorLength(msg.stateVector)
-        } catch {
+        // Past the bound: the whole document, and the vector is never read (see the constant).
+        const stateVector = stateVectorToAnswer(msg.stateVector, doc.doc.store.clients.size)
+        if (stateVector === undefined) {
           refuse("protocol-error", "y-websocket: a step1 whose state vector does not decode.")
           return close(conn, CLOSE.malformed, "Bad state vector.")
         }
-        // Past the bound: the whole document, and the vector is never read (see the constant).
-        const most = doc.doc.store.clients.size + MAX_UNSEEN_STATE_VECTOR_CLIENTS
-        return conn.step1s.request(clients > most ? EMPTY_STATE_VECTOR : msg.stateVector)
+        return conn.step1s.request(stateVector)
       }
       case "step2":
       case "update": {

@@ -142,6 +142,21 @@ export const EMPTY_STATE_VECTOR: Uint8Array = new Uint8Array([0])
 export const stateVectorLength = (stateVector: Uint8Array): number => new ByteReader(stateVector).varint()
 
 /**
+ * The state vector a step1 is answered from, for a document of `docClients` clients: the one
+ * sent, or past MAX_UNSEEN_STATE_VECTOR_CLIENTS an empty one (its entries never read);
+ * undefined when its count does not decode.
+ */
+export const stateVectorToAnswer = (stateVector: Uint8Array, docClients: number): Uint8Array | undefined => {
+  let clients: number
+  try {
+    clients = stateVectorLength(stateVector)
+  } catch {
+    return undefined
+  }
+  return clients > docClients + MAX_UNSEEN_STATE_VECTOR_CLIENTS ? EMPTY_STATE_VECTOR : stateVector
+}
+
+/**
  * Reads a state vector's entries (clientID, clock) in order, without building a map; throws
  * (a CanonError `decode-failed`) on a malformed one.
  */

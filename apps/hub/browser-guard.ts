@@ -24,9 +24,10 @@ const isLoopback = (host: string): boolean => host === "localhost" || host === "
 
 export const browserGuard = (bindHost: string, publicUrl: string | undefined, allowOrigins: ReadonlyArray<string> | "any"): BrowserGuard => {
   const hosts = new Set(["localhost", "127.0.0.1", "[::1]", bindHost.includes(":") ? `[${bindHost}]` : bindHost])
-  if (publicUrl !== undefined) hosts.add(new URL(publicUrl).hostname.toLowerCase())
+  const pub = publicUrl === undefined ? undefined : new URL(publicUrl.replace(/^ws/, "http"))
+  if (pub !== undefined) hosts.add(pub.hostname.toLowerCase())
   // Behind a proxy the Host may be rewritten: the public URL's own pages are the hub's too.
-  const own = publicUrl === undefined ? [] : [new URL(publicUrl.replace(/^ws/, "http")).origin]
+  const own = pub === undefined ? [] : [pub.origin]
   return {
     hosts: isLoopback(bindHost) ? hosts : "any",
     origins: allowOrigins === "any" ? "any" : new Set([...own, ...allowOrigins]),

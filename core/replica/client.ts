@@ -117,10 +117,11 @@ export class CanonClient {
   readonly #options: ClientOptions
   readonly #store: ReplicaStore | undefined
   readonly #opening = new Set<Promise<unknown>>()
-  /** Closed documents whose writes are still on their way, by docId (see #openDoc). */
+  /**
+   * The last close of each document not opened again since, by docId: the promise of its
+   * writes (settled ones stay until the next open; see #openDoc).
+   */
   readonly #closingDocs = new Map<string, Promise<void>>()
-  /** Closes so far, by docId: an open that read the store while its document closed reads it again. */
-  readonly #docCloses = new Map<string, number>()
   #closing: Promise<void> | undefined
 
   private constructor(held: { readonly clientId: string; readonly secret: string; readonly release: () => void }, options: ClientOptions, store: ReplicaStore | undefined) {
@@ -206,10 +207,13 @@ export class CanonClient {
     // cleanup, then the effect again) may still be writing; read after its writes, and again
     // if it closed meanwhile, or two lanes would number and write the same records.
     let init: DocInit<StateOf<M>> | undefined
-    for (let closes = -1; closes !== (this.#docCloses.get(docId) ?? 0); ) {
-      closes = this.#docCloses.get(docId) ?? 0
-      await this.#closingDocs.get(docId)
+    for (let closing = this.#closingDocs.get(docId); ; ) {
+      await closing
       init = await this.#store?.openDoc(docId, machine)
+      // Every close sets a new entry and every open that makes the document deletes it: the
+      // same one after the read means no close of this document came during it.
+      if (this.#closingDocs.get(docId) === closing) break
+      closing = this.#closingDocs.get(docId)
     }
     init ??= { state: machine.initial(), confirmedSeq: 0, nextClientSeq: 1, snapshotSeq: 0, outbox: [] }
     // Closed meanwhile: its storage may be another client's by now.
@@ -220,13 +224,10 @@ export class CanonClient {
     if (!this.#machines.has(machine.name)) this.#machines.set(machine.name, machine)
     const doc: Doc<M> = new Doc(machine, docId, this.clientId, this.#store, this.#options.runtime, init, this.#options, (written) => {
       if (this.#docs.get(docId) === doc) this.#docs.delete(docId)
-      this.#docCloses.set(docId, (this.#docCloses.get(docId) ?? 0) + 1)
-      const done = written.catch(() => {})
-      this.#closingDocs.set(docId, done)
-      void done.then(() => {
-        if (this.#closingDocs.get(docId) === done) this.#closingDocs.delete(docId)
-      })
+      this.#closingDocs.set(docId, written.catch(() => {}))
     })
+    // This document is the store's writer now: what closed before it is behind it.
+    this.#closingDocs.delete(docId)
     this.#docs.set(docId, doc)
     if (this.#welcomed && this.#conn) this.#connectDoc(doc)
     return doc

@@ -59,8 +59,7 @@ export class StoredLane<T> implements DocLane<T> {
    * carry the whole backlog, and report again), and the retry backs off.
    */
   #retryTimer: Timer | undefined
-  #retryMs = RETRY_MS
-  /** Writes that failed in a row: past one, the storage is failing (not a passing hiccup). */
+  /** Writes that failed in a row: past one, the storage is failing (not a passing hiccup), and each retry waits twice as long. */
   #failures = 0
 
   constructor(readonly store: ReplicaStore, readonly host: LaneHost<T>, init: StoredLaneInit) {
@@ -73,13 +72,14 @@ export class StoredLane<T> implements DocLane<T> {
   /** Arms the retry (if it is not armed): it writes what failed writes left, outbox and confirmations both. */
   #retry(): void {
     if (this.#retryTimer !== undefined || this.host.closed) return
-    this.#retryTimer = this.host.runtime.setTimer(this.#retryMs, () => {
+    // 1 s after the first failures, then 2 s, 4 s... as retries fail.
+    const ms = Math.min(RETRY_MS * 2 ** Math.max(0, this.#failures - 2), RETRY_MAX_MS)
+    this.#retryTimer = this.host.runtime.setTimer(ms, () => {
       this.#retryTimer = undefined
       if (this.host.closed) return
       this.host.flushOutbox()
       this.confirm(undefined, [], [], undefined, [])
     })
-    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS)
   }
 
   /** A write to the store, unless the storage is failing: then it waits for the retry. */
@@ -87,7 +87,6 @@ export class StoredLane<T> implements DocLane<T> {
     if (this.#failures >= 2 && this.#retryTimer !== undefined) return Promise.reject(HELD_BACK)
     return call().then(() => {
       this.#failures = 0
-      this.#retryMs = RETRY_MS
     }, (e) => {
       this.#failures++
       throw e

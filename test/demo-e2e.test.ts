@@ -163,8 +163,17 @@ const NETWORK = { latency: 0, downloadThroughput: -1, uploadThroughput: -1 }
  * told again, in a session of its own, which is also where the network comes back.
  */
 const reloadOffline = async (page: Page): Promise<() => Promise<void>> => {
+  // As a person would: the page asks before a reload while an edit is not stored yet.
+  await until("the edits to be stored", () => page.evaluate(() => window.canon!.doc.pending.every((p) => p.stored)))
+  const slot = await page.evaluate(() => window.canon!.slot)
   await page.reload({ timeout: WAIT_MS })
   await until("the page to reload offline", () => page.evaluate(() => window.canon?.doc !== undefined && document.querySelectorAll(".card").length > 0))
+  // The same replica: a slower teardown of the old page must not hand the reload another one.
+  const after = await page.evaluate(() => window.canon!.slot)
+  if (after !== slot) {
+    await page.context().setOffline(false) // not left offline for the tests after this one
+    throw new Error(`The reload opened storage slot ${after}, not its own slot ${slot}`)
+  }
   const cdp = await page.context().newCDPSession(page)
   await cdp.send("Network.emulateNetworkConditions", { offline: true, ...NETWORK })
   return async () => {
@@ -384,10 +393,26 @@ test("pending markers survive a reload", async () => {
   await until("B to show offline", async () => (await statusOf(pb)).state === "offline")
   await addCard(pb, "Done", "Pending across reload")
   const id = await cardId(pb, "Pending across reload")
+  // A reload in the same turn as an edit would lose it: the page asks first; once it is stored, not.
+  const asks = await pb.evaluate(async (card) => {
+    const ask = () => {
+      const e = new Event("beforeunload", { cancelable: true })
+      dispatchEvent(e)
+      return e.defaultPrevented
+    }
+    const receipt = window.canon!.doc.submit("renameCard", { id: card, title: "Pending across reload" })
+    const before = ask()
+    await receipt.persisted
+    return [before, ask()]
+  }, id)
+  expect(asks).toEqual([true, false])
   const backOnline = await reloadOffline(pb)
-  expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("data-state")).toBe("pending")
-  expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("class")).toMatch(/\bpending\b/)
-  await backOnline()
+  try {
+    expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("data-state")).toBe("pending")
+    expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("class")).toMatch(/\bpending\b/)
+  } finally {
+    await backOnline() // a failure here must not leave B offline for the tests after it
+  }
   await converged()
   expect(await pb.locator(`.card[data-id="${id}"]`).getAttribute("data-state")).toBe("confirmed")
 })

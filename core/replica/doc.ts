@@ -363,10 +363,13 @@ export class Doc<M extends Machine<any, any>> {
     return this.#rs.pending.length
   }
 
-  /** clientSeqs of pending commands, oldest first. */
-  get pending(): ReadonlyArray<{ readonly clientSeq: number; readonly name: string }> {
+  /**
+   * Pending commands, oldest first. `stored`: its outbox record is written (without a storage: true once
+   * submitted), so it survives a reload or crash; an app may warn before unload while one is not.
+   */
+  get pending(): ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly stored: boolean }> {
     this.#flushIncoming()
-    return this.#rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: p.name }))
+    return this.#rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: p.name, stored: p.persisted }))
   }
 
   /**

@@ -9,7 +9,8 @@
  *   or back to the tab reconnects without waiting for the backoff (the browser transport's
  *   wake signal, in CanonClient).
  * - One replica per tab: each tab holds a Web Lock on a storage slot, so two tabs never share
- *   a clientId and outbox (their command numbers would collide).
+ *   a clientId and outbox (their command numbers would collide); a reload gets its slot back
+ *   (web/storage-slot.ts).
  */
 import { CanonClient, type KVStore } from "../../../core/index.js"
 // IndexedDB straight, not through canon/level: the same data (an older build of this demo stored
@@ -19,6 +20,7 @@ import { wsClientTransport } from "../../../adapters/ws/client-browser.js"
 import { systemRuntime } from "../../../adapters/system/index.js"
 import { boardMachine } from "./version.js"
 import type { NetworkShaper } from "./net-shaper.js"
+import { claimSlot, pageWasReloaded, sessionSlotMemory, type SlotLocks } from "./storage-slot.js"
 
 export interface Replica {
   readonly client: CanonClient
@@ -30,33 +32,8 @@ export interface Replica {
 
 export const syncUrl = (): string => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/sync`
 
-interface LockManager {
-  request(name: string, options: { signal?: AbortSignal; ifAvailable?: boolean }, fn: (lock: unknown) => Promise<void>): Promise<void>
-}
-
-/**
- * A storage slot no other tab holds (undefined: all of them are held). Slot 0 is waited for a
- * moment, since on a reload the old page may still hold it for a few milliseconds.
- */
-const claimSlot = async (): Promise<number | undefined> => {
-  const locks = (navigator as { locks?: LockManager }).locks
-  if (locks === undefined) return 0
-  for (let slot = 0; slot < 16; slot++) {
-    const got = await new Promise<boolean>((resolve) => {
-      locks
-        .request(`canon-demo-slot-${slot}`, { signal: AbortSignal.timeout(slot === 0 ? 1500 : 200) }, () => {
-          resolve(true)
-          return new Promise<void>(() => {}) // held for the life of the page
-        })
-        .catch(() => resolve(false))
-    })
-    if (got) return slot
-  }
-  return undefined
-}
-
 export const openReplica = async (onStorageProblem: (message: string) => void, shaper?: NetworkShaper): Promise<Replica> => {
-  const slot = await claimSlot()
+  const slot = await claimSlot((navigator as { locks?: SlotLocks }).locks, sessionSlotMemory(), pageWasReloaded())
   let storage: IndexedDbStorage | undefined
   if (slot === undefined) {
     // A replica per tab: this one would share a store, and with it another tab's clientId.

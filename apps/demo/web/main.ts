@@ -108,6 +108,12 @@ const main = async (): Promise<void> => {
     }
     toast(`20,000 cards on board "${name}": open ${location.href} in another window to watch it arrive as a snapshot.`, "info")
   }
+  // A reload or close while an edit is not stored yet would lose it: the browser asks first.
+  // (Without storage nothing pending survives a reload.)
+  addEventListener("beforeunload", (e) => {
+    const pending = session?.doc.pending ?? []
+    if (pending.some((p) => !p.stored || replica.storage === undefined)) e.preventDefault()
+  })
   addEventListener("hashchange", () => void show(boardFromHash()))
   await show(boardFromHash())
 }

@@ -28,7 +28,7 @@
  * reading virtual time, so a seed replays exactly.
  */
 import * as A from "@automerge/automerge"
-import type * as Y from "yjs"
+import * as Y from "yjs"
 import type { Doc, Receipt } from "../../core/index.js"
 import { hashBytes } from "../../core/hash.js"
 import { crdtCommandName } from "../../core/crdt/fields.js"
@@ -127,6 +127,8 @@ export class Typists {
   private readonly counters = new Map<string, number>()
   /** Per document, merge command and change bytes: the edits that change carries (across restarts: the outbox holds the bytes). */
   private readonly carriedBy = new Map<string, TextEdit[]>()
+  /** Each Yjs edit's update, as the field hands it to the outbox. */
+  private readonly updateOf = new WeakMap<TextEdit, Uint8Array>()
 
   constructor(private readonly rng: Rng, private readonly now: () => number) {}
 
@@ -147,7 +149,7 @@ export class Typists {
           const before = key === undefined ? undefined : this.carriedBy.get(key)
           // The same change again (after a refusal): what it carried goes with it. A tombstone
           // or a remake, made while a refusal is handled, carries none of the unsent edits.
-          const edits = before ?? (insideRefused() ? [] : list.splice(0))
+          const edits = before ?? (insideRefused() ? [] : list.splice(0, this.carriedCount(list, args)))
           for (const e of edits) e.carrier = carrier
           if (key !== undefined) this.carriedBy.set(key, edits)
         }
@@ -175,7 +177,7 @@ export class Typists {
       const e: TextEdit = { kind: "delete", replica, markers: covered.map((s) => s.marker), at: this.now(), carrier: undefined }
       ledger.edits.push(e)
       list.push(e)
-      this.timed(field, () => access.remove(handle, covered[0]!.at, covered[covered.length - 1]!.end - covered[0]!.at))
+      this.captured(e, handle, () => this.timed(field, () => access.remove(handle, covered[0]!.at, covered[covered.length - 1]!.end - covered[0]!.at)))
       return `delete ${e.markers.map(label).join("")} from ${field}`
     }
     const n = (this.counters.get(replica) ?? 0) + 1
@@ -188,7 +190,7 @@ export class Typists {
     ledger.edits.push(e)
     ledger.inserts.set(marker, e)
     list.push(e)
-    this.timed(field, () => access.insert(handle, pos, marker))
+    this.captured(e, handle, () => this.timed(field, () => access.insert(handle, pos, marker)))
     return `insert ${label(marker)} into ${field} at ${pos}`
   }
 
@@ -202,6 +204,37 @@ export class Typists {
     } finally {
       Date.now = wall
     }
+  }
+
+  /** A Yjs edit's update (one edit is one transaction, so one update): how its command is found. */
+  private captured(e: TextEdit, handle: unknown, edit: () => void): void {
+    const ydoc = handle instanceof Y.Text ? handle.doc : null
+    if (ydoc === null) return edit()
+    const keep = (update: Uint8Array) => void this.updateOf.set(e, update)
+    ydoc.on("update", keep)
+    try {
+      edit()
+    } finally {
+      ydoc.off("update", keep)
+    }
+  }
+
+  /**
+   * How many of the unsent edits (oldest first) a merge command carries. One flush of the
+   * outbox may cut what is buffered into several commands (core/crdt/outbox.ts: consecutive
+   * runs within the field's bounds), so not every unsent edit goes in the first: for a Yjs
+   * field the command's bytes are the merge of its run's updates (the field's `coalesce`).
+   * All of them where the edits' updates are not known (Automerge: no paste is cut there).
+   */
+  private carriedCount(list: ReadonlyArray<TextEdit>, args: unknown): number {
+    const updates = list.map((e) => this.updateOf.get(e))
+    if (!(args instanceof Uint8Array) || updates.some((u) => u === undefined)) return list.length
+    const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
+    for (let k = 1; k < list.length; k++) {
+      const run = updates.slice(0, k) as Uint8Array[]
+      if (same(k === 1 ? run[0]! : Y.mergeUpdates(run), args)) return k
+    }
+    return list.length
   }
 
   private seedIdentity(access: TextAccess, handle: unknown): void {

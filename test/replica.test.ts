@@ -68,7 +68,7 @@ describe("Doc over a hub", () => {
     expect(doc.state.items["x"]?.title).toBe("milk")
     expect(doc.state.count).toBe(1)
     expect(doc.pendingCount).toBe(1)
-    expect(doc.pending).toEqual([{ clientSeq: r.clientSeq, name: "add" }])
+    expect(doc.pending).toEqual([{ clientSeq: r.clientSeq, name: "add", stored: false }]) // written in a moment (even without a storage)
     expect(doc.confirmedSeq).toBe(0)
     doc.submit("toggle", { id: "x" })
     expect(doc.state.items["x"]?.done).toBe(true)

@@ -419,24 +419,28 @@ export class Doc<M extends Machine<any, any>> {
     }
     if (cmd === undefined || name === AS || name === BATCH) return refuse(unknownCommand(this.machine, name))
     if (this.#updateNeeded !== undefined) return refuse({ code: "update-required", message: this.#updateNeeded.message })
-    const encoded = cmd.encode(args)
-    if (Result.isFailure(encoded)) return refuse(invalidArgs(name, encoded.failure))
-    // The same bounds the hub applies, checked here first so an oversized command never
-    // reaches the outbox (it could never be sent).
-    if (depthExceeds(encoded.success, MAX_ARGS_DEPTH)) {
-      return refuse({ code: "command-too-large", message: `The arguments of "${name}" nest deeper than ${MAX_ARGS_DEPTH} levels.` })
-    }
+    let encoded: ReturnType<typeof cmd.encode>
     let size: number
+    let decoded: ReturnType<typeof cmd.decode>
+    // Values that are not plain data (a getter or proxy that throws, a cycle) are refused as
+    // arguments, never thrown: the schema's encoder and the canonical encoder both may throw.
     try {
+      encoded = cmd.encode(args)
+      if (Result.isFailure(encoded)) return refuse(invalidArgs(name, encoded.failure))
+      // The same bounds the hub applies, checked here first so an oversized command never
+      // reaches the outbox (it could never be sent).
+      if (depthExceeds(encoded.success, MAX_ARGS_DEPTH)) {
+        return refuse({ code: "command-too-large", message: `The arguments of "${name}" nest deeper than ${MAX_ARGS_DEPTH} levels.` })
+      }
       size = encodeCanonical(encoded.success).length
+      // Apply what the authority will apply: the arguments as decoded from their wire form.
+      decoded = cmd.decode(encoded.success)
     } catch (e) {
       return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${errorText(e)}` })
     }
     if (size > this.#maxCommandBytes) {
       return refuse({ code: "command-too-large", message: `The arguments of "${name}" take ${size} bytes; at most ${this.#maxCommandBytes} fit in a command. Keep large blobs out of commands.` })
     }
-    // Apply what the authority will apply: the arguments as decoded from their wire form.
-    const decoded = cmd.decode(encoded.success)
     if (Result.isFailure(decoded)) return refuse(invalidArgs(name, decoded.failure))
 
     this.#flushIncoming()
@@ -464,10 +468,17 @@ export class Doc<M extends Machine<any, any>> {
   /**
    * Sets this client's presence on the document (a cursor, a name and colour, the card being
    * edited): plain data, at most 4 KiB, never logged, gone when the client leaves. Calls in
-   * one tick send once; throttle high-rate sources (mouse moves) in the app.
+   * one tick send once; throttle high-rate sources (mouse moves) in the app. Throws a
+   * CanonError `state-unencodable` if `state` is not plain data.
    */
   setPresence(state: unknown): void {
-    this.#ownPresence = state ?? null
+    // A copy made now, as plain data: a value that is not (a function, a cycle, a getter that
+    // throws) is the caller's error here, not a throw later inside a send.
+    try {
+      this.#ownPresence = decodeCanonical(encodeCanonical(state ?? null))
+    } catch (e) {
+      throw canonError("state-unencodable", `Presence must be plain data: ${errorText(e)}`)
+    }
     if (this.#presenceQueued) return
     this.#presenceQueued = true
     queueMicrotask(() => {

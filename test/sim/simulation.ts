@@ -39,7 +39,7 @@ import { SubscribeChurner, countDeliveries, type Deliveries } from "./churn.js"
 import { DEAF_CLOSE_MS, DeafAsker } from "./deaf.js"
 import { LEAVE_MS, PresenceChurner } from "./presence-churn.js"
 import { DEFAULT_HARD_LIMIT } from "../../core/authority/guarded-connection.js"
-import { honestCommand, pick, type BigPlan } from "./workload.js"
+import { honestCommand, invalidArgs, pick, type BigPlan } from "./workload.js"
 import { codeOf, message, RunGuard } from "./guard.js"
 import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type Ledger, type Submitted } from "./checker.js"
 import { ShadowLog } from "./shadow-log.js"
@@ -748,8 +748,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const submit = (r: Replica, spec: DocSpec) => {
       const doc = r.docs.get(spec.docId)
       if (doc === undefined || !r.proc.alive || doc.isClosed) return
-      const invalid = spec.kind === "todo" && rng() < 0.05
-      const [name, args] = invalid ? ["rename", { id: 7 }] : spec.kind === "versioned" ? versionedCommand(rng, r.version) : honestCommand(rng, spec.machine, doc.state, bigPlan, o.appBugs)
+      const draw = spec.kind === "todo" ? rng() : 1
+      const invalid = draw < 0.05
+      const [name, args] = invalid ? ["rename", invalidArgs(draw / 0.05)] : spec.kind === "versioned" ? versionedCommand(rng, r.version) : honestCommand(rng, spec.machine, doc.state, bigPlan, o.appBugs)
       submitCommand(r, spec, doc, name, args, invalid)
     }
     const submitCommand = (r: Replica, spec: DocSpec, doc: Doc<any>, name: string, args: unknown, invalid: boolean) => {

@@ -38,6 +38,19 @@ export const todoCommand = (rng: Rng, appBugs = true): [string, unknown] => {
   return ["stamp", { id, kind: pick(rng, STAMP_KINDS) }]
 }
 
+/**
+ * Arguments of `rename` an app must be refused locally for (invalid-args), never thrown at:
+ * a wrong type, or values that are not plain data (a getter or proxy that throws, a bigint).
+ * `u` in [0, 1) picks one (a draw the caller already made: no draw of its own).
+ */
+export const invalidArgs = (u: number): unknown => {
+  const k = Math.floor(u * 4)
+  if (k === 1) return Object.defineProperty({ title: "t" }, "id", { get: () => { throw new Error("a getter that throws") }, enumerable: true })
+  if (k === 2) return new Proxy({}, { get: () => { throw new Error("a proxy that throws") }, ownKeys: () => { throw new Error("a proxy that throws") } })
+  if (k === 3) return { id: 7n, title: "t" }
+  return { id: 7 }
+}
+
 export interface BigPlan {
   /** Bytes the document should reach by putting new blobs; after that it churns. */
   readonly targetBytes: number

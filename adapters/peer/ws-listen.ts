@@ -14,6 +14,10 @@
  *   at a reader's pace; a message from it is no sign, it can send without reading);
  * - one client address (an IPv6 one counted by its /64) holds at most
  *   `maxConnectionsPerAddress` sockets (`ConnectionCounter`), so one host cannot take them all;
+ * - every TCP socket counts where it enters, before its upgrade request is read
+ *   (`SocketCap`, at twice both caps): one that has not upgraded yet is counted by nothing
+ *   above, so a host could otherwise hold any number of them, a new batch every
+ *   `requestTimeoutMs`, until the process ran out of descriptors;
  * - a close that the peer does not finish within `closeTimeoutMs` is cut, so a socket being
  *   dropped gives its slot back within that.
  * Node's `ws` and browsers answer pings by themselves: `connectWsLink` needs nothing more.
@@ -22,6 +26,7 @@ import * as http from "node:http"
 import { WebSocketServer, WebSocket } from "ws"
 import { endedLink, type PeerLink, type PeerLinkListener } from "../../core/crdt-docs/peer-link.js"
 import { ConnectionCounter, checkCap, type Admission } from "../ws/connection-limits.js"
+import { SocketCap, socketCapFor } from "../ws/socket-cap.js"
 import { addressGroup, normalizeAddress } from "../ws/remote-address.js"
 import { PongClock, SweepLateness } from "../ws/pong-clock.js"
 import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from "../ws/shared.js"
@@ -154,6 +159,11 @@ export const listenWsLinks = (address: ListenWsOptions, onLink: (link: PeerLink)
   })
   // A socket that sends nothing is no request yet, so the deadlines above never see it (`ws` clears this on an upgraded one).
   server.setTimeout(requestTimeoutMs)
+  // Sockets before their upgrade, as many again as the WebSocket slots: the 1013 over a slot cap still reaches its socket.
+  new SocketCap({
+    total: socketCapFor(maxConnections), perAddress: socketCapFor(perAddress),
+    exempt: (client) => !perAddressSet && isLoopback(client),
+  }).attach(server)
   const wss = new WebSocketServer({
     server,
     maxPayload: address.maxMessageBytes ?? 64 << 20,

@@ -10,6 +10,7 @@ export {
 } from "./server.js"
 export { closeUpgradesUntilReady, STARTING_CLOSE } from "./starting.js"
 export { boundPipelining, MAX_PIPELINED_REQUESTS } from "./pipelining.js"
+export { SocketCap, socketCapFor, type SocketCapOptions } from "./socket-cap.js"
 export { normalizeAddress, proxyTrust, type TrustProxy } from "./remote-address.js"
 export { wsClientTransport, type NodeWsClientOptions } from "./client-node.js"
 export {

@@ -4,7 +4,7 @@
  * (acknowledged means durable). Two commands take them: `npm start` (the demo board) and
  * `canon serve` (your machines); each has its own usage text.
  */
-import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, proxyTrust, type TrustProxy } from "../../adapters/ws/index.js"
+import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, proxyTrust, socketCapFor, type TrustProxy } from "../../adapters/ws/index.js"
 import { parseOrigins } from "./browser-guard.js"
 
 export interface HubConfig {
@@ -21,6 +21,15 @@ export interface HubConfig {
   readonly machines?: string | undefined
   /** WebSocket connections one client address may hold. Default 64. */
   readonly maxConnectionsPerAddress?: number | undefined
+  /**
+   * TCP sockets one client address may hold at once, of any kind (page requests, sockets that
+   * have sent nothing yet, WebSockets): more are destroyed as they connect. Default twice
+   * maxConnectionsPerAddress (adapters/ws/socket-cap.ts). A trusted proxy's address is held
+   * to maxSockets only.
+   */
+  readonly maxSocketsPerAddress?: number | undefined
+  /** TCP sockets the hub holds at once. Default three quarters of the open-file limit (apps/hub/socket-budget.ts). */
+  readonly maxSockets?: number | undefined
   /** Reverse proxies whose X-Forwarded-For names the client. Default none. */
   readonly trustProxy?: TrustProxy | undefined
   /** Leading bits of an IPv6 address that count as one client address. Default 64. */
@@ -50,6 +59,15 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
   --max-connections-per-address N
                     WebSocket connections one client address may hold at once; more are
                     refused with HTTP 429 (env CANON_MAX_CONNECTIONS_PER_ADDRESS, default ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})
+  --max-sockets-per-address N
+                    TCP sockets one client address may hold at once, of any kind (pages,
+                    WebSockets, sockets that have sent nothing yet); more are cut as they
+                    connect (env CANON_MAX_SOCKETS_PER_ADDRESS, default twice
+                    --max-connections-per-address: ${socketCapFor(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)}; a --trust-proxy peer is held to
+                    --max-sockets only)
+  --max-sockets N   TCP sockets the hub holds at once (env CANON_MAX_SOCKETS, default three
+                    quarters of the open-file limit, ulimit -n, so the hub keeps descriptors
+                    for its store)
   --trust-proxy LIST
                     behind a reverse proxy: the proxy addresses or CIDR ranges (comma-separated)
                     whose X-Forwarded-For names the client, or "true" for the direct peer
@@ -87,7 +105,7 @@ export const helpText = (program: Program = "npm start"): string => HELP[program
 
 export class ConfigError extends Error {}
 
-const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "trust-proxy", "ipv6-prefix", "max-document-mib", "allow-origin"]
+const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "max-sockets-per-address", "max-sockets", "trust-proxy", "ipv6-prefix", "max-document-mib", "allow-origin"]
 const SWITCHES = ["sync", "no-sync"]
 
 const positiveInteger = (text: string, what: string): number => {
@@ -149,6 +167,20 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
   const cap = capFlag !== undefined ? positiveInteger(capFlag, "--max-connections-per-address")
     : capEnv !== undefined && capEnv !== "" ? positiveInteger(capEnv, "CANON_MAX_CONNECTIONS_PER_ADDRESS")
     : DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+  const socketsFlag = flags.get("max-sockets-per-address")
+  const socketsEnv = nonEmptyEnv(env.CANON_MAX_SOCKETS_PER_ADDRESS)
+  const maxSocketsPerAddress = socketsFlag !== undefined ? positiveInteger(socketsFlag, "--max-sockets-per-address")
+    : socketsEnv !== undefined ? positiveInteger(socketsEnv, "CANON_MAX_SOCKETS_PER_ADDRESS")
+    : socketCapFor(cap)
+  // Every WebSocket is a socket: under a lower socket cap the WebSocket cap and its 429 could never be met.
+  if (maxSocketsPerAddress < cap) {
+    throw new ConfigError(`${socketsFlag !== undefined ? "--max-sockets-per-address" : "CANON_MAX_SOCKETS_PER_ADDRESS"} (${maxSocketsPerAddress}) is below the WebSocket connections per address (${cap}): every WebSocket is also a socket, so raise it, or lower --max-connections-per-address.`)
+  }
+  const totalFlag = flags.get("max-sockets")
+  const totalEnv = nonEmptyEnv(env.CANON_MAX_SOCKETS)
+  const maxSockets = totalFlag !== undefined ? positiveInteger(totalFlag, "--max-sockets")
+    : totalEnv !== undefined ? positiveInteger(totalEnv, "CANON_MAX_SOCKETS")
+    : undefined
   const trustFlag = flags.get("trust-proxy")
   const trustProxy = trustFlag !== undefined ? parseTrustProxy(trustFlag, "--trust-proxy")
     : env.CANON_TRUST_PROXY !== undefined ? parseTrustProxy(env.CANON_TRUST_PROXY, "CANON_TRUST_PROXY")
@@ -189,6 +221,8 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
     publicUrl: urlFlag ?? nonEmpty(env.CANON_PUBLIC_URL),
     sync,
     maxConnectionsPerAddress: cap,
+    maxSocketsPerAddress,
+    maxSockets,
     trustProxy,
     ipv6Prefix,
     maxDocumentMib,

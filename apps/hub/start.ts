@@ -14,11 +14,14 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs"
 import { resolve } from "node:path"
 import { Hub, type Authenticate, type Authorize, type KVStore, type Machine } from "../../core/index.js"
 import { LevelStorage } from "../../adapters/level/index.js"
-import { DEFAULT_REQUEST_TIMEOUT_MS, WsServer, boundPipelining, closeUpgradesUntilReady, requestDeadlines } from "../../adapters/ws/index.js"
+import {
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_REQUEST_TIMEOUT_MS, SocketCap, WsServer, boundPipelining, closeUpgradesUntilReady, proxyTrust, requestDeadlines, socketCapFor,
+} from "../../adapters/ws/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import type { HubConfig } from "./config.js"
 import { requestUrl } from "./request-url.js"
 import { browserGuard, hostAllowed, originAllowed } from "./browser-guard.js"
+import { defaultMaxSockets, openFileLimit } from "./socket-budget.js"
 
 export interface RunningHub {
   readonly url: string
@@ -74,6 +77,19 @@ const readTls = (files: { readonly cert: string; readonly key: string }): { cert
   return tls
 }
 
+/**
+ * Every TCP socket counts, from accept to close, whatever it becomes (adapters/ws/socket-cap.ts):
+ * a page socket, one that sends nothing, a WebSocket (which the WebSocket cap counts too).
+ * A trusted proxy's peer address is many clients: held to the total only.
+ */
+const socketCap = (config: HubConfig): SocketCap =>
+  new SocketCap({
+    perAddress: config.maxSocketsPerAddress ?? socketCapFor(config.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+    total: config.maxSockets ?? defaultMaxSockets(openFileLimit()),
+    ipv6Prefix: config.ipv6Prefix,
+    exempt: proxyTrust(config.trustProxy).isProxy,
+  })
+
 const closeServer = (server: http.Server): Promise<void> =>
   new Promise<void>((r) => {
     server.close(() => r())
@@ -115,6 +131,7 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
   const server: http.Server = tls === undefined ? http.createServer(options, handler) : https.createServer({ ...options, ...tls }, handler)
   server.setTimeout(REQUEST_TIMEOUT_MS)
   boundPipelining(server)
+  socketCap(config).attach(server)
   // Bind first: a busy port must fail before anything is written to disk.
   const port = await listen(server, config.host, config.port)
   // Clients that connect before the hub is ready are closed with 1013 and come back.

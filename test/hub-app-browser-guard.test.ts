@@ -15,6 +15,7 @@ import { join } from "node:path"
 import { WebSocket } from "ws"
 import { startHub, type RunningHub } from "../apps/hub/start.js"
 import { parseConfig, ConfigError, type HubConfig } from "../apps/hub/config.js"
+import { browserGuard, hostAllowed, misdirectedText, originAllowed, parseOrigins } from "../apps/hub/browser-guard.js"
 import { demoPages } from "../apps/demo/pages.js"
 import { demoMachines } from "../apps/demo/machines.js"
 import { buildDemo } from "../apps/demo/build.js"
@@ -119,4 +120,68 @@ test("the app's files forbid framing, inline scripts and type sniffing", async (
   expect(headers["content-security-policy"]).toMatch(/script-src 'self'(;|$)/)
   expect(headers["x-content-type-options"]).toBe("nosniff")
   expect(headers["x-frame-options"]).toBe("DENY")
+})
+
+/** A request as the guard sees it: its Host and Origin headers. */
+const req = (host: string, origin?: string) => ({ headers: { host, ...(origin === undefined ? {} : { origin }) } }) as unknown as http.IncomingMessage
+
+test("bound to every interface with origins restricted (npm start --host 0.0.0.0), a public name (DNS rebinding) is refused; addresses, local names and the public URL's are taken", () => {
+  const guard = browserGuard("0.0.0.0", undefined, [])
+  for (const host of ["attacker.example:8787", "rebind.attacker.example", "1.2.3.4.nip.io:8787", "localhost.attacker.example"]) expect([host, hostAllowed(guard, req(host))]).toEqual([host, false])
+  for (const host of ["192.168.1.20:8787", "10.0.0.5", "[fe80::1]:8787", "[::1]:8787", "localhost:8787", "127.0.0.1:8787", "mybox:8787", "mybox.local", "mybox.lan", "hub.internal", "nas.home.arpa"]) expect([host, hostAllowed(guard, req(host))]).toEqual([host, true])
+  expect(hostAllowed(browserGuard("0.0.0.0", "https://sync.example.com", []), req("sync.example.com"))).toBe(true)
+  expect(misdirectedText(guard)).toMatch(/local names.*--public-url/)
+  // A hub taking pages of any origin (canon serve's default) takes any Host: a rebinding page could connect anyway.
+  expect(hostAllowed(browserGuard("0.0.0.0", undefined, "any"), req("attacker.example"))).toBe(true)
+  // Bound to loopback, as before: loopback names and the public URL's only.
+  const loop = browserGuard("127.0.0.1", undefined, [])
+  expect([hostAllowed(loop, req("mybox.local")), hostAllowed(loop, req("192.168.1.20")), hostAllowed(loop, req("localhost:1"))]).toEqual([false, false, true])
+  expect(misdirectedText(loop)).toMatch(/localhost and 127\.0\.0\.1.*--public-url/)
+})
+
+test("the hub's own page under another loopback name (http://localhost:P opening ws://127.0.0.1:P) connects; another port or a non-loopback name does not", () => {
+  const guard = browserGuard("127.0.0.1", undefined, [])
+  expect(originAllowed(guard, req("127.0.0.1:8787", "http://localhost:8787"))).toBe(true)
+  expect(originAllowed(guard, req("localhost:8787", "http://127.0.0.1:8787"))).toBe(true)
+  expect(originAllowed(guard, req("127.0.0.1:8787", "http://[::1]:8787"))).toBe(true)
+  expect(originAllowed(guard, req("127.0.0.1:8787", "http://localhost:8788"))).toBe(false)
+  expect(originAllowed(guard, req("127.0.0.1:80", "http://localhost"))).toBe(true)
+  expect(originAllowed(guard, req("127.0.0.1:8787", "http://evil.example:8787"))).toBe(false)
+  expect(originAllowed(browserGuard("0.0.0.0", undefined, []), req("192.168.1.20:8787", "http://localhost:8787"))).toBe(false)
+})
+
+test("--allow-origin takes apps of other schemes (Capacitor, Tauri, Electron) as written, never \"null\"", () => {
+  const origins = parseOrigins("capacitor://localhost, tauri://localhost,app://board,HTTP://LOCALHOST:5173", "--allow-origin")
+  expect(origins).toEqual(["capacitor://localhost", "tauri://localhost", "app://board", "http://localhost:5173"])
+  const guard = browserGuard("127.0.0.1", undefined, origins)
+  expect(originAllowed(guard, req("127.0.0.1:8787", "capacitor://localhost"))).toBe(true)
+  expect(originAllowed(guard, req("127.0.0.1:8787", "app://board"))).toBe(true)
+  expect(originAllowed(guard, req("127.0.0.1:8787", "app://other"))).toBe(false)
+  expect(originAllowed(guard, req("127.0.0.1:8787", "ionic://localhost"))).toBe(false)
+  for (const bad of ["null", "file://", "capacitor://", "app://board/path", "javascript:alert(1)", "localhost:5173"]) expect(() => parseOrigins(bad, "--allow-origin")).toThrow(/not an origin/)
+})
+
+test("a refused upgrade and a misdirected request say why, and what to pass to allow them", async () => {
+  const { port } = await start()
+  const body = (headers: Record<string, string>) =>
+    new Promise<string>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/sync`, { headers })
+      ws.on("unexpected-response", (_req, res) => {
+        let text = ""
+        res.on("data", (c: Buffer) => (text += c.toString()))
+        res.on("end", () => resolve(`${res.statusCode} ${text}`))
+      })
+      ws.on("open", () => (ws.close(), resolve("open")))
+      ws.on("error", () => {})
+    })
+  expect(await body({ Origin: "http://evil.example" })).toBe("403 A page of http://evil.example may not connect to this hub: start it with --allow-origin http://evil.example (or * for any site) to let it.\n")
+  expect(await body({ Host: `attacker.example:${port}`, Origin: `http://attacker.example:${port}` })).toMatch(/^421 Misdirected request: this hub answers to localhost and 127\.0\.0\.1 and no other name\. Reached by another name, start it with --public-url/)
+  const page = await new Promise<string>((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port, path: "/", headers: { host: "attacker.example" } }, (res) => {
+      let text = ""
+      res.on("data", (c: Buffer) => (text += c.toString()))
+      res.on("end", () => resolve(`${res.statusCode} ${text}`))
+    }).on("error", reject)
+  })
+  expect(page).toMatch(/^421 Misdirected request: .*--public-url set to that URL\.\n$/)
 })

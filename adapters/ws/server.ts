@@ -44,7 +44,9 @@
  *   out, and allow 60 s for headers). An attached server is the app's to configure: pass it
  *   `requestDeadlines(ms)` at creation, call `server.setTimeout(ms)` and
  *   `boundPipelining(server)` (a socket with more than 16 requests waiting for their responses
- *   is destroyed), as apps/hub does.
+ *   is destroyed) and attach a `SocketCap` (every TCP socket counted per address as it
+ *   connects, upgraded or not), as apps/hub does; on its own addresses the server does all
+ *   of this itself.
  *   After the upgrade, the hub closes a connection that does not say hello in time.
  *
  * @example
@@ -68,6 +70,7 @@ import { addressGroup, checkIpv6Prefix, clientAddress, normalizeAddress, proxyTr
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
 import { PongClock, SweepLateness } from "./pong-clock.js"
 import { boundPipelining } from "./pipelining.js"
+import { SocketCap, socketCapFor } from "./socket-cap.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -126,10 +129,11 @@ export interface WsServerOptions {
   readonly perMessageDeflate?: boolean | PerMessageDeflateOptions
   /**
    * Decide on an upgrade request before it becomes a connection (origin checks, IP lists).
-   * Return false (or a status code) to refuse it. Authentication belongs in the hub's
-   * `authenticate` hook; this is for what must be refused before any frame is read.
+   * Return false (or a status code, or a status and the sentence the refused client reads)
+   * to refuse it. Authentication belongs in the hub's `authenticate` hook; this is for what
+   * must be refused before any frame is read.
    */
-  readonly verifyUpgrade?: (request: http.IncomingMessage) => boolean | number
+  readonly verifyUpgrade?: (request: http.IncomingMessage) => boolean | number | { readonly status: number; readonly reason: string }
   /** Diagnostics. */
   readonly onEvent?: (event: WsServerEvent) => void
   /**
@@ -232,6 +236,8 @@ export class WsServer {
   private readonly closeTimeoutMs: number
   private readonly requestTimeoutMs: number
   private readonly counter: ConnectionCounter
+  /** The TCP sockets of the addresses it binds (an attached server is the app's: see above). */
+  private readonly socketCap: SocketCap
   private readonly trust: ProxyTrust
   private readonly ipv6Prefix: number
   private readonly sweepTimer: ReturnType<typeof setInterval>
@@ -268,12 +274,16 @@ export class WsServer {
     this.pongTimeoutMs = options.pongTimeoutMs ?? DEFAULT_PONG_TIMEOUT_MS
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-    this.counter = new ConnectionCounter({
+    const caps = {
       perAddress: checkCap("maxConnectionsPerAddress", options.maxConnectionsPerAddress, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
       total: checkCap("maxConnections", options.maxConnections, Infinity),
-    })
+    }
+    this.counter = new ConnectionCounter(caps)
     this.trust = proxyTrust(options.trustProxy)
     this.ipv6Prefix = checkIpv6Prefix(options.ipv6Prefix)
+    // On the addresses it binds, sockets before their upgrade count too (socket-cap.ts): at
+    // twice the WebSocket caps, so the 429 or 503 over those still reaches its socket.
+    this.socketCap = new SocketCap({ perAddress: socketCapFor(caps.perAddress), total: socketCapFor(caps.total), ipv6Prefix: this.ipv6Prefix, exempt: this.trust.isProxy })
     this.wss = this.upgrader(this.maxFrameBytes)
     for (const route of options.routes ?? []) {
       const max = route.maxFrameBytes
@@ -302,6 +312,8 @@ export class WsServer {
     // (An upgraded socket is no longer the http server's: `ws` clears this timeout on it.)
     server.setTimeout(this.requestTimeoutMs)
     boundPipelining(server)
+    // Sockets before their upgrade count too (socket-cap.ts), at twice the WebSocket caps.
+    this.socketCap.attach(server)
     server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head, false))
     this.owned.push(server)
     return new Promise<void>((resolve, reject) => {
@@ -388,7 +400,7 @@ export class WsServer {
     // No peer address: the socket closed while its request was read.
     if (remoteAddress === undefined) return void socket.destroy()
     const verdict = this.options.verifyUpgrade?.(req) ?? true
-    if (verdict !== true) return refuse(socket, typeof verdict === "number" ? verdict : 403)
+    if (verdict !== true) return typeof verdict === "object" ? refuse(socket, verdict.status, verdict.reason) : refuse(socket, typeof verdict === "number" ? verdict : 403)
     const info = this.infoOf(req, remoteAddress)
     const place = this.counter.admit(info.limitKey ?? remoteAddress)
     if (!place.ok) {

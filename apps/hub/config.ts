@@ -48,10 +48,11 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
   --public-url URL  the URL clients use, if not http://host:port (env CANON_PUBLIC_URL)
   --allow-origin LIST
                     pages of other sites that may connect from a browser: origins such as
-                    http://localhost:5173, comma-separated, or * for any (env CANON_ALLOW_ORIGIN;
-                    npm start's default: only the hub's own pages, so another site open in a
-                    browser cannot write through it; canon serve's: any origin, give the
-                    app's to refuse others; clients that are not browsers are not concerned)
+                    http://localhost:5173 or capacitor://localhost, comma-separated, or * for
+                    any (env CANON_ALLOW_ORIGIN; npm start's default: only the hub's own
+                    pages, so another site open in a browser cannot write through it; canon
+                    serve's: any origin, give the app's to refuse others; clients that are
+                    not browsers are not concerned)
   --no-sync         do not fsync each commit: faster, but a power loss or OS crash can lose
                     the last acknowledged commands (env CANON_SYNC=0; default: fsync every
                     commit, so acknowledged means durable; --sync is accepted and changes nothing)

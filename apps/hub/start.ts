@@ -20,7 +20,7 @@ import {
 import { systemRuntime } from "../../adapters/system/index.js"
 import type { HubConfig } from "./config.js"
 import { requestUrl } from "./request-url.js"
-import { browserGuard, hostAllowed, originAllowed } from "./browser-guard.js"
+import { browserGuard, hostAllowed, misdirectedText, originAllowed, refusedOriginText } from "./browser-guard.js"
 import { defaultMaxSockets, openFileLimit } from "./socket-budget.js"
 
 export interface RunningHub {
@@ -104,7 +104,7 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
     if (!hostAllowed(guard, req)) {
       // DNS rebinding: another site's name made to resolve here must not read the hub's pages.
       res.writeHead(421, { "Content-Type": "text/plain" })
-      res.end("Misdirected request: this hub answers to localhost and 127.0.0.1 (or its --public-url).\n")
+      res.end(`${misdirectedText(guard)}\n`)
     } else if (req.url?.split("?")[0] === "/sync") {
       // A WebSocket endpoint: a browser whose upgrade failed asks here over HTTP to tell a
       // wrong path (404) from a hub that is busy or restarting (adapters/ws/client-browser.ts).
@@ -165,7 +165,8 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
       maxConnectionsPerAddress: config.maxConnectionsPerAddress, trustProxy: config.trustProxy, ipv6Prefix: config.ipv6Prefix,
       routes,
       // Another site's page in a visitor's browser must not connect as a client of its own.
-      verifyUpgrade: (req) => (!hostAllowed(guard, req) ? 421 : originAllowed(guard, req) ? true : 403),
+      verifyUpgrade: (req) =>
+        !hostAllowed(guard, req) ? { status: 421, reason: misdirectedText(guard) } : originAllowed(guard, req) || { status: 403, reason: refusedOriginText(String(req.headers.origin).slice(0, 200)) },
     })
     const [running, openedHub, openedWs] = [storage, hub, ws]
     return {

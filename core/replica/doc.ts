@@ -1073,9 +1073,13 @@ export class Doc<M extends Machine<any, any>> {
       this.#closed = true
       // A retry armed by a write that failed earlier: what it would write, the flush above carries.
       this.#lane.close()
-      // Its receipts would never settle (a caller awaiting one would wait forever); the commands stay.
+      // Its receipts would never settle (a caller awaiting one would wait forever); the commands
+      // stay, if stored: one not stored yet is told once the last write settled.
       const closed = canonError("closed", `Document "${this.docId}" closed first; the command stays in the outbox (sent on reopening, with storage).`)
-      for (const d of this.#deferreds.values()) d.reject(closed)
+      for (const [p, d] of this.#deferreds) if (p.persisted) d.reject(closed)
+      void this.#lane.idle.then(() => {
+        for (const [p, d] of this.#deferreds) d.reject(p.persisted ? closed : canonError("storage-failed", `Document "${this.docId}" closed before "${p.name}" was stored (the storage failed): it is lost.`))
+      })
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined
       this.#onClosed(this.#lane.idle)

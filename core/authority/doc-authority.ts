@@ -48,6 +48,7 @@ import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
+import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
 import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes } from "./size-bound.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
@@ -249,6 +250,10 @@ export class DocAuthority<S = unknown> {
   private readonly markers: Marker[]
   /** CRDT fields of the document, if its machine has any (core/crdt/fields.ts). */
   private readonly crdt: CrdtFields | undefined
+  /** Set when the upgrade to `machine`'s version failed at load: the document stays at an older one (held-version.ts). */
+  private readonly held: HeldVersion | undefined
+  /** The version of the machine the document is at and applies commands with: `machine`, or the held one. */
+  private readonly served: Machine<S>
 
   private constructor(
     readonly docId: string,
@@ -263,9 +268,12 @@ export class DocAuthority<S = unknown> {
     horizon: number,
     stateBytes: number,
     markers: Marker[] = [],
+    held?: HeldVersion,
   ) {
     this.history = historyOf(machine)
     this.markers = markers
+    this.held = held
+    this.served = held !== undefined ? (this.history!.at(held.version) as Machine<S>) : machine
     this.host = new JournaledState(state)
     this.crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, this.host)
     this.snapshotter = snapshotter
@@ -295,7 +303,7 @@ export class DocAuthority<S = unknown> {
       readChunk: (seq, i) => self.snapshotter.readChunk(seq, i),
       entries: (after, limit) => store.entries(docId, after, limit),
       entriesMessages: (entries, cps, compact, elide) => self.entriesMessages(entries, cps, compact, elide),
-      version: () => machine.version,
+      version: () => self.served.version,
       lastMarker: () => self.markers[self.markers.length - 1]?.seq ?? 0,
       entriesForVersion: (entries, version) => self.entriesForVersion(entries, version),
       initialState: (version) => (self.history === undefined ? undefined : initialStateFor(self.history, version)),
@@ -342,7 +350,7 @@ export class DocAuthority<S = unknown> {
   private entriesForVersion(entries: ReadonlyArray<Entry>, version: number): { messages: ServerMessage[]; barrier: number | undefined } {
     const h = this.history
     if (h === undefined || !h.has(version)) return { messages: [], barrier: entries[0]?.seq }
-    const r = entriesForVersion(h, entries, version, (seq) => versionAt(this.markers, this.machine.version, seq), this.maxCommandBytes)
+    const r = entriesForVersion(h, entries, version, (seq) => versionAt(this.markers, this.served.version, seq), this.maxCommandBytes)
     return { messages: r.entries.length === 0 ? [] : this.entriesMessages(r.entries, [], false), barrier: r.barrier }
   }
 
@@ -354,7 +362,7 @@ export class DocAuthority<S = unknown> {
     if (c === undefined) {
       // A logged command the machine no longer has (it changed without a version bump): its
       // arguments go as a canonical value (commandArgsCodec).
-      c = { ...e, args: commandArgsCodec(this.machine.commands, e.name).encode(e.args) }
+      c = { ...e, args: commandArgsCodec(this.served.commands, e.name).encode(e.args) }
       this.compacted.set(e, c)
     }
     return c
@@ -467,21 +475,30 @@ export class DocAuthority<S = unknown> {
     // replicas resync.
     let checked = head
     let upgraded = false
+    let held: HeldVersion | undefined
     if (history !== undefined && at === head.seq && epoch < machine.version) {
       // A hub upgrade: the version change is an entry of the log, with the migrated state's
       // checkpoint, in one atomic batch (a crash before it changes nothing).
       const seq = head.seq + 1
       const time = Math.max(head.lastTime, runtime.now())
       const marker: Entry = { seq, time, clientId: HUB_CLIENT, clientSeq: 0, name: MIGRATE, args: { from: epoch, to: machine.version } }
-      applyMigration(host, docId, history, marker)
-      const cp = { seq, hash: hashState(host.root) }
-      checked = { machine: machine.name, version: machine.version, seq, lastTime: time, checkpoint: cp }
-      await store.commit(docId, { head: checked, entries: [marker], checkpoints: [cp] })
-      markers.push(markerOf(marker)!)
-      at = seq
-      epoch = machine.version
-      upgraded = true
-      hooks.onReport?.({ docId, code: "machine-upgraded", message: `Document "${docId}" moved from "${machine.name}" v${marker.args && (marker.args as { from: number }).from} to v${machine.version} at seq ${seq}.` })
+      try {
+        applyMigration(host, docId, history, marker)
+      } catch (e) {
+        // The app's migration failed on this state: the document stays at its version, unwritten (held-version.ts).
+        held = holdAt(docId, machine, epoch, e)
+        hooks.onReport?.({ docId, code: "migration-failed", message: held.error.message })
+      }
+      if (held === undefined) {
+        const cp = { seq, hash: hashState(host.root) }
+        checked = { machine: machine.name, version: machine.version, seq, lastTime: time, checkpoint: cp }
+        await store.commit(docId, { head: checked, entries: [marker], checkpoints: [cp] })
+        markers.push(markerOf(marker)!)
+        at = seq
+        upgraded = true
+        hooks.onReport?.({ docId, code: "machine-upgraded", message: `Document "${docId}" moved from "${machine.name}" v${epoch} to v${machine.version} at seq ${seq}.` })
+        epoch = machine.version
+      }
     }
     head = checked
     // Measured once here: big states are hashed in the background from now on. A state that
@@ -508,7 +525,7 @@ export class DocAuthority<S = unknown> {
       checked = { ...head, checkpoint: { seq: head.seq, hash: loadedHash } }
     }
     snapshotter.noteLoaded(logSince.bytes)
-    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers)
+    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
     // sweep would take for leftovers (test/snapshot-load-race.test.ts). Without a crash
@@ -531,9 +548,24 @@ export class DocAuthority<S = unknown> {
     return this.committed === 0 && this.seq === 0 && this.queue.length === 0 && !this.flushing && this.writing === 0 && !this.unloaded && !this.broken
   }
 
-  /** The current (committed) state. Read-only. */
+  /** The current (committed) state. Read-only. Of version `version`, which a failed upgrade leaves older than `machine`'s. */
   get state(): S {
     return this.host.root
+  }
+
+  /** The version of the machine the document's state is at: `machine.version` unless its upgrade failed (`migrationFailure`). */
+  get version(): number {
+    return this.served.version
+  }
+
+  /** Why the upgrade to `machine.version` failed when this document was loaded (it stays at `version`), if it did. */
+  get migrationFailure(): CanonError | undefined {
+    return this.held?.error
+  }
+
+  /** The refusal of a session at machine version `version` (a newer one than a held document's), or undefined. */
+  refusal(version: number): CanonError | undefined {
+    return heldRefusal(this.held, version)
   }
 
   get subscriberCount(): number {
@@ -563,6 +595,8 @@ export class DocAuthority<S = unknown> {
 
   subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, version = this.machine.version): void {
     this.assertLoaded()
+    const refused = heldRefusal(this.held, version)
+    if (refused !== undefined) return conn.send({ type: "error", code: refused.code, message: refused.message, docId: this.docId })
     const sender = asSender(who)
     // The follower first: the submit below reads its version.
     this.followers.add(conn, sender.clientId, fromSeq, resume, sender.protocol ?? 1, version)
@@ -747,7 +781,10 @@ export class DocAuthority<S = unknown> {
   submit(conn: Connection<ServerMessage>, who: Sender | string, msg: Submit, refuse?: Rejection, release?: () => void): void {
     if (this.unloaded) release?.()
     this.assertLoaded()
-    this.queue.push({ conn, sender: asSender(who), msg, version: this.followers.get(conn)?.version ?? this.machine.version, refuse, release })
+    const version = this.followers.get(conn)?.version ?? this.machine.version
+    // Commands of a version the document could not be migrated to are refused, never applied to an older state.
+    const held = heldRefusal(this.held, version)
+    this.queue.push({ conn, sender: asSender(who), msg, version, refuse: refuse ?? (held && { code: "command-failed", message: held.message }), release })
     if (!this.flushing) this.track(this.flush().catch((e) => this.fail("committing", e)))
   }
 
@@ -848,11 +885,11 @@ export class DocAuthority<S = unknown> {
           const bounded = "rejection" in expanded ? expanded : this.bound(cmd.name, args)
           // With a history: decoded at the session's version and upcast; hashed in the form it was written in.
           const sent = "bytes" in bounded ? bounded.bytes : undefined
-          let accepted = this.history !== undefined && bounded.rejection === undefined ? acceptCommand(this.machine, version, cmd.name, args) : undefined
+          let accepted = this.history !== undefined && bounded.rejection === undefined ? acceptCommand(this.served, version, cmd.name, args) : undefined
           if (accepted?.ok === true && accepted.log.args !== args) {
             // What is logged is the upcast form, which may be far larger than what was sent: it is bounded too.
             const logged = this.bound(accepted.log.name, accepted.log.args)
-            if (logged.rejection !== undefined) accepted = { ok: false, rejection: { code: logged.rejection.code, message: `Upcast to v${this.machine.version}: ${logged.rejection.message}` }, hashed: accepted.hashed }
+            if (logged.rejection !== undefined) accepted = { ok: false, rejection: { code: logged.rejection.code, message: `Upcast to v${this.served.version}: ${logged.rejection.message}` }, hashed: accepted.hashed }
           }
           const hashed = accepted?.hashed
           const hash = sent !== undefined ? (hashed === undefined || hashed.name === cmd.name && hashed.args === args ? commandHash(cmd.name, sent) : commandHash(hashed.name, formBytes(hashed))) : 0
@@ -861,7 +898,7 @@ export class DocAuthority<S = unknown> {
             // A retry in another version's form (sent before an upgrade, or downcast by a newer client).
             // A `$as` command's form is of the version it names, not the session's.
             const formVersion = cmd.name === AS && typeof (args as { v?: unknown } | null)?.v === "number" ? (args as { v: number }).v : version
-            for (const alt of alternateForms(this.machine, formVersion, hashed)) {
+            for (const alt of alternateForms(this.served, formVersion, hashed)) {
               const w = table.classify(clientId, incarnation, cmd.clientSeq, commandHash(alt.name, formBytes(alt)), this.committed)
               if (w.kind === "duplicate") {
                 where = w
@@ -888,7 +925,7 @@ export class DocAuthority<S = unknown> {
           const started = this.crdt !== undefined ? this.elapsed() : 0
           const decodedArgs = refuse !== undefined
             ? { ok: false as const, rejection: refuse }
-            : bounded.rejection !== undefined ? { ok: false as const, rejection: bounded.rejection } : accepted ?? decodeArgs(this.machine, cmd.name, args)
+            : bounded.rejection !== undefined ? { ok: false as const, rejection: bounded.rejection } : accepted ?? decodeArgs(this.served, cmd.name, args)
           // A CRDT update is checked against its field before it merges (crdt/engine.ts).
           const crdtField = decodedArgs.ok ? decodedArgs.cmd.crdt?.field : undefined
           const crdtRefusal = crdtField !== undefined && decodedArgs.ok ? this.crdt?.check(crdtField, decodedArgs.args, clientId) : undefined
@@ -1023,7 +1060,8 @@ export class DocAuthority<S = unknown> {
     const checkpoint = checkpoints[checkpoints.length - 1]
     const head: AuthorityHead = {
       machine: this.machine.name,
-      version: this.machine.version,
+      // A held document is written at its own version: the next load still sees it unmigrated.
+      version: this.served.version,
       seq: this.seq,
       lastTime: this.lastTime,
       checkpoint: checkpoint ?? this.checkpoint,

@@ -608,6 +608,9 @@ export class Hub implements ConnectionAcceptor {
           if (doc === undefined || session.closed) return
         }
         if (doc.machine !== machine) return this.refuseSubscribe(session, "machine-mismatch", `Document ${quoted(msg.docId)} is a "${doc.machine.name}", not a ${quoted(msg.machine)}.`, msg.docId)
+        // A document whose upgrade failed serves the versions up to its own, and refuses newer ones.
+        const held = doc.refusal(msg.version)
+        if (held !== undefined) return this.refuseSubscribe(session, held.code, held.message, msg.docId)
         session.docs.add(msg.docId)
         const resume = session.resume.get(msg.docId)
         session.resume.delete(msg.docId)

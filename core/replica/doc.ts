@@ -925,6 +925,9 @@ export class Doc<M extends Machine<any, any>> {
       if (seq < this.confirmedSeq && !this.#fetchStateOnConnect && !this.#resyncing) rewound = this.confirmedSeq
       this.#rs.reset(seq, bytes, verifiedHash)
     } catch (e) {
+      // The app's own migration failed on the hub's state (compat mode): asking again brings
+      // the same state, so the app is told what failed, once, and the state stays as it was.
+      if ((e as CanonError).code === "migration-failed") return this.#error("migration-failed", errorText(e))
       // A hash only says the bytes are the ones the hub meant: a broken or hostile hub's
       // state is refused here, never thrown into the connection.
       return this.#badSnapshot(`its state cannot be read (${errorText(e)})`)

@@ -27,6 +27,8 @@ export interface UpgradedReplica {
   readonly confirmedSeq: number
   readonly snapshotSeq: number
   readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+  /** The app's migration failed on the stored state: the replica starts at seq 0 instead, and the app is told this. */
+  readonly failure?: { readonly code: string; readonly message: string }
 }
 
 /** The versions of one machine, oldest first; the last is the machine itself. */

@@ -12,9 +12,15 @@
  * upgrade and is sent again after it is applied once. Crash-safe in two writes: first the
  * outbox in its `$as` form (valid at any version), then the migrated state with the new
  * version in the meta.
+ *
+ * The app's `migrateState` runs on a state other clients wrote: when it throws (or returns a
+ * state a snapshot cannot hold), the document still opens. It starts over at the app's
+ * version's initial state at seq 0, the stored state of the older version dropped (the
+ * authority has it), and takes the authority's state on its next connection; the outbox is
+ * kept as above, and the app is told `migration-failed` (an `error` event once connected).
  */
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
-import { canonError } from "../errors.js"
+import { canonError, errorText } from "../errors.js"
 import { JournaledState } from "../journal.js"
 import type { Machine } from "../machine.js"
 import { makeContext } from "../machine.js"
@@ -53,19 +59,32 @@ export const upgradeStoredReplica = async (
     throw canonError("storage-corrupt", `Stored document "${docId}" claims seq ${stored.meta.confirmedSeq} but its state reaches ${seq}.`)
   }
   const ctx = makeContext(docId, seq, 0, "$local")
-  const state = h.migrateState(host.root, k, machine.version, ctx)
+  let state: unknown
+  let at = seq
+  let failure: UpgradedReplica["failure"]
+  try {
+    state = h.migrateState(host.root, k, machine.version, ctx)
+  } catch (e) {
+    // Never a document that cannot open: its start here, the authority's state on connecting.
+    state = machine.initial()
+    at = 0
+    failure = {
+      code: "migration-failed",
+      message: `The stored replica of "${docId}" (v${k}) could not be migrated to v${machine.version}, so it opened at v${machine.version}'s initial state and takes the hub's state when it connects; its unsent commands are kept. ${errorText(e)}`,
+    }
+  }
   const outbox = stored.outbox.map((o) => (isReserved(o.name) ? o : { clientSeq: o.clientSeq, name: AS, args: { v: k, name: o.name, args: o.args } }))
   if (store !== undefined) {
     const moves = outbox.filter((o, i) => o !== stored.outbox[i]).map((o) => ({ from: o.clientSeq, to: o.clientSeq, name: o.name, args: o.args }))
     if (moves.length > 0) await store.renumberOutbox(docId, stored.meta, moves)
     await store.confirm(docId, {
-      meta: { ...stored.meta, version: machine.version },
+      meta: { ...stored.meta, version: machine.version, confirmedSeq: at },
       entries: [],
       settled: [],
-      snapshot: { seq, state: encodeCanonical(state), dropFrom: (stored.snapshot?.seq ?? 0) + 1, dropTo: seq },
+      snapshot: { seq: at, state: encodeCanonical(state), dropFrom: (stored.snapshot?.seq ?? 0) + 1, dropTo: seq },
       // Until the authority's state arrives, a restart must ask for it again.
       provisional: true,
     })
   }
-  return { state, confirmedSeq: seq, snapshotSeq: seq, outbox }
+  return { state, confirmedSeq: at, snapshotSeq: at, outbox, ...(failure !== undefined ? { failure } : {}) }
 }

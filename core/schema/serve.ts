@@ -153,7 +153,11 @@ export const replayEntry = <S>(host: JournaledState<S>, docId: string, h: Machin
   return epoch
 }
 
-/** Runs the migrations of a `$migrate` entry on the host (inside a journal: undoable). */
+/**
+ * Runs the migrations of a `$migrate` entry on the host (inside a journal). When the app's
+ * migration throws, or returns a state that cannot be stored, the host is left as it was and
+ * this throws `migration-failed`.
+ */
 export const applyMigration = <S>(host: JournaledState<S>, docId: string, h: MachineHistory, e: Entry): void => {
   const { from, to } = markerOf(e)!
   const migrate: CompiledCommand<S> = {
@@ -161,10 +165,12 @@ export const applyMigration = <S>(host: JournaledState<S>, docId: string, h: Mac
     encode: () => { throw new Error("not encodable") },
     apply: (state, _args, ctx) => h.migrateState(state, from, to, ctx) as S,
   }
-  host.begin()
+  const j = host.begin()
   const r = runApply(host, migrate, MIGRATE, null, makeContext(docId, e.seq, e.time, e.clientId))
   host.end()
-  if (r !== undefined) throw canonError("migration-failed", `Migrating the state of "${docId}" from v${from} to v${to} failed: ${r.message}`)
+  if (r === undefined) return
+  host.undo(j)
+  throw canonError("migration-failed", `Migrating the state of "${docId}" from v${from} to v${to} failed: ${r.message}`)
 }
 
 /**

@@ -234,9 +234,16 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
     migrateState: (state, from, to, ctx) => {
       let cur = state
       for (let v = from; v < to; v++) {
-        // Through the canonical encoding: a plain, fresh tree whatever the function returned.
         const state = cur
-        cur = decodeCanonical(encodeCanonical(migrating(`The state migration of "${name}" from v${v} to v${v + 1}`, () => stepUp.get(v)!.migrateState(state, ctx))))
+        const what = `The state migration of "${name}" from v${v} to v${v + 1}`
+        const out = migrating(what, () => stepUp.get(v)!.migrateState(state, ctx))
+        // Through the canonical encoding: a plain, fresh tree whatever the function returned,
+        // and one a snapshot can hold (a too-deep or non-plain result is the migration's failure too).
+        try {
+          cur = decodeCanonical(encodeCanonical(out))
+        } catch (e) {
+          throw canonError("migration-failed", `${what} returned a state that cannot be stored: ${messageOf(e)}. Make it return plain data no deeper than a state may be.`)
+        }
       }
       return cur
     },

@@ -73,11 +73,12 @@ export const openStoredDoc = async <S>(store: ReplicaStore, docId: string, machi
     applyLogged(host, docId, machine, e)
     seq = e.seq
   }
-  if (seq !== stored.meta.confirmedSeq) {
+  if (upgraded === undefined && seq !== stored.meta.confirmedSeq) {
     throw canonError("storage-corrupt", `Stored document "${docId}" claims seq ${stored.meta.confirmedSeq} but its state reaches ${seq}.`)
   }
   const outbox = upgraded?.outbox ?? stored.outbox
   const { queued, lost } = await sendableQueue(store, docId, machine, stored.queued)
+  if (upgraded?.failure !== undefined) lost.push(upgraded.failure)
   return {
     state: host.root,
     confirmedSeq: seq,

@@ -257,7 +257,8 @@ export class IndexedDbStorage implements ReplicaStorage {
    * Holds this store for one replica against other tabs and workers of the site (a Web Lock
    * named after it, held until the returned function is called): CanonClient.open calls it,
    * and rejects with `storage-in-use` while another tab has a client open on the same name.
-   * Where the browser has no Web Locks, it holds nothing.
+   * Where the page has no Web Locks (plain http from a LAN address), it asks the other tabs
+   * over a BroadcastChannel instead (adapters/system/tab-locks.ts).
    */
   claim(): Promise<() => void> {
     return holdWebLock(this.#hold, PREFIX + this.#store, () => canonError("storage-in-use", `IndexedDB "${this.#store}" is in use by another client (in this tab, or another tab or worker): open a store of another name (one per tab), or close that client.`))

@@ -11,10 +11,8 @@
  * ```
  */
 import type { Hold } from "../../core/store/hold.js"
+import { pageLockRequester } from "./tab-locks.js"
 
-interface Locks {
-  request(name: string, options: { signal: AbortSignal }, callback: (lock: unknown) => Promise<void>): Promise<unknown>
-}
 
 /**
  * How long a claim waits for another tab to let go before refusing: a reloaded page's old
@@ -26,8 +24,8 @@ export const WEB_LOCK_WAIT_MS = 2_000
  * Holds `hold` (this page's holder of the store object) and the Web Lock for `database` until
  * the returned function is called; rejects with `inUse()` while another client of this page
  * holds the object, or another tab or worker the lock (after waiting up to
- * `WEB_LOCK_WAIT_MS` for it). Without Web Locks (Node, a page not
- * served over https or localhost, old browsers) only the object is held.
+ * `WEB_LOCK_WAIT_MS` for it). A page without Web Locks (served over plain http from
+ * another machine) holds it through TabLocks (./tab-locks.ts); in Node only the object is held.
  */
 export const holdWebLock = async (hold: Hold, database: string, inUse: () => Error): Promise<() => void> => {
   const letGoObject = hold.take(inUse)
@@ -44,7 +42,7 @@ export const holdWebLock = async (hold: Hold, database: string, inUse: () => Err
 }
 
 const webLock = (database: string, inUse: () => Error): Promise<() => void> => {
-  const locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks
+  const locks = pageLockRequester()
   if (locks === undefined) return Promise.resolve(() => {})
   return new Promise((resolve, reject) => {
     locks.request(`canon:${database}`, { signal: AbortSignal.timeout(WEB_LOCK_WAIT_MS) }, () =>

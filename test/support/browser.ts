@@ -20,11 +20,11 @@ export interface Profile {
 }
 
 /** A browser with its own profile (IndexedDB, service workers, localStorage), like a separate person. */
-export const launchProfile = async (options: { viewport?: { width: number; height: number } } = {}): Promise<Profile> => {
+export const launchProfile = async (options: { viewport?: { width: number; height: number }; args?: ReadonlyArray<string> } = {}): Promise<Profile> => {
   const dir = mkdtempSync(join(tmpdir(), "canon-chromium-"))
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
-    args: ARGS,
+    args: [...ARGS, ...(options.args ?? [])],
     headless: true,
     viewport: options.viewport ?? { width: 1200, height: 800 },
     timeout: 30_000,

@@ -20,7 +20,8 @@ import { wsClientTransport } from "../../../adapters/ws/client-browser.js"
 import { systemRuntime } from "../../../adapters/system/index.js"
 import { boardMachine } from "./version.js"
 import type { NetworkShaper } from "./net-shaper.js"
-import { claimSlot, pageWasReloaded, sessionSlotMemory, type SlotLocks } from "./storage-slot.js"
+import { claimSlot, pageWasReloaded, sessionSlotMemory } from "./storage-slot.js"
+import { pageLockRequester } from "../../../adapters/system/tab-locks.js"
 
 export interface Replica {
   readonly client: CanonClient
@@ -33,7 +34,8 @@ export interface Replica {
 export const syncUrl = (): string => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/sync`
 
 export const openReplica = async (onStorageProblem: (message: string) => void, shaper?: NetworkShaper): Promise<Replica> => {
-  const slot = await claimSlot((navigator as { locks?: SlotLocks }).locks, sessionSlotMemory(), pageWasReloaded())
+  // Web Locks, or where the page has none (plain http on a LAN) locks over a BroadcastChannel.
+  const slot = await claimSlot(pageLockRequester(), sessionSlotMemory(), pageWasReloaded())
   let storage: IndexedDbStorage | undefined
   if (slot === undefined) {
     // A replica per tab: this one would share a store, and with it another tab's clientId.

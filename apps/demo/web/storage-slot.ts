@@ -49,7 +49,8 @@ const take = (locks: SlotLocks, slot: number, ms: number): Promise<boolean> =>
 
 /**
  * A slot no other tab holds: the remembered one first, then 0, 1, 2... undefined when all of
- * them are held. Without Web Locks every tab gets slot 0 (as it would without this module).
+ * them are held. `locks`: Web Locks, or the page's locks over a BroadcastChannel where it has
+ * none (adapters/system/tab-locks.ts); without any, slot 0.
  */
 export const claimSlot = async (locks: SlotLocks | undefined, memory: SlotMemory, reloaded: boolean, waits: SlotWaits = SLOT_WAITS): Promise<number | undefined> => {
   if (locks === undefined) return 0

@@ -1,0 +1,131 @@
+/**
+ * Locks across the tabs of a site where the browser has no Web Locks: a page served over
+ * plain http from another machine (a LAN address) is not a secure context, and there
+ * `navigator.locks` is undefined. Without a lock two tabs open one replica, share its
+ * clientId and outbox, and one tab's commands are dropped as the other's retries.
+ *
+ * Over a BroadcastChannel (which insecure pages have): a tab asking for a name says so, and
+ * waits `windowMs` for an answer; a tab holding the name answers "held", and of two tabs
+ * asking at once the one with the smaller ticket goes first (each sees the other's ask, so
+ * both agree). A tab that goes away holds nothing any more (it cannot answer), so no lease
+ * is left behind by a crash.
+ *
+ * Best effort where Web Locks are exact: a holder whose page is busy for longer than the
+ * window (a long task) answers too late, and both tabs then hold the name. It costs the
+ * window once per claim, only where Web Locks are missing.
+ */
+
+/** The part of the Web Locks API the adapters use (navigator.locks.request with a signal). */
+export interface LockRequester {
+  request(name: string, options: { signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>): Promise<unknown>
+}
+
+interface Ask { readonly t: "ask"; readonly name: string; readonly ticket: number }
+interface Held { readonly t: "held"; readonly name: string; readonly to: number }
+
+/** How long an ask waits for a holder's answer. */
+export const TAB_LOCK_WINDOW_MS = 300
+
+export class TabLocks implements LockRequester {
+  readonly #channel: BroadcastChannel
+  readonly #held = new Set<string>()
+  /** Names this tab is asking for: its ticket, and what to do when it must wait. */
+  readonly #asking = new Map<string, { readonly ticket: number; readonly yieldTo: () => void }>()
+
+  constructor(channel = "canon-tab-locks", readonly windowMs = TAB_LOCK_WINDOW_MS, readonly ticket: () => number = Math.random) {
+    this.#channel = new BroadcastChannel(channel)
+    // In Node (tests) the channel must not keep the process alive.
+    ;(this.#channel as { unref?: () => void }).unref?.()
+    this.#channel.onmessage = (e: MessageEvent) => this.#receive(e.data)
+  }
+
+  #receive(m: unknown): void {
+    // Another tab's message: any shape may come (another version of this code, another script).
+    if (typeof m !== "object" || m === null) return
+    const { t, name } = m as { t?: unknown; name?: unknown }
+    if (typeof name !== "string") return
+    const mine = this.#asking.get(name)
+    if (t === "ask") {
+      const ticket = (m as Ask).ticket
+      if (typeof ticket !== "number") return
+      // Held here, or asked for here first: the other tab waits.
+      if (this.#held.has(name) || (mine !== undefined && mine.ticket < ticket)) this.#post({ t: "held", name, to: ticket })
+      else if (mine !== undefined && ticket < mine.ticket) mine.yieldTo()
+    } else if (t === "held" && mine !== undefined && (m as Held).to === mine.ticket) {
+      mine.yieldTo()
+    }
+  }
+
+  #post(m: Ask | Held): void {
+    this.#channel.postMessage(m)
+  }
+
+  /** One ask: true if no tab answered within the window (the name is then held here). */
+  #ask(name: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const ticket = this.ticket()
+      const timer = setTimeout(() => {
+        this.#asking.delete(name)
+        this.#held.add(name)
+        resolve(true)
+      }, this.windowMs)
+      this.#asking.set(name, {
+        ticket,
+        yieldTo: () => {
+          clearTimeout(timer)
+          this.#asking.delete(name)
+          resolve(false)
+        },
+      })
+      this.#post({ t: "ask", name, ticket })
+    })
+  }
+
+  /**
+   * As `navigator.locks.request(name, { signal }, callback)`: waits until no other tab holds
+   * `name` (asking again each window) or `signal` aborts (rejecting with its reason), then
+   * holds it while `callback`'s promise is pending.
+   */
+  async request(name: string, options: { signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>): Promise<unknown> {
+    const signal = options.signal
+    for (;;) {
+      if (signal?.aborted) throw signal.reason
+      if (!this.#held.has(name) && !this.#asking.has(name) && (await this.#ask(name))) break
+      await new Promise<void>((resolve, reject) => {
+        const abort = () => {
+          clearTimeout(timer)
+          reject(signal!.reason)
+        }
+        const timer = setTimeout(() => {
+          signal?.removeEventListener("abort", abort)
+          resolve()
+        }, this.windowMs)
+        signal?.addEventListener("abort", abort, { once: true })
+      })
+    }
+    try {
+      return await callback({ name })
+    } finally {
+      this.#held.delete(name)
+    }
+  }
+
+  /** Stops answering (this tab then holds nothing): for tests, where a tab is an object. */
+  close(): void {
+    this.#held.clear()
+    this.#channel.close()
+  }
+}
+
+let pageLocks: TabLocks | undefined
+
+/**
+ * The page's locks: Web Locks where the browser has them, else TabLocks where it has a
+ * BroadcastChannel (insecure pages), else undefined (Node: a process holds its own stores).
+ */
+export const pageLockRequester = (): LockRequester | undefined => {
+  const g = globalThis as { navigator?: { locks?: LockRequester }; document?: unknown; BroadcastChannel?: unknown }
+  if (g.navigator?.locks !== undefined) return g.navigator.locks
+  if (g.document === undefined || typeof g.BroadcastChannel !== "function") return undefined
+  return (pageLocks ??= new TabLocks())
+}

@@ -1,0 +1,89 @@
+/**
+ * Locks across tabs where the page has no Web Locks (adapters/system/tab-locks.ts): a page over
+ * plain http from a LAN address is not a secure context, navigator.locks is undefined there,
+ * and two tabs opened one replica (same clientId and outbox: one tab's commands dropped as the
+ * other's retries). Each TabLocks here is one tab: Node delivers a BroadcastChannel's
+ * messages to every other channel of the name in the process, as a browser does across tabs.
+ */
+import { TabLocks, pageLockRequester } from "../adapters/system/tab-locks.js"
+import { holdWebLock } from "../adapters/system/web-lock.js"
+import { Hold } from "../core/store/hold.js"
+
+const tabs: TabLocks[] = []
+let channel = 0
+const tab = (ticket?: () => number) => {
+  const t = new TabLocks(`tab-locks-test-${channel}`, 60, ticket)
+  tabs.push(t)
+  return t
+}
+afterEach(() => {
+  for (const t of tabs.splice(0)) t.close()
+  channel++
+})
+
+/** Takes `name` in `t` and holds it until the returned function is called; rejects as the request does. */
+const hold = (t: TabLocks, name: string, ms = 1_000): Promise<() => void> =>
+  new Promise((resolve, reject) => {
+    t.request(name, { signal: AbortSignal.timeout(ms) }, () => new Promise<void>((letGo) => resolve(letGo))).catch(reject)
+  })
+
+const reason = (p: Promise<unknown>) => p.then(() => "held", (e: { name?: string }) => e?.name ?? String(e))
+
+test("a name one tab holds is not another's until it lets go", async () => {
+  const a = tab()
+  const b = tab()
+  const letGo = await hold(a, "canon:board")
+  expect(await reason(hold(b, "canon:board", 300))).toBe("TimeoutError")
+  letGo()
+  const again = await hold(b, "canon:board", 1_000)
+  again()
+  // Other names are free meanwhile.
+  const other = await hold(b, "canon:other")
+  other()
+})
+
+test("two tabs asking at once: exactly one holds the name (the smaller ticket), the other waits for it", async () => {
+  for (let round = 0; round < 5; round++) {
+    const a = tab(() => 0.1 + round / 100)
+    const b = tab(() => 0.9 - round / 100)
+    const [ra, rb] = [hold(a, `n${round}`, 400), hold(b, `n${round}`, 400)]
+    expect([await reason(ra), await reason(rb)]).toEqual(["held", "TimeoutError"])
+    ;(await ra)()
+  }
+})
+
+test("a tab that went away holds nothing: the next ask gets the name", async () => {
+  const a = tab()
+  await hold(a, "canon:board")
+  a.close() // the tab closed or crashed without letting go
+  const b = tab()
+  const letGo = await hold(b, "canon:board", 500)
+  letGo()
+})
+
+test("messages of any shape on the channel change nothing and throw nothing", async () => {
+  const a = tab()
+  const b = tab()
+  const stranger = new BroadcastChannel(`tab-locks-test-${channel}`)
+  for (const m of [null, 1, "ask", [], { t: "ask" }, { t: "ask", name: 5 }, { t: "ask", name: "x", ticket: "1" }, { t: "held", name: "x", to: "1" }, { t: "held" }, { name: { toString: null } }]) stranger.postMessage(m)
+  const letGo = await hold(a, "x")
+  expect(await reason(hold(b, "x", 250))).toBe("TimeoutError")
+  letGo()
+  stranger.close()
+})
+
+test("holdWebLock in a page without Web Locks refuses a second client of the same store, through the page's TabLocks", async () => {
+  const g = globalThis as { document?: unknown }
+  g.document = {}
+  try {
+    expect(pageLockRequester()).toBeInstanceOf(TabLocks)
+    const letGo = await holdWebLock(new Hold(), "store-a", () => new Error("in use"))
+    // Another store object of the same data (the Hold is per object): the lock refuses it.
+    await expect(holdWebLock(new Hold(), "store-a", () => new Error("in use"))).rejects.toThrow("in use")
+    letGo()
+  } finally {
+    delete g.document
+  }
+  // Node (no document): no page locks; a process holds its own stores.
+  expect(pageLockRequester()).toBeUndefined()
+}, 15_000)

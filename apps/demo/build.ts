@@ -24,6 +24,12 @@ export interface Asset {
   readonly etag: string
   /** Cache-Control. */
   readonly cache: string
+  /**
+   * Named by the build's `?v=` rather than its own: `cache` (immutable) holds only under the
+   * current version's URL; under any other (none, an older build's) the content is the current
+   * build's, so it must be checked again, never kept for a year as that URL's.
+   */
+  readonly versioned?: boolean
 }
 
 export interface DemoAssets {
@@ -56,6 +62,8 @@ const IMMUTABLE = "public, max-age=31536000, immutable"
 const REVALIDATE = "no-cache"
 
 const typeOf = (path: string): string => TYPES[path.slice(path.lastIndexOf("."))] ?? "application/octet-stream"
+
+const versioned = (a: Asset): Asset => ({ ...a, versioned: true })
 
 const asset = (path: string, body: Buffer | string, cache: string): Asset => {
   const bytes = typeof body === "string" ? Buffer.from(body) : body
@@ -163,13 +171,13 @@ const build = async (): Promise<DemoAssets> => {
   const appMap = outputs.find((o) => o.name === "app.js.map")!
   const files = new Map<string, Asset>([
     ["/", asset("/", html, REVALIDATE)],
-    ["/app.js", asset("/app.js", `${app.text.replace(/\/\/# sourceMappingURL=.*\n?$/, "")}//# sourceMappingURL=/app.js.map${v}\n`, IMMUTABLE)],
-    ["/app.js.map", asset("/app.js.map", appMap.text, IMMUTABLE)],
+    ["/app.js", versioned(asset("/app.js", `${app.text.replace(/\/\/# sourceMappingURL=.*\n?$/, "")}//# sourceMappingURL=/app.js.map${v}\n`, IMMUTABLE))],
+    ["/app.js.map", versioned(asset("/app.js.map", appMap.text, IMMUTABLE))],
     // Chunks and their maps: named by content hash, so immutable as they are.
     ...chunks.map((c): [string, Asset] => [`/${c.name}`, asset(`/${c.name}`, c.text, IMMUTABLE)]),
-    ["/styles.css", asset("/styles.css", css, IMMUTABLE)],
-    ["/icon.svg", asset("/icon.svg", icon, IMMUTABLE)],
-    ["/manifest.webmanifest", asset("/manifest.webmanifest", manifest, IMMUTABLE)],
+    ["/styles.css", versioned(asset("/styles.css", css, IMMUTABLE))],
+    ["/icon.svg", versioned(asset("/icon.svg", icon, IMMUTABLE))],
+    ["/manifest.webmanifest", versioned(asset("/manifest.webmanifest", manifest, IMMUTABLE))],
     ["/sw.js", asset("/sw.js", sw.replace(/\/\/# sourceMappingURL=.*\n?$/, ""), REVALIDATE)],
   ])
   return { files, version, scripts: { first: first.map((n) => `/${n}`), later: later.map((n) => `/${n}`) }, buildMs: Math.round(performance.now() - started) }

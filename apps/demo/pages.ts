@@ -34,7 +34,9 @@ export const demoPages = (assets: DemoAssets): PageHandler => (req: http.Incomin
   }
   const file = assets.files.get(path === "/index.html" ? "/" : path)
   if (file === undefined) return false
-  const headers: Record<string, string | number> = { "Content-Type": file.type, "Cache-Control": file.cache, "ETag": file.etag, "Vary": "Accept-Encoding", ...SECURITY_HEADERS }
+  // A file named by the build's ?v= is immutable under the current version's URL only.
+  const cache = file.versioned === true && url.searchParams.get("v") !== assets.version ? "no-cache" : file.cache
+  const headers: Record<string, string | number> = { "Content-Type": file.type, "Cache-Control": cache, "ETag": file.etag, "Vary": "Accept-Encoding", ...SECURITY_HEADERS }
   if (path === "/sw.js") headers["Service-Worker-Allowed"] = "/"
   if (req.headers["if-none-match"] === file.etag) {
     res.writeHead(304, headers)

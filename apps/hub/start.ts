@@ -20,6 +20,7 @@ import {
 import { systemRuntime } from "../../adapters/system/index.js"
 import type { HubConfig } from "./config.js"
 import { requestUrl } from "./request-url.js"
+import { listen } from "./listen.js"
 import { browserGuard, hostAllowed, misdirectedText, originAllowed, refusedOriginText } from "./browser-guard.js"
 import { defaultMaxSockets, openFileLimit } from "./socket-budget.js"
 
@@ -47,17 +48,6 @@ export interface AuthHooks {
  * close a socket that sends no byte, and allow 60 s for a request's headers.
  */
 const REQUEST_TIMEOUT_MS = DEFAULT_REQUEST_TIMEOUT_MS
-
-const listen = (server: http.Server, host: string, port: number): Promise<number> =>
-  new Promise((resolve, reject) => {
-    server.once("error", (e: NodeJS.ErrnoException) => {
-      if (e.code === "EADDRINUSE") reject(new Error(`Port ${port} on ${host} is in use: stop the other process or pass --port.`))
-      else if (e.code === "EACCES") reject(new Error(`Not allowed to listen on ${host}:${port}: use a port above 1023 or run with the rights to bind it.`))
-      else if (e.code === "EADDRNOTAVAIL") reject(new Error(`${host} is not an address of this machine: pass --host 127.0.0.1 or 0.0.0.0.`))
-      else reject(e)
-    })
-    server.listen(port, host, () => resolve((server.address() as { port: number }).port))
-  })
 
 /** Reads the PEM files, or says which one cannot be used and why. */
 const readTls = (files: { readonly cert: string; readonly key: string }): { cert: Buffer; key: Buffer } => {

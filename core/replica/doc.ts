@@ -29,7 +29,7 @@ import { SnapshotReceiver } from "./snapshot-receiver.js"
 import type { CrdtHandles } from "../crdt/outbox.js"
 import type { ReplicaFields } from "../crdt/replica.js"
 import { commandArgsCodec, type ArgsCodec } from "../protocol/args-codec.js"
-import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/codec-shared.js"
+import { DEFAULT_MAX_FRAME_BYTES, REFUSAL_CODES } from "../protocol/codec-shared.js"
 // Only the registry: a machine with a version history carries its code (core/schema/versions.ts).
 import { AS, BATCH, historyOf, type CompatSession } from "../schema/registry.js"
 import { MemoryLane, type DocLane, type LaneHost, type QueuedChange } from "./doc-lane.js"
@@ -184,6 +184,9 @@ type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number;
  * 100 MB stream (bench snapshots, row 4b).
  */
 const SNAPSHOT_ACK_EVERY = 128 << 10
+
+/** Codes of a refused subscribe (core/authority/hub.ts refuseSubscribe): the hub does not serve the document on this connection. */
+const SUBSCRIBE_REFUSALS: ReadonlyArray<string> = [...REFUSAL_CODES, "machine-mismatch", "too-many-docs", "migration-failed", "invalid-doc-id"]
 
 export class Doc<M extends Machine<any, any>> {
   readonly #rs: ReplicaState<StateOf<M>>
@@ -869,6 +872,9 @@ export class Doc<M extends Machine<any, any>> {
             this.#resendAsked()
           }
         }
+        // The hub will not serve this document on this connection (its subscribe was refused):
+        // receipts waiting for it settle, as for a refused client; the outbox is kept.
+        if (SUBSCRIBE_REFUSALS.includes(code)) this.refused(code, msg.message)
         this.#error(code, msg.message)
         return
       }

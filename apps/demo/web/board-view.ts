@@ -17,7 +17,7 @@
  */
 import { PRIORITIES, type BoardState } from "../board.js"
 import { h } from "./dom.js"
-import { cardsIn, columnsOf, type Placed } from "./positions.js"
+import { CardOrder, type OrderedColumn } from "./card-order.js"
 
 export interface BoardActions {
   add(column: string, title: string): void
@@ -82,8 +82,12 @@ export class BoardView {
   private readonly cards = new Map<string, HTMLLIElement>()
   private state: BoardState | undefined
   private editingId: string | undefined
-  /** The columns in board order as of `sorted.version` (the state is a live object: its identity says nothing). */
-  private sorted: { readonly version: number; readonly columns: ReadonlyMap<string, readonly Placed[]> } | undefined
+  /** The columns in board order, kept up to date card by card (card-order.ts). */
+  private readonly order = new CardOrder()
+  /** The version `order` was last brought up to (the state is a live object: its identity says nothing). */
+  private orderedVersion: number | undefined
+  /** What each card element shows, as drawn last: a card whose drawing would not change is not touched. */
+  private readonly drawn = new WeakMap<HTMLElement, string>()
   /** Per column, the index of the first card shown (Infinity: the column's end). */
   private readonly starts = new Map<string, number>()
   /** A card this person just moved (keys, buttons or a drop): its column's window follows it. */
@@ -143,9 +147,16 @@ export class BoardView {
 
   /** `focused`: the card holding the focus (or the field or button in it), if any. */
   private renderAll(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, version: number | undefined, focused: string | undefined): void {
-    const columns = version !== undefined && this.sorted?.version === version ? this.sorted.columns : columnsOf(state)
-    this.sorted = version === undefined ? undefined : { version, columns }
-    for (const column of state.columns) this.renderColumn(state, column, columns.get(column) ?? [], editors, pendingIds, focused)
+    if (version === undefined || this.orderedVersion !== version) {
+      // Elements of cards that are gone go with them (the rest are kept: a page turned back shows them).
+      for (const id of this.order.sync(state.cards)) {
+        if (state.cards[id] !== undefined) continue
+        this.cards.get(id)?.remove()
+        this.cards.delete(id)
+      }
+    }
+    this.orderedVersion = version
+    for (const column of state.columns) this.renderColumn(state, column, this.order.column(column), editors, pendingIds, focused)
     // Followed once: the move was applied (optimistically) before this render.
     this.follow = undefined
     for (const [name, els] of this.columns) {
@@ -155,23 +166,18 @@ export class BoardView {
         this.starts.delete(name)
       }
     }
-    for (const [id, el] of this.cards) {
-      if (state.cards[id] === undefined) {
-        el.remove()
-        this.cards.delete(id)
-      }
-    }
   }
 
   /**
    * Which cards of a column to show: MAX_SHOWN from its start, with the card just moved among
    * them, else the focused card (the window moves as little as it must to hold it).
    */
-  private window(column: string, all: readonly Placed[], focused: string | undefined): number {
+  private window(column: string, all: OrderedColumn, focused: string | undefined): number {
     let start = Math.max(0, Math.min(this.starts.get(column) ?? 0, all.length - MAX_SHOWN))
     for (const keep of column === this.turned ? [] : [this.follow, focused]) {
       if (keep === undefined) continue
-      const at = all.findIndex(([id]) => id === keep)
+      const place = this.order.place(keep)
+      const at = place?.column === column ? place.index : -1
       if (at < 0) continue
       if (at < start) start = at
       else if (at >= start + MAX_SHOWN) start = at - MAX_SHOWN + 1
@@ -181,41 +187,52 @@ export class BoardView {
     return start
   }
 
-  private renderColumn(state: BoardState, column: string, all: readonly Placed[], editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, focused: string | undefined): void {
+  private renderColumn(state: BoardState, column: string, all: OrderedColumn, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, focused: string | undefined): void {
     const els = this.columns.get(column) ?? this.makeColumn(column)
     const start = this.window(column, all, focused)
-    const placed = all.length > MAX_SHOWN ? all.slice(start, start + MAX_SHOWN) : all
-    els.count.textContent = String(all.length)
-    els.list.dataset.start = String(start)
-    els.more.hidden = all.length <= MAX_SHOWN
+    const placed = all.slice(start, start + MAX_SHOWN)
+    const count = String(all.length)
+    if (els.count.textContent !== count) els.count.textContent = count
+    if (els.list.dataset.start !== String(start)) els.list.dataset.start = String(start)
+    if (els.more.hidden !== all.length <= MAX_SHOWN) els.more.hidden = all.length <= MAX_SHOWN
     if (!els.more.hidden) {
       const range = `Cards ${start + 1}–${start + placed.length} of ${all.length}`
       if (els.range.textContent !== range) els.range.textContent = range
       const end = start + placed.length >= all.length
       for (const [page, off] of [["first", start === 0], ["earlier", start === 0], ["later", end], ["last", end]] as const) setOff(els.pages[page], off)
     }
-    placed.forEach(([id, card], i) => {
+    const at = state.columns.indexOf(column)
+    placed.forEach((id, i) => {
+      const card = state.cards[id]
+      // The order is the state's as of `version`: a card missing here would be a caller's stale version.
+      if (card === undefined) return
       const el = this.cards.get(id) ?? this.makeCard(id)
-      el.dataset.column = column
-      if (id !== this.editingId) {
-        const title = el.querySelector(".card-title")
-        if (title !== null && title.textContent !== card.title) title.textContent = card.title
-      }
-      el.classList.toggle("pending", pendingIds.has(id))
-      el.dataset.state = pendingIds.has(id) ? "pending" : "confirmed"
+      const pending = pendingIds.has(id)
       const author = this.who?.(card.by)
-      if (author !== undefined) {
-        const tip = `Added by ${author.name}${pendingIds.has(id) ? " · not synced yet" : ""}`
-        if (el.title !== tip) el.title = tip
-        el.style.setProperty("--author", author.colour)
+      const editor = editors.get(id)
+      const title = id === this.editingId ? undefined : card.title
+      const flags = [at === 0, at === state.columns.length - 1, start + i === 0, start + i === all.length - 1]
+      // Everything this card's drawing depends on: the same as last time, nothing is touched.
+      const key = JSON.stringify([column, title, pending, author?.name, author?.colour, card.priority ?? 0, editor?.name, editor?.colour, flags])
+      if (this.drawn.get(el) !== key) {
+        this.drawn.set(el, key)
+        el.dataset.column = column
+        const shown = el.querySelector(".card-title")
+        if (title !== undefined && shown !== null && shown.textContent !== title) shown.textContent = title
+        el.classList.toggle("pending", pending)
+        el.dataset.state = pending ? "pending" : "confirmed"
+        if (author !== undefined) {
+          const tip = `Added by ${author.name}${pending ? " · not synced yet" : ""}`
+          if (el.title !== tip) el.title = tip
+          el.style.setProperty("--author", author.colour)
+        }
+        this.showPriority(el, card.priority ?? 0)
+        this.showEditor(el, editor)
+        setDisabled(el, "left", flags[0]!)
+        setDisabled(el, "right", flags[1]!)
+        setDisabled(el, "up", flags[2]!)
+        setDisabled(el, "down", flags[3]!)
       }
-      this.showPriority(el, card.priority ?? 0)
-      this.showEditor(el, editors.get(id))
-      const at = state.columns.indexOf(column)
-      setDisabled(el, "left", at === 0)
-      setDisabled(el, "right", at === state.columns.length - 1)
-      setDisabled(el, "up", start + i === 0)
-      setDisabled(el, "down", start + i === all.length - 1)
       if (els.list.children[i] !== el) els.list.insertBefore(el, els.list.children[i] ?? null)
     })
     while (els.list.children.length > placed.length) {
@@ -332,17 +349,18 @@ export class BoardView {
     const state = this.state
     const card = state?.cards[id]
     if (state === undefined || card === undefined) return
-    const placed = cardsIn(state, card.column)
-    const index = placed.findIndex(([cid]) => cid === id)
+    // The order as last drawn, which is what the person sees (a change since is drawn before input: board-session.ts).
+    const index = this.order.place(id)?.index ?? -1
+    const length = this.order.column(card.column).length
     const at = state.columns.indexOf(card.column)
-    const toColumn = (c: string | undefined) => c !== undefined && this.actions.move(id, c, cardsIn(state, c).length)
+    const toColumn = (c: string | undefined) => c !== undefined && this.actions.move(id, c, this.order.column(c).length)
     // A card moved here stays in view, whichever page of its column it lands on.
     if (action === "left" || action === "right" || action === "up" || action === "down") this.follow = id
     switch (action) {
       case "left": return void toColumn(state.columns[at - 1])
       case "right": return void toColumn(state.columns[at + 1])
       case "up": return void (index > 0 && this.actions.move(id, card.column, index - 1))
-      case "down": return void (index < placed.length - 1 && this.actions.move(id, card.column, index + 1))
+      case "down": return void (index < length - 1 && this.actions.move(id, card.column, index + 1))
       case "rename": return this.startEdit(id)
       case "delete": return this.actions.remove(id)
       case "details": return this.actions.details(id)
@@ -359,6 +377,8 @@ export class BoardView {
     if (this.editingId !== undefined) this.cards.get(this.editingId)?.querySelector("input")?.blur()
     this.editingId = id
     this.actions.editing(id)
+    // The title is written here and by finish, not by render: the next render draws the card whole.
+    this.drawn.delete(el)
     el.draggable = false
     const title = el.querySelector(".card-title")!
     const input = h("input", { class: "card-title-input", value: card.title, maxlength: "200", "aria-label": "Card title" })
@@ -370,6 +390,7 @@ export class BoardView {
       const text = input.value.trim()
       const now = this.state?.cards[id]
       this.editingId = undefined
+      this.drawn.delete(el)
       el.draggable = true
       title.replaceChildren(now?.title ?? card.title)
       this.actions.editing(null)

@@ -12,8 +12,10 @@
  * typed. So the shown value is built from the items (`shownText`): characters as they are,
  * anything else that has a length as that many U+FFFC placeholders, formatting as nothing (it
  * has no length), and a carriage return, which a textarea would turn into a line feed (or
- * swallow in CR LF), as an invisible U+200B. Remote changes are mapped through a delta built
- * from the same items (`changesOf`; Yjs's own event delta leaves ContentAny out too). A local
+ * swallow in CR LF), as an invisible U+200B. Remote changes are applied to the shown text as a
+ * delta over it, built from the items the transaction changed (text-index.ts: Yjs's own event
+ * delta leaves ContentAny out, and walks every item), so a remote keystroke costs about the same
+ * in a description of millions of items as in a short one. A local
  * edit is not followed by a rebuild: what the textarea shows is already the text, but for a
  * value in the edited range that stays (below), and only that range is read again. So a
  * keystroke costs about the same in a long, much-edited text (tens of thousands of items).
@@ -31,25 +33,14 @@
  * the new text lacks, for a moment, the keys still waiting in the outbox.
  */
 import * as Y from "yjs"
+import { PLACEHOLDER, TextIndex, counted, shownItem, type Delta } from "./text-index.js"
 
-type Delta = ReadonlyArray<{ readonly insert?: unknown; readonly delete?: number; readonly retain?: number }>
-
-/** What a Yjs value that is not a character (an embed, a nested type, a ContentAny value) shows as. */
-export const PLACEHOLDER = "\uFFFC"
-/** What a carriage return shows as: a textarea keeps none (it makes "\r" and "\r\n" one "\n"). */
-export const SHOWN_CR = "\u200B"
+export { PLACEHOLDER, SHOWN_CR } from "./text-index.js"
 
 /** The items of `text`, in order (deleted ones and formatting included). */
 function* itemsOf(text: Y.Text): Generator<Y.Item> {
   for (let item = text._start; item !== null; item = item.right) yield item
 }
-
-/** What `item` shows as (`item.length` units). */
-const shownItem = (item: Y.Item): string =>
-  item.content instanceof Y.ContentString ? item.content.str.replace(/\r/g, SHOWN_CR) : PLACEHOLDER.repeat(item.length)
-
-/** Whether Yjs counts `item` in the text's indices (neither deleted nor formatting). */
-const counted = (item: Y.Item): boolean => !item.deleted && item.countable
 
 /** What the textarea shows for `text`: one unit for each unit Yjs counts, so offsets are indices. */
 export const shownText = (text: Y.Text): string => {
@@ -58,32 +49,19 @@ export const shownText = (text: Y.Text): string => {
   return out
 }
 
-/**
- * The change `event` made to `text`, as a delta over the shown text (Yjs's `event.delta`
- * counts embeds but leaves out ContentAny, JSON and binary values, which its indices count).
- * Only inside the observer: an item deleted by the transaction still has its content then.
- */
-const changesOf = (text: Y.Text, event: Y.YEvent<Y.Text>): Delta => {
-  const out: Array<{ insert?: string; delete?: number; retain?: number }> = []
-  const add = (kind: "insert" | "delete" | "retain", item: Y.Item) => {
-    const last = out[out.length - 1]
-    if (kind === "insert") {
-      if (last?.insert !== undefined) last.insert += shownItem(item)
-      else out.push({ insert: shownItem(item) })
-    } else if (last?.[kind] !== undefined) last[kind]! += item.length
-    else out.push({ [kind]: item.length })
+/** `shown` with `delta` applied (a delta over it: text-index.ts). */
+const applyDelta = (shown: string, delta: Delta): string => {
+  const parts: string[] = []
+  let at = 0
+  for (const d of delta) {
+    if (d.retain !== undefined) {
+      parts.push(shown.slice(at, at + d.retain))
+      at += d.retain
+    } else if (d.delete !== undefined) at += d.delete
+    else if (typeof d.insert === "string") parts.push(d.insert)
   }
-  for (const item of itemsOf(text)) {
-    // `countable` is kept when a deleted item's content is collected; formatting is never counted.
-    if (!item.countable || item.content instanceof Y.ContentDeleted) continue
-    const added = event.adds(item)
-    const deleted = event.deletes(item)
-    if (added && deleted) continue
-    if (added) add("insert", item)
-    else if (deleted) add("delete", item)
-    else if (!item.deleted) add("retain", item)
-  }
-  return out
+  parts.push(shown.slice(at))
+  return parts.join("")
 }
 
 /**
@@ -234,6 +212,7 @@ export const bindTextarea = (area: HTMLTextAreaElement, text: Y.Text, carried?: 
   // This binding's own transactions, which its observer skips (another binding of the same text sees them).
   const origin = Symbol("textarea")
   let shown = shownText(text)
+  const index = new TextIndex(text)
   const fallback = throughDiff(area.value, shown)
   const start = carried === undefined ? undefined : resolve(carried.start, text)
   const end = carried === undefined ? undefined : resolve(carried.end, text)
@@ -273,11 +252,16 @@ export const bindTextarea = (area: HTMLTextAreaElement, text: Y.Text, carried?: 
   const onInput = (event?: Event) => (event as InputEvent | undefined)?.isComposing === true || push()
   const onEnd = () => push()
   const observer = (event: Y.YTextEvent) => {
-    if (event.transaction.origin === origin) return
+    // Every transaction moves the index's offsets, this binding's own too (it shows them already).
     // (A remote change during an IME composition rewrites the textarea, which ends the
     // composition and drops what it held so far: a known limit. Typing goes on as usual.)
-    const delta = changesOf(text, event)
-    shown = shownText(text)
+    const { delta, patches } = index.update(event)
+    if (event.transaction.origin === origin) return
+    shown = applyDelta(shown, delta)
+    for (const [at, units] of patches) shown = shown.slice(0, at) + units + shown.slice(at + units.length)
+    // Yjs counts what the textarea shows, one for one: a length that differs would be this
+    // binding's bug, mended by reading the whole text again rather than kept.
+    if (shown.length !== text.length) shown = shownText(text)
     show(area, shown, (s, e) => [mapPosition(delta, s), mapPosition(delta, e)])
   }
   area.addEventListener("input", onInput)

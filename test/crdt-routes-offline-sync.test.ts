@@ -70,7 +70,8 @@ test("Automerge: a stock Repo's 3 MiB of changes made before it connected reach 
     const handle = repo.create<Record<string, unknown>>({ n: 0 })
     for (let i = 0; i < 24; i++) handle.change((d) => void (d[`piece${i}`] = new Uint8Array(randomBytes(128 << 10))))
     hubKeys = watch(async () => Object.keys((await hub.crdtDocs.open<AutomergeBox>("automerge", handle.documentId)).doc.doc as object).length, 0)
-    expect(await until(() => hubKeys!.box.value === 25, 20_000)).toBe(true)
+    // 9 s on a loaded 2-core machine, over 20 s when the whole suite ran beside other work: bounded at 45 s.
+    expect(await until(() => hubKeys!.box.value === 25, 45_000)).toBe(true)
   } finally {
     hubKeys?.stop()
     await repo.shutdown().catch(() => {})

@@ -80,7 +80,9 @@ export const CORE_LIMIT_BYTES = 45_000
  * thrown later (+26 B); a close tells `storage-failed` for commands never stored (+63 B); a
  * compat-mode app is told `migration-failed` instead of four `snapshot-invalid` and silence
  * (+19 B); receipts on a document whose subscribe the hub refused settle `refused` instead
- * of waiting forever (+47 B).
+ * of waiting forever (+47 B). Then 48,253 B: submit keeps a plain copy of the arguments (the
+ * app's own object, passed through by a Schema.Unknown field, changed what was sent later),
+ * and a lost command's `persisted` settles (+30 B).
  */
 export const CORE_GUARD_BYTES = 48_400
 

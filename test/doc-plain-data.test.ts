@@ -3,10 +3,14 @@
  * arguments with a getter or proxy that throws made `submit` throw (the Effect `submit` died
  * with "Result adapter can only return schema issues"), and a presence that was not plain data
  * (a function, a cycle, a throwing getter) threw later, inside a send in a microtask: an
- * uncaught exception that ends a Node process.
+ * uncaught exception that ends a Node process. And a command whose schema passes a value
+ * through (Schema.Unknown) kept the app's own object: an app changing it after submit changed
+ * what was stored and sent later (others saw the new value, the submitter the old), and one
+ * made cyclic after submit failed every later write of the document.
  */
 import { Cause, Effect, Exit } from "effect"
-import { CanonClient, CanonError, CommandRejected, Hub } from "../core/index.js"
+import * as Schema from "effect/Schema"
+import { CanonClient, CanonError, CommandRejected, Hub, defineMachine } from "../core/index.js"
 import { submit } from "../core/effect/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
@@ -84,6 +88,43 @@ test("setPresence takes plain data only: anything else throws state-unencodable 
   mine.later = () => 1
   await rt.run({ forMs: 100 })
   expect(b.doc.presence.get(a.client.clientId)).toEqual({ name: "Ada", editing: "card-1" })
+  await a.client.close()
+  await b.client.close()
+})
+
+const Bag = defineMachine({
+  name: "bag",
+  version: 1,
+  initial: () => ({ v: null as unknown }),
+  commands: { put: { args: Schema.Struct({ v: Schema.Unknown }), apply: (s, a) => { s.v = a.v } } },
+})
+
+test("submit takes a copy: the app changing its object afterwards (into other data, or a cycle) changes nothing sent, stored or applied", async () => {
+  const rt = new VirtualRuntime(4)
+  const net = new MemoryNetwork(rt, { latency: () => 3, encode: true })
+  net.listen(new Hub({ machines: [Bag], storage: new MemoryStorage(), runtime: rt }))
+  const open = async (name: string) => {
+    const client = await CanonClient.open({ transport: net.transport(name), runtime: rt, storage: new MemoryStorage() })
+    return { client, doc: await client.open(Bag, "d") }
+  }
+  const a = await open("a")
+  const b = await open("b")
+  await rt.run({ forMs: 50 })
+  const obj: Record<string, unknown> = { x: 1 }
+  const first = a.doc.submit("put", { v: obj })
+  obj.x = 2 // the app reuses its object, as apps do
+  await rt.run({ forMs: 500 })
+  expect((await first).seq).toBe(1)
+  expect({ a: a.doc.state.v, b: b.doc.state.v }).toEqual({ a: { x: 1 }, b: { x: 1 } })
+
+  const node: Record<string, unknown> = { name: "n" }
+  const second = a.doc.submit("put", { v: node })
+  node.self = node // made cyclic after submit returned
+  const later = a.doc.submit("put", { v: "plain" })
+  await rt.run({ forMs: 500 })
+  expect([(await second).seq, (await later).seq]).toEqual([2, 3])
+  expect(a.doc.pending).toEqual([])
+  expect(b.doc.state.v).toBe("plain")
   await a.client.close()
   await b.client.close()
 })

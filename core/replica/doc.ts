@@ -133,7 +133,8 @@ const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3
 interface Deferred {
   resolve(v: Confirmation): void
   reject(e: unknown): void
-  persisted(): void
+  /** Settles `receipt.persisted`: stored (no argument), or never will be (the error). */
+  persisted(lost?: unknown): void
   /** The receipt handed out: its clientSeq follows a renumbering. */
   receipt?: { clientSeq: number }
 }
@@ -423,6 +424,7 @@ export class Doc<M extends Machine<any, any>> {
     if (cmd === undefined || name === AS || name === BATCH) return refuse(unknownCommand(this.machine, name))
     if (this.#updateNeeded !== undefined) return refuse({ code: "update-required", message: this.#updateNeeded.message })
     let encoded: ReturnType<typeof cmd.encode>
+    let plain: unknown
     let size: number
     let decoded: ReturnType<typeof cmd.decode>
     // Values that are not plain data (a getter or proxy that throws, a cycle) are refused as
@@ -435,9 +437,13 @@ export class Doc<M extends Machine<any, any>> {
       if (depthExceeds(encoded.success, MAX_ARGS_DEPTH)) {
         return refuse({ code: "command-too-large", message: `The arguments of "${name}" nest deeper than ${MAX_ARGS_DEPTH} levels.` })
       }
-      size = encodeCanonical(encoded.success).length
+      // A copy, as plain data: the schema's encoder may hand back the app's own objects (an
+      // Unknown field), which the app may change after this returns; nothing after reads them.
+      const bytes = encodeCanonical(encoded.success)
+      size = bytes.length
+      plain = decodeCanonical(bytes)
       // Apply what the authority will apply: the arguments as decoded from their wire form.
-      decoded = cmd.decode(encoded.success)
+      decoded = cmd.decode(plain)
     } catch (e) {
       return refuse({ code: "invalid-args", message: `The arguments of "${name}" are not plain data: ${errorText(e)}` })
     }
@@ -448,10 +454,11 @@ export class Doc<M extends Machine<any, any>> {
 
     this.#flushIncoming()
     const clientSeq = this.#nextClientSeq++
-    const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: encoded.success, cmd, journal: undefined, localRejection: undefined, persisted: false, size: 16 + name.length * 3 + size }
+    const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: plain, cmd, journal: undefined, localRejection: undefined, persisted: false, size: 16 + name.length * 3 + size }
     let deferred!: Deferred
-    let persistedResolve!: () => void
-    const persisted = new Promise<void>((r) => (persistedResolve = r))
+    let persistedResolve!: (lost?: unknown) => void
+    const persisted = new Promise<void>((r, j) => (persistedResolve = (lost) => (lost ? j(lost) : r())))
+    persisted.catch(() => {})
     const promise = new Promise<Confirmation>((resolve, reject) => {
       deferred = { resolve, reject, persisted: persistedResolve }
     })
@@ -1087,7 +1094,11 @@ export class Doc<M extends Machine<any, any>> {
       const closed = canonError("closed", `Document "${this.docId}" closed first; the command stays in the outbox (sent on reopening, with storage).`)
       for (const [p, d] of this.#deferreds) if (p.persisted) d.reject(closed)
       void this.#lane.idle.then(() => {
-        for (const [p, d] of this.#deferreds) d.reject(p.persisted ? closed : canonError("storage-failed", `Document "${this.docId}" closed before "${p.name}" was stored (the storage failed): it is lost.`))
+        for (const [p, d] of this.#deferreds) {
+          const lost = p.persisted ? closed : canonError("storage-failed", `Document "${this.docId}" closed before "${p.name}" was stored (the storage failed): it is lost.`)
+          d.reject(lost)
+          if (!p.persisted) d.persisted(lost)
+        }
       })
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined

@@ -87,3 +87,32 @@ test("holdWebLock in a page without Web Locks refuses a second client of the sam
   // Node (no document): no page locks; a process holds its own stores.
   expect(pageLockRequester()).toBeUndefined()
 }, 15_000)
+
+test("a tab busy right after asking (a page starting) does not take a name a tab in another thread holds and answered for", async () => {
+  const { Worker } = await import("node:worker_threads")
+  const { transformSync } = await import("esbuild")
+  const { readFileSync } = await import("node:fs")
+  const source = transformSync(readFileSync(new URL("../adapters/system/tab-locks.ts", import.meta.url), "utf8"), { loader: "ts", format: "esm", target: "node20" }).code
+  const name = `tab-locks-test-${channel}`
+  // The holder: the real TabLocks in its own thread, answering as soon as an ask arrives.
+  const holder = `
+    const { parentPort, workerData } = require("node:worker_threads")
+    import(workerData.url).then(({ TabLocks }) => {
+      const t = new TabLocks(workerData.channel)
+      setInterval(() => {}, 1000)
+      void t.request("slot-0", {}, () => { parentPort.postMessage("held"); return new Promise(() => {}) })
+    })`
+  const url = `data:text/javascript;base64,${Buffer.from(source).toString("base64")}`
+  const worker = new Worker(holder, { eval: true, workerData: { channel: name, url } })
+  try {
+    await new Promise<void>((resolve, reject) => { worker.once("message", () => resolve()); worker.once("error", reject) })
+    const b = new TabLocks(name)
+    tabs.push(b)
+    const got = reason(hold(b, "slot-0", 1_500))
+    const end = Date.now() + 500 // the asking page's own long task: longer than the window
+    while (Date.now() < end) { /* busy */ }
+    expect(await got).toBe("TimeoutError")
+  } finally {
+    await worker.terminate()
+  }
+}, 15_000)

@@ -11,8 +11,9 @@
  * is left behind by a crash.
  *
  * Best effort where Web Locks are exact: a holder whose page is busy for longer than the
- * window (a long task) answers too late, and both tabs then hold the name. It costs the
- * window once per claim, only where Web Locks are missing.
+ * window (a long task) answers too late, and both tabs then hold the name (an asker that is
+ * busy itself asks again: its late timer proves nothing). It costs the window once per
+ * claim, only where Web Locks are missing.
  */
 
 /** The part of the Web Locks API the adapters use (navigator.locks.request with a signal). */
@@ -25,6 +26,8 @@ interface Held { readonly t: "held"; readonly name: string; readonly to: number 
 
 /** How long an ask waits for a holder's answer. */
 export const TAB_LOCK_WINDOW_MS = 300
+/** Asks of one claim while this tab's own timers run late (it is busy): then it decides. */
+const LATE_ASKS = 8
 
 export class TabLocks implements LockRequester {
   readonly #channel: BroadcastChannel
@@ -60,15 +63,26 @@ export class TabLocks implements LockRequester {
     this.#channel.postMessage(m)
   }
 
-  /** One ask: true if no tab answered within the window (the name is then held here). */
+  /**
+   * One ask: true if no tab answered within the window (the name is then held here). A window
+   * whose timer ran late (this tab was busy: a page starting, a long render) proves nothing:
+   * an answer may be waiting behind the timer, so the same ticket asks again, a few times.
+   */
   #ask(name: string): Promise<boolean> {
     return new Promise((resolve) => {
       const ticket = this.ticket()
-      const timer = setTimeout(() => {
-        this.#asking.delete(name)
-        this.#held.add(name)
-        resolve(true)
-      }, this.windowMs)
+      let timer: ReturnType<typeof setTimeout>
+      let asks = 0
+      const ask = () => {
+        const at = Date.now()
+        timer = setTimeout(() => {
+          if (Date.now() - at > this.windowMs * 1.5 && ++asks < LATE_ASKS) return ask()
+          this.#asking.delete(name)
+          this.#held.add(name)
+          resolve(true)
+        }, this.windowMs)
+        this.#post({ t: "ask", name, ticket })
+      }
       this.#asking.set(name, {
         ticket,
         yieldTo: () => {
@@ -77,7 +91,7 @@ export class TabLocks implements LockRequester {
           resolve(false)
         },
       })
-      this.#post({ t: "ask", name, ticket })
+      ask()
     })
   }
 

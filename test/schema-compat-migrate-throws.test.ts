@@ -7,29 +7,13 @@
  * `migration-failed` with the migration's own sentence; each new state the hub streams is tried
  * once, and the app follows again once the state is one its migration handles.
  */
-import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
-import { evolve } from "../core/schema/versions.js"
 import { settle } from "./support/virtual-time.js"
+import { NotesV1, NotesV2Throws } from "./support/notes-migration.js"
 
-type S1 = { notes: Record<string, string> }
-type S2 = { notes: Record<string, { text: string; n: number }> }
-const V1 = defineMachine({
-  name: "notes",
-  version: 1,
-  initial: (): S1 => ({ notes: {} }),
-  commands: { put: { args: Schema.Struct({ id: Schema.String, text: Schema.String }), apply: (s: S1, a) => { s.notes[a.id] = a.text } } },
-})
-const parse = (t: string): number => {
-  if (t.startsWith("!")) throw new Error(`cannot parse ${t}`)
-  return t.length
-}
-const V2 = evolve(V1, {
-  version: 2,
-  migrateState: (s: S1): S2 => ({ notes: Object.fromEntries(Object.entries(s.notes).map(([k, t]) => [k, { text: t, n: parse(t) }])) }),
-  commands: { put: { args: Schema.Struct({ id: Schema.String, text: Schema.String }), apply: (s: S2, a: { id: string; text: string }) => { s.notes[a.id] = { text: a.text, n: 0 } } } },
-})
+const V1 = NotesV1
+const V2 = NotesV2Throws
 
 test("a snapshot the app's own migrateState throws on: migration-failed, told with its sentence, not asked for again and again", async () => {
   const rt = new VirtualRuntime(3)

@@ -7,30 +7,17 @@
  * rewritten (no `$migrate` marker, the head stays at v1), so a hub with a fixed migration
  * upgrades it at its next load, the writes of the meantime included.
  */
-import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine, type HubEvent } from "../core/index.js"
+import { CanonClient, Hub, type HubEvent } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { evolve, historyOf } from "../core/schema/versions.js"
 import { settle } from "./support/virtual-time.js"
+import { NotesV1, NotesV2Throws, putV2, type NotesV1State, type NotesV2State } from "./support/notes-migration.js"
 
-type S1 = { notes: Record<string, string> }
-type S2 = { notes: Record<string, { text: string; n: number }> }
-const V1Only = defineMachine({
-  name: "notes",
-  version: 1,
-  initial: (): S1 => ({ notes: {} }),
-  commands: { put: { args: Schema.Struct({ id: Schema.String, text: Schema.String }), apply: (s: S1, a) => { s.notes[a.id] = a.text } } },
-})
-const put2 = { args: Schema.Struct({ id: Schema.String, text: Schema.String }), apply: (s: S2, a: { id: string; text: string }) => { s.notes[a.id] = { text: a.text, n: 0 } } }
-const parse = (t: string): number => {
-  if (t.startsWith("!")) throw new Error(`cannot parse ${t}`)
-  return t.length
-}
-const ThrowsV2 = evolve(V1Only, {
-  version: 2,
-  migrateState: (s: S1): S2 => ({ notes: Object.fromEntries(Object.entries(s.notes).map(([k, t]) => [k, { text: t, n: parse(t) }])) }),
-  commands: { put: put2 },
-})
+type S1 = NotesV1State
+type S2 = NotesV2State
+const V1Only = NotesV1
+const put2 = putV2
+const ThrowsV2 = NotesV2Throws
 // Its output nests with what a client wrote (a text made into a tree by its path).
 const DeepV2 = evolve(V1Only, {
   version: 2,

@@ -6,30 +6,14 @@
  * when it connects, and the authority's state installed then. Before, `open` failed with
  * `migration-failed` at every try, and the outbox was never sent.
  */
-import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
-import { evolve, historyOf } from "../core/schema/versions.js"
+import { historyOf } from "../core/schema/versions.js"
 import { settle } from "./support/virtual-time.js"
+import { NotesV2Throws } from "./support/notes-migration.js"
 
-type S1 = { notes: Record<string, string> }
-type S2 = { notes: Record<string, { text: string; n: number }> }
-const V1Only = defineMachine({
-  name: "notes",
-  version: 1,
-  initial: (): S1 => ({ notes: {} }),
-  commands: { put: { args: Schema.Struct({ id: Schema.String, text: Schema.String }), apply: (s: S1, a) => { s.notes[a.id] = a.text } } },
-})
-const parse = (t: string): number => {
-  if (t.startsWith("!")) throw new Error(`cannot parse ${t}`)
-  return t.length
-}
 // The hub never migrates a state here (the document starts at v2); the app's replica does.
-const V2 = evolve(V1Only, {
-  version: 2,
-  migrateState: (s: S1): S2 => ({ notes: Object.fromEntries(Object.entries(s.notes).map(([k, t]) => [k, { text: t, n: parse(t) }])) }),
-  commands: { put: { args: Schema.Struct({ id: Schema.String, text: Schema.String }), apply: (s: S2, a: { id: string; text: string }) => { s.notes[a.id] = { text: a.text, n: 0 } } } },
-})
+const V2 = NotesV2Throws
 const V1 = historyOf(V2)!.at(1)
 
 test("an updated app opens its stored v1 replica whose state its migrateState throws on: outbox kept, told migration-failed, the hub's state installed", async () => {

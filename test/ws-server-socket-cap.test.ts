@@ -5,43 +5,16 @@
  * requestTimeoutMs, then open more). Real sockets on 127.0.0.1, from other loopback addresses
  * as other hosts.
  */
-import net from "node:net"
-import { WebSocket } from "ws"
+import { closeHeld, cut, dial, idle } from "./support/raw-sockets.js"
 import type { ConnectionAcceptor } from "../core/index.js"
 import { WsServer } from "../adapters/ws/index.js"
 
-const held: Array<net.Socket | WebSocket> = []
 let server: WsServer | undefined
+const acceptor: ConnectionAcceptor = { accept: () => ({ onMessage: () => {}, onClose: () => {} }) }
 afterEach(async () => {
-  for (const s of held.splice(0)) s instanceof WebSocket ? s.terminate() : s.destroy()
+  closeHeld()
   await server?.close()
   server = undefined
-})
-
-/** Keeps every connection open. */
-const acceptor: ConnectionAcceptor = { accept: () => ({ onMessage: () => {}, onClose: () => {} }) }
-
-const idle = (port: number, from: string): { socket: net.Socket; closed: Promise<void> } => {
-  const socket = net.connect({ port, host: "127.0.0.1", localAddress: from })
-  socket.on("error", () => {})
-  held.push(socket)
-  return { socket, closed: new Promise((r) => socket.once("close", () => r())) }
-}
-
-const cut = async (tries: ReadonlyArray<{ closed: Promise<void> }>, n: number): Promise<void> => {
-  let done = 0
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`only ${done} of ${n} cut in 5000 ms`)), 5_000)
-    for (const t of tries) void t.closed.then(() => { if (++done === n) (clearTimeout(timer), resolve()) })
-  })
-}
-
-const dial = (port: number, from: string): Promise<number | string> => new Promise((resolve) => {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}`, { localAddress: from })
-  held.push(ws)
-  ws.on("error", (e) => resolve((e as NodeJS.ErrnoException).code ?? e.message))
-  ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0))
-  ws.once("open", () => setTimeout(() => ws.readyState === WebSocket.OPEN && resolve("open"), 100))
 })
 
 test("idle sockets from one address are cut past twice maxConnectionsPerAddress, before any upgrade; another address still connects", async () => {

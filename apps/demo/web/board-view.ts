@@ -83,7 +83,7 @@ export class BoardView {
   private state: BoardState | undefined
   private editingId: string | undefined
   /** The columns in board order, kept up to date card by card (card-order.ts). */
-  private readonly order = new CardOrder()
+  readonly #order = new CardOrder()
   /** The version `order` was last brought up to (the state is a live object: its identity says nothing). */
   private orderedVersion: number | undefined
   /** What each card element shows, as drawn last: a card whose drawing would not change is not touched. */
@@ -121,6 +121,42 @@ export class BoardView {
   }
 
   /**
+   * The cards in board order, as of the last render, `sync` or `changed`: where this page's own
+   * actions look up a card's place and the position that puts a card somewhere (board-session.ts).
+   */
+  get order(): CardOrder {
+    return this.#order
+  }
+
+  /**
+   * Brings the order up to `state` unless it is already at `version` (as render does): a pass
+   * over every card's column and position, placing again those that changed.
+   */
+  sync(state: BoardState, version: number | undefined): void {
+    if (version !== undefined && this.orderedVersion === version) return
+    this.orderedVersion = version
+    this.dropGone(state, this.#order.sync(state.cards))
+  }
+
+  /**
+   * Only cards `ids` changed since the order was last brought up to `state` (this page's own
+   * edits): they are placed again, in about log n each, without a pass over every card.
+   */
+  changed(state: BoardState, ids: readonly string[]): void {
+    this.#order.update(state.cards, ids)
+    this.dropGone(state, ids)
+  }
+
+  /** Elements of cards that are gone go with them (the rest are kept: a page turned back shows them). */
+  private dropGone(state: BoardState, ids: Iterable<string>): void {
+    for (const id of ids) {
+      if (state.cards[id] !== undefined) continue
+      this.cards.get(id)?.remove()
+      this.cards.delete(id)
+    }
+  }
+
+  /**
    * Draws `state`. `version` names the state's content: the same version as the last render's
    * says the cards have not changed (only presence or who is who did), so their order is
    * not computed again. Without one, it always is.
@@ -147,16 +183,8 @@ export class BoardView {
 
   /** `focused`: the card holding the focus (or the field or button in it), if any. */
   private renderAll(state: BoardState, editors: ReadonlyMap<string, Editor>, pendingIds: ReadonlySet<string>, version: number | undefined, focused: string | undefined): void {
-    if (version === undefined || this.orderedVersion !== version) {
-      // Elements of cards that are gone go with them (the rest are kept: a page turned back shows them).
-      for (const id of this.order.sync(state.cards)) {
-        if (state.cards[id] !== undefined) continue
-        this.cards.get(id)?.remove()
-        this.cards.delete(id)
-      }
-    }
-    this.orderedVersion = version
-    for (const column of state.columns) this.renderColumn(state, column, this.order.column(column), editors, pendingIds, focused)
+    this.sync(state, version)
+    for (const column of state.columns) this.renderColumn(state, column, this.#order.column(column), editors, pendingIds, focused)
     // Followed once: the move was applied (optimistically) before this render.
     this.follow = undefined
     for (const [name, els] of this.columns) {
@@ -176,7 +204,7 @@ export class BoardView {
     let start = Math.max(0, Math.min(this.starts.get(column) ?? 0, all.length - MAX_SHOWN))
     for (const keep of column === this.turned ? [] : [this.follow, focused]) {
       if (keep === undefined) continue
-      const place = this.order.place(keep)
+      const place = this.#order.place(keep)
       const at = place?.column === column ? place.index : -1
       if (at < 0) continue
       if (at < start) start = at
@@ -202,6 +230,11 @@ export class BoardView {
       for (const [page, off] of [["first", start === 0], ["earlier", start === 0], ["later", end], ["last", end]] as const) setOff(els.pages[page], off)
     }
     const at = state.columns.indexOf(column)
+    // Cards no longer shown here leave first: the rest are then in order already, so a window
+    // moved by one card (a card taken from the top, one added at the end) costs two DOM
+    // changes, not a move of every card shown (each such move restyles the card).
+    const keep = new Set(placed)
+    for (const el of [...els.list.children]) if (!keep.has((el as HTMLElement).dataset.id!)) el.remove()
     placed.forEach((id, i) => {
       const card = state.cards[id]
       // The order is the state's as of `version`: a card missing here would be a caller's stale version.
@@ -350,10 +383,10 @@ export class BoardView {
     const card = state?.cards[id]
     if (state === undefined || card === undefined) return
     // The order as last drawn, which is what the person sees (a change since is drawn before input: board-session.ts).
-    const index = this.order.place(id)?.index ?? -1
-    const length = this.order.column(card.column).length
+    const index = this.#order.place(id)?.index ?? -1
+    const length = this.#order.column(card.column).length
     const at = state.columns.indexOf(card.column)
-    const toColumn = (c: string | undefined) => c !== undefined && this.actions.move(id, c, this.order.column(c).length)
+    const toColumn = (c: string | undefined) => c !== undefined && this.actions.move(id, c, this.#order.column(c).length)
     // A card moved here stays in view, whichever page of its column it lands on.
     if (action === "left" || action === "right" || action === "up" || action === "down") this.follow = id
     switch (action) {

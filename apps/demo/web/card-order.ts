@@ -11,6 +11,7 @@
  * That pass reads two fields per card and compares nothing; only changed cards are placed.
  */
 import type { Card } from "../board.js"
+import { between } from "./positions.js"
 
 /** A card's place as this index last saw it. */
 export interface Entry {
@@ -105,6 +106,43 @@ export class OrderedColumn {
     return before + i
   }
 
+  /** The entry at `index` (0 <= index < length). */
+  at(index: number): Entry | undefined {
+    let at = 0
+    for (const chunk of this.#chunks) {
+      if (index < at + chunk.length) return chunk[index - at]
+      at += chunk.length
+    }
+    return undefined
+  }
+
+  /**
+   * The index of the first entry `past` holds for (the length if none): `past` must be false
+   * for a run of entries from the start and true for the rest (a boundary of the order).
+   */
+  search(past: (e: Entry) => boolean): number {
+    let lo = 0
+    let hi = this.#chunks.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      const chunk = this.#chunks[mid]!
+      if (past(chunk[chunk.length - 1]!)) hi = mid
+      else lo = mid + 1
+    }
+    let before = 0
+    for (let k = 0; k < lo; k++) before += this.#chunks[k]!.length
+    const chunk = this.#chunks[lo]
+    if (chunk === undefined) return before
+    let a = 0
+    let b = chunk.length
+    while (a < b) {
+      const mid = (a + b) >> 1
+      if (past(chunk[mid]!)) b = mid
+      else a = mid + 1
+    }
+    return before + a
+  }
+
   /** The ids at indices [start, end). */
   slice(start: number, end: number): string[] {
     const out: string[] = []
@@ -139,6 +177,47 @@ export class CardOrder {
   place(id: string): { readonly column: string; readonly index: number } | undefined {
     const e = this.#entries.get(id)
     return e === undefined ? undefined : { column: e.column, index: this.column(e.column).indexOf(e) }
+  }
+
+  /**
+   * The position that puts a card at `index` (an integer) among the other cards of `column`:
+   * positions.ts's positionAt, the same number, from the order kept here (as of the last sync
+   * or update) in about log n instead of a sort of the column. The order puts -Infinity first,
+   * then finite positions, then Infinity and NaN, so the nearest finite neighbour on a side is
+   * either the next card's own position or the first (last) finite one of the column.
+   */
+  positionAt(column: string, index: number, movingId?: string): number {
+    const col = this.column(column)
+    const moving = movingId === undefined ? undefined : this.#entries.get(movingId)
+    const m = moving !== undefined && moving.column === column ? col.indexOf(moving) : -1
+    const n = m < 0 ? col.length : col.length - 1
+    const i = Math.max(0, Math.min(index, n))
+    /** The k-th of the other cards (the moving one left out). */
+    const other = (k: number): Entry => col.at(m >= 0 && k >= m ? k + 1 : k)!
+    const finite = (e: Entry | undefined): number | undefined => (e !== undefined && Number.isFinite(e.position) ? e.position : undefined)
+    let before: number | undefined
+    if (i > 0) {
+      const prev = other(i - 1)
+      if (Number.isFinite(prev.position)) before = prev.position
+      else if (prev.position !== -Infinity) {
+        // Infinity or NaN: every finite card is earlier; the last of them (not the moving card).
+        let last = col.search((e) => !(e.position < Infinity)) - 1
+        if (last === m) last--
+        before = last < 0 ? undefined : finite(col.at(last))
+      }
+    }
+    let after: number | undefined
+    if (i < n) {
+      const next = other(i)
+      if (Number.isFinite(next.position)) after = next.position
+      else if (next.position === -Infinity) {
+        // Every finite card is later: the first of them (not the moving card).
+        let first = col.search((e) => e.position !== -Infinity)
+        if (first === m) first++
+        after = finite(col.at(first))
+      }
+    }
+    return between(before, after)
   }
 
   /**

@@ -56,8 +56,12 @@ export interface Receipt extends Promise<Confirmation> {
    * large). It changes only if the hub tells this client its numbering must resume higher.
    */
   readonly clientSeq: number
-  /** Resolves once the command is in the durable outbox (and may be sent). */
-  readonly persisted: Promise<void>
+  /**
+   * Resolves once the command is in the durable outbox (and may be sent), with undefined; or,
+   * if it never will be (its document closed while the storage failed), with the CanonError
+   * `storage-failed` the receipt rejects with. It never rejects.
+   */
+  readonly persisted: Promise<CanonError | undefined>
 }
 
 /** The events `Doc.on` takes: every key of DocEvents, checked by the compiler (none missing, none extra). */
@@ -134,7 +138,7 @@ interface Deferred {
   resolve(v: Confirmation): void
   reject(e: unknown): void
   /** Settles `receipt.persisted`: stored (no argument), or never will be (the error). */
-  persisted(lost?: unknown): void
+  persisted(lost?: CanonError): void
   /** The receipt handed out: its clientSeq follows a renumbering. */
   receipt?: { clientSeq: number }
 }
@@ -419,7 +423,7 @@ export class Doc<M extends Machine<any, any>> {
     const refuse = (rejection: Rejection): Receipt => {
       const p = Promise.reject(new CommandRejected({ ...rejection, command: name, clientSeq: -1 }))
       p.catch(() => {})
-      return Object.assign(p, { clientSeq: -1, persisted: Promise.resolve() })
+      return Object.assign(p, { clientSeq: -1, persisted: Promise.resolve(undefined) })
     }
     if (cmd === undefined || name === AS || name === BATCH) return refuse(unknownCommand(this.machine, name))
     if (this.#updateNeeded !== undefined) return refuse({ code: "update-required", message: this.#updateNeeded.message })
@@ -439,9 +443,11 @@ export class Doc<M extends Machine<any, any>> {
       }
       // A copy, as plain data: the schema's encoder may hand back the app's own objects (an
       // Unknown field), which the app may change after this returns; nothing after reads them.
+      // Bytes alone (a CRDT field's merge, made by the library) go as they are: the field's
+      // bookkeeping knows its updates by identity.
       const bytes = encodeCanonical(encoded.success)
       size = bytes.length
-      plain = decodeCanonical(bytes)
+      plain = encoded.success instanceof Uint8Array ? encoded.success : decodeCanonical(bytes)
       // Apply what the authority will apply: the arguments as decoded from their wire form.
       decoded = cmd.decode(plain)
     } catch (e) {
@@ -456,9 +462,8 @@ export class Doc<M extends Machine<any, any>> {
     const clientSeq = this.#nextClientSeq++
     const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: plain, cmd, journal: undefined, localRejection: undefined, persisted: false, size: 16 + name.length * 3 + size }
     let deferred!: Deferred
-    let persistedResolve!: (lost?: unknown) => void
-    const persisted = new Promise<void>((r, j) => (persistedResolve = (lost) => (lost ? j(lost) : r())))
-    persisted.catch(() => {})
+    let persistedResolve!: (lost?: CanonError) => void
+    const persisted = new Promise<CanonError | undefined>((r) => (persistedResolve = r))
     const promise = new Promise<Confirmation>((resolve, reject) => {
       deferred = { resolve, reject, persisted: persistedResolve }
     })

@@ -28,6 +28,8 @@ interface Held { readonly t: "held"; readonly name: string; readonly to: number 
 export const TAB_LOCK_WINDOW_MS = 300
 /** Asks of one claim while this tab's own timers run late (it is busy): then it decides. */
 const LATE_ASKS = 8
+/** The wait after a window, for answers queued behind its timer. */
+const HOP_MS = 30
 
 export class TabLocks implements LockRequester {
   readonly #channel: BroadcastChannel
@@ -77,9 +79,13 @@ export class TabLocks implements LockRequester {
         const at = Date.now()
         timer = setTimeout(() => {
           if (Date.now() - at > this.windowMs * 1.5 && ++asks < LATE_ASKS) return ask()
-          this.#asking.delete(name)
-          this.#held.add(name)
-          resolve(true)
+          // One more short wait before deciding: an answer that came while this tab was busy
+          // is a task queued already, and runs before a timer that is not due yet.
+          timer = setTimeout(() => {
+            this.#asking.delete(name)
+            this.#held.add(name)
+            resolve(true)
+          }, HOP_MS)
         }, this.windowMs)
         this.#post({ t: "ask", name, ticket })
       }

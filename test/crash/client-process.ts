@@ -65,7 +65,7 @@ for (let i = 0; i < count; i++) {
   const id = `${tag}-${i}`
   const receipt = doc.submit("add", { id, title: `${tag} item ${i}` })
   say("SUBMITTED", receipt.clientSeq, id)
-  void receipt.persisted.then(() => say("PERSISTED", receipt.clientSeq, id))
+  void receipt.persisted.then((lost) => lost === undefined && say("PERSISTED", receipt.clientSeq, id))
   if (interval > 0) await sleep(interval)
   else if (i % 8 === 7) await new Promise((r) => setImmediate(r))
 }

@@ -28,7 +28,12 @@
  *   converts to at its entry's epoch; a replica of the authority's version converges to it;
  *   an older one that is still following has the document as its version sees it (the log
  *   converted down); one told update-required is read-only and keeps every command it has
- *   not heard back about in its outbox (after an upgrade they are sent and applied once).
+ *   not heard back about in its outbox (after an upgrade they are sent and applied once);
+ *   v3's state migration throws on a state holding some titles (versioned.ts blockingTitle):
+ *   a hub load that keeps the document at its stored version (held) found such a title there,
+ *   no `$migrate` comes after a state holding one, and while the document is held an app
+ *   newer than its version was told `migration-failed`, holds a state its version's view of
+ *   the log had, keeps its outbox, and a fresh one is refused the same way.
  * Storage, serving, globals, crash, frames and liveness are noticed while the world runs
  * (simulation.ts, guard.ts) and arrive here in the ledger's errors.
  */
@@ -36,8 +41,8 @@ import type { Doc, Entry, Machine } from "../../core/index.js"
 import { argsKey, type HostileClients, type RawCommand, type RawConn } from "./hostile.js"
 import type { SimProcess } from "./process.js"
 import { TodoPlus, type TodoState } from "./machines.js"
-import { epochs, logForm, viewAt } from "./versioned.js"
-import { HUB_CLIENT } from "../../core/schema/versions.js"
+import { MIGRATION_REFUSES, NEWEST, blockingTitle, epochs, logForm, viewAt } from "./versioned.js"
+import { HUB_CLIENT, MIGRATE } from "../../core/schema/versions.js"
 
 export interface Submitted {
   readonly docId: string
@@ -71,6 +76,8 @@ export interface Ledger {
   readonly desyncs: Array<{ readonly replica: string; readonly docId: string; readonly seq: number }>
   /** Versioned documents: each update-required a replica was told, with where the log stood then. */
   readonly updateRequired?: Array<UpdateRequiredSeen>
+  /** The incarnation that was last told a command's outcome (one that died before it stored the outcome keeps the command). */
+  readonly toldBy?: Map<string, SimProcess>
 }
 
 export interface UpdateRequiredSeen {
@@ -105,9 +112,26 @@ export interface DocView {
   readonly reload: { readonly seq: number; readonly hash: string } | string
   /** A fresh replica that replayed the whole log, or why it did not get there. */
   readonly joiner: { readonly seq: number; readonly hash: string } | string
-  readonly replicas: ReadonlyArray<{ name: string; clientId: string | undefined; doc: Doc<any> | undefined; status: string | undefined; version?: number; upgraded?: boolean }>
-  /** A document of a machine with versions (the mixed fleet): the authority's version at the end. */
-  readonly versioned?: { readonly current: number }
+  readonly replicas: ReadonlyArray<{ name: string; clientId: string | undefined; doc: Doc<any> | undefined; status: string | undefined; version?: number; upgraded?: boolean; provisional?: boolean; toldHeld?: boolean }>
+  /** A document of a machine with versions (the mixed fleet). */
+  readonly versioned?: {
+    /** The version the authority's state is at, at the end: the newest, or an older one it is held at. */
+    readonly current: number
+    /** The loads at which the newest hub reported on its upgrade (held or done). */
+    readonly loads?: ReadonlyArray<HubLoad>
+    /** Held at the end: a fresh app of the newest version that opened it, its seq and what it was told. */
+    readonly newest?: { readonly seq: number; readonly told: ReadonlyArray<string> }
+  }
+}
+
+/** A load of the versioned document by a hub of the newest version that was not at it. */
+export interface HubLoad {
+  /** The head of the log the load read. */
+  readonly seq: number
+  /** The upgrade failed: the document stays at `version`. Else it was upgraded to `version`. */
+  readonly held: boolean
+  readonly version: number
+  readonly message: string
 }
 
 export interface WorldView {
@@ -157,7 +181,9 @@ export const checkWorld = (w: WorldView): string[] => {
     const eps = epochs(entries, d.versioned.current)
     epochOf.set(d.docId, new Map(entries.map((e, i) => [e.seq, eps[i]!])))
     for (const r of d.replicas) {
-      if (r.doc?.updateRequired === undefined || r.clientId === undefined) continue
+      // An app newer than the version the document is held at cannot send its outbox either.
+      const refused = r.version !== undefined && r.version > d.versioned.current
+      if ((r.doc?.updateRequired === undefined && !refused) || r.doc === undefined || r.clientId === undefined) continue
       for (const p of r.doc.pending) kept.add(ledgerKey(d.docId, r.clientId, p.clientSeq))
     }
   }
@@ -199,7 +225,8 @@ export const checkWorld = (w: WorldView): string[] => {
     }
     // A read-only replica keeps what it has not heard back about (the hub may have applied it).
     const isKept = kept.has(key)
-    if (isKept && (wasConfirmed || wasRejected)) fail(`outbox: ${key} (${s.name}) is still in ${s.replica}'s outbox but the app was told it was ${wasConfirmed ? "confirmed" : "rejected"}`)
+    // (Unless the incarnation told crashed before it stored the outcome: the next one sends it again.)
+    if (isKept && (wasConfirmed || wasRejected) && w.ledger.toldBy?.get(key)?.alive !== false) fail(`outbox: ${key} (${s.name}) is still in ${s.replica}'s outbox but the app was told it was ${wasConfirmed ? "confirmed" : "rejected"}`)
     if (inLog && !wasConfirmed && !isKept) fail(`outbox: ${key} (${s.name}) is in the log but the app was never told it was confirmed`)
     if (inLog && wasRejected) fail(`outbox: ${key} (${s.name}) is in the log at seq ${e.seq} but the app was told it was rejected (${rejected.get(key)})`)
     if (inLog && resent.has(key)) fail(`outbox: ${key} (${s.name}) is in the log at seq ${e.seq} but the app was told it was resent`)
@@ -278,6 +305,10 @@ const checkDoc = (d: DocView, fail: (s: string) => void, byKey: Map<string, Entr
   for (const r of d.replicas) {
     if (r.doc === undefined) { fail(`convergence: ${r.name} does not follow ${d.docId} at the end (status ${r.status})`); continue }
     if (r.status !== "online") fail(`convergence: ${r.name} is ${r.status} at the end`)
+    if (d.versioned !== undefined && r.version !== undefined && r.version > d.versioned.current) {
+      checkNewer(d, r.name, r.version, r.toldHeld === true, r.provisional === true, r.doc, entries, d.versioned.current, fail)
+      continue
+    }
     if (d.versioned !== undefined && r.version !== undefined && r.version !== d.versioned.current) {
       checkOlder(d, r.name, r.version, r.upgraded === true, r.doc, entries, d.versioned.current, fail)
       continue
@@ -301,6 +332,8 @@ const checkDoc = (d: DocView, fail: (s: string) => void, byKey: Map<string, Entr
     const v = viewAt(d.docId, d.entries, d.versioned.current, d.versioned.current, authority.seq)
     if (v.hash !== authority.hash) fail(`versions: the authority's state of ${d.docId} at seq ${authority.seq} (${authority.hash}) is not its log converted to v${d.versioned.current} and replayed (${v.hash})`)
   }
+
+  if (d.versioned !== undefined && typeof d.entries !== "string") checkHeld(d, entries, d.versioned.current, fail)
 
   // ctx.random is seeded per (document, seq): different entries draw different numbers.
   if (d.machine === TodoPlus) {
@@ -340,6 +373,57 @@ const checkOlder = (d: DocView, name: string, k: number, upgraded: boolean, doc:
   if (upgraded) return
   if (view.barrier !== undefined) fail(`versions: ${name} (v${k}) is at seq ${doc.confirmedSeq} of ${d.docId}, past entry ${view.barrier} which has no form at v${k}`)
   else if (hash !== view.hash) fail(`convergence: ${name} (v${k}, update-required at ${doc.updateRequired.seq}) hash ${hash} != the v${k} view of ${d.docId} ${view.hash} at its seq ${doc.confirmedSeq}`)
+}
+
+/**
+ * An app's migration that throws on a state holds back only what needs it (held-version.ts):
+ * every load of the newest hub that kept the document at its version found a title v3's
+ * migration refuses in the state it loaded (else the upgrade should have gone through), no
+ * `$migrate` follows a state holding one, and a document held at the end refuses a fresh app
+ * of the newest version `migration-failed`, leaving it at seq 0.
+ */
+const checkHeld = (d: DocView, entries: ReadonlyArray<Entry>, current: number, fail: (s: string) => void): void => {
+  const v = d.versioned!
+  for (const l of v.loads ?? []) {
+    if (!l.held) continue
+    const state = viewAt(d.docId, entries, current, l.version, l.seq).state
+    if (blockingTitle(state) === undefined) fail(`versions: the hub kept ${d.docId} at v${l.version} on a load at seq ${l.seq}, but no item there has a title v3's migration refuses (the upgrade should have gone through): ${l.message.slice(0, 200)}`)
+  }
+  for (const e of entries) {
+    if (e.name !== MIGRATE) continue
+    const { from, to } = e.args as { from: number; to: number }
+    const title = to === NEWEST ? blockingTitle(viewAt(d.docId, entries, current, from, e.seq - 1).state) : undefined
+    if (title !== undefined) fail(`versions: ${d.docId} has a $migrate from v${from} to v${to} at seq ${e.seq}, though its state there holds an item titled ${title}, which v3's migration refuses`)
+  }
+  if (current >= NEWEST) return
+  if (entries.some((e) => e.name === MIGRATE && (e.args as { to: number }).to > current)) fail(`versions: ${d.docId} is held at v${current} but its log has a $migrate past it`)
+  const n = v.newest
+  if (n === undefined) fail(`versions: ${d.docId} is held at v${current} at the end and no fresh app of v${NEWEST} tried it`)
+  else {
+    if (!n.told.some((t) => t.startsWith("migration-failed: ") && t.includes(MIGRATION_REFUSES))) fail(`versions: a fresh app of v${NEWEST} opening ${d.docId}, held at v${current}, was not told migration-failed (told: ${n.told.join("; ").slice(0, 200) || "nothing"})`)
+    if (n.seq !== 0) fail(`versions: a fresh app of v${NEWEST} has ${d.docId}, held at v${current}, at seq ${n.seq}`)
+  }
+}
+
+/**
+ * A replica of a newer version than the one the document is held at: the hub refuses it
+ * `migration-failed` (it must have been told), so it holds what it had, a state of the log as
+ * its version sees it at its seq (compat mode, or seq 0 when its own store could not be
+ * migrated; an upgraded store's migrated state is provisional, as in checkOlder), never past
+ * the authority, and keeps its outbox.
+ */
+const checkNewer = (d: DocView, name: string, k: number, told: boolean, provisional: boolean, doc: Doc<any>, entries: ReadonlyArray<Entry>, current: number, fail: (s: string) => void): void => {
+  const authority = d.authority as { seq: number }
+  if (!told) fail(`versions: ${name} (v${k}) follows ${d.docId}, held at v${current}, and was never told migration-failed`)
+  if (doc.confirmedSeq > authority.seq) fail(`convergence: ${name} (v${k}) at seq ${doc.confirmedSeq} of ${d.docId}, past the authority's ${authority.seq}`)
+  let hash: string
+  try {
+    hash = doc.confirmedHash()
+  } catch (e) {
+    hash = `unhashable (${e instanceof Error ? e.message : String(e)})`
+  }
+  const view = viewAt(d.docId, entries, current, k, doc.confirmedSeq)
+  if (view.barrier === undefined && !provisional && hash !== view.hash) fail(`convergence: ${name} (v${k}, refused ${d.docId} held at v${current}) hash ${hash} != the v${k} view of the log ${view.hash} at its seq ${doc.confirmedSeq}`)
 }
 
 /**

@@ -25,7 +25,9 @@
  *   --stream-faults P          probability a streamed chunk is corrupted or its connection cut (0.2)
  *   --long-outages 0|1         some replica crashes last seconds (1)
  *   --mixed-fleet 0|1          a document of a machine with versions 1..3, replicas of every
- *                              version, hub and replica upgrades at random moments (1)
+ *                              version, hub and replica upgrades at random moments; v3's state
+ *                              migration throws on some titles, so the hub may hold the document
+ *                              at its version (counters held*, heldSeeds: seeds that did) (1)
  *   --crdt 0|1                 a document with a Yjs and an Automerge text field the replicas
  *                              type into concurrently, checked by crdt-check.ts (1)
  *   --crdt-automerge P         share of the typing that goes into the Automerge text (0.3)

@@ -16,7 +16,8 @@
  * After a refusal the library submits other commands in the refused ones' place
  * (core/crdt/replica.ts `refused`), through the same `submit`. A Yjs change refused only for
  * needing a refused one goes again as the same bytes, at once, from a queue, or from the outbox
- * after a restart: the edits it carried move to the command that carries it now. A tombstone or
+ * after a restart: the edits it carried move to the command that carries it now (the same
+ * writer's: another replica's delete of the same marker is the same bytes too). A tombstone or
  * an Automerge remake (submitted inside `refused`) takes none of the edits not yet sent. What a
  * remake carries is not followed: the checker lets an edit whose command was told `resent` in
  * an Automerge field land or not.
@@ -125,7 +126,12 @@ export class Typists {
   private readonly seeded = new WeakSet<object>()
   private readonly usedIds = new Set<number>()
   private readonly counters = new Map<string, number>()
-  /** Per document, merge command and change bytes: the edits that change carries (across restarts: the outbox holds the bytes). */
+  /**
+   * Per writer (client id), document, merge command and change bytes: the edits that change
+   * carries (across restarts: the writer's outbox holds the bytes). The writer is part of the
+   * key because two replicas deleting the same marker make the same bytes (a Yjs update that
+   * only deletes names the deleted item, not who deleted it): the second is not the first again.
+   */
   private readonly carriedBy = new Map<string, TextEdit[]>()
   /** Each Yjs edit's update, as the field hands it to the outbox. */
   private readonly updateOf = new WeakMap<TextEdit, Uint8Array>()
@@ -145,7 +151,7 @@ export class Typists {
         const list = lists.get(name)
         if (list !== undefined) {
           const carrier = record(name, args, receipt)
-          const key = args instanceof Uint8Array ? `${doc.docId}|${name}|${hashBytes(args)}` : undefined
+          const key = args instanceof Uint8Array ? `${doc.clientId}|${doc.docId}|${name}|${hashBytes(args)}` : undefined
           const before = key === undefined ? undefined : this.carriedBy.get(key)
           // The same change again (after a refusal): what it carried goes with it. A tombstone
           // or a remake, made while a refusal is handled, carries none of the unsent edits.

@@ -202,6 +202,24 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: AUTH, anchor: "      applyMigration(host, docId, history, marker)\n", replacement: "      applyMigration(host, docId, history, marker)\n      applyMigration(host, docId, history, marker)\n" }],
   },
   {
+    name: "held-load-throws",
+    breaks: "an app's migrateState throwing on a stored state stops the document loading on an upgraded hub, for every version (c29c7f9's hub half undone)",
+    patches: [{ file: AUTH, anchor: "        held = holdAt(docId, machine, epoch, e)\n", replacement: "        throw e\n" }],
+  },
+  {
+    name: "held-serves-newer",
+    breaks: "a document held at an older version (its upgrade's migration threw) is served to apps of the newer version as if it were at theirs",
+    patches: [
+      { file: HUB, anchor: "const held = doc.refusal(msg.version)", replacement: "const held = doc.refusal(0)" },
+      { file: AUTH, anchor: "const refused = heldRefusal(this.held, version)", replacement: "const refused = heldRefusal(this.held, 0)" },
+    ],
+  },
+  {
+    name: "replica-upgrade-throws",
+    breaks: "an updated app whose migrateState throws on its stored replica cannot open the document (c29c7f9's replica half undone)",
+    patches: [{ file: "core/schema/replica-upgrade.ts", anchor: "    state = machine.initial()\n", replacement: "    throw e\n" }],
+  },
+  {
     name: "closed-doc-keeps-timer",
     breaks: "a closed document keeps its idle timer armed (a closed hub's process stays alive until it fires)",
     patches: [{ file: AUTH, anchor: "    this.quietTimer?.cancel()\n    this.idleTimer?.cancel()\n", replacement: "    this.quietTimer?.cancel()\n" }],

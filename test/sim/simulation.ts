@@ -23,7 +23,13 @@
  *   different app versions (compat mode, update-required), the hub upgraded once at a random
  *   moment (restarted with the newer machine list: a `$migrate` entry), replicas upgraded at
  *   random moments (a process restarted with newer app code opening its old store), some
- *   never;
+ *   never; v3's state migration throws on some titles the workload writes (versioned.ts
+ *   `blockingTitle`), so an upgraded hub may keep the document at its stored version for a
+ *   while (held: v1 and v2 apps served, v3 ones refused `migration-failed`, each load tries
+ *   again; a hub still holding it at the heal is restarted once, in half the seeds after an
+ *   older app retitled what v3 cannot migrate, so a last load is judged either way),
+ *   an upgraded replica's store may open at seq 0, and an app in compat mode may be told
+ *   `migration-failed` for the hub's state;
  * - collaborative text (crdt-text.ts): a document whose Yjs and Automerge text fields the
  *   replicas type into concurrently, every insert a unique marker, checked at the end by
  *   crdt-check.ts (every acknowledged insert survives unless an acknowledged delete removed
@@ -41,9 +47,9 @@ import { LEAVE_MS, PresenceChurner } from "./presence-churn.js"
 import { DEFAULT_HARD_LIMIT } from "../../core/authority/guarded-connection.js"
 import { honestCommand, invalidArgs, pick, type BigPlan } from "./workload.js"
 import { codeOf, message, RunGuard } from "./guard.js"
-import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type Ledger, type Submitted } from "./checker.js"
+import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type HubLoad, type Ledger, type Submitted } from "./checker.js"
 import { ShadowLog } from "./shadow-log.js"
-import { NEWEST, VTodoV3, appMachine, hubMachine, versionedCommand } from "./versioned.js"
+import { MIGRATION_REFUSES, NEWEST, VTodoV3, appMachine, blockingTitle, hubMachine, versionedCommand, viewAt } from "./versioned.js"
 import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
 import { checkText } from "./crdt-check.js"
 import { fieldsOfRoot } from "../../core/crdt/roots.js"
@@ -257,6 +263,8 @@ interface Replica {
   upgraded: boolean
   /** Its versioned document's state was migrated from an older version and the authority's has not been installed since. */
   provisional: boolean
+  /** This incarnation was told by the hub that it cannot have the versioned document: held at an older version (migration-failed). */
+  toldHeld: boolean
   /**
    * The app's own command limit (DocOptions.maxCommandBytes), smaller than the default for
    * some typists: their pastes fit in a command one by one but not merged together, so
@@ -325,10 +333,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const stats: Record<string, number> = {
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
     hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
-    ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0 } : {}),
+    ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0, heldLoads: 0, upgradesAfterHold: 0, heldRefusals: 0, compatMigrationFailed: 0, replicaMigrationFailed: 0, heldAtHeal: 0, heldAtEnd: 0, heldReceipts: 0, heldSeeds: 0, heldFixed: 0 } : {}),
     ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
   }
-  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), resent: new Map(), errors: [], desyncs: [], updateRequired: [] }
+  const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), resent: new Map(), errors: [], desyncs: [], updateRequired: [], toldBy: new Map() }
   const failed = new Set<string>()
   const fail = (s: string) => {
     if (failed.has(s)) return
@@ -494,6 +502,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
             stats.rateHolds!++
             heldUntil = Math.max(heldUntil, vrt.now() + Number(/for (\d+) ms/.exec(e.message)?.[1] ?? 0))
             log(`hub ${e.code}: ${e.message}`)
+          } else if (e.type === "doc-report" && e.docId === "versioned" && (e.code === "migration-failed" || e.code === "machine-upgraded")) {
+            noteLoad(e.code, e.message)
           } else if (e.type === "crdt") {
             log(`hub crdt ${e.event.type}`)
           } else {
@@ -505,6 +515,31 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       log(`hub up (protocol ${protocol.min}..${protocol.max})${fleetOn ? ` at v${hubVersion}` : ""}, chunks of ${chunkBytes} B${hubLimits.maxCommandBytes !== undefined ? `, commands up to ${hubLimits.maxCommandBytes} B` : ""}${hubLimits.textLowered ? ", text field limits lowered" : ""}`)
     }
     startHub()
+
+    // A versioned document the hub could not upgrade (versioned.ts blockingTitle): the version
+    // it stays at, from the hub's report at each load, and every such load for the checker
+    // (where the log stood: the load read exactly what was durable).
+    let held: number | undefined
+    const loads: HubLoad[] = []
+    function noteLoad(code: "migration-failed" | "machine-upgraded", message: string): void {
+      const { head } = shadow.position("versioned")
+      if (code === "migration-failed") {
+        held = Number(/ v(\d+) on this hub/.exec(message)?.[1] ?? NaN)
+        stats.heldLoads!++
+        loads.push({ seq: head, held: true, version: held, message })
+      } else {
+        if (held !== undefined) stats.upgradesAfterHold!++
+        held = undefined
+        loads.push({ seq: head, held: false, version: NEWEST, message })
+      }
+      log(`hub ${code} versioned at seq ${head}: ${message.slice(0, 200)}`)
+    }
+    /** The versioned document's state as durable now, at version v, the one it is held at (undefined: its log cannot be read). */
+    const versionedView = (v: number): unknown => {
+      const { head } = shadow.position("versioned")
+      const entries = shadow.log("versioned", head)
+      return typeof entries === "string" ? undefined : viewAt("versioned", entries, v, v, head).state
+    }
 
     // A hub crash aimed at a snapshot or compaction write: chunks before the meta, the meta,
     // the horizon before the deletes, the deletes, an old snapshot's deletion.
@@ -602,6 +637,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
       // The app version of this incarnation (events of a killed one may still arrive after an upgrade).
       const appVersion = r.version
+      r.toldHeld = false
       client.onStatus((s, info) => {
         // An app newer than the hub is refused once per version it steps down (compat mode).
         if (s === "refused") fail(`identity: ${r.name} was refused by the hub: ${info?.code}: ${info?.reason}`)
@@ -624,6 +660,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           const prev = ledger.confirmed.get(k)
           if (prev !== undefined && prev !== e.seq) fail(`exactly-once: ${k} confirmed twice with different seqs ${prev} and ${e.seq}`)
           ledger.confirmed.set(k, e.seq)
+          ledger.toldBy!.set(k, proc)
         })
         // A CRDT merge the hub refused (told rejected or resent) leaves its content in the
         // replica's field until the authority's state it asked for is installed, and asked-for
@@ -632,6 +669,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         doc.on("rejected", (e) => {
           refusedMerge(e.command)
           ledger.rejected.set(key(e.clientSeq), e.rejection.code)
+          ledger.toldBy!.set(key(e.clientSeq), proc)
           log(`${r.name} ${spec.docId} #${e.clientSeq} ${e.command} rejected: ${e.rejection.message.slice(0, 160)}`)
         })
         doc.on("resent", (e) => {
@@ -673,6 +711,17 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           // An older app told it cannot be shown an entry; a newer one whose command has no downcast to the hub's version.
           else if (spec.kind === "versioned" && e.code === "update-required" && appVersion < NEWEST) return
           else if (spec.kind === "versioned" && e.code === "schema-too-new" && appVersion > hubFirstVersion) return
+          // v3's migration refusing a state (versioned.ts blockingTitle), told an app that needs
+          // it: the hub holding the document at an older version, the app's own store opened
+          // at seq 0, or (compat mode) the hub's state. Any other migration-failed is a bug.
+          else if (spec.kind === "versioned" && e.code === "migration-failed" && appVersion > 1 && e.message.includes(MIGRATION_REFUSES)) {
+            if (e.message.includes(" on this hub")) {
+              stats.heldRefusals!++
+              if (proc.alive) r.toldHeld = true
+            } else if (e.message.startsWith("The stored replica")) stats.replicaMigrationFailed!++
+            else stats.compatMigrationFailed!++
+            return
+          }
           else if (!(e.code === "storage-failed" && e.message.includes("injected fault")) && e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })
         log(`${r.name} follows ${spec.docId} as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
@@ -719,7 +768,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       const commandLimit = mine.some((s) => s.kind === "text") && !mine.some((s) => s.kind === "big") && limitRng() < 0.4 ? SMALL_COMMAND_LIMIT : undefined
       // Half the replicas send their outboxes a few commands at a time (own stream: no other draw moves).
       const sendWindow = tabRng() < 0.5 ? 1 + Math.floor(tabRng() * 4) : undefined
-      const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: mine, incarnations: [], failedStarts: 0, corrupted: 0, version: NEWEST, upgraded: false, provisional: false, commandLimit, sendWindow }
+      const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: mine, incarnations: [], failedStarts: 0, corrupted: 0, version: NEWEST, upgraded: false, provisional: false, toldHeld: false, commandLimit, sendWindow }
       replicas.push(r)
       if (r.follows.some((s) => s.kind === "versioned")) planFleet(r)
       // Storage takes virtual time: everything async happens inside rt.run.
@@ -788,7 +837,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         ...(spec.kind === "versioned" ? { version: r.version, args: encoded._tag === "Success" ? encoded.success : args } : {}),
       }
       ledger.submitted.set(key, entry)
-      receipt.persisted.then(() => { entry.persisted = true })
+      receipt.persisted.then((lost) => { if (lost === undefined) entry.persisted = true })
       // A replica keeps its storage here: nothing should make it renumber its commands (sequence-reset).
       const renumbered = () => {
         if (receipt.clientSeq !== entry.clientSeq) fail(`identity: ${key} (${name}) was renumbered to clientSeq ${receipt.clientSeq} (a sequence-reset) though ${r.name} kept its storage`)
@@ -799,14 +848,21 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         const prev = ledger.confirmed.get(key)
         if (prev !== undefined && prev !== v.seq) fail(`exactly-once: ${key}: receipt seq ${v.seq} but event seq ${prev}`)
         ledger.confirmed.set(key, v.seq)
-      }, (e: { code?: string }) => {
+        ledger.toldBy!.set(key, entry.proc)
+      }, (e: { code?: string; message?: string }) => {
         renumbered()
-        // The hub refused the document's subscribe (a hub older than the app: schema-too-new):
-        // the receipt says so and that the command stays in the outbox, to go once the hub
-        // takes it. Not an outcome.
-        if (e.code === "refused") return
+        // The hub refused the document's subscribe (a hub older than the app: schema-too-new; a
+        // document held at an older version: migration-failed): the receipt says so and that the
+        // command stays in the outbox, to go once the hub takes it. Not an outcome: the checker
+        // still wants it confirmed (the event), rejected or kept; but the receipt has settled.
+        if (e.code === "refused") {
+          entry.settled = true
+          if (spec.kind === "versioned" && e.message?.startsWith("migration-failed: ")) stats.heldReceipts!++
+          return
+        }
         entry.settled = true
         ledger.rejected.set(key, e.code ?? "?")
+        ledger.toldBy!.set(key, entry.proc)
       })
       log(`${r.name} submit ${spec.docId} ${receipt.clientSeq} ${name}${spec.kind === "versioned" ? ` (v${r.version})` : ""}`)
       return { key, entry }
@@ -1162,12 +1218,39 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           const d = r.docs.get(spec.docId)
           // A read-only document of an older app never syncs again: its outbox waits for an upgrade.
           if (d !== undefined && spec.kind === "versioned" && d.updateRequired !== undefined) continue
+          // Nor does a newer app's while the hub holds the document at an older version.
+          if (d !== undefined && spec.kind === "versioned" && held !== undefined && r.version > held) continue
           if (d === undefined || !d.synced || d.pendingCount > 0) return false
         }
       }
       return true
     }
     await vrt.run({ forMs: 60_000, until: () => overBudget() || quiet() })
+    // A document still held: the operator restarts the hub once (each load tries the upgrade
+    // again), so the last load, after every older app's outbox is in, is one the checker judges.
+    // (`held` is set again by the hub's reports meanwhile.)
+    if (held !== undefined && hubProc.alive && !guard.stuck) {
+      stats.heldAtHeal!++
+      // In half the seeds an older app's user retitles what v3 cannot migrate first (its own
+      // stream): the restart's load must then upgrade the document and every v3 app take it.
+      const heldAt = held
+      const blocked = Object.entries((versionedView(heldAt) as { items?: Record<string, { title: string }> } | undefined)?.items ?? {}).filter(([, i]) => blockingTitle({ items: { x: i } }) !== undefined)
+      const fixer = replicas.find((r) => r.version <= heldAt && r.proc.alive && r.docs.get("versioned")?.updateRequired === undefined && r.docs.has("versioned"))
+      const versionedSpec = specs.find((x) => x.kind === "versioned")!
+      if (blocked.length > 0 && fixer !== undefined && seededRandom(seed ^ 0xf1c5)() < 0.5) {
+        stats.heldFixed!++
+        for (const [id] of blocked) submitCommand(fixer, versionedSpec, fixer.docs.get("versioned")!, fixer.version === 1 ? "rename" : "retitle", { id, title: "t1" }, false)
+        await vrt.run({ forMs: 60_000, until: () => overBudget() || quiet() })
+      }
+      const view = versionedView(heldAt)
+      log(`hub restart with versioned held at v${heldAt}${view === undefined ? "" : `, its state ${blockingTitle(view) === undefined ? "migratable now" : `still holding ${blockingTitle(view)}`}`}`)
+      const [proc, closing] = [hubProc, hub!]
+      await drive("closing the hub holding a document", closing.close()).catch((e: unknown) => fail(`crash: the hub's close() failed: ${codeOf(e)}: ${message(e)}`))
+      proc.exitAfterClose((what) => fail(`quiet: the closed hub ${what}`))
+      net.stopServer()
+      startHub()
+      await vrt.run({ forMs: 60_000, until: () => overBudget() || quiet() })
+    }
     // One more quiet period: the quiet checkpoint is published and any desync resolved.
     await vrt.run({ forMs: 3_000, until: overBudget })
     await vrt.run({ forMs: 30_000, until: () => overBudget() || quiet() })
@@ -1179,12 +1262,25 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
 
     // ---- a fresh replica joins every document: replaying the whole log must give the authority's state ----
+    // (A document held at an older version is joined at that version, and a fresh app of the
+    // newest one must be refused it with migration-failed.)
     // A process of its own, only so its timers can be told from the simulator's at the end.
     const joinerProc = new SimProcess("joiner", rt, new MemoryStorage())
     const joiner = await drive("opening a fresh replica", CanonClient.open({ transport: net.transport("joiner"), runtime: joinerProc.runtime, storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 500 } }))
     const joined = new Map<string, Doc<any>>()
-    for (const spec of specs) joined.set(spec.docId, await drive(`opening ${spec.docId} on a fresh replica`, joiner.open(spec.machine, spec.docId)))
-    await vrt.run({ forMs: 30_000, until: () => overBudget() || [...joined.values()].every((d) => d.synced) })
+    for (const spec of specs) joined.set(spec.docId, await drive(`opening ${spec.docId} on a fresh replica`, joiner.open(spec.kind === "versioned" && held !== undefined ? appMachine(held) : spec.machine, spec.docId)))
+    let newest: { client: CanonClient; doc: Doc<any>; told: string[] } | undefined
+    if (held !== undefined) {
+      const client = await drive("opening a fresh client of the newest version", CanonClient.open({ transport: net.transport("joiner-newest"), runtime: joinerProc.runtime, storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 500 } }))
+      const doc = await drive("opening the held document at the newest version", client.open(VTodoV3, "versioned"))
+      newest = { client, doc, told: [] }
+      doc.on("error", (e) => newest!.told.push(`${e.code}: ${e.message}`))
+    }
+    await vrt.run({ forMs: 30_000, until: () => overBudget() || ([...joined.values()].every((d) => d.synced) && (newest === undefined || newest.told.length > 0)) })
+    if (newest !== undefined) {
+      await drive("closing the fresh client of the newest version", newest.client.close()).catch(() => {})
+      await vrt.run({ forMs: 100 })
+    }
     if (guard.stuck) {
       guard.reportUnhandled()
       return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
@@ -1205,6 +1301,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     let hubTexts: ReadonlyMap<string, string | { error: string }> = new Map()
     for (const spec of specs) {
       const authority = await drive(`loading ${spec.docId} on the hub`, hub!.doc(spec.docId, spec.machine)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
+      if (spec.kind === "versioned" && typeof authority !== "string" && authority.version < NEWEST) stats.heldAtEnd!++
       // Compaction leaves a tail behind a snapshot: the checker reads every entry ever made
       // durable (the shadow), and the stored tail must be exactly its end.
       const head = typeof authority === "string" ? 0 : authority.headSeq
@@ -1244,8 +1341,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         entries,
         reload,
         joiner: j.synced ? { seq: j.confirmedSeq, hash: safeHash(() => j.confirmedHash()) } : `not synced (at seq ${j.confirmedSeq})`,
-        replicas: replicas.filter((r) => r.follows.includes(spec)).map((r) => ({ name: r.name, clientId: r.clientId, doc: r.docs.get(spec.docId), status: r.client?.status, ...(spec.kind === "versioned" ? { version: r.version, upgraded: r.upgraded } : {}) })),
-        ...(spec.kind === "versioned" ? { versioned: { current: NEWEST } } : {}),
+        replicas: replicas.filter((r) => r.follows.includes(spec)).map((r) => ({ name: r.name, clientId: r.clientId, doc: r.docs.get(spec.docId), status: r.client?.status, ...(spec.kind === "versioned" ? { version: r.version, upgraded: r.upgraded, provisional: r.provisional, toldHeld: r.toldHeld } : {}) })),
+        ...(spec.kind === "versioned" ? { versioned: { current: typeof authority === "string" ? NEWEST : authority.version, loads, ...(newest !== undefined ? { newest: { seq: newest.doc.confirmedSeq, told: newest.told } } : {}) } } : {}),
       })
       digestParts.push(typeof entries === "string" ? entries : entries.map((e) => [e.seq, e.clientId, e.clientSeq, e.name]), typeof authority === "string" ? authority : safeHash(() => authority.stateHash()))
       stats[`entries:${spec.docId}`] = typeof entries === "string" ? 0 : entries.length
@@ -1292,6 +1389,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       stats.crdtHeavyAnswered = heavy.length
       stats.crdtHeavyAccepted = heavy.filter((c) => c.outcome!.startsWith("seq:")).length
     }
+    if (stats.heldLoads !== undefined) stats.heldSeeds = stats.heldLoads > 0 ? 1 : 0
     stats.events = trace.length
     stats.timers = guard.events
     const digest = hashState(digestParts)

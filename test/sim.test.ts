@@ -96,6 +96,14 @@ test("a refused clientSeq gap frees its number: the next command sent under it i
   expect(await failing(1, ["--from", "20", "--mixed-fleet", "0", "--crdt", "0", "--flag-bursts", "0", "--churn", "0"], 5)).toEqual([])
 }, SIM_TEST_MS)
 
+test("a replica that resubscribes while the state it asked for is on its way asks again: the hub's follower starts afresh (seed 275 of the whole world, 5 replicas)", async () => {
+  // A snapshot streamed to r3 was corrupted (a fault the world injects), r3 asked for the state,
+  // then resubscribed on a gap before the hub's paced answer: the new follower did not want the
+  // state, r3 thought it was coming, and every later desync was ignored (drifting, seq 68).
+  const run = await runSim(REPO, ["--seed", "275", "--replicas", "5"], { timeoutMs: SIM_CHILD_MS })
+  expect(run.failingSeeds).toEqual([])
+}, SIM_TEST_MS)
+
 test("older-version followers are served entries while the log has them (seeds 82, 120 and 194 of the whole world, 5 replicas)", async () => {
   // The hub moved its compaction horizon in memory before the record was written: a v2
   // follower between the two was told update-required (seed 82), for good when the write then

@@ -986,6 +986,8 @@ export class Doc<M extends Machine<any, any>> {
   /** Follows the document again from the confirmed seq (entries were missed or unreadable). */
   #follow(): void {
     this.#send?.(this.#subscribeMessage())
+    // The hub starts its follower afresh (sim seed 275): a state asked for and not installed yet is asked again.
+    if (this.#resyncing || this.#refusalFetch) this.#fetchState()
   }
 
   #subscribeMessage(): ClientMessage {

@@ -16,14 +16,14 @@ import { statusPage } from "../apps/hub/status-page.js"
 import { ConfigError, parseConfig, type HubConfig } from "../apps/hub/config.js"
 import { Board } from "../apps/demo/board.js"
 import { defaultMaxSockets, openFileLimit } from "../apps/hub/socket-budget.js"
+import { closeHeld, held, idle } from "./support/raw-sockets.js"
 
 let dir: string
 const running: RunningHub[] = []
-const held: Array<net.Socket | WebSocket> = []
 
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), "canon-socket-cap-")) })
 afterEach(async () => {
-  for (const s of held.splice(0)) s instanceof WebSocket ? s.terminate() : s.destroy()
+  closeHeld()
   for (const r of running.splice(0)) await r.close().catch(() => {})
   rmSync(dir, { recursive: true, force: true })
 })
@@ -38,14 +38,6 @@ const start = async (flags: string[]): Promise<{ hub: RunningHub; port: number }
   const hub = await startHub(config(["--data", join(dir, "data"), "--port", "0", ...flags]), [Board], statusPage)
   running.push(hub)
   return { hub, port: Number(new URL(hub.url).port) }
-}
-
-/** A raw socket from `from` that sends nothing; `closed` settles when the hub ends it. */
-const idle = (port: number, from: string): { socket: net.Socket; closed: Promise<void> } => {
-  const socket = net.connect({ port, host: "127.0.0.1", localAddress: from })
-  socket.on("error", () => {})
-  held.push(socket)
-  return { socket, closed: new Promise((r) => socket.once("close", () => r())) }
 }
 
 /** Waits for `n` of the promises, or fails after `ms` (under the hub's 10 s deadline for a request to arrive, which closes idle sockets anyway). */

@@ -8,11 +8,10 @@
  * some later reload). So the tab remembers its slot (sessionStorage lasts across reloads of one
  * tab, not into a new tab) and a reload waits for it longer than a first load waits for any.
  */
+import type { LockRequester } from "../../../adapters/system/tab-locks.js"
 
-/** The part of the Web Locks API used here (navigator.locks). */
-export interface SlotLocks {
-  request(name: string, options: { signal?: AbortSignal }, fn: (lock: unknown) => Promise<void>): Promise<unknown>
-}
+/** The locks a slot is held with (navigator.locks, or TabLocks where a page has none). */
+export type SlotLocks = LockRequester
 
 /** Where the tab keeps its slot across reloads (sessionStorage in the page). */
 export interface SlotMemory {

@@ -184,7 +184,9 @@ export class ReplicaFields {
    * the tombstone (after it, the hub had the tombstone), and a tombstone is never tombstoned.
    * A change refused again after going again (the document still full) waits in a queue and
    * goes once the one before it is answered, so N changes behind refusals cost O(N) submits,
-   * not one round of all the rest per refusal. An engine without tombstones (Automerge) makes
+   * not one round of all the rest per refusal. One refused for needing what nothing held here
+   * carries goes again once: the hub took what it needs by then (a merge of this replica it
+   * answered in the same batch, which arrives first). An engine without tombstones (Automerge) makes
    * the later changes again instead (engine.ts `remake`), as new commands, and the later ones
    * are let go as the hub refuses them.
    */
@@ -219,6 +221,15 @@ export class ReplicaFields {
           covered?.add(p)
           if (isObject(p.args)) this.#resent.add(p.args)
           this.#enqueue(field, p.args)
+          continue
+        }
+        if (hole === undefined && f.tombstone !== undefined && isObject(p.args) && !this.#resent.has(p.args)) {
+          // Nothing held here carries what it needs, so the hub has it by now or never will: a
+          // merge of this replica answered in the same hub batch after it (entries come before
+          // results, so it is no longer pending when this refusal is read), or one confirmed
+          // before a restart. It goes again once, as it was; refused again, it is lost.
+          covered?.add(p)
+          again.push([field, p.args])
           continue
         }
         if (hole === undefined) continue

@@ -21,7 +21,7 @@ import { CommandRejected, canonError, type CanonError, type Rejection, errorText
 import { invalidArgs, unknownCommand, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
-import type { Runtime } from "../ports/runtime.js"
+import type { Runtime, Timer } from "../ports/runtime.js"
 import type { ReplicaStore } from "../store/replica-store.js"
 import { DEFAULT_MAX_COMMAND_BYTES, ENTRY_ARGS_READ_DEPTH, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
 import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.js"
@@ -123,6 +123,17 @@ const SEND_WINDOW_BYTES = 4 * SUBMIT_BYTES
 
 /** Sends of a document's outbox again a hub may cause on one connection (honest hubs: one or two, after a restore or a desync). */
 const MAX_RESENDS_ASKED = 16
+
+/**
+ * Codes of a document the hub could not read from its storage before this connection was
+ * synced (its load, or the catch-up): the subscribe, and with it the outbox, goes again after
+ * LOAD_RETRY_MS, doubling to LOAD_RETRY_MAX_MS, on the same connection. The hub answers submits
+ * of a document it does not serve `not-subscribed` and forgets them, so without this a passing
+ * disk error left the document unserved, its receipts waiting, until the next connection.
+ */
+const LOAD_FAILURES: ReadonlyArray<string> = ["storage-failed", "storage-corrupt"]
+const LOAD_RETRY_MS = 1_000
+const LOAD_RETRY_MAX_MS = 60_000
 
 /** A command past this size (sizeOf) never fits in a submit frame (DEFAULT_MAX_FRAME_BYTES, less room for the message around it). */
 const UNSENDABLE_BYTES = DEFAULT_MAX_FRAME_BYTES - (64 << 10)
@@ -254,6 +265,10 @@ export class Doc<M extends Machine<any, any>> {
   #refusalFetch = false
   #notifyScheduled = false
   #isSynced = false
+  /** The subscribe again after a load failure (LOAD_FAILURES), and the failures since the last synced. */
+  #loadRetry: Timer | undefined
+  #loadFailures = 0
+  readonly #runtime: Runtime
   #closed = false
   /** Set while the hub refuses this client (see `refused`). */
   #refusal: CanonError | undefined
@@ -274,6 +289,7 @@ export class Doc<M extends Machine<any, any>> {
     onClosed: (written: Promise<void>) => void = () => {},
   ) {
     this.#onClosed = onClosed
+    this.#runtime = runtime
     this.#rs = new ReplicaState(docId, machine, clientId, () => runtime.now(), init.state, init.confirmedSeq)
     this.#maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.#maxSnapshotBytes = options.maxSnapshotBytes ?? 1 << 30
@@ -743,6 +759,8 @@ export class Doc<M extends Machine<any, any>> {
   /** @internal the connection is gone. */
   disconnected(): void {
     this.#send = undefined
+    this.#loadRetry?.cancel()
+    this.#loadRetry = undefined
     this.#isSynced = false
     // Offline, local CRDT changes go to the durable outbox at once.
     this.#crdt?.kick()
@@ -810,6 +828,7 @@ export class Doc<M extends Machine<any, any>> {
         return
       case "synced":
         this.#isSynced = true
+        this.#loadFailures = 0
         this.#emit("synced", { seq: msg.seq })
         return
       case "state":
@@ -887,6 +906,9 @@ export class Doc<M extends Machine<any, any>> {
         // The hub will not serve this document on this connection (its subscribe was refused):
         // receipts waiting for it settle, as for a refused client; the outbox is kept.
         if (SUBSCRIBE_REFUSALS.includes(code)) this.refused(code, msg.message)
+        if (LOAD_FAILURES.includes(code) && !this.#isSynced && this.#send !== undefined) {
+          return this.#error(code, `${msg.message} Asking for "${this.docId}" again in ${this.#retryLoad() / 1000} s.`)
+        }
         this.#error(code, msg.message)
         return
       }
@@ -903,6 +925,21 @@ export class Doc<M extends Machine<any, any>> {
   /** An authority's checkpoint, checked unless in compat mode (the older version's state: not comparable). */
   #checkpoint(c: { readonly seq: number; readonly hash: string } | undefined): void {
     if (c !== undefined && this.#compat === undefined) this.#handleDesync(this.#rs.checkpoint(c.seq, c.hash))
+  }
+
+  /** Subscribes again after a backoff (the hub could not read the document): the wait, ms. */
+  #retryLoad(): number {
+    const wait = Math.min(LOAD_RETRY_MAX_MS, LOAD_RETRY_MS * 2 ** Math.min(this.#loadFailures++, 6))
+    const send = this.#send
+    this.#loadRetry?.cancel()
+    this.#loadRetry = this.#runtime.setTimer(wait, () => {
+      this.#loadRetry = undefined
+      if (this.#closed || this.#isSynced || this.#send !== send) return
+      this.#follow()
+      // What was sent meanwhile was answered not-subscribed and forgotten.
+      this.#resend()
+    })
+    return wait
   }
 
   /** Asks the hub for its state of the document. */
@@ -1109,6 +1146,7 @@ export class Doc<M extends Machine<any, any>> {
       })
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined
+      this.#loadRetry?.cancel()
       this.#onClosed(this.#lane.idle)
       this.#emit("closed", { docId: this.docId })
     }

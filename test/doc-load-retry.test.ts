@@ -1,0 +1,118 @@
+/**
+ * A document the hub could not read from its storage (its load failed: a disk error, a
+ * corrupt record) is asked for again on the same connection, after a backoff
+ * (core/replica/doc.ts LOAD_FAILURES). Before, the hub's error was the end of it until the
+ * next connection: the hub answered the document's submits `not-subscribed` and forgot them,
+ * the receipts waited, and a reader saw nothing new, for as long as the connection lasted.
+ */
+import { CanonClient, Hub, type ClientMessage, type ClientTransport, type KVStore } from "../core/index.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import * as K from "../core/store/keys.js"
+import { Todo } from "./support/machines.js"
+import { running, settleWithTurns } from "./support/virtual-time.js"
+
+const HEAD = K.authHead("d")
+const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
+
+/** A hub whose storage fails the read of document "d"'s head while `failing` is set (its load fails). */
+const world = () => {
+  const rt = new VirtualRuntime(4)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const disk = new MemoryStorage()
+  const state = { failing: false, code: "storage-failed" }
+  const storage: KVStore = {
+    get: (k) => (state.failing && same(k, HEAD) ? Promise.reject(Object.assign(new Error("The disk did not answer."), { code: state.code })) : disk.get(k)),
+    range: (o) => disk.range(o),
+    batch: (ops, o) => disk.batch(ops, o),
+    close: () => disk.close(),
+  }
+  net.listen(new Hub({ machines: [Todo], storage, runtime: rt }))
+  /** A new hub process on the same storage: no document loaded. */
+  const restart = () => {
+    net.stopServer()
+    net.listen(new Hub({ machines: [Todo], storage, runtime: rt }))
+  }
+  return { rt, net, state, restart, run: (ms: number) => settleWithTurns(rt, ms) }
+}
+
+/** The subscribes a client sends for document "d". */
+const counting = (inner: ClientTransport) => {
+  const subscribes: number[] = []
+  const transport: ClientTransport = {
+    connect(l) {
+      const conn = inner.connect(l)
+      return {
+        send: (m: ClientMessage) => {
+          if (m.type === "subscribe" && m.docId === "d") subscribes.push(1)
+          conn.send(m)
+        },
+        close: (code, reason) => conn.close(code, reason),
+        get bufferedAmount() {
+          return conn.bufferedAmount
+        },
+      }
+    },
+  }
+  return { transport, subscribes }
+}
+
+/** A client with document "d" open offline, its events recorded; it connects when `net.heal`s it. */
+const offlineDoc = async ({ rt, net, run }: ReturnType<typeof world>, name: string) => {
+  net.partition(name)
+  const link = counting(net.transport(name))
+  const client = await running(rt, CanonClient.open({ transport: link.transport, runtime: rt, clientId: name, storage: new MemoryStorage() }))
+  const doc = await running(rt, client.open(Todo, "d"))
+  const errors: string[] = []
+  doc.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
+  await run(50)
+  return { doc, errors, subscribes: link.subscribes }
+}
+
+test.each(["storage-failed", "storage-corrupt"])("a load that failed (%s) is asked for again: a command submitted meanwhile is confirmed once the disk answers", async (code) => {
+  const w = world()
+  const { doc, errors } = await offlineDoc(w, "a")
+  w.state.code = code
+  w.state.failing = true
+  let receipt = "waiting"
+  doc.submit("add", { id: "1", title: "x" }).then(() => (receipt = "confirmed"), (e) => (receipt = `rejected ${e.code}`))
+  w.net.heal("a")
+  await w.run(500)
+  expect(errors.length).toBeGreaterThan(0)
+  expect(errors[0]).toMatch(new RegExp(`^${code}: .*The disk did not answer\\..* Asking for "d" again in 1 s\\.$`))
+  expect(receipt).toBe("waiting")
+  w.state.failing = false
+  await w.run(3_000)
+  expect(receipt).toBe("confirmed")
+  expect(doc.pendingCount).toBe(0)
+})
+
+test("a reader whose document failed to load follows it once the disk answers; the retries back off", async () => {
+  const w = world()
+  const writer = await offlineDoc(w, "w")
+  w.net.heal("w")
+  await w.run(500)
+  await running(w.rt, writer.doc.submit("add", { id: "1", title: "before" }))
+  w.net.partition("w")
+  w.restart()
+  const reader = await offlineDoc(w, "r")
+  w.state.failing = true
+  w.net.heal("r")
+  // Five minutes of a disk that does not answer: 1, 2, 4 ... 32 s, then every 60 s.
+  await w.run(300_000)
+  expect(reader.subscribes.length).toBeGreaterThanOrEqual(8)
+  expect(reader.subscribes.length).toBeLessThanOrEqual(12)
+  expect(reader.errors.at(-1)).toMatch(/ Asking for "d" again in 60 s\.$/)
+  expect(reader.doc.state.items).toEqual({})
+  w.state.failing = false
+  await w.run(61_000)
+  expect(Object.keys(reader.doc.state.items)).toEqual(["1"])
+  // Synced: no more subscribes.
+  const n = reader.subscribes.length
+  await w.run(300_000)
+  expect(reader.subscribes.length).toBe(n)
+  w.net.heal("w")
+  await w.run(30_000)
+  await running(w.rt, writer.doc.submit("add", { id: "2", title: "after" }))
+  await w.run(100)
+  expect(Object.keys(reader.doc.state.items).sort()).toEqual(["1", "2"])
+})

@@ -274,6 +274,9 @@ export class Snapshotter {
         this.latest = meta
         return { meta, state }
       } catch (e) {
+        // A read that failed says nothing of the snapshot: the load fails (and is tried again),
+        // rather than take an older snapshot, or none, and call the document corrupt.
+        if ((e as { code?: unknown } | null)?.code === "storage-failed") throw e
         this.report("snapshot-invalid", `Skipping the snapshot of "${this.docId}" at seq ${meta.seq}: ${e instanceof Error ? e.message : String(e)}`)
       }
     }

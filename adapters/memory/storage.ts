@@ -22,6 +22,8 @@ export interface MemoryStorageOptions {
   readonly latency?: { readonly runtime: Runtime; readonly ms: () => number; readonly readMs?: () => number }
   /** Asked once per batch (simulator): true fails that batch, applying nothing. */
   readonly failWrite?: (ops: ReadonlyArray<BatchOp>) => boolean
+  /** Asked once per read, after its latency (simulator): true fails it with `storage-failed`. */
+  readonly failRead?: () => boolean
   /** Told of each batch as it is asked for, before it is durable (simulator: aim a crash at a write). */
   readonly onBatch?: (ops: ReadonlyArray<BatchOp>) => void
   /** Told of each batch once it is durable (simulator: a shadow of what was ever stored). */
@@ -45,7 +47,12 @@ export class MemoryStorage implements ReplicaStorage {
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     this.check()
     await this.readDelay()
+    this.readFails()
     return this.map.get(key)?.slice()
+  }
+
+  private readFails(): void {
+    if (this.options.failRead?.() === true) throw canonError("storage-failed", "The memory store failed this read (injected fault).")
   }
 
   /** With a read latency: waits that long (and forever if the process crashes meanwhile). */
@@ -112,6 +119,7 @@ export class MemoryStorage implements ReplicaStorage {
   async range(options: RangeOptions): Promise<Array<readonly [Uint8Array, Uint8Array]>> {
     this.check()
     await this.readDelay()
+    this.readFails()
     return this.map.range(options.gte, options.lt, options.limit ?? Infinity, options.reverse ?? false).map(([k, v]) => [k.slice(), v.slice()] as const)
   }
 

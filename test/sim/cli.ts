@@ -14,6 +14,7 @@
  *   --app-bugs 0|1             honest replicas submit aliasing and non-plain writes (1)
  *   --read-latency 0|1         disk reads take virtual time (1)
  *   --hub-write-failures P     probability a hub disk write fails (0.01)
+ *   --hub-read-failures P      probability a hub disk read fails (0.002; its own random stream)
  *   --replica-write-failures P probability a replica disk write fails (0.01)
  *   --faults F                 network and crash faults, 0 = none (1)
  *   --ops N --active-ms N      workload ticks and active virtual time (160, 20000)
@@ -97,6 +98,7 @@ const knobs = {
   appBugs: flag("app-bugs", 1) !== 0,
   readLatency: flag("read-latency", 1) !== 0,
   hubWriteFailures: flag("hub-write-failures", DEFAULTS.hubWriteFailures),
+  hubReadFailures: flag("hub-read-failures", DEFAULTS.hubReadFailures),
   replicaWriteFailures: flag("replica-write-failures", DEFAULTS.replicaWriteFailures),
   gracefulStops: flag("graceful-stops", DEFAULTS.gracefulStops),
   faults: flag("faults", DEFAULTS.faults),

@@ -106,6 +106,12 @@ export interface SimOptions {
   readonly readLatency?: boolean
   /** Probability that a hub disk write fails (nothing applied). Default 0.01. */
   readonly hubWriteFailures?: number
+  /**
+   * Probability that a hub disk read fails (a document's load, a catch-up page, a client's
+   * records...), drawn from a stream of its own so that a world without one is unchanged.
+   * Default 0.002.
+   */
+  readonly hubReadFailures?: number
   /** Probability that a replica disk write fails (nothing applied). Default 0.01. */
   readonly replicaWriteFailures?: number
   /** Of the hub's random stops, the share that is a graceful close() instead of a kill. Default 0.3. */
@@ -219,7 +225,7 @@ export interface SimResult {
 
 /** The knobs as the CLI and the mutant harness spell them, with their defaults. */
 export const DEFAULTS = {
-  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, replicaWriteFailures: 0.01, gracefulStops: 0.3,
+  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
   mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0,
@@ -314,7 +320,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const { seed } = options
   const single = options.machine
   // One custom machine is the old, smaller world: no disk failures unless asked for.
-  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, replicaWriteFailures: 0 }
+  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0 }
   const o = { ...base, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & SimOptions
   const activeMs = o.activeMs
   const faultLevel = o.faults
@@ -324,6 +330,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const presenceChurnOn = hostileOn && o.presenceChurn > 0
   const vrt = new VirtualRuntime(seed)
   const rng = seededRandom(seed ^ 0x5eed)
+  const readRng = seededRandom(seed ^ 0x4ead)
   const trace: string[] = []
   const log = (s: string) => {
     const line = `${vrt.now() - 1_700_000_000_000} ${s}`
@@ -332,7 +339,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   }
   const stats: Record<string, number> = {
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
-    hubWriteFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
+    hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0, heldLoads: 0, upgradesAfterHold: 0, heldRefusals: 0, compatMigrationFailed: 0, replicaMigrationFailed: 0, heldAtHeal: 0, heldAtEnd: 0, heldReceipts: 0, heldSeeds: 0, heldFixed: 0 } : {}),
     ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
   }
@@ -447,6 +454,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const hubDisk = new MemoryStorage({
       latency: { runtime: rt, ms: diskLatency, readMs: readLatency },
       failWrite: failing(o.hubWriteFailures, "hubWriteFailures"),
+      failRead: () => {
+        if (phase !== "active" || o.hubReadFailures <= 0 || readRng() >= o.hubReadFailures) return false
+        stats.hubReadFailures!++
+        return true
+      },
       onDurable: shadow.observe,
       onBatch: (ops) => aimCrash(ops),
     })
@@ -704,7 +716,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           log(`${r.name} ${spec.docId} error ${e.code}: ${e.message}`)
           // Its own failed writes are reported this way; anything else is the hub failing to serve it.
           if (e.code === "storage-failed" && e.message.startsWith("Writing")) proc.reportedFailures++
-          // The hub's disk failing (injected) is a fair answer, and so is "not-subscribed" after
+          // The hub's disk failing a write or a read (injected) is a fair answer, and so is "not-subscribed" after
           // it; whether the document recovers is what convergence and the storage check judge.
           // A stream we corrupted on the wire is discarded with snapshot-invalid: that is the point.
           else if (e.code === "snapshot-invalid" && r.corrupted > 0) r.corrupted--

@@ -6,21 +6,29 @@
  * socket: a hub that stopped reading and sent such frames every 5 ms grew a real client
  * process from 315 MB to 2.2 GB in 20 s, still "online" (found by a helper attacking the
  * client). A second welcome now ends the connection, and so do more than 16 resends of one
- * document's outbox, with some of it in flight, on one connection (core/replica/doc.ts
- * `#resendAsked`); the next connection comes after the backoff.
+ * document's outbox, with some of it in flight, while the connection holds more than a send
+ * window (2 MiB) unread (core/replica/doc.ts `#resendAsked`); the next connection comes after
+ * the backoff. What stays unread is bounded: the window, the sends that filled it, and 16 more.
  */
 import { CanonClient, type ClientMessage, type ConnectionListener, type ServerMessage } from "../core/index.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
 
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
+/** Sends of the whole outbox before the connection ends: those that fill a 2 MiB window (about 2 KiB a command), then 16. */
+const MAX_SENDS = Math.ceil((2 << 20) / (2_000 * 200)) + 17
 const DOC = "list"
 const PENDING = 200
 
-/** A transport whose "hub" is the test; it never reads what the client sends, only counts it. */
-const scriptedHub = () => {
+/**
+ * A transport whose "hub" is the test; it only counts what the client sends. Unless `reads`,
+ * it never reads it either: all of it stays in the connection (bufferedAmount, bytes), as in a
+ * socket whose peer stopped reading.
+ */
+const scriptedHub = ({ reads = false } = {}) => {
   let listener: ConnectionListener<ServerMessage> | undefined
   const sent: ClientMessage[] = []
+  let bytes = 0
   const closes: string[] = []
   let connects = 0
   const transport = {
@@ -28,15 +36,24 @@ const scriptedHub = () => {
       listener = l
       connects++
       queueMicrotask(() => l.onOpen?.())
-      return { send: (m: ClientMessage) => void sent.push(m), close: (code?: string) => void closes.push(code ?? "closed"), bufferedAmount: 0 }
+      return {
+        send: (m: ClientMessage) => {
+          sent.push(m)
+          bytes += JSON.stringify(m).length
+        },
+        close: (code?: string) => void closes.push(code ?? "closed"),
+        get bufferedAmount() {
+          return reads ? 0 : bytes
+        },
+      }
     },
   }
   const commandsSent = () => sent.reduce((n, m) => n + (m.type === "submit" ? m.commands.length : 0), 0)
   return { transport, sent, closes, commandsSent, connects: () => connects, deliver: (m: ServerMessage) => listener!.onMessage(m) }
 }
 
-const withOutbox = async () => {
-  const hub = scriptedHub()
+const withOutbox = async (reads = false) => {
+  const hub = scriptedHub({ reads })
   const rt = new VirtualRuntime(1)
   const client = await CanonClient.open({ transport: hub.transport, runtime: rt, storage: new MemoryStorage(), clientId: "c1", machines: [Todo] })
   await flush()
@@ -56,7 +73,7 @@ test("a hub that keeps saying it lost the client's position gets the outbox a bo
     await flush()
   }
   // The first send and at most 16 asked for; then the connection is closed, not sent on.
-  expect(hub.commandsSent()).toBeLessThanOrEqual(17 * PENDING)
+  expect(hub.commandsSent()).toBeLessThanOrEqual(MAX_SENDS * PENDING)
   expect(hub.closes).toEqual(["protocol-error"])
   expect(hub.connects()).toBe(1)
   await client.close()
@@ -69,7 +86,7 @@ test("a hub that keeps renumbering the outbox gets it a bounded number of times"
     await doc.whenStored()
     await flush()
   }
-  expect(hub.commandsSent()).toBeLessThanOrEqual(17 * PENDING)
+  expect(hub.commandsSent()).toBeLessThanOrEqual(MAX_SENDS * PENDING)
   expect(hub.closes).toEqual(["protocol-error"])
   // Nothing is lost: the outbox is whole.
   expect(doc.pendingCount).toBe(PENDING)
@@ -123,4 +140,19 @@ test("an honest hub's snapshots to many documents on one connection, each with a
   await reader.close()
   await writer.close()
   await hub.close()
+})
+
+test("a hub that reads what it is sent may ask for the outbox again any number of times: only copies left unread count (simulator seed 382)", async () => {
+  // A long chain of CRDT refusals: each refusal settles a command, and the state the replica
+  // asks for then makes it send its outbox again. Past 16 of those on one connection the
+  // replica ended the connection of an honest hub.
+  const { hub, client, doc } = await withOutbox(true)
+  for (let i = 0; i < 60; i++) {
+    hub.deliver({ type: "results", docId: DOC, outcomes: [{ clientSeq: i + 1, rejection: { code: "rejected", message: "no" } }] })
+    hub.deliver({ type: "error", docId: DOC, code: "sequence-gap", message: "" })
+    await flush()
+  }
+  expect(hub.closes).toEqual([])
+  expect(doc.pendingCount).toBe(PENDING - 60)
+  await client.close()
 })

@@ -14,14 +14,17 @@ import { running, settleWithTurns } from "./support/virtual-time.js"
 const HEAD = K.authHead("d")
 const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
 
-/** A hub whose storage fails the read of document "d"'s head while `failing` is set (its load fails). */
+/**
+ * A hub whose storage fails reads of `state.key` while `failing` is set: document "d"'s head
+ * (its load fails), or a client's record of it (its submits cannot be judged).
+ */
 const world = () => {
   const rt = new VirtualRuntime(4)
   const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
   const disk = new MemoryStorage()
-  const state = { failing: false, code: "storage-failed" }
+  const state = { failing: false, code: "storage-failed", key: HEAD }
   const storage: KVStore = {
-    get: (k) => (state.failing && same(k, HEAD) ? Promise.reject(Object.assign(new Error("The disk did not answer."), { code: state.code })) : disk.get(k)),
+    get: (k) => (state.failing && same(k, state.key) ? Promise.reject(Object.assign(new Error("The disk did not answer."), { code: state.code })) : disk.get(k)),
     range: (o) => disk.range(o),
     batch: (ops, o) => disk.batch(ops, o),
     close: () => disk.close(),
@@ -115,4 +118,24 @@ test("a reader whose document failed to load follows it once the disk answers; t
   await running(w.rt, writer.doc.submit("add", { id: "2", title: "after" }))
   await w.run(100)
   expect(Object.keys(reader.doc.state.items).sort()).toEqual(["1", "2"])
+})
+
+test("submits the hub could not judge (it failed to read the client's record) are sent again: confirmed once the disk answers", async () => {
+  const w = world()
+  const { doc, errors } = await offlineDoc(w, "a")
+  let receipt = "waiting"
+  doc.submit("add", { id: "1", title: "x" }).then(() => (receipt = "confirmed"), (e) => (receipt = `rejected ${e.code}`))
+  w.state.key = K.authMark("d", "a")
+  w.state.failing = true
+  w.net.heal("a")
+  await w.run(500)
+  // Followed, but the command was refused unjudged (and forgotten by the hub).
+  expect(doc.synced).toBe(true)
+  expect(errors.length).toBeGreaterThan(0)
+  expect(errors[0]).toMatch(/^storage-failed: .*The disk did not answer\..* Sending the commands of "d" again in 1 s\.$/)
+  expect(receipt).toBe("waiting")
+  w.state.failing = false
+  await w.run(3_000)
+  expect(receipt).toBe("confirmed")
+  expect(doc.pendingCount).toBe(0)
 })

@@ -348,7 +348,7 @@ export class CanonClient {
   /** Follows `doc` on the current (welcomed) connection: it sends on that one only. */
   #connectDoc(doc: Doc<any>): void {
     const conn = this.#conn!
-    doc.connected((m) => conn.send(m), this.protocol ?? 1, this.#declared.get(doc.machine.name), (reason) => this.#end(conn, reason))
+    doc.connected((m) => conn.send(m), this.protocol ?? 1, this.#declared.get(doc.machine.name), (reason) => this.#end(conn, reason), () => conn.bufferedAmount)
   }
 
   /** Ends `conn` for what its hub sent (an unusable message, a document's resend budget); the next connection comes after the backoff. */

@@ -121,19 +121,25 @@ const ACK_EVERY = 64
 const SEND_WINDOW = 4 * SUBMIT_CHUNK
 const SEND_WINDOW_BYTES = 4 * SUBMIT_BYTES
 
-/** Sends of a document's outbox again a hub may cause on one connection (honest hubs: one or two, after a restore or a desync). */
+/**
+ * Sends of a document's outbox again a hub may cause on one connection while it holds more
+ * than a send window unread (honest hubs read: a chain of CRDT refusals asks again after each,
+ * a restore or a desync once).
+ */
 const MAX_RESENDS_ASKED = 16
 
 /**
- * Codes of a document the hub could not read from its storage before this connection was
- * synced (its load, or the catch-up): the subscribe, and with it the outbox, goes again after
- * LOAD_RETRY_MS, doubling to LOAD_RETRY_MAX_MS, on the same connection. The hub answers submits
- * of a document it does not serve `not-subscribed` and forgets them, so without this a passing
- * disk error left the document unserved, its receipts waiting, until the next connection.
+ * Codes of the hub failing to read its storage for this document. Before this connection is
+ * synced that is its load or catch-up: the subscribe goes again, with the outbox (the hub
+ * answers submits of a document it does not serve `not-subscribed` and forgets them). After,
+ * the client's records, read to judge its submits: the hub refused those unjudged and forgot
+ * them, and the outbox goes again. After STORAGE_RETRY_MS, doubling to STORAGE_RETRY_MAX_MS, on
+ * the same connection: without it a passing disk error left the document unserved, or its
+ * commands unanswered, with receipts waiting, until the next connection.
  */
-const LOAD_FAILURES: ReadonlyArray<string> = ["storage-failed", "storage-corrupt"]
-const LOAD_RETRY_MS = 1_000
-const LOAD_RETRY_MAX_MS = 60_000
+const STORAGE_FAILURES: ReadonlyArray<string> = ["storage-failed", "storage-corrupt"]
+const STORAGE_RETRY_MS = 1_000
+const STORAGE_RETRY_MAX_MS = 60_000
 
 /** A command past this size (sizeOf) never fits in a submit frame (DEFAULT_MAX_FRAME_BYTES, less room for the message around it). */
 const UNSENDABLE_BYTES = DEFAULT_MAX_FRAME_BYTES - (64 << 10)
@@ -245,7 +251,9 @@ export class Doc<M extends Machine<any, any>> {
   #send: ((m: ClientMessage) => void) | undefined
   /** Ends this connection for what its hub did (the client's). */
   #end: ((reason: string) => void) | undefined
-  /** Sends of the outbox again that the hub caused on this connection (see #resendAsked). */
+  /** What the connection holds that its hub has not read yet (Connection.bufferedAmount). */
+  #buffered: () => number = () => Infinity
+  /** Sends of the outbox again that the hub caused on this connection since it was last seen reading (see #resendAsked). */
   #resendsAsked = 0
   /** The protocol version of the current connection (2: compact submits and entries). */
   #protocol = 1
@@ -265,9 +273,11 @@ export class Doc<M extends Machine<any, any>> {
   #refusalFetch = false
   #notifyScheduled = false
   #isSynced = false
-  /** The subscribe again after a load failure (LOAD_FAILURES), and the failures since the last synced. */
-  #loadRetry: Timer | undefined
-  #loadFailures = 0
+  /** The confirmed seq this connection last subscribed again from for a gap (-1: none). */
+  #gapFollowedAt = -1
+  /** The subscribe or the outbox again after the hub's storage failed (STORAGE_FAILURES), and the failures since it last answered. */
+  #storageRetry: Timer | undefined
+  #storageFailures = 0
   readonly #runtime: Runtime
   #closed = false
   /** Set while the hub refuses this client (see `refused`). */
@@ -657,9 +667,10 @@ export class Doc<M extends Machine<any, any>> {
   // ---- connection (called by the client) ----
 
   /** @internal the connection is up: subscribe from the confirmed seq and resend the outbox. */
-  connected(send: (m: ClientMessage) => void, protocol = 1, sessionVersion?: number, end?: (reason: string) => void): void {
+  connected(send: (m: ClientMessage) => void, protocol = 1, sessionVersion?: number, end?: (reason: string) => void, buffered: () => number = () => Infinity): void {
     this.#send = send
     this.#end = end
+    this.#buffered = buffered
     this.#resendsAsked = 0
     this.#updateNeeded = undefined
     this.#protocol = protocol
@@ -668,6 +679,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#isSynced = false
     this.#resyncing = false
     this.#refusalFetch = false
+    this.#gapFollowedAt = -1
     const sub = this.#subscribeMessage()
     this.#lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
     this.#snapshotFailures = 0
@@ -695,13 +707,16 @@ export class Doc<M extends Machine<any, any>> {
    * The outbox again on this connection, for something the hub sent (a renumbering, a state
    * installed, a lost position). Free while none of it is in flight on this connection; else
    * each is a whole send window while the copies before it may still wait in the socket, so
-   * a hub asking again and again would grow the client's memory without bound: past
-   * MAX_RESENDS_ASKED the connection ends, and the next comes after the backoff.
+   * a hub asking again and again without reading would grow the client's memory without bound:
+   * past MAX_RESENDS_ASKED while the connection holds more than a send window unread, the
+   * connection ends, and the next comes after the backoff. A hub seen to have read down to a
+   * window is not piling copies up: the count starts again.
    */
   #resendAsked(): void {
     // (Numbers, not seqs: a renumbering moves the pending commands past what was sent.)
     const inFlight = this.#rs.pending.length > 0 && this.#sentThrough > 0
-    if (inFlight && ++this.#resendsAsked > MAX_RESENDS_ASKED) {
+    if (this.#buffered() <= SEND_WINDOW_BYTES) this.#resendsAsked = 0
+    else if (inFlight && ++this.#resendsAsked > MAX_RESENDS_ASKED) {
       return this.#end?.(`The hub asked for the outbox of "${this.docId}" again more than ${MAX_RESENDS_ASKED} times on one connection.`)
     }
     this.#resend()
@@ -759,8 +774,8 @@ export class Doc<M extends Machine<any, any>> {
   /** @internal the connection is gone. */
   disconnected(): void {
     this.#send = undefined
-    this.#loadRetry?.cancel()
-    this.#loadRetry = undefined
+    this.#storageRetry?.cancel()
+    this.#storageRetry = undefined
     this.#isSynced = false
     // Offline, local CRDT changes go to the durable outbox at once.
     this.#crdt?.kick()
@@ -798,6 +813,8 @@ export class Doc<M extends Machine<any, any>> {
         return
       }
       case "results": {
+        // The hub read this client's records: its storage answers again.
+        this.#storageFailures = 0
         const settle = new Set<number>()
         const rejected = new Map<number, Rejection>()
         const acceptedEarlier: { command: PendingCommand; seq: number; upperBound?: true }[] = []
@@ -828,7 +845,7 @@ export class Doc<M extends Machine<any, any>> {
         return
       case "synced":
         this.#isSynced = true
-        this.#loadFailures = 0
+        this.#storageFailures = 0
         this.#emit("synced", { seq: msg.seq })
         return
       case "state":
@@ -906,8 +923,9 @@ export class Doc<M extends Machine<any, any>> {
         // The hub will not serve this document on this connection (its subscribe was refused):
         // receipts waiting for it settle, as for a refused client; the outbox is kept.
         if (SUBSCRIBE_REFUSALS.includes(code)) this.refused(code, msg.message)
-        if (LOAD_FAILURES.includes(code) && !this.#isSynced && this.#send !== undefined) {
-          return this.#error(code, `${msg.message} Asking for "${this.docId}" again in ${this.#retryLoad() / 1000} s.`)
+        if (STORAGE_FAILURES.includes(code) && this.#send !== undefined) {
+          const what = this.#isSynced ? `Sending the commands of "${this.docId}" again` : `Asking for "${this.docId}" again`
+          return this.#error(code, `${msg.message} ${what} in ${this.#retryAfterStorageFailure() / 1000} s.`)
         }
         this.#error(code, msg.message)
         return
@@ -927,16 +945,16 @@ export class Doc<M extends Machine<any, any>> {
     if (c !== undefined && this.#compat === undefined) this.#handleDesync(this.#rs.checkpoint(c.seq, c.hash))
   }
 
-  /** Subscribes again after a backoff (the hub could not read the document): the wait, ms. */
-  #retryLoad(): number {
-    const wait = Math.min(LOAD_RETRY_MAX_MS, LOAD_RETRY_MS * 2 ** Math.min(this.#loadFailures++, 6))
+  /** Subscribes again (not synced yet), and sends the outbox again, after a backoff (STORAGE_FAILURES): the wait, ms. */
+  #retryAfterStorageFailure(): number {
+    const wait = Math.min(STORAGE_RETRY_MAX_MS, STORAGE_RETRY_MS * 2 ** Math.min(this.#storageFailures++, 6))
     const send = this.#send
-    this.#loadRetry?.cancel()
-    this.#loadRetry = this.#runtime.setTimer(wait, () => {
-      this.#loadRetry = undefined
-      if (this.#closed || this.#isSynced || this.#send !== send) return
-      this.#follow()
-      // What was sent meanwhile was answered not-subscribed and forgotten.
+    this.#storageRetry?.cancel()
+    this.#storageRetry = this.#runtime.setTimer(wait, () => {
+      this.#storageRetry = undefined
+      if (this.#closed || this.#send !== send) return
+      if (!this.#isSynced) this.#follow()
+      // What was sent meanwhile was refused unjudged (or not-subscribed) and forgotten.
       this.#resend()
     })
     return wait
@@ -1042,8 +1060,11 @@ export class Doc<M extends Machine<any, any>> {
     // Compat mode: own commands come back in the hub's form, which may differ (a lossy downcast).
     this.#rs.sameForm = this.#compat?.sameForm
     const r = this.#rs.integrate(entries, settle, wantSnapshot)
-    if (r.gap) {
-      // Missed entries (should not happen on an ordered link): follow again from where we are.
+    if (r.gap && this.#gapFollowedAt !== this.#rs.confirmedSeq) {
+      // Missed entries (a snapshot stream discarded, say): follow again from where we are, once
+      // per position. Every entries message already on its way shows the same gap, and each
+      // subscribe restarts the hub's follower and its snapshot stream (simulator seed 340).
+      this.#gapFollowedAt = this.#rs.confirmedSeq
       this.#follow()
     }
     const settled = [...r.confirmed.map((c) => c.command.clientSeq), ...(settle ?? [])]
@@ -1146,7 +1167,7 @@ export class Doc<M extends Machine<any, any>> {
       })
       this.#send?.({ type: "unsubscribe", docId: this.docId })
       this.#send = undefined
-      this.#loadRetry?.cancel()
+      this.#storageRetry?.cancel()
       this.#onClosed(this.#lane.idle)
       this.#emit("closed", { docId: this.docId })
     }

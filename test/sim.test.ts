@@ -90,12 +90,12 @@ test("failed replica writes are reported to the app and lose no command (3 seeds
   expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"], 4, ["replicaWriteFailures"])).toEqual([])
 }, SIM_TEST_MS)
 
-test("the hub's disk failing reads (loads, catch-up pages, snapshots, client records): the replica asks again and nothing is called corrupt (3 seeds)", async () => {
+test("disks failing reads, the hub's (loads, catch-up pages, snapshots, client records) and the replicas' (opening a client or a document): the replica asks again and nothing is called corrupt (3 seeds)", async () => {
   // Before, a load that failed left the document unserved on that connection (its submits
   // answered not-subscribed and forgotten: "r2 still has 44 pending"), and a snapshot read that
   // failed at load was taken for a snapshot that does not verify ("compacted up to seq N but
   // no stored snapshot of it verifies"). Seed 2 of this world has both.
-  expect(await failing(3, [...CORE, "--hub-read-failures", "0.05"], 4, ["hubReadFailures"])).toEqual([])
+  expect(await failing(3, [...CORE, "--hub-read-failures", "0.05", "--replica-read-failures", "0.05"], 4, ["hubReadFailures", "replicaReadFailures"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
@@ -108,8 +108,8 @@ test("a replica that resubscribes while the state it asked for is on its way ask
   // A snapshot streamed to r3 was corrupted (a fault the world injects), r3 asked for the state,
   // then resubscribed on a gap before the hub's paced answer: the new follower did not want the
   // state, r3 thought it was coming, and every later desync was ignored (drifting, seq 68).
-  // Pinned to the world the seed was found in (before the hub's disk failed reads).
-  const run = await runSim(REPO, ["--seed", "275", "--replicas", "5", "--hub-read-failures", "0"], { timeoutMs: SIM_CHILD_MS })
+  // Pinned to the world the seed was found in (before the disks failed reads).
+  const run = await runSim(REPO, ["--seed", "275", "--replicas", "5", "--hub-read-failures", "0", "--replica-read-failures", "0"], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 
@@ -117,8 +117,8 @@ test("a Yjs change refused for needing what the replica's own later command carr
   // r1's insert was refused (crdt-missing-deps) in the batch that accepted the resend of the
   // paste it sat in; entries come before results, so the resend was confirmed before the
   // refusal was read, and the insert was told rejected and lost.
-  // Pinned to the world the seed was found in (before the hub's disk failed reads).
-  const run = await runSim(REPO, ["--seed", "296", "--replicas", "5", "--hub-read-failures", "0"], { timeoutMs: SIM_CHILD_MS })
+  // Pinned to the world the seed was found in (before the disks failed reads).
+  const run = await runSim(REPO, ["--seed", "296", "--replicas", "5", "--hub-read-failures", "0", "--replica-read-failures", "0"], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 

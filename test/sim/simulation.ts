@@ -114,6 +114,8 @@ export interface SimOptions {
   readonly hubReadFailures?: number
   /** Probability that a replica disk write fails (nothing applied). Default 0.01. */
   readonly replicaWriteFailures?: number
+  /** Probability that a replica disk read fails (opening a client or a document...), from a stream of its own. Default 0.002. */
+  readonly replicaReadFailures?: number
   /** Of the hub's random stops, the share that is a graceful close() instead of a kill. Default 0.3. */
   readonly gracefulStops?: number
   /** Checkpoint period of the authority. Default 16. */
@@ -225,7 +227,7 @@ export interface SimResult {
 
 /** The knobs as the CLI and the mutant harness spell them, with their defaults. */
 export const DEFAULTS = {
-  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, gracefulStops: 0.3,
+  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
   mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0,
@@ -320,7 +322,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const { seed } = options
   const single = options.machine
   // One custom machine is the old, smaller world: no disk failures unless asked for.
-  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0 }
+  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0 }
   const o = { ...base, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & SimOptions
   const activeMs = o.activeMs
   const faultLevel = o.faults
@@ -331,6 +333,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const vrt = new VirtualRuntime(seed)
   const rng = seededRandom(seed ^ 0x5eed)
   const readRng = seededRandom(seed ^ 0x4ead)
+  const replicaReadRng = seededRandom(seed ^ 0x7ead)
   const trace: string[] = []
   const log = (s: string) => {
     const line = `${vrt.now() - 1_700_000_000_000} ${s}`
@@ -339,7 +342,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   }
   const stats: Record<string, number> = {
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
-    hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
+    hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0, heldLoads: 0, upgradesAfterHold: 0, heldRefusals: 0, compatMigrationFailed: 0, replicaMigrationFailed: 0, heldAtHeal: 0, heldAtEnd: 0, heldReceipts: 0, heldSeeds: 0, heldFixed: 0 } : {}),
     ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
   }
@@ -601,6 +604,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         log(`${r.name} ${why}: ${message(e)}`)
         if (proc.alive) {
           proc.kill()
+          // As a crash: the documents it opened went with it (a submit to one never settles).
+          net.drop(r.name)
+          r.client = undefined
+          r.docs.clear()
           r.failedStarts = injected ? r.failedStarts : r.failedStarts + 1
           rt.setTimer(Math.min(10_000, 300 * 2 ** r.failedStarts), () => { void startReplica(r) })
         }
@@ -655,6 +662,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         if (s === "refused") fail(`identity: ${r.name} was refused by the hub: ${info?.code}: ${info?.reason}`)
         if (info?.code === "protocol-error") fail(`crash: the hub closed ${r.name}'s connection: ${info.reason}`)
       })
+      /** When the hub last told this process of an injected storage failure, by document. */
+      const injectedAt = new Map<string, number>()
       for (const spec of r.follows) {
         let doc: Doc<any>
         try {
@@ -734,7 +743,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
             else stats.compatMigrationFailed!++
             return
           }
-          else if (!(e.code === "storage-failed" && e.message.includes("injected fault")) && e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
+          // The hub's disk failing a read of this client's records: the submits it carried
+          // were refused unjudged, and a submit after them is a gap until they go again.
+          else if (e.code === "storage-failed" && e.message.includes("injected fault")) injectedAt.set(spec.docId, vrt.now())
+          else if (e.code === "sequence-gap" && vrt.now() - (injectedAt.get(spec.docId) ?? -Infinity) < 5_000) return
+          else if (e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })
         log(`${r.name} follows ${spec.docId} as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
       }
@@ -773,7 +786,15 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
     const ledgerHas = (clientId: string) => [...ledger.submitted.values()].some((s) => s.clientId === clientId)
     for (let i = 0; i < options.replicas; i++) {
-      const disk = new MemoryStorage({ latency: { runtime: rt, ms: diskLatency, readMs: readLatency }, failWrite: failing(o.replicaWriteFailures, "replicaWriteFailures") })
+      const disk = new MemoryStorage({
+        latency: { runtime: rt, ms: diskLatency, readMs: readLatency },
+        failWrite: failing(o.replicaWriteFailures, "replicaWriteFailures"),
+        failRead: () => {
+          if (phase !== "active" || o.replicaReadFailures <= 0 || replicaReadRng() >= o.replicaReadFailures) return false
+          stats.replicaReadFailures!++
+          return true
+        },
+      })
       const proc = new SimProcess(`r${i}`, rt, disk)
       proc.alive = false
       const mine = follows(i)

@@ -70,3 +70,17 @@ test("two tabs of a page without Web Locks get storage slots of their own, so ea
     (await Promise.all([a, b].map((p) => p.evaluate(() => window.canon!.doc.pendingCount === 0 && ["lan-0", "lan-1"].every((id) => id in window.canon!.doc.state.cards))))).every(Boolean),
   )
 }, 90_000)
+
+test("a tab busy for longer than the lock window (a long render) keeps its slot: its worker answers for it", async () => {
+  // Before, the page answered another tab's ask itself: a tab in a long task let a new tab
+  // take its slot after one window (300 ms), and both opened one replica.
+  const a = await open()
+  const slotA = await a.evaluate(() => window.canon!.slot)
+  // A's long task starts (in a timer, so that evaluate returns); B opens meanwhile.
+  await a.evaluate(() => void setTimeout(() => { const end = Date.now() + 4_000; while (Date.now() < end) { /* busy */ } }, 0))
+  const b = await open()
+  const slotB = await b.evaluate(() => window.canon!.slot)
+  expect(slotB).not.toBe(slotA)
+  await a.close()
+  await b.close()
+}, 90_000)

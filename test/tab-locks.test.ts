@@ -116,3 +116,40 @@ test.each([320, 440, 500])("a tab busy %i ms right after asking (a page starting
     await worker.terminate()
   }
 }, 15_000)
+
+test("a holder whose page is busy for longer than the window still answers, from its worker: the name is not taken from it", async () => {
+  // Before, the page answered alone: a holder in a long task (a render of a big board) let an
+  // asking tab take the name after one window, and both tabs opened one replica.
+  const { Worker } = await import("node:worker_threads")
+  const { transformSync } = await import("esbuild")
+  const { readFileSync } = await import("node:fs")
+  const source = transformSync(readFileSync(new URL("../adapters/system/tab-locks.ts", import.meta.url), "utf8"), { loader: "ts", format: "esm", target: "node20" }).code
+  const name = `tab-locks-test-${channel}`
+  // The holder: the real TabLocks in a thread of its own (its page), with a worker thread to
+  // answer for it; once it holds the name its page is busy for 2.5 s.
+  const holder = `
+    const { parentPort, workerData } = require("node:worker_threads")
+    import(workerData.url).then(({ TabLocks, answererSource }) => {
+      const answerer = (ch) => {
+        const w = new (require("node:worker_threads").Worker)(answererSource(ch), { eval: true })
+        return { post: (m) => w.postMessage(m), close: () => w.terminate() }
+      }
+      const t = new TabLocks(workerData.channel, undefined, undefined, answerer)
+      void t.request("slot-0", {}, () => {
+        parentPort.postMessage("held")
+        setTimeout(() => { const end = Date.now() + 2_500; while (Date.now() < end) {} }, 50)
+        return new Promise(() => {})
+      })
+    })`
+  const url = `data:text/javascript;base64,${Buffer.from(source).toString("base64")}`
+  const worker = new Worker(holder, { eval: true, workerData: { channel: name, url } })
+  try {
+    await new Promise<void>((resolve, reject) => { worker.once("message", () => resolve()); worker.once("error", reject) })
+    await new Promise((r) => setTimeout(r, 200)) // the holder's page is in its long task
+    const b = new TabLocks(name)
+    tabs.push(b)
+    expect(await reason(hold(b, "slot-0", 1_500))).toBe("TimeoutError")
+  } finally {
+    await worker.terminate()
+  }
+}, 15_000)

@@ -10,10 +10,12 @@
  * both agree). A tab that goes away holds nothing any more (it cannot answer), so no lease
  * is left behind by a crash.
  *
- * Best effort where Web Locks are exact: a holder whose page is busy for longer than the
- * window (a long task) answers too late, and both tabs then hold the name (an asker that is
- * busy itself asks again: its late timer proves nothing). It costs the window once per
- * claim, only where Web Locks are missing.
+ * A holder answers from a worker of its own (`answererSource`), so a page busy for longer than
+ * the window (a long render) still answers in time; an asker that is busy itself asks again
+ * (its late timer proves nothing). Best effort where Web Locks are exact: where no worker can
+ * be made (a Content-Security-Policy without blob: workers) the page answers itself, and a
+ * holder busy past the window answers too late, so both tabs hold the name. It costs the
+ * window once per claim, only where Web Locks are missing.
  */
 
 /** The part of the Web Locks API the adapters use (navigator.locks.request with a signal). */
@@ -31,13 +33,60 @@ const LATE_ASKS = 8
 /** The wait after a window, for answers queued behind its timer. */
 const HOP_MS = 30
 
+/** A holder's answering thread: told which names this tab holds, it answers asks for them. */
+export interface TabLockAnswerer {
+  post(message: { readonly hold: string } | { readonly release: string }): void
+  close(): void
+}
+
+/**
+ * The answering worker's script, for the channel `channel`: a dedicated worker in a page, a
+ * worker thread in Node (tests). It answers an ask for a name the tab holds, as the page does.
+ */
+export const answererSource = (channel: string): string => `
+const held = new Set()
+const ch = new BroadcastChannel(${JSON.stringify(channel)})
+ch.onmessage = (e) => {
+  const m = e.data
+  if (m !== null && typeof m === "object" && m.t === "ask" && typeof m.name === "string" && typeof m.ticket === "number" && held.has(m.name)) ch.postMessage({ t: "held", name: m.name, to: m.ticket })
+}
+const told = (m) => {
+  if (m === null || typeof m !== "object") return
+  if (typeof m.hold === "string") held.add(m.hold)
+  if (typeof m.release === "string") held.delete(m.release)
+}
+if (typeof self === "object" && typeof self.postMessage === "function") self.onmessage = (e) => told(e.data)
+else require("node:worker_threads").parentPort.on("message", told)
+`
+
+/** A page's answerer: a dedicated worker from a blob URL, or undefined where none can be made. */
+const workerAnswerer = (channel: string): TabLockAnswerer | undefined => {
+  const g = globalThis as { Worker?: new (url: string) => { postMessage(m: unknown): void; terminate(): void }; Blob?: typeof Blob; URL?: typeof URL }
+  if (typeof g.Worker !== "function" || typeof g.Blob !== "function" || typeof g.URL?.createObjectURL !== "function") return undefined
+  try {
+    const worker = new g.Worker(g.URL.createObjectURL(new g.Blob([answererSource(channel)], { type: "text/javascript" })))
+    return { post: (m) => worker.postMessage(m), close: () => worker.terminate() }
+  } catch {
+    return undefined
+  }
+}
+
 export class TabLocks implements LockRequester {
   readonly #channel: BroadcastChannel
   readonly #held = new Set<string>()
   /** Names this tab is asking for: its ticket, and what to do when it must wait. */
   readonly #asking = new Map<string, { readonly ticket: number; readonly yieldTo: () => void }>()
 
-  constructor(channel = "canon-tab-locks", readonly windowMs = TAB_LOCK_WINDOW_MS, readonly ticket: () => number = Math.random) {
+  /** Answers for this tab while its page is busy (undefined: the page answers alone). */
+  readonly #answerer: TabLockAnswerer | undefined
+
+  constructor(
+    channel = "canon-tab-locks",
+    readonly windowMs = TAB_LOCK_WINDOW_MS,
+    readonly ticket: () => number = Math.random,
+    answerer: (channel: string) => TabLockAnswerer | undefined = workerAnswerer,
+  ) {
+    this.#answerer = answerer(channel)
     this.#channel = new BroadcastChannel(channel)
     // In Node (tests) the channel must not keep the process alive.
     ;(this.#channel as { unref?: () => void }).unref?.()
@@ -84,6 +133,7 @@ export class TabLocks implements LockRequester {
           timer = setTimeout(() => {
             this.#asking.delete(name)
             this.#held.add(name)
+            this.#answerer?.post({ hold: name })
             resolve(true)
           }, HOP_MS)
         }, this.windowMs)
@@ -127,6 +177,7 @@ export class TabLocks implements LockRequester {
       return await callback({ name })
     } finally {
       this.#held.delete(name)
+      this.#answerer?.post({ release: name })
     }
   }
 
@@ -134,6 +185,7 @@ export class TabLocks implements LockRequester {
   close(): void {
     this.#held.clear()
     this.#channel.close()
+    this.#answerer?.close()
   }
 }
 

@@ -13,10 +13,12 @@ import type { DemoAssets } from "./build.js"
 /**
  * Every file of the app: scripts only from the hub (no inline script, no eval), connections
  * only to it, never framed by another site (clickjacking the board's buttons), types as sent.
- * Inline styles stay allowed: the views set style attributes.
+ * Inline styles stay allowed: the views set style attributes. Workers from blob: URLs too:
+ * only the page's own scripts can make one, and a page without Web Locks (plain http from a
+ * LAN address) answers its tab locks from one (adapters/system/tab-locks.ts).
  */
 const SECURITY_HEADERS = {
-  "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   "X-Content-Type-Options": "nosniff",
   "X-Frame-Options": "DENY",
   "Referrer-Policy": "no-referrer",

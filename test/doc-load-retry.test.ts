@@ -81,7 +81,7 @@ test.each(["storage-failed", "storage-corrupt"])("a load that failed (%s) is ask
   w.net.heal("a")
   await w.run(500)
   expect(errors.length).toBeGreaterThan(0)
-  expect(errors[0]).toMatch(new RegExp(`^${code}: .*The disk did not answer\\..* Asking for "d" again in 1 s\\.$`))
+  expect(errors[0]).toMatch(new RegExp(`^${code}: .*The disk did not answer\\..* Trying again in 1 s\\.$`))
   expect(receipt).toBe("waiting")
   w.state.failing = false
   await w.run(3_000)
@@ -104,7 +104,7 @@ test("a reader whose document failed to load follows it once the disk answers; t
   await w.run(300_000)
   expect(reader.subscribes.length).toBeGreaterThanOrEqual(8)
   expect(reader.subscribes.length).toBeLessThanOrEqual(12)
-  expect(reader.errors.at(-1)).toMatch(/ Asking for "d" again in 60 s\.$/)
+  expect(reader.errors.at(-1)).toMatch(/ Trying again in 60 s\.$/)
   expect(reader.doc.state.items).toEqual({})
   w.state.failing = false
   await w.run(61_000)
@@ -132,7 +132,7 @@ test("submits the hub could not judge (it failed to read the client's record) ar
   // Followed, but the command was refused unjudged (and forgotten by the hub).
   expect(doc.synced).toBe(true)
   expect(errors.length).toBeGreaterThan(0)
-  expect(errors[0]).toMatch(/^storage-failed: .*The disk did not answer\..* Sending the commands of "d" again in 1 s\.$/)
+  expect(errors[0]).toMatch(/^storage-failed: .*The disk did not answer\..* Trying again in 1 s\.$/)
   expect(receipt).toBe("waiting")
   w.state.failing = false
   await w.run(3_000)

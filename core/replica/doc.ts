@@ -924,8 +924,7 @@ export class Doc<M extends Machine<any, any>> {
         // receipts waiting for it settle, as for a refused client; the outbox is kept.
         if (SUBSCRIBE_REFUSALS.includes(code)) this.refused(code, msg.message)
         if (STORAGE_FAILURES.includes(code) && this.#send !== undefined) {
-          const what = this.#isSynced ? `Sending the commands of "${this.docId}" again` : `Asking for "${this.docId}" again`
-          return this.#error(code, `${msg.message} ${what} in ${this.#retryAfterStorageFailure() / 1000} s.`)
+          return this.#error(code, `${msg.message} Trying again in ${this.#retryAfterStorageFailure() / 1000} s.`)
         }
         this.#error(code, msg.message)
         return

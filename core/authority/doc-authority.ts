@@ -33,7 +33,7 @@ import type { Checkpoint, Entry, Outcome } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import { CanonError, errorText } from "../errors.js"
 import type { Connection, Timer } from "../ports/index.js"
-import type { Runtime } from "../ports/runtime.js"
+import { steadyNow, type Runtime } from "../ports/runtime.js"
 import type { ErrorMsg, ServerMessage, Submit } from "../protocol/messages.js"
 import type { AuthorityStore } from "../store/authority-store.js"
 import type { AuthorityHead, StoredOutcome } from "../store/records.js"
@@ -370,7 +370,7 @@ export class DocAuthority<S = unknown> {
 
   /** Milliseconds on a clock that does not step, for timing merges (the runtime's wall clock may jump). */
   private elapsed(): number {
-    return this.runtime.monotonic?.() ?? this.runtime.now()
+    return steadyNow(this.runtime)
   }
 
   /** A compact (protocol 2) command's arguments, expanded to their encoded form by its schema. */
@@ -1146,7 +1146,7 @@ export class DocAuthority<S = unknown> {
     return this.followers.size === 0 && !this.flushing && this.queue.length === 0 && !this.snapshotter.running && !this.snapshotDue &&
       this.snapshotWaiters.length === 0 && this.writing === 0 && !this.broken && !this.unloaded &&
       // An unload would forget when asked-for states may next be made.
-      this.runtime.now() >= this.followers.pacedUntil
+      steadyNow(this.runtime) >= this.followers.pacedUntil
   }
 
   /**

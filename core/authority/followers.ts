@@ -33,7 +33,7 @@ import type { Checkpoint, Entry } from "../entry.js"
 import { CanonError } from "../errors.js"
 import { boundedMessage } from "../limits.js"
 import type { Connection } from "../ports/transport.js"
-import type { Runtime, Timer } from "../ports/runtime.js"
+import { steadyNow, type Runtime, type Timer } from "../ports/runtime.js"
 import type { ServerMessage } from "../protocol/messages.js"
 import type { SnapshotMeta } from "../store/snapshot-store.js"
 import { SnapshotSender, type ChunkReader } from "./snapshot-sender.js"
@@ -408,7 +408,7 @@ export class Followers {
   private presenceChangedBy(f: Follower): void {
     const by = this.presenceChanged.get(f.clientId)
     if (by === undefined) {
-      if (this.presenceChanged.size === 0) this.presenceClockAt = this.doc.runtime.now()
+      if (this.presenceChanged.size === 0) this.presenceClockAt = steadyNow(this.doc.runtime)
       this.presenceChanged.set(f.clientId, new Set([f]))
       this.presenceStart.set(f.clientId, Math.max(this.presenceClock, this.presenceFinish.get(f.clientId) ?? 0))
     } else by.add(f)
@@ -430,7 +430,7 @@ export class Followers {
    * most once a tick, whatever its clients subscribe, leave or set.
    */
   private relayPresence(): void {
-    const now = this.doc.runtime.now()
+    const now = steadyNow(this.doc.runtime)
     const byClient = this.connectionsByClient()
     this.newcomersFirst = !this.newcomersFirst
     if (this.newcomersFirst) {
@@ -645,7 +645,7 @@ export class Followers {
       const buffered = f.conn.bufferedAmount
       if (buffered > this.options.hardLimit) return void this.canSend(f)
       if (buffered > this.options.highWater / 2) return this.resumeWhenDrained(f)
-      const now = this.doc.runtime.now()
+      const now = steadyNow(this.doc.runtime)
       this.docBudget(now).borrow(this.sendPresenceDue(f), now)
       if (f.stream !== undefined) f.stream.resume()
       else this.catchUp(f)
@@ -731,7 +731,7 @@ export class Followers {
       if (older && f.wantsState) {
         // The whole log again, converted: paced like a snapshot for an asked-for state.
         if (this.mustWait(f)) return
-        this.paced(this.doc.runtime.now())
+        this.paced(steadyNow(this.doc.runtime))
         return this.olderState(f)
       }
       if (this.needsSnapshot(f, older)) {
@@ -835,7 +835,7 @@ export class Followers {
     // sent live is at or below the snapshot, so the catch-up from the snapshot's seq sends
     // every later entry once, and none it had (no rewind for the replica).
     f.live = false
-    const startedAt = this.doc.runtime.now()
+    const startedAt = steadyNow(this.doc.runtime)
     const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : floor) : latest
     if (asked) this.paced(startedAt)
     if (f.closed) return
@@ -849,7 +849,7 @@ export class Followers {
    * (`chargeState`: one client following many documents pays for each); if so, `f` asks again then.
    */
   private mustWait(f: Follower): boolean {
-    const now = this.doc.runtime.now()
+    const now = steadyNow(this.doc.runtime)
     const wait = now < this.stateSnapshotsFrom
       ? this.stateSnapshotsFrom - now
       : this.doc.chargeState(f.clientId, Math.max(MIN_STATE_CHARGE_BYTES, this.doc.stateBytes()))
@@ -864,7 +864,7 @@ export class Followers {
 
   /** An asked-for state's work began at `startedAt` and is done: the next waits (see `stateSnapshotsFrom`). */
   private paced(startedAt: number): void {
-    const end = this.doc.runtime.now()
+    const end = steadyNow(this.doc.runtime)
     this.stateSnapshotsFrom = end + Math.max(STATE_SNAPSHOT_GAP_MS, STATE_SNAPSHOT_DUTY * (end - startedAt))
   }
 

@@ -15,7 +15,7 @@
 import type { Machine } from "../machine.js"
 import type { KVStore } from "../ports/storage.js"
 import type { Connection, ConnectionAcceptor, ConnectionInfo, ConnectionListener } from "../ports/transport.js"
-import { setDeadline, type Runtime, type Timer } from "../ports/runtime.js"
+import { setDeadline, steadyNow, type Runtime, type Timer } from "../ports/runtime.js"
 import type { ClientMessage, Hello, ServerMessage, Submit, VersionRange } from "../protocol/messages.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
@@ -251,7 +251,7 @@ export class Hub implements ConnectionAcceptor {
    * remembered, as the clients' buckets are.
    */
   private mayRegister(registrant: string): boolean {
-    const now = this.options.runtime.now()
+    const now = steadyNow(this.options.runtime)
     return touch(this.registrants, registrant, () => new TokenBucket(this.limits.newClientsPerSecond, this.limits.newClientBurst, now)).take(1, now)
   }
 
@@ -269,7 +269,7 @@ export class Hub implements ConnectionAcceptor {
   }
 
   private newBuckets(): ClientBuckets {
-    const now = this.options.runtime.now()
+    const now = steadyNow(this.options.runtime)
     return {
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
       crdtWork: new TokenBucket(this.limits.crdtWorkPerSecond, this.limits.crdtWorkBurst, now),
@@ -288,7 +288,7 @@ export class Hub implements ConnectionAcceptor {
   }
 
   accept(raw: Connection<ServerMessage>, info?: ConnectionInfo): ConnectionListener<ClientMessage> {
-    const now = this.options.runtime.now()
+    const now = steadyNow(this.options.runtime)
     // The output gate (guarded-connection.ts): everything the hub, its documents and their
     // followers send this peer goes through it, past which `raw` is never used. A peer that
     // stops reading is closed (slow-consumer) past the hard limit, whatever it asked for, and
@@ -419,7 +419,7 @@ export class Hub implements ConnectionAcceptor {
    * outbox again. Messages read before the pause took effect extend the hold.
    */
   private holdForRate(session: Session, ms: number, why = `Commands past ${this.limits.commandsPerSecond} per second`): void {
-    const until = this.options.runtime.now() + ms
+    const until = steadyNow(this.options.runtime) + ms
     if (session.rateHold === undefined) {
       this.pause(session)
       this.report({ type: "limit", code: "rate-held", message: `${why}: this connection is not read for ${ms} ms.` })
@@ -476,7 +476,7 @@ export class Hub implements ConnectionAcceptor {
 
   /** Rate and size limits, checked as messages arrive (before any queueing). */
   private withinLimits(session: Session, msg: ClientMessage, counted: boolean, weights?: ReadonlyArray<number>): ClientMessage | undefined {
-    const now = this.options.runtime.now()
+    const now = steadyNow(this.options.runtime)
     const over = (code: string, message: string, close: boolean): undefined => {
       this.report({ type: "limit", code, message })
       this.sendError(session, code, message, "docId" in msg ? msg.docId : undefined)
@@ -549,7 +549,7 @@ export class Hub implements ConnectionAcceptor {
     // What the connection sent before its hello was proved was counted on buckets of its own
     // (a transport that cannot pause reads on): it is the client's spending too.
     const shared = this.bucketsOf(hello.clientId)
-    const now = this.options.runtime.now()
+    const now = steadyNow(this.options.runtime)
     const wait = Math.max(0, ...[shared.commands.absorb(session.commands, now), shared.crdtWork.absorb(session.crdtWork, now), shared.loads.absorb(session.loads, now)].filter(Number.isFinite))
     ;({ commands: session.commands, crdtWork: session.crdtWork, loads: session.loads } = shared)
     // (A bucket whose rate is 0 never refills: a burst, then refusals, never a hold for ever.)
@@ -774,7 +774,7 @@ export class Hub implements ConnectionAcceptor {
     const rate = this.limits.loadsPerSecond
     if (rate > 0) {
       const why = `Document loads past ${rate} per second`
-      const now = this.options.runtime.now()
+      const now = steadyNow(this.options.runtime)
       if (session.conn.pause === undefined) {
         if (!session.loads.take(1, now)) {
           const message = `${why}; follow fewer new documents at once, slow down and reconnect.`
@@ -814,13 +814,13 @@ export class Hub implements ConnectionAcceptor {
       onCrdtWork: (clientId, command, micros) => {
         if (this.limits.crdtWorkPerSecond <= 0) return
         const excess = this.crdtWork.excess(command, micros, this.limits.crdtWorkBurst)
-        if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, this.options.runtime.now())
+        if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, steadyNow(this.options.runtime))
       },
       // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
       onStateAsked: (clientId, bytes) => {
         if (this.limits.stateBytesPerSecond <= 0) return 0
         const bucket = this.bucketsOf(clientId).stateAsks
-        const now = this.options.runtime.now()
+        const now = steadyNow(this.options.runtime)
         if (bucket.inDebt(now)) return bucket.borrow(0, now)
         bucket.borrow(bytes, now)
         return 0

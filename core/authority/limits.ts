@@ -122,7 +122,7 @@ export const DEFAULT_LIMITS: HubLimits = {
   stateBurstBytes: 16 << 20,
 }
 
-/** A token bucket over the runtime's clock. */
+/** A token bucket over a steady clock (core/ports/runtime.ts `steadyNow`); a clock that went back refills nothing. */
 export class TokenBucket {
   private tokens: number
   private last: number
@@ -172,7 +172,8 @@ export class TokenBucket {
   }
 
   private refill(now: number): void {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
+    // A clock that went back refills nothing (it must not take tokens away).
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) / 1000) * this.rate)
     this.last = now
   }
 }

@@ -20,7 +20,7 @@
  * ```
  */
 import { TokenBucket } from "../authority/limits.js"
-import type { Runtime, Timer } from "../ports/runtime.js"
+import { steadyNow, type Runtime, type Timer } from "../ports/runtime.js"
 import { ANONYMOUS } from "../authority/auth.js"
 
 export interface CrdtWorkLimits {
@@ -73,7 +73,7 @@ export class CrdtWorkBudget {
   #account(principal: string): Account {
     let a = this.#accounts.get(principal)
     if (a !== undefined) this.#accounts.delete(principal)
-    else a = { bucket: new TokenBucket(this.#limits.microsPerSecond, this.#limits.burstMicros, this.runtime.now()), tail: undefined }
+    else a = { bucket: new TokenBucket(this.#limits.microsPerSecond, this.#limits.burstMicros, steadyNow(this.runtime)), tail: undefined }
     this.#accounts.set(principal, a)
     if (this.#accounts.size > MAX_PRINCIPALS) this.#forgetOne()
     return a
@@ -85,7 +85,7 @@ export class CrdtWorkBudget {
    * kept (forgetting it would wipe the debt and let a later submit overtake the waiting ones).
    */
   #forgetOne(): void {
-    const now = this.runtime.now()
+    const now = steadyNow(this.runtime)
     let looked = 0
     for (const [principal, a] of this.#accounts) {
       if (a.tail === undefined && a.bucket.full(now)) return void this.#accounts.delete(principal)
@@ -100,7 +100,7 @@ export class CrdtWorkBudget {
   turn(principal: string): Promise<void> | undefined {
     if (this.#closed) return undefined
     const a = this.#account(principal)
-    if (a.tail === undefined && a.bucket.borrow(0, this.runtime.now()) === 0) return undefined
+    if (a.tail === undefined && a.bucket.borrow(0, steadyNow(this.runtime)) === 0) return undefined
     const mine: Promise<void> = (a.tail ?? Promise.resolve()).then(() => this.#outOfDebt(a)).finally(() => {
       if (a.tail === mine) a.tail = undefined
     })
@@ -110,13 +110,13 @@ export class CrdtWorkBudget {
 
   /** Charges `micros` of work to `principal` (its next submits wait off any debt). */
   pay(principal: string, micros: number): void {
-    if (micros > 0) this.#account(principal).bucket.borrow(micros, this.runtime.now())
+    if (micros > 0) this.#account(principal).bucket.borrow(micros, steadyNow(this.runtime))
   }
 
   #outOfDebt(a: Account): Promise<void> {
     return new Promise((resolve) => {
       const wait = () => {
-        const ms = this.#closed ? 0 : a.bucket.borrow(0, this.runtime.now())
+        const ms = this.#closed ? 0 : a.bucket.borrow(0, steadyNow(this.runtime))
         if (ms === 0) return resolve()
         const timer = this.runtime.setTimer(ms, () => {
           this.#waits.delete(timer)

@@ -37,6 +37,13 @@ export interface Runtime {
 }
 
 /** A deadline's timer that ran this much late or more was held up (a stalled process, a throttled tab). */
+/**
+ * Milliseconds for measuring durations and pacing: the runtime's clock that never steps, else
+ * its wall clock. A wall clock stepped back (NTP, a resumed VM) must not put a rate bucket an
+ * hour into debt or push a pacing deadline an hour away.
+ */
+export const steadyNow = (runtime: Pick<Runtime, "now" | "monotonic">): number => runtime.monotonic?.() ?? runtime.now()
+
 export const LATE_TIMER_MS = 250
 
 /**

@@ -29,6 +29,8 @@ const SIM_CHILD_MS = 120_000
 const SIM_TEST_MS = SIM_CHILD_MS + 30_000
 
 /** Everything but the parts each test turns on. */
+/** Faults added to the whole world after the pinned seeds below were found: off, so each seed stays in its world. */
+const LATER_FAULTS_OFF = ["--hub-read-failures", "0", "--replica-read-failures", "0", "--clock-steps", "0"]
 const CORE = ["--hostile", "0", "--app-bugs", "0", "--replica-write-failures", "0", "--big-kib", "0", "--mixed-fleet", "0"]
 /** Without the attacks that make a seed slow (megabyte arguments). */
 const PROTOCOL_ATTACKS = "legit,invalid-args,unknown-command,gap,huge-seq,duplicate,duplicate-in-batch,forged-id"
@@ -98,18 +100,25 @@ test("disks failing reads, the hub's (loads, catch-up pages, snapshots, client r
   expect(await failing(3, [...CORE, "--hub-read-failures", "0.05", "--replica-read-failures", "0.05"], 4, ["hubReadFailures", "replicaReadFailures"])).toEqual([])
 }, SIM_TEST_MS)
 
+test("wall clocks stepped, the hub's and the replicas' (NTP, a resumed VM), by a second to two hours either way: rates and pacing run on steady clocks (4 seeds)", async () => {
+  // Before, the hub's rate buckets refilled by its wall clock: stepped back, every client went
+  // an hour into debt ("More than 1000 messages per second": seed 4 of this world), and stepped
+  // forward they filled at once (a churner's loads past its bucket: seed 10 of the whole world).
+  expect(await failing(4, [...CORE, "--clock-steps", "6"], 4, ["clockSteps"])).toEqual([])
+}, SIM_TEST_MS)
+
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
   // Seed 20 failed with "raw gap was answered seq:7" before the hostile client marked the gap refused.
   // Pinned to the world the seed was found in (before the text document, the flags bursts and the churner joined it).
-  expect(await failing(1, ["--from", "20", "--mixed-fleet", "0", "--crdt", "0", "--flag-bursts", "0", "--churn", "0"], 5)).toEqual([])
+  expect(await failing(1, ["--from", "20", "--mixed-fleet", "0", "--crdt", "0", "--flag-bursts", "0", "--churn", "0", ...LATER_FAULTS_OFF], 5)).toEqual([])
 }, SIM_TEST_MS)
 
 test("a replica that resubscribes while the state it asked for is on its way asks again: the hub's follower starts afresh (seed 275 of the whole world, 5 replicas)", async () => {
   // A snapshot streamed to r3 was corrupted (a fault the world injects), r3 asked for the state,
   // then resubscribed on a gap before the hub's paced answer: the new follower did not want the
   // state, r3 thought it was coming, and every later desync was ignored (drifting, seq 68).
-  // Pinned to the world the seed was found in (before the disks failed reads).
-  const run = await runSim(REPO, ["--seed", "275", "--replicas", "5", "--hub-read-failures", "0", "--replica-read-failures", "0"], { timeoutMs: SIM_CHILD_MS })
+  // Pinned to the world the seed was found in.
+  const run = await runSim(REPO, ["--seed", "275", "--replicas", "5", ...LATER_FAULTS_OFF], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 
@@ -117,8 +126,8 @@ test("a Yjs change refused for needing what the replica's own later command carr
   // r1's insert was refused (crdt-missing-deps) in the batch that accepted the resend of the
   // paste it sat in; entries come before results, so the resend was confirmed before the
   // refusal was read, and the insert was told rejected and lost.
-  // Pinned to the world the seed was found in (before the disks failed reads).
-  const run = await runSim(REPO, ["--seed", "296", "--replicas", "5", "--hub-read-failures", "0", "--replica-read-failures", "0"], { timeoutMs: SIM_CHILD_MS })
+  // Pinned to the world the seed was found in.
+  const run = await runSim(REPO, ["--seed", "296", "--replicas", "5", ...LATER_FAULTS_OFF], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 
@@ -128,7 +137,7 @@ test("older-version followers are served entries while the log has them (seeds 8
   // failed (seed 120); the horizon now moves once recorded. Seed 194: the checker judged
   // "behind" by durable deletes instead of the recorded horizon.
   // Pinned to the world the seeds were found in (before the text document, the flags bursts and the churner joined it).
-  const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed, "--crdt", "0", "--flag-bursts", "0", "--churn", "0"], 5)))
+  const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed, "--crdt", "0", "--flag-bursts", "0", "--churn", "0", ...LATER_FAULTS_OFF], 5)))
   expect(runs.flat()).toEqual([])
 }, SIM_TEST_MS)
 

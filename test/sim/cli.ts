@@ -17,6 +17,7 @@
  *   --hub-read-failures P      probability a hub disk read fails (0.002; its own random stream)
  *   --replica-write-failures P probability a replica disk write fails (0.01)
  *   --replica-read-failures P  probability a replica disk read fails (0.002; its own random stream)
+ *   --clock-steps N            steps of the hub's or a replica's wall clock, 1 s to 2 h (2; its own stream)
  *   --faults F                 network and crash faults, 0 = none (1)
  *   --ops N --active-ms N      workload ticks and active virtual time (160, 20000)
  *   --checkpoint-every N --catch-up-page N (16, 8)
@@ -102,6 +103,7 @@ const knobs = {
   hubReadFailures: flag("hub-read-failures", DEFAULTS.hubReadFailures),
   replicaWriteFailures: flag("replica-write-failures", DEFAULTS.replicaWriteFailures),
   replicaReadFailures: flag("replica-read-failures", DEFAULTS.replicaReadFailures),
+  clockSteps: flag("clock-steps", DEFAULTS.clockSteps),
   gracefulStops: flag("graceful-stops", DEFAULTS.gracefulStops),
   faults: flag("faults", DEFAULTS.faults),
   ops: flag("ops", DEFAULTS.ops),

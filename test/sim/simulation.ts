@@ -116,6 +116,8 @@ export interface SimOptions {
   readonly replicaWriteFailures?: number
   /** Probability that a replica disk read fails (opening a client or a document...), from a stream of its own. Default 0.002. */
   readonly replicaReadFailures?: number
+  /** Steps of a machine's wall clock in the active phase (the hub's or a replica's, 1 s to 2 h either way), from a stream of their own. Default 2. */
+  readonly clockSteps?: number
   /** Of the hub's random stops, the share that is a graceful close() instead of a kill. Default 0.3. */
   readonly gracefulStops?: number
   /** Checkpoint period of the authority. Default 16. */
@@ -227,7 +229,7 @@ export interface SimResult {
 
 /** The knobs as the CLI and the mutant harness spell them, with their defaults. */
 export const DEFAULTS = {
-  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, gracefulStops: 0.3,
+  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
   mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0,
@@ -322,7 +324,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const { seed } = options
   const single = options.machine
   // One custom machine is the old, smaller world: no disk failures unless asked for.
-  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0 }
+  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0 }
   const o = { ...base, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & SimOptions
   const activeMs = o.activeMs
   const faultLevel = o.faults
@@ -334,6 +336,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const rng = seededRandom(seed ^ 0x5eed)
   const readRng = seededRandom(seed ^ 0x4ead)
   const replicaReadRng = seededRandom(seed ^ 0x7ead)
+  const clockRng = seededRandom(seed ^ 0xc10c)
   const trace: string[] = []
   const log = (s: string) => {
     const line = `${vrt.now() - 1_700_000_000_000} ${s}`
@@ -342,7 +345,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   }
   const stats: Record<string, number> = {
     submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
-    hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
+    hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0, heldLoads: 0, upgradesAfterHold: 0, heldRefusals: 0, compatMigrationFailed: 0, replicaMigrationFailed: 0, heldAtHeal: 0, heldAtEnd: 0, heldReceipts: 0, heldSeeds: 0, heldFixed: 0 } : {}),
     ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
   }
@@ -465,7 +468,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       onDurable: shadow.observe,
       onBatch: (ops) => aimCrash(ops),
     })
-    let hubProc = new SimProcess("hub", rt, hubDisk)
+    // Each machine's wall clock, stepped now and then (NTP, a resumed VM); steady clocks are not.
+    const clockSteps = new Map<string, number>()
+    const stepped = (machine: string) => () => clockSteps.get(machine) ?? 0
+    let hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
     let hub: Hub
     let hubStarted = false
     /** What each connection delivered to the hub (the churner's queue check). */
@@ -474,7 +480,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       // One hub process at a time (a real store is locked by its process).
       if (hubProc.alive && hubStarted) return
       hubStarted = true
-      hubProc = new SimProcess("hub", rt, hubDisk)
+      hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
       const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : rng() < 0.2 ? V1 : V12
       // Documents nobody follows: unloaded at once, kept briefly one at a time, or kept as by default;
       // the first two make the hub reload documents from storage all the time.
@@ -589,7 +595,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const startReplica = async (r: Replica) => {
       // Running, or still starting (opening its client): one process per disk, as on a device.
       if (r.proc.alive && (r.client !== undefined || r.starting === r.proc)) return
-      r.proc = new SimProcess(r.name, rt, r.disk)
+      r.proc = new SimProcess(r.name, rt, r.disk, stepped(r.name))
       r.starting = r.proc
       // A new incarnation loads from its disk and syncs anew: what the old one awaited is moot.
       for (const k of [...resyncing]) if (k.startsWith(`${r.name}/`)) resyncing.delete(k)
@@ -745,7 +751,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           }
           // The hub's disk failing a read of this client's records: the submits it carried
           // were refused unjudged, and a submit after them is a gap until they go again.
-          else if (e.code === "storage-failed" && e.message.includes("injected fault")) injectedAt.set(spec.docId, vrt.now())
+          else if ((e.code === "storage-failed" || e.code === "catch-up-failed") && e.message.includes("injected fault")) injectedAt.set(spec.docId, vrt.now())
           else if (e.code === "sequence-gap" && vrt.now() - (injectedAt.get(spec.docId) ?? -Infinity) < 5_000) return
           else if (e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })
@@ -795,7 +801,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           return true
         },
       })
-      const proc = new SimProcess(`r${i}`, rt, disk)
+      const proc = new SimProcess(`r${i}`, rt, disk, stepped(`r${i}`))
       proc.alive = false
       const mine = follows(i)
       const commandLimit = mine.some((s) => s.kind === "text") && !mine.some((s) => s.kind === "big") && limitRng() < 0.4 ? SMALL_COMMAND_LIMIT : undefined
@@ -1057,6 +1063,19 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           hostile.crdtPoison(target, poisonRng)
         })
       }
+    }
+
+    // Wall clocks stepped (its own random stream: a world without steps is unchanged): the
+    // hub's or a replica's, by a second to two hours, either way.
+    for (let i = 0; i < o.clockSteps; i++) {
+      const at = Math.floor(clockRng() * activeMs)
+      const machine = clockRng() < 0.5 ? "hub" : `r${Math.floor(clockRng() * options.replicas)}`
+      const by = Math.round((clockRng() < 0.5 ? -1 : 1) * 1_000 * Math.exp(clockRng() * Math.log(7_200)))
+      rt.setTimer(at, () => {
+        stats.clockSteps!++
+        clockSteps.set(machine, (clockSteps.get(machine) ?? 0) + by)
+        log(`${machine}'s wall clock steps ${by} ms`)
+      })
     }
 
     // Schedule the active phase up front, so the order of events depends on the seed only.

@@ -156,3 +156,22 @@ test("a hub that reads what it is sent may ask for the outbox again any number o
   expect(doc.pendingCount).toBe(PENDING - 60)
   await client.close()
 })
+
+test("a hub that answers storage-failed again and again without reading gets the outbox a bounded number of times", async () => {
+  // The replica sends its outbox again after a storage failure (the hub may have refused its
+  // submits unjudged); at first that bypassed the guard, and a hub sending a failure and an
+  // empty results every second kept the backoff at 1 s: 20,200 commands, 41.6 MB unread, the
+  // connection never ended (found by a review).
+  const { hub, client, rt } = await withOutbox()
+  hub.deliver({ type: "synced", docId: DOC, seq: 0 })
+  // (An empty results settles nothing: the backoff grows to its 60 s.)
+  for (let i = 0; i < 100 && hub.closes.length === 0; i++) {
+    hub.deliver({ type: "error", docId: DOC, code: "storage-failed", message: "x" })
+    hub.deliver({ type: "results", docId: DOC, outcomes: [] })
+    await rt.run({ forMs: 60_001 })
+    await flush()
+  }
+  expect(hub.commandsSent()).toBeLessThanOrEqual(MAX_SENDS * PENDING)
+  expect(hub.closes).toEqual(["protocol-error"])
+  await client.close()
+})

@@ -1,9 +1,11 @@
 /**
- * A document the hub could not read from its storage (its load failed: a disk error, a
- * corrupt record) is asked for again on the same connection, after a backoff
- * (core/replica/doc.ts LOAD_FAILURES). Before, the hub's error was the end of it until the
+ * A document the hub could not read from its storage (its load failed on a disk error,
+ * `storage-failed`) is asked for again on the same connection, after a backoff
+ * (core/replica/doc.ts STORAGE_FAILURES); so are submits the hub refused unjudged because it
+ * could not read the client's records. Before, the hub's error was the end of it until the
  * next connection: the hub answered the document's submits `not-subscribed` and forgot them,
- * the receipts waited, and a reader saw nothing new, for as long as the connection lasted.
+ * the receipts waited, and a reader saw nothing new, for as long as the connection lasted. A
+ * store found damaged (`storage-corrupt`) is not asked for again: the receipts settle `refused`.
  */
 import { CanonClient, Hub, type ClientMessage, type ClientTransport, type KVStore } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -71,10 +73,10 @@ const offlineDoc = async ({ rt, net, run }: ReturnType<typeof world>, name: stri
   return { doc, errors, subscribes: link.subscribes }
 }
 
-test.each(["storage-failed", "storage-corrupt"])("a load that failed (%s) is asked for again: a command submitted meanwhile is confirmed once the disk answers", async (code) => {
+test("a load that failed (storage-failed) is asked for again: a command submitted meanwhile is confirmed once the disk answers", async () => {
+  const code = "storage-failed"
   const w = world()
   const { doc, errors } = await offlineDoc(w, "a")
-  w.state.code = code
   w.state.failing = true
   let receipt = "waiting"
   doc.submit("add", { id: "1", title: "x" }).then(() => (receipt = "confirmed"), (e) => (receipt = `rejected ${e.code}`))
@@ -87,6 +89,27 @@ test.each(["storage-failed", "storage-corrupt"])("a load that failed (%s) is ask
   await w.run(3_000)
   expect(receipt).toBe("confirmed")
   expect(doc.pendingCount).toBe(0)
+})
+
+test("a document found damaged (storage-corrupt) is a refusal: receipts settle refused, the command stays for the next connection", async () => {
+  const w = world()
+  const { doc, errors, subscribes } = await offlineDoc(w, "a")
+  w.state.code = "storage-corrupt"
+  w.state.failing = true
+  let receipt = "waiting"
+  doc.submit("add", { id: "1", title: "x" }).then(() => (receipt = "confirmed"), (e) => (receipt = `rejected ${e.code}`))
+  w.net.heal("a")
+  await w.run(10_000)
+  expect(errors[0]).toBe("storage-corrupt: The disk did not answer.")
+  expect(receipt).toBe("rejected refused")
+  expect(subscribes.length).toBe(1)
+  expect(doc.pendingCount).toBe(1)
+  // Repaired, and a new connection: the command goes.
+  w.state.failing = false
+  w.net.drop("a")
+  await w.run(10_000)
+  expect(doc.pendingCount).toBe(0)
+  expect(Object.keys(doc.state.items)).toEqual(["1"])
 })
 
 test("a reader whose document failed to load follows it once the disk answers; the retries back off", async () => {

@@ -142,7 +142,7 @@ test("a catch-up that fails on the hub's disk is tried again: the replica gets i
   failing = 2
   conn.send({ type: "fetch-state", docId: DOC })
   await rt.run({ forMs: 5_000 })
-  expect(heard.filter((m) => m.type === "error").map((m) => (m as { code: string }).code)).toEqual(["storage-failed", "storage-failed"])
+  expect(heard.filter((m) => m.type === "error").map((m) => (m as { code: string }).code)).toEqual(["catch-up-failed", "catch-up-failed"])
   expect(heard.some((m) => m.type === "snapshot-begin")).toBe(true)
   // Live again: a new command reaches the reader.
   await drive(rt, doc.submit("add", { id: "late", title: "after the disk recovered" }))

@@ -688,7 +688,8 @@ export class Followers {
     const wait = Math.min(CATCH_UP_RETRY_MAX_MS, CATCH_UP_RETRY_MS * 2 ** Math.min(f.failures, 8))
     f.failures++
     this.doc.report("catch-up-failed", `${message} (follower ${f.clientId}; trying again in ${wait} ms)`)
-    f.conn.send({ type: "error", code: "storage-failed", message: boundedMessage(`Reading document "${this.doc.docId}" failed: ${message} The hub tries again in ${wait} ms.`), docId: this.doc.docId })
+    // Its own code: the hub tries again itself (a storage-failed has the replica ask again).
+    f.conn.send({ type: "error", code: "catch-up-failed", message: boundedMessage(`Reading document "${this.doc.docId}" failed: ${message} The hub tries again in ${wait} ms.`), docId: this.doc.docId })
     f.retry?.cancel()
     f.retry = this.doc.runtime.setTimer(wait, () => {
       f.retry = undefined

@@ -274,9 +274,11 @@ export class Snapshotter {
         this.latest = meta
         return { meta, state }
       } catch (e) {
-        // A read that failed says nothing of the snapshot: the load fails (and is tried again),
-        // rather than take an older snapshot, or none, and call the document corrupt.
-        if ((e as { code?: unknown } | null)?.code === "storage-failed") throw e
+        // Only a snapshot found damaged is skipped: a read that failed (or a store closing) says
+        // nothing of it, and the load fails (and is tried again) rather than take an older
+        // snapshot, or none, and call the document corrupt.
+        const code = (e as { code?: unknown } | null)?.code
+        if (code !== "storage-corrupt" && code !== "decode-failed") throw e
         this.report("snapshot-invalid", `Skipping the snapshot of "${this.docId}" at seq ${meta.seq}: ${e instanceof Error ? e.message : String(e)}`)
       }
     }

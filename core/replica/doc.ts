@@ -129,15 +129,16 @@ const SEND_WINDOW_BYTES = 4 * SUBMIT_BYTES
 const MAX_RESENDS_ASKED = 16
 
 /**
- * Codes of the hub failing to read its storage for this document. Before this connection is
- * synced that is its load or catch-up: the subscribe goes again, with the outbox (the hub
- * answers submits of a document it does not serve `not-subscribed` and forgets them). After,
- * the client's records, read to judge its submits: the hub refused those unjudged and forgot
- * them, and the outbox goes again. After STORAGE_RETRY_MS, doubling to STORAGE_RETRY_MAX_MS, on
- * the same connection: without it a passing disk error left the document unserved, or its
- * commands unanswered, with receipts waiting, until the next connection.
+ * The code of the hub failing to read its storage for this document (a catch-up it retries
+ * itself is `catch-up-failed`). Before this connection is synced that is its load: the
+ * subscribe goes again, with the outbox (the hub answers submits of a document it does not
+ * serve `not-subscribed` and forgets them). After, the client's records, read to judge its
+ * submits: the hub refused those unjudged and forgot them, and the outbox goes again. After
+ * STORAGE_RETRY_MS, doubling to STORAGE_RETRY_MAX_MS, on the same connection: without it a
+ * passing disk error left the document unserved, or its commands unanswered, with receipts
+ * waiting, until the next connection. A store found damaged (`storage-corrupt`) is a refusal.
  */
-const STORAGE_FAILURES: ReadonlyArray<string> = ["storage-failed", "storage-corrupt"]
+const STORAGE_FAILURES: ReadonlyArray<string> = ["storage-failed"]
 const STORAGE_RETRY_MS = 1_000
 const STORAGE_RETRY_MAX_MS = 60_000
 
@@ -208,7 +209,7 @@ type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number;
 const SNAPSHOT_ACK_EVERY = 128 << 10
 
 /** Codes of a refused subscribe (core/authority/hub.ts refuseSubscribe): the hub does not serve the document on this connection. */
-const SUBSCRIBE_REFUSALS: ReadonlyArray<string> = [...REFUSAL_CODES, "machine-mismatch", "too-many-docs", "migration-failed", "invalid-doc-id"]
+const SUBSCRIBE_REFUSALS: ReadonlyArray<string> = [...REFUSAL_CODES, "machine-mismatch", "too-many-docs", "migration-failed", "invalid-doc-id", "storage-corrupt"]
 
 export class Doc<M extends Machine<any, any>> {
   readonly #rs: ReplicaState<StateOf<M>>
@@ -273,9 +274,9 @@ export class Doc<M extends Machine<any, any>> {
   #refusalFetch = false
   #notifyScheduled = false
   #isSynced = false
-  /** The confirmed seq this connection last subscribed again from for a gap (-1: none). */
+  /** The confirmed seq this connection last subscribed again from for a gap, until the hub answers (-1: none). */
   #gapFollowedAt = -1
-  /** The subscribe or the outbox again after the hub's storage failed (STORAGE_FAILURES), and the failures since it last answered. */
+  /** The subscribe or the outbox again after the hub's storage failed (STORAGE_FAILURES), and the failures since a command last settled on this connection. */
   #storageRetry: Timer | undefined
   #storageFailures = 0
   readonly #runtime: Runtime
@@ -680,6 +681,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#resyncing = false
     this.#refusalFetch = false
     this.#gapFollowedAt = -1
+    this.#storageFailures = 0
     const sub = this.#subscribeMessage()
     this.#lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
     this.#snapshotFailures = 0
@@ -813,8 +815,6 @@ export class Doc<M extends Machine<any, any>> {
         return
       }
       case "results": {
-        // The hub read this client's records: its storage answers again.
-        this.#storageFailures = 0
         const settle = new Set<number>()
         const rejected = new Map<number, Rejection>()
         const acceptedEarlier: { command: PendingCommand; seq: number; upperBound?: true }[] = []
@@ -845,7 +845,8 @@ export class Doc<M extends Machine<any, any>> {
         return
       case "synced":
         this.#isSynced = true
-        this.#storageFailures = 0
+        // An answer to a subscribe: a gap after it is a new one (#gapFollowedAt).
+        this.#gapFollowedAt = -1
         this.#emit("synced", { seq: msg.seq })
         return
       case "state":
@@ -886,6 +887,8 @@ export class Doc<M extends Machine<any, any>> {
         const r = this.#receiver
         if (r === undefined || r.id !== msg.snapshotId) return
         this.#receiver = undefined
+        // An answer to a subscribe, used or not (a state this app cannot migrate): a gap after it is a new one.
+        this.#gapFollowedAt = -1
         const done = r.finish()
         if (typeof done === "string") return this.#badSnapshot(done)
         this.#install(r.begin.seq, done, r.begin.hash)
@@ -953,8 +956,10 @@ export class Doc<M extends Machine<any, any>> {
       this.#storageRetry = undefined
       if (this.#closed || this.#send !== send) return
       if (!this.#isSynced) this.#follow()
-      // What was sent meanwhile was refused unjudged (or not-subscribed) and forgotten.
-      this.#resend()
+      // What was sent meanwhile was refused unjudged (or not-subscribed) and forgotten. Asked
+      // for by the hub's word, as any resend it causes: a hub sending failures without reading
+      // must not pile copies up (#resendAsked).
+      this.#resendAsked()
     })
     return wait
   }
@@ -1067,6 +1072,8 @@ export class Doc<M extends Machine<any, any>> {
       this.#follow()
     }
     const settled = [...r.confirmed.map((c) => c.command.clientSeq), ...(settle ?? [])]
+    // The hub judged commands of this client: its storage answers again.
+    if (settled.length > 0 || rejectedCommands.size > 0) this.#storageFailures = 0
     if (r.applied.length === 0 && settled.length === 0) return
     for (const cs of settled) this.#settling.add(cs)
     // A refused CRDT merge is already in its field and cannot be taken out: reload the

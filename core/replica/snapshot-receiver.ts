@@ -61,7 +61,15 @@ export class SnapshotReceiver {
   chunk(c: SnapshotChunk): ChunkOutcome {
     const end = c.offset + c.bytes.length
     if (end > this.begin.size) return `a chunk ends past ${this.begin.size} bytes`
-    if (end <= this.received) return undefined
+    if (end <= this.received) {
+      // The same snapshot streamed again from below what is here (the hub's read failed and
+      // it began anew): its bytes are acknowledged as new ones are, or a sender waiting for
+      // credit would wait for ever (it takes an acknowledgement as credit, never as a skip).
+      if (end < this.#lastAck) this.#lastAck = c.offset
+      if (end - this.#lastAck < this.#ackEvery) return undefined
+      this.#lastAck = end
+      return this.received
+    }
     if (c.offset > this.received) return `a chunk at ${c.offset} skips from ${this.received}`
     const fresh = c.bytes.subarray(this.received - c.offset)
     if (end > this.#buffer.length) {

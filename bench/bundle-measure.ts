@@ -90,6 +90,8 @@ export const CORE_LIMIT_BYTES = 45_000
  * a missed range of entries sent one subscribe per entries message on its way, each restarting
  * the hub's snapshot stream; and the resend guard counts only while the connection holds more
  * than a send window unread (an honest hub's chain of refusals tripped it) (+89 B together).
+ * Then 48,522 B: a review's mends (the retry's resend under the guard, bytes of a restarted
+ * snapshot stream acknowledged, storage-corrupt a refusal; +33 B).
  */
 export const CORE_GUARD_BYTES = 48_600
 

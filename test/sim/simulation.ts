@@ -10,7 +10,9 @@
  *   writes), one grown to megabytes, and one deliberately non-deterministic; each replica
  *   follows 1-3 of them;
  * - faults: dropped connections, partitions, replica and hub kill -9 (writes in flight lost),
- *   disk read and write latency, and failed writes on the hub's and the replicas' disks;
+ *   disk read and write latency, failed writes and failed reads on the hub's and the
+ *   replicas' disks, and machines' wall clocks stepped by up to two hours either way (their
+ *   steady clocks are not);
  * - hostile clients (hostile.ts): bad arguments, prototype keys, oversized and deep
  *   arguments, clientSeq gaps and duplicates, forged clientIds;
  * - wire protocols mixed: each replica incarnation speaks 1 or 1..2, each hub start 1..2 or

@@ -368,8 +368,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
 
   // Whatever escapes the engine (a throw in a timer, an unhandled rejection) is a failure of
   // this seed, not a crash of the simulator: the run goes on and the checker reports it.
-  // A presence churner's burst is a few thousand events of its own.
-  const maxEvents = options.maxEvents ?? Math.round(2_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops)) + 15_000 * (options.presenceChurn ?? 0)
+  // A presence churner's burst is a few thousand events of its own. (Disks failing reads add
+  // retries on both sides: seed 2 of the protocol-attacks world, 4 replicas, settles in 19,985.)
+  const maxEvents = options.maxEvents ?? Math.round(3_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops)) + 15_000 * (options.presenceChurn ?? 0)
   const guard = new RunGuard(vrt, fail, log, maxEvents, options.maxRealMs ?? 120_000)
   const rt = guard.runtime
   const { overBudget } = guard

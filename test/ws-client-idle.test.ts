@@ -61,3 +61,16 @@ test("a late check looks again, and what is heard meanwhile keeps the link; a la
   while (closed() === undefined && Date.now() < until) await waitFor(20)
   expect(closed()?.code).toBe("timeout")
 })
+
+test("a wall clock stepped back an hour (NTP, a resumed laptop) does not keep a dead link for the hour: silence is timed on a steady clock", async () => {
+  const realNow = Date.now
+  try {
+    const { closed } = openLink(300)
+    Date.now = () => realNow() - 3_600_000
+    const end = realNow() + 3_000
+    while (closed() === undefined && realNow() < end) await waitFor(50)
+    expect(closed()?.code).toBe("timeout")
+  } finally {
+    Date.now = realNow
+  }
+}, 15_000)

@@ -300,7 +300,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
 
   const pollWaiting = (): void => {
     waitTimer = undefined
-    const now = Date.now()
+    const now = performance.now()
     for (const [f, { conn, documentId }] of [...waiting]) {
       if (conn.closed || !conn.follows.has(documentId)) {
         waiting.delete(f)
@@ -488,9 +488,9 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
 
   const pingMs = options.pingMs ?? 10_000
   const pongTimeoutMs = options.pongTimeoutMs ?? 3 * pingMs
-  const lateness = new SweepLateness(pingMs, Date.now())
+  const lateness = new SweepLateness(pingMs, performance.now())
   const timer = setInterval(() => {
-    const now = Date.now()
+    const now = performance.now()
     const late = lateness.at(now)
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue

@@ -19,13 +19,13 @@ export class AnswerBudget<T> {
     private readonly everyMs: number,
     private readonly answer: (request: T) => void,
   ) {
-    this.#tokens = new TokenBucket(1000 / everyMs, burst, Date.now())
+    this.#tokens = new TokenBucket(1000 / everyMs, burst, performance.now())
   }
 
   /** Answers `request` now if the budget allows, else when it does (if no newer request comes first). */
   request(request: T): void {
     if (this.#closed) return
-    if (this.#waiting === undefined && this.#tokens.take(1, Date.now())) return this.answer(request)
+    if (this.#waiting === undefined && this.#tokens.take(1, performance.now())) return this.answer(request)
     this.#waiting = { value: request }
     // A token is back within everyMs.
     this.#timer ??= setTimeout(() => this.#drain(), this.everyMs)

@@ -173,7 +173,7 @@ export class AutomergeReplica<T> {
       heard: false,
       lost: false,
       resets: new AnswerBudget<Uint8Array>(2, 5_000, (bytes) => this.enqueue(a, bytes, true)),
-      work: new TokenBucket(this.options.workPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond, this.options.workBurst ?? DEFAULT_LIMITS.crdtWorkBurst, Date.now()),
+      work: new TokenBucket(this.options.workPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond, this.options.workBurst ?? DEFAULT_LIMITS.crdtWorkBurst, performance.now()),
       timer: undefined,
       full: false,
       unsubscribe: link.subscribe({
@@ -267,7 +267,7 @@ export class AutomergeReplica<T> {
     const links = this.links
     const stop = { get aborted(): boolean { return !links.has(a) } }
     // A message is taken whole while the link's work budget is not in debt (see the header).
-    const debtMs = a.work.borrow(0, Date.now())
+    const debtMs = a.work.borrow(0, performance.now())
     if (debtMs > 0) {
       this.refuse(a, "rate-limited", `A sync message from the peer past this link's work budget (${this.options.workPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond} µs a second, workPerSecond): refused; the round starts over in ${debtMs} ms.`)
       a.timer ??= setTimeout(() => {
@@ -287,7 +287,7 @@ export class AutomergeReplica<T> {
       }
       budget -= Math.max(m.ops, m.changes)
       // Paid before decoding (the hub's weights, adapters/automerge-server/engine.ts weightOf).
-      a.work.borrow(35 * m.changes + 15 * m.ops + Math.ceil(0.3 * chunk.length), Date.now())
+      a.work.borrow(35 * m.changes + 15 * m.ops + Math.ceil(0.3 * chunk.length), performance.now())
       try {
         for (const c of await changesOfAsync(chunk, m, stop)) out.push(c)
       } catch (e) {

@@ -72,7 +72,7 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
     sock.onopen = () => {
       if (ws !== sock) return
       open = true
-      openedAt = Date.now()
+      openedAt = performance.now()
       for (const l of listeners) l.open?.()
     }
     sock.onmessage = (ev) => {
@@ -85,7 +85,7 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
       if (ws !== sock) return
       const wasOpen = open
       open = false
-      if (wasOpen && Date.now() - openedAt >= (options.stableMs ?? 5_000)) failures = 0
+      if (wasOpen && performance.now() - openedAt >= (options.stableMs ?? 5_000)) failures = 0
       ws = undefined
       options.onClose?.(ev.code, ev.reason)
       if (wasOpen) for (const l of listeners) l.close?.()

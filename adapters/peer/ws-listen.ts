@@ -181,7 +181,7 @@ export const listenWsLinks = (address: ListenWsOptions, onLink: (link: PeerLink)
     const place = admit(client)
     if (!place.ok) return ws.close(1013, closeReason(place.reason))
     const { link, drop } = socketLink(ws, maxBuffered)
-    const peer: Peer = { ws, pongs: new PongClock(), lastPingAt: Date.now(), drop }
+    const peer: Peer = { ws, pongs: new PongClock(), lastPingAt: performance.now(), drop }
     peers.add(peer)
     // The slot is held until the socket is gone, however it ends.
     ws.once("close", () => {
@@ -198,9 +198,9 @@ export const listenWsLinks = (address: ListenWsOptions, onLink: (link: PeerLink)
 
   // One timer for every socket, often enough to honour both durations (as the hub's WsServer).
   const tick = Math.max(5, Math.min(pingIntervalMs, pongTimeoutMs) / 4)
-  const lateness = new SweepLateness(tick, Date.now())
+  const lateness = new SweepLateness(tick, performance.now())
   const sweep = setInterval(() => {
-    const now = Date.now()
+    const now = performance.now()
     const late = lateness.at(now)
     for (const peer of peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue

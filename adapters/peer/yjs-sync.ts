@@ -123,7 +123,7 @@ export class YSyncSession {
     positive("updateWorkPerSecond", options.updateWorkPerSecond)
     positive("updateWorkBurst", options.updateWorkBurst)
     this.workRate = options.updateWorkPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond
-    this.work = new TokenBucket(this.workRate, options.updateWorkBurst ?? DEFAULT_LIMITS.crdtWorkBurst, Date.now())
+    this.work = new TokenBucket(this.workRate, options.updateWorkBurst ?? DEFAULT_LIMITS.crdtWorkBurst, performance.now())
     doc.on("update", this.onLocal)
     this.unsubscribe = link.subscribe({
       message: (bytes) => this.receive(bytes),
@@ -160,7 +160,7 @@ export class YSyncSession {
   private handshake(): void {
     this.syncedValue = false
     this.awaitingStep2 = true
-    this.step1At = Date.now()
+    this.step1At = performance.now()
     this.link.send(encodeStep1(Y.encodeStateVector(this.doc)))
   }
 
@@ -238,7 +238,7 @@ export class YSyncSession {
 
   /** A handshake now, or once the work budget is out of debt (its step2 would borrow more). */
   private askAgain(afterMs = 0): void {
-    const debtMs = this.work.borrow(0, Date.now())
+    const debtMs = this.work.borrow(0, performance.now())
     const wait = Math.max(afterMs, debtMs)
     if (wait === 0) return this.handshake()
     this.resyncTimer ??= setTimeout(() => {
@@ -271,7 +271,7 @@ export class YSyncSession {
     if (structs === undefined) return this.fail("update-too-large", `${answer ? "A step2" : "An update"} of more than ${maxStructs} structs from the peer.`)
     // Paid before anything costly (the hub's weights, adapters/yjs-server/engine.ts `measure`).
     const work = 2 * structs + 9 * seen.deleteRanges + Math.ceil(update.length / 128)
-    const now = Date.now()
+    const now = performance.now()
     if (answer) this.work.borrow(work, now)
     else if (!this.work.take(work, now)) {
       this.rateLimited++
@@ -299,7 +299,7 @@ export class YSyncSession {
     if (cannot?.reason === "missing" && answer) return this.fail("update-missing-deps", `The peer's step2 is incomplete: ${cannot.message}`)
     if (cannot?.reason === "missing") {
       this.resyncs++
-      if ((!this.awaitingStep2 || Date.now() - this.step1At > STEP2_WAIT_MS) && this.link.isOpen) this.askAgain()
+      if ((!this.awaitingStep2 || performance.now() - this.step1At > STEP2_WAIT_MS) && this.link.isOpen) this.askAgain()
       return false
     }
     if (cannot !== undefined) return this.fail("update-malformed", cannot.message)

@@ -125,9 +125,9 @@ export class TabLocks implements LockRequester {
       let timer: ReturnType<typeof setTimeout>
       let asks = 0
       const ask = () => {
-        const at = Date.now()
+        const at = performance.now()
         timer = setTimeout(() => {
-          if (Date.now() - at > this.windowMs * 1.5 && ++asks < LATE_ASKS) return ask()
+          if (performance.now() - at > this.windowMs * 1.5 && ++asks < LATE_ASKS) return ask()
           // One more short wait before deciding: an answer that came while this tab was busy
           // is a task queued already, and runs before a timer that is not due yet.
           timer = setTimeout(() => {

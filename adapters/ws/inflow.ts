@@ -22,9 +22,9 @@ export const DEFAULT_MAX_INFLOW_BYTES = 8 << 20
 /** `pongs` hears when the socket is held unread: its pong is not owed meanwhile (pong-clock.ts). */
 export const socketInflow = (ws: WebSocket, max = DEFAULT_MAX_INFLOW_BYTES, pongs?: PongClock): Inflow =>
   new Inflow(() => {
-    pongs?.paused(Date.now())
+    pongs?.paused(performance.now())
     ws.pause()
   }, () => {
-    pongs?.resumed(Date.now())
+    pongs?.resumed(performance.now())
     ws.resume()
   }, max)

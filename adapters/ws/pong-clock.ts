@@ -47,7 +47,7 @@
  * const clock = new PongClock()
  * ws.on("pong", (data) => clock.pong(data))
  * setInterval(() => {
- *   const now = Date.now()
+ *   const now = performance.now()
  *   if (clock.overdue(ws, now, timeoutMs)) return ws.terminate()
  *   clock.sendPing(ws, now)
  * }, timeoutMs / 3)
@@ -234,9 +234,9 @@ export class PongClock {
  *
  * @example
  * ```ts
- * const lateness = new SweepLateness(periodMs, Date.now())
+ * const lateness = new SweepLateness(periodMs, performance.now())
  * setInterval(() => {
- *   const now = Date.now()
+ *   const now = performance.now()
  *   const late = lateness.at(now)
  *   for (const c of conns) if (c.pongs.overdue(c.ws, now, timeoutMs, late)) c.ws.terminate()
  * }, periodMs)

@@ -297,7 +297,7 @@ export class WsServer {
     this.ready.catch(() => {})
     // One timer for every socket; checks often enough to honour both durations.
     const tick = Math.max(5, Math.min(this.pingIntervalMs, this.pongTimeoutMs) / 4)
-    this.sweepLateness = new SweepLateness(tick, Date.now())
+    this.sweepLateness = new SweepLateness(tick, performance.now())
     this.sweepTimer = setInterval(() => this.sweep(), tick)
     this.sweepTimer.unref()
   }
@@ -440,7 +440,7 @@ export class WsServer {
     let resolveClosed!: () => void
     const peer: Peer = {
       ws, remoteAddress, listener: undefined, done: false, version: undefined, session: new CodecSession(),
-      lastPingAt: Date.now(), pongs: new PongClock(), closed: new Promise<void>((r) => (resolveClosed = r)),
+      lastPingAt: performance.now(), pongs: new PongClock(), closed: new Promise<void>((r) => (resolveClosed = r)),
     }
     this.peers.add(peer)
     let error: Error | undefined
@@ -509,11 +509,11 @@ export class WsServer {
       // The hub's input flow control: the socket is not read while paused (nor its pongs:
       // that time does not count against the pong timeout).
       pause: () => {
-        peer.pongs.paused(Date.now())
+        peer.pongs.paused(performance.now())
         peer.ws.pause()
       },
       resume: () => {
-        peer.pongs.resumed(Date.now())
+        peer.pongs.resumed(performance.now())
         peer.ws.resume()
       },
     }
@@ -571,7 +571,7 @@ export class WsServer {
   // ---- heartbeat ----
 
   private sweep(): void {
-    const now = Date.now()
+    const now = performance.now()
     const late = this.sweepLateness.at(now)
     for (const peer of this.peers) {
       if (peer.ws.readyState !== WebSocket.OPEN) continue

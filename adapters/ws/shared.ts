@@ -277,7 +277,7 @@ export class ClientLink implements Connection<ClientMessage> {
 
   /** Something arrived that is not a data frame (ping, pong): the link is alive. */
   heard(): void {
-    this.#lastHeard = Date.now()
+    this.#lastHeard = performance.now()
   }
 
   /** The socket closed (after a close frame or a drop). */
@@ -369,9 +369,9 @@ export class ClientLink implements Connection<ClientMessage> {
    */
   #armIdle(): void {
     if (this.#idleTimeoutMs <= 0) return
-    const wait = Math.max(1, this.#lastHeard + this.#idleTimeoutMs - Date.now())
+    const wait = Math.max(1, this.#lastHeard + this.#idleTimeoutMs - performance.now())
     this.#idleTimer = setDeadline(systemRuntime, wait, () => {
-      if (Date.now() - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
+      if (performance.now() - this.#lastHeard < this.#idleTimeoutMs) return this.#armIdle()
       this.#timedOut("timeout", `Nothing heard from the hub for ${this.#idleTimeoutMs} ms.`)
     })
   }

@@ -481,7 +481,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       const problem = e.state === "null" ? undefined : awarenessStateProblem(e.state)
       if (problem !== undefined) return { close: problem, code: "presence-invalid" }
     }
-    const now = Date.now()
+    const now = performance.now()
     const taken: AwarenessEntry[] = []
     let whole = true
     let full = false
@@ -555,7 +555,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     }
     // Updates are paced where they enter (inflow, work budget); what else a socket sends costs
     // the hub an answer or a relay, so it is rate limited, and a flooder is closed.
-    if (msg.type !== "step2" && msg.type !== "update" && !conn.messageRate.take(1, Date.now())) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
+    if (msg.type !== "step2" && msg.type !== "update" && !conn.messageRate.take(1, performance.now())) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
     switch (msg.type) {
       case "step1": {
         // Only the vector's count is read here, at the message rate; its entries are read once
@@ -595,7 +595,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
           refuse("presence-too-large", `y-websocket: an awareness update of ${msg.update.length} bytes.`)
           return close(conn, CLOSE.malformed, `Awareness is limited to ${maxAwareness} bytes.`)
         }
-        if (!conn.awarenessRate.take(msg.update.length, Date.now())) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
+        if (!conn.awarenessRate.take(msg.update.length, performance.now())) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
         let taken: ReturnType<typeof takeAwareness>
         try {
           taken = takeAwareness(conn, room, msg.update)
@@ -620,7 +620,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         const all = awarenessOf(room)
         if (all === undefined) return
         // A 1-byte query is answered with up to a room's states: paid like sending them.
-        if (!conn.awarenessRate.take(all.length, Date.now())) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
+        if (!conn.awarenessRate.take(all.length, performance.now())) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
         return send(conn, all)
       }
       default:
@@ -635,7 +635,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const pongs = new PongClock()
     const conn: Conn = {
       ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered),
-      messageRate: new TokenBucket(messagesPerSecond, messageBurst, Date.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, Date.now()), due: undefined,
+      messageRate: new TokenBucket(messagesPerSecond, messageBurst, performance.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, performance.now()), due: undefined,
       step1s: new AnswerBudget<Uint8Array>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined,
       room: undefined, doc: undefined, pongs, closed: false,
       onUpdates: (updates) => {
@@ -710,9 +710,9 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     })
   }
 
-  const lateness = new SweepLateness(period, Date.now())
+  const lateness = new SweepLateness(period, performance.now())
   const timer = setInterval(() => {
-    const now = Date.now()
+    const now = performance.now()
     const late = lateness.at(now)
     for (const conn of conns) {
       if (conn.ws.readyState !== WebSocket.OPEN) continue

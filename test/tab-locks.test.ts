@@ -132,7 +132,7 @@ test("a holder whose page is busy for longer than the window still answers, from
     import(workerData.url).then(({ TabLocks, answererSource }) => {
       const answerer = (ch) => {
         const w = new (require("node:worker_threads").Worker)(answererSource(ch), { eval: true })
-        return { post: (m) => w.postMessage(m), close: () => w.terminate() }
+        return { post: (m) => w.postMessage(m), close: () => w.terminate(), ready: new Promise((r) => w.once("message", r)) }
       }
       const t = new TabLocks(workerData.channel, undefined, undefined, answerer)
       void t.request("slot-0", {}, () => {
@@ -153,3 +153,20 @@ test("a holder whose page is busy for longer than the window still answers, from
     await worker.terminate()
   }
 }, 15_000)
+
+test("a tab uses a name it took only once its answerer answers (a worker needs its page's turns to start)", async () => {
+  let started!: () => void
+  const ready = new Promise<void>((r) => (started = r))
+  const posted: unknown[] = []
+  const t = new TabLocks(`tab-locks-test-${channel}`, 60, undefined, () => ({ post: (m) => void posted.push(m), close() {}, ready }))
+  tabs.push(t)
+  let used = false
+  void t.request("slot-0", {}, async () => { used = true; await new Promise(() => {}) })
+  await new Promise((r) => setTimeout(r, 400))
+  // Taken (its answerer told), not used yet.
+  expect(posted).toEqual([{ hold: "slot-0" }])
+  expect(used).toBe(false)
+  started()
+  await new Promise((r) => setTimeout(r, 20))
+  expect(used).toBe(true)
+})

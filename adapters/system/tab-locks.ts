@@ -37,7 +37,16 @@ const HOP_MS = 30
 export interface TabLockAnswerer {
   post(message: { readonly hold: string } | { readonly release: string }): void
   close(): void
+  /**
+   * Settles once it answers (or is known not to: the page answers alone then). A worker needs
+   * turns of its page to start: a page that took a name and went straight into a long task
+   * would otherwise be answered for by nobody.
+   */
+  readonly ready?: Promise<void>
 }
+
+/** How long a page waits for its answerer to start before it answers alone. */
+const ANSWERER_START_MS = 2_000
 
 /**
  * The answering worker's script, for the channel `channel`: a dedicated worker in a page, a
@@ -46,6 +55,8 @@ export interface TabLockAnswerer {
 export const answererSource = (channel: string): string => `
 const held = new Set()
 const ch = new BroadcastChannel(${JSON.stringify(channel)})
+const inPage = typeof self === "object" && typeof self.postMessage === "function"
+const port = inPage ? self : require("node:worker_threads").parentPort
 ch.onmessage = (e) => {
   const m = e.data
   if (m !== null && typeof m === "object" && m.t === "ask" && typeof m.name === "string" && typeof m.ticket === "number" && held.has(m.name)) ch.postMessage({ t: "held", name: m.name, to: m.ticket })
@@ -55,17 +66,32 @@ const told = (m) => {
   if (typeof m.hold === "string") held.add(m.hold)
   if (typeof m.release === "string") held.delete(m.release)
 }
-if (typeof self === "object" && typeof self.postMessage === "function") self.onmessage = (e) => told(e.data)
-else require("node:worker_threads").parentPort.on("message", told)
+if (inPage) self.onmessage = (e) => told(e.data)
+else port.on("message", told)
+port.postMessage("ready")
 `
 
-/** A page's answerer: a dedicated worker from a blob URL, or undefined where none can be made. */
+/**
+ * A page's answerer: a dedicated worker from a blob URL, or undefined where none can be made.
+ * One a Content-Security-Policy blocks is made and then fails (an error event): ready then.
+ */
 const workerAnswerer = (channel: string): TabLockAnswerer | undefined => {
-  const g = globalThis as { Worker?: new (url: string) => { postMessage(m: unknown): void; terminate(): void }; Blob?: typeof Blob; URL?: typeof URL }
+  type PageWorker = { postMessage(m: unknown): void; terminate(): void; onmessage: unknown; onerror: unknown }
+  const g = globalThis as { Worker?: new (url: string) => PageWorker; Blob?: typeof Blob; URL?: typeof URL }
   if (typeof g.Worker !== "function" || typeof g.Blob !== "function" || typeof g.URL?.createObjectURL !== "function") return undefined
   try {
-    const worker = new g.Worker(g.URL.createObjectURL(new g.Blob([answererSource(channel)], { type: "text/javascript" })))
-    return { post: (m) => worker.postMessage(m), close: () => worker.terminate() }
+    const url = g.URL.createObjectURL(new g.Blob([answererSource(channel)], { type: "text/javascript" }))
+    const worker = new g.Worker(url)
+    const ready = new Promise<void>((resolve) => {
+      const done = () => {
+        g.URL!.revokeObjectURL(url)
+        resolve()
+      }
+      worker.onmessage = done
+      worker.onerror = done
+      setTimeout(done, ANSWERER_START_MS)
+    })
+    return { post: (m) => worker.postMessage(m), close: () => worker.terminate(), ready }
   } catch {
     return undefined
   }
@@ -160,7 +186,11 @@ export class TabLocks implements LockRequester {
     const signal = options.signal
     for (;;) {
       if (signal?.aborted) throw signal.reason
-      if (!this.#held.has(name) && !this.#asking.has(name) && (await this.#ask(name))) break
+      if (!this.#held.has(name) && !this.#asking.has(name) && (await this.#ask(name))) {
+        // Held (the page answers meanwhile): the name is used once its answerer answers too.
+        await this.#answerer?.ready
+        break
+      }
       await new Promise<void>((resolve, reject) => {
         const abort = () => {
           clearTimeout(timer)

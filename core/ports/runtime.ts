@@ -36,7 +36,6 @@ export interface Runtime {
   digest?(data: Uint8Array): Promise<Uint8Array>
 }
 
-/** A deadline's timer that ran this much late or more was held up (a stalled process, a throttled tab). */
 /**
  * Milliseconds for measuring durations and pacing: the runtime's clock that never steps, else
  * its wall clock. A wall clock stepped back (NTP, a resumed VM) must not put a rate bucket an
@@ -44,6 +43,7 @@ export interface Runtime {
  */
 export const steadyNow = (runtime: Pick<Runtime, "now" | "monotonic">): number => runtime.monotonic?.() ?? runtime.now()
 
+/** A deadline's timer that ran this much late or more was held up (a stalled process, a throttled tab). */
 export const LATE_TIMER_MS = 250
 
 /**

@@ -88,25 +88,39 @@ test("holdWebLock in a page without Web Locks refuses a second client of the sam
   expect(pageLockRequester()).toBeUndefined()
 }, 15_000)
 
-test.each([320, 440, 500])("a tab busy %i ms right after asking (a page starting) does not take a name a tab in another thread holds and answered for", async (busyMs) => {
+/**
+ * A holding tab in a thread of its own: `body` runs there with `TabLocks`, `answererSource`,
+ * `parentPort` and the channel's name (`channel`) in scope, and posts "held" to the test once
+ * it holds. Resolves with the thread once it has; the test terminates it.
+ */
+const holderThread = async (body: string) => {
   const { Worker } = await import("node:worker_threads")
   const { transformSync } = await import("esbuild")
   const { readFileSync } = await import("node:fs")
   const source = transformSync(readFileSync(new URL("../adapters/system/tab-locks.ts", import.meta.url), "utf8"), { loader: "ts", format: "esm", target: "node20" }).code
-  const name = `tab-locks-test-${channel}`
-  // The holder: the real TabLocks in its own thread, answering as soon as an ask arrives.
-  const holder = `
-    const { parentPort, workerData } = require("node:worker_threads")
-    import(workerData.url).then(({ TabLocks }) => {
-      const t = new TabLocks(workerData.channel)
-      setInterval(() => {}, 1000)
-      void t.request("slot-0", {}, () => { parentPort.postMessage("held"); return new Promise(() => {}) })
-    })`
   const url = `data:text/javascript;base64,${Buffer.from(source).toString("base64")}`
-  const worker = new Worker(holder, { eval: true, workerData: { channel: name, url } })
+  const script = `
+    const { parentPort, workerData } = require("node:worker_threads")
+    const channel = workerData.channel
+    import(workerData.url).then(({ TabLocks, answererSource }) => { ${body} })`
+  const worker = new Worker(script, { eval: true, workerData: { channel: `tab-locks-test-${channel}`, url } })
   try {
     await new Promise<void>((resolve, reject) => { worker.once("message", () => resolve()); worker.once("error", reject) })
-    const b = new TabLocks(name)
+  } catch (e) {
+    await worker.terminate()
+    throw e
+  }
+  return worker
+}
+
+test.each([320, 440, 500])("a tab busy %i ms right after asking (a page starting) does not take a name a tab in another thread holds and answered for", async (busyMs) => {
+  // The holder: the real TabLocks in its own thread, answering as soon as an ask arrives.
+  const worker = await holderThread(`
+    const t = new TabLocks(channel)
+    setInterval(() => {}, 1000)
+    void t.request("slot-0", {}, () => { parentPort.postMessage("held"); return new Promise(() => {}) })`)
+  try {
+    const b = new TabLocks(`tab-locks-test-${channel}`)
     tabs.push(b)
     const got = reason(hold(b, "slot-0", 1_500))
     const end = Date.now() + busyMs // the asking page's own long task: longer than the window
@@ -120,33 +134,22 @@ test.each([320, 440, 500])("a tab busy %i ms right after asking (a page starting
 test("a holder whose page is busy for longer than the window still answers, from its worker: the name is not taken from it", async () => {
   // Before, the page answered alone: a holder in a long task (a render of a big board) let an
   // asking tab take the name after one window, and both tabs opened one replica.
-  const { Worker } = await import("node:worker_threads")
-  const { transformSync } = await import("esbuild")
-  const { readFileSync } = await import("node:fs")
-  const source = transformSync(readFileSync(new URL("../adapters/system/tab-locks.ts", import.meta.url), "utf8"), { loader: "ts", format: "esm", target: "node20" }).code
-  const name = `tab-locks-test-${channel}`
   // The holder: the real TabLocks in a thread of its own (its page), with a worker thread to
   // answer for it; once it holds the name its page is busy for 2.5 s.
-  const holder = `
-    const { parentPort, workerData } = require("node:worker_threads")
-    import(workerData.url).then(({ TabLocks, answererSource }) => {
-      const answerer = (ch) => {
-        const w = new (require("node:worker_threads").Worker)(answererSource(ch), { eval: true })
-        return { post: (m) => w.postMessage(m), close: () => w.terminate(), ready: new Promise((r) => w.once("message", r)) }
-      }
-      const t = new TabLocks(workerData.channel, undefined, undefined, answerer)
-      void t.request("slot-0", {}, () => {
-        parentPort.postMessage("held")
-        setTimeout(() => { const end = Date.now() + 2_500; while (Date.now() < end) {} }, 50)
-        return new Promise(() => {})
-      })
-    })`
-  const url = `data:text/javascript;base64,${Buffer.from(source).toString("base64")}`
-  const worker = new Worker(holder, { eval: true, workerData: { channel: name, url } })
+  const worker = await holderThread(`
+    const answerer = (ch) => {
+      const w = new (require("node:worker_threads").Worker)(answererSource(ch), { eval: true })
+      return { post: (m) => w.postMessage(m), close: () => w.terminate(), ready: new Promise((r) => w.once("message", r)) }
+    }
+    const t = new TabLocks(channel, undefined, undefined, answerer)
+    void t.request("slot-0", {}, () => {
+      parentPort.postMessage("held")
+      setTimeout(() => { const end = Date.now() + 2_500; while (Date.now() < end) {} }, 50)
+      return new Promise(() => {})
+    })`)
   try {
-    await new Promise<void>((resolve, reject) => { worker.once("message", () => resolve()); worker.once("error", reject) })
     await new Promise((r) => setTimeout(r, 200)) // the holder's page is in its long task
-    const b = new TabLocks(name)
+    const b = new TabLocks(`tab-locks-test-${channel}`)
     tabs.push(b)
     expect(await reason(hold(b, "slot-0", 1_500))).toBe("TimeoutError")
   } finally {

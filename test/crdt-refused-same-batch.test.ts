@@ -13,10 +13,11 @@
  * (#4); then it reads #2's refusal and sends "b" again (#5). #3, #4 and #5 reach the hub in
  * one submit: the hub refuses #4 ("b" is not there yet) and takes #5.
  */
-import { CanonClient, Hub, defineMachine, type ClientMessage, type ClientTransport, type ConnectionListener, type ServerMessage } from "../core/index.js"
+import { CanonClient, Hub, defineMachine, type ClientMessage, type ClientTransport } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { running, settleWithTurns } from "./support/virtual-time.js"
+import { intercepted } from "./support/intercepted.js"
 
 const YNote = defineMachine({ name: "ynote", version: 1, initial: () => ({}), crdt: { body: yText() }, commands: {} })
 
@@ -30,19 +31,15 @@ type Submit = Extract<ClientMessage, { type: "submit" }>
 const heldSubmits = (inner: ClientTransport) => {
   let held: Submit[] = []
   let send: ((m: ClientMessage) => void) | undefined
-  const transport: ClientTransport = {
-    connect(l: ConnectionListener<ServerMessage>) {
-      const conn = inner.connect({ onOpen: () => l.onOpen?.(), onMessage: (m) => l.onMessage(m), onClose: (info) => ((held = []), l.onClose(info)) })
-      send = (m) => conn.send(m)
-      return {
-        send: (m) => (m.type === "submit" ? void held.push(m) : conn.send(m)),
-        close: (code, reason) => conn.close(code, reason),
-        get bufferedAmount() {
-          return conn.bufferedAmount
-        },
-      }
+  const transport = intercepted(inner, {
+    // (A connection's first message is its hello: the real send is known before any submit.)
+    send: (m, real) => {
+      send = real
+      if (m.type === "submit") held.push(m)
+      else real(m)
     },
-  }
+    closed: () => void (held = []),
+  })
   return {
     transport,
     held: () => held.flatMap((m) => m.commands.map((c) => c.clientSeq)),

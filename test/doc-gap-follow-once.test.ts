@@ -8,10 +8,11 @@
  * stream, each installed state sent the outbox again, and past 16 of those the replica ended
  * the connection of an honest hub ("asked for the outbox ... again more than 16 times").
  */
-import { CanonClient, Hub, type ClientMessage, type ClientTransport, type ServerMessage } from "../core/index.js"
+import { CanonClient, Hub, type ClientMessage, type ClientTransport } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
 import { running, settleWithTurns } from "./support/virtual-time.js"
+import { intercepted } from "./support/intercepted.js"
 
 /** A reader's link: its first snapshot chunk corrupted; what it sends held while `holding`. */
 const tamperedLink = (inner: ClientTransport) => {
@@ -21,35 +22,24 @@ const tamperedLink = (inner: ClientTransport) => {
   let holding = false
   let corrupted = false
   let send: ((m: ClientMessage) => void) | undefined
-  const transport: ClientTransport = {
-    connect(l) {
-      const conn = inner.connect({
-        onOpen: () => l.onOpen?.(),
-        onClose: (info) => (closes.push(info.reason), l.onClose(info)),
-        onMessage: (m: ServerMessage) => {
-          if (m.type === "snapshot-chunk" && !corrupted && m.bytes.length > 0) {
-            corrupted = true
-            const bytes = m.bytes.slice()
-            bytes[0] = bytes[0]! ^ 0xff
-            return l.onMessage({ ...m, bytes })
-          }
-          l.onMessage(m)
-        },
-      })
-      send = (m) => conn.send(m)
-      return {
-        send: (m) => {
-          sent.push(m)
-          if (holding) held.push(m)
-          else conn.send(m)
-        },
-        close: (code, reason) => conn.close(code, reason),
-        get bufferedAmount() {
-          return conn.bufferedAmount
-        },
+  const transport = intercepted(inner, {
+    message: (m, deliver) => {
+      if (m.type === "snapshot-chunk" && !corrupted && m.bytes.length > 0) {
+        corrupted = true
+        const bytes = m.bytes.slice()
+        bytes[0] = bytes[0]! ^ 0xff
+        return deliver({ ...m, bytes })
       }
+      deliver(m)
     },
-  }
+    send: (m, real) => {
+      send = real
+      sent.push(m)
+      if (holding) held.push(m)
+      else real(m)
+    },
+    closed: (info) => void closes.push(info.reason),
+  })
   return {
     transport, sent, closes,
     get corrupted() { return corrupted },

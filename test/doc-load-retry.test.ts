@@ -1,17 +1,18 @@
 /**
  * A document the hub could not read from its storage (its load failed on a disk error,
  * `storage-failed`) is asked for again on the same connection, after a backoff
- * (core/replica/doc.ts STORAGE_FAILURES); so are submits the hub refused unjudged because it
+ * (core/replica/doc.ts STORAGE_RETRY_MS); so are submits the hub refused unjudged because it
  * could not read the client's records. Before, the hub's error was the end of it until the
  * next connection: the hub answered the document's submits `not-subscribed` and forgot them,
  * the receipts waited, and a reader saw nothing new, for as long as the connection lasted. A
  * store found damaged (`storage-corrupt`) is not asked for again: the receipts settle `refused`.
  */
-import { CanonClient, Hub, type ClientMessage, type ClientTransport, type KVStore } from "../core/index.js"
+import { CanonClient, Hub, type ClientTransport, type KVStore } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import * as K from "../core/store/keys.js"
 import { Todo } from "./support/machines.js"
 import { running, settleWithTurns } from "./support/virtual-time.js"
+import { intercepted } from "./support/intercepted.js"
 
 const HEAD = K.authHead("d")
 const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
@@ -43,21 +44,12 @@ const world = () => {
 /** The subscribes a client sends for document "d". */
 const counting = (inner: ClientTransport) => {
   const subscribes: number[] = []
-  const transport: ClientTransport = {
-    connect(l) {
-      const conn = inner.connect(l)
-      return {
-        send: (m: ClientMessage) => {
-          if (m.type === "subscribe" && m.docId === "d") subscribes.push(1)
-          conn.send(m)
-        },
-        close: (code, reason) => conn.close(code, reason),
-        get bufferedAmount() {
-          return conn.bufferedAmount
-        },
-      }
+  const transport = intercepted(inner, {
+    send: (m, send) => {
+      if (m.type === "subscribe" && m.docId === "d") subscribes.push(1)
+      send(m)
     },
-  }
+  })
   return { transport, subscribes }
 }
 

@@ -7,11 +7,12 @@
  * nothing confirmed after 120 s; found by a review). Bytes streamed again are acknowledged as
  * new ones are (core/replica/snapshot-receiver.ts).
  */
-import { CanonClient, Hub, type ClientMessage, type ClientTransport, type KVStore, type ServerMessage } from "../core/index.js"
+import { CanonClient, Hub, type KVStore } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import * as K from "../core/store/keys.js"
 import { Todo } from "./support/machines.js"
 import { running, settleWithTurns } from "./support/virtual-time.js"
+import { intercepted } from "./support/intercepted.js"
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
 
@@ -48,19 +49,12 @@ test("a snapshot streamed again from the start after a failed chunk read reaches
 
   const begins: number[] = []
   const inner = net.transport("r")
-  const link: ClientTransport = {
-    connect(l) {
-      const conn = inner.connect({
-        onOpen: () => l.onOpen?.(),
-        onClose: (i) => l.onClose(i),
-        onMessage: (m: ServerMessage) => {
-          if (m.type === "snapshot-begin") begins.push(rt.now())
-          l.onMessage(m)
-        },
-      })
-      return { send: (m: ClientMessage) => conn.send(m), close: (c, r) => conn.close(c, r), get bufferedAmount() { return conn.bufferedAmount } }
+  const link = intercepted(inner, {
+    message: (m, deliver) => {
+      if (m.type === "snapshot-begin") begins.push(rt.now())
+      deliver(m)
     },
-  }
+  })
   const reader = await running(rt, (await running(rt, CanonClient.open({ transport: link, runtime: rt, clientId: "r" }))).open(Todo, "d"))
   await run(120_000)
   expect(state.failAt).toBeUndefined()

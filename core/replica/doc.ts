@@ -129,7 +129,7 @@ const SEND_WINDOW_BYTES = 4 * SUBMIT_BYTES
 const MAX_RESENDS_ASKED = 16
 
 /**
- * The code of the hub failing to read its storage for this document (a catch-up it retries
+ * `storage-failed`: the hub failing to read its storage for this document (a catch-up it retries
  * itself is `catch-up-failed`). Before this connection is synced that is its load: the
  * subscribe goes again, with the outbox (the hub answers submits of a document it does not
  * serve `not-subscribed` and forgets them). After, the client's records, read to judge its
@@ -138,7 +138,6 @@ const MAX_RESENDS_ASKED = 16
  * passing disk error left the document unserved, or its commands unanswered, with receipts
  * waiting, until the next connection. A store found damaged (`storage-corrupt`) is a refusal.
  */
-const STORAGE_FAILURES: ReadonlyArray<string> = ["storage-failed"]
 const STORAGE_RETRY_MS = 1_000
 const STORAGE_RETRY_MAX_MS = 60_000
 
@@ -276,7 +275,7 @@ export class Doc<M extends Machine<any, any>> {
   #isSynced = false
   /** The confirmed seq this connection last subscribed again from for a gap, until the hub answers (-1: none). */
   #gapFollowedAt = -1
-  /** The subscribe or the outbox again after the hub's storage failed (STORAGE_FAILURES), and the failures since a command last settled on this connection. */
+  /** The subscribe or the outbox again after the hub's storage failed (STORAGE_RETRY_MS), and the failures since a command last settled on this connection. */
   #storageRetry: Timer | undefined
   #storageFailures = 0
   readonly #runtime: Runtime
@@ -926,7 +925,7 @@ export class Doc<M extends Machine<any, any>> {
         // The hub will not serve this document on this connection (its subscribe was refused):
         // receipts waiting for it settle, as for a refused client; the outbox is kept.
         if (SUBSCRIBE_REFUSALS.includes(code)) this.refused(code, msg.message)
-        if (STORAGE_FAILURES.includes(code) && this.#send !== undefined) {
+        if (code === "storage-failed" && this.#send !== undefined) {
           return this.#error(code, `${msg.message} Trying again in ${this.#retryAfterStorageFailure() / 1000} s.`)
         }
         this.#error(code, msg.message)
@@ -947,7 +946,7 @@ export class Doc<M extends Machine<any, any>> {
     if (c !== undefined && this.#compat === undefined) this.#handleDesync(this.#rs.checkpoint(c.seq, c.hash))
   }
 
-  /** Subscribes again (not synced yet), and sends the outbox again, after a backoff (STORAGE_FAILURES): the wait, ms. */
+  /** Subscribes again (not synced yet), and sends the outbox again, after a backoff (STORAGE_RETRY_MS): the wait, ms. */
   #retryAfterStorageFailure(): number {
     const wait = Math.min(STORAGE_RETRY_MAX_MS, STORAGE_RETRY_MS * 2 ** Math.min(this.#storageFailures++, 6))
     const send = this.#send

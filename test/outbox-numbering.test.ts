@@ -70,10 +70,10 @@ test("a stored outbox with a hole before it (written before the fix) is renumber
   const w = world(32, () => 1)
   // What the faulty write left: commands 1 and 2 in the outbox, the next number 6.
   const store = new ReplicaStore(w.disk)
-  await running(w.rt, store.appendOutbox(DOC, { machine: Todo.name, version: Todo.version, confirmedSeq: 0, nextClientSeq: 6 }, [
+  await running(w.rt, store.confirm(DOC, { meta: { machine: Todo.name, version: Todo.version, confirmedSeq: 0, nextClientSeq: 6 }, entries: [], settled: [], outbox: [
     { clientSeq: 1, name: "add", args: { id: "a", title: "A" } },
     { clientSeq: 2, name: "add", args: { id: "b", title: "B" } },
-  ]))
+  ] }))
   const first = await running(w.rt, w.start(false))
   // Numbered past the hole, as the faulty store says; the hub expects 3.
   const late = first.doc.submit("add", { id: "c", title: "C" })
@@ -108,10 +108,10 @@ test("a stored outbox with a hole before it (written before the fix) is renumber
 
 test("a stored next number behind the stored outbox (a damaged meta) never reuses a stored command's number", async () => {
   const storage = new MemoryStorage()
-  await new ReplicaStore(storage).appendOutbox(DOC, { machine: "todo", version: 1, confirmedSeq: 0, nextClientSeq: 1 }, [
+  await new ReplicaStore(storage).confirm(DOC, { meta: { machine: "todo", version: 1, confirmedSeq: 0, nextClientSeq: 1 }, entries: [], settled: [], outbox: [
     { clientSeq: 1, name: "add", args: { id: "a", title: "A" } },
     { clientSeq: 2, name: "add", args: { id: "b", title: "B" } },
-  ])
+  ] })
   const client = await CanonClient.open({ transport: offlineTransport, runtime: new VirtualRuntime(1), clientId: "a", storage, autoConnect: false })
   const doc = await client.open(Todo, DOC)
   const receipt = doc.submit("add", { id: "c", title: "C" })

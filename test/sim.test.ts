@@ -131,6 +131,15 @@ test("a Yjs change refused for needing what the replica's own later command carr
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 
+test("a refusal whose write failed is stored with its replacements or not at all: after a crash, no change is refused as a copy of itself (seed 567 of the whole world, 5 replicas)", async () => {
+  // r0's refusal of two oversized pastes failed to write; the retry's outbox write stored the
+  // tombstones and resends alone, which were sent and taken. r0 crashed with the refused
+  // commands still in its outbox: answered again, replaced again, and the hub refused the
+  // copies (crdt-equivocation), so the app was told `rejected` of text the document holds.
+  const run = await runSim(REPO, ["--seed", "567", "--replicas", "5"], { timeoutMs: SIM_CHILD_MS })
+  expect(run.failingSeeds).toEqual([])
+}, SIM_TEST_MS)
+
 test("older-version followers are served entries while the log has them (seeds 82, 120 and 194 of the whole world, 5 replicas)", async () => {
   // The hub moved its compaction horizon in memory before the record was written: a v2
   // follower between the two was told update-required (seed 82), for good when the write then

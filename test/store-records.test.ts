@@ -333,7 +333,7 @@ describe.each(adapters)("Canon records over %s", (_name, make) => {
     it("outbox and confirmations round-trip across a reopen", async () => {
       const rs = new ReplicaStore(fx.kv)
       await rs.setClientId("me")
-      await rs.appendOutbox("doc", meta(0, 3), [{ clientSeq: 1, name: "incr", args: { by: 1 } }, { clientSeq: 2, name: "incr", args: { by: 2 } }])
+      await rs.confirm("doc", { meta: meta(0, 3), entries: [], settled: [], outbox: [{ clientSeq: 1, name: "incr", args: { by: 1 } }, { clientSeq: 2, name: "incr", args: { by: 2 } }] })
       await rs.confirm("doc", { meta: meta(2, 3), entries: [entry(1), { ...entry(2), clientId: "me", clientSeq: 1 }], settled: [1] })
       const again = new ReplicaStore(await fx.reopen())
       expect(await again.clientId()).toBe("me")
@@ -346,7 +346,7 @@ describe.each(adapters)("Canon records over %s", (_name, make) => {
 
     it("a corrupted outbox record or meta: storage-corrupt naming the document and key; other documents load", async () => {
       const rs = new ReplicaStore(fx.kv)
-      for (const d of ["alpha", "beta"]) await rs.appendOutbox(d, meta(0, 3), [{ clientSeq: 1, name: "incr", args: { by: 1 } }, { clientSeq: 2, name: "incr", args: { by: 1 } }])
+      for (const d of ["alpha", "beta"]) await rs.confirm(d, { meta: meta(0, 3), entries: [], settled: [], outbox: [{ clientSeq: 1, name: "incr", args: { by: 1 } }, { clientSeq: 2, name: "incr", args: { by: 1 } }] })
       const outboxKey = K.replicaOutbox("alpha", 2)
       await fx.kv.batch([{ type: "put", key: outboxKey, value: new Uint8Array([0x08, 0x05]) }])
       const kv = await fx.reopen()

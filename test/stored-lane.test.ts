@@ -80,7 +80,7 @@ test("a confirmation written after a failed refusal write stores the refused com
     pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, renumbered() {}, error() {},
   }
   const store = new ReplicaStore(kv)
-  await store.appendOutbox("d", { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 3 }, [1, 2].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })))
+  await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 3 }, entries: [], settled: [], outbox: [1, 2].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
   const lane = store.lane(host as never, { nextClientSeq: 3, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
   const tombstone = { clientSeq: 3, name: "$crdt.body", encoded: new Uint8Array([3]), persisted: false }
   pending.set(3, tombstone)
@@ -93,6 +93,46 @@ test("a confirmation written after a failed refusal write stores the refused com
   const keys = async (prefix: Uint8Array) => (await kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })).map(([k]) => K.seqFromKey(k))
   expect(await keys(K.replicaOutboxPrefix("d"))).toEqual([3])
   expect(await keys(K.replicaQueuePrefix("d"))).toEqual([0])
+})
+
+test("an outbox write after a failed refusal write stores the refused commands' removal with their replacements, never the replacements alone", async () => {
+  // The refusal's write fails. The next write is an outbox write: the retry's flush (nothing
+  // new) or a new local change. Stored alone, the replacements were sent and taken by the hub
+  // while the refused commands stayed in the outbox: after a crash they were answered again
+  // and replaced again, and the hub refused the copies (Yjs: crdt-equivocation, clocks it has):
+  // the app was told `rejected` of text the document holds (simulator seed 567).
+  const M = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
+  const keys = async (kv: MemoryStorage) => (await kv.range({ gte: K.replicaOutboxPrefix("d"), lt: K.prefixEnd(K.replicaOutboxPrefix("d")) })).map(([k]) => K.seqFromKey(k))
+  for (const next of [[], [4]]) {
+    const rt = new VirtualRuntime(1)
+    let fail = false
+    const kv = new MemoryStorage({ failWrite: () => fail && !(fail = false) })
+    const pending = new Map<number, unknown>()
+    const stored: number[] = []
+    const host = {
+      docId: "d", machine: M, runtime: rt, closed: false,
+      pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored: (b: ReadonlyArray<{ clientSeq: number }>) => stored.push(...b.map((p) => p.clientSeq)), confirmedStored() {}, tell() {}, renumbered() {}, error() {},
+    }
+    const store = new ReplicaStore(kv)
+    await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 3 }, entries: [], settled: [], outbox: [1, 2].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
+    const lane = store.lane(host as never, { nextClientSeq: 3, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
+    const command = (clientSeq: number) => {
+      const p = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted: false }
+      pending.set(clientSeq, p)
+      return p as never
+    }
+    const tombstone = command(3)
+    fail = true
+    lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone], queued: [] })
+    await lane.idle
+    expect(fail).toBe(false)
+    expect(stored).toEqual([])
+    lane.outbox(next.map(command))
+    await lane.idle
+    // What a crash now leaves: the replacement (and the new command) without the refused ones.
+    expect(await keys(kv)).toEqual([3, ...next])
+    expect(stored).toEqual([3, ...next])
+  }
 })
 
 test("a queue record a failed write left unwritten is not written after the outbox write that sends its change", async () => {
@@ -109,7 +149,7 @@ test("a queue record a failed write left unwritten is not written after the outb
     pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, renumbered() {}, error() {},
   }
   const store = new ReplicaStore(kv)
-  await store.appendOutbox("d", { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 5 }, [1, 2, 3, 4].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })))
+  await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 5 }, entries: [], settled: [], outbox: [1, 2, 3, 4].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
   const lane = store.lane(host as never, { nextClientSeq: 5, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
   const command = (clientSeq: number, dequeued?: number) => {
     const p = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted: false, ...(dequeued !== undefined ? { dequeued } : {}) }

@@ -66,7 +66,7 @@ export interface DocLane<T> {
   wantSnapshot(entries: number): boolean
   /** The lowest clientSeq whose outbox record is not stored because its write failed. */
   firstUnstored(): number | undefined
-  /** New outbox records (and any a failed write left unstored), then host.outboxStored. */
+  /** New outbox records, with all a failed write left (unstored commands, a refusal's removals) in the same write, then host.outboxStored. */
   outbox(queued: ReadonlyArray<PendingCommand>): void
   /**
    * Confirmed entries, outbox removals and maybe the state whole, then host.confirmedStored.

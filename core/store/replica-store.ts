@@ -65,7 +65,7 @@ export interface ConfirmBatch {
    * authority's state until a snapshot without this flag (an install) replaces it.
    */
   readonly provisional?: boolean
-  /** Outbox records stored with the confirmation (what a refusal sends again). */
+  /** Outbox records stored in the same batch: new commands, and what a refusal sends again (every outbox write is a ConfirmBatch, so it carries what a failed write left). */
   readonly outbox?: ReadonlyArray<OutboxRecord>
   /** CRDT changes that start waiting to go again. */
   readonly queued?: ReadonlyArray<QueuedChange>
@@ -209,15 +209,6 @@ export class ReplicaStore {
     }
     const provisional = (await this.kv.get(K.replicaProvisional(docId))) !== undefined
     return { meta, snapshot, entries, outbox, provisional, queued }
-  }
-
-  /** Stores new outbox records and the meta that counts them, atomically. */
-  async appendOutbox(docId: string, meta: ReplicaMeta, commands: ReadonlyArray<OutboxRecord>): Promise<void> {
-    if (!this.#opened) await this.open()
-    const ops: BatchOp[] = []
-    outboxOps(docId, ops, commands)
-    ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
-    await this.kv.batch(ops)
   }
 
   /** Moves outbox records to new clientSeqs (the hub said numbering resumes higher), atomically with the meta. */

@@ -130,39 +130,13 @@ export class StoredLane<T> implements DocLane<T> {
   }
 
   outbox(queued: ReadonlyArray<PendingCommand>): void {
-    if (queued.length === 0 && this.#unstored.length === 0) return
-    const host = this.host
-    let batch = queued
-    let next = this.#nextAfter(batch)
-    this.#enqueue(
-      () => {
-        // Commands of an earlier outbox write that failed go first, in this write: one queued
-        // behind it must not store (and send) later commands while they are not stored, or the
-        // outbox has a hole the hub refuses (sequence-gap), after a restart for good.
-        batch = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...queued]
-        this.#unstored = []
-        // A waiting change this write sends needs no queue record: one a failed write left
-        // unwritten is not written after it (it would bring the change back after a restart).
-        if (this.#unwritten.queued.length > 0) {
-          const sent = new Set(batch.map((p) => p.dequeued))
-          this.#unwritten.queued = this.#unwritten.queued.filter((q) => !sent.has(q.key))
-        }
-        next = this.#nextAfter(batch)
-        if (batch.length === 0) return Promise.resolve()
-        return this.#write(() => this.store.appendOutbox(host.docId, this.#meta(this.#confirmed, next), batch.map(recordOf)))
-      },
-      () => {
-        if (batch.length === 0) return
-        this.#next = Math.max(this.#next, next)
-        host.outboxStored(batch)
-      },
-      () => {
-        // Not durable, so not sent yet: the next outbox write carries them (the app was told
-        // storage failed). Kept after a close too: close() says they were not stored.
-        this.#unstored = [...batch, ...this.#unstored]
-        this.#retry()
-      },
-    )
+    // Written as a confirm's write is: what a failed write left goes first, in the same batch.
+    // Commands a failed write left unstored go before these (stored after them, the outbox has
+    // a hole the hub refuses: sequence-gap, after a restart for good). Above all, a failed
+    // refusal's removal goes with the commands that replace the refused ones: stored alone,
+    // those would be sent and taken while the refused ones stay in the outbox, to be answered
+    // and replaced again after a restart, and the hub refuses the copies (seed 567).
+    if (queued.length > 0 || this.#unstored.length > 0) this.confirm(undefined, [], [], undefined, [], { commands: queued, queued: [] })
   }
 
   confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>, replacing?: Replacements): void {

@@ -92,7 +92,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "drop-outbox-write",
     breaks: "commands are sent without being written to the outbox",
-    patches: [{ file: "core/store/stored-lane.ts", anchor: "this.#write(() => this.store.appendOutbox(", replacement: "this.#write(() => Promise.resolve() || this.store.appendOutbox(" }],
+    patches: [{ file: "core/store/stored-lane.ts", anchor: "...(commands.length > 0 ? { outbox: commands.map(recordOf) } : {}),", replacement: "...({})," }],
   },
   {
     name: "forget-client-record",

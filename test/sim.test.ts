@@ -30,7 +30,9 @@ const SIM_TEST_MS = SIM_CHILD_MS + 30_000
 
 /** Everything but the parts each test turns on. */
 /** Faults added to the whole world after the pinned seeds below were found: off, so each seed stays in its world. */
-const LATER_FAULTS_OFF = ["--hub-read-failures", "0", "--replica-read-failures", "0", "--clock-steps", "0"]
+const LATER_FAULTS_OFF = ["--hub-read-failures", "0", "--replica-read-failures", "0", "--clock-steps", "0", "--byte-buffers", "0", "--stalls", "0"]
+/** Links that count unread bytes and replicas that stop reading joined the world after the seeds pinned with this. */
+const BYTES_AND_STALLS_OFF = ["--byte-buffers", "0", "--stalls", "0"]
 const CORE = ["--hostile", "0", "--app-bugs", "0", "--replica-write-failures", "0", "--big-kib", "0", "--mixed-fleet", "0"]
 /** Without the attacks that make a seed slow (megabyte arguments). */
 const PROTOCOL_ATTACKS = "legit,invalid-args,unknown-command,gap,huge-seq,duplicate,duplicate-in-batch,forged-id"
@@ -60,8 +62,11 @@ test("snapshots and compaction: crashes aimed at snapshot writes, corrupted and 
   expect([...v2, ...v1]).toEqual([])
 }, SIM_TEST_MS)
 
-test("a large document: 32-64 KiB commands, paged catch-up, snapshots and streams of it (1 seed)", async () => {
-  expect(await failing(1, [...CORE, "--big-kib", "512", "--drifting", "0", "--docs", "1"], 3, ["entries:big"])).toEqual([])
+test("a large document: 32-64 KiB commands, paged catch-up, snapshots and streams of it, to replicas that stop reading for seconds; links count unread bytes, so the hub's followers pause at their high-water mark and resume once drained (3 seeds)", async () => {
+  // Counted in messages (before), nothing reached a byte limit: a hub whose paused followers
+  // never resumed (mutant drained-never-resumed) survived 10 seeds; now seed 3 catches it.
+  const happen = ["entries:big", "stalls", "hubUnreadPastHighWater", "clientUnreadPastWindow"]
+  expect(await failing(3, [...CORE, "--big-kib", "2048", "--drifting", "0", "--docs", "1", "--stalls", "6"], 3, happen)).toEqual([])
 }, SIM_TEST_MS)
 
 test("arguments whose compact form outweighs their canonical one: submits, a fan-out of two writers and catch-up pages of the hub's default size stay under the frame limit (2 seeds)", async () => {
@@ -97,14 +102,14 @@ test("disks failing reads, the hub's (loads, catch-up pages, snapshots, client r
   // answered not-subscribed and forgotten: "r2 still has 44 pending"), and a snapshot read that
   // failed at load was taken for a snapshot that does not verify ("compacted up to seq N but
   // no stored snapshot of it verifies"). Seed 2 of this world has both.
-  expect(await failing(1, [...CORE, "--hub-read-failures", "0.05", "--replica-read-failures", "0.05", "--from", "2"], 4, ["hubReadFailures", "replicaReadFailures"])).toEqual([])
+  expect(await failing(1, [...CORE, "--hub-read-failures", "0.05", "--replica-read-failures", "0.05", "--from", "2", ...BYTES_AND_STALLS_OFF], 4, ["hubReadFailures", "replicaReadFailures"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("wall clocks stepped, the hub's and the replicas' (NTP, a resumed VM), by a second to two hours either way: rates and pacing run on steady clocks (seed 4)", async () => {
   // Before, the hub's rate buckets refilled by its wall clock: stepped back, every client went
   // an hour into debt ("More than 1000 messages per second": seed 4 of this world), and stepped
   // forward they filled at once (a churner's loads past its bucket: seed 10 of the whole world).
-  expect(await failing(1, [...CORE, "--clock-steps", "6", "--from", "4"], 4, ["clockSteps"])).toEqual([])
+  expect(await failing(1, [...CORE, "--clock-steps", "6", "--from", "4", ...BYTES_AND_STALLS_OFF], 4, ["clockSteps"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
@@ -136,7 +141,7 @@ test("a refusal whose write failed is stored with its replacements or not at all
   // tombstones and resends alone, which were sent and taken. r0 crashed with the refused
   // commands still in its outbox: answered again, replaced again, and the hub refused the
   // copies (crdt-equivocation), so the app was told `rejected` of text the document holds.
-  const run = await runSim(REPO, ["--seed", "567", "--replicas", "5"], { timeoutMs: SIM_CHILD_MS })
+  const run = await runSim(REPO, ["--seed", "567", "--replicas", "5", ...BYTES_AND_STALLS_OFF], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 
@@ -187,7 +192,7 @@ test("the whole world at once, and the faults and attacks actually happen (seeds
   for (const k of [
     "drops", "partitions", "replicaCrashes", "hubCrashes", "hostile", "forged", "hubWriteFailures", "replicaWriteFailures", "desyncs", "localRefusals", "rateHolds", "secondTabs",
     "entries:todo-0", "entries:big", "snapshotCrashes", "streams", "installs", "corruptChunks", "cutStreams", "compacted", "hostileAnswered",
-    "hubUpgrades", "replicaUpgrades", "entries:versioned", "textEdits", "textAckedInserts", "textAckedDeletes", "entries:text",
+    "hubUpgrades", "replicaUpgrades", "entries:versioned", "textEdits", "textAckedInserts", "textAckedDeletes", "entries:text", "stalls",
   ]) {
     expect([k, totals[k]]).toEqual([k, expect.any(Number)])
     expect([k, totals[k]! > 0]).toEqual([k, true])

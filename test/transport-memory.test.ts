@@ -38,3 +38,27 @@ test("a connection dropped before the hub accepted it never reaches the hub, and
   expect(accepted).toBe(0)
   expect(closes).toEqual(["reset"])
 })
+
+test("with countBytes, what a stalled client holds unread is counted in frame bytes, as a socket's bufferedAmount is; else in messages", async () => {
+  // The hub's and the client's limits are in bytes: counted in messages, the simulator's links
+  // never reached one (a hub whose paused followers never resumed survived 10 seeds).
+  const { encodeServerMessage } = await import("../core/protocol/codec.js")
+  const error = { type: "error", code: "x", message: "y".repeat(1000) } as const
+  const frame = encodeServerMessage(error, { version: 1, maxFrameBytes: 1 << 20 }).length
+  for (const countBytes of [true, false]) {
+    const rt = new VirtualRuntime(1)
+    const net = new MemoryNetwork(rt, { latency: () => 1, encode: true, countBytes })
+    let hubEnd: { send(m: unknown): void; readonly bufferedAmount: number } | undefined
+    net.listen({ accept: (conn) => ((hubEnd = conn as never), { onMessage: () => {}, onClose: () => {} }) })
+    const heard: string[] = []
+    net.transport("c").connect({ onMessage: (m) => heard.push(m.type), onClose: () => {} })
+    await rt.run({ forMs: 10 })
+    net.stall("c")
+    for (let i = 0; i < 3; i++) hubEnd!.send(error)
+    await rt.run({ forMs: 10 })
+    expect([countBytes, hubEnd!.bufferedAmount]).toEqual([countBytes, countBytes ? 3 * frame : 3])
+    expect(net.peak.toClient).toBe(countBytes ? 3 * frame : 3)
+    net.unstall("c")
+    expect([hubEnd!.bufferedAmount, heard]).toEqual([0, ["error", "error", "error"]])
+  }
+})

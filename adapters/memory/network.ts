@@ -8,6 +8,8 @@
  * - `partition(client)`: the same, and new connections from it fail until `heal(client)`.
  * - `stall(client)`: the client stops reading; messages to it pile up (bufferedAmount grows)
  *   until `unstall(client)`.
+ * `bufferedAmount` counts messages in flight, or with `encode` and `countBytes` their frames'
+ * bytes, as a socket does (what the hub's and the client's byte limits are written for).
  * - `stopServer()`: the hub "process" is gone: every connection resets, connects fail until
  *   `listen` is called with the new hub.
  * Messages are passed as values (structuredClone'd, so no object is shared across peers).
@@ -30,6 +32,8 @@ export interface MemoryNetworkOptions {
    * transports do; the sender's `send` never throws.
    */
   readonly maxFrameBytes?: number
+  /** With `encode`: `bufferedAmount` counts frame bytes, not messages (default false). */
+  readonly countBytes?: boolean
   /** Told of each message the frame limit refused (the simulator fails on an honest peer's). */
   readonly onRefused?: (refused: RefusedFrame) => void
 }
@@ -71,7 +75,8 @@ class Link {
  * end of a link has its session (what compact frames refer to), encoding what it sends and
  * decoding what it receives, in order. A frame over `maxFrameBytes` comes back as its size.
  */
-const roundTrip = <T>(link: Link, toServer: boolean, message: T, maxFrameBytes: number): T | number => {
+/** The message as the other end decodes it and its frame's size, or the size alone if it is over the limit. */
+const roundTrip = <T>(link: Link, toServer: boolean, message: T, maxFrameBytes: number): { readonly message: T; readonly bytes: number } | number => {
   const version = link.version
   const unbounded = { version, maxFrameBytes: Number.MAX_SAFE_INTEGER }
   const frame = toServer
@@ -84,7 +89,7 @@ const roundTrip = <T>(link: Link, toServer: boolean, message: T, maxFrameBytes: 
   if (decoded.ok !== true) throw new Error(`Codec round trip failed: ${decoded.ok === false ? decoded.error.message : "ignored"}`)
   const m = decoded.message as T
   if ((m as ServerMessage).type === "welcome") link.version = (m as ServerMessage & { type: "welcome" }).protocol
-  return m
+  return { message: m, bytes: frame.length }
 }
 
 export class MemoryNetwork {
@@ -98,15 +103,19 @@ export class MemoryNetwork {
   private readonly latency: () => number
   private readonly clone: boolean
   private readonly encode: boolean
+  private readonly countBytes: boolean
   private readonly maxFrameBytes: number
   private readonly onRefused: ((refused: RefusedFrame) => void) | undefined
   /** Messages delivered, for tests and benchmarks. */
   delivered = 0
+  /** The most any connection held unread (bufferedAmount) each way, for tests and the simulator. */
+  readonly peak = { toServer: 0, toClient: 0 }
 
   constructor(private readonly runtime: Runtime, options: MemoryNetworkOptions = {}) {
     this.latency = options.latency ?? (() => 0)
     this.clone = options.clone ?? true
     this.encode = options.encode ?? false
+    this.countBytes = this.encode && options.countBytes === true
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     this.onRefused = options.onRefused
   }
@@ -157,6 +166,10 @@ export class MemoryNetwork {
     for (const deliver of held ?? []) deliver()
   }
 
+  isStalled(client: string): boolean {
+    return this.stalled.has(client)
+  }
+
   isPartitioned(client: string): boolean {
     return this.partitioned.has(client)
   }
@@ -174,19 +187,23 @@ export class MemoryNetwork {
     if (!link.open) return
     const epoch = link.epoch
     const toServer = dir === (link.toServer as Direction<unknown>)
-    const payload = this.encode ? roundTrip(link, toServer, message, this.maxFrameBytes) : this.clone ? structuredClone(message) : message
-    if (typeof payload === "number") {
+    const framed = this.encode ? roundTrip(link, toServer, message, this.maxFrameBytes) : undefined
+    if (typeof framed === "number") {
       // As the WebSocket transports: the connection ends, both ends hear why, the sender is not thrown at.
       const type = (message as { type: string }).type
-      this.onRefused?.({ client: link.client, from: toServer ? "client" : "hub", type, bytes: payload })
-      return this.reset(link, "too-large", `A ${type} message of ${payload} bytes is over the frame limit of ${this.maxFrameBytes} bytes.`)
+      this.onRefused?.({ client: link.client, from: toServer ? "client" : "hub", type, bytes: framed })
+      return this.reset(link, "too-large", `A ${type} message of ${framed} bytes is over the frame limit of ${this.maxFrameBytes} bytes.`)
     }
+    const payload = framed !== undefined ? framed.message : this.clone ? structuredClone(message) : message
+    const weight = this.countBytes && framed !== undefined ? framed.bytes : 1
     const now = this.runtime.now()
     const at = Math.max(dir.lastAt, now + this.latency())
     dir.lastAt = at
-    dir.inflight++
+    dir.inflight += weight
+    if (toServer) this.peak.toServer = Math.max(this.peak.toServer, dir.inflight)
+    else this.peak.toClient = Math.max(this.peak.toClient, dir.inflight)
     const arrive = () => {
-      dir.inflight--
+      dir.inflight -= weight
       if (link.epoch !== epoch) return
       this.delivered++
       dir.listener?.onMessage(payload)

@@ -33,7 +33,7 @@ export type Deliveries = Map<string, { read: number; answered: number }>
  * The hub as the network sees it, counting what each connection delivers to it and the answers
  * it sends back, as they are sent. With `gate`, each send is checked against the hub's output
  * gate (core/authority/guarded-connection.ts): the hub never holds more unread on a connection
- * than its hard limit (messages, on these links) and the one message that crossed it.
+ * than its hard limit and the one message that crossed it (it sends nothing while over it).
  */
 export const countDeliveries = (
   hub: ConnectionAcceptor, deliveries: Deliveries, gate?: { readonly hardLimit: number; readonly fail: (s: string) => void },
@@ -44,10 +44,12 @@ export const countDeliveries = (
     const seen: typeof conn = Object.create(conn, {
       send: { value: (m: ServerMessage) => {
         if (m.type === "synced" || (m.type === "error" && m.docId !== undefined)) counts.answered++
-        conn.send(m)
-        if (gate !== undefined && conn.bufferedAmount > gate.hardLimit + 1) {
-          gate.fail(`gate: the hub holds ${conn.bufferedAmount} messages unread for ${info?.remoteAddress ?? "a connection"}, past its hard limit of ${gate.hardLimit} (after sending ${m.type})`)
+        // The gate sends nothing while more than its hard limit waits unread (in what the link counts).
+        const unread = conn.bufferedAmount
+        if (gate !== undefined && unread > gate.hardLimit) {
+          gate.fail(`gate: the hub sent ${m.type} while ${unread} waited unread for ${info?.remoteAddress ?? "a connection"}, past its hard limit of ${gate.hardLimit}`)
         }
+        conn.send(m)
       } },
     })
     const listener = hub.accept(seen, info)

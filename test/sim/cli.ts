@@ -18,6 +18,8 @@
  *   --replica-write-failures P probability a replica disk write fails (0.01)
  *   --replica-read-failures P  probability a replica disk read fails (0.002; its own random stream)
  *   --clock-steps N            steps of the hub's or a replica's wall clock, 1 s to 2 h (2; its own stream)
+ *   --byte-buffers 0|1         connections count what they hold unread in bytes, as sockets do (1)
+ *   --stalls N                 times a replica stops reading for 0.5-6 s (2; its own stream)
  *   --faults F                 network and crash faults, 0 = none (1)
  *   --ops N --active-ms N      workload ticks and active virtual time (160, 20000)
  *   --checkpoint-every N --catch-up-page N (16, 8)
@@ -104,6 +106,8 @@ const knobs = {
   replicaWriteFailures: flag("replica-write-failures", DEFAULTS.replicaWriteFailures),
   replicaReadFailures: flag("replica-read-failures", DEFAULTS.replicaReadFailures),
   clockSteps: flag("clock-steps", DEFAULTS.clockSteps),
+  byteBuffers: flag("byte-buffers", 1) !== 0,
+  stalls: flag("stalls", DEFAULTS.stalls),
   gracefulStops: flag("graceful-stops", DEFAULTS.gracefulStops),
   faults: flag("faults", DEFAULTS.faults),
   ops: flag("ops", DEFAULTS.ops),

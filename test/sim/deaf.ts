@@ -46,8 +46,10 @@ export class DeafAsker {
   constructor(
     private readonly net: MemoryNetwork,
     private readonly rt: Runtime,
-    /** The hub's hard limit, in messages (in-memory links). */
+    /** The hub's hard limit, in what the links count (bytes or messages). */
     private readonly hardLimit: number,
+    /** Asks each deaf client sends: their answers are well past the hard limit. */
+    private readonly asks: number,
     private readonly target: HostileTarget,
     private readonly fail: (s: string) => void,
     private readonly log: (s: string) => void,
@@ -58,7 +60,7 @@ export class DeafAsker {
     const n = this.bursts++
     const clientId = `deaf-${n}`
     const name = clientId
-    const asks = 3 * this.hardLimit
+    const asks = this.asks
     const { docId } = this.target
     const conn = this.net.transport(name).connect({
       onOpen: () => conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId, machines: [], secret: `secret-of-${clientId}-0123456789` } as ClientMessage),

@@ -330,4 +330,10 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "a connection may have any number of subscribes refused, each of which took a channel its codec session keeps for its life",
     patches: [{ file: HUB, anchor: "if (++session.refusedSubscribes <= this.limits.maxRefusedSubscribes) return", replacement: "if (++session.refusedSubscribes > 0) return" }],
   },
+  {
+    name: "drained-never-resumed",
+    breaks: "a follower paused at the high-water mark is never resumed once its connection drains: a replica that stopped reading for a while stays behind for the rest of the connection",
+    patches: [{ file: "core/authority/followers.ts", anchor: "      if (f.stream !== undefined) f.stream.resume()\n      else this.catchUp(f)\n", replacement: "" }],
+    simArgs: ["--big-kib", "2048", "--stalls", "6"],
+  },
 ]

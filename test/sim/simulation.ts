@@ -72,10 +72,12 @@ export const SIM_LOADS = { loadsPerSecond: 20, loadBurst: 60, maxQueuedMessages:
 /** Virtual time for what is in flight at the end (deliveries: at most 20 ms) before nothing may be armed. */
 const QUIET_AFTER_CLOSE_MS = 200
 /**
- * The hub's output limits in a world with the deaf asker (deaf.ts), in messages (what an
- * in-memory link counts): small, so its unread answers reach the hard limit within a burst.
+ * The hub's output limits in a world with the deaf asker (deaf.ts), in what the links count
+ * (bytes, or messages without `byteBuffers`): small, so its unread answers reach the hard
+ * limit within a burst of DEAF_ASKS (each answer is some hundred bytes).
  */
-const SIM_OUTPUT = { highWaterMark: 100, hardLimit: 200 }
+const SIM_OUTPUT = { bytes: { highWaterMark: 16 << 10, hardLimit: 32 << 10 }, messages: { highWaterMark: 100, hardLimit: 200 } }
+const DEAF_ASKS = 600
 /** The hub's CRDT work budget in a world with the heavy writer (checker.ts checkCrdtWork). */
 export const SIM_CRDT_WORK = { crdtWorkPerSecond: 50_000, crdtWorkBurst: 100_000 }
 
@@ -120,6 +122,18 @@ export interface SimOptions {
   readonly replicaReadFailures?: number
   /** Steps of a machine's wall clock in the active phase (the hub's or a replica's, 1 s to 2 h either way), from a stream of their own. Default 2. */
   readonly clockSteps?: number
+  /**
+   * Connections count what they hold unread in bytes, as sockets do, instead of in messages:
+   * the hub's and the clients' byte limits (followers' high-water mark, the hard limit, the
+   * client's send window and resend guard) meet real numbers. Default true.
+   */
+  readonly byteBuffers?: boolean
+  /**
+   * Times a replica stops reading for 0.5-6 s (a frozen or backgrounded tab): what the hub
+   * sends it piles up unread, its followers pause at their high-water mark, and past the hard
+   * limit it is closed slow-consumer. From a stream of their own. Default 2.
+   */
+  readonly stalls?: number
   /** Of the hub's random stops, the share that is a graceful close() instead of a kill. Default 0.3. */
   readonly gracefulStops?: number
   /** Checkpoint period of the authority. Default 16. */
@@ -231,7 +245,7 @@ export interface SimResult {
 
 /** The knobs as the CLI and the mutant harness spell them, with their defaults. */
 export const DEFAULTS = {
-  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, gracefulStops: 0.3,
+  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
   mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0,
@@ -326,13 +340,14 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const { seed } = options
   const single = options.machine
   // One custom machine is the old, smaller world: no disk failures unless asked for.
-  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0 }
+  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0, byteBuffers: false, stalls: 0 }
   const o = { ...base, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & SimOptions
   const activeMs = o.activeMs
   const faultLevel = o.faults
   const hostileOn = single === undefined && o.hostile
   const churnOn = hostileOn && o.churn > 0
   const deafOn = hostileOn && o.deafAskers > 0
+  const output = o.byteBuffers ? SIM_OUTPUT.bytes : SIM_OUTPUT.messages
   const presenceChurnOn = hostileOn && o.presenceChurn > 0
   const vrt = new VirtualRuntime(seed)
   const rng = seededRandom(seed ^ 0x5eed)
@@ -444,6 +459,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const net = new MemoryNetwork(rt, {
       latency: () => Math.floor(rng() * 20),
       encode: true,
+      countBytes: o.byteBuffers,
       onRefused: (f) => {
         if (f.from === "hub" || replicas.some((r) => r.name === f.client)) fail(`frames: ${f.from === "hub" ? `the hub's ${f.type} to ${f.client}` : `${f.client}'s ${f.type}`} is a frame of ${f.bytes} bytes, over the limit`)
         else log(`${f.client}'s ${f.type} of ${f.bytes} bytes refused: over the frame limit`)
@@ -505,7 +521,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         idleDocuments,
         ...(docCap !== undefined ? { maxDocumentBytes: docCap } : {}),
         ...(hubLimits.maxCommandBytes !== undefined ? { maxCommandBytes: hubLimits.maxCommandBytes } : {}),
-        ...(deafOn ? SIM_OUTPUT : {}),
+        ...(deafOn ? output : {}),
         // Small, so the hub's input flow control pauses and resumes links all the time, and
         // replicas back from a partition or a crash with a long outbox are held for the rate.
         limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE, ...(churnOn ? SIM_LOADS : {}), ...(o.crdtHeavy > 0 ? SIM_CRDT_WORK : {}) },
@@ -535,7 +551,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           }
         },
       })
-      net.listen(countDeliveries(hub, deliveries, { hardLimit: deafOn ? SIM_OUTPUT.hardLimit : DEFAULT_HARD_LIMIT, fail }))
+      net.listen(countDeliveries(hub, deliveries, { hardLimit: deafOn ? output.hardLimit : DEFAULT_HARD_LIMIT, fail }))
       log(`hub up (protocol ${protocol.min}..${protocol.max})${fleetOn ? ` at v${hubVersion}` : ""}, chunks of ${chunkBytes} B${hubLimits.maxCommandBytes !== undefined ? `, commands up to ${hubLimits.maxCommandBytes} B` : ""}${hubLimits.textLowered ? ", text field limits lowered" : ""}`)
     }
     startHub()
@@ -1081,6 +1097,25 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       })
     }
 
+    // Replicas that stop reading for a while (their own random stream: a world without them is unchanged).
+    const stallRng = seededRandom(seed ^ 0x57a11)
+    for (let i = 0; i < o.stalls; i++) {
+      const at = Math.floor(stallRng() * activeMs)
+      const name = `r${Math.floor(stallRng() * options.replicas)}`
+      const ms = 500 + Math.floor(stallRng() * 5_500)
+      rt.setTimer(at, () => {
+        if (phase !== "active" || net.isStalled(name)) return
+        stats.stalls = (stats.stalls ?? 0) + 1
+        log(`stall ${name} for ${ms} ms (reads nothing)`)
+        net.stall(name)
+        rt.setTimer(ms, () => {
+          if (!net.isStalled(name)) return
+          log(`unstall ${name}`)
+          net.unstall(name)
+        })
+      })
+    }
+
     // Schedule the active phase up front, so the order of events depends on the seed only.
     const opGap = activeMs / o.ops
     for (let t = 0, i = 0; i < o.ops; i++) {
@@ -1207,7 +1242,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
 
     // Deaf askers, from their own stream, early enough for the gate to close each in the active phase.
-    const deaf = deafOn && todoDocs.length > 0 ? new DeafAsker(net, rt, SIM_OUTPUT.hardLimit, todoDocs[0]!, fail, log) : undefined
+    const deaf = deafOn && todoDocs.length > 0 ? new DeafAsker(net, rt, output.hardLimit, DEAF_ASKS, todoDocs[0]!, fail, log) : undefined
     if (deaf !== undefined) {
       const deafRng = seededRandom(seed ^ 0xdeaf)
       for (let i = 0; i < o.deafAskers; i++) {
@@ -1258,6 +1293,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     deaf?.closeAll()
     presenceChurner?.closeAll()
     net.heal()
+    for (let i = 0; i < options.replicas; i++) net.unstall(`r${i}`)
     for (const r of replicas) r.partitioned = false
     if (!hubProc.alive) startHub()
     // Let restarts scheduled in the active phase happen, then bring back anyone still down.
@@ -1445,6 +1481,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       stats.crdtHeavyAccepted = heavy.filter((c) => c.outcome!.startsWith("seq:")).length
     }
     if (stats.heldLoads !== undefined) stats.heldSeeds = stats.heldLoads > 0 ? 1 : 0
+    // Whether what the links held unread reached what byte limits are for: the hub's default
+    // high-water mark (1 MiB, followers pause) and a client's send window (2 MiB).
+    if (o.byteBuffers) {
+      stats.hubUnreadPastHighWater = net.peak.toClient > 1 << 20 ? 1 : 0
+      stats.clientUnreadPastWindow = net.peak.toServer > 2 << 20 ? 1 : 0
+    }
     stats.events = trace.length
     stats.timers = guard.events
     const digest = hashState(digestParts)

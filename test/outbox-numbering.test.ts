@@ -10,7 +10,7 @@
  * commands only; and a client told of a hole that none of its commands holds closes it (for
  * stores written before the fix).
  */
-import { CanonClient, Hub, replicaStorage } from "../core/index.js"
+import { CanonClient, Hub, replicaStorage, type ClientMessage, type ConnectionListener, type ServerMessage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { ReplicaStore } from "../core/internal.js"
 import { Todo } from "./support/machines.js"
@@ -118,5 +118,44 @@ test("a stored next number behind the stored outbox (a damaged meta) never reuse
   await receipt.persisted
   expect(receipt.clientSeq).toBe(3)
   expect((await new ReplicaStore(storage).load(DOC))!.outbox.map((o) => o.clientSeq)).toEqual([1, 2, 3])
+  await client.close()
+})
+
+test("commands renumbered by the hub are not sent under their new numbers before those are stored", async () => {
+  // Sent as 10 and 11 while the disk still held them as 1 and 2, a crash between the two
+  // left the old numbers: sent again after the restart, the hub (already past 11) said
+  // numbering resumes higher, and applied the same commands a second time.
+  const { heldDisk } = await import("./support/held-disk.js")
+  const disk = heldDisk()
+  let listener: ConnectionListener<ServerMessage> | undefined
+  const sent: number[] = []
+  const transport = {
+    connect(l: ConnectionListener<ServerMessage>) {
+      listener = l
+      queueMicrotask(() => l.onOpen?.())
+      return { send: (m: ClientMessage) => void (m.type === "submit" && sent.push(...m.commands.map((c) => c.clientSeq))), close() {}, bufferedAmount: 0 }
+    },
+  }
+  const flush = () => new Promise((r) => setImmediate(r))
+  const client = await CanonClient.open({ transport, runtime: new VirtualRuntime(1), storage: replicaStorage(disk.storage), clientId: "c1", machines: [Todo] })
+  await flush()
+  listener!.onMessage({ type: "welcome", protocol: 1, clientId: "c1" })
+  const doc = await client.open(Todo, DOC)
+  doc.submit("add", { id: "a", title: "A" }).catch(() => {})
+  doc.submit("add", { id: "b", title: "B" }).catch(() => {})
+  await doc.whenStored()
+  for (let i = 0; i < 5; i++) await flush()
+  expect(sent).toEqual([1, 2])
+  disk.hold()
+  listener!.onMessage({ type: "error", docId: DOC, code: "sequence-reset", seq: 10, message: "" })
+  // Anything that frees the send window (another client's entry) must not send them yet.
+  listener!.onMessage({ type: "entries", docId: DOC, entries: [{ seq: 1, time: 1, clientId: "x", clientSeq: 1, name: "add", args: { id: "z", title: "Z" } }] })
+  for (let i = 0; i < 5; i++) await flush()
+  expect(sent).toEqual([1, 2])
+  expect(doc.pending.map((p) => [p.clientSeq, p.stored])).toEqual([[10, false], [11, false]])
+  await disk.release()
+  for (let i = 0; i < 5; i++) await flush()
+  expect(sent).toEqual([1, 2, 10, 11])
+  expect(doc.pending.map((p) => [p.clientSeq, p.stored])).toEqual([[10, true], [11, true]])
   await client.close()
 })

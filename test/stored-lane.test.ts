@@ -47,7 +47,7 @@ test("a queue record carried by a failed write and the command that sends it, in
   const pending = new Map<number, unknown>()
   const host = {
     docId: "d", machine: M, runtime: rt, closed: false,
-    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, renumbered() {}, error() {},
+    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, error() {},
   }
   const lane = new ReplicaStore(kv).lane(host as never, { nextClientSeq: 1, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
   const command = (clientSeq: number, dequeued?: number) => {
@@ -77,7 +77,7 @@ test("a confirmation written after a failed refusal write stores the refused com
   const pending = new Map<number, unknown>()
   const host = {
     docId: "d", machine: M, runtime: rt, closed: false,
-    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, renumbered() {}, error() {},
+    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, error() {},
   }
   const store = new ReplicaStore(kv)
   await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 3 }, entries: [], settled: [], outbox: [1, 2].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
@@ -111,7 +111,7 @@ test("an outbox write after a failed refusal write stores the refused commands' 
     const stored: number[] = []
     const host = {
       docId: "d", machine: M, runtime: rt, closed: false,
-      pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored: (b: ReadonlyArray<{ clientSeq: number }>) => stored.push(...b.map((p) => p.clientSeq)), confirmedStored() {}, tell() {}, renumbered() {}, error() {},
+      pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored: (b: ReadonlyArray<{ clientSeq: number }>) => stored.push(...b.map((p) => p.clientSeq)), confirmedStored() {}, tell() {}, error() {},
     }
     const store = new ReplicaStore(kv)
     await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 3 }, entries: [], settled: [], outbox: [1, 2].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
@@ -146,7 +146,7 @@ test("a queue record a failed write left unwritten is not written after the outb
   const pending = new Map<number, unknown>()
   const host = {
     docId: "d", machine: M, runtime: rt, closed: false,
-    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, renumbered() {}, error() {},
+    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored() {}, confirmedStored() {}, tell() {}, error() {},
   }
   const store = new ReplicaStore(kv)
   await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: 5 }, entries: [], settled: [], outbox: [1, 2, 3, 4].map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
@@ -242,4 +242,115 @@ test("others' edits during the outage: one retry, a bounded number of attempts, 
   expect(stored?.meta.confirmedSeq).toBe(100)
   await b.close()
   await hub.close()
+})
+
+describe("a renumbering (the hub says numbering resumes at 10) moves the records the lane holds when its write runs", () => {
+  const M = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
+  type Command = { clientSeq: number; name: string; encoded: Uint8Array; persisted: boolean }
+  const setup = async (stored: number[], next: number) => {
+    const rt = new VirtualRuntime(1)
+    const state = { fail: 0 }
+    const kv = new MemoryStorage({ failWrite: () => state.fail > 0 && state.fail-- > 0 })
+    const pending = new Map<number, Command>()
+    const sendable: number[] = []
+    const host = {
+      docId: "d", machine: M, runtime: rt, closed: false,
+      pendingAt: (cs: number) => pending.get(cs), flushOutbox() {},
+      outboxStored: (b: ReadonlyArray<Command>) => sendable.push(...b.map((p) => p.clientSeq)),
+      confirmedStored() {}, tell() {}, error() {},
+    }
+    const store = new ReplicaStore(kv)
+    await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: next }, entries: [], settled: [], outbox: stored.map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
+    const command = (clientSeq: number, persisted = false): Command => {
+      const p = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted }
+      pending.set(clientSeq, p)
+      return p
+    }
+    // As ReplicaState.renumber (up) and Doc.#renumber: moved, and unsent until stored again.
+    const renumber = (ps: Command[], from: number) => {
+      const moves = ps.map((p, i) => ({ command: p, from: p.clientSeq, to: from + i }))
+      for (const m of moves) pending.delete(m.from)
+      for (const m of moves) Object.assign(m.command, { clientSeq: m.to, persisted: false }) && pending.set(m.to, m.command)
+      return moves as never
+    }
+    const keys = async () => (await kv.range({ gte: K.replicaOutboxPrefix("d"), lt: K.prefixEnd(K.replicaOutboxPrefix("d")) })).map(([k]) => K.seqFromKey(k))
+    const lane = store.lane(host as never, { nextClientSeq: next, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
+    return { rt, state, pending, sendable, command, renumber, keys, lane }
+  }
+
+  test("behind a refusal write that fails, the replacement is not moved into the store beside the refused commands", async () => {
+    const w = await setup([1, 2], 3)
+    const tombstone = w.command(3)
+    w.state.fail = 1
+    w.lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone as never], queued: [] })
+    w.lane.renumber(w.renumber([tombstone], 10), 10, false, [])
+    await w.lane.idle
+    expect([await w.keys(), w.sendable]).toEqual([[1, 2], []])
+    // The retry stores both, in one write: then the tombstone may go, as 10.
+    await w.rt.run({ forMs: 1500 })
+    await w.lane.idle
+    expect([await w.keys(), w.sendable]).toEqual([[10], [10]])
+  })
+
+  test("behind an outbox write that fails, no command is moved above one left unstored", async () => {
+    const w = await setup([1], 2)
+    const [p1, p2, p3] = [w.command(1, true), w.command(2), w.command(3)]
+    w.state.fail = 1
+    w.lane.outbox([p2 as never])
+    await w.lane.idle
+    w.state.fail = 1
+    w.lane.outbox([p3 as never])
+    w.lane.renumber(w.renumber([p1!, p2!, p3!], 10), 10, false, [])
+    await w.lane.idle
+    // Before, 1 moved to 10 and 3 to 12 around 11 (command 2, pending, not stored). Two failed
+    // writes in a row: the renumbering waits for the retry too.
+    expect([await w.keys(), w.sendable]).toEqual([[1], []])
+    await w.rt.run({ forMs: 1500 })
+    await w.lane.idle
+    expect([await w.keys(), w.sendable]).toEqual([[10, 11, 12], [10, 11, 12]])
+  })
+
+  test("a renumbering whose write fails is carried by the next write: no record stays under an old number", async () => {
+    const w = await setup([1], 2)
+    const p1 = w.command(1, true)
+    w.state.fail = 1
+    w.lane.renumber(w.renumber([p1], 10), 10, false, [])
+    await w.lane.idle
+    // Not sent as 10 while the disk holds it as 1.
+    expect([await w.keys(), w.sendable]).toEqual([[1], []])
+    await w.rt.run({ forMs: 1500 })
+    await w.lane.idle
+    expect([await w.keys(), w.sendable]).toEqual([[10], [10]])
+    w.pending.delete(10)
+    w.lane.confirm(1, [{ seq: 1, time: 0, clientId: "c", clientSeq: 10, name: "$crdt.body", args: new Uint8Array([1]) }], [10], undefined, [])
+    await w.lane.idle
+    expect(await w.keys()).toEqual([])
+  })
+})
+
+test("a write the storage keeps refusing (an installed state over its quota) does not keep new commands from being stored and sent", async () => {
+  // Outbox writes carry what a failed write left only when a command they store is tied to it
+  // (a refused command's replacement): else a state too large to store held every new command
+  // back, unstored and unsent (a review of the fix for seed 567).
+  const M = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
+  const rt = new VirtualRuntime(1)
+  const snap = K.replicaSnapshot("d")
+  const isSnap = (k: Uint8Array) => k.length === snap.length && snap.every((b, i) => k[i] === b)
+  const kv = new MemoryStorage({ failWrite: (ops: ReadonlyArray<BatchOp>) => ops.some((op) => op.type === "put" && isSnap(op.key)) })
+  const pending = new Map<number, unknown>()
+  const stored: number[] = []
+  const host = {
+    docId: "d", machine: M, runtime: rt, closed: false,
+    pendingAt: (cs: number) => pending.get(cs), flushOutbox() {}, outboxStored: (b: ReadonlyArray<{ clientSeq: number }>) => stored.push(...b.map((p) => p.clientSeq)),
+    confirmedStored() {}, tell() {}, error() {},
+  }
+  const lane = new ReplicaStore(kv).lane(host as never, { nextClientSeq: 1, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
+  lane.install(5, new Uint8Array(1 << 20))
+  await lane.idle
+  const p = { clientSeq: 1, name: "$crdt.body", encoded: new Uint8Array([1]), persisted: false }
+  pending.set(1, p)
+  lane.outbox([p as never])
+  await lane.idle
+  expect(stored).toEqual([1])
+  expect((await kv.range({ gte: K.replicaOutboxPrefix("d"), lt: K.prefixEnd(K.replicaOutboxPrefix("d")) })).map(([k]) => K.seqFromKey(k))).toEqual([1])
 })

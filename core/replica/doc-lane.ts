@@ -27,8 +27,6 @@ export interface LaneHost<T> {
   confirmedStored(removed: ReadonlyArray<number>, tell: ReadonlyArray<T>): void
   /** Confirmations the app was not told of yet are stored now (with a later write). */
   tell(tell: ReadonlyArray<T>): void
-  /** Renumbered outbox records are stored: the commands may go again. */
-  renumbered(): void
   /** A write failed: the app is told (the lane carries what it held into a later write). */
   error(message: string): void
 }
@@ -66,7 +64,11 @@ export interface DocLane<T> {
   wantSnapshot(entries: number): boolean
   /** The lowest clientSeq whose outbox record is not stored because its write failed. */
   firstUnstored(): number | undefined
-  /** New outbox records, with all a failed write left (unstored commands, a refusal's removals) in the same write, then host.outboxStored. */
+  /**
+   * New outbox records, after the commands failed writes left unstored, then
+   * host.outboxStored. Replacements of refused commands and renumbered commands go only with
+   * the removal they are tied to (the whole of what failed writes left, in one write).
+   */
   outbox(queued: ReadonlyArray<PendingCommand>): void
   /**
    * Confirmed entries, outbox removals and maybe the state whole, then host.confirmedStored.
@@ -76,7 +78,11 @@ export interface DocLane<T> {
   confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>, replacing?: Replacements): void
   /** The authority's state at `seq` replaces the confirmed state. */
   install(seq: number, state: Uint8Array): void
-  /** Outbox records move to new numbers (at least one); `toPersist`: commands whose first write is still to come. */
+  /**
+   * Outbox records move to new numbers (at least one); `toPersist`: commands whose first write
+   * is still to come. The moved commands are unsent until stored under their new numbers
+   * (host.outboxStored); a failed move is carried by the next write.
+   */
   renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean, toPersist: ReadonlyArray<PendingCommand>): void
   /** The document closed: no retry stays armed (the writes handed over still finish). */
   close(): void
@@ -113,8 +119,8 @@ export class MemoryLane<T> implements DocLane<T> {
 
   install(): void {}
 
-  renumber(): void {
-    this.#then(() => this.host.renumbered())
+  renumber(moves: ReadonlyArray<Renumbering>): void {
+    this.#then(() => this.host.outboxStored(moves.map((m) => m.command)))
   }
 
   close(): void {}

@@ -333,7 +333,6 @@ export class Doc<M extends Machine<any, any>> {
         this.#tellConfirmed(tell)
       },
       tell: (tell) => this.#tellConfirmed(tell),
-      renumbered: () => this.#send && this.#resendAsked(),
       error: (message) => this.#error("storage-failed", message),
     }
     this.#lane = store?.lane(host, { ...init, snapshotEvery: options.snapshotEvery ?? 1000 }) ?? new MemoryLane(host)
@@ -1030,8 +1029,11 @@ export class Doc<M extends Machine<any, any>> {
    */
   #renumber(from: number, down: boolean): void {
     const moves = this.#rs.renumber(from, down)
-    // A command recovered from the outbox after a restart has no receipt.
     for (const m of moves) {
+      // Not stored under its new number yet, so not sent under it (the lane says when it is):
+      // sent and then lost in a crash, it would come back under the old one and apply twice.
+      m.command.persisted = false
+      // A command recovered from the outbox after a restart has no receipt.
       const d = this.#deferreds.get(m.command)
       if (d) d.receipt!.clientSeq = m.to
     }
@@ -1039,6 +1041,9 @@ export class Doc<M extends Machine<any, any>> {
     this.#nextClientSeq = Math.max(down ? from : Math.max(this.#nextClientSeq, from), (this.#rs.pending.at(-1)?.clientSeq ?? 0) + 1)
     if (moves.length === 0) return
     this.#lane.renumber(moves, from, down, this.#toPersist)
+    // From the first command again: the first is moved, so nothing goes until the lane has
+    // stored the moves (outboxStored pumps); commands kept in place may wait behind them.
+    if (this.#send !== undefined) this.#resendAsked()
   }
 
   /** Follows the document again from the confirmed seq (entries were missed or unreadable). */

@@ -23,6 +23,9 @@ const RETRY_MAX_MS = 30_000
 /** A write not tried because the storage is failing: the armed retry carries it. */
 const HELD_BACK = new Error("held back until the retry")
 
+/** A write of the lane: the write, what follows it, what follows its failure. */
+type Step = [write: () => Promise<void>, then: () => void, failed: () => void]
+
 const recordOf = (p: PendingCommand): OutboxRecord => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded, ...(p.dequeued !== undefined ? { dequeued: p.dequeued } : {}) })
 
 export interface StoredLaneInit {
@@ -44,6 +47,11 @@ export class StoredLane<T> implements DocLane<T> {
   readonly #snapshotEvery: number
   /** Commands whose outbox write failed: the next outbox write stores them first. */
   #unstored: PendingCommand[] = []
+  /**
+   * Unstored commands that may be stored only with a removal a failed write left: what
+   * replaces refused commands (their removal), renumbered commands (their old records).
+   */
+  readonly #tied = new WeakSet<PendingCommand>()
   /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
   #unwritten: { entries: Entry[]; settled: number[]; queued: QueuedChange[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [], queued: [] }
   /**
@@ -130,23 +138,68 @@ export class StoredLane<T> implements DocLane<T> {
   }
 
   outbox(queued: ReadonlyArray<PendingCommand>): void {
-    // Written as a confirm's write is: what a failed write left goes first, in the same batch.
-    // Commands a failed write left unstored go before these (stored after them, the outbox has
-    // a hole the hub refuses: sequence-gap, after a restart for good). Above all, a failed
-    // refusal's removal goes with the commands that replace the refused ones: stored alone,
-    // those would be sent and taken while the refused ones stay in the outbox, to be answered
-    // and replaced again after a restart, and the hub refuses the copies (seed 567).
-    if (queued.length > 0 || this.#unstored.length > 0) this.confirm(undefined, [], [], undefined, [], { commands: queued, queued: [] })
+    if (queued.length === 0 && this.#unstored.length === 0) return
+    const host = this.host
+    const live = (p: PendingCommand) => host.pendingAt(p.clientSeq) === p
+    let batch: PendingCommand[] = []
+    let next = this.#next
+    // Set when the write must be a confirm's (see below).
+    let whole: Step | undefined
+    this.#enqueue(
+      () => {
+        // Decided when the lane gets here. Commands a failed write left unstored go first, in
+        // this write: stored after these, the outbox has a hole the hub refuses (sequence-gap).
+        // One tied to a removal a failed write left (a refused command's replacement, a
+        // renumbered command's old record) goes only with it, in a confirm's write: stored
+        // alone, it would be sent and taken while what it replaces stays in the outbox, to be
+        // answered and replaced (or renumbered) again after a restart (simulator seed 567).
+        if (this.#unstored.some((p) => this.#tied.has(p) && live(p))) {
+          whole = this.#confirmStep(undefined, [], [], undefined, [], { commands: queued, queued: [] }, false)
+          return whole[0]()
+        }
+        // Otherwise the commands alone: a failing large write (an installed state over the
+        // storage's quota, say) must not keep new commands from being stored and sent.
+        batch = [...this.#unstored.filter(live), ...queued]
+        this.#unstored = []
+        next = this.#nextAfter(batch)
+        if (batch.length === 0) return Promise.resolve()
+        return this.#write(() => this.store.confirm(host.docId, { meta: this.#meta(this.#confirmed, next), entries: [], settled: [], outbox: batch.map(recordOf) }))
+      },
+      () => {
+        if (whole !== undefined) return whole[1]()
+        if (batch.length === 0) return
+        // A waiting change this write sent needs no queue record: one a failed write left
+        // unwritten is not written after it (it would bring the change back after a restart).
+        if (this.#unwritten.queued.length > 0) {
+          const sent = new Set(batch.map((p) => p.dequeued))
+          this.#unwritten = { ...this.#unwritten, queued: this.#unwritten.queued.filter((q) => !sent.has(q.key)) }
+        }
+        this.#next = Math.max(this.#next, next)
+        host.outboxStored(batch)
+      },
+      () => {
+        if (whole !== undefined) return whole[2]()
+        // Not durable, so not sent yet: the next outbox write carries them (the app was told
+        // storage failed). Kept after a close too: close() says they were not stored.
+        this.#unstored = [...batch, ...this.#unstored]
+        this.#retry()
+      },
+    )
   }
 
   confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>, replacing?: Replacements): void {
-    const host = this.host
     if (confirmedSeq !== undefined) this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + applied.length
+    this.#enqueue(...this.#confirmStep(confirmedSeq, applied, removed, snapshot, tell, replacing, true))
+  }
+
+  /** A confirm's write and what follows it or its failure; `tie`: a failure ties the replacing commands to the removal. */
+  #confirmStep(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>, replacing: Replacements | undefined, tie: boolean): Step {
+    const host = this.host
     let base: { seq: number; state: Uint8Array } | undefined
     let seq = confirmedSeq ?? this.#confirmed
     let commands: ReadonlyArray<PendingCommand> = []
     let queued: ReadonlyArray<QueuedChange> = []
-    this.#enqueue(
+    return [
       // Built when the lane gets here, on top of what the writes before it stored; what an
       // earlier failed write left out goes first (taken here, not at integrate time: a write
       // queued behind one that then fails must carry it), so the stored log has no hole.
@@ -203,11 +256,12 @@ export class StoredLane<T> implements DocLane<T> {
           ...(base !== undefined ? { snapshot: base } : {}),
         }
         if (commands.length > 0) this.#unstored = [...commands, ...this.#unstored]
+        if (tie && removed.length > 0) for (const p of replacing?.commands ?? []) this.#tied.add(p)
         this.#untold.push(...tell)
         if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
         this.#retry()
       },
-    )
+    ]
   }
 
   install(seq: number, state: Uint8Array): void {
@@ -246,27 +300,43 @@ export class StoredLane<T> implements DocLane<T> {
   }
 
   renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean, toPersist: ReadonlyArray<PendingCommand>): void {
-    // Commands still in `toPersist` get their first write with the new numbers; every other
-    // moved command's record moves (a record whose append is still in the lane is written
-    // before this runs: the lane is in order).
-    const unwrittenYet = new Set([...this.#unstored, ...toPersist])
-    const persisted = moves.filter((m) => !unwrittenYet.has(m.command))
+    // Commands still in `toPersist` get their first write with the new numbers.
+    const firstWrite = new Set(toPersist)
+    let moved: ReadonlyArray<Renumbering> = []
     // As in `outbox`: the stored next number covers the stored commands only.
     let storedNext = from
     this.#enqueue(
       () => {
+        // Which records to move is decided when the lane gets here: a write before this one
+        // that failed left its commands unstored, with no record to move (the write that
+        // carries them stores them under their new numbers). Moved at call time, a refusal's
+        // replacement was stored beside the commands it replaces, and a command above one
+        // left unstored (a hole).
+        const unstored = new Set(this.#unstored)
+        moved = moves.filter((m) => !firstWrite.has(m.command) && !unstored.has(m.command))
         // A removal a failed write left for later names a number a command now takes: it must
         // not take that command out with it (the moved record overwrites the old one).
         const taken = new Set(moves.map((m) => m.to))
         if (this.#unwritten.settled.some((n) => taken.has(n))) this.#unwritten = { ...this.#unwritten, settled: this.#unwritten.settled.filter((n) => !taken.has(n)) }
-        storedNext = Math.max(down ? from : this.#next, from, ...persisted.map((m) => m.to + 1))
-        return this.store.renumberOutbox(this.host.docId, this.#meta(this.#confirmed, storedNext),
-          persisted.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded })))
+        storedNext = Math.max(down ? from : this.#next, from, ...moved.map((m) => m.to + 1))
+        return this.#write(() => this.store.renumberOutbox(this.host.docId, this.#meta(this.#confirmed, storedNext),
+          moved.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded }))))
       },
       () => {
         this.#next = down ? storedNext : Math.max(this.#next, storedNext)
-        this.host.renumbered()
+        // Stored under their new numbers: now they may be sent (Doc holds them till then).
+        this.host.outboxStored(moved.map((m) => m.command))
+      },
+      () => {
+        // Not moved: the next write moves them (old records out, new ones in, one batch), and
+        // they wait unsent till then. Sent under numbers the disk does not hold, a crash would
+        // bring them back under the old ones, to be renumbered and applied again.
+        this.#unwritten = { ...this.#unwritten, settled: [...moved.map((m) => m.from), ...this.#unwritten.settled] }
+        this.#unstored = [...moved.map((m) => m.command), ...this.#unstored].sort((a, b) => a.clientSeq - b.clientSeq)
+        for (const m of moved) this.#tied.add(m.command)
+        this.#retry()
       },
     )
   }
+
 }

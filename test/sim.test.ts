@@ -30,9 +30,9 @@ const SIM_TEST_MS = SIM_CHILD_MS + 30_000
 
 /** Everything but the parts each test turns on. */
 /** Faults added to the whole world after the pinned seeds below were found: off, so each seed stays in its world. */
-const LATER_FAULTS_OFF = ["--hub-read-failures", "0", "--replica-read-failures", "0", "--clock-steps", "0", "--byte-buffers", "0", "--stalls", "0"]
-/** Links that count unread bytes and replicas that stop reading joined the world after the seeds pinned with this. */
-const BYTES_AND_STALLS_OFF = ["--byte-buffers", "0", "--stalls", "0"]
+/** Links that count unread bytes, replicas that stop reading and nearly full replica disks joined the world after the seeds pinned with this. */
+const LATEST_FAULTS_OFF = ["--byte-buffers", "0", "--stalls", "0", "--replica-quota", "0"]
+const LATER_FAULTS_OFF = ["--hub-read-failures", "0", "--replica-read-failures", "0", "--clock-steps", "0", ...LATEST_FAULTS_OFF]
 const CORE = ["--hostile", "0", "--app-bugs", "0", "--replica-write-failures", "0", "--big-kib", "0", "--mixed-fleet", "0"]
 /** Without the attacks that make a seed slow (megabyte arguments). */
 const PROTOCOL_ATTACKS = "legit,invalid-args,unknown-command,gap,huge-seq,duplicate,duplicate-in-batch,forged-id"
@@ -93,8 +93,8 @@ test("a client leaving and coming back in a loop while holding a large presence:
   expect(await failing(2, [...CORE, "--hostile", "1", "--attacks", "legit", "--presence-churn", "3"], 4, ["presenceChurnBursts", "presenceLeavesSeen", "presenceFloods"])).toEqual([])
 }, SIM_TEST_MS)
 
-test("failed replica writes are reported to the app and lose no command (3 seeds)", async () => {
-  expect(await failing(3, [...CORE, "--replica-write-failures", "0.03"], 4, ["replicaWriteFailures"])).toEqual([])
+test("failed replica writes, at random and on a nearly full disk (every batch over 16 KiB), are reported to the app and lose no command (3 seeds)", async () => {
+  expect(await failing(3, [...CORE, "--replica-write-failures", "0.03", "--replica-quota", "6"], 4, ["replicaWriteFailures", "replicaQuotaFailures"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("disks failing reads, the hub's (loads, catch-up pages, snapshots, client records) and the replicas' (opening a client or a document): the replica asks again and nothing is called corrupt (seed 2)", async () => {
@@ -102,14 +102,14 @@ test("disks failing reads, the hub's (loads, catch-up pages, snapshots, client r
   // answered not-subscribed and forgotten: "r2 still has 44 pending"), and a snapshot read that
   // failed at load was taken for a snapshot that does not verify ("compacted up to seq N but
   // no stored snapshot of it verifies"). Seed 2 of this world has both.
-  expect(await failing(1, [...CORE, "--hub-read-failures", "0.05", "--replica-read-failures", "0.05", "--from", "2", ...BYTES_AND_STALLS_OFF], 4, ["hubReadFailures", "replicaReadFailures"])).toEqual([])
+  expect(await failing(1, [...CORE, "--hub-read-failures", "0.05", "--replica-read-failures", "0.05", "--from", "2", ...LATEST_FAULTS_OFF], 4, ["hubReadFailures", "replicaReadFailures"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("wall clocks stepped, the hub's and the replicas' (NTP, a resumed VM), by a second to two hours either way: rates and pacing run on steady clocks (seed 4)", async () => {
   // Before, the hub's rate buckets refilled by its wall clock: stepped back, every client went
   // an hour into debt ("More than 1000 messages per second": seed 4 of this world), and stepped
   // forward they filled at once (a churner's loads past its bucket: seed 10 of the whole world).
-  expect(await failing(1, [...CORE, "--clock-steps", "6", "--from", "4", ...BYTES_AND_STALLS_OFF], 4, ["clockSteps"])).toEqual([])
+  expect(await failing(1, [...CORE, "--clock-steps", "6", "--from", "4", ...LATEST_FAULTS_OFF], 4, ["clockSteps"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {
@@ -141,7 +141,7 @@ test("a refusal whose write failed is stored with its replacements or not at all
   // tombstones and resends alone, which were sent and taken. r0 crashed with the refused
   // commands still in its outbox: answered again, replaced again, and the hub refused the
   // copies (crdt-equivocation), so the app was told `rejected` of text the document holds.
-  const run = await runSim(REPO, ["--seed", "567", "--replicas", "5", ...BYTES_AND_STALLS_OFF], { timeoutMs: SIM_CHILD_MS })
+  const run = await runSim(REPO, ["--seed", "567", "--replicas", "5", ...LATEST_FAULTS_OFF], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 

@@ -20,6 +20,7 @@
  *   --clock-steps N            steps of the hub's or a replica's wall clock, 1 s to 2 h (2; its own stream)
  *   --byte-buffers 0|1         connections count what they hold unread in bytes, as sockets do (1)
  *   --stalls N                 times a replica stops reading for 0.5-6 s (2; its own stream)
+ *   --replica-quota N          times a replica's disk is nearly full for 1-8 s: batches over 16 KiB fail (2; its own stream)
  *   --faults F                 network and crash faults, 0 = none (1)
  *   --ops N --active-ms N      workload ticks and active virtual time (160, 20000)
  *   --checkpoint-every N --catch-up-page N (16, 8)
@@ -108,6 +109,7 @@ const knobs = {
   clockSteps: flag("clock-steps", DEFAULTS.clockSteps),
   byteBuffers: flag("byte-buffers", 1) !== 0,
   stalls: flag("stalls", DEFAULTS.stalls),
+  replicaQuota: flag("replica-quota", DEFAULTS.replicaQuota),
   gracefulStops: flag("graceful-stops", DEFAULTS.gracefulStops),
   faults: flag("faults", DEFAULTS.faults),
   ops: flag("ops", DEFAULTS.ops),

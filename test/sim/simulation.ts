@@ -78,6 +78,8 @@ const QUIET_AFTER_CLOSE_MS = 200
  */
 const SIM_OUTPUT = { bytes: { highWaterMark: 16 << 10, hardLimit: 32 << 10 }, messages: { highWaterMark: 100, hardLimit: 200 } }
 const DEAF_ASKS = 600
+/** A nearly full replica disk (`replicaQuota`) fails every write batch larger than this. */
+const QUOTA_BATCH_BYTES = 16 << 10
 /** The hub's CRDT work budget in a world with the heavy writer (checker.ts checkCrdtWork). */
 export const SIM_CRDT_WORK = { crdtWorkPerSecond: 50_000, crdtWorkBurst: 100_000 }
 
@@ -134,6 +136,12 @@ export interface SimOptions {
    * limit it is closed slow-consumer. From a stream of their own. Default 2.
    */
   readonly stalls?: number
+  /**
+   * Times a replica's disk is nearly full for 1-8 s: every write batch over 16 KiB fails (a
+   * quota; snapshots, large commands, catch-up batches), smaller ones pass. From a stream of
+   * their own. Default 2.
+   */
+  readonly replicaQuota?: number
   /** Of the hub's random stops, the share that is a graceful close() instead of a kill. Default 0.3. */
   readonly gracefulStops?: number
   /** Checkpoint period of the authority. Default 16. */
@@ -245,7 +253,7 @@ export interface SimResult {
 
 /** The knobs as the CLI and the mutant harness spell them, with their defaults. */
 export const DEFAULTS = {
-  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, gracefulStops: 0.3,
+  docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, replicaQuota: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
   mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0,
@@ -340,7 +348,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const { seed } = options
   const single = options.machine
   // One custom machine is the old, smaller world: no disk failures unless asked for.
-  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0, byteBuffers: false, stalls: 0 }
+  const base = single === undefined ? DEFAULTS : { ...DEFAULTS, hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0, byteBuffers: false, stalls: 0, replicaQuota: 0 }
   const o = { ...base, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & SimOptions
   const activeMs = o.activeMs
   const faultLevel = o.faults
@@ -810,10 +818,33 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       rt.setTimer(50 + Math.floor(fleetRng() * 500), () => { void startReplica(r) })
     }
     const ledgerHas = (clientId: string) => [...ledger.submitted.values()].some((s) => s.clientId === clientId)
+    // Disks nearly full for a while (their own random stream): large batches fail, small pass.
+    const fullUntil = new Map<string, number>()
+    const quotaRng = seededRandom(seed ^ 0x9007a)
+    for (let i = 0; i < o.replicaQuota; i++) {
+      const at = Math.floor(quotaRng() * activeMs)
+      const name = `r${Math.floor(quotaRng() * options.replicas)}`
+      const ms = 1_000 + Math.floor(quotaRng() * 7_000)
+      rt.setTimer(at, () => {
+        if (phase !== "active") return
+        log(`${name}'s disk is nearly full for ${ms} ms (batches over ${QUOTA_BATCH_BYTES} B fail)`)
+        fullUntil.set(name, vrt.now() + ms)
+      })
+    }
+    const overQuota = (name: string, ops: ReadonlyArray<BatchOp>): boolean => {
+      if (phase !== "active" || vrt.now() >= (fullUntil.get(name) ?? 0)) return false
+      let bytes = 0
+      for (const op of ops) bytes += op.key.length + (op.type === "put" ? op.value.length : 0)
+      if (bytes <= QUOTA_BATCH_BYTES) return false
+      stats.replicaQuotaFailures = (stats.replicaQuotaFailures ?? 0) + 1
+      return true
+    }
     for (let i = 0; i < options.replicas; i++) {
+      const writeFails = failing(o.replicaWriteFailures, "replicaWriteFailures")
       const disk = new MemoryStorage({
         latency: { runtime: rt, ms: diskLatency, readMs: readLatency },
-        failWrite: failing(o.replicaWriteFailures, "replicaWriteFailures"),
+        // The random failure first: its draw is made whether or not the disk is full.
+        failWrite: (ops) => writeFails() || overQuota(`r${i}`, ops),
         failRead: () => {
           if (phase !== "active" || o.replicaReadFailures <= 0 || replicaReadRng() >= o.replicaReadFailures) return false
           stats.replicaReadFailures!++

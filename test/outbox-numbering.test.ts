@@ -121,12 +121,8 @@ test("a stored next number behind the stored outbox (a damaged meta) never reuse
   await client.close()
 })
 
-test("commands renumbered by the hub are not sent under their new numbers before those are stored", async () => {
-  // Sent as 10 and 11 while the disk still held them as 1 and 2, a crash between the two
-  // left the old numbers: sent again after the restart, the hub (already past 11) said
-  // numbering resumes higher, and applied the same commands a second time.
-  const { heldDisk } = await import("./support/held-disk.js")
-  const disk = heldDisk()
+/** A hub that is the test: it records the clientSeqs submitted and delivers what the test says. */
+const fakeHub = () => {
   let listener: ConnectionListener<ServerMessage> | undefined
   const sent: number[] = []
   const transport = {
@@ -136,26 +132,69 @@ test("commands renumbered by the hub are not sent under their new numbers before
       return { send: (m: ClientMessage) => void (m.type === "submit" && sent.push(...m.commands.map((c) => c.clientSeq))), close() {}, bufferedAmount: 0 }
     },
   }
-  const flush = () => new Promise((r) => setImmediate(r))
-  const client = await CanonClient.open({ transport, runtime: new VirtualRuntime(1), storage: replicaStorage(disk.storage), clientId: "c1", machines: [Todo] })
-  await flush()
-  listener!.onMessage({ type: "welcome", protocol: 1, clientId: "c1" })
+  return { transport, sent, hub: (m: ServerMessage) => listener!.onMessage(m) }
+}
+const flushes = async (n = 5) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
+}
+
+test("commands renumbered by the hub are not sent under their new numbers before those are stored", async () => {
+  // Sent as 10 and 11 while the disk still held them as 1 and 2, a crash between the two
+  // left the old numbers: sent again after the restart, the hub (already past 11) said
+  // numbering resumes higher, and applied the same commands a second time.
+  const { heldDisk } = await import("./support/held-disk.js")
+  const disk = heldDisk()
+  const f = fakeHub()
+  const client = await CanonClient.open({ transport: f.transport, runtime: new VirtualRuntime(1), storage: replicaStorage(disk.storage), clientId: "c1", machines: [Todo] })
+  await flushes(1)
+  f.hub({ type: "welcome", protocol: 1, clientId: "c1" })
   const doc = await client.open(Todo, DOC)
   doc.submit("add", { id: "a", title: "A" }).catch(() => {})
   doc.submit("add", { id: "b", title: "B" }).catch(() => {})
   await doc.whenStored()
-  for (let i = 0; i < 5; i++) await flush()
-  expect(sent).toEqual([1, 2])
+  await flushes()
+  expect(f.sent).toEqual([1, 2])
   disk.hold()
-  listener!.onMessage({ type: "error", docId: DOC, code: "sequence-reset", seq: 10, message: "" })
+  f.hub({ type: "error", docId: DOC, code: "sequence-reset", seq: 10, message: "" })
   // Anything that frees the send window (another client's entry) must not send them yet.
-  listener!.onMessage({ type: "entries", docId: DOC, entries: [{ seq: 1, time: 1, clientId: "x", clientSeq: 1, name: "add", args: { id: "z", title: "Z" } }] })
-  for (let i = 0; i < 5; i++) await flush()
-  expect(sent).toEqual([1, 2])
-  expect(doc.pending.map((p) => [p.clientSeq, p.stored])).toEqual([[10, false], [11, false]])
+  f.hub({ type: "entries", docId: DOC, entries: [{ seq: 1, time: 1, clientId: "x", clientSeq: 1, name: "add", args: { id: "z", title: "Z" } }] })
+  // A second renumbering before the first is stored: released only under the newest numbers.
+  f.hub({ type: "error", docId: DOC, code: "sequence-reset", seq: 20, message: "" })
+  await flushes()
+  expect(f.sent).toEqual([1, 2])
+  // Stored all the same, under their old numbers: a crash now loses nothing.
+  expect(doc.pending.map((p) => [p.clientSeq, p.stored])).toEqual([[20, true], [21, true]])
   await disk.release()
-  for (let i = 0; i < 5; i++) await flush()
-  expect(sent).toEqual([1, 2, 10, 11])
-  expect(doc.pending.map((p) => [p.clientSeq, p.stored])).toEqual([[10, true], [11, true]])
+  await flushes()
+  expect(f.sent).toEqual([1, 2, 20, 21])
+  expect((await new ReplicaStore(disk.inner).load(DOC))!.outbox.map((o) => o.clientSeq)).toEqual([20, 21])
   await client.close()
+})
+
+test("a document closed after a failed renumbering write says the command stays in the outbox, as it does", async () => {
+  // Told "closed before it was stored: it is lost" while the outbox held it under its old
+  // number, an app that believed it submitted it again, and it applied twice (a review).
+  let failing = false
+  const storage = new MemoryStorage({ failWrite: () => failing })
+  const f = fakeHub()
+  const rt = new VirtualRuntime(1)
+  const client = await CanonClient.open({ transport: f.transport, runtime: rt, storage: replicaStorage(storage), clientId: "c1", machines: [Todo] })
+  await flushes(1)
+  f.hub({ type: "welcome", protocol: 1, clientId: "c1" })
+  const doc = await client.open(Todo, DOC)
+  const outcome = doc.submit("add", { id: "a", title: "A" }).then(() => "confirmed", (e) => `${e.code}`)
+  await doc.whenStored()
+  await flushes()
+  expect(f.sent).toEqual([1])
+  failing = true
+  f.hub({ type: "error", docId: DOC, code: "sequence-reset", seq: 10, message: "" })
+  await flushes()
+  await doc.close()
+  await flushes()
+  failing = false
+  await client.close()
+  expect(await outcome).toBe("closed")
+  const again = await CanonClient.open({ transport: offlineTransport, runtime: rt, storage: replicaStorage(storage), clientId: "c1", autoConnect: false })
+  expect((await again.open(Todo, DOC)).pending.map((p) => [p.clientSeq, p.name])).toEqual([[1, "add"]])
+  await again.close()
 })

@@ -55,12 +55,12 @@ test("a queue record carried by a failed write and the command that sends it, in
     pending.set(clientSeq, p)
     return p as never
   }
-  lane.confirm(1, [], [1, 2], undefined, [], { commands: [command(5)], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }] })
+  lane.confirm(1, [], [1, 2], undefined, [], { commands: [command(5)], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }], refused: [1, 2] })
   await lane.idle
   expect(fail).toBe(false)
   // 5 is refused again (no longer pending), and the waiting change goes as 6.
   pending.delete(5)
-  lane.confirm(1, [], [5], undefined, [], { commands: [command(6, 0)], queued: [] })
+  lane.confirm(1, [], [5], undefined, [], { commands: [command(6, 0)], queued: [], refused: [5] })
   await lane.idle
   expect(await kv.range({ gte: K.replicaQueuePrefix("d"), lt: K.prefixEnd(K.replicaQueuePrefix("d")) })).toEqual([])
   expect((await kv.range({ gte: K.replicaOutboxPrefix("d"), lt: K.prefixEnd(K.replicaOutboxPrefix("d")) })).map(([k]) => K.seqFromKey(k))).toEqual([6])
@@ -85,7 +85,7 @@ test("a confirmation written after a failed refusal write stores the refused com
   const tombstone = { clientSeq: 3, name: "$crdt.body", encoded: new Uint8Array([3]), persisted: false }
   pending.set(3, tombstone)
   fail = true
-  lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone as never], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }] })
+  lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone as never], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }], refused: [1, 2] })
   await lane.idle
   expect(fail).toBe(false)
   lane.confirm(1, [{ seq: 1, time: 0, clientId: "other", clientSeq: 1, name: "x", args: null }], [], undefined, [])
@@ -123,7 +123,7 @@ test("an outbox write after a failed refusal write stores the refused commands' 
     }
     const tombstone = command(3)
     fail = true
-    lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone], queued: [] })
+    lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone], queued: [], refused: [1, 2] })
     await lane.idle
     expect(fail).toBe(false)
     expect(stored).toEqual([])
@@ -158,7 +158,7 @@ test("a queue record a failed write left unwritten is not written after the outb
   }
   pending.set(4, command(4))
   failures = 2
-  lane.confirm(1, [], [1, 2], undefined, [], { commands: [command(5)], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }] })
+  lane.confirm(1, [], [1, 2], undefined, [], { commands: [command(5)], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }], refused: [1, 2] })
   lane.confirm(2, [], [3], undefined, [])
   lane.outbox([command(6, 0)])
   await lane.idle
@@ -244,45 +244,47 @@ test("others' edits during the outage: one retry, a bounded number of attempts, 
   await hub.close()
 })
 
-describe("a renumbering (the hub says numbering resumes at 10) moves the records the lane holds when its write runs", () => {
+describe("what replaces refused commands, and renumbered commands, are stored only with the removals they go with", () => {
   const M = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
-  type Command = { clientSeq: number; name: string; encoded: Uint8Array; persisted: boolean }
-  const setup = async (stored: number[], next: number) => {
+  type Command = { clientSeq: number; name: string; encoded: Uint8Array; persisted: boolean; dequeued?: number }
+  const setup = async (stored: number[], next: number, failWrite?: (ops: ReadonlyArray<BatchOp>) => boolean) => {
     const rt = new VirtualRuntime(1)
-    const state = { fail: 0 }
-    const kv = new MemoryStorage({ failWrite: () => state.fail > 0 && state.fail-- > 0 })
+    const state = { fail: 0, armed: false }
+    const kv = new MemoryStorage({ failWrite: (ops) => (state.armed && failWrite?.(ops)) || (state.fail > 0 && state.fail-- > 0) })
     const pending = new Map<number, Command>()
     const sendable: number[] = []
+    const keys = async (prefix = K.replicaOutboxPrefix("d")) => (await kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })).map(([k]) => K.seqFromKey(k))
     const host = {
       docId: "d", machine: M, runtime: rt, closed: false,
-      pendingAt: (cs: number) => pending.get(cs), flushOutbox() {},
+      // As Doc: the retry writes what is unstored, then what is unwritten.
+      pendingAt: (cs: number) => pending.get(cs), flushOutbox: () => lane.outbox([]),
       outboxStored: (b: ReadonlyArray<Command>) => sendable.push(...b.map((p) => p.clientSeq)),
       confirmedStored() {}, tell() {}, error() {},
     }
     const store = new ReplicaStore(kv)
     await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: next }, entries: [], settled: [], outbox: stored.map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
-    const command = (clientSeq: number, persisted = false): Command => {
-      const p = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted }
+    state.armed = true
+    const command = (clientSeq: number, persisted = false, dequeued?: number): Command => {
+      const p: Command = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted, ...(dequeued !== undefined ? { dequeued } : {}) }
       pending.set(clientSeq, p)
       return p
     }
-    // As ReplicaState.renumber (up) and Doc.#renumber: moved, and unsent until stored again.
+    // As ReplicaState.renumber (up) and Doc.#renumber.
     const renumber = (ps: Command[], from: number) => {
       const moves = ps.map((p, i) => ({ command: p, from: p.clientSeq, to: from + i }))
       for (const m of moves) pending.delete(m.from)
-      for (const m of moves) Object.assign(m.command, { clientSeq: m.to, persisted: false }) && pending.set(m.to, m.command)
+      for (const m of moves) Object.assign(m.command, { clientSeq: m.to }) && pending.set(m.to, m.command)
       return moves as never
     }
-    const keys = async () => (await kv.range({ gte: K.replicaOutboxPrefix("d"), lt: K.prefixEnd(K.replicaOutboxPrefix("d")) })).map(([k]) => K.seqFromKey(k))
     const lane = store.lane(host as never, { nextClientSeq: next, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
-    return { rt, state, pending, sendable, command, renumber, keys, lane }
+    return { rt, kv, state, pending, sendable, command, renumber, keys, lane }
   }
 
   test("behind a refusal write that fails, the replacement is not moved into the store beside the refused commands", async () => {
     const w = await setup([1, 2], 3)
     const tombstone = w.command(3)
     w.state.fail = 1
-    w.lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone as never], queued: [] })
+    w.lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone as never], queued: [], refused: [1, 2] })
     w.lane.renumber(w.renumber([tombstone], 10), 10, false, [])
     await w.lane.idle
     expect([await w.keys(), w.sendable]).toEqual([[1, 2], []])
@@ -325,6 +327,54 @@ describe("a renumbering (the hub says numbering resumes at 10) moves the records
     w.lane.confirm(1, [{ seq: 1, time: 0, clientId: "c", clientSeq: 10, name: "$crdt.body", args: new Uint8Array([1]) }], [10], undefined, [])
     await w.lane.idle
     expect(await w.keys()).toEqual([])
+  })
+
+  test("a waiting change sent after a failed refusal write goes with the refused commands' removal and its queue record", async () => {
+    // The refusal put nothing in the refused commands' place but a change waiting in the queue
+    // (record 0); its write failed. The change then goes as command 3: stored alone, the refused
+    // commands and their content in 3 were both in the outbox after a crash (a review).
+    const w = await setup([1, 2], 3)
+    w.state.fail = 1
+    w.lane.confirm(0, [], [1, 2], undefined, [], { commands: [], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }], refused: [1, 2] })
+    await w.lane.idle
+    w.lane.outbox([w.command(3, false, 0) as never])
+    await w.lane.idle
+    expect({ outbox: await w.keys(), queue: await w.keys(K.replicaQueuePrefix("d")), sendable: w.sendable }).toEqual({ outbox: [3], queue: [], sendable: [3] })
+  })
+
+  test("a command renumbered twice before the first move is stored is released only once stored under its newest number", async () => {
+    const w = await setup([1], 2)
+    const a = w.command(1, true)
+    w.lane.renumber(w.renumber([a], 10), 10, false, [])
+    w.lane.renumber(w.renumber([a], 20), 20, false, [])
+    // The first move (1 -> 10) lands; the second (10 -> 20) fails.
+    let n = 0
+    const batch = w.kv.batch.bind(w.kv)
+    w.kv.batch = (ops, o) => (++n === 2 ? Promise.reject(new Error("disk")) : batch(ops, o))
+    await w.lane.idle
+    expect({ disk: await w.keys(), sendable: w.sendable, clientSeq: a.clientSeq }).toEqual({ disk: [10], sendable: [], clientSeq: 20 })
+    w.kv.batch = batch
+    await w.rt.run({ forMs: 1500 })
+    await w.lane.idle
+    expect({ disk: await w.keys(), sendable: w.sendable }).toEqual({ disk: [20], sendable: [20] })
+  })
+
+  test("a refusal's replacement does not wait for an installed state the storage keeps refusing", async () => {
+    // The refusal's write failed once, and the state the refusal fetched is over the quota:
+    // new commands and the replacement go with the removal, without the state.
+    const snap = K.replicaSnapshot("d")
+    const isSnap = (k: Uint8Array) => k.length === snap.length && snap.every((b, i) => k[i] === b)
+    const w = await setup([1, 2], 3, (ops) => ops.some((op) => op.type === "put" && isSnap(op.key)))
+    w.state.fail = 1
+    w.lane.confirm(0, [], [1, 2], undefined, [], { commands: [w.command(3) as never], queued: [], refused: [1, 2] })
+    await w.lane.idle
+    w.lane.install(5, new Uint8Array(1 << 20))
+    await w.lane.idle
+    w.lane.outbox([w.command(4) as never])
+    await w.lane.idle
+    await w.rt.run({ forMs: 5_000 })
+    await w.lane.idle
+    expect({ outbox: await w.keys(), sendable: w.sendable }).toEqual({ outbox: [3, 4], sendable: [3, 4] })
   })
 })
 

@@ -49,6 +49,8 @@ export interface Replacements {
   readonly commands: ReadonlyArray<PendingCommand>
   /** Changes that wait to go again. */
   readonly queued: ReadonlyArray<QueuedChange>
+  /** The refused commands among the removed ones (their removal changes no state: it may be stored apart from entries). */
+  readonly refused: ReadonlyArray<number>
 }
 
 export interface Renumbering {
@@ -65,9 +67,8 @@ export interface DocLane<T> {
   /** The lowest clientSeq whose outbox record is not stored because its write failed. */
   firstUnstored(): number | undefined
   /**
-   * New outbox records, after the commands failed writes left unstored, then
-   * host.outboxStored. Replacements of refused commands and renumbered commands go only with
-   * the removal they are tied to (the whole of what failed writes left, in one write).
+   * New outbox records, after the commands failed writes left unstored and with the removals
+   * and queue records those go with (not entries or states), then host.outboxStored.
    */
   outbox(queued: ReadonlyArray<PendingCommand>): void
   /**

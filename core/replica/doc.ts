@@ -315,6 +315,7 @@ export class Doc<M extends Machine<any, any>> {
         let live = false
         for (const p of batch) {
           p.persisted = true
+          p.moving = false
           this.#deferreds.get(p)?.persisted()
           live ||= this.#rs.pendingAt(p.clientSeq) === p
         }
@@ -752,7 +753,7 @@ export class Doc<M extends Machine<any, any>> {
         return this.#integrate([], new Set([p.clientSeq]), new Map([[p.clientSeq, { code: "command-too-large", message }]]))
       }
       // Not stored yet: it and those after it wait (sent, they would be a hole after a crash).
-      if (!p.persisted || (inFlight > 0 && bytes + sizeOf(p) > SEND_WINDOW_BYTES)) break
+      if (!p.persisted || p.moving === true || (inFlight > 0 && bytes + sizeOf(p) > SEND_WINDOW_BYTES)) break
       bytes += sizeOf(p)
       batch.push(p)
     }
@@ -1030,9 +1031,8 @@ export class Doc<M extends Machine<any, any>> {
   #renumber(from: number, down: boolean): void {
     const moves = this.#rs.renumber(from, down)
     for (const m of moves) {
-      // Not stored under its new number yet, so not sent under it (the lane says when it is):
-      // sent and then lost in a crash, it would come back under the old one and apply twice.
-      m.command.persisted = false
+      // Not stored under its new number yet, so not sent under it (the lane says when it is).
+      m.command.moving = true
       // A command recovered from the outbox after a restart has no receipt.
       const d = this.#deferreds.get(m.command)
       if (d) d.receipt!.clientSeq = m.to
@@ -1093,7 +1093,7 @@ export class Doc<M extends Machine<any, any>> {
     } finally {
       // What takes the refused merges' place is stored in the write that takes them out: a
       // crash between two writes would lose it. (Written even if a field threw.)
-      const replacing = crdt !== undefined && rejectedCommands.size > 0 ? { commands: this.#takeToPersist(), queued: crdt.takeQueued() } : undefined
+      const replacing = crdt !== undefined && rejectedCommands.size > 0 ? { commands: this.#takeToPersist(), queued: crdt.takeQueued(), refused: [...rejectedCommands.keys()] } : undefined
       this.#lane.confirm(this.#rs.confirmedSeq, r.applied, settled, r.snapshot, [...r.confirmed, ...accepted], replacing)
     }
     if (merges && !this.#refusalFetch && !this.#resyncing) {

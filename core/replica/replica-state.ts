@@ -44,6 +44,12 @@ export interface PendingCommand {
   localRejection: Rejection | undefined
   /** Its outbox record is durable (or there is no storage): it may be sent. */
   persisted: boolean
+  /**
+   * Renumbered by the hub (a sequence-reset) and not stored under its new number yet: it is
+   * not sent till then (sent, then lost in a crash, it would come back under its old number
+   * and apply twice). Still `persisted`, under the old one.
+   */
+  moving?: boolean
   /** It sends a CRDT change that waited to go again: its outbox write takes out that queue record (doc-lane.ts QueuedChange). */
   dequeued?: number
   /** Its arguments in protocol 2's compact form, once made. */

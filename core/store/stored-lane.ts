@@ -23,8 +23,13 @@ const RETRY_MAX_MS = 30_000
 /** A write not tried because the storage is failing: the armed retry carries it. */
 const HELD_BACK = new Error("held back until the retry")
 
-/** A write of the lane: the write, what follows it, what follows its failure. */
-type Step = [write: () => Promise<void>, then: () => void, failed: () => void]
+interface Unwritten {
+  entries: Entry[]
+  settled: number[]
+  dropped: number[]
+  queued: QueuedChange[]
+  snapshot?: { seq: number; state: Uint8Array }
+}
 
 const recordOf = (p: PendingCommand): OutboxRecord => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded, ...(p.dequeued !== undefined ? { dequeued: p.dequeued } : {}) })
 
@@ -48,12 +53,15 @@ export class StoredLane<T> implements DocLane<T> {
   /** Commands whose outbox write failed: the next outbox write stores them first. */
   #unstored: PendingCommand[] = []
   /**
-   * Unstored commands that may be stored only with a removal a failed write left: what
-   * replaces refused commands (their removal), renumbered commands (their old records).
+   * What failed writes left: confirmed entries, an installed state and the outbox removals of
+   * confirmed commands (`settled`) go with the next confirm's write; the removals of refused
+   * commands and of renumbered commands' old records (`dropped`, which change no state) and
+   * the queue records of changes waiting to go again go with the next outbox or confirm
+   * write, with the unstored commands that replace them: stored apart, a replacement would be sent while
+   * the refused commands stay in the outbox, to be refused and replaced again after a restart
+   * (simulator seed 567), and a renumbered command would be stored under two numbers.
    */
-  readonly #tied = new WeakSet<PendingCommand>()
-  /** Confirmed entries and outbox removals whose write failed: they go with the next write. */
-  #unwritten: { entries: Entry[]; settled: number[]; queued: QueuedChange[]; snapshot?: { seq: number; state: Uint8Array } } = { entries: [], settled: [], queued: [] }
+  #unwritten: Unwritten = { entries: [], settled: [], dropped: [], queued: [] }
   /**
    * Confirmations whose outbox removal is not stored yet: the app is told once it is, so a
    * command it was told about is never back in the outbox after a restart (a read-only app,
@@ -138,81 +146,70 @@ export class StoredLane<T> implements DocLane<T> {
   }
 
   outbox(queued: ReadonlyArray<PendingCommand>): void {
-    if (queued.length === 0 && this.#unstored.length === 0) return
+    if (queued.length === 0 && this.#unstored.length === 0 && this.#unwritten.dropped.length === 0 && this.#unwritten.queued.length === 0) return
     const host = this.host
-    const live = (p: PendingCommand) => host.pendingAt(p.clientSeq) === p
     let batch: PendingCommand[] = []
     let next = this.#next
-    // Set when the write must be a confirm's (see below).
-    let whole: Step | undefined
+    let dropped: number[] = []
+    let records: QueuedChange[] = []
     this.#enqueue(
       () => {
-        // Decided when the lane gets here. Commands a failed write left unstored go first, in
-        // this write: stored after these, the outbox has a hole the hub refuses (sequence-gap).
-        // One tied to a removal a failed write left (a refused command's replacement, a
-        // renumbered command's old record) goes only with it, in a confirm's write: stored
-        // alone, it would be sent and taken while what it replaces stays in the outbox, to be
-        // answered and replaced (or renumbered) again after a restart (simulator seed 567).
-        if (this.#unstored.some((p) => this.#tied.has(p) && live(p))) {
-          whole = this.#confirmStep(undefined, [], [], undefined, [], { commands: queued, queued: [] }, false)
-          return whole[0]()
-        }
-        // Otherwise the commands alone: a failing large write (an installed state over the
-        // storage's quota, say) must not keep new commands from being stored and sent.
-        batch = [...this.#unstored.filter(live), ...queued]
+        // Commands of an earlier outbox write that failed go first, in this write: one queued
+        // behind it must not store (and send) later commands while they are not stored, or the
+        // outbox has a hole the hub refuses (sequence-gap). With them, what they replace
+        // (`Unwritten.dropped`, the queue records); entries and states wait for a confirm, so
+        // a write the storage keeps refusing (a state over its quota) holds no command back.
+        batch = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...queued]
         this.#unstored = []
+        dropped = this.#unwritten.dropped
+        records = this.#unwritten.queued
+        this.#unwritten = { ...this.#unwritten, dropped: [], queued: [] }
         next = this.#nextAfter(batch)
-        if (batch.length === 0) return Promise.resolve()
-        return this.#write(() => this.store.confirm(host.docId, { meta: this.#meta(this.#confirmed, next), entries: [], settled: [], outbox: batch.map(recordOf) }))
+        if (batch.length === 0 && dropped.length === 0 && records.length === 0) return Promise.resolve()
+        return this.#write(() => this.store.confirm(host.docId, {
+          meta: this.#meta(this.#confirmed, next), entries: [], settled: dropped, queued: records, outbox: batch.map(recordOf),
+        }))
       },
       () => {
-        if (whole !== undefined) return whole[1]()
-        if (batch.length === 0) return
-        // A waiting change this write sent needs no queue record: one a failed write left
-        // unwritten is not written after it (it would bring the change back after a restart).
-        if (this.#unwritten.queued.length > 0) {
-          const sent = new Set(batch.map((p) => p.dequeued))
-          this.#unwritten = { ...this.#unwritten, queued: this.#unwritten.queued.filter((q) => !sent.has(q.key)) }
-        }
         this.#next = Math.max(this.#next, next)
-        host.outboxStored(batch)
+        if (batch.length > 0) host.outboxStored(batch)
+        if (dropped.length > 0) host.confirmedStored(dropped, [])
       },
       () => {
-        if (whole !== undefined) return whole[2]()
         // Not durable, so not sent yet: the next outbox write carries them (the app was told
         // storage failed). Kept after a close too: close() says they were not stored.
         this.#unstored = [...batch, ...this.#unstored]
+        this.#unwritten = { ...this.#unwritten, dropped: [...dropped, ...this.#unwritten.dropped], queued: [...records, ...this.#unwritten.queued] }
         this.#retry()
       },
     )
   }
 
   confirm(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>, replacing?: Replacements): void {
-    if (confirmedSeq !== undefined) this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + applied.length
-    this.#enqueue(...this.#confirmStep(confirmedSeq, applied, removed, snapshot, tell, replacing, true))
-  }
-
-  /** A confirm's write and what follows it or its failure; `tie`: a failure ties the replacing commands to the removal. */
-  #confirmStep(confirmedSeq: number | undefined, applied: ReadonlyArray<Entry>, removed: ReadonlyArray<number>, snapshot: Uint8Array | undefined, tell: ReadonlyArray<T>, replacing: Replacements | undefined, tie: boolean): Step {
     const host = this.host
+    if (confirmedSeq !== undefined) this.#sinceSnapshot = snapshot !== undefined ? 0 : this.#sinceSnapshot + applied.length
     let base: { seq: number; state: Uint8Array } | undefined
     let seq = confirmedSeq ?? this.#confirmed
     let commands: ReadonlyArray<PendingCommand> = []
     let queued: ReadonlyArray<QueuedChange> = []
-    return [
+    let carried: Unwritten = { entries: [], settled: [], dropped: [], queued: [] }
+    // This write's own removals of refused commands: kept apart if it fails (see Unwritten).
+    const refused = new Set(replacing?.refused ?? [])
+    this.#enqueue(
       // Built when the lane gets here, on top of what the writes before it stored; what an
       // earlier failed write left out goes first (taken here, not at integrate time: a write
       // queued behind one that then fails must carry it), so the stored log has no hole.
       () => {
-        const carried = this.#unwritten
-        this.#unwritten = { entries: [], settled: [], queued: [] }
+        carried = this.#unwritten
+        this.#unwritten = { entries: [], settled: [], dropped: [], queued: [] }
         if (carried.entries.length > 0) applied = [...carried.entries, ...applied]
-        if (carried.settled.length > 0) removed = [...carried.settled, ...removed]
+        const own = removed
+        removed = [...carried.settled, ...carried.dropped, ...own]
         // What replaces removed commands is stored with their removal: the replacing commands,
         // and, when this write removes commands (its own or a failed write's), any outbox a
         // failed write left unstored (first, as in `outbox`), which may be what replaces them.
         queued = [...carried.queued, ...(replacing?.queued ?? [])]
-        if (replacing !== undefined || carried.settled.length > 0) {
+        if (replacing !== undefined || removed.length > own.length) {
           commands = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...(replacing?.commands ?? [])]
           this.#unstored = []
         }
@@ -248,20 +245,21 @@ export class StoredLane<T> implements DocLane<T> {
       () => {
         // Nothing of this batch was written (batches are atomic): the next write carries it,
         // or a retry if none comes (the app hears of these confirmations once stored). The
-        // replacing commands go back to the unstored outbox, which the retry carries first.
+        // replacing commands go back to the unstored outbox, which the next write carries first.
+        const own = removed.slice(carried.settled.length + carried.dropped.length)
         this.#unwritten = {
           entries: [...applied, ...this.#unwritten.entries],
-          settled: [...removed, ...this.#unwritten.settled],
+          settled: [...carried.settled, ...own.filter((n) => !refused.has(n)), ...this.#unwritten.settled],
+          dropped: [...carried.dropped, ...own.filter((n) => refused.has(n)), ...this.#unwritten.dropped],
           queued: [...queued, ...this.#unwritten.queued],
           ...(base !== undefined ? { snapshot: base } : {}),
         }
         if (commands.length > 0) this.#unstored = [...commands, ...this.#unstored]
-        if (tie && removed.length > 0) for (const p of replacing?.commands ?? []) this.#tied.add(p)
         this.#untold.push(...tell)
         if (snapshot !== undefined) this.#sinceSnapshot = this.#snapshotEvery
         this.#retry()
       },
-    ]
+    )
   }
 
   install(seq: number, state: Uint8Array): void {
@@ -269,11 +267,11 @@ export class StoredLane<T> implements DocLane<T> {
     this.#enqueue(
       () => {
         // Entries an earlier failed write left out are inside this state (or of a timeline it
-        // replaces). Their outbox removals go with it, unless what replaces refused commands
-        // is unwritten too: then they wait for the write that carries it (a confirm's retry).
-        const replacementsUnwritten = this.#unstored.length > 0 || this.#unwritten.queued.length > 0
-        settledBefore = replacementsUnwritten ? [] : this.#unwritten.settled
-        this.#unwritten = { entries: [], settled: replacementsUnwritten ? this.#unwritten.settled : [], queued: this.#unwritten.queued }
+        // replaces): their outbox removals go with it. Removals of refused commands and queue
+        // records wait for the write that stores what replaces them (Unwritten).
+        settledBefore = this.#unwritten.settled
+        this.#unwritten = { ...this.#unwritten, entries: [], settled: [] }
+        delete this.#unwritten.snapshot
         return this.#write(() => this.store.confirm(this.host.docId, {
           meta: this.#meta(seq, this.#next),
           entries: [],
@@ -317,23 +315,24 @@ export class StoredLane<T> implements DocLane<T> {
         // A removal a failed write left for later names a number a command now takes: it must
         // not take that command out with it (the moved record overwrites the old one).
         const taken = new Set(moves.map((m) => m.to))
-        if (this.#unwritten.settled.some((n) => taken.has(n))) this.#unwritten = { ...this.#unwritten, settled: this.#unwritten.settled.filter((n) => !taken.has(n)) }
+        const u = this.#unwritten
+        if ([...u.settled, ...u.dropped].some((n) => taken.has(n))) this.#unwritten = { ...u, settled: u.settled.filter((n) => !taken.has(n)), dropped: u.dropped.filter((n) => !taken.has(n)) }
         storedNext = Math.max(down ? from : this.#next, from, ...moved.map((m) => m.to + 1))
         return this.#write(() => this.store.renumberOutbox(this.host.docId, this.#meta(this.#confirmed, storedNext),
           moved.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded }))))
       },
       () => {
         this.#next = down ? storedNext : Math.max(this.#next, storedNext)
-        // Stored under their new numbers: now they may be sent (Doc holds them till then).
-        this.host.outboxStored(moved.map((m) => m.command))
+        // Stored under their new numbers: now they may be sent (Doc holds them till then). One
+        // renumbered again meanwhile waits for the write of its newest number.
+        this.host.outboxStored(moved.filter((m) => m.command.clientSeq === m.to).map((m) => m.command))
       },
       () => {
         // Not moved: the next write moves them (old records out, new ones in, one batch), and
         // they wait unsent till then. Sent under numbers the disk does not hold, a crash would
         // bring them back under the old ones, to be renumbered and applied again.
-        this.#unwritten = { ...this.#unwritten, settled: [...moved.map((m) => m.from), ...this.#unwritten.settled] }
+        this.#unwritten = { ...this.#unwritten, dropped: [...moved.map((m) => m.from), ...this.#unwritten.dropped] }
         this.#unstored = [...moved.map((m) => m.command), ...this.#unstored].sort((a, b) => a.clientSeq - b.clientSeq)
-        for (const m of moved) this.#tied.add(m.command)
         this.#retry()
       },
     )

@@ -818,19 +818,26 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       rt.setTimer(50 + Math.floor(fleetRng() * 500), () => { void startReplica(r) })
     }
     const ledgerHas = (clientId: string) => [...ledger.submitted.values()].some((s) => s.clientId === clientId)
-    // Disks nearly full for a while (their own random stream): large batches fail, small pass.
-    const fullUntil = new Map<string, number>()
-    const quotaRng = seededRandom(seed ^ 0x9007a)
-    for (let i = 0; i < o.replicaQuota; i++) {
-      const at = Math.floor(quotaRng() * activeMs)
-      const name = `r${Math.floor(quotaRng() * options.replicas)}`
-      const ms = 1_000 + Math.floor(quotaRng() * 7_000)
-      rt.setTimer(at, () => {
-        if (phase !== "active") return
-        log(`${name}'s disk is nearly full for ${ms} ms (batches over ${QUOTA_BATCH_BYTES} B fail)`)
-        fullUntil.set(name, vrt.now() + ms)
-      })
+    /**
+     * `count` times, at a random moment of the active phase, a random replica's episode of
+     * `minMs` plus up to `spanMs`: from a random stream of its own (`salt`), so a world
+     * without them is unchanged.
+     */
+    const episodes = (count: number, salt: number, minMs: number, spanMs: number, start: (name: string, ms: number) => void) => {
+      const episodeRng = seededRandom(seed ^ salt)
+      for (let i = 0; i < count; i++) {
+        const at = Math.floor(episodeRng() * activeMs)
+        const name = `r${Math.floor(episodeRng() * options.replicas)}`
+        const ms = minMs + Math.floor(episodeRng() * spanMs)
+        rt.setTimer(at, () => phase === "active" && start(name, ms))
+      }
     }
+    // Disks nearly full for a while: large batches fail, small pass.
+    const fullUntil = new Map<string, number>()
+    episodes(o.replicaQuota, 0x9007a, 1_000, 7_000, (name, ms) => {
+      log(`${name}'s disk is nearly full for ${ms} ms (batches over ${QUOTA_BATCH_BYTES} B fail)`)
+      fullUntil.set(name, vrt.now() + ms)
+    })
     const overQuota = (name: string, ops: ReadonlyArray<BatchOp>): boolean => {
       if (phase !== "active" || vrt.now() >= (fullUntil.get(name) ?? 0)) return false
       let bytes = 0
@@ -1128,24 +1135,18 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       })
     }
 
-    // Replicas that stop reading for a while (their own random stream: a world without them is unchanged).
-    const stallRng = seededRandom(seed ^ 0x57a11)
-    for (let i = 0; i < o.stalls; i++) {
-      const at = Math.floor(stallRng() * activeMs)
-      const name = `r${Math.floor(stallRng() * options.replicas)}`
-      const ms = 500 + Math.floor(stallRng() * 5_500)
-      rt.setTimer(at, () => {
-        if (phase !== "active" || net.isStalled(name)) return
-        stats.stalls = (stats.stalls ?? 0) + 1
-        log(`stall ${name} for ${ms} ms (reads nothing)`)
-        net.stall(name)
-        rt.setTimer(ms, () => {
-          if (!net.isStalled(name)) return
-          log(`unstall ${name}`)
-          net.unstall(name)
-        })
+    // Replicas that stop reading for a while.
+    episodes(o.stalls, 0x57a11, 500, 5_500, (name, ms) => {
+      if (net.isStalled(name)) return
+      stats.stalls = (stats.stalls ?? 0) + 1
+      log(`stall ${name} for ${ms} ms (reads nothing)`)
+      net.stall(name)
+      rt.setTimer(ms, () => {
+        if (!net.isStalled(name)) return
+        log(`unstall ${name}`)
+        net.unstall(name)
       })
-    }
+    })
 
     // Schedule the active phase up front, so the order of events depends on the seed only.
     const opGap = activeMs / o.ops

@@ -10,7 +10,7 @@
  * commands only; and a client told of a hole that none of its commands holds closes it (for
  * stores written before the fix).
  */
-import { CanonClient, Hub, replicaStorage, type ClientMessage, type ConnectionListener, type ServerMessage } from "../core/index.js"
+import { CanonClient, Hub, replicaStorage, type BatchOp, type ClientMessage, type ConnectionListener, type KVStore, type ServerMessage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { ReplicaStore } from "../core/internal.js"
 import { Todo } from "./support/machines.js"
@@ -197,4 +197,103 @@ test("a document closed after a failed renumbering write says the command stays 
   const again = await CanonClient.open({ transport: offlineTransport, runtime: rt, storage: replicaStorage(storage), clientId: "c1", autoConnect: false })
   expect((await again.open(Todo, DOC)).pending.map((p) => [p.clientSeq, p.name])).toEqual([[1, "add"]])
   await again.close()
+})
+
+/** A disk whose writes, while held, wait for the test, one at a time; `failNext` fails the next write. */
+const gatedDisk = () => {
+  const inner = new MemoryStorage()
+  const queue: Array<() => Promise<void>> = []
+  const s = { held: false, failNext: 0 }
+  const storage: KVStore = {
+    get: (k) => inner.get(k), range: (o) => inner.range(o), close: () => inner.close(), claim: () => inner.claim(),
+    batch: (ops: ReadonlyArray<BatchOp>, o) => {
+      if (s.failNext > 0) {
+        s.failNext--
+        return Promise.reject(new Error("disk"))
+      }
+      if (!s.held) return inner.batch(ops, o)
+      const copy = ops.map((op) => ({ ...op }))
+      return new Promise<void>((resolve, reject) => queue.push(() => inner.batch(copy, o).then(resolve, reject)))
+    },
+  }
+  const outbox = async () => (await new ReplicaStore(inner).load(DOC))!.outbox.map((o) => [o.clientSeq, (o.args as { id: string }).id])
+  return { inner, storage, queue, s, outbox }
+}
+
+test("commands renumbered again while the write carrying their first move is on the disk are sent only once stored under their newest numbers", async () => {
+  const d = gatedDisk()
+  const f = fakeHub()
+  const client = await CanonClient.open({ transport: f.transport, runtime: new VirtualRuntime(1), storage: replicaStorage(d.storage), clientId: "c1", machines: [Todo] })
+  await flushes(1)
+  f.hub({ type: "welcome", protocol: 1, clientId: "c1" })
+  const doc = await client.open(Todo, DOC)
+  doc.on("error", () => {})
+  doc.submit("add", { id: "a", title: "A" }).catch(() => {})
+  await doc.whenStored()
+  await flushes()
+  expect(f.sent).toEqual([1])
+  // The reset's move (1 -> 10) fails to write.
+  d.s.failNext = 1
+  f.hub({ type: "error", docId: DOC, code: "sequence-reset", seq: 10, message: "" })
+  await flushes()
+  expect(d.s.failNext).toBe(0)
+  // A new command: its outbox write carries a (as 10) and b (11), and is on the disk...
+  d.s.held = true
+  doc.submit("add", { id: "b", title: "B" }).catch(() => {})
+  await flushes()
+  expect(d.queue.length).toBe(1)
+  // ...when a second reset (an earlier copy of a's submit answered) moves them to 20, 21.
+  f.hub({ type: "error", docId: DOC, code: "sequence-reset", seq: 20, message: "" })
+  await flushes()
+  expect(doc.pending.map((p) => p.clientSeq)).toEqual([20, 21])
+  // The outbox write lands; the move to 20, 21 not yet.
+  await d.queue.shift()!()
+  await flushes()
+  // Before: { disk: [[10, "a"], [11, "b"]], sent: [1, 20, 21] }. Killed now, they come back as
+  // 10 and 11; the hub (past 21) says numbering resumes higher and applies them a second time.
+  expect({ disk: await d.outbox(), sent: f.sent }).toEqual({ disk: [[10, "a"], [11, "b"]], sent: [1] })
+  d.s.held = false
+  while (d.queue.length > 0) await d.queue.shift()!()
+  await flushes()
+  expect(f.sent).toEqual([1, 20, 21])
+  await client.close()
+})
+
+test("a sequence-gap renumbering while a new command's outbox write waits in the lane overwrites no stored command's record", async () => {
+  const d = gatedDisk()
+  // A store written before the hole fix: command "b" as 2, nothing at 1.
+  await new ReplicaStore(d.inner).confirm(DOC, { meta: { machine: Todo.name, version: Todo.version, confirmedSeq: 0, nextClientSeq: 3 }, entries: [], settled: [], outbox: [
+    { clientSeq: 2, name: "add", args: { id: "b", title: "B" } },
+  ] })
+  const f = fakeHub()
+  const client = await CanonClient.open({ transport: f.transport, runtime: new VirtualRuntime(1), storage: replicaStorage(d.storage), clientId: "c1", machines: [Todo] })
+  await flushes(1)
+  f.hub({ type: "welcome", protocol: 1, clientId: "c1" })
+  const doc = await client.open(Todo, DOC)
+  doc.on("error", () => {})
+  await flushes()
+  expect(f.sent).toEqual([2])
+  d.s.held = true
+  // Another client's entry: its confirm write is on the (slow) disk.
+  f.hub({ type: "entries", docId: DOC, entries: [{ seq: 1, time: 1, clientId: "x", clientSeq: 1, name: "add", args: { id: "z", title: "Z" } }] })
+  await flushes()
+  // "c" is submitted as 3; its outbox write waits behind the confirm.
+  doc.submit("add", { id: "c", title: "C" }).catch(() => {})
+  await flushes()
+  // The hub: missing 1. b 2 -> 1, c 3 -> 2.
+  f.hub({ type: "error", docId: DOC, code: "sequence-gap", seq: 1, message: "" })
+  await flushes()
+  expect(doc.pending.map((p) => [p.clientSeq, p.name])).toEqual([[1, "add"], [2, "add"]])
+  // Each write lands; after each (a crash point), "b" is on the disk.
+  const crashPoints: unknown[] = []
+  while (d.queue.length > 0) {
+    await d.queue.shift()!()
+    await flushes()
+    crashPoints.push(await d.outbox())
+  }
+  d.s.held = false
+  // Before: [[[2, "b"]], [[2, "c"]], [[1, "b"], [2, "c"]]]: after c's outbox write, record 2 is c
+  // and "b" (stored, and sent as 2) is nowhere: killed then, it is lost without a word.
+  expect(crashPoints.filter((o) => !(o as string[][]).some(([, id]) => id === "b"))).toEqual([])
+  await client.close()
 })

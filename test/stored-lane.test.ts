@@ -404,3 +404,117 @@ test("a write the storage keeps refusing (an installed state over its quota) doe
   expect(stored).toEqual([1])
   expect((await kv.range({ gte: K.replicaOutboxPrefix("d"), lt: K.prefixEnd(K.replicaOutboxPrefix("d")) })).map(([k]) => K.seqFromKey(k))).toEqual([1])
 })
+
+describe("renumberings and writes queued before them (a third review)", () => {
+  const M3 = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
+  type Command3 = { clientSeq: number; name: string; encoded: Uint8Array; persisted: boolean; moving?: boolean; dequeued?: number }
+  const tick = () => new Promise((r) => setImmediate(r))
+
+  const gatedSetup = async (stored: number[], next: number) => {
+    const rt = new VirtualRuntime(1)
+    const state = { fail: 0, armed: false }
+    const kv = new MemoryStorage({ failWrite: () => state.armed && state.fail > 0 && state.fail-- > 0 })
+    // A gate: while set, batches wait for the test (one at a time).
+    const gate = { held: false, queue: [] as Array<() => Promise<void>>, afterEach: [] as Array<() => Promise<void>> }
+    const batch = kv.batch.bind(kv)
+    kv.batch = (ops: ReadonlyArray<BatchOp>, o?: any) => {
+      const run = async () => {
+        await batch(ops, o)
+        for (const f of gate.afterEach) await f()
+      }
+      if (!gate.held) return run()
+      return new Promise<void>((resolve, reject) => gate.queue.push(() => run().then(resolve, reject)))
+    }
+    const pending = new Map<number, Command3>()
+    const sendable: number[] = []
+    const keys = async (prefix = K.replicaOutboxPrefix("d")) => (await kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })).map(([k]) => K.seqFromKey(k))
+    const records = async () => (await new ReplicaStore(kv).load("d"))!.outbox.map((o) => [o.clientSeq, [...(o.args as Uint8Array)][0]])
+    const host = {
+      docId: "d", machine: M3, runtime: rt, closed: false,
+      pendingAt: (cs: number) => pending.get(cs), flushOutbox: () => lane.outbox([]),
+      // As Doc: stored commands are no longer moving.
+      outboxStored: (b: ReadonlyArray<Command3>) => { for (const p of b) { p.persisted = true; p.moving = false; sendable.push(p.clientSeq) } },
+      confirmedStored() {}, tell() {}, error() {},
+    }
+    const store = new ReplicaStore(kv)
+    await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: next }, entries: [], settled: [], outbox: stored.map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
+    state.armed = true
+    // `id`: the byte its record holds (its first number), to tell commands apart on disk.
+    const command = (clientSeq: number, persisted = false): Command3 => {
+      const p: Command3 = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted }
+      pending.set(clientSeq, p)
+      return p
+    }
+    // As ReplicaState.renumber and Doc.#renumber at call time (consecutive from `from`).
+    const renumber = (ps: Command3[], from: number) => {
+      const moves = ps.map((p, i) => ({ command: p, from: p.clientSeq, to: from + i }))
+      for (const m of moves) pending.delete(m.from)
+      for (const m of moves) { m.command.clientSeq = m.to; m.command.moving = true; pending.set(m.to, m.command) }
+      return moves as never
+    }
+    const lane = store.lane(host as never, { nextClientSeq: next, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
+    return { rt, kv, state, gate, pending, sendable, command, renumber, keys, records, lane, store }
+  }
+
+  test("a command renumbered while the outbox write carrying it is on the disk waits for the write of its newest number", async () => {
+    const w = await gatedSetup([1], 2)
+    const a = w.command(1, true)
+    // Reset to 10; that write fails: a waits unstored (dropped [1]).
+    w.state.fail = 1
+    w.lane.renumber(w.renumber([a], 10), 10, false, [])
+    await w.lane.idle
+    expect([await w.keys(), w.sendable]).toEqual([[1], []])
+    // The next outbox write (the retry's, or a new submit's) takes a as 10 and is on the disk...
+    w.gate.held = true
+    w.lane.outbox([])
+    for (let i = 0; i < 5; i++) await tick()
+    expect(w.gate.queue.length).toBe(1)
+    // ...when a second reset moves it to 20.
+    w.lane.renumber(w.renumber([a], 20), 20, false, [])
+    // The outbox write lands (10); the move to 20 has not yet.
+    await w.gate.queue.shift()!()
+    for (let i = 0; i < 5; i++) await tick()
+    const snapshot = { disk: await w.keys(), sendable: [...w.sendable], moving: a.moving, clientSeq: a.clientSeq }
+    // Before: { disk: [10], sendable: [20], moving: false }: Doc sends it as 20 while a crash
+    // brings it back as 10 (review 2's finding 2, through the outbox write instead of renumber's).
+    expect(snapshot).toEqual({ disk: [10], sendable: [], moving: true, clientSeq: 20 })
+    w.gate.held = false
+    while (w.gate.queue.length > 0) await w.gate.queue.shift()!()
+    await w.lane.idle
+  })
+
+  test("a write queued before a sequence-gap renumbering stores its command under the number it had, so no stored record is overwritten before it is moved", async () => {
+    // b stored as 2 (a hole at 1: the hub says sequence-gap 1); c submitted as 3, its write
+    // queued behind another write (here: a confirm on a slow disk).
+    const w = await gatedSetup([2], 3)
+    const b = w.command(2, true)
+    const c = w.command(3)
+    w.gate.held = true
+    w.lane.confirm(1, [{ seq: 1, time: 0, clientId: "x", clientSeq: 1, name: "$crdt.body", args: new Uint8Array([0]) }], [], undefined, [])
+    w.lane.outbox([c as never])
+    // Doc.#renumber(1, down): b 2 -> 1, c 3 -> 2.
+    w.lane.renumber(w.renumber([b, c], 1), 1, true, [])
+    const disks: unknown[] = []
+    w.gate.afterEach.push(async () => void disks.push(await w.records()))
+    w.gate.held = false
+    while (w.gate.queue.length > 0) await w.gate.queue.shift()!()
+    await w.lane.idle
+    // After each write (each a crash point), record [number, which command]: b is 2, c is 3.
+    // Before: [[[2, 2]], [[2, 3]], [[1, 2], [2, 3]]]: after the outbox write, record 2 holds c and b
+    // is nowhere (it was stored, and sent, before).
+    expect(disks.filter((d) => !(d as number[][]).some(([, id]) => id === 2))).toEqual([])
+  })
+
+  test("a failed sequence-gap renumbering carried by an outbox write lowers the stored next number with the commands", async () => {
+    const w = await gatedSetup([5, 6], 7)
+    const [b, c] = [w.command(5, true), w.command(6, true)]
+    w.state.fail = 1
+    w.lane.renumber(w.renumber([b, c], 4), 4, true, [])
+    await w.lane.idle
+    w.lane.outbox([])
+    await w.lane.idle
+    const s = (await w.store.load("d"))!
+    // Before: outbox [4, 5] with nextClientSeq 7: a restart numbers the next command 7 (a hole at 6).
+    expect({ outbox: s.outbox.map((o) => o.clientSeq), next: s.meta.nextClientSeq }).toEqual({ outbox: [4, 5], next: 6 })
+  })
+})

@@ -31,7 +31,6 @@ interface Unwritten {
   snapshot?: { seq: number; state: Uint8Array }
 }
 
-const recordOf = (p: PendingCommand): OutboxRecord => ({ clientSeq: p.clientSeq, name: p.name, args: p.encoded, ...(p.dequeued !== undefined ? { dequeued: p.dequeued } : {}) })
 
 export interface StoredLaneInit {
   /** What the store holds of the document when it opens. */
@@ -52,6 +51,14 @@ export class StoredLane<T> implements DocLane<T> {
   readonly #snapshotEvery: number
   /** Commands whose outbox write failed: the next outbox write stores them first. */
   #unstored: PendingCommand[] = []
+  /**
+   * The number each command handed over is written under: its number when handed over, until
+   * a renumbering's write moves it (or finds it unstored). The hub renumbers commands in memory
+   * at once (Doc.#renumber); a write queued before that renumbering's must not store them
+   * under numbers whose old records are not moved yet (a number going down would overwrite
+   * another command's record) nor release them to be sent under those.
+   */
+  readonly #numbers = new WeakMap<PendingCommand, number>()
   /**
    * What failed writes left: confirmed entries, an installed state and the outbox removals of
    * confirmed commands (`settled`) go with the next confirm's write; the removals of refused
@@ -142,11 +149,33 @@ export class StoredLane<T> implements DocLane<T> {
    * hub refuses a hole for good (crash-client seed 251190864).
    */
   #nextAfter(batch: ReadonlyArray<PendingCommand>): number {
-    return Math.max(this.#next, (batch[batch.length - 1]?.clientSeq ?? 0) + 1)
+    let last = 0
+    for (const p of batch) last = Math.max(last, this.#number(p))
+    return Math.max(this.#next, last + 1)
+  }
+
+  #number(p: PendingCommand): number {
+    return this.#numbers.get(p) ?? p.clientSeq
+  }
+
+  #record(p: PendingCommand): OutboxRecord {
+    return { clientSeq: this.#number(p), name: p.name, args: p.encoded, ...(p.dequeued !== undefined ? { dequeued: p.dequeued } : {}) }
+  }
+
+  /** Commands handed over: written under their numbers of now. */
+  #handed(commands: ReadonlyArray<PendingCommand>): void {
+    for (const p of commands) if (!this.#numbers.has(p)) this.#numbers.set(p, p.clientSeq)
+  }
+
+  /** Stored: those still numbered as written may be sent (one renumbered since waits for that move's write). */
+  #stored(commands: ReadonlyArray<PendingCommand>): void {
+    const sendable = commands.filter((p) => p.clientSeq === this.#number(p))
+    if (sendable.length > 0) this.host.outboxStored(sendable)
   }
 
   outbox(queued: ReadonlyArray<PendingCommand>): void {
     if (queued.length === 0 && this.#unstored.length === 0 && this.#unwritten.dropped.length === 0 && this.#unwritten.queued.length === 0) return
+    this.#handed(queued)
     const host = this.host
     let batch: PendingCommand[] = []
     let next = this.#next
@@ -167,12 +196,12 @@ export class StoredLane<T> implements DocLane<T> {
         next = this.#nextAfter(batch)
         if (batch.length === 0 && dropped.length === 0 && records.length === 0) return Promise.resolve()
         return this.#write(() => this.store.confirm(host.docId, {
-          meta: this.#meta(this.#confirmed, next), entries: [], settled: dropped, queued: records, outbox: batch.map(recordOf),
+          meta: this.#meta(this.#confirmed, next), entries: [], settled: dropped, queued: records, outbox: batch.map((p) => this.#record(p)),
         }))
       },
       () => {
         this.#next = Math.max(this.#next, next)
-        if (batch.length > 0) host.outboxStored(batch)
+        this.#stored(batch)
         if (dropped.length > 0) host.confirmedStored(dropped, [])
       },
       () => {
@@ -195,6 +224,7 @@ export class StoredLane<T> implements DocLane<T> {
     let carried: Unwritten = { entries: [], settled: [], dropped: [], queued: [] }
     // This write's own removals of refused commands: kept apart if it fails (see Unwritten).
     const refused = new Set(replacing?.refused ?? [])
+    this.#handed(replacing?.commands ?? [])
     this.#enqueue(
       // Built when the lane gets here, on top of what the writes before it stored; what an
       // earlier failed write left out goes first (taken here, not at integrate time: a write
@@ -227,7 +257,7 @@ export class StoredLane<T> implements DocLane<T> {
           entries: applied,
           settled: removed,
           ...(base !== undefined ? { snapshot: { seq: base.seq, state: base.state, dropFrom: this.#snapshotSeq + 1, dropTo: this.#confirmed } } : {}),
-          ...(commands.length > 0 ? { outbox: commands.map(recordOf) } : {}),
+          ...(commands.length > 0 ? { outbox: commands.map((p) => this.#record(p)) } : {}),
           ...(queued.length > 0 ? { queued } : {}),
         }))
       },
@@ -236,7 +266,7 @@ export class StoredLane<T> implements DocLane<T> {
         if (base !== undefined) this.#snapshotSeq = base.seq
         if (commands.length > 0) {
           this.#next = this.#nextAfter(commands)
-          host.outboxStored(commands)
+          this.#stored(commands)
         }
         const all = this.#untold.length > 0 ? [...this.#untold, ...tell] : tell
         this.#untold = []
@@ -300,6 +330,9 @@ export class StoredLane<T> implements DocLane<T> {
   renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean, toPersist: ReadonlyArray<PendingCommand>): void {
     // Commands still in `toPersist` get their first write with the new numbers.
     const firstWrite = new Set(toPersist)
+    // One never handed over (restored from the store at open) is stored under its number of
+    // before: the move starts there.
+    for (const m of moves) if (!firstWrite.has(m.command) && !this.#numbers.has(m.command)) this.#numbers.set(m.command, m.from)
     let moved: ReadonlyArray<Renumbering> = []
     // As in `outbox`: the stored next number covers the stored commands only.
     let storedNext = from
@@ -311,7 +344,9 @@ export class StoredLane<T> implements DocLane<T> {
         // replacement was stored beside the commands it replaces, and a command above one
         // left unstored (a hole).
         const unstored = new Set(this.#unstored)
-        moved = moves.filter((m) => !firstWrite.has(m.command) && !unstored.has(m.command))
+        // Unstored, a command has no record to move: the write that carries it uses the new number.
+        for (const m of moves) if (unstored.has(m.command)) this.#numbers.set(m.command, m.to)
+        moved = moves.filter((m) => !firstWrite.has(m.command) && !unstored.has(m.command)).map((m) => ({ ...m, from: this.#number(m.command) }))
         // A removal a failed write left for later names a number a command now takes: it must
         // not take that command out with it (the moved record overwrites the old one).
         const taken = new Set(moves.map((m) => m.to))
@@ -323,16 +358,20 @@ export class StoredLane<T> implements DocLane<T> {
       },
       () => {
         this.#next = down ? storedNext : Math.max(this.#next, storedNext)
+        for (const m of moved) this.#numbers.set(m.command, m.to)
         // Stored under their new numbers: now they may be sent (Doc holds them till then). One
         // renumbered again meanwhile waits for the write of its newest number.
-        this.host.outboxStored(moved.filter((m) => m.command.clientSeq === m.to).map((m) => m.command))
+        this.#stored(moved.map((m) => m.command))
       },
       () => {
         // Not moved: the next write moves them (old records out, new ones in, one batch), and
         // they wait unsent till then. Sent under numbers the disk does not hold, a crash would
         // bring them back under the old ones, to be renumbered and applied again.
         this.#unwritten = { ...this.#unwritten, dropped: [...moved.map((m) => m.from), ...this.#unwritten.dropped] }
+        for (const m of moved) this.#numbers.set(m.command, m.to)
         this.#unstored = [...moved.map((m) => m.command), ...this.#unstored].sort((a, b) => a.clientSeq - b.clientSeq)
+        // Down: the stored next number follows them down once they are written (it must not run past them).
+        if (down) this.#next = Math.min(this.#next, storedNext)
         this.#retry()
       },
     )

@@ -92,7 +92,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "drop-outbox-write",
     breaks: "commands are sent without being written to the outbox",
-    patches: [{ file: "core/store/stored-lane.ts", anchor: "...(commands.length > 0 ? { outbox: commands.map(recordOf) } : {}),", replacement: "...({})," }],
+    patches: [{ file: "core/store/replica-store.ts", anchor: "outboxOps(docId, ops, batch.outbox ?? [])", replacement: "outboxOps(docId, ops, [])" }],
   },
   {
     name: "forget-client-record",

@@ -59,6 +59,8 @@ export class StoredLane<T> implements DocLane<T> {
    * another command's record) nor release them to be sent under those.
    */
   readonly #numbers = new WeakMap<PendingCommand, number>()
+  /** Renumberings handed over and not written yet, by command: one with any is not released (it may move back to the number just written). */
+  readonly #moves = new Map<PendingCommand, number>()
   /**
    * What failed writes left: confirmed entries, an installed state and the outbox removals of
    * confirmed commands (`settled`) go with the next confirm's write; the removals of refused
@@ -167,9 +169,9 @@ export class StoredLane<T> implements DocLane<T> {
     for (const p of commands) if (!this.#numbers.has(p)) this.#numbers.set(p, p.clientSeq)
   }
 
-  /** Stored: those still numbered as written may be sent (one renumbered since waits for that move's write). */
+  /** Stored: those numbered as written with no renumbering still to write may be sent (the others wait for it). */
   #stored(commands: ReadonlyArray<PendingCommand>): void {
-    const sendable = commands.filter((p) => p.clientSeq === this.#number(p))
+    const sendable = commands.filter((p) => p.clientSeq === this.#number(p) && !this.#moves.has(p))
     if (sendable.length > 0) this.host.outboxStored(sendable)
   }
 
@@ -328,48 +330,74 @@ export class StoredLane<T> implements DocLane<T> {
   }
 
   renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean, toPersist: ReadonlyArray<PendingCommand>): void {
+    const host = this.host
     // Commands still in `toPersist` get their first write with the new numbers.
     const firstWrite = new Set(toPersist)
-    // One never handed over (restored from the store at open) is stored under its number of
-    // before: the move starts there.
-    for (const m of moves) if (!firstWrite.has(m.command) && !this.#numbers.has(m.command)) this.#numbers.set(m.command, m.from)
+    for (const m of moves) {
+      // One never handed over (restored from the store at open) is stored under its number of
+      // before: the move starts there.
+      if (!firstWrite.has(m.command) && !this.#numbers.has(m.command)) this.#numbers.set(m.command, m.from)
+      this.#moves.set(m.command, (this.#moves.get(m.command) ?? 0) + 1)
+    }
     let moved: ReadonlyArray<Renumbering> = []
+    let batch: PendingCommand[] = []
+    let dropped: number[] = []
+    let records: QueuedChange[] = []
     // As in `outbox`: the stored next number covers the stored commands only.
     let storedNext = from
+    const done = () => {
+      for (const m of moves) {
+        const n = this.#moves.get(m.command)! - 1
+        if (n > 0) this.#moves.set(m.command, n)
+        else this.#moves.delete(m.command)
+      }
+    }
     this.#enqueue(
       () => {
         // Which records to move is decided when the lane gets here: a write before this one
-        // that failed left its commands unstored, with no record to move (the write that
-        // carries them stores them under their new numbers). Moved at call time, a refusal's
-        // replacement was stored beside the commands it replaces, and a command above one
-        // left unstored (a hole).
+        // that failed left its commands unstored, with no record to move. Those are stored in
+        // this write, under their new numbers, with what failed writes left for them (as an
+        // outbox write stores them): a move may land on the number of an unstored command's
+        // only record (a failed move's old one), which must not be overwritten before it is
+        // stored again. Moved at call time, a refusal's replacement was stored beside the
+        // commands it replaces, and a command above one left unstored (a hole).
         const unstored = new Set(this.#unstored)
-        // Unstored, a command has no record to move: the write that carries it uses the new number.
         for (const m of moves) if (unstored.has(m.command)) this.#numbers.set(m.command, m.to)
         moved = moves.filter((m) => !firstWrite.has(m.command) && !unstored.has(m.command)).map((m) => ({ ...m, from: this.#number(m.command) }))
-        // A removal a failed write left for later names a number a command now takes: it must
-        // not take that command out with it (the moved record overwrites the old one).
+        batch = this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p)
+        this.#unstored = []
+        dropped = this.#unwritten.dropped
+        records = this.#unwritten.queued
+        // A confirmed command's removal a failed write left for later names a number a command
+        // now takes: it must not take that command out with it (the moved record overwrites the
+        // old one). (Dropped removals go in this write, before its records.)
         const taken = new Set(moves.map((m) => m.to))
-        const u = this.#unwritten
-        if ([...u.settled, ...u.dropped].some((n) => taken.has(n))) this.#unwritten = { ...u, settled: u.settled.filter((n) => !taken.has(n)), dropped: u.dropped.filter((n) => !taken.has(n)) }
-        storedNext = Math.max(down ? from : this.#next, from, ...moved.map((m) => m.to + 1))
-        return this.#write(() => this.store.renumberOutbox(this.host.docId, this.#meta(this.#confirmed, storedNext),
-          moved.map((m) => ({ from: m.from, to: m.to, name: m.command.name, args: m.command.encoded }))))
+        this.#unwritten = { ...this.#unwritten, settled: this.#unwritten.settled.filter((n) => !taken.has(n)), dropped: [], queued: [] }
+        storedNext = Math.max(down ? from : this.#next, from, ...moved.map((m) => m.to + 1), ...batch.map((p) => this.#number(p) + 1))
+        return this.#write(() => this.store.confirm(host.docId, {
+          meta: this.#meta(this.#confirmed, storedNext),
+          entries: [],
+          settled: [...dropped, ...moved.map((m) => m.from)],
+          queued: records,
+          outbox: [...batch.map((p) => this.#record(p)), ...moved.map((m) => ({ clientSeq: m.to, name: m.command.name, args: m.command.encoded }))],
+        }))
       },
       () => {
+        done()
         this.#next = down ? storedNext : Math.max(this.#next, storedNext)
         for (const m of moved) this.#numbers.set(m.command, m.to)
-        // Stored under their new numbers: now they may be sent (Doc holds them till then). One
-        // renumbered again meanwhile waits for the write of its newest number.
-        this.#stored(moved.map((m) => m.command))
+        // Stored under their new numbers: now they may be sent (Doc holds them till then).
+        this.#stored([...batch, ...moved.map((m) => m.command)])
+        if (dropped.length > 0) host.confirmedStored(dropped, [])
       },
       () => {
+        done()
         // Not moved: the next write moves them (old records out, new ones in, one batch), and
         // they wait unsent till then. Sent under numbers the disk does not hold, a crash would
         // bring them back under the old ones, to be renumbered and applied again.
-        this.#unwritten = { ...this.#unwritten, dropped: [...moved.map((m) => m.from), ...this.#unwritten.dropped] }
+        this.#unwritten = { ...this.#unwritten, dropped: [...moved.map((m) => m.from), ...dropped, ...this.#unwritten.dropped], queued: [...records, ...this.#unwritten.queued] }
         for (const m of moved) this.#numbers.set(m.command, m.to)
-        this.#unstored = [...moved.map((m) => m.command), ...this.#unstored].sort((a, b) => a.clientSeq - b.clientSeq)
+        this.#unstored = [...batch, ...moved.map((m) => m.command), ...this.#unstored].sort((a, b) => a.clientSeq - b.clientSeq)
         // Down: the stored next number follows them down once they are written (it must not run past them).
         if (down) this.#next = Math.min(this.#next, storedNext)
         this.#retry()

@@ -334,6 +334,6 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     name: "drained-never-resumed",
     breaks: "a follower paused at the high-water mark is never resumed once its connection drains: a replica that stopped reading for a while stays behind for the rest of the connection",
     patches: [{ file: "core/authority/followers.ts", anchor: "      if (f.stream !== undefined) f.stream.resume()\n      else this.catchUp(f)\n", replacement: "" }],
-    simArgs: ["--big-kib", "2048", "--stalls", "6"],
+    simArgs: ["--big-kib", "2048", "--stalls", "12"],
   },
 ]

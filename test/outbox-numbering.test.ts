@@ -137,6 +137,13 @@ const fakeHub = () => {
 const flushes = async (n = 5) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
 }
+/** A client on `storage`, welcomed by the scripted hub `f`, with document DOC open. */
+const connected = async (f: ReturnType<typeof fakeHub>, storage: KVStore, runtime = new VirtualRuntime(1)) => {
+  const client = await CanonClient.open({ transport: f.transport, runtime, storage: replicaStorage(storage), clientId: "c1", machines: [Todo] })
+  await flushes(1)
+  f.hub({ type: "welcome", protocol: 1, clientId: "c1" })
+  return { client, doc: await client.open(Todo, DOC) }
+}
 
 test("commands renumbered by the hub are not sent under their new numbers before those are stored", async () => {
   // Sent as 10 and 11 while the disk still held them as 1 and 2, a crash between the two
@@ -145,10 +152,7 @@ test("commands renumbered by the hub are not sent under their new numbers before
   const { heldDisk } = await import("./support/held-disk.js")
   const disk = heldDisk()
   const f = fakeHub()
-  const client = await CanonClient.open({ transport: f.transport, runtime: new VirtualRuntime(1), storage: replicaStorage(disk.storage), clientId: "c1", machines: [Todo] })
-  await flushes(1)
-  f.hub({ type: "welcome", protocol: 1, clientId: "c1" })
-  const doc = await client.open(Todo, DOC)
+  const { client, doc } = await connected(f, disk.storage)
   doc.submit("add", { id: "a", title: "A" }).catch(() => {})
   doc.submit("add", { id: "b", title: "B" }).catch(() => {})
   await doc.whenStored()
@@ -178,10 +182,7 @@ test("a document closed after a failed renumbering write says the command stays 
   const storage = new MemoryStorage({ failWrite: () => failing })
   const f = fakeHub()
   const rt = new VirtualRuntime(1)
-  const client = await CanonClient.open({ transport: f.transport, runtime: rt, storage: replicaStorage(storage), clientId: "c1", machines: [Todo] })
-  await flushes(1)
-  f.hub({ type: "welcome", protocol: 1, clientId: "c1" })
-  const doc = await client.open(Todo, DOC)
+  const { client, doc } = await connected(f, storage, rt)
   const outcome = doc.submit("add", { id: "a", title: "A" }).then(() => "confirmed", (e) => `${e.code}`)
   await doc.whenStored()
   await flushes()
@@ -223,10 +224,7 @@ const gatedDisk = () => {
 test("commands renumbered again while the write carrying their first move is on the disk are sent only once stored under their newest numbers", async () => {
   const d = gatedDisk()
   const f = fakeHub()
-  const client = await CanonClient.open({ transport: f.transport, runtime: new VirtualRuntime(1), storage: replicaStorage(d.storage), clientId: "c1", machines: [Todo] })
-  await flushes(1)
-  f.hub({ type: "welcome", protocol: 1, clientId: "c1" })
-  const doc = await client.open(Todo, DOC)
+  const { client, doc } = await connected(f, d.storage)
   doc.on("error", () => {})
   doc.submit("add", { id: "a", title: "A" }).catch(() => {})
   await doc.whenStored()
@@ -266,10 +264,7 @@ test("a sequence-gap renumbering while a new command's outbox write waits in the
     { clientSeq: 2, name: "add", args: { id: "b", title: "B" } },
   ] })
   const f = fakeHub()
-  const client = await CanonClient.open({ transport: f.transport, runtime: new VirtualRuntime(1), storage: replicaStorage(d.storage), clientId: "c1", machines: [Todo] })
-  await flushes(1)
-  f.hub({ type: "welcome", protocol: 1, clientId: "c1" })
-  const doc = await client.open(Todo, DOC)
+  const { client, doc } = await connected(f, d.storage)
   doc.on("error", () => {})
   await flushes()
   expect(f.sent).toEqual([2])

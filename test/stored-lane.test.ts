@@ -244,44 +244,66 @@ test("others' edits during the outage: one retry, a bounded number of attempts, 
   await hub.close()
 })
 
-describe("what replaces refused commands, and renumbered commands, are stored only with the removals they go with", () => {
-  const M = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
-  type Command = { clientSeq: number; name: string; encoded: Uint8Array; persisted: boolean; dequeued?: number }
-  const setup = async (stored: number[], next: number, failWrite?: (ops: ReadonlyArray<BatchOp>) => boolean) => {
-    const rt = new VirtualRuntime(1)
-    const state = { fail: 0, armed: false }
-    const kv = new MemoryStorage({ failWrite: (ops) => (state.armed && failWrite?.(ops)) || (state.fail > 0 && state.fail-- > 0) })
-    const pending = new Map<number, Command>()
-    const sendable: number[] = []
-    const keys = async (prefix = K.replicaOutboxPrefix("d")) => (await kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })).map(([k]) => K.seqFromKey(k))
-    const host = {
-      docId: "d", machine: M, runtime: rt, closed: false,
-      // As Doc: the retry writes what is unstored, then what is unwritten.
-      pendingAt: (cs: number) => pending.get(cs), flushOutbox: () => lane.outbox([]),
-      outboxStored: (b: ReadonlyArray<Command>) => sendable.push(...b.map((p) => p.clientSeq)),
-      confirmedStored() {}, tell() {}, error() {},
+const LaneMachine = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
+type LaneCommand = { clientSeq: number; name: string; encoded: Uint8Array; persisted: boolean; moving?: boolean; dequeued?: number }
+const tick = () => new Promise((r) => setImmediate(r))
+
+/**
+ * A StoredLane driven directly over a MemoryStorage that holds `stored` outbox records: `state.fail`
+ * fails the next writes, `failWrite` chosen ones, and while `gate.held` writes wait for the test,
+ * one at a time. `command` and `renumber` do to pending commands what Doc and ReplicaState do.
+ */
+const laneWorld = async (stored: number[], next: number, failWrite?: (ops: ReadonlyArray<BatchOp>) => boolean) => {
+  const rt = new VirtualRuntime(1)
+  const state = { fail: 0, armed: false }
+  const kv = new MemoryStorage({ failWrite: (ops) => state.armed && (failWrite?.(ops) === true || (state.fail > 0 && state.fail-- > 0)) })
+  // A gate: while set, batches wait for the test (one at a time).
+  const gate = { held: false, queue: [] as Array<() => Promise<void>>, afterEach: [] as Array<() => Promise<void>> }
+  const batch = kv.batch.bind(kv)
+  kv.batch = (ops: ReadonlyArray<BatchOp>, o?: any) => {
+    const run = async () => {
+      await batch(ops, o)
+      for (const f of gate.afterEach) await f()
     }
-    const store = new ReplicaStore(kv)
-    await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: next }, entries: [], settled: [], outbox: stored.map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
-    state.armed = true
-    const command = (clientSeq: number, persisted = false, dequeued?: number): Command => {
-      const p: Command = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted, ...(dequeued !== undefined ? { dequeued } : {}) }
-      pending.set(clientSeq, p)
-      return p
-    }
-    // As ReplicaState.renumber (up) and Doc.#renumber.
-    const renumber = (ps: Command[], from: number) => {
-      const moves = ps.map((p, i) => ({ command: p, from: p.clientSeq, to: from + i }))
-      for (const m of moves) pending.delete(m.from)
-      for (const m of moves) Object.assign(m.command, { clientSeq: m.to }) && pending.set(m.to, m.command)
-      return moves as never
-    }
-    const lane = store.lane(host as never, { nextClientSeq: next, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
-    return { rt, kv, state, pending, sendable, command, renumber, keys, lane }
+    if (!gate.held) return run()
+    return new Promise<void>((resolve, reject) => gate.queue.push(() => run().then(resolve, reject)))
   }
+  const pending = new Map<number, LaneCommand>()
+  const sendable: number[] = []
+  const keys = async (prefix = K.replicaOutboxPrefix("d")) => (await kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })).map(([k]) => K.seqFromKey(k))
+  const records = async () => (await new ReplicaStore(kv).load("d"))!.outbox.map((o) => [o.clientSeq, [...(o.args as Uint8Array)][0]])
+  const host = {
+    docId: "d", machine: LaneMachine, runtime: rt, closed: false,
+    // As Doc: the retry writes what is unstored, then what is unwritten.
+    pendingAt: (cs: number) => pending.get(cs), flushOutbox: () => lane.outbox([]),
+    // As Doc: stored commands are no longer moving.
+    outboxStored: (b: ReadonlyArray<LaneCommand>) => { for (const p of b) { p.persisted = true; p.moving = false; sendable.push(p.clientSeq) } },
+    confirmedStored() {}, tell() {}, error() {},
+  }
+  const store = new ReplicaStore(kv)
+  await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: next }, entries: [], settled: [], outbox: stored.map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
+  state.armed = true
+  // `id`: the byte its record holds (its first number), to tell commands apart on disk.
+  const command = (clientSeq: number, persisted = false, dequeued?: number): LaneCommand => {
+    const p: LaneCommand = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted, ...(dequeued !== undefined ? { dequeued } : {}) }
+    pending.set(clientSeq, p)
+    return p
+  }
+  // As ReplicaState.renumber and Doc.#renumber at call time (consecutive from `from`).
+  const renumber = (ps: LaneCommand[], from: number) => {
+    const moves = ps.map((p, i) => ({ command: p, from: p.clientSeq, to: from + i }))
+    for (const m of moves) pending.delete(m.from)
+    for (const m of moves) { m.command.clientSeq = m.to; m.command.moving = true; pending.set(m.to, m.command) }
+    return moves as never
+  }
+  const lane = store.lane(host as never, { nextClientSeq: next, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
+  return { rt, kv, state, gate, pending, sendable, command, renumber, keys, records, lane, store }
+}
+
+describe("what replaces refused commands, and renumbered commands, are stored only with the removals they go with", () => {
 
   test("behind a refusal write that fails, the replacement is not moved into the store beside the refused commands", async () => {
-    const w = await setup([1, 2], 3)
+    const w = await laneWorld([1, 2], 3)
     const tombstone = w.command(3)
     w.state.fail = 1
     w.lane.confirm(0, [], [1, 2], undefined, [], { commands: [tombstone as never], queued: [], refused: [1, 2] })
@@ -299,7 +321,7 @@ describe("what replaces refused commands, and renumbered commands, are stored on
   })
 
   test("behind an outbox write that fails, no command is moved above one left unstored", async () => {
-    const w = await setup([1], 2)
+    const w = await laneWorld([1], 2)
     const [p1, p2, p3] = [w.command(1, true), w.command(2), w.command(3)]
     w.state.fail = 1
     w.lane.outbox([p2 as never])
@@ -317,7 +339,7 @@ describe("what replaces refused commands, and renumbered commands, are stored on
   })
 
   test("a renumbering whose write fails is carried by the next write: no record stays under an old number", async () => {
-    const w = await setup([1], 2)
+    const w = await laneWorld([1], 2)
     const p1 = w.command(1, true)
     w.state.fail = 1
     w.lane.renumber(w.renumber([p1], 10), 10, false, [])
@@ -337,7 +359,7 @@ describe("what replaces refused commands, and renumbered commands, are stored on
     // The refusal put nothing in the refused commands' place but a change waiting in the queue
     // (record 0); its write failed. The change then goes as command 3: stored alone, the refused
     // commands and their content in 3 were both in the outbox after a crash (a review).
-    const w = await setup([1, 2], 3)
+    const w = await laneWorld([1, 2], 3)
     w.state.fail = 1
     w.lane.confirm(0, [], [1, 2], undefined, [], { commands: [], queued: [{ key: 0, field: "body", update: new Uint8Array([9]) }], refused: [1, 2] })
     await w.lane.idle
@@ -347,7 +369,7 @@ describe("what replaces refused commands, and renumbered commands, are stored on
   })
 
   test("a command renumbered twice before the first move is stored is released only once stored under its newest number", async () => {
-    const w = await setup([1], 2)
+    const w = await laneWorld([1], 2)
     const a = w.command(1, true)
     w.lane.renumber(w.renumber([a], 10), 10, false, [])
     w.lane.renumber(w.renumber([a], 20), 20, false, [])
@@ -368,7 +390,7 @@ describe("what replaces refused commands, and renumbered commands, are stored on
     // new commands and the replacement go with the removal, without the state.
     const snap = K.replicaSnapshot("d")
     const isSnap = (k: Uint8Array) => k.length === snap.length && snap.every((b, i) => k[i] === b)
-    const w = await setup([1, 2], 3, (ops) => ops.some((op) => op.type === "put" && isSnap(op.key)))
+    const w = await laneWorld([1, 2], 3, (ops) => ops.some((op) => op.type === "put" && isSnap(op.key)))
     w.state.fail = 1
     w.lane.confirm(0, [], [1, 2], undefined, [], { commands: [w.command(3) as never], queued: [], refused: [1, 2] })
     await w.lane.idle
@@ -410,58 +432,9 @@ test("a write the storage keeps refusing (an installed state over its quota) doe
 })
 
 describe("renumberings and writes queued before them (a third review)", () => {
-  const M3 = defineMachine({ name: "m", version: 1, initial: () => ({}), commands: {} })
-  type Command3 = { clientSeq: number; name: string; encoded: Uint8Array; persisted: boolean; moving?: boolean; dequeued?: number }
-  const tick = () => new Promise((r) => setImmediate(r))
-
-  const gatedSetup = async (stored: number[], next: number) => {
-    const rt = new VirtualRuntime(1)
-    const state = { fail: 0, armed: false }
-    const kv = new MemoryStorage({ failWrite: () => state.armed && state.fail > 0 && state.fail-- > 0 })
-    // A gate: while set, batches wait for the test (one at a time).
-    const gate = { held: false, queue: [] as Array<() => Promise<void>>, afterEach: [] as Array<() => Promise<void>> }
-    const batch = kv.batch.bind(kv)
-    kv.batch = (ops: ReadonlyArray<BatchOp>, o?: any) => {
-      const run = async () => {
-        await batch(ops, o)
-        for (const f of gate.afterEach) await f()
-      }
-      if (!gate.held) return run()
-      return new Promise<void>((resolve, reject) => gate.queue.push(() => run().then(resolve, reject)))
-    }
-    const pending = new Map<number, Command3>()
-    const sendable: number[] = []
-    const keys = async (prefix = K.replicaOutboxPrefix("d")) => (await kv.range({ gte: prefix, lt: K.prefixEnd(prefix) })).map(([k]) => K.seqFromKey(k))
-    const records = async () => (await new ReplicaStore(kv).load("d"))!.outbox.map((o) => [o.clientSeq, [...(o.args as Uint8Array)][0]])
-    const host = {
-      docId: "d", machine: M3, runtime: rt, closed: false,
-      pendingAt: (cs: number) => pending.get(cs), flushOutbox: () => lane.outbox([]),
-      // As Doc: stored commands are no longer moving.
-      outboxStored: (b: ReadonlyArray<Command3>) => { for (const p of b) { p.persisted = true; p.moving = false; sendable.push(p.clientSeq) } },
-      confirmedStored() {}, tell() {}, error() {},
-    }
-    const store = new ReplicaStore(kv)
-    await store.confirm("d", { meta: { machine: "m", version: 1, confirmedSeq: 0, nextClientSeq: next }, entries: [], settled: [], outbox: stored.map((clientSeq) => ({ clientSeq, name: "$crdt.body", args: new Uint8Array([clientSeq]) })) })
-    state.armed = true
-    // `id`: the byte its record holds (its first number), to tell commands apart on disk.
-    const command = (clientSeq: number, persisted = false): Command3 => {
-      const p: Command3 = { clientSeq, name: "$crdt.body", encoded: new Uint8Array([clientSeq]), persisted }
-      pending.set(clientSeq, p)
-      return p
-    }
-    // As ReplicaState.renumber and Doc.#renumber at call time (consecutive from `from`).
-    const renumber = (ps: Command3[], from: number) => {
-      const moves = ps.map((p, i) => ({ command: p, from: p.clientSeq, to: from + i }))
-      for (const m of moves) pending.delete(m.from)
-      for (const m of moves) { m.command.clientSeq = m.to; m.command.moving = true; pending.set(m.to, m.command) }
-      return moves as never
-    }
-    const lane = store.lane(host as never, { nextClientSeq: next, confirmedSeq: 0, snapshotSeq: 0, snapshotEvery: 1000 })
-    return { rt, kv, state, gate, pending, sendable, command, renumber, keys, records, lane, store }
-  }
 
   test("a command renumbered while the outbox write carrying it is on the disk waits for the write of its newest number", async () => {
-    const w = await gatedSetup([1], 2)
+    const w = await laneWorld([1], 2)
     const a = w.command(1, true)
     // Reset to 10; that write fails: a waits unstored (dropped [1]).
     w.state.fail = 1
@@ -490,7 +463,7 @@ describe("renumberings and writes queued before them (a third review)", () => {
   test("a write queued before a sequence-gap renumbering stores its command under the number it had, so no stored record is overwritten before it is moved", async () => {
     // b stored as 2 (a hole at 1: the hub says sequence-gap 1); c submitted as 3, its write
     // queued behind another write (here: a confirm on a slow disk).
-    const w = await gatedSetup([2], 3)
+    const w = await laneWorld([2], 3)
     const b = w.command(2, true)
     const c = w.command(3)
     w.gate.held = true
@@ -510,7 +483,7 @@ describe("renumberings and writes queued before them (a third review)", () => {
   })
 
   test("a failed sequence-gap renumbering carried by an outbox write lowers the stored next number with the commands", async () => {
-    const w = await gatedSetup([5, 6], 7)
+    const w = await laneWorld([5, 6], 7)
     const [b, c] = [w.command(5, true), w.command(6, true)]
     w.state.fail = 1
     w.lane.renumber(w.renumber([b, c], 4), 4, true, [])
@@ -523,7 +496,7 @@ describe("renumberings and writes queued before them (a third review)", () => {
   })
 
   test("a command renumbered up and back down while its outbox write is on the disk is released only once the moves land", async () => {
-    const w = await gatedSetup([], 5)
+    const w = await laneWorld([], 5)
     const p = w.command(5)
     w.gate.held = true
     w.lane.outbox([p as never])
@@ -547,7 +520,7 @@ describe("renumberings and writes queued before them (a third review)", () => {
 
   test("a move onto the old record of a command whose own move failed stores that command in the same write", async () => {
     // u stored as 5, s as 30 (sent, both).
-    const w = await gatedSetup([5, 30], 31)
+    const w = await laneWorld([5, 30], 31)
     const u = w.command(5, true)
     const s = w.command(30, true)
     // sequence-reset 10: u 5 -> 10 (s stays at 30). That write fails: u unstored, removal of 5 left for later.

@@ -41,7 +41,7 @@ test("a connection dropped before the hub accepted it never reaches the hub, and
 
 test("with countBytes, what a stalled client holds unread is counted in frame bytes, as a socket's bufferedAmount is; else in messages", async () => {
   // The hub's and the client's limits are in bytes: counted in messages, the simulator's links
-  // never reached one (a hub whose paused followers never resumed survived 10 seeds).
+  // never reached one (a hub whose paused followers never resumed survived 20 seeds).
   const { encodeServerMessage } = await import("../core/protocol/codec.js")
   const error = { type: "error", code: "x", message: "y".repeat(1000) } as const
   const frame = encodeServerMessage(error, { version: 1, maxFrameBytes: 1 << 20 }).length

@@ -8,10 +8,10 @@
  * - `partition(client)`: the same, and new connections from it fail until `heal(client)`.
  * - `stall(client)`: the client stops reading; messages to it pile up (bufferedAmount grows)
  *   until `unstall(client)`.
- * `bufferedAmount` counts messages in flight, or with `encode` and `countBytes` their frames'
- * bytes, as a socket does (what the hub's and the client's byte limits are written for).
  * - `stopServer()`: the hub "process" is gone: every connection resets, connects fail until
  *   `listen` is called with the new hub.
+ * `bufferedAmount` counts messages in flight, or with `encode` and `countBytes` their frames'
+ * bytes, as a socket does (what the hub's and the client's byte limits are written for).
  * Messages are passed as values (structuredClone'd, so no object is shared across peers).
  */
 import type {
@@ -73,9 +73,9 @@ class Link {
 /**
  * Through the codec and back, as a real transport would: a decode failure is a bug here. Each
  * end of a link has its session (what compact frames refer to), encoding what it sends and
- * decoding what it receives, in order. A frame over `maxFrameBytes` comes back as its size.
+ * decoding what it receives, in order. The message comes back as the other end decodes it,
+ * with its frame's size; a frame over `maxFrameBytes` comes back as its size alone.
  */
-/** The message as the other end decodes it and its frame's size, or the size alone if it is over the limit. */
 const roundTrip = <T>(link: Link, toServer: boolean, message: T, maxFrameBytes: number): { readonly message: T; readonly bytes: number } | number => {
   const version = link.version
   const unbounded = { version, maxFrameBytes: Number.MAX_SAFE_INTEGER }

@@ -31,6 +31,16 @@ interface Unwritten {
   snapshot?: { seq: number; state: Uint8Array }
 }
 
+/** What a write of commands (an outbox or a renumbering write) takes of what failed writes left. */
+interface Carry {
+  /** The live commands failed writes left unstored, then the write's own. */
+  readonly commands: ReadonlyArray<PendingCommand>
+  /** What they go with (Unwritten): removals that change no state, queue records. */
+  readonly dropped: ReadonlyArray<number>
+  readonly queued: ReadonlyArray<QueuedChange>
+}
+
+const NOTHING: Carry = { commands: [], dropped: [], queued: [] }
 
 export interface StoredLaneInit {
   /** What the store holds of the document when it opens. */
@@ -175,44 +185,55 @@ export class StoredLane<T> implements DocLane<T> {
     if (sendable.length > 0) this.host.outboxStored(sendable)
   }
 
+  /**
+   * Takes, for a write of commands, what failed writes left for it: the commands left unstored
+   * go first (stored after `also`, the outbox would have a hole the hub refuses: sequence-gap),
+   * and with them what they replace (Unwritten.dropped, the queue records). Entries and states
+   * wait for a confirm, so a write the storage keeps refusing (a state over its quota) holds
+   * no command back.
+   */
+  #takeCarry(also: ReadonlyArray<PendingCommand>): Carry {
+    const carry = { commands: [...this.#unstored.filter((p) => this.host.pendingAt(p.clientSeq) === p), ...also], dropped: this.#unwritten.dropped, queued: this.#unwritten.queued }
+    this.#unstored = []
+    this.#unwritten = { ...this.#unwritten, dropped: [], queued: [] }
+    return carry
+  }
+
+  /** A carry is stored: its commands may be sent (#stored), its removals are told. */
+  #carried(carry: Carry): void {
+    this.#stored(carry.commands)
+    if (carry.dropped.length > 0) this.host.confirmedStored(carry.dropped, [])
+  }
+
+  /**
+   * A carry's write failed: not durable, so not sent yet; the next write takes it again (the
+   * app was told storage failed; kept after a close too: close() says they were not stored).
+   */
+  #giveBack(carry: Carry, dropped: ReadonlyArray<number> = [], commands: ReadonlyArray<PendingCommand> = []): void {
+    this.#unwritten = { ...this.#unwritten, dropped: [...dropped, ...carry.dropped, ...this.#unwritten.dropped], queued: [...carry.queued, ...this.#unwritten.queued] }
+    this.#unstored = [...carry.commands, ...commands, ...this.#unstored].sort((a, b) => a.clientSeq - b.clientSeq)
+    this.#retry()
+  }
+
   outbox(queued: ReadonlyArray<PendingCommand>): void {
     if (queued.length === 0 && this.#unstored.length === 0 && this.#unwritten.dropped.length === 0 && this.#unwritten.queued.length === 0) return
     this.#handed(queued)
-    const host = this.host
-    let batch: PendingCommand[] = []
+    let carry = NOTHING
     let next = this.#next
-    let dropped: number[] = []
-    let records: QueuedChange[] = []
     this.#enqueue(
       () => {
-        // Commands of an earlier outbox write that failed go first, in this write: one queued
-        // behind it must not store (and send) later commands while they are not stored, or the
-        // outbox has a hole the hub refuses (sequence-gap). With them, what they replace
-        // (`Unwritten.dropped`, the queue records); entries and states wait for a confirm, so
-        // a write the storage keeps refusing (a state over its quota) holds no command back.
-        batch = [...this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p), ...queued]
-        this.#unstored = []
-        dropped = this.#unwritten.dropped
-        records = this.#unwritten.queued
-        this.#unwritten = { ...this.#unwritten, dropped: [], queued: [] }
-        next = this.#nextAfter(batch)
-        if (batch.length === 0 && dropped.length === 0 && records.length === 0) return Promise.resolve()
-        return this.#write(() => this.store.confirm(host.docId, {
-          meta: this.#meta(this.#confirmed, next), entries: [], settled: dropped, queued: records, outbox: batch.map((p) => this.#record(p)),
+        carry = this.#takeCarry(queued)
+        next = this.#nextAfter(carry.commands)
+        if (carry.commands.length === 0 && carry.dropped.length === 0 && carry.queued.length === 0) return Promise.resolve()
+        return this.#write(() => this.store.confirm(this.host.docId, {
+          meta: this.#meta(this.#confirmed, next), entries: [], settled: carry.dropped, queued: carry.queued, outbox: carry.commands.map((p) => this.#record(p)),
         }))
       },
       () => {
         this.#next = Math.max(this.#next, next)
-        this.#stored(batch)
-        if (dropped.length > 0) host.confirmedStored(dropped, [])
+        this.#carried(carry)
       },
-      () => {
-        // Not durable, so not sent yet: the next outbox write carries them (the app was told
-        // storage failed). Kept after a close too: close() says they were not stored.
-        this.#unstored = [...batch, ...this.#unstored]
-        this.#unwritten = { ...this.#unwritten, dropped: [...dropped, ...this.#unwritten.dropped], queued: [...records, ...this.#unwritten.queued] }
-        this.#retry()
-      },
+      () => this.#giveBack(carry),
     )
   }
 
@@ -330,7 +351,6 @@ export class StoredLane<T> implements DocLane<T> {
   }
 
   renumber(moves: ReadonlyArray<Renumbering>, from: number, down: boolean, toPersist: ReadonlyArray<PendingCommand>): void {
-    const host = this.host
     // Commands still in `toPersist` get their first write with the new numbers.
     const firstWrite = new Set(toPersist)
     for (const m of moves) {
@@ -340,9 +360,7 @@ export class StoredLane<T> implements DocLane<T> {
       this.#moves.set(m.command, (this.#moves.get(m.command) ?? 0) + 1)
     }
     let moved: ReadonlyArray<Renumbering> = []
-    let batch: PendingCommand[] = []
-    let dropped: number[] = []
-    let records: QueuedChange[] = []
+    let carry = NOTHING
     // As in `outbox`: the stored next number covers the stored commands only.
     let storedNext = from
     const done = () => {
@@ -351,56 +369,49 @@ export class StoredLane<T> implements DocLane<T> {
         if (n > 0) this.#moves.set(m.command, n)
         else this.#moves.delete(m.command)
       }
+      for (const m of moved) this.#numbers.set(m.command, m.to)
     }
     this.#enqueue(
       () => {
         // Which records to move is decided when the lane gets here: a write before this one
         // that failed left its commands unstored, with no record to move. Those are stored in
-        // this write, under their new numbers, with what failed writes left for them (as an
-        // outbox write stores them): a move may land on the number of an unstored command's
-        // only record (a failed move's old one), which must not be overwritten before it is
-        // stored again. Moved at call time, a refusal's replacement was stored beside the
-        // commands it replaces, and a command above one left unstored (a hole).
+        // this write, under their new numbers (the carry, as an outbox write stores them): a
+        // move may land on the number of an unstored command's only record (a failed move's
+        // old one), which must not be overwritten before it is stored again. Moved at call
+        // time, a refusal's replacement was stored beside the commands it replaces, and a
+        // command above one left unstored (a hole).
         const unstored = new Set(this.#unstored)
         for (const m of moves) if (unstored.has(m.command)) this.#numbers.set(m.command, m.to)
         moved = moves.filter((m) => !firstWrite.has(m.command) && !unstored.has(m.command)).map((m) => ({ ...m, from: this.#number(m.command) }))
-        batch = this.#unstored.filter((p) => host.pendingAt(p.clientSeq) === p)
-        this.#unstored = []
-        dropped = this.#unwritten.dropped
-        records = this.#unwritten.queued
         // A confirmed command's removal a failed write left for later names a number a command
         // now takes: it must not take that command out with it (the moved record overwrites the
         // old one). (Dropped removals go in this write, before its records.)
         const taken = new Set(moves.map((m) => m.to))
-        this.#unwritten = { ...this.#unwritten, settled: this.#unwritten.settled.filter((n) => !taken.has(n)), dropped: [], queued: [] }
-        storedNext = Math.max(down ? from : this.#next, from, ...moved.map((m) => m.to + 1), ...batch.map((p) => this.#number(p) + 1))
-        return this.#write(() => this.store.confirm(host.docId, {
+        this.#unwritten = { ...this.#unwritten, settled: this.#unwritten.settled.filter((n) => !taken.has(n)) }
+        carry = this.#takeCarry([])
+        storedNext = Math.max(down ? from : this.#next, from, ...moved.map((m) => m.to + 1), ...carry.commands.map((p) => this.#number(p) + 1))
+        return this.#write(() => this.store.confirm(this.host.docId, {
           meta: this.#meta(this.#confirmed, storedNext),
           entries: [],
-          settled: [...dropped, ...moved.map((m) => m.from)],
-          queued: records,
-          outbox: [...batch.map((p) => this.#record(p)), ...moved.map((m) => ({ clientSeq: m.to, name: m.command.name, args: m.command.encoded }))],
+          settled: [...carry.dropped, ...moved.map((m) => m.from)],
+          queued: carry.queued,
+          outbox: [...carry.commands.map((p) => this.#record(p)), ...moved.map((m) => ({ clientSeq: m.to, name: m.command.name, args: m.command.encoded }))],
         }))
       },
       () => {
         done()
         this.#next = down ? storedNext : Math.max(this.#next, storedNext)
-        for (const m of moved) this.#numbers.set(m.command, m.to)
         // Stored under their new numbers: now they may be sent (Doc holds them till then).
-        this.#stored([...batch, ...moved.map((m) => m.command)])
-        if (dropped.length > 0) host.confirmedStored(dropped, [])
+        this.#carried({ ...carry, commands: [...carry.commands, ...moved.map((m) => m.command)] })
       },
       () => {
         done()
         // Not moved: the next write moves them (old records out, new ones in, one batch), and
         // they wait unsent till then. Sent under numbers the disk does not hold, a crash would
         // bring them back under the old ones, to be renumbered and applied again.
-        this.#unwritten = { ...this.#unwritten, dropped: [...moved.map((m) => m.from), ...dropped, ...this.#unwritten.dropped], queued: [...records, ...this.#unwritten.queued] }
-        for (const m of moved) this.#numbers.set(m.command, m.to)
-        this.#unstored = [...batch, ...moved.map((m) => m.command), ...this.#unstored].sort((a, b) => a.clientSeq - b.clientSeq)
         // Down: the stored next number follows them down once they are written (it must not run past them).
         if (down) this.#next = Math.min(this.#next, storedNext)
-        this.#retry()
+        this.#giveBack(carry, moved.map((m) => m.from), moved.map((m) => m.command))
       },
     )
   }

@@ -219,16 +219,21 @@ describe("idempotency: (clientId, clientSeq) is applied once, ever", () => {
     expect((await s.hub.doc(DOC, Todo)).state.count).toBe(2)
   })
 
-  test("resending a clientSeq the client acknowledged means it lost its storage: sequence-reset, never applied again", async () => {
+  test("a clientSeq the client acknowledged, resent: the same command gets its outcome again, another one a sequence-reset; neither is applied", async () => {
     const s = setup()
     const a = await connect(s, "a")
     a.submit([add(1, "x")])
     await s.rt.run({ forMs: 20 })
     a.submit([], 1) // "I stored the outcome of 1"
     await s.rt.run({ forMs: 20 })
+    // Its storage went back in time (a backup): the outbox still holds command 1.
     a.submit([add(1, "x")], 1)
     await s.rt.run({ forMs: 20 })
-    expect(a.outcome(1)).toHaveLength(1)
+    expect(a.outcome(1)).toEqual([{ clientSeq: 1, seq: 1 }, { clientSeq: 1, seq: 1 }])
+    expect(a.of("error")).toEqual([])
+    // A new command under the number: renumbered.
+    a.submit([add(1, "y")], 1)
+    await s.rt.run({ forMs: 20 })
     expect(a.of("error")).toEqual([expect.objectContaining({ code: "sequence-reset", seq: 2 })])
     expect((await s.hub.doc(DOC, Todo)).headSeq).toBe(1)
   })

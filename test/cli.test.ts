@@ -493,7 +493,7 @@ describe("inspect on a compacted log", () => {
     const text = one.lines.join("\n")
     expect(one.lines[0]).toBe(`team: board v2, head at seq ${n(seq)}`)
     expect(text).toContain(`  log: ${n(seq - horizon)} entries kept (seqs ${n(horizon + 1)}-${n(seq)}); compacted through seq ${n(horizon)} (entries at or below it are gone)`)
-    expect(text).toMatch(/ {2}on disk: [\d.]+ KiB of records: log [\d.]+ (KiB|B), snapshots [\d.]+ KiB, client records \d+ B, checkpoints [\d.]+ (KiB|B)/)
+    expect(text).toMatch(/ {2}on disk: [\d.]+ KiB of records: log [\d.]+ (KiB|B), snapshots [\d.]+ KiB, client records [\d.]+ (KiB|B), checkpoints [\d.]+ (KiB|B)/)
     expect(text).toMatch(new RegExp(`  snapshot at seq ${n(snapshot!)}: [\\d.]+ KiB in \\d+ chunks, hash [0-9a-f]{16}: verifies`))
     // It cannot replay from 0 (the log behind the horizon is gone): it starts at the snapshot.
     expect(text).toContain(`team: replayed ${n(seq - snapshot!)} entr${seq - snapshot! === 1 ? "y" : "ies"} of board v2 from the snapshot at seq ${n(snapshot!)}, checked `)

@@ -26,11 +26,14 @@ test("an incarnation's acknowledgement does not forget another incarnation's out
   table.ack("c", 2, 4)
   // Device 1's retry of #2 is answered with its outcome, not a renumbering.
   expect(table.classify("c", 1, 2, 12, 4)).toEqual({ kind: "duplicate", outcome: { clientSeq: 2, seq: 2 } })
-  // Device 1 acknowledges through #2; device 2's next acknowledgement then forgets its own.
+  // Device 1 acknowledges through #2; device 2's next acknowledgement then covers its own.
   table.ack("c", 1, 2)
   table.ack("c", 2, 4)
   expect(table.mark("c").acked).toBe(4)
-  expect(table.classify("c", 2, 3, 13, 4)).toEqual({ kind: "conflict", resumeAt: 5 })
+  // Acknowledged outcomes are kept a while (a store restored from a backup resends them):
+  // the same command is answered with its outcome, another one under its number renumbered.
+  expect(table.classify("c", 2, 3, 13, 4)).toEqual({ kind: "duplicate", outcome: { clientSeq: 3, seq: 3 } })
+  expect(table.classify("c", 2, 3, 99, 4)).toEqual({ kind: "conflict", resumeAt: 5 })
 })
 
 test("an honest second device on the same clientId does not make the first device's unanswered command apply twice", async () => {

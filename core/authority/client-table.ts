@@ -8,9 +8,12 @@
  *   victim out for good).
  * - **Outcome runs**, append-only: the outcomes of one client's clientSeqs processed in one
  *   commit are one record keyed by the first clientSeq. Runs are deleted once the client
- *   acknowledges them, or pushed out when more than `window` outcomes wait unacknowledged.
- *   A retry whose outcome was pushed out learns "applied at seq <= X" (never a false
- *   rejection).
+ *   acknowledges them and ACKED_KEPT newer outcomes follow, or pushed out when more than
+ *   `window` outcomes wait unacknowledged. A retry whose outcome was pushed out learns
+ *   "applied at seq <= X" (never a false rejection). Acknowledged outcomes are kept a while
+ *   because a client never resends what it acknowledged unless its storage went back in time
+ *   (restored from a backup, copied to a second device): its outbox then holds commands the
+ *   hub applied, and only their hashes tell them from the new commands it numbers after them.
  * - Each outcome keeps a 32-bit hash of its command and the client **incarnation** that sent
  *   it. A "retry" that carries a different command, or comes from another incarnation (the
  *   same user's new device reusing a clientId without its storage), is not a retry: the
@@ -79,6 +82,14 @@ export const commandHash = (name: string, args: Uint8Array): number => {
 
 const runEnd = (r: Run): number => r.first + r.outcomes.length - 1
 
+/**
+ * Acknowledged outcomes kept per client (their hashes and seqs): a store restored from a
+ * backup at most this many commands old resends its outbox and is answered with the original
+ * outcomes. Older than that, its resends cannot be told from new commands: they are renumbered
+ * and applied again.
+ */
+export const ACKED_KEPT = 1_000
+
 export class ClientTable {
   private readonly clients = new Map<string, ClientState>()
   private readonly loading = new Map<string, Promise<void>>()
@@ -116,7 +127,8 @@ export class ClientTable {
   private async loadOne(clientId: string): Promise<void> {
     const stored = await this.store.mark(this.docId, clientId)
     if (stored !== undefined) {
-      const open = stored.last > Math.max(stored.acked, stored.evictedThrough)
+      // Acknowledged runs are kept too (ACKED_KEPT): read whatever may be stored.
+      const open = stored.last > stored.evictedThrough
       const runs: Run[] = open ? (await this.store.runs(this.docId, clientId)).map((r) => ({ ...r, outcomes: [...r.outcomes] })) : []
       this.clients.set(clientId, { mark: stored, runs, fresh: [], dirty: false, legacy: false })
       return
@@ -171,8 +183,11 @@ export class ClientTable {
   ack(clientId: string, incarnation: number, acked: number): void {
     const s = this.state(clientId)
     let upTo = Math.min(acked, s.mark.last)
-    // Runs below `upTo` are forgotten now, so this walk is paid for by what it drops.
-    for (const r of s.runs) {
+    if (upTo <= s.mark.acked) return
+    // From the first run past the last acknowledgement (those before it were walked then):
+    // this walk is paid for by what it acknowledges.
+    for (let i = this.firstEndingAfter(s, s.mark.acked); i < s.runs.length; i++) {
+      const r = s.runs[i]!
       if (r.first > upTo) break
       if (r.incarnation !== 0 && r.incarnation !== incarnation) {
         upTo = r.first - 1
@@ -182,6 +197,12 @@ export class ClientTable {
     if (upTo <= s.mark.acked) return
     s.mark.acked = upTo
     this.touch(clientId, s)
+    this.forgetAcked(clientId, s)
+  }
+
+  /** Drops acknowledged runs that ACKED_KEPT newer outcomes follow. */
+  private forgetAcked(clientId: string, s: ClientState): void {
+    const upTo = Math.min(s.mark.acked, s.mark.last - ACKED_KEPT)
     while (s.runs.length > 0 && runEnd(s.runs[0]!) <= upTo) this.dropRun(clientId, s, s.runs.shift()!)
   }
 
@@ -196,16 +217,29 @@ export class ClientTable {
     const m = this.state(clientId).mark
     if (clientSeq === m.last + 1) return { kind: "new" }
     if (clientSeq > m.last + 1) return { kind: "gap", expected: m.last + 1 }
-    // A client never resends what it acknowledged: this is a client that lost its storage.
-    if (clientSeq <= m.acked) return { kind: "conflict", resumeAt: m.last + 1 }
-    if (clientSeq <= m.evictedThrough) return { kind: "duplicate", outcome: { clientSeq, seqAtMost: m.evictedBound } }
+    // A client resends what it acknowledged only if its storage went back in time: the command
+    // stored under that number says whether this is the same one; forgotten, it cannot be told.
+    const acked = clientSeq <= m.acked
+    if (!acked && clientSeq <= m.evictedThrough) return { kind: "duplicate", outcome: { clientSeq, seqAtMost: m.evictedBound } }
     const found = this.lookup(this.state(clientId), clientSeq)
-    if (found === undefined) return { kind: "duplicate", outcome: { clientSeq, seqAtMost: committed } }
+    if (found === undefined) return acked ? { kind: "conflict", resumeAt: m.last + 1 } : { kind: "duplicate", outcome: { clientSeq, seqAtMost: committed } }
     const { run, outcome } = found
     const sameSender = run.incarnation === 0 || run.incarnation === incarnation
     const sameCommand = outcome.hash === 0 || outcome.hash === hash
     if (!sameSender || !sameCommand) return { kind: "conflict", resumeAt: m.last + 1 }
     return { kind: "duplicate", outcome: "seq" in outcome ? { clientSeq, seq: outcome.seq } : { clientSeq, rejection: outcome.rejection } }
+  }
+
+  /** The index of the first run that ends past `clientSeq`. */
+  private firstEndingAfter(s: ClientState, clientSeq: number): number {
+    let lo = 0
+    let hi = s.runs.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (runEnd(s.runs[mid]!) <= clientSeq) lo = mid + 1
+      else hi = mid
+    }
+    return lo
   }
 
   private lookup(s: ClientState, clientSeq: number): { run: Run; outcome: StoredOutcome } | undefined {
@@ -236,6 +270,7 @@ export class ClientTable {
     m.last = clientSeq
     m.incarnation = incarnation
     this.touch(clientId, s)
+    this.forgetAcked(clientId, s)
     this.evict(clientId, s)
   }
 

@@ -27,6 +27,16 @@ import { JournaledState, type Journal } from "../journal.js"
 import { makeContext, runApply, type CompiledCommand, type Machine } from "../machine.js"
 import type { ReplicaFields } from "../crdt/replica.js"
 
+/**
+ * Whether own entry `e` is pending command `p`, not only under its number. A store restored
+ * from a backup (or copied to a second device) numbers new commands with numbers the hub
+ * already gave the commands made after the backup: matched by number alone, the log's entry
+ * confirmed the new command, which was never applied (the hub renumbers it instead).
+ */
+const sameCommand = (e: Entry, p: PendingCommand): boolean =>
+  // (Canonical bytes compared as their decimal lists: the shortest code for the bundle.)
+  e.name === p.name && (e.args === p.encoded || `${encodeCanonical(e.args)}` === `${encodeCanonical(p.encoded)}`)
+
 /** A CRDT field's merge command (core/crdt/fields.ts): never undone, never re-applied. */
 export const isMerge = (p: PendingCommand): boolean => p.cmd.crdt?.field !== undefined
 
@@ -181,7 +191,7 @@ export class ReplicaState<S> {
       && (p.appliedSeq === e.seq || isMerge(p))
       && (!p.timeRead || p.appliedTime === e.time)
       && !this.#expected.has(e.seq)
-      && (this.sameForm?.(e, p) ?? true)
+      && (this.sameForm ?? sameCommand)(e, p)
   }
 
   /** When set, own entries count as echoes only if it says they were logged in the very form applied here (compat mode: CompatSession.sameForm). */
@@ -228,7 +238,8 @@ export class ReplicaState<S> {
         applied.push(e)
         if (e.clientId === this.clientId) {
           const p = this.#byClientSeq.get(e.clientSeq)
-          if (p !== undefined) {
+          // (Compat mode's entries come converted from the hub's version: matched by number.)
+          if (p !== undefined && (this.sameForm !== undefined || sameCommand(e, p))) {
             this.#byClientSeq.delete(e.clientSeq)
             confirmed.push({ command: p, seq: e.seq })
           }

@@ -1,0 +1,98 @@
+/**
+ * A replica whose storage went back in time: restored from a backup (a phone restored from its
+ * cloud backup, a VM snapshot rolled back), or copied to a second device. Its clientId and
+ * secret are the old ones, its outbox and numbering are the backup's. Two ways it broke
+ * exactly-once (found building a simulator world of such stores):
+ *
+ * - The hub forgot an outcome once the client acknowledged it, and took a resend of an
+ *   acknowledged number for a client that lost its storage: the backup's outbox, which the hub
+ *   had applied, was renumbered and applied a second time. The hub now keeps the last
+ *   ACKED_KEPT acknowledged outcomes (core/authority/client-table.ts), and answers a resend of
+ *   the same command with its outcome.
+ * - The replica took any entry of its clientId under a pending command's number for that
+ *   command: a command made on the restored store before it caught up was numbered as one
+ *   made after the backup, the log's entry of that one "confirmed" it, and it was never applied.
+ *   An own entry now confirms a pending command only if it is that command
+ *   (core/replica/replica-state.ts `sameCommand`); the hub renumbers the other.
+ */
+import { CanonClient, Hub, replicaStorage, type Doc } from "../core/index.js"
+import { AuthorityStore } from "../core/internal.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { Todo } from "./support/machines.js"
+
+/** The backup: what the store holds now, copied to a store of its own. */
+const backupOf = async (disk: MemoryStorage): Promise<MemoryStorage> => {
+  const copy = new MemoryStorage()
+  const rows = await disk.range({})
+  await copy.batch(rows.map(([key, value]) => ({ type: "put" as const, key, value })))
+  return copy
+}
+
+const notes = (doc: Doc<typeof Todo>): string[] => doc.state.log.map((l) => l.slice(l.indexOf(":") + 1))
+
+/**
+ * A client makes "x" offline and stores it; the backup is taken; "x" is sent and confirmed,
+ * then `after` more notes, all acknowledged. The client closes and the backup is opened on a
+ * new device (network name "restored"), offline.
+ */
+const restoredWorld = async (after: number, hubOptions: Partial<ConstructorParameters<typeof Hub>[0]> = {}) => {
+  const rt = new VirtualRuntime(7)
+  const net = new MemoryNetwork(rt, { latency: () => 1 })
+  const hubDisk = new MemoryStorage()
+  const hub = new Hub({ machines: [Todo], storage: hubDisk, runtime: rt, ...hubOptions })
+  net.listen(hub)
+  const disk = new MemoryStorage()
+  const first = await CanonClient.open({ transport: net.transport("first"), runtime: rt, machines: [Todo], storage: replicaStorage(disk) })
+  const doc = await first.open(Todo, "d")
+  await rt.run({ forMs: 50 })
+  net.partition("first")
+  const x = doc.submit("note", { text: "x" })
+  await x.persisted
+  const backup = await backupOf(disk)
+  net.heal("first")
+  await rt.run({ forMs: 2_000 })
+  const xSeq = (await x).seq
+  for (let i = 0; i < after; i++) doc.submit("note", { text: `after-backup-${i}`.padEnd(40, ".") })
+  await rt.run({ forMs: 2_000 })
+  // A reconnect acknowledges every outcome the store holds.
+  net.drop("first")
+  await rt.run({ forMs: 3_000 })
+  await first.close()
+  net.partition("restored")
+  const restored = await CanonClient.open({ transport: net.transport("restored"), runtime: rt, machines: [Todo], storage: replicaStorage(backup) })
+  expect(restored.clientId).toBe(first.clientId)
+  const again = await restored.open(Todo, "d")
+  const told: string[] = []
+  again.on("confirmed", (e) => told.push(`confirmed ${e.command} ${e.clientSeq} at ${e.seq}`))
+  again.on("rejected", (e) => told.push(`rejected ${e.command} ${e.clientSeq}: ${e.rejection.code}`))
+  return { rt, net, hubDisk, xSeq, again, told }
+}
+
+test("the backup's outbox, applied and acknowledged since, is answered with its outcomes and not applied again, the log compacted past it", async () => {
+  const w = await restoredWorld(60, { snapshots: { minLogBytes: 512, logRatio: 0.5, tailBytes: 128, chunkBytes: 4_096 } })
+  expect(w.again.pending.map((p) => p.name)).toEqual(["note"])
+  w.net.heal("restored")
+  await w.rt.run({ forMs: 3_000 })
+  // Compacted: the restored replica caught up from a snapshot, not from x's entry.
+  await expect(new AuthorityStore(w.hubDisk).entries("d", 0, 1)).rejects.toThrow(/entry 1 is missing/)
+  expect(w.told).toEqual([`confirmed note 1 at ${w.xSeq}`])
+  expect(w.again.pendingCount).toBe(0)
+  expect(w.again.confirmedSeq).toBe(61)
+  expect(notes(w.again).filter((n) => n.startsWith("x@"))).toEqual([])
+})
+
+test("a command made on the restored store before it caught up is renumbered and applied, not confirmed by the entry of the command made after the backup under its number", async () => {
+  const w = await restoredWorld(3)
+  const z = w.again.submit("note", { text: "z" })
+  // Numbered after the backup's last command, as the first command made after the backup was.
+  expect(z.clientSeq).toBe(2)
+  w.net.heal("restored")
+  await w.rt.run({ forMs: 3_000 })
+  const confirmed = await z
+  expect(z.clientSeq).toBe(5)
+  expect(confirmed.seq).toBe(5)
+  expect(w.told).toEqual([`confirmed note 1 at ${w.xSeq}`, "confirmed note 5 at 5"])
+  expect(notes(w.again)).toEqual(["x@1", ...[0, 1, 2].map((i) => `${`after-backup-${i}`.padEnd(40, ".")}@${i + 2}`), "z@5"])
+  const log = await new AuthorityStore(w.hubDisk).entries("d", 0, 100)
+  expect(log.map((e) => [e.clientSeq, (e.args as { text: string }).text.slice(0, 14)])).toEqual([[1, "x"], [2, "after-backup-0"], [3, "after-backup-1"], [4, "after-backup-2"], [5, "z"]])
+})

@@ -185,7 +185,9 @@ describe("idempotency: (clientId, clientSeq) is applied once, ever", () => {
     expect(a.outcome(1)).toEqual([{ clientSeq: 1, seq: 1 }])
     expect(a.outcome(2)).toEqual([{ clientSeq: 2, seq: 2 }])
     expect(a.of("error")).toEqual([expect.objectContaining({ code: "sequence-reset", seq: 3, docId: DOC })])
-    a.submit([note(3, "renumbered")])
+    // Renumbered, the client subscribes again (the hub takes nothing of it before), then sends.
+    a.subscribe(2, 2)
+    a.submit([note(3, "renumbered")], 2)
     await s.rt.run({ forMs: 20 })
     expect(a.outcome(3)).toEqual([{ clientSeq: 3, seq: 3 }])
   })
@@ -236,6 +238,27 @@ describe("idempotency: (clientId, clientSeq) is applied once, ever", () => {
     await s.rt.run({ forMs: 20 })
     expect(a.of("error")).toEqual([expect.objectContaining({ code: "sequence-reset", seq: 2 })])
     expect((await s.hub.doc(DOC, Todo)).headSeq).toBe(1)
+  })
+
+  test("after a sequence-reset the hub takes nothing more of that connection until it subscribes again: a submit already on its way is not applied under its old number", async () => {
+    const s = setup()
+    const a = await connect(s, "a")
+    a.submit([add(1, "x")])
+    await s.rt.run({ forMs: 20 })
+    // A store gone back in time: "y" under 1 (taken by "x"), and "z" under 2, sent before the
+    // answer came. Taken as new, "z" was applied under 2, then again once renumbered after "y".
+    a.submit([add(1, "y")], 0)
+    a.submit([add(2, "z")], 0)
+    await s.rt.run({ forMs: 20 })
+    expect(a.of("error")).toEqual([expect.objectContaining({ code: "sequence-reset", seq: 2 })])
+    expect(a.outcome(2)).toEqual([])
+    expect((await s.hub.doc(DOC, Todo)).headSeq).toBe(1)
+    // Renumbered ("y" 2, "z" 3) and subscribed again: taken.
+    a.subscribe(1, 1)
+    a.submit([add(2, "y"), add(3, "z")], 1)
+    await s.rt.run({ forMs: 20 })
+    expect([...a.outcome(2), ...a.outcome(3)]).toEqual([{ clientSeq: 2, seq: 2 }, { clientSeq: 3, seq: 3 }])
+    expect(Object.keys((await s.hub.doc(DOC, Todo)).state.items).sort()).toEqual(["x", "y", "z"])
   })
 })
 

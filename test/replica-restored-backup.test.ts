@@ -9,6 +9,11 @@
  *   had applied, was renumbered and applied a second time. The hub now keeps the last
  *   ACKED_KEPT acknowledged outcomes (core/authority/client-table.ts), and answers a resend of
  *   the same command with its outcome.
+ * - A resend the hub answered with its outcome, at a seq the replica had not caught up to,
+ *   waited for its entry; the new command after it was answered `sequence-reset`, and the
+ *   renumbering moved the answered command too: it went again under a new number and was
+ *   applied twice (the simulator's rollback world, test/sim/rollback.ts). An answered command
+ *   now keeps its number (core/replica/doc.ts `#settleAt`).
  * - The replica took any entry of its clientId under a pending command's number for that
  *   command: a command made on the restored store before it caught up was numbered as one
  *   made after the backup, the log's entry of that one "confirmed" it, and it was never applied.
@@ -35,10 +40,10 @@ const notes = (doc: Doc<typeof Todo>): string[] => doc.state.log.map((l) => l.sl
  * then `after` more notes, all acknowledged. The client closes and the backup is opened on a
  * new device (network name "restored"), offline.
  */
-const restoredWorld = async (after: number, hubOptions: Partial<ConstructorParameters<typeof Hub>[0]> = {}) => {
+const restoredWorld = async (after: number, hubOptions: Partial<ConstructorParameters<typeof Hub>[0]> = {}, hubReadMs = 0) => {
   const rt = new VirtualRuntime(7)
   const net = new MemoryNetwork(rt, { latency: () => 1 })
-  const hubDisk = new MemoryStorage()
+  const hubDisk = new MemoryStorage(hubReadMs > 0 ? { latency: { runtime: rt, ms: () => 1, readMs: () => hubReadMs } } : {})
   const hub = new Hub({ machines: [Todo], storage: hubDisk, runtime: rt, ...hubOptions })
   net.listen(hub)
   const disk = new MemoryStorage()
@@ -95,4 +100,17 @@ test("a command made on the restored store before it caught up is renumbered and
   expect(notes(w.again)).toEqual(["x@1", ...[0, 1, 2].map((i) => `${`after-backup-${i}`.padEnd(40, ".")}@${i + 2}`), "z@5"])
   const log = await new AuthorityStore(w.hubDisk).entries("d", 0, 100)
   expect(log.map((e) => [e.clientSeq, (e.args as { text: string }).text.slice(0, 14)])).toEqual([[1, "x"], [2, "after-backup-0"], [3, "after-backup-1"], [4, "after-backup-2"], [5, "z"]])
+})
+
+test("the backup's outbox answered at a seq the restored replica has not caught up to keeps its number when the command after it is renumbered", async () => {
+  // The hub reads its log slowly: the catch-up comes after the answers to the resends.
+  const w = await restoredWorld(3, {}, 40)
+  const z = w.again.submit("note", { text: "z" })
+  w.net.heal("restored")
+  await w.rt.run({ forMs: 3_000 })
+  expect((await z).seq).toBe(5)
+  expect(w.told).toEqual([`confirmed note 1 at ${w.xSeq}`, "confirmed note 5 at 5"])
+  const reading = new AuthorityStore(w.hubDisk).entries("d", 0, 100)
+  await w.rt.run({ forMs: 500 })
+  expect((await reading).map((e) => (e.args as { text: string }).text.slice(0, 14))).toEqual(["x", "after-backup-0", "after-backup-1", "after-backup-2", "z"])
 })

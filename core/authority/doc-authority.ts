@@ -243,6 +243,15 @@ export class DocAuthority<S = unknown> {
   private readonly quietMs: number
   private readonly maxCommandBytes: number
   private readonly clientTable: ClientTable
+  /**
+   * Connections told `sequence-reset`: their client renumbers its outbox and subscribes again,
+   * and until that subscribe comes nothing more of theirs is taken. A submit already on its
+   * way was numbered before the renumbering: taken, its command would be applied under its old
+   * number and again under its new one (the simulator's rollback world, seed 50).
+   */
+  private readonly fenced = new WeakSet<Connection<ServerMessage>>()
+  /** The acknowledgement a subscribe sends through the write lane: it lifts its connection's fence, in order. */
+  private readonly subscribeAcks = new WeakSet<Submit>()
   private readonly maxMessageBytes: number
   /** The machine's version history, if it has one (core/schema/versions.ts). */
   private readonly history: MachineHistory | undefined
@@ -603,7 +612,9 @@ export class DocAuthority<S = unknown> {
     this.idleTimer?.cancel()
     this.idleTimer = undefined
     // The ack goes through the write lane like a submit without commands.
-    this.submit(conn, sender, { type: "submit", docId: this.docId, commands: [], ackedClientSeq })
+    const ack: Submit = { type: "submit", docId: this.docId, commands: [], ackedClientSeq }
+    this.subscribeAcks.add(ack)
+    this.submit(conn, sender, ack)
   }
 
   unsubscribe(conn: Connection<ServerMessage>): void {
@@ -875,6 +886,10 @@ export class DocAuthority<S = unknown> {
 
     try {
       for (const { conn, sender, msg, version, refuse } of batch) {
+        if (this.fenced.has(conn)) {
+          if (!this.subscribeAcks.has(msg)) continue
+          this.fenced.delete(conn)
+        }
         const { clientId, incarnation } = sender
         table.ack(clientId, incarnation, msg.ackedClientSeq)
         let out = replies.get(conn)
@@ -916,7 +931,8 @@ export class DocAuthority<S = unknown> {
             errors.set(conn, list)
             list.push(where.kind === "gap"
               ? { type: "error", code: "sequence-gap", docId: this.docId, seq: where.expected, message: `Command ${cmd.clientSeq} skips numbers: the next command of client ${clientId} on "${this.docId}" must be ${where.expected}.` }
-              : { type: "error", code: "sequence-reset", docId: this.docId, seq: where.resumeAt, message: `Command ${cmd.clientSeq} of client ${clientId} is not the command this document processed under that number (another device, or lost storage): number new commands from ${where.resumeAt}.` })
+              : { type: "error", code: "sequence-reset", docId: this.docId, seq: where.resumeAt, message: `Command ${cmd.clientSeq} of client ${clientId} is not the command this document processed under that number (another device, or lost storage): number new commands from ${where.resumeAt}, and subscribe again before sending them.` })
+            if (where.kind === "conflict") this.fenced.add(conn)
             // The rest of this submit is numbered on top of the refused one: refuse it too.
             break
           }

@@ -833,6 +833,11 @@ export class Doc<M extends Machine<any, any>> {
             // Confirmed inside a state transfer: no entry will come for it.
             settle.add(o.clientSeq)
             acceptedEarlier.push({ command: p, seq: o.seq })
+          } else {
+            // Its entry is on its way; meanwhile no renumbering may move it (a store restored
+            // from a backup resends a command applied since, then a new one the hub renumbers:
+            // moved, it went again under a new number and was applied twice).
+            this.#settleAt.set(p, o.seq)
           }
         }
         if (settle.size === 0) return
@@ -1029,7 +1034,7 @@ export class Doc<M extends Machine<any, any>> {
    * numbers went down, so the stored next number does too (it ran past the stored commands).
    */
   #renumber(from: number, down: boolean): void {
-    const moves = this.#rs.renumber(from, down)
+    const moves = this.#rs.renumber(from, down, this.#settleAt)
     for (const m of moves) {
       // Not stored under its new number yet, so not sent under it (the lane says when it is).
       m.command.moving = true
@@ -1039,11 +1044,13 @@ export class Doc<M extends Machine<any, any>> {
     }
     // Pending commands stay in clientSeq order: the last holds the highest.
     this.#nextClientSeq = Math.max(down ? from : Math.max(this.#nextClientSeq, from), (this.#rs.pending.at(-1)?.clientSeq ?? 0) + 1)
-    if (moves.length === 0) return
-    this.#lane.renumber(moves, from, down, this.#toPersist)
+    if (moves.length > 0) this.#lane.renumber(moves, from, down, this.#toPersist)
+    // After a sequence-reset the hub takes nothing more of this document on this connection
+    // until it is subscribed to again (what was on its way is dropped there): subscribe first.
+    if (!down) this.#follow()
     // From the first command again: the first is moved, so nothing goes until the lane has
     // stored the moves (outboxStored pumps); commands kept in place may wait behind them.
-    if (this.#send !== undefined) this.#resendAsked()
+    if (this.#send !== undefined && (moves.length > 0 || !down)) this.#resendAsked()
   }
 
   /** Follows the document again from the confirmed seq (entries were missed or unreadable). */

@@ -272,9 +272,10 @@ export class ReplicaState<S> {
    * hub expects `from` and no pending command holds the numbers between: they were taken by
    * commands that died unstored). Returns the moves, oldest first, or nothing to do.
    */
-  renumber(from: number, down = false): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
-    // Pending commands are in clientSeq order.
-    const start = down ? ((this.pending[0]?.clientSeq ?? 0) > from ? 0 : -1) : this.pending.findIndex((p) => p.clientSeq < from)
+  renumber(from: number, down: boolean, answered: ReadonlyMap<PendingCommand, unknown>): Array<{ readonly command: PendingCommand; readonly from: number; readonly to: number }> {
+    // Pending commands are in clientSeq order. Those the hub has answered (their entries on
+    // their way, `answered`) keep their numbers: the hub renumbers only what follows them.
+    const start = down ? ((this.pending[0]?.clientSeq ?? 0) > from ? 0 : -1) : this.pending.findIndex((p) => p.clientSeq < from && !answered.has(p))
     if (start < 0) return []
     const moves: Array<{ command: PendingCommand; from: number; to: number }> = []
     let next = from

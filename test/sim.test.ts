@@ -30,10 +30,10 @@ const SIM_TEST_MS = SIM_CHILD_MS + 30_000
 
 /** Everything but the parts each test turns on. */
 /** Faults added to the whole world after the pinned seeds below were found: off, so each seed stays in its world. */
-/** Links that count unread bytes, replicas that stop reading and nearly full replica disks joined the world after the seeds pinned with this. */
-const LATEST_FAULTS_OFF = ["--byte-buffers", "0", "--stalls", "0", "--replica-quota", "0"]
+/** Links that count unread bytes, replicas that stop reading, nearly full replica disks and stores that go back in time joined the world after the seeds pinned with this. */
+const LATEST_FAULTS_OFF = ["--byte-buffers", "0", "--stalls", "0", "--replica-quota", "0", "--rollbacks", "0"]
 const LATER_FAULTS_OFF = ["--hub-read-failures", "0", "--replica-read-failures", "0", "--clock-steps", "0", ...LATEST_FAULTS_OFF]
-const CORE = ["--hostile", "0", "--app-bugs", "0", "--replica-write-failures", "0", "--big-kib", "0", "--mixed-fleet", "0"]
+const CORE = ["--hostile", "0", "--app-bugs", "0", "--replica-write-failures", "0", "--big-kib", "0", "--mixed-fleet", "0", "--rollbacks", "0"]
 /** Without the attacks that make a seed slow (megabyte arguments). */
 const PROTOCOL_ATTACKS = "legit,invalid-args,unknown-command,gap,huge-seq,duplicate,duplicate-in-batch,forged-id"
 const STATE_ATTACKS = "legit,proto-id,proto-fields,alias,stamp"
@@ -92,6 +92,14 @@ test("a client leaving and coming back in a loop while holding a large presence:
   // Before presence went out on the tick only (mutant presence-leave-at-once), every leave was sent to every follower at once;
   // relayed first come first served (mutant presence-first-come), a flood held an honest cursor back for seconds.
   expect(await failing(2, [...CORE, "--hostile", "1", "--attacks", "legit", "--presence-churn", "3"], 4, ["presenceChurnBursts", "presenceLeavesSeen", "presenceFloods"])).toEqual([])
+}, SIM_TEST_MS)
+
+test("stores that go back in time: devices restored from their backups and moved to new devices resend what the hub applied since and number new commands with its numbers; each command is applied once, none is lost or confirmed by another's entry (3 seeds)", async () => {
+  // Before, the hub forgot acknowledged outcomes (mutant acked-forgotten: the backup's outbox
+  // applied twice), the replica took an own entry for whatever pending command had its number
+  // (mutant own-entry-by-number: a new command confirmed and never applied), and a renumbering
+  // moved commands the hub had answered (applied twice): 8 of 12 seeds of the whole world failed.
+  expect(await failing(3, [...CORE, "--rollbacks", "4", "--docs", "1", "--drifting", "0"], 2, ["rollbackRestores", "rollbackMoves", "rollbackRenumbered"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("failed replica writes, at random and on a nearly full disk (every batch over 16 KiB), are reported to the app and lose no command (3 seeds)", async () => {
@@ -210,7 +218,7 @@ test("a seed replays exactly (same trace and digest; another seed differs)", asy
 }, SIM_TEST_MS)
 
 /** The collaborative text with the rest of the world quick: one TodoPlus document beside it, every fault on. */
-const TEXT = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "0", "--hostile", "0", "--crdt", "1"]
+const TEXT = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "0", "--hostile", "0", "--crdt", "1", "--rollbacks", "0"]
 
 test("collaborative text: replicas type into a Yjs and an Automerge text field concurrently across drops, partitions, crashes, disk faults and snapshots; every acknowledged insert survives unless an acknowledged delete removed it, and all texts are equal (2 seeds)", async () => {
   const run = await runSim(REPO, [...TEXT, "--seeds", "2", "--replicas", "5", "--stats"], { timeoutMs: 60_000 })
@@ -233,7 +241,7 @@ test("the text checker bites: a hub that refuses honest Yjs deletes loses the ke
 }, SIM_TEST_MS)
 
 /** The mixed fleet with the rest of the world quick: one TodoPlus document, no big one. */
-const FLEET = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "1"]
+const FLEET = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "1", "--rollbacks", "0"]
 
 test("a mixed fleet: machine versions 1..3, the hub upgraded once, replicas upgraded at random moments or never, all faults on (seeds 4-6); the upgrades, compat mode and update-required happen", async () => {
   // Seeds 4-6: an app told update-required with commands kept is upgraded soon after half the

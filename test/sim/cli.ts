@@ -47,6 +47,8 @@
  *                              hard limit, N of them; the hub runs with small output limits (0)
  *   --presence-churn N         raw clients that re-subscribe hundreds of times at once holding a
  *                              large presence, then leave; a watcher checks the pacing (0)
+ *   --rollbacks N              devices whose disks are restored from their backups N times, one
+ *                              moved to a new device from its backup, on a document of their own (2; rollback.ts)
  * Harness flags: --first (stop at the first failing seed), --skip 3,17 (seeds to leave out),
  * --stats (print the counters of every seed summed, as one JSON line "stats {...}"),
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
@@ -131,6 +133,7 @@ const knobs = {
   churn: flag("churn", DEFAULTS.churn),
   deafAskers: flag("deaf-askers", DEFAULTS.deafAskers),
   presenceChurn: flag("presence-churn", DEFAULTS.presenceChurn),
+  rollbacks: flag("rollbacks", DEFAULTS.rollbacks),
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
 

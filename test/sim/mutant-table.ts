@@ -336,4 +336,26 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: "core/authority/followers.ts", anchor: "      if (f.stream !== undefined) f.stream.resume()\n      else this.catchUp(f)\n", replacement: "" }],
     simArgs: ["--big-kib", "2048", "--stalls", "12"],
   },
+  {
+    name: "acked-forgotten",
+    breaks: "the hub forgets an outcome once its client acknowledges it: a store restored from a backup resends its outbox, which is renumbered and applied again",
+    patches: [{ file: TABLE, anchor: "const upTo = Math.min(s.mark.acked, s.mark.last - ACKED_KEPT)", replacement: "const upTo = s.mark.acked" }],
+  },
+  {
+    name: "own-entry-by-number",
+    breaks: "a replica takes any entry of its clientId under a pending command's number for that command: a store restored from a backup has a new command confirmed by an old one's entry",
+    patches: [{ file: RS, anchor: "if (p !== undefined && (this.sameForm !== undefined || sameCommand(e, p))) {", replacement: "if (p !== undefined) {" }],
+  },
+  {
+    name: "answered-renumbered",
+    breaks: "a renumbering moves a command the hub answered at a seq the replica has not caught up to: a store restored from a backup applies it twice",
+    patches: [{ file: DOC, anchor: "this.#rs.renumber(from, down, this.#settleAt)", replacement: "this.#rs.renumber(from, down, new Map())" }],
+    simArgs: ["--rollbacks", "8"],
+  },
+  {
+    name: "reset-unfenced",
+    breaks: "after a sequence-reset the hub takes a submit already on its way, numbered before the renumbering: its command applies under its old number and again under its new one",
+    patches: [{ file: AUTH, anchor: "if (where.kind === \"conflict\") this.fenced.add(conn)", replacement: "" }],
+    simArgs: ["--rollbacks", "8"],
+  },
 ]

@@ -54,6 +54,7 @@ import { ShadowLog } from "./shadow-log.js"
 import { MIGRATION_REFUSES, NEWEST, VTodoV3, appMachine, blockingTitle, hubMachine, versionedCommand, viewAt } from "./versioned.js"
 import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
 import { checkText } from "./crdt-check.js"
+import { ROLLBACK_DOC, RollbackDevices, Tags } from "./rollback.js"
 import { fieldsOfRoot } from "../../core/crdt/roots.js"
 import { SELF_CERTIFYING_ID } from "../../core/client-id.js"
 import { encodeCanonical } from "../../core/canonical.js"
@@ -231,6 +232,13 @@ export interface SimOptions {
    */
   readonly presenceChurn?: number
   /**
+   * Stores that go back in time (rollback.ts): two devices write to a document of their own
+   * (one is moved to a new device from its backup on the way); this many times one of them is
+   * killed and its disk restored from one of its backups. Their own streams of numbers; 0
+   * leaves every seed as it was. Default 2.
+   */
+  readonly rollbacks?: number
+  /**
    * Timer events one seed may run (a normal seed with 5 replicas runs about 2,000): past it
    * the world is livelocked, the run stops and fails. Default 2,500 x (replicas + 3), more
    * with more ops.
@@ -256,7 +264,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, replicaQuota: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -357,6 +365,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   const deafOn = hostileOn && o.deafAskers > 0
   const output = o.byteBuffers ? SIM_OUTPUT.bytes : SIM_OUTPUT.messages
   const presenceChurnOn = hostileOn && o.presenceChurn > 0
+  const rollbackOn = single === undefined && o.rollbacks > 0
   const vrt = new VirtualRuntime(seed)
   const rng = seededRandom(seed ^ 0x5eed)
   const readRng = seededRandom(seed ^ 0x4ead)
@@ -457,7 +466,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // of a command it applied is confirmed, and logged merges over today's field limits replay.
     const hubLimitRng = seededRandom(seed ^ 0x41b17)
     let hubLimits: { readonly maxCommandBytes?: number; readonly textLowered: boolean } = { textLowered: false }
-    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.kind === "text" && hubLimits.textLowered ? SimTextLowered : s.machine)))]
+    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.kind === "text" && hubLimits.textLowered ? SimTextLowered : s.machine))), ...(rollbackOn ? [Tags] : [])]
     const machineOf = (r: { version: number }, spec: DocSpec) => (spec.kind === "versioned" ? appMachine(r.version) : spec.machine)
     const bigPlan: BigPlan = { targetBytes: o.bigBytes, minBlob: 32 << 10, maxBlob: 64 << 10 }
 
@@ -483,7 +492,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
 
     // ---- the hub process ----
-    const shadow = new ShadowLog(specs.map((s) => s.docId), fail)
+    const shadow = new ShadowLog([...specs.map((s) => s.docId), ...(rollbackOn ? [ROLLBACK_DOC] : [])], fail)
     const hubDisk = new MemoryStorage({
       latency: { runtime: rt, ms: diskLatency, readMs: readLatency },
       failWrite: failing(o.hubWriteFailures, "hubWriteFailures"),
@@ -1285,6 +1294,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
     }
 
+    // Stores that go back in time, from their own streams.
+    const rollback = rollbackOn
+      ? new RollbackDevices({ net, rt, now: () => vrt.now(), seed, activeMs, restores: o.rollbacks, active: () => phase === "active", fail, log, stats })
+      : undefined
+    rollback?.start()
+
     // Presence churners, from their own stream, early enough for their leave to be checked in the active phase.
     const presenceChurner = presenceChurnOn && todoDocs.length > 0 ? new PresenceChurner(net, rt, todoDocs[0]!, fail, log) : undefined
     if (presenceChurner !== undefined) {
@@ -1327,6 +1342,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     net.heal()
     for (let i = 0; i < options.replicas; i++) net.unstall(`r${i}`)
     for (const r of replicas) r.partitioned = false
+    rollback?.heal()
     if (!hubProc.alive) startHub()
     // Let restarts scheduled in the active phase happen, then bring back anyone still down.
     await vrt.run({ forMs: 3_000, until: overBudget })
@@ -1335,6 +1351,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       // A connection held for the command rate has messages in flight (a fetch-state, say), and
       // a replica that found itself diverged waits for the state it asked for (paced by the hub).
       if (!hubProc.alive || vrt.now() < heldUntil || resyncing.size > 0) return false
+      if (rollback !== undefined && !rollback.quiet()) return false
       for (const r of replicas) {
         if (r.client?.status !== "online") return false
         for (const spec of r.follows) {
@@ -1414,7 +1431,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     guard.watchGlobals()
     // Hub memory: a connection closed (by either end, for any reason) is forgotten; only the
     // replicas' and the joiner's are left (the hostile peers were closed at heal).
-    const open = replicas.filter((r) => r.proc.alive && r.client?.status === "online").length + 1
+    const open = replicas.filter((r) => r.proc.alive && r.client?.status === "online").length + 1 + (rollback?.online() ?? 0)
     if (hubProc.alive && hub!.stats().connections > open) {
       fail(`memory: the hub holds ${hub!.stats().connections} connections; ${open} are open (${replicas.map((r) => `${r.name} ${r.proc.alive ? r.client?.status ?? "starting" : "down"}`).join(", ")}, joiner)`)
     }
@@ -1471,6 +1488,14 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       stats[`entries:${spec.docId}`] = typeof entries === "string" ? 0 : entries.length
       if (spec.kind === "big" && typeof authority !== "string") stats.bigBytes = Object.values((authority.state as { blobs: Record<string, string> }).blobs).reduce((n, s) => n + s.length, 0)
     }
+    if (rollback !== undefined) {
+      const authority = await drive(`loading ${ROLLBACK_DOC} on the hub`, hub!.doc(ROLLBACK_DOC, Tags)).then(
+        (d) => ({ seq: d.headSeq, hash: safeHash(() => d.stateHash()), tags: d.state.tags }),
+        (e: unknown) => `${codeOf(e)}: ${message(e)}`,
+      )
+      // Every entry ever made durable (compaction deletes them from the store).
+      rollback.check(authority, typeof authority === "string" ? [] : shadow.log(ROLLBACK_DOC, authority.seq))
+    }
     const textFailures: string[] = []
     if (textSpec !== undefined) {
       const acked = (c: Carrier | undefined) => c !== undefined && ledger.submitted.get(c.key) === c.entry && ledger.confirmed.has(c.key)
@@ -1526,12 +1551,13 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // The replicas first, so the hub closes documents nobody follows any longer (idle, their timers armed).
     await drive("closing the fresh replica", joiner.close()).catch(() => {})
     for (const r of replicas) if (r.client !== undefined) await drive(`closing ${r.name}`, r.client.close()).catch(() => {})
+    const devices = (await rollback?.close(drive)) ?? []
     await drive("closing the hub", hub!.close()).catch(() => {})
     // Closed means quiet: a timer a closed hub or client keeps keeps its process alive (a work
     // budget's debt timer kept a closed hub's process up for minutes). Dead processes have none.
     // The simulator's own timers (a replica's restart, a partition's heal) are not theirs.
     await vrt.run({ forMs: QUIET_AFTER_CLOSE_MS })
-    for (const proc of [joinerProc, ...replicas.map((r) => r.proc), hubProc]) {
+    for (const proc of [joinerProc, ...replicas.map((r) => r.proc), ...devices, hubProc]) {
       const armed = proc.alive ? proc.armedTimers() : []
       if (armed.length > 0) failures.push(`quiet: ${armed.length} timer(s) of ${proc.name} still armed ${QUIET_AFTER_CLOSE_MS} ms after it closed; the first: ${armed[0]}`)
     }

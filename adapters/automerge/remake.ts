@@ -132,10 +132,18 @@ export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string,
   const headers = headersOf(refused)
   if (headers === undefined) return undefined
   const first = firstSeqs(headers)
-  // Everything not before the refused changes, in causal order (metadata only: nothing decoded).
-  const since = A.getChangesMetaSince(doc, [...new Set(headers.flatMap((h) => h.deps))])
   // D: the refused changes and everything that needs them, by dependency or by actor sequence.
   const refusedIds = new Set(headers.map((h) => `${h.seq}@${h.actor}`))
+  // Everything not before the refused changes, in causal order (metadata only: nothing decoded).
+  // From what they depend on outside themselves: a coalesced update's changes name the ones
+  // before them, and from those heads they would not be "since" (simulator seed 21).
+  const backend = A.getBackend(doc)
+  const outside = [...new Set(headers.flatMap((h) => h.deps))].filter((hash) => {
+    const bytes = backend.getChangeByHash(hash)
+    const h = bytes === null || bytes === undefined ? undefined : changeHeader(bytes)
+    return h === undefined || !refusedIds.has(`${h.seq}@${h.actor}`)
+  })
+  const since = A.getChangesMetaSince(doc, outside)
   const dropped = new Set<string>()
   const refusedHashes: string[] = []
   const later: A.ChangeMetadata[] = []
@@ -168,7 +176,6 @@ export const remakeWithout = <T>(doc: A.Doc<T>, refused: unknown, actor: string,
   let from = undo === undefined ? rHeads : [...rHeads, ...A.getHeads(undoing)]
   A.free(undoing)
   try {
-    const backend = A.getBackend(doc)
     const sizes = later.map((m) => ({ bytes: backend.getChangeByHash(m.hash)?.length ?? 0, ops: m.maxOp - m.startOp + 1 }))
     const large = (k: number) => sizes[k]!.bytes * 8 > limits.bytes || sizes[k]!.ops * 8 > limits.ops
     for (let i = 0; i < later.length;) {

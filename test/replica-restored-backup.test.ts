@@ -20,9 +20,11 @@
  *   An own entry now confirms a pending command only if it is that command
  *   (core/replica/replica-state.ts `sameCommand`); the hub renumbers the other.
  */
-import { CanonClient, Hub, replicaStorage, type Doc } from "../core/index.js"
+import { CanonClient, Hub, defineMachine, replicaStorage, type Doc } from "../core/index.js"
 import { AuthorityStore } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { yText } from "../adapters/yjs/index.js"
+import { automergeText } from "../adapters/automerge/index.js"
 import { Todo } from "./support/machines.js"
 
 /** The backup: what the store holds now, copied to a store of its own. */
@@ -113,4 +115,40 @@ test("the backup's outbox answered at a seq the restored replica has not caught 
   const reading = new AuthorityStore(w.hubDisk).entries("d", 0, 100)
   await w.rt.run({ forMs: 500 })
   expect((await reading).map((e) => (e.args as { text: string }).text.slice(0, 14))).toEqual(["x", "after-backup-0", "after-backup-1", "after-backup-2", "z"])
+})
+
+// Not a regression test (it held before): a restored store's CRDT writer must not reuse the
+// Yjs clocks or Automerge seqs its old life wrote after the backup (the hub would drop the new
+// edits as known, or refuse them as equivocation).
+const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { y: yText(), am: automergeText() }, commands: {} })
+
+test.each(["y", "am"] as const)("the %s text typed offline on a restored store, before it caught up, reaches everyone beside what was typed after the backup", async (field) => {
+  const rt = new VirtualRuntime(3)
+  const net = new MemoryNetwork(rt, { latency: () => 1 })
+  const hub = new Hub({ machines: [Note], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const append = (d: Doc<typeof Note>, s: string) => (field === "y" ? d.crdt.y.insert(d.crdt.y.length, s) : d.crdt.am.splice(d.crdt.am.text.length, 0, s))
+  const text = (d: Doc<typeof Note>) => (field === "y" ? d.crdt.y.toString() : d.crdt.am.text)
+  const disk = new MemoryStorage()
+  const first = await CanonClient.open({ transport: net.transport("first"), runtime: rt, machines: [Note], storage: replicaStorage(disk) })
+  const doc = await first.open(Note, "n")
+  const reader = await (await CanonClient.open({ transport: net.transport("reader"), runtime: rt, machines: [Note] })).open(Note, "n")
+  await rt.run({ forMs: 100 })
+  append(doc, "A")
+  await rt.run({ forMs: 500 })
+  const backup = await backupOf(disk)
+  append(doc, "B")
+  await rt.run({ forMs: 2_000 })
+  await first.close()
+  net.partition("restored")
+  const again = await (await CanonClient.open({ transport: net.transport("restored"), runtime: rt, machines: [Note], storage: replicaStorage(backup) })).open(Note, "n")
+  const told: string[] = []
+  again.on("rejected", (e) => told.push(`${e.rejection.code}: ${e.rejection.message}`))
+  append(again, "C")
+  await rt.run({ forMs: 200 })
+  net.heal("restored")
+  await rt.run({ forMs: 5_000 })
+  expect(told).toEqual([])
+  expect([...text(reader)].sort().join("")).toBe("ABC")
+  expect(text(again)).toBe(text(reader))
 })

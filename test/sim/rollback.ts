@@ -176,9 +176,8 @@ export class RollbackDevices {
     const m: Made = { tag, name, device: d, madeAt: this.w.now(), numbered: receipt.clientSeq, persistedAt: undefined, told: undefined }
     this.made.set(tag, m)
     receipt.persisted.then((lost) => { if (lost === undefined) m.persistedAt = this.w.now() })
-    const numbered = receipt.clientSeq
     const renumbered = () => {
-      if (receipt.clientSeq === numbered) return
+      if (receipt.clientSeq === m.numbered) return
       this.w.stats.rollbackRenumbered = (this.w.stats.rollbackRenumbered ?? 0) + 1
     }
     receipt.then((v) => {

@@ -243,16 +243,9 @@ export class ClientTable {
   }
 
   private lookup(s: ClientState, clientSeq: number): { run: Run; outcome: StoredOutcome } | undefined {
-    let lo = 0
-    let hi = s.runs.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      const r = s.runs[mid]!
-      if (clientSeq < r.first) hi = mid - 1
-      else if (clientSeq > runEnd(r)) lo = mid + 1
-      else return { run: r, outcome: r.outcomes[clientSeq - r.first]! }
-    }
-    return undefined
+    // Runs are disjoint and in order: the first ending at or past it holds it, if any does.
+    const r = s.runs[this.firstEndingAfter(s, clientSeq - 1)]
+    return r === undefined || r.first > clientSeq ? undefined : { run: r, outcome: r.outcomes[clientSeq - r.first]! }
   }
 
   /** Records the outcome of the next command (`clientSeq === last + 1`). */

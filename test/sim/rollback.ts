@@ -210,13 +210,18 @@ export class RollbackDevices {
     throw new Error("the backup could not be written to a fresh disk")
   }
 
-  /** Killed; back soon, with its disk as one of its backups if `restore` (and it has one). */
-  private crash(d: Device, restore: boolean): void {
-    if (!this.w.active() || !d.proc.alive) return
-    d.proc.kill()
+  /** kill -9: its process, its connection, its client and document go. */
+  private kill(d: Device): void {
+    if (d.proc.alive) d.proc.kill()
     this.w.net.drop(d.name)
     d.client = undefined
     d.doc = undefined
+  }
+
+  /** Killed; back soon, with its disk as one of its backups if `restore` (and it has one). */
+  private crash(d: Device, restore: boolean): void {
+    if (!this.w.active() || !d.proc.alive) return
+    this.kill(d)
     const backup = restore ? d.backups[Math.floor(this.rng() * d.backups.length)] : undefined
     this.w.log(`${d.name} crash${backup === undefined ? "" : `, restored from its backup of ${backup.takenAt - 1_700_000_000_000}`}`)
     const down = 100 + Math.floor(this.rng() * 1_500)
@@ -236,10 +241,7 @@ export class RollbackDevices {
     if (!this.w.active() || b === undefined || d.name.endsWith("-moved")) return
     this.devices.splice(this.devices.indexOf(d), 1)
     this.retired.push(d)
-    if (d.proc.alive) d.proc.kill()
-    this.w.net.drop(d.name)
-    d.client = undefined
-    d.doc = undefined
+    this.kill(d)
     // What it stored after the backup may be lost with it, as with a restore.
     d.restores.push({ at: this.w.now(), takenAt: b.takenAt })
     const moved = this.device(`${d.name}-moved`, await this.diskOf(b))

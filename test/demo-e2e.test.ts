@@ -141,9 +141,15 @@ const key = async (page: Page, id: string, keys: string): Promise<void> => {
   await page.keyboard.press(keys)
 }
 
-/** Clicks one of a card's buttons (they show on hover). */
+/**
+ * Clicks one of a card's buttons. They take clicks while the card is hovered or focused: focused
+ * too, since a board re-rendered or scrolled between the hover and the click can leave the mouse
+ * off the card, and the click then hit the card's foot 60 times over (a full CI run, once).
+ */
 const button = async (page: Page, id: string, action: string): Promise<void> => {
-  await page.locator(`.card[data-id="${id}"]`).hover()
+  const card = page.locator(`.card[data-id="${id}"]`)
+  await card.hover()
+  await card.focus()
   await page.locator(`.card[data-id="${id}"] button[data-action="${action}"]`).click()
 }
 

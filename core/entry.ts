@@ -26,6 +26,12 @@ export interface CommandRequest {
   readonly clientSeq: number
   readonly name: string
   readonly args: unknown
+  /**
+   * Protocol 3: the number the command was first made under, when the hub has renumbered it
+   * since (a sequence-reset). A store restored from a backup may send it again under that
+   * number: the hub finds it by this and answers its outcome instead of applying it again.
+   */
+  readonly madeAs?: number
 }
 
 /**

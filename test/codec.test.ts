@@ -257,6 +257,25 @@ describe("layout", () => {
     expect(frame).toEqual(bytes(0x03, 0, ...ascii("d"), 4, 3, 5, 0, ...ascii("a"), 4, 2, 0, 1, 4, 4, 5, 0, ...ascii("b"), 4, 6))
   })
 
+  test("submit3: a submit holding a renumbered command, each command with the number it was made under (0: its own)", () => {
+    const m = { type: "submit" as const, docId: "d", ackedClientSeq: 4, commands: [{ clientSeq: 5, name: "a", args: 1, madeAs: 2 }, { clientSeq: 6, name: "a", args: 2 }] }
+    const frame = encodeClientMessage(m, { version: 3 })
+    // form 0 (plain), then as submit with u madeAs after each clientSeq
+    expect(frame).toEqual(bytes(0x09, 0, 0, ...ascii("d"), 4, 2, 5, 2, 0, ...ascii("a"), 4, 2, 0, 0, 1, 4, 4))
+    expect(decoded(decodeClientMessage(frame, { version: 3 }))).toStrictEqual({ type: "submit", docId: "d", ackedClientSeq: 4, commands: [{ clientSeq: 5, name: "a", args: 1, madeAs: 2 }, { clientSeq: 6, name: "a", args: 2 }] })
+    // A connection of protocol 2 or 1 does not know the type, as an older peer would not.
+    expect(failed(decodeClientMessage(frame, { version: 2 })).code).toBe("unknown-type")
+    expect(failed(decodeClientMessage(frame, { version: 1 })).code).toBe("unknown-type")
+    // A form other than plain (0) or compact (1) is refused.
+    const bad = Uint8Array.from(frame)
+    bad[2] = 2
+    expect(failed(decodeClientMessage(bad, { version: 3 })).code).toBe("bad-value")
+    // A number no submit can carry is refused, not written as another.
+    for (const madeAs of [-1, 1.5, 2 ** 60]) encodeThrows(() => encodeClientMessage({ ...m, commands: [{ clientSeq: 5, name: "a", args: 1, madeAs }] }, { version: 3 }), "protocol-error")
+    // Without a renumbered command, a submit is the same frame as in protocol 1.
+    expect(encodeClientMessage({ ...m, commands: [{ clientSeq: 5, name: "a", args: 1 }] }, { version: 3 })[0]).toBe(0x03)
+  })
+
   test("results: clientSeq deltas, seq deltas, rejection codes as a kind byte", () => {
     const frame = encodeServerMessage({
       type: "results", docId: "d",
@@ -370,12 +389,13 @@ describe("framing", () => {
   })
 
   test("versions: only the ones this build speaks", () => {
-    expect(PROTOCOL_VERSIONS).toEqual({ min: 1, max: 2 })
+    expect(PROTOCOL_VERSIONS).toEqual({ min: 1, max: 3 })
     expect(decoded(decodeServerMessage(synced, { version: 1 }))).toEqual({ type: "synced", docId: "doc", seq: 5 })
     expect(decoded(decodeServerMessage(synced, { version: 2 }))).toEqual({ type: "synced", docId: "doc", seq: 5 })
-    expect(failed(decodeServerMessage(synced, { version: 3 })).code).toBe("unsupported-version")
+    expect(decoded(decodeServerMessage(synced, { version: 3 }))).toEqual({ type: "synced", docId: "doc", seq: 5 })
+    expect(failed(decodeServerMessage(synced, { version: 4 })).code).toBe("unsupported-version")
     expect(failed(decodeClientMessage(synced, { version: 0 })).code).toBe("unsupported-version")
-    encodeThrows(() => encodeServerMessage({ type: "synced", docId: "d", seq: 1 }, { version: 3 }), "protocol-error")
+    encodeThrows(() => encodeServerMessage({ type: "synced", docId: "d", seq: 1 }, { version: 4 }), "protocol-error")
   })
 
   test("a value that is not a Uint8Array is bad-value, not a throw", () => {

@@ -31,10 +31,10 @@ const rawHello = async (env: ReturnType<typeof setup>, hello: Partial<Hello>) =>
 
 const info = (m: Machine<any, any>) => ({ name: m.name, version: m.version, fingerprint: m.fingerprint })
 
-test("a peer offering protocol 1..5 gets the highest both speak, 2", async () => {
+test("a peer offering protocol 1..5 gets the highest both speak, 3", async () => {
   const env = setup()
   const { got, closed } = await rawHello(env, { protocol: { min: 1, max: 5 } })
-  expect(got[0]).toEqual({ type: "welcome", protocol: 2, clientId: "c1" })
+  expect(got[0]).toEqual({ type: "welcome", protocol: 3, clientId: "c1" })
   expect(closed).toBeUndefined()
 })
 
@@ -45,11 +45,11 @@ test("a peer offering only 1 gets 1 (a v2 hub serves v1 clients)", async () => {
   expect(closed).toBeUndefined()
 })
 
-test("a peer offering only 3..4 is refused with protocol-unsupported and the hub's range", async () => {
+test("a peer offering only 4..5 is refused with protocol-unsupported and the hub's range", async () => {
   const env = setup()
-  const { got, closed } = await rawHello(env, { protocol: { min: 3, max: 4 } })
-  expect(got[0]).toMatchObject({ type: "refused", code: "protocol-unsupported", protocol: { min: 1, max: 2 } })
-  expect((got[0] as { message: string }).message).toMatch(/speaks protocol 1\.\.2/)
+  const { got, closed } = await rawHello(env, { protocol: { min: 4, max: 5 } })
+  expect(got[0]).toMatchObject({ type: "refused", code: "protocol-unsupported", protocol: { min: 1, max: 3 } })
+  expect((got[0] as { message: string }).message).toMatch(/speaks protocol 1\.\.3/)
   expect(closed).toBe("protocol-unsupported")
 })
 

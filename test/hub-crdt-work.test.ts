@@ -129,7 +129,7 @@ test("a CanonClient on protocol 2 (compact arguments) pays the same: its heavy e
   const events: HubEvent[] = []
   const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { crdtWorkPerSecond: RATE, crdtWorkBurst: BURST } })
   net.listen(hub)
-  const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, machines: [Notes] })
+  const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, machines: [Notes], protocol: { min: 1, max: 2 } })
   const doc = await client.open(Notes, "d")
   for (let i = 0; i < 100 && !doc.synced; i++) await rt.run({ forMs: 10 })
   expect(client.protocol).toBe(2)

@@ -72,7 +72,7 @@ const restoredWorld = async (after: number, hubOptions: Partial<ConstructorParam
   const told: string[] = []
   again.on("confirmed", (e) => told.push(`confirmed ${e.command} ${e.clientSeq} at ${e.seq}`))
   again.on("rejected", (e) => told.push(`rejected ${e.command} ${e.clientSeq}: ${e.rejection.code}`))
-  return { rt, net, hubDisk, xSeq, again, told }
+  return { rt, net, hub, hubDisk, xSeq, restored, backup, again, told }
 }
 
 test("the backup's outbox, applied and acknowledged since, is answered with its outcomes and not applied again, the log compacted past it", async () => {
@@ -115,6 +115,53 @@ test("the backup's outbox answered at a seq the restored replica has not caught 
   const reading = new AuthorityStore(w.hubDisk).entries("d", 0, 100)
   await w.rt.run({ forMs: 500 })
   expect((await reading).map((e) => (e.args as { text: string }).text.slice(0, 14))).toEqual(["x", "after-backup-0", "after-backup-1", "after-backup-2", "z"])
+})
+
+test.each([
+  ["", false, 3],
+  [", the hub restarted in between", true, 3],
+  // The number it was made under is the one it is resent under: an older app finds it too.
+  [", by an app that speaks protocol 2", false, 2],
+] as const)("a command the hub renumbered after a backup holding it was taken is answered, not applied again, when that backup is restored%s", async (_, restart, protocol) => {
+  const w = await restoredWorld(3)
+  // Made under 2, which the hub gave the first command made after the first backup.
+  const z = w.again.submit("note", { text: "z" })
+  await z.persisted
+  const second = await backupOf(w.backup)
+  w.net.heal("restored")
+  await w.rt.run({ forMs: 3_000 })
+  expect(z.clientSeq).toBe(5)
+  expect((await z).seq).toBe(5)
+  w.net.drop("restored")
+  await w.rt.run({ forMs: 3_000 })
+  await w.restored.close()
+  if (restart) {
+    // What the hub keeps of z (the number it was made under) is on its disk, not only in memory.
+    w.net.stopServer()
+    await w.hub.close()
+    w.net.listen(new Hub({ machines: [Todo], storage: w.hubDisk, runtime: w.rt }))
+  }
+  // The second backup holds z under 2 again, where the hub holds another command.
+  w.net.partition("third")
+  const third = await CanonClient.open({ transport: w.net.transport("third"), runtime: w.rt, machines: [Todo], storage: replicaStorage(second), protocol: { min: 1, max: protocol } })
+  const doc = await third.open(Todo, "d")
+  expect(doc.pending.map((p) => p.clientSeq)).toEqual([1, 2])
+  expect(notes(doc).slice(-2)).toEqual(["x@1", "z@2"])
+  const told: string[] = []
+  doc.on("confirmed", (e) => told.push(`confirmed ${e.command} ${e.clientSeq} at ${e.seq}`))
+  doc.on("rejected", (e) => told.push(`rejected ${e.command} ${e.clientSeq}: ${e.rejection.code}`))
+  w.net.heal("third")
+  await w.rt.run({ forMs: 3_000 })
+  expect(third.protocol).toBe(protocol)
+  expect(doc.pendingCount).toBe(0)
+  expect(told).toEqual([`confirmed note 1 at ${w.xSeq}`, "confirmed note 2 at 5"])
+  const log = await new AuthorityStore(w.hubDisk).entries("d", 0, 100)
+  expect(log.map((e) => (e.args as { text: string }).text.slice(0, 14))).toEqual(["x", "after-backup-0", "after-backup-1", "after-backup-2", "z"])
+  expect(notes(doc).filter((n) => n.startsWith("z@"))).toEqual(["z@5"])
+  // Made after that restore, numbered on from what the hub holds.
+  const y = doc.submit("note", { text: "y" })
+  await w.rt.run({ forMs: 1_000 })
+  expect((await y).seq).toBe(6)
 })
 
 // Not a regression test (it held before): a restored store's CRDT writer must not reuse the

@@ -287,6 +287,26 @@ describe("ReplicaState", () => {
     return { clientSeq: ++nextClientSeq, name, args, encoded: args, cmd, journal: undefined, localRejection: undefined, persisted: true }
   }
 
+  test("renumber: a command moved up keeps the number it was first made under; one moved down says none", () => {
+    const rs = make()
+    const [a, b] = [pending("note", { text: "a" }), pending("note", { text: "b" })]
+    rs.push(a)
+    rs.push(b)
+    const [made, next] = [a.clientSeq, b.clientSeq]
+    // sequence-reset: resume at 10, then at 20.
+    expect(rs.renumber(10, false, new Map()).map((m) => [m.from, m.to])).toEqual([[made, 10], [next, 11]])
+    rs.renumber(20, false, new Map())
+    expect([a, b].map((p) => [p.clientSeq, (p as { madeAs?: number }).madeAs])).toEqual([[20, made], [21, next]])
+    // sequence-gap: the numbers below died unstored; the store numbers new commands on from
+    // the new ones, under numbers it made others under, so these say nothing.
+    const fresh = make()
+    const c = pending("note", { text: "c" })
+    c.clientSeq = 30
+    fresh.push(c)
+    fresh.renumber(22, true, new Map())
+    expect([c.clientSeq, (c as { madeAs?: number }).madeAs]).toEqual([22, undefined])
+  })
+
   test("rebase: others' entries go under the pending commands, which replay in order", () => {
     const rs = make()
     const p1 = pending("note", { text: "p1" })

@@ -105,12 +105,13 @@ const logOf = (storage: MemoryStorage, docId: string) => new AuthorityStore(stor
 
 describe("convergence over ws with sockets destroyed mid-flight", () => {
   const V1 = { min: 1, max: 1 }
+  const V12 = { min: 1, max: 2 }
   // Protocol versions: today's (2) everywhere; a v2 hub serving v1 and v2 clients side by side;
   // v2 clients speaking v1 to a hub that only speaks v1.
   test.each([
-    { seed: 11, hub: undefined, clients: [undefined, undefined, undefined], expected: [2, 2, 2] },
-    { seed: 29, hub: undefined, clients: [undefined, undefined, undefined], expected: [2, 2, 2] },
-    { seed: 47, hub: undefined, clients: [V1, undefined, V1], expected: [1, 2, 1] },
+    { seed: 11, hub: undefined, clients: [undefined, undefined, undefined], expected: [3, 3, 3] },
+    { seed: 29, hub: undefined, clients: [undefined, V12, undefined], expected: [3, 2, 3] },
+    { seed: 47, hub: undefined, clients: [V1, undefined, V1], expected: [1, 3, 1] },
     { seed: 53, hub: V1, clients: [undefined, undefined, undefined], expected: [1, 1, 1] },
   ])("seed $seed, protocols $expected: 3 clients converge; nothing acknowledged lost; nothing applied twice", async ({ seed, hub: hubProtocol, clients: protocols, expected }) => {
     const rand = seededRandom(seed)
@@ -217,7 +218,7 @@ describe("protocol 2 on the wire", () => {
       },
     })
     const c1 = await client(counted("v1"), undefined, { min: 1, max: 1 })
-    const c2 = await client(counted("v2"))
+    const c2 = await client(counted("v2"), undefined, { min: 1, max: 2 })
     const [d1, d2] = await Promise.all([c1.open(Todo, "a"), c2.open(Todo, "b")])
     expect(await until(() => c1.status === "online" && c2.status === "online", 5_000)).toBe(true)
     expect([c1.protocol, c2.protocol]).toEqual([1, 2])

@@ -30,7 +30,8 @@ import type { ClientMark, OutcomeRun, StoredOutcome } from "../store/records.js"
 /** How a command's clientSeq relates to what the document has processed for its client. */
 export type Classified =
   | { readonly kind: "new" }
-  | { readonly kind: "duplicate"; readonly outcome: Outcome }
+  /** A retry: its outcome. `record`: the next number was a renumbered command applied before; record this there. */
+  | { readonly kind: "duplicate"; readonly outcome: Outcome; readonly record?: StoredOutcome }
   /** Not a retry of what is stored at that clientSeq: renumber from `resumeAt`. */
   | { readonly kind: "conflict"; readonly resumeAt: number }
   /** Numbers were skipped: the next one must be `expected`. */
@@ -51,7 +52,15 @@ interface ClientState {
   dirty: boolean
   /** Loaded from a format-1 record: delete it in the next commit. */
   legacy: boolean
+  /**
+   * The kept outcomes of renumbered commands, by the number each was made under, its hash and
+   * its incarnation (`movedKey`): one command, whose latest outcome is kept (a later one answers
+   * the same as the first). A lookup or a drop costs the same however many a client has kept.
+   */
+  readonly moved: Map<string, StoredOutcome>
 }
+
+const movedKey = (madeAs: number, hash: number, incarnation: number): string => `${madeAs}:${hash}:${incarnation}`
 
 /** The changes of one batch, for `AuthorityStore.commit`. */
 export interface ClientChanges {
@@ -81,6 +90,14 @@ export const commandHash = (name: string, args: Uint8Array): number => {
 }
 
 const runEnd = (r: Run): number => r.first + r.outcomes.length - 1
+
+/** Adds a renumbered command's outcome to its client's `moved` index. */
+const index = (s: ClientState, incarnation: number, outcome: StoredOutcome): void => {
+  if (outcome.madeAs !== undefined) s.moved.set(movedKey(outcome.madeAs, outcome.hash, incarnation), outcome)
+}
+
+/** A stored outcome as the answer to a command under `clientSeq`. */
+const answer = (clientSeq: number, o: StoredOutcome): Outcome => ("seq" in o ? { clientSeq, seq: o.seq } : { clientSeq, rejection: o.rejection })
 
 /**
  * Acknowledged outcomes kept per client (their hashes and seqs): a store restored from a
@@ -130,12 +147,14 @@ export class ClientTable {
       // Acknowledged runs are kept too (ACKED_KEPT): read whatever may be stored.
       const open = stored.last > stored.evictedThrough
       const runs: Run[] = open ? (await this.store.runs(this.docId, clientId)).map((r) => ({ ...r, outcomes: [...r.outcomes] })) : []
-      this.clients.set(clientId, { mark: stored, runs, fresh: [], dirty: false, legacy: false })
+      const s: ClientState = { mark: stored, runs, fresh: [], dirty: false, legacy: false, moved: new Map() }
+      for (const run of runs) for (const o of run.outcomes) index(s, run.incarnation, o)
+      this.clients.set(clientId, s)
       return
     }
     const legacy = await this.store.legacyClient(this.docId, clientId)
     if (legacy === undefined) {
-      this.clients.set(clientId, { mark: { last: 0, acked: 0, evictedThrough: 0, evictedBound: 0, incarnation: 0 }, runs: [], fresh: [], dirty: false, legacy: false })
+      this.clients.set(clientId, { mark: { last: 0, acked: 0, evictedThrough: 0, evictedBound: 0, incarnation: 0 }, runs: [], fresh: [], dirty: false, legacy: false, moved: new Map() })
       return
     }
     // Format 1 kept no command hashes or incarnations: its outcomes answer retries as they are
@@ -159,7 +178,7 @@ export class ClientTable {
       evictedBound: maxSeq,
       incarnation: 0,
     }
-    this.clients.set(clientId, { mark, runs, fresh: [...runs], dirty: true, legacy: true })
+    this.clients.set(clientId, { mark, runs, fresh: [...runs], dirty: true, legacy: true, moved: new Map() })
     this.dirty.add(clientId)
   }
 
@@ -207,27 +226,59 @@ export class ClientTable {
   }
 
   private dropRun(clientId: string, s: ClientState, run: Run): void {
+    // Runs go oldest first: a later outcome of the same command replaced this one, or goes later.
+    for (const o of run.outcomes) {
+      const key = o.madeAs === undefined ? undefined : movedKey(o.madeAs, o.hash, run.incarnation)
+      if (key !== undefined && s.moved.get(key) === o) s.moved.delete(key)
+    }
     const i = s.fresh.indexOf(run)
     if (i >= 0) s.fresh.splice(i, 1)
     else this.drops.push([clientId, run.first])
   }
 
-  /** Where `clientSeq` stands. `committed` bounds the answer if a stored outcome is missing. */
-  classify(clientId: string, incarnation: number, clientSeq: number, hash: number, committed: number): Classified {
-    const m = this.state(clientId).mark
-    if (clientSeq === m.last + 1) return { kind: "new" }
+  /**
+   * Where `clientSeq` stands. `committed` bounds the answer if a stored outcome is missing.
+   * `madeAs`: the number the command was made under, if it was renumbered (protocol 3).
+   */
+  classify(clientId: string, incarnation: number, clientSeq: number, hash: number, committed: number, madeAs?: number): Classified {
+    const s = this.state(clientId)
+    const m = s.mark
+    if (clientSeq === m.last + 1) {
+      // A renumbered command this document applied before it was renumbered (the answer lost,
+      // then an earlier command of a restored outbox refused): answered, never applied again;
+      // its outcome is recorded under this number too, so the numbering goes on without a gap.
+      const before = madeAs === undefined ? undefined : this.madeUnder(s, incarnation, madeAs, hash)
+      return before === undefined ? { kind: "new" } : { kind: "duplicate", outcome: answer(clientSeq, before), record: { ...before, madeAs } }
+    }
     if (clientSeq > m.last + 1) return { kind: "gap", expected: m.last + 1 }
     // A client resends what it acknowledged only if its storage went back in time: the command
     // stored under that number says whether this is the same one; forgotten, it cannot be told.
     const acked = clientSeq <= m.acked
     if (!acked && clientSeq <= m.evictedThrough) return { kind: "duplicate", outcome: { clientSeq, seqAtMost: m.evictedBound } }
-    const found = this.lookup(this.state(clientId), clientSeq)
-    if (found === undefined) return acked ? { kind: "conflict", resumeAt: m.last + 1 } : { kind: "duplicate", outcome: { clientSeq, seqAtMost: committed } }
-    const { run, outcome } = found
-    const sameSender = run.incarnation === 0 || run.incarnation === incarnation
-    const sameCommand = outcome.hash === 0 || outcome.hash === hash
-    if (!sameSender || !sameCommand) return { kind: "conflict", resumeAt: m.last + 1 }
-    return { kind: "duplicate", outcome: "seq" in outcome ? { clientSeq, seq: outcome.seq } : { clientSeq, rejection: outcome.rejection } }
+    const found = this.lookup(s, clientSeq)
+    if (found === undefined && !acked) return { kind: "duplicate", outcome: { clientSeq, seqAtMost: committed } }
+    if (found !== undefined) {
+      const { run, outcome } = found
+      const sameSender = run.incarnation === 0 || run.incarnation === incarnation
+      const sameCommand = outcome.hash === 0 || outcome.hash === hash
+      if (sameSender && sameCommand) return { kind: "duplicate", outcome: answer(clientSeq, outcome) }
+    }
+    // Another command holds the number. A store restored from a backup resends its outbox as
+    // it was: a command the hub renumbered since comes under the number it was made under,
+    // and is found by it.
+    const moved = this.madeUnder(s, incarnation, madeAs ?? clientSeq, hash)
+    return moved !== undefined ? { kind: "duplicate", outcome: answer(clientSeq, moved) } : { kind: "conflict", resumeAt: m.last + 1 }
+  }
+
+  /**
+   * The kept outcome of this incarnation's command `hash` made under number `madeAs`: taken
+   * under that number, or renumbered since (`moved`).
+   */
+  private madeUnder(s: ClientState, incarnation: number, madeAs: number, hash: number): StoredOutcome | undefined {
+    if (hash === 0) return undefined
+    const at = this.lookup(s, madeAs)
+    if (at !== undefined && at.run.incarnation === incarnation && at.outcome.hash === hash && at.outcome.madeAs === undefined) return at.outcome
+    return s.moved.get(movedKey(madeAs, hash, incarnation))
   }
 
   /** The index of the first run that ends past `clientSeq`. */
@@ -260,6 +311,7 @@ export class ClientTable {
       s.runs.push(run)
       s.fresh.push(run)
     }
+    index(s, incarnation, outcome)
     m.last = clientSeq
     m.incarnation = incarnation
     this.touch(clientId, s)

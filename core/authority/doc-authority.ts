@@ -908,13 +908,15 @@ export class DocAuthority<S = unknown> {
           }
           const hashed = accepted?.hashed
           const hash = sent !== undefined ? (hashed === undefined || hashed.name === cmd.name && hashed.args === args ? commandHash(cmd.name, sent) : commandHash(hashed.name, formBytes(hashed))) : 0
-          let where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed)
+          // Protocol 3: the number a renumbered command was made under (core/authority/client-table.ts).
+          const madeAs = typeof cmd.madeAs === "number" && Number.isSafeInteger(cmd.madeAs) && cmd.madeAs > 0 && cmd.madeAs !== cmd.clientSeq ? cmd.madeAs : undefined
+          let where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed, madeAs)
           if (where.kind === "conflict" && hashed !== undefined) {
             // A retry in another version's form (sent before an upgrade, or downcast by a newer client).
             // A `$as` command's form is of the version it names, not the session's.
             const formVersion = cmd.name === AS && typeof (args as { v?: unknown } | null)?.v === "number" ? (args as { v: number }).v : version
             for (const alt of alternateForms(this.served, formVersion, hashed)) {
-              const w = table.classify(clientId, incarnation, cmd.clientSeq, commandHash(alt.name, formBytes(alt)), this.committed)
+              const w = table.classify(clientId, incarnation, cmd.clientSeq, commandHash(alt.name, formBytes(alt)), this.committed, madeAs)
               if (w.kind === "duplicate") {
                 where = w
                 break
@@ -923,6 +925,7 @@ export class DocAuthority<S = unknown> {
           }
           if (where.kind === "duplicate") {
             // A retry: the original outcome, never a second application.
+            if (where.record !== undefined) table.record(clientId, incarnation, cmd.clientSeq, where.record)
             out.push(where.outcome)
             continue
           }
@@ -989,7 +992,7 @@ export class DocAuthority<S = unknown> {
               outcome = { clientSeq: cmd.clientSeq, seq }
             }
           }
-          table.record(clientId, incarnation, cmd.clientSeq, stored)
+          table.record(clientId, incarnation, cmd.clientSeq, madeAs === undefined ? stored : { ...stored, madeAs })
           out.push(outcome)
           if (crdtField !== undefined) this.hooks.onCrdtWork?.(clientId, cmd, (this.elapsed() - started) * 1000)
         }

@@ -62,8 +62,11 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
       return
     }
     case "submit": {
-      header(w, m.compact === true ? Type.SUBMIT2 : Type.SUBMIT)
+      // Protocol 3: a submit holding a renumbered command says the number each was made under.
+      const moved = m.commands.some((c) => c.madeAs !== undefined)
+      header(w, moved ? Type.SUBMIT3 : m.compact === true ? Type.SUBMIT2 : Type.SUBMIT)
       const compact = compactFor(m)
+      if (moved) w.byte(+compact)
       if (compact) channel(w, m.docId)
       else str(w, m.docId, "docId")
       uint(w, m.ackedClientSeq, "ackedClientSeq")
@@ -77,6 +80,7 @@ const writeClient = (w: ByteWriter, m: ClientMessage): void => {
         if (i === 0) w.varint(seq)
         else delta(w, seq - prev - 1, "A clientSeq")
         prev = seq
+        if (moved) uint(w, c.madeAs ?? 0, "madeAs")
         if (compact) {
           sessionName(w, c.name)
           compactArgs(w, c.args)

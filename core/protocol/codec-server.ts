@@ -266,32 +266,31 @@ const readSessionName = (r: ByteReader): string => {
   return s
 }
 
-const readSubmit2 = (r: ByteReader): Submit => {
-  const docId = readChannel(r)
-  const ackedClientSeq = r.varint()
-  const n = count(r, 3, "commands")
-  const commands: CommandRequest[] = new Array(n)
-  let clientSeq = 0
-  for (let i = 0; i < n; i++) {
-    clientSeq = i === 0 ? r.varint() : next(r, clientSeq, "A clientSeq")
-    commands[i] = { clientSeq, name: readSessionName(r), args: r.bytes() }
-  }
-  return { type: "submit", docId, commands, ackedClientSeq, compact: true }
-}
-
-const readSubmit = (r: ByteReader): Submit => {
-  const docId = r.string()
-  const ackedClientSeq = r.varint()
+/** A submit's commands: protocol 2's compact form or the plain one, with (submit3) the number each was made under. */
+const readCommands = (r: ByteReader, compact: boolean, moved: boolean): CommandRequest[] => {
   const n = count(r, 3, "commands")
   const commands: CommandRequest[] = new Array(n)
   const names = new Table("Command name")
   let clientSeq = 0
   for (let i = 0; i < n; i++) {
     clientSeq = i === 0 ? r.varint() : next(r, clientSeq, "A clientSeq")
-    const name = readName(r, names)
-    commands[i] = { clientSeq, name, args: readValue(r) }
+    const madeAs = moved ? r.varint() : 0
+    const name = compact ? readSessionName(r) : readName(r, names)
+    commands[i] = { clientSeq, name, args: compact ? r.bytes() : readValue(r), ...(madeAs !== 0 && { madeAs }) }
   }
-  return { type: "submit", docId, commands, ackedClientSeq }
+  return commands
+}
+
+const readSubmit = (r: ByteReader, compact: boolean, moved: boolean): Submit => {
+  const docId = compact ? readChannel(r) : r.string()
+  const ackedClientSeq = r.varint()
+  return { type: "submit", docId, commands: readCommands(r, compact, moved), ackedClientSeq, ...(compact && { compact: true as const }) }
+}
+
+const readSubmit3 = (r: ByteReader): Submit => {
+  const form = r.byte()
+  if (form > 1) bad(`Submit form ${form} unknown.`)
+  return readSubmit(r, form === 1, true)
 }
 
 const CLIENT_READERS = new Map<number, Reader<ClientMessage>>([
@@ -299,8 +298,9 @@ const CLIENT_READERS = new Map<number, Reader<ClientMessage>>([
   [Type.SUBSCRIBE, (r) => ({
     type: "subscribe", docId: subscribedDoc(r), machine: r.string(), version: r.varint(), fingerprint: r.string(), fromSeq: r.varint(), ackedClientSeq: r.varint(),
   })],
-  [Type.SUBMIT, readSubmit],
-  [Type.SUBMIT2, readSubmit2],
+  [Type.SUBMIT, (r) => readSubmit(r, false, false)],
+  [Type.SUBMIT2, (r) => readSubmit(r, true, false)],
+  [Type.SUBMIT3, readSubmit3],
   [Type.FETCH_STATE, (r) => ({ type: "fetch-state", docId: r.string() })],
   [Type.UNSUBSCRIBE, (r) => ({ type: "unsubscribe", docId: r.string() })],
   [Type.SNAPSHOT_ACK, (r) => ({ type: "snapshot-ack", docId: r.string(), snapshotId: r.varint(), received: r.varint() })],

@@ -13,7 +13,7 @@ import { commandNameProblem, docIdBytesProblem } from "../limits.js"
 import type { RefusalCode } from "./messages.js"
 
 /** The protocol versions this build speaks. */
-export const PROTOCOL_VERSIONS: { readonly min: 1; readonly max: 2 } = { min: 1, max: 2 }
+export const PROTOCOL_VERSIONS: { readonly min: 1; readonly max: 3 } = { min: 1, max: 3 }
 
 /** Frames larger than this are refused unread (and never produced). */
 export const DEFAULT_MAX_FRAME_BYTES = 1 << 20
@@ -191,6 +191,7 @@ export enum Type {
   SNAPSHOT_ACK = 0x06,
   PRESENCE_SET = 0x07,
   SUBMIT2 = 0x08,
+  SUBMIT3 = 0x09,
   WELCOME = 0x40,
   REFUSED = 0x41,
   ENTRIES = 0x42,
@@ -212,7 +213,7 @@ export enum Type {
  * The types a client sends, and the types the hub sends, as [first, last] (each side's types
  * are one run of numbers): a decoder refuses the other side's as not its own.
  */
-export const CLIENT_TYPES: readonly [number, number] = [Type.HELLO, Type.SUBMIT2]
+export const CLIENT_TYPES: readonly [number, number] = [Type.HELLO, Type.SUBMIT3]
 export const SERVER_TYPES: readonly [number, number] = [Type.WELCOME, Type.RESULTS2]
 
 /** The types whose frames are optional (flags 1); every other type's flags are 0 (required). */
@@ -490,7 +491,7 @@ export const decodeFrame = <T>(
     const type = bytes[0]!
     const flags = bytes[1]!
     // A type newer than the connection's version is unknown to it, as to an older peer.
-    const read = version >= 2 || !V2_TYPES.includes(type) ? readers.get(type) : undefined
+    const read = (version >= 2 || !V2_TYPES.includes(type)) && (version >= 3 || type !== Type.SUBMIT3) ? readers.get(type) : undefined
     if (read === undefined) {
       const other = type >= others[0] && type <= others[1]
       if (!other && flags & 1) return { ok: "ignore", type }

@@ -3,8 +3,8 @@
  * bytes. This module gathers both directions; a client imports codec-client.ts (what it
  * sends and reads), the hub codec-server.ts, both on codec-shared.ts (options, session,
  * primitives), so a browser bundle carries one direction. This header is the protocol's
- * specification; test/fixtures/protocol/v1/ holds the golden frames that pin it (a change to
- * v1 bytes is a new protocol version, never an edit).
+ * specification; test/fixtures/protocol/v1/, v2/ and v3/ hold the golden frames that pin it
+ * (a change to a version's bytes is a new protocol version, never an edit).
  *
  * ## Primitives
  *
@@ -113,6 +113,18 @@
  *                                     clientSeq in this frame - 1), name, z time, bytes args
  *                           name and time as in entries
  *     0x4e results2       u channel, then as results after its docId
+ *
+ * ## Protocol 3
+ *
+ * Everything above, plus one client frame: a submit that holds a command the hub renumbered
+ * (a `sequence-reset`) says the number each command was made under, so that the hub can
+ * find the command when a store restored from an older backup sends it under that number
+ * (core/authority/client-table.ts). A client sends it only once version 3 was agreed; a
+ * submit without a renumbered command is a submit or submit2 frame as before.
+ *
+ *     0x09 submit3        byte form (0: as submit, 1: as submit2; others are bad-value),
+ *                         then that frame's body with each command's clientSeq followed by
+ *                         u madeAs (0: made under its clientSeq)
  *
  * ## Failures
  *

@@ -612,7 +612,8 @@ export class Doc<M extends Machine<any, any>> {
         type: "submit",
         docId: this.docId,
         // Protocol 2: arguments in their schema-driven bytes (args-codec.ts).
-        commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: compact ? this.#compactArgs(p) : p.encoded })),
+        // Protocol 3: a renumbered command says the number it was made under (CommandRequest.madeAs).
+        commands: part.map((p) => ({ clientSeq: p.clientSeq, name: p.name, args: compact ? this.#compactArgs(p) : p.encoded, ...(this.#protocol > 2 && { madeAs: p.madeAs }) })),
         ackedClientSeq: acked,
         ...(compact && { compact: true as const }),
       }))

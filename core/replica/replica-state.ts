@@ -62,6 +62,8 @@ export interface PendingCommand {
   moving?: boolean
   /** It sends a CRDT change that waited to go again: its outbox write takes out that queue record (doc-lane.ts QueuedChange). */
   dequeued?: number
+  /** The number it was made under, once the hub renumbered it (sent with it: CommandRequest.madeAs). */
+  madeAs?: number
   /** Its arguments in protocol 2's compact form, once made. */
   compact?: Uint8Array
   /** Bytes it takes in a submit (an upper bound), once counted. */
@@ -287,6 +289,9 @@ export class ReplicaState<S> {
     }
     for (const m of moves) this.#byClientSeq.delete(m.from)
     for (const m of moves) {
+      // The number it was made under, sent with it (CommandRequest.madeAs). Not for a move
+      // down: the store numbers new commands on from there, under numbers it made others under.
+      if (!down) m.command.madeAs ??= m.from
       m.command.clientSeq = m.to
       this.#byClientSeq.set(m.to, m.command)
     }

@@ -26,7 +26,9 @@ export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, 
       if (blocked) return []
       const downcast = h.downcastOutbox(commands, app.version, hub)
       const compact = protocol >= 2
-      const wire = compact ? downcast.out.map((c) => ({ ...c, args: commandArgsCodec(older.commands, c.name).encode(c.args) })) : downcast.out
+      // Protocol 3: renumbered commands say the number they were made under (CommandRequest.madeAs).
+      const made = new Map(protocol > 2 ? commands.filter((p) => p.madeAs !== undefined).map((p) => [p.clientSeq, p.madeAs]) : [])
+      const wire = downcast.out.map((c) => ({ ...c, ...(compact && { args: commandArgsCodec(older.commands, c.name).encode(c.args) }), ...(made.has(c.clientSeq) && { madeAs: made.get(c.clientSeq) }) }))
       // Cut by the bytes sent, as Doc does: a long outbox of large commands never makes one frame too large.
       const messages: ClientMessage[] = submitParts(wire, (c) => 16 + c.name.length * 3 + (compact ? (c.args as Uint8Array) : encodeCanonical(c.args)).length)
         .map((part) => ({ type: "submit", docId, commands: part, ackedClientSeq: acked, ...(compact ? { compact: true as const } : {}) }))

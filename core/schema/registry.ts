@@ -26,7 +26,7 @@ export interface UpgradedReplica {
   readonly state: unknown
   readonly confirmedSeq: number
   readonly snapshotSeq: number
-  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown; readonly madeAs?: number }>
   /** The app's migration failed on the stored state: the replica starts at seq 0 instead, and the app is told this. */
   readonly failure?: { readonly code: string; readonly message: string }
 }
@@ -67,6 +67,8 @@ export interface PendingForm {
   readonly name: string
   readonly args: unknown
   readonly encoded: unknown
+  /** The number it was made under, if the hub renumbered it (CommandRequest.madeAs). */
+  readonly madeAs?: number
 }
 
 /**

@@ -73,9 +73,10 @@ export const upgradeStoredReplica = async (
       message: `The stored replica of "${docId}" (v${k}) could not be migrated to v${machine.version}, so it opened at v${machine.version}'s initial state and takes the hub's state when it connects; its unsent commands are kept. ${errorText(e)}`,
     }
   }
-  const outbox = stored.outbox.map((o) => (isReserved(o.name) ? o : { clientSeq: o.clientSeq, name: AS, args: { v: k, name: o.name, args: o.args } }))
+  // A renumbered command keeps the number it was made under (the hub finds it by that, core/authority/client-table.ts).
+  const outbox = stored.outbox.map((o) => (isReserved(o.name) ? o : { clientSeq: o.clientSeq, name: AS, args: { v: k, name: o.name, args: o.args }, madeAs: o.madeAs }))
   if (store !== undefined) {
-    const moves = outbox.filter((o, i) => o !== stored.outbox[i]).map((o) => ({ from: o.clientSeq, to: o.clientSeq, name: o.name, args: o.args }))
+    const moves = outbox.filter((o, i) => o !== stored.outbox[i]).map((o) => ({ from: o.clientSeq, to: o.clientSeq, name: o.name, args: o.args, madeAs: o.madeAs }))
     if (moves.length > 0) await store.renumberOutbox(docId, stored.meta, moves)
     await store.confirm(docId, {
       meta: { ...stored.meta, version: machine.version, confirmedSeq: at },

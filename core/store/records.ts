@@ -102,14 +102,18 @@ export const checkMark = (v: unknown): ClientMark => {
   return { last: last!, acked: acked!, evictedThrough: evictedThrough!, evictedBound: evictedBound!, incarnation: incarnation! }
 }
 
-// ---- outcome run: [incarnation, [[hash, seq] | [hash, -1, code, message], ...]] ----
+// ---- outcome run: [incarnation, [[hash, seq, madeAs?] | [hash, -1, code, message, madeAs?], ...]] ----
 // The outcomes of one client's contiguous clientSeqs processed in one commit, keyed by the
 // first clientSeq: written once, deleted when acknowledged or pushed out of the window.
+// (`madeAs` was added compatibly: a reader that does not know it ignores the extra element.)
 
-/** One outcome as the authority keeps it: `hash` identifies the command it answers. */
+/**
+ * One outcome as the authority keeps it: `hash` identifies the command it answers; `madeAs`,
+ * the number the command was made under if it was renumbered before it came (protocol 3).
+ */
 export type StoredOutcome =
-  | { readonly hash: number; readonly seq: number }
-  | { readonly hash: number; readonly rejection: Rejection }
+  | { readonly hash: number; readonly seq: number; readonly madeAs?: number }
+  | { readonly hash: number; readonly rejection: Rejection; readonly madeAs?: number }
 
 export interface OutcomeRun {
   readonly first: number
@@ -119,7 +123,11 @@ export interface OutcomeRun {
 
 const runTuple = (r: OutcomeRun): unknown => [
   r.incarnation,
-  r.outcomes.map((o) => ("seq" in o ? [o.hash, o.seq] : [o.hash, -1, o.rejection.code, o.rejection.message])),
+  r.outcomes.map((o) => {
+    const t: unknown[] = "seq" in o ? [o.hash, o.seq] : [o.hash, -1, o.rejection.code, o.rejection.message]
+    if (o.madeAs !== undefined) t.push(o.madeAs)
+    return t
+  }),
 ]
 export const writeRun = (w: ByteWriter, r: OutcomeRun): void => writeValue(w, runTuple(r))
 export const encodeRun = (r: OutcomeRun): Uint8Array => encodeCanonical(runTuple(r))
@@ -129,10 +137,13 @@ export const runChecker = (first: number) => (v: unknown): OutcomeRun => {
   const outcomes: StoredOutcome[] = []
   for (const o of v[1] as unknown[]) {
     if (!Array.isArray(o) || !isNum(o[0]) || !isNum(o[1])) return fail("outcome")
-    if (o[1] >= 0) outcomes.push({ hash: o[0], seq: o[1] })
+    const madeAs = o[o[1] >= 0 ? 2 : 4]
+    if (madeAs !== undefined && !isNum(madeAs)) return fail("outcome")
+    const moved = madeAs !== undefined ? { madeAs } : {}
+    if (o[1] >= 0) outcomes.push({ hash: o[0], seq: o[1], ...moved })
     else {
       if (!isStr(o[2]) || !isStr(o[3])) return fail("outcome")
-      outcomes.push({ hash: o[0], rejection: { code: o[2] as RejectionCode, message: o[3] } })
+      outcomes.push({ hash: o[0], rejection: { code: o[2] as RejectionCode, message: o[3] }, ...moved })
     }
   }
   return { first, incarnation: v[0], outcomes }
@@ -184,11 +195,13 @@ export const checkSnapshot = (v: unknown): { seq: number; state: Uint8Array } =>
   return { seq: v[0], state: v[1] }
 }
 
-// ---- outbox: [name, args] ----
+// ---- outbox: [name, args, madeAs?] ----
+// (`madeAs`, the number a renumbered command was made under, was added compatibly.)
 
-export const encodeOutbox = (name: string, args: unknown): Uint8Array => encodeCanonical([name, args])
+export const encodeOutbox = (name: string, args: unknown, madeAs?: number): Uint8Array => encodeCanonical(madeAs === undefined ? [name, args] : [name, args, madeAs])
 
-export const checkOutbox = (v: unknown): { name: string; args: unknown } => {
-  if (!Array.isArray(v) || v.length !== 2 || !isStr(v[0])) return fail("outbox record")
-  return { name: v[0], args: v[1] }
+export const checkOutbox = (v: unknown): { name: string; args: unknown; madeAs?: number } => {
+  // (madeAs is sent as it is: a number a submit can carry, or the record is corrupt.)
+  if (!Array.isArray(v) || v.length < 2 || v.length > 3 || !isStr(v[0]) || v.length > 2 && !(Number.isSafeInteger(v[2]) && (v[2] as number) > 0)) return fail("outbox record")
+  return { name: v[0], args: v[1], madeAs: v[2] }
 }

@@ -31,14 +31,14 @@ const storedState = (docId: string, bytes: Uint8Array): unknown => {
  * again on top of the state. One stored by an older machine and no longer valid here applies
  * as nothing and is sent as it is: the authority will say so.
  */
-const restored = (machine: Machine<any, any>, o: { readonly clientSeq: number; readonly name: string; readonly args: unknown }): PendingCommand => {
+const restored = (machine: Machine<any, any>, o: { readonly clientSeq: number; readonly name: string; readonly args: unknown; readonly madeAs?: number }): PendingCommand => {
   const cmd = machine.compiled.get(o.name)
   const decoded = cmd?.decode(o.args)
   const valid = cmd !== undefined && decoded !== undefined && !Result.isFailure(decoded)
   return {
     clientSeq: o.clientSeq, name: o.name, args: valid ? decoded.success : undefined, encoded: o.args,
     cmd: valid ? cmd : nothing(machine),
-    journal: undefined, localRejection: undefined, persisted: true,
+    journal: undefined, localRejection: undefined, persisted: true, madeAs: o.madeAs,
   }
 }
 

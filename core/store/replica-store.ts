@@ -39,7 +39,7 @@ export interface StoredReplicaDoc {
   /** Confirmed entries after the snapshot, in seq order. */
   readonly entries: ReadonlyArray<Entry>
   /** Outbox in clientSeq order. */
-  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown }>
+  readonly outbox: ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly args: unknown; readonly madeAs?: number }>
   /** The stored state was migrated locally (an app upgrade) and the authority's has not arrived yet. */
   readonly provisional: boolean
   /** CRDT changes waiting to go again, in the order they wait. */
@@ -52,6 +52,8 @@ export interface OutboxRecord {
   readonly name: string
   readonly args: unknown
   readonly dequeued?: number
+  /** Renumbered by the hub: the number it was made under (sent with it, see CommandRequest). */
+  readonly madeAs?: number
 }
 
 export interface ConfirmBatch {
@@ -73,7 +75,7 @@ export interface ConfirmBatch {
 
 const outboxOps = (docId: string, ops: BatchOp[], commands: ReadonlyArray<OutboxRecord>): void => {
   for (const c of commands) {
-    ops.push({ type: "put", key: K.replicaOutbox(docId, c.clientSeq), value: encodeOutbox(c.name, c.args) })
+    ops.push({ type: "put", key: K.replicaOutbox(docId, c.clientSeq), value: encodeOutbox(c.name, c.args, c.madeAs) })
     if (c.dequeued !== undefined) ops.push({ type: "del", key: K.replicaQueued(docId, c.dequeued) })
   }
 }
@@ -195,7 +197,7 @@ export class ReplicaStore {
       entries.push(decodeRecord(value, `entry ${seq}`, docId, key, entryChecker(seq)))
     }
     const oPrefix = K.replicaOutboxPrefix(docId)
-    const outbox: { clientSeq: number; name: string; args: unknown }[] = []
+    const outbox: { clientSeq: number; name: string; args: unknown; madeAs?: number }[] = []
     for (const [key, value] of await this.kv.range({ gte: oPrefix, lt: K.prefixEnd(oPrefix) })) {
       const clientSeq = K.seqFromKey(key)
       outbox.push({ clientSeq, ...decodeRecord(value, `outbox record ${clientSeq}`, docId, key, checkOutbox) })
@@ -212,11 +214,11 @@ export class ReplicaStore {
   }
 
   /** Moves outbox records to new clientSeqs (the hub said numbering resumes higher), atomically with the meta. */
-  async renumberOutbox(docId: string, meta: ReplicaMeta, moves: ReadonlyArray<{ from: number; to: number; name: string; args: unknown }>): Promise<void> {
+  async renumberOutbox(docId: string, meta: ReplicaMeta, moves: ReadonlyArray<{ from: number; to: number; name: string; args: unknown; madeAs?: number }>): Promise<void> {
     if (!this.#opened) await this.open()
     const ops: BatchOp[] = []
     for (const m of moves) ops.push({ type: "del", key: K.replicaOutbox(docId, m.from) })
-    for (const m of moves) ops.push({ type: "put", key: K.replicaOutbox(docId, m.to), value: encodeOutbox(m.name, m.args) })
+    for (const m of moves) ops.push({ type: "put", key: K.replicaOutbox(docId, m.to), value: encodeOutbox(m.name, m.args, m.madeAs) })
     ops.push({ type: "put", key: K.replicaMeta(docId), value: encodeReplicaMeta(meta) })
     await this.kv.batch(ops)
   }

@@ -171,7 +171,7 @@ export class StoredLane<T> implements DocLane<T> {
   }
 
   #record(p: PendingCommand): OutboxRecord {
-    return { clientSeq: this.#number(p), name: p.name, args: p.encoded, ...(p.dequeued !== undefined ? { dequeued: p.dequeued } : {}) }
+    return { clientSeq: this.#number(p), name: p.name, args: p.encoded, ...(p.dequeued !== undefined ? { dequeued: p.dequeued } : {}), madeAs: p.madeAs }
   }
 
   /** Commands handed over: written under their numbers of now. */
@@ -395,7 +395,7 @@ export class StoredLane<T> implements DocLane<T> {
           entries: [],
           settled: [...carry.dropped, ...moved.map((m) => m.from)],
           queued: carry.queued,
-          outbox: [...carry.commands.map((p) => this.#record(p)), ...moved.map((m) => ({ clientSeq: m.to, name: m.command.name, args: m.command.encoded }))],
+          outbox: [...carry.commands.map((p) => this.#record(p)), ...moved.map((m) => ({ clientSeq: m.to, name: m.command.name, args: m.command.encoded, madeAs: m.command.madeAs }))],
         }))
       },
       () => {

@@ -43,7 +43,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     name: "skip-dedupe",
     breaks: "a retried clientSeq is applied again",
     patches: [
-      { file: TABLE, anchor: "if (clientSeq === m.last + 1) return { kind: \"new\" }", replacement: "if (clientSeq <= m.last + 1) return { kind: \"new\" }" },
+      { file: TABLE, anchor: "if (clientSeq === m.last + 1) {", replacement: "if (clientSeq <= m.last + 1) {" },
       { file: TABLE, anchor: "if (clientSeq !== m.last + 1) throw", replacement: "if (false) throw" },
       { file: TABLE, anchor: "    m.last = clientSeq\n", replacement: "    m.last = Math.max(m.last, clientSeq)\n" },
     ],
@@ -356,6 +356,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     name: "reset-unfenced",
     breaks: "after a sequence-reset the hub takes a submit already on its way, numbered before the renumbering: its command applies under its old number and again under its new one",
     patches: [{ file: AUTH, anchor: "if (where.kind === \"conflict\") this.fenced.add(conn)", replacement: "" }],
+    simArgs: ["--rollbacks", "8"],
+  },
+  {
+    name: "made-as-ignored",
+    breaks: "the hub does not look a renumbered command up by the number it was made under: a store restored from a backup taken before the renumbering sends it under that number, and it applies again",
+    patches: [{ file: TABLE, anchor: "if (hash === 0) return undefined", replacement: "return undefined" }],
     simArgs: ["--rollbacks", "8"],
   },
 ]

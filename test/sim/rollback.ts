@@ -6,13 +6,14 @@
  * since, and numbers new commands with numbers the hub gave to commands made after the
  * backup, so the hub renumbers them (`sequence-reset`) under crashes, failed writes and every
  * fault of the world. (A copy that keeps running beside its original is out of reach: two
- * devices numbering under one clientId, README "Skip or replay commands".)
+ * devices numbering under one clientId, README "A device restored from an older backup".)
  *
  * The devices write to their own document, of a machine (`Tags`) whose every command carries
  * a unique tag, so each command is recognised in the log whatever number it ends up under:
  *
  * - `rollback` exactly once: no tag twice in the document (but for the known limit: a command
- *   the hub renumbered after a backup holding it was taken, `rollbackRenumberedTwice`);
+ *   the hub renumbered after a backup holding it was taken, and took without the number it
+ *   was made under, as a hub start that speaks protocol 1 only does: `rollbackRenumberedTwice`);
  * - `rollback` nothing lost: a tag stored in its device's outbox is in the document, unless a
  *   restore from a backup taken before it was stored came before the hub had it;
  * - `rollback` acknowledged: a receipt's seq holds its tag; a `confirmed` event's seq holds a tag
@@ -26,6 +27,7 @@ import { seededRandom } from "../../core/internal.js"
 import { MemoryStorage, type MemoryNetwork } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
 import { codeOf, message } from "./guard.js"
+import type { OutcomeRun, StoredOutcome } from "../../core/store/records.js"
 
 export const ROLLBACK_DOC = "rollback-tags"
 
@@ -81,6 +83,12 @@ export interface RollbackWorld {
   readonly fail: (s: string) => void
   readonly log: (s: string) => void
   readonly stats: Record<string, number>
+}
+
+/** The kept outcome of clientSeq `n` among a client's outcome runs. */
+const outcomeAt = (runs: ReadonlyArray<OutcomeRun>, n: number): StoredOutcome | undefined => {
+  const run = runs.find((r) => r.first <= n && n < r.first + r.outcomes.length)
+  return run?.outcomes[n - run.first]
 }
 
 export class RollbackDevices {
@@ -267,7 +275,17 @@ export class RollbackDevices {
   }
 
   /** The invariants, against the authority's document at the end. */
-  check(authority: { readonly seq: number; readonly hash: string; readonly tags: ReadonlyArray<string> } | string, entries: ReadonlyArray<Entry> | string): void {
+  /** The clientIds the devices wrote under (a moved device's is its original's). */
+  clientIds(): string[] {
+    return [...new Set([...this.devices, ...this.retired].flatMap((d) => (d.clientId === undefined ? [] : [d.clientId])))]
+  }
+
+  /**
+   * The invariants, against the authority's document at the end. `runs`: the hub's kept
+   * outcomes of each clientId (they say which commands came renumbered with the number they
+   * were made under).
+   */
+  check(authority: { readonly seq: number; readonly hash: string; readonly tags: ReadonlyArray<string> } | string, entries: ReadonlyArray<Entry> | string, runs: ReadonlyMap<string, ReadonlyArray<OutcomeRun>>): void {
     const fail = (s: string) => this.w.fail(`rollback: ${s}`)
     if (typeof authority === "string") return fail(`the hub cannot load ${ROLLBACK_DOC}: ${authority}`)
     const { tags } = authority
@@ -275,16 +293,20 @@ export class RollbackDevices {
     tags.forEach((t, i) => {
       const first = at.get(t)
       if (first === undefined) return void at.set(t, i)
-      // The known limit (README, "Skip or replay commands"): a command the hub renumbered after
-      // a backup holding it was taken is in the restored outbox under its old number, which
-      // the hub holds another command under; nothing tells the two apart, and it applies again.
-      // Its first entry is under another number than it was made under, and a backup of its
-      // clientId taken after it was made was restored.
+      // The known limit (README, "A device restored from an older backup"): a command the hub
+      // renumbered after a backup holding it was taken is in the restored outbox under its old
+      // number, which the hub holds another command under. From protocol 3 on the renumbered
+      // command says the number it was made under and the hub finds it by that; a hub start
+      // that spoke protocol 1 only took it without, and then nothing tells the two apart. Its
+      // first entry is under another number than it was made under, its outcome there has no
+      // made-under number, and a backup of its clientId taken after it was made was restored.
       const m = this.made.get(t)
       const firstEntry = typeof entries === "string" ? undefined : entries[first]
       const renumbered = m !== undefined && firstEntry !== undefined && firstEntry.clientSeq !== m.numbered
       const lineage = [...this.devices, ...this.retired].filter((d) => d.clientId === m?.device.clientId)
-      if (m !== undefined && renumbered && lineage.some((d) => d.restores.some((r) => r.takenAt >= m.madeAt))) {
+      const outcome = firstEntry === undefined ? undefined : outcomeAt(runs.get(firstEntry.clientId) ?? [], firstEntry.clientSeq)
+      if (renumbered && outcome?.madeAs !== undefined) fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${first + 1} and ${i + 1}, though the hub took it saying it was made under ${outcome.madeAs}`)
+      else if (m !== undefined && renumbered && outcome !== undefined && lineage.some((d) => d.restores.some((r) => r.takenAt >= m.madeAt))) {
         this.w.stats.rollbackRenumberedTwice = (this.w.stats.rollbackRenumberedTwice ?? 0) + 1
         this.w.log(`rollback: ${t}, renumbered after a backup that holds it, is in ${ROLLBACK_DOC} twice (seq ${first + 1} and ${i + 1}): the known limit`)
       } else fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${first + 1} and ${i + 1}`)

@@ -15,8 +15,8 @@
  *   steady clocks are not);
  * - hostile clients (hostile.ts): bad arguments, prototype keys, oversized and deep
  *   arguments, clientSeq gaps and duplicates, forged clientIds;
- * - wire protocols mixed: each replica incarnation speaks 1 or 1..2, each hub start 1..2 or
- *   (a rolling downgrade) 1 only;
+ * - wire protocols mixed: each replica incarnation speaks 1, 1..2 (an older app) or 1..3, each
+ *   hub start 1..3 or (a rolling downgrade) 1 only;
  * - snapshots and compaction all the time (a small policy), replicas far behind or new
  *   joining by snapshot stream, long replica outages past the horizon with an outbox, hub
  *   crashes aimed at snapshot and compaction writes, stream chunks corrupted or cut on the
@@ -39,6 +39,7 @@
  */
 import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type Receipt, type ServerMessage, replicaStorage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
+import type { OutcomeRun } from "../../core/store/records.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
 import { Big, SimText, SimTextLowered, TodoPlus, makeDrifting } from "./machines.js"
@@ -152,9 +153,9 @@ export interface SimOptions {
   /** Entries per catch-up page of the authority (small, so paging is exercised). Default 8. */
   readonly catchUpPage?: number
   /**
-   * Wire protocol versions: "mixed" (default) gives each replica incarnation protocol 1 or
-   * 1..2 and each hub start 1..2 or, now and then, 1 only (a rolling downgrade); "v1" or "v2"
-   * pins everyone.
+   * Wire protocol versions: "mixed" (default) gives each replica incarnation protocol 1, 1..2
+   * (an older app) or 1..3, and each hub start 1..3 or, now and then, 1 only (a rolling
+   * downgrade); "v1" or "v2" pins everyone.
    */
   readonly protocols?: "mixed" | "v1" | "v2"
   /**
@@ -275,6 +276,7 @@ type Range = { readonly min: number; readonly max: number }
 const V1: Range = { min: 1, max: 1 }
 const V12: Range = { min: 1, max: 2 }
 const V2: Range = { min: 2, max: 2 }
+const V13: Range = { min: 1, max: 3 }
 
 interface DocSpec {
   readonly docId: string
@@ -517,7 +519,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (hubProc.alive && hubStarted) return
       hubStarted = true
       hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
-      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : rng() < 0.2 ? V1 : V12
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : rng() < 0.2 ? V1 : V13
       // Documents nobody follows: unloaded at once, kept briefly one at a time, or kept as by default;
       // the first two make the hub reload documents from storage all the time.
       const keep = rng()
@@ -655,7 +657,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         }
       }
       let client: CanonClient
-      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : rng() < 0.4 ? V1 : V12
+      // The newest app speaks 1..3; every other incarnation is an older one that speaks 1..2.
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : rng() < 0.4 ? V1 : r.incarnations.length % 2 === 1 ? V13 : V12
       try {
         client = await CanonClient.open({
           protocol,
@@ -1494,7 +1497,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         (e: unknown) => `${codeOf(e)}: ${message(e)}`,
       )
       // Every entry ever made durable (compaction deletes them from the store).
-      rollback.check(authority, typeof authority === "string" ? [] : shadow.log(ROLLBACK_DOC, authority.seq))
+      const kept = store
+      const runs = new Map<string, OutcomeRun[]>()
+      for (const clientId of rollback.clientIds()) runs.set(clientId, await drive(`reading ${clientId}'s outcomes of ${ROLLBACK_DOC}`, kept.runs(ROLLBACK_DOC, clientId)).catch(() => []))
+      rollback.check(authority, typeof authority === "string" ? [] : shadow.log(ROLLBACK_DOC, authority.seq), runs)
     }
     const textFailures: string[] = []
     if (textSpec !== undefined) {

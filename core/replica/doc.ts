@@ -241,8 +241,11 @@ export class Doc<M extends Machine<any, any>> {
   #incomingScheduled = false
   /** Settled commands whose outbox removal is not durable yet. */
   readonly #settling = new Set<number>()
-  /** Own commands the hub answered with "applied at seq <= X": settled once confirmedSeq reaches X. */
-  readonly #settleAt = new Map<PendingCommand, number>()
+  /**
+   * Own commands the hub answered with "applied at seq X" (or "at seq <= X"), settled once
+   * confirmedSeq reaches X: the entry there may be under another number (a renumbered command).
+   */
+  readonly #settleAt = new Map<PendingCommand, OwnConfirmation>()
   readonly #maxCommandBytes: number
   readonly #maxSnapshotBytes: number
   /** The snapshot stream being received (kept across a disconnect, to resume). */
@@ -829,7 +832,7 @@ export class Doc<M extends Machine<any, any>> {
             if (o.seqAtMost <= this.#rs.confirmedSeq) {
               settle.add(o.clientSeq)
               acceptedEarlier.push({ command: p, seq: o.seqAtMost, upperBound: true })
-            } else this.#settleAt.set(p, o.seqAtMost)
+            } else this.#settleAt.set(p, { command: p, seq: o.seqAtMost, upperBound: true })
           } else if (o.seq <= this.#rs.confirmedSeq) {
             // Confirmed inside a state transfer: no entry will come for it.
             settle.add(o.clientSeq)
@@ -838,7 +841,7 @@ export class Doc<M extends Machine<any, any>> {
             // Its entry is on its way; meanwhile no renumbering may move it (a store restored
             // from a backup resends a command applied since, then a new one the hub renumbers:
             // moved, it went again under a new number and was applied twice).
-            this.#settleAt.set(p, o.seq)
+            this.#settleAt.set(p, { command: p, seq: o.seq })
           }
         }
         if (settle.size === 0) return
@@ -1128,16 +1131,16 @@ export class Doc<M extends Machine<any, any>> {
   }
 
 
-  /** Commands answered "applied at seq <= X" settle once the confirmed state has reached X. */
+  /** Commands answered "applied at seq X" (or "at seq <= X") settle once the confirmed state has reached X. */
   #settleReached(): void {
-    const due: { command: PendingCommand; seq: number }[] = []
-    for (const [p, seq] of this.#settleAt) {
+    const due: OwnConfirmation[] = []
+    for (const [p, c] of this.#settleAt) {
       if (this.#rs.pendingAt(p.clientSeq) !== p) this.#settleAt.delete(p) // its entry confirmed it
-      else if (seq <= this.#rs.confirmedSeq) due.push({ command: p, seq })
+      else if (c.seq <= this.#rs.confirmedSeq) due.push(c)
     }
     if (due.length === 0) return
     for (const d of due) this.#settleAt.delete(d.command)
-    this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map(), due.map((d) => ({ ...d, upperBound: true as const })))
+    this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map(), due)
   }
 
   /** The outbox removals of these are stored: the app hears of them. */

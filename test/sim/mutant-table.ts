@@ -350,13 +350,16 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     name: "answered-renumbered",
     breaks: "a renumbering moves a command the hub answered at a seq the replica has not caught up to: a store restored from a backup applies it twice",
     patches: [{ file: DOC, anchor: "this.#rs.renumber(from, down, this.#settleAt)", replacement: "this.#rs.renumber(from, down, new Map())" }],
-    simArgs: ["--rollbacks", "8"],
+    // Protocol 2: from protocol 3 on the moved command also says the number it was made under,
+    // and the hub finds it by that (made-as-ignored), so this fix is the one that holds for older apps.
+    simArgs: ["--rollbacks", "8", "--protocols", "v2"],
   },
   {
     name: "reset-unfenced",
     breaks: "after a sequence-reset the hub takes a submit already on its way, numbered before the renumbering: its command applies under its old number and again under its new one",
     patches: [{ file: AUTH, anchor: "if (where.kind === \"conflict\") this.fenced.add(conn)", replacement: "" }],
-    simArgs: ["--rollbacks", "8"],
+    // Protocol 2, as answered-renumbered: protocol 3's made-under number covers this one too.
+    simArgs: ["--rollbacks", "8", "--protocols", "v2"],
   },
   {
     name: "made-as-ignored",

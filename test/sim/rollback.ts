@@ -5,8 +5,8 @@
  * and its outbox and numbering are the backup's: it resends commands the hub may have applied
  * since, and numbers new commands with numbers the hub gave to commands made after the
  * backup, so the hub renumbers them (`sequence-reset`) under crashes, failed writes and every
- * fault of the world. (A copy that keeps running beside its original is out of reach: two
- * devices numbering under one clientId, README "A device restored from an older backup".)
+ * fault of the world. In odd seeds the old device keeps running beside the new one instead: a
+ * store copied to a second device, two devices numbering under one clientId.
  *
  * The devices write to their own document, of a machine (`Tags`) whose every command carries
  * a unique tag, so each command is recognised in the log whatever number it ends up under:
@@ -243,20 +243,29 @@ export class RollbackDevices {
     })
   }
 
-  /** `d` stops for good; a new device goes on from its newest backup (a phone replaced by a new one). */
+  /**
+   * A new device goes on from `d`'s newest backup (a phone replaced by a new one): `d` stops
+   * for good, or, in odd seeds, keeps running beside its copy (a store copied to a second
+   * device: two devices numbering under one clientId and secret).
+   */
   private async move(d: Device): Promise<void> {
     const b = d.backups.at(-1)
     if (!this.w.active() || b === undefined || d.name.endsWith("-moved")) return
-    this.devices.splice(this.devices.indexOf(d), 1)
-    this.retired.push(d)
-    this.kill(d)
-    // What it stored after the backup may be lost with it, as with a restore.
-    d.restores.push({ at: this.w.now(), takenAt: b.takenAt })
+    const copy = this.w.seed % 2 === 1
     const moved = this.device(`${d.name}-moved`, await this.diskOf(b))
-    // Its outbox is d's at the backup: those commands are d's, and judged as d's.
+    if (!copy) {
+      this.devices.splice(this.devices.indexOf(d), 1)
+      this.retired.push(d)
+      this.kill(d)
+    }
+    // Its outbox is d's at the backup: those commands are d's, and judged as d's. Moved, what d
+    // stored after the backup may be lost with it, as with a restore; copied, the copy starts
+    // from a backup (the known limit looks for one, `check`).
+    const restored = copy ? moved : d
+    restored.restores.push({ at: this.w.now(), takenAt: b.takenAt })
     this.devices.push(moved)
-    this.w.stats.rollbackMoves = (this.w.stats.rollbackMoves ?? 0) + 1
-    this.w.log(`${d.name} stops for good; ${moved.name} starts from its backup of ${b.takenAt - 1_700_000_000_000}`)
+    this.w.stats[copy ? "rollbackCopies" : "rollbackMoves"] = (this.w.stats[copy ? "rollbackCopies" : "rollbackMoves"] ?? 0) + 1
+    this.w.log(`${d.name} ${copy ? "goes on beside" : "stops for good;"} ${moved.name}, started from its backup of ${b.takenAt - 1_700_000_000_000}`)
     void this.open(moved)
   }
 

@@ -96,10 +96,11 @@ export const CORE_LIMIT_BYTES = 45_000
  * restored from a backup applied commands twice or lost them; a replica now takes an own entry
  * for a pending command only if it is that command, keeps answered commands' numbers through a
  * renumbering, and subscribes again after a sequence-reset before sending (+60 B together).
- * Raised 2026-12-05 (nineteenth session) to 48,700 (48,674 B measured): a command the hub
+ * Raised 2026-12-05 (nineteenth session) to 48,700 (48,695 B measured): a command the hub
  * renumbered after a backup holding it was taken applied twice once that backup was restored;
  * a renumbered command now keeps the number it was made under and sends it (protocol 3's
- * submit3 frame), so the hub finds it; an answer's exact seq is kept as exact (+66 B).
+ * submit3 frame), so the hub finds it; an answer's exact seq is kept as exact; compat mode
+ * compares an own entry with the form its command was sent in (+87 B).
  */
 export const CORE_GUARD_BYTES = 48_700
 

@@ -19,6 +19,11 @@ export interface Entry {
    * arguments, which that client holds in its outbox.
    */
   readonly elided?: true
+  /**
+   * Compat mode, in memory only: an entry of this replica's clientId that is not the pending
+   * command under its number (core/schema/compat.ts `upcast`).
+   */
+  readonly foreign?: true
 }
 
 /** A command as a replica sends it. */

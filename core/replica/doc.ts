@@ -800,7 +800,7 @@ export class Doc<M extends Machine<any, any>> {
       case "entries": {
         let entries = msg.compact === true ? this.#expandEntries(msg.entries, msg.elide) : msg.entries
         // Compat mode: entries of the hub's version, upcast to the app's.
-        if (entries !== undefined && this.#compat !== undefined) entries = this.#compat.upcast(entries, msg.entries, (cs) => this.#rs.pendingAt(cs))
+        if (entries !== undefined && this.#compat !== undefined) entries = this.#compat.upcast(entries, msg.entries, (e) => (e.clientId === this.clientId ? this.#rs.pendingAt(e.clientSeq) : undefined))
         if (entries === undefined) {
           this.#error("protocol-error", `Unreadable entries of "${this.docId}"; following again.`)
           this.#flushIncoming()

@@ -240,8 +240,8 @@ export class ReplicaState<S> {
         applied.push(e)
         if (e.clientId === this.clientId) {
           const p = this.#byClientSeq.get(e.clientSeq)
-          // (Compat mode's entries come converted from the hub's version: matched by number.)
-          if (p !== undefined && (this.sameForm !== undefined || sameCommand(e, p))) {
+          // (Compat mode's entries come converted from the hub's version: compared in the hub's form, compat.ts `upcast`.)
+          if (p !== undefined && (this.sameForm !== undefined ? e.foreign !== true : sameCommand(e, p))) {
             this.#byClientSeq.delete(e.clientSeq)
             confirmed.push({ command: p, seq: e.seq })
           }

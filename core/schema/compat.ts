@@ -44,10 +44,21 @@ export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, 
       return form === undefined ? undefined : { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: form.name, args: p.name === AS ? p.encoded : form.args }
     },
     sameForm: (e, p) => e.name === p.name && sameBytes(encodeCanonical(e.args), encodeCanonical(p.encoded)),
-    upcast: (entries, wire, pendingAt) => {
+    upcast(entries, wire, pendingOf) {
       // Own `$as` commands are filled in as written (the app's version); other own ones in the hub's form.
-      const own = new Set(wire.filter((e) => e.elided === true && pendingAt(e.clientSeq)?.name === AS).map((e) => e.seq))
-      return h.entriesForVersion(entries, app.version, (seq) => (own.has(seq) ? app.version : hub)).entries
+      const own = new Set(wire.filter((e) => e.elided === true && pendingOf(e)?.name === AS).map((e) => e.seq))
+      // An own entry that came whole is the pending command under its number only if the hub
+      // logged that command's form: upcast, a lossy form cannot be compared any more.
+      // (`entries` are `wire` expanded, one for one.)
+      const foreign = new Set<number>()
+      entries.forEach((e, i) => {
+        const p = wire[i]?.elided === true ? undefined : pendingOf(e)
+        if (p === undefined) return
+        const sent = h.downcastOutbox([p], app.version, hub).out[0]
+        if (sent === undefined || sent.name !== e.name || !sameBytes(encodeCanonical(sent.args), encodeCanonical(e.args))) foreign.add(e.seq)
+      })
+      const up = h.entriesForVersion(entries, app.version, (seq) => (own.has(seq) ? app.version : hub)).entries
+      return foreign.size === 0 ? up : up.map((e) => (foreign.has(e.seq) ? { ...e, foreign: true as const } : e))
     },
     migrate: (bytes, docId, seq) =>
       encodeCanonical(h.migrateState(decodeCanonical(bytes), hub, app.version, makeContext(docId, seq, 0, "$local"))),

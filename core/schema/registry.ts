@@ -90,8 +90,13 @@ export interface CompatSession {
   ownEntry(e: Entry, command: PendingForm): Entry | undefined
   /** Whether an own entry was logged in the very form applied here (a downcast may lose something): only then is it an echo. */
   sameForm(e: Entry, command: PendingForm): boolean
-  /** Entries of the hub's version (`wire`: as they came, to tell own elided ones) upcast to the app's. */
-  upcast(entries: ReadonlyArray<Entry>, wire: ReadonlyArray<Entry>, pendingAt: (clientSeq: number) => PendingForm | undefined): Entry[]
+  /**
+   * Entries of the hub's version (`wire`: as they came, to tell own elided ones) upcast to the
+   * app's. `pendingOf`: the pending command under an own entry's number. An own entry that is
+   * not that command in the hub's form (a store restored from a backup numbers new commands
+   * like its old life's) comes marked `foreign`.
+   */
+  upcast(entries: ReadonlyArray<Entry>, wire: ReadonlyArray<Entry>, pendingOf: (e: Entry) => PendingForm | undefined): Entry[]
   /** A state of the hub's version, at `seq`, migrated to the app's. */
   migrate(state: Uint8Array, docId: string, seq: number): Uint8Array
 }

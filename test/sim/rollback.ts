@@ -83,6 +83,8 @@ export interface RollbackWorld {
   readonly fail: (s: string) => void
   readonly log: (s: string) => void
   readonly stats: Record<string, number>
+  /** Whether a hub start that speaks no protocol 3 ran at or after time `t` (`now`'s clock). */
+  readonly oldHubSince: (t: number) => boolean
 }
 
 /** The kept outcome of clientSeq `n` among a client's outcome runs. */
@@ -308,14 +310,15 @@ export class RollbackDevices {
       // command says the number it was made under and the hub finds it by that; a hub start
       // that spoke protocol 1 only took it without, and then nothing tells the two apart. Its
       // first entry is under another number than it was made under, its outcome there has no
-      // made-under number, and a backup of its clientId taken after it was made was restored.
+      // made-under number, a hub start that speaks no protocol 3 ran after it was made, and a
+      // backup of its clientId taken after it was made was restored.
       const m = this.made.get(t)
       const firstEntry = typeof entries === "string" ? undefined : entries[first]
       const renumbered = m !== undefined && firstEntry !== undefined && firstEntry.clientSeq !== m.numbered
       const lineage = [...this.devices, ...this.retired].filter((d) => d.clientId === m?.device.clientId)
       const outcome = firstEntry === undefined ? undefined : outcomeAt(runs.get(firstEntry.clientId) ?? [], firstEntry.clientSeq)
       if (renumbered && outcome?.madeAs !== undefined) fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${first + 1} and ${i + 1}, though the hub took it saying it was made under ${outcome.madeAs}`)
-      else if (m !== undefined && renumbered && outcome !== undefined && lineage.some((d) => d.restores.some((r) => r.takenAt >= m.madeAt))) {
+      else if (m !== undefined && renumbered && outcome !== undefined && this.w.oldHubSince(m.madeAt) && lineage.some((d) => d.restores.some((r) => r.takenAt >= m.madeAt))) {
         this.w.stats.rollbackRenumberedTwice = (this.w.stats.rollbackRenumberedTwice ?? 0) + 1
         this.w.log(`rollback: ${t}, renumbered after a backup that holds it, is in ${ROLLBACK_DOC} twice (seq ${first + 1} and ${i + 1}): the known limit`)
       } else fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${first + 1} and ${i + 1}`)

@@ -512,6 +512,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     let hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
     let hub: Hub
     let hubStarted = false
+    // When each hub process started, and whether it speaks no protocol 3 (rollback.ts's known limit).
+    const hubStarts: Array<{ readonly at: number; readonly old: boolean }> = []
     /** What each connection delivered to the hub (the churner's queue check). */
     const deliveries: Deliveries = new Map()
     const startHub = () => {
@@ -520,6 +522,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       hubStarted = true
       hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
       const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : rng() < 0.2 ? V1 : V13
+      hubStarts.push({ at: vrt.now(), old: protocol.max < 3 })
       // Documents nobody follows: unloaded at once, kept briefly one at a time, or kept as by default;
       // the first two make the hub reload documents from storage all the time.
       const keep = rng()
@@ -1299,7 +1302,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
 
     // Stores that go back in time, from their own streams.
     const rollback = rollbackOn
-      ? new RollbackDevices({ net, rt, now: () => vrt.now(), seed, activeMs, restores: o.rollbacks, active: () => phase === "active", fail, log, stats })
+      ? new RollbackDevices({
+        net, rt, now: () => vrt.now(), seed, activeMs, restores: o.rollbacks, active: () => phase === "active", fail, log, stats,
+        oldHubSince: (t) => hubStarts.some((h, i) => h.old && (hubStarts[i + 1]?.at ?? Infinity) > t),
+      })
       : undefined
     rollback?.start()
 

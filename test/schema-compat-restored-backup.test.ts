@@ -53,6 +53,6 @@ test("compat mode: a command made on a restored store under a number its old lif
   expect(told).toEqual(["confirmed 1 at 1", "confirmed 4 at 4"])
   expect((await n).seq).toBe(4)
   const authority = await hub.doc("c", ColorV1)
-  expect([authority.seq, authority.state]).toEqual([4, { rgb: [10, 10, 10] }])
+  expect([authority.headSeq, authority.state]).toEqual([4, { rgb: [10, 10, 10] }])
   expect(again.state).toEqual({ hex: "#0a0a0a" })
 })

@@ -24,7 +24,7 @@
  *   --faults F                 network and crash faults, 0 = none (1)
  *   --ops N --active-ms N      workload ticks and active virtual time (160, 20000)
  *   --checkpoint-every N --catch-up-page N (16, 8)
- *   --protocols mixed|v1|v2    wire protocol of replicas and hub starts (mixed)
+ *   --protocols mixed|v1|v2|v3 wire protocol of replicas and hub starts (mixed)
  *   --snapshots 0|1            small snapshot policy: snapshots, compaction, streams (1)
  *   --graceful-stops P         share of the hub's random stops that close it gracefully instead of killing it (0.3)
  *   --snapshot-crashes P       probability a hub crash is aimed at a snapshot/compaction write (0.05)
@@ -89,10 +89,10 @@ for (const a of value("attacks")?.split(",") ?? []) {
     process.exit(2)
   }
 }
-function protocols(): "mixed" | "v1" | "v2" {
+function protocols(): "mixed" | "v1" | "v2" | "v3" {
   const v = value("protocols") ?? "mixed"
-  if (v !== "mixed" && v !== "v1" && v !== "v2") {
-    console.error(`--protocols is mixed, v1 or v2, not ${JSON.stringify(v)}`)
+  if (v !== "mixed" && v !== "v1" && v !== "v2" && v !== "v3") {
+    console.error(`--protocols is mixed, v1, v2 or v3, not ${JSON.stringify(v)}`)
     process.exit(2)
   }
   return v

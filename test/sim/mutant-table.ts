@@ -344,7 +344,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "own-entry-by-number",
     breaks: "a replica takes any entry of its clientId under a pending command's number for that command: a store restored from a backup has a new command confirmed by an old one's entry",
-    patches: [{ file: RS, anchor: "if (p !== undefined && (this.sameForm !== undefined || sameCommand(e, p))) {", replacement: "if (p !== undefined) {" }],
+    patches: [{ file: RS, anchor: "if (p !== undefined && (this.sameForm !== undefined ? e.foreign !== true : sameCommand(e, p))) {", replacement: "if (p !== undefined) {" }],
   },
   {
     name: "answered-renumbered",
@@ -366,5 +366,13 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "the hub does not look a renumbered command up by the number it was made under: a store restored from a backup taken before the renumbering sends it under that number, and it applies again",
     patches: [{ file: TABLE, anchor: "if (hash === 0) return undefined", replacement: "return undefined" }],
     simArgs: ["--rollbacks", "8"],
+  },
+  {
+    name: "made-as-unsent",
+    breaks: "a command the hub renumbers forgets the number it was made under: the hub cannot find it when a backup sends it under that number, and it applies again",
+    patches: [{ file: RS, anchor: "if (!down) m.command.madeAs ??= m.from", replacement: "" }],
+    // Protocol 3 everywhere: a double application of a command taken without its made-under
+    // number is otherwise excused while a hub start that speaks protocol 1 only runs.
+    simArgs: ["--rollbacks", "8", "--protocols", "v3"],
   },
 ]

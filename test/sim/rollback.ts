@@ -309,16 +309,22 @@ export class RollbackDevices {
       // number, which the hub holds another command under. From protocol 3 on the renumbered
       // command says the number it was made under and the hub finds it by that; a hub start
       // that spoke protocol 1 only took it without, and then nothing tells the two apart. Its
-      // first entry is under another number than it was made under, its outcome there has no
-      // made-under number, a hub start that speaks no protocol 3 ran after it was made, and a
-      // backup of its clientId taken after it was made was restored.
+      // first entry is under another number than it was made under, the hub took it once
+      // without a made-under number, a hub start that speaks no protocol 3 ran after it was
+      // made, and a backup of its clientId taken after it was made was restored.
       const m = this.made.get(t)
       const firstEntry = typeof entries === "string" ? undefined : entries[first]
       const renumbered = m !== undefined && firstEntry !== undefined && firstEntry.clientSeq !== m.numbered
       const lineage = [...this.devices, ...this.retired].filter((d) => d.clientId === m?.device.clientId)
-      const outcome = firstEntry === undefined ? undefined : outcomeAt(runs.get(firstEntry.clientId) ?? [], firstEntry.clientSeq)
-      if (renumbered && outcome?.madeAs !== undefined) fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${first + 1} and ${i + 1}, though the hub took it saying it was made under ${outcome.madeAs}`)
-      else if (m !== undefined && renumbered && outcome !== undefined && this.w.oldHubSince(m.madeAt) && lineage.some((d) => d.restores.some((r) => r.takenAt >= m.madeAt))) {
+      // The hub could find it if it took it both times knowing the number it was made under
+      // (said with it, or the number it came under).
+      const again = typeof entries === "string" ? undefined : entries[i]
+      const knew = (e: Entry | undefined) => {
+        const o = e === undefined ? undefined : outcomeAt(runs.get(e.clientId) ?? [], e.clientSeq)
+        return o !== undefined && (o.madeAs !== undefined || e!.clientSeq === m?.numbered)
+      }
+      if (knew(firstEntry) && knew(again)) fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${first + 1} and ${i + 1}, though the hub took it both times knowing the number it was made under`)
+      else if (m !== undefined && renumbered && this.w.oldHubSince(m.madeAt) && lineage.some((d) => d.restores.some((r) => r.takenAt >= m.madeAt))) {
         this.w.stats.rollbackRenumberedTwice = (this.w.stats.rollbackRenumberedTwice ?? 0) + 1
         this.w.log(`rollback: ${t}, renumbered after a backup that holds it, is in ${ROLLBACK_DOC} twice (seq ${first + 1} and ${i + 1}): the known limit`)
       } else fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${first + 1} and ${i + 1}`)

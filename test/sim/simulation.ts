@@ -155,9 +155,9 @@ export interface SimOptions {
   /**
    * Wire protocol versions: "mixed" (default) gives each replica incarnation protocol 1, 1..2
    * (an older app) or 1..3, and each hub start 1..3 or, now and then, 1 only (a rolling
-   * downgrade); "v1" or "v2" pins everyone.
+   * downgrade); "v1", "v2" or "v3" pins everyone.
    */
-  readonly protocols?: "mixed" | "v1" | "v2"
+  readonly protocols?: "mixed" | "v1" | "v2" | "v3"
   /**
    * A small snapshot policy, so snapshots, compaction and snapshot streams happen all the
    * time (a replica more than a few entries behind joins by stream). Default true.
@@ -264,7 +264,7 @@ export interface SimResult {
 export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, replicaQuota: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
-  protocols: "mixed" as "mixed" | "v1" | "v2", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
+  protocols: "mixed" as "mixed" | "v1" | "v2" | "v3", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
   mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
 } as const
 
@@ -277,6 +277,7 @@ const V1: Range = { min: 1, max: 1 }
 const V12: Range = { min: 1, max: 2 }
 const V2: Range = { min: 2, max: 2 }
 const V13: Range = { min: 1, max: 3 }
+const V3: Range = { min: 3, max: 3 }
 
 interface DocSpec {
   readonly docId: string
@@ -521,7 +522,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (hubProc.alive && hubStarted) return
       hubStarted = true
       hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
-      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : rng() < 0.2 ? V1 : V13
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : o.protocols === "v3" ? V13 : rng() < 0.2 ? V1 : V13
       hubStarts.push({ at: vrt.now(), old: protocol.max < 3 })
       // Documents nobody follows: unloaded at once, kept briefly one at a time, or kept as by default;
       // the first two make the hub reload documents from storage all the time.
@@ -661,7 +662,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
       let client: CanonClient
       // The newest app speaks 1..3; every other incarnation is an older one that speaks 1..2.
-      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : rng() < 0.4 ? V1 : r.incarnations.length % 2 === 1 ? V13 : V12
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : o.protocols === "v3" ? V3 : rng() < 0.4 ? V1 : r.incarnations.length % 2 === 1 ? V13 : V12
       try {
         client = await CanonClient.open({
           protocol,

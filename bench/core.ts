@@ -12,11 +12,15 @@
  *    items; goal: 100k takes at most twice as long as 1k (rebase must not scale with state).
  * 3. Array commands (indexOf, splice, unshift, find on a list of 1,000 cards) applied by a
  *    replica from confirmed entries (see core-arrays.ts).
+ * 4. The hub's client table under a client that says one made-under number on every command:
+ *    outcomes recorded and dropped from the window cost what they cost spread over distinct
+ *    commands; goal: at most twice (see core-client-table.ts).
  */
 import { figure, sample, type Figure, type Suite, type SuiteContext, figureLog } from "./harness.js"
 import { authorityCommitsPerSecond, entriesAppliedPerSecond, localSubmitsPerSecond } from "./core-throughput.js"
 import { rebaseTimes } from "./core-rebase.js"
 import { arrayEntriesPerSecond } from "./core-arrays.js"
+import { oneKeyRatio } from "./core-client-table.js"
 
 /**
  * --quick only cuts the number of runs and the warm-up: each run does the same work in both
@@ -38,6 +42,9 @@ const sizes = (quick: boolean) => ({
   /** Array commands: batches per run, cards in the list. */
   arrayBatches: 5,
   listLength: 1_000,
+  /** Client table: outcomes recorded per run, and the window they are dropped from. */
+  tableRecords: 60_000,
+  tableWindow: 20_000,
 })
 
 const run = async (ctx: SuiteContext): Promise<Figure[]> => {
@@ -67,6 +74,10 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
   add(figure("replica-array-commands", `3. replica: array commands on ${s.listLength.toLocaleString("en-US")} cards`, "entries/s",
     await sample(s.plan, () => arrayEntriesPerSecond(s.arrayBatches, s.batch, s.listLength)),
     { note: `move = indexOf + splice + unshift on the id list, find + flip on the cards; ReplicaState.integrate, batches of ${s.batch}` }))
+
+  add(figure("client-table-one-key", "4. client table: one made-under number on every command / distinct", "x",
+    await sample(s.plan, () => oneKeyRatio(s.tableRecords, s.tableWindow)),
+    { goal: { op: "<=", value: 2 }, note: `${s.tableRecords.toLocaleString("en-US")} outcomes recorded, window ${s.tableWindow.toLocaleString("en-US")}; per-run ratio of the two measured back to back` }))
   return figures
 }
 

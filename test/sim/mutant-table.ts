@@ -368,6 +368,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     simArgs: ["--rollbacks", "8"],
   },
   {
+    name: "compat-entry-by-number",
+    breaks: "compat mode takes any entry of its clientId under a pending command's number for that command: on a store restored from a backup a new command is confirmed by an old one's entry and never applied",
+    patches: [{ file: RS, anchor: "(this.sameForm !== undefined ? e.foreign !== true : sameCommand(e, p))", replacement: "(this.sameForm !== undefined || sameCommand(e, p))" }],
+    simArgs: ["--rollbacks", "8"],
+  },
+  {
     name: "made-as-unsent",
     breaks: "a command the hub renumbers forgets the number it was made under: the hub cannot find it when a backup sends it under that number, and it applies again",
     patches: [{ file: RS, anchor: "if (!down) m.command.madeAs ??= m.from", replacement: "" }],

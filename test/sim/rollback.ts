@@ -6,7 +6,9 @@
  * since, and numbers new commands with numbers the hub gave to commands made after the
  * backup, so the hub renumbers them (`sequence-reset`) under crashes, failed writes and every
  * fault of the world. In odd seeds the old device keeps running beside the new one instead: a
- * store copied to a second device, two devices numbering under one clientId.
+ * store copied to a second device, two devices numbering under one clientId. In seeds 2 and 3
+ * of every 4, d1 runs the app's next version (`TagsV2`), which the hub does not: it syncs in
+ * compat mode, its own entries converted from the hub's version.
  *
  * The devices write to their own document, of a machine (`Tags`) whose every command carries
  * a unique tag, so each command is recognised in the log whatever number it ends up under:
@@ -24,6 +26,7 @@
 import { Schema } from "effect"
 import { CanonClient, defineMachine, replicaStorage, type Doc, type Entry, type Runtime } from "../../core/index.js"
 import { seededRandom } from "../../core/internal.js"
+import { evolve } from "../../core/schema/versions.js"
 import { MemoryStorage, type MemoryNetwork } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
 import { codeOf, message } from "./guard.js"
@@ -42,6 +45,23 @@ export const Tags = defineMachine({
   },
 })
 
+/**
+ * The app's next version, which the hub does not run: an app on it speaks to the hub in compat
+ * mode (its commands downcast, the hub's entries upcast, core/schema/compat.ts). `add` gains an
+ * optional note the hub's version cannot hold.
+ */
+type TagsState = { tags: string[] }
+export const TagsV2 = evolve(Tags, {
+  version: 2,
+  migrateState: (s: TagsState): TagsState => s,
+  commands: {
+    add: { args: Schema.Struct({ tag: Schema.String, note: Schema.optional(Schema.String) }), apply: (s: TagsState, a) => { s.tags.push(a.tag) } },
+    refuse: { args: Schema.Struct({ tag: Schema.String }), apply: (_s: TagsState, a, ctx) => ctx.reject(`${a.tag} is refused, as every refuse is.`) },
+  },
+  upcast: { add: (a) => ({ name: "add", args: a }) },
+  downcast: { add: (a) => ({ name: "add", args: { tag: a.tag } }) },
+})
+
 interface Backup {
   readonly takenAt: number
   readonly rows: ReadonlyArray<readonly [Uint8Array, Uint8Array]>
@@ -53,6 +73,8 @@ interface Device {
   proc: SimProcess
   client: CanonClient | undefined
   doc: Doc<typeof Tags> | undefined
+  /** The app's version: in seeds 2 and 3 of every 4, d1 (and what is moved from it) runs TagsV2, in compat mode. */
+  readonly machine: typeof Tags
   clientId: string | undefined
   backups: Backup[]
   /** Restores of this device's disk: when, and when the backup used was taken. */
@@ -106,7 +128,7 @@ export class RollbackDevices {
   constructor(private readonly w: RollbackWorld) {
     this.rng = seededRandom(w.seed ^ 0x8ac4b)
     this.diskRng = seededRandom(w.seed ^ 0xd15c8)
-    for (const name of ["d0", "d1"]) this.devices.push(this.device(name, this.disk()))
+    for (const name of ["d0", "d1"]) this.devices.push(this.device(name, this.disk(), name === "d1" && w.seed % 4 >= 2 ? TagsV2 as unknown as typeof Tags : Tags))
   }
 
   /** A device's disk: writes take 0-4 ms (now and then up to 60), and 2% of them fail while the world is active. */
@@ -122,10 +144,10 @@ export class RollbackDevices {
     })
   }
 
-  private device(name: string, disk: MemoryStorage): Device {
+  private device(name: string, disk: MemoryStorage, machine: typeof Tags): Device {
     const proc = new SimProcess(name, this.w.rt, disk)
     proc.alive = false
-    return { name, disk, proc, client: undefined, doc: undefined, clientId: undefined, backups: [], restores: [], made: 0 }
+    return { name, disk, proc, client: undefined, doc: undefined, clientId: undefined, backups: [], restores: [], made: 0, machine }
   }
 
   /** Plans the active phase: typing, backups, crashes with restores, one move to a new device. */
@@ -156,7 +178,7 @@ export class RollbackDevices {
     try {
       const client = await CanonClient.open({ transport: proc.wrapTransport(this.w.net.transport(d.name)), runtime: proc.runtime, storage: replicaStorage(proc.storage), backoff: { baseMs: 50, maxMs: 1_000 } })
       if (!proc.alive) return
-      const doc = await client.open(Tags, ROLLBACK_DOC)
+      const doc = await client.open(d.machine, ROLLBACK_DOC)
       if (!proc.alive) return
       if (d.clientId !== undefined && client.clientId !== d.clientId) this.w.fail(`rollback: ${d.name} came back as ${client.clientId} after using ${d.clientId}`)
       d.clientId = client.clientId
@@ -254,7 +276,7 @@ export class RollbackDevices {
     const b = d.backups.at(-1)
     if (!this.w.active() || b === undefined || d.name.endsWith("-moved")) return
     const copy = this.w.seed % 2 === 1
-    const moved = this.device(`${d.name}-moved`, await this.diskOf(b))
+    const moved = this.device(`${d.name}-moved`, await this.diskOf(b), d.machine)
     if (!copy) {
       this.devices.splice(this.devices.indexOf(d), 1)
       this.retired.push(d)

@@ -6,14 +6,7 @@
 import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Counter } from "./support/machines.js"
-
-/** A copy of every key of `from`: the backup. */
-const backup = async (from: MemoryStorage): Promise<MemoryStorage> => {
-  const copy = new MemoryStorage()
-  const all = await from.range({})
-  await copy.batch(all.map(([key, value]) => ({ type: "put" as const, key, value })))
-  return copy
-}
+import { backupOf as backup } from "./support/backup.js"
 
 test("a hub restored from an older backup: the replica is told its confirmed history from there is gone, and converges", async () => {
   const rt = new VirtualRuntime(2)

@@ -30,14 +30,7 @@ import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory
 import { yText } from "../adapters/yjs/index.js"
 import { automergeText } from "../adapters/automerge/index.js"
 import { Todo } from "./support/machines.js"
-
-/** The backup: what the store holds now, copied to a store of its own. */
-const backupOf = async (disk: MemoryStorage): Promise<MemoryStorage> => {
-  const copy = new MemoryStorage()
-  const rows = await disk.range({})
-  await copy.batch(rows.map(([key, value]) => ({ type: "put" as const, key, value })))
-  return copy
-}
+import { backupOf } from "./support/backup.js"
 
 const notes = (doc: Doc<typeof Todo>): string[] => doc.state.log.map((l) => l.slice(l.indexOf(":") + 1))
 

@@ -10,12 +10,7 @@
 import { CanonClient, Hub, replicaStorage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { ColorV1, ColorV2 } from "./support/color-machines.js"
-
-const backupOf = async (disk: MemoryStorage): Promise<MemoryStorage> => {
-  const copy = new MemoryStorage()
-  await copy.batch((await disk.range({})).map(([key, value]) => ({ type: "put" as const, key, value })))
-  return copy
-}
+import { backupOf } from "./support/backup.js"
 
 test("compat mode: a command made on a restored store under a number its old life used is applied, not confirmed by the old command's entry", async () => {
   const rt = new VirtualRuntime(7)

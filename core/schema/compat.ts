@@ -11,11 +11,30 @@ import { makeContext, type Machine } from "../machine.js"
 import { commandArgsCodec } from "../protocol/args-codec.js"
 import type { ClientMessage } from "../protocol/messages.js"
 import { submitParts } from "../replica/submit-parts.js"
-import { AS, type CompatSession, type MachineHistory } from "./registry.js"
+import { decodeCmd, encodeCmds } from "./commands.js"
+import { AS, type CompatSession, type MachineHistory, type PendingForm } from "./registry.js"
 
 export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, any>): CompatSession => {
   const older = h.at(hub)
   let blocked = false
+  /**
+   * The form the hub logged pending command `p` in, had it taken it: what this app sends, or
+   * for a `$as` (written by an earlier app version) its command converted to the hub's version,
+   * as the hub upcasts an older one and as the app that wrote a newer one downcast it.
+   * Undefined when there is no single such form.
+   */
+  const logged = (p: PendingForm): { name: string; args: unknown } | undefined => {
+    if (p.name !== AS) return h.downcastOutbox([p], app.version, hub).out[0]
+    const a = p.encoded as { v: number; name: string; args: unknown }
+    if (a.v === hub) return { name: a.name, args: a.args }
+    try {
+      const d = decodeCmd(h.at(a.v), a.name, a.args)
+      const c = d.ok ? h.convert([{ name: a.name, args: d.args }], a.v, hub) : undefined
+      return c?.length === 1 ? encodeCmds(older, c)[0] : undefined
+    } catch {
+      return undefined
+    }
+  }
   return {
     machine: older,
     get blocked() {
@@ -48,14 +67,14 @@ export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, 
       // Own `$as` commands are filled in as written (the app's version); other own ones in the hub's form.
       const own = new Set(wire.filter((e) => e.elided === true && pendingOf(e)?.name === AS).map((e) => e.seq))
       // An own entry that came whole is the pending command under its number only if the hub
-      // logged that command's form: upcast, a lossy form cannot be compared any more.
+      // logged that command's form (`logged`): upcast, a lossy form cannot be compared any more.
       // (`entries` are `wire` expanded, one for one.)
       const foreign = new Set<number>()
       entries.forEach((e, i) => {
         const p = wire[i]?.elided === true ? undefined : pendingOf(e)
         if (p === undefined) return
-        const sent = h.downcastOutbox([p], app.version, hub).out[0]
-        if (sent === undefined || sent.name !== e.name || !sameBytes(encodeCanonical(sent.args), encodeCanonical(e.args))) foreign.add(e.seq)
+        const form = logged(p)
+        if (form === undefined || form.name !== e.name || !sameBytes(encodeCanonical(form.args), encodeCanonical(e.args))) foreign.add(e.seq)
       })
       const up = h.entriesForVersion(entries, app.version, (seq) => (own.has(seq) ? app.version : hub)).entries
       return foreign.size === 0 ? up : up.map((e) => (foreign.has(e.seq) ? { ...e, foreign: true as const } : e))

@@ -909,7 +909,7 @@ export class DocAuthority<S = unknown> {
           const hashed = accepted?.hashed
           const hash = sent !== undefined ? (hashed === undefined || hashed.name === cmd.name && hashed.args === args ? commandHash(cmd.name, sent) : commandHash(hashed.name, formBytes(hashed))) : 0
           // Protocol 3: the number a renumbered command was made under (core/authority/client-table.ts).
-          const madeAs = typeof cmd.madeAs === "number" && Number.isSafeInteger(cmd.madeAs) && cmd.madeAs > 0 && cmd.madeAs !== cmd.clientSeq ? cmd.madeAs : undefined
+          const madeAs = Number.isSafeInteger(cmd.madeAs) && cmd.madeAs! > 0 && cmd.madeAs !== cmd.clientSeq ? cmd.madeAs : undefined
           let where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed, madeAs)
           if (where.kind === "conflict" && hashed !== undefined) {
             // A retry in another version's form (sent before an upgrade, or downcast by a newer client).

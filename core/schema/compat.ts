@@ -24,9 +24,9 @@ export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, 
    * Undefined when there is no single such form.
    */
   const logged = (p: PendingForm): { name: string; args: unknown } | undefined => {
-    if (p.name !== AS) return h.downcastOutbox([p], app.version, hub).out[0]
     const a = p.encoded as { v: number; name: string; args: unknown }
-    if (a.v === hub) return { name: a.name, args: a.args }
+    // What goes as it is (a `$as` of the hub's version goes as its command): its sent form.
+    if (p.name !== AS || a.v === hub) return h.downcastOutbox([p], app.version, hub).out[0]
     try {
       const d = decodeCmd(h.at(a.v), a.name, a.args)
       const c = d.ok ? h.convert([{ name: a.name, args: d.args }], a.v, hub) : undefined

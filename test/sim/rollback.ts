@@ -288,7 +288,8 @@ export class RollbackDevices {
     const restored = copy ? moved : d
     restored.restores.push({ at: this.w.now(), takenAt: b.takenAt })
     this.devices.push(moved)
-    this.w.stats[copy ? "rollbackCopies" : "rollbackMoves"] = (this.w.stats[copy ? "rollbackCopies" : "rollbackMoves"] ?? 0) + 1
+    const counter = copy ? "rollbackCopies" : "rollbackMoves"
+    this.w.stats[counter] = (this.w.stats[counter] ?? 0) + 1
     this.w.log(`${d.name} ${copy ? "goes on beside" : "stops for good;"} ${moved.name}, started from its backup of ${b.takenAt - 1_700_000_000_000}`)
     void this.open(moved)
   }

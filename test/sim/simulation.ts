@@ -1504,9 +1504,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         (e: unknown) => `${codeOf(e)}: ${message(e)}`,
       )
       // Every entry ever made durable (compaction deletes them from the store).
-      const kept = store
       const runs = new Map<string, OutcomeRun[]>()
-      for (const clientId of rollback.clientIds()) runs.set(clientId, await drive(`reading ${clientId}'s outcomes of ${ROLLBACK_DOC}`, kept.runs(ROLLBACK_DOC, clientId)).catch(() => []))
+      for (const clientId of rollback.clientIds()) runs.set(clientId, await drive(`reading ${clientId}'s outcomes of ${ROLLBACK_DOC}`, store.runs(ROLLBACK_DOC, clientId)).catch(() => []))
       rollback.check(authority, typeof authority === "string" ? [] : shadow.log(ROLLBACK_DOC, authority.seq), runs)
     }
     const textFailures: string[] = []

@@ -911,8 +911,9 @@ export class DocAuthority<S = unknown> {
           // Protocol 3: the number a renumbered command was made under (core/authority/client-table.ts).
           const madeAs = Number.isSafeInteger(cmd.madeAs) && cmd.madeAs! > 0 && cmd.madeAs !== cmd.clientSeq ? cmd.madeAs : undefined
           let where = table.classify(clientId, incarnation, cmd.clientSeq, hash, this.committed, madeAs)
-          if (where.kind === "conflict" && hashed !== undefined) {
-            // A retry in another version's form (sent before an upgrade, or downcast by a newer client).
+          if ((where.kind === "conflict" || where.kind === "new" && madeAs !== undefined) && hashed !== undefined) {
+            // A retry in another version's form (sent before an upgrade, or downcast by a newer client),
+            // under a number another command holds or renumbered to the next one.
             // A `$as` command's form is of the version it names, not the session's.
             const formVersion = cmd.name === AS && typeof (args as { v?: unknown } | null)?.v === "number" ? (args as { v: number }).v : version
             for (const alt of alternateForms(this.served, formVersion, hashed)) {

@@ -28,7 +28,10 @@ test("update-required read-only lasts the connection that told it", async () => 
   const told: number[] = []
   doc.on("updateRequired", (e) => told.push(e.seq))
   listener!.onMessage({ type: "error", docId: "list", code: "update-required", seq: 1, message: "Update the app." })
-  await expect(doc.submit("add", { id: "a", title: "A" })).rejects.toMatchObject({ code: "update-required" })
+  const refused = doc.submit("add", { id: "a", title: "A" })
+  await expect(refused).rejects.toMatchObject({ code: "update-required" })
+  // Never stored: `persisted` says so, with the same error (it said undefined, "stored", before).
+  expect(await refused.persisted).toMatchObject({ code: "update-required", clientSeq: -1 })
   expect(doc.updateRequired?.seq).toBe(1)
 
   // The next connection: the hub does not say it again, so the document takes edits.
@@ -38,6 +41,9 @@ test("update-required read-only lasts the connection that told it", async () => 
   listener!.onMessage({ type: "welcome", protocol: 1, clientId: "c1" })
   await flush()
   expect(doc.updateRequired).toBeUndefined()
+  const invalid = doc.submit("add", { id: 1 } as never)
+  await expect(invalid).rejects.toMatchObject({ code: "invalid-args" })
+  expect(await invalid.persisted).toMatchObject({ code: "invalid-args" })
   const r = doc.submit("add", { id: "b", title: "B" })
   r.catch(() => {})
   await r.persisted

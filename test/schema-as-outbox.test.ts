@@ -34,11 +34,16 @@ test("an upgraded outbox holding a command the upcast throws on: the app opens t
   const c2 = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: store })
   const d2 = await c2.open(ColorV2, DOC)
   expect(d2.pendingCount).toBe(2)
+  // Named as the app wrote them (v1's setRgb), never by the $as wrapper the upgrade stored them in.
+  expect(d2.pending.map((p) => p.name)).toEqual(["setRgb", "setRgb"])
   const rejected: string[] = []
-  d2.on("rejected", (e) => rejected.push(e.rejection.code))
+  const told: string[] = []
+  d2.on("rejected", (e) => { rejected.push(e.rejection.code); told.push(`rejected ${e.command}`) })
+  d2.on("confirmed", (e) => told.push(`confirmed ${e.command}`))
   await settle(rt)
   expect(d2.pendingCount).toBe(0)
   expect(rejected).toEqual(["command-failed"])
+  expect(told.sort()).toEqual(["confirmed setRgb", "rejected setRgb"])
   const hubDoc = await hub.doc(DOC, ColorV2)
   expect(hubDoc.state).toEqual({ hex: "#010203" })
   expect(d2.confirmedHash()).toBe(hubDoc.stateHash())

@@ -45,7 +45,7 @@ test("a command sent at v2 to a v1 hub, its entry not seen before the app's upgr
   d2.on("confirmed", (e) => told.push(`confirmed ${e.clientSeq} ${e.command} at ${e.seq}`))
   await rt.run({ forMs: 5_000 })
   expect([d2.confirmedSeq, d2.pendingCount, doneOf(d2)]).toEqual([2, 0, true])
-  expect(told).toEqual(["confirmed 2 $as at 2"])
+  expect(told).toEqual(["confirmed 2 toggle at 2"])
 })
 
 test("a `$as` of a version older than the hub's, its entry coming in a catch-up, is confirmed by it and never shown applied twice", async () => {

@@ -58,10 +58,12 @@ export interface Receipt extends Promise<Confirmation> {
   readonly clientSeq: number
   /**
    * Resolves once the command is in the durable outbox (and may be sent), with undefined; or,
-   * if it never will be (its document closed while the storage failed), with the CanonError
-   * `storage-failed` the receipt rejects with. It never rejects.
+   * if it never will be, with the error the receipt rejects with: the CanonError
+   * `storage-failed` (its document closed while the storage failed), or the CommandRejected
+   * of a command refused locally (clientSeq -1: invalid arguments, too large, update-required).
+   * It never rejects.
    */
-  readonly persisted: Promise<CanonError | undefined>
+  readonly persisted: Promise<CanonError | CommandRejected | undefined>
 }
 
 /** The events `Doc.on` takes: every key of DocEvents, checked by the compiler (none missing, none extra). */
@@ -72,7 +74,8 @@ export interface DocEvents<S> {
   /**
    * A command of this replica was refused (also for commands recovered after a restart): what
    * it carried is lost. Every command that leaves the outbox is told once: `confirmed`,
-   * `rejected` or `resent`.
+   * `rejected` or `resent`. `command`: its name, in every event; one an earlier app version
+   * wrote and the upgrade kept (its outbox) is named as it was written there.
    */
   rejected: (event: { readonly clientSeq: number; readonly command: string; readonly rejection: Rejection }) => void
   /**
@@ -149,6 +152,16 @@ const UNSENDABLE_BYTES = DEFAULT_MAX_FRAME_BYTES - (64 << 10)
  * once for a command restored from the outbox), its name and framing (a compact form is no
  * larger by more than a few bytes, and a submit is kept to half a frame).
  */
+/**
+ * A command's name as the app knows it: a command an earlier app version wrote, kept through
+ * the upgrade as `$as` (replica-upgrade.ts), is told by the name it was written under, never
+ * by the reserved wrapper's.
+ */
+const appName = (p: PendingCommand): string => {
+  const wrapped = p.name === AS ? (p.encoded as { name?: unknown } | null)?.name : undefined
+  return typeof wrapped === "string" ? wrapped : p.name
+}
+
 const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3 + encodeCanonical(p.encoded).length)
 
 interface Deferred {
@@ -406,7 +419,7 @@ export class Doc<M extends Machine<any, any>> {
    */
   get pending(): ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly stored: boolean }> {
     this.#flushIncoming()
-    return this.#rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: p.name, stored: p.persisted }))
+    return this.#rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: appName(p), stored: p.persisted }))
   }
 
   /**
@@ -450,9 +463,11 @@ export class Doc<M extends Machine<any, any>> {
     if (this.#closed) throw canonError("closed", `Document "${this.docId}" is closed.`)
     const cmd = this.machine.compiled.get(name)
     const refuse = (rejection: Rejection): Receipt => {
-      const p = Promise.reject(new CommandRejected({ ...rejection, command: name, clientSeq: -1 }))
+      const error = new CommandRejected({ ...rejection, command: name, clientSeq: -1 })
+      const p = Promise.reject(error)
       p.catch(() => {})
-      return Object.assign(p, { clientSeq: -1, persisted: Promise.resolve(undefined) })
+      // Never stored: `persisted` says so with the same error (an app showing "saved" on it would lie).
+      return Object.assign(p, { clientSeq: -1, persisted: Promise.resolve(error) })
     }
     if (cmd === undefined || name === AS || name === BATCH) return refuse(unknownCommand(this.machine, name))
     if (this.#updateNeeded !== undefined) return refuse({ code: "update-required", message: this.#updateNeeded.message })
@@ -753,7 +768,7 @@ export class Doc<M extends Machine<any, any>> {
       // last run may have sent it, and only the hub knows whether it applied it.
       if (sizeOf(p) > UNSENDABLE_BYTES) {
         if (batch.length > 0) break
-        const message = `"${p.name}" takes about ${sizeOf(p)} bytes, more than a message to the hub carries (it was stored by a run that allowed larger commands). Keep large blobs out of commands.`
+        const message = `"${appName(p)}" takes about ${sizeOf(p)} bytes, more than a message to the hub carries (it was stored by a run that allowed larger commands). Keep large blobs out of commands.`
         return this.#integrate([], new Set([p.clientSeq]), new Map([[p.clientSeq, { code: "command-too-large", message }]]))
       }
       // Not stored yet: it and those after it wait (sent, they would be a hole after a crash).
@@ -1113,7 +1128,7 @@ export class Doc<M extends Machine<any, any>> {
     }
     for (const [clientSeq, rejection] of rejected) {
       const p = rejectedCommands.get(clientSeq)
-      const command = p?.name ?? ""
+      const command = p === undefined ? "" : appName(p)
       // A command recovered after a restart has no receipt (and a rejection of no pending command, none).
       const d = this.#deferreds.get(p!)
       this.#deferreds.delete(p!)
@@ -1150,7 +1165,7 @@ export class Doc<M extends Machine<any, any>> {
       this.#deferreds.delete(command)
       const confirmation: Confirmation = upperBound ? { seq, upperBound } : { seq }
       d?.resolve(confirmation)
-      this.#emit("confirmed", { clientSeq: command.clientSeq, command: command.name, ...confirmation })
+      this.#emit("confirmed", { clientSeq: command.clientSeq, command: appName(command), ...confirmation })
     }
   }
 
@@ -1181,7 +1196,7 @@ export class Doc<M extends Machine<any, any>> {
       for (const [p, d] of this.#deferreds) if (p.persisted) d.reject(closed)
       void this.#lane.idle.then(() => {
         for (const [p, d] of this.#deferreds) {
-          const lost = p.persisted ? closed : canonError("storage-failed", `Document "${this.docId}" closed before "${p.name}" was stored (the storage failed): it is lost.`)
+          const lost = p.persisted ? closed : canonError("storage-failed", `Document "${this.docId}" closed before "${appName(p)}" was stored (the storage failed): it is lost.`)
           d.reject(lost)
           if (!p.persisted) d.persisted(lost)
         }

@@ -8,7 +8,10 @@
  * fault of the world. In odd seeds the old device keeps running beside the new one instead: a
  * store copied to a second device, two devices numbering under one clientId. In seeds 2 and 3
  * of every 4, d1 runs the app's next version (`TagsV2`), which the hub does not: it syncs in
- * compat mode, its own entries converted from the hub's version.
+ * compat mode, its own entries converted from the hub's version. In seeds 6 and 7 of every 8
+ * the hub is upgraded to TagsV2 too, at a random moment: d1's commands taken in their downcast
+ * form may come again in their own (every other add carries a note), and a device left on
+ * Tags that is told `update-required` is updated to TagsV2.
  *
  * The devices write to their own document, of a machine (`Tags`) whose every command carries
  * a unique tag, so each command is recognised in the log whatever number it ends up under:
@@ -73,8 +76,11 @@ interface Device {
   proc: SimProcess
   client: CanonClient | undefined
   doc: Doc<typeof Tags> | undefined
-  /** The app's version: in seeds 2 and 3 of every 4, d1 (and what is moved from it) runs TagsV2, in compat mode. */
-  readonly machine: typeof Tags
+  /**
+   * The app's version: in seeds 2 and 3 of every 4, d1 (and what is moved from it) runs TagsV2,
+   * in compat mode; a device told `update-required` is updated to TagsV2.
+   */
+  machine: typeof Tags
   clientId: string | undefined
   backups: Backup[]
   /** Restores of this device's disk: when, and when the backup used was taken. */
@@ -190,6 +196,7 @@ export class RollbackDevices {
         if (e.command !== "refuse") this.w.fail(`rollback: ${d.name}'s ${e.command} (clientSeq ${e.clientSeq}) was rejected: ${e.rejection.code}: ${e.rejection.message}`)
       })
       doc.on("error", (e) => this.w.log(`${d.name} ${ROLLBACK_DOC} error ${e.code}: ${e.message.slice(0, 160)}`))
+      doc.on("updateRequired", () => this.update(d, proc))
       this.w.log(`${d.name} follows ${ROLLBACK_DOC} as ${clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
     } catch (e) {
       if (!proc.alive) return
@@ -204,7 +211,10 @@ export class RollbackDevices {
     if (!this.w.active() || doc === undefined || !d.proc.alive || doc.isClosed) return
     const name = this.rng() < 0.1 ? "refuse" : "add"
     const tag = `${d.name}-${d.made++}`
-    const receipt = doc.submit(name, { tag })
+    // On TagsV2, every other add carries a note: its downcast (what the hub takes in compat
+    // mode) is another form than what it sends once the hub runs TagsV2 (seeds 6 and 7 of 8).
+    const note = name === "add" && d.machine === (TagsV2 as unknown) && d.made % 2 === 1 ? { note: `by ${d.name}` } : {}
+    const receipt = doc.submit(name, { tag, ...note })
     const m: Made = { tag, name, device: d, madeAt: this.w.now(), numbered: receipt.clientSeq, persistedAt: undefined, told: undefined }
     this.made.set(tag, m)
     receipt.persisted.then((lost) => { if (lost === undefined) m.persistedAt = this.w.now() })
@@ -294,6 +304,19 @@ export class RollbackDevices {
     void this.open(moved)
   }
 
+  /**
+   * The app is updated to TagsV2 (the hub runs it, and this device cannot be shown what it
+   * wrote): restarted on the same disk, its store upgraded with its outbox.
+   */
+  private update(d: Device, proc: SimProcess): void {
+    if (d.proc !== proc || !proc.alive || d.machine === (TagsV2 as unknown)) return
+    this.w.stats.rollbackAppUpdates = (this.w.stats.rollbackAppUpdates ?? 0) + 1
+    this.w.log(`${d.name} updated to ${ROLLBACK_DOC} v2 (update-required)`)
+    this.kill(d)
+    d.machine = TagsV2 as unknown as typeof Tags
+    this.w.rt.setTimer(200, () => void this.open(d))
+  }
+
   /** The world heals: every device back up. */
   heal(): void {
     for (const d of this.devices) if (!d.proc.alive || d.client === undefined) this.w.rt.setTimer(0, () => void this.open(d))
@@ -323,6 +346,12 @@ export class RollbackDevices {
     const fail = (s: string) => this.w.fail(`rollback: ${s}`)
     if (typeof authority === "string") return fail(`the hub cannot load ${ROLLBACK_DOC}: ${authority}`)
     const { tags } = authority
+    // Each tag's entry: the log's adds are the state's tags, in order; an upgraded hub's
+    // $migrate marker takes a seq of its own, so the k-th tag is not always at seq k + 1.
+    const adds = typeof entries === "string" ? undefined : entries.filter((e) => e.name === "add")
+    if (adds !== undefined && (adds.length !== tags.length || adds.some((e, k) => (e.args as { tag?: unknown }).tag !== tags[k]))) return fail(`the log's adds are not the state's tags`)
+    const seqOf = (k: number) => adds?.[k]?.seq ?? k + 1
+    const tagAt = new Map<number, string>(tags.map((t, k) => [seqOf(k), t]))
     const at = new Map<string, number>()
     tags.forEach((t, i) => {
       const first = at.get(t)
@@ -336,29 +365,29 @@ export class RollbackDevices {
       // without a made-under number, a hub start that speaks no protocol 3 ran after it was
       // made, and a backup of its clientId taken after it was made was restored.
       const m = this.made.get(t)
-      const firstEntry = typeof entries === "string" ? undefined : entries[first]
+      const firstEntry = adds?.[first]
       const renumbered = m !== undefined && firstEntry !== undefined && firstEntry.clientSeq !== m.numbered
       const lineage = [...this.devices, ...this.retired].filter((d) => d.clientId === m?.device.clientId)
       // The hub could find it if it took it both times knowing the number it was made under
       // (said with it, or the number it came under).
-      const again = typeof entries === "string" ? undefined : entries[i]
+      const again = adds?.[i]
       const knew = (e: Entry | undefined) => {
         const o = e === undefined ? undefined : outcomeAt(runs.get(e.clientId) ?? [], e.clientSeq)
         return o !== undefined && (o.madeAs !== undefined || e!.clientSeq === m?.numbered)
       }
-      if (knew(firstEntry) && knew(again)) fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${first + 1} and ${i + 1}, though the hub took it both times knowing the number it was made under`)
+      if (knew(firstEntry) && knew(again)) fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${seqOf(first)} and ${seqOf(i)}, though the hub took it both times knowing the number it was made under`)
       else if (m !== undefined && renumbered && this.w.oldHubSince(m.madeAt) && lineage.some((d) => d.restores.some((r) => r.takenAt >= m.madeAt))) {
         this.w.stats.rollbackRenumberedTwice = (this.w.stats.rollbackRenumberedTwice ?? 0) + 1
-        this.w.log(`rollback: ${t}, renumbered after a backup that holds it, is in ${ROLLBACK_DOC} twice (seq ${first + 1} and ${i + 1}): the known limit`)
-      } else fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${first + 1} and ${i + 1}`)
+        this.w.log(`rollback: ${t}, renumbered after a backup that holds it, is in ${ROLLBACK_DOC} twice (seq ${seqOf(first)} and ${seqOf(i)}): the known limit`)
+      } else fail(`${t} is in ${ROLLBACK_DOC} twice, at seq ${seqOf(first)} and ${seqOf(i)}`)
     })
     // A moved device's tags of its original's commands are its original's, and so are their clientIds.
     const owner = (tag: string) => this.made.get(tag)?.device.clientId
     for (const m of this.made.values()) {
       const i = at.get(m.tag)
-      if (m.name === "refuse" && i !== undefined) fail(`${m.tag}, a refuse, is in the document at seq ${i + 1}`)
-      if (m.told !== undefined && "seq" in m.told && tags[m.told.seq - 1] !== m.tag) fail(`${m.tag} was confirmed at seq ${m.told.seq}, which holds ${tags[m.told.seq - 1] ?? "nothing"}`)
-      if (m.told !== undefined && "code" in m.told && m.name === "add" && i !== undefined) fail(`${m.tag} was told ${m.told.code} but is in the document at seq ${i + 1}`)
+      if (m.name === "refuse" && i !== undefined) fail(`${m.tag}, a refuse, is in the document at seq ${seqOf(i)}`)
+      if (m.told !== undefined && "seq" in m.told && tagAt.get(m.told.seq) !== m.tag) fail(`${m.tag} was confirmed at seq ${m.told.seq}, which holds ${tagAt.get(m.told.seq) ?? "nothing"}`)
+      if (m.told !== undefined && "code" in m.told && m.name === "add" && i !== undefined) fail(`${m.tag} was told ${m.told.code} but is in the document at seq ${seqOf(i)}`)
       if (m.name !== "add" || i !== undefined || m.persistedAt === undefined) continue
       // Stored after the backup a later restore used: it may have been lost with the disk.
       // (Taken in the same ms as the write landed, the backup may hold it or not.)
@@ -366,7 +395,7 @@ export class RollbackDevices {
       if (!rolledBack) fail(`${m.tag} was stored in ${m.device.name}'s outbox and is not in the document (${m.told === undefined ? "never told" : JSON.stringify(m.told)})`)
     }
     for (const e of this.events) {
-      const tag = tags[e.seq - 1]
+      const tag = tagAt.get(e.seq)
       if (tag === undefined || owner(tag) !== e.clientId) fail(`${e.device} was told its ${e.command} is confirmed at seq ${e.seq}, which holds ${tag === undefined ? "nothing" : `${tag} of ${owner(tag) ?? "nobody"}`}`)
     }
     for (const d of this.devices) {

@@ -55,7 +55,7 @@ import { ShadowLog } from "./shadow-log.js"
 import { MIGRATION_REFUSES, NEWEST, VTodoV3, appMachine, blockingTitle, hubMachine, versionedCommand, viewAt } from "./versioned.js"
 import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
 import { checkText } from "./crdt-check.js"
-import { ROLLBACK_DOC, RollbackDevices, Tags } from "./rollback.js"
+import { ROLLBACK_DOC, RollbackDevices, Tags, TagsV2 } from "./rollback.js"
 import { fieldsOfRoot } from "../../core/crdt/roots.js"
 import { SELF_CERTIFYING_ID } from "../../core/client-id.js"
 import { encodeCanonical } from "../../core/canonical.js"
@@ -469,7 +469,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // of a command it applied is confirmed, and logged merges over today's field limits replay.
     const hubLimitRng = seededRandom(seed ^ 0x41b17)
     let hubLimits: { readonly maxCommandBytes?: number; readonly textLowered: boolean } = { textLowered: false }
-    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.kind === "text" && hubLimits.textLowered ? SimTextLowered : s.machine))), ...(rollbackOn ? [Tags] : [])]
+    // In seeds 6 and 7 of every 8 the hub's upgrade takes the rollback document to TagsV2 too,
+    // the version d1 runs in compat mode until then (rollback.ts).
+    const rollbackUpgrade = rollbackOn && fleetOn && seed % 8 >= 6
+    let rollbackMachine: typeof Tags = Tags
+    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.kind === "text" && hubLimits.textLowered ? SimTextLowered : s.machine))), ...(rollbackOn ? [rollbackMachine] : [])]
     const machineOf = (r: { version: number }, spec: DocSpec) => (spec.kind === "versioned" ? appMachine(r.version) : spec.machine)
     const bigPlan: BigPlan = { targetBytes: o.bigBytes, minBlob: 32 << 10, maxBlob: 64 << 10 }
 
@@ -1105,6 +1109,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         stats.hubUpgrades!++
         log(`hub upgrade v${hubVersion} -> v${NEWEST}${hubProc.alive ? "" : " (while down)"}`)
         hubVersion = NEWEST
+        if (rollbackUpgrade) rollbackMachine = TagsV2 as unknown as typeof Tags
         if (!hubProc.alive) return
         hubProc.kill()
         net.stopServer()
@@ -1499,7 +1504,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (spec.kind === "big" && typeof authority !== "string") stats.bigBytes = Object.values((authority.state as { blobs: Record<string, string> }).blobs).reduce((n, s) => n + s.length, 0)
     }
     if (rollback !== undefined) {
-      const authority = await drive(`loading ${ROLLBACK_DOC} on the hub`, hub!.doc(ROLLBACK_DOC, Tags)).then(
+      const authority = await drive(`loading ${ROLLBACK_DOC} on the hub`, hub!.doc(ROLLBACK_DOC, rollbackMachine)).then(
         (d) => ({ seq: d.headSeq, hash: safeHash(() => d.stateHash()), tags: d.state.tags }),
         (e: unknown) => `${codeOf(e)}: ${message(e)}`,
       )

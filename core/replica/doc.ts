@@ -157,10 +157,7 @@ const UNSENDABLE_BYTES = DEFAULT_MAX_FRAME_BYTES - (64 << 10)
  * the upgrade as `$as` (replica-upgrade.ts), is told by the name it was written under, never
  * by the reserved wrapper's.
  */
-const appName = (p: PendingCommand): string => {
-  const wrapped = p.name === AS ? (p.encoded as { name?: unknown } | null)?.name : undefined
-  return typeof wrapped === "string" ? wrapped : p.name
-}
+const appName = (p: PendingCommand): string => (p.name === AS && (p.encoded as { name?: string } | null)?.name) || p.name
 
 const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3 + encodeCanonical(p.encoded).length)
 
@@ -255,8 +252,9 @@ export class Doc<M extends Machine<any, any>> {
   /** Settled commands whose outbox removal is not durable yet. */
   readonly #settling = new Set<number>()
   /**
-   * Own commands the hub answered with "applied at seq X" (or "at seq <= X"), settled once
-   * confirmedSeq reaches X: the entry there may be under another number (a renumbered command).
+   * Own commands the hub answered with "applied at seq X" (or "at seq <= X") on this
+   * connection, settled once confirmedSeq reaches X: the entry there may be under another
+   * number (a renumbered command).
    */
   readonly #settleAt = new Map<PendingCommand, OwnConfirmation>()
   readonly #maxCommandBytes: number
@@ -700,6 +698,10 @@ export class Doc<M extends Machine<any, any>> {
     this.#refusalFetch = false
     this.#gapFollowedAt = -1
     this.#storageFailures = 0
+    // An answer lasts the connection that brought it: the hub now may be another one (restored
+    // from an older backup), whose seq X holds another command. The resend brings its answer,
+    // before any renumbering it causes (results go before errors), so nothing answered moves.
+    this.#settleAt.clear()
     const sub = this.#subscribeMessage()
     this.#lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
     this.#snapshotFailures = 0

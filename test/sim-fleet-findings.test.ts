@@ -150,6 +150,91 @@ test("an app that stepped down for an older hub offers its own version again aft
   await hub2.close()
 })
 
+test("an app that stepped down for an older hub offers its own version again after the app went offline and back (disconnect, connect)", async () => {
+  // Found by test/hub-restored-fuzz.test.ts (builds): the app's own disconnect() skipped the
+  // reset, so after the hub's upgrade it declared v1 again, was served as an old app and,
+  // told update-required, refused its own edits though it runs the hub's version.
+  const rt = new VirtualRuntime(23)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hubStore = new MemoryStorage()
+  const hub1 = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt })
+  net.listen(hub1)
+  const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 200 } })
+  const doc = await client.open(TodoV2, DOC)
+  await settle(rt)
+  expect(client.status).toBe("online")
+  client.disconnect()
+  await settle(rt)
+  await hub1.close()
+  net.stopServer()
+  const hub2 = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt })
+  net.listen(hub2)
+  client.connect()
+  await settle(rt)
+  expect(client.status).toBe("online")
+  doc.submit("add", { id: "x", title: "X", priority: 0 })
+  doc.submit("setPriority", { id: "x", priority: 3 })
+  await settle(rt)
+  expect([doc.schemaTooNew, doc.pendingCount]).toEqual([false, 0])
+  expect((await hub2.doc(DOC, TodoV2)).state.items.x).toEqual({ title: "X", done: false, priority: 3 })
+  await client.close()
+  await hub2.close()
+})
+
+test.each([
+  ["one a v1 app cannot be shown", 3],
+  ["all of it shown to a v1 app", 0],
+])("an app whose step-down offer reaches a newer hub (a rolling deploy) offers its own version again, never told to update (log: %s)", async (_, priority) => {
+  // Found by test/hub-restored-fuzz.test.ts (builds): refused by a v1 hub, the app declared v1
+  // and reconnected at once, to a hub that runs v2 by then. Served as an old app, it was told
+  // update-required and refused its own edits for as long as that connection lasted; or, the
+  // log all shown to v1, it stayed a compat session (no checkpoints, v2-only commands held).
+  // The hub's $migrate marker in the catch-up, or update-required, sends it back with its own.
+  const rt = new VirtualRuntime(24)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  // The document, written under v1 and upgraded to v2 (its log holds the $migrate marker).
+  const newer = new MemoryStorage()
+  for (const m of [TodoV1, TodoV2] as const) {
+    const writer = new Hub({ machines: [m], storage: newer, runtime: rt })
+    net.listen(writer)
+    const id = `w${m.version}`
+    const w = await CanonClient.open({ transport: net.transport(id), runtime: rt, clientId: id, storage: new MemoryStorage() })
+    if (m === TodoV1) (await w.open(TodoV1, DOC)).submit("add", { id: "x", title: "X" })
+    else if (priority !== 0) (await w.open(TodoV2, DOC)).submit("setPriority", { id: "x", priority })
+    await settle(rt)
+    await w.close()
+    await writer.close()
+    net.stopServer()
+  }
+
+  const older = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt })
+  net.listen(older)
+  const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 200 } })
+  const doc = await client.open(TodoV2, DOC)
+  const told: number[] = []
+  doc.on("updateRequired", (e) => told.push(e.seq))
+  let swapped: Hub | undefined
+  client.onStatus((s) => {
+    if (s === "offline" && client.refusal?.code === "schema-too-new" && swapped === undefined) {
+      // The step-down offer goes out at once: to the newer hub.
+      net.stopServer()
+      swapped = new Hub({ machines: [TodoV2], storage: newer, runtime: rt })
+      net.listen(swapped)
+    }
+  })
+  await settle(rt)
+  expect(swapped).toBeDefined()
+  expect([client.status, doc.updateRequired, told]).toEqual(["online", undefined, []])
+  expect(doc.state.items.x).toEqual({ title: "X", done: false, priority })
+  doc.submit("setPriority", { id: "x", priority: 5 })
+  await settle(rt)
+  expect(doc.pendingCount).toBe(0)
+  expect((await swapped!.doc(DOC, TodoV2)).state.items.x?.priority).toBe(5)
+  await client.close()
+  await older.close()
+  await swapped!.close()
+})
+
 test.each([1, 2])("compat mode, protocol %i: an app's own command that the hub logged downcast is confirmed in the logged form (replicas of one version agree)", async (protocol) => {
   const rt = new VirtualRuntime(20 + protocol)
   const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })

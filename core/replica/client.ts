@@ -374,15 +374,15 @@ export class CanonClient {
       return
     }
     this.#setStatus("offline", info)
+    // Declaring an older version is a new offer, made at once, not a retry. Any other new
+    // connection (the app's own connect() after a disconnect() too) offers the app's own
+    // versions first: the hub may have been upgraded.
+    const offer = this.#steppedDown && this.#wantOnline
+    this.#steppedDown = false
+    if (!offer && refusal === undefined) this.#declared.clear()
     if (!this.#wantOnline) return
     let delay = 0
-    // Declaring an older version is a new offer, not a retry: no backoff.
-    if (this.#steppedDown) this.#steppedDown = false
-    else {
-      // Each new connection offers the app's own versions first (the hub may have been upgraded).
-      if (refusal === undefined) this.#declared.clear()
-      delay = backoffDelay(this.#attempt++, () => this.#options.runtime.random(), this.#options.backoff)
-    }
+    if (!offer) delay = backoffDelay(this.#attempt++, () => this.#options.runtime.random(), this.#options.backoff)
     this.#retryTimer = this.#options.runtime.setTimer(delay, () => {
       this.#retryTimer = undefined
       if (this.#wantOnline) this.connect()

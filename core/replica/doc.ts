@@ -816,8 +816,13 @@ export class Doc<M extends Machine<any, any>> {
     switch (msg.type) {
       case "entries": {
         let entries = msg.compact === true ? this.#expandEntries(msg.entries, msg.elide) : msg.entries
+        // Compat mode: the hub moved past the version this app declared (upgraded since it
+        // refused the app's, or another of a rolling deploy): the next connection offers the
+        // app's own version, or this one would stay a compat session without checkpoints.
+        const c = this.#compat
+        if (entries !== undefined && c?.movedOn(entries)) return this.#newerHub()
         // Compat mode: entries of the hub's version, upcast to the app's.
-        if (entries !== undefined && this.#compat !== undefined) entries = this.#compat.upcast(entries, msg.entries, (e) => (e.clientId === this.clientId ? this.#rs.pendingAt(e.clientSeq) : undefined))
+        if (entries !== undefined && c !== undefined) entries = c.upcast(entries, msg.entries, (e) => (e.clientId === this.clientId ? this.#rs.pendingAt(e.clientSeq) : undefined))
         if (entries === undefined) {
           this.#error("protocol-error", `Unreadable entries of "${this.docId}"; following again.`)
           this.#flushIncoming()
@@ -922,6 +927,10 @@ export class Doc<M extends Machine<any, any>> {
       case "error": {
         const { code, seq } = msg
         if (code === "update-required" && seq !== undefined) {
+          // Declared older than this app, for a hub that was older: the hub is newer than that
+          // now (upgraded since, or another of a rolling deploy). The next connection offers
+          // this app's own version; it is not told to update.
+          if (this.#compat !== undefined) return this.#newerHub()
           this.#updateNeeded = { seq, message: msg.message }
           if (!this.#updateTold) this.#emit("updateRequired", this.#updateNeeded)
           this.#updateTold = true
@@ -965,6 +974,11 @@ export class Doc<M extends Machine<any, any>> {
       default:
         return
     }
+  }
+
+  /** Declared older than this app for a hub that was older, the hub is newer than that now: the next connection offers the app's own version. */
+  #newerHub(): void {
+    this.#end?.(`The hub now runs a newer version of "${this.docId}": connecting again as this app's.`)
   }
 
   /** An authority's checkpoint, checked unless in compat mode (the older version's state: not comparable). */

@@ -12,7 +12,7 @@ import { commandArgsCodec } from "../protocol/args-codec.js"
 import type { ClientMessage } from "../protocol/messages.js"
 import { submitParts } from "../replica/submit-parts.js"
 import { decodeCmd, encodeCmds } from "./commands.js"
-import { AS, type CompatSession, type MachineHistory, type PendingForm } from "./registry.js"
+import { AS, MIGRATE, type CompatSession, type MachineHistory, type PendingForm } from "./registry.js"
 
 export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, any>): CompatSession => {
   const older = h.at(hub)
@@ -79,6 +79,7 @@ export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, 
       const up = h.entriesForVersion(entries, app.version, (seq) => (own.has(seq) ? app.version : hub)).entries
       return foreign.size === 0 ? up : up.map((e) => (foreign.has(e.seq) ? { ...e, foreign: true as const } : e))
     },
+    movedOn: (entries) => entries.some((e) => e.name === MIGRATE && ((e.args as { to?: unknown } | null)?.to as number) > hub),
     migrate: (bytes, docId, seq) =>
       encodeCanonical(h.migrateState(decodeCanonical(bytes), hub, app.version, makeContext(docId, seq, 0, "$local"))),
   }

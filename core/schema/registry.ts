@@ -99,6 +99,12 @@ export interface CompatSession {
   upcast(entries: ReadonlyArray<Entry>, wire: ReadonlyArray<Entry>, pendingOf: (e: Entry) => PendingForm | undefined): Entry[]
   /** A state of the hub's version, at `seq`, migrated to the app's. */
   migrate(state: Uint8Array, docId: string, seq: number): Uint8Array
+  /**
+   * Whether these entries (as they came) hold a `$migrate` marker to a version newer than the
+   * one this connection speaks: the hub was upgraded since it refused the app's version (or is
+   * another one of a rolling deploy), and the next connection should offer the app's own.
+   */
+  movedOn(entries: ReadonlyArray<Entry>): boolean
 }
 
 const histories = new WeakMap<Machine<any, any>, MachineHistory>()

@@ -109,6 +109,9 @@ export const CORE_LIMIT_BYTES = 45_000
  * (after its own disconnect(), or when its step-down offer reached a hub upgraded since): told
  * update-required though it runs the hub's version, or a compat session for good, without
  * checkpoints and with its newer commands held; it now offers its own version again (+74 B).
+ * Then 48,836 B: an earlier connection's answer keeps its command's number without settling it
+ * (a review: dropped at the reconnect, a command the hub forgot since was moved and applied
+ * twice; +29 B).
  */
 export const CORE_GUARD_BYTES = 48_850
 

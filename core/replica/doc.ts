@@ -206,7 +206,7 @@ export interface DocInit<S> {
 }
 
 /** An own command the authority applied at `seq` (at most `seq` when `upperBound`). */
-type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number; readonly upperBound?: true }
+type OwnConfirmation = { readonly command: PendingCommand; readonly seq: number; readonly upperBound?: true; readonly earlier?: true }
 
 /**
  * A snapshot stream is acknowledged every this many bytes: two wire chunks (128 KiB). The
@@ -252,9 +252,10 @@ export class Doc<M extends Machine<any, any>> {
   /** Settled commands whose outbox removal is not durable yet. */
   readonly #settling = new Set<number>()
   /**
-   * Own commands the hub answered with "applied at seq X" (or "at seq <= X") on this
-   * connection, settled once confirmedSeq reaches X: the entry there may be under another
-   * number (a renumbered command).
+   * Own commands the hub answered with "applied at seq X" (or "at seq <= X"), settled once
+   * confirmedSeq reaches X: the entry there may be under another number (a renumbered
+   * command). Until then no renumbering moves them. An answer of an earlier connection
+   * (`earlier`) keeps the number but settles nothing: at X it is dropped.
    */
   readonly #settleAt = new Map<PendingCommand, OwnConfirmation>()
   readonly #maxCommandBytes: number
@@ -698,10 +699,11 @@ export class Doc<M extends Machine<any, any>> {
     this.#refusalFetch = false
     this.#gapFollowedAt = -1
     this.#storageFailures = 0
-    // An answer lasts the connection that brought it: the hub now may be another one (restored
-    // from an older backup), whose seq X holds another command. The resend brings its answer,
-    // before any renumbering it causes (results go before errors), so nothing answered moves.
-    this.#settleAt.clear()
+    // An answer settles only on the connection that brought it: the hub now may be another
+    // one (restored from an older backup), whose seq X holds another command. It still keeps
+    // the command's number till X: the same hub may have forgotten the command since (its
+    // outcome dropped), and moved, it would apply again. The resend brings the current answer.
+    for (const [p, c] of this.#settleAt) this.#settleAt.set(p, { ...c, earlier: true })
     const sub = this.#subscribeMessage()
     this.#lastAckSent = (sub as { ackedClientSeq: number }).ackedClientSeq
     this.#snapshotFailures = 0
@@ -1167,7 +1169,7 @@ export class Doc<M extends Machine<any, any>> {
     const due: OwnConfirmation[] = []
     for (const [p, c] of this.#settleAt) {
       if (this.#rs.pendingAt(p.clientSeq) !== p) this.#settleAt.delete(p) // its entry confirmed it
-      else if (c.seq <= this.#rs.confirmedSeq) due.push(c)
+      else if (c.seq <= this.#rs.confirmedSeq) c.earlier ? this.#settleAt.delete(p) : due.push(c)
     }
     if (due.length === 0) return
     for (const d of due) this.#settleAt.delete(d.command)

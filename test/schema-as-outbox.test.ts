@@ -13,6 +13,7 @@
 import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { ColorV2, V1 } from "./support/color-machines.js"
+import { TodoV1, TodoV2, TodoV3 } from "./support/versioned-machines.js"
 import { settle } from "./support/virtual-time.js"
 
 const DOC = "c"
@@ -47,6 +48,32 @@ test("an upgraded outbox holding a command the upcast throws on: the app opens t
   const hubDoc = await hub.doc(DOC, ColorV2)
   expect(hubDoc.state).toEqual({ hex: "#010203" })
   expect(d2.confirmedHash()).toBe(hubDoc.stateHash())
+  await c2.close()
+  await hub.close()
+})
+
+test("a $as of a version newer than the hub's, held in compat mode, is named by its command in the schema-too-new error", async () => {
+  // Found by a review of 55b2f22: doc.pending and every event named it "add", the error "$as".
+  const rt = new VirtualRuntime(5)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt })
+  net.listen(hub)
+  const store = new MemoryStorage()
+  // Written offline by the app at v2 (no downcast to v1: priority 3), then the app is updated to v3.
+  const c1 = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: store, autoConnect: false })
+  const d1 = await c1.open(TodoV2, DOC)
+  d1.submit("setPriority", { id: "x", priority: 3 })
+  await d1.whenStored()
+  await c1.close()
+  const c2 = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: store })
+  const d2 = await c2.open(TodoV3, DOC)
+  const errors: string[] = []
+  d2.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
+  await settle(rt, 500)
+  expect(d2.pending.map((p) => p.name)).toEqual(["setPriority"])
+  const tooNew = errors.filter((e) => e.startsWith("schema-too-new"))
+  expect(tooNew.length).toBeGreaterThan(0)
+  expect(tooNew.every((e) => e.includes('"setPriority"') && !e.includes("$as"))).toBe(true)
   await c2.close()
   await hub.close()
 })

@@ -266,7 +266,8 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
             form = undefined
           }
         }
-        if (form === undefined) return { out, stuck: p.name }
+        // Named as the app wrote it (a `$as` by its command), as doc.pending and events name it.
+        if (form === undefined) return { out, stuck: p.name === AS ? (p.encoded as { name: string }).name : p.name }
         out.push({ clientSeq: p.clientSeq, ...form })
       }
       return { out, stuck: undefined }

@@ -290,6 +290,8 @@ export class Doc<M extends Machine<any, any>> {
   #isSynced = false
   /** The confirmed seq this connection last subscribed again from for a gap, until the hub answers (-1: none). */
   #gapFollowedAt = -1
+  /** A sequence-reset moved nothing: the outbox goes again once caught up (#renumber). */
+  #resendSynced = false
   /** The subscribe or the outbox again after the hub's storage failed (STORAGE_RETRY_MS), and the failures since a command last settled on this connection. */
   #storageRetry: Timer | undefined
   #storageFailures = 0
@@ -698,6 +700,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#resyncing = false
     this.#refusalFetch = false
     this.#gapFollowedAt = -1
+    this.#resendSynced = false
     this.#storageFailures = 0
     // An answer settles only on the connection that brought it: the hub now may be another
     // one (restored from an older backup), whose seq X holds another command. It still keeps
@@ -880,6 +883,10 @@ export class Doc<M extends Machine<any, any>> {
         // An answer to a subscribe: a gap after it is a new one (#gapFollowedAt).
         this.#gapFollowedAt = -1
         this.#emit("synced", { seq: msg.seq })
+        if (this.#resendSynced) {
+          this.#resendSynced = false
+          this.#resendAsked()
+        }
         return
       case "state":
         // A hub from before snapshot streams sends the state in one frame.
@@ -1087,7 +1094,11 @@ export class Doc<M extends Machine<any, any>> {
     if (!down) this.#follow()
     // From the first command again: the first is moved, so nothing goes until the lane has
     // stored the moves (outboxStored pumps); commands kept in place may wait behind them.
-    if (this.#send !== undefined && (moves.length > 0 || !down)) this.#resendAsked()
+    // Nothing moved: the first is answered and kept (#settleAt), and sent again now it would be
+    // refused again, each time restarting a catch-up that a slow hub then never finished (a
+    // review: stuck for good). It goes once caught up, past its answer's seq.
+    if (moves.length === 0 && !down) this.#resendSynced = true
+    else if (this.#send !== undefined && moves.length > 0) this.#resendAsked()
   }
 
   /** Follows the document again from the confirmed seq (entries were missed or unreadable). */

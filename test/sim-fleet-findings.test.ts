@@ -235,6 +235,38 @@ test.each([
   await swapped!.close()
 })
 
+test("an app refused for good on its step-down offer offers its own version again when the app connects after that", async () => {
+  // Found by a review of 7e9a03d: a final refusal (here its credentials expired between the
+  // two hellos) returned before the declaration was cleared, so the app's connect(), after the
+  // hub's upgrade, declared v1 again and was served as an old app (compat mode: its newer
+  // commands held).
+  const rt = new VirtualRuntime(25)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const hubStore = new MemoryStorage()
+  const authenticate = (hello: { credentials?: string }) => (hello.credentials === "ok" ? { id: "u" } : { refuse: "Expired." })
+  const hub1 = new Hub({ machines: [TodoV1], storage: hubStore, runtime: rt, authenticate })
+  net.listen(hub1)
+  const tokens = ["ok", "expired"]
+  const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: new MemoryStorage(), credentials: () => tokens.shift() ?? "ok", backoff: { baseMs: 50, maxMs: 200 } })
+  const doc = await client.open(TodoV2, DOC)
+  await settle(rt)
+  expect([client.status, client.refusal?.code]).toEqual(["refused", "unauthorized"])
+  await hub1.close()
+  net.stopServer()
+  const hub2 = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt, authenticate })
+  net.listen(hub2)
+  client.connect()
+  await settle(rt)
+  expect(client.status).toBe("online")
+  doc.submit("add", { id: "x", title: "X", priority: 0 })
+  doc.submit("setPriority", { id: "x", priority: 3 })
+  await settle(rt)
+  expect([doc.schemaTooNew, doc.pendingCount]).toEqual([false, 0])
+  expect((await hub2.doc(DOC, TodoV2)).state.items.x?.priority).toBe(3)
+  await client.close()
+  await hub2.close()
+})
+
 test.each([1, 2])("compat mode, protocol %i: an app's own command that the hub logged downcast is confirmed in the logged form (replicas of one version agree)", async (protocol) => {
   const rt = new VirtualRuntime(20 + protocol)
   const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })

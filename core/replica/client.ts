@@ -369,6 +369,8 @@ export class CanonClient {
       // Retrying cannot help: keep local data and the outbox, wait for the app; receipts
       // settle now rather than wait for a connection that will not come.
       this.#lastRefusal = refusal as Refused
+      // The app's next connect() offers its own versions first, as every new connection does.
+      this.#declared.clear()
       for (const doc of this.#docs.values()) doc.refused(refusal.code, refusal.message)
       this.#setStatus("refused", { code: refusal.code, reason: refusal.message })
       return

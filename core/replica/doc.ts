@@ -762,7 +762,9 @@ export class Doc<M extends Machine<any, any>> {
   #pump(): void {
     const pending = this.#rs.pending
     // Nothing unsent (the usual case, on every entries message): no walk over what is in flight.
-    if (this.#send === undefined || (pending[pending.length - 1]?.clientSeq ?? 0) <= this.#sentThrough) return
+    // Compat mode sends once caught up: the catch-up may show the hub newer than what this app
+    // declared (a $migrate entry, #newerHub), and then the commands go undowncast.
+    if (this.#send === undefined || this.#compat !== undefined && !this.#isSynced || (pending[pending.length - 1]?.clientSeq ?? 0) <= this.#sentThrough) return
     let i = 0
     let bytes = 0
     for (; i < pending.length && pending[i]!.clientSeq <= this.#sentThrough; i++) bytes += sizeOf(pending[i]!)
@@ -883,7 +885,7 @@ export class Doc<M extends Machine<any, any>> {
         // An answer to a subscribe: a gap after it is a new one (#gapFollowedAt).
         this.#gapFollowedAt = -1
         this.#emit("synced", { seq: msg.seq })
-        if (this.#resendSynced) {
+        if (this.#resendSynced || this.#compat !== undefined) {
           this.#resendSynced = false
           this.#resendAsked()
         }

@@ -389,13 +389,14 @@ describe("framing", () => {
   })
 
   test("versions: only the ones this build speaks", () => {
-    expect(PROTOCOL_VERSIONS).toEqual({ min: 1, max: 3 })
+    expect(PROTOCOL_VERSIONS).toEqual({ min: 1, max: 4 })
     expect(decoded(decodeServerMessage(synced, { version: 1 }))).toEqual({ type: "synced", docId: "doc", seq: 5 })
     expect(decoded(decodeServerMessage(synced, { version: 2 }))).toEqual({ type: "synced", docId: "doc", seq: 5 })
     expect(decoded(decodeServerMessage(synced, { version: 3 }))).toEqual({ type: "synced", docId: "doc", seq: 5 })
-    expect(failed(decodeServerMessage(synced, { version: 4 })).code).toBe("unsupported-version")
+    expect(decoded(decodeServerMessage(synced, { version: 4 }))).toEqual({ type: "synced", docId: "doc", seq: 5 })
+    expect(failed(decodeServerMessage(synced, { version: 5 })).code).toBe("unsupported-version")
     expect(failed(decodeClientMessage(synced, { version: 0 })).code).toBe("unsupported-version")
-    encodeThrows(() => encodeServerMessage({ type: "synced", docId: "d", seq: 1 }, { version: 4 }), "protocol-error")
+    encodeThrows(() => encodeServerMessage({ type: "synced", docId: "d", seq: 1 }, { version: 5 }), "protocol-error")
   })
 
   test("a value that is not a Uint8Array is bad-value, not a throw", () => {

@@ -34,7 +34,7 @@ const info = (m: Machine<any, any>) => ({ name: m.name, version: m.version, fing
 test("a peer offering protocol 1..5 gets the highest both speak, 3", async () => {
   const env = setup()
   const { got, closed } = await rawHello(env, { protocol: { min: 1, max: 5 } })
-  expect(got[0]).toEqual({ type: "welcome", protocol: 3, clientId: "c1" })
+  expect(got[0]).toEqual({ type: "welcome", protocol: 4, clientId: "c1" })
   expect(closed).toBeUndefined()
 })
 
@@ -45,11 +45,11 @@ test("a peer offering only 1 gets 1 (a v2 hub serves v1 clients)", async () => {
   expect(closed).toBeUndefined()
 })
 
-test("a peer offering only 4..5 is refused with protocol-unsupported and the hub's range", async () => {
+test("a peer offering only 5..6 is refused with protocol-unsupported and the hub's range", async () => {
   const env = setup()
-  const { got, closed } = await rawHello(env, { protocol: { min: 4, max: 5 } })
-  expect(got[0]).toMatchObject({ type: "refused", code: "protocol-unsupported", protocol: { min: 1, max: 3 } })
-  expect((got[0] as { message: string }).message).toMatch(/speaks protocol 1\.\.3/)
+  const { got, closed } = await rawHello(env, { protocol: { min: 5, max: 6 } })
+  expect(got[0]).toMatchObject({ type: "refused", code: "protocol-unsupported", protocol: { min: 1, max: 4 } })
+  expect((got[0] as { message: string }).message).toMatch(/speaks protocol 1\.\.4/)
   expect(closed).toBe("protocol-unsupported")
 })
 

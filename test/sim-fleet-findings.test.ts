@@ -182,24 +182,28 @@ test("an app that stepped down for an older hub offers its own version again aft
 })
 
 test.each([
-  ["one a v1 app cannot be shown", 3],
-  ["all of it shown to a v1 app", 0],
-])("an app whose step-down offer reaches a newer hub (a rolling deploy) offers its own version again, never told to update (log: %s)", async (_, priority) => {
+  ["upgraded from v1, one entry a v1 app cannot be shown", 3, true],
+  ["upgraded from v1, all of it shown to a v1 app", 0, true],
+  ["created by the v2 hub, all of it shown to a v1 app (without the priority)", 5, false],
+])("an app whose step-down offer reaches a newer hub (a rolling deploy) offers its own version again, never told to update (log: %s)", async (_, priority, upgraded) => {
   // Found by test/hub-restored-fuzz.test.ts (builds): refused by a v1 hub, the app declared v1
   // and reconnected at once, to a hub that runs v2 by then. Served as an old app, it was told
   // update-required and refused its own edits for as long as that connection lasted; or, the
   // log all shown to v1, it stayed a compat session (no checkpoints, v2-only commands held).
-  // The hub's $migrate marker in the catch-up, or update-required, sends it back with its own.
+  // The hub's $migrate marker in the catch-up, or update-required, sends it back with its own;
+  // on a document the v2 hub created (no marker) only protocol 4's hub-newer does.
   const rt = new VirtualRuntime(24)
   const net = new MemoryNetwork(rt, { latency: () => 2 })
-  // The document, written under v1 and upgraded to v2 (its log holds the $migrate marker).
+  // The document, written under v1 and upgraded to v2 (its log holds the $migrate marker), or
+  // created by the v2 hub.
   const newer = new MemoryStorage()
-  for (const m of [TodoV1, TodoV2] as const) {
+  for (const m of upgraded ? [TodoV1, TodoV2] as const : [TodoV2] as const) {
     const writer = new Hub({ machines: [m], storage: newer, runtime: rt })
     net.listen(writer)
     const id = `w${m.version}`
     const w = await CanonClient.open({ transport: net.transport(id), runtime: rt, clientId: id, storage: new MemoryStorage() })
     if (m === TodoV1) (await w.open(TodoV1, DOC)).submit("add", { id: "x", title: "X" })
+    else if (!upgraded) (await w.open(TodoV2, DOC)).submit("add", { id: "x", title: "X", priority })
     else if (priority !== 0) (await w.open(TodoV2, DOC)).submit("setPriority", { id: "x", priority })
     await settle(rt)
     await w.close()

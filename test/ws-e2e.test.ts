@@ -106,12 +106,12 @@ const logOf = (storage: MemoryStorage, docId: string) => new AuthorityStore(stor
 describe("convergence over ws with sockets destroyed mid-flight", () => {
   const V1 = { min: 1, max: 1 }
   const V12 = { min: 1, max: 2 }
-  // Protocol versions: today's (2) everywhere; a v2 hub serving v1 and v2 clients side by side;
-  // v2 clients speaking v1 to a hub that only speaks v1.
+  // Protocol versions: today's (4) everywhere; today's hub serving v2 and v4 clients side by
+  // side, and v1 and v4; today's clients speaking v1 to a hub that only speaks v1.
   test.each([
-    { seed: 11, hub: undefined, clients: [undefined, undefined, undefined], expected: [3, 3, 3] },
-    { seed: 29, hub: undefined, clients: [undefined, V12, undefined], expected: [3, 2, 3] },
-    { seed: 47, hub: undefined, clients: [V1, undefined, V1], expected: [1, 3, 1] },
+    { seed: 11, hub: undefined, clients: [undefined, undefined, undefined], expected: [4, 4, 4] },
+    { seed: 29, hub: undefined, clients: [undefined, V12, undefined], expected: [4, 2, 4] },
+    { seed: 47, hub: undefined, clients: [V1, undefined, V1], expected: [1, 4, 1] },
     { seed: 53, hub: V1, clients: [undefined, undefined, undefined], expected: [1, 1, 1] },
   ])("seed $seed, protocols $expected: 3 clients converge; nothing acknowledged lost; nothing applied twice", async ({ seed, hub: hubProtocol, clients: protocols, expected }) => {
     const rand = seededRandom(seed)

@@ -256,6 +256,12 @@ export class Followers {
     // above): it waits for a catch-up only if its first one had not been sent yet.
     if (before === undefined || this.presenceJoined.delete(before)) this.presenceJoined.add(f)
     this.presenceTickDue()
+    // Served at an older version than this hub runs (protocol 4): an app that declared it for
+    // an older hub (compat mode) connects again with its own, before it sends anything.
+    const current = this.doc.version()
+    if (protocol >= 4 && version < current) {
+      conn.send({ type: "error", code: "hub-newer", docId: this.doc.docId, message: `Document "${this.doc.docId}" runs version ${current} of its machine here; this session follows version ${version}.` })
+    }
     this.catchUp(f)
     return f
   }

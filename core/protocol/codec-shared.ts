@@ -13,7 +13,7 @@ import { commandNameProblem, docIdBytesProblem } from "../limits.js"
 import type { RefusalCode } from "./messages.js"
 
 /** The protocol versions this build speaks. */
-export const PROTOCOL_VERSIONS: { readonly min: 1; readonly max: 3 } = { min: 1, max: 3 }
+export const PROTOCOL_VERSIONS: { readonly min: 1; readonly max: 4 } = { min: 1, max: 4 }
 
 /** Frames larger than this are refused unread (and never produced). */
 export const DEFAULT_MAX_FRAME_BYTES = 1 << 20

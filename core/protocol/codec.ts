@@ -126,6 +126,14 @@
  *                         then that frame's body with each command's clientSeq followed by
  *                         u madeAs (0: made under its clientSeq)
  *
+ * ## Protocol 4
+ *
+ * The frames of protocol 3, unchanged. What is new is one error a hub sends: `hub-newer`
+ * (docId, no seq), at a subscribe accepted at an older version of the document's machine
+ * than the hub runs. A client that declared that older version for an older hub (compat
+ * mode) takes it as the cue to connect again offering its own version; an app that is that
+ * old ignores it. Older clients are never sent it (they would show it as an error).
+ *
  * ## Failures
  *
  * Decoding never throws: a frame is a message, `ignore`, or a `DecodeError` with a code.

@@ -937,6 +937,9 @@ export class Doc<M extends Machine<any, any>> {
       }
       case "error": {
         const { code, seq } = msg
+        // Protocol 4: served at an older version than the hub runs. Compat mode connects again
+        // with the app's own; an app that old has nothing to do.
+        if (code === "hub-newer") return this.#compat === undefined ? undefined : this.#newerHub()
         if (code === "update-required" && seq !== undefined) {
           // Declared older than this app, for a hub that was older: the hub is newer than that
           // now (upgraded since, or another of a rolling deploy). The next connection offers

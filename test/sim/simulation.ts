@@ -154,7 +154,7 @@ export interface SimOptions {
   readonly catchUpPage?: number
   /**
    * Wire protocol versions: "mixed" (default) gives each replica incarnation protocol 1, 1..2
-   * (an older app) or 1..3, and each hub start 1..3 or, now and then, 1 only (a rolling
+   * or 1..3 (older apps) or 1..4, and each hub start 1..4 or, now and then, 1 only (a rolling
    * downgrade); "v1", "v2" or "v3" pins everyone.
    */
   readonly protocols?: "mixed" | "v1" | "v2" | "v3"
@@ -277,6 +277,7 @@ const V1: Range = { min: 1, max: 1 }
 const V12: Range = { min: 1, max: 2 }
 const V2: Range = { min: 2, max: 2 }
 const V13: Range = { min: 1, max: 3 }
+const V14: Range = { min: 1, max: 4 }
 const V3: Range = { min: 3, max: 3 }
 
 interface DocSpec {
@@ -526,7 +527,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (hubProc.alive && hubStarted) return
       hubStarted = true
       hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
-      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : o.protocols === "v3" ? V13 : rng() < 0.2 ? V1 : V13
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : o.protocols === "v3" ? V13 : rng() < 0.2 ? V1 : V14
       hubStarts.push({ at: vrt.now(), old: protocol.max < 3 })
       // Documents nobody follows: unloaded at once, kept briefly one at a time, or kept as by default;
       // the first two make the hub reload documents from storage all the time.
@@ -665,8 +666,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         }
       }
       let client: CanonClient
-      // The newest app speaks 1..3; every other incarnation is an older one that speaks 1..2.
-      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : o.protocols === "v3" ? V3 : rng() < 0.4 ? V1 : r.incarnations.length % 2 === 1 ? V13 : V12
+      // The newest app speaks 1..4; the incarnations between are older ones that speak 1..2 or 1..3.
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : o.protocols === "v3" ? V3 : rng() < 0.4 ? V1 : [V12, V14, V13][r.incarnations.length % 3]!
       try {
         client = await CanonClient.open({
           protocol,

@@ -45,7 +45,7 @@ import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory
 import { AuthorityStore } from "../core/store/authority-store.js"
 import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
 import { VTodoV3 } from "./sim/versioned.js"
-import { settle } from "./support/virtual-time.js"
+import { running, settle } from "./support/virtual-time.js"
 
 const DOC = "list"
 
@@ -275,6 +275,32 @@ test("an app refused for good on its step-down offer offers its own version agai
   expect((await hub2.doc(DOC, TodoV2)).state.items.x?.priority).toBe(3)
   await client.close()
   await hub2.close()
+})
+
+test("compat mode sends once the hub answered its subscribe, not once caught up: a catch-up that never ends (a snapshot over the app's maxSnapshotBytes) does not hold its commands", async () => {
+  // Found by a review of 8a2317b, which held compat mode's outbox until synced: discarded
+  // unacknowledged, the snapshot stream stalled the catch-up, and the app's commands never left.
+  const rt = new VirtualRuntime(26)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  // A window (the least allowed) under the snapshot: the stream waits for acknowledgements.
+  const hub = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt, snapshotLagEntries: 10, snapshotWindowBytes: 128 << 10 })
+  net.listen(hub)
+  const w = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  const wd = await w.open(TodoV1, DOC)
+  for (let i = 0; i < 300; i++) wd.submit("add", { id: `w${i}`, title: "W".repeat(1000) })
+  await settle(rt)
+  await running(rt, (async () => (await hub.doc(DOC, TodoV1)).snapshotNow())())
+  const c = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: new MemoryStorage(), maxSnapshotBytes: 100_000, backoff: { baseMs: 50, maxMs: 200 } })
+  const doc = await c.open(TodoV2, DOC)
+  const errors: string[] = []
+  doc.on("error", (e) => errors.push(e.code))
+  doc.submit("add", { id: "y", title: "Y", priority: 0 })
+  await settle(rt, 20_000)
+  expect(errors).toContain("snapshot-too-large")
+  expect((await hub.doc(DOC, TodoV1)).state.items.y).toEqual({ title: "Y", done: false })
+  await c.close()
+  await w.close()
+  await hub.close()
 })
 
 test.each([1, 2])("compat mode, protocol %i: an app's own command that the hub logged downcast is confirmed in the logged form (replicas of one version agree)", async (protocol) => {

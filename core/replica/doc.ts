@@ -292,6 +292,11 @@ export class Doc<M extends Machine<any, any>> {
   #gapFollowedAt = -1
   /** A sequence-reset moved nothing: the outbox goes again once caught up (#renumber). */
   #resendSynced = false
+  /**
+   * The hub has answered this connection's subscribe (or speaks no protocol 4). Compat mode
+   * sends nothing before: a hub newer than what this app declared says so first (hub-newer).
+   */
+  #heard = true
   /** The subscribe or the outbox again after the hub's storage failed (STORAGE_RETRY_MS), and the failures since a command last settled on this connection. */
   #storageRetry: Timer | undefined
   #storageFailures = 0
@@ -694,6 +699,7 @@ export class Doc<M extends Machine<any, any>> {
     this.#resendsAsked = 0
     this.#updateNeeded = undefined
     this.#protocol = protocol
+    this.#heard = protocol < 4
     this.#compat = sessionVersion !== undefined && sessionVersion < this.machine.version ? historyOf(this.machine)!.compat(sessionVersion, this.machine) : undefined
     this.#refusal = undefined
     this.#isSynced = false
@@ -762,9 +768,9 @@ export class Doc<M extends Machine<any, any>> {
   #pump(): void {
     const pending = this.#rs.pending
     // Nothing unsent (the usual case, on every entries message): no walk over what is in flight.
-    // Compat mode sends once caught up: the catch-up may show the hub newer than what this app
-    // declared (a $migrate entry, #newerHub), and then the commands go undowncast.
-    if (this.#send === undefined || this.#compat !== undefined && !this.#isSynced || (pending[pending.length - 1]?.clientSeq ?? 0) <= this.#sentThrough) return
+    // Compat mode sends once the hub has answered (#heard): a newer hub says so first, and the
+    // commands then go undowncast, on the next connection.
+    if (this.#send === undefined || this.#compat !== undefined && !this.#heard || (pending[pending.length - 1]?.clientSeq ?? 0) <= this.#sentThrough) return
     let i = 0
     let bytes = 0
     for (; i < pending.length && pending[i]!.clientSeq <= this.#sentThrough; i++) bytes += sizeOf(pending[i]!)
@@ -817,6 +823,14 @@ export class Doc<M extends Machine<any, any>> {
 
   /** @internal a message about this document. */
   receive(msg: ServerMessage): void {
+    this.#receive(msg)
+    if (!this.#heard) {
+      this.#heard = true
+      this.#pump()
+    }
+  }
+
+  #receive(msg: ServerMessage): void {
     if (this.#closed) return
     // Anything else is about what came before it: integrate that first.
     if (msg.type !== "entries") this.#flushIncoming()
@@ -885,7 +899,7 @@ export class Doc<M extends Machine<any, any>> {
         // An answer to a subscribe: a gap after it is a new one (#gapFollowedAt).
         this.#gapFollowedAt = -1
         this.#emit("synced", { seq: msg.seq })
-        if (this.#resendSynced || this.#compat !== undefined) {
+        if (this.#resendSynced) {
           this.#resendSynced = false
           this.#resendAsked()
         }

@@ -118,7 +118,8 @@ export const CORE_LIMIT_BYTES = 45_000
  * 4's hub-newer, which sends such an app back with its own version also on a document the
  * newer hub created (no $migrate entry to see; +23 B). Then 48,941 B: compat mode waits for
  * the hub's first answer instead of the whole catch-up (a review: a catch-up that never
- * ended, a snapshot over maxSnapshotBytes, held the app's commands for good; +45 B).
+ * ended, a snapshot over maxSnapshotBytes, held the app's commands for good; +45 B). Then
+ * 48,948 B: an error is not that answer (a load that failed let the outbox go downcast).
  */
 export const CORE_GUARD_BYTES = 48_950
 

@@ -40,7 +40,8 @@
  *    an `archive` on a v1 state without `archived` was a no-op, the reloaded hub disagreed
  *    with its own log and a replica desynced). Fix: a seq-0 snapshot is never loaded.
  */
-import { CanonClient, Hub } from "../core/index.js"
+import { CanonClient, Hub, canonError, type KVStore } from "../core/index.js"
+import { authHead } from "../core/store/keys.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { AuthorityStore } from "../core/store/authority-store.js"
 import { TodoV1, TodoV2 } from "./support/versioned-machines.js"
@@ -301,6 +302,56 @@ test("compat mode sends once the hub answered its subscribe, not once caught up:
   await c.close()
   await w.close()
   await hub.close()
+})
+
+test("compat mode: a load that failed (storage-failed) is no answer; the outbox waits for the retried subscribe's hub-newer", async () => {
+  // Found by a review of 00bfb17: the error counted as the hub's answer, so the storage retry
+  // sent the outbox downcast right behind its subscribe, and the newer hub logged it without
+  // the priority before its hub-newer sent the app back with its own version.
+  const rt = new VirtualRuntime(27)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  // A document the v2 hub created (no $migrate entry: only hub-newer tells the app).
+  const newer = new MemoryStorage()
+  const writer = new Hub({ machines: [TodoV2], storage: newer, runtime: rt })
+  net.listen(writer)
+  const w = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  ;(await w.open(TodoV2, DOC)).submit("add", { id: "x", title: "X", priority: 5 })
+  await settle(rt)
+  await w.close()
+  await writer.close()
+  net.stopServer()
+  // Its disk fails the first read of the document's head once: the first load fails.
+  const head = authHead(DOC)
+  let failures = 1
+  const flaky: KVStore = {
+    get: (k) => (failures > 0 && k.length === head.length && k.every((b, i) => b === head[i]) ? (failures--, Promise.reject(canonError("storage-failed", "The disk did not answer."))) : newer.get(k)),
+    range: (o) => newer.range(o),
+    batch: (ops, o) => newer.batch(ops, o),
+    close: () => newer.close(),
+  }
+  const older = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt })
+  net.listen(older)
+  const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 200 }, autoConnect: false })
+  const doc = await client.open(TodoV2, DOC)
+  const errors: string[] = []
+  doc.on("error", (e) => errors.push(e.code))
+  doc.submit("add", { id: "y", title: "Y", priority: 7 })
+  await doc.whenStored()
+  let swapped: Hub | undefined
+  client.onStatus((s) => {
+    if (s === "offline" && client.refusal?.code === "schema-too-new" && swapped === undefined) {
+      net.stopServer()
+      swapped = new Hub({ machines: [TodoV2], storage: flaky, runtime: rt })
+      net.listen(swapped)
+    }
+  })
+  client.connect()
+  await settle(rt, 20_000)
+  expect([failures, errors.includes("storage-failed"), client.status, doc.pendingCount]).toEqual([0, true, "online", 0])
+  expect((await swapped!.doc(DOC, TodoV2)).state.items.y?.priority).toBe(7)
+  await client.close()
+  await older.close()
+  await swapped!.close()
 })
 
 test.each([1, 2])("compat mode, protocol %i: an app's own command that the hub logged downcast is confirmed in the logged form (replicas of one version agree)", async (protocol) => {

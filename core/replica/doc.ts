@@ -824,7 +824,9 @@ export class Doc<M extends Machine<any, any>> {
   /** @internal a message about this document. */
   receive(msg: ServerMessage): void {
     this.#receive(msg)
-    if (!this.#heard) {
+    // An error is no answer: a subscribe the hub served gets hub-newer or its catch-up first,
+    // and one it did not (its load failed) is sent again, with the outbox behind it.
+    if (!this.#heard && msg.type !== "error") {
       this.#heard = true
       this.#pump()
     }
@@ -1006,7 +1008,7 @@ export class Doc<M extends Machine<any, any>> {
 
   /** Declared older than this app for a hub that was older, the hub is newer than that now: the next connection offers the app's own version. */
   #newerHub(): void {
-    this.#end?.(`The hub now runs a newer version of "${this.docId}": connecting again as this app's.`)
+    this.#end?.(`The hub now runs a newer version of "${this.docId}": reconnecting as this app's.`)
   }
 
   /** An authority's checkpoint, checked unless in compat mode (the older version's state: not comparable). */

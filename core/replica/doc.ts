@@ -148,17 +148,17 @@ const STORAGE_RETRY_MAX_MS = 60_000
 const UNSENDABLE_BYTES = DEFAULT_MAX_FRAME_BYTES - (64 << 10)
 
 /**
- * A command's bytes in a submit, about: its arguments' canonical size (measured at submit;
- * once for a command restored from the outbox), its name and framing (a compact form is no
- * larger by more than a few bytes, and a submit is kept to half a frame).
- */
-/**
  * A command's name as the app knows it: a command an earlier app version wrote, kept through
  * the upgrade as `$as` (replica-upgrade.ts), is told by the name it was written under, never
  * by the reserved wrapper's.
  */
 const appName = (p: PendingCommand): string => (p.name === AS && (p.encoded as { name?: string } | null)?.name) || p.name
 
+/**
+ * A command's bytes in a submit, about: its arguments' canonical size (measured at submit;
+ * once for a command restored from the outbox), its name and framing (a compact form is no
+ * larger by more than a few bytes, and a submit is kept to half a frame).
+ */
 const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3 + encodeCanonical(p.encoded).length)
 
 interface Deferred {

@@ -40,7 +40,7 @@
  *    an `archive` on a v1 state without `archived` was a no-op, the reloaded hub disagreed
  *    with its own log and a replica desynced). Fix: a seq-0 snapshot is never loaded.
  */
-import { CanonClient, Hub, canonError, type KVStore } from "../core/index.js"
+import { CanonClient, Hub, canonError, type Doc, type KVStore } from "../core/index.js"
 import { authHead } from "../core/store/keys.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { AuthorityStore } from "../core/store/authority-store.js"
@@ -49,6 +49,30 @@ import { VTodoV3 } from "./sim/versioned.js"
 import { running, settle } from "./support/virtual-time.js"
 
 const DOC = "list"
+
+/** Runs `act` once, when `client` is refused schema-too-new (its step-down offer goes out right after, at once). */
+const onStepDown = (client: CanonClient, act: () => void): (() => boolean) => {
+  let done = false
+  client.onStatus((s) => {
+    if (s !== "offline" || client.refusal?.code !== "schema-too-new" || done) return
+    done = true
+    act()
+  })
+  return () => done
+}
+
+/** `store` written by one client of a hub that runs `machine` (`write`), the hub stopped after. */
+const writtenBy = async <M extends typeof TodoV1 | typeof TodoV2>(rt: VirtualRuntime, net: MemoryNetwork, store: MemoryStorage, machine: M, write: (doc: Doc<M>) => void): Promise<void> => {
+  const writer = new Hub({ machines: [machine], storage: store, runtime: rt })
+  net.listen(writer)
+  const id = `w${machine.version}`
+  const w = await CanonClient.open({ transport: net.transport(id), runtime: rt, clientId: id, storage: new MemoryStorage() })
+  write(await w.open(machine, DOC))
+  await settle(rt)
+  await w.close()
+  await writer.close()
+  net.stopServer()
+}
 
 test("a hub with a versioned machine loads a document whose log was compacted", async () => {
   const rt = new VirtualRuntime(17)
@@ -126,15 +150,9 @@ test("an app that stepped down for an older hub offers its own version again aft
   const doc = await client.open(TodoV2, DOC)
   // The v1 hub refuses v2 (schema-too-new); the client steps down to v1 and reconnects at
   // once. That connection is lost before any answer: the hub is being upgraded.
-  let upgraded = false
-  client.onStatus((s) => {
-    if (s === "offline" && client.refusal?.code === "schema-too-new" && !upgraded) {
-      upgraded = true
-      net.stopServer()
-    }
-  })
+  const upgraded = onStepDown(client, () => net.stopServer())
   await settle(rt, 200)
-  expect(upgraded).toBe(true)
+  expect(upgraded()).toBe(true)
   await hub1.close()
   const hub2 = new Hub({ machines: [TodoV2], storage: hubStore, runtime: rt })
   net.listen(hub2)
@@ -198,19 +216,10 @@ test.each([
   // The document, written under v1 and upgraded to v2 (its log holds the $migrate marker), or
   // created by the v2 hub.
   const newer = new MemoryStorage()
-  for (const m of upgraded ? [TodoV1, TodoV2] as const : [TodoV2] as const) {
-    const writer = new Hub({ machines: [m], storage: newer, runtime: rt })
-    net.listen(writer)
-    const id = `w${m.version}`
-    const w = await CanonClient.open({ transport: net.transport(id), runtime: rt, clientId: id, storage: new MemoryStorage() })
-    if (m === TodoV1) (await w.open(TodoV1, DOC)).submit("add", { id: "x", title: "X" })
-    else if (!upgraded) (await w.open(TodoV2, DOC)).submit("add", { id: "x", title: "X", priority })
-    else if (priority !== 0) (await w.open(TodoV2, DOC)).submit("setPriority", { id: "x", priority })
-    await settle(rt)
-    await w.close()
-    await writer.close()
-    net.stopServer()
-  }
+  if (upgraded) {
+    await writtenBy(rt, net, newer, TodoV1, (d) => d.submit("add", { id: "x", title: "X" }))
+    await writtenBy(rt, net, newer, TodoV2, (d) => { if (priority !== 0) d.submit("setPriority", { id: "x", priority }) })
+  } else await writtenBy(rt, net, newer, TodoV2, (d) => d.submit("add", { id: "x", title: "X", priority }))
 
   const older = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt })
   net.listen(older)
@@ -224,13 +233,10 @@ test.each([
   const told: number[] = []
   doc.on("updateRequired", (e) => told.push(e.seq))
   let swapped: Hub | undefined
-  client.onStatus((s) => {
-    if (s === "offline" && client.refusal?.code === "schema-too-new" && swapped === undefined) {
-      // The step-down offer goes out at once: to the newer hub.
-      net.stopServer()
-      swapped = new Hub({ machines: [TodoV2], storage: newer, runtime: rt })
-      net.listen(swapped)
-    }
+  // The step-down offer goes out at once: to the newer hub.
+  onStepDown(client, () => {
+    net.stopServer()
+    net.listen((swapped = new Hub({ machines: [TodoV2], storage: newer, runtime: rt })))
   })
   await settle(rt)
   expect(swapped).toBeDefined()
@@ -312,14 +318,7 @@ test("compat mode: a load that failed (storage-failed) is no answer; the outbox 
   const net = new MemoryNetwork(rt, { latency: () => 2 })
   // A document the v2 hub created (no $migrate entry: only hub-newer tells the app).
   const newer = new MemoryStorage()
-  const writer = new Hub({ machines: [TodoV2], storage: newer, runtime: rt })
-  net.listen(writer)
-  const w = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
-  ;(await w.open(TodoV2, DOC)).submit("add", { id: "x", title: "X", priority: 5 })
-  await settle(rt)
-  await w.close()
-  await writer.close()
-  net.stopServer()
+  await writtenBy(rt, net, newer, TodoV2, (d) => d.submit("add", { id: "x", title: "X", priority: 5 }))
   // Its disk fails the first read of the document's head once: the first load fails.
   const head = authHead(DOC)
   let failures = 1
@@ -338,12 +337,9 @@ test("compat mode: a load that failed (storage-failed) is no answer; the outbox 
   doc.submit("add", { id: "y", title: "Y", priority: 7 })
   await doc.whenStored()
   let swapped: Hub | undefined
-  client.onStatus((s) => {
-    if (s === "offline" && client.refusal?.code === "schema-too-new" && swapped === undefined) {
-      net.stopServer()
-      swapped = new Hub({ machines: [TodoV2], storage: flaky, runtime: rt })
-      net.listen(swapped)
-    }
+  onStepDown(client, () => {
+    net.stopServer()
+    net.listen((swapped = new Hub({ machines: [TodoV2], storage: flaky, runtime: rt })))
   })
   client.connect()
   await settle(rt, 20_000)

@@ -14,6 +14,7 @@ import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { ColorV2, V1 } from "./support/color-machines.js"
 import { TodoV1, TodoV2, TodoV3 } from "./support/versioned-machines.js"
+import { historyOf } from "../core/schema/registry.js"
 import { settle } from "./support/virtual-time.js"
 
 const DOC = "c"
@@ -76,4 +77,19 @@ test("a $as of a version newer than the hub's, held in compat mode, is named by 
   expect(tooNew.every((e) => e.includes('"setPriority"') && !e.includes("$as"))).toBe(true)
   await c2.close()
   await hub.close()
+})
+
+test("a $as record a damaged store holds in another shape is held and told in compat mode, never dropped or thrown", () => {
+  // Found by a review: one without a name was taken for nothing held (stuck: undefined), so it
+  // and the commands behind it were neither sent nor told; a null one threw out of submits,
+  // which ended every connection.
+  const behind = { clientSeq: 2, name: "add", args: { id: "n", title: "t" }, encoded: { id: "n", title: "t" } }
+  for (const [encoded, named] of [[{ v: 2, args: { id: "x" } }, "$as"], [null, "$as"], [{ v: "2", name: "add", args: {} }, "add"], [7, "$as"]] as const) {
+    const session = historyOf(TodoV3)!.compat(1, TodoV3)
+    const told: string[] = []
+    const damaged = { clientSeq: 1, name: "$as", args: undefined, encoded }
+    const messages = session.submits(DOC, [damaged, behind], 0, 3, (m) => told.push(m))
+    expect([messages.length, session.blocked, told.length]).toEqual([0, true, 1])
+    expect(told[0]).toContain(`"${named}" cannot be sent`)
+  }
 })

@@ -26,7 +26,8 @@ export const compatSession = (h: MachineHistory, hub: number, app: Machine<any, 
   const logged = (p: PendingForm): { name: string; args: unknown } | undefined => {
     const a = p.encoded as { v: number; name: string; args: unknown }
     // What goes as it is (a `$as` of the hub's version goes as its command): its sent form.
-    if (p.name !== AS || a.v === hub) return h.downcastOutbox([p], app.version, hub).out[0]
+    // (A damaged store's `$as` that is not an object has none: the throw below is caught.)
+    if (p.name !== AS || a?.v === hub) return h.downcastOutbox([p], app.version, hub).out[0]
     try {
       const d = decodeCmd(h.at(a.v), a.name, a.args)
       const c = d.ok ? h.convert([{ name: a.name, args: d.args }], a.v, hub) : undefined

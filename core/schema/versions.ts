@@ -254,10 +254,14 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
       const out: Array<{ clientSeq: number; name: string; args: unknown }> = []
       for (const p of cmds) {
         let form: Cmd | undefined
+        const a = p.name === AS ? p.encoded as { v?: unknown; name?: unknown; args?: unknown } | null : undefined
+        // A `$as` as its command's name (a damaged store's record without one: "$as").
+        const named = typeof a?.name === "string" ? a.name : p.name
         if (p.name === AS) {
-          const a = p.encoded as { v: number; name: string; args: unknown }
-          // Written at the hub's version: sent as it is (a hub built without a history knows no `$as`).
-          form = a.v === to ? { name: a.name, args: a.args } : a.v < to ? { name: AS, args: p.encoded } : undefined
+          // Written at the hub's version: sent as it is (a hub built without a history knows no
+          // `$as`). A record a damaged store holds in another shape has no form: it is held.
+          const v = typeof a?.v === "number" && typeof a.name === "string" ? a.v : NaN
+          form = v === to ? { name: named, args: a!.args } : v < to ? { name: AS, args: p.encoded } : undefined
         } else {
           try {
             const down = h.convert([{ name: p.name, args: p.args }], from, to)
@@ -267,7 +271,7 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
           }
         }
         // Named as the app wrote it (a `$as` by its command), as doc.pending and events name it.
-        if (form === undefined) return { out, stuck: p.name === AS ? (p.encoded as { name: string }).name : p.name }
+        if (form === undefined) return { out, stuck: named }
         out.push({ clientSeq: p.clientSeq, ...form })
       }
       return { out, stuck: undefined }

@@ -16,7 +16,7 @@
  * rolling back a bad release with its data): the hub runs Tags or TagsV2, is upgraded now and
  * then, and the apps run TagsV2, in compat mode while the hub is older. It found two ways an
  * app kept declaring the older version to a newer hub (sim-fleet-findings, "step-down").
- * Each hub life speaks protocol 1 only, 1..2 or 1..3.
+ * Each hub life speaks protocol 1 only, 1..2, 1..3 or 1..4.
  *
  * The simulator's hub never goes back in time (its crashes keep durable writes); this is the
  * world where it does. (An answer of an earlier life kept across the restore, which settled a
@@ -61,10 +61,10 @@ const world = async (seed: number, builds: boolean, say: (s: string) => void = (
   const net = new MemoryNetwork(rt, { latency: () => Math.floor(rng() * 12), encode: true })
   let hubDisk = new MemoryStorage()
   // Never compacted: each life's whole log is read for the checks.
-  // Each hub life speaks protocol 1 only, 1..2 or 1..3 (a restore may also be a rollback of the hub's build).
+  // Each hub life speaks protocol 1 only, 1..2, 1..3 or 1..4 (a restore may also be a rollback of the hub's build).
   let build = builds && rng() < 0.5 ? TagsV2 : Tags
   const app = builds ? TagsV2 : Tags
-  const hubOf = () => new Hub({ machines: [build], storage: hubDisk, runtime: rt, catchUpPage: 3, snapshots: { tailBytes: Infinity }, protocol: { min: 1, max: 1 + Math.floor(rng() * 3) } })
+  const hubOf = () => new Hub({ machines: [build], storage: hubDisk, runtime: rt, catchUpPage: 3, snapshots: { tailBytes: Infinity }, protocol: { min: 1, max: 1 + Math.floor(rng() * 4) } })
   let hub = hubOf()
   net.listen(hub)
   let life = 0

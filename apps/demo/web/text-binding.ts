@@ -264,13 +264,24 @@ export const bindTextarea = (area: HTMLTextAreaElement, text: Y.Text, carried?: 
     if (shown.length !== text.length) shown = shownText(text)
     show(area, shown, (s, e) => [mapPosition(delta, s), mapPosition(delta, e)])
   }
+  // A transaction that fired no event for the text may still have rewritten units of it (a
+  // split between the halves of a surrogate pair): shown again in place.
+  const afterTransaction = (tr: Y.Transaction) => {
+    if (tr.changed.has(text as unknown as Y.AbstractType<Y.YEvent<any>>)) return
+    const patches = index.splits(tr)
+    if (patches.length === 0) return
+    for (const [at, units] of patches) shown = shown.slice(0, at) + units + shown.slice(at + units.length)
+    show(area, shown, (s, e) => [s, e])
+  }
   area.addEventListener("input", onInput)
   area.addEventListener("compositionend", onEnd)
   text.observe(observer)
+  text.doc!.on("afterTransaction", afterTransaction)
   return () => {
     area.removeEventListener("input", onInput)
     area.removeEventListener("compositionend", onEnd)
     text.unobserve(observer)
+    text.doc!.off("afterTransaction", afterTransaction)
     // Anchored to the character after each end (assoc 0): the one typed before the caret may be
     // missing from the replacement until the outbox is merged again.
     return {

@@ -212,4 +212,31 @@ export class TextIndex {
     for (const a of this.#anchors) a.index = now(known(a.item)!)
     return { delta, patches }
   }
+
+  /**
+   * The units a transaction that fired no event for the text rewrote in place (a `format`
+   * that changed nothing can still split an item between the halves of a surrogate pair):
+   * call it after every transaction the text's observer did not see. Offsets are found by one
+   * walk, only when there is such a split (nothing moved, so the anchors stay as they are).
+   */
+  splits(tr: Y.Transaction): ReadonlyArray<readonly [at: number, units: string]> {
+    const text = this.text
+    const lefts = new Map<Y.Item, Y.Item>()
+    for (const s of tr._mergeStructs) {
+      if (!(s instanceof Y.Item) || s.parent !== text || s.parentSub !== null || !(s.content instanceof Y.ContentString)) continue
+      const structs = text.doc!.store.clients.get(s.id.client)!
+      const left = structs[Y.findIndexSS(structs, s.id.clock) - 1]
+      if (left instanceof Y.Item && left.id.clock + left.length === s.id.clock && left.content instanceof Y.ContentString && left.content.str.endsWith("\uFFFD")) lefts.set(left, s)
+    }
+    const patches: Array<readonly [at: number, units: string]> = []
+    if (lefts.size === 0) return patches
+    let at = 0
+    for (let item = text._start; item !== null; item = item.right) {
+      if (!counted(item)) continue
+      if (lefts.has(item)) patches.push([at + item.length - 1, shownItem(item).slice(-1)])
+      for (const s of lefts.values()) if (s === item) patches.push([at, shownItem(item).slice(0, 1)])
+      at += item.length
+    }
+    return patches
+  }
 }

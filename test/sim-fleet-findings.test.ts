@@ -62,8 +62,8 @@ const onStepDown = (client: CanonClient, act: () => void): (() => boolean) => {
 }
 
 /** `store` written by one client of a hub that runs `machine` (`write`), the hub stopped after. */
-const writtenBy = async <M extends typeof TodoV1 | typeof TodoV2>(rt: VirtualRuntime, net: MemoryNetwork, store: MemoryStorage, machine: M, write: (doc: Doc<M>) => void): Promise<void> => {
-  const writer = new Hub({ machines: [machine], storage: store, runtime: rt })
+const writtenBy = async <M extends typeof TodoV1 | typeof TodoV2>(rt: VirtualRuntime, net: MemoryNetwork, store: MemoryStorage, machine: M, write: (doc: Doc<M>) => void, keepLog = false): Promise<void> => {
+  const writer = new Hub({ machines: [machine], storage: store, runtime: rt, ...(keepLog && { snapshots: { tailBytes: Infinity } }) })
   net.listen(writer)
   const id = `w${machine.version}`
   const w = await CanonClient.open({ transport: net.transport(id), runtime: rt, clientId: id, storage: new MemoryStorage() })
@@ -282,6 +282,37 @@ test("an app refused for good on its step-down offer offers its own version agai
   expect((await hub2.doc(DOC, TodoV2)).state.items.x?.priority).toBe(3)
   await client.close()
   await hub2.close()
+})
+
+test("with a hub of protocol 3 (no hub-newer), the $migrate entry sends a step-down app back with its own version; what it sent before went downcast (README's limit)", async () => {
+  const rt = new VirtualRuntime(28)
+  const net = new MemoryNetwork(rt, { latency: () => 2 })
+  const newer = new MemoryStorage()
+  // The log kept whole (no compaction): all of it can be shown to v1, so no update-required.
+  await writtenBy(rt, net, newer, TodoV1, (d) => d.submit("add", { id: "x", title: "X" }), true)
+  await writtenBy(rt, net, newer, TodoV2, () => {}, true)
+  const older = new Hub({ machines: [TodoV1], storage: new MemoryStorage(), runtime: rt })
+  net.listen(older)
+  const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, clientId: "c", storage: new MemoryStorage(), backoff: { baseMs: 50, maxMs: 200 }, autoConnect: false })
+  const doc = await client.open(TodoV2, DOC)
+  doc.submit("add", { id: "y", title: "Y", priority: 7 })
+  await doc.whenStored()
+  let swapped: Hub | undefined
+  onStepDown(client, () => {
+    net.stopServer()
+    net.listen((swapped = new Hub({ machines: [TodoV2], storage: newer, runtime: rt, protocol: { min: 1, max: 3 }, snapshots: { tailBytes: Infinity } })))
+  })
+  client.connect()
+  await settle(rt)
+  expect([client.status, client.protocol]).toEqual(["online", 3])
+  doc.submit("setPriority", { id: "x", priority: 5 })
+  await settle(rt)
+  expect([doc.schemaTooNew, doc.pendingCount]).toEqual([false, 0])
+  const state = (await swapped!.doc(DOC, TodoV2)).state.items
+  expect([state.x?.priority, state.y?.priority]).toEqual([5, 0])
+  await client.close()
+  await older.close()
+  await swapped!.close()
 })
 
 test("compat mode sends once the hub answered its subscribe, not once caught up: a catch-up that never ends (a snapshot over the app's maxSnapshotBytes) does not hold its commands", async () => {

@@ -56,6 +56,22 @@ interface Found {
 /** The list's start: offset 0, before every anchor. */
 const START: Found = { old: 0, ord: -1, steps: 0 }
 
+/**
+ * The splits `tr` made in `text` between the halves of a surrogate pair: Yjs's
+ * ContentString.splice rewrites both halves as U+FFFD, and the transaction lists the right
+ * part of each split it made ([left part, right part]).
+ */
+const surrogateSplits = (text: Y.Text, tr: Y.Transaction): Array<readonly [left: Y.Item, right: Y.Item]> => {
+  const out: Array<readonly [Y.Item, Y.Item]> = []
+  for (const s of tr._mergeStructs) {
+    if (!(s instanceof Y.Item) || s.parent !== text || s.parentSub !== null || !(s.content instanceof Y.ContentString)) continue
+    const structs = text.doc!.store.clients.get(s.id.client)!
+    const left = structs[Y.findIndexSS(structs, s.id.clock) - 1]
+    if (left instanceof Y.Item && left.id.clock + left.length === s.id.clock && left.content instanceof Y.ContentString && left.content.str.endsWith("\uFFFD")) out.push([left, s])
+  }
+  return out
+}
+
 const before = (a: Found, b: Found): boolean => a.ord < b.ord || (a.ord === b.ord && a.steps < b.steps)
 
 export class TextIndex {
@@ -193,12 +209,8 @@ export class TextIndex {
     // U+FFFD (Yjs's ContentString.splice) and adds or deletes nothing: the unit on each side of
     // such a split (the transaction lists the right parts of its splits) is shown again.
     const patches: Array<readonly [at: number, units: string]> = []
-    for (const s of tr._mergeStructs) {
-      if (!(s instanceof Y.Item) || s.parent !== text || s.parentSub !== null || added(s) || !(s.content instanceof Y.ContentString)) continue
-      const structs = store.get(s.id.client)!
-      const left = structs[Y.findIndexSS(structs, s.id.clock) - 1]
-      if (!(left instanceof Y.Item) || left.id.clock + left.length !== s.id.clock || !(left.content instanceof Y.ContentString)) continue
-      if (!left.content.str.endsWith("\uFFFD")) continue
+    for (const [left, s] of surrogateSplits(text, tr)) {
+      if (added(s)) continue
       if (counted(left)) patches.push([now(find(left)) + left.length - 1, shownItem(left).slice(-1)])
       if (counted(s)) patches.push([now(find(s)), shownItem(s).slice(0, 1)])
     }
@@ -220,21 +232,16 @@ export class TextIndex {
    * walk, only when there is such a split (nothing moved, so the anchors stay as they are).
    */
   splits(tr: Y.Transaction): ReadonlyArray<readonly [at: number, units: string]> {
-    const text = this.text
-    const lefts = new Map<Y.Item, Y.Item>()
-    for (const s of tr._mergeStructs) {
-      if (!(s instanceof Y.Item) || s.parent !== text || s.parentSub !== null || !(s.content instanceof Y.ContentString)) continue
-      const structs = text.doc!.store.clients.get(s.id.client)!
-      const left = structs[Y.findIndexSS(structs, s.id.clock) - 1]
-      if (left instanceof Y.Item && left.id.clock + left.length === s.id.clock && left.content instanceof Y.ContentString && left.content.str.endsWith("\uFFFD")) lefts.set(left, s)
-    }
+    const splits = surrogateSplits(this.text, tr)
     const patches: Array<readonly [at: number, units: string]> = []
-    if (lefts.size === 0) return patches
+    if (splits.length === 0) return patches
+    const lefts = new Set(splits.map(([left]) => left))
+    const rights = new Set(splits.map(([, right]) => right))
     let at = 0
-    for (let item = text._start; item !== null; item = item.right) {
+    for (let item = this.text._start; item !== null; item = item.right) {
       if (!counted(item)) continue
       if (lefts.has(item)) patches.push([at + item.length - 1, shownItem(item).slice(-1)])
-      for (const s of lefts.values()) if (s === item) patches.push([at, shownItem(item).slice(0, 1)])
+      if (rights.has(item)) patches.push([at, shownItem(item).slice(0, 1)])
       at += item.length
     }
     return patches

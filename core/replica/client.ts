@@ -318,14 +318,15 @@ export class CanonClient {
     if (msg.type === "refused") {
       this.#lastRefusal = msg
       this.#refusedHere = true
-      // A hub older than the app: declare the previous version of the machine, if the app has it.
-      const m = msg.code === "schema-too-new" ? this.#machines.get(msg.machine!) : undefined
-      const next = m && (this.#declared.get(m.name) ?? m.version) - 1
-      if (m && historyOf(m)?.has(next!)) {
-        this.#declared.set(m.name, next!)
-        this.#steppedDown = true
-      }
+      if (msg.code === "schema-too-new") this.#stepDown(this.#machines.get(msg.machine!))
       return
+    }
+    // A document opened after the welcome (its machine new since the handshake), refused as
+    // too new: connect again at once, offering its previous version, as for a refused
+    // handshake; else it would sit refused until the connection happened to drop.
+    if (msg.type === "error" && msg.code === "schema-too-new" && this.#stepDown(this.#docs.get(msg.docId!)?.machine)) {
+      this.#conn!.close("closed", msg.message)
+      return this.#lost({ code: msg.code, reason: msg.message })
     }
     if (msg.type === "welcome") {
       // Each would reconnect every document and send its outbox again, on the same socket.
@@ -343,6 +344,15 @@ export class CanonClient {
     }
     // A message without a docId finds no document (no document's id is undefined).
     this.#docs.get((msg as { docId?: string }).docId!)?.receive(msg)
+  }
+
+  /** A hub older than the app: declares the previous version of `m`, if the app has it (then #lost connects again at once). */
+  #stepDown(m: Machine<any, any> | undefined): boolean | undefined {
+    const next = m && (this.#declared.get(m.name) ?? m.version) - 1
+    if (m && historyOf(m)?.has(next!)) {
+      this.#declared.set(m.name, next!)
+      return (this.#steppedDown = true)
+    }
   }
 
   /** Follows `doc` on the current (welcomed) connection: it sends on that one only. */

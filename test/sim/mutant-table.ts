@@ -37,6 +37,7 @@ const RS = "core/replica/replica-state.ts"
 const DOC = "core/replica/doc.ts"
 const TABLE = "core/authority/client-table.ts"
 const HUB = "core/authority/hub.ts"
+const CLIENT = "core/replica/client.ts"
 
 export const MUTANTS: ReadonlyArray<Mutant> = [
   {
@@ -380,5 +381,10 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     // Protocol 3 everywhere: a double application of a command taken without its made-under
     // number is otherwise excused while a hub start that speaks protocol 1 only runs.
     simArgs: ["--rollbacks", "8", "--protocols", "v3"],
+  },
+  {
+    name: "late-open-refused",
+    breaks: "a document opened after the handshake, its machine newer than the hub's, is left refused schema-too-new (receipts rejected) until the connection drops, instead of the client stepping down for it",
+    patches: [{ file: CLIENT, anchor: "if (msg.type === \"error\" && msg.code === \"schema-too-new\" && this.#stepDown(", replacement: "if (false && this.#stepDown(" }],
   },
 ]

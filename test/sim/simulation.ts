@@ -15,8 +15,8 @@
  *   steady clocks are not);
  * - hostile clients (hostile.ts): bad arguments, prototype keys, oversized and deep
  *   arguments, clientSeq gaps and duplicates, forged clientIds;
- * - wire protocols mixed: each replica incarnation speaks 1, 1..2 (an older app) or 1..3, each
- *   hub start 1..3 or (a rolling downgrade) 1 only;
+ * - wire protocols mixed: each replica incarnation speaks 1, 1..2, 1..3 (older apps) or 1..4,
+ *   each hub start 1..4 or (a rolling downgrade) 1 only;
  * - snapshots and compaction all the time (a small policy), replicas far behind or new
  *   joining by snapshot stream, long replica outages past the horizon with an outbox, hub
  *   crashes aimed at snapshot and compaction writes, stream chunks corrupted or cut on the
@@ -31,7 +31,9 @@
  *   again; a hub still holding it at the heal is restarted once, in half the seeds after an
  *   older app retitled what v3 cannot migrate, so a last load is judged either way),
  *   an upgraded replica's store may open at seq 0, and an app in compat mode may be told
- *   `migration-failed` for the hub's state;
+ *   `migration-failed` for the hub's state; a quarter of replica incarnations open their
+ *   documents only once online (not in the handshake: a hub older than the app refuses the
+ *   subscribe, and an app that has the hub's version must step down, never stay refused);
  * - collaborative text (crdt-text.ts): a document whose Yjs and Automerge text fields the
  *   replicas type into concurrently, every insert a unique marker, checked at the end by
  *   crdt-check.ts (every acknowledged insert survives unless an acknowledged delete removed
@@ -39,6 +41,7 @@
  */
 import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type Receipt, type ServerMessage, replicaStorage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
+import { historyOf } from "../../core/schema/registry.js"
 import type { OutcomeRun } from "../../core/store/records.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
@@ -382,7 +385,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     options.onTrace?.(line)
   }
   const stats: Record<string, number> = {
-    submits: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
+    submits: 0, lateOpens: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
     hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0, heldLoads: 0, upgradesAfterHold: 0, heldRefusals: 0, compatMigrationFailed: 0, replicaMigrationFailed: 0, heldAtHeal: 0, heldAtEnd: 0, heldReceipts: 0, heldSeeds: 0, heldFixed: 0 } : {}),
     ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
@@ -455,6 +458,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const limitRng = seededRandom(seed ^ 0x1e3175)
     // Its own stream: second tabs on a replica's disk shift nothing else of a seed.
     const tabRng = seededRandom(seed ^ 0x7ab5)
+    // Its own stream, so the seeds' other draws stay as they were.
+    const lateRng = seededRandom(seed ^ 0x1a7e)
     // Half the seeds bound documents below what the big document's workload writes: its puts
     // fill it to the bound and are refused there, and no document may be found past it. Only
     // with a big document of 1 MiB or more: the text document's pastes (some hundreds of KiB)
@@ -715,7 +720,20 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         // An app newer than the hub is refused once per version it steps down (compat mode).
         if (s === "refused") fail(`identity: ${r.name} was refused by the hub: ${info?.code}: ${info?.reason}`)
         if (info?.code === "protocol-error") fail(`crash: the hub closed ${r.name}'s connection: ${info.reason}`)
+        // Stepping down for a hub older than the app (its handshake or a document's subscribe refused).
+        if (info?.code === "schema-too-new") stats.stepDowns = (stats.stepDowns ?? 0) + 1
       })
+      // Now and then the app opens its documents only once online (as a user navigates to
+      // them): their machines are not in the handshake, and a hub older than the app refuses
+      // them at the subscribe, where the client must step down as at a refused handshake.
+      if (lateRng() < 0.25) {
+        await new Promise<void>((resolve) => {
+          const stop = client.onStatus((s) => { if (s === "online") { stop(); resolve() } })
+          if (client.status === "online") resolve()
+        })
+        if (!proc.alive) return
+        stats.lateOpens!++
+      }
       /** When the hub last told this process of an injected storage failure, by document. */
       const injectedAt = new Map<string, number>()
       for (const spec of r.follows) {
@@ -974,6 +992,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         // still wants it confirmed (the event), rejected or kept; but the receipt has settled.
         if (e.code === "refused") {
           entry.settled = true
+          // Refused as too new by a hub whose version this app has: it should have stepped down
+          // (declared that version and connected again), not left the document refused.
+          const hubRuns = /^schema-too-new: .* the hub runs (\d+)/.exec(e.message ?? "")?.[1]
+          if (hubRuns !== undefined && historyOf(machine)?.has(Number(hubRuns))) {
+            fail(`liveness: ${key} (${name}) refused as too new though the app has the hub's v${hubRuns}: ${e.message}`)
+          }
           if (spec.kind === "versioned" && e.message?.startsWith("migration-failed: ")) stats.heldReceipts!++
           return
         }

@@ -100,11 +100,8 @@ export class CodecSession {
    */
   subscribed(docId: string, bytes = utf8Length(docId)): string | undefined {
     if (this.#channels.has(docId)) return undefined
-    const long = docIdBytesProblem(bytes)
-    if (long !== undefined) return long
-    if (this.#docs.length >= MAX_CHANNELS) return `At most ${MAX_CHANNELS} documents per connection: reconnect.`
-    const over = this.#charge(rememberedCost(docId, bytes))
-    if (over !== undefined) return over
+    const problem = docIdBytesProblem(bytes) ?? this.#admit(this.#docs.length, MAX_CHANNELS, "documents", docId, bytes)
+    if (problem !== undefined) return problem
     this.#docs.push(docId)
     this.#channels.set(docId, this.#docs.length)
     return undefined
@@ -122,10 +119,7 @@ export class CodecSession {
   defineSent(name: string, bytes = utf8Length(name)): number | string {
     const k = this.namesSent.get(name)
     if (k !== undefined) return k
-    const problem = this.nameProblem(name, this.namesSent.size, bytes)
-    if (problem !== undefined) return problem
-    this.namesSent.set(name, this.namesSent.size + 1)
-    return this.namesSent.size
+    return this.nameProblem(name, this.namesSent.size, bytes) ?? this.namesSent.set(name, this.namesSent.size + 1).size
   }
 
   /**
@@ -133,13 +127,13 @@ export class CodecSession {
    * names are (past a limit), or undefined, its bytes then counted.
    */
   nameProblem(name: string, defined: number, bytes: number): string | undefined {
-    const long = commandNameProblem(name, bytes)
-    if (long !== undefined) return long
-    if (defined >= MAX_NAMES) return `At most ${MAX_NAMES} command names per connection: reconnect.`
-    return this.#charge(rememberedCost(name, bytes))
+    return commandNameProblem(name, bytes) ?? this.#admit(defined, MAX_NAMES, "command names", name, bytes)
   }
 
-  #charge(cost: number): string | undefined {
+  /** Why one more of `count` things (at most `max`), the string `s` of `bytes` UTF-8 bytes, cannot be remembered, or undefined, its cost then counted. */
+  #admit(count: number, max: number, what: string, s: string, bytes: number): string | undefined {
+    if (count >= max) return `At most ${max} ${what} per connection: reconnect.`
+    const cost = rememberedCost(s, bytes)
     if (this.#bytes + cost > MAX_SESSION_BYTES) return `A connection may name at most ${MAX_SESSION_BYTES} bytes of documents and commands: reconnect.`
     this.#bytes += cost
     return undefined

@@ -159,7 +159,9 @@ const appName = (p: PendingCommand): string => (p.name === AS && (p.encoded as {
  * once for a command restored from the outbox), its name and framing (a compact form is no
  * larger by more than a few bytes, and a submit is kept to half a frame).
  */
-const sizeOf = (p: PendingCommand): number => (p.size ??= 16 + p.name.length * 3 + encodeCanonical(p.encoded).length)
+const sizeOf = (p: PendingCommand): number => (p.size ??= weigh(p.name, encodeCanonical(p.encoded).length))
+/** A command of this name with arguments of `bytes` bytes, as sizeOf counts it. */
+const weigh = (name: string, bytes: number): number => 16 + name.length * 3 + bytes
 
 interface Deferred {
   resolve(v: Confirmation): void
@@ -510,7 +512,7 @@ export class Doc<M extends Machine<any, any>> {
 
     this.#flushIncoming()
     const clientSeq = this.#nextClientSeq++
-    const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: plain, cmd, journal: undefined, localRejection: undefined, persisted: false, size: 16 + name.length * 3 + size }
+    const pending: PendingCommand = { clientSeq, name, args: decoded.success, encoded: plain, cmd, journal: undefined, localRejection: undefined, persisted: false, size: weigh(name, size) }
     let deferred!: Deferred
     let persistedResolve!: (lost?: CanonError) => void
     const persisted = new Promise<CanonError | undefined>((r) => (persistedResolve = r))
@@ -632,7 +634,7 @@ export class Doc<M extends Machine<any, any>> {
     // Compat mode: each command as the hub's version, up to the first that has no single
     // downcast; it waits, with the commands after it, for the hub's upgrade (schemaTooNew).
     const messages = this.#compat?.submits(this.docId, commands, acked, this.#protocol, (message) => this.#error("schema-too-new", message))
-      ?? submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p))).map((part): ClientMessage => ({
+      ?? submitParts(commands, (p) => (compact ? weigh(p.name, this.#compactArgs(p).length) : sizeOf(p))).map((part): ClientMessage => ({
         type: "submit",
         docId: this.docId,
         // Protocol 2: arguments in their schema-driven bytes (args-codec.ts).
@@ -664,18 +666,20 @@ export class Doc<M extends Machine<any, any>> {
     const out: Entry[] = new Array(entries.length)
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!
-      // Elided on the wire (the codec marks it), or marked to be by a transport that does
-      // not encode (in memory: the entry still holds its plain arguments).
-      if (e.elided === true || elide?.has(e.seq) === true) {
-        if (e.elided !== true) {
-          out[i] = e
-          continue
-        }
+      // Elided on the wire (the codec marks it): the pending command fills it in.
+      if (e.elided === true) {
         const p = this.#rs.pendingAt(e.clientSeq)
+        // The entry's fields in their order, less the mark (the codec's: seq to args).
+        const { elided: _, ...plain } = e
         // Compat mode: the hub logged the form it was sent (core/schema/compat.ts).
-        const own = p === undefined ? undefined : this.#compat !== undefined ? this.#compat.ownEntry(e, p) : { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: p.name, args: p.encoded }
+        const own = p === undefined ? undefined : this.#compat !== undefined ? this.#compat.ownEntry(e, p) : { ...plain, name: p.name, args: p.encoded }
         if (own === undefined) return undefined
         out[i] = own
+        continue
+      }
+      // Marked to be by a transport that does not encode (in memory: the entry still holds its plain arguments).
+      if (elide?.has(e.seq) === true) {
+        out[i] = e
         continue
       }
       if (!(e.args instanceof Uint8Array)) return undefined
@@ -872,21 +876,19 @@ export class Doc<M extends Machine<any, any>> {
           if ("rejection" in o) {
             settle.add(o.clientSeq)
             rejected.set(o.clientSeq, o.rejection)
-          } else if ("seqAtMost" in o) {
-            // The hub forgot this outcome: the command is settled, at a seq no higher than this.
-            if (o.seqAtMost <= this.#rs.confirmedSeq) {
-              settle.add(o.clientSeq)
-              acceptedEarlier.push({ command: p, seq: o.seqAtMost, upperBound: true })
-            } else this.#settleAt.set(p, { command: p, seq: o.seqAtMost, upperBound: true })
-          } else if (o.seq <= this.#rs.confirmedSeq) {
-            // Confirmed inside a state transfer: no entry will come for it.
-            settle.add(o.clientSeq)
-            acceptedEarlier.push({ command: p, seq: o.seq })
           } else {
-            // Its entry is on its way; meanwhile no renumbering may move it (a store restored
-            // from a backup resends a command applied since, then a new one the hub renumbers:
-            // moved, it went again under a new number and was applied twice).
-            this.#settleAt.set(p, { command: p, seq: o.seq })
+            // `seqAtMost`: the hub forgot this outcome: the command is settled, at a seq no higher than this.
+            const c: OwnConfirmation = "seqAtMost" in o ? { command: p, seq: o.seqAtMost, upperBound: true } : { command: p, seq: o.seq }
+            if (c.seq <= this.#rs.confirmedSeq) {
+              // Confirmed inside a state transfer: no entry will come for it.
+              settle.add(o.clientSeq)
+              acceptedEarlier.push(c)
+            } else {
+              // Its entry is on its way; meanwhile no renumbering may move it (a store restored
+              // from a backup resends a command applied since, then a new one the hub renumbers:
+              // moved, it went again under a new number and was applied twice).
+              this.#settleAt.set(p, c)
+            }
           }
         }
         if (settle.size === 0) return
@@ -1183,8 +1185,7 @@ export class Doc<M extends Machine<any, any>> {
       const d = this.#deferreds.get(p!)
       this.#deferreds.delete(p!)
       d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))
-      if (covered.has(p!)) this.#emit("resent", { clientSeq, command, rejection })
-      else this.#emit("rejected", { clientSeq, command, rejection })
+      this.#emit(covered.has(p!) ? "resent" : "rejected", { clientSeq, command, rejection })
     }
     this.#settleReached()
     this.#handleDesync(r.desync)
@@ -1200,12 +1201,14 @@ export class Doc<M extends Machine<any, any>> {
   #settleReached(): void {
     const due: OwnConfirmation[] = []
     for (const [p, c] of this.#settleAt) {
-      if (this.#rs.pendingAt(p.clientSeq) !== p) this.#settleAt.delete(p) // its entry confirmed it
-      else if (c.seq <= this.#rs.confirmedSeq) c.earlier ? this.#settleAt.delete(p) : due.push(c)
+      // Not pending: its entry confirmed it. (Deleting the entry being visited is safe in a Map.)
+      const live = this.#rs.pendingAt(p.clientSeq) === p
+      if (!live || c.seq <= this.#rs.confirmedSeq) {
+        this.#settleAt.delete(p)
+        if (live && !c.earlier) due.push(c)
+      }
     }
-    if (due.length === 0) return
-    for (const d of due) this.#settleAt.delete(d.command)
-    this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map(), due)
+    if (due.length > 0) this.#integrate([], new Set(due.map((d) => d.command.clientSeq)), new Map(), due)
   }
 
   /** The outbox removals of these are stored: the app hears of them. */

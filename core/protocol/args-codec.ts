@@ -14,6 +14,7 @@
  *     Boolean       byte 0 | 1
  *     Null, Undefined, Void, Literal    nothing
  *     Enum          u index of the member
+ *     (a literal or member matches by SameValue: -0 is not 0, and travels as a value)
  *     Union         u index of the first member whose shape the value has, then that member
  *     Objects       bitmap of the optional properties present (ceil(k/8) bytes, property order),
  *                   each present property's node in declaration order, then, with index
@@ -135,8 +136,10 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
     case "Undefined": case "Void":
       if (encoding && v !== undefined) throw MISFIT
       return undefined
+    // Matched by SameValue, as the canonical form tells values apart: -0 passes a schema's
+    // literal 0 (===) but is not that literal; written as nothing, it came back as +0.
     case "Literal":
-      if (encoding && v !== ast.literal) throw MISFIT
+      if (encoding && !Object.is(v, ast.literal)) throw MISFIT
       return ast.literal
     case "Enum": {
       if (!encoding) {
@@ -145,7 +148,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
         if (e === undefined) decodeFailed(`Enum member ${i} does not exist.`)
         return e![1]
       }
-      const i = ast.enums.findIndex(([, e]) => e === v)
+      const i = ast.enums.findIndex(([, e]) => Object.is(e, v))
       if (i < 0) throw MISFIT
       w.varint(i)
       return

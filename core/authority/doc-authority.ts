@@ -118,24 +118,28 @@ const BIG_STATE_BYTES = 1 << 20
 /** An upper bound of an entry's bytes on the wire (compact arguments: their bytes, plus a little). */
 export const entrySizeBound = (e: Entry): number => 32 + e.clientId.length * 3 + e.name.length * 3 + sizeBound(e.args)
 
+/** An upper bound of an outcome's bytes on the wire (a rejection carries its sentence). */
+const outcomeSizeBound = (o: Outcome): number => 24 + ("rejection" in o ? (o.rejection.code.length + o.rejection.message.length) * 3 : 0)
+
 /**
- * Cuts entries into runs whose size bound stays under `max` (a run has at least one entry),
- * also ending a run after any seq in `cutAfter` (so each checkpoint rides with its own run).
+ * Cuts a list into runs whose summed `weigh` stays under `max` (a run has at least one item),
+ * also ending a run after any item `cutAfter` says so. Every message that gathers a list
+ * (entries, results) goes through it: gathered whole, a list can outgrow a frame.
  */
-export const cutBySize = (entries: ReadonlyArray<Entry>, max: number, cutAfter?: ReadonlySet<number>): Entry[][] => {
-  const out: Entry[][] = []
-  let run: Entry[] = []
+const cutRuns = <T>(items: ReadonlyArray<T>, max: number, weigh: (t: T) => number, cutAfter?: (t: T) => boolean): T[][] => {
+  const out: T[][] = []
+  let run: T[] = []
   let size = 0
-  for (const e of entries) {
-    const n = entrySizeBound(e)
+  for (const item of items) {
+    const n = weigh(item)
     if (run.length > 0 && size + n > max) {
       out.push(run)
       run = []
       size = 0
     }
-    run.push(e)
+    run.push(item)
     size += n
-    if (cutAfter?.has(e.seq)) {
+    if (cutAfter?.(item) === true) {
       out.push(run)
       run = []
       size = 0
@@ -144,6 +148,13 @@ export const cutBySize = (entries: ReadonlyArray<Entry>, max: number, cutAfter?:
   if (run.length > 0) out.push(run)
   return out
 }
+
+/**
+ * Cuts entries into runs whose size bound stays under `max` (a run has at least one entry),
+ * also ending a run after any seq in `cutAfter` (so each checkpoint rides with its own run).
+ */
+export const cutBySize = (entries: ReadonlyArray<Entry>, max: number, cutAfter?: ReadonlySet<number>): Entry[][] =>
+  cutRuns(entries, max, entrySizeBound, cutAfter && ((e) => cutAfter.has(e.seq)))
 
 /** Who sent a submit: the proved clientId and which incarnation of it (see identity.ts). */
 export interface Sender {
@@ -1025,7 +1036,7 @@ export class DocAuthority<S = unknown> {
       // A protocol 2 submitter that got its elided entries has its new seqs from them.
       const mine = confirmedByEntries.has(conn) ? own.get(conn) : undefined
       const rest = mine === undefined ? outcomes : outcomes.filter((o) => !("seq" in o && mine.has(o.seq)))
-      if (rest.length > 0) this.followers.sendReply(conn, { type: "results", docId: this.docId, outcomes: rest })
+      for (const run of cutRuns(rest, this.maxMessageBytes, outcomeSizeBound)) this.followers.sendReply(conn, { type: "results", docId: this.docId, outcomes: run })
     }
     for (const [conn, list] of errors) for (const m of list) this.followers.sendReply(conn, m)
     // A CRDT library threw half-way through a merge (that command was rejected and nothing

@@ -89,6 +89,8 @@ export type HubEvent =
   | { readonly type: "doc-broken"; readonly docId: string; readonly error: unknown }
   | { readonly type: "doc-load-failed"; readonly docId: string; readonly error: unknown }
   | { readonly type: "protocol-error"; readonly message: string }
+  /** The hub's storage failed while it served a connection (not a document's load: doc-load-failed); the connection was closed and the client comes back. */
+  | { readonly type: "storage-failed"; readonly message: string }
   | { readonly type: "refused"; readonly code: string; readonly message: string }
   | { readonly type: "limit"; readonly code: string; readonly message: string }
   /** Something a document noticed and survived: a background failure (then it reloads), a checkpoint that did not match on load. */
@@ -562,7 +564,9 @@ export class Hub implements ConnectionAcceptor {
 
   private async allowed(session: Session, docId: string, access: "read" | "write"): Promise<boolean> {
     const authorize = this.options.authorize
-    return authorize === undefined || (await authorize(session.principal ?? ANONYMOUS, docId, access))
+    // Only true allows, as on the CRDT routes: a hook that returns something else by mistake
+    // (a string, an object) denies.
+    return authorize === undefined || (await authorize(session.principal ?? ANONYMOUS, docId, access)) === true
   }
 
   private async handle(session: Session, msg: ClientMessage, ticket?: Ticket): Promise<void> {
@@ -864,9 +868,18 @@ export class Hub implements ConnectionAcceptor {
   }
 
   private fail(session: Session, e: unknown): void {
+    // The detail is the operator's (onEvent): a hook's or a disk's error text can name hosts,
+    // paths or credentials, and the peer can do nothing with it.
+    const detail = e instanceof Error ? e.message : String(e)
     // The hub's disk failing is not the peer's fault: it reconnects and tries again.
-    if ((e as { code?: unknown })?.code === "storage-failed") return this.closeSession(session, "storage-failed", `The hub's storage failed; reconnect and try again. ${e instanceof Error ? e.message : ""}`)
-    this.protocolError(session, `Internal error: ${e instanceof Error ? e.message : String(e)}`)
+    if ((e as { code?: unknown })?.code === "storage-failed") {
+      this.report({ type: "storage-failed", message: detail })
+      return this.closeSession(session, "storage-failed", "The hub's storage failed; reconnect and try again.")
+    }
+    this.report({ type: "protocol-error", message: `Internal error: ${detail}` })
+    const told = "Internal error on the hub (its operator has the details); reconnect."
+    this.sendError(session, "protocol-error", told)
+    this.closeSession(session, "protocol-error", told)
   }
 
   private drop(session: Session): void {

@@ -121,7 +121,10 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // What is accepted must load again, everywhere (a stored state past the bound is refused
     // at load: the document could no longer be opened). At most: the update's structs, one
     // split of an existing struct for each (an insert inside an item), two for each deleted range.
-    const after = structCount(this.doc) + 2 * structs + 2 * seen.deleteRanges
+    const added = 2 * structs + 2 * seen.deleteRanges
+    let after = structCount(this.doc) + added
+    // The held types' tally is an upper bound: counted again before it refuses anything.
+    if (after > Math.min(this.maxStructs, MAX_FIELD_STRUCTS)) after = structCount(this.doc, true) + added
     const bound = after > this.maxStructs && limited(options) ? this.maxStructs : MAX_FIELD_STRUCTS
     if (after > bound) {
       return crdtRejection("crdt-too-large", `The Yjs field would hold up to ${after} structs, more than a field may (${bound}); split the data over more fields or documents.`)

@@ -1270,9 +1270,61 @@ export const encodeIntegratedV2 = (doc: Y.Doc): Uint8Array => {
   }
 }
 
-/** The structs a Yjs document holds now (each client's struct list; no decoding): what the document bounds count. */
-export const structCount = (doc: Y.Doc): number => {
+/**
+ * The structs a Yjs document holds now, a shared type weighing TYPE_WEIGHT: the measure
+ * countV1Structs gives an update and countV2Structs a stored state (the load check), so a bound
+ * a merge passes is one its state passes at load. (It counted a held type as 1: a field merged
+ * to a million empty Y.Maps passed every merge and never loaded again.) The types are tallied
+ * once, then by each transaction's new structs; deletions may collect some, so the tally is an
+ * upper bound until `exact` asks for a new count, which only a bound about to refuse does.
+ */
+export const structCount = (doc: Y.Doc, exact = false): number => {
   let n = 0
   for (const list of doc.store.clients.values()) n += list.length
+  const tally = tallyOf(doc)
+  if (exact && !tally.exact) {
+    tally.n = countTypes(doc)
+    tally.exact = true
+  }
+  return n + (TYPE_WEIGHT - 1) * tally.n
+}
+
+interface TypeTally {
+  n: number
+  /** No deletion since `n` was counted whole. */
+  exact: boolean
+}
+
+const tallies = new WeakMap<Y.Doc, TypeTally>()
+
+const isType = (s: unknown): boolean => (s as { content?: unknown }).content instanceof Y.ContentType
+
+const countTypes = (doc: Y.Doc): number => {
+  let n = 0
+  for (const list of doc.store.clients.values()) for (const s of list) if (isType(s)) n++
   return n
+}
+
+const tallyOf = (doc: Y.Doc): TypeTally => {
+  const known = tallies.get(doc)
+  if (known !== undefined) return known
+  const tally: TypeTally = { n: countTypes(doc), exact: true }
+  tallies.set(doc, tally)
+  doc.on("afterTransaction", (tr: Y.Transaction) => {
+    if (tr.deleteSet.clients.size > 0) tally.exact = false
+    for (const [client, after] of tr.afterState) {
+      const before = tr.beforeState.get(client) ?? 0
+      if (after <= before) continue
+      // A client's new structs are the end of its list, from the one holding `before` (a type
+      // takes one clock and never merges with a neighbour, so none is counted twice).
+      const list = doc.store.clients.get(client)
+      if (list === undefined) continue
+      try {
+        for (let i = Y.findIndexSS(list as never, before); i < list.length; i++) if (isType(list[i])) tally.n++
+      } catch {
+        tally.n = countTypes(doc)
+      }
+    }
+  })
+  return tally
 }

@@ -608,12 +608,8 @@ export class DocAuthority<S = unknown> {
 
   /** Takes a snapshot now (between batches) and compacts behind it; resolves when stored. */
   snapshotNow(): Promise<SnapshotMeta> {
-    this.compactFrom = Math.min(this.compactFrom, this.committed)
     return this.snapshotAtLeast(this.committed)
   }
-
-  /** The app asked (snapshotNow) to compact behind a snapshot at or past this seq, as the policy's own do. */
-  private compactFrom = Infinity
 
   // ---- followers ----
 
@@ -717,10 +713,7 @@ export class DocAuthority<S = unknown> {
         if (this.snapshotWaiters.length > 0) this.snapshotDue = true
         if (this.snapshotDue && !this.flushing) this.beginSnapshot()
         this.writing++
-        // A snapshot a client's ask made is kept for streaming only (SnapshotResult.due).
-        const compact = meta.due || meta.seq >= this.compactFrom
-        if (meta.seq >= this.compactFrom) this.compactFrom = Infinity
-        return (compact ? this.compactBehind(meta) : Promise.resolve()).finally(() => this.writing--)
+        return this.compactBehind(meta).finally(() => this.writing--)
       },
     ).catch((e) => {
       const message = errorText(e)

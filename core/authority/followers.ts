@@ -835,11 +835,7 @@ export class Followers {
       f.wantsState = false
       return this.sendStart(f, zero)
     }
-    // What it needs: the state as of now when asked for, else at or past the floor. A replica
-    // ahead of the hub asks as fetch-state does (a subscribe from past the head is anyone's to
-    // send): a new snapshot for it is paced and paid for as theirs are.
-    const target = f.wantsState ? this.doc.committed() : floor
-    const asked = (f.wantsState || f.cursor > this.doc.committed()) && (latest === undefined || latest.seq < target)
+    const asked = f.wantsState && (latest === undefined || latest.seq < this.doc.committed())
     // Waiting its turn, a live follower stays live.
     if (asked && this.mustWait(f)) return
     // Off live entries from here, in the tick the snapshot's least seq is read: whatever it was
@@ -847,7 +843,7 @@ export class Followers {
     // every later entry once, and none it had (no rewind for the replica).
     f.live = false
     const startedAt = steadyNow(this.doc.runtime)
-    const meta = fresh ? await this.doc.snapshotAtLeast(target) : latest
+    const meta = fresh ? await this.doc.snapshotAtLeast(f.wantsState ? this.doc.committed() : floor) : latest
     if (asked) this.paced(startedAt)
     if (f.closed) return
     f.wantsState = false

@@ -8,7 +8,7 @@
  * automerge-repo compacts when incremental changes outgrow the last snapshot. After it, the
  * log is compacted up to the snapshot minus a tail of about `min(tailBytes, snapshot size)`
  * of entries, kept so a replica a little behind catches up from entries instead of a whole
- * snapshot. A snapshot taken because a client asked for the state compacts nothing (`due`). The tail is capped at the snapshot's size because a replica further behind than
+ * snapshot. The tail is capped at the snapshot's size because a replica further behind than
  * that many bytes of log gets fewer bytes from the snapshot than from the entries: a longer
  * tail would cost storage and buy nothing (bench snapshots, rows 3 and 3d).
  *
@@ -58,12 +58,6 @@ export interface Freezable {
 export interface SnapshotResult extends SnapshotMeta {
   /** False for a hash-only job (a checkpoint of a big state), which stores nothing. */
   readonly stored: boolean
-  /**
-   * Whether the policy wanted a snapshot when it began. Only such a one compacts the log:
-   * one taken because a client asked for the state (a desync, a replica ahead of the hub) is
-   * kept for streaming, or any reader could cut the log, and with it an older app's service.
-   */
-  readonly due: boolean
 }
 
 const EMPTY = new Uint8Array(0)
@@ -104,12 +98,9 @@ export class Snapshotter {
   /** Entries of `bytes` were committed: true when a snapshot is due. */
   noteCommitted(bytes: number): boolean {
     this.logBytes += bytes
-    return this.job === undefined && this.due(this.logBytes)
-  }
-
-  /** Whether `logBytes` of log since the newest snapshot call for another. */
-  private due(logBytes: number): boolean {
-    return logBytes > Math.max(this.policy.minLogBytes, this.policy.logRatio * (this.latest?.size ?? 0))
+    if (this.job !== undefined) return false
+    const threshold = Math.max(this.policy.minLogBytes, this.policy.logRatio * (this.latest?.size ?? 0))
+    return this.logBytes > threshold
   }
 
   /** Log bytes committed since the newest snapshot (or since the document began, without one). */
@@ -141,7 +132,6 @@ export class Snapshotter {
     const enc = new StateEncoder(frozen.root, (c) => frozen.resolve(c))
     const hash = new StreamHash()
     const bytesBefore = this.logBytes
-    const due = this.due(bytesBefore)
     // Without a freeze the state must not change while it is encoded: no await until done.
     const sliced = !(frozen as { sync?: true }).sync
     let chunks = 0
@@ -188,11 +178,10 @@ export class Snapshotter {
       await this.store.putMeta(this.docId, meta)
       const previous = this.latest
       this.latest = meta
-      // Not due: the log it did not compact still counts toward the next one that is.
-      if (due) this.logBytes = Math.max(0, this.logBytes - bytesBefore)
+      this.logBytes = Math.max(0, this.logBytes - bytesBefore)
       if (previous !== undefined && previous.seq !== meta.seq) this.retire(previous.seq)
     }
-    return { ...meta, stored: persist, due }
+    return { ...meta, stored: persist }
   }
 
   /** Streams reading each stored snapshot: an older one is deleted once none reads it. */

@@ -22,6 +22,13 @@ const Counter = defineMachine({
   commands: { inc: { args: Schema.Struct({}), apply: (s: { n: number }) => { s.n++ } } },
 })
 
+const notes = (version: number) => defineMachine({
+  name: "notes",
+  version,
+  initial: () => ({ list: [] as string[] }),
+  commands: { note: { args: Schema.Struct({ text: Schema.String }), apply: (s: { list: string[] }, a: { text: string }) => { s.list.push(a.text) } } },
+})
+
 /** A hub with `machines`, and a client of this app online on it with a counter document open. */
 async function world(machines: ReadonlyArray<Machine<any, any>>) {
   const rt = new VirtualRuntime(7)
@@ -108,5 +115,61 @@ describe("a document opened after the handshake, its machine newer than the hub'
     await settle(rt, 500)
     expect(counter.pendingCount).toBe(0)
     await client.close()
+  })
+
+  // The next three from a review of the first version of this fix.
+  test("two documents opened late, one that can step down and one that cannot: the others stay online (the one that cannot is left out of handshakes)", async () => {
+    const { rt, hub, client, counter } = await world([Counter, TodoV1, notes(1)])
+    await client.open(TodoV2, "list")
+    const n = await client.open(notes(2), "n")
+    await settle(rt, 10_000)
+    counter.submit("inc", {})
+    await settle(rt)
+    // The list's step-down reconnected at once; the handshake after it declared notes v2 too,
+    // and the hub refused every connection for it: the client sat offline, the counter's
+    // command pending.
+    expect({ status: client.status, counterPending: counter.pendingCount, notes: n.pendingCount }).toEqual({ status: "online", counterPending: 0, notes: 0 })
+    expect((await hub.doc("c", Counter)).state.n).toBe(2)
+    await client.close()
+  })
+
+  test("a document opened late with a machine the hub does not have does not take the client down at the next connection", async () => {
+    const { rt, client, counter } = await world([Counter])
+    const n = await client.open(notes(1), "n")
+    const added = n.submit("note", { text: "kept" })
+    await settle(rt)
+    await expect(added).rejects.toMatchObject({ code: "refused", message: expect.stringMatching(/^machine-unknown: /) })
+    // The connection drops and comes back: its handshake declared "notes", which the hub
+    // refused machine-unknown, a refusal final for the whole client.
+    client.disconnect()
+    client.connect()
+    await settle(rt)
+    counter.submit("inc", {})
+    await settle(rt)
+    expect({ status: client.status, counterPending: counter.pendingCount, notesPending: n.pendingCount }).toEqual({ status: "online", counterPending: 0, notesPending: 1 })
+    await client.close()
+  })
+
+  test("v2 opened late beside an open v1 document of the same machine name, a machine without history: the handshake does not throw", async () => {
+    const { rt, client, counter } = await world([Counter, TodoV1])
+    const old = await client.open(TodoV1, "old")
+    await settle(rt)
+    const unhandled: unknown[] = []
+    const onUnhandled = (e: unknown) => void unhandled.push(e)
+    process.on("unhandledRejection", onUnhandled)
+    try {
+      await client.open(TodoV2, "new")
+      await settle(rt, 10_000)
+      await new Promise((r) => setTimeout(r, 50))
+      old.submit("add", { id: "a", title: "A" })
+      counter.submit("inc", {})
+      await settle(rt)
+      // It stepped down by the v2 document's machine and built the handshake from the v1 one,
+      // whose history it took for granted: a TypeError in the hello, no hello, for good.
+      expect({ unhandled: unhandled.map(String), status: client.status, oldPending: old.pendingCount, counterPending: counter.pendingCount }).toEqual({ unhandled: [], status: "online", oldPending: 0, counterPending: 0 })
+    } finally {
+      process.off("unhandledRejection", onUnhandled)
+      await client.close()
+    }
   })
 })

@@ -39,6 +39,8 @@ export type ClientStatus = "connecting" | "online" | "offline" | "refused" | "cl
  * is a transport's close for a URL with no hub behind it (HTTP 404 at the upgrade).
  */
 const FINAL_REFUSALS: ReadonlySet<string> = new Set(["schema-too-old", "schema-mismatch", "machine-unknown", "unauthorized", "not-found"])
+/** Refusals of a machine, not of the client: a subscribe refused so leaves it out of handshakes. */
+const MACHINE_REFUSALS: ReadonlyArray<string> = ["schema-too-new", "schema-too-old", "schema-mismatch", "machine-unknown"]
 
 /**
  * A transport that can tell when retrying now is worth it (the browser's `online` event, a tab
@@ -51,7 +53,11 @@ interface WakingTransport extends ClientTransport {
 export interface ClientOptions extends DocOptions {
   readonly transport: ClientTransport
   readonly runtime: Runtime
-  /** Machines to declare in the handshake (documents opened later are added). */
+  /**
+   * Machines to declare in the handshake (documents opened later are added, but for a machine
+   * a hub refused at a document's subscribe: left out, as the hub would refuse the whole
+   * connection for it).
+   */
   readonly machines?: ReadonlyArray<Machine<any, any>>
   /** Handed to the hub's authenticate hook; a function is called on every connect. */
   readonly credentials?: string | (() => string | Promise<string>)
@@ -107,6 +113,8 @@ export class CanonClient {
    * history has the hub's version (core/schema: compat mode, see Doc).
    */
   readonly #declared = new Map<string, number>()
+  /** Machines a hub refused at a subscribe as too new with no older version to offer. */
+  readonly #unserved = new Set<string>()
   /** The last refusal was answered by declaring an older version: reconnect at once. */
   #steppedDown = false
   /** The current connection was refused (lastRefusal may be from an earlier one). */
@@ -293,9 +301,11 @@ export class CanonClient {
       protocol: this.#options.protocol ?? SUPPORTED_PROTOCOL,
       clientId: this.clientId,
       secret: this.#held.secret,
-      machines: [...this.#machines.values()].map((m) => {
+      machines: [...this.#machines.values()].filter((m) => !this.#unserved.has(m.name)).map((m) => {
+        // Declared by a document's machine (another object of that name may be the one here).
         const v = this.#declared.get(m.name)
-        return describeMachine(v === undefined ? m : historyOf(m)!.at(v))
+        const h = historyOf(m)
+        return describeMachine(v !== undefined && h?.has(v) ? h.at(v) : m)
       }),
       ...(credentials !== undefined ? { credentials } : {}),
     })
@@ -318,15 +328,29 @@ export class CanonClient {
     if (msg.type === "refused") {
       this.#lastRefusal = msg
       this.#refusedHere = true
-      if (msg.code === "schema-too-new") this.#stepDown(this.#machines.get(msg.machine!))
+      const name = msg.machine
+      if (name === undefined || (msg.code === "schema-too-new" && this.#stepDown(this.#machines.get(name)))) return
+      // A machine the app did not declare (only documents opened since use it) the hub cannot
+      // serve: left out of handshakes from now on, and connect again at once. Its documents
+      // are refused at their subscribes; the others are served.
+      if (this.#machines.has(name) && !this.#options.machines?.some((m) => m.name === name)) {
+        this.#unserved.add(name)
+        this.#steppedDown = true
+      }
       return
     }
     // A document opened after the welcome (its machine new since the handshake), refused as
     // too new: connect again at once, offering its previous version, as for a refused
     // handshake; else it would sit refused until the connection happened to drop.
-    if (msg.type === "error" && msg.code === "schema-too-new" && this.#stepDown(this.#docs.get(msg.docId!)?.machine)) {
-      this.#conn!.close("closed", msg.message)
-      return this.#lost({ code: msg.code, reason: msg.message })
+    if (msg.type === "error" && MACHINE_REFUSALS.includes(msg.code)) {
+      const m = this.#docs.get(msg.docId!)?.machine
+      if (msg.code === "schema-too-new" && this.#stepDown(m)) {
+        this.#conn!.close("closed", msg.message)
+        return this.#lost({ code: msg.code, reason: msg.message })
+      }
+      // Nothing older to offer: left out of later handshakes (its subscribes carry their own
+      // check), or that hub would refuse every document's connection for this one.
+      if (m) this.#unserved.add(m.name)
     }
     if (msg.type === "welcome") {
       // Each would reconnect every document and send its outbox again, on the same socket.
@@ -374,7 +398,8 @@ export class CanonClient {
     this.#stableTimer?.cancel()
     for (const doc of this.#docs.values()) doc.disconnected()
     if (this.#currentStatus === "closed") return
-    const refusal = (this.#refusedHere ? this.#lastRefusal : undefined) ?? (FINAL_REFUSALS.has(info.code) ? { code: info.code, message: info.reason } : undefined)
+    // Answered by a new offer (an older version, a machine left out): not a refusal to wait on.
+    const refusal = this.#steppedDown ? undefined : (this.#refusedHere ? this.#lastRefusal : undefined) ?? (FINAL_REFUSALS.has(info.code) ? { code: info.code, message: info.reason } : undefined)
     if (refusal !== undefined && FINAL_REFUSALS.has(refusal.code)) {
       // Retrying cannot help: keep local data and the outbox, wait for the app; receipts
       // settle now rather than wait for a connection that will not come.

@@ -28,7 +28,7 @@ import { decodeArgs, makeContext, runApply, type Machine } from "../machine.js"
 import { JournaledState, freezeState, type Journal } from "../journal.js"
 import { applyLogged } from "../apply.js"
 import { hashState } from "../hash.js"
-import { encodeCanonical, sizeBound } from "../canonical.js"
+import { decodeCanonical, encodeCanonical, sizeBound } from "../canonical.js"
 import type { Checkpoint, Entry, Outcome } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import { CanonError, errorText } from "../errors.js"
@@ -907,8 +907,12 @@ export class DocAuthority<S = unknown> {
         for (const cmd of msg.commands) {
           if (out === undefined) replies.set(conn, (out = []))
           const expanded = msg.compact === true ? this.expand(cmd.name, cmd.args, version) : { args: cmd.args }
-          const args = "args" in expanded ? expanded.args : undefined
+          let args = "args" in expanded ? expanded.args : undefined
           const bounded = "rejection" in expanded ? expanded : this.bound(cmd.name, args)
+          // Compact arguments are applied as the log holds them (canonical: a record's keys
+          // sorted), as replays and protocol 1 readers see them, not in the order a sender
+          // wrote them (an apply that walks a record's keys would differ from its readers').
+          if (msg.compact === true && "bytes" in bounded && bounded.bytes !== undefined && bounded.rejection === undefined) args = decodeCanonical(bounded.bytes)
           // With a history: decoded at the session's version and upcast; hashed in the form it was written in.
           const sent = "bytes" in bounded ? bounded.bytes : undefined
           let accepted = this.history !== undefined && bounded.rejection === undefined ? acceptCommand(this.served, version, cmd.name, args) : undefined

@@ -4,9 +4,10 @@
  * backoff), the peer is told what to do, and the error's own text, which can name a database
  * host, a path or a credential, goes only to the operator's `onEvent`. Before, the peer was
  * sent "Internal error: <the hook's message>" and the close reason carried the disk's error.
+ * The same for a document's load, a client's records and a catch-up that fail on the disk.
  * And `authorize` allows with `true` only, as the CRDT routes' do: any truthy value allowed.
  */
-import { Hub, type HubEvent, type ServerMessage } from "../core/index.js"
+import { Hub, type HubEvent, type KVStore, type ServerMessage } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { Todo } from "./support/machines.js"
 
@@ -68,4 +69,40 @@ test("the hub's disk failing while it records a client: closed storage-failed, t
   expect(closed).toEqual({ closed: "storage-failed", reason: "The hub's storage failed; reconnect and try again." })
   expect(r.events.filter((e) => e.type === "storage-failed")).toHaveLength(1)
   expect(r.events.some((e) => e.type === "protocol-error")).toBe(false)
+})
+
+// From a review: three more paths sent the storage's own text (a document's load, a client's
+// records, a catch-up).
+test("a document load that fails on the hub's storage: the peer is not sent the storage's error text", async () => {
+  const rt = new VirtualRuntime(1)
+  const net = new MemoryNetwork(rt, { latency: () => 1, encode: true })
+  const inner = new MemoryStorage()
+  let failing = false
+  // A store of the app's own (say over Postgres) whose driver error names its connection string.
+  const storage: KVStore = {
+    get: (k) => (failing ? Promise.reject(new Error(`connect ECONNREFUSED ${SECRET_TEXT}`)) : inner.get(k)),
+    batch: (ops, o) => inner.batch(ops, o),
+    range: (o) => (failing ? Promise.reject(new Error(`connect ECONNREFUSED ${SECRET_TEXT}`)) : inner.range(o)),
+    close: () => inner.close(),
+  }
+  const events: HubEvent[] = []
+  const hub = new Hub({ machines: [Todo], storage, runtime: rt, onEvent: (e) => events.push(e) })
+  net.listen(hub)
+  const heard: Array<ServerMessage | { closed: string; reason: string }> = []
+  const conn = net.transport("raw").connect({
+    onOpen: () => conn.send({ type: "hello", protocol: { min: 1, max: 4 }, clientId: "client-0001", secret: "a-secret-of-enough-characters", machines: [] }),
+    onMessage: (m) => {
+      heard.push(m)
+      if (m.type === "welcome") {
+        failing = true
+        conn.send({ type: "subscribe", docId: "d", machine: Todo.name, version: Todo.version, fingerprint: Todo.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+      }
+    },
+    onClose: (i) => heard.push({ closed: i.code, reason: i.reason }),
+  })
+  await rt.run({ forMs: 200 })
+  expect(heard.some((m) => "type" in m && m.type === "welcome")).toBe(true)
+  expect(events.map((e) => ("error" in e ? String((e.error as Error)?.message ?? e.error) : JSON.stringify(e))).join(" ")).toContain("hunter2")
+  expect(JSON.stringify(heard)).not.toContain("hunter2")
+  await hub.close()
 })

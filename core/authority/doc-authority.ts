@@ -49,6 +49,7 @@ import type { CrdtFields } from "../crdt/fields.js"
 import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
 import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
+import { peerText } from "./peer-text.js"
 import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes } from "./size-bound.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
@@ -854,7 +855,7 @@ export class DocAuthority<S = unknown> {
       }
       const message = errorText(e)
       this.hooks.onReport?.({ docId: this.docId, code: "client-unreadable", message })
-      this.followers.sendReply(p.conn, { type: "error", code: (e as { code?: string }).code ?? "storage-failed", message: boundedMessage(message), docId: this.docId })
+      this.followers.sendReply(p.conn, { type: "error", code: (e as { code?: string }).code ?? "storage-failed", message: boundedMessage(peerText(e, `The hub's storage failed reading this client's records of "${this.docId}".`)), docId: this.docId })
     }
     return kept
   }

@@ -29,6 +29,7 @@
  * ones queue with it; a connection subscribing again keeps what it was told and is owed, and
  * is not caught up again (review r16, findings 1 and 4).
  */
+import { peerText } from "./peer-text.js"
 import type { Checkpoint, Entry } from "../entry.js"
 import { CanonError } from "../errors.js"
 import { boundedMessage } from "../limits.js"
@@ -695,7 +696,7 @@ export class Followers {
     f.failures++
     this.doc.report("catch-up-failed", `${message} (follower ${f.clientId}; trying again in ${wait} ms)`)
     // Its own code: the hub tries again itself (a storage-failed has the replica ask again).
-    f.conn.send({ type: "error", code: "catch-up-failed", message: boundedMessage(`Reading document "${this.doc.docId}" failed: ${message} The hub tries again in ${wait} ms.`), docId: this.doc.docId })
+    f.conn.send({ type: "error", code: "catch-up-failed", message: boundedMessage(`Reading document "${this.doc.docId}" failed: ${peerText(e, "the hub's storage failed.")} The hub tries again in ${wait} ms.`), docId: this.doc.docId })
     f.retry?.cancel()
     f.retry = this.doc.runtime.setTimer(wait, () => {
       f.retry = undefined

@@ -17,6 +17,7 @@ import type { KVStore } from "../ports/storage.js"
 import type { Connection, ConnectionAcceptor, ConnectionInfo, ConnectionListener } from "../ports/transport.js"
 import { setDeadline, steadyNow, type Runtime, type Timer } from "../ports/runtime.js"
 import type { ClientMessage, Hello, ServerMessage, Submit, VersionRange } from "../protocol/messages.js"
+import { peerText } from "./peer-text.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
 import { checkMaxDocumentBytes } from "./size-bound.js"
@@ -602,7 +603,7 @@ export class Hub implements ConnectionAcceptor {
         const load = (): Promise<DocAuthority<any> | undefined> => this.acquire(session, msg.docId, machine).catch((error) => {
           this.report({ type: "doc-load-failed", docId: msg.docId, error })
           const code = (error as { code?: string }).code ?? "storage-failed"
-          this.sendError(session, code, error instanceof Error ? error.message : String(error), msg.docId)
+          this.sendError(session, code, peerText(error, `The hub's storage failed reading ${quoted(msg.docId)}.`), msg.docId)
           return undefined
         })
         let doc = await load()

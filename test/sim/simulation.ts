@@ -501,8 +501,14 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const failing = (p: number, counter: "hubWriteFailures" | "replicaWriteFailures") => () => {
       if (phase !== "active" || p <= 0 || rng() >= p) return false
       stats[counter]!++
+      if (counter === "hubWriteFailures") hubFaultAt = vrt.now()
       return true
     }
+    /**
+     * When the hub's disk last failed on purpose. What a replica is told of a storage failure
+     * no longer quotes the disk (hub-hook-failures): one this soon after is taken for it.
+     */
+    let hubFaultAt = -Infinity
 
     // ---- the hub process ----
     const shadow = new ShadowLog([...specs.map((s) => s.docId), ...(rollbackOn ? [ROLLBACK_DOC] : [])], fail)
@@ -512,6 +518,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       failRead: () => {
         if (phase !== "active" || o.hubReadFailures <= 0 || readRng() >= o.hubReadFailures) return false
         stats.hubReadFailures!++
+        hubFaultAt = vrt.now()
         return true
       },
       onDurable: shadow.observe,
@@ -817,7 +824,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           }
           // The hub's disk failing a read of this client's records: the submits it carried
           // were refused unjudged, and a submit after them is a gap until they go again.
-          else if ((e.code === "storage-failed" || e.code === "catch-up-failed") && e.message.includes("injected fault")) injectedAt.set(spec.docId, vrt.now())
+          else if ((e.code === "storage-failed" || e.code === "catch-up-failed") && vrt.now() - hubFaultAt < 5_000) injectedAt.set(spec.docId, vrt.now())
           else if (e.code === "sequence-gap" && vrt.now() - (injectedAt.get(spec.docId) ?? -Infinity) < 5_000) return
           else if (e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })

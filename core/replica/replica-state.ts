@@ -305,7 +305,12 @@ export class ReplicaState<S> {
   checkpoint(seq: number, hash: string): Desync | undefined {
     if (!this.#confirmedVisible()) return undefined
     if (seq > this.confirmedSeq) {
-      if (this.#expected.size < 64) this.#expected.set(seq, hash)
+      // The 64 nearest: far-off ones (a hostile hub's, sent once) must not crowd out the
+      // checkpoints of entries on their way, which ride just before them.
+      const far = this.#expected.size < 64 ? undefined : Math.max(...this.#expected.keys())
+      if (far !== undefined && seq >= far) return undefined
+      this.#expected.delete(far!)
+      this.#expected.set(seq, hash)
       return undefined
     }
     if (seq < this.confirmedSeq) return undefined

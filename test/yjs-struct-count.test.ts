@@ -10,7 +10,7 @@
  */
 import * as Y from "yjs"
 import fc from "fast-check"
-import { countV2Structs, encodeIntegratedV2, structCount } from "../adapters/yjs/integrable.js"
+import { countV2Structs, encodeIntegratedV2, weighedStructs as structCount } from "../adapters/yjs/integrable.js"
 import { crdtReason, yjsEngine } from "../adapters/yjs/index.js"
 
 type Op =

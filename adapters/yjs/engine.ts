@@ -36,7 +36,7 @@ import {
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
 import { dependsOn, tombstoneOf } from "./tombstone.js"
-import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, structCount, unsupportedStructs } from "./integrable.js"
+import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, unsupportedStructs, weighedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
 const CANON = Symbol("canon-merge")
@@ -122,9 +122,9 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // at load: the document could no longer be opened). At most: the update's structs, one
     // split of an existing struct for each (an insert inside an item), two for each deleted range.
     const added = 2 * structs + 2 * seen.deleteRanges
-    let after = structCount(this.doc) + added
+    let after = weighedStructs(this.doc) + added
     // The held types' tally is an upper bound: counted again before it refuses anything.
-    if (after > Math.min(this.maxStructs, MAX_FIELD_STRUCTS)) after = structCount(this.doc, true) + added
+    if (after > Math.min(this.maxStructs, MAX_FIELD_STRUCTS)) after = weighedStructs(this.doc, true) + added
     const bound = after > this.maxStructs && limited(options) ? this.maxStructs : MAX_FIELD_STRUCTS
     if (after > bound) {
       return crdtRejection("crdt-too-large", `The Yjs field would hold up to ${after} structs, more than a field may (${bound}); split the data over more fields or documents.`)

@@ -1270,23 +1270,28 @@ export const encodeIntegratedV2 = (doc: Y.Doc): Uint8Array => {
   }
 }
 
-/**
- * The structs a Yjs document holds now, a shared type weighing TYPE_WEIGHT: the measure
- * countV1Structs gives an update and countV2Structs a stored state (the load check), so a bound
- * a merge passes is one its state passes at load. (It counted a held type as 1: a field merged
- * to a million empty Y.Maps passed every merge and never loaded again.) The types are tallied
- * once, then by each transaction's new structs; deletions may collect some, so the tally is an
- * upper bound until `exact` asks for a new count, which only a bound about to refuse does.
- */
-export const structCount = (doc: Y.Doc, exact = false): number => {
+/** The structs a Yjs document holds now (each client's struct list; no decoding): what the whole-document bounds count. */
+export const structCount = (doc: Y.Doc): number => {
   let n = 0
   for (const list of doc.store.clients.values()) n += list.length
+  return n
+}
+
+/**
+ * structCount with a shared type weighing TYPE_WEIGHT: the measure countV1Structs gives an
+ * update and countV2Structs a CRDT field's stored state (its load check), so a bound a field's
+ * merge passes is one its state passes at load. (Counted as 1, a field merged to a million
+ * empty Y.Maps passed every merge and never loaded again.) The types are tallied once, then by
+ * each transaction's new structs; deleting a type may collect it, so the tally is an upper
+ * bound until `exact` asks for a new count, which only a bound about to refuse does.
+ */
+export const weighedStructs = (doc: Y.Doc, exact = false): number => {
   const tally = tallyOf(doc)
   if (exact && !tally.exact) {
     tally.n = countTypes(doc)
     tally.exact = true
   }
-  return n + (TYPE_WEIGHT - 1) * tally.n
+  return structCount(doc) + (TYPE_WEIGHT - 1) * tally.n
 }
 
 interface TypeTally {
@@ -1311,7 +1316,20 @@ const tallyOf = (doc: Y.Doc): TypeTally => {
   const tally: TypeTally = { n: countTypes(doc), exact: true }
   tallies.set(doc, tally)
   doc.on("afterTransaction", (tr: Y.Transaction) => {
-    if (tr.deleteSet.clients.size > 0) tally.exact = false
+    // Only a deleted type may be collected (text and values deleted leave the tally exact).
+    if (tally.exact) {
+      for (const [client, ranges] of tr.deleteSet.clients) {
+        const list = doc.store.clients.get(client)
+        if (list === undefined) continue
+        for (const { clock, len } of ranges) {
+          try {
+            for (let i = Y.findIndexSS(list as never, clock); i < list.length && list[i]!.id.clock < clock + len && tally.exact; i++) if (isType(list[i])) tally.exact = false
+          } catch {
+            tally.exact = false
+          }
+        }
+      }
+    }
     for (const [client, after] of tr.afterState) {
       const before = tr.beforeState.get(client) ?? 0
       if (after <= before) continue

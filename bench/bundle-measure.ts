@@ -134,7 +134,8 @@ export const CORE_LIMIT_BYTES = 45_000
  * from the machine's history only if it has that version (a review: the step-down for a late
  * document locked the client out, or threw in the hello; +111 B). Then 49,050 B: a replica
  * keeps the 64 nearest checkpoints ahead of it, not the first 64 (far-off ones sent once
- * turned desync detection off; +24 B).
+ * turned desync detection off; +24 B). Then 49,052 B: a hub naming a machine already left out
+ * is backed off from (a review: it reconnected at once, forever; +2 B).
  */
 export const CORE_GUARD_BYTES = 49_055
 

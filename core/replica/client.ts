@@ -333,7 +333,8 @@ export class CanonClient {
       // A machine the app did not declare (only documents opened since use it) the hub cannot
       // serve: left out of handshakes from now on, and connect again at once. Its documents
       // are refused at their subscribes; the others are served.
-      if (this.#machines.has(name) && !this.#options.machines?.some((m) => m.name === name)) {
+      // Once: a hub that names one left out already is refused as any other refusal (backoff).
+      if (this.#machines.has(name) && !this.#unserved.has(name) && !this.#options.machines?.some((m) => m.name === name)) {
         this.#unserved.add(name)
         this.#steppedDown = true
       }

@@ -16,7 +16,7 @@
  *
  * Measured on b72dad4 (jest, empty changes of one actor): N=1000 1.5 s, 2000 4.3 s, 4000
  * 20.4 s of blocked event loop in reverse order; 4000 in causal order 1.8 s. The test sends
- * 3,000 changes both ways and asserts the reversed message costs at most ~2x the control.
+ * 3,000 changes both ways and asserts the reversed message costs at most ~3x the control (plus 2 s).
  */
 import * as A from "@automerge/automerge"
 import { AutomergeReplica, memoryLinkPair } from "../adapters/peer/index.js"
@@ -57,5 +57,8 @@ test("a sync message listing a chain of changes in reverse order costs no more t
   console.log(`${N} changes, ${bytes} bytes: causal order ${control.ms} ms (gap ${control.gap} ms); reverse order ${reversed.ms} ms (gap ${reversed.gap} ms)`)
   expect(control.synced).toBe(true)
   expect(reversed.synced).toBe(true)
-  expect(reversed.gap).toBeLessThan(2 * control.gap + 500)
+  // Quadratic, the reversed message blocked for about 10 s here (3,000 changes); linear, about
+  // as long as the control. The margin is wide: a loaded 2-core CI run once measured 2,164 ms
+  // against a 743 ms control.
+  expect(reversed.gap).toBeLessThan(3 * control.gap + 2_000)
 }, 60_000)

@@ -383,6 +383,16 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     simArgs: ["--rollbacks", "8", "--protocols", "v3"],
   },
   {
+    name: "catch-up-retry-throws",
+    breaks: "the first catch-up retry after a disk fault throws (a hub bug on a recovery path): the replica is told catch-up-failed, which the simulator must not take for the injected fault",
+    patches: [{
+      file: "core/authority/followers.ts",
+      anchor: "const older = f.version < this.doc.version()",
+      replacement: "if (f.failures === 1) { f.failures = 2; throw new TypeError(\"Cannot read properties of undefined (reading 'cursor')\") }\n    const older = f.version < this.doc.version()",
+    }],
+    simArgs: ["--hub-read-failures", "0.05", "--replica-read-failures", "0.05"],
+  },
+  {
     name: "late-open-refused",
     breaks: "a document opened after the handshake, its machine newer than the hub's, is left refused schema-too-new (receipts rejected) until the connection drops, instead of the client stepping down for it",
     patches: [{ file: CLIENT, anchor: "if (msg.type === \"error\" && msg.code === \"schema-too-new\" && this.#stepDown(", replacement: "if (false && this.#stepDown(" }],

@@ -501,14 +501,14 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const failing = (p: number, counter: "hubWriteFailures" | "replicaWriteFailures") => () => {
       if (phase !== "active" || p <= 0 || rng() >= p) return false
       stats[counter]!++
-      if (counter === "hubWriteFailures") hubFaultAt = vrt.now()
       return true
     }
     /**
-     * When the hub's disk last failed on purpose. What a replica is told of a storage failure
-     * no longer quotes the disk (hub-hook-failures): one this soon after is taken for it.
+     * Whether the hub's last report of a storage failure on each document (a load, a client's
+     * records, a catch-up) was of an injected fault. What a replica is told no longer quotes
+     * the disk (hub-hook-failures): the hub's report, made as it tells it, says which it was.
      */
-    let hubFaultAt = -Infinity
+    const hubStorageInjected = new Map<string, boolean>()
 
     // ---- the hub process ----
     const shadow = new ShadowLog([...specs.map((s) => s.docId), ...(rollbackOn ? [ROLLBACK_DOC] : [])], fail)
@@ -518,7 +518,6 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       failRead: () => {
         if (phase !== "active" || o.hubReadFailures <= 0 || readRng() >= o.hubReadFailures) return false
         stats.hubReadFailures!++
-        hubFaultAt = vrt.now()
         return true
       },
       onDurable: shadow.observe,
@@ -566,6 +565,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         // replicas back from a partition or a crash with a long outbox are held for the rate.
         limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE, ...(churnOn ? SIM_LOADS : {}), ...(o.crdtHeavy > 0 ? SIM_CRDT_WORK : {}) },
         onEvent: (e) => {
+          if (e.type === "doc-load-failed" || (e.type === "doc-report" && (e.code === "catch-up-failed" || e.code === "client-unreadable"))) {
+            hubStorageInjected.set(e.docId, (e.type === "doc-load-failed" ? message(e.error) : e.message).includes("injected fault"))
+          }
           if (e.type === "doc-broken" || e.type === "doc-load-failed") {
             // A failed write breaks the document on purpose (it reloads); anything else is a bug,
             // and so is a failure that outlives the faults (a failed write remembered forever).
@@ -824,7 +826,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           }
           // The hub's disk failing a read of this client's records: the submits it carried
           // were refused unjudged, and a submit after them is a gap until they go again.
-          else if ((e.code === "storage-failed" || e.code === "catch-up-failed") && vrt.now() - hubFaultAt < 5_000) injectedAt.set(spec.docId, vrt.now())
+          else if ((e.code === "storage-failed" || e.code === "catch-up-failed") && hubStorageInjected.get(spec.docId) === true) injectedAt.set(spec.docId, vrt.now())
           else if (e.code === "sequence-gap" && vrt.now() - (injectedAt.get(spec.docId) ?? -Infinity) < 5_000) return
           else if (e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })

@@ -135,7 +135,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     breaks: "a rejected command leaves the outbox and the app is never told",
     patches: [{
       file: DOC,
-      anchor: "d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))\n      if (covered.has(p!)) this.#emit(\"resent\", { clientSeq, command, rejection })\n      else this.#emit(\"rejected\", { clientSeq, command, rejection })",
+      anchor: "d?.reject(new CommandRejected({ code: rejection.code, message: rejection.message, command, clientSeq }))\n      this.#emit(covered.has(p!) ? \"resent\" : \"rejected\", { clientSeq, command, rejection })",
       replacement: "void CommandRejected",
     }],
   },
@@ -280,7 +280,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "cut-submits-canonical",
     breaks: "a replica cuts its submits by the commands' canonical size, though compact arguments can be larger: a submit over the frame limit, refused at every reconnect",
-    patches: [{ file: DOC, anchor: "submitParts(commands, (p) => (compact ? 16 + p.name.length * 3 + this.#compactArgs(p).length : sizeOf(p)))", replacement: "submitParts(commands, (p) => sizeOf(p))" }],
+    patches: [{ file: DOC, anchor: "submitParts(commands, (p) => (compact ? weigh(p.name, this.#compactArgs(p).length) : sizeOf(p)))", replacement: "submitParts(commands, (p) => sizeOf(p))" }],
     simArgs: FLAGS_WORLD,
   },
   {
@@ -395,6 +395,6 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "late-open-refused",
     breaks: "a document opened after the handshake, its machine newer than the hub's, is left refused schema-too-new (receipts rejected) until the connection drops, instead of the client stepping down for it",
-    patches: [{ file: CLIENT, anchor: "if (msg.type === \"error\" && msg.code === \"schema-too-new\" && this.#stepDown(", replacement: "if (false && this.#stepDown(" }],
+    patches: [{ file: CLIENT, anchor: "if (msg.code === \"schema-too-new\" && this.#stepDown(m)) {", replacement: "if (false) {" }],
   },
 ]

@@ -229,8 +229,8 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     return updates.length === 1 ? updates[0] : Y.mergeUpdates(updates as Uint8Array[])
   }
 
-  tombstone(update: unknown): unknown {
-    return tombstoneOf(this.doc, update)
+  tombstone(update: unknown, dependents?: ReadonlyArray<unknown>): unknown {
+    return tombstoneOf(this.doc, update, dependents)
   }
 
   dependsOn(update: unknown, refused: unknown): boolean {

@@ -52,12 +52,14 @@ const keepsPlace = (doc: Y.Doc, s: { id: Id; length: number }): boolean => {
  * update, or GC ranges only: the last form of a tombstone) or cannot be read.
  *
  * An update of deleted items that deletes nothing (a tombstone the hub refused too: the field
- * is full of structs, say, or an edit next to GC ranges) is tombstoned as GC ranges, one struct per
- * client, which have no place to be refused for. Never as GC first: an item the writer typed
+ * is full of structs, say, or an edit next to GC ranges) is tombstoned as GC ranges, which
+ * have no place to be refused for, but for the items `dependents` (the writer's changes still
+ * to land) are placed against or inside: those stay deleted items, or what the writer typed
+ * next to them would be collected with them or refused (sim seed 66). Never as GC first: an item the writer typed
  * right after a GC range is collected with it (lost while confirmed), and one between a GC
  * range and a live character is refused as malformed, and with it the writer's later changes.
  */
-export const tombstoneOf = (doc: Y.Doc, update: unknown): Uint8Array | undefined => {
+export const tombstoneOf = (doc: Y.Doc, update: unknown, dependents: ReadonlyArray<unknown> = []): Uint8Array | undefined => {
   const decoded = decode(update)
   if (decoded === undefined) return undefined
   const structs = decoded.structs
@@ -68,12 +70,24 @@ export const tombstoneOf = (doc: Y.Doc, update: unknown): Uint8Array | undefined
   // All GC, too, when items name a shared type the update created as their parent, and when it
   // formats: Yjs formatting is a pair of markers, and a later change (an un-bold inside the
   // refused bold) would leave one of its own with no partner, formatting text nobody did.
-  const allGc = tombstoned || structs.some((s) => s instanceof Y.Item && (s.content instanceof Y.ContentType || s.content instanceof Y.ContentFormat))
+  const allGc = !tombstoned && structs.some((s) => s instanceof Y.Item && (s.content instanceof Y.ContentType || s.content instanceof Y.ContentFormat))
+  // A refused tombstone's last form: GC ranges, but a deleted item keeps its place where a
+  // change of the writer still to land is placed next to or inside it (Yjs would collect that
+  // change with a GC neighbour, or the hub refuse it as malformed).
+  const placed = tombstoned ? placedAgainst(dependents) : undefined
+  const keep = (s: { id: Id; length: number }) => placed !== undefined && placed.some((id) => id.client === s.id.client && id.clock >= s.id.clock && id.clock < s.id.clock + s.length)
   const byClient = new Map<number, Array<Y.Item | Y.GC>>()
   for (const s of structs as Array<(Y.Item | Y.GC) & { id: Id; length: number }>) {
     let list = byClient.get(s.id.client)
     if (list === undefined) byClient.set(s.id.client, (list = []))
     const last = list[list.length - 1]
+    if (tombstoned) {
+      const asItem = s instanceof Y.Item && keep(s)
+      const prev = last instanceof Y.GC && !asItem && last.id.clock + last.length === s.id.clock ? last : undefined
+      if (prev !== undefined) list[list.length - 1] = new Y.GC(prev.id, prev.length + s.length)
+      else list.push(asItem ? s : new Y.GC(Y.createID(s.id.client, s.id.clock), s.length))
+      continue
+    }
     if (allGc && last !== undefined) {
       // An update's structs of one client are consecutive: one GC for all of them.
       list[list.length - 1] = new Y.GC(last.id, s.id.clock + s.length - last.id.clock)
@@ -94,6 +108,20 @@ export const tombstoneOf = (doc: Y.Doc, update: unknown): Uint8Array | undefined
   // No delete set: a ContentDeleted item arrives deleted, and the refused update's own deletions are refused with it.
   encoder.writeLen(0)
   return encoder.toUint8Array()
+}
+
+/** The IDs the items of `updates` are placed against (origins, right origins, parents). */
+const placedAgainst = (updates: ReadonlyArray<unknown>): Id[] => {
+  const out: Id[] = []
+  for (const u of updates) {
+    const d = decode(u)
+    if (d === undefined) continue
+    for (const s of d.structs) {
+      if (!(s instanceof Y.Item)) continue
+      for (const id of [s.origin, s.rightOrigin, s.parent]) if (id instanceof Y.ID) out.push(id)
+    }
+  }
+  return out
 }
 
 /** Where each Yjs client of a list of refused updates begins, folded as the list grows (by the list). */

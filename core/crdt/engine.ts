@@ -95,7 +95,7 @@ export interface CrdtField<H = unknown> {
    * refused tombstone has one more, in as few structs as the engine can, with no place to be
    * refused for (Yjs: GC ranges); the last form has none.
    */
-  tombstone?(update: unknown): unknown
+  tombstone?(update: unknown, dependents?: ReadonlyArray<unknown>): unknown
   /**
    * With `tombstone`: whether `update` needs what `refused` wrote (so it was refused with it).
    * `refused` may be the refused change or its tombstone, or a list of a tombstone and the

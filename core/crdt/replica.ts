@@ -246,7 +246,13 @@ export class ReplicaFields {
         // As deleted items first, whatever the refusal: what the writer typed next to the
         // refused change lands. A refused tombstone (the field is full of structs, say) is
         // tombstoned again in its last form (Yjs: GC ranges, which take what is next to them).
-        const t = f.tombstone(p.args)
+        // The writer's changes still to land, which a last form must not collect (they may sit next to it).
+        const dependents: unknown[] = []
+        for (const q of this.#replica.pending) if (q.clientSeq > p.clientSeq && q.cmd.crdt?.field === field) dependents.push(q.args)
+        for (const q of this.#queue) if (q.field === field) dependents.push(q.update)
+        for (const u of this.#unsent.get(field) ?? []) dependents.push(u)
+        for (const [g, u] of merges) if (g.clientSeq > p.clientSeq && g.cmd.crdt?.field === field) dependents.push(g.args)
+        const t = f.tombstone(p.args, dependents)
         if (t !== undefined) {
           const hole: Hole = { field, clocks: [t], tombstone: undefined, remade: false }
           holes.push(hole)

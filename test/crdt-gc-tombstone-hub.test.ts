@@ -1,0 +1,88 @@
+/**
+ * Seed 66 (npm run sim -- --seed 66 --replicas 5) through a Hub and CanonClients: a writer's
+ * change is refused for what it carries, and so is its tombstone of deleted items; the replica
+ * tombstones the tombstone as GC ranges (core/crdt/replica.ts `refused`), which the hub takes.
+ * In seed 66 both refusals were the hub's maxDocumentBytes ("Document "text" is full": #66 and
+ * its tombstone #76), and the GC ranges (#83) were taken after a measure found room. Here the
+ * hub's field holds fewer structs (`maxStructs`, lowered on the hub only), the case the README
+ * names ("the field is full of structs"): a change of three items and its tombstone of three
+ * deleted items are too many, its GC range (one struct) is not.
+ *
+ * What the writer typed next to the refused change must still land (README: "Only what the
+ * hub refused is lost"; the app hears `rejected` for what was lost): today the edit typed
+ * between a live character and the refused one is refused as malformed (crdt-invalid,
+ * integrable.ts OriginCheck), and the edit typed right after that one, between two GC ranges,
+ * is confirmed and yet gone from every replica (Yjs integrates it as a GC struct).
+ * Fixed as above (core/crdt/replica.ts passes the pending, queued and unsent changes of the field). Found by a helper's investigation of seed 66.
+ */
+import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { yText } from "../adapters/yjs/index.js"
+
+const commands = {}
+const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText() }, commands })
+/** The same machine as a hub whose operator lowered the field's struct bound has it (not in the fingerprint). */
+const NoteLowered = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText({ maxStructs: 9 }) }, commands })
+
+test("seed 66: edits typed next to a change whose tombstone went as GC ranges are neither refused nor lost while confirmed", async () => {
+  const rt = new VirtualRuntime(4)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  net.listen(new Hub({ machines: [NoteLowered], storage: new MemoryStorage(), runtime: rt }))
+  const run = async (ms: number) => {
+    for (let t = 0; t < ms; t += 5) {
+      await rt.run({ forMs: 5 })
+      await new Promise((r) => setImmediate(r))
+    }
+  }
+  const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  const reader = await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r", storage: new MemoryStorage() })
+  const w = await client.open(Note, "d")
+  const r = await reader.open(Note, "d")
+  const told: string[] = []
+  const outcomes: string[] = []
+  w.on("rejected", (e) => told.push(`#${e.clientSeq} rejected ${e.rejection.message.split(":")[0]}`))
+  w.on("error", (e) => told.push(`error ${e.code}`))
+  w.on("confirmed", (e) => outcomes.push(`#${e.clientSeq} confirmed`))
+  w.on("resent", (e) => outcomes.push(`#${e.clientSeq} resent`))
+  w.on("rejected", (e) => outcomes.push(`#${e.clientSeq} rejected`))
+  await run(50)
+  w.crdt.body.insert(0, "head tail")
+  await run(300)
+  net.partition("w")
+  net.drop("w")
+  await run(50)
+
+  // Offline, each change is its own command. The first writes six items ("1" in the middle of
+  // its clocks): too many structs for the hub, and its tombstone of six deleted items too.
+  w.crdt.body.doc!.transact(() => {
+    w.crdt.body.insert(9, "6")
+    w.crdt.body.insert(6, "4")
+    w.crdt.body.insert(1, "1")
+    w.crdt.body.insert(4, "3")
+    w.crdt.body.insert(10, "5")
+    w.crdt.body.insert(7, "2")
+  })
+  await run(20)
+  expect(w.crdt.body.toString()).toBe("h1ea3d 2t4a5il6")
+  // Y between "h" and the refused "1" (one live neighbour, one refused), then Z between Y and "1".
+  w.crdt.body.insert(1, "Y")
+  await run(20)
+  w.crdt.body.insert(2, "Z")
+  await run(20)
+  expect(w.crdt.body.toString()).toBe("hYZ1ea3d 2t4a5il6")
+  net.heal("w")
+  await run(8000)
+
+  expect(w.pendingCount).toBe(0)
+  // Only "1".."6" was refused for what it carries (one rejection, #2; its tombstone #5 is told
+  // too); Y and Z land where they were typed. Today: Y's command is refused as malformed
+  // (crdt-invalid), and Z's is confirmed while Z is on no replica.
+  expect({ reader: r.crdt.body.toString(), writer: w.crdt.body.toString(), told, outcomes: outcomes.join(", ") }).toEqual({
+    reader: "hYZead tail",
+    writer: "hYZead tail",
+    told: ["#2 rejected crdt-too-large", "#5 rejected crdt-too-large"],
+    outcomes: expect.stringContaining("#2 rejected, #3 resent, #4 resent, #5 rejected"),
+  })
+  await client.close()
+  await reader.close()
+})

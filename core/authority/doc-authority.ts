@@ -28,7 +28,7 @@ import { decodeArgs, makeContext, runApply, type Machine } from "../machine.js"
 import { JournaledState, freezeState, type Journal } from "../journal.js"
 import { applyLogged } from "../apply.js"
 import { hashState } from "../hash.js"
-import { decodeCanonical, encodeCanonical, sizeBound } from "../canonical.js"
+import { decodeCanonical, encodeCanonical, setOwn, sizeBound } from "../canonical.js"
 import type { Checkpoint, Entry, Outcome } from "../entry.js"
 import type { Rejection } from "../errors.js"
 import { CanonError, errorText } from "../errors.js"
@@ -118,6 +118,20 @@ const BIG_STATE_BYTES = 1 << 20
 
 /** An upper bound of an entry's bytes on the wire (compact arguments: their bytes, plus a little). */
 export const entrySizeBound = (e: Entry): number => 32 + e.clientId.length * 3 + e.name.length * 3 + sizeBound(e.args)
+
+/** `v` with every -0 in it made +0, or undefined when it holds none. */
+const withoutNegativeZero = (v: unknown): unknown => {
+  if (typeof v === "number") return Object.is(v, -0) ? 0 : undefined
+  if (v === null || typeof v !== "object" || v instanceof Uint8Array) return undefined
+  let out: unknown[] | Record<string, unknown> | undefined
+  for (const [k, x] of Object.entries(v)) {
+    const y = withoutNegativeZero(x)
+    if (y === undefined) continue
+    out ??= Array.isArray(v) ? [...v] : { ...v }
+    setOwn(out as Record<string, unknown>, k, y)
+  }
+  return out
+}
 
 /** An upper bound of an outcome's bytes on the wire (a rejection carries its sentence). */
 const outcomeSizeBound = (o: Outcome): number => 24 + ("rejection" in o ? (o.rejection.code.length + o.rejection.message.length) * 3 : 0)
@@ -938,6 +952,15 @@ export class DocAuthority<S = unknown> {
                 where = w
                 break
               }
+            }
+          }
+          if ((where.kind === "conflict" || where.kind === "new" && madeAs !== undefined) && hashed === undefined && sent !== undefined) {
+            // A retry an app built before ed45355 first sent with -0 in a literal or enum
+            // argument: its compact form then carried +0, the form the hub hashed.
+            const old = withoutNegativeZero(args)
+            if (old !== undefined) {
+              const w = table.classify(clientId, incarnation, cmd.clientSeq, commandHash(cmd.name, encodeCanonical(old)), this.committed, madeAs)
+              if (w.kind === "duplicate") where = w
             }
           }
           if (where.kind === "duplicate") {

@@ -74,6 +74,7 @@ export const tombstoneOf = (doc: Y.Doc, update: unknown, dependents: ReadonlyArr
   // A refused tombstone's last form: GC ranges, but a deleted item keeps its place where a
   // change of the writer still to land is placed next to or inside it (Yjs would collect that
   // change with a GC neighbour, or the hub refuse it as malformed).
+  // (The caller passes none when this form was refused too: GC ranges only, so a chain ends.)
   const placed = tombstoned ? placedAgainst(dependents) : undefined
   const keep = (s: { id: Id; length: number }) => placed !== undefined && placed.some((id) => id.client === s.id.client && id.clock >= s.id.clock && id.clock < s.id.clock + s.length)
   const byClient = new Map<number, Array<Y.Item | Y.GC>>()

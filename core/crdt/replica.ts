@@ -46,6 +46,8 @@ export class ReplicaFields {
   readonly #holes: Hole[] = []
   /** Changes sent again once (by their args): refused again, they wait in `#queue`. */
   readonly #resent = new WeakSet<object>()
+  /** How many refusals deep each tombstone this replica made is (see `refused`). */
+  readonly #tombstoneLevel = new WeakMap<object, number>()
   /**
    * Changes to send again one at a time, and the one in flight. Each is stored while it waits
    * (Doc stores `takeQueued` with the refusal; the outbox write of the command that sends it
@@ -252,7 +254,13 @@ export class ReplicaFields {
         for (const q of this.#queue) if (q.field === field) dependents.push(q.update)
         for (const u of this.#unsent.get(field) ?? []) dependents.push(u)
         for (const [g, u] of merges) if (g.clientSeq > p.clientSeq && g.cmd.crdt?.field === field) dependents.push(g.args)
-        const t = f.tombstone(p.args, dependents)
+        // Which form this is: a change (0), its tombstone (1), the tombstone of that, which
+        // keeps what the dependents need (2). Refused again, that one goes as GC ranges only
+        // (no dependents), whose own refusal ends the chain (the same bytes again, refused for
+        // good, would be sent for ever).
+        const level = isObject(p.args) ? this.#tombstoneLevel.get(p.args) ?? 0 : 0
+        const t = f.tombstone(p.args, level >= 2 ? [] : dependents)
+        if (isObject(t)) this.#tombstoneLevel.set(t, level + 1)
         if (t !== undefined) {
           const hole: Hole = { field, clocks: [t], tombstone: undefined, remade: false }
           holes.push(hole)

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
-import { CanonClient, Hub, encodeCanonical, type ClientTransport, type Connection, type KVStore, type ServerMessage, replicaStorage } from "../core/index.js"
+import { CanonClient, Hub, encodeCanonical, type ClientTransport, type Connection, type HubEvent, type KVStore, type ServerMessage, replicaStorage } from "../core/index.js"
 import { AuthorityStore, ReplicaStore, STORAGE_FORMAT } from "../core/internal.js"
 import * as K from "../core/store/keys.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -70,7 +70,7 @@ class Collector implements Connection<ServerMessage> {
   }
 }
 
-const hubOver = (kv: KVStore): Hub => new Hub({ machines: [Counter, Todo], storage: kv, runtime: new VirtualRuntime(3) })
+const hubOver = (kv: KVStore, onEvent?: (e: HubEvent) => void): Hub => new Hub({ machines: [Counter, Todo], storage: kv, runtime: new VirtualRuntime(3), ...(onEvent ? { onEvent } : {}) })
 
 /** Commits `n` `incr` commands to `docId` through the authority, `perBatch` per group commit. */
 const submitIncrs = async (hub: Hub, docId: string, n: number, from = 1, perBatch = 4): Promise<Collector> => {
@@ -221,13 +221,14 @@ describe.each(adapters)("Canon records over %s", (_name, make) => {
       await hub.close()
     })
 
-    it("a corrupted client mark: that client's commands get storage-corrupt naming the document and key; other clients and documents keep working", async () => {
+    it("a corrupted client mark: that client's commands get storage-corrupt naming the document (the operator gets the key); other clients and documents keep working", async () => {
       await seedTwoDocs(fx.kv)
       const key = K.authMark("alpha", "client-of-alpha")
       const good = (await fx.kv.get(key))!
       expect(good).toBeDefined()
       await fx.kv.batch([{ type: "put", key, value: good.subarray(0, 2) }])
-      const hub = hubOver(await fx.reopen())
+      const reports: string[] = []
+      const hub = hubOver(await fx.reopen(), (e) => { if (e.type === "doc-report") reports.push(`${e.code}: ${e.message}`) })
       const alpha = await hub.doc("alpha", Counter)
       const victim = new Collector()
       alpha.submit(victim, "client-of-alpha", { type: "submit", docId: "alpha", commands: [{ clientSeq: 11, name: "incr", args: { by: 1 } }], ackedClientSeq: 10 })
@@ -238,9 +239,13 @@ describe.each(adapters)("Canon records over %s", (_name, make) => {
       expect(other.accepted).toEqual([11])
       expect(victim.accepted).toEqual([])
       expect(victim.errors).toHaveLength(1)
-      expect(victim.errors[0]).toContain(`document "alpha"`)
-      expect(victim.errors[0]).toContain(hex(key))
-      expect(victim.errors[0]).toContain("client mark")
+      // The peer is told the hub's sentence; what is damaged, and where, is the operator's
+      // (hub-hook-failures: a store's own text can name paths).
+      expect(victim.errors[0]).toBe(`The hub's storage failed reading this client's records of "alpha".`)
+      const report = reports.find((r) => r.startsWith("client-unreadable: "))
+      expect(report).toContain(`document "alpha"`)
+      expect(report).toContain(hex(key))
+      expect(report).toContain("client mark")
       await betaStillServes(hub)
       await hub.close()
     })

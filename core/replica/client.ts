@@ -113,9 +113,9 @@ export class CanonClient {
    * history has the hub's version (core/schema: compat mode, see Doc).
    */
   readonly #declared = new Map<string, number>()
-  /** Machines a hub refused at a subscribe as too new with no older version to offer. */
+  /** Machines left out of handshakes: refused at a subscribe (MACHINE_REFUSALS, nothing older to offer), or at a handshake though only documents opened since use them. */
   readonly #unserved = new Set<string>()
-  /** The last refusal was answered by declaring an older version: reconnect at once. */
+  /** The last refusal was answered by a new offer (an older version declared, a machine left out): reconnect at once. */
   #steppedDown = false
   /** The current connection was refused (lastRefusal may be from an earlier one). */
   #refusedHere = false

@@ -14,6 +14,13 @@
  * integrable.ts OriginCheck), and the edit typed right after that one, between two GC ranges,
  * is confirmed and yet gone from every replica (Yjs integrates it as a GC struct).
  * Fixed as above (core/crdt/replica.ts passes the pending, queued and unsent changes of the field). Found by a helper's investigation of seed 66.
+ *
+ * And a chain of refused tombstones ends: the form that keeps what pending changes need,
+ * refused too (a field of at most 6 structs), was tombstoned again into the same bytes and
+ * sent again for ever (about 4,000 outcomes in 8 s; a review found it). The replica counts how
+ * deep each tombstone is (`#tombstoneLevel`): the form after that one is GC ranges only, whose
+ * refusal ends the chain; the edits next to the refused change are then lost, as before the
+ * fix, the app is told, and the peers agree.
  */
 import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
@@ -22,12 +29,17 @@ import { yText } from "../adapters/yjs/index.js"
 const commands = {}
 const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText() }, commands })
 /** The same machine as a hub whose operator lowered the field's struct bound has it (not in the fingerprint). */
-const NoteLowered = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText({ maxStructs: 9 }) }, commands })
+const lowered = (maxStructs: number) => defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText({ maxStructs }) }, commands })
 
-test("seed 66: edits typed next to a change whose tombstone went as GC ranges are neither refused nor lost while confirmed", async () => {
+/**
+ * A writer types "head tail", goes offline, makes a change of six items ("1".."6": too many
+ * structs for the hub, and so is its tombstone of six deleted items), then Y between "h" and
+ * the refused "1", then Z between Y and "1", and comes back; a reader follows.
+ */
+async function offlineEdits(maxStructs: number) {
   const rt = new VirtualRuntime(4)
   const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
-  net.listen(new Hub({ machines: [NoteLowered], storage: new MemoryStorage(), runtime: rt }))
+  net.listen(new Hub({ machines: [lowered(maxStructs)], storage: new MemoryStorage(), runtime: rt }))
   const run = async (ms: number) => {
     for (let t = 0; t < ms; t += 5) {
       await rt.run({ forMs: 5 })
@@ -51,9 +63,7 @@ test("seed 66: edits typed next to a change whose tombstone went as GC ranges ar
   net.partition("w")
   net.drop("w")
   await run(50)
-
-  // Offline, each change is its own command. The first writes six items ("1" in the middle of
-  // its clocks): too many structs for the hub, and its tombstone of six deleted items too.
+  // Offline, each change is its own command.
   w.crdt.body.doc!.transact(() => {
     w.crdt.body.insert(9, "6")
     w.crdt.body.insert(6, "4")
@@ -64,7 +74,6 @@ test("seed 66: edits typed next to a change whose tombstone went as GC ranges ar
   })
   await run(20)
   expect(w.crdt.body.toString()).toBe("h1ea3d 2t4a5il6")
-  // Y between "h" and the refused "1" (one live neighbour, one refused), then Z between Y and "1".
   w.crdt.body.insert(1, "Y")
   await run(20)
   w.crdt.body.insert(2, "Z")
@@ -72,17 +81,36 @@ test("seed 66: edits typed next to a change whose tombstone went as GC ranges ar
   expect(w.crdt.body.toString()).toBe("hYZ1ea3d 2t4a5il6")
   net.heal("w")
   await run(8000)
+  const close = async () => {
+    await client.close()
+    await reader.close()
+  }
+  return { w, r, told, outcomes, run, close }
+}
 
+test("seed 66: edits typed next to a change whose tombstone went as GC ranges are neither refused nor lost while confirmed", async () => {
+  const { w, r, told, outcomes, close } = await offlineEdits(9)
   expect(w.pendingCount).toBe(0)
   // Only "1".."6" was refused for what it carries (one rejection, #2; its tombstone #5 is told
-  // too); Y and Z land where they were typed. Today: Y's command is refused as malformed
-  // (crdt-invalid), and Z's is confirmed while Z is on no replica.
+  // too); Y and Z land where they were typed. Before: Y's command was refused as malformed
+  // (crdt-invalid), and Z's confirmed while Z was on no replica.
   expect({ reader: r.crdt.body.toString(), writer: w.crdt.body.toString(), told, outcomes: outcomes.join(", ") }).toEqual({
     reader: "hYZead tail",
     writer: "hYZead tail",
     told: ["#2 rejected crdt-too-large", "#5 rejected crdt-too-large"],
     outcomes: expect.stringContaining("#2 rejected, #3 resent, #4 resent, #5 rejected"),
   })
-  await client.close()
-  await reader.close()
+  await close()
+})
+
+test("a tombstone that keeps what pending changes need, refused too, goes next as GC ranges only: no endless resubmits, and the peers agree", async () => {
+  const { w, r, told, outcomes, run, close } = await offlineEdits(6)
+  const n1 = outcomes.length
+  await run(8000)
+  // No endless round of submit/refuse: nothing new happens in a further 8 s.
+  expect({ grew: outcomes.length - n1, pending: w.pendingCount }).toEqual({ grew: 0, pending: 0 })
+  // The writer and the reader agree, and every refusal the writer was told is one.
+  expect(w.crdt.body.toString()).toBe(r.crdt.body.toString())
+  expect(told.every((t) => / rejected crdt-/.test(t))).toBe(true)
+  await close()
 })

@@ -924,12 +924,12 @@ export class DocAuthority<S = unknown> {
           const expanded = msg.compact === true ? this.expand(cmd.name, cmd.args, version) : { args: cmd.args }
           let args = "args" in expanded ? expanded.args : undefined
           const bounded = "rejection" in expanded ? expanded : this.bound(cmd.name, args)
+          // With a history: decoded at the session's version and upcast; hashed in the form it was written in.
+          const sent = "bytes" in bounded ? bounded.bytes : undefined
           // Compact arguments are applied as the log holds them (canonical: a record's keys
           // sorted), as replays and protocol 1 readers see them, not in the order a sender
           // wrote them (an apply that walks a record's keys would differ from its readers').
-          if (msg.compact === true && "bytes" in bounded && bounded.bytes !== undefined && bounded.rejection === undefined) args = decodeCanonical(bounded.bytes)
-          // With a history: decoded at the session's version and upcast; hashed in the form it was written in.
-          const sent = "bytes" in bounded ? bounded.bytes : undefined
+          if (msg.compact === true && sent !== undefined && bounded.rejection === undefined) args = decodeCanonical(sent)
           let accepted = this.history !== undefined && bounded.rejection === undefined ? acceptCommand(this.served, version, cmd.name, args) : undefined
           if (accepted?.ok === true && accepted.log.args !== args) {
             // What is logged is the upcast form, which may be far larger than what was sent: it is bounded too.

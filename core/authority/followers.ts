@@ -29,7 +29,6 @@
  * ones queue with it; a connection subscribing again keeps what it was told and is owed, and
  * is not caught up again (review r16, findings 1 and 4).
  */
-import { peerText } from "./peer-text.js"
 import type { Checkpoint, Entry } from "../entry.js"
 import { CanonError } from "../errors.js"
 import { boundedMessage } from "../limits.js"
@@ -41,6 +40,7 @@ import { SnapshotSender, type ChunkReader } from "./snapshot-sender.js"
 import { closeSlowConsumer, overHardLimit } from "./guarded-connection.js"
 import { TokenBucket } from "./limits.js"
 import { encodeCanonical } from "../canonical.js"
+import { peerText } from "./peer-text.js"
 
 export interface Follower {
   readonly conn: Connection<ServerMessage>

@@ -17,6 +17,7 @@ import type { KVStore } from "../ports/storage.js"
 import type { Connection, ConnectionAcceptor, ConnectionInfo, ConnectionListener } from "../ports/transport.js"
 import { setDeadline, steadyNow, type Runtime, type Timer } from "../ports/runtime.js"
 import type { ClientMessage, Hello, ServerMessage, Submit, VersionRange } from "../protocol/messages.js"
+import { errorText } from "../errors.js"
 import { peerText } from "./peer-text.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
@@ -871,7 +872,7 @@ export class Hub implements ConnectionAcceptor {
   private fail(session: Session, e: unknown): void {
     // The detail is the operator's (onEvent): a hook's or a disk's error text can name hosts,
     // paths or credentials, and the peer can do nothing with it.
-    const detail = e instanceof Error ? e.message : String(e)
+    const detail = errorText(e)
     // The hub's disk failing is not the peer's fault: it reconnects and tries again.
     if ((e as { code?: unknown })?.code === "storage-failed") {
       this.report({ type: "storage-failed", message: detail })

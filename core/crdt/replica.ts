@@ -248,18 +248,19 @@ export class ReplicaFields {
         // As deleted items first, whatever the refusal: what the writer typed next to the
         // refused change lands. A refused tombstone (the field is full of structs, say) is
         // tombstoned again in its last form (Yjs: GC ranges, which take what is next to them).
-        // The writer's changes still to land, which a last form must not collect (they may sit next to it).
-        const dependents: unknown[] = []
-        for (const q of this.#replica.pending) if (q.clientSeq > p.clientSeq && q.cmd.crdt?.field === field) dependents.push(q.args)
-        for (const q of this.#queue) if (q.field === field) dependents.push(q.update)
-        for (const u of this.#unsent.get(field) ?? []) dependents.push(u)
-        for (const [g, u] of merges) if (g.clientSeq > p.clientSeq && g.cmd.crdt?.field === field) dependents.push(g.args)
         // Which form this is: a change (0), its tombstone (1), the tombstone of that, which
-        // keeps what the dependents need (2). Refused again, that one goes as GC ranges only
-        // (no dependents), whose own refusal ends the chain (the same bytes again, refused for
-        // good, would be sent for ever).
+        // keeps what the writer's changes still to land are placed against (2). Refused again,
+        // that one goes as GC ranges only (no dependents), whose own refusal ends the chain
+        // (the same bytes again, refused for good, would be sent for ever).
         const level = isObject(p.args) ? this.#tombstoneLevel.get(p.args) ?? 0 : 0
-        const t = f.tombstone(p.args, level >= 2 ? [] : dependents)
+        const dependents: unknown[] = []
+        if (level === 1) {
+          for (const q of this.#replica.pending) if (q.clientSeq > p.clientSeq && q.cmd.crdt?.field === field) dependents.push(q.args)
+          for (const q of this.#queue) if (q.field === field) dependents.push(q.update)
+          for (const u of this.#unsent.get(field) ?? []) dependents.push(u)
+          for (const [g] of merges) if (g.clientSeq > p.clientSeq && g.cmd.crdt?.field === field) dependents.push(g.args)
+        }
+        const t = f.tombstone(p.args, dependents)
         if (isObject(t)) this.#tombstoneLevel.set(t, level + 1)
         if (t !== undefined) {
           const hole: Hole = { field, clocks: [t], tombstone: undefined, remade: false }

@@ -41,6 +41,14 @@ export const MAX_ARGS_DEPTH = MAX_DEPTH - 16
  */
 export const ENTRY_ARGS_READ_DEPTH = MAX_DEPTH - MAX_ARGS_DEPTH - 1
 
+/**
+ * Presence a replica holds for one document, all other clients together (canonical bytes of
+ * each state and its clientId). The hub keeps each to 4 KiB by default, so this is a thousand
+ * full ones; past it a newcomer is shown as gone. Without it, a hostile hub (or anyone on a
+ * ws:// path) could grow a tab's memory with clientIds.
+ */
+export const MAX_PRESENCE_HELD_BYTES = 4 << 20
+
 /** Longest rejection or error sentence carried on the wire; longer ones are cut. */
 export const MAX_MESSAGE_CHARS = 1024
 

@@ -23,7 +23,7 @@ import * as Result from "effect/Result"
 import type { ClientMessage, ServerMessage } from "../protocol/messages.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
 import type { ReplicaStore } from "../store/replica-store.js"
-import { DEFAULT_MAX_COMMAND_BYTES, ENTRY_ARGS_READ_DEPTH, MAX_ARGS_DEPTH, depthExceeds } from "../limits.js"
+import { DEFAULT_MAX_COMMAND_BYTES, ENTRY_ARGS_READ_DEPTH, MAX_ARGS_DEPTH, MAX_PRESENCE_HELD_BYTES, depthExceeds } from "../limits.js"
 import { ReplicaState, type Desync, type PendingCommand } from "./replica-state.js"
 import { SnapshotReceiver } from "./snapshot-receiver.js"
 import type { CrdtHandles } from "../crdt/outbox.js"
@@ -111,6 +111,9 @@ export interface DocEvents<S> {
    */
   updateRequired: (event: { readonly seq: number; readonly message: string }) => void
 }
+
+/** What a client's presence counts against MAX_PRESENCE_HELD_BYTES (a state read from the wire encodes). */
+const presenceBytes = (clientId: string, state: unknown): number => clientId.length + encodeCanonical(state).length
 
 /** Settled commands after which an ack goes out on its own (else it rides the next submit). */
 const ACK_EVERY = 64
@@ -281,6 +284,8 @@ export class Doc<M extends Machine<any, any>> {
   #ownPresence: unknown = null
   #presenceQueued = false
   readonly #others = new Map<string, unknown>()
+  /** Bytes #others holds (see MAX_PRESENCE_HELD_BYTES). */
+  #othersBytes = 0
   #resyncing = false
   /**
    * A state asked for after a refused merge is not installed yet: refusals until it comes ask
@@ -823,6 +828,7 @@ export class Doc<M extends Machine<any, any>> {
       this.#others.delete(clientId)
       this.#emit("presence", { clientId, state: null })
     }
+    this.#othersBytes = 0
   }
 
   /** @internal a message about this document. */
@@ -998,11 +1004,20 @@ export class Doc<M extends Machine<any, any>> {
         this.#error(code, msg.message)
         return
       }
-      case "presence":
-        if (msg.state === null) this.#others.delete(msg.clientId)
-        else this.#others.set(msg.clientId, msg.state)
-        this.#emit("presence", { clientId: msg.clientId, state: msg.state })
+      case "presence": {
+        const { clientId, state } = msg
+        if (this.#others.has(clientId)) this.#othersBytes -= presenceBytes(clientId, this.#others.get(clientId))
+        this.#others.delete(clientId)
+        const bytes = state === null ? 0 : presenceBytes(clientId, state)
+        // Past what a document holds, a client is shown as gone rather than held.
+        const held = state !== null && this.#othersBytes + bytes <= MAX_PRESENCE_HELD_BYTES
+        if (held) {
+          this.#others.set(clientId, state)
+          this.#othersBytes += bytes
+        }
+        this.#emit("presence", { clientId, state: held ? state : null })
         return
+      }
       default:
         return
     }

@@ -55,7 +55,10 @@ const keepsPlace = (doc: Y.Doc, s: { id: Id; length: number }): boolean => {
  * is full of structs, say, or an edit next to GC ranges) is tombstoned as GC ranges, which
  * have no place to be refused for, but for the items `dependents` (the writer's changes still
  * to land) are placed against or inside: those stay deleted items, or what the writer typed
- * next to them would be collected with them or refused (sim seed 66). Never as GC first: an item the writer typed
+ * next to them would be collected with them or refused (sim seed 66). So do, transitively, the
+ * items a kept one is placed against (`keptItems`): a kept item next to a GC range of its own
+ * form made the form malformed, or collected it (and what was typed next to it) on arrival.
+ * Never as GC first: an item the writer typed
  * right after a GC range is collected with it (lost while confirmed), and one between a GC
  * range and a live character is refused as malformed, and with it the writer's later changes.
  */
@@ -73,10 +76,11 @@ export const tombstoneOf = (doc: Y.Doc, update: unknown, dependents: ReadonlyArr
   const allGc = !tombstoned && structs.some((s) => s instanceof Y.Item && (s.content instanceof Y.ContentType || s.content instanceof Y.ContentFormat))
   // A refused tombstone's last form: GC ranges, but a deleted item keeps its place where a
   // change of the writer still to land is placed next to or inside it (Yjs would collect that
-  // change with a GC neighbour, or the hub refuse it as malformed).
+  // change with a GC neighbour, or the hub refuse it as malformed), and so does what a kept
+  // item is placed against, for the same reason.
   // (The caller passes none when this form was refused too: GC ranges only, so a chain ends.)
-  const placed = tombstoned ? placedAgainst(dependents) : undefined
-  const keep = (s: { id: Id; length: number }) => placed !== undefined && placed.some((id) => id.client === s.id.client && id.clock >= s.id.clock && id.clock < s.id.clock + s.length)
+  const kept = tombstoned ? keptItems(structs, placedAgainst(dependents)) : undefined
+  const keep = (s: { id: Id; length: number }) => kept !== undefined && kept.has(s)
   const byClient = new Map<number, Array<Y.Item | Y.GC>>()
   for (const s of structs as Array<(Y.Item | Y.GC) & { id: Id; length: number }>) {
     let list = byClient.get(s.id.client)
@@ -109,6 +113,49 @@ export const tombstoneOf = (doc: Y.Doc, update: unknown, dependents: ReadonlyArr
   // No delete set: a ContentDeleted item arrives deleted, and the refused update's own deletions are refused with it.
   encoder.writeLen(0)
   return encoder.toUint8Array()
+}
+
+/**
+ * The items of a refused tombstone (`structs`) its last form keeps as deleted items: those
+ * holding an ID of `placed` (what the writer's changes still to land are placed against), and,
+ * transitively, those holding what a kept item is placed against. A kept item next to a GC
+ * range of the same form would make the form malformed (the hub's OriginCheck: an item between
+ * a live character and a collected one, or continuing a collected one, goes nowhere every
+ * replica agrees on), refused, and with it the writer's changes next to it. Its neighbours all
+ * kept or in the document, each kept item stands where its writer put it, as in the tombstone
+ * of all of them. Level 2 passes no `placed`: GC ranges only, so a chain of refusals still ends.
+ */
+const keptItems = (structs: ReadonlyArray<{ id: Id; length: number }>, placed: ReadonlyArray<Id>): Set<object> => {
+  const kept = new Set<object>()
+  if (placed.length === 0) return kept
+  // Each client's structs, in clock order (an update's structs of one client are consecutive and ascending).
+  const byClient = new Map<number, Array<{ id: Id; length: number }>>()
+  for (const s of structs) {
+    let list = byClient.get(s.id.client)
+    if (list === undefined) byClient.set(s.id.client, (list = []))
+    list.push(s)
+  }
+  const holding = (id: Id): { id: Id; length: number } | undefined => {
+    const list = byClient.get(id.client)
+    if (list === undefined) return undefined
+    let lo = 0
+    let hi = list.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (list[mid]!.id.clock <= id.clock) lo = mid
+      else hi = mid - 1
+    }
+    const s = list[lo]!
+    return id.clock >= s.id.clock && id.clock < s.id.clock + s.length ? s : undefined
+  }
+  const todo = [...placed]
+  for (let id = todo.pop(); id !== undefined; id = todo.pop()) {
+    const s = holding(id)
+    if (!(s instanceof Y.Item) || kept.has(s)) continue
+    kept.add(s)
+    for (const next of [s.origin, s.rightOrigin, s.parent]) if (next instanceof Y.ID) todo.push(next)
+  }
+  return kept
 }
 
 /** The IDs the items of `updates` are placed against (origins, right origins, parents). */

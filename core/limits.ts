@@ -42,12 +42,13 @@ export const MAX_ARGS_DEPTH = MAX_DEPTH - 16
 export const ENTRY_ARGS_READ_DEPTH = MAX_DEPTH - MAX_ARGS_DEPTH - 1
 
 /**
- * Presence a replica holds for one document, all other clients together (canonical bytes of
- * each state and its clientId). The hub keeps each to 4 KiB by default, so this is a thousand
- * full ones; past it a newcomer is shown as gone. Without it, a hostile hub (or anyone on a
- * ws:// path) could grow a tab's memory with clientIds.
+ * Presence a replica holds for one document, all other clients together, in about the memory
+ * it takes (core/replica/doc.ts `presenceBytes`: decoded values cost more than their bytes on
+ * the wire). The hub keeps each state to 4 KiB of wire by default, so this holds hundreds of
+ * full ones and thousands of cursors; past it a newcomer is shown as gone. Without it, a
+ * hostile hub (or anyone on a ws:// path) could grow a tab's memory with clientIds.
  */
-export const MAX_PRESENCE_HELD_BYTES = 4 << 20
+export const MAX_PRESENCE_HELD_BYTES = 8 << 20
 
 /** Longest rejection or error sentence carried on the wire; longer ones are cut. */
 export const MAX_MESSAGE_CHARS = 1024

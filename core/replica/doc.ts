@@ -16,7 +16,7 @@
  * ```
  */
 import type { Entry } from "../entry.js"
-import { decodeCanonical, encodeCanonical } from "../canonical.js"
+import { decodeCanonical, encodeCanonical, isBytes } from "../canonical.js"
 import { CommandRejected, canonError, type CanonError, type Rejection, errorText } from "../errors.js"
 import { invalidArgs, unknownCommand, type ArgsOf, type CommandName, type Machine, type StateOf } from "../machine.js"
 import * as Result from "effect/Result"
@@ -112,8 +112,19 @@ export interface DocEvents<S> {
   updateRequired: (event: { readonly seq: number; readonly message: string }) => void
 }
 
-/** What a client's presence counts against MAX_PRESENCE_HELD_BYTES (a state read from the wire encodes). */
-const presenceBytes = (clientId: string, state: unknown): number => clientId.length + encodeCanonical(state).length
+/**
+ * What a value of a client's presence is counted as against MAX_PRESENCE_HELD_BYTES: about
+ * the memory it takes once decoded, not its bytes on the wire (an empty byte string is 2 bytes
+ * there and about 190 in memory, an empty object 2 and about 64).
+ */
+const heldBytes = (v: unknown): number =>
+  typeof v === "string" ? 16 + 2 * v.length
+  : typeof v !== "object" || v === null ? 16
+  : isBytes(v) ? 192 + v.length
+  : Object.entries(v).reduce((n, [k, x]) => n + 2 * k.length + heldBytes(x), 64)
+
+/** A client's presence against MAX_PRESENCE_HELD_BYTES: its state, its clientId and its entry in the map. */
+const presenceBytes = (clientId: string, state: unknown): number => 96 + 2 * clientId.length + heldBytes(state)
 
 /** Settled commands after which an ack goes out on its own (else it rides the next submit). */
 const ACK_EVERY = 64

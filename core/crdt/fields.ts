@@ -54,6 +54,11 @@ export class CrdtFields {
   private prevalidated: { readonly args: unknown; readonly update: ValidatedUpdate } | undefined
   /** A field whose library threw half-way through a merge, until it is reloaded. */
   brokenField: string | undefined
+  /**
+   * Counts what may have changed a field (a load, a merge tried, a local change): a replica's
+   * hash of its confirmed state is reused only while this stands still (replica-state.ts).
+   */
+  changes = 0
   /** Called when a field object is replaced (reload): the app's handle changed. */
   private readonly replaced = new Set<(field: string) => void>()
   private readonly local = new Set<(field: string, update: unknown) => void>()
@@ -116,7 +121,9 @@ export class CrdtFields {
     const old = this.live.get(name)
     this.unsubscribe.get(name)?.()
     this.live.set(name, f)
+    this.changes++
     this.unsubscribe.set(name, f.onLocalChange((u) => {
+      this.changes++
       for (const fn of this.local) fn(name, u)
     }))
     if (old !== undefined) {
@@ -161,6 +168,7 @@ export class CrdtFields {
   /** Runs a merge command: decode (unless the hub just checked it), apply; a library throw breaks the field. */
   merge(field: string, args: unknown, clientId: string): Rejection | undefined {
     const f = this.field(field)
+    this.changes++
     let update: ValidatedUpdate
     const pre = this.prevalidated
     this.prevalidated = undefined

@@ -101,6 +101,11 @@ export class ReplicaFields {
     return this.#replica.pending.some(isMerge)
   }
 
+  /** Grows whenever a field may have changed (see CrdtFields.changes). */
+  get changes(): number {
+    return this.#fields.changes
+  }
+
   /** A field broke while merging an incoming entry (at `seq`): a resync reloads it. */
   broken(seq: number): Desync | undefined {
     const f = this.#fields.brokenField

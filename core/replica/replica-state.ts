@@ -314,10 +314,9 @@ export class ReplicaState<S> {
       return undefined
     }
     if (seq < this.confirmedSeq) return undefined
-    this.#undoPending()
-    const desync = this.#check(seq, hash)
-    this.#redoPending()
-    return desync
+    // Known already, the hash is compared without undoing and redoing the outbox.
+    const actual = this.confirmedHash()
+    return actual === hash ? undefined : { seq, expected: hash, actual }
   }
 
   #check(seq: number, expected: string): Desync | undefined {
@@ -328,12 +327,13 @@ export class ReplicaState<S> {
   /**
    * Hashes the confirmed state (pending writes undone by the caller) and keeps the hash for
    * its seq: each of a hub's checkpoints (one every few bytes from a hostile one) would encode
-   * and hash the whole state again. Not kept with CRDT fields: their pending merges are not
-   * undone under the confirmed state.
+   * and hash the whole state again. With CRDT fields, kept only while they hold nothing
+   * unconfirmed (their pending merges are not undone under the confirmed state), and for as
+   * long as no field changes (`changes`).
    */
   #hashNow(): string {
     const hash = hashState(this.host.root)
-    if (this.crdt === undefined) this.#hashed = { seq: this.confirmedSeq, hash }
+    if (!this.crdt?.busy()) this.#hashed = { seq: this.confirmedSeq, hash, changes: this.crdt?.changes }
     return hash
   }
 
@@ -343,10 +343,11 @@ export class ReplicaState<S> {
    * is checked without encoding and hashing the whole state again (for a 100 MB state, a copy
    * of it and over a second).
    */
-  #hashed: { readonly seq: number; readonly hash: string } | undefined
+  #hashed: { readonly seq: number; readonly hash: string; readonly changes?: number } | undefined
 
   #knownHash(): string | undefined {
-    return this.#hashed !== undefined && this.#hashed.seq === this.confirmedSeq ? this.#hashed.hash : undefined
+    const h = this.#hashed
+    return h !== undefined && h.seq === this.confirmedSeq && h.changes === this.crdt?.changes ? h.hash : undefined
   }
 
   /** Hash of the confirmed state. */

@@ -709,13 +709,15 @@ export class Followers {
    * which only the newest version has): it is told so, keeps what it has, and gets no more
    * entries of this document (its submits are still applied).
    */
-  private updateRequired(f: Follower, seq: number): void {
+  /** `compacted`: what the follower needs is behind the compaction horizon (nothing there is unshowable; the log is gone). */
+  private updateRequired(f: Follower, seq: number, compacted = f.cursor < this.doc.horizon()): void {
     f.stopped = true
     f.live = false
-    f.conn.send({
-      type: "error", code: "update-required", docId: this.doc.docId, seq,
-      message: `Document "${this.doc.docId}" has changes from seq ${seq} that this app version (v${f.version}) cannot show: update the app. Local changes are kept and sent.`,
-    })
+    const horizon = this.doc.horizon()
+    const why = compacted
+      ? `is compacted through seq ${horizon} into a state of v${this.doc.version()}, which this app version (v${f.version}) cannot start from`
+      : `has changes from seq ${seq} that this app version (v${f.version}) cannot show`
+    f.conn.send({ type: "error", code: "update-required", docId: this.doc.docId, seq, message: `Document "${this.doc.docId}" ${why}: update the app. Local changes are kept and sent.` })
   }
 
   /** Whether the follower should get a snapshot rather than entries from its cursor. */
@@ -801,7 +803,7 @@ export class Followers {
     f.wantsState = false
     f.live = false
     const start = this.doc.horizon() > 0 ? undefined : this.doc.initialState(f.version)
-    if (start === undefined) return this.updateRequired(f, f.cursor + 1)
+    if (start === undefined) return this.updateRequired(f, f.cursor + 1, this.doc.horizon() > 0)
     this.sendStart(f, start)
   }
 

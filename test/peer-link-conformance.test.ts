@@ -5,7 +5,7 @@
  */
 import { WebSocket } from "ws"
 import { memoryLinkPair, type PeerLink } from "../core/crdt-docs/peer-link.js"
-import { broadcastChannelLink, connectWsLink, type WebSocketConstructor } from "../adapters/peer/index.js"
+import { broadcastChannelLink, connectWsLink } from "../adapters/peer/index.js"
 import { listenWsLinks, type PeerListener } from "../adapters/peer/ws-listen.js"
 import { peerLinkConformance } from "./peer-link-conformance.js"
 import { until } from "./support/ws.js"
@@ -38,7 +38,7 @@ peerLinkConformance("WebSocket (connectWsLink to listenWsLinks)", () => {
     pair: async () => {
       let accepted: PeerLink | undefined
       listener = await listenWsLinks({ host: "127.0.0.1", port: 0 }, (link) => (accepted = link))
-      const client = connectWsLink(`ws://127.0.0.1:${listener.port}/`, { WebSocket: WebSocket as unknown as WebSocketConstructor, reconnect: false })
+      const client = connectWsLink(`ws://127.0.0.1:${listener.port}/`, { WebSocket, reconnect: false })
       opened.push(client)
       if (!(await until(() => client.isOpen && accepted !== undefined, 5_000))) throw new Error("the WebSocket link did not open")
       opened.push(accepted!)

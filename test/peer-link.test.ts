@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { memoryLinkPair } from "../core/crdt-docs/peer-link.js"
-import { AutomergeReplica, YSyncSession, broadcastChannelLink, openYDoc, type WebSocketConstructor } from "../adapters/peer/index.js"
+import { AutomergeReplica, YSyncSession, broadcastChannelLink, openYDoc } from "../adapters/peer/index.js"
 import { encodeUpdate } from "../adapters/yjs-server/protocol.js"
 import { startCrdtServer } from "./support/crdt-child.js"
 import { sleep, until } from "./support/ws.js"
@@ -117,7 +117,7 @@ test("hub unreachable: replicas edit and exchange over a peer link; when the hub
   const dir = mkdtempSync(join(tmpdir(), "canon-p2p-"))
   let hub = await startCrdtServer(dir)
   const endpoint = `ws://127.0.0.1:${hub.port}/yjs`
-  const WS = WebSocket as unknown as WebSocketConstructor
+  const WS = WebSocket
   const opened: Array<{ close(): void }> = []
   try {
     const a = openYDoc(endpoint, "shared", { WebSocket: WS })

@@ -12,7 +12,7 @@
  * the documented doubling backoff 100 ms..2.5 s, jittered: at most ~7).
  */
 import { WebSocketServer, WebSocket } from "ws"
-import { connectWsLink, type WebSocketConstructor } from "../adapters/peer/index.js"
+import { connectWsLink } from "../adapters/peer/index.js"
 import { sleep } from "./support/ws.js"
 
 test("a server that accepts then closes at once is retried with a growing backoff, not every ~75 ms", async () => {
@@ -25,7 +25,7 @@ test("a server that accepts then closes at once is retried with a growing backof
     ws.close(4503, "unavailable")
   })
   const closes: number[] = []
-  const link = connectWsLink(`ws://127.0.0.1:${port}/`, { WebSocket: WebSocket as unknown as WebSocketConstructor, onClose: (code) => closes.push(code) })
+  const link = connectWsLink(`ws://127.0.0.1:${port}/`, { WebSocket, onClose: (code) => closes.push(code) })
   try {
     await sleep(3_000)
     console.log(`${connections} connections in 3 s; close codes ${JSON.stringify([...new Set(closes)])}`)

@@ -39,7 +39,7 @@ const dial = async (port: number, options: { autoPong?: boolean } = {}): Promise
 /** An honest replica: connectWsLink (backing off to 200 ms at most) and a YSyncSession on a fresh Y.Doc. */
 const honest = (port: number, closes: Array<{ code: number; reason: string }>) => {
   const doc = new Y.Doc()
-  const link: WsLink = connectWsLink(`ws://127.0.0.1:${port}`, { WebSocket: WebSocket as never, maxBackoffMs: 200, onClose: (code, reason) => closes.push({ code, reason }) })
+  const link: WsLink = connectWsLink(`ws://127.0.0.1:${port}`, { WebSocket, maxBackoffMs: 200, onClose: (code, reason) => closes.push({ code, reason }) })
   const session = new YSyncSession(doc, link)
   return { doc, link, session, stop: () => (session.destroy(), link.close()) }
 }

@@ -13,7 +13,7 @@
  */
 import * as Y from "yjs"
 import { WebSocket } from "ws"
-import { YSyncSession, memoryLinkPair, openYDoc, type WebSocketConstructor } from "../adapters/peer/index.js"
+import { YSyncSession, memoryLinkPair, openYDoc } from "../adapters/peer/index.js"
 import { deadPort, sleep } from "./support/ws.js"
 
 const settled = async (p: Promise<unknown>, ms: number): Promise<boolean> =>
@@ -32,7 +32,7 @@ test("destroy() settles a pending whenSynced()", async () => {
 
 test("openYDoc(...).close() settles `synced`", async () => {
   const port = await deadPort()
-  const opened = openYDoc(`ws://127.0.0.1:${port}/yjs`, "d", { WebSocket: WebSocket as unknown as WebSocketConstructor })
+  const opened = openYDoc(`ws://127.0.0.1:${port}/yjs`, "d", { WebSocket })
   opened.close()
   expect(await settled(opened.synced, 300)).toBe(true)
 })

@@ -14,13 +14,21 @@ export interface WebSocketLike {
   binaryType: string
   readonly readyState: number
   readonly bufferedAmount: number
-  send(data: Uint8Array): void
+  send(data: Uint8Array<ArrayBuffer>): void
   close(code?: number, reason?: string): void
-  onopen: ((ev: unknown) => void) | null
-  onclose: ((ev: { code: number; reason: string }) => void) | null
-  onerror: ((ev: unknown) => void) | null
-  onmessage: ((ev: { data: unknown }) => void) | null
+  onopen: Handler<unknown> | null
+  onclose: Handler<{ code: number; reason: string }> | null
+  onerror: Handler<unknown> | null
+  onmessage: Handler<{ data: unknown }> | null
 }
+
+/**
+ * An event handler, declared as a method so that its parameter is compared both ways: the
+ * `ws` package's and the DOM's sockets take handlers of their own, richer event types, and
+ * are still WebSocketLike (a plain function type made `connectWsLink(url, { WebSocket })`
+ * with `ws`'s WebSocket a type error).
+ */
+type Handler<E> = { handle(ev: E): void }["handle"]
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike
 
@@ -107,7 +115,8 @@ export const connectWsLink = (url: string, options: WsLinkOptions = {}): WsLink 
         ws.close(4000, "Too far behind; reconnecting.")
         return
       }
-      ws.send(bytes)
+      // (Encoders here make bytes over plain ArrayBuffers; the DOM's send types only those.)
+      ws.send(bytes as Uint8Array<ArrayBuffer>)
     },
     subscribe(listener) {
       if (closed) return endedLink(listener)

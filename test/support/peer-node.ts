@@ -6,7 +6,7 @@
  */
 import * as Y from "yjs"
 import { WebSocket } from "ws"
-import { connectWsLink, YSyncSession, type WebSocketConstructor } from "../../adapters/peer/index.js"
+import { connectWsLink, YSyncSession } from "../../adapters/peer/index.js"
 import { listenWsLinks } from "../../adapters/peer/ws-listen.js"
 
 const [mode, arg, word] = process.argv.slice(2)
@@ -19,7 +19,7 @@ if (mode === "listen") {
   const listener = await listenWsLinks({ host: "127.0.0.1", port: 0 }, (link) => new YSyncSession(doc, link))
   console.log(`PORT ${listener.port}`)
 } else {
-  const link = connectWsLink(`ws://127.0.0.1:${arg}/`, { WebSocket: WebSocket as unknown as WebSocketConstructor })
+  const link = connectWsLink(`ws://127.0.0.1:${arg}/`, { WebSocket })
   const session = new YSyncSession(doc, link)
   await session.whenSynced()
   // A live edit after the handshake.

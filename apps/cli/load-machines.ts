@@ -30,7 +30,11 @@ export const loadModule = async (module: string | undefined): Promise<ServedModu
   try {
     mod = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>
   } catch (e) {
-    throw new Error(`Cannot load machines from ${module}: ${(e as Error).message}`)
+    // The installed CLI runs on Node alone, which does not load TypeScript (Node 20).
+    const hint = (e as { code?: unknown }).code === "ERR_UNKNOWN_FILE_EXTENSION" && /\.[mc]?ts$/.test(module)
+      ? ": compile it to JavaScript (tsc) and pass the .js file."
+      : ""
+    throw new Error(`Cannot load machines from ${module}: ${(e as Error).message}${hint}`)
   }
   const found = new Map<string, Machine<any, any>>()
   for (const v of Object.values(mod).flatMap((x) => (Array.isArray(x) ? x : [x]))) if (isMachine(v)) found.set(v.name, v)

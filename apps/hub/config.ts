@@ -82,7 +82,8 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
                     CANON_MAX_DOCUMENT_MIB, default 256)
   -h, --help        this text`
 
-const MACHINES = `  --machines MODULE a module (.ts or .js) exporting the machines to serve (default: the demo board)
+const MACHINES = `  --machines MODULE a module exporting the machines to serve (default: the demo board): .js,
+                    or .ts from a checkout of Canon (npm run canon there runs TypeScript)
 
 MODULE exports every machine made with defineMachine (or arrays of them), and may export
   authenticate(hello, info)              who a connection is: return { id: "..." } or

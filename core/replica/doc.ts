@@ -972,6 +972,8 @@ export class Doc<M extends Machine<any, any>> {
       }
       case "error": {
         const { code, seq } = msg
+        // Answers to submits sent before this document's subscribe was refused: that refusal, told already.
+        if (code === "not-subscribed" && this.#refusal !== undefined) return
         // Protocol 4: served at an older version than the hub runs. Compat mode connects again
         // with the app's own; an app that old has nothing to do.
         if (code === "hub-newer") return this.#compat === undefined ? undefined : this.#newerHub()

@@ -278,12 +278,6 @@ export class Doc<M extends Machine<any, any>> {
   readonly #maxSnapshotBytes: number
   /** The snapshot stream being received (kept across a disconnect, to resume). */
   #receiver: SnapshotReceiver | undefined
-  /**
-   * #receiver is from an earlier connection and this one has not resumed it: if the hub
-   * answers the subscribe with `synced` instead, the stream is dead and its buffer (up to
-   * maxSnapshotBytes) is let go.
-   */
-  #receiverCarried = false
   #snapshotFailures = 0
   #send: ((m: ClientMessage) => void) | undefined
   /** Ends this connection for what its hub did (the client's). */
@@ -746,7 +740,6 @@ export class Doc<M extends Machine<any, any>> {
     // A snapshot stream cut by the disconnect: tell the hub how far it got, before
     // subscribing, so a new stream of the same snapshot starts there.
     const r = this.#receiver
-    this.#receiverCarried = r !== undefined
     if (r !== undefined && r.received > 0) this.#ackSnapshot(r.id, r.received)
     send(sub)
     if (this.#fetchStateOnConnect) {
@@ -924,7 +917,6 @@ export class Doc<M extends Machine<any, any>> {
         return
       case "synced":
         this.#isSynced = true
-        if (this.#receiverCarried) this.#receiver = undefined
         // An answer to a subscribe: a gap after it is a new one (#gapFollowedAt).
         this.#gapFollowedAt = -1
         this.#emit("synced", { seq: msg.seq })
@@ -939,7 +931,6 @@ export class Doc<M extends Machine<any, any>> {
         return
       case "snapshot-begin": {
         const r = this.#receiver
-        this.#receiverCarried = false
         if (r !== undefined && r.same(msg)) {
           // The same snapshot again after a reconnect: continue where it stopped (the hub
           // started it where connected() said; bytes below are duplicates). The ack is credit

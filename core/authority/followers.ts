@@ -215,6 +215,8 @@ export class Followers {
   private readonly presenceBudgets = new Map<string, TokenBucket>()
   /** Ticks take changes and newcomers first in turn: a flood of either cannot starve the other. */
   private newcomersFirst = false
+  /** Newcomers caught up in the current tick (relayPresence): a change relayed after it in the same tick is not sent them again. */
+  private readonly caughtUp = new Set<Follower>()
   /**
    * When a replica's asked-for state (a desync) may next be made: a snapshot at the head
    * (O(state)), or for a replica at an older version its initial state and the whole log
@@ -439,6 +441,7 @@ export class Followers {
   private relayPresence(): void {
     const now = steadyNow(this.doc.runtime)
     const byClient = this.connectionsByClient()
+    this.caughtUp.clear()
     this.newcomersFirst = !this.newcomersFirst
     if (this.newcomersFirst) {
       this.catchUpNewcomers(now, byClient)
@@ -512,6 +515,7 @@ export class Followers {
       const client = this.clientBudget(f.clientId, now)
       if (client.inDebt(now)) continue
       this.presenceJoined.delete(f)
+      this.caughtUp.add(f)
       for (const [clientId, conns] of byClient) {
         if (latestPresence(conns, f) !== undefined) f.presenceDue.add(clientId)
       }
@@ -567,7 +571,8 @@ export class Followers {
     const goneMessage = () => (gone ??= { type: "presence", docId: this.doc.docId, clientId, state: null })
     let cost = 0
     for (const other of [...this.all.values()]) {
-      if (other.closed || this.presenceJoined.has(other)) continue
+      // A newcomer caught up this tick was sent every client as it is now.
+      if (other.closed || this.presenceJoined.has(other) || this.caughtUp.has(other)) continue
       // One of its own connections sees it without itself; one that made the change alone knows it.
       const own = other.clientId === clientId
       if (own && by.size === 1 && by.has(other)) continue

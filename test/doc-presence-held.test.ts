@@ -98,3 +98,17 @@ test("small presence is relayed as before (control)", async () => {
   expect(events).toEqual([{ clientId: "a", state: { x: 1 } }, { clientId: "b", state: { x: 2 } }, { clientId: "a", state: null }])
   await client.close()
 })
+
+test("a state the app changes after it was given does not change what it counted for (a review)", async () => {
+  const { client, doc, presence } = await openDoc()
+  // The app keeps the avatar elsewhere and trims the state it was given. Counted again when
+  // replaced, each state freed less than it took: after 80 updates of one client, no room.
+  doc.on("presence", (e) => {
+    if (e.state !== null) delete (e.state as Record<string, unknown>).avatar
+  })
+  for (let i = 0; i < 80; i++) presence("p1", { avatar: big, cursor: i })
+  presence("p2", { cursor: 1 })
+  expect(doc.presence.size).toBe(2)
+  expect(doc.presence.get("p2")).toEqual({ cursor: 1 })
+  await client.close()
+})

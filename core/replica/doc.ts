@@ -295,7 +295,11 @@ export class Doc<M extends Machine<any, any>> {
   #ownPresence: unknown = null
   #presenceQueued = false
   readonly #others = new Map<string, unknown>()
-  /** Bytes #others holds (see MAX_PRESENCE_HELD_BYTES). */
+  /**
+   * What each of #others was counted as when it came, and their sum (MAX_PRESENCE_HELD_BYTES):
+   * kept, not counted again, as the app may change the objects it is given.
+   */
+  readonly #othersHeld = new Map<string, number>()
   #othersBytes = 0
   #resyncing = false
   /**
@@ -839,6 +843,7 @@ export class Doc<M extends Machine<any, any>> {
       this.#others.delete(clientId)
       this.#emit("presence", { clientId, state: null })
     }
+    this.#othersHeld.clear()
     this.#othersBytes = 0
   }
 
@@ -1019,13 +1024,15 @@ export class Doc<M extends Machine<any, any>> {
       }
       case "presence": {
         const { clientId, state } = msg
-        if (this.#others.has(clientId)) this.#othersBytes -= presenceBytes(clientId, this.#others.get(clientId))
+        this.#othersBytes -= this.#othersHeld.get(clientId) ?? 0
         this.#others.delete(clientId)
+        this.#othersHeld.delete(clientId)
         const bytes = state === null ? 0 : presenceBytes(clientId, state)
         // Past what a document holds, a client is shown as gone rather than held.
         const held = state !== null && this.#othersBytes + bytes <= MAX_PRESENCE_HELD_BYTES
         if (held) {
           this.#others.set(clientId, state)
+          this.#othersHeld.set(clientId, bytes)
           this.#othersBytes += bytes
         }
         this.#emit("presence", { clientId, state: held ? state : null })

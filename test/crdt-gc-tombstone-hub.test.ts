@@ -22,14 +22,7 @@
  * refusal ends the chain; the edits next to the refused change are then lost, as before the
  * fix, the app is told, and the peers agree.
  */
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
-import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
-import { yText } from "../adapters/yjs/index.js"
-
-const commands = {}
-const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText() }, commands })
-/** The same machine as a hub whose operator lowered the field's struct bound has it (not in the fingerprint). */
-const lowered = (maxStructs: number) => defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText({ maxStructs }) }, commands })
+import { offlineWriter } from "./support/yjs-offline-writer.js"
 
 /**
  * A writer types "head tail", goes offline, makes a change of six items ("1".."6": too many
@@ -37,32 +30,7 @@ const lowered = (maxStructs: number) => defineMachine({ name: "note", version: 1
  * the refused "1", then Z between Y and "1", and comes back; a reader follows.
  */
 async function offlineEdits(maxStructs: number) {
-  const rt = new VirtualRuntime(4)
-  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
-  net.listen(new Hub({ machines: [lowered(maxStructs)], storage: new MemoryStorage(), runtime: rt }))
-  const run = async (ms: number) => {
-    for (let t = 0; t < ms; t += 5) {
-      await rt.run({ forMs: 5 })
-      await new Promise((r) => setImmediate(r))
-    }
-  }
-  const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
-  const reader = await CanonClient.open({ transport: net.transport("r"), runtime: rt, clientId: "r", storage: new MemoryStorage() })
-  const w = await client.open(Note, "d")
-  const r = await reader.open(Note, "d")
-  const told: string[] = []
-  const outcomes: string[] = []
-  w.on("rejected", (e) => told.push(`#${e.clientSeq} rejected ${e.rejection.message.split(":")[0]}`))
-  w.on("error", (e) => told.push(`error ${e.code}`))
-  w.on("confirmed", (e) => outcomes.push(`#${e.clientSeq} confirmed`))
-  w.on("resent", (e) => outcomes.push(`#${e.clientSeq} resent`))
-  w.on("rejected", (e) => outcomes.push(`#${e.clientSeq} rejected`))
-  await run(50)
-  w.crdt.body.insert(0, "head tail")
-  await run(300)
-  net.partition("w")
-  net.drop("w")
-  await run(50)
+  const { w, r, told, outcomes, run, comeBack, close } = await offlineWriter(maxStructs)
   // Offline, each change is its own command.
   w.crdt.body.doc!.transact(() => {
     w.crdt.body.insert(9, "6")
@@ -79,12 +47,7 @@ async function offlineEdits(maxStructs: number) {
   w.crdt.body.insert(2, "Z")
   await run(20)
   expect(w.crdt.body.toString()).toBe("hYZ1ea3d 2t4a5il6")
-  net.heal("w")
-  await run(8000)
-  const close = async () => {
-    await client.close()
-    await reader.close()
-  }
+  await comeBack()
   return { w, r, told, outcomes, run, close }
 }
 

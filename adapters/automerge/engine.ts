@@ -8,8 +8,10 @@
  * its seq must follow the actor's last one (a reused seq with other content is
  * equivocation), and every dependency must be known or earlier in the same update, else the
  * update is refused with `crdt-missing-deps` naming the missing hashes: never held silently
- * (Automerge would keep it pending and never tell). A throw from `applyChanges` breaks the
- * field, which is then reloaded.
+ * (Automerge would keep it pending and never tell). On a replica, another writer's change the
+ * hub ordered (`trusted`) is refused so too (ValidateOptions `foreign`), not its own (which may
+ * wait behind a refused change). A throw from `applyChanges` breaks the field, which is then
+ * reloaded.
  *
  * What the ops do is checked too (validate.ts): before decoding, the work a change stands for is
  * bounded by counting its column runs (`maxUpdateOps`; compressed or deflated chunks, which
@@ -270,7 +272,24 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
       }
     }
     const changes = update as Uint8Array[]
-    if (options.trusted) return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId } as Validated }
+    if (options.trusted) {
+      if (options.foreign !== undefined) {
+        // On a replica: another writer's changes must merge whole, as the hub checked them
+        // against what this replica has; Automerge would queue one whose dependencies are
+        // missing, silently, for as long as the field lives (the heads do not show it). This
+        // replica's own may wait (what came after a refused change, until it is made again).
+        const doc = this.handle.doc
+        const here = new Set<string>()
+        for (const m of meta) here.add(m.hash)
+        for (const m of meta) {
+          const missing = m.deps.filter((h) => !here.has(h) && !A.hasHeads(doc, [h]))
+          if (missing.length === 0) continue
+          if (!options.foreign()) break
+          return crdtRejection("crdt-missing-deps", `Change ${m.hash.slice(0, 12)} depends on changes the field does not have: ${missing.join(", ")}.`)
+        }
+      }
+      return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId } as Validated }
+    }
 
     const doc = this.handle.doc
     const index = (this.index ??= OpIndex.of(doc))

@@ -16,7 +16,10 @@
  * is reloaded from what is durable. Entries the hub ordered (`trusted`) are not judged for
  * ownership or dependencies, but what no field may hold is refused on them too, as a hostile
  * hub sends what it likes: the nesting bound (typesTooDeep), the key `__proto__` and
- * subdocuments (countV1Structs). A stored or snapshot state loads only if its count and keys
+ * subdocuments (countV1Structs); and on a replica another writer's must integrate whole
+ * (notIntegrable without the origin check, ValidateOptions `foreign`: else Yjs would hold it
+ * pending for as long as the field lives), while the replica's own may wait there for a
+ * tombstone. A stored or snapshot state loads only if its count and keys
  * (countV2Structs, before decoding) and its nesting (docTooDeep, before anyone reads it) pass.
  *
  * Determinism: Y.Text formatting cleanup makes a replica emit a new local update while it
@@ -51,6 +54,8 @@ interface Validated extends ValidatedUpdate {
   readonly clients: ReadonlyArray<number>
   readonly owner: string
   readonly untrusted: boolean
+  /** Found to integrate whole (untrusted, or another writer's on a replica). */
+  readonly whole: boolean
 }
 
 type Id = { client: number; clock: number }
@@ -168,7 +173,17 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
       // still holds (5,000 nested maps would break every toJSON() of the field for good).
       const deep = typesTooDeep(decoded, this.doc)
       if (deep !== undefined) return crdtRejection(deep.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", deep.message)
-      return { ok: true, update: this.validated(update, clients, options, false) }
+      let whole = false
+      if (options.foreign !== undefined) {
+        // On a replica: another writer's update must integrate whole, as the hub checked it
+        // against what this replica has; Yjs would hold the rest pending for as long as the
+        // field lives (in no hash), re-merging it at every update. This replica's own may
+        // wait there for a tombstone. (What the origin check adds is left to the hub.)
+        const cannot = notIntegrable(update, decoded, (client) => Y.getState(this.doc.store, client))
+        if (cannot !== undefined && options.foreign()) return crdtRejection(cannot.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", cannot.message)
+        whole = cannot === undefined
+      }
+      return { ok: true, update: this.validated(update, clients, options, false, whole) }
     }
 
     const sv = Y.decodeStateVector(Y.encodeStateVector(this.doc))
@@ -185,18 +200,21 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // integrates all of it (nothing held pending, which would let the same IDs be written again).
     const cannot = notIntegrable(update, decoded, (client) => sv.get(client) ?? 0, this.doc)
     if (cannot !== undefined) return crdtRejection(cannot.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", cannot.message)
-    return { ok: true, update: this.validated(update, clients, options, true) }
+    return { ok: true, update: this.validated(update, clients, options, true, true) }
   }
 
-  private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean): Validated {
-    return { __validated: true, bytes, clients, owner: options.clientId, untrusted }
+  private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean, whole: boolean): Validated {
+    return { __validated: true, bytes, clients, owner: options.clientId, untrusted, whole }
   }
 
   apply(batch: ReadonlyArray<ValidatedUpdate>): void {
     for (const u of batch as ReadonlyArray<Validated>) {
       const sv = u.untrusted ? Y.encodeStateVector(this.doc) : undefined
+      // Found whole on a replica holding nothing pending: nothing may be held after it either.
+      const nonePending = !u.untrusted && u.whole && !holdsPending(this.doc)
       try {
         Y.applyUpdate(this.doc, u.bytes, CANON)
+        if (nonePending && holdsPending(this.doc)) throw new Error("Yjs held part of an ordered update that was found integrable.")
         if (sv !== undefined) {
           // validate() makes this unreachable; if Yjs disagrees, the field is reloaded.
           if (holdsPending(this.doc)) throw new Error("Yjs held part of an update that validation found integrable.")

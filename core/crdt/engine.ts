@@ -36,7 +36,8 @@
  * authority: still decoded before they are applied, but ownership and dependencies are not
  * re-judged; ownership is still recorded so a reloaded hub knows it). What no document may
  * hold is refused on both (a hostile hub orders what it likes): Yjs's nesting bound and the
- * key `__proto__`, for instance.
+ * key `__proto__`, for instance. On a replica (`foreign`), another writer's ordered update
+ * that would not merge whole (held pending by the library) is refused too.
  */
 import type * as Schema from "effect/Schema"
 import type { Rejection } from "../errors.js"
@@ -62,6 +63,17 @@ export interface ValidateOptions {
   readonly trusted: boolean
   /** With `trusted`: asked only when a limit would refuse it, whether it is a change made here (not ordered yet). */
   readonly local?: () => boolean
+  /**
+   * With `trusted`, on a replica only (the authority replaying its own log leaves it out):
+   * asked only when the update would not merge whole (Yjs would hold structs or deletions
+   * pending, Automerge would queue changes), whether it is another writer's, not one of this
+   * replica's own merges. An honest authority checked another writer's update against the
+   * content this replica has, so one that would not merge whole is refused
+   * (`crdt-missing-deps`) rather than held, unbounded and in no hash, for as long as the field
+   * lives. This replica's own may wait there legitimately (a change behind a refused one,
+   * until its tombstone is merged).
+   */
+  readonly foreign?: () => boolean
 }
 
 /** Whether the field's limits on what it accepts judge this update (see ValidateOptions). */

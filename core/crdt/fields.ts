@@ -69,6 +69,12 @@ export class CrdtFields {
    * set by core/crdt/replica.ts): the field's limits judge it, as the hub's `check` will.
    */
   isLocal: ((args: unknown) => boolean) | undefined
+  /**
+   * Set by a replica only (core/crdt/replica.ts): whether a merge is one of its own (a pending
+   * merge, an unsent local change merged again), not another writer's update the authority
+   * ordered. Another writer's that would not merge whole is refused (ValidateOptions `foreign`).
+   */
+  isOwn: ((args: unknown) => boolean) | undefined
 
   constructor(readonly decls: CrdtDecls, encoded?: unknown) {
     this.names = Object.keys(decls).sort()
@@ -175,7 +181,13 @@ export class CrdtFields {
     if (pre !== undefined && pre.args === args) {
       update = pre.update
     } else {
-      const r = f.validate(args, { clientId, trusted: true, local: () => this.isLocal?.(args) === true })
+      const isOwn = this.isOwn
+      const r = f.validate(args, {
+        clientId,
+        trusted: true,
+        local: () => this.isLocal?.(args) === true,
+        ...(isOwn !== undefined ? { foreign: () => !isOwn(args) } : {}),
+      })
       if (!r.ok) {
         for (const fn of this.refusedMerges) fn(field, r.rejection, args)
         return r.rejection

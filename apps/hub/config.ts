@@ -91,7 +91,7 @@ MODULE exports every machine made with defineMachine (or arrays of them), and ma
                                          the client passed as \`credentials\`, info.headers
                                          and info.remoteAddress come from the upgrade request
   authorize(principal, docId, access)    may principal "read" or "write" docId: true or false
-Both may be async. Example: apps/cli/examples/todo.ts`
+Both may be async. Example: apps/cli/examples/todo.ts in a checkout of Canon`
 
 const HELP: Record<Program, string> = {
   "npm start": `Usage: npm start -- [options]

@@ -45,7 +45,7 @@ export const ENTRY_ARGS_READ_DEPTH = MAX_DEPTH - MAX_ARGS_DEPTH - 1
  * Presence a replica holds for one document, all other clients together, in about the memory
  * it takes (core/replica/doc.ts `presenceBytes`: decoded values cost more than their bytes on
  * the wire). The hub keeps each state to 4 KiB of wire by default, so this holds hundreds of
- * full ones and thousands of cursors; past it a newcomer is shown as gone. Without it, a
+ * full ones and thousands of cursors; past it a newcomer is not shown. Without it, a
  * hostile hub (or anyone on a ws:// path) could grow a tab's memory with clientIds.
  */
 export const MAX_PRESENCE_HELD_BYTES = 8 << 20

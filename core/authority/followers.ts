@@ -85,6 +85,12 @@ export interface Follower {
    * their leaving) is sent when it drains. One entry per client, whatever the number of updates.
    */
   readonly presenceDue: Set<string>
+  /**
+   * The presence messages it was sent (a newcomer's catch-up, a paused follower's due) for
+   * clients whose change was still queued for its relay: that relay, of the same message, is
+   * not sent it again. Emptied as those relays go.
+   */
+  shown: Map<string, ServerMessage> | undefined
   /** A timer watches its buffer drain (at most one). */
   draining: boolean
 }
@@ -215,8 +221,6 @@ export class Followers {
   private readonly presenceBudgets = new Map<string, TokenBucket>()
   /** Ticks take changes and newcomers first in turn: a flood of either cannot starve the other. */
   private newcomersFirst = false
-  /** Newcomers caught up in the current tick (relayPresence): a change relayed after it in the same tick is not sent them again. */
-  private readonly caughtUp = new Set<Follower>()
   /**
    * When a replica's asked-for state (a desync) may next be made: a snapshot at the head
    * (O(state)), or for a replica at an older version its initial state and the whole log
@@ -251,7 +255,7 @@ export class Followers {
     const f: Follower = {
       conn, clientId, presence: before?.presence ?? null, presenceBytes: before?.presenceBytes ?? 0, presenceMessage: before?.presenceMessage,
       cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
-      version, stopped: false, failures: 0, retry: undefined, presenceDue: due, draining: false,
+      version, stopped: false, failures: 0, retry: undefined, presenceDue: due, shown: before?.shown, draining: false,
     }
     this.all.set(conn, f)
     // Who is here: on the tick, as every presence relay (a loop of subscribes costs a tick's
@@ -441,7 +445,6 @@ export class Followers {
   private relayPresence(): void {
     const now = steadyNow(this.doc.runtime)
     const byClient = this.connectionsByClient()
-    this.caughtUp.clear()
     this.newcomersFirst = !this.newcomersFirst
     if (this.newcomersFirst) {
       this.catchUpNewcomers(now, byClient)
@@ -515,7 +518,6 @@ export class Followers {
       const client = this.clientBudget(f.clientId, now)
       if (client.inDebt(now)) continue
       this.presenceJoined.delete(f)
-      this.caughtUp.add(f)
       for (const [clientId, conns] of byClient) {
         if (latestPresence(conns, f) !== undefined) f.presenceDue.add(clientId)
       }
@@ -571,12 +573,22 @@ export class Followers {
     const goneMessage = () => (gone ??= { type: "presence", docId: this.doc.docId, clientId, state: null })
     let cost = 0
     for (const other of [...this.all.values()]) {
-      // A newcomer caught up this tick was sent every client as it is now.
-      if (other.closed || this.presenceJoined.has(other) || this.caughtUp.has(other)) continue
+      if (other.closed) continue
       // One of its own connections sees it without itself; one that made the change alone knows it.
       const own = other.clientId === clientId
       if (own && by.size === 1 && by.has(other)) continue
       const holder = own ? latestPresence(conns, other) : seen
+      // A newcomer waiting for its catch-up is shown who is here then; a leave goes now (it
+      // may have heard of the client: a document opened again on the connection, with a relay
+      // to its earlier subscription on the way).
+      if (holder !== undefined && this.presenceJoined.has(other)) continue
+      // Its catch-up (or what it was due) showed this very state already.
+      const shown = other.shown?.get(clientId)
+      if (shown !== undefined) {
+        other.shown!.delete(clientId)
+        if (other.shown!.size === 0) other.shown = undefined
+        if (holder !== undefined && shown === this.presenceMessage(clientId, holder, goneMessage)) continue
+      }
       if (other.presenceDue.size === 0 && this.canSend(other)) {
         other.conn.send(this.presenceMessage(clientId, holder, goneMessage))
         cost += this.presenceCost(clientId, holder)
@@ -604,7 +616,9 @@ export class Followers {
     let sent = 0
     for (const clientId of due) {
       const holder = latestPresence(conns.get(clientId) ?? [], f)
-      f.conn.send(this.presenceMessage(clientId, holder, () => ({ type: "presence", docId: this.doc.docId, clientId, state: null })))
+      const message = this.presenceMessage(clientId, holder, () => ({ type: "presence", docId: this.doc.docId, clientId, state: null }))
+      f.conn.send(message)
+      if (holder !== undefined && this.presenceChanged.has(clientId)) (f.shown ??= new Map()).set(clientId, message)
       sent += this.presenceCost(clientId, holder)
     }
     return sent

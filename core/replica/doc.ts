@@ -1025,17 +1025,18 @@ export class Doc<M extends Machine<any, any>> {
       case "presence": {
         const { clientId, state } = msg
         this.#othersBytes -= this.#othersHeld.get(clientId) ?? 0
-        this.#others.delete(clientId)
+        const had = this.#others.delete(clientId)
         this.#othersHeld.delete(clientId)
         const bytes = state === null ? 0 : presenceBytes(clientId, state)
-        // Past what a document holds, a client is shown as gone rather than held.
+        // Past what a document holds, a client is not shown (gone, if it was).
         const held = state !== null && this.#othersBytes + bytes <= MAX_PRESENCE_HELD_BYTES
         if (held) {
           this.#others.set(clientId, state)
           this.#othersHeld.set(clientId, bytes)
           this.#othersBytes += bytes
         }
-        this.#emit("presence", { clientId, state: held ? state : null })
+        // A client never shown here is not told as gone (a hub tells a newcomer of leaves it may have heard of).
+        if (held || had) this.#emit("presence", { clientId, state: held ? state : null })
         return
       }
       default:

@@ -726,9 +726,10 @@ export class Followers {
   /**
    * A follower at an older version reached an entry it cannot be shown (or needs a snapshot,
    * which only the newest version has): it is told so, keeps what it has, and gets no more
-   * entries of this document (its submits are still applied).
+   * entries of this document (its submits are still applied). `compacted`: what it needs is
+   * behind the compaction horizon (nothing there is unshowable; the log is gone), and its
+   * sentence says so.
    */
-  /** `compacted`: what the follower needs is behind the compaction horizon (nothing there is unshowable; the log is gone). */
   private updateRequired(f: Follower, seq: number, compacted = f.cursor < this.doc.horizon()): void {
     f.stopped = true
     f.live = false

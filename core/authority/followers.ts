@@ -616,9 +616,12 @@ export class Followers {
     let sent = 0
     for (const clientId of due) {
       const holder = latestPresence(conns.get(clientId) ?? [], f)
+      // A newcomer waiting for its catch-up is sent leaves only: the catch-up shows who is here.
+      if (holder !== undefined && this.presenceJoined.has(f)) continue
       const message = this.presenceMessage(clientId, holder, () => ({ type: "presence", docId: this.doc.docId, clientId, state: null }))
       f.conn.send(message)
       if (holder !== undefined && this.presenceChanged.has(clientId)) (f.shown ??= new Map()).set(clientId, message)
+      else f.shown?.delete(clientId)
       sent += this.presenceCost(clientId, holder)
     }
     return sent

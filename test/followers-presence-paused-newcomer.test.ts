@@ -1,7 +1,9 @@
 /**
  * A newcomer paused while it waits for its catch-up is owed a client's leave; the client
  * comes back, and the newcomer, draining, is sent its state (what it was owed, as it is now).
- * Its catch-up then sends that same message again (DESIGN.md 6: "each state once"). A review of the `shown` commit; fails on it. Fixed: such a newcomer is sent leaves only until its catch-up.
+ * Its catch-up then sends that same message again (DESIGN.md 6: "each state once"). A review
+ * of the `shown` commit; fails on it. Fixed: such a newcomer is sent leaves only until its
+ * catch-up.
  */
 import { WirePeer, hubWorld } from "./support/hub-wire.js"
 import type { ServerMessage } from "../core/protocol/messages.js"

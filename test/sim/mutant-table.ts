@@ -305,6 +305,16 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     simArgs: ["--deaf-askers", "3", "--attacks", "legit"],
   },
   {
+    name: "presence-leave-kept",
+    breaks: "a replica keeps showing a client the hub says left (its map is not told of leaves): the simulator's end-of-seed presence check (every replica shows each other one's last presence, and no one else)",
+    patches: [{ file: "core/replica/doc.ts", anchor: "        const had = this.#others.delete(clientId)\n", replacement: "        const had = this.#others.has(clientId)\n" }],
+  },
+  {
+    name: "presence-newcomer-not-caught-up",
+    breaks: "a newcomer is never sent who is here (only later changes): replicas that joined after a client set its presence never show it",
+    patches: [{ file: "core/authority/followers.ts", anchor: "        if (latestPresence(conns, f) !== undefined) f.presenceDue.add(clientId)\n", replacement: "" }],
+  },
+  {
     name: "presence-leave-at-once",
     breaks: "a follower leaving with a presence is relayed to every follower at once, not on the tick: a client leaving and coming back in a loop makes the hub send everyone its presence as fast as it loops",
     patches: [{ file: "core/authority/followers.ts", anchor: "    if (f.presence !== null) this.presenceChangedBy(f)\n", replacement: "    if (f.presence !== null) this.broadcastPresence(f.clientId, new Set([f]), this.connectionsByClient(), this.doc.runtime.now())\n" }],

@@ -38,6 +38,9 @@
  *   replicas type into concurrently, every insert a unique marker, checked at the end by
  *   crdt-check.ts (every acknowledged insert survives unless an acknowledged delete removed
  *   it, nothing else appears, all texts equal). Its choices come from a stream of its own.
+ * - presence: replicas set theirs now and then, and once more after the heal; then every
+ *   replica online must show each other one's last presence, and no one else (a stream of
+ *   its own too).
  */
 import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type Receipt, type ServerMessage, replicaStorage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
@@ -1203,6 +1206,31 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       })
     })
 
+    // Presence: replicas set theirs now and then (a cursor, null: none), on an RNG of its own
+    // so the rest of a seed stays put. Each document object's last one is what every other
+    // replica must show at the end (checked after the heal).
+    const presenceRng = seededRandom(seed ^ 0x9e5e)
+    const presenceOf = new WeakMap<object, unknown>()
+    for (let t = 0, i = 0; i < o.ops / 4; i++) {
+      t += Math.floor(presenceRng() * (activeMs / o.ops) * 8)
+      if (t >= activeMs) break
+      const [which, value, spec] = [presenceRng(), presenceRng(), presenceRng()]
+      rt.setTimer(t, () => {
+        const r = replicas[Math.floor(which * replicas.length)]!
+        const docs = [...r.docs.values()]
+        const doc = docs[Math.floor(spec * docs.length)]
+        if (doc === undefined || !r.proc.alive) return
+        const state = value < 0.15 ? null : { who: r.name, at: Math.floor(value * 1000) }
+        try {
+          doc.setPresence(state)
+        } catch {
+          return // a document closed meanwhile
+        }
+        presenceOf.set(doc, state)
+        stats.presenceSets = (stats.presenceSets ?? 0) + 1
+      })
+    }
+
     // Schedule the active phase up front, so the order of events depends on the seed only.
     const opGap = activeMs / o.ops
     for (let t = 0, i = 0; i < o.ops; i++) {
@@ -1448,6 +1476,40 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     if (guard.stuck) {
       guard.reportUnhandled()
       return { seed, failures: [...ledger.errors], digest: hashState(trace), stats, trace }
+    }
+
+    // ---- presence: every replica online shows each other one's last presence, and no one else ----
+    // (Relayed on a 50 ms tick; ordered documents only: a versioned one may be read-only.)
+    // A last round first, with no fault after it to reconnect anyone (a reconnect starts the
+    // others over from a catch-up, which hides a leave that was never shown).
+    for (const r of replicas) {
+      for (const doc of r.docs.values()) {
+        const x = presenceRng()
+        if (x < 0.5 || !r.proc.alive) continue
+        const state = x < 0.7 ? null : { who: r.name, last: Math.floor(x * 1000) }
+        try {
+          doc.setPresence(state)
+          presenceOf.set(doc, state)
+        } catch {
+          // closed
+        }
+      }
+    }
+    await vrt.run({ forMs: 1_000, until: overBudget })
+    for (const spec of specs) {
+      if (spec.kind === "versioned") continue
+      const here = replicas.filter((r) => r.proc.alive && r.client?.status === "online" && r.docs.get(spec.docId)?.synced === true)
+      for (const a of here) {
+        const expected = new Map<string, unknown>()
+        for (const b of here) {
+          const state = presenceOf.get(b.docs.get(spec.docId)!) ?? null
+          if (b !== a && b.clientId !== a.clientId && state !== null) expected.set(b.clientId!, state)
+        }
+        const shown = a.docs.get(spec.docId)!.presence
+        const [want, got] = [[...expected].sort(), [...shown].sort()]
+        // Compared canonically (a state comes back with its keys sorted).
+        if (hashState(want) !== hashState(got)) fail(`presence: ${a.name} shows ${JSON.stringify(got)} on ${spec.docId}, not ${JSON.stringify(want)}`)
+      }
     }
 
     // ---- a fresh replica joins every document: replaying the whole log must give the authority's state ----

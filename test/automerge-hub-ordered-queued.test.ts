@@ -8,22 +8,17 @@
  * grows with every entry, no error.
  */
 import * as A from "@automerge/automerge"
-import { CanonClient, defineMachine, type ConnectionListener, type Entry, type ServerMessage } from "../core/index.js"
-import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { defineMachine, type Entry } from "../core/index.js"
+import { flush, scriptedHub } from "./support/scripted-hub.js"
 import { automergeText, type AutomergeTextHandle } from "../adapters/automerge/index.js"
 
 const DOC = "note"
-const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
 
 const body = automergeText()
 const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body }, commands: {} })
 
 const open = async () => {
-  let listener: ConnectionListener<ServerMessage> | undefined
-  const transport = { connect(l: ConnectionListener<ServerMessage>) { listener = l; queueMicrotask(() => l.onOpen?.()); return { send: () => {}, close: () => {}, bufferedAmount: 0 } } }
-  const client = await CanonClient.open({ transport, runtime: new VirtualRuntime(1), storage: new MemoryStorage(), clientId: "c1", machines: [Note] })
-  await flush()
-  listener!.onMessage({ type: "welcome", protocol: 1, clientId: "c1" })
+  const { client, deliver: hubSends } = await scriptedHub([Note])
   const doc = await client.open(Note, DOC)
   await flush()
   const errors: string[] = []
@@ -32,7 +27,7 @@ const open = async () => {
   const deliver = async (update: Uint8Array[]) => {
     seq++
     const entry: Entry = { seq, time: 0, clientId: "c2", clientSeq: seq, name: "$crdt.body", args: update }
-    listener!.onMessage({ type: "entries", docId: DOC, entries: [entry] })
+    hubSends({ type: "entries", docId: DOC, entries: [entry] })
     await flush()
   }
   return { client, doc, errors, deliver }

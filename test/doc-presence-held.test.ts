@@ -9,8 +9,7 @@
  */
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
-import { CanonClient, type ConnectionListener, type ServerMessage } from "../core/index.js"
-import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { flush, scriptedHub } from "./support/scripted-hub.js"
 import { decodeCanonical, encodeCanonical } from "../core/canonical.js"
 import { MAX_PRESENCE_HELD_BYTES } from "../core/limits.js"
 import { Todo } from "./support/machines.js"
@@ -19,19 +18,14 @@ v8.setFlagsFromString("--expose-gc")
 const gc = vm.runInNewContext("gc") as () => void
 
 const DOC = "list"
-const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
 
 const openDoc = async () => {
-  let listener: ConnectionListener<ServerMessage> | undefined
-  const transport = { connect(l: ConnectionListener<ServerMessage>) { listener = l; queueMicrotask(() => l.onOpen?.()); return { send: () => {}, close: () => {}, bufferedAmount: 0 } } }
-  const client = await CanonClient.open({ transport, runtime: new VirtualRuntime(1), storage: new MemoryStorage(), clientId: "c1", machines: [Todo] })
-  await flush()
-  listener!.onMessage({ type: "welcome", protocol: 1, clientId: "c1" })
+  const { client, deliver } = await scriptedHub([Todo])
   const doc = await client.open(Todo, DOC)
   await flush()
   const events: Array<{ clientId: string; state: unknown }> = []
   doc.on("presence", (e) => events.push(e))
-  const presence = (clientId: string, state: unknown) => listener!.onMessage({ type: "presence", docId: DOC, clientId, state })
+  const presence = (clientId: string, state: unknown) => deliver({ type: "presence", docId: DOC, clientId, state })
   return { client, doc, events, presence }
 }
 

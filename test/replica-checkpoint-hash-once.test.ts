@@ -12,27 +12,22 @@
  */
 import * as Y from "yjs"
 import * as Schema from "effect/Schema"
-import { CanonClient, defineMachine, encodeCanonical, type ConnectionListener, type ServerMessage } from "../core/index.js"
+import { defineMachine, encodeCanonical } from "../core/index.js"
 import { hashBytes } from "../core/internal.js"
 import { CrdtFields } from "../core/crdt/fields.js"
-import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yMap } from "../adapters/yjs/index.js"
 import { Todo } from "./support/machines.js"
+import { flush, scriptedHub } from "./support/scripted-hub.js"
 
 const DOC = "card"
-const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
 
 const rename = { args: Schema.Struct({ title: Schema.String }), apply: (s: { title: string }, a: { title: string }) => void (s.title = a.title) }
 const Card = defineMachine({ name: "card", version: 1, initial: () => ({ title: "" }), commands: { rename }, crdt: { labels: yMap<unknown>() } })
 
 const connect = async (machine: typeof Card | typeof Todo) => {
-  let listener: ConnectionListener<ServerMessage> | undefined
-  const transport = { connect(l: ConnectionListener<ServerMessage>) { listener = l; queueMicrotask(() => l.onOpen?.()); return { send: () => {}, close: () => {}, bufferedAmount: 0 } } }
-  const client = await CanonClient.open({ transport, runtime: new VirtualRuntime(1), storage: new MemoryStorage(), clientId: "c1", machines: [machine] })
+  const { client, deliver } = await scriptedHub([machine])
   await flush()
-  listener!.onMessage({ type: "welcome", protocol: 1, clientId: "c1" })
-  await flush()
-  return { client, send: (m: ServerMessage) => listener!.onMessage(m) }
+  return { client, send: deliver }
 }
 
 /** Counts hashes of a state with CRDT fields (hashState asks the fields for theirs each time). */

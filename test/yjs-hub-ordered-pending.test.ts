@@ -11,22 +11,17 @@
  * entry, no error.
  */
 import * as Y from "yjs"
-import { CanonClient, defineMachine, type ConnectionListener, type Entry, type ServerMessage } from "../core/index.js"
-import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { defineMachine, type Entry } from "../core/index.js"
+import { flush, scriptedHub } from "./support/scripted-hub.js"
 import { yMap, yText } from "../adapters/yjs/index.js"
 import { holdsPending } from "../adapters/yjs/integrable.js"
 
 const DOC = "note"
-const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
 
 const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), crdt: { body: yText(), meta: yMap() }, commands: {} })
 
 const open = async () => {
-  let listener: ConnectionListener<ServerMessage> | undefined
-  const transport = { connect(l: ConnectionListener<ServerMessage>) { listener = l; queueMicrotask(() => l.onOpen?.()); return { send: () => {}, close: () => {}, bufferedAmount: 0 } } }
-  const client = await CanonClient.open({ transport, runtime: new VirtualRuntime(1), storage: new MemoryStorage(), clientId: "c1", machines: [Note] })
-  await flush()
-  listener!.onMessage({ type: "welcome", protocol: 1, clientId: "c1" })
+  const { client, deliver: hubSends } = await scriptedHub([Note])
   const doc = await client.open(Note, DOC)
   await flush()
   const errors: string[] = []
@@ -35,7 +30,7 @@ const open = async () => {
   const deliver = async (field: string, update: Uint8Array, clientId = "c2") => {
     seq++
     const entry: Entry = { seq, time: 0, clientId, clientSeq: seq, name: `$crdt.${field}`, args: update }
-    listener!.onMessage({ type: "entries", docId: DOC, entries: [entry] })
+    hubSends({ type: "entries", docId: DOC, entries: [entry] })
     await flush()
   }
   return { client, doc, errors, deliver }

@@ -1227,6 +1227,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           return // a document closed meanwhile
         }
         presenceOf.set(doc, state)
+        log(`${r.name} presence ${doc.docId} ${JSON.stringify(state)}`)
         stats.presenceSets = (stats.presenceSets ?? 0) + 1
       })
     }
@@ -1490,27 +1491,37 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         try {
           doc.setPresence(state)
           presenceOf.set(doc, state)
+          log(`${r.name} presence ${doc.docId} ${JSON.stringify(state)}`)
         } catch {
           // closed
         }
       }
     }
-    await vrt.run({ forMs: 1_000, until: overBudget })
-    for (const spec of specs) {
-      if (spec.kind === "versioned") continue
-      const here = replicas.filter((r) => r.proc.alive && r.client?.status === "online" && r.docs.get(spec.docId)?.synced === true)
-      for (const a of here) {
-        const expected = new Map<string, unknown>()
-        for (const b of here) {
-          const state = presenceOf.get(b.docs.get(spec.docId)!) ?? null
-          if (b !== a && b.clientId !== a.clientId && state !== null) expected.set(b.clientId!, state)
+    // What each replica online shows that it should not, or lacks (relays are paced by the
+    // document's and each client's presence budgets, which hostile clients may have spent: the
+    // check waits up to 15 s for them, as for quiet).
+    const presenceWrong = (): string[] => {
+      const wrong: string[] = []
+      for (const spec of specs) {
+        if (spec.kind === "versioned") continue
+        const here = replicas.filter((r) => r.proc.alive && r.client?.status === "online" && r.docs.get(spec.docId)?.synced === true)
+        for (const a of here) {
+          const expected = new Map<string, unknown>()
+          for (const b of here) {
+            const state = presenceOf.get(b.docs.get(spec.docId)!) ?? null
+            if (b !== a && b.clientId !== a.clientId && state !== null) expected.set(b.clientId!, state)
+          }
+          const [want, got] = [[...expected].sort(), [...a.docs.get(spec.docId)!.presence].sort()]
+          // Compared canonically (a state comes back with its keys sorted).
+          if (hashState(want) !== hashState(got)) wrong.push(`${a.name} shows ${JSON.stringify(got)} on ${spec.docId}, not ${JSON.stringify(want)}`)
         }
-        const shown = a.docs.get(spec.docId)!.presence
-        const [want, got] = [[...expected].sort(), [...shown].sort()]
-        // Compared canonically (a state comes back with its keys sorted).
-        if (hashState(want) !== hashState(got)) fail(`presence: ${a.name} shows ${JSON.stringify(got)} on ${spec.docId}, not ${JSON.stringify(want)}`)
       }
+      return wrong
     }
+    const presenceFrom = vrt.now()
+    await vrt.run({ forMs: 15_000, until: () => overBudget() || presenceWrong().length === 0 })
+    for (const w of presenceWrong()) fail(`presence: ${w}`)
+    log(`presence settled in ${vrt.now() - presenceFrom} ms`)
 
     // ---- a fresh replica joins every document: replaying the whole log must give the authority's state ----
     // (A document held at an older version is joined at that version, and a fresh app of the

@@ -270,6 +270,8 @@ export class Followers {
       conn.send({ type: "error", code: "hub-newer", docId: this.doc.docId, message: `Document "${this.doc.docId}" runs version ${current} of its machine here; this session follows version ${version}.` })
     }
     this.catchUp(f)
+    // What it is owed goes when it can be sent: the old follower's drain (closed now) would not send it.
+    if (f.presenceDue.size > 0) this.resumeWhenDrained(f)
     return f
   }
 

@@ -9,26 +9,14 @@
  */
 import * as Y from "yjs"
 import * as Schema from "effect/Schema"
-import { CanonClient, defineMachine, encodeCanonical, type ConnectionListener, type ServerMessage } from "../core/index.js"
+import { CanonClient, defineMachine, encodeCanonical, type ServerMessage } from "../core/index.js"
 import { hashBytes } from "../core/internal.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { scriptedTransport } from "./support/scripted-hub.js"
 import { yMap } from "../adapters/yjs/index.js"
 
 const DOC = "card"
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
-
-/** A transport whose "hub" is the test (as test/client-hostile-hub.test.ts). */
-const scriptedHub = () => {
-  let listener: ConnectionListener<ServerMessage> | undefined
-  const transport = {
-    connect(l: ConnectionListener<ServerMessage>) {
-      listener = l
-      queueMicrotask(() => l.onOpen?.())
-      return { send: () => {}, close: () => {}, bufferedAmount: 0 }
-    },
-  }
-  return { transport, deliver: (m: ServerMessage) => listener!.onMessage(m) }
-}
 
 const Card = defineMachine({
   name: "card",
@@ -39,7 +27,7 @@ const Card = defineMachine({
 })
 
 const setup = async (storage: MemoryStorage) => {
-  const hub = scriptedHub()
+  const hub = scriptedTransport()
   const client = await CanonClient.open({ transport: hub.transport, runtime: new VirtualRuntime(1), storage, clientId: "c1", machines: [Card] })
   await flush()
   hub.deliver({ type: "welcome", protocol: 1, clientId: "c1" })

@@ -7,10 +7,11 @@
 import { spawnSync } from "node:child_process"
 import fc from "fast-check"
 import * as Schema from "effect/Schema"
-import { CanonClient, defineMachine, encodeCanonical, type ClientMessage, type ConnectionListener, type ServerMessage } from "../core/index.js"
+import { CanonClient, defineMachine, encodeCanonical, type ServerMessage } from "../core/index.js"
 import { hashBytes } from "../core/internal.js"
 import { CodecSession, encodeClientMessage } from "../core/protocol/codec.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { scriptedTransport } from "./support/scripted-hub.js"
 import { yText } from "../adapters/yjs/index.js"
 import { Todo } from "./support/machines.js"
 import { ROOT } from "./crash/harness.js"
@@ -20,21 +21,6 @@ import { LIST_1M } from "./support/automerge-load-bombs.js"
 
 const DOC = "list"
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r))
-
-/** A transport whose "hub" is the test: `deliver` is the transport calling onMessage. */
-const scriptedHub = () => {
-  let listener: ConnectionListener<ServerMessage> | undefined
-  const sent: ClientMessage[] = []
-  const closes: string[] = []
-  const transport = {
-    connect(l: ConnectionListener<ServerMessage>) {
-      listener = l
-      queueMicrotask(() => l.onOpen?.())
-      return { send: (m: ClientMessage) => void sent.push(m), close: (code?: string) => void closes.push(code ?? "closed"), bufferedAmount: 0 }
-    },
-  }
-  return { transport, sent, closes, deliver: (m: ServerMessage) => listener!.onMessage(m) }
-}
 
 const Note = defineMachine({
   name: "note",
@@ -53,7 +39,7 @@ const AmNote = defineMachine({
 })
 
 const setup = async <M extends typeof Todo | typeof Note | typeof AmNote>(machine: M, protocol = 1, storage = new MemoryStorage()) => {
-  const hub = scriptedHub()
+  const hub = scriptedTransport()
   const client = await CanonClient.open({ transport: hub.transport, runtime: new VirtualRuntime(1), storage, clientId: "c1", machines: [machine] })
   await flush()
   hub.deliver({ type: "welcome", protocol, clientId: "c1" })

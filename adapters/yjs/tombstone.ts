@@ -128,7 +128,8 @@ export const tombstoneOf = (doc: Y.Doc, update: unknown, dependents: ReadonlyArr
 const keptItems = (structs: ReadonlyArray<{ id: Id; length: number }>, placed: ReadonlyArray<Id>): Set<object> => {
   const kept = new Set<object>()
   if (placed.length === 0) return kept
-  // Each client's structs, in clock order (an update's structs of one client are consecutive and ascending).
+  // Each client's structs, in clock order: an update's structs of one client are consecutive
+  // and ascending, with no gap (a Skip was refused before), as Yjs's own lists are.
   const byClient = new Map<number, Array<{ id: Id; length: number }>>()
   for (const s of structs) {
     let list = byClient.get(s.id.client)
@@ -137,16 +138,9 @@ const keptItems = (structs: ReadonlyArray<{ id: Id; length: number }>, placed: R
   }
   const holding = (id: Id): { id: Id; length: number } | undefined => {
     const list = byClient.get(id.client)
-    if (list === undefined) return undefined
-    let lo = 0
-    let hi = list.length - 1
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1
-      if (list[mid]!.id.clock <= id.clock) lo = mid
-      else hi = mid - 1
-    }
-    const s = list[lo]!
-    return id.clock >= s.id.clock && id.clock < s.id.clock + s.length ? s : undefined
+    const last = list?.[list.length - 1]
+    if (last === undefined || id.clock < list![0]!.id.clock || id.clock >= last.id.clock + last.length) return undefined
+    return list![Y.findIndexSS(list as never, id.clock)]
   }
   const todo = [...placed]
   for (let id = todo.pop(); id !== undefined; id = todo.pop()) {

@@ -585,12 +585,8 @@ export class Followers {
       // to its earlier subscription on the way).
       if (holder !== undefined && this.presenceJoined.has(other)) continue
       // Its catch-up (or what it was due) showed this very state already.
-      const shown = other.shown?.get(clientId)
-      if (shown !== undefined) {
-        other.shown!.delete(clientId)
-        if (other.shown!.size === 0) other.shown = undefined
-        if (holder !== undefined && shown === this.presenceMessage(clientId, holder, goneMessage)) continue
-      }
+      const shown = unshow(other, clientId)
+      if (shown !== undefined && holder !== undefined && shown === this.presenceMessage(clientId, holder, goneMessage)) continue
       if (other.presenceDue.size === 0 && this.canSend(other)) {
         other.conn.send(this.presenceMessage(clientId, holder, goneMessage))
         cost += this.presenceCost(clientId, holder)
@@ -623,7 +619,7 @@ export class Followers {
       const message = this.presenceMessage(clientId, holder, () => ({ type: "presence", docId: this.doc.docId, clientId, state: null }))
       f.conn.send(message)
       if (holder !== undefined && this.presenceChanged.has(clientId)) (f.shown ??= new Map()).set(clientId, message)
-      else f.shown?.delete(clientId)
+      else unshow(f, clientId)
       sent += this.presenceCost(clientId, holder)
     }
     return sent
@@ -941,6 +937,15 @@ const latestPresence = (connections: ReadonlyArray<Follower>, to: Follower | und
   let holder: Follower | undefined
   for (const o of connections) if (o !== to && !o.closed && o.presence !== null) holder = o
   return holder
+}
+
+/** Takes `clientId` out of what `f` was shown (Follower `shown`), returning the message it was. */
+const unshow = (f: Follower, clientId: string): ServerMessage | undefined => {
+  const message = f.shown?.get(clientId)
+  if (message === undefined) return undefined
+  f.shown!.delete(clientId)
+  if (f.shown!.size === 0) f.shown = undefined
+  return message
 }
 
 /** Canonical bytes of a presence state (the hub refused any over its limit before). */

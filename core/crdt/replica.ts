@@ -58,8 +58,6 @@ export class ReplicaFields {
   /** Queued since the last `takeQueued`: not stored yet. */
   readonly #unstoredQueue = new Map<number, QueuedChange>()
   #nextQueueKey = 0
-  /** While `reset` merges the unsent local changes again: they are this replica's own. */
-  #remergingUnsent = false
 
   constructor(replica: FieldsReplica) {
     this.#replica = replica
@@ -68,8 +66,9 @@ export class ReplicaFields {
     const own = (args: unknown) => replica.pending.some((p) => p.args === args)
     this.#fields.isLocal = own
     // What the hub ordered from other writers must merge whole here (ValidateOptions `foreign`);
-    // this replica's own may wait for a tombstone, pending in its field.
-    this.#fields.isOwn = (args) => this.#remergingUnsent || own(args)
+    // this replica's own (a pending merge, or an unsent change `reset` merges again) may wait
+    // for a tombstone, pending in its field.
+    this.#fields.isOwn = (args) => own(args) || [...this.#unsent.values()].some((u) => u.includes(args))
     this.#fields.onRefusedMerge((field, rejection, args) => {
       const m = /^(crdt-[a-z-]+): ([^]*)$/.exec(rejection.message)
       this.#refused.push({
@@ -144,12 +143,7 @@ export class ReplicaFields {
     this.#stale = false
     fieldsOf(fields.decls, replica.host)
     for (const p of replica.pending) if (isMerge(p)) p.journal = undefined
-    this.#remergingUnsent = true
-    try {
-      for (const [field, updates] of this.#unsent) for (const u of updates) fields.merge(field, u, replica.clientId)
-    } finally {
-      this.#remergingUnsent = false
-    }
+    for (const [field, updates] of this.#unsent) for (const u of updates) fields.merge(field, u, replica.clientId)
   }
 
   /** Local changes go out through Doc from now on (as merge commands, see outbox.ts). */

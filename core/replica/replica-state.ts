@@ -315,12 +315,11 @@ export class ReplicaState<S> {
     }
     if (seq < this.confirmedSeq) return undefined
     // Known already, the hash is compared without undoing and redoing the outbox.
-    const actual = this.confirmedHash()
-    return actual === hash ? undefined : { seq, expected: hash, actual }
+    return this.#check(seq, hash, this.confirmedHash())
   }
 
-  #check(seq: number, expected: string): Desync | undefined {
-    const actual = this.#knownHash() ?? this.#hashNow()
+  /** `actual`: by default the confirmed state's hash with pending writes undone by the caller. */
+  #check(seq: number, expected: string, actual = this.#knownHash() ?? this.#hashNow()): Desync | undefined {
     return actual === expected ? undefined : { seq, expected, actual }
   }
 

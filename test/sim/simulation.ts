@@ -1211,6 +1211,17 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // replica must show at the end (checked after the heal).
     const presenceRng = seededRandom(seed ^ 0x9e5e)
     const presenceOf = new WeakMap<object, unknown>()
+    /** `r` sets its presence on `doc` (unless the document closed meanwhile), remembered for the check. */
+    const setPresence = (r: Replica, doc: Doc<any>, state: unknown): void => {
+      try {
+        doc.setPresence(state)
+      } catch {
+        return
+      }
+      presenceOf.set(doc, state)
+      log(`${r.name} presence ${doc.docId} ${JSON.stringify(state)}`)
+      stats.presenceSets = (stats.presenceSets ?? 0) + 1
+    }
     for (let t = 0, i = 0; i < o.ops / 4; i++) {
       t += Math.floor(presenceRng() * (activeMs / o.ops) * 8)
       if (t >= activeMs) break
@@ -1220,15 +1231,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         const docs = [...r.docs.values()]
         const doc = docs[Math.floor(spec * docs.length)]
         if (doc === undefined || !r.proc.alive) return
-        const state = value < 0.15 ? null : { who: r.name, at: Math.floor(value * 1000) }
-        try {
-          doc.setPresence(state)
-        } catch {
-          return // a document closed meanwhile
-        }
-        presenceOf.set(doc, state)
-        log(`${r.name} presence ${doc.docId} ${JSON.stringify(state)}`)
-        stats.presenceSets = (stats.presenceSets ?? 0) + 1
+        setPresence(r, doc, value < 0.15 ? null : { who: r.name, at: Math.floor(value * 1000) })
       })
     }
 
@@ -1487,14 +1490,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       for (const doc of r.docs.values()) {
         const x = presenceRng()
         if (x < 0.5 || !r.proc.alive) continue
-        const state = x < 0.7 ? null : { who: r.name, last: Math.floor(x * 1000) }
-        try {
-          doc.setPresence(state)
-          presenceOf.set(doc, state)
-          log(`${r.name} presence ${doc.docId} ${JSON.stringify(state)}`)
-        } catch {
-          // closed
-        }
+        setPresence(r, doc, x < 0.7 ? null : { who: r.name, last: Math.floor(x * 1000) })
       }
     }
     // What each replica online shows that it should not, or lacks (relays are paced by the

@@ -246,7 +246,7 @@ test("inspect on the data of a running hub says it is in use and how to see it i
   try {
     const r = capture()
     expect(await inspect(data, undefined, undefined, r.out)).toBe(2)
-    expect(r.lines).toEqual([`${data} is in use by a running hub: stop it, or use the hub's /status. (LevelDB lets one process at a time open a data directory.)`])
+    expect(r.lines).toEqual([`${data} is in use by a running hub: stop it first. (LevelDB lets one process at a time open a data directory.)`])
   } finally {
     await hub.close()
   }

@@ -326,7 +326,7 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     const doc = this.handle.doc
     this.cachedEncoding = undefined // owners may change even when no change is new
     const fresh: Uint8Array[] = []
-    // One applyChanges per batch: its cost is mostly per call (notes, D.4); known changes are skipped.
+    // One applyChanges per batch: much of its cost is per call; known changes are skipped.
     for (const u of batch as ReadonlyArray<Validated>) {
       u.changes.forEach((c, i) => {
         if (!A.hasHeads(doc, [u.meta[i]!.hash])) {

@@ -33,7 +33,7 @@ the log is compacted) and checks every stored checkpoint hash it reaches.
   --machines MODULE  the module exporting the document's machine (default: the demo board)
   -h, --help         this text
 It never writes to DIR, and cannot read the data of a running hub (LevelDB lets one process
-open a directory): stop the hub first, or use the hub's /status page.`
+open a directory): stop the hub first.`
 
 export interface InspectArgs {
   readonly dir: string

@@ -18,7 +18,7 @@ export class NotInspectable extends Error {}
 
 /** What `canon inspect` and `canon compact` say about a directory a running hub holds. */
 export const inUseSentence = (dir: string): string =>
-  `${dir} is in use by a running hub: stop it, or use the hub's /status. (LevelDB lets one process at a time open a data directory.)`
+  `${dir} is in use by a running hub: stop it first. (LevelDB lets one process at a time open a data directory.)`
 
 const levelCode = (e: unknown): string | undefined => {
   for (let x: unknown = e; x !== null && typeof x === "object"; x = (x as { cause?: unknown }).cause) {

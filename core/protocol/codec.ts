@@ -3,7 +3,7 @@
  * bytes. This module gathers both directions; a client imports codec-client.ts (what it
  * sends and reads), the hub codec-server.ts, both on codec-shared.ts (options, session,
  * primitives), so a browser bundle carries one direction. This header is the protocol's
- * specification; test/fixtures/protocol/v1/, v2/ and v3/ hold the golden frames that pin it
+ * specification; test/fixtures/protocol/v1/ to v4/ hold the golden frames that pin it
  * (a change to a version's bytes is a new protocol version, never an edit).
  *
  * ## Primitives

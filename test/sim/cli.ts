@@ -24,7 +24,7 @@
  *   --faults F                 network and crash faults, 0 = none (1)
  *   --ops N --active-ms N      workload ticks and active virtual time (160, 20000)
  *   --checkpoint-every N --catch-up-page N (16, 8)
- *   --protocols mixed|v1|v2|v3 wire protocol of replicas and hub starts (mixed)
+ *   --protocols mixed|v1..v4   wire protocol of replicas and hub starts (mixed)
  *   --snapshots 0|1            small snapshot policy: snapshots, compaction, streams (1)
  *   --graceful-stops P         share of the hub's random stops that close it gracefully instead of killing it (0.3)
  *   --snapshot-crashes P       probability a hub crash is aimed at a snapshot/compaction write (0.05)
@@ -54,13 +54,23 @@
  * --quiet (only the first failure line of each failing seed), --live (trace lines as they
  * happen, on stderr: for a seed that does not finish).
  */
+import { readFileSync } from "node:fs"
 import { DEFAULTS, runSimulation, type SimOptions } from "./simulation.js"
 import { ATTACKS, type Attack } from "./hostile.js"
 
 const args = process.argv.slice(2)
-const has = (name: string) => args.includes(`--${name}`)
+if (args.includes("--help") || args.includes("-h")) {
+  // The help is this file's header comment: one text to keep true.
+  const header = readFileSync(new URL(import.meta.url), "utf8").match(/^\/\*\*\n([\s\S]*?)\n \*\//)![1]!
+  console.log(header.replace(/^ \* ?/gm, ""))
+  process.exit(0)
+}
+/** Every flag this run reads; any other is refused once the knobs are read (a misspelt knob would run the default world). */
+const known = new Set<string>()
+const has = (name: string) => (known.add(name), args.includes(`--${name}`))
 // A flag given twice takes its last value: a test's world widens a base list ([...CORE, "--hostile", "1"]).
 const flag = (name: string, fallback: number): number => {
+  known.add(name)
   const i = args.lastIndexOf(`--${name}`)
   if (i < 0) return fallback
   const v = Number(args[i + 1])
@@ -71,6 +81,7 @@ const flag = (name: string, fallback: number): number => {
   return v
 }
 const value = (name: string): string | undefined => {
+  known.add(name)
   const i = args.lastIndexOf(`--${name}`)
   return i >= 0 ? args[i + 1] : undefined
 }
@@ -89,10 +100,10 @@ for (const a of value("attacks")?.split(",") ?? []) {
     process.exit(2)
   }
 }
-function protocols(): "mixed" | "v1" | "v2" | "v3" {
+function protocols(): "mixed" | "v1" | "v2" | "v3" | "v4" {
   const v = value("protocols") ?? "mixed"
-  if (v !== "mixed" && v !== "v1" && v !== "v2" && v !== "v3") {
-    console.error(`--protocols is mixed, v1, v2 or v3, not ${JSON.stringify(v)}`)
+  if (v !== "mixed" && v !== "v1" && v !== "v2" && v !== "v3" && v !== "v4") {
+    console.error(`--protocols is mixed, v1, v2, v3 or v4, not ${JSON.stringify(v)}`)
     process.exit(2)
   }
   return v
@@ -136,6 +147,13 @@ const knobs = {
   rollbacks: flag("rollbacks", DEFAULTS.rollbacks),
   ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),
 } satisfies Omit<SimOptions, "seed" | "replicas">
+for (const name of ["first", "live", "stats", "verbose", "quiet", "skip"]) known.add(name)
+for (const a of args) {
+  if (a.startsWith("--") && !known.has(a.slice(2))) {
+    console.error(`Unknown flag ${a}; npm run sim -- --help lists them.`)
+    process.exit(2)
+  }
+}
 
 /** The knobs that differ from the defaults, as flags: part of every replay line. */
 const knobFlags = args.filter((a, i) => {

@@ -161,9 +161,9 @@ export interface SimOptions {
   /**
    * Wire protocol versions: "mixed" (default) gives each replica incarnation protocol 1, 1..2
    * or 1..3 (older apps) or 1..4, and each hub start 1..4 or, now and then, 1 only (a rolling
-   * downgrade); "v1", "v2" or "v3" pins everyone.
+   * downgrade); "v1", "v2", "v3" or "v4" pins everyone.
    */
-  readonly protocols?: "mixed" | "v1" | "v2" | "v3"
+  readonly protocols?: "mixed" | "v1" | "v2" | "v3" | "v4"
   /**
    * A small snapshot policy, so snapshots, compaction and snapshot streams happen all the
    * time (a replica more than a few entries behind joins by stream). Default true.
@@ -270,7 +270,7 @@ export interface SimResult {
 export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, replicaQuota: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
-  protocols: "mixed" as "mixed" | "v1" | "v2" | "v3", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
+  protocols: "mixed" as "mixed" | "v1" | "v2" | "v3" | "v4", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
   mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
 } as const
 
@@ -285,6 +285,7 @@ const V2: Range = { min: 2, max: 2 }
 const V13: Range = { min: 1, max: 3 }
 const V14: Range = { min: 1, max: 4 }
 const V3: Range = { min: 3, max: 3 }
+const V4: Range = { min: 4, max: 4 }
 
 interface DocSpec {
   readonly docId: string
@@ -541,7 +542,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (hubProc.alive && hubStarted) return
       hubStarted = true
       hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
-      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : o.protocols === "v3" ? V13 : rng() < 0.2 ? V1 : V14
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : o.protocols === "v3" ? V13 : o.protocols === "v4" ? V14 : rng() < 0.2 ? V1 : V14
       hubStarts.push({ at: vrt.now(), old: protocol.max < 3 })
       // Documents nobody follows: unloaded at once, kept briefly one at a time, or kept as by default;
       // the first two make the hub reload documents from storage all the time.
@@ -684,7 +685,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
       let client: CanonClient
       // The newest app speaks 1..4; the incarnations between are older ones that speak 1..2 or 1..3.
-      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : o.protocols === "v3" ? V3 : rng() < 0.4 ? V1 : [V12, V14, V13][r.incarnations.length % 3]!
+      const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V2 : o.protocols === "v3" ? V3 : o.protocols === "v4" ? V4 : rng() < 0.4 ? V1 : [V12, V14, V13][r.incarnations.length % 3]!
       try {
         client = await CanonClient.open({
           protocol,

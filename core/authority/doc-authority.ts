@@ -643,8 +643,9 @@ export class DocAuthority<S = unknown> {
     this.submit(conn, sender, ack)
   }
 
-  unsubscribe(conn: Connection<ServerMessage>): void {
-    this.followers.remove(conn)
+  /** `reopen`: the connection stays, and may subscribe again (the client's unsubscribe). */
+  unsubscribe(conn: Connection<ServerMessage>, reopen = false): void {
+    this.followers.remove(conn, reopen)
   }
 
   /** Sets this connection's presence and tells the document's other followers. */

@@ -175,6 +175,8 @@ export const PRESENCE_CLIENT_BYTES_PER_SECOND = 1 << 20
 export const PRESENCE_CLIENT_BURST_BYTES = 1 << 20
 /** What a presence message costs past its state and names (type, flags, lengths). */
 const PRESENCE_HEADER_BYTES = 8
+/** Connections that unsubscribed whose possible ghosts a document remembers, past its followers (Followers `departed`). */
+const DEPARTED_KEPT = 64
 /** First pause after a failed catch-up; doubles per failure in a row, up to the max. */
 const CATCH_UP_RETRY_MS = 250
 /** Least time between two snapshots taken for replicas asking for their state. */
@@ -219,6 +221,14 @@ export class Followers {
   private presenceBudget: TokenBucket | undefined
   /** The same per client; a client's is dropped once full again (a new one would be the same). */
   private readonly presenceBudgets = new Map<string, TokenBucket>()
+  /**
+   * Clients a connection that unsubscribed may have been shown here (a holder it saw, a
+   * leave it was owed or not sent yet). What the hub sent it may still be on its way, and the
+   * client routes it by docId to a Doc it opens again on that connection: a newcomer there is
+   * owed those clients' leaves, if gone by then (its catch-up shows only who is here). The
+   * oldest go past DEPARTED_KEPT plus the followers.
+   */
+  private readonly departed = new Map<Connection<ServerMessage>, Set<string>>()
   /** Ticks take changes and newcomers first in turn: a flood of either cannot starve the other. */
   private newcomersFirst = false
   /**
@@ -250,7 +260,8 @@ export class Followers {
     const before = this.all.get(conn)
     // What it is owed (a leave, a change it missed while paused) carries over: copied before
     // `stop` clears it (review r16, finding 4: it was never told such a client left).
-    const due = new Set(before?.presenceDue)
+    const due = new Set(before?.presenceDue ?? this.departed.get(conn))
+    this.departed.delete(conn)
     if (before !== undefined) this.stop(before)
     const f: Follower = {
       conn, clientId, presence: before?.presence ?? null, presenceBytes: before?.presenceBytes ?? 0, presenceMessage: before?.presenceMessage,
@@ -275,9 +286,20 @@ export class Followers {
     return f
   }
 
-  remove(conn: Connection<ServerMessage>): void {
+  /** `conn` leaves the document; `reopen`: it may subscribe again (an unsubscribe: its connection stays). */
+  remove(conn: Connection<ServerMessage>, reopen = false): void {
     const f = this.all.get(conn)
     if (f === undefined) return
+    if (reopen) {
+      const seen = new Set([...f.presenceDue, ...this.presenceChanged.keys()])
+      for (const o of this.all.values()) if (o !== f && !o.closed && o.presence !== null) seen.add(o.clientId)
+      this.departed.delete(conn)
+      if (seen.size > 0) this.departed.set(conn, seen)
+      for (const c of this.departed.keys()) {
+        if (this.departed.size <= DEPARTED_KEPT + this.all.size) break
+        this.departed.delete(c)
+      }
+    }
     this.stop(f)
     this.all.delete(conn)
     this.presenceJoined.delete(f)
@@ -304,6 +326,7 @@ export class Followers {
     this.presenceClock = 0
     this.presenceJoined.clear()
     this.presenceBudgets.clear()
+    this.departed.clear()
     for (const f of this.all.values()) this.stop(f)
     this.all.clear()
   }

@@ -642,7 +642,7 @@ export class Hub implements ConnectionAcceptor {
         }
         else if (msg.type === "fetch-state") doc.fetchState(session.conn)
         else {
-          doc.unsubscribe(session.conn)
+          doc.unsubscribe(session.conn, true)
           session.docs.delete(msg.docId)
         }
         return

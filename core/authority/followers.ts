@@ -191,11 +191,14 @@ export class Followers {
   private readonly all = new Map<Connection<ServerMessage>, Follower>()
   /**
    * Clients whose presence, as the others see it, changed since it was last relayed (a
-   * presence set, a connection with one leaving), with the connections that changed it (they
-   * need not be told). Relayed on the tick, latest wins, in fair order (`presenceStart`); one
-   * the budgets cannot pay for yet keeps its place for a later tick.
+   * presence set, a connection with one leaving), with the connection that changed it if it was
+   * one alone (it need not be told; null: several did). Only that is kept, not every follower
+   * that changed it: a connection subscribing, setting and leaving in a loop while its client's
+   * relay waits for the budget would have left one follower object in memory per turn.
+   * Relayed on the tick, latest wins, in fair order (`presenceStart`); one the budgets cannot
+   * pay for yet keeps its place for a later tick.
    */
-  private readonly presenceChanged = new Map<string, Set<Follower>>()
+  private readonly presenceChanged = new Map<string, Follower | null>()
   /**
    * Fair shares of the document's presence budget, in frame bytes, between clients (weighted
    * fair queueing, equal weights): the presence clock runs at the document's rate in frames
@@ -444,12 +447,11 @@ export class Followers {
 
   /** `f`'s client looks different to the others now (`f` set a presence, or left with one): relayed on the tick. */
   private presenceChangedBy(f: Follower): void {
-    const by = this.presenceChanged.get(f.clientId)
-    if (by === undefined) {
+    if (!this.presenceChanged.has(f.clientId)) {
       if (this.presenceChanged.size === 0) this.presenceClockAt = steadyNow(this.doc.runtime)
-      this.presenceChanged.set(f.clientId, new Set([f]))
+      this.presenceChanged.set(f.clientId, f)
       this.presenceStart.set(f.clientId, Math.max(this.presenceClock, this.presenceFinish.get(f.clientId) ?? 0))
-    } else by.add(f)
+    } else if (this.presenceChanged.get(f.clientId) !== f) this.presenceChanged.set(f.clientId, null)
     this.presenceTickDue()
   }
 
@@ -516,7 +518,7 @@ export class Followers {
       if (doc.inDebt(now)) break
       const client = this.clientBudget(clientId, now)
       if (client.inDebt(now)) continue
-      const by = this.presenceChanged.get(clientId)!
+      const by = this.presenceChanged.get(clientId) ?? null
       this.presenceChanged.delete(clientId)
       this.presenceStart.delete(clientId)
       this.presenceFinish.set(clientId, finish)
@@ -585,13 +587,13 @@ export class Followers {
   }
 
   /**
-   * Tells every follower how `clientId` (its connections in `byClient`) looks now; `by` are the
-   * connections that changed it (they know). Newcomers waiting for their catch-up are left to
+   * Tells every follower how `clientId` (its connections in `byClient`) looks now; `by` is the
+   * connection that changed it, if one alone did (it knows; null: several did). Newcomers waiting for their catch-up are left to
    * it. Returns what it cost: the frame times the receivers it was sent to now. A paused
    * receiver is not charged for here: it is owed the client (one entry, latest wins), sent
    * and charged to the document when it drains.
    */
-  private broadcastPresence(clientId: string, by: ReadonlySet<Follower>, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>, now: number): number {
+  private broadcastPresence(clientId: string, by: Follower | null, byClient: ReadonlyMap<string, ReadonlyArray<Follower>>, now: number): number {
     const conns = byClient.get(clientId) ?? []
     const seen = latestPresence(conns, undefined)
     let gone: ServerMessage | undefined
@@ -601,7 +603,7 @@ export class Followers {
       if (other.closed) continue
       // One of its own connections sees it without itself; one that made the change alone knows it.
       const own = other.clientId === clientId
-      if (own && by.size === 1 && by.has(other)) continue
+      if (own && by === other) continue
       const holder = own ? latestPresence(conns, other) : seen
       // A newcomer waiting for its catch-up is shown who is here then; a leave goes now (it
       // may have heard of the client: a document opened again on the connection, with a relay

@@ -217,6 +217,12 @@ export class Followers {
   private presenceClock = 0
   /** When the presence clock was last moved on. */
   private presenceClockAt = 0
+  /**
+   * The message a client was last relayed to the others as (not to its own connections): a
+   * change that leaves it the same (its connection not shown changed, or left) is not relayed
+   * to them again. Only while it has one (gone: deleted).
+   */
+  private readonly presenceRelayed = new Map<string, ServerMessage>()
   /** Followers that joined since the last tick: sent every holder's presence on the tick. */
   private readonly presenceJoined = new Set<Follower>()
   private presenceTick: Timer | undefined
@@ -324,6 +330,7 @@ export class Followers {
     this.presenceTick?.cancel()
     this.presenceTick = undefined
     this.presenceChanged.clear()
+    this.presenceRelayed.clear()
     this.presenceStart.clear()
     this.presenceFinish.clear()
     this.presenceClock = 0
@@ -598,6 +605,12 @@ export class Followers {
     const seen = latestPresence(conns, undefined)
     let gone: ServerMessage | undefined
     const goneMessage = () => (gone ??= { type: "presence", docId: this.doc.docId, clientId, state: null })
+    // The others were relayed this very state last (another of its connections changed, or
+    // left): what they were sent since is in `shown`, and a paused one's due is sent as it is.
+    const shownToOthers = seen === undefined ? undefined : this.presenceMessage(clientId, seen, goneMessage)
+    const unchanged = shownToOthers !== undefined && this.presenceRelayed.get(clientId) === shownToOthers
+    if (shownToOthers === undefined) this.presenceRelayed.delete(clientId)
+    else this.presenceRelayed.set(clientId, shownToOthers)
     let cost = 0
     for (const other of [...this.all.values()]) {
       if (other.closed) continue
@@ -612,6 +625,7 @@ export class Followers {
       // Its catch-up (or what it was due) showed this very state already.
       const shown = unshow(other, clientId)
       if (shown !== undefined && holder !== undefined && shown === this.presenceMessage(clientId, holder, goneMessage)) continue
+      if (shown === undefined && !own && unchanged) continue
       if (other.presenceDue.size === 0 && this.canSend(other)) {
         other.conn.send(this.presenceMessage(clientId, holder, goneMessage))
         cost += this.presenceCost(clientId, holder)

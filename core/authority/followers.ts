@@ -91,8 +91,8 @@ export interface Follower {
    * not sent it again. Emptied as those relays go.
    */
   shown: Map<string, ServerMessage> | undefined
-  /** A timer watches its buffer drain (at most one). */
-  draining: boolean
+  /** The timer watching its buffer drain (at most one; cancelled when it is done with, so a closed document leaves none armed). */
+  draining: Timer | undefined
 }
 
 /** What the followers need from their document. */
@@ -275,7 +275,7 @@ export class Followers {
     const f: Follower = {
       conn, clientId, presence: before?.presence ?? null, presenceBytes: before?.presenceBytes ?? 0, presenceMessage: before?.presenceMessage,
       cursor: Math.max(0, fromSeq), live: false, closed: false, wantsState: false, stream: undefined, resume, catching: false, again: false, protocol,
-      version, stopped: false, failures: 0, retry: undefined, presenceDue: due, shown: before?.shown, draining: false,
+      version, stopped: false, failures: 0, retry: undefined, presenceDue: due, shown: before?.shown, draining: undefined,
     }
     this.all.set(conn, f)
     // Who is here: on the tick, as every presence relay (a loop of subscribes costs a tick's
@@ -322,6 +322,8 @@ export class Followers {
     f.closed = true
     f.stream?.stop()
     f.retry?.cancel()
+    f.draining?.cancel()
+    f.draining = undefined
     f.presenceDue.clear()
   }
 
@@ -703,10 +705,9 @@ export class Followers {
   }
 
   private resumeWhenDrained(f: Follower): void {
-    if (f.draining) return
-    f.draining = true
-    this.doc.runtime.setTimer(DRAIN_POLL_MS, () => {
-      f.draining = false
+    if (f.draining !== undefined) return
+    f.draining = this.doc.runtime.setTimer(DRAIN_POLL_MS, () => {
+      f.draining = undefined
       if (f.closed || this.doc.isBroken()) return
       const buffered = f.conn.bufferedAmount
       if (buffered > this.options.hardLimit) return void this.canSend(f)

@@ -317,7 +317,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "presence-leave-at-once",
     breaks: "a follower leaving with a presence is relayed to every follower at once, not on the tick: a client leaving and coming back in a loop makes the hub send everyone its presence as fast as it loops",
-    patches: [{ file: "core/authority/followers.ts", anchor: "    if (f.presence !== null) this.presenceChangedBy(f)\n", replacement: "    if (f.presence !== null) this.broadcastPresence(f.clientId, new Set([f]), this.connectionsByClient(), this.doc.runtime.now())\n" }],
+    patches: [{ file: "core/authority/followers.ts", anchor: "    if (f.presence !== null) this.presenceChangedBy(f)\n", replacement: "    if (f.presence !== null) this.broadcastPresence(f.clientId, f, this.connectionsByClient(), this.doc.runtime.now())\n" }],
     simArgs: ["--presence-churn", "3", "--attacks", "legit"],
   },
   {

@@ -3,7 +3,8 @@
  * and another client holding a presence there too. One connection and the other client hold
  * a presence near the hub's 4 KiB limit; the other connection, in a burst, sets a small
  * presence and subscribes again, a hundred times or more at once, leaving and coming back
- * every other round; then all go. A fresh watcher client follows the document meanwhile and
+ * every other round (the holder clears its presence for the burst: the client is seen to
+ * leave each time); then all go. A fresh watcher client follows the document meanwhile and
  * only reads. An attack found this (review r15, finding 2): each subscribe sent the newcomer
  * every holder's presence at once, and each subscribe again was a leave sent to every
  * follower at once (an honest reader got one 4 KiB presence 300 times a second).
@@ -150,12 +151,16 @@ export class PresenceChurner {
       // A moment for the holder's presence to be set, then the burst, all at once.
       this.rt.setTimer(200, () => {
         if (this.closing || broken) return
+        // The holder steps aside for the burst, so each time the churning connection leaves
+        // the others see the client go (were the holder shown, they would see no change).
+        holder.send({ type: "presence-set", docId, state: null } as ClientMessage)
         for (let i = 0; i < rounds; i++) {
           churning.send({ type: "presence-set", docId, state: i } as ClientMessage)
           if (i % 2 === 1) churning.send({ type: "unsubscribe", docId } as ClientMessage)
           churning.send(subscribe)
           this.resubscribes++
         }
+        holder.send({ type: "presence-set", docId, state: { big: BIG } } as ClientMessage)
         // Then both go; the watcher must be told.
         this.rt.setTimer(500, () => {
           if (this.closing || broken) return

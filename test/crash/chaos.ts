@@ -1,15 +1,17 @@
 /**
  * `npm run chaos`: the kill -9 scenarios with more kills than `npm test` runs.
  *
- *   npm run chaos -- [--scenario hub|client|snapshot|both|all] [--kills N] [--client-kills N]
- *                    [--snapshot-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]
+ *   npm run chaos -- [--scenario hub|client|snapshot|wide|both|all] [--kills N] [--client-kills N]
+ *                    [--snapshot-kills N] [--wide-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]
  *
  * --scenario        hub, client, snapshot (the hub killed while it snapshots and compacts),
- *                   both (hub and client) or all (default)
+ *                   wide (the hub killed with several documents, CRDT fields, presence and a
+ *                   machine-version upgrade), both (hub and client) or all (default)
  * --kills N         SIGKILLs of the hub (default 25)
  * --snapshot-kills N  SIGKILLs of the hub in the snapshot scenario, aimed into snapshot
  *                   writes, compactions and snapshot deletions in turn (default 30)
  * --client-kills N  SIGKILLs of the client process (default 10)
+ * --wide-kills N    SIGKILLs of the hub in the wide scenario (default 12)
  * --clients C       in-process clients submitting during the hub scenario (default 3)
  * --seed S          first seed (default random); run i uses S + i
  * --runs R          repeat each scenario R times (default 1)
@@ -23,8 +25,9 @@ import { killAllChildren, parseFlags, removeTempDirs } from "./harness.js"
 import { describeHubCrash, hubCrashRepro, runHubCrash } from "./hub-crash.js"
 import { clientCrashRepro, describeClientCrash, runClientCrash } from "./client-crash.js"
 import { describeSnapshotCrash, runSnapshotCrash, snapshotCrashRepro } from "./snapshot-crash.js"
+import { describeWideCrash, runWideCrash, wideCrashRepro } from "./wide-crash.js"
 
-const USAGE = "Usage: npm run chaos -- [--scenario hub|client|snapshot|both|all] [--kills N] [--client-kills N] [--snapshot-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]"
+const USAGE = "Usage: npm run chaos -- [--scenario hub|client|snapshot|wide|both|all] [--kills N] [--client-kills N] [--snapshot-kills N] [--wide-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]"
 
 const main = async (): Promise<number> => {
   let flags
@@ -39,14 +42,15 @@ const main = async (): Promise<number> => {
     return 0
   }
   const scenario = flags.get("scenario") ?? "all"
-  if (!["hub", "client", "snapshot", "both", "all"].includes(scenario)) {
-    console.error(`--scenario must be hub, client, snapshot, both or all.\n${USAGE}`)
+  if (!["hub", "client", "snapshot", "wide", "both", "all"].includes(scenario)) {
+    console.error(`--scenario must be hub, client, snapshot, wide, both or all.\n${USAGE}`)
     return 2
   }
-  const selected = (name: "hub" | "client" | "snapshot") => scenario === name || scenario === "all" || (scenario === "both" && name !== "snapshot")
+  const selected = (name: "hub" | "client" | "snapshot" | "wide") => scenario === name || scenario === "all" || (scenario === "both" && (name === "hub" || name === "client"))
   const kills = flags.num("kills", 25)
   const clientKills = flags.num("client-kills", 10)
   const snapshotKills = flags.num("snapshot-kills", scenario === "snapshot" ? flags.num("kills", 30) : 30)
+  const wideKills = flags.num("wide-kills", scenario === "wide" ? flags.num("kills", 12) : 12)
   const clients = flags.num("clients", 3)
   const runs = flags.num("runs", 1)
   const firstSeed = flags.num("seed", Math.floor(Math.random() * 2 ** 31))
@@ -77,6 +81,14 @@ const main = async (): Promise<number> => {
       if (r.violations.length > 0) {
         failed++
         console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${snapshotCrashRepro({ seed, kills: snapshotKills, clients, sync })}`)
+      }
+    }
+    if (selected("wide")) {
+      const r = await runWideCrash({ seed, kills: wideKills, sync, log })
+      console.log(describeWideCrash(r))
+      if (r.violations.length > 0) {
+        failed++
+        console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${wideCrashRepro({ seed, kills: wideKills, sync })}`)
       }
     }
   }

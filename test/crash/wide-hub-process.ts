@@ -1,0 +1,77 @@
+/**
+ * A hub in its own process for the wide crash scenario (wide-crash.ts): the core Hub on
+ * LevelDB over WebSocket on 127.0.0.1, serving `Notes` (ordered commands beside a Yjs and an
+ * Automerge text field) and the versioned todo machine at `--version` 1 or 2, with a small
+ * snapshot policy so documents with CRDT fields are snapshotted and compacted often (a kill
+ * lands inside those writes too).
+ *
+ *   node --import tsx test/crash/wide-hub-process.ts --data DIR --port P [--version 1|2] [--sync] [--max-ms MS]
+ *
+ * Prints `READY <port> <pid>` once it listens, `EVENT <type> <docId> <detail>` for each hub
+ * event that says a document could not be served (doc-broken, doc-load-failed, doc-report,
+ * storage-failed). SIGTERM closes it cleanly (`STOPPED`, exit 0). A port or LevelDB lock still
+ * held by a SIGKILLed predecessor is retried for up to 5 s. Exits by itself when its stdin
+ * closes or after --max-ms (default 10 minutes).
+ */
+import { Hub } from "../../core/index.js"
+import { LevelStorage } from "../../adapters/level/index.js"
+import { WsServer } from "../../adapters/ws/index.js"
+import { systemRuntime } from "../../adapters/system/index.js"
+import { Notes, TodoV1, TodoV2 } from "./wide-machines.js"
+import { exitWithParent, parseFlags, say, sleep } from "./harness.js"
+
+const flags = parseFlags(process.argv.slice(2))
+const dataDir = flags.get("data")
+if (dataDir === undefined) {
+  process.stderr.write("wide-hub-process: --data DIR is required\n")
+  process.exit(2)
+}
+const version = flags.num("version", 1)
+const port = flags.num("port", 0)
+const sync = flags.has("sync")
+exitWithParent(flags.num("max-ms", 600_000))
+
+const oneLine = (e: unknown): string => (e instanceof Error ? `${(e as { code?: string }).code ?? e.name}: ${e.message}` : String(e)).replace(/\s+/g, " ").slice(0, 300)
+
+let storage: LevelStorage | undefined
+let server: WsServer | undefined
+let hub: Hub | undefined
+const deadline = Date.now() + 5_000
+for (let attempt = 0; server === undefined; attempt++) {
+  try {
+    storage ??= await LevelStorage.open(dataDir, { sync })
+    hub ??= new Hub({
+      machines: [Notes, version === 2 ? TodoV2 : TodoV1], storage, runtime: systemRuntime, sync,
+      snapshots: { minLogBytes: 8 << 10, logRatio: 0.5, tailBytes: 2 << 10, chunkBytes: 1 << 10 },
+      onEvent: (e) => {
+        if (e.type === "doc-broken" || e.type === "doc-load-failed") say("EVENT", e.type, e.docId, oneLine(e.error))
+        else if (e.type === "doc-report") say("EVENT", e.type, e.docId, `${e.code}: ${oneLine(e.message)}`)
+        else if (e.type === "storage-failed") say("EVENT", e.type, "-", oneLine(e.message))
+      },
+    })
+    server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port }] })
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e)
+    if (/in use/.test(message) && Date.now() < deadline) {
+      process.stderr.write(`wide-hub-process: ${message} (retrying)\n`)
+      await sleep(50 + attempt * 20)
+      continue
+    }
+    process.stderr.write(`wide-hub-process: ${message}\n`)
+    process.exit(1)
+  }
+}
+say("READY", server.addresses()[0]!.port, process.pid)
+
+let stopping = false
+const stop = async () => {
+  if (stopping) return
+  stopping = true
+  await server!.close()
+  await hub!.close()
+  await storage!.close()
+  say("STOPPED")
+  process.exit(0)
+}
+process.on("SIGTERM", () => void stop())
+process.on("SIGINT", () => void stop())

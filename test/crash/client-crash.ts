@@ -22,6 +22,13 @@
  *   acknowledgments are at their seqs;
  * - the client's final confirmed seq and hash, and the in-process client's, equal a fresh
  *   load of the authority from the hub's directory.
+ *
+ * With `text` (the default), the client process also types a marker into a Yjs or an
+ * Automerge text field of a second document (`<doc>-notes`, the Notes machine of
+ * wide-machines.ts) with each command, so kills land while CRDT field changes are being
+ * stored and sent too. Checked: the hub's texts (loaded from its directory) are made of markers
+ * only, none twice, and hold every marker whose merge command reported persisted; the final
+ * client's texts equal the hub's.
  */
 import { CanonClient, CommandRejected, type Entry } from "../../core/index.js"
 import { seededRandom } from "../../core/internal.js"
@@ -29,6 +36,12 @@ import { MemoryStorage } from "../../adapters/memory/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import { wsClientTransport } from "../../adapters/ws/index.js"
 import { Todo } from "../support/machines.js"
+import { Hub, type KVStore } from "../../core/index.js"
+import { fieldsOfRoot } from "../../core/crdt/roots.js"
+import { LevelStorage } from "../../adapters/level/index.js"
+import type { AutomergeTextHandle } from "../../adapters/automerge/index.js"
+import type * as Y from "yjs"
+import { Notes } from "./wide-machines.js"
 import { type Child, deadline, pickPort, removeTempDir, sleep, spawnScript, tempDir, until } from "./harness.js"
 import { readHubDir } from "./hub-crash.js"
 import { join } from "node:path"
@@ -37,6 +50,8 @@ export interface ClientCrashOptions {
   readonly seed: number
   /** SIGKILLs of the client process (rounds before the final one). */
   readonly kills: number
+  /** The client also types into CRDT text fields of a second document. Default true. */
+  readonly text?: boolean
   readonly log?: (line: string) => void
 }
 
@@ -63,6 +78,8 @@ export interface ClientCrashReport {
   readonly durableUnreported: number
   /** Commands whose confirmation was stored (gone from the outbox, inside the stored state) but killed before reporting it. */
   readonly confirmedUnreported: number
+  /** Text markers whose merge command reported persisted: each checked in the hub's text. */
+  readonly markersChecked: number
   /** Acknowledged commands of the in-process client, checked against the log. */
   readonly otherAcknowledged: number
   readonly logLength: number
@@ -71,6 +88,26 @@ export interface ClientCrashReport {
 }
 
 const DOC = "crash-client"
+const FIELDS = ["text", "am"] as const
+const MARKER = /⟨[^⟩]*⟩/g
+
+/** The texts of a Notes document, loaded from a stopped hub's directory. */
+const readNotesTexts = async (dataDir: string, docId: string): Promise<Record<string, string>> => {
+  const storage = await LevelStorage.open(dataDir)
+  try {
+    const hub = new Hub({ machines: [Notes], storage: storage as KVStore, runtime: systemRuntime })
+    try {
+      const authority = await hub.doc(docId, Notes)
+      const fields = fieldsOfRoot(authority.state) as { field(f: string): { handle: unknown } } | undefined
+      if (fields === undefined) throw new Error(`${docId} has no CRDT fields`)
+      return { text: (fields.field("text").handle as Y.Text).toString(), am: (fields.field("am").handle as AutomergeTextHandle).text }
+    } finally {
+      await hub.close()
+    }
+  } finally {
+    await storage.close()
+  }
+}
 
 export const clientCrashRepro = (o: Pick<ClientCrashOptions, "seed" | "kills">): string =>
   `npm run chaos -- --scenario client --seed ${o.seed} --client-kills ${o.kills} (or CANON_CRASH_SEED=${o.seed} npm test -- crash-client)`
@@ -78,6 +115,7 @@ export const clientCrashRepro = (o: Pick<ClientCrashOptions, "seed" | "kills">):
 export const runClientCrash = async (options: ClientCrashOptions): Promise<ClientCrashReport> => {
   const started = Date.now()
   const { seed, kills } = options
+  const text = options.text ?? true
   const log = options.log ?? (() => {})
   const rand = seededRandom(seed)
   const dir = tempDir("canon-crash-client-")
@@ -119,6 +157,9 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
     const persisted = new Map<number, string>()
     /** clientSeqs reported confirmed (in any round). */
     const confirmed = new Set<number>()
+    /** Per field: every marker typed, and those whose merge command reported persisted. */
+    const typed: Record<string, Set<string>> = { text: new Set(), am: new Set() }
+    const persistedMarkers: Record<string, Set<string>> = { text: new Set(), am: new Set() }
     /** Persisted, never reported confirmed, and gone from the outbox at a restart. */
     const leftOutbox: { name: string; cs: number; id: string; confirmedSeqAtOpen: number }[] = []
 
@@ -155,6 +196,9 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
         k++
       }
       for (const [cs, code] of c.linesOf("REJECTED")) violations.push(`${name}: command ${cs} was rejected (${code}); every command of this test is valid`)
+      for (const [field, marker] of c.linesOf("TYPED")) typed[field!]!.add(marker!)
+      const merges = new Map(c.linesOf("MERGE").map(([field, cs, markers]) => [`${field}/${cs}`, markers === "-" ? [] : markers!.split(",")]))
+      for (const [field, cs] of c.linesOf("MPERSISTED")) for (const m of merges.get(`${field}/${cs}`) ?? []) persistedMarkers[field!]!.add(m)
       return { submitted: c.linesOf("SUBMITTED").length, persisted: p, confirmed: k }
     }
 
@@ -166,6 +210,7 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
       const name = `client round ${round + 1} (${mode})`
       const args = [
         "--url", mode === "offline-dead-port" ? deadUrl : url, "--tag", `r${round}`, "--submit", String(n), "--interval", String(interval),
+        ...(text ? ["--text", "--seed", String(seed + round)] : []),
         ...(mode === "offline-no-connect" ? ["--no-connect"] : []),
       ]
       client = await start(name, args)
@@ -190,7 +235,7 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
     if (!(await until(() => otherSent.every((s) => s.seq !== undefined || s.rejected !== undefined), 15_000))) {
       violations.push(`the in-process client's commands did not all settle within 15 s (${otherSent.filter((s) => s.seq === undefined && s.rejected === undefined).length} open)`)
     }
-    client = await start("client, final round", ["--url", url, "--wait", "--wait-ms", "30000"])
+    client = await start("client, final round", ["--url", url, "--wait", "--wait-ms", "30000", ...(text ? ["--text"] : [])])
     const c = client
     const done = (await c.waitForLine((l) => l.startsWith("DONE ") || l.startsWith("TIMEOUT "), 45_000)).split(" ")
     await Promise.race([c.exited, deadline(10_000)])
@@ -259,12 +304,39 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
       }
     }
     // Convergence.
+    // The texts: markers only, none twice, every persisted one there; the client's the same.
+    let markersChecked = 0
+    if (text) {
+      let hubTexts: Record<string, string> | undefined
+      try {
+        hubTexts = await readNotesTexts(hubDir, `${DOC}-notes`)
+      } catch (e) {
+        violations.push(`the notes document does not load from the hub's directory: ${e instanceof Error ? e.message : String(e)}`)
+      }
+      const clientTexts = Object.fromEntries(c.linesOf("TEXT").map(([f, t]) => [f!, t === "-" ? "" : t!]))
+      for (const field of FIELDS) {
+        if (hubTexts === undefined) break
+        const t = hubTexts[field]!
+        const found = [...t.matchAll(MARKER)].map((m) => m[0])
+        if (found.join("") !== t) violations.push(`${field}: the hub's text is not made of markers only: ${t.replace(MARKER, "|").slice(0, 80)}`)
+        const seen = new Set<string>()
+        for (const m of found) {
+          if (seen.has(m)) violations.push(`${field}: marker ${m} is in the hub's text twice`)
+          if (!typed[field]!.has(m)) violations.push(`${field}: marker ${m} is in the hub's text, but was never typed into it`)
+          seen.add(m)
+        }
+        const lost = [...persistedMarkers[field]!].filter((m) => !seen.has(m))
+        markersChecked += persistedMarkers[field]!.size
+        if (lost.length > 0) violations.push(`${field}: ${lost.length} of ${persistedMarkers[field]!.size} markers whose merge reported persisted are not in the hub's text (lost): ${lost.slice(0, 10).join("")}`)
+        if (clientTexts[field] !== t) violations.push(`${field}: the final client's text (${clientTexts[field]?.length ?? "none"} chars) differs from the hub's (${t.length} chars)`)
+      }
+    }
     if (finalSeq !== end) violations.push(`the restarted client confirmed seq ${finalSeq}, the log ends at ${end}`)
     if (finalHash !== disk.hash) violations.push(`the restarted client has hash ${finalHash}, the authority loaded from disk ${disk.hash}`)
     if (otherFinal.seq !== end || otherFinal.hash !== disk.hash) violations.push(`the in-process client ended at seq ${otherFinal.seq} hash ${otherFinal.hash}; the authority at ${end} ${disk.hash}`)
 
     return {
-      seed, kills: rounds.length, rounds, persistedChecked: persisted.size, clientEntries: mine.length, durableUnreported, confirmedUnreported, otherAcknowledged,
+      seed, kills: rounds.length, rounds, persistedChecked: persisted.size, clientEntries: mine.length, durableUnreported, confirmedUnreported, markersChecked, otherAcknowledged,
       logLength: end, durationMs: Date.now() - started, violations,
     }
   } finally {
@@ -280,6 +352,6 @@ export const runClientCrash = async (options: ClientCrashOptions): Promise<Clien
 export const describeClientCrash = (r: ClientCrashReport): string =>
   `client crash, seed ${r.seed}: ${r.kills} SIGKILLs of the client (${r.rounds.map((x) => `${x.mode}: ${x.persisted} persisted/${x.confirmed} confirmed, ${x.pendingAtOpen} pending at open`).join("; ")}); ` +
   `${r.persistedChecked} persisted commands checked in the log, the client has ${r.clientEntries} entries (${r.durableUnreported} durable but killed before reporting), ` +
-  `${r.confirmedUnreported} confirmed and stored but killed before reporting, ` +
+  `${r.confirmedUnreported} confirmed and stored but killed before reporting, ${r.markersChecked} text markers whose merge reported persisted checked in the hub's texts, ` +
   `${r.otherAcknowledged} acknowledgments of the in-process client checked; log ${r.logLength} entries; ${(r.durationMs / 1000).toFixed(1)} s; ` +
   `${r.violations.length === 0 ? "no invariant violated" : `${r.violations.length} VIOLATIONS`}`

@@ -1,6 +1,7 @@
 /**
  * A hub in its own process, for the crash tests: the hub app's `startHub` (LevelDB on disk,
- * WebSocket on /sync) with the Todo machine of test/support/machines.ts, on 127.0.0.1.
+ * WebSocket on /sync) with the Todo machine of test/support/machines.ts and Notes of
+ * wide-machines.ts (CRDT text fields, for the client crash scenario's typing), on 127.0.0.1.
  *
  *   node --import tsx test/crash/hub-process.ts --data DIR --port P [--sync] [--max-ms MS]
  *
@@ -11,6 +12,7 @@
  */
 import { startHub, type RunningHub } from "../../apps/hub/start.js"
 import { Todo } from "../support/machines.js"
+import { Notes } from "./wide-machines.js"
 import { exitWithParent, parseFlags, say, sleep } from "./harness.js"
 
 const flags = parseFlags(process.argv.slice(2))
@@ -26,7 +28,7 @@ let running: RunningHub | undefined
 const deadline = Date.now() + 5_000
 for (let attempt = 0; running === undefined; attempt++) {
   try {
-    running = await startHub({ dataDir, host: "127.0.0.1", port, publicUrl: undefined, sync: flags.has("sync") }, [Todo], () => false)
+    running = await startHub({ dataDir, host: "127.0.0.1", port, publicUrl: undefined, sync: flags.has("sync") }, [Todo, Notes], () => false)
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
     // The port, or LevelDB's lock, of a process that was just killed: wait a little.

@@ -70,6 +70,8 @@ export interface WideCrashReport {
   readonly acknowledged: number
   readonly markers: number
   readonly presenceSets: number
+  /** Writers at v1 told update-required on the versioned document (behind a v2 horizon; by design). */
+  readonly retired: number
   readonly joiners: number
   /** Kills that landed with a joiner's snapshot stream part way (some bytes in, not all). */
   readonly streamsCut: number
@@ -160,6 +162,9 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
     const problems: string[] = []
     const notes: Doc<typeof Notes>[][] = []
     const vdocs: Doc<any>[] = []
+    /** Writers told update-required on the versioned document (v1, behind a v2 horizon). */
+    const retired = new Set<number>()
+    const counted = (r: Sent) => !(r.docId === VDOC && retired.has(r.k))
     for (let k = 0; k < N_CLIENTS; k++) {
       const storage: KVStore = k === 1 ? new MemoryStorage() : await LevelStorage.open(join(dir, `client-${k}`))
       storages.push(storage)
@@ -181,7 +186,13 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
       const v = await c.open(versioned as typeof TodoV1, VDOC)
       v.on("desync", (e) => problems.push(`client ${k} ${VDOC}: desync ${JSON.stringify(e)}`))
       v.on("error", (e) => problems.push(`client ${k} ${VDOC}: error ${e.code}: ${e.message}`))
-      v.on("updateRequired", (e) => problems.push(`client ${k} ${VDOC}: update required ${JSON.stringify(e)}`))
+      v.on("updateRequired", (e) => {
+        // By design (DESIGN.md, Versions): a v1 app behind the horizon of a log the v2 hub
+        // compacted into a v2 state cannot start from it. The short kept tail here makes that
+        // common; such a client's versioned document is left out of the checks from then on.
+        if (versioned === TodoV1 && /compacted through seq \d+ into a state of v2/.test(e.message)) retired.add(k)
+        else problems.push(`client ${k} ${VDOC}: update required ${JSON.stringify(e)}`)
+      })
       vdocs.push(v)
     }
     const clientIds = clients.map((c) => c.clientId)
@@ -262,7 +273,7 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
         presenceSets++
       } else {
         const v = vdocs[k]!
-        if (v.pendingCount >= MAX_PENDING) return
+        if (v.pendingCount >= MAX_PENDING || retired.has(k)) return
         const items = Object.keys((v.state as { items: Items }).items)
         const q = wrand()
         let receipt
@@ -296,7 +307,7 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
     })()
 
     // ---- the kills ----
-    const unsettled = () => records.reduce((n, r) => n + (r.seq === undefined && r.rejected === undefined ? 1 : 0), 0)
+    const unsettled = () => records.reduce((n, r) => n + (r.seq === undefined && r.rejected === undefined && counted(r) ? 1 : 0), 0)
     for (let i = 0; i < kills; i++) {
       const r = rand()
       if (r < 0.2) {
@@ -324,7 +335,7 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
     // ---- quiet down ----
     stopSubmitting = true
     await submitter
-    const allDocs = (): Doc<any>[] => [...notes.flat(), ...vdocs]
+    const allDocs = (): Doc<any>[] => [...notes.flat(), ...vdocs.filter((_, k) => !retired.has(k))]
     if (!(await until(() => unsettled() === 0 && clients.every((c) => c.status === "online") && allDocs().every((d) => d.pendingCount === 0 && d.synced), 40_000, 20))) {
       violations.push(`not settled within 40 s of the last restart: ${unsettled()} receipts unsettled; status ${clients.map((c) => c.status).join("/")}; ` +
         `pending ${allDocs().map((d) => d.pendingCount).join("/")}`)
@@ -351,7 +362,7 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
     const probeNotes = await Promise.all(NOTES.map((id) => probe.open(Notes, id)))
     const probeV = await probe.open(TodoV2, VDOC)
     if (!(await until(() => [...probeNotes, probeV].every((d) => d.synced), 15_000, 20))) violations.push("a fresh client did not sync within 15 s")
-    const reached = () => NOTES.every((_, di) => notes.every((m) => m[di]!.confirmedSeq === probeNotes[di]!.confirmedSeq)) && vdocs.every((v) => v.confirmedSeq === probeV.confirmedSeq)
+    const reached = () => NOTES.every((_, di) => notes.every((m) => m[di]!.confirmedSeq === probeNotes[di]!.confirmedSeq)) && vdocs.every((v, k) => retired.has(k) || v.confirmedSeq === probeV.confirmedSeq)
     if (!(await until(reached, 15_000, 20))) {
       violations.push(`clients did not reach the heads within 15 s: ${[...NOTES.map((id, di) => `${id} ${notes.map((m) => m[di]!.confirmedSeq).join("/")} (fresh ${probeNotes[di]!.confirmedSeq})`), `${VDOC} ${vdocs.map((v) => v.confirmedSeq).join("/")} (fresh ${probeV.confirmedSeq})`].join("; ")}`)
     }
@@ -359,7 +370,7 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
       seq: d.confirmedSeq, hash: d.confirmedHash(),
       texts: Object.fromEntries(FIELDS.map((f) => [f, readField((d.crdt as Record<string, unknown>)[f], f)])) as Record<Field, string>,
     })))
-    const finalsV = [...vdocs, probeV].map((d) => ({ seq: d.confirmedSeq, items: projection(d.state) }))
+    const finalsV = [...vdocs, probeV].map((d, k) => ({ seq: d.confirmedSeq, items: projection(d.state), retired: retired.has(k) }))
     for (const c of clients.splice(0)) await c.close()
     for (const s of storages.splice(0)) if (s instanceof LevelStorage) await s.close()
 
@@ -462,10 +473,11 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
           await keptLog(VDOC, v.headSeq)
           const items = projection(v.state)
           finalsV.forEach((f, k) => {
+            if (f.retired) return
             if (f.seq !== v.headSeq && k === finalsV.length - 1) violations.push(`${VDOC}: the fresh client confirmed seq ${f.seq}, the head is ${v.headSeq}`)
             if (f.items !== items) violations.push(`${VDOC}: ${who(k)}'s items differ from the authority's loaded from disk`)
           })
-          for (const r of records) if (r.docId === VDOC && r.rejected !== undefined) violations.push(`${VDOC}: ${clientIds[r.k]}/${r.clientSeq} was refused: ${r.rejected}`)
+          for (const r of records) if (r.docId === VDOC && r.rejected !== undefined && counted(r)) violations.push(`${VDOC}: ${clientIds[r.k]}/${r.clientSeq} was refused: ${r.rejected}`)
         } catch (e) {
           violations.push(`${VDOC}: does not load from the directory: ${e instanceof Error ? e.message : String(e)}`)
         }
@@ -477,9 +489,10 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
     }
     for (const r of records) if (r.docId !== VDOC && r.rejected !== undefined) violations.push(`${r.docId}: ${clientIds[r.k]}/${r.token} was refused: ${r.rejected}`)
     const acknowledged = records.filter((r) => r.seq !== undefined).length
-    if (acknowledged !== records.length) violations.push(`${records.length - acknowledged} of ${records.length} commands were never acknowledged`)
+    const expected = records.filter(counted).length
+    if (records.filter((r) => r.seq !== undefined && counted(r)).length !== expected) violations.push(`${expected - records.filter((r) => r.seq !== undefined && counted(r)).length} of ${expected} commands were never acknowledged`)
     return {
-      seed, kills, upgradeAt, submitted: records.length, acknowledged, markers: markerCount.reduce((a, b) => a + b, 0), presenceSets, joiners, streamsCut,
+      seed, kills, upgradeAt, submitted: records.length, acknowledged, markers: markerCount.reduce((a, b) => a + b, 0), presenceSets, retired: retired.size, joiners, streamsCut,
       docs: docReports, startMs, durationMs: Date.now() - started, violations,
     }
   } finally {
@@ -495,7 +508,7 @@ export const runWideCrash = async (options: WideCrashOptions): Promise<WideCrash
 /** One paragraph: what ran and what was checked. */
 export const describeWideCrash = (r: WideCrashReport): string =>
   `wide crash, seed ${r.seed}: ${r.kills} SIGKILLs, the hub at v2 from start ${r.upgradeAt} of ${r.kills + 1}; ${N_CLIENTS} clients on ${NOTES_DOCS} documents with a Yjs and an Automerge text ` +
-  `and one versioned document; ${r.submitted} ordered commands submitted, ${r.acknowledged} acknowledged and checked; ${r.markers} text markers typed and checked; ${r.presenceSets} presence sets; ${r.joiners} joiners, ${r.streamsCut} kills with a snapshot stream part way; ` +
+  `and one versioned document; ${r.submitted} ordered commands submitted, ${r.acknowledged} acknowledged and checked; ${r.markers} text markers typed and checked; ${r.presenceSets} presence sets; ${r.retired} v1 writers told update-required (behind a v2 horizon); ${r.joiners} joiners, ${r.streamsCut} kills with a snapshot stream part way; ` +
   `heads ${r.docs.map((d) => `${d.docId} ${d.head} (compacted through ${d.horizon})`).join(", ")}; ` +
   `hub start ${Math.round(r.startMs.reduce((a, b) => a + b, 0) / Math.max(1, r.startMs.length))} ms on average; ${(r.durationMs / 1000).toFixed(1)} s; ` +
   `${r.violations.length === 0 ? "no invariant violated" : `${r.violations.length} VIOLATIONS`}`

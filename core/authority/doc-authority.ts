@@ -628,13 +628,14 @@ export class DocAuthority<S = unknown> {
 
   // ---- followers ----
 
-  subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, version = this.machine.version): void {
+  /** `departed`: what `unsubscribe` returned for the connection's earlier subscription (the leaves it is owed). */
+  subscribe(conn: Connection<ServerMessage>, who: Sender | string, fromSeq: number, ackedClientSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, version = this.machine.version, departed?: ReadonlySet<string>): void {
     this.assertLoaded()
     const refused = heldRefusal(this.held, version)
     if (refused !== undefined) return conn.send({ type: "error", code: refused.code, message: refused.message, docId: this.docId })
     const sender = asSender(who)
     // The follower first: the submit below reads its version.
-    this.followers.add(conn, sender.clientId, fromSeq, resume, sender.protocol ?? 1, version)
+    this.followers.add(conn, sender.clientId, fromSeq, resume, sender.protocol ?? 1, version, departed)
     this.idleTimer?.cancel()
     this.idleTimer = undefined
     // The ack goes through the write lane like a submit without commands.
@@ -643,9 +644,12 @@ export class DocAuthority<S = unknown> {
     this.submit(conn, sender, ack)
   }
 
-  /** `reopen`: the connection stays, and may subscribe again (the client's unsubscribe). */
-  unsubscribe(conn: Connection<ServerMessage>, reopen = false): void {
-    this.followers.remove(conn, reopen)
+  /**
+   * `reopen`: the connection stays, and may subscribe again (the client's unsubscribe); then
+   * returns the clients it may have been shown, to pass to its next `subscribe` (Followers `remove`).
+   */
+  unsubscribe(conn: Connection<ServerMessage>, reopen = false): ReadonlySet<string> | undefined {
+    return this.followers.remove(conn, reopen)
   }
 
   /** Sets this connection's presence and tells the document's other followers. */

@@ -175,8 +175,6 @@ export const PRESENCE_CLIENT_BYTES_PER_SECOND = 1 << 20
 export const PRESENCE_CLIENT_BURST_BYTES = 1 << 20
 /** What a presence message costs past its state and names (type, flags, lengths). */
 const PRESENCE_HEADER_BYTES = 8
-/** Connections that unsubscribed whose possible ghosts a document remembers, past its followers (Followers `departed`). */
-const DEPARTED_KEPT = 64
 /** First pause after a failed catch-up; doubles per failure in a row, up to the max. */
 const CATCH_UP_RETRY_MS = 250
 /** Least time between two snapshots taken for replicas asking for their state. */
@@ -230,14 +228,6 @@ export class Followers {
   private presenceBudget: TokenBucket | undefined
   /** The same per client; a client's is dropped once full again (a new one would be the same). */
   private readonly presenceBudgets = new Map<string, TokenBucket>()
-  /**
-   * Clients a connection that unsubscribed may have been shown here (a holder it saw, a
-   * leave it was owed or not sent yet). What the hub sent it may still be on its way, and the
-   * client routes it by docId to a Doc it opens again on that connection: a newcomer there is
-   * owed those clients' leaves, if gone by then (its catch-up shows only who is here). The
-   * oldest go past DEPARTED_KEPT plus the followers.
-   */
-  private readonly departed = new Map<Connection<ServerMessage>, Set<string>>()
   /** Ticks take changes and newcomers first in turn: a flood of either cannot starve the other. */
   private newcomersFirst = false
   /**
@@ -263,14 +253,17 @@ export class Followers {
     return this.all.get(conn)
   }
 
-  add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, protocol = 1, version = this.doc.version()): Follower {
+  /**
+   * `departed`: the clients the connection's earlier subscription may have been shown (what
+   * `remove` returned when it unsubscribed): it is owed their leaves, if gone by then.
+   */
+  add(conn: Connection<ServerMessage>, clientId: string, fromSeq: number, resume?: { readonly snapshotId: number; readonly received: number }, protocol = 1, version = this.doc.version(), departed?: ReadonlySet<string>): Follower {
     // A connection subscribing again has not left: it keeps its presence and its place (the
     // others see no leave), and its catch-up starts over.
     const before = this.all.get(conn)
     // What it is owed (a leave, a change it missed while paused) carries over: copied before
     // `stop` clears it (review r16, finding 4: it was never told such a client left).
-    const due = new Set(before?.presenceDue ?? this.departed.get(conn))
-    this.departed.delete(conn)
+    const due = new Set(before?.presenceDue ?? departed)
     if (before !== undefined) this.stop(before)
     const f: Follower = {
       conn, clientId, presence: before?.presence ?? null, presenceBytes: before?.presenceBytes ?? 0, presenceMessage: before?.presenceMessage,
@@ -295,19 +288,22 @@ export class Followers {
     return f
   }
 
-  /** `conn` leaves the document; `reopen`: it may subscribe again (an unsubscribe: its connection stays). */
-  remove(conn: Connection<ServerMessage>, reopen = false): void {
+  /**
+   * `conn` leaves the document; `reopen`: it may subscribe again (an unsubscribe: its
+   * connection stays). Then returns the clients it may have been shown here (a holder it saw, a
+   * leave it was owed or not sent yet; undefined: none): what the hub sent it may still be on
+   * its way, and the client routes it by docId to a Doc it opens again on that connection, so
+   * a newcomer there is owed those clients' leaves (`add`'s `departed`), if gone by then (its
+   * catch-up shows only who is here). The hub keeps it with the connection, not here: the
+   * document may be unloaded before the connection subscribes again.
+   */
+  remove(conn: Connection<ServerMessage>, reopen = false): ReadonlySet<string> | undefined {
     const f = this.all.get(conn)
-    if (f === undefined) return
+    if (f === undefined) return undefined
+    let seen: Set<string> | undefined
     if (reopen) {
-      const seen = new Set([...f.presenceDue, ...this.presenceChanged.keys()])
+      seen = new Set([...f.presenceDue, ...this.presenceChanged.keys()])
       for (const o of this.all.values()) if (o !== f && !o.closed && o.presence !== null) seen.add(o.clientId)
-      this.departed.delete(conn)
-      if (seen.size > 0) this.departed.set(conn, seen)
-      for (const c of this.departed.keys()) {
-        if (this.departed.size <= DEPARTED_KEPT + this.all.size) break
-        this.departed.delete(c)
-      }
     }
     this.stop(f)
     this.all.delete(conn)
@@ -315,6 +311,7 @@ export class Followers {
     // Its leaving is a presence change of its client, relayed on the tick like any other.
     if (f.presence !== null) this.presenceChangedBy(f)
     if (this.all.size === 0) this.doc.followersGone()
+    return seen !== undefined && seen.size > 0 ? seen : undefined
   }
 
   /** A follower object is done with (it left, or its connection subscribed again). */
@@ -338,7 +335,6 @@ export class Followers {
     this.presenceClock = 0
     this.presenceJoined.clear()
     this.presenceBudgets.clear()
-    this.departed.clear()
     for (const f of this.all.values()) this.stop(f)
     this.all.clear()
   }

@@ -150,6 +150,14 @@ interface Session {
   readonly holdWaiters: Array<() => void>
   /** Subscribes the hub refused on this connection (see `refuseSubscribe`). */
   refusedSubscribes: number
+  /**
+   * By docId, the clients the connection may have been shown on a document it unsubscribed
+   * from (DocAuthority `unsubscribe`): what was sent it there may still be on its way, and
+   * reach a Doc opened again on the connection, so its next subscription is owed their leaves.
+   * Kept here, not by the document, which may be unloaded meanwhile; at most
+   * maxDocsPerConnection documents, the oldest dropped, and gone with the connection.
+   */
+  readonly departed: Map<string, ReadonlySet<string>>
 }
 
 declare const paid: unique symbol
@@ -314,7 +322,7 @@ export class Hub implements ConnectionAcceptor {
       ...this.newBuckets(),
       inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
       waiting: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxQueuedMessages),
-      pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false, holdWaiters: [], refusedSubscribes: 0,
+      pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false, holdWaiters: [], refusedSubscribes: 0, departed: new Map(),
     }
     if (this.closed) {
       conn.close("going-away", "The hub is shutting down.")
@@ -620,7 +628,9 @@ export class Hub implements ConnectionAcceptor {
         session.docs.add(msg.docId)
         const resume = session.resume.get(msg.docId)
         session.resume.delete(msg.docId)
-        doc.subscribe(session.conn, sender, msg.fromSeq, msg.ackedClientSeq, resume, msg.version)
+        const departed = session.departed.get(msg.docId)
+        session.departed.delete(msg.docId)
+        doc.subscribe(session.conn, sender, msg.fromSeq, msg.ackedClientSeq, resume, msg.version, departed)
         return
       }
       case "submit":
@@ -642,8 +652,16 @@ export class Hub implements ConnectionAcceptor {
         }
         else if (msg.type === "fetch-state") doc.fetchState(session.conn)
         else {
-          doc.unsubscribe(session.conn, true)
+          const departed = doc.unsubscribe(session.conn, true)
           session.docs.delete(msg.docId)
+          session.departed.delete(msg.docId)
+          if (departed !== undefined) {
+            session.departed.set(msg.docId, departed)
+            for (const docId of session.departed.keys()) {
+              if (session.departed.size <= this.limits.maxDocsPerConnection) break
+              session.departed.delete(docId)
+            }
+          }
         }
         return
       }

@@ -271,6 +271,8 @@ export class Followers {
       version, stopped: false, failures: 0, retry: undefined, presenceDue: due, shown: before?.shown, draining: undefined,
     }
     this.all.set(conn, f)
+    // A change it made alone is still its own (it is not told it): noted as this follower now.
+    if (before !== undefined && this.presenceChanged.get(clientId) === before) this.presenceChanged.set(clientId, f)
     // Who is here: on the tick, as every presence relay (a loop of subscribes costs a tick's
     // catch-up at most). A connection subscribing again keeps what it was told (and is owed,
     // above): it waits for a catch-up only if its first one had not been sent yet.

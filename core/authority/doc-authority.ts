@@ -40,6 +40,7 @@ import type { AuthorityHead, StoredOutcome } from "../store/records.js"
 import { DEFAULT_MAX_COMMAND_BYTES, MAX_ARGS_DEPTH, boundedMessage, depthExceeds } from "../limits.js"
 import { ClientTable, commandHash } from "./client-table.js"
 import { Followers } from "./followers.js"
+import type { TokenBucket } from "./limits.js"
 import { Snapshotter, type SnapshotPolicy } from "./snapshots.js"
 import type { SnapshotMeta } from "../store/snapshot-store.js"
 import { hashBytes } from "../hash.js"
@@ -229,6 +230,11 @@ export interface AuthorityHooks<S> {
    * is in debt; nothing charged), or 0 once charged. Without it only the document's pacing holds.
    */
   readonly onStateAsked?: (clientId: string, bytes: number) => number
+  /**
+   * The budget of `clientId`'s presence relays, shared by every document it follows (a
+   * client on 100 documents does not get 100 budgets). Without it each document keeps one per client.
+   */
+  readonly presenceBudget?: (clientId: string) => TokenBucket
 }
 
 export class DocAuthority<S = unknown> {
@@ -345,6 +351,7 @@ export class DocAuthority<S = unknown> {
       stateAtZero: () => self.stateAtZero(),
       followersGone: () => self.watchIdle(),
       chargeState: (clientId, bytes) => self.hooks.onStateAsked?.(clientId, bytes) ?? 0,
+      presenceBudget: (clientId) => self.hooks.presenceBudget?.(clientId),
       stateBytes: () => self.stateSize,
       report: (code, message) => self.hooks.onReport?.({ docId, code, message }),
       isBroken: () => self.broken,

@@ -142,6 +142,8 @@ export interface FollowedDoc {
    * whatever document it asks about, so following more documents does not multiply the cost.
    */
   chargeState(clientId: string, bytes: number): number
+  /** The client's presence budget if its hub keeps one for all its documents (else the document keeps one per client). */
+  presenceBudget(clientId: string): TokenBucket | undefined
   /** Roughly the state's encoded bytes: what making an asked-for state of it costs. */
   stateBytes(): number
 }
@@ -563,7 +565,7 @@ export class Followers {
   }
 
   private clientBudget(clientId: string, now: number): TokenBucket {
-    let b = this.presenceBudgets.get(clientId)
+    let b = this.doc.presenceBudget(clientId) ?? this.presenceBudgets.get(clientId)
     if (b === undefined) this.presenceBudgets.set(clientId, (b = new TokenBucket(PRESENCE_CLIENT_BYTES_PER_SECOND, PRESENCE_CLIENT_BURST_BYTES, now)))
     return b
   }

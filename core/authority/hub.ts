@@ -25,6 +25,7 @@ import { checkMaxDocumentBytes } from "./size-bound.js"
 import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
+import { PRESENCE_CLIENT_BURST_BYTES, PRESENCE_CLIENT_BYTES_PER_SECOND } from "./followers.js"
 import { CrdtWorkGauge } from "./crdt-work.js"
 import { IdleDocuments, type IdleDocumentLimits } from "./idle-documents.js"
 import { Inflow } from "../inflow.js"
@@ -183,6 +184,8 @@ interface ClientBuckets {
   readonly loads: TokenBucket
   /** Bytes of states it asked for (followers.ts `mustWait`), paid whatever document it asks about. */
   readonly stateAsks: TokenBucket
+  /** Bytes of the presence relays of its changes and of its connections' catch-ups, whatever document (followers.ts `clientBudget`). */
+  readonly presence: TokenBucket
 }
 
 /** A submit counted in its session's `inflow`: released once, by its document or by the hub. */
@@ -287,6 +290,7 @@ export class Hub implements ConnectionAcceptor {
       crdtWork: new TokenBucket(this.limits.crdtWorkPerSecond, this.limits.crdtWorkBurst, now),
       loads: new TokenBucket(this.limits.loadsPerSecond, this.limits.loadBurst, now),
       stateAsks: new TokenBucket(this.limits.stateBytesPerSecond, this.limits.stateBurstBytes, now),
+      presence: new TokenBucket(PRESENCE_CLIENT_BYTES_PER_SECOND, PRESENCE_CLIENT_BURST_BYTES, now),
     }
   }
 
@@ -841,6 +845,7 @@ export class Hub implements ConnectionAcceptor {
         if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, steadyNow(this.options.runtime))
       },
       // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
+      presenceBudget: (clientId) => this.bucketsOf(clientId).presence,
       onStateAsked: (clientId, bytes) => {
         if (this.limits.stateBytesPerSecond <= 0) return 0
         const bucket = this.bucketsOf(clientId).stateAsks

@@ -255,6 +255,13 @@ export class DocAuthority<S = unknown> {
   private readonly sizeBound: SizeBound
   /** Commits wait here for a snapshot to begin between batches (memory equals what is committed). */
   private snapshotDue = false
+  /**
+   * The next snapshot compacts the log behind it: the policy's (the log outgrew its threshold).
+   * One a reader asked for, or a measure of the size, does not: a reader asking again and
+   * again would bring forward the moment an older app or a replica a little behind has no log
+   * to be served from (`snapshotNow` compacts too, on purpose).
+   */
+  private compactDue = false
   private readonly snapshotWaiters: Array<{ atLeast: number; resolve: (m: SnapshotMeta) => void; reject: (e: unknown) => void }> = []
   private queue: Pending[] = []
   private flushing = false
@@ -629,8 +636,10 @@ export class DocAuthority<S = unknown> {
   }
 
   /** Takes a snapshot now (between batches) and compacts behind it; resolves when stored. */
-  snapshotNow(): Promise<SnapshotMeta> {
-    return this.snapshotAtLeast(this.committed)
+  async snapshotNow(): Promise<SnapshotMeta> {
+    const meta = await this.snapshotAtLeast(this.committed)
+    await this.compactTracked(meta)
+    return meta
   }
 
   // ---- followers ----
@@ -717,12 +726,15 @@ export class DocAuthority<S = unknown> {
   private beginSnapshot(): void {
     if (this.flushing || this.snapshotter.running || this.broken) return
     this.snapshotDue = false
+    const compact = this.compactDue
+    this.compactDue = false
     const seq = this.committed
     const latest = this.snapshotter.latest
     if (latest !== undefined && latest.seq === seq) {
       // Nothing committed since the last one: it is the snapshot of now.
       this.noteSize(latest.size)
       for (const w of this.snapshotWaiters.splice(0)) w.resolve(latest)
+      if (compact) this.compactTracked(latest).catch(() => {})
       return
     }
     // The snapshot measures the state (CRDT fields included) as it is now.
@@ -739,6 +751,7 @@ export class DocAuthority<S = unknown> {
         }
         if (this.snapshotWaiters.length > 0) this.snapshotDue = true
         if (this.snapshotDue && !this.flushing) this.beginSnapshot()
+        if (!compact) return
         this.writing++
         return this.compactBehind(meta).finally(() => this.writing--)
       },
@@ -787,6 +800,14 @@ export class DocAuthority<S = unknown> {
         return { root: crdt.snapshotOf(f.root), resolve: f.resolve, release: f.release }
       },
     }
+  }
+
+  /** compactBehind, counted as a write in flight. */
+  private compactTracked(meta: SnapshotMeta): Promise<void> {
+    this.writing++
+    const p = this.compactBehind(meta).finally(() => this.writing--)
+    this.track(p)
+    return p
   }
 
   /** Deletes entries behind a new snapshot, keeping a tail for cheap catch-up (Snapshotter.tailBytesBehind). */
@@ -1063,7 +1084,7 @@ export class DocAuthority<S = unknown> {
       if (bytes === undefined) return
       written = bytes
     }
-    if (written > 0 && this.snapshotter.noteCommitted(written)) this.snapshotDue = true
+    if (written > 0 && this.snapshotter.noteCommitted(written)) this.snapshotDue = this.compactDue = true
 
     // Durable: fan out to live subscribers, then acknowledge. Entries first: a submitter that
     // follows the document confirms from them, so its receipt does not wait for the results.

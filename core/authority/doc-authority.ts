@@ -637,7 +637,10 @@ export class DocAuthority<S = unknown> {
 
   /** Takes a snapshot now (between batches) and compacts behind it; resolves when stored. */
   async snapshotNow(): Promise<SnapshotMeta> {
+    const latest = this.snapshotter.latest
+    if (latest === undefined || latest.seq < this.committed) this.compactDue = true
     const meta = await this.snapshotAtLeast(this.committed)
+    if (meta === latest) this.snapshotter.noteCompacting()
     await this.compactTracked(meta)
     return meta
   }
@@ -734,12 +737,15 @@ export class DocAuthority<S = unknown> {
       // Nothing committed since the last one: it is the snapshot of now.
       this.noteSize(latest.size)
       for (const w of this.snapshotWaiters.splice(0)) w.resolve(latest)
-      if (compact) this.compactTracked(latest).catch(() => {})
+      if (compact) {
+        this.snapshotter.noteCompacting()
+        this.compactTracked(latest).catch((e) => this.report("snapshot-failed", `Compacting "${this.docId}" behind its snapshot at seq ${seq} failed: ${errorText(e)}`))
+      }
       return
     }
     // The snapshot measures the state (CRDT fields included) as it is now.
     const measure = this.sizeBound.measure(this.elapsed())
-    this.track(this.snapshotter.take(this.snapshotSource(), seq, this.lastTime, true).then(
+    this.track(this.snapshotter.take(this.snapshotSource(), seq, this.lastTime, true, compact).then(
       (meta) => {
         measure.done(meta.size, this.elapsed())
         if (this.crdt === undefined) this.stateBytes = meta.size

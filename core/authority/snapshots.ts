@@ -69,6 +69,12 @@ export class Snapshotter {
   latest: SnapshotMeta | undefined
   /** Log bytes committed since `latest` (or since the document began). */
   private logBytes = 0
+  /**
+   * Log bytes committed since the last snapshot that compacted (the policy's measure): one a
+   * reader asked for compacts nothing, so it does not put the policy's next one off either (a
+   * reader asking every second would have kept the log from ever being compacted).
+   */
+  private uncompacted = 0
   private job: Promise<SnapshotResult> | undefined
   private readonly policy: Required<SnapshotPolicy>
   /** Stored chunks recently read, shared by every stream of this document. */
@@ -92,15 +98,21 @@ export class Snapshotter {
 
   /** The document was loaded with `bytes` of log after its newest snapshot (or since it began, without one). */
   noteLoaded(bytes: number): void {
-    this.logBytes = bytes
+    this.logBytes = this.uncompacted = bytes
   }
 
-  /** Entries of `bytes` were committed: true when a snapshot is due. */
+  /** The log behind `latest` is being compacted (it was taken without): the policy counts from it. */
+  noteCompacting(): void {
+    this.uncompacted = this.logBytes
+  }
+
+  /** Entries of `bytes` were committed: true when a snapshot (that compacts) is due. */
   noteCommitted(bytes: number): boolean {
     this.logBytes += bytes
+    this.uncompacted += bytes
     if (this.job !== undefined) return false
     const threshold = Math.max(this.policy.minLogBytes, this.policy.logRatio * (this.latest?.size ?? 0))
-    return this.logBytes > threshold
+    return this.uncompacted > threshold
   }
 
   /** Log bytes committed since the newest snapshot (or since the document began, without one). */
@@ -116,10 +128,11 @@ export class Snapshotter {
    * Encodes the state at `seq` in the background; stores it if `persist`. Resolves with its
    * hash and size. One job at a time: a second call while one runs gets the running one.
    */
-  take(host: Freezable, seq: number, lastTime: number, persist: boolean): Promise<SnapshotResult> {
+  /** `compacts`: the log behind it is to be compacted (the policy's), so the policy counts from it. */
+  take(host: Freezable, seq: number, lastTime: number, persist: boolean, compacts = persist): Promise<SnapshotResult> {
     if (this.job !== undefined) return this.job
     const frozen: Frozen = (host instanceof JournaledState ? freezeState(host) : host.freeze?.()) ?? { root: host.root, resolve: (c) => c, release: () => {}, sync: true } as Frozen & { sync: true }
-    const job = this.run(frozen, seq, lastTime, persist).finally(() => {
+    const job = this.run(frozen, seq, lastTime, persist, compacts).finally(() => {
       frozen.release()
       if (this.job === job) this.job = undefined
     })
@@ -127,11 +140,12 @@ export class Snapshotter {
     return job
   }
 
-  private async run(frozen: Frozen, seq: number, lastTime: number, persist: boolean): Promise<SnapshotResult> {
+  private async run(frozen: Frozen, seq: number, lastTime: number, persist: boolean, compacts: boolean): Promise<SnapshotResult> {
     const size = this.policy.chunkBytes
     const enc = new StateEncoder(frozen.root, (c) => frozen.resolve(c))
     const hash = new StreamHash()
     const bytesBefore = this.logBytes
+    const uncompactedBefore = this.uncompacted
     // Without a freeze the state must not change while it is encoded: no await until done.
     const sliced = !(frozen as { sync?: true }).sync
     let chunks = 0
@@ -179,6 +193,7 @@ export class Snapshotter {
       const previous = this.latest
       this.latest = meta
       this.logBytes = Math.max(0, this.logBytes - bytesBefore)
+      if (compacts) this.uncompacted = Math.max(0, this.uncompacted - uncompactedBefore)
       if (previous !== undefined && previous.seq !== meta.seq) this.retire(previous.seq)
     }
     return { ...meta, stored: persist }

@@ -27,7 +27,13 @@
  * - step2 / update go to the authority (checked, stored,
  *   then fanned out to the *other* sockets only, no echo). A refused update (malformed, too
  *   large, missing dependencies) closes the socket with 4400: a stock client cannot recover
- *   from a state the hub refuses, and a hostile one should not retry.
+ *   from a state the hub refuses, and a hostile one should not retry. Except an `update`
+ *   (not a step2) whose dependencies the hub lacks: a stock provider that typed while the hub
+ *   was away sends its next edit as an update before the step2 holding what that edit
+ *   continues (the edit is made before the hub's step1 arrives), so it is dropped and the
+ *   socket asked for what the hub lacks (a step1, at most once per `ASK_AGAIN_MS` while no
+ *   step2 has come), as a peer session does (adapters/peer/yjs-sync.ts); the step2 carries it.
+ *   Closing it stopped the provider for good (test/yjs-server-reconnect-typing.test.ts).
  * - writers are bound (core/crdt-docs/authority.ts): the first principal to show a Yjs
  *   clientID (its awareness state) or to write structs of it owns it, durably; another
  *   principal's update with new structs of that clientID is refused (`not-owner`, 4400), so
@@ -196,6 +202,8 @@ interface Conn extends CrdtSubscriber {
   due: Map<unknown, Uint8Array> | "all" | undefined
   /** Its step1s (their state vectors), paced (see the header). */
   readonly step1s: AnswerBudget<Uint8Array>
+  /** When the hub last asked this socket for what it lacks (a step1 after a dropped update), while no step2 has come since. */
+  askedAt: number | undefined
   /** A step1 answer is being made or written out; `step1Next`: the one to answer after it. */
   answering: boolean
   step1Next: Uint8Array | undefined
@@ -212,6 +220,9 @@ export const MAX_AWARENESS_BYTES_PER_ROOM = 512 * 1024
 /** Awareness states one socket may hold (a stock provider holds one); past it the socket is closed (4400). */
 export const MAX_AWARENESS_STATES_PER_SOCKET = 64
 
+
+/** How long a socket asked for what the hub lacks may take to answer before a dropped update asks again. */
+const ASK_AGAIN_MS = 1000
 
 /** Step1s a socket has answered at once, then one per STEP1_EVERY_MS (as a peer session's, adapters/peer/yjs-sync.ts). */
 const STEP1_BURST = 3
@@ -528,6 +539,15 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     return { entries: taken, whole }
   }
 
+  /** Asks the socket for what the hub lacks (its step2 answers the hub's state vector), paced (see the header). */
+  const askAgain = (conn: Conn): void => {
+    if (conn.closed || conn.doc === undefined) return
+    const now = performance.now()
+    if (conn.askedAt !== undefined && now - conn.askedAt < ASK_AGAIN_MS) return
+    conn.askedAt = now
+    send(conn, encodeStep1(Y.encodeStateVector(conn.doc.doc)))
+  }
+
   const rateLimited = (conn: Conn, what: string): void => {
     refuse("rate-limited", `y-websocket "${conn.room?.docId ?? ""}": a socket sent ${what}; closed.`)
     close(conn, CLOSE.malformed, `Rate limited: ${what}.`)
@@ -581,9 +601,13 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         if (msg.update.length === 2 && msg.update[0] === 0 && msg.update[1] === 0) return
         // Queued synchronously, so a socket's updates keep their order (or, while its principal
         // is in debt for the hub's work, in turn behind its earlier ones: work-budget.ts).
+        const kind = msg.type
+        if (kind === "step2") conn.askedAt = undefined
         return doc.submit([msg.update], conn, writer, workPayer(conn.principal ?? "anonymous", conn)).then((outcome) => {
           const bad = outcome.rejected[0]
           if (bad === undefined) return
+          // An edit ahead of the step2 holding what it continues (see the header): asked for, not refused.
+          if (bad.code === "update-missing-deps" && kind === "update") return askAgain(conn)
           refuse(bad.code, `y-websocket "${room.docId}": ${bad.message}`)
           close(conn, CLOSE.malformed, `${bad.code}: ${bad.message}`)
         }, (e: unknown) => {
@@ -636,7 +660,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const conn: Conn = {
       ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered),
       messageRate: new TokenBucket(messagesPerSecond, messageBurst, performance.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, performance.now()), due: undefined,
-      step1s: new AnswerBudget<Uint8Array>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined,
+      step1s: new AnswerBudget<Uint8Array>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined, askedAt: undefined,
       room: undefined, doc: undefined, pongs, closed: false,
       onUpdates: (updates) => {
         for (const u of updates) send(conn, encodeUpdate(u))

@@ -1,17 +1,22 @@
 /**
  * `npm run chaos`: the kill -9 scenarios with more kills than `npm test` runs.
  *
- *   npm run chaos -- [--scenario hub|client|snapshot|wide|both|all] [--kills N] [--client-kills N]
- *                    [--snapshot-kills N] [--wide-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]
+ *   npm run chaos -- [--scenario hub|client|snapshot|wide|crdt|install|both|all] [--kills N] [--client-kills N]
+ *                    [--snapshot-kills N] [--wide-kills N] [--crdt-kills N] [--install-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]
  *
  * --scenario        hub, client, snapshot (the hub killed while it snapshots and compacts),
  *                   wide (the hub killed with several documents, CRDT fields, presence and a
- *                   machine-version upgrade), both (hub and client) or all (default)
+ *                   machine-version upgrade), crdt (the hub killed while stock y-websocket and
+ *                   automerge-repo clients edit whole documents on /yjs and /automerge),
+ *                   install (a client process killed while it installs a snapshot streamed
+ *                   from the hub), both (hub and client) or all (default)
  * --kills N         SIGKILLs of the hub (default 25)
  * --snapshot-kills N  SIGKILLs of the hub in the snapshot scenario, aimed into snapshot
  *                   writes, compactions and snapshot deletions in turn (default 30)
  * --client-kills N  SIGKILLs of the client process (default 10)
  * --wide-kills N    SIGKILLs of the hub in the wide scenario (default 12)
+ * --crdt-kills N    SIGKILLs of the hub in the crdt scenario (default 12)
+ * --install-kills N SIGKILLs of the client in the install scenario (default 8)
  * --clients C       in-process clients submitting during the hub scenario (default 3)
  * --seed S          first seed (default random); run i uses S + i
  * --runs R          repeat each scenario R times (default 1)
@@ -26,8 +31,10 @@ import { describeHubCrash, hubCrashRepro, runHubCrash } from "./hub-crash.js"
 import { clientCrashRepro, describeClientCrash, runClientCrash } from "./client-crash.js"
 import { describeSnapshotCrash, runSnapshotCrash, snapshotCrashRepro } from "./snapshot-crash.js"
 import { describeWideCrash, runWideCrash, wideCrashRepro } from "./wide-crash.js"
+import { crdtDocsCrashRepro, describeCrdtDocsCrash, runCrdtDocsCrash } from "./crdt-docs-crash.js"
+import { describeInstallCrash, installCrashRepro, runInstallCrash } from "./install-crash.js"
 
-const USAGE = "Usage: npm run chaos -- [--scenario hub|client|snapshot|wide|both|all] [--kills N] [--client-kills N] [--snapshot-kills N] [--wide-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]"
+const USAGE = "Usage: npm run chaos -- [--scenario hub|client|snapshot|wide|crdt|install|both|all] [--kills N] [--client-kills N] [--snapshot-kills N] [--wide-kills N] [--crdt-kills N] [--install-kills N] [--clients C] [--seed S] [--runs R] [--sync] [--quiet]"
 
 const main = async (): Promise<number> => {
   let flags
@@ -42,15 +49,17 @@ const main = async (): Promise<number> => {
     return 0
   }
   const scenario = flags.get("scenario") ?? "all"
-  if (!["hub", "client", "snapshot", "wide", "both", "all"].includes(scenario)) {
-    console.error(`--scenario must be hub, client, snapshot, wide, both or all.\n${USAGE}`)
+  if (!["hub", "client", "snapshot", "wide", "crdt", "install", "both", "all"].includes(scenario)) {
+    console.error(`--scenario must be hub, client, snapshot, wide, crdt, install, both or all.\n${USAGE}`)
     return 2
   }
-  const selected = (name: "hub" | "client" | "snapshot" | "wide") => scenario === name || scenario === "all" || (scenario === "both" && (name === "hub" || name === "client"))
+  const selected = (name: "hub" | "client" | "snapshot" | "wide" | "crdt" | "install") => scenario === name || scenario === "all" || (scenario === "both" && (name === "hub" || name === "client"))
   const kills = flags.num("kills", 25)
   const clientKills = flags.num("client-kills", 10)
   const snapshotKills = flags.num("snapshot-kills", scenario === "snapshot" ? flags.num("kills", 30) : 30)
   const wideKills = flags.num("wide-kills", scenario === "wide" ? flags.num("kills", 12) : 12)
+  const crdtKills = flags.num("crdt-kills", scenario === "crdt" ? flags.num("kills", 12) : 12)
+  const installKills = flags.num("install-kills", scenario === "install" ? flags.num("kills", 8) : 8)
   const clients = flags.num("clients", 3)
   const runs = flags.num("runs", 1)
   const firstSeed = flags.num("seed", Math.floor(Math.random() * 2 ** 31))
@@ -89,6 +98,22 @@ const main = async (): Promise<number> => {
       if (r.violations.length > 0) {
         failed++
         console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${wideCrashRepro({ seed, kills: wideKills, sync })}`)
+      }
+    }
+    if (selected("crdt")) {
+      const r = await runCrdtDocsCrash({ seed, kills: crdtKills, sync, log })
+      console.log(describeCrdtDocsCrash(r))
+      if (r.violations.length > 0) {
+        failed++
+        console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${crdtDocsCrashRepro({ seed, kills: crdtKills, sync })}`)
+      }
+    }
+    if (selected("install")) {
+      const r = await runInstallCrash({ seed, kills: installKills, sync, log })
+      console.log(describeInstallCrash(r))
+      if (r.violations.length > 0) {
+        failed++
+        console.log(`VIOLATIONS (seed ${seed}):\n  ${r.violations.slice(0, 50).join("\n  ")}\nreproduce: ${installCrashRepro({ seed, kills: installKills, sync })}`)
       }
     }
   }

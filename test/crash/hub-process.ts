@@ -3,7 +3,11 @@
  * WebSocket on /sync) with the Todo machine of test/support/machines.ts and Notes of
  * wide-machines.ts (CRDT text fields, for the client crash scenario's typing), on 127.0.0.1.
  *
- *   node --import tsx test/crash/hub-process.ts --data DIR --port P [--sync] [--max-ms MS]
+ *   node --import tsx test/crash/hub-process.ts --data DIR --port P [--sync] [--auth] [--max-ms MS]
+ *
+ * `--auth`: the connection's `token` (or hello credentials) is its principal, so the CRDT
+ * routes (/yjs, /automerge, served by `startHub` as `npm start` does) bind each writer
+ * identity to its user, as a hub with users does.
  *
  * Prints `READY <port> <pid>` once it listens (port 0 picks one). SIGTERM (or SIGINT) closes
  * it cleanly and prints `STOPPED` before exiting 0. A port still held a moment after a
@@ -28,7 +32,8 @@ let running: RunningHub | undefined
 const deadline = Date.now() + 5_000
 for (let attempt = 0; running === undefined; attempt++) {
   try {
-    running = await startHub({ dataDir, host: "127.0.0.1", port, publicUrl: undefined, sync: flags.has("sync") }, [Todo, Notes], () => false)
+    running = await startHub({ dataDir, host: "127.0.0.1", port, publicUrl: undefined, sync: flags.has("sync") }, [Todo, Notes], () => false,
+      flags.has("auth") ? { authenticate: (hello) => ({ id: typeof hello.credentials === "string" ? hello.credentials : "anonymous" }) } : {})
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
     // The port, or LevelDB's lock, of a process that was just killed: wait a little.

@@ -6,7 +6,10 @@
  * lands inside those writes too).
  *
  *   node --import tsx test/crash/wide-hub-process.ts --data DIR --port P [--version 1|2] [--sync] [--max-ms MS]
+ *     [--min-log-kib K] [--log-ratio R] [--tail-kib K] [--chunk-kib K]
  *
+ * The snapshot policy flags default to the wide scenario's (8, 0.5, 2, 1); the install
+ * scenario (install-crash.ts) streams with larger chunks.
  * Prints `READY <port> <pid>` once it listens, `EVENT <type> <docId> <detail>` for each hub
  * event that says a document could not be served (doc-broken, doc-load-failed, doc-report,
  * storage-failed). SIGTERM closes it cleanly (`STOPPED`, exit 0). A port or LevelDB lock still
@@ -42,7 +45,7 @@ for (let attempt = 0; server === undefined; attempt++) {
     storage ??= await LevelStorage.open(dataDir, { sync })
     hub ??= new Hub({
       machines: [Notes, version === 2 ? TodoV2 : TodoV1], storage, runtime: systemRuntime, sync,
-      snapshots: { minLogBytes: 8 << 10, logRatio: 0.5, tailBytes: 2 << 10, chunkBytes: 1 << 10 },
+      snapshots: { minLogBytes: flags.num("min-log-kib", 8) * 1024, logRatio: flags.num("log-ratio", 0.5), tailBytes: flags.num("tail-kib", 2) * 1024, chunkBytes: flags.num("chunk-kib", 1) * 1024 },
       onEvent: (e) => {
         if (e.type === "doc-broken" || e.type === "doc-load-failed") say("EVENT", e.type, e.docId, oneLine(e.error))
         else if (e.type === "doc-report") say("EVENT", e.type, e.docId, `${e.code}: ${oneLine(e.message)}`)

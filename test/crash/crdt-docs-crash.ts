@@ -97,6 +97,19 @@ interface Member {
   stop(): Promise<void>
 }
 
+/**
+ * `ws`'s WebSocket for y-websocket, with an error listener: the provider sets no `onerror`,
+ * so a socket reset during its upgrade (the hub killed then: ECONNRESET) was an unhandled
+ * 'error' event that took the process down (seeds 11-13). A browser's WebSocket never throws
+ * there; the close that follows makes the provider reconnect.
+ */
+class QuietWebSocket extends WebSocket {
+  constructor(...args: ConstructorParameters<typeof WebSocket>) {
+    super(...args)
+    this.on("error", () => {})
+  }
+}
+
 /** automerge-repo's shutdown asserts (throws) for an adapter whose socket is not open. */
 const shutdown = async (repo: Repo): Promise<void> => {
   try {
@@ -129,6 +142,16 @@ class ChaosClientAdapter extends StoppableClientAdapter {
         // the close event follows
       }
     }
+  }
+
+  /**
+   * Every socket keeps a no-op error listener: on reconnecting, the stock adapter takes its
+   * listeners off the old socket without closing it, and that socket's later ECONNRESET (or
+   * its close before it opened, at shutdown) was an unhandled 'error' event (seeds 11-13).
+   */
+  override connect(...args: Parameters<StoppableClientAdapter["connect"]>): void {
+    super.connect(...args)
+    ;(this.socket as unknown as { on?: (e: string, f: () => void) => void } | undefined)?.on?.("error", () => {})
   }
 
   override send(message: Parameters<StoppableClientAdapter["send"]>[0]): void {
@@ -178,7 +201,7 @@ export const runCrdtDocsCrash = async (options: CrdtDocsCrashOptions): Promise<C
 
     // ---- Yjs ----
     const yProvider = (room: string, who: string, doc: Y.Doc): WebsocketProvider => {
-      const p = new WebsocketProvider(`${base}/yjs`, room, doc, { WebSocketPolyfill: WebSocket as never, params: { token: who }, disableBc: true, maxBackoffTime: 300 })
+      const p = new WebsocketProvider(`${base}/yjs`, room, doc, { WebSocketPolyfill: QuietWebSocket as never, params: { token: who }, disableBc: true, maxBackoffTime: 300 })
       p.on("connection-close", (e: { code?: number; reason?: string } | null) => {
         if (process.env.CANON_CRASH_DEBUG) console.log(`  close ${who} ${room} ${e?.code} ${e?.reason}`)
         if (e?.code !== undefined && e.code >= 4000 && e.code < 4500) closes.push(`${who} on /yjs/${room}: closed ${e.code} ${e.reason ?? ""}`)

@@ -573,7 +573,11 @@ export class DocAuthority<S = unknown> {
     } else if (head.seq > 0) {
       checked = { ...head, checkpoint: { seq: head.seq, hash: loadedHash } }
     }
-    snapshotter.noteLoaded(logSince.bytes)
+    // And the log behind the newest snapshot, back to the horizon: that snapshot may be one a
+    // reader asked for, which compacted nothing (the policy counts from the last that did).
+    const countBehind = base === undefined ? 0 : snapshotter.loadCountBytes
+    const behind = countBehind > 0 && horizon < base!.meta.seq ? await store.logBytes(docId, horizon, base!.meta.seq, countBehind) : 0
+    snapshotter.noteLoaded(logSince.bytes, behind)
     const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the

@@ -96,9 +96,31 @@ export class Snapshotter {
     return Number.isFinite(tail) ? Math.min(tail, meta.size) : tail
   }
 
-  /** The document was loaded with `bytes` of log after its newest snapshot (or since it began, without one). */
-  noteLoaded(bytes: number): void {
-    this.logBytes = this.uncompacted = bytes
+  /**
+   * The document was loaded with `bytes` of log after its newest snapshot (or since it began,
+   * without one), and `behind` bytes of log between the compaction horizon and that snapshot.
+   * The newest snapshot may be one a reader asked for, which compacted nothing: the log behind
+   * it back to the horizon, less the tail the last compaction kept there, was never compacted,
+   * and the policy counts it (counted from the newest snapshot alone, a reader asking for the
+   * state once per load kept a document unloaded between visits from ever being compacted).
+   */
+  noteLoaded(bytes: number, behind = 0): void {
+    this.logBytes = bytes
+    const tail = this.latest === undefined ? 0 : this.tailBytesBehind(this.latest)
+    this.uncompacted = bytes + (Number.isFinite(tail) ? Math.max(0, behind - tail) : 0)
+  }
+
+  /**
+   * How far back from the newest snapshot toward the horizon a load need count the log
+   * (`noteLoaded`'s `behind`): past this a compacting snapshot is due anyway. 0: not at all
+   * (no snapshot, or the policy never compacts).
+   */
+  get loadCountBytes(): number {
+    const latest = this.latest
+    if (latest === undefined) return 0
+    const tail = this.tailBytesBehind(latest)
+    if (!Number.isFinite(tail)) return 0
+    return tail + Math.max(this.policy.minLogBytes, this.policy.logRatio * latest.size)
   }
 
   /** The log behind `latest` is being compacted (it was taken without): the policy counts from it. */

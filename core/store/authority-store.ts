@@ -148,6 +148,23 @@ export class AuthorityStore {
     await this.kv.batch([{ type: "put", key: K.identity(clientId), value: encodeIdentity(identity) }], { sync: this.options.sync ?? false })
   }
 
+  /**
+   * Stored bytes (keys and values, as `entries` counts them) of the entries with seq in
+   * (afterSeq, throughSeq], read in pages and no further than past `atMost` (then more than it).
+   */
+  async logBytes(docId: string, afterSeq: number, throughSeq: number, atMost: number): Promise<number> {
+    await this.open()
+    let bytes = 0
+    let from = afterSeq + 1
+    while (from <= throughSeq && bytes <= atMost) {
+      const rows = await this.kv.range({ gte: K.authEntry(docId, from), lt: K.authEntry(docId, throughSeq + 1), limit: 256 })
+      for (const [key, value] of rows) bytes += key.length + value.length
+      if (rows.length < 256) break
+      from = K.seqFromKey(rows[rows.length - 1]![0]) + 1
+    }
+    return bytes
+  }
+
   /** Entries with seq in (afterSeq, afterSeq + limit], in order; `sizes.bytes` grows by their stored bytes (keys and values). */
   async entries(docId: string, afterSeq: number, limit: number, sizes?: { bytes: number }): Promise<Entry[]> {
     await this.open()

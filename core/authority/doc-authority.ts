@@ -743,7 +743,7 @@ export class DocAuthority<S = unknown> {
       for (const w of this.snapshotWaiters.splice(0)) w.resolve(latest)
       if (compact) {
         this.snapshotter.noteCompacting()
-        this.compactTracked(latest).catch((e) => this.report("snapshot-failed", `Compacting "${this.docId}" behind its snapshot at seq ${seq} failed: ${errorText(e)}`))
+        this.compactTracked(latest).catch((e) => this.compactFailed(latest, e))
       }
       return
     }
@@ -761,9 +761,8 @@ export class DocAuthority<S = unknown> {
         }
         if (this.snapshotWaiters.length > 0) this.snapshotDue = true
         if (this.snapshotDue && !this.flushing) this.beginSnapshot()
-        if (!compact) return
-        this.writing++
-        return this.compactBehind(meta).finally(() => this.writing--)
+        // Its own failure is its own: the snapshot is stored (its waiters, the size measure have it).
+        if (compact) this.compactTracked(meta).catch((e) => this.compactFailed(meta, e))
       },
     ).catch((e) => {
       const message = errorText(e)
@@ -810,6 +809,10 @@ export class DocAuthority<S = unknown> {
         return { root: crdt.snapshotOf(f.root), resolve: f.resolve, release: f.release }
       },
     }
+  }
+
+  private compactFailed(meta: SnapshotMeta, e: unknown): void {
+    this.report("snapshot-failed", `Compacting "${this.docId}" behind its snapshot at seq ${meta.seq} failed (the next snapshot that compacts does it): ${errorText(e)}`)
   }
 
   /** compactBehind, counted as a write in flight. */

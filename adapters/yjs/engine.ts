@@ -56,6 +56,8 @@ interface Validated extends ValidatedUpdate {
   readonly untrusted: boolean
   /** Found to integrate whole (untrusted, or another writer's on a replica). */
   readonly whole: boolean
+  /** Untrusted, and a tombstone: deleted items and GC ranges only, no deletions (see `fills`). */
+  readonly fills: boolean
 }
 
 type Id = { client: number; clock: number }
@@ -200,11 +202,17 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // integrates all of it (nothing held pending, which would let the same IDs be written again).
     const cannot = notIntegrable(update, decoded, (client) => sv.get(client) ?? 0, this.doc)
     if (cannot !== undefined) return crdtRejection(cannot.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", cannot.message)
-    return { ok: true, update: this.validated(update, clients, options, true, true) }
+    // A tombstone (tombstone.ts): deleted items and GC ranges, no deletions, no content.
+    const fills = decoded.ds.clients.size === 0 && decoded.structs.length > 0 && decoded.structs.every((s) => s instanceof Y.GC || s.content instanceof Y.ContentDeleted)
+    return { ok: true, update: this.validated(update, clients, options, true, true, fills) }
   }
 
-  private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean, whole: boolean): Validated {
-    return { __validated: true, bytes, clients, owner: options.clientId, untrusted, whole }
+  private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean, whole: boolean, fills = false): Validated {
+    return { __validated: true, bytes, clients, owner: options.clientId, untrusted, whole, fills }
+  }
+
+  fills(update: ValidatedUpdate): boolean {
+    return (update as Validated).fills === true
   }
 
   apply(batch: ReadonlyArray<ValidatedUpdate>): void {

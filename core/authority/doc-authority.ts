@@ -51,7 +51,7 @@ import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
 import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
 import { peerText } from "./peer-text.js"
-import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes } from "./size-bound.js"
+import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes, tombstoneReserve } from "./size-bound.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
 import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, initialStateFor, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
@@ -328,7 +328,8 @@ export class DocAuthority<S = unknown> {
     this.horizon = horizon
     this.stateBytes = stateBytes
     // With CRDT fields the measure has only the plain root: the snapshot and the log since bound it.
-    this.sizeBound = new SizeBound(options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES, this.crdt === undefined ? stateBytes : this.stateSize, this.crdt === undefined)
+    const maxBytes = options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES
+    this.sizeBound = new SizeBound(maxBytes, this.crdt === undefined ? stateBytes : this.stateSize, this.crdt === undefined, this.crdt === undefined ? 0 : tombstoneReserve(maxBytes))
     this.seq = head.seq
     this.committed = head.seq
     this.lastTime = head.lastTime
@@ -1043,11 +1044,13 @@ export class DocAuthority<S = unknown> {
             const seq = this.seq + 1
             const time = Math.max(this.lastTime, this.runtime.now())
             // A CRDT update grows its field outside the journal (nothing undoes a merge), by
-            // about its own bytes: it is weighed before it merges.
+            // about its own bytes: it is weighed before it merges. A refused change's tombstone
+            // (CrdtField `fills`) may use the document's reserve (size-bound.ts): refused, every
+            // later change of its writer would be refused for needing it.
             const merged = crdtField !== undefined && sent !== undefined ? sent.length * CRDT_GROWTH_FACTOR : 0
             const journal = this.host.begin()
             const writtenBefore = this.host.written
-            let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged)
+            let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged, this.crdt!.fills(crdtField!, decoded.args))
               ? this.full()
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
             this.host.end()

@@ -15,6 +15,18 @@
  * far enough behind (ten times its duration), so that a peer sending commands at a full
  * document cannot keep the hub measuring.
  *
+ * A document with CRDT fields keeps the last 64th of its bound (`reserve`) for tombstones: a
+ * change of a Yjs field the hub refused (the document is full, say) leaves a hole in its
+ * writer's clocks, and every later change of that writer is refused for needing it until its
+ * tombstone fills it (core/crdt/replica.ts). Other writes stop short of the reserve; a
+ * tombstone (deleted items and GC ranges, no content: CrdtField `fills`) may use it, so a
+ * document full for them still takes the tombstones of what it refused, and what their
+ * writers did next is refused, if at all, for what it carries. Without the reserve, a
+ * document full to the byte refused the tombstone too, and the writer's later changes were
+ * refused for good as `crdt-missing-deps` (sim seeds 406, 413, 422). A writer that fills the
+ * reserve with tombstones of its own brings that back until a measure finds room, no more:
+ * tombstones hold no content, and the bound is never passed.
+ *
  * Pure bookkeeping: the authority measures (core/authority/doc-authority.ts) and tells it.
  */
 import { quoted } from "../limits.js"
@@ -33,8 +45,11 @@ export class SizeBound {
   /** `#accepted` when the measure the bound now rests on began: an older measure ending later does not replace it. */
   #measuredAt = -Infinity
 
-  /** `measured`: the state's canonical size now, `exact`ly or an upper bound of it (then measuring may find room). */
-  constructor(readonly max: number, measured: number, exact: boolean) {
+  /**
+   * `measured`: the state's canonical size now, `exact`ly or an upper bound of it (then
+   * measuring may find room). `reserve`: the bytes under `max` only tombstones may take.
+   */
+  constructor(readonly max: number, measured: number, exact: boolean, readonly reserve = 0) {
     this.#bound = measured
     this.#changed = !exact
   }
@@ -46,11 +61,11 @@ export class SizeBound {
 
   /**
    * Whether a command that grew the state by at most `written` bytes (what it wrote less what
-   * it took out) keeps it within the limit, as far as the bound knows. One that grew it by
-   * nothing always fits.
+   * it took out) keeps it within the limit, as far as the bound knows: short of the reserve,
+   * unless it is a `tombstone`. One that grew it by nothing always fits.
    */
-  fits(written: number): boolean {
-    return written <= 0 || this.#bound + written <= this.max
+  fits(written: number, tombstone = false): boolean {
+    return written <= 0 || this.#bound + written <= this.max - (tombstone ? 0 : this.reserve)
   }
 
   /** A command was accepted (it grew the state by at most `written` bytes; `changed`: it wrote or removed anything). */
@@ -121,6 +136,9 @@ export const checkMaxDocumentBytes = (max: number | undefined, what: string): vo
  * times, measured; review of the size bound, finding 1). The measures correct the rest.
  */
 export const CRDT_GROWTH_FACTOR = 3
+
+/** The reserve of a document with CRDT fields bounded at `max` bytes: its last 64th (see the header). */
+export const tombstoneReserve = (max: number): number => (Number.isFinite(max) ? Math.floor(max / 64) : 0)
 
 /** maxDocumentBytes by default: 256 MiB, well under what a replica loads by default (1 GiB). */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 256 << 20

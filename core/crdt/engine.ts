@@ -124,6 +124,13 @@ export interface CrdtField<H = unknown> {
    * for `dependsOn`). Undefined if the field does not hold `update`.
    */
   remake?(update: unknown, maxBytes: number): { readonly updates: ReadonlyArray<unknown>; readonly covered: unknown } | undefined
+  /**
+   * Optional. Whether `update`, as the hub's `validate` passed it, holds nothing but the place
+   * of clocks (Yjs: deleted items and GC ranges, no deletions: what `tombstone` makes). It may
+   * use the reserve of the document's size bound (core/authority/size-bound.ts): refused, every
+   * later change of its writer would be refused for needing it.
+   */
+  fills?(update: ValidatedUpdate): boolean
   /** Releases listeners and library objects. */
   destroy(): void
 }

@@ -171,6 +171,12 @@ export class CrdtFields {
     return undefined
   }
 
+  /** Whether the update `check` just passed is a tombstone (CrdtField `fills`): it may use the size bound's reserve. */
+  fills(field: string, args: unknown): boolean {
+    const pre = this.prevalidated
+    return pre !== undefined && pre.args === args && this.field(field).fills?.(pre.update) === true
+  }
+
   /** Runs a merge command: decode (unless the hub just checked it), apply; a library throw breaks the field. */
   merge(field: string, args: unknown, clientId: string): Rejection | undefined {
     const f = this.field(field)

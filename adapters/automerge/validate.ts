@@ -46,6 +46,11 @@ export interface MeasureLimits {
 export type Measured =
   | {
     readonly ok: true; readonly type: number; readonly ops: number; readonly changes: number; readonly chunks: number
+    /**
+     * The changes the chunks encode, exactly (`changes` bounds work: a document chunk's
+     * dependency column, one entry per dependency, outnumbers its changes once one merges).
+     */
+    readonly encodedChanges: number
     /** What there is to decode: the bytes and what their deflated parts inflate to. */
     readonly bytes: number
     /** Of `ops`, a document chunk's successors (counted twice there: see `columns`). */
@@ -120,12 +125,13 @@ const SUCC_COUNTER = (8 << 4) | 3
  * Reads the columns that follow their metadata; returns the largest entry count among them,
  * plus (for a document's ops) the successors, which decode to delete ops of their own.
  */
-const columns = (r: Reader, specs: Array<[number, number]>, limits: MeasureLimits, budget: Budget, succ?: { succs: number }): number => {
+const columns = (r: Reader, specs: Array<[number, number]>, limits: MeasureLimits, budget: Budget, succ?: { succs: number }, counts?: number[]): number => {
   let most = 0, succs = 0
   for (const [spec, len] of specs) {
     let data = r.raw(len)
     if (spec & 8) data = inflateBounded(data, limits, budget)
     const n = countColumn(data, spec & 7)
+    counts?.push(n)
     if (n > most) most = n
     if (succ !== undefined && (spec & ~8) === SUCC_COUNTER) succs += n
     if (most + succs > limits.maxOps) throw new Bad(`the columns decode to more than ${limits.maxOps} entries`, true)
@@ -142,7 +148,25 @@ const columnSpecs = (r: Reader): Array<[number, number]> => {
   return specs
 }
 
-const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budget: Budget): { ops: number; changes: number; succs: number } => {
+/** Column types (a spec's low 3 bits): a group column's entries count the entries its members hold for each row. */
+const COLUMN_GROUP = 0
+
+/**
+ * The rows of a document's change columns: one per change. A column that is a member of a group
+ * (its id is a group column's: the dependencies, the extra bytes) holds entries per dependency
+ * or per byte instead, so the rows are the most any other column holds.
+ */
+const rowsOf = (specs: Array<[number, number]>, counts: number[]): number => {
+  const groups = new Set(specs.filter(([spec]) => (spec & 7) === COLUMN_GROUP).map(([spec]) => spec >> 4))
+  let rows = 0
+  specs.forEach(([spec], i) => {
+    if ((spec & 7) !== COLUMN_GROUP && groups.has(spec >> 4)) return
+    rows = Math.max(rows, counts[i] ?? 0)
+  })
+  return rows
+}
+
+const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budget: Budget): { ops: number; changes: number; succs: number; encoded: number } => {
   const r = new Reader(body)
   if (type === CHUNK_CHANGE) {
     // The header as changeHeader reads it, skipped here without decoding (every submit is measured).
@@ -157,7 +181,7 @@ const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budg
     if (others > body.length) throw new Bad("truncated")
     for (let i = 0; i < others; i++) r.raw(r.varint())
     const ops = columns(r, columnSpecs(r), limits, budget)
-    return { ops, changes: 1, succs: 0 }
+    return { ops, changes: 1, succs: 0, encoded: 1 }
   }
   // Document chunk: actors, heads, change columns, op columns.
   const actors = r.varint()
@@ -166,10 +190,12 @@ const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budg
   r.raw(r.varint() * 32)
   const changeSpecs = columnSpecs(r)
   const opSpecs = columnSpecs(r)
-  const changes = columns(r, changeSpecs, limits, budget)
+  const counts: number[] = []
+  // The largest column: a bound on the work (the dependencies of merges count).
+  const changes = columns(r, changeSpecs, limits, budget, undefined, counts)
   const succ = { succs: 0 }
   const ops = columns(r, opSpecs, limits, budget, succ)
-  return { ops, changes, succs: succ.succs }
+  return { ops, changes, succs: succ.succs, encoded: rowsOf(changeSpecs, counts) }
 }
 
 /**
@@ -229,7 +255,7 @@ const readHeader = (r: Reader): ChangeHeader => {
  */
 export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured => {
   const budget: Budget = { inflated: 0 }
-  let ops = 0, changes = 0, succs = 0, type = -1, chunks = 0
+  let ops = 0, changes = 0, succs = 0, type = -1, chunks = 0, encodedChanges = 0
   try {
     const r = new Reader(bytes)
     if (r.done()) throw new Bad("empty")
@@ -246,6 +272,7 @@ export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured
         : measureBody(t, body, limits, budget)
       ops += m.ops
       changes += m.changes
+      encodedChanges += m.encoded
       succs += m.succs
       if (ops > limits.maxOps) throw new Bad(`more than ${limits.maxOps} ops`, true)
     }
@@ -253,7 +280,7 @@ export const measureChunk = (bytes: Uint8Array, limits: MeasureLimits): Measured
     if (e instanceof Bad) return { ok: false, tooLarge: e.tooLarge, message: e.message }
     return { ok: false, tooLarge: false, message: e instanceof Error ? e.message : String(e) }
   }
-  return { ok: true, type, ops, changes, chunks, bytes: bytes.length + budget.inflated, succs }
+  return { ok: true, type, ops, changes, encodedChanges, chunks, bytes: bytes.length + budget.inflated, succs }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,7 +30,8 @@
  * - at the end (every client's text holding every marker typed into its document, bounded),
  *   the hub stopped cleanly and its directory read: every document loads, holds every typed
  *   marker exactly once and nothing else, and every client's text equals it;
- * - no client was closed with a 44xx code (y-websocket stops for good on those).
+ * - no client was closed with a 44xx code (y-websocket stops for good on those; a stock Repo
+ *   reconnects and sends the same again).
  *
  * The seed fixes the kill plan and the workload; thread timing is not reproducible.
  */
@@ -128,7 +129,12 @@ const shutdown = async (repo: Repo): Promise<void> => {
  * client library's fault, not the hub's: worked around here, as is its error handler's.
  */
 class ChaosClientAdapter extends StoppableClientAdapter {
-  constructor(url: string, retryInterval: number) {
+  /**
+   * `refused`: told of a close with a 44xx code. The stock client reconnects after any close,
+   * so a refusal (every client here is honest) would show only as edits that never arrive: a
+   * whole document refused 4400 was sent again on each reconnect, for ever (seed 11).
+   */
+  constructor(url: string, retryInterval: number, private readonly refused: (code: number, reason: string) => void = () => {}) {
     super(url, retryInterval)
     // Node's socket errors other than ECONNREFUSED are thrown from the handler, uncaught (a
     // hub killed mid-connection: ECONNRESET), which takes the process down: the close that
@@ -151,7 +157,11 @@ class ChaosClientAdapter extends StoppableClientAdapter {
    */
   override connect(...args: Parameters<StoppableClientAdapter["connect"]>): void {
     super.connect(...args)
-    ;(this.socket as unknown as { on?: (e: string, f: () => void) => void } | undefined)?.on?.("error", () => {})
+    const socket = this.socket as unknown as { on?: (e: string, f: (...a: never[]) => void) => void } | undefined
+    socket?.on?.("error", () => {})
+    socket?.on?.("close", (code: number, reason: Buffer) => {
+      if (code >= 4000 && code < 4500) this.refused(code, reason.toString())
+    })
   }
 
   override send(message: Parameters<StoppableClientAdapter["send"]>[0]): void {
@@ -232,7 +242,12 @@ export const runCrdtDocsCrash = async (options: CrdtDocsCrashOptions): Promise<C
     type AmDoc = { text: string }
     const repos: Array<{ who: string; repo: Repo }> = []
     const amRepo = (who: string): Repo => {
-      const repo = new Repo({ network: [new ChaosClientAdapter(`${base}/automerge?token=${who}`, 200)], peerId: who as never, sharePolicy: async () => true })
+      // Once per kind: a refused client is refused again on every reconnect.
+      const refused = (code: number, reason: string) => {
+        const line = `${who} on /automerge: closed ${code} ${reason}`
+        if (!closes.includes(line)) closes.push(line)
+      }
+      const repo = new Repo({ network: [new ChaosClientAdapter(`${base}/automerge?token=${who}`, 200, refused)], peerId: who as never, sharePolicy: async () => true })
       repos.push({ who, repo })
       return repo
     }

@@ -329,7 +329,8 @@ export class DocAuthority<S = unknown> {
     this.stateBytes = stateBytes
     // With CRDT fields the measure has only the plain root: the snapshot and the log since bound it.
     const maxBytes = options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES
-    this.sizeBound = new SizeBound(maxBytes, this.crdt === undefined ? stateBytes : this.stateSize, this.crdt === undefined, this.crdt === undefined ? 0 : tombstoneReserve(maxBytes))
+    // The reserve only where a field makes tombstones (Yjs): nothing else could ever use it.
+    this.sizeBound = new SizeBound(maxBytes, this.crdt === undefined ? stateBytes : this.stateSize, this.crdt === undefined, this.crdt?.makesTombstones() === true ? tombstoneReserve(maxBytes) : 0)
     this.seq = head.seq
     this.committed = head.seq
     this.lastTime = head.lastTime
@@ -1050,8 +1051,9 @@ export class DocAuthority<S = unknown> {
             const merged = crdtField !== undefined && sent !== undefined ? sent.length * CRDT_GROWTH_FACTOR : 0
             const journal = this.host.begin()
             const writtenBefore = this.host.written
-            let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged, this.crdt!.fills(crdtField!, decoded.args))
-              ? this.full()
+            const tombstone = merged > 0 && this.crdt!.fills(crdtField!, decoded.args)
+            let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged, tombstone)
+              ? this.full(tombstone)
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
             this.host.end()
             if (rejected !== undefined) this.host.undo(journal)
@@ -1148,9 +1150,9 @@ export class DocAuthority<S = unknown> {
   }
 
   /** The rejection of a command that does not fit; the next snapshot measures the state if that may find room. */
-  private full(): Rejection {
+  private full(tombstone = false): Rejection {
     if (this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
-    return this.sizeBound.rejection(this.docId)
+    return this.sizeBound.rejection(this.docId, tombstone)
   }
 
   /** The state measures `size` canonical bytes now (CRDT fields included, or none). */

@@ -25,7 +25,9 @@
  * document full to the byte refused the tombstone too, and the writer's later changes were
  * refused for good as `crdt-missing-deps` (sim seeds 406, 413, 422). A writer that fills the
  * reserve with tombstones of its own brings that back until a measure finds room, no more:
- * tombstones hold no content, and the bound is never passed.
+ * tombstones hold no content, and the bound is never passed. A write refused for the reserve
+ * is told the limit it was refused for (the bound less the reserve), not the bound. A
+ * document whose fields make no tombstones (Automerge only) keeps no reserve.
  *
  * Pure bookkeeping: the authority measures (core/authority/doc-authority.ts) and tells it.
  */
@@ -112,14 +114,20 @@ export class SizeBound {
     }
   }
 
-  /** Why a write that does not fit is refused (`what`: "this command", "this update"). */
-  full(docId: string, what: string): string {
-    return `Document ${quoted(docId)} is full: ${what} would take it past ${this.max} bytes (the hub's maxDocumentBytes). Delete something from it first, or keep more in other documents.`
+  /**
+   * Why a write that does not fit is refused (`what`: "this command", "this update"): the
+   * limit it was refused for, the reserve's edge unless it is a `tombstone`.
+   */
+  full(docId: string, what: string, tombstone = false): string {
+    const limit = tombstone || this.reserve === 0
+      ? `${this.max} bytes (the hub's maxDocumentBytes)`
+      : `${this.max - this.reserve} bytes (the hub's maxDocumentBytes, ${this.max}, less the last ${this.reserve} kept for the tombstones of refused CRDT changes)`
+    return `Document ${quoted(docId)} is full: ${what} would take it past ${limit}. Delete something from it first, or keep more in other documents.`
   }
 
-  /** The rejection of a command that would take the document past the limit. */
-  rejection(docId: string): { readonly code: "command-too-large"; readonly message: string } {
-    return { code: "command-too-large", message: this.full(docId, "this command") }
+  /** The rejection of a command that would take the document past the limit (a `tombstone`: past the bound itself). */
+  rejection(docId: string, tombstone = false): { readonly code: "command-too-large"; readonly message: string } {
+    return { code: "command-too-large", message: this.full(docId, "this command", tombstone) }
   }
 }
 

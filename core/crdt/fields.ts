@@ -171,6 +171,11 @@ export class CrdtFields {
     return undefined
   }
 
+  /** Whether a field tells tombstones (CrdtField `fills`): only then does the document keep the size bound's reserve. */
+  makesTombstones(): boolean {
+    return this.names.some((n) => this.live.get(n)!.fills !== undefined)
+  }
+
   /** Whether the update `check` just passed is a tombstone (CrdtField `fills`): it may use the size bound's reserve. */
   fills(field: string, args: unknown): boolean {
     const pre = this.prevalidated

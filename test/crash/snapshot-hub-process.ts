@@ -13,12 +13,11 @@
  * its stdin closes (the parent is gone) or after --max-ms (default 10 minutes).
  */
 import { Hub } from "../../core/index.js"
-import { LevelStorage } from "../../adapters/level/index.js"
-import { WsServer } from "../../adapters/ws/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import { Ledger } from "./ledger-machine.js"
 import { WindowStore, type Window } from "./window-store.js"
-import { exitWithParent, parseFlags, say, sleep } from "./harness.js"
+import { exitWithParent, parseFlags, say } from "./harness.js"
+import { serveHubUntilStopped } from "./hub-child.js"
 
 const flags = parseFlags(process.argv.slice(2))
 const dataDir = flags.get("data")
@@ -35,52 +34,18 @@ const port = flags.num("port", 0)
 const sync = flags.has("sync")
 exitWithParent(flags.num("max-ms", 600_000))
 
-let storage: LevelStorage | undefined
-let server: WsServer | undefined
-let hub: Hub | undefined
-const deadline = Date.now() + 5_000
-for (let attempt = 0; server === undefined; attempt++) {
-  try {
-    storage ??= await LevelStorage.open(dataDir, { sync })
-    hub ??= new Hub({
-      machines: [Ledger], storage: new WindowStore(storage, aim, say), runtime: systemRuntime, sync,
-      snapshots: {
-        minLogBytes: flags.num("min-log-bytes", 16 << 10),
-        logRatio: flags.num("log-ratio", 0.5),
-        tailBytes: flags.num("tail-bytes", 4 << 10),
-        chunkBytes: flags.num("chunk-bytes", 1 << 10),
-      },
-      onEvent: (e) => {
-        if (e.type === "doc-report" || e.type === "doc-broken" || e.type === "doc-load-failed") {
-          const detail = "code" in e ? `${e.code}: ${e.message}` : String((e as { error: unknown }).error)
-          process.stderr.write(`hub event ${e.type} ${detail}\n`)
-        }
-      },
-    })
-    server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port }] })
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e)
-    // The port, or LevelDB's lock, of a process that was just killed: wait a little.
-    if (/in use/.test(message) && Date.now() < deadline) {
-      process.stderr.write(`snapshot-hub-process: ${message} (retrying)\n`)
-      await sleep(50 + attempt * 20)
-      continue
+await serveHubUntilStopped("snapshot-hub-process", dataDir, port, sync, (storage) => new Hub({
+  machines: [Ledger], storage: new WindowStore(storage, aim, say), runtime: systemRuntime, sync,
+  snapshots: {
+    minLogBytes: flags.num("min-log-bytes", 16 << 10),
+    logRatio: flags.num("log-ratio", 0.5),
+    tailBytes: flags.num("tail-bytes", 4 << 10),
+    chunkBytes: flags.num("chunk-bytes", 1 << 10),
+  },
+  onEvent: (e) => {
+    if (e.type === "doc-report" || e.type === "doc-broken" || e.type === "doc-load-failed") {
+      const detail = "code" in e ? `${e.code}: ${e.message}` : String((e as { error: unknown }).error)
+      process.stderr.write(`hub event ${e.type} ${detail}\n`)
     }
-    process.stderr.write(`snapshot-hub-process: ${message}\n`)
-    process.exit(1)
-  }
-}
-say("READY", server.addresses()[0]!.port, process.pid)
-
-let stopping = false
-const stop = async () => {
-  if (stopping) return
-  stopping = true
-  await server!.close()
-  await hub!.close()
-  await storage!.close()
-  say("STOPPED")
-  process.exit(0)
-}
-process.on("SIGTERM", () => void stop())
-process.on("SIGINT", () => void stop())
+  },
+}))

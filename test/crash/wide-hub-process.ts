@@ -17,11 +17,10 @@
  * closes or after --max-ms (default 10 minutes).
  */
 import { Hub } from "../../core/index.js"
-import { LevelStorage } from "../../adapters/level/index.js"
-import { WsServer } from "../../adapters/ws/index.js"
 import { systemRuntime } from "../../adapters/system/index.js"
 import { Notes, TodoV1, TodoV2 } from "./wide-machines.js"
-import { exitWithParent, parseFlags, say, sleep } from "./harness.js"
+import { exitWithParent, parseFlags, say } from "./harness.js"
+import { serveHubUntilStopped } from "./hub-child.js"
 
 const flags = parseFlags(process.argv.slice(2))
 const dataDir = flags.get("data")
@@ -36,45 +35,12 @@ exitWithParent(flags.num("max-ms", 600_000))
 
 const oneLine = (e: unknown): string => (e instanceof Error ? `${(e as { code?: string }).code ?? e.name}: ${e.message}` : String(e)).replace(/\s+/g, " ").slice(0, 300)
 
-let storage: LevelStorage | undefined
-let server: WsServer | undefined
-let hub: Hub | undefined
-const deadline = Date.now() + 5_000
-for (let attempt = 0; server === undefined; attempt++) {
-  try {
-    storage ??= await LevelStorage.open(dataDir, { sync })
-    hub ??= new Hub({
-      machines: [Notes, version === 2 ? TodoV2 : TodoV1], storage, runtime: systemRuntime, sync,
-      snapshots: { minLogBytes: flags.num("min-log-kib", 8) * 1024, logRatio: flags.num("log-ratio", 0.5), tailBytes: flags.num("tail-kib", 2) * 1024, chunkBytes: flags.num("chunk-kib", 1) * 1024 },
-      onEvent: (e) => {
-        if (e.type === "doc-broken" || e.type === "doc-load-failed") say("EVENT", e.type, e.docId, oneLine(e.error))
-        else if (e.type === "doc-report") say("EVENT", e.type, e.docId, `${e.code}: ${oneLine(e.message)}`)
-        else if (e.type === "storage-failed") say("EVENT", e.type, "-", oneLine(e.message))
-      },
-    })
-    server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port }] })
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e)
-    if (/in use/.test(message) && Date.now() < deadline) {
-      process.stderr.write(`wide-hub-process: ${message} (retrying)\n`)
-      await sleep(50 + attempt * 20)
-      continue
-    }
-    process.stderr.write(`wide-hub-process: ${message}\n`)
-    process.exit(1)
-  }
-}
-say("READY", server.addresses()[0]!.port, process.pid)
-
-let stopping = false
-const stop = async () => {
-  if (stopping) return
-  stopping = true
-  await server!.close()
-  await hub!.close()
-  await storage!.close()
-  say("STOPPED")
-  process.exit(0)
-}
-process.on("SIGTERM", () => void stop())
-process.on("SIGINT", () => void stop())
+await serveHubUntilStopped("wide-hub-process", dataDir, port, sync, (storage) => new Hub({
+  machines: [Notes, version === 2 ? TodoV2 : TodoV1], storage, runtime: systemRuntime, sync,
+  snapshots: { minLogBytes: flags.num("min-log-kib", 8) * 1024, logRatio: flags.num("log-ratio", 0.5), tailBytes: flags.num("tail-kib", 2) * 1024, chunkBytes: flags.num("chunk-kib", 1) * 1024 },
+  onEvent: (e) => {
+    if (e.type === "doc-broken" || e.type === "doc-load-failed") say("EVENT", e.type, e.docId, oneLine(e.error))
+    else if (e.type === "doc-report") say("EVENT", e.type, e.docId, `${e.code}: ${oneLine(e.message)}`)
+    else if (e.type === "storage-failed") say("EVENT", e.type, "-", oneLine(e.message))
+  },
+}))

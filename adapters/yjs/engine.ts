@@ -38,7 +38,7 @@ import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
-import { dependsOn, tombstoneOf } from "./tombstone.js"
+import { dependsOn, onlyPlaces, tombstoneOf } from "./tombstone.js"
 import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, unsupportedStructs, weighedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
@@ -203,8 +203,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     const cannot = notIntegrable(update, decoded, (client) => sv.get(client) ?? 0, this.doc)
     if (cannot !== undefined) return crdtRejection(cannot.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", cannot.message)
     // A tombstone (tombstone.ts): deleted items and GC ranges, no deletions, no content.
-    const fills = decoded.ds.clients.size === 0 && decoded.structs.length > 0 && decoded.structs.every((s) => s instanceof Y.GC || s.content instanceof Y.ContentDeleted)
-    return { ok: true, update: this.validated(update, clients, options, true, true, fills) }
+    return { ok: true, update: this.validated(update, clients, options, true, true, onlyPlaces(decoded)) }
   }
 
   private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean, whole: boolean, fills = false): Validated {

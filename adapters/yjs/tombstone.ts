@@ -33,6 +33,13 @@ const decode = (update: unknown): Decoded | undefined => {
 }
 
 /**
+ * Whether a decoded update holds nothing but the place of clocks: deleted items and GC ranges,
+ * deleting nothing (what `tombstoneOf` makes; the hub lets it use a full document's reserve).
+ */
+export const onlyPlaces = (d: { readonly structs: ReadonlyArray<object>; readonly ds: { readonly clients: ReadonlyMap<number, unknown> } }): boolean =>
+  d.ds.clients.size === 0 && d.structs.length > 0 && d.structs.every((s) => s instanceof Y.GC || (s instanceof Y.Item && s.content instanceof Y.ContentDeleted))
+
+/**
  * Whether the refused struct `s` (which `doc` holds) keeps its place as a deleted item: a list
  * item does. A map entry does not: its arrival deletes the value before it, which must stay.
  */
@@ -69,7 +76,7 @@ export const tombstoneOf = (doc: Y.Doc, update: unknown, dependents: ReadonlyArr
   if (structs.some((s) => s instanceof Y.Skip)) return undefined
   if (!structs.some((s) => s instanceof Y.Item)) return undefined
   // Deleted items only, deleting nothing: a tombstone (of deleted items) the hub refused too.
-  const tombstoned = decoded.ds.clients.size === 0 && !structs.some((s) => s instanceof Y.Item && !(s.content instanceof Y.ContentDeleted))
+  const tombstoned = onlyPlaces(decoded)
   // All GC, too, when items name a shared type the update created as their parent, and when it
   // formats: Yjs formatting is a pair of markers, and a later change (an un-bold inside the
   // refused bold) would leave one of its own with no partner, formatting text nobody did.

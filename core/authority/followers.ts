@@ -597,8 +597,8 @@ export class Followers {
 
   /**
    * Tells every follower how `clientId` (its connections in `byClient`) looks now; `by` is the
-   * connection that changed it, if one alone did (it knows; null: several did). Newcomers waiting for their catch-up are left to
-   * it. Returns what it cost: the frame times the receivers it was sent to now. A paused
+   * connection that changed it, if one alone did (it knows; null: several did). Newcomers
+   * waiting for their catch-up are left to it. Returns what it cost: the frame times the receivers it was sent to now. A paused
    * receiver is not charged for here: it is owed the client (one entry, latest wins), sent
    * and charged to the document when it drains.
    */

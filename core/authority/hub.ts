@@ -320,10 +320,12 @@ export class Hub implements ConnectionAcceptor {
         this.drop(session)
       },
     })
+    // Its own until its hello is proved (then its client's); the others are the client's only.
+    const { commands, crdtWork, loads } = this.newBuckets()
     const session: Session = {
       conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
-      ...this.newBuckets(),
+      commands, crdtWork, loads,
       inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
       waiting: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxQueuedMessages),
       pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false, holdWaiters: [], refusedSubscribes: 0, departed: new Map(),
@@ -844,8 +846,8 @@ export class Hub implements ConnectionAcceptor {
         const excess = this.crdtWork.excess(command, micros, this.limits.crdtWorkBurst)
         if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, steadyNow(this.options.runtime))
       },
-      // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
       presenceBudget: (clientId) => this.bucketsOf(clientId).presence,
+      // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
       onStateAsked: (clientId, bytes) => {
         if (this.limits.stateBytesPerSecond <= 0) return 0
         const bucket = this.bucketsOf(clientId).stateAsks

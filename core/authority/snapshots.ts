@@ -149,8 +149,8 @@ export class Snapshotter {
   /**
    * Encodes the state at `seq` in the background; stores it if `persist`. Resolves with its
    * hash and size. One job at a time: a second call while one runs gets the running one.
+   * `compacts`: the log behind it is to be compacted (the policy's), so the policy counts from it.
    */
-  /** `compacts`: the log behind it is to be compacted (the policy's), so the policy counts from it. */
   take(host: Freezable, seq: number, lastTime: number, persist: boolean, compacts = persist): Promise<SnapshotResult> {
     if (this.job !== undefined) return this.job
     const frozen: Frozen = (host instanceof JournaledState ? freezeState(host) : host.freeze?.()) ?? { root: host.root, resolve: (c) => c, release: () => {}, sync: true } as Frozen & { sync: true }

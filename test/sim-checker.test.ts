@@ -101,7 +101,7 @@ test("a deterministic document that desynced, and a failed write nobody heard of
 test("a hostile command that had to be refused but entered the log is reported; a clear refusal is not", () => {
   const conn: RawConn = {
     id: 0, clientId: "raw-0", forged: false, victim: undefined, conn: undefined, open: true, closed: undefined, refused: undefined, welcomed: true,
-    errors: [], last: new Map(), queue: [], spoiled: false,
+    errors: [], resets: new Map(), last: new Map(), queue: [], spoiled: false,
   }
   const cmd = (clientSeq: number, attack: string, outcome: string, args: unknown): RawCommand => ({
     conn, docId: DOC, clientSeq, name: "note", argsKey: argsKey(args), attack, expect: "refuse", codes: undefined, original: undefined,
@@ -112,6 +112,27 @@ test("a hostile command that had to be refused but entered the log is reported; 
   const failures = checkWorld(w)
   expect(failures.filter((f) => f.startsWith("bad input:"))).toEqual([expect.stringContaining("raw gap (raw-0:2 on todo-0) was accepted")])
   expect(failures.some((f) => f.includes("huge-seq"))).toBe(false)
+})
+
+test("a hostile command left unanswered on an open connection is reported, unless the hub had fenced that document with a sequence-reset", () => {
+  const silent = (resets: Map<string, number>) => {
+    const conn: RawConn = {
+      id: 0, clientId: "raw-0", forged: false, victim: undefined, conn: undefined, open: true, closed: undefined, refused: undefined, welcomed: true,
+      errors: resets.size > 0 ? ["sequence-reset"] : [], resets, last: new Map(), queue: [], spoiled: false,
+    }
+    const cmd: RawCommand = {
+      conn, docId: DOC, clientSeq: 4, name: "note", argsKey: argsKey({ text: "x" }), attack: "legit", expect: "legit", codes: undefined, original: undefined,
+      sentAt: 100, outcome: undefined, localRefusal: undefined, errorsBefore: conn.errors.length,
+    }
+    const hostile = { conns: [conn], commands: [cmd] } as unknown as HostileClients
+    return checkWorld(world([], {}, { hostile })).filter((f) => f.startsWith("bad input:"))
+  }
+  expect(silent(new Map())).toEqual([expect.stringContaining("raw legit (raw-0:4 on todo-0) got no answer in the whole run")])
+  // Told before it sent: the hub takes nothing of that document here until it subscribes again.
+  expect(silent(new Map([[DOC, 90]]))).toEqual([])
+  // Told after it sent, or about another document: the command was still owed an answer.
+  expect(silent(new Map([[DOC, 110]]))).toHaveLength(1)
+  expect(silent(new Map([["todo-1", 90]]))).toHaveLength(1)
 })
 
 test("a change to Object.prototype is seen and undone", () => {

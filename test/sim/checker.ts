@@ -518,10 +518,14 @@ const checkHostile = (
         break
     }
     // Silence is not a clear answer: a command on a connection the network did not cut and
-    // the hub did not close (with its code) gets an answer within seconds.
+    // the hub did not close (with its code) gets an answer within seconds. Sent after the hub
+    // answered a sequence-reset on that document, it was answered already: nothing more is
+    // taken there until the connection subscribes again.
     const closed = c.conn.closed
     const openFor = (closed?.at ?? Infinity) - c.sentAt
-    if (c.outcome === undefined && (closed === undefined || closed.byUs === true) && openFor >= SILENCE_MS && c.conn.errors.length === c.errorsBefore) {
+    const reset = c.conn.resets.get(c.docId)
+    const fenced = reset !== undefined && reset <= c.sentAt
+    if (c.outcome === undefined && (closed === undefined || closed.byUs === true) && openFor >= SILENCE_MS && c.conn.errors.length === c.errorsBefore && !fenced) {
       fail(`bad input: ${what(c)} got no answer in ${Number.isFinite(openFor) ? `${openFor} ms` : "the whole run"} on a connection that stayed open`)
     }
   }

@@ -74,6 +74,13 @@ export interface RawConn {
   welcomed: boolean
   /** Error codes the hub sent on this connection. */
   readonly errors: string[]
+  /**
+   * Documents the hub answered a `sequence-reset` on this connection, and when (virtual ms):
+   * the hub takes nothing more of them here until the connection subscribes again (DESIGN.md,
+   * "after a sequence-reset"), which the raw client never does; what it sends after is
+   * answered by that error, not by an outcome.
+   */
+  readonly resets: Map<string, number>
   /** Highest clientSeq this connection believes the hub consumed, per document. */
   readonly last: Map<string, number>
   /** Attacks waiting for the connection to open. */
@@ -198,7 +205,7 @@ export class HostileClients {
   private connect(clientId: string, victim: string | undefined, docs: ReadonlyArray<HostileTarget>, acked: (docId: string) => number, extra: Record<string, unknown>): RawConn {
     const rc: RawConn = {
       id: this.nextConn++, clientId, forged: victim !== undefined, victim, conn: undefined, open: false, closed: undefined, refused: undefined,
-      welcomed: false, errors: [], last: new Map(), queue: [], spoiled: false,
+      welcomed: false, errors: [], resets: new Map(), last: new Map(), queue: [], spoiled: false,
     }
     this.conns.push(rc)
     const conn = this.net.transport(victim !== undefined ? "forger" : "raw").connect({
@@ -235,6 +242,7 @@ export class HostileClients {
     else if (m.type === "refused") rc.refused = m.code
     else if (m.type === "error") {
       rc.errors.push(m.code)
+      if (m.code === "sequence-reset" && "docId" in m && m.docId !== undefined && !rc.resets.has(m.docId)) rc.resets.set(m.docId, this.rt.now())
       // A refused gap is answered by an error, not an outcome: its clientSeq is free again, and
       // a later command under that number must not be matched to it.
       if ((m.code === "sequence-gap" || m.code === "sequence-reset") && "docId" in m && m.seq !== undefined) {

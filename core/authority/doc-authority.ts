@@ -643,11 +643,15 @@ export class DocAuthority<S = unknown> {
 
   /** Takes a snapshot now (between batches) and compacts behind it; resolves when stored. */
   async snapshotNow(): Promise<SnapshotMeta> {
-    const latest = this.snapshotter.latest
-    if (latest === undefined || latest.seq < this.committed) this.compactDue = true
+    this.compactDue = true
     const meta = await this.snapshotAtLeast(this.committed)
-    if (meta === latest) this.snapshotter.noteCompacting()
-    await this.compactTracked(meta)
+    // Still due: no snapshot that compacts was taken for it (the newest was at the head
+    // already, or one a reader asked for answered): compacted behind that one now.
+    if (this.compactDue) {
+      this.compactDue = false
+      if (this.snapshotter.latest?.seq === meta.seq) this.snapshotter.noteCompacting()
+      await this.compactTracked(meta)
+    }
     return meta
   }
 

@@ -139,6 +139,8 @@ interface Follow extends CrdtSubscriber {
    */
   awaiting: boolean
   drainedAt: number | undefined
+  /** A message for it waits for the document's write in flight (`CrdtDocAuthority.storing`). */
+  deferred: boolean
 }
 
 interface Conn {
@@ -282,6 +284,18 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
       waitTimer ??= setTimeout(pollWaiting, ANSWER_POLL_MS)
       return
     }
+    // Never what a crash could still take back: a peer given it would hold data the hub lost,
+    // and send another principal's changes back as its own (not-owner).
+    const storing = f.doc.storing
+    if (storing !== undefined) {
+      if (f.deferred) return
+      f.deferred = true
+      void storing.then(() => {
+        f.deferred = false
+        if (!conn.closed && conn.follows.get(documentId) === f) syncTo(conn, documentId, f)
+      })
+      return
+    }
     const message = generate(conn, documentId, f)
     if (message == null) return
     send(conn, { type: "sync", senderId: hubId, targetId: conn.peerId, documentId, data: message })
@@ -338,7 +352,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         return undefined
       }
       const f: Follow = {
-        doc, canWrite, syncState: A.initSyncState(), started: false, awaiting: false, drainedAt: undefined,
+        doc, canWrite, syncState: A.initSyncState(), started: false, awaiting: false, deferred: false, drainedAt: undefined,
         onUpdates: () => {
           if (f.started) syncTo(conn, documentId, f)
         },

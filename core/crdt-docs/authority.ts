@@ -138,6 +138,8 @@ export class CrdtDocAuthority<D> {
   /** Per payer, its last submit still waiting to enter the queue: the next one waits behind it. */
   private readonly entering = new Map<string, Promise<void>>()
   private writing: Promise<void> | undefined
+  /** Set from a batch's first apply until it is stored: the document then holds what a crash would lose. */
+  private unstored: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
   private closed = false
   /** Aborted when the document closes (or its host starts to): the engine's sliced work stops at its next pause. */
   private readonly stopping = new AbortController()
@@ -333,6 +335,9 @@ export class CrdtDocAuthority<D> {
    */
   async answer<T>(payer: string, work: (doc: D) => T): Promise<T> {
     await this.hooks.work?.turn(payer)
+    // Never from updates applied but not yet stored: a reader given them could hold data a
+    // crash then loses, and send another principal's writes back as its own (not-owner).
+    while (this.unstored !== undefined) await this.unstored.promise
     if (this.closed) throw new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`)
     const started = this.now()
     try {
@@ -341,6 +346,15 @@ export class CrdtDocAuthority<D> {
       // Unmeasured without a runtime (no clock).
       if (this.hooks.runtime !== undefined) this.hooks.work?.pay(payer, Math.round((this.now() - started) * 1000))
     }
+  }
+
+  /**
+   * While the document in memory holds updates applied but not yet stored: resolves once they
+   * are (or the document closed). Undefined otherwise: what is read from it now, a crash cannot
+   * take back. A sync answer made outside `answer` waits for it.
+   */
+  get storing(): Promise<void> | undefined {
+    return this.unstored?.promise
   }
 
   /** The principal id that owns a writer identity (see the header), or has claimed it, if one does. */
@@ -540,6 +554,7 @@ export class CrdtDocAuthority<D> {
           try {
             // Not before the document is warm (its index built): the update waits, it does not race.
             await this.warming
+            this.markUnstored()
             // One call per submit: Automerge's apply has a large fixed cost per call.
             results = await this.engine.apply(this.docValue, updates, this.stopping.signal)
             if (this.stopping.signal.aborted) return this.abandon(batch)
@@ -595,6 +610,7 @@ export class CrdtDocAuthority<D> {
       this.seqValue = seq
       for (const u of toStore) this.tailBytes += u.length
     }
+    this.markStored()
     batch.forEach((item, i) => item.resolve({ ...counts[i]!, rejected: item.rejected }))
     for (const { origin, updates } of fanout) {
       for (const s of this.subscribers) {
@@ -615,6 +631,22 @@ export class CrdtDocAuthority<D> {
   private abandon(batch: Queued[]): void {
     for (const item of batch) item.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" closed before this update was stored; send it again after reconnecting.`))
     this.close()
+    this.markStored()
+  }
+
+  /** A batch is being applied to the document in memory ahead of its write: `answer` waits. */
+  private markUnstored(): void {
+    if (this.unstored !== undefined) return
+    let resolve!: () => void
+    const promise = new Promise<void>((r) => (resolve = r))
+    this.unstored = { promise, resolve }
+  }
+
+  /** What the document holds is stored (or it closed, unanswerable): waiting answers go on. */
+  private markStored(): void {
+    const u = this.unstored
+    this.unstored = undefined
+    u?.resolve()
   }
 
   /**
@@ -632,6 +664,7 @@ export class CrdtDocAuthority<D> {
     for (const item of this.queue) item.reject(new CrdtDocError("doc-unavailable", `Storage failed for document "${this.docId}"; retry after reconnecting.`))
     this.queue = []
     this.hooks.onBroken(this, error)
+    this.markStored()
   }
 
   /** Applies updates one by one; one that throws is refused and the document rebuilt without it. */

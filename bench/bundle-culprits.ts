@@ -23,6 +23,31 @@ interface Culprit {
   readonly edits?: ReadonlyArray<Edit>
   /** Extra aliases for the "without" build. */
   readonly without?: Record<string, string>
+  /** Extra esbuild plugins for the "without" build (for a dependency's source, which `edits` does not reach). */
+  readonly withoutPlugins?: ReadonlyArray<esbuild.Plugin>
+}
+
+/**
+ * effect/Schema's six `instanceOf(globalThis.X, ...)` schemas (RegExp, URL, File, URLSearchParams,
+ * Uint8Array, Error), each a module-level constant marked pure, given the global read once above
+ * them instead. esbuild keeps a pure call whose argument reads a property of `globalThis` (it
+ * cannot prove the read free of side effects; evanw/esbuild#2279), and with it everything the
+ * schema's methods reach: File's pins Base64 and Effect's promise runtime. This is the floor
+ * under (a) (row 1e), not Canon's code: what an upstream change in effect would give. (Not an
+ * esbuild `define` of `globalThis.File` to `File`: Schema.js exports its own File, URL, RegExp,
+ * Uint8Array and Error, and the defined name binds to those: the bundle throws at load.)
+ */
+const SCHEMA_GLOBALS = ["RegExp", "URL", "File", "URLSearchParams", "Uint8Array", "Error"]
+const EFFECT_SCHEMA_GLOBALS: esbuild.Plugin = {
+  name: "effect-schema-globals",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]effect[\\/]dist[\\/]Schema\.js$/ }, (args) => ({
+      contents:
+        SCHEMA_GLOBALS.map((g) => `const globalThis_${g} = globalThis.${g};`).join("") +
+        SCHEMA_GLOBALS.reduce((s, g) => s.replace(`instanceOf(globalThis.${g},`, `instanceOf(globalThis_${g},`), readFileSync(args.path, "utf8")),
+      loader: "js",
+    }))
+  },
 }
 
 /** A plain Error with the tag and fields, as Data.TaggedError makes, minus Effect's Equal/Hash/Yieldable. */
@@ -46,6 +71,16 @@ const OPTIONAL: ReadonlyArray<{ readonly name: string; readonly edits: ReadonlyA
 ]
 
 const CULPRITS: ReadonlyArray<Culprit> = [
+  {
+    name: "effect/Schema's instanceOf(globalThis.X) schemas, kept by esbuild though marked pure (effect's floor, row 1e, not Canon's code)",
+    entry: ENTRY.core,
+    withoutPlugins: [EFFECT_SCHEMA_GLOBALS],
+  },
+  {
+    name: "the same, under the floor alone (bench/bundle-entries/schema-floor.ts)",
+    entry: ENTRY.schemaFloor,
+    withoutPlugins: [EFFECT_SCHEMA_GLOBALS],
+  },
   {
     name: "Data.TaggedError for CanonError, CommandRejected (core/errors.ts) and DecodeError (core/protocol/codec-shared.ts)",
     entry: ENTRY.core,
@@ -102,7 +137,7 @@ const main = async (): Promise<void> => {
   for (const c of CULPRITS) {
     const missing: string[] = []
     const withIt = await measureBundle(c.entry, { alias: c.alias ?? {} })
-    const without = await measureBundle(c.entry, { alias: { ...c.alias, ...c.without }, plugins: [swap(c.edits ?? [], missing)] })
+    const without = await measureBundle(c.entry, { alias: { ...c.alias, ...c.without }, plugins: [swap(c.edits ?? [], missing), ...(c.withoutPlugins ?? [])] })
     console.log(`${c.name}\n  with: ${withIt.gzipped} B gzipped (${withIt.minified} B minified); without: ${without.gzipped} B (${without.minified} B)` +
       `\n  cost: ${withIt.gzipped - without.gzipped} B gzipped, ${withIt.minified - without.minified} B minified` +
       (missing.length > 0 ? `\n  gone: source not found (${missing.join("; ")}), so the figures compare the same code` : ""))

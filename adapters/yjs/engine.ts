@@ -38,7 +38,7 @@ import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
-import { dependsOn, onlyPlaces, tombstoneOf } from "./tombstone.js"
+import { dependsOn, onlyDeletes, onlyPlaces, tombstoneOf } from "./tombstone.js"
 import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, unsupportedStructs, weighedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
@@ -56,7 +56,7 @@ interface Validated extends ValidatedUpdate {
   readonly untrusted: boolean
   /** Found to integrate whole (untrusted, or another writer's on a replica). */
   readonly whole: boolean
-  /** Untrusted, and a tombstone: deleted items and GC ranges only, no deletions (see `fills`). */
+  /** Untrusted, and holds no content: a tombstone (deleted items and GC ranges only, no deletions) or only deletions (see `fills`). */
   readonly fills: boolean
 }
 
@@ -202,8 +202,9 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // integrates all of it (nothing held pending, which would let the same IDs be written again).
     const cannot = notIntegrable(update, decoded, (client) => sv.get(client) ?? 0, this.doc)
     if (cannot !== undefined) return crdtRejection(cannot.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", cannot.message)
-    // A tombstone (tombstone.ts): deleted items and GC ranges, no deletions, no content.
-    return { ok: true, update: this.validated(update, clients, options, true, true, onlyPlaces(decoded)) }
+    // No content (tombstone.ts): a tombstone (deleted items and GC ranges, no deletions) or a
+    // deletion (a delete set, no structs).
+    return { ok: true, update: this.validated(update, clients, options, true, true, onlyPlaces(decoded) || onlyDeletes(decoded)) }
   }
 
   private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean, whole: boolean, fills = false): Validated {

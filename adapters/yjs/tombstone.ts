@@ -40,6 +40,14 @@ export const onlyPlaces = (d: { readonly structs: ReadonlyArray<object>; readonl
   d.ds.clients.size === 0 && d.structs.length > 0 && d.structs.every((s) => s instanceof Y.GC || (s instanceof Y.Item && s.content instanceof Y.ContentDeleted))
 
 /**
+ * Whether a decoded update only deletes: a delete set, no structs. It writes no content and
+ * frees what it deletes, so it too may use a full document's reserve: the refusal of a full
+ * document tells its writers to delete something first.
+ */
+export const onlyDeletes = (d: { readonly structs: ReadonlyArray<object>; readonly ds: { readonly clients: ReadonlyMap<number, unknown> } }): boolean =>
+  d.structs.length === 0 && d.ds.clients.size > 0
+
+/**
  * Whether the refused struct `s` (which `doc` holds) keeps its place as a deleted item: a list
  * item does. A map entry does not: its arrival deletes the value before it, which must stay.
  */

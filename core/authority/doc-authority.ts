@@ -1049,13 +1049,17 @@ export class DocAuthority<S = unknown> {
             const seq = this.seq + 1
             const time = Math.max(this.lastTime, this.runtime.now())
             // A CRDT update grows its field outside the journal (nothing undoes a merge), by
-            // about its own bytes: it is weighed before it merges. A refused change's tombstone
-            // (CrdtField `fills`) may use the document's reserve (size-bound.ts): refused, every
-            // later change of its writer would be refused for needing it.
+            // about its own bytes: it is weighed before it merges. One with no content
+            // (CrdtField `fills`: a refused change's tombstone, or a deletion) may use the
+            // document's reserve (size-bound.ts): a tombstone refused, every later change of its
+            // writer would be refused for needing it; a deletion refused, a full document could
+            // never be trimmed by its writers. One that used the reserve has the document
+            // measured again (a deletion freed room the bound does not know of).
             const merged = crdtField !== undefined && sent !== undefined ? sent.length * CRDT_GROWTH_FACTOR : 0
             const journal = this.host.begin()
             const writtenBefore = this.host.written
             const tombstone = merged > 0 && this.crdt!.fills(crdtField!, decoded.args)
+            const intoReserve = tombstone && !this.sizeBound.fits(merged)
             let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged, tombstone)
               ? this.full(tombstone)
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
@@ -1064,8 +1068,10 @@ export class DocAuthority<S = unknown> {
             else {
               const grew = this.host.written - writtenBefore - removedBytes(journal)
               // A merge was weighed before it merged and cannot be undone: it is accepted as it is.
-              if (merged > 0) this.sizeBound.accept(grew + merged, true)
-              else rejected = this.overSize(journal, grew)
+              if (merged > 0) {
+                this.sizeBound.accept(grew + merged, true)
+                if (intoReserve && this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
+              } else rejected = this.overSize(journal, grew)
             }
             if (rejected !== undefined) {
               const rejection = { code: rejected.code, message: boundedMessage(rejected.message) }

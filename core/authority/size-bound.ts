@@ -25,7 +25,11 @@
  * document full to the byte refused the tombstone too, and the writer's later changes were
  * refused for good as `crdt-missing-deps` (sim seeds 406, 413, 422). A writer that fills the
  * reserve with tombstones of its own brings that back until a measure finds room, no more:
- * tombstones hold no content, and the bound is never passed. A write refused for the reserve
+ * tombstones hold no content, and the bound is never passed. A Yjs deletion (a delete set, no
+ * structs) may use the reserve too: the refusal tells a full document's writers to delete
+ * something, and a deletion charged like any merge was refused in a document full to the byte,
+ * which its writers could then never trim; one that used the reserve has the document
+ * measured again. A write refused for the reserve
  * is told the limit it was refused for (the bound less the reserve), not the bound. A
  * document whose fields make no tombstones (Automerge only) keeps no reserve.
  *

@@ -125,10 +125,11 @@ export interface CrdtField<H = unknown> {
    */
   remake?(update: unknown, maxBytes: number): { readonly updates: ReadonlyArray<unknown>; readonly covered: unknown } | undefined
   /**
-   * Optional. Whether `update`, as the hub's `validate` passed it, holds nothing but the place
-   * of clocks (Yjs: deleted items and GC ranges, no deletions: what `tombstone` makes). It may
-   * use the reserve of the document's size bound (core/authority/size-bound.ts): refused, every
-   * later change of its writer would be refused for needing it.
+   * Optional. Whether `update`, as the hub's `validate` passed it, holds no content: the place
+   * of clocks (Yjs: deleted items and GC ranges, no deletions: what `tombstone` makes), or
+   * deletions only. It may use the reserve of the document's size bound
+   * (core/authority/size-bound.ts): a tombstone refused, every later change of its writer
+   * would be refused for needing it; a deletion refused, a full document could not be trimmed.
    */
   fills?(update: ValidatedUpdate): boolean
   /** Releases listeners and library objects. */

@@ -176,7 +176,7 @@ export class CrdtFields {
     return this.names.some((n) => this.live.get(n)!.fills !== undefined)
   }
 
-  /** Whether the update `check` just passed is a tombstone (CrdtField `fills`): it may use the size bound's reserve. */
+  /** Whether the update `check` just passed holds no content (CrdtField `fills`: a tombstone or a deletion): it may use the size bound's reserve. */
   fills(field: string, args: unknown): boolean {
     const pre = this.prevalidated
     return pre !== undefined && pre.args === args && this.field(field).fills?.(pre.update) === true

@@ -205,6 +205,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
 
   return {
     kind: "yjs",
+    deletesWithoutContent: true,
     empty: newHubYDoc,
     load(bytes) {
       const doc = newHubYDoc()
@@ -247,7 +248,8 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       const d = decode(update)
       if ("ok" in d) return d
       decodedCache.set(update, d)
-      return { ok: true }
+      // A delete set and no structs: it adds no content, and may use a full document's reserve.
+      return { ok: true, deletesOnly: d.structs.length === 0 && d.ds.clients.size > 0 }
     },
     apply(doc, updates) {
       return updates.map((u) => {

@@ -1053,13 +1053,12 @@ export class DocAuthority<S = unknown> {
             // (CrdtField `fills`: a refused change's tombstone, or a deletion) may use the
             // document's reserve (size-bound.ts): a tombstone refused, every later change of its
             // writer would be refused for needing it; a deletion refused, a full document could
-            // never be trimmed by its writers. One that used the reserve has the document
+            // never be trimmed by its writers. One that leaves the document near full has it
             // measured again (a deletion freed room the bound does not know of).
             const merged = crdtField !== undefined && sent !== undefined ? sent.length * CRDT_GROWTH_FACTOR : 0
             const journal = this.host.begin()
             const writtenBefore = this.host.written
             const tombstone = merged > 0 && this.crdt!.fills(crdtField!, decoded.args)
-            const intoReserve = tombstone && !this.sizeBound.fits(merged)
             let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged, tombstone)
               ? this.full(tombstone)
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
@@ -1070,7 +1069,7 @@ export class DocAuthority<S = unknown> {
               // A merge was weighed before it merged and cannot be undone: it is accepted as it is.
               if (merged > 0) {
                 this.sizeBound.accept(grew + merged, true)
-                if (intoReserve && this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
+                if (tombstone && this.sizeBound.nearFull(merged) && this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
               } else rejected = this.overSize(journal, grew)
             }
             if (rejected !== undefined) {

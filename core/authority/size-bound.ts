@@ -25,13 +25,16 @@
  * document full to the byte refused the tombstone too, and the writer's later changes were
  * refused for good as `crdt-missing-deps` (sim seeds 406, 413, 422). A writer that fills the
  * reserve with tombstones of its own brings that back until a measure finds room, no more:
- * tombstones hold no content, and the bound is never passed. A Yjs deletion (a delete set, no
- * structs) may use the reserve too: the refusal tells a full document's writers to delete
- * something, and a deletion charged like any merge was refused in a document full to the byte,
- * which its writers could then never trim; one that used the reserve has the document
- * measured again. A write refused for the reserve
- * is told the limit it was refused for (the bound less the reserve), not the bound. A
- * document whose fields make no tombstones (Automerge only) keeps no reserve.
+ * tombstones hold no content. A Yjs deletion (a delete set, no structs) may use the reserve
+ * too: the refusal tells a full document's writers to delete something, and a deletion charged
+ * like any merge was refused in a document full to the byte, which its writers could then
+ * never trim. What holds no content may pass the bound by as much as the reserve again: the
+ * tombstones of a burst of refusals used the reserve up before a measure found room, and a
+ * measure may find a document past its bound (a CRDT's encoding can outgrow its updates), which
+ * only deletions can then bring back. One that leaves the document near full (`nearFull`) has
+ * it measured again. A write refused for the reserve is told the limit it was refused for (the
+ * bound less the reserve), not the bound. A document whose fields make no tombstones
+ * (Automerge only) keeps no reserve, and nothing passes its bound.
  *
  * Pure bookkeeping: the authority measures (core/authority/doc-authority.ts) and tells it.
  */
@@ -68,10 +71,21 @@ export class SizeBound {
   /**
    * Whether a command that grew the state by at most `written` bytes (what it wrote less what
    * it took out) keeps it within the limit, as far as the bound knows: short of the reserve,
-   * unless it is a `tombstone`. One that grew it by nothing always fits.
+   * unless it holds no content (a `tombstone` or a deletion), which may pass the bound by as
+   * much again. One that grew it by nothing always fits.
    */
   fits(written: number, tombstone = false): boolean {
-    return written <= 0 || this.#bound + written <= this.max - (tombstone ? 0 : this.reserve)
+    return written <= 0 || this.#bound + written <= this.max + (tombstone ? this.reserve : -this.reserve)
+  }
+
+  /**
+   * Whether a deletion of `written` bytes (as charged) leaves the document within the
+   * reserve's size of where other writes stop: it then has the document measured again, so the
+   * room it freed is found before a write is refused for want of it. Farther from full, the
+   * next refusal measures, as for any write.
+   */
+  nearFull(written: number): boolean {
+    return this.reserve > 0 && this.#bound + written > this.max - 2 * this.reserve
   }
 
   /** A command was accepted (it grew the state by at most `written` bytes; `changed`: it wrote or removed anything). */
@@ -120,16 +134,18 @@ export class SizeBound {
 
   /**
    * Why a write that does not fit is refused (`what`: "this command", "this update"): the
-   * limit it was refused for, the reserve's edge unless it is a `tombstone`.
+   * limit it was refused for, the reserve's edge, or past the bound for a `tombstone` (or a deletion).
    */
   full(docId: string, what: string, tombstone = false): string {
-    const limit = tombstone || this.reserve === 0
+    const limit = this.reserve === 0
       ? `${this.max} bytes (the hub's maxDocumentBytes)`
-      : `${this.max - this.reserve} bytes (the hub's maxDocumentBytes, ${this.max}, less the last ${this.reserve} kept for the tombstones of refused CRDT changes)`
+      : tombstone
+        ? `${this.max + this.reserve} bytes (the hub's maxDocumentBytes, ${this.max}, and ${this.reserve} more that only deletions and the tombstones of refused CRDT changes may take)`
+        : `${this.max - this.reserve} bytes (the hub's maxDocumentBytes, ${this.max}, less the last ${this.reserve} kept for deletions and the tombstones of refused CRDT changes)`
     return `Document ${quoted(docId)} is full: ${what} would take it past ${limit}. Delete something from it first, or keep more in other documents.`
   }
 
-  /** The rejection of a command that would take the document past the limit (a `tombstone`: past the bound itself). */
+  /** The rejection of a command that would take the document past the limit (a `tombstone`: past the bound and the reserve again). */
   rejection(docId: string, tombstone = false): { readonly code: "command-too-large"; readonly message: string } {
     return { code: "command-too-large", message: this.full(docId, "this command", tombstone) }
   }

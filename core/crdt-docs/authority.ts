@@ -35,7 +35,7 @@ import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
 import { canonError, errorText } from "../errors.js"
-import { CRDT_GROWTH_FACTOR, SizeBound } from "../authority/size-bound.js"
+import { CRDT_GROWTH_FACTOR, SizeBound, tombstoneReserve } from "../authority/size-bound.js"
 
 export interface CrdtSubscriber {
   /** Updates accepted and durable, in seq order. Never called for its own submissions. */
@@ -138,6 +138,8 @@ export class CrdtDocAuthority<D> {
   /** Per payer, its last submit still waiting to enter the queue: the next one waits behind it. */
   private readonly entering = new Map<string, Promise<void>>()
   private writing: Promise<void> | undefined
+  /** Updates `prepare` (or `check`) found to only delete (CheckResult `deletesOnly`): they may use the size bound's reserve. */
+  private readonly deletions = new WeakSet<Uint8Array>()
   /** Set from a batch's first apply until it is stored: the document then holds what a crash would lose. */
   private unstored: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
   private closed = false
@@ -180,7 +182,8 @@ export class CrdtDocAuthority<D> {
     this.baseBytes = state.baseBytes
     this.tailBytes = state.tailBytes
     // A tail may compact into less: exact only without one.
-    this.sizeBound = new SizeBound(options.maxDocumentBytes ?? DEFAULT_MAX_CRDT_DOCUMENT_BYTES, state.baseBytes + state.tailBytes, state.tailBytes === 0)
+    const max = options.maxDocumentBytes ?? DEFAULT_MAX_CRDT_DOCUMENT_BYTES
+    this.sizeBound = new SizeBound(max, state.baseBytes + state.tailBytes, state.tailBytes === 0, engine.deletesWithoutContent === true ? tombstoneReserve(max) : 0)
   }
 
   /** Loads a document from storage (an empty one if it was never written). */
@@ -461,6 +464,7 @@ export class CrdtDocAuthority<D> {
       if (c.ok) {
         updates.push(item.updates[index]!)
         indexes.push(index)
+        if (c.deletesOnly === true) this.deletions.add(item.updates[index]!)
       } else item.rejected.push({ code: c.code, message: c.message, index })
     }
     return { updates, indexes }
@@ -523,7 +527,10 @@ export class CrdtDocAuthority<D> {
     let pending = 0
     owned.updates.forEach((u, i) => {
       const charge = u.length * CRDT_GROWTH_FACTOR
-      if (this.sizeBound.fits(pending + charge)) {
+      // A deletion may use the reserve, and near full has the document measured again (it freed room).
+      const deletion = this.deletions.has(u)
+      if (this.sizeBound.fits(pending + charge, deletion)) {
+        if (deletion && this.sizeBound.nearFull(pending + charge)) this.compactDue = true
         pending += charge
         kept.updates.push(u)
         kept.indexes.push(owned.indexes[i]!)

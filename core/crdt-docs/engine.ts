@@ -69,7 +69,7 @@ export type CrdtRejectionCode =
  * counted before decoding (structs, changes, ops, delete ranges); the submitting principal's
  * work budget pays it, refused or not (work-budget.ts). Without it the update costs nothing there.
  */
-export type CheckResult = ({ readonly ok: true } | ({ readonly ok: false } & CrdtRejection)) & { readonly weight?: number }
+export type CheckResult = ({ readonly ok: true; readonly deletesOnly?: boolean } | ({ readonly ok: false } & CrdtRejection)) & { readonly weight?: number }
 
 /**
  * Tells work done in slices that its document is closing (an AbortSignal fits): the engine
@@ -114,6 +114,13 @@ export interface CrdtDocEngine<D> {
    * the work itself, in slices).
    */
   warm?(doc: D): DocWarmUp | undefined
+  /**
+   * Whether the engine's updates can delete without adding content (Yjs: a delete set, no
+   * structs; `check` or `prepare` tell them by `deletesOnly`). A full document then keeps the
+   * last 64th of its bound for them (core/authority/size-bound.ts): its refusal tells writers
+   * to delete something first, and they can.
+   */
+  readonly deletesWithoutContent?: boolean
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
   /** Bounds and weighs an untrusted update where it enters, before anything costly (see the header). Never throws. */

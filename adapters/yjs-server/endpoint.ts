@@ -94,6 +94,7 @@ import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
 import { PongClock, SweepLateness } from "../ws/pong-clock.js"
 import { Backlog } from "../ws/backlog.js"
+import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from "../ws/shared.js"
 import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
 import { AnswerBudget } from "../peer/answer-budget.js"
@@ -414,7 +415,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   }
 
   const close = (conn: Conn, code: number, reason: string): void => {
-    if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING) conn.ws.close(code, reason.slice(0, 120))
+    if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING) conn.ws.close(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES))
     leave(conn)
   }
 

@@ -636,9 +636,13 @@ export class CrdtDocAuthority<D> {
    * that never was), and is dropped, never encoded.
    */
   private abandon(batch: Queued[]): void {
-    for (const item of batch) item.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" closed before this update was stored; send it again after reconnecting.`))
-    this.close()
-    this.markStored()
+    try {
+      for (const item of batch) item.reject(new CrdtDocError("doc-unavailable", `Document "${this.docId}" closed before this update was stored; send it again after reconnecting.`))
+      this.close()
+    } finally {
+      // Whatever threw: waiting answers go on, and find the document closed.
+      this.markStored()
+    }
   }
 
   /** A batch is being applied to the document in memory ahead of its write: `answer` waits. */
@@ -667,11 +671,15 @@ export class CrdtDocAuthority<D> {
   }
 
   private fail(batch: Queued[], error: unknown): void {
-    for (const item of batch) item.reject(new CrdtDocError("doc-unavailable", `Storage failed for document "${this.docId}"; retry after reconnecting.`))
-    for (const item of this.queue) item.reject(new CrdtDocError("doc-unavailable", `Storage failed for document "${this.docId}"; retry after reconnecting.`))
-    this.queue = []
-    this.hooks.onBroken(this, error)
-    this.markStored()
+    try {
+      for (const item of batch) item.reject(new CrdtDocError("doc-unavailable", `Storage failed for document "${this.docId}"; retry after reconnecting.`))
+      for (const item of this.queue) item.reject(new CrdtDocError("doc-unavailable", `Storage failed for document "${this.docId}"; retry after reconnecting.`))
+      this.queue = []
+      this.hooks.onBroken(this, error)
+    } finally {
+      // Not left set by a hook that threw: every answer would then wait for good.
+      this.markStored()
+    }
   }
 
   /** Applies updates one by one; one that throws is refused and the document rebuilt without it. */
@@ -777,7 +785,14 @@ export class CrdtDocAuthority<D> {
     this.relayDue.clear()
     const subs = [...this.subscribers]
     this.subscribers.clear()
-    for (const s of subs) s.onClose?.(code, reason)
+    for (const s of subs) {
+      // One subscriber that throws neither keeps the others open nor stops the close.
+      try {
+        s.onClose?.(code, reason)
+      } catch (e) {
+        this.hooks.onReport?.({ docId: this.docId, code: "subscriber-failed", message: errorText(e) })
+      }
+    }
     // A write in flight still finishes; the engine's memory goes once it has.
     void (this.writing ?? Promise.resolve()).finally(() => this.engine.dispose?.(this.docValue))
   }

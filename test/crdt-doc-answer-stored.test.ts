@@ -143,7 +143,10 @@ test("automerge-repo: a newcomer is not sent a change the hub has applied but no
       h.on("change", () => (seen = h.doc()?.text))
       return h
     })
-    // Long enough for the request, the hub's answer and the reader's find to go round.
+    // The reader's request reached the hub (its follow is subscribed): without the deferral its
+    // answer would be on the way now, so the check below cannot pass for a reader still connecting.
+    expect(await until(() => doc.subscriberCount === 2, 10_000)).toBe(true)
+    // Long enough for the hub's answer and the reader's find to go round.
     await sleep(1_500)
     expect(seen).not.toBe("stored and held")
 

@@ -162,3 +162,40 @@ test("automerge-repo: a newcomer is not sent a change the hub has applied but no
     await stop()
   }
 }, 40_000)
+
+test("automerge-repo: a document requested while its first changes are being written is served once they are stored, not told unavailable", async () => {
+  const storage = new GatedStorage()
+  const { hub, url, stop } = await crdtRoutesHub([automergeDocEngine()], (host) => [automergeRoute(host)], { storage })
+  const adapters: StoppableClientAdapter[] = []
+  const repo = (token: string, peer: string) => {
+    const adapter = new StoppableClientAdapter(`${url("/automerge")}?token=${token}`, 200)
+    adapters.push(adapter)
+    return new Repo({ network: [adapter], peerId: peer as never })
+  }
+  const writer = repo("writer", "peer-writer")
+  let reader: Repo | undefined
+  try {
+    storage.holdWrites()
+    // Made and shared at once: the hub has applied its first changes, their write held.
+    const handle = writer.create<{ text: string }>({ text: "first" })
+    const doc = await hub.crdtDocs.open<AutomergeBox>("automerge", handle.documentId)
+    expect(await until(() => (doc.doc.doc as { text?: string }).text === "first" && doc.seq === 0, 10_000)).toBe(true)
+
+    reader = repo("reader", "peer-reader")
+    let outcome: string | undefined
+    const found = reader.find<{ text: string }>(handle.url).then((h) => (outcome = h.doc()?.text), (e: Error) => (outcome = `refused: ${e.message}`))
+    expect(await until(() => doc.subscriberCount === 2, 10_000)).toBe(true)
+    await sleep(300)
+    expect(outcome).toBeUndefined()
+
+    storage.releaseWrites()
+    await found
+    expect(outcome).toBe("first")
+  } finally {
+    storage.releaseWrites()
+    await until(() => adapters.every((a) => a.socket === undefined || a.socket.readyState === 1), 5_000)
+    await writer.shutdown().catch(() => {})
+    await reader?.shutdown().catch(() => {})
+    await stop()
+  }
+}, 40_000)

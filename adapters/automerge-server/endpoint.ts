@@ -382,8 +382,15 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     if (conn.closed) return
     if (f === undefined) return unavailable(conn, m.documentId)
     answered(f)
-    // Nobody has it: the requester holds nothing and the hub never stored it.
-    if (m.type === "request" && f.doc.seq === 0 && decoded.heads.length === 0 && decoded.changes.length === 0) {
+    // Nobody has it: the requester holds nothing and the hub never stored it. Its first changes
+    // being written now (a document shared as soon as it was made) are waited for: told
+    // unavailable, the requester would never hear of it.
+    const empty = m.type === "request" && decoded.heads.length === 0 && decoded.changes.length === 0
+    if (empty && f.doc.seq === 0 && f.doc.storing !== undefined) {
+      await f.doc.storing
+      if (conn.closed) return
+    }
+    if (empty && f.doc.seq === 0) {
       conn.follows.delete(m.documentId)
       f.doc.unsubscribe(f)
       host.release(f.doc)

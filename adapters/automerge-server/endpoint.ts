@@ -383,11 +383,11 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     if (f === undefined) return unavailable(conn, m.documentId)
     answered(f)
     // Nobody has it: the requester holds nothing and the hub never stored it. Its first changes
-    // being written now (a document shared as soon as it was made) are waited for: told
-    // unavailable, the requester would never hear of it.
+    // queued or being written now (a document shared as soon as it was made) are waited for:
+    // told unavailable, the requester would never hear of it.
     const empty = m.type === "request" && decoded.heads.length === 0 && decoded.changes.length === 0
-    if (empty && f.doc.seq === 0 && f.doc.storing !== undefined) {
-      await f.doc.storing
+    if (empty && f.doc.seq === 0) {
+      await f.doc.flush().catch(() => {})
       if (conn.closed) return
     }
     if (empty && f.doc.seq === 0) {

@@ -537,7 +537,7 @@ export class CrdtDocAuthority<D> {
         kept.binds.push(owned.binds[i] ?? [])
       } else {
         this.compactDue = true
-        item.rejected.push({ code: "update-too-large", message: this.sizeBound.full(this.docId, "this update"), index: owned.indexes[i]! })
+        item.rejected.push({ code: "update-too-large", message: this.sizeBound.full(this.docId, "this update", deletion), index: owned.indexes[i]! })
       }
     })
     return kept

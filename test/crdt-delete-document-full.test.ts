@@ -59,3 +59,39 @@ test("a document filled by its Yjs text takes a delete of that text, and then ro
   await client.close()
   await hub.close()
 })
+
+test("a document past its bound (the hub restarted with a lower maxDocumentBytes) takes a deletion that frees text, and then writes again", async () => {
+  const rt = new VirtualRuntime(12)
+  const storage = new MemoryStorage()
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  let hub = new Hub({ machines: [Note], storage, runtime: rt, maxDocumentBytes: 64 << 10 })
+  net.listen(hub)
+  const run = (ms: number) => settleWithTurns(rt, ms)
+  const client = await CanonClient.open({ transport: net.transport("w"), runtime: rt, clientId: "w", storage: new MemoryStorage() })
+  const w = await client.open(Note, "d")
+  const told: string[] = []
+  w.on("rejected", (e) => told.push(`${e.rejection.code}: ${e.rejection.message}`))
+  await run(50)
+  for (let i = 0; i < 8; i++) {
+    w.crdt.body.insert(w.crdt.body.length, `${i}`.repeat(2_000))
+    await run(300)
+  }
+  expect({ told, length: w.crdt.body.length }).toEqual({ told: [], length: 16_000 })
+
+  // The operator cuts the bound to half the document: it is past it, and only what frees room is
+  // taken. (A write refused there cannot even leave its tombstone: core/crdt/README.md, Limits.)
+  net.drop("w")
+  await hub.close()
+  hub = new Hub({ machines: [Note], storage, runtime: rt, maxDocumentBytes: 8 << 10 })
+  net.listen(hub)
+  await run(3_000)
+
+  // Deleting most of the text is taken (it frees more than it adds), and room is found again.
+  w.crdt.body.delete(0, 15_000)
+  await run(2_000)
+  w.crdt.body.insert(0, "again")
+  await run(3_000)
+  expect({ told, pending: w.pendingCount, text: w.crdt.body.toString().slice(0, 5), length: w.crdt.body.length }).toEqual({ told: [], pending: 0, text: "again", length: 1_005 })
+  await client.close()
+  await hub.close()
+})

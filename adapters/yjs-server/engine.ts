@@ -37,6 +37,8 @@ import * as Y from "yjs"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
 import { canonError, errorText } from "../../core/errors.js"
 import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, structCount, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
+import { deletionGrowth } from "../yjs/deletion.js"
+import { CRDT_GROWTH_FACTOR } from "../../core/authority/size-bound.js"
 
 export interface YjsEngineOptions {
   /**
@@ -250,6 +252,10 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       decodedCache.set(update, d)
       // A delete set and no structs: it adds no content, and may use a full document's reserve.
       return { ok: true, deletesOnly: d.structs.length === 0 && d.ds.clients.size > 0 }
+    },
+    deletionGrowth(doc, update) {
+      const d = decodedCache.get(update) ?? decode(update)
+      return "ok" in d ? update.length * CRDT_GROWTH_FACTOR : deletionGrowth(doc, d.ds.clients, update.length)
     },
     apply(doc, updates) {
       return updates.map((u) => {

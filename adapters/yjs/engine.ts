@@ -39,6 +39,7 @@ import {
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
 import { dependsOn, onlyDeletes, onlyPlaces, tombstoneOf } from "./tombstone.js"
+import { deletionGrowth } from "./deletion.js"
 import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, unsupportedStructs, weighedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
@@ -58,6 +59,8 @@ interface Validated extends ValidatedUpdate {
   readonly whole: boolean
   /** Untrusted, and holds no content: a tombstone (deleted items and GC ranges only, no deletions) or only deletions (see `fills`). */
   readonly fills: boolean
+  /** Only deletions: its delete set (see `growth`). */
+  readonly deletes?: ReadonlyMap<number, ReadonlyArray<{ readonly clock: number; readonly len: number }>>
 }
 
 type Id = { client: number; clock: number }
@@ -204,7 +207,9 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     if (cannot !== undefined) return crdtRejection(cannot.reason === "missing" ? "crdt-missing-deps" : "crdt-invalid", cannot.message)
     // No content (tombstone.ts): a tombstone (deleted items and GC ranges, no deletions) or a
     // deletion (a delete set, no structs).
-    return { ok: true, update: this.validated(update, clients, options, true, true, onlyPlaces(decoded) || onlyDeletes(decoded)) }
+    const deletes = onlyDeletes(decoded)
+    const checked = this.validated(update, clients, options, true, true, deletes || onlyPlaces(decoded))
+    return { ok: true, update: deletes ? { ...checked, deletes: decoded.ds.clients } : checked }
   }
 
   private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean, whole: boolean, fills = false): Validated {
@@ -213,6 +218,11 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
 
   fills(update: ValidatedUpdate): boolean {
     return (update as Validated).fills === true
+  }
+
+  growth(update: ValidatedUpdate): number | undefined {
+    const deletes = (update as Validated).deletes
+    return deletes === undefined ? undefined : deletionGrowth(this.doc, deletes, (update as Validated).bytes.length)
   }
 
   apply(batch: ReadonlyArray<ValidatedUpdate>): void {

@@ -1059,7 +1059,11 @@ export class DocAuthority<S = unknown> {
             const journal = this.host.begin()
             const writtenBefore = this.host.written
             const tombstone = merged > 0 && this.crdt!.fills(crdtField!, decoded.args)
-            let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(merged, tombstone)
+            // A deletion is charged what it can add less what it frees (adapters/yjs/deletion.ts):
+            // one that frees more always fits, even past the bound, which it brings back down.
+            const growth = tombstone ? this.crdt!.growth(crdtField!, decoded.args) : undefined
+            const charge = growth ?? merged
+            let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(charge, tombstone)
               ? this.full(tombstone)
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
             this.host.end()
@@ -1068,8 +1072,9 @@ export class DocAuthority<S = unknown> {
               const grew = this.host.written - writtenBefore - removedBytes(journal)
               // A merge was weighed before it merged and cannot be undone: it is accepted as it is.
               if (merged > 0) {
-                this.sizeBound.accept(grew + merged, true)
-                if (tombstone && this.sizeBound.nearFull(merged) && this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
+                // Never less: what it frees is found by a measure (near full, one is asked for now).
+                this.sizeBound.accept(grew + Math.max(0, charge), true)
+                if (tombstone && this.sizeBound.nearFull(0) && this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
               } else rejected = this.overSize(journal, grew)
             }
             if (rejected !== undefined) {

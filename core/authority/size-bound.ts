@@ -29,10 +29,12 @@
  * too: the refusal tells a full document's writers to delete something, and a deletion charged
  * like any merge was refused in a document full to the byte, which its writers could then
  * never trim. What holds no content may pass the bound by as much as the reserve again: the
- * tombstones of a burst of refusals used the reserve up before a measure found room, and a
- * measure may find a document past its bound (a CRDT's encoding can outgrow its updates), which
- * only deletions can then bring back. One that leaves the document near full (`nearFull`) has
- * it measured again. A write refused for the reserve is told the limit it was refused for (the
+ * tombstones of a burst of refusals used the reserve up before a measure found room. A deletion
+ * is charged what it can add less what it surely frees (adapters/yjs/deletion.ts: its splits
+ * against the text it deletes), so one that frees more always fits, even in a document a
+ * measure found past its bound (a CRDT's encoding can outgrow its updates, an operator can lower
+ * the bound), which it brings back down; a scattered one pays for its splits. One that leaves
+ * the document near full (`nearFull`) has it measured again. A write refused for the reserve is told the limit it was refused for (the
  * bound less the reserve), not the bound. A document whose fields make no tombstones
  * (Automerge only) keeps no reserve, and nothing passes its bound.
  *
@@ -160,8 +162,9 @@ export const checkMaxDocumentBytes = (max: number | undefined, what: string): vo
 
 /**
  * What a CRDT update is charged, as a multiple of its bytes, before it merges: its effect on
- * the document's encoding can exceed its size (scattered Yjs deletes split items: 1.6 to 2.3
- * times, measured; review of the size bound, finding 1). The measures correct the rest.
+ * the document's encoding can exceed its size. The measures correct the rest. A Yjs deletion is
+ * charged otherwise (adapters/yjs/deletion.ts): a scattered one grows a document by up to four
+ * times its bytes, one of text frees room (test/size-bound-deletion-growth.test.ts).
  */
 export const CRDT_GROWTH_FACTOR = 3
 

@@ -526,10 +526,13 @@ export class CrdtDocAuthority<D> {
     const kept: typeof owned = { updates: [], indexes: [], binds: [] }
     let pending = 0
     owned.updates.forEach((u, i) => {
-      const charge = u.length * CRDT_GROWTH_FACTOR
-      // A deletion may use the reserve, and near full has the document measured again (it freed room).
+      // A deletion may use the reserve, and is charged what it can add less what it frees
+      // (adapters/yjs/deletion.ts, on the document before this batch): one that frees more
+      // always fits, even past the bound, and near full has the document measured again.
       const deletion = this.deletions.has(u)
-      if (this.sizeBound.fits(pending + charge, deletion)) {
+      const growth = deletion ? this.engine.deletionGrowth?.(this.docValue, u) : undefined
+      const charge = growth === undefined ? u.length * CRDT_GROWTH_FACTOR : Math.max(0, growth)
+      if (growth !== undefined && growth <= 0 || this.sizeBound.fits(pending + charge, deletion)) {
         if (deletion && this.sizeBound.nearFull(pending + charge)) this.compactDue = true
         pending += charge
         kept.updates.push(u)

@@ -121,6 +121,12 @@ export interface CrdtDocEngine<D> {
    * to delete something first, and they can.
    */
   readonly deletesWithoutContent?: boolean
+  /**
+   * For an update `check` or `prepare` told `deletesOnly`, given the document before it: the
+   * bytes it can add to the document's encoding less what it surely frees (negative: it
+   * shrinks it; adapters/yjs/deletion.ts). Charged instead of three times its bytes.
+   */
+  deletionGrowth?(doc: D, update: Uint8Array): number
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
   /** Bounds and weighs an untrusted update where it enters, before anything costly (see the header). Never throws. */

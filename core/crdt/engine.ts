@@ -132,6 +132,12 @@ export interface CrdtField<H = unknown> {
    * would be refused for needing it; a deletion refused, a full document could not be trimmed.
    */
   fills?(update: ValidatedUpdate): boolean
+  /**
+   * Optional. For an update `fills` passed that only deletes: the bytes merging it can add to
+   * the field's encoding less what it surely frees (negative: it shrinks it), charged instead
+   * of three times its bytes (adapters/yjs/deletion.ts). Undefined for any other update.
+   */
+  growth?(update: ValidatedUpdate): number | undefined
   /** Releases listeners and library objects. */
   destroy(): void
 }

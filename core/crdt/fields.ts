@@ -182,6 +182,12 @@ export class CrdtFields {
     return pre !== undefined && pre.args === args && this.field(field).fills?.(pre.update) === true
   }
 
+  /** For the update `check` just passed, if it only deletes: what merging it can add less what it frees (CrdtField `growth`). */
+  growth(field: string, args: unknown): number | undefined {
+    const pre = this.prevalidated
+    return pre !== undefined && pre.args === args ? this.field(field).growth?.(pre.update) : undefined
+  }
+
   /** Runs a merge command: decode (unless the hub just checked it), apply; a library throw breaks the field. */
   merge(field: string, args: unknown, clientId: string): Rejection | undefined {
     const f = this.field(field)

@@ -1,0 +1,60 @@
+/**
+ * adapters/yjs/deletion.ts `deletionGrowth` is an upper bound: for random texts written by
+ * several Yjs clients (multi-byte characters, earlier deletions among them) and a random
+ * deletion of ranges, applying the deletion never grows the document's V2 encoding (what the
+ * hub measures and stores) by more than the estimate made on the document before it. The size
+ * bound rests on it: a deletion estimated to free room is taken even past the bound.
+ */
+import fc from "fast-check"
+import * as Y from "yjs"
+import { deletionGrowth } from "../adapters/yjs/deletion.js"
+
+const CHARS = ["a", "b", "é", "漢", "😀", " "]
+const text = (max: number) => fc.array(fc.constantFrom(...CHARS), { minLength: 1, maxLength: max }).map((a) => a.join(""))
+const range = (max: number) => fc.record({ at: fc.nat(), len: fc.integer({ min: 1, max }) })
+
+/** The update a writer holding `hub`'s state makes by `change` (undefined: it changed nothing). */
+const editOf = (hub: Y.Doc, client: number, change: (t: Y.Text) => void): Uint8Array | undefined => {
+  const w = new Y.Doc()
+  w.clientID = client
+  Y.applyUpdate(w, Y.encodeStateAsUpdate(hub))
+  let u: Uint8Array | undefined
+  w.on("update", (update: Uint8Array) => void (u = update))
+  change(w.getText("t"))
+  w.destroy()
+  return u
+}
+
+/** Deletes `r` from `t`, cut to fit its length (at wraps around). */
+const cut = (t: Y.Text, r: { at: number; len: number }): void => {
+  if (t.length === 0) return
+  const at = r.at % t.length
+  t.delete(at, Math.min(r.len, t.length - at))
+}
+
+test("applying a deletion grows the V2 encoding by no more than deletionGrowth says", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ client: fc.integer({ min: 1, max: 6 }), at: fc.nat(), text: text(40) }), { minLength: 1, maxLength: 30 }),
+      fc.array(range(30), { maxLength: 10 }),
+      fc.array(range(20), { minLength: 1, maxLength: 60 }),
+      (inserts, earlier, deletion) => {
+        const hub = new Y.Doc()
+        const apply = (u: Uint8Array | undefined) => u !== undefined && Y.applyUpdate(hub, u)
+        for (const i of inserts) apply(editOf(hub, i.client, (t) => t.insert(i.at % (t.length + 1), i.text)))
+        for (const r of earlier) apply(editOf(hub, 7, (t) => cut(t, r)))
+        const u = editOf(hub, 8, (t) => t.doc!.transact(() => { for (const r of deletion) cut(t, r) }))
+        if (u === undefined) return
+        const decoded = Y.decodeUpdate(u)
+        expect(decoded.structs).toHaveLength(0)
+        const estimate = deletionGrowth(hub, decoded.ds.clients, u.length)
+        const before = Y.encodeStateAsUpdateV2(hub).length
+        Y.applyUpdate(hub, u)
+        const after = Y.encodeStateAsUpdateV2(hub).length
+        expect(after - before).toBeLessThanOrEqual(estimate)
+        hub.destroy()
+      },
+    ),
+    { numRuns: 300 },
+  )
+})

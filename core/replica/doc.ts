@@ -635,8 +635,20 @@ export class Doc<M extends Machine<any, any>> {
     })
   }
 
-  /** Settled lane: resolves when every write queued so far is done. */
-  whenStored(): Promise<void> {
+  /**
+   * Resolves once what was submitted before the call is in the outbox's storage (with a
+   * storage), and every write queued before it is done: await it before a page may close.
+   * Commands of this turn and CRDT edits (which join the outbox on a microtask) included.
+   *
+   * @example
+   * doc.crdt.body.insert(0, "hello")
+   * await doc.whenStored() // the edit survives a reload now
+   */
+  async whenStored(): Promise<void> {
+    // A CRDT field's edit is submitted on a microtask queued before this one.
+    await undefined
+    // Commands still waiting for their outbox write (queued on a microtask) go now.
+    if (this.#toPersist.length > 0) this.#flushOutbox()
     return this.#lane.idle
   }
 

@@ -6,6 +6,7 @@
 import { serve } from "./serve.js"
 import { INSPECT_USAGE, inspect, parseInspectArgs } from "./inspect.js"
 import { COMPACT_USAGE, compact, parseCompactArgs } from "./compact.js"
+import { fromInvocationDir } from "../hub/invocation-dir.js"
 import { progressReporter } from "./progress.js"
 import { ConfigError } from "../hub/config.js"
 
@@ -24,7 +25,7 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       console.log(INSPECT_USAGE)
       return 0
     }
-    return inspect(args.dir, args.docId, args.machines, { log: (l) => console.log(l), progress: progressReporter(process.stderr) })
+    return inspect(fromInvocationDir(args.dir), args.docId, args.machines === undefined ? undefined : fromInvocationDir(args.machines), { log: (l) => console.log(l), progress: progressReporter(process.stderr) })
   }
   if (command === "compact") {
     const args = parseCompactArgs(rest)
@@ -32,7 +33,7 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       console.log(COMPACT_USAGE)
       return 0
     }
-    return compact(args, { log: (l) => console.log(l), progress: progressReporter(process.stderr, 1_000) })
+    return compact({ ...args, dir: fromInvocationDir(args.dir), machines: args.machines === undefined ? undefined : fromInvocationDir(args.machines) }, { log: (l) => console.log(l), progress: progressReporter(process.stderr, 1_000) })
   }
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     console.log(USAGE)

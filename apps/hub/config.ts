@@ -6,6 +6,7 @@
  */
 import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, proxyTrust, socketCapFor, type TrustProxy } from "../../adapters/ws/index.js"
 import { parseOrigins } from "./browser-guard.js"
+import { fromInvocationDir } from "./invocation-dir.js"
 
 export interface HubConfig {
   readonly dataDir: string
@@ -216,8 +217,8 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
   const sync = switches.has("no-sync") ? false : switches.has("sync") ? true : env.CANON_SYNC !== undefined && env.CANON_SYNC !== "" ? parseSync(env.CANON_SYNC) : true
   return {
     tls: cert !== undefined && key !== undefined ? { cert, key } : undefined,
-    machines: flags.get("machines"),
-    dataDir: flags.get("data") ?? env.CANON_DATA ?? "./data",
+    machines: flags.get("machines") === undefined ? undefined : fromInvocationDir(flags.get("machines")!, env),
+    dataDir: fromInvocationDir(flags.get("data") ?? env.CANON_DATA ?? "./data", env),
     host: hostFlag ?? nonEmpty(env.CANON_HOST) ?? "127.0.0.1",
     port,
     publicUrl: urlFlag ?? nonEmpty(env.CANON_PUBLIC_URL),

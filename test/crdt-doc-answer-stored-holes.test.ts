@@ -9,37 +9,13 @@
 import * as A from "@automerge/automerge"
 import * as Y from "yjs"
 import { WebSocket } from "ws"
-import { MemoryStorage } from "../adapters/memory/index.js"
-import type { BatchOp, BatchOptions } from "../core/ports/storage.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
 import { automergeDocEngine, automergeRoute } from "../adapters/automerge-server/index.js"
 import { encodeRepoMessage, decodeRepoMessage } from "../adapters/automerge-server/protocol.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
+import { GatedStorage } from "./support/gated-storage.js"
 import { sleep, until } from "./support/ws.js"
-
-class GatedStorage extends MemoryStorage {
-  private gate: { promise: Promise<void>; open: () => void; fail: () => void } | undefined
-  holdWrites(): void {
-    let open!: () => void
-    let fail!: () => void
-    const promise = new Promise<void>((resolve, reject) => ((open = resolve), (fail = () => reject(new Error("The disk failed (test).")))))
-    promise.catch(() => {})
-    this.gate = { promise, open, fail }
-  }
-  releaseWrites(): void {
-    this.gate?.open()
-    this.gate = undefined
-  }
-  failHeldWrites(): void {
-    this.gate?.fail()
-    this.gate = undefined
-  }
-  override batch(ops: ReadonlyArray<BatchOp>, options?: BatchOptions): Promise<void> {
-    const gate = this.gate
-    return gate === undefined ? super.batch(ops, options) : gate.promise.then(() => super.batch(ops, options))
-  }
-}
 
 const typed = (text: string, clientID: number): Uint8Array => {
   const d = new Y.Doc()

@@ -8,19 +8,11 @@ import * as Y from "yjs"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
+import { editOf } from "./support/yjs-edit.js"
 
-/** A writer's edit of the hub's document as it is now: the update it makes (a new clientID each time). */
+/** A writer's edit of the hub's document as it is now (a new clientID each time). */
 let nextClient = 100
-const edit = (hub: Y.Doc, change: (t: Y.Text) => void): Uint8Array => {
-  const w = new Y.Doc()
-  w.clientID = nextClient++
-  Y.applyUpdate(w, Y.encodeStateAsUpdate(hub))
-  const before = Y.encodeStateVector(w)
-  change(w.getText("t"))
-  const u = Y.encodeStateAsUpdate(w, before)
-  w.destroy()
-  return u
-}
+const edit = (hub: Y.Doc, change: (t: Y.Text) => void): Uint8Array => editOf(hub, nextClient++, change)!
 
 test("a whole Yjs document full to the byte takes a deletion of its text, and then new text", async () => {
   const host = new CrdtDocHost({ engines: [yjsDocEngine()], storage: new MemoryStorage(), sync: false, maxDocumentBytes: 64 << 10 })

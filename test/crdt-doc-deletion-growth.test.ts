@@ -13,22 +13,14 @@ import { MemoryStorage } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { tombstoneReserve } from "../core/authority/size-bound.js"
 import { yjsDocEngine } from "../adapters/yjs-server/engine.js"
+import { editOf } from "./support/yjs-edit.js"
 
 const MAX = 64 << 10
 let nextClient = 5_000
 const RESERVE = tombstoneReserve(MAX)
 
 /** A writer's edit of `hub` as it is now: the transaction's own update. */
-const edit = (hub: Y.Doc, clientID: number, change: (t: Y.Text) => void): Uint8Array => {
-  const w = new Y.Doc()
-  w.clientID = clientID
-  Y.applyUpdate(w, Y.encodeStateAsUpdate(hub))
-  let u: Uint8Array | undefined
-  w.on("update", (update: Uint8Array) => void (u = update))
-  change(w.getText("t"))
-  w.destroy()
-  return u!
-}
+const edit = (hub: Y.Doc, clientID: number, change: (t: Y.Text) => void): Uint8Array => editOf(hub, clientID, change)!
 
 const scattered = (hub: Y.Doc, clientID: number, perUpdate: number): Uint8Array[] => {
   let x = 1

@@ -15,6 +15,7 @@ import { newClientSecret } from "../core/ports/runtime.js"
 import { tombstoneReserve } from "../core/authority/size-bound.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText } from "../adapters/yjs/index.js"
+import { editOf } from "./support/yjs-edit.js"
 
 const Note = defineMachine({ name: "note", version: 1, initial: () => ({}), commands: {}, crdt: { body: yText() } })
 const MAX = 64 << 10
@@ -43,17 +44,7 @@ test("a hostile writer's scattered deletions do not take a document past max + r
   // The hostile's copy of the hub's text: every accepted update is applied to it.
   const mirror = new Y.Doc()
   const text = mirror.getText("t")
-  const edit = (clientID: number, change: (t: Y.Text) => void): Uint8Array => {
-    const w = new Y.Doc()
-    w.clientID = clientID
-    Y.applyUpdate(w, Y.encodeStateAsUpdate(mirror))
-    // The transaction's own update: a state-vector diff would repeat every deletion before it.
-    let u: Uint8Array | undefined
-    w.on("update", (update: Uint8Array) => void (u = update))
-    change(w.getText("t"))
-    w.destroy()
-    return u!
-  }
+  const edit = (clientID: number, change: (t: Y.Text) => void): Uint8Array => editOf(mirror, clientID, change)!
   // 1. Text from 190 Yjs clients of its own, 127 characters each (clocks 0..126), each retried
   //    until a measure finds room (the bound charges three times the bytes).
   for (let c = 0; c < 190; c++) {

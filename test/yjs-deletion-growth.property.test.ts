@@ -8,22 +8,11 @@
 import fc from "fast-check"
 import * as Y from "yjs"
 import { deletionGrowth } from "../adapters/yjs/deletion.js"
+import { editOf } from "./support/yjs-edit.js"
 
 const CHARS = ["a", "b", "é", "漢", "😀", " "]
 const text = (max: number) => fc.array(fc.constantFrom(...CHARS), { minLength: 1, maxLength: max }).map((a) => a.join(""))
 const range = (max: number) => fc.record({ at: fc.nat(), len: fc.integer({ min: 1, max }) })
-
-/** The update a writer holding `hub`'s state makes by `change` (undefined: it changed nothing). */
-const editOf = (hub: Y.Doc, client: number, change: (t: Y.Text) => void): Uint8Array | undefined => {
-  const w = new Y.Doc()
-  w.clientID = client
-  Y.applyUpdate(w, Y.encodeStateAsUpdate(hub))
-  let u: Uint8Array | undefined
-  w.on("update", (update: Uint8Array) => void (u = update))
-  change(w.getText("t"))
-  w.destroy()
-  return u
-}
 
 /** Deletes `r` from `t`, cut to fit its length (at wraps around). */
 const cut = (t: Y.Text, r: { at: number; len: number }): void => {

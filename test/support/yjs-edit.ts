@@ -1,0 +1,18 @@
+/**
+ * A writer's edit of a Yjs document as it is now, for tests that play writers against a hub's
+ * document: the update of the one transaction `change` makes (a state-vector diff would repeat
+ * every deletion before it), from a fresh Y.Doc with `clientID`.
+ */
+import * as Y from "yjs"
+
+/** The update `change` makes to the text "t" of a copy of `doc` (undefined: it changed nothing). */
+export const editOf = (doc: Y.Doc, clientID: number, change: (t: Y.Text) => void): Uint8Array | undefined => {
+  const w = new Y.Doc()
+  w.clientID = clientID
+  Y.applyUpdate(w, Y.encodeStateAsUpdate(doc))
+  let u: Uint8Array | undefined
+  w.on("update", (update: Uint8Array) => void (u = update))
+  change(w.getText("t"))
+  w.destroy()
+  return u
+}

@@ -51,3 +51,13 @@ test("one document past maxDocsPerConnection: refused (too-many-docs), not left 
   expect(await told(r2)).toMatch(/^refused: too-many-docs: One connection may follow at most 1 documents/)
   await client.close()
 })
+
+test("without a storage, the refusal does not say the command is kept on this device: it is kept in memory only", async () => {
+  const { rt, net } = world({ authorize: async (_p, docId) => docId !== "secret" })
+  const client = await CanonClient.open({ transport: net.transport("a"), runtime: rt })
+  const secret = await client.open(Todo, "secret")
+  const r = secret.submit("add", { id: "x", title: "X" })
+  await rt.run({ forMs: 200 })
+  expect(await told(r)).toMatch(/^refused: unauthorized: You may not read document "secret"\. The command is kept in the outbox in memory \(this client has no storage: it goes when the page or process does\)\.$/)
+  await client.close()
+})

@@ -848,7 +848,9 @@ export class Doc<M extends Machine<any, any>> {
    * waiting for the hub (and any made until the next welcome) rejects; the outbox is kept.
    */
   refused(code: string, message: string): void {
-    this.#refusal = canonError("refused", `${code}: ${message} The command is kept in the outbox on this device.`)
+    // Without a storage the outbox is this process's memory: it is not on the device for later.
+    const kept = this.#lane instanceof MemoryLane ? "kept in the outbox in memory (this client has no storage: it goes when the page or process does)" : "kept in the outbox on this device"
+    this.#refusal = canonError("refused", `${code}: ${message} The command is ${kept}.`)
     // Kept in the map: `persisted` still resolves when the outbox write is done.
     for (const d of this.#deferreds.values()) d.reject(this.#refusal)
   }

@@ -58,6 +58,6 @@ test("without a storage, the refusal does not say the command is kept on this de
   const secret = await client.open(Todo, "secret")
   const r = secret.submit("add", { id: "x", title: "X" })
   await rt.run({ forMs: 200 })
-  expect(await told(r)).toMatch(/^refused: unauthorized: You may not read document "secret"\. The command is kept in the outbox in memory \(this client has no storage: it goes when the page or process does\)\.$/)
+  expect(await told(r)).toMatch(/^refused: unauthorized: You may not read document "secret"\. The command is kept in the outbox in memory only \(no storage\)\.$/)
   await client.close()
 })

@@ -648,7 +648,7 @@ export class Doc<M extends Machine<any, any>> {
     // A CRDT field's edit is submitted on a microtask queued before this one.
     await undefined
     // Commands still waiting for their outbox write (queued on a microtask) go now.
-    if (this.#toPersist.length > 0) this.#flushOutbox()
+    this.#flushOutbox()
     return this.#lane.idle
   }
 
@@ -849,8 +849,7 @@ export class Doc<M extends Machine<any, any>> {
    */
   refused(code: string, message: string): void {
     // Without a storage the outbox is this process's memory: it is not on the device for later.
-    const kept = this.#lane instanceof MemoryLane ? "kept in the outbox in memory (this client has no storage: it goes when the page or process does)" : "kept in the outbox on this device"
-    this.#refusal = canonError("refused", `${code}: ${message} The command is ${kept}.`)
+    this.#refusal = canonError("refused", `${code}: ${message} The command is kept in the outbox ${this.#lane instanceof MemoryLane ? "in memory only (no storage)" : "on this device"}.`)
     // Kept in the map: `persisted` still resolves when the outbox write is done.
     for (const d of this.#deferreds.values()) d.reject(this.#refusal)
   }

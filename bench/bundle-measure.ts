@@ -151,8 +151,8 @@ export const CORE_LIMIT_BYTES = 45_000
  * leaves to newcomers, which a document opened again may have heard of; +11 B). Then 49,317 B
  * (guard 49,320): presence is counted by index and stops past the room left (a review: a
  * frame of a million nulls took 340 ms to count with Object.entries; 1.7 ms now; +46 B).
- * Then 49,354 B (guard 49,360): `doc.whenStored()` covers commands of the same turn and CRDT
- * edits (it resolved before their outbox write: +7 B), and a refusal told to a client without
+ * Then 49,355 B (guard 49,360): `doc.whenStored()` covers commands of the same turn and CRDT
+ * edits (it resolved before their outbox write: +8 B), and a refusal told to a client without
  * a storage says the command is kept in memory only, not on the device (+30 B).
  */
 export const CORE_GUARD_BYTES = 49_360

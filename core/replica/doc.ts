@@ -647,8 +647,9 @@ export class Doc<M extends Machine<any, any>> {
   async whenStored(): Promise<void> {
     // A CRDT field's edit is submitted on a microtask queued before this one.
     await undefined
-    // Commands still waiting for their outbox write (queued on a microtask) go now.
-    this.#flushOutbox()
+    // Commands still waiting for their outbox write (queued on a microtask) go now; with none,
+    // no write is asked for (one would retry a failed write early, and tell its failure twice).
+    if (this.#toPersist.length > 0) this.#flushOutbox()
     return this.#lane.idle
   }
 

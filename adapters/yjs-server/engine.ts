@@ -38,7 +38,7 @@ import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, typ
 import { canonError, errorText } from "../../core/errors.js"
 import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, structCount, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
 import { deletionGrowth } from "../yjs/deletion.js"
-import { CRDT_GROWTH_FACTOR } from "../../core/authority/size-bound.js"
+import { onlyDeletes } from "../yjs/tombstone.js"
 
 export interface YjsEngineOptions {
   /**
@@ -207,7 +207,6 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
 
   return {
     kind: "yjs",
-    deletesWithoutContent: true,
     empty: newHubYDoc,
     load(bytes) {
       const doc = newHubYDoc()
@@ -250,12 +249,12 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       const d = decode(update)
       if ("ok" in d) return d
       decodedCache.set(update, d)
-      // A delete set and no structs: it adds no content, and may use a full document's reserve.
-      return { ok: true, deletesOnly: d.structs.length === 0 && d.ds.clients.size > 0 }
+      return { ok: true }
     },
     deletionGrowth(doc, update) {
-      const d = decodedCache.get(update) ?? decode(update)
-      return "ok" in d ? update.length * CRDT_GROWTH_FACTOR : deletionGrowth(doc, d.ds.clients, update.length)
+      // Decoded by `prepare` (its turn came before the batch is fitted): never decoded again here.
+      const d = decodedCache.get(update)
+      return d === undefined || !onlyDeletes(d) ? undefined : deletionGrowth(doc, d.ds.clients, update.length)
     },
     apply(doc, updates) {
       return updates.map((u) => {

@@ -16,7 +16,8 @@ import * as Y from "yjs"
  */
 export const SPLIT_BYTES = 16
 
-type DeleteSet = ReadonlyMap<number, ReadonlyArray<{ readonly clock: number; readonly len: number }>>
+/** A decoded update's delete set: per client, its deleted ranges. */
+export type DeleteSet = ReadonlyMap<number, ReadonlyArray<{ readonly clock: number; readonly len: number }>>
 
 /**
  * The bytes applying `ds` (a deletion of `bytes` bytes, checked against `doc`) can add to

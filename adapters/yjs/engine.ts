@@ -39,7 +39,7 @@ import {
   type CrdtEngine, type CrdtField, type CrdtLimits, type ValidateOptions, type ValidateResult, type ValidatedUpdate,
 } from "../../core/crdt/engine.js"
 import { dependsOn, onlyDeletes, onlyPlaces, tombstoneOf } from "./tombstone.js"
-import { deletionGrowth } from "./deletion.js"
+import { deletionGrowth, type DeleteSet } from "./deletion.js"
 import { MAX_UPDATE_STRUCTS, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, typesTooDeep, unsupportedStructs, weighedStructs } from "./integrable.js"
 
 /** Origin of the updates Canon merges (they are not the app's local changes). */
@@ -60,7 +60,7 @@ interface Validated extends ValidatedUpdate {
   /** Untrusted, and holds no content: a tombstone (deleted items and GC ranges only, no deletions) or only deletions (see `fills`). */
   readonly fills: boolean
   /** Only deletions: its delete set (see `growth`). */
-  readonly deletes?: ReadonlyMap<number, ReadonlyArray<{ readonly clock: number; readonly len: number }>>
+  readonly deletes?: DeleteSet
 }
 
 type Id = { client: number; clock: number }

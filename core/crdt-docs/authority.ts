@@ -138,8 +138,6 @@ export class CrdtDocAuthority<D> {
   /** Per payer, its last submit still waiting to enter the queue: the next one waits behind it. */
   private readonly entering = new Map<string, Promise<void>>()
   private writing: Promise<void> | undefined
-  /** Updates `prepare` (or `check`) found to only delete (CheckResult `deletesOnly`): they may use the size bound's reserve. */
-  private readonly deletions = new WeakSet<Uint8Array>()
   /** Set from a batch's first apply until it is stored: the document then holds what a crash would lose. */
   private unstored: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
   private closed = false
@@ -183,7 +181,7 @@ export class CrdtDocAuthority<D> {
     this.tailBytes = state.tailBytes
     // A tail may compact into less: exact only without one.
     const max = options.maxDocumentBytes ?? DEFAULT_MAX_CRDT_DOCUMENT_BYTES
-    this.sizeBound = new SizeBound(max, state.baseBytes + state.tailBytes, state.tailBytes === 0, engine.deletesWithoutContent === true ? tombstoneReserve(max) : 0)
+    this.sizeBound = new SizeBound(max, state.baseBytes + state.tailBytes, state.tailBytes === 0, engine.deletionGrowth !== undefined ? tombstoneReserve(max) : 0)
   }
 
   /** Loads a document from storage (an empty one if it was never written). */
@@ -464,7 +462,6 @@ export class CrdtDocAuthority<D> {
       if (c.ok) {
         updates.push(item.updates[index]!)
         indexes.push(index)
-        if (c.deletesOnly === true) this.deletions.add(item.updates[index]!)
       } else item.rejected.push({ code: c.code, message: c.message, index })
     }
     return { updates, indexes }
@@ -529,8 +526,8 @@ export class CrdtDocAuthority<D> {
       // A deletion may use the reserve, and is charged what it can add less what it frees
       // (adapters/yjs/deletion.ts, on the document before this batch): one that frees more
       // always fits, even past the bound, and near full has the document measured again.
-      const deletion = this.deletions.has(u)
-      const growth = deletion ? this.engine.deletionGrowth?.(this.docValue, u) : undefined
+      const growth = this.engine.deletionGrowth?.(this.docValue, u)
+      const deletion = growth !== undefined
       const charge = growth === undefined ? u.length * CRDT_GROWTH_FACTOR : Math.max(0, growth)
       if (growth !== undefined && growth <= 0 || this.sizeBound.fits(pending + charge, deletion)) {
         if (deletion && this.sizeBound.nearFull(pending + charge)) this.compactDue = true

@@ -69,7 +69,7 @@ export type CrdtRejectionCode =
  * counted before decoding (structs, changes, ops, delete ranges); the submitting principal's
  * work budget pays it, refused or not (work-budget.ts). Without it the update costs nothing there.
  */
-export type CheckResult = ({ readonly ok: true; readonly deletesOnly?: boolean } | ({ readonly ok: false } & CrdtRejection)) & { readonly weight?: number }
+export type CheckResult = ({ readonly ok: true } | ({ readonly ok: false } & CrdtRejection)) & { readonly weight?: number }
 
 /**
  * Tells work done in slices that its document is closing (an AbortSignal fits): the engine
@@ -115,18 +115,15 @@ export interface CrdtDocEngine<D> {
    */
   warm?(doc: D): DocWarmUp | undefined
   /**
-   * Whether the engine's updates can delete without adding content (Yjs: a delete set, no
-   * structs; `check` or `prepare` tell them by `deletesOnly`). A full document then keeps the
-   * last 64th of its bound for them (core/authority/size-bound.ts): its refusal tells writers
-   * to delete something first, and they can.
+   * Optional, for engines whose updates can delete without adding content (Yjs: a delete set,
+   * no structs). For an update `check` and `prepare` passed, given the document before it:
+   * undefined unless it only deletes; else the bytes it can add to the document's encoding less
+   * what it surely frees (negative: it shrinks it; adapters/yjs/deletion.ts), charged instead
+   * of three times its bytes. An engine that has it keeps the last 64th of a document's bound
+   * for deletions (core/authority/size-bound.ts): the refusal of a full document tells its
+   * writers to delete something first, and they can.
    */
-  readonly deletesWithoutContent?: boolean
-  /**
-   * For an update `check` or `prepare` told `deletesOnly`, given the document before it: the
-   * bytes it can add to the document's encoding less what it surely frees (negative: it
-   * shrinks it; adapters/yjs/deletion.ts). Charged instead of three times its bytes.
-   */
-  deletionGrowth?(doc: D, update: Uint8Array): number
+  deletionGrowth?(doc: D, update: Uint8Array): number | undefined
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
   /** Bounds and weighs an untrusted update where it enters, before anything costly (see the header). Never throws. */

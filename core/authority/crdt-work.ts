@@ -15,7 +15,7 @@
  *
  * A submit names its document, not its machine, so a merge command is weighed by every engine
  * the hub's machines declare under that command's name, and the heaviest reading counts.
- * (`evolve` carries no CRDT fields, so only the machines' own versions declare any.)
+ * (`evolve` carries a machine's fields unchanged into every version: one engine per field name.)
  */
 import type { CrdtEngine, CrdtFieldDecl } from "../crdt/engine.js"
 import { crdtCommandName } from "../crdt/fields.js"

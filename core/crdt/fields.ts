@@ -27,11 +27,10 @@ import { applyCommand, type CommandContext, type CommandDef, type CommandHost, t
 import type { Rejection } from "../errors.js"
 import { canonError } from "../errors.js"
 import { crdtRejection, type CrdtField, type CrdtFieldDecl, type ValidatedUpdate } from "./engine.js"
-import { fieldsOfRoot, registerRoot } from "./roots.js"
+import { CRDT_KEY, fieldsOfRoot, registerRoot } from "./roots.js"
 import type { CrdtRuntime } from "./runtime.js"
 
-/** The root key carrying encoded fields inside snapshots. Reserved in machines with fields. */
-export const CRDT_KEY = "$crdt"
+export { CRDT_KEY }
 
 /** The built-in merge command of a field. */
 export const crdtCommandName = (field: string): string => `$crdt.${field}`

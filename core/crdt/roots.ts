@@ -2,6 +2,9 @@
  * Which CRDT fields belong to a state's root object, so that `hashState(root)` covers them
  * (core/hash.ts). Kept apart from fields.ts: apps without CRDT fields bundle only this.
  */
+/** The root key carrying encoded fields inside snapshots. Reserved in machines with fields. */
+export const CRDT_KEY = "$crdt"
+
 export interface HashedFields {
   /** Field hashes in sorted field order. */
   hashes(): Array<[string, string]>

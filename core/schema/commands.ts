@@ -6,11 +6,11 @@
 import * as Result from "effect/Result"
 import type { Rejection } from "../errors.js"
 import { schemaMessage, type CompiledCommand, type Machine } from "../machine.js"
-import { BATCH, isReserved, type Cmd } from "./registry.js"
+import { BATCH, isBuiltin, type Cmd } from "./registry.js"
 
-/** Decodes an encoded command of `machine` (its own commands only). */
+/** Decodes an encoded command of `machine` (its own commands and CRDT merges, never a built-in). */
 export const decodeCmd = (machine: Machine<any, any>, name: string, encoded: unknown): { ok: true; cmd: CompiledCommand<any>; args: unknown } | { ok: false; rejection: Rejection } => {
-  const cmd = isReserved(name) ? undefined : machine.compiled.get(name)
+  const cmd = isBuiltin(name) ? undefined : machine.compiled.get(name)
   if (cmd === undefined) return { ok: false, rejection: { code: "unknown-command", message: `Machine "${machine.name}" v${machine.version} has no command "${name}".` } }
   const r = cmd.decode(encoded)
   if (Result.isFailure(r)) return { ok: false, rejection: { code: "invalid-args", message: `Invalid arguments for "${name}": ${schemaMessage(r.failure)}` } }
@@ -20,7 +20,7 @@ export const decodeCmd = (machine: Machine<any, any>, name: string, encoded: unk
 /** Encodes decoded commands of `machine` to their wire form. */
 export const encodeCmds = (machine: Machine<any, any>, cmds: ReadonlyArray<Cmd>): Cmd[] =>
   cmds.map((c) => {
-    const cmd = isReserved(c.name) ? undefined : machine.compiled.get(c.name)
+    const cmd = isBuiltin(c.name) ? undefined : machine.compiled.get(c.name)
     if (cmd === undefined) throw new Error(`A migration of "${machine.name}" gave command "${c.name}", which v${machine.version} does not have.`)
     const r = cmd.encode(c.args)
     if (Result.isFailure(r)) throw new Error(`A migration of "${machine.name}" gave invalid arguments for "${c.name}" (v${machine.version}): ${schemaMessage(r.failure)}`)

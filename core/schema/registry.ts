@@ -123,6 +123,8 @@ export const isReserved = (name: string): boolean => name.startsWith("$")
 export const BATCH = "$batch"
 export const AS = "$as"
 export const MIGRATE = "$migrate"
+/** Canon's own commands of every version; other `$` names (CRDT merges `$crdt.<field>`) are a machine's. */
+export const isBuiltin = (name: string): boolean => name === BATCH || name === AS || name === MIGRATE
 /** The clientId of entries the hub writes itself (a `$` never passes the clientId check). */
 export const HUB_CLIENT = "$hub"
 

@@ -20,6 +20,7 @@
  * kept as above, and the app is told `migration-failed` (an `error` event once connected).
  */
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
+import { CRDT_KEY } from "../crdt/roots.js"
 import { canonError, errorText } from "../errors.js"
 import { JournaledState } from "../journal.js"
 import type { Machine } from "../machine.js"
@@ -62,8 +63,11 @@ export const upgradeStoredReplica = async (
   let state: unknown
   let at = seq
   let failure: UpgradedReplica["failure"]
+  // CRDT fields go into the migrated snapshot as a stored one holds them (`$crdt`); the
+  // migration leaves them as they are.
+  const fields = old.crdtRuntime?.fieldsOf(old.crdt!, host)
   try {
-    state = h.migrateState(host.root, k, machine.version, ctx)
+    state = h.migrateState(fields === undefined ? host.root : { ...(host.root as object), [CRDT_KEY]: fields.encode() }, k, machine.version, ctx)
   } catch (e) {
     // Never a document that cannot open: its start here, the authority's state on connecting.
     state = machine.initial()

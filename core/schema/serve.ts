@@ -22,6 +22,7 @@ import { encodeCanonical } from "../canonical.js"
 import { hashBytes } from "../hash.js"
 import type { Entry } from "../entry.js"
 import type { Rejection } from "../errors.js"
+import { fieldsOfRoot, registerRoot } from "../crdt/roots.js"
 import type { JournaledState } from "../journal.js"
 import { decodeArgs, makeContext, runApply, type CompiledCommand, type Machine } from "../machine.js"
 import { asOne, decodeCmd, encodeCmds, settleCmds } from "./commands.js"
@@ -165,10 +166,16 @@ export const applyMigration = <S>(host: JournaledState<S>, docId: string, h: Mac
     encode: () => { throw new Error("not encodable") },
     apply: (state, _args, ctx) => h.migrateState(state, from, to, ctx) as S,
   }
+  // CRDT fields loaded from this state (the hub's, a replica's) stay the new state's: the
+  // migration sees and returns the plain state only.
+  const fields = fieldsOfRoot(host.root)
   const j = host.begin()
   const r = runApply(host, migrate, MIGRATE, null, makeContext(docId, e.seq, e.time, e.clientId))
   host.end()
-  if (r === undefined) return
+  if (r === undefined) {
+    if (fields !== undefined) registerRoot(host.root as object, fields)
+    return
+  }
   host.undo(j)
   throw canonError("migration-failed", `Migrating the state of "${docId}" from v${from} to v${to} failed: ${r.message}`)
 }

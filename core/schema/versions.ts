@@ -11,6 +11,9 @@
  *   ("nothing to show").
  * - `migrateState` from v(k) to v(k+1): returns a fresh plain tree (it must not share objects
  *   with its input); its ctx has the seq of the version change, the time and a seeded random.
+ * - CRDT fields carry over unchanged: every version has the first one's, their merge commands
+ *   (`$crdt.<field>`) go up and down as they are, and `migrateState` sees and returns the plain
+ *   state only (the fields' content stays where it is). A version cannot add or remove one.
  *
  * Each version is a complete `Machine` (`historyOf(m).at(k)`): its fingerprint uses the
  * formula of `defineMachine`, so a build that only knows v(k) and a build with the whole
@@ -58,6 +61,8 @@
  */
 import * as Result from "effect/Result"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
+import type { CrdtDecls } from "../crdt/fields.js"
+import { CRDT_KEY } from "../crdt/roots.js"
 import { canonError } from "../errors.js"
 import {
   defineMachine, type CommandContext, type CommandDef, type CompiledCommand, type Machine, type MachineDef,
@@ -140,6 +145,13 @@ const migrating = <T>(what: string, f: () => T): T => {
 const withBuiltins = (m: Machine<any, any>, history: () => MachineHistory): Machine<any, any> => {
   const compiled = new Map(m.compiled)
   const fail = (message: string) => Result.fail({ message } as never)
+  // With CRDT fields, the built-ins run as the machine's own commands do (runApply finds the
+  // fields first, and keeps `$crdt` out of the state); a merge inside one would be applied as
+  // nothing (runApply merges only a merge command sent as itself), so it is refused.
+  const fields = [...m.compiled.values()].find((c) => c.crdt !== undefined)?.crdt
+  const marker = fields === undefined ? {} : { crdt: { decls: fields.decls, runtime: fields.runtime } }
+  const merges = (list: ReadonlyArray<{ cmd: CompiledCommand<any> }>) => list.some((c) => c.cmd.crdt?.field !== undefined)
+  const MERGE_INSIDE = "a CRDT merge command travels as itself, never inside a $batch or $as"
   // $batch: [[name, encodedArgs], ...] of this version, applied in order as one command.
   compiled.set(BATCH, {
     decode: (encoded) => {
@@ -151,10 +163,11 @@ const withBuiltins = (m: Machine<any, any>, history: () => MachineHistory): Mach
         if (!d.ok) return fail(d.rejection.message)
         list.push({ cmd: d.cmd, args: d.args })
       }
-      return Result.succeed(list)
+      return merges(list) ? fail(MERGE_INSIDE) : Result.succeed(list)
     },
     encode: (args) => Result.succeed(args),
     apply: (state, list, ctx) => applyAll(state, list as { cmd: CompiledCommand<any>; args: unknown }[], ctx),
+    ...marker,
   })
   // $as: { v, name, args } a command written at version v <= this one, upcast here.
   compiled.set(AS, {
@@ -173,10 +186,11 @@ const withBuiltins = (m: Machine<any, any>, history: () => MachineHistory): Mach
       } catch (e) {
         return fail(`its upcast from v${a.v} failed: ${messageOf(e)}`)
       }
-      return Result.succeed(list)
+      return merges(list) ? fail(MERGE_INSIDE) : Result.succeed(list)
     },
     encode: (args) => Result.succeed(args),
     apply: (state, list, ctx) => applyAll(state, list as { cmd: CompiledCommand<any>; args: unknown }[], ctx),
+    ...marker,
   })
   return { ...m, compiled, fingerprint: m.fingerprint }
 }
@@ -184,6 +198,13 @@ const withBuiltins = (m: Machine<any, any>, history: () => MachineHistory): Mach
 /** The one-command fingerprint of a command: equal when its argument schema is the same. */
 const commandShape = (name: string, def: CommandDef<any, any, any>): string =>
   defineMachine({ name: "shape", version: 1, initial: () => null, commands: { [name]: def } }).fingerprint
+
+/** A state's plain part and, in a snapshot's form of a state with CRDT fields, their content. */
+const withoutFields = (state: unknown): { readonly plain: unknown; readonly encoded: unknown } => {
+  if (typeof state !== "object" || state === null || !Object.prototype.hasOwnProperty.call(state, CRDT_KEY)) return { plain: state, encoded: undefined }
+  const { [CRDT_KEY]: encoded, ...plain } = state as Record<string, unknown>
+  return { plain, encoded }
+}
 
 const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, steps: ReadonlyArray<Step>): MachineHistory => {
   const byVersion = new Map(machines.map((m) => [m.version, m]))
@@ -233,10 +254,17 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
     },
     migrateState: (state, from, to, ctx) => {
       let cur = state
+      // A state with CRDT fields in its snapshot form (a stored replica's, an older hub's) holds
+      // their content under `$crdt`: the app's migrations see the plain state, the fields stay.
+      const fields = withoutFields(state)
+      cur = fields.plain
       for (let v = from; v < to; v++) {
         const state = cur
         const what = `The state migration of "${name}" from v${v} to v${v + 1}`
         const out = migrating(what, () => stepUp.get(v)!.migrateState(state, ctx))
+        if (typeof out === "object" && out !== null && Object.prototype.hasOwnProperty.call(out, CRDT_KEY)) {
+          throw canonError("migration-failed", `${what} returned a state with the key "${CRDT_KEY}", which holds CRDT fields' content. Leave it out: the fields carry over by themselves.`)
+        }
         // Through the canonical encoding: a plain, fresh tree whatever the function returned,
         // and one a snapshot can hold (a too-deep or non-plain result is the migration's failure too).
         try {
@@ -245,7 +273,11 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
           throw canonError("migration-failed", `${what} returned a state that cannot be stored: ${messageOf(e)}. Make it return plain data no deeper than a state may be.`)
         }
       }
-      return cur
+      if (fields.encoded === undefined) return cur
+      if (typeof cur !== "object" || cur === null || Array.isArray(cur)) {
+        throw canonError("migration-failed", `The state migration of "${name}" from v${from} to v${to} returned a state that is not a plain object: a machine with CRDT fields keeps its state one.`)
+      }
+      return { ...(cur as Record<string, unknown>), [CRDT_KEY]: fields.encoded }
     },
     // The client-side code, carried by the history so that the replica imports only the registry.
     entriesForVersion: (entries, t, versionOf) => entriesForVersion(h, entries, t, versionOf),
@@ -286,10 +318,10 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
  * The next version of a machine. `prev` is a machine from `defineMachine` (version 1, or any
  * version of a history that starts there) or from an earlier `evolve`.
  */
-export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Record<string, unknown>>(
-  prev: Machine<S1, A1>,
+export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Record<string, unknown>, C extends CrdtDecls = {}>(
+  prev: Machine<S1, A1, C>,
   def: EvolveDef<S1, A1, S2, A2>,
-): Machine<S2, A2> => {
+): Machine<S2, A2, C> => {
   const before = historyOf(prev) as InternalHistory | undefined
   // Each history has its own machine objects: evolving v2 into v3 leaves v2's history as it was.
   const plains = before === undefined ? [prev as Machine<any, any>] : before.plains
@@ -299,8 +331,20 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
     throw new TypeError(`Machine "${prev.name}" v${last.version} evolves to v${last.version + 1}, not v${def.version}.`)
   }
   for (const n of Object.keys(def.commands)) if (isReserved(n)) throw new TypeError(`Command name "${n}" is reserved (names starting with "$" are Canon's).`)
+  // CRDT fields carry over as they are: their merge commands mean the same in every version, so
+  // they go up and down unchanged, and a migration of the plain state leaves their content be.
+  if ((def as { crdt?: unknown }).crdt !== undefined) {
+    throw new TypeError(`Machine "${prev.name}" v${def.version}: CRDT fields carry over unchanged from v${last.version}; a later version cannot declare, add or remove them.`)
+  }
+  for (const n of [...Object.keys(def.upcast ?? {}), ...Object.keys(def.downcast ?? {})]) {
+    if (isReserved(n)) throw new TypeError(`Machine "${prev.name}" v${def.version}: "${n}" is Canon's and goes between versions as it is; declare no upcast or downcast for it.`)
+  }
+  const migrate = def.migrateState as (s: unknown, ctx: MigrationContext) => unknown
+  const initial = def.initial ?? (() => migrate(last.initial(), { seq: 0, time: 0, random: () => 0 }) as S2)
+  // The new version's own commands and, with fields, their merge commands (as `last.commands` has them).
+  const plain = defineMachine({ name: prev.name, version: def.version, initial, commands: def.commands, ...(last.crdt !== undefined ? { crdt: last.crdt } : {}) } as MachineDef<S2, A2>)
   const oldDefs = last.commands as Record<string, CommandDef<any, any, any>>
-  const newDefs = def.commands as Record<string, CommandDef<any, any, any>>
+  const newDefs = plain.commands as Record<string, CommandDef<any, any, any>>
   const unchanged = new Set<string>()
   for (const n of Object.keys(oldDefs)) {
     if (newDefs[n] !== undefined && commandShape(n, oldDefs[n]!) === commandShape(n, newDefs[n]!)) unchanged.add(n)
@@ -318,9 +362,6 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
     if (declared !== undefined) down.set(n, declared)
     else if (unchanged.has(n)) down.set(n, (args) => ({ name: n, args }))
   }
-  const migrate = def.migrateState as (s: unknown, ctx: MigrationContext) => unknown
-  const initial = def.initial ?? (() => migrate(last.initial(), { seq: 0, time: 0, random: () => 0 }) as S2)
-  const plain = defineMachine({ name: prev.name, version: def.version, initial, commands: def.commands } as MachineDef<S2, A2>)
   let history!: InternalHistory
   const allPlains = [...plains, plain]
   const machines = allPlains.map((p) => withBuiltins(p, () => history))
@@ -328,5 +369,5 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
   history = Object.assign(buildHistory(prev.name, machines, steps), { steps, plains: allPlains })
   for (const m of machines) registerHistory(m, history)
   const self = machines[machines.length - 1]!
-  return self as Machine<S2, A2>
+  return self as Machine<S2, A2, C>
 }

@@ -1,0 +1,191 @@
+/**
+ * A machine with CRDT fields gets new versions: `evolve` carries its fields over unchanged
+ * (their merge commands `$crdt.<field>` are the same in every version, so they go up and down
+ * as they are), and every migration of the plain state leaves the fields' content where it is:
+ * the hub's upgrade at load (core/schema/serve.ts applyMigration), a stored replica opened by
+ * a newer app (core/schema/replica-upgrade.ts) and a newer app's view of an older hub's
+ * snapshot (core/schema/compat.ts). The app's `migrateState` sees the plain state only.
+ */
+import * as Schema from "effect/Schema"
+import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { yText } from "../adapters/yjs/index.js"
+import { evolve, historyOf } from "../core/schema/versions.js"
+import { settleWithTurns } from "./support/virtual-time.js"
+
+const commandsV1 = {
+  rename: { args: Schema.Struct({ title: Schema.String }), apply: (s: { title: string }, { title }: { readonly title: string }) => { s.title = title } },
+}
+const NoteV1 = defineMachine({ name: "note", version: 1, initial: () => ({ title: "" }), crdt: { body: yText() }, commands: commandsV1 })
+
+type Note2 = { title: string; tags: string[] }
+const seen: unknown[] = []
+const NoteV2 = evolve(NoteV1, {
+  version: 2,
+  migrateState: (s) => {
+    seen.push(s)
+    return { title: s.title, tags: [] as string[] }
+  },
+  commands: {
+    rename: { args: Schema.Struct({ title: Schema.String }), apply: (s: Note2, { title }) => { s.title = title } },
+    tag: { args: Schema.Struct({ tag: Schema.String }), apply: (s: Note2, { tag }) => { s.tags.push(tag) } },
+  },
+  downcast: { tag: () => [] }, // v1 shows no tags
+})
+
+const DOC = "n"
+const V1 = historyOf(NoteV2)!.at(1) as typeof NoteV1
+
+/** Small logs are compacted behind a snapshot: a newcomer starts from the snapshot. */
+const COMPACTING = { minLogBytes: 2 << 10, logRatio: 1, tailBytes: 0, chunkBytes: 1 << 10 }
+
+const world = (snapshots?: typeof COMPACTING) => {
+  const rt = new VirtualRuntime(3)
+  const net = new MemoryNetwork(rt, { latency: () => 3, encode: true })
+  const hubStore = new MemoryStorage()
+  let hub: Hub | undefined
+  const start = async (m: typeof NoteV1 | typeof NoteV2) => {
+    if (hub !== undefined) {
+      await hub.close()
+      net.stopServer()
+    }
+    hub = new Hub({ machines: [m], storage: hubStore, runtime: rt, quietCheckpointMs: 200, ...(snapshots !== undefined ? { snapshots } : {}) })
+    net.listen(hub)
+    return hub
+  }
+  const open = async <M extends typeof NoteV1 | typeof NoteV2>(m: M, name: string, storage = new MemoryStorage()) => {
+    const client = await CanonClient.open({ transport: net.transport(name), runtime: rt, clientId: name, storage })
+    const doc = await client.open(m, DOC)
+    const errors: string[] = []
+    doc.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
+    doc.on("rejected", (e) => errors.push(`rejected ${e.rejection.code}: ${e.rejection.message}`))
+    return { client, doc, errors, storage }
+  }
+  return { rt, net, start, open, run: (ms: number) => settleWithTurns(rt, ms) }
+}
+
+describe("evolve", () => {
+  test("carries the CRDT fields; their merge commands go up and down as they are", () => {
+    expect(Object.keys(NoteV2.crdt ?? {})).toEqual(["body"])
+    expect(NoteV2.compiled.has("$crdt.body")).toBe(true)
+    const h = historyOf(NoteV2)!
+    const merge = { name: "$crdt.body", args: new Uint8Array([1, 2, 3]) }
+    expect(h.convert([merge], 1, 2)).toEqual([merge])
+    expect(h.convert([merge], 2, 1)).toEqual([merge])
+  })
+
+  test("refuses a version that declares fields, or migrations of a merge command", () => {
+    const migrateState = (s: { title: string }) => s
+    const commands = commandsV1
+    expect(() => evolve(NoteV1, { version: 2, migrateState, commands, crdt: { body: yText() } } as never)).toThrow(/carry over unchanged/)
+    expect(() => evolve(NoteV1, { version: 2, migrateState, commands, upcast: { "$crdt.body": (a: unknown) => a } } as never)).toThrow(/\$crdt\.body.*Canon's/)
+    expect(() => evolve(NoteV1, { version: 2, migrateState, commands, downcast: { "$crdt.body": (a: unknown) => a } } as never)).toThrow(/\$crdt\.body.*Canon's/)
+  })
+
+  test("a merge never travels inside a $batch or $as (it would be applied as nothing); both run as the machine's commands do", () => {
+    const merge = new Uint8Array([0, 0])
+    for (const m of [NoteV2, V1]) {
+      const as = m.compiled.get("$as")!
+      const batch = m.compiled.get("$batch")!
+      expect(JSON.stringify(as.decode({ v: 1, name: "$crdt.body", args: merge }))).toMatch(/travels as itself/)
+      expect(JSON.stringify(batch.decode([["$crdt.body", merge]]))).toMatch(/travels as itself/)
+      expect(JSON.stringify(batch.decode([["rename", { title: "t" }]]))).toMatch(/Success/)
+      // Marked as the machine's own commands are: runApply finds the fields first and keeps `$crdt` out.
+      expect([as.crdt?.decls, batch.crdt?.decls]).toEqual([NoteV1.crdt, NoteV1.crdt])
+    }
+  })
+
+  test("a migration that returns the reserved $crdt key fails as a migration", () => {
+    const Bad = evolve(NoteV1, { version: 2, migrateState: (s: { title: string }) => ({ ...s, $crdt: 1 }), commands: commandsV1 } as never)
+    expect(() => historyOf(Bad)!.migrateState({ title: "t" }, 1, 2, { seq: 1, time: 0, random: () => 0 })).toThrow(/\$crdt/)
+  })
+})
+
+describe("the text survives every migration", () => {
+  test("a hub upgraded to v2 keeps the text; v1 and v2 writers type into it together", async () => {
+    const w = world()
+    await w.start(NoteV1)
+    const a = await w.open(V1, "a")
+    await w.run(100)
+    a.doc.crdt.body.insert(0, "hello")
+    a.doc.submit("rename", { title: "T" })
+    await w.run(1000)
+    expect(a.doc.pendingCount).toBe(0)
+
+    seen.length = 0
+    const hub = await w.start(NoteV2)
+    const doc = await hub.doc(DOC, NoteV2)
+    expect(doc.state).toEqual({ title: "T", tags: [] })
+    // The app's migration saw the plain state only.
+    expect(seen).toEqual([{ title: "T" }])
+
+    const b = await w.open(NoteV2, "b")
+    await w.run(1000)
+    expect(b.doc.crdt.body.toString()).toBe("hello")
+    b.doc.crdt.body.insert(5, " world")
+    b.doc.submit("tag", { tag: "x" })
+    a.doc.crdt.body.insert(0, ">")
+    await w.run(2000)
+    expect([...a.errors, ...b.errors]).toEqual([])
+    expect(b.doc.crdt.body.toString()).toBe(">hello world")
+    expect(a.doc.crdt.body.toString()).toBe(">hello world")
+    expect(b.doc.state).toEqual({ title: "T", tags: ["x"] })
+    expect(b.doc.confirmedHash()).toBe((await w.start(NoteV2).then((h) => h.doc(DOC, NoteV2))).stateHash())
+    // Loaded again (from the snapshot after the upgrade, or the log): the text is still there.
+    const c = await w.open(NoteV2, "c")
+    await w.run(2000)
+    expect(c.doc.crdt.body.toString()).toBe(">hello world")
+    expect([...a.errors, ...b.errors, ...c.errors]).toEqual([])
+  })
+
+  test("a stored v1 replica opened by the v2 app keeps its confirmed and its unsent text", async () => {
+    const w = world()
+    await w.start(NoteV1)
+    const a = await w.open(V1, "a")
+    await w.run(100)
+    a.doc.crdt.body.insert(0, "sent")
+    await w.run(1000)
+    w.net.partition("a")
+    await w.run(100)
+    a.doc.crdt.body.insert(4, "+offline")
+    await w.run(100)
+    expect(a.doc.pendingCount).toBeGreaterThan(0)
+    await a.client.close()
+
+    await w.start(NoteV2)
+    const again = await w.open(NoteV2, "a", a.storage)
+    expect(again.doc.crdt.body.toString()).toBe("sent+offline")
+    expect(again.doc.state).toEqual({ title: "", tags: [] })
+    w.net.heal("a")
+    await w.run(2000)
+    const b = await w.open(NoteV2, "b")
+    await w.run(1000)
+    expect(b.doc.crdt.body.toString()).toBe("sent+offline")
+    expect(again.doc.crdt.body.toString()).toBe("sent+offline")
+    expect([...again.errors, ...b.errors]).toEqual([])
+  })
+
+  test.each([["its log", undefined], ["its snapshot", COMPACTING]] as const)("a v2 app served by a v1 hub from %s sees the text, and a v1 app sees what it types", async (_, snapshots) => {
+    const w = world(snapshots)
+    const hub = await w.start(NoteV1)
+    const a = await w.open(V1, "a")
+    await w.run(100)
+    const text = "old hub ".repeat(600)
+    for (let i = 0; i < 4; i++) {
+      a.doc.crdt.body.insert(a.doc.crdt.body.length, text.slice(i * 1200, (i + 1) * 1200))
+      await w.run(100)
+    }
+    a.doc.submit("rename", { title: "T" })
+    await w.run(1000)
+    expect((await hub.doc(DOC, NoteV1)).latestSnapshot !== undefined).toBe(snapshots !== undefined)
+    const b = await w.open(NoteV2, "b")
+    await w.run(1500)
+    expect([...a.errors, ...b.errors]).toEqual([])
+    expect(b.doc.crdt.body.toString()).toBe(text)
+    expect(b.doc.state).toEqual({ title: "T", tags: [] })
+    b.doc.crdt.body.insert(0, "new app, ")
+    await w.run(1500)
+    expect(a.doc.crdt.body.toString()).toBe(`new app, ${text}`)
+    expect([...a.errors, ...b.errors]).toEqual([])
+  })
+})

@@ -6,35 +6,14 @@
  * a newer app (core/schema/replica-upgrade.ts) and a newer app's view of an older hub's
  * snapshot (core/schema/compat.ts). The app's `migrateState` sees the plain state only.
  */
-import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
+import { CanonClient, Hub } from "../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { evolve, historyOf } from "../core/schema/versions.js"
 import { settleWithTurns } from "./support/virtual-time.js"
-
-const commandsV1 = {
-  rename: { args: Schema.Struct({ title: Schema.String }), apply: (s: { title: string }, { title }: { readonly title: string }) => { s.title = title } },
-}
-const NoteV1 = defineMachine({ name: "note", version: 1, initial: () => ({ title: "" }), crdt: { body: yText() }, commands: commandsV1 })
-
-type Note2 = { title: string; tags: string[] }
-const seen: unknown[] = []
-const NoteV2 = evolve(NoteV1, {
-  version: 2,
-  migrateState: (s) => {
-    seen.push(s)
-    return { title: s.title, tags: [] as string[] }
-  },
-  commands: {
-    rename: { args: Schema.Struct({ title: Schema.String }), apply: (s: Note2, { title }) => { s.title = title } },
-    tag: { args: Schema.Struct({ tag: Schema.String }), apply: (s: Note2, { tag }) => { s.tags.push(tag) } },
-  },
-  downcast: { tag: () => [] }, // v1 shows no tags
-})
+import { NoteV1, NoteV1InHistory as V1, NoteV2, commandsV1, migrated as seen } from "./support/versioned-note.js"
 
 const DOC = "n"
-const V1 = historyOf(NoteV2)!.at(1) as typeof NoteV1
 
 /** Small logs are compacted behind a snapshot: a newcomer starts from the snapshot. */
 const COMPACTING = { minLogBytes: 2 << 10, logRatio: 1, tailBytes: 0, chunkBytes: 1 << 10 }

@@ -6,7 +6,10 @@
  * a newer app (core/schema/replica-upgrade.ts) and a newer app's view of an older hub's
  * snapshot (core/schema/compat.ts). The app's `migrateState` sees the plain state only.
  */
+import * as Schema from "effect/Schema"
 import { CanonClient, Hub } from "../core/index.js"
+import type { ServerMessage } from "../core/protocol/messages.js"
+import { newClientSecret } from "../core/ports/runtime.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { evolve, historyOf } from "../core/schema/versions.js"
@@ -166,5 +169,105 @@ describe("the text survives every migration", () => {
     await w.run(1500)
     expect(a.doc.crdt.body.toString()).toBe(`new app, ${text}`)
     expect([...a.errors, ...b.errors]).toEqual([])
+  })
+})
+
+/**
+ * Merges come only from a field's own edits and travel as themselves (review of 5a0a432): a
+ * merge wrapped in `$as` passed the hub's CRDT work budget, which reads the command's name; an
+ * app's upcast giving a merge among other commands was applied live as nothing in a `$batch`
+ * and refused by replay (an acknowledged rename lost at restart); a migration returning a
+ * non-object broke the document at every load instead of holding it at its version.
+ */
+describe("merges travel as themselves; migrations keep the state a fields machine needs", () => {
+  const update: unknown = (() => {
+    const f = NoteV1.crdt!.body.engine.create()
+    const out: unknown[] = []
+    f.onLocalChange((u) => out.push(u))
+    ;(f.handle as { insert(i: number, s: string): void }).insert(0, "x")
+    return out[0]
+  })()
+
+  test.each([1, 2])("a merge wrapped in $as by a v%i session is refused, not applied", async (v) => {
+    const rt = new VirtualRuntime(7)
+    const net = new MemoryNetwork(rt, { latency: () => 1 })
+    const hub = new Hub({ machines: [NoteV2], storage: new MemoryStorage(), runtime: rt })
+    net.listen(hub)
+    const got: ServerMessage[] = []
+    const conn = net.transport("c").connect({ onOpen: () => {}, onMessage: (m) => void got.push(m as ServerMessage), onClose: () => {} })
+    await rt.run({ forMs: 5 })
+    const machine = historyOf(NoteV2)!.at(v)
+    conn.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: "attacker000000", machines: [], secret: newClientSecret(rt) })
+    conn.send({ type: "subscribe", docId: DOC, machine: "note", version: v, fingerprint: machine.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+    await rt.run({ forMs: 20 })
+    conn.send({ type: "submit", docId: DOC, ackedClientSeq: 0, commands: [{ clientSeq: 1, name: "$as", args: { v, name: "$crdt.body", args: update } }] })
+    await rt.run({ forMs: 200 })
+    const outcomes = got.flatMap((m) => (m.type === "results" ? m.outcomes : []))
+    expect(outcomes).toEqual([{ clientSeq: 1, rejection: { code: "invalid-args", message: expect.stringMatching(/travels as itself/) } }])
+    expect((await hub.doc(DOC, NoteV2)).headSeq).toBe(0)
+    await hub.close()
+  })
+
+  test("an upcast or downcast that gives a merge is a failed migration, never a merge applied as nothing", () => {
+    const U2 = evolve(NoteV1, {
+      version: 2,
+      migrateState: (s: unknown) => s,
+      commands: { ...commandsV1, stamp: { args: Schema.Struct({ s: Schema.String }), apply: (st: { title: string }, a: { readonly s: string }) => { st.title = a.s } } },
+      upcast: { rename: (a: unknown) => [{ name: "rename", args: a }, { name: "$crdt.body", args: update }] },
+      downcast: { stamp: () => ({ name: "$crdt.body", args: update }) },
+    } as never) as typeof NoteV1
+    const h = historyOf(U2)!
+    expect(() => h.convert([{ name: "rename", args: { title: "L" } }], 1, 2)).toThrow(/gave a CRDT merge/)
+    expect(h.convert([{ name: "stamp", args: { s: "x" } }], 2, 1)).toBeUndefined()
+    // The fields' own merges still pass both ways.
+    expect(h.convert([{ name: "$crdt.body", args: update }], 1, 2)).toEqual([{ name: "$crdt.body", args: update }])
+  })
+
+  test("an upcast giving a merge is refused at the hub: nothing acknowledged is lost at a restart", async () => {
+    const U2 = evolve(NoteV1, {
+      version: 2,
+      migrateState: (s: unknown) => s,
+      commands: commandsV1,
+      upcast: { rename: (a: unknown) => [{ name: "rename", args: a }, { name: "$crdt.body", args: update }] },
+    } as never) as typeof NoteV1
+    const w = world()
+    const store = new MemoryStorage()
+    const hub = new Hub({ machines: [U2], storage: store, runtime: w.rt })
+    w.net.listen(hub)
+    const a = await w.open(historyOf(U2)!.at(1) as typeof NoteV1, "a")
+    await w.run(100)
+    a.doc.submit("rename", { title: "L" })
+    await w.run(1000)
+    expect(a.errors).toEqual([expect.stringMatching(/^rejected command-failed: .*gave a CRDT merge/)])
+    await hub.close()
+    w.net.stopServer()
+    const again = new Hub({ machines: [U2], storage: store, runtime: w.rt })
+    expect([a.doc.state, (await again.doc(DOC, U2)).state]).toEqual([{ title: "" }, { title: "" }])
+    await again.close()
+  })
+
+  test.each([["an array", (): unknown => ["x"]], ["null", (): unknown => null]] as const)("a migration that returns %s holds the document at v1, text served", async (_, out) => {
+    const Bad = evolve(NoteV1, { version: 2, migrateState: out as never, commands: commandsV1 } as never) as typeof NoteV1
+    const w = world()
+    await w.start(NoteV1)
+    const a = await w.open(NoteV1, "a")
+    await w.run(100)
+    a.doc.crdt.body.insert(0, "abc")
+    a.doc.submit("rename", { title: "T" })
+    await w.run(1000)
+    await a.client.close()
+    const hub = await w.start(Bad)
+    const doc = await hub.doc(DOC, Bad)
+    expect(doc.version).toBe(1)
+    const b = await w.open(historyOf(Bad)!.at(1) as typeof NoteV1, "b")
+    await w.run(1000)
+    expect([b.doc.crdt.body.toString(), b.doc.state]).toEqual(["abc", { title: "T" }])
+    expect(b.errors).toEqual([])
+  })
+
+  test("the previous version's commands may be passed on as they are (their merges included)", () => {
+    const Same = evolve(NoteV1, { version: 2, migrateState: (s: { title: string }) => s, commands: NoteV1.commands } as never) as typeof NoteV1
+    expect([...Same.compiled.keys()].filter((n) => !n.startsWith("$"))).toEqual(["rename"])
+    expect(Same.compiled.has("$crdt.body")).toBe(true)
   })
 })

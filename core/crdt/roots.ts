@@ -5,6 +5,9 @@
 /** The root key carrying encoded fields inside snapshots. Reserved in machines with fields. */
 export const CRDT_KEY = "$crdt"
 
+/** A CRDT field's merge command (`$crdt.<field>`; core/crdt/fields.ts crdtCommandName). */
+export const isMergeName = (name: string): boolean => name.startsWith(`${CRDT_KEY}.`)
+
 export interface HashedFields {
   /** Field hashes in sorted field order. */
   hashes(): Array<[string, string]>

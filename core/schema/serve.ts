@@ -22,7 +22,7 @@ import { encodeCanonical } from "../canonical.js"
 import { hashBytes } from "../hash.js"
 import type { Entry } from "../entry.js"
 import type { Rejection } from "../errors.js"
-import { fieldsOfRoot, registerRoot } from "../crdt/roots.js"
+import { fieldsOfRoot, isMergeName, registerRoot } from "../crdt/roots.js"
 import type { JournaledState } from "../journal.js"
 import { decodeArgs, makeContext, runApply, type CompiledCommand, type Machine } from "../machine.js"
 import { asOne, decodeCmd, encodeCmds, settleCmds } from "./commands.js"
@@ -80,6 +80,9 @@ export const acceptCommand = (machine: Machine<any, any>, sessionVersion: number
     }
     from = a.v
     inner = { name: a.name, args: a.args }
+    // A merge is the same in every version, so it is never wrapped; wrapped, it would pass
+    // where merges are charged for their work (core/authority/crdt-work.ts reads the name).
+    if (isMergeName(inner.name)) return { ok: false, rejection: { code: "invalid-args", message: `A CRDT merge ("${inner.name}") travels as itself, never inside a "$as".` }, hashed: inner }
   } else if (builtin) {
     return { ok: false, rejection: { code: "unknown-command", message: `"${name}" cannot be submitted.` }, hashed: sent }
   }

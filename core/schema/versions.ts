@@ -62,7 +62,7 @@
 import * as Result from "effect/Result"
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
 import type { CrdtDecls } from "../crdt/fields.js"
-import { CRDT_KEY } from "../crdt/roots.js"
+import { CRDT_KEY, isMergeName } from "../crdt/roots.js"
 import { canonError } from "../errors.js"
 import {
   defineMachine, type CommandContext, type CommandDef, type CompiledCommand, type Machine, type MachineDef,
@@ -227,7 +227,15 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
       if (from < to) {
         for (let v = from; v < to; v++) {
           const s = stepUp.get(v)!
-          cur = cur.flatMap((c) => toList(migrating(`The upcast of "${c.name}" from v${v} to v${v + 1}`, () => s.up.get(c.name)!(c.args))))
+          // A merge is the same in every version; one made by an app's upcast would be applied as
+          // nothing in a $batch and skip what merges are charged where they enter: never.
+          cur = cur.flatMap((c) => {
+            if (isMergeName(c.name)) return [c]
+            const what = `The upcast of "${c.name}" from v${v} to v${v + 1}`
+            const out = toList(migrating(what, () => s.up.get(c.name)!(c.args)))
+            if (out.some((o) => isCmd(o) && isMergeName(o.name))) throw canonError("migration-failed", `${what} gave a CRDT merge command; merges come only from the field's own edits.`)
+            return out
+          })
         }
         return cur
       }
@@ -235,6 +243,10 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
         const s = stepUp.get(v - 1)!
         const next: Cmd[] = []
         for (const c of cur) {
+          if (isMergeName(c.name)) {
+            next.push(c)
+            continue
+          }
           const f = s.down.get(c.name)
           let out: unknown
           try {
@@ -245,7 +257,8 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
           }
           // Not a command (null, [null], a number): an app's bug, read as "cannot be shown".
           const list = toList(out)
-          if (out === undefined || !list.every(isCmd)) return undefined
+          // A merge made by a downcast: as an upcast's, never (it would be applied as nothing).
+          if (out === undefined || !list.every(isCmd) || list.some((o) => isMergeName(o.name))) return undefined
           next.push(...list)
         }
         cur = next
@@ -273,11 +286,11 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
           throw canonError("migration-failed", `${what} returned a state that cannot be stored: ${messageOf(e)}. Make it return plain data no deeper than a state may be.`)
         }
       }
-      if (fields.encoded === undefined) return cur
+      if (fields.encoded === undefined && byVersion.get(to)?.crdt === undefined) return cur
       if (typeof cur !== "object" || cur === null || Array.isArray(cur)) {
         throw canonError("migration-failed", `The state migration of "${name}" from v${from} to v${to} returned a state that is not a plain object: a machine with CRDT fields keeps its state one.`)
       }
-      return { ...(cur as Record<string, unknown>), [CRDT_KEY]: fields.encoded }
+      return fields.encoded === undefined ? cur : { ...(cur as Record<string, unknown>), [CRDT_KEY]: fields.encoded }
     },
     // The client-side code, carried by the history so that the replica imports only the registry.
     entriesForVersion: (entries, t, versionOf) => entriesForVersion(h, entries, t, versionOf),
@@ -330,7 +343,9 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
   if (def.version !== last.version + 1) {
     throw new TypeError(`Machine "${prev.name}" v${last.version} evolves to v${last.version + 1}, not v${def.version}.`)
   }
-  for (const n of Object.keys(def.commands)) if (isReserved(n)) throw new TypeError(`Command name "${n}" is reserved (names starting with "$" are Canon's).`)
+  // The previous version's `commands` hold its fields' merge commands: passed on as they are, they are its own.
+  const own = Object.fromEntries(Object.entries(def.commands).filter(([n, c]) => !(isMergeName(n) && (last.commands as Record<string, unknown>)[n] === c))) as EvolveDef<S1, A1, S2, A2>["commands"]
+  for (const n of Object.keys(own)) if (isReserved(n)) throw new TypeError(`Command name "${n}" is reserved (names starting with "$" are Canon's).`)
   // CRDT fields carry over as they are: their merge commands mean the same in every version, so
   // they go up and down unchanged, and a migration of the plain state leaves their content be.
   if ((def as { crdt?: unknown }).crdt !== undefined) {
@@ -342,7 +357,7 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
   const migrate = def.migrateState as (s: unknown, ctx: MigrationContext) => unknown
   const initial = def.initial ?? (() => migrate(last.initial(), { seq: 0, time: 0, random: () => 0 }) as S2)
   // The new version's own commands and, with fields, their merge commands (as `last.commands` has them).
-  const plain = defineMachine({ name: prev.name, version: def.version, initial, commands: def.commands, ...(last.crdt !== undefined ? { crdt: last.crdt } : {}) } as MachineDef<S2, A2>)
+  const plain = defineMachine({ name: prev.name, version: def.version, initial, commands: own, ...(last.crdt !== undefined ? { crdt: last.crdt } : {}) } as MachineDef<S2, A2>)
   const oldDefs = last.commands as Record<string, CommandDef<any, any, any>>
   const newDefs = plain.commands as Record<string, CommandDef<any, any, any>>
   const unchanged = new Set<string>()

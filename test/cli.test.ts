@@ -274,6 +274,23 @@ test("counts in inspect's output have the right plural", async () => {
   expect(one.lines).toContain("  log: 1 entry (seqs 1-1), never compacted")
 })
 
+test("inspect's list shows the newest checkpoint stored, not only the one its head record carries", async () => {
+  const data = join(dir, "data")
+  await fill(data, 1)
+  const one = capture()
+  expect(await inspect(data, "team", undefined, one.out)).toBe(0)
+  const hash = /state hash (\S+)\./.exec(one.lines.join("\n"))![1]!
+  // A checkpoint published when the document went quiet is stored beside the head, not in it.
+  const storage = await LevelStorage.open(data)
+  const store = new AuthorityStore(storage)
+  expect((await store.head("team"))?.checkpoint).toBeUndefined()
+  await store.putCheckpoint("team", { seq: 1, hash })
+  await storage.close()
+  const list = capture()
+  expect(await inspect(data, undefined, undefined, list.out)).toBe(0)
+  expect(list.lines[0]).toMatch(new RegExp(`  checkpoint at 1 \\(${hash}\\)$`))
+})
+
 test("inspect's arguments: its own usage, unknown options named", () => {
   expect(parseInspectArgs(["--help"])).toBe("help")
   expect(INSPECT_USAGE).toMatch(/^Usage: canon inspect DIR \[docId\]/)

@@ -114,7 +114,11 @@ export const inspect = async (dir: string, docId: string | undefined, machinesMo
         const shape = await logShape(storage, id, horizon)
         const bytes = await recordBytes(storage, id)
         const newest = (await store.snapshots.metas(id).catch(() => []))[0]
-        const cp = head.checkpoint ? `checkpoint at ${fmt(head.checkpoint.seq)} (${head.checkpoint.hash})` : "no checkpoint yet"
+        // The head record carries the checkpoint of its last commit; one published when the
+        // document went quiet is stored beside it (AuthorityStore.putCheckpoint) and may be newer.
+        const quiet = (await store.checkpoints(id, 1).catch(() => []))[0]
+        const newestCp = quiet !== undefined && quiet.seq > (head.checkpoint?.seq ?? 0) ? quiet : head.checkpoint
+        const cp = newestCp ? `checkpoint at ${fmt(newestCp.seq)} (${newestCp.hash})` : "no checkpoint yet"
         const compacted = horizon > 0 ? `  compacted through ${fmt(horizon)}` : ""
         const snapshot = newest !== undefined ? `  snapshot at ${fmt(newest.seq)}` : ""
         out.log(`${id}  ${head.machine} v${head.version}  seq ${fmt(head.seq)}  ${plural(shape.entries, "entry", "entries")}  ${kib(bytes.total)}${snapshot}${compacted}  ${cp}`)

@@ -271,3 +271,10 @@ describe("merges travel as themselves; migrations keep the state a fields machin
     expect(Same.compiled.has("$crdt.body")).toBe(true)
   })
 })
+
+test("a new document of a version whose default initial state migrates to a non-object fails as a migration (review of 65e127c)", async () => {
+  const Bad = evolve(NoteV1, { version: 2, migrateState: ((s: { title: string }) => (s.title === "" ? null : s)) as never, commands: commandsV1 } as never) as typeof NoteV1
+  const hub = new Hub({ machines: [Bad], storage: new MemoryStorage(), runtime: new VirtualRuntime(7) })
+  await expect(hub.doc("fresh", Bad)).rejects.toMatchObject({ code: "migration-failed" })
+  await hub.close()
+})

@@ -355,7 +355,9 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
     if (isReserved(n)) throw new TypeError(`Machine "${prev.name}" v${def.version}: "${n}" is Canon's and goes between versions as it is; declare no upcast or downcast for it.`)
   }
   const migrate = def.migrateState as (s: unknown, ctx: MigrationContext) => unknown
-  const initial = def.initial ?? (() => migrate(last.initial(), { seq: 0, time: 0, random: () => 0 }) as S2)
+  let history!: InternalHistory
+  // Migrated as any stored state is (checked: plain, storable, an object where there are fields).
+  const initial = def.initial ?? (() => history.migrateState(last.initial(), last.version, def.version, { seq: 0, time: 0, random: () => 0 }) as S2)
   // The new version's own commands and, with fields, their merge commands (as `last.commands` has them).
   const plain = defineMachine({ name: prev.name, version: def.version, initial, commands: own, ...(last.crdt !== undefined ? { crdt: last.crdt } : {}) } as MachineDef<S2, A2>)
   const oldDefs = last.commands as Record<string, CommandDef<any, any, any>>
@@ -377,7 +379,6 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
     if (declared !== undefined) down.set(n, declared)
     else if (unchanged.has(n)) down.set(n, (args) => ({ name: n, args }))
   }
-  let history!: InternalHistory
   const allPlains = [...plains, plain]
   const machines = allPlains.map((p) => withBuiltins(p, () => history))
   const steps = [...prevSteps, { from: last.version, to: def.version, up, down, migrateState: migrate }]

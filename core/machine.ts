@@ -188,10 +188,8 @@ export const defineMachine = <S, A extends Record<string, unknown>, C extends Cr
     ...fields?.machine,
     compiled,
     get fingerprint() {
-      if (fingerprint !== undefined) return fingerprint
-      // Machines without fields keep the fingerprint they always had.
-      const described = [def.name, def.version, describeCommands(def.commands as Record<string, CommandDef<S, unknown, unknown>>)]
-      return (fingerprint = hashBytes(encodeCanonical(fields === undefined ? described : [...described, fields.kinds])))
+      // Described once. Machines without fields keep the fingerprint they always had.
+      return (fingerprint ??= hashBytes(encodeCanonical([def.name, def.version, describeCommands(def.commands as Record<string, CommandDef<S, unknown, unknown>>), ...(fields === undefined ? [] : [fields.kinds])])))
     },
   } as Machine<S, A, C>
 }

@@ -10,12 +10,16 @@
  * clients (protocol abuse; oversized arguments), arguments larger compact than canonical, a mixed fleet of machine versions with
  * rolling upgrades, collaborative text (a Yjs field typed into concurrently).
  *
- * The worlds run in the sim CLI as a child process (tsx): inside jest's vm context the
+ * The worlds run in the sim CLI's code in a child process (tsx): inside jest's vm context the
  * engine's hashing runs many times slower, and a seed of the full world would take tens of
- * seconds. A failing seed's replay line is in the assertion message.
+ * seconds. One child (serve.ts, through SimServer) runs the worlds one after another: tsx's
+ * compile of the engine and the JIT's warm-up are paid once, not once per world (some 3 s of
+ * CPU each). A world prints there what `npm run sim` prints with its arguments, and a failing
+ * seed's replay line (in the assertion message) replays it in a process of its own: the replay
+ * tests below compare a served seed with the same seed in a process of its own.
  */
 import { runSimulation } from "./sim/simulation.js"
-import { REPO, prepareCopy, runSim } from "./sim/mutant-runner.js"
+import { REPO, SimServer, prepareCopy, runSim } from "./sim/mutant-runner.js"
 import { MUTANTS } from "./sim/mutant-table.js"
 import { Flaky } from "./support/machines.js"
 
@@ -27,6 +31,12 @@ const SIM_CHILD_MS = 120_000
  * child runs on.
  */
 const SIM_TEST_MS = SIM_CHILD_MS + 30_000
+/** A test whose `n` worlds wait for one another in the one child. */
+const simTestMs = (n: number) => n * SIM_CHILD_MS + 30_000
+
+/** The child that runs the worlds (see the header); ended after the last test. */
+const sim = new SimServer(REPO)
+afterAll(() => sim.close())
 
 /** Everything but the parts each test turns on. */
 /** Faults added to the whole world after the pinned seeds below were found: off, so each seed stays in its world. */
@@ -44,7 +54,7 @@ const STATE_ATTACKS = "legit,proto-id,proto-fields,alias,stamp"
  * take effect tests nothing (the hostile worlds once ran without a hostile client).
  */
 const failing = async (n: number, world: ReadonlyArray<string>, replicas = 4, happen: ReadonlyArray<string> = []): Promise<string[]> => {
-  const run = await runSim(REPO, [...world, "--seeds", String(n), "--replicas", String(replicas), ...(happen.length > 0 ? ["--stats"] : [])], { timeoutMs: SIM_CHILD_MS })
+  const run = await sim.run([...world, "--seeds", String(n), "--replicas", String(replicas), ...(happen.length > 0 ? ["--stats"] : [])], { timeoutMs: SIM_CHILD_MS })
   const summary = new RegExp(`^sim: ${n} seeds`, "m").test(run.output)
   const lines = run.output.split("\n").filter((l) => l.startsWith("FAIL") || l.startsWith("  ") && !l.startsWith("    "))
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
@@ -60,7 +70,7 @@ test("snapshots and compaction: crashes aimed at snapshot writes, corrupted and 
   const heavy = [...CORE, "--snapshot-crashes", "0.2", "--stream-faults", "0.4"]
   const [v2, v1] = await Promise.all([failing(2, [...heavy, "--protocols", "v2"]), failing(2, [...heavy, "--protocols", "v1", "--from", "3"])])
   expect([...v2, ...v1]).toEqual([])
-}, SIM_TEST_MS)
+}, simTestMs(2))
 
 test("a large document: 32-64 KiB commands, paged catch-up, snapshots and streams of it, to replicas that stop reading for seconds; links count unread bytes, so the hub's followers pause at their high-water mark and resume once drained (3 seeds)", async () => {
   // Counted in messages (before), nothing reached a byte limit: a hub whose paused followers
@@ -132,7 +142,7 @@ test("a replica that resubscribes while the state it asked for is on its way ask
   // then resubscribed on a gap before the hub's paced answer: the new follower did not want the
   // state, r3 thought it was coming, and every later desync was ignored (drifting, seq 68).
   // Pinned to the world the seed was found in.
-  const run = await runSim(REPO, ["--seed", "275", "--replicas", "5", ...LATER_FAULTS_OFF], { timeoutMs: SIM_CHILD_MS })
+  const run = await sim.run(["--seed", "275", "--replicas", "5", ...LATER_FAULTS_OFF], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 
@@ -141,7 +151,7 @@ test("a Yjs change refused for needing what the replica's own later command carr
   // paste it sat in; entries come before results, so the resend was confirmed before the
   // refusal was read, and the insert was told rejected and lost.
   // Pinned to the world the seed was found in.
-  const run = await runSim(REPO, ["--seed", "296", "--replicas", "5", ...LATER_FAULTS_OFF], { timeoutMs: SIM_CHILD_MS })
+  const run = await sim.run(["--seed", "296", "--replicas", "5", ...LATER_FAULTS_OFF], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 
@@ -150,7 +160,7 @@ test("a refusal whose write failed is stored with its replacements or not at all
   // tombstones and resends alone, which were sent and taken. r0 crashed with the refused
   // commands still in its outbox: answered again, replaced again, and the hub refused the
   // copies (crdt-equivocation), so the app was told `rejected` of text the document holds.
-  const run = await runSim(REPO, ["--seed", "567", "--replicas", "5", ...LATEST_FAULTS_OFF], { timeoutMs: SIM_CHILD_MS })
+  const run = await sim.run(["--seed", "567", "--replicas", "5", ...LATEST_FAULTS_OFF], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
 }, SIM_TEST_MS)
 
@@ -162,7 +172,7 @@ test("older-version followers are served entries while the log has them (seeds 8
   // Pinned to the world the seeds were found in (before the text document, the flags bursts and the churner joined it).
   const runs = await Promise.all(["82", "120", "194"].map((seed) => failing(1, ["--from", seed, "--crdt", "0", "--flag-bursts", "0", "--churn", "0", ...LATER_FAULTS_OFF], 5)))
   expect(runs.flat()).toEqual([])
-}, SIM_TEST_MS)
+}, simTestMs(3))
 
 test("app code that aliases or writes non-plain values is a rejection, never a broken document (2 seeds)", async () => {
   expect(await failing(2, [...CORE, "--app-bugs", "1"], 4, ["appBugs"])).toEqual([])
@@ -174,7 +184,7 @@ test("hostile clients: bad commands, clientSeq gaps and duplicates, forged clien
     failing(2, [...CORE, "--hostile", "1", "--attacks", STATE_ATTACKS, "--from", "3"], 4, ["hostile", "hostileAnswered"]),
   ])
   expect([...protocol, ...state]).toEqual([])
-}, SIM_TEST_MS)
+}, simTestMs(2))
 
 test("hostile CRDT work: a writer of few-byte, many-op Automerge changes pays for them, and what the hub answered it stays within its budget (1 seed, 10 s)", async () => {
   // Without the charge (mutant crdt-work-free) this seed fails checkCrdtWork.
@@ -195,7 +205,7 @@ test("oversized and deeply nested arguments are refused (1 seed, bounded)", asyn
 // since links pause under the hub's input flow control): the point is that each one is
 // survived, not which seed.
 test("the whole world at once, and the faults and attacks actually happen (seeds 5-6)", async () => {
-  const run = await runSim(REPO, ["--seeds", "2", "--from", "5", "--replicas", "4", "--big-kib", "128", "--stream-faults", "0.6", "--stats"], { timeoutMs: SIM_CHILD_MS })
+  const run = await sim.run(["--seeds", "2", "--from", "5", "--replicas", "4", "--big-kib", "128", "--stream-faults", "0.6", "--stats"], { timeoutMs: SIM_CHILD_MS })
   expect(run.failingSeeds).toEqual([])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of [
@@ -208,20 +218,20 @@ test("the whole world at once, and the faults and attacks actually happen (seeds
   }
 }, SIM_TEST_MS)
 
-test("a seed replays exactly (same trace and digest; another seed differs)", async () => {
+test("a seed replays exactly, in a process of its own as in the tests' child after other worlds (same trace and digest; another seed differs)", async () => {
   const world = ["--replicas", "3", "--big-kib", "0", "--ops", "80", "--verbose", "--mixed-fleet", "0"]
-  const [a, b, c] = await Promise.all([runSim(REPO, [...world, "--seed", "7"]), runSim(REPO, [...world, "--seed", "7"]), runSim(REPO, [...world, "--seed", "8"])])
+  const [a, b, c] = await Promise.all([sim.run([...world, "--seed", "7"]), runSim(REPO, [...world, "--seed", "7"]), sim.run([...world, "--seed", "8"])])
   const digest = (out: string) => /digest (\w+)/.exec(out)?.[1] ?? out.slice(0, 300)
   expect(digest(a.output)).toMatch(/^[0-9a-f]{16}$/)
   expect(b.output.replace(/\(\d+\.\d s, [\d.]+ seeds\/s\)/, "")).toBe(a.output.replace(/\(\d+\.\d s, [\d.]+ seeds\/s\)/, ""))
   expect(digest(c.output)).not.toBe(digest(a.output))
-}, SIM_TEST_MS)
+}, simTestMs(2))
 
 /** The collaborative text with the rest of the world quick: one TodoPlus document beside it, every fault on. */
 const TEXT = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--mixed-fleet", "0", "--hostile", "0", "--crdt", "1", "--rollbacks", "0"]
 
 test("collaborative text: replicas type into a Yjs and an Automerge text field concurrently across drops, partitions, crashes, disk faults and snapshots; every acknowledged insert survives unless an acknowledged delete removed it, and all texts are equal (2 seeds)", async () => {
-  const run = await runSim(REPO, [...TEXT, "--seeds", "2", "--replicas", "5", "--stats"], { timeoutMs: 60_000 })
+  const run = await sim.run([...TEXT, "--seeds", "2", "--replicas", "5", "--stats"], { timeoutMs: 60_000 })
   expect([run.failingSeeds, run.output.split("\n").filter((l) => l.startsWith("  ") && !l.startsWith("    "))]).toEqual([[], []])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of ["textEdits", "textAckedInserts", "textAckedDeletes", "textChars", "textAckedInserts:am", "textAckedDeletes:am", "textChars:am", "replicaCrashes", "hubCrashes", "partitions", "installs", "compacted"]) {
@@ -249,7 +259,7 @@ test("a mixed fleet: machine versions 1..3, the hub upgraded once, replicas upgr
   // 1-24 in the world of 2026-12-06 (the replicas' presence moved them from 11 and 12; by
   // chance alone it was 3 seeds of 40). Seeds move when the world's draws or timings do:
   // re-pick them with --verbose (a line of counters per seed) when this says one did not happen.
-  const run = await runSim(REPO, [...FLEET, "--seeds", "3", "--from", "4", "--replicas", "5", "--stats", "--quiet"], { timeoutMs: SIM_CHILD_MS })
+  const run = await sim.run([...FLEET, "--seeds", "3", "--from", "4", "--replicas", "5", "--stats", "--quiet"], { timeoutMs: SIM_CHILD_MS })
   expect([run.failingSeeds, run.output.split("\n").filter((l) => l.startsWith("  ") && !l.startsWith("    "))]).toEqual([[], []])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
   for (const k of ["hubUpgrades", "replicaUpgrades", "updateRequired", "compatRefusals", "upgradesWithKeptOutbox", "entries:versioned", "hubCrashes", "compacted"]) {
@@ -258,9 +268,9 @@ test("a mixed fleet: machine versions 1..3, the hub upgraded once, replicas upgr
   expect(totals.hubUpgrades).toBe(3)
 }, SIM_TEST_MS)
 
-test("a mixed-fleet seed replays exactly, and a failing one prints its replay line", async () => {
+test("a mixed-fleet seed replays exactly, in a process of its own as in the tests' child, and a failing one prints its replay line", async () => {
   const world = [...FLEET, "--replicas", "4", "--ops", "80", "--verbose"]
-  const [a, b] = await Promise.all([runSim(REPO, [...world, "--seed", "4"]), runSim(REPO, [...world, "--seed", "4"])])
+  const [a, b] = await Promise.all([sim.run([...world, "--seed", "4"]), runSim(REPO, [...world, "--seed", "4"])])
   const strip = (out: string) => out.replace(/\(\d+\.\d s, [\d.]+ seeds\/s\)/, "")
   expect(a.output).toMatch(/^(ok --seed 4 digest [0-9a-f]{16}|FAIL --seed 4 \(replay: npm run sim -- --seed 4 --replicas 4 --docs 1 .*--mixed-fleet 1 .*--verbose\))/m)
   expect(a.output).toMatch(/"hubUpgrades":1|hub upgrade v[12] -> v3/)

@@ -124,8 +124,9 @@ class ServeChild {
   dead = false
 
   constructor(dir: string, private readonly idle: (child: ServeChild) => void) {
-    const tsx = join(dir, "node_modules", "tsx", "dist", "cli.mjs")
-    this.child = spawn(process.execPath, [tsx, "test/sim/serve.ts"], { cwd: dir, stdio: ["pipe", "pipe", "pipe"] })
+    // tsx as a loader in this one process, not its CLI (which runs the script in a child of
+    // its own, and that child would outlive a kill at the time limit).
+    this.child = spawn(process.execPath, ["--import", "tsx", "test/sim/serve.ts"], { cwd: dir, stdio: ["pipe", "pipe", "pipe"] })
     this.child.stdout!.on("data", (b: Buffer) => this.onStdout(b.toString()))
     this.child.stderr!.on("data", (b: Buffer) => { if (this.current !== undefined) this.current.output += b.toString() })
     // A child killed at its time limit, or that died, may not read what was written to it.

@@ -89,8 +89,9 @@ const harnessFlags = (options: { readonly first?: boolean }) => ["--quiet", ...(
 /** Runs `npm run sim` in `dir` with `args` (plus --quiet); with `first`, stops at the first failing seed. */
 export const runSim = (dir: string, args: ReadonlyArray<string>, options: { readonly first?: boolean; readonly timeoutMs?: number } = {}): Promise<SimRun> =>
   new Promise((done) => {
-    const tsx = join(dir, "node_modules", "tsx", "dist", "cli.mjs")
-    const child = spawn(process.execPath, [tsx, "test/sim/cli.ts", ...args, ...harnessFlags(options)], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
+    // What `npm run sim` (tsx's CLI) runs, with tsx as a loader in this one process: the CLI
+    // runs the script in a grandchild, which a kill at the time limit left running to its end.
+    const child = spawn(process.execPath, ["--import", "tsx", "test/sim/cli.ts", ...args, ...harnessFlags(options)], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
     let output = ""
     child.stdout.on("data", (b: Buffer) => { output += b.toString() })
     child.stderr.on("data", (b: Buffer) => { output += b.toString() })

@@ -266,11 +266,10 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
       return cur
     },
     migrateState: (state, from, to, ctx) => {
-      let cur = state
       // A state with CRDT fields in its snapshot form (a stored replica's, an older hub's) holds
       // their content under `$crdt`: the app's migrations see the plain state, the fields stay.
       const fields = withoutFields(state)
-      cur = fields.plain
+      let cur = fields.plain
       for (let v = from; v < to; v++) {
         const state = cur
         const what = `The state migration of "${name}" from v${v} to v${v + 1}`

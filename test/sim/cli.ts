@@ -35,7 +35,10 @@
  *                              migration throws on some titles, so the hub may hold the document
  *                              at its version (counters held*, heldSeeds: seeds that did) (1)
  *   --crdt 0|1                 a document with a Yjs and an Automerge text field the replicas
- *                              type into concurrently, checked by crdt-check.ts (1)
+ *                              type into concurrently, checked by crdt-check.ts; its machine has
+ *                              v1 and v2 (SimTextV2): with the mixed fleet, apps type at their
+ *                              own versions and the hub's upgrade migrates it (counters
+ *                              textInsertsAtV1/V2, textMigrations, textUpdateRequired) (1)
  *   --crdt-automerge P         share of the typing that goes into the Automerge text (0.3)
  *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)

@@ -15,6 +15,7 @@ import * as Schema from "effect/Schema"
 import { defineMachine, type Machine } from "../../core/index.js"
 import { yText } from "../../adapters/yjs/index.js"
 import { automergeText } from "../../adapters/automerge/index.js"
+import { evolve } from "../../core/schema/versions.js"
 
 export interface TodoItem {
   title: string
@@ -242,3 +243,23 @@ export const SimTextLowered = defineMachine({
   ...simTextDef,
   crdt: { text: yText({ maxUpdateBytes: 24 << 10, maxStructs: 40_000 }), am: automergeText({ maxUpdateBytes: 24 << 10 }) },
 })
+
+/**
+ * SimText's v2 (`evolve`): its CRDT fields carry over as they are, the plain state gains
+ * `edition` (a constant: migrating before or after a `touch` gives the same state, so a replica
+ * that upgrades its stored v1 state lands where the hub's log does), `touch` is unchanged (goes
+ * up and down as it is). The migration throws on anything but the plain v1 state. The mixed fleet's
+ * replicas type into the text at their own versions (an app of v1 runs SimText, of v2 or v3
+ * SimTextV2), and the hub serves v1 until its upgrade (simulation.ts `textMachine`).
+ */
+const textV2 = {
+  version: 2,
+  migrateState: (s: { touches: number }) => {
+    if (typeof s.touches !== "number" || Object.keys(s).length !== 1) throw new Error(`sim-text v2 migrates a plain v1 state, not ${JSON.stringify(Object.keys(s))}`)
+    return { touches: s.touches, edition: 2 }
+  },
+  commands: { touch: { args: Schema.Struct({}), apply: (s: { touches: number; edition: number }) => { s.touches++ } } },
+}
+export const SimTextV2 = evolve(SimText, textV2)
+/** SimTextV2 under lowered field limits (as SimTextLowered is to SimText). */
+export const SimTextLoweredV2 = evolve(SimTextLowered, textV2)

@@ -38,6 +38,11 @@
  *   replicas type into concurrently, every insert a unique marker, checked at the end by
  *   crdt-check.ts (every acknowledged insert survives unless an acknowledged delete removed
  *   it, nothing else appears, all texts equal). Its choices come from a stream of its own.
+ *   Its machine has versions too (machines.ts SimTextV2, `evolve`: the fields carry over):
+ *   the mixed fleet's v1 apps type at v1, v2 and v3 apps at v2, the hub serves v1 until its
+ *   upgrade (a `$migrate` in the text's log); a v1 app told update-required on it (a v2
+ *   snapshot it cannot start from) is upgraded soon, its kept typing then sent at v2
+ *   (counters textInsertsAtV1/V2, textMigrations, textUpdateRequired).
  * - presence: replicas set theirs now and then, and once more after the heal; then every
  *   replica online must show each other one's last presence, and no one else (a stream of
  *   its own too).
@@ -48,7 +53,7 @@ import { historyOf } from "../../core/schema/registry.js"
 import type { OutcomeRun } from "../../core/store/records.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
-import { Big, SimText, SimTextLowered, TodoPlus, makeDrifting } from "./machines.js"
+import { Big, SimText, SimTextLowered, SimTextLoweredV2, SimTextV2, TodoPlus, makeDrifting } from "./machines.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { SubscribeChurner, countDeliveries, type Deliveries } from "./churn.js"
 import { DEAF_CLOSE_MS, DeafAsker } from "./deaf.js"
@@ -60,6 +65,7 @@ import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type HubLoad, type L
 import { ShadowLog } from "./shadow-log.js"
 import { MIGRATION_REFUSES, NEWEST, VTodoV3, appMachine, blockingTitle, hubMachine, versionedCommand, viewAt } from "./versioned.js"
 import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
+import { MIGRATE } from "../../core/schema/versions.js"
 import { checkText } from "./crdt-check.js"
 import { ROLLBACK_DOC, RollbackDevices, Tags, TagsV2 } from "./rollback.js"
 import { fieldsOfRoot } from "../../core/crdt/roots.js"
@@ -392,7 +398,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     submits: 0, lateOpens: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
     hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0, heldLoads: 0, upgradesAfterHold: 0, heldRefusals: 0, compatMigrationFailed: 0, replicaMigrationFailed: 0, heldAtHeal: 0, heldAtEnd: 0, heldReceipts: 0, heldSeeds: 0, heldFixed: 0 } : {}),
-    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0 } : {}),
+    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0, textInsertsAtV1: 0, textInsertsAtV2: 0, textMigrations: 0, textUpdateRequired: 0 } : {}),
   }
   const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), resent: new Map(), errors: [], desyncs: [], updateRequired: [], toldBy: new Map() }
   const failed = new Set<string>()
@@ -445,7 +451,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // forgers) are drawn among these only, so the text document shifts none of them.
     const ordered = [...specs]
     const ofOrdered = (docs: ReadonlyArray<DocSpec>) => docs.filter((s) => s.kind !== "text")
-    const textSpec: DocSpec | undefined = single === undefined && o.crdt ? { docId: "text", machine: SimText, kind: "text", replayable: true } : undefined
+    const textSpec: DocSpec | undefined = single === undefined && o.crdt ? { docId: "text", machine: SimTextV2, kind: "text", replayable: true } : undefined
     if (textSpec !== undefined) specs.push(textSpec)
     // Its own stream: who types, what, when.
     const textRng = seededRandom(seed ^ 0x7e475)
@@ -483,8 +489,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // the version d1 runs in compat mode until then (rollback.ts).
     const rollbackUpgrade = rollbackOn && fleetOn && seed % 8 >= 6
     let rollbackMachine: typeof Tags = Tags
-    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.kind === "text" && hubLimits.textLowered ? SimTextLowered : s.machine))), ...(rollbackOn ? [rollbackMachine] : [])]
-    const machineOf = (r: { version: number }, spec: DocSpec) => (spec.kind === "versioned" ? appMachine(r.version) : spec.machine)
+    // The text document has versions too (machines.ts SimTextV2): an app or hub of the fleet's
+    // v1 runs SimText, of v2 or v3 SimTextV2 (a replica outside the fleet runs the newest).
+    const textMachine = (v: number, lowered = false) => (v === 1 ? (lowered ? SimTextLowered : SimText) : lowered ? SimTextLoweredV2 : SimTextV2)
+    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.kind === "text" ? textMachine(hubVersion, hubLimits.textLowered) : s.machine))), ...(rollbackOn ? [rollbackMachine] : [])]
+    const machineOf = (r: { version: number }, spec: DocSpec) => (spec.kind === "versioned" ? appMachine(r.version) : spec.kind === "text" ? textMachine(r.version) : spec.machine)
     const bigPlan: BigPlan = { targetBytes: o.bigBytes, minBlob: 32 << 10, maxBlob: 64 << 10 }
 
     // Real frames: the simulator also exercises the wire codec.
@@ -759,7 +768,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         if (!proc.alive) return
         r.docs.set(spec.docId, doc)
         // Before anything is typed: the typists see which command carries each edit.
-        if (spec.kind === "text") typists.attach(doc, (name, args, receipt) => record(r, spec, name, args, receipt, false, false))
+        if (spec.kind === "text") typists.attach(doc, (name, args, receipt) => record(r, spec, name, args, receipt, false, doc.updateRequired !== undefined))
         const key = (cs: number) => ledgerKey(spec.docId, client.clientId, cs)
         doc.on("confirmed", (e) => {
           const k = key(e.clientSeq)
@@ -800,6 +809,16 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
             if (doc.pendingCount > 0 && appVersion < NEWEST && keptRng() < 0.5) rt.setTimer(100 + Math.floor(keptRng() * 500), () => upgradeReplica(r, NEWEST))
           })
         }
+        if (spec.kind === "text") {
+          // A v1 app told the hub's text is of v2 (compacted into a v2 state it cannot start
+          // from): read-only, its typing kept in the outbox. Its user updates it soon (in the
+          // heal phase too: the texts must end equal), and the kept changes then go, at v2.
+          doc.on("updateRequired", (e) => {
+            stats.textUpdateRequired!++
+            log(`${r.name} v${appVersion} update-required on ${spec.docId} at ${e.seq} (${doc.pendingCount} kept)`)
+            rt.setTimer(200, () => upgradeReplica(r, NEWEST, true))
+          })
+        }
         doc.on("desync", (d) => {
           stats.desyncs!++
           if (proc.alive) resyncing.add(`${r.name}/${spec.docId}`)
@@ -815,8 +834,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           // A stream we corrupted on the wire is discarded with snapshot-invalid: that is the point.
           else if (e.code === "snapshot-invalid" && r.corrupted > 0) r.corrupted--
           // An older app told it cannot be shown an entry; a newer one whose command has no downcast to the hub's version.
-          else if (spec.kind === "versioned" && e.code === "update-required" && appVersion < NEWEST) return
-          else if (spec.kind === "versioned" && e.code === "schema-too-new" && appVersion > hubFirstVersion) return
+          else if ((spec.kind === "versioned" || spec.kind === "text") && e.code === "update-required" && appVersion < NEWEST) return
+          else if ((spec.kind === "versioned" || spec.kind === "text") && e.code === "schema-too-new" && appVersion > hubFirstVersion) return
           // v3's migration refusing a state (versioned.ts blockingTitle), told an app that needs
           // it: the hub holding the document at an older version, the app's own store opened
           // at seq 0, or (compat mode) the hub's state. Any other migration-failed is a bug.
@@ -852,8 +871,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       log(`${r.name} app v${r.version}${v > r.version ? `, upgraded to v${v} later` : ", never upgraded"}`)
     }
     // New app code: the process is stopped (kill -9: an upgrade is not always clean) and the new code opens the old store.
-    function upgradeReplica(r: Replica, to: number): void {
-      if (phase !== "active" || to <= r.version) return
+    function upgradeReplica(r: Replica, to: number, told = false): void {
+      if ((phase !== "active" && !(told && phase === "heal")) || to <= r.version) return
       stats.replicaUpgrades!++
       const d = r.docs.get("versioned")
       // The case the upgrade is for: a read-only document whose outbox must now be sent and applied once.
@@ -954,7 +973,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       // The app bugs of TodoPlus (workload.ts todoCommand): aliasing and non-plain writes.
       if (spec.kind === "todo" && (name === "alias" || name === "stamp")) stats.appBugs = (stats.appBugs ?? 0) + 1
       // A read-only document (update-required) refuses locally: that is its contract.
-      const readOnly = spec.kind === "versioned" && doc.updateRequired !== undefined
+      const readOnly = (spec.kind === "versioned" || spec.kind === "text") && doc.updateRequired !== undefined
       let receipt: ReturnType<Doc<any>["submit"]>
       try {
         receipt = doc.submit(name as never, args as never)
@@ -1037,6 +1056,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         return fail(`crash: ${r.name} editing the text threw ${codeOf(e)}: ${message(e)}`)
       }
       stats.textEdits!++
+      // Inserts by the text's version this app runs (the fleet's v1 apps type at v1).
+      if (what.startsWith("insert")) stats[`textInsertsAtV${machineOf(r, textSpec!).version}`]!++
       log(`${r.name} ${what}`)
     }
     const typeBurst = (r: Replica) => {
@@ -1570,6 +1591,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         hubTexts = new Map(Object.keys(TEXT_FIELDS).map((f) => [f, typeof authority === "string" ? { error: authority } : readText(f, () => (fieldsOfRoot(authority.state) as CrdtFields | undefined)?.field(f).handle)]))
       }
       const entries: Entry[] | string = shadow.log(spec.docId, head)
+      // The hub's migrations of the text (v1 to v2) in its log.
+      if (spec === textSpec && typeof entries !== "string") stats.textMigrations = entries.filter((e) => e.name === MIGRATE).length
       const horizon = await drive(`reading the horizon of ${spec.docId}`, store.snapshots.horizon(spec.docId)).catch(() => 0)
       const tail = await drive(`reading the log of ${spec.docId}`, store.entries(spec.docId, horizon, 1_000_000)).catch((e: unknown) => `${codeOf(e)}: ${message(e)}`)
       if (typeof tail === "string") fail(`durability: the stored log of ${spec.docId} after its horizon ${horizon} cannot be read: ${tail}`)
@@ -1602,7 +1625,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         entries,
         reload,
         joiner: j.synced ? { seq: j.confirmedSeq, hash: safeHash(() => j.confirmedHash()) } : `not synced (at seq ${j.confirmedSeq})`,
-        replicas: replicas.filter((r) => r.follows.includes(spec)).map((r) => ({ name: r.name, clientId: r.clientId, doc: r.docs.get(spec.docId), status: r.client?.status, ...(spec.kind === "versioned" ? { version: r.version, upgraded: r.upgraded, provisional: r.provisional, toldHeld: r.toldHeld } : {}) })),
+        replicas: replicas.filter((r) => r.follows.includes(spec)).map((r) => ({ name: r.name, clientId: r.clientId, doc: r.docs.get(spec.docId), status: r.client?.status, ...(spec.kind === "versioned" ? { version: r.version, upgraded: r.upgraded, provisional: r.provisional, toldHeld: r.toldHeld } : {}), ...(spec.kind === "text" && typeof authority !== "string" && machineOf(r, spec).version < authority.version ? { olderMachine: true } : {}) })),
         ...(spec.kind === "versioned" ? { versioned: { current: typeof authority === "string" ? NEWEST : authority.version, loads, ...(newest !== undefined ? { newest: { seq: newest.doc.confirmedSeq, told: newest.told } } : {}) } } : {}),
       })
       digestParts.push(typeof entries === "string" ? entries : entries.map((e) => [e.seq, e.clientId, e.clientSeq, e.name]), typeof authority === "string" ? authority : safeHash(() => authority.stateHash()))

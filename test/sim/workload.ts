@@ -3,7 +3,7 @@
  * mistakes real apps make (aliasing, non-plain values, commands that write then reject).
  */
 import type { Machine } from "../../core/index.js"
-import { Big, STAMP_KINDS, SimText, TodoPlus, type BigState } from "./machines.js"
+import { Big, STAMP_KINDS, SimText, SimTextV2, TodoPlus, type BigState } from "./machines.js"
 
 export type Rng = () => number
 
@@ -76,7 +76,7 @@ export const honestCommand = (rng: Rng, machine: Machine<any, any>, view: unknow
   if (machine === TodoPlus) return todoCommand(rng, appBugs)
   if (machine === Big) return bigCommand(rng, view as BigState, plan)
   // Its text is typed (crdt-text.ts); its one ordered command draws nothing.
-  if (machine === SimText) return ["touch", {}]
+  if (machine === SimText || machine === SimTextV2) return ["touch", {}]
   const names = [...machine.compiled.keys()]
   return [pick(rng, names), {}]
 }
@@ -85,6 +85,6 @@ export const honestCommand = (rng: Rng, machine: Machine<any, any>, view: unknow
 export const plainCommand = (rng: Rng, machine: Machine<any, any>): [string, unknown] => {
   if (machine === TodoPlus) return ["note", { text: `x${Math.floor(rng() * 1000)}` }]
   if (machine === Big) return ["touch", { id: "forged" }]
-  if (machine === SimText) return ["touch", {}]
+  if (machine === SimText || machine === SimTextV2) return ["touch", {}]
   return [[...machine.compiled.keys()][0]!, {}]
 }

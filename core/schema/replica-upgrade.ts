@@ -20,7 +20,6 @@
  * kept as above, and the app is told `migration-failed` (an `error` event once connected).
  */
 import { decodeCanonical, encodeCanonical } from "../canonical.js"
-import { CRDT_KEY } from "../crdt/roots.js"
 import { canonError, errorText } from "../errors.js"
 import { JournaledState } from "../journal.js"
 import type { Machine } from "../machine.js"
@@ -67,7 +66,7 @@ export const upgradeStoredReplica = async (
   // migration leaves them as they are.
   const fields = old.crdtRuntime?.fieldsOf(old.crdt!, host)
   try {
-    state = h.migrateState(fields === undefined ? host.root : { ...(host.root as object), [CRDT_KEY]: fields.encode() }, k, machine.version, ctx)
+    state = h.migrateState(fields === undefined ? host.root : fields.snapshotOf(host.root), k, machine.version, ctx)
   } catch (e) {
     // Never a document that cannot open: its start here, the authority's state on connecting.
     state = machine.initial()

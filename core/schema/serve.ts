@@ -187,8 +187,9 @@ export const applyMigration = <S>(host: JournaledState<S>, docId: string, h: Mac
  * Entries converted for a session at version `t`: each entry of epoch version `ve` goes up or
  * down to `t` (several commands as one `$batch`, none as an empty `$batch`); markers pass as
  * they are (replicas treat them as nothing). Stops at the first entry that has no downcast,
- * or whose downcast's arguments take more than `maxArgsBytes` or nest deeper than a command
- * may (it could not be sent, or not be stored): that seq is the barrier. An entry whose
+ * or whose downcast's arguments take more than `maxArgsBytes` (and more than the entry as
+ * logged) or nest deeper than a command may (it could not be sent, or not be stored): that seq
+ * is the barrier. An entry whose
  * upcast fails (throws, or is over those bounds) is shown as nothing, as an entry its own
  * version cannot read: an upcast never makes a barrier.
  */
@@ -258,7 +259,12 @@ const convertEntry = (h: MachineHistory, e: Entry, from: number, to: number, max
     // shown: a migration may nest or grow what a client sent just under them, and a reader
     // could not store an entry over them (it would fail on it at every catch-up).
     if (depthExceeds(one.args, MAX_ARGS_DEPTH)) return undefined
-    if (maxArgsBytes !== Infinity && encodeCanonical(one.args).length > maxArgsBytes) return undefined
+    // An entry the log holds was accepted under the limit of its day (a hub may restart with a
+    // lower one): readers of its own version are sent it as it is, so others may be too.
+    if (maxArgsBytes !== Infinity) {
+      const size = encodeCanonical(one.args).length
+      if (size > maxArgsBytes && size > encodeCanonical(e.args).length) return undefined
+    }
     return { seq: e.seq, time: e.time, clientId: e.clientId, clientSeq: e.clientSeq, name: one.name, args: one.args }
   } catch {
     return from < to ? noop : undefined

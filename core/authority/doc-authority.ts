@@ -323,7 +323,8 @@ export class DocAuthority<S = unknown> {
     this.held = held
     this.served = held !== undefined ? (this.history!.at(held.version) as Machine<S>) : machine
     this.host = new JournaledState(state)
-    this.crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, this.host)
+    // The served version's fields (a document held at an older version has that version's).
+    this.crdt = this.served.crdtRuntime?.fieldsOf(this.served.crdt!, this.host)
     this.snapshotter = snapshotter
     this.horizon = horizon
     this.stateBytes = stateBytes
@@ -495,9 +496,11 @@ export class DocAuthority<S = unknown> {
     // With a history, each entry applies with its epoch's version, and each marker migrates.
     const markers = history === undefined ? [] : await scanMarkers(store, docId, horizon, head.seq, page * 8)
     let epoch = versionAt(markers, head.version, at)
-    const host = new JournaledState<S>(base !== undefined ? (base.state as S) : (history?.at(epoch) ?? machine).initial())
-    // CRDT fields load from the snapshot's `$crdt` before anything reads the root.
-    const crdt = machine.crdtRuntime?.fieldsOf(machine.crdt!, host)
+    const start = (history?.at(epoch) ?? machine) as Machine<S>
+    const host = new JournaledState<S>(base !== undefined ? (base.state as S) : start.initial())
+    // CRDT fields load from the snapshot's `$crdt` before anything reads the root: those of its
+    // version (a later one may add fields, which join at its migration).
+    const crdt = start.crdtRuntime?.fieldsOf(start.crdt!, host)
     // Bytes of log since the newest snapshot: the snapshot policy goes on counting from them
     // (a document unloaded and loaded again between writes would otherwise never snapshot).
     const logSince = { bytes: 0 }

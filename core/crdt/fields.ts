@@ -48,7 +48,7 @@ export interface CrdtCommandInfo {
 
 export class CrdtFields {
   private readonly live = new Map<string, CrdtField>()
-  private readonly names: string[]
+  private names: string[]
   /** The hub validated this update (by identity) just before running its merge command. */
   private prevalidated: { readonly args: unknown; readonly update: ValidatedUpdate } | undefined
   /** A field whose library threw half-way through a merge, until it is reloaded. */
@@ -75,7 +75,7 @@ export class CrdtFields {
    */
   isOwn: ((args: unknown) => boolean) | undefined
 
-  constructor(readonly decls: CrdtDecls, encoded?: unknown) {
+  constructor(public decls: CrdtDecls, encoded?: unknown) {
     this.names = Object.keys(decls).sort()
     this.load(encoded)
   }
@@ -107,6 +107,17 @@ export class CrdtFields {
     }
     for (const name of this.names) this.install(name, next.get(name)!)
     this.brokenField = undefined
+  }
+
+  /**
+   * Takes on the fields of a later version of the machine (`decls` holds these and more): the
+   * new ones start empty, as in a document created at that version. Fields are never removed.
+   */
+  widen(decls: CrdtDecls): void {
+    const added = Object.keys(decls).filter((n) => !this.live.has(n))
+    this.decls = decls
+    this.names = Object.keys(decls).sort()
+    for (const name of added) this.install(name, decls[name]!.engine.create())
   }
 
   /** Replaces one field (a reload after it broke). */
@@ -338,6 +349,9 @@ export const fieldsOf = (decls: CrdtDecls, host: { readonly root: unknown }): Cr
     }
     byHost.set(host, f)
   }
+  // A later version's command on a document loaded at an earlier one (its migration just ran):
+  // the fields that version added join, empty.
+  if (f.fieldNames.length < Object.keys(decls).length) f.widen(decls)
   registerRoot(root, f)
   return f
 }

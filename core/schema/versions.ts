@@ -11,9 +11,12 @@
  *   ("nothing to show").
  * - `migrateState` from v(k) to v(k+1): returns a fresh plain tree (it must not share objects
  *   with its input); its ctx has the seq of the version change, the time and a seeded random.
- * - CRDT fields carry over unchanged: every version has the first one's, their merge commands
- *   (`$crdt.<field>`) go up and down as they are, and `migrateState` sees and returns the plain
- *   state only (the fields' content stays where it is). A version cannot add or remove one.
+ * - CRDT fields carry over unchanged: every version has the previous one's, their merge
+ *   commands (`$crdt.<field>`) go up and down as they are, and `migrateState` sees and returns
+ *   the plain state only (the fields' content stays where it is). A version may add fields
+ *   (`crdt`, to a machine that has some): they start empty, their merges go down to an older
+ *   version as nothing, and an app's edits to them wait for a hub at that version. None is
+ *   ever removed.
  *
  * Each version is a complete `Machine` (`historyOf(m).at(k)`): its fingerprint uses the
  * formula of `defineMachine`, so a build that only knows v(k) and a build with the whole
@@ -83,9 +86,15 @@ export type CmdOf<A> = { [K in keyof A & string]: { readonly name: K; readonly a
 /** What a migration of one command gives: one command, several (applied as one, atomically), or none. */
 export type Converted<A> = CmdOf<A> | ReadonlyArray<CmdOf<A>>
 
-export interface EvolveDef<S1, A1 extends Record<string, unknown>, S2, A2 extends Record<string, unknown>> {
+export interface EvolveDef<S1, A1 extends Record<string, unknown>, S2, A2 extends Record<string, unknown>, C2 extends CrdtDecls = {}> {
   /** The previous version + 1. */
   readonly version: number
+  /**
+   * CRDT fields this version adds to those of the previous one (which carry over by
+   * themselves), if it has any. Added fields start empty; older readers are not shown their
+   * edits, and an app's edits to them wait for a hub that runs this version.
+   */
+  readonly crdt?: C2
   /** The full command set of the new version (a previous command left out is removed). */
   readonly commands: { readonly [K in keyof A2]: CommandDef<S2, A2[K], any> }
   readonly migrateState: (state: S1, ctx: MigrationContext) => S2
@@ -244,7 +253,8 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
         const next: Cmd[] = []
         for (const c of cur) {
           if (isMergeName(c.name)) {
-            next.push(c)
+            // A field the older version does not have (a later one added it): nothing to show.
+            if (Object.prototype.hasOwnProperty.call(byVersion.get(v - 1)!.crdt ?? {}, c.name.slice(CRDT_KEY.length + 1))) next.push(c)
             continue
           }
           const f = s.down.get(c.name)
@@ -330,10 +340,10 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
  * The next version of a machine. `prev` is a machine from `defineMachine` (version 1, or any
  * version of a history that starts there) or from an earlier `evolve`.
  */
-export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Record<string, unknown>, C extends CrdtDecls = {}>(
+export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Record<string, unknown>, C extends CrdtDecls = {}, C2 extends CrdtDecls = {}>(
   prev: Machine<S1, A1, C>,
-  def: EvolveDef<S1, A1, S2, A2>,
-): Machine<S2, A2, C> => {
+  def: EvolveDef<S1, A1, S2, A2, C2>,
+): Machine<S2, A2, C & C2> => {
   const before = historyOf(prev) as InternalHistory | undefined
   // Each history has its own machine objects: evolving v2 into v3 leaves v2's history as it was.
   const plains = before === undefined ? [prev as Machine<any, any>] : before.plains
@@ -347,9 +357,16 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
   for (const n of Object.keys(own)) if (isReserved(n)) throw new TypeError(`Command name "${n}" is reserved (names starting with "$" are Canon's).`)
   // CRDT fields carry over as they are: their merge commands mean the same in every version, so
   // they go up and down unchanged, and a migration of the plain state leaves their content be.
-  if ((def as { crdt?: unknown }).crdt !== undefined) {
-    throw new TypeError(`Machine "${prev.name}" v${def.version}: CRDT fields carry over unchanged from v${last.version}; a later version cannot declare, add or remove them.`)
+  // A version may add fields to a machine that has some (one without keeps a state of another
+  // shape: its snapshots, hashes and size measure are those of plain machines).
+  const added = def.crdt === undefined ? [] : Object.keys(def.crdt)
+  if (added.length > 0 && last.crdt === undefined) {
+    throw new TypeError(`Machine "${prev.name}" v${def.version}: v${last.version} has no CRDT fields, and a later version cannot add the first one. Put the fields in a machine of their own, or declare them from v1.`)
   }
+  for (const n of added) {
+    if (Object.prototype.hasOwnProperty.call(last.crdt, n)) throw new TypeError(`Machine "${prev.name}" v${def.version}: CRDT field "${n}" is v${last.version}'s already (fields carry over unchanged); declare only the fields this version adds.`)
+  }
+  const crdt = added.length > 0 ? { ...last.crdt, ...def.crdt } : last.crdt
   for (const n of [...Object.keys(def.upcast ?? {}), ...Object.keys(def.downcast ?? {})]) {
     if (isReserved(n)) throw new TypeError(`Machine "${prev.name}" v${def.version}: "${n}" is Canon's and goes between versions as it is; declare no upcast or downcast for it.`)
   }
@@ -358,7 +375,7 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
   // Migrated as any stored state is (checked: plain, storable, an object where there are fields).
   const initial = def.initial ?? (() => history.migrateState(last.initial(), last.version, def.version, { seq: 0, time: 0, random: () => 0 }) as S2)
   // The new version's own commands and, with fields, their merge commands (as `last.commands` has them).
-  const plain = defineMachine({ name: prev.name, version: def.version, initial, commands: own, ...(last.crdt !== undefined ? { crdt: last.crdt } : {}) } as MachineDef<S2, A2>)
+  const plain = defineMachine({ name: prev.name, version: def.version, initial, commands: own, ...(crdt !== undefined ? { crdt } : {}) } as MachineDef<S2, A2>)
   const oldDefs = last.commands as Record<string, CommandDef<any, any, any>>
   const newDefs = plain.commands as Record<string, CommandDef<any, any, any>>
   const unchanged = new Set<string>()
@@ -384,5 +401,5 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
   history = Object.assign(buildHistory(prev.name, machines, steps), { steps, plains: allPlains })
   for (const m of machines) registerHistory(m, history)
   const self = machines[machines.length - 1]!
-  return self as Machine<S2, A2, C>
+  return self as Machine<S2, A2, C & C2>
 }

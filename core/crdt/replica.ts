@@ -26,6 +26,8 @@ export interface FieldsReplica {
 export interface ReplicaFieldsPort extends Omit<CrdtOutboxPort, "unsendable" | "pendingNames"> {
   /** A local change cannot be sent (Doc's `error` event). */
   error(event: { readonly code: string; readonly message: string }): void
+  /** Whether the authority's state was asked for to replace the confirmed one (provisional, or desynced). */
+  replacing(): boolean
   /** Changes that were waiting to go again when the document was last open (the store's queue records). */
   readonly queued?: ReadonlyArray<QueuedChange>
 }
@@ -70,6 +72,9 @@ export class ReplicaFields {
     // for a tombstone, pending in its field.
     this.#fields.isOwn = (args) => own(args) || [...this.#unsent.values()].some((u) => u.includes(args))
     this.#fields.onRefusedMerge((field, rejection, args) => {
+      // The confirmed state is about to be replaced (an upgraded replica's, which followed an
+      // older version's view of the fields): merges it cannot take are expected, not the hub's fault.
+      if (!own(args) && this.#port?.replacing() === true) return
       const m = /^(crdt-[a-z-]+): ([^]*)$/.exec(rejection.message)
       this.#refused.push({
         code: m?.[1] ?? rejection.code,

@@ -401,6 +401,7 @@ export class Doc<M extends Machine<any, any>> {
       submit: (name, args) => this.submit(name as CommandName<M>, args as ArgsOf<M, CommandName<M>>),
       error: (e) => this.#emit("error", e),
       online: () => this.#send !== undefined,
+      replacing: () => this.#resyncing,
       maxCommandBytes: this.#maxCommandBytes,
       ...(init.queued !== undefined ? { queued: init.queued } : {}),
     })

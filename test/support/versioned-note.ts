@@ -33,3 +33,15 @@ export const NoteV2 = evolve(NoteV1, {
 
 /** v1 as the history has it (a build with the whole history serves v1 apps with it). */
 export const NoteV1InHistory = historyOf(NoteV2)!.at(1) as typeof NoteV1
+
+/** v2 as above, and a Yjs `notes` field it adds (test/schema-crdt-added-field*.test.ts). */
+export const NoteV2WithNotes = evolve(NoteV1, {
+  version: 2,
+  crdt: { notes: yText() },
+  migrateState: (s) => ({ title: s.title, tags: [] as string[] }),
+  commands: {
+    rename: { args: Schema.Struct({ title: Schema.String }), apply: (s: Note2, { title }) => { s.title = title } },
+    tag: { args: Schema.Struct({ tag: Schema.String }), apply: (s: Note2, { tag }) => { s.tags.push(tag) } },
+  },
+  downcast: { tag: () => [] },
+})

@@ -179,6 +179,23 @@ export class ReplicaFields {
     this.#outbox?.kick()
   }
 
+  /**
+   * Local changes not yet in a merge command (until the outbox's microtask, or, online, coalesced
+   * behind a merge of their field in flight), as Doc lists them after its pending commands: one
+   * command to come per field (a burst past the coalescing bounds becomes several when it goes),
+   * not numbered yet (clientSeq -1) and not stored. An edit is pending from the moment it returns.
+   */
+  get pending(): Array<{ readonly clientSeq: number; readonly name: string; readonly stored: boolean }> {
+    const out = []
+    for (const [field, u] of this.#unsent) if (u.length > 0) out.push({ clientSeq: -1, name: crdtCommandName(field), stored: false })
+    return out
+  }
+
+  /** Makes every buffered change a merge command now, coalescing or not (`doc.whenStored`). */
+  flush(): void {
+    this.#outbox?.flush(true)
+  }
+
   /** Sends what is buffered and stops listening (Doc closed). */
   close(): void {
     this.#outbox?.close()

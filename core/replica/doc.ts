@@ -403,7 +403,7 @@ export class Doc<M extends Machine<any, any>> {
       online: () => this.#send !== undefined,
       replacing: () => this.#resyncing,
       maxCommandBytes: this.#maxCommandBytes,
-      ...(init.queued !== undefined ? { queued: init.queued } : {}),
+      queued: init.queued,
     })
   }
 
@@ -447,19 +447,23 @@ export class Doc<M extends Machine<any, any>> {
     return this.#rs.confirmedSeq
   }
 
-  /** Local commands not yet confirmed or rejected. */
+  /**
+   * Local commands not yet confirmed or rejected, and the merge commands a CRDT field's edits are
+   * still to become (one per field: counted from the moment the edit returns).
+   */
   get pendingCount(): number {
     this.#flushIncoming()
-    return this.#rs.pending.length
+    return this.#rs.pending.length + (this.#crdt?.pending.length ?? 0)
   }
 
   /**
    * Pending commands, oldest first. `stored`: its outbox record is written (without a storage: true once
    * submitted), so it survives a reload or crash; an app may warn before unload while one is not.
+   * Last, a CRDT field's edits not in a command yet: one per field, clientSeq -1, not stored.
    */
   get pending(): ReadonlyArray<{ readonly clientSeq: number; readonly name: string; readonly stored: boolean }> {
     this.#flushIncoming()
-    return this.#rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: appName(p), stored: p.persisted }))
+    return this.#rs.pending.map((p) => ({ clientSeq: p.clientSeq, name: appName(p), stored: p.persisted })).concat(this.#crdt?.pending ?? [])
   }
 
   /**
@@ -639,15 +643,16 @@ export class Doc<M extends Machine<any, any>> {
   /**
    * Resolves once what was submitted before the call is in the outbox's storage (with a
    * storage), and every write queued before it is done: await it before a page may close.
-   * Commands of this turn and CRDT edits (which join the outbox on a microtask) included.
+   * Commands of this turn and CRDT edits (also those coalescing behind a merge in flight) included.
    *
    * @example
    * doc.crdt.body.insert(0, "hello")
    * await doc.whenStored() // the edit survives a reload now
    */
   async whenStored(): Promise<void> {
-    // A CRDT field's edit is submitted on a microtask queued before this one.
-    await undefined
+    // CRDT edits not in a command yet (before the outbox's microtask, or coalescing behind a
+    // merge in flight) become one now.
+    this.#crdt?.flush()
     // Commands still waiting for their outbox write (queued on a microtask) go now; with none,
     // no write is asked for (one would retry a failed write early, and tell its failure twice).
     if (this.#toPersist.length > 0) this.#flushOutbox()

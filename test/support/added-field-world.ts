@@ -3,7 +3,7 @@
  * store (test/schema-crdt-added-field-*.test.ts).
  */
 import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine } from "../../core/index.js"
+import { CanonClient, Hub, defineMachine, type HubEvent } from "../../core/index.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { yText } from "../../adapters/yjs/index.js"
 import { automergeText } from "../../adapters/automerge/index.js"
@@ -38,7 +38,7 @@ export const world = (snapshots?: typeof COMPACTING, seed = 11) => {
     }
     hub = new Hub({
       machines: [m], storage: hubStore, runtime: rt, quietCheckpointMs: 200,
-      onEvent: (e) => { if (e.type === "doc-report" && e.code !== "machine-upgraded" || e.type === "doc-broken") reports.push(JSON.stringify(e)) },
+      onEvent: (e: HubEvent) => { if (e.type === "doc-report" && e.code !== "machine-upgraded" || e.type === "doc-broken") reports.push(JSON.stringify(e)) },
       ...(snapshots !== undefined ? { snapshots } : {}),
       ...extra,
     } as never)

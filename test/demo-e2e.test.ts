@@ -394,6 +394,26 @@ test("devtools: under added latency the outbox fills and a rebase replays it ove
   await pa.locator("#devtools .dt-close").click()
 })
 
+test("a description typed into and not stored yet makes the page ask before a reload", async () => {
+  await addCard(pb, "To do", "Described")
+  const id = await cardId(pb, "Described")
+  await openDescription(pb, id)
+  const asks = await pb.evaluate(async () => {
+    const ask = () => {
+      const e = new Event("beforeunload", { cancelable: true })
+      dispatchEvent(e)
+      return e.defaultPrevented
+    }
+    const text = window.canonText!
+    text.crdt.description.insert(0, "typed just now")
+    const before = ask()
+    await text.whenStored()
+    return [before, ask()]
+  })
+  expect(asks).toEqual([true, false])
+  await pb.locator('#details button[aria-label="Close"]').click()
+})
+
 test("pending markers survive a reload", async () => {
   await B!.context.setOffline(true)
   await until("B to show offline", async () => (await statusOf(pb)).state === "offline")

@@ -110,8 +110,9 @@ const main = async (): Promise<void> => {
   }
   // A reload or close while an edit is not stored yet would lose it: the browser asks first.
   // (Without storage nothing pending survives a reload.)
+  // The board's and the open card description's: typing there is pending from the keystroke on.
   addEventListener("beforeunload", (e) => {
-    const pending = session?.doc.pending ?? []
+    const pending = [...(session?.doc.pending ?? []), ...(window.canonText?.pending ?? [])]
     if (pending.some((p) => !p.stored || replica.storage === undefined)) e.preventDefault()
   })
   addEventListener("hashchange", () => void show(boardFromHash()))

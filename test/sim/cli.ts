@@ -38,7 +38,9 @@
  *                              type into concurrently, checked by crdt-check.ts; its machine has
  *                              v1 and v2 (SimTextV2): with the mixed fleet, apps type at their
  *                              own versions and the hub's upgrade migrates it (counters
- *                              textInsertsAtV1/V2, textMigrations, textUpdateRequired) (1)
+ *                              textInsertsAtV1/V2, textMigrations, textUpdateRequired); an
+ *                              upgraded v1 typist's store must open showing its v1 text
+ *                              (textStoreUpgrades) (1)
  *   --crdt-automerge P         share of the typing that goes into the Automerge text (0.3)
  *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)

@@ -34,7 +34,8 @@ export interface TextView {
 }
 
 const MAX = 20
-const short = (s: string) => {
+/** A text as failure lines show it: markers by label, cut at 160 characters. */
+export const short = (s: string) => {
   const t = s.replace(MARKER, label)
   return t.length > 160 ? `${t.slice(0, 160)}... (${s.length} chars)` : t
 }

@@ -42,7 +42,9 @@
  *   the mixed fleet's v1 apps type at v1, v2 and v3 apps at v2, the hub serves v1 until its
  *   upgrade (a `$migrate` in the text's log); a v1 app told update-required on it (a v2
  *   snapshot it cannot start from) is upgraded soon, its kept typing then sent at v2
- *   (counters textInsertsAtV1/V2, textMigrations, textUpdateRequired).
+ *   (counters textInsertsAtV1/V2, textMigrations, textUpdateRequired). A v1 typist's store
+ *   opened by its upgraded app must show, before it hears from the hub, the text the v1 app
+ *   shows from the same store (stored-text.ts; counters textStoreUpgrades, ...WithText).
  * - presence: replicas set theirs now and then, and once more after the heal; then every
  *   replica online must show each other one's last presence, and no one else (a stream of
  *   its own too).
@@ -66,7 +68,8 @@ import { ShadowLog } from "./shadow-log.js"
 import { MIGRATION_REFUSES, NEWEST, VTodoV3, appMachine, blockingTitle, hubMachine, versionedCommand, viewAt } from "./versioned.js"
 import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
 import { MIGRATE } from "../../core/schema/versions.js"
-import { checkText } from "./crdt-check.js"
+import { checkText, short } from "./crdt-check.js"
+import { StoredTexts, textsOf, type StoredRows } from "./stored-text.js"
 import { ROLLBACK_DOC, RollbackDevices, Tags, TagsV2 } from "./rollback.js"
 import { fieldsOfRoot } from "../../core/crdt/roots.js"
 import { SELF_CERTIFYING_ID } from "../../core/client-id.js"
@@ -398,7 +401,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     submits: 0, lateOpens: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
     hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0, heldLoads: 0, upgradesAfterHold: 0, heldRefusals: 0, compatMigrationFailed: 0, replicaMigrationFailed: 0, heldAtHeal: 0, heldAtEnd: 0, heldReceipts: 0, heldSeeds: 0, heldFixed: 0 } : {}),
-    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0, textInsertsAtV1: 0, textInsertsAtV2: 0, textMigrations: 0, textUpdateRequired: 0 } : {}),
+    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0, textInsertsAtV1: 0, textInsertsAtV2: 0, textMigrations: 0, textUpdateRequired: 0, textStoreUpgrades: 0, textStoreUpgradesWithText: 0 } : {}),
   }
   const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), resent: new Map(), errors: [], desyncs: [], updateRequired: [], toldBy: new Map() }
   const failed = new Set<string>()
@@ -650,6 +653,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
 
     // ---- replicas ----
     const replicas: Replica[] = []
+    /** Copies of the disks of v1 typists, until their store's text has been upgraded (stored-text.ts). */
+    const storedTexts = new StoredTexts()
     const follows = (i: number): DocSpec[] => {
       const mine = orderedFollows(i)
       // At least two typists, most replicas one.
@@ -760,12 +765,20 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       const injectedAt = new Map<string, number>()
       for (const spec of r.follows) {
         let doc: Doc<any>
+        // A newer app opening a v1 typist's store: what the store holds before the open migrates it.
+        const upgrading = spec.kind === "text" && machineOf(r, spec).version > 1 && storedTexts.watching(r.name)
+        const rows = upgrading ? storedTexts.take(r.name) : undefined
         try {
           doc = await client.open(machineOf(r, spec), spec.docId)
         } catch (e) {
           return retry(`could not open ${spec.docId}`, e)
         }
         if (!proc.alive) return
+        if (rows !== undefined) {
+          // Opened: the store is of the new version now (or was already: nothing to compare).
+          storedTexts.forget(r.name)
+          checkUpgradedText(r, spec, textsOf(doc), rows)
+        }
         r.docs.set(spec.docId, doc)
         // Before anything is typed: the typists see which command carries each edit.
         if (spec.kind === "text") typists.attach(doc, (name, args, receipt) => record(r, spec, name, args, receipt, false, doc.updateRequired !== undefined))
@@ -856,6 +869,25 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         log(`${r.name} follows ${spec.docId} as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
       }
     }
+    /**
+     * The text a newer app shows on opening a v1 store (`shown`, read as the open returned:
+     * nothing from the network has arrived since) is what the v1 app shows from the same
+     * store (`rows`, taken just before): its confirmed text and its unsent edits. The upgrade
+     * migrates the stored state, and the CRDT fields must come along (the hub's state fetched
+     * on connecting would repair them later, hiding the loss from every end-of-seed check).
+     */
+    function checkUpgradedText(r: Replica, spec: DocSpec, shown: Record<string, string>, rows: StoredRows): void {
+      const version = machineOf(r, spec).version
+      storedTexts.read(rows, SimText, spec.docId).then((stored) => {
+        if (stored === undefined) return
+        stats.textStoreUpgrades!++
+        if (Object.values(stored).some((t) => t !== "")) stats.textStoreUpgradesWithText!++
+        for (const field of Object.keys(TEXT_FIELDS)) {
+          if (shown[field] !== stored[field]) fail(`crdt: ${spec.docId}: ${r.name}'s ${field} opened by its v${version} app is ${JSON.stringify(short(shown[field]!))}, but its v1 store holds ${JSON.stringify(short(stored[field]!))}`)
+        }
+        log(`${r.name} opened its v1 store of ${spec.docId} at v${version}: ${Object.entries(stored).map(([f, t]) => `${f} ${t.length} chars`).join(", ")}`)
+      }, (e: unknown) => fail(`crash: ${r.name}'s v1 store of ${spec.docId} cannot be read by its v1 app: ${codeOf(e)}: ${message(e)}`))
+    }
     // A replica's app version and its upgrades: it starts at v1..v3; most older ones are
     // upgraded once or twice at random moments, some never.
     function planFleet(r: Replica): void {
@@ -928,6 +960,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           stats.replicaReadFailures!++
           return true
         },
+        onDurable: (ops) => storedTexts.durable(`r${i}`, ops),
       })
       const proc = new SimProcess(`r${i}`, rt, disk, stepped(`r${i}`))
       proc.alive = false
@@ -938,6 +971,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       const r: Replica = { name: `r${i}`, disk, proc, client: undefined, docs: new Map(), clientId: undefined, partitioned: false, follows: mine, incarnations: [], failedStarts: 0, corrupted: 0, version: NEWEST, upgraded: false, provisional: false, toldHeld: false, commandLimit, sendWindow }
       replicas.push(r)
       if (r.follows.some((s) => s.kind === "versioned")) planFleet(r)
+      // A v1 typist's store is of the text's v1: an upgrade will migrate it (checked at the open).
+      if (textSpec !== undefined && r.follows.includes(textSpec) && machineOf(r, textSpec).version === 1) storedTexts.watch(r.name)
       // Storage takes virtual time: everything async happens inside rt.run.
       rt.setTimer(0, () => { void startReplica(r) })
     }

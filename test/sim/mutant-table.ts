@@ -203,6 +203,16 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: AUTH, anchor: "      applyMigration(host, docId, history, marker)\n", replacement: "      applyMigration(host, docId, history, marker)\n      applyMigration(host, docId, history, marker)\n" }],
   },
   {
+    name: "apply-migration-drops-fields",
+    breaks: "a `$migrate` (the hub's upgrade, or its replay at a load) leaves the CRDT fields off the migrated state: the hub's text loses what was merged before the upgrade (acknowledged inserts missing)",
+    patches: [{ file: "core/schema/serve.ts", anchor: "registerRoot(host.root as object, fields)", replacement: "void 0" }],
+  },
+  {
+    name: "replica-upgrade-drops-fields",
+    breaks: "a stored replica opened by a newer app migrates its plain state only: its confirmed text (and what its unsent edits build on) is gone until the hub's state comes",
+    patches: [{ file: "core/schema/replica-upgrade.ts", anchor: "fields === undefined ? host.root : fields.snapshotOf(host.root)", replacement: "host.root" }],
+  },
+  {
     name: "held-load-throws",
     breaks: "an app's migrateState throwing on a stored state stops the document loading on an upgraded hub, for every version (c29c7f9's hub half undone)",
     patches: [{ file: AUTH, anchor: "        held = holdAt(docId, machine, epoch, e)\n", replacement: "        throw e\n" }],

@@ -205,7 +205,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "apply-migration-drops-fields",
     breaks: "a `$migrate` (the hub's upgrade, or its replay at a load) leaves the CRDT fields off the migrated state: the hub's text loses what was merged before the upgrade (acknowledged inserts missing)",
-    patches: [{ file: "core/schema/serve.ts", anchor: "registerRoot(host.root as object, fields)", replacement: "void 0" }],
+    patches: [{ file: "core/schema/serve.ts", anchor: "registerRoot(host.root as object, fields)", replacement: "return" }],
   },
   {
     name: "replica-upgrade-drops-fields",

@@ -47,6 +47,7 @@ import { hashBytes } from "../hash.js"
 import { argsCodecOf, commandArgsCodec } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
 import type { CrdtFields } from "../crdt/fields.js"
+import { fieldsOfRoot } from "../crdt/roots.js"
 import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
 import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
@@ -559,10 +560,12 @@ export class DocAuthority<S = unknown> {
     // is a verified snapshot at the head is its bytes (strict canonical decoding), whose size
     // and hash its meta holds: encoding it again would cost a copy of the state and a pause.
     // (With CRDT fields the snapshot holds more than the state: measured as before.)
-    const atSnapshot = crdt === undefined && base !== undefined && base.meta.seq === head.seq ? base.meta : undefined
+    // (A `$migrate` to a version whose first fields these are made them: the root has them now.)
+    const fields = crdt ?? fieldsOfRoot(host.root)
+    const atSnapshot = fields === undefined && base !== undefined && base.meta.seq === head.seq ? base.meta : undefined
     const encoded = atSnapshot === undefined ? encodeCanonical(host.root) : undefined
     const stateBytes = atSnapshot?.size ?? encoded!.length
-    const loadedHash = atSnapshot?.hash ?? (crdt !== undefined ? hashState(host.root) : hashBytes(encoded!))
+    const loadedHash = atSnapshot?.hash ?? (fields !== undefined ? hashState(host.root) : hashBytes(encoded!))
     if (options.checkpointEvery === Infinity) {
       // Checkpoints are off.
     } else if (head.seq > 0 && head.checkpoint?.seq === head.seq) {

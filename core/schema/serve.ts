@@ -176,9 +176,8 @@ export const applyMigration = <S>(host: JournaledState<S>, docId: string, h: Mac
   const r = runApply(host, migrate, MIGRATE, null, makeContext(docId, e.seq, e.time, e.clientId))
   host.end()
   if (r === undefined) {
-    if (fields === undefined) return
-    registerRoot(host.root as object, fields)
-    // The fields `to` adds join now, empty: the checkpoint of this entry counts them.
+    if (fields !== undefined) registerRoot(host.root as object, fields)
+    // The fields `to` adds (its first ones, or more) join now, empty: the checkpoint of this entry counts them.
     const m = h.at(to)
     m.crdtRuntime?.fieldsOf(m.crdt!, host)
     return

@@ -14,7 +14,7 @@
  * - CRDT fields carry over unchanged: every version has the previous one's, their merge
  *   commands (`$crdt.<field>`) go up and down as they are, and `migrateState` sees and returns
  *   the plain state only (the fields' content stays where it is). A version may add fields
- *   (`crdt`, to a machine that has some): they start empty, their merges go down to an older
+ *   (`crdt`; a machine's first ones too): they start empty, their merges go down to an older
  *   version as nothing, and an app's edits to them wait for a hub at that version. None is
  *   ever removed.
  *
@@ -91,8 +91,9 @@ export interface EvolveDef<S1, A1 extends Record<string, unknown>, S2, A2 extend
   readonly version: number
   /**
    * CRDT fields this version adds to those of the previous one (which carry over by
-   * themselves), if it has any. Added fields start empty; older readers are not shown their
-   * edits, and an app's edits to them wait for a hub that runs this version.
+   * themselves), or a machine's first ones (its state must then be a plain object). Added
+   * fields start empty; older readers are not shown their edits, and an app's edits to them
+   * wait for a hub that runs this version.
    */
   readonly crdt?: C2
   /** The full command set of the new version (a previous command left out is removed). */
@@ -357,14 +358,10 @@ export const evolve = <S1, A1 extends Record<string, unknown>, S2, A2 extends Re
   for (const n of Object.keys(own)) if (isReserved(n)) throw new TypeError(`Command name "${n}" is reserved (names starting with "$" are Canon's).`)
   // CRDT fields carry over as they are: their merge commands mean the same in every version, so
   // they go up and down unchanged, and a migration of the plain state leaves their content be.
-  // A version may add fields to a machine that has some (one without keeps a state of another
-  // shape: its snapshots, hashes and size measure are those of plain machines).
+  // A version may add fields (a machine's first ones too: its state must then be a plain object).
   const added = def.crdt === undefined ? [] : Object.keys(def.crdt)
-  if (added.length > 0 && last.crdt === undefined) {
-    throw new TypeError(`Machine "${prev.name}" v${def.version}: v${last.version} has no CRDT fields, and a later version cannot add the first one. Put the fields in a machine of their own, or declare them from v1.`)
-  }
   for (const n of added) {
-    if (Object.prototype.hasOwnProperty.call(last.crdt, n)) throw new TypeError(`Machine "${prev.name}" v${def.version}: CRDT field "${n}" is v${last.version}'s already (fields carry over unchanged); declare only the fields this version adds.`)
+    if (Object.prototype.hasOwnProperty.call(last.crdt ?? {}, n)) throw new TypeError(`Machine "${prev.name}" v${def.version}: CRDT field "${n}" is v${last.version}'s already (fields carry over unchanged); declare only the fields this version adds.`)
   }
   const crdt = added.length > 0 ? { ...last.crdt, ...def.crdt } : last.crdt
   for (const n of [...Object.keys(def.upcast ?? {}), ...Object.keys(def.downcast ?? {})]) {

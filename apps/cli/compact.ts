@@ -257,7 +257,7 @@ const snapshotAtHead = async (kv: LevelStorage, p: Plan, machine: Machine<any, a
   }
   const from = p.newest !== undefined && p.survey.horizon > 0 ? `the snapshot at seq ${fmt(p.newest.seq)} and ` : ""
   out.log(`${p.docId}: replaying ${from}its log to seq ${fmt(p.head.seq)} (${p.head.machine} v${machine.version}) for a snapshot...`)
-  const replayed = await replayDoc(kv, p.docId, machine, p.head.seq, p.survey, (done, total) => out.progress(done, total, `${p.docId}: replaying`))
+  const replayed = await replayDoc(kv, p.docId, machine, p.head.seq, p.survey, (done, total) => out.progress(done, total, `${p.docId}: replaying`), p.head.version)
   if ("problem" in replayed) return { problem: replayed.problem }
   if (replayed.problems.length > 0) {
     return { problem: `replaying it found a problem, so no snapshot was taken: ${replayed.problems[0]} (canon inspect ${kv.location} ${p.docId} says more)` }

@@ -166,7 +166,7 @@ export const inspect = async (dir: string, docId: string | undefined, machinesMo
     if (leftovers.length > 0) out.log(`  left by an interrupted write: ${leftovers.join("; ")} (the hub deletes them when it loads the document)`)
 
     // The replay.
-    const result = await replayDoc(storage, docId, machine, head.seq, survey, out.progress)
+    const result = await replayDoc(storage, docId, machine, head.seq, survey, out.progress, head.version)
     if ("problem" in result) {
       problems.push(result.problem)
     } else {

@@ -7,10 +7,16 @@
  * oldest stored snapshot that verifies and is not behind the horizon, so the log after it
  * is complete, and goes on through the tail. On the way every stored checkpoint after the
  * start is checked, and so is every newer snapshot (its hash is the state hash at its seq).
+ *
+ * A machine with versions is replayed as the hub loads it: each entry with the version of its
+ * epoch (`headVersion` after the last `$migrate` entry, each marker's `from` before it), each
+ * marker migrating the state.
  */
 import { CanonError, decodeCanonical, hashState, type KVStore, type Machine } from "../../core/index.js"
 import { AuthorityStore, JournaledState } from "../../core/internal.js"
 import { applyLogged } from "../../core/apply.js"
+import { historyOf } from "../../core/schema/registry.js"
+import { applyMigration, markerOf, versionAt, type Marker } from "../../core/schema/serve.js"
 import * as K from "../../core/store/keys.js"
 import type { SnapshotMeta } from "../../core/store/snapshot-store.js"
 import { fmt, type DocSurvey } from "./doc-records.js"
@@ -65,6 +71,7 @@ export const replayDoc = async (
   headSeq: number,
   survey: DocSurvey,
   progress: (done: number, total: number) => void,
+  headVersion = machine.version,
 ): Promise<ReplayResult | { readonly problem: string }> => {
   const start = replayBase(survey, headSeq)
   if ("problem" in start) return start
@@ -81,8 +88,30 @@ export const replayDoc = async (
   }
   let checked = 0
   let snapshotsChecked = 0
+  // The version changes after the start, read first: they say the version the replay starts at.
+  const history = historyOf(machine)
+  const markers: Marker[] = []
+  if (history !== undefined) {
+    for (let at = from; at < headSeq;) {
+      let page
+      try {
+        page = await store.entries(docId, at, 4096)
+      } catch (e) {
+        if (!(e instanceof CanonError)) throw e
+        break // told by the replay below
+      }
+      if (page.length === 0) break
+      for (const e of page) {
+        const m = markerOf(e)
+        if (m !== undefined && e.seq <= headSeq) markers.push(m)
+      }
+      at = page[page.length - 1]!.seq
+    }
+  }
+  let epoch = versionAt(markers, headVersion, from)
+  const startMachine = history?.has(epoch) === true ? history.at(epoch) : machine
   let state: unknown
-  if (base === undefined) state = machine.initial()
+  if (base === undefined) state = startMachine.initial()
   else {
     try {
       state = await readState(kv, docId, base)
@@ -98,8 +127,8 @@ export const replayDoc = async (
   // Newer snapshots that verify are states the hub may load: each must agree with the replay.
   const later = new Map(survey.snapshots.filter((s) => s.verdict.ok && s.meta.seq > from).map((s) => [s.meta.seq, s.meta.hash]))
   const host = new JournaledState(state)
-  // CRDT fields load from the snapshot's `$crdt` before anything reads or hashes the root.
-  if (machine.crdt !== undefined) machine.crdtRuntime?.fieldsOf(machine.crdt, host)
+  // CRDT fields (the start's version's) load from the snapshot's `$crdt` before anything reads or hashes the root.
+  if (startMachine.crdt !== undefined) startMachine.crdtRuntime?.fieldsOf(startMachine.crdt, host)
   let at = from
   while (at < headSeq) {
     let page
@@ -113,8 +142,21 @@ export const replayDoc = async (
     if (page.length === 0) break
     for (const e of page) {
       if (e.seq > headSeq) break
-      const rejection = applyLogged(host, docId, machine, e)
-      if (rejection !== undefined) problem(`Entry ${fmt(e.seq)} (${e.name}) no longer applies: ${rejection.message}`)
+      const marker = history === undefined ? undefined : markerOf(e)
+      if (marker !== undefined) {
+        if (marker.from !== epoch || !history!.has(marker.to)) problem(`Entry ${fmt(e.seq)} ($migrate) moves the document from v${marker.from} to v${marker.to}, but it is at v${epoch} there and the module has v${history!.oldest}..v${history!.newest}.`)
+        else {
+          try {
+            applyMigration(host, docId, history!, e)
+            epoch = marker.to
+          } catch (err) {
+            problem(`Entry ${fmt(e.seq)} ($migrate) no longer applies: ${err instanceof Error ? err.message : String(err)}`)
+          }
+        }
+      } else {
+        const rejection = applyLogged(host, docId, history?.has(epoch) === true ? history.at(epoch) : machine, e)
+        if (rejection !== undefined) problem(`Entry ${fmt(e.seq)} (${e.name}) no longer applies: ${rejection.message}`)
+      }
       at = e.seq
       const cp = expected.get(e.seq)
       const snap = later.get(e.seq)

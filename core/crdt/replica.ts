@@ -191,8 +191,13 @@ export class ReplicaFields {
     return out
   }
 
-  /** Makes every buffered change a merge command now, coalescing or not (`doc.whenStored`). */
-  flush(): void {
+  /**
+   * Makes every buffered change a merge command, coalescing or not (`doc.whenStored`), after a
+   * microtask: called from a handle's own change callback (Yjs observe, Automerge onChange), the
+   * edit that called it reaches the buffer only after the callback returns.
+   */
+  async flush(): Promise<void> {
+    await undefined
     this.#outbox?.flush(true)
   }
 

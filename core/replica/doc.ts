@@ -651,8 +651,9 @@ export class Doc<M extends Machine<any, any>> {
    */
   async whenStored(): Promise<void> {
     // CRDT edits not in a command yet (before the outbox's microtask, or coalescing behind a
-    // merge in flight) become one now.
-    this.#crdt?.flush()
+    // merge in flight) become one, after a microtask: called from the handle's own change
+    // callback (Yjs observe, Automerge onChange), the edit reaches the buffer after it returns.
+    await this.#crdt?.flush()
     // Commands still waiting for their outbox write (queued on a microtask) go now; with none,
     // no write is asked for (one would retry a failed write early, and tell its failure twice).
     if (this.#toPersist.length > 0) this.#flushOutbox()

@@ -178,8 +178,11 @@ export class AutomergeHandle<T> {
     const next = A.change(this.current, fn)
     if (next === this.current) return
     const change = A.getLastLocalChange(next)
-    this.set(next)
+    this.current = next
+    // The field hears of it before the app's watchers: one reading `doc.pendingCount` there
+    // counts it, and one that throws does not keep it from becoming a merge command.
     if (change !== undefined) for (const l of this.local) l([change])
+    this.set(next)
   }
 
   /** Called after every change, local or merged. */

@@ -33,10 +33,10 @@ const HOOKS = {
   },
 } as const
 
-// Yjs emits a transaction's `update` (what the field reports to the outbox) after its observers
-// ran: counted there, it would need the engine to say a local change is coming earlier
-// (`beforeObserverCalls`). Not fixed: this case documents it, and fails (as expected) until then.
-const cases = [["Yjs", test.failing], ["Automerge", test]] as const
+// Automerge only: Yjs emits a transaction's `update` (what the field reports to the outbox)
+// after its observers ran, so a Yjs observer still reads the count before its edit (open:
+// counting it there needs the engine to say a local change is coming, `beforeObserverCalls`).
+const cases = [["Automerge", test]] as const
 describe.each(cases)("%s field", (engine, it) => {
   const { type, text, watch } = HOOKS[engine]
 

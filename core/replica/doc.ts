@@ -643,7 +643,9 @@ export class Doc<M extends Machine<any, any>> {
   /**
    * Resolves once what was submitted before the call is in the outbox's storage (with a
    * storage), and every write queued before it is done: await it before a page may close.
-   * Commands of this turn and CRDT edits (also those coalescing behind a merge in flight) included.
+   * Commands of this turn and CRDT edits (also those coalescing behind a merge in flight) included:
+   * those become a merge command at once, so call it when the guarantee is needed (a page
+   * hiding), not after every keystroke (typing online would send a command per key).
    *
    * @example
    * doc.crdt.body.insert(0, "hello")

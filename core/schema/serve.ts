@@ -179,8 +179,14 @@ export const applyMigration = <S>(host: JournaledState<S>, docId: string, h: Mac
     if (fields !== undefined) registerRoot(host.root as object, fields)
     // The fields `to` adds (its first ones, or more) join now, empty: the checkpoint of this entry counts them.
     const m = h.at(to)
-    m.crdtRuntime?.fieldsOf(m.crdt!, host)
-    return
+    try {
+      m.crdtRuntime?.fieldsOf(m.crdt!, host)
+      return
+    } catch (e) {
+      // The migrated state's fields do not load: the host is left as it was, as for a migration that throws.
+      host.undo(j)
+      throw canonError("migration-failed", `Migrating the state of "${docId}" from v${from} to v${to} failed: ${e instanceof Error ? e.message : String(e)}`)
+    }
   }
   host.undo(j)
   throw canonError("migration-failed", `Migrating the state of "${docId}" from v${from} to v${to} failed: ${r.message}`)

@@ -279,7 +279,9 @@ const buildHistory = (name: string, machines: ReadonlyArray<Machine<any, any>>, 
     migrateState: (state, from, to, ctx) => {
       // A state with CRDT fields in its snapshot form (a stored replica's, an older hub's) holds
       // their content under `$crdt`: the app's migrations see the plain state, the fields stay.
-      const fields = withoutFields(state)
+      // (A version without fields has no such form: a `$crdt` key of its state is the app's
+      // data, which its migration sees, never the content of the fields a later version adds.)
+      const fields = byVersion.get(from)?.crdt === undefined ? { plain: state, encoded: undefined } : withoutFields(state)
       let cur = fields.plain
       for (let v = from; v < to; v++) {
         const state = cur

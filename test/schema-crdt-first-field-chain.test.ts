@@ -33,7 +33,7 @@ const world = () => {
       await hub.close()
       net.stopServer()
     }
-    hub = new Hub({ machines: [m], storage: hubStore, runtime: rt, quietCheckpointMs: 200, ...extra, onEvent: (e) => { if (e.type === "doc-report" && e.code !== "machine-upgraded" || e.type === "doc-broken") reports.push(JSON.stringify(e)) } } as never)
+    hub = new Hub({ machines: [m], storage: hubStore, runtime: rt, quietCheckpointMs: 200, ...extra, onEvent: (e: { type: string; code?: string }) => { if (e.type === "doc-report" && e.code !== "machine-upgraded" || e.type === "doc-broken") reports.push(JSON.stringify(e)) } } as never)
     net.listen(hub)
     return hub
   }

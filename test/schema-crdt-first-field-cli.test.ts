@@ -44,3 +44,43 @@ test("the CLI replay of a plain -> fields document agrees with the hub", async (
   if ("problem" in r) throw new Error(r.problem)
   expect({ problems: r.problems, hash: r.hash }).toEqual({ problems: [], hash: hd.stateHash() })
 })
+
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { LevelStorage } from "../adapters/level/index.js"
+import { compact } from "../apps/cli/compact.js"
+import { PadV2 as ModPadV2 } from "./support/first-field-pad.js"
+
+test("canon compact of a document with fields keeps the fields' content (its snapshot holds $crdt)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "canon-ff-"))
+  try {
+    const rt = new VirtualRuntime(11)
+    const net = new MemoryNetwork(rt, { latency: () => 3, encode: true })
+    let kv = await LevelStorage.open(dir)
+    let hub = new Hub({ machines: [ModPadV2], storage: kv, runtime: rt, quietCheckpointMs: 200 })
+    net.listen(hub)
+    const b = await (await CanonClient.open({ transport: net.transport("b"), runtime: rt, clientId: "b" })).open(ModPadV2, DOC)
+    await settleWithTurns(rt, 500)
+    b.crdt.notes.insert(0, "keep me")
+    for (let i = 0; i < 5; i++) b.submit("rename", { title: `t${i}` })
+    await settleWithTurns(rt, 2000)
+    expect(b.pendingCount).toBe(0)
+    const want = (await hub.doc(DOC, ModPadV2)).stateHash()
+    await hub.close()
+    net.stopServer()
+    await kv.close()
+    const lines: string[] = []
+    const code = await compact({ dir, docId: DOC, machines: "test/support/first-field-pad.ts", tailBytes: 0 }, { log: (l: string) => lines.push(l), progress: () => {} })
+    expect({ code, lines: lines.filter((l) => /not compacted|problem/.test(l)) }).toEqual({ code: 0, lines: [] })
+    kv = await LevelStorage.open(dir)
+    const reports: string[] = []
+    hub = new Hub({ machines: [ModPadV2], storage: kv, runtime: rt, onEvent: (e) => { if (e.type === "doc-report" || e.type === "doc-broken") reports.push(JSON.stringify(e)) } })
+    const hd = await hub.doc(DOC, ModPadV2)
+    expect({ hash: hd.stateHash(), reports }).toEqual({ hash: want, reports: [] })
+    await hub.close()
+    await kv.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}, 20000)

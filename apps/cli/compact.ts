@@ -29,7 +29,7 @@
 import { readdirSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { Level } from "level"
-import { CanonError, type KVStore, type Machine } from "../../core/index.js"
+import { CanonError, hashState, type KVStore, type Machine } from "../../core/index.js"
 import { AuthorityStore } from "../../core/internal.js"
 import { Snapshotter } from "../../core/authority/snapshots.js"
 import * as K from "../../core/store/keys.js"
@@ -264,13 +264,16 @@ const snapshotAtHead = async (kv: LevelStorage, p: Plan, machine: Machine<any, a
   }
   let failure: string | undefined
   const snapshotter = new Snapshotter(p.docId, new AuthorityStore(kv, { sync: true }).snapshots, systemRuntime, undefined, (_code, message) => (failure ??= message))
-  const state = replayed.state
+  // With CRDT fields a snapshot holds the state plus `$crdt` (the fields' bytes), as the hub's do,
+  // and its checkpoint is the state hash (fields included), not the snapshot's byte hash.
+  const fields = machine.crdt !== undefined ? machine.crdtRuntime?.fieldsOf(machine.crdt, { root: replayed.state }) : undefined
+  const state = fields === undefined ? replayed.state : fields.snapshotOf(replayed.state)
   // Nothing changes the state while it is encoded: a freeze that resolves to the live
   // containers lets the Snapshotter write chunk by chunk instead of encoding it all first.
   const meta = await snapshotter.take({ root: state, freeze: () => ({ root: state, resolve: (c) => c, release: () => {} }) }, p.head.seq, p.head.lastTime, true)
   if (failure !== undefined) return { problem: failure }
   // What the hub stores with a snapshot: a checkpoint, for later checks.
-  await new AuthorityStore(kv).putCheckpoint(p.docId, { seq: meta.seq, hash: meta.hash })
+  await new AuthorityStore(kv).putCheckpoint(p.docId, { seq: meta.seq, hash: fields === undefined ? meta.hash : hashState(replayed.state) })
   out.log(`${p.docId}: snapshot at seq ${fmt(meta.seq)} stored (${kib(meta.size)} in ${plural(meta.chunks, "chunk", "chunks")}, hash ${meta.hash})`)
   return meta
 }

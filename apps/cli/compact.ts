@@ -31,6 +31,7 @@ import { join } from "node:path"
 import { Level } from "level"
 import { CanonError, hashState, type KVStore, type Machine } from "../../core/index.js"
 import { AuthorityStore } from "../../core/internal.js"
+import { historyOf } from "../../core/schema/registry.js"
 import { Snapshotter } from "../../core/authority/snapshots.js"
 import * as K from "../../core/store/keys.js"
 import type { SnapshotMeta } from "../../core/store/snapshot-store.js"
@@ -266,7 +267,9 @@ const snapshotAtHead = async (kv: LevelStorage, p: Plan, machine: Machine<any, a
   const snapshotter = new Snapshotter(p.docId, new AuthorityStore(kv, { sync: true }).snapshots, systemRuntime, undefined, (_code, message) => (failure ??= message))
   // With CRDT fields a snapshot holds the state plus `$crdt` (the fields' bytes), as the hub's do,
   // and its checkpoint is the state hash (fields included), not the snapshot's byte hash.
-  const fields = machine.crdt !== undefined ? machine.crdtRuntime?.fieldsOf(machine.crdt, { root: replayed.state }) : undefined
+  // (The fields of the head's version: a document held at an older one has that version's.)
+  const at = historyOf(machine)?.has(p.head.version) === true ? historyOf(machine)!.at(p.head.version) : machine
+  const fields = at.crdt !== undefined ? at.crdtRuntime?.fieldsOf(at.crdt, { root: replayed.state }) : undefined
   const state = fields === undefined ? replayed.state : fields.snapshotOf(replayed.state)
   // Nothing changes the state while it is encoded: a freeze that resolves to the live
   // containers lets the Snapshotter write chunk by chunk instead of encoding it all first.

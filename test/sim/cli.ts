@@ -42,6 +42,11 @@
  *                              upgraded v1 typist's store must open showing its v1 text
  *                              (textStoreUpgrades) (1)
  *   --crdt-automerge P         share of the typing that goes into the Automerge text (0.3)
+ *   --crdt-notes P             share of a v2 app's typing that goes into `notes`, the Yjs field
+ *                              SimTextV2 adds: empty where migrated, nothing to v1 apps, waiting
+ *                              in a v2 app's outbox while the hub serves v1 (counters notesEdits,
+ *                              notesInserts, notesTypedOnV1Hub, notesHeld: schema-too-new waits,
+ *                              notesV1Replicas: v1 apps checked to have no notes) (0.2)
  *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)
  *   --crdt-poison N            a hostile client sends Yjs values nested past what Yjs reads back, N times a second (0)

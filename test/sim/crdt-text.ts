@@ -2,7 +2,7 @@
  * The simulator's typists: replicas edit the collaborative texts of a SimText document
  * (machines.ts) the way an app does, through the live objects the library hands out: the
  * Y.Text of `text` (`doc.crdt.text.insert/delete`) and the Automerge text of `am`
- * (`doc.crdt.am.splice`); the library turns each local change into the field's merge command
+ * (`doc.crdt.am.splice`), and at v2 the Y.Text of the added field `notes`; the library turns each local change into the field's merge command
  * (coalesced while one is in flight). Every insert is a unique marker, `⟨r2:17⟩`,
  * placed between markers, and every delete removes whole markers, so the text is always a
  * sequence of markers and the checker (crdt-check.ts) can say which edits survived.
@@ -64,8 +64,12 @@ const automergeText: TextAccess = {
   seed: (h, id) => (h as AutomergeTextHandle).set(A.clone((h as AutomergeTextHandle).doc, { actor: id.toString(16).padStart(32, "0") })),
 }
 
-/** The text fields of SimText (machines.ts) and how each is typed into. */
-export const TEXT_FIELDS: Readonly<Record<string, TextAccess>> = { text: yjsText, am: automergeText }
+/** The text fields of SimText and SimTextV2 (machines.ts) and how each is typed into. */
+export const TEXT_FIELDS: Readonly<Record<string, TextAccess>> = { text: yjsText, am: automergeText, notes: yjsText }
+/** The version of the text's machine that has each field: `notes` is SimTextV2's (an added field). */
+export const FIELD_SINCE: Readonly<Record<string, number>> = { text: 1, am: 1, notes: 2 }
+/** The fields an app running version `v` of the text's machine has. */
+export const fieldsAt = (v: number): string[] => Object.keys(TEXT_FIELDS).filter((f) => FIELD_SINCE[f]! <= v)
 const AUTOMERGE = new Set(["am"])
 /** Whether this runs inside the library's handling of a refusal (core/crdt/replica.ts `refused`). */
 const insideRefused = (): boolean => {

@@ -248,7 +248,9 @@ export const SimTextLowered = defineMachine({
  * SimText's v2 (`evolve`): its CRDT fields carry over as they are, the plain state gains
  * `edition` (a constant: migrating before or after a `touch` gives the same state, so a replica
  * that upgrades its stored v1 state lands where the hub's log does), `touch` is unchanged (goes
- * up and down as it is). The migration throws on anything but the plain v1 state. The mixed fleet's
+ * up and down as it is), and it adds a Yjs field `notes` (an added field: empty wherever the
+ * document is migrated, its merges shown to v1 readers as nothing, a v2 app's edits to it
+ * waiting in its outbox while the hub serves v1). The migration throws on anything but the plain v1 state. The mixed fleet's
  * replicas type into the text at their own versions (an app of v1 runs SimText, of v2 or v3
  * SimTextV2), and the hub serves v1 until its upgrade (simulation.ts `textMachine`).
  */
@@ -260,6 +262,6 @@ const textV2 = {
   },
   commands: { touch: { args: Schema.Struct({}), apply: (s: { touches: number; edition: number }) => { s.touches++ } } },
 }
-export const SimTextV2 = evolve(SimText, textV2)
+export const SimTextV2 = evolve(SimText, { ...textV2, crdt: { notes: yText() } })
 /** SimTextV2 under lowered field limits (as SimTextLowered is to SimText). */
-export const SimTextLoweredV2 = evolve(SimTextLowered, textV2)
+export const SimTextLoweredV2 = evolve(SimTextLowered, { ...textV2, crdt: { notes: yText({ maxUpdateBytes: 24 << 10, maxStructs: 40_000 }) } })

@@ -66,7 +66,7 @@ import { codeOf, message, RunGuard } from "./guard.js"
 import { SNAPSHOT_LAG, checkWorld, ledgerKey, type DocView, type HubLoad, type Ledger, type Submitted } from "./checker.js"
 import { ShadowLog } from "./shadow-log.js"
 import { MIGRATION_REFUSES, NEWEST, VTodoV3, appMachine, blockingTitle, hubMachine, versionedCommand, viewAt } from "./versioned.js"
-import { TEXT_FIELDS, Typists, type Carrier } from "./crdt-text.js"
+import { FIELD_SINCE, TEXT_FIELDS, Typists, fieldsAt, type Carrier } from "./crdt-text.js"
 import { MIGRATE } from "../../core/schema/versions.js"
 import { checkText, short } from "./crdt-check.js"
 import { StoredTexts, textsOf, type StoredRows } from "./stored-text.js"
@@ -198,6 +198,11 @@ export interface SimOptions {
   readonly crdt?: boolean
   /** Share of the typing that goes into the Automerge text (the rest into the Yjs one). Default 0.3. */
   readonly crdtAutomerge?: number
+  /**
+   * Share of the typing of apps running the text's v2 that goes into `notes`, the Yjs field
+   * SimTextV2 adds (0: none, and no draw for it). Default 0.2.
+   */
+  readonly crdtNotes?: number
   /** Probability that a typing burst is 2-4 pastes of 30-100 KiB each into the Yjs text, a few ms apart. Default 0.02. */
   readonly crdtPastes?: number
   /**
@@ -280,7 +285,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, replicaQuota: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2" | "v3" | "v4", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtNotes: 0.2, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -401,7 +406,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     submits: 0, lateOpens: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
     hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0, heldLoads: 0, upgradesAfterHold: 0, heldRefusals: 0, compatMigrationFailed: 0, replicaMigrationFailed: 0, heldAtHeal: 0, heldAtEnd: 0, heldReceipts: 0, heldSeeds: 0, heldFixed: 0 } : {}),
-    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0, textInsertsAtV1: 0, textInsertsAtV2: 0, textMigrations: 0, textUpdateRequired: 0, textStoreUpgrades: 0, textStoreUpgradesWithText: 0 } : {}),
+    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0, textInsertsAtV1: 0, textInsertsAtV2: 0, textMigrations: 0, textUpdateRequired: 0, textStoreUpgrades: 0, textStoreUpgradesWithText: 0, notesEdits: 0, notesInserts: 0, notesTypedOnV1Hub: 0, notesHeld: 0, notesV1Replicas: 0 } : {}),
   }
   const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), resent: new Map(), errors: [], desyncs: [], updateRequired: [], toldBy: new Map() }
   const failed = new Set<string>()
@@ -848,7 +853,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           else if (e.code === "snapshot-invalid" && r.corrupted > 0) r.corrupted--
           // An older app told it cannot be shown an entry; a newer one whose command has no downcast to the hub's version.
           else if ((spec.kind === "versioned" || spec.kind === "text") && e.code === "update-required" && appVersion < NEWEST) return
-          else if ((spec.kind === "versioned" || spec.kind === "text") && e.code === "schema-too-new" && appVersion > hubFirstVersion) return
+          else if ((spec.kind === "versioned" || spec.kind === "text") && e.code === "schema-too-new" && appVersion > hubFirstVersion) {
+            // On the text: an edit to `notes` (SimTextV2 adds it) waits, with what follows it, for the hub's upgrade.
+            if (spec.kind === "text") stats.notesHeld!++
+            return
+          }
           // v3's migration refusing a state (versioned.ts blockingTitle), told an app that needs
           // it: the hub holding the document at an older version, the app's own store opened
           // at seq 0, or (compat mode) the hub's state. Any other migration-failed is a bug.
@@ -882,8 +891,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         if (stored === undefined) return
         stats.textStoreUpgrades!++
         if (Object.values(stored).some((t) => t !== "")) stats.textStoreUpgradesWithText!++
-        for (const field of Object.keys(TEXT_FIELDS)) {
-          if (shown[field] !== stored[field]) fail(`crdt: ${spec.docId}: ${r.name}'s ${field} opened by its v${version} app is ${JSON.stringify(short(shown[field]!))}, but its v1 store holds ${JSON.stringify(short(stored[field]!))}`)
+        // A field the v1 app does not have (`notes`) starts empty at the new version.
+        for (const field of fieldsAt(version)) {
+          if (shown[field] !== (stored[field] ?? "")) fail(`crdt: ${spec.docId}: ${r.name}'s ${field} opened by its v${version} app is ${JSON.stringify(short(shown[field]!))}, but its v1 store holds ${JSON.stringify(short(stored[field] ?? ""))}`)
         }
         log(`${r.name} opened its v1 store of ${spec.docId} at v${version}: ${Object.entries(stored).map(([f, t]) => `${f} ${t.length} chars`).join(", ")}`)
       }, (e: unknown) => fail(`crash: ${r.name}'s v1 store of ${spec.docId} cannot be read by its v1 app: ${codeOf(e)}: ${message(e)}`))
@@ -1083,7 +1093,9 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     const type = (r: Replica, pasteBytes = 0) => {
       const doc = r.docs.get(textSpec!.docId)
       if (doc === undefined || !r.proc.alive || doc.isClosed) return
-      const field = pasteBytes > 0 ? "text" : textRng() < o.crdtAutomerge ? "am" : "text"
+      // An app running the text's v2 types into the field v2 adds, too.
+      const version = machineOf(r, textSpec!).version
+      const field = pasteBytes > 0 ? "text" : version >= FIELD_SINCE.notes! && o.crdtNotes > 0 && textRng() < o.crdtNotes ? "notes" : textRng() < o.crdtAutomerge ? "am" : "text"
       let what: string
       try {
         what = typists.edit(r.name, doc, field, pasteBytes)
@@ -1092,7 +1104,13 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       }
       stats.textEdits!++
       // Inserts by the text's version this app runs (the fleet's v1 apps type at v1).
-      if (what.startsWith("insert")) stats[`textInsertsAtV${machineOf(r, textSpec!).version}`]!++
+      if (what.startsWith("insert")) stats[`textInsertsAtV${version}`]!++
+      if (field === "notes") {
+        stats.notesEdits!++
+        if (what.startsWith("insert")) stats.notesInserts!++
+        // The hub serves the text's v1: the edit waits in the outbox (with what follows it) until its upgrade.
+        if (textMachine(hubVersion).version < FIELD_SINCE.notes!) stats.notesTypedOnV1Hub!++
+      }
       log(`${r.name} ${what}`)
     }
     const typeBurst = (r: Replica) => {
@@ -1683,10 +1701,17 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       const followers = replicas.filter((r) => r.follows.includes(textSpec) && r.docs.has(textSpec.docId))
       for (const [field, edits] of typists.ledgers) {
         const crdt = (d: Doc<any>) => (d.crdt as Record<string, unknown>)[field]
+        // A field the text's v2 adds (`notes`): on the hub, the fresh replica and the v2 apps;
+        // an app still at v1 has no such field, and must not be shown one.
+        const has = (r: Replica) => machineOf(r, textSpec).version >= FIELD_SINCE[field]!
+        for (const r of followers.filter((r) => !has(r))) {
+          if (field === "notes") stats.notesV1Replicas!++
+          if (crdt(r.docs.get(textSpec.docId)!) !== undefined) textFailures.push(`crdt: ${textSpec.docId}.${field}: ${r.name} runs v${machineOf(r, textSpec).version} of the text, which has no ${field}, yet its app shows one`)
+        }
         const texts = [
           { who: "the hub", text: hubTexts.get(field) ?? { error: "not loaded" } },
           { who: "a fresh replica", text: readText(field, () => crdt(joined.get(textSpec.docId)!)) },
-          ...followers.map((r) => ({ who: r.name, text: readText(field, () => crdt(r.docs.get(textSpec.docId)!)) })),
+          ...followers.filter(has).map((r) => ({ who: r.name, text: readText(field, () => crdt(r.docs.get(textSpec.docId)!)) })),
         ]
         textFailures.push(...checkText({ docId: `${textSpec.docId}.${field}`, field, texts, edits, ledger }))
         const hubText = hubTexts.get(field)

@@ -87,8 +87,8 @@ export class StoredTexts {
   }
 }
 
-/** Each text field of an open SimText document, as its app shows it. */
+/** Each text field an open SimText document has (v1 has no `notes`), as its app shows it. */
 export const textsOf = (doc: Doc<any>): Record<string, string> => {
   const crdt = doc.crdt as Record<string, unknown>
-  return Object.fromEntries(Object.entries(TEXT_FIELDS).map(([field, access]) => [field, access.read(crdt[field])]))
+  return Object.fromEntries(Object.entries(TEXT_FIELDS).filter(([field]) => crdt[field] !== undefined).map(([field, access]) => [field, access.read(crdt[field])]))
 }

@@ -89,6 +89,7 @@ const run = async (args: ReadonlyArray<string>, print: (line: string) => void, p
     mixedFleet: flag("mixed-fleet", 1) !== 0,
     crdt: flag("crdt", 1) !== 0,
     crdtAutomerge: flag("crdt-automerge", DEFAULTS.crdtAutomerge),
+    crdtNotes: flag("crdt-notes", DEFAULTS.crdtNotes),
     crdtPastes: flag("crdt-pastes", DEFAULTS.crdtPastes),
     crdtHeavy: flag("crdt-heavy", DEFAULTS.crdtHeavy),
     crdtPoison: flag("crdt-poison", DEFAULTS.crdtPoison),

@@ -234,7 +234,7 @@ test("collaborative text: replicas type into a Yjs and an Automerge text field c
   const run = await sim.run([...TEXT, "--seeds", "2", "--replicas", "5", "--stats"], { timeoutMs: 60_000 })
   expect([run.failingSeeds, run.output.split("\n").filter((l) => l.startsWith("  ") && !l.startsWith("    "))]).toEqual([[], []])
   const totals = JSON.parse(/^stats (.*)$/m.exec(run.output)?.[1] ?? "{}") as Record<string, number>
-  for (const k of ["textEdits", "textAckedInserts", "textAckedDeletes", "textChars", "textAckedInserts:am", "textAckedDeletes:am", "textChars:am", "replicaCrashes", "hubCrashes", "partitions", "installs", "compacted"]) {
+  for (const k of ["textEdits", "textAckedInserts", "textAckedDeletes", "textChars", "textAckedInserts:am", "textAckedDeletes:am", "textChars:am", "textAckedInserts:notes", "textChars:notes", "replicaCrashes", "hubCrashes", "partitions", "installs", "compacted"]) {
     expect([k, (totals[k] ?? 0) > 0]).toEqual([k, true])
   }
 }, SIM_TEST_MS)

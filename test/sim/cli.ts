@@ -45,7 +45,8 @@
  *   --crdt-notes P             share of a v2 app's typing that goes into `notes`, the Yjs field
  *                              SimTextV2 adds: empty where migrated, nothing to v1 apps, waiting
  *                              in a v2 app's outbox while the hub serves v1 (counters notesEdits,
- *                              notesInserts, notesTypedOnV1Hub, notesHeld: schema-too-new waits,
+ *                              notesInserts, notesTypedOnV1Hub, notesBesideV1: typed while a v1
+ *                              app follows a v2 hub, notesHeld: schema-too-new waits,
  *                              notesV1Replicas: v1 apps checked to have no notes) (0.2)
  *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)

@@ -406,7 +406,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     submits: 0, lateOpens: 0, localRefusals: 0, drops: 0, partitions: 0, replicaCrashes: 0, hubCrashes: 0, hubStops: 0, hostile: 0, forged: 0, desyncs: 0, rateHolds: 0, secondTabs: 0,
     hubWriteFailures: 0, hubReadFailures: 0, replicaWriteFailures: 0, replicaReadFailures: 0, clockSteps: 0, snapshotCrashes: 0, streams: 0, installs: 0, corruptChunks: 0, cutStreams: 0,
     ...(options.machine === undefined && options.mixedFleet !== false ? { hubUpgrades: 0, replicaUpgrades: 0, updateRequired: 0, compatRefusals: 0, upgradesWithKeptOutbox: 0, heldLoads: 0, upgradesAfterHold: 0, heldRefusals: 0, compatMigrationFailed: 0, replicaMigrationFailed: 0, heldAtHeal: 0, heldAtEnd: 0, heldReceipts: 0, heldSeeds: 0, heldFixed: 0 } : {}),
-    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0, textInsertsAtV1: 0, textInsertsAtV2: 0, textMigrations: 0, textUpdateRequired: 0, textStoreUpgrades: 0, textStoreUpgradesWithText: 0, notesEdits: 0, notesInserts: 0, notesTypedOnV1Hub: 0, notesHeld: 0, notesV1Replicas: 0 } : {}),
+    ...(options.machine === undefined && options.crdt !== false ? { textEdits: 0, textPastes: 0, textPastesUnderLimit: 0, textInsertsAtV1: 0, textInsertsAtV2: 0, textMigrations: 0, textUpdateRequired: 0, textStoreUpgrades: 0, textStoreUpgradesWithText: 0, notesEdits: 0, notesInserts: 0, notesTypedOnV1Hub: 0, notesBesideV1: 0, notesHeld: 0, notesV1Replicas: 0 } : {}),
   }
   const ledger: Ledger = { submitted: new Map(), confirmed: new Map(), rejected: new Map(), resent: new Map(), errors: [], desyncs: [], updateRequired: [], toldBy: new Map() }
   const failed = new Set<string>()
@@ -1110,6 +1110,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         if (what.startsWith("insert")) stats.notesInserts!++
         // The hub serves the text's v1: the edit waits in the outbox (with what follows it) until its upgrade.
         if (textMachine(hubVersion).version < FIELD_SINCE.notes!) stats.notesTypedOnV1Hub!++
+        // The hub serves v2 while a v1 app follows the text: its merge must reach that app as nothing.
+        else if (replicas.some((o) => o.proc.alive && o.docs.has(textSpec!.docId) && machineOf(o, textSpec!).version < FIELD_SINCE.notes!)) stats.notesBesideV1!++
       }
       log(`${r.name} ${what}`)
     }

@@ -47,7 +47,9 @@
  *                              in a v2 app's outbox while the hub serves v1 (counters notesEdits,
  *                              notesInserts, notesTypedOnV1Hub, notesBesideV1: typed while a v1
  *                              app follows a v2 hub, notesHeld: schema-too-new waits,
- *                              notesV1Replicas: v1 apps checked to have no notes) (0.2)
+ *                              notesV1Replicas: v1 apps checked to have no notes); the text's
+ *                              $migrate checkpoint must be the hub's hash there, which counts the
+ *                              added field (textMigrateCheckpoints) (0.2)
  *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)
  *   --crdt-poison N            a hostile client sends Yjs values nested past what Yjs reads back, N times a second (0)

@@ -213,6 +213,16 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     patches: [{ file: "core/schema/replica-upgrade.ts", anchor: "fields === undefined ? host.root : fields.snapshotOf(host.root)", replacement: "host.root" }],
   },
   {
+    name: "fields-not-widened",
+    breaks: "a document loaded at v1 keeps v1's CRDT fields after its `$migrate`: the first edit of the field v2 adds breaks the hub's text document (no such field)",
+    patches: [{ file: "core/crdt/fields.ts", anchor: "if (f.fieldNames.length < Object.keys(decls).length) f.widen(decls)", replacement: "void 0" }],
+  },
+  {
+    name: "migrate-checkpoint-without-added-fields",
+    breaks: "the checkpoint of a `$migrate` entry is hashed before the fields the new version adds join (they join at the next command): v2 replicas that verify it desync",
+    patches: [{ file: "core/schema/serve.ts", anchor: "      m.crdtRuntime?.fieldsOf(m.crdt!, host)\n      return\n", replacement: "      return\n" }],
+  },
+  {
     name: "held-load-throws",
     breaks: "an app's migrateState throwing on a stored state stops the document loading on an upgraded hub, for every version (c29c7f9's hub half undone)",
     patches: [{ file: AUTH, anchor: "        held = holdAt(docId, machine, epoch, e)\n", replacement: "        throw e\n" }],

@@ -7,12 +7,11 @@
  * the added field from the checkpoint of its `$migrate` entry on, as a replica of that version does.
  */
 import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
-import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { defineMachine } from "../core/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { automergeText } from "../adapters/automerge/index.js"
 import { evolve, historyOf } from "../core/schema/versions.js"
-import { settleWithTurns } from "./support/virtual-time.js"
+import { COMPACTING, versionsWorld } from "./support/versions-world.js"
 
 const DOC = "p"
 type Pad = { title: string }
@@ -31,36 +30,7 @@ const PadV2 = evolve(PadV1, {
 })
 const V1 = historyOf(PadV2)!.at(1) as typeof PadV1
 
-/** Small logs are compacted behind a snapshot: a newcomer starts from the snapshot. */
-const COMPACTING = { minLogBytes: 2 << 10, logRatio: 1, tailBytes: 0, chunkBytes: 1 << 10 }
-
-const world = (snapshots?: typeof COMPACTING) => {
-  const rt = new VirtualRuntime(11)
-  const net = new MemoryNetwork(rt, { latency: () => 3, encode: true })
-  const hubStore = new MemoryStorage()
-  let hub: Hub | undefined
-  /** What the hubs said went wrong (a checkpoint that did not match on load, a broken document). */
-  const reports: string[] = []
-  const start = async (m: typeof PadV1 | typeof PadV2) => {
-    if (hub !== undefined) {
-      await hub.close()
-      net.stopServer()
-    }
-    hub = new Hub({ machines: [m], storage: hubStore, runtime: rt, quietCheckpointMs: 200, onEvent: (e) => { if (e.type === "doc-report" && e.code !== "machine-upgraded" || e.type === "doc-broken") reports.push(JSON.stringify(e)) }, ...(snapshots !== undefined ? { snapshots } : {}) })
-    net.listen(hub)
-    return hub
-  }
-  const open = async <M extends typeof PadV1 | typeof PadV2>(m: M, name: string, storage = new MemoryStorage()) => {
-    const client = await CanonClient.open({ transport: net.transport(name), runtime: rt, clientId: name, storage })
-    const doc = await client.open(m, DOC)
-    const errors: string[] = []
-    doc.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
-    doc.on("rejected", (e) => errors.push(`rejected ${e.rejection.code}: ${e.rejection.message}`))
-    doc.on("desync", (e) => errors.push(`desync ${JSON.stringify(e)}`))
-    return { client, doc, errors, storage }
-  }
-  return { rt, net, reports, start, open, run: (ms: number) => settleWithTurns(rt, ms) }
-}
+const world = (snapshots?: typeof COMPACTING) => versionsWorld(DOC, snapshots)
 
 describe("evolve", () => {
   test("a version adds fields; their merges go down to an older version as nothing", () => {

@@ -3,12 +3,11 @@
  * from v1 to v3; a big plain state (past the hub's background-hash bound) upgraded.
  */
 import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
-import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { defineMachine } from "../core/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { automergeText } from "../adapters/automerge/index.js"
 import { evolve, historyOf } from "../core/schema/versions.js"
-import { settleWithTurns } from "./support/virtual-time.js"
+import { versionsWorld } from "./support/versions-world.js"
 
 const DOC = "p"
 type Pad = { title: string; blobs: string[] }
@@ -20,34 +19,8 @@ const PadV3 = evolve(PadV2, { version: 3, crdt: { body: automergeText() }, migra
 const h = historyOf(PadV3)!
 const V1 = h.at(1) as typeof PlainV1
 const V2 = h.at(2) as typeof PadV2
-type M = typeof PlainV1 | typeof PadV2 | typeof PadV3
 
-const world = () => {
-  const rt = new VirtualRuntime(11)
-  const net = new MemoryNetwork(rt, { latency: () => 3, encode: true })
-  const hubStore = new MemoryStorage()
-  let hub: Hub | undefined
-  const reports: string[] = []
-  const start = async (m: M, extra: Record<string, unknown> = {}) => {
-    if (hub !== undefined) {
-      await hub.close()
-      net.stopServer()
-    }
-    hub = new Hub({ machines: [m], storage: hubStore, runtime: rt, quietCheckpointMs: 200, ...extra, onEvent: (e: { type: string; code?: string }) => { if (e.type === "doc-report" && e.code !== "machine-upgraded" || e.type === "doc-broken") reports.push(JSON.stringify(e)) } } as never)
-    net.listen(hub)
-    return hub
-  }
-  const open = async <T extends M>(m: T, name: string, storage = new MemoryStorage()) => {
-    const client = await CanonClient.open({ transport: net.transport(name), runtime: rt, clientId: name, storage })
-    const doc = await client.open(m, DOC)
-    const errors: string[] = []
-    doc.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
-    doc.on("rejected", (e) => errors.push(`rejected ${e.rejection.code}: ${e.rejection.message}`))
-    doc.on("desync", (e) => errors.push(`desync ${JSON.stringify(e)}`))
-    return { client, doc, errors, storage }
-  }
-  return { rt, net, reports, start, open, run: (ms: number) => settleWithTurns(rt, ms) }
-}
+const world = () => versionsWorld(DOC)
 
 test("hub jumps v1 -> v3: a v2 app (compat) and a v3 app agree; the v2 app's stored replica opened by v3", async () => {
   const w = world()

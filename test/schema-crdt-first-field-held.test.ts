@@ -4,11 +4,10 @@
  * migration that throws; a stored v1 replica opened by the v2 app must still open.
  */
 import * as Schema from "effect/Schema"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
-import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { defineMachine } from "../core/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { evolve, historyOf } from "../core/schema/versions.js"
-import { settleWithTurns } from "./support/virtual-time.js"
+import { versionsWorld } from "./support/versions-world.js"
 
 const DOC = "p"
 type Pad = { title: string }
@@ -23,31 +22,7 @@ const PadV2 = evolve(PlainV1, {
 })
 const V1 = historyOf(PadV2)!.at(1) as typeof PlainV1
 
-const world = () => {
-  const rt = new VirtualRuntime(11)
-  const net = new MemoryNetwork(rt, { latency: () => 3, encode: true })
-  const hubStore = new MemoryStorage()
-  let hub: Hub | undefined
-  const reports: string[] = []
-  const start = async (m: typeof PlainV1 | typeof PadV2) => {
-    if (hub !== undefined) {
-      await hub.close()
-      net.stopServer()
-    }
-    hub = new Hub({ machines: [m], storage: hubStore, runtime: rt, quietCheckpointMs: 200, onEvent: (e) => { if (e.type === "doc-report" && e.code !== "machine-upgraded" || e.type === "doc-broken") reports.push(JSON.stringify(e)) } })
-    net.listen(hub)
-    return hub
-  }
-  const open = async <M extends typeof PlainV1 | typeof PadV2>(m: M, name: string, storage = new MemoryStorage()) => {
-    const client = await CanonClient.open({ transport: net.transport(name), runtime: rt, clientId: name, storage })
-    const doc = await client.open(m, DOC)
-    const errors: string[] = []
-    doc.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
-    doc.on("desync", (e) => errors.push(`desync ${JSON.stringify(e)}`))
-    return { client, doc, errors, storage }
-  }
-  return { rt, net, reports, start, open, run: (ms: number) => settleWithTurns(rt, ms) }
-}
+const world = () => versionsWorld(DOC)
 
 test("hub: a first-field migration returning a non-object holds the document at v1 with its state unchanged", async () => {
   const w = world()

@@ -5,11 +5,10 @@
  */
 import * as Schema from "effect/Schema"
 import * as Y from "yjs"
-import { CanonClient, Hub, defineMachine } from "../core/index.js"
-import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { defineMachine } from "../core/index.js"
 import { yText } from "../adapters/yjs/index.js"
 import { evolve, historyOf } from "../core/schema/versions.js"
-import { settleWithTurns } from "./support/virtual-time.js"
+import { versionsWorld } from "./support/versions-world.js"
 
 const DOC = "p"
 type Props = Record<string, unknown>
@@ -30,31 +29,7 @@ const PropsV2 = evolve(PlainV1, {
 })
 const V1 = historyOf(PropsV2)!.at(1) as typeof PlainV1
 
-const world = () => {
-  const rt = new VirtualRuntime(11)
-  const net = new MemoryNetwork(rt, { latency: () => 3, encode: true })
-  const hubStore = new MemoryStorage()
-  let hub: Hub | undefined
-  const reports: string[] = []
-  const start = async (m: typeof PlainV1 | typeof PropsV2) => {
-    if (hub !== undefined) {
-      await hub.close()
-      net.stopServer()
-    }
-    hub = new Hub({ machines: [m], storage: hubStore, runtime: rt, quietCheckpointMs: 200, onEvent: (e) => { if (e.type === "doc-report" && e.code !== "machine-upgraded" || e.type === "doc-broken") reports.push(JSON.stringify(e)) } })
-    net.listen(hub)
-    return hub
-  }
-  const open = async <M extends typeof PlainV1 | typeof PropsV2>(m: M, name: string, storage = new MemoryStorage()) => {
-    const client = await CanonClient.open({ transport: net.transport(name), runtime: rt, clientId: name, storage })
-    const doc = await client.open(m, DOC)
-    const errors: string[] = []
-    doc.on("error", (e) => errors.push(`${e.code}: ${e.message}`))
-    doc.on("desync", (e) => errors.push(`desync ${JSON.stringify(e)}`))
-    return { client, doc, errors, storage }
-  }
-  return { rt, net, reports, start, open, run: (ms: number) => settleWithTurns(rt, ms) }
-}
+const world = () => versionsWorld(DOC)
 
 /** A field's stored form (what a snapshot's `$crdt.notes` holds) with this text. */
 const fieldBytes = (text: string): Uint8Array => {

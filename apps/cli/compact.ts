@@ -268,7 +268,8 @@ const snapshotAtHead = async (kv: LevelStorage, p: Plan, machine: Machine<any, a
   // With CRDT fields a snapshot holds the state plus `$crdt` (the fields' bytes), as the hub's do,
   // and its checkpoint is the state hash (fields included), not the snapshot's byte hash.
   // (The fields of the head's version: a document held at an older one has that version's.)
-  const at = historyOf(machine)?.has(p.head.version) === true ? historyOf(machine)!.at(p.head.version) : machine
+  const history = historyOf(machine)
+  const at = history?.has(p.head.version) === true ? history.at(p.head.version) : machine
   const fields = at.crdt !== undefined ? at.crdtRuntime?.fieldsOf(at.crdt, { root: replayed.state }) : undefined
   const state = fields === undefined ? replayed.state : fields.snapshotOf(replayed.state)
   // Nothing changes the state while it is encoded: a freeze that resolves to the live

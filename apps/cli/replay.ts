@@ -16,7 +16,7 @@ import { CanonError, decodeCanonical, hashState, type KVStore, type Machine } fr
 import { AuthorityStore, JournaledState } from "../../core/internal.js"
 import { applyLogged } from "../../core/apply.js"
 import { historyOf } from "../../core/schema/registry.js"
-import { applyMigration, markerOf, versionAt, type Marker } from "../../core/schema/serve.js"
+import { applyMigration, markerOf, scanMarkers, versionAt, type Marker } from "../../core/schema/serve.js"
 import * as K from "../../core/store/keys.js"
 import type { SnapshotMeta } from "../../core/store/snapshot-store.js"
 import { fmt, type DocSurvey } from "./doc-records.js"
@@ -90,26 +90,16 @@ export const replayDoc = async (
   let snapshotsChecked = 0
   // The version changes after the start, read first: they say the version the replay starts at.
   const history = historyOf(machine)
-  const markers: Marker[] = []
-  if (history !== undefined) {
-    for (let at = from; at < headSeq;) {
-      let page
-      try {
-        page = await store.entries(docId, at, 4096)
-      } catch (e) {
-        if (!(e instanceof CanonError)) throw e
-        break // told by the replay below
-      }
-      if (page.length === 0) break
-      for (const e of page) {
-        const m = markerOf(e)
-        if (m !== undefined && e.seq <= headSeq) markers.push(m)
-      }
-      at = page[page.length - 1]!.seq
-    }
+  /** The machine of a version (the module's own where it has no such version: told as entries fail). */
+  const machineAt = (v: number): Machine<any, any> => (history?.has(v) === true ? history.at(v) : machine)
+  let markers: Marker[] = []
+  try {
+    if (history !== undefined) markers = await scanMarkers(store, docId, from, headSeq, 4096)
+  } catch (e) {
+    if (!(e instanceof CanonError)) throw e // told by the replay below
   }
   let epoch = versionAt(markers, headVersion, from)
-  const startMachine = history?.has(epoch) === true ? history.at(epoch) : machine
+  const startMachine = machineAt(epoch)
   let state: unknown
   if (base === undefined) state = startMachine.initial()
   else {
@@ -160,7 +150,7 @@ export const replayDoc = async (
           }
         }
       } else {
-        const rejection = applyLogged(host, docId, history?.has(epoch) === true ? history.at(epoch) : machine, e)
+        const rejection = applyLogged(host, docId, machineAt(epoch), e)
         if (rejection !== undefined) problem(`Entry ${fmt(e.seq)} (${e.name}) no longer applies: ${rejection.message}`)
       }
       at = e.seq

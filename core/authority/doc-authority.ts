@@ -55,7 +55,7 @@ import { peerText } from "./peer-text.js"
 import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes, tombstoneReserve } from "./size-bound.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
-import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, initialStateFor, markerOf, replayEntry, versionAt, type Marker } from "../schema/serve.js"
+import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, initialStateFor, markerOf, replayEntry, scanMarkers, versionAt, type Marker } from "../schema/serve.js"
 
 /** Arguments of a command no longer in the machine travel as one canonical value. */
 const ANY_AST = Schema.Unknown.ast
@@ -179,23 +179,6 @@ export interface Sender {
   readonly incarnation: number
   /** The protocol version its connection speaks (2: compact submits and entries). Default 1. */
   readonly protocol?: number
-}
-
-/** A scan of the log for version changes (only for machines with a history). */
-const scanMarkers = async (store: AuthorityStore, docId: string, from: number, head: number, page: number): Promise<Marker[]> => {
-  const out: Marker[] = []
-  // From the compaction horizon: the entries below it are gone (the snapshot holds them).
-  let at = from
-  while (at < head) {
-    const entries = await store.entries(docId, at, Math.min(page, head - at))
-    if (entries.length === 0) break
-    for (const e of entries) {
-      const m = markerOf(e)
-      if (m !== undefined) out.push(m)
-    }
-    at = entries[entries.length - 1]!.seq
-  }
-  return out
 }
 
 interface Pending {
@@ -495,13 +478,14 @@ export class DocAuthority<S = unknown> {
     let at = base?.meta.seq ?? 0
     const page = options.catchUpPage ?? 512
     // With a history, each entry applies with its epoch's version, and each marker migrates.
+    // From the compaction horizon: the entries below it are gone (the snapshot holds them).
     const markers = history === undefined ? [] : await scanMarkers(store, docId, horizon, head.seq, page * 8)
     let epoch = versionAt(markers, head.version, at)
     const start = (history?.at(epoch) ?? machine) as Machine<S>
     const host = new JournaledState<S>(base !== undefined ? (base.state as S) : start.initial())
     // CRDT fields load from the snapshot's `$crdt` before anything reads the root: those of its
     // version (a later one may add fields, which join at its migration).
-    const crdt = start.crdtRuntime?.fieldsOf(start.crdt!, host)
+    start.crdtRuntime?.fieldsOf(start.crdt!, host)
     // Bytes of log since the newest snapshot: the snapshot policy goes on counting from them
     // (a document unloaded and loaded again between writes would otherwise never snapshot).
     const logSince = { bytes: 0 }
@@ -560,8 +544,8 @@ export class DocAuthority<S = unknown> {
     // is a verified snapshot at the head is its bytes (strict canonical decoding), whose size
     // and hash its meta holds: encoding it again would cost a copy of the state and a pause.
     // (With CRDT fields the snapshot holds more than the state: measured as before.)
-    // (A `$migrate` to a version whose first fields these are made them: the root has them now.)
-    const fields = crdt ?? fieldsOfRoot(host.root)
+    // (The fields the root has now: a `$migrate` may have added some, or a machine's first ones.)
+    const fields = fieldsOfRoot(host.root)
     const atSnapshot = fields === undefined && base !== undefined && base.meta.seq === head.seq ? base.meta : undefined
     const encoded = atSnapshot === undefined ? encodeCanonical(host.root) : undefined
     const stateBytes = atSnapshot?.size ?? encoded!.length

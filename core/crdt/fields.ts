@@ -351,7 +351,7 @@ export const fieldsOf = (decls: CrdtDecls, host: { readonly root: unknown }): Cr
   }
   // A later version's command on a document loaded at an earlier one (its migration just ran):
   // the fields that version added join, empty.
-  if (f.fieldNames.length < Object.keys(decls).length) f.widen(decls)
+  if (f.decls !== decls && f.fieldNames.length < Object.keys(decls).length) f.widen(decls)
   registerRoot(root, f)
   return f
 }

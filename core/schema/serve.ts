@@ -43,6 +43,24 @@ export const markerOf = (e: Entry): Marker | undefined => {
   return a !== null && typeof a === "object" && typeof a.from === "number" && typeof a.to === "number" ? { seq: e.seq, from: a.from, to: a.to } : undefined
 }
 
+/** The version changes in a document's log from `from` to `head`, read `page` entries at a time. */
+export const scanMarkers = async (
+  store: { entries(docId: string, from: number, limit: number): Promise<ReadonlyArray<Entry>> }, docId: string, from: number, head: number, page: number,
+): Promise<Marker[]> => {
+  const out: Marker[] = []
+  let at = from
+  while (at < head) {
+    const entries = await store.entries(docId, at, Math.min(page, head - at))
+    if (entries.length === 0) break
+    for (const e of entries) {
+      const m = markerOf(e)
+      if (m !== undefined) out.push(m)
+    }
+    at = entries[entries.length - 1]!.seq
+  }
+  return out
+}
+
 /** The version of the entry at `seq`, given the document's markers (ascending) and its current epoch. */
 export const versionAt = (markers: ReadonlyArray<Marker>, epoch: number, seq: number): number => {
   for (const m of markers) if (m.seq > seq) return m.from

@@ -215,7 +215,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "fields-not-widened",
     breaks: "a document loaded at v1 keeps v1's CRDT fields after its `$migrate`: the first edit of the field v2 adds breaks the hub's text document (no such field)",
-    patches: [{ file: "core/crdt/fields.ts", anchor: "if (f.fieldNames.length < Object.keys(decls).length) f.widen(decls)", replacement: "void 0" }],
+    patches: [{ file: "core/crdt/fields.ts", anchor: "f.widen(decls)", replacement: "void 0" }],
   },
   {
     name: "migrate-checkpoint-without-added-fields",

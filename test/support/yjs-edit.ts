@@ -1,15 +1,17 @@
 /**
  * A writer's edit of a Yjs document as it is now, for tests that play writers against a hub's
  * document: the update of the one transaction `change` makes (a state-vector diff would repeat
- * every deletion before it), from a fresh Y.Doc with `clientID`.
+ * every deletion before it), from a fresh Y.Doc with `clientID`. The clientID is set after the
+ * document is loaded: set before, Yjs takes a random one in its place when the document holds
+ * structs of it (a writer it takes for another one using its id), and a seed no longer replays.
  */
 import * as Y from "yjs"
 
 /** The update `change` makes to the text "t" of a copy of `doc` (undefined: it changed nothing). */
 export const editOf = (doc: Y.Doc, clientID: number, change: (t: Y.Text) => void): Uint8Array | undefined => {
   const w = new Y.Doc()
-  w.clientID = clientID
   Y.applyUpdate(w, Y.encodeStateAsUpdate(doc))
+  w.clientID = clientID
   let u: Uint8Array | undefined
   w.on("update", (update: Uint8Array) => void (u = update))
   change(w.getText("t"))

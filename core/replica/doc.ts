@@ -108,6 +108,8 @@ export interface DocEvents<S> {
   /**
    * The document has changes from `seq` on that this app version cannot show (core/schema):
    * the doc is read-only until the app is updated; its pending commands are kept and sent.
+   * Told once per document; the hub's refusal is also an `error` event (code
+   * `update-required`), on every connection that hears it.
    */
   updateRequired: (event: { readonly seq: number; readonly message: string }) => void
 }

@@ -37,7 +37,7 @@ import * as Y from "yjs"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
 import { canonError, errorText } from "../../core/errors.js"
 import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, structCount, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
-import { deletionGrowth } from "../yjs/deletion.js"
+import { deletionGrowth, type Claimed } from "../yjs/deletion.js"
 import { onlyDeletes } from "../yjs/tombstone.js"
 
 export interface YjsEngineOptions {
@@ -164,6 +164,8 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   }
   // prepare() decodes; writers() and apply() reuse it (the same Uint8Array object, right after).
   const decodedCache = new WeakMap<Uint8Array, Decoded>()
+  /** Per batch being fitted: what its deletions weighed so far delete (deletion.ts Claimed). */
+  const claimedIn = new WeakMap<object, Claimed>()
 
   /** Bounded and weighed from the bytes alone (check): the hub work it stands for, in estimated µs. */
   const measure = (update: Uint8Array): number | CheckResult => {
@@ -251,10 +253,13 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       decodedCache.set(update, d)
       return { ok: true }
     },
-    deletionGrowth(doc, update) {
+    deletionGrowth(doc, update, batch) {
       // Decoded by `prepare` (its turn came before the batch is fitted): never decoded again here.
       const d = decodedCache.get(update)
-      return d === undefined || !onlyDeletes(d) ? undefined : deletionGrowth(doc, d.ds.clients, update.length)
+      if (d === undefined || !onlyDeletes(d)) return undefined
+      let claimed = claimedIn.get(batch)
+      if (claimed === undefined) claimedIn.set(batch, (claimed = new Map()))
+      return deletionGrowth(doc, d.ds.clients, update.length, claimed)
     },
     apply(doc, updates) {
       return updates.map((u) => {

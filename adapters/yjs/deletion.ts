@@ -37,7 +37,7 @@ const varIntBytes = (n: number): number => 1 + (Math.abs(n) < 64 ? 0 : varUintBy
  * (a constant of 16 a split, and nothing for a deleted item, was passed among 32-bit clientIDs
  * and among items of a character each: test/yjs-deletion-growth).
  */
-const costs = (doc: Y.Doc): { split: number; item: number } => {
+const costs = (doc: Y.Doc): { split: number; item: number; range: number } => {
   let structs = 0
   let client = 0
   let clock = 0
@@ -56,9 +56,12 @@ const costs = (doc: Y.Doc): { split: number; item: number } => {
   // they land in), both clocks (each changing the difference after it too), its length, and a
   // surrogate pair cut in two (two U+FFFD, 6 bytes in UTF-8, where the pair took 4).
   const split = 2 * info + 3 * (id + count) + 2 * 3 * (diff + count) + 2 * (len + count) + 2
-  // A deleted item changes its info (content deleted) and has its length in another column.
+  // A deleted item changes its info (content deleted, or GC under a deleted type) and has its
+  // length in another column.
   const item = 2 * info + 2 * (len + count)
-  return { split, item }
+  // A range of the document's delete set: its client and count, its clock and length.
+  const range = varUintBytes(client) + count + 2 * varUintBytes(clock)
+  return { split, item, range }
 }
 
 /** Each column's length prefix (nine columns) may take a byte more. */
@@ -68,23 +71,90 @@ const PREFIX_BYTES = 9
 export type DeleteSet = ReadonlyMap<number, ReadonlyArray<{ readonly clock: number; readonly len: number }>>
 
 /**
+ * What the deletions estimated so far in one batch delete, per client: sorted, disjoint
+ * [from, to) clock ranges. Pass the same map to each deletion of a batch that is estimated on
+ * the document as it was before the batch: text an earlier one deletes is not freed again.
+ */
+export type Claimed = Map<number, Array<[number, number]>>
+
+/** `ranges` sorted and merged, cut to [0, held), less what `taken` holds (both sorted, disjoint). */
+const unclaimed = (ranges: ReadonlyArray<{ readonly clock: number; readonly len: number }>, taken: ReadonlyArray<[number, number]>, held: number): Array<[number, number]> => {
+  const merged: Array<[number, number]> = []
+  for (const { clock, len } of [...ranges].sort((a, b) => a.clock - b.clock)) {
+    const from = clock
+    const to = Math.min(clock + len, held)
+    if (from >= to) continue
+    const last = merged[merged.length - 1]
+    if (last !== undefined && from <= last[1]) last[1] = Math.max(last[1], to)
+    else merged.push([from, to])
+  }
+  const out: Array<[number, number]> = []
+  let t = 0
+  for (let [from, to] of merged) {
+    while (t < taken.length && taken[t]![1] <= from) t++
+    for (let k = t; k < taken.length && taken[k]![0] < to && from < to; k++) {
+      const [a, b] = taken[k]!
+      if (a > from) out.push([from, a])
+      from = Math.max(from, b)
+    }
+    if (from < to) out.push([from, to])
+  }
+  return out
+}
+
+/** `a` and `b` (sorted, disjoint) as one sorted, disjoint list. */
+const union = (a: ReadonlyArray<[number, number]>, b: ReadonlyArray<[number, number]>): Array<[number, number]> => {
+  const out: Array<[number, number]> = []
+  for (const [from, to] of [...a, ...b].sort((x, y) => x[0] - y[0])) {
+    const last = out[out.length - 1]
+    if (last !== undefined && from <= last[1]) last[1] = Math.max(last[1], to)
+    else out.push([from, to])
+  }
+  return out
+}
+
+/**
+ * The structs under a nested type, at any depth: deleting the type deletes them all and, the
+ * hub's documents collecting, turns each into a GC struct, those deleted before included.
+ */
+const descendants = (type: Y.AbstractType<unknown>): number => {
+  let n = 0
+  const stack = [type]
+  for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
+    const visit = (item: Y.Item | null, next: (i: Y.Item) => Y.Item | null) => {
+      for (let i = item; i !== null; i = next(i)) {
+        n++
+        if (i.content instanceof Y.ContentType) stack.push(i.content.type)
+      }
+    }
+    visit(t._start, (i) => i.right)
+    for (const last of t._map.values()) visit(last, (i) => i.left)
+  }
+  return n
+}
+
+/**
  * The bytes applying `ds` (a deletion of `bytes` bytes, checked against `doc`) can add to
  * `doc`'s V2 encoding, less the bytes of live text it deletes (UTF-16 units: no more than their
  * UTF-8 bytes), its own bytes included (the document keeps a delete set); negative when it
- * frees more than it adds. Ranges past what `doc` holds count as nothing freed.
+ * frees more than it adds. Each clock counts once: a delete set may name a range many times
+ * (Yjs deletes it once), and what `claimed` holds (earlier deletions of the same batch) is
+ * taken as deleted already; `claimed` gets this one's ranges. Ranges past what `doc` holds
+ * count as nothing freed.
  */
-export const deletionGrowth = (doc: Y.Doc, ds: DeleteSet, bytes: number): number => {
+export const deletionGrowth = (doc: Y.Doc, ds: DeleteSet, bytes: number, claimed: Claimed = new Map()): number => {
   let splits = 0
   let items = 0
+  let under = 0
   let freed = 0
   for (const [client, ranges] of ds) {
     const structs = doc.store.clients.get(client)
     if (structs === undefined || structs.length === 0) continue
     const last = structs[structs.length - 1]!
-    const held = last.id.clock + last.length
-    for (const { clock, len } of ranges) {
-      const end = Math.min(clock + len, held)
-      if (clock >= end) continue
+    const taken = claimed.get(client) ?? []
+    const mine = unclaimed(ranges, taken, last.id.clock + last.length)
+    claimed.set(client, union(taken, mine))
+    for (const [clock, end] of mine) {
       for (let i = Y.findIndexSS(structs, clock); i < structs.length; i++) {
         const s = structs[i]!
         const from = s.id.clock
@@ -95,10 +165,11 @@ export const deletionGrowth = (doc: Y.Doc, ds: DeleteSet, bytes: number): number
         if (from < clock) splits++
         if (to > end) splits++
         if (s.content instanceof Y.ContentString) freed += Math.min(to, end) - Math.max(from, clock)
+        else if (s.content instanceof Y.ContentType) under += descendants(s.content.type)
       }
     }
   }
   if (items === 0) return bytes
   const cost = costs(doc)
-  return bytes + PREFIX_BYTES + splits * cost.split + items * cost.item - freed
+  return bytes + PREFIX_BYTES + splits * cost.split + items * cost.item + under * (cost.item + cost.range) - freed
 }

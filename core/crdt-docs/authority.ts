@@ -522,11 +522,12 @@ export class CrdtDocAuthority<D> {
   private fitting(item: Queued, owned: { updates: Uint8Array[]; indexes: number[]; binds: Array<ReadonlyArray<string>> }): typeof owned {
     const kept: typeof owned = { updates: [], indexes: [], binds: [] }
     let pending = 0
+    const batch = {}
     owned.updates.forEach((u, i) => {
       // A deletion may use the reserve, and is charged what it can add less what it frees
       // (adapters/yjs/deletion.ts, on the document before this batch): one that frees more
       // always fits, even past the bound, and near full has the document measured again.
-      const growth = this.engine.deletionGrowth?.(this.docValue, u)
+      const growth = this.engine.deletionGrowth?.(this.docValue, u, batch)
       const deletion = growth !== undefined
       const charge = growth === undefined ? u.length * CRDT_GROWTH_FACTOR : Math.max(0, growth)
       if (growth !== undefined && growth <= 0 || this.sizeBound.fits(pending + charge, deletion)) {

@@ -121,9 +121,11 @@ export interface CrdtDocEngine<D> {
    * what it surely frees (negative: it shrinks it; adapters/yjs/deletion.ts), charged instead
    * of three times its bytes. An engine that has it keeps the last 64th of a document's bound
    * for deletions (core/authority/size-bound.ts): the refusal of a full document tells its
-   * writers to delete something first, and they can.
+   * writers to delete something first, and they can. `batch` is one object for every update
+   * of a batch weighed on `doc` as it was before the batch: what an earlier one of it deletes,
+   * a later one does not free again.
    */
-  deletionGrowth?(doc: D, update: Uint8Array): number | undefined
+  deletionGrowth?(doc: D, update: Uint8Array, batch: object): number | undefined
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
   /** Bounds and weighs an untrusted update where it enters, before anything costly (see the header). Never throws. */

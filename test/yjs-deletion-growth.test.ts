@@ -1,0 +1,122 @@
+/**
+ * adapters/yjs/deletion.ts `deletionGrowth` against the deletions a review built to pass it
+ * (each passed it before the fix, by far): a deletion of a nested type, whose whole subtree
+ * the hub's document turns into GC structs; a delete set naming one range many times, which
+ * Yjs deletes once and the estimate counted as freed each time; and a batch of deletions of
+ * the same text, each weighed on the document before the batch (core/crdt-docs/authority.ts
+ * `fitting`), each counted as freeing it. The figure checked is what the hub stores: the V2
+ * encoding of its document (adapters/yjs-server `encode`).
+ */
+import * as Y from "yjs"
+import * as encoding from "lib0/encoding"
+import { deletionGrowth } from "../adapters/yjs/deletion.js"
+import { newHubYDoc, yjsDocEngine } from "../adapters/yjs-server/engine.js"
+
+/** A writer's update of `hub` as it is now (its clientID set after loading: kept, not replaced). */
+const edit = (hub: Y.Doc, clientID: number, change: (d: Y.Doc) => void): Uint8Array => {
+  const w = new Y.Doc()
+  Y.applyUpdate(w, Y.encodeStateAsUpdate(hub))
+  w.clientID = clientID
+  let u: Uint8Array | undefined
+  w.on("update", (x: Uint8Array) => void (u = x))
+  w.transact(() => change(w))
+  w.destroy()
+  return u!
+}
+
+/** A V1 update deleting exactly `ranges` (client -> [clock, len]), as a hostile writer may write it. */
+const deletion = (ranges: ReadonlyArray<[number, ReadonlyArray<[number, number]>]>): Uint8Array => {
+  const e = encoding.createEncoder()
+  encoding.writeVarUint(e, 0)
+  encoding.writeVarUint(e, ranges.length)
+  for (const [client, rs] of ranges) {
+    encoding.writeVarUint(e, client)
+    encoding.writeVarUint(e, rs.length)
+    for (const [clock, len] of rs) {
+      encoding.writeVarUint(e, clock)
+      encoding.writeVarUint(e, len)
+    }
+  }
+  return encoding.toUint8Array(e)
+}
+
+const v2 = (d: Y.Doc) => Y.encodeStateAsUpdateV2(d).length
+
+/** The estimate of `u` on `hub`, and what applying it grew the encoding by. */
+const judge = (hub: Y.Doc, u: Uint8Array): { estimate: number; grew: number } => {
+  const estimate = deletionGrowth(hub, Y.decodeUpdate(u).ds.clients, u.length)
+  const before = v2(hub)
+  Y.applyUpdate(hub, u)
+  return { estimate, grew: v2(hub) - before }
+}
+
+/** A hub document with an array N in root "a" holding `n` items of writer 5, one at a time between writer 5's items of "a". */
+const nested = (n: number): Y.Doc => {
+  const hub = newHubYDoc()
+  Y.applyUpdate(hub, edit(hub, 2, (d) => d.getArray("a").insert(0, [new Y.Array<number>()])))
+  for (let i = 0; i < n; i++) {
+    Y.applyUpdate(hub, edit(hub, 5, (d) => (d.getArray("a").get(0) as Y.Array<number>).push([i])))
+    Y.applyUpdate(hub, edit(hub, 5, (d) => d.getArray("a").push([i])))
+  }
+  return hub
+}
+
+test("deleting a nested type is charged for its subtree, which the hub's document collects (deleted children too)", () => {
+  const hub = nested(300)
+  // Its children deleted first (two ordinary deletions), then the array itself, as Yjs writes it.
+  Y.applyUpdate(hub, edit(hub, 5, (d) => d.getArray("a").delete(1, 300)))
+  Y.applyUpdate(hub, edit(hub, 5, (d) => (d.getArray("a").get(0) as Y.Array<number>).delete(0, 300)))
+  const { estimate, grew } = judge(hub, edit(hub, 3, (d) => d.getArray("a").delete(0, 1)))
+  // Before the fix: estimate 29, grew about 1,200.
+  expect(grew).toBeGreaterThan(500)
+  expect(grew).toBeLessThanOrEqual(estimate)
+})
+
+test("a delete set naming only a nested type while its children are live is charged for them", () => {
+  const hub = nested(300)
+  const { estimate, grew } = judge(hub, deletion([[2, [[0, 1]]]]))
+  expect(grew).toBeGreaterThan(500)
+  expect(grew).toBeLessThanOrEqual(estimate)
+})
+
+test("a range named many times in one delete set frees its text once", () => {
+  const hub = newHubYDoc()
+  Y.applyUpdate(hub, edit(hub, 2, (d) => d.getText("t").insert(0, "x".repeat(1000))))
+  Y.applyUpdate(hub, edit(hub, 3, (d) => d.getText("t").insert(1000, "y".repeat(4000))))
+  // 200 copies of writer 2's text, and every other character of writer 3's.
+  const u = deletion([[2, Array.from({ length: 200 }, () => [0, 1000] as [number, number])], [3, Array.from({ length: 2000 }, (_, i) => [2 * i + 1, 1] as [number, number])]])
+  const { estimate, grew } = judge(hub, u)
+  // Before the fix: estimate -29,483 (always taken), grew 9,019.
+  expect(grew).toBeGreaterThan(0)
+  expect(grew).toBeLessThanOrEqual(estimate)
+})
+
+test("deletions of one batch, weighed on the document before it, free the same text once", async () => {
+  const engine = yjsDocEngine()
+  const doc = engine.empty()
+  const take = async (u: Uint8Array) => {
+    expect(engine.check(u).ok).toBe(true)
+    expect((await engine.prepare!(u)).ok).toBe(true)
+  }
+  for (const u of [edit(doc, 2, (d) => d.getText("t").insert(0, "x".repeat(1000)))]) {
+    await take(u)
+    await engine.apply(doc, [u])
+  }
+  const more = edit(doc, 3, (d) => d.getText("t").insert(1000, "y".repeat(2 * 8 * 100)))
+  await take(more)
+  await engine.apply(doc, [more])
+  // 100 deletions, none repeating a range: each the same 1,000 characters and 8 of its own.
+  const updates = Array.from({ length: 100 }, (_, k) => deletion([[2, [[0, 1000]]], [3, Array.from({ length: 8 }, (_, i) => [2 * (k * 8 + i) + 1, 1] as [number, number])]]))
+  const batch = {}
+  let charged = 0
+  for (const u of updates) {
+    await take(u)
+    charged += engine.deletionGrowth!(doc, u, batch)!
+  }
+  const before = engine.encode(doc).length
+  expect((await engine.apply(doc, updates)).every((r) => r === true)).toBe(true)
+  const grew = engine.encode(doc).length - before
+  // Before the fix each was weighed at about -230: all taken, together they grew it by thousands.
+  expect(grew).toBeGreaterThan(0)
+  expect(grew).toBeLessThanOrEqual(charged)
+})

@@ -37,7 +37,7 @@ const varIntBytes = (n: number): number => 1 + (Math.abs(n) < 64 ? 0 : varUintBy
  * (a constant of 16 a split, and nothing for a deleted item, was passed among 32-bit clientIDs
  * and among items of a character each: test/yjs-deletion-growth).
  */
-const costs = (doc: Y.Doc): { split: number; item: number; range: number } => {
+const costs = (doc: Y.Doc, splits: number): { split: number; item: number; range: number } => {
   let structs = 0
   let client = 0
   let clock = 0
@@ -47,7 +47,7 @@ const costs = (doc: Y.Doc): { split: number; item: number; range: number } => {
     const last = list[list.length - 1]
     if (last !== undefined && last.id.clock + last.length > clock) clock = last.id.clock + last.length
   }
-  const count = varUintBytes(2 * structs) // any run's count, with the splits' structs too
+  const count = varUintBytes(structs + splits) // any run's count, with the splits' structs too
   const id = varIntBytes(client) // a clientID (origin and right origin: one column)
   const diff = varIntBytes(2 * clock + 1) // a clock as a difference to the one before, and its flag
   const len = varIntBytes(clock) // an item's length
@@ -147,6 +147,8 @@ export const deletionGrowth = (doc: Y.Doc, ds: DeleteSet, bytes: number, claimed
   let items = 0
   let under = 0
   let freed = 0
+  // Each client's struct count (a varint in the encoding) grows by its splits.
+  let counts = 0
   for (const [client, ranges] of ds) {
     const structs = doc.store.clients.get(client)
     if (structs === undefined || structs.length === 0) continue
@@ -154,6 +156,7 @@ export const deletionGrowth = (doc: Y.Doc, ds: DeleteSet, bytes: number, claimed
     const taken = claimed.get(client) ?? []
     const mine = unclaimed(ranges, taken, last.id.clock + last.length)
     claimed.set(client, union(taken, mine))
+    const before = splits
     for (const [clock, end] of mine) {
       for (let i = Y.findIndexSS(structs, clock); i < structs.length; i++) {
         const s = structs[i]!
@@ -168,8 +171,9 @@ export const deletionGrowth = (doc: Y.Doc, ds: DeleteSet, bytes: number, claimed
         else if (s.content instanceof Y.ContentType) under += descendants(s.content.type)
       }
     }
+    if (splits > before) counts += varUintBytes(splits - before)
   }
   if (items === 0) return bytes
-  const cost = costs(doc)
-  return bytes + PREFIX_BYTES + splits * cost.split + items * cost.item + under * (cost.item + cost.range) - freed
+  const cost = costs(doc, splits)
+  return bytes + PREFIX_BYTES + counts + splits * cost.split + items * cost.item + under * (cost.item + cost.range) - freed
 }

@@ -11,18 +11,10 @@ import * as Y from "yjs"
 import * as encoding from "lib0/encoding"
 import { deletionGrowth } from "../adapters/yjs/deletion.js"
 import { newHubYDoc, yjsDocEngine } from "../adapters/yjs-server/engine.js"
+import { updateOf } from "./support/yjs-edit.js"
 
-/** A writer's update of `hub` as it is now (its clientID set after loading: kept, not replaced). */
-const edit = (hub: Y.Doc, clientID: number, change: (d: Y.Doc) => void): Uint8Array => {
-  const w = new Y.Doc()
-  Y.applyUpdate(w, Y.encodeStateAsUpdate(hub))
-  w.clientID = clientID
-  let u: Uint8Array | undefined
-  w.on("update", (x: Uint8Array) => void (u = x))
-  w.transact(() => change(w))
-  w.destroy()
-  return u!
-}
+/** A writer's update of `hub` as it is now. */
+const edit = (hub: Y.Doc, clientID: number, change: (d: Y.Doc) => void): Uint8Array => updateOf(hub, clientID, change)!
 
 /** A V1 update deleting exactly `ranges` (client -> [clock, len]), as a hostile writer may write it. */
 const deletion = (ranges: ReadonlyArray<[number, ReadonlyArray<[number, number]>]>): Uint8Array => {

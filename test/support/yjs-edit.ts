@@ -8,13 +8,17 @@
 import * as Y from "yjs"
 
 /** The update `change` makes to the text "t" of a copy of `doc` (undefined: it changed nothing). */
-export const editOf = (doc: Y.Doc, clientID: number, change: (t: Y.Text) => void): Uint8Array | undefined => {
+export const editOf = (doc: Y.Doc, clientID: number, change: (t: Y.Text) => void): Uint8Array | undefined =>
+  updateOf(doc, clientID, (w) => change(w.getText("t")))
+
+/** The update of the one transaction `change` makes to a copy of `doc` (any roots). */
+export const updateOf = (doc: Y.Doc, clientID: number, change: (d: Y.Doc) => void): Uint8Array | undefined => {
   const w = new Y.Doc()
   Y.applyUpdate(w, Y.encodeStateAsUpdate(doc))
   w.clientID = clientID
   let u: Uint8Array | undefined
   w.on("update", (update: Uint8Array) => void (u = update))
-  change(w.getText("t"))
+  w.transact(() => change(w))
   w.destroy()
   return u
 }

@@ -10,9 +10,10 @@
  *
  * What it can add is a bound, not a guess: every column a split or a deleted item touches is
  * charged as if its runs broke there, at the widths of the widest clientID and clock the
- * document holds. Typical deletions cost far less (measured: a word cut from a paragraph is
- * charged 119 bytes and grew the encoding by 13; 100 scattered characters, 10,033 and 752; a
- * whole text's deletion, -1,050 and -1,073). That only matters near a full document, where a
+ * document holds, and a nested type it deletes for every struct under it. Typical deletions
+ * cost far less (measured: a word cut from a paragraph is charged 120 bytes and grew the
+ * encoding by 13; 100 scattered characters, 13,010 and 752; a whole text's deletion, -1,050
+ * and -1,073). That only matters near a full document, where a
  * refusal has the document measured again; an estimate below the truth would let a hostile
  * writer's deletions take it past its bound.
  */

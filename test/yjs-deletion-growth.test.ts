@@ -112,3 +112,38 @@ test("deletions of one batch, weighed on the document before it, free the same t
   expect(grew).toBeGreaterThan(0)
   expect(grew).toBeLessThanOrEqual(charged)
 })
+
+test("a nested type with more structs under it than the estimate walks (10,000) is charged for every struct of the document", () => {
+  // Two writers take turns pushing into N (and into "a"), each update passed on as it is made:
+  // 12,000 structs under N. Then their items are deleted, and then N, which turns every one of
+  // them into a GC struct (as in the first case, which walks them all).
+  const hub = newHubYDoc()
+  const writers = [5, 6].map((id) => {
+    const w = new Y.Doc()
+    w.clientID = id
+    return w
+  })
+  const share = (from: Y.Doc, change: () => void) => {
+    let u: Uint8Array | undefined
+    const take = (x: Uint8Array) => void (u = x)
+    from.on("update", take)
+    from.transact(change)
+    from.off("update", take)
+    for (const d of [hub, ...writers]) if (d !== from) Y.applyUpdate(d, u!)
+  }
+  share(writers[0]!, () => writers[0]!.getArray("a").insert(0, [new Y.Array<number>()]))
+  for (let i = 0; i < 6_000; i++) {
+    for (const w of writers) {
+      share(w, () => (w.getArray("a").get(0) as Y.Array<number>).push([i]))
+      share(w, () => w.getArray("a").push([i]))
+    }
+  }
+  share(writers[0]!, () => {
+    writers[0]!.getArray("a").delete(1, writers[0]!.getArray("a").length - 1)
+    const n = writers[0]!.getArray("a").get(0) as Y.Array<number>
+    n.delete(0, n.length)
+  })
+  const { estimate, grew } = judge(hub, edit(hub, 3, (d) => d.getArray("a").delete(0, 1)))
+  expect(grew).toBeGreaterThan(10_000)
+  expect(grew).toBeLessThanOrEqual(estimate)
+})

@@ -38,7 +38,7 @@ const varIntBytes = (n: number): number => 1 + (Math.abs(n) < 64 ? 0 : varUintBy
  * (a constant of 16 a split, and nothing for a deleted item, was passed among 32-bit clientIDs
  * and among items of a character each: test/yjs-deletion-growth).
  */
-const costs = (doc: Y.Doc, splits: number): { split: number; item: number; range: number } => {
+const costs = (doc: Y.Doc, splits: number): { split: number; item: number; range: number; structs: number } => {
   let structs = 0
   let client = 0
   let clock = 0
@@ -62,7 +62,7 @@ const costs = (doc: Y.Doc, splits: number): { split: number; item: number; range
   const item = 2 * info + 2 * (len + count)
   // A range of the document's delete set: its client and count, its clock and length.
   const range = varUintBytes(client) + count + 2 * varUintBytes(clock)
-  return { split, item, range }
+  return { split, item, range, structs }
 }
 
 /** Each column's length prefix (nine columns) may take a byte more. */
@@ -114,16 +114,21 @@ const union = (a: ReadonlyArray<[number, number]>, b: ReadonlyArray<[number, num
   return out
 }
 
+/** Past this many structs under the nested types a deletion deletes, every struct of the document is counted instead. */
+const MAX_WALK = 10_000
+
 /**
  * The structs under a nested type, at any depth: deleting the type deletes them all and, the
  * hub's documents collecting, turns each into a GC struct, those deleted before included.
+ * Counted up to `max` (a refused deletion may come again: its cost stays bounded), then
+ * Infinity.
  */
-const descendants = (type: Y.AbstractType<unknown>): number => {
+const descendants = (type: Y.AbstractType<unknown>, max: number): number => {
   let n = 0
   const stack = [type]
-  for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
+  for (let t = stack.pop(); t !== undefined && n <= max; t = stack.pop()) {
     const visit = (item: Y.Item | null, next: (i: Y.Item) => Y.Item | null) => {
-      for (let i = item; i !== null; i = next(i)) {
+      for (let i = item; i !== null && n <= max; i = next(i)) {
         n++
         if (i.content instanceof Y.ContentType) stack.push(i.content.type)
       }
@@ -131,7 +136,7 @@ const descendants = (type: Y.AbstractType<unknown>): number => {
     visit(t._start, (i) => i.right)
     for (const last of t._map.values()) visit(last, (i) => i.left)
   }
-  return n
+  return n > max ? Infinity : n
 }
 
 /**
@@ -169,12 +174,13 @@ export const deletionGrowth = (doc: Y.Doc, ds: DeleteSet, bytes: number, claimed
         if (from < clock) splits++
         if (to > end) splits++
         if (s.content instanceof Y.ContentString) freed += Math.min(to, end) - Math.max(from, clock)
-        else if (s.content instanceof Y.ContentType) under += descendants(s.content.type)
+        else if (s.content instanceof Y.ContentType && under !== Infinity) under += descendants(s.content.type, MAX_WALK - under)
       }
     }
     if (splits > before) counts += varUintBytes(splits - before)
   }
   if (items === 0) return bytes
   const cost = costs(doc, splits)
+  if (under === Infinity) under = cost.structs
   return bytes + PREFIX_BYTES + counts + splits * cost.split + items * cost.item + under * (cost.item + cost.range) - freed
 }

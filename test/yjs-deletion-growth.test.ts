@@ -12,6 +12,7 @@ import * as encoding from "lib0/encoding"
 import { deletionGrowth } from "../adapters/yjs/deletion.js"
 import { newHubYDoc, yjsDocEngine } from "../adapters/yjs-server/engine.js"
 import { updateOf } from "./support/yjs-edit.js"
+import { yText } from "../adapters/yjs/index.js"
 
 /** A writer's update of `hub` as it is now. */
 const edit = (hub: Y.Doc, clientID: number, change: (d: Y.Doc) => void): Uint8Array => updateOf(hub, clientID, change)!
@@ -146,4 +147,75 @@ test("a nested type with more structs under it than the estimate walks (10,000) 
   const { estimate, grew } = judge(hub, edit(hub, 3, (d) => d.getArray("a").delete(0, 1)))
   expect(grew).toBeGreaterThan(10_000)
   expect(grew).toBeLessThanOrEqual(estimate)
+})
+
+/**
+ * An update with content is charged three times its bytes, which weighed its delete set as
+ * nothing: one character typed with every other character of another writer's long item
+ * deleted (its right origin a third writer, both clientIDs 53-bit, so each piece's origins
+ * alternate in V2's client column) grew the stored encoding 12.35 times its bytes (review of
+ * this session). Now its deletions are charged on top (deletesGrowth), on both routes.
+ */
+const mixed = async (apply: (u: Uint8Array, clientId: string) => unknown, state: () => Y.Doc): Promise<Uint8Array> => {
+  const writer = (id: number) => {
+    const d = new Y.Doc()
+    Y.applyUpdate(d, Y.encodeStateAsUpdate(state()))
+    d.clientID = id
+    return d
+  }
+  const diff = (w: Y.Doc) => Y.encodeStateAsUpdate(w, Y.encodeStateVector(state()))
+  const c = writer(Number.MAX_SAFE_INTEGER)
+  c.getText("t").insert(0, "c")
+  await apply(diff(c), "victim-c")
+  const a = writer(Number.MAX_SAFE_INTEGER - 1)
+  a.getText("t").insert(0, "a".repeat(4_000))
+  await apply(diff(a), "victim-a")
+  const b = writer(2)
+  const t = b.getText("t")
+  b.transact(() => {
+    for (let k = 3_998; k >= 1; k -= 2) t.delete(k, 1)
+    t.insert(t.length, "x")
+  })
+  return diff(b)
+}
+
+test("an update with content that also deletes is charged for its deletions (whole documents)", async () => {
+  const engine = yjsDocEngine()
+  const doc = engine.empty()
+  const take = async (u: Uint8Array) => {
+    expect(engine.check(u).ok).toBe(true)
+    expect((await engine.prepare!(u)).ok).toBe(true)
+  }
+  const u = await mixed(async (x) => {
+    await take(x)
+    await engine.apply(doc, [x])
+  }, () => doc)
+  await take(u)
+  expect(engine.deletionGrowth!(doc, u, {})).toBeUndefined()
+  const charged = u.length * 3 + (engine.deletesGrowth?.(doc, u, {}) ?? 0)
+  const before = engine.encode(doc).length
+  expect(await engine.apply(doc, [u])).toEqual([true])
+  const grew = engine.encode(doc).length - before
+  expect(grew).toBeGreaterThan(u.length * 3)
+  expect(grew).toBeLessThanOrEqual(charged)
+})
+
+test("an update with content that also deletes is charged for its deletions (a machine's Yjs field)", async () => {
+  const field = yText().engine.create()
+  const send = (u: Uint8Array, clientId: string) => {
+    const v = field.validate(u, { clientId, trusted: false })
+    if (!v.ok) throw new Error(`${clientId}: ${JSON.stringify(v)}`)
+    return v.update
+  }
+  // The field's own Y.Doc (internal), for the writers' copies.
+  const state = () => (field as unknown as { doc: Y.Doc }).doc
+  const u = await mixed((x, who) => field.apply([send(x, who)]), state)
+  const v = send(u, "attacker")
+  expect(field.fills?.(v)).toBe(false)
+  const charged = u.length * 3 + (field.deletesGrowth?.(v) ?? 0)
+  const before = field.encode().length
+  field.apply([v])
+  const grew = field.encode().length - before
+  expect(grew).toBeGreaterThan(u.length * 3)
+  expect(grew).toBeLessThanOrEqual(charged)
 })

@@ -261,6 +261,14 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       if (claimed === undefined) claimedIn.set(batch, (claimed = new Map()))
       return deletionGrowth(doc, d.ds.clients, update.length, claimed)
     },
+    deletesGrowth(doc, update, batch) {
+      const d = decodedCache.get(update)
+      if (d === undefined || d.structs.length === 0 || d.ds.clients.size === 0) return 0
+      let claimed = claimedIn.get(batch)
+      if (claimed === undefined) claimedIn.set(batch, (claimed = new Map()))
+      // Its bytes are charged already (for its content): the deletions' own are not counted again.
+      return Math.max(0, deletionGrowth(doc, d.ds.clients, 0, claimed))
+    },
     apply(doc, updates) {
       return updates.map((u) => {
         const d = decodedCache.get(u) ?? decode(u)

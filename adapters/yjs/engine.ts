@@ -61,6 +61,8 @@ interface Validated extends ValidatedUpdate {
   readonly fills: boolean
   /** Only deletions: its delete set (see `growth`). */
   readonly deletes?: DeleteSet
+  /** Content and deletions: its delete set (see `deletesGrowth`). */
+  readonly alsoDeletes?: DeleteSet
 }
 
 type Id = { client: number; clock: number }
@@ -209,7 +211,8 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // deletion (a delete set, no structs).
     const deletes = onlyDeletes(decoded)
     const checked = this.validated(update, clients, options, true, true, deletes || onlyPlaces(decoded))
-    return { ok: true, update: deletes ? { ...checked, deletes: decoded.ds.clients } : checked }
+    const withSet: Validated = deletes ? { ...checked, deletes: decoded.ds.clients } : decoded.ds.clients.size > 0 ? { ...checked, alsoDeletes: decoded.ds.clients } : checked
+    return { ok: true, update: withSet }
   }
 
   private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean, whole: boolean, fills = false): Validated {
@@ -223,6 +226,12 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
   growth(update: ValidatedUpdate): number | undefined {
     const deletes = (update as Validated).deletes
     return deletes === undefined ? undefined : deletionGrowth(this.doc, deletes, (update as Validated).bytes.length)
+  }
+
+  deletesGrowth(update: ValidatedUpdate): number {
+    const deletes = (update as Validated).alsoDeletes
+    // Its bytes are charged already (for its content): the deletions' own are not counted again.
+    return deletes === undefined ? 0 : Math.max(0, deletionGrowth(this.doc, deletes, 0))
   }
 
   apply(batch: ReadonlyArray<ValidatedUpdate>): void {

@@ -1052,7 +1052,8 @@ export class DocAuthority<S = unknown> {
             // A deletion is charged what it can add less what it frees (adapters/yjs/deletion.ts):
             // one that frees more always fits, even past the bound, which it brings back down.
             const growth = tombstone ? this.crdt!.growth(crdtField!, decoded.args) : undefined
-            const charge = growth ?? merged
+            // An update with content is weighed by its bytes, and its deletions (if any) on top.
+            const charge = growth ?? (merged > 0 ? merged + this.crdt!.deletesGrowth(crdtField!, decoded.args) : 0)
             let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(charge, tombstone)
               ? this.full(tombstone)
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))

@@ -529,7 +529,7 @@ export class CrdtDocAuthority<D> {
       // always fits, even past the bound, and near full has the document measured again.
       const growth = this.engine.deletionGrowth?.(this.docValue, u, batch)
       const deletion = growth !== undefined
-      const charge = growth === undefined ? u.length * CRDT_GROWTH_FACTOR : Math.max(0, growth)
+      const charge = growth === undefined ? u.length * CRDT_GROWTH_FACTOR + (this.engine.deletesGrowth?.(this.docValue, u, batch) ?? 0) : Math.max(0, growth)
       if (growth !== undefined && growth <= 0 || this.sizeBound.fits(pending + charge, deletion)) {
         if (deletion && this.sizeBound.nearFull(pending + charge)) this.compactDue = true
         pending += charge

@@ -126,6 +126,12 @@ export interface CrdtDocEngine<D> {
    * a later one does not free again.
    */
   deletionGrowth?(doc: D, update: Uint8Array, batch: object): number | undefined
+  /**
+   * Optional. For an update with content that also deletes: the bytes its deletions can add
+   * (>= 0), charged on top of three times its bytes, which weigh its content only (`batch` as
+   * for deletionGrowth).
+   */
+  deletesGrowth?(doc: D, update: Uint8Array, batch: object): number
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
   /** Bounds and weighs an untrusted update where it enters, before anything costly (see the header). Never throws. */

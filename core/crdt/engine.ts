@@ -138,6 +138,12 @@ export interface CrdtField<H = unknown> {
    * of three times its bytes (adapters/yjs/deletion.ts). Undefined for any other update.
    */
   growth?(update: ValidatedUpdate): number | undefined
+  /**
+   * Optional. For an update with content that also deletes: the bytes its deletions can add
+   * (>= 0), charged on top of three times its bytes, which weigh its content only (a delete set
+   * of one byte a range can split an item twice a range: adapters/yjs/deletion.ts).
+   */
+  deletesGrowth?(update: ValidatedUpdate): number
   /** Releases listeners and library objects. */
   destroy(): void
 }

@@ -16,10 +16,9 @@
  */
 import fc from "fast-check"
 import * as Y from "yjs"
-import * as encoding from "lib0/encoding"
 import { deletionGrowth } from "../adapters/yjs/deletion.js"
 import { newHubYDoc } from "../adapters/yjs-server/engine.js"
-import { editOf, updateOf } from "./support/yjs-edit.js"
+import { deletionOf, editOf, updateOf } from "./support/yjs-edit.js"
 
 const CHARS = ["a", "b", "é", "漢", "😀", " "]
 const text = (max: number) => fc.array(fc.constantFrom(...CHARS), { minLength: 1, maxLength: max }).map((a) => a.join(""))
@@ -97,18 +96,7 @@ const containerAt = (d: Y.Doc, path: ReadonlyArray<number>): Y.Array<unknown> | 
 const handMade = (ranges: ReadonlyArray<{ client: number; clock: number; len: number }>): Uint8Array => {
   const byClient = new Map<number, Array<[number, number]>>()
   for (const r of ranges) byClient.set(r.client, [...(byClient.get(r.client) ?? []), [r.clock, r.len]])
-  const e = encoding.createEncoder()
-  encoding.writeVarUint(e, 0)
-  encoding.writeVarUint(e, byClient.size)
-  for (const [client, rs] of byClient) {
-    encoding.writeVarUint(e, client)
-    encoding.writeVarUint(e, rs.length)
-    for (const [clock, len] of rs) {
-      encoding.writeVarUint(e, clock)
-      encoding.writeVarUint(e, len)
-    }
-  }
-  return encoding.toUint8Array(e)
+  return deletionOf([...byClient])
 }
 
 test("a batch of hand-made deletions (nested types, repeated ranges) grows the V2 encoding by no more than their estimates, weighed on the document before it", () => {

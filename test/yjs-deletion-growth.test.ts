@@ -8,29 +8,20 @@
  * encoding of its document (adapters/yjs-server `encode`).
  */
 import * as Y from "yjs"
-import * as encoding from "lib0/encoding"
 import { deletionGrowth } from "../adapters/yjs/deletion.js"
 import { newHubYDoc, yjsDocEngine } from "../adapters/yjs-server/engine.js"
-import { updateOf } from "./support/yjs-edit.js"
+import { deletionOf, updateOf } from "./support/yjs-edit.js"
 import { yText } from "../adapters/yjs/index.js"
 
 /** A writer's update of `hub` as it is now. */
 const edit = (hub: Y.Doc, clientID: number, change: (d: Y.Doc) => void): Uint8Array => updateOf(hub, clientID, change)!
 
-/** A V1 update deleting exactly `ranges` (client -> [clock, len]), as a hostile writer may write it. */
-const deletion = (ranges: ReadonlyArray<[number, ReadonlyArray<[number, number]>]>): Uint8Array => {
-  const e = encoding.createEncoder()
-  encoding.writeVarUint(e, 0)
-  encoding.writeVarUint(e, ranges.length)
-  for (const [client, rs] of ranges) {
-    encoding.writeVarUint(e, client)
-    encoding.writeVarUint(e, rs.length)
-    for (const [clock, len] of rs) {
-      encoding.writeVarUint(e, clock)
-      encoding.writeVarUint(e, len)
-    }
-  }
-  return encoding.toUint8Array(e)
+const deletion = deletionOf
+
+/** `u` passes the whole-document engine's checks (as the hub runs them before it weighs an update). */
+const taken = async (engine: ReturnType<typeof yjsDocEngine>, u: Uint8Array): Promise<void> => {
+  expect(engine.check(u).ok).toBe(true)
+  expect((await engine.prepare!(u)).ok).toBe(true)
 }
 
 const v2 = (d: Y.Doc) => Y.encodeStateAsUpdateV2(d).length
@@ -87,10 +78,7 @@ test("a range named many times in one delete set frees its text once", () => {
 test("deletions of one batch, weighed on the document before it, free the same text once", async () => {
   const engine = yjsDocEngine()
   const doc = engine.empty()
-  const take = async (u: Uint8Array) => {
-    expect(engine.check(u).ok).toBe(true)
-    expect((await engine.prepare!(u)).ok).toBe(true)
-  }
+  const take = (u: Uint8Array) => taken(engine, u)
   for (const u of [edit(doc, 2, (d) => d.getText("t").insert(0, "x".repeat(1000)))]) {
     await take(u)
     await engine.apply(doc, [u])
@@ -182,10 +170,7 @@ const mixed = async (apply: (u: Uint8Array, clientId: string) => unknown, state:
 test("an update with content that also deletes is charged for its deletions (whole documents)", async () => {
   const engine = yjsDocEngine()
   const doc = engine.empty()
-  const take = async (u: Uint8Array) => {
-    expect(engine.check(u).ok).toBe(true)
-    expect((await engine.prepare!(u)).ok).toBe(true)
-  }
+  const take = (u: Uint8Array) => taken(engine, u)
   const u = await mixed(async (x) => {
     await take(x)
     await engine.apply(doc, [x])

@@ -166,6 +166,11 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   const decodedCache = new WeakMap<Uint8Array, Decoded>()
   /** Per batch being fitted: what its deletions weighed so far delete (deletion.ts Claimed). */
   const claimedIn = new WeakMap<object, Claimed>()
+  const claimedFor = (batch: object): Claimed => {
+    let claimed = claimedIn.get(batch)
+    if (claimed === undefined) claimedIn.set(batch, (claimed = new Map()))
+    return claimed
+  }
 
   /** Bounded and weighed from the bytes alone (check): the hub work it stands for, in estimated µs. */
   const measure = (update: Uint8Array): number | CheckResult => {
@@ -256,18 +261,13 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     deletionGrowth(doc, update, batch) {
       // Decoded by `prepare` (its turn came before the batch is fitted): never decoded again here.
       const d = decodedCache.get(update)
-      if (d === undefined || !onlyDeletes(d)) return undefined
-      let claimed = claimedIn.get(batch)
-      if (claimed === undefined) claimedIn.set(batch, (claimed = new Map()))
-      return deletionGrowth(doc, d.ds.clients, update.length, claimed)
+      return d === undefined || !onlyDeletes(d) ? undefined : deletionGrowth(doc, d.ds.clients, update.length, claimedFor(batch))
     },
     deletesGrowth(doc, update, batch) {
       const d = decodedCache.get(update)
       if (d === undefined || d.structs.length === 0 || d.ds.clients.size === 0) return 0
-      let claimed = claimedIn.get(batch)
-      if (claimed === undefined) claimedIn.set(batch, (claimed = new Map()))
       // Its bytes are charged already (for its content): the deletions' own are not counted again.
-      return Math.max(0, deletionGrowth(doc, d.ds.clients, 0, claimed))
+      return Math.max(0, deletionGrowth(doc, d.ds.clients, 0, claimedFor(batch)))
     },
     apply(doc, updates) {
       return updates.map((u) => {

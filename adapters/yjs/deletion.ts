@@ -78,20 +78,23 @@ export type DeleteSet = ReadonlyMap<number, ReadonlyArray<{ readonly clock: numb
  */
 export type Claimed = Map<number, Array<[number, number]>>
 
-/** `ranges` sorted and merged, cut to [0, held), less what `taken` holds (both sorted, disjoint). */
-const unclaimed = (ranges: ReadonlyArray<{ readonly clock: number; readonly len: number }>, taken: ReadonlyArray<[number, number]>, held: number): Array<[number, number]> => {
-  const merged: Array<[number, number]> = []
-  for (const { clock, len } of [...ranges].sort((a, b) => a.clock - b.clock)) {
-    const from = clock
-    const to = Math.min(clock + len, held)
+/** [from, to) ranges (any order, overlapping, empty ones ignored) as a sorted, disjoint list. */
+const merged = (ranges: Iterable<readonly [number, number]>): Array<[number, number]> => {
+  const out: Array<[number, number]> = []
+  for (const [from, to] of [...ranges].sort((x, y) => x[0] - y[0])) {
     if (from >= to) continue
-    const last = merged[merged.length - 1]
+    const last = out[out.length - 1]
     if (last !== undefined && from <= last[1]) last[1] = Math.max(last[1], to)
-    else merged.push([from, to])
+    else out.push([from, to])
   }
+  return out
+}
+
+/** `ranges` sorted and merged, cut to [0, held), less what `taken` holds (sorted, disjoint). */
+const unclaimed = (ranges: ReadonlyArray<{ readonly clock: number; readonly len: number }>, taken: ReadonlyArray<[number, number]>, held: number): Array<[number, number]> => {
   const out: Array<[number, number]> = []
   let t = 0
-  for (let [from, to] of merged) {
+  for (let [from, to] of merged(ranges.map(({ clock, len }) => [clock, Math.min(clock + len, held)] as const))) {
     while (t < taken.length && taken[t]![1] <= from) t++
     for (let k = t; k < taken.length && taken[k]![0] < to && from < to; k++) {
       const [a, b] = taken[k]!
@@ -99,17 +102,6 @@ const unclaimed = (ranges: ReadonlyArray<{ readonly clock: number; readonly len:
       from = Math.max(from, b)
     }
     if (from < to) out.push([from, to])
-  }
-  return out
-}
-
-/** `a` and `b` (sorted, disjoint) as one sorted, disjoint list. */
-const union = (a: ReadonlyArray<[number, number]>, b: ReadonlyArray<[number, number]>): Array<[number, number]> => {
-  const out: Array<[number, number]> = []
-  for (const [from, to] of [...a, ...b].sort((x, y) => x[0] - y[0])) {
-    const last = out[out.length - 1]
-    if (last !== undefined && from <= last[1]) last[1] = Math.max(last[1], to)
-    else out.push([from, to])
   }
   return out
 }
@@ -161,7 +153,7 @@ export const deletionGrowth = (doc: Y.Doc, ds: DeleteSet, bytes: number, claimed
     const last = structs[structs.length - 1]!
     const taken = claimed.get(client) ?? []
     const mine = unclaimed(ranges, taken, last.id.clock + last.length)
-    claimed.set(client, union(taken, mine))
+    claimed.set(client, merged([...taken, ...mine]))
     const before = splits
     for (const [clock, end] of mine) {
       for (let i = Y.findIndexSS(structs, clock); i < structs.length; i++) {

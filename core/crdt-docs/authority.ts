@@ -518,9 +518,10 @@ export class CrdtDocAuthority<D> {
    * The updates of `item` the document has room for (the others are refused,
    * `update-too-large`), judged by their bytes before they touch the document: nothing undoes
    * an applied update. A refusal asks for a compaction, which measures the document again.
+   * `charges`: what each kept update was charged, which the bound keeps once it is applied.
    */
-  private fitting(item: Queued, owned: { updates: Uint8Array[]; indexes: number[]; binds: Array<ReadonlyArray<string>> }): typeof owned {
-    const kept: typeof owned = { updates: [], indexes: [], binds: [] }
+  private fitting(item: Queued, owned: { updates: Uint8Array[]; indexes: number[]; binds: Array<ReadonlyArray<string>> }): typeof owned & { charges: number[] } {
+    const kept: typeof owned & { charges: number[] } = { updates: [], indexes: [], binds: [], charges: [] }
     let pending = 0
     const batch = {}
     owned.updates.forEach((u, i) => {
@@ -533,6 +534,7 @@ export class CrdtDocAuthority<D> {
       if (growth !== undefined && growth <= 0 || this.sizeBound.fits(pending + charge, deletion)) {
         if (deletion && this.sizeBound.nearFull(pending + charge)) this.compactDue = true
         pending += charge
+        kept.charges.push(charge)
         kept.updates.push(u)
         kept.indexes.push(owned.indexes[i]!)
         kept.binds.push(owned.binds[i] ?? [])
@@ -553,11 +555,11 @@ export class CrdtDocAuthority<D> {
       const mine: Uint8Array[] = []
       let known = 0
       let results: ReadonlyArray<boolean | CrdtRejection> = []
-      let updates: Uint8Array[], indexes: number[], binds: Array<ReadonlyArray<string>>
+      let updates: Uint8Array[], indexes: number[], binds: Array<ReadonlyArray<string>>, charges: number[]
       try {
         const checked = await this.checked(item)
         if (this.stopping.signal.aborted) return this.abandon(batch)
-        ;({ updates, indexes, binds } = this.fitting(item, this.ownWriters(item, checked)))
+        ;({ updates, indexes, binds, charges } = this.fitting(item, this.ownWriters(item, checked)))
         if (updates.length > 0) {
           try {
             // Not before the document is warm (its index built): the update waits, it does not race.
@@ -588,7 +590,10 @@ export class CrdtDocAuthority<D> {
         if (result === true) {
           toStore.push(u)
           mine.push(u)
-          this.sizeBound.accept(u.length * CRDT_GROWTH_FACTOR, true)
+          // What it was charged, not three times its bytes: an update that also deletes can
+          // grow the document by more (its deletions' charge), and such updates one after
+          // another passed the bound before any was refused (test/crdt-doc-charge-kept).
+          this.sizeBound.accept(charges[i]!, true)
           // Bound now, so the next submit of this batch is judged against it too.
           for (const w of binds[i] ?? []) {
             if (this.owners.has(w)) continue

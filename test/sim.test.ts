@@ -191,8 +191,9 @@ test("hostile CRDT work: a writer of few-byte, many-op Automerge changes pays fo
   expect(await failing(1, [...CORE, "--hostile", "1", "--attacks", "legit", "--crdt-heavy", "20", "--ops", "80", "--active-ms", "10000"], 3, ["crdtHeavyAccepted", "rateHolds"])).toEqual([])
 }, SIM_TEST_MS)
 
-test("hostile CRDT values: Yjs updates nested past what Yjs reads back are refused, and the text document stays whole (1 seed)", async () => {
-  // Without the bound (mutant yjs-values-unbounded) this seed breaks the hub's text field and loses acknowledged text.
+test("hostile CRDT values: Yjs updates nested past what Yjs reads back, and Automerge changes far above every op counter, are refused, and the text document stays whole (1 seed)", async () => {
+  // Without the bound (mutant yjs-values-unbounded) this seed breaks the hub's text field and loses acknowledged text;
+  // without the counter bound (mutant automerge-counters-unbounded) a far-counter change is accepted.
   expect(await failing(1, [...CORE, "--hostile", "1", "--attacks", "legit", "--crdt-poison", "5", "--ops", "60", "--active-ms", "6000"], 3, ["crdtPoisonRefused"])).toEqual([])
 }, SIM_TEST_MS)
 

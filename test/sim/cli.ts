@@ -52,7 +52,8 @@
  *                              added field (textMigrateCheckpoints) (0.2)
  *   --crdt-pastes P            probability a typing burst is 2-4 pastes of 30-100 KiB (0.02)
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)
- *   --crdt-poison N            a hostile client sends Yjs values nested past what Yjs reads back, N times a second (0)
+ *   --crdt-poison N            a hostile client sends Yjs values nested past what Yjs reads back, or Automerge changes far
+ *                              above every op counter, N times a second (0)
  *   --flag-bursts N            bursts of large commands whose compact arguments outweigh their
  *                              canonical form, into the big document (1)
  *   --churn N                  bursts of subscribes to fresh documents by a raw client (1)

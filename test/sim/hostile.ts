@@ -16,6 +16,7 @@
  */
 import { createHash } from "node:crypto"
 import * as encoding from "lib0/encoding"
+import * as A from "@automerge/automerge"
 import {
   DEFAULT_MAX_FRAME_BYTES, encodeCanonical, type ClientMessage, type Connection, type Machine, type Runtime, type ServerMessage,
 } from "../../core/index.js"
@@ -111,6 +112,15 @@ export interface RawCommand {
   readonly weight?: number
   /** When its outcome arrived (virtual ms). */
   answeredAt?: number
+}
+
+/** A one-op Automerge change to `target`'s `am` field (on its initial content) by `actor`, starting at op `startOp`. */
+const farCounterChange = (target: HostileTarget, startOp: number, actor: string): Uint8Array => {
+  const field = target.machine.crdt![HEAVY_FIELD]!.engine.create() as CrdtField<AutomergeTextHandle>
+  const deps = A.getHeads(field.handle.doc)
+  field.destroy()
+  const op = { action: "set", obj: "_root", key: "k", value: 1, datatype: "int", pred: [] }
+  return A.encodeChange({ actor, seq: 1, startOp, time: 0, message: null, deps, ops: [op] } as unknown as A.DecodedChange)
 }
 
 /** The heavy writer's field (SimText's Automerge text) and the characters each of its changes inserts and deletes. */
@@ -459,8 +469,10 @@ export class HostileClients {
    * The poisoner: a connection of its own (`poison-N`) on a text document the replicas follow,
    * submitting Yjs updates to its `text` field whose values nest past what Yjs reads and writes
    * back (5,000 levels of JSON content, ContentAny or a format value; one such update, once
-   * taken, made a document no hub could encode). Each must be refused; the world's invariants
-   * judge that the document stays servable.
+   * taken, made a document no hub could encode), and Automerge changes to its `am` field that
+   * start far above every op counter (A.load allocates per counter up to an actor's highest: one
+   * such change at 2^27, once taken, made a save that no longer loaded). Each must be refused;
+   * the world's invariants judge that the document stays servable.
    */
   crdtPoison(target: HostileTarget, rng: Rng): void {
     if (this.poison === undefined || this.poison.conn.closed !== undefined) {
@@ -470,7 +482,13 @@ export class HostileClients {
     }
     const p = this.poison
     if (!p.conn.open) return
-    const kind = pick(rng, ["json", "any", "format"] as const)
+    const kind = pick(rng, ["json", "any", "format", "far-counter"] as const)
+    if (kind === "far-counter") {
+      // A far counter, not 2^27: were it taken (a mutant), the world must still run to say so.
+      const args = [farCounterChange(target, 10_000 + Math.floor(rng() * 10_000), `${(p.next + 16).toString(16).padStart(4, "0")}ff`)]
+      this.submit(p.conn, target.docId, [{ clientSeq: p.next++, name: "$crdt.am", args, attack: `crdt-poison:${kind}`, expect: "refuse", codes: ["invalid-args"] }])
+      return
+    }
     const args = deepYjsUpdate(kind, 1 + Math.floor(rng() * 2 ** 30), 4_000 + Math.floor(rng() * 2_000))
     this.submit(p.conn, target.docId, [{ clientSeq: p.next++, name: "$crdt.text", args, attack: `crdt-poison:${kind}`, expect: "refuse", codes: ["invalid-args"] }])
   }

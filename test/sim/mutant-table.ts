@@ -298,6 +298,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     simArgs: ["--crdt-poison", "5", "--attacks", "legit"],
   },
   {
+    name: "automerge-counters-unbounded",
+    breaks: "an Automerge change may start at any op counter above its history: one starting far above every counter is taken, and A.load of the document then allocates per counter up to it (at 2^27 the document's save no longer loads)",
+    patches: [{ file: "adapters/automerge/validate.ts", anchor: "if (c.startOp > top + 1) return ops(", replacement: "if (c.startOp > Infinity) return ops(" }],
+    simArgs: ["--crdt-poison", "5", "--attacks", "legit"],
+  },
+  {
     name: "cut-submits-canonical",
     breaks: "a replica cuts its submits by the commands' canonical size, though compact arguments can be larger: a submit over the frame limit, refused at every reconnect",
     patches: [{ file: DOC, anchor: "submitParts(commands, (p) => (compact ? weigh(p.name, this.#compactArgs(p).length) : sizeOf(p)))", replacement: "submitParts(commands, (p) => sizeOf(p))" }],

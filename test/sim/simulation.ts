@@ -216,7 +216,8 @@ export interface SimOptions {
   readonly crdtHeavy?: number
   /**
    * The poisoner (hostile.ts `crdtPoison`): Yjs updates with values nested 4,000-6,000 levels
-   * deep into the text document's field, about this many a second; each must be refused.
+   * deep into the text document's field, or Automerge changes to its `am` field starting far
+   * above every op counter, about this many a second; each must be refused.
    */
   readonly crdtPoison?: number
   /**

@@ -142,7 +142,7 @@ test("a nested type with more structs under it than the estimate walks (10,000) 
  * nothing: one character typed with every other character of another writer's long item
  * deleted (its right origin a third writer, both clientIDs 53-bit, so each piece's origins
  * alternate in V2's client column) grew the stored encoding 12.35 times its bytes (review of
- * this session). Now its deletions are charged on top (deletesGrowth), on both routes.
+ * this session). Now its deletions are charged on top (extraGrowth), on both routes.
  */
 const mixed = async (apply: (u: Uint8Array, clientId: string) => unknown, state: () => Y.Doc): Promise<Uint8Array> => {
   const writer = (id: number) => {
@@ -177,7 +177,7 @@ test("an update with content that also deletes is charged for its deletions (who
   }, () => doc)
   await take(u)
   expect(engine.deletionGrowth!(doc, u, {})).toBeUndefined()
-  const charged = u.length * 3 + (engine.deletesGrowth?.(doc, u, {}) ?? 0)
+  const charged = u.length * 3 + (engine.extraGrowth?.(doc, u, {}) ?? 0)
   const before = engine.encode(doc).length
   expect(await engine.apply(doc, [u])).toEqual([true])
   const grew = engine.encode(doc).length - before
@@ -197,7 +197,7 @@ test("an update with content that also deletes is charged for its deletions (a m
   const u = await mixed((x, who) => field.apply([send(x, who)]), state)
   const v = send(u, "attacker")
   expect(field.fills?.(v)).toBe(false)
-  const charged = u.length * 3 + (field.deletesGrowth?.(v) ?? 0)
+  const charged = u.length * 3 + (field.extraGrowth?.(v) ?? 0)
   const before = field.encode().length
   field.apply([v])
   const grew = field.encode().length - before

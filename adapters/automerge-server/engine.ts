@@ -45,8 +45,9 @@ import * as A from "@automerge/automerge"
 import zlib from "node:zlib"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection, type StopSignal } from "../../core/crdt-docs/engine.js"
 import { errorText } from "../../core/errors.js"
-import { CHUNK_DOCUMENT, Overlay, measureChunk, saveReloads, splitChunks, type Measured, type OpIndex } from "../automerge/validate.js"
+import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
+import { changeGrowth, longestString } from "../automerge/growth.js"
 
 export interface AutomergeBox {
   doc: A.Doc<unknown>
@@ -146,6 +147,10 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
    * (warm, or that apply), then kept up to date by apply. While it is being built, apply waits for it.
    */
   const indexes = new WeakMap<AutomergeBox, Promise<OpIndex>>()
+  /** Indexes built (`indexes` resolved), for what must read one at once (`extraGrowth`). */
+  const built = new WeakMap<AutomergeBox, OpIndex>()
+  /** The longest map key or mark name of a batch's updates weighed so far (`extraGrowth`'s batch). */
+  const batchLongest = new WeakMap<object, number>()
   /** Documents released (dispose): a build still running on one stops at its next slice. */
   const released = new WeakSet<AutomergeBox>()
 
@@ -197,12 +202,29 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         return box.doc
       }, stop)
       indexes.set(box, (building = mine))
+      mine.then((index) => void (indexes.get(box) === mine && built.set(box, index)), () => {})
       // A failed build is started again by the next apply.
       mine.catch(() => {
         if (indexes.get(box) === mine) indexes.delete(box)
       })
     }
     return building
+  }
+
+  /**
+   * The document's longest map key or mark name, from its index. Built in slices before the
+   * authority weighs an update (warm); should that have failed, it is built here in one
+   * stretch, and kept as the document's index unless a build is under way.
+   */
+  const longestIn = (box: AutomergeBox): number => {
+    const index = built.get(box)
+    if (index !== undefined) return index.longest()
+    const made = OpIndex.of(box.doc)
+    if (!indexes.has(box)) {
+      indexes.set(box, Promise.resolve(made))
+      built.set(box, made)
+    }
+    return made.longest()
   }
 
   return {
@@ -329,6 +351,23 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         overlay.commit()
       }
       return out
+    },
+    // What its changes' ops can add to the save beyond three times its bytes (growth.ts): a
+    // change of runs stands for any number of ops, each a new row where it lands. Asked of a
+    // prepared update (the authority weighs after prepare and warm-up).
+    extraGrowth(box, change, batch) {
+      const d = decoded.get(change)
+      if (d === undefined) throw new Error("an update that was not checked")
+      const backend = A.getBackend(box.doc)
+      let longest = Math.max(longestIn(box), batchLongest.get(batch) ?? 0)
+      let total = 0
+      for (const x of d.changes) {
+        if (backend.getChangeByHash(x.hash) != null) continue
+        total += changeGrowth(x.decoded, longest)
+        longest = Math.max(longest, longestString(x.decoded))
+      }
+      batchLongest.set(batch, longest)
+      return total
     },
     writers(box, change) {
       // Asked only of a prepared update, whose decoding prepare kept; anything else is refused (the authority turns a throw into a refusal).

@@ -38,6 +38,7 @@ import { hexOf } from "../../core/bytes.js"
 import { limited } from "../../core/crdt/engine.js"
 import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
+import { changeGrowth } from "./growth.js"
 import { coveredBy, remakeWithout } from "./remake.js"
 import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
@@ -323,6 +324,17 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     const over = oversize(after, this.bounds)
     if (over !== undefined) return crdtRejection("crdt-too-large", `The Automerge field would hold ${over}, more than a field may (its snapshots could not be loaded); split the data over more fields or documents.`)
     return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId, overlay } as Validated }
+  }
+
+  extraGrowth(update: ValidatedUpdate): number {
+    const v = update as Validated
+    // Untrusted updates only (the hub's): their overlay, staged on the index, knows the field's longest string.
+    if (v.overlay === undefined) return 0
+    const doc = this.handle.doc
+    const longest = v.overlay.longest()
+    let total = 0
+    for (const m of v.meta) if (!A.hasHeads(doc, [m.hash])) total += changeGrowth(m, longest)
+    return total
   }
 
   apply(batch: ReadonlyArray<ValidatedUpdate>): void {

@@ -24,6 +24,7 @@
  * deterministic on every peer and survives save/load.
  */
 import * as A from "@automerge/automerge"
+import { longestString } from "./growth.js"
 import { ByteReader, hexOf } from "../../core/bytes.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -349,6 +350,8 @@ interface View {
   actor(a: string): ActorState | undefined
   /** The highest op counter of the document and what is staged on it. */
   top(): number
+  /** The longest map key or mark name (UTF-8 bytes) of the document and what is staged on it (growth.ts). */
+  longest(): number
 }
 
 /** The document as far as validation needs it. Built once from the document, then kept up to date. */
@@ -361,6 +364,8 @@ export class OpIndex implements View {
   readonly actors = new Map<string, ActorState>()
   /** The highest op counter of any change (see View). */
   topOp = 0
+  /** The longest map key or mark name (see View). */
+  longestString = 0
 
   /** The index of a document: decodes every change (O(document), once). */
   static of(doc: A.Doc<unknown>): OpIndex {
@@ -389,6 +394,9 @@ export class OpIndex implements View {
   top(): number {
     return this.topOp
   }
+  longest(): number {
+    return this.longestString
+  }
 }
 
 /** Changes checked (or taken as they are) on top of an index or another overlay, not yet in it. */
@@ -399,6 +407,7 @@ export class Overlay implements View {
   readonly historyMax = new Map<string, number>()
   readonly actors = new Map<string, ActorState>()
   topOp = 0
+  longestString = 0
 
   constructor(readonly base: OpIndex | Overlay) {}
 
@@ -419,6 +428,9 @@ export class Overlay implements View {
   }
   top(): number {
     return max(this.topOp, this.base.top())
+  }
+  longest(): number {
+    return max(this.longestString, this.base.longest())
   }
 
   /** Whether a change is known (in the index or staged). */
@@ -517,6 +529,7 @@ export class Overlay implements View {
   stage(c: A.DecodedChange): void {
     let histMax = c.ops.length > 0 ? c.startOp + c.ops.length - 1 : 0
     this.topOp = max(this.topOp, histMax)
+    this.longestString = max(this.longestString, longestString(c))
     for (const d of c.deps) histMax = max(histMax, this.hmax(d) ?? 0)
     this.historyMax.set(c.hash, histMax)
     const last = this.actor(c.actor)
@@ -543,7 +556,9 @@ export class Overlay implements View {
     for (const [k, v] of this.historyMax) this.base.historyMax.set(k, v)
     for (const [k, v] of this.actors) this.base.actors.set(k, v)
     this.base.topOp = max(this.base.topOp, this.topOp)
+    this.base.longestString = max(this.base.longestString, this.longestString)
     this.topOp = 0
+    this.longestString = 0
     this.ops.clear()
     this.objs.clear()
     this.depths.clear()

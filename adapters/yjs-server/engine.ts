@@ -263,7 +263,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       const d = decodedCache.get(update)
       return d === undefined || !onlyDeletes(d) ? undefined : deletionGrowth(doc, d.ds.clients, update.length, claimedFor(batch))
     },
-    deletesGrowth(doc, update, batch) {
+    extraGrowth(doc, update, batch) {
       const d = decodedCache.get(update)
       if (d === undefined || d.structs.length === 0 || d.ds.clients.size === 0) return 0
       // Its bytes are charged already (for its content): the deletions' own are not counted again.

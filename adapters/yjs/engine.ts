@@ -61,7 +61,7 @@ interface Validated extends ValidatedUpdate {
   readonly fills: boolean
   /** Only deletions: its delete set (see `growth`). */
   readonly deletes?: DeleteSet
-  /** Content and deletions: its delete set (see `deletesGrowth`). */
+  /** Content and deletions: its delete set (see `extraGrowth`). */
   readonly alsoDeletes?: DeleteSet
 }
 
@@ -228,7 +228,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     return deletes === undefined ? undefined : deletionGrowth(this.doc, deletes, (update as Validated).bytes.length)
   }
 
-  deletesGrowth(update: ValidatedUpdate): number {
+  extraGrowth(update: ValidatedUpdate): number {
     const deletes = (update as Validated).alsoDeletes
     // Its bytes are charged already (for its content): the deletions' own are not counted again.
     return deletes === undefined ? 0 : Math.max(0, deletionGrowth(this.doc, deletes, 0))

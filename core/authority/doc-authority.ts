@@ -1052,8 +1052,9 @@ export class DocAuthority<S = unknown> {
             // A deletion is charged what it can add less what it frees (adapters/yjs/deletion.ts):
             // one that frees more always fits, even past the bound, which it brings back down.
             const growth = tombstone ? this.crdt!.growth(crdtField!, decoded.args) : undefined
-            // An update with content is weighed by its bytes, and its deletions (if any) on top.
-            const charge = growth ?? (merged > 0 ? merged + this.crdt!.deletesGrowth(crdtField!, decoded.args) : 0)
+            // An update with content is weighed by its bytes, and what it can add beyond them on
+            // top (a Yjs update's deletions, an Automerge change's scattered ops: CrdtField extraGrowth).
+            const charge = growth ?? (merged > 0 ? merged + this.crdt!.extraGrowth(crdtField!, decoded.args) : 0)
             let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(charge, tombstone)
               ? this.full(tombstone)
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))

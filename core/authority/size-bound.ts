@@ -162,9 +162,11 @@ export const checkMaxDocumentBytes = (max: number | undefined, what: string): vo
 
 /**
  * What a CRDT update is charged, as a multiple of its bytes, before it merges: its effect on
- * the document's encoding can exceed its size. The measures correct the rest. A Yjs deletion is
- * charged otherwise (adapters/yjs/deletion.ts): a scattered one grows a document by up to four
- * times its bytes, one of text frees room (test/size-bound-deletion-growth.test.ts).
+ * the document's encoding can exceed its size. What an engine knows an update can add beyond
+ * that is charged on top (CrdtField and CrdtDocEngine `extraGrowth`: a Yjs update's deletions,
+ * an Automerge change's scattered ops, adapters/automerge/growth.ts). A Yjs deletion is charged
+ * otherwise (adapters/yjs/deletion.ts): a scattered one grows a document by up to four times
+ * its bytes, one of text frees room (test/size-bound-deletion-growth.test.ts).
  */
 export const CRDT_GROWTH_FACTOR = 3
 

@@ -530,7 +530,7 @@ export class CrdtDocAuthority<D> {
       // always fits, even past the bound, and near full has the document measured again.
       const growth = this.engine.deletionGrowth?.(this.docValue, u, batch)
       const deletion = growth !== undefined
-      const charge = growth === undefined ? u.length * CRDT_GROWTH_FACTOR + (this.engine.deletesGrowth?.(this.docValue, u, batch) ?? 0) : Math.max(0, growth)
+      const charge = growth === undefined ? u.length * CRDT_GROWTH_FACTOR + (this.engine.extraGrowth?.(this.docValue, u, batch) ?? 0) : Math.max(0, growth)
       if (growth !== undefined && growth <= 0 || this.sizeBound.fits(pending + charge, deletion)) {
         if (deletion && this.sizeBound.nearFull(pending + charge)) this.compactDue = true
         pending += charge
@@ -558,12 +558,14 @@ export class CrdtDocAuthority<D> {
       let updates: Uint8Array[], indexes: number[], binds: Array<ReadonlyArray<string>>, charges: number[]
       try {
         const checked = await this.checked(item)
+        // Not before the document is warm (its index built): the update waits, it does not race,
+        // and is weighed with what the engine learns of the document (the Automerge engine's
+        // longest string, adapters/automerge/growth.ts).
+        if (checked.updates.length > 0) await this.warming
         if (this.stopping.signal.aborted) return this.abandon(batch)
         ;({ updates, indexes, binds, charges } = this.fitting(item, this.ownWriters(item, checked)))
         if (updates.length > 0) {
           try {
-            // Not before the document is warm (its index built): the update waits, it does not race.
-            await this.warming
             this.markUnstored()
             // One call per submit: Automerge's apply has a large fixed cost per call.
             results = await this.engine.apply(this.docValue, updates, this.stopping.signal)

@@ -127,11 +127,12 @@ export interface CrdtDocEngine<D> {
    */
   deletionGrowth?(doc: D, update: Uint8Array, batch: object): number | undefined
   /**
-   * Optional. For an update with content that also deletes: the bytes its deletions can add
-   * (>= 0), charged on top of three times its bytes, which weigh its content only (`batch` as
-   * for deletionGrowth).
+   * Optional. For an update with content (one `deletionGrowth` does not weigh): the bytes it can
+   * add to the document's encoding beyond three times its own (>= 0), charged on top (`batch` as
+   * for deletionGrowth): a Yjs update's deletions, an Automerge change's ops that land between
+   * the document's (CrdtField `extraGrowth`).
    */
-  deletesGrowth?(doc: D, update: Uint8Array, batch: object): number
+  extraGrowth?(doc: D, update: Uint8Array, batch: object): number
   /** The document's compact state (Yjs V2 state update, Automerge save), as the base record. */
   encode(doc: D): Uint8Array
   /** Bounds and weighs an untrusted update where it enters, before anything costly (see the header). Never throws. */

@@ -139,11 +139,13 @@ export interface CrdtField<H = unknown> {
    */
   growth?(update: ValidatedUpdate): number | undefined
   /**
-   * Optional. For an update with content that also deletes: the bytes its deletions can add
-   * (>= 0), charged on top of three times its bytes, which weigh its content only (a delete set
-   * of one byte a range can split an item twice a range: adapters/yjs/deletion.ts).
+   * Optional. For an update with content (one `growth` does not weigh): the bytes it can add to
+   * the field's encoding beyond three times its own (>= 0), charged on top. A Yjs update's
+   * deletions (a delete set of one byte a range can split an item twice a range:
+   * adapters/yjs/deletion.ts); an Automerge change's ops, each a new row among the document's
+   * where it lands (a change of runs stands for any number of them: adapters/automerge/growth.ts).
    */
-  deletesGrowth?(update: ValidatedUpdate): number
+  extraGrowth?(update: ValidatedUpdate): number
   /** Releases listeners and library objects. */
   destroy(): void
 }

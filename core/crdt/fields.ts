@@ -192,10 +192,10 @@ export class CrdtFields {
     return pre !== undefined && pre.args === args && this.field(field).fills?.(pre.update) === true
   }
 
-  /** For the update `check` just passed, if it has content and deletes too: what its deletions can add (CrdtField `deletesGrowth`), else 0. */
-  deletesGrowth(field: string, args: unknown): number {
+  /** For the update `check` just passed, if it has content: what it can add beyond three times its bytes (CrdtField `extraGrowth`), else 0. */
+  extraGrowth(field: string, args: unknown): number {
     const pre = this.prevalidated
-    return pre !== undefined && pre.args === args ? this.field(field).deletesGrowth?.(pre.update) ?? 0 : 0
+    return pre !== undefined && pre.args === args ? this.field(field).extraGrowth?.(pre.update) ?? 0 : 0
   }
 
   /** For the update `check` just passed, if it only deletes: what merging it can add less what it frees (CrdtField `growth`). */

@@ -1,0 +1,77 @@
+/**
+ * What an Automerge change can add to its document's saved form (`A.save`: what the hub stores
+ * and measures) beyond three times its own bytes, the charge of every CRDT update before it
+ * merges (core/authority/size-bound.ts CRDT_GROWTH_FACTOR).
+ *
+ * A change and a save both encode ops in column runs, but a change's ops land among the
+ * document's: each op that does not follow its own previous one is a new row in the middle of
+ * every column's runs where it lands, and a change of runs stands for any number of them. A
+ * 105-byte change inserting a null after each of another writer's 100,000 list elements grew a
+ * save by 446,737 bytes (4,254 times its bytes). Strings are worse: a row splits the run of
+ * its neighbours' map key or mark name, which the save then holds twice, and deflate (which
+ * the save applies to its columns) finds the first copy only within 32 KiB: 400 one-byte keys
+ * put next to a 100 KB key grew a save by 35 MB.
+ *
+ * So each op is charged by where it lands (`changeGrowth`):
+ * - an insert after the previous op of the same change, in the same object (a pasted run of
+ *   text, a list pushed at once): nothing more. It lands next to that op, and the save's runs
+ *   go on as the change's do (at most 0.8 times the change's bytes, measured);
+ * - any other op the save stores as a row (an insert elsewhere, a map put, a list set, an
+ *   increment, a mark): ROW bytes, its own string (key, mark name) again, since the change may
+ *   hold it once for a run of rows the save spreads apart, and the longest string of the
+ *   document and its batch (`longest`) for the neighbour's run it may split. An op in an object
+ *   the same change made has only its own change's rows for neighbours, charged so already;
+ * - each op an op overwrites or deletes (its `pred`): SUCC bytes, the successor the save stores
+ *   on it (a `del` is stored only so).
+ * The change's own row among the document's changes (54 bytes at most measured, a head hash
+ * included) stays under its bytes, which are charged three times.
+ *
+ * The figures are worst cases measured with a margin (a helper's adversarial documents: 5,000
+ * actors, counters up to 2^24, runs broken in every column: 6.7 bytes a row, 2.8 a successor),
+ * and test/automerge-growth.property.test.ts draws hostile changes against drawn documents: an
+ * upper bound by measure, not a proof. An ordinary edit is charged more than it grows a
+ * document (a character typed alone, about ten times), which matters only near a document's
+ * bound, where a refusal has the document measured again.
+ */
+import type * as A from "@automerge/automerge"
+
+/** A new row of the document's ops among others, every column's runs broken (6.7 bytes measured). */
+export const ROW = 12
+/** A successor stored on an existing op: an overwrite or a delete (2.8 bytes measured). */
+export const SUCC = 5
+
+const utf8 = new TextEncoder()
+/** UTF-8 bytes of a key or mark name (0 for none). */
+export const stringBytes = (s: unknown): number => (typeof s === "string" ? (s.length < 64 && /^[\x00-\x7f]*$/.test(s) ? s.length : utf8.encode(s).length) : 0)
+
+type Op = A.DecodedChange["ops"][number] & { readonly elemId?: string; readonly insert?: boolean; readonly name?: string }
+
+/** The longest key or mark name of `change`'s ops, in UTF-8 bytes. */
+export const longestString = (change: A.DecodedChange): number => {
+  let longest = 0
+  for (const o of change.ops as ReadonlyArray<Op>) longest = Math.max(longest, stringBytes(o.key), stringBytes(o.name))
+  return longest
+}
+
+/**
+ * The bytes `change` can add to a save beyond three times its own, on a document (and the batch
+ * before it) whose longest map key or mark name is `longest` bytes (see the header).
+ */
+export const changeGrowth = (change: A.DecodedChange, longest: number): number => {
+  const ops = change.ops as ReadonlyArray<Op>
+  const made = new Set<string>()
+  const neighbour = Math.max(longest, longestString(change))
+  let total = 0
+  for (let i = 0; i < ops.length; i++) {
+    const o = ops[i]!
+    total += SUCC * o.pred.length
+    if (o.action === "del") continue
+    const counter = change.startOp + i
+    if (o.action.startsWith("make")) made.add(`${counter}@${change.actor}`)
+    const prev = i > 0 ? ops[i - 1]! : undefined
+    const mark = o.action === "markBegin" || o.action === "markEnd"
+    if (!mark && o.insert === true && prev?.insert === true && prev.obj === o.obj && o.elemId === `${counter - 1}@${change.actor}`) continue
+    total += ROW + stringBytes(o.key) + stringBytes(o.name) + (made.has(o.obj) ? 0 : neighbour)
+  }
+  return total
+}

@@ -1,0 +1,93 @@
+/**
+ * An Automerge change is charged for the rows its ops add among the document's
+ * (adapters/automerge/growth.ts), on top of three times its bytes, on both routes. Before, three
+ * times its bytes was all: a change of a few hundred bytes inserting a null after each element
+ * of another writer's long list, or putting a short key into each of many maps whose rows sat
+ * between rows of one 40 KB key (the save then holds that key once more a row), grew the
+ * stored document far past maxDocumentBytes, and the measure that followed found it there for
+ * good (an Automerge document does not shrink).
+ */
+import * as A from "@automerge/automerge"
+import { MemoryStorage } from "../adapters/memory/index.js"
+import { CrdtDocHost } from "../core/crdt-docs/index.js"
+import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/index.js"
+import { AutomergeHandle, automergeEngine } from "../adapters/automerge/engine.js"
+import { decodeCanonical } from "../core/canonical.js"
+
+const MAX = 256 << 10
+type Doc = { l?: null[]; m?: Record<string, Record<string, number>> }
+
+/** A change of `doc` by a new actor. */
+const changeOf = (doc: A.Doc<Doc>, actor: string, f: (d: Doc) => void): A.Change => A.getLastLocalChange(A.change(A.clone(doc, { actor }), { time: 0 }, f))!
+
+/** A random-looking string of `n` letters (deflate cannot fold copies of it further apart than 32 KiB). */
+const noise = (n: number): string => {
+  let x = 7
+  let s = ""
+  for (let i = 0; i < n; i++) s += String.fromCharCode(97 + ((x = (x * 1103515245 + 12345) & 0x7fffffff) % 26))
+  return s
+}
+
+/**
+ * Two attacks: the victims' changes each fit the bound (the document compacted after each, so
+ * measured), and the attacker's change is a few hundred bytes.
+ */
+const attacks: Array<{ name: string; max: number; victims: Array<(d: Doc) => void>; attacker: (d: Doc) => void }> = [
+  {
+    name: "a null inserted after each of 20,000 list elements",
+    max: 64 << 10,
+    victims: [(d) => void (d.l = new Array(20_000).fill(null))],
+    attacker: (d) => { for (let k = 19_999; k >= 1; k--) (d.l as unknown as A.List<null>).insertAt(k, null) },
+  },
+  {
+    name: "a short key put into each of 60 maps holding a 40 KB key",
+    max: 1 << 20,
+    victims: [
+      (d) => {
+        d.m = {}
+        for (let o = 0; o < 60; o++) d.m[`o${o}`] = {}
+      },
+      // Five maps at a time: the key once in each change, and its rows one run in the save.
+      ...Array.from({ length: 12 }, (_, i) => (d: Doc) => { for (let o = 5 * i; o < 5 * i + 5; o++) d.m![`o${o}`]![KEY] = o }),
+    ],
+    attacker: (d) => { for (let o = 0; o < 60; o++) d.m![`o${o}`]!.a = 1 },
+  },
+]
+
+const KEY = noise(40_000)
+
+test.each(attacks)("/automerge: $name is refused before it takes the stored document past its bound", async ({ max, victims, attacker }) => {
+  const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, maxDocumentBytes: max, compactAfterBytes: 1 << 30 })
+  const doc = await host.open<AutomergeBox>("automerge", "d")
+  for (const victim of victims) {
+    expect((await doc.submit([changeOf(doc.doc.doc as A.Doc<Doc>, "aa".repeat(16), victim)])).rejected).toEqual([])
+    await doc.compact()
+  }
+  const u = changeOf(doc.doc.doc as A.Doc<Doc>, "bb".repeat(16), attacker)
+  expect(u.length).toBeLessThan(1_000)
+  const out = await doc.submit([u])
+  await doc.compact()
+  const stored = doc.storedBytes.base + doc.storedBytes.tail
+  // Before: accepted (charged 3 x its bytes), and the document stored past the bound.
+  expect({ refused: out.rejected.map((r) => r.code), within: stored <= max }).toEqual({ refused: ["update-too-large"], within: true })
+  await host.close()
+})
+
+test.each(attacks)("a machine's Automerge field charges $name at least what it grows the field", ({ victims, attacker }) => {
+  const field = automergeEngine("doc", {} as Doc, (d) => new AutomergeHandle(d)).create()
+  const send = (u: Uint8Array, clientId: string) => {
+    const r = field.validate([u], { clientId, trusted: false })
+    if (!r.ok) throw new Error(JSON.stringify(r))
+    return r.update
+  }
+  const saved = () => (decodeCanonical(field.encode()) as [string, Uint8Array, unknown])[1].length
+  for (const victim of victims) field.apply([send(changeOf(field.handle.doc as A.Doc<Doc>, "aa".repeat(16), victim), "victim")])
+  const u = changeOf(field.handle.doc as A.Doc<Doc>, "bb".repeat(16), attacker)
+  const v = send(u, "attacker")
+  const charged = 3 * u.length + field.extraGrowth!(v)
+  const before = saved()
+  field.apply([v])
+  const grew = saved() - before
+  expect(grew).toBeGreaterThan(3 * u.length)
+  expect(grew).toBeLessThanOrEqual(charged)
+})

@@ -528,9 +528,16 @@ export class CrdtDocAuthority<D> {
       // A deletion may use the reserve, and is charged what it can add less what it frees
       // (adapters/yjs/deletion.ts, on the document before this batch): one that frees more
       // always fits, even past the bound, and near full has the document measured again.
-      const growth = this.engine.deletionGrowth?.(this.docValue, u, batch)
+      let growth: number | undefined, charge: number
+      try {
+        growth = this.engine.deletionGrowth?.(this.docValue, u, batch)
+        charge = growth === undefined ? u.length * CRDT_GROWTH_FACTOR + (this.engine.extraGrowth?.(this.docValue, u, batch) ?? 0) : Math.max(0, growth)
+      } catch (e) {
+        // As for writers: an engine that cannot weigh an update refuses it, the others go on.
+        item.rejected.push({ code: "update-malformed", message: `The update could not be weighed (${e instanceof Error ? e.message.slice(0, 200) : String(e)}).`, index: owned.indexes[i]! })
+        return
+      }
       const deletion = growth !== undefined
-      const charge = growth === undefined ? u.length * CRDT_GROWTH_FACTOR + (this.engine.extraGrowth?.(this.docValue, u, batch) ?? 0) : Math.max(0, growth)
       if (growth !== undefined && growth <= 0 || this.sizeBound.fits(pending + charge, deletion)) {
         if (deletion && this.sizeBound.nearFull(pending + charge)) this.compactDue = true
         pending += charge

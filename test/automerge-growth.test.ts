@@ -91,3 +91,23 @@ test.each(attacks)("a machine's Automerge field charges $name at least what it g
   expect(grew).toBeGreaterThan(3 * u.length)
   expect(grew).toBeLessThanOrEqual(charged)
 })
+
+/**
+ * A row splits only runs of its own object's strings, so it is charged its object's longest key
+ * or mark name, not the document's: charged the document's, one writer's 200 KB key made one
+ * in five single characters typed into a text of the same document refused in a 1 MiB document
+ * holding 125 KB (found by a review).
+ */
+test("/automerge: one long key in a map does not weigh on edits of another object", async () => {
+  const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, maxDocumentBytes: 1 << 20 })
+  const doc = await host.open<AutomergeBox>("automerge", "d")
+  const edit = async (actor: string, f: (d: { t?: string; m?: Record<string, number> }) => void) =>
+    (await doc.submit([A.getLastLocalChange(A.change(A.clone(doc.doc.doc as A.Doc<{ t?: string; m?: Record<string, number> }>, { actor }), f))!])).rejected.map((r) => r.code)
+  expect(await edit("aa".repeat(16), (d) => { d.t = noise(5_000); d.m = {} })).toEqual([])
+  expect(await edit("ee".repeat(16), (d) => { d.m![noise(200_000)] = 1 })).toEqual([])
+  await doc.compact()
+  const refused: string[] = []
+  for (let i = 0, at = 1; i < 40; i++, at = (at * 7919) % 5_000) refused.push(...(await edit("bb".repeat(16), (d) => A.splice(d, ["t"], at, 0, "q"))))
+  expect(refused).toEqual([])
+  await host.close()
+}, 60_000)

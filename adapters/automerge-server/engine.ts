@@ -47,7 +47,7 @@ import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection, t
 import { errorText } from "../../core/errors.js"
 import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
-import { changeGrowth, longestString } from "../automerge/growth.js"
+import { changeGrowth, stringBytes } from "../automerge/growth.js"
 
 export interface AutomergeBox {
   doc: A.Doc<unknown>
@@ -149,8 +149,8 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   const indexes = new WeakMap<AutomergeBox, Promise<OpIndex>>()
   /** Indexes built (`indexes` resolved), for what must read one at once (`extraGrowth`). */
   const built = new WeakMap<AutomergeBox, OpIndex>()
-  /** The longest map key or mark name of a batch's updates weighed so far (`extraGrowth`'s batch). */
-  const batchLongest = new WeakMap<object, number>()
+  /** The longest key or mark name per object (and "" for all of them) of a batch's updates weighed so far (`extraGrowth`'s batch). */
+  const batchLongest = new WeakMap<object, Map<string, number>>()
   /** Documents released (dispose): a build still running on one stops at its next slice. */
   const released = new WeakSet<AutomergeBox>()
 
@@ -212,19 +212,19 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   }
 
   /**
-   * The document's longest map key or mark name, from its index. Built in slices before the
+   * The document's index, for the strings of its rows (growth.ts). Built in slices before the
    * authority weighs an update (warm); should that have failed, it is built here in one
    * stretch, and kept as the document's index unless a build is under way.
    */
-  const longestIn = (box: AutomergeBox): number => {
+  const indexFor = (box: AutomergeBox): OpIndex => {
     const index = built.get(box)
-    if (index !== undefined) return index.longest()
+    if (index !== undefined) return index
     const made = OpIndex.of(box.doc)
     if (!indexes.has(box)) {
       indexes.set(box, Promise.resolve(made))
       built.set(box, made)
     }
-    return made.longest()
+    return made
   }
 
   return {
@@ -359,14 +359,25 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const d = decoded.get(change)
       if (d === undefined) throw new Error("an update that was not checked")
       const backend = A.getBackend(box.doc)
-      let longest = Math.max(longestIn(box), batchLongest.get(batch) ?? 0)
+      const index = indexFor(box)
+      let seen = batchLongest.get(batch)
+      if (seen === undefined) batchLongest.set(batch, (seen = new Map()))
+      const strings = seen
+      // The document's strings (its index), and those of the batch's earlier updates and this one's earlier changes.
+      const neighbours = (obj: string) => {
+        const inObject = index.longestIn(obj)
+        return inObject === undefined ? Math.max(index.longest(), strings.get("") ?? 0) : Math.max(inObject, strings.get(obj) ?? 0)
+      }
       let total = 0
       for (const x of d.changes) {
         if (backend.getChangeByHash(x.hash) != null) continue
-        total += changeGrowth(x.decoded, longest)
-        longest = Math.max(longest, longestString(x.decoded))
+        total += changeGrowth(x.decoded, neighbours)
+        for (const o of x.decoded.ops as ReadonlyArray<{ obj: string; key?: string; name?: string }>) {
+          const n = Math.max(stringBytes(o.key), stringBytes(o.name))
+          if (n > (strings.get(o.obj) ?? -1)) strings.set(o.obj, n)
+          if (n > (strings.get("") ?? -1)) strings.set("", n)
+        }
       }
-      batchLongest.set(batch, longest)
       return total
     },
     writers(box, change) {

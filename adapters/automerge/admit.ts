@@ -16,7 +16,7 @@
  */
 import * as A from "@automerge/automerge"
 import type { StopSignal } from "../../core/crdt-docs/engine.js"
-import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, splitChunks, type Measured, type Verdict } from "./validate.js"
+import { CHUNK_DOCUMENT, OpIndex, Overlay, countersBelow, measureChunk, splitChunks, type Measured, type Verdict } from "./validate.js"
 
 /** One change an update carries, decoded. */
 export interface UntrustedChange {
@@ -205,9 +205,10 @@ export const admitChanges = async (overlay: Overlay, changes: ReadonlyArray<Untr
     const missing = fresh[i]!.deps.find((dep) => !inUpdate.has(dep) && !known(dep))
     if (missing !== undefined) return { ok: false, missing }
   }
+  const below = countersBelow(fresh.map((x) => x.decoded))
   for (let i = 0; i < fresh.length; i++) {
     if (i > 0 && i % DECODE_SLICE === 0) await pause(stop)
-    const verdict = overlay.check(fresh[i]!.decoded)
+    const verdict = overlay.check(fresh[i]!.decoded, below[i])
     if (verdict !== undefined) return { ok: false, verdict }
   }
   return { ok: true, fresh }

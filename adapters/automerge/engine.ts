@@ -36,7 +36,7 @@ import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.
 import { hashBytes } from "../../core/hash.js"
 import { hexOf } from "../../core/bytes.js"
 import { limited } from "../../core/crdt/engine.js"
-import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads } from "./validate.js"
+import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, countersBelow, measureChunk, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
 import { changeGrowth } from "./growth.js"
 import { coveredBy, remakeWithout } from "./remake.js"
@@ -300,7 +300,9 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     const overlay = new Overlay(index)
     const seqs = new Map<string, number>()
     const here = new Set<string>()
-    for (const m of meta) {
+    const below = countersBelow(meta)
+    for (let i = 0; i < meta.length; i++) {
+      const m = meta[i]!
       const owner = this.owners.get(m.actor)
       if (owner !== undefined && owner !== options.clientId) return crdtRejection("crdt-not-owner", `Automerge actor ${m.actor} belongs to another Canon client; use an actor of your own.`)
       if (m.actor === INITIAL_ACTOR) return crdtRejection("crdt-not-owner", "The initial actor writes only the initial content.")
@@ -311,7 +313,7 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
       if (missing.length > 0 || m.seq !== last + 1) {
         return crdtRejection("crdt-missing-deps", `Change ${m.hash.slice(0, 12)} depends on changes the field does not have: ${missing.length > 0 ? missing.join(", ") : `seq ${last + 1} of actor ${m.actor}`}.`)
       }
-      const verdict = overlay.check(m)
+      const verdict = overlay.check(m, below[i])
       if (verdict !== undefined) return crdtRejection(verdict.clock ? "crdt-equivocation" : "crdt-invalid", `${verdict.message}: not what Automerge makes.`)
       seqs.set(m.actor, m.seq)
       here.add(m.hash)
@@ -331,9 +333,11 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     // Untrusted updates only (the hub's): their overlay, staged on the index, knows the field's longest string.
     if (v.overlay === undefined) return 0
     const doc = this.handle.doc
-    const longest = v.overlay.longest()
+    const overlay = v.overlay
+    // Staged on the index, the overlay holds this update's changes too: an earlier one's strings count for a later one.
+    const neighbours = (obj: string) => overlay.longestIn(obj) ?? overlay.longest()
     let total = 0
-    for (const m of v.meta) if (!A.hasHeads(doc, [m.hash])) total += changeGrowth(m, longest)
+    for (const m of v.meta) if (!A.hasHeads(doc, [m.hash])) total += changeGrowth(m, neighbours)
     return total
   }
 

@@ -18,9 +18,9 @@
  *   go on as the change's do (at most 0.8 times the change's bytes, measured);
  * - any other op the save stores as a row (an insert elsewhere, a map put, a list set, an
  *   increment, a mark): ROW bytes, its own string (key, mark name) again, since the change may
- *   hold it once for a run of rows the save spreads apart, and the longest string of the
- *   document and its batch (`longest`) for the neighbour's run it may split. An op in an object
- *   the same change made has only its own change's rows for neighbours, charged so already;
+ *   hold it once for a run of rows the save spreads apart, and the longest string of its
+ *   object (`Neighbours`) for the neighbour's run it may split. An op in an object the same
+ *   change made has only its own change's rows for neighbours, charged so already;
  * - each op an op overwrites or deletes (its `pred`): SUCC bytes, the successor the save stores
  *   on it (a `del` is stored only so).
  * The change's own row among the document's changes (54 bytes at most measured, a head hash
@@ -54,13 +54,28 @@ export const longestString = (change: A.DecodedChange): number => {
 }
 
 /**
- * The bytes `change` can add to a save beyond three times its own, on a document (and the batch
- * before it) whose longest map key or mark name is `longest` bytes (see the header).
+ * The longest map key or mark name a new row of object `obj` may land next to: the longest
+ * of that object's ops (a row lands among its object's rows, and a run it splits holds one of
+ * their strings), or, for an object with none yet, the document's longest (its first row lands
+ * between other objects' rows).
  */
-export const changeGrowth = (change: A.DecodedChange, longest: number): number => {
+export type Neighbours = (obj: string) => number
+
+/** The longest key or mark name of each object `change` has ops in. */
+const longestByObject = (ops: ReadonlyArray<Op>): Map<string, number> => {
+  const out = new Map<string, number>()
+  for (const o of ops) {
+    const n = Math.max(stringBytes(o.key), stringBytes(o.name))
+    if (n > (out.get(o.obj) ?? -1)) out.set(o.obj, n)
+  }
+  return out
+}
+
+/** The bytes `change` can add to a save beyond three times its own, on a document whose rows' strings `neighbours` gives (see the header). */
+export const changeGrowth = (change: A.DecodedChange, neighbours: Neighbours): number => {
   const ops = change.ops as ReadonlyArray<Op>
   const made = new Set<string>()
-  const neighbour = Math.max(longest, longestString(change))
+  const own = longestByObject(ops)
   let total = 0
   for (let i = 0; i < ops.length; i++) {
     const o = ops[i]!
@@ -71,7 +86,7 @@ export const changeGrowth = (change: A.DecodedChange, longest: number): number =
     const prev = i > 0 ? ops[i - 1]! : undefined
     const mark = o.action === "markBegin" || o.action === "markEnd"
     if (!mark && o.insert === true && prev?.insert === true && prev.obj === o.obj && o.elemId === `${counter - 1}@${change.actor}`) continue
-    total += ROW + stringBytes(o.key) + stringBytes(o.name) + (made.has(o.obj) ? 0 : neighbour)
+    total += ROW + stringBytes(o.key) + stringBytes(o.name) + (made.has(o.obj) ? 0 : Math.max(neighbours(o.obj), own.get(o.obj) ?? 0))
   }
   return total
 }

@@ -24,7 +24,7 @@
  * deterministic on every peer and survives save/load.
  */
 import * as A from "@automerge/automerge"
-import { longestString } from "./growth.js"
+import { longestString, stringBytes } from "./growth.js"
 import { ByteReader, hexOf } from "../../core/bytes.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -352,6 +352,8 @@ interface View {
   top(): number
   /** The longest map key or mark name (UTF-8 bytes) of the document and what is staged on it (growth.ts). */
   longest(): number
+  /** The longest key or mark name of an object's ops; undefined for an object without any. */
+  longestIn(obj: string): number | undefined
 }
 
 /** The document as far as validation needs it. Built once from the document, then kept up to date. */
@@ -366,6 +368,8 @@ export class OpIndex implements View {
   topOp = 0
   /** The longest map key or mark name (see View). */
   longestString = 0
+  /** Object -> the longest key or mark name of its ops (see View). */
+  readonly objLongest = new Map<string, number>()
 
   /** The index of a document: decodes every change (O(document), once). */
   static of(doc: A.Doc<unknown>): OpIndex {
@@ -397,6 +401,33 @@ export class OpIndex implements View {
   longest(): number {
     return this.longestString
   }
+  longestIn(obj: string): number | undefined {
+    return this.objLongest.get(obj)
+  }
+}
+
+/**
+ * For each of an update's changes, the highest op counter among its changes that start lower
+ * (0 for none), which it may start right above (Overlay.check's `below`). A change made with
+ * A.changeAt on older heads starts above everything its writer knows, a concurrent change the
+ * same update carries included, whichever order they come in. Each step up is at most a
+ * change's ops, so the update lifts counters no further than its ops.
+ */
+export const countersBelow = (changes: ReadonlyArray<A.DecodedChange>): number[] => {
+  const order = changes.map((_, i) => i).sort((a, b) => changes[a]!.startOp - changes[b]!.startOp)
+  const out = new Array<number>(changes.length).fill(0)
+  let top = 0
+  for (let i = 0; i < order.length;) {
+    const start = changes[order[i]!]!.startOp
+    let j = i
+    // Changes starting at the same op do not lift each other.
+    for (; j < order.length && changes[order[j]!]!.startOp === start; j++) out[order[j]!] = top
+    for (; i < j; i++) {
+      const c = changes[order[i]!]!
+      top = max(top, c.startOp + c.ops.length - 1)
+    }
+  }
+  return out
 }
 
 /** Changes checked (or taken as they are) on top of an index or another overlay, not yet in it. */
@@ -408,6 +439,7 @@ export class Overlay implements View {
   readonly actors = new Map<string, ActorState>()
   topOp = 0
   longestString = 0
+  readonly objLongest = new Map<string, number>()
 
   constructor(readonly base: OpIndex | Overlay) {}
 
@@ -432,6 +464,11 @@ export class Overlay implements View {
   longest(): number {
     return max(this.longestString, this.base.longest())
   }
+  longestIn(obj: string): number | undefined {
+    const mine = this.objLongest.get(obj)
+    const below = this.base.longestIn(obj)
+    return mine === undefined ? below : below === undefined ? mine : max(mine, below)
+  }
 
   /** Whether a change is known (in the index or staged). */
   has(hash: string): boolean {
@@ -443,13 +480,13 @@ export class Overlay implements View {
    * it. Returns why it is not what an honest Automerge produces, or undefined. Its deps must
    * be known (checked by the caller).
    */
-  check(c: A.DecodedChange): Verdict | undefined {
-    const why = this.judge(c)
+  check(c: A.DecodedChange, below = 0): Verdict | undefined {
+    const why = this.judge(c, below)
     if (why === undefined) this.stage(c)
     return why
   }
 
-  private judge(c: A.DecodedChange): Verdict | undefined {
+  private judge(c: A.DecodedChange, below: number): Verdict | undefined {
     const clock = (message: string): Verdict => ({ clock: true, message })
     const ops = (message: string): Verdict => ({ clock: false, message })
     const short = `change ${c.hash.slice(0, 12)}`
@@ -463,12 +500,13 @@ export class Overlay implements View {
     if (c.seq !== (last?.seq ?? 0) + 1) return clock(`${short} has seq ${c.seq}; actor ${c.actor}'s next is ${(last?.seq ?? 0) + 1}`)
     if (last !== undefined && last.maxOp > histMax) histMax = last.maxOp
     if (!isSafeInteger(c.startOp) || c.startOp <= histMax) return clock(`${short} starts at op ${c.startOp}, reusing op counters up to ${histMax} of its history`)
-    // Automerge starts a change right above the counters it knows. One far above them is no
-    // help to anyone and costs every load: A.load allocates per counter up to an actor's
-    // highest, so a 77-byte change at 2^24 made each save-and-reload of the document 3.7 s and
-    // 1.2 GB, and at 2^27 the document's save no longer loaded (its compaction failed for good).
-    const top = this.top()
-    if (c.startOp > top + 1) return ops(`${short} starts at op ${c.startOp}; the highest op counter of the document is ${top}, and a change starts at most one above it`)
+    // Automerge starts a change right above the counters it knows (`below`: those of the
+    // update's changes that start lower, see countersBelow). One far above them is no help to
+    // anyone and costs every load: A.load allocates per counter up to an actor's highest, so a
+    // 77-byte change at 2^24 made each save-and-reload of the document 3.7 s and 1.2 GB, and at
+    // 2^27 the document's save no longer loaded (its compaction failed for good).
+    const top = max(this.top(), below)
+    if (c.startOp > top + 1) return ops(`${short} starts at op ${c.startOp}; the highest op counter of the document and of what comes with it is ${top}, and a change starts at most one above it`)
     // Ops of this change, as they are checked.
     const mine = new Map<string, OpEntry>()
     const mineObjs = new Map<string, ObjType>()
@@ -535,11 +573,13 @@ export class Overlay implements View {
     const last = this.actor(c.actor)
     if (last === undefined || c.seq > last.seq) this.actors.set(c.actor, { seq: c.seq, maxOp: max(last?.maxOp ?? 0, c.startOp + c.ops.length - 1) })
     c.ops.forEach((o0, i) => {
-      const o = o0 as A.DecodedChange["ops"][number] & { elemId?: string; insert?: boolean }
+      const o = o0 as A.DecodedChange["ops"][number] & { elemId?: string; insert?: boolean; name?: string }
       const id = `${c.startOp + i}@${c.actor}`
       const insert = o.insert === true
       const slot = o.elemId === undefined ? `k${o.key}` : insert ? `e${id}` : `e${o.elemId}`
       this.ops.set(id, { obj: o.obj, slot, insert })
+      const n = max(stringBytes(o.key), stringBytes(o.name))
+      if (n > (this.longestIn(o.obj) ?? -1)) this.objLongest.set(o.obj, n)
       const made = makes(o.action)
       if (made !== undefined) {
         this.objs.set(id, made)
@@ -557,6 +597,8 @@ export class Overlay implements View {
     for (const [k, v] of this.actors) this.base.actors.set(k, v)
     this.base.topOp = max(this.base.topOp, this.topOp)
     this.base.longestString = max(this.base.longestString, this.longestString)
+    for (const [k, v] of this.objLongest) if (v > (this.base.longestIn(k) ?? -1)) this.base.objLongest.set(k, v)
+    this.objLongest.clear()
     this.topOp = 0
     this.longestString = 0
     this.ops.clear()

@@ -330,7 +330,7 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
 
   extraGrowth(update: ValidatedUpdate): number {
     const v = update as Validated
-    // Untrusted updates only (the hub's): their overlay, staged on the index, knows the field's longest string.
+    // Untrusted updates only (the hub's): their overlay, staged on the index, knows the strings of the field's objects.
     if (v.overlay === undefined) return 0
     const doc = this.handle.doc
     const overlay = v.overlay

@@ -47,7 +47,7 @@ import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection, t
 import { errorText } from "../../core/errors.js"
 import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
-import { changeGrowth, stringBytes } from "../automerge/growth.js"
+import { updateGrowth } from "../automerge/growth.js"
 
 export interface AutomergeBox {
   doc: A.Doc<unknown>
@@ -359,26 +359,10 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const d = decoded.get(change)
       if (d === undefined) throw new Error("an update that was not checked")
       const backend = A.getBackend(box.doc)
-      const index = indexFor(box)
       let seen = batchLongest.get(batch)
       if (seen === undefined) batchLongest.set(batch, (seen = new Map()))
-      const strings = seen
-      // The document's strings (its index), and those of the batch's earlier updates and this one's earlier changes.
-      const neighbours = (obj: string) => {
-        const inObject = index.longestIn(obj)
-        return inObject === undefined ? Math.max(index.longest(), strings.get("") ?? 0) : Math.max(inObject, strings.get(obj) ?? 0)
-      }
-      let total = 0
-      for (const x of d.changes) {
-        if (backend.getChangeByHash(x.hash) != null) continue
-        total += changeGrowth(x.decoded, neighbours)
-        for (const o of x.decoded.ops as ReadonlyArray<{ obj: string; key?: string; name?: string }>) {
-          const n = Math.max(stringBytes(o.key), stringBytes(o.name))
-          if (n > (strings.get(o.obj) ?? -1)) strings.set(o.obj, n)
-          if (n > (strings.get("") ?? -1)) strings.set("", n)
-        }
-      }
-      return total
+      // The index holds what is applied; the batch's earlier updates are weighed, not applied yet.
+      return updateGrowth(d.changes.filter((x) => backend.getChangeByHash(x.hash) == null).map((x) => x.decoded), indexFor(box), seen)
     },
     writers(box, change) {
       // Asked only of a prepared update, whose decoding prepare kept; anything else is refused (the authority turns a throw into a refusal).

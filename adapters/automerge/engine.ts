@@ -38,7 +38,7 @@ import { hexOf } from "../../core/bytes.js"
 import { limited } from "../../core/crdt/engine.js"
 import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, countersBelow, measureChunk, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
-import { changeGrowth } from "./growth.js"
+import { updateGrowth } from "./growth.js"
 import { coveredBy, remakeWithout } from "./remake.js"
 import {
   DEFAULT_MAX_UPDATE_BYTES, crdtRejection,
@@ -330,15 +330,11 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
 
   extraGrowth(update: ValidatedUpdate): number {
     const v = update as Validated
-    // Untrusted updates only (the hub's): their overlay, staged on the index, knows the strings of the field's objects.
-    if (v.overlay === undefined) return 0
+    // Untrusted updates only (the hub's), weighed on the field's index: their overlay holds them
+    // already, so an object they make would look as if it had rows of its own.
+    if (v.overlay === undefined || this.index === undefined) return 0
     const doc = this.handle.doc
-    const overlay = v.overlay
-    // Staged on the index, the overlay holds this update's changes too: an earlier one's strings count for a later one.
-    const neighbours = (obj: string) => overlay.longestIn(obj) ?? overlay.longest()
-    let total = 0
-    for (const m of v.meta) if (!A.hasHeads(doc, [m.hash])) total += changeGrowth(m, neighbours)
-    return total
+    return updateGrowth(v.meta.filter((m) => !A.hasHeads(doc, [m.hash])), this.index)
   }
 
   apply(batch: ReadonlyArray<ValidatedUpdate>): void {

@@ -96,3 +96,33 @@ export const changeGrowth = (change: A.DecodedChange, neighbours: Neighbours): n
   }
   return total
 }
+
+/** What a document's index knows of its strings (validate.ts OpIndex, never an overlay holding the update weighed). */
+export interface DocStrings {
+  longest(): number
+  longestIn(obj: string): number | undefined
+}
+
+/**
+ * What `changes` (an update's new changes, in order) can add to a save beyond three times their
+ * bytes, on a document whose strings `doc` knows. `seen` holds the strings of changes weighed
+ * before them but not in `doc` yet (the earlier updates of a batch): by object, and "" for all;
+ * these changes' are added to it. A row of an object without any in the document is charged
+ * the longest of all: it lands between other objects' rows.
+ */
+export const updateGrowth = (changes: Iterable<A.DecodedChange>, doc: DocStrings, seen = new Map<string, number>()): number => {
+  const neighbours = (obj: string) => {
+    const inObject = doc.longestIn(obj)
+    return inObject === undefined ? Math.max(doc.longest(), seen.get("") ?? 0) : Math.max(inObject, seen.get(obj) ?? 0)
+  }
+  let total = 0
+  for (const c of changes) {
+    total += changeGrowth(c, neighbours)
+    for (const o of c.ops as ReadonlyArray<Op>) {
+      const n = Math.max(stringBytes(o.key), stringBytes(o.name))
+      if (n > (seen.get(o.obj) ?? -1)) seen.set(o.obj, n)
+      if (n > (seen.get("") ?? -1)) seen.set("", n)
+    }
+  }
+  return total
+}

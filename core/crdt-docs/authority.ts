@@ -567,7 +567,7 @@ export class CrdtDocAuthority<D> {
         const checked = await this.checked(item)
         // Not before the document is warm (its index built): the update waits, it does not race,
         // and is weighed with what the engine learns of the document (the Automerge engine's
-        // longest string, adapters/automerge/growth.ts).
+        // index: the strings of its objects, adapters/automerge/growth.ts).
         if (checked.updates.length > 0) await this.warming
         if (this.stopping.signal.aborted) return this.abandon(batch)
         ;({ updates, indexes, binds, charges } = this.fitting(item, this.ownWriters(item, checked)))

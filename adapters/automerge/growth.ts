@@ -52,13 +52,6 @@ export const stringBytes = (s: unknown): number => (typeof s === "string" ? (s.l
 
 type Op = A.DecodedChange["ops"][number] & { readonly elemId?: string; readonly insert?: boolean; readonly name?: string }
 
-/** The longest key or mark name of `change`'s ops, in UTF-8 bytes. */
-export const longestString = (change: A.DecodedChange): number => {
-  let longest = 0
-  for (const o of change.ops as ReadonlyArray<Op>) longest = Math.max(longest, stringBytes(o.key), stringBytes(o.name))
-  return longest
-}
-
 /**
  * The longest map key or mark name a new row of object `obj` may land next to: the longest
  * of that object's ops (a row lands among its object's rows, and a run it splits holds one of

@@ -24,7 +24,7 @@
  * deterministic on every peer and survives save/load.
  */
 import * as A from "@automerge/automerge"
-import { longestString, stringBytes } from "./growth.js"
+import { stringBytes } from "./growth.js"
 import { ByteReader, hexOf } from "../../core/bytes.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -567,7 +567,6 @@ export class Overlay implements View {
   stage(c: A.DecodedChange): void {
     let histMax = c.ops.length > 0 ? c.startOp + c.ops.length - 1 : 0
     this.topOp = max(this.topOp, histMax)
-    this.longestString = max(this.longestString, longestString(c))
     for (const d of c.deps) histMax = max(histMax, this.hmax(d) ?? 0)
     this.historyMax.set(c.hash, histMax)
     const last = this.actor(c.actor)
@@ -580,6 +579,7 @@ export class Overlay implements View {
       this.ops.set(id, { obj: o.obj, slot, insert })
       const n = max(stringBytes(o.key), stringBytes(o.name))
       if (n > (this.longestIn(o.obj) ?? -1)) this.objLongest.set(o.obj, n)
+      if (n > this.longestString) this.longestString = n
       const made = makes(o.action)
       if (made !== undefined) {
         this.objs.set(id, made)

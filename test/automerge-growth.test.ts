@@ -125,3 +125,37 @@ test("/automerge: one long key in a map does not weigh on edits of another objec
   expect(refused).toEqual([])
   await host.close()
 }, 60_000)
+
+/**
+ * A whole-document chunk (what automerge-repo sends first) deflates its columns, and what folds
+ * in the chunk need not fold in the document: a change pasting one 32 KB string after each of
+ * 8 anchors folds to almost nothing in a chunk of its own, and each copy lands after the
+ * document's own 32 KB paste there. Charged three times its deflated bytes, a 23 KB chunk grew a
+ * save by 293 KB, past a 256 KiB bound (a review). Its deflated parts are weighed as inflated.
+ */
+test("/automerge: a document chunk is weighed by its columns inflated", async () => {
+  const K = 8
+  const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, maxDocumentBytes: 256 << 10, compactAfterBytes: 1 << 30 })
+  const doc = await host.open<AutomergeBox>("automerge", "d")
+  type Text = { t?: string }
+  const put = async (u: Uint8Array) => {
+    expect((await doc.submit([u])).rejected).toEqual([])
+    await doc.compact()
+  }
+  const mine = (f: (d: Text) => void) => A.getLastLocalChange(A.change(A.clone(doc.doc.doc as A.Doc<Text>, { actor: "aa".repeat(16) }), { time: 0 }, f))!
+  await put(mine((d) => void (d.t = "|".repeat(K))))
+  const anchors = A.getHeads(doc.doc.doc)
+  const own = noise(32_505).split("").reverse().join("")
+  for (let k = K - 1; k >= 0; k--) await put(mine((d) => A.splice(d, ["t"], k + 1, 0, own)))
+  // The attacker's document: the anchors, and its own string after each of them.
+  let fork = A.clone(A.view(doc.doc.doc as A.Doc<Text>, anchors), { actor: "bb".repeat(16) })
+  fork = A.change(fork, { time: 0 }, (d) => { for (let k = K - 1; k >= 0; k--) A.splice(d, ["t"], k + 1, 0, noise(32_505)) })
+  const chunk = A.save(fork)
+  expect(chunk.length).toBeLessThan(30_000)
+  const out = await doc.submit([chunk])
+  await doc.compact()
+  const stored = doc.storedBytes.base + doc.storedBytes.tail
+  // Before: accepted, 316,143 bytes stored.
+  expect({ refused: out.rejected.map((r) => r.code), within: stored <= 256 << 10 }).toEqual({ refused: ["update-too-large"], within: true })
+  await host.close()
+}, 60_000)

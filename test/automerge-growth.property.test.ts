@@ -17,21 +17,17 @@ import fc from "fast-check"
 import * as A from "@automerge/automerge"
 import { updateGrowth } from "../adapters/automerge/growth.js"
 import { OpIndex } from "../adapters/automerge/validate.js"
+import { noise } from "./support/noise.js"
 
 const RUNS = Number(process.env.AUTOMERGE_GROWTH_RUNS ?? 20)
 const SEED = process.env.AUTOMERGE_GROWTH_SEED !== undefined ? Number(process.env.AUTOMERGE_GROWTH_SEED) : undefined
 
 type Doc = A.Doc<{ t?: string; l?: unknown[]; m?: Record<string, Record<string, unknown>> }>
 
-/** A string of `n` characters that deflate cannot shorten much (`wide`: any of 4,096 code points, 2-3 UTF-8 bytes each). */
-const noise = (seed: number, n: number, wide = false): string => {
-  let x = seed | 1
-  let s = ""
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff
-    s += String.fromCharCode(wide ? 0x400 + (x % 4096) : 97 + (x % 26))
-  }
-  return s
+/** A string of `n` characters that deflate cannot shorten much (`wide`: code points from U+0400 on, 2 UTF-8 bytes each). */
+const text = (seed: number, n: number, wide = false): string => {
+  const s = noise(n, seed)
+  return wide ? s.replace(/./g, (c) => String.fromCharCode(0x400 + c.charCodeAt(0))) : s
 }
 
 const actorOf = (i: number, width: number): string => (i + 1).toString(16).padStart(2 * width, "0")
@@ -83,7 +79,7 @@ const build = (b: Base): Doc => {
   })
   let x = b.seed | 1
   const rnd = (n: number) => ((x = (x * 1103515245 + 12345) & 0x7fffffff) % Math.max(1, n))
-  const keys = Array.from({ length: b.keys }, (_, k) => noise(b.seed + k, b.keyBytes, b.wide))
+  const keys = Array.from({ length: b.keys }, (_, k) => text(b.seed + k, b.keyBytes, b.wide))
   doc = A.change(A.clone(doc, { actor: actorOf(1 % b.actors, b.width) }), { time: 0 }, (d) => {
     // With two keys, every other map stays empty: its first row lands between its neighbours'.
     for (let o = 0; o < b.objects; o += b.keys === 2 ? 2 : 1) d.m![`o${o}`]![keys[o % keys.length]!] = rnd(100)
@@ -91,7 +87,7 @@ const build = (b: Base): Doc => {
   for (let step = 0, written = 0; written < b.text + b.marks; step++) {
     doc = A.change(A.clone(doc, { actor: actorOf(step % b.actors, b.width) }), { time: 0 }, (d) => {
       for (let k = 0; k < 7; k++, written++) {
-        if (written < b.text) A.splice(d, ["t"], rnd(d.t!.length + 1), 0, noise(x, 1))
+        if (written < b.text) A.splice(d, ["t"], rnd(d.t!.length + 1), 0, text(x, 1))
         else if (d.t!.length > 2) {
           const at = rnd(d.t!.length - 1)
           A.mark(d, ["t"], { start: at, end: at + 1, expand: "none" }, keys[0]!.slice(0, 2_000), true)
@@ -127,10 +123,10 @@ const edit = (h: { kind: string; count: number; step: number; seed: number }, sa
     } else if (kind === "marks") {
       for (let k = 0, n = 0; k + 1 < t.length && n < h.count; k += h.step + 1, n++) A.mark(d, ["t"], { start: k, end: k + 1, expand: "both" }, `m${rnd(3)}`, n)
     } else if (kind === "paste") {
-      A.splice(d, ["t"], rnd(t.length + 1), 0, noise(h.seed, h.count * 4))
+      A.splice(d, ["t"], rnd(t.length + 1), 0, text(h.seed, h.count * 4))
     } else if (kind === "json") {
       const o: Record<string, unknown> = {}
-      for (let k = 0; k < h.count; k++) o[`${noise(k, 3)}${k}`] = k % 3 === 0 ? { a: k, b: [k, null] } : k
+      for (let k = 0; k < h.count; k++) o[`${text(k, 3)}${k}`] = k % 3 === 0 ? { a: k, b: [k, null] } : k
       d.m[`json${rnd(1000)}`] = o
     }
   }

@@ -12,7 +12,7 @@
  * the save applies to its columns) finds the first copy only within 32 KiB: 400 one-byte keys
  * put next to a 100 KB key grew a save by 35 MB.
  *
- * So each op is charged by where it lands (`changeGrowth`):
+ * So each op is charged by where it lands (`updateGrowth`):
  * - an insert after the previous op of the same change, in the same object (a pasted run of
  *   text, a list pushed at once): nothing more. It lands next to that op, and the save's runs
  *   go on as the change's do (at most 0.8 times the change's bytes, measured);
@@ -48,9 +48,12 @@ export const SUCC = 5
 
 const utf8 = new TextEncoder()
 /** UTF-8 bytes of a key or mark name (0 for none). */
-export const stringBytes = (s: unknown): number => (typeof s === "string" ? (s.length < 64 && /^[\x00-\x7f]*$/.test(s) ? s.length : utf8.encode(s).length) : 0)
+const stringBytes = (s: unknown): number => (typeof s === "string" ? (s.length < 64 && /^[\x00-\x7f]*$/.test(s) ? s.length : utf8.encode(s).length) : 0)
 
 type Op = A.DecodedChange["ops"][number] & { readonly elemId?: string; readonly insert?: boolean; readonly name?: string }
+
+/** The UTF-8 bytes of an op's map key or mark name, whichever it has (0 for neither). */
+export const opStringBytes = (o: { readonly key?: unknown; readonly name?: unknown }): number => Math.max(stringBytes(o.key), stringBytes(o.name))
 
 /**
  * The longest map key or mark name a new row of object `obj` may land next to: the longest
@@ -64,17 +67,19 @@ export type Neighbours = (obj: string) => number
 const longestByObject = (ops: ReadonlyArray<Op>): Map<string, number> => {
   const out = new Map<string, number>()
   for (const o of ops) {
-    const n = Math.max(stringBytes(o.key), stringBytes(o.name))
+    const n = opStringBytes(o)
     if (n > (out.get(o.obj) ?? -1)) out.set(o.obj, n)
   }
   return out
 }
 
-/** The bytes `change` can add to a save beyond three times its own, on a document whose rows' strings `neighbours` gives (see the header). */
-export const changeGrowth = (change: A.DecodedChange, neighbours: Neighbours): number => {
+/**
+ * The bytes `change` can add to a save beyond three times its own, on a document whose rows'
+ * strings `neighbours` gives (see the header); `own`: its longest string per object.
+ */
+const changeGrowth = (change: A.DecodedChange, neighbours: Neighbours, own: ReadonlyMap<string, number>): number => {
   const ops = change.ops as ReadonlyArray<Op>
   const made = new Set<string>()
-  const own = longestByObject(ops)
   let total = 0
   for (let i = 0; i < ops.length; i++) {
     const o = ops[i]!
@@ -110,10 +115,10 @@ export const updateGrowth = (changes: Iterable<A.DecodedChange>, doc: DocStrings
   }
   let total = 0
   for (const c of changes) {
-    total += changeGrowth(c, neighbours)
-    for (const o of c.ops as ReadonlyArray<Op>) {
-      const n = Math.max(stringBytes(o.key), stringBytes(o.name))
-      if (n > (seen.get(o.obj) ?? -1)) seen.set(o.obj, n)
+    const own = longestByObject(c.ops as ReadonlyArray<Op>)
+    total += changeGrowth(c, neighbours, own)
+    for (const [obj, n] of own) {
+      if (n > (seen.get(obj) ?? -1)) seen.set(obj, n)
       if (n > (seen.get("") ?? -1)) seen.set("", n)
     }
   }

@@ -24,7 +24,7 @@
  * deterministic on every peer and survives save/load.
  */
 import * as A from "@automerge/automerge"
-import { stringBytes } from "./growth.js"
+import { opStringBytes } from "./growth.js"
 import { ByteReader, hexOf } from "../../core/bytes.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -577,7 +577,7 @@ export class Overlay implements View {
       const insert = o.insert === true
       const slot = o.elemId === undefined ? `k${o.key}` : insert ? `e${id}` : `e${o.elemId}`
       this.ops.set(id, { obj: o.obj, slot, insert })
-      const n = max(stringBytes(o.key), stringBytes(o.name))
+      const n = opStringBytes(o)
       if (n > (this.longestIn(o.obj) ?? -1)) this.objLongest.set(o.obj, n)
       if (n > this.longestString) this.longestString = n
       const made = makes(o.action)

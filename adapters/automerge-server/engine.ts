@@ -37,7 +37,8 @@
  * it, peers sending accepted changes one after another grew one document until the hub ran
  * out of memory.
  *
- * The base record is `save()` (compressed), only if it loads back with the same heads
+ * The base record is the save with its columns plain (validate.ts `savePlain`: what the
+ * document's bound measures), only if it loads back with the same heads
  * (otherwise `encode` throws and the authority keeps the previous base); heads, not `save()` bytes, identify a state
  * (save differs by arrival order).
  */
@@ -46,7 +47,7 @@ import zlib from "node:zlib"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection, type StopSignal } from "../../core/crdt-docs/engine.js"
 import { errorText } from "../../core/errors.js"
 import { CRDT_GROWTH_FACTOR } from "../../core/authority/size-bound.js"
-import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
+import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, savePlain, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
 import { updateGrowth } from "../automerge/growth.js"
 
@@ -270,7 +271,8 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       return { weight: indexWeight(numOps, numChanges), run: async (stop) => void (await indexOf(box, stop)) }
     },
     encode: (box) => {
-      const saved = A.save(box.doc)
+      // Plain columns, as stored and measured against the bound (validate.ts savePlain).
+      const saved = savePlain(box.doc)
       // Last line of defence: never a base that does not load back as this document.
       const why = saveReloads(box.doc, saved)
       if (why !== undefined) throw new Error(`The document's ${why}; the previous base is kept.`)

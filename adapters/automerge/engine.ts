@@ -27,8 +27,9 @@
  *
  * Determinism: `save()` differs between arrival orders but the heads do not (sorted SHA-256
  * change hashes, committing to the whole history), so the field hash is the hash of the
- * sorted heads; snapshots carry `save()`. The initial content is one change made with a fixed
- * actor and time 0, so every replica starts from the same history.
+ * sorted heads; snapshots carry the save, its columns plain (validate.ts `savePlain`). The
+ * initial content is one change made with a fixed actor and time 0, so every replica starts
+ * from the same history.
  */
 import * as A from "@automerge/automerge"
 import * as Schema from "effect/Schema"
@@ -36,7 +37,7 @@ import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.
 import { hashBytes } from "../../core/hash.js"
 import { hexOf } from "../../core/bytes.js"
 import { limited } from "../../core/crdt/engine.js"
-import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, countersBelow, measureChunk, saveReloads } from "./validate.js"
+import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, countersBelow, measureChunk, savePlain, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
 import { updateGrowth } from "./growth.js"
 import { coveredBy, remakeWithout } from "./remake.js"
@@ -388,7 +389,8 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
   private encodeNow(): Uint8Array {
     const owners = [...this.owners].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     const doc = this.handle.doc
-    let saved = A.save(doc)
+    // Plain columns: the state a document's bound measures (validate.ts savePlain).
+    let saved = savePlain(doc)
     // Last line of defence: a save() that does not load back as the same document is never
     // handed out; the changes themselves are (A.load takes concatenated change chunks too).
     if (saveReloads(doc, saved) !== undefined) {
@@ -495,7 +497,7 @@ export const automergeEngine = <T, H extends AutomergeHandle<T>>(
       const doc = keys.length === 0 ? empty : A.change(empty, { time: 0 }, (d) => {
         for (const k of keys) (d as Record<string, unknown>)[k] = (initial as Record<string, unknown>)[k]
       })
-      base = A.save(doc)
+      base = savePlain(doc)
       const size = measureState(base, bounds)
       if (typeof size === "string") throw new TypeError(`The initial content of an Automerge field is too large: ${size}.`)
       baseSize = size

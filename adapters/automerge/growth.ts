@@ -1,21 +1,21 @@
 /**
- * What an Automerge change can add to its document's saved form (`A.save`: what the hub stores
- * and measures) beyond three times its own bytes, the charge of every CRDT update before it
- * merges (core/authority/size-bound.ts CRDT_GROWTH_FACTOR).
+ * What an Automerge change can add to its document's saved form (validate.ts `savePlain`: the
+ * save with its columns plain, what the hub stores and measures) beyond three times its bytes,
+ * the charge of every CRDT update before it merges (core/authority/size-bound.ts
+ * CRDT_GROWTH_FACTOR).
  *
  * A change and a save both encode ops in column runs, but a change's ops land among the
  * document's: each op that does not follow its own previous one is a new row in the middle of
  * every column's runs where it lands, and a change of runs stands for any number of them. A
  * 105-byte change inserting a null after each of another writer's 100,000 list elements grew a
  * save by 446,737 bytes (4,254 times its bytes). Strings are worse: a row splits the run of
- * its neighbours' map key or mark name, which the save then holds twice, and deflate (which
- * the save applies to its columns) finds the first copy only within 32 KiB: 400 one-byte keys
- * put next to a 100 KB key grew a save by 35 MB.
+ * its neighbours' map key or mark name, which the save then holds twice: 400 one-byte keys put
+ * next to a 100 KB key grew a save by 35 MB.
  *
  * So each op is charged by where it lands (`updateGrowth`):
  * - an insert after the previous op of the same change, in the same object (a pasted run of
  *   text, a list pushed at once): nothing more. It lands next to that op, and the save's runs
- *   go on as the change's do (at most 0.8 times the change's bytes, measured);
+ *   go on as the change's do;
  * - any other op the save stores as a row (an insert elsewhere, a map put, a list set, an
  *   increment, a mark): ROW bytes, its own string (key, mark name) again, since the change may
  *   hold it once for a run of rows the save spreads apart, and the longest string of its
@@ -26,25 +26,25 @@
  * The change's own row among the document's changes (54 bytes at most measured, a head hash
  * included) stays under its bytes, which are charged three times.
  *
- * The figures are worst cases measured with a margin (a helper's adversarial documents: 5,000
- * actors, counters up to 2^24, runs broken in every column: 6.7 bytes a row, 2.8 a successor),
- * and test/automerge-growth.property.test.ts draws hostile changes against drawn documents: an
+ * The figures are worst cases measured with a margin (a list of 300,000 elements
+ * by 201 actors, a row put after every 97th: 26.5 bytes a row beyond three times the change's
+ * bytes, 31.9 for a row with its successor, 5.4 a successor alone), and
+ * test/automerge-growth.property.test.ts draws hostile changes against drawn documents: an
  * upper bound by measure, not a proof. An ordinary edit is charged more than it grows a
- * document (a character typed alone, about ten times), which matters only near a document's
+ * document (a character typed alone, about fourteen times), which matters only near a document's
  * bound, where a refusal has the document measured again.
  *
- * Not bounded here (a review found it): the save deflates its columns, and deflate folds a
- * repeat only within 32 KiB of its first copy, so a row put before each copy of repeated
- * content (30 KB strings in a list, say) pushes every copy out of reach: a 330-byte change grew
- * a save by 3.8 MB, charged 3,577 bytes. What closes it is bounding a document by its columns
- * inflated, not by its deflated save.
+ * Measured on the deflated save (`A.save`), these bounded nothing: deflate folds a repeat only
+ * within 32 KiB, so a row put before each copy of repeated content (30 KB strings in a list,
+ * say) pushed every copy out of its reach, and a 330-byte change grew a save by 3.8 MB, charged
+ * 3,577 bytes (a review). Plain columns have no window: what a row adds is what it adds.
  */
 import type * as A from "@automerge/automerge"
 
-/** A new row of the document's ops among others, every column's runs broken (6.7 bytes measured). */
-export const ROW = 12
-/** A successor stored on an existing op: an overwrite or a delete (2.8 bytes measured). */
-export const SUCC = 5
+/** A new row of the document's ops among others, every column's runs broken (26.5 bytes measured). */
+export const ROW = 48
+/** A successor stored on an existing op: an overwrite or a delete (5.4 bytes measured). */
+export const SUCC = 16
 
 const utf8 = new TextEncoder()
 /** UTF-8 bytes of a key or mark name (0 for none). */

@@ -2,8 +2,9 @@
  * Raw DEFLATE (RFC 1951), synchronous and bounded: what `measureChunk` needs to count the
  * columns of a saved Automerge document before Automerge loads it. A browser has no
  * synchronous inflate (DecompressionStream is asynchronous, and a CRDT field loads inside a
- * synchronous snapshot install), and `save()` deflates every column over 256 bytes, so the
- * field's load measures with this one. It stops as soon as the output passes `max`: a few
+ * synchronous snapshot install), and `save()` deflates every column over 256 bytes (this
+ * version stores plain columns, validate.ts `savePlain`; older snapshots and stores hold
+ * deflated ones, and a peer may send them), so the field's load measures with this one. It stops as soon as the output passes `max`: a few
  * kilobytes of DEFLATE can stand for gigabytes.
  *
  * Canonical Huffman decoding one bit at a time (as zlib's "puff"): small and simple rather

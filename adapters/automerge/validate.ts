@@ -610,6 +610,16 @@ export class Overlay implements View {
 }
 
 /**
+ * A document's save with its columns plain, not deflated: what the hub stores, sends and
+ * measures against a document's bound, on both routes. What a change pays for is bounded by
+ * what it adds to the columns (growth.ts); deflate folds a repeat only within 32 KiB, so a
+ * deflated save bounds nothing a change pays for: content repeated a hundred times measured as
+ * one copy, and a 330-byte change putting a row before each copy grew such a save by 3.8 MB,
+ * past a 1 MiB bound (a review). Plain, a document measures what Automerge holds of it.
+ */
+export const savePlain = (doc: A.Doc<unknown>): Uint8Array => A.getBackend(doc).saveNoCompress()
+
+/**
  * Whether `save()`'s bytes load back to a document with the same heads (the last line of
  * defence before storing them as a base or snapshot). Returns why not, or undefined.
  */

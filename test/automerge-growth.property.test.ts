@@ -5,9 +5,11 @@
  * and copies of one 32 KB string after it, maps each holding one of a few keys of up to 40,000
  * characters, narrow or wide, marks), then
  * hostile changes against it, each by an actor of its own and some concurrent with each other
- * (made on the same heads): inserts after scattered elements, scattered and ranged deletes, a
- * short key put into many maps (rows that split the runs of their neighbours' long keys),
- * overwrites, marks, pastes and JSON put at once. Each change may grow the save by at most
+ * (made on the same heads), some made on the heads of the document's first change (their
+ * counters start below the document's top, and the objects they make sort among the others):
+ * inserts after scattered elements, scattered and ranged deletes, a short key put into many
+ * maps (rows that split the runs of their neighbours' long keys), new maps, overwrites, marks,
+ * pastes and JSON put at once. Each change may grow the save by at most
  * 3 x its bytes + updateGrowth on the document before it (the longest key or mark name of each
  * object from the hub's index). Charged 3 x its bytes alone, about one run in ten fails (scattered inserts
  * into a long list, short keys between long ones); the cases that fail before are in
@@ -66,10 +68,12 @@ const base: fc.Arbitrary<Base> = fc.record({
 }).map((b) => ({ ...b, objects: b.keyBytes * Math.min(b.keys, b.objects) > 400_000 ? Math.floor(400_000 / b.keyBytes) : b.objects }))
 
 const hostile = fc.record({
-  kind: fc.constantFrom("scatter-insert", "scatter-delete", "range-delete", "new-keys", "overwrite", "marks", "paste", "json", "mixed"),
+  kind: fc.constantFrom("scatter-insert", "scatter-delete", "range-delete", "new-keys", "new-maps", "overwrite", "marks", "paste", "json", "mixed"),
   count: fc.integer({ min: 1, max: 3_000 }),
   step: fc.integer({ min: 1, max: 5 }),
   concurrent: fc.integer({ min: 1, max: 3 }),
+  /** Made on the heads of the document's first change (older heads: its counters start below the document's top, and its objects sort among the others). */
+  stale: fc.boolean(),
   seed: fc.nat(),
 })
 
@@ -79,7 +83,11 @@ const build = (b: Base): Doc => {
     d.t = ""
     d.l = new Array(b.list).fill(null)
     d.m = {}
-    for (let o = 0; o < b.objects; o++) d.m[`o${o}`] = {}
+  })
+  // In a change of their own: a hostile change made on the first change's heads numbers its
+  // objects as these are numbered, and they sort among them.
+  doc = A.change(doc, { time: 0 }, (d) => {
+    for (let o = 0; o < b.objects; o++) d.m![`o${o}`] = {}
   })
   let x = b.seed | 1
   const rnd = (n: number) => ((x = (x * 1103515245 + 12345) & 0x7fffffff) % Math.max(1, n))
@@ -123,6 +131,8 @@ const edit = (h: { kind: string; count: number; step: number; seed: number }, sa
     } else if (kind === "new-keys") {
       // One short key in each object: its row lands between the objects' long keys.
       for (const o of Object.keys(d.m).slice(0, h.count)) d.m[o][`${"z".repeat(h.step)}${rnd(4)}`] = rnd(4) === 0 ? null : rnd(100)
+    } else if (kind === "new-maps") {
+      for (let k = 0; k < Math.min(h.count, 200); k++) d.m[`n${k}`] = { a: 1 }
     } else if (kind === "overwrite") {
       for (const o of Object.keys(d.m).slice(0, h.count)) for (const k of Object.keys(d.m[o])) d.m[o][k] = 0.5
       for (let k = 0; k < d.l.length && k < h.count; k += h.step) d.l[k] = k
@@ -142,10 +152,12 @@ test("a change grows its document's save by no more than 3 x its bytes + updateG
   fc.assert(
     fc.property(base, fc.array(hostile, { minLength: 1, maxLength: 3 }), (b, attacks) => {
       let doc = build(b)
+      const first = [A.decodeChange(A.getAllChanges(doc)[0]!).hash!]
       attacks.forEach((h, a) => {
         // `concurrent` changes by as many actors, all made on the same heads.
         const changes = Array.from({ length: h.concurrent }, (_, c) => {
-          const w = A.change(A.clone(doc, { actor: actorOf(100 + a * 4 + c, b.width) }), { time: 0 }, edit(h, c))
+          const actor = actorOf(100 + a * 4 + c, b.width)
+          const w = A.change(h.stale ? A.clone(A.view(doc, first), { actor }) : A.clone(doc, { actor }), { time: 0 }, edit(h, c))
           return A.getLastLocalChange(w)
         }).filter((u): u is A.Change => u !== undefined)
         for (const u of changes) {

@@ -155,3 +155,128 @@ test("/automerge: a document chunk is weighed by its columns inflated", async ()
   expect({ refused: out.rejected.map((r) => r.code), within: stored <= MAX_CHUNKED }).toEqual({ refused: ["update-too-large"], within: true })
   await host.close()
 }, 60_000)
+
+/**
+ * A save sorts objects by their counter, so an object a change makes is charged nothing for
+ * neighbours only if it is numbered above every op there is. A change made on older heads
+ * starts lower, and its objects sort among the others: 100 maps made so, each beside one of
+ * another writer's maps holding the same 190 KB key (one run in the save), grew a save by
+ * 18.8 MB, charged 17 KB (a review). Here 12 maps beside 12 holding one 40 KB key.
+ */
+describe("objects made by a change that starts below the document's top counter", () => {
+  const L = 40_000, M = 12
+  const LONG = noise(L, 11)
+  type Listed = { l?: Array<Record<string, number>> }
+  const init = A.getLastLocalChange(A.change(A.init<Listed>({ actor: "aa".repeat(16) }), { time: 0 }, (d) => void (d.l = [])))!
+  /** The attacker's change: M maps pushed on the heads of the list's creation, before the victim's. */
+  const attack = (): A.Change => {
+    const [fork] = A.applyChanges(A.init<Listed>({ actor: "bb".repeat(16) }), [init])
+    return A.getLastLocalChange(A.change(fork, { time: 0 }, (d) => { for (let i = 0; i < M; i++) d.l!.push({ a: 1 }) }))!
+  }
+  const push = (doc: A.Doc<Listed>, i: number) => A.getLastLocalChange(A.change(A.clone(doc, { actor: "aa".repeat(16) }), { time: 0 }, (d) => void d.l!.push({ [LONG]: i })))!
+
+  test("/automerge: are refused before they take the stored document past its bound", async () => {
+    const MAX = 256 << 10
+    const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage: new MemoryStorage(), sync: false, maxDocumentBytes: MAX, compactAfterBytes: 1 << 30 })
+    const doc = await host.open<AutomergeBox>("automerge", "d")
+    const live = () => doc.doc.doc as A.Doc<Listed>
+    expect((await doc.submit([init])).rejected).toEqual([])
+    for (let i = 0; i < M; i++) {
+      expect((await doc.submit([push(live(), i)])).rejected).toEqual([])
+      await doc.compact()
+    }
+    const u = attack()
+    expect(A.decodeChange(u).startOp).toBe(2)
+    const out = await doc.submit([u])
+    await doc.compact()
+    // Before: accepted, and the store grew by 12 copies of the key (about 480 KB).
+    expect({ refused: out.rejected.map((r) => r.code), within: doc.storedBytes.base + doc.storedBytes.tail <= MAX }).toEqual({ refused: ["update-too-large"], within: true })
+    await host.close()
+  }, 60_000)
+
+  test("a machine's Automerge field charges them at least what they grow the field", () => {
+    const field = automergeEngine("doc", {} as Listed, (d) => new AutomergeHandle(d)).create()
+    const send = (u: Uint8Array, clientId: string) => {
+      const r = field.validate([u], { clientId, trusted: false })
+      if (!r.ok) throw new Error(JSON.stringify(r))
+      return r.update
+    }
+    const saved = () => (decodeCanonical(field.encode()) as [string, Uint8Array, unknown])[1].length
+    field.apply([send(init, "victim")])
+    for (let i = 0; i < M; i++) field.apply([send(push(field.handle.doc as A.Doc<Listed>, i), "victim")])
+    const u = attack()
+    const v = send(u, "attacker")
+    const charged = 3 * u.length + field.extraGrowth!(v)
+    const before = saved()
+    field.apply([v])
+    const grew = saved() - before
+    expect(grew).toBeGreaterThan(M * L * 0.9)
+    expect(grew).toBeLessThanOrEqual(charged)
+  }, 60_000)
+})
+
+/**
+ * A save lists its actors in order and names them by index in every actor column, so a writer
+ * new to the document that sorts below the others moves each of them one up, and the one moved
+ * to index 128 takes a byte more in every entry naming it. An empty 68-byte change, charged 204
+ * bytes, grew a 511 KB save by 40 KB, past its bound (a review). Here X, the 128th actor, typed
+ * every other character of a 16,000-character text (its entries do not fold into runs).
+ */
+describe("a new writer sorting below the 128th actor", () => {
+  const N = 8_000
+  const hex = (b: number, i = 0) => b.toString(16).padStart(2, "0") + i.toString(16).padStart(30, "0")
+  const X = hex(0xfe), Y = hex(0x01)
+  type Texted = { t?: string } & Record<string, unknown>
+  /** Y's text, X's character after each of Y's, and 126 writers between them in the save's order: X is the last of 128. */
+  const changes = (): A.Change[] => {
+    const out: A.Change[] = []
+    let doc = A.init<Texted>({ actor: Y })
+    const step = (actor: string, f: (d: Texted) => void) => {
+      doc = A.change(A.clone(doc, { actor }), { time: 0 }, f)
+      out.push(A.getLastLocalChange(doc)!)
+    }
+    step(Y, (d) => void (d.t = "y".repeat(N)))
+    step(X, (d) => { for (let k = N; k >= 1; k--) A.splice(d, ["t"], k, 0, "x") })
+    for (let i = 0; i < 126; i++) step(hex(0x02 + i, 1), (d) => void (d[`f${i}`] = 1))
+    return out
+  }
+  const FIRST = hex(0x00, 5)
+
+  test("/automerge: an empty change of one is refused before it takes the stored document past its bound", async () => {
+    const storage = new MemoryStorage()
+    // Built under a large bound, then measured and opened again under one just above it.
+    const big = new CrdtDocHost({ engines: [automergeDocEngine()], storage, sync: false, maxDocumentBytes: 64 << 20 })
+    const built = await big.open<AutomergeBox>("automerge", "d")
+    expect((await built.submit(changes())).rejected).toEqual([])
+    await built.compact()
+    const size = built.storedBytes.base
+    await big.close()
+    const host = new CrdtDocHost({ engines: [automergeDocEngine()], storage, sync: false, maxDocumentBytes: size + 2_000, compactAfterBytes: 1 << 30 })
+    const doc = await host.open<AutomergeBox>("automerge", "d")
+    const u = A.getLastLocalChange(A.emptyChange(A.clone(doc.doc.doc as A.Doc<Texted>, { actor: FIRST }), { time: 0 }))!
+    const out = await doc.submit([u])
+    await doc.compact()
+    // Before: accepted (charged 3 x its bytes), and the store grew by about one byte per X character.
+    expect({ refused: out.rejected.map((r) => r.code), within: doc.storedBytes.base + doc.storedBytes.tail <= size + 2_000 }).toEqual({ refused: ["update-too-large"], within: true })
+    await host.close()
+  }, 60_000)
+
+  test("a machine's Automerge field charges an empty change of one at least what it grows the field", () => {
+    const field = automergeEngine("doc", {} as Texted, (d) => new AutomergeHandle(d)).create()
+    const send = (u: Uint8Array) => {
+      const r = field.validate([u], { clientId: "w", trusted: false })
+      if (!r.ok) throw new Error(JSON.stringify(r))
+      return r.update
+    }
+    const saved = () => (decodeCanonical(field.encode()) as [string, Uint8Array, unknown])[1].length
+    for (const c of changes()) field.apply([send(c)])
+    const u = A.getLastLocalChange(A.emptyChange(A.clone(field.handle.doc as A.Doc<Texted>, { actor: FIRST }), { time: 0 }))!
+    const v = send(u)
+    const charged = 3 * u.length + field.extraGrowth!(v)
+    const before = saved()
+    field.apply([v])
+    const grew = saved() - before
+    expect(grew).toBeGreaterThan(N / 2)
+    expect(grew).toBeLessThanOrEqual(charged)
+  }, 60_000)
+})

@@ -49,7 +49,7 @@ import { errorText } from "../../core/errors.js"
 import { CRDT_GROWTH_FACTOR } from "../../core/authority/size-bound.js"
 import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, savePlain, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
-import { updateGrowth } from "../automerge/growth.js"
+import { Weighed, updateGrowth } from "../automerge/growth.js"
 
 export interface AutomergeBox {
   doc: A.Doc<unknown>
@@ -151,8 +151,8 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   const indexes = new WeakMap<AutomergeBox, Promise<OpIndex>>()
   /** Indexes built (`indexes` resolved), for what must read one at once (`extraGrowth`). */
   const built = new WeakMap<AutomergeBox, OpIndex>()
-  /** The longest key or mark name per object (and "" for all of them) of a batch's updates weighed so far (`extraGrowth`'s batch). */
-  const batchLongest = new WeakMap<object, Map<string, number>>()
+  /** What a batch's updates weighed so far hold (`extraGrowth`'s batch): their strings and top counter. */
+  const batchWeighed = new WeakMap<object, Weighed>()
   /** Documents released (dispose): a build still running on one stops at its next slice. */
   const released = new WeakSet<AutomergeBox>()
 
@@ -362,8 +362,8 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const d = decoded.get(change)
       if (d === undefined) throw new Error("an update that was not checked")
       const backend = A.getBackend(box.doc)
-      let seen = batchLongest.get(batch)
-      if (seen === undefined) batchLongest.set(batch, (seen = new Map()))
+      let seen = batchWeighed.get(batch)
+      if (seen === undefined) batchWeighed.set(batch, (seen = new Weighed()))
       // Three times its bytes weigh a document chunk's deflated columns as they come: the
       // document saves its changes otherwise (what one chunk folds may not fold beside what the
       // document holds), so they are weighed as inflated (a review: 23 KB of chunk grew a save

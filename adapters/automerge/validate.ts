@@ -334,6 +334,8 @@ const counterOf = (opId: string): number => {
   const n = at > 0 ? toNumber(opId.slice(0, at)) : NaN
   return isSafeInteger(n) && n > 0 ? n : -1
 }
+/** The actor of an op id ("counter@actor"). */
+const actorOf = (opId: string): string => opId.slice(opId.indexOf("@") + 1)
 
 /** Why a change is refused: `clock` when it reuses seqs or op counters (equivocation), else its ops. */
 export interface Verdict {
@@ -370,6 +372,9 @@ export class OpIndex implements View {
   longestString = 0
   /** Object -> the longest key or mark name of its ops (see View). */
   readonly objLongest = new Map<string, number>()
+  /** Actor -> entries of a save's actor columns that may name it (see `refs`). */
+  readonly actorRefs = new Map<string, number>()
+  #sorted: string[] | undefined
 
   /** The index of a document: decodes every change (O(document), once). */
   static of(doc: A.Doc<unknown>): OpIndex {
@@ -403,6 +408,23 @@ export class OpIndex implements View {
   }
   longestIn(obj: string): number | undefined {
     return this.objLongest.get(obj)
+  }
+  /**
+   * At most how many entries of a save's actor columns name `actor`: its changes, its ops (and
+   * the successors it stores on others' ops), and the ops in its objects or after its elements.
+   * Each is one byte wider when the actor's index in the save crosses 128 or 16,384 (growth.ts
+   * `actorWidening`).
+   */
+  refs(actor: string): number {
+    return this.actorRefs.get(actor) ?? 0
+  }
+  /** The document's actors in the save's order (by their bytes: hex strings compare alike). */
+  sortedActors(): readonly string[] {
+    return (this.#sorted ??= [...this.actors.keys()].sort())
+  }
+  /** A new actor was committed: the order is made again when next asked for. */
+  actorsChanged(): void {
+    this.#sorted = undefined
   }
 }
 
@@ -440,6 +462,7 @@ export class Overlay implements View {
   topOp = 0
   longestString = 0
   readonly objLongest = new Map<string, number>()
+  readonly actorRefs = new Map<string, number>()
 
   constructor(readonly base: OpIndex | Overlay) {}
 
@@ -571,9 +594,28 @@ export class Overlay implements View {
     this.historyMax.set(c.hash, histMax)
     const last = this.actor(c.actor)
     if (last === undefined || c.seq > last.seq) this.actors.set(c.actor, { seq: c.seq, maxOp: max(last?.maxOp ?? 0, c.startOp + c.ops.length - 1) })
+    const refs = this.actorRefs
+    const ref = (actor: string, n: number) => void refs.set(actor, (refs.get(actor) ?? 0) + n)
+    // The change's row, its ops (or the successors its deletes and overwrites store on others'
+    // ops), and the objects and elements its ops name (a run of ops in one object, or after
+    // this change's own elements, counted without reading the actor out of each id).
+    let own = 1, obj = ROOT, inObj = 0, prev = ""
     c.ops.forEach((o0, i) => {
       const o = o0 as A.DecodedChange["ops"][number] & { elemId?: string; insert?: boolean; name?: string }
+      own += 1 + o.pred.length
+      if (o.obj !== obj) {
+        if (obj !== ROOT) ref(actorOf(obj), inObj)
+        obj = o.obj
+        inObj = 0
+      }
+      inObj++
       const id = `${c.startOp + i}@${c.actor}`
+      const e = o.elemId
+      if (e !== undefined && e !== HEAD) {
+        if (e === prev) own++
+        else ref(actorOf(e), 1)
+      }
+      prev = id
       const insert = o.insert === true
       const slot = o.elemId === undefined ? `k${o.key}` : insert ? `e${id}` : `e${o.elemId}`
       this.ops.set(id, { obj: o.obj, slot, insert })
@@ -586,6 +628,8 @@ export class Overlay implements View {
         this.depths.set(id, (this.depth(o.obj) ?? 0) + 1)
       }
     })
+    if (obj !== ROOT) ref(actorOf(obj), inObj)
+    ref(c.actor, own)
   }
 
   /** Moves what is staged into the index (or the overlay below). */
@@ -594,7 +638,11 @@ export class Overlay implements View {
     for (const [k, v] of this.objs) this.base.objs.set(k, v)
     for (const [k, v] of this.depths) this.base.depths.set(k, v)
     for (const [k, v] of this.historyMax) this.base.historyMax.set(k, v)
+    const fresh = [...this.actors.keys()].some((a) => this.base.actor(a) === undefined)
     for (const [k, v] of this.actors) this.base.actors.set(k, v)
+    if (fresh && this.base instanceof OpIndex) this.base.actorsChanged()
+    for (const [k, v] of this.actorRefs) this.base.actorRefs.set(k, (this.base.actorRefs.get(k) ?? 0) + v)
+    this.actorRefs.clear()
     this.base.topOp = max(this.base.topOp, this.topOp)
     this.base.longestString = max(this.base.longestString, this.longestString)
     for (const [k, v] of this.objLongest) if (v > (this.base.longestIn(k) ?? -1)) this.base.objLongest.set(k, v)

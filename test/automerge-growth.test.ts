@@ -11,8 +11,7 @@ import * as A from "@automerge/automerge"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/index.js"
-import { AutomergeHandle, automergeEngine } from "../adapters/automerge/engine.js"
-import { decodeCanonical } from "../core/canonical.js"
+import { hubField } from "./support/automerge-field.js"
 import { noise } from "./support/noise.js"
 
 const MAX = 256 << 10
@@ -81,13 +80,7 @@ test.each(attacks)("/automerge: $name is refused before it takes the stored docu
 })
 
 test.each(attacks)("a machine's Automerge field charges $name at least what it grows the field", ({ victims, attacker }) => {
-  const field = automergeEngine("doc", {} as Doc, (d) => new AutomergeHandle(d)).create()
-  const send = (u: Uint8Array, clientId: string) => {
-    const r = field.validate([u], { clientId, trusted: false })
-    if (!r.ok) throw new Error(JSON.stringify(r))
-    return r.update
-  }
-  const saved = () => (decodeCanonical(field.encode()) as [string, Uint8Array, unknown])[1].length
+  const { field, send, saved } = hubField({} as Doc)
   for (const victim of victims) field.apply([send(changeOf(field.handle.doc as A.Doc<Doc>, "aa".repeat(16), victim), "victim")])
   const u = changeOf(field.handle.doc as A.Doc<Doc>, "bb".repeat(16), attacker)
   const v = send(u, "attacker")
@@ -195,13 +188,7 @@ describe("objects made by a change that starts below the document's top counter"
   }, 60_000)
 
   test("a machine's Automerge field charges them at least what they grow the field", () => {
-    const field = automergeEngine("doc", {} as Listed, (d) => new AutomergeHandle(d)).create()
-    const send = (u: Uint8Array, clientId: string) => {
-      const r = field.validate([u], { clientId, trusted: false })
-      if (!r.ok) throw new Error(JSON.stringify(r))
-      return r.update
-    }
-    const saved = () => (decodeCanonical(field.encode()) as [string, Uint8Array, unknown])[1].length
+    const { field, send, saved } = hubField({} as Listed)
     field.apply([send(init, "victim")])
     for (let i = 0; i < M; i++) field.apply([send(push(field.handle.doc as A.Doc<Listed>, i), "victim")])
     const u = attack()
@@ -262,13 +249,7 @@ describe("a new writer sorting below the 128th actor", () => {
   }, 60_000)
 
   test("a machine's Automerge field charges an empty change of one at least what it grows the field", () => {
-    const field = automergeEngine("doc", {} as Texted, (d) => new AutomergeHandle(d)).create()
-    const send = (u: Uint8Array) => {
-      const r = field.validate([u], { clientId: "w", trusted: false })
-      if (!r.ok) throw new Error(JSON.stringify(r))
-      return r.update
-    }
-    const saved = () => (decodeCanonical(field.encode()) as [string, Uint8Array, unknown])[1].length
+    const { field, send, saved } = hubField({} as Texted)
     for (const c of changes()) field.apply([send(c)])
     const u = A.getLastLocalChange(A.emptyChange(A.clone(field.handle.doc as A.Doc<Texted>, { actor: FIRST }), { time: 0 }))!
     const v = send(u)

@@ -12,9 +12,8 @@ import * as A from "@automerge/automerge"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox } from "../adapters/automerge-server/index.js"
-import { AutomergeHandle, automergeEngine } from "../adapters/automerge/engine.js"
 import { savePlain } from "../adapters/automerge/validate.js"
-import { decodeCanonical } from "../core/canonical.js"
+import { hubField } from "./support/automerge-field.js"
 import { noise } from "./support/noise.js"
 
 type Doc = { t?: string; l?: unknown[] }
@@ -67,14 +66,8 @@ test.each(["text", "list"] as const)("/automerge: 16 copies of a 32 KB string in
 
 test.each(["text", "list"] as const)("a machine's Automerge field encodes every copy in a %s, and charges a row before each what it grows the field", (shape) => {
   const { init, copy, copies, attack } = shapes[shape]
-  const field = automergeEngine("doc", {} as Doc, (d) => new AutomergeHandle(d)).create()
+  const { field, send, saved: encoded } = hubField({} as Doc)
   const live = () => field.handle.doc as A.Doc<Doc>
-  const send = (u: Uint8Array, clientId: string) => {
-    const r = field.validate([u], { clientId, trusted: false })
-    if (!r.ok) throw new Error(JSON.stringify(r))
-    return r.update
-  }
-  const encoded = () => (decodeCanonical(field.encode()) as [string, Uint8Array, unknown])[1].length
   field.apply([send(changeOf(live(), VICTIM, init), "victim")])
   for (let k = 0; k < 8; k++) field.apply([send(changeOf(live(), VICTIM, copy(copies(live()))), "victim")])
   // What a Canon document's bound measures holds each copy (before: about one).

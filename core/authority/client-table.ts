@@ -22,6 +22,14 @@
  *
  * State is loaded per client on first use (never the whole table at document load), and
  * changes are drained into the document's next atomic commit batch.
+ *
+ * What the table holds in memory is bounded in bytes as well as in outcomes (`OutcomeLimits`):
+ * a rejection keeps its sentence, which can name what the client sent (an unknown command's
+ * name), so unacknowledged rejections of 3 wire bytes each once held about 430 bytes apiece,
+ * 100,000 per client and document (a review: 169 MB of hub memory from 1.3 MB of frames).
+ * Past a client's bytes its oldest outcomes go as past its window; past the document's, the
+ * client holding the most gives up its oldest first, so an honest client, which acknowledges
+ * what it is answered, keeps its few.
  */
 import type { Outcome } from "../entry.js"
 import type { AuthorityStore } from "../store/authority-store.js"
@@ -45,6 +53,8 @@ interface Run {
 
 interface ClientState {
   readonly mark: ClientMark
+  /** What its runs in memory hold, as `outcomeBytes` estimates it. */
+  bytes: number
   /** Runs not yet acknowledged or evicted, in clientSeq order. */
   readonly runs: Run[]
   /** Runs made since the last drain (each also in `runs`). */
@@ -61,6 +71,29 @@ interface ClientState {
 }
 
 const movedKey = (madeAs: number, hash: number, incarnation: number): string => `${madeAs}:${hash}:${incarnation}`
+
+/**
+ * About what one kept outcome takes in memory, on the high side: its object and array slot, and
+ * a rejection's object and strings (measured on V8: about 50 bytes a seq, 175 a short rejection).
+ */
+export const outcomeBytes = (o: StoredOutcome): number =>
+  "seq" in o ? 64 : 160 + 2 * (o.rejection.code.length + o.rejection.message.length)
+
+const runBytes = (outcomes: ReadonlyArray<StoredOutcome>): number => {
+  let n = 0
+  for (const o of outcomes) n += outcomeBytes(o)
+  return n
+}
+
+/** How much the table keeps unacknowledged (see the header). */
+export interface OutcomeLimits {
+  /** Outcomes per client. */
+  readonly window: number
+  /** Bytes per client (`outcomeBytes`). */
+  readonly clientBytes: number
+  /** Bytes for all clients of the document. */
+  readonly bytes: number
+}
 
 /** The changes of one batch, for `AuthorityStore.commit`. */
 export interface ClientChanges {
@@ -112,13 +145,23 @@ export class ClientTable {
   private readonly loading = new Map<string, Promise<void>>()
   private drops: Array<readonly [string, number]> = []
   private readonly dirty = new Set<string>()
+  private readonly limits: OutcomeLimits
+  /** What every client's runs in memory hold (`outcomeBytes`). */
+  private held = 0
 
   constructor(
     private readonly docId: string,
     private readonly store: AuthorityStore,
-    /** Outcomes kept per client without an ack before the oldest are forgotten. */
-    private readonly window: number,
-  ) {}
+    /** Outcomes kept per client without an ack before the oldest are forgotten, or all the limits. */
+    limits: number | OutcomeLimits,
+  ) {
+    this.limits = typeof limits === "number" ? { window: limits, clientBytes: Infinity, bytes: Infinity } : limits
+  }
+
+  /** What the kept outcomes take in memory, about (`outcomeBytes`). */
+  get bytes(): number {
+    return this.held
+  }
 
   /**
    * Loads the state of these clients (once each). Call before `classify`/`record`/`ack`.
@@ -147,14 +190,18 @@ export class ClientTable {
       // Acknowledged runs are kept too (ACKED_KEPT): read whatever may be stored.
       const open = stored.last > stored.evictedThrough
       const runs: Run[] = open ? (await this.store.runs(this.docId, clientId)).map((r) => ({ ...r, outcomes: [...r.outcomes] })) : []
-      const s: ClientState = { mark: stored, runs, fresh: [], dirty: false, legacy: false, moved: new Map() }
-      for (const run of runs) for (const o of run.outcomes) index(s, run.incarnation, o)
+      const s: ClientState = { mark: stored, bytes: 0, runs, fresh: [], dirty: false, legacy: false, moved: new Map() }
+      for (const run of runs) {
+        for (const o of run.outcomes) index(s, run.incarnation, o)
+        s.bytes += runBytes(run.outcomes)
+      }
+      this.held += s.bytes
       this.clients.set(clientId, s)
       return
     }
     const legacy = await this.store.legacyClient(this.docId, clientId)
     if (legacy === undefined) {
-      this.clients.set(clientId, { mark: { last: 0, acked: 0, evictedThrough: 0, evictedBound: 0, incarnation: 0 }, runs: [], fresh: [], dirty: false, legacy: false, moved: new Map() })
+      this.clients.set(clientId, { mark: { last: 0, acked: 0, evictedThrough: 0, evictedBound: 0, incarnation: 0 }, bytes: 0, runs: [], fresh: [], dirty: false, legacy: false, moved: new Map() })
       return
     }
     // Format 1 kept no command hashes or incarnations: its outcomes answer retries as they are
@@ -178,7 +225,9 @@ export class ClientTable {
       evictedBound: maxSeq,
       incarnation: 0,
     }
-    this.clients.set(clientId, { mark, runs, fresh: [...runs], dirty: true, legacy: true, moved: new Map() })
+    const bytes = runs.reduce((n, r) => n + runBytes(r.outcomes), 0)
+    this.held += bytes
+    this.clients.set(clientId, { mark, bytes, runs, fresh: [...runs], dirty: true, legacy: true, moved: new Map() })
     this.dirty.add(clientId)
   }
 
@@ -226,6 +275,9 @@ export class ClientTable {
   }
 
   private dropRun(clientId: string, s: ClientState, run: Run): void {
+    const bytes = runBytes(run.outcomes)
+    s.bytes -= bytes
+    this.held -= bytes
     // Runs go oldest first: a later outcome of the same command replaced this one, or goes later.
     for (const o of run.outcomes) {
       const key = o.madeAs === undefined ? undefined : movedKey(o.madeAs, o.hash, run.incarnation)
@@ -312,11 +364,15 @@ export class ClientTable {
       s.fresh.push(run)
     }
     index(s, incarnation, outcome)
+    const bytes = outcomeBytes(outcome)
+    s.bytes += bytes
+    this.held += bytes
     m.last = clientSeq
     m.incarnation = incarnation
     this.touch(clientId, s)
     this.forgetAcked(clientId, s)
     this.evict(clientId, s)
+    if (this.held > this.limits.bytes) this.shed()
   }
 
   private touch(clientId: string, s: ClientState): void {
@@ -324,15 +380,33 @@ export class ClientTable {
     this.dirty.add(clientId)
   }
 
-  /** Forgets whole runs that fell out of the window (the client is not acknowledging). */
+  /** Forgets whole runs that fell out of the window or the client's bytes (the client is not acknowledging). */
   private evict(clientId: string, s: ClientState): void {
+    const floor = s.mark.last - this.limits.window
+    while (s.runs.length > 1 && (runEnd(s.runs[0]!) <= floor || s.bytes > this.limits.clientBytes)) this.evictOldest(clientId, s)
+  }
+
+  /** Forgets the client's oldest run; a retry of one of its commands learns "applied at seq <= X". */
+  private evictOldest(clientId: string, s: ClientState): void {
     const m = s.mark
-    const floor = m.last - this.window
-    while (s.runs.length > 1 && runEnd(s.runs[0]!) <= floor) {
-      const run = s.runs.shift()!
-      for (const o of run.outcomes) if ("seq" in o && o.seq > m.evictedBound) m.evictedBound = o.seq
-      m.evictedThrough = runEnd(run)
-      this.dropRun(clientId, s, run)
+    const run = s.runs.shift()!
+    for (const o of run.outcomes) if ("seq" in o && o.seq > m.evictedBound) m.evictedBound = o.seq
+    m.evictedThrough = runEnd(run)
+    this.dropRun(clientId, s, run)
+  }
+
+  /**
+   * Past the document's bytes: the client holding the most gives up its oldest run, until an
+   * eighth of the limit is free (so a client sending on does not make every record a scan).
+   */
+  private shed(): void {
+    const target = this.limits.bytes * 7 / 8
+    while (this.held > target) {
+      let most: [string, ClientState] | undefined
+      for (const e of this.clients) if (e[1].runs.length > 1 && (most === undefined || e[1].bytes > most[1].bytes)) most = e
+      if (most === undefined) return
+      this.evictOldest(most[0], most[1])
+      this.touch(most[0], most[1])
     }
   }
 

@@ -72,6 +72,18 @@ export interface AuthorityOptions {
    * retry of a forgotten one learns "applied at seq <= X"). Default 100,000.
    */
   readonly maxOutcomesPerClient?: number
+  /**
+   * What those outcomes may take in memory per client, in bytes (about: a rejection keeps its
+   * sentence); past it the oldest are forgotten likewise. Default 1 MiB, which holds about
+   * 16,000 outcomes or 4,000 short rejections: an honest client acknowledges what it is
+   * answered and keeps about 2,000 (a send window and the acknowledged ones kept a while).
+   */
+  readonly maxOutcomeBytesPerClient?: number
+  /**
+   * What the outcomes of all the document's clients may take in memory, in bytes; past it the
+   * client holding the most forgets its oldest. Default 16 MiB.
+   */
+  readonly maxOutcomeBytes?: number
   /** Largest encoded arguments of one command, in bytes; larger is `command-too-large`. Default 256 KiB. */
   readonly maxCommandBytes?: number
   /**
@@ -322,7 +334,11 @@ export class DocAuthority<S = unknown> {
     this.checkpoint = head.checkpoint
     this.checkpointEvery = options.checkpointEvery ?? 256
     this.quietMs = options.quietCheckpointMs ?? 1000
-    this.clientTable = new ClientTable(docId, store, options.maxOutcomesPerClient ?? 100_000)
+    this.clientTable = new ClientTable(docId, store, {
+      window: options.maxOutcomesPerClient ?? 100_000,
+      clientBytes: options.maxOutcomeBytesPerClient ?? 1 << 20,
+      bytes: options.maxOutcomeBytes ?? 16 << 20,
+    })
     this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.maxMessageBytes = options.maxMessageBytes ?? 512 << 10
     this.idleMs = options.idleUnloadMs ?? 250
@@ -1255,6 +1271,11 @@ export class DocAuthority<S = unknown> {
    */
   get stateSize(): number {
     return Math.max(this.stateBytes, this.snapshotter.latest?.size ?? 0) + this.snapshotter.logBytesSince
+  }
+
+  /** What keeping it loaded costs in memory, about: `stateSize` and the outcomes its clients are owed. */
+  get heldBytes(): number {
+    return this.stateSize + this.clientTable.bytes
   }
 
   /** Nobody follows it and nothing is in flight: unloading it loses nothing (see the header). */

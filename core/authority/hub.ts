@@ -858,7 +858,7 @@ export class Hub implements ConnectionAcceptor {
       },
       // Idle: nobody follows it, nothing in flight. Kept a while; a later use after that loads it again from storage.
       onIdle: (doc) => {
-        if (this.docs.get(docId) === loading) this.idleDocs.keep(docId, { doc, loading }, doc.stateSize)
+        if (this.docs.get(docId) === loading) this.idleDocs.keep(docId, { doc, loading }, doc.heldBytes)
       },
     }))
     this.docs.set(docId, loading)

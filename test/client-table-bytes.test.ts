@@ -1,0 +1,97 @@
+/**
+ * The hub's exactly-once table holds its outcomes within bytes, not only within a count
+ * (core/authority/client-table.ts `OutcomeLimits`). A rejection keeps its sentence, which can
+ * name what the client sent: unknown commands with 256-character names, about 3 bytes each on
+ * the wire, never acknowledged, held about 430 bytes of hub memory apiece, 100,000 per client
+ * and document (a review: 169 MB from 1.3 MB of frames). Defaults here: 1 MiB per client and
+ * 16 MiB per document.
+ */
+import { Hub, type ClientMessage, type Connection, type ServerMessage } from "../core/index.js"
+import { outcomeBytes } from "../core/authority/client-table.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { SUPPORTED_PROTOCOL, describeMachine } from "../core/protocol/negotiate.js"
+import { secretFor } from "./support/secrets.js"
+import { Todo } from "./support/machines.js"
+
+const DOC = "list"
+const NAME = "x".repeat(256)
+
+const world = () => {
+  const rt = new VirtualRuntime(7)
+  const net = new MemoryNetwork(rt, { latency: () => 1, encode: true })
+  net.listen(new Hub({ machines: [Todo], storage: new MemoryStorage(), runtime: rt }))
+  return { rt, net }
+}
+
+/** A peer speaking frames by hand: it never acknowledges what it is answered. */
+const raw = (w: ReturnType<typeof world>, clientId: string) => {
+  const got: ServerMessage[] = []
+  const conn: Connection<ClientMessage> = w.net.transport(clientId).connect({
+    onOpen: () => {
+      conn.send({ type: "hello", protocol: SUPPORTED_PROTOCOL, clientId, machines: [describeMachine(Todo)], secret: secretFor(clientId) })
+      conn.send({ type: "subscribe", docId: DOC, machine: Todo.name, version: Todo.version, fingerprint: Todo.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+    },
+    onMessage: (m) => got.push(m),
+    onClose: () => {},
+  })
+  return {
+    submit: (commands: Array<{ clientSeq: number; name: string; args: unknown }>) => conn.send({ type: "submit", docId: DOC, commands, ackedClientSeq: 0 }),
+    /** The answers to `clientSeq`, in order. */
+    answers: (clientSeq: number) => got.flatMap((m) => (m.type === "results" ? m.outcomes.filter((o) => o.clientSeq === clientSeq) : [])),
+  }
+}
+
+type Peer = ReturnType<typeof raw>
+
+/** Sends commands `from`..`to` of unknown long names, 500 a frame, each frame after the last is answered. */
+const rejected = async (w: ReturnType<typeof world>, peer: Peer, from: number, to: number) => {
+  for (let first = from; first <= to; first += 500) {
+    const last = Math.min(to, first + 499)
+    peer.submit(Array.from({ length: last - first + 1 }, (_, i) => ({ clientSeq: first + i, name: NAME, args: null })))
+    for (let t = 0; t < 200 && peer.answers(last).length === 0; t++) await w.rt.run({ forMs: 5 })
+    expect(peer.answers(last)).toHaveLength(1)
+  }
+}
+
+/** Asks again for `clientSeq` and returns the hub's second answer to it. */
+const retry = async (w: ReturnType<typeof world>, peer: Peer, clientSeq: number, name: string, args: unknown) => {
+  peer.submit([{ clientSeq, name, args }])
+  for (let t = 0; t < 200 && peer.answers(clientSeq).length < 2; t++) await w.rt.run({ forMs: 5 })
+  return peer.answers(clientSeq)[1]
+}
+
+test("a rejection's kept sentence is counted: 3 bytes of wire cannot hold 400 of hub memory", () => {
+  const sentence = `Machine "todo" v1 has no command "${NAME}".`
+  expect(outcomeBytes({ hash: 1, rejection: { code: "unknown-command", message: sentence } })).toBeGreaterThan(2 * sentence.length)
+  expect(outcomeBytes({ hash: 1, seq: 1 })).toBeLessThan(100)
+})
+
+test("a client that never acknowledges keeps about 1 MiB of rejections: its oldest are answered 'applied at seq <= X', its newest as they were", async () => {
+  const w = world()
+  const attacker = raw(w, "attacker-1")
+  await w.rt.run({ forMs: 50 })
+  // About 790 bytes each by outcomeBytes: 3,000 is about 2.3 MiB.
+  await rejected(w, attacker, 1, 3_000)
+  expect(attacker.answers(1)[0]).toMatchObject({ rejection: { code: "unknown-command" } })
+  expect(await retry(w, attacker, 1, NAME, null)).toEqual({ clientSeq: 1, seqAtMost: expect.any(Number) })
+  expect(await retry(w, attacker, 3_000, NAME, null)).toMatchObject({ clientSeq: 3_000, rejection: { code: "unknown-command" } })
+})
+
+test("past the document's 16 MiB, the clients holding the most forget first: an honest client's unacknowledged answers stay exact", async () => {
+  const w = world()
+  const honest = raw(w, "honest-1")
+  await w.rt.run({ forMs: 50 })
+  honest.submit([{ clientSeq: 1, name: "add", args: { id: "milk", title: "Milk" } }, { clientSeq: 2, name: "add", args: { id: "milk", title: "Milk" } }])
+  await w.rt.run({ forMs: 50 })
+  expect(honest.answers(1)).toEqual([{ clientSeq: 1, seq: 1 }])
+  expect(honest.answers(2)).toEqual([{ clientSeq: 2, rejection: expect.objectContaining({ code: "rejected" }) }])
+  // 24 clients, each under its own 1 MiB (1,200 of about 790 bytes): about 21.7 MiB together.
+  const attackers = Array.from({ length: 24 }, (_, i) => raw(w, `attacker-${i + 1}`))
+  await w.rt.run({ forMs: 50 })
+  for (const a of attackers) await rejected(w, a, 1, 1_200)
+  const forgotten = []
+  for (const a of attackers) { const answer = await retry(w, a, 1, NAME, null); if (answer !== undefined && "seqAtMost" in answer) forgotten.push(a) }
+  expect(forgotten.length).toBeGreaterThan(0)
+  expect(await retry(w, honest, 1, "add", { id: "milk", title: "Milk" })).toEqual({ clientSeq: 1, seq: 1 })
+  expect(await retry(w, honest, 2, "add", { id: "milk", title: "Milk" })).toEqual(honest.answers(2)[0])
+})

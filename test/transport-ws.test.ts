@@ -26,13 +26,16 @@ const MAX_FRAME = 256 * 1024
 
 const harness = (host: string, client: (url: string) => ClientTransport) => async () => {
   let server: WsServer | undefined
+  // Kept from the start: a stopped server lists no URLs, and its address is what a late client dials.
+  let url = ""
   const dead = await deadPort(host)
   const bracket = host.includes(":") ? `[${host}]` : host
   return {
     serve: async (acceptor: Parameters<typeof WsServer.start>[0]) => {
       server = await WsServer.start(acceptor, { listen: [{ host, port: 0 }], maxFrameBytes: MAX_FRAME })
+      url = server.urls()[0]!
     },
-    client: () => client(server!.urls()[0]!),
+    client: () => client(url),
     nowhere: () => client(`ws://${bracket}:${dead}/`),
     until,
     stop: async () => server?.close(),
@@ -149,8 +152,10 @@ describe("close codes", () => {
   test("reasons are cut to 123 bytes on a character boundary", () => {
     const long = toWsClose("slow-consumer", "🥛".repeat(100))
     expect(Buffer.byteLength(long.reason)).toBeLessThanOrEqual(123)
-    expect(long.reason).toMatch(/^slow-consumer: (🥛)+$/u)
-    expect(truncateUtf8("aé", 2)).toBe("a")
+    // A cut reason says so: an app that shows it as is does not show half a word as the end.
+    expect(long.reason).toMatch(/^slow-consumer: (🥛)+…$/u)
+    expect(truncateUtf8("abcdef", 5)).toBe("ab…")
+    expect(truncateUtf8("aébc", 4)).toBe("a…")
     expect(truncateUtf8("abc", 3)).toBe("abc")
   })
 })
@@ -260,11 +265,26 @@ describe("the client side refuses a bad server", () => {
     expect(got).toEqual([{ type: "welcome", protocol: 1, clientId: "c" }])
   })
 
-  test("a malformed URL: unreachable, never a throw", async () => {
+  test("a malformed URL: not-found, never a throw, and the client stops instead of retrying for good", async () => {
     const closes: CloseInfo[] = []
     expect(() => wsClientTransport("definitely not a url").connect({ onMessage: () => {}, onClose: (i) => void closes.push(i) })).not.toThrow()
     expect(await until(() => closes.length > 0, 1_000)).toBe(true)
-    expect(closes[0]!.code).toBe("unreachable")
+    expect(closes[0]).toEqual({ code: "not-found", reason: expect.stringMatching(/^Cannot connect to definitely not a url \(check the URL: ws:\/\/ or wss:\/\/\): /) })
+    const statuses: string[] = []
+    const c = await CanonClient.open({ transport: wsClientTransport("definitely not a url"), runtime: systemRuntime, machines: [Todo], backoff: { baseMs: 10, maxMs: 20 } })
+    cleanup.push(() => c.close())
+    c.onStatus((s) => void statuses.push(s))
+    expect(await until(() => c.status === "refused", 2_000)).toBe(true)
+    await new Promise((r) => setTimeout(r, 200))
+    expect(statuses.filter((s) => s === "connecting").length).toBeLessThanOrEqual(1)
+  })
+
+  test("no hub at the address: unreachable, with a sentence saying what to check before Node's text", async () => {
+    const url = `ws://127.0.0.1:${await deadPort()}/sync`
+    const closes: CloseInfo[] = []
+    wsClientTransport(url).connect({ onMessage: () => {}, onClose: (i) => void closes.push(i) })
+    expect(await until(() => closes.length > 0, 5_000)).toBe(true)
+    expect(closes[0]).toEqual({ code: "unreachable", reason: expect.stringMatching(/^No hub answered at ws:\/\/127\.0\.0\.1:\d+\/sync \(is it running, and is that its address\?\): connect ECONNREFUSED/) })
   })
 })
 

@@ -61,7 +61,7 @@ export const wsClientTransport = (url: string | URL, options: BrowserWsClientOpt
       ws = options.protocols === undefined ? new Ctor(String(url)) : new Ctor(String(url), options.protocols)
       ws.binaryType = "arraybuffer"
     } catch (e) {
-      // A malformed URL (or a blocked port) throws here: report it like any failed connection.
+      // A malformed URL (or a blocked port) throws here: reported, never thrown; not retried.
       link.failed(`Cannot connect to ${String(url)}: ${errorText(e)}`)
       return link
     }

@@ -42,8 +42,8 @@ export const wsClientTransport = (url: string | URL, options: NodeWsClientOption
         maxPayload: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       })
     } catch (e) {
-      // A malformed URL throws here: report it like any failed connection, never throw.
-      link.failed(`Cannot connect to ${String(url)}: ${e instanceof Error ? e.message : String(e)}`)
+      // A malformed URL throws here: reported, never thrown; not retried.
+      link.failed(`Cannot connect to ${String(url)} (check the URL: ws:// or wss://): ${e instanceof Error ? e.message : String(e)}`)
       return link
     }
     let error: string | undefined
@@ -52,7 +52,8 @@ export const wsClientTransport = (url: string | URL, options: NodeWsClientOption
     ws.on("ping", () => link.heard())
     ws.on("pong", () => link.heard())
     ws.on("error", (e) => {
-      error ??= e.message
+      // Node's text alone ("connect ECONNREFUSED 127.0.0.1:8787") does not say what to check.
+      error ??= `No hub answered at ${String(url)} (is it running, and is that its address?): ${e.message}`
     })
     // The hub answered the upgrade with an HTTP error (a connection cap's 429, a 403 of
     // verifyUpgrade...): its one-line body says why, so read a little of it into the reason.

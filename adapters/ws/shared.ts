@@ -88,14 +88,17 @@ const RECEIVED_ONLY: Readonly<Record<number, string>> = {
 /** A close frame's reason may hold at most this many bytes of UTF-8. */
 export const MAX_CLOSE_REASON_BYTES = 123
 
-/** `s` cut to at most `maxBytes` of UTF-8, on a character boundary (a lone surrogate is U+FFFD). */
+/**
+ * `s` cut to at most `maxBytes` of UTF-8, on a character boundary (a lone surrogate is U+FFFD),
+ * ending in "…" (3 bytes) when cut, so a reader shown it knows there was more. `maxBytes` >= 3.
+ */
 export const truncateUtf8 = (s: string, maxBytes: number): string => {
   const bytes = textEncoder.encode(s)
   if (bytes.length <= maxBytes) return s
-  let end = maxBytes
+  let end = maxBytes - 3
   // Back off continuation bytes (10xxxxxx) so no character is cut in half.
   while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--
-  return textDecoder.decode(bytes.subarray(0, end))
+  return textDecoder.decode(bytes.subarray(0, end)) + "…"
 }
 
 const CODE_PREFIX = /^([a-z][a-z0-9-]{0,63}):(?: ([\s\S]*))?$/
@@ -243,9 +246,12 @@ export class ClientLink implements Connection<ClientMessage> {
     this.#abort = abort
   }
 
-  /** The socket could not even be created (a bad URL, no WebSocket in this environment). */
+  /**
+   * The socket could not even be created (a bad URL, no WebSocket in this environment):
+   * retrying cannot fix it, so the link ends `not-found` and the client stops, as for a 404.
+   */
   failed(reason: string): void {
-    setTimeout(() => this.#end({ code: "unreachable", reason }), 0)
+    setTimeout(() => this.#end({ code: "not-found", reason }), 0)
   }
 
   opened(): void {

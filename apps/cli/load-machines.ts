@@ -31,9 +31,13 @@ export const loadModule = async (module: string | undefined): Promise<ServedModu
     mod = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>
   } catch (e) {
     // The installed CLI runs on Node alone, which does not load TypeScript (Node 20).
-    const hint = (e as { code?: unknown }).code === "ERR_UNKNOWN_FILE_EXTENSION" && /\.[mc]?ts$/.test(module)
+    const code = (e as { code?: unknown }).code
+    const hint = code === "ERR_UNKNOWN_FILE_EXTENSION" && /\.[mc]?ts$/.test(module)
       ? ": compile it to JavaScript (tsc) and pass the .js file."
-      : ""
+      // A .ts or .js file under no "type": "module" is taken for CommonJS, which cannot import canon.
+      : code === "ERR_REQUIRE_CYCLE_MODULE" || code === "ERR_REQUIRE_ESM"
+        ? ": it is loaded as an ES module, so name it .mts (.mjs) or put it under a package.json with \"type\": \"module\"."
+        : ""
     throw new Error(`Cannot load machines from ${module}: ${(e as Error).message}${hint}`)
   }
   const found = new Map<string, Machine<any, any>>()

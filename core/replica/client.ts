@@ -36,7 +36,8 @@ export type ClientStatus = "connecting" | "online" | "offline" | "refused" | "cl
 
 /**
  * Refusals that retrying cannot fix: wait for the app (upgrade, new credentials). `not-found`
- * is a transport's close for a URL with no hub behind it (HTTP 404 at the upgrade).
+ * is a transport's close for a URL with no hub behind it (HTTP 404 at the upgrade) or one it
+ * cannot open at all (malformed).
  */
 const FINAL_REFUSALS: ReadonlySet<string> = new Set(["schema-too-old", "schema-mismatch", "machine-unknown", "unauthorized", "not-found"])
 /** Refusals of a machine, not of the client: a subscribe refused so leaves it out of handshakes. */

@@ -31,12 +31,22 @@
  * that could take it past `maxDocStructs` structs is refused (`update-too-large`), counted
  * before it touches the document (see DEFAULT_MAX_DOC_STRUCTS and `structsAdded`). Without
  * it, peers sending accepted updates one after another grew one document until the hub ran
- * out of memory.
+ * out of memory. And the documents one engine holds loaded share `maxHostStructs`, a shared
+ * type counting TYPE_WEIGHT there as in a CRDT field, so many rooms each below its own bound
+ * cannot add up past the hub's memory: past it a peer's update is refused, and a stored
+ * document that would not fit is not loaded (`doc-unavailable`, try again once others are
+ * unloaded). An empty Y.Array takes about 7 bytes of an update and 650 bytes of heap, and a
+ * chain of them stores in a few bytes (V2 encodes it as runs): a review's four rooms of them,
+ * each under its bound as counted (a type as one) and stored in 37 bytes, killed the hub at
+ * 3.75 GB. (The document's own bound counts a type as one, as it always did: weighing types
+ * there made documents stored under it read-only after an upgrade; the hub's bound is what
+ * holds memory, and 2^23 weighed structs is at most about 2.1 million types.)
  */
 import * as Y from "yjs"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
+import { CrdtDocError } from "../../core/crdt-docs/authority.js"
 import { canonError, errorText } from "../../core/errors.js"
-import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, countV1Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, structCount, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
+import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, TYPE_WEIGHT, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, structCount, unsupportedStructs, weighedStructs, type NotIntegrable } from "../yjs/integrable.js"
 import { deletionGrowth, type Claimed } from "../yjs/deletion.js"
 import { onlyDeletes } from "../yjs/tombstone.js"
 
@@ -54,6 +64,14 @@ export interface YjsEngineOptions {
    * lowered): such a document loads whole and takes no more from peers. Default DEFAULT_MAX_DOC_STRUCTS (2^22).
    */
   readonly maxDocStructs?: number
+  /**
+   * Most structs all the documents this engine holds loaded may hold together (one engine per
+   * hub: give each hub its own). Past it a peer's update is refused (`update-too-large`) and a
+   * stored document that would take the total past it is not loaded (`doc-unavailable`) until
+   * others are unloaded (idle ones within 30 s). A shared type counts TYPE_WEIGHT (4) here.
+   * Default DEFAULT_MAX_HOST_STRUCTS (2^23: four rooms of empty types at it held 2.0 GB of heap).
+   */
+  readonly maxHostStructs?: number
 }
 
 /**
@@ -67,6 +85,17 @@ export interface YjsEngineOptions {
  * updates, about 8 bytes each, and typing merges into runs of one struct.
  */
 export const DEFAULT_MAX_DOC_STRUCTS = 1 << 22
+
+/** Most structs the documents of one hub hold loaded together by default: two documents at their bound; four rooms of empty types at it held 2.0 GB of heap (half of Node's default). */
+export const DEFAULT_MAX_HOST_STRUCTS = 1 << 23
+
+/** A struct is decoded from an update with its content: a shared type, or anything else. */
+const isTypeStruct = (s: unknown): boolean => (s as { content?: unknown }).content instanceof Y.ContentType
+
+/** Structs past which an apply lets the event loop turn before the next update of its batch. */
+const HEAVY_APPLY_STRUCTS = 4_096
+
+const turn: () => Promise<void> = typeof setImmediate === "function" ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0))
 
 export { MAX_YJS_CLOCK }
 
@@ -139,11 +168,15 @@ const splitsAt = (structs: ReadonlyArray<StoredStruct> | undefined, state: numbe
  * not count as growth; ranges past what the document has (over the update's own structs)
  * count 2.
  */
-const structsAdded = (doc: Y.Doc, d: Decoded): number => {
+const structsAdded = (doc: Y.Doc, d: Decoded): { plain: number; weighed: number } => {
   let n = 0
+  let types = 0
   for (const s of d.structs) {
     if (s instanceof Y.Skip) continue
-    if (s.id.clock + s.length > clockOf(doc, s.id.client)) n += 2
+    if (s.id.clock + s.length > clockOf(doc, s.id.client)) {
+      n += 2
+      if (isTypeStruct(s)) types++
+    }
   }
   for (const [client, ranges] of d.ds.clients) {
     const structs = structsOf(doc, client)
@@ -153,7 +186,8 @@ const structsAdded = (doc: Y.Doc, d: Decoded): number => {
       else n += splitsAt(structs, state, clock) + splitsAt(structs, state, clock + len)
     }
   }
-  return n
+  // `plain` for the document's bound (a type as one); `weighed` for the hub's (a type as TYPE_WEIGHT).
+  return { plain: n, weighed: n + (TYPE_WEIGHT - 1) * types }
 }
 
 export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Doc> => {
@@ -161,6 +195,18 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   const maxDocStructs = options.maxDocStructs ?? DEFAULT_MAX_DOC_STRUCTS
   if (!Number.isSafeInteger(maxDocStructs) || maxDocStructs < 1) {
     throw new TypeError(`maxDocStructs must be a whole number of at least 1, not ${String(options.maxDocStructs)}.`)
+  }
+  const maxHostStructs = options.maxHostStructs ?? DEFAULT_MAX_HOST_STRUCTS
+  if (!Number.isSafeInteger(maxHostStructs) || maxHostStructs < 1) {
+    throw new TypeError(`maxHostStructs must be a whole number of at least 1, not ${String(options.maxHostStructs)}.`)
+  }
+  /** What each loaded document weighs (weighedStructs, as of its last change), and their sum. */
+  const held = new Map<Y.Doc, number>()
+  let heldTotal = 0
+  const hold = (doc: Y.Doc, exact = false): void => {
+    const n = weighedStructs(doc, exact)
+    heldTotal += n - (held.get(doc) ?? 0)
+    held.set(doc, n)
   }
   // prepare() decodes; writers() and apply() reuse it (the same Uint8Array object, right after).
   const decodedCache = new WeakMap<Uint8Array, Decoded>()
@@ -176,23 +222,32 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   const measure = (update: Uint8Array): number | CheckResult => {
     if (update.length === 0) return reject("update-malformed", "An empty Yjs update.")
     if (update.length > maxBytes) return reject("update-too-large", `A Yjs update of ${update.length} bytes; the hub accepts at most ${maxBytes}. Send it in smaller pieces.`)
-    const seen = { deleteRanges: 0 }
+    const seen = { deleteRanges: 0, types: 0 }
     const structs = countV1Structs(update, MAX_UPDATE_STRUCTS, seen)
     if (typeof structs === "string") return reject("update-malformed", structs)
     if (structs === undefined) return reject("update-too-large", `A Yjs update of more than ${MAX_UPDATE_STRUCTS} structs; send it in smaller pieces.`)
     // Measured on this project's machine: check and apply took 408 ms for 262,144 structs
     // (about 2 µs each), 1.4 s for 150,000 deleted ranges (about 9 µs each); an 8 MiB update of
-    // one struct of text 20 ms to decode and apply, and 35-66 ms more to encode into the base.
-    return 2 * structs + 9 * seen.deleteRanges + Math.ceil(update.length / 128)
+    // one struct of text 20 ms to decode and apply, and 35-66 ms more to encode into the base;
+    // 65,536 empty shared types 1.1-2.3 s (17-35 µs each, a review), 8 of them in `structs`.
+    return 2 * structs + 28 * seen.types + 9 * seen.deleteRanges + Math.ceil(update.length / 128)
   }
 
   /** Updates `check` counted and passed: decode does not count them again. */
   const counted = new WeakSet<Uint8Array>()
 
-  /** The refusal of an update that could take `doc` past the bound, if it could. */
+  /** The refusal of an update that could take `doc` past its bound or the hub's, if it could. */
   const pastBound = (doc: Y.Doc, d: Decoded): CrdtRejection | undefined => {
-    if (structCount(doc) + structsAdded(doc, d) <= maxDocStructs) return undefined
-    return { code: "update-too-large", message: `The document would pass the hub's bound of ${maxDocStructs} structs; split its data into more documents.` }
+    const added = structsAdded(doc, d)
+    if (structCount(doc) + added.plain > maxDocStructs) {
+      return { code: "update-too-large", message: `The document would pass the hub's bound of ${maxDocStructs} structs; split its data into more documents.` }
+    }
+    const others = heldTotal - (held.get(doc) ?? 0)
+    if (others + weighedStructs(doc) + added.weighed <= maxHostStructs) return undefined
+    // The held types' tally is an upper bound: counted again before it refuses anything.
+    hold(doc, true)
+    if (others + held.get(doc)! + added.weighed <= maxHostStructs) return undefined
+    return { code: "update-too-large", message: `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostStructs.` }
   }
 
   /** Decoded (prepare, on the update's turn; kept for writers and apply). */
@@ -212,10 +267,39 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     return decoded
   }
 
+  /** One update of a batch, decoded: refused whole before Yjs sees it, or merged. */
+  const applyOne = (doc: Y.Doc, u: Uint8Array, d: Decoded | CheckResult): boolean | CrdtRejection => {
+    if ("ok" in d) return d as CrdtRejection
+    const cannot = missingDependency(u, d, (client) => clockOf(doc, client), doc)
+    if (cannot !== undefined) {
+      return cannot.reason === "missing"
+        ? { code: "update-missing-deps", message: `${cannot.message} The hub does not integrate it; sync from the hub first.` }
+        : { code: "update-malformed", message: cannot.message }
+    }
+    // Refused whole, before Yjs sees it: the document stays as it was.
+    const tooLarge = pastBound(doc, d)
+    if (tooLarge !== undefined) return tooLarge
+    changedFlag.set(doc, false)
+    Y.applyUpdate(doc, u)
+    hold(doc)
+    // The check above makes this unreachable; if Yjs disagrees, the authority rebuilds (throw).
+    if (holdsPending(doc)) throw new Error("Yjs held part of an update whose dependencies looked complete.")
+    return changedFlag.get(doc) === true
+  }
+
   return {
     kind: "yjs",
-    empty: newHubYDoc,
+    empty() {
+      const doc = newHubYDoc()
+      hold(doc)
+      return doc
+    },
     load(bytes) {
+      // Counted before it is built: one that does not fit beside the loaded ones waits for them to go.
+      const weight = countV2Structs(bytes, maxHostStructs)
+      if (typeof weight !== "string" && heldTotal + (weight ?? maxHostStructs) > maxHostStructs) {
+        throw new CrdtDocError("doc-unavailable", `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}; this document (${weight ?? `more than ${maxHostStructs}`}) is opened once others are unloaded. Try again later.`)
+      }
       const doc = newHubYDoc()
       Y.applyUpdateV2(doc, bytes)
       // A base an older hub wrote may hold structs Yjs could not integrate: never serve them.
@@ -226,10 +310,20 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         doc.destroy()
         throw canonError("storage-corrupt", `${deep} The stored document is not loaded; restore it from a backup or rewrite it flatter.`)
       }
+      hold(doc)
       return doc
     },
     // Stored updates (trusted: none of the peer's limits, nor the document's bound, judge them).
     restore(doc, updates) {
+      // Counted before they are merged, as a base is (load): one that does not fit waits.
+      let weight = 0
+      for (const u of updates) {
+        const n = countV1Structs(u, maxHostStructs)
+        weight += typeof n === "number" ? n : typeof n === "string" ? 0 : maxHostStructs
+      }
+      if (heldTotal + weight > maxHostStructs) {
+        throw new CrdtDocError("doc-unavailable", `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}; this document's stored updates (${weight}) are opened once others are unloaded. Try again later.`)
+      }
       updates.forEach((u, i) => {
         try {
           Y.applyUpdate(doc, u)
@@ -242,6 +336,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       // As for a base: nested past the bound (stored before it), serving it would break every reader.
       const deep = docTooDeep(doc)
       if (deep !== undefined) throw new Error(deep)
+      hold(doc)
     },
     encode: (doc) => encodeIntegratedV2(doc),
     // Where it enters: counted, not decoded (decoding is held until apply: 24 MB for a 512 KB update).
@@ -269,26 +364,18 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       // Its bytes are charged already (for its content): the deletions' own are not counted again.
       return Math.max(0, deletionGrowth(doc, d.ds.clients, 0, claimedFor(batch)))
     },
-    apply(doc, updates) {
-      return updates.map((u) => {
+    async apply(doc, updates) {
+      const out: Array<boolean | CrdtRejection> = []
+      let heavy = false
+      for (const u of updates) {
+        // One update of many structs is seconds of work Yjs does in one go: the next waits a turn.
+        if (heavy) await turn()
         const d = decodedCache.get(u) ?? decode(u)
         decodedCache.delete(u)
-        if ("ok" in d) return d as CrdtRejection
-        const cannot = missingDependency(u, d, (client) => clockOf(doc, client), doc)
-        if (cannot !== undefined) {
-          return cannot.reason === "missing"
-            ? { code: "update-missing-deps", message: `${cannot.message} The hub does not integrate it; sync from the hub first.` }
-            : { code: "update-malformed", message: cannot.message }
-        }
-        // Refused whole, before Yjs sees it: the document stays as it was.
-        const tooLarge = pastBound(doc, d)
-        if (tooLarge !== undefined) return tooLarge
-        changedFlag.set(doc, false)
-        Y.applyUpdate(doc, u)
-        // The check above makes this unreachable; if Yjs disagrees, the authority rebuilds (throw).
-        if (holdsPending(doc)) throw new Error("Yjs held part of an update whose dependencies looked complete.")
-        return changedFlag.get(doc) === true
-      })
+        heavy = !("ok" in d) && d.structs.length >= HEAVY_APPLY_STRUCTS
+        out.push(applyOne(doc, u, d))
+      }
+      return out
     },
     writers(doc, update) {
       const d = decodedCache.get(update) ?? decode(update)
@@ -301,6 +388,10 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       }
       return [...out]
     },
-    dispose: (doc) => doc.destroy(),
+    dispose(doc) {
+      heldTotal -= held.get(doc) ?? 0
+      held.delete(doc)
+      doc.destroy()
+    },
   }
 }

@@ -9,7 +9,7 @@
  * // a stock client: new WebsocketProvider("ws://127.0.0.1:8787/yjs", "my-room", ydoc)
  * ```
  */
-export { yjsDocEngine, newHubYDoc, missingDependency, DEFAULT_MAX_DOC_STRUCTS, MAX_YJS_CLOCK, type YjsEngineOptions } from "./engine.js"
+export { yjsDocEngine, newHubYDoc, missingDependency, DEFAULT_MAX_DOC_STRUCTS, DEFAULT_MAX_HOST_STRUCTS, MAX_YJS_CLOCK, type YjsEngineOptions } from "./engine.js"
 export {
   yjsRoute, MAX_AWARENESS_STATES_PER_ROOM, MAX_AWARENESS_BYTES_PER_ROOM, MAX_AWARENESS_STATES_PER_SOCKET, type YjsRoute, type YjsRouteOptions,
 } from "./endpoint.js"

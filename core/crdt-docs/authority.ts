@@ -242,6 +242,8 @@ export class CrdtDocAuthority<D> {
         await engine.restore(doc, stored.entries.map((e) => e.update))
       } catch (e) {
         engine.dispose?.(doc)
+        // The engine's own refusal (no room for it now) is not damage.
+        if (e instanceof CrdtDocError) throw e
         const first = stored.entries[0]!.seq
         throw canonError("storage-corrupt", `The stored updates ${first}-${first + stored.entries.length - 1} of CRDT document "${docId}" do not load (${e instanceof Error ? e.message.slice(0, 200) : String(e)}); restore the document from a backup.`)
       }

@@ -102,7 +102,8 @@ export interface CrdtDocEngine<D> {
    * acknowledged data from the live document, and at the next compaction for good). This is
    * the only way stored updates reach an engine: `check`, `prepare` and `apply` are for a
    * peer's. Throws when one does not decode or does not integrate in full (the authority
-   * reports it as `storage-corrupt`); never drops one.
+   * reports it as `storage-corrupt`); never drops one. A CrdtDocError it throws (the hub has
+   * no room to hold the document now: `doc-unavailable`) is passed on as it is.
    */
   restore(doc: D, updates: ReadonlyArray<Uint8Array>): void | Promise<void>
   /**

@@ -7,7 +7,10 @@
  * 16 MiB per document.
  */
 import { Hub, type ClientMessage, type Connection, type ServerMessage } from "../core/index.js"
-import { outcomeBytes } from "../core/authority/client-table.js"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
+import { ClientTable, outcomeBytes } from "../core/authority/client-table.js"
+import { AuthorityStore } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../core/protocol/negotiate.js"
 import { secretFor } from "./support/secrets.js"
@@ -16,10 +19,12 @@ import { Todo } from "./support/machines.js"
 const DOC = "list"
 const NAME = "x".repeat(256)
 
-const world = () => {
+/** `storageMs`: each disk write takes this long, so frames arriving meanwhile commit as one batch. */
+const world = (storageMs = 0) => {
   const rt = new VirtualRuntime(7)
   const net = new MemoryNetwork(rt, { latency: () => 1, encode: true })
-  net.listen(new Hub({ machines: [Todo], storage: new MemoryStorage(), runtime: rt }))
+  const storage = new MemoryStorage(storageMs === 0 ? {} : { latency: { runtime: rt, ms: () => storageMs } })
+  net.listen(new Hub({ machines: [Todo], storage, runtime: rt }))
   return { rt, net }
 }
 
@@ -56,14 +61,16 @@ const rejected = async (w: ReturnType<typeof world>, peer: Peer, from: number, t
 /** Asks again for `clientSeq` and returns the hub's second answer to it. */
 const retry = async (w: ReturnType<typeof world>, peer: Peer, clientSeq: number, name: string, args: unknown) => {
   peer.submit([{ clientSeq, name, args }])
-  for (let t = 0; t < 200 && peer.answers(clientSeq).length < 2; t++) await w.rt.run({ forMs: 5 })
+  for (let t = 0; t < 400 && peer.answers(clientSeq).length < 2; t++) await w.rt.run({ forMs: 5 })
   return peer.answers(clientSeq)[1]
 }
 
-test("a rejection's kept sentence is counted: 3 bytes of wire cannot hold 400 of hub memory", () => {
+test("a rejection's kept sentence and a renumbered command's index entry are counted: 3 bytes of wire cannot hold 400 of hub memory", () => {
   const sentence = `Machine "todo" v1 has no command "${NAME}".`
   expect(outcomeBytes({ hash: 1, rejection: { code: "unknown-command", message: sentence } })).toBeGreaterThan(2 * sentence.length)
   expect(outcomeBytes({ hash: 1, seq: 1 })).toBeLessThan(100)
+  // A renumbered command's outcome is also in the `moved` index: about 222 bytes measured.
+  expect(outcomeBytes({ hash: 1, seq: 1, madeAs: 3 })).toBeGreaterThanOrEqual(222)
 })
 
 test("a client that never acknowledges keeps about 1 MiB of rejections: its oldest are answered 'applied at seq <= X', its newest as they were", async () => {
@@ -94,4 +101,52 @@ test("past the document's 16 MiB, the clients holding the most forget first: an 
   expect(forgotten.length).toBeGreaterThan(0)
   expect(await retry(w, honest, 1, "add", { id: "milk", title: "Milk" })).toEqual({ clientSeq: 1, seq: 1 })
   expect(await retry(w, honest, 2, "add", { id: "milk", title: "Milk" })).toEqual(honest.answers(2)[0])
+})
+
+test("clients that send one large batch each and go silent cannot make an honest client's rejected command read as applied", async () => {
+  const w = world(200)
+  const honest = raw(w, "honest-1")
+  await w.rt.run({ forMs: 50 })
+  // Three commands, each its own batch: applied, rejected, applied.
+  const commands = [
+    { clientSeq: 1, name: "add", args: { id: "milk", title: "Milk" } },
+    { clientSeq: 2, name: "toggle", args: { id: "missing" } },
+    { clientSeq: 3, name: "add", args: { id: "eggs", title: "Eggs" } },
+  ]
+  for (const c of commands) {
+    honest.submit([c])
+    await w.rt.run({ forMs: 500 })
+  }
+  expect(honest.answers(2)).toEqual([{ clientSeq: 2, rejection: expect.objectContaining({ code: "rejected" }) }])
+  // 12 clients each send 10 frames of 1,000 unknown commands at once (one batch: about 7.7 MB
+  // of kept sentences each by outcomeBytes, 93 MB together against the document's 16 MiB).
+  const sybils = Array.from({ length: 12 }, (_, i) => raw(w, `sybil-${i + 1}`))
+  await w.rt.run({ forMs: 50 })
+  for (const s of sybils) {
+    for (let f = 0; f < 10; f++) s.submit(Array.from({ length: 1_000 }, (_, i) => ({ clientSeq: f * 1_000 + i + 1, name: NAME, args: null })))
+    for (let t = 0; t < 400 && s.answers(10_000).length === 0; t++) await w.rt.run({ forMs: 50 })
+    expect(s.answers(10_000)).toHaveLength(1)
+  }
+  // The honest client asks again for #2 (its answer lost): told it was rejected, as it was.
+  expect(await retry(w, honest, 2, "toggle", { id: "missing" })).toEqual(honest.answers(2)[0])
+  expect(await retry(w, honest, 1, "add", { id: "milk", title: "Milk" })).toEqual({ clientSeq: 1, seq: 1 })
+})
+
+test("a kept sentence sliced from a large argument holds only itself, not the argument (V8 keeps a slice's parent alive)", async () => {
+  setFlagsFromString("--expose-gc")
+  const gc = runInNewContext("gc") as () => void
+  const table = new ClientTable("d", new AuthorityStore(new MemoryStorage()), { window: 100_000, clientBytes: 1 << 30, bytes: 1 << 30 })
+  await table.load(["c"])
+  gc()
+  const before = process.memoryUsage().heapUsed
+  // What `ctx.reject(args.text.slice(0, 200))` gives, for 400 commands of 64 KiB texts: 26 MB of parents.
+  for (let i = 1; i <= 400; i++) {
+    const text = `${i}:`.padEnd(65_536, "t")
+    table.record("c", 1, i, { hash: i, rejection: { code: "rejected", message: text.slice(0, 200) } })
+  }
+  gc()
+  const held = process.memoryUsage().heapUsed - before
+  expect(table.bytes).toBeLessThan(400 * 1_000)
+  expect(held).toBeLessThan(4 << 20)
+  expect(table.classify("c", 1, 7, 7, 0)).toEqual({ kind: "duplicate", outcome: { clientSeq: 7, rejection: { code: "rejected", message: "7:".padEnd(200, "t") } } })
 })

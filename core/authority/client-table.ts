@@ -28,12 +28,16 @@
  * name), so unacknowledged rejections of 3 wire bytes each once held about 430 bytes apiece,
  * 100,000 per client and document (a review: 169 MB of hub memory from 1.3 MB of frames).
  * Past a client's bytes its oldest outcomes go as past its window; past the document's, the
- * client holding the most gives up its oldest first, so an honest client, which acknowledges
- * what it is answered, keeps its few.
+ * client holding the most gives up its oldest first, its newest run too, so an honest client,
+ * which acknowledges what it is answered, keeps its few. A run holds at most MAX_RUN_OUTCOMES
+ * (one client's batch of 20,000 was one run, never given up, and others were stripped in its
+ * place: an honest client's rejected command was then answered "applied at seq <= X"), and a
+ * kept sentence is a string of its own (a reason sliced from a 64 KiB argument kept all of it).
  */
 import type { Outcome } from "../entry.js"
 import type { AuthorityStore } from "../store/authority-store.js"
 import type { ClientMark, OutcomeRun, StoredOutcome } from "../store/records.js"
+import { textDecoder, textEncoder } from "../bytes.js"
 
 /** How a command's clientSeq relates to what the document has processed for its client. */
 export type Classified =
@@ -73,11 +77,22 @@ interface ClientState {
 const movedKey = (madeAs: number, hash: number, incarnation: number): string => `${madeAs}:${hash}:${incarnation}`
 
 /**
- * About what one kept outcome takes in memory, on the high side: its object and array slot, and
- * a rejection's object and strings (measured on V8: about 50 bytes a seq, 175 a short rejection).
+ * About what one kept outcome takes in memory, on the high side: its object and array slot, a
+ * rejection's object and strings, a renumbered command's entry in `moved` (measured on V8:
+ * about 50 bytes a seq, 175 a short rejection, 222 a seq with `madeAs`).
  */
 export const outcomeBytes = (o: StoredOutcome): number =>
-  "seq" in o ? 64 : 160 + 2 * (o.rejection.code.length + o.rejection.message.length)
+  ("seq" in o ? 64 : 160 + 2 * (o.rejection.code.length + o.rejection.message.length)) + (o.madeAs === undefined ? 0 : 192)
+
+/** Outcomes of one run at most: what the table gives up together. */
+export const MAX_RUN_OUTCOMES = 256
+
+/**
+ * A rejection whose sentence is a string of its own: V8 keeps a slice (`reason.slice(0, 200)`
+ * of an argument) as a view of its whole parent, which a kept outcome would keep alive.
+ */
+const owned = (o: StoredOutcome): StoredOutcome =>
+  "seq" in o ? o : { ...o, rejection: { code: o.rejection.code, message: textDecoder.decode(textEncoder.encode(o.rejection.message)) } }
 
 const runBytes = (outcomes: ReadonlyArray<StoredOutcome>): number => {
   let n = 0
@@ -352,12 +367,13 @@ export class ClientTable {
   }
 
   /** Records the outcome of the next command (`clientSeq === last + 1`). */
-  record(clientId: string, incarnation: number, clientSeq: number, outcome: StoredOutcome): void {
+  record(clientId: string, incarnation: number, clientSeq: number, kept: StoredOutcome): void {
     const s = this.state(clientId)
     const m = s.mark
     if (clientSeq !== m.last + 1) throw new Error(`Recording clientSeq ${clientSeq} after ${m.last}.`)
+    const outcome = owned(kept)
     const tail = s.fresh[s.fresh.length - 1]
-    if (tail !== undefined && tail.incarnation === incarnation && runEnd(tail) + 1 === clientSeq) tail.outcomes.push(outcome)
+    if (tail !== undefined && tail.incarnation === incarnation && runEnd(tail) + 1 === clientSeq && tail.outcomes.length < MAX_RUN_OUTCOMES) tail.outcomes.push(outcome)
     else {
       const run: Run = { first: clientSeq, incarnation, outcomes: [outcome] }
       s.runs.push(run)
@@ -396,14 +412,15 @@ export class ClientTable {
   }
 
   /**
-   * Past the document's bytes: the client holding the most gives up its oldest run, until an
-   * eighth of the limit is free (so a client sending on does not make every record a scan).
+   * Past the document's bytes: the client holding the most gives up its oldest run, its newest
+   * too, until an eighth of the limit is free (so a client sending on does not make every record
+   * a scan).
    */
   private shed(): void {
     const target = this.limits.bytes * 7 / 8
     while (this.held > target) {
       let most: [string, ClientState] | undefined
-      for (const e of this.clients) if (e[1].runs.length > 1 && (most === undefined || e[1].bytes > most[1].bytes)) most = e
+      for (const e of this.clients) if (e[1].runs.length > 0 && (most === undefined || e[1].bytes > most[1].bytes)) most = e
       if (most === undefined) return
       this.evictOldest(most[0], most[1])
       this.touch(most[0], most[1])

@@ -4,8 +4,9 @@
  * each (about 7 bytes an item, 650 bytes of heap once held): counted as one struct apiece, a
  * document took 2^22 of them (2.7 GB) and stored 37 bytes (V2 encodes the chain as runs), so
  * neither bound came near, and four rooms killed the hub at 3.75 GB. Now the documents one
- * engine holds share `maxHostStructs`, a shared type counting TYPE_WEIGHT structs there (a
- * peer's update past it is refused; a stored document that does not fit beside the loaded
+ * engine holds share `maxHostStructs`, a shared type counting TYPE_WEIGHT structs there and
+ * each value of a list or map entry one more (a review's second round: a run of empty
+ * objects, one struct, held 48 bytes of heap per byte of update) (a peer's update past it is refused; a stored document that does not fit beside the loaded
  * ones is not loaded, `doc-unavailable`, until they go), the work an update is charged counts
  * its types, and a batch of heavy updates lets the event loop turn between them.
  */
@@ -50,6 +51,23 @@ test("a shared type counts 4 structs against the hub's bound: one room of empty 
   expect(taken).toBeGreaterThanOrEqual(5)
   // Stored in a few bytes all the same: the bound is not the encoding's size.
   expect(doc.engine.encode(doc.doc).length).toBeLessThan(200)
+  await h.close()
+})
+
+test("each value in a list counts against the hub's bound: a run of empty objects is one struct, 2 bytes of update and 130 of heap apiece", async () => {
+  const h = host(new MemoryStorage(), yjsDocEngine({ maxHostStructs: 100_000 }))
+  const doc = await h.open<Y.Doc>("yjs", "values")
+  const writer = new Y.Doc()
+  writer.clientID = 7
+  const updates: Uint8Array[] = []
+  writer.on("update", (u: Uint8Array) => updates.push(u))
+  for (let k = 0; k < 20; k++) writer.getArray("a").push(Array.from({ length: 10_000 }, () => ({})))
+  writer.destroy()
+  const { taken, refusal } = await fill(doc, updates)
+  expect(refusal).toMatchObject({ code: "update-too-large" })
+  // Counted as structs alone, all 200,000 values went in (20 structs after merging).
+  expect(doc.doc.getArray("a").length).toBeLessThanOrEqual(100_000)
+  expect(taken).toBeGreaterThanOrEqual(5)
   await h.close()
 })
 
@@ -115,10 +133,10 @@ test("a batch of heavy updates lets the event loop turn between them", async () 
   engine.dispose?.(doc)
 })
 
-test("fuzzed: rooms of types, text and maps stay within the hub's bound together, and a refused update leaves its room as it was", async () => {
+test("fuzzed: rooms of types, text, maps and values stay within the hub's bound together, and a refused update leaves its room as it was", async () => {
   const MAX = 6_000
   await fc.assert(fc.asyncProperty(
-    fc.array(fc.record({ room: fc.nat(2), kind: fc.constantFrom("types", "text", "maps"), n: fc.integer({ min: 1, max: 400 }) }), { minLength: 5, maxLength: 25 }),
+    fc.array(fc.record({ room: fc.nat(2), kind: fc.constantFrom("types", "text", "maps", "values"), n: fc.integer({ min: 1, max: 400 }) }), { minLength: 5, maxLength: 25 }),
     async (steps) => {
       const h = host(new MemoryStorage(), yjsDocEngine({ maxHostStructs: MAX }))
       const rooms = await Promise.all([0, 1, 2].map((i) => h.open<Y.Doc>("yjs", `room-${i}`)))
@@ -135,7 +153,8 @@ test("fuzzed: rooms of types, text and maps stay within the hub's bound together
         if (s.kind === "types") w.getArray("a").push(Array.from({ length: s.n }, () => new Y.Map()))
         // Typed backwards: the characters do not merge into one struct.
         else if (s.kind === "text") w.transact(() => { for (let i = 0; i < s.n; i++) w.getText("t").insert(0, "x") })
-        else w.transact(() => { for (let i = 0; i < s.n; i++) w.getMap("m").set(`k${i % 50}`, i) })
+        else if (s.kind === "maps") w.transact(() => { for (let i = 0; i < s.n; i++) w.getMap("m").set(`k${i % 50}`, i) })
+        else w.getArray("v").push(Array.from({ length: s.n * 4 }, () => ({})))
         const u = Y.encodeStateAsUpdate(w, before)
         const room = rooms[s.room]!
         const was = Y.encodeStateVector(room.doc)
@@ -146,7 +165,9 @@ test("fuzzed: rooms of types, text and maps stay within the hub's bound together
           // The writer's next update would build on what was refused: a new writer goes on.
           writers[s.room] = writer()
         }
-        expect(rooms.reduce((n, r) => n + weighedStructs(r.doc, true), 0)).toBeLessThanOrEqual(MAX)
+        // What they hold: structs, a type as 4, and each value one more.
+        const held = rooms.reduce((n, r) => n + weighedStructs(r.doc, true) + r.doc.getArray("v").length, 0)
+        expect(held).toBeLessThanOrEqual(MAX)
       }
       await h.close()
     },

@@ -32,7 +32,8 @@
  * before it touches the document (see DEFAULT_MAX_DOC_STRUCTS and `structsAdded`). Without
  * it, peers sending accepted updates one after another grew one document until the hub ran
  * out of memory. And the documents one engine holds loaded share `maxHostStructs`, a shared
- * type counting TYPE_WEIGHT there as in a CRDT field, so many rooms each below its own bound
+ * type counting TYPE_WEIGHT there as in a CRDT field and what a struct holds counting too
+ * (`contentWeight`: a run of empty objects is one struct), so many rooms each below its own bound
  * cannot add up past the hub's memory: past it a peer's update is refused, and a stored
  * document that would not fit is not loaded (`doc-unavailable`, try again once others are
  * unloaded). An empty Y.Array takes about 7 bytes of an update and 650 bytes of heap, and a
@@ -46,7 +47,7 @@ import * as Y from "yjs"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CheckResult, type CrdtDocEngine, type CrdtRejection } from "../../core/crdt-docs/engine.js"
 import { CrdtDocError } from "../../core/crdt-docs/authority.js"
 import { canonError, errorText } from "../../core/errors.js"
-import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, TYPE_WEIGHT, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, structCount, unsupportedStructs, weighedStructs, type NotIntegrable } from "../yjs/integrable.js"
+import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, TYPE_WEIGHT, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, structCount, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
 import { deletionGrowth, type Claimed } from "../yjs/deletion.js"
 import { onlyDeletes } from "../yjs/tombstone.js"
 
@@ -68,7 +69,8 @@ export interface YjsEngineOptions {
    * Most structs all the documents this engine holds loaded may hold together (one engine per
    * hub: give each hub its own). Past it a peer's update is refused (`update-too-large`) and a
    * stored document that would take the total past it is not loaded (`doc-unavailable`) until
-   * others are unloaded (idle ones within 30 s). A shared type counts TYPE_WEIGHT (4) here.
+   * others are unloaded (idle ones within 30 s). A shared type counts TYPE_WEIGHT (4) here,
+   * each value of a list or map entry one more, and text or bytes one per 128 bytes.
    * Default DEFAULT_MAX_HOST_STRUCTS (2^23: four rooms of empty types at it held 2.0 GB of heap).
    */
   readonly maxHostStructs?: number
@@ -91,6 +93,30 @@ export const DEFAULT_MAX_HOST_STRUCTS = 1 << 23
 
 /** A struct is decoded from an update with its content: a shared type, or anything else. */
 const isTypeStruct = (s: unknown): boolean => (s as { content?: unknown }).content instanceof Y.ContentType
+
+/** Bytes of content that weigh as one struct in the hub's bound (a struct holds about 200 bytes of heap). */
+const UNIT_BYTES = 128
+
+/**
+ * What a struct holds beyond itself, in structs' weight: a shared type TYPE_WEIGHT - 1, each
+ * value of a list or map entry one (an empty `{}` is 2 bytes of an update and about 130 of
+ * heap, and a run of them is one struct), text and bytes one per UNIT_BYTES.
+ */
+const contentWeight = (s: unknown): number => {
+  const c = (s as { content?: unknown }).content
+  if (c instanceof Y.ContentType) return TYPE_WEIGHT - 1
+  if (c instanceof Y.ContentAny || c instanceof Y.ContentJSON) return (c as unknown as { arr: unknown[] }).arr.length
+  if (c instanceof Y.ContentString) return Math.floor((c as unknown as { str: string }).str.length / UNIT_BYTES)
+  if (c instanceof Y.ContentBinary) return Math.floor((c as unknown as { content: Uint8Array }).content.length / UNIT_BYTES)
+  return 0
+}
+
+/** What a loaded document weighs in the hub's bound: each struct one, and what it holds (contentWeight). */
+const heldWeight = (doc: Y.Doc): number => {
+  let n = 0
+  for (const list of doc.store.clients.values()) for (const s of list) n += 1 + contentWeight(s)
+  return n
+}
 
 /** Structs past which an apply lets the event loop turn before the next update of its batch. */
 const HEAVY_APPLY_STRUCTS = 4_096
@@ -200,14 +226,28 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   if (!Number.isSafeInteger(maxHostStructs) || maxHostStructs < 1) {
     throw new TypeError(`maxHostStructs must be a whole number of at least 1, not ${String(options.maxHostStructs)}.`)
   }
-  /** What each loaded document weighs (weighedStructs, as of its last change), and their sum. */
+  /**
+   * What each loaded document weighs (heldWeight, counted at load and when a refusal is near,
+   * else added up from what each update could add: deletions may free some, so it is an upper
+   * bound between counts), and their sum.
+   */
   const held = new Map<Y.Doc, number>()
   let heldTotal = 0
-  const hold = (doc: Y.Doc, exact = false): void => {
-    const n = weighedStructs(doc, exact)
+  const hold = (doc: Y.Doc, n = heldWeight(doc)): void => {
     heldTotal += n - (held.get(doc) ?? 0)
     held.set(doc, n)
   }
+  /** What an update could add to the hub's bound: its new structs, each with a split, and their contents. */
+  const weightAdded = (doc: Y.Doc, d: Decoded, added: { weighed: number }): number => {
+    let n = added.weighed
+    for (const s of d.structs) if (!(s instanceof Y.Skip) && s.id.clock + s.length > clockOf(doc, s.id.client) && !isTypeStruct(s)) n += contentWeight(s)
+    return n
+  }
+  /** Why a stored document weighing `weight` is not loaded now. */
+  const unavailable = (weight: number | string): string =>
+    `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}; this document (${weight}) is opened once others are unloaded. Try again later.`
+  /** Per update passed by pastBound, what it was found to add (apply adds it to its document's weight). */
+  const adds = new WeakMap<Decoded, number>()
   // prepare() decodes; writers() and apply() reuse it (the same Uint8Array object, right after).
   const decodedCache = new WeakMap<Uint8Array, Decoded>()
   /** Per batch being fitted: what its deletions weighed so far delete (deletion.ts Claimed). */
@@ -222,15 +262,16 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   const measure = (update: Uint8Array): number | CheckResult => {
     if (update.length === 0) return reject("update-malformed", "An empty Yjs update.")
     if (update.length > maxBytes) return reject("update-too-large", `A Yjs update of ${update.length} bytes; the hub accepts at most ${maxBytes}. Send it in smaller pieces.`)
-    const seen = { deleteRanges: 0, types: 0 }
+    const seen = { deleteRanges: 0, types: 0, values: 0 }
     const structs = countV1Structs(update, MAX_UPDATE_STRUCTS, seen)
     if (typeof structs === "string") return reject("update-malformed", structs)
     if (structs === undefined) return reject("update-too-large", `A Yjs update of more than ${MAX_UPDATE_STRUCTS} structs; send it in smaller pieces.`)
     // Measured on this project's machine: check and apply took 408 ms for 262,144 structs
     // (about 2 µs each), 1.4 s for 150,000 deleted ranges (about 9 µs each); an 8 MiB update of
     // one struct of text 20 ms to decode and apply, and 35-66 ms more to encode into the base;
-    // 65,536 empty shared types 1.1-2.3 s (17-35 µs each, a review), 8 of them in `structs`.
-    return 2 * structs + 28 * seen.types + 9 * seen.deleteRanges + Math.ceil(update.length / 128)
+    // 65,536 empty shared types 1.1-2.3 s (17-35 µs each, a review), 8 of them in `structs`;
+    // a value of a list or map entry is decoded into an object of its own (an empty `{}`: 2 bytes).
+    return 2 * structs + 28 * seen.types + seen.values + 9 * seen.deleteRanges + Math.ceil(update.length / 128)
   }
 
   /** Updates `check` counted and passed: decode does not count them again. */
@@ -243,10 +284,12 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       return { code: "update-too-large", message: `The document would pass the hub's bound of ${maxDocStructs} structs; split its data into more documents.` }
     }
     const others = heldTotal - (held.get(doc) ?? 0)
-    if (others + weighedStructs(doc) + added.weighed <= maxHostStructs) return undefined
-    // The held types' tally is an upper bound: counted again before it refuses anything.
-    hold(doc, true)
-    if (others + held.get(doc)! + added.weighed <= maxHostStructs) return undefined
+    const more = weightAdded(doc, d, added)
+    adds.set(d, more)
+    if (others + (held.get(doc) ?? 0) + more <= maxHostStructs) return undefined
+    // Added up from updates, the weight is an upper bound: counted again before it refuses anything.
+    hold(doc)
+    if (others + held.get(doc)! + more <= maxHostStructs) return undefined
     return { code: "update-too-large", message: `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostStructs.` }
   }
 
@@ -281,7 +324,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     if (tooLarge !== undefined) return tooLarge
     changedFlag.set(doc, false)
     Y.applyUpdate(doc, u)
-    hold(doc)
+    hold(doc, (held.get(doc) ?? 0) + (adds.get(d) ?? 0))
     // The check above makes this unreachable; if Yjs disagrees, the authority rebuilds (throw).
     if (holdsPending(doc)) throw new Error("Yjs held part of an update whose dependencies looked complete.")
     return changedFlag.get(doc) === true
@@ -291,14 +334,14 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     kind: "yjs",
     empty() {
       const doc = newHubYDoc()
-      hold(doc)
+      hold(doc, 0)
       return doc
     },
     load(bytes) {
       // Counted before it is built: one that does not fit beside the loaded ones waits for them to go.
       const weight = countV2Structs(bytes, maxHostStructs)
       if (typeof weight !== "string" && heldTotal + (weight ?? maxHostStructs) > maxHostStructs) {
-        throw new CrdtDocError("doc-unavailable", `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}; this document (${weight ?? `more than ${maxHostStructs}`}) is opened once others are unloaded. Try again later.`)
+        throw new CrdtDocError("doc-unavailable", unavailable(weight ?? `more than ${maxHostStructs}`))
       }
       const doc = newHubYDoc()
       Y.applyUpdateV2(doc, bytes)
@@ -310,7 +353,13 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         doc.destroy()
         throw canonError("storage-corrupt", `${deep} The stored document is not loaded; restore it from a backup or rewrite it flatter.`)
       }
-      hold(doc)
+      // The count above sees structs and types, not the values in them: weighed whole, it may not fit after all.
+      const weighed = heldWeight(doc)
+      if (heldTotal + weighed > maxHostStructs) {
+        doc.destroy()
+        throw new CrdtDocError("doc-unavailable", unavailable(weighed))
+      }
+      hold(doc, weighed)
       return doc
     },
     // Stored updates (trusted: none of the peer's limits, nor the document's bound, judge them).
@@ -322,7 +371,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         weight += typeof n === "number" ? n : typeof n === "string" ? 0 : maxHostStructs
       }
       if (heldTotal + weight > maxHostStructs) {
-        throw new CrdtDocError("doc-unavailable", `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}; this document's stored updates (${weight}) are opened once others are unloaded. Try again later.`)
+        throw new CrdtDocError("doc-unavailable", unavailable(weight))
       }
       updates.forEach((u, i) => {
         try {
@@ -336,7 +385,10 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       // As for a base: nested past the bound (stored before it), serving it would break every reader.
       const deep = docTooDeep(doc)
       if (deep !== undefined) throw new Error(deep)
-      hold(doc)
+      const weighed = heldWeight(doc)
+      // The authority disposes of it (which gives back what it held).
+      if (heldTotal - (held.get(doc) ?? 0) + weighed > maxHostStructs) throw new CrdtDocError("doc-unavailable", unavailable(weighed))
+      hold(doc, weighed)
     },
     encode: (doc) => encodeIntegratedV2(doc),
     // Where it enters: counted, not decoded (decoding is held until apply: 24 MB for a 512 KB update).

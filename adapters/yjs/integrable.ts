@@ -148,13 +148,14 @@ export const TYPE_WEIGHT = 4
 /**
  * What decoding a V1 update would cost, read without decoding it (no object per struct): its
  * structs, a shared type weighing TYPE_WEIGHT; the ranges of its delete set are told in
- * `seen.deleteRanges` (work, but not bounded here: see below), and its shared types in `seen.types`. Undefined when that is more than `max`; a
+ * `seen.deleteRanges` (work, but not bounded here: see below), its shared types in `seen.types` and
+ * the values of its lists and map entries in `seen.values`. Undefined when that is more than `max`; a
  * sentence when the bytes are not an update or hold a subdocument (refused on every route,
  * and each one decodes into a whole Y.Doc: 262,144 of them in 1.3 MB took 4 s and 625 MB).
  * Decoding costs per struct, and a GC struct is 2 bytes: 8 MiB of them took `Y.decodeUpdate`
  * 5 s and 1 GB, and 63 MiB killed the process. Every route counts before it decodes.
  */
-export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteRanges: number; types?: number }): number | undefined | string => {
+export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteRanges: number; types?: number; values?: number }): number | undefined | string => {
   const r = new ByteReader(update)
   let client = 0
   let valueRefusal: string | undefined
@@ -200,7 +201,7 @@ export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteR
         }
         switch (ref) {
           case 1: r.varint(); break // deleted
-          case 2: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) skipJson(); break // JSON
+          case 2: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) (skipJson(), seen !== undefined && (seen.values = (seen.values ?? 0) + 1)); break // JSON
           case 3: case 4: skipString(); break // binary, string
           case 5: skipJson(); break // embed
           case 6: if (protoKey()) protoIn = "a text format's name"; skipJson(); break // format
@@ -213,7 +214,7 @@ export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteR
             if (count > max) return undefined
             break
           }
-          case 8: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) skipAny(); break // any
+          case 8: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) (skipAny(), seen !== undefined && (seen.values = (seen.values ?? 0) + 1)); break // any
           case 9: return "Yjs subdocuments are not supported."
           default: throw new RangeError(`unknown content ${ref}`)
         }

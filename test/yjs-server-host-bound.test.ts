@@ -71,6 +71,21 @@ test("each value in a list counts against the hub's bound: a run of empty object
   await h.close()
 })
 
+test("values nested in one value count too: an array of 40,000 empty objects is not one value", async () => {
+  const h = host(new MemoryStorage(), yjsDocEngine({ maxHostStructs: 100_000 }))
+  const doc = await h.open<Y.Doc>("yjs", "nested")
+  const writer = new Y.Doc()
+  writer.clientID = 7
+  const updates: Uint8Array[] = []
+  writer.on("update", (u: Uint8Array) => updates.push(u))
+  for (let k = 0; k < 4; k++) writer.getArray("a").push([Array.from({ length: 40_000 }, () => ({}))])
+  writer.destroy()
+  const { taken, refusal } = await fill(doc, updates)
+  expect(refusal).toMatchObject({ code: "update-too-large" })
+  expect(taken).toBe(2)
+  await h.close()
+})
+
 test("the documents of one engine share maxHostStructs: a second room is refused past it, and takes more once the first is unloaded", async () => {
   const storage = new MemoryStorage()
   const h = host(storage, yjsDocEngine({ maxHostStructs: 50_000 }))

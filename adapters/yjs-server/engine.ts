@@ -70,7 +70,8 @@ export interface YjsEngineOptions {
    * hub: give each hub its own). Past it a peer's update is refused (`update-too-large`) and a
    * stored document that would take the total past it is not loaded (`doc-unavailable`) until
    * others are unloaded (idle ones within 30 s). A shared type counts TYPE_WEIGHT (4) here,
-   * each value of a list or map entry one more, and text or bytes one per 128 bytes.
+   * each value of a list or map entry (and each value nested in one) one more, and text or
+   * bytes one per 128 bytes.
    * Default DEFAULT_MAX_HOST_STRUCTS (2^23: four rooms of empty types at it held 2.0 GB of heap).
    */
   readonly maxHostStructs?: number
@@ -98,14 +99,31 @@ const isTypeStruct = (s: unknown): boolean => (s as { content?: unknown }).conte
 const UNIT_BYTES = 128
 
 /**
- * What a struct holds beyond itself, in structs' weight: a shared type TYPE_WEIGHT - 1, each
- * value of a list or map entry one (an empty `{}` is 2 bytes of an update and about 130 of
- * heap, and a run of them is one struct), text and bytes one per UNIT_BYTES.
+ * What a value of a list or map entry holds, in structs' weight: one for itself and one for
+ * each value nested in it (an empty `{}` is 2 bytes of an update and about 130 of heap), text
+ * and bytes one per UNIT_BYTES. Values nest at most MAX_VALUE_DEPTH deep (checked where they enter).
+ */
+const valueWeight = (v: unknown): number => {
+  if (typeof v === "string") return 1 + Math.floor(v.length / UNIT_BYTES)
+  if (v === null || typeof v !== "object") return 1
+  if (v instanceof Uint8Array) return 1 + Math.floor(v.length / UNIT_BYTES)
+  let n = 1
+  for (const x of Array.isArray(v) ? v : Object.values(v)) n += valueWeight(x)
+  return n
+}
+
+/**
+ * What a struct holds beyond itself, in structs' weight: a shared type TYPE_WEIGHT - 1, its
+ * values (valueWeight: a run of them is one struct), text and bytes one per UNIT_BYTES.
  */
 const contentWeight = (s: unknown): number => {
   const c = (s as { content?: unknown }).content
   if (c instanceof Y.ContentType) return TYPE_WEIGHT - 1
-  if (c instanceof Y.ContentAny || c instanceof Y.ContentJSON) return (c as unknown as { arr: unknown[] }).arr.length
+  if (c instanceof Y.ContentAny || c instanceof Y.ContentJSON) {
+    let n = 0
+    for (const v of (c as unknown as { arr: unknown[] }).arr) n += valueWeight(v)
+    return n
+  }
   if (c instanceof Y.ContentString) return Math.floor((c as unknown as { str: string }).str.length / UNIT_BYTES)
   if (c instanceof Y.ContentBinary) return Math.floor((c as unknown as { content: Uint8Array }).content.length / UNIT_BYTES)
   return 0

@@ -3,19 +3,18 @@
  * `OutcomeLimits`): clients record outcomes (seqs, short and long rejections), some
  * acknowledge and some never do, the table drains between commits. After every step:
  * - what the table says it holds is the sum of what it still answers exactly (`bytes` is true);
- * - that is within the document's limit, and each client's within its own or down to its
- *   newest run (which only the document's shedding takes);
+ * - each client's is within its own limit, or down to its newest run (never forgotten);
  * - every number is answered with what it was, or for one forgotten unacknowledged,
  *   "applied at seq <= X" (a rejection never becomes another one, nor a seq);
  * - what is kept is what a model of the rules keeps: nothing is forgotten before it must be.
  */
 import fc from "fast-check"
-import { ClientTable, outcomeBytes } from "../core/authority/client-table.js"
+import { ClientTable, MAX_RUN_OUTCOMES, outcomeBytes } from "../core/authority/client-table.js"
 import { AuthorityStore } from "../core/internal.js"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import type { StoredOutcome } from "../core/store/records.js"
 
-const LIMITS = { window: 400, clientBytes: 2_500, bytes: 5_000 }
+const LIMITS = { window: 400, clientBytes: 2_500 }
 const CLIENTS = ["a", "b", "c", "d"]
 
 type Step =
@@ -42,14 +41,6 @@ test("the table's bytes are true and bounded, and it never answers a number with
     const model = (c: number) => {
       const last = sent[c]!.length
       while (kept[c]!.length > 1 && (kept[c]![0]!.first + kept[c]![0]!.n - 1 <= last - LIMITS.window || sum(c) > LIMITS.clientBytes)) kept[c]!.shift()
-      const total = () => CLIENTS.reduce((n, _, i) => n + sum(i), 0)
-      if (total() <= LIMITS.bytes) return
-      while (total() > LIMITS.bytes * 7 / 8) {
-        let most = -1
-        for (let i = 0; i < CLIENTS.length; i++) if (kept[i]!.length > 0 && (most < 0 || sum(i) > sum(most))) most = i
-        if (most < 0) return
-        kept[most]!.shift()
-      }
     }
     for (const s of steps) {
       if (s.kind === "drain") t.drain()
@@ -61,8 +52,8 @@ test("the table's bytes are true and bounded, and it never answers a number with
           const o: StoredOutcome = s.text < 0 ? { hash: seq + 1, seq: ++seq } : { hash: 7 + i, rejection: { code: "rejected", message: "m".repeat(s.text) } }
           sent[s.client]!.push(o)
           run += outcomeBytes(o)
-          // The batch's run, unless it was shed meanwhile (the next outcome starts another).
-          if (mine === undefined || kept[s.client]!.at(-1) !== mine) kept[s.client]!.push((mine = { first: sent[s.client]!.length, n: 0, bytes: 0 }))
+          // The batch's run, up to MAX_RUN_OUTCOMES (the next outcome starts another).
+          if (mine === undefined || mine.n >= MAX_RUN_OUTCOMES) kept[s.client]!.push((mine = { first: sent[s.client]!.length, n: 0, bytes: 0 }))
           mine.n++
           mine.bytes += outcomeBytes(o)
           t.record(CLIENTS[s.client]!, 1, sent[s.client]!.length, o)
@@ -92,12 +83,14 @@ test("the table's bytes are true and bounded, and it never answers a number with
         })
         held += mine
         expect(mine).toBe(sum(c))
+        // The newest outcome is always kept.
+        if (sent[c]!.length > 0) expect(t.classify(CLIENTS[c]!, 1, sent[c]!.length, sent[c]!.at(-1)!.hash, seq).kind).toBe("duplicate")
         // Past its limit a client keeps its newest run alone.
-        expect(mine).toBeLessThanOrEqual(Math.max(LIMITS.clientBytes, runs[c]!.at(-1) ?? 0))
+        expect(mine).toBeLessThanOrEqual(Math.max(LIMITS.clientBytes, kept[c]!.at(-1)?.bytes ?? 0))
       }
       expect(t.bytes).toBe(held)
-      // Past the document's limit, it sheds (a client's newest run too).
-      expect(held).toBeLessThanOrEqual(LIMITS.bytes)
+      // Clients hold their own only: what one sends never takes another's.
+      expect(held).toBe(CLIENTS.reduce((n, _, i) => n + sum(i), 0))
     }
   }), { numRuns: Number(process.env.CLIENT_TABLE_RUNS ?? 50), seed: Number(process.env.CLIENT_TABLE_SEED ?? 1) })
 })

@@ -23,16 +23,17 @@
  * State is loaded per client on first use (never the whole table at document load), and
  * changes are drained into the document's next atomic commit batch.
  *
- * What the table holds in memory is bounded in bytes as well as in outcomes (`OutcomeLimits`):
- * a rejection keeps its sentence, which can name what the client sent (an unknown command's
- * name), so unacknowledged rejections of 3 wire bytes each once held about 430 bytes apiece,
- * 100,000 per client and document (a review: 169 MB of hub memory from 1.3 MB of frames).
- * Past a client's bytes its oldest outcomes go as past its window; past the document's, the
- * client holding the most gives up its oldest first, its newest run too, so an honest client,
- * which acknowledges what it is answered, keeps its few. A run holds at most MAX_RUN_OUTCOMES
- * (one client's batch of 20,000 was one run, never given up, and others were stripped in its
- * place: an honest client's rejected command was then answered "applied at seq <= X"), and a
- * kept sentence is a string of its own (a reason sliced from a 64 KiB argument kept all of it).
+ * What the table holds in memory is bounded in bytes per client as well as in outcomes
+ * (`OutcomeLimits`): a rejection keeps its sentence, which can name what the client sent (an
+ * unknown command's name), so unacknowledged rejections of 3 wire bytes each once held about
+ * 430 bytes apiece, 100,000 per client and document (a review: 169 MB of hub memory from
+ * 1.3 MB of frames). Past its bytes a client's oldest outcomes go as past its window, and a
+ * kept sentence is a string of its own (a reason sliced from a 64 KiB argument kept all of
+ * it). Only the client's own: a bound for the whole document, the client holding the most
+ * giving up first, let many small clients make an honest client the largest, and its
+ * rejected command was then answered "applied at seq <= X" (which a replica takes as
+ * confirmed), or its acknowledged outcomes kept for a restored backup were dropped and a
+ * resend applied twice (two reviews). What many clientIds hold together is not bounded here.
  */
 import type { Outcome } from "../entry.js"
 import type { AuthorityStore } from "../store/authority-store.js"
@@ -84,8 +85,6 @@ const movedKey = (madeAs: number, hash: number, incarnation: number): string => 
 export const outcomeBytes = (o: StoredOutcome): number =>
   ("seq" in o ? 64 : 160 + 2 * (o.rejection.code.length + o.rejection.message.length)) + (o.madeAs === undefined ? 0 : 192)
 
-/** Outcomes of one run at most: what the table gives up together. */
-export const MAX_RUN_OUTCOMES = 256
 
 /**
  * A rejection whose sentence is a string of its own: V8 keeps a slice (`reason.slice(0, 200)`
@@ -93,6 +92,12 @@ export const MAX_RUN_OUTCOMES = 256
  */
 const owned = (o: StoredOutcome): StoredOutcome =>
   "seq" in o ? o : { ...o, rejection: { code: o.rejection.code, message: textDecoder.decode(textEncoder.encode(o.rejection.message)) } }
+
+/**
+ * Outcomes of one run at most: a client's newest run is never forgotten, so a batch of 20,000
+ * commands made one run its bytes could not bound.
+ */
+export const MAX_RUN_OUTCOMES = 256
 
 const runBytes = (outcomes: ReadonlyArray<StoredOutcome>): number => {
   let n = 0
@@ -106,8 +111,6 @@ export interface OutcomeLimits {
   readonly window: number
   /** Bytes per client (`outcomeBytes`). */
   readonly clientBytes: number
-  /** Bytes for all clients of the document. */
-  readonly bytes: number
 }
 
 /** The changes of one batch, for `AuthorityStore.commit`. */
@@ -170,7 +173,7 @@ export class ClientTable {
     /** Outcomes kept per client without an ack before the oldest are forgotten, or all the limits. */
     limits: number | OutcomeLimits,
   ) {
-    this.limits = typeof limits === "number" ? { window: limits, clientBytes: Infinity, bytes: Infinity } : limits
+    this.limits = typeof limits === "number" ? { window: limits, clientBytes: Infinity } : limits
   }
 
   /** What the kept outcomes take in memory, about (`outcomeBytes`). */
@@ -388,7 +391,6 @@ export class ClientTable {
     this.touch(clientId, s)
     this.forgetAcked(clientId, s)
     this.evict(clientId, s)
-    if (this.held > this.limits.bytes) this.shed()
   }
 
   private touch(clientId: string, s: ClientState): void {
@@ -411,21 +413,7 @@ export class ClientTable {
     this.dropRun(clientId, s, run)
   }
 
-  /**
-   * Past the document's bytes: the client holding the most gives up its oldest run, its newest
-   * too, until an eighth of the limit is free (so a client sending on does not make every record
-   * a scan).
-   */
-  private shed(): void {
-    const target = this.limits.bytes * 7 / 8
-    while (this.held > target) {
-      let most: [string, ClientState] | undefined
-      for (const e of this.clients) if (e[1].runs.length > 0 && (most === undefined || e[1].bytes > most[1].bytes)) most = e
-      if (most === undefined) return
-      this.evictOldest(most[0], most[1])
-      this.touch(most[0], most[1])
-    }
-  }
+
 
   /** Everything changed since the last drain, for the next commit batch. */
   drain(): ClientChanges {

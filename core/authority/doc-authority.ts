@@ -74,16 +74,12 @@ export interface AuthorityOptions {
   readonly maxOutcomesPerClient?: number
   /**
    * What those outcomes may take in memory per client, in bytes (about: a rejection keeps its
-   * sentence); past it the oldest are forgotten likewise. Default 1 MiB, which holds about
-   * 16,000 outcomes or 4,000 short rejections: an honest client acknowledges what it is
-   * answered and keeps about 2,000 (a send window and the acknowledged ones kept a while).
+   * sentence); past it the oldest are forgotten likewise. Default 4 MiB, which holds about
+   * 65,000 outcomes or 16,000 short rejections: an honest client acknowledges what it is
+   * answered and keeps about 2,000 (a send window and the acknowledged ones kept a while),
+   * 4.5 MB if every one were a rejection of the longest sentence.
    */
   readonly maxOutcomeBytesPerClient?: number
-  /**
-   * What the outcomes of all the document's clients may take in memory, in bytes; past it the
-   * client holding the most forgets its oldest. Default 16 MiB.
-   */
-  readonly maxOutcomeBytes?: number
   /** Largest encoded arguments of one command, in bytes; larger is `command-too-large`. Default 256 KiB. */
   readonly maxCommandBytes?: number
   /**
@@ -336,8 +332,7 @@ export class DocAuthority<S = unknown> {
     this.quietMs = options.quietCheckpointMs ?? 1000
     this.clientTable = new ClientTable(docId, store, {
       window: options.maxOutcomesPerClient ?? 100_000,
-      clientBytes: options.maxOutcomeBytesPerClient ?? 1 << 20,
-      bytes: options.maxOutcomeBytes ?? 16 << 20,
+      clientBytes: options.maxOutcomeBytesPerClient ?? 4 << 20,
     })
     this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.maxMessageBytes = options.maxMessageBytes ?? 512 << 10

@@ -86,6 +86,51 @@ test("values nested in one value count too: an array of 40,000 empty objects is 
   await h.close()
 })
 
+test.each(["embed", "format"] as const)("a text's %s values count too", async (kind) => {
+  const h = host(new MemoryStorage(), yjsDocEngine({ maxHostStructs: 100_000 }))
+  const doc = await h.open<Y.Doc>("yjs", kind)
+  const writer = new Y.Doc()
+  writer.clientID = 7
+  const updates: Uint8Array[] = []
+  writer.on("update", (u: Uint8Array) => updates.push(u))
+  const t = writer.getText("t")
+  for (let k = 0; k < 4; k++) {
+    const value = { list: Array.from({ length: 40_000 }, () => ({})) }
+    if (kind === "embed") t.insertEmbed(t.length, value)
+    else t.insert(t.length, "x", { [`a${k}`]: value })
+  }
+  writer.destroy()
+  const { taken, refusal } = await fill(doc, updates)
+  expect(refusal).toMatchObject({ code: "update-too-large" })
+  expect(taken).toBe(2)
+  await h.close()
+})
+
+test("what one room deleted is counted again before another room is refused: the bound is not held by what is gone", async () => {
+  const h = host(new MemoryStorage(), yjsDocEngine({ maxHostStructs: 100_000 }))
+  const a = await h.open<Y.Doc>("yjs", "churn")
+  const writer = new Y.Doc()
+  writer.clientID = 7
+  let last: Uint8Array | undefined
+  writer.on("update", (u: Uint8Array) => { last = u })
+  // Eleven rounds of 9,000 values pushed and deleted: about 99,000 added up, next to nothing held.
+  for (let k = 0; k < 11; k++) {
+    writer.getArray("a").push(Array.from({ length: 9_000 }, () => ({})))
+    expect((await a.submit([last!])).rejected).toEqual([])
+    writer.getArray("a").delete(0, 9_000)
+    expect((await a.submit([last!])).rejected).toEqual([])
+  }
+  expect(a.doc.getArray("a").length).toBe(0)
+  const b = await h.open<Y.Doc>("yjs", "honest")
+  const honest = new Y.Doc()
+  honest.clientID = 8
+  honest.getText("t").insert(0, "y".repeat(200_000))
+  expect((await b.submit([Y.encodeStateAsUpdate(honest)])).rejected).toEqual([])
+  writer.destroy()
+  honest.destroy()
+  await h.close()
+})
+
 test("the documents of one engine share maxHostStructs: a second room is refused past it, and takes more once the first is unloaded", async () => {
   const storage = new MemoryStorage()
   const h = host(storage, yjsDocEngine({ maxHostStructs: 50_000 }))

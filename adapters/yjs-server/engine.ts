@@ -114,20 +114,31 @@ const valueWeight = (v: unknown): number => {
 
 /**
  * What a struct holds beyond itself, in structs' weight: a shared type TYPE_WEIGHT - 1, its
- * values (valueWeight: a run of them is one struct), text and bytes one per UNIT_BYTES.
+ * values (valueWeight: a run of them is one struct; an embed's and a format's value likewise),
+ * text, bytes and a map entry's key one per UNIT_BYTES.
  */
 const contentWeight = (s: unknown): number => {
-  const c = (s as { content?: unknown }).content
-  if (c instanceof Y.ContentType) return TYPE_WEIGHT - 1
+  const item = s as { content?: unknown; parentSub?: unknown }
+  const c = item.content
+  const key = typeof item.parentSub === "string" ? Math.floor(item.parentSub.length / UNIT_BYTES) : 0
+  if (c instanceof Y.ContentType) return key + TYPE_WEIGHT - 1
   if (c instanceof Y.ContentAny || c instanceof Y.ContentJSON) {
-    let n = 0
+    let n = key
     for (const v of (c as unknown as { arr: unknown[] }).arr) n += valueWeight(v)
     return n
   }
-  if (c instanceof Y.ContentString) return Math.floor((c as unknown as { str: string }).str.length / UNIT_BYTES)
-  if (c instanceof Y.ContentBinary) return Math.floor((c as unknown as { content: Uint8Array }).content.length / UNIT_BYTES)
-  return 0
+  if (c instanceof Y.ContentString) return key + Math.floor((c as unknown as { str: string }).str.length / UNIT_BYTES)
+  if (c instanceof Y.ContentBinary) return key + Math.floor((c as unknown as { content: Uint8Array }).content.length / UNIT_BYTES)
+  if (c instanceof Y.ContentEmbed) return key + valueWeight((c as unknown as { embed: unknown }).embed)
+  if (c instanceof Y.ContentFormat) {
+    const f = c as unknown as { key: string; value: unknown }
+    return key + Math.floor(f.key.length / UNIT_BYTES) + valueWeight(f.value)
+  }
+  return key
 }
+
+/** How often a loaded document's weight may be counted whole again (a 2^22-struct text: about 170 ms). */
+const RECOUNT_MS = 1_000
 
 /** What a loaded document weighs in the hub's bound: each struct one, and what it holds (contentWeight). */
 const heldWeight = (doc: Y.Doc): number => {
@@ -255,6 +266,12 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     heldTotal += n - (held.get(doc) ?? 0)
     held.set(doc, n)
   }
+  /** When each document was last counted whole (heldWeight); added up from updates since. */
+  const countedAt = new Map<Y.Doc, number>()
+  const recount = (doc: Y.Doc, now: number): void => {
+    hold(doc)
+    countedAt.set(doc, now)
+  }
   /** What an update could add to the hub's bound: its new structs, each with a split, and their contents. */
   const weightAdded = (doc: Y.Doc, d: Decoded, added: { weighed: number }): number => {
     let n = added.weighed
@@ -301,13 +318,17 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     if (structCount(doc) + added.plain > maxDocStructs) {
       return { code: "update-too-large", message: `The document would pass the hub's bound of ${maxDocStructs} structs; split its data into more documents.` }
     }
-    const others = heldTotal - (held.get(doc) ?? 0)
     const more = weightAdded(doc, d, added)
     adds.set(d, more)
-    if (others + (held.get(doc) ?? 0) + more <= maxHostStructs) return undefined
-    // Added up from updates, the weight is an upper bound: counted again before it refuses anything.
-    hold(doc)
-    if (others + held.get(doc)! + more <= maxHostStructs) return undefined
+    if (heldTotal + more <= maxHostStructs) return undefined
+    // Added up from updates, weights are upper bounds (deletions free what they held): this
+    // document and the others are counted again before a refusal, each at most once a second
+    // (a count is O(document): refused updates must not each pay for one).
+    const now = performance.now()
+    if (now - (countedAt.get(doc) ?? -Infinity) >= RECOUNT_MS) recount(doc, now)
+    if (heldTotal + more <= maxHostStructs) return undefined
+    for (const other of held.keys()) if (other !== doc && now - (countedAt.get(other) ?? -Infinity) >= RECOUNT_MS) recount(other, now)
+    if (heldTotal + more <= maxHostStructs) return undefined
     return { code: "update-too-large", message: `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostStructs.` }
   }
 
@@ -378,6 +399,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         throw new CrdtDocError("doc-unavailable", unavailable(weighed))
       }
       hold(doc, weighed)
+      countedAt.set(doc, performance.now())
       return doc
     },
     // Stored updates (trusted: none of the peer's limits, nor the document's bound, judge them).
@@ -407,6 +429,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       // The authority disposes of it (which gives back what it held).
       if (heldTotal - (held.get(doc) ?? 0) + weighed > maxHostStructs) throw new CrdtDocError("doc-unavailable", unavailable(weighed))
       hold(doc, weighed)
+      countedAt.set(doc, performance.now())
     },
     encode: (doc) => encodeIntegratedV2(doc),
     // Where it enters: counted, not decoded (decoding is held until apply: 24 MB for a 512 KB update).
@@ -461,6 +484,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     dispose(doc) {
       heldTotal -= held.get(doc) ?? 0
       held.delete(doc)
+      countedAt.delete(doc)
       doc.destroy()
     },
   }

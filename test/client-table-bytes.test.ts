@@ -10,7 +10,7 @@
 import { Hub, type ClientMessage, type Connection, type ServerMessage } from "../core/index.js"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
-import { ClientTable, outcomeBytes } from "../core/authority/client-table.js"
+import { ClientTable, MAX_RUN_OUTCOMES, outcomeBytes } from "../core/authority/client-table.js"
 import { AuthorityStore } from "../core/internal.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { SUPPORTED_PROTOCOL, describeMachine } from "../core/protocol/negotiate.js"
@@ -150,4 +150,16 @@ test("a kept sentence sliced from a large argument holds only itself, not the ar
   expect(table.bytes).toBeLessThan(400 * 1_000)
   expect(held).toBeLessThan(4 << 20)
   expect(table.classify("c", 1, 7, 7, 0)).toEqual({ kind: "duplicate", outcome: { clientSeq: 7, rejection: { code: "rejected", message: "7:".padEnd(200, "t") } } })
+})
+
+test("one batch of 10,000 long rejections is held to the client's bytes too: a run holds at most 256 outcomes, and only the newest is always kept", async () => {
+  const table = new ClientTable("d", new AuthorityStore(new MemoryStorage()), { window: 100_000, clientBytes: 1 << 20 })
+  await table.load(["c"])
+  const rejection = { code: "unknown-command" as const, message: `Machine "todo" v1 has no command "${NAME}".` }
+  // One commit batch: no drain between the records.
+  for (let cs = 1; cs <= 10_000; cs++) table.record("c", 1, cs, { hash: cs, rejection })
+  const one = outcomeBytes({ hash: 1, rejection })
+  expect(table.bytes).toBeLessThanOrEqual((1 << 20) + MAX_RUN_OUTCOMES * one)
+  expect(table.classify("c", 1, 10_000, 10_000, 0)).toEqual({ kind: "duplicate", outcome: { clientSeq: 10_000, rejection } })
+  expect(table.classify("c", 1, 1, 1, 0)).toEqual({ kind: "duplicate", outcome: { clientSeq: 1, seqAtMost: 0 } })
 })

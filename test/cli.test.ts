@@ -750,16 +750,34 @@ test("npm run canon -- serve, from an app's own directory, with its machines mod
     `export const Notes = defineMachine({ name: "notes", version: 1, initial: () => ({ n: 0 }),`,
     `  commands: { bump: { args: Schema.Struct({}), apply: (s) => { s.n++ } } } })`,
   ].join("\n"))
-  const child = spawn("npm", ["--prefix", root, "run", "--silent", "canon", "--", "serve", "--machines", "./my-machines.ts", "--data", "./data", "--port", "0"], { cwd: app, env: { ...process.env, INIT_CWD: app } })
+  // A group of its own: npm does not pass SIGTERM on to the hub it started, which then ran on
+  // after every test run (found among the machine's processes, its parent gone).
+  const child = spawn("npm", ["--prefix", root, "run", "--silent", "canon", "--", "serve", "--machines", "./my-machines.ts", "--data", "./data", "--port", "0"], { cwd: app, env: { ...process.env, INIT_CWD: app }, detached: true })
+  const group = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal)
+    } catch {
+      // Gone already.
+    }
+  }
   let out = ""
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)))
-  const killer = setTimeout(() => child.kill("SIGKILL"), 25_000)
+  const killer = setTimeout(() => group("SIGKILL"), 25_000)
   child.stdout.on("data", (d: Buffer) => (out += d.toString()))
   child.stderr.on("data", (d: Buffer) => (out += d.toString()))
   for (const end = Date.now() + 20_000; !/data: /.test(out) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50))
-  child.kill("SIGTERM")
+  group("SIGTERM")
   await exited
   clearTimeout(killer)
+  // The hub itself is gone too: its port no longer answers.
+  const url = /Canon hub on (http:\/\/\S+)/.exec(out)?.[1]
+  expect(url).toBeDefined()
+  let answered = true
+  for (let i = 0; i < 100 && answered; i++) {
+    answered = await fetch(url!).then(() => true, () => false)
+    if (answered) await new Promise((r) => setTimeout(r, 50))
+  }
+  expect(answered).toBe(false)
   expect(out).toMatch(/machines: notes v1/)
   expect(out).toContain(`data:     ${join(app, "data")}`)
   expect(existsSync(join(app, "data"))).toBe(true)

@@ -17,6 +17,7 @@
 import * as A from "@automerge/automerge"
 import type { StopSignal } from "../../core/crdt-docs/engine.js"
 import { CHUNK_DOCUMENT, OpIndex, Overlay, countersBelow, measureChunk, splitChunks, type Measured, type Verdict } from "./validate.js"
+import { turn } from "../system/turn.js"
 
 /** One change an update carries, decoded. */
 export interface UntrustedChange {
@@ -63,15 +64,6 @@ const changesLoaded = (doc: A.Doc<unknown>, measured: Extract<Measured, { ok: tr
 
 /** Changes decoded (or admitted) between two turns of the event loop. */
 export const DECODE_SLICE = 1_000
-
-/**
- * A turn of the event loop: timers and I/O waiting behind a long decode run now. Node's
- * setImmediate, where there is one: setTimeout(0) waits at least a millisecond, a second per
- * thousand slices.
- */
-const turn: () => Promise<void> = typeof setImmediate === "function"
-  ? () => new Promise((r) => setImmediate(r))
-  : () => new Promise((r) => setTimeout(r, 0))
 
 /**
  * A turn of the event loop, after which the work goes on only while its owner wants it:

@@ -50,6 +50,7 @@ import { canonError, errorText } from "../../core/errors.js"
 import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, TYPE_WEIGHT, countV1Structs, countV2Structs, docTooDeep, dropPending, encodeIntegratedV2, holdsPending, notIntegrable, structCount, unsupportedStructs, type NotIntegrable } from "../yjs/integrable.js"
 import { deletionGrowth, type Claimed } from "../yjs/deletion.js"
 import { onlyDeletes } from "../yjs/tombstone.js"
+import { turn } from "../system/turn.js"
 
 export interface YjsEngineOptions {
   /**
@@ -91,9 +92,6 @@ export const DEFAULT_MAX_DOC_STRUCTS = 1 << 22
 
 /** Most structs the documents of one hub hold loaded together by default: two documents at their bound; four rooms of empty types at it held 2.0 GB of heap (half of Node's default). */
 export const DEFAULT_MAX_HOST_STRUCTS = 1 << 23
-
-/** A struct is decoded from an update with its content: a shared type, or anything else. */
-const isTypeStruct = (s: unknown): boolean => (s as { content?: unknown }).content instanceof Y.ContentType
 
 /** Bytes of content that weigh as one struct in the hub's bound (a struct holds about 200 bytes of heap). */
 const UNIT_BYTES = 128
@@ -150,7 +148,6 @@ const heldWeight = (doc: Y.Doc): number => {
 /** Structs past which an apply lets the event loop turn before the next update of its batch. */
 const HEAVY_APPLY_STRUCTS = 4_096
 
-const turn: () => Promise<void> = typeof setImmediate === "function" ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0))
 
 export { MAX_YJS_CLOCK }
 
@@ -225,12 +222,12 @@ const splitsAt = (structs: ReadonlyArray<StoredStruct> | undefined, state: numbe
  */
 const structsAdded = (doc: Y.Doc, d: Decoded): { plain: number; weighed: number } => {
   let n = 0
-  let types = 0
+  let held = 0
   for (const s of d.structs) {
     if (s instanceof Y.Skip) continue
     if (s.id.clock + s.length > clockOf(doc, s.id.client)) {
       n += 2
-      if (isTypeStruct(s)) types++
+      held += contentWeight(s)
     }
   }
   for (const [client, ranges] of d.ds.clients) {
@@ -241,8 +238,8 @@ const structsAdded = (doc: Y.Doc, d: Decoded): { plain: number; weighed: number 
       else n += splitsAt(structs, state, clock) + splitsAt(structs, state, clock + len)
     }
   }
-  // `plain` for the document's bound (a type as one); `weighed` for the hub's (a type as TYPE_WEIGHT).
-  return { plain: n, weighed: n + (TYPE_WEIGHT - 1) * types }
+  // `plain` for the document's bound (a type as one); `weighed` for the hub's, with what the new structs hold (contentWeight).
+  return { plain: n, weighed: n + held }
 }
 
 export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Doc> => {
@@ -260,29 +257,23 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
    * else added up from what each update could add: deletions may free some, so it is an upper
    * bound between counts), and their sum.
    */
-  const held = new Map<Y.Doc, number>()
+  const held = new Map<Y.Doc, { weight: number; countedAt: number }>()
   let heldTotal = 0
-  const hold = (doc: Y.Doc, n = heldWeight(doc)): void => {
-    heldTotal += n - (held.get(doc) ?? 0)
-    held.set(doc, n)
-  }
-  /** When each document was last counted whole (heldWeight); added up from updates since. */
-  const countedAt = new Map<Y.Doc, number>()
-  const recount = (doc: Y.Doc, now: number): void => {
-    hold(doc)
-    countedAt.set(doc, now)
-  }
-  /** What an update could add to the hub's bound: its new structs, each with a split, and their contents. */
-  const weightAdded = (doc: Y.Doc, d: Decoded, added: { weighed: number }): number => {
-    let n = added.weighed
-    for (const s of d.structs) if (!(s instanceof Y.Skip) && s.id.clock + s.length > clockOf(doc, s.id.client) && !isTypeStruct(s)) n += contentWeight(s)
-    return n
+  const weightOf = (doc: Y.Doc): number => held.get(doc)?.weight ?? 0
+  /** `weight` counted whole (heldWeight) at `countedAt`, or added up (`countedAt` kept). */
+  const hold = (doc: Y.Doc, weight: number, countedAt = held.get(doc)?.countedAt ?? -Infinity): void => {
+    heldTotal += weight - weightOf(doc)
+    held.set(doc, { weight, countedAt })
   }
   /** Why a stored document weighing `weight` is not loaded now. */
   const unavailable = (weight: number | string): string =>
     `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}; this document (${weight}) is opened once others are unloaded. Try again later.`
-  /** Per update passed by pastBound, what it was found to add (apply adds it to its document's weight). */
-  const adds = new WeakMap<Decoded, number>()
+  /** A document just built from storage, counted whole: held, or refused if it does not fit beside the others. */
+  const holdLoaded = (doc: Y.Doc): void => {
+    const weight = heldWeight(doc)
+    if (heldTotal - weightOf(doc) + weight > maxHostStructs) throw new CrdtDocError("doc-unavailable", unavailable(weight))
+    hold(doc, weight, performance.now())
+  }
   // prepare() decodes; writers() and apply() reuse it (the same Uint8Array object, right after).
   const decodedCache = new WeakMap<Uint8Array, Decoded>()
   /** Per batch being fitted: what its deletions weighed so far delete (deletion.ts Claimed). */
@@ -312,23 +303,28 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   /** Updates `check` counted and passed: decode does not count them again. */
   const counted = new WeakSet<Uint8Array>()
 
-  /** The refusal of an update that could take `doc` past its bound or the hub's, if it could. */
-  const pastBound = (doc: Y.Doc, d: Decoded): CrdtRejection | undefined => {
+  /**
+   * The refusal of an update that could take `doc` past its bound or the hub's, if it could;
+   * else what it could add to the hub's bound (apply adds it to the document's weight).
+   */
+  const pastBound = (doc: Y.Doc, d: Decoded): CrdtRejection | number => {
     const added = structsAdded(doc, d)
     if (structCount(doc) + added.plain > maxDocStructs) {
       return { code: "update-too-large", message: `The document would pass the hub's bound of ${maxDocStructs} structs; split its data into more documents.` }
     }
-    const more = weightAdded(doc, d, added)
-    adds.set(d, more)
-    if (heldTotal + more <= maxHostStructs) return undefined
+    const more = added.weighed
+    if (heldTotal + more <= maxHostStructs) return more
     // Added up from updates, weights are upper bounds (deletions free what they held): this
     // document and the others are counted again before a refusal, each at most once a second
     // (a count is O(document): refused updates must not each pay for one).
     const now = performance.now()
-    if (now - (countedAt.get(doc) ?? -Infinity) >= RECOUNT_MS) recount(doc, now)
-    if (heldTotal + more <= maxHostStructs) return undefined
-    for (const other of held.keys()) if (other !== doc && now - (countedAt.get(other) ?? -Infinity) >= RECOUNT_MS) recount(other, now)
-    if (heldTotal + more <= maxHostStructs) return undefined
+    const recount = (x: Y.Doc): void => {
+      if (now - (held.get(x)?.countedAt ?? -Infinity) >= RECOUNT_MS) hold(x, heldWeight(x), now)
+    }
+    recount(doc)
+    if (heldTotal + more <= maxHostStructs) return more
+    for (const other of held.keys()) if (other !== doc) recount(other)
+    if (heldTotal + more <= maxHostStructs) return more
     return { code: "update-too-large", message: `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostStructs.` }
   }
 
@@ -359,11 +355,11 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         : { code: "update-malformed", message: cannot.message }
     }
     // Refused whole, before Yjs sees it: the document stays as it was.
-    const tooLarge = pastBound(doc, d)
-    if (tooLarge !== undefined) return tooLarge
+    const more = pastBound(doc, d)
+    if (typeof more !== "number") return more
     changedFlag.set(doc, false)
     Y.applyUpdate(doc, u)
-    hold(doc, (held.get(doc) ?? 0) + (adds.get(d) ?? 0))
+    hold(doc, weightOf(doc) + more)
     // The check above makes this unreachable; if Yjs disagrees, the authority rebuilds (throw).
     if (holdsPending(doc)) throw new Error("Yjs held part of an update whose dependencies looked complete.")
     return changedFlag.get(doc) === true
@@ -393,13 +389,12 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         throw canonError("storage-corrupt", `${deep} The stored document is not loaded; restore it from a backup or rewrite it flatter.`)
       }
       // The count above sees structs and types, not the values in them: weighed whole, it may not fit after all.
-      const weighed = heldWeight(doc)
-      if (heldTotal + weighed > maxHostStructs) {
+      try {
+        holdLoaded(doc)
+      } catch (e) {
         doc.destroy()
-        throw new CrdtDocError("doc-unavailable", unavailable(weighed))
+        throw e
       }
-      hold(doc, weighed)
-      countedAt.set(doc, performance.now())
       return doc
     },
     // Stored updates (trusted: none of the peer's limits, nor the document's bound, judge them).
@@ -425,11 +420,8 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       // As for a base: nested past the bound (stored before it), serving it would break every reader.
       const deep = docTooDeep(doc)
       if (deep !== undefined) throw new Error(deep)
-      const weighed = heldWeight(doc)
-      // The authority disposes of it (which gives back what it held).
-      if (heldTotal - (held.get(doc) ?? 0) + weighed > maxHostStructs) throw new CrdtDocError("doc-unavailable", unavailable(weighed))
-      hold(doc, weighed)
-      countedAt.set(doc, performance.now())
+      // Refused, the authority disposes of it (which gives back what it held).
+      holdLoaded(doc)
     },
     encode: (doc) => encodeIntegratedV2(doc),
     // Where it enters: counted, not decoded (decoding is held until apply: 24 MB for a 512 KB update).
@@ -482,9 +474,8 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       return [...out]
     },
     dispose(doc) {
-      heldTotal -= held.get(doc) ?? 0
+      heldTotal -= weightOf(doc)
       held.delete(doc)
-      countedAt.delete(doc)
       doc.destroy()
     },
   }

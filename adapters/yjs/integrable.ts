@@ -160,6 +160,7 @@ export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteR
   let client = 0
   let valueRefusal: string | undefined
   const skipString = () => void r.raw(r.varint())
+  const value = () => void (seen !== undefined && (seen.values = (seen.values ?? 0) + 1))
   const skipJson = () => {
     const b = r.raw(r.varint())
     if (jsonTooDeep((i) => b[i]!, 0, b.length)) valueRefusal = valueRefused("deep", `, Yjs client ${client}`)
@@ -201,7 +202,7 @@ export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteR
         }
         switch (ref) {
           case 1: r.varint(); break // deleted
-          case 2: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) (skipJson(), seen !== undefined && (seen.values = (seen.values ?? 0) + 1)); break // JSON
+          case 2: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) (skipJson(), value()); break // JSON
           case 3: case 4: skipString(); break // binary, string
           case 5: skipJson(); break // embed
           case 6: if (protoKey()) protoIn = "a text format's name"; skipJson(); break // format
@@ -214,7 +215,7 @@ export const countV1Structs = (update: Uint8Array, max: number, seen?: { deleteR
             if (count > max) return undefined
             break
           }
-          case 8: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) (skipAny(), seen !== undefined && (seen.values = (seen.values ?? 0) + 1)); break // any
+          case 8: for (let n = r.varint(); n > 0 && valueRefusal === undefined; n--) (skipAny(), value()); break // any
           case 9: return "Yjs subdocuments are not supported."
           default: throw new RangeError(`unknown content ${ref}`)
         }

@@ -85,7 +85,6 @@ const movedKey = (madeAs: number, hash: number, incarnation: number): string => 
 export const outcomeBytes = (o: StoredOutcome): number =>
   ("seq" in o ? 64 : 160 + 2 * (o.rejection.code.length + o.rejection.message.length)) + (o.madeAs === undefined ? 0 : 192)
 
-
 /**
  * A rejection whose sentence is a string of its own: V8 keeps a slice (`reason.slice(0, 200)`
  * of an argument) as a view of its whole parent, which a kept outcome would keep alive.
@@ -102,6 +101,12 @@ export const MAX_RUN_OUTCOMES = 256
 const runBytes = (outcomes: ReadonlyArray<StoredOutcome>): number => {
   let n = 0
   for (const o of outcomes) n += outcomeBytes(o)
+  return n
+}
+
+const runsBytes = (runs: ReadonlyArray<Run>): number => {
+  let n = 0
+  for (const r of runs) n += runBytes(r.outcomes)
   return n
 }
 
@@ -164,8 +169,6 @@ export class ClientTable {
   private drops: Array<readonly [string, number]> = []
   private readonly dirty = new Set<string>()
   private readonly limits: OutcomeLimits
-  /** What every client's runs in memory hold (`outcomeBytes`). */
-  private held = 0
 
   constructor(
     private readonly docId: string,
@@ -176,9 +179,11 @@ export class ClientTable {
     this.limits = typeof limits === "number" ? { window: limits, clientBytes: Infinity } : limits
   }
 
-  /** What the kept outcomes take in memory, about (`outcomeBytes`). */
+  /** What the kept outcomes take in memory, about (`outcomeBytes`): read when the document goes idle. */
   get bytes(): number {
-    return this.held
+    let n = 0
+    for (const s of this.clients.values()) n += s.bytes
+    return n
   }
 
   /**
@@ -208,12 +213,8 @@ export class ClientTable {
       // Acknowledged runs are kept too (ACKED_KEPT): read whatever may be stored.
       const open = stored.last > stored.evictedThrough
       const runs: Run[] = open ? (await this.store.runs(this.docId, clientId)).map((r) => ({ ...r, outcomes: [...r.outcomes] })) : []
-      const s: ClientState = { mark: stored, bytes: 0, runs, fresh: [], dirty: false, legacy: false, moved: new Map() }
-      for (const run of runs) {
-        for (const o of run.outcomes) index(s, run.incarnation, o)
-        s.bytes += runBytes(run.outcomes)
-      }
-      this.held += s.bytes
+      const s: ClientState = { mark: stored, bytes: runsBytes(runs), runs, fresh: [], dirty: false, legacy: false, moved: new Map() }
+      for (const run of runs) for (const o of run.outcomes) index(s, run.incarnation, o)
       this.clients.set(clientId, s)
       return
     }
@@ -243,9 +244,7 @@ export class ClientTable {
       evictedBound: maxSeq,
       incarnation: 0,
     }
-    const bytes = runs.reduce((n, r) => n + runBytes(r.outcomes), 0)
-    this.held += bytes
-    this.clients.set(clientId, { mark, bytes, runs, fresh: [...runs], dirty: true, legacy: true, moved: new Map() })
+    this.clients.set(clientId, { mark, bytes: runsBytes(runs), runs, fresh: [...runs], dirty: true, legacy: true, moved: new Map() })
     this.dirty.add(clientId)
   }
 
@@ -293,9 +292,7 @@ export class ClientTable {
   }
 
   private dropRun(clientId: string, s: ClientState, run: Run): void {
-    const bytes = runBytes(run.outcomes)
-    s.bytes -= bytes
-    this.held -= bytes
+    s.bytes -= runBytes(run.outcomes)
     // Runs go oldest first: a later outcome of the same command replaced this one, or goes later.
     for (const o of run.outcomes) {
       const key = o.madeAs === undefined ? undefined : movedKey(o.madeAs, o.hash, run.incarnation)
@@ -383,9 +380,7 @@ export class ClientTable {
       s.fresh.push(run)
     }
     index(s, incarnation, outcome)
-    const bytes = outcomeBytes(outcome)
-    s.bytes += bytes
-    this.held += bytes
+    s.bytes += outcomeBytes(outcome)
     m.last = clientSeq
     m.incarnation = incarnation
     this.touch(clientId, s)
@@ -412,8 +407,6 @@ export class ClientTable {
     m.evictedThrough = runEnd(run)
     this.dropRun(clientId, s, run)
   }
-
-
 
   /** Everything changed since the last drain, for the next commit batch. */
   drain(): ClientChanges {

@@ -173,6 +173,24 @@ test("a stored document that does not fit beside the loaded ones is not loaded (
   await h2.close()
 })
 
+test("a stored document heavier than a lowered bound still loads alone (never lost), and holds the others off until it goes", async () => {
+  const storage = new MemoryStorage()
+  const h = host(storage, yjsDocEngine({ maxHostStructs: 50_000 }))
+  const big = await h.open<Y.Doc>("yjs", "big")
+  expect((await fill(big, typeUpdates(7, 7, 1_024))).refusal).toBeUndefined() // 28,673 weighed
+  await big.compact()
+  const tail = await h.open<Y.Doc>("yjs", "tail")
+  expect((await fill(tail, typeUpdates(8, 3, 1_024))).refusal).toBeUndefined() // 12,289 weighed, stored as updates
+  await h.close()
+  for (const [docId, length] of [["big", 7 * 1_024], ["tail", 3 * 1_024]] as const) {
+    const lower = host(storage, yjsDocEngine({ maxHostStructs: 5_000 }))
+    const again = await lower.open<Y.Doc>("yjs", docId)
+    expect(again.doc.getArray("a").length).toBe(length)
+    await expect(lower.open<Y.Doc>("yjs", docId === "big" ? "tail" : "big")).rejects.toMatchObject({ code: "doc-unavailable" })
+    await lower.close()
+  }
+})
+
 test("an update's work counts its shared types (17-35 µs each to merge, measured), not 8 µs", () => {
   const [u] = typeUpdates(7, 1, 4_096)
   const checked = yjsDocEngine().check(u!)

@@ -9,6 +9,6 @@
  * // a stock client: new Repo({ network: [new WebSocketClientAdapter("ws://127.0.0.1:8787/automerge")] })
  * ```
  */
-export { automergeDocEngine, DEFAULT_MAX_DOC_CHANGES, DEFAULT_MAX_DOC_OPS, type AutomergeBox, type AutomergeEngineOptions } from "./engine.js"
+export { automergeDocEngine, DEFAULT_MAX_DOC_CHANGES, DEFAULT_MAX_DOC_OPS, DEFAULT_MAX_HOST_OPS, type AutomergeBox, type AutomergeEngineOptions } from "./engine.js"
 export { automergeRoute, type AutomergeRoute, type AutomergeRouteOptions } from "./endpoint.js"
 export { decodeRepoMessage, encodeRepoMessage, PROTOCOL_VERSION, type RepoMessage } from "./protocol.js"

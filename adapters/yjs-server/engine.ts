@@ -268,10 +268,15 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   /** Why a stored document weighing `weight` is not loaded now. */
   const unavailable = (weight: number | string): string =>
     `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}; this document (${weight}) is opened once others are unloaded. Try again later.`
+  /** Whether `doc` (undefined: one not built yet) weighing `weight` fits beside the others; alone, a document always loads (one stored under a larger bound is never lost). */
+  const fits = (doc: Y.Doc | undefined, weight: number): boolean => {
+    const others = heldTotal - (doc === undefined ? 0 : weightOf(doc))
+    return others === 0 || others + weight <= maxHostStructs
+  }
   /** A document just built from storage, counted whole: held, or refused if it does not fit beside the others. */
   const holdLoaded = (doc: Y.Doc): void => {
     const weight = heldWeight(doc)
-    if (heldTotal - weightOf(doc) + weight > maxHostStructs) throw new CrdtDocError("doc-unavailable", unavailable(weight))
+    if (!fits(doc, weight)) throw new CrdtDocError("doc-unavailable", unavailable(weight))
     hold(doc, weight, performance.now())
   }
   // prepare() decodes; writers() and apply() reuse it (the same Uint8Array object, right after).
@@ -375,7 +380,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     load(bytes) {
       // Counted before it is built: one that does not fit beside the loaded ones waits for them to go.
       const weight = countV2Structs(bytes, maxHostStructs)
-      if (typeof weight !== "string" && heldTotal + (weight ?? maxHostStructs) > maxHostStructs) {
+      if (typeof weight !== "string" && !fits(undefined, weight ?? maxHostStructs + 1)) {
         throw new CrdtDocError("doc-unavailable", unavailable(weight ?? `more than ${maxHostStructs}`))
       }
       const doc = newHubYDoc()
@@ -405,7 +410,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         const n = countV1Structs(u, maxHostStructs)
         weight += typeof n === "number" ? n : typeof n === "string" ? 0 : maxHostStructs
       }
-      if (heldTotal + weight > maxHostStructs) {
+      if (!fits(doc, weightOf(doc) + weight)) {
         throw new CrdtDocError("doc-unavailable", unavailable(weight))
       }
       updates.forEach((u, i) => {

@@ -89,6 +89,13 @@ export class IdleDocuments<D> {
     this.totalBytes -= entry.bytes
   }
 
+  /** Lets every kept document go at once (room is needed now); returns how many. */
+  letGoAll(): number {
+    const ids = [...this.kept.keys()]
+    for (const docId of ids) this.letGo(docId)
+    return ids.length
+  }
+
   /** Forgets every document (the owner is closing them all). */
   clear(): void {
     for (const docId of [...this.kept.keys()]) this.forget(docId)

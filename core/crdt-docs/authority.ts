@@ -141,6 +141,8 @@ export class CrdtDocAuthority<D> {
   /** Set from a batch's first apply until it is stored: the document then holds what a crash would lose. */
   private unstored: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
   private closed = false
+  /** Set by `close`: settles once the engine has let the document go. */
+  private disposed: Promise<void> | undefined
   /** Aborted when the document closes (or its host starts to): the engine's sliced work stops at its next pause. */
   private readonly stopping = new AbortController()
   private baseSeq: number
@@ -790,9 +792,9 @@ export class CrdtDocAuthority<D> {
     while (this.writing !== undefined) await this.writing
   }
 
-  /** Drops the document from memory; subscribers hear `code`. */
-  close(code = "going-away", reason = "The hub is shutting down."): void {
-    if (this.closed) return
+  /** Drops the document from memory; subscribers hear `code`. Resolves once the engine has let it go. */
+  close(code = "going-away", reason = "The hub is shutting down."): Promise<void> {
+    if (this.closed) return this.disposed ?? Promise.resolve()
     this.closed = true
     this.stopping.abort()
     for (const item of this.queue) item.reject(new CrdtDocError("doc-unavailable", reason))
@@ -811,7 +813,14 @@ export class CrdtDocAuthority<D> {
       }
     }
     // A write in flight still finishes; the engine's memory goes once it has.
-    void (this.writing ?? Promise.resolve()).finally(() => this.engine.dispose?.(this.docValue))
+    this.disposed = (this.writing ?? Promise.resolve()).then(() => {}, () => {}).then(() => {
+      try {
+        this.engine.dispose?.(this.docValue)
+      } catch (e) {
+        this.hooks.onReport?.({ docId: this.docId, code: "dispose-failed", message: errorText(e) })
+      }
+    })
+    return this.disposed
   }
 }
 

@@ -65,6 +65,8 @@ export class CrdtDocHost {
   private readonly work: CrdtWorkBudget | undefined
   /** Heavy work in flight at once, across this host's documents. */
   private readonly inFlight: WorkInFlight
+  /** Documents unloaded whose engine has not let them go yet (a load waiting for room waits for them). */
+  private readonly unloading = new Set<Promise<void>>()
 
   constructor(private readonly options: CrdtHostOptions) {
     checkMaxDocumentBytes(options.maxDocumentBytes, "maxDocumentBytes")
@@ -101,13 +103,22 @@ export class CrdtDocHost {
     // A kept document in use again (its endpoint releases it when its last follower goes).
     const kept = this.idleDocs?.take(docId) !== undefined
     if (p === undefined) {
-      p = CrdtDocAuthority.load(docId, engine, this.store, {
+      const load = () => CrdtDocAuthority.load(docId, engine, this.store, {
         onBroken: (doc, error) => this.broken(doc, error),
         onReport: (r) => this.report({ type: "doc-report", ...r }),
         work: this.work,
         inFlight: this.inFlight,
         ...(this.options.runtime !== undefined ? { runtime: this.options.runtime } : {}),
       }, this.options)
+      // No room beside the loaded documents (the engine's bound on what they hold together):
+      // those nobody follows go first, then it is tried once more.
+      p = load().catch(async (e) => {
+        if (!(e instanceof CrdtDocError && e.code === "doc-unavailable") || this.closed) throw e
+        const freed = this.idleDocs?.letGoAll() ?? 0
+        if (freed === 0 && this.unloading.size === 0) throw e
+        await Promise.all(this.unloading)
+        return load()
+      })
       this.docs.set(docId, p)
       p.catch((error) => {
         this.docs.delete(docId)
@@ -148,7 +159,9 @@ export class CrdtDocHost {
     if (this.docs.get(docId) !== loading || doc.subscriberCount > 0) return
     if (!doc.idle) return this.release(doc)
     this.docs.delete(docId)
-    doc.close("closed", "Unloaded.")
+    const gone = doc.close("closed", "Unloaded.")
+    this.unloading.add(gone)
+    void gone.finally(() => this.unloading.delete(gone))
   }
 
   /**

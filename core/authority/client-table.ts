@@ -33,7 +33,9 @@
  * giving up first, let many small clients make an honest client the largest, and its
  * rejected command was then answered "applied at seq <= X" (which a replica takes as
  * confirmed), or its acknowledged outcomes kept for a restored backup were dropped and a
- * resend applied twice (two reviews). What many clientIds hold together is not bounded here.
+ * resend applied twice (two reviews). What many clientIds hold together is bounded in memory
+ * instead (`shed`): every state is stored with each commit, so past `memoryBytes` the least
+ * recently used leave memory and are read back on their next use, forgetting nothing.
  */
 import type { Outcome } from "../entry.js"
 import type { AuthorityStore } from "../store/authority-store.js"
@@ -116,7 +118,15 @@ export interface OutcomeLimits {
   readonly window: number
   /** Bytes per client (`outcomeBytes`). */
   readonly clientBytes: number
+  /**
+   * Bytes of client states kept in memory for the document (`memoryBytes`); past it, `shed`
+   * lets the least recently used stored ones go (read back on their next use). Default: no bound.
+   */
+  readonly memoryBytes?: number
 }
+
+/** What one client's state takes in memory beside its outcomes, about (its mark, arrays, map and entry). */
+export const CLIENT_STATE_BYTES = 512
 
 /** The changes of one batch, for `AuthorityStore.commit`. */
 export interface ClientChanges {
@@ -179,11 +189,42 @@ export class ClientTable {
     this.limits = typeof limits === "number" ? { window: limits, clientBytes: Infinity } : limits
   }
 
-  /** What the kept outcomes take in memory, about (`outcomeBytes`): read when the document goes idle. */
+  /** What the kept outcomes take in memory, about (`outcomeBytes`). */
   get bytes(): number {
     let n = 0
     for (const s of this.clients.values()) n += s.bytes
     return n
+  }
+
+  /** What the client states in memory take, about: their outcomes and CLIENT_STATE_BYTES each. Read when the document goes idle. */
+  get memoryBytes(): number {
+    return this.bytes + this.clients.size * CLIENT_STATE_BYTES
+  }
+
+  /** Client states in memory. */
+  get loadedClients(): number {
+    return this.clients.size
+  }
+
+  /**
+   * Past `limits.memoryBytes`, lets client states go from memory, least recently used first,
+   * until it is under: each clientId a document ever saw kept a state, and each up to
+   * `clientBytes` of outcomes, so many clientIds grew a document's memory without bound.
+   * Only states whose every change is stored (call it between batches, after the commit:
+   * memory then equals storage), so nothing is forgotten: the next use reads it back (`load`),
+   * and every answer stays what it was.
+   */
+  shed(): void {
+    const max = this.limits.memoryBytes
+    if (max === undefined) return
+    let total = this.memoryBytes
+    if (total <= max) return
+    for (const [clientId, s] of this.clients) {
+      if (total <= max) break
+      if (s.dirty || s.fresh.length > 0 || this.dirty.has(clientId) || this.loading.has(clientId)) continue
+      this.clients.delete(clientId)
+      total -= s.bytes + CLIENT_STATE_BYTES
+    }
   }
 
   /**
@@ -195,7 +236,10 @@ export class ClientTable {
     const failed = new Map<string, unknown>()
     const waits: Promise<void>[] = []
     for (const id of new Set(clientIds)) {
-      if (this.clients.has(id)) continue
+      if (this.clients.has(id)) {
+        this.used(id)
+        continue
+      }
       let p = this.loading.get(id)
       if (p === undefined) {
         p = this.loadOne(id).finally(() => this.loading.delete(id))
@@ -252,6 +296,14 @@ export class ClientTable {
     const s = this.clients.get(clientId)
     if (s === undefined) throw new Error(`Client ${clientId} was not loaded before use.`)
     return s
+  }
+
+  /** Marks `clientId` the most recently used (`shed` goes oldest first: Map keeps insertion order). */
+  private used(clientId: string): void {
+    const s = this.clients.get(clientId)
+    if (s === undefined) return
+    this.clients.delete(clientId)
+    this.clients.set(clientId, s)
   }
 
   /** The high-water mark of a loaded client. */

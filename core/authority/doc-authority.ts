@@ -60,6 +60,14 @@ import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formB
 /** Arguments of a command no longer in the machine travel as one canonical value. */
 const ANY_AST = Schema.Unknown.ast
 
+/**
+ * Client states a document keeps in memory by default, in bytes: four clients at their
+ * `maxOutcomeBytesPerClient`, about 250 that each keep ACKED_KEPT acknowledged outcomes, or
+ * 20,000 that sent a few commands; others are read back from storage when they send. Each clientId a document ever saw kept its state in memory while the document was loaded,
+ * with up to 4 MiB of outcomes, so clientIds made up one after another grew it without bound.
+ */
+export const DEFAULT_MAX_CLIENT_STATE_BYTES = 16 << 20
+
 export interface AuthorityOptions {
   /** Publish a checkpoint every this many entries. Default 256; Infinity turns checkpoints off. */
   readonly checkpointEvery?: number
@@ -80,6 +88,14 @@ export interface AuthorityOptions {
    * 4.5 MB if every one were a rejection of the longest sentence.
    */
   readonly maxOutcomeBytesPerClient?: number
+  /**
+   * What the states of the document's clients (marks and kept outcomes, all of them stored)
+   * may take in memory together, in bytes; past it, after each commit, the least recently
+   * used go from memory and are read back from storage on their next use. Nothing is
+   * forgotten: it bounds memory, not what the document remembers. Default
+   * DEFAULT_MAX_CLIENT_STATE_BYTES (16 MiB).
+   */
+  readonly maxClientStateBytes?: number
   /** Largest encoded arguments of one command, in bytes; larger is `command-too-large`. Default 256 KiB. */
   readonly maxCommandBytes?: number
   /**
@@ -333,6 +349,7 @@ export class DocAuthority<S = unknown> {
     this.clientTable = new ClientTable(docId, store, {
       window: options.maxOutcomesPerClient ?? 100_000,
       clientBytes: options.maxOutcomeBytesPerClient ?? 4 << 20,
+      memoryBytes: options.maxClientStateBytes ?? DEFAULT_MAX_CLIENT_STATE_BYTES,
     })
     this.maxCommandBytes = options.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES
     this.maxMessageBytes = options.maxMessageBytes ?? 512 << 10
@@ -893,6 +910,8 @@ export class DocAuthority<S = unknown> {
           if (this.broken) return
           if (unreadable.size > 0) batch = this.refuseUnreadable(batch, unreadable)
           await this.commitBatch(batch)
+          // Committed: client states in memory past their bound may go (read back on next use).
+          if (!this.broken) this.clientTable.shed()
         } finally {
           for (const p of taken) p.release?.()
         }
@@ -1270,7 +1289,7 @@ export class DocAuthority<S = unknown> {
 
   /** What keeping it loaded costs in memory, about: `stateSize` and the outcomes its clients are owed. */
   get heldBytes(): number {
-    return this.stateSize + this.clientTable.bytes
+    return this.stateSize + this.clientTable.memoryBytes
   }
 
   /** Nobody follows it and nothing is in flight: unloading it loses nothing (see the header). */

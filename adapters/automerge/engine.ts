@@ -101,6 +101,9 @@ interface FieldSize {
 
 const measuredOps = (s: FieldSize): number => Math.max(s.stored, s.succs) + s.succs
 
+/** What a field of this size holds in memory, in ops and changes (CrdtField `weight`: about 300 bytes each on the hub, its index included). */
+const weightOf = (s: FieldSize): number => measuredOps(s) + s.changes
+
 /** The bounds of a field's state (AutomergeFieldOptions.maxState). */
 export interface FieldStateBounds {
   readonly ops: number
@@ -151,6 +154,8 @@ interface Validated extends ValidatedUpdate {
   readonly owner: string
   /** The changes as checked against the index (untrusted), to commit once applied. */
   readonly overlay?: Overlay
+  /** Untrusted: the ops and changes it adds (see `weighs`). */
+  readonly added?: number
 }
 
 const randomActor = (): string => {
@@ -326,7 +331,16 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     })
     const over = oversize(after, this.bounds)
     if (over !== undefined) return crdtRejection("crdt-too-large", `The Automerge field would hold ${over}, more than a field may (its snapshots could not be loaded); split the data over more fields or documents.`)
-    return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId, overlay } as Validated }
+    const added = weightOf(after) - this.weight()
+    return { ok: true, update: { __validated: true, changes, meta, owner: options.clientId, overlay, added } as Validated }
+  }
+
+  weight(): number {
+    return weightOf(this.size)
+  }
+
+  weighs(update: ValidatedUpdate): number {
+    return (update as Validated).added ?? 0
   }
 
   extraGrowth(update: ValidatedUpdate): number {

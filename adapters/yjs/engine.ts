@@ -63,6 +63,8 @@ interface Validated extends ValidatedUpdate {
   readonly deletes?: DeleteSet
   /** Content and deletions: its delete set (see `extraGrowth`). */
   readonly alsoDeletes?: DeleteSet
+  /** Untrusted: the structs it can add, at most (see `weighs`). */
+  readonly added?: number
 }
 
 type Id = { client: number; clock: number }
@@ -212,7 +214,8 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     const deletes = onlyDeletes(decoded)
     const checked = this.validated(update, clients, options, true, true, deletes || onlyPlaces(decoded))
     const withSet: Validated = deletes ? { ...checked, deletes: decoded.ds.clients } : decoded.ds.clients.size > 0 ? { ...checked, alsoDeletes: decoded.ds.clients } : checked
-    return { ok: true, update: withSet }
+    const weighed: Validated = { ...withSet, added }
+    return { ok: true, update: weighed }
   }
 
   private validated(bytes: Uint8Array, clients: number[], options: ValidateOptions, untrusted: boolean, whole: boolean, fills = false): Validated {
@@ -221,6 +224,14 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
 
   fills(update: ValidatedUpdate): boolean {
     return (update as Validated).fills === true
+  }
+
+  weight(): number {
+    return weighedStructs(this.doc)
+  }
+
+  weighs(update: ValidatedUpdate): number {
+    return (update as Validated).added ?? 0
   }
 
   growth(update: ValidatedUpdate): number | undefined {

@@ -53,6 +53,8 @@ import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
 import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
 import { peerText } from "./peer-text.js"
 import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes, tombstoneReserve } from "./size-bound.js"
+import type { HeldWeight } from "./held-weight.js"
+import { crdtRejection } from "../crdt/engine.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
 import { acceptCommand, alternateForms, applyMigration, entriesForVersion, formBytes, initialStateFor, markerOf, replayEntry, scanMarkers, versionAt, type Marker } from "../schema/serve.js"
@@ -243,6 +245,12 @@ export interface AuthorityHooks<S> {
    * client on 100 documents does not get 100 budgets). Without it each document keeps one per client.
    */
   readonly presenceBudget?: (clientId: string) => TokenBucket
+  /**
+   * What the CRDT fields of the hub's loaded documents hold together (CrdtField `weight`),
+   * against the hub's bound: a merge that would take it past is refused. Without it, only each
+   * field's own bound holds.
+   */
+  readonly fieldWeight?: HeldWeight
 }
 
 export class DocAuthority<S = unknown> {
@@ -333,6 +341,8 @@ export class DocAuthority<S = unknown> {
     this.host = new JournaledState(state)
     // The served version's fields (a document held at an older version has that version's).
     this.crdt = this.served.crdtRuntime?.fieldsOf(this.served.crdt!, this.host)
+    // Loaded, its fields hold their weight whether or not anyone writes to them.
+    if (this.crdt !== undefined) hooks.fieldWeight?.set(this, this.crdt.weight())
     this.snapshotter = snapshotter
     this.horizon = horizon
     this.stateBytes = stateBytes
@@ -912,6 +922,8 @@ export class DocAuthority<S = unknown> {
           await this.commitBatch(batch)
           // Committed: client states in memory past their bound may go (read back on next use).
           if (!this.broken) this.clientTable.shed()
+          // What the fields hold, exactly (merges were added up from upper bounds).
+          if (this.crdt !== undefined && !this.closed) this.hooks.fieldWeight?.set(this, this.crdt.weight())
         } finally {
           for (const p of taken) p.release?.()
         }
@@ -1085,9 +1097,16 @@ export class DocAuthority<S = unknown> {
             // An update with content is weighed by its bytes, and what it can add beyond them on
             // top (a Yjs update's deletions, an Automerge change's scattered ops: CrdtField extraGrowth).
             const charge = growth ?? (merged > 0 ? merged + this.crdt!.extraGrowth(crdtField!, decoded.args) : 0)
+            // And what it can add to the memory the hub's fields hold together (a tombstone or a
+            // deletion holds no content: it passes, as it may use the size bound's reserve).
+            const weighs = crdtField !== undefined && !tombstone ? this.crdt!.weighs(crdtField, decoded.args) : 0
+            const gauge = this.hooks.fieldWeight
             let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(charge, tombstone)
               ? this.full(tombstone)
+              : weighs > 0 && gauge !== undefined && !gauge.fits(this, gauge.of(this) + weighs)
+              ? this.hostFull(gauge)
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
+            if (rejected === undefined && weighs > 0) gauge?.set(this, gauge.of(this) + weighs)
             this.host.end()
             if (rejected !== undefined) this.host.undo(journal)
             else {
@@ -1186,6 +1205,11 @@ export class DocAuthority<S = unknown> {
   }
 
   /** The rejection of a command that does not fit; the next snapshot measures the state if that may find room. */
+  /** The refusal of a merge past the hub's bound on what its documents' fields hold. */
+  private hostFull(gauge: HeldWeight): Rejection {
+    return crdtRejection("crdt-too-large", `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}: try again once documents are unloaded, or ask the operator to raise maxHostFieldWeight.`).rejection
+  }
+
   private full(tombstone = false): Rejection {
     if (this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
     return this.sizeBound.rejection(this.docId, tombstone)
@@ -1268,6 +1292,7 @@ export class DocAuthority<S = unknown> {
   /** Stops timers and forgets followers (the hub closes their connections). */
   close(): void {
     this.closed = true
+    this.hooks.fieldWeight?.release(this)
     // Their connections read again (a submit's release is once only; a flush may still write them).
     for (const p of this.queue) p.release?.()
     this.quietTimer?.cancel()

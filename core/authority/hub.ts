@@ -27,6 +27,7 @@ import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
 import { PRESENCE_CLIENT_BURST_BYTES, PRESENCE_CLIENT_BYTES_PER_SECOND } from "./followers.js"
 import { CrdtWorkGauge } from "./crdt-work.js"
+import { HeldWeight } from "./held-weight.js"
 import { IdleDocuments, type IdleDocumentLimits } from "./idle-documents.js"
 import { Inflow } from "../inflow.js"
 import { IdentityRegistry } from "./identity.js"
@@ -49,8 +50,22 @@ const encodedSize = (v: unknown): number => {
 /** Clients whose command buckets the hub remembers across their connections. */
 const MAX_CLIENT_BUCKETS = 65_536
 
+/**
+ * What the CRDT fields of a hub's loaded documents may hold together by default (CrdtField
+ * `weight`: Automerge ops and changes, Yjs structs), 2^22: a field of 2^20 ops held 350 MB of
+ * the hub's memory, stored in 800 bytes (a run of one value), so 2 documents of 3 such fields
+ * held 1.9 GB (a review); at this bound, about 1.3 GB.
+ */
+export const DEFAULT_MAX_HOST_FIELD_WEIGHT = 1 << 22
+
 export interface HubOptions extends AuthorityOptions {
   readonly machines: ReadonlyArray<Machine<any, any>>
+  /**
+   * The most the CRDT fields of the loaded documents may hold together, in ops and changes
+   * (Automerge) and structs (Yjs): a merge that would take them past is refused
+   * (`crdt-too-large`, code `command-too-large`). Default DEFAULT_MAX_HOST_FIELD_WEIGHT (2^22).
+   */
+  readonly maxHostFieldWeight?: number
   readonly storage: KVStore
   readonly runtime: Runtime
   /**
@@ -226,6 +241,8 @@ export class Hub implements ConnectionAcceptor {
   private readonly identities: IdentityRegistry
   private crdtHost: CrdtDocHost | undefined
   private readonly crdtWork: CrdtWorkGauge
+  /** What the CRDT fields of the loaded documents hold together (`maxHostFieldWeight`). */
+  private readonly fieldWeight: HeldWeight
 
   constructor(private readonly options: HubOptions) {
     checkMaxDocumentBytes(options.maxDocumentBytes, "maxDocumentBytes")
@@ -234,6 +251,7 @@ export class Hub implements ConnectionAcceptor {
     this.identities = new IdentityRegistry(this.store)
     this.machines = new Map(options.machines.map((m) => [m.name, m]))
     this.crdtWork = new CrdtWorkGauge(options.machines)
+    this.fieldWeight = new HeldWeight(options.maxHostFieldWeight ?? DEFAULT_MAX_HOST_FIELD_WEIGHT)
     this.limits = { ...DEFAULT_LIMITS, ...options.limits }
     this.idleDocs = new IdleDocuments(options.runtime, options.idleDocuments, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading))
   }
@@ -847,6 +865,7 @@ export class Hub implements ConnectionAcceptor {
         if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, steadyNow(this.options.runtime))
       },
       presenceBudget: (clientId) => this.bucketsOf(clientId).presence,
+      fieldWeight: this.fieldWeight,
       // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
       onStateAsked: (clientId, bytes) => {
         if (this.limits.stateBytesPerSecond <= 0) return 0

@@ -146,6 +146,15 @@ export interface CrdtField<H = unknown> {
    * where it lands (a change of runs stands for any number of them: adapters/automerge/growth.ts).
    */
   extraGrowth?(update: ValidatedUpdate): number
+  /**
+   * Optional. What the field holds in memory, in units of a few hundred bytes (an Automerge op
+   * or change, a Yjs struct): what a hub's bound on the fields it holds loaded counts
+   * (core/authority/held-weight.ts). The encoding says little of it: a run of one value
+   * stores in a few hundred bytes and held 350 MB.
+   */
+  weight?(): number
+  /** Optional, with `weight`: what merging `update`, as `validate` passed it, can add to it (an upper bound). */
+  weighs?(update: ValidatedUpdate): number
   /** Releases listeners and library objects. */
   destroy(): void
 }

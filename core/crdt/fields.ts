@@ -181,6 +181,19 @@ export class CrdtFields {
     return undefined
   }
 
+  /** What the fields hold in memory (CrdtField `weight`), summed. */
+  weight(): number {
+    let n = 0
+    for (const f of this.live.values()) n += f.weight?.() ?? 0
+    return n
+  }
+
+  /** For the update `check` just passed: what merging it can add to `weight` (CrdtField `weighs`). */
+  weighs(field: string, args: unknown): number {
+    const pre = this.prevalidated
+    return pre !== undefined && pre.args === args ? this.field(field).weighs?.(pre.update) ?? 0 : 0
+  }
+
   /** Whether a field tells tombstones (CrdtField `fills`): only then does the document keep the size bound's reserve. */
   makesTombstones(): boolean {
     return this.names.some((n) => this.live.get(n)!.fills !== undefined)

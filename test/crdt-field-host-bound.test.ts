@@ -1,0 +1,121 @@
+/**
+ * The CRDT fields of the documents a hub holds loaded share a bound (`maxHostFieldWeight`:
+ * Automerge ops and changes, Yjs structs; core/authority/held-weight.ts). Each field was
+ * bounded on its own (2^20 ops) and every bound across fields counted stored bytes: a field
+ * of a run of one value (262,080 list pushes of null in a 141-byte change) stores in a few
+ * hundred bytes and held 350 MB on the hub, so a review filled 2 documents of 3 fields to
+ * 1.9 GB of hub memory with 2,411 bytes of state each. Now a merge that would take the loaded
+ * fields past the bound is refused (`crdt-too-large`, code `command-too-large`), and an
+ * unloaded document gives its share back.
+ */
+import * as Schema from "effect/Schema"
+import * as Y from "yjs"
+import { Hub, defineMachine } from "../core/index.js"
+import { automergeDoc } from "../adapters/automerge/index.js"
+import { yText } from "../adapters/yjs/index.js"
+import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { WirePeer } from "./support/hub-wire.js"
+import { newClientSecret } from "../core/ports/runtime.js"
+
+const Board = defineMachine({
+  name: "board",
+  version: 1,
+  initial: () => ({}),
+  crdt: { list: automergeDoc({ l: [] as null[] }), text: yText() },
+  commands: { touch: { args: Schema.Struct({}), apply: () => {} } },
+})
+
+/** Automerge field updates as a client makes them: `count` changes, each pushing `n` nulls (a run: a few hundred bytes). */
+const pushes = (count: number, n: number): unknown[] => {
+  const field = (Board.crdt!.list.engine as { create(): { handle: { change(f: (x: { l: null[] }) => void): void }; onLocalChange(f: (u: unknown) => void): void; destroy(): void } }).create()
+  const out: unknown[] = []
+  field.onLocalChange((u) => out.push(u))
+  for (let k = 0; k < count; k++) field.handle.change((x) => void x.l.push(...new Array<null>(n).fill(null)))
+  field.destroy()
+  return out
+}
+
+/** Yjs field updates: `count` inserts of `n` characters, each its own item (one struct each). */
+const typing = (count: number, clientID: number): Uint8Array[] => {
+  const y = new Y.Doc()
+  y.clientID = clientID
+  const out: Uint8Array[] = []
+  y.on("update", (u: Uint8Array) => out.push(u))
+  // Each insert at the start: a struct of its own (appends by one writer would merge into one).
+  for (let i = 0; i < count; i++) y.getText("t").insert(0, "x")
+  y.destroy()
+  return out
+}
+
+const world = async (maxHostFieldWeight: number) => {
+  const rt = new VirtualRuntime(1)
+  const hub = new Hub({ machines: [Board], storage: new MemoryStorage(), runtime: rt, maxHostFieldWeight, idleDocuments: { count: 0 }, limits: { commandsPerSecond: 1e9, messagesPerSecond: 1e9, crdtWorkPerSecond: 0 } as never })
+  const p = new WirePeer("peer000000000001")
+  p.listener = hub.accept(p.conn, { remoteAddress: "test:p" })
+  p.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: p.clientId, machines: [], secret: newClientSecret(rt) })
+  await rt.run({ forMs: 5 })
+  const seqs = new Map<string, number>()
+  /** Submits one merge to `docId`'s field; its outcome. */
+  const merge = async (docId: string, field: "list" | "text", update: unknown) => {
+    const clientSeq = (seqs.get(docId) ?? 0) + 1
+    seqs.set(docId, clientSeq)
+    p.send({ type: "submit", docId, ackedClientSeq: 0, commands: [{ clientSeq, name: `$crdt.${field}`, args: update }] })
+    await rt.run({ forMs: 50 })
+    for (const m of p.received) if (m.type === "results" && m.docId === docId) for (const o of m.outcomes) if (o.clientSeq === clientSeq) return o
+    throw new Error(`no outcome for ${docId} #${clientSeq}`)
+  }
+  const subscribe = async (docId: string) => {
+    p.send({ type: "subscribe", docId, machine: Board.name, version: Board.version, fingerprint: Board.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+    await rt.run({ forMs: 10 })
+  }
+  const unsubscribe = async (docId: string) => {
+    p.send({ type: "unsubscribe", docId })
+    await rt.run({ forMs: 2_000 })
+  }
+  return { rt, hub, merge, subscribe, unsubscribe }
+}
+
+const hostRefusal = (max: number) => ({
+  rejection: { code: "command-too-large", message: expect.stringMatching(new RegExp(`^crdt-too-large: The hub holds \\d+ ops and structs in the CRDT fields of its loaded documents and takes at most ${max}: try again once documents are unloaded`)) },
+})
+
+test("Automerge fields of two documents share the hub's bound: a run stored in a few hundred bytes counts every op, and an unloaded document gives its share back", async () => {
+  const w = await world(5_000)
+  const updates = pushes(2, 2_000)
+  await w.subscribe("a")
+  for (const u of updates) expect(await w.merge("a", "list", u)).toMatchObject({ seq: expect.any(Number) })
+  const a = await w.hub.doc("a", Board)
+  // 4,000 ops and their changes, in a state of a few hundred bytes.
+  expect(a.stateSize).toBeLessThan(2_000)
+  await w.subscribe("b")
+  const b = pushes(1, 2_000)
+  expect(await w.merge("b", "list", b[0])).toMatchObject(hostRefusal(5_000))
+  expect(((await w.hub.doc("b", Board)) as unknown as { crdt: { field(n: string): { handle: { doc: { l?: unknown[] } } } } }).crdt.field("list").handle.doc.l ?? []).toHaveLength(0)
+  // "a" unloaded (nobody follows it; nothing is kept idle here): "b" takes it now.
+  await w.unsubscribe("a")
+  expect(await w.merge("b", "list", pushes(1, 2_000)[0])).toMatchObject({ seq: expect.any(Number) })
+  await w.hub.close()
+})
+
+test("Yjs fields count their structs against the same bound", async () => {
+  const w = await world(300)
+  await w.subscribe("a")
+  const updates = typing(250, 7)
+  let taken = 0
+  for (const u of updates) {
+    const o = await w.merge("a", "text", u)
+    if ("rejection" in o) {
+      expect(o).toMatchObject(hostRefusal(300))
+      break
+    }
+    taken++
+  }
+  expect(taken).toBeGreaterThan(100)
+  await w.subscribe("b")
+  // 60 structs in one update: what "a" left is less than that.
+  expect(await w.merge("b", "text", Y.mergeUpdates(typing(60, 8)))).toMatchObject(hostRefusal(300))
+  // Unloaded, "a" gives its share back.
+  await w.unsubscribe("a")
+  expect(await w.merge("b", "text", Y.mergeUpdates(typing(60, 8)))).toMatchObject({ seq: expect.any(Number) })
+  await w.hub.close()
+})

@@ -48,7 +48,7 @@ import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection, t
 import { errorText } from "../../core/errors.js"
 import { CrdtDocError } from "../../core/crdt-docs/authority.js"
 import { CRDT_GROWTH_FACTOR } from "../../core/authority/size-bound.js"
-import { CHUNK_DOCUMENT, OpIndex, Overlay, measureChunk, savePlain, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
+import { CHUNK_DOCUMENT, MAX_ACTOR_BYTES, OpIndex, Overlay, measureChunk, savePlain, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
 import { Weighed, updateGrowth } from "../automerge/growth.js"
 
@@ -228,7 +228,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   const measure = (change: Uint8Array): Extract<Measured, { ok: true }> | CrdtRejection => {
     if (change.length === 0) return { code: "update-malformed", message: "An empty Automerge change." }
     if (change.length > maxBytes) return { code: "update-too-large", message: `An Automerge change of ${change.length} bytes; the hub accepts at most ${maxBytes}.` }
-    const m = measureChunk(change, { maxOps, maxInflatedBytes, inflate })
+    const m = measureChunk(change, { maxOps, maxInflatedBytes, inflate, maxActorBytes: MAX_ACTOR_BYTES })
     if (m.ok) return m
     return m.tooLarge
       ? { code: "update-too-large", message: `An Automerge update that decodes to more than the hub's limit (${m.message}); at most ${maxOps} ops and ${maxInflatedBytes} inflated bytes.` }

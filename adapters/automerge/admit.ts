@@ -421,7 +421,7 @@ const MAX_DEFLATED_PARTS = 64
  */
 export const measureChunkAsync = async (
   bytes: Uint8Array,
-  limits: { readonly maxOps: number; readonly maxInflatedBytes: number; readonly inflate: InflateAsync },
+  limits: { readonly maxOps: number; readonly maxInflatedBytes: number; readonly inflate: InflateAsync; readonly maxActorBytes?: number },
 ): Promise<Measured> => {
   // By buffer, then offset and length: a compressed change's columns are parts of its inflated body.
   const inflated = new Map<ArrayBufferLike, Map<string, Uint8Array>>()
@@ -431,6 +431,7 @@ export const measureChunkAsync = async (
     const measured = measureChunk(bytes, {
       maxOps: limits.maxOps,
       maxInflatedBytes: limits.maxInflatedBytes,
+      ...(limits.maxActorBytes !== undefined ? { maxActorBytes: limits.maxActorBytes } : {}),
       inflate: (data, max) => {
         const out = inflated.get(data.buffer)?.get(keyOf(data))
         if (out === undefined) wanted = data

@@ -37,7 +37,7 @@ import { decodeCanonical, encodeCanonical, isBytes } from "../../core/canonical.
 import { hashBytes } from "../../core/hash.js"
 import { hexOf } from "../../core/bytes.js"
 import { limited } from "../../core/crdt/engine.js"
-import { CHUNK_CHANGE, CHUNK_DOCUMENT, OpIndex, Overlay, countersBelow, measureChunk, savePlain, saveReloads } from "./validate.js"
+import { CHUNK_CHANGE, CHUNK_DOCUMENT, MAX_ACTOR_BYTES, OpIndex, Overlay, countersBelow, measureChunk, savePlain, saveReloads } from "./validate.js"
 import { inflateRawBounded } from "./inflate.js"
 import { updateGrowth } from "./growth.js"
 import { coveredBy, remakeWithout } from "./remake.js"
@@ -263,7 +263,8 @@ class AmField<T, H extends AutomergeHandle<T>> implements CrdtField<H> {
     const maxOps = options.trusted ? Math.max(this.maxOps, this.bounds.ops) : this.maxOps
     let ops = 0
     for (const c of update as Uint8Array[]) {
-      const m = measureChunk(c, { maxOps: maxOps - ops, maxInflatedBytes: 0 })
+      // A peer's actor ids are bounded too (every op id names one: MAX_ACTOR_BYTES); ordered ones judged by none.
+      const m = measureChunk(c, { maxOps: maxOps - ops, maxInflatedBytes: 0, ...(limited(options) ? { maxActorBytes: MAX_ACTOR_BYTES } : {}) })
       if (!m.ok) return m.tooLarge
         ? tooManyOps(maxOps)
         : crdtRejection("crdt-invalid", `A change is not an uncompressed Automerge change (${m.message}).`)

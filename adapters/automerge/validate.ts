@@ -42,7 +42,16 @@ export interface MeasureLimits {
   readonly maxInflatedBytes: number
   /** Raw DEFLATE with a bound: the inflated bytes, or undefined when over `max`. Absent: deflated data is refused. */
   readonly inflate?: (data: Uint8Array, max: number) => Uint8Array | undefined
+  /** Longest actor id, in bytes (MAX_ACTOR_BYTES for a peer's updates). Absent: any (stored ones). */
+  readonly maxActorBytes?: number
 }
+
+/**
+ * The longest actor id a peer's change may name, in bytes (Automerge makes 16). Every op's id
+ * names its actor, and the hub's index keeps each id as a string: a review's change of 10,000
+ * ops under a 16 KB actor took 26.5 KB and 1.2 GB of the hub's memory, and one of 1 MB crashed it.
+ */
+export const MAX_ACTOR_BYTES = 64
 
 export type Measured =
   | {
@@ -167,27 +176,34 @@ const rowsOf = (specs: Array<[number, number]>, counts: number[]): number => {
   return rows
 }
 
+/** Skips an actor id, refusing one longer than the limits allow. */
+const actor = (r: Reader, limits: MeasureLimits): void => {
+  const length = r.varint()
+  if (limits.maxActorBytes !== undefined && length > limits.maxActorBytes) throw new Bad(`an actor id of ${length} bytes (at most ${limits.maxActorBytes})`)
+  r.raw(length)
+}
+
 const measureBody = (type: number, body: Uint8Array, limits: MeasureLimits, budget: Budget): { ops: number; changes: number; succs: number; encoded: number } => {
   const r = new Reader(body)
   if (type === CHUNK_CHANGE) {
     // The header as changeHeader reads it, skipped here without decoding (every submit is measured).
     const deps = r.varint()
     r.raw(deps * 32)
-    r.raw(r.varint()) // actor
+    actor(r, limits) // its actor
     r.varint() // seq
     r.varint() // startOp
     r.sleb() // time
     r.raw(r.varint()) // message
     const others = r.varint()
     if (others > body.length) throw new Bad("truncated")
-    for (let i = 0; i < others; i++) r.raw(r.varint())
+    for (let i = 0; i < others; i++) actor(r, limits)
     const ops = columns(r, columnSpecs(r), limits, budget)
     return { ops, changes: 1, succs: 0, encoded: 1 }
   }
   // Document chunk: actors, heads, change columns, op columns.
   const actors = r.varint()
   if (actors > body.length) throw new Bad("truncated")
-  for (let i = 0; i < actors; i++) r.raw(r.varint())
+  for (let i = 0; i < actors; i++) actor(r, limits)
   r.raw(r.varint() * 32)
   const changeSpecs = columnSpecs(r)
   const opSpecs = columnSpecs(r)

@@ -38,7 +38,7 @@
 import * as A from "@automerge/automerge"
 import type { PeerLink } from "../../core/crdt-docs/peer-link.js"
 import { admitSyncMessage, changesOfAsync, inflateWithStreams, measureChunkAsync, type InflateAsync, type UntrustedChange } from "../automerge/admit.js"
-import { OpIndex, Overlay } from "../automerge/validate.js"
+import { MAX_ACTOR_BYTES, OpIndex, Overlay } from "../automerge/validate.js"
 import { AnswerBudget } from "./answer-budget.js"
 import { sameBytes } from "../../core/bytes.js"
 import { DEFAULT_LIMITS, TokenBucket } from "../../core/authority/limits.js"
@@ -280,7 +280,7 @@ export class AutomergeReplica<T> {
       if (stop.aborted) return undefined
       if (seen.some((s) => sameBytes(s, chunk))) continue
       seen.push(chunk)
-      const m = await measureChunkAsync(chunk, { maxOps: budget, maxInflatedBytes, inflate })
+      const m = await measureChunkAsync(chunk, { maxOps: budget, maxInflatedBytes, inflate, maxActorBytes: MAX_ACTOR_BYTES })
       if (!m.ok) {
         this.refuse(a, m.tooLarge ? "update-too-large" : "update-malformed", `A ${m.tooLarge ? "sync message from the peer decodes to more than the limit" : "change from the peer is not Automerge's"} (${m.message.slice(0, 120)}).`)
         return undefined

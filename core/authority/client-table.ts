@@ -128,6 +128,20 @@ export interface OutcomeLimits {
 /** What one client's state takes in memory beside its outcomes, about (its mark, arrays, map and entry). */
 export const CLIENT_STATE_BYTES = 512
 
+/** What one run takes in memory beside its outcomes, about (its object and array: a review measured 110 bytes). */
+export const RUN_BYTES = 128
+
+/** What a client's state takes in memory, about (`memoryBytes`). */
+const stateMemory = (s: ClientState): number => s.bytes + CLIENT_STATE_BYTES + s.runs.length * RUN_BYTES
+
+/**
+ * Runs read back with at least this many are merged (contiguous ones of one incarnation, up to
+ * MAX_RUN_OUTCOMES each) and written merged in the next commit: a client answered one command
+ * at a time keeps a run per outcome, 1,000 of them acknowledged (ACKED_KEPT), and a state let
+ * go from memory (`shed`) was read back 1,000 rows at a time, every command.
+ */
+const MERGE_RUNS_FROM = 16
+
 /** The changes of one batch, for `AuthorityStore.commit`. */
 export interface ClientChanges {
   readonly marks: Array<readonly [string, ClientMark]>
@@ -173,8 +187,30 @@ const answer = (clientSeq: number, o: StoredOutcome): Outcome => ("seq" in o ? {
  */
 export const ACKED_KEPT = 1_000
 
+/**
+ * Contiguous runs of one incarnation merged, up to MAX_RUN_OUTCOMES outcomes each: `merged`
+ * are the runs that took others in (to write), `gone` the first clientSeqs of those taken in
+ * (to delete). Answers stay the same: a run is only where outcomes are kept.
+ */
+const mergeRuns = (read: ReadonlyArray<Run>): { runs: Run[]; merged: Run[]; gone: number[] } => {
+  const runs: Run[] = []
+  const merged = new Set<Run>()
+  const gone: number[] = []
+  for (const r of read) {
+    const last = runs[runs.length - 1]
+    if (last !== undefined && last.incarnation === r.incarnation && runEnd(last) + 1 === r.first && last.outcomes.length + r.outcomes.length <= MAX_RUN_OUTCOMES) {
+      last.outcomes.push(...r.outcomes)
+      merged.add(last)
+      gone.push(r.first)
+    } else runs.push(r)
+  }
+  return { runs, merged: [...merged], gone }
+}
+
 export class ClientTable {
   private readonly clients = new Map<string, ClientState>()
+  /** What the states in `clients` take in memory, about (stateMemory summed). */
+  private memory = 0
   private readonly loading = new Map<string, Promise<void>>()
   private drops: Array<readonly [string, number]> = []
   private readonly dirty = new Set<string>()
@@ -196,9 +232,9 @@ export class ClientTable {
     return n
   }
 
-  /** What the client states in memory take, about: their outcomes and CLIENT_STATE_BYTES each. Read when the document goes idle. */
+  /** What the client states in memory take, about: their outcomes, runs (RUN_BYTES) and CLIENT_STATE_BYTES each. */
   get memoryBytes(): number {
-    return this.bytes + this.clients.size * CLIENT_STATE_BYTES
+    return this.memory
   }
 
   /** Client states in memory. */
@@ -216,15 +252,30 @@ export class ClientTable {
    */
   shed(): void {
     const max = this.limits.memoryBytes
-    if (max === undefined) return
-    let total = this.memoryBytes
-    if (total <= max) return
+    if (max === undefined || this.memory <= max) return
     for (const [clientId, s] of this.clients) {
-      if (total <= max) break
+      if (this.memory <= max) break
       if (s.dirty || s.fresh.length > 0 || this.dirty.has(clientId) || this.loading.has(clientId)) continue
       this.clients.delete(clientId)
-      total -= s.bytes + CLIENT_STATE_BYTES
+      this.memory -= stateMemory(s)
     }
+  }
+
+  /** Runs `change` on a loaded client's state, keeping `memory` (the states' total) up to date. */
+  private changing<T>(clientId: string, change: (s: ClientState) => T): T {
+    const s = this.state(clientId)
+    const before = stateMemory(s)
+    try {
+      return change(s)
+    } finally {
+      this.memory += stateMemory(s) - before
+    }
+  }
+
+  /** Puts a state read from storage in memory. */
+  private put(clientId: string, s: ClientState): void {
+    this.clients.set(clientId, s)
+    this.memory += stateMemory(s)
   }
 
   /**
@@ -256,15 +307,21 @@ export class ClientTable {
     if (stored !== undefined) {
       // Acknowledged runs are kept too (ACKED_KEPT): read whatever may be stored.
       const open = stored.last > stored.evictedThrough
-      const runs: Run[] = open ? (await this.store.runs(this.docId, clientId)).map((r) => ({ ...r, outcomes: [...r.outcomes] })) : []
-      const s: ClientState = { mark: stored, bytes: runsBytes(runs), runs, fresh: [], dirty: false, legacy: false, moved: new Map() }
+      const read: Run[] = open ? (await this.store.runs(this.docId, clientId)).map((r) => ({ ...r, outcomes: [...r.outcomes] })) : []
+      const { runs, merged, gone } = read.length >= MERGE_RUNS_FROM ? mergeRuns(read) : { runs: read, merged: [], gone: [] }
+      const s: ClientState = { mark: stored, bytes: runsBytes(runs), runs, fresh: merged, dirty: merged.length > 0, legacy: false, moved: new Map() }
       for (const run of runs) for (const o of run.outcomes) index(s, run.incarnation, o)
-      this.clients.set(clientId, s)
+      this.put(clientId, s)
+      // Written merged in the next commit (each merged run under its first run's key, overwriting it).
+      if (merged.length > 0) {
+        for (const first of gone) this.drops.push([clientId, first])
+        this.dirty.add(clientId)
+      }
       return
     }
     const legacy = await this.store.legacyClient(this.docId, clientId)
     if (legacy === undefined) {
-      this.clients.set(clientId, { mark: { last: 0, acked: 0, evictedThrough: 0, evictedBound: 0, incarnation: 0 }, bytes: 0, runs: [], fresh: [], dirty: false, legacy: false, moved: new Map() })
+      this.put(clientId, { mark: { last: 0, acked: 0, evictedThrough: 0, evictedBound: 0, incarnation: 0 }, bytes: 0, runs: [], fresh: [], dirty: false, legacy: false, moved: new Map() })
       return
     }
     // Format 1 kept no command hashes or incarnations: its outcomes answer retries as they are
@@ -288,7 +345,7 @@ export class ClientTable {
       evictedBound: maxSeq,
       incarnation: 0,
     }
-    this.clients.set(clientId, { mark, bytes: runsBytes(runs), runs, fresh: [...runs], dirty: true, legacy: true, moved: new Map() })
+    this.put(clientId, { mark, bytes: runsBytes(runs), runs, fresh: [...runs], dirty: true, legacy: true, moved: new Map() })
     this.dirty.add(clientId)
   }
 
@@ -318,7 +375,10 @@ export class ClientTable {
    * retry would count as a client that lost its storage, be renumbered and apply twice.
    */
   ack(clientId: string, incarnation: number, acked: number): void {
-    const s = this.state(clientId)
+    this.changing(clientId, (s) => this.acked(clientId, s, incarnation, acked))
+  }
+
+  private acked(clientId: string, s: ClientState, incarnation: number, acked: number): void {
     let upTo = Math.min(acked, s.mark.last)
     if (upTo <= s.mark.acked) return
     // From the first run past the last acknowledgement (those before it were walked then):
@@ -420,7 +480,10 @@ export class ClientTable {
 
   /** Records the outcome of the next command (`clientSeq === last + 1`). */
   record(clientId: string, incarnation: number, clientSeq: number, kept: StoredOutcome): void {
-    const s = this.state(clientId)
+    this.changing(clientId, (s) => this.recorded(clientId, s, incarnation, clientSeq, kept))
+  }
+
+  private recorded(clientId: string, s: ClientState, incarnation: number, clientSeq: number, kept: StoredOutcome): void {
     const m = s.mark
     if (clientSeq !== m.last + 1) throw new Error(`Recording clientSeq ${clientSeq} after ${m.last}.`)
     const outcome = owned(kept)

@@ -98,6 +98,25 @@ test("a client answered one command at a time is read back in a few rows, not on
   }
 })
 
+test("a merged run dropped before its commit leaves none of the runs it replaced in storage", async () => {
+  const store = new AuthorityStore(new MemoryStorage())
+  const write = new ClientTable("d", store, { window: 100_000, clientBytes: 1 << 20 })
+  for (let cs = 1; cs <= 20; cs++) {
+    await write.load(["c"])
+    write.record("c", 1, cs, { hash: cs, seq: cs })
+    await store.commit("d", { head, entries: [], ...write.drain() })
+  }
+  expect((await store.runs("d", "c")).map((r) => r.first)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+  // Read back by a table whose client bytes hold one run: the 20 are merged into one (to be
+  // written under key 1), then pushed out by the next outcome (another incarnation's: a run of
+  // its own), before any commit.
+  const read = new ClientTable("d", store, { window: 100_000, clientBytes: 100 })
+  await read.load(["c"])
+  read.record("c", 2, 21, { hash: 21, seq: 21 })
+  await store.commit("d", { head, entries: [], ...read.drain() })
+  expect((await store.runs("d", "c")).map((r) => r.first)).toEqual([21])
+})
+
 test("fuzzed: with states let go after every commit, every answer equals the table that keeps them all", async () => {
   const step = fc.record({
     client: fc.integer({ min: 0, max: 1 }),

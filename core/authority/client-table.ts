@@ -56,6 +56,8 @@ interface Run {
   readonly first: number
   readonly incarnation: number
   readonly outcomes: StoredOutcome[]
+  /** Fresh, but stored under its key already (a merged run, written again merged): dropped, its key is deleted too. */
+  rewritten?: boolean
 }
 
 interface ClientState {
@@ -200,6 +202,7 @@ const mergeRuns = (read: ReadonlyArray<Run>): { runs: Run[]; merged: Run[]; gone
     const last = runs[runs.length - 1]
     if (last !== undefined && last.incarnation === r.incarnation && runEnd(last) + 1 === r.first && last.outcomes.length + r.outcomes.length <= MAX_RUN_OUTCOMES) {
       last.outcomes.push(...r.outcomes)
+      last.rewritten = true
       merged.add(last)
       gone.push(r.first)
     } else runs.push(r)
@@ -412,7 +415,7 @@ export class ClientTable {
     }
     const i = s.fresh.indexOf(run)
     if (i >= 0) s.fresh.splice(i, 1)
-    else this.drops.push([clientId, run.first])
+    if (i < 0 || run.rewritten === true) this.drops.push([clientId, run.first])
   }
 
   /**

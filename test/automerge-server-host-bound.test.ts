@@ -13,7 +13,7 @@ import fc from "fast-check"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { CrdtDocHost, type CrdtDocAuthority } from "../core/crdt-docs/index.js"
 import { automergeDocEngine, type AutomergeBox, type AutomergeEngineOptions } from "../adapters/automerge-server/index.js"
-import { OpIndex } from "../adapters/automerge/validate.js"
+import { OpIndex, measureChunk } from "../adapters/automerge/validate.js"
 
 type Note = { text: string; map?: Record<string, number> }
 
@@ -184,6 +184,41 @@ test("documents nobody follows, kept loaded a while, make room at once: a load t
   await h.close()
 })
 
+test("a value's bytes count, one per 128: a change of one 400 KB string (4 ops) is refused under a bound of 3,000", async () => {
+  const h = host(new MemoryStorage(), { maxHostOps: 3_000 })
+  const doc = await h.open<AutomergeBox>("automerge", "value")
+  const peer = A.from<{ v: A.ImmutableString | string }>({ v: "" }, { actor: "aa".repeat(16) })
+  const first = A.getAllChanges(peer)
+  const next = A.change(peer, (d) => void (d.v = new A.ImmutableString("y".repeat(400_000))))
+  expect((await doc.submit(first)).rejected).toEqual([])
+  expect((await doc.submit([A.getLastLocalChange(next)!])).rejected).toEqual([hostRefusal(3_000)])
+  A.free(next)
+  await h.close()
+})
+
+test("a document whose stored updates repeat it whole (a stock client's first sync, at each reconnect) weighs what it holds when it loads, not every copy", async () => {
+  const storage = new MemoryStorage()
+  const h = host(storage, {})
+  const shared = await h.open<AutomergeBox>("automerge", "shared")
+  let writer = A.from<Note>({ text: "" }, { actor: "aa".repeat(16) })
+  writer = A.change(writer, (d) => A.splice(d, ["text"], 0, 0, "x".repeat(200)))
+  expect((await shared.submit([A.save(writer)])).rejected).toEqual([])
+  for (let i = 0; i < 17; i++) {
+    writer = A.change(writer, (d) => A.splice(d, ["text"], 0, 0, "y"))
+    expect((await shared.submit([A.save(writer)])).rejected).toEqual([])
+  }
+  A.free(writer)
+  const other = await h.open<AutomergeBox>("automerge", "other")
+  expect((await other.submit(typing(2, 10, "bb".repeat(16)))).rejected).toEqual([])
+  await h.close()
+  // 18 copies of about 220 ops and changes each are stored; the document holds about 260.
+  const h2 = host(storage, { maxHostOps: 1_500 })
+  await h2.open<AutomergeBox>("automerge", "other")
+  const again = await h2.open<AutomergeBox>("automerge", "shared")
+  expect((again.doc.doc as Note).text.length).toBe(217)
+  await h2.close()
+})
+
 test("documents applying at once cannot pass the bound together: what one takes is held before it pauses", async () => {
   const h = host(new MemoryStorage(), { maxHostOps: 3_000 })
   const a = await h.open<AutomergeBox>("automerge", "doc-a")
@@ -264,13 +299,21 @@ test("fuzzed: documents of text, deletes and map sets stay within the hub's boun
         expect(total).toBeLessThanOrEqual(max)
       }
       for (const w of writers) A.free(w)
-      // Unloaded, every document gives back what it held: a new one takes the whole bound.
+      // Unloaded, every document gives back what it held: a new one takes the whole bound (its
+      // ops and change, and its bytes one per 128).
       for (const d of open.values()) await unload(h, d)
       const whole = await h.open<AutomergeBox>("automerge", "whole")
-      const peer = A.from<Note>({ text: "z".repeat(max - 2) }, { actor: "ee".repeat(16) })
-      expect(await whole.submit(A.getAllChanges(peer))).toMatchObject({ stored: 1, rejected: [] })
-      expect(weightOf(whole.doc)).toBe(max)
-      A.free(peer)
+      let k = max - 2
+      let change: Uint8Array
+      for (;; k--) {
+        const peer = A.from<Note>({ text: "z".repeat(k) }, { actor: "ee".repeat(16) })
+        change = A.getAllChanges(peer)[0]!
+        A.free(peer)
+        const m = measureChunk(change, { maxOps: 1 << 20, maxInflatedBytes: 1 << 20 })
+        if (m.ok && k + 2 + Math.ceil(m.bytes / 128) <= max) break
+      }
+      expect(await whole.submit([change])).toMatchObject({ stored: 1, rejected: [] })
+      expect(weightOf(whole.doc)).toBe(k + 2)
       await h.close()
     }),
     { numRuns: Number(process.env.AUTOMERGE_HOST_BOUND_RUNS ?? 12) },

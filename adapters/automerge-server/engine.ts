@@ -116,6 +116,14 @@ export const DEFAULT_MAX_DOC_CHANGES = 1 << 18
  */
 export const DEFAULT_MAX_HOST_OPS = 1 << 22
 
+/**
+ * A document's bytes (its save's columns, values inflated) count one op or change per this
+ * many toward `maxHostOps`: an op counts one whatever it holds, and a review held 31 MB of
+ * memory for an 8 MB string (4 ops), and 626 MB for 20 documents of a 10 MB value each (a
+ * 9.9 KB chunk apiece, deflated).
+ */
+const CONTENT_BYTES = 128
+
 /** `value` (default `fallback`) if it is a whole number of at least 1; throws otherwise. */
 const bound = (name: string, value: number | undefined, fallback: number): number => {
   const n = value ?? fallback
@@ -163,22 +171,26 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   const maxDocChanges = bound("maxDocChanges", options.maxDocChanges, DEFAULT_MAX_DOC_CHANGES)
   const maxHostOps = bound("maxHostOps", options.maxHostOps, DEFAULT_MAX_HOST_OPS)
   /**
-   * What each loaded document weighs, in ops and changes: measured from its stored chunks at
-   * load (an upper bound: a tail may repeat what the base has), exact from its index after
-   * each apply. Deletes never give anything back (Automerge keeps its history), so no recount.
+   * What each loaded document weighs: its ops and changes, and its bytes (values: an 8 MB
+   * string is 4 ops and 31 MB of memory) one per CONTENT_BYTES. Measured from its save at
+   * load, exact from its index after each apply (the bytes added up from what it took).
+   * Deletes never give anything back (Automerge keeps its history), so no recount.
    */
   const weights = new Map<AutomergeBox, number>()
+  /** Of a document's weight, what its bytes weigh. */
+  const contents = new Map<AutomergeBox, number>()
   let heldTotal = 0
   const hold = (box: AutomergeBox, weight: number): void => {
     heldTotal += weight - (weights.get(box) ?? 0)
     weights.set(box, weight)
   }
-  /** Ops and changes a stored update holds, counted from its columns (no decoding); past the bound, more than it. */
-  const storedWeight = (bytes: Uint8Array): number => {
+  /** What a stored document or update weighs (ops, changes, bytes), counted from its columns without decoding; past the bound, more than it. */
+  const storedWeight = (bytes: Uint8Array): { readonly weight: number; readonly content: number } => {
     // Trusted (this hub took it): not judged by the peer's inflate limit, which may have been lowered since.
     const m = measureChunk(bytes, { maxOps: maxHostOps, maxInflatedBytes: 1 << 30, inflate })
-    // One that does not parse weighs nothing here: loading it fails, as it did before.
-    return m.ok ? m.ops + m.encodedChanges : m.tooLarge ? maxHostOps + 1 : 0
+    if (!m.ok) return { weight: m.tooLarge ? maxHostOps + 1 : 0, content: 0 }
+    const content = Math.ceil(m.bytes / CONTENT_BYTES)
+    return { weight: m.ops + m.encodedChanges + content, content }
   }
   /**
    * Throws `doc-unavailable` when `weight` more for `box` does not fit beside the other loaded
@@ -291,21 +303,34 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
     },
     load(bytes) {
       // Counted before it is built: one that does not fit beside the loaded ones waits for them to go.
-      const weight = storedWeight(bytes)
+      const { weight, content } = storedWeight(bytes)
       fitOrRefuse(undefined, weight)
       const box = { doc: A.load(bytes) }
       hold(box, weight)
+      contents.set(box, content)
       return box
     },
     // Stored changes (trusted: none of the peer's limits, nor the document's bounds, judge them).
     // Each chunk on its own: loadIncremental of several skips, silently, all of them after one
     // that does not parse (a change and 3 bytes of garbage load as nothing); applyChanges throws.
     restore(box, updates) {
-      // Counted before they are merged, as a base is (load): ones that do not fit wait.
-      let weight = 0
-      for (const u of updates) weight += storedWeight(u)
-      fitOrRefuse(box, weight)
-      hold(box, (weights.get(box) ?? 0) + weight)
+      // Counted before they are merged, at least (a document chunk may repeat what the base or
+      // another chunk has: one per reconnect of a stock client; the largest is counted): ones that do not fit wait.
+      let changes = 0, documents = 0
+      for (const u of updates) {
+        let chunks: ReturnType<typeof splitChunks> = []
+        try {
+          chunks = splitChunks(u)
+        } catch {
+          // Reported below, where it is merged.
+        }
+        for (const c of chunks) {
+          const { weight } = storedWeight(c.bytes)
+          if (c.type === CHUNK_DOCUMENT) documents = Math.max(documents, weight)
+          else changes += weight
+        }
+      }
+      fitOrRefuse(box, changes + documents)
       let singles: Uint8Array[] = []
       const flush = () => {
         if (singles.length > 0) [box.doc] = A.applyChanges(box.doc, singles as A.Change[])
@@ -331,6 +356,12 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       // Automerge holds a change whose dependencies are not there: the stored history has a gap.
       const missing = A.getMissingDeps(box.doc, [])
       if (missing.length > 0) throw new Error(`stored changes depend on ${missing.length} change(s) that are not stored, ${missing[0]!.slice(0, 12)}... first`)
+      // Built, it is counted once (a save takes milliseconds where the load took seconds): what
+      // the stored updates repeat weighs nothing, and it may not fit after all (refused, the authority disposes of it).
+      const { weight, content } = storedWeight(savePlain(box.doc))
+      fitOrRefuse(box, weight)
+      hold(box, weight)
+      contents.set(box, content)
     },
     // The index, in slices (admit.ts's indexInSlices), started by the authority when the first update arrives.
     warm(box) {
@@ -376,7 +407,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const index = await indexOf(box, stop)
       const overlay = new Overlay(index)
       // Exact from here on: every op and change it holds is an entry of the index (or, for this batch, the overlay).
-      const weighed = () => index.ops.size + overlay.ops.size + index.historyMax.size + overlay.historyMax.size
+      const weighed = () => index.ops.size + overlay.ops.size + index.historyMax.size + overlay.historyMax.size + (contents.get(box) ?? 0)
       if (weights.has(box)) hold(box, weighed())
       const out: Array<boolean | CrdtRejection> = []
       for (const c of changes) {
@@ -404,7 +435,9 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         }
         // Every op and change the document and this batch hold is an entry of the index or the batch's overlay.
         const held = { ops: index.ops.size + overlay.ops.size, changes: index.historyMax.size + overlay.historyMax.size }
-        let more = fresh.length
+        // Its bytes as measured (inflated), all of them: which of its changes were new does not matter much.
+        const content = Math.ceil((measuredOf.get(c)?.bytes ?? c.length) / CONTENT_BYTES)
+        let more = fresh.length + content
         for (const x of fresh) more += x.decoded.ops.length
         const tooLarge = pastBound(held, fresh) ?? pastHostBound(box, weighed() + more)
         if (tooLarge !== undefined) {
@@ -413,7 +446,10 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         }
         mine.commit()
         // Held at once: other documents' applies run while this one pauses.
-        if (weights.has(box)) hold(box, weighed())
+        if (weights.has(box)) {
+          contents.set(box, (contents.get(box) ?? 0) + content)
+          hold(box, weighed())
+        }
         for (const x of fresh) batch.add(x.hash)
         took = true
         out.push(true)
@@ -462,6 +498,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       released.add(box)
       heldTotal -= weights.get(box) ?? 0
       weights.delete(box)
+      contents.delete(box)
       A.free(box.doc)
     },
   }

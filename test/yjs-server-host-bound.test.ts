@@ -16,6 +16,11 @@ import { MemoryStorage } from "../adapters/memory/index.js"
 import { CrdtDocHost } from "../core/crdt-docs/index.js"
 import { yjsDocEngine } from "../adapters/yjs-server/index.js"
 import { weighedStructs } from "../adapters/yjs/integrable.js"
+import { WebSocket } from "ws"
+import { WebsocketProvider } from "y-websocket"
+import { yjsRoute } from "../adapters/yjs-server/index.js"
+import { crdtRoutesHub } from "./support/crdt-routes.js"
+import { until } from "./support/ws.js"
 
 /** Updates each adding `n` empty Y.Arrays to the root array "a", from one writer. */
 const typeUpdates = (clientID: number, count: number, n: number): Uint8Array[] => {
@@ -45,7 +50,7 @@ test("a shared type counts 4 structs against the hub's bound: one room of empty 
   const h = host(new MemoryStorage(), yjsDocEngine({ maxDocStructs: 1_000_000, maxHostStructs: 40_000 }))
   const doc = await h.open<Y.Doc>("yjs", "types")
   const { taken, refusal } = await fill(doc, typeUpdates(7, 30, 1_024))
-  expect(refusal).toMatchObject({ code: "update-too-large" })
+  expect(refusal).toMatchObject({ code: "doc-unavailable" })
   // Counted as one struct each, all 30 updates (30,720 types) went in: 122,881 weighed.
   expect(weighedStructs(doc.doc, true)).toBeLessThanOrEqual(40_000)
   expect(taken).toBeGreaterThanOrEqual(5)
@@ -64,7 +69,7 @@ test("each value in a list counts against the hub's bound: a run of empty object
   for (let k = 0; k < 20; k++) writer.getArray("a").push(Array.from({ length: 10_000 }, () => ({})))
   writer.destroy()
   const { taken, refusal } = await fill(doc, updates)
-  expect(refusal).toMatchObject({ code: "update-too-large" })
+  expect(refusal).toMatchObject({ code: "doc-unavailable" })
   // Counted as structs alone, all 200,000 values went in (20 structs after merging).
   expect(doc.doc.getArray("a").length).toBeLessThanOrEqual(100_000)
   expect(taken).toBeGreaterThanOrEqual(5)
@@ -81,7 +86,7 @@ test("values nested in one value count too: an array of 40,000 empty objects is 
   for (let k = 0; k < 4; k++) writer.getArray("a").push([Array.from({ length: 40_000 }, () => ({}))])
   writer.destroy()
   const { taken, refusal } = await fill(doc, updates)
-  expect(refusal).toMatchObject({ code: "update-too-large" })
+  expect(refusal).toMatchObject({ code: "doc-unavailable" })
   expect(taken).toBe(2)
   await h.close()
 })
@@ -101,7 +106,7 @@ test.each(["embed", "format"] as const)("a text's %s values count too", async (k
   }
   writer.destroy()
   const { taken, refusal } = await fill(doc, updates)
-  expect(refusal).toMatchObject({ code: "update-too-large" })
+  expect(refusal).toMatchObject({ code: "doc-unavailable" })
   expect(taken).toBe(2)
   await h.close()
 })
@@ -139,7 +144,7 @@ test("the documents of one engine share maxHostStructs: a second room is refused
   const b = await h.open<Y.Doc>("yjs", "room-b")
   const updates = typeUpdates(8, 8, 1_024)
   const { taken, refusal } = await fill(b, updates)
-  expect(refusal).toEqual({ code: "update-too-large", index: 0, message: expect.stringMatching(/^The hub holds \d+ structs in its loaded Yjs documents and takes at most 50000: try again once documents are unloaded/) })
+  expect(refusal).toEqual({ code: "doc-unavailable", index: 0, message: expect.stringMatching(/^The hub holds \d+ structs in its loaded Yjs documents and takes at most 50000: try again once documents are unloaded/) })
   expect(weighedStructs(a.doc, true) + weighedStructs(b.doc, true)).toBeLessThanOrEqual(50_000)
   expect(taken).toBeLessThan(updates.length)
   // Room A unloaded (its writes done, then released): B takes the rest.
@@ -238,7 +243,7 @@ test("fuzzed: rooms of types, text, maps and values stay within the hub's bound 
         const was = Y.encodeStateVector(room.doc)
         const out = await room.submit([u])
         if (out.rejected.length > 0) {
-          expect(out.rejected[0]!.code).toBe("update-too-large")
+          expect(["doc-unavailable", "update-too-large"]).toContain(out.rejected[0]!.code)
           expect(Y.encodeStateVector(room.doc)).toEqual(was)
           // The writer's next update would build on what was refused: a new writer goes on.
           writers[s.room] = writer()
@@ -251,3 +256,28 @@ test("fuzzed: rooms of types, text, maps and values stay within the hub's bound 
     },
   ), { numRuns: Number(process.env.YJS_HOST_BOUND_RUNS ?? 12), seed: Number(process.env.YJS_HOST_BOUND_SEED ?? 1) })
 })
+
+test("y-websocket route: an edit past the hub's bound closes the socket 4503 (the provider retries), and lands once room is made", async () => {
+  const { hub, url, stop } = await crdtRoutesHub([yjsDocEngine({ maxHostStructs: 50_000 })], (host) => [yjsRoute(host)])
+  const big = await hub.crdtDocs.open<Y.Doc>("yjs", "big")
+  expect((await fill(big, typeUpdates(7, 12, 1_024))).refusal).toBeDefined()
+  const vdoc = new Y.Doc()
+  const provider = new WebsocketProvider(url("/yjs"), "small", vdoc, { WebSocketPolyfill: WebSocket as never, params: { token: "writer" }, maxBackoffTime: 200, disableBc: true })
+  const closes: number[] = []
+  provider.on("connection-close", (ev: { code: number } | null) => void (ev !== null && closes.push(ev.code)))
+  try {
+    expect(await until(() => provider.synced, 5_000)).toBe(true)
+    vdoc.getArray("a").push(Array.from({ length: 4_000 }, () => new Y.Array()))
+    expect(await until(() => closes.length > 0, 5_000)).toBe(true)
+    expect(closes[0]).toBe(4503)
+    // The big room's reader leaves: it is unloaded, and the provider's resend is taken.
+    hub.crdtDocs.release(big)
+    const small = await hub.crdtDocs.open<Y.Doc>("yjs", "small")
+    expect(await until(() => small.doc.getArray("a").length === 4_000, 10_000)).toBe(true)
+    hub.crdtDocs.release(small)
+  } finally {
+    provider.destroy()
+    vdoc.destroy()
+    await stop()
+  }
+}, 30_000)

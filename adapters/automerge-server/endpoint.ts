@@ -410,6 +410,8 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         refuse(bad.code, `automerge-repo ${m.documentId}: ${bad.message}`)
         // Sending them again would be refused again: this peer stops.
         if (bad.code === "update-malformed" || bad.code === "update-too-large" || bad.code === "not-owner") return close(conn, 4400, `${bad.code}: ${bad.message}`)
+        // No room now (the hub's bound on what its documents hold): it reconnects and sends them again later.
+        if (bad.code === "doc-unavailable") return close(conn, 4503, `${bad.code}: ${bad.message}`)
         // Start over with this peer: the next round sends what the hub lacks.
         f.started = true
         f.syncState = A.initSyncState()

@@ -233,7 +233,8 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   const pastHostBound = (box: AutomergeBox, weight: number): CrdtRejection | undefined => {
     const total = heldTotal - (weights.get(box) ?? 0) + weight
     if (total <= maxHostOps) return undefined
-    return { code: "update-too-large", message: `The hub holds ${heldTotal} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostOps.` }
+    // Not the update's fault, and not for good: `doc-unavailable`, which endpoints tell as "retry later".
+    return { code: "doc-unavailable", message: `The hub holds ${heldTotal} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostOps.` }
   }
 
   /** The bounds, before decoding: column runs and deflate make a few hundred bytes 300,000 ops. */

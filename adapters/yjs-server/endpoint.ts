@@ -610,7 +610,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
           // An edit ahead of the step2 holding what it continues (see the header): asked for, not refused.
           if (bad.code === "update-missing-deps" && kind === "update") return askAgain(conn)
           refuse(bad.code, `y-websocket "${room.docId}": ${bad.message}`)
-          close(conn, CLOSE.malformed, `${bad.code}: ${bad.message}`)
+          // No room now (the hub's bound on what its documents hold): the client retries later; anything else it would send again for good.
+          close(conn, bad.code === "doc-unavailable" ? CLOSE.unavailable : CLOSE.malformed, `${bad.code}: ${bad.message}`)
         }, (e: unknown) => {
           if (!conn.closed) close(conn, CLOSE.unavailable, e instanceof Error ? e.message : "The document is unavailable.")
         })

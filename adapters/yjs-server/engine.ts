@@ -330,7 +330,8 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     if (heldTotal + more <= maxHostStructs) return more
     for (const other of held.keys()) if (other !== doc) recount(other)
     if (heldTotal + more <= maxHostStructs) return more
-    return { code: "update-too-large", message: `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostStructs.` }
+    // Not the update's fault, and not for good: `doc-unavailable`, which endpoints tell as "retry later".
+    return { code: "doc-unavailable", message: `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostStructs.` }
   }
 
   /** Decoded (prepare, on the update's turn; kept for writers and apply). */

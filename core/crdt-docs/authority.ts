@@ -84,6 +84,8 @@ export interface CrdtAuthorityHooks {
   readonly inFlight?: WorkInFlight
   /** Timers for the relay tick and clocks for measuring `answer`; none: relayed at once, answers unmeasured. */
   readonly runtime?: Runtime
+  /** The engine had no room for an update (`doc-unavailable`: its bound on what loaded documents hold): the host lets documents nobody follows go. */
+  readonly onNoRoom?: () => void
 }
 
 /** How often a document relays the ephemeral payloads that changed (20 a second, as Canon's presence: cursors still look live). */
@@ -614,7 +616,11 @@ export class CrdtDocAuthority<D> {
             bound.push([w, item.by!])
           }
         } else if (result === false) known++
-        else item.rejected.push({ code: result.code, message: result.message, index: indexes[i]! })
+        else {
+          item.rejected.push({ code: result.code, message: result.message, index: indexes[i]! })
+          // Room for its resend (the client is told to retry) is made now, not when idle documents' time is up.
+          if (result.code === "doc-unavailable") this.hooks.onNoRoom?.()
+        }
       })
       counts.push({ stored: mine.length, known })
       if (mine.length > 0) fanout.push({ origin: item.origin, updates: mine })

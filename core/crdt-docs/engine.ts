@@ -61,7 +61,7 @@ export type CrdtRejectionCode =
   | "unauthorized" // the principal may not write this document
   | "not-owner" // writes as a Yjs client / Automerge actor another principal wrote first
   | "doc-kind-mismatch" // the document exists with another kind
-  | "doc-unavailable" // the document could not be loaded (storage)
+  | "doc-unavailable" // the document could not be loaded (storage), or the hub has no room for it or for the update now (retry later)
   | "doc-id-invalid" // the document id is empty, too long or not well-formed
 
 /**

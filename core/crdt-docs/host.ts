@@ -108,6 +108,7 @@ export class CrdtDocHost {
         onReport: (r) => this.report({ type: "doc-report", ...r }),
         work: this.work,
         inFlight: this.inFlight,
+        onNoRoom: () => void this.idleDocs?.letGoAll(),
         ...(this.options.runtime !== undefined ? { runtime: this.options.runtime } : {}),
       }, this.options)
       // No room beside the loaded documents (the engine's bound on what they hold together):

@@ -5,15 +5,16 @@
  * of a run of one value (262,080 list pushes of null in a 141-byte change) stores in a few
  * hundred bytes and held 350 MB on the hub, so a review filled 2 documents of 3 fields to
  * 1.9 GB of hub memory with 2,411 bytes of state each. Now a merge that would take the loaded
- * fields past the bound is refused (`crdt-too-large`, code `command-too-large`), and an
- * unloaded document gives its share back.
+ * fields past the bound is not judged: the client is told `hub-full` and sends it again later
+ * (a rejection would have it dropped for good), and an unloaded document gives its share back.
  */
 import * as Schema from "effect/Schema"
 import * as Y from "yjs"
-import { Hub, defineMachine } from "../core/index.js"
+import { CanonClient, Hub, defineMachine } from "../core/index.js"
 import { automergeDoc } from "../adapters/automerge/index.js"
 import { yText } from "../adapters/yjs/index.js"
-import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+import { settleWithTurns } from "./support/virtual-time.js"
 import { WirePeer } from "./support/hub-wire.js"
 import { newClientSecret } from "../core/ports/runtime.js"
 
@@ -55,14 +56,20 @@ const world = async (maxHostFieldWeight: number) => {
   p.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: p.clientId, machines: [], secret: newClientSecret(rt) })
   await rt.run({ forMs: 5 })
   const seqs = new Map<string, number>()
-  /** Submits one merge to `docId`'s field; its outcome. */
-  const merge = async (docId: string, field: "list" | "text", update: unknown) => {
+  /** Submits one merge to `docId`'s field: its outcome, or the error it was answered with (nothing judged: the number stays free). */
+  const merge = async (docId: string, field: "list" | "text", update: unknown): Promise<unknown> => {
     const clientSeq = (seqs.get(docId) ?? 0) + 1
-    seqs.set(docId, clientSeq)
+    const from = p.received.length
     p.send({ type: "submit", docId, ackedClientSeq: 0, commands: [{ clientSeq, name: `$crdt.${field}`, args: update }] })
     await rt.run({ forMs: 50 })
-    for (const m of p.received) if (m.type === "results" && m.docId === docId) for (const o of m.outcomes) if (o.clientSeq === clientSeq) return o
-    throw new Error(`no outcome for ${docId} #${clientSeq}`)
+    for (const m of p.received.slice(from)) {
+      if (m.type === "error" && m.docId === docId) return { code: m.code, message: m.message }
+      if (m.type === "results" && m.docId === docId) for (const o of m.outcomes) if (o.clientSeq === clientSeq) {
+        seqs.set(docId, clientSeq)
+        return o
+      }
+    }
+    throw new Error(`no answer for ${docId} #${clientSeq}`)
   }
   const subscribe = async (docId: string) => {
     p.send({ type: "subscribe", docId, machine: Board.name, version: Board.version, fingerprint: Board.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
@@ -75,8 +82,10 @@ const world = async (maxHostFieldWeight: number) => {
   return { rt, hub, merge, subscribe, unsubscribe }
 }
 
+/** Not judged (no rejection, which would drop the edit for good): the client sends it again later. */
 const hostRefusal = (max: number) => ({
-  rejection: { code: "command-too-large", message: expect.stringMatching(new RegExp(`^crdt-too-large: The hub holds \\d+ ops and structs in the CRDT fields of its loaded documents and takes at most ${max}: try again once documents are unloaded`)) },
+  code: "hub-full",
+  message: expect.stringMatching(new RegExp(`^The hub holds \\d+ ops and structs in the CRDT fields of its loaded documents and takes at most ${max}: this client sends its edits again later`)),
 })
 
 test("Automerge fields of two documents share the hub's bound: a run stored in a few hundred bytes counts every op, and an unloaded document gives its share back", async () => {
@@ -104,7 +113,7 @@ test("Yjs fields count their structs against the same bound", async () => {
   let taken = 0
   for (const u of updates) {
     const o = await w.merge("a", "text", u)
-    if ("rejection" in o) {
+    if (typeof o === "object" && o !== null && "code" in o) {
       expect(o).toMatchObject(hostRefusal(300))
       break
     }
@@ -119,3 +128,50 @@ test("Yjs fields count their structs against the same bound", async () => {
   expect(await w.merge("b", "text", Y.mergeUpdates(typing(60, 8)))).toMatchObject({ seq: expect.any(Number) })
   await w.hub.close()
 })
+
+test("an update that could never fit, more than the whole bound, is refused (it would be sent again for good)", async () => {
+  const w = await world(300)
+  await w.subscribe("a")
+  expect(await w.merge("a", "text", Y.mergeUpdates(typing(200, 9)))).toEqual({
+    clientSeq: 1,
+    rejection: { code: "command-too-large", message: expect.stringMatching(/^crdt-too-large: The update can add \d+ ops and structs, more than the CRDT fields of this hub's documents may hold together \(300, maxHostFieldWeight\); split it\.$/) },
+  })
+  await w.hub.close()
+})
+
+test("a client's edit past the bound is not lost: told hub-full, it keeps it and sends it again until there is room", async () => {
+  const rt = new VirtualRuntime(5)
+  const net = new MemoryNetwork(rt, { latency: () => 2, encode: true })
+  const hub = new Hub({ machines: [Board], storage: new MemoryStorage(), runtime: rt, maxHostFieldWeight: 500, idleDocuments: { count: 0 } })
+  net.listen(hub)
+  const run = (ms: number) => settleWithTurns(rt, ms)
+  const filler = await CanonClient.open({ transport: net.transport("filler"), runtime: rt, clientId: "filler", storage: new MemoryStorage() })
+  const big = await filler.open(Board, "big")
+  await run(50)
+  for (let i = 0; i < 300; i++) {
+    big.crdt.text.insert(0, "x")
+    await run(5)
+  }
+  await run(2_000)
+  expect(big.pendingCount).toBe(0)
+  const writer = await CanonClient.open({ transport: net.transport("writer"), runtime: rt, clientId: "writer", storage: new MemoryStorage() })
+  const small = await writer.open(Board, "small")
+  const told: string[] = []
+  small.on("rejected", (e) => told.push(e.rejection.code))
+  small.on("error", (e) => told.push(e.code))
+  await run(50)
+  for (let i = 0; i < 150; i++) small.crdt.text.insert(0, "y")
+  await run(3_000)
+  // Not judged: nothing rejected, the edit waits in the outbox.
+  expect(told).toContain("hub-full")
+  expect(told).not.toContain("command-too-large")
+  expect(small.pendingCount).toBeGreaterThan(0)
+  // The big document's reader leaves: unloaded, its share is given back, and the resend lands.
+  await filler.close()
+  await run(120_000)
+  expect(small.pendingCount).toBe(0)
+  const hubSmall = await hub.doc("small", Board)
+  expect((hubSmall as unknown as { crdt: { field(n: string): { handle: Y.Text } } }).crdt.field("text").handle.toString()).toBe("y".repeat(150))
+  await writer.close()
+  await hub.close()
+}, 30_000)

@@ -989,6 +989,8 @@ export class DocAuthority<S = unknown> {
     // Sequence errors go after the results of the same connection: a client settles its
     // genuine retries before it renumbers what follows them.
     const errors = new Map<Connection<ServerMessage>, ErrorMsg[]>()
+    /** Connections told `hub-full` in this batch: nothing more of theirs is judged in it. */
+    const unjudged = new Set<Connection<ServerMessage>>()
     const checkpoints: Checkpoint[] = []
     // Protocol 2 submitters' new entries, by connection: they come back elided.
     const own = new Map<Connection<ServerMessage>, Set<number>>()
@@ -996,6 +998,7 @@ export class DocAuthority<S = unknown> {
 
     try {
       for (const { conn, sender, msg, version, refuse } of batch) {
+        if (unjudged.has(conn)) continue
         if (this.fenced.has(conn)) {
           if (!this.subscribeAcks.has(msg)) continue
           this.fenced.delete(conn)
@@ -1072,7 +1075,25 @@ export class DocAuthority<S = unknown> {
           // A CRDT update is checked against its field before it merges (crdt/engine.ts).
           const crdtField = decodedArgs.ok ? decodedArgs.cmd.crdt?.field : undefined
           const crdtRefusal = crdtField !== undefined && decodedArgs.ok ? this.crdt?.check(crdtField, decodedArgs.args, clientId) : undefined
-          const decoded = crdtRefusal !== undefined ? { ok: false as const, rejection: crdtRefusal } : decodedArgs
+          // What a merge can add to the memory the hub's loaded fields hold together
+          // (held-weight.ts). Past the bound it is not judged: no room now is neither the
+          // command's fault nor for good, and a rejection would drop the edit for good (the
+          // client tombstones what is refused). Nothing is recorded; the client is told to send
+          // it again later (`hub-full`, retried as a storage failure is), with the rest of its
+          // submits in this batch. A tombstone or a deletion holds no content: it passes. One
+          // that could never fit, more than the whole bound, is refused.
+          const gauge = this.hooks.fieldWeight
+          const weighs = crdtRefusal === undefined && decodedArgs.ok && crdtField !== undefined && gauge !== undefined && !this.crdt!.fills(crdtField, decodedArgs.args) ? this.crdt!.weighs(crdtField, decodedArgs.args) : 0
+          const decoded = crdtRefusal !== undefined ? { ok: false as const, rejection: crdtRefusal }
+            : weighs > 0 && weighs > gauge!.max ? { ok: false as const, rejection: crdtRejection("crdt-too-large", `The update can add ${weighs} ops and structs, more than the CRDT fields of this hub's documents may hold together (${gauge!.max}, maxHostFieldWeight); split it.`).rejection }
+            : decodedArgs
+          if (decoded.ok && weighs > 0 && !gauge!.fits(this, gauge!.of(this) + weighs)) {
+            const list = errors.get(conn) ?? []
+            errors.set(conn, list)
+            list.push({ type: "error", code: "hub-full", docId: this.docId, message: this.hostFull(gauge!) })
+            unjudged.add(conn)
+            break
+          }
           if (!decoded.ok) {
             const rejection = { code: decoded.rejection.code, message: boundedMessage(decoded.rejection.message) }
             stored = { hash, rejection }
@@ -1097,15 +1118,10 @@ export class DocAuthority<S = unknown> {
             // An update with content is weighed by its bytes, and what it can add beyond them on
             // top (a Yjs update's deletions, an Automerge change's scattered ops: CrdtField extraGrowth).
             const charge = growth ?? (merged > 0 ? merged + this.crdt!.extraGrowth(crdtField!, decoded.args) : 0)
-            // And what it can add to the memory the hub's fields hold together (a tombstone or a
-            // deletion holds no content: it passes, as it may use the size bound's reserve).
-            const weighs = crdtField !== undefined && !tombstone ? this.crdt!.weighs(crdtField, decoded.args) : 0
-            const gauge = this.hooks.fieldWeight
             let rejected: Rejection | undefined = merged > 0 && !this.sizeBound.fits(charge, tombstone)
               ? this.full(tombstone)
-              : weighs > 0 && gauge !== undefined && !gauge.fits(this, gauge.of(this) + weighs)
-              ? this.hostFull(gauge)
               : runApply(this.host, decoded.cmd, cmd.name, decoded.args, makeContext(this.docId, seq, time, clientId))
+            // Held at once: the next merge of this batch is judged against it.
             if (rejected === undefined && weighs > 0) gauge?.set(this, gauge.of(this) + weighs)
             this.host.end()
             if (rejected !== undefined) this.host.undo(journal)
@@ -1205,9 +1221,9 @@ export class DocAuthority<S = unknown> {
   }
 
   /** The rejection of a command that does not fit; the next snapshot measures the state if that may find room. */
-  /** The refusal of a merge past the hub's bound on what its documents' fields hold. */
-  private hostFull(gauge: HeldWeight): Rejection {
-    return crdtRejection("crdt-too-large", `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}: try again once documents are unloaded, or ask the operator to raise maxHostFieldWeight.`).rejection
+  /** Why a merge is not judged now: the hub's bound on what its documents' fields hold. */
+  private hostFull(gauge: HeldWeight): string {
+    return `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}: this client sends its edits again later (or ask the operator to raise maxHostFieldWeight).`
   }
 
   private full(tombstone = false): Rejection {

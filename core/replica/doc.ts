@@ -1052,7 +1052,8 @@ export class Doc<M extends Machine<any, any>> {
         // The hub will not serve this document on this connection (its subscribe was refused):
         // receipts waiting for it settle, as for a refused client; the outbox is kept.
         if (SUBSCRIBE_REFUSALS.includes(code)) this.refused(code, msg.message)
-        if (code === "storage-failed" && this.#send !== undefined) {
+        // `hub-full`: the hub had no room for a CRDT merge now (its bound on what loaded fields hold) and judged nothing of it: sent again likewise.
+        if ((code === "storage-failed" || code === "hub-full") && this.#send !== undefined) {
           return this.#error(code, `${msg.message} Trying again in ${this.#retryAfterStorageFailure() / 1000} s.`)
         }
         this.#error(code, msg.message)

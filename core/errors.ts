@@ -59,6 +59,7 @@ export type CanonErrorCode =
   | "closed"
   | "refused" // the hub refused this client (see CanonClient.refusal); the outbox is kept
   | "migration-failed" // the app's own migration code (evolve: upcast, migrateState) threw
+  | "hub-full" // the hub has no room now for what the document's CRDT fields hold (maxHostFieldWeight): tried again later
 
 /** An engine failure: storage, codec, misuse of the API. */
 export class CanonError extends Data.TaggedError("CanonError")<{

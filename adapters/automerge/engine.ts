@@ -101,8 +101,12 @@ interface FieldSize {
 
 const measuredOps = (s: FieldSize): number => Math.max(s.stored, s.succs) + s.succs
 
-/** What a field of this size holds in memory, in ops and changes (CrdtField `weight`: about 300 bytes each on the hub, its index included). */
-const weightOf = (s: FieldSize): number => measuredOps(s) + s.changes
+/**
+ * What a field of this size holds in memory, in ops and changes, and its bytes one per 128
+ * (CrdtField `weight`: about 300 bytes each on the hub, its index included; a value of 200 KB
+ * is one op, a review).
+ */
+const weightOf = (s: FieldSize): number => measuredOps(s) + s.changes + Math.ceil(s.bytes / 128)
 
 /** The bounds of a field's state (AutomergeFieldOptions.maxState). */
 export interface FieldStateBounds {

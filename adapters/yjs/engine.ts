@@ -65,6 +65,8 @@ interface Validated extends ValidatedUpdate {
   readonly alsoDeletes?: DeleteSet
   /** Untrusted: the structs it can add, at most (see `weighs`). */
   readonly added?: number
+  /** Untrusted: what its structs hold (heldContent's measure: values, and its bytes one per 128). */
+  readonly content?: number
 }
 
 type Id = { client: number; clock: number }
@@ -98,8 +100,28 @@ const newDoc = (kind: YKind): Y.Doc => {
   return doc
 }
 
+/**
+ * What a field's structs hold beyond themselves, one per value of a list or map entry (a run of
+ * them is one struct: `{}` took 68 bytes of heap apiece, a review) and per 128 bytes of text or
+ * bytes (a paste is one struct): counted whole once on the hub (`weight`), then added up per merge.
+ */
+const heldContent = (doc: Y.Doc): number => {
+  let n = 0
+  for (const list of doc.store.clients.values()) {
+    for (const s of list) {
+      const c = (s as Y.Item).content
+      if (c instanceof Y.ContentAny) n += c.getLength()
+      else if (c instanceof Y.ContentString) n += (c as unknown as { str: string }).str.length >> 7
+      else if (c instanceof Y.ContentBinary) n += (c as unknown as { content: Uint8Array }).content.length >> 7
+    }
+  }
+  return n
+}
+
 class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
   broken = false
+  /** heldContent, counted when the hub first asks (`weight`), then added up per merge. */
+  private content: number | undefined
   private cachedHash: string | undefined
   private readonly listeners = new Set<(update: unknown) => void>()
   readonly handle: H
@@ -128,7 +150,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     // (`trusted`, unless `local`), perhaps under larger ones: refusing that would drop
     // acknowledged changes, or leave this replica's field unlike every other.
     if (update.length > this.maxUpdateBytes && limited(options)) return crdtRejection("crdt-too-large", `The Yjs update has ${update.length} bytes; a field accepts at most ${this.maxUpdateBytes}.`)
-    const seen = { deleteRanges: 0 }
+    const seen: { deleteRanges: number; values?: number } = { deleteRanges: 0 }
     const structs = countV1Structs(update, MAX_UPDATE_STRUCTS, seen)
     if (typeof structs === "string") return crdtRejection("crdt-invalid", structs)
     if (structs === undefined) return crdtRejection("crdt-too-large", `The Yjs update holds more than ${MAX_UPDATE_STRUCTS} structs; a field accepts at most that many in one update.`)
@@ -214,7 +236,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
     const deletes = onlyDeletes(decoded)
     const checked = this.validated(update, clients, options, true, true, deletes || onlyPlaces(decoded))
     const withSet: Validated = deletes ? { ...checked, deletes: decoded.ds.clients } : decoded.ds.clients.size > 0 ? { ...checked, alsoDeletes: decoded.ds.clients } : checked
-    const weighed: Validated = { ...withSet, added }
+    const weighed: Validated = { ...withSet, added, content: (seen.values ?? 0) + (update.length >> 7) }
     return { ok: true, update: weighed }
   }
 
@@ -227,11 +249,13 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
   }
 
   weight(): number {
-    return weighedStructs(this.doc)
+    this.content ??= heldContent(this.doc)
+    return weighedStructs(this.doc) + this.content
   }
 
   weighs(update: ValidatedUpdate): number {
-    return (update as Validated).added ?? 0
+    const v = update as Validated
+    return (v.added ?? 0) + (v.content ?? 0)
   }
 
   growth(update: ValidatedUpdate): number | undefined {
@@ -264,6 +288,7 @@ class YField<H extends Y.AbstractType<any>> implements CrdtField<H> {
         throw e
       }
       for (const c of u.clients) if (!this.owners.has(c)) this.owners.set(c, u.owner)
+      if (this.content !== undefined) this.content += u.content ?? 0
     }
   }
 

@@ -251,6 +251,8 @@ export interface AuthorityHooks<S> {
    * field's own bound holds.
    */
   readonly fieldWeight?: HeldWeight
+  /** `fieldWeight` had no room (a merge told `hub-full`, a load refused): the hub lets documents nobody follows go. */
+  readonly onNoRoom?: () => void
 }
 
 export class DocAuthority<S = unknown> {
@@ -305,6 +307,8 @@ export class DocAuthority<S = unknown> {
    * number and again under its new one (the simulator's rollback world, seed 50).
    */
   private readonly fenced = new WeakSet<Connection<ServerMessage>>()
+  /** Connections told `hub-full`: the clientSeq they must send again before anything more of theirs is judged. */
+  private readonly awaitingResend = new WeakMap<Connection<ServerMessage>, number>()
   /** The acknowledgement a subscribe sends through the write lane: it lifts its connection's fence, in order. */
   private readonly subscribeAcks = new WeakSet<Submit>()
   private readonly maxMessageBytes: number
@@ -341,8 +345,18 @@ export class DocAuthority<S = unknown> {
     this.host = new JournaledState(state)
     // The served version's fields (a document held at an older version has that version's).
     this.crdt = this.served.crdtRuntime?.fieldsOf(this.served.crdt!, this.host)
-    // Loaded, its fields hold their weight whether or not anyone writes to them.
-    if (this.crdt !== undefined) hooks.fieldWeight?.set(this, this.crdt.weight())
+    // Loaded, its fields hold their weight whether or not anyone writes to them: one that does
+    // not fit beside the loaded ones is not served now (its followers try again, as for a
+    // storage failure), unless alone (one stored under a larger bound is never lost).
+    if (this.crdt !== undefined && hooks.fieldWeight !== undefined) {
+      const weight = this.crdt.weight()
+      const gauge = hooks.fieldWeight
+      if (gauge.total > 0 && !gauge.fits(this, weight)) {
+        hooks.onNoRoom?.()
+        throw new CanonError({ code: "hub-full", message: `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}; "${docId}" (${weight}) is served once others are unloaded.` })
+      }
+      gauge.set(this, weight)
+    }
     this.snapshotter = snapshotter
     this.horizon = horizon
     this.stateBytes = stateBytes
@@ -999,6 +1013,11 @@ export class DocAuthority<S = unknown> {
     try {
       for (const { conn, sender, msg, version, refuse } of batch) {
         if (unjudged.has(conn)) continue
+        const awaited = this.awaitingResend.get(conn)
+        if (awaited !== undefined) {
+          if (msg.commands[0]?.clientSeq !== awaited) continue
+          this.awaitingResend.delete(conn)
+        }
         if (this.fenced.has(conn)) {
           if (!this.subscribeAcks.has(msg)) continue
           this.fenced.delete(conn)
@@ -1083,15 +1102,22 @@ export class DocAuthority<S = unknown> {
           // submits in this batch. A tombstone or a deletion holds no content: it passes. One
           // that could never fit, more than the whole bound, is refused.
           const gauge = this.hooks.fieldWeight
-          const weighs = crdtRefusal === undefined && decodedArgs.ok && crdtField !== undefined && gauge !== undefined && !this.crdt!.fills(crdtField, decodedArgs.args) ? this.crdt!.weighs(crdtField, decodedArgs.args) : 0
+          const weighs = crdtRefusal === undefined && decodedArgs.ok && crdtField !== undefined && gauge !== undefined ? this.crdt!.weighs(crdtField, decodedArgs.args) : 0
+          // What holds no content (a refused change's tombstone, a deletion) may use a reserve past the bound, as it may the size bound's.
+          const reserve = weighs > 0 && this.crdt!.fills(crdtField!, decodedArgs.ok ? decodedArgs.args : undefined) ? gauge!.reserve : 0
           const decoded = crdtRefusal !== undefined ? { ok: false as const, rejection: crdtRefusal }
             : weighs > 0 && weighs > gauge!.max ? { ok: false as const, rejection: crdtRejection("crdt-too-large", `The update can add ${weighs} ops and structs, more than the CRDT fields of this hub's documents may hold together (${gauge!.max}, maxHostFieldWeight); split it.`).rejection }
             : decodedArgs
-          if (decoded.ok && weighs > 0 && !gauge!.fits(this, gauge!.of(this) + weighs)) {
+          if (decoded.ok && weighs > 0 && !gauge!.fits(this, gauge!.of(this) + weighs, reserve)) {
             const list = errors.get(conn) ?? []
             errors.set(conn, list)
             list.push({ type: "error", code: "hub-full", docId: this.docId, message: this.hostFull(gauge!) })
             unjudged.add(conn)
+            // Until it sends this number again (after its backoff), nothing more of this
+            // connection is judged, nor answered: a later submit, answered `sequence-gap`,
+            // had the client send its whole outbox again at once, every time.
+            this.awaitingResend.set(conn, cmd.clientSeq)
+            this.hooks.onNoRoom?.()
             break
           }
           if (!decoded.ok) {

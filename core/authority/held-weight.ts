@@ -29,9 +29,14 @@ export class HeldWeight {
     return this.weights.get(owner) ?? 0
   }
 
-  /** Whether `owner` may hold `weight` beside the others. */
-  fits(owner: object, weight: number): boolean {
-    return this.sum - this.of(owner) + weight <= this.max
+  /** Whether `owner` may hold `weight` beside the others (`reserve` more past the bound). */
+  fits(owner: object, weight: number, reserve = 0): boolean {
+    return this.sum - this.of(owner) + weight <= this.max + reserve
+  }
+
+  /** What may pass the bound for what holds no content (a refused change's tombstone, a deletion): a 16th of it. */
+  get reserve(): number {
+    return Math.floor(this.max / 16)
   }
 
   set(owner: object, weight: number): void {

@@ -868,6 +868,7 @@ export class Hub implements ConnectionAcceptor {
       },
       presenceBudget: (clientId) => this.bucketsOf(clientId).presence,
       fieldWeight: this.fieldWeight,
+      onNoRoom: () => void this.idleDocs.letGoAll(),
       // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
       onStateAsked: (clientId, bytes) => {
         if (this.limits.stateBytesPerSecond <= 0) return 0

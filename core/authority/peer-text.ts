@@ -9,5 +9,5 @@ import { CanonError } from "../errors.js"
 
 export const peerText = (e: unknown, told: string): string => (e instanceof CanonError && PEER_SENTENCES.has(e.code) ? e.message : told)
 
-/** Codes whose sentences the hub writes for the peer: a held document's, a document of another machine's. */
-const PEER_SENTENCES: ReadonlySet<string> = new Set(["migration-failed", "machine-mismatch"])
+/** Codes whose sentences the hub writes for the peer: a held document's, a document of another machine's, a hub without room for a document's fields. */
+const PEER_SENTENCES: ReadonlySet<string> = new Set(["migration-failed", "machine-mismatch", "hub-full"])

@@ -65,8 +65,9 @@ const ANY_AST = Schema.Unknown.ast
 /**
  * Client states a document keeps in memory by default, in bytes: four clients at their
  * `maxOutcomeBytesPerClient`, about 250 that each keep ACKED_KEPT acknowledged outcomes, or
- * 20,000 that sent a few commands; others are read back from storage when they send. Each clientId a document ever saw kept its state in memory while the document was loaded,
- * with up to 4 MiB of outcomes, so clientIds made up one after another grew it without bound.
+ * 20,000 that sent a few commands; others are read back from storage when they send. Each
+ * clientId a document ever saw kept its state in memory while the document was loaded, with
+ * up to 4 MiB of outcomes, so clientIds made up one after another grew it without bound.
  */
 export const DEFAULT_MAX_CLIENT_STATE_BYTES = 16 << 20
 
@@ -247,8 +248,8 @@ export interface AuthorityHooks<S> {
   readonly presenceBudget?: (clientId: string) => TokenBucket
   /**
    * What the CRDT fields of the hub's loaded documents hold together (CrdtField `weight`),
-   * against the hub's bound: a merge that would take it past is refused. Without it, only each
-   * field's own bound holds.
+   * against the hub's bound: a merge that would take it past is not judged now (`hub-full`),
+   * nor a document loaded past it. Without it, only each field's own bound holds.
    */
   readonly fieldWeight?: HeldWeight
   /** `fieldWeight` had no room (a merge told `hub-full`, a load refused): the hub lets documents nobody follows go. */
@@ -1099,8 +1100,7 @@ export class DocAuthority<S = unknown> {
           // command's fault nor for good, and a rejection would drop the edit for good (the
           // client tombstones what is refused). Nothing is recorded; the client is told to send
           // it again later (`hub-full`, retried as a storage failure is), with the rest of its
-          // submits in this batch. A tombstone or a deletion holds no content: it passes. One
-          // that could never fit, more than the whole bound, is refused.
+          // submits in this batch. One that could never fit, more than the whole bound, is refused.
           const gauge = this.hooks.fieldWeight
           const weighs = crdtRefusal === undefined && decodedArgs.ok && crdtField !== undefined && gauge !== undefined ? this.crdt!.weighs(crdtField, decodedArgs.args) : 0
           // What holds no content (a refused change's tombstone, a deletion) may use a reserve past the bound, as it may the size bound's.
@@ -1246,12 +1246,12 @@ export class DocAuthority<S = unknown> {
     return this.full()
   }
 
-  /** The rejection of a command that does not fit; the next snapshot measures the state if that may find room. */
   /** Why a merge is not judged now: the hub's bound on what its documents' fields hold. */
   private hostFull(gauge: HeldWeight): string {
     return `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}: this client sends its edits again later (or ask the operator to raise maxHostFieldWeight).`
   }
 
+  /** The rejection of a command that does not fit; the next snapshot measures the state if that may find room. */
   private full(tombstone = false): Rejection {
     if (this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
     return this.sizeBound.rejection(this.docId, tombstone)

@@ -52,7 +52,8 @@ const MAX_CLIENT_BUCKETS = 65_536
 
 /**
  * What the CRDT fields of a hub's loaded documents may hold together by default (CrdtField
- * `weight`: Automerge ops and changes, Yjs structs), 2^21, two fields at their bound: a field
+ * `weight`: Automerge ops and changes, Yjs structs and values, bytes one per 128 in both),
+ * 2^21, two fields at their bound: a field
  * of 2^20 ops held 350 MB of the hub's memory, stored in 800 bytes (a run of one value), so 2
  * documents of 3 such fields held 1.9 GB (a review); at 2^22 the hub held 1.4 GB (1.1 GB of
  * V8's heap), which beside the whole documents' bounds (`maxHostStructs`, `maxHostOps`) left
@@ -64,7 +65,7 @@ export interface HubOptions extends AuthorityOptions {
   readonly machines: ReadonlyArray<Machine<any, any>>
   /**
    * The most the CRDT fields of the loaded documents may hold together, in ops and changes
-   * (Automerge) and structs (Yjs): a merge that would take them past is not judged now (its
+   * (Automerge), structs and values (Yjs), and bytes one per 128: a merge that would take them past is not judged now (its
    * client is told `hub-full` and sends it again later). Default DEFAULT_MAX_HOST_FIELD_WEIGHT (2^21).
    */
   readonly maxHostFieldWeight?: number

@@ -47,6 +47,7 @@ import zlib from "node:zlib"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection, type StopSignal } from "../../core/crdt-docs/engine.js"
 import { errorText } from "../../core/errors.js"
 import { CrdtDocError } from "../../core/crdt-docs/authority.js"
+import { HeldWeight } from "../../core/authority/held-weight.js"
 import { CRDT_GROWTH_FACTOR } from "../../core/authority/size-bound.js"
 import { CHUNK_DOCUMENT, MAX_ACTOR_BYTES, OpIndex, Overlay, measureChunk, savePlain, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
@@ -176,14 +177,9 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
    * load, exact from its index after each apply (the bytes added up from what it took).
    * Deletes never give anything back (Automerge keeps its history), so no recount.
    */
-  const weights = new Map<AutomergeBox, number>()
+  const loaded = new HeldWeight(maxHostOps)
   /** Of a document's weight, what its bytes weigh. */
   const contents = new Map<AutomergeBox, number>()
-  let heldTotal = 0
-  const hold = (box: AutomergeBox, weight: number): void => {
-    heldTotal += weight - (weights.get(box) ?? 0)
-    weights.set(box, weight)
-  }
   /** What a stored document or update weighs (ops, changes, bytes), counted from its columns without decoding; past the bound, more than it. */
   const storedWeight = (bytes: Uint8Array): { readonly weight: number; readonly content: number } => {
     // Trusted (this hub took it): not judged by the peer's inflate limit, which may have been lowered since.
@@ -193,13 +189,14 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
     return { weight: m.ops + m.encodedChanges + content, content }
   }
   /**
-   * Throws `doc-unavailable` when `weight` more for `box` does not fit beside the other loaded
-   * documents. Alone, a document always loads: one stored under a larger bound is never lost.
+   * Throws `doc-unavailable` when `box` (undefined: one not built yet) weighing `weight` in all
+   * does not fit beside the other loaded documents. Alone, a document always loads: one stored
+   * under a larger bound is never lost.
    */
   const fitOrRefuse = (box: AutomergeBox | undefined, weight: number): void => {
-    const others = heldTotal - (box === undefined ? 0 : weights.get(box) ?? 0)
-    if (others === 0 || heldTotal + weight <= maxHostOps) return
-    throw new CrdtDocError("doc-unavailable", `The hub holds ${heldTotal} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}; this document (${weight > maxHostOps ? `more than ${maxHostOps}` : weight}) is opened once others are unloaded. Try again later.`)
+    const others = loaded.total - (box === undefined ? 0 : loaded.of(box))
+    if (others === 0 || others + weight <= maxHostOps) return
+    throw new CrdtDocError("doc-unavailable", `The hub holds ${loaded.total} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}; this document (${weight > maxHostOps ? `more than ${maxHostOps}` : weight}) is opened once others are unloaded. Try again later.`)
   }
   const decoded = new WeakMap<Uint8Array, DecodedInfo>()
   /**
@@ -231,10 +228,9 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
 
   /** The refusal of an update that would take `box` to `weight` (ops and changes) if the loaded documents could not hold it together. */
   const pastHostBound = (box: AutomergeBox, weight: number): CrdtRejection | undefined => {
-    const total = heldTotal - (weights.get(box) ?? 0) + weight
-    if (total <= maxHostOps) return undefined
+    if (loaded.fits(box, weight)) return undefined
     // Not the update's fault, and not for good: `doc-unavailable`, which endpoints tell as "retry later".
-    return { code: "doc-unavailable", message: `The hub holds ${heldTotal} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostOps.` }
+    return { code: "doc-unavailable", message: `The hub holds ${loaded.total} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostOps.` }
   }
 
   /** The bounds, before decoding: column runs and deflate make a few hundred bytes 300,000 ops. */
@@ -299,7 +295,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
     kind: "automerge",
     empty() {
       const box = { doc: A.init() }
-      hold(box, 0)
+      loaded.set(box, 0)
       return box
     },
     load(bytes) {
@@ -307,7 +303,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const { weight, content } = storedWeight(bytes)
       fitOrRefuse(undefined, weight)
       const box = { doc: A.load(bytes) }
-      hold(box, weight)
+      loaded.set(box, weight)
       contents.set(box, content)
       return box
     },
@@ -317,27 +313,8 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
     restore(box, updates) {
       // Counted before they are merged, at least (a document chunk may repeat what the base or
       // another chunk has: one per reconnect of a stock client; the largest is counted): ones that do not fit wait.
-      let changes = 0, documents = 0
-      for (const u of updates) {
-        let chunks: ReturnType<typeof splitChunks> = []
-        try {
-          chunks = splitChunks(u)
-        } catch {
-          // Reported below, where it is merged.
-        }
-        for (const c of chunks) {
-          const { weight } = storedWeight(c.bytes)
-          if (c.type === CHUNK_DOCUMENT) documents = Math.max(documents, weight)
-          else changes += weight
-        }
-      }
-      fitOrRefuse(box, changes + documents)
-      let singles: Uint8Array[] = []
-      const flush = () => {
-        if (singles.length > 0) [box.doc] = A.applyChanges(box.doc, singles as A.Change[])
-        singles = []
-      }
-      updates.forEach((u, i) => {
+      // Split once: a stored update that is not Automerge chunks is damage, reported as such.
+      const split = updates.map((u, i) => {
         let chunks: ReturnType<typeof splitChunks>
         try {
           chunks = splitChunks(u)
@@ -345,6 +322,21 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
           throw new Error(`update ${i + 1} of ${updates.length} is not Automerge chunks (${errorText(e)})`)
         }
         if (chunks.length === 0) throw new Error(`update ${i + 1} of ${updates.length} is empty`)
+        return chunks
+      })
+      let changes = 0, documents = 0
+      for (const c of split.flat()) {
+        const { weight } = storedWeight(c.bytes)
+        if (c.type === CHUNK_DOCUMENT) documents = Math.max(documents, weight)
+        else changes += weight
+      }
+      fitOrRefuse(box, loaded.of(box) + changes + documents)
+      let singles: Uint8Array[] = []
+      const flush = () => {
+        if (singles.length > 0) [box.doc] = A.applyChanges(box.doc, singles as A.Change[])
+        singles = []
+      }
+      split.forEach((chunks) => {
         for (const c of chunks) {
           if (c.type !== CHUNK_DOCUMENT) singles.push(c.bytes)
           else {
@@ -361,7 +353,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       // the stored updates repeat weighs nothing, and it may not fit after all (refused, the authority disposes of it).
       const { weight, content } = storedWeight(savePlain(box.doc))
       fitOrRefuse(box, weight)
-      hold(box, weight)
+      loaded.set(box, weight)
       contents.set(box, content)
     },
     // The index, in slices (admit.ts's indexInSlices), started by the authority when the first update arrives.
@@ -409,7 +401,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const overlay = new Overlay(index)
       // Exact from here on: every op and change it holds is an entry of the index (or, for this batch, the overlay).
       const weighed = () => index.ops.size + overlay.ops.size + index.historyMax.size + overlay.historyMax.size + (contents.get(box) ?? 0)
-      if (weights.has(box)) hold(box, weighed())
+      if (loaded.holds(box)) loaded.set(box, weighed())
       const out: Array<boolean | CrdtRejection> = []
       for (const c of changes) {
         const d = decoded.get(c) ?? (await decode(c, stop))
@@ -447,9 +439,9 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         }
         mine.commit()
         // Held at once: other documents' applies run while this one pauses.
-        if (weights.has(box)) {
+        if (loaded.holds(box)) {
           contents.set(box, (contents.get(box) ?? 0) + content)
-          hold(box, weighed())
+          loaded.set(box, weighed())
         }
         for (const x of fresh) batch.add(x.hash)
         took = true
@@ -497,8 +489,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
     },
     dispose: (box) => {
       released.add(box)
-      heldTotal -= weights.get(box) ?? 0
-      weights.delete(box)
+      loaded.release(box)
       contents.delete(box)
       A.free(box.doc)
     },

@@ -1104,7 +1104,9 @@ export class DocAuthority<S = unknown> {
           const gauge = this.hooks.fieldWeight
           const weighs = crdtRefusal === undefined && decodedArgs.ok && crdtField !== undefined && gauge !== undefined ? this.crdt!.weighs(crdtField, decodedArgs.args) : 0
           // What holds no content (a refused change's tombstone, a deletion) may use a reserve past the bound, as it may the size bound's.
-          const reserve = weighs > 0 && this.crdt!.fills(crdtField!, decodedArgs.ok ? decodedArgs.args : undefined) ? gauge!.reserve : 0
+          // A merge that holds no content (CrdtField `fills`: a refused change's tombstone, or a deletion); asked once, here.
+          const fills = crdtRefusal === undefined && decodedArgs.ok && crdtField !== undefined && this.crdt!.fills(crdtField, decodedArgs.args)
+          const reserve = weighs > 0 && fills ? gauge!.reserve : 0
           const decoded = crdtRefusal !== undefined ? { ok: false as const, rejection: crdtRefusal }
             : weighs > 0 && weighs > gauge!.max ? { ok: false as const, rejection: crdtRejection("crdt-too-large", `The update can add ${weighs} ops and structs, more than the CRDT fields of this hub's documents may hold together (${gauge!.max}, maxHostFieldWeight); split it.`).rejection }
             : decodedArgs
@@ -1137,7 +1139,7 @@ export class DocAuthority<S = unknown> {
             const merged = crdtField !== undefined && sent !== undefined ? sent.length * CRDT_GROWTH_FACTOR : 0
             const journal = this.host.begin()
             const writtenBefore = this.host.written
-            const tombstone = merged > 0 && this.crdt!.fills(crdtField!, decoded.args)
+            const tombstone = merged > 0 && fills
             // A deletion is charged what it can add less what it frees (adapters/yjs/deletion.ts):
             // one that frees more always fits, even past the bound, which it brings back down.
             const growth = tombstone ? this.crdt!.growth(crdtField!, decoded.args) : undefined

@@ -24,6 +24,11 @@ export class HeldWeight {
     return this.sum
   }
 
+  /** Whether `owner` is counted (it may hold 0). */
+  holds(owner: object): boolean {
+    return this.weights.has(owner)
+  }
+
   /** What `owner` holds now. */
   of(owner: object): number {
     return this.weights.get(owner) ?? 0

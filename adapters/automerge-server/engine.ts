@@ -47,7 +47,7 @@ import zlib from "node:zlib"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection, type StopSignal } from "../../core/crdt-docs/engine.js"
 import { errorText } from "../../core/errors.js"
 import { CrdtDocError } from "../../core/crdt-docs/authority.js"
-import { HeldWeight } from "../../core/authority/held-weight.js"
+import { HeldWeight, UNIT_HEAP_BYTES, hubMemoryFull } from "../../core/authority/held-weight.js"
 import { CRDT_GROWTH_FACTOR } from "../../core/authority/size-bound.js"
 import { CHUNK_DOCUMENT, MAX_ACTOR_BYTES, OpIndex, Overlay, measureChunk, savePlain, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
@@ -194,10 +194,14 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
    * under a larger bound is never lost.
    */
   const fitOrRefuse = (box: AutomergeBox | undefined, weight: number): void => {
-    const others = loaded.total - (box === undefined ? 0 : loaded.of(box))
-    if (others === 0 || others + weight <= maxHostOps) return
-    throw new CrdtDocError("doc-unavailable", `The hub holds ${loaded.total} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}; this document (${weight > maxHostOps ? `more than ${maxHostOps}` : weight}) is opened once others are unloaded. Try again later.`)
+    if (loaded.alone(box) || loaded.fits(box, weight)) return
+    throw new CrdtDocError("doc-unavailable", `${full(box, weight)}; this document (${weight > maxHostOps ? `more than ${maxHostOps}` : weight}) is opened once others are unloaded. Try again later.`)
   }
+  /** What is full: the engine's bound, or the hub's memory it shares (shareMemory). */
+  const full = (box: AutomergeBox | undefined, weight: number): string =>
+    loaded.within(box, weight) && loaded.shared !== undefined
+      ? hubMemoryFull(loaded.shared)
+      : `The hub holds ${loaded.total} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}`
   const decoded = new WeakMap<Uint8Array, DecodedInfo>()
   /**
    * Per live document, what validation needs of it: built in slices before its first apply
@@ -230,7 +234,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   const pastHostBound = (box: AutomergeBox, weight: number): CrdtRejection | undefined => {
     if (loaded.fits(box, weight)) return undefined
     // Not the update's fault, and not for good: `doc-unavailable`, which endpoints tell as "retry later".
-    return { code: "doc-unavailable", message: `The hub holds ${loaded.total} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostOps.` }
+    return { code: "doc-unavailable", message: `${full(box, weight)}: try again once documents are unloaded (their readers gone), or ask the operator to raise ${loaded.within(box, weight) ? "it" : "maxHostOps"}.` }
   }
 
   /** The bounds, before decoding: column runs and deflate make a few hundred bytes 300,000 ops. */
@@ -293,6 +297,9 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
 
   return {
     kind: "automerge",
+    shareMemory(memory) {
+      loaded.shareWith(memory, UNIT_HEAP_BYTES)
+    },
     empty() {
       const box = { doc: A.init() }
       loaded.set(box, 0)

@@ -51,6 +51,7 @@ import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, TYPE_WEIGHT, countV1Structs, countV2
 import { deletionGrowth, type Claimed } from "../yjs/deletion.js"
 import { onlyDeletes } from "../yjs/tombstone.js"
 import { turn } from "../system/turn.js"
+import { type HeldWeight, UNIT_HEAP_BYTES, hubMemoryFull } from "../../core/authority/held-weight.js"
 
 export interface YjsEngineOptions {
   /**
@@ -264,14 +265,24 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   const hold = (doc: Y.Doc, weight: number, countedAt = held.get(doc)?.countedAt ?? -Infinity): void => {
     heldTotal += weight - weightOf(doc)
     held.set(doc, { weight, countedAt })
+    memory?.set(doc, weight * UNIT_HEAP_BYTES)
   }
+  /** The hub's memory, which the loaded documents count toward too (shareMemory). */
+  let memory: HeldWeight | undefined
+  /** Whether `doc` may hold `weight` within the engine's bound (the hub's memory aside). */
+  const within = (doc: Y.Doc | undefined, weight: number): boolean => heldTotal - (doc === undefined ? 0 : weightOf(doc)) + weight <= maxHostStructs
+  /** Whether `doc` may hold `weight` within the engine's bound and the hub's memory. */
+  const room = (doc: Y.Doc | undefined, weight: number): boolean => within(doc, weight) && (memory === undefined || memory.fits(doc, weight * UNIT_HEAP_BYTES))
+  /** What is full when `doc` may not hold `weight`: the engine's bound or the hub's memory. */
+  const full = (doc: Y.Doc | undefined, weight: number): string =>
+    within(doc, weight) && memory !== undefined ? hubMemoryFull(memory) : `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}`
   /** Why a stored document weighing `weight` is not loaded now. */
   const unavailable = (weight: number | string): string =>
-    `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}; this document (${weight}) is opened once others are unloaded. Try again later.`
+    `${full(undefined, typeof weight === "number" ? weight : maxHostStructs + 1)}; this document (${weight}) is opened once others are unloaded. Try again later.`
   /** Whether `doc` (undefined: one not built yet) weighing `weight` fits beside the others; alone, a document always loads (one stored under a larger bound is never lost). */
   const fits = (doc: Y.Doc | undefined, weight: number): boolean => {
     const others = heldTotal - (doc === undefined ? 0 : weightOf(doc))
-    return others === 0 || others + weight <= maxHostStructs
+    return others === 0 && (memory === undefined || memory.alone(doc)) || room(doc, weight)
   }
   /** A document just built from storage, counted whole: held, or refused if it does not fit beside the others. */
   const holdLoaded = (doc: Y.Doc): void => {
@@ -318,7 +329,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       return { code: "update-too-large", message: `The document would pass the hub's bound of ${maxDocStructs} structs; split its data into more documents.` }
     }
     const more = added.weighed
-    if (heldTotal + more <= maxHostStructs) return more
+    if (room(doc, weightOf(doc) + more)) return more
     // Added up from updates, weights are upper bounds (deletions free what they held): this
     // document and the others are counted again before a refusal, each at most once a second
     // (a count is O(document): refused updates must not each pay for one).
@@ -327,11 +338,12 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       if (now - (held.get(x)?.countedAt ?? -Infinity) >= RECOUNT_MS) hold(x, heldWeight(x), now)
     }
     recount(doc)
-    if (heldTotal + more <= maxHostStructs) return more
+    if (room(doc, weightOf(doc) + more)) return more
     for (const other of held.keys()) if (other !== doc) recount(other)
-    if (heldTotal + more <= maxHostStructs) return more
+    if (room(doc, weightOf(doc) + more)) return more
     // Not the update's fault, and not for good: `doc-unavailable`, which endpoints tell as "retry later".
-    return { code: "doc-unavailable", message: `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}: try again once documents are unloaded (their readers gone), or ask the operator to raise maxHostStructs.` }
+    const mine = within(doc, weightOf(doc) + more)
+    return { code: "doc-unavailable", message: `${full(doc, weightOf(doc) + more)}: try again once documents are unloaded (their readers gone), or ask the operator to raise ${mine ? "it" : "maxHostStructs"}.` }
   }
 
   /** Decoded (prepare, on the update's turn; kept for writers and apply). */
@@ -373,6 +385,10 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
 
   return {
     kind: "yjs",
+    shareMemory(shared) {
+      if (held.size > 0) throw new Error("A gauge is shared before anything is held.")
+      memory = shared
+    },
     empty() {
       const doc = newHubYDoc()
       hold(doc, 0)
@@ -482,6 +498,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     dispose(doc) {
       heldTotal -= weightOf(doc)
       held.delete(doc)
+      memory?.release(doc)
       doc.destroy()
     },
   }

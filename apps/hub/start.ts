@@ -12,6 +12,7 @@ import http from "node:http"
 import https from "node:https"
 import { mkdirSync, readFileSync, rmSync } from "node:fs"
 import { resolve } from "node:path"
+import { getHeapStatistics } from "node:v8"
 import { Hub, type Authenticate, type Authorize, type KVStore, type Machine } from "../../core/index.js"
 import { LevelStorage } from "../../adapters/level/index.js"
 import {
@@ -143,6 +144,9 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
     hub = new Hub({
       machines, storage, runtime: systemRuntime, sync: config.sync, authenticate: auth.authenticate, authorize: auth.authorize,
       ...(config.maxDocumentMib !== undefined ? { maxDocumentBytes: config.maxDocumentMib * 2 ** 20 } : {}),
+      // Half of the heap this process has (node --max-old-space-size raises it): the rest is
+      // for connections, buffers and what the estimates miss. An out-of-memory hub crashes.
+      maxHeldBytes: Math.floor(getHeapStatistics().heap_size_limit / 2),
       ...("engines" in crdt ? { crdt: { engines: crdt.engines } } : {}),
     })
     const routes = "engines" in crdt ? crdt.routes(hub) : []

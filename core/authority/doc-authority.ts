@@ -53,7 +53,8 @@ import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
 import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
 import { peerText } from "./peer-text.js"
 import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes, tombstoneReserve } from "./size-bound.js"
-import type { HeldWeight } from "./held-weight.js"
+import { hubMemoryFull, UNIT_HEAP_BYTES, type HeldWeight } from "./held-weight.js"
+import { heapBytes, WRITTEN_HEAP_FACTOR } from "../state/heap-estimate.js"
 import { crdtRejection } from "../crdt/engine.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
@@ -252,7 +253,14 @@ export interface AuthorityHooks<S> {
    * nor a document loaded past it. Without it, only each field's own bound holds.
    */
   readonly fieldWeight?: HeldWeight
-  /** `fieldWeight` had no room (a merge told `hub-full`, a load refused): the hub lets documents nobody follows go. */
+  /**
+   * The hub's memory, in estimated bytes, which every loaded document shares (held-weight.ts):
+   * here a machine state (core/state/heap-estimate.ts) and its client states; its fields count
+   * through `fieldWeight`. A command that would take it past is not judged now (`hub-full`),
+   * nor a document loaded past it unless it is alone.
+   */
+  readonly memory?: HeldWeight
+  /** `fieldWeight` or `memory` had no room (a merge or command told `hub-full`, a load refused): the hub lets documents nobody follows go. */
   readonly onNoRoom?: () => void
 }
 
@@ -270,6 +278,14 @@ export class DocAuthority<S = unknown> {
   private horizon: number
   /** Canonical size of the state when last measured: decides how checkpoints are hashed. */
   private stateBytes = 0
+  /** The plain state's key in the hub's memory gauge (its fields count under the authority itself). */
+  private readonly heldState = {}
+  /** What the plain state holds in memory, about: counted at load and when the gauge is near full, else added up from what commands wrote. */
+  private stateHeap = 0
+  /** When `stateHeap` was last counted whole (a count is O(state): at most once a second). */
+  private heapCountedAt = -Infinity
+  /** `stateHeap` was counted with a command that is then undone: counted again after the undo. */
+  private heapStale = false
   /** Keeps the state within maxDocumentBytes (size-bound.ts). */
   private readonly sizeBound: SizeBound
   /** Commits wait here for a snapshot to begin between batches (memory equals what is committed). */
@@ -349,15 +365,23 @@ export class DocAuthority<S = unknown> {
     // Loaded, its fields hold their weight whether or not anyone writes to them: one that does
     // not fit beside the loaded ones is not served now (its followers try again, as for a
     // storage failure), unless alone (one stored under a larger bound is never lost).
-    if (this.crdt !== undefined && hooks.fieldWeight !== undefined) {
-      const weight = this.crdt.weight()
-      const gauge = hooks.fieldWeight
-      if (gauge.total > 0 && !gauge.fits(this, weight)) {
-        hooks.onNoRoom?.()
-        throw new CanonError({ code: "hub-full", message: `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}; "${docId}" (${weight}) is served once others are unloaded.` })
-      }
-      gauge.set(this, weight)
+    // So is its plain state in the hub's memory (one loaded alone always is).
+    const gauge = this.crdt !== undefined ? hooks.fieldWeight : undefined
+    const weight = gauge !== undefined ? this.crdt!.weight() : 0
+    const memory = hooks.memory
+    this.stateHeap = memory !== undefined ? heapBytes(state) : 0
+    const fieldBytes = gauge?.shared === memory && memory !== undefined ? weight * UNIT_HEAP_BYTES : 0
+    const refused = gauge !== undefined && gauge.total > 0 && !gauge.within(this, weight)
+      ? `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}; "${docId}" (${weight})`
+      : memory !== undefined && !memory.alone() && !memory.fits(this.heldState, this.stateHeap + fieldBytes)
+        ? `${hubMemoryFull(memory)}; "${docId}" (about ${Math.ceil((this.stateHeap + fieldBytes) / 2 ** 20)} MiB)`
+        : undefined
+    if (refused !== undefined) {
+      hooks.onNoRoom?.()
+      throw new CanonError({ code: "hub-full", message: `${refused} is served once others are unloaded.` })
     }
+    gauge?.set(this, weight)
+    memory?.set(this.heldState, this.stateHeap)
     this.snapshotter = snapshotter
     this.horizon = horizon
     this.stateBytes = stateBytes
@@ -518,7 +542,14 @@ export class DocAuthority<S = unknown> {
     // The newest snapshot that verifies, then the log after it.
     // No head: nothing was ever written; a snapshot of the empty document (taken for a replica
     // that asked) may be of an older version's initial state.
-    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq)
+    // Not read at all when the hub's memory has no room for its bytes (it takes at least about
+    // them, many times more if its values are small; counted whole once it is built).
+    const memory = hooks.memory
+    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq, memory === undefined ? undefined : (meta) => {
+      if (memory.alone() || memory.fits(undefined, meta.size)) return
+      hooks.onNoRoom?.()
+      throw new CanonError({ code: "hub-full", message: `${hubMemoryFull(memory)}; "${docId}" (at least ${Math.ceil(meta.size / 2 ** 20)} MiB) is served once others are unloaded.` })
+    })
     // A snapshot at seq 0 is never loaded: the state there is the first epoch's initial state,
     // and one stored may be of another version's (taken for a replica that asked by an older
     // hub, before anything was written: the first write starts the log at the version of the
@@ -939,6 +970,8 @@ export class DocAuthority<S = unknown> {
           if (!this.broken) this.clientTable.shed()
           // What the fields hold, exactly (merges were added up from upper bounds).
           if (this.crdt !== undefined && !this.closed) this.hooks.fieldWeight?.set(this, this.crdt.weight())
+          // And the plain state's estimate, with the client states it keeps.
+          if (!this.closed) this.hooks.memory?.set(this.heldState, this.stateHeap + this.clientTable.memoryBytes)
         } finally {
           for (const p of taken) p.release?.()
         }
@@ -1113,7 +1146,7 @@ export class DocAuthority<S = unknown> {
           if (decoded.ok && weighs > 0 && !gauge!.fits(this, gauge!.of(this) + weighs, reserve)) {
             const list = errors.get(conn) ?? []
             errors.set(conn, list)
-            list.push({ type: "error", code: "hub-full", docId: this.docId, message: this.hostFull(gauge!) })
+            list.push({ type: "error", code: "hub-full", docId: this.docId, message: this.hostFull(gauge!, gauge!.of(this) + weighs) })
             unjudged.add(conn)
             // Until it sends this number again (after its backoff), nothing more of this
             // connection is judged, nor answered: a later submit, answered `sequence-gap`,
@@ -1161,6 +1194,20 @@ export class DocAuthority<S = unknown> {
                 this.sizeBound.accept(grew + Math.max(0, charge), true)
                 if (tombstone && this.sizeBound.nearFull(0) && this.sizeBound.mayMeasure(this.elapsed())) this.snapshotDue = true
               } else rejected = this.overSize(journal, grew)
+              // Past the hub's memory: undone and not judged, as a merge past the fields' bound is
+              // (below the document's own bound, a state of small objects takes 10 times its bytes).
+              if (rejected === undefined && merged === 0 && grew > 0 && this.hooks.memory !== undefined && !this.holdsGrowth(this.hooks.memory, grew)) {
+                this.host.undo(journal)
+                if (this.heapStale) this.stateHeap = heapBytes(this.host.root)
+                this.heapStale = false
+                const list = errors.get(conn) ?? []
+                errors.set(conn, list)
+                list.push({ type: "error", code: "hub-full", docId: this.docId, message: `${hubMemoryFull(this.hooks.memory)}: this client sends its commands again later (or ask the operator to raise it).` })
+                unjudged.add(conn)
+                this.awaitingResend.set(conn, cmd.clientSeq)
+                this.hooks.onNoRoom?.()
+                break
+              }
             }
             if (rejected !== undefined) {
               const rejection = { code: rejected.code, message: boundedMessage(rejected.message) }
@@ -1249,8 +1296,30 @@ export class DocAuthority<S = unknown> {
   }
 
   /** Why a merge is not judged now: the hub's bound on what its documents' fields hold. */
-  private hostFull(gauge: HeldWeight): string {
-    return `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}: this client sends its edits again later (or ask the operator to raise maxHostFieldWeight).`
+  private hostFull(gauge: HeldWeight, weight: number): string {
+    return gauge.within(this, weight)
+      ? `${hubMemoryFull(gauge.shared!)}: this client sends its edits again later (or ask the operator to raise it).`
+      : `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}: this client sends its edits again later (or ask the operator to raise maxHostFieldWeight).`
+  }
+
+  /**
+   * Whether the hub's memory holds the plain state grown by a command that wrote `grew` bytes
+   * (held if so). Added up as the most they can take; counted whole before a refusal, at most
+   * once a second (a count is O(state): commands at a full hub must not each pay for one).
+   */
+  private holdsGrowth(memory: HeldWeight, grew: number): boolean {
+    let heap = this.stateHeap + grew * WRITTEN_HEAP_FACTOR
+    if (!memory.fits(this.heldState, heap + this.clientTable.memoryBytes)) {
+      const now = this.elapsed()
+      if (now - this.heapCountedAt < 1000) return false
+      this.heapCountedAt = now
+      // With this command's writes: if they do not fit, the state is counted again without them.
+      heap = heapBytes(this.host.root)
+      if (!memory.fits(this.heldState, heap + this.clientTable.memoryBytes)) return (this.heapStale = true), false
+    }
+    this.stateHeap = heap
+    memory.set(this.heldState, heap + this.clientTable.memoryBytes)
+    return true
   }
 
   /** The rejection of a command that does not fit; the next snapshot measures the state if that may find room. */
@@ -1337,6 +1406,7 @@ export class DocAuthority<S = unknown> {
   close(): void {
     this.closed = true
     this.hooks.fieldWeight?.release(this)
+    this.hooks.memory?.release(this.heldState)
     // Their connections read again (a submit's release is once only; a flush may still write them).
     for (const p of this.queue) p.release?.()
     this.quietTimer?.cancel()

@@ -27,7 +27,7 @@ import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./
 import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
 import { PRESENCE_CLIENT_BURST_BYTES, PRESENCE_CLIENT_BYTES_PER_SECOND } from "./followers.js"
 import { CrdtWorkGauge } from "./crdt-work.js"
-import { HeldWeight } from "./held-weight.js"
+import { HeldWeight, UNIT_HEAP_BYTES } from "./held-weight.js"
 import { IdleDocuments, type IdleDocumentLimits } from "./idle-documents.js"
 import { Inflow } from "../inflow.js"
 import { IdentityRegistry } from "./identity.js"
@@ -61,6 +61,13 @@ const MAX_CLIENT_BUCKETS = 65_536
  */
 export const DEFAULT_MAX_HOST_FIELD_WEIGHT = 1 << 21
 
+/**
+ * What a hub's loaded documents may hold in memory together by default, estimated (2 GiB):
+ * half of the V8 heap Node gives a 64-bit process on a machine of 16 GB or more. `canon serve`
+ * and `npm start` pass half of the heap the process really has.
+ */
+export const DEFAULT_MAX_HELD_BYTES = 2 ** 31
+
 export interface HubOptions extends AuthorityOptions {
   readonly machines: ReadonlyArray<Machine<any, any>>
   /**
@@ -69,6 +76,20 @@ export interface HubOptions extends AuthorityOptions {
    * client is told `hub-full` and sends it again later). Default DEFAULT_MAX_HOST_FIELD_WEIGHT (2^21).
    */
   readonly maxHostFieldWeight?: number
+  /**
+   * The most the hub's loaded documents may hold in memory together, in estimated bytes:
+   * machine states (core/state/heap-estimate.ts) and their client states, their CRDT fields,
+   * whole Yjs and Automerge documents (each unit of their own bounds as UNIT_HEAP_BYTES). A
+   * command or merge that would take them past is not judged now (`hub-full`, sent again
+   * later), an update of a whole document refused `doc-unavailable` (retried), and a document
+   * that does not fit is not loaded until others go, unless it is alone. Each kind's own bound
+   * still holds too. A document's client states count but are never refused for it (a commit
+   * may pass the bound by them): each document bounds them itself (`maxClientStateBytes`).
+   * Default DEFAULT_MAX_HELD_BYTES (2 GiB): keep it well under Node's heap
+   * (`v8.getHeapStatistics().heap_size_limit`), which an out-of-memory hub crashes at.
+   * @example new Hub({ machines, storage, runtime: systemRuntime, maxHeldBytes: 1 << 30 })
+   */
+  readonly maxHeldBytes?: number
   readonly storage: KVStore
   readonly runtime: Runtime
   /**
@@ -246,6 +267,8 @@ export class Hub implements ConnectionAcceptor {
   private readonly crdtWork: CrdtWorkGauge
   /** What the CRDT fields of the loaded documents hold together (`maxHostFieldWeight`). */
   private readonly fieldWeight: HeldWeight
+  /** What every loaded document holds in memory together, estimated (`maxHeldBytes`). */
+  private readonly memory: HeldWeight
 
   constructor(private readonly options: HubOptions) {
     checkMaxDocumentBytes(options.maxDocumentBytes, "maxDocumentBytes")
@@ -255,6 +278,9 @@ export class Hub implements ConnectionAcceptor {
     this.machines = new Map(options.machines.map((m) => [m.name, m]))
     this.crdtWork = new CrdtWorkGauge(options.machines)
     this.fieldWeight = new HeldWeight(options.maxHostFieldWeight ?? DEFAULT_MAX_HOST_FIELD_WEIGHT)
+    this.memory = new HeldWeight(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES)
+    this.fieldWeight.shareWith(this.memory, UNIT_HEAP_BYTES)
+    for (const engine of options.crdt?.engines ?? []) engine.shareMemory?.(this.memory)
     this.limits = { ...DEFAULT_LIMITS, ...options.limits }
     this.idleDocs = new IdleDocuments(options.runtime, options.idleDocuments, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading))
   }
@@ -268,6 +294,7 @@ export class Hub implements ConnectionAcceptor {
       ...(this.options.idleDocuments !== undefined ? { idleDocuments: this.options.idleDocuments } : {}),
       ...(authenticate !== undefined ? { authenticate } : {}), ...(authorize !== undefined ? { authorize } : {}),
       onEvent: (event) => this.report({ type: "crdt", event }),
+      onNoRoom: () => this.idleDocs.letGoAll(),
     })
     return this.crdtHost
   }
@@ -869,7 +896,8 @@ export class Hub implements ConnectionAcceptor {
       },
       presenceBudget: (clientId) => this.bucketsOf(clientId).presence,
       fieldWeight: this.fieldWeight,
-      onNoRoom: () => void this.idleDocs.letGoAll(),
+      memory: this.memory,
+      onNoRoom: () => void (this.idleDocs.letGoAll(), this.crdtHost?.letGoIdle()),
       // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
       onStateAsked: (clientId, bytes) => {
         if (this.limits.stateBytesPerSecond <= 0) return 0

@@ -302,10 +302,14 @@ export class Snapshotter {
     return decodeCanonical(bytes)
   }
 
-  /** The newest snapshot at or below `maxSeq` that verifies; older ones that fail are reported and skipped. */
-  async loadNewest(maxSeq: number): Promise<{ meta: SnapshotMeta; state: unknown } | undefined> {
+  /**
+   * The newest snapshot at or below `maxSeq` that verifies; older ones that fail are reported
+   * and skipped. `admit` sees each one's meta before its bytes are read, and may throw.
+   */
+  async loadNewest(maxSeq: number, admit?: (meta: SnapshotMeta) => void): Promise<{ meta: SnapshotMeta; state: unknown } | undefined> {
     for (const meta of await this.store.metas(this.docId)) {
       if (meta.seq > maxSeq) continue
+      admit?.(meta)
       try {
         const state = await this.read(meta)
         this.latest = meta

@@ -26,6 +26,7 @@
  * await doc.submit([update])
  * ```
  */
+import type { HeldWeight } from "../authority/held-weight.js"
 
 /**
  * The largest update a whole-document engine takes by default: one Yjs V1 update (a step2
@@ -91,6 +92,13 @@ export interface DocWarmUp {
 export interface CrdtDocEngine<D> {
   /** Stable kind name, stored with the document ("yjs", "automerge"). */
   readonly kind: string
+  /**
+   * Counts what the engine's loaded documents hold toward the hub's memory too (one gauge in
+   * estimated bytes for every kind of document: core/authority/held-weight.ts), refusing a
+   * load or an update past it as past its own bound (`doc-unavailable`). A Hub calls it once
+   * as it is made, before any document is loaded.
+   */
+  shareMemory?(memory: HeldWeight): void
   /** A new empty document. */
   empty(): D
   /** A document from `encode`'s bytes (trusted: written by this hub). */

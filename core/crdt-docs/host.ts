@@ -45,6 +45,11 @@ export interface CrdtHostOptions extends CrdtAuthorityOptions {
    * flight at once is bounded with or without (`heavyInFlightMicros`).
    */
   readonly work?: Partial<CrdtWorkLimits>
+  /**
+   * The hub's memory had no room for a document of this host: the owner lets go what else it
+   * keeps loaded that nobody uses (a Hub's idle machine documents); returns how many.
+   */
+  readonly onNoRoom?: () => number
 }
 
 export type CrdtDocEvent =
@@ -79,6 +84,14 @@ export class CrdtDocHost {
     }
   }
 
+  /**
+   * Lets every loaded document nobody follows go, and its owner's (room is needed now, in
+   * the hub's memory or an engine's bound); returns how many.
+   */
+  letGoIdle(): number {
+    return (this.idleDocs?.letGoAll() ?? 0) + (this.options.onNoRoom?.() ?? 0)
+  }
+
   /** Kinds this host serves. */
   get kinds(): ReadonlyArray<string> {
     return [...this.engines.keys()]
@@ -108,14 +121,14 @@ export class CrdtDocHost {
         onReport: (r) => this.report({ type: "doc-report", ...r }),
         work: this.work,
         inFlight: this.inFlight,
-        onNoRoom: () => void this.idleDocs?.letGoAll(),
+        onNoRoom: () => void this.letGoIdle(),
         ...(this.options.runtime !== undefined ? { runtime: this.options.runtime } : {}),
       }, this.options)
       // No room beside the loaded documents (the engine's bound on what they hold together):
       // those nobody follows go first, then it is tried once more.
       p = load().catch(async (e) => {
         if (!(e instanceof CrdtDocError && e.code === "doc-unavailable") || this.closed) throw e
-        const freed = this.idleDocs?.letGoAll() ?? 0
+        const freed = this.letGoIdle()
         if (freed === 0 && this.unloading.size === 0) throw e
         await Promise.all(this.unloading)
         return load()

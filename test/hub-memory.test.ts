@@ -16,6 +16,8 @@ import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../adapters/memory
 import { yjsDocEngine } from "../adapters/yjs-server/index.js"
 import { HeldWeight } from "../core/authority/held-weight.js"
 import { heapBytes } from "../core/state/heap-estimate.js"
+import { SnapshotStore } from "../core/store/snapshot-store.js"
+import { jest } from "@jest/globals"
 import { WirePeer } from "./support/hub-wire.js"
 import { newClientSecret } from "../core/ports/runtime.js"
 import { settleWithTurns } from "./support/virtual-time.js"
@@ -25,10 +27,11 @@ import { seededRandom } from "../core/random.js"
 const Heap = defineMachine({
   name: "heap",
   version: 1,
-  initial: () => ({ items: [] as Array<Record<string, never>> }),
+  initial: () => ({ items: [] as Array<Record<string, never>>, notes: [] as string[] }),
   commands: {
     grow: { args: Schema.Struct({ n: Schema.Number }), apply: (s, { n }) => void s.items.push(...Array.from({ length: n }, () => ({}))) },
     clear: { args: Schema.Struct({}), apply: (s) => void s.items.splice(0) },
+    note: { args: Schema.Struct({ text: Schema.String }), apply: (s, { text }) => void s.notes.push(text) },
   },
 })
 
@@ -134,6 +137,26 @@ test("a stored document that does not fit beside the loaded ones is not served n
   expect(await low.subscribe("b")).toEqual([])
   expect(((await low.hub.doc("b", Heap)).state as { items: unknown[] }).items).toHaveLength(9_000)
   await low.hub.close()
+})
+
+test("a stored snapshot larger than the room left is not read at all", async () => {
+  const storage = new MemoryStorage()
+  const first = await world(MiB, storage)
+  await first.subscribe("b")
+  for (let i = 1; i <= 6; i++) expect(await first.command("b", "note", { text: String(i).repeat(100_000) })).toMatchObject({ seq: i })
+  await (await first.hub.doc("b", Heap)).snapshotNow()
+  await first.hub.close()
+  const w = await world(MiB, storage)
+  await w.subscribe("a")
+  expect(await w.command("a", "grow", { n: 9_000 })).toMatchObject({ seq: 1 })
+  const read = jest.spyOn(SnapshotStore.prototype, "chunk")
+  try {
+    expect(await w.subscribe("b")).toContainEqual(expect.objectContaining({ code: "hub-full", message: expect.stringMatching(/"b" \(at least 1 MiB\) is served once others are unloaded\.$/) }))
+    expect(read.mock.calls.filter(([docId]) => docId === "b")).toEqual([])
+  } finally {
+    read.mockRestore()
+  }
+  await w.hub.close()
 })
 
 test("whole Yjs documents and machine states share it: each kind is refused for the other's memory", async () => {

@@ -282,8 +282,8 @@ export class DocAuthority<S = unknown> {
   private readonly heldState = {}
   /** What the plain state holds in memory, about: counted at load and when the gauge is near full, else added up from what commands wrote. */
   private stateHeap = 0
-  /** When `stateHeap` was last counted whole (a count is O(state): at most once a second). */
-  private heapCountedAt = -Infinity
+  /** When `stateHeap` may next be counted whole: a count is O(state), so ten times its duration after the last. */
+  private heapCountAfter = -Infinity
   /** `stateHeap` was counted with a command that is then undone: counted again after the undo. */
   private heapStale = false
   /** Keeps the state within maxDocumentBytes (size-bound.ts). */
@@ -1198,7 +1198,7 @@ export class DocAuthority<S = unknown> {
               // (below the document's own bound, a state of small objects takes 10 times its bytes).
               if (rejected === undefined && merged === 0 && grew > 0 && this.hooks.memory !== undefined && !this.holdsGrowth(this.hooks.memory, grew)) {
                 this.host.undo(journal)
-                if (this.heapStale) this.stateHeap = heapBytes(this.host.root)
+                if (this.heapStale) this.stateHeap = this.countHeap()
                 this.heapStale = false
                 const list = errors.get(conn) ?? []
                 errors.set(conn, list)
@@ -1304,22 +1304,31 @@ export class DocAuthority<S = unknown> {
 
   /**
    * Whether the hub's memory holds the plain state grown by a command that wrote `grew` bytes
-   * (held if so). Added up as the most they can take; counted whole before a refusal, at most
-   * once a second (a count is O(state): commands at a full hub must not each pay for one).
+   * (held if so). Added up as the most they can take (text is counted as if it were empty
+   * objects, 12 times over); counted whole before a refusal, unless the last count is less than
+   * ten times its duration behind (a count is O(state): commands at a full hub must not each
+   * pay for one, and a small state is counted again at once).
    */
   private holdsGrowth(memory: HeldWeight, grew: number): boolean {
     let heap = this.stateHeap + grew * WRITTEN_HEAP_FACTOR
     if (!memory.fits(this.heldState, heap + this.clientTable.memoryBytes)) {
-      const now = this.elapsed()
-      if (now - this.heapCountedAt < 1000) return false
-      this.heapCountedAt = now
+      if (this.elapsed() < this.heapCountAfter) return false
       // With this command's writes: if they do not fit, the state is counted again without them.
-      heap = heapBytes(this.host.root)
+      heap = this.countHeap()
       if (!memory.fits(this.heldState, heap + this.clientTable.memoryBytes)) return (this.heapStale = true), false
     }
     this.stateHeap = heap
     memory.set(this.heldState, heap + this.clientTable.memoryBytes)
     return true
+  }
+
+  /** The plain state's estimate counted whole; the next count waits ten times as long as this one took. */
+  private countHeap(): number {
+    const started = this.elapsed()
+    const heap = heapBytes(this.host.root)
+    const ended = this.elapsed()
+    this.heapCountAfter = Math.max(this.heapCountAfter, ended + 10 * (ended - started))
+    return heap
   }
 
   /** The rejection of a command that does not fit; the next snapshot measures the state if that may find room. */

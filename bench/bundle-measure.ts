@@ -171,8 +171,13 @@ export const CORE_LIMIT_BYTES = 45_000
  * `hub-full` (the hub had no room for a CRDT merge now and judged nothing of it) sends its
  * outbox again after a backoff, as for `storage-failed` (+9 B); a rejection would have dropped
  * the edit for good.
+ * Raised 2026-12-07 (thirty-second session) to 49,480 (49,473 B measured): the state model adds
+ * up the memory each write takes (`JournaledState.grown`: an empty object is 6 bytes of
+ * encoding and 112 of memory), with the undo journal's copies, which the hub's memory gauge
+ * charges each command. Charged by encoded bytes, a document of empty objects or byte strings
+ * held 9 to 27 times what the hub counted, and one client's document crashed a hub (+79 B).
  */
-export const CORE_GUARD_BYTES = 49_400
+export const CORE_GUARD_BYTES = 49_480
 
 /** The demo's app.js gzipped (-9) at e7a5506, before effect was imported by module path: row 3c's goal is half of it. */
 export const DEMO_BEFORE_BYTES = 159_018

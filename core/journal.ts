@@ -186,6 +186,8 @@ export class JournaledState<S> implements ProxyHost {
 
   /** Appends one undo record for a write to the container `t` (copying `t` first while frozen: `freezeState`). */
   #record(t: object, a: unknown, b: unknown, old: unknown): void {
+    // Held until the command's batch is stored: a sort's record is a copy of the whole array.
+    this.#adopter.heap += 32 + (Array.isArray(old) ? 8 * old.length : 0)
     this.beforeWrite?.(t)
     this.#journal!.push(t, a, b, old)
   }
@@ -213,6 +215,15 @@ export class JournaledState<S> implements ProxyHost {
    */
   get written(): number {
     return this.#adopter.spent
+  }
+
+  /**
+   * @internal Bytes of memory written into the state since it was made, and held by the undo
+   * journal, as core/state/heap-estimate.ts counts them (nothing removed is subtracted): the
+   * hub's memory gauge charges a command its growth.
+   */
+  get grown(): number {
+    return this.#adopter.heap
   }
 
   /** Starts recording into a fresh journal. */
@@ -321,7 +332,10 @@ export class JournaledState<S> implements ProxyHost {
 
   /** Counts a primitive written into the state (`written`): at least its encoding, plus a byte for its container's count. */
   #count(v: unknown): void {
-    this.#adopter.spent += typeof v === "string" ? 6 + utf8Length(v) : 10
+    const n = typeof v === "string" ? 6 + utf8Length(v) : 10
+    this.#adopter.spent += n
+    // At least its memory with its place (core/state/heap-estimate.ts).
+    this.#adopter.heap += 58 + 2 * n
   }
 
   /** A write of `v` at t[k] on an object or an array (t raw). */
@@ -390,6 +404,7 @@ export class JournaledState<S> implements ProxyHost {
     }
     this.#record(a, len, n - len, NOTHING)
     this.#adopter.spent += (n - len) * GROWTH_SLOT_BYTES
+    this.#adopter.heap += (n - len) * 12
   }
 
   #setLength(a: unknown[], v: unknown): void {

@@ -27,11 +27,14 @@ import { seededRandom } from "../core/random.js"
 const Heap = defineMachine({
   name: "heap",
   version: 1,
-  initial: () => ({ items: [] as Array<Record<string, never>>, notes: [] as string[] }),
+  initial: () => ({ items: [] as Array<Record<string, never>>, notes: [] as string[], map: {} as Record<string, unknown>, nums: [] as number[] }),
   commands: {
     grow: { args: Schema.Struct({ n: Schema.Number }), apply: (s, { n }) => void s.items.push(...Array.from({ length: n }, () => ({}))) },
     clear: { args: Schema.Struct({}), apply: (s) => void s.items.splice(0) },
     note: { args: Schema.Struct({ text: Schema.String }), apply: (s, { text }) => void s.notes.push(text) },
+    set: { args: Schema.Struct({ k: Schema.String, v: Schema.Unknown }), apply: (s, { k, v }) => void (s.map[k] = v) },
+    sort: { args: Schema.Struct({}), apply: (s) => void (s.nums.sort((x, y) => y - x)) },
+    fillNums: { args: Schema.Struct({ n: Schema.Number }), apply: (s, { n }) => void (s.nums = Array.from({ length: n }, (_, i) => i)) },
   },
 })
 
@@ -69,11 +72,32 @@ const world = async (maxHeldBytes: number, storage = new MemoryStorage(), crdt =
     await rt.run({ forMs: 10 })
     return p.received.slice(from).filter((m) => m.type === "error") as never
   }
+  /** Submits `commands` in one submit: how many were accepted, and the errors it was answered with. */
+  const submitMany = async (docId: string, commands: ReadonlyArray<{ clientSeq: number; name: string; args: unknown }>) => {
+    const from = p.received.length
+    p.send({ type: "submit", docId, ackedClientSeq: 0, commands: commands as never })
+    await rt.run({ forMs: 50 })
+    let accepted = 0
+    const errors: string[] = []
+    for (const m of p.received.slice(from)) {
+      if (m.type === "error" && m.docId === docId) errors.push(m.code)
+      if (m.type === "results" && m.docId === docId) accepted += m.outcomes.filter((o) => "seq" in o).length
+    }
+    return { accepted, errors }
+  }
+  /** Subscribes to every one of `docIds` in one turn: each one's error, if it was refused. */
+  const subscribeAll = async (docIds: ReadonlyArray<string>): Promise<Array<Record<string, unknown> | undefined>> => {
+    const from = p.received.length
+    for (const docId of docIds) p.send({ type: "subscribe", docId, machine: Heap.name, version: Heap.version, fingerprint: Heap.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+    await rt.run({ forMs: 20 })
+    const got = p.received.slice(from)
+    return docIds.map((docId) => got.find((m) => m.type === "error" && m.docId === docId) as Record<string, unknown> | undefined)
+  }
   const unsubscribe = async (docId: string) => {
     p.send({ type: "unsubscribe", docId })
     await rt.run({ forMs: 2_000 })
   }
-  return { rt, hub, command, subscribe, unsubscribe }
+  return { rt, hub, command, submitMany, subscribe, subscribeAll, unsubscribe }
 }
 
 const memoryFull = { code: "hub-full", message: expect.stringMatching(/^The hub's loaded documents hold about [\d.]+ MiB of memory together and it takes at most 1 MiB \(maxHeldBytes\)/) }
@@ -91,6 +115,16 @@ test("machine states of two documents share the hub's memory: small objects coun
   // "a" unloaded (nobody follows it; nothing is kept idle here): the same command, sent again, lands.
   await w.unsubscribe("a")
   expect(await w.command("b", "grow", { n: 9_000 }, 1)).toMatchObject({ seq: 1 })
+  await w.hub.close()
+})
+
+test("a document that shrank is counted again before another is refused: its estimate, added up from what commands wrote, kept others out after it was cleared", async () => {
+  const w = await world(MiB)
+  await w.subscribe("a")
+  expect(await w.command("a", "grow", { n: 8_000 })).toMatchObject({ seq: 1 })
+  expect(await w.command("a", "clear", {})).toMatchObject({ seq: 2 })
+  await w.subscribe("b")
+  expect(await w.command("b", "grow", { n: 8_000 })).toMatchObject({ seq: 1 })
   await w.hub.close()
 })
 
@@ -128,7 +162,7 @@ test("a stored document that does not fit beside the loaded ones is not served n
   await first.hub.close()
   const w = await world(MiB, storage)
   expect(await w.subscribe("a")).toEqual([])
-  expect(await w.subscribe("b")).toContainEqual(expect.objectContaining({ code: "hub-full", docId: "b", message: expect.stringMatching(/^The hub's loaded documents hold about [\d.]+ MiB of memory together and it takes at most 1 MiB \(maxHeldBytes\); "b" \(about 1 MiB\) is served once others are unloaded\.$/) }))
+  expect(await w.subscribe("b")).toContainEqual(expect.objectContaining({ code: "hub-full", docId: "b", message: expect.stringMatching(/^The hub's loaded documents hold about [\d.]+ MiB of memory together and it takes at most 1 MiB \(maxHeldBytes\); "b" \((about|at least) 1 MiB\) is served once others are unloaded\.$/) }))
   await w.unsubscribe("a")
   expect(await w.subscribe("b")).toEqual([])
   await w.hub.close()
@@ -137,6 +171,50 @@ test("a stored document that does not fit beside the loaded ones is not served n
   expect(await low.subscribe("b")).toEqual([])
   expect(((await low.hub.doc("b", Heap)).state as { items: unknown[] }).items).toHaveLength(9_000)
   await low.hub.close()
+})
+
+test("documents loaded at once see each other's room: those that do not fit are refused while they are built, before their whole state is", async () => {
+  const storage = new MemoryStorage()
+  const first = await world(MiB, storage)
+  for (const id of ["a", "b", "c"]) {
+    await first.subscribe(id)
+    for (let seq = 1; seq <= 3; seq++) expect(await first.command(id, "grow", { n: 2_000 })).toMatchObject({ seq })
+    await first.unsubscribe(id)
+  }
+  await first.hub.close()
+  const w = await world(MiB, storage)
+  // All three asked for in one turn: their loads run at once.
+  const errors = await w.subscribeAll(["a", "b", "c"])
+  expect(errors.filter((e) => e === undefined)).toHaveLength(1)
+  for (const e of errors) if (e !== undefined) expect(e).toMatchObject({ code: "hub-full", message: expect.stringMatching(/\(at least [\d.]+ MiB\) is served once others are unloaded\.$/) })
+  await w.hub.close()
+})
+
+test("a command is charged the memory it adds, whatever it takes out or holds until stored: text swapped for empty objects or byte strings, sorts of a long list in one submit", async () => {
+  const w = await world(MiB)
+  const memory = (w.hub as unknown as { memory: HeldWeight }).memory
+  await w.subscribe("a")
+  const doc = await w.hub.doc("a", Heap)
+  const held = () => memory.of((doc as unknown as { heldState: object }).heldState)
+  // Text first (counted about once), then each text swapped for what takes many times its bytes.
+  for (let i = 0; i < 6; i++) expect(await w.command("a", "set", { k: `k${i}`, v: "x".repeat(100_000) })).toMatchObject({ seq: expect.any(Number) })
+  const told: string[] = []
+  for (let i = 0; i < 6; i++) {
+    const out = await w.command("a", "set", { k: `k${i}`, v: i % 2 === 0 ? Array.from({ length: 3_000 }, () => ({})) : Array.from({ length: 3_000 }, () => new Uint8Array(0)) })
+    told.push(String(out.code ?? "ok"))
+    expect(held()).toBeGreaterThanOrEqual(heapBytes(doc.state))
+    expect(memory.total).toBeLessThanOrEqual(MiB + 64 * 1024)
+  }
+  expect(told).toContain("hub-full")
+  // A sort writes nothing, but its undo record copies the list until the batch is stored.
+  const w2 = await world(MiB)
+  await w2.subscribe("b")
+  expect(await w2.command("b", "fillNums", { n: 20_000 })).toMatchObject({ seq: 1 })
+  const sorts = await w2.submitMany("b", Array.from({ length: 40 }, (_, i) => ({ clientSeq: i + 2, name: "sort", args: {} })))
+  expect(sorts.errors).toContain("hub-full")
+  expect(sorts.accepted).toBeLessThan(40)
+  await w.hub.close()
+  await w2.hub.close()
 })
 
 test("a stored snapshot larger than the room left is not read at all", async () => {

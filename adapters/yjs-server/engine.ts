@@ -265,7 +265,14 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   const hold = (doc: Y.Doc, weight: number, countedAt = held.get(doc)?.countedAt ?? -Infinity): void => {
     heldTotal += weight - weightOf(doc)
     held.set(doc, { weight, countedAt })
-    memory?.set(doc, weight * UNIT_HEAP_BYTES)
+    if (memory === undefined) return
+    memory.set(doc, weight * UNIT_HEAP_BYTES)
+    // Added up from updates, a weight is an upper bound: another kind's refusal counts it again.
+    memory.onRecount(doc, () => recount(doc, performance.now()))
+  }
+  /** Counts `doc` again if its last count is RECOUNT_MS behind (a count is O(document)). */
+  const recount = (doc: Y.Doc, now: number): void => {
+    if (now - (held.get(doc)?.countedAt ?? -Infinity) >= RECOUNT_MS) hold(doc, heldWeight(doc), now)
   }
   /** The hub's memory, which the loaded documents count toward too (shareMemory). */
   let memory: HeldWeight | undefined
@@ -334,12 +341,12 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     // document and the others are counted again before a refusal, each at most once a second
     // (a count is O(document): refused updates must not each pay for one).
     const now = performance.now()
-    const recount = (x: Y.Doc): void => {
-      if (now - (held.get(x)?.countedAt ?? -Infinity) >= RECOUNT_MS) hold(x, heldWeight(x), now)
-    }
-    recount(doc)
+    recount(doc, now)
     if (room(doc, weightOf(doc) + more)) return more
-    for (const other of held.keys()) if (other !== doc) recount(other)
+    for (const other of held.keys()) if (other !== doc) recount(other, now)
+    if (room(doc, weightOf(doc) + more)) return more
+    // And the hub's other documents, whose weights are upper bounds too (machine states).
+    memory?.recountOthers(doc)
     if (room(doc, weightOf(doc) + more)) return more
     // Not the update's fault, and not for good: `doc-unavailable`, which endpoints tell as "retry later".
     const mine = within(doc, weightOf(doc) + more)

@@ -53,8 +53,9 @@ import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
 import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
 import { peerText } from "./peer-text.js"
 import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes, tombstoneReserve } from "./size-bound.js"
+import { journalHeap } from "../state/records.js"
 import { hubMemoryFull, UNIT_HEAP_BYTES, type HeldWeight } from "./held-weight.js"
-import { heapBytes, WRITTEN_HEAP_FACTOR } from "../state/heap-estimate.js"
+import { DOC_HEAP_BYTES, heapBytes, heapOfEncoded } from "../state/heap-estimate.js"
 import { crdtRejection } from "../crdt/engine.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
 import { AS, HUB_CLIENT, MIGRATE, historyOf, isReserved, type MachineHistory } from "../schema/registry.js"
@@ -278,8 +279,6 @@ export class DocAuthority<S = unknown> {
   private horizon: number
   /** Canonical size of the state when last measured: decides how checkpoints are hashed. */
   private stateBytes = 0
-  /** The plain state's key in the hub's memory gauge (its fields count under the authority itself). */
-  private readonly heldState = {}
   /** What the plain state holds in memory, about: counted at load and when the gauge is near full, else added up from what commands wrote. */
   private stateHeap = 0
   /** When `stateHeap` may next be counted whole: a count is O(state), so ten times its duration after the last. */
@@ -354,6 +353,8 @@ export class DocAuthority<S = unknown> {
     stateBytes: number,
     markers: Marker[] = [],
     held?: HeldVersion,
+    /** The plain state's key in the hub's memory gauge (its fields count under the authority itself); what its load held, replaced. */
+    private readonly heldState: object = {},
   ) {
     this.history = historyOf(machine)
     this.markers = markers
@@ -373,7 +374,7 @@ export class DocAuthority<S = unknown> {
     const fieldBytes = gauge?.shared === memory && memory !== undefined ? weight * UNIT_HEAP_BYTES : 0
     const refused = gauge !== undefined && gauge.total > 0 && !gauge.within(this, weight)
       ? `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}; "${docId}" (${weight})`
-      : memory !== undefined && !memory.alone() && !memory.fits(this.heldState, this.stateHeap + fieldBytes)
+      : memory !== undefined && !memory.alone(this.heldState) && !this.roomFor(memory, this.stateHeap + DOC_HEAP_BYTES + fieldBytes)
         ? `${hubMemoryFull(memory)}; "${docId}" (about ${Math.ceil((this.stateHeap + fieldBytes) / 2 ** 20)} MiB)`
         : undefined
     if (refused !== undefined) {
@@ -381,7 +382,13 @@ export class DocAuthority<S = unknown> {
       throw new CanonError({ code: "hub-full", message: `${refused} is served once others are unloaded.` })
     }
     gauge?.set(this, weight)
-    memory?.set(this.heldState, this.stateHeap)
+    memory?.set(this.heldState, this.stateHeap + DOC_HEAP_BYTES)
+    memory?.onRecount(this.heldState, () => {
+      // Never inside one of its commands: another document's refusal runs between them.
+      if (this.elapsed() < this.heapCountAfter) return
+      this.stateHeap = this.countHeap()
+      memory.set(this.heldState, this.heldBytesWith(this.stateHeap))
+    })
     this.snapshotter = snapshotter
     this.horizon = horizon
     this.stateBytes = stateBytes
@@ -518,6 +525,26 @@ export class DocAuthority<S = unknown> {
     options: AuthorityOptions,
     hooks: AuthorityHooks<S>,
   ): Promise<DocAuthority<S>> {
+    // What the document holds while it is built, held in the hub's memory gauge under the key
+    // its plain state then takes (concurrent loads see each other's); given back if it fails.
+    const heldState = {}
+    try {
+      return await DocAuthority.build(docId, machine, store, runtime, options, hooks, heldState)
+    } catch (e) {
+      hooks.memory?.release(heldState)
+      throw e
+    }
+  }
+
+  private static async build<S>(
+    docId: string,
+    machine: Machine<S>,
+    store: AuthorityStore,
+    runtime: Runtime,
+    options: AuthorityOptions,
+    hooks: AuthorityHooks<S>,
+    heldState: object,
+  ): Promise<DocAuthority<S>> {
     const stored = await store.head(docId)
     if (stored !== undefined && stored.machine !== machine.name) {
       throw new CanonError({ code: "machine-mismatch", message: `Document "${docId}" belongs to machine "${stored.machine}", not "${machine.name}".` })
@@ -542,13 +569,21 @@ export class DocAuthority<S = unknown> {
     // The newest snapshot that verifies, then the log after it.
     // No head: nothing was ever written; a snapshot of the empty document (taken for a replica
     // that asked) may be of an older version's initial state.
-    // Not read at all when the hub's memory has no room for its bytes (it takes at least about
-    // them, many times more if its values are small; counted whole once it is built).
+    // Held in the hub's memory as it is built, or not built: a snapshot's bytes before they
+    // are read, what they decode to (weighed from the bytes) before they are decoded, what the
+    // log replayed after it adds, page by page. Counted whole once built (the constructor).
     const memory = hooks.memory
-    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq, memory === undefined ? undefined : (meta) => {
-      if (memory.alone() || memory.fits(undefined, meta.size)) return
-      hooks.onNoRoom?.()
-      throw new CanonError({ code: "hub-full", message: `${hubMemoryFull(memory)}; "${docId}" (at least ${Math.ceil(meta.size / 2 ** 20)} MiB) is served once others are unloaded.` })
+    const hold = (bytes: number): void => {
+      if (memory === undefined) return
+      if (!memory.alone(heldState) && !memory.fits(heldState, bytes) && (memory.recountOthers(heldState), !memory.fits(heldState, bytes))) {
+        hooks.onNoRoom?.()
+        throw new CanonError({ code: "hub-full", message: `${hubMemoryFull(memory)}; "${docId}" (at least ${Math.ceil(bytes / 2 ** 20)} MiB) is served once others are unloaded.` })
+      }
+      memory.set(heldState, bytes)
+    }
+    let snapshotHeap = 0
+    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq, memory === undefined ? undefined : (meta, bytes) => {
+      hold(bytes === undefined ? meta.size : (snapshotHeap = heapOfEncoded(bytes)) + meta.size)
     })
     // A snapshot at seq 0 is never loaded: the state there is the first epoch's initial state,
     // and one stored may be of another version's (taken for a replica that asked by an older
@@ -576,6 +611,8 @@ export class DocAuthority<S = unknown> {
     // A logged entry the machine refuses on replay was accepted by another build of it (its
     // logic changed without a version): the state differs from what was acknowledged. Told once.
     let refused: { readonly seq: number; readonly rejection: Rejection; count: number } | undefined
+    snapshotHeap = base !== undefined ? snapshotHeap : 0
+    const grownAtBase = host.grown
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at), logSince)
       if (entries.length === 0) break
@@ -586,6 +623,7 @@ export class DocAuthority<S = unknown> {
         } else epoch = replayEntry(host, docId, history, epoch, e)
         at = e.seq
       }
+      hold(snapshotHeap + host.grown - grownAtBase)
     }
     if (refused !== undefined) {
       hooks.onReport?.({ docId, code: "replay-refused", message: boundedMessage(`Replaying "${docId}", ${refused.count} logged entr${refused.count === 1 ? "y was" : "ies were"} refused by "${machine.name}" v${machine.version}, the first at seq ${refused.seq} (${refused.rejection.code}: ${refused.rejection.message}): the machine no longer applies what it accepted; its state differs from what was acknowledged.`) })
@@ -654,7 +692,7 @@ export class DocAuthority<S = unknown> {
     const countBehind = base === undefined ? 0 : snapshotter.loadCountBytes
     const behind = countBehind > 0 && horizon < base!.meta.seq ? await store.logBytes(docId, horizon, base!.meta.seq, countBehind) : 0
     snapshotter.noteLoaded(logSince.bytes, behind)
-    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held)
+    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held, heldState)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
     // sweep would take for leftovers (test/snapshot-load-race.test.ts). Without a crash
@@ -971,7 +1009,7 @@ export class DocAuthority<S = unknown> {
           // What the fields hold, exactly (merges were added up from upper bounds).
           if (this.crdt !== undefined && !this.closed) this.hooks.fieldWeight?.set(this, this.crdt.weight())
           // And the plain state's estimate, with the client states it keeps.
-          if (!this.closed) this.hooks.memory?.set(this.heldState, this.stateHeap + this.clientTable.memoryBytes)
+          if (!this.closed) this.hooks.memory?.set(this.heldState, this.heldBytesWith(this.stateHeap))
         } finally {
           for (const p of taken) p.release?.()
         }
@@ -1033,6 +1071,8 @@ export class DocAuthority<S = unknown> {
     const seqBefore = this.committed
     const entries: Entry[] = []
     const journals: Journal[] = []
+    /** What the journals of this batch's accepted commands hold until it is stored (a count of the state does not see them). */
+    let journalsHeld = 0
     const replies = new Map<Connection<ServerMessage>, Outcome[]>()
     // Sequence errors go after the results of the same connection: a client settles its
     // genuine retries before it renumbers what follows them.
@@ -1172,6 +1212,7 @@ export class DocAuthority<S = unknown> {
             const merged = crdtField !== undefined && sent !== undefined ? sent.length * CRDT_GROWTH_FACTOR : 0
             const journal = this.host.begin()
             const writtenBefore = this.host.written
+            const grownBefore = this.host.grown
             const tombstone = merged > 0 && fills
             // A deletion is charged what it can add less what it frees (adapters/yjs/deletion.ts):
             // one that frees more always fits, even past the bound, which it brings back down.
@@ -1196,7 +1237,8 @@ export class DocAuthority<S = unknown> {
               } else rejected = this.overSize(journal, grew)
               // Past the hub's memory: undone and not judged, as a merge past the fields' bound is
               // (below the document's own bound, a state of small objects takes 10 times its bytes).
-              if (rejected === undefined && merged === 0 && grew > 0 && this.hooks.memory !== undefined && !this.holdsGrowth(this.hooks.memory, grew)) {
+              const grown = this.host.grown - grownBefore
+              if (rejected === undefined && merged === 0 && grown > 0 && this.hooks.memory !== undefined && !this.holdsGrowth(this.hooks.memory, grown, journalsHeld + journalHeap(journal))) {
                 this.host.undo(journal)
                 if (this.heapStale) this.stateHeap = this.countHeap()
                 this.heapStale = false
@@ -1215,6 +1257,7 @@ export class DocAuthority<S = unknown> {
               outcome = { clientSeq: cmd.clientSeq, rejection }
             } else {
               journals.push(journal)
+              if (this.hooks.memory !== undefined) journalsHeld += journalHeap(journal)
               this.seq = seq
               this.lastTime = time
               const log = accepted?.ok === true ? accepted.log : { name: cmd.name, args }
@@ -1303,23 +1346,36 @@ export class DocAuthority<S = unknown> {
   }
 
   /**
-   * Whether the hub's memory holds the plain state grown by a command that wrote `grew` bytes
-   * (held if so). Added up as the most they can take (text is counted as if it were empty
-   * objects, 12 times over); counted whole before a refusal, unless the last count is less than
-   * ten times its duration behind (a count is O(state): commands at a full hub must not each
-   * pay for one, and a small state is counted again at once).
+   * Whether the hub's memory holds the plain state grown by a command that added `grown` bytes
+   * of memory (JournaledState.grown; held if so). Added up without what commands remove (an
+   * object may have moved elsewhere); counted whole before a refusal, unless the last count is
+   * less than ten times its duration behind (a count is O(state): commands at a full hub must
+   * not each pay for one, and a small state is counted again at once).
    */
-  private holdsGrowth(memory: HeldWeight, grew: number): boolean {
-    let heap = this.stateHeap + grew * WRITTEN_HEAP_FACTOR
-    if (!memory.fits(this.heldState, heap + this.clientTable.memoryBytes)) {
+  private holdsGrowth(memory: HeldWeight, grown: number, journals: number): boolean {
+    let heap = this.stateHeap + grown
+    if (!memory.fits(this.heldState, this.heldBytesWith(heap))) {
       if (this.elapsed() < this.heapCountAfter) return false
-      // With this command's writes: if they do not fit, the state is counted again without them.
-      heap = this.countHeap()
-      if (!memory.fits(this.heldState, heap + this.clientTable.memoryBytes)) return (this.heapStale = true), false
+      // With this command's writes and the batch's journals: if they do not fit, the state is
+      // counted again without them.
+      heap = this.countHeap() + journals
+      if (!this.roomFor(memory, this.heldBytesWith(heap))) return (this.heapStale = true), false
     }
     this.stateHeap = heap
-    memory.set(this.heldState, heap + this.clientTable.memoryBytes)
+    memory.set(this.heldState, this.heldBytesWith(heap))
     return true
+  }
+
+  /** What the document holds in the hub's memory with its plain state at `heap`: its client states and what any loaded document takes. */
+  private heldBytesWith(heap: number): number {
+    return heap + this.clientTable.memoryBytes + DOC_HEAP_BYTES
+  }
+
+  /** Whether the hub's memory has room for the plain state to hold `bytes`, the other documents counted again first if not (theirs are upper bounds). */
+  private roomFor(memory: HeldWeight, bytes: number): boolean {
+    if (memory.fits(this.heldState, bytes)) return true
+    memory.recountOthers(this.heldState)
+    return memory.fits(this.heldState, bytes)
   }
 
   /** The plain state's estimate counted whole; the next count waits ten times as long as this one took. */

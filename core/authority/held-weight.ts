@@ -17,6 +17,8 @@
  */
 export class HeldWeight {
   private readonly weights = new Map<object, number>()
+  /** How owners whose weight is an upper bound count it again (`recountOthers`). */
+  private readonly recounts = new Map<object, () => void>()
   private sum = 0
   private host: HeldWeight | undefined
   /** Bytes of the host's memory one unit of this gauge stands for. */
@@ -87,9 +89,25 @@ export class HeldWeight {
     this.host?.set(owner, weight * this.unitBytes)
   }
 
+  /**
+   * How `owner` counts its weight again when others have no room: an owner that adds up upper
+   * bounds between counts (a machine state: what commands wrote, nothing they removed) would
+   * otherwise keep others out after it shrank. `count` sets the weight, or leaves it (too soon
+   * since its last count).
+   */
+  onRecount(owner: object, count: () => void): void {
+    this.recounts.set(owner, count)
+  }
+
+  /** Has every owner but `owner` that can count again do so (before a refusal). */
+  recountOthers(owner?: object): void {
+    for (const [o, count] of [...this.recounts]) if (o !== owner) count()
+  }
+
   release(owner: object): void {
     this.sum -= this.of(owner)
     this.weights.delete(owner)
+    this.recounts.delete(owner)
     this.host?.release(owner)
   }
 }

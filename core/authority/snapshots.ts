@@ -285,7 +285,7 @@ export class Snapshotter {
    * Reads and verifies a stored snapshot: its chunks hash to its meta's hash and decode to a
    * state. A snapshot that fails is reported and the caller tries an older one.
    */
-  async read(meta: SnapshotMeta): Promise<unknown> {
+  async read(meta: SnapshotMeta, admit?: (meta: SnapshotMeta, bytes?: Uint8Array) => void): Promise<unknown> {
     const bytes = new Uint8Array(meta.size)
     const hash = new StreamHash()
     let at = 0
@@ -299,19 +299,21 @@ export class Snapshotter {
     if (at !== meta.size) throw canonError("storage-corrupt", `The snapshot of "${this.docId}" at seq ${meta.seq} has ${at} of its ${meta.size} bytes.`)
     const actual = hash.digest()
     if (actual !== meta.hash) throw canonError("storage-corrupt", `The snapshot of "${this.docId}" at seq ${meta.seq} hashes to ${actual}, not ${meta.hash}.`)
+    admit?.(meta, bytes)
     return decodeCanonical(bytes)
   }
 
   /**
    * The newest snapshot at or below `maxSeq` that verifies; older ones that fail are reported
-   * and skipped. `admit` sees each one's meta before its bytes are read, and may throw.
+   * and skipped. `admit` sees each one's meta before its bytes are read, then its verified
+   * bytes before they are decoded, and may throw.
    */
-  async loadNewest(maxSeq: number, admit?: (meta: SnapshotMeta) => void): Promise<{ meta: SnapshotMeta; state: unknown } | undefined> {
+  async loadNewest(maxSeq: number, admit?: (meta: SnapshotMeta, bytes?: Uint8Array) => void): Promise<{ meta: SnapshotMeta; state: unknown } | undefined> {
     for (const meta of await this.store.metas(this.docId)) {
       if (meta.seq > maxSeq) continue
       admit?.(meta)
       try {
-        const state = await this.read(meta)
+        const state = await this.read(meta, admit)
         this.latest = meta
         return { meta, state }
       } catch (e) {

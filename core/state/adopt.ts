@@ -112,6 +112,12 @@ export class Adopter {
    * can check before encoding). The hub bounds a document's size by it (core/authority/size-bound.ts).
    */
   spent = 0
+  /**
+   * Bytes of memory adopted so far, as core/state/heap-estimate.ts counts them (each value
+   * with its place counted at an object entry's, text at two bytes a character): the hub's
+   * memory gauge charges a command what it adds (an empty object is 6 bytes spent, 112 here).
+   */
+  heap = 0
   /** Drafts found directly inside the written container: [container, key, raw] triples. */
   readonly #candidates: unknown[] = []
   /** Objects moved by the current write: each moves once, a second place gets a copy. */
@@ -132,8 +138,11 @@ export class Adopter {
   }
 
   /** Takes `n` bytes from the write's budget; `exact` (no less than their encoding) are counted as spent. */
-  #spend(n: number, exact = n): void {
+  #spend(n: number, exact = n, extra = 0): void {
     this.spent += exact
+    // `n` bounds the value's encoding (text at 3 bytes a character): with 58 for its place and
+    // box, at least its memory, but for byte strings and containers (`extra`).
+    this.heap += n + 58 + extra
     if ((this.#budget -= n) < 0) throw refuseSize()
   }
 
@@ -188,7 +197,7 @@ export class Adopter {
     const raw = PROXIES.get(v)?.raw
     if (raw !== undefined) return this.copy(raw, depth)
     if (isBytes(v)) {
-      this.#spend(6 + v.byteLength)
+      this.#spend(6 + v.byteLength, undefined, 214)
       return new Uint8Array(v)
     }
     const array = Array.isArray(v)
@@ -197,7 +206,7 @@ export class Adopter {
     // An array's elements (holes read as undefined), or an object's own enumerable data properties.
     const keys = array ? undefined : Reflect.ownKeys(v)
     const n = array ? v.length : keys!.length
-    this.#spend(array ? 6 + n : 6)
+    this.#spend(array ? 6 + n : 6, undefined, array ? 176 : 48)
     const out: any = array ? [] : {}
     let k: string | symbol | number = ""
     try {

@@ -1,32 +1,38 @@
 /**
- * What a machine document's state takes of the hub's memory, about: a walk of its plain
- * values, each counted at about what V8 keeps for it. The encoded size is far from it: an
- * array of empty objects takes 32 times its encoding (2 bytes each, 64 in memory), an object
- * of small keys 9 times, text and numbers about once (measured with node --expose-gc,
- * .scratch/heapratio.mts of the session that wrote this). The hub's memory gauge counts this
- * (core/authority/held-weight.ts), so a document's state, which its own bound holds in
- * encoded bytes, cannot fill the hub's heap many times over.
+ * What a machine document's state takes of the hub's memory, about: each value counted at
+ * about what V8 keeps for it. The encoded size is far from it: an array of empty objects takes
+ * 32 times its encoding (2 bytes each, 64 in memory), an empty byte string 30 times, an object
+ * of small keys 9 times, text and numbers about once (measured with node --expose-gc). The
+ * hub's memory gauge counts this (core/authority/held-weight.ts), so a state, which its own
+ * bound holds in encoded bytes, cannot fill the hub's heap many times over.
  *
- * Upper bounds where V8 does better (small objects keep their properties in the object,
- * arrays of numbers unboxed), so a state never counts much below what it holds.
+ * Three ways to one figure, each an upper bound of the one before where they differ:
+ * `heapOfEncoded` from canonical bytes before they are decoded (a stored snapshot), `heapBytes`
+ * from a state, and what the state model adds up as commands write (`JournaledState.grown`,
+ * the same costs with each value's place counted at an object entry's, text at two bytes a
+ * character). Upper bounds where V8 does better (small objects keep their properties in the
+ * object, decoded arrays are allocated at their length, numbers may be unboxed).
  */
+import { ByteReader } from "../bytes.js"
 
-/** An object or an array itself. */
+/** An object itself, or an array's header. */
 export const CONTAINER_HEAP_BYTES = 64
-/** A key of an object: the entry and the key's string. */
-const ENTRY_HEAP_BYTES = 48
-/** An element of an array. */
-const SLOT_HEAP_BYTES = 8
-/** A string or a byte string, besides its content; a number stored as a heap number. */
-const BOXED_HEAP_BYTES = 16
+/** The slack of an array's backing store (V8 grows it by half and 16 slots as it is pushed to): 16 slots, counted for an empty one too (its first push allocates them). */
+export const ARRAY_SLACK_HEAP_BYTES = 128
+/** A key of an object: the entry (the key's characters besides). */
+export const ENTRY_HEAP_BYTES = 48
+/** An element of an array, with the half more its backing store may hold. */
+const SLOT_HEAP_BYTES = 12
+/** A string besides its characters, or a heap number. */
+export const BOXED_HEAP_BYTES = 16
+/** A byte string besides its bytes: the view, its buffer and the buffer's backing store (measured about 200). */
+export const BYTES_HEAP_BYTES = 224
 
 /**
- * Bytes of memory a state's written bytes (`JournaledState.written`, which counts a container
- * at 6 and a primitive at no less than its encoding) can take at most, as `heapBytes` counts
- * them: an empty object or byte string pushed into an array is 6 bytes written and 72 counted
- * (64 and its slot), every other value less for its bytes (a key's entry 48 for its 6 or more).
+ * What a loaded document takes besides its state and client states: its authority, followers'
+ * entries, timers, snapshot policy (a review measured about 24,250 bytes per followed document).
  */
-export const WRITTEN_HEAP_FACTOR = 12
+export const DOC_HEAP_BYTES = 24 * 1024
 
 /** The estimate of what `value` holds in memory (plain data: what a state holds). */
 export const heapBytes = (value: unknown): number => {
@@ -34,11 +40,11 @@ export const heapBytes = (value: unknown): number => {
   const stack: unknown[] = [value]
   while (stack.length > 0) {
     const v = stack.pop()
-    if (typeof v === "string") bytes += BOXED_HEAP_BYTES + v.length * (isLatin1(v) ? 1 : 2)
+    if (typeof v === "string") bytes += BOXED_HEAP_BYTES + (isLatin1(v) ? v.length : 2 * v.length)
     else if (typeof v === "number") bytes += BOXED_HEAP_BYTES
-    else if (v instanceof Uint8Array) bytes += CONTAINER_HEAP_BYTES + v.byteLength
+    else if (v instanceof Uint8Array) bytes += BYTES_HEAP_BYTES + v.byteLength
     else if (Array.isArray(v)) {
-      bytes += CONTAINER_HEAP_BYTES + v.length * SLOT_HEAP_BYTES
+      bytes += CONTAINER_HEAP_BYTES + ARRAY_SLACK_HEAP_BYTES + v.length * SLOT_HEAP_BYTES
       for (const x of v) if (typeof x === "object" && x !== null || typeof x === "string" || typeof x === "number") stack.push(x)
     } else if (typeof v === "object" && v !== null) {
       bytes += CONTAINER_HEAP_BYTES
@@ -46,7 +52,7 @@ export const heapBytes = (value: unknown): number => {
       const proto = Object.getPrototypeOf(v)
       if (proto !== Object.prototype && proto !== null) continue
       for (const k of Object.keys(v)) {
-        bytes += ENTRY_HEAP_BYTES + k.length
+        bytes += ENTRY_HEAP_BYTES + (isLatin1(k) ? k.length : 2 * k.length)
         const x = (v as Record<string, unknown>)[k]
         if (typeof x === "object" && x !== null || typeof x === "string" || typeof x === "number") stack.push(x)
       }
@@ -55,5 +61,49 @@ export const heapBytes = (value: unknown): number => {
   return bytes
 }
 
+/**
+ * `heapBytes` of the value canonical `bytes` encode, read without decoding them (a pass over
+ * the bytes, nothing built): a stored snapshot is weighed before it becomes a state. Text
+ * counts two bytes a character if any is past Latin-1. Throws `decode-failed` as decoding would
+ * on bytes that end early (what else is wrong with them, decoding says).
+ */
+export const heapOfEncoded = (bytes: Uint8Array): number => {
+  const r = new ByteReader(bytes)
+  let heap = 0
+  // The containers being read: how many values each has left, and whether it is an object
+  // (whose entries are a key, then a value).
+  const left = [1]
+  const inObject = [false]
+  while (left.length > 0) {
+    const top = left.length - 1
+    if (left[top] === 0) {
+      left.pop()
+      inObject.pop()
+      continue
+    }
+    left[top]!--
+    if (inObject[top]) heap += ENTRY_HEAP_BYTES + text(r.raw(r.varint()))
+    const tag = r.byte()
+    if (tag === 4) (r.varint(), (heap += BOXED_HEAP_BYTES))
+    else if (tag === 5) (r.raw(8), (heap += BOXED_HEAP_BYTES))
+    else if (tag === 6) heap += BOXED_HEAP_BYTES + text(r.raw(r.varint()))
+    else if (tag === 7) heap += BYTES_HEAP_BYTES + r.raw(r.varint()).length
+    else if (tag === 8 || tag === 9) {
+      const n = r.varint()
+      heap += CONTAINER_HEAP_BYTES + (tag === 8 ? ARRAY_SLACK_HEAP_BYTES + n * SLOT_HEAP_BYTES : 0)
+      left.push(n)
+      inObject.push(tag === 9)
+    }
+  }
+  return heap
+}
+
+/** The memory of UTF-8 `utf8`'s characters as V8 holds them: one byte each if all are Latin-1, else two (at most as many as its bytes). */
+const text = (utf8: Uint8Array): number => {
+  // A character past U+00FF starts with a lead byte of 0xC4 or more.
+  for (let i = 0; i < utf8.length; i++) if (utf8[i]! >= 0xc4) return 2 * utf8.length
+  return utf8.length
+}
+
 // eslint-disable-next-line no-control-regex
-const isLatin1 = (s: string): boolean => s.length < 64 || !/[^\u0000-\u00ff]/.test(s)
+const isLatin1 = (s: string): boolean => !/[^\u0000-\u00ff]/.test(s)

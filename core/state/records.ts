@@ -51,6 +51,16 @@ export const sumRemovedPrimitives = (j: Journal, size: (v: unknown) => number): 
   return n
 }
 
+/**
+ * What journal `j` holds in memory beyond the state, as JournaledState.grown charges it: each
+ * record, and the items a range change copied (a sort's record is the whole array).
+ */
+export const journalHeap = (j: Journal): number => {
+  let n = 0
+  for (let i = 0; i < j.length; i += 4) n += 32 + (Array.isArray(j[i + 3]) ? 8 * (j[i + 3] as unknown[]).length : 0)
+  return n
+}
+
 /** Above this many items a range change is done by hand: spreading them as arguments could overflow the stack. */
 const SPREAD_LIMIT = 8192
 

@@ -197,6 +197,11 @@ test("hostile CRDT values: Yjs updates nested past what Yjs reads back, and Auto
   expect(await failing(1, [...CORE, "--hostile", "1", "--attacks", "legit", "--crdt-poison", "5", "--ops", "60", "--active-ms", "6000"], 3, ["crdtPoisonRefused"])).toEqual([])
 }, SIM_TEST_MS)
 
+test("a memory hog: a client filling the hub's memory from a document of its own keeps the hub within maxHeldBytes, the replicas' commands told hub-full land once it leaves (6 seeds, 10 s)", async () => {
+  // Without the charge (mutant memory-growth-uncharged) the first seed fails the memory invariant.
+  expect(await failing(6, [...CORE, "--hostile", "1", "--attacks", "legit", "--memory-hog", "1", "--ops", "80", "--active-ms", "10000"], 3, ["hogFilled", "hubFullTold"])).toEqual([])
+}, SIM_TEST_MS)
+
 test("oversized and deeply nested arguments are refused (1 seed, bounded)", async () => {
   const world = ["--docs", "1", "--big-kib", "0", "--drifting", "0", "--attacks", "oversize-under-frame,oversize-over-frame,oversize-mid,oversize-small,deep", "--app-bugs", "0", "--replica-write-failures", "0", "--ops", "80"]
   expect(await failing(1, world, 1)).toEqual([])

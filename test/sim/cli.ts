@@ -54,6 +54,8 @@
  *   --crdt-heavy N             a hostile writer tries heavy Automerge changes N times a second (0)
  *   --crdt-poison N            a hostile client sends Yjs values nested past what Yjs reads back, or Automerge changes far
  *                              above every op counter, N times a second (0)
+ *   --memory-hog 0|1           a hostile client fills the hub's memory (maxHeldBytes 6 MiB) from a document of
+ *                              its own, holds it for half the active phase, then leaves (0)
  *   --flag-bursts N            bursts of large commands whose compact arguments outweigh their
  *                              canonical form, into the big document (1)
  *   --churn N                  bursts of subscribes to fresh documents by a raw client (1)

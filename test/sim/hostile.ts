@@ -123,6 +123,9 @@ const farCounterChange = (target: HostileTarget, startOp: number, actor: string)
   return A.encodeChange({ actor, seq: 1, startOp, time: 0, message: null, deps, ops: [op] } as unknown as A.DecodedChange)
 }
 
+/** Empty objects each of the memory hog's commands adds: 40 KB of arguments (under the lowered command bound), 2.2 MB of the hub's memory as it counts them. */
+const HOG_OBJECTS = 20_000
+
 /** The heavy writer's field (SimText's Automerge text) and the characters each of its changes inserts and deletes. */
 const HEAVY_FIELD = "am"
 const HEAVY_CHARS = 1_000
@@ -494,6 +497,56 @@ export class HostileClients {
   }
 
   private poison: { readonly conn: RawConn; next: number } | undefined
+
+  /**
+   * The memory hog: a connection of its own (`hog-N`) on a TodoPlus document nobody else
+   * follows, patching one item with HOG_OBJECTS empty objects at a time (a few KB of arguments,
+   * megabytes of the hub's memory), a submit each time it is called, until the hub answers `hub-full`;
+   * then it holds its document loaded, keeping everyone else's growth out, until `hogLeaves`.
+   * The hub's memory bound must hold meanwhile, and the replicas' commands it refused must land
+   * once the hog has gone (the world checks both).
+   */
+  memoryHog(target: HostileTarget): void {
+    // Until it leaves: a connection the hub or the network ended is made again (it subscribes again).
+    if (this.hogLeft) return
+    if (this.hog === undefined || this.hog.conn.closed !== undefined) {
+      const clientId = `hog-${this.nextConn}`
+      const conn = this.connect(clientId, undefined, [target], () => 0, { secret: `secret-of-${clientId}-0123456789` })
+      this.hog = { conn, next: 1 }
+    }
+    const h = this.hog
+    if (h.conn.errors.includes("hub-full")) this.hogToldFull = true
+    // Not waiting for answers: as fast as it may, until told the hub is full.
+    if (!h.conn.open || h.conn.errors.includes("hub-full")) return
+    const cmds = h.next === 1
+      ? [{ clientSeq: h.next++, name: "add", args: { id: "hog", title: "hog" }, attack: "memory-hog", expect: "refuse-or-harmless" as const }]
+      : [{ clientSeq: h.next, name: "patch", args: { id: "hog", fields: { [`f${h.next++}`]: Array.from({ length: HOG_OBJECTS }, () => ({})) } }, attack: "memory-hog", expect: "refuse-or-harmless" as const }]
+    this.submit(h.conn, target.docId, cmds)
+  }
+
+  /** The hog leaves: its document, followed by nobody, may go when room is needed. */
+  hogLeaves(): void {
+    this.hogLeft = true
+    if (this.hog !== undefined) this.close(this.hog.conn, "Done.")
+  }
+
+  private hogLeft = false
+  private hogToldFull = false
+
+  /** For the log. */
+  get hogStatus(): string {
+    const h = this.hog
+    if (h === undefined) return "never connected"
+    const mine = this.commands.filter((c) => c.attack === "memory-hog")
+    return `${h.conn.clientId} open=${h.conn.open} errors=${h.conn.errors.join(",")} sent=${mine.length} outcomes=${mine.map((c) => c.outcome ?? "none").slice(-5).join(" ")}`
+  }
+
+  /** Whether the hog was told the hub is full. */
+  get hogFilled(): boolean {
+    return this.hogToldFull || this.hog?.conn.errors.includes("hub-full") === true
+  }
+
+  private hog: { readonly conn: RawConn; next: number } | undefined
 
   /** Closes every connection (end of the active phase). */
   closeAll(): void {

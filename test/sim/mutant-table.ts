@@ -304,6 +304,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     simArgs: ["--crdt-poison", "5", "--attacks", "legit"],
   },
   {
+    name: "memory-growth-uncharged",
+    breaks: "a command's growth is not charged to the hub's memory gauge: a client growing a document of empty objects holds the hub's memory past maxHeldBytes (at the default, a crash)",
+    patches: [{ file: AUTH, anchor: "merged === 0 && grown > 0 && this.hooks.memory !== undefined", replacement: "merged === 0 && grown > Infinity && this.hooks.memory !== undefined" }],
+    simArgs: ["--memory-hog", "1", "--attacks", "legit", "--big-kib", "0"],
+  },
+  {
     name: "cut-submits-canonical",
     breaks: "a replica cuts its submits by the commands' canonical size, though compact arguments can be larger: a submit over the frame limit, refused at every reconnect",
     patches: [{ file: DOC, anchor: "submitParts(commands, (p) => (compact ? weigh(p.name, this.#compactArgs(p).length) : sizeOf(p)))", replacement: "submitParts(commands, (p) => sizeOf(p))" }],

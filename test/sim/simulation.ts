@@ -51,6 +51,8 @@
  */
 import { CanonClient, Hub, hashState, type BatchOp, type Doc, type Entry, type Machine, type Receipt, type ServerMessage, replicaStorage } from "../../core/index.js"
 import { AuthorityStore, seededRandom } from "../../core/internal.js"
+import type { DocAuthority } from "../../core/authority/doc-authority.js"
+import { heapBytes } from "../../core/state/heap-estimate.js"
 import { historyOf } from "../../core/schema/registry.js"
 import type { OutcomeRun } from "../../core/store/records.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
@@ -101,6 +103,9 @@ const DEAF_ASKS = 600
 const QUOTA_BATCH_BYTES = 16 << 10
 /** The hub's CRDT work budget in a world with the heavy writer (checker.ts checkCrdtWork). */
 export const SIM_CRDT_WORK = { crdtWorkPerSecond: 50_000, crdtWorkBurst: 100_000 }
+/** The memory hog's world: the hub's bound on what its loaded documents hold (the replicas' documents take a few MiB), and what client states may add past it. */
+export const HOG_HELD_BYTES = 6 << 20
+const HOG_SLACK_BYTES = 1 << 20
 
 export interface SimOptions {
   readonly seed: number
@@ -221,6 +226,15 @@ export interface SimOptions {
    */
   readonly crdtPoison?: number
   /**
+   * The memory hog (hostile.ts `memoryHog`): the hub runs with maxHeldBytes HOG_HELD_BYTES, and
+   * a raw client grows a document of its own with empty objects until the hub answers
+   * `hub-full`, holds it loaded until the middle of the active phase, then leaves. The hub's
+   * memory gauge must stay within its bound throughout, and the replicas' commands refused
+   * `hub-full` meanwhile must land once the hog is gone. Needs `hostile`. 0 leaves every seed
+   * as it was. Default 0.
+   */
+  readonly memoryHog?: number
+  /**
    * Bursts of 25-45 Big `flags` commands of 12k-24k booleans into the big document, by one
    * writer or two at once, at random moments, while the big document's other followers are
    * partitioned for 1.5-3.5 s: their compact arguments are three times their canonical ones,
@@ -288,7 +302,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, replicaQuota: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2" | "v3" | "v4", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtNotes: 0.2, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtNotes: 0.2, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, memoryHog: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -588,6 +602,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         ...(docCap !== undefined ? { maxDocumentBytes: docCap } : {}),
         ...(hubLimits.maxCommandBytes !== undefined ? { maxCommandBytes: hubLimits.maxCommandBytes } : {}),
         ...(deafOn ? output : {}),
+        ...(o.memoryHog > 0 ? { maxHeldBytes: HOG_HELD_BYTES } : {}),
         // Small, so the hub's input flow control pauses and resumes links all the time, and
         // replicas back from a partition or a crash with a long outbox are held for the rate.
         limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE, ...(churnOn ? SIM_LOADS : {}), ...(o.crdtHeavy > 0 ? SIM_CRDT_WORK : {}) },
@@ -595,7 +610,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           if (e.type === "doc-load-failed" || (e.type === "doc-report" && (e.code === "catch-up-failed" || e.code === "client-unreadable"))) {
             hubStorageInjected.set(e.docId, (e.type === "doc-load-failed" ? message(e.error) : e.message).includes("injected fault"))
           }
-          if (e.type === "doc-broken" || e.type === "doc-load-failed") {
+          if (e.type === "doc-load-failed" && o.memoryHog > 0 && codeOf(e.error) === "hub-full") {
+            // The hog's world: a document that does not fit beside the loaded ones waits (it is asked for again).
+            stats.loadsRefusedFull = (stats.loadsRefusedFull ?? 0) + 1
+            log(`hub ${e.type} ${e.docId}: ${message(e.error)}`)
+          } else if (e.type === "doc-broken" || e.type === "doc-load-failed") {
             // A failed write breaks the document on purpose (it reloads); anything else is a bug,
             // and so is a failure that outlives the faults (a failed write remembered forever).
             if (codeOf(e.error) !== "storage-failed") fail(`storage: hub ${e.type} ${e.docId}: ${codeOf(e.error)}: ${message(e.error)}`)
@@ -910,6 +929,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           // were refused unjudged, and a submit after them is a gap until they go again.
           else if ((e.code === "storage-failed" || e.code === "catch-up-failed") && hubStorageInjected.get(spec.docId) === true) injectedAt.set(spec.docId, vrt.now())
           else if (e.code === "sequence-gap" && vrt.now() - (injectedAt.get(spec.docId) ?? -Infinity) < 5_000) return
+          // The hub's memory full (the hog's document): the replica sends again later.
+          else if (e.code === "hub-full" && o.memoryHog > 0) stats.hubFullTold = (stats.hubFullTold ?? 0) + 1
           else if (e.code !== "not-subscribed") fail(`serving: the hub answered ${r.name} on ${spec.docId} with ${e.code}: ${e.message}`)
         })
         log(`${r.name} follows ${spec.docId} as ${client.clientId} seq=${doc.confirmedSeq} pending=${doc.pendingCount}`)
@@ -1279,6 +1300,42 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           hostile.crdtHeavy(target)
         })
       }
+    }
+
+    // The memory hog: fills the hub's memory from a document of its own, holds it, then leaves.
+    if (o.memoryHog > 0 && hostile !== undefined) {
+      const target = { docId: "hog", machine: TodoPlus }
+      for (let t = 200; t < activeMs / 2; t += 50) {
+        rt.setTimer(t, () => {
+          if (phase !== "active") return
+          hostile.memoryHog(target)
+        })
+      }
+      rt.setTimer(Math.floor(activeMs / 2), () => {
+        stats.hogFilled = hostile.hogFilled ? 1 : 0
+        log(`hog leaves: ${hostile.hogStatus}`)
+        hostile.hogLeaves()
+      })
+      // The bound holds throughout, by the hub's gauge and by what its loaded states hold
+      // (heapBytes, which the gauge's estimates never fall below; client states count but are
+      // never refused: a little more).
+      const loaded = new Set<DocAuthority<unknown>>()
+      const sample = (): void => {
+        const h = hub as unknown as { memory?: { total: number }; docs?: Map<string, Promise<DocAuthority<unknown>>> } | undefined
+        if (h?.memory !== undefined && hubProc.alive) {
+          for (const p of h.docs?.values() ?? []) p.then((d) => loaded.add(d), () => {})
+          let states = 0
+          for (const d of loaded) {
+            if ((d as unknown as { closed: boolean }).closed) loaded.delete(d)
+            else states += heapBytes(d.state)
+          }
+          stats.heldPeak = Math.max(stats.heldPeak ?? 0, h.memory.total)
+          if (h.memory.total > HOG_HELD_BYTES + HOG_SLACK_BYTES) fail(`memory: the hub's loaded documents hold ${h.memory.total} bytes by its gauge, past its maxHeldBytes of ${HOG_HELD_BYTES}`)
+          if (states > HOG_HELD_BYTES + HOG_SLACK_BYTES) fail(`memory: the hub's loaded states hold ${states} bytes (heapBytes), past its maxHeldBytes of ${HOG_HELD_BYTES}; its gauge says ${h.memory.total}`)
+        } else loaded.clear()
+        if (phase === "active") rt.setTimer(100, sample)
+      }
+      rt.setTimer(100, sample)
     }
 
     // The poisoner: Yjs values nested past what Yjs reads back, into the text document the replicas follow.

@@ -93,6 +93,7 @@ const run = async (args: ReadonlyArray<string>, print: (line: string) => void, p
     crdtPastes: flag("crdt-pastes", DEFAULTS.crdtPastes),
     crdtHeavy: flag("crdt-heavy", DEFAULTS.crdtHeavy),
     crdtPoison: flag("crdt-poison", DEFAULTS.crdtPoison),
+    memoryHog: flag("memory-hog", DEFAULTS.memoryHog),
     flagBursts: flag("flag-bursts", DEFAULTS.flagBursts),
     churn: flag("churn", DEFAULTS.churn),
     deafAskers: flag("deaf-askers", DEFAULTS.deafAskers),

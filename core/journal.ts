@@ -57,7 +57,7 @@
 import { utf8Length, wellFormed } from "./bytes.js"
 import { MAX_DEPTH, verifiedTrees } from "./canonical.js"
 import { canonError, type CanonError } from "./errors.js"
-import { Adopter, GROWTH_SLOT_BYTES, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refuseSymbolKey, refusalError } from "./state/adopt.js"
+import { Adopter, GROWTH_SLOT_BYTES, flat, MAX_WRITE_BYTES, Refusal, SOMEWHERE, arrayIndex, isObject, refuseLoneSurrogate, refuseSymbolKey, refusalError } from "./state/adopt.js"
 import { ARRAY_METHODS, BYTES_METHODS, callable, immutableBytes } from "./state/arrays.js"
 import { PROXIES, type Meta, type ProxyHost } from "./state/meta.js"
 import { NOTHING, ROOT, hasOwn, replaceRange, setOwn, type Journal } from "./state/records.js"
@@ -85,8 +85,13 @@ export class JournaledState<S> implements ProxyHost {
    * only the hub uses, lives outside the class and a replica's bundle leaves it out.
    */
   beforeWrite: ((container: object) => void) | undefined = undefined
-  /** raw object -> its draft's meta */
-  readonly #drafts = new WeakMap<object, Meta>()
+  /**
+   * raw object -> its draft's meta. Kept while the object is (a command reading the same items
+   * again reuses them); a draft made is charged to `grown` (a Proxy and its meta, about 170
+   * bytes), and the hub lets them go after each batch (`forgetDrafts`): a `find` over a million
+   * items held 170 MB that no count of the state sees.
+   */
+  #drafts = new WeakMap<object, Meta>()
   /** raw object -> its view */
   readonly #views = new WeakMap<object, object>()
   readonly #adopter: Adopter
@@ -236,6 +241,11 @@ export class JournaledState<S> implements ProxyHost {
     this.#journal = null
   }
 
+  /** @internal Lets the drafts made so far go (between commands): the hub's, after each batch. */
+  forgetDrafts(): void {
+    this.#adopter.use((this.#drafts = new WeakMap()))
+  }
+
   /** Replaces the whole state inside the current command (apply returned a value). */
   replaceRoot(next: S): void {
     const j = this.#writable()
@@ -274,7 +284,7 @@ export class JournaledState<S> implements ProxyHost {
     // (A view's depth is not used: views are never written through.)
     const m: Meta = { raw: v, proxy, host: this, view, depth: (this.#drafts.get(parent!)?.depth ?? -1) + 1, parent, key }
     if (view) this.#views.set(v, proxy)
-    else this.#drafts.set(v, m)
+    else (this.#drafts.set(v, m), (this.#adopter.heap += 170))
     PROXIES.set(proxy, m)
     return proxy
   }
@@ -316,7 +326,7 @@ export class JournaledState<S> implements ProxyHost {
     if (typeof v === "number" || typeof v === "boolean" || v == null || (typeof v === "string" && v.length < 4096 && wellFormed(v))) {
       this.#count(v)
       // Every NaN is the one canonical NaN.
-      return v === v ? v : NaN
+      return typeof v === "string" ? flat(v) : v === v ? v : NaN
     }
     this.#adopter.start(limit)
     this.#busy = true
@@ -334,8 +344,8 @@ export class JournaledState<S> implements ProxyHost {
   #count(v: unknown): void {
     const n = typeof v === "string" ? 6 + utf8Length(v) : 10
     this.#adopter.spent += n
-    // At least its memory with its place (core/state/heap-estimate.ts).
-    this.#adopter.heap += 58 + 2 * n
+    // At least its memory with its place (core/state/heap-estimate.ts): text two bytes a character at most.
+    this.#adopter.heap += 58 + n + (typeof v === "string" ? v.length : 0)
   }
 
   /** A write of `v` at t[k] on an object or an array (t raw). */

@@ -40,10 +40,10 @@ const Heap = defineMachine({
 
 const MiB = 2 ** 20
 
-const world = async (maxHeldBytes: number, storage = new MemoryStorage(), crdt = false) => {
+const world = async (maxHeldBytes: number, storage = new MemoryStorage(), crdt = false, snapshots?: { minLogBytes: number }) => {
   const rt = new VirtualRuntime(1)
   const hub = new Hub({
-    machines: [Heap], storage, runtime: rt, maxHeldBytes, idleDocuments: { count: 0 },
+    machines: [Heap], storage, runtime: rt, maxHeldBytes, idleDocuments: { count: 0 }, ...(snapshots !== undefined ? { snapshots } : {}),
     limits: { commandsPerSecond: 1e9, messagesPerSecond: 1e9 } as never,
     ...(crdt ? { crdt: { engines: [yjsDocEngine()] } } : {}),
   })
@@ -178,7 +178,7 @@ test("documents loaded at once see each other's room: those that do not fit are 
   const first = await world(MiB, storage)
   for (const id of ["a", "b", "c"]) {
     await first.subscribe(id)
-    for (let seq = 1; seq <= 3; seq++) expect(await first.command(id, "grow", { n: 2_000 })).toMatchObject({ seq })
+    for (let seq = 1; seq <= 3; seq++) expect(await first.command(id, "grow", { n: 2_500 })).toMatchObject({ seq })
     await first.unsubscribe(id)
   }
   await first.hub.close()
@@ -215,6 +215,21 @@ test("a command is charged the memory it adds, whatever it takes out or holds un
   expect(sorts.accepted).toBeLessThan(40)
   await w.hub.close()
   await w2.hub.close()
+})
+
+test("a log that rewrote one value many times loads beside others: what the replay adds up is counted whole before a refusal", async () => {
+  const storage = new MemoryStorage()
+  // No snapshot: the whole log is replayed at load.
+  const first = await world(MiB, storage, false, { minLogBytes: 1 << 30 })
+  await first.subscribe("notes")
+  // 30 rewrites of a 100 KB note: 3 MB written, 100 KB held.
+  for (let i = 1; i <= 30; i++) expect(await first.command("notes", "set", { k: "note", v: String(i % 10).repeat(100_000) })).toMatchObject({ seq: i })
+  await first.hub.close()
+  const w = await world(MiB, storage, false, { minLogBytes: 1 << 30 })
+  await w.subscribe("other")
+  expect(await w.command("other", "grow", { n: 100 })).toMatchObject({ seq: 1 })
+  expect(await w.subscribe("notes")).toEqual([])
+  await w.hub.close()
 })
 
 test("a stored snapshot larger than the room left is not read at all", async () => {

@@ -346,7 +346,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     for (const other of held.keys()) if (other !== doc) recount(other, now)
     if (room(doc, weightOf(doc) + more)) return more
     // And the hub's other documents, whose weights are upper bounds too (machine states).
-    memory?.recountOthers(doc)
+    memory?.recountOthers(doc, () => room(doc, weightOf(doc) + more))
     if (room(doc, weightOf(doc) + more)) return more
     // Not the update's fault, and not for good: `doc-unavailable`, which endpoints tell as "retry later".
     const mine = within(doc, weightOf(doc) + more)

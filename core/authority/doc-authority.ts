@@ -283,6 +283,8 @@ export class DocAuthority<S = unknown> {
   private stateHeap = 0
   /** When `stateHeap` may next be counted whole: a count is O(state), so ten times its duration after the last. */
   private heapCountAfter = -Infinity
+  /** `stateHeap` is a count of the state with nothing written since: another document's refusal need not count it again. */
+  private heapExact = true
   /** `stateHeap` was counted with a command that is then undone: counted again after the undo. */
   private heapStale = false
   /** Keeps the state within maxDocumentBytes (size-bound.ts). */
@@ -385,8 +387,9 @@ export class DocAuthority<S = unknown> {
     memory?.set(this.heldState, this.stateHeap + DOC_HEAP_BYTES)
     memory?.onRecount(this.heldState, () => {
       // Never inside one of its commands: another document's refusal runs between them.
-      if (this.elapsed() < this.heapCountAfter) return
+      if (this.heapExact || this.elapsed() < this.heapCountAfter) return
       this.stateHeap = this.countHeap()
+      this.heapExact = true
       memory.set(this.heldState, this.heldBytesWith(this.stateHeap))
     })
     this.snapshotter = snapshotter
@@ -575,7 +578,8 @@ export class DocAuthority<S = unknown> {
     const memory = hooks.memory
     const hold = (bytes: number): void => {
       if (memory === undefined) return
-      if (!memory.alone(heldState) && !memory.fits(heldState, bytes) && (memory.recountOthers(heldState), !memory.fits(heldState, bytes))) {
+      const fits = () => memory.fits(heldState, bytes)
+      if (!memory.alone(heldState) && !fits() && (memory.recountOthers(heldState, fits), !fits())) {
         hooks.onNoRoom?.()
         throw new CanonError({ code: "hub-full", message: `${hubMemoryFull(memory)}; "${docId}" (at least ${Math.ceil(bytes / 2 ** 20)} MiB) is served once others are unloaded.` })
       }
@@ -611,8 +615,21 @@ export class DocAuthority<S = unknown> {
     // A logged entry the machine refuses on replay was accepted by another build of it (its
     // logic changed without a version): the state differs from what was acknowledged. Told once.
     let refused: { readonly seq: number; readonly rejection: Rejection; count: number } | undefined
-    snapshotHeap = base !== undefined ? snapshotHeap : 0
-    const grownAtBase = host.grown
+    // What is built so far: the last count (the snapshot's, weighed from its bytes) and what was
+    // written since, as the state model adds it up (nothing removed is subtracted). Counted
+    // whole again before a refusal once that has doubled since (a log rewriting one note a
+    // thousand times adds up to far more than it holds; a count is O(state), so only then).
+    let counted = base !== undefined ? snapshotHeap : 0
+    let grownAtCount = host.grown
+    const holdBuilt = (): void => {
+      if (memory === undefined) return
+      const estimate = counted + host.grown - grownAtCount
+      if (estimate >= 2 * counted && !memory.alone(heldState) && !memory.fits(heldState, estimate)) {
+        counted = heapBytes(host.root)
+        grownAtCount = host.grown
+      }
+      hold(counted + host.grown - grownAtCount)
+    }
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at), logSince)
       if (entries.length === 0) break
@@ -623,7 +640,7 @@ export class DocAuthority<S = unknown> {
         } else epoch = replayEntry(host, docId, history, epoch, e)
         at = e.seq
       }
-      hold(snapshotHeap + host.grown - grownAtBase)
+      holdBuilt()
     }
     if (refused !== undefined) {
       hooks.onReport?.({ docId, code: "replay-refused", message: boundedMessage(`Replaying "${docId}", ${refused.count} logged entr${refused.count === 1 ? "y was" : "ies were"} refused by "${machine.name}" v${machine.version}, the first at seq ${refused.seq} (${refused.rejection.code}: ${refused.rejection.message}): the machine no longer applies what it accepted; its state differs from what was acknowledged.`) })
@@ -651,6 +668,8 @@ export class DocAuthority<S = unknown> {
         hooks.onReport?.({ docId, code: "migration-failed", message: held.error.message })
       }
       if (held === undefined) {
+        // What the migration built, before its commit is awaited (loads migrating at once see each other's).
+        holdBuilt()
         const cp = { seq, hash: hashState(host.root) }
         checked = { machine: machine.name, version: machine.version, seq, lastTime: time, checkpoint: cp }
         await store.commit(docId, { head: checked, entries: [marker], checkpoints: [cp] })
@@ -697,7 +716,13 @@ export class DocAuthority<S = unknown> {
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
     // sweep would take for leftovers (test/snapshot-load-race.test.ts). Without a crash
     // there is nothing to sweep and this costs a few range reads.
-    await doc.tidy()
+    try {
+      await doc.tidy()
+    } catch (e) {
+      // Built but never handed out: what it holds in the gauges goes back.
+      doc.close()
+      throw e
+    }
     // A snapshot right after a version change lets replicas at the new version skip the old history.
     if (upgraded) doc.snapshotNow().catch((e) => doc.report("snapshot-failed", `The snapshot after upgrading "${docId}" failed: ${errorText(e)}`))
     // Loaded and not followed yet (a subscribe cancels this): unloaded if nobody comes.
@@ -1004,8 +1029,10 @@ export class DocAuthority<S = unknown> {
           if (this.broken) return
           if (unreadable.size > 0) batch = this.refuseUnreadable(batch, unreadable)
           await this.commitBatch(batch)
-          // Committed: client states in memory past their bound may go (read back on next use).
+          // Committed: client states in memory past their bound may go (read back on next use),
+          // and the drafts its commands read through (charged to them, not to the state).
           if (!this.broken) this.clientTable.shed()
+          this.host.forgetDrafts()
           // What the fields hold, exactly (merges were added up from upper bounds).
           if (this.crdt !== undefined && !this.closed) this.hooks.fieldWeight?.set(this, this.crdt.weight())
           // And the plain state's estimate, with the client states it keeps.
@@ -1071,8 +1098,6 @@ export class DocAuthority<S = unknown> {
     const seqBefore = this.committed
     const entries: Entry[] = []
     const journals: Journal[] = []
-    /** What the journals of this batch's accepted commands hold until it is stored (a count of the state does not see them). */
-    let journalsHeld = 0
     const replies = new Map<Connection<ServerMessage>, Outcome[]>()
     // Sequence errors go after the results of the same connection: a client settles its
     // genuine retries before it renumbers what follows them.
@@ -1238,9 +1263,9 @@ export class DocAuthority<S = unknown> {
               // Past the hub's memory: undone and not judged, as a merge past the fields' bound is
               // (below the document's own bound, a state of small objects takes 10 times its bytes).
               const grown = this.host.grown - grownBefore
-              if (rejected === undefined && merged === 0 && grown > 0 && this.hooks.memory !== undefined && !this.holdsGrowth(this.hooks.memory, grown, journalsHeld + journalHeap(journal))) {
+              if (rejected === undefined && merged === 0 && grown > 0 && this.hooks.memory !== undefined && !this.holdsGrowth(this.hooks.memory, grown, journals, journal)) {
                 this.host.undo(journal)
-                if (this.heapStale) this.stateHeap = this.countHeap()
+                if (this.heapStale) (this.stateHeap = this.countHeap()), (this.heapExact = true)
                 this.heapStale = false
                 const list = errors.get(conn) ?? []
                 errors.set(conn, list)
@@ -1257,7 +1282,6 @@ export class DocAuthority<S = unknown> {
               outcome = { clientSeq: cmd.clientSeq, rejection }
             } else {
               journals.push(journal)
-              if (this.hooks.memory !== undefined) journalsHeld += journalHeap(journal)
               this.seq = seq
               this.lastTime = time
               const log = accepted?.ok === true ? accepted.log : { name: cmd.name, args }
@@ -1352,16 +1376,19 @@ export class DocAuthority<S = unknown> {
    * less than ten times its duration behind (a count is O(state): commands at a full hub must
    * not each pay for one, and a small state is counted again at once).
    */
-  private holdsGrowth(memory: HeldWeight, grown: number, journals: number): boolean {
+  private holdsGrowth(memory: HeldWeight, grown: number, journals: ReadonlyArray<Journal>, journal: Journal): boolean {
     let heap = this.stateHeap + grown
     if (!memory.fits(this.heldState, this.heldBytesWith(heap))) {
       if (this.elapsed() < this.heapCountAfter) return false
-      // With this command's writes and the batch's journals: if they do not fit, the state is
-      // counted again without them.
-      heap = this.countHeap() + journals
+      // With this command's writes, and what the batch's journals hold until it is stored (a
+      // count of the state does not see them): if they do not fit, the state is counted again
+      // without this command's.
+      heap = this.countHeap() + journalHeap(journal)
+      for (const j of journals) heap += journalHeap(j)
       if (!this.roomFor(memory, this.heldBytesWith(heap))) return (this.heapStale = true), false
     }
     this.stateHeap = heap
+    this.heapExact = false
     memory.set(this.heldState, this.heldBytesWith(heap))
     return true
   }
@@ -1373,9 +1400,10 @@ export class DocAuthority<S = unknown> {
 
   /** Whether the hub's memory has room for the plain state to hold `bytes`, the other documents counted again first if not (theirs are upper bounds). */
   private roomFor(memory: HeldWeight, bytes: number): boolean {
-    if (memory.fits(this.heldState, bytes)) return true
-    memory.recountOthers(this.heldState)
-    return memory.fits(this.heldState, bytes)
+    const fits = () => memory.fits(this.heldState, bytes)
+    if (fits()) return true
+    memory.recountOthers(this.heldState, fits)
+    return fits()
   }
 
   /** The plain state's estimate counted whole; the next count waits ten times as long as this one took. */

@@ -99,9 +99,12 @@ export class HeldWeight {
     this.recounts.set(owner, count)
   }
 
-  /** Has every owner but `owner` that can count again do so (before a refusal). */
-  recountOthers(owner?: object): void {
-    for (const [o, count] of [...this.recounts]) if (o !== owner) count()
+  /** Has the owners but `owner` that can count again do so (before a refusal), until `enough`. */
+  recountOthers(owner?: object, enough?: () => boolean): void {
+    for (const [o, count] of [...this.recounts]) {
+      if (enough?.() === true) return
+      if (o !== owner) count()
+    }
   }
 
   release(owner: object): void {

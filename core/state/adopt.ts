@@ -51,6 +51,13 @@ export const MAX_WRITE_BYTES = 2 ** 26
  */
 export const GROWTH_SLOT_BYTES = 8
 
+/**
+ * A string of its own: V8 makes a string cut from a longer one (`trim`, `slice`, `split` of 13
+ * characters or more) a view that keeps the whole longer one alive, so a title trimmed from a
+ * 256 KiB argument held 256 KiB for as long as the state held it. Copied, it holds itself.
+ */
+export const flat = (s: string): string => (s.length > 12 ? (" " + s).slice(1) : s)
+
 export const isObject = (v: unknown): v is object => typeof v === "object" && v !== null
 
 /**
@@ -126,9 +133,14 @@ export class Adopter {
    * The drafts of the state adopted into, by raw object: they are move candidates (other proxies
    * are copied), and where each was last seen (parent and key) decides moves.
    */
-  readonly #drafts: WeakMap<object, Meta>
+  #drafts: WeakMap<object, Meta>
 
   constructor(drafts: WeakMap<object, Meta>) {
+    this.#drafts = drafts
+  }
+
+  /** The drafts of the state from now on (its next command's). */
+  use(drafts: WeakMap<object, Meta>): void {
     this.#drafts = drafts
   }
 
@@ -149,9 +161,10 @@ export class Adopter {
   /** Checks a primitive (any value that is not an object) and returns what the state stores. */
   #primitive(v: unknown): unknown {
     if (typeof v === "string") {
-      this.#spend(6 + v.length * 3, 6 + utf8Length(v))
+      // Memory: two bytes a character at most (the budget's three are UTF-8's worst).
+      this.#spend(6 + v.length * 3, 6 + utf8Length(v), -v.length)
       if (!wellFormed(v)) throw refuseLoneSurrogate()
-      return v
+      return flat(v)
     }
     if (typeof v !== "number" && typeof v !== "boolean" && v != null) throw refuseType(v)
     this.#spend(typeof v === "number" ? 9 : 1)

@@ -98,11 +98,18 @@ export const heapOfEncoded = (bytes: Uint8Array): number => {
   return heap
 }
 
-/** The memory of UTF-8 `utf8`'s characters as V8 holds them: one byte each if all are Latin-1, else two (at most as many as its bytes). */
+/** The memory of UTF-8 `utf8`'s characters as V8 holds them: one byte each if all are Latin-1, else two a UTF-16 unit. */
 const text = (utf8: Uint8Array): number => {
-  // A character past U+00FF starts with a lead byte of 0xC4 or more.
-  for (let i = 0; i < utf8.length; i++) if (utf8[i]! >= 0xc4) return 2 * utf8.length
-  return utf8.length
+  let latin1 = true
+  // UTF-16 units: a byte that starts a character is one, a 4-byte one (0xF0 or more) two.
+  let units = 0
+  for (let i = 0; i < utf8.length; i++) {
+    const b = utf8[i]!
+    // A character past U+00FF starts with a lead byte of 0xC4 or more.
+    if (b >= 0xc4) latin1 = false
+    if ((b & 0xc0) !== 0x80) units += b >= 0xf0 ? 2 : 1
+  }
+  return latin1 ? units : 2 * units
 }
 
 // eslint-disable-next-line no-control-regex

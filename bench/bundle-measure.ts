@@ -178,8 +178,8 @@ export const CORE_LIMIT_BYTES = 45_000
  * held 9 to 27 times what the hub counted, and one client's document crashed a hub (+79 B).
  * Raised the same day to 49,540 (49,530 B measured): a second review of the gauge. A string cut
  * from a longer one is copied as it is stored (a trimmed title kept its 256 KiB argument alive:
- * 288 MiB against a 0.5 MiB gauge); a draft a command reads through is charged (170 B each) and
- * the hub lets them go after each batch (`forgetDrafts`; one `find` over a million items held
+ * 288 MiB against a 0.5 MiB gauge); the drafts commands read through (170 B each) are
+ * let go after each batch on the hub (`forgetDrafts`; one `find` over a million items held
  * 170 MB); text is charged two bytes a character, not three (+57 B).
  */
 export const CORE_GUARD_BYTES = 49_540

@@ -87,9 +87,10 @@ export class JournaledState<S> implements ProxyHost {
   beforeWrite: ((container: object) => void) | undefined = undefined
   /**
    * raw object -> its draft's meta. Kept while the object is (a command reading the same items
-   * again reuses them); a draft made is charged to `grown` (a Proxy and its meta, about 170
-   * bytes), and the hub lets them go after each batch (`forgetDrafts`): a `find` over a million
-   * items held 170 MB that no count of the state sees.
+   * again reuses them); the hub lets them go after each batch (`forgetDrafts`): a draft is a
+   * Proxy and its meta, about 170 bytes that no count of the state sees, and one `find` over a
+   * million items held 170 MB for as long as the items were in the state. (Not charged to
+   * `grown`: a command that only reads, or frees, is never refused for room.)
    */
   #drafts = new WeakMap<object, Meta>()
   /** raw object -> its view */
@@ -284,7 +285,7 @@ export class JournaledState<S> implements ProxyHost {
     // (A view's depth is not used: views are never written through.)
     const m: Meta = { raw: v, proxy, host: this, view, depth: (this.#drafts.get(parent!)?.depth ?? -1) + 1, parent, key }
     if (view) this.#views.set(v, proxy)
-    else (this.#drafts.set(v, m), (this.#adopter.heap += 170))
+    else this.#drafts.set(v, m)
     PROXIES.set(proxy, m)
     return proxy
   }

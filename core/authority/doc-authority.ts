@@ -1379,13 +1379,16 @@ export class DocAuthority<S = unknown> {
   private holdsGrowth(memory: HeldWeight, grown: number, journals: ReadonlyArray<Journal>, journal: Journal): boolean {
     let heap = this.stateHeap + grown
     if (!memory.fits(this.heldState, this.heldBytesWith(heap))) {
-      if (this.elapsed() < this.heapCountAfter) return false
-      // With this command's writes, and what the batch's journals hold until it is stored (a
-      // count of the state does not see them): if they do not fit, the state is counted again
-      // without this command's.
-      heap = this.countHeap() + journalHeap(journal)
-      for (const j of journals) heap += journalHeap(j)
-      if (!this.roomFor(memory, this.heldBytesWith(heap))) return (this.heapStale = true), false
+      const count = this.elapsed() >= this.heapCountAfter
+      if (count) {
+        // With this command's writes, and what the batch's journals hold until it is stored (a
+        // count of the state does not see them): if they do not fit, the state is counted again
+        // without this command's.
+        heap = this.countHeap() + journalHeap(journal)
+        for (const j of journals) heap += journalHeap(j)
+      }
+      // And the other documents, whose estimates are upper bounds too.
+      if (!this.roomFor(memory, this.heldBytesWith(heap))) return (this.heapStale = count), false
     }
     this.stateHeap = heap
     this.heapExact = false

@@ -81,10 +81,11 @@ export class JournaledState<S> implements ProxyHost {
   #journal: Journal | null = null
   /**
    * @internal Called with each container before its write is recorded, while a snapshot holds
-   * the state (`freezeState` sets it; one at a time). Not #private so that the freeze, which
-   * only the hub uses, lives outside the class and a replica's bundle leaves it out.
+   * the state (`freezeState` sets it; one at a time); returns the bytes of memory it took, which
+   * `grown` charges the write. Not #private so that the freeze, which only the hub uses, lives
+   * outside the class and a replica's bundle leaves it out.
    */
-  beforeWrite: ((container: object) => void) | undefined = undefined
+  beforeWrite: ((container: object) => number) | undefined = undefined
   /**
    * raw object -> its draft's meta. Kept while the object is (a command reading the same items
    * again reuses them); the hub lets them go after each batch (`forgetDrafts`): a draft is a
@@ -192,9 +193,9 @@ export class JournaledState<S> implements ProxyHost {
 
   /** Appends one undo record for a write to the container `t` (copying `t` first while frozen: `freezeState`). */
   #record(t: object, a: unknown, b: unknown, old: unknown): void {
-    // Held until the command's batch is stored: a sort's record is a copy of the whole array.
-    this.#adopter.heap += 32 + (Array.isArray(old) ? 8 * old.length : 0)
-    this.beforeWrite?.(t)
+    // Held until the command's batch is stored: a sort's record is a copy of the whole array;
+    // while a snapshot runs, the copy of the container it keeps (beforeWrite).
+    this.#adopter.heap += 32 + (Array.isArray(old) ? 8 * old.length : 0) + (this.beforeWrite?.(t) ?? 0)
     this.#journal!.push(t, a, b, old)
   }
 
@@ -535,16 +536,19 @@ export class JournaledState<S> implements ProxyHost {
 export const freezeState = (host: JournaledState<unknown>): { readonly root: unknown; resolve(container: object): object; release(): void } => {
   if (host.beforeWrite !== undefined) throw new Error("The state is already frozen for another snapshot.")
   const copies = new Map<object, object>()
-  const touch = (t: object): void => {
-    if (copies.has(t)) return
+  /** Copies `t` on its first write while frozen; returns the copy's memory (heap-estimate.ts: a container, its slots or entries). */
+  const touch = (t: object): number => {
+    if (copies.has(t)) return 0
     if (Array.isArray(t)) {
       copies.set(t, t.slice())
-      return
+      return 192 + 12 * t.length
     }
     const copy = Object.create(Object.getPrototypeOf(t)) as Record<string, unknown>
     const o = t as Record<string, unknown>
-    for (const k of Object.keys(o)) setOwn(copy, k, o[k])
+    const keys = Object.keys(o)
+    for (const k of keys) setOwn(copy, k, o[k])
     copies.set(t, copy)
+    return 64 + 48 * keys.length
   }
   host.beforeWrite = touch
   return {

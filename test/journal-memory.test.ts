@@ -9,7 +9,7 @@
  */
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
-import { JournaledState } from "../core/journal.js"
+import { JournaledState, freezeState } from "../core/journal.js"
 
 setFlagsFromString("--expose-gc")
 const gc = runInNewContext("gc") as () => void
@@ -54,4 +54,24 @@ test("a string cut from a longer one is stored as a string of its own: the longe
   // 100 arguments of 1 MiB: kept alive, 100 MiB; copied, a few hundred KB at most.
   expect(held).toBeLessThan(16 << 20)
   expect(js.root.titles[99]).toBe("x".repeat(20))
+})
+
+test("a write while a snapshot holds the state is charged the copy of the container it makes", () => {
+  const js = new JournaledState({ map: Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, i])) as Record<string, number>, list: Array.from({ length: 10_000 }, (_, i) => i) })
+  const frozen = freezeState(js as JournaledState<unknown>)
+  const before = js.grown
+  js.begin()
+  const d = js.draft()
+  d.map.k0 = -1
+  d.list[0] = -1
+  js.end()
+  // The snapshot keeps both containers as they were: 10,000 entries and 10,000 slots copied.
+  expect(js.grown - before).toBeGreaterThanOrEqual(10_000 * 48 + 10_000 * 12)
+  // A second write into a container already copied takes nothing more.
+  const after = js.grown
+  js.begin()
+  js.draft().map.k1 = -1
+  js.end()
+  expect(js.grown - after).toBeLessThan(1_000)
+  frozen.release()
 })

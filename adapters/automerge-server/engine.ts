@@ -47,7 +47,7 @@ import zlib from "node:zlib"
 import { DEFAULT_MAX_DOC_UPDATE_BYTES, type CrdtDocEngine, type CrdtRejection, type StopSignal } from "../../core/crdt-docs/engine.js"
 import { errorText } from "../../core/errors.js"
 import { CrdtDocError } from "../../core/crdt-docs/authority.js"
-import { HeldWeight, UNIT_HEAP_BYTES, hubMemoryFull } from "../../core/authority/held-weight.js"
+import { HeldWeight, UNIT_HEAP_BYTES, fullText } from "../../core/authority/held-weight.js"
 import { CRDT_GROWTH_FACTOR } from "../../core/authority/size-bound.js"
 import { CHUNK_DOCUMENT, MAX_ACTOR_BYTES, OpIndex, Overlay, measureChunk, savePlain, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
@@ -199,9 +199,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
   }
   /** What is full: the engine's bound, or the hub's memory it shares (shareMemory). */
   const full = (box: AutomergeBox | undefined, weight: number): string =>
-    loaded.within(box, weight) && loaded.shared !== undefined
-      ? hubMemoryFull(loaded.shared)
-      : `The hub holds ${loaded.total} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}`
+    fullText(loaded, box, weight, `The hub holds ${loaded.total} ops and changes in its loaded Automerge documents and takes at most ${maxHostOps}`)
   const decoded = new WeakMap<Uint8Array, DecodedInfo>()
   /**
    * Per live document, what validation needs of it: built in slices before its first apply

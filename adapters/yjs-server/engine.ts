@@ -51,7 +51,7 @@ import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, TYPE_WEIGHT, countV1Structs, countV2
 import { deletionGrowth, type Claimed } from "../yjs/deletion.js"
 import { onlyDeletes } from "../yjs/tombstone.js"
 import { turn } from "../system/turn.js"
-import { type HeldWeight, UNIT_HEAP_BYTES, hubMemoryFull } from "../../core/authority/held-weight.js"
+import { HeldWeight, UNIT_HEAP_BYTES, fullText } from "../../core/authority/held-weight.js"
 
 export interface YjsEngineOptions {
   /**
@@ -258,39 +258,31 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
    * else added up from what each update could add: deletions may free some, so it is an upper
    * bound between counts), and their sum.
    */
-  const held = new Map<Y.Doc, { weight: number; countedAt: number }>()
-  let heldTotal = 0
-  const weightOf = (doc: Y.Doc): number => held.get(doc)?.weight ?? 0
-  /** `weight` counted whole (heldWeight) at `countedAt`, or added up (`countedAt` kept). */
-  const hold = (doc: Y.Doc, weight: number, countedAt = held.get(doc)?.countedAt ?? -Infinity): void => {
-    heldTotal += weight - weightOf(doc)
-    held.set(doc, { weight, countedAt })
-    if (memory === undefined) return
-    memory.set(doc, weight * UNIT_HEAP_BYTES)
+  const loaded = new HeldWeight(maxHostStructs)
+  /** When each loaded document's weight was last counted whole (its keys: the loaded documents). */
+  const countedAt = new Map<Y.Doc, number>()
+  const weightOf = (doc: Y.Doc): number => loaded.of(doc)
+  /** `weight` counted whole (heldWeight) at `at`, or added up (`at` kept). */
+  const hold = (doc: Y.Doc, weight: number, at = countedAt.get(doc) ?? -Infinity): void => {
+    loaded.set(doc, weight)
+    countedAt.set(doc, at)
     // Added up from updates, a weight is an upper bound: another kind's refusal counts it again.
-    memory.onRecount(doc, () => recount(doc, performance.now()))
+    loaded.shared?.onRecount(doc, () => recount(doc, performance.now()))
   }
   /** Counts `doc` again if its last count is RECOUNT_MS behind (a count is O(document)). */
   const recount = (doc: Y.Doc, now: number): void => {
-    if (now - (held.get(doc)?.countedAt ?? -Infinity) >= RECOUNT_MS) hold(doc, heldWeight(doc), now)
+    if (now - (countedAt.get(doc) ?? -Infinity) >= RECOUNT_MS) hold(doc, heldWeight(doc), now)
   }
-  /** The hub's memory, which the loaded documents count toward too (shareMemory). */
-  let memory: HeldWeight | undefined
-  /** Whether `doc` may hold `weight` within the engine's bound (the hub's memory aside). */
-  const within = (doc: Y.Doc | undefined, weight: number): boolean => heldTotal - (doc === undefined ? 0 : weightOf(doc)) + weight <= maxHostStructs
   /** Whether `doc` may hold `weight` within the engine's bound and the hub's memory. */
-  const room = (doc: Y.Doc | undefined, weight: number): boolean => within(doc, weight) && (memory === undefined || memory.fits(doc, weight * UNIT_HEAP_BYTES))
+  const room = (doc: Y.Doc | undefined, weight: number): boolean => loaded.fits(doc, weight)
   /** What is full when `doc` may not hold `weight`: the engine's bound or the hub's memory. */
   const full = (doc: Y.Doc | undefined, weight: number): string =>
-    within(doc, weight) && memory !== undefined ? hubMemoryFull(memory) : `The hub holds ${heldTotal} structs in its loaded Yjs documents and takes at most ${maxHostStructs}`
+    fullText(loaded, doc, weight, `The hub holds ${loaded.total} structs in its loaded Yjs documents and takes at most ${maxHostStructs}`)
   /** Why a stored document weighing `weight` is not loaded now. */
   const unavailable = (weight: number | string): string =>
     `${full(undefined, typeof weight === "number" ? weight : maxHostStructs + 1)}; this document (${weight}) is opened once others are unloaded. Try again later.`
   /** Whether `doc` (undefined: one not built yet) weighing `weight` fits beside the others; alone, a document always loads (one stored under a larger bound is never lost). */
-  const fits = (doc: Y.Doc | undefined, weight: number): boolean => {
-    const others = heldTotal - (doc === undefined ? 0 : weightOf(doc))
-    return others === 0 && (memory === undefined || memory.alone(doc)) || room(doc, weight)
-  }
+  const fits = (doc: Y.Doc | undefined, weight: number): boolean => loaded.alone(doc) || room(doc, weight)
   /** A document just built from storage, counted whole: held, or refused if it does not fit beside the others. */
   const holdLoaded = (doc: Y.Doc): void => {
     const weight = heldWeight(doc)
@@ -343,13 +335,13 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     const now = performance.now()
     recount(doc, now)
     if (room(doc, weightOf(doc) + more)) return more
-    for (const other of held.keys()) if (other !== doc) recount(other, now)
+    for (const other of countedAt.keys()) if (other !== doc) recount(other, now)
     if (room(doc, weightOf(doc) + more)) return more
     // And the hub's other documents, whose weights are upper bounds too (machine states).
-    memory?.recountOthers(doc, () => room(doc, weightOf(doc) + more))
+    loaded.shared?.recountOthers(doc, () => room(doc, weightOf(doc) + more))
     if (room(doc, weightOf(doc) + more)) return more
     // Not the update's fault, and not for good: `doc-unavailable`, which endpoints tell as "retry later".
-    const mine = within(doc, weightOf(doc) + more)
+    const mine = loaded.within(doc, weightOf(doc) + more)
     return { code: "doc-unavailable", message: `${full(doc, weightOf(doc) + more)}: try again once documents are unloaded (their readers gone), or ask the operator to raise ${mine ? "it" : "maxHostStructs"}.` }
   }
 
@@ -392,9 +384,8 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
 
   return {
     kind: "yjs",
-    shareMemory(shared) {
-      if (held.size > 0) throw new Error("A gauge is shared before anything is held.")
-      memory = shared
+    shareMemory(memory) {
+      loaded.shareWith(memory, UNIT_HEAP_BYTES)
     },
     empty() {
       const doc = newHubYDoc()
@@ -503,9 +494,8 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       return [...out]
     },
     dispose(doc) {
-      heldTotal -= weightOf(doc)
-      held.delete(doc)
-      memory?.release(doc)
+      loaded.release(doc)
+      countedAt.delete(doc)
       doc.destroy()
     },
   }

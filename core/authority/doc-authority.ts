@@ -54,7 +54,7 @@ import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
 import { peerText } from "./peer-text.js"
 import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes, tombstoneReserve } from "./size-bound.js"
 import { journalHeap } from "../state/records.js"
-import { hubMemoryFull, UNIT_HEAP_BYTES, type HeldWeight } from "./held-weight.js"
+import { fullText, hubMemoryFull, UNIT_HEAP_BYTES, type HeldWeight } from "./held-weight.js"
 import { DOC_HEAP_BYTES, heapBytes, heapOfEncoded } from "../state/heap-estimate.js"
 import { crdtRejection } from "../crdt/engine.js"
 // Schema evolution (core/schema): several versions served at once, version changes in the log.
@@ -357,6 +357,8 @@ export class DocAuthority<S = unknown> {
     held?: HeldVersion,
     /** The plain state's key in the hub's memory gauge (its fields count under the authority itself); what its load held, replaced. */
     private readonly heldState: object = {},
+    /** What its load held for the state (an upper bound): taken as it is when it fits, instead of counting the state again. */
+    built?: number,
   ) {
     this.history = historyOf(machine)
     this.markers = markers
@@ -372,8 +374,11 @@ export class DocAuthority<S = unknown> {
     const gauge = this.crdt !== undefined ? hooks.fieldWeight : undefined
     const weight = gauge !== undefined ? this.crdt!.weight() : 0
     const memory = hooks.memory
-    this.stateHeap = memory !== undefined ? heapBytes(state) : 0
     const fieldBytes = gauge?.shared === memory && memory !== undefined ? weight * UNIT_HEAP_BYTES : 0
+    // Counted whole only when the load's estimate does not fit (with fields it weighed their bytes in the snapshot too).
+    const asBuilt = memory !== undefined && built !== undefined && this.crdt === undefined && memory.fits(this.heldState, built + DOC_HEAP_BYTES)
+    this.stateHeap = memory === undefined ? 0 : asBuilt ? built! : heapBytes(state)
+    this.heapExact = !asBuilt
     const refused = gauge !== undefined && gauge.total > 0 && !gauge.within(this, weight)
       ? `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}; "${docId}" (${weight})`
       : memory !== undefined && !memory.alone(this.heldState) && !this.roomFor(memory, this.stateHeap + DOC_HEAP_BYTES + fieldBytes)
@@ -711,7 +716,7 @@ export class DocAuthority<S = unknown> {
     const countBehind = base === undefined ? 0 : snapshotter.loadCountBytes
     const behind = countBehind > 0 && horizon < base!.meta.seq ? await store.logBytes(docId, horizon, base!.meta.seq, countBehind) : 0
     snapshotter.noteLoaded(logSince.bytes, behind)
-    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held, heldState)
+    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held, heldState, counted + host.grown - grownAtCount)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
     // sweep would take for leftovers (test/snapshot-load-race.test.ts). Without a crash
@@ -1364,9 +1369,8 @@ export class DocAuthority<S = unknown> {
 
   /** Why a merge is not judged now: the hub's bound on what its documents' fields hold. */
   private hostFull(gauge: HeldWeight, weight: number): string {
-    return gauge.within(this, weight)
-      ? `${hubMemoryFull(gauge.shared!)}: this client sends its edits again later (or ask the operator to raise it).`
-      : `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}: this client sends its edits again later (or ask the operator to raise maxHostFieldWeight).`
+    const mine = gauge.shared === undefined || !gauge.within(this, weight)
+    return `${fullText(gauge, this, weight, `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}`)}: this client sends its edits again later (or ask the operator to raise ${mine ? "maxHostFieldWeight" : "it"}).`
   }
 
   /**

@@ -126,4 +126,11 @@ export const UNIT_HEAP_BYTES = 256
 export const hubMemoryFull = (memory: HeldWeight): string =>
   `The hub's loaded documents hold about ${mib(memory.total)} MiB of memory together and it takes at most ${mib(memory.max)} MiB (maxHeldBytes)`
 
+/**
+ * Which bound refuses `owner` holding `weight` in `gauge`: the hub's memory it shares, when its
+ * own bound has room, else its own (`own`, the sentence for it).
+ */
+export const fullText = (gauge: HeldWeight, owner: object | undefined, weight: number, own: string): string =>
+  gauge.shared !== undefined && gauge.within(owner, weight) ? hubMemoryFull(gauge.shared) : own
+
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 0)

@@ -897,7 +897,8 @@ export class Hub implements ConnectionAcceptor {
       presenceBudget: (clientId) => this.bucketsOf(clientId).presence,
       fieldWeight: this.fieldWeight,
       memory: this.memory,
-      onNoRoom: () => void (this.idleDocs.letGoAll(), this.crdtHost?.letGoIdle()),
+      // The CRDT host's lets go of this hub's idle documents too (its onNoRoom, above).
+      onNoRoom: () => void (this.crdtHost?.letGoIdle() ?? this.idleDocs.letGoAll()),
       // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
       onStateAsked: (clientId, bytes) => {
         if (this.limits.stateBytesPerSecond <= 0) return 0

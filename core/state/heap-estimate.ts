@@ -22,7 +22,7 @@ export const ARRAY_SLACK_HEAP_BYTES = 128
 /** A key of an object: the entry (the key's characters besides). */
 export const ENTRY_HEAP_BYTES = 48
 /** An element of an array, with the half more its backing store may hold. */
-const SLOT_HEAP_BYTES = 12
+export const SLOT_HEAP_BYTES = 12
 /** A string besides its characters, or a heap number. */
 export const BOXED_HEAP_BYTES = 16
 /** A byte string besides its bytes: the view, its buffer and the buffer's backing store (measured about 200). */

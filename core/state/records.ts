@@ -57,9 +57,12 @@ export const sumRemovedPrimitives = (j: Journal, size: (v: unknown) => number): 
  */
 export const journalHeap = (j: Journal): number => {
   let n = 0
-  for (let i = 0; i < j.length; i += 4) n += 32 + (Array.isArray(j[i + 3]) ? 8 * (j[i + 3] as unknown[]).length : 0)
+  for (let i = 0; i < j.length; i += 4) n += recordHeap(j[i + 3])
   return n
 }
+
+/** What one record holding `old` takes: its four slots, and the items a range change copied. */
+export const recordHeap = (old: unknown): number => 32 + (Array.isArray(old) ? 8 * old.length : 0)
 
 /** Above this many items a range change is done by hand: spreading them as arguments could overflow the stack. */
 const SPREAD_LIMIT = 8192

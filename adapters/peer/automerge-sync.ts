@@ -65,11 +65,11 @@ export interface AutomergeSyncOptions {
   readonly maxDocChanges?: number
   /**
    * Work a link's messages may cost, in estimated µs per second (the hub's weights: 35 a
-   * change, 15 an op, 0.3 a byte). Default 250,000, the hub's `crdtWorkPerSecond` for a
+   * change, 15 an op, 0.3 a byte). Default 250,000, the hub's `workPerSecond` for a
    * client: a quarter of one core.
    */
   readonly workPerSecond?: number
-  /** Work a link's messages may cost at once before one is refused, in estimated µs. Default 2,000,000 (the hub's `crdtWorkBurst`). */
+  /** Work a link's messages may cost at once before one is refused, in estimated µs. Default 2,000,000 (the hub's `workBurst`). */
   readonly workBurst?: number
   /** Raw DEFLATE with a bound. Default: the platform's DecompressionStream. */
   readonly inflate?: InflateAsync
@@ -173,7 +173,7 @@ export class AutomergeReplica<T> {
       heard: false,
       lost: false,
       resets: new AnswerBudget<Uint8Array>(2, 5_000, (bytes) => this.enqueue(a, bytes, true)),
-      work: new TokenBucket(this.options.workPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond, this.options.workBurst ?? DEFAULT_LIMITS.crdtWorkBurst, performance.now()),
+      work: new TokenBucket(this.options.workPerSecond ?? DEFAULT_LIMITS.workPerSecond, this.options.workBurst ?? DEFAULT_LIMITS.workBurst, performance.now()),
       timer: undefined,
       full: false,
       unsubscribe: link.subscribe({
@@ -269,7 +269,7 @@ export class AutomergeReplica<T> {
     // A message is taken whole while the link's work budget is not in debt (see the header).
     const debtMs = a.work.borrow(0, performance.now())
     if (debtMs > 0) {
-      this.refuse(a, "rate-limited", `A sync message from the peer past this link's work budget (${this.options.workPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond} µs a second, workPerSecond): refused; the round starts over in ${debtMs} ms.`)
+      this.refuse(a, "rate-limited", `A sync message from the peer past this link's work budget (${this.options.workPerSecond ?? DEFAULT_LIMITS.workPerSecond} µs a second, workPerSecond): refused; the round starts over in ${debtMs} ms.`)
       a.timer ??= setTimeout(() => {
         a.timer = undefined
         if (this.links.has(a)) this.offer(a)

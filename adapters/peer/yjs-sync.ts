@@ -80,10 +80,10 @@ export interface YSyncOptions {
   /**
    * Work the peer's updates may cost, in estimated µs per second (the hub's weights: 2 a
    * struct, 9 a deleted range, 1 per 128 bytes). Default 250,000, the hub's
-   * `crdtWorkPerSecond` for a client: a quarter of one core, about 125,000 new structs a second.
+   * `workPerSecond` for a client: a quarter of one core, about 125,000 new structs a second.
    */
   readonly updateWorkPerSecond?: number
-  /** Work the peer's updates may cost at once, in estimated µs. Default 2,000,000 (the hub's `crdtWorkBurst`): a paste of a million structs goes through unheld. */
+  /** Work the peer's updates may cost at once, in estimated µs. Default 2,000,000 (the hub's `workBurst`): a paste of a million structs goes through unheld. */
   readonly updateWorkBurst?: number
   readonly onError?: (error: { readonly code: string; readonly message: string }) => void
 }
@@ -122,8 +122,8 @@ export class YSyncSession {
     positive("maxDocStructs", options.maxDocStructs)
     positive("updateWorkPerSecond", options.updateWorkPerSecond)
     positive("updateWorkBurst", options.updateWorkBurst)
-    this.workRate = options.updateWorkPerSecond ?? DEFAULT_LIMITS.crdtWorkPerSecond
-    this.work = new TokenBucket(this.workRate, options.updateWorkBurst ?? DEFAULT_LIMITS.crdtWorkBurst, performance.now())
+    this.workRate = options.updateWorkPerSecond ?? DEFAULT_LIMITS.workPerSecond
+    this.work = new TokenBucket(this.workRate, options.updateWorkBurst ?? DEFAULT_LIMITS.workBurst, performance.now())
     doc.on("update", this.onLocal)
     this.unsubscribe = link.subscribe({
       message: (bytes) => this.receive(bytes),
@@ -276,7 +276,7 @@ export class YSyncSession {
     else if (!this.work.take(work, now)) {
       this.rateLimited++
       // What was refused comes back in the step2 of a handshake once the budget allows it.
-      const refillMs = Math.ceil((Math.min(work, this.options.updateWorkBurst ?? DEFAULT_LIMITS.crdtWorkBurst) / this.workRate) * 1000)
+      const refillMs = Math.ceil((Math.min(work, this.options.updateWorkBurst ?? DEFAULT_LIMITS.workBurst) / this.workRate) * 1000)
       if (this.link.isOpen) this.askAgain(refillMs)
       return this.fail("rate-limited", `An update from the peer past this session's work budget (${this.workRate} µs a second, updateWorkPerSecond): refused; the session syncs again in ${refillMs} ms.`)
     }

@@ -46,7 +46,7 @@ import type { SnapshotMeta } from "../store/snapshot-store.js"
 import { hashBytes } from "../hash.js"
 import { argsCodecOf, commandArgsCodec } from "../protocol/args-codec.js"
 import * as Schema from "effect/Schema"
-import type { CrdtFields } from "../crdt/fields.js"
+import { crdtCommandName, type CrdtFields } from "../crdt/fields.js"
 import { fieldsOfRoot } from "../crdt/roots.js"
 import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
@@ -138,6 +138,14 @@ export interface AuthorityOptions {
    * Infinity: documents stay loaded (the hub's memory then grows with every document read).
    */
   readonly idleUnloadMs?: number
+  /**
+   * Longest stretch, in ms of the runtime's clock, the document judges commands without
+   * letting the event loop turn: past it the batch is cut, what is judged is committed, and the
+   * rest waits a turn. A command's own time is the app's: a batch of commands that each read
+   * the whole state held a hub for seconds (1,000 reads of 20,000 keys: 29.6 s), every other
+   * document and socket with it. Default 50.
+   */
+  readonly batchSliceMs?: number
 }
 
 /**
@@ -146,6 +154,12 @@ export interface AuthorityOptions {
  * from quiet periods, never from a pause of the event loop.
  */
 const BIG_STATE_BYTES = 1 << 20
+
+/** AuthorityOptions.batchSliceMs's default: what a browser counts as a long task. */
+const DEFAULT_BATCH_SLICE_MS = 50
+
+/** Every CRDT merge command's name begins so. */
+const CRDT_COMMAND_PREFIX = crdtCommandName("")
 
 /** An upper bound of an entry's bytes on the wire (compact arguments: their bytes, plus a little). */
 export const entrySizeBound = (e: Entry): number => 32 + e.clientId.length * 3 + e.name.length * 3 + sizeBound(e.args)
@@ -220,7 +234,23 @@ interface Pending {
   readonly refuse: Rejection | undefined
   /** Called once the submit is through its group commit (or dropped): the hub's input flow control. Idempotent. */
   readonly release: (() => void) | undefined
+  /** The rest of a submit a batch was cut in (its time was up, or its client's work): its checks at the start were passed. */
+  readonly resumed?: true
 }
+
+/** What a batch left to judge: the rest of the submits it cut, first in the queue again. */
+interface Left {
+  readonly rest: Pending[]
+  /** Submits of `batch` whose rest is in `rest`: released with it, not now. */
+  readonly carried: Set<Pending>
+  /** Commands judged: none, and everything left waits for its clients' work (`waitMs`). */
+  readonly judged: number
+  /** The batch's time was up: the event loop turns before the next. */
+  readonly sliced: boolean
+  /** Milliseconds until the first client whose commands wait is out of debt. */
+  readonly waitMs: number
+}
+const NOTHING_LEFT: Left = { rest: [], carried: new Set(), judged: 1, sliced: false, waitMs: 0 }
 
 /** A bare clientId (tests, benches driving an authority directly) is its first incarnation. */
 const asSender = (who: Sender | string): Sender => (typeof who === "string" ? { clientId: who, incarnation: 1 } : who)
@@ -237,6 +267,17 @@ export interface AuthorityHooks<S> {
    * by scanning its neighbours in the document, which the update's bytes do not show).
    */
   readonly onCrdtWork?: (clientId: string, command: object, micros: number) => void
+  /**
+   * A command that is not a CRDT merge was judged in `micros` of the runtime's clock: app code,
+   * whose cost the hub cannot read from its bytes (a command that reads the whole state), is
+   * charged to its client after it ran.
+   */
+  readonly onCommandWork?: (clientId: string, micros: number) => void
+  /**
+   * Milliseconds until `clientId` is out of debt for the hub's work (0: it is not): its
+   * commands that are not merges wait in the queue until then, behind nobody else's.
+   */
+  readonly workWait?: (clientId: string) => number
   /**
    * A state `clientId` asked for (a snapshot at the head, or an older version's start and
    * log), of about `bytes`, is to be made: the milliseconds it must wait (its client's budget
@@ -311,6 +352,9 @@ export class DocAuthority<S = unknown> {
   /** Background writes outside the commit loop (compaction, a quiet checkpoint) in flight. */
   private writing = 0
   private idleTimer: Timer | undefined
+  /** Flushes again once a client whose commands wait in the queue is out of debt. */
+  private workTimer: Timer | undefined
+  private readonly batchSliceMs: number
   private readonly idleMs: number
   /** The state at seq 0 in a snapshot's encoding, made when first asked for. */
   private zero: { readonly bytes: Uint8Array; readonly hash: string } | undefined
@@ -409,6 +453,7 @@ export class DocAuthority<S = unknown> {
     this.lastTime = head.lastTime
     this.checkpoint = head.checkpoint
     this.checkpointEvery = options.checkpointEvery ?? 256
+    this.batchSliceMs = options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS
     this.quietMs = options.quietCheckpointMs ?? 1000
     this.clientTable = new ClientTable(docId, store, {
       window: options.maxOutcomesPerClient ?? 100_000,
@@ -635,6 +680,10 @@ export class DocAuthority<S = unknown> {
       }
       hold(counted + host.grown - grownAtCount)
     }
+    // Replayed in slices, as commands are judged (batchSliceMs): a log of slow commands (app
+    // code) is as slow to replay, and a page of them would hold the event loop.
+    const sliceMs = options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS
+    let sliceEnds = steadyNow(runtime) + sliceMs
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at), logSince)
       if (entries.length === 0) break
@@ -644,6 +693,10 @@ export class DocAuthority<S = unknown> {
           if (r !== undefined) refused === undefined ? (refused = { seq: e.seq, rejection: r, count: 1 }) : refused.count++
         } else epoch = replayEntry(host, docId, history, epoch, e)
         at = e.seq
+        if (steadyNow(runtime) >= sliceEnds) {
+          await new Promise<void>((turned) => runtime.setTimer(0, turned))
+          sliceEnds = steadyNow(runtime) + sliceMs
+        }
       }
       holdBuilt()
     }
@@ -1029,11 +1082,12 @@ export class DocAuthority<S = unknown> {
         const taken = this.queue
         let batch = taken
         this.queue = []
+        let left = NOTHING_LEFT
         try {
           const unreadable = await this.clientTable.load(batch.map((p) => p.sender.clientId))
           if (this.broken) return
           if (unreadable.size > 0) batch = this.refuseUnreadable(batch, unreadable)
-          await this.commitBatch(batch)
+          left = await this.commitBatch(batch)
           // Committed: client states in memory past their bound may go (read back on next use),
           // and the drafts its commands read through (charged to them, not to the state).
           if (!this.broken) this.clientTable.shed()
@@ -1043,13 +1097,22 @@ export class DocAuthority<S = unknown> {
           // And the plain state's estimate, with the client states it keeps.
           if (!this.closed) this.hooks.memory?.set(this.heldState, this.heldBytesWith(this.stateHeap))
         } finally {
-          for (const p of taken) p.release?.()
+          for (const p of taken) if (!left.carried.has(p)) p.release?.()
+          // What the batch did not judge goes first again, before what came meanwhile (a
+          // document that broke releases its queue as it stops).
+          if (left.rest.length > 0) this.queue = left.rest.concat(this.queue)
         }
         // Between batches memory equals what is committed: the moment a snapshot may begin.
         if (this.snapshotDue) {
           this.flushing = false
           this.beginSnapshot()
           this.flushing = true
+        }
+        if (left.sliced) await new Promise<void>((turned) => this.runtime.setTimer(0, turned))
+        else if (left.judged === 0 && left.rest.length > 0 && this.queue.length === left.rest.length) {
+          // All that waits is of clients in debt: flushed again once the first is out of it.
+          this.flushAfter(left.waitMs)
+          break
         }
       }
     } finally {
@@ -1058,6 +1121,15 @@ export class DocAuthority<S = unknown> {
       if (this.broken) for (const p of this.queue.splice(0)) p.release?.()
       if (this.snapshotDue) this.beginSnapshot()
     }
+  }
+
+  private flushAfter(ms: number): void {
+    this.workTimer?.cancel()
+    if (this.closed) return
+    this.workTimer = this.runtime.setTimer(Math.max(1, ms), () => {
+      this.workTimer = undefined
+      if (!this.flushing && !this.closed && this.queue.length > 0) this.track(this.flush().catch((e) => this.fail("committing", e)))
+    })
   }
 
   /** A client whose records cannot be read gets an error for its submits; nobody else notices. */
@@ -1099,7 +1171,7 @@ export class DocAuthority<S = unknown> {
     return { bytes }
   }
 
-  private async commitBatch(batch: Pending[]): Promise<void> {
+  private async commitBatch(batch: Pending[]): Promise<Left> {
     const seqBefore = this.committed
     const entries: Entry[] = []
     const journals: Journal[] = []
@@ -1113,23 +1185,55 @@ export class DocAuthority<S = unknown> {
     // Protocol 2 submitters' new entries, by connection: they come back elided.
     const own = new Map<Connection<ServerMessage>, Set<number>>()
     const table = this.clientTable
+    // The batch is cut when its time is up, and a client's commands wait while it is in debt
+    // for the hub's work (AuthorityOptions.batchSliceMs, AuthorityHooks.workWait): what is cut
+    // goes back to the queue, first, in order.
+    const rest: Pending[] = []
+    const carried = new Set<Pending>()
+    const waiting = new Set<Connection<ServerMessage>>()
+    const sliceEnds = this.elapsed() + this.batchSliceMs
+    let sliced = false
+    let judged = 0
+    let waitMs = Infinity
 
     try {
-      for (const { conn, sender, msg, version, refuse } of batch) {
+      for (const p of batch) {
+        const { conn, sender, msg, version, refuse } = p
+        if (sliced || waiting.has(conn)) {
+          rest.push(p)
+          carried.add(p)
+          continue
+        }
         if (unjudged.has(conn)) continue
-        const awaited = this.awaitingResend.get(conn)
+        const awaited = p.resumed ? undefined : this.awaitingResend.get(conn)
         if (awaited !== undefined) {
           if (msg.commands[0]?.clientSeq !== awaited) continue
           this.awaitingResend.delete(conn)
         }
-        if (this.fenced.has(conn)) {
+        if (!p.resumed && this.fenced.has(conn)) {
           if (!this.subscribeAcks.has(msg)) continue
           this.fenced.delete(conn)
         }
         const { clientId, incarnation } = sender
         table.ack(clientId, incarnation, msg.ackedClientSeq)
         let out = replies.get(conn)
-        for (const cmd of msg.commands) {
+        for (let i = 0; i < msg.commands.length; i++) {
+          const cmd = msg.commands[i]!
+          const started = this.elapsed()
+          if (judged > 0 && started >= sliceEnds) sliced = true
+          // A merge was paid for as it entered (crdt-work.ts); other commands are charged after
+          // they ran, and wait while their client is in debt.
+          const wait = sliced || cmd.name.startsWith(CRDT_COMMAND_PREFIX) ? 0 : this.hooks.workWait?.(clientId) ?? 0
+          if (wait > 0) {
+            waiting.add(conn)
+            waitMs = Math.min(waitMs, wait)
+          }
+          if (sliced || wait > 0) {
+            rest.push({ ...p, msg: i === 0 ? msg : { ...msg, commands: msg.commands.slice(i) }, resumed: true })
+            carried.add(p)
+            break
+          }
+          judged++
           if (out === undefined) replies.set(conn, (out = []))
           const expanded = msg.compact === true ? this.expand(cmd.name, cmd.args, version) : { args: cmd.args }
           let args = "args" in expanded ? expanded.args : undefined
@@ -1191,7 +1295,6 @@ export class DocAuthority<S = unknown> {
           }
           let stored: StoredOutcome
           let outcome: Outcome
-          const started = this.crdt !== undefined ? this.elapsed() : 0
           const decodedArgs = refuse !== undefined
             ? { ok: false as const, rejection: refuse }
             : bounded.rejection !== undefined ? { ok: false as const, rejection: bounded.rejection } : accepted ?? decodeArgs(this.served, cmd.name, args)
@@ -1303,7 +1406,9 @@ export class DocAuthority<S = unknown> {
           }
           table.record(clientId, incarnation, cmd.clientSeq, madeAs === undefined ? stored : { ...stored, madeAs })
           out.push(outcome)
-          if (crdtField !== undefined) this.hooks.onCrdtWork?.(clientId, cmd, (this.elapsed() - started) * 1000)
+          const micros = (this.elapsed() - started) * 1000
+          if (crdtField !== undefined) this.hooks.onCrdtWork?.(clientId, cmd, micros)
+          else this.hooks.onCommandWork?.(clientId, micros)
         }
       }
     } catch (e) {
@@ -1311,13 +1416,13 @@ export class DocAuthority<S = unknown> {
       // bug. Nothing of this batch was written or acknowledged; memory is rolled back.
       this.rollback(journals, seqBefore)
       this.fail("applying a batch", e)
-      return
+      return NOTHING_LEFT
     }
 
     let written = 0
     if (entries.length > 0 || table.changed) {
       const bytes = await this.persist(entries, checkpoints, journals, seqBefore)
-      if (bytes === undefined) return
+      if (bytes === undefined) return NOTHING_LEFT
       written = bytes
     }
     if (written > 0 && this.snapshotter.noteCommitted(written)) this.snapshotDue = this.compactDue = true
@@ -1339,6 +1444,7 @@ export class DocAuthority<S = unknown> {
     // A CRDT library threw half-way through a merge (that command was rejected and nothing
     // of it is logged): reload the document from storage, never serve a broken field.
     if (this.crdt?.brokenField !== undefined) this.fail("merging a CRDT update", new Error(`CRDT field "${this.crdt.brokenField}" broke`))
+    return { rest, carried, judged, sliced, waitMs: waiting.size > 0 ? waitMs : 0 }
   }
 
   /**
@@ -1512,6 +1618,7 @@ export class DocAuthority<S = unknown> {
     this.quietTimer?.cancel()
     this.idleTimer?.cancel()
     this.idleTimer = undefined
+    this.workTimer?.cancel()
     this.followers.clear()
   }
 

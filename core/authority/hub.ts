@@ -24,7 +24,7 @@ import { AuthorityStore } from "../store/authority-store.js"
 import { checkMaxDocumentBytes } from "./size-bound.js"
 import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
-import { DEFAULT_LIMITS, TokenBucket, type HubLimits } from "./limits.js"
+import { TokenBucket, hubLimits, type HubLimits } from "./limits.js"
 import { PRESENCE_CLIENT_BURST_BYTES, PRESENCE_CLIENT_BYTES_PER_SECOND } from "./followers.js"
 import { CrdtWorkGauge } from "./crdt-work.js"
 import { HeldWeight, UNIT_HEAP_BYTES } from "./held-weight.js"
@@ -159,8 +159,8 @@ interface Session {
   readonly messages: TokenBucket
   /** The client's, once its hello is proved (shared by its connections, see `bucketsOf`). */
   commands: TokenBucket
-  /** The client's CRDT work, in estimated µs (shared the same way). */
-  crdtWork: TokenBucket
+  /** The client's work, in µs of the hub's time: CRDT merges estimated, other commands measured (shared the same way). */
+  work: TokenBucket
   /** The client's document loads (shared the same way). */
   loads: TokenBucket
   /** Estimated bytes of its submits not yet through their group commit (input flow control, see `admit`). */
@@ -219,7 +219,7 @@ interface Held {
 /** What a client may send, shared by its connections. */
 interface ClientBuckets {
   readonly commands: TokenBucket
-  readonly crdtWork: TokenBucket
+  readonly work: TokenBucket
   readonly loads: TokenBucket
   /** Bytes of states it asked for (followers.ts `mustWait`), paid whatever document it asks about. */
   readonly stateAsks: TokenBucket
@@ -281,7 +281,7 @@ export class Hub implements ConnectionAcceptor {
     this.memory = new HeldWeight(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES)
     this.fieldWeight.shareWith(this.memory, UNIT_HEAP_BYTES)
     for (const engine of options.crdt?.engines ?? []) engine.shareMemory?.(this.memory)
-    this.limits = { ...DEFAULT_LIMITS, ...options.limits }
+    this.limits = hubLimits(options.limits)
     this.idleDocs = new IdleDocuments(options.runtime, options.idleDocuments, (docId, kept) => this.unloadIdle(docId, kept.doc, kept.loading))
   }
 
@@ -335,7 +335,7 @@ export class Hub implements ConnectionAcceptor {
     const now = steadyNow(this.options.runtime)
     return {
       commands: new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst, now),
-      crdtWork: new TokenBucket(this.limits.crdtWorkPerSecond, this.limits.crdtWorkBurst, now),
+      work: new TokenBucket(this.limits.workPerSecond, this.limits.workBurst, now),
       loads: new TokenBucket(this.limits.loadsPerSecond, this.limits.loadBurst, now),
       stateAsks: new TokenBucket(this.limits.stateBytesPerSecond, this.limits.stateBurstBytes, now),
       presence: new TokenBucket(PRESENCE_CLIENT_BYTES_PER_SECOND, PRESENCE_CLIENT_BURST_BYTES, now),
@@ -369,11 +369,11 @@ export class Hub implements ConnectionAcceptor {
       },
     })
     // Its own until its hello is proved (then its client's); the others are the client's only.
-    const { commands, crdtWork, loads } = this.newBuckets()
+    const { commands, work, loads } = this.newBuckets()
     const session: Session = {
       conn, info, clientId: undefined, sender: undefined, principal: undefined, docs: new Set(), resume: new Map(), chain: Promise.resolve(), closed: false, handshakeTimer: undefined,
       messages: new TokenBucket(this.limits.messagesPerSecond, this.limits.messageBurst, now),
-      commands, crdtWork, loads,
+      commands, work, loads,
       inflow: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxInflightBytes),
       waiting: new Inflow(() => this.pause(session), () => this.resume(session), this.limits.maxQueuedMessages),
       pauses: 0, rateHold: undefined, rateHoldUntil: 0, held: [], merging: false, holdWaiters: [], refusedSubscribes: 0, departed: new Map(),
@@ -521,22 +521,22 @@ export class Hub implements ConnectionAcceptor {
    */
   private chargeCrdtWork(session: Session, msg: Submit, now: number, known?: ReadonlyArray<number>): Submit | undefined {
     // Weighed once, as the frame arrives: the rest of a split submit keeps its weights.
-    const weights = this.limits.crdtWorkPerSecond > 0 ? known ?? this.crdtWork.weigh(msg) : undefined
+    const weights = this.limits.workPerSecond > 0 ? known ?? this.crdtWork.weigh(msg) : undefined
     if (weights === undefined) return msg
-    const bucket = session.crdtWork
+    const bucket = session.work
     const pausable = session.conn.pause !== undefined
     for (let i = 0; i < weights.length; i++) {
       if (weights[i] === 0) continue
       if (bucket.inDebt(now)) {
         if (!pausable) return undefined
         session.held.unshift({ msg: { ...msg, commands: msg.commands.slice(i) }, counted: true, weights: weights.slice(i) })
-        this.holdForRate(session, bucket.borrow(0, now), `CRDT work past ${this.limits.crdtWorkPerSecond} µs per second`)
+        this.holdForRate(session, bucket.borrow(0, now), `Work past ${this.limits.workPerSecond} µs of the hub's time per second`)
         return { ...msg, commands: msg.commands.slice(0, i) }
       }
       bucket.borrow(weights[i]!, now)
     }
     const wait = bucket.borrow(0, now)
-    if (wait > 0 && pausable) this.holdForRate(session, wait, `CRDT work past ${this.limits.crdtWorkPerSecond} µs per second`)
+    if (wait > 0 && pausable) this.holdForRate(session, wait, `Work past ${this.limits.workPerSecond} µs of the hub's time per second`)
     return msg
   }
 
@@ -561,14 +561,23 @@ export class Hub implements ConnectionAcceptor {
       if (!this.spend(session, session.commands, msg.commands.length, now, this.limits.commandsPerSecond)) {
         return over("rate-limited", `More than ${this.limits.commandsPerSecond} commands per second; slow down and reconnect.`, true)
       }
+      // Commands are charged their time after they ran (`onCommandWork`): a client in debt for
+      // them is not read further; what it sent waits in its document's queue (`workWait`).
+      const owed = this.limits.workPerSecond > 0 && session.conn.pause !== undefined ? session.work.borrow(0, now) : 0
+      if (owed > 0) this.holdForRate(session, owed, `Work past ${this.limits.workPerSecond} µs of the hub's time per second`)
       return this.chargeCrdtWork(session, msg, now) ?? over("rate-limited", this.crdtRateMessage(), true)
     }
     // (A subscribe that loads a document pays for the load where it happens: `acquire`.)
     return msg
   }
 
+  /** Charges `micros` of the hub's time to `clientId`'s work bucket. */
+  private chargeWork(clientId: string, micros: number): void {
+    if (micros > 0) this.clientBuckets.get(clientId)?.work.borrow(micros, steadyNow(this.options.runtime))
+  }
+
   private crdtRateMessage(): string {
-    return `CRDT updates worth more than ${this.limits.crdtWorkPerSecond} µs of the hub's work per second; slow down and reconnect.`
+    return `CRDT updates worth more than ${this.limits.workPerSecond} µs of the hub's work per second; slow down and reconnect.`
   }
 
   private async handshake(session: Session, hello: Hello): Promise<void> {
@@ -616,8 +625,8 @@ export class Hub implements ConnectionAcceptor {
     // (a transport that cannot pause reads on): it is the client's spending too.
     const shared = this.bucketsOf(hello.clientId)
     const now = steadyNow(this.options.runtime)
-    const wait = Math.max(0, ...[shared.commands.absorb(session.commands, now), shared.crdtWork.absorb(session.crdtWork, now), shared.loads.absorb(session.loads, now)].filter(Number.isFinite))
-    ;({ commands: session.commands, crdtWork: session.crdtWork, loads: session.loads } = shared)
+    const wait = Math.max(0, ...[shared.commands.absorb(session.commands, now), shared.work.absorb(session.work, now), shared.loads.absorb(session.loads, now)].filter(Number.isFinite))
+    ;({ commands: session.commands, work: session.work, loads: session.loads } = shared)
     // (A bucket whose rate is 0 never refills: a burst, then refusals, never a hold for ever.)
     if (wait > 0 && session.conn.pause !== undefined) this.holdForRate(session, wait, "Past the client's rate before its hello was proved")
     session.handshakeTimer?.cancel()
@@ -890,10 +899,13 @@ export class Hub implements ConnectionAcceptor {
       onReport: (r) => this.report({ type: "doc-report", ...r }),
       // What a merge cost past its estimate: the client's next merge waits for it.
       onCrdtWork: (clientId, command, micros) => {
-        if (this.limits.crdtWorkPerSecond <= 0) return
-        const excess = this.crdtWork.excess(command, micros, this.limits.crdtWorkBurst)
-        if (excess > 0) this.clientBuckets.get(clientId)?.crdtWork.borrow(excess, steadyNow(this.options.runtime))
+        if (this.limits.workPerSecond > 0) this.chargeWork(clientId, this.crdtWork.excess(command, micros, this.limits.workBurst))
       },
+      // Any other command's time, measured: its client's next commands wait while it is in debt.
+      onCommandWork: (clientId, micros) => {
+        if (this.limits.workPerSecond > 0) this.chargeWork(clientId, Math.min(micros, this.limits.workBurst))
+      },
+      workWait: (clientId) => this.limits.workPerSecond > 0 ? this.clientBuckets.get(clientId)?.work.borrow(0, steadyNow(this.options.runtime)) ?? 0 : 0,
       presenceBudget: (clientId) => this.bucketsOf(clientId).presence,
       fieldWeight: this.fieldWeight,
       memory: this.memory,

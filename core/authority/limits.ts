@@ -25,20 +25,30 @@ export interface HubLimits {
   /** Burst of commands. Default 20,000 (a replica back from a long offline spell sends its outbox at once). */
   readonly commandBurst: number
   /**
-   * Sustained CRDT work per second per client, in estimated µs of the hub's time: what the
-   * CRDT field updates it sends may cost to validate and merge, as each engine's `weigh` reads
-   * it from their bytes (a 153-byte Automerge change deleting 100,000 characters is about
-   * 3 s). Counted where a submit enters, like `commandsPerSecond` and from a bucket of its
-   * own (the client's connections share it): past it, a transport that can pause is not read
-   * until the work is paid for; one that cannot pause is closed `rate-limited`. Default
-   * 250,000 (a quarter of one core).
+   * Sustained work per second per client, in µs of the hub's time, from a bucket of its own
+   * (the client's connections share it). Two kinds are paid from it:
+   * - CRDT field updates, by what they may cost to validate and merge as each engine's `weigh`
+   *   reads it from their bytes (a 153-byte Automerge change deleting 100,000 characters is
+   *   about 3 s), where the submit enters, and by what a merge cost past that, measured;
+   * - every other command, by its measured time, after it ran: app code, whose cost no byte
+   *   shows (a command that reads the whole state; 1,000 of them over 20,000 keys held a hub
+   *   for 29.6 s).
+   *
+   * Past it, a transport that can pause is not read until the work is paid for (one that
+   * cannot is closed `rate-limited` when a merge comes), and the client's commands already
+   * read wait in their document's queue, behind nobody else's. Default 250,000 (a quarter of
+   * one core).
    */
-  readonly crdtWorkPerSecond: number
+  readonly workPerSecond: number
   /**
-   * CRDT work a client may send at once, in estimated µs. Default 2,000,000: a paste of some
-   * 60,000 characters into an Automerge text goes through unheld.
+   * Work a client may cause at once, in µs. Default 2,000,000: a paste of some 60,000
+   * characters into an Automerge text, or a replica's long outbox, goes through unheld.
    */
-  readonly crdtWorkBurst: number
+  readonly workBurst: number
+  /** @deprecated The former name of `workPerSecond` (which was CRDT work only); used when `workPerSecond` is not given. */
+  readonly crdtWorkPerSecond?: number
+  /** @deprecated The former name of `workBurst`; used when `workBurst` is not given. */
+  readonly crdtWorkBurst?: number
   /** Canonical bytes of one presence state. Default 4096. */
   readonly maxPresenceBytes: number
   /**
@@ -108,8 +118,8 @@ export const DEFAULT_LIMITS: HubLimits = {
   messageBurst: 2000,
   commandsPerSecond: 20_000,
   commandBurst: 20_000,
-  crdtWorkPerSecond: 250_000,
-  crdtWorkBurst: 2_000_000,
+  workPerSecond: 250_000,
+  workBurst: 2_000_000,
   maxPresenceBytes: 4096,
   maxInflightBytes: 8 << 20,
   maxQueuedMessages: 256,
@@ -121,6 +131,14 @@ export const DEFAULT_LIMITS: HubLimits = {
   stateBytesPerSecond: 4 << 20,
   stateBurstBytes: 16 << 20,
 }
+
+/** `given` over the defaults, the deprecated names of the work bucket read where the new ones are not given. */
+export const hubLimits = (given: Partial<HubLimits> = {}): HubLimits => ({
+  ...DEFAULT_LIMITS,
+  ...given,
+  workPerSecond: given.workPerSecond ?? given.crdtWorkPerSecond ?? DEFAULT_LIMITS.workPerSecond,
+  workBurst: given.workBurst ?? given.crdtWorkBurst ?? DEFAULT_LIMITS.workBurst,
+})
 
 /** A token bucket over a steady clock (core/ports/runtime.ts `steadyNow`); a clock that went back refills nothing. */
 export class TokenBucket {

@@ -16,6 +16,8 @@ export const codeOf = (e: unknown): string => ((e as { code?: unknown })?.code a
 export class RunGuard {
   private timers = 0
   private readonly realStart = Date.now()
+  /** Called as each event of the world begins (the simulated CPU's stretches end there: cpu.ts). */
+  eventStarted: (() => void) | undefined
   /** Set once a budget is exhausted: every phase stops. */
   stuck = false
   private readonly unhandled = new Map<Promise<unknown>, string>()
@@ -37,6 +39,7 @@ export class RunGuard {
       random: () => vrt.random(),
       setTimer: (ms: number, fn: () => void): Timer => vrt.setTimer(ms, () => {
         this.timers++
+        this.eventStarted?.()
         try {
           fn()
         } catch (e) {

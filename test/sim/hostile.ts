@@ -26,6 +26,7 @@ import type { AutomergeTextHandle } from "../../adapters/automerge/index.js"
 import type { CrdtField } from "../../core/crdt/engine.js"
 import { STAMP_KINDS, TodoPlus } from "./machines.js"
 import { pick, plainCommand, todoCommand, TODO_IDS, type Rng } from "./workload.js"
+import { MAX_BURN_MS } from "./cpu.js"
 
 /**
  * A Yjs V1 update of one struct (client `client`, clock 0) in a text field's root "t" holding a
@@ -125,6 +126,8 @@ const farCounterChange = (target: HostileTarget, startOp: number, actor: string)
 
 /** Empty objects each of the memory hog's commands adds: 40 KB of arguments (under the lowered command bound), 2.2 MB of the hub's memory as it counts them. */
 const HOG_OBJECTS = 20_000
+/** Commands in each of the CPU hog's submits: 0.5 s of the hub's time. */
+const CPU_HOG_BURNS = 25
 
 /** The heavy writer's field (SimText's Automerge text) and the characters each of its changes inserts and deletes. */
 const HEAVY_FIELD = "am"
@@ -523,6 +526,44 @@ export class HostileClients {
       : [{ clientSeq: h.next, name: "patch", args: { id: "hog", fields: { [`f${h.next++}`]: Array.from({ length: HOG_OBJECTS }, () => ({})) } }, attack: "memory-hog", expect: "refuse-or-harmless" as const }]
     this.submit(h.conn, target.docId, cmds)
   }
+
+  /**
+   * The CPU hog: a connection of its own (`cpuhog-N`, a new one if the hub or the network
+   * ended the last) on a SimBurner document nobody else follows, sending a submit of
+   * CPU_HOG_BURNS commands of MAX_BURN_MS each time it is called, without waiting for answers:
+   * as fast as the hub reads it. The hub must slice and charge them (the world checks both).
+   */
+  cpuHog(target: HostileTarget): void {
+    if (this.cpuHogLeft) return
+    if (this.cpuHogConn === undefined || this.cpuHogConn.conn.closed !== undefined) {
+      const clientId = `cpuhog-${this.nextConn}`
+      this.cpuHogConn = { conn: this.connect(clientId, undefined, [target], () => 0, { secret: `secret-of-${clientId}-0123456789` }), next: 1 }
+    }
+    const h = this.cpuHogConn
+    if (!h.conn.open) return
+    this.submit(h.conn, target.docId, Array.from({ length: CPU_HOG_BURNS }, () => ({ clientSeq: h.next++, name: "burn", args: { ms: MAX_BURN_MS }, attack: "cpu-hog", expect: "refuse-or-harmless" as const })))
+  }
+
+  cpuHogLeaves(): void {
+    this.cpuHogLeft = true
+    if (this.cpuHogConn !== undefined) this.close(this.cpuHogConn.conn, "Done.")
+  }
+
+  /**
+   * Each client the CPU hog connected as (each has a work budget of its own): how many of its
+   * commands the hub judged and applied, and the virtual time from its first submit to its last answer.
+   */
+  get cpuHogClients(): Array<{ readonly clientId: string; readonly judged: number; readonly spanMs: number }> {
+    const by = new Map<RawConn, RawCommand[]>()
+    for (const c of this.commands) if (c.attack === "cpu-hog") by.set(c.conn, [...(by.get(c.conn) ?? []), c])
+    return [...by].map(([conn, cmds]) => {
+      const judged = cmds.filter((c) => c.outcome?.startsWith("seq:") === true)
+      return { clientId: conn.clientId, judged: judged.length, spanMs: judged.length === 0 ? 0 : Math.max(...judged.map((c) => c.answeredAt ?? c.sentAt)) - Math.min(...cmds.map((c) => c.sentAt)) }
+    })
+  }
+
+  private cpuHogConn: { readonly conn: RawConn; next: number } | undefined
+  private cpuHogLeft = false
 
   /** The hog leaves: its document, followed by nobody, may go when room is needed. */
   hogLeaves(): void {

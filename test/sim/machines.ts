@@ -16,6 +16,7 @@ import { defineMachine, type Machine } from "../../core/index.js"
 import { yText } from "../../adapters/yjs/index.js"
 import { automergeText } from "../../adapters/automerge/index.js"
 import { evolve } from "../../core/schema/versions.js"
+import { MAX_BURN_MS, simCpu } from "./cpu.js"
 
 export interface TodoItem {
   title: string
@@ -36,6 +37,26 @@ export interface TodoState {
 class Point {
   constructor(readonly x: number, readonly y: number) {}
 }
+
+/**
+ * The CPU hog's machine (`--cpu-hog`): `burn` stands for app code that is slow on the hub (a
+ * walk over a large state), taking up to MAX_BURN_MS of the simulated CPU (cpu.ts). Only the
+ * hog's own document, which no replica follows, runs it (the hub, and its replays).
+ */
+export const SimBurner = defineMachine({
+  name: "sim-burner",
+  version: 1,
+  initial: () => ({ n: 0 }),
+  commands: {
+    burn: {
+      args: Schema.Struct({ ms: Schema.Number }),
+      apply: (state, { ms }) => {
+        simCpu.burn(Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_BURN_MS) : 0)
+        state.n++
+      },
+    },
+  },
+})
 
 /** What `stamp` writes into an item: every kind of value that is not plain data, and edge numbers. */
 export const STAMP_KINDS = ["date", "map", "set", "fn", "class", "bigint", "symbol", "cycle", "infinity", "nan", "negzero", "undefined"] as const

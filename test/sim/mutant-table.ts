@@ -310,6 +310,18 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     simArgs: ["--memory-hog", "1", "--attacks", "legit", "--big-kib", "0"],
   },
   {
+    name: "batch-unsliced",
+    breaks: "the hub judges a batch of commands in one stretch whatever they cost: a submit of slow app commands holds its event loop (1,000 reads of 20,000 keys: 29.6 s, past every heartbeat)",
+    patches: [{ file: AUTH, anchor: "if (judged > 0 && started >= sliceEnds) sliced = true", replacement: "if (judged > 0 && started >= Infinity) sliced = true" }],
+    simArgs: ["--cpu-hog", "1", "--attacks", "legit", "--big-kib", "0"],
+  },
+  {
+    name: "command-work-uncharged",
+    breaks: "a command's time is not charged to its client: one client's slow commands take as much of the hub as the command rate lets it send",
+    patches: [{ file: HUB, anchor: "if (this.limits.workPerSecond > 0) this.chargeWork(clientId, Math.min(micros, this.limits.workBurst))", replacement: "if (this.limits.workPerSecond > Infinity) this.chargeWork(clientId, Math.min(micros, this.limits.workBurst))" }],
+    simArgs: ["--cpu-hog", "1", "--attacks", "legit", "--big-kib", "0"],
+  },
+  {
     name: "cut-submits-canonical",
     breaks: "a replica cuts its submits by the commands' canonical size, though compact arguments can be larger: a submit over the frame limit, refused at every reconnect",
     patches: [{ file: DOC, anchor: "submitParts(commands, (p) => (compact ? weigh(p.name, this.#compactArgs(p).length) : sizeOf(p)))", replacement: "submitParts(commands, (p) => sizeOf(p))" }],

@@ -21,12 +21,15 @@ export class SimProcess {
   /** Set once the process's component closed gracefully: from then on it must do nothing. */
   private closedReport: ((what: string) => void) | undefined
 
-  /** `stepped`: how far this machine's wall clock is off (the simulator steps it); its steady clock is not. */
-  constructor(readonly name: string, private readonly base: Runtime, private readonly disk: MemoryStorage, private readonly stepped: () => number = () => 0) {}
+  /**
+   * `stepped`: how far this machine's wall clock is off (the simulator steps it); its steady
+   * clock is not. `cpu`: the simulated CPU time it burnt (cpu.ts), which its steady clock counts.
+   */
+  constructor(readonly name: string, private readonly base: Runtime, private readonly disk: MemoryStorage, private readonly stepped: () => number = () => 0, private readonly cpu: () => number = () => 0) {}
 
   readonly runtime: Runtime = {
     now: () => this.base.now() + this.stepped(),
-    monotonic: () => this.base.now(),
+    monotonic: () => this.base.now() + this.cpu(),
     random: () => this.base.random(),
     // New clients derive their ids from their secrets (core/client-id.ts), as in a browser.
     digest: (data) => this.base.digest!(data),

@@ -57,7 +57,8 @@ import { historyOf } from "../../core/schema/registry.js"
 import type { OutcomeRun } from "../../core/store/records.js"
 import { MemoryNetwork, MemoryStorage, VirtualRuntime } from "../../adapters/memory/index.js"
 import { SimProcess } from "./process.js"
-import { Big, SimText, SimTextLowered, SimTextLoweredV2, SimTextV2, TodoPlus, makeDrifting } from "./machines.js"
+import { Big, SimBurner, SimText, SimTextLowered, SimTextLoweredV2, SimTextV2, TodoPlus, makeDrifting } from "./machines.js"
+import { MAX_BURN_MS, simCpu } from "./cpu.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { SubscribeChurner, countDeliveries, type Deliveries } from "./churn.js"
 import { DEAF_CLOSE_MS, DeafAsker } from "./deaf.js"
@@ -102,7 +103,14 @@ const DEAF_ASKS = 600
 /** A nearly full replica disk (`replicaQuota`) fails every write batch larger than this. */
 const QUOTA_BATCH_BYTES = 16 << 10
 /** The hub's CRDT work budget in a world with the heavy writer (checker.ts checkCrdtWork). */
-export const SIM_CRDT_WORK = { crdtWorkPerSecond: 50_000, crdtWorkBurst: 100_000 }
+export const SIM_CRDT_WORK = { workPerSecond: 50_000, workBurst: 100_000 }
+/**
+ * The hub's work budget in the CPU hog's world: a twentieth of the simulated CPU a second, 0.2 s at
+ * once, below what the command rate lets the hog send (20 burns a second: 0.4 s).
+ */
+export const SIM_HOG_WORK = { workPerSecond: 50_000, workBurst: 200_000 }
+/** The hub's batchSliceMs (its default): with the longest burn, the most it may work without the event loop turning. */
+const SIM_SLICE_MS = 50
 /** The memory hog's world: the hub's bound on what its loaded documents hold (the replicas' documents take a few MiB), and what client states may add past it. */
 export const HOG_HELD_BYTES = 6 << 20
 const HOG_SLACK_BYTES = 1 << 20
@@ -235,6 +243,16 @@ export interface SimOptions {
    */
   readonly memoryHog?: number
   /**
+   * The CPU hog (hostile.ts `cpuHog`): a raw client sends, on a document of its own, submits of
+   * commands that each stand for 20 ms of slow app code on the hub (machines.ts `SimBurner`,
+   * timed on a simulated CPU the hub's steady clock reads: cpu.ts), as fast as the command
+   * rate lets it, through the active phase; the hub runs with SIM_HOG_WORK. The hub must never
+   * work longer than its batch slice and one command without the event loop turning, and the
+   * hog's judged commands must fit in its work budget (a burst per hub process and the rate
+   * over the time that passed). Needs `hostile`. 0 leaves every seed as it was. Default 0.
+   */
+  readonly cpuHog?: number
+  /**
    * Bursts of 25-45 Big `flags` commands of 12k-24k booleans into the big document, by one
    * writer or two at once, at random moments, while the big document's other followers are
    * partitioned for 1.5-3.5 s: their compact arguments are three times their canonical ones,
@@ -302,7 +320,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, replicaQuota: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2" | "v3" | "v4", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtNotes: 0.2, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, memoryHog: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtNotes: 0.2, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, memoryHog: 0, cpuHog: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -446,6 +464,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
   // retries on both sides: seed 2 of the protocol-attacks world, 4 replicas, settles in 19,985.)
   const maxEvents = options.maxEvents ?? Math.round(3_500 * (options.replicas + 3) * Math.max(1, (options.ops ?? DEFAULTS.ops) / DEFAULTS.ops)) + 15_000 * (options.presenceChurn ?? 0)
   const guard = new RunGuard(vrt, fail, log, maxEvents, options.maxRealMs ?? 120_000)
+  simCpu.reset()
+  guard.eventStarted = () => simCpu.turned()
   const rt = guard.runtime
   const { overBudget } = guard
   const drive = <T>(what: string, p: Promise<T>) => guard.drive(what, p)
@@ -517,7 +537,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // The text document has versions too (machines.ts SimTextV2): an app or hub of the fleet's
     // v1 runs SimText, of v2 or v3 SimTextV2 (a replica outside the fleet runs the newest).
     const textMachine = (v: number, lowered = false) => (v === 1 ? (lowered ? SimTextLowered : SimText) : lowered ? SimTextLoweredV2 : SimTextV2)
-    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.kind === "text" ? textMachine(hubVersion, hubLimits.textLowered) : s.machine))), ...(rollbackOn ? [rollbackMachine] : [])]
+    const hubMachines = () => [...new Set(specs.map((s) => (s.kind === "versioned" ? hubMachine(hubVersion) : s.kind === "text" ? textMachine(hubVersion, hubLimits.textLowered) : s.machine))), ...(rollbackOn ? [rollbackMachine] : []), ...(o.cpuHog > 0 ? [SimBurner] : [])]
     const machineOf = (r: { version: number }, spec: DocSpec) => (spec.kind === "versioned" ? appMachine(r.version) : spec.kind === "text" ? textMachine(r.version) : spec.machine)
     const bigPlan: BigPlan = { targetBytes: o.bigBytes, minBlob: 32 << 10, maxBlob: 64 << 10 }
 
@@ -567,7 +587,11 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // Each machine's wall clock, stepped now and then (NTP, a resumed VM); steady clocks are not.
     const clockSteps = new Map<string, number>()
     const stepped = (machine: string) => () => clockSteps.get(machine) ?? 0
-    let hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
+    // The hub's steady clock counts the simulated CPU its commands burn (cpu.ts).
+    const hubCpu = () => simCpu.burnt
+    /** The hub's steady clock, for checks of its buckets. */
+    const hubSteady = () => vrt.now() + simCpu.burnt
+    let hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"), hubCpu)
     let hub: Hub
     let hubStarted = false
     // When each hub process started, and whether it speaks no protocol 3 (rollback.ts's known limit).
@@ -578,7 +602,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       // One hub process at a time (a real store is locked by its process).
       if (hubProc.alive && hubStarted) return
       hubStarted = true
-      hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"))
+      hubProc = new SimProcess("hub", rt, hubDisk, stepped("hub"), hubCpu)
       const protocol = o.protocols === "v1" ? V1 : o.protocols === "v2" ? V12 : o.protocols === "v3" ? V13 : o.protocols === "v4" ? V14 : rng() < 0.2 ? V1 : V14
       hubStarts.push({ at: vrt.now(), old: protocol.max < 3 })
       // Documents nobody follows: unloaded at once, kept briefly one at a time, or kept as by default;
@@ -605,7 +629,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         ...(o.memoryHog > 0 ? { maxHeldBytes: HOG_HELD_BYTES } : {}),
         // Small, so the hub's input flow control pauses and resumes links all the time, and
         // replicas back from a partition or a crash with a long outbox are held for the rate.
-        limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE, ...(churnOn ? SIM_LOADS : {}), ...(o.crdtHeavy > 0 ? SIM_CRDT_WORK : {}) },
+        limits: { maxInflightBytes: SIM_INFLIGHT_BYTES, ...SIM_COMMAND_RATE, ...(churnOn ? SIM_LOADS : {}), ...(o.crdtHeavy > 0 ? SIM_CRDT_WORK : {}), ...(o.cpuHog > 0 ? SIM_HOG_WORK : {}) },
         onEvent: (e) => {
           if (e.type === "doc-load-failed" || (e.type === "doc-report" && (e.code === "catch-up-failed" || e.code === "client-unreadable"))) {
             hubStorageInjected.set(e.docId, (e.type === "doc-load-failed" ? message(e.error) : e.message).includes("injected fault"))
@@ -1338,6 +1362,34 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       rt.setTimer(100, sample)
     }
 
+    // The CPU hog: slow commands on a document of its own, as fast as the rate lets it.
+    if (o.cpuHog > 0 && hostile !== undefined) {
+      const target = { docId: "cpu-hog", machine: SimBurner }
+      const cpuAtStart = simCpu.burnt
+      for (let t = 200; t < activeMs; t += 50) {
+        rt.setTimer(t, () => {
+          if (phase === "active") hostile.cpuHog(target)
+        })
+      }
+      rt.setTimer(activeMs, () => {
+        hostile.cpuHogLeaves()
+        stats.cpuWorstStretchMs = simCpu.worst
+        stats.cpuHogJudgedMs = 0
+        // What the hub judged of each client of the hog's, at MAX_BURN_MS each, within what its
+        // budget allows: the burst, and the rate over the time from its first submit to its last
+        // answer (on the hub's steady clock, which counts the CPU burnt: all of it, at most), and
+        // one command past the debt.
+        for (const c of hostile.cpuHogClients) {
+          const judged = c.judged * MAX_BURN_MS
+          const passed = c.spanMs + simCpu.burnt - cpuAtStart
+          const allowed = SIM_HOG_WORK.workBurst / 1_000 + SIM_HOG_WORK.workPerSecond / 1_000_000 * passed + MAX_BURN_MS
+          stats.cpuHogJudgedMs += judged
+          log(`cpu hog ${c.clientId}: ${judged} ms of its commands judged, ${Math.round(allowed)} ms allowed`)
+          if (judged > allowed) fail(`cpu: the hub judged ${judged} ms of ${c.clientId}'s commands within ${Math.round(passed)} ms, past its work budget (${Math.round(allowed)} ms: workBurst ${SIM_HOG_WORK.workBurst} µs, workPerSecond ${SIM_HOG_WORK.workPerSecond})`)
+        }
+      })
+    }
+
     // The poisoner: Yjs values nested past what Yjs reads back, into the text document the replicas follow.
     if (o.crdtPoison > 0 && textSpec !== undefined && hostile !== undefined) {
       const poisonRng = seededRandom(seed ^ 0x9015)
@@ -1518,7 +1570,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     // Bursts of subscribes to fresh documents, from their own stream.
     // Ping-pong bursts subscribe as a second machine too: any the hub serves under another name.
     const churnOther = specs.find((s) => (s.kind === "big" || s.kind === "text") && s.machine.name !== todoDocs[0]?.machine.name)
-    const churner = churnOn && todoDocs.length > 0 ? new SubscribeChurner(net, rt, deliveries, SIM_LOADS, todoDocs[0]!, churnOther, fail, log) : undefined
+    const churner = churnOn && todoDocs.length > 0 ? new SubscribeChurner(net, { ...rt, monotonic: hubSteady }, deliveries, SIM_LOADS, todoDocs[0]!, churnOther, fail, log) : undefined
     if (churner !== undefined) {
       const churnRng = seededRandom(seed ^ 0xc4a27)
       for (let i = 0; i < o.churn; i++) {
@@ -1826,11 +1878,13 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (stored !== u.hash) textFailures.push(`crdt: ${textSpec!.docId}: the checkpoint the hub stored with its $migrate entry (seq ${u.seq}) is ${stored}, but its state there hashes ${u.hash} (the fields v2 adds not counted?)`)
     }
     guard.reportUnhandled()
+    // The hub held its event loop no longer than a slice and the command that crossed it.
+    if (o.cpuHog > 0 && simCpu.worst > SIM_SLICE_MS + MAX_BURN_MS) fail(`cpu: the hub worked ${simCpu.worst} ms of commands without letting its event loop turn (batchSliceMs ${SIM_SLICE_MS}, longest command ${MAX_BURN_MS} ms)`)
     const failures = [...checkWorld({
       docs: views,
       ledger,
       hostile,
-      ...(o.crdtHeavy > 0 ? { crdtWork: { perSecond: SIM_CRDT_WORK.crdtWorkPerSecond, burst: SIM_CRDT_WORK.crdtWorkBurst } } : {}),
+      ...(o.crdtHeavy > 0 ? { crdtWork: { perSecond: SIM_CRDT_WORK.workPerSecond, burst: SIM_CRDT_WORK.workBurst } } : {}),
       replicaIds: new Set(replicas.map((r) => r.clientId).filter((c): c is string => c !== undefined)),
       incarnations: replicas.flatMap((r) => r.incarnations.map((p) => ({ replica: r.name, proc: p }))),
     }), ...textFailures]

@@ -94,6 +94,7 @@ const run = async (args: ReadonlyArray<string>, print: (line: string) => void, p
     crdtHeavy: flag("crdt-heavy", DEFAULTS.crdtHeavy),
     crdtPoison: flag("crdt-poison", DEFAULTS.crdtPoison),
     memoryHog: flag("memory-hog", DEFAULTS.memoryHog),
+    cpuHog: flag("cpu-hog", DEFAULTS.cpuHog),
     flagBursts: flag("flag-bursts", DEFAULTS.flagBursts),
     churn: flag("churn", DEFAULTS.churn),
     deafAskers: flag("deaf-askers", DEFAULTS.deafAskers),

@@ -1,0 +1,180 @@
+/**
+ * What a machine command costs the hub is the app's code: no byte of it shows the cost (a
+ * command that reads the whole state). The hub judged a batch of them in one stretch: 1,000
+ * reads of 20,000 keys, one submit, held a hub's event loop for 29.6 s (every other document
+ * and socket with it, past the 15 s heartbeat), and a client could queue 20,000 of them at
+ * once. Now a batch is cut when its time is up (`batchSliceMs`, 50 ms) and the event loop
+ * turns; each command's time is charged to its client's work bucket (`workPerSecond`,
+ * `workBurst`), and while the client is in debt its commands wait in the queue, behind
+ * nobody else's, and its connection is not read.
+ *
+ * The hub's clock here is virtual time plus the "CPU time" the commands burn (the `burn`
+ * command moves it), so what is measured is exact and the same on every machine.
+ */
+import * as Schema from "effect/Schema"
+import { Hub, defineMachine } from "../core/index.js"
+import type { Runtime } from "../core/ports/runtime.js"
+import type { ClientMessage, ServerMessage } from "../core/protocol/messages.js"
+import { newClientSecret } from "../core/ports/runtime.js"
+import { hubLimits } from "../core/authority/limits.js"
+import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
+
+let cpu = 0
+const Burner = defineMachine({
+  name: "burner",
+  version: 1,
+  initial: () => ({ n: 0 }),
+  commands: {
+    // Stands for app code that takes `ms` of the hub's time (a walk over a large state).
+    burn: { args: Schema.Struct({ ms: Schema.Number }), apply: (s, { ms }) => void ((cpu += ms), s.n++) },
+    add: { args: Schema.Struct({}), apply: (s) => void s.n++ },
+  },
+})
+
+const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(), rt = new VirtualRuntime(3)) => {
+  cpu = 0
+  const clock: Runtime = { now: () => rt.now(), monotonic: () => rt.now() + cpu, setTimer: (ms, fn) => rt.setTimer(ms, fn), random: () => rt.random() }
+  const events: Array<{ type: string; code?: string; message?: string }> = []
+  const hub = new Hub({ machines: [Burner], storage, runtime: clock, limits: { commandsPerSecond: 1e6, commandBurst: 1e6, ...limits }, onEvent: (e) => void events.push(e as never) })
+  /** What every peer was sent, in order, tagged with who. */
+  const log: Array<{ readonly who: string; readonly m: ServerMessage }> = []
+  const peer = (who: string) => {
+    let paused = false
+    const waiting: ClientMessage[] = []
+    const listener = hub.accept({
+      send: (m) => void log.push({ who, m }),
+      close: () => {},
+      bufferedAmount: 0,
+      pause: () => void (paused = true),
+      resume: () => {
+        paused = false
+        while (!paused && waiting.length > 0) listener.onMessage(waiting.shift()!)
+      },
+    }, { remoteAddress: `test:${who}` })
+    const send = (m: ClientMessage) => (paused ? waiting.push(m) : listener.onMessage(m))
+    const clientId = `${who}`.padEnd(16, "0")
+    send({ type: "hello", protocol: { min: 1, max: 1 }, clientId, machines: [], secret: newClientSecret(rt) })
+    let seq = 0
+    return {
+      subscribe: (docId: string) => send({ type: "subscribe", docId, machine: Burner.name, version: Burner.version, fingerprint: Burner.fingerprint, fromSeq: 0, ackedClientSeq: 0 }),
+      submit: (docId: string, commands: ReadonlyArray<{ name: string; args: unknown }>) =>
+        send({ type: "submit", docId, ackedClientSeq: 0, commands: commands.map((c) => ({ clientSeq: ++seq, ...c })) }),
+      /** Its outcomes so far, in the order it was sent them. */
+      outcomes: () => log.filter((e) => e.who === who).flatMap((e) => (e.m.type === "results" ? e.m.outcomes : [])),
+      errors: () => log.filter((e) => e.who === who && e.m.type === "error").map((e) => (e.m as { code: string }).code),
+      paused: () => paused,
+    }
+  }
+  return { rt, hub, log, peer, events, storage }
+}
+
+const burns = (n: number, ms: number) => Array.from({ length: n }, () => ({ name: "burn", args: { ms } }))
+
+test("a batch of slow commands is cut when its time is up: another document is served between its slices", async () => {
+  const { rt, hub, log, peer } = world()
+  const hog = peer("hog")
+  const other = peer("other")
+  hog.subscribe("a")
+  other.subscribe("b")
+  await rt.run({ forMs: 20 })
+  // 100 commands of 10 ms: 1 s of the hub's time, within the burst.
+  hog.submit("a", burns(100, 10))
+  other.submit("b", [{ name: "add", args: {} }])
+  await rt.run({ forMs: 5_000 })
+  expect(hog.outcomes().filter((o) => "seq" in o)).toHaveLength(100)
+  expect(other.outcomes().filter((o) => "seq" in o)).toHaveLength(1)
+  // The other document's answer came after at most one slice of the hog's batch (50 ms: 5 or 6
+  // commands of 10 ms), not after all of it.
+  const answered = log.findIndex((e) => e.who === "other" && e.m.type === "results")
+  const hogBefore = log.slice(0, answered).filter((e) => e.who === "hog").flatMap((e) => (e.m.type === "results" ? e.m.outcomes : []))
+  expect(hogBefore.length).toBeLessThanOrEqual(6)
+  // And the hog's outcomes came in order, every one once.
+  expect(hog.outcomes().map((o) => o.clientSeq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+  await hub.close()
+})
+
+test("a client past its share of the hub's time waits, behind nobody: another writer of the same document is judged first", async () => {
+  // 0.25 s of the hub's time a second, 2 s at once (the defaults).
+  const { rt, hub, peer } = world()
+  const hog = peer("hog")
+  const writer = peer("writer")
+  hog.subscribe("a")
+  writer.subscribe("a")
+  await rt.run({ forMs: 20 })
+  // 5 s of work, in five submits read at once: 3 s past the burst.
+  for (let i = 0; i < 5; i++) hog.submit("a", burns(100, 10))
+  await rt.run({ forMs: 10 })
+  writer.submit("a", [{ name: "add", args: {} }])
+  await rt.run({ forMs: 1_000 })
+  // The writer was answered while most of the hog's commands wait for its debt.
+  expect(writer.outcomes().filter((o) => "seq" in o)).toHaveLength(1)
+  const landed = hog.outcomes().filter((o) => "seq" in o).length
+  // The burst, and the refill of the time that passed (the second run, and the 3 s the hub worked).
+  expect(landed).toBeGreaterThanOrEqual(200)
+  expect(landed).toBeLessThanOrEqual(301)
+  // The debt is paid at 0.25 s a second: the rest lands, in order, none lost, none refused.
+  await rt.run({ forMs: 15_000 })
+  expect(hog.outcomes().map((o) => o.clientSeq)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1))
+  expect(hog.outcomes().every((o) => "seq" in o)).toBe(true)
+  expect(hog.errors()).toEqual([])
+  await hub.close()
+})
+
+test("a client in debt for its commands is not read: what it sends meanwhile waits in its socket", async () => {
+  const { rt, hub, peer, log, events } = world({ workPerSecond: 100_000, workBurst: 100_000 })
+  const hog = peer("hog")
+  hog.subscribe("a")
+  await rt.run({ forMs: 20 })
+  hog.submit("a", burns(20, 10)) // 0.2 s: 0.1 s past the burst, one second of the rate
+  await rt.run({ forMs: 10 })
+  expect(hog.outcomes().length).toBeLessThan(20)
+  expect(hog.paused()).toBe(false)
+  // In debt: the next submit is read, and the connection is not read again until it is paid.
+  hog.submit("a", [{ name: "add", args: {} }])
+  expect(hog.paused()).toBe(true)
+  expect(events.some((e) => e.code === "rate-held" && /Work past 100000 µs/.test(e.message ?? ""))).toBe(true)
+  await rt.run({ forMs: 3_000 })
+  expect(hog.paused()).toBe(false)
+  expect(hog.outcomes().map((o) => o.clientSeq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1))
+  expect(log.some((e) => e.m.type === "error")).toBe(false)
+  await hub.close()
+})
+
+test("a log of slow commands is replayed in slices: another document is served while it loads", async () => {
+  const first = world({ workPerSecond: 0 })
+  const writer = first.peer("writer")
+  writer.subscribe("a")
+  await first.rt.run({ forMs: 20 })
+  writer.submit("a", burns(300, 10)) // 3 s to replay
+  await first.rt.run({ forMs: 1_000 })
+  expect(writer.outcomes().filter((o) => "seq" in o)).toHaveLength(300)
+  await first.hub.close()
+
+  const { rt, hub, peer, log } = world({}, first.storage, first.rt)
+  const reader = peer("reader")
+  const other = peer("other")
+  reader.subscribe("a")
+  other.subscribe("b")
+  other.submit("b", [{ name: "add", args: {} }])
+  await rt.run({ forMs: 5_000 })
+  const answered = log.findIndex((e) => e.who === "other" && e.m.type === "results")
+  const loaded = log.findIndex((e) => e.who === "reader" && "docId" in e.m && e.m.docId === "a")
+  expect(answered).toBeGreaterThanOrEqual(0)
+  expect(loaded).toBeGreaterThan(answered)
+  // The replay cost what the commands did: 3 s of the hub's time, all of it.
+  expect(cpu).toBe(3_000)
+  await hub.close()
+})
+
+test("workPerSecond 0 turns the charge off; the former names of the bucket still set it", async () => {
+  expect(hubLimits({ crdtWorkPerSecond: 7, crdtWorkBurst: 9 })).toMatchObject({ workPerSecond: 7, workBurst: 9 })
+  expect(hubLimits({ crdtWorkPerSecond: 7, workPerSecond: 8 }).workPerSecond).toBe(8)
+  const { rt, hub, peer } = world({ workPerSecond: 0 })
+  const hog = peer("hog")
+  hog.subscribe("a")
+  await rt.run({ forMs: 20 })
+  for (let i = 0; i < 5; i++) hog.submit("a", burns(100, 10))
+  await rt.run({ forMs: 500 })
+  expect(hog.outcomes().filter((o) => "seq" in o)).toHaveLength(500)
+  await hub.close()
+})

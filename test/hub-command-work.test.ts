@@ -20,20 +20,31 @@ import { hubLimits } from "../core/authority/limits.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 
 let cpu = 0
+/** The CPU clock when the event loop last turned (a timer, or the test sending), and the longest stretch since one. */
+let turnedAt = 0
+let worst = 0
 const Burner = defineMachine({
   name: "burner",
   version: 1,
   initial: () => ({ n: 0 }),
   commands: {
     // Stands for app code that takes `ms` of the hub's time (a walk over a large state).
-    burn: { args: Schema.Struct({ ms: Schema.Number }), apply: (s, { ms }) => void ((cpu += ms), s.n++) },
+    burn: { args: Schema.Struct({ ms: Schema.Number }), apply: (s, { ms }) => void ((cpu += ms), (worst = Math.max(worst, cpu - turnedAt)), s.n++) },
     add: { args: Schema.Struct({}), apply: (s) => void s.n++ },
   },
 })
 
 const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(), rt = new VirtualRuntime(3)) => {
-  cpu = 0
-  const clock: Runtime = { now: () => rt.now(), monotonic: () => rt.now() + cpu, setTimer: (ms, fn) => rt.setTimer(ms, fn), random: () => rt.random() }
+  cpu = turnedAt = worst = 0
+  const clock: Runtime = {
+    now: () => rt.now(),
+    monotonic: () => rt.now() + cpu,
+    setTimer: (ms, fn) => rt.setTimer(ms, () => {
+      turnedAt = cpu
+      fn()
+    }),
+    random: () => rt.random(),
+  }
   const events: Array<{ type: string; code?: string; message?: string }> = []
   const hub = new Hub({ machines: [Burner], storage, runtime: clock, limits: { commandsPerSecond: 1e6, commandBurst: 1e6, ...limits }, onEvent: (e) => void events.push(e as never) })
   /** What every peer was sent, in order, tagged with who. */
@@ -51,14 +62,21 @@ const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(
         while (!paused && waiting.length > 0) listener.onMessage(waiting.shift()!)
       },
     }, { remoteAddress: `test:${who}` })
-    const send = (m: ClientMessage) => (paused ? waiting.push(m) : listener.onMessage(m))
+    const send = (m: ClientMessage) => {
+      turnedAt = cpu
+      return paused ? waiting.push(m) : listener.onMessage(m)
+    }
     const clientId = `${who}`.padEnd(16, "0")
     send({ type: "hello", protocol: { min: 1, max: 1 }, clientId, machines: [], secret: newClientSecret(rt) })
-    let seq = 0
+    const seqs = new Map<string, number>()
+    const next = (docId: string) => {
+      seqs.set(docId, (seqs.get(docId) ?? 0) + 1)
+      return seqs.get(docId)!
+    }
     return {
       subscribe: (docId: string) => send({ type: "subscribe", docId, machine: Burner.name, version: Burner.version, fingerprint: Burner.fingerprint, fromSeq: 0, ackedClientSeq: 0 }),
       submit: (docId: string, commands: ReadonlyArray<{ name: string; args: unknown }>) =>
-        send({ type: "submit", docId, ackedClientSeq: 0, commands: commands.map((c) => ({ clientSeq: ++seq, ...c })) }),
+        send({ type: "submit", docId, ackedClientSeq: 0, commands: commands.map((c) => ({ clientSeq: next(docId), ...c })) }),
       /** Its outcomes so far, in the order it was sent them. */
       outcomes: () => log.filter((e) => e.who === who).flatMap((e) => (e.m.type === "results" ? e.m.outcomes : [])),
       errors: () => log.filter((e) => e.who === who && e.m.type === "error").map((e) => (e.m as { code: string }).code),
@@ -88,8 +106,29 @@ test("a batch of slow commands is cut when its time is up: another document is s
   const answered = log.findIndex((e) => e.who === "other" && e.m.type === "results")
   const hogBefore = log.slice(0, answered).filter((e) => e.who === "hog").flatMap((e) => (e.m.type === "results" ? e.m.outcomes : []))
   expect(hogBefore.length).toBeLessThanOrEqual(6)
+  expect(worst).toBeLessThanOrEqual(60)
   // And the hog's outcomes came in order, every one once.
   expect(hog.outcomes().map((o) => o.clientSeq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+  await hub.close()
+})
+
+test("the slice is the hub's: slow commands on ten documents at once hold its event loop no longer than on one", async () => {
+  const { rt, hub, log, peer } = world()
+  const hog = peer("hog")
+  const other = peer("other")
+  for (let d = 0; d < 10; d++) hog.subscribe(`a${d}`)
+  other.subscribe("b")
+  await rt.run({ forMs: 20 })
+  // 20 commands of 10 ms on each of ten documents: 2 s, the burst.
+  for (let d = 0; d < 10; d++) hog.submit(`a${d}`, burns(20, 10))
+  other.submit("b", [{ name: "add", args: {} }])
+  await rt.run({ forMs: 5_000 })
+  expect(hog.outcomes().filter((o) => "seq" in o)).toHaveLength(200)
+  // A slice, and a command of each document that waited for the turn (none is starved).
+  expect(worst).toBeLessThanOrEqual(50 + 10 * 10)
+  const answered = log.findIndex((e) => e.who === "other" && e.m.type === "results")
+  const hogBefore = log.slice(0, answered).flatMap((e) => (e.who === "hog" && e.m.type === "results" ? e.m.outcomes : []))
+  expect(hogBefore.length).toBeLessThanOrEqual(20)
   await hub.close()
 })
 

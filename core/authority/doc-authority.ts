@@ -50,6 +50,7 @@ import { crdtCommandName, type CrdtFields } from "../crdt/fields.js"
 import { fieldsOfRoot } from "../crdt/roots.js"
 import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
+import { Turns } from "./turns.js"
 import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
 import { peerText } from "./peer-text.js"
 import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes, tombstoneReserve } from "./size-bound.js"
@@ -139,11 +140,12 @@ export interface AuthorityOptions {
    */
   readonly idleUnloadMs?: number
   /**
-   * Longest stretch, in ms of the runtime's clock, the document judges commands without
-   * letting the event loop turn: past it the batch is cut, what is judged is committed, and the
-   * rest waits a turn. A command's own time is the app's: a batch of commands that each read
-   * the whole state held a hub for seconds (1,000 reads of 20,000 keys: 29.6 s), every other
-   * document and socket with it. Default 50.
+   * Longest stretch, in ms of the runtime's clock, the hub's documents judge commands without
+   * letting the event loop turn (turns.ts; one slice for all of them): past it a batch is cut,
+   * what is judged is committed, and the rest waits a turn. A command's own time is the app's:
+   * a batch of commands that each read the whole state held a hub for seconds (1,000 reads of
+   * 20,000 keys: 29.6 s), every other document and socket with it. A load replays its log in
+   * the same slices. Default 50.
    */
   readonly batchSliceMs?: number
 }
@@ -156,7 +158,7 @@ export interface AuthorityOptions {
 const BIG_STATE_BYTES = 1 << 20
 
 /** AuthorityOptions.batchSliceMs's default: what a browser counts as a long task. */
-const DEFAULT_BATCH_SLICE_MS = 50
+export const DEFAULT_BATCH_SLICE_MS = 50
 
 /** Every CRDT merge command's name begins so. */
 const CRDT_COMMAND_PREFIX = crdtCommandName("")
@@ -278,6 +280,8 @@ export interface AuthorityHooks<S> {
    * commands that are not merges wait in the queue until then, behind nobody else's.
    */
   readonly workWait?: (clientId: string) => number
+  /** The hub's turns of the event loop, shared by its documents (else the document's own, of `batchSliceMs`). */
+  readonly turns?: Turns
   /**
    * A state `clientId` asked for (a snapshot at the head, or an older version's start and
    * log), of about `bytes`, is to be made: the milliseconds it must wait (its client's budget
@@ -354,7 +358,8 @@ export class DocAuthority<S = unknown> {
   private idleTimer: Timer | undefined
   /** Flushes again once a client whose commands wait in the queue is out of debt. */
   private workTimer: Timer | undefined
-  private readonly batchSliceMs: number
+  /** Slices of judging (AuthorityOptions.batchSliceMs): the hub's, or this document's own. */
+  private readonly turns: Turns
   private readonly idleMs: number
   /** The state at seq 0 in a snapshot's encoding, made when first asked for. */
   private zero: { readonly bytes: Uint8Array; readonly hash: string } | undefined
@@ -453,7 +458,7 @@ export class DocAuthority<S = unknown> {
     this.lastTime = head.lastTime
     this.checkpoint = head.checkpoint
     this.checkpointEvery = options.checkpointEvery ?? 256
-    this.batchSliceMs = options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS
+    this.turns = hooks.turns ?? new Turns(runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
     this.quietMs = options.quietCheckpointMs ?? 1000
     this.clientTable = new ClientTable(docId, store, {
       window: options.maxOutcomesPerClient ?? 100_000,
@@ -682,21 +687,22 @@ export class DocAuthority<S = unknown> {
     }
     // Replayed in slices, as commands are judged (batchSliceMs): a log of slow commands (app
     // code) is as slow to replay, and a page of them would hold the event loop.
-    const sliceMs = options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS
-    let sliceEnds = steadyNow(runtime) + sliceMs
+    const turns = hooks.turns ?? new Turns(runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
+    let sinceTurn = 0
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at), logSince)
       if (entries.length === 0) break
       for (const e of entries) {
+        if (turns.over() && sinceTurn > 0) {
+          await turns.next()
+          sinceTurn = 0
+        }
+        sinceTurn++
         if (history === undefined) {
           const r = applyLogged(host, docId, machine, e)
           if (r !== undefined) refused === undefined ? (refused = { seq: e.seq, rejection: r, count: 1 }) : refused.count++
         } else epoch = replayEntry(host, docId, history, epoch, e)
         at = e.seq
-        if (steadyNow(runtime) >= sliceEnds) {
-          await new Promise<void>((turned) => runtime.setTimer(0, turned))
-          sliceEnds = steadyNow(runtime) + sliceMs
-        }
       }
       holdBuilt()
     }
@@ -1108,7 +1114,7 @@ export class DocAuthority<S = unknown> {
           this.beginSnapshot()
           this.flushing = true
         }
-        if (left.sliced) await new Promise<void>((turned) => this.runtime.setTimer(0, turned))
+        if (left.sliced) await this.turns.next()
         else if (left.judged === 0 && left.rest.length > 0 && this.queue.length === left.rest.length) {
           // All that waits is of clients in debt: flushed again once the first is out of it.
           this.flushAfter(left.waitMs)
@@ -1191,7 +1197,6 @@ export class DocAuthority<S = unknown> {
     const rest: Pending[] = []
     const carried = new Set<Pending>()
     const waiting = new Set<Connection<ServerMessage>>()
-    const sliceEnds = this.elapsed() + this.batchSliceMs
     let sliced = false
     let judged = 0
     let waitMs = Infinity
@@ -1220,7 +1225,10 @@ export class DocAuthority<S = unknown> {
         for (let i = 0; i < msg.commands.length; i++) {
           const cmd = msg.commands[i]!
           const started = this.elapsed()
-          if (judged > 0 && started >= sliceEnds) sliced = true
+          // Asked before every command, so that the first begins the turn; honoured from the
+          // second (a document waiting for its turn is never starved by others').
+          const over = this.turns.over()
+          if (judged > 0 && over) sliced = true
           // A merge was paid for as it entered (crdt-work.ts); other commands are charged after
           // they ran, and wait while their client is in debt.
           const wait = sliced || cmd.name.startsWith(CRDT_COMMAND_PREFIX) ? 0 : this.hooks.workWait?.(clientId) ?? 0
@@ -1619,6 +1627,7 @@ export class DocAuthority<S = unknown> {
     this.idleTimer?.cancel()
     this.idleTimer = undefined
     this.workTimer?.cancel()
+    if (this.hooks.turns === undefined) this.turns.close()
     this.followers.clear()
   }
 

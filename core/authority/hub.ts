@@ -22,7 +22,8 @@ import { peerText } from "./peer-text.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
 import { checkMaxDocumentBytes } from "./size-bound.js"
-import { DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
+import { DEFAULT_BATCH_SLICE_MS, DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
+import { Turns } from "./turns.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { TokenBucket, hubLimits, type HubLimits } from "./limits.js"
 import { PRESENCE_CLIENT_BURST_BYTES, PRESENCE_CLIENT_BYTES_PER_SECOND } from "./followers.js"
@@ -265,6 +266,8 @@ export class Hub implements ConnectionAcceptor {
   private readonly identities: IdentityRegistry
   private crdtHost: CrdtDocHost | undefined
   private readonly crdtWork: CrdtWorkGauge
+  /** Slices of judging and replaying, one for all the hub's documents (turns.ts). */
+  private readonly turns: Turns
   /** What the CRDT fields of the loaded documents hold together (`maxHostFieldWeight`). */
   private readonly fieldWeight: HeldWeight
   /** What every loaded document holds in memory together, estimated (`maxHeldBytes`). */
@@ -277,6 +280,7 @@ export class Hub implements ConnectionAcceptor {
     this.identities = new IdentityRegistry(this.store)
     this.machines = new Map(options.machines.map((m) => [m.name, m]))
     this.crdtWork = new CrdtWorkGauge(options.machines)
+    this.turns = new Turns(options.runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
     this.fieldWeight = new HeldWeight(options.maxHostFieldWeight ?? DEFAULT_MAX_HOST_FIELD_WEIGHT)
     this.memory = new HeldWeight(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES)
     this.fieldWeight.shareWith(this.memory, UNIT_HEAP_BYTES)
@@ -905,6 +909,7 @@ export class Hub implements ConnectionAcceptor {
       onCommandWork: (clientId, micros) => {
         if (this.limits.workPerSecond > 0) this.chargeWork(clientId, Math.min(micros, this.limits.workBurst))
       },
+      turns: this.turns,
       workWait: (clientId) => this.limits.workPerSecond > 0 ? this.clientBuckets.get(clientId)?.work.borrow(0, steadyNow(this.options.runtime)) ?? 0 : 0,
       presenceBudget: (clientId) => this.bucketsOf(clientId).presence,
       fieldWeight: this.fieldWeight,
@@ -1007,5 +1012,7 @@ export class Hub implements ConnectionAcceptor {
     // What documents still write (a snapshot) ends before the caller closes the storage or opens it again.
     await Promise.allSettled(closing)
     await this.crdtHost?.close()
+    // Nothing of the documents runs on: no slice sets a timer after close.
+    this.turns.close()
   }
 }

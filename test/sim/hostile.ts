@@ -126,8 +126,8 @@ const farCounterChange = (target: HostileTarget, startOp: number, actor: string)
 
 /** Empty objects each of the memory hog's commands adds: 40 KB of arguments (under the lowered command bound), 2.2 MB of the hub's memory as it counts them. */
 const HOG_OBJECTS = 20_000
-/** Commands in each of the CPU hog's submits: 0.5 s of the hub's time. */
-const CPU_HOG_BURNS = 25
+/** Commands in each of the CPU hog's submits: 0.2 s of the hub's time. */
+const CPU_HOG_BURNS = 10
 
 /** The heavy writer's field (SimText's Automerge text) and the characters each of its changes inserts and deletes. */
 const HEAVY_FIELD = "am"
@@ -529,19 +529,26 @@ export class HostileClients {
 
   /**
    * The CPU hog: a connection of its own (`cpuhog-N`, a new one if the hub or the network
-   * ended the last) on a SimBurner document nobody else follows, sending a submit of
-   * CPU_HOG_BURNS commands of MAX_BURN_MS each time it is called, without waiting for answers:
-   * as fast as the hub reads it. The hub must slice and charge them (the world checks both).
+   * ended the last) on SimBurner documents nobody else follows, sending a submit of
+   * CPU_HOG_BURNS commands of MAX_BURN_MS to each each time it is called, without waiting for
+   * answers: as fast as the hub reads it. The hub must slice and charge them (the world checks both).
    */
-  cpuHog(target: HostileTarget): void {
+  cpuHog(targets: ReadonlyArray<HostileTarget>): void {
     if (this.cpuHogLeft) return
     if (this.cpuHogConn === undefined || this.cpuHogConn.conn.closed !== undefined) {
       const clientId = `cpuhog-${this.nextConn}`
-      this.cpuHogConn = { conn: this.connect(clientId, undefined, [target], () => 0, { secret: `secret-of-${clientId}-0123456789` }), next: 1 }
+      this.cpuHogConn = { conn: this.connect(clientId, undefined, targets, () => 0, { secret: `secret-of-${clientId}-0123456789` }), next: new Map() }
     }
     const h = this.cpuHogConn
     if (!h.conn.open) return
-    this.submit(h.conn, target.docId, Array.from({ length: CPU_HOG_BURNS }, () => ({ clientSeq: h.next++, name: "burn", args: { ms: MAX_BURN_MS }, attack: "cpu-hog", expect: "refuse-or-harmless" as const })))
+    for (const { docId } of targets) {
+      const next = () => {
+        const n = (h.next.get(docId) ?? 0) + 1
+        h.next.set(docId, n)
+        return n
+      }
+      this.submit(h.conn, docId, Array.from({ length: CPU_HOG_BURNS }, () => ({ clientSeq: next(), name: "burn", args: { ms: MAX_BURN_MS }, attack: "cpu-hog", expect: "refuse-or-harmless" as const })))
+    }
   }
 
   cpuHogLeaves(): void {
@@ -562,7 +569,7 @@ export class HostileClients {
     })
   }
 
-  private cpuHogConn: { readonly conn: RawConn; next: number } | undefined
+  private cpuHogConn: { readonly conn: RawConn; readonly next: Map<string, number> } | undefined
   private cpuHogLeft = false
 
   /** The hog leaves: its document, followed by nobody, may go when room is needed. */

@@ -50,7 +50,7 @@ const typing = (count: number, clientID: number): Uint8Array[] => {
 
 const world = async (maxHostFieldWeight: number) => {
   const rt = new VirtualRuntime(1)
-  const hub = new Hub({ machines: [Board], storage: new MemoryStorage(), runtime: rt, maxHostFieldWeight, idleDocuments: { count: 0 }, limits: { commandsPerSecond: 1e9, messagesPerSecond: 1e9, crdtWorkPerSecond: 0 } as never })
+  const hub = new Hub({ machines: [Board], storage: new MemoryStorage(), runtime: rt, maxHostFieldWeight, idleDocuments: { count: 0 }, limits: { commandsPerSecond: 1e9, messagesPerSecond: 1e9, workPerSecond: 0 } as never })
   const p = new WirePeer("peer000000000001")
   p.listener = hub.accept(p.conn, { remoteAddress: "test:p" })
   p.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: p.clientId, machines: [], secret: newClientSecret(rt) })

@@ -67,7 +67,7 @@ const pastesBehindKeystroke = async (engine: keyof typeof FIELDS, size: number, 
     append(a, paste(i, size))
   }
   // Three 90 KiB Automerge splices are some 5.5 s of the hub's estimated work: past the
-  // client's 2 s burst the hub holds them for it (crdtWorkPerSecond), so give them time.
+  // client's 2 s burst the hub holds them for it (workPerSecond), so give them time.
   await settleWithTurns(w.rt, 20_000)
   expect(refused).toEqual([])
   expect(a.pendingCount).toBe(0)

@@ -23,7 +23,7 @@ const Notes = defineMachine({ name: "notes", version: 1, initial: () => ({}), co
 const engine = Notes.crdt!.body!.engine
 const RATE = 50_000
 const BURST = 50_000
-const LIMITS = { crdtWorkPerSecond: RATE, crdtWorkBurst: BURST }
+const LIMITS = { workPerSecond: RATE, workBurst: BURST }
 const CHARS = 3_000
 const COPIES = 10
 

@@ -90,7 +90,7 @@ test("a wall clock step during a merge is not charged to its sender as hours of 
 }, 60_000)
 
 /**
- * With the charge off (`crdtWorkPerSecond: 0`), merges are not weighed, so no estimate is
+ * With the charge off (`workPerSecond: 0`), merges are not weighed, so no estimate is
  * recorded and each merge's whole measured time is still borrowed from the client's CRDT
  * bucket, which at rate 0 never refills. Once the client's merges have taken the burst (2 s
  * of merge time over the hub's life, or one clock step), its debt is for ever: each new
@@ -98,7 +98,7 @@ test("a wall clock step during a merge is not charged to its sender as hours of 
  * 1 ms; on the virtual runtime, and any runtime keeping the timer, it is never read again).
  */
 test("with the CRDT work charge off, a client's merge time does not hold its next connection for ever", async () => {
-  const { rt, hub, events, received, updates, submit, merged, reconnect } = await world({ crdtWorkPerSecond: 0 }, 3_000)
+  const { rt, hub, events, received, updates, submit, merged, reconnect } = await world({ workPerSecond: 0 }, 3_000)
   await reconnect()
   expect(received.filter((m) => m.type === "welcome")).toHaveLength(2)
   submit(updates[1])

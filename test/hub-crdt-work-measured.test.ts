@@ -31,7 +31,7 @@ test("Yjs items that scan a crowded origin: what their estimate missed is charge
   const rt = new VirtualRuntime(9)
   const started = performance.now()
   const clock: Runtime = { now: () => rt.now() + Math.round(performance.now() - started), setTimer: (ms, fn) => rt.setTimer(ms, fn), random: () => rt.random() }
-  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: clock, limits: { crdtWorkPerSecond: RATE, crdtWorkBurst: BURST } })
+  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: clock, limits: { workPerSecond: RATE, workBurst: BURST } })
   // A socket whose peer's frames arrive together, as one read delivers them: what the hub has
   // not paused for is handled at once, the rest when it resumes.
   const received: ServerMessage[] = []

@@ -24,7 +24,7 @@ test("a split submit's merges are each weighed about once, not once per hold", a
   try {
     const rt = new VirtualRuntime(7)
     const net = new MemoryNetwork(rt, { latency: () => 1 })
-    const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, limits: { crdtWorkPerSecond: 250_000, crdtWorkBurst: 1_000, maxCommandsPerSubmit: N } })
+    const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, limits: { workPerSecond: 250_000, workBurst: 1_000, maxCommandsPerSubmit: N } })
     net.listen(hub)
     const received: ServerMessage[] = []
     const conn = net.transport("c").connect({ onOpen: () => {}, onMessage: (m) => void received.push(m as ServerMessage), onClose: () => {} })

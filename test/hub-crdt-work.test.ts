@@ -4,7 +4,7 @@
  * bytes; validating and merging it took 2.8 s), and the command rate counted it as one
  * command: a client could hold the hub by sending such changes at the rate of ordinary
  * commands. Each engine's `weigh` reads the work from the bytes; the hub takes it from the
- * client's CRDT work bucket (`crdtWorkPerSecond`, `crdtWorkBurst`).
+ * client's work bucket (`workPerSecond`, `workBurst`).
  */
 import { CanonClient, Hub, defineMachine, type HubEvent, type HubLimits } from "../core/index.js"
 import type { ConnectionAcceptor } from "../core/ports/transport.js"
@@ -43,7 +43,7 @@ const world = (acceptor: (hub: Hub) => ConnectionAcceptor = (hub) => hub, limits
   const rt = new VirtualRuntime(3)
   const net = new MemoryNetwork(rt, { latency: () => 1 })
   const events: HubEvent[] = []
-  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { crdtWorkPerSecond: RATE, crdtWorkBurst: BURST, ...limits } })
+  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { workPerSecond: RATE, workBurst: BURST, ...limits } })
   net.listen(acceptor(hub))
   const received: ServerMessage[] = []
   let closed: string | undefined
@@ -127,7 +127,7 @@ test("a CanonClient on protocol 2 (compact arguments) pays the same: its heavy e
   const rt = new VirtualRuntime(5)
   const net = new MemoryNetwork(rt, { latency: () => 1 })
   const events: HubEvent[] = []
-  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { crdtWorkPerSecond: RATE, crdtWorkBurst: BURST } })
+  const hub = new Hub({ machines: [Notes], storage: new MemoryStorage(), runtime: rt, onEvent: (e) => events.push(e), limits: { workPerSecond: RATE, workBurst: BURST } })
   net.listen(hub)
   const client = await CanonClient.open({ transport: net.transport("c"), runtime: rt, machines: [Notes], protocol: { min: 1, max: 2 } })
   const doc = await client.open(Notes, "d")

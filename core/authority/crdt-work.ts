@@ -4,7 +4,7 @@
  * A few bytes of CRDT update can stand for seconds of work: an Automerge change deleting
  * 100,000 characters is 153 bytes and took 2.8 s to validate and merge. Each engine's `weigh`
  * reads the work from the bytes without decoding (core/crdt/engine.ts); the hub charges it to
- * the client's CRDT work bucket (hub.ts, `crdtWorkPerSecond`).
+ * the client's work bucket (hub.ts, `workPerSecond`), which its other commands pay from too, measured.
  *
  * It must be read as the frame arrives, before the connection is read again: a hold that
  * starts once the submit reaches its document comes after the frames sent behind it were read.

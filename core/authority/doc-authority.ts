@@ -360,6 +360,8 @@ export class DocAuthority<S = unknown> {
   private workTimer: Timer | undefined
   /** Slices of judging (AuthorityOptions.batchSliceMs): the hub's, or this document's own. */
   private readonly turns: Turns
+  /** This document holds its turn's grant: its next command is judged whatever the turn's room. */
+  private granted = false
   private readonly idleMs: number
   /** The state at seq 0 in a snapshot's encoding, made when first asked for. */
   private zero: { readonly bytes: Uint8Array; readonly hash: string } | undefined
@@ -688,16 +690,14 @@ export class DocAuthority<S = unknown> {
     // Replayed in slices, as commands are judged (batchSliceMs): a log of slow commands (app
     // code) is as slow to replay, and a page of them would hold the event loop.
     const turns = hooks.turns ?? new Turns(runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
-    let sinceTurn = 0
+    // Granted a turn (turns.ts): one entry goes whatever the turn's room.
+    let granted = false
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at), logSince)
       if (entries.length === 0) break
       for (const e of entries) {
-        if (turns.over() && sinceTurn > 0) {
-          await turns.next()
-          sinceTurn = 0
-        }
-        sinceTurn++
+        while (!granted && turns.over()) granted = await turns.next()
+        granted = false
         if (history === undefined) {
           const r = applyLogged(host, docId, machine, e)
           if (r !== undefined) refused === undefined ? (refused = { seq: e.seq, rejection: r, count: 1 }) : refused.count++
@@ -1114,7 +1114,9 @@ export class DocAuthority<S = unknown> {
           this.beginSnapshot()
           this.flushing = true
         }
-        if (left.sliced) await this.turns.next()
+        // A grant not used in this batch lapses with it.
+        this.granted = false
+        if (left.sliced) this.granted = await this.turns.next()
         else if (left.judged === 0 && left.rest.length > 0 && this.queue.length === left.rest.length) {
           // All that waits is of clients in debt: flushed again once the first is out of it.
           this.flushAfter(left.waitMs)
@@ -1225,10 +1227,10 @@ export class DocAuthority<S = unknown> {
         for (let i = 0; i < msg.commands.length; i++) {
           const cmd = msg.commands[i]!
           const started = this.elapsed()
-          // Asked before every command, so that the first begins the turn; honoured from the
-          // second (a document waiting for its turn is never starved by others').
+          // Asked before every command (the first begins a turn); a document that waited for
+          // its turn holds the turn's grant for one command, so none is starved (turns.ts).
           const over = this.turns.over()
-          if (judged > 0 && over) sliced = true
+          if (over && !this.granted) sliced = true
           // A merge was paid for as it entered (crdt-work.ts); other commands are charged after
           // they ran, and wait while their client is in debt.
           const wait = sliced || cmd.name.startsWith(CRDT_COMMAND_PREFIX) ? 0 : this.hooks.workWait?.(clientId) ?? 0
@@ -1242,6 +1244,7 @@ export class DocAuthority<S = unknown> {
             break
           }
           judged++
+          this.granted = false
           if (out === undefined) replies.set(conn, (out = []))
           const expanded = msg.compact === true ? this.expand(cmd.name, cmd.args, version) : { args: cmd.args }
           let args = "args" in expanded ? expanded.args : undefined

@@ -5,16 +5,23 @@
  *
  * Each document slicing on its own clock is not enough: the first slices of a hundred
  * documents run back to back (their submits arrived in one read), and the timers their next
- * slices wait on fire in one phase of the event loop: seconds without reading a socket. Here
- * the slice is the hub's: once it is used, every document waits for the next turn, and they
- * go in the order they came to wait.
+ * slices wait on fire in one phase of the event loop: seconds without reading a socket. Nor is
+ * letting every document waiting for a turn go at once, each with one piece of work: a
+ * hundred documents with one 20 ms command each held the loop 2 s. Here the slice is the
+ * hub's, and waiters go one at a time, in the order they came: the first of a turn holds its
+ * grant (one piece of work, however the turn goes, so none is starved); the next goes once the
+ * one before it has done its synchronous part, while the turn has room, and asks `over` before
+ * each piece, its first included. A turn is then at most the slice, one piece past it, and the
+ * grant.
  *
  * @example
  * ```ts
  * const turns = new Turns(runtime, 50)
+ * let granted = false
  * for (const e of entries) {
- *   if (turns.over()) await turns.next()
+ *   while (!granted && turns.over()) granted = await turns.next()
  *   apply(e)
+ *   granted = false
  * }
  * ```
  */
@@ -25,7 +32,10 @@ export class Turns {
   #began: number | undefined
   /** Turns begun: a timer ending the turn it was set in leaves a later one alone. */
   #turn = 0
-  #next: Promise<void> | undefined
+  /** Who waits for a turn, in the order they came. */
+  readonly #waiting: Array<(granted: boolean) => void> = []
+  /** A turn for the waiters is on its way (its timer is set). */
+  #armed = false
   /** The timers this sets, and what each does if it must be done at once (close). */
   readonly #timers = new Map<Timer, () => void>()
   #closed = false
@@ -42,17 +52,20 @@ export class Turns {
     return steadyNow(this.runtime) - this.#began >= this.sliceMs
   }
 
-  /** Resolves as the next turn begins (after the runtime's timers and I/O waiting now). */
-  next(): Promise<void> {
-    if (this.#closed) return Promise.resolve()
-    return (this.#next ??= new Promise<void>((resolve) => this.#after(() => {
-      this.#next = undefined
-      this.#begin()
-      resolve()
-    })))
+  /**
+   * Resolves in a later turn, after those who came to wait before: true for the first of that
+   * turn (its grant: one piece of work whatever `over` says), false for one let go after it
+   * while the turn had room (it asks `over` before each piece).
+   */
+  next(): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(true)
+    return new Promise<boolean>((resolve) => {
+      this.#waiting.push(resolve)
+      this.#arm()
+    })
   }
 
-  /** Its owner closed: work still in flight finishes without slices, and no timer is set from now on. */
+  /** Its owner closed: waiters go at once, work still in flight finishes unsliced, and no timer is set from now on. */
   close(): void {
     this.#closed = true
     for (const [timer, now] of this.#timers) {
@@ -60,6 +73,29 @@ export class Turns {
       now()
     }
     this.#timers.clear()
+    for (const go of this.#waiting.splice(0)) go(true)
+  }
+
+  #arm(): void {
+    if (this.#armed) return
+    this.#armed = true
+    this.#after(() => {
+      this.#armed = false
+      this.#begin()
+      this.#letGo(true)
+    })
+  }
+
+  /** The first waiter goes; the next once that one's synchronous part is done, while the turn has room. */
+  #letGo(granted: boolean): void {
+    const go = this.#waiting.shift()
+    if (go === undefined) return
+    go(granted)
+    queueMicrotask(() => {
+      if (this.#closed || this.#waiting.length === 0) return
+      if (this.over()) this.#arm()
+      else this.#letGo(false)
+    })
   }
 
   #begin(): void {

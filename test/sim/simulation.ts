@@ -111,7 +111,8 @@ export const SIM_CRDT_WORK = { workPerSecond: 50_000, workBurst: 100_000 }
 export const SIM_HOG_WORK = { workPerSecond: 50_000, workBurst: 200_000 }
 /**
  * The hub's batchSliceMs (its default): the most its documents may work together without the
- * event loop turning, but for one command of each document that waited for the turn.
+ * event loop turning, but for the command that crosses it and the one a turn's first waiter is
+ * granted.
  */
 const SIM_SLICE_MS = 50
 /** The CPU hog's documents, each sent slow commands at once. */
@@ -252,8 +253,8 @@ export interface SimOptions {
    * own at once, submits of commands that each stand for 20 ms of slow app code on the hub
    * (machines.ts `SimBurner`, timed on a simulated CPU the hub's steady clock reads: cpu.ts), as
    * fast as the command rate lets it, through the active phase; the hub runs with SIM_HOG_WORK.
-   * The hub must never work longer than its batch slice and a command of each document without
-   * the event loop turning, and each hog client's judged commands must fit in its work budget
+   * The hub must never work longer than its batch slice and two commands without the event
+   * loop turning, and each hog client's judged commands must fit in its work budget
    * (the burst and the rate over the time it was answered in). Needs `hostile`. 0 leaves every
    * seed as it was. Default 0.
    */
@@ -1884,8 +1885,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       if (stored !== u.hash) textFailures.push(`crdt: ${textSpec!.docId}: the checkpoint the hub stored with its $migrate entry (seq ${u.seq}) is ${stored}, but its state there hashes ${u.hash} (the fields v2 adds not counted?)`)
     }
     guard.reportUnhandled()
-    // The hub held its event loop no longer than a slice and a command of each document.
-    if (o.cpuHog > 0 && simCpu.worst > SIM_SLICE_MS + CPU_HOG_DOCS * MAX_BURN_MS) fail(`cpu: the hub worked ${simCpu.worst} ms of commands without letting its event loop turn (batchSliceMs ${SIM_SLICE_MS}, longest command ${MAX_BURN_MS} ms, ${CPU_HOG_DOCS} documents)`)
+    // The hub held its event loop no longer than a slice, the command that crossed it and the one its turn's first waiter is granted (turns.ts), however many documents.
+    if (o.cpuHog > 0 && simCpu.worst > SIM_SLICE_MS + 2 * MAX_BURN_MS) fail(`cpu: the hub worked ${simCpu.worst} ms of commands without letting its event loop turn (batchSliceMs ${SIM_SLICE_MS}, longest command ${MAX_BURN_MS} ms)`)
     const failures = [...checkWorld({
       docs: views,
       ledger,

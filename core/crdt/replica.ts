@@ -330,6 +330,9 @@ export class ReplicaFields {
     // Before the rejections are told: an app closing the document on one must not lose these.
     for (const [field, update, hole] of again) {
       const sent = this.#submit(field, update)
+      // Not queued (update-required: read-only until the next connection or the updated app's
+      // open): it waits in the queue, stored with this refusal. Dropped, so was what needs it.
+      if (sent === undefined) this.#enqueue(field, update)
       if (hole !== undefined) hole.tombstone = sent ?? null
       else if (isObject(update)) this.#resent.add(update)
     }
@@ -358,14 +361,25 @@ export class ReplicaFields {
     this.#unstoredQueue.set(q.key, q)
   }
 
-  /** Submits a change again: its pending command (undefined if it could not be queued, told as an `error`). */
+  /** Submits a change again: its pending command (undefined if it could not be queued: see `refused`, `#next`). */
   #submit(field: string, update: unknown): PendingCommand | undefined {
     const port = this.#port
     if (port === undefined) return undefined
     const fail = (e: { code: string; message: string }) => port.error({ code: e.code, message: `A change to field "${field}" of "${this.#replica.docId}" refused by the hub could not be sent again: ${e.message}` })
     try {
       const receipt = port.submit(crdtCommandName(field), update)
-      if (receipt.clientSeq === -1) receipt.catch(fail)
+      if (receipt.clientSeq === -1) {
+        receipt.catch((e: { code: string; message: string }) => {
+          // Waits in the queue (`refused`, `#next`) till it can go. Refused for good (too large,
+          // say), it is let go and told once (not at every kick), and what waits behind it goes.
+          const q = this.#queue.find((q) => q.update === update)
+          if (e.code === "update-required" || q === undefined) return
+          this.#queue.splice(this.#queue.indexOf(q), 1)
+          this.#unstoredQueue.delete(q.key)
+          fail(e)
+          this.#next()
+        })
+      }
       // The command object, not its number: a renumbering (sequence-reset) changes the number in place.
       const last = this.#replica.pending.at(-1)
       return last !== undefined && last.clientSeq === receipt.clientSeq ? last : undefined
@@ -387,11 +401,14 @@ export class ReplicaFields {
     const waiting = this.#waiting
     if (waiting !== undefined && this.#replica.pending.includes(waiting)) return
     this.#waiting = undefined
-    const head = this.#queue.shift()
+    const head = this.#queue[0]
     if (head === undefined) return
     const sent = (this.#waiting = this.#submit(head.field, head.update))
+    // Not queued (update-required): it stays first, stored, and goes at a later kick.
+    if (sent === undefined) return
+    this.#queue.shift()
     // Its outbox write takes its queue record out (unless the record was never handed over).
-    if (!this.#unstoredQueue.delete(head.key) && sent !== undefined) sent.dequeued = head.key
+    if (!this.#unstoredQueue.delete(head.key)) sent.dequeued = head.key
   }
 }
 

@@ -26,15 +26,17 @@ let worst = 0
 const Burner = defineMachine({
   name: "burner",
   version: 1,
-  initial: () => ({ n: 0 }),
+  initial: () => ({ n: 0, items: [] as Array<Record<string, never>> }),
   commands: {
     // Stands for app code that takes `ms` of the hub's time (a walk over a large state).
     burn: { args: Schema.Struct({ ms: Schema.Number }), apply: (s, { ms }) => void ((cpu += ms), (worst = Math.max(worst, cpu - turnedAt)), s.n++) },
     add: { args: Schema.Struct({}), apply: (s) => void s.n++ },
+    // Slow, and grows the state by `n` empty objects (about 112 bytes each to the hub's memory gauge).
+    grow: { args: Schema.Struct({ ms: Schema.Number, n: Schema.Number }), apply: (s, { ms, n }) => void ((cpu += ms), s.items.push(...Array.from({ length: n }, () => ({})))) },
   },
 })
 
-const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(), rt = new VirtualRuntime(3)) => {
+const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(), rt = new VirtualRuntime(3), maxHeldBytes?: number) => {
   cpu = turnedAt = worst = 0
   const clock: Runtime = {
     now: () => rt.now(),
@@ -46,7 +48,7 @@ const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(
     random: () => rt.random(),
   }
   const events: Array<{ type: string; code?: string; message?: string }> = []
-  const hub = new Hub({ machines: [Burner], storage, runtime: clock, limits: { commandsPerSecond: 1e6, commandBurst: 1e6, ...limits }, onEvent: (e) => void events.push(e as never) })
+  const hub = new Hub({ machines: [Burner], storage, runtime: clock, limits: { commandsPerSecond: 1e6, commandBurst: 1e6, ...limits }, ...(maxHeldBytes !== undefined ? { maxHeldBytes } : {}), onEvent: (e) => void events.push(e as never) })
   /** What every peer was sent, in order, tagged with who. */
   const log: Array<{ readonly who: string; readonly m: ServerMessage }> = []
   const peer = (who: string) => {
@@ -69,6 +71,8 @@ const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(
     const clientId = `${who}`.padEnd(16, "0")
     send({ type: "hello", protocol: { min: 1, max: 1 }, clientId, machines: [], secret: newClientSecret(rt) })
     const seqs = new Map<string, number>()
+    /** Sends `docId`'s last command again under its number (after `hub-full`). */
+    const resend = (docId: string, name: string, args: unknown) => send({ type: "submit", docId, ackedClientSeq: 0, commands: [{ clientSeq: seqs.get(docId)!, name, args }] })
     const next = (docId: string) => {
       seqs.set(docId, (seqs.get(docId) ?? 0) + 1)
       return seqs.get(docId)!
@@ -81,6 +85,7 @@ const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(
       outcomes: () => log.filter((e) => e.who === who).flatMap((e) => (e.m.type === "results" ? e.m.outcomes : [])),
       errors: () => log.filter((e) => e.who === who && e.m.type === "error").map((e) => (e.m as { code: string }).code),
       paused: () => paused,
+      resend,
     }
   }
   return { rt, hub, log, peer, events, storage }
@@ -222,6 +227,43 @@ test("a log of slow commands is replayed in slices: another document is served w
   expect(loaded).toBeGreaterThan(answered)
   // The replay cost what the commands did: 3 s of the hub's time, all of it.
   expect(cpu).toBe(3_000)
+  await hub.close()
+})
+
+test("a command is charged its whole time, past the burst: commands longer than the burst get no more than the rate", async () => {
+  const { rt, hub, peer } = world()
+  const hog = peer("hog")
+  hog.subscribe("a")
+  await rt.run({ forMs: 20 })
+  hog.submit("a", burns(1, 3_000)) // 3 s, 1 s past the 2 s burst: 4 s of debt to wait off
+  await rt.run({ forMs: 10 })
+  expect(cpu).toBe(3_000)
+  hog.submit("a", burns(1, 3_000))
+  await rt.run({ forMs: 3_000 })
+  expect(cpu).toBe(3_000) // still waiting (capped at the burst, the charge left no debt: it ran at once)
+  await rt.run({ forMs: 30_000 })
+  expect(cpu).toBe(6_000)
+  await hub.close()
+})
+
+test("a command undone for the hub's memory (hub-full) is charged its time: resending it for ever costs its client", async () => {
+  // A hub of 256 KiB: a command adding 4,000 empty objects does not fit beside the document.
+  const { rt, hub, peer } = world({ workBurst: 100_000 }, new MemoryStorage(), new VirtualRuntime(3), 256 << 10)
+  const hog = peer("hog")
+  hog.subscribe("a")
+  await rt.run({ forMs: 20 })
+  const args = { ms: 40, n: 4_000 }
+  hog.submit("a", [{ name: "grow", args }])
+  await rt.run({ forMs: 10 })
+  expect(hog.errors()).toContain("hub-full")
+  expect(cpu).toBe(40)
+  for (let i = 0; i < 5; i++) {
+    hog.resend("a", "grow", args)
+    await rt.run({ forMs: 10 })
+  }
+  // 100 ms of burst, and the refill of the time that passed: the fourth try went into debt,
+  // and the rest wait for it (at 0.25 s a second). Uncharged, all six ran: 240 ms.
+  expect(cpu).toBe(160)
   await hub.close()
 })
 

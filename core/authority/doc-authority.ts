@@ -1392,6 +1392,8 @@ export class DocAuthority<S = unknown> {
                 unjudged.add(conn)
                 this.awaitingResend.set(conn, cmd.clientSeq)
                 this.hooks.onNoRoom?.()
+                // It ran: its time is charged, or resending it for ever would cost the hub for free.
+                this.hooks.onCommandWork?.(clientId, (this.elapsed() - started) * 1000)
                 break
               }
             }

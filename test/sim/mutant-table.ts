@@ -318,7 +318,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "command-work-uncharged",
     breaks: "a command's time is not charged to its client: one client's slow commands take as much of the hub as the command rate lets it send",
-    patches: [{ file: HUB, anchor: "if (this.limits.workPerSecond > 0) this.chargeWork(clientId, Math.min(micros, this.limits.workBurst))", replacement: "if (this.limits.workPerSecond > Infinity) this.chargeWork(clientId, Math.min(micros, this.limits.workBurst))" }],
+    patches: [{ file: HUB, anchor: "if (this.limits.workPerSecond > 0) this.chargeWork(clientId, micros)", replacement: "if (this.limits.workPerSecond > Infinity) this.chargeWork(clientId, micros)" }],
     simArgs: ["--cpu-hog", "1", "--attacks", "legit", "--big-kib", "0"],
   },
   {

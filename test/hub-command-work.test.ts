@@ -51,18 +51,20 @@ const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(
   const hub = new Hub({ machines: [Burner], storage, runtime: clock, limits: { commandsPerSecond: 1e6, commandBurst: 1e6, ...limits }, ...(maxHeldBytes !== undefined ? { maxHeldBytes } : {}), onEvent: (e) => void events.push(e as never) })
   /** What every peer was sent, in order, tagged with who. */
   const log: Array<{ readonly who: string; readonly m: ServerMessage }> = []
-  const peer = (who: string) => {
+  const peer = (who: string, pausable = true) => {
     let paused = false
     const waiting: ClientMessage[] = []
     const listener = hub.accept({
       send: (m) => void log.push({ who, m }),
       close: () => {},
       bufferedAmount: 0,
-      pause: () => void (paused = true),
-      resume: () => {
-        paused = false
-        while (!paused && waiting.length > 0) listener.onMessage(waiting.shift()!)
-      },
+      ...(pausable ? {
+        pause: () => void (paused = true),
+        resume: () => {
+          paused = false
+          while (!paused && waiting.length > 0) listener.onMessage(waiting.shift()!)
+        },
+      } : {}),
     }, { remoteAddress: `test:${who}` })
     const send = (m: ClientMessage) => {
       turnedAt = cpu
@@ -201,6 +203,37 @@ test("a client in debt for its commands is not read: what it sends meanwhile wai
   expect(hog.paused()).toBe(false)
   expect(hog.outcomes().map((o) => o.clientSeq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1))
   expect(log.some((e) => e.m.type === "error")).toBe(false)
+  await hub.close()
+})
+
+test("the submits of a client in debt wait out of the queue: an honest writer's batches do not walk them", async () => {
+  const { rt, hub, peer } = world({ workPerSecond: 10_000, workBurst: 10_000 })
+  // A transport that cannot pause (the hub reads on): what it sends queues in the document.
+  const hog = peer("hog", false)
+  const writer = peer("writer")
+  hog.subscribe("a")
+  writer.subscribe("a")
+  await rt.run({ forMs: 20 })
+  hog.submit("a", burns(1, 100)) // 10 s of debt at 10 ms a second
+  await rt.run({ forMs: 5 })
+  for (let i = 0; i < 200; i++) hog.submit("a", [{ name: "add", args: {} }]) // (at most 256 messages wait for a hub that cannot pause a transport)
+  await rt.run({ forMs: 5 })
+  // How often the hog's debt is looked at while the writer's 50 commands go, one batch each.
+  const buckets = (hub as unknown as { clientBuckets: Map<string, { work: { borrow: (n: number, now: number) => number } }> }).clientBuckets
+  const work = buckets.get("hog".padEnd(16, "0"))!.work
+  let looked = 0
+  const borrow = work.borrow.bind(work)
+  work.borrow = (n, now) => (looked++, borrow(n, now))
+  for (let i = 0; i < 50; i++) {
+    writer.submit("a", [{ name: "add", args: {} }])
+    await rt.run({ forMs: 5 })
+  }
+  expect(writer.outcomes().filter((o) => "seq" in o)).toHaveLength(50)
+  expect(hog.outcomes().length).toBe(1)
+  expect(looked).toBeLessThanOrEqual(2)
+  // Out of debt, the hog's submits go, in order.
+  await rt.run({ forMs: 20_000 })
+  expect(hog.outcomes().map((o) => o.clientSeq)).toEqual(Array.from({ length: 201 }, (_, i) => i + 1))
   await hub.close()
 })
 

@@ -243,16 +243,14 @@ interface Pending {
 /** What a batch left to judge: the rest of the submits it cut, first in the queue again. */
 interface Left {
   readonly rest: Pending[]
-  /** Submits of `batch` whose rest is in `rest`: released with it, not now. */
+  /** Submits of `batch` whose rest is in `rest` or `parked`: released with it, not now. */
   readonly carried: Set<Pending>
-  /** Commands judged: none, and everything left waits for its clients' work (`waitMs`). */
-  readonly judged: number
   /** The batch's time was up: the event loop turns before the next. */
   readonly sliced: boolean
-  /** Milliseconds until the first client whose commands wait is out of debt. */
+  /** Milliseconds until the first client whose commands it parked is out of debt (0: none). */
   readonly waitMs: number
 }
-const NOTHING_LEFT: Left = { rest: [], carried: new Set(), judged: 1, sliced: false, waitMs: 0 }
+const NOTHING_LEFT: Left = { rest: [], carried: new Set(), sliced: false, waitMs: 0 }
 
 /** A bare clientId (tests, benches driving an authority directly) is its first incarnation. */
 const asSender = (who: Sender | string): Sender => (typeof who === "string" ? { clientId: who, incarnation: 1 } : who)
@@ -356,8 +354,15 @@ export class DocAuthority<S = unknown> {
   /** Background writes outside the commit loop (compaction, a quiet checkpoint) in flight. */
   private writing = 0
   private idleTimer: Timer | undefined
-  /** Flushes again once a client whose commands wait in the queue is out of debt. */
+  /**
+   * The submits of connections whose client is in debt for the hub's work, in order, out of the
+   * queue (a queue walked by every batch, with 20,000 of them in it, took an honest writer's
+   * round trip from 0.17 ms to 18.9 ms); a connection's later submits join them.
+   */
+  private readonly parked = new Map<Connection<ServerMessage>, Pending[]>()
+  /** Puts parked submits back in the queue once their client is out of debt (at `workDue`). */
   private workTimer: Timer | undefined
+  private workDue = Infinity
   /** Slices of judging (AuthorityOptions.batchSliceMs): the hub's, or this document's own. */
   private readonly turns: Turns
   /** This document holds its turn's grant: its next command is judged whatever the turn's room. */
@@ -801,7 +806,7 @@ export class DocAuthority<S = unknown> {
 
   /** Nothing was ever committed, nor is anything being written: its machine is not settled yet. */
   get unwritten(): boolean {
-    return this.committed === 0 && this.seq === 0 && this.queue.length === 0 && !this.flushing && this.writing === 0 && !this.unloaded && !this.broken
+    return this.committed === 0 && this.seq === 0 && this.queue.length === 0 && this.parked.size === 0 && !this.flushing && this.writing === 0 && !this.unloaded && !this.broken
   }
 
   /** The current (committed) state. Read-only. Of version `version`, which a failed upgrade leaves older than `machine`'s. */
@@ -1074,7 +1079,11 @@ export class DocAuthority<S = unknown> {
     const version = this.followers.get(conn)?.version ?? this.machine.version
     // Commands of a version the document could not be migrated to are refused, never applied to an older state.
     const held = heldRefusal(this.held, version)
-    this.queue.push({ conn, sender: asSender(who), msg, version, refuse: refuse ?? (held && { code: "command-failed", message: held.message }), release })
+    const pending: Pending = { conn, sender: asSender(who), msg, version, refuse: refuse ?? (held && { code: "command-failed", message: held.message }), release }
+    // Behind what of its connection waits for its client's debt.
+    const parked = this.parked.get(conn)
+    if (parked !== undefined) return void parked.push(pending)
+    this.queue.push(pending)
     if (!this.flushing) this.track(this.flush().catch((e) => this.fail("committing", e)))
   }
 
@@ -1114,30 +1123,58 @@ export class DocAuthority<S = unknown> {
           this.beginSnapshot()
           this.flushing = true
         }
+        if (left.waitMs > 0) this.unparkAfter(left.waitMs)
         // A grant not used in this batch lapses with it.
         this.granted = false
         if (left.sliced) this.granted = await this.turns.next()
-        else if (left.judged === 0 && left.rest.length > 0 && this.queue.length === left.rest.length) {
-          // All that waits is of clients in debt: flushed again once the first is out of it.
-          this.flushAfter(left.waitMs)
-          break
-        }
       }
     } finally {
       this.flushing = false
       // A broken document writes no more: what waits is dropped, and its connections read again.
-      if (this.broken) for (const p of this.queue.splice(0)) p.release?.()
+      if (this.broken) this.dropWaiting()
       if (this.snapshotDue) this.beginSnapshot()
     }
   }
 
-  private flushAfter(ms: number): void {
+  /** Parks the rest of `conn`'s submits until its client is out of debt (see `parked`). */
+  private park(conn: Connection<ServerMessage>, p: Pending): void {
+    const list = this.parked.get(conn)
+    if (list === undefined) this.parked.set(conn, [p])
+    else list.push(p)
+  }
+
+  /** In `ms` (or earlier, if already due), the parked submits of clients out of debt go back to the front of the queue. */
+  private unparkAfter(ms: number): void {
+    const due = steadyNow(this.runtime) + ms
+    if (this.closed || this.workTimer !== undefined && this.workDue <= due) return
     this.workTimer?.cancel()
-    if (this.closed) return
+    this.workDue = due
     this.workTimer = this.runtime.setTimer(Math.max(1, ms), () => {
       this.workTimer = undefined
-      if (!this.flushing && !this.closed && this.queue.length > 0) this.track(this.flush().catch((e) => this.fail("committing", e)))
+      this.workDue = Infinity
+      if (this.closed) return
+      const back: Pending[] = []
+      let wait = Infinity
+      for (const [conn, list] of this.parked) {
+        const w = this.hooks.workWait?.(list[0]!.sender.clientId) ?? 0
+        if (w > 0) wait = Math.min(wait, w)
+        else {
+          this.parked.delete(conn)
+          back.push(...list)
+        }
+      }
+      if (wait < Infinity) this.unparkAfter(wait)
+      if (back.length === 0) return
+      this.queue = back.concat(this.queue)
+      if (!this.flushing) this.track(this.flush().catch((e) => this.fail("committing", e)))
     })
+  }
+
+  /** What waits (queued or parked) goes, its connections read again. */
+  private dropWaiting(): void {
+    for (const p of this.queue.splice(0)) p.release?.()
+    for (const list of this.parked.values()) for (const p of list) p.release?.()
+    this.parked.clear()
   }
 
   /** A client whose records cannot be read gets an error for its submits; nobody else notices. */
@@ -1198,16 +1235,17 @@ export class DocAuthority<S = unknown> {
     // goes back to the queue, first, in order.
     const rest: Pending[] = []
     const carried = new Set<Pending>()
+    // Connections parked in this batch: the rest of theirs in it is parked too.
     const waiting = new Set<Connection<ServerMessage>>()
     let sliced = false
-    let judged = 0
     let waitMs = Infinity
 
     try {
       for (const p of batch) {
         const { conn, sender, msg, version, refuse } = p
-        if (sliced || waiting.has(conn)) {
-          rest.push(p)
+        if (waiting.has(conn) || sliced) {
+          if (waiting.has(conn)) this.park(conn, p)
+          else rest.push(p)
           carried.add(p)
           continue
         }
@@ -1239,11 +1277,12 @@ export class DocAuthority<S = unknown> {
             waitMs = Math.min(waitMs, wait)
           }
           if (sliced || wait > 0) {
-            rest.push({ ...p, msg: i === 0 ? msg : { ...msg, commands: msg.commands.slice(i) }, resumed: true })
+            const remainder: Pending = { ...p, msg: i === 0 ? msg : { ...msg, commands: msg.commands.slice(i) }, resumed: true }
+            if (wait > 0) this.park(conn, remainder)
+            else rest.push(remainder)
             carried.add(p)
             break
           }
-          judged++
           this.granted = false
           if (out === undefined) replies.set(conn, (out = []))
           const expanded = msg.compact === true ? this.expand(cmd.name, cmd.args, version) : { args: cmd.args }
@@ -1457,7 +1496,7 @@ export class DocAuthority<S = unknown> {
     // A CRDT library threw half-way through a merge (that command was rejected and nothing
     // of it is logged): reload the document from storage, never serve a broken field.
     if (this.crdt?.brokenField !== undefined) this.fail("merging a CRDT update", new Error(`CRDT field "${this.crdt.brokenField}" broke`))
-    return { rest, carried, judged, sliced, waitMs: waiting.size > 0 ? waitMs : 0 }
+    return { rest, carried, sliced, waitMs: waiting.size > 0 ? waitMs : 0 }
   }
 
   /**
@@ -1628,6 +1667,7 @@ export class DocAuthority<S = unknown> {
     this.hooks.memory?.release(this.heldState)
     // Their connections read again (a submit's release is once only; a flush may still write them).
     for (const p of this.queue) p.release?.()
+    for (const list of this.parked.values()) for (const p of list) p.release?.()
     this.quietTimer?.cancel()
     this.idleTimer?.cancel()
     this.idleTimer = undefined
@@ -1654,7 +1694,7 @@ export class DocAuthority<S = unknown> {
 
   /** Nobody follows it and nothing is in flight: unloading it loses nothing (see the header). */
   get idle(): boolean {
-    return this.followers.size === 0 && !this.flushing && this.queue.length === 0 && !this.snapshotter.running && !this.snapshotDue &&
+    return this.followers.size === 0 && !this.flushing && this.queue.length === 0 && this.parked.size === 0 && !this.snapshotter.running && !this.snapshotDue &&
       this.snapshotWaiters.length === 0 && this.writing === 0 && !this.broken && !this.unloaded &&
       // An unload would forget when asked-for states may next be made.
       steadyNow(this.runtime) >= this.followers.pacedUntil

@@ -367,6 +367,12 @@ export class DocAuthority<S = unknown> {
   private readonly turns: Turns
   /** This document holds its turn's grant: its next command is judged whatever the turn's room. */
   private granted = false
+  /**
+   * What replaying its log took at load, in µs of the runtime's clock: app code, as its
+   * commands were (a reader loading a log of slow commands again and again made the hub
+   * replay them for free). The hub charges it to the client whose subscribe loaded it.
+   */
+  replayMicros = 0
   private readonly idleMs: number
   /** The state at seq 0 in a snapshot's encoding, made when first asked for. */
   private zero: { readonly bytes: Uint8Array; readonly hash: string } | undefined
@@ -697,16 +703,20 @@ export class DocAuthority<S = unknown> {
     const turns = hooks.turns ?? new Turns(runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
     // Granted a turn (turns.ts): one entry goes whatever the turn's room.
     let granted = false
+    // The replay's time, on the runtime's clock: the hub charges it to whoever made it load.
+    let replayMs = 0
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at), logSince)
       if (entries.length === 0) break
       for (const e of entries) {
         while (!granted && turns.over()) granted = await turns.next()
         granted = false
+        const started = steadyNow(runtime)
         if (history === undefined) {
           const r = applyLogged(host, docId, machine, e)
           if (r !== undefined) refused === undefined ? (refused = { seq: e.seq, rejection: r, count: 1 }) : refused.count++
         } else epoch = replayEntry(host, docId, history, epoch, e)
+        replayMs += steadyNow(runtime) - started
         at = e.seq
       }
       holdBuilt()
@@ -781,6 +791,7 @@ export class DocAuthority<S = unknown> {
     const behind = countBehind > 0 && horizon < base!.meta.seq ? await store.logBytes(docId, horizon, base!.meta.seq, countBehind) : 0
     snapshotter.noteLoaded(logSince.bytes, behind)
     const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held, heldState, counted + host.grown - grownAtCount)
+    doc.replayMicros = Math.round(replayMs * 1000)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
     // sweep would take for leftovers (test/snapshot-load-race.test.ts). Without a crash

@@ -849,7 +849,14 @@ export class Hub implements ConnectionAcceptor {
       const p = this.loaded(docId)
       if (p !== undefined) return p
       // Paid, and nothing awaited since the document was found missing: load it now.
-      if (token !== undefined) return this.startLoad(docId, machine, token)
+      if (token !== undefined) {
+        const loading = this.startLoad(docId, machine, token)
+        // Its log's replay is app code run for this client: charged as its commands are.
+        loading.then((doc) => {
+          if (this.limits.workPerSecond > 0 && session.clientId !== undefined) this.chargeWork(session.clientId, doc.replayMicros)
+        }, () => {})
+        return loading
+      }
       token = await this.payLoad(session, docId)
       if (token === undefined) return undefined
     }
@@ -881,6 +888,12 @@ export class Hub implements ConnectionAcceptor {
           await this.holdEnded(session)
         }
       }
+    }
+    // A load replays its log, charged to the loader (`acquire`): one in debt for it waits first.
+    const owed = this.limits.workPerSecond > 0 && session.conn.pause !== undefined && !session.closed ? session.work.borrow(0, steadyNow(this.options.runtime)) : 0
+    if (owed > 0) {
+      this.holdForRate(session, owed, `Work past ${this.limits.workPerSecond} µs of the hub's time per second`)
+      await this.holdEnded(session)
     }
     return session.closed ? undefined : PAID
   }

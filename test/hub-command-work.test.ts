@@ -51,7 +51,7 @@ const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(
   const hub = new Hub({ machines: [Burner], storage, runtime: clock, limits: { commandsPerSecond: 1e6, commandBurst: 1e6, ...limits }, ...(maxHeldBytes !== undefined ? { maxHeldBytes } : {}), onEvent: (e) => void events.push(e as never) })
   /** What every peer was sent, in order, tagged with who. */
   const log: Array<{ readonly who: string; readonly m: ServerMessage }> = []
-  const peer = (who: string, pausable = true) => {
+  const peer = (who: string, pausable = true, address = `test:${who}`) => {
     let paused = false
     const waiting: ClientMessage[] = []
     const listener = hub.accept({
@@ -65,7 +65,7 @@ const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(
           while (!paused && waiting.length > 0) listener.onMessage(waiting.shift()!)
         },
       } : {}),
-    }, { remoteAddress: `test:${who}` })
+    }, { remoteAddress: address })
     const send = (m: ClientMessage) => {
       turnedAt = cpu
       return paused ? waiting.push(m) : listener.onMessage(m)
@@ -301,6 +301,30 @@ test("a command undone for the hub's memory (hub-full) is charged its time: rese
   // 100 ms of burst, and the refill of the time that passed: the fourth try went into debt,
   // and the rest wait for it (at 0.25 s a second). Uncharged, all six ran: 240 ms.
   expect(cpu).toBe(160)
+  await hub.close()
+})
+
+test("fresh client ids from one address share its work budget: their bursts do not add up", async () => {
+  // Each client 2 s at once; all of them behind one address, 1 s (0.1 s a second).
+  const { rt, hub, peer } = world({ sharedWorkPerSecond: 100_000, sharedWorkBurst: 1_000_000 })
+  const ids = Array.from({ length: 5 }, (_, i) => peer(`fresh${i}`, true, "test:one-address"))
+  for (const p of ids) p.subscribe("a")
+  await rt.run({ forMs: 20 })
+  // 5 x 0.5 s: each within its own burst, 2.5 s together.
+  for (const p of ids) p.submit("a", burns(5, 100))
+  await rt.run({ forMs: 100 })
+  // The address's burst and the command that went past it (and what the time the hub worked refilled).
+  expect(cpu).toBeLessThanOrEqual(1_300)
+  // Another address is not held by it.
+  const other = peer("elsewhere")
+  other.subscribe("b")
+  await rt.run({ forMs: 20 })
+  other.submit("b", burns(1, 100))
+  await rt.run({ forMs: 20 })
+  expect(other.outcomes().filter((o) => "seq" in o)).toHaveLength(1)
+  // Everything lands, at the address's rate.
+  await rt.run({ forMs: 60_000 })
+  for (const p of ids) expect(p.outcomes().filter((o) => "seq" in o)).toHaveLength(5)
   await hub.close()
 })
 

@@ -261,6 +261,8 @@ export class Hub implements ConnectionAcceptor {
   private readonly clientBuckets = new Map<string, ClientBuckets>()
   /** New-identity buckets by address or principal (see `mayRegister`), least recently used first. */
   private readonly registrants = new Map<string, TokenBucket>()
+  /** Work buckets by address or principal, which every client behind it pays from too (`sharedWorkPerSecond`). */
+  private readonly sharedWork = new Map<string, TokenBucket>()
   private closed = false
   private readonly limits: HubLimits
   private readonly identities: IdentityRegistry
@@ -628,6 +630,11 @@ export class Hub implements ConnectionAcceptor {
     // What the connection sent before its hello was proved was counted on buckets of its own
     // (a transport that cannot pause reads on): it is the client's spending too.
     const shared = this.bucketsOf(hello.clientId)
+    // Its work is paid from its address's (or principal's) too: fresh client ids are cheap.
+    if (this.limits.sharedWorkPerSecond > 0) {
+      const now = steadyNow(this.options.runtime)
+      shared.work.parent = touch(this.sharedWork, registrant, () => new TokenBucket(this.limits.sharedWorkPerSecond, this.limits.sharedWorkBurst, now))
+    }
     const now = steadyNow(this.options.runtime)
     const wait = Math.max(0, ...[shared.commands.absorb(session.commands, now), shared.work.absorb(session.work, now), shared.loads.absorb(session.loads, now)].filter(Number.isFinite))
     ;({ commands: session.commands, work: session.work, loads: session.loads } = shared)

@@ -45,6 +45,18 @@ export interface HubLimits {
    * characters into an Automerge text, or a replica's long outbox, goes through unheld.
    */
   readonly workBurst: number
+  /**
+   * Work per second of all the clients behind one address (an IPv6 client's /64), or of one
+   * principal with an `authenticate` hook, in µs of the hub's time: each client pays from its
+   * own bucket and from this one (new client ids are cheap: from one address, 100 of them, each
+   * with its own `workBurst`, took 182 s of the hub's time at once, and 95% of it after). Its
+   * debt holds every client behind it, as a client's own holds its connections. Default
+   * 500,000 (half a core: the other half stays for everyone else); 0: no bound but the
+   * clients' own.
+   */
+  readonly sharedWorkPerSecond: number
+  /** Work the clients behind one address may cause at once, in µs. Default 4,000,000 (two clients' bursts). */
+  readonly sharedWorkBurst: number
   /** @deprecated The former name of `workPerSecond` (which was CRDT work only); used when `workPerSecond` is not given. */
   readonly crdtWorkPerSecond?: number
   /** @deprecated The former name of `workBurst`; used when `workBurst` is not given. */
@@ -120,6 +132,8 @@ export const DEFAULT_LIMITS: HubLimits = {
   commandBurst: 20_000,
   workPerSecond: 250_000,
   workBurst: 2_000_000,
+  sharedWorkPerSecond: 500_000,
+  sharedWorkBurst: 4_000_000,
   maxPresenceBytes: 4096,
   maxInflightBytes: 8 << 20,
   maxQueuedMessages: 256,
@@ -144,6 +158,8 @@ export const hubLimits = (given: Partial<HubLimits> = {}): HubLimits => ({
 export class TokenBucket {
   private tokens: number
   private last: number
+  /** A bucket this one's spending is also paid from (a client's work from its address's): see `borrow`, `take`, `inDebt`. */
+  parent: TokenBucket | undefined
 
   constructor(private readonly rate: number, private readonly burst: number, now: number) {
     this.tokens = burst
@@ -153,8 +169,11 @@ export class TokenBucket {
   /** Takes `n` tokens if there are enough; false means over the limit. */
   take(n: number, now: number): boolean {
     this.refill(now)
-    if (this.tokens < n) return false
+    const parent = this.parent
+    parent?.refill(now)
+    if (this.tokens < n || parent !== undefined && parent.tokens < n) return false
     this.tokens -= n
+    if (parent !== undefined) parent.tokens -= n
     return true
   }
 
@@ -165,7 +184,8 @@ export class TokenBucket {
   borrow(n: number, now: number): number {
     this.refill(now)
     this.tokens -= n
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000)
+    const wait = this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000)
+    return this.parent === undefined ? wait : Math.max(wait, this.parent.borrow(n, now))
   }
 
   /**
@@ -180,7 +200,7 @@ export class TokenBucket {
   /** Whether the bucket is in debt (spent past what it held). */
   inDebt(now: number): boolean {
     this.refill(now)
-    return this.tokens < 0
+    return this.tokens < 0 || this.parent?.inDebt(now) === true
   }
 
   /** Whether the bucket is full (as a new one would be). */

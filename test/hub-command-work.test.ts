@@ -49,13 +49,13 @@ const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(
   }
   const events: Array<{ type: string; code?: string; message?: string }> = []
   const hub = new Hub({ machines: [Burner], storage, runtime: clock, limits: { commandsPerSecond: 1e6, commandBurst: 1e6, ...limits }, ...(maxHeldBytes !== undefined ? { maxHeldBytes } : {}), onEvent: (e) => void events.push(e as never) })
-  /** What every peer was sent, in order, tagged with who. */
-  const log: Array<{ readonly who: string; readonly m: ServerMessage }> = []
+  /** What every peer was sent, in order, tagged with who and the CPU clock then. */
+  const log: Array<{ readonly who: string; readonly m: ServerMessage; readonly cpu: number }> = []
   const peer = (who: string, pausable = true, address = `test:${who}`) => {
     let paused = false
     const waiting: ClientMessage[] = []
     const listener = hub.accept({
-      send: (m) => void log.push({ who, m }),
+      send: (m) => void log.push({ who, m, cpu }),
       close: () => {},
       bufferedAmount: 0,
       ...(pausable ? {
@@ -156,6 +156,23 @@ test("fifty documents of slow logs loaded at once replay in the hub's slices too
   expect(new Set(log.filter((e) => "docId" in e.m).map((e) => (e.m as { docId: string }).docId)).size).toBe(50)
   expect(cpu).toBe(2_000)
   expect(worst).toBeLessThanOrEqual(50 + 2 * 10)
+  await hub.close()
+})
+
+test("writers of slow commands on one document take turns with the others: a writer behind ten of them waits ten slices, not their queues", async () => {
+  const { rt, hub, peer, log } = world()
+  const hogs = Array.from({ length: 10 }, (_, i) => peer(`hog${i}`))
+  const writer = peer("writer")
+  for (const p of [...hogs, writer]) p.subscribe("a")
+  await rt.run({ forMs: 20 })
+  // Each 1 s of 10 ms commands, within its burst, queued before the writer's one command.
+  for (const p of hogs) p.submit("a", burns(100, 10))
+  writer.submit("a", [{ name: "add", args: {} }])
+  await rt.run({ forMs: 20_000 })
+  const answeredAt = log.find((e) => e.who === "writer" && e.m.type === "results")?.cpu
+  // A slice of each hog before it (each went last once it used its turn), not all 10 s of them.
+  expect(answeredAt).toBeLessThanOrEqual(11 * 70)
+  for (const p of hogs) expect(p.outcomes().map((o) => o.clientSeq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
   await hub.close()
 })
 

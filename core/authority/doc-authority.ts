@@ -243,6 +243,8 @@ interface Pending {
 /** What a batch left to judge: the rest of the submits it cut, first in the queue again. */
 interface Left {
   readonly rest: Pending[]
+  /** The submits of the connection whose command used the turn: last in the queue, so the others go first (per connection, in order). */
+  readonly behind: Pending[]
   /** Submits of `batch` whose rest is in `rest` or `parked`: released with it, not now. */
   readonly carried: Set<Pending>
   /** The batch's time was up: the event loop turns before the next. */
@@ -250,7 +252,7 @@ interface Left {
   /** Milliseconds until the first client whose commands it parked is out of debt (0: none). */
   readonly waitMs: number
 }
-const NOTHING_LEFT: Left = { rest: [], carried: new Set(), sliced: false, waitMs: 0 }
+const NOTHING_LEFT: Left = { rest: [], behind: [], carried: new Set(), sliced: false, waitMs: 0 }
 
 /** A bare clientId (tests, benches driving an authority directly) is its first incarnation. */
 const asSender = (who: Sender | string): Sender => (typeof who === "string" ? { clientId: who, incarnation: 1 } : who)
@@ -1124,9 +1126,15 @@ export class DocAuthority<S = unknown> {
           if (!this.closed) this.hooks.memory?.set(this.heldState, this.heldBytesWith(this.stateHeap))
         } finally {
           for (const p of taken) if (!left.carried.has(p)) p.release?.()
-          // What the batch did not judge goes first again, before what came meanwhile (a
-          // document that broke releases its queue as it stops).
-          if (left.rest.length > 0) this.queue = left.rest.concat(this.queue)
+          // What the batch did not judge goes first again, before what came meanwhile, but for
+          // the connection that used the turn, which goes last with what came of it meanwhile:
+          // a writer of slow commands does not hold the others of its document behind its queue
+          // (ten fresh clients queueing 4 s each held a writer 39 s). A document that broke
+          // releases its queue as it stops.
+          if (left.behind.length > 0) {
+            const last = left.behind[0]!.conn
+            this.queue = [...left.rest, ...this.queue.filter((p) => p.conn !== last), ...left.behind, ...this.queue.filter((p) => p.conn === last)]
+          } else if (left.rest.length > 0) this.queue = left.rest.concat(this.queue)
         }
         // Between batches memory equals what is committed: the moment a snapshot may begin.
         if (this.snapshotDue) {
@@ -1245,6 +1253,10 @@ export class DocAuthority<S = unknown> {
     // for the hub's work (AuthorityOptions.batchSliceMs, AuthorityHooks.workWait): what is cut
     // goes back to the queue, first, in order.
     const rest: Pending[] = []
+    const behind: Pending[] = []
+    /** The connection of the last command judged, and once the turn is used, the one that used it. */
+    let lastBy: Connection<ServerMessage> | undefined
+    let slicedBy: Connection<ServerMessage> | undefined
     const carried = new Set<Pending>()
     // Connections parked in this batch: the rest of theirs in it is parked too.
     const waiting = new Set<Connection<ServerMessage>>()
@@ -1256,7 +1268,7 @@ export class DocAuthority<S = unknown> {
         const { conn, sender, msg, version, refuse } = p
         if (waiting.has(conn) || sliced) {
           if (waiting.has(conn)) this.park(conn, p)
-          else rest.push(p)
+          else (conn === slicedBy ? behind : rest).push(p)
           carried.add(p)
           continue
         }
@@ -1279,7 +1291,10 @@ export class DocAuthority<S = unknown> {
           // Asked before every command (the first begins a turn); a document that waited for
           // its turn holds the turn's grant for one command, so none is starved (turns.ts).
           const over = this.turns.over()
-          if (over && !this.granted) sliced = true
+          if (over && !this.granted) {
+            sliced = true
+            slicedBy = lastBy
+          }
           // A merge was paid for as it entered (crdt-work.ts); other commands are charged after
           // they ran, and wait while their client is in debt.
           const wait = sliced || cmd.name.startsWith(CRDT_COMMAND_PREFIX) ? 0 : this.hooks.workWait?.(clientId) ?? 0
@@ -1290,11 +1305,12 @@ export class DocAuthority<S = unknown> {
           if (sliced || wait > 0) {
             const remainder: Pending = { ...p, msg: i === 0 ? msg : { ...msg, commands: msg.commands.slice(i) }, resumed: true }
             if (wait > 0) this.park(conn, remainder)
-            else rest.push(remainder)
+            else (conn === slicedBy ? behind : rest).push(remainder)
             carried.add(p)
             break
           }
           this.granted = false
+          lastBy = conn
           if (out === undefined) replies.set(conn, (out = []))
           const expanded = msg.compact === true ? this.expand(cmd.name, cmd.args, version) : { args: cmd.args }
           let args = "args" in expanded ? expanded.args : undefined
@@ -1507,7 +1523,7 @@ export class DocAuthority<S = unknown> {
     // A CRDT library threw half-way through a merge (that command was rejected and nothing
     // of it is logged): reload the document from storage, never serve a broken field.
     if (this.crdt?.brokenField !== undefined) this.fail("merging a CRDT update", new Error(`CRDT field "${this.crdt.brokenField}" broke`))
-    return { rest, carried, sliced, waitMs: waiting.size > 0 ? waitMs : 0 }
+    return { rest, behind, carried, sliced, waitMs: waiting.size > 0 ? waitMs : 0 }
   }
 
   /**

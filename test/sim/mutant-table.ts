@@ -312,7 +312,7 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
   {
     name: "batch-unsliced",
     breaks: "the hub judges a batch of commands in one stretch whatever they cost: a submit of slow app commands holds its event loop (1,000 reads of 20,000 keys: 29.6 s, past every heartbeat)",
-    patches: [{ file: AUTH, anchor: "if (over && !this.granted) sliced = true", replacement: "if (over && !this.granted && false) sliced = true" }],
+    patches: [{ file: AUTH, anchor: "if (over && !this.granted) {", replacement: "if (over && !this.granted && false) {" }],
     simArgs: ["--cpu-hog", "1", "--attacks", "legit", "--big-kib", "0"],
   },
   {

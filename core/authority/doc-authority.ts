@@ -277,7 +277,7 @@ export interface AuthorityHooks<S> {
   readonly onCommandWork?: (clientId: string, micros: number) => void
   /**
    * Milliseconds until `clientId` is out of debt for the hub's work (0: it is not): its
-   * commands that are not merges wait in the queue until then, behind nobody else's.
+   * commands that are not merges wait out of the queue until then (`parked`), behind nobody else's.
    */
   readonly workWait?: (clientId: string) => number
   /** The hub's turns of the event loop, shared by its documents (else the document's own, of `batchSliceMs`). */

@@ -36,7 +36,7 @@ export interface HubLimits {
    *
    * Past it, a transport that can pause is not read until the work is paid for (one that
    * cannot is closed `rate-limited` when a merge comes), and the client's commands already
-   * read wait in their document's queue, behind nobody else's. Default 250,000 (a quarter of
+   * read wait in their document, behind nobody else's. Default 250,000 (a quarter of
    * one core).
    */
   readonly workPerSecond: number

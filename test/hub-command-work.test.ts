@@ -254,6 +254,80 @@ test("the submits of a client in debt wait out of the queue: an honest writer's 
   await hub.close()
 })
 
+test("a connection's submits keep their order when its client goes into debt while one of them was read during a storage read", async () => {
+  // Storage takes 1 ms (as a disk would): frames read meanwhile are handled before it ends.
+  const storage = new MemoryStorage()
+  const hooks: { get?: () => void; batch?: () => void } = {}
+  const get = storage.get.bind(storage)
+  const batch = storage.batch.bind(storage)
+  const rt = new VirtualRuntime(3)
+  const later = <T,>(p: Promise<T>) => new Promise<T>((resolve) => rt.setTimer(1, () => resolve(p)))
+  storage.get = (k) => {
+    const h = hooks.get
+    hooks.get = undefined
+    h?.()
+    return later(get(k))
+  }
+  storage.batch = (ops, o) => {
+    const h = hooks.batch
+    hooks.batch = undefined
+    h?.()
+    return later(batch(ops, o))
+  }
+  const { hub, peer } = world({}, storage, rt)
+  const x = peer("x")
+  const y = peer("y")
+  const z = peer("z")
+  x.subscribe("d")
+  z.subscribe("d")
+  await rt.run({ forMs: 30 })
+  x.submit("d", burns(1, 1_995)) // 1: x has about 5 ms of its burst left
+  await rt.run({ forMs: 30 })
+  // While z's command is written, y subscribes (its first use of "d": its records are read)
+  // and x sends A (2, 3): one batch. x's B (4) comes during that read, its C (5) during the write.
+  hooks.batch = () => {
+    y.subscribe("d")
+    x.submit("d", [{ name: "burn", args: { ms: 45 } }, { name: "add", args: {} }])
+    hooks.get = () => {
+      x.submit("d", [{ name: "add", args: {} }])
+      hooks.batch = () => x.submit("d", [{ name: "add", args: {} }])
+    }
+  }
+  z.submit("d", [{ name: "add", args: {} }])
+  await rt.run({ forMs: 20_000 })
+  expect(x.errors()).toEqual([])
+  expect(x.outcomes().map((o) => o.clientSeq)).toEqual([1, 2, 3, 4, 5])
+  expect(x.outcomes().every((o) => "seq" in o)).toBe(true)
+  await hub.close()
+})
+
+test("a connected client's work is charged however many other clients said hello since (its bucket is not forgotten)", async () => {
+  const { rt, hub, peer } = world({ workPerSecond: 100_000, workBurst: 500_000 })
+  const m = peer("mallory")
+  m.subscribe("d")
+  await rt.run({ forMs: 20 })
+  m.submit("d", burns(100, 100))
+  await rt.run({ forMs: 10_000 })
+  // 65,536 other clients say hello (each client's buckets are kept for the newest 65,536).
+  const accept = (hub as unknown as { accept: (c: unknown, i: unknown) => { onMessage: (m: unknown) => void; onClose: (c: unknown) => void } }).accept.bind(hub)
+  for (let i = 0; i < 65_536; i += 1024) {
+    const ls = []
+    for (let j = i; j < i + 1024; j++) {
+      const l = accept({ send: () => {}, close: () => {}, bufferedAmount: 0 }, { remoteAddress: `e${j >> 6}` })
+      l.onMessage({ type: "hello", protocol: { min: 1, max: 1 }, clientId: `e${String(j).padStart(15, "0")}`, machines: [], secret: newClientSecret(rt) })
+      ls.push(l)
+    }
+    await rt.run({ forMs: 5 })
+    for (const l of ls) l.onClose({ code: "closed", reason: "" })
+  }
+  // 10 s of commands more: at the rate (0.1 s a second of the time that passes), not all of them.
+  const before = cpu
+  m.submit("d", burns(100, 100))
+  await rt.run({ forMs: 10_000 })
+  expect(cpu - before).toBeLessThanOrEqual(3_000)
+  await hub.close()
+}, 60_000)
+
 test("a log of slow commands is replayed in slices: another document is served while it loads", async () => {
   const first = world({ workPerSecond: 0 })
   const writer = first.peer("writer")

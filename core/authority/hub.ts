@@ -261,6 +261,8 @@ export class Hub implements ConnectionAcceptor {
   private readonly clientBuckets = new Map<string, ClientBuckets>()
   /** New-identity buckets by address or principal (see `mayRegister`), least recently used first. */
   private readonly registrants = new Map<string, TokenBucket>()
+  /** The buckets of clients with sessions open, and how many (see `bucketsHeld`). */
+  private readonly live = new Map<string, { readonly buckets: ClientBuckets; sessions: number }>()
   /** Work buckets by address or principal, which every client behind it pays from too (`sharedWorkPerSecond`). */
   private readonly sharedWork = new Map<string, TokenBucket>()
   private closed = false
@@ -311,7 +313,16 @@ export class Hub implements ConnectionAcceptor {
    * clients are remembered; one forgotten starts with full buckets again.
    */
   private bucketsOf(clientId: string): ClientBuckets {
-    return touch(this.clientBuckets, clientId, () => this.newBuckets())
+    return touch(this.clientBuckets, clientId, () => this.live.get(clientId)?.buckets ?? this.newBuckets())
+  }
+
+  /**
+   * The buckets of a client with a session open: never forgotten while it is (others' hellos
+   * push a client that only sends commands out of `clientBuckets`; forgotten, its commands'
+   * time was charged to nothing).
+   */
+  private bucketsHeld(clientId: string): ClientBuckets | undefined {
+    return this.live.get(clientId)?.buckets ?? this.clientBuckets.get(clientId)
   }
 
   /**
@@ -579,7 +590,7 @@ export class Hub implements ConnectionAcceptor {
 
   /** Charges `micros` of the hub's time to `clientId`'s work bucket. */
   private chargeWork(clientId: string, micros: number): void {
-    if (micros > 0) this.clientBuckets.get(clientId)?.work.borrow(micros, steadyNow(this.options.runtime))
+    if (micros > 0) this.bucketsHeld(clientId)?.work.borrow(micros, steadyNow(this.options.runtime))
   }
 
   private crdtRateMessage(): string {
@@ -630,6 +641,9 @@ export class Hub implements ConnectionAcceptor {
     // What the connection sent before its hello was proved was counted on buckets of its own
     // (a transport that cannot pause reads on): it is the client's spending too.
     const shared = this.bucketsOf(hello.clientId)
+    const live = this.live.get(hello.clientId)
+    if (live !== undefined) live.sessions++
+    else this.live.set(hello.clientId, { buckets: shared, sessions: 1 })
     // Its work is paid from its address's (or principal's) too: fresh client ids are cheap.
     if (this.limits.sharedWorkPerSecond > 0) {
       const now = steadyNow(this.options.runtime)
@@ -932,7 +946,7 @@ export class Hub implements ConnectionAcceptor {
         if (this.limits.workPerSecond > 0) this.chargeWork(clientId, micros)
       },
       turns: this.turns,
-      workWait: (clientId) => this.limits.workPerSecond > 0 ? this.clientBuckets.get(clientId)?.work.borrow(0, steadyNow(this.options.runtime)) ?? 0 : 0,
+      workWait: (clientId, atLeast = 0) => this.limits.workPerSecond > 0 ? this.bucketsHeld(clientId)?.work.until(atLeast, steadyNow(this.options.runtime)) ?? 0 : 0,
       presenceBudget: (clientId) => this.bucketsOf(clientId).presence,
       fieldWeight: this.fieldWeight,
       memory: this.memory,
@@ -1012,6 +1026,8 @@ export class Hub implements ConnectionAcceptor {
     // Read again, so the close handshake completes (a paused socket never reads the peer's close frame).
     if (session.pauses > 0) session.conn.resume?.()
     this.sessions.delete(session)
+    const live = session.sender !== undefined ? this.live.get(session.sender.clientId) : undefined
+    if (live !== undefined && --live.sessions === 0) this.live.delete(session.sender!.clientId)
     for (const docId of session.docs) {
       void this.docs.get(docId)?.then((d) => d.unsubscribe(session.conn), () => {})
     }

@@ -197,6 +197,14 @@ export class TokenBucket {
     return this.borrow(Math.max(0, other.burst - other.tokens), now)
   }
 
+  /** Milliseconds until the bucket (and its parent) holds at least `n` tokens, or is full (0: it does). */
+  until(n: number, now: number): number {
+    this.refill(now)
+    const want = Math.min(n, this.burst)
+    const wait = this.tokens >= want ? 0 : Math.ceil(((want - this.tokens) / this.rate) * 1000)
+    return this.parent === undefined ? wait : Math.max(wait, this.parent.until(n, now))
+  }
+
   /** Whether the bucket is in debt (spent past what it held). */
   inDebt(now: number): boolean {
     this.refill(now)

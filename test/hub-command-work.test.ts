@@ -333,12 +333,12 @@ test("a log of slow commands is replayed in slices: another document is served w
   const writer = first.peer("writer")
   writer.subscribe("a")
   await first.rt.run({ forMs: 20 })
-  writer.submit("a", burns(300, 10)) // 3 s to replay
+  writer.submit("a", burns(90, 10)) // 0.9 s to replay (below a snapshot's REPLAY_BOUND_MICROS)
   await first.rt.run({ forMs: 1_000 })
-  expect(writer.outcomes().filter((o) => "seq" in o)).toHaveLength(300)
+  expect(writer.outcomes().filter((o) => "seq" in o)).toHaveLength(90)
   await first.hub.close()
 
-  const { rt, hub, peer, log } = world({}, first.storage, first.rt)
+  const { rt, hub, peer, log } = world({ workBurst: 500_000 }, first.storage, first.rt)
   const reader = peer("reader")
   const other = peer("other")
   reader.subscribe("a")
@@ -349,12 +349,37 @@ test("a log of slow commands is replayed in slices: another document is served w
   const loaded = log.findIndex((e) => e.who === "reader" && "docId" in e.m && e.m.docId === "a")
   expect(answered).toBeGreaterThanOrEqual(0)
   expect(loaded).toBeGreaterThan(answered)
-  // The replay cost what the commands did: 3 s of the hub's time, all of it, charged to the
-  // reader whose subscribe loaded it (past its 2 s burst: in debt).
-  expect(cpu).toBe(3_000)
+  // The replay cost what the commands did: 0.9 s of the hub's time, all of it, charged to the
+  // reader whose subscribe loaded it (past its 0.5 s burst: in debt).
+  expect(cpu).toBe(900)
   const buckets = (hub as unknown as { clientBuckets: Map<string, { work: { borrow: (n: number, now: number) => number } }> }).clientBuckets
   expect(buckets.get("reader".padEnd(16, "0"))!.work.borrow(0, rt.now() + cpu)).toBeGreaterThan(0)
   expect(buckets.get("other".padEnd(16, "0"))!.work.borrow(0, rt.now() + cpu)).toBe(0)
+  await hub.close()
+})
+
+test("a log's replay stays about a second, whoever wrote it: a snapshot follows each second of its commands' time", async () => {
+  const first = world({ workPerSecond: 0 })
+  const writer = first.peer("writer")
+  writer.subscribe("a")
+  await first.rt.run({ forMs: 20 })
+  // 30.5 s of commands, in submits of 0.5 s (their batches, and their snapshots, between them).
+  for (let i = 0; i < 61; i++) {
+    writer.submit("a", burns(25, 20))
+    await first.rt.run({ forMs: 100 })
+  }
+  expect(writer.outcomes().filter((o) => "seq" in o)).toHaveLength(1_525)
+  await first.hub.close()
+
+  const { rt, hub, peer } = world({}, first.storage, first.rt)
+  const reader = peer("reader")
+  reader.subscribe("a")
+  await rt.run({ forMs: 1_000 })
+  expect(reader.outcomes()).toEqual([])
+  expect(cpu).toBeGreaterThan(0)
+  // At most the bound, and the submit that crossed it (and never the 30 s: snapshots by bytes
+  // alone waited for 256 KiB of log).
+  expect(cpu).toBeLessThanOrEqual(1_000 + 500)
   await hub.close()
 })
 

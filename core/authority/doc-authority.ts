@@ -160,6 +160,14 @@ const BIG_STATE_BYTES = 1 << 20
 /** AuthorityOptions.batchSliceMs's default: what a browser counts as a long task. */
 export const DEFAULT_BATCH_SLICE_MS = 50
 
+/**
+ * The commands' measured time since the newest snapshot past which another is taken: a load
+ * replays the log since it, so what a load costs (charged to the client that made it) stays
+ * about this, whoever wrote the log (snapshots by bytes alone let 2,000 commands of 20 ms
+ * cost a reader 40 s).
+ */
+const REPLAY_BOUND_MICROS = 1_000_000
+
 /** What a parked client's bucket must hold before its submits go back to the queue (see `unparkAfter`). */
 const UNPARK_MICROS = 20_000
 
@@ -378,6 +386,8 @@ export class DocAuthority<S = unknown> {
    * replay them for free). The hub charges it to the client whose subscribe loaded it.
    */
   replayMicros = 0
+  /** The commands' measured time since the newest snapshot, in µs (see REPLAY_BOUND_MICROS). */
+  private workSinceSnapshot = 0
   private readonly idleMs: number
   /** The state at seq 0 in a snapshot's encoding, made when first asked for. */
   private zero: { readonly bytes: Uint8Array; readonly hash: string } | undefined
@@ -796,7 +806,7 @@ export class DocAuthority<S = unknown> {
     const behind = countBehind > 0 && horizon < base!.meta.seq ? await store.logBytes(docId, horizon, base!.meta.seq, countBehind) : 0
     snapshotter.noteLoaded(logSince.bytes, behind)
     const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held, heldState, counted + host.grown - grownAtCount)
-    doc.replayMicros = Math.round(replayMs * 1000)
+    doc.replayMicros = doc.workSinceSnapshot = Math.round(replayMs * 1000)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
     // sweep would take for leftovers (test/snapshot-load-race.test.ts). Without a crash
@@ -964,6 +974,8 @@ export class DocAuthority<S = unknown> {
     const compact = this.compactDue
     this.compactDue = false
     const seq = this.committed
+    // A load replays from here on.
+    this.workSinceSnapshot = 0
     const latest = this.snapshotter.latest
     if (latest !== undefined && latest.seq === seq) {
       // Nothing committed since the last one: it is the snapshot of now.
@@ -1496,6 +1508,7 @@ export class DocAuthority<S = unknown> {
           table.record(clientId, incarnation, cmd.clientSeq, madeAs === undefined ? stored : { ...stored, madeAs })
           out.push(outcome)
           const micros = (this.elapsed() - started) * 1000
+          this.workSinceSnapshot += micros
           if (crdtField !== undefined) this.hooks.onCrdtWork?.(clientId, cmd, micros)
           else this.hooks.onCommandWork?.(clientId, micros)
         }
@@ -1519,6 +1532,7 @@ export class DocAuthority<S = unknown> {
       written = bytes
     }
     if (written > 0 && this.snapshotter.noteCommitted(written)) this.snapshotDue = this.compactDue = true
+    if (entries.length > 0 && this.workSinceSnapshot >= REPLAY_BOUND_MICROS) this.snapshotDue = this.compactDue = true
 
     // Durable: fan out to live subscribers, then acknowledge. Entries first: a submitter that
     // follows the document confirms from them, so its receipt does not wait for the results.

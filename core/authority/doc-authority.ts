@@ -1267,9 +1267,10 @@ export class DocAuthority<S = unknown> {
     // Protocol 2 submitters' new entries, by connection: they come back elided.
     const own = new Map<Connection<ServerMessage>, Set<number>>()
     const table = this.clientTable
-    // The batch is cut when its time is up, and a client's commands wait while it is in debt
-    // for the hub's work (AuthorityOptions.batchSliceMs, AuthorityHooks.workWait): what is cut
-    // goes back to the queue, first, in order.
+    // The batch is cut when the hub's turn is used (turns.ts): what it did not judge goes back
+    // to the queue, first (`rest`), but for the connection that used the turn, which goes last
+    // (`behind`). A client in debt for the hub's work (AuthorityHooks.workWait) has the rest of
+    // its connection's submits parked (`parked`). Each connection's submits keep their order.
     const rest: Pending[] = []
     const behind: Pending[] = []
     /** The connection of the last command judged, and once the turn is used, the one that used it. */

@@ -17,6 +17,7 @@ import type { Runtime } from "../core/ports/runtime.js"
 import type { ClientMessage, ServerMessage } from "../core/protocol/messages.js"
 import { newClientSecret } from "../core/ports/runtime.js"
 import { hubLimits } from "../core/authority/limits.js"
+import { evolve } from "../core/schema/versions.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 
 let cpu = 0
@@ -36,7 +37,18 @@ const Burner = defineMachine({
   },
 })
 
-const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(), rt = new VirtualRuntime(3), maxHeldBytes?: number) => {
+/** v2 of Burner whose state migration takes 1.5 s and fails: the hub tries again at every load. */
+const BurnerV2 = evolve(Burner, {
+  version: 2,
+  migrateState: (): never => {
+    cpu += 1_500
+    throw new Error("This migration cannot handle the state.")
+  },
+  commands: {},
+  upcast: { burn: (a) => ({ name: "burn", args: a }), add: (a) => ({ name: "add", args: a }), grow: (a) => ({ name: "grow", args: a }) },
+})
+
+const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(), rt = new VirtualRuntime(3), maxHeldBytes?: number, machines: ReadonlyArray<typeof Burner> = [Burner]) => {
   cpu = turnedAt = worst = 0
   const clock: Runtime = {
     now: () => rt.now(),
@@ -48,7 +60,7 @@ const world = (limits: Record<string, number> = {}, storage = new MemoryStorage(
     random: () => rt.random(),
   }
   const events: Array<{ type: string; code?: string; message?: string }> = []
-  const hub = new Hub({ machines: [Burner], storage, runtime: clock, limits: { commandsPerSecond: 1e6, commandBurst: 1e6, ...limits }, ...(maxHeldBytes !== undefined ? { maxHeldBytes } : {}), onEvent: (e) => void events.push(e as never) })
+  const hub = new Hub({ machines, storage, runtime: clock, limits: { commandsPerSecond: 1e6, commandBurst: 1e6, ...limits }, ...(maxHeldBytes !== undefined ? { maxHeldBytes } : {}), onEvent: (e) => void events.push(e as never) })
   /** What every peer was sent, in order, tagged with who and the CPU clock then. */
   const log: Array<{ readonly who: string; readonly m: ServerMessage; readonly cpu: number }> = []
   const peer = (who: string, pausable = true, address = `test:${who}`) => {
@@ -380,6 +392,25 @@ test("a log's replay stays about a second, whoever wrote it: a snapshot follows 
   // At most the bound, and the submit that crossed it (and never the 30 s: snapshots by bytes
   // alone waited for 256 KiB of log).
   expect(cpu).toBeLessThanOrEqual(1_000 + 500)
+  await hub.close()
+})
+
+test("a load's migration of the state is charged to the loader too (a failing one runs again at every load)", async () => {
+  const first = world({ workPerSecond: 0 })
+  const writer = first.peer("writer")
+  writer.subscribe("a")
+  await first.rt.run({ forMs: 20 })
+  writer.submit("a", [{ name: "add", args: {} }])
+  await first.rt.run({ forMs: 100 })
+  await first.hub.close()
+
+  const { rt, hub, peer } = world({ workBurst: 500_000 }, first.storage, first.rt, undefined, [BurnerV2 as unknown as typeof Burner])
+  const reader = peer("reader")
+  reader.subscribe("a")
+  await rt.run({ forMs: 200 })
+  expect(cpu).toBe(1_500)
+  const buckets = (hub as unknown as { clientBuckets: Map<string, { work: { borrow: (n: number, now: number) => number } }> }).clientBuckets
+  expect(buckets.get("reader".padEnd(16, "0"))!.work.borrow(0, rt.now() + cpu)).toBeGreaterThan(0)
   await hub.close()
 })
 

@@ -381,9 +381,10 @@ export class DocAuthority<S = unknown> {
   /** This document holds its turn's grant: its next command is judged whatever the turn's room. */
   private granted = false
   /**
-   * What replaying its log took at load, in µs of the runtime's clock: app code, as its
-   * commands were (a reader loading a log of slow commands again and again made the hub
-   * replay them for free). The hub charges it to the client whose subscribe loaded it.
+   * What replaying its log (and migrating its state to the machine's version) took at load,
+   * in µs of the runtime's clock: app code, as its commands were (a reader loading a log of
+   * slow commands again and again made the hub replay them for free). The hub charges it to
+   * the client whose subscribe loaded it.
    */
   replayMicros = 0
   /** The commands' measured time since the newest snapshot, in µs (see REPLAY_BOUND_MICROS). */
@@ -754,12 +755,16 @@ export class DocAuthority<S = unknown> {
       const seq = head.seq + 1
       const time = Math.max(head.lastTime, runtime.now())
       const marker: Entry = { seq, time, clientId: HUB_CLIENT, clientSeq: 0, name: MIGRATE, args: { from: epoch, to: machine.version } }
+      const started = steadyNow(runtime)
       try {
         applyMigration(host, docId, history, marker)
       } catch (e) {
         // The app's migration failed on this state: the document stays at its version, unwritten (held-version.ts).
         held = holdAt(docId, machine, epoch, e)
         hooks.onReport?.({ docId, code: "migration-failed", message: held.error.message })
+      } finally {
+        // App code too, run again at every load while it fails: charged with the replay.
+        replayMs += steadyNow(runtime) - started
       }
       if (held === undefined) {
         // What the migration built, before its commit is awaited (loads migrating at once see each other's).

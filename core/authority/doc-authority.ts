@@ -158,7 +158,10 @@ export interface AuthorityOptions {
 const BIG_STATE_BYTES = 1 << 20
 
 /** AuthorityOptions.batchSliceMs's default: what a browser counts as a long task. */
-export const DEFAULT_BATCH_SLICE_MS = 50
+const DEFAULT_BATCH_SLICE_MS = 50
+
+/** Turns of `options.batchSliceMs` (a hub's, shared by its documents; or a document's own, without a hub). */
+export const sliceTurns = (runtime: Runtime, options: AuthorityOptions): Turns => new Turns(runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
 
 /**
  * The commands' measured time since the newest snapshot past which another is taken: a load
@@ -487,7 +490,7 @@ export class DocAuthority<S = unknown> {
     this.lastTime = head.lastTime
     this.checkpoint = head.checkpoint
     this.checkpointEvery = options.checkpointEvery ?? 256
-    this.turns = hooks.turns ?? new Turns(runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
+    this.turns = hooks.turns ?? sliceTurns(runtime, options)
     this.quietMs = options.quietCheckpointMs ?? 1000
     this.clientTable = new ClientTable(docId, store, {
       window: options.maxOutcomesPerClient ?? 100_000,
@@ -716,7 +719,7 @@ export class DocAuthority<S = unknown> {
     }
     // Replayed in slices, as commands are judged (batchSliceMs): a log of slow commands (app
     // code) is as slow to replay, and a page of them would hold the event loop.
-    const turns = hooks.turns ?? new Turns(runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
+    const turns = hooks.turns ?? sliceTurns(runtime, options)
     // Granted a turn (turns.ts): one entry goes whatever the turn's room.
     let granted = false
     // The replay's time, on the runtime's clock: the hub charges it to whoever made it load.
@@ -1117,6 +1120,16 @@ export class DocAuthority<S = unknown> {
     const parked = this.parked.get(conn)
     if (parked !== undefined) return void parked.push(pending)
     this.queue.push(pending)
+    this.kick()
+  }
+
+  /** A command's time since `started`, charged to its client (one that ends early too: a retry, a refused number, hub-full). */
+  private chargeTime(clientId: string, started: number): void {
+    this.hooks.onCommandWork?.(clientId, (this.elapsed() - started) * 1000)
+  }
+
+  /** Flushes what is queued, unless a flush is running (it takes what comes meanwhile). */
+  private kick(): void {
     if (!this.flushing) this.track(this.flush().catch((e) => this.fail("committing", e)))
   }
 
@@ -1208,7 +1221,7 @@ export class DocAuthority<S = unknown> {
       if (wait < Infinity) this.unparkAfter(wait)
       if (back.length === 0) return
       this.queue = back.concat(this.queue)
-      if (!this.flushing) this.track(this.flush().catch((e) => this.fail("committing", e)))
+      this.kick()
     })
   }
 
@@ -1384,7 +1397,7 @@ export class DocAuthority<S = unknown> {
             // hub 89% busy for free).
             if (where.record !== undefined) table.record(clientId, incarnation, cmd.clientSeq, where.record)
             out.push(where.outcome)
-            this.hooks.onCommandWork?.(clientId, (this.elapsed() - started) * 1000)
+            this.chargeTime(clientId, started)
             continue
           }
           if (where.kind !== "new") {
@@ -1394,7 +1407,7 @@ export class DocAuthority<S = unknown> {
               ? { type: "error", code: "sequence-gap", docId: this.docId, seq: where.expected, message: `Command ${cmd.clientSeq} skips numbers: the next command of client ${clientId} on "${this.docId}" must be ${where.expected}.` }
               : { type: "error", code: "sequence-reset", docId: this.docId, seq: where.resumeAt, message: `Command ${cmd.clientSeq} of client ${clientId} is not the command this document processed under that number (another device, or lost storage): number new commands from ${where.resumeAt}, and subscribe again before sending them.` })
             if (where.kind === "conflict") this.fenced.add(conn)
-            this.hooks.onCommandWork?.(clientId, (this.elapsed() - started) * 1000)
+            this.chargeTime(clientId, started)
             // The rest of this submit is numbered on top of the refused one: refuse it too.
             break
           }
@@ -1487,7 +1500,7 @@ export class DocAuthority<S = unknown> {
                 this.awaitingResend.set(conn, cmd.clientSeq)
                 this.hooks.onNoRoom?.()
                 // It ran: its time is charged, or resending it for ever would cost the hub for free.
-                this.hooks.onCommandWork?.(clientId, (this.elapsed() - started) * 1000)
+                this.chargeTime(clientId, started)
                 break
               }
             }

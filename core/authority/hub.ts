@@ -22,8 +22,8 @@ import { peerText } from "./peer-text.js"
 import { SUPPORTED_PROTOCOL, checkMachine, chooseVersion, type Refusal } from "../protocol/negotiate.js"
 import { AuthorityStore } from "../store/authority-store.js"
 import { checkMaxDocumentBytes } from "./size-bound.js"
-import { DEFAULT_BATCH_SLICE_MS, DocAuthority, type AuthorityOptions, type Sender } from "./doc-authority.js"
-import { Turns } from "./turns.js"
+import { DocAuthority, sliceTurns, type AuthorityOptions, type Sender } from "./doc-authority.js"
+import type { Turns } from "./turns.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { TokenBucket, hubLimits, type HubLimits } from "./limits.js"
 import { PRESENCE_CLIENT_BURST_BYTES, PRESENCE_CLIENT_BYTES_PER_SECOND } from "./followers.js"
@@ -284,7 +284,7 @@ export class Hub implements ConnectionAcceptor {
     this.identities = new IdentityRegistry(this.store)
     this.machines = new Map(options.machines.map((m) => [m.name, m]))
     this.crdtWork = new CrdtWorkGauge(options.machines)
-    this.turns = new Turns(options.runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
+    this.turns = sliceTurns(options.runtime, options)
     this.fieldWeight = new HeldWeight(options.maxHostFieldWeight ?? DEFAULT_MAX_HOST_FIELD_WEIGHT)
     this.memory = new HeldWeight(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES)
     this.fieldWeight.shareWith(this.memory, UNIT_HEAP_BYTES)
@@ -547,14 +547,20 @@ export class Hub implements ConnectionAcceptor {
       if (bucket.inDebt(now)) {
         if (!pausable) return undefined
         session.held.unshift({ msg: { ...msg, commands: msg.commands.slice(i) }, counted: true, weights: weights.slice(i) })
-        this.holdForRate(session, bucket.borrow(0, now), `Work past ${this.limits.workPerSecond} µs of the hub's time per second`)
+        this.holdForWork(session, now)
         return { ...msg, commands: msg.commands.slice(0, i) }
       }
       bucket.borrow(weights[i]!, now)
     }
-    const wait = bucket.borrow(0, now)
-    if (wait > 0 && pausable) this.holdForRate(session, wait, `Work past ${this.limits.workPerSecond} µs of the hub's time per second`)
+    this.holdForWork(session, now)
     return msg
+  }
+
+  /** A client in debt for the hub's work (`work` bucket, its address's included) is not read until it is paid: whether it is held. */
+  private holdForWork(session: Session, now: number): boolean {
+    const owed = this.limits.workPerSecond > 0 && session.conn.pause !== undefined && !session.closed ? session.work.borrow(0, now) : 0
+    if (owed > 0) this.holdForRate(session, owed, `Work past ${this.limits.workPerSecond} µs of the hub's time per second`)
+    return owed > 0
   }
 
   /** Rate and size limits, checked as messages arrive (before any queueing). */
@@ -579,9 +585,8 @@ export class Hub implements ConnectionAcceptor {
         return over("rate-limited", `More than ${this.limits.commandsPerSecond} commands per second; slow down and reconnect.`, true)
       }
       // Commands are charged their time after they ran (`onCommandWork`): a client in debt for
-      // them is not read further; what it sent waits in its document's queue (`workWait`).
-      const owed = this.limits.workPerSecond > 0 && session.conn.pause !== undefined ? session.work.borrow(0, now) : 0
-      if (owed > 0) this.holdForRate(session, owed, `Work past ${this.limits.workPerSecond} µs of the hub's time per second`)
+      // them is not read further; what it sent waits in its document (`workWait`).
+      this.holdForWork(session, now)
       return this.chargeCrdtWork(session, msg, now) ?? over("rate-limited", this.crdtRateMessage(), true)
     }
     // (A subscribe that loads a document pays for the load where it happens: `acquire`.)
@@ -911,11 +916,7 @@ export class Hub implements ConnectionAcceptor {
       }
     }
     // A load replays its log, charged to the loader (`acquire`): one in debt for it waits first.
-    const owed = this.limits.workPerSecond > 0 && session.conn.pause !== undefined && !session.closed ? session.work.borrow(0, steadyNow(this.options.runtime)) : 0
-    if (owed > 0) {
-      this.holdForRate(session, owed, `Work past ${this.limits.workPerSecond} µs of the hub's time per second`)
-      await this.holdEnded(session)
-    }
+    if (this.holdForWork(session, steadyNow(this.options.runtime))) await this.holdEnded(session)
     return session.closed ? undefined : PAID
   }
 

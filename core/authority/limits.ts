@@ -158,7 +158,7 @@ export const hubLimits = (given: Partial<HubLimits> = {}): HubLimits => ({
 export class TokenBucket {
   private tokens: number
   private last: number
-  /** A bucket this one's spending is also paid from (a client's work from its address's): see `borrow`, `take`, `inDebt`. */
+  /** A bucket this one's spending is also paid from (a client's work from its address's): `borrow` pays it, `until` and `inDebt` read it (`take` does not: a work bucket is only borrowed from). */
   parent: TokenBucket | undefined
 
   constructor(private readonly rate: number, private readonly burst: number, now: number) {
@@ -169,11 +169,8 @@ export class TokenBucket {
   /** Takes `n` tokens if there are enough; false means over the limit. */
   take(n: number, now: number): boolean {
     this.refill(now)
-    const parent = this.parent
-    parent?.refill(now)
-    if (this.tokens < n || parent !== undefined && parent.tokens < n) return false
+    if (this.tokens < n) return false
     this.tokens -= n
-    if (parent !== undefined) parent.tokens -= n
     return true
   }
 

@@ -475,6 +475,41 @@ test("fresh client ids from one address share its work budget: their bursts do n
   await hub.close()
 })
 
+test("an honest client behind an attacker's address is not held behind the attacker's debt: it waits for its share, not the address's queue", async () => {
+  // Three clients of one address (a NAT) keep its budget in debt with commands of 1 s; an
+  // honest client behind the same address sends a cheap command every 500 ms. The address's
+  // debt held every client behind it until paid, whoever ran it up: p50 7.5 s.
+  const { rt, hub, peer } = world()
+  const attackers = Array.from({ length: 3 }, (_, i) => peer(`attacker${i}`, true, "test:nat"))
+  const honest = peer("honest", true, "test:nat")
+  attackers.forEach((a, i) => a.subscribe(`a${i}`))
+  honest.subscribe("h")
+  await rt.run({ forMs: 20 })
+  for (const [i, a] of attackers.entries()) a.submit(`a${i}`, burns(120, 1_000))
+  const steady = () => rt.now() + cpu
+  const t0 = steady()
+  const cpu0 = cpu
+  const waits: number[] = []
+  for (let i = 0; i < 60; i++) {
+    const n = honest.outcomes().length
+    const at = steady()
+    honest.submit("h", [{ name: "add", args: {} }])
+    while (honest.outcomes().length === n && steady() - t0 < 600_000) await rt.run({ forMs: 10 })
+    waits.push(steady() - at)
+    await rt.run({ forMs: 500 })
+  }
+  waits.sort((a, b) => a - b)
+  // Mostly at once; at worst behind one attacker's command (a command is not cut) and its turn.
+  expect(waits[30]).toBeLessThanOrEqual(100)
+  expect(waits[54]).toBeLessThanOrEqual(1_100)
+  // The address still gets no more than its budget: 0.5 s a second, its 4 s burst, and the
+  // command each attacker had running when it went into debt.
+  const span = (steady() - t0) / 1000
+  expect(cpu - cpu0).toBeLessThanOrEqual(500 * span + 4_000 + 3 * 1_000)
+  expect(attackers.reduce((n, a) => n + a.outcomes().filter((o) => "seq" in o).length, 0)).toBeGreaterThan(0)
+  await hub.close()
+})
+
 test("workPerSecond 0 turns the charge off; the former names of the bucket still set it", async () => {
   expect(hubLimits({ crdtWorkPerSecond: 7, crdtWorkBurst: 9 })).toMatchObject({ workPerSecond: 7, workBurst: 9 })
   expect(hubLimits({ crdtWorkPerSecond: 7, workPerSecond: 8 }).workPerSecond).toBe(8)

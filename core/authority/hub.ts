@@ -26,6 +26,7 @@ import { DocAuthority, sliceTurns, type AuthorityOptions, type Sender } from "./
 import type { Turns } from "./turns.js"
 import { ANONYMOUS, type Authenticate, type Authorize, type Principal } from "./auth.js"
 import { TokenBucket, hubLimits, type HubLimits } from "./limits.js"
+import { SharedWork } from "./shared-work.js"
 import { PRESENCE_CLIENT_BURST_BYTES, PRESENCE_CLIENT_BYTES_PER_SECOND } from "./followers.js"
 import { CrdtWorkGauge } from "./crdt-work.js"
 import { HeldWeight, UNIT_HEAP_BYTES } from "./held-weight.js"
@@ -264,7 +265,7 @@ export class Hub implements ConnectionAcceptor {
   /** The buckets of clients with sessions open, and how many (see `bucketsHeld`). */
   private readonly live = new Map<string, { readonly buckets: ClientBuckets; sessions: number }>()
   /** Work buckets by address or principal, which every client behind it pays from too (`sharedWorkPerSecond`). */
-  private readonly sharedWork = new Map<string, TokenBucket>()
+  private readonly sharedWork = new Map<string, SharedWork>()
   private closed = false
   private readonly limits: HubLimits
   private readonly identities: IdentityRegistry
@@ -652,7 +653,7 @@ export class Hub implements ConnectionAcceptor {
     // Its work is paid from its address's (or principal's) too: fresh client ids are cheap.
     if (this.limits.sharedWorkPerSecond > 0) {
       const now = steadyNow(this.options.runtime)
-      shared.work.parent = touch(this.sharedWork, registrant, () => new TokenBucket(this.limits.sharedWorkPerSecond, this.limits.sharedWorkBurst, now))
+      shared.work.parent = touch(this.sharedWork, registrant, () => new SharedWork(this.limits.sharedWorkPerSecond, this.limits.sharedWorkBurst, now))
     }
     const now = steadyNow(this.options.runtime)
     const wait = Math.max(0, ...[shared.commands.absorb(session.commands, now), shared.work.absorb(session.work, now), shared.loads.absorb(session.loads, now)].filter(Number.isFinite))

@@ -1,3 +1,5 @@
+import type { SharedWork } from "./shared-work.js"
+
 /**
  * Per-connection limits of the hub, with their defaults. A peer past a limit gets a typed
  * error; where continuing would cost the hub (floods), its connection is closed. Other
@@ -49,10 +51,12 @@ export interface HubLimits {
    * Work per second of all the clients behind one address (an IPv6 client's /64), or of one
    * principal with an `authenticate` hook, in µs of the hub's time: each client pays from its
    * own bucket and from this one (new client ids are cheap: from one address, 100 of them, each
-   * with its own `workBurst`, took 182 s of the hub's time at once, and 95% of it after). Its
-   * debt holds every client behind it, as a client's own holds its connections. Default
-   * 500,000 (half a core: the other half stays for everyone else); 0: no bound but the
-   * clients' own.
+   * with its own `workBurst`, took 182 s of the hub's time at once, and 95% of it after). While
+   * it is in debt every client behind it waits for it, and a client that spent more than its
+   * fair part (this rate split among the clients that owe) waits until that is paid back, so
+   * an honest client behind an attacker's NAT is not held behind the attacker's debt
+   * (core/authority/shared-work.ts). Default 500,000 (half a core: the other half stays for
+   * everyone else); 0: no bound but the clients' own.
    */
   readonly sharedWorkPerSecond: number
   /** Work the clients behind one address may cause at once, in µs. Default 4,000,000 (two clients' bursts). */
@@ -158,8 +162,8 @@ export const hubLimits = (given: Partial<HubLimits> = {}): HubLimits => ({
 export class TokenBucket {
   private tokens: number
   private last: number
-  /** A bucket this one's spending is also paid from (a client's work from its address's): `borrow` pays it, `until` and `inDebt` read it (`take` does not: a work bucket is only borrowed from). */
-  parent: TokenBucket | undefined
+  /** A budget this one's spending is also paid from (a client's work from its address's): `borrow` pays it, `until` and `inDebt` read it (`take` does not: a work bucket is only borrowed from). */
+  parent: SharedWork | undefined
 
   constructor(private readonly rate: number, private readonly burst: number, now: number) {
     this.tokens = burst
@@ -182,7 +186,7 @@ export class TokenBucket {
     this.refill(now)
     this.tokens -= n
     const wait = this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000)
-    return this.parent === undefined ? wait : Math.max(wait, this.parent.borrow(n, now))
+    return this.parent === undefined ? wait : Math.max(wait, this.parent.borrow(this, n, now))
   }
 
   /**
@@ -199,7 +203,7 @@ export class TokenBucket {
     this.refill(now)
     const want = Math.min(n, this.burst)
     const wait = this.tokens >= want ? 0 : Math.ceil(((want - this.tokens) / this.rate) * 1000)
-    return this.parent === undefined ? wait : Math.max(wait, this.parent.until(n, now))
+    return this.parent === undefined ? wait : Math.max(wait, this.parent.until(this, n, now))
   }
 
   /** Whether the bucket is in debt (spent past what it held). */

@@ -1,0 +1,94 @@
+import { TokenBucket } from "./limits.js"
+
+/** What a client spent past its fair part of its address's budget, paid back at its fair rate. */
+interface Share {
+  /** µs not yet paid back. */
+  owed: number
+  /** When `owed` was last paid down (steady ms). */
+  paidAt: number
+}
+
+/** The shares are counted again (and those paid back let go) at most this often: the rate is read per command. */
+const RECOUNT_MS = 1_000
+
+/**
+ * The work budget of every client behind one address (or one principal): each client's work
+ * is paid from its own bucket and from this pool (fresh client ids are cheap: the pool bounds
+ * them all together). While the pool is short, its clients wait for it, and a client also
+ * waits until what it spent is paid back at its fair rate: the pool's rate split among the
+ * clients that still owe (max-min fairness, roughly: a client that spends little owes nothing
+ * for long and is not counted). So a client that spends little (an honest user behind the NAT
+ * of an attacker) waits only for the pool's refill, not behind the heavy spenders, and the
+ * pool bounds the total as before: only the order changes.
+ *
+ * @example
+ * const address = new SharedWork(500_000, 4_000_000, now)
+ * clientBucket.parent = address
+ * clientBucket.borrow(micros, now) // paid from both; the wait is the longer
+ */
+export class SharedWork {
+  private readonly pool: TokenBucket
+  private readonly shares = new Map<TokenBucket, Share>()
+  /** Clients owing, as last counted (plus those that started owing since). */
+  private owing = 0
+  private countedAt: number
+
+  constructor(private readonly rate: number, burst: number, now: number) {
+    this.pool = new TokenBucket(rate, burst, now)
+    this.countedAt = now
+  }
+
+  /** Pays `n` µs of `child`'s work: the milliseconds `child` waits for this budget (0: none). */
+  borrow(child: TokenBucket, n: number, now: number): number {
+    const wait = this.pool.borrow(n, now)
+    if (n > 0) {
+      let share = this.shares.get(child)
+      if (share === undefined) this.shares.set(child, (share = { owed: 0, paidAt: now }))
+      else this.payDown(share, now)
+      if (share.owed <= 0) this.owing++
+      share.owed += n
+    }
+    return wait > 0 ? Math.max(wait, this.owedWait(child, now)) : 0
+  }
+
+  /** Milliseconds until `child` may spend `n` µs as far as this budget goes (0: now). */
+  until(child: TokenBucket, n: number, now: number): number {
+    const wait = this.pool.until(n, now)
+    return wait > 0 ? Math.max(wait, this.owedWait(child, now)) : 0
+  }
+
+  /** Whether the pool is in debt (every client behind it waits). */
+  inDebt(now: number): boolean {
+    return this.pool.inDebt(now)
+  }
+
+  /** Milliseconds until what `child` spent is paid back at its fair rate. */
+  private owedWait(child: TokenBucket, now: number): number {
+    const share = this.shares.get(child)
+    if (share === undefined) return 0
+    this.payDown(share, now)
+    return share.owed <= 0 ? 0 : Math.ceil((share.owed / this.fairRate(now)) * 1000)
+  }
+
+  private payDown(share: Share, now: number): void {
+    // A clock that went back pays nothing (as TokenBucket's refill).
+    share.owed = Math.max(0, share.owed - (Math.max(0, now - share.paidAt) / 1000) * this.fairRate(now))
+    share.paidAt = now
+  }
+
+  /** µs per second each owing client pays back at: the pool's rate split among them. */
+  private fairRate(now: number): number {
+    if (now - this.countedAt >= RECOUNT_MS || now < this.countedAt) {
+      const rate = this.rate / Math.max(1, this.owing)
+      this.countedAt = now
+      this.owing = 0
+      for (const [child, share] of this.shares) {
+        share.owed = Math.max(0, share.owed - (Math.max(0, now - share.paidAt) / 1000) * rate)
+        share.paidAt = now
+        if (share.owed > 0) this.owing++
+        else this.shares.delete(child)
+      }
+    }
+    return this.rate / Math.max(1, this.owing)
+  }
+}

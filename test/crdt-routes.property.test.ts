@@ -43,7 +43,7 @@ const yRoutes: Record<string, (update: Uint8Array) => Promise<boolean>> = {
   "hub whole document": async (update) => {
     const engine = yjsDocEngine()
     if (!(await engine.check(update)).ok) return false
-    return (await engine.apply(engine.empty(), [update]))[0] === true
+    return (await engine.apply(engine.empty(), [update]))[0] instanceof Uint8Array
   },
   "peer session": async (update) => {
     const [mine, theirs] = memoryLinkPair()

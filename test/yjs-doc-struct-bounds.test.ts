@@ -34,7 +34,7 @@ test("a hub document that replaces one Y.Map again and again is never refused: i
   // What the document holds, counted as a stored state is (types weighing 4): tiny.
   const held = countV2Structs(encodeIntegratedV2(doc), 1 << 30) as number
   expect(held).toBeLessThan(20)
-  expect(outcomes.filter((r) => typeof r === "object")).toEqual([])
+  expect(outcomes.filter((r) => typeof r === "object" && !(r instanceof Uint8Array))).toEqual([])
 })
 
 test("a peer that replaces one Y.Map again and again keeps syncing: its document holds a few structs", async () => {
@@ -81,5 +81,5 @@ test("a stored hub document under its bound as counted when stored still takes a
   const u = Y.encodeStateAsUpdate(writer, before)
   expect(engine.check(u).ok).toBe(true)
   await engine.prepare?.(u)
-  expect(await engine.apply(doc, [u])).toEqual([true])
+  expect((await engine.apply(doc, [u]))[0]).toBeInstanceOf(Uint8Array)
 })

@@ -363,7 +363,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
   }
 
   /** One update of a batch, decoded: refused whole before Yjs sees it, or merged. */
-  const applyOne = (doc: Y.Doc, u: Uint8Array, d: Decoded | CheckResult): boolean | CrdtRejection => {
+  const applyOne = (doc: Y.Doc, u: Uint8Array, d: Decoded | CheckResult): boolean | Uint8Array | CrdtRejection => {
     if ("ok" in d) return d as CrdtRejection
     const cannot = missingDependency(u, d, (client) => clockOf(doc, client), doc)
     if (cannot !== undefined) {
@@ -375,11 +375,23 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     const more = pastBound(doc, d)
     if (typeof more !== "number") return more
     changedFlag.set(doc, false)
-    Y.applyUpdate(doc, u)
+    // What the document took in, as Yjs encodes the transaction: stored and relayed instead of
+    // `u`, whose IDs the document holds already are skipped whatever content they claim (sent
+    // on as they came, a peer still syncing took another writer's text for good).
+    let took: Uint8Array | undefined
+    const keep = (update: Uint8Array) => void (took = update)
+    doc.on("update", keep)
+    try {
+      Y.applyUpdate(doc, u)
+    } finally {
+      doc.off("update", keep)
+    }
     hold(doc, weightOf(doc) + more)
     // The check above makes this unreachable; if Yjs disagrees, the authority rebuilds (throw).
     if (holdsPending(doc)) throw new Error("Yjs held part of an update whose dependencies looked complete.")
-    return changedFlag.get(doc) === true
+    if (changedFlag.get(doc) !== true) return false
+    if (took === undefined) throw new Error("Yjs changed the document without an update to show for it.")
+    return took
   }
 
   return {
@@ -470,7 +482,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       return Math.max(0, deletionGrowth(doc, d.ds.clients, 0, claimedFor(batch)))
     },
     async apply(doc, updates) {
-      const out: Array<boolean | CrdtRejection> = []
+      const out: Array<boolean | Uint8Array | CrdtRejection> = []
       let heavy = false
       for (const u of updates) {
         // One update of many structs is seconds of work Yjs does in one go: the next waits a turn.

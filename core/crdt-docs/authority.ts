@@ -30,7 +30,7 @@
  * (core/authority/followers.ts), so however fast one sender renews its state, the others
  * hear it at most once a tick.
  */
-import type { CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp, StopSignal } from "./engine.js"
+import type { Applied, CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp, StopSignal } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import type { Runtime, Timer } from "../ports/runtime.js"
@@ -567,7 +567,7 @@ export class CrdtDocAuthority<D> {
     for (const item of batch) {
       const mine: Uint8Array[] = []
       let known = 0
-      let results: ReadonlyArray<boolean | CrdtRejection> = []
+      let results: ReadonlyArray<Applied> = []
       let updates: Uint8Array[], indexes: number[], binds: Array<ReadonlyArray<string>>, charges: number[]
       try {
         const checked = await this.checked(item)
@@ -601,8 +601,9 @@ export class CrdtDocAuthority<D> {
         item.release()
       }
       results.forEach((result, i) => {
-        const u = updates[i]!
-        if (result === true) {
+        // What the document took in, when the engine says (never a peer's bytes it skipped).
+        const u = result instanceof Uint8Array ? result : updates[i]!
+        if (result === true || result instanceof Uint8Array) {
           toStore.push(u)
           mine.push(u)
           // What it was charged, not three times its bytes: an update that also deletes can
@@ -708,14 +709,15 @@ export class CrdtDocAuthority<D> {
   }
 
   /** Applies updates one by one; one that throws is refused and the document rebuilt without it. */
-  private async applyEach(updates: ReadonlyArray<Uint8Array>, accepted: ReadonlyArray<Uint8Array>): Promise<Array<boolean | CrdtRejection>> {
-    const out: Array<boolean | CrdtRejection> = []
+  private async applyEach(updates: ReadonlyArray<Uint8Array>, accepted: ReadonlyArray<Uint8Array>): Promise<Applied[]> {
+    const out: Applied[] = []
     const kept = [...accepted]
     for (const u of updates) {
       try {
         const r = (await this.engine.apply(this.docValue, [u], this.stopping.signal))[0] ?? false
         out.push(r)
         if (r === true) kept.push(u)
+        else if (r instanceof Uint8Array) kept.push(r)
       } catch (e) {
         if (this.stopping.signal.aborted) throw e
         const message = errorText(e)

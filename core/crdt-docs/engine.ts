@@ -89,6 +89,9 @@ export interface DocWarmUp {
   run(stop?: StopSignal): Promise<void>
 }
 
+/** What `apply` made of one update: added nothing (false), added it (true), added these bytes of it, or refused it. */
+export type Applied = boolean | Uint8Array | CrdtRejection
+
 export interface CrdtDocEngine<D> {
   /** Stable kind name, stored with the document ("yjs", "automerge"). */
   readonly kind: string
@@ -155,13 +158,17 @@ export interface CrdtDocEngine<D> {
   /**
    * Merges updates into the document, in order. Returns, per update, whether it added
    * anything (an update whose data is all known already is not stored), or a rejection
-   * (dependencies missing: the hub refuses rather than holds). May throw (or reject). The
+   * (dependencies missing: the hub refuses rather than holds). An engine whose updates may
+   * carry data the document skips (Yjs: IDs it holds already, whatever content they claim)
+   * returns, for one that added something, the bytes of what the document took in: those are
+   * stored and relayed, never the peer's (relayed as sent, a peer still syncing integrated the
+   * skipped content under another writer's clientID, for good). May throw (or reject). The
    * authority never runs two applies on one document at once; an asynchronous one must read
    * the document afresh after each pause (endpoints may replace an Automerge handle meanwhile).
    * Once `stop` is aborted it may reject at any pause, the document half-changed: the authority
    * then drops it unsaved.
    */
-  apply(doc: D, updates: ReadonlyArray<Uint8Array>, stop?: StopSignal): ReadonlyArray<boolean | CrdtRejection> | Promise<ReadonlyArray<boolean | CrdtRejection>>
+  apply(doc: D, updates: ReadonlyArray<Uint8Array>, stop?: StopSignal): ReadonlyArray<Applied> | Promise<ReadonlyArray<Applied>>
   /**
    * The writer identities `update` (already checked) adds data under, given the document as it
    * is before the update: Yjs clientIDs with structs past the document's clock, actors of

@@ -297,9 +297,10 @@ export interface AuthorityHooks<S> {
   /** The hub's turns of the event loop, shared by its documents (else the document's own, of `batchSliceMs`). */
   readonly turns?: Turns
   /**
-   * A state `clientId` asked for (a snapshot at the head, or an older version's start and
-   * log), of about `bytes`, is to be made: the milliseconds it must wait (its client's budget
-   * is in debt; nothing charged), or 0 once charged. Without it only the document's pacing holds.
+   * A state of about `bytes` is to be sent to `clientId` (a snapshot it asked for, made at the
+   * head; an older version's start and log; any stream of a stored snapshot): the milliseconds
+   * it must wait (its client's budget is in debt; nothing charged), or 0 once charged. Without
+   * it only the document's pacing holds (for the states made).
    */
   readonly onStateAsked?: (clientId: string, bytes: number) => number
   /**

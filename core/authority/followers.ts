@@ -136,10 +136,13 @@ export interface FollowedDoc {
   /** The last follower left (the document may be unloaded when idle). */
   followersGone(): void
   /**
-   * An asked-for state of about `bytes` (a snapshot at the head, or an older version's start
-   * and log) is to be made for `clientId`: the milliseconds it must wait because its client's
-   * budget is in debt (nothing is charged then), or 0 once charged (go). The client pays,
-   * whatever document it asks about, so following more documents does not multiply the cost.
+   * A state of about `bytes` is to be sent to `clientId`: a snapshot made at the head for it
+   * (an asked-for state), an older version's start and log, or any stream of a stored
+   * snapshot (a subscribe behind the horizon or far behind, a fetch-state the stored snapshot
+   * answers, a subscribe again). The milliseconds it must wait because its client's budget is
+   * in debt (nothing is charged then), or 0 once charged (go). The client pays, whatever
+   * document it is about, so following more documents, or subscribing again, does not
+   * multiply the cost.
    */
   chargeState(clientId: string, bytes: number): number
   /** The client's presence budget if its hub keeps one for all its documents (else the document keeps one per client). */
@@ -895,13 +898,21 @@ export class Followers {
         })
         return
       }
+      // Paid like any stream (small: the machine's initial state).
+      if (this.mustPay(f, zero.bytes.length)) return
       f.live = false
       f.wantsState = false
       return this.sendStart(f, zero)
     }
     const asked = f.wantsState && (latest === undefined || latest.seq < this.doc.committed())
+    // Every stream is paid by its client, by what it sends: an asked-for state when it is made
+    // (`mustWait`: it may only be made in its turn), a stored one as it starts (by its size, less
+    // what a resumed stream skips). Unpaid, a client subscribing again (or asking for a state the
+    // stored snapshot already holds) in a loop was sent a fresh stream each time, and a window
+    // of it with no acknowledgement: 50-70 times the rate (review s34, f1). In debt, it waits.
     // Waiting its turn, a live follower stays live.
-    if (asked && this.mustWait(f)) return
+    const stored = latest !== undefined && latest.seq >= (f.wantsState ? this.doc.committed() : floor) ? latest : undefined
+    if (asked ? this.mustWait(f) : this.mustPay(f, stored === undefined ? this.doc.stateBytes() : stored.size - resumedAt(f, stored))) return
     // Off live entries from here, in the tick the snapshot's least seq is read: whatever it was
     // sent live is at or below the snapshot, so the catch-up from the snapshot's seq sends
     // every later entry once, and none it had (no rewind for the replica).
@@ -921,9 +932,21 @@ export class Followers {
    */
   private mustWait(f: Follower): boolean {
     const now = steadyNow(this.doc.runtime)
-    const wait = now < this.stateSnapshotsFrom
-      ? this.stateSnapshotsFrom - now
-      : this.doc.chargeState(f.clientId, Math.max(MIN_STATE_CHARGE_BYTES, this.doc.stateBytes()))
+    if (now < this.stateSnapshotsFrom) return this.waitFor(f, this.stateSnapshotsFrom - now)
+    return this.mustPay(f, Math.max(MIN_STATE_CHARGE_BYTES, this.doc.stateBytes()))
+  }
+
+  /**
+   * Whether a stream of about `bytes` to `f` must wait because its client's state budget is in
+   * debt (`chargeState`: nothing is charged then, and `f` asks again when it is out of debt);
+   * false once charged (go).
+   */
+  private mustPay(f: Follower, bytes: number): boolean {
+    return this.waitFor(f, this.doc.chargeState(f.clientId, Math.max(0, bytes)))
+  }
+
+  /** `f` catches up again in `wait` ms (false: it need not wait). */
+  private waitFor(f: Follower, wait: number): boolean {
     if (wait <= 0) return false
     f.retry?.cancel()
     f.retry = this.doc.runtime.setTimer(wait, () => {
@@ -966,11 +989,15 @@ export class Followers {
     )
     f.stream = sender
     // A replica resuming a cut stream of this snapshot already has its first bytes.
-    const resume = f.resume
+    const from = resumedAt(f, meta)
     f.resume = undefined
-    sender.start(resume !== undefined && resume.snapshotId === meta.seq ? resume.received : 0)
+    sender.start(from)
   }
 }
+
+/** Where a stream of `meta` to `f` starts: what the replica said it has of it, before it subscribed (else 0). */
+const resumedAt = (f: Follower, meta: SnapshotMeta): number =>
+  f.resume !== undefined && f.resume.snapshotId === meta.seq ? Math.min(Math.max(0, Math.floor(f.resume.received)), meta.size) : 0
 
 /** Whose presence `to` sees of a client: the last set by its connections other than `to` (undefined: none, or gone). */
 const latestPresence = (connections: ReadonlyArray<Follower>, to: Follower | undefined): Follower | undefined => {

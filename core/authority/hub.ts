@@ -223,7 +223,7 @@ interface ClientBuckets {
   readonly commands: TokenBucket
   readonly work: TokenBucket
   readonly loads: TokenBucket
-  /** Bytes of states it asked for (followers.ts `mustWait`), paid whatever document it asks about. */
+  /** Bytes of states it is sent (snapshot streams and asked-for states: followers.ts `mustPay`), whatever document. */
   readonly stateAsks: TokenBucket
   /** Bytes of the presence relays of its changes and of its connections' catch-ups, whatever document (followers.ts `clientBudget`). */
   readonly presence: TokenBucket
@@ -954,7 +954,7 @@ export class Hub implements ConnectionAcceptor {
       memory: this.memory,
       // The CRDT host's lets go of this hub's idle documents too (its onNoRoom, above).
       onNoRoom: () => void (this.crdtHost?.letGoIdle() ?? this.idleDocs.letGoAll()),
-      // An asked-for state is paid by the client asking: in debt, it waits (nothing charged).
+      // A state streamed to a client (asked for, or a stored snapshot) is paid by it: in debt, it waits (nothing charged).
       onStateAsked: (clientId, bytes) => {
         if (this.limits.stateBytesPerSecond <= 0) return 0
         const bucket = this.bucketsOf(clientId).stateAsks

@@ -113,17 +113,21 @@ export interface HubLimits {
   /** Burst of new client identities. Default 100 (a classroom behind one address opening the app at once). */
   readonly newClientBurst: number
   /**
-   * Bytes of state per second a client may ask the hub to make afresh (its connections share
-   * one bucket): a replica asking for its state (`fetch-state`, after a desync) makes the hub
-   * encode and store a snapshot of the whole document, weighed here by the state's size (at
-   * least 256 KiB). Each document also spaces such snapshots (at least 1 s apart); this bounds
-   * what one client costs across all the documents it follows. Past it, the ask waits until the
-   * client's bucket is out of debt, then is served (one larger than the burst goes through
-   * when the bucket is not in debt). Default 4 MiB (about a tenth of a core); 0: no bound per
-   * client (each document's spacing only).
+   * Bytes of state per second the hub sends a client (its connections share one bucket), in
+   * every snapshot stream it starts for it: a state it asks for (`fetch-state`, after a desync),
+   * which makes the hub encode and store a snapshot of the whole document, weighed by the
+   * state's size (at least 256 KiB); and a stored snapshot streamed to it (a subscribe behind
+   * the compaction horizon or far behind, a `fetch-state` the stored snapshot answers, a
+   * subscribe again), weighed by its size (less what a resumed stream skips). Each document
+   * also spaces the snapshots made for askers (at least 1 s apart); this bounds what one client
+   * costs across all the documents it follows, however often it subscribes. Past it, the
+   * stream waits until the client's bucket is out of debt, then starts (never refused; one
+   * larger than the burst goes through when the bucket is not in debt, so a client opening one
+   * large document is streamed it at once). Default 4 MiB (about a tenth of a core); 0: no
+   * bound per client (each document's spacing only).
    */
   readonly stateBytesPerSecond: number
-  /** Burst of asked-for state bytes. Default 16 MiB. */
+  /** Burst of state bytes streamed (see `stateBytesPerSecond`). Default 16 MiB: a client opens its documents at once. */
   readonly stateBurstBytes: number
 }
 

@@ -114,6 +114,8 @@ export interface AutomergeRouteOptions {
   readonly maxBufferedBytes?: number
   /** Drop ephemeral messages to a socket with more than this unsent. Default 1 MiB. */
   readonly maxBufferedEphemeralBytes?: number
+  /** @internal Peer ids whose owner the route remembers (tests reach the bound with a small one). Default 65,536. */
+  readonly maxPeerIds?: number
 }
 
 export interface AutomergeRoute extends WsRoute {
@@ -180,8 +182,9 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   const maxInflow = options.maxInflowBytes ?? DEFAULT_MAX_INFLOW_BYTES
   const maxBuffered = options.maxBufferedBytes ?? 8 << 20
   const maxBufferedEphemeral = Math.min(options.maxBufferedEphemeralBytes ?? 1 << 20, maxBuffered)
+  const maxPeerIds = options.maxPeerIds ?? MAX_PEER_OWNERS
   const conns = new Set<Conn>()
-  /** Peer id -> the principal that first joined with it (the newest MAX_PEER_OWNERS). */
+  /** Peer id -> the principal that first joined with it (the newest maxPeerIds). */
   const peerOwners = new Map<string, string>()
   const peerMetadata = { isEphemeral: false, ...(options.storageId !== undefined ? { storageId: options.storageId } : {}) }
 
@@ -469,7 +472,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
       }
       peerOwners.delete(m.senderId)
       peerOwners.set(m.senderId, principal)
-      if (peerOwners.size > MAX_PEER_OWNERS) peerOwners.delete(peerOwners.keys().next().value!)
+      if (peerOwners.size > maxPeerIds) peerOwners.delete(peerOwners.keys().next().value!)
       conn.peerId = m.senderId
       return send(conn, { type: "peer", senderId: hubId, peerMetadata, selectedProtocolVersion: PROTOCOL_VERSION, targetId: m.senderId })
     }

@@ -14,7 +14,13 @@
  * - The peer id a socket joins with is bound to it; messages claiming another sender are
  *   ignored. A peer id belongs to the principal that first joined with it (others see it only
  *   after that): another principal joining with it is closed (4400), so nobody sends
- *   ephemeral messages (presence) as another user's peer.
+ *   ephemeral messages (presence) as another user's peer. That holds for as long as any socket
+ *   holds the peer id, whatever else the hub forgot; once none does, the hub remembers its
+ *   owner for a reconnect (a stock client comes back with the same peer id), at most 1,024
+ *   such per principal (per address without an authenticate hook; its own oldest forgotten
+ *   first) and 65,536 in all (then the oldest of whoever keeps the most): peer-owners.ts. One
+ *   shared list let one user's 65,700 joins with fresh peer ids (about 35 s) push out everyone's,
+ *   then join as a connected victim's peer and send presence as it.
  * - A sync message's changes are checked and stored (durable) before the SyncState records
  *   them; a refused change resets that SyncState (the next round resends what we lack) and
  *   is reported; a malformed frame closes the socket (4400). A sync message is checked from its
@@ -63,7 +69,7 @@ import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/auth
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
 import { workPayer } from "../../core/crdt-docs/work-budget.js"
 import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
-import type { Principal } from "../../core/authority/auth.js"
+import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
 import { DEFAULT_MAX_INFLOW_BYTES, socketInflow } from "../ws/inflow.js"
 import { PongClock, SweepLateness } from "../ws/pong-clock.js"
@@ -72,13 +78,16 @@ import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from "../ws/shared.js"
 import type { Inflow } from "../../core/inflow.js"
 import type { AutomergeBox } from "./engine.js"
 import { admitSyncMessage } from "../automerge/admit.js"
+import { PeerOwners } from "./peer-owners.js"
 import { PROTOCOL_VERSION, addressTo, decodeRepoMessage, encodeRepoMessage, type RepoMessage } from "./protocol.js"
 
 /** Close code for a peer too far behind: "try again later" (a stock client reconnects and resyncs). */
 const CLOSE_SLOW = 1013
 
-/** Peer ids whose first principal the route remembers (the oldest are forgotten past this). */
-const MAX_PEER_OWNERS = 65_536
+/** Peer ids no socket holds whose first principal the route remembers (peer-owners.ts). */
+const MAX_PEER_IDS = 65_536
+/** Of those, charged to one principal (or address, without an authenticate hook). */
+const MAX_PEER_IDS_PER_USER = 1024
 
 export interface AutomergeRouteOptions {
   /** Path prefix. Default "/automerge". */
@@ -114,8 +123,13 @@ export interface AutomergeRouteOptions {
   readonly maxBufferedBytes?: number
   /** Drop ephemeral messages to a socket with more than this unsent. Default 1 MiB. */
   readonly maxBufferedEphemeralBytes?: number
-  /** @internal Peer ids whose owner the route remembers (tests reach the bound with a small one). Default 65,536. */
+  /**
+   * @internal Peer ids no socket holds whose owner the route remembers (peer-owners.ts; tests
+   * reach the bound with a small one). Default 65,536.
+   */
   readonly maxPeerIds?: number
+  /** @internal Of those, kept for one principal (one address without an authenticate hook). Default 1,024. */
+  readonly maxPeerIdsPerUser?: number
 }
 
 export interface AutomergeRoute extends WsRoute {
@@ -150,6 +164,8 @@ interface Conn {
   readonly ws: WebSocket
   peerId: string | undefined
   principal: Principal | undefined
+  /** Whom the peer id it held is charged to once it closes: its principal, or its address without one. */
+  account: string
   readonly inflow: Inflow
   /** Its unsent bytes against `maxBufferedBytes` (past the largest message written). */
   readonly backlog: Backlog
@@ -182,10 +198,9 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
   const maxInflow = options.maxInflowBytes ?? DEFAULT_MAX_INFLOW_BYTES
   const maxBuffered = options.maxBufferedBytes ?? 8 << 20
   const maxBufferedEphemeral = Math.min(options.maxBufferedEphemeralBytes ?? 1 << 20, maxBuffered)
-  const maxPeerIds = options.maxPeerIds ?? MAX_PEER_OWNERS
   const conns = new Set<Conn>()
-  /** Peer id -> the principal that first joined with it (the newest maxPeerIds). */
-  const peerOwners = new Map<string, string>()
+  /** Peer id -> the principal that first joined with it: never forgotten while a socket holds it. */
+  const peerOwners = new PeerOwners(options.maxPeerIds ?? MAX_PEER_IDS, options.maxPeerIdsPerUser ?? MAX_PEER_IDS_PER_USER)
   const peerMetadata = { isEphemeral: false, ...(options.storageId !== undefined ? { storageId: options.storageId } : {}) }
 
   const refuse = (code: string, message: string) => host.report({ type: "refused", code, message })
@@ -231,6 +246,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
     if (conn.closed) return
     conn.closed = true
     conns.delete(conn)
+    if (conn.peerId !== undefined) peerOwners.release(conn.peerId, conn.account)
     for (const f of conn.follows.values()) {
       void Promise.resolve(f).then((follow) => {
         if (follow === undefined) return
@@ -463,17 +479,18 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         return close(conn, 4400, "Unsupported protocol version.")
       }
       if (conn.peerId !== undefined && conn.peerId !== m.senderId) return close(conn, 4400, "One peer id per socket.")
-      // A peer id is seen by others only once its owner has joined: its first principal owns it.
-      const principal = conn.principal!.id
-      const owner = peerOwners.get(m.senderId)
-      if (owner !== undefined && owner !== principal) {
-        refuse("unauthorized", `automerge-repo: "${principal}" joined with a peer id another user joined with first.`)
-        return close(conn, 4400, "This peer id belongs to another user; use your own.")
+      if (conn.peerId === undefined) {
+        // A peer id is seen by others only once its owner has joined: its first principal owns
+        // it, always while a socket holds it (peer-owners.ts).
+        const principal = conn.principal!.id
+        const known = peerOwners.ownerOf(m.senderId)
+        if (known !== undefined && known.owner !== principal) {
+          refuse("unauthorized", `automerge-repo: "${principal}" joined with a peer id ${known.held ? "another user's connected peer holds" : "another user joined with first"}; closed.`)
+          return close(conn, 4400, `This peer id ${known.held ? "is in use by" : "belongs to"} another user; join with your own (a Repo's default peerId is random).`)
+        }
+        peerOwners.hold(m.senderId, principal)
+        conn.peerId = m.senderId
       }
-      peerOwners.delete(m.senderId)
-      peerOwners.set(m.senderId, principal)
-      if (peerOwners.size > maxPeerIds) peerOwners.delete(peerOwners.keys().next().value!)
-      conn.peerId = m.senderId
       return send(conn, { type: "peer", senderId: hubId, peerMetadata, selectedProtocolVersion: PROTOCOL_VERSION, targetId: m.senderId })
     }
     // Not joined, or claiming to be another peer: ignored (as the stock server does).
@@ -485,7 +502,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
 
   const accept = (ws: WebSocket, info: WsConnectionInfo): void => {
     const pongs = new PongClock()
-    const conn: Conn = { ws, peerId: undefined, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered), follows: new Map(), seen: new Map(), chain: Promise.resolve(), pongs, closed: false }
+    const conn: Conn = { ws, peerId: undefined, principal: undefined, account: "", inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered), follows: new Map(), seen: new Map(), chain: Promise.resolve(), pongs, closed: false }
     conns.add(conn)
     ws.binaryType = "nodebuffer"
     // Authentication first; frames queue behind it on the connection's chain, in order.
@@ -496,6 +513,8 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
         return close(conn, 4401, who.refuse)
       }
       conn.principal = who.principal
+      // Without a principal (no authenticate hook: everyone is "anonymous"), its address pays.
+      conn.account = who.principal.id === ANONYMOUS.id ? `address:${info.limitKey ?? info.remoteAddress ?? ""}` : `principal:${who.principal.id}`
     })()
     ws.on("message", (data, isBinary) => {
       // Not a sign of life: a peer that sends but never reads would outlive every sweep.

@@ -72,6 +72,14 @@
  *   its owner is away). So nobody shows a cursor or a
  *   name as someone else. A removal stays allowed (stock clients remove others' states on
  *   their 30 s timeout); the owner's next renewal shows it again.
+ * - a clientID's awareness clock is moved far only by its owner: another socket's removal is
+ *   kept and relayed at the room's clock for it plus one at most, not at the clock it came
+ *   with (the owner's stock client answers a removal of its own state with that clock plus
+ *   one: a removal at 2^53-1 made it send 2^53, which the hub does not decode, and its socket
+ *   was closed 4400, for good). A clock more than `MAX_AWARENESS_CLOCK_STEP` past the room's
+ *   for that clientID, or past `MAX_AWARENESS_CLOCK` (2^52), is dropped (reported once per
+ *   socket), not closed; so the hub sends no clock near 2^53, and no clock a stock client
+ *   reaches counting up from what it was sent is refused.
  * - input flow control (adapters/ws/inflow.ts): a socket whose frames the hub has not finished
  *   with (updates not yet durable, frames waiting for authentication) pass `maxInflowBytes` is
  *   paused until they are down to half, so a peer sending faster than the disk slows down
@@ -188,6 +196,8 @@ interface Conn extends CrdtSubscriber {
   toldFull: boolean
   /** Told (reported) once that it set a state another owns. */
   toldNotOwner: boolean
+  /** Told (reported) once that it moved an awareness clock too far. */
+  toldClock: boolean
   /** Id of the principal it authenticated as (once it has). */
   principal: string | undefined
   readonly inflow: Inflow
@@ -220,6 +230,14 @@ export const MAX_AWARENESS_STATES_PER_ROOM = 1024
 export const MAX_AWARENESS_BYTES_PER_ROOM = 512 * 1024
 /** Awareness states one socket may hold (a stock provider holds one); past it the socket is closed (4400). */
 export const MAX_AWARENESS_STATES_PER_SOCKET = 64
+/**
+ * The highest awareness clock the room keeps: far below 2^53, the first clock the hub does not
+ * decode (its socket is closed), so no stock client counting up from a clock the hub sent it
+ * (+1 a renewal or a removal of its own state answered) gets there (2^52 renewals).
+ */
+export const MAX_AWARENESS_CLOCK = 2 ** 52
+/** How far past the clock the room holds for a clientID one message may move it (a stock client counts up by one). */
+export const MAX_AWARENESS_CLOCK_STEP = 2 ** 20
 
 
 /** How long a socket asked for what the hub lacks may take to answer before a dropped update asks again. */
@@ -520,6 +538,17 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       // (its 30 s timeout): such a removal stays the owner's and never counts against the
       // socket that relayed it, or a busy room would close honest clients.
       const owner = isNull && !mine ? cur!.conn : conn
+      // Clocks (see the header): another socket's removal moves the clock by one at most; a
+      // clock far past the room's, or past the bound, is dropped (never closed).
+      const clock = owner === conn ? e.clock : Math.min(e.clock, cur!.clock + 1)
+      if (clock > MAX_AWARENESS_CLOCK || (owner === conn && cur !== undefined && clock - cur.clock > MAX_AWARENESS_CLOCK_STEP)) {
+        whole = false
+        if (!conn.toldClock) {
+          conn.toldClock = true
+          refuse("presence-clock", `y-websocket "${room.docId}": a socket moved the awareness clock of client ${e.clientID} from ${cur?.clock ?? "none"} to ${e.clock} (at most ${MAX_AWARENESS_CLOCK_STEP} past the room's, and ${MAX_AWARENESS_CLOCK}); dropped.`)
+        }
+        continue
+      }
       if (owner === conn) {
         if (!mine && conn.ids.size >= maxSocketStates) return { close: `A socket holds at most ${maxSocketStates} awareness states.`, code: "presence-limit" }
         if (conn.awarenessBytes - (mine ? cur.state.length : 0) + e.state.length > maxAwareness) return { close: `A socket's awareness states are limited to ${maxAwareness} bytes.`, code: "presence-limit" }
@@ -530,8 +559,13 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         full = true
         continue
       }
-      put(room, e.clientID, { clock: e.clock, state: e.state, conn: owner, at: now })
-      taken.push(e)
+      put(room, e.clientID, { clock, state: e.state, conn: owner, at: now })
+      if (clock === e.clock) taken.push(e)
+      else {
+        // Relayed at the clock kept, not as it came.
+        whole = false
+        taken.push({ clientID: e.clientID, clock, state: e.state })
+      }
     }
     if (full && !conn.toldFull) {
       conn.toldFull = true
@@ -660,7 +694,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const docId = path.slice(prefix.length + 1)
     const pongs = new PongClock()
     const conn: Conn = {
-      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered),
+      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, toldClock: false, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered),
       messageRate: new TokenBucket(messagesPerSecond, messageBurst, performance.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, performance.now()), due: undefined,
       step1s: new AnswerBudget<Uint8Array>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined, askedAt: undefined,
       room: undefined, doc: undefined, pongs, closed: false,

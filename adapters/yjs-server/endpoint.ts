@@ -53,6 +53,11 @@
  *   `messageBurst`) and the bytes of its awareness (and of the states its awareness queries
  *   are answered with) to `awarenessBytesPerSecond` (burst `awarenessByteBurst`); past either
  *   it is closed (4400, `rate-limited`): the flooder is cut, not the sockets it floods.
+ *   A stock client sends back every awareness change it is sent (a joiner: the room's states
+ *   in one message); an awareness message that changes nothing the room holds is paid from
+ *   what the hub sent that socket (`ECHO_MESSAGES` and `ECHO_BYTES` at most not yet sent
+ *   back), not from these rates, and may be as large as that, or a room busy with others'
+ *   states (or holding more than `maxAwarenessBytes` of them) closed every stock client in it.
  *   Updates are paced instead (input flow control, the principal's CRDT work budget). Bounded: a room keeps at most
  *   `MAX_AWARENESS_STATES_PER_ROOM` states and `MAX_AWARENESS_BYTES_PER_ROOM` bytes of them
  *   (past that, states of new clients are dropped, not relayed, and the hub reports
@@ -63,7 +68,9 @@
  *   query-awareness gets is bounded too.
  * - an awareness state must be JSON nesting at most MAX_VALUE_DEPTH levels (a stock client
  *   parses, compares and re-encodes every state it is sent): a message holding another is
- *   refused whole and its socket closed (4400, `presence-invalid`).
+ *   refused whole and its socket closed (4400, `presence-invalid`). A state is kept, counted
+ *   and relayed as a stock client encodes it again (`canonicalAwarenessState`: `1e20` is 21
+ *   digits), so what one sends back is the bytes it was sent.
  * - an awareness state belongs to the socket that set it: another socket's new state for
  *   that clientID is dropped (reported once per socket), unless it is the same signed-in
  *   principal (a reconnect while the old socket lingers); no socket sets the state of a
@@ -107,7 +114,7 @@ import type { Inflow } from "../../core/inflow.js"
 import { TokenBucket } from "../../core/authority/limits.js"
 import { AnswerBudget } from "../peer/answer-budget.js"
 import {
-  AWARENESS_KEEPALIVE, awarenessStateProblem, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
+  AWARENESS_KEEPALIVE, canonicalAwarenessState, decodeAwarenessUpdate, decodeYMessage, encodeAuthDenied, encodeAwareness, encodeAwarenessUpdate,
   encodeStep1, encodeStep2, encodeUpdate, forEachStateVectorEntry, stateVectorToAnswer, type AwarenessEntry,
 } from "./protocol.js"
 
@@ -122,7 +129,7 @@ export interface YjsRouteOptions {
   readonly pongTimeoutMs?: number
   /** Awareness states not renewed this long are forgotten. Default 30,000 ms. */
   readonly awarenessTimeoutMs?: number
-  /** Largest awareness message, and the most bytes of awareness states one socket holds. Default 64 KiB. */
+  /** Largest awareness message (but one changing nothing, sent back: see the header), and the most bytes of awareness states one socket holds. Default 64 KiB. */
   readonly maxAwarenessBytes?: number
   /** Awareness states a room keeps. Default `MAX_AWARENESS_STATES_PER_ROOM`. */
   readonly maxAwarenessStates?: number
@@ -198,6 +205,13 @@ interface Conn extends CrdtSubscriber {
   toldNotOwner: boolean
   /** Told (reported) once that it moved an awareness clock too far. */
   toldClock: boolean
+  /**
+   * Awareness messages, and their bytes, the hub sent it and it has not sent back (a stock
+   * client relays every change it is sent): a message that changes nothing the room holds is
+   * paid from these first (see the header). At most ECHO_MESSAGES and ECHO_BYTES.
+   */
+  echoMessages: number
+  echoBytes: number
   /** Id of the principal it authenticated as (once it has). */
   principal: string | undefined
   readonly inflow: Inflow
@@ -238,6 +252,13 @@ export const MAX_AWARENESS_STATES_PER_SOCKET = 64
 export const MAX_AWARENESS_CLOCK = 2 ** 52
 /** How far past the clock the room holds for a clientID one message may move it (a stock client counts up by one). */
 export const MAX_AWARENESS_CLOCK_STEP = 2 ** 20
+/**
+ * Awareness a socket may have been sent and not yet sent back, messages and bytes (see
+ * `Conn.echoMessages`): more than what is on its way between the hub and a client that reads
+ * (the hub holds awareness back from a socket 1 MiB behind), little to spend at once.
+ */
+const ECHO_MESSAGES = 65_536
+const ECHO_BYTES = 16 << 20
 
 
 /** How long a socket asked for what the hub lacks may take to answer before a dropped update asks again. */
@@ -329,6 +350,13 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     if (mayWrite(conn, bytes)) conn.ws.send(bytes)
   }
 
+  /** Sends an awareness message: what a stock client sends back of it is paid by it (see the header). */
+  const sendAwareness = (conn: Conn, bytes: Uint8Array): void => {
+    conn.echoMessages = Math.min(conn.echoMessages + 1, ECHO_MESSAGES)
+    conn.echoBytes = Math.min(conn.echoBytes + bytes.length, ECHO_BYTES)
+    send(conn, bytes)
+  }
+
   /**
    * Relayed awareness (one clientID's state or removal, `key` its clientID): sent, unless the
    * socket is behind; then only the latest per clientID waits until it drains. Relayed as it
@@ -336,7 +364,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
    */
   const sendEphemeral = (conn: Conn, key: unknown, payload: Uint8Array): void => {
     if (conn.closed) return
-    if (conn.due === undefined && conn.ws.bufferedAmount <= EPHEMERAL_HIGH_WATER) return send(conn, payload)
+    if (conn.due === undefined && conn.ws.bufferedAmount <= EPHEMERAL_HIGH_WATER) return sendAwareness(conn, payload)
     conn.due ??= new Map()
     if (conn.due !== "all") {
       conn.due.delete(key)
@@ -362,8 +390,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       conn.due = undefined
       if (due === "all") {
         const all = conn.room === undefined ? undefined : awarenessOf(conn.room)
-        if (all !== undefined) send(conn, all)
-      } else if (due !== undefined) for (const payload of due.values()) send(conn, payload)
+        if (all !== undefined) sendAwareness(conn, all)
+      } else if (due !== undefined) for (const payload of due.values()) sendAwareness(conn, payload)
     }
     if (congested.size > 0) drainTimer = setTimeout(drain, DRAIN_POLL_MS)
   }
@@ -499,29 +527,40 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
   }
 
   /**
+   * Whether `e` changes what the room holds for its clientID (`cur`): the y-protocols rule (a
+   * newer clock wins; at the same clock only a removal does), and the removal of a state the
+   * room does not hold (forgotten, or never there) changes nothing.
+   */
+  const isNews = (cur: AwarenessState | undefined, e: AwarenessEntry): boolean =>
+    cur === undefined ? e.state !== "null" : cur.clock < e.clock || (cur.clock === e.clock && e.state === "null" && cur.state !== "null")
+
+  /**
    * Applies an awareness update to the room within its bounds (see the header). Returns what
    * to relay (`whole`: every entry of the message was taken), or `close`: why the socket is
    * closed (`code`: what is reported).
    */
-  const takeAwareness = (conn: Conn, room: Room, update: Uint8Array): { entries: AwarenessEntry[]; whole: boolean } | { close: string; code: string } => {
-    const entries = decodeAwarenessUpdate(update, 1024)
+  const takeAwareness = (conn: Conn, room: Room, received: ReadonlyArray<AwarenessEntry>): { entries: AwarenessEntry[]; whole: boolean } | { close: string; code: string } => {
     // Every state is checked before any is taken: a message is refused whole, and nothing a
-    // stock client cannot read is ever kept, relayed or sent to a joiner.
-    for (const e of entries) {
-      const problem = e.state === "null" ? undefined : awarenessStateProblem(e.state)
-      if (problem !== undefined) return { close: problem, code: "presence-invalid" }
+    // stock client cannot read is ever kept, relayed or sent to a joiner. Each is kept as a
+    // stock client encodes it again (canonicalAwarenessState).
+    const entries: AwarenessEntry[] = []
+    let whole = true
+    for (const e of received) {
+      const c = canonicalAwarenessState(e.state)
+      if ("problem" in c) return { close: c.problem, code: "presence-invalid" }
+      if (c.state === e.state) entries.push(e)
+      else {
+        whole = false
+        entries.push({ clientID: e.clientID, clock: e.clock, state: c.state })
+      }
     }
     const now = performance.now()
     const taken: AwarenessEntry[] = []
-    let whole = true
     let full = false
     for (const e of entries) {
       const cur = room.awareness.get(e.clientID)
       const isNull = e.state === "null"
-      // The y-protocols rule: a newer clock wins; at the same clock only a removal does.
-      if (cur !== undefined && !(cur.clock < e.clock || (cur.clock === e.clock && isNull && cur.state !== "null"))) continue
-      if (cur === undefined && isNull) {
-        // The removal of a state the room does not hold (forgotten, or never there): nothing to keep.
+      if (!isNews(cur, e)) {
         whole = false
         continue
       }
@@ -588,6 +627,11 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     close(conn, CLOSE.malformed, `Rate limited: ${what}.`)
   }
 
+  const awarenessTooLarge = (conn: Conn, length: number): void => {
+    refuse("presence-too-large", `y-websocket: an awareness update of ${length} bytes.`)
+    close(conn, CLOSE.malformed, `Awareness is limited to ${maxAwareness} bytes.`)
+  }
+
   const awarenessOf = (room: Room): Uint8Array | undefined => {
     const entries: AwarenessEntry[] = []
     for (const [clientID, s] of room.awareness) if (s.state !== "null") entries.push({ clientID, clock: s.clock, state: s.state })
@@ -610,7 +654,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     }
     // Updates are paced where they enter (inflow, work budget); what else a socket sends costs
     // the hub an answer or a relay, so it is rate limited, and a flooder is closed.
-    if (msg.type !== "step2" && msg.type !== "update" && !conn.messageRate.take(1, performance.now())) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
+    // Awareness is rate limited below, once it is known whether it brings anything new.
+    if (msg.type !== "step2" && msg.type !== "update" && msg.type !== "awareness" && !conn.messageRate.take(1, performance.now())) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
     switch (msg.type) {
       case "step1": {
         // Only the vector's count is read here, at the message rate; its entries are read once
@@ -651,14 +696,31 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         })
       }
       case "awareness": {
-        if (msg.update.length > maxAwareness) {
-          refuse("presence-too-large", `y-websocket: an awareness update of ${msg.update.length} bytes.`)
-          return close(conn, CLOSE.malformed, `Awareness is limited to ${maxAwareness} bytes.`)
+        // What a stock client sends back of the awareness it was sent (it relays every change
+        // it is sent, a joiner the room's states in one message) changes nothing the room
+        // holds: paid from what it was sent, never from its rates, or a room busy with others'
+        // states would close it.
+        const echo = conn.echoMessages >= 1 && conn.echoBytes >= bytes.length
+        if (msg.update.length > maxAwareness && !echo) return awarenessTooLarge(conn, msg.update.length)
+        let received: AwarenessEntry[]
+        try {
+          received = decodeAwarenessUpdate(msg.update, Math.max(1024, maxRoomStates))
+        } catch (e) {
+          refuse("protocol-error", `y-websocket: a bad awareness update (${e instanceof Error ? e.message : String(e)}).`)
+          return close(conn, CLOSE.malformed, "Bad awareness update.")
         }
-        if (!conn.awarenessRate.take(msg.update.length, performance.now())) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
+        if (echo && !received.some((e) => isNews(room.awareness.get(e.clientID), e))) {
+          conn.echoMessages -= 1
+          conn.echoBytes -= bytes.length
+          return
+        }
+        if (msg.update.length > maxAwareness) return awarenessTooLarge(conn, msg.update.length)
+        const now = performance.now()
+        if (!conn.messageRate.take(1, now)) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
+        if (!conn.awarenessRate.take(msg.update.length, now)) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
         let taken: ReturnType<typeof takeAwareness>
         try {
-          taken = takeAwareness(conn, room, msg.update)
+          taken = takeAwareness(conn, room, received)
         } catch (e) {
           refuse("protocol-error", `y-websocket: a bad awareness update (${e instanceof Error ? e.message : String(e)}).`)
           return close(conn, CLOSE.malformed, "Bad awareness update.")
@@ -681,7 +743,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         if (all === undefined) return
         // A 1-byte query is answered with up to a room's states: paid like sending them.
         if (!conn.awarenessRate.take(all.length, performance.now())) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
-        return send(conn, all)
+        return sendAwareness(conn, all)
       }
       default:
         // auth messages from a client, unknown types: ignored, as the stock server does.
@@ -694,7 +756,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     const docId = path.slice(prefix.length + 1)
     const pongs = new PongClock()
     const conn: Conn = {
-      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, toldClock: false, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered),
+      ws, ids: new Set(), awarenessBytes: 0, toldFull: false, toldNotOwner: false, toldClock: false, echoMessages: 0, echoBytes: 0, principal: undefined, inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered),
       messageRate: new TokenBucket(messagesPerSecond, messageBurst, performance.now()), awarenessRate: new TokenBucket(awarenessBytesPerSecond, awarenessByteBurst, performance.now()), due: undefined,
       step1s: new AnswerBudget<Uint8Array>(STEP1_BURST, STEP1_EVERY_MS, (req) => answerStep1(conn, req)), answering: false, step1Next: undefined, askedAt: undefined,
       room: undefined, doc: undefined, pongs, closed: false,
@@ -755,7 +817,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       if (conn.closed) return
       send(conn, encodeStep1(Y.encodeStateVector(doc.doc)))
       const all = awarenessOf(room)
-      if (all !== undefined) send(conn, all)
+      if (all !== undefined) sendAwareness(conn, all)
       const denied = { told: false }
       const writer = bindWriters ? principal.id : undefined
       ready = (bytes, done) => {

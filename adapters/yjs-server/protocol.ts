@@ -110,17 +110,32 @@ export const decodeAwarenessUpdate = (update: Uint8Array, maxEntries: number): A
  * (a removal) is JSON.
  */
 export const awarenessStateProblem = (state: string): string | undefined => {
+  const c = canonicalAwarenessState(state)
+  return "problem" in c ? c.problem : undefined
+}
+
+/**
+ * An awareness state as a stock client holds and sends it on, or why it is none (see
+ * `awarenessStateProblem`): y-protocols encodes `JSON.stringify` of what `JSON.parse` read
+ * (`1e20` comes back as 21 digits, ` null` as `null`). Kept and relayed as this text, what a
+ * stock client sends back of others' states (it relays every change it is sent) is the bytes
+ * the hub sent it.
+ */
+export const canonicalAwarenessState = (state: string): { readonly state: string } | { readonly problem: string } => {
+  if (state === "null") return { state }
   // Depth first, without building anything deep (the Yjs engine's scan of JSON contents).
   if (jsonTooDeep((i) => state.charCodeAt(i), 0, state.length)) {
-    return `An awareness state nests deeper than ${MAX_VALUE_DEPTH} levels: clients compare and re-encode states recursively. Flatten it.`
+    return { problem: `An awareness state nests deeper than ${MAX_VALUE_DEPTH} levels: clients compare and re-encode states recursively. Flatten it.` }
   }
+  let value: unknown
   try {
-    JSON.parse(state)
+    value = JSON.parse(state)
   } catch {
     // The parser's message quotes the text: not echoed back to its sender.
-    return "An awareness state must be JSON text (clients read it with JSON.parse): set it with awareness.setLocalState(value)."
+    return { problem: "An awareness state must be JSON text (clients read it with JSON.parse): set it with awareness.setLocalState(value)." }
   }
-  return undefined
+  // Within the depth bound: stringify cannot overflow the stack.
+  return { state: JSON.stringify(value) }
 }
 
 /**

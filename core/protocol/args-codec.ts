@@ -29,6 +29,12 @@
  * Null, a Literal, an empty Struct), so nesting arrays cannot multiply what a few bytes yield;
  * the encoder writes a value that would go over it whole (form 1) instead. It yields the
  * encoded (wire) form of the arguments, which the receiver still decodes and validates with the schema itself.
+ *
+ * Encoding is bounded too. A union tries its members in turn, and the work of a member that
+ * fails deep inside is lost, which nesting multiplies (a recursive union whose members differ
+ * after their recursive field: 2^depth). The encoder counts its work (`spent`): past 4096 + 8
+ * per byte written, when a member fails, it gives the compact form up and writes the value
+ * whole (form 1), which every peer reads. Its work is linear in the arguments' bytes.
  */
 import * as SchemaAST from "effect/SchemaAST"
 import { ByteReader, ByteWriter, decodeFailed } from "../bytes.js"
@@ -67,6 +73,13 @@ export const FREE_ITEMS = 64
 /** Array elements and index keys met so far in this encode, or left to this decode. */
 let items = 0
 
+/**
+ * The work of this encode so far: nodes visited, object keys scanned, bytes written and taken
+ * back (a union's member that did not fit). Exported for the tests, which read it after an
+ * encode (a decode counts its nodes too, unchecked).
+ */
+export let spent = 0
+
 type Ast = SchemaAST.AST
 
 /** Whether this walk encodes (into `w`) or decodes (from `r`): one walk of the schema does both. */
@@ -101,6 +114,7 @@ const more = (n: number): number => {
 
 /** Encodes `v` by `ast` (returns nothing), or decodes the value `ast` describes (`v` unused). */
 const node = (ast: Ast, v: unknown, depth: number): unknown => {
+  spent++
   if (depth > MAX_ARGS_DEPTH) {
     if (encoding) throw MISFIT
     decodeFailed(`Arguments nest deeper than ${MAX_ARGS_DEPTH}.`)
@@ -169,7 +183,10 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
           node(ast.types[i]!, v, depth + 1)
           return
         } catch (e) {
-          if (e !== MISFIT) throw e
+          // What the member wrote is taken back: work lost. Past 4096 + 8 per byte written, the
+          // misfit goes up through every union (each is past it too: work only grows) to
+          // encode(), which writes the value whole.
+          if (e !== MISFIT || (spent += w.pos - start) > 4096 + 8 * w.pos) throw e
           w.pos = start
           items = counted
         }
@@ -220,7 +237,7 @@ const node = (ast: Ast, v: unknown, depth: number): unknown => {
       let keys: string[] = []
       if (encoding) {
         const declared = new Set(props.map((p) => p.name))
-        keys = Object.keys(o).filter((k) => !declared.has(k) && o[k] !== undefined)
+        keys = Object.keys(o).filter((k) => (spent++, !declared.has(k) && o[k] !== undefined))
         // Keys the schema does not know: send the value whole.
         if (index === undefined && keys.length > 0) throw MISFIT
       }
@@ -272,7 +289,7 @@ export const argsCodec = (ast: Ast): ArgsCodec => {
       w.reset()
       try {
         w.byte(Form.SCHEMA)
-        items = 0
+        items = spent = 0
         encoding = true
         node(wire, args, 0)
         // More items than the decoder's budget for these bytes: the value form has a byte each.

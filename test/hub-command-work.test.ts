@@ -510,6 +510,28 @@ test("an honest client behind an attacker's address is not held behind the attac
   await hub.close()
 })
 
+test("a client that worked alone is not made to pay it back at a hundredth of the rate once ninety-nine others share its address", async () => {
+  // Its 2 s of work (within its own burst) was counted against its fair part, paid back at the
+  // address's rate over the clients owing: with 99 others, its next command waited 89 s.
+  const { rt, hub, peer } = world({ newClientBurst: 101 })
+  const honest = peer("honest", true, "test:nat")
+  const others = Array.from({ length: 99 }, (_, i) => peer(`other${i}`, true, "test:nat"))
+  others.forEach((o, i) => o.subscribe(`o${i}`))
+  honest.subscribe("h")
+  await rt.run({ forMs: 20 })
+  honest.submit("h", burns(100, 20))
+  while (honest.outcomes().length < 100) await rt.run({ forMs: 10 })
+  await rt.run({ forMs: 1_000 })
+  others.forEach((o, i) => o.submit(`o${i}`, burns(1_000, 1)))
+  const steady = () => rt.now() + cpu
+  const at = steady()
+  honest.submit("h", burns(1, 5))
+  while (honest.outcomes().length === 100 && steady() - at < 600_000) await rt.run({ forMs: 10 })
+  // The address's refill and at most its burst time (8 s) of the client's own share: 9.9 s before the fair split.
+  expect(steady() - at).toBeLessThanOrEqual(12_000)
+  await hub.close()
+})
+
 test("workPerSecond 0 turns the charge off; the former names of the bucket still set it", async () => {
   expect(hubLimits({ crdtWorkPerSecond: 7, crdtWorkBurst: 9 })).toMatchObject({ workPerSecond: 7, workBurst: 9 })
   expect(hubLimits({ crdtWorkPerSecond: 7, workPerSecond: 8 }).workPerSecond).toBe(8)

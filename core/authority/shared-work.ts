@@ -1,6 +1,6 @@
 import { TokenBucket } from "./limits.js"
 
-/** What a client spent past its fair part of its address's budget, paid back at its fair rate. */
+/** What a client spent of its address's pool while it was contended, paid back at its fair rate. */
 interface Share {
   /** µs not yet paid back. */
   owed: number
@@ -8,16 +8,16 @@ interface Share {
   paidAt: number
 }
 
-/** The shares are counted again (and those paid back let go) at most this often: the rate is read per command. */
+/** The shares paid back are let go at most this often (the count is the map's size: read per command). */
 const RECOUNT_MS = 1_000
 
 /**
  * The work budget of every client behind one address (or one principal): each client's work
  * is paid from its own bucket and from this pool (fresh client ids are cheap: the pool bounds
  * them all together). While the pool is short, its clients wait for it, and a client also
- * waits until what it spent is paid back at its fair rate: the pool's rate split among the
- * clients that still owe (max-min fairness, roughly: a client that spends little owes nothing
- * for long and is not counted). So a client that spends little (an honest user behind the NAT
+ * waits until what it spent while the pool was under half full is paid back at its fair rate:
+ * the pool's rate split among the clients that still owe (max-min fairness, roughly: a client
+ * that spends little owes nothing for long and is not counted), at most the pool's burst time. So a client that spends little (an honest user behind the NAT
  * of an attacker) waits only for the pool's refill, not behind the heavy spenders, and the
  * pool bounds the total as before: only the order changes.
  *
@@ -29,11 +29,9 @@ const RECOUNT_MS = 1_000
 export class SharedWork {
   private readonly pool: TokenBucket
   private readonly shares = new Map<TokenBucket, Share>()
-  /** Clients owing, as last counted (plus those that started owing since). */
-  private owing = 0
   private countedAt: number
 
-  constructor(private readonly rate: number, burst: number, now: number) {
+  constructor(private readonly rate: number, private readonly burst: number, now: number) {
     this.pool = new TokenBucket(rate, burst, now)
     this.countedAt = now
   }
@@ -41,12 +39,15 @@ export class SharedWork {
   /** Pays `n` µs of `child`'s work: the milliseconds `child` waits for this budget (0: none). */
   borrow(child: TokenBucket, n: number, now: number): number {
     const wait = this.pool.borrow(n, now)
-    if (n > 0) {
+    // Owed: what was spent while the pool is under half full (its clients contend for it). Spent
+    // from a fuller pool (alone, say), it is nobody's debt: a client that worked alone, then
+    // waited behind ninety-nine others, paid it back at a hundredth of the rate (89 s).
+    const owed = Math.min(n, (this.pool.until(this.burst / 2, now) * this.rate) / 1000)
+    if (owed > 0) {
       let share = this.shares.get(child)
       if (share === undefined) this.shares.set(child, (share = { owed: 0, paidAt: now }))
       else this.payDown(share, now)
-      if (share.owed <= 0) this.owing++
-      share.owed += n
+      share.owed = Math.min(this.burst, share.owed + owed)
     }
     return wait > 0 ? Math.max(wait, this.owedWait(child, now)) : 0
   }
@@ -62,12 +63,15 @@ export class SharedWork {
     return this.pool.inDebt(now)
   }
 
-  /** Milliseconds until what `child` spent is paid back at its fair rate. */
+  /**
+   * Milliseconds until what `child` spent is paid back at its fair rate, at most the pool's
+   * burst over its rate (8 s by default): a heavy spender waits the longest, never for ever.
+   */
   private owedWait(child: TokenBucket, now: number): number {
     const share = this.shares.get(child)
     if (share === undefined) return 0
     this.payDown(share, now)
-    return share.owed <= 0 ? 0 : Math.ceil((share.owed / this.fairRate(now)) * 1000)
+    return share.owed <= 0 ? 0 : Math.ceil(Math.min(share.owed / this.fairRate(now), this.burst / this.rate) * 1000)
   }
 
   private payDown(share: Share, now: number): void {
@@ -76,19 +80,17 @@ export class SharedWork {
     share.paidAt = now
   }
 
-  /** µs per second each owing client pays back at: the pool's rate split among them. */
+  /** µs per second each owing client pays back at: the pool's rate split among them (those paid back count until the next look, at most a second). */
   private fairRate(now: number): number {
     if (now - this.countedAt >= RECOUNT_MS || now < this.countedAt) {
-      const rate = this.rate / Math.max(1, this.owing)
+      const rate = this.rate / Math.max(1, this.shares.size)
       this.countedAt = now
-      this.owing = 0
       for (const [child, share] of this.shares) {
         share.owed = Math.max(0, share.owed - (Math.max(0, now - share.paidAt) / 1000) * rate)
         share.paidAt = now
-        if (share.owed > 0) this.owing++
-        else this.shares.delete(child)
+        if (share.owed <= 0) this.shares.delete(child)
       }
     }
-    return this.rate / Math.max(1, this.owing)
+    return this.rate / Math.max(1, this.shares.size)
   }
 }

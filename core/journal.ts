@@ -83,21 +83,22 @@ export class JournaledState<S> implements ProxyHost {
   /**
    * @internal Called with each container before its write is recorded, while a snapshot holds
    * the state (`freezeState` sets it; one at a time); returns the bytes of memory it took, which
-   * `grown` charges the write. Not #private so that the freeze, which only the hub uses, lives
+   * `grownOf` charges the write. Not #private so that the freeze, which only the hub uses, lives
    * outside the class and a replica's bundle leaves it out.
    */
   beforeWrite: ((container: object) => number) | undefined = undefined
+  /** raw object -> its view */
+  readonly #views = new WeakMap<object, object>()
   /**
-   * raw object -> its draft's meta. Kept while the object is (a command reading the same items
+   * @internal What writes adopt, with the gauges the hub reads (`writtenOf`, `grownOf`: functions,
+   * as `forgetDrafts` is, so that a replica's bundle leaves them out). Its `drafts` map raw
+   * objects to their drafts' meta, kept while the object is (a command reading the same items
    * again reuses them); the hub lets them go after each batch (`forgetDrafts`): a draft is a
    * Proxy and its meta, about 170 bytes that no count of the state sees, and one `find` over a
    * million items held 170 MB for as long as the items were in the state. (Not charged to
-   * `grown`: a command that only reads, or frees, is never refused for room.)
+   * `grownOf`: a command that only reads, or frees, is never refused for room.)
    */
-  #drafts = new WeakMap<object, Meta>()
-  /** raw object -> its view */
-  readonly #views = new WeakMap<object, object>()
-  readonly #adopter: Adopter
+  readonly adopter = new Adopter()
   /** User code runs inside a write: a value being copied in (getters, Proxy traps) or a sort's comparator; see #writable. */
   #busy = false
   /** Handlers by kind (array, bytes, object): the drafts' three, then the views' three. */
@@ -110,7 +111,6 @@ export class JournaledState<S> implements ProxyHost {
    */
   constructor(root: S) {
     const self = this
-    this.#adopter = new Adopter(this.#drafts)
 
     // Own properties only. What Object.prototype contributes to a plain object is functions and
     // the __proto__ accessor (an object): those are checked; a primitive read is state data
@@ -197,7 +197,7 @@ export class JournaledState<S> implements ProxyHost {
     // Held until the command's batch is stored: a sort's record is a copy of the whole array;
     // while a snapshot runs, the copy of the container it keeps (beforeWrite).
     // (records.ts recordHeap, written out: called, it costs a browser bundle 7 bytes.)
-    this.#adopter.heap += 32 + (Array.isArray(old) ? 8 * old.length : 0) + (this.beforeWrite?.(t) ?? 0)
+    this.adopter.heap += 32 + (Array.isArray(old) ? 8 * old.length : 0) + (this.beforeWrite?.(t) ?? 0)
     this.#journal!.push(t, a, b, old)
   }
 
@@ -216,25 +216,6 @@ export class JournaledState<S> implements ProxyHost {
     return isObject(root) ? (this.#wrap(root, null, "", view) as S) : root
   }
 
-  /**
-   * @internal Bytes written into the state since it was made, never less than what they add
-   * to its canonical encoding (new keys and array slots counted too; what writes remove is
-   * not subtracted): how much the state can have grown between two reads of it. The hub
-   * bounds a document's size by it (core/authority/size-bound.ts).
-   */
-  get written(): number {
-    return this.#adopter.spent
-  }
-
-  /**
-   * @internal Bytes of memory written into the state since it was made, and held by the undo
-   * journal, as core/state/heap-estimate.ts counts them (nothing removed is subtracted): the
-   * hub's memory gauge charges a command its growth.
-   */
-  get grown(): number {
-    return this.#adopter.heap
-  }
-
   /** Starts recording into a fresh journal. */
   begin(): Journal {
     return (this.#journal = [])
@@ -243,11 +224,6 @@ export class JournaledState<S> implements ProxyHost {
   /** Stops recording. */
   end(): void {
     this.#journal = null
-  }
-
-  /** @internal Lets the drafts made so far go (between commands): the hub's, after each batch. */
-  forgetDrafts(): void {
-    this.#adopter.use((this.#drafts = new WeakMap()))
   }
 
   /** Replaces the whole state inside the current command (apply returned a value). */
@@ -280,15 +256,15 @@ export class JournaledState<S> implements ProxyHost {
    */
   #wrap(v: object, parent: object | null, key: string | number, view: boolean): object {
     // The common case, small enough to inline: the proxy exists.
-    return (view ? this.#views.get(v) : this.#drafts.get(v)?.proxy) ?? this.#make(v, parent, key, view)
+    return (view ? this.#views.get(v) : this.adopter.drafts.get(v)?.proxy) ?? this.#make(v, parent, key, view)
   }
 
   #make(v: object, parent: object | null, key: string | number, view: boolean): object {
     const proxy = new Proxy(v, this.#handlers[(Array.isArray(v) ? 0 : ArrayBuffer.isView(v) ? 1 : 2) + (view ? 3 : 0)]!)
     // (A view's depth is not used: views are never written through.)
-    const m: Meta = { raw: v, proxy, host: this, view, depth: (this.#drafts.get(parent!)?.depth ?? -1) + 1, parent, key }
+    const m: Meta = { raw: v, proxy, host: this, view, depth: (this.adopter.drafts.get(parent!)?.depth ?? -1) + 1, parent, key }
     if (view) this.#views.set(v, proxy)
-    else this.#drafts.set(v, m)
+    else this.adopter.drafts.set(v, m)
     PROXIES.set(proxy, m)
     return proxy
   }
@@ -332,11 +308,11 @@ export class JournaledState<S> implements ProxyHost {
       // Every NaN is the one canonical NaN.
       return typeof v === "string" ? flat(v) : v === v ? v : NaN
     }
-    this.#adopter.start(limit)
+    this.adopter.start(limit)
     this.#busy = true
     try {
       // The root's slot is a one-element array holding it.
-      return this.#adopter.adopt(v, t ? this.#drafts.get(t)!.depth + 1 : 0, moves ? t ?? [this.#current] : undefined, k)
+      return this.adopter.adopt(v, t ? this.adopter.drafts.get(t)!.depth + 1 : 0, moves ? t ?? [this.#current] : undefined, k)
     } catch (e) {
       throw e instanceof Refusal ? refusalError(e, t ? [...this.#pathTo(t), k] : []) : e
     } finally {
@@ -344,12 +320,12 @@ export class JournaledState<S> implements ProxyHost {
     }
   }
 
-  /** Counts a primitive written into the state (`written`): at least its encoding, plus a byte for its container's count. */
+  /** Counts a primitive written into the state (`writtenOf`): at least its encoding, plus a byte for its container's count. */
   #count(v: unknown): void {
     const n = typeof v === "string" ? 6 + utf8Length(v) : 10
-    this.#adopter.spent += n
+    this.adopter.spent += n
     // At least its memory with its place (core/state/heap-estimate.ts): text two bytes a character at most.
-    this.#adopter.heap += 58 + n + (typeof v === "string" ? v.length : 0)
+    this.adopter.heap += 58 + n + (typeof v === "string" ? v.length : 0)
   }
 
   /** A write of `v` at t[k] on an object or an array (t raw). */
@@ -417,8 +393,8 @@ export class JournaledState<S> implements ProxyHost {
       throw this.#located(new Refusal(`${n - len} new array slots`, "One write adds at most 64 MiB: push instead of writing far past the end."), a, k)
     }
     this.#record(a, len, n - len, NOTHING)
-    this.#adopter.spent += (n - len) * GROWTH_SLOT_BYTES
-    this.#adopter.heap += (n - len) * 12
+    this.adopter.spent += (n - len) * GROWTH_SLOT_BYTES
+    this.adopter.heap += (n - len) * 12
   }
 
   #setLength(a: unknown[], v: unknown): void {
@@ -488,12 +464,12 @@ export class JournaledState<S> implements ProxyHost {
       count = Math.max(Math.min((end === undefined ? len : rel(end, len)) - src, count), 0)
       // Objects are copied: one object in several slots (fill) or kept by its source slot
       // (copyWithin) would make the state a graph.
-      if (!fill) this.#adopter.start(MAX_WRITE_BYTES)
+      if (!fill) this.adopter.start(MAX_WRITE_BYTES)
       values = []
       for (let i = 0; i < count; i++) {
         const v = fill ? adopted[0] : a[src + i]
         if (!isObject(v)) this.#count(v)
-        values.push(isObject(v) && !(fill && i === 0) ? this.#adopter.copy(v, m.depth + 1) : v)
+        values.push(isObject(v) && !(fill && i === 0) ? this.adopter.copy(v, m.depth + 1) : v)
       }
     }
     if (len - count + values.length > MAX_ARRAY_LENGTH) throw new TypeError("Invalid array length")
@@ -517,7 +493,7 @@ export class JournaledState<S> implements ProxyHost {
     let cur = t
     for (let n = 0; n <= MAX_DEPTH; n++) {
       if (cur === this.#current) return keys
-      const m = this.#drafts.get(cur)
+      const m = this.adopter.drafts.get(cur)
       const parent = m?.parent as Record<string | number, unknown> | null | undefined
       if (m === undefined || parent == null || parent[m.key] !== cur) break
       keys.unshift(Array.isArray(parent) ? Number(m.key) : m.key)
@@ -572,4 +548,24 @@ const rel = (n: number, len: number): number => (n < 0 ? Math.max(len + n, 0) : 
 const toInt = (v: unknown): number => {
   const n = Math.trunc(Number(v))
   return n !== n ? 0 : n
+}
+
+/**
+ * @internal Bytes written into `s` since it was made, never less than what they add to its
+ * canonical encoding (new keys and array slots counted too; what writes remove is not
+ * subtracted): how much the state can have grown between two reads of it. The hub bounds a
+ * document's size by it (core/authority/size-bound.ts).
+ */
+export const writtenOf = (s: JournaledState<unknown>): number => s.adopter.spent
+
+/**
+ * @internal Bytes of memory written into `s` since it was made, and held by the undo journal,
+ * as core/state/heap-estimate.ts counts them (nothing removed is subtracted): the hub's memory
+ * gauge charges a command its growth.
+ */
+export const grownOf = (s: JournaledState<unknown>): number => s.adopter.heap
+
+/** @internal Lets the drafts of `s` made so far go (between commands): the hub's, after each batch. */
+export const forgetDrafts = (s: JournaledState<unknown>): void => {
+  s.adopter.drafts = new WeakMap()
 }

@@ -1,14 +1,14 @@
 /**
  * The three ways to the hub's estimate of a machine state's memory (core/state/heap-estimate.ts)
  * agree as upper bounds: weighed from its canonical bytes before decoding, it is at least what
- * the state weighs; and what the state model adds up as commands write (JournaledState.grown)
+ * the state weighs; and what the state model adds up as commands write (grownOf)
  * is at least what the state grew by, whatever the writes (sets, pushes, splices, sorts,
  * deletes, swaps of text for containers or byte strings). The hub's memory gauge adds up the
  * second between counts of the first: were it less, a client could hold more than it counts.
  */
 import fc from "fast-check"
 import { decodeCanonical, encodeCanonical } from "../core/canonical.js"
-import { JournaledState } from "../core/journal.js"
+import { JournaledState, grownOf } from "../core/journal.js"
 import { heapBytes, heapOfEncoded } from "../core/state/heap-estimate.js"
 
 /** Plain values a state holds: text (Latin-1 or not), numbers, byte strings, lists and records, a few levels deep. */
@@ -64,13 +64,13 @@ test("what commands write adds up to at least what the state grows by, from any 
     const initial = decodeCanonical(encodeCanonical({ map: { a: m, b: Array.isArray(l) ? l : [l] }, list: Array.isArray(l) ? l : [] })) as { map: Record<string, unknown>; list: unknown[] }
     const js = new JournaledState(initial)
     const counted = heapBytes(js.root)
-    const grownAtLoad = js.grown
+    const grownAtLoad = grownOf(js)
     for (const ops of commands) {
       js.begin()
       const d = js.draft()
       for (const o of ops) apply(d, o)
       js.end()
-      expect(counted + js.grown - grownAtLoad).toBeGreaterThanOrEqual(heapBytes(js.root))
+      expect(counted + grownOf(js) - grownAtLoad).toBeGreaterThanOrEqual(heapBytes(js.root))
     }
   }), { numRuns: 1_000 })
 })

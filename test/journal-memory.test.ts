@@ -9,7 +9,7 @@
  */
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
-import { JournaledState, freezeState } from "../core/journal.js"
+import { JournaledState, forgetDrafts, freezeState, grownOf } from "../core/journal.js"
 
 setFlagsFromString("--expose-gc")
 const gc = runInNewContext("gc") as () => void
@@ -29,7 +29,7 @@ test("the drafts commands read through are kept between commands, and can be let
   // Reused by the next command: reading the same items again makes nothing new.
   expect(js.draft().items[0]).toBe(first)
   js.end()
-  js.forgetDrafts()
+  forgetDrafts(js)
   js.begin()
   const again = js.draft().items[0]
   expect(again).not.toBe(first)
@@ -59,19 +59,19 @@ test("a string cut from a longer one is stored as a string of its own: the longe
 test("a write while a snapshot holds the state is charged the copy of the container it makes", () => {
   const js = new JournaledState({ map: Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, i])) as Record<string, number>, list: Array.from({ length: 10_000 }, (_, i) => i) })
   const frozen = freezeState(js as JournaledState<unknown>)
-  const before = js.grown
+  const before = grownOf(js)
   js.begin()
   const d = js.draft()
   d.map.k0 = -1
   d.list[0] = -1
   js.end()
   // The snapshot keeps both containers as they were: 10,000 entries and 10,000 slots copied.
-  expect(js.grown - before).toBeGreaterThanOrEqual(10_000 * 48 + 10_000 * 12)
+  expect(grownOf(js) - before).toBeGreaterThanOrEqual(10_000 * 48 + 10_000 * 12)
   // A second write into a container already copied takes nothing more.
-  const after = js.grown
+  const after = grownOf(js)
   js.begin()
   js.draft().map.k1 = -1
   js.end()
-  expect(js.grown - after).toBeLessThan(1_000)
+  expect(grownOf(js) - after).toBeLessThan(1_000)
   frozen.release()
 })

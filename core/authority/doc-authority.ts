@@ -25,7 +25,7 @@
  * An unloaded instance refuses to be used again: only one instance ever writes a document.
  */
 import { decodeArgs, makeContext, runApply, type Machine } from "../machine.js"
-import { JournaledState, freezeState, type Journal } from "../journal.js"
+import { JournaledState, forgetDrafts, freezeState, grownOf, writtenOf, type Journal } from "../journal.js"
 import { applyLogged } from "../apply.js"
 import { hashState } from "../hash.js"
 import { decodeCanonical, encodeCanonical, setOwn, sizeBound } from "../canonical.js"
@@ -708,15 +708,15 @@ export class DocAuthority<S = unknown> {
     // whole again before a refusal once that has doubled since (a log rewriting one note a
     // thousand times adds up to far more than it holds; a count is O(state), so only then).
     let counted = base !== undefined ? snapshotHeap : 0
-    let grownAtCount = host.grown
+    let grownAtCount = grownOf(host)
     const holdBuilt = (): void => {
       if (memory === undefined) return
-      const estimate = counted + host.grown - grownAtCount
+      const estimate = counted + grownOf(host) - grownAtCount
       if (estimate >= 2 * counted && !memory.alone(heldState) && !memory.fits(heldState, estimate)) {
         counted = heapBytes(host.root)
-        grownAtCount = host.grown
+        grownAtCount = grownOf(host)
       }
-      hold(counted + host.grown - grownAtCount)
+      hold(counted + grownOf(host) - grownAtCount)
     }
     // Replayed in slices, as commands are judged (batchSliceMs): a log of slow commands (app
     // code) is as slow to replay, and a page of them would hold the event loop.
@@ -814,7 +814,7 @@ export class DocAuthority<S = unknown> {
     const countBehind = base === undefined ? 0 : snapshotter.loadCountBytes
     const behind = countBehind > 0 && horizon < base!.meta.seq ? await store.logBytes(docId, horizon, base!.meta.seq, countBehind) : 0
     snapshotter.noteLoaded(logSince.bytes, behind)
-    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held, heldState, counted + host.grown - grownAtCount)
+    const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held, heldState, counted + grownOf(host) - grownAtCount)
     doc.replayMicros = doc.workSinceSnapshot = Math.round(replayMs * 1000)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
@@ -1153,7 +1153,7 @@ export class DocAuthority<S = unknown> {
           // Committed: client states in memory past their bound may go (read back on next use),
           // and the drafts its commands read through (charged to them, not to the state).
           if (!this.broken) this.clientTable.shed()
-          this.host.forgetDrafts()
+          forgetDrafts(this.host)
           // What the fields hold, exactly (merges were added up from upper bounds).
           if (this.crdt !== undefined && !this.closed) this.hooks.fieldWeight?.set(this, this.crdt.weight())
           // And the plain state's estimate, with the client states it keeps.
@@ -1463,8 +1463,8 @@ export class DocAuthority<S = unknown> {
             // measured again (a deletion freed room the bound does not know of).
             const merged = crdtField !== undefined && sent !== undefined ? sent.length * CRDT_GROWTH_FACTOR : 0
             const journal = this.host.begin()
-            const writtenBefore = this.host.written
-            const grownBefore = this.host.grown
+            const writtenBefore = writtenOf(this.host)
+            const grownBefore = grownOf(this.host)
             const tombstone = merged > 0 && fills
             // A deletion is charged what it can add less what it frees (adapters/yjs/deletion.ts):
             // one that frees more always fits, even past the bound, which it brings back down.
@@ -1480,7 +1480,7 @@ export class DocAuthority<S = unknown> {
             this.host.end()
             if (rejected !== undefined) this.host.undo(journal)
             else {
-              const grew = this.host.written - writtenBefore - removedBytes(journal)
+              const grew = writtenOf(this.host) - writtenBefore - removedBytes(journal)
               // A merge was weighed before it merged and cannot be undone: it is accepted as it is.
               if (merged > 0) {
                 // Never less: what it frees is found by a measure (near full, one is asked for now).
@@ -1489,7 +1489,7 @@ export class DocAuthority<S = unknown> {
               } else rejected = this.overSize(journal, grew)
               // Past the hub's memory: undone and not judged, as a merge past the fields' bound is
               // (below the document's own bound, a state of small objects takes 10 times its bytes).
-              const grown = this.host.grown - grownBefore
+              const grown = grownOf(this.host) - grownBefore
               if (rejected === undefined && merged === 0 && grown > 0 && this.hooks.memory !== undefined && !this.holdsGrowth(this.hooks.memory, grown, journals, journal)) {
                 this.host.undo(journal)
                 if (this.heapStale) (this.stateHeap = this.countHeap()), (this.heapExact = true)
@@ -1608,7 +1608,7 @@ export class DocAuthority<S = unknown> {
 
   /**
    * Whether the hub's memory holds the plain state grown by a command that added `grown` bytes
-   * of memory (JournaledState.grown; held if so). Added up without what commands remove (an
+   * of memory (grownOf; held if so). Added up without what commands remove (an
    * object may have moved elsewhere); counted whole before a refusal, unless the last count is
    * less than ten times its duration behind (a count is O(state): commands at a full hub must
    * not each pay for one, and a small state is counted again at once).

@@ -5,7 +5,7 @@
  *
  * Measuring the state costs O(its size), so the authority does not measure after every
  * command. It keeps an upper bound instead: the canonical size when last measured, plus what
- * every command accepted since wrote (`JournaledState.written`, which counts each write at no
+ * every command accepted since wrote (`writtenOf`, which counts each write at no
  * less than its encoding) less the primitives it overwrote or removed (`removedBytes`, exactly
  * their encoding; removed objects are not subtracted, since the command may have moved one
  * elsewhere). A command that grows the state by nothing (a delete, a sort, a smaller value)

@@ -131,18 +131,10 @@ export class Adopter {
   readonly #moved = new Set<object>()
   /**
    * The drafts of the state adopted into, by raw object: they are move candidates (other proxies
-   * are copied), and where each was last seen (parent and key) decides moves.
+   * are copied), and where each was last seen (parent and key) decides moves. The state's own
+   * map of its drafts (JournaledState), which the hub replaces after each batch (forgetDrafts).
    */
-  #drafts: WeakMap<object, Meta>
-
-  constructor(drafts: WeakMap<object, Meta>) {
-    this.#drafts = drafts
-  }
-
-  /** The drafts of the state from now on (its next command's). */
-  use(drafts: WeakMap<object, Meta>): void {
-    this.#drafts = drafts
-  }
+  drafts = new WeakMap<object, Meta>()
 
   /** Starts one write that may add at most `limit` bytes. */
   start(limit: number): void {
@@ -257,7 +249,7 @@ export class Adopter {
   /** The raw object behind `v` if `v` is a draft of this state (views are not drafts: assigning one copies it). */
   #rawOf(v: object): object | undefined {
     const m = PROXIES.get(v)
-    return m !== undefined && this.#drafts.get(m.raw) === m ? m.raw : undefined
+    return m !== undefined && this.drafts.get(m.raw) === m ? m.raw : undefined
   }
 
   /**
@@ -278,7 +270,7 @@ export class Adopter {
       const key = c[i + 1] as string | number
       const raw = c[i + 2] as object
       // Every candidate is a draft of this state (#rawOf found it), so it has a meta.
-      const draft = this.#drafts.get(raw)!
+      const draft = this.drafts.get(raw)!
       const move = container !== undefined && !moved.has(raw) &&
         ((draft.parent === container && container[draft.key] === raw) || (children ??= childrenOf(container)).has(raw))
       if (move) {

@@ -8,7 +8,7 @@
  *
  * Three ways to one figure, each an upper bound of the one before where they differ:
  * `heapOfEncoded` from canonical bytes before they are decoded (a stored snapshot), `heapBytes`
- * from a state, and what the state model adds up as commands write (`JournaledState.grown`,
+ * from a state, and what the state model adds up as commands write (`grownOf`,
  * the same costs with each value's place counted at an object entry's, text at two bytes a
  * character). Upper bounds where V8 does better (small objects keep their properties in the
  * object, decoded arrays are allocated at their length, numbers may be unboxed).

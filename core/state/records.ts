@@ -52,7 +52,7 @@ export const sumRemovedPrimitives = (j: Journal, size: (v: unknown) => number): 
 }
 
 /**
- * What journal `j` holds in memory beyond the state, as JournaledState.grown charges it: each
+ * What journal `j` holds in memory beyond the state, as grownOf charges it: each
  * record, and the items a range change copied (a sort's record is the whole array).
  */
 export const journalHeap = (j: Journal): number => {

@@ -244,16 +244,16 @@ const readHello = (r: ByteReader): Hello => {
 export const defineReceived = (session: CodecSession, name: string, bytes = utf8Length(name)): string | undefined => {
   const received = (session.received ??= new Set())
   if (received.has(name)) return `Command name ${show(name)} is defined twice on one connection.`
-  const problem = session.nameProblem(name, session.namesReceived.length, bytes)
+  const problem = session.nameProblem(name, session.namesReceived?.length ?? 0, bytes)
   if (problem !== undefined) return problem
   received.add(name)
-  session.namesReceived.push(name)
+  ;(session.namesReceived ??= []).push(name)
   return undefined
 }
 
 /** Protocol 2: a command name defined once per connection (bounded: the session keeps it). */
 const readSessionName = (r: ByteReader): string => {
-  const names = session!.namesReceived
+  const names = session!.namesReceived ?? []
   const k = r.varint()
   if (k !== 0) {
     if (k > names.length) bad(`Command name ${k} was never defined on this connection.`)

@@ -81,10 +81,10 @@ export class CodecSession {
   readonly namesSent = new Map<string, number>()
   /**
    * Names the other end defined, in the order it defined them (name k is the k-th). Only a
-   * decoding hub defines them (codec-server.ts `defineReceived`): a function there, not a
-   * method here, so that a client's bundle leaves it out.
+   * decoding hub defines them (codec-server.ts `defineReceived`, which makes the list): a
+   * function there, not a method here, so that a client's bundle leaves it out.
    */
-  readonly namesReceived: string[] = []
+  declare namesReceived?: string[]
   /** @internal The same names as a set (made by `defineReceived`): a name defined twice is found without a scan. */
   declare received?: Set<string>
   #bytes = 0

@@ -84,9 +84,9 @@ export class JournaledState<S> implements ProxyHost {
    * @internal Called with each container before its write is recorded, while a snapshot holds
    * the state (`freezeState` sets it; one at a time); returns the bytes of memory it took, which
    * `grownOf` charges the write. Not #private so that the freeze, which only the hub uses, lives
-   * outside the class and a replica's bundle leaves it out.
+   * outside the class and a replica's bundle leaves it out; absent until a freeze sets it.
    */
-  beforeWrite: ((container: object) => number) | undefined = undefined
+  declare beforeWrite?: (container: object) => number
   /** raw object -> its view */
   readonly #views = new WeakMap<object, object>()
   /**

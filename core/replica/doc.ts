@@ -67,7 +67,11 @@ export interface Receipt extends Promise<Confirmation> {
 }
 
 /** The events `Doc.on` takes: every key of DocEvents, checked by the compiler (none missing, none extra). */
-const DOC_EVENTS: { readonly [K in keyof DocEvents<unknown>]: 1 } = { change: 1, rejected: 1, confirmed: 1, resent: 1, desync: 1, synced: 1, rewound: 1, error: 1, snapshot: 1, presence: 1, closed: 1, updateRequired: 1 }
+const DOC_EVENTS = ["change", "rejected", "confirmed", "resent", "desync", "synced", "rewound", "error", "snapshot", "presence", "closed", "updateRequired"] as const
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+type Assert<T extends true> = T
+// An error here: DOC_EVENTS and DocEvents disagree.
+type DocEventsChecked = Assert<Same<(typeof DOC_EVENTS)[number], keyof DocEvents<unknown>>>
 
 export interface DocEvents<S> {
   change: (state: S) => void
@@ -613,7 +617,7 @@ export class Doc<M extends Machine<any, any>> {
    */
   on<K extends keyof DocEvents<StateOf<M>>>(event: K, fn: DocEvents<StateOf<M>>[K]): () => void {
     // A misspelt event would otherwise never fire, silently (plain JavaScript callers).
-    if (!Object.hasOwn(DOC_EVENTS, event)) throw new TypeError(`A document has no event "${String(event)}" (${Object.keys(DOC_EVENTS).join(", ")}).`)
+    if (!(DOC_EVENTS as ReadonlyArray<unknown>).includes(event)) throw new TypeError(`A document has no event "${String(event)}" (${DOC_EVENTS.join(", ")}).`)
     const set = (this.#listeners[event] ??= new Set())
     set.add(fn)
     return () => set.delete(fn)

@@ -54,10 +54,12 @@
  *   are answered with) to `awarenessBytesPerSecond` (burst `awarenessByteBurst`); past either
  *   it is closed (4400, `rate-limited`): the flooder is cut, not the sockets it floods.
  *   A stock client sends back every awareness change it is sent (a joiner: the room's states
- *   in one message); an awareness message that changes nothing the room holds is paid from
- *   what the hub sent that socket (`ECHO_MESSAGES` and `ECHO_BYTES` at most not yet sent
- *   back), not from these rates, and may be as large as that, or a room busy with others'
- *   states (or holding more than `maxAwarenessBytes` of them) closed every stock client in it.
+ *   in one message); an awareness message within what the hub sent that socket and it has not
+ *   sent back (`ECHO_MESSAGES` and `ECHO_BYTES` at most) is paid from that, not from these
+ *   rates, may be as large, and a state in it shown in the room before that the room or the
+ *   socket has no room for is dropped, not closed: else a room busy with others' states (or holding more
+ *   than `maxAwarenessBytes` of them) closed every stock client in it, and so did a state that
+ *   went (its socket left) before a joiner sent it back, news again.
  *   Updates are paced instead (input flow control, the principal's CRDT work budget). Bounded: a room keeps at most
  *   `MAX_AWARENESS_STATES_PER_ROOM` states and `MAX_AWARENESS_BYTES_PER_ROOM` bytes of them
  *   (past that, states of new clients are dropped, not relayed, and the hub reports
@@ -539,7 +541,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
    * to relay (`whole`: every entry of the message was taken), or `close`: why the socket is
    * closed (`code`: what is reported).
    */
-  const takeAwareness = (conn: Conn, room: Room, received: ReadonlyArray<AwarenessEntry>): { entries: AwarenessEntry[]; whole: boolean } | { close: string; code: string } => {
+  const takeAwareness = (conn: Conn, room: Room, received: ReadonlyArray<AwarenessEntry>, echo: boolean): { entries: AwarenessEntry[]; whole: boolean } | { close: string; code: string } => {
     // Every state is checked before any is taken: a message is refused whole, and nothing a
     // stock client cannot read is ever kept, relayed or sent to a joiner. Each is kept as a
     // stock client encodes it again (canonicalAwarenessState).
@@ -589,8 +591,17 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         continue
       }
       if (owner === conn) {
-        if (!mine && conn.ids.size >= maxSocketStates) return { close: `A socket holds at most ${maxSocketStates} awareness states.`, code: "presence-limit" }
-        if (conn.awarenessBytes - (mine ? cur.state.length : 0) + e.state.length > maxAwareness) return { close: `A socket's awareness states are limited to ${maxAwareness} bytes.`, code: "presence-limit" }
+        const over = !mine && conn.ids.size >= maxSocketStates ? `A socket holds at most ${maxSocketStates} awareness states.`
+          : conn.awarenessBytes - (mine ? cur.state.length : 0) + e.state.length > maxAwareness ? `A socket's awareness states are limited to ${maxAwareness} bytes.` : undefined
+        // Sent back (`echo`), a state the room let go meanwhile (its socket left, or it timed
+        // out) is news again: one shown here before is dropped, never a reason to close a stock
+        // client; a state never shown is the socket's own, and past the bound it is closed.
+        if (over !== undefined && !(echo && !mine && room.claimed.has(e.clientID))) return { close: over, code: "presence-limit" }
+        if (over !== undefined) {
+          whole = false
+          full = true
+          continue
+        }
       }
       const bytes = room.bytes - (cur?.state.length ?? 0) + e.state.length
       if ((cur === undefined && room.awareness.size >= maxRoomStates) || (bytes > room.bytes && bytes > maxRoomBytes)) {
@@ -608,7 +619,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     }
     if (full && !conn.toldFull) {
       conn.toldFull = true
-      refuse("presence-limit", `y-websocket "${room.docId}": the room holds ${room.awareness.size} awareness states (${room.bytes} bytes; at most ${maxRoomStates} and ${maxRoomBytes}); new ones are dropped.`)
+      refuse("presence-limit", `y-websocket "${room.docId}": no room for more awareness states in the room (it holds ${room.awareness.size}, ${room.bytes} bytes; at most ${maxRoomStates} and ${maxRoomBytes}) or the socket (at most ${maxSocketStates}, ${maxAwareness} bytes); new ones are dropped.`)
     }
     return { entries: taken, whole }
   }
@@ -709,18 +720,21 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
           refuse("protocol-error", `y-websocket: a bad awareness update (${e instanceof Error ? e.message : String(e)}).`)
           return close(conn, CLOSE.malformed, "Bad awareness update.")
         }
-        if (echo && !received.some((e) => isNews(room.awareness.get(e.clientID), e))) {
+        if (echo) {
+          // Paid from what it was sent, news or not: a state the room let go meanwhile (its
+          // socket left, or it timed out) comes back in a joiner's copy of the room's states
+          // as news, and closing for it closed every stock joiner of a room with churn.
           conn.echoMessages -= 1
           conn.echoBytes -= bytes.length
-          return
+          if (!received.some((e) => isNews(room.awareness.get(e.clientID), e))) return
+        } else {
+          const now = performance.now()
+          if (!conn.messageRate.take(1, now)) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
+          if (!conn.awarenessRate.take(msg.update.length, now)) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
         }
-        if (msg.update.length > maxAwareness) return awarenessTooLarge(conn, msg.update.length)
-        const now = performance.now()
-        if (!conn.messageRate.take(1, now)) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
-        if (!conn.awarenessRate.take(msg.update.length, now)) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)
         let taken: ReturnType<typeof takeAwareness>
         try {
-          taken = takeAwareness(conn, room, received)
+          taken = takeAwareness(conn, room, received, echo)
         } catch (e) {
           refuse("protocol-error", `y-websocket: a bad awareness update (${e instanceof Error ? e.message : String(e)}).`)
           return close(conn, CLOSE.malformed, "Bad awareness update.")

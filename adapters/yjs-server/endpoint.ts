@@ -708,11 +708,14 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       }
       case "awareness": {
         // What a stock client sends back of the awareness it was sent (it relays every change
-        // it is sent, a joiner the room's states in one message) changes nothing the room
-        // holds: paid from what it was sent, never from its rates, or a room busy with others'
-        // states would close it.
-        const echo = conn.echoMessages >= 1 && conn.echoBytes >= bytes.length
-        if (msg.update.length > maxAwareness && !echo) return awarenessTooLarge(conn, msg.update.length)
+        // it is sent, a joiner the room's states in one message) is paid from what it was sent,
+        // never from its rates, or a room busy with others' states would close it. Sent back:
+        // each state in it changes nothing, or is one shown here before that the room let go
+        // meanwhile (its socket left, or it timed out), not the socket's own: news again, and
+        // closing for it closed every stock joiner of a room with churn. A message with a state
+        // of the socket's own (or a new one) is its own, paid by its rates.
+        const credit = conn.echoMessages >= 1 && conn.echoBytes >= bytes.length
+        if (msg.update.length > maxAwareness && !credit) return awarenessTooLarge(conn, msg.update.length)
         let received: AwarenessEntry[]
         try {
           received = decodeAwarenessUpdate(msg.update, Math.max(1024, maxRoomStates))
@@ -720,14 +723,16 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
           refuse("protocol-error", `y-websocket: a bad awareness update (${e instanceof Error ? e.message : String(e)}).`)
           return close(conn, CLOSE.malformed, "Bad awareness update.")
         }
+        const echo = credit && received.every((e) => {
+          const cur = room.awareness.get(e.clientID)
+          return !isNews(cur, e) || (cur === undefined && room.claimed.has(e.clientID) && !conn.ids.has(e.clientID))
+        })
         if (echo) {
-          // Paid from what it was sent, news or not: a state the room let go meanwhile (its
-          // socket left, or it timed out) comes back in a joiner's copy of the room's states
-          // as news, and closing for it closed every stock joiner of a room with churn.
           conn.echoMessages -= 1
           conn.echoBytes -= bytes.length
           if (!received.some((e) => isNews(room.awareness.get(e.clientID), e))) return
         } else {
+          if (msg.update.length > maxAwareness) return awarenessTooLarge(conn, msg.update.length)
           const now = performance.now()
           if (!conn.messageRate.take(1, now)) return rateLimited(conn, `more than ${messagesPerSecond} messages a second`)
           if (!conn.awarenessRate.take(msg.update.length, now)) return rateLimited(conn, `more than ${awarenessBytesPerSecond} bytes of awareness a second`)

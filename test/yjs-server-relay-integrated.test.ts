@@ -64,3 +64,22 @@ test("a writer's update that repeats another writer's IDs with other content rea
     await stop()
   }
 }, 20_000)
+
+test("an update of deletions only is stored and relayed as it came: Yjs's encoding of its transaction lists every range it deleted", async () => {
+  const alice = new Y.Doc()
+  alice.clientID = 1
+  const t = alice.getText("t")
+  t.insert(0, "x".repeat(2_000))
+  // Every other character deleted, one at a time: the text is a thousand runs.
+  for (let i = 1_998; i >= 0; i -= 2) t.delete(i, 1)
+  const engine = yjsDocEngine()
+  const doc = engine.empty()
+  expect((await engine.apply(doc, [Y.encodeStateAsUpdate(alice)]))[0]).toBeInstanceOf(Uint8Array)
+  // No structs; one delete range over all of alice's clocks (8 bytes).
+  const oneRange = new Uint8Array([0, 1, 1, 1, 0, 0xd0, 0x0f])
+  expect(engine.check(oneRange).ok).toBe(true)
+  expect((await engine.prepare!(oneRange)).ok).toBe(true)
+  // Taken as it came (before: its transaction's update of some 3,000 bytes, a range per run).
+  expect(await engine.apply(doc, [oneRange])).toEqual([true])
+  expect(doc.getText("t").toString()).toBe("")
+})

@@ -75,8 +75,11 @@ export class SharedWork {
   }
 
   private payDown(share: Share, now: number): void {
-    // A clock that went back pays nothing (as TokenBucket's refill).
-    share.owed = Math.max(0, share.owed - (Math.max(0, now - share.paidAt) / 1000) * this.fairRate(now))
+    const fair = this.fairRate(now)
+    // A clock that went back pays nothing (as TokenBucket's refill). At most what its fair rate
+    // pays back in the pool's burst time: a debt holds a client 8 s at most in all, however
+    // many others come to owe (1 s owed with a hundred owing held it 60 s, a wait at a time).
+    share.owed = Math.min(Math.max(0, share.owed - (Math.max(0, now - share.paidAt) / 1000) * fair), (fair * this.burst) / this.rate)
     share.paidAt = now
   }
 

@@ -14,7 +14,7 @@
 import { WebSocket } from "ws"
 import { WebsocketProvider } from "y-websocket"
 import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
-import { encodeAwareness, encodeAwarenessUpdate } from "../adapters/yjs-server/protocol.js"
+import { decodeAwarenessUpdate, decodeYMessage, encodeAwareness, encodeAwarenessUpdate } from "../adapters/yjs-server/protocol.js"
 import { sleep, until } from "./support/ws.js"
 import { crdtRoutesHub } from "./support/crdt-routes.js"
 import { rawYSocket, stockProvider } from "./support/yjs-sockets.js"
@@ -110,6 +110,33 @@ test("a joiner's copy of the room's states holding one whose socket left meanwhi
     await sleep(300)
     expect(joiner.closed()).toBeUndefined()
     expect(r.refused).not.toContain("presence-too-large")
+  } finally {
+    await r.stop()
+  }
+}, 30_000)
+
+test("a state set again at a lower clock once the room let it go is dropped: clients that saw the higher one ignore it, joiners would show it", async () => {
+  const r = await room("echo-lower")
+  try {
+    // Someone stays in the room throughout (else the room, and what it remembers, goes).
+    await r.raw("dave")
+    const first = await r.raw("m")
+    first.ws.send(say([{ clientID: 4242, clock: 9, state: `{"n":"high"}` }]))
+    await sleep(200)
+    first.ws.close()
+    await sleep(200)
+    // The same user again, the room having let 4242 go: a lower clock.
+    const again = await r.raw("m")
+    again.ws.send(say([{ clientID: 4242, clock: 2, state: `{"n":"low"}` }]))
+    await sleep(200)
+    const joiner = await r.raw("carol")
+    await sleep(200)
+    const shown = joiner.got.map((f) => decodeYMessage(f)).filter((m) => m.type === "awareness")
+      .flatMap((m) => decodeAwarenessUpdate((m as { update: Uint8Array }).update, 1024)).filter((e) => e.clientID === 4242 && e.state !== "null")
+    expect(shown).toEqual([])
+    // At the clock it was shown at or past, it is taken again.
+    again.ws.send(say([{ clientID: 4242, clock: 10, state: `{"n":"back"}` }]))
+    expect(await until(() => joiner.got.some((f) => { const m = decodeYMessage(f); return m.type === "awareness" && decodeAwarenessUpdate(m.update, 1024).some((e) => e.clientID === 4242 && e.clock === 10) }), 5_000)).toBe(true)
   } finally {
     await r.stop()
   }

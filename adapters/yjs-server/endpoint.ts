@@ -191,6 +191,12 @@ interface Room {
    * announced it, so the first holder is its owner, and nobody takes it over while it is away.
    */
   readonly claimed: Map<number, string>
+  /**
+   * The highest clock each clientID's state was shown at here, kept after it goes (as many as
+   * `claimed`): a state set again at a lower clock once the room let it go is dropped, as every
+   * client that saw the higher one ignores it (joiners would show it, the others not).
+   */
+  readonly shown: Map<number, number>
   /** Sum of the states' lengths. */
   bytes: number
 }
@@ -503,6 +509,11 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       room.claimed.set(id, principal)
       if (room.claimed.size > maxRoomStates * 4) room.claimed.delete(room.claimed.keys().next().value!)
     }
+    if (entry.clock > (room.shown.get(id) ?? -1)) {
+      room.shown.delete(id)
+      room.shown.set(id, entry.clock)
+      if (room.shown.size > maxRoomStates * 4) room.shown.delete(room.shown.keys().next().value!)
+    }
     room.bytes += entry.state.length
     if (entry.conn !== undefined) {
       entry.conn.ids.add(id)
@@ -562,7 +573,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     for (const e of entries) {
       const cur = room.awareness.get(e.clientID)
       const isNull = e.state === "null"
-      if (!isNews(cur, e)) {
+      if (!isNews(cur, e) || (cur === undefined && e.clock < (room.shown.get(e.clientID) ?? 0))) {
         whole = false
         continue
       }
@@ -593,10 +604,9 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       if (owner === conn) {
         const over = !mine && conn.ids.size >= maxSocketStates ? `A socket holds at most ${maxSocketStates} awareness states.`
           : conn.awarenessBytes - (mine ? cur.state.length : 0) + e.state.length > maxAwareness ? `A socket's awareness states are limited to ${maxAwareness} bytes.` : undefined
-        // Sent back (`echo`), a state the room let go meanwhile (its socket left, or it timed
-        // out) is news again: one shown here before is dropped, never a reason to close a stock
-        // client; a state never shown is the socket's own, and past the bound it is closed.
-        if (over !== undefined && !(echo && !mine && room.claimed.has(e.clientID))) return { close: over, code: "presence-limit" }
+        // Sent back (`echo`: every news in it is another socket's state), what has no room is
+        // dropped, never a reason to close a stock client; the socket's own, past the bound, is closed.
+        if (over !== undefined && !echo) return { close: over, code: "presence-limit" }
         if (over !== undefined) {
           whole = false
           full = true
@@ -710,10 +720,11 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         // What a stock client sends back of the awareness it was sent (it relays every change
         // it is sent, a joiner the room's states in one message) is paid from what it was sent,
         // never from its rates, or a room busy with others' states would close it. Sent back:
-        // each state in it changes nothing, or is one shown here before that the room let go
-        // meanwhile (its socket left, or it timed out), not the socket's own: news again, and
-        // closing for it closed every stock joiner of a room with churn. A message with a state
-        // of the socket's own (or a new one) is its own, paid by its rates.
+        // each state in it changes nothing, or is not the socket's own (another socket's, or one
+        // shown here before that the room let go meanwhile: news again, as the states of a
+        // room changed between sending them to a joiner and its copy coming back; judged as its
+        // own, such a copy over 64 KiB closed stock joiners of a room with churn). A message with
+        // a state of the socket's own (or a new one) is its own, paid by its rates.
         const credit = conn.echoMessages >= 1 && conn.echoBytes >= bytes.length
         if (msg.update.length > maxAwareness && !credit) return awarenessTooLarge(conn, msg.update.length)
         let received: AwarenessEntry[]
@@ -725,7 +736,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
         }
         const echo = credit && received.every((e) => {
           const cur = room.awareness.get(e.clientID)
-          return !isNews(cur, e) || (cur === undefined && room.claimed.has(e.clientID) && !conn.ids.has(e.clientID))
+          return !isNews(cur, e) || (!conn.ids.has(e.clientID) && (cur !== undefined || room.claimed.has(e.clientID)))
         })
         if (echo) {
           conn.echoMessages -= 1
@@ -829,7 +840,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       }
       if (conn.closed) return host.release(doc)
       let room = rooms.get(docId)
-      if (room === undefined) rooms.set(docId, (room = { docId, awareness: new Map(), claimed: new Map(), bytes: 0 }))
+      if (room === undefined) rooms.set(docId, (room = { docId, awareness: new Map(), claimed: new Map(), shown: new Map(), bytes: 0 }))
       conn.room = room
       conn.doc = doc
       doc.subscribe(conn)

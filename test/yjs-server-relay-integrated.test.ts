@@ -83,3 +83,21 @@ test("an update of deletions only is stored and relayed as it came: Yjs's encodi
   expect(await engine.apply(doc, [oneRange])).toEqual([true])
   expect(doc.getText("t").toString()).toBe("")
 })
+
+test("an update of deletions only is kept as sent only when smaller than what the document took in: bytes past its delete set are not stored", async () => {
+  const alice = new Y.Doc()
+  alice.clientID = 1
+  alice.getText("t").insert(0, "x".repeat(20))
+  const engine = yjsDocEngine()
+  const doc = engine.empty()
+  await engine.apply(doc, [Y.encodeStateAsUpdate(alice)])
+  // One deleted character, then a megabyte Yjs never reads (before: stored and relayed whole).
+  const junk = new Uint8Array(7 + (1 << 20)).fill(7)
+  junk.set([0, 1, 1, 1, 0, 1])
+  expect(engine.check(junk).ok).toBe(true)
+  expect((await engine.prepare!(junk)).ok).toBe(true)
+  const [took] = await engine.apply(doc, [junk])
+  expect(took).toBeInstanceOf(Uint8Array)
+  expect((took as Uint8Array).length).toBeLessThan(32)
+  expect(doc.getText("t").toString()).toBe("x".repeat(19))
+})

@@ -390,11 +390,12 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
     // The check above makes this unreachable; if Yjs disagrees, the authority rebuilds (throw).
     if (holdsPending(doc)) throw new Error("Yjs held part of an update whose dependencies looked complete.")
     if (changedFlag.get(doc) !== true) return false
-    // Only deletions: no content to differ from the document's, and Yjs would list every range
-    // it deleted (8 bytes over a text of every other character deleted: 31,749 bytes stored and relayed).
-    if (d.structs.length === 0) return true
     if (took === undefined) throw new Error("Yjs changed the document without an update to show for it.")
-    return took
+    // Only deletions, and fewer bytes as sent: no content to differ from the document's, and
+    // Yjs lists every range it deleted (8 bytes over a text of every other character deleted:
+    // 31,749 bytes stored and relayed). As sent only if smaller: past its delete set, or in
+    // ranges deleted already, it may carry a megabyte for one character.
+    return d.structs.length === 0 && u.length < took.length ? true : took
   }
 
   return {

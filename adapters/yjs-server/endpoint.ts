@@ -88,7 +88,9 @@
  *   was closed 4400, for good). A clock more than `MAX_AWARENESS_CLOCK_STEP` past the room's
  *   for that clientID, or past `MAX_AWARENESS_CLOCK` (2^52), is dropped (reported once per
  *   socket), not closed; so the hub sends no clock near 2^53, and no clock a stock client
- *   reaches counting up from what it was sent is refused.
+ *   reaches counting up from what it was sent is refused. A state set again, once the room let
+ *   it go, below the clock the room showed it at (`Room.shown`) is dropped too: every client
+ *   that saw the higher one ignores it, and only joiners would show it.
  * - input flow control (adapters/ws/inflow.ts): a socket whose frames the hub has not finished
  *   with (updates not yet durable, frames waiting for authentication) pass `maxInflowBytes` is
  *   paused until they are down to half, so a peer sending faster than the disk slows down

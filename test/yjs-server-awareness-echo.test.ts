@@ -115,28 +115,33 @@ test("a joiner's copy of the room's states holding one whose socket left meanwhi
   }
 }, 30_000)
 
-test("a state set again at a lower clock once the room let it go is dropped: clients that saw the higher one ignore it, joiners would show it", async () => {
-  const r = await room("echo-lower")
+test("a joiner's copy of the room's states holding one set again meanwhile, at another clock by another socket, is sent back unpunished", async () => {
+  // One user closes the socket holding a clientID and sets it again from another at a lower
+  // clock: the joiners' copies then hold news (the higher clock) about a state another socket
+  // holds, and were judged as their own: over 64 KiB, 5 of 8 stock joiners were closed 4400.
+  const r = await room("echo-flip")
   try {
-    // Someone stays in the room throughout (else the room, and what it remembers, goes).
-    await r.raw("dave")
-    const first = await r.raw("m")
+    const holders = []
+    for (let i = 0; i < 3; i++) {
+      const o = await r.raw(`m${i}`)
+      o.ws.send(say([{ clientID: 800_000 + i, clock: 1, state: JSON.stringify({ pad: "x".repeat(30_000) }) }]))
+      holders.push(o)
+    }
+    const first = await r.raw("z")
     first.ws.send(say([{ clientID: 4242, clock: 9, state: `{"n":"high"}` }]))
     await sleep(200)
+    const joiner = await r.raw("carol")
+    expect(await until(() => joiner.got.some((f) => f.length > 80_000), 5_000)).toBe(true)
+    const copy = joiner.got.find((f) => f.length > 80_000)!
     first.ws.close()
     await sleep(200)
-    // The same user again, the room having let 4242 go: a lower clock.
-    const again = await r.raw("m")
+    const again = await r.raw("z")
     again.ws.send(say([{ clientID: 4242, clock: 2, state: `{"n":"low"}` }]))
     await sleep(200)
-    const joiner = await r.raw("carol")
-    await sleep(200)
-    const shown = joiner.got.map((f) => decodeYMessage(f)).filter((m) => m.type === "awareness")
-      .flatMap((m) => decodeAwarenessUpdate((m as { update: Uint8Array }).update, 1024)).filter((e) => e.clientID === 4242 && e.state !== "null")
-    expect(shown).toEqual([])
-    // At the clock it was shown at or past, it is taken again.
-    again.ws.send(say([{ clientID: 4242, clock: 10, state: `{"n":"back"}` }]))
-    expect(await until(() => joiner.got.some((f) => { const m = decodeYMessage(f); return m.type === "awareness" && decodeAwarenessUpdate(m.update, 1024).some((e) => e.clientID === 4242 && e.clock === 10) }), 5_000)).toBe(true)
+    joiner.ws.send(copy)
+    await sleep(300)
+    expect(joiner.closed()).toBeUndefined()
+    expect(r.refused).not.toContain("presence-too-large")
   } finally {
     await r.stop()
   }

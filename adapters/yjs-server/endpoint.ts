@@ -55,11 +55,12 @@
  *   it is closed (4400, `rate-limited`): the flooder is cut, not the sockets it floods.
  *   A stock client sends back every awareness change it is sent (a joiner: the room's states
  *   in one message); an awareness message within what the hub sent that socket and it has not
- *   sent back (`ECHO_MESSAGES` and `ECHO_BYTES` at most) is paid from that, not from these
- *   rates, may be as large, and a state in it shown in the room before that the room or the
- *   socket has no room for is dropped, not closed: else a room busy with others' states (or holding more
- *   than `maxAwarenessBytes` of them) closed every stock client in it, and so did a state that
- *   went (its socket left) before a joiner sent it back, news again.
+ *   sent back (`ECHO_MESSAGES` and `ECHO_BYTES` at most), whose news (if any) is all other
+ *   sockets' states (held by one, or shown before and let go), is paid from that, not from
+ *   these rates, may be as large, and what the room or the socket has no room for in it is
+ *   dropped, not closed: else a room busy with others' states (or holding more than
+ *   `maxAwarenessBytes` of them) closed every stock client in it, and so did a state that
+ *   changed (its socket left, or set again) before a joiner sent the room's states back.
  *   Updates are paced instead (input flow control, the principal's CRDT work budget). Bounded: a room keeps at most
  *   `MAX_AWARENESS_STATES_PER_ROOM` states and `MAX_AWARENESS_BYTES_PER_ROOM` bytes of them
  *   (past that, states of new clients are dropped, not relayed, and the hub reports
@@ -88,9 +89,7 @@
  *   was closed 4400, for good). A clock more than `MAX_AWARENESS_CLOCK_STEP` past the room's
  *   for that clientID, or past `MAX_AWARENESS_CLOCK` (2^52), is dropped (reported once per
  *   socket), not closed; so the hub sends no clock near 2^53, and no clock a stock client
- *   reaches counting up from what it was sent is refused. A state set again, once the room let
- *   it go, below the clock the room showed it at (`Room.shown`) is dropped too: every client
- *   that saw the higher one ignores it, and only joiners would show it.
+ *   reaches counting up from what it was sent is refused.
  * - input flow control (adapters/ws/inflow.ts): a socket whose frames the hub has not finished
  *   with (updates not yet durable, frames waiting for authentication) pass `maxInflowBytes` is
  *   paused until they are down to half, so a peer sending faster than the disk slows down
@@ -193,12 +192,6 @@ interface Room {
    * announced it, so the first holder is its owner, and nobody takes it over while it is away.
    */
   readonly claimed: Map<number, string>
-  /**
-   * The highest clock each clientID's state was shown at here, kept after it goes (as many as
-   * `claimed`): a state set again at a lower clock once the room let it go is dropped, as every
-   * client that saw the higher one ignores it (joiners would show it, the others not).
-   */
-  readonly shown: Map<number, number>
   /** Sum of the states' lengths. */
   bytes: number
 }
@@ -511,11 +504,6 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       room.claimed.set(id, principal)
       if (room.claimed.size > maxRoomStates * 4) room.claimed.delete(room.claimed.keys().next().value!)
     }
-    if (entry.clock > (room.shown.get(id) ?? -1)) {
-      room.shown.delete(id)
-      room.shown.set(id, entry.clock)
-      if (room.shown.size > maxRoomStates * 4) room.shown.delete(room.shown.keys().next().value!)
-    }
     room.bytes += entry.state.length
     if (entry.conn !== undefined) {
       entry.conn.ids.add(id)
@@ -575,7 +563,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
     for (const e of entries) {
       const cur = room.awareness.get(e.clientID)
       const isNull = e.state === "null"
-      if (!isNews(cur, e) || (cur === undefined && e.clock < (room.shown.get(e.clientID) ?? 0))) {
+      if (!isNews(cur, e)) {
         whole = false
         continue
       }
@@ -842,7 +830,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       }
       if (conn.closed) return host.release(doc)
       let room = rooms.get(docId)
-      if (room === undefined) rooms.set(docId, (room = { docId, awareness: new Map(), claimed: new Map(), shown: new Map(), bytes: 0 }))
+      if (room === undefined) rooms.set(docId, (room = { docId, awareness: new Map(), claimed: new Map(), bytes: 0 }))
       conn.room = room
       conn.doc = doc
       doc.subscribe(conn)

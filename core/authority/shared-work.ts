@@ -47,7 +47,7 @@ export class SharedWork {
       let share = this.shares.get(child)
       if (share === undefined) this.shares.set(child, (share = { owed: 0, paidAt: now }))
       else this.payDown(share, now)
-      share.owed = Math.min(this.burst, share.owed + owed)
+      share.owed += owed
     }
     return wait > 0 ? Math.max(wait, this.owedWait(child, now)) : 0
   }
@@ -64,14 +64,15 @@ export class SharedWork {
   }
 
   /**
-   * Milliseconds until what `child` spent is paid back at its fair rate, at most the pool's
-   * burst over its rate (8 s by default): a heavy spender waits the longest, never for ever.
+   * Milliseconds until what `child` spent is paid back at its fair rate: at most the pool's
+   * burst over its rate (8 s by default; `payDown` caps what it owes), so a heavy spender waits
+   * the longest, never for ever.
    */
   private owedWait(child: TokenBucket, now: number): number {
     const share = this.shares.get(child)
     if (share === undefined) return 0
     this.payDown(share, now)
-    return share.owed <= 0 ? 0 : Math.ceil(Math.min(share.owed / this.fairRate(now), this.burst / this.rate) * 1000)
+    return share.owed <= 0 ? 0 : Math.ceil((share.owed / this.fairRate(now)) * 1000)
   }
 
   private payDown(share: Share, now: number): void {

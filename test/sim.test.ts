@@ -202,7 +202,7 @@ test("a memory hog: a client filling the hub's memory from a document of its own
   expect(await failing(6, [...CORE, "--hostile", "1", "--attacks", "legit", "--memory-hog", "1", "--ops", "80", "--active-ms", "10000"], 3, ["hogFilled", "hubFullTold"])).toEqual([])
 }, SIM_TEST_MS)
 
-test("a CPU hog: a client sending slow commands as fast as the hub reads it never holds the hub's event loop past a batch slice, and gets no more of its time than its work budget (4 seeds, 10 s)", async () => {
+test("a CPU hog: a client sending slow commands as fast as the hub reads it never holds the hub's event loop past a batch slice, and gets no more of its time than its work budget, each of its three ids and their address (4 seeds, 10 s)", async () => {
   // Without the slices (mutant batch-unsliced) and without the charge (mutant command-work-uncharged) the first seed fails.
   expect(await failing(4, [...CORE, "--hostile", "1", "--attacks", "legit", "--cpu-hog", "1", "--big-kib", "0", "--ops", "80", "--active-ms", "10000"], 3, ["cpuHogJudgedMs", "rateHolds"])).toEqual([])
 }, SIM_TEST_MS)

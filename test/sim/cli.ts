@@ -56,8 +56,9 @@
  *                              above every op counter, N times a second (0)
  *   --memory-hog 0|1           a hostile client fills the hub's memory (maxHeldBytes 6 MiB) from a document of
  *                              its own, holds it for half the active phase, then leaves (0)
- *   --cpu-hog 0|1              a hostile client sends commands standing for 20 ms of slow app code each, as fast
- *                              as the hub reads it; the hub must slice and charge them (0)
+ *   --cpu-hog 0|1              a hostile client, as three client ids behind the replicas' address, sends commands
+ *                              standing for 20 ms of slow app code each, as fast as the hub reads it; the hub must
+ *                              slice them and charge each id and the address (0)
  *   --flag-bursts N            bursts of large commands whose compact arguments outweigh their
  *                              canonical form, into the big document (1)
  *   --churn N                  bursts of subscribes to fresh documents by a raw client (1)

@@ -128,6 +128,8 @@ const farCounterChange = (target: HostileTarget, startOp: number, actor: string)
 const HOG_OBJECTS = 20_000
 /** Commands in each of the CPU hog's submits: 0.2 s of the hub's time. */
 const CPU_HOG_BURNS = 10
+/** Client ids the CPU hog sends as at once, behind one address: together past its address's budget (simulation.ts SIM_HOG_WORK). */
+export const CPU_HOG_IDS = 3
 
 /** The heavy writer's field (SimText's Automerge text) and the characters each of its changes inserts and deletes. */
 const HEAVY_FIELD = "am"
@@ -528,32 +530,36 @@ export class HostileClients {
   }
 
   /**
-   * The CPU hog: a connection of its own (`cpuhog-N`, a new one if the hub or the network
-   * ended the last) on SimBurner documents nobody else follows, sending a submit of
-   * CPU_HOG_BURNS commands of MAX_BURN_MS to each each time it is called, without waiting for
-   * answers: as fast as the hub reads it. The hub must slice and charge them (the world checks both).
+   * The CPU hog: CPU_HOG_IDS connections of its own (`cpuhog-N`, a new one where the hub or
+   * the network ended the last), behind the address every client of the world shares, on
+   * SimBurner documents nobody else follows, each sending a submit of CPU_HOG_BURNS commands
+   * of MAX_BURN_MS to each each time it is called, without waiting for answers: as fast as
+   * the hub reads it. The hub must slice and charge them, each client and the address (the
+   * world checks all three), while the replicas behind the same address go on.
    */
   cpuHog(targets: ReadonlyArray<HostileTarget>): void {
     if (this.cpuHogLeft) return
-    if (this.cpuHogConn === undefined || this.cpuHogConn.conn.closed !== undefined) {
-      const clientId = `cpuhog-${this.nextConn}`
-      this.cpuHogConn = { conn: this.connect(clientId, undefined, targets, () => 0, { secret: `secret-of-${clientId}-0123456789` }), next: new Map() }
-    }
-    const h = this.cpuHogConn
-    if (!h.conn.open) return
-    for (const { docId } of targets) {
-      const next = () => {
-        const n = (h.next.get(docId) ?? 0) + 1
-        h.next.set(docId, n)
-        return n
+    for (let i = 0; i < CPU_HOG_IDS; i++) {
+      if (this.cpuHogConns[i] === undefined || this.cpuHogConns[i]!.conn.closed !== undefined) {
+        const clientId = `cpuhog-${this.nextConn}`
+        this.cpuHogConns[i] = { conn: this.connect(clientId, undefined, targets, () => 0, { secret: `secret-of-${clientId}-0123456789` }), next: new Map() }
       }
-      this.submit(h.conn, docId, Array.from({ length: CPU_HOG_BURNS }, () => ({ clientSeq: next(), name: "burn", args: { ms: MAX_BURN_MS }, attack: "cpu-hog", expect: "refuse-or-harmless" as const })))
+      const h = this.cpuHogConns[i]!
+      if (!h.conn.open) continue
+      for (const { docId } of targets) {
+        const next = () => {
+          const n = (h.next.get(docId) ?? 0) + 1
+          h.next.set(docId, n)
+          return n
+        }
+        this.submit(h.conn, docId, Array.from({ length: CPU_HOG_BURNS }, () => ({ clientSeq: next(), name: "burn", args: { ms: MAX_BURN_MS }, attack: "cpu-hog", expect: "refuse-or-harmless" as const })))
+      }
     }
   }
 
   cpuHogLeaves(): void {
     this.cpuHogLeft = true
-    if (this.cpuHogConn !== undefined) this.close(this.cpuHogConn.conn, "Done.")
+    for (const h of this.cpuHogConns) this.close(h.conn, "Done.")
   }
 
   /**
@@ -569,7 +575,7 @@ export class HostileClients {
     })
   }
 
-  private cpuHogConn: { readonly conn: RawConn; readonly next: Map<string, number> } | undefined
+  private readonly cpuHogConns: Array<{ readonly conn: RawConn; readonly next: Map<string, number> }> = []
   private cpuHogLeft = false
 
   /** The hog leaves: its document, followed by nobody, may go when room is needed. */

@@ -322,6 +322,12 @@ export const MUTANTS: ReadonlyArray<Mutant> = [
     simArgs: ["--cpu-hog", "1", "--attacks", "legit", "--big-kib", "0"],
   },
   {
+    name: "address-work-unshared",
+    breaks: "clients are not paid from their address's work budget: fresh client ids, each with its own burst, take the hub's time together (100 from one address took 182 s of it at once)",
+    patches: [{ file: HUB, anchor: "if (this.limits.sharedWorkPerSecond > 0) {", replacement: "if (this.limits.sharedWorkPerSecond > Infinity) {" }],
+    simArgs: ["--cpu-hog", "1", "--attacks", "legit", "--big-kib", "0"],
+  },
+  {
     name: "cut-submits-canonical",
     breaks: "a replica cuts its submits by the commands' canonical size, though compact arguments can be larger: a submit over the frame limit, refused at every reconnect",
     patches: [{ file: DOC, anchor: "submitParts(commands, (p) => (compact ? weigh(p.name, this.#compactArgs(p).length) : sizeOf(p)))", replacement: "submitParts(commands, (p) => sizeOf(p))" }],

@@ -108,7 +108,7 @@ export const SIM_CRDT_WORK = { workPerSecond: 50_000, workBurst: 100_000 }
  * The hub's work budget in the CPU hog's world: a twentieth of the simulated CPU a second, 0.2 s at
  * once, below what the command rate lets the hog send (20 burns a second: 0.4 s).
  */
-export const SIM_HOG_WORK = { workPerSecond: 50_000, workBurst: 200_000 }
+export const SIM_HOG_WORK = { workPerSecond: 50_000, workBurst: 200_000, sharedWorkPerSecond: 60_000, sharedWorkBurst: 240_000 }
 /**
  * The hub's batchSliceMs (its default): the most its documents may work together without the
  * event loop turning, but for the command that crosses it and the one a turn's first waiter is
@@ -1394,6 +1394,12 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           log(`cpu hog ${c.clientId}: ${judged} ms of its commands judged, ${Math.round(allowed)} ms allowed`)
           if (judged > allowed) fail(`cpu: the hub judged ${judged} ms of ${c.clientId}'s commands within ${Math.round(passed)} ms, past its work budget (${Math.round(allowed)} ms: workBurst ${SIM_HOG_WORK.workBurst} µs, workPerSecond ${SIM_HOG_WORK.workPerSecond})`)
         }
+        // And all of them together within their address's budget (every client of the world
+        // shares one: the replicas' commands burn nothing), and one command past each one's debt.
+        const clients = hostile.cpuHogClients
+        const passed = Math.max(0, ...clients.map((c) => c.spanMs)) + simCpu.burnt - cpuAtStart
+        const allowed = SIM_HOG_WORK.sharedWorkBurst / 1_000 + SIM_HOG_WORK.sharedWorkPerSecond / 1_000_000 * passed + clients.length * MAX_BURN_MS
+        if (stats.cpuHogJudgedMs > allowed) fail(`cpu: the hub judged ${stats.cpuHogJudgedMs} ms of the CPU hog's ${clients.length} clients within ${Math.round(passed)} ms, past their address's work budget (${Math.round(allowed)} ms: sharedWorkBurst ${SIM_HOG_WORK.sharedWorkBurst} µs, sharedWorkPerSecond ${SIM_HOG_WORK.sharedWorkPerSecond})`)
       })
     }
 

@@ -724,14 +724,18 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
           refuse("protocol-error", `y-websocket: a bad awareness update (${e instanceof Error ? e.message : String(e)}).`)
           return close(conn, CLOSE.malformed, "Bad awareness update.")
         }
+        let news = false
         const echo = credit && received.every((e) => {
           const cur = room.awareness.get(e.clientID)
-          return !isNews(cur, e) || (!conn.ids.has(e.clientID) && (cur !== undefined || room.claimed.has(e.clientID)))
+          if (!isNews(cur, e)) return true
+          news = true
+          return !conn.ids.has(e.clientID) && (cur !== undefined || room.claimed.has(e.clientID))
         })
         if (echo) {
           conn.echoMessages -= 1
           conn.echoBytes -= bytes.length
-          if (!received.some((e) => isNews(room.awareness.get(e.clientID), e))) return
+          // (`every` saw each entry: `news` is whether any is.)
+          if (!news) return
         } else {
           if (msg.update.length > maxAwareness) return awarenessTooLarge(conn, msg.update.length)
           const now = performance.now()

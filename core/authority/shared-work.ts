@@ -77,10 +77,16 @@ export class SharedWork {
 
   private payDown(share: Share, now: number): void {
     const fair = this.fairRate(now)
-    // A clock that went back pays nothing (as TokenBucket's refill). At most what its fair rate
-    // pays back in the pool's burst time: a debt holds a client 8 s at most in all, however
-    // many others come to owe (1 s owed with a hundred owing held it 60 s, a wait at a time).
-    share.owed = Math.min(Math.max(0, share.owed - (Math.max(0, now - share.paidAt) / 1000) * fair), (fair * this.burst) / this.rate)
+    this.pay(share, now, fair)
+    // At most what its fair rate pays back in the pool's burst time: a debt holds a client 8 s
+    // at most in all, however many others come to owe (1 s owed with a hundred owing held it
+    // 60 s, a wait at a time).
+    share.owed = Math.min(share.owed, (fair * this.burst) / this.rate)
+  }
+
+  /** Pays `share` down at `fair` µs a second since it was last paid (a clock that went back pays nothing, as TokenBucket's refill). */
+  private pay(share: Share, now: number, fair: number): void {
+    share.owed = Math.max(0, share.owed - (Math.max(0, now - share.paidAt) / 1000) * fair)
     share.paidAt = now
   }
 
@@ -90,8 +96,7 @@ export class SharedWork {
       const rate = this.rate / Math.max(1, this.shares.size)
       this.countedAt = now
       for (const [child, share] of this.shares) {
-        share.owed = Math.max(0, share.owed - (Math.max(0, now - share.paidAt) / 1000) * rate)
-        share.paidAt = now
+        this.pay(share, now, rate)
         if (share.owed <= 0) this.shares.delete(child)
       }
     }

@@ -716,8 +716,7 @@ export class CrdtDocAuthority<D> {
       try {
         const r = (await this.engine.apply(this.docValue, [u], this.stopping.signal))[0] ?? false
         out.push(r)
-        if (r === true) kept.push(u)
-        else if (r instanceof Uint8Array) kept.push(r)
+        if (r === true || r instanceof Uint8Array) kept.push(r === true ? u : r)
       } catch (e) {
         if (this.stopping.signal.aborted) throw e
         const message = errorText(e)

@@ -128,6 +128,24 @@ test("a document that shrank is counted again before another is refused: its est
   await w.hub.close()
 })
 
+test("overwrites do not add up past twice what the state holds: the sum is counted again once it doubles, whatever the count's pause", async () => {
+  // The sum never subtracts what a write replaced. Within a count's pause (ten times the last
+  // count's duration: seconds for a large state) an attacker's overwrites of one key, 240 KB of
+  // arguments adding 30 MiB each, held the gauge full of nothing and others' writes were refused
+  // hub-full (.scratch/s35/tenant/a2-gauge-cooldown.mts: 155 times in 30 s).
+  const w = await world(1 << 30)
+  await w.subscribe("a")
+  const big = Array.from({ length: 9_000 }, () => ({}))
+  for (let i = 0; i < 30; i++) expect(await w.command("a", "set", { k: "x", v: big })).toMatchObject({ seq: i + 1 })
+  const memory = (w.hub as unknown as { memory: HeldWeight }).memory
+  const a = await w.hub.doc("a", Heap)
+  const holds = heapBytes(a.state)
+  expect(holds).toBeGreaterThan(500_000)
+  // Before: 30 times the array (about 19.7 MB) for a state of one (about 660 KB).
+  expect(memory.total).toBeLessThan(3 * holds + 256 * 1024)
+  await w.hub.close()
+})
+
 test("one document alone cannot grow past the hub's memory either (its own bound counts encoded bytes)", async () => {
   const w = await world(MiB)
   await w.subscribe("a")

@@ -347,6 +347,8 @@ export class DocAuthority<S = unknown> {
   private heapExact = true
   /** `stateHeap` was counted with a command that is then undone: counted again after the undo. */
   private heapStale = false
+  /** The last whole count of the plain state (or the load's estimate): `holdsGrowth` counts again once the sum passes twice it. */
+  private countedHeap = 0
   /** Keeps the state within maxDocumentBytes (size-bound.ts). */
   private readonly sizeBound: SizeBound
   /** Commits wait here for a snapshot to begin between batches (memory equals what is committed). */
@@ -459,7 +461,7 @@ export class DocAuthority<S = unknown> {
     const fieldBytes = gauge?.shared === memory && memory !== undefined ? weight * UNIT_HEAP_BYTES : 0
     // Counted whole only when the load's estimate does not fit (with fields it weighed their bytes in the snapshot too).
     const asBuilt = memory !== undefined && built !== undefined && this.crdt === undefined && memory.fits(this.heldState, built + DOC_HEAP_BYTES)
-    this.stateHeap = memory === undefined ? 0 : asBuilt ? built! : heapBytes(state)
+    this.stateHeap = this.countedHeap = memory === undefined ? 0 : asBuilt ? built! : heapBytes(state)
     this.heapExact = !asBuilt
     const refused = gauge !== undefined && gauge.total > 0 && !gauge.within(this, weight)
       ? `The hub holds ${gauge.total} ops and structs in the CRDT fields of its loaded documents and takes at most ${gauge.max}; "${docId}" (${weight})`
@@ -1615,14 +1617,22 @@ export class DocAuthority<S = unknown> {
    */
   private holdsGrowth(memory: HeldWeight, grown: number, journals: ReadonlyArray<Journal>, journal: Journal): boolean {
     let heap = this.stateHeap + grown
-    if (!memory.fits(this.heldState, this.heldBytesWith(heap))) {
-      const count = this.elapsed() >= this.heapCountAfter
+    // Past twice the last count, counted now whatever the count's pause (the writer pays it:
+    // its command's time): a sum that never subtracts what writes replaced grew by 30 MiB per
+    // 240 KB overwrite and, within the pause, held the gauge full of nothing while others'
+    // writes were refused (.scratch/s35/tenant/a2-gauge-cooldown.mts). So the sum stays
+    // within twice what the state holds, and counts stay O(1) a byte written.
+    const doubled = heap > 2 * this.countedHeap + DOC_HEAP_BYTES
+    if (doubled || !memory.fits(this.heldState, this.heldBytesWith(heap))) {
+      const count = doubled || this.elapsed() >= this.heapCountAfter
       if (count) {
         // With this command's writes, and what the batch's journals hold until it is stored (a
         // count of the state does not see them): if they do not fit, the state is counted again
         // without this command's.
         heap = this.countHeap() + journalHeap(journal)
         for (const j of journals) heap += journalHeap(j)
+        // With what the batch's journals hold: a batch of large replacements is not counted again at each command.
+        this.countedHeap = heap
       }
       // And the other documents, whose estimates are upper bounds too.
       if (!this.roomFor(memory, this.heldBytesWith(heap))) return (this.heapStale = count), false
@@ -1649,7 +1659,7 @@ export class DocAuthority<S = unknown> {
   /** The plain state's estimate counted whole; the next count waits ten times as long as this one took. */
   private countHeap(): number {
     const started = this.elapsed()
-    const heap = heapBytes(this.host.root)
+    const heap = (this.countedHeap = heapBytes(this.host.root))
     const ended = this.elapsed()
     this.heapCountAfter = Math.max(this.heapCountAfter, ended + 10 * (ended - started))
     return heap

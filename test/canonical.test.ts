@@ -5,7 +5,7 @@
  */
 import fc from "fast-check"
 import * as vm from "node:vm"
-import { MAX_DEPTH, decodeCanonical, encodeCanonical, primitiveBytes } from "../core/canonical.js"
+import { MAX_DEPTH, decodeCanonical, decodeCanonicalSliced, encodeCanonical, primitiveBytes } from "../core/canonical.js"
 import { CanonError } from "../core/errors.js"
 import { wellFormed } from "../core/bytes.js"
 
@@ -562,6 +562,52 @@ describe("the decoder accepts canonical input only", () => {
     )
     // The property is not vacuous: many inputs decode.
     expect(accepted).toBeGreaterThan(500)
+  })
+
+  describe("decodeCanonicalSliced (a hub's stored states, in pieces between turns)", () => {
+    /** Either decoder's answer: the value re-encoded, or the error's code and sentence. */
+    const answer = (decode: () => unknown): string => {
+      try {
+        return `value ${hex(encodeCanonical(decode()))}`
+      } catch (e) {
+        return `error ${(e as CanonError).code} ${(e as Error).message}`
+      }
+    }
+    const sliced = async (bytes: Uint8Array, pauses = { n: 0 }): Promise<string> => {
+      try {
+        // Every other pause waits for a macrotask, as a turn of the event loop would.
+        const v = await decodeCanonicalSliced(bytes, () => (pauses.n++ % 2 === 0 ? new Promise<void>((r) => setTimeout(r, 0)) : undefined))
+        return `value ${hex(encodeCanonical(v))}`
+      } catch (e) {
+        return `error ${(e as CanonError).code} ${(e as Error).message}`
+      }
+    }
+
+    test("property: the same answer as decodeCanonical, value or error, for near-valid bytes and plain values", async () => {
+      await fc.assert(fc.asyncProperty(nearValid, async (bytes) => expect(await sliced(bytes)).toBe(answer(() => decodeCanonical(bytes)))), { seed: 13, numRuns: 3000 })
+      await fc.assert(fc.asyncProperty(plainValue, async (v) => {
+        const bytes = encodeCanonical(v)
+        expect(await sliced(bytes)).toBe(answer(() => decodeCanonical(bytes)))
+      }), { seed: 17, numRuns: 1000 })
+    })
+
+    test("large and deep states: pauses between pieces, the same tree, marked verified; depth and trailing bytes refused alike", async () => {
+      const state = { cards: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`c${i}`, { title: `t${i}`, tags: [i, "x", null], done: i % 2 === 0 }])), empty: {}, list: [] }
+      const bytes = encodeCanonical(state)
+      const pauses = { n: 0 }
+      expect(await sliced(bytes, pauses)).toBe(`value ${hex(bytes)}`)
+      expect(pauses.n).toBeGreaterThan(50)
+      let deep: unknown = 1
+      for (let i = 0; i < MAX_DEPTH; i++) deep = i % 2 === 0 ? [deep] : { k: deep }
+      const deepBytes = encodeCanonical(deep)
+      expect(await sliced(deepBytes)).toBe(`value ${hex(deepBytes)}`)
+      const tooDeep = new Uint8Array([...new Array<number>(MAX_DEPTH + 1).fill(0).flatMap(() => [8, 1]), 0])
+      expect(await sliced(tooDeep)).toBe(answer(() => decodeCanonical(tooDeep)))
+      expect(await sliced(tooDeep)).toMatch(/^error decode-failed/)
+      const trailing = new Uint8Array([...bytes, 0])
+      expect(await sliced(trailing)).toBe(answer(() => decodeCanonical(trailing)))
+      expect(await sliced(trailing)).toMatch(/^error decode-failed .*bytes left/)
+    })
   })
 
   test("property: every plain value decodes to what reads the same and re-encodes identically", () => {

@@ -50,7 +50,9 @@ import { crdtCommandName, type CrdtFields } from "../crdt/fields.js"
 import { fieldsOfRoot } from "../crdt/roots.js"
 import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
-import { Turns } from "./turns.js"
+import { Turns, pauseIn } from "./turns.js"
+import { StateEncoder } from "../snapshot/state-encoder.js"
+import { StreamHash } from "../snapshot/stream-hash.js"
 import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
 import { peerText } from "./peer-text.js"
 import { CRDT_GROWTH_FACTOR, DEFAULT_MAX_DOCUMENT_BYTES, SizeBound, removedBytes, tombstoneReserve } from "./size-bound.js"
@@ -161,6 +163,9 @@ const BIG_STATE_BYTES = 1 << 20
 const DEFAULT_BATCH_SLICE_MS = 50
 
 /** Turns of `options.batchSliceMs` (a hub's, shared by its documents; or a document's own, without a hub). */
+/** Bytes of a loaded state encoded between pauses (its size and hash are measured at load). */
+const ENCODE_PIECE_BYTES = 64 * 1024
+
 export const sliceTurns = (runtime: Runtime, options: AuthorityOptions): Turns => new Turns(runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
 
 /**
@@ -387,12 +392,13 @@ export class DocAuthority<S = unknown> {
   /** This document holds its turn's grant: its next command is judged whatever the turn's room. */
   private granted = false
   /**
-   * What replaying its log (and migrating its state to the machine's version) took at load,
-   * in µs of the runtime's clock: app code, as its commands were (a reader loading a log of
-   * slow commands again and again made the hub replay them for free). The hub charges it to
-   * the client whose subscribe loaded it.
+   * What its load took, in µs of the runtime's clock: replaying its log and migrating its
+   * state (app code, as its commands were: a reader loading a log of slow commands again and
+   * again made the hub replay them for free), and decoding its snapshot and encoding its state
+   * (a reader re-joining a document of 500,000 cards after each unload cost the hub 4 to 6 s a
+   * time, uncharged). The hub charges it to the client whose subscribe loaded it.
    */
-  replayMicros = 0
+  loadMicros = 0
   /** The commands' measured time since the newest snapshot, in µs (see REPLAY_BOUND_MICROS). */
   private workSinceSnapshot = 0
   private readonly idleMs: number
@@ -675,10 +681,26 @@ export class DocAuthority<S = unknown> {
       }
       memory.set(heldState, bytes)
     }
+    // Decoding, replaying and encoding go in slices, as commands are judged (batchSliceMs): a
+    // snapshot of 500,000 cards decoded in one block held the hub 1.9 s at each load.
+    const turns = hooks.turns ?? sliceTurns(runtime, options)
+    // The load's own work on the runtime's clock, slices summed (not the waits between them nor
+    // storage's): the hub charges it to whoever made the document load, with the replay's.
+    let workMs = 0
+    let workFrom = 0
+    const piece = pauseIn(turns)
+    const pause = (): Promise<void> | undefined => {
+      const now = steadyNow(runtime)
+      workMs += now - workFrom
+      workFrom = now
+      return piece()?.then(() => void (workFrom = steadyNow(runtime)))
+    }
     let snapshotHeap = 0
-    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq, memory === undefined ? undefined : (meta, bytes) => {
-      hold(bytes === undefined ? meta.size : (snapshotHeap = heapOfEncoded(bytes)) + meta.size)
-    })
+    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq, (meta, bytes) => {
+      if (bytes !== undefined) workFrom = steadyNow(runtime)
+      if (memory !== undefined) hold(bytes === undefined ? meta.size : (snapshotHeap = heapOfEncoded(bytes)) + meta.size)
+    }, pause)
+    if (newest !== undefined) workMs += steadyNow(runtime) - workFrom
     // A snapshot at seq 0 is never loaded: the state there is the first epoch's initial state,
     // and one stored may be of another version's (taken for a replica that asked by an older
     // hub, before anything was written: the first write starts the log at the version of the
@@ -720,9 +742,8 @@ export class DocAuthority<S = unknown> {
       }
       hold(counted + grownOf(host) - grownAtCount)
     }
-    // Replayed in slices, as commands are judged (batchSliceMs): a log of slow commands (app
-    // code) is as slow to replay, and a page of them would hold the event loop.
-    const turns = hooks.turns ?? sliceTurns(runtime, options)
+    // Replayed in slices too: a log of slow commands (app code) is as slow to replay, and a
+    // page of them would hold the event loop.
     // Granted a turn (turns.ts): one entry goes whatever the turn's room.
     let granted = false
     // The replay's time, on the runtime's clock: the hub charges it to whoever made it load.
@@ -793,9 +814,25 @@ export class DocAuthority<S = unknown> {
     // (The fields the root has now: a `$migrate` may have added some, or a machine's first ones.)
     const fields = fieldsOfRoot(host.root)
     const atSnapshot = fields === undefined && base !== undefined && base.meta.seq === head.seq ? base.meta : undefined
-    const encoded = atSnapshot === undefined ? encodeCanonical(host.root) : undefined
-    const stateBytes = atSnapshot?.size ?? encoded!.length
-    const loadedHash = atSnapshot?.hash ?? (fields !== undefined ? hashState(host.root) : hashBytes(encoded!))
+    workFrom = steadyNow(runtime)
+    let stateBytes: number
+    let loadedHash: string
+    if (atSnapshot !== undefined) (stateBytes = atSnapshot.size), (loadedHash = atSnapshot.hash)
+    else if (fields !== undefined) (stateBytes = encodeCanonical(host.root).length), (loadedHash = hashState(host.root))
+    else {
+      // In pieces (nothing else reads the state before it is handed out): one encode of 500,000 cards took 0.7 s.
+      const encoder = new StateEncoder(host.root)
+      const hash = new StreamHash()
+      stateBytes = 0
+      for (let bytes = encoder.next(ENCODE_PIECE_BYTES); bytes !== undefined; bytes = encoder.next(ENCODE_PIECE_BYTES)) {
+        hash.update(bytes)
+        stateBytes += bytes.length
+        const paused = pause()
+        if (paused !== undefined) await paused
+      }
+      loadedHash = hash.digest()
+    }
+    workMs += steadyNow(runtime) - workFrom
     if (options.checkpointEvery === Infinity) {
       // Checkpoints are off.
     } else if (head.seq > 0 && head.checkpoint?.seq === head.seq) {
@@ -816,8 +853,12 @@ export class DocAuthority<S = unknown> {
     const countBehind = base === undefined ? 0 : snapshotter.loadCountBytes
     const behind = countBehind > 0 && horizon < base!.meta.seq ? await store.logBytes(docId, horizon, base!.meta.seq, countBehind) : 0
     snapshotter.noteLoaded(logSince.bytes, behind)
+    // (Its constructor may count the state's memory: O(state), and the load's.)
+    const built = steadyNow(runtime)
     const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held, heldState, counted + grownOf(host) - grownAtCount)
-    doc.replayMicros = doc.workSinceSnapshot = Math.round(replayMs * 1000)
+    workMs += steadyNow(runtime) - built
+    doc.workSinceSnapshot = Math.round(replayMs * 1000)
+    doc.loadMicros = Math.round((replayMs + workMs) * 1000)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
     // sweep would take for leftovers (test/snapshot-load-race.test.ts). Without a crash

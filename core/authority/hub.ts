@@ -878,9 +878,9 @@ export class Hub implements ConnectionAcceptor {
       // Paid, and nothing awaited since the document was found missing: load it now.
       if (token !== undefined) {
         const loading = this.startLoad(docId, machine, token)
-        // Its log's replay is app code run for this client: charged as its commands are.
+        // Its load (the log's replay, app code; the snapshot's decoding) is work done for this client: charged as its commands are.
         loading.then((doc) => {
-          if (this.limits.workPerSecond > 0 && session.clientId !== undefined) this.chargeWork(session.clientId, doc.replayMicros)
+          if (this.limits.workPerSecond > 0 && session.clientId !== undefined) this.chargeWork(session.clientId, doc.loadMicros)
         }, () => {})
         return loading
       }

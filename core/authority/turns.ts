@@ -116,3 +116,11 @@ export class Turns {
     this.#timers.set(timer, fn)
   }
 }
+
+/**
+ * The pause before each piece of work sliced in `turns`, for code that asks between pieces
+ * (a decoder): undefined while the turn has room, else the promise of the turn the next piece
+ * may run in (the loop of the example above, as a function).
+ */
+export const pauseIn = (turns: Turns): (() => Promise<void> | undefined) =>
+  () => (turns.over() ? (async () => { while (!(await turns.next()) && turns.over()); })() : undefined)

@@ -12,6 +12,10 @@
  * name the payer with `workPayer`: the principal, or the socket when anonymous. Decoding is
  * also bounded in memory, hub-wide: `WorkInFlight` below.
  *
+ * Loading a document from storage is work too (`loadTurn`): whoever opens a document that is
+ * not loaded pays a token of its loads bucket (`loadsPerSecond`, `loadBurst`) and, after the
+ * load, its measured time (`pay`); past the bucket or in debt, its next load waits.
+ *
  * @example
  * ```ts
  * const work = new CrdtWorkBudget(runtime)
@@ -30,9 +34,19 @@ export interface CrdtWorkLimits {
   readonly microsPerSecond: number
   /** Heavy work in flight at once across the host, all principals (WorkInFlight). Default 1 s (about 28,000 Automerge changes, 21 MB decoded). */
   readonly heavyInFlightMicros: number
+  /**
+   * Document loads from storage per second, sustained, per payer (`loadPayer`): opening a
+   * document that is not loaded reads and decodes it whole (a 55 KB Automerge document of 1M
+   * ops takes 0.75 s), and a loop of opens (documents pushed out of memory in between) would
+   * make the hub do it again and again. Past it (and the burst), the open waits. Default 50.
+   * The load's measured time is also charged to the payer's work (`microsPerSecond`).
+   */
+  readonly loadsPerSecond: number
+  /** Loads a payer may cause at once. Default 200 (a client opens its documents at once). */
+  readonly loadBurst: number
 }
 
-export const DEFAULT_CRDT_WORK: CrdtWorkLimits = { burstMicros: 15_000_000, microsPerSecond: 250_000, heavyInFlightMicros: 1_000_000 }
+export const DEFAULT_CRDT_WORK: CrdtWorkLimits = { burstMicros: 15_000_000, microsPerSecond: 250_000, heavyInFlightMicros: 1_000_000, loadsPerSecond: 50, loadBurst: 200 }
 
 const connectionIds = new WeakMap<object, string>()
 let nextConnection = 0
@@ -50,11 +64,25 @@ export const workPayer = (principalId: string, connection: object): string => {
   return id
 }
 
+/**
+ * Who pays for a connection's document loads: its principal (the same account as its work,
+ * `workPayer`), but for the anonymous principal its address (`ConnectionInfo.limitKey`, else
+ * `remoteAddress`), not the connection: a fresh socket would be a fresh bucket, and loads
+ * cost the hub whatever socket asks. Without an address, the connection pays.
+ */
+export const loadPayer = (principalId: string, connection: object, info?: { readonly limitKey?: string; readonly remoteAddress?: string }): string => {
+  const address = info?.limitKey ?? info?.remoteAddress
+  // A third namespace: neither a principal's account nor a connection's.
+  return principalId === ANONYMOUS.id && address !== undefined ? `a:${address}` : workPayer(principalId, connection)
+}
+
 /** Principals remembered; one forgotten starts with a full bucket again. */
 const MAX_PRINCIPALS = 65_536
 
 interface Account {
   readonly bucket: TokenBucket
+  /** Its document loads (made on its first load). */
+  loads: TokenBucket | undefined
   /** The last waiting submit's turn: the next one waits behind it. */
   tail: Promise<void> | undefined
 }
@@ -73,7 +101,7 @@ export class CrdtWorkBudget {
   #account(principal: string): Account {
     let a = this.#accounts.get(principal)
     if (a !== undefined) this.#accounts.delete(principal)
-    else a = { bucket: new TokenBucket(this.#limits.microsPerSecond, this.#limits.burstMicros, steadyNow(this.runtime)), tail: undefined }
+    else a = { bucket: new TokenBucket(this.#limits.microsPerSecond, this.#limits.burstMicros, steadyNow(this.runtime)), loads: undefined, tail: undefined }
     this.#accounts.set(principal, a)
     if (this.#accounts.size > MAX_PRINCIPALS) this.#forgetOne()
     return a
@@ -88,7 +116,7 @@ export class CrdtWorkBudget {
     const now = steadyNow(this.runtime)
     let looked = 0
     for (const [principal, a] of this.#accounts) {
-      if (a.tail === undefined && a.bucket.full(now)) return void this.#accounts.delete(principal)
+      if (a.tail === undefined && a.bucket.full(now) && (a.loads?.full(now) ?? true)) return void this.#accounts.delete(principal)
       if (++looked === 64) return
     }
   }
@@ -101,11 +129,32 @@ export class CrdtWorkBudget {
     if (this.#closed) return undefined
     const a = this.#account(principal)
     if (a.tail === undefined && a.bucket.borrow(0, steadyNow(this.runtime)) === 0) return undefined
-    const mine: Promise<void> = (a.tail ?? Promise.resolve()).then(() => this.#outOfDebt(a)).finally(() => {
+    return this.#queue(a, false)
+  }
+
+  /** A wait behind the account's earlier ones, until it is out of debt (a `load`: of loads too). */
+  #queue(a: Account, load: boolean): Promise<void> {
+    const mine: Promise<void> = (a.tail ?? Promise.resolve()).then(() => this.#outOfDebt(a, load)).finally(() => {
       if (a.tail === mine) a.tail = undefined
     })
     a.tail = mine
     return mine
+  }
+
+  /**
+   * When `payer` may load a document from storage: it pays a token of its loads bucket now;
+   * undefined at once if it is in debt for neither loads nor work and nobody of its waits,
+   * else a promise that resolves once it is out of both debts (a load's time is charged to its
+   * work after it, `pay`) and every earlier waiting submit or load of it went.
+   */
+  loadTurn(payer: string): Promise<void> | undefined {
+    if (this.#closed) return undefined
+    const a = this.#account(payer)
+    const now = steadyNow(this.runtime)
+    a.loads ??= new TokenBucket(this.#limits.loadsPerSecond, this.#limits.loadBurst, now)
+    const loadWait = a.loads.borrow(1, now)
+    if (a.tail === undefined && loadWait === 0 && a.bucket.borrow(0, now) === 0) return undefined
+    return this.#queue(a, true)
   }
 
   /** Charges `micros` of work to `principal` (its next submits wait off any debt). */
@@ -113,10 +162,12 @@ export class CrdtWorkBudget {
     if (micros > 0) this.#account(principal).bucket.borrow(micros, steadyNow(this.runtime))
   }
 
-  #outOfDebt(a: Account): Promise<void> {
+  /** Resolves once `a`'s work (and for a `load`, its loads) is out of debt. */
+  #outOfDebt(a: Account, load: boolean): Promise<void> {
     return new Promise((resolve) => {
       const wait = () => {
-        const ms = this.#closed ? 0 : a.bucket.borrow(0, steadyNow(this.runtime))
+        const now = steadyNow(this.runtime)
+        const ms = this.#closed ? 0 : Math.max(a.bucket.borrow(0, now), load ? a.loads!.borrow(0, now) : 0)
         if (ms === 0) return resolve()
         const timer = this.runtime.setTimer(ms, () => {
           this.#waits.delete(timer)

@@ -436,7 +436,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       return doc
     },
     // Stored updates (trusted: none of the peer's limits, nor the document's bound, judge them).
-    async restore(doc, updates) {
+    async restore(doc, updates, meter) {
       // Counted before they are merged, as a base is (load): one that does not fit waits.
       let weight = 0
       for (const u of updates) {
@@ -449,7 +449,11 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       // In slices, the event loop turning between them: a tail of tiny updates costs per update
       // (scattered inserts in a large text: 60,000 took 6 s), however few bytes it holds.
       for (let i = 0; i < updates.length; i++) {
-        if (i > 0 && i % RESTORE_SLICE === 0) await turn()
+        if (i > 0 && i % RESTORE_SLICE === 0) {
+          meter?.pause()
+          await turn()
+          meter?.resume()
+        }
         try {
           Y.applyUpdate(doc, updates[i]!)
         } catch (e) {

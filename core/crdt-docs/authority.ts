@@ -30,10 +30,10 @@
  * (core/authority/followers.ts), so however fast one sender renews its state, the others
  * hear it at most once a tick.
  */
-import type { Applied, CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp, StopSignal } from "./engine.js"
+import type { Applied, CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp, SliceMeter, StopSignal } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
-import type { Runtime, Timer } from "../ports/runtime.js"
+import { steadyNow, type Runtime, type Timer } from "../ports/runtime.js"
 import { canonError, errorText } from "../errors.js"
 import { CRDT_GROWTH_FACTOR, SizeBound, tombstoneReserve } from "../authority/size-bound.js"
 
@@ -198,10 +198,22 @@ export class CrdtDocAuthority<D> {
     this.sizeBound = new SizeBound(max, state.baseBytes + state.tailBytes, state.tailBytes === 0, engine.deletionGrowth !== undefined ? tombstoneReserve(max) : 0)
   }
 
+  /**
+   * Microseconds the load took the hub, measured on the runtime's steady clock (0 without a
+   * runtime): the engine decoding the stored base and merging the tail (`load`, `restore`),
+   * without the turns of the event loop a sliced restore lets through. The host charges it to
+   * whoever opened the document.
+   */
+  loadMicros = 0
+
   /** Loads a document from storage (an empty one if it was never written). */
   static async load<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore, hooks: CrdtAuthorityHooks, options: CrdtAuthorityOptions = {}): Promise<CrdtDocAuthority<D>> {
-    const { doc, owners, seq, baseSeq, baseBytes, tailBytes } = await CrdtDocAuthority.read(docId, engine, store)
-    return new CrdtDocAuthority(docId, engine, store, doc, owners, { seq, baseSeq, baseBytes, tailBytes }, hooks, options)
+    const runtime = hooks.runtime
+    const clock = runtime === undefined ? undefined : () => steadyNow(runtime)
+    const { doc, owners, seq, baseSeq, baseBytes, tailBytes, micros } = await CrdtDocAuthority.read(docId, engine, store, clock)
+    const loaded = new CrdtDocAuthority(docId, engine, store, doc, owners, { seq, baseSeq, baseBytes, tailBytes }, hooks, options)
+    loaded.loadMicros = micros
+    return loaded
   }
 
   /**
@@ -243,17 +255,32 @@ export class CrdtDocAuthority<D> {
     this.hooks.onReport?.({ docId: this.docId, code: "warm-failed", message: errorText(e) })
   }
 
-  private static async read<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore) {
+  /** The stored document, decoded; `micros`: the engine's time on it, by `clock` (steady ms; 0 without one). */
+  private static async read<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore, clock?: () => number) {
     const stored = await store.load(docId)
     if (stored !== undefined && stored.meta.kind !== engine.kind) {
       throw new CrdtDocError("doc-kind-mismatch", `Document "${docId}" is a ${stored.meta.kind} document, not ${engine.kind}.`)
     }
-    const doc = stored?.base !== undefined ? engine.load(stored.base) : engine.empty()
+    // The engine's time only: the read from storage is I/O, and a sliced restore's pauses are others' work.
+    let ms = 0
+    let since = clock?.() ?? 0
+    const meter: SliceMeter = {
+      pause: () => void (ms += (clock?.() ?? 0) - since),
+      resume: () => void (since = clock?.() ?? 0),
+    }
+    let doc: D
+    try {
+      doc = stored?.base !== undefined ? engine.load(stored.base) : engine.empty()
+    } finally {
+      meter.pause()
+    }
     // The one place stored updates enter: trusted (this hub accepted them), so `restore`, never
     // the peer's way in (check, prepare, apply), whose limits an operator may have lowered since.
     if (stored !== undefined && stored.entries.length > 0) {
+      meter.resume()
       try {
-        await engine.restore(doc, stored.entries.map((e) => e.update))
+        await engine.restore(doc, stored.entries.map((e) => e.update), meter)
+        meter.pause()
       } catch (e) {
         engine.dispose?.(doc)
         // The engine's own refusal (no room for it now) is not damage.
@@ -269,6 +296,7 @@ export class CrdtDocAuthority<D> {
       baseSeq: stored?.meta.baseSeq ?? 0,
       baseBytes: stored?.base?.length ?? 0,
       tailBytes: stored?.entries.reduce((n, e) => n + e.update.length, 0) ?? 0,
+      micros: Math.max(0, Math.round(ms * 1000)),
     }
   }
 

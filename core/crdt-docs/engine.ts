@@ -81,6 +81,18 @@ export interface StopSignal {
   readonly aborted: boolean
 }
 
+/**
+ * Told by work done in slices (`restore`) when it lets the event loop turn and when it goes
+ * on: what runs in between is other work, so a caller measuring this work's time (a load is
+ * charged to whoever opened the document) leaves it out.
+ */
+export interface SliceMeter {
+  /** The work lets the event loop turn now. */
+  pause(): void
+  /** The work goes on. */
+  resume(): void
+}
+
 /** An engine's work on a loaded document before its first apply (`warm`). */
 export interface DocWarmUp {
   /** Its estimated work in microseconds (for the host's bound on heavy work in flight). */
@@ -114,9 +126,10 @@ export interface CrdtDocEngine<D> {
    * the only way stored updates reach an engine: `check`, `prepare` and `apply` are for a
    * peer's. Throws when one does not decode or does not integrate in full (the authority
    * reports it as `storage-corrupt`); never drops one. A CrdtDocError it throws (the hub has
-   * no room to hold the document now: `doc-unavailable`) is passed on as it is.
+   * no room to hold the document now: `doc-unavailable`) is passed on as it is. Done in
+   * slices, it tells `meter` around each turn of the event loop it lets through.
    */
-  restore(doc: D, updates: ReadonlyArray<Uint8Array>): void | Promise<void>
+  restore(doc: D, updates: ReadonlyArray<Uint8Array>, meter?: SliceMeter): void | Promise<void>
   /**
    * Work a document needs once after it is loaded, before its first apply (the Automerge
    * engine's index of the document, about 12 µs an op: seconds for a large one), done in

@@ -67,7 +67,7 @@ import * as A from "@automerge/automerge"
 import { WebSocket, type RawData } from "ws"
 import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
-import { workPayer } from "../../core/crdt-docs/work-budget.js"
+import { loadPayer, workPayer } from "../../core/crdt-docs/work-budget.js"
 import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
@@ -166,6 +166,8 @@ interface Conn {
   principal: Principal | undefined
   /** Whom the peer id it held is charged to once it closes: its principal, or its address without one. */
   account: string
+  /** Who pays for the documents it opens that are not loaded (`loadPayer`: its principal, or its address without one). */
+  loadPayer: string
   readonly inflow: Inflow
   /** Its unsent bytes against `maxBufferedBytes` (past the largest message written). */
   readonly backlog: Backlog
@@ -362,7 +364,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
       const principal = conn.principal!
       if (!(await host.authorize(principal, documentId, "read"))) return undefined
       const canWrite = await host.authorize(principal, documentId, "write")
-      const doc = await host.open<AutomergeBox>("automerge", documentId).catch((e: unknown) => {
+      const doc = await host.open<AutomergeBox>("automerge", documentId, conn.loadPayer).catch((e: unknown) => {
         refuse((e as { code?: string }).code ?? "doc-unavailable", e instanceof Error ? e.message : String(e))
         return undefined
       })
@@ -502,7 +504,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
 
   const accept = (ws: WebSocket, info: WsConnectionInfo): void => {
     const pongs = new PongClock()
-    const conn: Conn = { ws, peerId: undefined, principal: undefined, account: "", inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered), follows: new Map(), seen: new Map(), chain: Promise.resolve(), pongs, closed: false }
+    const conn: Conn = { ws, peerId: undefined, principal: undefined, account: "", loadPayer: "", inflow: socketInflow(ws, maxInflow, pongs), backlog: new Backlog(maxBuffered), follows: new Map(), seen: new Map(), chain: Promise.resolve(), pongs, closed: false }
     conns.add(conn)
     ws.binaryType = "nodebuffer"
     // Authentication first; frames queue behind it on the connection's chain, in order.
@@ -515,6 +517,7 @@ export const automergeRoute = (host: CrdtDocHost, options: AutomergeRouteOptions
       conn.principal = who.principal
       // Without a principal (no authenticate hook: everyone is "anonymous"), its address pays.
       conn.account = who.principal.id === ANONYMOUS.id ? `address:${info.limitKey ?? info.remoteAddress ?? ""}` : `principal:${who.principal.id}`
+      conn.loadPayer = loadPayer(who.principal.id, conn, info)
     })()
     ws.on("message", (data, isBinary) => {
       // Not a sign of life: a peer that sends but never reads would outlive every sweep.

@@ -105,7 +105,7 @@ import * as Y from "yjs"
 import { WebSocket, type RawData } from "ws"
 import type { CrdtDocAuthority, CrdtSubscriber } from "../../core/crdt-docs/authority.js"
 import type { CrdtDocHost } from "../../core/crdt-docs/host.js"
-import { workPayer } from "../../core/crdt-docs/work-budget.js"
+import { loadPayer, workPayer } from "../../core/crdt-docs/work-budget.js"
 import { DEFAULT_MAX_DOC_MESSAGE_BYTES } from "../../core/crdt-docs/engine.js"
 import { ANONYMOUS, type Principal } from "../../core/authority/auth.js"
 import type { WsConnectionInfo, WsRoute } from "../ws/server.js"
@@ -826,7 +826,8 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       const canWrite = await host.authorize(principal, docId, "write")
       let doc: CrdtDocAuthority<Y.Doc>
       try {
-        doc = await host.open<Y.Doc>("yjs", docId)
+        // A load from storage is paid by the principal (by the address when anonymous): past its rate, this waits.
+        doc = await host.open<Y.Doc>("yjs", docId, loadPayer(principal.id, conn, info))
       } catch (e) {
         const code = (e as { code?: string }).code
         const message = e instanceof Error ? e.message : String(e)

@@ -105,41 +105,23 @@ export class CrdtDocHost {
     }
   }
 
-  /** The authority of a document, loaded on first use. Rejects with a CrdtDocError. */
-  open<D = unknown>(kind: string, docId: string): Promise<CrdtDocAuthority<D>> {
+  /**
+   * The authority of a document, loaded on first use. Rejects with a CrdtDocError.
+   *
+   * `payer` (an endpoint's `loadPayer`): whoever opens a document that is not loaded pays for
+   * reading it from storage, as a client's subscribe does on /sync (hub.ts `acquire`): a
+   * token of its loads bucket (`work.loadsPerSecond`, `work.loadBurst`), and, once loaded,
+   * the engine's measured time on it, charged to its work (`work.microsPerSecond`). Past the
+   * bucket, or in debt, the open waits until it is paid (other payers' opens go on). Without
+   * a payer (the app's own calls), or without a `runtime`, a load is not charged.
+   */
+  open<D = unknown>(kind: string, docId: string, payer?: string): Promise<CrdtDocAuthority<D>> {
     if (this.closed) return Promise.reject(new CrdtDocError("doc-unavailable", "The hub is shutting down."))
     const engine = this.engines.get(kind)
     if (engine === undefined) return Promise.reject(new CrdtDocError("doc-unavailable", `This hub serves no ${kind} documents.`))
     const problem = docIdProblem(docId)
     if (problem !== undefined) return Promise.reject(new CrdtDocError("doc-id-invalid", problem))
-    let p = this.docs.get(docId)
-    // A kept document in use again (its endpoint releases it when its last follower goes).
-    const kept = this.idleDocs?.take(docId) !== undefined
-    if (p === undefined) {
-      const load = () => CrdtDocAuthority.load(docId, engine, this.store, {
-        onBroken: (doc, error) => this.broken(doc, error),
-        onReport: (r) => this.report({ type: "doc-report", ...r }),
-        work: this.work,
-        inFlight: this.inFlight,
-        onNoRoom: () => void this.letGoIdle(),
-        ...(this.options.runtime !== undefined ? { runtime: this.options.runtime } : {}),
-      }, this.options)
-      // No room beside the loaded documents (the engine's bound on what they hold together):
-      // those nobody follows go first, then it is tried once more.
-      p = load().catch(async (e) => {
-        if (!(e instanceof CrdtDocError && e.code === "doc-unavailable") || this.closed) throw e
-        const freed = this.letGoIdle()
-        if (freed === 0 && this.unloading.size === 0) throw e
-        await Promise.all(this.unloading)
-        return load()
-      })
-      this.docs.set(docId, p)
-      p.catch((error) => {
-        this.docs.delete(docId)
-        this.report({ type: "doc-load-failed", docId, error })
-      })
-    }
-    return p.then((doc) => {
+    return this.acquire(engine, docId, payer).then(({ doc, kept }) => {
       if (doc.engine.kind !== kind) {
         // Handed back: the caller gets no document to release (a kept one taken above would stay loaded for good).
         if (kept) this.release(doc)
@@ -147,6 +129,61 @@ export class CrdtDocHost {
       }
       return doc as CrdtDocAuthority<D>
     })
+  }
+
+  /**
+   * The loaded (or loading) document, or a load of it, paid by `payer` first (`open`). Looks
+   * again after each wait: another may have loaded it meanwhile (the token paid is spent).
+   * Runs without awaiting while nothing is owed, so opens at once share one load.
+   */
+  private async acquire(engine: CrdtDocEngine<any>, docId: string, payer: string | undefined): Promise<{ readonly doc: CrdtDocAuthority<any>; readonly kept: boolean }> {
+    let paid = payer === undefined || this.work === undefined
+    for (;;) {
+      if (this.closed) throw new CrdtDocError("doc-unavailable", "The hub is shutting down.")
+      let p = this.docs.get(docId)
+      // A kept document in use again (its endpoint releases it when its last follower goes).
+      const kept = this.idleDocs?.take(docId) !== undefined
+      if (p === undefined) {
+        if (!paid) {
+          const turn = this.work!.loadTurn(payer!)
+          paid = true
+          if (turn !== undefined) await turn
+          continue
+        }
+        p = this.startLoad(engine, docId, payer)
+      }
+      return { doc: await p, kept }
+    }
+  }
+
+  /** Reads a document from storage; its engine's time on it is charged to `payer`, if any. */
+  private startLoad(engine: CrdtDocEngine<any>, docId: string, payer: string | undefined): Promise<CrdtDocAuthority<any>> {
+    const load = () => CrdtDocAuthority.load(docId, engine, this.store, {
+      onBroken: (doc, error) => this.broken(doc, error),
+      onReport: (r) => this.report({ type: "doc-report", ...r }),
+      work: this.work,
+      inFlight: this.inFlight,
+      onNoRoom: () => void this.letGoIdle(),
+      ...(this.options.runtime !== undefined ? { runtime: this.options.runtime } : {}),
+    }, this.options)
+    // No room beside the loaded documents (the engine's bound on what they hold together):
+    // those nobody follows go first, then it is tried once more.
+    const p = load().catch(async (e) => {
+      if (!(e instanceof CrdtDocError && e.code === "doc-unavailable") || this.closed) throw e
+      const freed = this.letGoIdle()
+      if (freed === 0 && this.unloading.size === 0) throw e
+      await Promise.all(this.unloading)
+      return load()
+    })
+    this.docs.set(docId, p)
+    p.then((doc) => {
+      // Its next heavy work (a load, a submit, an answer) waits off what this one cost.
+      if (payer !== undefined) this.work?.pay(payer, doc.loadMicros)
+    }, (error) => {
+      this.docs.delete(docId)
+      this.report({ type: "doc-load-failed", docId, error })
+    })
+    return p
   }
 
   /**
@@ -161,7 +198,10 @@ export class CrdtDocHost {
       if (current === undefined) return
       void current.then((d) => {
         if (d !== doc || doc.subscriberCount > 0 || !doc.idle || this.docs.get(doc.docId) !== current) return
-        if (this.idleDocs === undefined) return this.unloadIdle(doc.docId, doc, current)
+        // Never written (nothing stored): loading it again costs next to nothing, and kept it
+        // would push out one that costs (a loop of requests for ids nobody has emptied the
+        // keep of every real document).
+        if (this.idleDocs === undefined || doc.seq === 0) return this.unloadIdle(doc.docId, doc, current)
         const { base, tail } = doc.storedBytes
         this.idleDocs.keep(doc.docId, { doc, loading: current }, base + tail)
       }, () => {})

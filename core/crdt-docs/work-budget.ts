@@ -38,7 +38,8 @@ export interface CrdtWorkLimits {
    * Document loads from storage per second, sustained, per payer (`loadPayer`): opening a
    * document that is not loaded reads and decodes it whole (a 55 KB Automerge document of 1M
    * ops takes 0.75 s), and a loop of opens (documents pushed out of memory in between) would
-   * make the hub do it again and again. Past it (and the burst), the open waits. Default 50.
+   * make the hub do it again and again. Past it (and the burst), the open waits. Default 50;
+   * 0: loads are not counted (their time still is).
    * The load's measured time is also charged to the payer's work (`microsPerSecond`).
    */
   readonly loadsPerSecond: number
@@ -83,7 +84,7 @@ interface Account {
   readonly bucket: TokenBucket
   /** Its document loads (made on its first load). */
   loads: TokenBucket | undefined
-  /** The last waiting submit's turn: the next one waits behind it. */
+  /** The last waiting submit's or load's turn: the next one waits behind it. */
   tail: Promise<void> | undefined
 }
 
@@ -151,8 +152,9 @@ export class CrdtWorkBudget {
     if (this.#closed) return undefined
     const a = this.#account(payer)
     const now = steadyNow(this.runtime)
-    a.loads ??= new TokenBucket(this.#limits.loadsPerSecond, this.#limits.loadBurst, now)
-    const loadWait = a.loads.borrow(1, now)
+    // A rate of 0 (or none): loads are not counted, only their work.
+    if (this.#limits.loadsPerSecond > 0) a.loads ??= new TokenBucket(this.#limits.loadsPerSecond, this.#limits.loadBurst, now)
+    const loadWait = a.loads?.borrow(1, now) ?? 0
     if (a.tail === undefined && loadWait === 0 && a.bucket.borrow(0, now) === 0) return undefined
     return this.#queue(a, true)
   }
@@ -167,7 +169,7 @@ export class CrdtWorkBudget {
     return new Promise((resolve) => {
       const wait = () => {
         const now = steadyNow(this.runtime)
-        const ms = this.#closed ? 0 : Math.max(a.bucket.borrow(0, now), load ? a.loads!.borrow(0, now) : 0)
+        const ms = this.#closed ? 0 : Math.max(a.bucket.borrow(0, now), load ? (a.loads?.borrow(0, now) ?? 0) : 0)
         if (ms === 0) return resolve()
         const timer = this.runtime.setTimer(ms, () => {
           this.#waits.delete(timer)

@@ -116,7 +116,11 @@ export interface HubOptions extends AuthorityOptions {
    */
   readonly crdt?: CrdtAuthorityOptions & {
     readonly engines: ReadonlyArray<CrdtDocEngine<any>>
-    /** Each principal's share of the decoding work (defaults DEFAULT_CRDT_WORK: 15 s of estimated work at once, a quarter of a core sustained). */
+    /**
+     * Each principal's share of the decoding work (defaults DEFAULT_CRDT_WORK: 15 s of estimated
+     * work at once, a quarter of a core sustained), and of document loads from storage (50 a
+     * second after a burst of 200, each charged its measured time as work: CrdtDocHost `open`).
+     */
     readonly work?: Partial<CrdtWorkLimits>
   }
   /**

@@ -40,8 +40,9 @@ export interface CrdtHostOptions extends CrdtAuthorityOptions {
   /** Bounds on those kept documents (defaults: DEFAULT_IDLE_CRDT_DOCUMENTS, idle-documents.ts). */
   readonly idleDocuments?: Partial<IdleDocumentLimits>
   /**
-   * Each principal's share of the hub's decoding work (work-budget.ts; defaults
-   * DEFAULT_CRDT_WORK). Needs `runtime`: without one, work is not metered. Heavy work in
+   * Each principal's share of the hub's decoding work, and its loads of documents from
+   * storage (work-budget.ts; defaults DEFAULT_CRDT_WORK; see `open`). Needs `runtime`:
+   * without one, work and loads are not metered. Heavy work in
    * flight at once is bounded with or without (`heavyInFlightMicros`).
    */
   readonly work?: Partial<CrdtWorkLimits>

@@ -10,11 +10,20 @@ import { yjsDocEngine } from "../adapters/yjs-server/index.js"
 import { automergeDocEngine } from "../adapters/automerge-server/index.js"
 import { MemoryStorage, VirtualRuntime } from "../adapters/memory/index.js"
 import { DEFAULT_IDLE_DOCUMENTS } from "../core/authority/idle-documents.js"
+import * as A from "@automerge/automerge"
+import type { CrdtDocAuthority } from "../core/crdt-docs/authority.js"
+
+/** Opened and written once: a document never written is not kept idle (its reload costs nothing). */
+const written = async (h: CrdtDocHost, docId: string): Promise<CrdtDocAuthority<unknown>> => {
+  const d = await h.open("automerge", docId)
+  expect((await d.submit([A.getLastLocalChange(A.change(A.init<{ x?: number }>(), (x) => { x.x = 1 }))!])).stored).toBe(1)
+  return d
+}
 
 test("a kept document opened as another kind (doc-kind-mismatch) is still let go when its time is up", async () => {
   const rt = new VirtualRuntime(1)
   const h = new CrdtDocHost({ engines: [yjsDocEngine(), automergeDocEngine()], storage: new MemoryStorage(), sync: false, runtime: rt })
-  const first = await h.open("automerge", "d")
+  const first = await written(h, "d")
   h.release(first)
   await rt.run({ forMs: 10 })
   // Kept: a quick return finds the same instance.
@@ -34,7 +43,7 @@ test("many documents pinned that way stay loaded: not bounded by the kept-docume
   const h = new CrdtDocHost({ engines: [yjsDocEngine(), automergeDocEngine()], storage: new MemoryStorage(), sync: false, runtime: rt, idleDocuments: { count: 2 } })
   const firsts: unknown[] = []
   for (let i = 0; i < 10; i++) {
-    const d = await h.open("automerge", `d${i}`)
+    const d = await written(h, `d${i}`)
     firsts.push(d)
     h.release(d)
     await rt.run({ forMs: 10 })

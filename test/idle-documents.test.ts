@@ -5,6 +5,7 @@
  * the hub reloading it every 250 ms). Kept documents are bounded in count, bytes and time;
  * one used again is never unloaded under its user.
  */
+import * as Y from "yjs"
 import { hubWorld } from "./support/hub-wire.js"
 import { Todo } from "./support/machines.js"
 import { CrdtDocHost } from "../core/crdt-docs/host.js"
@@ -117,16 +118,25 @@ describe("whole CRDT documents", () => {
   const host = (runtime?: VirtualRuntime) =>
     new CrdtDocHost({ engines: [yjsDocEngine()], storage: new MemoryStorage(), sync: false, ...(runtime !== undefined ? { runtime, idleDocuments: { count: 2 } } : {}) })
 
+  /** Opened and written once: a document never written is not kept (its reload costs nothing). */
+  const written = async (h: CrdtDocHost, docId: string) => {
+    const d = await h.open<Y.Doc>("yjs", docId)
+    const w = new Y.Doc()
+    w.getText("t").insert(0, docId)
+    expect((await d.submit([Y.encodeStateAsUpdate(w)])).stored).toBe(1)
+    return d
+  }
+
   test("with a runtime, a released document is kept a while, bounded in count", async () => {
     const rt = new VirtualRuntime(1)
     const h = host(rt)
-    const first = await h.open("yjs", "a")
+    const first = await written(h, "a")
     h.release(first)
     await rt.run({ forMs: 10 })
     expect(await h.open("yjs", "a")).toBe(first)
     h.release(first)
     for (const d of ["b", "c"]) {
-      h.release(await h.open("yjs", d))
+      h.release(await written(h, d))
       await rt.run({ forMs: 10 })
     }
     // Two kept at most: "a", left first, was unloaded.

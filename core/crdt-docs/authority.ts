@@ -263,16 +263,21 @@ export class CrdtDocAuthority<D> {
     }
     // The engine's time only: the read from storage is I/O, and a sliced restore's pauses are others' work.
     let ms = 0
-    let since = clock?.() ?? 0
+    let since = 0
     const meter: SliceMeter = {
       pause: () => void (ms += (clock?.() ?? 0) - since),
       resume: () => void (since = clock?.() ?? 0),
     }
     let doc: D
-    try {
-      doc = stored?.base !== undefined ? engine.load(stored.base) : engine.empty()
-    } finally {
-      meter.pause()
+    if (stored?.base === undefined) doc = engine.empty()
+    else {
+      // Only what is stored is charged: a document never written costs its opener nothing but the read.
+      meter.resume()
+      try {
+        doc = engine.load(stored.base)
+      } finally {
+        meter.pause()
+      }
     }
     // The one place stored updates enter: trusted (this hub accepted them), so `restore`, never
     // the peer's way in (check, prepare, apply), whose limits an operator may have lowered since.

@@ -21,6 +21,23 @@ const Cards = defineMachine({
   },
 })
 
+/** A hub on `storage` that has written `commands` commands of 20,000 / `commands` cards each to `docId` (snapshotted after each, or never). */
+const written = async (storage: MemoryStorage, rt: VirtualRuntime, docId: string, commands: number, snapshots: boolean): Promise<Hub> => {
+  const hub = new Hub({ machines: [Cards], storage, runtime: rt, ...(snapshots ? { snapshots: { minLogBytes: 1 } } : {}) })
+  const p = new WirePeer("peer000000000001")
+  p.listener = hub.accept(p.conn, { remoteAddress: "test:p" })
+  p.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: p.clientId, machines: [], secret: newClientSecret(rt) })
+  await rt.run({ forMs: 5 })
+  p.send({ type: "subscribe", docId, machine: Cards.name, version: Cards.version, fingerprint: Cards.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
+  await rt.run({ forMs: 10 })
+  const count = 20_000 / commands
+  for (let k = 0; k < commands; k++) {
+    p.send({ type: "submit", docId, ackedClientSeq: 0, commands: [{ clientSeq: k + 1, name: "add", args: { from: k * count, count } }] })
+    await rt.run({ forMs: 2_000 })
+  }
+  return hub
+}
+
 /** A hub whose documents' turns are counted: every piece asks for one, and `next` is a microtask. */
 const countingHub = (storage: MemoryStorage, rt: VirtualRuntime) => {
   const hub = new Hub({ machines: [Cards], storage, runtime: rt, snapshots: { minLogBytes: 1 }, limits: { commandsPerSecond: 1e9, messagesPerSecond: 1e9 } as never })
@@ -34,17 +51,7 @@ const countingHub = (storage: MemoryStorage, rt: VirtualRuntime) => {
 test("a stored snapshot is decoded, and the loaded state encoded, in pieces with turns between them", async () => {
   const storage = new MemoryStorage()
   const rt = new VirtualRuntime(1)
-  const first = new Hub({ machines: [Cards], storage, runtime: rt, snapshots: { minLogBytes: 1 } })
-  const p = new WirePeer("peer000000000001")
-  p.listener = first.accept(p.conn, { remoteAddress: "test:p" })
-  p.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: p.clientId, machines: [], secret: newClientSecret(rt) })
-  await rt.run({ forMs: 5 })
-  p.send({ type: "subscribe", docId: "big", machine: Cards.name, version: Cards.version, fingerprint: Cards.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
-  await rt.run({ forMs: 10 })
-  for (let k = 0; k < 4; k++) {
-    p.send({ type: "submit", docId: "big", ackedClientSeq: 0, commands: [{ clientSeq: k + 1, name: "add", args: { from: k * 5_000, count: 5_000 } }] })
-    await rt.run({ forMs: 2_000 })
-  }
+  const first = await written(storage, rt, "big", 4, true)
   const loaded = await first.doc("big", Cards)
   expect(Object.keys((loaded.state as { cards: object }).cards)).toHaveLength(20_000)
   await first.close()
@@ -66,15 +73,7 @@ test("with a log after the snapshot, the state replayed is encoded in pieces too
   const storage = new MemoryStorage()
   const rt = new VirtualRuntime(2)
   // No snapshots: the whole state comes from the log, and its encoding is measured at load.
-  const first = new Hub({ machines: [Cards], storage, runtime: rt })
-  const p = new WirePeer("peer000000000002")
-  p.listener = first.accept(p.conn, { remoteAddress: "test:p" })
-  p.send({ type: "hello", protocol: { min: 1, max: 1 }, clientId: p.clientId, machines: [], secret: newClientSecret(rt) })
-  await rt.run({ forMs: 5 })
-  p.send({ type: "subscribe", docId: "logged", machine: Cards.name, version: Cards.version, fingerprint: Cards.fingerprint, fromSeq: 0, ackedClientSeq: 0 })
-  await rt.run({ forMs: 10 })
-  p.send({ type: "submit", docId: "logged", ackedClientSeq: 0, commands: [{ clientSeq: 1, name: "add", args: { from: 0, count: 20_000 } }] })
-  await rt.run({ forMs: 2_000 })
+  const first = await written(storage, rt, "logged", 1, false)
   await first.close()
   const again = countingHub(storage, rt)
   const doc = await again.hub.doc("logged", Cards)

@@ -51,11 +51,19 @@ const apply = (d: { map: Record<string, unknown>; list: unknown[] }, o: Op): voi
   }
 }
 
-test("weighed from its canonical bytes, a value weighs at least what it does decoded", () => {
-  fc.assert(fc.property(value, (v) => {
+test("weighed from its canonical bytes, a value weighs at least what it does decoded, in one piece or in many", async () => {
+  await fc.assert(fc.asyncProperty(value, async (v) => {
     const bytes = encodeCanonical(v)
-    expect(heapOfEncoded(bytes)).toBeGreaterThanOrEqual(heapBytes(decodeCanonical(bytes)))
+    const whole = await heapOfEncoded(bytes)
+    expect(whole).toBeGreaterThanOrEqual(heapBytes(decodeCanonical(bytes)))
+    let pauses = 0
+    expect(await heapOfEncoded(bytes, () => (++pauses % 2 === 0 ? Promise.resolve() : undefined))).toBe(whole)
   }), { numRuns: 1_000 })
+  // Pieces of 2,048 values: a large state pauses.
+  const big = encodeCanonical({ items: Array.from({ length: 10_000 }, (_, i) => ({ n: i })) })
+  let pauses = 0
+  expect(await heapOfEncoded(big, () => void pauses++)).toBe(await heapOfEncoded(big))
+  expect(pauses).toBeGreaterThanOrEqual(9)
 })
 
 test("what commands write adds up to at least what the state grows by, from any state", () => {

@@ -696,9 +696,9 @@ export class DocAuthority<S = unknown> {
       return piece()?.then(() => void (workFrom = steadyNow(runtime)))
     }
     let snapshotHeap = 0
-    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq, (meta, bytes) => {
+    const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq, async (meta, bytes) => {
       if (bytes !== undefined) workFrom = steadyNow(runtime)
-      if (memory !== undefined) hold(bytes === undefined ? meta.size : (snapshotHeap = heapOfEncoded(bytes)) + meta.size)
+      if (memory !== undefined) hold(bytes === undefined ? meta.size : (snapshotHeap = await heapOfEncoded(bytes, pause)) + meta.size)
     }, pause)
     if (newest !== undefined) workMs += steadyNow(runtime) - workFrom
     // A snapshot at seq 0 is never loaded: the state there is the first epoch's initial state,

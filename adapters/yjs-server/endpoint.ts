@@ -826,7 +826,7 @@ export const yjsRoute = (host: CrdtDocHost, options: YjsRouteOptions = {}): YjsR
       const canWrite = await host.authorize(principal, docId, "write")
       let doc: CrdtDocAuthority<Y.Doc>
       try {
-        // A load from storage is paid by the principal (by the address when anonymous): past its rate, this waits.
+        // A load from storage is paid by the principal (by the address when anonymous): past its rate, refused (4503, retried).
         doc = await host.open<Y.Doc>("yjs", docId, loadPayer(principal.id, conn, info))
       } catch (e) {
         const code = (e as { code?: string }).code

@@ -22,7 +22,7 @@ import { docIdProblem } from "../limits.js"
 import { checkMaxDocumentBytes } from "../authority/size-bound.js"
 import { CrdtDocAuthority, CrdtDocError, type CrdtAuthorityOptions } from "./authority.js"
 import type { CrdtDocEngine } from "./engine.js"
-import { CrdtWorkBudget, WorkInFlight, type CrdtWorkLimits } from "./work-budget.js"
+import { CrdtWorkBudget, DEFAULT_CRDT_WORK, WorkInFlight, type CrdtWorkLimits } from "./work-budget.js"
 import { CrdtDocStore } from "./store.js"
 import type { Runtime } from "../ports/runtime.js"
 import { DEFAULT_IDLE_CRDT_DOCUMENTS, IdleDocuments, type IdleDocumentLimits } from "../authority/idle-documents.js"
@@ -113,7 +113,7 @@ export class CrdtDocHost {
    * reading it from storage, as a client's subscribe does on /sync (hub.ts `acquire`): a
    * token of its loads bucket (`work.loadsPerSecond`, `work.loadBurst`), and, once loaded,
    * the engine's measured time on it, charged to its work (`work.microsPerSecond`). Past the
-   * bucket, or in debt, the open waits until it is paid (other payers' opens go on). Without
+   * bucket, or in debt, the open is refused `doc-unavailable`, never queued (other payers' opens go on). Without
    * a payer (the app's own calls), or without a `runtime`, a load is not charged.
    */
   open<D = unknown>(kind: string, docId: string, payer?: string): Promise<CrdtDocAuthority<D>> {
@@ -133,28 +133,24 @@ export class CrdtDocHost {
   }
 
   /**
-   * The loaded (or loading) document, or a load of it, paid by `payer` first (`open`). Looks
-   * again after each wait: another may have loaded it meanwhile (the token paid is spent).
-   * Runs without awaiting while nothing is owed, so opens at once share one load.
+   * The loaded (or loading) document, or a load of it, paid by `payer` first (`open`): one past
+   * its loads or in debt for its work is refused `doc-unavailable` (the routes close such a
+   * socket 4503, which stock clients retry), never queued. Opens at once share one load.
    */
   private async acquire(engine: CrdtDocEngine<any>, docId: string, payer: string | undefined): Promise<{ readonly doc: CrdtDocAuthority<any>; readonly kept: boolean }> {
-    let paid = payer === undefined || this.work === undefined
-    for (;;) {
-      if (this.closed) throw new CrdtDocError("doc-unavailable", "The hub is shutting down.")
-      let p = this.docs.get(docId)
-      // A kept document in use again (its endpoint releases it when its last follower goes).
-      const kept = this.idleDocs?.take(docId) !== undefined
-      if (p === undefined) {
-        if (!paid) {
-          const turn = this.work!.loadTurn(payer!)
-          paid = true
-          if (turn !== undefined) await turn
-          continue
-        }
-        p = this.startLoad(engine, docId, payer)
+    if (this.closed) throw new CrdtDocError("doc-unavailable", "The hub is shutting down.")
+    let p = this.docs.get(docId)
+    // A kept document in use again (its endpoint releases it when its last follower goes).
+    const kept = this.idleDocs?.take(docId) !== undefined
+    if (p === undefined) {
+      const ms = payer === undefined ? 0 : this.work?.loadWait(payer) ?? 0
+      if (ms > 0) {
+        const rate = this.options.work?.loadsPerSecond ?? DEFAULT_CRDT_WORK.loadsPerSecond
+        throw new CrdtDocError("doc-unavailable", `This user opened documents the hub had to read from storage past ${rate} a second, or its work on the hub is in debt: open "${docId}" again in ${Math.ceil(ms / 1000)} s.`)
       }
-      return { doc: await p, kept }
+      p = this.startLoad(engine, docId, payer)
     }
+    return { doc: await p, kept }
   }
 
   /** Reads a document from storage; its engine's time on it is charged to `payer`, if any. */

@@ -12,9 +12,9 @@
  * name the payer with `workPayer`: the principal, or the socket when anonymous. Decoding is
  * also bounded in memory, hub-wide: `WorkInFlight` below.
  *
- * Loading a document from storage is work too (`loadTurn`): whoever opens a document that is
+ * Loading a document from storage is work too (`loadWait`): whoever opens a document that is
  * not loaded pays a token of its loads bucket (`loadsPerSecond`, `loadBurst`) and, after the
- * load, its measured time (`pay`); past the bucket or in debt, its next load waits.
+ * load, its measured time (`pay`); past the bucket or in debt, its open is refused.
  *
  * @example
  * ```ts
@@ -38,7 +38,7 @@ export interface CrdtWorkLimits {
    * Document loads from storage per second, sustained, per payer (`loadPayer`): opening a
    * document that is not loaded reads and decodes it whole (a 55 KB Automerge document of 1M
    * ops takes 0.75 s), and a loop of opens (documents pushed out of memory in between) would
-   * make the hub do it again and again. Past it (and the burst), the open waits. Default 50;
+   * make the hub do it again and again. Past it (and the burst), the open is refused (`loadWait`). Default 50;
    * 0: loads are not counted (their time still is).
    * The load's measured time is also charged to the payer's work (`microsPerSecond`).
    */
@@ -84,7 +84,7 @@ interface Account {
   readonly bucket: TokenBucket
   /** Its document loads (made on its first load). */
   loads: TokenBucket | undefined
-  /** The last waiting submit's or load's turn: the next one waits behind it. */
+  /** The last waiting submit's turn: the next one waits behind it. */
   tail: Promise<void> | undefined
 }
 
@@ -130,12 +130,12 @@ export class CrdtWorkBudget {
     if (this.#closed) return undefined
     const a = this.#account(principal)
     if (a.tail === undefined && a.bucket.borrow(0, steadyNow(this.runtime)) === 0) return undefined
-    return this.#queue(a, false)
+    return this.#queue(a)
   }
 
-  /** A wait behind the account's earlier ones, until it is out of debt (a `load`: of loads too). */
-  #queue(a: Account, load: boolean): Promise<void> {
-    const mine: Promise<void> = (a.tail ?? Promise.resolve()).then(() => this.#outOfDebt(a, load)).finally(() => {
+  /** A wait behind the account's earlier ones, until it is out of debt. */
+  #queue(a: Account): Promise<void> {
+    const mine: Promise<void> = (a.tail ?? Promise.resolve()).then(() => this.#outOfDebt(a)).finally(() => {
       if (a.tail === mine) a.tail = undefined
     })
     a.tail = mine
@@ -143,20 +143,21 @@ export class CrdtWorkBudget {
   }
 
   /**
-   * When `payer` may load a document from storage: it pays a token of its loads bucket now;
-   * undefined at once if it is in debt for neither loads nor work and nobody of its waits,
-   * else a promise that resolves once it is out of both debts (a load's time is charged to its
-   * work after it, `pay`) and every earlier waiting submit or load of it went.
+   * Whether `payer` may load a document from storage now: 0 when it may (a token of its loads
+   * bucket is taken), else the milliseconds until it may, in debt for loads or for work
+   * (nothing taken; a load's time is charged to its work after it, `pay`). Never a wait in a
+   * queue: opens queued for their payer outlived their sockets (35,687 sockets of one reader
+   * in 30 s held 300 MB of the hub, and each queued open would have loaded later for nobody).
    */
-  loadTurn(payer: string): Promise<void> | undefined {
-    if (this.#closed) return undefined
+  loadWait(payer: string): number {
+    if (this.#closed) return 0
     const a = this.#account(payer)
     const now = steadyNow(this.runtime)
     // A rate of 0 (or none): loads are not counted, only their work.
     if (this.#limits.loadsPerSecond > 0) a.loads ??= new TokenBucket(this.#limits.loadsPerSecond, this.#limits.loadBurst, now)
-    const loadWait = a.loads?.borrow(1, now) ?? 0
-    if (a.tail === undefined && loadWait === 0 && a.bucket.borrow(0, now) === 0) return undefined
-    return this.#queue(a, true)
+    const ms = Math.max(a.loads?.until(1, now) ?? 0, a.bucket.borrow(0, now))
+    if (ms === 0) a.loads?.borrow(1, now)
+    return ms
   }
 
   /** Charges `micros` of work to `principal` (its next submits wait off any debt). */
@@ -164,12 +165,11 @@ export class CrdtWorkBudget {
     if (micros > 0) this.#account(principal).bucket.borrow(micros, steadyNow(this.runtime))
   }
 
-  /** Resolves once `a`'s work (and for a `load`, its loads) is out of debt. */
-  #outOfDebt(a: Account, load: boolean): Promise<void> {
+  /** Resolves once `a`'s work is out of debt. */
+  #outOfDebt(a: Account): Promise<void> {
     return new Promise((resolve) => {
       const wait = () => {
-        const now = steadyNow(this.runtime)
-        const ms = this.#closed ? 0 : Math.max(a.bucket.borrow(0, now), load ? (a.loads?.borrow(0, now) ?? 0) : 0)
+        const ms = this.#closed ? 0 : a.bucket.borrow(0, steadyNow(this.runtime))
         if (ms === 0) return resolve()
         const timer = this.runtime.setTimer(ms, () => {
           this.#waits.delete(timer)

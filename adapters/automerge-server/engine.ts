@@ -390,7 +390,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       decoded.set(change, d)
       return { ok: true }
     },
-    async apply(box, changes, stop) {
+    async apply(box, changes, stop, meter) {
       // box.doc is read afresh after every pause: an endpoint may have replaced the handle.
       const has = (hash: string) => A.getBackend(box.doc).getChangeByHash(hash) != null
       const batch = new Set<string>()
@@ -402,14 +402,24 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         singles = []
       }
       // Built before anything of this apply is decided (it waits for a build under way, never races it).
+      meter?.pause()
       const index = await indexOf(box, stop)
+      meter?.resume()
       const overlay = new Overlay(index)
       // Exact from here on: every op and change it holds is an entry of the index (or, for this batch, the overlay).
       const weighed = () => index.ops.size + overlay.ops.size + index.historyMax.size + overlay.historyMax.size + (contents.get(box) ?? 0)
       if (loaded.holds(box)) loaded.set(box, weighed())
       const out: Array<boolean | CrdtRejection> = []
       for (const c of changes) {
-        const d = decoded.get(c) ?? (await decode(c, stop))
+        // Decoded in slices where prepare did not (its turns are not this apply's time).
+        const d = decoded.get(c) ?? (await (async () => {
+          meter?.pause()
+          try {
+            return await decode(c, stop)
+          } finally {
+            meter?.resume()
+          }
+        })())
         // Held from prepare until now only: an applied update's decoding is let go at once.
         decoded.delete(c)
         if ("code" in d) {

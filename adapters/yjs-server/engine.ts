@@ -150,6 +150,8 @@ const heldWeight = (doc: Y.Doc): number => {
 const HEAVY_APPLY_STRUCTS = 4_096
 /** Stored updates a load merges between turns of the event loop (each about 0.1 ms in a large document). */
 const RESTORE_SLICE = 64
+/** Or fewer: a slice of a load's merge ends past this many milliseconds. */
+const RESTORE_SLICE_MS = 20
 
 
 export { MAX_YJS_CLOCK }
@@ -448,11 +450,15 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       }
       // In slices, the event loop turning between them: a tail of tiny updates costs per update
       // (scattered inserts in a large text: 60,000 took 6 s), however few bytes it holds.
+      let sliceAt = performance.now()
       for (let i = 0; i < updates.length; i++) {
-        if (i > 0 && i % RESTORE_SLICE === 0) {
+        // Every RESTORE_SLICE updates, or sooner once the slice took RESTORE_SLICE_MS: one
+        // 18-byte update can take 377 ms (Yjs scans every sibling of its origin).
+        if (i > 0 && (i % RESTORE_SLICE === 0 || performance.now() - sliceAt >= RESTORE_SLICE_MS)) {
           meter?.pause()
           await turn()
           meter?.resume()
+          sliceAt = performance.now()
         }
         try {
           Y.applyUpdate(doc, updates[i]!)
@@ -494,12 +500,16 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       // Its bytes are charged already (for its content): the deletions' own are not counted again.
       return Math.max(0, deletionGrowth(doc, d.ds.clients, 0, claimedFor(batch)))
     },
-    async apply(doc, updates) {
+    async apply(doc, updates, _stop, meter) {
       const out: Array<boolean | Uint8Array | CrdtRejection> = []
       let heavy = false
       for (const u of updates) {
         // One update of many structs is seconds of work Yjs does in one go: the next waits a turn.
-        if (heavy) await turn()
+        if (heavy) {
+          meter?.pause()
+          await turn()
+          meter?.resume()
+        }
         const d = decodedCache.get(u) ?? decode(u)
         decodedCache.delete(u)
         heavy = !("ok" in d) && d.structs.length >= HEAVY_APPLY_STRUCTS

@@ -30,7 +30,7 @@
  * (core/authority/followers.ts), so however fast one sender renews its state, the others
  * hear it at most once a tick.
  */
-import type { Applied, CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp, SliceMeter, StopSignal } from "./engine.js"
+import { Stopwatch, type Applied, type CheckResult, type CrdtDocEngine, type CrdtRejection, type DocWarmUp, type StopSignal } from "./engine.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import { steadyNow, type Runtime, type Timer } from "../ports/runtime.js"
@@ -62,10 +62,11 @@ export interface CrdtAuthorityOptions {
   /** Compact when the stored tail reaches this many bytes and at least the base's size. Default 64 KiB. */
   readonly compactAfterBytes?: number
   /**
-   * Compact also when the stored tail holds this many updates, whatever their bytes. Default
-   * 2,048. A load merges the tail one update at a time, and a tiny update costs as much to
-   * merge as a large one (60,000 one-character Yjs inserts under a 2 MiB base, 1.2 MiB of
-   * tail, took 6 s at every load; 20,000 Automerge ones 19 s).
+   * Without a runtime (no clock to measure the tail's cost, `maybeCompact`): compact also when
+   * the stored tail holds this many updates, whatever their bytes. Default 2,048. A load
+   * merges the tail one update at a time, and a tiny update can cost as much to merge as a
+   * large one (60,000 one-character Yjs inserts under a 2 MiB base, 1.2 MiB of tail, took 6 s
+   * at every load; 20,000 Automerge ones 19 s).
    */
   readonly compactAfterUpdates?: number
   /**
@@ -105,6 +106,9 @@ interface Queued {
   readonly origin: CrdtSubscriber | undefined
   /** The principal id that submitted (judged against writer ownership), if named. */
   readonly by: string | undefined
+  /** Who pays its work (`workPayer`), if named, and what it was charged where it entered (µs): its apply's measured time past that is charged after it. */
+  readonly payer: string | undefined
+  readonly charged: number
   readonly rejected: Array<CrdtRejection & { readonly index: number }>
   /** Gives back its share of the host's heavy work in flight (idempotent). */
   readonly release: () => void
@@ -136,6 +140,8 @@ const weightOf = (checks: ReadonlyArray<CheckResult>): number => checks.reduce((
 
 const DEFAULT_COMPACT_AFTER_BYTES = 64 * 1024
 const DEFAULT_COMPACT_AFTER_UPDATES = 2_048
+/** A tail that cost less than this to merge is never compacted for its cost (µs of the hub's time). */
+const COMPACT_AFTER_MICROS = 250_000
 
 /** Writer identities one principal may claim before writing (`claim`) while a document is loaded: a page load each (a new Y.Doc), for a long day. */
 export const MAX_CLAIMS_PER_PRINCIPAL = 256
@@ -162,6 +168,15 @@ export class CrdtDocAuthority<D> {
   private failedAtTail = -Infinity
   /** The tail's updates when a compaction last failed (as `failedAtTail`, counted in updates). */
   private failedAtUpdates = -Infinity
+  /**
+   * What merging the stored tail cost, in µs of the runtime's clock: its applies' measured
+   * time (a load merges them again, one by one), or the load's that merged it.
+   */
+  private tailMicros = 0
+  /** What the last compaction's encode took (µs): a compaction is due once the tail cost as much. */
+  private encodeMicros = 0
+  /** `tailMicros` when a compaction last failed. */
+  private failedAtMicros = -Infinity
   /** An update of the last batch was refused for the document's size: a compaction may find room. */
   private compactDue = false
   private seqValue: number
@@ -213,6 +228,8 @@ export class CrdtDocAuthority<D> {
     const { doc, owners, seq, baseSeq, baseBytes, tailBytes, micros } = await CrdtDocAuthority.read(docId, engine, store, clock)
     const loaded = new CrdtDocAuthority(docId, engine, store, doc, owners, { seq, baseSeq, baseBytes, tailBytes }, hooks, options)
     loaded.loadMicros = micros
+    // What merging the stored tail cost (with the base's load): the next compaction is judged by it.
+    if (tailBytes > 0) loaded.tailMicros = micros
     return loaded
   }
 
@@ -223,13 +240,16 @@ export class CrdtDocAuthority<D> {
    * costs none of it. Applies wait until it is done (commit), never racing it. It takes its
    * share of the host's bound on heavy work in flight, as an upload does, before the update's
    * own share (so it is never behind an update that waits for it), and documents warming at
-   * once run one heavy job at a time next to the uploads. No principal pays it: it is the
-   * document's work, done once per load for every writer after, not any update's (billing
-   * the first writer would charge a one-character edit seconds of work it did not cause).
+   * once run one heavy job at a time next to the uploads. The payer of the submit that starts
+   * it pays its estimate, as for its own updates: a writer reloading a 1M-op document
+   * (pushing it out of the idle cache with small ones) and sending one change, in a loop,
+   * had the hub do 7.7 s of index build per 0.8 s load it paid, and another user's command
+   * waited up to 3.9 s (.scratch/s35/tenant2/a1-warm-cycle.mts). An honest first writer of
+   * a large document pays it once per load, within its work burst (15 s).
    * Not done again for a rebuild (inside a commit, which holds its own share): apply then
    * does the work itself.
    */
-  private warm(): void {
+  private warm(payer?: string): void {
     this.warmStarted = true
     let work: DocWarmUp | undefined
     try {
@@ -238,6 +258,7 @@ export class CrdtDocAuthority<D> {
       return this.warmFailed(e)
     }
     if (work === undefined) return
+    if (payer !== undefined) this.hooks.work?.pay(payer, work.weight)
     const inFlight = this.hooks.inFlight
     this.warming = (async () => {
       const release = (await inFlight?.take(work.weight)) ?? (() => {})
@@ -262,12 +283,7 @@ export class CrdtDocAuthority<D> {
       throw new CrdtDocError("doc-kind-mismatch", `Document "${docId}" is a ${stored.meta.kind} document, not ${engine.kind}.`)
     }
     // The engine's time only: the read from storage is I/O, and a sliced restore's pauses are others' work.
-    let ms = 0
-    let since = 0
-    const meter: SliceMeter = {
-      pause: () => void (ms += (clock?.() ?? 0) - since),
-      resume: () => void (since = clock?.() ?? 0),
-    }
+    const meter = new Stopwatch(clock ?? (() => 0))
     let doc: D
     if (stored?.base === undefined) doc = engine.empty()
     else {
@@ -301,7 +317,7 @@ export class CrdtDocAuthority<D> {
       baseSeq: stored?.meta.baseSeq ?? 0,
       baseBytes: stored?.base?.length ?? 0,
       tailBytes: stored?.entries.reduce((n, e) => n + e.update.length, 0) ?? 0,
-      micros: Math.max(0, Math.round(ms * 1000)),
+      micros: Math.round(meter.ms * 1000),
     }
   }
 
@@ -430,7 +446,7 @@ export class CrdtDocAuthority<D> {
     this.claimsBy.set(by, made + 1)
     this.claiming.set(writer, by)
     // An empty submit: its commit stores what is being claimed.
-    this.enqueue([], [], undefined, by, () => {}).catch(() => {})
+    this.enqueue([], [], undefined, by, undefined, 0, () => {}).catch(() => {})
     return true
   }
 
@@ -448,11 +464,13 @@ export class CrdtDocAuthority<D> {
     // Bounded and weighed where they enter, cheaply (the engine's `check`); the costly rest
     // (`prepare`) runs when their turn comes in the queue.
     const checks = updates.map((u) => checkSafely(this.engine, u))
-    if (!this.warmStarted && checks.some((c) => c.ok)) this.warm()
     const work = payer === undefined ? undefined : this.hooks.work
     // The turn is taken before paying: this submit waits off earlier debt, not its own.
     const turn = work?.turn(payer!)
-    work?.pay(payer!, checks.reduce((n, c) => n + (c.weight ?? 0), 0))
+    const charged = checks.reduce((n, c) => n + (c.weight ?? 0), 0)
+    work?.pay(payer!, charged)
+    // After the turn, as its updates' weight: the build it starts delays its payer's next submits, not this one.
+    if (!this.warmStarted && checks.some((c) => c.ok)) this.warm(payer)
     // Heavy work takes its share of the host's bound before it is queued, never inside the
     // queue: a document's queue never stands still waiting for work on other documents.
     const inFlight = this.hooks.inFlight
@@ -460,7 +478,7 @@ export class CrdtDocAuthority<D> {
     const key = payer ?? ""
     const before = this.entering.get(key)
     if (turn === undefined && before === undefined && (inFlight === undefined || weight <= inFlight.light)) {
-      return this.enqueue(updates, checks, origin, by, () => {})
+      return this.enqueue(updates, checks, origin, by, payer, charged, () => {})
     }
     // Waiting: the payer's later submits here wait behind this one (a socket's updates keep their order).
     let entered!: () => void
@@ -475,7 +493,7 @@ export class CrdtDocAuthority<D> {
           release()
           throw new CrdtDocError("doc-unavailable", `Document "${this.docId}" is closed; reconnect.`)
         }
-        return this.enqueue(updates, checks, origin, by, release)
+        return this.enqueue(updates, checks, origin, by, payer, charged, release)
       } finally {
         if (this.entering.get(key) === mine) this.entering.delete(key)
         entered()
@@ -483,11 +501,11 @@ export class CrdtDocAuthority<D> {
     })()
   }
 
-  private enqueue(updates: ReadonlyArray<Uint8Array>, checks: ReadonlyArray<CheckResult>, origin: CrdtSubscriber | undefined, by: string | undefined, release: () => void): Promise<SubmitOutcome> {
+  private enqueue(updates: ReadonlyArray<Uint8Array>, checks: ReadonlyArray<CheckResult>, origin: CrdtSubscriber | undefined, by: string | undefined, payer: string | undefined, charged: number, release: () => void): Promise<SubmitOutcome> {
     return new Promise<SubmitOutcome>((resolve, reject) => {
       // However the item ends, its share of heavy work in flight is given back.
       this.queue.push({
-        updates, checks, origin, by, rejected: [], release,
+        updates, checks, origin, by, payer, charged, rejected: [], release,
         resolve: (o) => (release(), resolve(o)),
         reject: (e) => (release(), reject(e)),
       })
@@ -621,10 +639,14 @@ export class CrdtDocAuthority<D> {
         if (this.stopping.signal.aborted) return this.abandon(batch)
         ;({ updates, indexes, binds, charges } = this.fitting(item, this.ownWriters(item, checked)))
         if (updates.length > 0) {
+          // Its time on the runtime's clock, the turns a sliced apply lets through left out.
+          const meter = new Stopwatch(() => this.now())
           try {
             this.markUnstored()
             // One call per submit: Automerge's apply has a large fixed cost per call.
-            results = await this.engine.apply(this.docValue, updates, this.stopping.signal)
+            meter.resume()
+            results = await this.engine.apply(this.docValue, updates, this.stopping.signal, meter)
+            meter.pause()
             if (this.stopping.signal.aborted) return this.abandon(batch)
           } catch (e) {
             if (this.stopping.signal.aborted) return this.abandon(batch)
@@ -638,6 +660,7 @@ export class CrdtDocAuthority<D> {
               return this.fail(batch, error)
             }
           }
+          this.applied(item, meter.ms)
         }
       } finally {
         // What prepare decoded is let go with apply: the next heavy item may start.
@@ -783,8 +806,22 @@ export class CrdtDocAuthority<D> {
   }
 
   /**
-   * Tail at least as big as the base (and past the threshold), or of `compactAfterUpdates`
-   * updates: encode the live doc as the new base. Also when an update was refused for the
+   * An item's updates were applied in `ms` (its measured time, without the turns it let
+   * through): what that passed its estimate is charged to its payer (the estimate was paid
+   * where it entered), and the tail's cost grows by it. An 18-byte Yjs insert took 377 ms
+   * (Yjs scans every sibling of the same origin) and was charged as one struct.
+   */
+  private applied(item: Queued, ms: number): void {
+    if (this.hooks.runtime === undefined) return
+    const micros = Math.round(ms * 1000)
+    this.tailMicros += micros
+    if (item.payer !== undefined && micros > item.charged) this.hooks.work?.pay(item.payer, micros - item.charged)
+  }
+
+  /**
+   * Tail at least as big as the base (and past the threshold), or as costly to merge as the
+   * last encode (by count, `compactAfterUpdates`, without a clock): encode the live doc as the
+   * new base. Also when an update was refused for the
    * document's size and measuring it again may find room (size-bound.ts paces that).
    */
   private async maybeCompact(): Promise<void> {
@@ -792,10 +829,22 @@ export class CrdtDocAuthority<D> {
     const due = this.compactDue
     this.compactDue = false
     if (due && this.sizeBound.mayMeasure(this.now()) && this.tailBytes >= this.failedAtTail + threshold) return this.compact()
-    // Each stored update is one seq: the tail's updates are those past the base.
-    const updates = this.seqValue - this.baseSeq
-    const most = this.options.compactAfterUpdates ?? DEFAULT_COMPACT_AFTER_UPDATES
-    if (updates >= most && updates >= this.failedAtUpdates + most) return this.compact()
+    if (this.seqValue !== this.baseSeq) {
+      if (this.hooks.runtime !== undefined) {
+        // Measured: once the tail cost as much to merge as the last encode took (and at least
+        // COMPACT_AFTER_MICROS), so a load's merge stays within about one encode, and the
+        // encodes (O(document), charged to nobody) within what the writers' applies were
+        // charged: by count alone, 2,048 cheap updates at the end of a 2M-struct text forced an
+        // encode of 156-253 ms each (6 s of hub time per attacker MB).
+        const due = Math.max(COMPACT_AFTER_MICROS, this.encodeMicros)
+        if (this.tailMicros >= due && this.tailMicros >= this.failedAtMicros + due) return this.compact()
+      } else {
+        // No clock: by count (each stored update is one seq: the tail's are those past the base).
+        const updates = this.seqValue - this.baseSeq
+        const most = this.options.compactAfterUpdates ?? DEFAULT_COMPACT_AFTER_UPDATES
+        if (updates >= most && updates >= this.failedAtUpdates + most) return this.compact()
+      }
+    }
     if (this.tailBytes < threshold || this.tailBytes < this.baseBytes || this.seqValue === this.baseSeq) return
     if (this.tailBytes < this.failedAtTail + threshold) return
     await this.compact()
@@ -811,6 +860,7 @@ export class CrdtDocAuthority<D> {
     if (this.seqValue === this.baseSeq || this.closed) return
     let base: Uint8Array
     const measure = this.sizeBound.measure(this.now())
+    const started = this.now()
     try {
       base = this.engine.encode(this.docValue)
     } catch (e) {
@@ -819,9 +869,11 @@ export class CrdtDocAuthority<D> {
       measure.failed()
       this.failedAtTail = this.tailBytes
       this.failedAtUpdates = this.seqValue - this.baseSeq
+      this.failedAtMicros = this.tailMicros
       this.hooks.onReport?.({ docId: this.docId, code: "compact-failed", message: errorText(e) })
       return
     }
+    const encoded = this.now()
     const oldBaseSeq = this.baseSeq
     const seq = this.seqValue
     try {
@@ -834,6 +886,9 @@ export class CrdtDocAuthority<D> {
     this.baseSeq = seq
     this.baseBytes = base.length
     this.tailBytes = 0
+    this.tailMicros = 0
+    // The encode alone (not the write): the next compaction is due once the tail cost as much.
+    this.encodeMicros = Math.round((encoded - started) * 1000)
     measure.done(base.length, this.now())
   }
 

@@ -93,6 +93,24 @@ export interface SliceMeter {
   resume(): void
 }
 
+/**
+ * A SliceMeter that sums the time of its work's slices on `clock` (ms; none: 0), from `resume`
+ * to `pause`, leaving out what runs between them.
+ */
+export class Stopwatch implements SliceMeter {
+  /** Milliseconds of work so far. */
+  ms = 0
+  private since: number | undefined
+  constructor(private readonly clock: () => number) {}
+  pause(): void {
+    if (this.since !== undefined) this.ms += Math.max(0, this.clock() - this.since)
+    this.since = undefined
+  }
+  resume(): void {
+    this.since = this.clock()
+  }
+}
+
 /** An engine's work on a loaded document before its first apply (`warm`). */
 export interface DocWarmUp {
   /** Its estimated work in microseconds (for the host's bound on heavy work in flight). */
@@ -179,9 +197,10 @@ export interface CrdtDocEngine<D> {
    * authority never runs two applies on one document at once; an asynchronous one must read
    * the document afresh after each pause (endpoints may replace an Automerge handle meanwhile).
    * Once `stop` is aborted it may reject at any pause, the document half-changed: the authority
-   * then drops it unsaved.
+   * then drops it unsaved. Done in slices, it tells `meter` around each turn of the event loop
+   * it lets through (the authority charges the apply's measured time to its payer).
    */
-  apply(doc: D, updates: ReadonlyArray<Uint8Array>, stop?: StopSignal): ReadonlyArray<Applied> | Promise<ReadonlyArray<Applied>>
+  apply(doc: D, updates: ReadonlyArray<Uint8Array>, stop?: StopSignal, meter?: SliceMeter): ReadonlyArray<Applied> | Promise<ReadonlyArray<Applied>>
   /**
    * The writer identities `update` (already checked) adds data under, given the document as it
    * is before the update: Yjs clientIDs with structs past the document's clock, actors of

@@ -225,11 +225,11 @@ export class CrdtDocAuthority<D> {
   static async load<D>(docId: string, engine: CrdtDocEngine<D>, store: CrdtDocStore, hooks: CrdtAuthorityHooks, options: CrdtAuthorityOptions = {}): Promise<CrdtDocAuthority<D>> {
     const runtime = hooks.runtime
     const clock = runtime === undefined ? undefined : () => steadyNow(runtime)
-    const { doc, owners, seq, baseSeq, baseBytes, tailBytes, micros } = await CrdtDocAuthority.read(docId, engine, store, clock)
+    const { doc, owners, seq, baseSeq, baseBytes, tailBytes, micros, tailMicros } = await CrdtDocAuthority.read(docId, engine, store, clock)
     const loaded = new CrdtDocAuthority(docId, engine, store, doc, owners, { seq, baseSeq, baseBytes, tailBytes }, hooks, options)
     loaded.loadMicros = micros
-    // What merging the stored tail cost (with the base's load): the next compaction is judged by it.
-    if (tailBytes > 0) loaded.tailMicros = micros
+    // What merging the stored tail cost: the next compaction is judged by it.
+    loaded.tailMicros = tailMicros
     return loaded
   }
 
@@ -284,6 +284,8 @@ export class CrdtDocAuthority<D> {
     }
     // The engine's time only: the read from storage is I/O, and a sliced restore's pauses are others' work.
     const meter = new Stopwatch(clock ?? (() => 0))
+    // What the base's load took: the rest is the tail's merge.
+    let baseMs = 0
     let doc: D
     if (stored?.base === undefined) doc = engine.empty()
     else {
@@ -298,6 +300,7 @@ export class CrdtDocAuthority<D> {
     // The one place stored updates enter: trusted (this hub accepted them), so `restore`, never
     // the peer's way in (check, prepare, apply), whose limits an operator may have lowered since.
     if (stored !== undefined && stored.entries.length > 0) {
+      baseMs = meter.ms
       meter.resume()
       try {
         await engine.restore(doc, stored.entries.map((e) => e.update), meter)
@@ -318,6 +321,7 @@ export class CrdtDocAuthority<D> {
       baseBytes: stored?.base?.length ?? 0,
       tailBytes: stored?.entries.reduce((n, e) => n + e.update.length, 0) ?? 0,
       micros: Math.round(meter.ms * 1000),
+      tailMicros: Math.round((meter.ms - baseMs) * 1000),
     }
   }
 

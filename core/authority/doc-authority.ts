@@ -162,10 +162,10 @@ const BIG_STATE_BYTES = 1 << 20
 /** AuthorityOptions.batchSliceMs's default: what a browser counts as a long task. */
 const DEFAULT_BATCH_SLICE_MS = 50
 
-/** Turns of `options.batchSliceMs` (a hub's, shared by its documents; or a document's own, without a hub). */
 /** Bytes of a loaded state encoded between pauses (its size and hash are measured at load). */
 const ENCODE_PIECE_BYTES = 64 * 1024
 
+/** Turns of `options.batchSliceMs` (a hub's, shared by its documents; or a document's own, without a hub). */
 export const sliceTurns = (runtime: Runtime, options: AuthorityOptions): Turns => new Turns(runtime, options.batchSliceMs ?? DEFAULT_BATCH_SLICE_MS)
 
 /**

@@ -170,7 +170,7 @@ export class CrdtDocAuthority<D> {
   private failedAtUpdates = -Infinity
   /**
    * What merging the stored tail cost, in µs of the runtime's clock: its applies' measured
-   * time (a load merges them again, one by one), or the load's that merged it.
+   * time (a load merges them again, one by one), or the merge of the load that read it.
    */
   private tailMicros = 0
   /** What the last compaction's encode took (µs): a compaction is due once the tail cost as much. */
@@ -653,6 +653,8 @@ export class CrdtDocAuthority<D> {
             meter.pause()
             if (this.stopping.signal.aborted) return this.abandon(batch)
           } catch (e) {
+            // What the failed apply took counts (the rebuild after it is the document's recovery, not the payer's).
+            meter.pause()
             if (this.stopping.signal.aborted) return this.abandon(batch)
             this.hooks.onReport?.({ docId: this.docId, code: "update-failed", message: errorText(e) })
             // The document may be half-changed: rebuild it, then find the culprit one by one.

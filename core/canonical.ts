@@ -253,10 +253,7 @@ export const decodeCanonicalSliced = async (bytes: Uint8Array, pause: () => Prom
   const stack: Open[] = []
   let value: unknown
   for (let steps = 1; ; steps++) {
-    if (steps % VALUES_PER_PIECE === 0) {
-      const paused = pause()
-      if (paused !== undefined) await paused
-    }
+    if (steps % VALUES_PER_PIECE === 0) await pause()
     const top = stack[stack.length - 1]
     if (top !== undefined && top.i === top.n) {
       stack.pop()

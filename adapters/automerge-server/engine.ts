@@ -52,6 +52,7 @@ import { CRDT_GROWTH_FACTOR } from "../../core/authority/size-bound.js"
 import { CHUNK_DOCUMENT, MAX_ACTOR_BYTES, OpIndex, Overlay, measureChunk, savePlain, saveReloads, splitChunks, type Measured } from "../automerge/validate.js"
 import { admitChanges, changesOfAsync, indexInSlices, type UntrustedChange } from "../automerge/admit.js"
 import { Weighed, updateGrowth } from "../automerge/growth.js"
+import { outside } from "../../core/stopwatch.js"
 
 export interface AutomergeBox {
   doc: A.Doc<unknown>
@@ -402,9 +403,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
         singles = []
       }
       // Built before anything of this apply is decided (it waits for a build under way, never races it).
-      meter?.pause()
-      const index = await indexOf(box, stop)
-      meter?.resume()
+      const index = await outside(meter, () => indexOf(box, stop))
       const overlay = new Overlay(index)
       // Exact from here on: every op and change it holds is an entry of the index (or, for this batch, the overlay).
       const weighed = () => index.ops.size + overlay.ops.size + index.historyMax.size + overlay.historyMax.size + (contents.get(box) ?? 0)
@@ -412,14 +411,7 @@ export const automergeDocEngine = (options: AutomergeEngineOptions = {}): CrdtDo
       const out: Array<boolean | CrdtRejection> = []
       for (const c of changes) {
         // Decoded in slices where prepare did not (its turns are not this apply's time).
-        const d = decoded.get(c) ?? (await (async () => {
-          meter?.pause()
-          try {
-            return await decode(c, stop)
-          } finally {
-            meter?.resume()
-          }
-        })())
+        const d = decoded.get(c) ?? (await outside(meter, () => decode(c, stop)))
         // Held from prepare until now only: an applied update's decoding is let go at once.
         decoded.delete(c)
         if ("code" in d) {

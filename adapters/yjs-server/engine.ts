@@ -51,6 +51,7 @@ import { MAX_UPDATE_STRUCTS, MAX_YJS_CLOCK, TYPE_WEIGHT, countV1Structs, countV2
 import { deletionGrowth, type Claimed } from "../yjs/deletion.js"
 import { onlyDeletes } from "../yjs/tombstone.js"
 import { turn } from "../system/turn.js"
+import { outside } from "../../core/stopwatch.js"
 import { HeldWeight, UNIT_HEAP_BYTES, fullText } from "../../core/authority/held-weight.js"
 
 export interface YjsEngineOptions {
@@ -455,9 +456,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
         // Every RESTORE_SLICE updates, or sooner once the slice took RESTORE_SLICE_MS: one
         // 18-byte update can take 377 ms (Yjs scans every sibling of its origin).
         if (i > 0 && (i % RESTORE_SLICE === 0 || performance.now() - sliceAt >= RESTORE_SLICE_MS)) {
-          meter?.pause()
-          await turn()
-          meter?.resume()
+          await outside(meter, turn)
           sliceAt = performance.now()
         }
         try {
@@ -505,11 +504,7 @@ export const yjsDocEngine = (options: YjsEngineOptions = {}): CrdtDocEngine<Y.Do
       let heavy = false
       for (const u of updates) {
         // One update of many structs is seconds of work Yjs does in one go: the next waits a turn.
-        if (heavy) {
-          meter?.pause()
-          await turn()
-          meter?.resume()
-        }
+        if (heavy) await outside(meter, turn)
         const d = decodedCache.get(u) ?? decode(u)
         decodedCache.delete(u)
         heavy = !("ok" in d) && d.structs.length >= HEAVY_APPLY_STRUCTS

@@ -51,6 +51,7 @@ import { fieldsOfRoot } from "../crdt/roots.js"
 import type { Freezable } from "./snapshots.js"
 import { DEFAULT_HARD_LIMIT } from "./guarded-connection.js"
 import { Turns, pauseIn } from "./turns.js"
+import { Stopwatch, outside } from "../stopwatch.js"
 import { StateEncoder } from "../snapshot/state-encoder.js"
 import { StreamHash } from "../snapshot/stream-hash.js"
 import { heldRefusal, holdAt, type HeldVersion } from "./held-version.js"
@@ -686,21 +687,18 @@ export class DocAuthority<S = unknown> {
     const turns = hooks.turns ?? sliceTurns(runtime, options)
     // The load's own work on the runtime's clock, slices summed (not the waits between them nor
     // storage's): the hub charges it to whoever made the document load, with the replay's.
-    let workMs = 0
-    let workFrom = 0
+    const work = new Stopwatch(() => steadyNow(runtime))
     const piece = pauseIn(turns)
     const pause = (): Promise<void> | undefined => {
-      const now = steadyNow(runtime)
-      workMs += now - workFrom
-      workFrom = now
-      return piece()?.then(() => void (workFrom = steadyNow(runtime)))
+      const turn = piece()
+      return turn === undefined ? undefined : outside(work, () => turn)
     }
     let snapshotHeap = 0
     const newest = stored === undefined ? undefined : await snapshotter.loadNewest(head.seq, async (meta, bytes) => {
-      if (bytes !== undefined) workFrom = steadyNow(runtime)
+      if (bytes !== undefined) work.resume()
       if (memory !== undefined) hold(bytes === undefined ? meta.size : (snapshotHeap = await heapOfEncoded(bytes, pause)) + meta.size)
     }, pause)
-    if (newest !== undefined) workMs += steadyNow(runtime) - workFrom
+    work.pause()
     // A snapshot at seq 0 is never loaded: the state there is the first epoch's initial state,
     // and one stored may be of another version's (taken for a replica that asked by an older
     // hub, before anything was written: the first write starts the log at the version of the
@@ -747,19 +745,19 @@ export class DocAuthority<S = unknown> {
     // Granted a turn (turns.ts): one entry goes whatever the turn's room.
     let granted = false
     // The replay's time, on the runtime's clock: the hub charges it to whoever made it load.
-    let replayMs = 0
+    const replay = new Stopwatch(() => steadyNow(runtime))
     while (at < head.seq) {
       const entries = await store.entries(docId, at, Math.min(page * 8, head.seq - at), logSince)
       if (entries.length === 0) break
       for (const e of entries) {
         while (!granted && turns.over()) granted = await turns.next()
         granted = false
-        const started = steadyNow(runtime)
+        replay.resume()
         if (history === undefined) {
           const r = applyLogged(host, docId, machine, e)
           if (r !== undefined) refused === undefined ? (refused = { seq: e.seq, rejection: r, count: 1 }) : refused.count++
         } else epoch = replayEntry(host, docId, history, epoch, e)
-        replayMs += steadyNow(runtime) - started
+        replay.pause()
         at = e.seq
       }
       holdBuilt()
@@ -782,7 +780,7 @@ export class DocAuthority<S = unknown> {
       const seq = head.seq + 1
       const time = Math.max(head.lastTime, runtime.now())
       const marker: Entry = { seq, time, clientId: HUB_CLIENT, clientSeq: 0, name: MIGRATE, args: { from: epoch, to: machine.version } }
-      const started = steadyNow(runtime)
+      replay.resume()
       try {
         applyMigration(host, docId, history, marker)
       } catch (e) {
@@ -791,7 +789,7 @@ export class DocAuthority<S = unknown> {
         hooks.onReport?.({ docId, code: "migration-failed", message: held.error.message })
       } finally {
         // App code too, run again at every load while it fails: charged with the replay.
-        replayMs += steadyNow(runtime) - started
+        replay.pause()
       }
       if (held === undefined) {
         // What the migration built, before its commit is awaited (loads migrating at once see each other's).
@@ -814,7 +812,7 @@ export class DocAuthority<S = unknown> {
     // (The fields the root has now: a `$migrate` may have added some, or a machine's first ones.)
     const fields = fieldsOfRoot(host.root)
     const atSnapshot = fields === undefined && base !== undefined && base.meta.seq === head.seq ? base.meta : undefined
-    workFrom = steadyNow(runtime)
+    work.resume()
     let stateBytes: number
     let loadedHash: string
     if (atSnapshot !== undefined) (stateBytes = atSnapshot.size), (loadedHash = atSnapshot.hash)
@@ -827,12 +825,11 @@ export class DocAuthority<S = unknown> {
       for (let bytes = encoder.next(ENCODE_PIECE_BYTES); bytes !== undefined; bytes = encoder.next(ENCODE_PIECE_BYTES)) {
         hash.update(bytes)
         stateBytes += bytes.length
-        const paused = pause()
-        if (paused !== undefined) await paused
+        await pause()
       }
       loadedHash = hash.digest()
     }
-    workMs += steadyNow(runtime) - workFrom
+    work.pause()
     if (options.checkpointEvery === Infinity) {
       // Checkpoints are off.
     } else if (head.seq > 0 && head.checkpoint?.seq === head.seq) {
@@ -854,11 +851,11 @@ export class DocAuthority<S = unknown> {
     const behind = countBehind > 0 && horizon < base!.meta.seq ? await store.logBytes(docId, horizon, base!.meta.seq, countBehind) : 0
     snapshotter.noteLoaded(logSince.bytes, behind)
     // (Its constructor may count the state's memory: O(state), and the load's.)
-    const built = steadyNow(runtime)
+    work.resume()
     const doc = new DocAuthority(docId, machine, store, runtime, host.root, checked, options, hooks, snapshotter, horizon, stateBytes, markers, held, heldState, counted + grownOf(host) - grownAtCount)
-    workMs += steadyNow(runtime) - built
-    doc.workSinceSnapshot = Math.round(replayMs * 1000)
-    doc.loadMicros = Math.round((replayMs + workMs) * 1000)
+    work.pause()
+    doc.workSinceSnapshot = Math.round(replay.ms * 1000)
+    doc.loadMicros = Math.round((replay.ms + work.ms) * 1000)
     // Leftovers of writes cut by a crash: chunks of unfinished snapshots, older snapshots.
     // Awaited: a snapshot begun while the sweep runs has chunks without a meta yet, which the
     // sweep would take for leftovers (test/snapshot-load-race.test.ts). Without a crash

@@ -30,7 +30,8 @@
  * (core/authority/followers.ts), so however fast one sender renews its state, the others
  * hear it at most once a tick.
  */
-import { Stopwatch, type Applied, type CheckResult, type CrdtDocEngine, type CrdtRejection, type DocWarmUp, type StopSignal } from "./engine.js"
+import type { Applied, CheckResult, CrdtDocEngine, CrdtRejection, DocWarmUp, StopSignal } from "./engine.js"
+import { Stopwatch } from "../stopwatch.js"
 import type { CrdtDocStore, OwnerRecord } from "./store.js"
 import type { CrdtWorkBudget, WorkInFlight } from "./work-budget.js"
 import { steadyNow, type Runtime, type Timer } from "../ports/runtime.js"

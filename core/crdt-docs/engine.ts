@@ -81,35 +81,8 @@ export interface StopSignal {
   readonly aborted: boolean
 }
 
-/**
- * Told by work done in slices (`restore`) when it lets the event loop turn and when it goes
- * on: what runs in between is other work, so a caller measuring this work's time (a load is
- * charged to whoever opened the document) leaves it out.
- */
-export interface SliceMeter {
-  /** The work lets the event loop turn now. */
-  pause(): void
-  /** The work goes on. */
-  resume(): void
-}
-
-/**
- * A SliceMeter that sums the time of its work's slices on `clock` (ms; none: 0), from `resume`
- * to `pause`, leaving out what runs between them.
- */
-export class Stopwatch implements SliceMeter {
-  /** Milliseconds of work so far. */
-  ms = 0
-  private since: number | undefined
-  constructor(private readonly clock: () => number) {}
-  pause(): void {
-    if (this.since !== undefined) this.ms += Math.max(0, this.clock() - this.since)
-    this.since = undefined
-  }
-  resume(): void {
-    this.since = this.clock()
-  }
-}
+import type { SliceMeter } from "../stopwatch.js"
+export type { SliceMeter } from "../stopwatch.js"
 
 /** An engine's work on a loaded document before its first apply (`warm`). */
 export interface DocWarmUp {

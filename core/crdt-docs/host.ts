@@ -138,7 +138,7 @@ export class CrdtDocHost {
    * socket 4503, which stock clients retry), never queued. Opens at once share one load.
    */
   private async acquire(engine: CrdtDocEngine<any>, docId: string, payer: string | undefined): Promise<{ readonly doc: CrdtDocAuthority<any>; readonly kept: boolean }> {
-    if (this.closed) throw new CrdtDocError("doc-unavailable", "The hub is shutting down.")
+    // (`open` has refused it already if the host is closed: nothing is awaited before this.)
     let p = this.docs.get(docId)
     // A kept document in use again (its endpoint releases it when its last follower goes).
     const kept = this.idleDocs?.take(docId) !== undefined

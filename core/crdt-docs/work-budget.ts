@@ -130,11 +130,6 @@ export class CrdtWorkBudget {
     if (this.#closed) return undefined
     const a = this.#account(principal)
     if (a.tail === undefined && a.bucket.borrow(0, steadyNow(this.runtime)) === 0) return undefined
-    return this.#queue(a)
-  }
-
-  /** A wait behind the account's earlier ones, until it is out of debt. */
-  #queue(a: Account): Promise<void> {
     const mine: Promise<void> = (a.tail ?? Promise.resolve()).then(() => this.#outOfDebt(a)).finally(() => {
       if (a.tail === mine) a.tail = undefined
     })

@@ -77,10 +77,7 @@ export const heapOfEncoded = async (bytes: Uint8Array, pause?: () => Promise<voi
   const inObject = [false]
   for (let steps = 1; left.length > 0; steps++) {
     // In pieces, as the decode after it (a 28 MiB snapshot took 250 ms in one block).
-    if (pause !== undefined && steps % 2_048 === 0) {
-      const paused = pause()
-      if (paused !== undefined) await paused
-    }
+    if (pause !== undefined && steps % 2_048 === 0) await pause()
     const top = left.length - 1
     if (left[top] === 0) {
       left.pop()

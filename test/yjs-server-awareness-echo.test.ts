@@ -46,6 +46,32 @@ const room = async (name: string) => {
   }
 }
 
+/** Three sockets holding a 30 KB state each (about 90 KiB in all, past what one socket may hold). */
+const threeHolders = async (r: Awaited<ReturnType<typeof room>>) => {
+  const holders = []
+  for (let i = 0; i < 3; i++) {
+    const o = await r.raw(`m${i}`)
+    o.ws.send(say([{ clientID: 800_000 + i, clock: 1, state: JSON.stringify({ pad: "x".repeat(30_000) }) }]))
+    holders.push(o)
+  }
+  return holders
+}
+
+/** A joiner and what it was sent on joining: the room's states, in one message (about 90 KiB). */
+const joinerWithCopy = async (r: Awaited<ReturnType<typeof room>>) => {
+  const joiner = await r.raw("carol")
+  expect(await until(() => joiner.got.some((f) => f.length > 80_000), 5_000)).toBe(true)
+  return { joiner, copy: joiner.got.find((f) => f.length > 80_000)! }
+}
+
+/** The joiner sends its copy back: it stays connected, and nobody is refused for presence size. */
+const sendsBackUnpunished = async (r: Awaited<ReturnType<typeof room>>, joiner: Awaited<ReturnType<typeof joinerWithCopy>>["joiner"], copy: Uint8Array) => {
+  joiner.ws.send(copy)
+  await sleep(300)
+  expect(joiner.closed()).toBeUndefined()
+  expect(r.refused).not.toContain("presence-too-large")
+}
+
 test("others' states renewed every tick (128 clientIDs) never close the stock clients that send them back", async () => {
   const r = await room("echo-rate")
   try {
@@ -94,22 +120,11 @@ test("a joiner's copy of the room's states holding one whose socket left meanwhi
   // 4400 (for good, for a stock client; 5 of 5 behind 25 ms with churn in the room).
   const r = await room("echo-left")
   try {
-    const owners = []
-    for (let i = 0; i < 3; i++) {
-      const o = await r.raw(`m${i}`)
-      o.ws.send(say([{ clientID: 800_000 + i, clock: 1, state: JSON.stringify({ pad: "x".repeat(30_000) }) }]))
-      owners.push(o)
-    }
-    const joiner = await r.raw("carol")
-    // What it was sent on joining: the room's states, in one message (about 90 KiB).
-    expect(await until(() => joiner.got.some((f) => f.length > 80_000), 5_000)).toBe(true)
-    const copy = joiner.got.find((f) => f.length > 80_000)!
+    const owners = await threeHolders(r)
+    const { joiner, copy } = await joinerWithCopy(r)
     owners[0]!.ws.close()
     await sleep(200)
-    joiner.ws.send(copy)
-    await sleep(300)
-    expect(joiner.closed()).toBeUndefined()
-    expect(r.refused).not.toContain("presence-too-large")
+    await sendsBackUnpunished(r, joiner, copy)
   } finally {
     await r.stop()
   }
@@ -121,27 +136,17 @@ test("a joiner's copy of the room's states holding one set again meanwhile, at a
   // holds, and were judged as their own: over 64 KiB, 5 of 8 stock joiners were closed 4400.
   const r = await room("echo-flip")
   try {
-    const holders = []
-    for (let i = 0; i < 3; i++) {
-      const o = await r.raw(`m${i}`)
-      o.ws.send(say([{ clientID: 800_000 + i, clock: 1, state: JSON.stringify({ pad: "x".repeat(30_000) }) }]))
-      holders.push(o)
-    }
+    await threeHolders(r)
     const first = await r.raw("z")
     first.ws.send(say([{ clientID: 4242, clock: 9, state: `{"n":"high"}` }]))
     await sleep(200)
-    const joiner = await r.raw("carol")
-    expect(await until(() => joiner.got.some((f) => f.length > 80_000), 5_000)).toBe(true)
-    const copy = joiner.got.find((f) => f.length > 80_000)!
+    const { joiner, copy } = await joinerWithCopy(r)
     first.ws.close()
     await sleep(200)
     const again = await r.raw("z")
     again.ws.send(say([{ clientID: 4242, clock: 2, state: `{"n":"low"}` }]))
     await sleep(200)
-    joiner.ws.send(copy)
-    await sleep(300)
-    expect(joiner.closed()).toBeUndefined()
-    expect(r.refused).not.toContain("presence-too-large")
+    await sendsBackUnpunished(r, joiner, copy)
   } finally {
     await r.stop()
   }

@@ -30,11 +30,11 @@ afterEach(async () => {
 })
 
 /** A hub on a real WebSocket server; what both report is recorded. */
-const start = async (server: Partial<WsServerOptions> = {}) => {
+const start = async (server: Partial<WsServerOptions> = {}, hardLimit = HARD_LIMIT) => {
   const hubEvents: HubEvent[] = []
   const serverEvents: WsServerEvent[] = []
   const hub = new Hub({
-    machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime, hardLimit: HARD_LIMIT,
+    machines: [Counter], storage: new MemoryStorage(), runtime: systemRuntime, hardLimit,
     // The flood must reach the gate, not the message rate.
     limits: { messagesPerSecond: 1_000_000, messageBurst: 1_000_000 },
     onEvent: (e) => void hubEvents.push(e),
@@ -68,9 +68,8 @@ const peer = async (url: string) => {
   }
 }
 
-test("a peer that never reads and asks for error after error is closed slow-consumer; the hub holds at most the hard limit for it", async () => {
-  const { hub, server, url, hubEvents } = await start()
-  const p = await peer(url)
+/** A deafened peer asks for error after error; returns the most the hub's end held unsent. */
+const flood = async (hub: Hub, server: WsServer, p: Awaited<ReturnType<typeof peer>>): Promise<number> => {
   p.deafen()
   // `not-subscribed`, about 600 bytes each: an ordinary answer, not a large one.
   const ask = p.frame({ type: "fetch-state", docId: `doc/${"n".repeat(480)}` })
@@ -78,17 +77,34 @@ test("a peer that never reads and asks for error after error is closed slow-cons
   let most = 0
   let sent = 0
   const end = Date.now() + 30_000
-  // 60,000 asks (about 35 MB of answers): far past the socket buffers and the hard limit.
+  // 60,000 asks (about 35 MB of answers): far past the socket buffers and the limits.
   while (sent < 60_000 && hub.stats().connections > 0 && Date.now() < end) {
     if (p.ws.bufferedAmount < 256 * KiB) for (let i = 0; i < 200; i++, sent++) p.ws.send(ask)
     await sleep(1)
     most = Math.max(most, hubSide.bufferedAmount)
   }
+  return most
+}
+
+test("a peer that never reads and asks for error after error is closed slow-consumer; the hub holds at most the hard limit for it", async () => {
+  const { hub, server, url, hubEvents } = await start()
+  const most = await flood(hub, server, await peer(url))
   expect(await until(() => hub.stats().connections === 0, 5_000)).toBe(true)
   expect(hubEvents).toContainEqual(expect.objectContaining({ type: "limit", code: "slow-consumer" }))
   // What waited unread on the hub's end: the limit and the one answer that crossed it.
   expect(most).toBeGreaterThan(0)
   expect(most).toBeLessThanOrEqual(HARD_LIMIT + 2 * KiB)
+})
+
+test("under a hard limit larger than the server's maxUnsentBytes, the server cuts the peer that holds the most, and the hub forgets it", async () => {
+  const limit = 256 * KiB
+  const { hub, server, url, serverEvents } = await start({ maxUnsentBytes: limit }, 64 * 1024 * KiB)
+  const most = await flood(hub, server, await peer(url))
+  expect(await until(() => hub.stats().connections === 0, 5_000)).toBe(true)
+  expect(serverEvents).toContainEqual(expect.objectContaining({ type: "unsent-full" }))
+  expect(server.unsentBytes).toEqual({ held: 0, limit, cuts: 1 })
+  expect(most).toBeGreaterThan(0)
+  expect(most).toBeLessThanOrEqual(limit + 2 * KiB)
 })
 
 test("a machine name, a docId or a message type a peer sends is quoted back bounded", async () => {

@@ -71,6 +71,7 @@ import { ConnectionCounter, checkCap } from "./connection-limits.js"
 import { PongClock, SweepLateness } from "./pong-clock.js"
 import { boundPipelining } from "./pipelining.js"
 import { SocketCap, socketCapFor } from "./socket-cap.js"
+import { DEFAULT_MAX_UNSENT_BYTES, UnsentBudget, budgetedWebSocket } from "./unsent-budget.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -109,6 +110,13 @@ export interface WsServerOptions {
   readonly maxConnectionsPerAddress?: number
   /** Sockets the server holds at once. Default Infinity (no cap). */
   readonly maxConnections?: number
+  /**
+   * Bytes written to the server's sockets (every route's) that have not left yet, in all.
+   * Past it, the socket holding the most, of the client address holding the most, is cut
+   * (unsent-budget.ts): a client that stops reading cannot make the server hold memory
+   * without end. Default DEFAULT_MAX_UNSENT_BYTES (256 MiB); Infinity for no bound.
+   */
+  readonly maxUnsentBytes?: number
   /**
    * Whether the socket's peer is a reverse proxy whose `X-Forwarded-For` names the client:
    * `true` (the peer, one hop), or the proxies' addresses and CIDR ranges. Default false.
@@ -162,6 +170,8 @@ export type WsServerEvent =
   | { readonly type: "refused"; readonly remoteAddress: string; readonly status: number; readonly reason: string }
   | { readonly type: "protocol-error"; readonly remoteAddress: string | undefined; readonly message: string }
   | { readonly type: "timeout"; readonly remoteAddress: string | undefined }
+  /** A socket cut to keep the server's unsent bytes within `maxUnsentBytes`: it held `unsentBytes`. */
+  | { readonly type: "unsent-full"; readonly remoteAddress: string | undefined; readonly unsentBytes: number }
   | { readonly type: "encode-failed"; readonly remoteAddress: string | undefined; readonly message: string }
   | { readonly type: "socket-error"; readonly remoteAddress: string | undefined; readonly error: Error }
   | { readonly type: "listener-error"; readonly remoteAddress: string | undefined; readonly error: unknown }
@@ -236,6 +246,9 @@ export class WsServer {
   private readonly closeTimeoutMs: number
   private readonly requestTimeoutMs: number
   private readonly counter: ConnectionCounter
+  /** What every socket holds unsent, together. */
+  private readonly unsent: UnsentBudget
+  private readonly socketClass: typeof WebSocket
   /** The TCP sockets of the addresses it binds (an attached server is the app's: see above). */
   private readonly socketCap: SocketCap
   private readonly trust: ProxyTrust
@@ -279,6 +292,8 @@ export class WsServer {
       total: checkCap("maxConnections", options.maxConnections, Infinity),
     }
     this.counter = new ConnectionCounter(caps)
+    this.unsent = new UnsentBudget(options.maxUnsentBytes ?? DEFAULT_MAX_UNSENT_BYTES)
+    this.socketClass = budgetedWebSocket(this.unsent)
     this.trust = proxyTrust(options.trustProxy)
     this.ipv6Prefix = checkIpv6Prefix(options.ipv6Prefix)
     // On the addresses it binds, sockets before their upgrade count too (socket-cap.ts): at
@@ -360,6 +375,11 @@ export class WsServer {
     return this.peers.size
   }
 
+  /** Bytes written to the sockets that have not left yet, in all (bounded by `maxUnsentBytes`), and the sockets cut to keep it so. */
+  get unsentBytes(): { readonly held: number; readonly limit: number; readonly cuts: number } {
+    return { held: this.unsent.unsent, limit: this.unsent.limit, cuts: this.unsent.cuts }
+  }
+
   /** Sockets counted against the caps (upgrades in progress included): in all, or from one client address. */
   connectionsHeld(address?: string): number {
     return this.counter.held(address === undefined ? undefined : addressGroup(address, this.ipv6Prefix))
@@ -379,6 +399,7 @@ export class WsServer {
       clientTracking: false,
       maxPayload,
       perMessageDeflate: this.options.perMessageDeflate ?? false,
+      WebSocket: this.socketClass,
       // Not in the typings: how long a started close waits for the peer's close frame.
       ...({ closeTimeout: this.closeTimeoutMs } as object),
     })
@@ -424,7 +445,14 @@ export class WsServer {
 
   private adoptRouted(route: WsRoute, ws: WebSocket, remoteAddress: string, info: WsConnectionInfo): void {
     this.routed.add(ws)
-    ws.on("close", () => this.routed.delete(ws))
+    this.unsent.track(ws, info.limitKey ?? remoteAddress, (held) => {
+      this.options.onEvent?.({ type: "unsent-full", remoteAddress, unsentBytes: held })
+      ws.terminate()
+    })
+    ws.on("close", () => {
+      this.routed.delete(ws)
+      this.unsent.release(ws)
+    })
     ws.on("error", (error) => this.options.onEvent?.({ type: "socket-error", remoteAddress, error }))
     if (this.closing !== undefined) return void ws.close(1001, "The server is shutting down.")
     this.options.onEvent?.({ type: "connection", remoteAddress })
@@ -443,6 +471,11 @@ export class WsServer {
       lastPingAt: performance.now(), pongs: new PongClock(), closed: new Promise<void>((r) => (resolveClosed = r)),
     }
     this.peers.add(peer)
+    this.unsent.track(ws, info.limitKey ?? remoteAddress, (held) => {
+      this.options.onEvent?.({ type: "unsent-full", remoteAddress, unsentBytes: held })
+      ws.terminate()
+      this.notify(peer, { code: "slow-consumer", reason: `The hub's unsent bytes were full and this connection held the most of them (${held} bytes); reconnect to catch up.` })
+    })
     let error: Error | undefined
     ws.on("error", (e) => {
       error ??= e
@@ -450,6 +483,7 @@ export class WsServer {
     })
     ws.on("close", (code, reason) => {
       this.peers.delete(peer)
+      this.unsent.release(ws)
       resolveClosed()
       // The ws library closed it for a receive error (1009: frame too big, 1002...): say so.
       this.notify(peer, (error !== undefined ? receiveError(error) : undefined) ?? closeInfo(code, reason))

@@ -6,19 +6,48 @@
 import fc from "fast-check"
 import { UnsentBudget } from "../adapters/ws/unsent-budget.js"
 
+/**
+ * Sockets of the given owners on `budget`. `actual` is what each really holds (its
+ * bufferedAmount), `delivered` what it has handed to the network in all (its reader reads).
+ */
 const sockets = (budget: UnsentBudget, owners: Record<string, string>) => {
+  const actual = new Map<string, number>()
+  const delivered = new Map<string, number>()
   const cut: Array<[string, number]> = []
-  for (const [name, owner] of Object.entries(owners)) budget.track(name, owner, (held) => cut.push([name, held]))
-  return cut
+  for (const [name, owner] of Object.entries(owners)) {
+    budget.track(name, { owner, unsent: () => actual.get(name) ?? 0, delivered: () => delivered.get(name) ?? 0, cut: (held) => cut.push([name, held]) })
+  }
+  /** Writes `bytes` to `name` as a socket would: admitted, then what it holds after the write. */
+  const write = (name: string, bytes: number): boolean => {
+    const ok = budget.admit(name, bytes)
+    if (ok) {
+      actual.set(name, (actual.get(name) ?? 0) + bytes)
+      budget.settle(name, actual.get(name)!)
+    }
+    return ok
+  }
+  /** `name`'s reader reads `bytes`: they reach the network; a write's callback says what is left. */
+  const read = (name: string, bytes: number, callback = true) => {
+    delivered.set(name, (delivered.get(name) ?? 0) + bytes)
+    actual.set(name, (actual.get(name) ?? 0) - bytes)
+    if (callback) budget.settle(name, actual.get(name)!)
+  }
+  return { cut, write, read, actual }
+}
+
+/** A budget on a clock the test moves. */
+const clocked = (limit: number) => {
+  let t = 0
+  return { budget: new UnsentBudget(limit, () => t), at: (ms: number) => void (t = ms) }
 }
 
 test("writes that fit are counted until the socket says it holds less; a closed socket's bytes are no longer held", () => {
   const budget = new UnsentBudget(100)
-  const cut = sockets(budget, { a: "A", b: "B" })
-  expect(budget.admit("a", 40)).toBe(true)
-  expect(budget.admit("b", 60)).toBe(true)
+  const { cut, write, read } = sockets(budget, { a: "A", b: "B" })
+  expect(write("a", 40)).toBe(true)
+  expect(write("b", 60)).toBe(true)
   expect(budget.unsent).toBe(100)
-  budget.settle("a", 10) // the kernel took 30
+  read("a", 30)
   expect(budget.unsent).toBe(70)
   budget.release("b")
   expect(budget.unsent).toBe(10)
@@ -29,49 +58,94 @@ test("writes that fit are counted until the socket says it holds less; a closed 
   expect(cut).toEqual([])
 })
 
-test("a write that does not fit cuts the socket holding the most, of the address holding the most", () => {
-  const budget = new UnsentBudget(15)
-  const cut = sockets(budget, { a1: "A", a2: "A", b1: "B", c1: "C" })
-  budget.admit("a1", 5)
-  budget.admit("a2", 4)
-  budget.admit("b1", 6) // the largest socket, but A holds more in all
-  expect(budget.admit("c1", 2)).toBe(true)
-  expect(cut).toEqual([["a1", 5]])
-  expect(budget.unsent).toBe(12)
+test("a write that does not fit cuts a stalled socket before a larger one whose reader reads", () => {
+  const { budget, at } = clocked(15)
+  const { cut, write, read } = sockets(budget, { a: "A", b: "B", c: "C" })
+  write("a", 3) // its reader reads nothing
+  write("b", 8)
+  at(3_000)
+  read("b", 1, false) // a large write: no callback until all of it has left
+  budget.refresh()
+  at(6_000)
+  expect(write("c", 6)).toBe(true)
+  expect(cut).toEqual([["a", 3]])
+  expect(budget.unsent).toBe(13)
   expect(budget.cuts).toBe(1)
-  expect(budget.tracks("a1")).toBe(false)
+  expect(budget.tracks("a")).toBe(false)
 })
 
-test("a writer that is the largest of the largest address is cut itself, and its write is refused", () => {
-  const budget = new UnsentBudget(10)
-  const cut = sockets(budget, { a: "A", b: "B" })
-  budget.admit("a", 6)
-  budget.admit("b", 3)
-  expect(budget.admit("a", 2)).toBe(false)
+test("stalled sockets of one address are judged together: its largest goes before a larger socket of another address", () => {
+  const { budget, at } = clocked(10)
+  const { cut, write } = sockets(budget, { a1: "A", a2: "A", b: "B", c: "C" })
+  write("a1", 3)
+  write("a2", 2)
+  write("b", 4)
+  at(10_000)
+  expect(write("c", 2)).toBe(true)
+  expect(cut).toEqual([["a1", 3]])
+})
+
+test("with no socket stalled, a new socket's write is refused before a reader that was there is cut", () => {
+  const { budget, at } = clocked(15)
+  const { cut, write } = sockets(budget, { a: "A", b: "B" })
+  write("a", 10) // a large first sync: nothing reaches the network for a moment
+  at(1_000)
+  expect(write("b", 8)).toBe(false)
+  expect(cut).toEqual([["b", 0]])
+  expect(budget.unsent).toBe(10)
+})
+
+test("with no socket stalled, the newest to begin holding goes first, the writer included", () => {
+  const { budget, at } = clocked(15)
+  const { cut, write } = sockets(budget, { a: "A", b: "B" })
+  write("a", 6)
+  at(1_000)
+  write("b", 3)
+  at(2_000)
+  expect(write("b", 8)).toBe(false)
+  expect(cut).toEqual([["b", 3]])
+  expect(budget.unsent).toBe(6)
+})
+
+test("before it cuts, it looks at what each socket holds now: bytes that left unseen make room", () => {
+  const { budget, at } = clocked(10)
+  const { cut, write, read } = sockets(budget, { a: "A", b: "B", c: "C" })
+  write("a", 6)
+  write("b", 3)
+  read("a", 6, false) // its writes left; no callback came yet
+  at(10_000)
+  expect(write("c", 5)).toBe(true)
+  expect(cut).toEqual([])
+  expect(budget.unsent).toBe(8)
+})
+
+test("refresh() dates a stall: a socket whose reader read once and then stopped is stalled from then", () => {
+  const { budget, at } = clocked(10)
+  const { cut, write, read } = sockets(budget, { a: "A", b: "B", c: "C" })
+  write("a", 7)
+  at(1_000)
+  read("a", 1, false)
+  budget.refresh() // the server's sweep: a read at 1 s, then nothing
+  at(4_000)
+  write("b", 2)
+  at(6_500)
+  expect(write("c", 3)).toBe(true)
+  // Seen only now, a's read would look recent, and c's write would have been refused.
   expect(cut).toEqual([["a", 6]])
-  expect(budget.unsent).toBe(3)
 })
 
-test("a socket that holds nothing may take one message larger than the limit, once the others made room", () => {
-  const budget = new UnsentBudget(10)
-  const cut = sockets(budget, { a: "A", b: "B", c: "C" })
-  budget.admit("b", 4)
-  budget.admit("c", 3)
-  expect(budget.admit("a", 50)).toBe(true)
-  expect(cut).toEqual([["b", 4], ["c", 3]])
+test("a socket that holds nothing may take one message larger than the limit, once stalled sockets made room", () => {
+  const { budget, at } = clocked(10)
+  const { cut, write } = sockets(budget, { a: "A", b: "B", c: "C" })
+  write("b", 4)
+  write("c", 3)
+  at(6_000)
+  expect(write("a", 50)).toBe(true)
+  expect(cut.map(([name]) => name).sort()).toEqual(["b", "c"])
   expect(budget.unsent).toBe(50)
   // A second message to it, while the first has not left, is over: it is cut.
-  expect(budget.admit("a", 1)).toBe(false)
+  expect(write("a", 1)).toBe(false)
   expect(budget.unsent).toBe(0)
-})
-
-test("a writer that holds nothing, from the address holding the most, cuts its address's largest other socket", () => {
-  const budget = new UnsentBudget(10)
-  const cut = sockets(budget, { a1: "A", a2: "A", b: "B" })
-  budget.admit("a1", 7)
-  budget.admit("b", 2)
-  expect(budget.admit("a2", 3)).toBe(true)
-  expect(cut).toEqual([["a1", 7]])
 })
 
 test("limits that are not a positive number of bytes are refused with the option's name", () => {
@@ -90,7 +164,7 @@ test("property: the count is what was admitted or settled, and not released; pas
     const held = new Map<number, number>()
     for (let s = 0; s <= 5; s++) {
       held.set(s, 0)
-      budget.track(s, `owner-${s % 3}`, () => held.delete(s))
+      budget.track(s, { owner: `owner-${s % 3}`, unsent: () => held.get(s) ?? 0, delivered: () => 0, cut: () => held.delete(s) })
     }
     for (const { kind, s, bytes } of ops) {
       expect(budget.unsent).toBe([...held.values()].reduce((a, b) => a + b, 0))

@@ -8,11 +8,16 @@
  * Here readers on four loopback addresses ask a real /yjs route for a 6 MB room and never
  * read. The kernel takes a few MB of each; the rest stays in the server. With
  * `maxUnsentBytes` at 12 MiB, what the route's sockets hold together stays within that plus
- * one message, the addresses' largest readers are cut, and a reader that reads still loads
- * the room in full.
+ * one message, stalled readers are cut, and a stock provider that reads still loads the room
+ * in full.
+ *
+ * Who is cut matters as much: a reader on a slow link loading a larger room holds more than
+ * any stalled reader, and stalled readers on many addresses hold little each. Cut by size, it
+ * was the reader that reads; cut by who has read nothing, it keeps loading.
  */
 import * as Y from "yjs"
 import { WebSocket } from "ws"
+import { WebsocketProvider } from "y-websocket"
 import { Hub } from "../core/index.js"
 import { MemoryStorage } from "../adapters/memory/index.js"
 import { WsServer, type WsServerEvent } from "../adapters/ws/index.js"
@@ -20,6 +25,7 @@ import { systemRuntime } from "../adapters/system/index.js"
 import { yjsDocEngine, yjsRoute } from "../adapters/yjs-server/index.js"
 import { decodeYMessage, encodeStep1, encodeUpdate, EMPTY_STATE_VECTOR } from "../adapters/yjs-server/protocol.js"
 import { until } from "./support/ws.js"
+import { slowLink } from "./support/slow-link.js"
 
 const LIMIT = 12 * 2 ** 20
 const ROOM_BYTES = 6_000_000
@@ -30,7 +36,7 @@ const open = (url: string, localAddress: string) => new Promise<WebSocket>((reso
   ws.once("error", reject)
 })
 
-test("readers that stop reading, on four addresses, hold at most maxUnsentBytes plus one message; a reader that reads loads the room", async () => {
+test("readers that stop reading, on four addresses, hold at most maxUnsentBytes plus one message; a stock provider that reads loads the room", async () => {
   const hub = new Hub({ machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] } })
   const route = yjsRoute(hub.crdtDocs)
   // The route's sockets, to read what each holds unsent (ws's own count, not the budget's).
@@ -72,17 +78,21 @@ test("readers that stop reading, on four addresses, hold at most maxUnsentBytes 
     expect(server.unsentBytes.cuts).toBeGreaterThan(0)
     expect(events.some((e) => e.type === "unsent-full")).toBe(true)
 
-    // A reader that reads, on a fifth address, gets the whole room.
-    const honest = await open(url, "127.0.0.9")
-    sockets.push(honest)
+    // A stock provider on a fifth address, which reconnects as y-websocket does: while the
+    // stalled readers are new, its own first sync is what is refused; once they count as
+    // stalled, they are cut for it, and it loads the whole room.
+    class FromNinth extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { localAddress: "127.0.0.9", perMessageDeflate: false })
+      }
+    }
     const got = new Y.Doc()
-    honest.on("message", (data) => {
-      const m = decodeYMessage(new Uint8Array(data as Buffer))
-      if (m.type === "step2" || m.type === "update") Y.applyUpdate(got, m.update)
-    })
-    honest.send(encodeStep1(EMPTY_STATE_VECTOR))
-    expect(await until(() => got.getText("t").length === ROOM_BYTES, 20_000)).toBe(true)
-    expect(honest.readyState).toBe(WebSocket.OPEN)
+    const provider = new WebsocketProvider(url.replace(/\/big$/, ""), "big", got, { WebSocketPolyfill: FromNinth as never, maxBackoffTime: 500, disableBc: true })
+    try {
+      expect(await until(() => got.getText("t").length === ROOM_BYTES, 20_000)).toBe(true)
+    } finally {
+      provider.destroy()
+    }
   } finally {
     for (const ws of sockets) ws.terminate()
     route.close()
@@ -128,3 +138,65 @@ test("one update relayed to readers that keep up is not counted past what their 
     await hub.close()
   }
 }, 60_000)
+
+test("a slow reader loading a larger room is not cut for stalled readers on many addresses, before it or after it", async () => {
+  const hub = new Hub({ machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] } })
+  const route = yjsRoute(hub.crdtDocs)
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], maxUnsentBytes: LIMIT, routes: [route] })
+  const port = server.addresses()[0]!.port
+  const sockets: WebSocket[] = []
+  const link = await slowLink(port, 2_000_000)
+  try {
+    const fill = async (room: string, bytes: number) => {
+      const doc = new Y.Doc()
+      doc.getText("t").insert(0, "z".repeat(bytes))
+      const writer = await open(`ws://127.0.0.1:${port}/yjs/${room}`, "127.0.0.1")
+      sockets.push(writer)
+      const stored = new Promise<void>((resolve) => writer.on("message", (data) => {
+        if (decodeYMessage(new Uint8Array(data as Buffer)).type === "step2") resolve()
+      }))
+      writer.send(encodeUpdate(Y.encodeStateAsUpdate(doc)))
+      writer.send(encodeStep1(Y.encodeStateVector(doc)))
+      await stored
+    }
+    await fill("small", ROOM_BYTES)
+    await fill("large", 8_000_000)
+    let address = 2
+    const stall = async () => {
+      const reader = await open(`ws://127.0.0.1:${port}/yjs/small`, `127.0.0.${address++}`)
+      sockets.push(reader)
+      ;(reader as unknown as { _socket: { pause(): void } })._socket.pause()
+      reader.send(encodeStep1(EMPTY_STATE_VECTOR))
+    }
+    // Stalled readers before it, one per address, past the grace by the time it comes.
+    for (let i = 0; i < 6; i++) await stall()
+    await new Promise((r) => setTimeout(r, 5_500))
+
+    const honest = await open(`ws://127.0.0.1:${link.port}/yjs/large`, "127.0.0.1")
+    sockets.push(honest)
+    const got = new Y.Doc()
+    honest.on("message", (data) => {
+      const m = decodeYMessage(new Uint8Array(data as Buffer))
+      if (m.type === "step2" || m.type === "update") Y.applyUpdate(got, m.update)
+    })
+    let closed = false
+    honest.on("close", () => (closed = true))
+    honest.send(encodeStep1(EMPTY_STATE_VECTOR))
+    // And more after it, one every 300 ms, each from a new address, while it loads (bounded: 40).
+    const end = Date.now() + 30_000
+    while (got.getText("t").length < 8_000_000 && !closed && Date.now() < end && address < 48) {
+      await stall()
+      await new Promise((r) => setTimeout(r, 300))
+    }
+    expect(await until(() => got.getText("t").length === 8_000_000 || closed, 30_000)).toBe(true)
+    expect(closed).toBe(false)
+    expect(got.getText("t").length).toBe(8_000_000)
+    expect(server.unsentBytes.cuts).toBeGreaterThan(0)
+  } finally {
+    for (const ws of sockets) ws.terminate()
+    link.close()
+    route.close()
+    await server.close()
+    await hub.close()
+  }
+}, 90_000)

@@ -68,7 +68,7 @@ import { decodeClientMessage, encodeServerMessage, CodecSession } from "../../co
 import { encodeFrame, fromWsClose, isEncodeFailure, toWsClose } from "./shared.js"
 import { addressGroup, checkIpv6Prefix, clientAddress, normalizeAddress, proxyTrust, type ProxyTrust, type TrustProxy } from "./remote-address.js"
 import { ConnectionCounter, checkCap } from "./connection-limits.js"
-import { PongClock, SweepLateness } from "./pong-clock.js"
+import { PongClock, SweepLateness, deliveredBytes } from "./pong-clock.js"
 import { boundPipelining } from "./pipelining.js"
 import { SocketCap, socketCapFor } from "./socket-cap.js"
 import { DEFAULT_MAX_UNSENT_BYTES, UnsentBudget, budgetedWebSocket } from "./unsent-budget.js"
@@ -445,9 +445,14 @@ export class WsServer {
 
   private adoptRouted(route: WsRoute, ws: WebSocket, remoteAddress: string, info: WsConnectionInfo): void {
     this.routed.add(ws)
-    this.unsent.track(ws, info.limitKey ?? remoteAddress, (held) => {
-      this.options.onEvent?.({ type: "unsent-full", remoteAddress, unsentBytes: held })
-      ws.terminate()
+    this.unsent.track(ws, {
+      owner: info.limitKey ?? remoteAddress,
+      unsent: () => ws.bufferedAmount,
+      delivered: () => deliveredBytes(ws),
+      cut: (held) => {
+        this.options.onEvent?.({ type: "unsent-full", remoteAddress, unsentBytes: held })
+        ws.terminate()
+      },
     })
     ws.on("close", () => {
       this.routed.delete(ws)
@@ -471,10 +476,15 @@ export class WsServer {
       lastPingAt: performance.now(), pongs: new PongClock(), closed: new Promise<void>((r) => (resolveClosed = r)),
     }
     this.peers.add(peer)
-    this.unsent.track(ws, info.limitKey ?? remoteAddress, (held) => {
-      this.options.onEvent?.({ type: "unsent-full", remoteAddress, unsentBytes: held })
-      ws.terminate()
-      this.notify(peer, { code: "slow-consumer", reason: `The hub's unsent bytes were full and this connection held the most of them (${held} bytes); reconnect to catch up.` })
+    this.unsent.track(ws, {
+      owner: info.limitKey ?? remoteAddress,
+      unsent: () => ws.bufferedAmount,
+      delivered: () => deliveredBytes(ws),
+      cut: (held) => {
+        this.options.onEvent?.({ type: "unsent-full", remoteAddress, unsentBytes: held })
+        ws.terminate()
+        this.notify(peer, { code: "slow-consumer", reason: `The hub's unsent bytes were full and this connection cost the most of them (${held} bytes unread); reconnect to catch up.` })
+      },
     })
     let error: Error | undefined
     ws.on("error", (e) => {
@@ -605,6 +615,8 @@ export class WsServer {
   // ---- heartbeat ----
 
   private sweep(): void {
+    // What each socket holding bytes delivered since it was last looked at: the unsent bound's stalls.
+    this.unsent.refresh()
     const now = performance.now()
     const late = this.sweepLateness.at(now)
     for (const peer of this.peers) {

@@ -6,19 +6,30 @@
  * Each socket has a bound of its own (a route's backlog, the hub's `hardLimit`): about 8 MiB
  * plus the largest message written to it. Nothing bounded their sum. A client that opens
  * sockets, asks each for a large document and stops reading held that much per socket:
- * 64 stalled `/yjs` readers of one 12 MB room, from one address, took a hub from 327 to
- * 801 MiB of RSS while its gauge read 37 MiB. More addresses would have taken it to the end
- * of its memory.
+ * 128 stalled `/yjs` readers of a 12 MB room on 4 addresses took a hub from 322 to 1,020 MiB
+ * of RSS in 10 s of edits, and rising, while its memory gauge read 36 MiB.
  *
  * The count is kept where the bytes enter: a write is admitted with its bytes added to what
  * its socket held, and then, and whenever a write has left for the kernel, the socket's
- * count is what it really holds (`bufferedAmount`). When a write would take the sum past the
- * limit, the sockets holding the most make room. The client (address) holding the most in
- * all loses its socket that holds the most, until the write fits. The socket is cut
- * (terminated): a close frame would wait behind the bytes the client does not read. A client
- * that reads keeps little here; a stalled one holds the most, so it goes first. A socket
- * that holds nothing may always take one message, so a document larger than the limit
- * still reaches a reader that keeps up.
+ * count is what it really holds (`bufferedAmount`). A frame fanned out to readers that keep
+ * up is taken by their kernels at once, so it counts for a moment, not once per reader until
+ * every write's callback has run (that cut 19 of 23 such readers in a test).
+ *
+ * When a write would take the sum past the limit, sockets are cut (terminated: a close
+ * frame would wait behind the bytes the client does not read) until it fits, in this order:
+ * 1. Stalled sockets: holding bytes, and nothing has reached the network from them for
+ *    STALLED_MS (the bytes a socket has delivered in all, `deliveredBytes`, which counts the
+ *    part of a large write the kernel took, grows while its client reads). Of the client
+ *    (address) holding the most in them, its socket holding the most.
+ * 2. Then the newest to begin holding, the write being judged counted newest of all: it is
+ *    refused before a reader that was there before it is cut. A reader that reads is cut
+ *    only when readers alone fill the bound, and then the last to come goes first.
+ * What sockets delivered is looked at each time a cut is judged and at every `refresh()`,
+ * which the server calls every few seconds, so a stall is dated to within that. A write to
+ * a socket when no other socket holds anything is always taken, so a document larger than
+ * the limit still reaches a reader that keeps up. A socket that stalls for good is also
+ * ended by the server's liveness checks (pong-clock.ts) within 120 s; this bound is for the
+ * memory it and the others hold until then.
  *
  * The same bytes written to many sockets (one frame fanned out) count once per socket: the
  * sum may overstate memory, never understate it.
@@ -28,13 +39,33 @@ import { WebSocket } from "ws"
 /** The default bound: 256 MiB unsent, over every socket of a server. */
 export const DEFAULT_MAX_UNSENT_BYTES = 256 * 1024 * 1024
 
-interface Holder {
-  readonly socket: unknown
+/**
+ * How long a socket may hold bytes with none of them reaching the network before it counts
+ * as stalled (see the header). Readers show their reading in bursts, one each time the
+ * kernel wants more; at 512 KiB/s on loopback about 3 s apart (yjs-server-slow-reader.test.ts).
+ */
+export const STALLED_MS = 5_000
+
+export interface TrackedSocket {
+  /** Its client (an address, or an IPv6 network): its stalled sockets are judged together. */
   readonly owner: string
-  /** Bytes written to the socket and not yet left. */
-  unsent: number
-  /** Ends the socket (terminates it and says why), told the bytes it held. */
+  /** What it holds unsent now (`bufferedAmount`). */
+  readonly unsent: () => number
+  /** Bytes it has handed to the network in all (`deliveredBytes`): grows while its client reads. */
+  readonly delivered: () => number
+  /** Ends it, told the bytes it held. */
   readonly cut: (held: number) => void
+}
+
+interface Holder extends TrackedSocket {
+  readonly socket: unknown
+  /** Bytes written to the socket and not yet left, when last counted. */
+  held: number
+  /** When it last began to hold bytes (ms, the budget's clock). */
+  since: number
+  /** What it had delivered when last looked at, and since when that is so. */
+  seen: number
+  movedAt: number
 }
 
 export class UnsentBudget {
@@ -44,8 +75,11 @@ export class UnsentBudget {
   /** The holders with bytes unsent: the only ones a cut looks at. */
   readonly #holding = new Set<Holder>()
 
-  /** A limit that is not a positive number of bytes throws a TypeError naming it. */
-  constructor(readonly limit: number) {
+  /**
+   * A limit that is not a positive number of bytes throws a TypeError naming it. `now` is the
+   * clock of stalls (ms; default `performance.now`).
+   */
+  constructor(readonly limit: number, private readonly now: () => number = () => performance.now()) {
     if (!(limit > 0) || !(Number.isSafeInteger(limit) || limit === Infinity)) {
       throw new TypeError(`maxUnsentBytes must be a positive integer (bytes) or Infinity, not ${String(limit)}.`)
     }
@@ -61,9 +95,11 @@ export class UnsentBudget {
     return this.#cuts
   }
 
-  /** Counts `socket`'s writes from now on, as `owner`'s (its client address); `cut` ends it. */
-  track(socket: unknown, owner: string, cut: (held: number) => void): void {
-    if (!this.#holders.has(socket)) this.#holders.set(socket, { socket, owner, unsent: 0, cut })
+  /** Counts `socket`'s writes from now on. */
+  track(socket: unknown, tracked: TrackedSocket): void {
+    if (this.#holders.has(socket)) return
+    const now = this.now()
+    this.#holders.set(socket, { ...tracked, socket, held: 0, since: now, seen: tracked.delivered(), movedAt: now })
   }
 
   /** Whether `socket` is counted. */
@@ -84,64 +120,87 @@ export class UnsentBudget {
   admit(socket: unknown, bytes: number): boolean {
     const h = this.#holders.get(socket)
     if (h === undefined) return true
-    while (this.#total + bytes > this.limit) {
-      const victim = this.#next(h, bytes)
-      if (victim === undefined) break
-      const held = victim.unsent
-      this.#forget(victim)
-      this.#cuts++
-      victim.cut(held)
-      if (victim === h) return false
+    if (this.#total + bytes > this.limit) {
+      this.refresh()
+      // Past the limit alone with a first message: taken (see the header).
+      while (this.#total + bytes > this.limit && (h.held > 0 || [...this.#holding].some((x) => x !== h))) {
+        const victim = this.#next(h)
+        const held = victim.held
+        this.#forget(victim)
+        this.#cuts++
+        victim.cut(held)
+        if (victim === h) return false
+      }
     }
     if (bytes > 0) {
-      h.unsent += bytes
+      if (h.held === 0) {
+        h.since = this.now()
+        this.#look(h, h.since)
+        h.movedAt = h.since
+      }
+      h.held += bytes
       this.#total += bytes
       this.#holding.add(h)
     }
     return true
   }
 
-  /**
-   * What `socket` holds unsent now (its `bufferedAmount`), read after a write and when one
-   * has left: the count follows what the socket really holds, not the sum of what was
-   * written to it. A frame fanned out to many readers is taken by their kernels at once, so
-   * it is counted for a moment per socket, not until every write's callback has run.
-   */
+  /** What `socket` holds unsent now (its `bufferedAmount`): after a write, and when one has left. */
   settle(socket: unknown, unsent: number): void {
     const h = this.#holders.get(socket)
-    if (h === undefined) return
-    this.#total += unsent - h.unsent
-    h.unsent = unsent
+    if (h !== undefined) this.#set(h, unsent)
+  }
+
+  /** Looks at what every socket holding bytes holds and has delivered now (the server's sweep). */
+  refresh(): void {
+    const now = this.now()
+    for (const h of [...this.#holding]) {
+      this.#look(h, now)
+      this.#set(h, h.unsent())
+    }
+  }
+
+  #look(h: Holder, now: number): void {
+    const delivered = h.delivered()
+    if (delivered !== h.seen) [h.seen, h.movedAt] = [delivered, now]
+  }
+
+  #set(h: Holder, unsent: number): void {
+    this.#total += unsent - h.held
+    h.held = unsent
     if (unsent > 0) this.#holding.add(h)
     else this.#holding.delete(h)
   }
 
-  /**
-   * The socket to cut next: the one holding the most of the owner holding the most, the
-   * writer counted with the `bytes` it is about to take. A writer that holds nothing yet is
-   * never cut (it may take one message): the largest other socket is, or none.
-   */
-  #next(writer: Holder, bytes: number): Holder | undefined {
-    const byOwner = new Map<string, number>([[writer.owner, bytes]])
-    for (const h of this.#holding) byOwner.set(h.owner, (byOwner.get(h.owner) ?? 0) + h.unsent)
-    let owner = writer.owner
-    for (const [o, n] of byOwner) if (n > byOwner.get(owner)!) owner = o
-    const held = (h: Holder) => h.unsent + (h === writer ? bytes : 0)
-    let victim: Holder | undefined
-    let other: Holder | undefined
-    for (const h of this.#holding) {
-      if (h.owner === owner && (victim === undefined || held(h) > held(victim))) victim = h
-      if (h !== writer && (other === undefined || h.unsent > other.unsent)) other = h
+  /** The socket to cut next, in the header's order: `writer`, holding nothing yet, counts as the newest. */
+  #next(writer: Holder): Holder {
+    const now = this.now()
+    const holding = [...this.#holding]
+    const stalled = holding.filter((h) => now - h.movedAt >= STALLED_MS)
+    if (stalled.length > 0) {
+      const byOwner = new Map<string, number>()
+      for (const h of stalled) byOwner.set(h.owner, (byOwner.get(h.owner) ?? 0) + h.held)
+      let owner: string | undefined
+      for (const [o, n] of byOwner) if (owner === undefined || n > byOwner.get(owner)!) owner = o
+      return most(stalled.filter((h) => h.owner === owner), (h) => h.held)!
     }
-    return victim ?? other
+    if (writer.held === 0) return writer
+    return most(holding, (h) => h.since)!
   }
 
   #forget(h: Holder): void {
     this.#holders.delete(h.socket)
     this.#holding.delete(h)
-    this.#total -= h.unsent
-    h.unsent = 0
+    this.#total -= h.held
+    h.held = 0
   }
+}
+
+/** The item `score` ranks highest (the first of equals). */
+const most = <T>(items: ReadonlyArray<T>, score: (item: T) => number): T | undefined => {
+  let best: T | undefined
+  for (const item of items) if (best === undefined || score(item) > score(best)) best = item
+  return best
 }
 
 const byteLengthOf = (data: unknown): number => {

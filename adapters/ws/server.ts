@@ -112,9 +112,9 @@ export interface WsServerOptions {
   readonly maxConnections?: number
   /**
    * Bytes written to the server's sockets (every route's) that have not left yet, in all.
-   * Past it, the socket holding the most, of the client address holding the most, is cut
-   * (unsent-budget.ts): a client that stops reading cannot make the server hold memory
-   * without end. Default DEFAULT_MAX_UNSENT_BYTES (256 MiB); Infinity for no bound.
+   * Past it, sockets are cut: first those from which nothing reached the network for 5 s,
+   * then the newest (unsent-budget.ts). A client that stops reading cannot make the server
+   * hold memory without end. Default DEFAULT_MAX_UNSENT_BYTES (256 MiB); Infinity for no bound.
    */
   readonly maxUnsentBytes?: number
   /**
@@ -443,8 +443,12 @@ export class WsServer {
     }
   }
 
-  private adoptRouted(route: WsRoute, ws: WebSocket, remoteAddress: string, info: WsConnectionInfo): void {
-    this.routed.add(ws)
+  /**
+   * Counts what `ws` holds unsent against the server's bound (unsent-budget.ts). A cut
+   * terminates it (a close frame would wait behind what it does not read); `cut` tells its
+   * acceptor.
+   */
+  private countUnsent(ws: WebSocket, remoteAddress: string, info: WsConnectionInfo, cut?: (held: number) => void): void {
     this.unsent.track(ws, {
       owner: info.limitKey ?? remoteAddress,
       unsent: () => ws.bufferedAmount,
@@ -452,8 +456,14 @@ export class WsServer {
       cut: (held) => {
         this.options.onEvent?.({ type: "unsent-full", remoteAddress, unsentBytes: held })
         ws.terminate()
+        cut?.(held)
       },
     })
+  }
+
+  private adoptRouted(route: WsRoute, ws: WebSocket, remoteAddress: string, info: WsConnectionInfo): void {
+    this.routed.add(ws)
+    this.countUnsent(ws, remoteAddress, info)
     ws.on("close", () => {
       this.routed.delete(ws)
       this.unsent.release(ws)
@@ -476,16 +486,8 @@ export class WsServer {
       lastPingAt: performance.now(), pongs: new PongClock(), closed: new Promise<void>((r) => (resolveClosed = r)),
     }
     this.peers.add(peer)
-    this.unsent.track(ws, {
-      owner: info.limitKey ?? remoteAddress,
-      unsent: () => ws.bufferedAmount,
-      delivered: () => deliveredBytes(ws),
-      cut: (held) => {
-        this.options.onEvent?.({ type: "unsent-full", remoteAddress, unsentBytes: held })
-        ws.terminate()
-        this.notify(peer, { code: "slow-consumer", reason: `The hub's unsent bytes were full and this connection cost the most of them (${held} bytes unread); reconnect to catch up.` })
-      },
-    })
+    this.countUnsent(ws, remoteAddress, info, (held) =>
+      this.notify(peer, { code: "slow-consumer", reason: `The hub's unsent bytes were full, and this connection had stalled or was the newest (${held} bytes unread); reconnect to catch up.` }))
     let error: Error | undefined
     ws.on("error", (e) => {
       error ??= e

@@ -37,6 +37,8 @@ export interface HubConfig {
   readonly ipv6Prefix?: number | undefined
   /** Largest document state, in MiB (the hub's maxDocumentBytes). Default 256; whole CRDT documents keep their own 32. */
   readonly maxDocumentMib?: number | undefined
+  /** Bytes all WebSockets together may hold unsent, in MiB (the server's maxUnsentBytes). Default 256. */
+  readonly maxUnsentMib?: number | undefined
   /** Pages of other sites that may connect (browser-guard.ts), or "any". Default: none for npm start (its own page only), any for canon serve. */
   readonly allowOrigins?: ReadonlyArray<string> | "any" | undefined
 }
@@ -81,6 +83,10 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
                     largest state one document may hold, in MiB: a command that would take a
                     document past it is rejected "Document … is full" (env
                     CANON_MAX_DOCUMENT_MIB, default 256)
+  --max-unsent-mib N
+                    bytes the hub may hold written to its WebSockets and not yet sent, all
+                    of them together, in MiB: past it, sockets whose readers read nothing for
+                    5 s are cut first, then the newest (env CANON_MAX_UNSENT_MIB, default 256)
   -h, --help        this text`
 
 const MACHINES = `  --machines MODULE a module exporting the machines to serve (default: the demo board): .js,
@@ -108,7 +114,7 @@ export const helpText = (program: Program = "npm start"): string => HELP[program
 
 export class ConfigError extends Error {}
 
-const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "max-sockets-per-address", "max-sockets", "trust-proxy", "ipv6-prefix", "max-document-mib", "allow-origin"]
+const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "max-sockets-per-address", "max-sockets", "trust-proxy", "ipv6-prefix", "max-document-mib", "max-unsent-mib", "allow-origin"]
 const SWITCHES = ["sync", "no-sync"]
 
 const positiveInteger = (text: string, what: string): number => {
@@ -198,6 +204,11 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
   const maxDocumentMib = mibFlag !== undefined ? positiveInteger(mibFlag, "--max-document-mib")
     : mibEnv !== undefined ? positiveInteger(mibEnv, "CANON_MAX_DOCUMENT_MIB")
     : 256
+  const unsentFlag = flags.get("max-unsent-mib")
+  const unsentEnv = nonEmptyEnv(env.CANON_MAX_UNSENT_MIB)
+  const maxUnsentMib = unsentFlag !== undefined ? positiveInteger(unsentFlag, "--max-unsent-mib")
+    : unsentEnv !== undefined ? positiveInteger(unsentEnv, "CANON_MAX_UNSENT_MIB")
+    : 256
   // An empty variable is unset, as for the others (an env file's `CANON_HOST=`); an empty flag is a mistake.
   // An empty host would bind every interface.
   const hostFlag = flags.get("host")
@@ -229,6 +240,7 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
     trustProxy,
     ipv6Prefix,
     maxDocumentMib,
+    maxUnsentMib,
     allowOrigins,
   }
 }

@@ -31,6 +31,8 @@ export interface RunningHub {
   /** The CRDT endpoints served (e.g. ["/yjs", "/automerge"]), or why there are none. */
   readonly crdt: { readonly paths: ReadonlyArray<string> } | { readonly skipped: string }
   readonly hub: Hub
+  /** What the hub's WebSockets hold unsent together, its bound, and the sockets cut to keep it (`--max-unsent-mib`). */
+  unsentBytes(): WsServer["unsentBytes"]
   close(): Promise<void>
 }
 
@@ -157,6 +159,7 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
     ws = new WsServer(hub, {
       server, path: "/sync", publicUrl: syncUrl,
       maxConnectionsPerAddress: config.maxConnectionsPerAddress, trustProxy: config.trustProxy, ipv6Prefix: config.ipv6Prefix,
+      ...(config.maxUnsentMib !== undefined ? { maxUnsentBytes: config.maxUnsentMib * 2 ** 20 } : {}),
       routes,
       // Another site's page in a visitor's browser must not connect as a client of its own.
       verifyUpgrade: (req) =>
@@ -167,6 +170,7 @@ export const startHub = async (config: HubConfig, machines: ReadonlyArray<Machin
       url,
       syncUrl,
       hub: openedHub,
+      unsentBytes: () => openedWs.unsentBytes,
       crdt: "engines" in crdt ? { paths: routes.map((r) => r.prefix) } : crdt,
       close: async () => {
         for (const r of routes) r.close()

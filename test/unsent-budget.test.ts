@@ -85,6 +85,26 @@ test("stalled sockets of one address are judged together: its largest goes befor
   expect(cut).toEqual([["a1", 3]])
 })
 
+test("a socket whose reader reads a trickle, just enough not to stall, is cut as slow; one that reads at a pace is not", () => {
+  const { budget, at } = clocked(2_000)
+  const { cut, write, read } = sockets(budget, { trickle: "A", paced: "B", c: "C" })
+  write("trickle", 1_000)
+  write("paced", 1_000)
+  for (const t of [1_000, 3_000, 5_000]) {
+    at(t)
+    read("trickle", 1, false)
+    read("paced", 150, false)
+    budget.refresh()
+  }
+  at(6_000)
+  // trickle: 997 bytes at 3 bytes in 6 s (over half an hour); paced: 550 at 450 in 6 s (7 s).
+  expect(write("c", 500)).toBe(true)
+  expect(cut).toEqual([["trickle", 997]])
+  // With nobody stalled or slow left, the next newcomer is refused rather than the paced reader cut.
+  expect(write("c", 1_000)).toBe(false)
+  expect(cut.map(([name]) => name)).toEqual(["trickle", "c"])
+})
+
 test("with no socket stalled, a new socket's write is refused before a reader that was there is cut", () => {
   const { budget, at } = clocked(15)
   const { cut, write } = sockets(budget, { a: "A", b: "B" })

@@ -21,9 +21,13 @@
  *    STALLED_MS (the bytes a socket has delivered in all, `deliveredBytes`, which counts the
  *    part of a large write the kernel took, grows while its client reads). Of the client
  *    (address) holding the most in them, its socket holding the most.
- * 2. Then the newest to begin holding, the write being judged counted newest of all: it is
- *    refused before a reader that was there before it is cut. A reader that reads is cut
- *    only when readers alone fill the bound, and then the last to come goes first.
+ * 2. Slow sockets: holding bytes for STALLED_MS or longer, at a pace (what they delivered
+ *    since they began to hold, over that time) at which what they hold would take more than
+ *    SLOW_DRAIN_MS to leave. A reader that reads a trickle, just enough not to stall, holds
+ *    its bytes about as long as one that reads nothing. The slowest first.
+ * 3. Then the newest to begin holding, the write being judged counted newest of all: it is
+ *    refused before a reader that was there before it is cut. A reader that keeps up is
+ *    cut only when such readers alone fill the bound, and then the last to come goes first.
  * What sockets delivered is looked at each time a cut is judged and at every `refresh()`,
  * which the server calls every few seconds, so a stall is dated to within that. A write to
  * a socket when no other socket holds anything is always taken, so a document larger than
@@ -46,6 +50,12 @@ export const DEFAULT_MAX_UNSENT_BYTES = 256 * 1024 * 1024
  */
 export const STALLED_MS = 5_000
 
+/**
+ * How long what a socket holds may take to leave at its pace before, the bound full, it is
+ * cut as slow (see the header): a minute. A phone reading 64 KiB/s holds 4 MiB that long.
+ */
+export const SLOW_DRAIN_MS = 60_000
+
 export interface TrackedSocket {
   /** Its client (an address, or an IPv6 network): its stalled sockets are judged together. */
   readonly owner: string
@@ -61,8 +71,9 @@ interface Holder extends TrackedSocket {
   readonly socket: unknown
   /** Bytes written to the socket and not yet left, when last counted. */
   held: number
-  /** When it last began to hold bytes (ms, the budget's clock). */
+  /** When it last began to hold bytes (ms, the budget's clock), and what it had delivered then. */
   since: number
+  base: number
   /** What it had delivered when last looked at, and since when that is so. */
   seen: number
   movedAt: number
@@ -99,7 +110,8 @@ export class UnsentBudget {
   track(socket: unknown, tracked: TrackedSocket): void {
     if (this.#holders.has(socket)) return
     const now = this.now()
-    this.#holders.set(socket, { ...tracked, socket, held: 0, since: now, seen: tracked.delivered(), movedAt: now })
+    const delivered = tracked.delivered()
+    this.#holders.set(socket, { ...tracked, socket, held: 0, since: now, base: delivered, seen: delivered, movedAt: now })
   }
 
   /** Whether `socket` is counted. */
@@ -137,6 +149,7 @@ export class UnsentBudget {
         h.since = this.now()
         this.#look(h, h.since)
         h.movedAt = h.since
+        h.base = h.seen
       }
       h.held += bytes
       this.#total += bytes
@@ -184,6 +197,10 @@ export class UnsentBudget {
       for (const [o, n] of byOwner) if (owner === undefined || n > byOwner.get(owner)!) owner = o
       return most(stalled.filter((h) => h.owner === owner), (h) => h.held)!
     }
+    // held / (delivered since it began / time since then): how long what it holds takes to leave.
+    const drainMs = (h: Holder) => (h.held * (now - h.since)) / Math.max(1, h.seen - h.base)
+    const slow = holding.filter((h) => now - h.since >= STALLED_MS && drainMs(h) > SLOW_DRAIN_MS)
+    if (slow.length > 0) return most(slow, drainMs)!
     if (writer.held === 0) return writer
     return most(holding, (h) => h.since)!
   }

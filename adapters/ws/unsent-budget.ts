@@ -19,8 +19,8 @@
  * frame would wait behind the bytes the client does not read) until it fits, in this order:
  * 1. Stalled sockets: holding bytes, and nothing has reached the network from them for
  *    STALLED_MS (the bytes a socket has delivered in all, `deliveredBytes`, which counts the
- *    part of a large write the kernel took, grows while its client reads). Of the client
- *    (address) holding the most in them, its socket holding the most.
+ *    part of a large write the kernel took, grows while its client reads). The client
+ *    (address) holding the most in them first, its largest socket first.
  * 2. Slow sockets: holding bytes for STALLED_MS or longer, at a pace (what they delivered
  *    since they began to hold, over that time) at which what they hold would take more than
  *    SLOW_DRAIN_MS to leave. A reader that reads a trickle, just enough not to stall, holds
@@ -28,6 +28,7 @@
  * 3. Then the newest to begin holding, the write being judged counted newest of all: it is
  *    refused before a reader that was there before it is cut. A reader that keeps up is
  *    cut only when such readers alone fill the bound, and then the last to come goes first.
+ * The order is decided once for the write being judged, and its cuts follow it.
  * What sockets delivered is looked at each time a cut is judged and at every `refresh()`,
  * which the server calls every few seconds, so a stall is dated to within that. A write to
  * a socket when no other socket holds anything is always taken, so a document larger than
@@ -134,9 +135,12 @@ export class UnsentBudget {
     if (h === undefined) return true
     if (this.#total + bytes > this.limit) {
       this.refresh()
-      // Past the limit alone with a first message: taken (see the header).
-      while (this.#total + bytes > this.limit && (h.held > 0 || [...this.#holding].some((x) => x !== h))) {
-        const victim = this.#next(h)
+      // One order for all the cuts this write needs: a scan per cut cost 0.9 s for one write
+      // among 16,384 holders (attack review s36).
+      for (const victim of this.#order(h)) {
+        if (this.#total + bytes <= this.limit) break
+        // Past the limit alone with a first message: taken (see the header).
+        if (victim === h && h.held === 0 && this.#holding.size === 0) break
         const held = victim.held
         this.#forget(victim)
         this.#cuts++
@@ -185,24 +189,28 @@ export class UnsentBudget {
     else this.#holding.delete(h)
   }
 
-  /** The socket to cut next, in the header's order: `writer`, holding nothing yet, counts as the newest. */
-  #next(writer: Holder): Holder {
+  /**
+   * The sockets to cut, in the header's order, decided once for the write being judged:
+   * `writer`, if it holds nothing yet, counts as the newest.
+   */
+  #order(writer: Holder): Holder[] {
     const now = this.now()
-    const holding = [...this.#holding]
-    const stalled = holding.filter((h) => now - h.movedAt >= STALLED_MS)
-    if (stalled.length > 0) {
-      const byOwner = new Map<string, number>()
-      for (const h of stalled) byOwner.set(h.owner, (byOwner.get(h.owner) ?? 0) + h.held)
-      let owner: string | undefined
-      for (const [o, n] of byOwner) if (owner === undefined || n > byOwner.get(owner)!) owner = o
-      return most(stalled.filter((h) => h.owner === owner), (h) => h.held)!
-    }
+    const stalled: Holder[] = []
+    const slow: Holder[] = []
+    const rest: Holder[] = []
     // held / (delivered since it began / time since then): how long what it holds takes to leave.
     const drainMs = (h: Holder) => (h.held * (now - h.since)) / Math.max(1, h.seen - h.base)
-    const slow = holding.filter((h) => now - h.since >= STALLED_MS && drainMs(h) > SLOW_DRAIN_MS)
-    if (slow.length > 0) return most(slow, drainMs)!
-    if (writer.held === 0) return writer
-    return most(holding, (h) => h.since)!
+    for (const h of this.#holding) {
+      if (now - h.movedAt >= STALLED_MS) stalled.push(h)
+      else if (now - h.since >= STALLED_MS && drainMs(h) > SLOW_DRAIN_MS) slow.push(h)
+      else rest.push(h)
+    }
+    const byOwner = new Map<string, number>()
+    for (const h of stalled) byOwner.set(h.owner, (byOwner.get(h.owner) ?? 0) + h.held)
+    stalled.sort((a, b) => byOwner.get(b.owner)! - byOwner.get(a.owner)! || (a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0) || b.held - a.held)
+    slow.sort((a, b) => drainMs(b) - drainMs(a))
+    rest.sort((a, b) => b.since - a.since)
+    return [...stalled, ...slow, ...(writer.held === 0 ? [writer] : []), ...rest]
   }
 
   #forget(h: Holder): void {
@@ -211,13 +219,6 @@ export class UnsentBudget {
     this.#total -= h.held
     h.held = 0
   }
-}
-
-/** The item `score` ranks highest (the first of equals). */
-const most = <T>(items: ReadonlyArray<T>, score: (item: T) => number): T | undefined => {
-  let best: T | undefined
-  for (const item of items) if (best === undefined || score(item) > score(best)) best = item
-  return best
 }
 
 const byteLengthOf = (data: unknown): number => {

@@ -36,6 +36,21 @@ const open = (url: string, localAddress: string) => new Promise<WebSocket>((reso
   ws.once("error", reject)
 })
 
+/** Writes `bytes` of text to the room at `url` from 127.0.0.1; resolves once the room has it, with the writer's socket. */
+const fillRoom = async (url: string, bytes: number): Promise<WebSocket> => {
+  const doc = new Y.Doc()
+  doc.getText("t").insert(0, "x".repeat(bytes))
+  const writer = await open(url, "127.0.0.1")
+  // The route answers a step 1 after the update before it: its step 2 says the room has it.
+  const stored = new Promise<void>((resolve) => writer.on("message", (data) => {
+    if (decodeYMessage(new Uint8Array(data as Buffer)).type === "step2") resolve()
+  }))
+  writer.send(encodeUpdate(Y.encodeStateAsUpdate(doc)))
+  writer.send(encodeStep1(Y.encodeStateVector(doc)))
+  await stored
+  return writer
+}
+
 test("readers that stop reading, on four addresses, hold at most maxUnsentBytes plus one message; a stock provider that reads loads the room", async () => {
   const hub = new Hub({ machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] } })
   const route = yjsRoute(hub.crdtDocs)
@@ -50,17 +65,7 @@ test("readers that stop reading, on four addresses, hold at most maxUnsentBytes 
   const sockets: WebSocket[] = []
   const heldByServer = () => accepted.reduce((sum, ws) => sum + (ws.readyState === WebSocket.OPEN ? ws.bufferedAmount : 0), 0)
   try {
-    const doc = new Y.Doc()
-    doc.getText("t").insert(0, "x".repeat(ROOM_BYTES))
-    const writer = await open(url, "127.0.0.1")
-    sockets.push(writer)
-    // The route answers a step 1 after the update before it: its step 2 says the room has it.
-    const stored = new Promise<void>((resolve) => writer.on("message", (data) => {
-      if (decodeYMessage(new Uint8Array(data as Buffer)).type === "step2") resolve()
-    }))
-    writer.send(encodeUpdate(Y.encodeStateAsUpdate(doc)))
-    writer.send(encodeStep1(Y.encodeStateVector(doc)))
-    await stored
+    sockets.push(await fillRoom(url, ROOM_BYTES))
 
     let most = 0
     for (let i = 0; i < 16; i++) {
@@ -147,20 +152,8 @@ test("a slow reader loading a larger room is not cut for stalled readers on many
   const sockets: WebSocket[] = []
   const link = await slowLink(port, 2_000_000)
   try {
-    const fill = async (room: string, bytes: number) => {
-      const doc = new Y.Doc()
-      doc.getText("t").insert(0, "z".repeat(bytes))
-      const writer = await open(`ws://127.0.0.1:${port}/yjs/${room}`, "127.0.0.1")
-      sockets.push(writer)
-      const stored = new Promise<void>((resolve) => writer.on("message", (data) => {
-        if (decodeYMessage(new Uint8Array(data as Buffer)).type === "step2") resolve()
-      }))
-      writer.send(encodeUpdate(Y.encodeStateAsUpdate(doc)))
-      writer.send(encodeStep1(Y.encodeStateVector(doc)))
-      await stored
-    }
-    await fill("small", ROOM_BYTES)
-    await fill("large", 8_000_000)
+    sockets.push(await fillRoom(`ws://127.0.0.1:${port}/yjs/small`, ROOM_BYTES))
+    sockets.push(await fillRoom(`ws://127.0.0.1:${port}/yjs/large`, 8_000_000))
     let address = 2
     const stall = async () => {
       const reader = await open(`ws://127.0.0.1:${port}/yjs/small`, `127.0.0.${address++}`)

@@ -22,7 +22,7 @@ const sockets = (budget: UnsentBudget, owners: Record<string, string>) => {
     const ok = budget.admit(name, bytes)
     if (ok) {
       actual.set(name, (actual.get(name) ?? 0) + bytes)
-      budget.settle(name, actual.get(name)!)
+      budget.settle(name)
     }
     return ok
   }
@@ -30,7 +30,7 @@ const sockets = (budget: UnsentBudget, owners: Record<string, string>) => {
   const read = (name: string, bytes: number, callback = true) => {
     delivered.set(name, (delivered.get(name) ?? 0) + bytes)
     actual.set(name, (actual.get(name) ?? 0) - bytes)
-    if (callback) budget.settle(name, actual.get(name)!)
+    if (callback) budget.settle(name)
   }
   return { cut, write, read, actual }
 }
@@ -51,7 +51,7 @@ test("writes that fit are counted until the socket says it holds less; a closed 
   expect(budget.unsent).toBe(70)
   budget.release("b")
   expect(budget.unsent).toBe(10)
-  budget.settle("b", 60) // a late callback of a released socket
+  budget.settle("b") // a late callback of a released socket
   expect(budget.unsent).toBe(10)
   expect(budget.admit("untracked", 1_000)).toBe(true)
   expect(budget.unsent).toBe(10)
@@ -206,7 +206,7 @@ test("property: the count is what was admitted or settled, and not released; pas
         }
       } else if (kind === "settle") {
         if (held.has(s)) held.set(s, bytes)
-        budget.settle(s, bytes)
+        budget.settle(s)
       } else {
         held.delete(s)
         budget.release(s)

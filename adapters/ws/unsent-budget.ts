@@ -162,16 +162,17 @@ export class UnsentBudget {
     return true
   }
 
-  /** What `socket` holds unsent now (its `bufferedAmount`): after a write, and when one has left. */
-  settle(socket: unknown, unsent: number): void {
+  /** Counts what `socket` holds unsent now (its `unsent()`): after a write, and when one has left. */
+  settle(socket: unknown): void {
     const h = this.#holders.get(socket)
-    if (h !== undefined) this.#set(h, unsent)
+    if (h !== undefined) this.#set(h, h.unsent())
   }
 
   /** Looks at what every socket holding bytes holds and has delivered now (the server's sweep). */
   refresh(): void {
     const now = this.now()
-    for (const h of [...this.#holding]) {
+    // Deleting the element being visited is safe in a Set's iteration: no copy.
+    for (const h of this.#holding) {
       this.#look(h, now)
       this.#set(h, h.unsent())
     }
@@ -236,21 +237,17 @@ const byteLengthOf = (data: unknown): number => {
 export const budgetedWebSocket = (budget: UnsentBudget): typeof WebSocket =>
   class BudgetedWebSocket extends WebSocket {
     override send(data: unknown, options?: unknown, cb?: unknown): void {
-      let callback = (typeof options === "function" ? options : cb) as ((error?: Error) => void) | undefined
-      const opts = (typeof options === "function" ? undefined : options) as object | undefined
-      const send = super.send.bind(this) as (data: unknown, options: object | undefined, cb?: (error?: Error) => void) => void
-      if (this.readyState !== WebSocket.OPEN || !budget.tracks(this)) return send(data, opts, callback)
-      const bytes = byteLengthOf(data)
-      if (!budget.admit(this, bytes)) {
-        callback?.(new Error("The socket was cut: the server's unsent bytes were over their limit."))
+      const done = (typeof options === "function" ? options : cb) as ((error?: Error) => void) | undefined
+      const opts = (typeof options === "function" ? {} : options ?? {}) as never
+      if (this.readyState !== WebSocket.OPEN || !budget.tracks(this)) return super.send(data as never, opts, done)
+      if (!budget.admit(this, byteLengthOf(data))) {
+        done?.(new Error("The socket was cut: the server's unsent bytes were over their limit."))
         return
       }
-      const done = callback
-      callback = (error?: Error) => {
-        budget.settle(this, this.bufferedAmount)
+      super.send(data as never, opts, (error?: Error) => {
+        budget.settle(this)
         done?.(error)
-      }
-      send(data, opts, callback)
-      budget.settle(this, this.bufferedAmount)
+      })
+      budget.settle(this)
     }
   }

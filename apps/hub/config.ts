@@ -86,7 +86,8 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
   --max-unsent-mib N
                     bytes the hub may hold written to its WebSockets and not yet sent, all
                     of them together, in MiB: past it, sockets whose readers read nothing for
-                    5 s are cut first, then the newest (env CANON_MAX_UNSENT_MIB, default 256)
+                    5 s are cut first, then those reading too slowly to empty within a minute,
+                    then the newest (env CANON_MAX_UNSENT_MIB, default 256)
   -h, --help        this text`
 
 const MACHINES = `  --machines MODULE a module exporting the machines to serve (default: the demo board): .js,

@@ -127,6 +127,77 @@ test("with no socket stalled, the newest to begin holding goes first, the writer
   expect(budget.unsent).toBe(6)
 })
 
+test("one client's readers that keep reading, filling the bound, lose their newest to a newcomer from another client, down to their share", () => {
+  const { budget, at } = clocked(16)
+  const { cut, write, read } = sockets(budget, { a1: "A", a2: "A", a3: "A", a4: "A", n: "N" })
+  for (const [i, a] of ["a1", "a2", "a3", "a4"].entries()) {
+    at(i * 100)
+    write(a, 4)
+  }
+  // Each reads at a pace: neither stalled nor slow, so only the share can make room.
+  for (const t of [2_000, 4_000, 6_000]) {
+    at(t)
+    for (const a of ["a1", "a2", "a3", "a4"]) {
+      read(a, 1, false)
+      write(a, 1)
+    }
+    budget.refresh()
+  }
+  expect(budget.unsent).toBe(16)
+  expect(write("n", 4)).toBe(true)
+  expect(cut).toEqual([["a4", 4]])
+  // A's next newcomer is over A's share (half the bound) with it: refused, not n cut.
+  budget.track("a5", { owner: "A", unsent: () => 0, delivered: () => 0, cut: (held) => cut.push(["a5", held]) })
+  expect(budget.admit("a5", 2)).toBe(false)
+  expect(cut.map(([name]) => name)).toEqual(["a4", "a5"])
+})
+
+test("a client's oldest socket is not cut for its share: newcomers on many addresses do not cut a reader loading a large document", () => {
+  const { budget, at } = clocked(15)
+  const { cut, write } = sockets(budget, { big: "R", b1: "B1", b2: "B2", b3: "B3" })
+  write("big", 10) // one reader of a large document
+  at(100)
+  write("b1", 3)
+  at(200)
+  // b2 within its share (15 / 3 clients) and R over it by 5: R keeps its one socket.
+  expect(write("b2", 3)).toBe(false)
+  expect(cut).toEqual([["b2", 0]])
+  at(300)
+  // A write to R's own socket is rule 4's: the newest to hold goes first, here b1.
+  expect(write("big", 4)).toBe(true)
+  expect(cut).toEqual([["b2", 0], ["b1", 3]])
+  expect(budget.unsent).toBe(14)
+})
+
+test("property: a newcomer from a new client whose write is within its share (the bound over the clients holding, plus its own) fits whenever each client's oldest socket is", () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 1_000 }),
+    fc.array(fc.record({ owner: fc.nat(6), bytes: fc.integer({ min: 1, max: 400 }) }), { minLength: 1, maxLength: 24 }),
+    fc.double({ min: 0, max: 1, noNaN: true }),
+    (limit, writes, fraction) => {
+      let t = 0
+      const budget = new UnsentBudget(limit, () => t)
+      const held = new Map<number, number>()
+      writes.forEach(({ owner }, i) => budget.track(i, { owner: `c${owner}`, unsent: () => held.get(i) ?? 0, delivered: () => 0, cut: () => held.delete(i) }))
+      writes.forEach(({ bytes }, i) => {
+        t++ // each socket begins to hold after the one before: the oldest is the first written
+        if (budget.admit(i, bytes)) held.set(i, bytes)
+      })
+      const oldest = new Map<number, number>()
+      writes.forEach(({ owner }, i) => {
+        if (held.has(i) && !oldest.has(owner)) oldest.set(owner, held.get(i)!)
+      })
+      const share = limit / (oldest.size + 1)
+      fc.pre([...oldest.values()].every((bytes) => bytes <= share))
+      const bytes = Math.floor(share * fraction)
+      budget.track("newcomer", { owner: "new", unsent: () => 0, delivered: () => 0, cut: () => undefined })
+      t++
+      expect(budget.admit("newcomer", bytes)).toBe(true)
+      expect(budget.unsent).toBeLessThanOrEqual(limit)
+    },
+  ), { numRuns: 2_000 })
+})
+
 test("before it cuts, it looks at what each socket holds now: bytes that left unseen make room", () => {
   const { budget, at } = clocked(10)
   const { cut, write, read } = sockets(budget, { a: "A", b: "B", c: "C" })

@@ -193,3 +193,47 @@ test("a slow reader loading a larger room is not cut for stalled readers on many
     await hub.close()
   }
 }, 90_000)
+
+test("readers of one client that keep reading and fill the bound make room for a stock provider from another: it loads on its first connection", async () => {
+  const hub = new Hub({ machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] } })
+  const route = yjsRoute(hub.crdtDocs)
+  const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], maxUnsentBytes: LIMIT, routes: [route] })
+  const port = server.addresses()[0]!.port
+  const sockets: WebSocket[] = []
+  // Each reader through it reads 400 KB/s: never stalled, and what it holds leaves in seconds
+  // (not slow). All of them reach the hub from the proxy's one address.
+  const link = await slowLink(port, 400_000)
+  let provider: WebsocketProvider | undefined
+  try {
+    sockets.push(await fillRoom(`ws://127.0.0.1:${port}/yjs/big`, ROOM_BYTES))
+    for (let i = 0; i < 6; i++) {
+      const reader = await open(`ws://127.0.0.1:${link.port}/yjs/big`, "127.0.0.1")
+      sockets.push(reader)
+      reader.send(encodeStep1(EMPTY_STATE_VECTOR))
+      await new Promise((r) => setTimeout(r, 300))
+    }
+    expect(await until(() => server.unsentBytes.held > LIMIT - ROOM_BYTES, 10_000)).toBe(true)
+    const cutBefore = server.unsentBytes.cuts
+
+    class FromNinth extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { localAddress: "127.0.0.9", perMessageDeflate: false })
+      }
+    }
+    const got = new Y.Doc()
+    let connects = 0
+    provider = new WebsocketProvider(`ws://127.0.0.1:${port}/yjs`, "big", got, { WebSocketPolyfill: FromNinth as never, maxBackoffTime: 500, disableBc: true })
+    provider.on("status", (e: { status: string }) => void (e.status === "connected" && connects++))
+    expect(await until(() => got.getText("t").length === ROOM_BYTES, 20_000)).toBe(true)
+    // Room was made from the readers' client, over its share of the bound; the newcomer was not refused.
+    expect(connects).toBe(1)
+    expect(server.unsentBytes.cuts).toBeGreaterThan(cutBefore)
+  } finally {
+    provider?.destroy()
+    for (const ws of sockets) ws.terminate()
+    link.close()
+    route.close()
+    await server.close()
+    await hub.close()
+  }
+}, 60_000)

@@ -25,7 +25,19 @@
  *    since they began to hold, over that time) at which what they hold would take more than
  *    SLOW_DRAIN_MS to leave. A reader that reads a trickle, just enough not to stall, holds
  *    its bytes about as long as one that reads nothing. The slowest first.
- * 3. Then the newest to begin holding, the write being judged counted newest of all: it is
+ * 3. Clients over their share: the bound split evenly among the clients holding bytes, the
+ *    writer's counted with its write. The writer's client first, if it is over (a new socket's
+ *    write never costs another client a socket while its own is over its share), then the client furthest
+ *    over; of each, its newest sockets until it is back within its share, but never its
+ *    oldest socket that holds bytes. Without this rule, one client's readers that read at a
+ *    pace, neither stalled nor slow, held the whole bound, and a newcomer from any other
+ *    address was refused until they finished (a stock provider was cut 5 times and loaded
+ *    after 5.6 s; now at once: attack review s36, dos-trickle.mts). The oldest socket stays
+ *    because one reader of a large document on a slow link is over its share whenever
+ *    readers on many addresses arrive, and new readers cannot be told stalled for their first
+ *    STALLED_MS: cut for them, it was, in a test. A newcomer from a new client whose write is
+ *    within its share fits whenever each other client's oldest socket is.
+ * 4. Then the newest to begin holding, the write being judged counted newest of all: it is
  *    refused before a reader that was there before it is cut. A reader that keeps up is
  *    cut only when such readers alone fill the bound, and then the last to come goes first.
  * The order is decided once for the write being judged, and its cuts follow it.
@@ -137,7 +149,7 @@ export class UnsentBudget {
       this.refresh()
       // One order for all the cuts this write needs: a scan per cut cost 0.9 s for one write
       // among 16,384 holders (attack review s36).
-      for (const victim of this.#order(h)) {
+      for (const victim of this.#order(h, bytes)) {
         if (this.#total + bytes <= this.limit) break
         // Past the limit alone with a first message: taken (see the header).
         if (victim === h && h.held === 0 && this.#holding.size === 0) break
@@ -191,10 +203,10 @@ export class UnsentBudget {
   }
 
   /**
-   * The sockets to cut, in the header's order, decided once for the write being judged:
-   * `writer`, if it holds nothing yet, counts as the newest.
+   * The sockets to cut, in the header's order, decided once for the write being judged of
+   * `bytes`: `writer`, if it holds nothing yet, counts as the newest.
    */
-  #order(writer: Holder): Holder[] {
+  #order(writer: Holder, bytes: number): Holder[] {
     const now = this.now()
     const stalled: Holder[] = []
     const slow: Holder[] = []
@@ -211,7 +223,45 @@ export class UnsentBudget {
     stalled.sort((a, b) => byOwner.get(b.owner)! - byOwner.get(a.owner)! || (a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0) || b.held - a.held)
     slow.sort((a, b) => drainMs(b) - drainMs(a))
     rest.sort((a, b) => b.since - a.since)
-    return [...stalled, ...slow, ...(writer.held === 0 ? [writer] : []), ...rest]
+    // A writer that holds nothing yet counts as the newest of all.
+    if (writer.held === 0) rest.unshift(writer)
+    const over = this.#overShare(rest, writer, bytes)
+    const shed = new Set(over)
+    return [...stalled, ...slow, ...over, ...rest.filter((h) => !shed.has(h))]
+  }
+
+  /**
+   * Rule 3 of the header: the bound shared evenly among the clients (owners) holding bytes in
+   * `rest`, the writer's counted with this write. Of each client over its share, its newest
+   * sockets until what they hold covers what it is over by: the writer's client first (a
+   * write never costs another client a socket while the writer's is over its own share), then
+   * the client furthest over. `rest` is newest first.
+   */
+  #overShare(rest: Holder[], writer: Holder, bytes: number): Holder[] {
+    const clients = new Map<string, { sum: number; sockets: Holder[] }>()
+    for (const h of rest) {
+      let c = clients.get(h.owner)
+      if (c === undefined) clients.set(h.owner, (c = { sum: 0, sockets: [] }))
+      c.sum += h.held
+      c.sockets.push(h)
+    }
+    const own = clients.get(writer.owner)
+    if (own !== undefined) own.sum += bytes
+    const share = this.limit / clients.size
+    const over: Holder[] = []
+    const first = (c: { sum: number }) => (c === own ? 1 : 0)
+    for (const c of [...clients.values()].filter((c) => c.sum > share).sort((a, b) => first(b) - first(a) || b.sum - a.sum)) {
+      let excess = c.sum - share
+      // Its oldest socket that holds bytes stays: a client's one reader of a large document is
+      // not cut for newcomers on other addresses, which may be many (stalled ones are rule 1's).
+      const last = c.sockets.at(-1) === writer && writer.held === 0 ? c.sockets.length : c.sockets.length - 1
+      for (const h of c.sockets.slice(0, last)) {
+        if (excess <= 0) break
+        over.push(h)
+        excess -= h === writer ? bytes + h.held : h.held
+      }
+    }
+    return over
   }
 
   #forget(h: Holder): void {

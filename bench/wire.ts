@@ -32,6 +32,7 @@ import { MESSAGE_BYTES, RawWs, rawEchoRtt, rawLevelWriteLatency, rawMessagesPerS
 import { CanonWorld, Meter, confirmedPerSecond, pacedLatencies, sharedLoad, todoTraffic, type TodoBytes, type Traffic } from "./wire-canon.js"
 import { WireTodo, todoWorkload, yjsTodo, type TodoCommand } from "./wire-todo.js"
 import { percentile } from "./wire-util.js"
+import { unsentFigures } from "./wire-unsent.js"
 
 /** --quick only cuts runs and warm-up; each run does the same work in both modes. */
 const sizes = (quick: boolean) => ({
@@ -39,6 +40,7 @@ const sizes = (quick: boolean) => ({
   latency: quick ? { warmup: 1, warmupMs: 0, runs: 3 } : { warmup: 1, warmupMs: 0, runs: 7 },
   fanOut: quick ? { warmup: 1, warmupMs: 0, runs: 2 } : { warmup: 1, warmupMs: 0, runs: 5 },
   bytes: { warmup: 1, warmupMs: 0, runs: 3 },
+  unsent: quick ? { warmup: 1, warmupMs: 0, runs: 3 } : { warmup: 2, warmupMs: 500, runs: 7 },
   /** Raw one-way run: messages, ack interval, outstanding window. */
   rawMessages: 100_000,
   ackEvery: 100,
@@ -215,6 +217,9 @@ const run = async (ctx: SuiteContext): Promise<Figure[]> => {
       { goal: { op: "<=", value: 0.5 }, note: "per run, the same commands, both without transport: Canon's frame bytes over the Yjs update bytes" }))
     add(figure("bytes-vs-yjs-wire", "5i. same, both on the wire", "x", bytes.interactive.map((b, i) => b.writer.upWire / b.commands / (yjsBytes[i]! + Y_WEBSOCKET_HEADER + WS_CLIENT_HEADER)),
       { note: `for reference: Canon's frames with their WebSocket headers over each Yjs update with y-websocket's ${Y_WEBSOCKET_HEADER}-byte sync header (messageSync, messageYjsUpdate, length) and a ${WS_CLIENT_HEADER}-byte masked WebSocket header` }))
+
+    // ---- 6: the hub-wide bound on unsent bytes, full: the cost of deciding whom to cut ----
+    for (const f of await unsentFigures(s.unsent)) add(f)
   } finally {
     await world.close()
     await noSync.close()

@@ -26,17 +26,18 @@
  *    SLOW_DRAIN_MS to leave. A reader that reads a trickle, just enough not to stall, holds
  *    its bytes about as long as one that reads nothing. The slowest first.
  * 3. Clients over their share: the bound split evenly among the clients holding bytes, the
- *    writer's counted with its write. The writer's client first, if it is over (a new socket's
- *    write never costs another client a socket while its own is over its share), then the client furthest
- *    over; of each, its newest sockets until it is back within its share, but never its
- *    oldest socket that holds bytes. Without this rule, one client's readers that read at a
- *    pace, neither stalled nor slow, held the whole bound, and a newcomer from any other
- *    address was refused until they finished (a stock provider was cut 5 times and loaded
- *    after 5.6 s; now at once: attack review s36, dos-trickle.mts). The oldest socket stays
- *    because one reader of a large document on a slow link is over its share whenever
- *    readers on many addresses arrive, and new readers cannot be told stalled for their first
- *    STALLED_MS: cut for them, it was, in a test. A newcomer from a new client whose write is
- *    within its share fits whenever each other client's oldest socket is.
+ *    writer's counted with its write. The writer's client first, if it is over (a new
+ *    socket's write never costs another client a socket while its own client is over its
+ *    share), then the client furthest over; of each, its newest sockets until it is back
+ *    within its share, but never its oldest socket that holds bytes. Without this rule, one
+ *    client's readers that read at a pace, neither stalled nor slow, held the whole bound,
+ *    and a newcomer from any other address was refused until they finished (a stock
+ *    provider was cut 5 times and loaded after 5.6 s; now at once: attack review s36,
+ *    dos-trickle.mts). The oldest socket stays because one reader of a large document on a
+ *    slow link is over its share whenever readers on many addresses arrive, and new readers
+ *    cannot be told stalled for their first STALLED_MS: cut for them, it was, in a test. A
+ *    newcomer from a new client whose write is within its share fits whenever each other
+ *    client's oldest socket is.
  * 4. Then the newest to begin holding, the write being judged counted newest of all: it is
  *    refused before a reader that was there before it is cut. A reader that keeps up is
  *    cut only when such readers alone fill the bound, and then the last to come goes first.
@@ -233,9 +234,9 @@ export class UnsentBudget {
   /**
    * Rule 3 of the header: the bound shared evenly among the clients (owners) holding bytes in
    * `rest`, the writer's counted with this write. Of each client over its share, its newest
-   * sockets until what they hold covers what it is over by: the writer's client first (a
-   * write never costs another client a socket while the writer's is over its own share), then
-   * the client furthest over. `rest` is newest first.
+   * sockets until what they hold covers what it is over by (never its oldest that holds
+   * bytes): the writer's client first, then the client furthest over. `rest` is newest first,
+   * a writer that holds nothing at its head.
    */
   #overShare(rest: Holder[], writer: Holder, bytes: number): Holder[] {
     const clients = new Map<string, { sum: number; sockets: Holder[] }>()

@@ -152,8 +152,10 @@ export class UnsentBudget {
       // among 16,384 holders (attack review s36).
       for (const victim of this.#order(h, bytes)) {
         if (this.#total + bytes <= this.limit) break
-        // Past the limit alone with a first message: taken (see the header).
-        if (victim === h && h.held === 0 && this.#holding.size === 0) break
+        // Past the limit alone: taken (see the header). Its own bound (the hub's hard limit)
+        // still holds it; the first of a stream's messages alone was not enough: a snapshot
+        // larger than the limit, streamed to one reader, cut it at its second (the simulator).
+        if (victim === h && (this.#holding.size === 0 || (this.#holding.size === 1 && this.#holding.has(h)))) break
         const held = victim.held
         this.#forget(victim)
         this.#cuts++

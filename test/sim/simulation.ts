@@ -61,6 +61,8 @@ import { Big, SimBurner, SimText, SimTextLowered, SimTextLoweredV2, SimTextV2, T
 import { MAX_BURN_MS, simCpu } from "./cpu.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { SubscribeChurner, countDeliveries, type Deliveries } from "./churn.js"
+import { boundUnsent, type UnsentWorld } from "./unsent.js"
+import { UnsentBudget } from "../../adapters/ws/unsent-budget.js"
 import { DEAF_CLOSE_MS, DeafAsker } from "./deaf.js"
 import { LEAVE_MS, PresenceChurner } from "./presence-churn.js"
 import { DEFAULT_HARD_LIMIT } from "../../core/authority/guarded-connection.js"
@@ -295,6 +297,16 @@ export interface SimOptions {
    */
   readonly presenceChurn?: number
   /**
+   * The hub-wide bound on unsent bytes (unsent.ts, adapters/ws/unsent-budget.ts), in KiB, over
+   * all the hub's connections: smaller than one follower's high-water mark (1 MiB), so
+   * stalled replicas and the big document's snapshots fill it and connections are cut in most
+   * seeds; the checker's invariants must hold through the cuts. At 256 KiB a reader alone,
+   * sent a snapshot larger than the bound in chunks, was cut at its second chunk for ever
+   * (5 seeds of 6 failed, a fresh replica never synced). Needs `byteBuffers`; 0 leaves it off.
+   * Default 256.
+   */
+  readonly unsentKib?: number
+  /**
    * Stores that go back in time (rollback.ts): two devices write to a document of their own
    * (one is moved to a new device from its backup on the way); this many times one of them is
    * killed and its disk restored from one of its backups. Their own streams of numbers; 0
@@ -327,7 +339,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, replicaQuota: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2" | "v3" | "v4", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtNotes: 0.2, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, memoryHog: 0, cpuHog: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtNotes: 0.2, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, memoryHog: 0, cpuHog: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2, unsentKib: 256,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */
@@ -560,6 +572,10 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
         else log(`${f.client}'s ${f.type} of ${f.bytes} bytes refused: over the frame limit`)
       },
     })
+    // The bound on what the hub's connections hold unsent together, on the world's clock (unsent.ts).
+    const unsent: UnsentWorld | undefined = o.byteBuffers && o.unsentKib > 0
+      ? { budget: new UnsentBudget(o.unsentKib * 1024, () => vrt.now()), cutsBy: new Map() }
+      : undefined
     // Mostly fast, sometimes slow: widens the window in which a crash loses a write.
     const diskLatency = () => (rng() < 0.1 ? Math.floor(rng() * 60) : Math.floor(rng() * 4))
     const readLatency = () => (phase === "check" || !o.readLatency ? 0 : rng() < 0.05 ? Math.floor(rng() * 30) : Math.floor(rng() * 3))
@@ -673,7 +689,8 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
           }
         },
       })
-      net.listen(countDeliveries(hub, deliveries, { hardLimit: deafOn ? output.hardLimit : DEFAULT_HARD_LIMIT, fail }))
+      const counting = countDeliveries(hub, deliveries, { hardLimit: deafOn ? output.hardLimit : DEFAULT_HARD_LIMIT, fail })
+      net.listen(unsent === undefined ? counting : boundUnsent(counting, net, unsent, { fail, log }))
       log(`hub up (protocol ${protocol.min}..${protocol.max})${fleetOn ? ` at v${hubVersion}` : ""}, chunks of ${chunkBytes} B${hubLimits.maxCommandBytes !== undefined ? `, commands up to ${hubLimits.maxCommandBytes} B` : ""}${hubLimits.textLowered ? ", text field limits lowered" : ""}`)
     }
     /**
@@ -1921,6 +1938,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
     stats.events = trace.length
     stats.timers = guard.events
+    if (unsent !== undefined) stats.unsentCuts = unsent.budget.cuts
     const digest = hashState(digestParts)
     // Closing waits for writes in flight; a peer that cannot finish them is reported, not awaited.
     // The replicas first, so the hub closes documents nobody follows any longer (idle, their timers armed).

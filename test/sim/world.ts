@@ -98,6 +98,7 @@ const run = async (args: ReadonlyArray<string>, print: (line: string) => void, p
     flagBursts: flag("flag-bursts", DEFAULTS.flagBursts),
     churn: flag("churn", DEFAULTS.churn),
     deafAskers: flag("deaf-askers", DEFAULTS.deafAskers),
+    unsentKib: flag("unsent-kib", DEFAULTS.unsentKib),
     presenceChurn: flag("presence-churn", DEFAULTS.presenceChurn),
     rollbacks: flag("rollbacks", DEFAULTS.rollbacks),
     ...(value("attacks") !== undefined ? { attacks: value("attacks")!.split(",") as Attack[] } : {}),

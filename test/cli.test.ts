@@ -369,10 +369,12 @@ test("--max-unsent-mib sets the server's maxUnsentBytes, in MiB", () => {
   expect(parseConfig([], {})).toMatchObject({ maxUnsentMib: 256 })
   expect(parseConfig(["--max-unsent-mib", "64"], {})).toMatchObject({ maxUnsentMib: 64 })
   expect(parseConfig([], { CANON_MAX_UNSENT_MIB: "1024" })).toMatchObject({ maxUnsentMib: 1024 })
-  for (const bad of ["0", "-1", "1.5", "lots"]) {
-    expect(() => parseConfig(["--max-unsent-mib", bad], {})).toThrow(`--max-unsent-mib must be a whole number of at least 1, not "${bad}".`)
+  expect(parseConfig(["--max-unsent-mib", "8"], {})).toMatchObject({ maxUnsentMib: 8 })
+  // Under 8 MiB, a reader alone loading a large document would be cut at every reconnect.
+  for (const bad of ["0", "-1", "1.5", "lots", "7"]) {
+    expect(() => parseConfig(["--max-unsent-mib", bad], {})).toThrow(`--max-unsent-mib must be a whole number of at least 8, not "${bad}".`)
   }
-  expect(() => parseConfig([], { CANON_MAX_UNSENT_MIB: "0" })).toThrow('CANON_MAX_UNSENT_MIB must be a whole number of at least 1, not "0".')
+  expect(() => parseConfig([], { CANON_MAX_UNSENT_MIB: "0" })).toThrow('CANON_MAX_UNSENT_MIB must be a whole number of at least 8, not "0".')
 })
 
 // ---- canon serve with a module of machines and auth hooks ----

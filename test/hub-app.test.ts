@@ -184,9 +184,9 @@ test("the hub also serves whole Yjs documents to stock y-websocket clients on /y
 }, 60_000)
 
 test("--max-unsent-mib reaches the hub's WebSocket server (default 256 MiB)", async () => {
-  const set = await startHub(config(["--data", join(dir, "unsent"), "--port", "0", "--max-unsent-mib", "3"]), [Board], statusPage)
+  const set = await startHub(config(["--data", join(dir, "unsent"), "--port", "0", "--max-unsent-mib", "12"]), [Board], statusPage)
   running.push(set)
-  expect(set.unsentBytes()).toEqual({ held: 0, limit: 3 * 2 ** 20, cuts: 0 })
+  expect(set.unsentBytes()).toEqual({ held: 0, limit: 12 * 2 ** 20, cuts: 0 })
   const byDefault = await startHub(config(["--data", join(dir, "unsent-default"), "--port", "0"]), [Board], statusPage)
   running.push(byDefault)
   expect(byDefault.unsentBytes().limit).toBe(256 * 2 ** 20)

@@ -83,7 +83,9 @@ test("a large document: 32-64 KiB commands, paged catch-up, snapshots and stream
 test("arguments whose compact form outweighs their canonical one: submits, a fan-out of two writers and catch-up pages of the hub's default size stay under the frame limit (2 seeds)", async () => {
   // Cut by canonical size, the client's submits (mutant cut-submits-canonical) or the hub's
   // pages (mutant cut-entries-canonical) were frames over 1 MiB, refused at every reconnect.
-  const world = [...CORE, "--big-kib", "64", "--flag-bursts", "3", "--catch-up-page", "512", "--protocols", "v2"]
+  // Its frames reach 1 MiB: the unsent bound must hold one reader's high-water mark (1 MiB) and
+  // one frame, or a reader alone sent such pages is cut at every reconnect (as servers refuse).
+  const world = [...CORE, "--big-kib", "64", "--flag-bursts", "3", "--catch-up-page", "512", "--protocols", "v2", "--unsent-kib", "2048"]
   expect(await failing(2, world, 4, ["flagBursts"])).toEqual([])
 }, SIM_TEST_MS)
 
@@ -129,6 +131,13 @@ test("wall clocks stepped, the hub's and the replicas' (NTP, a resumed VM), by a
   // an hour into debt ("More than 1000 messages per second": seed 4 of this world), and stepped
   // forward they filled at once (a churner's loads past its bucket: seed 10 of the whole world).
   expect(await failing(1, [...CORE, "--clock-steps", "6", "--from", "4", ...LATEST_FAULTS_OFF], 4, ["clockSteps"])).toEqual([])
+}, SIM_TEST_MS)
+
+test("the hub-wide bound on unsent bytes cuts connections (stalled replicas, the big document's snapshots) and nothing is lost (seeds 1 to 3 of the whole world, 5 replicas)", async () => {
+  // The simulator's links put the hub's sends through the WebSocket server's UnsentBudget
+  // (test/sim/unsent.ts). At a bound under what one reader is sent while it reads, a fresh
+  // replica alone was cut at every reconnect and never synced (5 seeds of 6 at 256 KiB).
+  expect(await failing(3, [], 5, ["unsentCuts"])).toEqual([])
 }, SIM_TEST_MS)
 
 test("a refused clientSeq gap frees its number: the next command sent under it is judged as new (seed 20 of the whole world, 5 replicas)", async () => {

@@ -111,7 +111,7 @@ test("readers that stop reading, on four addresses, hold at most maxUnsentBytes 
 test("one update relayed to readers that keep up is not counted past what their kernels did not take: a fan-out larger than the limit cuts nobody", async () => {
   const hub = new Hub({ machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false, crdt: { engines: [yjsDocEngine()] } })
   const route = yjsRoute(hub.crdtDocs)
-  const limit = 4 * 2 ** 20
+  const limit = 8 * 2 ** 20
   const server = await WsServer.start(hub, { listen: [{ host: "127.0.0.1", port: 0 }], maxUnsentBytes: limit, routes: [route] })
   const url = `ws://127.0.0.1:${server.addresses()[0]!.port}/yjs/fan`
   const sockets: WebSocket[] = []
@@ -130,7 +130,7 @@ test("one update relayed to readers that keep up is not counted past what their 
     }
     const doc = new Y.Doc()
     doc.getText("t").insert(0, "y".repeat(1_000_000))
-    // 23 readers x 1 MB: over five times the limit, written in one synchronous relay.
+    // 23 readers x 1 MB: over 2.7 times the limit, written in one synchronous relay.
     sockets[0]!.send(encodeUpdate(Y.encodeStateAsUpdate(doc)))
     // The first socket wrote it; the others get it relayed.
     expect(await until(() => readers.slice(1).every((r) => r.getText("t").length === 1_000_000), 20_000)).toBe(true)
@@ -237,3 +237,12 @@ test("readers of one client that keep reading and fill the bound make room for a
     await hub.close()
   }
 }, 60_000)
+
+test("a server refuses a bound under 8 MiB, naming it: below what one reader is sent while it reads, a large document never reaches it", () => {
+  const hub = new Hub({ machines: [], storage: new MemoryStorage(), runtime: systemRuntime, sync: false })
+  for (const bad of [1, 2 ** 20, 8 * 2 ** 20 - 1, Number.NaN]) {
+    expect(() => new WsServer(hub, { listen: [{ host: "127.0.0.1", port: 0 }], maxUnsentBytes: bad })).toThrow(/maxUnsentBytes must be at least 8388608 bytes/)
+  }
+  expect(() => new WsServer(hub, { listen: [{ host: "127.0.0.1", port: 0 }], maxUnsentBytes: Infinity })).not.toThrow()
+  return hub.close()
+})

@@ -71,7 +71,7 @@ import { ConnectionCounter, checkCap } from "./connection-limits.js"
 import { PongClock, SweepLateness, deliveredBytes } from "./pong-clock.js"
 import { boundPipelining } from "./pipelining.js"
 import { SocketCap, socketCapFor } from "./socket-cap.js"
-import { DEFAULT_MAX_UNSENT_BYTES, UnsentBudget, budgetedWebSocket } from "./unsent-budget.js"
+import { DEFAULT_MAX_UNSENT_BYTES, MIN_MAX_UNSENT_BYTES, UnsentBudget, budgetedWebSocket } from "./unsent-budget.js"
 
 export interface ListenAddress {
   readonly host: string
@@ -114,7 +114,8 @@ export interface WsServerOptions {
    * Bytes written to the server's sockets (every route's) that have not left yet, in all.
    * Past it, sockets are cut: first those from which nothing reached the network for 5 s,
    * then the newest (unsent-budget.ts). A client that stops reading cannot make the server
-   * hold memory without end. Default DEFAULT_MAX_UNSENT_BYTES (256 MiB); Infinity for no bound.
+   * hold memory without end. Default DEFAULT_MAX_UNSENT_BYTES (256 MiB), at least
+   * MIN_MAX_UNSENT_BYTES (8 MiB); Infinity for no bound.
    */
   readonly maxUnsentBytes?: number
   /**
@@ -292,7 +293,11 @@ export class WsServer {
       total: checkCap("maxConnections", options.maxConnections, Infinity),
     }
     this.counter = new ConnectionCounter(caps)
-    this.unsent = new UnsentBudget(options.maxUnsentBytes ?? DEFAULT_MAX_UNSENT_BYTES)
+    const maxUnsent = options.maxUnsentBytes ?? DEFAULT_MAX_UNSENT_BYTES
+    if (!(maxUnsent >= MIN_MAX_UNSENT_BYTES)) {
+      throw new TypeError(`maxUnsentBytes must be at least ${MIN_MAX_UNSENT_BYTES} bytes (8 MiB), not ${String(maxUnsent)}: below what one reader is sent while it reads, a large document never reaches it.`)
+    }
+    this.unsent = new UnsentBudget(maxUnsent)
     this.socketClass = budgetedWebSocket(this.unsent)
     this.trust = proxyTrust(options.trustProxy)
     this.ipv6Prefix = checkIpv6Prefix(options.ipv6Prefix)
@@ -453,6 +458,7 @@ export class WsServer {
       owner: info.limitKey ?? remoteAddress,
       unsent: () => ws.bufferedAmount,
       delivered: () => deliveredBytes(ws),
+      open: () => ws.readyState === WebSocket.OPEN,
       cut: (held) => {
         this.options.onEvent?.({ type: "unsent-full", remoteAddress, unsentBytes: held })
         ws.terminate()

@@ -19,7 +19,9 @@
  * frame would wait behind the bytes the client does not read) until it fits, in this order:
  * 1. Stalled sockets: holding bytes, and nothing has reached the network from them for
  *    STALLED_MS (the bytes a socket has delivered in all, `deliveredBytes`, which counts the
- *    part of a large write the kernel took, grows while its client reads). The client
+ *    part of a large write the kernel took, grows while its client reads), or of a client
+ *    that closed a socket holding ABANDONED_BYTES unsent in the last ABANDONED_MS (a client
+ *    that replaces its unread sockets before they can count as stalled). The client
  *    (address) holding the most in them first, its largest socket first.
  * 2. Slow sockets: holding bytes for STALLED_MS or longer, at a pace (what they delivered
  *    since they began to hold, over that time) at which what they hold would take more than
@@ -43,9 +45,13 @@
  *    cut only when such readers alone fill the bound, and then the last to come goes first.
  * The order is decided once for the write being judged, and its cuts follow it.
  * What sockets delivered is looked at each time a cut is judged and at every `refresh()`,
- * which the server calls every few seconds, so a stall is dated to within that. A write to
- * a socket when no other socket holds anything is always taken, so a document larger than
- * the limit still reaches a reader that keeps up. A socket that stalls for good is also
+ * which the server calls every few seconds, so a stall is dated to within that. A first
+ * message to a socket when no other socket holds anything is always taken, so a document
+ * larger than the limit still reaches a reader that keeps up. A stream larger than the limit
+ * (a snapshot in chunks) reaches it only if the limit is above what the hub lets one socket
+ * hold while it reads (its documents' high-water mark, 1 MiB, plus a message): below that, in
+ * the simulator, a fresh replica alone was cut at every reconnect and never synced. Servers
+ * refuse a limit under MIN_MAX_UNSENT_BYTES (server.ts). A socket that stalls for good is also
  * ended by the server's liveness checks (pong-clock.ts) within 120 s; this bound is for the
  * memory it and the others hold until then.
  *
@@ -56,6 +62,14 @@ import { WebSocket } from "ws"
 
 /** The default bound: 256 MiB unsent, over every socket of a server. */
 export const DEFAULT_MAX_UNSENT_BYTES = 256 * 1024 * 1024
+
+/**
+ * The least bound a server takes (8 MiB, the hub's hard limit for one connection). A reader
+ * alone is sent up to its documents' high-water mark (1 MiB) plus a message while it reads; a
+ * bound below that cut it at every reconnect, and a document streamed in chunks never reached
+ * it (the simulator, at 512 KiB).
+ */
+export const MIN_MAX_UNSENT_BYTES = 8 * 1024 * 1024
 
 /**
  * How long a socket may hold bytes with none of them reaching the network before it counts
@@ -70,6 +84,21 @@ export const STALLED_MS = 5_000
  */
 export const SLOW_DRAIN_MS = 60_000
 
+/**
+ * A client that closes a socket still holding this much unsent (it asked and left without
+ * reading) has its sockets judged stalled (rule 1) for ABANDONED_MS. An ordinary close leaves
+ * a few bytes at most.
+ */
+export const ABANDONED_BYTES = 64 * 1024
+
+/**
+ * How long a client that abandoned a socket's bytes is judged so. Without it, a client on 20
+ * addresses that replaced each unread socket every 4 s, before it could count as stalled,
+ * held the bound and had an honest client's tabs cut (rule 3) and a newcomer refused for a
+ * whole minute (attack review s37, tabs.mts, newcomer.mts).
+ */
+export const ABANDONED_MS = 60_000
+
 export interface TrackedSocket {
   /** Its client (an address, or an IPv6 network): its stalled sockets are judged together. */
   readonly owner: string
@@ -79,6 +108,12 @@ export interface TrackedSocket {
   readonly delivered: () => number
   /** Ends it, told the bytes it held. */
   readonly cut: (held: number) => void
+  /**
+   * Whether it is still open (default: always). Once it is not, its count stays what it was
+   * until `release`: a socket torn down reports nothing unsent, and what it left unread is
+   * what tells an abandoned socket (ABANDONED_BYTES) from an ordinary close.
+   */
+  readonly open?: () => boolean
 }
 
 interface Holder extends TrackedSocket {
@@ -99,6 +134,8 @@ export class UnsentBudget {
   readonly #holders = new Map<unknown, Holder>()
   /** The holders with bytes unsent: the only ones a cut looks at. */
   readonly #holding = new Set<Holder>()
+  /** Clients that abandoned a socket's bytes (ABANDONED_BYTES), and until when they are judged stalled. */
+  readonly #abandoned = new Map<string, number>()
 
   /**
    * A limit that is not a positive number of bytes throws a TypeError naming it. `now` is the
@@ -133,10 +170,15 @@ export class UnsentBudget {
     return this.#holders.has(socket)
   }
 
-  /** Stops counting `socket` (it closed): what it held is no longer held. */
+  /**
+   * Stops counting `socket` (it closed): what it held is no longer held. Closed holding
+   * ABANDONED_BYTES or more, its client is judged stalled for ABANDONED_MS.
+   */
   release(socket: unknown): void {
     const h = this.#holders.get(socket)
-    if (h !== undefined) this.#forget(h)
+    if (h === undefined) return
+    if (h.held >= ABANDONED_BYTES) this.#abandoned.set(h.owner, this.now() + ABANDONED_MS)
+    this.#forget(h)
   }
 
   /**
@@ -145,17 +187,17 @@ export class UnsentBudget {
    */
   admit(socket: unknown, bytes: number): boolean {
     const h = this.#holders.get(socket)
-    if (h === undefined) return true
+    // Nothing to hold, nothing to cut for (a write of no bytes).
+    if (h === undefined || bytes === 0) return true
     if (this.#total + bytes > this.limit) {
       this.refresh()
       // One order for all the cuts this write needs: a scan per cut cost 0.9 s for one write
       // among 16,384 holders (attack review s36).
       for (const victim of this.#order(h, bytes)) {
         if (this.#total + bytes <= this.limit) break
-        // Past the limit alone: taken (see the header). Its own bound (the hub's hard limit)
-        // still holds it; the first of a stream's messages alone was not enough: a snapshot
-        // larger than the limit, streamed to one reader, cut it at its second (the simulator).
-        if (victim === h && (this.#holding.size === 0 || (this.#holding.size === 1 && this.#holding.has(h)))) break
+        // Past the limit alone with a first message: taken (see the header). Not its next ones:
+        // a socket alone that does not read would grow to its own bound (the hub's hard limit).
+        if (victim === h && h.held === 0 && this.#holding.size === 0) break
         const held = victim.held
         this.#forget(victim)
         this.#cuts++
@@ -180,7 +222,7 @@ export class UnsentBudget {
   /** Counts what `socket` holds unsent now (its `unsent()`): after a write, and when one has left. */
   settle(socket: unknown): void {
     const h = this.#holders.get(socket)
-    if (h !== undefined) this.#set(h, h.unsent())
+    if (h !== undefined && h.open?.() !== false) this.#set(h, h.unsent())
   }
 
   /** Looks at what every socket holding bytes holds and has delivered now (the server's sweep). */
@@ -188,9 +230,11 @@ export class UnsentBudget {
     const now = this.now()
     // Deleting the element being visited is safe in a Set's iteration: no copy.
     for (const h of this.#holding) {
+      if (h.open?.() === false) continue
       this.#look(h, now)
       this.#set(h, h.unsent())
     }
+    for (const [owner, until] of this.#abandoned) if (until <= now) this.#abandoned.delete(owner)
   }
 
   #look(h: Holder, now: number): void {
@@ -217,7 +261,7 @@ export class UnsentBudget {
     // held / (delivered since it began / time since then): how long what it holds takes to leave.
     const drainMs = (h: Holder) => (h.held * (now - h.since)) / Math.max(1, h.seen - h.base)
     for (const h of this.#holding) {
-      if (now - h.movedAt >= STALLED_MS) stalled.push(h)
+      if (now - h.movedAt >= STALLED_MS || (this.#abandoned.get(h.owner) ?? 0) > now) stalled.push(h)
       else if (now - h.since >= STALLED_MS && drainMs(h) > SLOW_DRAIN_MS) slow.push(h)
       else rest.push(h)
     }

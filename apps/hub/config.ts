@@ -87,7 +87,8 @@ const OPTIONS = `  --data DIR        LevelDB directory (env CANON_DATA, default 
                     bytes the hub may hold written to its WebSockets and not yet sent, all
                     of them together, in MiB: past it, sockets whose readers read nothing for
                     5 s are cut first, then those reading too slowly to empty within a minute,
-                    then the newest (env CANON_MAX_UNSENT_MIB, default 256)
+                    then the newest of a client over its share, then the newest (env
+                    CANON_MAX_UNSENT_MIB, default 256, at least 8)
   -h, --help        this text`
 
 const MACHINES = `  --machines MODULE a module exporting the machines to serve (default: the demo board): .js,
@@ -118,9 +119,11 @@ export class ConfigError extends Error {}
 const VALUE_FLAGS = ["data", "host", "port", "public-url", "cert", "key", "max-connections-per-address", "max-sockets-per-address", "max-sockets", "trust-proxy", "ipv6-prefix", "max-document-mib", "max-unsent-mib", "allow-origin"]
 const SWITCHES = ["sync", "no-sync"]
 
-const positiveInteger = (text: string, what: string): number => {
+const positiveInteger = (text: string, what: string): number => atLeast(1, text, what)
+
+const atLeast = (least: number, text: string, what: string): number => {
   const n = Number(text)
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1) throw new ConfigError(`${what} must be a whole number of at least 1, not "${text}".`)
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < least) throw new ConfigError(`${what} must be a whole number of at least ${least}, not "${text}".`)
   return n
 }
 
@@ -207,8 +210,8 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
     : 256
   const unsentFlag = flags.get("max-unsent-mib")
   const unsentEnv = nonEmptyEnv(env.CANON_MAX_UNSENT_MIB)
-  const maxUnsentMib = unsentFlag !== undefined ? positiveInteger(unsentFlag, "--max-unsent-mib")
-    : unsentEnv !== undefined ? positiveInteger(unsentEnv, "CANON_MAX_UNSENT_MIB")
+  const maxUnsentMib = unsentFlag !== undefined ? atLeast(8, unsentFlag, "--max-unsent-mib")
+    : unsentEnv !== undefined ? atLeast(8, unsentEnv, "CANON_MAX_UNSENT_MIB")
     : 256
   // An empty variable is unset, as for the others (an env file's `CANON_HOST=`); an empty flag is a mistake.
   // An empty host would bind every interface.

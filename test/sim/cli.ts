@@ -65,7 +65,7 @@
  *   --deaf-askers N            raw clients that stop reading and ask for errors past the hub's
  *                              hard limit, N of them; the hub runs with small output limits (0)
  *   --unsent-kib N             the hub-wide bound on unsent bytes over all connections, in KiB:
- *                              stalled replicas and snapshots fill it, connections are cut (256; 0 off)
+ *                              stalled replicas and snapshots fill it, connections are cut (1024; 0 off)
  *   --presence-churn N         raw clients that re-subscribe hundreds of times at once holding a
  *                              large presence, then leave; a watcher checks the pacing (0)
  *   --rollbacks N              devices whose disks are restored from their backups N times, one

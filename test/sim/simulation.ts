@@ -298,12 +298,13 @@ export interface SimOptions {
   readonly presenceChurn?: number
   /**
    * The hub-wide bound on unsent bytes (unsent.ts, adapters/ws/unsent-budget.ts), in KiB, over
-   * all the hub's connections: smaller than one follower's high-water mark (1 MiB), so
-   * stalled replicas and the big document's snapshots fill it and connections are cut in most
-   * seeds; the checker's invariants must hold through the cuts. At 256 KiB a reader alone,
-   * sent a snapshot larger than the bound in chunks, was cut at its second chunk for ever
-   * (5 seeds of 6 failed, a fresh replica never synced). Needs `byteBuffers`; 0 leaves it off.
-   * Default 256.
+   * all the hub's connections: one follower's high-water mark (1 MiB), far under a server's
+   * least (8 MiB), so stalled replicas and the big document's snapshots fill it and
+   * connections are cut in some seeds; the checker's invariants must hold through the cuts.
+   * It must hold what one reader is sent while it reads, its high-water mark and a frame:
+   * below that (512 KiB), a fresh replica alone, sent a snapshot in chunks, was cut at every
+   * reconnect and never synced, and a world of 1 MiB frames needs 2048 (servers refuse less
+   * than MIN_MAX_UNSENT_BYTES). Needs `byteBuffers`; 0 leaves it off. Default 1024.
    */
   readonly unsentKib?: number
   /**
@@ -339,7 +340,7 @@ export const DEFAULTS = {
   docs: 2, bigBytes: 2 << 20, drifting: true, hostile: true, appBugs: true, readLatency: true, hubWriteFailures: 0.01, hubReadFailures: 0.002, replicaWriteFailures: 0.01, replicaReadFailures: 0.002, clockSteps: 2, byteBuffers: true, stalls: 2, replicaQuota: 2, gracefulStops: 0.3,
   checkpointEvery: 16, quietCheckpointMs: 500, catchUpPage: 8, activeMs: 20_000, ops: 160, faults: 1,
   protocols: "mixed" as "mixed" | "v1" | "v2" | "v3" | "v4", snapshots: true, snapshotCrashes: 0.05, streamFaults: 0.2, longOutages: true,
-  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtNotes: 0.2, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, memoryHog: 0, cpuHog: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2, unsentKib: 256,
+  mixedFleet: true, crdt: true, crdtAutomerge: 0.3, crdtNotes: 0.2, crdtPastes: 0.02, crdtHeavy: 0, crdtPoison: 0, memoryHog: 0, cpuHog: 0, flagBursts: 1, churn: 1, deafAskers: 0, presenceChurn: 0, rollbacks: 2, unsentKib: 1024,
 } as const
 
 /** Small enough that a TodoPlus document snapshots every few dozen commands. */

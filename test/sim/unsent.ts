@@ -36,6 +36,7 @@ export const boundUnsent = (
       owner: client,
       unsent: () => (gone ? 0 : conn.bufferedAmount),
       delivered: () => sent - conn.bufferedAmount,
+      open: () => !gone,
       cut: (held) => {
         gone = true
         world.cutsBy.set(client, (world.cutsBy.get(client) ?? 0) + 1)

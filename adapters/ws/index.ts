@@ -11,7 +11,7 @@ export {
 export { closeUpgradesUntilReady, STARTING_CLOSE } from "./starting.js"
 export { boundPipelining, MAX_PIPELINED_REQUESTS } from "./pipelining.js"
 export { SocketCap, socketCapFor, type SocketCapOptions } from "./socket-cap.js"
-export { DEFAULT_MAX_UNSENT_BYTES } from "./unsent-budget.js"
+export { DEFAULT_MAX_UNSENT_BYTES, MIN_MAX_UNSENT_BYTES } from "./unsent-budget.js"
 export { normalizeAddress, proxyTrust, type TrustProxy } from "./remote-address.js"
 export { wsClientTransport, type NodeWsClientOptions } from "./client-node.js"
 export {

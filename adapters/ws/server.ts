@@ -112,8 +112,8 @@ export interface WsServerOptions {
   readonly maxConnections?: number
   /**
    * Bytes written to the server's sockets (every route's) that have not left yet, in all.
-   * Past it, sockets are cut: first those from which nothing reached the network for 5 s,
-   * then the newest (unsent-budget.ts). A client that stops reading cannot make the server
+   * Past it, sockets are cut in unsent-budget.ts's order: first those from which nothing
+   * reached the network for 5 s, last the newest. A client that stops reading cannot make the server
    * hold memory without end. Default DEFAULT_MAX_UNSENT_BYTES (256 MiB), at least
    * MIN_MAX_UNSENT_BYTES (8 MiB); Infinity for no bound.
    */
@@ -295,7 +295,7 @@ export class WsServer {
     this.counter = new ConnectionCounter(caps)
     const maxUnsent = options.maxUnsentBytes ?? DEFAULT_MAX_UNSENT_BYTES
     if (!(maxUnsent >= MIN_MAX_UNSENT_BYTES)) {
-      throw new TypeError(`maxUnsentBytes must be at least ${MIN_MAX_UNSENT_BYTES} bytes (8 MiB), not ${String(maxUnsent)}: below what one reader is sent while it reads, a large document never reaches it.`)
+      throw new TypeError(`maxUnsentBytes must be at least ${MIN_MAX_UNSENT_BYTES} bytes (${MIN_MAX_UNSENT_BYTES / 2 ** 20} MiB), not ${String(maxUnsent)}: below what one reader is sent while it reads, a large document never reaches it.`)
     }
     this.unsent = new UnsentBudget(maxUnsent)
     this.socketClass = budgetedWebSocket(this.unsent)

@@ -4,7 +4,7 @@
  * (acknowledged means durable). Two commands take them: `npm start` (the demo board) and
  * `canon serve` (your machines); each has its own usage text.
  */
-import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, proxyTrust, socketCapFor, type TrustProxy } from "../../adapters/ws/index.js"
+import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, MIN_MAX_UNSENT_BYTES, proxyTrust, socketCapFor, type TrustProxy } from "../../adapters/ws/index.js"
 import { parseOrigins } from "./browser-guard.js"
 import { fromInvocationDir } from "./invocation-dir.js"
 
@@ -210,8 +210,9 @@ export const parseConfig = (argv: ReadonlyArray<string>, env: Record<string, str
     : 256
   const unsentFlag = flags.get("max-unsent-mib")
   const unsentEnv = nonEmptyEnv(env.CANON_MAX_UNSENT_MIB)
-  const maxUnsentMib = unsentFlag !== undefined ? atLeast(8, unsentFlag, "--max-unsent-mib")
-    : unsentEnv !== undefined ? atLeast(8, unsentEnv, "CANON_MAX_UNSENT_MIB")
+  const leastUnsentMib = MIN_MAX_UNSENT_BYTES / 2 ** 20
+  const maxUnsentMib = unsentFlag !== undefined ? atLeast(leastUnsentMib, unsentFlag, "--max-unsent-mib")
+    : unsentEnv !== undefined ? atLeast(leastUnsentMib, unsentEnv, "CANON_MAX_UNSENT_MIB")
     : 256
   // An empty variable is unset, as for the others (an env file's `CANON_HOST=`); an empty flag is a mistake.
   // An empty host would bind every interface.

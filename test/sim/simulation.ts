@@ -61,7 +61,7 @@ import { Big, SimBurner, SimText, SimTextLowered, SimTextLoweredV2, SimTextV2, T
 import { MAX_BURN_MS, simCpu } from "./cpu.js"
 import { argsKey, ATTACKS, HostileClients, type Attack, type Victim } from "./hostile.js"
 import { SubscribeChurner, countDeliveries, type Deliveries } from "./churn.js"
-import { boundUnsent, type UnsentWorld } from "./unsent.js"
+import { boundUnsent } from "./unsent.js"
 import { UnsentBudget } from "../../adapters/ws/unsent-budget.js"
 import { DEAF_CLOSE_MS, DeafAsker } from "./deaf.js"
 import { LEAVE_MS, PresenceChurner } from "./presence-churn.js"
@@ -574,9 +574,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
       },
     })
     // The bound on what the hub's connections hold unsent together, on the world's clock (unsent.ts).
-    const unsent: UnsentWorld | undefined = o.byteBuffers && o.unsentKib > 0
-      ? { budget: new UnsentBudget(o.unsentKib * 1024, () => vrt.now()), cutsBy: new Map() }
-      : undefined
+    const unsent = o.byteBuffers && o.unsentKib > 0 ? new UnsentBudget(o.unsentKib * 1024, () => vrt.now()) : undefined
     // Mostly fast, sometimes slow: widens the window in which a crash loses a write.
     const diskLatency = () => (rng() < 0.1 ? Math.floor(rng() * 60) : Math.floor(rng() * 4))
     const readLatency = () => (phase === "check" || !o.readLatency ? 0 : rng() < 0.05 ? Math.floor(rng() * 30) : Math.floor(rng() * 3))
@@ -1939,7 +1937,7 @@ export const runSimulation = async (options: SimOptions): Promise<SimResult> => 
     }
     stats.events = trace.length
     stats.timers = guard.events
-    if (unsent !== undefined) stats.unsentCuts = unsent.budget.cuts
+    if (unsent !== undefined) stats.unsentCuts = unsent.cuts
     const digest = hashState(digestParts)
     // Closing waits for writes in flight; a peer that cannot finish them is reported, not awaited.
     // The replicas first, so the hub closes documents nobody follows any longer (idle, their timers armed).

@@ -15,16 +15,10 @@
  */
 import type { ConnectionAcceptor, ServerMessage } from "../../core/index.js"
 import type { MemoryNetwork } from "../../adapters/memory/index.js"
-import { UnsentBudget } from "../../adapters/ws/unsent-budget.js"
-
-export interface UnsentWorld {
-  readonly budget: UnsentBudget
-  /** Connections cut to stay within the limit, by client. */
-  readonly cutsBy: Map<string, number>
-}
+import type { UnsentBudget } from "../../adapters/ws/unsent-budget.js"
 
 export const boundUnsent = (
-  hub: ConnectionAcceptor, net: MemoryNetwork, world: UnsentWorld, checks: { readonly fail: (s: string) => void; readonly log: (s: string) => void },
+  hub: ConnectionAcceptor, net: MemoryNetwork, budget: UnsentBudget, checks: { readonly fail: (s: string) => void; readonly log: (s: string) => void },
 ): ConnectionAcceptor => ({
   accept: (conn, info) => {
     const address = info?.remoteAddress ?? ""
@@ -32,22 +26,21 @@ export const boundUnsent = (
     let sent = 0
     let gone = false
     const key = {}
-    world.budget.track(key, {
+    budget.track(key, {
       owner: client,
-      unsent: () => (gone ? 0 : conn.bufferedAmount),
+      unsent: () => conn.bufferedAmount,
       delivered: () => sent - conn.bufferedAmount,
       open: () => !gone,
       cut: (held) => {
         gone = true
-        world.cutsBy.set(client, (world.cutsBy.get(client) ?? 0) + 1)
-        checks.log(`unsent bound: ${client} cut holding ${held} B (${world.budget.unsent} B held in all)`)
+        checks.log(`unsent bound: ${client} cut holding ${held} B (${budget.unsent} B held in all)`)
         // Reset, as ws.terminate() resets a socket (a client of this world has one connection at a time).
         net.drop(client)
       },
     })
     const forget = () => {
       gone = true
-      world.budget.release(key)
+      budget.release(key)
     }
     const counted: typeof conn = Object.create(conn, {
       // The hub's own close: it does not hear of it again, and the link's bytes are no longer its.
@@ -61,9 +54,9 @@ export const boundUnsent = (
         conn.send(m)
         const bytes = Math.max(0, conn.bufferedAmount - before)
         sent += bytes
-        if (!world.budget.admit(key, bytes)) return
-        world.budget.settle(key)
-        const { unsent, limit } = world.budget
+        if (!budget.admit(key, bytes)) return
+        budget.settle(key)
+        const { unsent, limit } = budget
         if (unsent > limit && unsent !== conn.bufferedAmount) {
           checks.fail(`unsent bound: the hub's connections hold ${unsent} B, past the limit of ${limit} B, and not one message alone`)
         }
